@@ -1,0 +1,3 @@
+"""Tollgate: the ext_proc service Envoy asks about every request an agent makes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,248 @@
+"""tollgate's configuration: YAML, decoded strictly into frozen dataclasses.
+
+Strictness is the point: an unknown key, a wrong type or a value outside its
+choices is one clear error naming the file and the key path, raised at start.
+A key the user leaves out takes its documented default; a key the user
+misspells is never silently replaced by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message is one line naming file and key."""
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Listen:
+    # ext_proc and the standard gRPC health service share this address.
+    grpc: str = "127.0.0.1:50051"
+    # How long SIGTERM waits for in-flight exchanges before cancelling them.
+    drain_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _host_port(self.grpc)
+        if self.drain_seconds < 0:
+            raise ValueError("drain_seconds must be >= 0")
+
+    @property
+    def grpc_port(self) -> int:
+        return _host_port(self.grpc)[1]
+
+
+@dataclass(frozen=True)
+class Policy:
+    engine: Literal["embedded"] = "embedded"
+    # Directory of .rego files; relative paths resolve against the config file.
+    dir: Path = Path("policies")
+    query: str = "data.tollgate.decision"
+    # Request headers whose values reach the policy only as a hash prefix.
+    sensitive_headers: tuple[str, ...] = (
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.query.startswith("data."):
+            raise ValueError(f"query must start with 'data.', got {self.query!r}")
+        object.__setattr__(
+            self, "sensitive_headers", tuple(h.lower() for h in self.sensitive_headers)
+        )
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    service_name: str = "tollgate"
+    # OTLP/gRPC collector (Jaeger accepts it on :4317), or None for no export.
+    otlp_endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which requests belong to a target, from what Envoy sends with the headers."""
+
+    route: str | None = None
+    cluster: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.route is None and self.cluster is None:
+            raise ValueError("needs 'route' or 'cluster'")
+
+
+@dataclass(frozen=True)
+class Inspect:
+    """Which phases beyond the request headers a target asks Envoy for."""
+
+    # Decide on the request body when the request has one (buffered by Envoy).
+    request_body: bool = True
+    # Decide again on the response: its headers, or its headers and body.
+    response: Literal["none", "headers", "body"] = "none"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    match: Match
+    protocol: Literal["http"] = "http"
+    environment: str = "dev"
+    labels: dict[str, str] = field(default_factory=dict)
+    # closed: a policy that cannot answer refuses the request. open: it lets it through.
+    fail_mode: Literal["closed", "open"] = "closed"
+    inspect: Inspect = field(default_factory=Inspect)
+
+
+@dataclass(frozen=True)
+class Config:
+    targets: tuple[Target, ...]
+    listen: Listen = field(default_factory=Listen)
+    policy: Policy = field(default_factory=Policy)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    # Where the file was read from; relative paths inside it resolve against its folder.
+    source: Path = Path("<memory>")
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ValueError("at least one target is needed")
+        seen: set[str] = set()
+        for target in self.targets:
+            if target.name in seen:
+                raise ValueError(f"target name {target.name!r} is used twice")
+            seen.add(target.name)
+
+    @property
+    def policy_dir(self) -> Path:
+        return (self.source.parent / self.policy.dir).resolve()
+
+
+# -- the strict decoder -------------------------------------------------------------
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file, or raise ConfigError naming file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{path}:{where} invalid YAML: {problem}") from None
+    return parse(data, source=path)
+
+
+def parse(data: Any, *, source: Path = Path("<memory>")) -> Config:
+    """Validate an already-loaded mapping (what `load` does after reading YAML)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return _decode(Config, {**data, "source": source}, "", source)
+    except _KeyError as exc:
+        raise ConfigError(f"{source}: {exc.key or '<top>'}: {exc.message}") from None
+
+
+class _KeyError(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            Path: "a path"}.get(tp, str(tp))
+
+
+def _decode(tp: Any, value: Any, key: str, source: Path) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _decode(options[0], value, key, source)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise _KeyError(key, f"expected {_type_name(tp)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _decode_dataclass(tp, value, key, source)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise _KeyError(key, f"expected a list, got {type(value).__name__}")
+        return tuple(_decode(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict:
+        _, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise _KeyError(key, f"expected a mapping, got {type(value).__name__}")
+        return {str(k): _decode(value_tp, v, f"{key}.{k}", source) for k, v in value.items()}
+    if tp is Path:
+        if isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            raise _KeyError(key, f"expected a path, got {value!r}")
+        return Path(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise _KeyError(key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _decode_dataclass(cls: Any, value: Any, key: str, source: Path) -> Any:
+    if not isinstance(value, dict):
+        raise _KeyError(key, f"expected a mapping, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in value:
+        if name not in fields:
+            known = ", ".join(n for n in fields if n != "source")
+            raise _KeyError(_join(key, str(name)), f"unknown key (known keys: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = _decode(hints[name], value[name], _join(key, name), source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise _KeyError(_join(key, name), "required key is missing")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise _KeyError(key, str(exc)) from None
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name

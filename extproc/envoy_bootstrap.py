@@ -1,0 +1,63 @@
+"""Envoy bootstraps derived from the ones in `envoy/`, for other ports or set-ups.
+
+`tollgate up`, the end-to-end tests and the benchmark all start Envoy from
+`envoy/quickstart.yaml`; this module moves its listener, admin and cluster
+endpoints to the ports asked for, so the file users read is the file that runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
+EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
+
+
+@dataclass(frozen=True)
+class Ports:
+    listener: int = 10000
+    admin: int = 9901
+    ext_proc: int = 50051
+    upstream: int = 10080
+
+
+def load(path: Path = QUICKSTART) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def with_ports(bootstrap: dict[str, Any], ports: Ports) -> dict[str, Any]:
+    """A copy listening and connecting on `ports` (the cluster roles: ext_proc, upstream)."""
+    config = copy.deepcopy(bootstrap)
+    config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
+    resources = config["static_resources"]
+    (listener,) = resources["listeners"]
+    listener["address"]["socket_address"]["port_value"] = ports.listener
+    for cluster in resources["clusters"]:
+        port = ports.ext_proc if cluster["name"] == "tollgate_extproc" else ports.upstream
+        for group in cluster["load_assignment"]["endpoints"]:
+            for endpoint in group["lb_endpoints"]:
+                endpoint["endpoint"]["address"]["socket_address"]["port_value"] = port
+    return config
+
+
+def without_ext_proc(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """A copy with the ext_proc filter removed: Envoy alone, the benchmark's baseline."""
+    config = copy.deepcopy(bootstrap)
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                hcm = network_filter["typed_config"]
+                hcm["http_filters"] = [
+                    f for f in hcm["http_filters"] if f["name"] != EXT_PROC_FILTER
+                ]
+    return config
+
+
+def write(bootstrap: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(bootstrap, sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,118 @@
+"""The HTTP request and response as a policy sees them.
+
+Built from plain header pairs and body bytes, so nothing here knows Envoy's
+messages. Bodies are decoded for policies (JSON parsed, text as text); what
+cannot be read honestly is refused with a `BadInput`, never guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+
+class BadInput(Exception):
+    """A request tollgate refuses to decide on; becomes a JSON error answer."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+def collect_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-cased names; a repeated header's values joined as HTTP allows."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        name = name.lower()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def redact(value: str) -> str:
+    """A secret as the policy sees it: equal values stay comparable, none is readable."""
+    return f"<redacted:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
+
+
+def policy_headers(headers: dict[str, str], sensitive: tuple[str, ...]) -> dict[str, str]:
+    """Headers without pseudo-headers, sensitive values redacted."""
+    return {
+        name: redact(value) if name in sensitive else value
+        for name, value in headers.items()
+        if not name.startswith(":")
+    }
+
+
+def request_view(headers: dict[str, str], sensitive: tuple[str, ...]) -> dict[str, Any]:
+    """The `input.request` of the policy contract, before any body arrives."""
+    path, _, query = headers.get(":path", "/").partition("?")
+    return {
+        "method": headers.get(":method", ""),
+        "path": path,
+        # As the OPA-Envoy plugin does: every parameter maps to the list of its values.
+        "query": parse_qs(query, keep_blank_values=True) if query else {},
+        "headers": policy_headers(headers, sensitive),
+        "body": None,
+    }
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _is_text(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.startswith("text/") or media == "application/x-www-form-urlencoded"
+
+
+def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
+    """A request body as policy input: JSON parsed, text as str, other bytes as None.
+
+    Raises BadInput for what would let a request pass unread: a compressed body,
+    invalid UTF-8 in JSON or text, malformed JSON.
+    """
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise BadInput(
+            415, "unsupported_content_encoding",
+            f"request bodies encoded with {encoding!r} cannot be inspected; send them uncompressed",
+        )
+    if not raw:
+        return None
+    content_type = headers.get("content-type", "")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if _is_json(content_type) or _is_text(content_type) or not content_type:
+            raise BadInput(
+                400, "invalid_utf8", f"request body is not valid UTF-8 (byte {exc.start})"
+            ) from None
+        return None  # binary media: the policy sees its size and type, not its bytes
+    if not _is_json(content_type):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            400, "malformed_json",
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+
+
+def decode_response_body(headers: dict[str, str], raw: bytes) -> Any:
+    """A response body as policy input; an upstream's odd body is shown, not refused."""
+    if not raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _is_json(headers.get("content-type", "")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text

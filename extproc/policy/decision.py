@@ -1,0 +1,71 @@
+"""What a policy answers, checked before anything acts on it.
+
+A policy result that is not exactly the documented shape is never guessed at:
+`Decision.parse` raises, and the caller turns that into a deny (fail closed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Action = Literal["allow", "deny", "hold"]
+_ACTIONS = ("allow", "deny", "hold")
+_KNOWN_KEYS = frozenset(
+    {"action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds"}
+)
+
+
+class MalformedDecision(ValueError):
+    """The policy answered, but not with a decision of the documented shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reasons: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    # HTTP status of a deny; 403 unless the policy names another.
+    status: int = 403
+    # What to mask in what is let through: {"fields": [...], "detectors": [...]}.
+    mask: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: Any) -> Decision:
+        """Validate a policy result (a JSON value) into a Decision."""
+        if not isinstance(value, dict):
+            raise MalformedDecision(f"decision must be an object, got {_kind(value)}")
+        unknown = value.keys() - _KNOWN_KEYS
+        if unknown:
+            raise MalformedDecision(f"unknown decision keys: {', '.join(sorted(unknown))}")
+        action = value.get("action")
+        if action not in _ACTIONS:
+            raise MalformedDecision(f"action must be one of {', '.join(_ACTIONS)}, got {action!r}")
+        status = value.get("status", 403)
+        if type(status) is not int or not 400 <= status <= 599:
+            raise MalformedDecision(f"status must be an integer 400-599, got {status!r}")
+        mask = value.get("mask", {})
+        if not isinstance(mask, dict):
+            raise MalformedDecision(f"mask must be an object, got {_kind(mask)}")
+        return cls(
+            action=action,
+            reasons=_strings(value, "reasons"),
+            rules=_strings(value, "rules"),
+            status=status,
+            mask={k: _strings(mask, k) for k in mask},
+        )
+
+    @property
+    def masks_anything(self) -> bool:
+        return any(self.mask.values())
+
+
+def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = obj.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise MalformedDecision(f"{key} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,52 @@
+"""OpenTelemetry for exchanges: one SERVER span each, exported off the request path.
+
+Spans go to a BatchSpanProcessor, so the request path only records in memory;
+export to the OTLP endpoint happens on the processor's own thread. An agent's
+W3C `traceparent` is continued, so its own trace and the gateway's join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from extproc import __version__, config
+
+_propagator = TraceContextTextMapPropagator()
+
+
+class Telemetry:
+    def __init__(self, settings: config.Telemetry) -> None:
+        self._provider = TracerProvider(
+            resource=Resource.create(
+                {"service.name": settings.service_name, "service.version": __version__}
+            )
+        )
+        if settings.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            insecure = settings.otlp_endpoint.startswith("http://")
+            exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=insecure)
+            self._provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._tracer = self._provider.get_tracer("tollgate", __version__)
+
+    def start_exchange(self, method: str, target: str, headers: Mapping[str, str]) -> Span:
+        """Open the exchange's span, continuing the caller's trace when it sent one."""
+        context = _propagator.extract(headers) if "traceparent" in headers else None
+        return self._tracer.start_span(
+            f"tollgate {method} {target}", context=context, kind=SpanKind.SERVER
+        )
+
+    def shutdown(self) -> None:
+        """Flush what is still queued (bounded by the processor's export timeout)."""
+        self._provider.shutdown()
+
+
+def trace_id_of(span: Span) -> str:
+    return trace.format_trace_id(span.get_span_context().trace_id)
