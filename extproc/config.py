@@ -22,10 +22,18 @@ class ConfigError(Exception):
     """A configuration that cannot be used; the message is one line naming file and key."""
 
 
+class Invalid(ValueError):
+    """Raised by a dataclass's own checks; `field` is the key the message is about."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
+        raise Invalid("grpc", f"expected HOST:PORT, got {value!r}")
     return host, int(port)
 
 
@@ -39,7 +47,7 @@ class Listen:
     def __post_init__(self) -> None:
         _host_port(self.grpc)
         if self.drain_seconds < 0:
-            raise ValueError("drain_seconds must be >= 0")
+            raise Invalid("drain_seconds", "must be >= 0")
 
     @property
     def grpc_port(self) -> int:
@@ -65,7 +73,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         if not self.query.startswith("data."):
-            raise ValueError(f"query must start with 'data.', got {self.query!r}")
+            raise Invalid("query", f"must start with 'data.', got {self.query!r}")
         object.__setattr__(
             self, "sensitive_headers", tuple(h.lower() for h in self.sensitive_headers)
         )
@@ -87,7 +95,7 @@ class Match:
 
     def __post_init__(self) -> None:
         if self.route is None and self.cluster is None:
-            raise ValueError("needs 'route' or 'cluster'")
+            raise Invalid(None, "needs 'route' or 'cluster'")
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,11 @@ class Config:
 
     def __post_init__(self) -> None:
         if not self.targets:
-            raise ValueError("at least one target is needed")
+            raise Invalid("targets", "at least one target is needed")
         seen: set[str] = set()
         for target in self.targets:
             if target.name in seen:
-                raise ValueError(f"target name {target.name!r} is used twice")
+                raise Invalid("targets", f"target name {target.name!r} is used twice")
             seen.add(target.name)
 
     @property
@@ -240,8 +248,8 @@ def _decode_dataclass(cls: Any, value: Any, key: str, source: Path) -> Any:
             raise _KeyError(_join(key, name), "required key is missing")
     try:
         return cls(**kwargs)
-    except ValueError as exc:
-        raise _KeyError(key, str(exc)) from None
+    except Invalid as exc:
+        raise _KeyError(_join(key, exc.field) if exc.field else key, str(exc)) from None
 
 
 def _join(key: str, name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import regorus
@@ -20,8 +21,17 @@ _UNDEFINED = '"<undefined>"'
 
 
 def clean_regorus_error(exc: BaseException) -> str:
-    """regorus errors carry a Rust backtrace when RUST_BACKTRACE is set; keep the message."""
-    return str(exc).split("\n\nStack backtrace:", 1)[0].strip()
+    """One line, `FILE:LINE:COL: message` when regorus gives a location.
+
+    regorus reports errors as a multi-line source excerpt, plus a Rust backtrace
+    when RUST_BACKTRACE is set; a log line or an error exit wants one line.
+    """
+    text = str(exc).split("\n\nStack backtrace:", 1)[0].strip()
+    location = re.search(r"-->\s*(\S+)", text)
+    message = re.search(r"^error:\s*(.+)$", text, re.MULTILINE)
+    if location and message:
+        return f"{location.group(1)}: {message.group(1).strip()}"
+    return " ".join(text.split())
 
 
 def read_modules(policy_dir: Path) -> list[tuple[str, str]]:

@@ -1,0 +1,123 @@
+"""Strict configuration: every mistake is one line naming the file and the key, exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extproc import config
+from extproc.cli import QUICKSTART_CONFIG
+
+MINIMAL = {"targets": [{"name": "demo", "match": {"route": "demo"}}]}
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "tollgate.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL))
+    assert cfg.listen.grpc == "127.0.0.1:50051"
+    assert cfg.listen.grpc_port == 50051
+    assert cfg.policy.engine == "embedded"
+    assert cfg.policy.query == "data.tollgate.decision"
+    assert cfg.telemetry.otlp_endpoint is None
+    (target,) = cfg.targets
+    assert (target.protocol, target.fail_mode, target.environment) == ("http", "closed", "dev")
+    assert target.inspect.request_body is True and target.inspect.response == "none"
+    assert cfg.policy_dir == (tmp_path / "policies").resolve()
+
+
+def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
+    cfg = config.load(QUICKSTART_CONFIG)
+    assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
+    assert [t.name for t in cfg.targets] == ["demo"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({**MINIMAL, "polcy": {}}, "polcy: unknown key"),
+        ({**MINIMAL, "policy": {"engin": "embedded"}}, "policy.engin: unknown key"),
+        ({**MINIMAL, "policy": {"engine": "regopy"}}, "policy.engine: expected one of 'embedded'"),
+        ({**MINIMAL, "listen": {"grpc": "50051"}}, "listen.grpc: expected HOST:PORT"),
+        ({**MINIMAL, "listen": {"drain_seconds": "ten"}},
+         "listen.drain_seconds: expected a number"),
+        ({"targets": [{"name": "a"}]}, "targets[0].match: required key is missing"),
+        ({"targets": [{"name": "a", "match": {}}]}, "targets[0].match: needs 'route' or 'cluster'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "fail_mode": "opn"}]},
+         "targets[0].fail_mode: expected one of 'closed', 'open', got 'opn'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "inspect": {"response": "all"}}]},
+         "targets[0].inspect.response: expected one of"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "labels": {"x": 1}}]},
+         "targets[0].labels.x: expected a string"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "inspect": {"request_body": "yes"}}]},
+         "targets[0].inspect.request_body: expected true or false"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}},
+                      {"name": "a", "match": {"route": "b"}}]},
+         "targets: target name 'a' is used twice"),
+        ({"targets": []}, "targets: at least one target"),
+        ({}, "targets: required key is missing"),
+        ({**MINIMAL, "policy": {"query": "tollgate.decision"}},
+         "policy.query: must start with 'data.'"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path: Path, data: dict, expected: str) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("targets: [\n  - {name: a", "line 2"), ("- a\n- b\n", "top level must be a mapping")],
+)
+def test_unreadable_yaml_is_named(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(config.ConfigError, match=expected):
+        config.load(write(tmp_path, text))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "extproc", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_missing_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("serve", "--config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"tollgate: {tmp_path / 'nope.yaml'}: no such file"
+
+
+def test_cli_bad_key_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, {**MINIMAL, "telemetry": {"otlp": "x"}})
+    result = run_cli("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{path}: telemetry.otlp: unknown key" in result.stderr
+
+
+def test_cli_policy_syntax_error_refuses_to_start_naming_file_and_line(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "bad.rego").write_text("package tollgate\n\ndecision := {\n")
+    result = run_cli("serve", "--config", str(write(tmp_path, MINIMAL)))
+    assert result.returncode == 2
+    assert "bad.rego:4" in result.stderr or "bad.rego:3" in result.stderr
+    assert "Stack backtrace" not in result.stderr
+
+
+def test_cli_missing_policy_dir_refuses_to_start(tmp_path: Path) -> None:
+    result = run_cli("serve", "--config", str(write(tmp_path, MINIMAL)))
+    assert result.returncode == 2
+    assert "policy directory" in result.stderr and "does not exist" in result.stderr

@@ -1,0 +1,347 @@
+"""The exchange state machine, over a real gRPC stream with real ext_proc messages.
+
+Each test plays Envoy's side of one stream: it sends the phases Envoy would
+send, reads tollgate's answers, and checks that the stream ends exactly when no
+further phase is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    HttpBody,
+    HttpHeaders,
+    ProcessingRequest,
+    ProcessingResponse,
+)
+from google.protobuf.struct_pb2 import Struct
+
+from extproc import config
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.servicer import ExtProcServicer
+from extproc.telemetry import Telemetry
+
+ALLOW_UNLESS = """package tollgate
+import rego.v1
+default decision := {"action": "allow", "reasons": [], "rules": []}
+decision := {"action": "deny", "reasons": ["dropped"], "rules": ["t.drop"]} if {
+    contains(input.request.body.sql, "DROP")
+}
+decision := {"action": "deny", "reasons": ["bad response"], "rules": ["t.resp"]} if {
+    input.phase == "response"
+    input.response.status == 500
+}
+"""
+
+
+def headers(pairs: dict[str, str], end_of_stream: bool, route: str = "demo") -> ProcessingRequest:
+    attrs = Struct()
+    attrs.update({"xds.route_name": route, "xds.cluster_name": "demo_upstream"})
+    return ProcessingRequest(
+        request_headers=HttpHeaders(
+            headers=HeaderMap(
+                headers=[HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
+            ),
+            end_of_stream=end_of_stream,
+        ),
+        attributes={"envoy.filters.http.ext_proc": attrs},
+    )
+
+
+def get(path: str = "/x", route: str = "demo", **extra: str) -> ProcessingRequest:
+    return headers({":method": "GET", ":path": path, ":scheme": "http", **extra}, True, route)
+
+
+def post(path: str = "/sql") -> ProcessingRequest:
+    return headers(
+        {":method": "POST", ":path": path, "content-type": "application/json"}, False
+    )
+
+
+def body(data: dict[str, Any]) -> ProcessingRequest:
+    return ProcessingRequest(
+        request_body=HttpBody(body=json.dumps(data).encode(), end_of_stream=True)
+    )
+
+
+def response_headers(status: int, end_of_stream: bool) -> ProcessingRequest:
+    return ProcessingRequest(
+        response_headers=HttpHeaders(
+            headers=HeaderMap(
+                headers=[
+                    HeaderValue(key=":status", raw_value=str(status).encode()),
+                    HeaderValue(key="content-type", raw_value=b"application/json"),
+                ]
+            ),
+            end_of_stream=end_of_stream,
+        )
+    )
+
+
+def response_body(text: str) -> ProcessingRequest:
+    return ProcessingRequest(response_body=HttpBody(body=text.encode(), end_of_stream=True))
+
+
+class Stream:
+    """Envoy's end of one ext_proc stream."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def send(self, message: ProcessingRequest) -> ProcessingResponse:
+        await self._call.write(message)
+        reply = await self._call.read()
+        assert reply is not grpc.aio.EOF, "tollgate closed the stream without answering"
+        return reply
+
+    async def ended(self) -> bool:
+        """True when tollgate has closed the stream (with status OK)."""
+        reply = await asyncio.wait_for(self._call.read(), 5)
+        if reply is not grpc.aio.EOF:
+            return False
+        return await self._call.code() == grpc.StatusCode.OK
+
+
+def run(
+    scenario: Callable[[Stream], Awaitable[None]], policy: str = ALLOW_UNLESS,
+    **target: Any,
+) -> None:
+    cfg = config.parse(
+        {"targets": [{"name": "demo", "match": {"route": "demo"}, **target}]}
+    )
+
+    async def main() -> None:
+        engine = EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision")
+        server = grpc.aio.server()
+        ext_proc_grpc.add_ExternalProcessorServicer_to_server(
+            ExtProcServicer(cfg, engine, Telemetry(cfg.telemetry)), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = ext_proc_grpc.ExternalProcessorStub(channel).Process()
+                await scenario(Stream(call))
+        finally:
+            await server.stop(None)
+
+    asyncio.run(main())
+
+
+def immediate_json(reply: ProcessingResponse) -> tuple[int, dict[str, Any]]:
+    assert reply.WhichOneof("response") == "immediate_response"
+    return reply.immediate_response.status.code, json.loads(reply.immediate_response.body)
+
+
+def test_headers_only_request_is_one_message_each_way_then_the_stream_ends() -> None:
+    async def scenario(stream: Stream) -> None:
+        reply = await stream.send(get())
+        assert reply.WhichOneof("response") == "request_headers"
+        assert not reply.HasField("mode_override")
+        trace_id = reply.dynamic_metadata.fields["tollgate"].struct_value["trace_id"]
+        assert len(trace_id) == 32
+        assert await stream.ended()
+
+    run(scenario)
+
+
+def test_request_with_body_asks_for_it_then_decides_on_it() -> None:
+    async def scenario(stream: Stream) -> None:
+        first = await stream.send(post())
+        assert first.WhichOneof("response") == "request_headers"
+        assert first.mode_override.request_body_mode == ProcessingMode.BUFFERED
+        assert first.mode_override.response_header_mode == ProcessingMode.DEFAULT
+        status, answer = immediate_json(await stream.send(body({"sql": "DROP TABLE t"})))
+        assert (status, answer["rules"]) == (403, ["t.drop"])
+        assert answer["trace_id"] == first.dynamic_metadata.fields["tollgate"].struct_value[
+            "trace_id"
+        ]
+        assert await stream.ended()
+
+    run(scenario)
+
+
+def test_allowed_body_continues_and_ends_the_stream() -> None:
+    async def scenario(stream: Stream) -> None:
+        await stream.send(post())
+        reply = await stream.send(body({"sql": "SELECT 1"}))
+        assert reply.WhichOneof("response") == "request_body"
+        assert await stream.ended()
+
+    run(scenario)
+
+
+def test_target_that_skips_bodies_decides_on_headers_alone() -> None:
+    async def scenario(stream: Stream) -> None:
+        reply = await stream.send(post())
+        assert reply.WhichOneof("response") == "request_headers"
+        assert not reply.HasField("mode_override")
+        assert await stream.ended()
+
+    run(scenario, inspect={"request_body": False})
+
+
+def test_response_headers_phase_when_target_inspects_responses() -> None:
+    async def scenario(stream: Stream) -> None:
+        first = await stream.send(get())
+        assert first.mode_override.response_header_mode == ProcessingMode.SEND
+        assert first.mode_override.response_body_mode == ProcessingMode.NONE
+        status, answer = immediate_json(await stream.send(response_headers(500, False)))
+        assert (status, answer["rules"]) == (403, ["t.resp"])
+        assert await stream.ended()
+
+    run(scenario, inspect={"response": "headers"})
+
+
+def test_response_body_phase_sees_the_body() -> None:
+    policy = """package tollgate
+import rego.v1
+default decision := {"action": "allow"}
+decision := {"action": "deny", "reasons": ["secret"], "rules": ["t.secret"]} if {
+    input.response.body.secret
+}
+"""
+
+    async def scenario(stream: Stream) -> None:
+        first = await stream.send(get())
+        assert first.mode_override.response_body_mode == ProcessingMode.BUFFERED
+        reply = await stream.send(response_headers(200, False))
+        assert reply.WhichOneof("response") == "response_headers"
+        status, _ = immediate_json(await stream.send(response_body('{"secret": "s3"}')))
+        assert status == 403
+        assert await stream.ended()
+
+    run(scenario, policy, inspect={"response": "body"})
+
+
+def test_response_without_body_is_decided_at_its_headers() -> None:
+    async def scenario(stream: Stream) -> None:
+        await stream.send(get())
+        reply = await stream.send(response_headers(204, True))
+        assert reply.WhichOneof("response") == "response_headers"
+        assert await stream.ended()
+
+    run(scenario, inspect={"response": "body"})
+
+
+def test_unknown_route_gets_404() -> None:
+    async def scenario(stream: Stream) -> None:
+        status, answer = immediate_json(await stream.send(get(route="elsewhere")))
+        assert status == 404
+        assert answer["error"] == "unknown_target"
+        assert await stream.ended()
+
+    run(scenario)
+
+
+def test_target_matched_by_cluster_name() -> None:
+    async def scenario(stream: Stream) -> None:
+        reply = await stream.send(get(route="some-route"))
+        assert reply.WhichOneof("response") == "request_headers"
+
+    run(scenario, match={"cluster": "demo_upstream"})
+
+
+def test_phase_out_of_order_fails_closed() -> None:
+    async def scenario(stream: Stream) -> None:
+        await stream.send(post())
+        status, answer = immediate_json(await stream.send(response_headers(200, True)))
+        assert (status, answer["error"]) == (500, "internal_error")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "policy_body",
+    [
+        'decision := {"action": "maybe"}',
+        'decision := "allow"',
+        'decision := {"action": "allow", "rules": "not-a-list"}',
+        'decision := {"action": "deny", "status": 200}',
+        'decision := {"action": "allow", "extra": 1}',
+        'decision := {"action": "allow"} if input.nothing',
+    ],
+    ids=["bad-action", "not-object", "bad-rules", "bad-status", "unknown-key", "undefined"],
+)
+def test_policy_errors_fail_closed(policy_body: str) -> None:
+    async def scenario(stream: Stream) -> None:
+        status, answer = immediate_json(await stream.send(get()))
+        assert (status, answer["reasons"]) == (403, ["policy error"])
+        assert answer["rules"] == ["tollgate.policy_error"]
+
+    run(scenario, f"package tollgate\nimport rego.v1\n{policy_body}\n")
+
+
+def test_policy_error_on_fail_open_target_allows() -> None:
+    async def scenario(stream: Stream) -> None:
+        reply = await stream.send(get())
+        assert reply.WhichOneof("response") == "request_headers"
+
+    run(scenario, 'package tollgate\nimport rego.v1\ndecision := {"action": "maybe"}\n',
+        fail_mode="open")
+
+
+def test_deny_status_named_by_policy() -> None:
+    async def scenario(stream: Stream) -> None:
+        status, _ = immediate_json(await stream.send(get()))
+        assert status == 429
+
+    run(scenario, 'package tollgate\ndecision := {"action": "deny", "status": 429}\n')
+
+
+def test_hold_refuses_until_approvals_exist() -> None:
+    async def scenario(stream: Stream) -> None:
+        status, answer = immediate_json(await stream.send(get()))
+        assert status == 403
+        assert answer["reasons"][0] == "approval required"
+
+    run(scenario, 'package tollgate\ndecision := {"action": "hold", "approvers": ["group:dba"]}\n')
+
+
+def test_masking_request_refuses_until_masking_exists() -> None:
+    async def scenario(stream: Stream) -> None:
+        status, answer = immediate_json(await stream.send(get()))
+        assert status == 403
+        assert "tollgate.mask_unavailable" in answer["rules"]
+
+    run(scenario, 'package tollgate\ndecision := {"action": "allow", "mask": {"fields": ["x"]}}\n')
+
+
+def test_policy_input_shape_and_redacted_secrets() -> None:
+    # The policy denies with the input as its reason, so the test can read what it saw.
+    policy = """package tollgate
+decision := {"action": "deny", "reasons": [json.marshal(input)]}
+"""
+
+    async def scenario(stream: Stream) -> None:
+        _, answer = immediate_json(
+            await stream.send(
+                get("/items?id=1&id=2&q=", authorization="Bearer s3cret", cookie="sid=abc",
+                    accept="application/json")
+            )
+        )
+        seen = json.loads(answer["reasons"][0])
+        assert seen["phase"] == "request"
+        assert seen["target"] == {
+            "name": "demo", "protocol": "http", "environment": "dev", "labels": {}
+        }
+        request = seen["request"]
+        assert (request["method"], request["path"]) == ("GET", "/items")
+        assert request["query"] == {"id": ["1", "2"], "q": [""]}
+        assert request["headers"]["accept"] == "application/json"
+        assert request["headers"]["authorization"].startswith("<redacted:")
+        assert "s3cret" not in answer["reasons"][0] and "abc" not in answer["reasons"][0]
+        assert not any(name.startswith(":") for name in request["headers"])
+        assert seen["identity"] == {"authenticated": False}
+        assert seen["sql"] is None and seen["approval"] is None
+
+    run(scenario, policy)
