@@ -29,17 +29,25 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e .
+# xds-protos ships an old copy of opentelemetry/proto/* that overwrites the files of
+# opentelemetry-proto (the OTLP exporter then fails to import), depending on install
+# order. Reinstalling opentelemetry-proto last restores its own files; envoy's modules
+# only need the older messages, which the newer files still hold.
+OTEL_PROTO = $$(grep -o 'opentelemetry-proto==[0-9.]*' pyproject.toml)
+define install
+	$(BIN)/pip install -q -e '.$(1)'
+	$(BIN)/pip install -q --no-deps --force-reinstall "$(OTEL_PROTO)"
 	touch $@
+endef
+
+$(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
+	$(call install,)
 
 $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@
+	$(call install,[test])
 
 $(VENV)/.bench-deps: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[test,bench]'
-	touch $@
+	$(call install,[test,bench])
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -106,6 +106,14 @@ class Inspect:
     request_body: bool = True
     # Decide again on the response: its headers, or its headers and body.
     response: Literal["none", "headers", "body"] = "none"
+    # A request body declared larger is refused (413) before Envoy buffers it. Keep it
+    # at or below the listener's per_connection_buffer_limit_bytes (1 MiB by default),
+    # which catches bodies sent without a length.
+    max_body_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0:
+            raise Invalid("max_body_bytes", "must be > 0")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ TRACE_HEADER = "x-tollgate-trace-id"
 
 _SEND = ProcessingMode.SEND
 _BUFFERED = ProcessingMode.BUFFERED
+_NONE = ProcessingMode.NONE
 
 
 def header_pairs(headers: HttpHeaders) -> list[tuple[str, str]]:
@@ -50,13 +51,19 @@ def attribute(request: ProcessingRequest, name: str) -> str | None:
     return attrs.fields[name].string_value or None
 
 
-def processing_mode(request_body: bool, response: str) -> ProcessingMode | None:
-    """The phases to ask for beyond request headers, or None when none is needed."""
-    if not request_body and response == "none":
+def processing_mode(request_body: bool | None, response: str) -> ProcessingMode | None:
+    """The phases to ask for beyond request headers, or None when there is nothing to say.
+
+    `request_body` is None for a request without a body, else whether to buffer it
+    for a decision. Envoy's bootstrap buffers request bodies by default (so that an
+    oversize body gets Envoy's 413 rather than a stalled stream); a target that
+    does not read bodies turns that off here, per request.
+    """
+    if request_body is None and response == "none":
         return None
     mode = ProcessingMode()
-    if request_body:
-        mode.request_body_mode = _BUFFERED
+    if request_body is not None:
+        mode.request_body_mode = _BUFFERED if request_body else _NONE
     if response != "none":
         mode.response_header_mode = _SEND
     if response == "body":
@@ -64,13 +71,25 @@ def processing_mode(request_body: bool, response: str) -> ProcessingMode | None:
     return mode
 
 
+def _metadata(trace_id: str, refusal: str | None = None) -> Struct:
+    """What tollgate tells Envoy about the exchange (namespace `tollgate`).
+
+    Envoy writes `trace_id` on the response; `refusal` marks tollgate's own
+    answers, so Envoy's local-reply rewriting leaves them alone.
+    """
+    metadata = Struct()
+    fields = metadata.get_or_create_struct(METADATA_NAMESPACE)
+    fields["trace_id"] = trace_id
+    if refusal is not None:
+        fields["refusal"] = refusal
+    return metadata
+
+
 def continue_request_headers(trace_id: str, mode: ProcessingMode | None) -> ProcessingResponse:
     """Let the request headers through, hand Envoy the trace id, ask for later phases."""
-    metadata = Struct()
-    metadata.get_or_create_struct(METADATA_NAMESPACE)["trace_id"] = trace_id
     response = ProcessingResponse(
         request_headers=HeadersResponse(response=CommonResponse()),
-        dynamic_metadata=metadata,
+        dynamic_metadata=_metadata(trace_id),
     )
     if mode is not None:
         response.mode_override.CopyFrom(mode)
@@ -99,7 +118,8 @@ def immediate(status: int, body: dict[str, Any], trace_id: str) -> ProcessingRes
             ),
             body=json.dumps(body, separators=(",", ":")).encode(),
             details=f"tollgate_{body.get('error', 'refused')}",
-        )
+        ),
+        dynamic_metadata=_metadata(trace_id, body.get("error", "refused")),
     )
 
 

@@ -58,6 +58,20 @@ def request_view(headers: dict[str, str], sensitive: tuple[str, ...]) -> dict[st
     }
 
 
+def check_declared_length(headers: dict[str, str], limit: int) -> None:
+    """Refuse at the headers a body declared larger than tollgate will read.
+
+    A body without a declared length (chunked) is held to Envoy's buffer limit
+    instead, which answers 413 itself.
+    """
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadInput(
+            413, "payload_too_large",
+            f"request body of {int(declared)} bytes exceeds this target's limit of {limit}",
+        )
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc.config import Config
 from extproc.policy import load_engine
 from extproc.servicer import ExtProcServicer
-from extproc.telemetry import Telemetry
+from extproc.telemetry import Telemetry, TelemetryError
 
 log = logging.getLogger("tollgate.server")
 
@@ -28,7 +28,10 @@ async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return."""
     engine = load_engine(config.policy.engine, config.policy_dir, config.policy.query)
     log.info("policies loaded from %s (revision %s)", config.policy_dir, engine.revision)
-    telemetry = Telemetry(config.telemetry)
+    try:
+        telemetry = Telemetry(config.telemetry)
+    except TelemetryError as exc:
+        raise ServeError(str(exc)) from None
 
     server = grpc.aio.server()
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(

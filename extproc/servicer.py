@@ -27,6 +27,7 @@ from extproc import envoy_wire as wire
 from extproc.config import Config, Target
 from extproc.http_message import (
     BadInput,
+    check_declared_length,
     collect_headers,
     decode_request_body,
     decode_response_body,
@@ -112,25 +113,24 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         _set_request_attributes(span, headers)
         try:
             if target is None:
-                yield _refuse(span, trace_id, BadInput(
+                raise BadInput(
                     404, "unknown_target",
                     f"no target matches route {route!r} or cluster {cluster!r}",
-                ))
-                return
+                )
             span.set_attribute("tollgate.target", target.name)
             exchange = Exchange(target, span, trace_id, request_view(headers, self._sensitive))
-            wants_body = target.inspect.request_body and not first.request_headers.end_of_stream
-            mode = wire.processing_mode(wants_body, target.inspect.response)
+            has_body = not first.request_headers.end_of_stream
+            wants_body = target.inspect.request_body and has_body
+            mode = wire.processing_mode(
+                target.inspect.request_body if has_body else None, target.inspect.response
+            )
 
             # 2. Request body, when the target inspects it and the request has one.
             if wants_body:
+                check_declared_length(headers, target.inspect.max_body_bytes)
                 yield wire.continue_request_headers(trace_id, mode)
                 body = await _expect(messages, "request_body")
-                try:
-                    exchange.request["body"] = decode_request_body(headers, body.request_body.body)
-                except BadInput as bad:
-                    yield _refuse(span, trace_id, bad)
-                    return
+                exchange.request["body"] = decode_request_body(headers, body.request_body.body)
 
             # The request decision.
             decision = await self._decide(exchange, "request")
@@ -169,8 +169,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             yield wire.CONTINUE_RESPONSE_BODY if wants_response_body else (
                 wire.CONTINUE_RESPONSE_HEADERS
             )
+        except BadInput as bad:
+            yield _refuse(span, trace_id, bad)
         except _StreamEnded:
-            span.set_attribute("tollgate.outcome", "client_gone")
+            # The client went away, or Envoy refused the body itself (over its buffer limit).
+            span.set_attribute("tollgate.outcome", "stream_ended")
         except _OutOfOrder as exc:
             log.error("trace %s: %s", trace_id, exc)
             yield _refuse(span, trace_id, BadInput(500, "internal_error", str(exc)))
@@ -262,6 +265,8 @@ def _set_request_attributes(span: Span, headers: dict[str, str]) -> None:
             "url.scheme": headers.get(":scheme", ""),
             "server.address": headers.get(":authority", ""),
             "user_agent.original": headers.get("user-agent", ""),
+            # Envoy's request id: what joins Envoy's own refusals (its 413) to this span.
+            "tollgate.request_id": headers.get("x-request-id", ""),
         }
     )
 

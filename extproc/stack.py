@@ -180,12 +180,12 @@ def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Pr
 
 def start_tollgate(
     config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 20.0,
-    extra_args: tuple[str, ...] = (),
+    extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
 ) -> Process:
     proc = Process.spawn(
         "tollgate",
         [sys.executable, "-m", "extproc", *extra_args, "serve", "--config", str(config_path)],
-        log_dir,
+        log_dir, env,
     )
     proc.ready_or_fail(grpc_serving(grpc_port), timeout, f"gRPC health SERVING on {grpc_port}")
     return proc

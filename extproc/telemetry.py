@@ -12,13 +12,30 @@ from collections.abc import Mapping
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from extproc import __version__, config
 
 _propagator = TraceContextTextMapPropagator()
+
+
+class TelemetryError(Exception):
+    """The configured exporter cannot run (the message says how to fix it)."""
+
+
+def _otlp_exporter(endpoint: str) -> SpanExporter:
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        # xds-protos ships an old copy of opentelemetry/proto/*; installed after
+        # opentelemetry-proto, it replaces that package's files (see the Makefile).
+        raise TelemetryError(
+            f"the OTLP exporter cannot load ({exc}); reinstall opentelemetry-proto: "
+            "pip install --no-deps --force-reinstall opentelemetry-proto==1.45.2"
+        ) from None
+    return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
 
 
 class Telemetry:
@@ -29,10 +46,7 @@ class Telemetry:
             )
         )
         if settings.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            insecure = settings.otlp_endpoint.startswith("http://")
-            exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=insecure)
+            exporter = _otlp_exporter(settings.otlp_endpoint)
             self._provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("tollgate", __version__)
 

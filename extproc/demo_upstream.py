@@ -1,0 +1,173 @@
+"""The demo upstream `tollgate up` puts behind Envoy: synthetic customers, SQL, echo.
+
+    GET  /api/customers   JSON records with names, e-mails, US SSNs and card numbers
+    POST /sql             {"sql": "..."} run on a SQLite demo database
+                          -> {"columns": [...], "rows": [...]}
+    GET  /echo            the method, path and headers this server received
+
+Every value is synthetic (card numbers are the issuers' published test numbers,
+SSNs are in valid ranges but made up), so masking has something realistic to
+find and nothing real can leak. The server also remembers what it received,
+so tests can assert what did — and did not — get past the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CUSTOMERS: tuple[dict[str, str], ...] = (
+    {"id": "c-1001", "name": "Ada Lovelace", "email": "ada.lovelace@example.com",
+     "ssn": "512-34-6789", "card_number": "4111 1111 1111 1111", "phone": "+1 415 555 0132"},
+    {"id": "c-1002", "name": "Grace Hopper", "email": "grace.hopper@example.org",
+     "ssn": "219-09-9999", "card_number": "5555555555554444", "phone": "+1 212 555 0175"},
+    {"id": "c-1003", "name": "Alan Turing", "email": "alan.turing@example.net",
+     "ssn": "078-05-1120", "card_number": "3782 822463 10005", "phone": "+44 20 7946 0958"},
+    {"id": "c-1004", "name": "Katherine Johnson", "email": "k.johnson@example.com",
+     "ssn": "457-55-5462", "card_number": "6011-1111-1111-1117", "phone": "+1 757 555 0199"},
+)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the upstream saw it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class DemoDatabase:
+    """An in-memory SQLite database seeded with the customers; one per server."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._lock = threading.Lock()
+        columns = tuple(CUSTOMERS[0])
+        self._db.execute(f"CREATE TABLE customers ({', '.join(columns)})")
+        self._db.executemany(
+            f"INSERT INTO customers VALUES ({', '.join('?' for _ in columns)})",
+            [tuple(c.values()) for c in CUSTOMERS],
+        )
+        self._db.commit()
+
+    def run(self, sql: str) -> dict[str, Any]:
+        with self._lock:
+            cursor = self._db.execute(sql)
+            rows = cursor.fetchall()
+            self._db.commit()
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        return {"columns": columns, "rows": [list(r) for r in rows]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Envoy's upstream connections expect
+    server: _Server
+
+    def _handle(self) -> None:
+        body = self._receive()
+        route = (self.command, self.path.partition("?")[0])
+        if route == ("GET", "/api/customers"):
+            self._json(200, {"customers": list(CUSTOMERS)})
+        elif route[1] == "/echo":
+            self._json(200, {
+                "method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                "body": body.decode("utf-8", "replace"),
+            })
+        elif route == ("POST", "/sql"):
+            self._sql(body)
+        else:
+            self._json(404, {"error": "not_found", "method": route[0], "path": route[1]})
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    def _sql(self, body: bytes) -> None:
+        try:
+            sql = json.loads(body)["sql"]
+            if not isinstance(sql, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._json(400, {"error": "bad_request", "message": 'expected {"sql": "..."}'})
+            return
+        try:
+            self._json(200, self.server.database.run(sql))
+        except sqlite3.Error as exc:
+            self._json(400, {"error": "sql_error", "message": str(exc)})
+
+    def _receive(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        self.server.received.append(
+            Received(self.command, path, query, dict(self.headers.items()), body)
+        )
+        return body
+
+    def _json(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the gateway's trace is the log; per-request lines here would be noise
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.database = DemoDatabase()
+        self.received: list[Received] = []
+
+
+class DemoUpstream:
+    """The demo upstream on a background thread (port 0 picks a free port)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _Server((host, port))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def requests(self) -> list[Received]:
+        return self._server.received
+
+    def start(self) -> DemoUpstream:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Tollgate's demo upstream")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=10080)
+    args = parser.parse_args(argv)
+    server = _Server((args.host, args.port))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

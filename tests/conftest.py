@@ -1,0 +1,207 @@
+"""End-to-end fixtures: a real Envoy, tollgate process, upstream and OTLP receiver.
+
+Everything listens on free ports of 127.0.0.1. The upstream runs in the test
+process so tests can assert what it did (and did not) receive.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extproc import envoy_bootstrap, stack
+from extproc.demo_upstream import DemoUpstream
+from tests.otlp_receiver import OtlpReceiver
+
+# The batch span processor exports every 5 s by default; tests wait on spans.
+FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
+REPO = Path(__file__).resolve().parent.parent
+POLICIES = REPO / "policies"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.headers.get("x-tollgate-trace-id")
+
+
+@dataclass
+class Gateway:
+    """One running stack: client → Envoy → (tollgate) → upstream."""
+
+    ports: envoy_bootstrap.Ports
+    upstream: DemoUpstream
+    otlp: OtlpReceiver
+    tollgate: stack.Process
+    envoy: stack.Process
+    processes: list[stack.Process] = field(default_factory=list)
+
+    def request(
+        self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        headers = dict(headers or {})
+        if isinstance(body, dict):
+            body = json.dumps(body)
+            headers.setdefault("content-type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports.listener, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            reply = conn.getresponse()
+            return Reply(
+                reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+            )
+        finally:
+            conn.close()
+
+    def send_raw(self, data: bytes) -> bytes:
+        """Write raw bytes to the listener, then read until Envoy closes the connection.
+
+        For what http.client cannot send: headers without their body, a chunked
+        body cut short. When Envoy refuses a body it has not read to the end, it
+        closes with data unread and the kernel ends the connection with a reset
+        after the reply: a reset once a reply has arrived counts as the close.
+        """
+        received = b""
+        with socket.create_connection(("127.0.0.1", self.ports.listener), timeout=10) as sock:
+            sock.sendall(data)
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except ConnectionResetError:
+                if not received:
+                    raise
+        return received
+
+    def envoy_stat(self, name: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports.admin, timeout=5)
+        try:
+            conn.request("GET", f"/stats?filter=^{name}$")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        for line in text.splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
+    def upstream_paths(self) -> list[str]:
+        return [r.path for r in self.upstream.requests]
+
+
+def tollgate_config(
+    policy_dir: Path, otlp_endpoint: str, grpc_port: int, targets: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    return {
+        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 10},
+        "policy": {"engine": "embedded", "dir": str(policy_dir)},
+        "telemetry": {"service_name": "tollgate-test", "otlp_endpoint": otlp_endpoint},
+        "targets": targets
+        or [
+            {
+                "name": "demo",
+                "match": {"route": "demo"},
+                "protocol": "http",
+                "environment": "test",
+                "labels": {"suite": "e2e"},
+            }
+        ],
+    }
+
+
+def with_unmapped_route(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """Add a route no tollgate target claims, ahead of the demo route."""
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    routes.insert(
+        0, {"name": "unmapped", "match": {"prefix": "/unmapped"},
+            "route": {"cluster": "demo_upstream"}},
+    )
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+class GatewayFactory:
+    def __init__(self, tmp: Path, otlp: OtlpReceiver) -> None:
+        self._tmp, self._otlp = tmp, otlp
+        self._running: list[Gateway] = []
+
+    def __call__(
+        self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None
+    ) -> Gateway:
+        ports = envoy_bootstrap.Ports(
+            listener=stack.free_port(), admin=stack.free_port(),
+            ext_proc=stack.free_port(), upstream=0,
+        )
+        work = self._tmp / f"gw{len(self._running)}"
+        work.mkdir()
+        upstream = DemoUpstream(port=0).start()
+        ports = envoy_bootstrap.Ports(ports.listener, ports.admin, ports.ext_proc, upstream.port)
+        config_path = work / "tollgate.yaml"
+        config_path.write_text(yaml.safe_dump(
+            tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets)
+        ))
+        processes: list[stack.Process] = []
+        try:
+            processes.append(stack.start_tollgate(
+                config_path, ports.ext_proc, work, env=FAST_EXPORT
+            ))
+            bootstrap = with_unmapped_route(
+                envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports)
+            )
+            envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
+            processes.append(stack.start_envoy(envoy_path, ports.admin, work))
+        except BaseException:
+            for process in processes:
+                process.stop()
+            upstream.stop()
+            raise
+        gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[1], processes)
+        self._running.append(gateway)
+        return gateway
+
+    def stop_all(self) -> None:
+        for gateway in self._running:
+            for process in reversed(gateway.processes):
+                process.stop()
+            gateway.upstream.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path, otlp: OtlpReceiver) -> Iterator[GatewayFactory]:
+    """A factory for gateways a test may change (its own policies, targets, or kill it)."""
+    factory = GatewayFactory(tmp_path, otlp)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver) -> Iterator[Gateway]:
+    """The default gateway with the default policy pack, shared by a module's tests."""
+    factory = GatewayFactory(tmp_path_factory.mktemp("gateway"), otlp)
+    yield factory()
+    factory.stop_all()

@@ -1,0 +1,103 @@
+"""`tollgate up`, the README's first command, on its fixed quickstart ports."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from extproc import envoy_bootstrap, stack
+
+PORTS = envoy_bootstrap.Ports()
+
+
+def read_lines(stream, lines: queue.Queue[str]) -> None:
+    for line in iter(stream.readline, ""):
+        lines.put(line)
+
+
+def wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no line with {needle!r} in {timeout}s; got:\n{''.join(seen)}")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if needle in line:
+            return seen
+
+
+def fetch(method: str, path: str, body: dict | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORTS.listener}{path}", method=method,
+        data=json.dumps(body).encode() if body else None,
+        headers={"content-type": "application/json"} if body else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_up_names_the_port_that_is_taken() -> None:
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", PORTS.upstream))
+            holder.listen()
+        except OSError:
+            pass  # something else holds it already: `up` must name it all the same
+        result = subprocess.run(
+            [sys.executable, "-m", "extproc", "up"], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 2
+    assert f"port {PORTS.upstream} (the demo upstream)" in result.stderr
+    assert "already in use" in result.stderr
+
+
+def test_up_runs_the_quickstart_and_stops_every_child() -> None:
+    busy = [p for p in (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream)
+            if stack.port_in_use(p)]
+    if busy:
+        pytest.fail(f"quickstart ports {busy} are taken on this machine; free them to run this")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "extproc", "up"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=read_lines, args=(up.stdout, lines), daemon=True).start()
+    try:
+        output = wait_for_line(lines, "Tollgate is up", 60)
+        output += wait_for_line(lines, "Ctrl-C stops everything", 5)
+        assert any("curl -i http://127.0.0.1:10000/api/customers" in line for line in output)
+
+        status, headers, body = fetch("GET", "/api/customers")
+        assert status == 200 and "customers" in json.loads(body)
+        assert len(headers["x-tollgate-trace-id"]) == 32
+        status, _, body = fetch("POST", "/sql", {"sql": "DROP TABLE customers"})
+        assert status == 403 and json.loads(body)["rules"] == ["sql.destructive"]
+        status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"})
+        assert status == 200
+
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(30) == 0
+        for port in (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream):
+            stack.wait_until(lambda p=port: not stack.port_in_use(p), 10, f"port {port} free")
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
