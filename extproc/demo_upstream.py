@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sqlite3
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +71,9 @@ class DemoDatabase:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Envoy's upstream connections expect
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm
+    # holds the body back for the peer's delayed ACK (~40 ms a response).
+    disable_nagle_algorithm = True
     server: _Server
 
     def _handle(self) -> None:
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=10080)
     args = parser.parse_args(argv)
     server = _Server((args.host, args.port))
+    # SIGTERM (what `tollgate up`, compose and Kubernetes send) ends it cleanly, also as PID 1.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ never on a fixed sleep.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -66,6 +67,19 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         delay = min(delay * 2, 0.2)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux only).
+
+    Without it, a killed `tollgate up` or test run leaves Envoy and tollgate
+    holding their ports.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Process:
     """A child process with its output in a log file (or inherited, for `tollgate up`)."""
@@ -84,6 +98,7 @@ class Process:
         popen = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT if log else None,
             stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+            preexec_fn=_die_with_parent,
         )
         return cls(name, popen, log_path, log)
 

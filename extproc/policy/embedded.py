@@ -35,13 +35,25 @@ def clean_regorus_error(exc: BaseException) -> str:
 
 
 def read_modules(policy_dir: Path) -> list[tuple[str, str]]:
-    """The (file name, source) pairs of a policy directory, test files excluded."""
+    """The (file name, source) pairs of a policy directory, test files excluded.
+
+    Hidden paths are skipped: a Kubernetes ConfigMap volume holds every file twice,
+    once in a hidden `..<timestamp>` folder.
+    """
     if not policy_dir.is_dir():
         raise PolicyLoadError(f"policy directory {policy_dir} does not exist")
-    files = sorted(p for p in policy_dir.rglob("*.rego") if not p.name.endswith("_test.rego"))
+    files = [p for p in rego_files(policy_dir) if not p.name.endswith("_test.rego")]
     if not files:
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
     return [(str(p), p.read_text(encoding="utf-8")) for p in files]
+
+
+def rego_files(policy_dir: Path) -> list[Path]:
+    """Every .rego file below the directory, hidden files and folders excepted."""
+    return sorted(
+        p for p in policy_dir.rglob("*.rego")
+        if not any(part.startswith(".") for part in p.relative_to(policy_dir).parts)
+    )
 
 
 def revision_of(modules: list[tuple[str, str]]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import regorus
 
 from extproc.policy import PolicyLoadError
-from extproc.policy.embedded import clean_regorus_error
+from extproc.policy.embedded import clean_regorus_error, rego_files
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class RegoTestResult:
 
 def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
     """An engine with every .rego file of the directory, and the tests it holds."""
-    files = sorted(policy_dir.rglob("*.rego")) if policy_dir.is_dir() else []
+    files = rego_files(policy_dir) if policy_dir.is_dir() else []
     if not files:
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
     engine = regorus.Engine()
