@@ -20,8 +20,6 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.bench-deps
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
-	  || echo "wrk not installable: bench/load.py falls back to its Python load generator"
 	$(BIN)/python bench/parse_cost.py
 	$(BIN)/python bench/load.py
 

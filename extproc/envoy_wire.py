@@ -6,7 +6,6 @@ Messages that never change are built once at import.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
@@ -22,7 +21,8 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
 )
 from envoy.type.v3.http_status_pb2 import HttpStatus
-from google.protobuf.struct_pb2 import Struct
+
+from extproc import jsonenc
 
 ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
 # The dynamic metadata namespace Envoy's bootstrap lets tollgate write
@@ -35,12 +35,18 @@ _BUFFERED = ProcessingMode.BUFFERED
 _NONE = ProcessingMode.NONE
 
 
-def header_pairs(headers: HttpHeaders) -> list[tuple[str, str]]:
-    """Header (name, value) pairs; Envoy sends values as raw bytes nowadays."""
-    return [
-        (h.key, h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value)
-        for h in headers.headers.headers
-    ]
+def headers_of(headers: HttpHeaders) -> dict[str, str]:
+    """Header names (Envoy sends them lower-cased) to values; repeats joined as HTTP allows.
+
+    One pass over the message: this runs for every request.
+    """
+    result: dict[str, str] = {}
+    for h in headers.headers.headers:
+        # Envoy sends values as raw bytes nowadays; `value` is the older field.
+        value = h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value
+        key = h.key
+        result[key] = f"{result[key]}, {value}" if key in result else value
+    return result
 
 
 def attribute(request: ProcessingRequest, name: str) -> str | None:
@@ -71,26 +77,23 @@ def processing_mode(request_body: bool | None, response: str) -> ProcessingMode 
     return mode
 
 
-def _metadata(trace_id: str, refusal: str | None = None) -> Struct:
+def _set_metadata(response: ProcessingResponse, trace_id: str, refusal: str | None = None) -> None:
     """What tollgate tells Envoy about the exchange (namespace `tollgate`).
 
     Envoy writes `trace_id` on the response; `refusal` marks tollgate's own
-    answers, so Envoy's local-reply rewriting leaves them alone.
+    answers, so Envoy's local-reply rewriting leaves them alone. (Field access,
+    not Struct's dict helpers: ~3x cheaper, and this runs for every request.)
     """
-    metadata = Struct()
-    fields = metadata.get_or_create_struct(METADATA_NAMESPACE)
-    fields["trace_id"] = trace_id
+    fields = response.dynamic_metadata.fields[METADATA_NAMESPACE].struct_value.fields
+    fields["trace_id"].string_value = trace_id
     if refusal is not None:
-        fields["refusal"] = refusal
-    return metadata
+        fields["refusal"].string_value = refusal
 
 
 def continue_request_headers(trace_id: str, mode: ProcessingMode | None) -> ProcessingResponse:
     """Let the request headers through, hand Envoy the trace id, ask for later phases."""
-    response = ProcessingResponse(
-        request_headers=HeadersResponse(response=CommonResponse()),
-        dynamic_metadata=_metadata(trace_id),
-    )
+    response = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
+    _set_metadata(response, trace_id)
     if mode is not None:
         response.mode_override.CopyFrom(mode)
     return response
@@ -107,7 +110,8 @@ CONTINUE_RESPONSE_BODY = ProcessingResponse(
 
 def immediate(status: int, body: dict[str, Any], trace_id: str) -> ProcessingResponse:
     """Answer the client directly with a JSON body; the upstream never sees the request."""
-    return ProcessingResponse(
+    error = body.get("error", "refused")
+    response = ProcessingResponse(
         immediate_response=ImmediateResponse(
             status=HttpStatus(code=status),
             headers=HeaderMutation(
@@ -116,11 +120,12 @@ def immediate(status: int, body: dict[str, Any], trace_id: str) -> ProcessingRes
                     _header(TRACE_HEADER, trace_id),
                 ]
             ),
-            body=json.dumps(body, separators=(",", ":")).encode(),
-            details=f"tollgate_{body.get('error', 'refused')}",
-        ),
-        dynamic_metadata=_metadata(trace_id, body.get("error", "refused")),
+            body=jsonenc.dumps(body).encode(),
+            details=f"tollgate_{error}",
+        )
     )
+    _set_metadata(response, trace_id, error)
+    return response
 
 
 def _header(name: str, value: str) -> HeaderValueOption:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,15 +19,6 @@ class BadInput(Exception):
     def __init__(self, status: int, error: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
-
-
-def collect_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Lower-cased names; a repeated header's values joined as HTTP allows."""
-    headers: dict[str, str] = {}
-    for name, value in pairs:
-        name = name.lower()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
 
 
 def redact(value: str) -> str:
@@ -108,12 +98,19 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
     if not _is_json(content_type):
         return text
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise BadInput(
             400, "malformed_json",
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN and Infinity; JSON has neither, so neither passes."""
+    raise BadInput(
+        400, "malformed_json", f"request body is not valid JSON: {constant} is not a JSON value"
+    )
 
 
 def decode_response_body(headers: dict[str, str], raw: bytes) -> Any:

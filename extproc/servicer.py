@@ -11,7 +11,6 @@ decide fails closed.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,13 +27,13 @@ from extproc.config import Config, Target
 from extproc.http_message import (
     BadInput,
     check_declared_length,
-    collect_headers,
     decode_request_body,
     decode_response_body,
     policy_headers,
     request_view,
 )
 from extproc.policy import Decision, PolicyEngine, PolicyError
+from extproc.policy.input import InputEncoder
 from extproc.telemetry import Telemetry, trace_id_of
 
 log = logging.getLogger("tollgate.exchange")
@@ -50,46 +49,33 @@ class _OutOfOrder(Exception):
 
 @dataclass(slots=True)
 class Exchange:
-    """What one exchange has shown so far; becomes the policy input."""
+    """What one exchange has shown so far: the policy input, and its span's attributes.
+
+    Span attributes are gathered here and set once when the exchange ends: each
+    call into the OpenTelemetry SDK costs tens of µs on the request path.
+    """
 
     target: Target
+    encoder: InputEncoder
     span: Span
     trace_id: str
     request: dict[str, Any]
+    attributes: dict[str, Any]
     response: dict[str, Any] | None = None
     decisions: list[Decision] = field(default_factory=list)
 
     def policy_input(self, phase: str) -> str:
-        return json.dumps(
-            {
-                "phase": phase,
-                # Verified identity arrives with Envoy's jwt_authn (not wired yet).
-                "identity": {"authenticated": False},
-                "target": {
-                    "name": self.target.name,
-                    "protocol": self.target.protocol,
-                    "environment": self.target.environment,
-                    "labels": self.target.labels,
-                },
-                "request": self.request,
-                "response": self.response,
-                "sql": None,
-                "k8s": None,
-                "llm": None,
-                "approval": None,
-            },
-            separators=(",", ":"),
-        )
+        return self.encoder.encode(phase, self.request, self.response)
 
 
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(self, config: Config, engine: PolicyEngine, telemetry: Telemetry) -> None:
-        self._config = config
         self._engine = engine
         self._telemetry = telemetry
         self._sensitive = config.policy.sensitive_headers
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
+        self._encoders = {t.name: InputEncoder(t) for t in config.targets}
 
     async def Process(
         self, requests: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
@@ -103,22 +89,27 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "expected request headers")
 
         # 1. Request headers: find the target, open the span.
-        headers = collect_headers(wire.header_pairs(first.request_headers))
-        method = headers.get(":method", "")
+        headers = wire.headers_of(first.request_headers)
         route = wire.attribute(first, "xds.route_name")
         cluster = wire.attribute(first, "xds.cluster_name")
         target = self._by_route.get(route) or self._by_cluster.get(cluster)  # type: ignore[arg-type]
-        span = self._telemetry.start_exchange(method, target.name if target else "unknown", headers)
+        target_name = target.name if target else "unknown"
+        span = self._telemetry.start_exchange(
+            f"tollgate {headers.get(':method', '')} {target_name}", headers,
+            _request_attributes(headers, target_name),
+        )
         trace_id = trace_id_of(span)
-        _set_request_attributes(span, headers)
+        outcome: dict[str, Any] = {}
         try:
             if target is None:
                 raise BadInput(
                     404, "unknown_target",
                     f"no target matches route {route!r} or cluster {cluster!r}",
                 )
-            span.set_attribute("tollgate.target", target.name)
-            exchange = Exchange(target, span, trace_id, request_view(headers, self._sensitive))
+            exchange = Exchange(
+                target, self._encoders[target.name], span, trace_id,
+                request_view(headers, self._sensitive), outcome,
+            )
             has_body = not first.request_headers.end_of_stream
             wants_body = target.inspect.request_body and has_body
             mode = wire.processing_mode(
@@ -135,7 +126,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             # The request decision.
             decision = await self._decide(exchange, "request")
             if decision.action != "allow":
-                yield _deny(span, trace_id, decision)
+                yield _deny(outcome, trace_id, decision)
                 return
             yield wire.CONTINUE_REQUEST_BODY if wants_body else wire.continue_request_headers(
                 trace_id, mode
@@ -145,9 +136,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
 
             # 3. Response headers, then 4. the response body, decided on again.
             reply = await _expect(messages, "response_headers")
-            response_headers = collect_headers(wire.header_pairs(reply.response_headers))
+            response_headers = wire.headers_of(reply.response_headers)
             status = int(response_headers.get(":status", "0") or 0)
-            span.set_attribute("http.response.status_code", status)
+            outcome["http.response.status_code"] = status
             exchange.response = {
                 "status": status,
                 "headers": policy_headers(response_headers, self._sensitive),
@@ -164,26 +155,27 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 )
             decision = await self._decide(exchange, "response")
             if decision.action != "allow":
-                yield _deny(span, trace_id, decision)
+                yield _deny(outcome, trace_id, decision)
                 return
             yield wire.CONTINUE_RESPONSE_BODY if wants_response_body else (
                 wire.CONTINUE_RESPONSE_HEADERS
             )
         except BadInput as bad:
-            yield _refuse(span, trace_id, bad)
+            yield _refuse(outcome, trace_id, bad)
         except _StreamEnded:
             # The client went away, or Envoy refused the body itself (over its buffer limit).
-            span.set_attribute("tollgate.outcome", "stream_ended")
+            outcome["tollgate.outcome"] = "stream_ended"
         except _OutOfOrder as exc:
             log.error("trace %s: %s", trace_id, exc)
-            yield _refuse(span, trace_id, BadInput(500, "internal_error", str(exc)))
+            yield _refuse(outcome, trace_id, BadInput(500, "internal_error", str(exc)))
         except Exception:
             log.exception("trace %s: exchange failed", trace_id)
             span.set_status(Status(StatusCode.ERROR, "exchange failed"))
-            yield _refuse(span, trace_id, BadInput(
+            yield _refuse(outcome, trace_id, BadInput(
                 500, "internal_error", "tollgate could not process this request"
             ))
         finally:
+            span.set_attributes(outcome)
             span.end()
 
     async def _decide(self, exchange: Exchange, phase: str) -> Decision:
@@ -191,14 +183,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         started = time.perf_counter()
         try:
             decision = await self._engine.decide(exchange.policy_input(phase))
-            cause = None
         except PolicyError as exc:
-            cause = str(exc)
             fail_open = exchange.target.fail_mode == "open"
             log.error(
                 "trace %s: policy error on target %s (%s): %s",
                 exchange.trace_id, exchange.target.name,
-                "failing open" if fail_open else "refused", cause,
+                "failing open" if fail_open else "refused", exc,
             )
             decision = Decision(
                 action="allow" if fail_open else "deny",
@@ -206,9 +196,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 rules=("tollgate.policy_error",),
                 status=403,
             )
-            exchange.span.set_attribute("tollgate.policy.error", cause)
+            exchange.attributes["tollgate.policy.error"] = str(exc)
             if fail_open:
-                exchange.span.set_attribute("tollgate.fail_open", True)
+                exchange.attributes["tollgate.fail_open"] = True
         if decision.action == "allow" and decision.masks_anything:
             # Masking is not built yet: letting the data through would leak what
             # the policy asked to hide.
@@ -237,12 +227,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 "tollgate.policy.duration_us": int((time.perf_counter() - started) * 1e6),
             },
         )
-        exchange.span.set_attributes(
-            {
-                "tollgate.decision.action": decision.action,
-                "tollgate.decision.rules": decision.rules,
-            }
-        )
+        exchange.attributes["tollgate.decision.action"] = decision.action
+        exchange.attributes["tollgate.decision.rules"] = decision.rules
         return decision
 
 
@@ -256,23 +242,22 @@ async def _expect(messages: AsyncIterator[ProcessingRequest], phase: str) -> Pro
     return message
 
 
-def _set_request_attributes(span: Span, headers: dict[str, str]) -> None:
-    path = headers.get(":path", "")
-    span.set_attributes(
-        {
-            "http.request.method": headers.get(":method", ""),
-            "url.path": path.partition("?")[0],
-            "url.scheme": headers.get(":scheme", ""),
-            "server.address": headers.get(":authority", ""),
-            "user_agent.original": headers.get("user-agent", ""),
-            # Envoy's request id: what joins Envoy's own refusals (its 413) to this span.
-            "tollgate.request_id": headers.get("x-request-id", ""),
-        }
-    )
+def _request_attributes(headers: dict[str, str], target: str) -> dict[str, Any]:
+    """The span's attributes known from the request headers (HTTP semantic conventions)."""
+    return {
+        "http.request.method": headers.get(":method", ""),
+        "url.path": headers.get(":path", "").partition("?")[0],
+        "url.scheme": headers.get(":scheme", ""),
+        "server.address": headers.get(":authority", ""),
+        "user_agent.original": headers.get("user-agent", ""),
+        # Envoy's request id: what joins Envoy's own refusals (its 413) to this span.
+        "tollgate.request_id": headers.get("x-request-id", ""),
+        "tollgate.target": target,
+    }
 
 
-def _deny(span: Span, trace_id: str, decision: Decision) -> ProcessingResponse:
-    span.set_attribute("http.response.status_code", decision.status)
+def _deny(outcome: dict[str, Any], trace_id: str, decision: Decision) -> ProcessingResponse:
+    outcome["http.response.status_code"] = decision.status
     return wire.immediate(
         decision.status,
         {
@@ -285,14 +270,12 @@ def _deny(span: Span, trace_id: str, decision: Decision) -> ProcessingResponse:
     )
 
 
-def _refuse(span: Span, trace_id: str, bad: BadInput) -> ProcessingResponse:
-    span.set_attributes(
-        {
-            "http.response.status_code": bad.status,
-            "tollgate.decision.action": "deny",
-            "tollgate.refusal": bad.error,
-        }
-    )
+def _refuse(outcome: dict[str, Any], trace_id: str, bad: BadInput) -> ProcessingResponse:
+    outcome.update({
+        "http.response.status_code": bad.status,
+        "tollgate.decision.action": "deny",
+        "tollgate.refusal": bad.error,
+    })
     return wire.immediate(
         bad.status, {"error": bad.error, "message": bad.message, "trace_id": trace_id}, trace_id
     )

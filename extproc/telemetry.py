@@ -8,6 +8,7 @@ W3C `traceparent` is continued, so its own trace and the gateway's join.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -50,11 +51,13 @@ class Telemetry:
             self._provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("tollgate", __version__)
 
-    def start_exchange(self, method: str, target: str, headers: Mapping[str, str]) -> Span:
+    def start_exchange(
+        self, name: str, headers: Mapping[str, str], attributes: Mapping[str, Any]
+    ) -> Span:
         """Open the exchange's span, continuing the caller's trace when it sent one."""
         context = _propagator.extract(headers) if "traceparent" in headers else None
         return self._tracer.start_span(
-            f"tollgate {method} {target}", context=context, kind=SpanKind.SERVER
+            name, context=context, kind=SpanKind.SERVER, attributes=attributes
         )
 
     def shutdown(self) -> None:

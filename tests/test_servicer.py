@@ -346,3 +346,18 @@ decision := {"action": "deny", "reasons": [json.marshal(input)]}
         assert seen["sql"] is None and seen["approval"] is None
 
     run(scenario, policy)
+
+
+def test_body_with_integers_beyond_64_bits_is_decided_on() -> None:
+    policy = """package tollgate
+import rego.v1
+default decision := {"action": "deny", "reasons": ["not exact"]}
+decision := {"action": "allow"} if input.request.body.id == 123456789012345678901234567890
+"""
+
+    async def scenario(stream: Stream) -> None:
+        await stream.send(post())
+        reply = await stream.send(body({"id": 123456789012345678901234567890}))
+        assert reply.WhichOneof("response") == "request_body"
+
+    run(scenario, policy)
