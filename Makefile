@@ -20,8 +20,8 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.bench-deps
-	$(BIN)/python bench/parse_cost.py
-	$(BIN)/python bench/load.py
+	$(BIN)/python -m bench.parse_cost
+	$(BIN)/python -m bench.load
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -9,7 +9,6 @@ never on a fixed sleep.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -67,17 +66,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         delay = min(delay * 2, 0.2)
 
 
-_PR_SET_PDEATHSIG = 1
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """argv run so the child gets SIGTERM when its parent dies, even by SIGKILL.
 
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux only).
-
-    Without it, a killed `tollgate up` or test run leaves Envoy and tollgate
-    holding their ports.
+    Without it, a killed `tollgate up` or test run leaves Envoy and tollgate holding
+    their ports. util-linux's setpriv sets PR_SET_PDEATHSIG and execs; doing it in
+    Python between fork and exec (preexec_fn) is unsafe in a process running gRPC
+    threads, whose fork handlers abort the child.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 @dataclass
@@ -96,9 +94,8 @@ class Process:
         log_path = log_dir / f"{name}.log" if log_dir else None
         log = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed in stop()
         popen = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT if log else None,
+            _dying_with_parent(argv), stdout=log, stderr=subprocess.STDOUT if log else None,
             stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent,
         )
         return cls(name, popen, log_path, log)
 

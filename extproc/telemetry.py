@@ -7,12 +7,13 @@ W3C `traceparent` is continued, so its own trace and the gateway's join.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -29,6 +30,11 @@ class TelemetryError(Exception):
 def _otlp_exporter(endpoint: str) -> SpanExporter:
     try:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        from extproc.otlp_encoding import encode_request
     except ImportError as exc:
         # xds-protos ships an old copy of opentelemetry/proto/*; installed after
         # opentelemetry-proto, it replaces that package's files (see the Makefile).
@@ -36,7 +42,14 @@ def _otlp_exporter(endpoint: str) -> SpanExporter:
             f"the OTLP exporter cannot load ({exc}); reinstall opentelemetry-proto: "
             "pip install --no-deps --force-reinstall opentelemetry-proto==1.45.2"
         ) from None
-    return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+
+    class Exporter(OTLPSpanExporter):
+        """The SDK's OTLP/gRPC exporter (retries, backoff, TLS, headers), encoding ~10x faster."""
+
+        def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
+            return ExportTraceServiceRequest.FromString(encode_request(data))
+
+    return Exporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
 
 
 class Telemetry:
@@ -48,7 +61,14 @@ class Telemetry:
         )
         if settings.otlp_endpoint:
             exporter = _otlp_exporter(settings.otlp_endpoint)
-            self._provider.add_span_processor(BatchSpanProcessor(exporter))
+            # Export batches of 32 rather than the SDK's 512: encoding holds the GIL,
+            # so smaller batches keep each stall of the request path short (measured
+            # by bench/load.py at 200 req/s: p99 ~8 ms with 32, ~19 with 128, ~100
+            # with 512). The standard OTEL_BSP_MAX_EXPORT_BATCH_SIZE wins when set.
+            batch = None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else 32
+            self._provider.add_span_processor(
+                BatchSpanProcessor(exporter, max_export_batch_size=batch)
+            )
         self._tracer = self._provider.get_tracer("tollgate", __version__)
 
     def start_exchange(
