@@ -41,8 +41,14 @@ endef
 $(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,)
 
+# The real OPA engine, in process, for the parity tests and the OPA stand-in (no OPA
+# binary can be installed here). Its metadata asks for Python >= 3.14, yet it works on
+# 3.11; it is a test tool, never a runtime dependency.
+OPA_BINDINGS = opa-golib-python-bindings==0.4.4
+
 $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,[test])
+	$(BIN)/pip install -q --ignore-requires-python "$(OPA_BINDINGS)"
 
 $(VENV)/.bench-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,[test,bench])

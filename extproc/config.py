@@ -9,11 +9,13 @@ misspells is never silently replaced by one.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -56,10 +58,22 @@ class Listen:
 
 @dataclass(frozen=True)
 class Policy:
-    engine: Literal["embedded"] = "embedded"
-    # Directory of .rego files; relative paths resolve against the config file.
+    # embedded: regorus in process (the fast default). opa: an OPA server's REST API.
+    engine: Literal["embedded", "opa"] = "embedded"
+    # Directory of .rego files; relative paths resolve against the config file. With
+    # the opa engine and `upload`, tollgate uploads them to OPA at start and on reload.
     dir: Path = Path("policies")
     query: str = "data.tollgate.decision"
+    # The OPA server (engine: opa), e.g. http://127.0.0.1:8181.
+    url: str | None = None
+    # opa: how long one decision may take before it is refused. Keep it well below
+    # Envoy's ext_proc message_timeout (2 s in envoy/), so the refusal is tollgate's.
+    timeout_seconds: float = 0.5
+    # opa: upload `dir` to OPA (PUT /v1/policies). false: OPA loads its own policies
+    # (bundles); tollgate only checks that the query's package is there.
+    upload: bool = True
+    # How often the policy directory is checked for changes (0: only on SIGHUP).
+    watch_seconds: float = 2.0
     # Request headers whose values reach the policy only as a hash prefix.
     sensitive_headers: tuple[str, ...] = (
         "authorization",
@@ -72,11 +86,28 @@ class Policy:
     )
 
     def __post_init__(self) -> None:
-        if not self.query.startswith("data."):
-            raise Invalid("query", f"must start with 'data.', got {self.query!r}")
+        if not re.fullmatch(r"data(\.[A-Za-z_][A-Za-z0-9_]*)+", self.query):
+            raise Invalid("query", f"must be a rule path like data.pkg.rule, got {self.query!r}")
+        if self.engine == "opa":
+            if self.url is None:
+                raise Invalid("url", "required when engine is 'opa' (e.g. http://127.0.0.1:8181)")
+            url = urlsplit(self.url)
+            if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+                raise Invalid("url", f"expected http(s)://HOST[:PORT], got {self.url!r}")
+        elif self.url is not None:
+            raise Invalid("url", "only used with engine 'opa'")
+        if not 0 < self.timeout_seconds <= 60:
+            raise Invalid("timeout_seconds", "must be > 0 and <= 60")
+        if self.watch_seconds < 0:
+            raise Invalid("watch_seconds", "must be >= 0")
         object.__setattr__(
             self, "sensitive_headers", tuple(h.lower() for h in self.sensitive_headers)
         )
+
+    @property
+    def rule_path(self) -> list[str]:
+        """The query as a path below data: data.tollgate.decision -> [tollgate, decision]."""
+        return self.query.split(".")[1:]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.config import Config
-from extproc.policy import load_engine
+from extproc.policy import open_engine
+from extproc.policy.reload import PolicyReloader
 from extproc.servicer import ExtProcServicer
 from extproc.telemetry import Telemetry, TelemetryError
 
@@ -26,11 +27,16 @@ class ServeError(Exception):
 
 async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return."""
-    engine = load_engine(config.policy.engine, config.policy_dir, config.policy.query)
-    log.info("policies loaded from %s (revision %s)", config.policy_dir, engine.revision)
+    engine = await open_engine(config.policy, config.policy_dir)
+    where = config.policy.url if config.policy.engine == "opa" else "in process"
+    log.info(
+        "policies from %s loaded, %s engine %s (revision %s)",
+        config.policy_dir, config.policy.engine, where, engine.revision,
+    )
     try:
         telemetry = Telemetry(config.telemetry)
     except TelemetryError as exc:
+        await engine.close()
         raise ServeError(str(exc)) from None
 
     server = grpc.aio.server()
@@ -42,6 +48,7 @@ async def serve(config: Config) -> None:
     try:
         server.add_insecure_port(config.listen.grpc)
     except RuntimeError:
+        await engine.close()
         raise ServeError(f"cannot listen on {config.listen.grpc}: address in use?") from None
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
@@ -49,16 +56,23 @@ async def serve(config: Config) -> None:
         await health_servicer.set(service, serving)
     log.info("serving ext_proc on %s (%d targets)", config.listen.grpc, len(config.targets))
 
+    reloader = PolicyReloader(
+        engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload
+    )
+    reloading = asyncio.create_task(reloader.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
     await stop.wait()
 
     # Health turns NOT_SERVING first so Envoy stops sending new exchanges here;
     # those already in flight get up to drain_seconds to finish.
     log.info("draining (up to %.0fs)", config.listen.drain_seconds)
+    reloading.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.listen.drain_seconds)
+    await engine.close()
     telemetry.shutdown()
     log.info("stopped")

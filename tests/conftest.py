@@ -109,11 +109,12 @@ class Gateway:
 
 
 def tollgate_config(
-    policy_dir: Path, otlp_endpoint: str, grpc_port: int, targets: list[dict[str, Any]] | None
+    policy_dir: Path, otlp_endpoint: str, grpc_port: int, targets: list[dict[str, Any]] | None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 10},
-        "policy": {"engine": "embedded", "dir": str(policy_dir)},
+        "policy": {"engine": "embedded", "dir": str(policy_dir), **(policy or {})},
         "telemetry": {"service_name": "tollgate-test", "otlp_endpoint": otlp_endpoint},
         "targets": targets
         or [
@@ -151,8 +152,10 @@ class GatewayFactory:
         self._running: list[Gateway] = []
 
     def __call__(
-        self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None
+        self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> Gateway:
+        """A running gateway; `policy` overrides keys of the config's policy section."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_port(), upstream=0,
@@ -163,7 +166,7 @@ class GatewayFactory:
         ports = envoy_bootstrap.Ports(ports.listener, ports.admin, ports.ext_proc, upstream.port)
         config_path = work / "tollgate.yaml"
         config_path.write_text(yaml.safe_dump(
-            tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets)
+            tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
         ))
         processes: list[stack.Process] = []
         try:

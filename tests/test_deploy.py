@@ -31,7 +31,8 @@ import pytest
 import yaml
 
 from extproc import config, envoy_bootstrap, stack
-from extproc.policy import load_engine
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.sources import read_modules
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -442,8 +443,8 @@ def test_policies_load_from_a_configmap_volume(tmp_path: Path) -> None:
         (stamp / name).write_text(text, encoding="utf-8")
         (tmp_path / name).symlink_to(f"..data/{name}")
     query = deploy_config().policy.query
-    mounted = load_engine("embedded", tmp_path, query)
-    original = load_engine("embedded", POLICIES, query)
+    mounted = EmbeddedEngine(read_modules(tmp_path), query)
+    original = EmbeddedEngine(read_modules(POLICIES), query)
     assert mounted.revision == original.revision, "a file was read twice or missed"
     for sql in ("DROP TABLE users", "SELECT 1"):
         request = json.dumps({"phase": "request", "request": {

@@ -8,21 +8,18 @@ that the caller turns into a refusal (or, for a fail-open target, a logged allow
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from extproc.policy.decision import Decision, MalformedDecision
+from extproc.policy.errors import PolicyError, PolicyLoadError
+from extproc.policy.sources import Modules, read_modules
 
-
-class PolicyError(Exception):
-    """The engine could not produce a valid decision (the cause is in the message)."""
-
-
-class PolicyLoadError(Exception):
-    """The policies cannot be loaded at all (missing directory, syntax error)."""
+if TYPE_CHECKING:
+    from extproc.config import Policy
 
 
 class PolicyEngine(Protocol):
-    """Decides one policy input. Implementations load and compile policies once."""
+    """Decides one policy input. Implementations compile or upload policies at load only."""
 
     revision: str
     """A short hash of the loaded policy sources, so a decision can name what made it."""
@@ -31,21 +28,38 @@ class PolicyEngine(Protocol):
         """Evaluate the query for a JSON-encoded input; raise PolicyError on any failure."""
         ...
 
+    async def load(self, modules: Modules) -> None:
+        """Serve these policies from now on, or raise PolicyLoadError and keep the old ones."""
+        ...
 
-def load_engine(engine: str, policy_dir: Path, query: str) -> PolicyEngine:
-    """Build the configured backend; raises PolicyLoadError when policies cannot load."""
-    if engine == "embedded":
-        from extproc.policy.embedded import EmbeddedEngine
+    async def close(self) -> None:
+        """Release connections; no decision follows."""
+        ...
 
-        return EmbeddedEngine.from_directory(policy_dir, query)
-    raise PolicyLoadError(f"unknown policy engine {engine!r}")
+
+async def open_engine(settings: Policy, policy_dir: Path) -> PolicyEngine:
+    """The configured backend, serving the directory's policies; PolicyLoadError if it cannot."""
+    if settings.engine == "opa":
+        from extproc.policy.opa import OpaEngine
+
+        opa = OpaEngine(settings, policy_dir)
+        try:
+            await opa.load(read_modules(policy_dir) if settings.upload else [])
+        except BaseException:
+            await opa.close()
+            raise
+        return opa
+    from extproc.policy.embedded import EmbeddedEngine
+
+    return EmbeddedEngine(read_modules(policy_dir), settings.query)
 
 
 __all__ = [
     "Decision",
     "MalformedDecision",
+    "Modules",
     "PolicyEngine",
     "PolicyError",
     "PolicyLoadError",
-    "load_engine",
+    "open_engine",
 ]

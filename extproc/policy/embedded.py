@@ -7,14 +7,16 @@ the input and runs the program (~6 µs for the default pack, measured against
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from pathlib import Path
 
 import regorus
 
-from extproc.policy import Decision, MalformedDecision, PolicyError, PolicyLoadError
+from extproc.policy.decision import Decision, MalformedDecision
+from extproc.policy.errors import PolicyError, PolicyLoadError
+from extproc.policy.sources import Modules, rego_files, revision_of
+
+__all__ = ["EmbeddedEngine", "clean_regorus_error", "rego_files"]
 
 # What the RVM returns for a query that has no value (no rule matched and no default).
 _UNDEFINED = '"<undefined>"'
@@ -34,49 +36,26 @@ def clean_regorus_error(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def read_modules(policy_dir: Path) -> list[tuple[str, str]]:
-    """The (file name, source) pairs of a policy directory, test files excluded.
-
-    Hidden paths are skipped: a Kubernetes ConfigMap volume holds every file twice,
-    once in a hidden `..<timestamp>` folder.
-    """
-    if not policy_dir.is_dir():
-        raise PolicyLoadError(f"policy directory {policy_dir} does not exist")
-    files = [p for p in rego_files(policy_dir) if not p.name.endswith("_test.rego")]
-    if not files:
-        raise PolicyLoadError(f"no .rego files in {policy_dir}")
-    return [(str(p), p.read_text(encoding="utf-8")) for p in files]
-
-
-def rego_files(policy_dir: Path) -> list[Path]:
-    """Every .rego file below the directory, hidden files and folders excepted."""
-    return sorted(
-        p for p in policy_dir.rglob("*.rego")
-        if not any(part.startswith(".") for part in p.relative_to(policy_dir).parts)
-    )
-
-
-def revision_of(modules: list[tuple[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for name, source in modules:
-        digest.update(Path(name).name.encode() + b"\0" + source.encode() + b"\0")
-    return digest.hexdigest()[:12]
-
-
 class EmbeddedEngine:
-    def __init__(self, modules: list[tuple[str, str]], query: str) -> None:
+    def __init__(self, modules: Modules, query: str) -> None:
         self.query = query
-        self.revision = revision_of(modules)
+        self._vm, self.revision = self._compile(modules)
+
+    def _compile(self, modules: Modules) -> tuple[regorus.Rvm, str]:
         try:
-            program = regorus.Program.compile_from_modules("{}", modules, [query])
+            program = regorus.Program.compile_from_modules("{}", modules, [self.query])
         except RuntimeError as exc:
             raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
-        self._vm = regorus.Rvm()
-        self._vm.load_program(program)
+        vm = regorus.Rvm()
+        vm.load_program(program)
+        return vm, revision_of(modules)
 
-    @classmethod
-    def from_directory(cls, policy_dir: Path, query: str) -> EmbeddedEngine:
-        return cls(read_modules(policy_dir), query)
+    async def load(self, modules: Modules) -> None:
+        # Compiled first, swapped after: a broken version never replaces a working one.
+        self._vm, self.revision = self._compile(modules)
+
+    async def close(self) -> None:
+        pass
 
     async def decide(self, input_json: str) -> Decision:
         return self.decide_now(input_json)

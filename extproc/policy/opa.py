@@ -1,0 +1,171 @@
+"""The opa backend: decisions from an OPA server's REST Data API (how deploy/ runs it).
+
+One `opa-python-client` async session is reused for every decision, with an
+explicit timeout and no retries (a retry would only spend the time Envoy waits).
+Whatever keeps OPA from giving a valid decision — refused connection, a 5xx, a
+timeout, an undefined result — is a PolicyError, which the servicer turns into a
+deny. At load, tollgate uploads its policy directory (PUT /v1/policies, unless
+`policy.upload` is off), checks OPA's health and that the query's package is
+there, and refuses to serve otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from opa_client.opa_async import AsyncOpaClient
+
+from extproc.config import Policy
+from extproc.policy.decision import Decision, MalformedDecision
+from extproc.policy.errors import PolicyError, PolicyLoadError
+from extproc.policy.sources import Modules, revision_of
+
+log = logging.getLogger("tollgate.policy.opa")
+
+
+class OpaEngine:
+    def __init__(self, settings: Policy, policy_dir: Path) -> None:
+        assert settings.url is not None  # the config requires it for this engine
+        url = urlsplit(settings.url)
+        self.url = settings.url
+        self.query = settings.query
+        self.revision = "unloaded"
+        self._timeout = settings.timeout_seconds
+        self._upload = settings.upload
+        self._policy_dir = policy_dir
+        self._data_path = "/".join(settings.rule_path)  # POST /v1/data/<this>
+        self._package = "/".join(["data", *settings.rule_path[:-1]])
+        self._uploaded: dict[str, str] = {}  # policy id -> the source OPA holds
+        self._client = AsyncOpaClient(
+            host=url.hostname or "", port=url.port or (443 if url.scheme == "https" else 80),
+            ssl=url.scheme == "https", retries=0, timeout=settings.timeout_seconds,
+        )
+        self._opened = False
+
+    async def decide(self, input_json: str) -> Decision:
+        await self._open()
+        try:
+            reply = await self._client.query_rule(json.loads(input_json), self._data_path)
+        except TimeoutError:
+            raise PolicyError(f"OPA at {self.url} did not answer within {self._timeout}s") from None
+        except aiohttp.ClientResponseError as exc:
+            raise PolicyError(f"OPA at {self.url} answered HTTP {exc.status}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise PolicyError(f"OPA at {self.url} unreachable: {exc}") from None
+        except ValueError as exc:  # a body that is not JSON
+            raise PolicyError(f"OPA at {self.url} answered unreadable JSON: {exc}") from None
+        if "result" not in reply:
+            raise PolicyError(f"{self.query} is undefined for this input")
+        try:
+            return Decision.parse(reply["result"])
+        except MalformedDecision as exc:
+            raise PolicyError(f"malformed decision: {exc}") from None
+
+    async def load(self, modules: Modules) -> None:
+        await self._open()
+        if not await self._client.check_health():
+            raise PolicyLoadError(f"OPA at {self.url} is not healthy (GET /health)")
+        if self._upload:
+            await self._upload_modules(modules)
+            revision = revision_of(modules)
+        else:
+            revision = await self._loaded_revision()
+        packages = await self._packages()
+        if self._package not in packages:
+            have = ", ".join(sorted(p.replace("/", ".") for p in packages)) or "none"
+            raise PolicyLoadError(
+                f"OPA at {self.url} has no policy in package "
+                f"{self._package.replace('/', '.')} (it has: {have})"
+            )
+        self.revision = revision
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._client.close_connection()
+            self._opened = False
+
+    async def _open(self) -> None:
+        if not self._opened:
+            await self._client.__aenter__()
+            self._opened = True
+
+    def _policy_id(self, name: str) -> str:
+        """OPA's id for a module: its path below the policy directory, under tollgate/."""
+        path = Path(name)
+        relative = path.relative_to(self._policy_dir) if path.is_absolute() else path
+        return f"tollgate/{relative.as_posix()}"
+
+    async def _upload_modules(self, modules: Modules) -> None:
+        """Put the new modules in OPA; on a refusal, put back what was there and raise."""
+        wanted = {self._policy_id(name): source for name, source in modules}
+        changed: list[str] = []
+        try:
+            for policy_id, source in wanted.items():
+                if self._uploaded.get(policy_id) != source:
+                    changed.append(policy_id)
+                    await self._client.update_policy_from_string(
+                        source, policy_id, rego_compat=False
+                    )
+            for policy_id in self._uploaded.keys() - wanted.keys():
+                await self._client.delete_policy(policy_id)
+        except Exception as exc:
+            await self._restore(changed)
+            raise PolicyLoadError(
+                f"OPA at {self.url} refused policy {changed[-1] if changed else '?'}: "
+                f"{_reason(exc)}"
+            ) from None
+        self._uploaded = wanted
+
+    async def _restore(self, changed: list[str]) -> None:
+        for policy_id in changed:
+            try:
+                if policy_id in self._uploaded:
+                    await self._client.update_policy_from_string(
+                        self._uploaded[policy_id], policy_id, rego_compat=False
+                    )
+                else:
+                    await self._client.delete_policy(policy_id)
+            except Exception as exc:  # the old version stays as it was where this fails
+                log.error("could not restore policy %s in OPA: %s", policy_id, _reason(exc))
+
+    async def _packages(self) -> set[str]:
+        try:
+            info = await self._client.get_policies_info()
+        except Exception as exc:
+            raise PolicyLoadError(
+                f"OPA at {self.url}: cannot list policies: {_reason(exc)}"
+            ) from None
+        root = f"{self._client.root_url}/"
+        return {entry["path"].removeprefix(root) for entry in info.values()}
+
+    async def _loaded_revision(self) -> str:
+        """With OPA loading its own policies: a hash of what it holds, by policy id."""
+        try:
+            ids = sorted(await self._client.get_policies_list())
+            modules = [
+                (i, (await self._client.get_policy(i)).get("result", {}).get("raw", ""))
+                for i in ids
+            ]
+        except Exception as exc:
+            raise PolicyLoadError(
+                f"OPA at {self.url}: cannot read policies: {_reason(exc)}"
+            ) from None
+        return revision_of(modules)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a log or an error exit, with OPA's file:row:col when it gave them."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    details = [
+        f"{e['location'].get('file', '?')}:{e['location'].get('row', '?')}: {e.get('message')}"
+        if isinstance(e.get("location"), dict) else str(e.get("message"))
+        for e in getattr(exc, "errors", None) or [] if isinstance(e, dict)
+    ]
+    message = getattr(exc, "message", None)
+    text = "; ".join(details) or (str(message) if message else str(exc))
+    return " ".join(text.split()) or type(exc).__name__

@@ -1,0 +1,56 @@
+"""Policy sources on disk: which files a policy directory holds, and their revision."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from extproc.policy.errors import PolicyLoadError
+
+Modules = list[tuple[str, str]]
+"""(file path, Rego source) pairs, in a stable order."""
+
+
+def rego_files(policy_dir: Path) -> list[Path]:
+    """Every .rego file below the directory, hidden files and folders excepted.
+
+    Hidden paths are skipped: a Kubernetes ConfigMap volume holds every file twice,
+    once in a hidden `..<timestamp>` folder.
+    """
+    return sorted(
+        p for p in policy_dir.rglob("*.rego")
+        if not any(part.startswith(".") for part in p.relative_to(policy_dir).parts)
+    )
+
+
+def read_modules(policy_dir: Path) -> Modules:
+    """The policy modules of a directory, test files (`*_test.rego`) excluded."""
+    if not policy_dir.is_dir():
+        raise PolicyLoadError(f"policy directory {policy_dir} does not exist")
+    files = [p for p in rego_files(policy_dir) if not p.name.endswith("_test.rego")]
+    if not files:
+        raise PolicyLoadError(f"no .rego files in {policy_dir}")
+    try:
+        return [(str(p), p.read_text(encoding="utf-8")) for p in files]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyLoadError(f"cannot read policies in {policy_dir}: {exc}") from None
+
+
+def fingerprint(policy_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a policy file is added, removed or rewritten: cheap to poll."""
+    try:
+        return tuple(
+            (str(p), stat.st_mtime_ns, stat.st_size)
+            for p in rego_files(policy_dir) if not p.name.endswith("_test.rego")
+            for stat in (p.stat(),)
+        )
+    except OSError:
+        return ()
+
+
+def revision_of(modules: Modules) -> str:
+    """A short hash of the sources, so a decision can name the policies that made it."""
+    digest = hashlib.sha256()
+    for name, source in modules:
+        digest.update(Path(name).name.encode() + b"\0" + source.encode() + b"\0")
+    return digest.hexdigest()[:12]
