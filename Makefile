@@ -21,6 +21,7 @@ lint: $(VENV)/.test-deps
 
 bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.parse_cost
+	$(BIN)/python -m bench.policy_engines
 	$(BIN)/python -m bench.load
 
 $(VENV)/bin/python:
@@ -50,7 +51,7 @@ $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,[test])
 	$(BIN)/pip install -q --ignore-requires-python "$(OPA_BINDINGS)"
 
-$(VENV)/.bench-deps: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.bench-deps: pyproject.toml $(VENV)/.test-deps
 	$(call install,[test,bench])
 
 clean:

@@ -98,7 +98,9 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
     if not _is_json(content_type):
         return text
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return parse_json(text)
+    except NotJsonText as exc:
+        raise BadInput(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise BadInput(
             400, "malformed_json",
@@ -106,11 +108,29 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
         ) from None
 
 
-def _not_json(constant: str) -> Any:
-    """Python's json reads NaN and Infinity; JSON has neither, so neither passes."""
-    raise BadInput(
-        400, "malformed_json", f"request body is not valid JSON: {constant} is not a JSON value"
-    )
+class NotJsonText(ValueError):
+    """JSON that Python reads but RFC 8259 does not, and that no engine could carry."""
+
+
+def parse_json(text: str) -> Any:
+    """JSON as RFC 8259 reads it: no NaN or Infinity, no lone surrogates.
+
+    Raises json.JSONDecodeError for text that is not JSON at all, NotJsonText for
+    what Python's json would accept but no policy engine could carry.
+    """
+    value = json.loads(text, parse_constant=_reject_constant)
+    if "\\ud" in text.lower():  # only then can a lone surrogate be in there
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotJsonText(
+                "it escapes a lone surrogate (\\ud800-\\udfff), which is not a character"
+            ) from None
+    return value
+
+
+def _reject_constant(constant: str) -> Any:
+    raise NotJsonText(f"{constant} is not a JSON value")
 
 
 def decode_response_body(headers: dict[str, str], raw: bytes) -> Any:
@@ -123,7 +143,7 @@ def decode_response_body(headers: dict[str, str], raw: bytes) -> Any:
         return None
     if _is_json(headers.get("content-type", "")):
         try:
-            return json.loads(text)
-        except json.JSONDecodeError:
+            return parse_json(text)
+        except ValueError:
             return text
     return text

@@ -17,4 +17,5 @@ def dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        # ASCII escapes: whatever orjson refused reaches the engine as valid JSON text.
+        return json.dumps(value, separators=(",", ":"))

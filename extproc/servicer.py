@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -33,6 +33,7 @@ from extproc.http_message import (
     request_view,
 )
 from extproc.policy import Decision, PolicyEngine, PolicyError
+from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.input import InputEncoder
 from extproc.telemetry import Telemetry, trace_id_of
 
@@ -190,12 +191,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 exchange.trace_id, exchange.target.name,
                 "failing open" if fail_open else "refused", exc,
             )
-            decision = Decision(
-                action="allow" if fail_open else "deny",
-                reasons=("policy error",),
-                rules=("tollgate.policy_error",),
-                status=403,
-            )
+            decision = replace(POLICY_ERROR, action="allow") if fail_open else POLICY_ERROR
             exchange.attributes["tollgate.policy.error"] = str(exc)
             if fail_open:
                 exchange.attributes["tollgate.fail_open"] = True

@@ -31,15 +31,28 @@ sql_texts contains text if {
 
 sql_texts contains input.request.body if is_string(input.request.body)
 
-sql_texts contains text if some text in input.request.query.sql
+sql_texts contains text if {
+	values := input.request.query.sql
+	is_collection(values) # iterating a string or a number is an error on some engines
+	some text in values
+	is_string(text) # a number here would be a type error in regex.match
+}
+
+is_collection(x) if is_array(x)
+
+is_collection(x) if is_object(x)
 
 # A crude keyword match over raw text, kept only until the SQL interpreter fills
 # `input.sql.statements` with parsed statements. It errs towards refusing: any
 # text with the word DROP or TRUNCATE is treated as destructive.
+#
+# The word boundary is spelled out in ASCII rather than written \b: regorus's \b
+# is Unicode-aware and OPA's (RE2) is not, so `éDROP` would be allowed by one
+# engine and refused by the other. Here both refuse it.
 destructive_keywords := {"DROP", "TRUNCATE"}
 
 destructive_sql contains keyword if {
 	some text in sql_texts
 	some keyword in destructive_keywords
-	regex.match(sprintf(`(?i)\b%s\b`, [keyword]), text)
+	regex.match(sprintf(`(^|[^A-Za-z0-9_])(?i:%s)([^A-Za-z0-9_]|$)`, [keyword]), text)
 }

@@ -43,9 +43,11 @@ def test_request_bodies_decoded(headers: dict[str, str], raw: bytes, expected: o
         ({**JSON, "content-encoding": "br"}, b"", 415, "unsupported_content_encoding"),
         (JSON, b'{"n": NaN}', 400, "malformed_json"),
         (JSON, b"[-Infinity]", 400, "malformed_json"),
+        (JSON, b'{"sql": "\\ud800"}', 400, "malformed_json"),
+        (JSON, b'["\\uDFFF"]', 400, "malformed_json"),
     ],
     ids=["malformed", "bad-utf8-json", "bad-utf8-text", "bad-utf8-untyped", "gzip", "br-empty",
-         "nan", "infinity"],
+         "nan", "infinity", "lone-high-surrogate", "lone-low-surrogate"],
 )
 def test_request_bodies_refused(
     headers: dict[str, str], raw: bytes, status: int, error: str
@@ -53,6 +55,15 @@ def test_request_bodies_refused(
     with pytest.raises(BadInput) as refused:
         decode_request_body(headers, raw)
     assert (refused.value.status, refused.value.error) == (status, error)
+
+
+def test_a_surrogate_pair_is_one_character() -> None:
+    assert decode_request_body(JSON, b'{"s": "\\ud83d\\ude00"}') == {"s": "\U0001F600"}
+
+
+def test_response_json_that_is_not_json_text_is_shown_as_text() -> None:
+    assert decode_response_body(JSON, b'{"s": "\\ud800"}') == '{"s": "\\ud800"}'
+    assert decode_response_body(JSON, b"[NaN]") == "[NaN]"
 
 
 def test_big_integers_reach_the_policy_exactly() -> None:

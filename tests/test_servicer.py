@@ -26,6 +26,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 from google.protobuf.struct_pb2 import Struct
 
 from extproc import config
+from extproc.policy import PolicyEngine
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.servicer import ExtProcServicer
 from extproc.telemetry import Telemetry
@@ -113,17 +114,18 @@ class Stream:
 
 def run(
     scenario: Callable[[Stream], Awaitable[None]], policy: str = ALLOW_UNLESS,
-    **target: Any,
+    *, engine: PolicyEngine | None = None, **target: Any,
 ) -> None:
+    """Play `scenario` against a servicer deciding with `engine` (default: `policy`, embedded)."""
     cfg = config.parse(
         {"targets": [{"name": "demo", "match": {"route": "demo"}, **target}]}
     )
+    decider = engine or EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision")
 
     async def main() -> None:
-        engine = EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision")
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-            ExtProcServicer(cfg, engine, Telemetry(cfg.telemetry)), server
+            ExtProcServicer(cfg, decider, Telemetry(cfg.telemetry)), server
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()

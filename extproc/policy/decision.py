@@ -29,6 +29,9 @@ class Decision:
     status: int = 403
     # What to mask in what is let through: {"fields": [...], "detectors": [...]}.
     mask: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A hold: who may approve (e.g. "group:dba"), and how long the request waits.
+    approvers: tuple[str, ...] = ()
+    hold_seconds: int | None = None
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -47,17 +50,30 @@ class Decision:
         mask = value.get("mask", {})
         if not isinstance(mask, dict):
             raise MalformedDecision(f"mask must be an object, got {_kind(mask)}")
+        hold_seconds = value.get("hold_seconds")
+        if hold_seconds is not None and (type(hold_seconds) is not int or hold_seconds < 1):
+            raise MalformedDecision(
+                f"hold_seconds must be an integer >= 1, got {hold_seconds!r}"
+            )
         return cls(
             action=action,
             reasons=_strings(value, "reasons"),
             rules=_strings(value, "rules"),
             status=status,
             mask={k: _strings(mask, k) for k in mask},
+            approvers=_strings(value, "approvers"),
+            hold_seconds=hold_seconds,
         )
 
     @property
     def masks_anything(self) -> bool:
         return any(self.mask.values())
+
+
+# What a decision is when the policy cannot give one: the deny a fail-closed target gets.
+POLICY_ERROR = Decision(
+    action="deny", reasons=("policy error",), rules=("tollgate.policy_error",), status=403
+)
 
 
 def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -14,9 +14,7 @@ import regorus
 
 from extproc.policy.decision import Decision, MalformedDecision
 from extproc.policy.errors import PolicyError, PolicyLoadError
-from extproc.policy.sources import Modules, rego_files, revision_of
-
-__all__ = ["EmbeddedEngine", "clean_regorus_error", "rego_files"]
+from extproc.policy.sources import Modules, revision_of
 
 # What the RVM returns for a query that has no value (no rule matched and no default).
 _UNDEFINED = '"<undefined>"'

@@ -1,22 +1,49 @@
 """Running a policy directory's Rego unit tests (`test_*` rules in `*_test.rego`).
 
 Every `test_` rule is evaluated on the embedded engine, as `opa test` would:
-a test passes when its rule is true, and fails when it is undefined, false or
-errors. One runner serves the test suite and (later) `tollgate policy test`.
+a test passes (PASS) when its rule is true, fails (FAIL) when it is undefined or
+anything but true, and errors (ERROR) when evaluation fails. One runner serves
+the test suite and `tollgate policy test`; the rule walk over regorus's AST also
+serves `tollgate policy eval`, which shows the rules of a package that fired.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import regorus
 
 from extproc.policy import PolicyLoadError
-from extproc.policy.embedded import clean_regorus_error, rego_files
+from extproc.policy.embedded import clean_regorus_error
+from extproc.policy.sources import Modules, rego_files
+
+Outcome = Literal["PASS", "FAIL", "ERROR"]
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class RegoRule:
+    """One rule of a module, named by the path `eval_rule` accepts for it.
+
+    Several definitions of a rule (incremental rules, `default`, `else`) are one
+    RegoRule, located at its first definition.
+    """
+
+    package: str  # e.g. data.tollgate
+    path: str  # e.g. destructive_sql, or a.b for the ref head `a.b := 1`
+    file: str
+    line: int
+    # Built by `contains` or `name[key] := ...`: always defined, empty when no body held.
+    multi_value: bool
+
+    @property
+    def ref(self) -> str:
+        return f"{self.package}.{self.path}"
 
 
 @dataclass(frozen=True)
@@ -34,9 +61,30 @@ class RegoTest:
 @dataclass(frozen=True)
 class RegoTestResult:
     test: RegoTest
-    passed: bool
+    outcome: Outcome
     detail: str  # "" when passed; why not otherwise
-    duration_us: int
+    duration_ns: int
+    prints: tuple[str, ...] = ()  # what the test's `print()` calls wrote, `file:line: text`
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "PASS"
+
+
+def interpreter(modules: Modules) -> regorus.Engine:
+    """A tree-walking regorus engine (Rego v1) over (file name, source) modules.
+
+    The gateway decides with a compiled RVM program; the interpreter is what can
+    evaluate any single rule, which tests and explanations need.
+    """
+    engine = regorus.Engine()
+    engine.set_rego_v0(False)
+    try:
+        for name, source in modules:
+            engine.add_policy(name, source)
+    except RuntimeError as exc:
+        raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
+    return engine
 
 
 def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
@@ -44,33 +92,72 @@ def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
     files = rego_files(policy_dir) if policy_dir.is_dir() else []
     if not files:
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
-    engine = regorus.Engine()
-    engine.set_rego_v0(False)
+    engine = interpreter([(str(path), _read(path)) for path in files])
+    tests = [
+        RegoTest(rule.package, rule.path, rule.file, rule.line)
+        for rule in rules_in(engine)
+        if rule.file.endswith("_test.rego") and _IDENTIFIER.fullmatch(rule.path)
+        and rule.path.startswith("test_")
+    ]
+    return engine, tests
+
+
+def _read(path: Path) -> str:
     try:
-        for path in files:
-            engine.add_policy(str(path), path.read_text(encoding="utf-8"))
-    except RuntimeError as exc:
-        raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
-    return engine, _tests_in(json.loads(engine.get_ast_as_json()))
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyLoadError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise PolicyLoadError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _tests_in(modules: list[dict[str, Any]]) -> list[RegoTest]:
-    found: dict[str, RegoTest] = {}
-    for module in modules:
-        if not module["source"]["file"].endswith("_test.rego"):
-            continue
+def rules_in(engine: regorus.Engine) -> list[RegoRule]:
+    """Every rule the engine holds, functions excepted (they need arguments)."""
+    found: dict[str, RegoRule] = {}
+    for module in json.loads(engine.get_ast_as_json()):
         ast = module["ast"]
         package = "data." + ".".join(_ref_names(ast["package"]["refr"]))
         for rule in ast["rules"]:
-            head = rule.get("Spec", {}).get("head", {})
-            for form in head.values():
-                names = _ref_names(form["refr"])
-                if len(names) == 1 and names[0].startswith("test_"):
-                    test = RegoTest(package, names[0], module["source"]["file"],
-                                    form["span"]["line"])
-                    # A test defined by several bodies is one test (OPA counts it once).
-                    found.setdefault(test.rule, test)
+            (kind, node), = rule.items()
+            if kind == "Default":
+                if node["args"]:  # the default of a function
+                    continue
+                ref, multi_value = node["refr"], False
+            else:
+                (form, head), = node["head"].items()
+                if form == "Func":
+                    continue
+                ref, multi_value = head["refr"], form == "Set"
+            segments, partial_object = _head_path(ref)
+            path = "".join(s if s.startswith("[") else f".{s}" for s in segments)[1:]
+            found.setdefault(f"{package}.{path}", RegoRule(
+                package, path, module["source"]["file"], node["span"]["line"],
+                multi_value or partial_object,
+            ))
     return list(found.values())
+
+
+def _head_path(ref: dict[str, Any]) -> tuple[list[str], bool]:
+    """A rule head's path, and whether it ends at a variable key (`obj[k] := ...`).
+
+    `a.b.c := 1` is the path a.b.c; `q["x-y"] := 1` is q["x-y"] (a key that is
+    not an identifier keeps its brackets); `obj[k] := 1` is obj, a partial object.
+    """
+    (kind, node), = ref.items()
+    if kind == "Var":
+        return [node["value"]], False
+    names, partial = _head_path(node["refr"])
+    if partial:
+        return names, partial
+    if kind == "RefDot":
+        return [*names, node["field"][1]], False
+    if kind == "RefBrack":
+        (index_kind, index), = node["index"].items()
+        if index_kind == "String":
+            key = index["value"]
+            return [*names, key if _IDENTIFIER.fullmatch(key) else f"[{json.dumps(key)}]"], False
+        return names, True
+    return names, False
 
 
 def _ref_names(ref: dict[str, Any]) -> list[str]:
@@ -83,21 +170,35 @@ def _ref_names(ref: dict[str, Any]) -> list[str]:
     return []
 
 
-def run(policy_dir: Path) -> list[RegoTestResult]:
+def run(policy_dir: Path, select: re.Pattern[str] | None = None) -> list[RegoTestResult]:
+    """Run the directory's tests, or those whose full name `select` finds (`opa test --run`)."""
     engine, tests = load_engine(policy_dir)
+    engine.set_gather_prints(True)
     results = []
     for test in tests:
-        started = time.perf_counter()
+        if select is not None and not select.search(test.rule):
+            continue
+        started = time.perf_counter_ns()
         try:
             value = engine.eval_rule(test.rule)
-            passed, detail = value is True, "" if value is True else _describe(value)
+            outcome: Outcome = "PASS" if value is True else "FAIL"
+            detail = "" if value is True else _describe(value)
         except RuntimeError as exc:
-            passed, detail = False, f"error: {clean_regorus_error(exc)}"
-        results.append(RegoTestResult(
-            test, passed, detail, int((time.perf_counter() - started) * 1e6)
-        ))
+            outcome, detail = "ERROR", clean_regorus_error(exc)
+        elapsed = time.perf_counter_ns() - started
+        results.append(RegoTestResult(test, outcome, detail, elapsed, tuple(engine.take_prints())))
     return results
 
 
 def _describe(value: Any) -> str:
-    return "undefined" if value is None else f"evaluated to {json.dumps(value)}"
+    if value is None:
+        return "undefined"
+    # eval_rule gives sets as Python sets; shown as the JSON arrays OPA would print.
+    return f"evaluated to {json.dumps(value, default=_set_items)}"
+
+
+def _set_items(value: set[Any] | frozenset[Any]) -> list[Any]:
+    try:
+        return sorted(value)
+    except TypeError:  # items of mixed or unorderable types
+        return list(value)
