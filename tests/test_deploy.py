@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -33,6 +34,7 @@ import yaml
 from extproc import config, envoy_bootstrap, stack
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
+from tests.opa_standin import OpaStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -291,7 +293,7 @@ def mounts(service: dict[str, Any]) -> dict[str, Path]:
 
 def test_compose_has_every_service() -> None:
     services = compose()["services"]
-    assert {"envoy", "tollgate", "demo-upstream", "jaeger"} <= set(services)
+    assert {"envoy", "tollgate", "opa", "demo-upstream", "jaeger"} <= set(services)
     assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
     assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
 
@@ -342,6 +344,25 @@ def test_compose_names_and_ports_agree_with_the_bootstrap() -> None:
     }
     jaeger_ports = {int(p.split(":")[-1]) for p in services["jaeger"]["ports"]}
     assert {16686, otlp_host_port()[1]} <= jaeger_ports
+
+
+def opa_host_port() -> tuple[str, int]:
+    url = urlsplit(deploy_config().policy.url or "")
+    assert url.hostname and url.port, f"deploy/tollgate.yaml: policy.url {url.geturl()!r}"
+    return url.hostname, url.port
+
+
+def test_compose_runs_opa_where_tollgate_looks_for_it() -> None:
+    assert deploy_config().policy.engine == "opa"
+    host, port = opa_host_port()
+    services = compose()["services"]
+    opa = services[host]
+    assert opa["image"].startswith("openpolicyagent/opa:")
+    assert opa["command"][:2] == ["run", "--server"]
+    assert f"--addr=0.0.0.0:{port}" in opa["command"]
+    assert host in services["tollgate"]["depends_on"]
+    # tollgate exits while OPA is not up yet; only a restart brings it back.
+    assert services["tollgate"]["restart"] == "unless-stopped"
 
 
 def test_compose_waits_on_health_and_outlasts_the_drain() -> None:
@@ -494,6 +515,19 @@ def test_k8s_grace_period_outlasts_prestop_and_drain(rendered: list[dict[str, An
     assert spec["terminationGracePeriodSeconds"] > needed
 
 
+def test_k8s_tollgate_pod_has_its_own_opa_sidecar(rendered: list[dict[str, Any]]) -> None:
+    host, port = opa_host_port()
+    spec = pod_spec(rendered, "tollgate")
+    # The config's OPA host is this pod's loopback, where the sidecar listens.
+    assert {"ip": "127.0.0.1", "hostnames": [host]} in spec["hostAliases"]
+    (opa,) = [c for c in spec["initContainers"] if c["name"] == "opa"]
+    assert opa["restartPolicy"] == "Always", "a native sidecar: running before tollgate starts"
+    assert opa["image"].startswith("openpolicyagent/opa:")
+    assert f"--addr=127.0.0.1:{port}" in opa["args"]
+    probe = opa["startupProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == ("/health", port)
+
+
 def test_k8s_python_snippets_compile(rendered: list[dict[str, Any]]) -> None:
     snippets = []
 
@@ -546,6 +580,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     settings["listen"]["grpc"] = f"127.0.0.1:{ports.ext_proc}"
     settings["policy"]["dir"] = str(POLICIES)
     settings["telemetry"]["otlp_endpoint"] = None  # no Jaeger here
+    opa = OpaStandIn().start()  # no OPA binary here: the stand-in on the real OPA engine
+    settings["policy"]["url"] = opa.url
     (tmp / "tollgate.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(BOOTSTRAP), ports)
     bootstrap["admin"]["address"]["socket_address"]["address"] = "127.0.0.1"
@@ -565,6 +601,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     finally:
         for process in reversed(processes):
             process.stop()
+        opa.stop()
 
 
 def test_deploy_bootstrap_serves_through_tollgate_by_dns_name(live: LiveStack) -> None:
