@@ -41,8 +41,10 @@ def inputs() -> dict[str, str]:
            "body": None}
     post = {**get, "method": "POST", "path": "/sql",
             "body": {"sql": "SELECT name FROM customers", "pad": "x" * 2000}}
-    return {"headers-only": encoder.encode("request", get, None),
-            "2 KB body": encoder.encode("request", post, None)}
+    identity = {"authenticated": True, "sub": "svc-autogen", "iss": "https://tollgate.dev.local",
+                "aud": ["tollgate"], "email": None, "groups": ["agents"], "jti": "j-1"}
+    return {"headers-only": encoder.encode("request", identity, get, None),
+            "2 KB body": encoder.encode("request", identity, post, None)}
 
 
 async def timed(decide: Callable[[], Awaitable[object]], seconds: float) -> list[float]:

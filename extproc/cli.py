@@ -36,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--config", type=Path, default=QUICKSTART_CONFIG, help="tollgate YAML config")
 
+    token = commands.add_parser(
+        "token", help="print a token signed with the quickstart's development key"
+    )
+    token.add_argument("--sub", required=True, help="the subject: who the token speaks for")
+    token.add_argument("--groups", default="", help="comma-separated groups, e.g. agents,dba")
+    token.add_argument("--ttl", default="1h", help="how long it is valid: 30m, 1h, 2d (<= 7d)")
+    token.add_argument(
+        "--config", type=Path, default=QUICKSTART_CONFIG,
+        help="a tollgate config naming identity.development_key (the quickstart's does)",
+    )
+
     policy_cli.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -51,9 +62,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(config)
+    if args.command == "token":
+        return _token(config, args)
     from extproc.up import run_quickstart
 
     return run_quickstart(config)
+
+
+def _token(config: config_module.Config, args: argparse.Namespace) -> int:
+    from extproc.dev_tokens import TokenError, mint, parse_duration
+
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    try:
+        print(mint(config, args.sub, groups, parse_duration(args.ttl)))
+    except TokenError as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(config: config_module.Config) -> int:

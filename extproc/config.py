@@ -148,6 +148,41 @@ class Inspect:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """The target's own credential, which tollgate injects so that agents never hold it."""
+
+    # bearer: `authorization: Bearer <secret>`; basic: the secret is `user:password`,
+    # sent as `authorization: Basic base64(...)`; header: the secret as the value of `header`.
+    type: Literal["bearer", "basic", "header"]
+    # Where the secret is read from: an environment variable, or a file (relative to the
+    # config file; re-read when it changes). Exactly one.
+    from_env: str | None = None
+    from_file: Path | None = None
+    header: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.from_env is None) == (self.from_file is None):
+            raise Invalid(None, "needs exactly one of 'from_env' or 'from_file'")
+        if self.type == "header":
+            if not self.header or not _HEADER_NAME.fullmatch(self.header):
+                raise Invalid(
+                    "header", f"a header name is needed for type 'header', got {self.header!r}"
+                )
+            object.__setattr__(self, "header", self.header.lower())
+        elif self.header is not None:
+            raise Invalid(
+                "header", f"only used with type 'header' ({self.type} uses authorization)"
+            )
+
+    @property
+    def header_name(self) -> str:
+        return self.header or "authorization"
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     match: Match
@@ -157,6 +192,34 @@ class Target:
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
     fail_mode: Literal["closed", "open"] = "closed"
     inspect: Inspect = field(default_factory=Inspect)
+    # Requests without a token are let through to the policy (identity.authenticated
+    # false). Envoy's jwt_authn must allow them too (allow_missing on the route).
+    anonymous: bool = False
+    # Injected on every request to this target, replacing what the client sent.
+    credential: Credential | None = None
+    # Client headers removed before the request goes upstream (authorization always is).
+    strip_headers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.strip_headers:
+            if not _HEADER_NAME.fullmatch(name):
+                raise Invalid("strip_headers", f"not a header name: {name!r}")
+        object.__setattr__(self, "strip_headers", tuple(h.lower() for h in self.strip_headers))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where the verified token's claims are, and which claims mean what."""
+
+    # jwt_authn's `payload_in_metadata` in the Envoy bootstrap: Envoy puts the verified
+    # claims there, in its metadata namespace envoy.filters.http.jwt_authn.
+    payload_key: str = "jwt_payload"
+    # Claim names vary by identity provider (groups, roles, cognito:groups, ...).
+    groups_claim: str = "groups"
+    email_claim: str = "email"
+    # The development signing key `tollgate token` signs with (the quickstart's); unset
+    # in any real configuration, so that the command refuses there.
+    development_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +228,7 @@ class Config:
     listen: Listen = field(default_factory=Listen)
     policy: Policy = field(default_factory=Policy)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    identity: Identity = field(default_factory=Identity)
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 
@@ -179,7 +243,11 @@ class Config:
 
     @property
     def policy_dir(self) -> Path:
-        return (self.source.parent / self.policy.dir).resolve()
+        return self.resolve(self.policy.dir)
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the file, relative to the file's folder."""
+        return (self.source.parent / path).resolve()
 
 
 # -- the strict decoder -------------------------------------------------------------

@@ -45,6 +45,29 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports) -> dict[str, Any]:
     return config
 
 
+JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
+
+
+def http_filters(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTP filters of the (single) listener's connection manager."""
+    (listener,) = bootstrap["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    (manager,) = chain["filters"]
+    return manager["typed_config"]["http_filters"]
+
+
+def with_jwt_issuer(
+    bootstrap: dict[str, Any], issuer: str, audiences: list[str], jwks: str
+) -> dict[str, Any]:
+    """A copy whose token provider trusts another issuer: its keys inline, as local_jwks."""
+    config = copy.deepcopy(bootstrap)
+    (authn,) = [f for f in http_filters(config) if f["name"] == JWT_AUTHN_FILTER]
+    (provider,) = authn["typed_config"]["providers"].values()
+    provider.update({"issuer": issuer, "audiences": audiences,
+                     "local_jwks": {"inline_string": jwks}})
+    return config
+
+
 def without_ext_proc(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """A copy with the ext_proc filter removed: Envoy alone, the benchmark's baseline."""
     config = copy.deepcopy(bootstrap)

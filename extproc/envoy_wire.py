@@ -21,6 +21,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
 )
 from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Value
 
 from extproc import jsonenc
 
@@ -55,6 +56,33 @@ def attribute(request: ProcessingRequest, name: str) -> str | None:
     if attrs is None or name not in attrs.fields:
         return None
     return attrs.fields[name].string_value or None
+
+
+JWT_AUTHN_NAMESPACE = "envoy.filters.http.jwt_authn"
+
+
+def jwt_claims(request: ProcessingRequest, payload_key: str) -> dict[str, Any] | None:
+    """The claims jwt_authn verified (`payload_in_metadata`), or None when no token was.
+
+    Envoy forwards them as metadata (ext_proc's `metadata_options.forwarding_namespaces`),
+    which a client cannot set. Only the top level is converted: claims are flat.
+    """
+    namespace = request.metadata_context.filter_metadata.get(JWT_AUTHN_NAMESPACE)
+    if namespace is None or payload_key not in namespace.fields:
+        return None
+    payload = namespace.fields[payload_key].struct_value.fields
+    return {key: _plain(value) for key, value in payload.items()}
+
+
+def _plain(value: Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "list_value":
+        return [_plain(v) for v in value.list_value.values]
+    if kind == "struct_value":
+        return {k: _plain(v) for k, v in value.struct_value.fields.items()}
+    if kind == "null_value" or kind is None:
+        return None
+    return getattr(value, kind)
 
 
 def processing_mode(request_body: bool | None, response: str) -> ProcessingMode | None:

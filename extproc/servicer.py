@@ -32,6 +32,7 @@ from extproc.http_message import (
     policy_headers,
     request_view,
 )
+from extproc.identity import identity_of, span_attributes
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.input import InputEncoder
@@ -60,13 +61,14 @@ class Exchange:
     encoder: InputEncoder
     span: Span
     trace_id: str
+    identity: dict[str, Any]
     request: dict[str, Any]
     attributes: dict[str, Any]
     response: dict[str, Any] | None = None
     decisions: list[Decision] = field(default_factory=list)
 
     def policy_input(self, phase: str) -> str:
-        return self.encoder.encode(phase, self.request, self.response)
+        return self.encoder.encode(phase, self.identity, self.request, self.response)
 
 
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
@@ -74,6 +76,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         self._engine = engine
         self._telemetry = telemetry
         self._sensitive = config.policy.sensitive_headers
+        self._identity = config.identity
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
         self._encoders = {t.name: InputEncoder(t) for t in config.targets}
@@ -89,15 +92,16 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             log.error("stream opened with %s, not request headers", first.WhichOneof("request"))
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "expected request headers")
 
-        # 1. Request headers: find the target, open the span.
+        # 1. Request headers: find the target and who acts, open the span.
         headers = wire.headers_of(first.request_headers)
         route = wire.attribute(first, "xds.route_name")
         cluster = wire.attribute(first, "xds.cluster_name")
         target = self._by_route.get(route) or self._by_cluster.get(cluster)  # type: ignore[arg-type]
         target_name = target.name if target else "unknown"
+        identity = identity_of(wire.jwt_claims(first, self._identity.payload_key), self._identity)
         span = self._telemetry.start_exchange(
             f"tollgate {headers.get(':method', '')} {target_name}", headers,
-            _request_attributes(headers, target_name),
+            {**_request_attributes(headers, target_name), **span_attributes(identity)},
         )
         trace_id = trace_id_of(span)
         outcome: dict[str, Any] = {}
@@ -107,8 +111,15 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     404, "unknown_target",
                     f"no target matches route {route!r} or cluster {cluster!r}",
                 )
+            if not identity["authenticated"] and not target.anonymous:
+                # Envoy's jwt_authn refuses these first; reaching here means a route
+                # without the filter's requirement: refuse rather than trust it.
+                raise BadInput(
+                    401, "unauthenticated",
+                    f"target {target.name} needs a verified token (Authorization: Bearer ...)",
+                )
             exchange = Exchange(
-                target, self._encoders[target.name], span, trace_id,
+                target, self._encoders[target.name], span, trace_id, identity,
                 request_view(headers, self._sensitive), outcome,
             )
             has_body = not first.request_headers.end_of_stream

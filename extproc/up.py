@@ -8,22 +8,30 @@ import tempfile
 import threading
 from pathlib import Path
 
-from extproc import envoy_bootstrap, stack
+from extproc import dev_tokens, envoy_bootstrap, stack
 from extproc.config import Config
 
 CURL_LINES = """\
-Tollgate is up. Try:
+Tollgate is up. Every request needs a token; this one (sub "you", group "agents",
+valid 8h) is signed with the quickstart's development key (`tollgate token` makes others):
 
-  curl -i http://127.0.0.1:{listener}/api/customers
-  curl -i http://127.0.0.1:{listener}/echo
-  curl -i -X POST http://127.0.0.1:{listener}/sql -H 'content-type: application/json' \\
-       -d '{{"sql": "SELECT name FROM customers"}}'
-  curl -i -X POST http://127.0.0.1:{listener}/sql -H 'content-type: application/json' \\
-       -d '{{"sql": "DROP TABLE customers"}}'      # refused by policies/tollgate.rego
+  export TOKEN={token}
+
+Try:
+
+  curl -i http://127.0.0.1:{listener}/api/customers -H "authorization: Bearer $TOKEN"
+  curl -i http://127.0.0.1:{listener}/echo -H "authorization: Bearer $TOKEN"
+  curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"sql": "SELECT name FROM customers"}}'
+  curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"sql": "DROP TABLE customers"}}'
+                                                   # refused by policies/tollgate.rego
+  curl -i http://127.0.0.1:{listener}/echo         # no token: 401
 
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
 Ctrl-C stops everything.
 """
+TOKEN_TTL_SECONDS = 8 * 3600
 
 
 def run_quickstart(config: Config) -> int:
@@ -43,6 +51,12 @@ def run_quickstart(config: Config) -> int:
         )
         return 2
 
+    try:
+        token = dev_tokens.mint(config, "you", ["agents"], TOKEN_TTL_SECONDS)
+    except dev_tokens.TokenError as exc:
+        print(f"tollgate up: {exc}", file=sys.stderr)
+        return 2
+
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
@@ -56,7 +70,8 @@ def run_quickstart(config: Config) -> int:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
-            print(CURL_LINES.format(listener=ports.listener, admin=ports.admin), flush=True)
+            print(CURL_LINES.format(listener=ports.listener, admin=ports.admin, token=token),
+                  flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
                 dead = [p for p in processes if not p.alive()]

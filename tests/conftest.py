@@ -19,6 +19,7 @@ import yaml
 
 from extproc import envoy_bootstrap, stack
 from extproc.demo_upstream import DemoUpstream
+from tests import tokens
 from tests.otlp_receiver import OtlpReceiver
 
 # The batch span processor exports every 5 s by default; tests wait on spans.
@@ -54,9 +55,12 @@ class Gateway:
 
     def request(
         self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None, token: str | None = "",
     ) -> Reply:
+        """One request; it carries a valid agent token unless `token` is None (or given)."""
         headers = dict(headers or {})
+        if token is not None and "authorization" not in {h.lower() for h in headers}:
+            headers["authorization"] = f"Bearer {token or tokens.token()}"
         if isinstance(body, dict):
             body = json.dumps(body)
             headers.setdefault("content-type", "application/json")
@@ -129,14 +133,23 @@ def tollgate_config(
     }
 
 
-def with_unmapped_route(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """Add a route no tollgate target claims, ahead of the demo route."""
+JWT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
+UNMAPPED_ROUTE = {"name": "unmapped", "match": {"prefix": "/unmapped"},
+                  "route": {"cluster": "demo_upstream"}}
+
+
+def route(name: str, prefix: str, **jwt_per_route: Any) -> dict[str, Any]:
+    """A route to the demo upstream; `jwt_per_route` is its jwt_authn PerRouteConfig."""
+    extra = {"typed_per_filter_config": {envoy_bootstrap.JWT_AUTHN_FILTER: {
+        "@type": JWT_PER_ROUTE, **jwt_per_route}}} if jwt_per_route else {}
+    return {"name": name, "match": {"prefix": prefix}, "route": {"cluster": "demo_upstream"},
+            **extra}
+
+
+def with_routes(bootstrap: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add routes ahead of the demo route (which matches every path)."""
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    routes.insert(
-        0, {"name": "unmapped", "match": {"prefix": "/unmapped"},
-            "route": {"cluster": "demo_upstream"}},
-    )
+    hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][:0] = routes
     return bootstrap
 
 
@@ -153,9 +166,10 @@ class GatewayFactory:
 
     def __call__(
         self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None,
-        policy: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
     ) -> Gateway:
-        """A running gateway; `policy` overrides keys of the config's policy section."""
+        """A running gateway; `policy` overrides keys of the config's policy section,
+        `routes` are Envoy routes added ahead of the demo route."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_port(), upstream=0,
@@ -173,9 +187,10 @@ class GatewayFactory:
             processes.append(stack.start_tollgate(
                 config_path, ports.ext_proc, work, env=FAST_EXPORT
             ))
-            bootstrap = with_unmapped_route(
-                envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports)
-            )
+            bootstrap = with_routes(envoy_bootstrap.with_jwt_issuer(
+                envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
+                tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
+            ), [UNMAPPED_ROUTE, *(routes or [])])
             envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:

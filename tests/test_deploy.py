@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from extproc import config, envoy_bootstrap, stack
+from extproc import config, dev_tokens, envoy_bootstrap, stack
+from extproc.cli import QUICKSTART_CONFIG
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
 from tests.opa_standin import OpaStandIn
@@ -555,9 +556,12 @@ class LiveStack:
     ports: envoy_bootstrap.Ports
 
     def get(self, path: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+        # deploy/ trusts the development issuer, as the quickstart does.
+        token = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "svc-deploy", ["agents"], 300)
         request = urllib.request.Request(f"http://127.0.0.1:{self.ports.listener}{path}",
                                          data=body, method="POST" if body else "GET",
-                                         headers={"content-type": "application/json"})
+                                         headers={"content-type": "application/json",
+                                                  "authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(request, timeout=10) as reply:
                 return reply.status, {k.lower(): v for k, v in reply.headers.items()}

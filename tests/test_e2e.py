@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from extproc import stack
+from tests import tokens
 from tests.conftest import Gateway, GatewayFactory
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+# For requests written by hand: a valid agent token's header line.
+AUTH = f"authorization: Bearer {tokens.token()}\r\n".encode()
 
 
 def span_of(gateway: Gateway, trace_id: str):
@@ -103,8 +106,8 @@ def test_bad_bodies_get_a_defined_answer(
 def test_declared_oversize_body_is_refused_at_the_headers(gateway: Gateway) -> None:
     before = len(gateway.upstream.requests)
     raw = gateway.send_raw(
-        b"POST /sql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-        b"content-length: 2097152\r\n\r\n"
+        b"POST /sql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" + AUTH
+        + b"content-length: 2097152\r\n\r\n"
     )
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413"), raw[:300]
@@ -126,8 +129,8 @@ def test_chunked_body_over_envoys_buffer_limit_gets_413_json(gateway: Gateway) -
     before = len(gateway.upstream.requests)
     chunk = b"x" * 65536
     raw = gateway.send_raw(
-        b"POST /sql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-        b"x-request-id: oversize-chunked-1\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"POST /sql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" + AUTH
+        + b"x-request-id: oversize-chunked-1\r\ntransfer-encoding: chunked\r\n\r\n"
         + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 20  # 1.25 MiB, left unterminated
     )
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -238,7 +241,7 @@ def test_sigterm_drains_in_flight_exchange(make_gateway: GatewayFactory) -> None
     with socket.create_connection(("127.0.0.1", gw.ports.listener), timeout=10) as client:
         # Headers and half the body: the exchange is open in tollgate, waiting for the rest.
         client.sendall(
-            b"POST /sql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"POST /sql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" + AUTH
             + f"content-length: {len(body)}\r\n\r\n".encode() + body[:5]
         )
         stack.wait_until(

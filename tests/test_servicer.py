@@ -44,10 +44,18 @@ decision := {"action": "deny", "reasons": ["bad response"], "rules": ["t.resp"]}
 """
 
 
-def headers(pairs: dict[str, str], end_of_stream: bool, route: str = "demo") -> ProcessingRequest:
+# What Envoy's jwt_authn puts in its metadata for a verified token (payload_in_metadata).
+CLAIMS = {"sub": "svc-autogen", "iss": "https://issuer.test", "aud": "tollgate",
+          "groups": ["agents"], "email": "bot@example.com", "jti": "j-1", "exp": 2000000000}
+
+
+def headers(
+    pairs: dict[str, str], end_of_stream: bool, route: str = "demo",
+    claims: dict[str, Any] | None = CLAIMS,
+) -> ProcessingRequest:
     attrs = Struct()
     attrs.update({"xds.route_name": route, "xds.cluster_name": "demo_upstream"})
-    return ProcessingRequest(
+    message = ProcessingRequest(
         request_headers=HttpHeaders(
             headers=HeaderMap(
                 headers=[HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
@@ -56,10 +64,18 @@ def headers(pairs: dict[str, str], end_of_stream: bool, route: str = "demo") -> 
         ),
         attributes={"envoy.filters.http.ext_proc": attrs},
     )
+    if claims is not None:
+        jwt = message.metadata_context.filter_metadata["envoy.filters.http.jwt_authn"]
+        jwt.update({"jwt_payload": claims})
+    return message
 
 
-def get(path: str = "/x", route: str = "demo", **extra: str) -> ProcessingRequest:
-    return headers({":method": "GET", ":path": path, ":scheme": "http", **extra}, True, route)
+def get(
+    path: str = "/x", route: str = "demo", claims: dict[str, Any] | None = CLAIMS, **extra: str
+) -> ProcessingRequest:
+    return headers(
+        {":method": "GET", ":path": path, ":scheme": "http", **extra}, True, route, claims
+    )
 
 
 def post(path: str = "/sql") -> ProcessingRequest:
@@ -114,12 +130,14 @@ class Stream:
 
 def run(
     scenario: Callable[[Stream], Awaitable[None]], policy: str = ALLOW_UNLESS,
-    *, engine: PolicyEngine | None = None, **target: Any,
+    *, engine: PolicyEngine | None = None, identity: dict[str, Any] | None = None,
+    **target: Any,
 ) -> None:
     """Play `scenario` against a servicer deciding with `engine` (default: `policy`, embedded)."""
-    cfg = config.parse(
-        {"targets": [{"name": "demo", "match": {"route": "demo"}, **target}]}
-    )
+    cfg = config.parse({
+        "targets": [{"name": "demo", "match": {"route": "demo"}, **target}],
+        "identity": identity or {},
+    })
     decider = engine or EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision")
 
     async def main() -> None:
@@ -344,7 +362,10 @@ decision := {"action": "deny", "reasons": [json.marshal(input)]}
         assert request["headers"]["authorization"].startswith("<redacted:")
         assert "s3cret" not in answer["reasons"][0] and "abc" not in answer["reasons"][0]
         assert not any(name.startswith(":") for name in request["headers"])
-        assert seen["identity"] == {"authenticated": False}
+        assert seen["identity"] == {
+            "authenticated": True, "sub": "svc-autogen", "iss": "https://issuer.test",
+            "aud": ["tollgate"], "email": "bot@example.com", "groups": ["agents"], "jti": "j-1",
+        }
         assert seen["sql"] is None and seen["approval"] is None
 
     run(scenario, policy)
@@ -363,3 +384,34 @@ decision := {"action": "allow"} if input.request.body.id == 12345678901234567890
         assert reply.WhichOneof("response") == "request_body"
 
     run(scenario, policy)
+
+
+def test_no_verified_token_is_refused_401_unless_the_target_is_anonymous() -> None:
+    async def refused(stream: Stream) -> None:
+        status, answer = immediate_json(await stream.send(get(claims=None)))
+        assert (status, answer["error"]) == (401, "unauthenticated")
+
+    run(refused)
+
+    policy = """package tollgate
+decision := {"action": "deny", "reasons": [json.marshal(input.identity)]}
+"""
+
+    async def anonymous(stream: Stream) -> None:
+        _, answer = immediate_json(await stream.send(get(claims=None)))
+        assert json.loads(answer["reasons"][0]) == {"authenticated": False}
+
+    run(anonymous, policy, anonymous=True)
+
+
+def test_groups_claim_name_is_configurable() -> None:
+    policy = """package tollgate
+decision := {"action": "deny", "reasons": input.identity.groups}
+"""
+
+    async def scenario(stream: Stream) -> None:
+        claims = {**CLAIMS, "roles": ["dba", "oncall"], "groups": ["ignored"]}
+        _, answer = immediate_json(await stream.send(get(claims=claims)))
+        assert answer["reasons"] == ["dba", "oncall"]
+
+    run(scenario, policy, identity={"groups_claim": "roles"})

@@ -41,11 +41,15 @@ def wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list[
             return seen
 
 
-def fetch(method: str, path: str, body: dict | None = None) -> tuple[int, dict, bytes]:
+def fetch(
+    method: str, path: str, body: dict | None = None, token: str | None = None
+) -> tuple[int, dict, bytes]:
+    headers = {"content-type": "application/json"} if body else {}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
         f"http://127.0.0.1:{PORTS.listener}{path}", method=method,
-        data=json.dumps(body).encode() if body else None,
-        headers={"content-type": "application/json"} if body else {},
+        data=json.dumps(body).encode() if body else None, headers=headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -84,14 +88,18 @@ def test_up_runs_the_quickstart_and_stops_every_child() -> None:
         output = wait_for_line(lines, "Tollgate is up", 60)
         output += wait_for_line(lines, "Ctrl-C stops everything", 5)
         assert any("curl -i http://127.0.0.1:10000/api/customers" in line for line in output)
+        (token,) = [line.split("export TOKEN=", 1)[1].strip()
+                    for line in output if "export TOKEN=" in line]
 
-        status, headers, body = fetch("GET", "/api/customers")
+        status, headers, body = fetch("GET", "/api/customers", token=token)
         assert status == 200 and "customers" in json.loads(body)
         assert len(headers["x-tollgate-trace-id"]) == 32
-        status, _, body = fetch("POST", "/sql", {"sql": "DROP TABLE customers"})
+        status, _, body = fetch("POST", "/sql", {"sql": "DROP TABLE customers"}, token=token)
         assert status == 403 and json.loads(body)["rules"] == ["sql.destructive"]
-        status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"})
+        status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"}, token)
         assert status == 200
+        status, _, body = fetch("GET", "/echo")
+        assert status == 401 and json.loads(body)["error"] == "unauthenticated"
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(30) == 0

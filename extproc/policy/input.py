@@ -15,8 +15,6 @@ from extproc.config import Target
 class InputEncoder:
     def __init__(self, target: Target) -> None:
         static = {
-            # Verified identity arrives with Envoy's jwt_authn (not wired yet).
-            "identity": {"authenticated": False},
             "target": {
                 "name": target.name,
                 "protocol": target.protocol,
@@ -32,9 +30,10 @@ class InputEncoder:
         self._prefix = jsonenc.dumps(static)[:-1]  # without the closing brace
 
     def encode(
-        self, phase: str, request: dict[str, Any], response: dict[str, Any] | None
+        self, phase: str, identity: dict[str, Any], request: dict[str, Any],
+        response: dict[str, Any] | None,
     ) -> str:
         return (
-            f'{self._prefix},"phase":"{phase}","request":{jsonenc.dumps(request)},'
-            f'"response":{jsonenc.dumps(response)}}}'
+            f'{self._prefix},"phase":"{phase}","identity":{jsonenc.dumps(identity)},'
+            f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)}}}'
         )

@@ -22,6 +22,7 @@ from extproc.http_message import (
     policy_headers,
     request_view,
 )
+from extproc.identity import ANONYMOUS
 from extproc.policy.input import InputEncoder
 
 HERE = Path(__file__).resolve().parent
@@ -136,7 +137,8 @@ def policy_input(spec: dict[str, Any]) -> str:
         response = _response_from_http(spec["response_http"]) if "response_http" in spec else None
     else:
         request, response = spec["request"], spec.get("response")
-    return InputEncoder(target_of(spec)).encode(phase, request, response)
+    identity = spec.get("identity", ANONYMOUS)
+    return InputEncoder(target_of(spec)).encode(phase, identity, request, response)
 
 
 def _sensitive() -> tuple[str, ...]:

@@ -1,0 +1,78 @@
+"""`tollgate token`: tokens signed with the quickstart's development key, for trying things.
+
+The key (extproc/dev/signing-key.pem) is public knowledge; the quickstart's Envoy
+trusts it, nothing real should. So a token is only minted for a configuration
+that names that key (`identity.development_key`), and issuer, audience and key id
+are read from the bootstrap that verifies it (envoy/quickstart.yaml), so the
+token is exactly what that Envoy accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from extproc import envoy_bootstrap
+from extproc.config import Config
+
+
+class TokenError(Exception):
+    """No token can be minted for this configuration (the message says why)."""
+
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `90s`, `30m`, `1h`, `2d` (or a combination such as `1h30m`)."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise TokenError(f"--ttl: expected a duration such as 30m, 1h or 1h30m, got {text!r}")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if not 0 < seconds <= 7 * 86400:
+        raise TokenError("--ttl: must be more than 0 and at most 7d")
+    return seconds
+
+
+def mint(
+    config: Config, sub: str, groups: list[str], ttl_seconds: int,
+    bootstrap_path: Path = envoy_bootstrap.QUICKSTART,
+) -> str:
+    """A token for `sub` in `groups`, valid for `ttl_seconds`, that the dev bootstrap accepts."""
+    if config.identity.development_key is None:
+        raise TokenError(
+            f"{config.source}: identity.development_key is not set; tokens for this "
+            "configuration come from your identity provider"
+        )
+    key_path = config.resolve(config.identity.development_key)
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise TokenError(f"{key_path}: cannot read the development key: {exc}") from None
+    issuer, audience, kid = _provider(bootstrap_path, key)
+    now = int(time.time())
+    claims = {
+        "iss": issuer, "aud": audience, "sub": sub, "groups": groups,
+        "iat": now, "nbf": now, "exp": now + ttl_seconds, "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+
+
+def _provider(bootstrap_path: Path, key: object) -> tuple[str, str, str]:
+    """Issuer, first audience and the kid of `key` in the bootstrap's inline JWKS."""
+    bootstrap = envoy_bootstrap.load(bootstrap_path)
+    (authn,) = [f for f in envoy_bootstrap.http_filters(bootstrap)
+                if f["name"] == envoy_bootstrap.JWT_AUTHN_FILTER]
+    (provider,) = authn["typed_config"]["providers"].values()
+    public = key.public_key()  # type: ignore[attr-defined]
+    for entry in json.loads(provider["local_jwks"]["inline_string"])["keys"]:
+        if jwt.algorithms.RSAAlgorithm.from_jwk(entry) == public:
+            return provider["issuer"], provider["audiences"][0], entry["kid"]
+    raise TokenError(f"{bootstrap_path} does not trust the development key (no matching JWKS key)")

@@ -1,0 +1,86 @@
+"""`tollgate token`: development tokens the quickstart's Envoy accepts, and only for it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from extproc import config, dev_tokens, envoy_bootstrap
+from extproc.cli import QUICKSTART_CONFIG
+
+
+def tollgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "extproc", "token", *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def quickstart_provider() -> dict:
+    (authn,) = [f for f in envoy_bootstrap.http_filters(envoy_bootstrap.load())
+                if f["name"] == envoy_bootstrap.JWT_AUTHN_FILTER]
+    (provider,) = authn["typed_config"]["providers"].values()
+    return provider
+
+
+def test_prints_one_token_the_quickstart_jwks_verifies() -> None:
+    result = tollgate("--sub", "alice", "--groups", "dba, agents", "--ttl", "30m")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"  # alone on stdout, for $(tollgate token ...)
+    provider = quickstart_provider()
+    (jwk,) = json.loads(provider["local_jwks"]["inline_string"])["keys"]
+    claims = jwt.decode(
+        token, jwt.algorithms.RSAAlgorithm.from_jwk(jwk), algorithms=["RS256"],
+        issuer=provider["issuer"], audience=provider["audiences"][0],
+    )
+    assert (claims["sub"], claims["groups"]) == ("alice", ["dba", "agents"])
+    assert abs(claims["exp"] - time.time() - 1800) < 60
+    assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
+
+
+def test_refuses_a_configuration_without_the_development_key(tmp_path: Path) -> None:
+    path = tmp_path / "tollgate.yaml"
+    path.write_text(yaml.safe_dump({"targets": [{"name": "t", "match": {"route": "r"}}]}))
+    result = tollgate("--sub", "alice", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"tollgate: {path}: identity.development_key is not set; tokens for this "
+        "configuration come from your identity provider\n"
+    )
+
+
+@pytest.mark.parametrize("ttl", ["0s", "8d", "1 hour", "1h-", "h"])
+def test_refuses_a_bad_ttl(ttl: str) -> None:
+    result = tollgate("--sub", "alice", "--ttl", ttl)
+    assert result.returncode == 2
+    assert result.stderr.startswith("tollgate: --ttl: ")
+
+
+def test_refuses_a_key_the_bootstrap_does_not_trust(tmp_path: Path) -> None:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "key.pem").write_bytes(other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
+    settings = config.parse({"targets": [{"name": "t", "match": {"route": "r"}}],
+                             "identity": {"development_key": "key.pem"}},
+                            source=tmp_path / "tollgate.yaml")
+    with pytest.raises(dev_tokens.TokenError, match="does not trust the development key"):
+        dev_tokens.mint(settings, "alice", [], 60)
+
+
+def test_the_quickstart_names_the_development_key() -> None:
+    settings = config.load(QUICKSTART_CONFIG)
+    assert settings.identity.development_key is not None
+    assert settings.resolve(settings.identity.development_key).is_file()

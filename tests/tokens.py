@@ -1,0 +1,56 @@
+"""Real signing keys and tokens for the tests: RSA and EC keys, a JWKS Envoy verifies with.
+
+Keys are made once per test session (cryptography); tokens are signed by PyJWT,
+so Envoy's jwt_authn checks real signatures, as it would for an identity provider.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cache
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+ISSUER = "https://issuer.test"
+AUDIENCE = "tollgate"
+
+
+@cache
+def keys() -> dict[str, Any]:
+    """kid -> private key: one RSA (RS256) and one EC P-256 (ES256)."""
+    return {
+        "test-rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "test-ec": ec.generate_private_key(ec.SECP256R1()),
+    }
+
+
+ALGORITHMS = {"test-rsa": "RS256", "test-ec": "ES256"}
+
+
+@cache
+def jwks() -> str:
+    """The public keys as a JWKS document, for Envoy's local_jwks."""
+    entries = []
+    for kid, key in keys().items():
+        algorithm = jwt.algorithms.get_default_algorithms()[ALGORITHMS[kid]]
+        entry = json.loads(algorithm.to_jwk(key.public_key()))
+        entry.pop("key_ops", None)
+        entries.append({**entry, "kid": kid, "alg": ALGORITHMS[kid], "use": "sig"})
+    return json.dumps({"keys": entries})
+
+
+def token(
+    sub: str = "svc-autogen", groups: list[str] | None = None, kid: str = "test-rsa",
+    ttl: int = 300, **claims: Any,
+) -> str:
+    """A token Envoy accepts; `claims` override or add to the standard ones."""
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "groups": groups or ["agents"],
+        "iat": now, "nbf": now, "exp": now + ttl, "jti": f"{sub}-{now}-{time.perf_counter_ns()}",
+        **claims,
+    }
+    return jwt.encode(payload, keys()[kid], algorithm=ALGORITHMS[kid], headers={"kid": kid})
