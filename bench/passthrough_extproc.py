@@ -15,10 +15,17 @@ from collections.abc import AsyncIterator
 import grpc
 import uvloop
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
-from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
+from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    BodyResponse,
+    CommonResponse,
+    ProcessingRequest,
+    ProcessingResponse,
+)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc import envoy_wire as wire
+
+CONTINUE_REQUEST_BODY = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
 
 
 class PassThrough(ext_proc_grpc.ExternalProcessorServicer):
@@ -31,7 +38,7 @@ class PassThrough(ext_proc_grpc.ExternalProcessorServicer):
                 if message.request_headers.end_of_stream:
                     return
             else:
-                yield wire.CONTINUE_REQUEST_BODY
+                yield CONTINUE_REQUEST_BODY
                 return
 
 

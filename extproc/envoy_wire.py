@@ -6,7 +6,8 @@ Messages that never change are built once at import.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
@@ -24,6 +25,9 @@ from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.protobuf.struct_pb2 import Value
 
 from extproc import jsonenc
+
+if TYPE_CHECKING:
+    from extproc.credentials import Injection
 
 ATTRIBUTES_KEY = "envoy.filters.http.ext_proc"
 # The dynamic metadata namespace Envoy's bootstrap lets tollgate write
@@ -118,16 +122,42 @@ def _set_metadata(response: ProcessingResponse, trace_id: str, refusal: str | No
         fields["refusal"].string_value = refusal
 
 
-def continue_request_headers(trace_id: str, mode: ProcessingMode | None) -> ProcessingResponse:
-    """Let the request headers through, hand Envoy the trace id, ask for later phases."""
+def continue_request_headers(
+    trace_id: str, mode: ProcessingMode | None, injection: Injection | None = None
+) -> ProcessingResponse:
+    """Let the request headers through, hand Envoy the trace id, ask for later phases.
+
+    With an `injection` (an allowed request), the headers go upstream changed: the
+    client's credentials removed, the target's own set.
+    """
     response = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
     _set_metadata(response, trace_id)
     if mode is not None:
         response.mode_override.CopyFrom(mode)
+    if injection is not None:
+        response.request_headers.response.header_mutation.CopyFrom(_mutation(injection))
     return response
 
 
-CONTINUE_REQUEST_BODY = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
+def continue_request_body(injection: Injection) -> ProcessingResponse:
+    """Let a buffered request body through; Envoy applies the header mutation with it."""
+    response = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
+    response.request_body.response.header_mutation.CopyFrom(_mutation(injection))
+    return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _mutation(injection: Injection) -> HeaderMutation:
+    """Built once per credential version (Injection hashes by identity; a reload makes a
+    new one): ~12 µs to build, ~2 µs to copy. Envoy removes before it sets, so a
+    client's copy of the credential header never survives."""
+    sets = [] if injection.header is None else [HeaderValueOption(
+        header=HeaderValue(key=injection.header, raw_value=injection.value),
+        append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )]
+    return HeaderMutation(remove_headers=injection.remove, set_headers=sets)
+
+
 CONTINUE_RESPONSE_HEADERS = ProcessingResponse(
     response_headers=HeadersResponse(response=CommonResponse())
 )

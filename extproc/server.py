@@ -11,6 +11,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.config import Config
+from extproc.credentials import CredentialError, CredentialStore
 from extproc.policy import open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.servicer import ExtProcServicer
@@ -27,6 +28,10 @@ class ServeError(Exception):
 
 async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return."""
+    try:
+        credentials = CredentialStore.from_config(config)
+    except CredentialError as exc:
+        raise ServeError(str(exc)) from None
     engine = await open_engine(config.policy, config.policy_dir)
     where = config.policy.url if config.policy.engine == "opa" else "in process"
     log.info(
@@ -41,7 +46,7 @@ async def serve(config: Config) -> None:
 
     server = grpc.aio.server()
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExtProcServicer(config, engine, telemetry), server
+        ExtProcServicer(config, engine, telemetry, credentials), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -60,6 +65,8 @@ async def serve(config: Config) -> None:
         engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload
     )
     reloading = asyncio.create_task(reloader.run())
+    # Credential files are re-read on change, as often as policies are checked.
+    watching = asyncio.create_task(credentials.watch(config.policy.watch_seconds or 2.0))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -71,6 +78,7 @@ async def serve(config: Config) -> None:
     # those already in flight get up to drain_seconds to finish.
     log.info("draining (up to %.0fs)", config.listen.drain_seconds)
     reloading.cancel()
+    watching.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.listen.drain_seconds)
     await engine.close()

@@ -24,6 +24,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from extproc import envoy_wire as wire
 from extproc.config import Config, Target
+from extproc.credentials import CredentialStore
 from extproc.http_message import (
     BadInput,
     check_declared_length,
@@ -72,10 +73,18 @@ class Exchange:
 
 
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
-    def __init__(self, config: Config, engine: PolicyEngine, telemetry: Telemetry) -> None:
+    def __init__(
+        self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
+        credentials: CredentialStore,
+    ) -> None:
         self._engine = engine
         self._telemetry = telemetry
-        self._sensitive = config.policy.sensitive_headers
+        self._credentials = credentials
+        # A client's copy of a target's credential header reaches policies hashed too.
+        self._sensitive = tuple(dict.fromkeys([
+            *config.policy.sensitive_headers,
+            *(t.credential.header_name for t in config.targets if t.credential),
+        ]))
         self._identity = config.identity
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
@@ -140,8 +149,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if decision.action != "allow":
                 yield _deny(outcome, trace_id, decision)
                 return
-            yield wire.CONTINUE_REQUEST_BODY if wants_body else wire.continue_request_headers(
-                trace_id, mode
+            # Allowed: the upstream gets the target's credential, never the client's.
+            injection = self._credentials.injection(target.name)
+            yield wire.continue_request_body(injection) if wants_body else (
+                wire.continue_request_headers(trace_id, mode, injection)
             )
             if target.inspect.response == "none":
                 return

@@ -167,9 +167,10 @@ class GatewayFactory:
     def __call__(
         self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None,
         policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
-        `routes` are Envoy routes added ahead of the demo route."""
+        `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_port(), upstream=0,
@@ -185,7 +186,7 @@ class GatewayFactory:
         processes: list[stack.Process] = []
         try:
             processes.append(stack.start_tollgate(
-                config_path, ports.ext_proc, work, env=FAST_EXPORT
+                config_path, ports.ext_proc, work, env={**FAST_EXPORT, **(env or {})}
             ))
             bootstrap = with_routes(envoy_bootstrap.with_jwt_issuer(
                 envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),

@@ -26,6 +26,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 from google.protobuf.struct_pb2 import Struct
 
 from extproc import config
+from extproc.credentials import CredentialStore
 from extproc.policy import PolicyEngine
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.servicer import ExtProcServicer
@@ -143,7 +144,10 @@ def run(
     async def main() -> None:
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-            ExtProcServicer(cfg, decider, Telemetry(cfg.telemetry)), server
+            ExtProcServicer(
+                cfg, decider, Telemetry(cfg.telemetry), CredentialStore.from_config(cfg)
+            ),
+            server,
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
