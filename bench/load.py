@@ -52,7 +52,8 @@ from typing import Any
 
 import yaml
 
-from extproc import envoy_bootstrap, stack
+from extproc import config, dev_tokens, envoy_bootstrap, stack
+from extproc.cli import QUICKSTART_CONFIG
 from tests.otlp_receiver import OtlpReceiver
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,9 +65,14 @@ EXT_PROC = "ext_proc"  # the role of tollgate, or of the do-nothing ext_proc, in
 GENERATOR_NICE = -10
 
 
+# Every set-up's Envoy verifies the agent's token (jwt_authn), Envoy alone included: what
+# tollgate adds is measured against a gateway that checks tokens too.
+TOKEN = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "svc-bench", ["agents"], 4 * 3600)
+
+
 def http_request(method: str, path: str, body: bytes = b"") -> bytes:
     """One raw HTTP/1.1 keep-alive request, built once and sent as is."""
-    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {TOKEN}\r\n"
     if body:
         head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
     return f"{head}\r\n".encode() + body
