@@ -135,12 +135,18 @@ class Inspect:
 
     # Decide on the request body when the request has one (buffered by Envoy).
     request_body: bool = True
-    # Decide again on the response: its headers, or its headers and body.
-    response: Literal["none", "headers", "body"] = "none"
+    # Decide again on the response: its headers, or its headers and body. `body` is
+    # what masking needs (a policy's mask on a target without it refuses the request);
+    # `none` saves two messages per request where nothing needs hiding.
+    response: Literal["none", "headers", "body"] = "body"
     # A request body declared larger is refused (413) before Envoy buffers it. Keep it
     # at or below the listener's per_connection_buffer_limit_bytes (1 MiB by default),
-    # which catches bodies sent without a length.
+    # which catches bodies sent without a length. Also the most a compressed response
+    # may decode to.
     max_body_bytes: int = 1024 * 1024
+    # A response in a content-encoding tollgate cannot decode (gzip, deflate and br it
+    # can): `refuse` it (502), or `pass` it unread and unmasked (an explicit opt-out).
+    unreadable_encoding: Literal["refuse", "pass"] = "refuse"
 
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
@@ -186,7 +192,9 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 class Target:
     name: str
     match: Match
-    protocol: Literal["http"] = "http"
+    # http: bodies as JSON or text. llm: an LLM API, whose prompts (request bodies) are
+    # masked too when the policy asks.
+    protocol: Literal["http", "llm"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -223,12 +231,27 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Masking:
+    """The key of the `hash` masking strategy (HMAC-SHA256, so equal values hash alike
+    and joins still work): from an environment variable or a file, at least 16 bytes.
+    Unset: a key is made per process, and hashes do not join across restarts."""
+
+    hash_key_env: str | None = None
+    hash_key_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.hash_key_env is not None and self.hash_key_file is not None:
+            raise Invalid(None, "give 'hash_key_env' or 'hash_key_file', not both")
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     listen: Listen = field(default_factory=Listen)
     policy: Policy = field(default_factory=Policy)
     telemetry: Telemetry = field(default_factory=Telemetry)
     identity: Identity = field(default_factory=Identity)
+    masking: Masking = field(default_factory=Masking)
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 

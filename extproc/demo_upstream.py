@@ -1,6 +1,13 @@
 """The demo upstream `tollgate up` puts behind Envoy: synthetic customers, SQL, echo.
 
-    GET  /api/customers   JSON records with names, e-mails, US SSNs and card numbers
+    GET  /api/customers   JSON records with names, e-mails, US SSNs, card numbers and
+                          (a leaky API) portal passwords;
+                          compressed as Accept-Encoding asks (gzip, deflate, br), or
+                          `?encoding=` forces one (an upstream ignoring the request);
+                          `?repeat=N` repeats the records (large bodies)
+    GET  /api/events      the same records as a text/event-stream, one event per record
+                          (`?delay_ms=` between events), as an LLM streams a completion;
+                          `?split=N` writes each event in chunks of N bytes
     POST /sql             {"sql": "..."} run on a SQLite demo database
                           -> {"columns": [...], "rows": [...]}
     GET  /echo            the method, path and headers this server received
@@ -14,24 +21,34 @@ so tests can assert what did — and did not — get past the gateway.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import signal
 import sqlite3
 import sys
 import threading
+import time
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
+
+import brotli
 
 CUSTOMERS: tuple[dict[str, str], ...] = (
     {"id": "c-1001", "name": "Ada Lovelace", "email": "ada.lovelace@example.com",
-     "ssn": "512-34-6789", "card_number": "4111 1111 1111 1111", "phone": "+1 415 555 0132"},
+     "ssn": "512-34-6789", "card_number": "4111 1111 1111 1111", "phone": "+1 415 555 0132",
+     "password": "correct-horse-battery"},
     {"id": "c-1002", "name": "Grace Hopper", "email": "grace.hopper@example.org",
-     "ssn": "219-09-9999", "card_number": "5555555555554444", "phone": "+1 212 555 0175"},
+     "ssn": "219-09-9999", "card_number": "5555555555554444", "phone": "+1 212 555 0175",
+     "password": "cobol-forever-1959"},
     {"id": "c-1003", "name": "Alan Turing", "email": "alan.turing@example.net",
-     "ssn": "078-05-1120", "card_number": "3782 822463 10005", "phone": "+44 20 7946 0958"},
+     "ssn": "078-05-1120", "card_number": "3782 822463 10005", "phone": "+44 20 7946 0958",
+     "password": "enigma-1942"},
     {"id": "c-1004", "name": "Katherine Johnson", "email": "k.johnson@example.com",
-     "ssn": "457-55-5462", "card_number": "6011-1111-1111-1117", "phone": "+1 757 555 0199"},
+     "ssn": "457-55-5462", "card_number": "6011-1111-1111-1117", "phone": "+1 757 555 0199",
+     "password": "orbital-mechanics"},
 )
 
 
@@ -79,8 +96,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._receive()
         route = (self.command, self.path.partition("?")[0])
+        query = parse_qs(self.path.partition("?")[2])
         if route == ("GET", "/api/customers"):
-            self._json(200, {"customers": list(CUSTOMERS)})
+            repeat = int(query.get("repeat", ["1"])[0])
+            encoding = query.get("encoding", [None])[0] or _preferred_encoding(
+                self.headers.get("accept-encoding", "")
+            )
+            self._json(200, {"customers": list(CUSTOMERS) * repeat}, encoding)
+        elif route == ("GET", "/api/events"):
+            self._events(
+                int(query.get("delay_ms", ["0"])[0]), int(query.get("split", ["0"])[0])
+            )
         elif route[1] == "/echo":
             self._json(200, {
                 "method": self.command, "path": self.path, "headers": dict(self.headers.items()),
@@ -115,16 +141,53 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return body
 
-    def _json(self, status: int, payload: Any) -> None:
+    def _json(self, status: int, payload: Any, encoding: str | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
+        if encoding:
+            # An encoding it cannot produce is claimed all the same: an upstream using a
+            # codec tollgate does not know, for tests of that.
+            data = _ENCODERS.get(encoding, bytes)(data)
+            self.send_header("content-encoding", encoding)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
+    def _events(self, delay_ms: int, split: int) -> None:
+        """Server-sent events, each written and flushed alone (chunked transfer)."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for customer in CUSTOMERS:
+            event = f"data: {json.dumps(customer)}\n\n".encode()
+            size = split or len(event)
+            for start in range(0, len(event), size):
+                piece = event[start:start + size]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            time.sleep(delay_ms / 1000)
+        self.wfile.write(b"0\r\n\r\n")
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the gateway's trace is the log; per-request lines here would be noise
+
+
+_ENCODERS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+}
+
+
+def _preferred_encoding(accept_encoding: str) -> str | None:
+    """The first encoding the client accepts that this server can produce."""
+    for item in accept_encoding.split(","):
+        name = item.split(";", 1)[0].strip().lower()
+        if name in _ENCODERS:
+            return name
+    return None
 
 
 class _Server(ThreadingHTTPServer):

@@ -123,38 +123,50 @@ def _set_metadata(response: ProcessingResponse, trace_id: str, refusal: str | No
 
 
 def continue_request_headers(
-    trace_id: str, mode: ProcessingMode | None, injection: Injection | None = None
+    trace_id: str, mode: ProcessingMode | None, injection: Injection | None = None,
+    plain_response: bool = False,
 ) -> ProcessingResponse:
     """Let the request headers through, hand Envoy the trace id, ask for later phases.
 
     With an `injection` (an allowed request), the headers go upstream changed: the
-    client's credentials removed, the target's own set.
+    client's credentials removed, the target's own set, and with `plain_response`
+    Accept-Encoding narrowed to identity, so a response to be read comes uncompressed.
     """
     response = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
     _set_metadata(response, trace_id)
     if mode is not None:
         response.mode_override.CopyFrom(mode)
     if injection is not None:
-        response.request_headers.response.header_mutation.CopyFrom(_mutation(injection))
+        response.request_headers.response.header_mutation.CopyFrom(
+            _mutation(injection, plain_response)
+        )
     return response
 
 
-def continue_request_body(injection: Injection) -> ProcessingResponse:
-    """Let a buffered request body through; Envoy applies the header mutation with it."""
+def continue_request_body(
+    injection: Injection, body: bytes | None = None, plain_response: bool = False
+) -> ProcessingResponse:
+    """Let a buffered request body through (replaced by `body` when given, e.g. masked);
+    Envoy applies the header mutation with it."""
     response = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
-    response.request_body.response.header_mutation.CopyFrom(_mutation(injection))
+    common = response.request_body.response
+    common.header_mutation.CopyFrom(_mutation(injection, plain_response))
+    if body is not None:
+        common.body_mutation.body = body
+        common.header_mutation.set_headers.append(_header("content-length", str(len(body))))
     return response
 
 
 @functools.lru_cache(maxsize=1024)
-def _mutation(injection: Injection) -> HeaderMutation:
+def _mutation(injection: Injection, plain_response: bool) -> HeaderMutation:
     """Built once per credential version (Injection hashes by identity; a reload makes a
     new one): ~12 µs to build, ~2 µs to copy. Envoy removes before it sets, so a
     client's copy of the credential header never survives."""
-    sets = [] if injection.header is None else [HeaderValueOption(
-        header=HeaderValue(key=injection.header, raw_value=injection.value),
-        append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-    )]
+    sets = [] if injection.header is None else [_header(injection.header, injection.value)]
+    if plain_response:
+        # Decoding gzip/br costs CPU that narrowing saves; tollgate still decodes
+        # what an upstream compresses anyway (http_message.decoded_content).
+        sets.append(_header("accept-encoding", "identity"))
     return HeaderMutation(remove_headers=injection.remove, set_headers=sets)
 
 
@@ -164,6 +176,44 @@ CONTINUE_RESPONSE_HEADERS = ProcessingResponse(
 CONTINUE_RESPONSE_BODY = ProcessingResponse(
     response_body=BodyResponse(response=CommonResponse())
 )
+# Let the response headers through and the body flow past tollgate, unread.
+PASS_RESPONSE_BODY = ProcessingResponse(
+    response_headers=HeadersResponse(response=CommonResponse()),
+    mode_override=ProcessingMode(response_header_mode=_SEND, response_body_mode=_NONE),
+)
+# What a rewritten body makes stale; content-length is set to the new length.
+_STALE_WITH_BODY = ("content-encoding", "content-md5", "etag", "digest")
+
+
+def stream_response_headers() -> ProcessingResponse:
+    """Let the response headers through and have the body streamed to tollgate chunk by
+    chunk (FULL_DUPLEX_STREAMED, which needs the trailer phase too), so a masked stream
+    starts flowing at once instead of after the whole body."""
+    response = ProcessingResponse(response_headers=HeadersResponse(response=CommonResponse()))
+    response.mode_override.CopyFrom(ProcessingMode(
+        response_header_mode=_SEND, response_body_mode=ProcessingMode.FULL_DUPLEX_STREAMED,
+        response_trailer_mode=_SEND,
+    ))
+    return response
+
+
+def replace_response_body(body: bytes) -> ProcessingResponse:
+    """Send `body` (decoded, masked) instead of the upstream's, with consistent headers."""
+    response = ProcessingResponse(response_body=BodyResponse(response=CommonResponse()))
+    common = response.response_body.response
+    common.body_mutation.body = body
+    common.header_mutation.remove_headers.extend(_STALE_WITH_BODY)
+    common.header_mutation.set_headers.append(_header("content-length", str(len(body))))
+    return response
+
+
+def stream_response_chunk(data: bytes, end_of_stream: bool) -> ProcessingResponse:
+    """One chunk of a streamed (FULL_DUPLEX_STREAMED) response body, as tollgate passes it."""
+    response = ProcessingResponse(response_body=BodyResponse(response=CommonResponse()))
+    streamed = response.response_body.response.body_mutation.streamed_response
+    streamed.body = data
+    streamed.end_of_stream = end_of_stream
+    return response
 
 
 def immediate(status: int, body: dict[str, Any], trace_id: str) -> ProcessingResponse:
@@ -186,5 +236,10 @@ def immediate(status: int, body: dict[str, Any], trace_id: str) -> ProcessingRes
     return response
 
 
-def _header(name: str, value: str) -> HeaderValueOption:
-    return HeaderValueOption(header=HeaderValue(key=name, raw_value=value.encode()))
+def _header(name: str, value: str | bytes) -> HeaderValueOption:
+    """A header to set, replacing any value the request or response had."""
+    raw = value.encode() if isinstance(value, str) else value
+    return HeaderValueOption(
+        header=HeaderValue(key=name, raw_value=raw),
+        append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )

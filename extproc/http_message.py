@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from typing import Any
 from urllib.parse import parse_qs
+
+import brotli
 
 
 class BadInput(Exception):
@@ -62,7 +65,7 @@ def check_declared_length(headers: dict[str, str], limit: int) -> None:
         )
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
 
@@ -90,12 +93,12 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if _is_json(content_type) or _is_text(content_type) or not content_type:
+        if is_json(content_type) or _is_text(content_type) or not content_type:
             raise BadInput(
                 400, "invalid_utf8", f"request body is not valid UTF-8 (byte {exc.start})"
             ) from None
         return None  # binary media: the policy sees its size and type, not its bytes
-    if not _is_json(content_type):
+    if not is_json(content_type):
         return text
     try:
         return parse_json(text)
@@ -133,17 +136,86 @@ def _reject_constant(constant: str) -> Any:
     raise NotJsonText(f"{constant} is not a JSON value")
 
 
-def decode_response_body(headers: dict[str, str], raw: bytes) -> Any:
-    """A response body as policy input; an upstream's odd body is shown, not refused."""
-    if not raw:
+def decode_response_body(headers: dict[str, str], raw: bytes, limit: int) -> Any:
+    """A response body as policy input: decompressed, JSON parsed, text as text.
+
+    An upstream's odd body (not UTF-8, not JSON) is shown as well as it can be, never
+    refused; one tollgate cannot read at all is (see `decoded_content`).
+    """
+    data = decoded_content(headers, raw, limit)
+    if not data:
         return None
     try:
-        text = raw.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if _is_json(headers.get("content-type", "")):
+    if is_json(headers.get("content-type", "")):
         try:
             return parse_json(text)
         except ValueError:
             return text
     return text
+
+
+def decoded_content(headers: dict[str, str], raw: bytes, limit: int) -> bytes:
+    """The body without its Content-Encoding, at most `limit` bytes once decoded.
+
+    Compression must not hide a body from policies or masking, so gzip, deflate and br
+    are decoded (with a cap against decompression bombs) and any other encoding is
+    refused: a body tollgate cannot read never passes unseen.
+    """
+    encoding = headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding == "identity":
+        return raw
+    decoder = _DECODERS.get(encoding)
+    if decoder is None:
+        raise BadInput(
+            502, "unreadable_encoding",
+            f"the upstream answered with content-encoding {encoding!r}, which tollgate cannot "
+            "read; it is refused rather than passed unseen",
+        )
+    try:
+        data = decoder(raw, limit + 1)
+    except (OSError, zlib.error, brotli.error, EOFError) as exc:
+        raise BadInput(
+            502, "unreadable_encoding", f"the upstream's {encoding} body does not decode: {exc}"
+        ) from None
+    if len(data) > limit:
+        raise BadInput(
+            502, "response_too_large",
+            f"the upstream's {encoding} body decodes to more than {limit} bytes",
+        )
+    return data
+
+
+def _zlib(wbits: int) -> Any:
+    def decode(raw: bytes, cap: int) -> bytes:
+        inflater = zlib.decompressobj(wbits)
+        data = inflater.decompress(raw, cap)
+        if not inflater.eof and len(data) < cap:
+            raise EOFError("truncated stream")
+        return data
+
+    return decode
+
+
+def _deflate(raw: bytes, cap: int) -> bytes:
+    """`deflate` is zlib-wrapped per RFC 9110; some servers send it raw: accept both."""
+    try:
+        return _zlib(zlib.MAX_WBITS)(raw, cap)
+    except zlib.error:
+        return _zlib(-zlib.MAX_WBITS)(raw, cap)
+
+
+def _brotli(raw: bytes, cap: int) -> bytes:
+    decompressor = brotli.Decompressor()
+    data = decompressor.process(raw, output_buffer_limit=cap)
+    if not decompressor.is_finished() and len(data) < cap:
+        raise EOFError("truncated stream")
+    return data
+
+
+_DECODERS = {
+    "gzip": _zlib(zlib.MAX_WBITS | 16), "x-gzip": _zlib(zlib.MAX_WBITS | 16),
+    "deflate": _deflate, "br": _brotli,
+}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from extproc.body_masking import new_masker
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.policy import open_engine
@@ -26,13 +28,32 @@ class ServeError(Exception):
     """tollgate cannot start serving (the message says why, in one line)."""
 
 
+def hash_key(config: Config) -> bytes | None:
+    """The `hash` masking strategy's key, from where the config says (None: not set)."""
+    settings = config.masking
+    if settings.hash_key_env is not None:
+        value = os.environ.get(settings.hash_key_env)
+        if not value:
+            raise ValueError(f"masking.hash_key_env: {settings.hash_key_env} is not set")
+        return value.encode()
+    if settings.hash_key_file is not None:
+        path = config.resolve(settings.hash_key_file)
+        try:
+            return path.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ValueError(f"masking.hash_key_file: {path}: {exc.strerror}") from None
+    return None
+
+
 async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return."""
     try:
         credentials = CredentialStore.from_config(config)
-    except CredentialError as exc:
+        key = hash_key(config)
+    except (CredentialError, ValueError) as exc:
         raise ServeError(str(exc)) from None
     engine = await open_engine(config.policy, config.policy_dir)
+    masker = new_masker(key)
     where = config.policy.url if config.policy.engine == "opa" else "in process"
     log.info(
         "policies from %s loaded, %s engine %s (revision %s)",
@@ -46,7 +67,7 @@ async def serve(config: Config) -> None:
 
     server = grpc.aio.server()
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExtProcServicer(config, engine, telemetry, credentials), server
+        ExtProcServicer(config, engine, telemetry, credentials, masker), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +24,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, 
 from opentelemetry.trace import Span, Status, StatusCode
 
 from extproc import envoy_wire as wire
+from extproc.body_masking import ByteStream, MaskError, is_event_stream, mask_body, spec_of
 from extproc.config import Config, Target
 from extproc.credentials import CredentialStore
 from extproc.http_message import (
@@ -30,10 +32,12 @@ from extproc.http_message import (
     check_declared_length,
     decode_request_body,
     decode_response_body,
+    decoded_content,
     policy_headers,
     request_view,
 )
 from extproc.identity import identity_of, span_attributes
+from extproc.masking import Masker
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.input import InputEncoder
@@ -68,6 +72,8 @@ class Exchange:
     response: dict[str, Any] | None = None
     decisions: list[Decision] = field(default_factory=list)
 
+    masked: Counter[str] = field(default_factory=Counter)
+
     def policy_input(self, phase: str) -> str:
         return self.encoder.encode(phase, self.identity, self.request, self.response)
 
@@ -75,9 +81,10 @@ class Exchange:
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
-        credentials: CredentialStore,
+        credentials: CredentialStore, masker: Masker,
     ) -> None:
         self._engine = engine
+        self._masker = masker
         self._telemetry = telemetry
         self._credentials = credentials
         # A client's copy of a target's credential header reaches policies hashed too.
@@ -149,15 +156,20 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if decision.action != "allow":
                 yield _deny(outcome, trace_id, decision)
                 return
-            # Allowed: the upstream gets the target's credential, never the client's.
+            # Allowed: the upstream gets the target's credential, never the client's,
+            # and an LLM's prompt is masked when the policy asks.
             injection = self._credentials.injection(target.name)
-            yield wire.continue_request_body(injection) if wants_body else (
-                wire.continue_request_headers(trace_id, mode, injection)
-            )
+            reads_response = target.inspect.response == "body"
+            if wants_body:
+                yield wire.continue_request_body(
+                    injection, self._masked_prompt(exchange, body), reads_response
+                )
+            else:
+                yield wire.continue_request_headers(trace_id, mode, injection, reads_response)
             if target.inspect.response == "none":
                 return
 
-            # 3. Response headers, then 4. the response body, decided on again.
+            # 3. Response headers, then 4. the response body, decided on again, masked.
             reply = await _expect(messages, "response_headers")
             response_headers = wire.headers_of(reply.response_headers)
             status = int(response_headers.get(":status", "0") or 0)
@@ -167,22 +179,42 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 "headers": policy_headers(response_headers, self._sensitive),
                 "body": None,
             }
-            wants_response_body = (
+            has_body = (
                 target.inspect.response == "body" and not reply.response_headers.end_of_stream
             )
-            if wants_response_body:
+            if has_body and is_event_stream(response_headers):
+                # A stream (an LLM's completion): decided on its headers, masked as it flows.
+                decision = await self._decide(exchange, "response")
+                if decision.action != "allow":
+                    yield _deny(outcome, trace_id, decision)
+                    return
+                async for answer in self._masked_stream(exchange, response_headers, messages):
+                    yield answer
+                return
+            if has_body:
                 yield wire.CONTINUE_RESPONSE_HEADERS
-                body = await _expect(messages, "response_body")
-                exchange.response["body"] = decode_response_body(
-                    response_headers, body.response_body.body
-                )
+                raw = (await _expect(messages, "response_body")).response_body.body
+                content = self._readable(target, response_headers, raw)
+                if content is not None:
+                    exchange.response["body"] = decode_response_body(
+                        {**response_headers, "content-encoding": "identity"}, content,
+                        target.inspect.max_body_bytes,
+                    )
             decision = await self._decide(exchange, "response")
             if decision.action != "allow":
                 yield _deny(outcome, trace_id, decision)
                 return
-            yield wire.CONTINUE_RESPONSE_BODY if wants_response_body else (
-                wire.CONTINUE_RESPONSE_HEADERS
-            )
+            spec = spec_of(d.mask for d in exchange.decisions)
+            if has_body and spec is not None and content is not None:
+                masked, counts = mask_body(
+                    self._masker, spec, response_headers.get("content-type", ""), content
+                )
+                _record_masking(exchange, counts)
+                yield wire.replace_response_body(masked)
+            elif has_body:
+                yield wire.CONTINUE_RESPONSE_BODY
+            else:
+                yield wire.CONTINUE_RESPONSE_HEADERS
         except BadInput as bad:
             yield _refuse(outcome, trace_id, bad)
         except _StreamEnded:
@@ -206,7 +238,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         started = time.perf_counter()
         try:
             decision = await self._engine.decide(exchange.policy_input(phase))
-        except PolicyError as exc:
+            if decision.action == "allow" and decision.masks_anything:
+                spec_of([decision.mask])  # a detector or strategy that exists nowhere
+        except (PolicyError, MaskError) as exc:
             fail_open = exchange.target.fail_mode == "open"
             log.error(
                 "trace %s: policy error on target %s (%s): %s",
@@ -217,12 +251,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             exchange.attributes["tollgate.policy.error"] = str(exc)
             if fail_open:
                 exchange.attributes["tollgate.fail_open"] = True
-        if decision.action == "allow" and decision.masks_anything:
-            # Masking is not built yet: letting the data through would leak what
-            # the policy asked to hide.
+        if (decision.action == "allow" and decision.masks_anything
+                and exchange.target.inspect.response != "body"):
+            # Nothing would be masked: letting the data through would leak what the
+            # policy asked to hide.
             decision = Decision(
                 action="deny",
-                reasons=("masking requested but not available",),
+                reasons=(f"masking requested, but target {exchange.target.name} does not "
+                         "inspect response bodies (inspect.response: body)",),
                 rules=(*decision.rules, "tollgate.mask_unavailable"),
             )
         elif decision.action == "hold":
@@ -248,6 +284,73 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         exchange.attributes["tollgate.decision.action"] = decision.action
         exchange.attributes["tollgate.decision.rules"] = decision.rules
         return decision
+
+    def _readable(self, target: Target, headers: dict[str, str], raw: bytes) -> bytes | None:
+        """The response body decompressed; None when the target lets an encoding tollgate
+        cannot read pass unread (`inspect.unreadable_encoding: pass`)."""
+        try:
+            return decoded_content(headers, raw, target.inspect.max_body_bytes)
+        except BadInput as bad:
+            if bad.error == "unreadable_encoding" and target.inspect.unreadable_encoding == "pass":
+                return None
+            raise
+
+    def _masked_prompt(self, exchange: Exchange, body: ProcessingRequest) -> bytes | None:
+        """An LLM target's request body masked as the policy asks (None: unchanged)."""
+        spec = spec_of(d.mask for d in exchange.decisions)
+        if exchange.target.protocol != "llm" or spec is None:
+            return None
+        content_type = exchange.request["headers"].get("content-type", "")
+        masked, counts = mask_body(self._masker, spec, content_type, body.request_body.body)
+        if not counts:
+            return None
+        _record_masking(exchange, counts)
+        return masked
+
+    async def _masked_stream(
+        self, exchange: Exchange, headers: dict[str, str],
+        messages: AsyncIterator[ProcessingRequest],
+    ) -> AsyncIterator[ProcessingResponse]:
+        """A streamed response, masked chunk by chunk with a held-back tail (so a secret
+        cut between chunks is still caught), released as it comes: no whole-stream buffer."""
+        spec = spec_of(d.mask for d in exchange.decisions)
+        readable = headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
+        if spec is None or (
+            not readable and exchange.target.inspect.unreadable_encoding == "pass"
+        ):
+            yield wire.PASS_RESPONSE_BODY  # nothing to mask: it flows past tollgate
+            return
+        if not readable:
+            raise BadInput(
+                502, "unreadable_encoding",
+                "a compressed event stream cannot be masked as it flows; it is refused",
+            )
+        yield wire.stream_response_headers()
+        stream = ByteStream(self._masker, spec, events=True)
+        while True:
+            message = await anext(messages, None)
+            if message is None:
+                raise _StreamEnded
+            if message.WhichOneof("request") != "response_body":
+                got = message.WhichOneof("request")
+                raise _OutOfOrder(f"expected a response body chunk, got {got}")
+            chunk = message.response_body
+            released = stream.feed(chunk.body)
+            if chunk.end_of_stream:
+                released += stream.finish()
+            yield wire.stream_response_chunk(released, chunk.end_of_stream)
+            if chunk.end_of_stream:
+                break
+        _record_masking(exchange, stream.counts)
+
+
+def _record_masking(exchange: Exchange, counts: Counter[str]) -> None:
+    """The evidence: how many values each detector masked, on the span (and the record)."""
+    for detector, count in counts.items():
+        exchange.masked[detector] += count
+    exchange.attributes["tollgate.masked_values"] = sum(exchange.masked.values())
+    for detector, count in exchange.masked.items():
+        exchange.attributes[f"tollgate.masked.{detector}"] = count
 
 
 async def _expect(messages: AsyncIterator[ProcessingRequest], phase: str) -> ProcessingRequest:

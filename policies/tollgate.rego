@@ -12,15 +12,55 @@ package tollgate
 
 import rego.v1
 
-default decision := {"action": "allow", "reasons": [], "rules": []}
-
+# Refusals are collected in `denials` ({"rule", "reason"}): any file of package
+# tollgate adds to it, and one decision follows. No denial: allowed, masked as
+# `mask` says.
 decision := {
 	"action": "deny",
-	"reasons": [sprintf("destructive SQL: %s", [kind]) | some kind in sort(destructive_sql)],
-	"rules": ["sql.destructive"],
+	"reasons": sort([d.reason | some d in denials]),
+	"rules": sort(denied_rules),
 } if {
-	count(destructive_sql) > 0
+	count(denials) > 0
 }
+
+decision := {"action": "allow", "reasons": [], "rules": [], "mask": mask} if {
+	count(denials) == 0
+}
+
+denied_rules contains d.rule if some d in denials
+
+denials contains {"rule": "sql.destructive", "reason": sprintf("destructive SQL: %s", [kind])} if {
+	some kind in destructive_sql
+}
+
+# What a caller may see of what passes. Anyone but the `privileged` group gets
+# every detector (cards, SSNs, IBANs, e-mails, phones, keys, tokens...) and the
+# sensitive JSON fields masked; `privileged` sees personal data, never credentials.
+# A target labelled `masking: "off"` is left alone (a target that carries no data,
+# configured without inspecting responses: a mask there would refuse everything).
+default mask := {"detectors": ["all"], "strategy": "redact"}
+
+mask := {"detectors": credential_detectors, "fields": credential_fields, "strategy": "redact"} if {
+	"privileged" in input.identity.groups
+	not masking_off
+}
+
+mask := {} if masking_off
+
+masking_off if input.target.labels.masking == "off"
+
+# JSON keys whose values are masked whole for the privileged: credentials only
+# (everyone else gets tollgate's default key-name rules, ssn and card_number too).
+credential_fields := [
+	"password", "passwd", "pwd", "passphrase", "secret", "client_secret", "token",
+	"access_token", "refresh_token", "id_token", "session_token", "auth_token", "api_key",
+	"x-api-key", "private_key", "authorization", "aws_secret_access_key",
+]
+
+credential_detectors := [
+	"aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token", "slack_token",
+	"stripe_key", "openai_key", "jwt", "private_key", "connection_password",
+]
 
 # Where SQL text travels in a request: a JSON body's "sql" field, a plain-text
 # body, or a `?sql=` query parameter (Datasette's convention).

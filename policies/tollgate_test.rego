@@ -71,7 +71,45 @@ test_response_phase_is_allowed if {
 }
 
 test_empty_input_gets_the_default_decision if {
-	data.tollgate.decision == {"action": "allow", "reasons": [], "rules": []} with input as {}
+	data.tollgate.decision == {
+		"action": "allow", "reasons": [], "rules": [],
+		"mask": {"detectors": ["all"], "strategy": "redact"},
+	} with input as {}
+}
+
+get_as(groups, labels) := {"phase": "request", "identity": {"authenticated": true, "groups": groups},
+	"target": {"name": "t", "labels": labels}, "request": {
+		"method": "GET", "path": "/api/customers", "query": {}, "headers": {}, "body": null,
+	}}
+
+test_agents_get_everything_masked if {
+	d := data.tollgate.decision with input as get_as(["agents"], {})
+	d.mask == {"detectors": ["all"], "strategy": "redact"}
+}
+
+test_anonymous_callers_get_everything_masked if {
+	d := data.tollgate.decision with input as {"identity": {"authenticated": false}, "request": {}}
+	d.mask.detectors == ["all"]
+}
+
+test_privileged_see_personal_data_but_no_credentials if {
+	d := data.tollgate.decision with input as get_as(["agents", "privileged"], {})
+	not "all" in d.mask.detectors
+	not "us_ssn" in d.mask.detectors
+	not "email" in d.mask.detectors
+	"aws_secret_key" in d.mask.detectors
+	"private_key" in d.mask.detectors
+}
+
+test_a_target_with_masking_off_is_not_masked if {
+	d := data.tollgate.decision with input as get_as(["agents"], {"masking": "off"})
+	d.action == "allow"
+	d.mask == {}
+}
+
+test_a_denial_carries_no_mask if {
+	d := data.tollgate.decision with input as sql_post("DROP TABLE t")
+	not d.mask
 }
 
 test_sql_field_that_is_not_a_string_is_skipped_without_error if {

@@ -30,7 +30,7 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
     assert cfg.telemetry.otlp_endpoint is None
     (target,) = cfg.targets
     assert (target.protocol, target.fail_mode, target.environment) == ("http", "closed", "dev")
-    assert target.inspect.request_body is True and target.inspect.response == "none"
+    assert target.inspect.request_body is True and target.inspect.response == "body"
     assert cfg.policy_dir == (tmp_path / "policies").resolve()
 
 

@@ -127,19 +127,22 @@ async def response_headers_only(stream: Stream) -> None:
 
 
 Scenario = Callable[[Stream], Awaitable[None]]
+# The pack masks what passes, which needs response bodies read: scenarios that do not
+# read them run on a target labelled masking off (the pack then asks for no mask).
+UNMASKED = {"labels": {"masking": "off"}}
 SCENARIOS: dict[str, tuple[Scenario, dict[str, Any]]] = {
-    "get-query-secrets": (get_with_query_and_secrets, {}),
-    "json-post": (json_post, {}),
-    "json-array-post": (json_array_post, {}),
-    "text-post": (text_post, {}),
-    "binary-post": (binary_post, {}),
-    "body-not-inspected": (unread_post, {"inspect": {"request_body": False}}),
+    "get-query-secrets": (get_with_query_and_secrets, UNMASKED),
+    "json-post": (json_post, UNMASKED),
+    "json-array-post": (json_array_post, UNMASKED),
+    "text-post": (text_post, UNMASKED),
+    "binary-post": (binary_post, UNMASKED),
+    "body-not-inspected": (unread_post, {"inspect": {"request_body": False}, **UNMASKED}),
     "json-response": (json_response, {
         "inspect": {"response": "body"}, "environment": "prod",
         "labels": {"team": "billing", "access": "read-only"},
     }),
     "text-response": (text_response, {"inspect": {"response": "body"}}),
-    "response-headers": (response_headers_only, {"inspect": {"response": "headers"}}),
+    "response-headers": (response_headers_only, {"inspect": {"response": "headers"}, **UNMASKED}),
 }
 
 
@@ -265,7 +268,8 @@ VALID_DECISIONS: list[dict[str, Any]] = [
      "approvers": ["group:dba", "user:alice"], "hold_seconds": 300},
     {"action": "allow", "mask": {"fields": ["ssn"], "detectors": ["credit_card"]}},
     {"action": "allow", "mask": {}},
-    {"action": "allow", "mask": {"fields": [], "headers": ["x-internal"]}},
+    {"action": "allow", "mask": {"detectors": ["all"], "strategy": "hash"}},
+    {"action": "allow", "mask": {"fields": ["salary"], "strategy": "partial"}},
 ]
 
 INVALID_DECISIONS: dict[str, Any] = {
@@ -276,6 +280,8 @@ INVALID_DECISIONS: dict[str, Any] = {
     "bad-action": {"action": "maybe"},
     "action-case": {"action": "ALLOW"},
     "extra-key": {"action": "allow", "extra": 1},
+    "mask-unknown-key": {"action": "allow", "mask": {"headers": ["x-internal"]}},
+    "mask-strategy-a-list": {"action": "allow", "mask": {"strategy": ["hash"]}},
     "misspelt-key": {"action": "deny", "reason": ["x"]},
     "status-200": {"action": "deny", "status": 200},
     "status-600": {"action": "deny", "status": 600},

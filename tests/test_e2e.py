@@ -44,7 +44,10 @@ def test_allowed_request_exports_its_span(gateway: Gateway) -> None:
     assert span.attributes["tollgate.target"] == "demo"
     assert span.attributes["tollgate.decision.action"] == "allow"
     assert span.resource["service.name"] == "tollgate-test"
-    assert [e.name for e in span.events] == ["tollgate.decision"]
+    # Decided on the request, then again on the response (the target reads responses).
+    assert [(e.name, e.attributes["tollgate.phase"]) for e in span.events] == [
+        ("tollgate.decision", "request"), ("tollgate.decision", "response"),
+    ]
 
 
 def test_incoming_traceparent_is_continued(gateway: Gateway) -> None:

@@ -72,7 +72,9 @@ def opa() -> Iterator[OpaStandIn]:
 
 DROP = {"request": {"body": {"sql": "DROP TABLE t"}}}
 DENY = {"action": "deny", "reasons": ["destructive SQL: DROP"], "rules": ["sql.destructive"]}
-ALLOW = {"action": "allow", "reasons": [], "rules": []}
+# The default pack's allow for an input without identity: everything masked.
+ALLOW = {"action": "allow", "reasons": [], "rules": [],
+         "mask": {"detectors": ["all"], "strategy": "redact"}}
 
 
 # -- health and the policy API -----------------------------------------------------------

@@ -27,6 +27,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from extproc import config
 from extproc.credentials import CredentialStore
+from extproc.masking import Masker
 from extproc.policy import PolicyEngine
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.servicer import ExtProcServicer
@@ -135,6 +136,8 @@ def run(
     **target: Any,
 ) -> None:
     """Play `scenario` against a servicer deciding with `engine` (default: `policy`, embedded)."""
+    # Headers-only unless a test asks for response phases: fewer messages to play.
+    target["inspect"] = {"response": "none", **target.get("inspect", {})}
     cfg = config.parse({
         "targets": [{"name": "demo", "match": {"route": "demo"}, **target}],
         "identity": identity or {},
@@ -145,7 +148,8 @@ def run(
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
             ExtProcServicer(
-                cfg, decider, Telemetry(cfg.telemetry), CredentialStore.from_config(cfg)
+                cfg, decider, Telemetry(cfg.telemetry), CredentialStore.from_config(cfg),
+                Masker(b"k" * 32),
             ),
             server,
         )
@@ -332,7 +336,7 @@ def test_hold_refuses_until_approvals_exist() -> None:
     run(scenario, 'package tollgate\ndecision := {"action": "hold", "approvers": ["group:dba"]}\n')
 
 
-def test_masking_request_refuses_until_masking_exists() -> None:
+def test_masking_on_a_target_that_does_not_read_responses_refuses() -> None:
     async def scenario(stream: Stream) -> None:
         status, answer = immediate_json(await stream.send(get()))
         assert status == 403

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 Action = Literal["allow", "deny", "hold"]
 _ACTIONS = ("allow", "deny", "hold")
+_MASK_KEYS = frozenset({"detectors", "fields", "strategy"})
 _KNOWN_KEYS = frozenset(
     {"action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds"}
 )
@@ -27,7 +28,8 @@ class Decision:
     rules: tuple[str, ...] = ()
     # HTTP status of a deny; 403 unless the policy names another.
     status: int = 403
-    # What to mask in what is let through: {"fields": [...], "detectors": [...]}.
+    # What to mask in what is let through: {"detectors": [...] (or ["all"]), "fields":
+    # [...] (JSON keys masked whole, beyond the default ones), "strategy": ("hash",)}.
     mask: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # A hold: who may approve (e.g. "group:dba"), and how long the request waits.
     approvers: tuple[str, ...] = ()
@@ -50,6 +52,12 @@ class Decision:
         mask = value.get("mask", {})
         if not isinstance(mask, dict):
             raise MalformedDecision(f"mask must be an object, got {_kind(mask)}")
+        unknown = mask.keys() - _MASK_KEYS
+        if unknown:
+            raise MalformedDecision(f"unknown mask keys: {', '.join(sorted(unknown))}")
+        strategy = mask.get("strategy", "redact")
+        if not isinstance(strategy, str):
+            raise MalformedDecision(f"mask.strategy must be a string, got {strategy!r}")
         hold_seconds = value.get("hold_seconds")
         if hold_seconds is not None and (type(hold_seconds) is not int or hold_seconds < 1):
             raise MalformedDecision(
@@ -60,14 +68,17 @@ class Decision:
             reasons=_strings(value, "reasons"),
             rules=_strings(value, "rules"),
             status=status,
-            mask={k: _strings(mask, k) for k in mask},
+            mask={
+                **{k: _strings(mask, k) for k in ("detectors", "fields") if k in mask},
+                **({"strategy": (strategy,)} if "strategy" in mask else {}),
+            },
             approvers=_strings(value, "approvers"),
             hold_seconds=hold_seconds,
         )
 
     @property
     def masks_anything(self) -> bool:
-        return any(self.mask.values())
+        return bool(self.mask.get("detectors") or self.mask.get("fields"))
 
 
 # What a decision is when the policy cannot give one: the deny a fail-closed target gets.

@@ -1,0 +1,149 @@
+"""Masking applied to HTTP bodies: which masking a body gets, by what the policies asked
+and by its media type. Knows nothing of Envoy; the masking itself is extproc.masking.
+
+A body that must be masked but cannot be read as text (an image, a protobuf) is
+refused rather than passed: what cannot be masked must not pass unmasked.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from extproc import jsonenc
+from extproc.http_message import BadInput, is_json, parse_json
+from extproc.masking import Masker, MaskSpec
+
+log = logging.getLogger("tollgate.masking")
+
+# Media types whose bodies are text that masking can read (beyond text/* and JSON).
+_TEXT_MEDIA = ("application/xml", "application/x-www-form-urlencoded", "application/x-ndjson",
+               "application/javascript", "application/graphql")
+
+
+class MaskError(ValueError):
+    """A policy's `mask` that names no existing detector or strategy (a policy error)."""
+
+
+def new_masker(hmac_key: bytes | None) -> Masker:
+    """The process's masker. Without a configured key, hashes are keyed per process."""
+    if hmac_key is None:
+        log.warning("masking.hash_key is not set: the `hash` strategy uses a key made for this "
+                    "process, so hashed values do not join across restarts or replicas")
+        hmac_key = secrets.token_bytes(32)
+    return Masker(hmac_key)
+
+
+def spec_of(masks: Iterable[Mapping[str, Sequence[str]]]) -> MaskSpec | None:
+    """One spec for every `mask` the exchange's decisions asked for (None: mask nothing).
+
+    Masks add up: what any decision asked to hide stays hidden. The strategy of the
+    last decision that names one wins.
+    """
+    merged: dict[str, tuple[str, ...]] = {}
+    for mask in masks:
+        if not (mask.get("detectors") or mask.get("fields")):
+            continue
+        for key, values in mask.items():
+            if key == "strategy":
+                merged[key] = tuple(values)
+            else:
+                merged[key] = tuple(dict.fromkeys((*merged.get(key, ()), *values)))
+    if not merged:
+        return None
+    return _spec(tuple(sorted(merged.items())))
+
+
+@lru_cache(maxsize=256)
+def _spec(mask: tuple[tuple[str, tuple[str, ...]], ...]) -> MaskSpec:
+    """Built once per distinct mask: a pack asks for a handful."""
+    try:
+        return MaskSpec.from_policy(dict(mask))
+    except ValueError as exc:
+        raise MaskError(str(exc)) from None
+
+
+def is_event_stream(headers: Mapping[str, str]) -> bool:
+    return _media(headers.get("content-type", "")) == "text/event-stream"
+
+
+def mask_body(
+    masker: Masker, spec: MaskSpec, content_type: str, data: bytes
+) -> tuple[bytes, Counter[str]]:
+    """The body with what `spec` names masked; JSON stays valid JSON."""
+    if not data:
+        return data, Counter()
+    media = _media(content_type)
+    if not (media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA):
+        raise BadInput(
+            502, "unmaskable_body",
+            f"the policy asks to mask this body, but a {media or 'untyped'} body cannot be "
+            "read as text; it is refused rather than passed unmasked",
+        )
+    text = data.decode("utf-8", "replace")
+    if is_json(content_type):
+        try:
+            value: Any = parse_json(text)
+        except ValueError:
+            pass  # not JSON after all: masked as the text it is
+        else:
+            masked, counts = masker.mask_json(value, spec)
+            return jsonenc.dumps(masked).encode(), counts
+    masked_text, counts = masker.mask_text(text, spec)
+    return masked_text.encode(), counts
+
+
+class ByteStream:
+    """A masked body fed as bytes: UTF-8 characters cut between chunks are rejoined.
+
+    For an event stream, each complete event (ended by a blank line) is masked and
+    released whole at once, so an event is never held back waiting for the next one;
+    an event still arriving streams through the masker with its held-back tail.
+    """
+
+    def __init__(self, masker: Masker, spec: MaskSpec, events: bool = False) -> None:
+        self._masker, self._spec, self._events = masker, spec, events
+        self._stream = masker.stream(spec)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._counts: Counter[str] = Counter()
+        self._ends_with_newline = False
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self._counts + self._stream.counts
+
+    def feed(self, chunk: bytes) -> bytes:
+        text = self._decoder.decode(chunk)
+        out = []
+        while self._events and (cut := self._event_end(text)) is not None:
+            out += (self._stream.feed(text[:cut]), self._stream.finish())
+            self._counts += self._stream.counts
+            self._stream = self._masker.stream(self._spec)
+            text = text[cut:]
+            self._ends_with_newline = False
+        if text:
+            self._ends_with_newline = text.endswith("\n")
+        out.append(self._stream.feed(text))
+        return "".join(out).encode()
+
+    def finish(self) -> bytes:
+        tail = self._stream.feed(self._decoder.decode(b"", final=True))
+        return (tail + self._stream.finish()).encode()
+
+    def _event_end(self, text: str) -> int | None:
+        """Where the first event ending in `text` ends (its blank line included)."""
+        if self._ends_with_newline and text[:1] == "\n":
+            return 1
+        if self._ends_with_newline and text[:2] == "\r\n":
+            return 2
+        ends = [i + len(b) for b in ("\n\n", "\r\n\r\n") if (i := text.find(b)) >= 0]
+        return min(ends) if ends else None
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()

@@ -1,0 +1,31 @@
+"""Masking of secrets and personal data, knowing nothing of Envoy or gRPC.
+
+Detectors (detectors.py) find spans; strategies (strategies.py) rewrite them; a
+`MaskSpec` says which detectors, which JSON fields and which strategy; a `Masker`
+applies a spec to text (`mask_text`), to parsed JSON (`mask_json`) and to bodies
+arriving in chunks (`stream`).
+"""
+
+from extproc.masking.detectors import DETECTORS, PEM_MAX
+from extproc.masking.masker import (
+    ALL_DETECTORS,
+    DEFAULT_FIELDS,
+    Masker,
+    MaskSpec,
+    normalise_field,
+)
+from extproc.masking.strategies import STRATEGIES, Strategy
+from extproc.masking.stream import MaskingStream
+
+__all__ = [
+    "ALL_DETECTORS",
+    "DEFAULT_FIELDS",
+    "DETECTORS",
+    "PEM_MAX",
+    "STRATEGIES",
+    "MaskSpec",
+    "Masker",
+    "MaskingStream",
+    "Strategy",
+    "normalise_field",
+]

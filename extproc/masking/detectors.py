@@ -1,0 +1,624 @@
+"""The analyzer side of masking: detectors find spans of secrets and personal data.
+
+Detectors never rewrite text (strategies.py does). They read a `Text`: the UTF-8 bytes
+of a string plus its *shape*, the same bytes reclassified by one `bytes.translate` call
+(every digit becomes `0`, every capital `A`, a dash a space). Formats of digits then
+become literal strings (`000 00 0000` for an SSN), and `re` finds a literal prefix at
+memchr speed, where a leading character class costs an attempt at every digit. So every
+pattern here starts with a literal, on the raw bytes or on the shape, and the checks
+(Luhn, mod-97, SSN rules, context words) run on the few candidates only.
+
+Everything is compiled at import, once per process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from extproc.masking import checks
+
+Found = Iterable[tuple[int, int]]
+
+# Shape: digits -> "0", A-Z -> "A", "-" -> " "; every other byte stays itself.
+_SHAPE = bytes(
+    0x30 if 0x30 <= b <= 0x39 else 0x41 if 0x41 <= b <= 0x5A else 0x20 if b == 0x2D else b
+    for b in range(256)
+)
+
+
+def _table(chars: bytes) -> bytes:
+    return bytes(1 if b in chars else 0 for b in range(256))
+
+
+_ALNUM = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_DIGIT = _table(b"0123456789")
+_WORD = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NOT_DIGIT = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+_BASE64 = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/")
+_TOKEN = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
+
+_DIGIT_RUN = re.compile(rb"000000000+")
+
+
+class Text:
+    """A text as detectors read it: UTF-8 bytes, their shape, lowercase on demand.
+
+    `pem_resume` is where a private key block, cut into pieces by a stream, carries on
+    (see `private_key`).
+    """
+
+    __slots__ = ("_lower", "_runs", "pem_resume", "raw", "shape")
+
+    def __init__(self, raw: bytes, pem_resume: int | None = None) -> None:
+        self.raw = raw
+        self.shape = raw.translate(_SHAPE)
+        self.pem_resume = pem_resume
+        self._lower: bytes | None = None
+        self._runs: list[tuple[int, int]] | None = None
+
+    @property
+    def lower(self) -> bytes:
+        if self._lower is None:
+            self._lower = self.raw.lower()
+        return self._lower
+
+    @property
+    def digit_runs(self) -> list[tuple[int, int]]:
+        """Spans of the runs of 9 digits or more: cards, SSNs and phone numbers share them."""
+        if self._runs is None:
+            self._runs = [m.span() for m in _DIGIT_RUN.finditer(self.shape)]
+        return self._runs
+
+    def before(self, pos: int, width: int) -> bytes:
+        """Up to `width` bytes before `pos`, lowercase, back to a NUL at most.
+
+        JSON masking scans all of a document's values as one text, each written as
+        `key SOH value NUL`: no pattern matches across either byte, and context stops at
+        the NUL, so a value's key is its context and no other value is.
+        """
+        window = self.raw[max(0, pos - width) : pos].lower()
+        return window[window.rfind(b"\x00") + 1 :]
+
+    def at(self, table: bytes, pos: int) -> bool:
+        """Whether the byte at `pos` is in `table` (False outside the text)."""
+        return 0 <= pos < len(self.raw) and table[self.raw[pos]] == 1
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Detector:
+    """One kind of secret or personal datum.
+
+    `max_len` bounds how many bytes from a finding's start decide it (its length, and
+    what its pattern reads past it): a stream holds back that much. The two detectors
+    whose findings can be kilobytes long (JWTs, private keys) have a `pending` pattern
+    instead, matching a finding still in progress at the end of a text, so that a stream
+    holds back only while one is open. `reveal` is how many trailing letters and digits
+    the `partial` strategy may show: 4 for identifiers, 0 for secrets. `canonical` is the
+    form that is hashed, so that one value written two ways hashes the same.
+    """
+
+    name: str
+    entity: str
+    find: Callable[[Text], Found]
+    max_len: int
+    reveal: int = 0
+    pending: re.Pattern[bytes] | None = None
+    canonical: Callable[[str], str] = str
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def _alnum_upper(value: str) -> str:
+    return "".join(c for c in value if c.isalnum()).upper()
+
+
+def _bounded(t: Text, s: int, e: int, table: bytes = _ALNUM) -> bool:
+    """Neither the byte before `s` nor the one at `e` continues the finding."""
+    return not t.at(table, s - 1) and not t.at(table, e)
+
+
+def _continues(t: Text, e: int, seps: bytes) -> bool:
+    """The finding at `e` goes on as another number: a separator then a digit."""
+    return e < len(t.raw) and t.raw[e] in seps and t.at(_DIGIT, e + 1)
+
+
+def _extends_back(t: Text, s: int, seps: bytes) -> bool:
+    return s > 1 and t.raw[s - 1] in seps and t.at(_DIGIT, s - 2)
+
+
+def _matches(
+    pattern: re.Pattern[bytes],
+    check: Callable[[Text, int, int], tuple[int, int] | None],
+    *,
+    shape: bool = False,
+    group: int = 0,
+) -> Callable[[Text], Found]:
+    """A find function: every match of `pattern` that `check` accepts (and may move)."""
+
+    def find(t: Text) -> list[tuple[int, int]]:
+        view = t.shape if shape else t.raw
+        return [span for m in pattern.finditer(view) if (span := check(t, *m.span(group)))]
+
+    return find
+
+
+def _runs(
+    shortest: int, longest: int, check: Callable[[Text, int, int], tuple[int, int] | None]
+) -> Callable[[Text], Found]:
+    """A find function: every run of `shortest` to `longest` digits that `check` accepts."""
+
+    def find(t: Text) -> list[tuple[int, int]]:
+        return [span for s, e in t.digit_runs
+                if shortest <= e - s <= longest and (span := check(t, s, e))]
+
+    return find
+
+
+def _both(*finds: Callable[[Text], Found]) -> Callable[[Text], Found]:
+    return lambda t: [span for find in finds for span in find(t)]
+
+
+def _context(pattern: bytes, width: int) -> Callable[[Text, int], bool]:
+    """Whether a context word (regex on lowercase) occurs within `width` bytes before a finding."""
+    compiled = re.compile(pattern)
+    return lambda t, s: compiled.search(t.before(s, width)) is not None
+
+
+# --- payment cards ---------------------------------------------------------------------
+
+# Contiguous 12-19 digits, or groups: 4-4-4(-1..4)(-1..4) and Amex/Diners 4-6-4/5.
+_CARD_GROUPS = re.compile(rb"0000 (?:0000 0000(?: 0{1,4}){0,2}|000000 0{4,5})")
+_CARD_SEPS = b" -"
+
+
+def _card_number(digits: str) -> bool:
+    return checks.card_issuer_plausible(digits) and checks.luhn(digits)
+
+
+def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    if not _bounded(t, s, e, _WORD) or _continues(t, e, b".,") or _extends_back(t, s, b".,"):
+        return None
+    return (s, e) if _card_number(t.raw[s:e].decode()) else None
+
+
+def _card_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    """Grouped digits; trailing groups that are not part of the card (an expiry) fall off."""
+    if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS + b".,"):
+        return None
+    groups = re.split(rb"[ -]", t.raw[s:e])
+    for n in range(len(groups), 2, -1):
+        end = s + sum(len(g) + 1 for g in groups[:n]) - 1
+        if _card_number(b"".join(groups[:n]).decode()):
+            return (s, end) if not t.at(_WORD, end) else None
+    return None
+
+
+credit_card = Detector(
+    "credit_card", "CREDIT_CARD",
+    _both(_runs(12, 19, _card_run),
+          _matches(_CARD_GROUPS, _card_groups, shape=True)),
+    max_len=26, reveal=4, canonical=_digits,
+)
+
+# --- US social security numbers ----------------------------------------------------------
+
+# With dashes anywhere; with spaces or none (9 digits) only after a context word, because
+# 9-digit ids (orders, routing numbers, zip+4) are far more common than bare SSNs.
+_SSN_GROUPS = re.compile(rb"000 00 0000")
+_SSN_CONTEXT = _context(
+    rb"(?<![a-z])(?:ssns?|ss#|social[ _-]?sec(?:urity)?|soc\.?[ _-]?sec)(?![a-z])", 48
+)
+_SSN_EDGE = b"-./+_"
+
+
+def _ssn_span(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
+    if t.at(_ALNUM, s - 1) or t.at(_ALNUM, e) or _continues(t, e, _SSN_EDGE):
+        return None
+    if s > 0 and t.raw[s - 1] in _SSN_EDGE:
+        return None
+    if not checks.ssn_valid(_digits(t.raw[s:e].decode())):
+        return None
+    return (s, e) if dashed or _SSN_CONTEXT(t, s) else None
+
+
+def _ssn_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    seps = t.raw[s + 3 : s + 4] + t.raw[s + 6 : s + 7]
+    if seps not in (b"--", b"  "):
+        return None
+    return _ssn_span(t, s, e, dashed=seps == b"--")
+
+
+us_ssn = Detector(
+    "us_ssn", "US_SSN",
+    _both(_matches(_SSN_GROUPS, _ssn_groups, shape=True),
+          _runs(9, 9, lambda t, s, e: _ssn_span(t, s, e, dashed=False))),
+    max_len=13, reveal=4, canonical=_digits,
+)
+
+# --- IBAN -------------------------------------------------------------------------------
+
+_IBAN = re.compile(rb"AA00(?: ?[A0]){11,32}")
+
+
+# Per IBAN length: the country's number of letters and digits, single spaces between.
+_IBAN_EXACT = {
+    n: re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){%d}" % (n - 4))
+    for n in set(checks.IBAN_LENGTHS.values())
+}
+
+
+def _iban(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    """Cut the candidate at its country's length, then check mod-97."""
+    length = checks.IBAN_LENGTHS.get(t.raw[s : s + 2].decode())
+    if length is None or t.at(_ALNUM, s - 1):
+        return None
+    m = _IBAN_EXACT[length].match(t.raw, s)
+    if m is None or t.at(_ALNUM, m.end()):
+        return None
+    return m.span() if checks.iban_valid(m[0].replace(b" ", b"").decode()) else None
+
+
+iban = Detector("iban", "IBAN_CODE", _matches(_IBAN, _iban, shape=True), max_len=70, reveal=4,
+                canonical=_alnum_upper)
+
+# --- e-mail -----------------------------------------------------------------------------
+
+# Found from the "@": the domain forward by pattern, the local part backward by pattern.
+_EMAIL_DOMAIN = re.compile(
+    rb"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,24}"
+    rb"(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
+)
+_EMAIL_LOCAL_REVERSED = re.compile(rb"[A-Za-z0-9._%+-]{1,64}")
+_URL_BREAK = re.compile(rb"[\s\"'<>\x00\x01]")
+
+
+def _email(t: Text) -> Iterator[tuple[int, int]]:
+    for m in _EMAIL_DOMAIN.finditer(t.raw):
+        at = m.start()
+        local = _EMAIL_LOCAL_REVERSED.match(t.raw[max(0, at - 65) : at][::-1])
+        if local is None:
+            continue
+        s = at - local.end()
+        while s < at and t.raw[s] == 0x2E:  # a local part does not start with a dot
+            s += 1
+        if s == at or t.at(_ALNUM, s - 1):
+            continue
+        scheme = t.raw.rfind(b"://", max(0, s - 256), s)
+        if scheme != -1 and not _URL_BREAK.search(t.raw, scheme, s):
+            continue  # user info of a URL (scheme://user:password@host), not an address
+        yield s, m.end()
+
+
+email = Detector("email", "EMAIL_ADDRESS", _email, max_len=348, reveal=4,
+                 canonical=str.lower)
+
+# --- phone numbers ----------------------------------------------------------------------
+
+# Forms that read as phone numbers and not as dates, versions or ids: international
+# (+CC ...), North American with separators, a parenthesised area code, national numbers
+# with a trunk 0 and a separator, and a bare run of 10-15 digits after a phone word.
+_EXT_BODY = rb" ?(?:x|ext\.?|#) ?[0-9]{1,6}"
+_EXT = rb"(?:" + _EXT_BODY + rb")?"
+_PHONE_INTL = re.compile(
+    rb"\+[1-9][0-9]{0,2}(?:[ .\-/]?(?:\(0\)|\([0-9]{1,4}\)))?(?:[ .\-/]?[0-9]{1,6}){1,6}" + _EXT
+)
+_PHONE_PAREN = re.compile(
+    rb"\((?:0[1-9][0-9]{1,4}|[2-9][0-9]{2})\)[ \-]?[0-9]{3,8}(?:[ \-][0-9]{3,4})?" + _EXT
+)
+_PHONE_NATIONAL = re.compile(
+    rb"0[1-9](?:[0-9]{0,3}[ /\-](?:[0-9]{5,9}|[0-9]{3,4}[ \-][0-9]{3,4})|(?:[ .][0-9]{2}){4})"
+    + _EXT
+)
+_PHONE_NANP = (re.compile(rb"000 000 0000"), re.compile(rb"000\.000\.0000"))  # shape
+_PHONE_NANP_RAW = re.compile(
+    rb"(?:(?:00)?1[ .\-])?[2-9][0-9]{2}([ .\-])[2-9][0-9]{2}\1[0-9]{4}" + _EXT
+)
+_PHONE_CONTEXT = _context(
+    rb"(?<![a-z])(?:phone|tel|telephone|mobile|mob|cell|fax|call|sms|whatsapp|telefon|gsm"
+    rb"|handy|portable)s?(?![a-z])", 32
+)
+_PHONE_EDGE = b".+_/:-"
+
+
+_EXT_TAIL = re.compile(_EXT_BODY + rb"\Z")
+
+
+def _phone_ends(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    """Nothing continues the number, and it has 8-15 digits (a national "(0)" and any
+    extension aside)."""
+    if t.at(_ALNUM, e) or _continues(t, e, b".:/-"):
+        return None
+    main = _EXT_TAIL.sub(b"", t.raw[s:e].replace(b"(0)", b""))
+    return (s, e) if 8 <= len(main.translate(None, _NOT_DIGIT)) <= 15 else None
+
+
+def _phone(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    if t.at(_ALNUM, s - 1) or (s > 0 and t.raw[s - 1] in _PHONE_EDGE):
+        return None
+    return _phone_ends(t, s, e)
+
+
+def _phone_intl(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    return None if t.at(_ALNUM, s - 1) else _phone_ends(t, s, e)
+
+
+def _phone_nanp(t: Text) -> Iterator[tuple[int, int]]:
+    """Shape finds the 3-3-4 digits; the raw pattern, run around it, reads the rest."""
+    for gate in _PHONE_NANP:
+        for m in gate.finditer(t.shape):
+            for r in _PHONE_NANP_RAW.finditer(t.raw, max(0, m.start() - 4), m.end() + 16):
+                if r.start() <= m.start() < r.end() and (span := _phone(t, *r.span())):
+                    yield span
+
+
+def _phone_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    if t.at(_WORD, s - 1) or t.at(_WORD, e) or not _PHONE_CONTEXT(t, s):
+        return None
+    return s, e
+
+
+phone = Detector(
+    "phone", "PHONE_NUMBER",
+    _both(_matches(_PHONE_INTL, _phone_intl), _matches(_PHONE_PAREN, _phone),
+          _matches(_PHONE_NATIONAL, _phone), _phone_nanp,
+          _runs(10, 15, _phone_run)),
+    max_len=72, reveal=4, canonical=_digits,
+)
+
+# --- IP addresses -----------------------------------------------------------------------
+
+_OCTET = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
+_IPV4 = re.compile(_OCTET + rb"(?:\." + _OCTET + rb"){3}(?![0-9]|\.[0-9])")
+# A dotted quad right after a version word or a product name ("Chrome/120.0.0.1") is a
+# version, not an address; anything else shaped and ranged like an address is one.
+_VERSION_BEFORE = re.compile(rb"(?<![a-z])(?:version|ver\.?|release|build|firmware|fw)[ :=]*\Z")
+
+
+def _ipv4(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    """The shape match starts at the first octet's last digit: step back to its first."""
+    for _ in range(2):
+        if t.at(_DIGIT, s - 1):
+            s -= 1
+    if t.at(_WORD, s - 1) or (s > 0 and t.raw[s - 1] == 0x2E):
+        return None
+    if s > 1 and t.raw[s - 1] == 0x2F and t.at(_ALNUM, s - 2):
+        return None
+    m = _IPV4.match(t.raw, s)
+    if m is None or t.at(_WORD, m.end()) or _VERSION_BEFORE.search(t.before(s, 16)):
+        return None
+    return m.span()
+
+
+_IPV6_GATE = re.compile(rb":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)")
+_IPV6_BACK_REVERSED = re.compile(rb"[0-9A-Fa-f:]{0,40}")
+_IPV6_FORWARD = re.compile(rb"[0-9A-Fa-f:.]{0,45}")
+
+
+def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
+    last_end = -1
+    for g in _IPV6_GATE.finditer(t.raw):
+        if g.start() < last_end:
+            continue
+        s = g.start() - _IPV6_BACK_REVERSED.match(t.raw[max(0, g.start() - 40) : g.start()][::-1]
+                                                  ).end()
+        e = _IPV6_FORWARD.match(t.raw, g.start()).end()
+        while e > s and t.raw[e - 1] == 0x2E:  # a full stop after an address
+            e -= 1
+        last_end = e
+        candidate = t.raw[s:e].decode()
+        if t.at(_WORD, s - 1) or t.at(_WORD, e) or not any(c.isdigit() for c in candidate):
+            continue
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        yield s, e
+
+
+ip_address = Detector("ip_address", "IP_ADDRESS",
+                      _both(_matches(_IPV4_SHAPE, _ipv4, shape=True), _ipv6),
+                      max_len=90, reveal=4)
+
+# --- cloud and SaaS credentials -----------------------------------------------------------
+
+
+def _token(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    return (s, e) if _bounded(t, s, e, _TOKEN) else None
+
+
+def _random_looking(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    """A generated key mixes cases and digits; prose and identifiers rarely do all three."""
+    body = t.raw[s:e]
+    if body.lower() == body or body.upper() == body or not any(_DIGIT[c] for c in body):
+        return None
+    return _token(t, s, e)
+
+
+def _prefixed(*patterns: bytes, check: Callable[[Text, int, int], tuple[int, int] | None] = _token
+              ) -> Callable[[Text], Found]:
+    return _both(*(_matches(re.compile(p), check) for p in patterns))
+
+
+_AWS_KEY_ID = re.compile(rb"A[KS]IA[A-Z0-9]{16}")
+
+aws_access_key_id = Detector(
+    "aws_access_key_id", "AWS_ACCESS_KEY_ID",
+    _matches(_AWS_KEY_ID, lambda t, s, e: (s, e) if _bounded(t, s, e) else None),
+    max_len=22, reveal=4,
+)
+
+# An AWS secret access key is 40 characters of base64 with nothing else to recognise it
+# by: any 40-character base64 run would do. So one is a finding only within 160 bytes
+# after an AWS word ("aws", "secret_access_key", "SecretAccessKey") or a key id.
+_BASE64_CLASS = bytes(0x62 if _BASE64[b] else 0x20 for b in range(256))
+_FORTY = b"b" * 40
+_AWS_WORDS = (b"aws", b"secretaccesskey", b"secret_access_key")
+_AWS_REACH = 160
+
+
+def _aws_contexts(t: Text) -> Iterator[int]:
+    lower = t.lower
+    for word in _AWS_WORDS:
+        pos = lower.find(word)
+        while pos != -1:
+            if word != b"aws" or not (pos and 0x61 <= lower[pos - 1] <= 0x7A):
+                yield pos + len(word)
+            pos = lower.find(word, pos + 1)
+    for m in _AWS_KEY_ID.finditer(t.raw):
+        yield m.end()
+
+
+def _aws_secret(t: Text) -> Iterator[tuple[int, int]]:
+    """Runs of exactly 40 base64 characters, unpadded, starting within reach of a context.
+
+    Base64 characters become "b" and all others a space, so that a run of 40 is a
+    literal that `bytes.find` skips to.
+    """
+    contexts = sorted(set(_aws_contexts(t)))
+    if not contexts:
+        return
+    view = t.raw.translate(_BASE64_CLASS)
+    seen: set[int] = set()
+    for ctx in contexts:
+        stop = t.raw.find(b"\x00", ctx)
+        reach = min(len(t.raw) if stop == -1 else stop, ctx + _AWS_REACH + 40)
+        s = view.find(_FORTY, ctx, reach)
+        while s != -1 and s <= ctx + _AWS_REACH:
+            e = view.find(b" ", s)
+            e = len(view) if e == -1 else e
+            if (e - s == 40 and s not in seen and not t.at(_BASE64, s - 1)
+                    and t.raw[e : e + 1] != b"=" and _random_looking(t, s, e)):
+                seen.add(s)
+                yield s, e
+            s = view.find(_FORTY, e, reach)
+
+
+aws_secret_key = Detector("aws_secret_key", "AWS_SECRET_KEY", _aws_secret, max_len=42)
+
+github_token = Detector(
+    "github_token", "GITHUB_TOKEN",
+    _prefixed(rb"gh[pousr]_[A-Za-z0-9]{36,251}", rb"github_pat_[A-Za-z0-9_]{22,255}"),
+    max_len=268,
+)
+gitlab_token = Detector(
+    "gitlab_token", "GITLAB_TOKEN",
+    _prefixed(rb"glpat-[A-Za-z0-9_-]{20,200}(?:\.[A-Za-z0-9_-]{1,50}){0,2}"), max_len=310,
+)
+slack_token = Detector("slack_token", "SLACK_TOKEN",
+                       _prefixed(rb"xox[abposr]-[A-Za-z0-9-]{10,250}"), max_len=257)
+stripe_key = Detector(
+    "stripe_key", "STRIPE_KEY",
+    _prefixed(rb"sk_(?:live|test)_[A-Za-z0-9]{10,247}", rb"rk_(?:live|test)_[A-Za-z0-9]{10,247}"),
+    max_len=257,
+)
+openai_key = Detector(
+    "openai_key", "OPENAI_KEY",
+    _prefixed(rb"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,250}", check=_random_looking),
+    max_len=266,
+)
+
+# --- JWT --------------------------------------------------------------------------------
+
+_JWT_PART = 8192
+_JWT = re.compile(
+    rb"eyJ[A-Za-z0-9_-]{5,%d}\.[A-Za-z0-9_-]{1,%d}\.[A-Za-z0-9_-]{0,%d}(?![A-Za-z0-9_-])"
+    % (_JWT_PART, _JWT_PART, _JWT_PART)
+)
+
+
+def _jwt(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    if t.at(_TOKEN, s - 1) or t.at(_TOKEN, e):
+        return None
+    return (s, e) if checks.jwt_header_ok(t.raw[s : t.raw.index(b".", s)]) else None
+
+
+jwt = Detector(
+    "jwt", "JWT", _matches(_JWT, _jwt), max_len=3 * _JWT_PART + 8,
+    pending=re.compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}\Z"),
+)
+
+# --- PEM private keys ---------------------------------------------------------------------
+
+# From the BEGIN line to the END line. A block with no END line within PEM_MAX bytes
+# (truncated, or longer than any real key: RSA-16384 is ~12.7 KB) is masked through the
+# end of its base64 body, in pieces of at most PEM_MAX bytes, so that no piece of it
+# passes in clear and a stream never holds back more than PEM_MAX.
+PEM_MAX = 16 * 1024
+_PEM_LABEL = rb"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+_PEM_BODY = rb"[A-Za-z0-9+/=\s:,.\\]"  # base64, line breaks (or escaped \n), PEM headers
+_PEM = re.compile(
+    rb"-----BEGIN " + _PEM_LABEL
+    + rb"(?:(?:%s|-){0,%d}?-----END %s|%s{0,%d})" % (_PEM_BODY, PEM_MAX, _PEM_LABEL, _PEM_BODY,
+                                                      PEM_MAX)
+)
+_PEM_PIECE = re.compile(_PEM_BODY + rb"{1,%d}" % PEM_MAX)
+
+
+def _pem_pieces(t: Text, s: int, e: int) -> Iterator[tuple[int, int]]:
+    """A capped piece is followed by the next one for as long as the body goes on."""
+    yield s, e
+    while e - s >= PEM_MAX and (m := _PEM_PIECE.match(t.raw, e)) is not None:
+        s, e = m.span()
+        yield s, e
+
+
+def _private_key(t: Text) -> Iterator[tuple[int, int]]:
+    if t.pem_resume is not None and (m := _PEM_PIECE.match(t.raw, t.pem_resume)) is not None:
+        yield from _pem_pieces(t, *m.span())
+    for m in _PEM.finditer(t.raw):
+        yield from _pem_pieces(t, *m.span())
+
+
+private_key = Detector(
+    "private_key", "PRIVATE_KEY", _private_key, max_len=PEM_MAX + 64,
+    pending=re.compile(rb"-----BEGIN " + _PEM_LABEL + rb"(?:%s|-)*\Z" % _PEM_BODY),
+)
+
+# --- passwords in connection strings ------------------------------------------------------
+
+# scheme://user:PASSWORD@host: only the password is the finding. It runs to the last "@"
+# before the host, since unescaped "@" in passwords is common.
+_CONN = re.compile(
+    rb"://[^\s:/?#@\"'<>\x00\x01]{0,64}:([^\s/?#\"'<>\x00\x01]{1,128})@(?=[A-Za-z0-9\[])"
+)
+
+connection_password = Detector(
+    "connection_password", "PASSWORD",
+    _matches(_CONN, lambda t, s, e: (s, e) if t.at(_ALNUM, t.raw.rfind(b"://", 0, s) - 1)
+             else None, group=1),
+    max_len=200,
+)
+
+DETECTORS: tuple[Detector, ...] = (
+    private_key, jwt, credit_card, us_ssn, iban, email, phone, ip_address, aws_access_key_id,
+    aws_secret_key, github_token, gitlab_token, slack_token, stripe_key, openai_key,
+    connection_password,
+)
+BY_NAME: dict[str, Detector] = {d.name: d for d in DETECTORS}
+
+
+def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detector]]:
+    """Findings of `detectors` in `t`, overlapping ones merged, in order.
+
+    Overlaps are merged rather than one dropped, so that nothing of either passes in
+    clear; the merged finding takes the longest member's detector.
+    """
+    chosen = tuple(detectors)
+    found = sorted((s, -e, i) for i, d in enumerate(chosen) for s, e in d.find(t))
+    merged: list[list[int]] = []  # start, end, detector index, its finding's length
+    for s, neg_e, i in found:
+        e = -neg_e
+        if merged and s < merged[-1][1]:
+            last = merged[-1]
+            last[1] = max(last[1], e)
+            if e - s > last[3]:
+                last[2:] = [i, e - s]
+        else:
+            merged.append([s, e, i, e - s])
+    return [(s, e, chosen[i]) for s, e, i, _ in merged]

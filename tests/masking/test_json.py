@@ -1,0 +1,87 @@
+"""mask_json: masked JSON stays JSON, the input is untouched, numbers are read as digits."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from extproc.masking import Masker, MaskSpec
+
+SPEC = MaskSpec()
+
+
+def test_stays_valid_json_and_round_trips(masker: Masker) -> None:
+    value = {
+        "customer": {"name": "Jo", "email": "jo@example.com", "phone": "+44 20 7946 0958",
+                     "notes": 'said "hi"\nmy card is 4111 1111 1111 1111\tthanks'},
+        "orders": [{"id": 123456789, "total": 12.5, "paid": True, "ref": None}],
+        "card": 4111111111111111,
+    }
+    masked, counts = masker.mask_json(value, SPEC)
+    assert json.loads(json.dumps(masked)) == masked
+    assert masked["customer"]["notes"] == 'said "hi"\nmy card is [REDACTED:CREDIT_CARD]\tthanks'
+    assert masked["card"] == "[REDACTED:CREDIT_CARD]"  # a number masked becomes a string
+    assert masked["orders"] == value["orders"]  # a 9-digit id without context stays a number
+    assert counts == {"email": 1, "phone": 1, "credit_card": 2}
+
+
+def test_input_is_not_modified_and_unchanged_parts_are_shared(masker: Masker) -> None:
+    value = {"a": {"mail": "jo@example.com"}, "b": {"x": [1, 2, 3]}, "c": ["plain"]}
+    before = copy.deepcopy(value)
+    masked, _ = masker.mask_json(value, SPEC)
+    assert value == before
+    assert masked["a"] is not value["a"] and masked["b"] is value["b"] and masked["c"] is value["c"]
+
+
+def test_nothing_to_mask_returns_the_value_itself(masker: Masker) -> None:
+    value = {"a": ["x", 1, {"b": None}]}
+    masked, counts = masker.mask_json(value, SPEC)
+    assert masked is value and counts == {}
+
+
+def test_keys_are_never_masked(masker: Masker) -> None:
+    masked, _ = masker.mask_json({"jo@example.com": "jo@example.com"}, SPEC)
+    assert masked == {"jo@example.com": "[REDACTED:EMAIL_ADDRESS]"}
+
+
+def test_a_key_is_its_values_context(masker: Masker) -> None:
+    value = {"customer_ssn": 536901234, "ssns": ["536901234"], "phone": "0612345678",
+             "order": 536901234}
+    masked, _ = masker.mask_json(value, SPEC)
+    assert masked == {"customer_ssn": "[REDACTED:US_SSN]", "ssns": ["[REDACTED:US_SSN]"],
+                      "phone": "[REDACTED:PHONE_NUMBER]", "order": 536901234}
+
+
+def test_scalars_at_the_top(masker: Masker) -> None:
+    assert masker.mask_json("ssn 123-45-6789", SPEC)[0] == "ssn [REDACTED:US_SSN]"
+    assert masker.mask_json(4111111111111111, SPEC)[0] == "[REDACTED:CREDIT_CARD]"
+    assert masker.mask_json(-4111111111111111, SPEC)[0] == "-[REDACTED:CREDIT_CARD]"
+    assert masker.mask_json(None, SPEC) == (None, {})
+
+
+def test_integers_beyond_64_bits(masker: Masker) -> None:
+    big = 4111111111111111 * 10**30
+    assert masker.mask_json({"n": big}, SPEC) == ({"n": big}, {})
+
+
+def test_separator_bytes_in_keys_or_values_change_nothing(masker: Masker) -> None:
+    """Values are scanned joined by NUL and SOH; a value holding them is scanned on its own."""
+    value = {"a\x00b": "x\x01 4111 1111 1111 1111", "c": "jo@example.com\x00"}
+    masked, counts = masker.mask_json(value, SPEC)
+    assert masked == {"a\x00b": "x\x01 [REDACTED:CREDIT_CARD]", "c": "[REDACTED:EMAIL_ADDRESS]\x00"}
+    assert counts == {"credit_card": 1, "email": 1}
+
+
+def test_deep_nesting(masker: Masker) -> None:
+    value: object = "ssn 123-45-6789"
+    for _ in range(5000):
+        value = [value]
+    masked, counts = masker.mask_json(value, SPEC)
+    for _ in range(5000):
+        masked = masked[0]
+    assert masked == "ssn [REDACTED:US_SSN]" and counts == {"us_ssn": 1}
+
+
+def test_lone_surrogates_survive(masker: Masker) -> None:
+    value = {"t": "\ud800 jo@example.com"}
+    assert masker.mask_json(value, SPEC)[0] == {"t": "\ud800 [REDACTED:EMAIL_ADDRESS]"}

@@ -1,0 +1,181 @@
+"""Masking end to end, through a real Envoy, with the default policy pack deciding.
+
+The demo upstream answers with synthetic personal data (names, e-mails, SSNs, cards)
+plainly, compressed, or as a server-sent event stream; what reaches the client is
+checked for every one of those values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from extproc.demo_upstream import CUSTOMERS
+from tests import tokens
+from tests.conftest import Gateway, GatewayFactory
+
+SECRETS = [c[k] for c in CUSTOMERS for k in ("ssn", "card_number", "email", "password")]
+PRIVILEGED = ["agents", "privileged"]
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Gateway:  # type: ignore[no-untyped-def]
+    factory = GatewayFactory(tmp_path_factory.mktemp("masking"), otlp)
+    yield factory(targets=[
+        {"name": "demo", "match": {"route": "demo"}},
+        {"name": "opaque", "match": {"route": "opaque"}},
+        {"name": "passes", "match": {"route": "passes"},
+         "inspect": {"unreadable_encoding": "pass"}},
+        {"name": "llm", "match": {"route": "llm"}, "protocol": "llm"},
+    ], routes=[
+        {"name": "opaque", "match": {"prefix": "/opaque/"},
+         "route": {"cluster": "demo_upstream", "prefix_rewrite": "/api/"}},
+        {"name": "passes", "match": {"prefix": "/passes/"},
+         "route": {"cluster": "demo_upstream", "prefix_rewrite": "/api/"}},
+        {"name": "llm", "match": {"prefix": "/v1/chat/"},
+         "route": {"cluster": "demo_upstream", "prefix_rewrite": "/echo?"}},
+    ])
+    factory.stop_all()
+
+
+def assert_masked(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} passed unmasked"
+
+
+def test_an_agent_gets_every_personal_value_masked_and_valid_json(gw: Gateway) -> None:
+    reply = gw.request("GET", "/api/customers")
+    assert reply.status == 200
+    assert int(reply.headers["content-length"]) == len(reply.body)
+    customers = reply.json()["customers"]
+    assert_masked(reply.body.decode())
+    assert customers[0]["name"] == "Ada Lovelace"  # what no rule names passes
+    assert customers[0]["ssn"] == "[REDACTED:US_SSN]"
+    assert customers[0]["email"] == "[REDACTED:EMAIL_ADDRESS]"
+    span = gw.otlp.spans_of(reply.trace_id)[0]
+    assert span.attributes["tollgate.masked_values"] >= len(SECRETS)
+    assert span.attributes["tollgate.masked.email"] == len(CUSTOMERS)
+
+
+def test_a_privileged_caller_sees_personal_data_but_never_credentials(gw: Gateway) -> None:
+    token = tokens.token("alice", PRIVILEGED)
+    customers = gw.request("GET", "/api/customers", token=token).json()["customers"]
+    assert customers[0]["ssn"] == CUSTOMERS[0]["ssn"]
+    assert customers[0]["email"] == CUSTOMERS[0]["email"]
+    assert customers[0]["password"] == "[REDACTED:FIELD]"
+    echoed = gw.request("POST", "/echo", {"note": "key AKIAIOSFODNN7EXAMPLE"}, token=token)
+    assert "AKIAIOSFODNN7EXAMPLE" not in echoed.body.decode()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+def test_accept_encoding_is_narrowed_so_the_upstream_answers_plainly(
+    gw: Gateway, encoding: str
+) -> None:
+    reply = gw.request("GET", "/api/customers", headers={"accept-encoding": encoding})
+    assert reply.status == 200
+    assert "content-encoding" not in reply.headers
+    assert_masked(reply.body.decode())
+    assert gw.upstream.requests[-1].headers["accept-encoding"] == "identity"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+def test_a_body_compressed_anyway_is_decoded_then_masked(gw: Gateway, encoding: str) -> None:
+    reply = gw.request("GET", f"/api/customers?encoding={encoding}")
+    assert reply.status == 200
+    assert "content-encoding" not in reply.headers
+    assert int(reply.headers["content-length"]) == len(reply.body)
+    assert len(reply.json()["customers"]) == len(CUSTOMERS)
+    assert_masked(reply.body.decode())
+
+
+def test_an_encoding_tollgate_cannot_read_is_refused(gw: Gateway, tmp_path: Path) -> None:
+    reply = gw.request("GET", "/api/customers?encoding=zstd")
+    assert reply.status == 502
+    assert reply.json()["error"] == "unreadable_encoding"
+    assert_masked(reply.body.decode())
+
+
+def test_a_target_may_opt_out_and_let_an_unreadable_encoding_pass(gw: Gateway) -> None:
+    reply = gw.request("GET", "/passes/customers?encoding=zstd")
+    assert reply.status == 200
+    assert reply.headers["content-encoding"] == "zstd"
+
+
+def test_a_response_over_the_buffer_limit_is_never_passed(gw: Gateway) -> None:
+    reply = gw.request("GET", "/api/customers?repeat=4000")  # ~2.6 MB
+    assert reply.status >= 500
+    assert_masked(reply.body.decode(errors="replace"))
+
+
+def read_stream(gw: Gateway, path: str) -> tuple[bytes, float, float]:
+    """The raw response to a GET, when its first body byte came, and when it ended."""
+    with socket.create_connection(("127.0.0.1", gw.ports.listener), timeout=20) as sock:
+        started = time.monotonic()
+        sock.sendall(f"GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer "
+                     f"{tokens.token()}\r\n\r\n".encode())
+        received, first_body = b"", None
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed mid-stream"
+            received += chunk
+            if first_body is None and b"data:" in received:
+                first_body = time.monotonic() - started
+        return received, first_body or 0.0, time.monotonic() - started
+
+
+def dechunk(raw: bytes) -> str:
+    _, _, body = raw.partition(b"\r\n\r\n")
+    out = b""
+    while body:
+        size, _, rest = body.partition(b"\r\n")
+        length = int(size, 16)
+        if not length:
+            break
+        out, body = out + rest[:length], rest[length + 2:]
+    return out.decode()
+
+
+def test_an_event_stream_is_masked_as_it_flows(gw: Gateway) -> None:
+    raw, first, total = read_stream(gw, "/api/events?delay_ms=300")
+    text = dechunk(raw)
+    assert text.count("data: ") == len(CUSTOMERS)
+    assert_masked(text)
+    assert "[REDACTED:US_SSN]" in text
+    # Not buffered whole: the first event arrives well before the stream ends.
+    assert first < total - 0.5, (first, total)
+
+
+@pytest.mark.parametrize("split", [1, 3, 7, 64])
+def test_a_secret_cut_between_stream_chunks_is_still_caught(gw: Gateway, split: int) -> None:
+    raw, _, _ = read_stream(gw, f"/api/events?split={split}")
+    text = dechunk(raw)
+    assert text.count("data: ") == len(CUSTOMERS)
+    assert_masked(text)
+
+
+def test_an_llm_prompt_is_masked_before_it_reaches_the_model(gw: Gateway) -> None:
+    prompt = {"model": "gpt-test", "messages": [
+        {"role": "user", "content": f"my card is {CUSTOMERS[1]['card_number']}, help"},
+    ]}
+    reply = gw.request("POST", "/v1/chat/completions", prompt)
+    assert reply.status == 200
+    received = gw.upstream.requests[-1]
+    assert CUSTOMERS[1]["card_number"] not in received.body.decode()
+    sent = json.loads(received.body)
+    assert sent["messages"][0]["content"] == "my card is [REDACTED:CREDIT_CARD], help"
+    headers = {k.lower(): v for k, v in received.headers.items()}
+    assert int(headers["content-length"]) == len(received.body)
+
+
+def test_a_binary_body_that_must_be_masked_is_refused(gw: Gateway) -> None:
+    reply = gw.request(
+        "POST", "/v1/chat/completions", base64.b64decode("iVBORw0KGgo="),
+        headers={"content-type": "image/png"},
+    )
+    assert reply.status == 502
+    assert reply.json()["error"] == "unmaskable_body"
