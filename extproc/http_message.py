@@ -81,8 +81,8 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
     Raises BadInput for what would let a request pass unread: a compressed body,
     invalid UTF-8 in JSON or text, malformed JSON.
     """
-    encoding = headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    encoding = content_encoding(headers)
+    if encoding != "identity":
         raise BadInput(
             415, "unsupported_content_encoding",
             f"request bodies encoded with {encoding!r} cannot be inspected; send them uncompressed",
@@ -136,13 +136,10 @@ def _reject_constant(constant: str) -> Any:
     raise NotJsonText(f"{constant} is not a JSON value")
 
 
-def decode_response_body(headers: dict[str, str], raw: bytes, limit: int) -> Any:
-    """A response body as policy input: decompressed, JSON parsed, text as text.
-
-    An upstream's odd body (not UTF-8, not JSON) is shown as well as it can be, never
-    refused; one tollgate cannot read at all is (see `decoded_content`).
-    """
-    data = decoded_content(headers, raw, limit)
+def decode_response_body(headers: dict[str, str], data: bytes) -> Any:
+    """A response body (already decoded: see `decoded_content`) as policy input: JSON
+    parsed, text as text. An upstream's odd body (not UTF-8, not JSON) is shown as well
+    as it can be, never refused."""
     if not data:
         return None
     try:
@@ -157,6 +154,11 @@ def decode_response_body(headers: dict[str, str], raw: bytes, limit: int) -> Any
     return text
 
 
+def content_encoding(headers: dict[str, str]) -> str:
+    """The body's Content-Encoding, normalised; `identity` when there is none."""
+    return headers.get("content-encoding", "").strip().lower() or "identity"
+
+
 def decoded_content(headers: dict[str, str], raw: bytes, limit: int) -> bytes:
     """The body without its Content-Encoding, at most `limit` bytes once decoded.
 
@@ -164,7 +166,7 @@ def decoded_content(headers: dict[str, str], raw: bytes, limit: int) -> bytes:
     are decoded (with a cap against decompression bombs) and any other encoding is
     refused: a body tollgate cannot read never passes unseen.
     """
-    encoding = headers.get("content-encoding", "identity").strip().lower() or "identity"
+    encoding = content_encoding(headers)
     if encoding == "identity":
         return raw
     decoder = _DECODERS.get(encoding)

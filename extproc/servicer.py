@@ -30,6 +30,7 @@ from extproc.credentials import CredentialStore
 from extproc.http_message import (
     BadInput,
     check_declared_length,
+    content_encoding,
     decode_request_body,
     decode_response_body,
     decoded_content,
@@ -37,7 +38,7 @@ from extproc.http_message import (
     request_view,
 )
 from extproc.identity import identity_of, span_attributes
-from extproc.masking import Masker
+from extproc.masking import Masker, MaskSpec
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.input import InputEncoder
@@ -71,7 +72,8 @@ class Exchange:
     attributes: dict[str, Any]
     response: dict[str, Any] | None = None
     decisions: list[Decision] = field(default_factory=list)
-
+    # What the decisions so far ask to mask, merged (None: nothing).
+    mask: MaskSpec | None = None
     masked: Counter[str] = field(default_factory=Counter)
 
     def policy_input(self, phase: str) -> str:
@@ -179,10 +181,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 "headers": policy_headers(response_headers, self._sensitive),
                 "body": None,
             }
-            has_body = (
+            reads_body = (
                 target.inspect.response == "body" and not reply.response_headers.end_of_stream
             )
-            if has_body and is_event_stream(response_headers):
+            if reads_body and is_event_stream(response_headers):
                 # A stream (an LLM's completion): decided on its headers, masked as it flows.
                 decision = await self._decide(exchange, "response")
                 if decision.action != "allow":
@@ -191,27 +193,24 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 async for answer in self._masked_stream(exchange, response_headers, messages):
                     yield answer
                 return
-            if has_body:
+            content = None
+            if reads_body:
                 yield wire.CONTINUE_RESPONSE_HEADERS
                 raw = (await _expect(messages, "response_body")).response_body.body
                 content = self._readable(target, response_headers, raw)
                 if content is not None:
-                    exchange.response["body"] = decode_response_body(
-                        {**response_headers, "content-encoding": "identity"}, content,
-                        target.inspect.max_body_bytes,
-                    )
+                    exchange.response["body"] = decode_response_body(response_headers, content)
             decision = await self._decide(exchange, "response")
             if decision.action != "allow":
                 yield _deny(outcome, trace_id, decision)
                 return
-            spec = spec_of(d.mask for d in exchange.decisions)
-            if has_body and spec is not None and content is not None:
+            if content is not None and exchange.mask is not None:
                 masked, counts = mask_body(
-                    self._masker, spec, response_headers.get("content-type", ""), content
+                    self._masker, exchange.mask, response_headers.get("content-type", ""), content
                 )
                 _record_masking(exchange, counts)
                 yield wire.replace_response_body(masked)
-            elif has_body:
+            elif reads_body:
                 yield wire.CONTINUE_RESPONSE_BODY
             else:
                 yield wire.CONTINUE_RESPONSE_HEADERS
@@ -270,6 +269,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 status=decision.status,
             )
         exchange.decisions.append(decision)
+        exchange.mask = spec_of(d.mask for d in exchange.decisions)
         exchange.span.add_event(
             "tollgate.decision",
             {
@@ -297,11 +297,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
 
     def _masked_prompt(self, exchange: Exchange, body: ProcessingRequest) -> bytes | None:
         """An LLM target's request body masked as the policy asks (None: unchanged)."""
-        spec = spec_of(d.mask for d in exchange.decisions)
-        if exchange.target.protocol != "llm" or spec is None:
+        if exchange.target.protocol != "llm" or exchange.mask is None:
             return None
         content_type = exchange.request["headers"].get("content-type", "")
-        masked, counts = mask_body(self._masker, spec, content_type, body.request_body.body)
+        masked, counts = mask_body(
+            self._masker, exchange.mask, content_type, body.request_body.body
+        )
         if not counts:
             return None
         _record_masking(exchange, counts)
@@ -313,8 +314,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     ) -> AsyncIterator[ProcessingResponse]:
         """A streamed response, masked chunk by chunk with a held-back tail (so a secret
         cut between chunks is still caught), released as it comes: no whole-stream buffer."""
-        spec = spec_of(d.mask for d in exchange.decisions)
-        readable = headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
+        spec = exchange.mask
+        readable = content_encoding(headers) == "identity"
         if spec is None or (
             not readable and exchange.target.inspect.unreadable_encoding == "pass"
         ):
@@ -328,13 +329,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         yield wire.stream_response_headers()
         stream = ByteStream(self._masker, spec, events=True)
         while True:
-            message = await anext(messages, None)
-            if message is None:
-                raise _StreamEnded
-            if message.WhichOneof("request") != "response_body":
-                got = message.WhichOneof("request")
-                raise _OutOfOrder(f"expected a response body chunk, got {got}")
-            chunk = message.response_body
+            chunk = (await _expect(messages, "response_body")).response_body
             released = stream.feed(chunk.body)
             if chunk.end_of_stream:
                 released += stream.finish()

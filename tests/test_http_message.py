@@ -62,8 +62,8 @@ def test_a_surrogate_pair_is_one_character() -> None:
 
 
 def test_response_json_that_is_not_json_text_is_shown_as_text() -> None:
-    assert decode_response_body(JSON, b'{"s": "\\ud800"}', 1000) == '{"s": "\\ud800"}'
-    assert decode_response_body(JSON, b"[NaN]", 1000) == "[NaN]"
+    assert decode_response_body(JSON, b'{"s": "\\ud800"}') == '{"s": "\\ud800"}'
+    assert decode_response_body(JSON, b"[NaN]") == "[NaN]"
 
 
 def test_big_integers_reach_the_policy_exactly() -> None:
@@ -73,10 +73,10 @@ def test_big_integers_reach_the_policy_exactly() -> None:
 
 
 def test_response_bodies_are_shown_not_refused() -> None:
-    assert decode_response_body(JSON, b'{"a": 1}', 1000) == {"a": 1}
-    assert decode_response_body(JSON, b"{oops", 1000) == "{oops"
-    assert decode_response_body({}, b"\xff", 1000) is None
-    assert decode_response_body({}, b"", 1000) is None
+    assert decode_response_body(JSON, b'{"a": 1}') == {"a": 1}
+    assert decode_response_body(JSON, b"{oops") == "{oops"
+    assert decode_response_body({}, b"\xff") is None
+    assert decode_response_body({}, b"") is None
 
 
 def test_redaction_is_stable_and_hides_the_value() -> None:

@@ -19,6 +19,7 @@ from extproc.config import Match, Policy, Target
 from extproc.http_message import (
     decode_request_body,
     decode_response_body,
+    decoded_content,
     policy_headers,
     request_view,
 )
@@ -178,5 +179,7 @@ def _response_from_http(http: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": status,
         "headers": policy_headers(envoy_headers, _sensitive()),
-        "body": decode_response_body(envoy_headers, raw, 16 * 1024 * 1024) if raw else None,
+        "body": decode_response_body(
+            envoy_headers, decoded_content(envoy_headers, raw, 16 * 1024 * 1024)
+        ) if raw else None,
     }
