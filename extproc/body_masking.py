@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from extproc import jsonenc
-from extproc.http_message import BadInput, is_json, parse_json
+from extproc.http_message import BadInput, is_json, media_type, parse_json
 from extproc.masking import Masker, MaskSpec
 
 log = logging.getLogger("tollgate.masking")
@@ -69,7 +69,7 @@ def _spec(mask: tuple[tuple[str, tuple[str, ...]], ...]) -> MaskSpec:
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:
-    return _media(headers.get("content-type", "")) == "text/event-stream"
+    return media_type(headers.get("content-type", "")) == "text/event-stream"
 
 
 def mask_body(
@@ -78,7 +78,7 @@ def mask_body(
     """The body with what `spec` names masked; JSON stays valid JSON."""
     if not data:
         return data, Counter()
-    media = _media(content_type)
+    media = media_type(content_type)
     if not (media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA):
         raise BadInput(
             502, "unmaskable_body",
@@ -143,7 +143,3 @@ class ByteStream:
             return 2
         ends = [i + len(b) for b in ("\n\n", "\r\n\r\n") if (i := text.find(b)) >= 0]
         return min(ends) if ends else None
-
-
-def _media(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()

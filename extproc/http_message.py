@@ -65,13 +65,18 @@ def check_declared_length(headers: dict[str, str], limit: int) -> None:
         )
 
 
+def media_type(content_type: str) -> str:
+    """`text/html; charset=utf-8` -> `text/html`."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     return media == "application/json" or media.endswith("+json")
 
 
 def _is_text(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     return media.startswith("text/") or media == "application/x-www-form-urlencoded"
 
 

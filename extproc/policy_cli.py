@@ -27,12 +27,10 @@ import regorus
 from extproc.http_message import parse_json
 from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests
 from extproc.policy.decision import POLICY_ERROR
-from extproc.policy.embedded import EmbeddedEngine, clean_regorus_error
+from extproc.policy.embedded import UNDEFINED, EmbeddedEngine, clean_regorus_error
 from extproc.policy.sources import read_modules
 
 DEFAULT_QUERY = "data.tollgate.decision"
-# regorus's JSON for a rule without a value; the RVM answers the same (embedded.py).
-_UNDEFINED = '"<undefined>"'
 # Rule values longer than this are cut in the human listing (--format json has them whole).
 _SHOWN_VALUE_CHARS = 200
 
@@ -228,7 +226,7 @@ def _eval(args: argparse.Namespace) -> int:
     values = [_evaluate(engine, r) for r in rules if r.package == decision_rule.package]
 
     report = EvalReport(
-        args.query, result != _UNDEFINED, None if result == _UNDEFINED else json.loads(result),
+        args.query, result != UNDEFINED, None if result == UNDEFINED else json.loads(result),
         decision, policy_error, values, coverage,
     )
     if args.format == "json":
@@ -278,7 +276,7 @@ def _evaluate(engine: regorus.Engine, rule: rego_tests.RegoRule) -> RuleValue:
         result = engine.eval_rule_as_json(rule.ref)
     except RuntimeError as exc:
         return RuleValue(rule, defined=False, error=clean_regorus_error(exc))
-    if result == _UNDEFINED:
+    if result == UNDEFINED:
         return RuleValue(rule, defined=False)
     return RuleValue(rule, defined=True, value=json.loads(result))
 

@@ -16,8 +16,9 @@ from extproc.policy.decision import Decision, MalformedDecision
 from extproc.policy.errors import PolicyError, PolicyLoadError
 from extproc.policy.sources import Modules, revision_of
 
-# What the RVM returns for a query that has no value (no rule matched and no default).
-_UNDEFINED = '"<undefined>"'
+# What regorus returns (as JSON) for a query that has no value (no rule matched and no
+# default): the RVM and the interpreter alike.
+UNDEFINED = '"<undefined>"'
 
 
 def clean_regorus_error(exc: BaseException) -> str:
@@ -65,7 +66,7 @@ class EmbeddedEngine:
             result = self._vm.execute()
         except RuntimeError as exc:
             raise PolicyError(f"evaluation failed: {clean_regorus_error(exc)}") from None
-        if result == _UNDEFINED:
+        if result == UNDEFINED:
             raise PolicyError(f"{self.query} is undefined for this input")
         try:
             return Decision.parse(json.loads(result))

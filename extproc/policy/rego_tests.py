@@ -20,7 +20,7 @@ import regorus
 
 from extproc.policy import PolicyLoadError
 from extproc.policy.embedded import clean_regorus_error
-from extproc.policy.sources import Modules, rego_files
+from extproc.policy.sources import Modules, read_source, rego_files
 
 Outcome = Literal["PASS", "FAIL", "ERROR"]
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -92,7 +92,7 @@ def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
     files = rego_files(policy_dir) if policy_dir.is_dir() else []
     if not files:
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
-    engine = interpreter([(str(path), _read(path)) for path in files])
+    engine = interpreter([(str(path), read_source(path)) for path in files])
     tests = [
         RegoTest(rule.package, rule.path, rule.file, rule.line)
         for rule in rules_in(engine)
@@ -100,15 +100,6 @@ def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
         and rule.path.startswith("test_")
     ]
     return engine, tests
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyLoadError(f"{path}: not UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise PolicyLoadError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def rules_in(engine: regorus.Engine) -> list[RegoRule]:

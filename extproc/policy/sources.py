@@ -30,10 +30,17 @@ def read_modules(policy_dir: Path) -> Modules:
     files = [p for p in rego_files(policy_dir) if not p.name.endswith("_test.rego")]
     if not files:
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
+    return [(str(p), read_source(p)) for p in files]
+
+
+def read_source(path: Path) -> str:
+    """One Rego file's text, or PolicyLoadError naming the file and why."""
     try:
-        return [(str(p), p.read_text(encoding="utf-8")) for p in files]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyLoadError(f"cannot read policies in {policy_dir}: {exc}") from None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyLoadError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise PolicyLoadError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def fingerprint(policy_dir: Path) -> tuple[tuple[str, int, int], ...]:
