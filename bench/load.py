@@ -311,10 +311,9 @@ def start_stacks(
         )
         logs = work / kind
         logs.mkdir()
-        bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports)
-        http_manager = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]
-        http_manager["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0][
-            "routes"].insert(0, MASKED_ROUTE)
+        bootstrap = envoy_bootstrap.with_routes(
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), [MASKED_ROUTE]
+        )
         pids = {"upstream": upstream.pid}
         if kind == "envoy":
             bootstrap = envoy_bootstrap.without_ext_proc(bootstrap)

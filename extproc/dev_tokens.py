@@ -67,10 +67,7 @@ def mint(
 
 def _provider(bootstrap_path: Path, key: object) -> tuple[str, str, str]:
     """Issuer, first audience and the kid of `key` in the bootstrap's inline JWKS."""
-    bootstrap = envoy_bootstrap.load(bootstrap_path)
-    (authn,) = [f for f in envoy_bootstrap.http_filters(bootstrap)
-                if f["name"] == envoy_bootstrap.JWT_AUTHN_FILTER]
-    (provider,) = authn["typed_config"]["providers"].values()
+    provider = envoy_bootstrap.jwt_provider(envoy_bootstrap.load(bootstrap_path))
     public = key.public_key()  # type: ignore[attr-defined]
     for entry in json.loads(provider["local_jwks"]["inline_string"])["keys"]:
         if jwt.algorithms.RSAAlgorithm.from_jwk(entry) == public:

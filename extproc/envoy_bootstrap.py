@@ -48,12 +48,24 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports) -> dict[str, Any]:
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
 
 
-def http_filters(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
-    """The HTTP filters of the (single) listener's connection manager."""
+def _connection_manager(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """The (single) listener's HTTP connection manager config."""
     (listener,) = bootstrap["static_resources"]["listeners"]
     (chain,) = listener["filter_chains"]
     (manager,) = chain["filters"]
-    return manager["typed_config"]["http_filters"]
+    return manager["typed_config"]
+
+
+def http_filters(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTP filters of the (single) listener's connection manager."""
+    return _connection_manager(bootstrap)["http_filters"]
+
+
+def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """The jwt_authn filter's (single) token provider."""
+    (authn,) = [f for f in http_filters(bootstrap) if f["name"] == JWT_AUTHN_FILTER]
+    (provider,) = authn["typed_config"]["providers"].values()
+    return provider
 
 
 def with_jwt_issuer(
@@ -61,23 +73,23 @@ def with_jwt_issuer(
 ) -> dict[str, Any]:
     """A copy whose token provider trusts another issuer: its keys inline, as local_jwks."""
     config = copy.deepcopy(bootstrap)
-    (authn,) = [f for f in http_filters(config) if f["name"] == JWT_AUTHN_FILTER]
-    (provider,) = authn["typed_config"]["providers"].values()
-    provider.update({"issuer": issuer, "audiences": audiences,
-                     "local_jwks": {"inline_string": jwks}})
+    jwt_provider(config).update({"issuer": issuer, "audiences": audiences,
+                                 "local_jwks": {"inline_string": jwks}})
+    return config
+
+
+def with_routes(bootstrap: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A copy with `routes` ahead of the others (the quickstart's matches every path)."""
+    config = copy.deepcopy(bootstrap)
+    _connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"][:0] = routes
     return config
 
 
 def without_ext_proc(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """A copy with the ext_proc filter removed: Envoy alone, the benchmark's baseline."""
     config = copy.deepcopy(bootstrap)
-    for listener in config["static_resources"]["listeners"]:
-        for chain in listener["filter_chains"]:
-            for network_filter in chain["filters"]:
-                hcm = network_filter["typed_config"]
-                hcm["http_filters"] = [
-                    f for f in hcm["http_filters"] if f["name"] != EXT_PROC_FILTER
-                ]
+    manager = _connection_manager(config)
+    manager["http_filters"] = [f for f in manager["http_filters"] if f["name"] != EXT_PROC_FILTER]
     return config
 
 

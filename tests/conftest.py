@@ -146,13 +146,6 @@ def route(name: str, prefix: str, **jwt_per_route: Any) -> dict[str, Any]:
             **extra}
 
 
-def with_routes(bootstrap: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add routes ahead of the demo route (which matches every path)."""
-    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][:0] = routes
-    return bootstrap
-
-
 @pytest.fixture(scope="session")
 def otlp() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as receiver:
@@ -188,7 +181,7 @@ class GatewayFactory:
             processes.append(stack.start_tollgate(
                 config_path, ports.ext_proc, work, env={**FAST_EXPORT, **(env or {})}
             ))
-            bootstrap = with_routes(envoy_bootstrap.with_jwt_issuer(
+            bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
                 envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
                 tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
             ), [UNMAPPED_ROUTE, *(routes or [])])

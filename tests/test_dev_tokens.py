@@ -25,19 +25,12 @@ def tollgate(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def quickstart_provider() -> dict:
-    (authn,) = [f for f in envoy_bootstrap.http_filters(envoy_bootstrap.load())
-                if f["name"] == envoy_bootstrap.JWT_AUTHN_FILTER]
-    (provider,) = authn["typed_config"]["providers"].values()
-    return provider
-
-
 def test_prints_one_token_the_quickstart_jwks_verifies() -> None:
     result = tollgate("--sub", "alice", "--groups", "dba, agents", "--ttl", "30m")
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     assert result.stdout == token + "\n"  # alone on stdout, for $(tollgate token ...)
-    provider = quickstart_provider()
+    provider = envoy_bootstrap.jwt_provider(envoy_bootstrap.load())
     (jwk,) = json.loads(provider["local_jwks"]["inline_string"])["keys"]
     claims = jwt.decode(
         token, jwt.algorithms.RSAAlgorithm.from_jwk(jwk), algorithms=["RS256"],
