@@ -189,12 +189,71 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclass(frozen=True)
+class Sql:
+    """Where a `sql-http` target's requests carry their SQL, and how to parse it.
+
+    Every place named is read, and every statement found in any of them reaches the
+    policy: SQL the gateway does not look for is SQL it cannot refuse.
+    """
+
+    # postgres: PostgreSQL's own parser (pglast). Any other: a sqlglot dialect name
+    # (sqlite, mysql, tsql, bigquery, ...).
+    dialect: str = "postgres"
+    # A JSON body's field holding the SQL (dots for nested fields: `query.text`).
+    json_field: str | None = "sql"
+    # A query parameter holding the SQL (Datasette's `?sql=`).
+    query_param: str | None = "sql"
+    # The whole body is the SQL (`text/plain` or `application/sql` bodies).
+    raw_body: bool = False
+    # The longest SQL text parsed; a longer one is refused (sql.unparseable). Parsing
+    # is linear but not free: ~0.35 ms per KiB with pglast, ~3 ms per KiB with sqlglot.
+    max_bytes: int = 128 * 1024
+    # The most statements one request may carry, nested ones (a DML in a CTE) included;
+    # more are refused (sql.unparseable). The policy's work grows with each statement,
+    # and the embedded engine stops a decision at a fixed instruction budget (about 400
+    # statements with the default pack: a policy error, never a pass).
+    max_statements: int = 200
+
+    def __post_init__(self) -> None:
+        from extproc.interpret.sql import DIALECTS
+
+        if self.dialect not in DIALECTS:
+            raise Invalid("dialect", f"unknown SQL dialect {self.dialect!r} (known: postgres, "
+                          f"{', '.join(sorted(DIALECTS - {'postgres'}))})")
+        if self.max_bytes <= 0:
+            raise Invalid("max_bytes", "must be > 0")
+        if self.max_statements <= 0:
+            raise Invalid("max_statements", "must be > 0")
+        if self.json_field is None and self.query_param is None and not self.raw_body:
+            raise Invalid(None, "names nowhere to find SQL: set json_field, query_param or "
+                          "raw_body")
+
+    @property
+    def json_path(self) -> tuple[str, ...]:
+        return tuple(self.json_field.split(".")) if self.json_field else ()
+
+
+@dataclass(frozen=True)
+class K8s:
+    """What a `k8s` target's policies know beyond the request itself."""
+
+    # Namespace name -> its labels, as the policy sees them (input.k8s.namespace_labels);
+    # e.g. {payments: {environment: production}}. A namespace not listed has none.
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s"}
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     match: Match
-    # http: bodies as JSON or text. llm: an LLM API, whose prompts (request bodies) are
-    # masked too when the policy asks.
-    protocol: Literal["http", "llm"] = "http"
+    # What the target speaks, and so what its policies see beyond the HTTP request:
+    # http: bodies as JSON or text. sql-http: SQL over HTTP, parsed into input.sql.
+    # k8s: the Kubernetes API, read into input.k8s. llm: an OpenAI-compatible API
+    # (input.llm: prompts, tools, the model's tool calls), whose prompts are masked too.
+    protocol: Literal["http", "sql-http", "k8s", "llm"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -207,8 +266,19 @@ class Target:
     credential: Credential | None = None
     # Client headers removed before the request goes upstream (authorization always is).
     strip_headers: tuple[str, ...] = ()
+    # Protocol settings: `sql` for sql-http targets (defaults apply when absent), `k8s`
+    # for k8s targets.
+    sql: Sql | None = None
+    k8s: K8s | None = None
 
     def __post_init__(self) -> None:
+        for key, protocol in _PROTOCOL_SETTINGS.items():
+            if getattr(self, key) is not None and self.protocol != protocol:
+                raise Invalid(key, f"only used with protocol {protocol!r}")
+        if self.protocol == "sql-http" and self.sql is None:
+            object.__setattr__(self, "sql", Sql())
+        if self.protocol == "k8s" and self.k8s is None:
+            object.__setattr__(self, "k8s", K8s())
         for name in self.strip_headers:
             if not _HEADER_NAME.fullmatch(name):
                 raise Invalid("strip_headers", f"not a header name: {name!r}")

@@ -19,3 +19,16 @@ def dumps(value: Any) -> str:
     except TypeError:
         # ASCII escapes: whatever orjson refused reaches the engine as valid JSON text.
         return json.dumps(value, separators=(",", ":"))
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -77,6 +77,28 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
         ({**MINIMAL, "policy": {"engine": "opa", "url": "http://opa", "timeout_seconds": 0}},
          "policy.timeout_seconds: must be > 0"),
         ({**MINIMAL, "policy": {"watch_seconds": -1}}, "policy.watch_seconds: must be >= 0"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql"}]},
+         "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', got 'sql'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "sql": {"dialect": "sqlite"}}]},
+         "targets[0].sql: only used with protocol 'sql-http'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "llm",
+                       "k8s": {"namespace_labels": {}}}]},
+         "targets[0].k8s: only used with protocol 'k8s'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"dialect": "postgresql"}}]},
+         "targets[0].sql.dialect: unknown SQL dialect 'postgresql' (known: postgres, "),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"json_field": None, "query_param": None}}]},
+         "targets[0].sql: names nowhere to find SQL"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"max_bytes": 0}}]},
+         "targets[0].sql.max_bytes: must be > 0"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"max_statements": 0}}]},
+         "targets[0].sql.max_statements: must be > 0"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "k8s",
+                       "k8s": {"namespace_labels": {"prod": {"env": 1}}}}]},
+         "targets[0].k8s.namespace_labels.prod.env: expected a string"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, data: dict, expected: str) -> None:
@@ -132,3 +154,16 @@ def test_cli_missing_policy_dir_refuses_to_start(tmp_path: Path) -> None:
     result = run_cli("serve", "--config", str(write(tmp_path, MINIMAL)))
     assert result.returncode == 2
     assert "policy directory" in result.stderr and "does not exist" in result.stderr
+
+
+def test_protocol_settings_take_their_defaults(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, {"targets": [
+        {"name": "db", "match": {"route": "db"}, "protocol": "sql-http"},
+        {"name": "k8s", "match": {"route": "k8s"}, "protocol": "k8s"},
+        {"name": "web", "match": {"route": "web"}},
+    ]}))
+    db, k8s, web = cfg.targets
+    assert db.sql == config.Sql(dialect="postgres", json_field="sql", query_param="sql",
+                                raw_body=False, max_bytes=128 * 1024, max_statements=200)
+    assert k8s.k8s == config.K8s(namespace_labels={})
+    assert (web.sql, web.k8s, db.k8s) == (None, None, None)

@@ -1,0 +1,285 @@
+"""Protocol interpreters: what a request (and an LLM's answer) means, as policy input.
+
+Regexes over raw bytes are how gateways get bypassed (`DrOp/**/TABLE`, a DELETE in a
+CTE), so each target protocol has an interpreter that fills one key of the policy
+input — `sql`, `k8s` or `llm` — from the request as `http_message.request_view` shows
+it. The servicer picks a target's interpreter once, at start; the modules beside
+this one are pure functions that know nothing of Envoy or of the config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from extproc.config import K8s, Sql, Target
+from extproc.http_message import NotJsonText, is_json, media_type, parse_json
+from extproc.jsonenc import json_type
+
+
+class Interpreter(Protocol):
+    key: str
+    """The policy input key this interpreter fills."""
+
+    def request(self, request: dict[str, Any]) -> Any:
+        """The meaning of a request (`input.request`, body decoded), as a JSON value."""
+        ...
+
+    def attributes(self, meaning: Any) -> dict[str, Any]:
+        """The meaning in brief, as span attributes (`tollgate.<key>.*`): evidence a
+        trace search can filter on."""
+        ...
+
+
+Refusal = Callable[[dict[str, Any], int], dict[str, Any]]
+"""An interpreter's optional `refusal(body, status)`: tollgate's JSON refusal in the shape
+the protocol's clients show (a Kubernetes Status, an OpenAI error), its keys kept."""
+
+
+class SqlHttp:
+    """SQL carried over HTTP: a JSON field, a query parameter or the whole body."""
+
+    key = "sql"
+
+    def __init__(self, settings: Sql) -> None:
+        from extproc.interpret import sql
+
+        self._analyze = sql.analyze
+        self._settings = settings
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        texts, problem = self._texts(request)
+        statements: list[dict[str, Any]] = []
+        error = problem
+        for text in texts:
+            if len(text) > self._settings.max_bytes:
+                error = error or (f"SQL text of {len(text)} characters exceeds this target's "
+                                  f"limit of {self._settings.max_bytes} (sql.max_bytes)")
+                continue
+            found = self._analyze(text, self._settings.dialect)
+            statements += found["statements"]
+            error = error or found["error"]
+        if len(statements) > self._settings.max_statements:
+            error = error or (f"{len(statements)} SQL statements exceed this target's limit "
+                              f"of {self._settings.max_statements} (sql.max_statements)")
+        return {
+            "dialect": self._settings.dialect,
+            "statements": [] if error else statements,
+            "multiple": sum(not s["nested"] for s in statements) > 1,
+            "error": error,
+        }
+
+    def attributes(self, meaning: dict[str, Any]) -> dict[str, Any]:
+        statements = meaning["statements"]
+        return {
+            "tollgate.sql.kinds": tuple(s["kind"] for s in statements),
+            "tollgate.sql.tables": tuple(sorted({t for s in statements for t in s["tables"]})),
+            **({"tollgate.sql.error": meaning["error"]} if meaning["error"] else {}),
+        }
+
+    def _texts(self, request: dict[str, Any]) -> tuple[list[str], str | None]:
+        """Every SQL text the request carries where the target says SQL travels; and a
+        problem when such a place holds something that is not text (it cannot be read,
+        so it must not pass as "no SQL").
+
+        Each place is read at least as widely as a server might read it, since a reading
+        wider than the server's only refuses more: names in any case (`?SQL=`,
+        `{"Sql": ...}`), a form body as query parameters, and a JSON object sent under
+        another content type (many frameworks parse a body as JSON whatever its type,
+        and Python's json.loads(bytes) reads UTF-16 and UTF-32 too). A body that cannot
+        be read at all (binary, multipart) is refused.
+        """
+        settings, body = self._settings, request["body"]
+        media = media_type(request["headers"].get("content-type", ""))
+        if media.startswith("multipart/"):
+            return [], f"a {media} body is not read for SQL; send JSON, a form or text"
+        if body is None and media and not _readable_media(media):
+            return [], f"a body of type {media} is not SQL text"
+        texts: list[str] = []
+        if settings.query_param is not None:
+            texts += _named(request["query"], settings.query_param, flatten=True)
+            if media == _FORM and isinstance(body, str):
+                form = parse_qs(body, keep_blank_values=True)
+                texts += _named(form, settings.query_param, flatten=True)
+        if settings.json_field is not None and body is not None:
+            problem = self._json_texts(body, is_json(media), texts)
+            if problem:
+                return texts, problem
+        if settings.raw_body and not is_json(media) and media != _FORM and isinstance(body, str):
+            texts.append(body)
+        return texts, None
+
+    def _json_texts(self, body: Any, declared_json: bool, texts: list[str]) -> str | None:
+        """Add the SQL of `json_field` to `texts`; a problem if it is not text."""
+        field_name = self._settings.json_field
+        if not declared_json and isinstance(body, str):
+            if "\x00" in body or body.startswith("\ufeff"):
+                # UTF-16/32 (NUL bytes are valid UTF-8) or a byte order mark: decoded as
+                # json.loads(bytes) would, which detects the encoding.
+                try:
+                    body = json.loads(body.encode("utf-8", "surrogatepass"))
+                except ValueError:
+                    return None
+            elif not body.lstrip().startswith("{"):
+                return None  # text that is no JSON object: not where this SQL travels
+            else:
+                try:
+                    body = parse_json(body)
+                except NotJsonText as exc:
+                    return f"the body is JSON that cannot be read: {exc}"
+                except ValueError:
+                    return None
+            if not isinstance(body, dict):
+                return None
+        if not isinstance(body, dict):
+            return f"the body is a JSON {json_type(body)}, not an object with a {field_name} field"
+        values: list[Any] = [body]
+        for key in self._settings.json_path:
+            values = [v for d in values if isinstance(d, dict) for v in _named(d, key)]
+        for value in values:
+            if isinstance(value, str):
+                texts.append(value)
+            elif value is not None:
+                return f"the body's {field_name} field is a JSON {json_type(value)}, not a string"
+        return None
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _readable_media(media: str) -> bool:
+    """Media whose body reaches the interpreter as text or JSON whenever it has one (an
+    undecodable one is refused before): for these, no body means an empty one."""
+    return is_json(media) or media == _FORM or media.startswith("text/")
+
+
+def _named(mapping: dict[str, Any], name: str, flatten: bool = False) -> list[Any]:
+    """The values under `name` in any case; `flatten`: each a list of values (a query)."""
+    wanted = name.lower()
+    found = [value for key, value in mapping.items() if key.lower() == wanted]
+    return [v for value in found for v in value] if flatten else found
+
+
+class Kubernetes:
+    """A Kubernetes API call as the API server reads it, with its namespace's labels."""
+
+    key = "k8s"
+
+    def __init__(self, settings: K8s) -> None:
+        from extproc.interpret.k8s import k8s_request
+
+        self._read = k8s_request
+        self._labels = settings.namespace_labels
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        meaning = self._read(
+            request["method"], request["path"], request["query"], request["headers"]
+        )
+        meaning["namespace_labels"] = self._labels.get(meaning["namespace"] or "", {})
+        return meaning
+
+    @staticmethod
+    def refusal(body: dict[str, Any], status: int) -> dict[str, Any]:
+        """A Kubernetes Status, whose message kubectl prints (`Error from server
+        (Forbidden): ...`); tollgate's own keys stay beside it."""
+        why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
+        return {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": f"tollgate refused: {why} (trace {body['trace_id']})",
+            "reason": _STATUS_REASONS.get(status, "Forbidden"), "code": status, **body,
+        }
+
+    def attributes(self, meaning: dict[str, Any]) -> dict[str, Any]:
+        found = {f"tollgate.k8s.{key}": meaning[key]
+                 for key in ("verb", "resource", "subresource", "namespace", "name")
+                 if meaning[key] is not None}
+        if meaning["exec"] is not None:
+            found["tollgate.k8s.command"] = tuple(meaning["exec"]["command"])
+        return found
+
+
+# The `reason` a Kubernetes Status gives for a status code (metav1.StatusReason).
+_STATUS_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                   413: "RequestEntityTooLarge", 415: "UnsupportedMediaType",
+                   500: "InternalError", 502: "InternalError"}
+
+
+class Llm:
+    """An OpenAI-compatible chat completion: prompts and tools offered, and (from the
+    response, `response`) the tool calls the model asks the agent to run."""
+
+    key = "llm"
+
+    def __init__(self) -> None:
+        from extproc.interpret import llm
+
+        self._llm = llm
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        if not is_chat_completion(request):
+            return None  # /v1/models, embeddings...: no prompt, no tool call
+        return self._llm.chat_request(request["body"])
+
+    @staticmethod
+    def refusal(body: dict[str, Any], status: int) -> dict[str, Any]:
+        """OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`), which
+        OpenAI-compatible clients raise with its message; tollgate's keys go inside."""
+        why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
+        return {
+            "error": {
+                "message": f"tollgate refused: {why} (trace {body['trace_id']})",
+                "type": body["error"], "param": None, "code": body["error"],
+                **{k: v for k, v in body.items() if k not in ("error", "message")},
+            },
+            "trace_id": body["trace_id"],
+        }
+
+    def attributes(self, meaning: dict[str, Any] | None) -> dict[str, Any]:
+        if meaning is None:
+            return {}
+        return {
+            "tollgate.llm.model": str(meaning["model"] or ""),
+            "tollgate.llm.tool_calls": tuple(str(c["name"]) for c in meaning["tool_calls"]),
+        }
+
+    def response(self, meaning: dict[str, Any] | None, body: Any) -> dict[str, Any] | None:
+        """The request's meaning with what a (non-streamed) answer returned."""
+        if meaning is None:
+            return None
+        answer = self._llm.chat_response(body)
+        return {**meaning, "tool_calls": answer["tool_calls"],
+                "finish_reason": answer["finish_reason"],
+                "error": meaning["error"] or answer["error"]}
+
+    def stream(self) -> Any:
+        return self._llm.ChatStream()
+
+    @staticmethod
+    def streamed(meaning: dict[str, Any] | None, stream: Any) -> dict[str, Any] | None:
+        """The request's meaning with what a streamed answer assembled to."""
+        if meaning is None:
+            return None
+        return {**meaning, "tool_calls": stream.tool_calls,
+                "finish_reason": stream.finish_reason,
+                "error": meaning["error"] or stream.error}
+
+
+def is_chat_completion(request: dict[str, Any]) -> bool:
+    return request["method"] == "POST" and request["path"].endswith("/chat/completions")
+
+
+def interpreter_for(target: Target) -> Interpreter | None:
+    """The target's interpreter, built once per process (parsers and tables load here)."""
+    if target.protocol == "sql-http" and target.sql is not None:
+        return SqlHttp(target.sql)
+    if target.protocol == "k8s" and target.k8s is not None:
+        return Kubernetes(target.k8s)
+    if target.protocol == "llm":
+        return Llm()
+    return None
+
+
+KEYS = ("sql", "k8s", "llm")
+"""Every key an interpreter may fill; the others are null in a target's input."""

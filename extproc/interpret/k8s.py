@@ -1,0 +1,246 @@
+"""What a Kubernetes API request means, read the way kube-apiserver reads it.
+
+Policies must decide on "exec into a pod in prod" or "read a secret", not on regexes over
+paths, and they must decide on what the API server will act on. So this mirrors
+kube-apiserver's own reading, `RequestInfoFactory.NewRequestInfo`
+(k8s.io/apiserver/pkg/endpoints/request/requestinfo.go, API prefixes `api` and `apis`,
+`api` groupless, AuthorizeWithSelectors on as it is by default): the legacy verb-in-path
+prefixes (`/api/v1/watch/...`, `/api/v1/proxy/...`), `watch=` as kube converts booleans,
+list/watch/deletecollection for requests without a name, a name taken from a
+`fieldSelector=metadata.name=X`, the namespace of `/namespaces/X` being X itself, and
+selectors kept only for the verbs that honour them.
+
+Where this deliberately differs from RequestInfo:
+- the connect subresources `exec`, `attach`, `portforward` and `proxy` are the verb,
+  whatever the method (RBAC would say "create pods/exec", and a WebSocket exec is a GET
+  that RequestInfo calls "get"); `exec` and `attach` also get `exec`, their streams;
+- a path with a `.` or `..` segment or an empty segment (`//`) is an error, after
+  percent-decoding. The API server takes such segments literally (and then fails to find
+  the object), but a normalising hop in front of it (Envoy with `normalize_path` or
+  `merge_slashes`) would turn `/namespaces/default/pods/../../prod/...` into a request on
+  prod: no reading can be right for both, so the policy is told the path is malformed;
+- an invalid percent-escape or a path that is not UTF-8 once decoded is an error (Go's
+  HTTP server answers 400 to the first);
+- an error (these, or RequestInfo's own "unable to determine kind and namespace") comes
+  with verb null and resource_request true, so that a rule allowing reads or non-resource
+  requests cannot match it even if it forgets to look at `error`;
+- a `fieldSelector` that does not parse yields no name, as in kube; other list options
+  that would fail kube's decoding (e.g. `limit=x`) are not checked: the API server answers
+  400 to those, so they act on nothing.
+
+Non-resource requests (/version, discovery, /healthz, /openapi/...) keep kube's verb, the
+lower-case HTTP method ("get", "post"), as RBAC's nonResourceURLs rules use it. The path
+is percent-decoded exactly once, as Go's `net/url` does for `req.URL.Path`, and split on
+`/` afterwards, so `%2F` separates segments here as it does in the API server; `path` in
+the result is that decoded path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote
+
+# API prefix -> whether the prefix is groupless (/api/v1/...) or grouped (/apis/G/V/...).
+_API_PREFIXES = {"api": True, "apis": False}
+_SPECIAL_VERBS = frozenset({"proxy", "watch"})
+_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+_VERBS_WITH_SELECTORS = frozenset({"list", "watch", "deletecollection"})
+_CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
+_METHOD_VERBS = {
+    "POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
+    "DELETE": "delete",
+}
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+# fields.ParseSelector splits a term at the first operator, escapes or not (leftmost
+# match; at one position "!=" before "==" before "=", as Go tries them).
+_SELECTOR_OPERATOR = re.compile(r"!=|==|=")
+_FALSE = frozenset({"0", "false"})
+
+
+def k8s_request(
+    method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+) -> dict[str, Any]:
+    """The `k8s` policy input for one request (`path` without its query string)."""
+    dry_run = "All" in query.get("dryRun", ())
+    try:
+        decoded = _decoded_path(path)
+    except ValueError as exc:
+        return _malformed(path, dry_run, str(exc))
+    parts = decoded.strip("/").split("/") if decoded.strip("/") else []
+    groupless = _API_PREFIXES.get(parts[0]) if parts else None
+    if len(parts) < 3 or groupless is None or (not groupless and len(parts) < 4):
+        return _non_resource(method, decoded, dry_run)
+
+    group, parts = ("", parts[1:]) if groupless else (parts[1], parts[2:])
+    version, parts = parts[0], parts[1:]
+    verb_in_path = parts[0] in _SPECIAL_VERBS
+    if verb_in_path:
+        if len(parts) < 2:
+            return _malformed(
+                decoded, dry_run, f"unable to determine kind and namespace from url {decoded}"
+            )
+        verb, parts = parts[0], parts[1:]
+    else:
+        verb = _METHOD_VERBS.get(method, "")
+
+    namespace = ""
+    if parts[0] == "namespaces" and len(parts) > 1:
+        namespace = parts[1]
+        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
+            parts = parts[2:]
+    resource = parts[0]
+    name = parts[1] if len(parts) > 1 else ""
+    subresource = parts[2] if len(parts) > 2 and verb != "proxy" else ""
+
+    if not name and verb == "get":
+        verb = "watch" if _flag(query, "watch") else "list"
+        name = _selected_name(query)
+    if not name and verb == "delete":
+        verb = "deletecollection"
+    selectors = not verb_in_path and verb in _VERBS_WITH_SELECTORS
+    if subresource in _CONNECT_SUBRESOURCES:
+        verb = subresource
+    streams = None
+    if subresource in ("exec", "attach"):
+        streams = {
+            "command": list(query.get("command", ())) if subresource == "exec" else [],
+            "container": _first(query, "container") or None,
+            "stdin": _flag(query, "stdin"),
+            "stdout": _flag(query, "stdout"),
+            "stderr": _flag(query, "stderr"),
+            "tty": _flag(query, "tty"),
+            "transport": _transport(method, headers),
+        }
+    return {
+        "verb": verb,
+        "api_group": group,
+        "api_version": version,
+        "resource": resource or None,
+        "subresource": subresource or None,
+        "namespace": namespace or None,
+        "name": name or None,
+        "path": decoded,
+        "resource_request": True,
+        "exec": streams,
+        "label_selector": _first(query, "labelSelector") if selectors else None,
+        "field_selector": _first(query, "fieldSelector") if selectors else None,
+        "dry_run": dry_run,
+        "error": None,
+    }
+
+
+def _non_resource(method: str, path: str, dry_run: bool) -> dict[str, Any]:
+    """Discovery, /version, /healthz...: the verb is the lower-case method, as in kube."""
+    return _skeleton(method.lower(), path, False, dry_run, None)
+
+
+def _malformed(path: str, dry_run: bool, error: str) -> dict[str, Any]:
+    """No verb, and "may act on a resource": a rule that forgets to check `error` and allows
+    reads, or allows non-resource requests, still does not match."""
+    return _skeleton(None, path, True, dry_run, error)
+
+
+def _skeleton(
+    verb: str | None, path: str, resource_request: bool, dry_run: bool, error: str | None
+) -> dict[str, Any]:
+    return {
+        "verb": verb, "api_group": None, "api_version": None, "resource": None,
+        "subresource": None, "namespace": None, "name": None, "path": path,
+        "resource_request": resource_request, "exec": None, "label_selector": None,
+        "field_selector": None, "dry_run": dry_run, "error": error,
+    }
+
+
+def _decoded_path(path: str) -> str:
+    if "%" in path:
+        if _BAD_ESCAPE.search(path):
+            raise ValueError("invalid percent-escape in path")
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            raise ValueError("path is not UTF-8 once percent-decoded") from None
+    if "//" in path:
+        raise ValueError("empty segment in path")
+    if _DOT_SEGMENT.search(path):
+        raise ValueError("'.' or '..' segment in path")
+    return path
+
+
+def _first(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
+
+
+def _flag(query: dict[str, list[str]], key: str) -> bool:
+    """A boolean parameter as kube converts it: absent, "0" or "false" (any case) are false."""
+    value = _first(query, key)
+    return value is not None and value.lower() not in _FALSE
+
+
+def _selected_name(query: dict[str, list[str]]) -> str:
+    """The name a list/watch narrows to with `fieldSelector=metadata.name=X`, found as kube
+    finds it: `fields.ParseSelector` (terms sorted; any bad term spoils the whole selector),
+    `RequiresExactMatch`, and X a valid path segment name."""
+    selector = _first(query, "fieldSelector")
+    if not selector:
+        return ""
+    name = None
+    for term in sorted(_selector_terms(selector)):
+        operator = _SELECTOR_OPERATOR.search(term)
+        value = _unescaped(term[operator.end():]) if operator else None
+        if operator is None or value is None:
+            return ""
+        if name is None and term[: operator.start()] == "metadata.name" and operator[0] != "!=":
+            name = value
+    if name is None or name in (".", "..") or "/" in name or "%" in name:
+        return ""
+    return name
+
+
+def _selector_terms(selector: str) -> list[str]:
+    """Terms split on commas that a backslash does not escape; empty terms dropped."""
+    terms, start, escaped = [], 0, False
+    for i, char in enumerate(selector):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            terms.append(selector[start:i])
+            start = i + 1
+    terms.append(selector[start:])
+    return [term for term in terms if term]
+
+
+def _unescaped(value: str) -> str | None:
+    """A selector value unescaped (a backslash escapes a backslash, a comma or "=" only);
+    None where kube refuses it: another escape, a bare comma or "=", a trailing backslash."""
+    out, escaped = [], False
+    for char in value:
+        if escaped:
+            if char not in "\\,=":
+                return None
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ",=":
+            return None
+        else:
+            out.append(char)
+    return None if escaped else "".join(out)
+
+
+def _transport(method: str, headers: dict[str, str]) -> str | None:
+    """How an exec/attach asks to stream, as the API server tells upgrades apart: Upgrade
+    equal to `websocket` (a GET) or `SPDY/3.1`, with Connection naming `upgrade`."""
+    if "upgrade" not in headers.get("connection", "").lower():
+        return None
+    upgrade = headers.get("upgrade", "").strip().lower()
+    if upgrade == "websocket" and method == "GET":
+        return "websocket"
+    if upgrade == "spdy/3.1":
+        return "spdy"
+    return None

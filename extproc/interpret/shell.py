@@ -1,0 +1,460 @@
+"""Which programs a shell command line would run: a reader for tool-call arguments.
+
+A policy refuses a model's tool call by what it would execute (`rm` with `-rf` on `/`),
+not by a regex over the text, so the text is split as POSIX sh splits it and every
+command is returned as its argv. What hides a command from a plain split is unwrapped:
+
+- `;`, `&&`, `||`, `|`, `&`, newlines, `(`, `)` separate commands; reserved words that
+  open a compound command (`if`, `then`, `do`, `{`, `!`, ...) are not part of argv;
+- argv[0] is reduced to its basename (`/bin/rm` -> `rm`); quotes and escapes are removed
+  as sh removes them (`r''m`, `\\rm`, `"rm"` -> `rm`; bash's `$'\\x72m'` -> `rm`);
+- leading `VAR=value` assignments are skipped;
+- wrappers (`sudo`, `doas`, `env`, `nohup`, `nice`, `timeout`, `time`, `exec`, `command`,
+  `xargs`, `busybox`, `setsid`, `stdbuf`, `chroot`, `coproc`, `flock`, `pkexec`,
+  `nsenter`, `unshare`, `ionice`, `taskset`, `caffeinate`): the wrapper's argv is
+  returned and so is the command it runs (both execute);
+- scripts passed as strings are read too: `sh|bash|zsh|dash|ksh|ash|mksh|fish -c '...'`,
+  `su|runuser -c '...'`, `eval ...`, `ssh host ...`, `watch ...`, `find ... -exec cmd ;`;
+- command substitutions `$(...)` and backticks, unquoted or inside double quotes, are read
+  as commands (inside single quotes they are text, as in sh);
+- bash's brace lists and `$IFS` split words (`{rm,-rf,/}`, `rm${IFS}-rf${IFS}/`);
+- a function definition `f() { ...; }` (or `function f`) is returned as the command
+  `["function", "f"]` followed by its body's commands (a fork bomb is visible as such);
+- redirections and their targets are not argv (`> /dev/null` is dropped); a heredoc's body
+  is read as commands (what `sh <<EOF` would run).
+
+Nested scripts are read down to depth 4 (deeper, a script stays the text operand of its
+shell's argv: `["sh", "-c", "..."]`); of a chain of wrappers, at most 16 argvs are
+returned, and always the innermost command. It errs on the side of reporting: a
+commented-out or unreachable command is still a command here. Text that sh itself could
+not parse (an unclosed quote or substitution) is split on whitespace instead. Not
+followed: variables (`a=rm; $a -rf /` gives argv `["$a", "-rf", "/"]`), aliases,
+functions' later calls, scripts read from files or stdin (`curl ... | sh` gives
+`["sh"]`: a shell with no script operand, which is what a policy can refuse).
+
+The lexer is a compiled regex rather than `shlex`: shlex loses the quoting a `$(...)`
+stood in (so `echo '$(rm -rf /)'` would read as rm), its comment handling swallows the
+newline ending the comment (`ls # x` NL `rm -rf /` would read as one `ls`), and it cannot
+tell `2>` from `2 >`. Reading a text whole costs what shlex's tokenising alone costs:
+~0.25 µs a character (4 µs for `ls -la /tmp`, where shlex takes 11).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MAX_DEPTH = 4  # nested scripts (`sh -c`, `$(...)`) read
+_MAX_LAYERS = 16  # wrapper argvs returned per command (the innermost command always is)
+
+_UNQUOTED = re.compile(
+    r"""
+      (?P<blank>[ \t\r\f\v]+|\\\n)
+    | (?P<sep>\n|&&|\|\||;;&?|;&|\|&|[;&|()])
+    | (?P<redir>[0-9]*(?:<<<|<<-?|<>|<&|>&|>>|>\||<|>)|&>>?)
+    | (?P<comment>\#[^\n]*)
+    | '(?P<single>[^']*)'
+    | \$'(?P<ansi>(?:[^'\\]|\\.)*)'
+    | (?P<double>")
+    | (?P<subst>\$\(|`)
+    | \\(?P<escaped>.)
+    | (?P<plain>[^ \t\r\f\v\n'"\\;&|()<>`$\#]+|\$)
+    """,
+    re.X | re.S,
+)
+_DOUBLE = re.compile(
+    r"""
+      \\(?P<escaped>[$`"\\\n])
+    | (?P<subst>\$\(|`)
+    | (?P<end>")
+    | (?P<plain>[^"\\$`]+|\\|\$)
+    """,
+    re.X,
+)
+# What can stand between the parentheses of $(...) without closing it.
+_PARENS = re.compile(r"""[()]|'[^']*'|"(?:[^"\\]|\\.)*"|\\.""", re.S)
+_ANSI_ESCAPE = re.compile(
+    r"\\(x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}|[0-7]{1,3}|c.|.)", re.S
+)
+_ANSI_SIMPLE = {
+    "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
+    "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?",
+}
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
+_RESERVED = frozenset({"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done",
+                       "while", "until"})
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish"})
+_LOOKS_LIKE_SHELL = re.compile(r"\A[ \t\r\n]*(?![)\]}])[!-~]|[;&|`\n]|\$\(")
+# What bash splits a word on although it has no blank: `{rm,-rf,/}`, `rm${IFS}-rf${IFS}/`.
+_BRACE_LIST = re.compile(r"\{([^{}\s]*,[^{}\s]*)\}")
+_IFS = re.compile(r"\$\{IFS\}|\$IFS(?![A-Za-z0-9_])")
+
+
+@dataclass(frozen=True, slots=True)
+class _Wrapper:
+    """A program that runs the command in its operands: how to find where that starts."""
+
+    short_with_value: str = ""  # short options that take a value (`-u root`, `-uroot`)
+    long_with_value: frozenset[str] = frozenset()  # long ones (`--user root`, `--user=root`)
+    operands: int = 0  # operands before the command (`timeout 5`, `chroot /srv`, `ssh host`)
+    script: bool = False  # the rest is joined into a script for sh (`eval`, `ssh`, `watch`)
+
+
+_WRAPPERS: dict[str, _Wrapper] = {
+    "sudo": _Wrapper("ugCDhprtTU", frozenset({
+        "user", "group", "close-from", "chdir", "host", "prompt", "role", "type",
+        "command-timeout", "other-user"})),
+    "doas": _Wrapper("uC"),
+    "env": _Wrapper("uCS", frozenset({"unset", "chdir", "split-string"})),
+    "nohup": _Wrapper(),
+    "nice": _Wrapper("n", frozenset({"adjustment"})),
+    "timeout": _Wrapper("sk", frozenset({"signal", "kill-after"}), operands=1),
+    "time": _Wrapper("fo", frozenset({"format", "output"})),
+    "exec": _Wrapper("a"),
+    "command": _Wrapper(),
+    "xargs": _Wrapper("adEILnPs", frozenset({
+        "arg-file", "delimiter", "eof", "replace", "max-lines", "max-args", "max-procs",
+        "max-chars", "process-slot-var"})),
+    "busybox": _Wrapper(),
+    "setsid": _Wrapper(),
+    "stdbuf": _Wrapper("ioe", frozenset({"input", "output", "error"})),
+    "chroot": _Wrapper("", frozenset({"userspec", "groups"}), operands=1),
+    "eval": _Wrapper(script=True),
+    "ssh": _Wrapper("BbcDEeFIiJLlmOoPpQRSWw", operands=1, script=True),
+    "watch": _Wrapper("n", frozenset({"interval"}), script=True),
+    "coproc": _Wrapper(),
+    "flock": _Wrapper("wEc", frozenset({"timeout", "conflict-exit-code"}), operands=1),
+    "pkexec": _Wrapper("", frozenset({"user"})),
+    # Its namespace options take a file only as `--mount=FILE`; -t, -S and -G take a value.
+    "nsenter": _Wrapper("tSG", frozenset({"target", "setuid", "setgid"})),
+    "unshare": _Wrapper(""),
+    "ionice": _Wrapper("cnp", frozenset({"class", "classdata", "pid"})),
+    "taskset": _Wrapper("", operands=1),
+    "caffeinate": _Wrapper(),
+}
+
+
+class _Unbalanced(ValueError):
+    """sh would refuse the text: an unclosed quote or substitution."""
+
+
+def looks_like_shell(text: str) -> bool:
+    """Whether `text` may be a command line worth reading with `commands`.
+
+    False only for what cannot start a command: blank text, or text starting with a
+    non-ASCII character or a closing bracket, with no operator (`;`, `&`, `|`, a
+    backtick, `$(`) or newline anywhere. Generous on purpose: a false positive costs one
+    read (~0.25 µs a character); a false negative would hide a command, and commands
+    start with unlikely characters (`{rm,-rf,/}`, `>x rm -rf /`, `"r"m -rf /`).
+    """
+    return _LOOKS_LIKE_SHELL.search(text) is not None
+
+
+def commands(text: str) -> list[list[str]]:
+    """The argv of every command `text` would run, wrappers and nested scripts unwrapped."""
+    return _read(text, 0)
+
+
+def _read(text: str, depth: int) -> list[list[str]]:
+    if depth > _MAX_DEPTH:
+        return []
+    try:
+        simple, substitutions = _parse(text)
+    except _Unbalanced:
+        simple, substitutions = [text.split()], []
+    found: list[list[str]] = []
+    for words in simple:
+        _expand(words, depth, found)
+    for inner in substitutions:
+        found.extend(_read(inner, depth + 1))
+    return found
+
+
+def _parse(text: str) -> tuple[list[list[str]], list[str]]:
+    """Simple commands (their words) and the texts of command substitutions."""
+    tokens, substitutions = _lex(text)
+    simple: list[list[str]] = []
+    words: list[str] = []
+    redirect_target = False
+    i = 0
+    while i < len(tokens):
+        kind, value = tokens[i]
+        i += 1
+        if kind == "word":
+            if redirect_target:
+                redirect_target = False
+            else:
+                words.append(value)
+            continue
+        if kind == "redir":
+            redirect_target = True
+            continue
+        redirect_target = False
+        if value == "(" and i < len(tokens) and tokens[i] == ("sep", ")") and len(words) == 1:
+            words.insert(0, "function")  # `name()`: a definition, its body follows
+            i += 1
+        if words:
+            simple.append(words)
+            words = []
+    if words:
+        simple.append(words)
+    return simple, substitutions
+
+
+def _lex(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Words (quotes removed) and operators, as sh tokenises; raises _Unbalanced."""
+    tokens: list[tuple[str, str]] = []
+    substitutions: list[str] = []
+    word: list[str] | None = None
+    pos, end = 0, len(text)
+    while pos < end:
+        m = _UNQUOTED.match(text, pos)
+        if m is None:
+            raise _Unbalanced(f"unclosed quote or escape at {pos}")
+        kind = m.lastgroup or ""  # every alternative is a named group
+        pos = m.end()
+        if kind in ("blank", "sep", "redir"):
+            if word is not None:
+                tokens.append(("word", "".join(word)))
+                word = None
+            if kind != "blank":
+                tokens.append((kind, m.group()))
+        elif kind == "comment":
+            if word is None:
+                continue
+            word.append("#")  # inside a word, `#` is a character
+            pos = m.start() + 1
+        else:
+            if word is None:
+                word = []
+            if kind == "double":
+                pos = _double_quoted(text, pos, word, substitutions)
+            elif kind == "subst":
+                pos = _substitution(text, m.start(), pos, m.group(), substitutions)
+                word.append(text[m.start():pos])
+            elif kind == "ansi":
+                word.append(_ANSI_ESCAPE.sub(_ansi_char, m.group("ansi")))
+            else:
+                word.append(m.group(kind))
+    if word is not None:
+        tokens.append(("word", "".join(word)))
+    return tokens, substitutions
+
+
+def _double_quoted(text: str, pos: int, word: list[str], substitutions: list[str]) -> int:
+    """Read a double-quoted string from after its `"`; return where it ends."""
+    while True:
+        m = _DOUBLE.match(text, pos)
+        if m is None:
+            raise _Unbalanced("unclosed double quote")
+        kind = m.lastgroup or ""
+        pos = m.end()
+        if kind == "end":
+            return pos
+        if kind == "subst":
+            pos = _substitution(text, m.start(), pos, m.group(), substitutions)
+            word.append(text[m.start():pos])
+        elif kind == "escaped":
+            word.append("" if m.group(kind) == "\n" else m.group(kind))
+        else:
+            word.append(m.group(kind))
+
+
+def _substitution(text: str, start: int, pos: int, opener: str, found: list[str]) -> int:
+    """Record the inner text of `$(...)` or a backtick pair opening at `start`; return
+    where it ends."""
+    if opener == "`":
+        close = pos
+        while True:
+            close = text.find("`", close)
+            if close < 0:
+                raise _Unbalanced("unclosed backtick")
+            if text[close - 1] != "\\":
+                break
+            close += 1
+        found.append(text[pos:close].replace("\\`", "`"))
+        return close + 1
+    depth = 1
+    for m in _PARENS.finditer(text, pos):
+        token = m.group()
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth == 0:
+                found.append(text[pos:m.start()])
+                return m.end()
+    raise _Unbalanced(f"unclosed $( at {start}")
+
+
+def _ansi_char(m: re.Match[str]) -> str:
+    """One escape of bash's $'...' quoting."""
+    escape = m.group(1)
+    head = escape[0]
+    if head in "xuU" and len(escape) > 1:
+        code = int(escape[1:], 16)
+    elif head in "01234567":
+        code = int(escape, 8)
+    elif head == "c" and len(escape) == 2:
+        return chr(ord(escape[1]) & 0x1F)
+    else:
+        return _ANSI_SIMPLE.get(escape, "\\" + escape)
+    # No lone surrogates: argv must stay encodable as the policy's JSON input.
+    return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+
+def _expand(words: list[str], depth: int, found: list[list[str]]) -> None:
+    """Append the argv of one simple command, then those of the commands it runs.
+
+    The commands a wrapper or `find -exec` runs are ranges of the same words, read in a
+    loop: `nohup nohup ... rm` costs linear time, and at most _MAX_LAYERS of its argvs
+    are returned beside the innermost command's."""
+    if any("{" in w or "IFS" in w for w in words):
+        words = [part for w in words for part in _split_word(w)]
+    pending = [(0, len(words))]
+    layers = 0
+    terminators: list[int] | None = None  # for find -exec, computed when one shows up
+    while pending:
+        start, stop = pending.pop()
+        start = _command_start(words, start, stop, found)
+        if start == stop:
+            continue
+        name = _basename(words[start])
+        inner: list[tuple[int, int]] = []
+        script = None
+        wrapper = _WRAPPERS.get(name)
+        if wrapper is not None:
+            begin = _operands_start(words, start, stop, wrapper)
+            while name == "eval" and begin < stop and words[begin] == "eval":
+                begin += 1  # `eval eval X` runs X as `eval X` does: no depth spent on it
+            if wrapper.script:
+                script = " ".join(words[begin:stop])
+            elif begin < stop:
+                inner.append((begin, stop))
+        elif name in _SHELLS or name in ("su", "runuser"):
+            script = _script_operand(words[start:stop])
+        elif name == "find":
+            terminators = terminators or _terminators(words)
+            inner = _find_exec(words, start, stop, terminators)
+        if not inner or layers < _MAX_LAYERS:
+            found.append([name, *words[start + 1:stop]])
+            layers += bool(inner)
+        if script is not None:
+            found.extend(_read(script, depth + 1))
+        pending.extend(reversed(inner))
+
+
+def _command_start(words: list[str], start: int, stop: int, found: list[list[str]]) -> int:
+    """Where the program's name is, after reserved words and assignments; a function
+    definition (`function f`) is recorded on the way."""
+    while start < stop:
+        word = words[start]
+        if word == "function" and start + 1 < stop:
+            found.append(["function", words[start + 1]])
+            start += 2
+        elif word in _RESERVED or _ASSIGNMENT.match(word):
+            start += 1
+        else:
+            break
+    return start
+
+
+def _split_word(word: str) -> list[str]:
+    """Bash's brace list `{a,b}` as its words; `$IFS` as a blank (what it holds by default)."""
+    brace = _BRACE_LIST.fullmatch(word)
+    if brace:
+        return brace.group(1).split(",")
+    return [part for part in _IFS.split(word) if part] if "IFS" in word else [word]
+
+
+def _basename(program: str) -> str:
+    _, slash, tail = program.rpartition("/")
+    if not slash or not tail or "$(" in program or "`" in program:
+        return program
+    return tail
+
+
+def _operands_start(words: list[str], start: int, stop: int, wrapper: _Wrapper) -> int:
+    """Where the command wrapped by `words[start]` starts: after the wrapper's options,
+    assignments and operands."""
+    i = start + 1
+    while i < stop:
+        arg = words[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg.startswith("--"):
+            name, eq, _ = arg[2:].partition("=")
+            i += 2 if name in wrapper.long_with_value and not eq else 1
+        elif arg.startswith("-") and len(arg) > 1:
+            i += 1
+            for j, letter in enumerate(arg[1:], start=2):
+                if letter in wrapper.short_with_value:
+                    if j == len(arg):
+                        i += 1  # `-u root`: the value is the next word (`-uroot`: attached)
+                    break
+        elif _ASSIGNMENT.match(arg):
+            i += 1  # env VAR=x, sudo VAR=x
+        else:
+            break
+    return i + wrapper.operands
+
+
+def _script_operand(argv: list[str]) -> str | None:
+    """The script a shell or su runs from a string, or None (a script file, stdin).
+
+    `sh -c SCRIPT`, with options anywhere before it (`bash -lc`, `sh -c -e`);
+    `fish --command=SCRIPT`; `su -c SCRIPT user`, `su - user --command SCRIPT`.
+    """
+    if argv[0] in ("su", "runuser"):
+        for i, arg in enumerate(argv[1:-1], start=1):
+            if arg == "--command" or (arg[:1] == "-" and arg[1:2] != "-" and arg[-1] == "c"):
+                return argv[i + 1]
+        return next((a[10:] for a in argv if a.startswith("--command=")), None)
+    from_string = False
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name == "command" and eq:
+                return value
+            from_string = from_string or name == "command"
+            if name in ("rcfile", "init-file") and not eq:
+                i += 1
+        elif arg[:1] in "-+" and len(arg) > 1:
+            from_string = from_string or "c" in arg
+            if "o" in arg or "O" in arg:
+                i += 1  # `-o pipefail`: the option's name follows
+        else:
+            return arg if from_string else None
+    return argv[i] if from_string and i < len(argv) else None
+
+
+def _terminators(words: list[str]) -> list[int]:
+    """For each index of `words`, where the next `;` or `+` is (len(words): none), so that
+    nested `find -exec find -exec ...` is read in linear time."""
+    found = [len(words)] * (len(words) + 1)
+    for i in range(len(words) - 1, -1, -1):
+        found[i] = i if words[i] in (";", "+") else found[i + 1]
+    return found
+
+
+def _find_exec(
+    words: list[str], start: int, stop: int, terminators: list[int]
+) -> list[tuple[int, int]]:
+    """Where the commands of `find ... -exec cmd args ;` are (also -execdir, -ok, -okdir,
+    and `+` ending them)."""
+    inner: list[tuple[int, int]] = []
+    i = start + 1
+    while i < stop:
+        if words[i] in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = min(terminators[i + 1], stop)
+            if end > i + 1:
+                inner.append((i + 1, end))
+            i = end
+        i += 1
+    return inner

