@@ -143,3 +143,77 @@ class ByteStream:
             return 2
         ends = [i + len(b) for b in ("\n\n", "\r\n\r\n") if (i := text.find(b)) >= 0]
         return min(ends) if ends else None
+
+
+class ChatTextMasking:
+    """The text of an OpenAI-compatible chat stream, masked across its events.
+
+    A model streams a few characters per event, so a card number or an SSN arrives cut
+    over several events, and masking each event alone would let it through. Each
+    choice's content, and each tool call's arguments, run through one MaskingStream;
+    every event is re-written with what that stream releases (held-back text moves into
+    later events), and a choice's finishing event carries what was still held.
+    """
+
+    def __init__(self, masker: Masker, spec: MaskSpec) -> None:
+        self._masker, self._spec = masker, spec
+        self._streams: dict[tuple[int, ...], Any] = {}
+        self._counts: Counter[str] = Counter()
+
+    @property
+    def counts(self) -> Counter[str]:
+        return sum((s.counts for s in self._streams.values()), self._counts)
+
+    def event(self, raw: bytes, payload: Any) -> bytes:
+        """One event (its bytes, and its `data` parsed as JSON, or None), masked."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+            text, counts = self._masker.mask_text(raw.decode("utf-8", "replace"), self._spec)
+            self._counts += counts
+            return text.encode()
+        for choice in payload["choices"]:
+            if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+                self._mask_delta(choice)
+        others = [line for line in raw.decode("utf-8", "replace").splitlines()
+                  if line and not line.startswith("data:")]
+        return "\n".join([*others, f"data: {jsonenc.dumps(payload)}", "", ""]).encode()
+
+    def finish(self) -> bytes:
+        """An event with whatever is still held when a stream ends without finishing its
+        choices (cut short): held text is released, masked, never dropped."""
+        choices: dict[int, dict[str, Any]] = {}
+        for key in list(self._streams):
+            rest = self._release(key, "", True)
+            if rest:
+                delta = choices.setdefault(key[0], {"index": key[0], "delta": {}})["delta"]
+                if len(key) == 1:
+                    delta["content"] = rest
+                else:
+                    delta.setdefault("tool_calls", []).append(
+                        {"index": key[1], "function": {"arguments": rest}})
+        if not choices:
+            return b""
+        return f"data: {jsonenc.dumps({'choices': list(choices.values())})}\n\n".encode()
+
+    def _mask_delta(self, choice: dict[str, Any]) -> None:
+        index = choice.get("index", 0)
+        delta, finished = choice["delta"], choice.get("finish_reason") is not None
+        if isinstance(delta.get("content"), str) or finished:
+            delta["content"] = self._release((index,), delta.get("content") or "", finished)
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                key = (index, call.get("index", 0))
+                function["arguments"] = self._release(key, function["arguments"], False)
+        if finished:  # arguments still held go out with the choice's last event
+            for key in [k for k in self._streams if len(k) == 2 and k[0] == index]:
+                rest = self._release(key, "", True)
+                if rest:
+                    delta.setdefault("tool_calls", []).append(
+                        {"index": key[1], "function": {"arguments": rest}})
+
+    def _release(self, key: tuple[int, ...], text: str, final: bool) -> str:
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = self._masker.stream(self._spec)
+        released = stream.feed(text)
+        return released + stream.finish() if final else released

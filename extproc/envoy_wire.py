@@ -20,6 +20,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ImmediateResponse,
     ProcessingRequest,
     ProcessingResponse,
+    TrailersResponse,
 )
 from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.protobuf.struct_pb2 import Value
@@ -89,13 +90,18 @@ def _plain(value: Value) -> Any:
     return getattr(value, kind)
 
 
-def processing_mode(request_body: bool | None, response: str) -> ProcessingMode | None:
+def processing_mode(
+    request_body: bool | None, response: str, duplex: bool = False
+) -> ProcessingMode | None:
     """The phases to ask for beyond request headers, or None when there is nothing to say.
 
     `request_body` is None for a request without a body, else whether to buffer it
     for a decision. Envoy's bootstrap buffers request bodies by default (so that an
     oversize body gets Envoy's 413 rather than a stalled stream); a target that
-    does not read bodies turns that off here, per request.
+    does not read bodies turns that off here, per request. `duplex`: the response
+    body is streamed to tollgate chunk by chunk without Envoy waiting for the answer
+    to the response headers (FULL_DUPLEX_STREAMED, which needs the trailer phase),
+    so tollgate can hold the headers until it has read enough of the body to decide.
     """
     if request_body is None and response == "none":
         return None
@@ -105,7 +111,9 @@ def processing_mode(request_body: bool | None, response: str) -> ProcessingMode 
     if response != "none":
         mode.response_header_mode = _SEND
     if response == "body":
-        mode.response_body_mode = _BUFFERED
+        mode.response_body_mode = ProcessingMode.FULL_DUPLEX_STREAMED if duplex else _BUFFERED
+        if duplex:
+            mode.response_trailer_mode = _SEND
     return mode
 
 
@@ -207,6 +215,22 @@ def replace_response_body(body: bytes) -> ProcessingResponse:
     return response
 
 
+def streamed_response_headers(length: int | None) -> ProcessingResponse:
+    """Let the response headers through ahead of a body tollgate sends itself (duplex):
+    what the new body makes stale removed, and its length when known (else chunked)."""
+    response = ProcessingResponse(response_headers=HeadersResponse(response=CommonResponse()))
+    mutation = response.response_headers.response.header_mutation
+    mutation.remove_headers.extend(_STALE_WITH_BODY)
+    if length is None:
+        mutation.remove_headers.append("content-length")
+    else:
+        mutation.set_headers.append(_header("content-length", str(length)))
+    return response
+
+
+CONTINUE_RESPONSE_TRAILERS = ProcessingResponse(response_trailers=TrailersResponse())
+
+
 def stream_response_chunk(data: bytes, end_of_stream: bool) -> ProcessingResponse:
     """One chunk of a streamed (FULL_DUPLEX_STREAMED) response body, as tollgate passes it."""
     response = ProcessingResponse(response_body=BodyResponse(response=CommonResponse()))
@@ -216,9 +240,9 @@ def stream_response_chunk(data: bytes, end_of_stream: bool) -> ProcessingRespons
     return response
 
 
-def immediate(status: int, body: dict[str, Any], trace_id: str) -> ProcessingResponse:
-    """Answer the client directly with a JSON body; the upstream never sees the request."""
-    error = body.get("error", "refused")
+def immediate(status: int, body: dict[str, Any], trace_id: str, error: str) -> ProcessingResponse:
+    """Answer the client directly with a JSON body; the upstream never sees the request.
+    `error` is the refusal's code (`denied`, `malformed_json`...), whatever the body's shape."""
     response = ProcessingResponse(
         immediate_response=ImmediateResponse(
             status=HttpStatus(code=status),

@@ -1,16 +1,20 @@
 """The ext_proc servicer: one gRPC stream is one exchange, read top to bottom.
 
-    request headers ─► [request body] ─► decide ─► [response headers] ─► [response body]
+    request headers ─► [request body] ─► interpret ─► decide ─► [response headers]
+        ─► [response body] ─► decide
 
 Envoy is asked only for the phases the target needs (`mode_override` on the
 first answer), and the stream ends as soon as nothing more is needed: a GET to
 a target that does not inspect responses costs exactly one message each way.
-Every refusal is a JSON answer carrying the trace id; anything tollgate cannot
-decide fails closed.
+The target's protocol interpreter turns the request (and an LLM's answer) into
+what it means — SQL statements, a Kubernetes verb, a model's tool calls — so
+policies decide on meaning, not bytes. Every refusal is a JSON answer carrying
+the trace id; anything tollgate cannot decide fails closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -24,8 +28,16 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, 
 from opentelemetry.trace import Span, Status, StatusCode
 
 from extproc import envoy_wire as wire
-from extproc.body_masking import ByteStream, MaskError, is_event_stream, mask_body, spec_of
-from extproc.config import Config, Target
+from extproc import jsonenc
+from extproc.body_masking import (
+    ByteStream,
+    ChatTextMasking,
+    MaskError,
+    is_event_stream,
+    mask_body,
+    spec_of,
+)
+from extproc.config import Config, Inspect, Target
 from extproc.credentials import CredentialStore
 from extproc.http_message import (
     BadInput,
@@ -38,6 +50,7 @@ from extproc.http_message import (
     request_view,
 )
 from extproc.identity import identity_of, span_attributes
+from extproc.interpret import Interpreter, Llm, Refusal, interpreter_for, is_chat_completion
 from extproc.masking import Masker, MaskSpec
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import POLICY_ERROR
@@ -70,14 +83,27 @@ class Exchange:
     identity: dict[str, Any]
     request: dict[str, Any]
     attributes: dict[str, Any]
+    interpreter: Interpreter | None = None
+    # What the interpreter read the request (and response) to mean: input.sql, .k8s, .llm.
+    meaning: Any = None
+    # How much of the response tollgate reads: none, headers, body (a tunnel: none).
+    response_mode: str = "body"
     response: dict[str, Any] | None = None
     decisions: list[Decision] = field(default_factory=list)
     # What the decisions so far ask to mask, merged (None: nothing).
     mask: MaskSpec | None = None
     masked: Counter[str] = field(default_factory=Counter)
 
+    def interpret(self, meaning: Any) -> None:
+        """Take what the interpreter read (for the policy), and its summary (for the span)."""
+        self.meaning = meaning
+        if self.interpreter is not None:
+            self.attributes.update(self.interpreter.attributes(meaning))
+
     def policy_input(self, phase: str) -> str:
-        return self.encoder.encode(phase, self.identity, self.request, self.response)
+        return self.encoder.encode(
+            phase, self.identity, self.request, self.response, self.meaning
+        )
 
 
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
@@ -97,7 +123,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         self._identity = config.identity
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
-        self._encoders = {t.name: InputEncoder(t) for t in config.targets}
+        self._interpreters = {t.name: interpreter_for(t) for t in config.targets}
+        self._encoders = {
+            t.name: InputEncoder(t, getattr(self._interpreters[t.name], "key", None))
+            for t in config.targets
+        }
 
     async def Process(
         self, requests: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
@@ -123,6 +153,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         )
         trace_id = trace_id_of(span)
         outcome: dict[str, Any] = {}
+        shape: Refusal | None = None  # the target protocol's shape for refusals
         try:
             if target is None:
                 raise BadInput(
@@ -136,14 +167,26 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     401, "unauthenticated",
                     f"target {target.name} needs a verified token (Authorization: Bearer ...)",
                 )
+            interpreter = self._interpreters[target.name]
+            shape = getattr(interpreter, "refusal", None)
             exchange = Exchange(
                 target, self._encoders[target.name], span, trace_id, identity,
-                request_view(headers, self._sensitive), outcome,
+                request_view(headers, self._sensitive), outcome, interpreter,
             )
+            # A WebSocket or SPDY upgrade (kubectl exec) makes the stream a tunnel: it is
+            # decided on its headers, and its bytes pass unbuffered and unread (what the
+            # session runs is in the request line, which the policy saw).
+            tunnel = "upgrade" in headers
             has_body = not first.request_headers.end_of_stream
-            wants_body = target.inspect.request_body and has_body
+            body_size = 0
+            wants_body = target.inspect.request_body and has_body and not tunnel
+            exchange.response_mode = "none" if tunnel else target.inspect.response
+            # An LLM's answer is read as it streams, its headers held until tollgate
+            # knows whether the model asks for a tool call (see _model_answer).
+            duplex = (isinstance(interpreter, Llm) and exchange.response_mode == "body"
+                      and is_chat_completion(exchange.request))
             mode = wire.processing_mode(
-                target.inspect.request_body if has_body else None, target.inspect.response
+                wants_body if has_body else None, exchange.response_mode, duplex
             )
 
             # 2. Request body, when the target inspects it and the request has one.
@@ -152,23 +195,27 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 yield wire.continue_request_headers(trace_id, mode)
                 body = await _expect(messages, "request_body")
                 exchange.request["body"] = decode_request_body(headers, body.request_body.body)
+                body_size = len(body.request_body.body)
+            if interpreter is not None:
+                size = body_size + len(headers.get(":path", ""))
+                exchange.interpret(await _interpreted(interpreter, exchange.request, size))
 
             # The request decision.
             decision = await self._decide(exchange, "request")
             if decision.action != "allow":
-                yield _deny(outcome, trace_id, decision)
+                yield _deny(exchange, decision)
                 return
             # Allowed: the upstream gets the target's credential, never the client's,
             # and an LLM's prompt is masked when the policy asks.
             injection = self._credentials.injection(target.name)
-            reads_response = target.inspect.response == "body"
+            reads_response = exchange.response_mode == "body"
             if wants_body:
                 yield wire.continue_request_body(
                     injection, self._masked_prompt(exchange, body), reads_response
                 )
             else:
                 yield wire.continue_request_headers(trace_id, mode, injection, reads_response)
-            if target.inspect.response == "none":
+            if exchange.response_mode == "none":
                 return
 
             # 3. Response headers, then 4. the response body, decided on again, masked.
@@ -181,14 +228,18 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 "headers": policy_headers(response_headers, self._sensitive),
                 "body": None,
             }
-            reads_body = (
-                target.inspect.response == "body" and not reply.response_headers.end_of_stream
-            )
+            ends = reply.response_headers.end_of_stream
+            if duplex:
+                async for answer in self._model_answer(exchange, response_headers, ends,
+                                                       messages):
+                    yield answer
+                return
+            reads_body = exchange.response_mode == "body" and not ends
             if reads_body and is_event_stream(response_headers):
                 # A stream (an LLM's completion): decided on its headers, masked as it flows.
                 decision = await self._decide(exchange, "response")
                 if decision.action != "allow":
-                    yield _deny(outcome, trace_id, decision)
+                    yield _deny(exchange, decision)
                     return
                 async for answer in self._masked_stream(exchange, response_headers, messages):
                     yield answer
@@ -202,7 +253,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     exchange.response["body"] = decode_response_body(response_headers, content)
             decision = await self._decide(exchange, "response")
             if decision.action != "allow":
-                yield _deny(outcome, trace_id, decision)
+                yield _deny(exchange, decision)
                 return
             if content is not None and exchange.mask is not None:
                 masked, counts = mask_body(
@@ -215,19 +266,19 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             else:
                 yield wire.CONTINUE_RESPONSE_HEADERS
         except BadInput as bad:
-            yield _refuse(outcome, trace_id, bad)
+            yield _refuse(outcome, trace_id, bad, shape)
         except _StreamEnded:
             # The client went away, or Envoy refused the body itself (over its buffer limit).
             outcome["tollgate.outcome"] = "stream_ended"
         except _OutOfOrder as exc:
             log.error("trace %s: %s", trace_id, exc)
-            yield _refuse(outcome, trace_id, BadInput(500, "internal_error", str(exc)))
+            yield _refuse(outcome, trace_id, BadInput(500, "internal_error", str(exc)), shape)
         except Exception:
             log.exception("trace %s: exchange failed", trace_id)
             span.set_status(Status(StatusCode.ERROR, "exchange failed"))
             yield _refuse(outcome, trace_id, BadInput(
                 500, "internal_error", "tollgate could not process this request"
-            ))
+            ), shape)
         finally:
             span.set_attributes(outcome)
             span.end()
@@ -251,13 +302,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if fail_open:
                 exchange.attributes["tollgate.fail_open"] = True
         if (decision.action == "allow" and decision.masks_anything
-                and exchange.target.inspect.response != "body"):
+                and exchange.response_mode != "body"):
             # Nothing would be masked: letting the data through would leak what the
             # policy asked to hide.
             decision = Decision(
                 action="deny",
-                reasons=(f"masking requested, but target {exchange.target.name} does not "
-                         "inspect response bodies (inspect.response: body)",),
+                reasons=(_unmaskable(exchange),),
                 rules=(*decision.rules, "tollgate.mask_unavailable"),
             )
         elif decision.action == "hold":
@@ -328,15 +378,172 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             )
         yield wire.stream_response_headers()
         stream = ByteStream(self._masker, spec, events=True)
-        while True:
-            chunk = (await _expect(messages, "response_body")).response_body
-            released = stream.feed(chunk.body)
-            if chunk.end_of_stream:
+        ends = trailers = False
+        while not ends:
+            data, ends, trailers = await _body_chunk(messages)
+            released = stream.feed(data)
+            if ends:
                 released += stream.finish()
-            yield wire.stream_response_chunk(released, chunk.end_of_stream)
-            if chunk.end_of_stream:
-                break
-        _record_masking(exchange, stream.counts)
+                _record_masking(exchange, stream.counts)
+                for answer in _last_chunk(released, trailers):
+                    yield answer
+            else:
+                yield wire.stream_response_chunk(released, False)
+
+
+    async def _model_answer(
+        self, exchange: Exchange, headers: dict[str, str], ends: bool,
+        messages: AsyncIterator[ProcessingRequest],
+    ) -> AsyncIterator[ProcessingResponse]:
+        """An LLM's answer, read chunk by chunk while Envoy waits for nothing
+        (FULL_DUPLEX_STREAMED, asked for with the request): the response headers are
+        held until tollgate knows whether the model asks for a tool call, so a refused
+        call is replaced by the deny answer before the agent sees a byte of it.
+
+        A streamed answer's text flows as it comes (masked); from the first tool-call
+        delta on, events are held until the answer is complete and decided on. A
+        refusal after text has flowed ends the stream with an error event, which
+        OpenAI-compatible clients raise as an error.
+        """
+        assert isinstance(exchange.interpreter, Llm)
+        llm, spec = exchange.interpreter, exchange.mask
+        if not is_event_stream(headers):
+            raw, trailers = (b"", False) if ends else await _whole_body(
+                messages, exchange.target.inspect)
+            content = self._readable(exchange.target, headers, raw)
+            body = None if content is None else decode_response_body(headers, content)
+            exchange.response["body"] = body  # type: ignore[index]
+            exchange.interpret(llm.response(exchange.meaning, body))
+            decision = await self._decide(exchange, "response")
+            if decision.action != "allow":
+                yield _deny(exchange, decision)
+                return
+            out = raw if content is None else content
+            if content is not None and spec is not None:
+                out, counts = mask_body(
+                    self._masker, spec, headers.get("content-type", ""), content
+                )
+                _record_masking(exchange, counts)
+            if ends:
+                yield wire.CONTINUE_RESPONSE_HEADERS
+                return
+            yield wire.streamed_response_headers(len(out)) if out is not raw else (
+                wire.CONTINUE_RESPONSE_HEADERS)
+            for answer in _last_chunk(out, trailers):
+                yield answer
+            return
+
+        if content_encoding(headers) != "identity":
+            raise BadInput(
+                502, "unreadable_encoding",
+                "a compressed event stream cannot be read as it flows; it is refused",
+            )
+        stream = llm.stream()
+        masking = ChatTextMasking(self._masker, spec) if spec is not None else None
+        held: list[bytes] = []  # from the first tool-call delta on
+        headers_sent = False
+        trailers = False
+        while not ends:
+            chunk, ends, trailers = await _body_chunk(messages)
+            events = stream.feed(chunk)
+            if ends:
+                events += stream.finish()
+            flowing = []
+            for event in events:
+                raw = masking.event(event.raw, event.payload) if masking else event.raw
+                (held if held or event.tool_delta else flowing).append(raw)
+            if masking is not None and ends:
+                held.append(masking.finish())
+            if flowing:
+                if not headers_sent:
+                    yield wire.streamed_response_headers(None)
+                    headers_sent = True
+                yield wire.stream_response_chunk(b"".join(flowing), False)
+        exchange.interpret(llm.streamed(exchange.meaning, stream))
+        decision = await self._decide(exchange, "response")
+        if masking is not None:
+            _record_masking(exchange, masking.counts)
+        if decision.action != "allow":
+            if not headers_sent:
+                yield _deny(exchange, decision)
+                return
+            exchange.attributes["tollgate.outcome"] = "stream_refused"
+            for answer in _last_chunk(_error_event(exchange, decision), trailers):
+                yield answer
+            return
+        if not headers_sent:
+            yield wire.streamed_response_headers(None)
+        for answer in _last_chunk(b"".join(held), trailers):
+            yield answer
+
+
+# Above this, a request's meaning is read on a worker thread: parsing 100 KiB of SQL
+# takes tens to hundreds of ms, which must not stall every other exchange's messages.
+_INLINE_SIZE = 16 * 1024
+
+
+async def _interpreted(interpreter: Interpreter, request: dict[str, Any], size: int) -> Any:
+    """The request's meaning; `size` is its body and path (the query included) in bytes."""
+    if size <= _INLINE_SIZE:
+        return interpreter.request(request)
+    return await asyncio.to_thread(interpreter.request, request)
+
+
+def _error_event(exchange: Exchange, decision: Decision) -> bytes:
+    """A refusal inside an event stream already under way: an event carrying the error,
+    which OpenAI-compatible clients raise as an error; no `[DONE]` follows."""
+    return f"data: {jsonenc.dumps(Llm.refusal(_denial(exchange, decision), 200))}\n\n".encode()
+
+
+async def _body_chunk(
+    messages: AsyncIterator[ProcessingRequest],
+) -> tuple[bytes, bool, bool]:
+    """The next piece of a response streamed to tollgate (FULL_DUPLEX_STREAMED), whether
+    it is the last, and whether trailers ended the body (they then follow it)."""
+    message = await anext(messages, None)
+    if message is None:
+        raise _StreamEnded
+    kind = message.WhichOneof("request")
+    if kind == "response_body":
+        return message.response_body.body, message.response_body.end_of_stream, False
+    if kind == "response_trailers":
+        return b"", True, True
+    raise _OutOfOrder(f"expected response_body from Envoy, got {kind}")
+
+
+def _last_chunk(data: bytes, trailers: bool) -> tuple[ProcessingResponse, ...]:
+    """The end of a streamed body: its last chunk, then, when trailers ended it, the
+    answer to them (they pass unchanged), keeping the headers-body-trailers order."""
+    if trailers:
+        return wire.stream_response_chunk(data, False), wire.CONTINUE_RESPONSE_TRAILERS
+    return (wire.stream_response_chunk(data, True),)
+
+
+async def _whole_body(
+    messages: AsyncIterator[ProcessingRequest], inspect: Inspect,
+) -> tuple[bytes, bool]:
+    """A streamed response body gathered whole, at most `inspect.max_body_bytes`; and
+    whether trailers ended it."""
+    parts: list[bytes] = []
+    size, ends, trailers = 0, False, False
+    while not ends:
+        chunk, ends, trailers = await _body_chunk(messages)
+        size += len(chunk)
+        if size > inspect.max_body_bytes:
+            raise BadInput(
+                502, "response_too_large",
+                f"the upstream's answer exceeds this target's limit of {inspect.max_body_bytes} "
+                "bytes",
+            )
+        parts.append(chunk)
+    return b"".join(parts), trailers
+
+
+def _unmaskable(exchange: Exchange) -> str:
+    if exchange.response_mode != "none" or exchange.target.inspect.response != "body":
+        return (f"masking requested, but target {exchange.target.name} does not inspect "
+                "response bodies (inspect.response: body)")
+    return "masking requested, but an upgraded connection (WebSocket, SPDY) cannot be masked"
 
 
 def _record_masking(exchange: Exchange, counts: Counter[str]) -> None:
@@ -372,26 +579,34 @@ def _request_attributes(headers: dict[str, str], target: str) -> dict[str, Any]:
     }
 
 
-def _deny(outcome: dict[str, Any], trace_id: str, decision: Decision) -> ProcessingResponse:
-    outcome["http.response.status_code"] = decision.status
+def _denial(exchange: Exchange, decision: Decision) -> dict[str, Any]:
+    return {
+        "error": "denied",
+        "reasons": list(decision.reasons),
+        "rules": list(decision.rules),
+        "trace_id": exchange.trace_id,
+    }
+
+
+def _deny(exchange: Exchange, decision: Decision) -> ProcessingResponse:
+    exchange.attributes["http.response.status_code"] = decision.status
+    body = _denial(exchange, decision)
+    shape = getattr(exchange.interpreter, "refusal", None)
     return wire.immediate(
-        decision.status,
-        {
-            "error": "denied",
-            "reasons": list(decision.reasons),
-            "rules": list(decision.rules),
-            "trace_id": trace_id,
-        },
-        trace_id,
+        decision.status, shape(body, decision.status) if shape else body, exchange.trace_id,
+        "denied",
     )
 
 
-def _refuse(outcome: dict[str, Any], trace_id: str, bad: BadInput) -> ProcessingResponse:
+def _refuse(
+    outcome: dict[str, Any], trace_id: str, bad: BadInput, shape: Refusal | None = None
+) -> ProcessingResponse:
     outcome.update({
         "http.response.status_code": bad.status,
         "tollgate.decision.action": "deny",
         "tollgate.refusal": bad.error,
     })
+    body = {"error": bad.error, "message": bad.message, "trace_id": trace_id}
     return wire.immediate(
-        bad.status, {"error": bad.error, "message": bad.message, "trace_id": trace_id}, trace_id
+        bad.status, shape(body, bad.status) if shape else body, trace_id, bad.error
     )

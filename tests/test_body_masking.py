@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from extproc.body_masking import ByteStream, mask_body, spec_of
+from extproc.body_masking import ByteStream, ChatTextMasking, mask_body, spec_of
 from extproc.http_message import BadInput
 from extproc.masking import Masker
 
@@ -71,3 +73,81 @@ def test_json_stays_json_and_text_stays_text() -> None:
     assert masked == b'{"ssn":"[REDACTED:US_SSN]"}' and counts == {"field:ssn": 1}
     text, _ = mask_body(MASKER, SPEC, "text/plain", b"mail ada@example.com")
     assert text == b"mail [REDACTED:EMAIL_ADDRESS]"
+
+
+# -- an OpenAI chat stream, masked across its events ------------------------------------
+
+SECRET_TEXT = "Her SSN is 512-34-6789 and her card 4111 1111 1111 1111, noted."
+
+
+def chat_event(content: str | None = None, finish: str | None = None,
+               arguments: str | None = None) -> tuple[bytes, dict]:
+    delta: dict = {}
+    if content is not None:
+        delta["content"] = content
+    if arguments is not None:
+        delta["tool_calls"] = [{"index": 0, "function": {"arguments": arguments}}]
+    payload = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(payload)}\n\n".encode(), payload
+
+
+def streamed_text(masking: ChatTextMasking, events: list[tuple[bytes, dict]]) -> str:
+    """What a client assembles from the masked events (the content deltas joined)."""
+    out = b"".join(masking.event(raw, payload) for raw, payload in events) + masking.finish()
+    text = []
+    for block in out.decode().split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                for choice in json.loads(line[6:])["choices"]:
+                    text.append(choice["delta"].get("content") or "")
+    return "".join(text)
+
+
+def test_a_secret_cut_between_two_events_anywhere_is_masked() -> None:
+    assert SPEC is not None
+    expected, _ = MASKER.mask_text(SECRET_TEXT, SPEC)
+    assert "512-34-6789" not in expected and "4111" not in expected
+    for cut in range(1, len(SECRET_TEXT)):
+        events = [chat_event(SECRET_TEXT[:cut]), chat_event(SECRET_TEXT[cut:]),
+                  chat_event(finish="stop")]
+        assert streamed_text(ChatTextMasking(MASKER, SPEC), events) == expected, cut
+
+
+def test_a_secret_streamed_a_few_characters_per_event_is_masked() -> None:
+    assert SPEC is not None
+    events = [chat_event(SECRET_TEXT[i:i + 3]) for i in range(0, len(SECRET_TEXT), 3)]
+    masking = ChatTextMasking(MASKER, SPEC)
+    text = streamed_text(masking, [*events, chat_event(finish="stop")])
+    assert text == MASKER.mask_text(SECRET_TEXT, SPEC)[0]
+    assert masking.counts == {"us_ssn": 1, "credit_card": 1}
+
+
+def test_text_still_held_when_a_stream_is_cut_short_is_released_masked() -> None:
+    assert SPEC is not None
+    masking = ChatTextMasking(MASKER, SPEC)
+    assert streamed_text(masking, [chat_event(SECRET_TEXT)]) == (
+        MASKER.mask_text(SECRET_TEXT, SPEC)[0]
+    )
+
+
+def test_tool_call_arguments_are_masked_across_events() -> None:
+    assert SPEC is not None
+    arguments = json.dumps({"note": SECRET_TEXT})
+    events = [chat_event(arguments=arguments[i:i + 4]) for i in range(0, len(arguments), 4)]
+    masking = ChatTextMasking(MASKER, SPEC)
+    out = b"".join(masking.event(raw, p) for raw, p in [*events, chat_event(finish="tool_calls")])
+    joined = "".join(
+        call["function"]["arguments"]
+        for block in out.decode().split("\n\n") if block.startswith("data: ")
+        for choice in json.loads(block[6:])["choices"]
+        for call in choice["delta"].get("tool_calls", [])
+    )
+    assert json.loads(joined) == {"note": MASKER.mask_text(SECRET_TEXT, SPEC)[0]}
+
+
+def test_an_event_that_is_not_a_chat_chunk_is_masked_as_text() -> None:
+    assert SPEC is not None
+    raw = b'data: {"error": {"message": "key 4111 1111 1111 1111 refused"}}\n\n'
+    masked = ChatTextMasking(MASKER, SPEC).event(raw, json.loads(raw[6:]))
+    assert b"4111" not in masked and masked.endswith(b"\n\n")

@@ -259,3 +259,22 @@ def test_sigterm_drains_in_flight_exchange(make_gateway: GatewayFactory) -> None
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert gw.tollgate.popen.wait(15) == 0
     assert [r.path for r in gw.upstream.requests] == ["/sql"]
+
+
+def test_an_upgrade_the_policy_wants_masked_is_refused(gateway: Gateway) -> None:
+    """A WebSocket's bytes pass unread, so nothing in them could be masked: an allow that
+    asks for masking (the default pack's, for agents) refuses the upgrade instead."""
+    before = len(gateway.upstream.requests)
+    raw = gateway.send_raw(
+        b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+        b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        + AUTH + b"\r\n"
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403"), raw[:300]
+    answer = json.loads(body)
+    assert answer["rules"] == ["tollgate.mask_unavailable"]
+    assert answer["reasons"] == [
+        "masking requested, but an upgraded connection (WebSocket, SPDY) cannot be masked"
+    ]
+    assert len(gateway.upstream.requests) == before

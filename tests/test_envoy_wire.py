@@ -44,7 +44,7 @@ def test_mode_override_turns_body_buffering_off_or_on() -> None:
 
 
 def test_immediate_answer_marks_itself_for_envoys_local_reply_mappers() -> None:
-    reply = wire.immediate(404, {"error": "unknown_target", "trace_id": "t"}, "t")
+    reply = wire.immediate(404, {"error": "unknown_target", "trace_id": "t"}, "t", "unknown_target")
     answer = reply.immediate_response
     assert answer.status.code == 404
     assert json.loads(answer.body) == {"error": "unknown_target", "trace_id": "t"}

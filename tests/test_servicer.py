@@ -20,6 +20,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     HttpBody,
     HttpHeaders,
+    HttpTrailers,
     ProcessingRequest,
     ProcessingResponse,
 )
@@ -119,6 +120,16 @@ class Stream:
     async def send(self, message: ProcessingRequest) -> ProcessingResponse:
         await self._call.write(message)
         reply = await self._call.read()
+        assert reply is not grpc.aio.EOF, "tollgate closed the stream without answering"
+        return reply
+
+    async def tell(self, message: ProcessingRequest) -> None:
+        """Send without waiting for an answer: in FULL_DUPLEX_STREAMED mode tollgate may
+        hold its answer to the response headers until it has read the body."""
+        await self._call.write(message)
+
+    async def read(self) -> ProcessingResponse:
+        reply = await asyncio.wait_for(self._call.read(), 5)
         assert reply is not grpc.aio.EOF, "tollgate closed the stream without answering"
         return reply
 
@@ -423,3 +434,71 @@ decision := {"action": "deny", "reasons": input.identity.groups}
         assert answer["reasons"] == ["dba", "oncall"]
 
     run(scenario, policy, identity={"groups_claim": "roles"})
+
+
+# -- a streamed response that trailers end (FULL_DUPLEX_STREAMED: headers, body, trailers) --
+
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def sse_headers() -> ProcessingRequest:
+    return ProcessingRequest(response_headers=HttpHeaders(headers=HeaderMap(headers=[
+        HeaderValue(key=":status", raw_value=b"200"),
+        HeaderValue(key="content-type", raw_value=b"text/event-stream"),
+    ])))
+
+
+def piece(data: bytes) -> ProcessingRequest:
+    return ProcessingRequest(response_body=HttpBody(body=data, end_of_stream=False))
+
+
+TRAILERS = ProcessingRequest(response_trailers=HttpTrailers())
+MASK_ALL = 'package tollgate\ndecision := {"action": "allow", "mask": {"detectors": ["all"]}}\n'
+EVENT = b'data: {"choices": [{"index": 0, "delta": {"content": "hello"}}]}\n\n'
+
+
+async def chat_until_the_answer(stream: Stream) -> None:
+    await stream.send(post("/v1/chat/completions"))
+    await stream.send(body(CHAT))
+
+
+@pytest.mark.parametrize("content_type", [b"application/json", b"text/event-stream"])
+def test_an_llm_answer_ended_by_trailers_keeps_headers_body_trailers_order(
+    content_type: bytes,
+) -> None:
+    """Envoy sends trailers (when the upstream has them) as the end of the body, and
+    expects the answers in the order headers, body, trailers."""
+    answer = (json.dumps({"choices": [{"index": 0, "message": {"content": "hello"}}]}).encode()
+              if content_type == b"application/json" else EVENT)
+
+    async def scenario(stream: Stream) -> None:
+        await chat_until_the_answer(stream)
+        headers_message = sse_headers()
+        headers_message.response_headers.headers.headers[1].raw_value = content_type
+        await stream.tell(headers_message)
+        await stream.tell(piece(answer))
+        await stream.tell(TRAILERS)
+        kinds = [(await stream.read()).WhichOneof("response")]
+        while kinds[-1] != "response_trailers":
+            kinds.append((await stream.read()).WhichOneof("response"))
+        assert kinds[0] == "response_headers"
+        assert set(kinds[1:-1]) == {"response_body"}
+        assert await stream.ended()
+
+    run(scenario, protocol="llm", inspect={"response": "body"})
+
+
+def test_a_masked_event_stream_ended_by_trailers_answers_them_last() -> None:
+    async def scenario(stream: Stream) -> None:
+        await stream.send(get())
+        first = await stream.send(sse_headers())
+        assert first.mode_override.response_trailer_mode == ProcessingMode.SEND
+        passed = await stream.send(piece(EVENT))
+        assert passed.response_body.response.body_mutation.streamed_response.body == EVENT
+        await stream.tell(TRAILERS)
+        last = await stream.read()
+        assert last.response_body.response.body_mutation.streamed_response.end_of_stream is False
+        assert (await stream.read()).WhichOneof("response") == "response_trailers"
+        assert await stream.ended()
+
+    run(scenario, MASK_ALL, inspect={"response": "body"})
