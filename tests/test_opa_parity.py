@@ -62,6 +62,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "action": decision.action, "reasons": list(decision.reasons),
         "rules": list(decision.rules), "status": decision.status,
         "mask": {k: list(v) for k, v in decision.mask.items()},
+        "approvers": list(decision.approvers), "hold_seconds": decision.hold_seconds,
     }
 
 

@@ -70,7 +70,11 @@ def opa() -> Iterator[OpaStandIn]:
         yield standin
 
 
-DROP = {"request": {"body": {"sql": "DROP TABLE t"}}}
+# The pack decides SQL on the interpreter's reading, input.sql.
+DROP = {"request": {"body": {"sql": "DROP TABLE t"}},
+        "sql": {"statements": [{"kind": "drop", "tables": ["t"]}], "error": None}}
+# The pack's files: what the stand-in loads at start (tests and JSON schemas left out).
+PACK = sorted(p.name for p in POLICIES.glob("*.rego") if not p.name.endswith("_test.rego"))
 DENY = {"action": "deny", "reasons": ["destructive SQL: DROP"], "rules": ["sql.destructive"]}
 # The default pack's allow for an input without identity: everything masked.
 ALLOW = {"action": "allow", "reasons": [], "rules": [],
@@ -87,19 +91,20 @@ def test_health_is_200_with_an_empty_object(opa: OpaStandIn) -> None:
 
 
 def test_startup_directory_is_loaded_without_test_files(opa: OpaStandIn) -> None:
-    assert list(opa.policies) == ["tollgate.rego"]
+    assert list(opa.policies) == PACK
 
 
 def test_list_policies_gives_id_raw_and_the_package_path(opa: OpaStandIn) -> None:
     reply = call(opa, "GET", "/v1/policies")
     assert reply.status == 200
-    (entry,) = reply.json()["result"]
-    assert entry["id"] == "tollgate.rego"
+    entries = {e["id"]: e for e in reply.json()["result"]}
+    assert sorted(entries) == PACK
+    entry = entries["tollgate.rego"]
     assert entry["raw"] == (POLICIES / "tollgate.rego").read_text()
     assert entry["ast"]["package"]["path"] == [
         {"type": "var", "value": "data"}, {"type": "string", "value": "tollgate"},
     ]
-    assert {r["head"]["name"] for r in entry["ast"]["rules"]} >= {"decision", "sql_texts"}
+    assert {r["head"]["name"] for r in entry["ast"]["rules"]} >= {"decision", "mask"}
 
 
 def test_put_policy_then_get_it(opa: OpaStandIn) -> None:
@@ -171,8 +176,8 @@ def test_empty_module_is_400_with_a_plain_message(opa: OpaStandIn) -> None:
 def test_delete_policy_then_the_document_is_undefined(opa: OpaStandIn) -> None:
     reply = call(opa, "DELETE", "/v1/policies/tollgate.rego")
     assert (reply.status, reply.json()) == (200, {})
-    assert opa.policies == {}
-    assert decide(opa, DROP).json() == {}
+    assert sorted(opa.policies) == [name for name in PACK if name != "tollgate.rego"]
+    assert decide(opa, DROP).json() == {}  # the decision rule lives in tollgate.rego
     assert call(opa, "DELETE", "/v1/policies/tollgate.rego").status == 404
 
 
@@ -389,7 +394,7 @@ def test_stop_releases_a_held_request(opa: OpaStandIn) -> None:
 def test_restart_forgets_api_policies_and_keeps_startup_ones(opa: OpaStandIn) -> None:
     opa.put_policy("extra.rego", "package extra\nimport rego.v1\nx := 1\n")
     opa.restart()
-    assert list(opa.policies) == ["tollgate.rego"]
+    assert list(opa.policies) == PACK
     assert decide(opa, DROP).json() == {"result": DENY}
 
 

@@ -100,24 +100,45 @@ class OpaEngine:
         return f"tollgate/{relative.as_posix()}"
 
     async def _upload_modules(self, modules: Modules) -> None:
-        """Put the new modules in OPA; on a refusal, put back what was there and raise."""
+        """Put the new modules in OPA; on a refusal, put back what was there and raise.
+
+        OPA compiles each module it is given against those it already holds, so a pack
+        whose files use each other's rules is refused in some orders: modules it refuses
+        are offered again for as long as another one goes in (a fixpoint), and only what
+        still fails once nothing more goes in is a refusal. Files that need each other's
+        rules both ways (a cycle) can go in in no order: a pack must not have one
+        (docs/policies.md; the default pack's files depend on identity.rego, http.rego
+        and sql.rego in that order).
+        """
         wanted = {self._policy_id(name): source for name, source in modules}
+        pending = [i for i, source in wanted.items() if self._uploaded.get(i) != source]
         changed: list[str] = []
-        try:
-            for policy_id, source in wanted.items():
-                if self._uploaded.get(policy_id) != source:
-                    changed.append(policy_id)
+        refusals: dict[str, Exception] = {}
+        while pending:
+            refused = []
+            for policy_id in pending:
+                try:
                     await self._client.update_policy_from_string(
-                        source, policy_id, rego_compat=False
+                        wanted[policy_id], policy_id, rego_compat=False
                     )
+                except Exception as exc:
+                    refused.append(policy_id)
+                    refusals[policy_id] = exc
+                else:
+                    changed.append(policy_id)
+            if len(refused) == len(pending):
+                await self._restore(changed)
+                raise PolicyLoadError(
+                    f"OPA at {self.url} refused policy {refused[0]}: "
+                    f"{_reason(refusals[refused[0]])}"
+                )
+            pending = refused
+        try:
             for policy_id in self._uploaded.keys() - wanted.keys():
                 await self._client.delete_policy(policy_id)
         except Exception as exc:
             await self._restore(changed)
-            raise PolicyLoadError(
-                f"OPA at {self.url} refused policy {changed[-1] if changed else '?'}: "
-                f"{_reason(exc)}"
-            ) from None
+            raise PolicyLoadError(f"OPA at {self.url}: {_reason(exc)}") from None
         self._uploaded = wanted
 
     async def _restore(self, changed: list[str]) -> None:

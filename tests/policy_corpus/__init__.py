@@ -2,8 +2,10 @@
 
 Each `*.json` file here is a list of cases (format in README.md). A case's input is
 built the way tollgate's servicer builds it — the HTTP request through
-`extproc.http_message`, then `extproc.policy.input.InputEncoder` for the JSON text —
-so the corpus exercises the real encoding path, not a hand-written imitation of it.
+`extproc.http_message`, its meaning through the target's protocol interpreter
+(`extproc.interpret.interpreter_for(target)`: `input.sql`, `input.k8s`, `input.llm`), then
+`extproc.policy.input.InputEncoder` for the JSON text — so the corpus exercises the real
+reading and encoding path, not a hand-written imitation of it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from extproc.config import Match, Policy, Target
+from extproc.body_masking import is_event_stream
+from extproc.config import K8s, Match, Policy, Sql, Target
 from extproc.http_message import (
     decode_request_body,
     decode_response_body,
@@ -24,11 +27,38 @@ from extproc.http_message import (
     request_view,
 )
 from extproc.identity import ANONYMOUS
+from extproc.interpret import Llm, interpreter_for
 from extproc.policy.input import InputEncoder
 
 HERE = Path(__file__).resolve().parent
-DENY_RULES = ["sql.destructive"]
 _FORMS = ("http", "request", "raw_input")
+
+# The reason each rule of the pack gives, for the `expected` shorthands: "{}" is filled
+# with each word after the rule name ("deny sql.destructive DROP TRUNCATE"); a reason
+# without "{}" is the rule's only one ("deny sql.do_block"). Rules whose reasons quote
+# the request (a parser message, a namespace, a tool call) are written out instead:
+# "deny sql.unparseable: unparseable SQL: <message>".
+REASONS = {
+    "sql.destructive": "destructive SQL: {}",
+    "sql.copy_program": "COPY ... PROGRAM runs a command on the database server",
+    "sql.do_block": "DO blocks run code that cannot be inspected",
+    "sql.admin_function": "SQL calls {}",
+    "sql.engine_control": "{} changes the database engine",
+    "sql.unrecognised": "unrecognised SQL statement",
+    "sql.read_only": "{} on a read-only target",
+    "sql.unbounded_write": "{} without WHERE",
+    "http.read_only": "{} on a read-only target",
+    "k8s.secrets": "{} secrets",
+    "k8s.namespace_delete": "namespace deletion",
+    "sql.unread": "the request's SQL was not read (input.sql missing)",
+    "k8s.unread": "the Kubernetes request was not read (input.k8s missing)",
+    "llm.unread": "the model's tool calls were not read (input.llm.tool_calls)",
+}
+# Who approves a hold of each holding rule, and how long it waits (policies/sql.rego).
+HOLDS = {"sql.unbounded_write": (["group:dba"], 300)}
+# The pack's masks (policies/tollgate.rego): everything for callers outside the
+# `privileged` group, nothing on a target labelled `masking: off` or a k8s session.
+MASK_ALL = {"detectors": ["all"], "strategy": "redact"}
 
 
 @dataclass(frozen=True)
@@ -80,21 +110,51 @@ def load(directory: Path = HERE) -> list[Case]:
 
 
 def outcome_of(expected: Any) -> Any:
-    """A decision object, from the shorthands too: "allow", "deny DROP TRUNCATE"."""
+    """A decision object, from the shorthands too (README.md, "A case")."""
     if expected == "policy_error" or isinstance(expected, dict):
         return expected
     if expected == "allow":
-        # The pack masks everything for callers outside the `privileged` group.
-        return {"action": "allow", "reasons": [], "rules": [],
-                "mask": {"detectors": ["all"], "strategy": "redact"}}
-    if isinstance(expected, str) and expected.startswith("deny "):
-        kinds = expected.split()[1:]
-        return {
-            "action": "deny",
-            "reasons": [f"destructive SQL: {k}" for k in kinds],
-            "rules": DENY_RULES,
-        }
-    raise ValueError(f"unknown expected outcome {expected!r}")
+        return {"action": "allow", "reasons": [], "rules": [], "mask": MASK_ALL}
+    if expected == "allow unmasked":
+        return {"action": "allow", "reasons": [], "rules": [], "mask": {}}
+    if not isinstance(expected, str):
+        raise ValueError(f"unknown expected outcome {expected!r}")
+    action, _, clauses = expected.partition(" ")
+    if action not in ("deny", "hold") or not clauses:
+        raise ValueError(f"unknown expected outcome {expected!r}")
+    reasons: list[str] = []
+    rules: set[str] = set()
+    for clause in clauses.split("; "):
+        rule, reasons_of = _clause(clause, expected)
+        rules.add(rule)
+        reasons += reasons_of
+    decision: dict[str, Any] = {"action": action, "reasons": sorted(reasons),
+                                "rules": sorted(rules)}
+    if action == "hold":
+        unknown = rules - HOLDS.keys()
+        if unknown:
+            raise ValueError(f"{expected!r}: no hold shorthand for {sorted(unknown)}")
+        decision["approvers"] = sorted({a for r in rules for a in HOLDS[r][0]})
+        decision["hold_seconds"] = min(HOLDS[r][1] for r in rules)
+    return decision
+
+
+def _clause(clause: str, expected: str) -> tuple[str, list[str]]:
+    """(rule, its reasons) of one clause: `RULE: REASON` or `RULE WORD...`."""
+    head, colon, literal = clause.partition(": ")
+    if colon and " " not in head:
+        return head, [literal]
+    rule, *words = clause.split(" ")
+    template = REASONS.get(rule)
+    if template is None:
+        raise ValueError(f"{expected!r}: no reason shorthand for {rule!r}: write `{rule}: ...`")
+    if "{}" not in template:
+        if words:
+            raise ValueError(f"{expected!r}: {rule} takes no words")
+        return rule, [template]
+    if not words:
+        raise ValueError(f"{expected!r}: {rule} needs what its reason names")
+    return rule, [template.format(w) for w in words]
 
 
 def expand(value: Any) -> Any:
@@ -121,12 +181,17 @@ def expand(value: Any) -> Any:
 
 
 def target_of(spec: dict[str, Any]) -> Target:
+    """The case's target: `orders-sql`, protocol sql-http (PostgreSQL), unless it says."""
     overrides = spec.get("target", {})
+    protocol = overrides.get("protocol", "sql-http")
     return Target(
         name=overrides.get("name", "orders-sql"),
         match=Match(route="orders"),
+        protocol=protocol,
         environment=overrides.get("environment", "prod"),
         labels=overrides.get("labels", {}),
+        sql=Sql(**overrides["sql"]) if "sql" in overrides else None,
+        k8s=K8s(**overrides["k8s"]) if "k8s" in overrides else None,
     )
 
 
@@ -134,14 +199,30 @@ def policy_input(spec: dict[str, Any]) -> str:
     """The JSON text tollgate would hand the policy engine for this case."""
     if "raw_input" in spec:
         return json.dumps(spec["raw_input"], ensure_ascii=False)
+    target = target_of(spec)
+    interpreter = interpreter_for(target)
     phase = spec.get("phase", "request")
+    stream = None
     if "http" in spec:
         request = _request_from_http(spec["http"])
-        response = _response_from_http(spec["response_http"]) if "response_http" in spec else None
+        response = None
+        if "response_http" in spec:
+            response, stream = _response_from_http(spec["response_http"])
     else:
         request, response = spec["request"], spec.get("response")
+    if interpreter is None:
+        meaning = None
+    else:
+        meaning = interpreter.request(request)
+        if phase == "response" and isinstance(interpreter, Llm):
+            # The servicer reads a model's answer into input.llm before deciding on it.
+            if stream is not None:
+                meaning = Llm.streamed(meaning, stream)
+            elif response is not None:
+                meaning = interpreter.response(meaning, response["body"])
     identity = spec.get("identity", ANONYMOUS)
-    return InputEncoder(target_of(spec)).encode(phase, identity, request, response)
+    key = interpreter.key if interpreter is not None else None
+    return InputEncoder(target, key).encode(phase, identity, request, response, meaning)
 
 
 def _sensitive() -> tuple[str, ...]:
@@ -171,15 +252,25 @@ def _request_from_http(http: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def _response_from_http(http: dict[str, Any]) -> dict[str, Any]:
+def _response_from_http(http: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """input.response as the servicer builds it; and for an event stream, the stream an
+    LLM target reads it with (its body then stays null: it flows, masked, unbuffered)."""
     headers = {k.lower(): v for k, v in http.get("headers", {}).items()}
     raw = _body_bytes(http, headers)
     status = int(http.get("status", 200))
     envoy_headers = {":status": str(status), **headers}
-    return {
+    response = {
         "status": status,
         "headers": policy_headers(envoy_headers, _sensitive()),
-        "body": decode_response_body(
-            envoy_headers, decoded_content(envoy_headers, raw, 16 * 1024 * 1024)
-        ) if raw else None,
+        "body": None,
     }
+    if is_event_stream(envoy_headers):
+        stream = Llm().stream()
+        stream.feed(raw)
+        stream.finish()
+        return response, stream
+    if raw:
+        response["body"] = decode_response_body(
+            envoy_headers, decoded_content(envoy_headers, raw, 16 * 1024 * 1024)
+        )
+    return response, None

@@ -1,0 +1,106 @@
+# Unit tests of k8s.rego, on input.k8s as the Kubernetes interpreter fills it.
+package tollgate_k8s_test
+
+import rego.v1
+
+call(groups, k8s) := {"phase": "request", "identity": {"groups": groups},
+	"target": {"name": "cluster", "protocol": "k8s", "labels": {}},
+	"request": {"method": "GET", "path": "/", "query": {}, "headers": {}, "body": null},
+	"k8s": object.union({
+		"verb": "get", "api_group": "", "api_version": "v1", "resource": "pods", "subresource": null,
+		"namespace": "default", "name": null, "resource_request": true, "exec": null,
+		"label_selector": null, "field_selector": null, "dry_run": false, "error": null,
+		"namespace_labels": {},
+	}, k8s)}
+
+production := {"environment": "production"}
+
+exec_into(labels) := {"verb": "exec", "subresource": "exec", "name": "web-1", "namespace": "prod",
+	"namespace_labels": labels, "exec": {"command": ["ls"], "container": null, "stdin": false,
+		"stdout": true, "stderr": true, "tty": false, "transport": "websocket"}}
+
+test_agents_cannot_exec_into_production if {
+	d := data.tollgate.decision with input as call(["agents"], exec_into(production))
+	d.rules == ["k8s.production_session"]
+	d.reasons == ["exec into production namespace prod"]
+}
+
+test_agents_cannot_attach_or_port_forward_in_production if {
+	every verb in ["attach", "portforward"] {
+		d := data.tollgate.decision with input as call(["agents"], object.union(exec_into(production), {"verb": verb}))
+		d.rules == ["k8s.production_session"]
+	}
+}
+
+test_agents_may_exec_elsewhere_unmasked if {
+	d := data.tollgate.decision with input as call(["agents"], exec_into({"environment": "staging"}))
+	d.action == "allow"
+	d.mask == {}
+}
+
+test_people_outside_agents_may_exec_into_production if {
+	data.tollgate.decision.action == "allow" with input as call(["sre"], exec_into(production))
+}
+
+test_agents_cannot_read_secrets if {
+	every verb in ["get", "list", "watch"] {
+		d := data.tollgate.decision with input as call(["agents"], {"verb": verb, "resource": "secrets"})
+		d.rules == ["k8s.secrets"]
+	}
+}
+
+test_agents_may_read_pods_masked if {
+	d := data.tollgate.decision with input as call(["agents"], {"verb": "list"})
+	d.action == "allow"
+	d.mask.detectors == ["all"]
+}
+
+test_nobody_deletes_a_namespace if {
+	every groups in [["agents"], ["sre", "dba"]] {
+		d := data.tollgate.decision with input as call(groups, {
+			"verb": "delete", "resource": "namespaces", "name": "staging", "namespace": "staging",
+		})
+		d.rules == ["k8s.namespace_delete"]
+	}
+}
+
+test_an_unreadable_request_is_denied if {
+	d := data.tollgate.decision with input as call(["sre"], {"error": "empty path segment"})
+	d.rules == ["k8s.unreadable"]
+}
+
+test_a_k8s_target_without_the_interpreters_reading_is_denied if {
+	every k8s in [null, "exec", ["exec"]] {
+		d := data.tollgate.decision with input as object.union(object.remove(call(["sre"], {}), ["k8s"]), {"k8s": k8s})
+		d.rules == ["k8s.unread"]
+	}
+}
+
+test_agents_cannot_reach_the_kubelet_through_nodes_proxy if {
+	proxy := {"verb": "proxy", "resource": "nodes", "subresource": "proxy", "name": "n1", "namespace": null}
+	d := data.tollgate.decision with input as call(["agents"], proxy)
+	d.rules == ["k8s.node_proxy"]
+	data.tollgate.decision.action == "allow" with input as call(["sre"], proxy)
+}
+
+test_agents_cannot_add_a_debug_container_in_production if {
+	debug := {"verb": "patch", "subresource": "ephemeralcontainers", "name": "web-1", "namespace": "prod"}
+	d := data.tollgate.decision with input as call(["agents"], object.union(debug, {"namespace_labels": production}))
+	d.reasons == ["debug container into production namespace prod"]
+	data.tollgate.decision.action == "allow" with input as call(["agents"], debug)
+}
+
+test_agents_may_only_create_secrets if {
+	every verb in ["get", "list", "watch", "update", "patch", "delete", "deletecollection"] {
+		d := data.tollgate.decision with input as call(["agents"], {"verb": verb, "resource": "secrets"})
+		d.reasons == [sprintf("%s secrets", [verb])]
+	}
+	data.tollgate.decision.action == "allow" with input as call(["agents"], {"verb": "create", "resource": "secrets"})
+}
+
+test_a_session_is_a_write_on_a_read_only_cluster if {
+	session := object.union(call(["sre"], exec_into({})), {"target": {"labels": {"access": "read-only"}}})
+	d := data.tollgate.decision with input as session
+	d.rules == ["http.read_only"]
+	d.reasons == ["exec on a read-only target"]
+}

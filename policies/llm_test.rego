@@ -1,0 +1,133 @@
+# Unit tests of llm.rego, on input.llm as the LLM interpreter fills it.
+package tollgate_llm_test
+
+import rego.v1
+
+answer(calls) := {"phase": "response", "identity": {"groups": ["agents"]},
+	"target": {"name": "openai", "protocol": "llm", "labels": {}},
+	"request": {"method": "POST", "path": "/v1/chat/completions", "query": {}, "headers": {}, "body": null},
+	"response": {"status": 200, "headers": {}, "body": null},
+	"llm": {"api": "chat.completions", "model": "m", "stream": false, "messages": [], "tools": [],
+		"tool_calls": calls, "finish_reason": "tool_calls", "error": null}}
+
+shell(argv) := {"id": "call_1", "name": "run_shell", "arguments": {}, "arguments_text": "{}",
+	"texts": [], "commands": [argv], "sql": []}
+
+sql_call(s) := {"id": "call_2", "name": "run_sql", "arguments": {}, "arguments_text": "{}",
+	"texts": [], "commands": [], "sql": [object.union({
+		"kind": "select", "object": null, "text": "", "tables": [], "has_where": null,
+		"functions": [], "nested": false, "program": null, "alter_actions": [],
+	}, s)]}
+
+test_rm_rf_root_is_refused if {
+	d := data.tollgate.decision with input as answer([shell(["rm", "-rf", "/"])])
+	d.rules == ["llm.destructive_tool_call"]
+	d.reasons == ["tool call run_shell: destructive command: rm -rf /"]
+}
+
+test_every_spelling_of_recursive_rm_is_refused if {
+	every argv in [["rm", "-r", "-f", "/"], ["rm", "--recursive", "--force", "/"], ["rm", "-fR", "/*"], ["rm", "-r", "~"]] {
+		data.tollgate.decision.action == "deny" with input as answer([shell(argv)])
+	}
+}
+
+test_rm_in_a_build_directory_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as answer([shell(["rm", "-rf", "./build"])])
+}
+
+test_other_destructive_commands_are_refused if {
+	every argv in [["mkfs.ext4", "/dev/sda1"], ["dd", "if=/dev/zero", "of=/dev/sda"], ["shutdown", "-h", "now"], ["chmod", "-R", "777", "/"]] {
+		data.tollgate.decision.action == "deny" with input as answer([shell(argv)])
+	}
+}
+
+test_harmless_commands_are_allowed if {
+	every argv in [["ls", "-la", "/"], ["echo", "rm -rf /"], ["grep", "rm", "file"]] {
+		data.tollgate.decision.action == "allow" with input as answer([shell(argv)])
+	}
+}
+
+test_drop_table_in_a_tool_call_is_refused if {
+	d := data.tollgate.decision with input as answer([sql_call({"kind": "drop", "object": "table"})])
+	d.reasons == ["tool call run_sql: destructive SQL: DROP"]
+}
+
+test_delete_without_where_in_a_tool_call_is_refused if {
+	data.tollgate.decision.action == "deny" with input as answer([sql_call({"kind": "delete", "has_where": false})])
+}
+
+test_unparsed_sql_in_a_database_tool_is_refused if {
+	d := data.tollgate.decision with input as answer([sql_call({"kind": "unparsed"})])
+	d.reasons == ["tool call run_sql: SQL that does not parse"]
+}
+
+test_prose_that_starts_like_sql_elsewhere_is_allowed if {
+	call := object.union(sql_call({"kind": "unparsed"}), {"name": "send_email"})
+	data.tollgate.decision.action == "allow" with input as answer([call])
+}
+
+test_the_fork_bomb_is_refused if {
+	calls := [object.union(shell(["function", ":"]), {"commands": [["function", ":"], [":"], [":"]]})]
+	data.tollgate.decision.action == "deny" with input as answer(calls)
+}
+
+test_a_select_in_a_tool_call_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as answer([sql_call({})])
+}
+
+test_a_request_with_no_tool_calls_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as answer([])
+}
+
+test_tool_calls_in_no_readable_shape_are_denied if {
+	every calls in [null, "rm -rf /", {"0": shell(["rm", "-rf", "/"])}] {
+		d := data.tollgate.decision with input as answer(calls)
+		d.rules == ["llm.unread"]
+	}
+}
+
+test_a_call_without_a_name_is_judged_as_a_database_tool if {
+	d := data.tollgate.decision with input as answer([object.remove(sql_call({"kind": "unparsed"}), ["name"])])
+	d.reasons == ["tool call (unnamed): SQL that does not parse"]
+}
+
+test_root_and_system_paths_however_spelled_are_refused if {
+	every path in ["/home/", "//", "/./", "/?*", "/e*", "$X", "$(echo /)", "/tmp/../etc", "~/", "${HOME}"] {
+		data.tollgate.decision.action == "deny" with input as answer([shell(["rm", "-rf", path])])
+	}
+	every path in ["./build", "/tmp/build", "build/*", "/srv/app/cache"] {
+		data.tollgate.decision.action == "allow" with input as answer([shell(["rm", "-rf", path])])
+	}
+}
+
+test_long_option_prefixes_count if {
+	every flag in ["--r", "--rec", "--recursive"] {
+		data.tollgate.decision.action == "deny" with input as answer([shell(["rm", flag, "/"])])
+	}
+}
+
+test_a_shell_reading_its_script_from_stdin_is_refused if {
+	every argv in [["sh"], ["bash", "-s"], ["zsh", "-x", "-"]] {
+		data.tollgate.decision.action == "deny" with input as answer([shell(argv)])
+	}
+	data.tollgate.decision.action == "allow" with input as answer([shell(["bash", "./test.sh"])])
+}
+
+test_power_and_disk_commands_are_refused if {
+	every argv in [["systemctl", "poweroff"], ["loginctl", "reboot"], ["init", "6"], ["mke2fs", "/dev/sdb"], ["mkswap", "/dev/sdb2"]] {
+		data.tollgate.decision.action == "deny" with input as answer([shell(argv)])
+	}
+	data.tollgate.decision.action == "allow" with input as answer([shell(["systemctl", "status", "nginx"])])
+}
+
+test_recursive_permission_changes_refused_on_system_paths_only if {
+	data.tollgate.decision.action == "deny" with input as answer([shell(["chmod", "-Rf", "000", "/etc/"])])
+	data.tollgate.decision.action == "allow" with input as answer([shell(["chmod", "-R", "u+w", "."])])
+	data.tollgate.decision.action == "deny" with input as answer([shell(["find", "-L", "/", "-delete"])])
+	data.tollgate.decision.action == "allow" with input as answer([shell(["find", ".", "-name", "*.pyc", "-delete"])])
+}
+
+test_a_tool_call_defining_a_routine_is_refused if {
+	d := data.tollgate.decision with input as answer([sql_call({"kind": "create", "object": "function"})])
+	d.reasons == ["tool call run_sql: destructive SQL: CREATE"]
+}

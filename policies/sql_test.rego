@@ -1,0 +1,194 @@
+# Unit tests of sql.rego, on input.sql as the SQL interpreter fills it.
+package tollgate_sql_test
+
+import rego.v1
+
+stmt(kind, extra) := object.union({
+	"kind": kind, "object": null, "text": "", "tables": ["customers"], "has_where": null,
+	"functions": [], "nested": false, "program": null, "alter_actions": [],
+}, extra)
+
+as_group(groups, statements) := {"phase": "request", "identity": {"groups": groups},
+	"target": {"name": "db", "protocol": "sql-http", "labels": {}},
+	"request": {"method": "POST", "path": "/sql", "query": {}, "headers": {}, "body": null},
+	"sql": {"dialect": "postgres", "statements": statements, "multiple": count(statements) > 1, "error": null}}
+
+agent(statements) := as_group(["agents"], statements)
+
+test_select_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as agent([stmt("select", {})])
+}
+
+test_no_statement_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as agent([])
+}
+
+test_drop_is_denied_for_agents if {
+	d := data.tollgate.decision with input as agent([stmt("drop", {"object": "table"})])
+	d.action == "deny"
+	d.rules == ["sql.destructive"]
+	d.reasons == ["destructive SQL: DROP"]
+}
+
+test_truncate_is_denied_for_agents if {
+	d := data.tollgate.decision with input as agent([stmt("truncate", {})])
+	d.reasons == ["destructive SQL: TRUNCATE"]
+}
+
+test_drop_and_truncate_are_allowed_for_dba if {
+	d := data.tollgate.decision with input as as_group(["dba"], [stmt("drop", {}), stmt("truncate", {})])
+	d.action == "allow"
+}
+
+test_destructive_alter_is_denied if {
+	d := data.tollgate.decision with input as agent([stmt("alter", {"alter_actions": ["add_column", "drop_column"]})])
+	d.reasons == ["destructive SQL: ALTER"]
+}
+
+test_additive_alter_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as agent([stmt("alter", {"alter_actions": ["add_column"]})])
+}
+
+test_a_stacked_drop_after_a_select_is_denied if {
+	d := data.tollgate.decision with input as agent([stmt("select", {}), stmt("drop", {})])
+	d.action == "deny"
+}
+
+test_delete_without_where_is_held_for_dba_approval if {
+	d := data.tollgate.decision with input as agent([stmt("delete", {"has_where": false})])
+	d.action == "hold"
+	d.approvers == ["group:dba"]
+	d.reasons == ["DELETE without WHERE"]
+}
+
+test_update_without_where_is_held if {
+	d := data.tollgate.decision with input as agent([stmt("update", {"has_where": false})])
+	d.reasons == ["UPDATE without WHERE"]
+}
+
+test_delete_with_where_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as agent([stmt("delete", {"has_where": true})])
+}
+
+test_a_delete_nested_in_a_cte_is_held if {
+	d := data.tollgate.decision with input as agent([
+		stmt("select", {}), stmt("delete", {"has_where": false, "nested": true}),
+	])
+	d.action == "hold"
+}
+
+test_copy_program_is_denied_even_for_dba if {
+	d := data.tollgate.decision with input as as_group(["dba"], [stmt("copy", {"program": "rm -rf /"})])
+	d.rules == ["sql.copy_program"]
+}
+
+test_copy_to_stdout_is_allowed if {
+	data.tollgate.decision.action == "allow" with input as agent([stmt("copy", {})])
+}
+
+test_do_block_is_denied if {
+	d := data.tollgate.decision with input as as_group(["dba"], [stmt("do", {})])
+	d.rules == ["sql.do_block"]
+}
+
+test_admin_functions_are_denied if {
+	d := data.tollgate.decision with input as agent([stmt("select", {"functions": ["pg_terminate_backend"]})])
+	d.reasons == ["SQL calls pg_terminate_backend"]
+}
+
+test_ordinary_functions_are_allowed if {
+	data.tollgate.decision.action == "allow" with input as agent([stmt("select", {"functions": ["count", "now"]})])
+}
+
+test_unparseable_sql_is_denied if {
+	i := object.union(agent([]), {"sql": {"dialect": "postgres", "statements": [], "multiple": false, "error": "syntax error at or near \"DR\""}})
+	d := data.tollgate.decision with input as i
+	d.rules == ["sql.unparseable"]
+	d.reasons == ["unparseable SQL: syntax error at or near \"DR\""]
+}
+
+test_unrecognised_statements_are_denied if {
+	d := data.tollgate.decision with input as agent([stmt("other", {})])
+	d.rules == ["sql.unrecognised"]
+}
+
+test_a_read_only_target_takes_reads_only if {
+	i := object.union(agent([stmt("insert", {})]), {"target": {"labels": {"access": "read-only"}}})
+	d := data.tollgate.decision with input as i
+	d.rules == ["sql.read_only"]
+	r := object.union(agent([stmt("select", {})]), {"target": {"labels": {"access": "read-only"}}})
+	data.tollgate.decision.action == "allow" with input as r
+}
+
+test_attach_pragma_and_load_are_for_dba_only if {
+	every kind in ["attach", "pragma", "load"] {
+		d := data.tollgate.decision with input as agent([stmt(kind, {})])
+		d.rules == ["sql.engine_control"]
+		data.tollgate.decision.action == "allow" with input as as_group(["dba"], [stmt(kind, {})])
+	}
+}
+
+test_a_sql_target_without_the_interpreters_reading_is_denied if {
+	every sql in [null, "DROP TABLE t", {"statements": "DROP"}, {"error": null}] {
+		d := data.tollgate.decision with input as object.union(object.remove(agent([]), ["sql"]), {"sql": sql})
+		d.rules == ["sql.unread"]
+	}
+}
+
+test_an_error_of_any_type_is_unparseable if {
+	d := data.tollgate.decision with input as object.union(agent([]), {"sql": {"statements": [], "error": 7}})
+	d.rules == ["sql.unparseable"]
+	d.reasons == ["unparseable SQL: 7"]
+}
+
+test_a_kind_the_pack_does_not_know_is_unrecognised if {
+	every kind in ["other", "teleport", 5] {
+		d := data.tollgate.decision with input as agent([stmt(kind, {})])
+		d.rules == ["sql.unrecognised"]
+	}
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [stmt("other", {})])
+}
+
+test_a_delete_not_known_to_have_a_where_is_held if {
+	every where in [null, "yes"] {
+		data.tollgate.decision.action == "hold" with input as agent([stmt("delete", {"has_where": where})])
+	}
+	data.tollgate.decision.action == "allow" with input as agent([stmt("delete", {"has_where": true})])
+}
+
+test_routines_and_extensions_are_only_for_dba if {
+	every object in ["function", "procedure", "operator", "cast", "aggregate", "extension", "language"] {
+		d := data.tollgate.decision with input as agent([stmt("create", {"object": object})])
+		d.rules == ["sql.routine"]
+		d.reasons == [sprintf("CREATE %s defines code that runs later", [upper(object)])]
+		data.tollgate.decision.action == "allow" with input as as_group(["dba"], [stmt("create", {"object": object})])
+	}
+	data.tollgate.decision.action == "allow" with input as agent([stmt("create", {"object": "trigger"})])
+}
+
+test_sql_run_from_a_string_is_an_admin_function if {
+	every f in ["dblink", "dblink_send_query", "query_to_xml", "ts_stat", "load_extension"] {
+		d := data.tollgate.decision with input as agent([stmt("select", {"functions": [f]})])
+		d.rules == ["sql.admin_function"]
+	}
+}
+
+test_alter_system_is_engine_control if {
+	d := data.tollgate.decision with input as agent([stmt("alter", {"object": "system"})])
+	d.rules == ["sql.engine_control"]
+	d.reasons == ["ALTER changes the database engine"]
+}
+
+test_a_select_of_a_writing_function_is_refused_on_a_read_only_target if {
+	read_only := object.union(agent([stmt("select", {"functions": ["count", "setval"]})]), {"target": {"labels": {"access": "read-only"}}})
+	d := data.tollgate.decision with input as read_only
+	d.rules == ["sql.read_only"]
+	d.reasons == ["SETVAL on a read-only target"]
+}
+
+test_a_write_without_sql_to_a_read_only_sql_target_is_refused if {
+	post := object.union(agent([]), {"target": {"labels": {"access": "read-only"}}})
+	d := data.tollgate.decision with input as post
+	d.rules == ["http.read_only"]
+	d.reasons == ["POST on a read-only target"]
+}
