@@ -85,6 +85,39 @@ def with_routes(bootstrap: dict[str, Any], routes: list[dict[str, Any]]) -> dict
     return config
 
 
+def with_clusters(bootstrap: dict[str, Any], clusters: dict[str, int]) -> dict[str, Any]:
+    """A copy with more upstream clusters: name -> a port on 127.0.0.1 (plain HTTP/1.1)."""
+    config = copy.deepcopy(bootstrap)
+    config["static_resources"]["clusters"] += [
+        {"name": name, "type": "STATIC", "connect_timeout": "1s",
+         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+             {"endpoint": {"address": {"socket_address": {
+                 "address": "127.0.0.1", "port_value": port}}}}]}]}}
+        for name, port in clusters.items()
+    ]
+    return config
+
+
+def with_tls(bootstrap: dict[str, Any], cert: Path, key: Path) -> dict[str, Any]:
+    """A copy whose listener serves TLS with this certificate (kubectl, for one, sends
+    its bearer token only over TLS)."""
+    config = copy.deepcopy(bootstrap)
+    (listener,) = config["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    chain["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                     "DownstreamTlsContext",
+            "common_tls_context": {"tls_certificates": [{
+                "certificate_chain": {"filename": str(cert)},
+                "private_key": {"filename": str(key)},
+            }]},
+        },
+    }
+    return config
+
+
 def without_ext_proc(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """A copy with the ext_proc filter removed: Envoy alone, the benchmark's baseline."""
     config = copy.deepcopy(bootstrap)

@@ -24,8 +24,11 @@ Try:
   curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
        -H 'content-type: application/json' -d '{{"sql": "SELECT name FROM customers"}}'
   curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
-       -H 'content-type: application/json' -d '{{"sql": "DROP TABLE customers"}}'
-                                                   # refused by policies/tollgate.rego
+       -H 'content-type: application/json' -d '{{"sql": "SELECT 1; DrOp/**/TABLE customers"}}'
+                                                   # refused by policies/sql.rego, parsed
+  curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"sql": "DELETE FROM customers"}}'
+                                                   # held: needs a dba's approval
   curl -i http://127.0.0.1:{listener}/echo         # no token: 401
 
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/

@@ -6,6 +6,7 @@ process so tests can assert what it did (and did not) receive.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -21,6 +22,7 @@ from extproc import envoy_bootstrap, stack
 from extproc.demo_upstream import DemoUpstream
 from tests import tokens
 from tests.otlp_receiver import OtlpReceiver
+from tests.tls import TlsFiles, write_tls_files
 
 # The batch span processor exports every 5 s by default; tests wait on spans.
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
@@ -125,7 +127,8 @@ def tollgate_config(
             {
                 "name": "demo",
                 "match": {"route": "demo"},
-                "protocol": "http",
+                "protocol": "sql-http",
+                "sql": {"dialect": "sqlite"},
                 "environment": "test",
                 "labels": {"suite": "e2e"},
             }
@@ -147,6 +150,12 @@ def route(name: str, prefix: str, **jwt_per_route: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A test CA and a certificate for 127.0.0.1 and localhost it signed."""
+    return write_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
 def otlp() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as receiver:
         yield receiver
@@ -160,10 +169,13 @@ class GatewayFactory:
     def __call__(
         self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None,
         policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
-        `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's."""
+        `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
+        `clusters` more upstreams (name -> port on 127.0.0.1), `tls` the listener's
+        certificate and key (the listener then serves HTTPS)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_port(), upstream=0,
@@ -185,6 +197,9 @@ class GatewayFactory:
                 envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
                 tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
             ), [UNMAPPED_ROUTE, *(routes or [])])
+            bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
+            if tls is not None:
+                bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls)
             envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:
@@ -211,9 +226,20 @@ def make_gateway(tmp_path: Path, otlp: OtlpReceiver) -> Iterator[GatewayFactory]
     factory.stop_all()
 
 
+@contextlib.contextmanager
+def module_gateway(
+    tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver, name: str, **options: Any
+) -> Iterator[Gateway]:
+    """One gateway for a module's tests (`options` as GatewayFactory takes them)."""
+    factory = GatewayFactory(tmp_path_factory.mktemp(name), otlp)
+    try:
+        yield factory(**options)
+    finally:
+        factory.stop_all()
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver) -> Iterator[Gateway]:
     """The default gateway with the default policy pack, shared by a module's tests."""
-    factory = GatewayFactory(tmp_path_factory.mktemp("gateway"), otlp)
-    yield factory()
-    factory.stop_all()
+    with module_gateway(tmp_path_factory, otlp, "gateway") as running:
+        yield running
