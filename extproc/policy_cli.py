@@ -361,7 +361,11 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
         "status": decision.status,
     }
     if decision.mask:
-        result["mask"] = {k: list(v) for k, v in decision.mask.items()}
+        result["mask"] = {k: v[0] if k == "strategy" else list(v)
+                          for k, v in decision.mask.items()}
+    if decision.action == "hold":
+        result["approvers"] = list(decision.approvers)
+        result["hold_seconds"] = decision.hold_seconds
     return result
 
 

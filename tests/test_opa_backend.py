@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from extproc import config
+from extproc.interpret import SqlHttp
 from extproc.policy import Decision, PolicyEngine, PolicyError, PolicyLoadError, open_engine
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.reload import PolicyReloader
@@ -26,10 +27,23 @@ from extproc.policy.sources import read_modules
 from tests.conftest import POLICIES, GatewayFactory
 from tests.opa_standin import OpaStandIn
 
-DROP = {"phase": "request", "request": {"method": "POST", "path": "/sql", "query": {},
-                                        "headers": {}, "body": {"sql": "DROP TABLE t"}}}
-SELECT = {"phase": "request", "request": {"method": "POST", "path": "/sql", "query": {},
-                                          "headers": {}, "body": {"sql": "SELECT 1"}}}
+
+def sql_post(text: str) -> dict[str, Any]:
+    """A POST of SQL to a sql-http target, with input.sql as its interpreter reads it: the
+    pack decides SQL on those statements, not on the body."""
+    request = {"method": "POST", "path": "/sql", "query": {},
+               "headers": {"content-type": "application/json"}, "body": {"sql": text}}
+    return {
+        "phase": "request", "identity": {"authenticated": False},
+        "target": {"name": "t", "protocol": "sql-http", "environment": "dev", "labels": {}},
+        "request": request, "response": None,
+        "sql": SqlHttp(config.Sql()).request(request), "k8s": None, "llm": None,
+        "approval": None,
+    }
+
+
+DROP = sql_post("DROP TABLE t")
+SELECT = sql_post("SELECT 1")
 
 
 @pytest.fixture
@@ -72,8 +86,13 @@ def write_policy(directory: Path, source: str, name: str = "policy.rego") -> Pat
 def test_uploads_the_policy_dir_and_decides_as_the_embedded_engine(opa: OpaStandIn) -> None:
     embedded = EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
+    # Every policy file of the pack, its tests excepted, under tollgate/.
+    pack = {f"tollgate/{p.name}" for p in POLICIES.glob("*.rego")
+            if not p.name.endswith("_test.rego")}
+    assert {"tollgate/tollgate.rego", "tollgate/sql.rego", "tollgate/identity.rego"} < pack
+
     async def scenario(engine: PolicyEngine) -> None:
-        assert set(opa.policies) == {"tollgate/tollgate.rego"}
+        assert set(opa.policies) == pack
         assert engine.revision == embedded.revision
         for value in (DROP, SELECT):
             assert await decide(engine, value) == embedded.decide_now(json.dumps(value))
@@ -162,7 +181,8 @@ def test_without_upload_it_uses_what_opa_holds(tmp_path: Path) -> None:
         before = dict(opa.policies)
 
         async def scenario(engine: PolicyEngine) -> None:
-            assert (await decide(engine, DROP)).action == "deny"
+            assert (await decide(engine, DROP)).rules == ("sql.destructive",)
+            assert (await decide(engine, SELECT)).action == "allow"
             assert len(engine.revision) == 12
 
         with_engine(opa, scenario, tmp_path / "not-read", upload=False)
