@@ -22,6 +22,7 @@ lint: $(VENV)/.test-deps
 bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.parse_cost
 	$(BIN)/python -m bench.policy_engines
+	$(BIN)/python -m bench.interpreters
 	$(BIN)/python -m bench.masking
 	$(BIN)/python -m bench.load
 

@@ -80,10 +80,15 @@ def http_request(method: str, path: str, body: bytes = b"") -> bytes:
     return f"{head}\r\n".encode() + body
 
 
+# What an agent asks a database: parsed by the SQL interpreter on every request (the
+# same text each time, as an agent repeating a query sends it; the parse cache serves it).
+SQL = "SELECT id, name, email FROM customers WHERE id > 0 ORDER BY name LIMIT 10"
+
+
 def sql_body(size: int = 2048) -> bytes:
     """A JSON body of exactly `size` bytes whose SQL the demo upstream runs on SQLite."""
-    empty = json.dumps({"sql": "SELECT 1", "pad": ""}).encode()
-    return json.dumps({"sql": "SELECT 1", "pad": "x" * (size - len(empty))}).encode()
+    empty = json.dumps({"sql": SQL, "pad": ""}).encode()
+    return json.dumps({"sql": SQL, "pad": "x" * (size - len(empty))}).encode()
 
 
 # The GET answers ~1 KB of JSON: the same bytes whichever way it travels.
@@ -345,14 +350,16 @@ MASKED_ROUTE = {"name": "masked", "match": {"prefix": "/masked/"},
 
 
 def tollgate_config(grpc_port: int, otlp_endpoint: str) -> dict[str, Any]:
-    """Two targets: `demo` decides on requests only (its label turns the pack's masking
-    off, so no response phase is needed), `masked` reads and masks its answers."""
+    """Two targets: `demo` decides on requests only, its SQL parsed (its label turns the
+    pack's masking off, so no response phase is needed), `masked` reads and masks its
+    answers."""
     return {
         "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5},
         "policy": {"engine": "embedded", "dir": str(REPO / "policies")},
         "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
         "targets": [
             {"name": "demo", "match": {"route": "demo"}, "environment": "bench",
+             "protocol": "sql-http", "sql": {"dialect": "postgres"},
              "labels": {"masking": "off"},
              "inspect": {"request_body": True, "response": "none"}},
             {"name": "masked", "match": {"route": "masked"}, "environment": "bench",
