@@ -270,6 +270,11 @@ class Target:
     # for k8s targets.
     sql: Sql | None = None
     k8s: K8s | None = None
+    # How an allowed request waits for its record. normal: the exchange is recorded off
+    # the request path, in batches (a refusal follows only when the store cannot keep
+    # up). strict: the request decision's record is committed before the request
+    # proceeds, and a store that cannot commit it refuses the request.
+    record: Literal["normal", "strict"] = "normal"
 
     def __post_init__(self) -> None:
         for key, protocol in _PROTOCOL_SETTINGS.items():
@@ -315,6 +320,70 @@ class Masking:
 
 
 @dataclass(frozen=True)
+class Store:
+    """Where tollgate keeps its state: the audit record (and, later, approvals)."""
+
+    # sqlite:///PATH (as SQLAlchemy writes it: relative to the config file's folder,
+    # sqlite:////ABSOLUTE, sqlite:///~/PATH in the home folder), or
+    # postgresql://USER@HOST:PORT/DB when several tollgate replicas share one store.
+    url: str = "sqlite:///tollgate.db"
+    # Records older than this are pruned (the chain stays verifiable); 0 keeps all.
+    retention_days: float = 0
+
+    def __post_init__(self) -> None:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise Invalid("url", f"expected sqlite:///PATH or postgresql://..., got {self.url!r}")
+        if scheme == "sqlite" and (not self.url.startswith("sqlite:///")
+                                   or self.url == "sqlite:///"):
+            raise Invalid("url", f"expected sqlite:///PATH (three slashes), got {self.url!r}")
+        if self.retention_days < 0:
+            raise Invalid("retention_days", "must be >= 0 (0 keeps every record)")
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.url.startswith("sqlite:") else "postgresql"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """How exchanges are recorded: batched off the request path, chained, signed."""
+
+    # Bodies longer than this are kept cut, with the SHA-256 and size of the whole.
+    max_body_bytes: int = 64 * 1024
+    # Records waiting to be written (those of exchanges in flight count too). When it
+    # is full, or the store cannot be written, new requests are refused (503).
+    queue_size: int = 10_000
+    # The most records written in one transaction.
+    batch_size: int = 256
+    # A signed checkpoint of the chain after this many records, or this many seconds
+    # (whichever comes first, and only when something was recorded since).
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
+    # The Ed25519 key checkpoints are signed with (PEM, PKCS#8), relative to the config
+    # file. Made on first start when missing; `tollgate audit verify` checks with it.
+    signing_key_file: Path = Path("tollgate-audit.key")
+    # Checkpoints also appended here as JSON lines, to be anchored elsewhere.
+    checkpoint_file: Path | None = None
+    # This process's name in the record (its chain). Default: host, pid and a random tag.
+    writer_id: str | None = None
+    # How long a `record: strict` target's request waits for its decision record to be
+    # committed before it is refused. Keep it below Envoy's ext_proc message_timeout.
+    commit_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "queue_size", "batch_size", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise Invalid(name, "must be > 0")
+        for name in ("checkpoint_seconds", "commit_seconds"):
+            if getattr(self, name) <= 0:
+                raise Invalid(name, "must be > 0")
+        if self.writer_id is not None and not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}",
+                                                            self.writer_id):
+            raise Invalid("writer_id", "1-64 letters, digits, '.', '_', ':' or '-'")
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     listen: Listen = field(default_factory=Listen)
@@ -322,6 +391,8 @@ class Config:
     telemetry: Telemetry = field(default_factory=Telemetry)
     identity: Identity = field(default_factory=Identity)
     masking: Masking = field(default_factory=Masking)
+    store: Store = field(default_factory=Store)
+    recording: Recording = field(default_factory=Recording)
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 
@@ -339,8 +410,15 @@ class Config:
         return self.resolve(self.policy.dir)
 
     def resolve(self, path: Path) -> Path:
-        """A path from the file, relative to the file's folder."""
-        return (self.source.parent / path).resolve()
+        """A path from the file, relative to the file's folder (`~` is the home folder)."""
+        return (self.source.parent / path.expanduser()).resolve()
+
+    @property
+    def store_url(self) -> str:
+        """The store's URL, a SQLite path resolved against the config file's folder."""
+        if self.store.backend == "sqlite":
+            return f"sqlite:///{self.resolve(Path(self.store.url.removeprefix('sqlite:///')))}"
+        return self.store.url
 
 
 # -- the strict decoder -------------------------------------------------------------

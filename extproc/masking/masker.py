@@ -229,7 +229,13 @@ class _Document:
         self._holder = [root]  # the root sits in a one-element list: it too has a container
         self._raw = b""  # the joined text, once scanned
         self._apart = False  # scanned scalar by scalar (see `findings`)
+        self._shared = False  # a container reached twice (built in Python, not parsed)
         self._walk(fields)
+        if self._shared:
+            # The rebuild copies each container once, under one parent: a container the
+            # value holds in two places would stay unmasked in the other. Untangled, each
+            # place has its own.
+            self.__init__(_untangled(root), fields)  # type: ignore[misc]
 
     def _walk(self, fields: frozenset[str]) -> None:
         pieces, refs, parents = self.pieces.extend, self.refs.extend, self._parents
@@ -250,6 +256,8 @@ class _Document:
                 if t is str:
                     text = v
                 elif t is dict or t is list:
+                    if id(v) in parents:
+                        self._shared = True
                     parents[id(v)] = (node, k)
                     stack.append((v, key, inner))
                     continue
@@ -345,6 +353,15 @@ class _FieldRules(dict[Any, str | None]):
         rule = name if name in self._fields else None
         self[key] = rule
         return rule
+
+
+def _untangled(value: Any) -> Any:
+    """A copy of a JSON value's containers, none of them shared (scalars are kept)."""
+    if type(value) is dict:
+        return {k: _untangled(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_untangled(v) for v in value]
+    return value
 
 
 def _scalar_text(value: Any) -> str:

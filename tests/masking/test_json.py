@@ -85,3 +85,14 @@ def test_deep_nesting(masker: Masker) -> None:
 def test_lone_surrogates_survive(masker: Masker) -> None:
     value = {"t": "\ud800 jo@example.com"}
     assert masker.mask_json(value, SPEC)[0] == {"t": "\ud800 [REDACTED:EMAIL_ADDRESS]"}
+
+
+def test_a_container_held_in_two_places_is_masked_in_both() -> None:
+    """Values built in Python (an interpreter's readings) may share a list; both places
+    must come out masked, and the input must stay as it was."""
+    shared = [{"text": "write to ann.lee@example.com"}]
+    value = {"before": {"messages": shared}, "after": {"messages": shared, "done": True}}
+    masked, counts = Masker(b"k" * 32).mask_json(value, MaskSpec())
+    assert "ann.lee@example.com" not in json.dumps(masked)
+    assert counts["email"] == 2
+    assert shared[0]["text"] == "write to ann.lee@example.com"

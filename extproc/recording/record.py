@@ -1,0 +1,289 @@
+"""What one exchange leaves in the record, built off the request path.
+
+The servicer gathers `Evidence` as the exchange goes (references to what it already
+holds, and the bodies as they crossed the wire); the recording writer's thread turns it
+into the record's `content` here. Everything that could carry personal data or secrets
+— bodies, query values, headers, what the interpreter read, the policy's reasons — is
+masked with every detector first, whatever the policy let through: the record never
+holds what masking would hide. Bodies longer than `max_body_bytes` are kept cut, with
+the size and SHA-256 of the whole as it crossed the wire.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from extproc.config import Target
+from extproc.http_message import is_json, media_type, parse_json
+from extproc.masking import Masker, MaskSpec
+
+# The record's masking: every detector and the default field rules, redacted.
+RECORD_MASK = MaskSpec()
+
+
+class BodyCapture:
+    """A body as it crossed the wire, chunk by chunk: its first `limit` bytes, and the
+    size and SHA-256 of all of it."""
+
+    __slots__ = ("_digest", "head", "limit", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size, self.head = limit, 0, b""
+        self._digest = hashlib.sha256()
+
+    @classmethod
+    def of(cls, data: bytes, limit: int) -> BodyCapture:
+        capture = cls(limit)
+        capture.add(data)
+        return capture
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        self._digest.update(data)
+        if len(self.head) < self.limit:
+            self.head += data[: self.limit - len(self.head)]
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.head)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+@dataclass(slots=True)
+class Decided:
+    """One decision of the exchange, as the record keeps it."""
+
+    phase: str
+    action: str
+    reasons: tuple[str, ...]
+    rules: tuple[str, ...]
+    status: int
+    revision: str
+    duration_us: int
+    approvers: tuple[str, ...] = ()
+    hold_seconds: int | None = None
+    # What the interpreter had read when this decision was made (an LLM's answer adds the
+    # model's tool calls to the reading the request decision saw).
+    meaning: Any = None
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What the servicer saw of one exchange, for its record."""
+
+    kind: str  # "exchange", or "decision" (a strict target's record before it proceeds)
+    started: float  # time.time() at the first message
+    trace_id: str
+    span_id: str
+    headers: dict[str, str]  # Envoy's request headers, pseudo-headers included
+    identity: dict[str, Any] | None = None
+    target: Target | None = None
+    request: dict[str, Any] | None = None  # input.request, secrets already redacted
+    request_body: BodyCapture | None = None  # as forwarded upstream
+    meaning_key: str | None = None
+    meaning: Any = None
+    decisions: list[Decided] = field(default_factory=list)
+    approval: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None  # input.response, without its body
+    response_type: str = ""
+    response_body: BodyCapture | None = None  # as delivered to the client
+    response_read: bool = False  # tollgate saw the response body (else it passed unread)
+    outcome: dict[str, Any] = field(default_factory=dict)  # the span's outcome attributes
+    masked: Counter[str] = field(default_factory=Counter)
+    upstream_ms: float | None = None
+    duration_ms: float = 0.0
+
+
+def content_of(evidence: Evidence, masker: Masker) -> dict[str, Any]:
+    """The record's content: a JSON object whose canonical text is hashed in the chain."""
+    headers = evidence.headers
+    target = evidence.target
+    request = evidence.request
+    content: dict[str, Any] = {
+        "kind": evidence.kind,
+        "trace_id": evidence.trace_id,
+        "span_id": evidence.span_id,
+        "request_id": headers.get("x-request-id", ""),
+        "session_id": session_of(evidence),
+        "started_at": _timestamp(evidence.started),
+        "duration_ms": round(evidence.duration_ms, 3),
+        "upstream_ms": None if evidence.upstream_ms is None else round(evidence.upstream_ms, 3),
+        "identity": evidence.identity,
+        "target": {
+            "name": target.name, "protocol": target.protocol,
+            "environment": target.environment, "labels": target.labels,
+        } if target else None,
+        "request": {
+            "method": headers.get(":method", ""),
+            "path": headers.get(":path", "").partition("?")[0],
+            "query": request["query"] if request else {},
+            "headers": request["headers"] if request else {},
+            "body": _body(evidence.request_body, headers.get("content-type", "")),
+        },
+        "meaning": {evidence.meaning_key: _first_meaning(evidence)}
+        if evidence.meaning_key else None,
+        "decisions": [_decision(d, evidence) for d in evidence.decisions],
+        "approval": evidence.approval,
+        "response": _response(evidence),
+        "outcome": _outcome(evidence),
+        "masked": dict(sorted(evidence.masked.items())),
+    }
+    _mask(masker, content)
+    return content
+
+
+def _mask(masker: Masker, content: dict[str, Any]) -> None:
+    """Mask, in place and in one scan, every part of a record that could carry personal
+    data or secrets: query values, headers, bodies, what the interpreter read, the
+    policy's reasons (a parser's message can quote the request) and a policy error."""
+    parts: list[tuple[dict[str, Any], str]] = [
+        (content["request"], "query"), (content["request"], "headers"),
+        (content, "meaning"), (content["outcome"], "policy_error"),
+    ]
+    for decision in content["decisions"]:
+        parts += [(decision, "reasons"), (decision, "meaning")]
+    response = content["response"]
+    if response is not None:
+        parts.append((response, "headers"))
+    for holder in (content["request"]["body"], response and response["body"]):
+        if holder is not None:
+            parts.append((holder, "value"))
+    found = {str(i): holder[key] for i, (holder, key) in enumerate(parts)
+             if holder.get(key) is not None}
+    masked, _ = masker.mask_json(found, RECORD_MASK)
+    for i, (holder, key) in enumerate(parts):
+        if str(i) in masked:
+            holder[key] = masked[str(i)]
+
+
+def unbuildable(evidence: Evidence, error: Exception) -> dict[str, Any]:
+    """The record of an exchange whose full record could not be built (a bug): what is
+    certain about it, and why the rest is missing. Nothing it held is in it."""
+    return {
+        "kind": evidence.kind, "trace_id": evidence.trace_id, "span_id": evidence.span_id,
+        "request_id": evidence.headers.get("x-request-id", ""),
+        "session_id": session_of(evidence), "started_at": _timestamp(evidence.started),
+        "identity": evidence.identity,
+        "target": {"name": evidence.target.name} if evidence.target else None,
+        "request": {"method": evidence.headers.get(":method", ""),
+                    "path": evidence.headers.get(":path", "").partition("?")[0]},
+        "outcome": {"action": "unknown",
+                    "status": evidence.outcome.get("http.response.status_code"),
+                    "refusal": evidence.outcome.get("tollgate.refusal")},
+        "error": f"the record could not be built: {type(error).__name__}",
+    }
+
+
+def session_of(evidence: Evidence) -> str:
+    """The agent run an exchange belongs to: the agent's `x-session-id` header when it
+    sends one, else the trace (an agent that propagates its trace context)."""
+    session = evidence.headers.get("x-session-id", "").strip()
+    return session[:128] if session else evidence.trace_id
+
+
+def action_of(content: dict[str, Any]) -> str:
+    return content["outcome"]["action"]
+
+
+def _outcome(evidence: Evidence) -> dict[str, Any]:
+    """How the exchange ended: the action that settled it, the status the client got,
+    and the refusal's code when tollgate answered it itself."""
+    outcome = evidence.outcome
+    refusal = outcome.get("tollgate.refusal")
+    if refusal is not None:
+        action = "deny"
+    elif evidence.decisions:
+        action = next((d.action for d in evidence.decisions if d.action != "allow"), "allow")
+    else:
+        action = "none"  # the client went away before anything was decided
+    status = outcome.get("http.response.status_code")
+    return {
+        "action": action,
+        "status": status if isinstance(status, int) else None,
+        "refusal": refusal,
+        "detail": outcome.get("tollgate.outcome"),
+        "fail_open": bool(outcome.get("tollgate.fail_open")),
+        "policy_error": outcome.get("tollgate.policy.error"),
+    }
+
+
+def _first_meaning(evidence: Evidence) -> Any:
+    """The reading the first decision saw (the request's); the interpreter's last one when
+    nothing was decided."""
+    return evidence.decisions[0].meaning if evidence.decisions else evidence.meaning
+
+
+def _decision(decided: Decided, evidence: Evidence) -> dict[str, Any]:
+    found = {
+        "phase": decided.phase, "action": decided.action, "rules": list(decided.rules),
+        "reasons": list(decided.reasons), "status": decided.status,
+        "policy_revision": decided.revision, "duration_us": decided.duration_us,
+        "approvers": list(decided.approvers), "hold_seconds": decided.hold_seconds,
+    }
+    if evidence.meaning_key and decided.meaning is not _first_meaning(evidence):
+        # Read anew for this decision (an LLM's answer): kept with it.
+        found["meaning"] = {evidence.meaning_key: decided.meaning}
+    return found
+
+
+def _response(evidence: Evidence) -> dict[str, Any] | None:
+    response = evidence.response
+    if response is None:
+        return None
+    body = _body(evidence.response_body, evidence.response_type)
+    return {
+        "status": response["status"],
+        "headers": response["headers"],
+        "body": body,
+        # A stream nothing needed to change flows past tollgate unread.
+        "body_read": evidence.response_read,
+    }
+
+
+def _body(capture: BodyCapture | None, content_type: str) -> Any:
+    """A body as the record keeps it: JSON as a value, text as text (both masked with the
+    rest of the record), other bytes by size and hash only; cut ones marked, with the
+    whole's SHA-256."""
+    if capture is None or capture.size == 0:
+        return None
+    media = media_type(content_type)
+    found: dict[str, Any] = {"media_type": media, "size": capture.size,
+                             "truncated": capture.truncated}
+    if capture.truncated:
+        found["sha256"] = capture.sha256
+    try:
+        text = capture.head.decode("utf-8")
+    except UnicodeDecodeError:
+        if not capture.truncated:  # a cut may fall inside a character
+            found["sha256"] = capture.sha256
+            found["encoding"] = "binary"
+            return found
+        text = capture.head.decode("utf-8", "ignore")
+    if is_json(media) and not capture.truncated:
+        try:
+            value = parse_json(text)
+        except ValueError:
+            pass
+        else:
+            found["encoding"], found["value"] = "json", value
+            return found
+    found["encoding"], found["value"] = "text", text
+    return found
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(
+        timespec="microseconds").replace("+00:00", "Z")
+
+
+def started_us(seconds: float) -> int:
+    return int(seconds * 1_000_000)

@@ -1,0 +1,340 @@
+"""The recording writer: exchanges recorded off the request path, and never lost silently.
+
+The request path only takes a place in a bounded queue when an exchange starts
+(`admit`, a lock and a counter) and hands its evidence over when it ends (`submit`, a
+queue put). One thread does the rest, in batches: builds each record (masking its
+bodies), chains it, writes the batch in one transaction, and every so often signs a
+checkpoint. So:
+
+- a place is taken before anything is allowed, so a finished exchange always has room;
+- when the queue is full, or the store refused the last write, new exchanges are
+  refused (`RecordingUnavailable`, a 503), never let through unrecorded; a batch the
+  store refused is retried, unchanged, until it is written;
+- a `strict` target's decision record is committed before its request proceeds
+  (`commit`, which waits for the write);
+- `close` writes everything queued before it returns (shutdown drains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from extproc.masking import Masker
+from extproc.recording import store
+from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
+from extproc.recording.record import Evidence, content_of, started_us, unbuildable
+from extproc.store import Connection, StoreError, connect
+
+log = logging.getLogger("tollgate.recording")
+
+# A batch the store refused is tried again after these many seconds, then doubling.
+_RETRY_FIRST, _RETRY_MOST = 0.1, 5.0
+# How often, at most, the writer wakes with nothing to write (checkpoints, pruning).
+_IDLE_WAKE = 1.0
+# How often records past `store.retention_days` are pruned.
+_PRUNE_EVERY = 3600.0
+
+
+class RecordingUnavailable(Exception):
+    """Nothing more can be recorded now: the message says why (queue full, store down)."""
+
+
+@dataclass(slots=True)
+class _Item:
+    evidence: Evidence
+    done: concurrent.futures.Future[None] | None = None  # set for a strict commit
+
+
+@dataclass
+class RecorderSettings:
+    queue_size: int
+    batch_size: int
+    checkpoint_every: int
+    checkpoint_seconds: float
+    checkpoint_file: Path | None = None
+    retention_days: float = 0
+    commit_seconds: float = 1.0
+    flush_seconds: float = 0.05
+    writer_id: str = field(default_factory=lambda: default_writer_id())
+
+
+def default_writer_id() -> str:
+    """Host, process and a random tag: a restarted process begins a chain of its own."""
+    host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())
+    return f"{host[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Recorder:
+    def __init__(
+        self, url: str, settings: RecorderSettings, signer: Signer, masker: Masker,
+        connect_store: Callable[[str], Connection] = connect,
+    ) -> None:
+        self.writer = settings.writer_id
+        self._url, self._settings, self._signer, self._masker = url, settings, signer, masker
+        self._connect = connect_store
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending = 0  # admitted and not yet written
+        self._failure: str | None = None  # why the last write failed; None when it did not
+        self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None
+        self._seq, self._hash = 0, GENESIS
+        self._since_checkpoint, self._checkpoint_at = 0, time.monotonic()
+        self._prune_at = 0.0
+        self.written = 0
+        self.refused = 0
+
+    # -- the request path ---------------------------------------------------------------
+
+    def admit(self) -> None:
+        """Take a place for one exchange's record, or refuse it (RecordingUnavailable)."""
+        with self._lock:
+            if self._failure is not None:
+                self.refused += 1
+                raise RecordingUnavailable(
+                    f"the audit record cannot be written: {self._failure}")
+            if self._pending >= self._settings.queue_size:
+                self.refused += 1
+                raise RecordingUnavailable(
+                    f"the audit record's queue is full ({self._settings.queue_size} "
+                    "records waiting to be written)")
+            self._pending += 1
+
+    def submit(self, evidence: Evidence) -> None:
+        """Hand over an admitted exchange's evidence; its record is written soon."""
+        self._queue.put(_Item(evidence))
+
+    async def commit(self, evidence: Evidence) -> None:
+        """Record now and wait until it is committed (a strict target's decision record).
+
+        Takes its own place in the queue; raises RecordingUnavailable when it cannot be
+        written within `commit_seconds` (the request must then not proceed; the record
+        is still written once the store takes it, and the exchange's own record says
+        the request was refused).
+        """
+        self.admit()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put(_Item(evidence, done))
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)),
+                                   self._settings.commit_seconds)
+        except TimeoutError:
+            raise RecordingUnavailable(
+                f"the decision record was not committed within "
+                f"{self._settings.commit_seconds:g}s ({self._failure or 'store slow'})"
+            ) from None
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the store and continue this writer's chain (or begin it); raises StoreError
+        when the store cannot be opened: tollgate does not serve unrecorded."""
+        self._connection = self._connect(self._url)
+        last = store.last_of(self._connection, self.writer)
+        if last is not None:  # a configured writer_id continues its own chain
+            self._seq, self._hash = last
+        self._thread = threading.Thread(target=self._run, name="tollgate-recorder",
+                                        daemon=True)
+        self._thread.start()
+        log.info("recording to %s as writer %s", self._connection.where, self.writer)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, sign a last checkpoint, stop. Records still unwritten
+        after `timeout` (the store is down) are counted in the log: nothing vanishes
+        without a trace."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join, timeout)
+        if self._thread.is_alive():
+            log.error("recording: %d records could not be written before shutdown (%s)",
+                      self._pending, self._failure)
+        self._thread = None
+
+    # -- the writer's thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug here must not leave exchanges passing unrecorded
+            log.exception("recording: the writer stopped")
+            self._fail(f"the recording writer stopped: {type(exc).__name__}: {exc}")
+            raise
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._next_batch()
+            if batch:
+                self._write(batch)
+            elif self._checkpoint_due():
+                self._write([])
+            else:
+                self._prune_when_due()
+        if self._since_checkpoint:
+            self._write([], final=True)
+        if self._connection is not None:
+            self._connection.close()
+
+    def _next_batch(self) -> tuple[list[_Item], bool]:
+        """The next batch: what arrives within `flush_seconds` of its first record, up to
+        `batch_size` — one transaction (one fsync) for many records, where a transaction
+        per record costs several times the CPU. A strict commit is written at once."""
+        try:
+            first = self._queue.get(timeout=_IDLE_WAKE)
+        except queue.Empty:
+            return [], False
+        if first is None:
+            return self._gather([], 0.0), True
+        deadline = 0.0 if first.done else time.monotonic() + self._settings.flush_seconds
+        return self._gather([first], deadline), False
+
+    def _gather(self, batch: list[_Item], deadline: float) -> list[_Item]:
+        """Records arriving until `deadline`, up to a batch; a stop request ends the wait
+        (and is put back)."""
+        while len(batch) < self._settings.batch_size:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) \
+                    if deadline > time.monotonic() else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            batch.append(item)
+            if item.done is not None:
+                deadline = 0.0  # someone waits for this one: no more gathering
+        return batch
+
+    def _prune_when_due(self) -> None:
+        """Every hour (and at the first idle moment), with `retention_days` set, prune what
+        is older. Any replica may do it; a failure only waits for the next hour."""
+        days = self._settings.retention_days
+        if not days or time.monotonic() < self._prune_at:
+            return
+        self._prune_at = time.monotonic() + _PRUNE_EVERY
+        cutoff = started_us(time.time() - days * 86400)
+        try:
+            if self._connection is None:
+                self._connection = self._connect(self._url)
+            deleted = store.prune(self._connection, self._signer, cutoff)
+        except StoreError as exc:
+            log.error("recording: pruning records older than %g days failed: %s", days, exc)
+            return
+        if deleted:
+            log.info("recording: pruned %d records older than %g days (%s)",
+                     sum(deleted.values()), days,
+                     ", ".join(f"{w}: {n}" for w, n in sorted(deleted.items())))
+
+    def _checkpoint_due(self) -> bool:
+        return self._since_checkpoint > 0 and (
+            self._since_checkpoint >= self._settings.checkpoint_every
+            or time.monotonic() - self._checkpoint_at >= self._settings.checkpoint_seconds)
+
+    def _write(self, batch: list[_Item], final: bool = False) -> None:
+        """Build, chain and write one batch, retrying until the store takes it."""
+        rows = self._rows(batch)
+        seq, last_hash = (rows[-1].seq, rows[-1].hash) if rows else (self._seq, self._hash)
+        pending_checkpoints = self._since_checkpoint + len(rows)
+        due = final or pending_checkpoints >= self._settings.checkpoint_every or (
+            time.monotonic() - self._checkpoint_at >= self._settings.checkpoint_seconds)
+        checkpoints = [self._signer.sign("checkpoint", self.writer, seq, last_hash,
+                                         started_us(time.time()))] if due and seq else []
+        delay, retry = _RETRY_FIRST, False
+        while True:
+            try:
+                self._insert(rows, checkpoints, retry)
+                break
+            except StoreError as exc:
+                self._fail(str(exc))
+                time.sleep(delay)
+                delay, retry = min(delay * 2, _RETRY_MOST), True
+        self._seq, self._hash = seq, last_hash
+        self._since_checkpoint = 0 if checkpoints else pending_checkpoints
+        if checkpoints:
+            self._checkpoint_at = time.monotonic()
+            self._anchor(checkpoints)
+        with self._lock:
+            self._pending -= len(batch)
+            self._failure = None
+        self.written += len(rows)
+        for item in batch:
+            if item.done is not None:
+                item.done.set_result(None)
+
+    def _rows(self, batch: list[_Item]) -> list[store.Row]:
+        rows, seq, prev = [], self._seq, self._hash
+        for item in batch:
+            seq += 1
+            try:
+                content = content_of(item.evidence, self._masker)
+            except Exception as exc:  # what could not be built is still recorded, as such
+                log.exception("recording: trace %s: the record could not be built",
+                              item.evidence.trace_id)
+                content = unbuildable(item.evidence, exc)
+            text = canonical(content)
+            digest = record_hash(prev, self.writer, seq, text)
+            rows.append(store.Row(
+                writer=self.writer, seq=seq, id=store.record_id(self.writer, seq),
+                started_us=started_us(item.evidence.started), content=text,
+                prev_hash=prev, hash=digest, **store.projections(content)))
+            prev = digest
+        return rows
+
+    def _insert(
+        self, rows: list[store.Row], checkpoints: list[Checkpoint], retry: bool,
+    ) -> None:
+        if self._connection is None:
+            self._connection = self._connect(self._url)
+        try:
+            if retry and rows:
+                # The failed try may have committed before its answer was lost (it was
+                # one transaction: all of it, or none).
+                last = store.last_of(self._connection, self.writer)
+                if last is not None and last[0] >= rows[-1].seq:
+                    return
+            store.insert(self._connection, rows, checkpoints)
+        except StoreError:
+            self._connection.close()
+            self._connection = None  # reconnect on the next try
+            raise
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            first = self._failure is None
+            self._failure = message
+        if first:
+            log.error("recording: the store refused a write (%s); new requests are refused "
+                      "until it accepts one again", message)
+
+    def _anchor(self, checkpoints: list[Checkpoint]) -> None:
+        """Append checkpoints to the external file, if one is configured (for anchoring
+        outside the store: a store rewritten whole still disagrees with it)."""
+        path = self._settings.checkpoint_file
+        if path is None:
+            return
+        try:
+            with path.open("ab") as out:
+                for checkpoint in checkpoints:
+                    out.write(orjson.dumps(checkpoint.as_json()) + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            log.error("recording: cannot append checkpoints to %s: %s", path, exc.strerror)

@@ -1,0 +1,152 @@
+"""One synchronous connection to the store, SQLite or PostgreSQL, with one SQL dialect."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from extproc.store import schema
+
+
+class StoreError(Exception):
+    """The store cannot answer (unreachable, refused, corrupt); the message is one line."""
+
+
+# Seconds a SQLite writer waits for another's lock before giving up (busy_timeout).
+_SQLITE_BUSY_SECONDS = 5.0
+
+
+class Connection:
+    """A connection whose SQL uses `?` placeholders on both backends.
+
+    `transaction()` wraps work in one transaction; every backend error comes out as
+    StoreError with a one-line message, so callers handle one exception.
+    """
+
+    def __init__(self, url: str, raw: Any, backend: str) -> None:
+        self.url, self.backend = url, backend
+        self._raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._errors():
+            cursor = self._raw.execute(self._sql(sql), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def stream(self, sql: str, params: Sequence[Any] = (), size: int = 1000,
+               ) -> Iterator[tuple[Any, ...]]:
+        """Rows fetched `size` at a time: a whole chain does not have to fit in memory
+        (on PostgreSQL, a server-side cursor, which lives in a transaction)."""
+        with self._errors():
+            if self.backend == "sqlite":
+                cursor = self._raw.execute(self._sql(sql), params)
+                while rows := cursor.fetchmany(size):
+                    yield from rows
+                return
+            with self._raw.transaction(), self._raw.cursor(name="tollgate_stream") as cursor:
+                cursor.execute(self._sql(sql), params)
+                while rows := cursor.fetchmany(size):
+                    yield from rows
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self._errors():
+            if self.backend == "sqlite":
+                self._raw.executemany(self._sql(sql), rows)
+            else:
+                with self._raw.cursor() as cursor:
+                    cursor.executemany(self._sql(sql), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together, or not at all. (Outside one, each
+        statement commits on its own: both backends run in autocommit mode.)"""
+        with self._errors():
+            if self.backend == "postgresql":
+                with self._raw.transaction():
+                    yield
+                return
+            # IMMEDIATE: the write lock is taken now, not at the first write, so two
+            # writers wait for each other (busy_timeout) instead of failing mid-way.
+            self._raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._raw.in_transaction:
+                    self._raw.execute("ROLLBACK")
+                raise
+            self._raw.execute("COMMIT")
+
+    def close(self) -> None:
+        with suppress(sqlite3.Error, psycopg.Error):
+            self._raw.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.backend == "sqlite" else sql.replace("%", "%%").replace("?", "%s")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StoreError(f"{self.where}: {_one_line(exc)}") from None
+
+    @property
+    def where(self) -> str:
+        """The store, for messages: a SQLite path, or PostgreSQL's host and database
+        (never a password)."""
+        if self.backend == "sqlite":
+            return self.url
+        info = self._raw.info
+        return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+def connect(url: str, *, migrate: bool = True) -> Connection:
+    """Open the store at `url` (a resolved sqlite:///PATH, or postgresql://...) and bring
+    its tables up to date."""
+    if url.startswith("sqlite:///"):
+        connection = _sqlite(url)
+    elif url.startswith(("postgresql://", "postgres://")):
+        connection = _postgres(url)
+    else:
+        raise StoreError(f"unknown store URL {url!r}: expected sqlite:///PATH or postgresql://")
+    if migrate:
+        try:
+            schema.migrate(connection)
+        except StoreError:
+            connection.close()
+            raise
+    return connection
+
+
+def _sqlite(url: str) -> Connection:
+    path = Path(url.removeprefix("sqlite:///"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raw = sqlite3.connect(path, timeout=_SQLITE_BUSY_SECONDS, isolation_level=None,
+                              check_same_thread=False)
+        # WAL: readers (`tollgate audit`) never block the writer; FULL: a committed
+        # record survives a power cut, not only a crash of tollgate.
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=FULL")
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"{url}: {_one_line(exc)}") from None
+    return Connection(url, raw, "sqlite")
+
+
+def _postgres(url: str) -> Connection:
+    try:
+        raw = psycopg.connect(url, connect_timeout=5, autocommit=True)
+    except psycopg.Error as exc:
+        # psycopg's message names host and port, never the password.
+        raise StoreError(f"PostgreSQL store: {_one_line(exc)}") from None
+    return Connection(url, raw, "postgresql")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,90 @@
+"""The store's tables, as numbered migrations per component, applied at connect.
+
+Each component (recording now; approvals next) owns a list of steps; the version a
+store has reached is kept in `tollgate_schema`. A step runs once, in a transaction with
+the version bump, so two processes starting together cannot both apply it (the second
+waits for the lock, then finds the version already there). A store newer than this
+tollgate is refused rather than written with an older idea of its tables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from extproc.store.connection import Connection
+
+# Standard SQL that SQLite and PostgreSQL both take: TEXT, BIGINT, INTEGER.
+MIGRATIONS: dict[str, list[list[str]]] = {
+    "recording": [
+        [
+            # One row per record. `content` is the record's canonical JSON, exactly as
+            # hashed; the columns before it are copies of its fields, for searching
+            # (`tollgate audit verify` checks that they still match the content).
+            """CREATE TABLE records (
+                writer TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                id TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                started_us BIGINT NOT NULL,
+                trace_id TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                identity TEXT,
+                target TEXT,
+                action TEXT NOT NULL,
+                status INTEGER,
+                content TEXT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                PRIMARY KEY (writer, seq)
+            )""",
+            "CREATE INDEX records_started ON records (started_us)",
+            "CREATE INDEX records_trace ON records (trace_id)",
+            "CREATE INDEX records_session ON records (session_id)",
+            # Signed statements about a chain: `checkpoint` (record `seq` of `writer`
+            # has `hash`) and `prune` (records up to `seq` were pruned; the last had
+            # `hash`, which the first remaining record names as its predecessor).
+            """CREATE TABLE checkpoints (
+                writer TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                signed_us BIGINT NOT NULL,
+                key_id TEXT NOT NULL,
+                signature TEXT NOT NULL,
+                PRIMARY KEY (writer, seq, kind)
+            )""",
+        ],
+    ],
+}
+
+
+def migrate(connection: Connection) -> None:
+    """Bring every component's tables to the newest version this tollgate knows."""
+    from extproc.store.connection import StoreError
+
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS tollgate_schema "
+        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    for component, steps in MIGRATIONS.items():
+        with connection.transaction():
+            if connection.backend == "postgresql":
+                # One migrator at a time across replicas; released at commit.
+                connection.execute("LOCK TABLE tollgate_schema IN EXCLUSIVE MODE")
+            found = connection.execute(
+                "SELECT version FROM tollgate_schema WHERE component = ?", (component,))
+            version = found[0][0] if found else 0
+            if version > len(steps):
+                raise StoreError(
+                    f"{connection.where}: its {component} tables are at version {version}, "
+                    f"newer than this tollgate knows ({len(steps)}); upgrade tollgate")
+            for statements in steps[version:]:
+                for statement in statements:
+                    connection.execute(statement)
+            if version < len(steps):
+                connection.execute(
+                    "DELETE FROM tollgate_schema WHERE component = ?", (component,))
+                connection.execute(
+                    "INSERT INTO tollgate_schema (component, version) VALUES (?, ?)",
+                    (component, len(steps)))
