@@ -14,9 +14,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc.body_masking import new_masker
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
+from extproc.masking import Masker
 from extproc.policy import open_engine
 from extproc.policy.reload import PolicyReloader
+from extproc.recording import Recorder, RecorderSettings
+from extproc.recording.chain import Signer, SigningKeyError
+from extproc.recording.writer import default_writer_id
 from extproc.servicer import ExtProcServicer
+from extproc.store import StoreError
 from extproc.telemetry import Telemetry, TelemetryError
 
 log = logging.getLogger("tollgate.server")
@@ -61,13 +66,14 @@ async def serve(config: Config) -> None:
     )
     try:
         telemetry = Telemetry(config.telemetry)
-    except TelemetryError as exc:
+        recorder = open_recorder(config, masker)
+    except (TelemetryError, StoreError, SigningKeyError) as exc:
         await engine.close()
         raise ServeError(str(exc)) from None
 
     server = grpc.aio.server()
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExtProcServicer(config, engine, telemetry, credentials, masker), server
+        ExtProcServicer(config, engine, telemetry, credentials, masker, recorder), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -102,6 +108,26 @@ async def serve(config: Config) -> None:
     watching.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.listen.drain_seconds)
+    # Every exchange has handed its record over by now; write them all before leaving.
+    await recorder.close()
     await engine.close()
     telemetry.shutdown()
-    log.info("stopped")
+    log.info("stopped (%d exchanges recorded)", recorder.written)
+
+
+def open_recorder(config: Config, masker: Masker) -> Recorder:
+    """The recording writer, its store open and its chain continued (or begun)."""
+    settings = config.recording
+    signer = Signer.from_file(config.resolve(settings.signing_key_file), create=True)
+    recorder = Recorder(config.store_url, RecorderSettings(
+        queue_size=settings.queue_size, batch_size=settings.batch_size,
+        checkpoint_every=settings.checkpoint_every,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        checkpoint_file=config.resolve(settings.checkpoint_file)
+        if settings.checkpoint_file else None,
+        retention_days=config.store.retention_days,
+        commit_seconds=settings.commit_seconds,
+        writer_id=settings.writer_id or default_writer_id(),
+    ), signer, masker)
+    recorder.start()
+    return recorder

@@ -55,7 +55,8 @@ from extproc.masking import Masker, MaskSpec
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.input import InputEncoder
-from extproc.telemetry import Telemetry, trace_id_of
+from extproc.recording import BodyCapture, Decided, Evidence, Recorder, RecordingUnavailable
+from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
 log = logging.getLogger("tollgate.exchange")
 
@@ -83,6 +84,8 @@ class Exchange:
     identity: dict[str, Any]
     request: dict[str, Any]
     attributes: dict[str, Any]
+    # What the exchange leaves in the audit record, gathered as it goes.
+    evidence: Evidence
     interpreter: Interpreter | None = None
     # What the interpreter read the request (and response) to mean: input.sql, .k8s, .llm.
     meaning: Any = None
@@ -96,7 +99,7 @@ class Exchange:
 
     def interpret(self, meaning: Any) -> None:
         """Take what the interpreter read (for the policy), and its summary (for the span)."""
-        self.meaning = meaning
+        self.meaning = self.evidence.meaning = meaning
         if self.interpreter is not None:
             self.attributes.update(self.interpreter.attributes(meaning))
 
@@ -109,10 +112,12 @@ class Exchange:
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
-        credentials: CredentialStore, masker: Masker,
+        credentials: CredentialStore, masker: Masker, recorder: Recorder,
     ) -> None:
         self._engine = engine
         self._masker = masker
+        self._recorder = recorder
+        self._record_limit = config.recording.max_body_bytes
         self._telemetry = telemetry
         self._credentials = credentials
         # A client's copy of a target's credential header reaches policies hashed too.
@@ -154,7 +159,15 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         trace_id = trace_id_of(span)
         outcome: dict[str, Any] = {}
         shape: Refusal | None = None  # the target protocol's shape for refusals
+        clock = time.perf_counter()
+        evidence = Evidence("exchange", time.time(), trace_id, span_id_of(span), headers,
+                            identity, target)
+        admitted = False
         try:
+            # A place in the audit record's queue first: what cannot be recorded does
+            # not pass (RecordingUnavailable, a 503).
+            self._recorder.admit()
+            admitted = True
             if target is None:
                 raise BadInput(
                     404, "unknown_target",
@@ -171,8 +184,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             shape = getattr(interpreter, "refusal", None)
             exchange = Exchange(
                 target, self._encoders[target.name], span, trace_id, identity,
-                request_view(headers, self._sensitive), outcome, interpreter,
+                request_view(headers, self._sensitive), outcome, evidence, interpreter,
+                masked=evidence.masked,
             )
+            evidence.request = exchange.request
+            evidence.meaning_key = getattr(interpreter, "key", None)
             # A WebSocket or SPDY upgrade (kubectl exec) makes the stream a tunnel: it is
             # decided on its headers, and its bytes pass unbuffered and unread (what the
             # session runs is in the request line, which the policy saw).
@@ -194,8 +210,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 check_declared_length(headers, target.inspect.max_body_bytes)
                 yield wire.continue_request_headers(trace_id, mode)
                 body = await _expect(messages, "request_body")
-                exchange.request["body"] = decode_request_body(headers, body.request_body.body)
-                body_size = len(body.request_body.body)
+                received = body.request_body.body
+                evidence.request_body = BodyCapture.of(received, self._record_limit)
+                exchange.request["body"] = decode_request_body(headers, received)
+                body_size = len(received)
             if interpreter is not None:
                 size = body_size + len(headers.get(":path", ""))
                 exchange.interpret(await _interpreted(interpreter, exchange.request, size))
@@ -209,10 +227,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             # and an LLM's prompt is masked when the policy asks.
             injection = self._credentials.injection(target.name)
             reads_response = exchange.response_mode == "body"
+            prompt = self._masked_prompt(exchange, body) if wants_body else None
+            if prompt is not None:  # the record keeps the body as it went upstream
+                evidence.request_body = BodyCapture.of(prompt, self._record_limit)
+            if target.record == "strict":
+                await self._recorder.commit(_decision_evidence(evidence, clock))
+            forwarded = time.perf_counter()
             if wants_body:
-                yield wire.continue_request_body(
-                    injection, self._masked_prompt(exchange, body), reads_response
-                )
+                yield wire.continue_request_body(injection, prompt, reads_response)
             else:
                 yield wire.continue_request_headers(trace_id, mode, injection, reads_response)
             if exchange.response_mode == "none":
@@ -220,14 +242,16 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
 
             # 3. Response headers, then 4. the response body, decided on again, masked.
             reply = await _expect(messages, "response_headers")
+            evidence.upstream_ms = (time.perf_counter() - forwarded) * 1000
             response_headers = wire.headers_of(reply.response_headers)
             status = int(response_headers.get(":status", "0") or 0)
             outcome["http.response.status_code"] = status
-            exchange.response = {
+            exchange.response = evidence.response = {
                 "status": status,
                 "headers": policy_headers(response_headers, self._sensitive),
                 "body": None,
             }
+            evidence.response_type = response_headers.get("content-type", "")
             ends = reply.response_headers.end_of_stream
             if duplex:
                 async for answer in self._model_answer(exchange, response_headers, ends,
@@ -260,11 +284,17 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     self._masker, exchange.mask, response_headers.get("content-type", ""), content
                 )
                 _record_masking(exchange, counts)
+                self._delivered(exchange, masked)
                 yield wire.replace_response_body(masked)
             elif reads_body:
+                self._delivered(exchange, raw if content is None else content)
                 yield wire.CONTINUE_RESPONSE_BODY
             else:
                 yield wire.CONTINUE_RESPONSE_HEADERS
+        except RecordingUnavailable as unavailable:
+            log.error("trace %s: refused: %s", trace_id, unavailable)
+            yield _refuse(outcome, trace_id, BadInput(503, "recording_unavailable", str(
+                unavailable)), shape)
         except BadInput as bad:
             yield _refuse(outcome, trace_id, bad, shape)
         except _StreamEnded:
@@ -282,6 +312,20 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         finally:
             span.set_attributes(outcome)
             span.end()
+            if admitted:
+                evidence.outcome = outcome
+                evidence.duration_ms = (time.perf_counter() - clock) * 1000
+                self._recorder.submit(evidence)
+
+    def _delivered(self, exchange: Exchange, body: bytes) -> None:
+        """The response body as the client gets it, for the record."""
+        self._delivering(exchange).add(body)
+
+    def _delivering(self, exchange: Exchange) -> BodyCapture:
+        """Where a response body is captured for the record as it goes to the client."""
+        capture = exchange.evidence.response_body = BodyCapture(self._record_limit)
+        exchange.evidence.response_read = True
+        return capture
 
     async def _decide(self, exchange: Exchange, phase: str) -> Decision:
         """Ask the policy; an engine that cannot answer denies, unless the target fails open."""
@@ -312,14 +356,27 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             )
         elif decision.action == "hold":
             # Holding for approval is not built yet; until it is, a hold refuses.
+            exchange.span.add_event("tollgate.approval", {
+                "tollgate.approval.status": "required",
+                "tollgate.approval.approvers": decision.approvers,
+                "tollgate.approval.hold_seconds": decision.hold_seconds or 0,
+            })
             decision = Decision(
                 action="deny",
                 reasons=("approval required", *decision.reasons),
                 rules=decision.rules,
                 status=decision.status,
+                approvers=decision.approvers,
+                hold_seconds=decision.hold_seconds,
             )
         exchange.decisions.append(decision)
         exchange.mask = spec_of(d.mask for d in exchange.decisions)
+        duration_us = int((time.perf_counter() - started) * 1e6)
+        exchange.evidence.decisions.append(Decided(
+            phase, decision.action, decision.reasons, decision.rules, decision.status,
+            self._engine.revision, duration_us, decision.approvers, decision.hold_seconds,
+            exchange.meaning,
+        ))
         exchange.span.add_event(
             "tollgate.decision",
             {
@@ -328,7 +385,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 "tollgate.decision.rules": decision.rules,
                 "tollgate.decision.reasons": decision.reasons,
                 "tollgate.policy.revision": self._engine.revision,
-                "tollgate.policy.duration_us": int((time.perf_counter() - started) * 1e6),
+                "tollgate.policy.duration_us": duration_us,
             },
         )
         exchange.attributes["tollgate.decision.action"] = decision.action
@@ -355,7 +412,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         )
         if not counts:
             return None
-        _record_masking(exchange, counts)
+        _record_masking(exchange, counts, "request")
         return masked
 
     async def _masked_stream(
@@ -378,12 +435,16 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             )
         yield wire.stream_response_headers()
         stream = ByteStream(self._masker, spec, events=True)
+        delivered = self._delivering(exchange)
         ends = trailers = False
         while not ends:
             data, ends, trailers = await _body_chunk(messages)
             released = stream.feed(data)
+            delivered.add(released)
             if ends:
-                released += stream.finish()
+                rest = stream.finish()
+                delivered.add(rest)
+                released += rest
                 _record_masking(exchange, stream.counts)
                 for answer in _last_chunk(released, trailers):
                     yield answer
@@ -427,6 +488,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if ends:
                 yield wire.CONTINUE_RESPONSE_HEADERS
                 return
+            self._delivered(exchange, out)
             yield wire.streamed_response_headers(len(out)) if out is not raw else (
                 wire.CONTINUE_RESPONSE_HEADERS)
             for answer in _last_chunk(out, trailers):
@@ -443,6 +505,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         held: list[bytes] = []  # from the first tool-call delta on
         headers_sent = False
         trailers = False
+        delivered = self._delivering(exchange)
         while not ends:
             chunk, ends, trailers = await _body_chunk(messages)
             events = stream.feed(chunk)
@@ -458,6 +521,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 if not headers_sent:
                     yield wire.streamed_response_headers(None)
                     headers_sent = True
+                delivered.add(b"".join(flowing))
                 yield wire.stream_response_chunk(b"".join(flowing), False)
         exchange.interpret(llm.streamed(exchange.meaning, stream))
         decision = await self._decide(exchange, "response")
@@ -468,11 +532,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 yield _deny(exchange, decision)
                 return
             exchange.attributes["tollgate.outcome"] = "stream_refused"
-            for answer in _last_chunk(_error_event(exchange, decision), trailers):
+            error = _error_event(exchange, decision)
+            delivered.add(error)
+            for answer in _last_chunk(error, trailers):
                 yield answer
             return
         if not headers_sent:
             yield wire.streamed_response_headers(None)
+        delivered.add(b"".join(held))
         for answer in _last_chunk(b"".join(held), trailers):
             yield answer
 
@@ -487,6 +554,15 @@ async def _interpreted(interpreter: Interpreter, request: dict[str, Any], size: 
     if size <= _INLINE_SIZE:
         return interpreter.request(request)
     return await asyncio.to_thread(interpreter.request, request)
+
+
+def _decision_evidence(evidence: Evidence, clock: float) -> Evidence:
+    """A strict target's decision record: the exchange so far, as it stands now."""
+    return replace(
+        evidence, kind="decision", decisions=list(evidence.decisions),
+        masked=Counter(evidence.masked), outcome={},
+        duration_ms=(time.perf_counter() - clock) * 1000,
+    )
 
 
 def _error_event(exchange: Exchange, decision: Decision) -> bytes:
@@ -546,8 +622,14 @@ def _unmaskable(exchange: Exchange) -> str:
     return "masking requested, but an upgraded connection (WebSocket, SPDY) cannot be masked"
 
 
-def _record_masking(exchange: Exchange, counts: Counter[str]) -> None:
-    """The evidence: how many values each detector masked, on the span (and the record)."""
+def _record_masking(exchange: Exchange, counts: Counter[str], body: str = "response") -> None:
+    """The evidence: how many values each detector masked in which body, as a span event,
+    in the span's totals, and in the record."""
+    if counts:
+        exchange.span.add_event("tollgate.masking", {
+            "tollgate.masking.body": body, "tollgate.masked_values": sum(counts.values()),
+            **{f"tollgate.masked.{detector}": count for detector, count in counts.items()},
+        })
     for detector, count in counts.items():
         exchange.masked[detector] += count
     exchange.attributes["tollgate.masked_values"] = sum(exchange.masked.values())

@@ -14,7 +14,12 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -53,22 +58,31 @@ def _otlp_exporter(endpoint: str) -> SpanExporter:
 
 
 class Telemetry:
-    def __init__(self, settings: config.Telemetry) -> None:
+    def __init__(
+        self, settings: config.Telemetry, exporter: SpanExporter | None = None
+    ) -> None:
+        """`exporter` (tests only): also given every span as it ends, synchronously."""
         self._provider = TracerProvider(
             resource=Resource.create(
                 {"service.name": settings.service_name, "service.version": __version__}
-            )
+            ),
+            # Every exchange is traced, whatever the agent's own trace decided: the
+            # default sampler follows the caller's sampled flag, so an agent sending
+            # `traceparent: ...-00` would have hidden the gateway's spans.
+            sampler=ALWAYS_ON,
         )
         if settings.otlp_endpoint:
-            exporter = _otlp_exporter(settings.otlp_endpoint)
+            otlp = _otlp_exporter(settings.otlp_endpoint)
             # Export batches of 32 rather than the SDK's 512: encoding holds the GIL,
             # so smaller batches keep each stall of the request path short (measured
             # by bench/load.py at 200 req/s: p99 ~8 ms with 32, ~19 with 128, ~100
             # with 512). The standard OTEL_BSP_MAX_EXPORT_BATCH_SIZE wins when set.
             batch = None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else 32
             self._provider.add_span_processor(
-                BatchSpanProcessor(exporter, max_export_batch_size=batch)
+                BatchSpanProcessor(otlp, max_export_batch_size=batch)
             )
+        if exporter is not None:
+            self._provider.add_span_processor(SimpleSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("tollgate", __version__)
 
     def start_exchange(
@@ -81,9 +95,13 @@ class Telemetry:
         )
 
     def shutdown(self) -> None:
-        """Flush what is still queued (bounded by the processor's export timeout)."""
+        """Flush what is still queued (the SDK waits up to 30 s for the exporter)."""
         self._provider.shutdown()
 
 
 def trace_id_of(span: Span) -> str:
     return trace.format_trace_id(span.get_span_context().trace_id)
+
+
+def span_id_of(span: Span) -> str:
+    return trace.format_span_id(span.get_span_context().span_id)

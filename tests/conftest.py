@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from extproc import envoy_bootstrap, stack
+from extproc import config, envoy_bootstrap, stack
 from extproc.demo_upstream import DemoUpstream
+from extproc.recording.store import chain_rows
+from extproc.store import connect
 from tests import tokens
 from tests.otlp_receiver import OtlpReceiver
 from tests.tls import TlsFiles, write_tls_files
@@ -53,7 +55,34 @@ class Gateway:
     otlp: OtlpReceiver
     tollgate: stack.Process
     envoy: stack.Process
+    config_path: Path
     processes: list[stack.Process] = field(default_factory=list)
+
+    @property
+    def store_url(self) -> str:
+        """Where this gateway's tollgate records (its config's store, resolved)."""
+        return config.load(self.config_path).store_url
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record written so far, in each chain's order, as its content (plus id)."""
+        connection = connect(self.store_url)
+        try:
+            return [{**row.document(), "id": row.id} for row in chain_rows(connection)]
+        finally:
+            connection.close()
+
+    def wait_for_records(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The records once there are at least `count` (they are written in batches, off
+        the request path)."""
+        found: list[dict[str, Any]] = []
+
+        def enough() -> bool:
+            nonlocal found
+            found = self.records()
+            return len(found) >= count
+
+        stack.wait_until(enough, timeout, f"{count} records in {self.store_url}")
+        return found
 
     def request(
         self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
@@ -170,12 +199,13 @@ class GatewayFactory:
         self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None,
         policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
-        tls: tuple[Path, Path] | None = None,
+        tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
         `clusters` more upstreams (name -> port on 127.0.0.1), `tls` the listener's
-        certificate and key (the listener then serves HTTPS)."""
+        certificate and key (the listener then serves HTTPS), `settings` more top-level
+        config sections (`store`, `recording`)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_port(), upstream=0,
@@ -185,9 +215,10 @@ class GatewayFactory:
         upstream = DemoUpstream(port=0).start()
         ports = envoy_bootstrap.Ports(ports.listener, ports.admin, ports.ext_proc, upstream.port)
         config_path = work / "tollgate.yaml"
-        config_path.write_text(yaml.safe_dump(
-            tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
-        ))
+        config_path.write_text(yaml.safe_dump({
+            **tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy),
+            **(settings or {}),
+        }))
         processes: list[stack.Process] = []
         try:
             processes.append(stack.start_tollgate(
@@ -207,7 +238,8 @@ class GatewayFactory:
                 process.stop()
             upstream.stop()
             raise
-        gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[1], processes)
+        gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[1], config_path,
+                          processes)
         self._running.append(gateway)
         return gateway
 

@@ -45,9 +45,8 @@ def test_allowed_request_exports_its_span(gateway: Gateway) -> None:
     assert span.attributes["tollgate.decision.action"] == "allow"
     assert span.resource["service.name"] == "tollgate-test"
     # Decided on the request, then again on the response (the target reads responses).
-    assert [(e.name, e.attributes["tollgate.phase"]) for e in span.events] == [
-        ("tollgate.decision", "request"), ("tollgate.decision", "response"),
-    ]
+    assert [e.attributes["tollgate.phase"] for e in span.events
+            if e.name == "tollgate.decision"] == ["request", "response"]
 
 
 def test_incoming_traceparent_is_continued(gateway: Gateway) -> None:

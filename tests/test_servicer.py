@@ -8,8 +8,11 @@ further phase is needed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,7 +34,11 @@ from extproc.credentials import CredentialStore
 from extproc.masking import Masker
 from extproc.policy import PolicyEngine
 from extproc.policy.embedded import EmbeddedEngine
+from extproc.recording import Recorder, RecorderSettings
+from extproc.recording import store as record_store
+from extproc.recording.chain import Signer
 from extproc.servicer import ExtProcServicer
+from extproc.store import connect
 from extproc.telemetry import Telemetry
 
 ALLOW_UNLESS = """package tollgate
@@ -114,8 +121,12 @@ def response_body(text: str) -> ProcessingRequest:
 class Stream:
     """Envoy's end of one ext_proc stream."""
 
-    def __init__(self, call: Any) -> None:
-        self._call = call
+    def __init__(self, call: Any, stub: Any = None) -> None:
+        self._call, self._stub = call, stub
+
+    def another(self) -> Stream:
+        """A second stream to the same servicer, as Envoy opens one per request."""
+        return Stream(self._stub.Process(), self._stub)
 
     async def send(self, message: ProcessingRequest) -> ProcessingResponse:
         await self._call.write(message)
@@ -144,23 +155,26 @@ class Stream:
 def run(
     scenario: Callable[[Stream], Awaitable[None]], policy: str = ALLOW_UNLESS,
     *, engine: PolicyEngine | None = None, identity: dict[str, Any] | None = None,
-    **target: Any,
-) -> None:
-    """Play `scenario` against a servicer deciding with `engine` (default: `policy`, embedded)."""
+    recording: dict[str, Any] | None = None, **target: Any,
+) -> list[dict[str, Any]]:
+    """Play `scenario` against a servicer deciding with `engine` (default: `policy`,
+    embedded), recording to a SQLite store of its own; return the records' contents."""
     # Headers-only unless a test asks for response phases: fewer messages to play.
     target["inspect"] = {"response": "none", **target.get("inspect", {})}
     cfg = config.parse({
         "targets": [{"name": "demo", "match": {"route": "demo"}, **target}],
         "identity": identity or {},
+        "recording": recording or {},
     })
     decider = engine or EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision")
+    masker = Masker(b"k" * 32)
 
-    async def main() -> None:
+    async def main(recorder: Recorder, decider: PolicyEngine) -> None:
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
             ExtProcServicer(
                 cfg, decider, Telemetry(cfg.telemetry), CredentialStore.from_config(cfg),
-                Masker(b"k" * 32),
+                masker, recorder,
             ),
             server,
         )
@@ -168,12 +182,30 @@ def run(
         await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                call = ext_proc_grpc.ExternalProcessorStub(channel).Process()
-                await scenario(Stream(call))
+                stub = ext_proc_grpc.ExternalProcessorStub(channel)
+                await scenario(Stream(stub.Process(), stub))
         finally:
             await server.stop(None)
+            await recorder.close()
 
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory(prefix="tollgate-servicer-") as tmp:
+        url = f"sqlite:///{tmp}/records.db"
+        settings = cfg.recording
+        recorder = Recorder(url, RecorderSettings(
+            settings.queue_size, settings.batch_size, settings.checkpoint_every,
+            settings.checkpoint_seconds, writer_id="servicer-test",
+        ), Signer.from_file(Path(tmp) / "audit.key", create=True), masker)
+        recorder.start()
+        asyncio.run(main(recorder, decider))
+        # regorus's engine must be freed on the thread that made it: collect cycles here,
+        # not when the recorder's thread happens to trigger a collection.
+        del decider
+        gc.collect()
+        connection = connect(url)
+        try:
+            return [row.document() for row in record_store.chain_rows(connection)]
+        finally:
+            connection.close()
 
 
 def immediate_json(reply: ProcessingResponse) -> tuple[int, dict[str, Any]]:
@@ -502,3 +534,36 @@ def test_a_masked_event_stream_ended_by_trailers_answers_them_last() -> None:
         assert await stream.ended()
 
     run(scenario, MASK_ALL, inspect={"response": "body"})
+
+
+# -- the audit record ------------------------------------------------------------------
+
+
+def test_every_exchange_leaves_one_record_joined_by_its_trace_id() -> None:
+    traces: list[str] = []
+
+    async def scenario(stream: Stream) -> None:
+        reply = await stream.send(get())
+        traces.append(reply.dynamic_metadata.fields["tollgate"].struct_value["trace_id"])
+        assert await stream.ended()
+
+    (record,) = run(scenario)
+    assert record["trace_id"] == traces[0]
+    assert record["outcome"]["action"] == "allow" and record["target"]["name"] == "demo"
+    assert [d["phase"] for d in record["decisions"]] == ["request"]
+
+
+def test_an_exchange_that_cannot_be_recorded_is_refused_503() -> None:
+    """With one place in the record's queue, taken by an exchange still open, the next
+    exchange is refused before anything is decided or passed; the first one, once done,
+    is recorded (the refused one cannot be: its refusal is logged)."""
+    async def scenario(stream: Stream) -> None:
+        await stream.send(post())  # open, waiting for its body: its place is taken
+        status, answer = immediate_json(await stream.another().send(get()))
+        assert (status, answer["error"]) == (503, "recording_unavailable")
+        assert "queue is full (1 records waiting" in answer["message"]
+        await stream.send(body({"sql": "SELECT 1"}))
+        assert await stream.ended()
+
+    (record,) = run(scenario, recording={"queue_size": 1})
+    assert record["request"]["method"] == "POST" and record["outcome"]["action"] == "allow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import socket
@@ -12,10 +13,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from extproc import envoy_bootstrap, stack
+from extproc.recording.store import chain_rows
+from extproc.store import connect
 
 PORTS = envoy_bootstrap.Ports()
 
@@ -73,14 +77,15 @@ def test_up_names_the_port_that_is_taken() -> None:
     assert "already in use" in result.stderr
 
 
-def test_up_runs_the_quickstart_and_stops_every_child() -> None:
+def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
     busy = [p for p in (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream)
             if stack.port_in_use(p)]
     if busy:
         pytest.fail(f"quickstart ports {busy} are taken on this machine; free them to run this")
+    # The quickstart keeps its record under ~/.tollgate: a home of its own here.
     up = subprocess.Popen(
         [sys.executable, "-m", "extproc", "up"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "HOME": str(tmp_path)},
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=read_lines, args=(up.stdout, lines), daemon=True).start()
@@ -105,6 +110,15 @@ def test_up_runs_the_quickstart_and_stops_every_child() -> None:
         assert up.wait(30) == 0
         for port in (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream):
             stack.wait_until(lambda p=port: not stack.port_in_use(p), 10, f"port {port} free")
+        # Every exchange is in the record, written before tollgate stopped (the request
+        # without a token never reached tollgate: Envoy's jwt_authn refused it).
+        connection = connect(f"sqlite:///{tmp_path}/.tollgate/quickstart.db")
+        try:
+            actions = [(r.target, r.action, r.status) for r in chain_rows(connection)]
+        finally:
+            connection.close()
+        assert actions == [("demo", "allow", 200), ("demo", "deny", 403),
+                           ("demo", "allow", 200)]
     finally:
         if up.poll() is None:
             up.kill()
