@@ -1,9 +1,9 @@
 """The `tollgate` command.
 
 Exit status: 0 on success, 1 when a running service fails (for `policy`: a
-Rego test fails, or the policy cannot give a valid decision), 2 when the command
-line, the configuration, the policies or an input file are unusable (one line on
-stderr says which file and key).
+Rego test fails, or the policy cannot give a valid decision; for `audit verify`:
+the record is broken), 2 when the command line, the configuration, the policies,
+the store or an input file are unusable (one line on stderr says which file and key).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from extproc import audit_cli, policy_cli
 from extproc import config as config_module
-from extproc import policy_cli
 
 QUICKSTART_CONFIG = Path(__file__).with_name("quickstart.yaml")
 
@@ -48,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     policy_cli.add_parser(commands)
+    audit_cli.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "policy":
         return policy_cli.main(args)
+    if args.command == "audit":
+        return audit_cli.main(args)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,0 +1,258 @@
+"""`tollgate audit whatif`: what candidate policies would have decided on recorded traffic.
+
+Each recorded decision's policy input is rebuilt from its record (phase, identity,
+target, request, response, what the interpreter read) with the encoder `tollgate serve`
+uses, and evaluated with the candidate policies on the embedded engine. Comparing the
+answers with the recorded ones shows what a policy change would do before it ships.
+
+The rebuilt input is not always what the policy saw: the record keeps bodies, query
+values, headers and the interpreter's reading masked, and bodies past
+`recording.max_body_bytes` cut; a refused response's body is not kept at all. A
+decision that depends on such a value may come out differently. Decisions whose input
+lacks part of a body are counted as approximate, so a reader can weigh the changes.
+
+What is compared is the policy's own answer, so replaying the policies that made the
+record changes nothing: the gateway's rewrites of an answer are undone first (a hold
+is recorded as a deny until approvals exist; a mask the target cannot apply is
+recorded as a deny; an engine that cannot answer is recorded as `policy error`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from extproc.config import Match, Target
+from extproc.policy import PolicyError
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.input import InputEncoder
+from extproc.recording.chain import canonical
+from extproc.recording.store import Row
+
+POLICY_ERROR = "policy error"
+"""The 'action' of an answer the engine could not give (an error, undefined, malformed)."""
+
+# Rules the gateway adds to a policy's answer (servicer.py): not the policy's own.
+_GATEWAY_RULES = {"tollgate.policy_error": POLICY_ERROR, "tollgate.mask_unavailable": "allow"}
+# The first reason of a hold the gateway refused (approvals are not built yet).
+_HOLD_REFUSED = "approval required"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One changed decision, enough to find it again (`tollgate audit replay ID`)."""
+
+    id: str
+    phase: str
+    method: str
+    path: str
+    identity: str
+
+    def __str__(self) -> str:
+        return f"{self.id}  {self.phase:<8}  {self.method} {self.path}  {self.identity}"
+
+
+@dataclass
+class Tally:
+    """How many decisions changed one way, with the first few as examples."""
+
+    count: int = 0
+    examples: list[Example] = field(default_factory=list)
+
+    def add(self, example: Example, most: int) -> None:
+        self.count += 1
+        if len(self.examples) < most:
+            self.examples.append(example)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"count": self.count, "examples": [vars(e) for e in self.examples]}
+
+
+@dataclass
+class WhatIf:
+    """The candidate policies' answers against the recorded ones."""
+
+    revision: str  # the candidate policies' revision (as decisions name it)
+    examples: int  # the most examples kept per change
+    records: int = 0  # records with at least one decision re-evaluated
+    decisions: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    approximate: int = 0  # decisions whose rebuilt input lacks part of a body
+    approximate_changed: int = 0
+    policy_errors: int = 0  # decisions the candidate policies could not answer
+    duplicates: int = 0  # strict targets' decision records, their exchange's record kept
+    actions: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    fired: dict[str, Tally] = field(default_factory=dict)  # rules that newly fire
+    quiet: dict[str, Tally] = field(default_factory=dict)  # rules that no longer fire
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision, "records": self.records, "decisions": self.decisions,
+            "unchanged": self.unchanged, "changed": self.changed,
+            "approximate": self.approximate, "approximate_changed": self.approximate_changed,
+            "policy_errors": self.policy_errors, "duplicates_skipped": self.duplicates,
+            "actions": [{"recorded": old, "new": new, **tally.as_json()}
+                        for (old, new), tally in _by_count(self.actions)],
+            "rules_newly_firing": {rule: t.as_json() for rule, t in _by_count(self.fired)},
+            "rules_no_longer_firing": {rule: t.as_json() for rule, t in _by_count(self.quiet)},
+        }
+
+
+def whatif(rows: Iterable[Row], engine: EmbeddedEngine, examples: int = 3) -> WhatIf:
+    """Re-evaluate every decision of `rows` (oldest first, as `store.since` gives them)."""
+    report = WhatIf(engine.revision, examples)
+    encoders: dict[tuple[str, str | None], InputEncoder] = {}
+    for row in _without_duplicates(rows, report):
+        content = json.loads(row.content)  # not orjson: a body's big integers stay exact
+        decisions = content.get("decisions") or []
+        if not decisions or content.get("target") is None:
+            continue
+        report.records += 1
+        meaning = content.get("meaning") or {}
+        meaning_key = next(iter(meaning), None)
+        encoder = _encoder(encoders, content["target"], meaning_key)
+        for recorded in decisions:
+            phase = recorded["phase"]
+            # A decision read anew (an LLM's answer) keeps its own reading.
+            seen = recorded.get("meaning") or meaning
+            answer = _decide(engine, encoder.encode(
+                phase, content["identity"], _request(content),
+                _response(content) if phase == "response" else None,
+                seen.get(meaning_key) if meaning_key else None))
+            _compare(report, row, content, recorded, answer, _approximate(content, phase))
+    return report
+
+
+def recorded_answer(decision: dict[str, Any]) -> tuple[str, frozenset[str]]:
+    """The policy's own answer in a recorded decision: its action and rules, before the
+    gateway rewrote them (see the module's docstring)."""
+    rules = decision["rules"]
+    action = decision["action"]
+    for rule, answered in _GATEWAY_RULES.items():
+        if rule in rules:
+            action = answered
+    reasons = decision.get("reasons") or []
+    if (action == "deny" and reasons[:1] == [_HOLD_REFUSED]
+            and (decision.get("approvers") or decision.get("hold_seconds"))):
+        action = "hold"
+    return action, frozenset(r for r in rules if r not in _GATEWAY_RULES)
+
+
+def _without_duplicates(rows: Iterable[Row], report: WhatIf) -> Iterator[Row]:
+    """Rows without a strict target's `decision` record when its exchange's record is
+    there too (it repeats the same request decision). Both have the same start time, so
+    they are neighbours in rows ordered by it."""
+    for _, group in itertools.groupby(rows, key=lambda row: row.started_us):
+        same_start = list(group)
+        if all(r.kind != "decision" for r in same_start):
+            yield from same_start
+            continue
+        exchanges = {(r.trace_id, r.document()["span_id"])
+                     for r in same_start if r.kind == "exchange"}
+        for row in same_start:
+            if row.kind == "decision" and (row.trace_id, row.document()["span_id"]) in exchanges:
+                report.duplicates += 1
+            else:
+                yield row
+
+
+def _encoder(cache: dict[tuple[str, str | None], InputEncoder], target: dict[str, Any],
+             meaning_key: str | None) -> InputEncoder:
+    """The encoder `serve` would use for the recorded target snapshot. InputEncoder reads
+    a configured Target's name, protocol, environment and labels; its match is unused."""
+    key = (canonical(target), meaning_key)
+    if key not in cache:
+        snapshot = Target(name=target["name"], match=Match(route=target["name"]),
+                          protocol=target["protocol"], environment=target["environment"],
+                          labels=target["labels"])
+        cache[key] = InputEncoder(snapshot, meaning_key)
+    return cache[key]
+
+
+def _request(content: dict[str, Any]) -> dict[str, Any]:
+    request = content["request"]
+    return {"method": request["method"], "path": request["path"], "query": request["query"],
+            "headers": request["headers"], "body": _body_value(request["body"])}
+
+
+def _response(content: dict[str, Any]) -> dict[str, Any] | None:
+    response = content.get("response")
+    if response is None:
+        return None
+    body = response["body"]
+    # A stream (an LLM's completion) is decided on its headers: its policy saw no body.
+    streamed = body is not None and body.get("media_type") == "text/event-stream"
+    return {"status": response["status"], "headers": response["headers"],
+            "body": None if streamed else _body_value(body)}
+
+
+def _body_value(body: dict[str, Any] | None) -> Any:
+    """What the policy sees of a recorded body: its value when the record kept one (JSON
+    or text), else nothing (binary bodies reach policies as null too)."""
+    if body is None or body.get("encoding") not in ("json", "text"):
+        return None
+    return body.get("value")
+
+
+def _approximate(content: dict[str, Any], phase: str) -> bool:
+    """The record lacks part of a body this decision saw: cut, or (a refused response)
+    not kept."""
+    request_body = content["request"]["body"]
+    if request_body is not None and request_body.get("truncated"):
+        return True
+    if phase != "response":
+        return False
+    response = content.get("response") or {}
+    body = response.get("body")
+    if body is None:
+        return not response.get("body_read", True) and content["outcome"]["action"] != "allow"
+    return bool(body.get("truncated"))
+
+
+def _decide(engine: EmbeddedEngine, input_json: str) -> tuple[str, frozenset[str]]:
+    try:
+        decision = engine.decide_now(input_json)
+    except PolicyError:
+        return POLICY_ERROR, frozenset()
+    return decision.action, frozenset(decision.rules)
+
+
+def _compare(report: WhatIf, row: Row, content: dict[str, Any], recorded: dict[str, Any],
+             answer: tuple[str, frozenset[str]], approximate: bool) -> None:
+    old_action, old_rules = recorded_answer(recorded)
+    new_action, new_rules = answer
+    report.decisions += 1
+    report.approximate += approximate
+    report.policy_errors += new_action == POLICY_ERROR
+    # An answer that is an error names no rules: its rules did not "stop firing".
+    compare_rules = POLICY_ERROR not in (old_action, new_action)
+    if old_action == new_action and (old_rules == new_rules or not compare_rules):
+        report.unchanged += 1
+        return
+    report.changed += 1
+    report.approximate_changed += approximate
+    example = _example(row, content, recorded["phase"])
+    if old_action != new_action:
+        report.actions.setdefault((old_action, new_action), Tally()).add(
+            example, report.examples)
+    if compare_rules:
+        for rule in sorted(new_rules - old_rules):
+            report.fired.setdefault(rule, Tally()).add(example, report.examples)
+        for rule in sorted(old_rules - new_rules):
+            report.quiet.setdefault(rule, Tally()).add(example, report.examples)
+
+
+def _example(row: Row, content: dict[str, Any], phase: str) -> Example:
+    identity = content.get("identity") or {}
+    who = identity.get("sub") if identity.get("authenticated") else "(anonymous)"
+    return Example(row.id, phase, content["request"]["method"], content["request"]["path"],
+                   who or "(no subject)")
+
+
+def _by_count(tallies: dict[Any, Tally]) -> list[tuple[Any, Tally]]:
+    """Most frequent first; ties in a stable order."""
+    return sorted(tallies.items(), key=lambda item: (-item[1].count, str(item[0])))
