@@ -1,0 +1,652 @@
+"""docs/telemetry.md is the complete reference of what tollgate emits; this keeps it so.
+
+A representative set of exchanges runs through the real servicer over real gRPC (as in
+tests/test_servicer.py), its spans collected in memory. Both directions are checked:
+every span attribute, event and event attribute emitted is documented (with its type),
+and everything documented is emitted by at least one exchange here, unless its row says
+"not in tests" and why. The join the page describes is checked too: the trace id tollgate
+hands Envoy, the refusal bodies' `trace_id`, the span and the audit record agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import re
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+
+from extproc import config
+from extproc.credentials import CredentialStore
+from extproc.masking import Masker
+from extproc.masking.detectors import BY_NAME
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.recording import Recorder, RecorderSettings
+from extproc.recording import store as record_store
+from extproc.recording.chain import Signer
+from extproc.servicer import ExtProcServicer
+from extproc.store import connect
+from extproc.telemetry import Telemetry
+from tests.test_contract import CHAT_REQUEST, SHELL_CALL, chunk, upstream_body, upstream_headers
+from tests.test_servicer import CLAIMS, Stream, body, get, headers
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "telemetry.md"
+
+# One policy for every target below; its rules never overlap (a Rego conflict otherwise).
+POLICY = """package tollgate
+
+import rego.v1
+
+default decision := {"action": "allow"}
+
+decision := {"action": "deny", "reasons": ["admin pages are closed to agents"],
+             "rules": ["web.admin"]} if {
+    input.target.name == "web"
+    startswith(input.request.path, "/admin")
+}
+
+decision := {"action": "hold", "reasons": ["payouts need a second pair of eyes"],
+             "rules": ["web.payouts"], "approvers": ["group:finance"], "hold_seconds": 300} if {
+    input.target.name == "web"
+    startswith(input.request.path, "/payouts")
+}
+
+decision := {"action": "allow", "rules": ["crm.mask"], "mask": {"detectors": ["all"]}} if {
+    input.target.name == "crm"
+}
+
+decision := {"action": "deny", "reasons": ["SQL that cannot be read is refused"],
+             "rules": ["sql.unreadable"]} if {
+    input.target.name == "orders-sql"
+    input.sql.error != null
+}
+
+decision := {"action": "allow", "rules": ["llm.mask"], "mask": {"detectors": ["all"]}} if {
+    input.target.name == "openai"
+    not shell_call
+}
+
+decision := {"action": "deny", "reasons": ["the model asked to run a shell command"],
+             "rules": ["llm.no_shell"]} if {
+    input.target.name == "openai"
+    shell_call
+}
+
+shell_call if {
+    some call in input.llm.tool_calls
+    call.name == "run_shell"
+}
+
+decision := {"action": "maybe"} if startswith(input.target.name, "broken")
+"""
+
+TARGETS: list[dict[str, Any]] = [
+    {"name": "web", "match": {"route": "web"}, "inspect": {"response": "headers"}},
+    {"name": "crm", "match": {"route": "crm"}, "inspect": {"response": "body"}},
+    {"name": "orders-sql", "match": {"route": "orders-sql"}, "protocol": "sql-http",
+     "inspect": {"response": "none"}, "record": "strict"},
+    {"name": "cluster", "match": {"route": "cluster"}, "protocol": "k8s",
+     "inspect": {"response": "body"}},
+    {"name": "openai", "match": {"route": "openai"}, "protocol": "llm",
+     "inspect": {"response": "body"}},
+    {"name": "broken", "match": {"route": "broken"}, "inspect": {"response": "none"}},
+    {"name": "broken-open", "match": {"route": "broken-open"}, "inspect": {"response": "none"},
+     "fail_mode": "open"},
+]
+
+# The agent's own trace context, which tollgate's span continues.
+AGENT_TRACE, AGENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+UNSAMPLED_TRACE = "0af7651916cd43dd8448eb211c80319c"
+# Values that must never reach a span: they are in bodies and credentials.
+EMAIL, SSN, AGENT_KEY = "ada.lovelace@example.com", "078-05-1120", "sk-agent-4f1c2b"
+SQL_TEXT = "SELECT id, total FROM orders WHERE id = 7"
+
+
+class Envoy(Stream):
+    """Envoy's end of one stream, keeping every answer tollgate gave."""
+
+    def __init__(self, call: Any) -> None:
+        super().__init__(call)
+        self.call = call
+        self.replies: list[ProcessingResponse] = []
+
+    async def send(self, message: ProcessingRequest) -> ProcessingResponse:
+        reply = await super().send(message)
+        self.replies.append(reply)
+        return reply
+
+    async def read(self) -> ProcessingResponse:
+        reply = await super().read()
+        self.replies.append(reply)
+        return reply
+
+    async def hang_up(self) -> None:
+        """The client went away: Envoy closes its side of the stream."""
+        await self.call.done_writing()
+
+    async def closed(self) -> None:
+        """Wait until tollgate has ended the stream (so its span has ended), keeping what
+        it still answered on the way."""
+        while (reply := await asyncio.wait_for(self.call.read(), 5)) is not grpc.aio.EOF:
+            self.replies.append(reply)
+        assert await self.call.code() == grpc.StatusCode.OK
+
+
+def request(
+    method: str, path: str, route: str, claims: dict[str, Any] | None = CLAIMS, **extra: str
+) -> ProcessingRequest:
+    has_body = method in ("POST", "PUT")
+    pairs = {":method": method, ":path": path, ":scheme": "https",
+             ":authority": f"{route}.internal", "user-agent": "autogen/0.4",
+             "x-request-id": f"req-{route}", **extra}
+    if has_body:
+        pairs.setdefault("content-type", "application/json")
+    return headers(pairs, not has_body, route, claims)
+
+
+def json_chunk(value: Any) -> ProcessingRequest:
+    return chunk(json.dumps(value).encode(), True)
+
+
+# -- the exchanges (each ends once tollgate has closed its stream) --
+
+async def allowed_get(envoy: Envoy) -> None:
+    await envoy.send(request(
+        "GET", "/orders/42?verbose=1", "web",
+        traceparent=f"00-{AGENT_TRACE}-{AGENT_SPAN}-01", authorization=f"Bearer {AGENT_KEY}",
+    ))
+    await envoy.send(upstream_headers({":status": "200", "content-type": "application/json"},
+                                      False))
+    await envoy.closed()
+
+
+async def policy_deny(envoy: Envoy) -> None:
+    await envoy.send(request("GET", "/admin/users", "web"))
+    await envoy.closed()
+
+
+async def hold(envoy: Envoy) -> None:
+    await envoy.send(request("POST", "/payouts/7", "web"))
+    await envoy.send(body({"amount": 120}))
+    await envoy.closed()
+
+
+async def unknown_route(envoy: Envoy) -> None:
+    await envoy.send(get("/x", route="nowhere"))
+    await envoy.closed()
+
+
+async def unauthenticated(envoy: Envoy) -> None:
+    await envoy.send(request("GET", "/orders", "web", claims=None))
+    await envoy.closed()
+
+
+async def policy_error(envoy: Envoy) -> None:
+    await envoy.send(request("GET", "/status", "broken"))
+    await envoy.closed()
+
+
+async def policy_error_fail_open(envoy: Envoy) -> None:
+    await envoy.send(request("GET", "/status", "broken-open"))
+    await envoy.closed()
+
+
+async def masked_response(envoy: Envoy) -> None:
+    await envoy.send(request("GET", "/customers/1", "crm"))
+    await envoy.send(upstream_headers({":status": "200", "content-type": "application/json"},
+                                      False))
+    await envoy.send(upstream_body(json.dumps(
+        {"name": "Ada", "email": EMAIL, "ssn": SSN}).encode()))
+    await envoy.closed()
+
+
+def chat(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "messages": messages}
+
+
+async def masked_prompt(envoy: Envoy) -> None:
+    await envoy.send(request("POST", "/v1/chat/completions", "openai",
+                             authorization=f"Bearer {AGENT_KEY}"))
+    await envoy.send(body(chat([{"role": "user", "content": f"Write to {EMAIL} about SSN {SSN}"}])))
+    await envoy.tell(upstream_headers({":status": "200", "content-type": "application/json"},
+                                      False))
+    await envoy.send(json_chunk({"choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": f"Sent to {EMAIL}."}}]}))
+    await envoy.closed()
+
+
+async def sql_allowed(envoy: Envoy) -> None:
+    await envoy.send(request("POST", "/query", "orders-sql"))
+    await envoy.send(body({"sql": SQL_TEXT}))
+    await envoy.closed()
+
+
+async def sql_unreadable(envoy: Envoy) -> None:
+    await envoy.send(request("POST", "/query", "orders-sql"))
+    await envoy.send(body({"sql": "SELEC * FROM users"}))
+    await envoy.closed()
+
+
+async def k8s_exec(envoy: Envoy) -> None:
+    await envoy.send(request(
+        "GET", "/api/v1/namespaces/payments/pods/web-1/exec?command=sh&command=-c"
+        "&command=ls%20%2Fdata&container=app&stdin=true&stdout=true&tty=true", "cluster",
+        connection="Upgrade", upgrade="websocket",
+        **{"sec-websocket-protocol": "v5.channel.k8s.io"},
+    ))
+    await envoy.closed()
+
+
+async def llm_tool_call(envoy: Envoy) -> None:
+    await envoy.send(request("POST", "/v1/chat/completions", "openai",
+                             authorization=f"Bearer {AGENT_KEY}", **{"x-session-id": "run-7"}))
+    await envoy.send(body(CHAT_REQUEST))
+    await envoy.tell(upstream_headers({":status": "200", "content-type": "application/json"},
+                                      False))
+    await envoy.send(json_chunk({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "run_shell", "arguments": SHELL_CALL},
+            }],
+        }}],
+    }))
+    await envoy.closed()
+
+
+async def client_went_away(envoy: Envoy) -> None:
+    await envoy.send(request("POST", "/query", "orders-sql"))
+    await envoy.hang_up()
+    await envoy.closed()
+
+
+async def unsampled_parent(envoy: Envoy) -> None:
+    await envoy.send(request("GET", "/orders", "web",
+                             traceparent=f"00-{UNSAMPLED_TRACE}-{AGENT_SPAN}-00"))
+    await envoy.send(upstream_headers({":status": "200"}, True))
+    await envoy.closed()
+
+
+Scenario = Callable[[Envoy], Awaitable[None]]
+SCENARIOS: dict[str, Scenario] = {
+    "allowed-get": allowed_get,
+    "policy-deny": policy_deny,
+    "hold": hold,
+    "unknown-route": unknown_route,
+    "unauthenticated": unauthenticated,
+    "policy-error": policy_error,
+    "policy-error-fail-open": policy_error_fail_open,
+    "masked-response": masked_response,
+    "masked-prompt": masked_prompt,
+    "sql": sql_allowed,
+    "sql-unreadable": sql_unreadable,
+    "k8s-exec": k8s_exec,
+    "llm-tool-call": llm_tool_call,
+    "client-went-away": client_went_away,
+    "unsampled-parent": unsampled_parent,
+}
+
+
+@dataclass
+class Exchange:
+    replies: list[ProcessingResponse]
+    trace_id: str  # what tollgate handed Envoy (dynamic metadata tollgate:trace_id)
+    spans: list[ReadableSpan]
+    records: list[dict[str, Any]]
+
+    @property
+    def span(self) -> ReadableSpan:
+        (span,) = self.spans
+        return span
+
+
+def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
+    """Each scenario on a stream of its own, against one servicer that exports its spans
+    to memory and records to a SQLite store of its own."""
+    cfg = config.parse({"targets": TARGETS})
+    engine = EmbeddedEngine([("p.rego", POLICY)], "data.tollgate.decision")
+    masker = Masker(b"k" * 32)
+    exporter = InMemorySpanExporter()
+    replies: dict[str, list[ProcessingResponse]] = {}
+
+    async def main(recorder: Recorder, engine: EmbeddedEngine) -> None:
+        telemetry = Telemetry(cfg.telemetry, exporter)
+        server = grpc.aio.server()
+        ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
+            cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder,
+        ), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = ext_proc_grpc.ExternalProcessorStub(channel)
+                for name, scenario in scenarios.items():
+                    envoy = Envoy(stub.Process())
+                    await scenario(envoy)
+                    replies[name] = envoy.replies
+        finally:
+            await server.stop(None)
+            await recorder.close()
+            telemetry.shutdown()
+
+    with tempfile.TemporaryDirectory(prefix="tollgate-telemetry-") as tmp:
+        url = f"sqlite:///{tmp}/records.db"
+        recorder = Recorder(url, RecorderSettings(64, 16, 1000, 3600, writer_id="telemetry"),
+                            Signer.from_file(Path(tmp) / "audit.key", create=True), masker)
+        recorder.start()
+        asyncio.run(main(recorder, engine))
+        del engine  # regorus's engine is freed on the thread that made it
+        gc.collect()
+        connection = connect(url)
+        try:
+            records = [row.document() for row in record_store.chain_rows(connection)]
+        finally:
+            connection.close()
+    spans = exporter.get_finished_spans()
+    played = {}
+    for name, answers in replies.items():
+        trace_id = answers[0].dynamic_metadata.fields["tollgate"].struct_value["trace_id"]
+        played[name] = Exchange(
+            answers, trace_id,
+            [s for s in spans if format_trace_id(s.context.trace_id) == trace_id],
+            [r for r in records if r["trace_id"] == trace_id],
+        )
+    assert sum(len(e.spans) for e in played.values()) == len(spans), "a span of no exchange"
+    return played
+
+
+@pytest.fixture(scope="module")
+def emitted(clean_environment: None) -> dict[str, Exchange]:
+    return play(SCENARIOS)
+
+
+@pytest.fixture(scope="module")
+def clean_environment() -> Iterator[None]:
+    """No resource attributes or sampler from the environment the tests run in."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"):
+            patch.delenv(name, raising=False)
+        yield
+
+
+# -- the page, read as the tests need it --
+
+@dataclass(frozen=True)
+class Row:
+    """One row of an attribute table: a name (or a pattern, `tollgate.masked.<detector>`),
+    its documented type, and whether it says it is not exercised here."""
+
+    name: str
+    type: str
+    untested: bool
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        parts = re.split(r"<[^>]+>", self.name)
+        return re.compile("[^:.\\s]+".join(map(re.escape, parts)))
+
+    def matches(self, key: str) -> bool:
+        return self.pattern.fullmatch(key) is not None
+
+
+@dataclass
+class Documented:
+    resource: list[Row]
+    span: list[Row]
+    events: dict[str, list[Row]]
+    text: str
+
+
+# An attribute table's columns; other tables on the page are not read.
+COLUMNS = ["name", "type", "when set", "meaning", "example"]
+
+
+def documented() -> Documented:
+    """The attribute tables of docs/telemetry.md, by section: the resource's (under
+    "### Resource attributes"), the span's (every table under "## Span attributes"), and
+    each event's (the table under "## Span events" / "### `<event name>`")."""
+    text = DOC.read_text(encoding="utf-8")
+    found = Documented([], [], {}, text)
+    section = subsection = ""
+    header: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section, subsection, header = line[3:].strip(), "", None
+        elif line.startswith("### "):
+            subsection, header = line[4:].strip(), None
+        elif not line.startswith("|"):
+            header = None
+        elif header is None:
+            header = [c.strip().lower() for c in line.strip("|").split("|")]
+        elif header == COLUMNS and not set(line) <= set("|-: "):
+            values = [c.strip() for c in line.strip("|").split("|")]
+            assert len(values) == len(COLUMNS), f"docs/telemetry.md: 5 cells in {line!r}"
+            cells = dict(zip(COLUMNS, values, strict=True))
+            name = re.fullmatch(r"`([^`]+)`", cells["name"])
+            assert name, f"docs/telemetry.md: a name in backticks, got {cells['name']!r}"
+            row = Row(name[1], cells["type"], "not in tests" in line.lower())
+            if subsection == "Resource attributes":
+                found.resource.append(row)
+            elif section == "Span attributes":
+                found.span.append(row)
+            elif section == "Span events":
+                event = re.fullmatch(r"`([^`]+)`", subsection)
+                assert event, f"docs/telemetry.md: an event heading in backticks: {subsection}"
+                found.events.setdefault(event[1], []).append(row)
+    return found
+
+
+DOCUMENTED = documented()
+
+# A documented type, as the SDK holds the value.
+TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "string[]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+}
+
+
+def check(kind: str, emitted: dict[str, list[Any]], rows: list[Row]) -> None:
+    """Both directions: every key emitted has a row (of its type), every row is emitted
+    (unless it says "not in tests")."""
+    assert rows, f"docs/telemetry.md documents no {kind}"
+    for row in rows:
+        assert row.type in TYPES, f"{kind} {row.name}: unknown type {row.type!r}"
+    undocumented = sorted(k for k in emitted if not any(r.matches(k) for r in rows))
+    assert not undocumented, f"{kind} emitted but not in docs/telemetry.md: {undocumented}"
+    for key, values in emitted.items():
+        row = next(r for r in rows if r.matches(key))
+        wrong = [v for v in values if not TYPES[row.type](v)]
+        assert not wrong, f"{kind} {key} is documented as {row.type}, emitted as {wrong[:3]}"
+    unseen = [r.name for r in rows if not r.untested and not any(r.matches(k) for k in emitted)]
+    assert not unseen, (
+        f"{kind} documented but emitted by no scenario here (add one, or mark the row "
+        f'"not in tests" with why): {unseen}'
+    )
+
+
+def spans_of(played: dict[str, Exchange]) -> list[ReadableSpan]:
+    return [span for exchange in played.values() for span in exchange.spans]
+
+
+def values_by_key(attribute_sets: Iterator[Any]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for attributes in attribute_sets:
+        for key, value in attributes.items():
+            found.setdefault(key, []).append(value)
+    return found
+
+
+# -- the page against what the exchanges emitted --
+
+def test_every_span_attribute_is_documented_and_every_documented_one_emitted(
+    emitted: dict[str, Exchange],
+) -> None:
+    spans = spans_of(emitted)
+    check("span attribute", values_by_key(s.attributes for s in spans), DOCUMENTED.span)
+
+
+def test_every_event_and_its_attributes_are_documented_and_emitted(
+    emitted: dict[str, Exchange],
+) -> None:
+    events = [e for s in spans_of(emitted) for e in s.events]
+    names = {e.name for e in events}
+    assert names == set(DOCUMENTED.events), (
+        f"events emitted, not documented: {sorted(names - set(DOCUMENTED.events))}; "
+        f"documented, not emitted: {sorted(set(DOCUMENTED.events) - names)}"
+    )
+    for name, rows in DOCUMENTED.events.items():
+        check(f"{name} attribute",
+              values_by_key(e.attributes for e in events if e.name == name), rows)
+
+
+def test_the_resource_is_documented(emitted: dict[str, Exchange]) -> None:
+    spans = spans_of(emitted)
+    check("resource attribute", values_by_key(s.resource.attributes for s in spans),
+          DOCUMENTED.resource)
+    assert {s.resource.attributes["service.name"] for s in spans} == {"tollgate"}
+
+
+def test_masking_counts_name_real_detectors(emitted: dict[str, Exchange]) -> None:
+    """`tollgate.masked.<detector>` is a pattern: what fills it must be a detector (or a
+    field rule), not any new attribute that happens to share the prefix."""
+    keys = {k for s in spans_of(emitted)
+            for attributes in (s.attributes, *(e.attributes for e in s.events))
+            for k in attributes if k.startswith("tollgate.masked.")}
+    assert keys, "no scenario masked anything"
+    for key in keys:
+        kind = key.removeprefix("tollgate.masked.")
+        assert kind in BY_NAME or re.fullmatch(r"field:[^:.\s]+", kind), key
+    for name in BY_NAME:
+        assert f"`{name}`" in DOCUMENTED.text, f"detector {name} is not listed"
+
+
+def test_enumerated_values_emitted_are_documented(emitted: dict[str, Exchange]) -> None:
+    """Attributes whose values are a fixed set: each value seen is named on the page."""
+    enumerated = ("tollgate.decision.action", "tollgate.refusal", "tollgate.outcome",
+                  "tollgate.phase", "tollgate.masking.body", "tollgate.approval.status")
+    for span in spans_of(emitted):
+        for attributes in (span.attributes, *(e.attributes for e in span.events)):
+            for key in enumerated:
+                if key in attributes:
+                    assert f"`{attributes[key]}`" in DOCUMENTED.text, (key, attributes[key])
+
+
+# -- the join the page describes --
+
+def test_the_span_is_named_and_kinded_as_documented(emitted: dict[str, Exchange]) -> None:
+    for name, exchange in emitted.items():
+        span = exchange.span
+        attributes = span.attributes
+        assert span.kind is SpanKind.SERVER, name
+        assert span.name == (
+            f"tollgate {attributes['http.request.method']} {attributes['tollgate.target']}"
+        ), name
+        assert span.instrumentation_scope.name == "tollgate"
+
+
+def test_trace_id_joins_envoy_refusal_bodies_span_and_record(
+    emitted: dict[str, Exchange],
+) -> None:
+    for name, exchange in emitted.items():
+        trace_id = exchange.trace_id
+        assert re.fullmatch(r"[0-9a-f]{32}", trace_id), name
+        for reply in exchange.replies:
+            if reply.WhichOneof("response") != "immediate_response":
+                continue
+            answer = reply.immediate_response
+            set_headers = {h.header.key: h.header.raw_value.decode()
+                           for h in answer.headers.set_headers}
+            assert set_headers["x-tollgate-trace-id"] == trace_id, name
+            assert json.loads(answer.body)["trace_id"] == trace_id, name
+        assert exchange.records, f"{name}: no record"
+        span_id = format_span_id(exchange.span.context.span_id)
+        for record in exchange.records:
+            assert (record["trace_id"], record["span_id"]) == (trace_id, span_id), name
+
+
+def test_continued_trace_is_the_agents(emitted: dict[str, Exchange]) -> None:
+    span = emitted["allowed-get"].span
+    assert format_trace_id(span.context.trace_id) == AGENT_TRACE
+    assert span.parent is not None and format_span_id(span.parent.span_id) == AGENT_SPAN
+
+
+def test_an_agent_that_does_not_sample_is_traced_all_the_same(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange = emitted["unsampled-parent"]
+    assert exchange.trace_id == UNSAMPLED_TRACE
+    (span,) = exchange.spans
+    assert format_trace_id(span.context.trace_id) == UNSAMPLED_TRACE
+    assert span.context.trace_flags.sampled
+    (record,) = exchange.records
+    assert (record["trace_id"], record["span_id"]) == (
+        UNSAMPLED_TRACE, format_span_id(span.context.span_id))
+
+
+def test_the_record_repeats_the_span_as_the_mapping_table_says(
+    emitted: dict[str, Exchange],
+) -> None:
+    for name, exchange in emitted.items():
+        span = exchange.span
+        attributes = span.attributes
+        record = exchange.records[-1]  # a strict target's decision record comes first
+        assert record["kind"] == "exchange", name
+        outcome = record["outcome"]
+        assert record["request_id"] == attributes["tollgate.request_id"], name
+        assert (record["target"] or {}).get("name", "unknown") == attributes["tollgate.target"]
+        assert record["identity"].get("sub") == attributes.get("enduser.id"), name
+        assert outcome["status"] == attributes.get("http.response.status_code"), name
+        assert outcome["refusal"] == attributes.get("tollgate.refusal"), name
+        assert outcome["detail"] == attributes.get("tollgate.outcome"), name
+        assert outcome["policy_error"] == attributes.get("tollgate.policy.error"), name
+        assert outcome["fail_open"] == attributes.get("tollgate.fail_open", False), name
+        assert outcome["action"] == attributes.get("tollgate.decision.action", "none"), name
+        decided = [e.attributes for e in span.events if e.name == "tollgate.decision"]
+        assert [(d["phase"], d["action"], d["rules"], d["policy_revision"], d["duration_us"])
+                for d in record["decisions"]] == [
+            (e["tollgate.phase"], e["tollgate.decision.action"],
+             list(e["tollgate.decision.rules"]), e["tollgate.policy.revision"],
+             e["tollgate.policy.duration_us"]) for e in decided], name
+        assert record["masked"] == {
+            k.removeprefix("tollgate.masked."): v for k, v in attributes.items()
+            if k.startswith("tollgate.masked.")}, name
+
+
+def test_session_and_strict_records_join_by_trace(emitted: dict[str, Exchange]) -> None:
+    (tool_call,) = emitted["llm-tool-call"].records
+    assert tool_call["session_id"] == "run-7"  # the agent's x-session-id
+    assert not any("run-7" in str(v) for v in emitted["llm-tool-call"].span.attributes.values())
+    (plain,) = emitted["policy-deny"].records
+    assert plain["session_id"] == emitted["policy-deny"].trace_id  # none sent: the trace
+    # A strict target: the decision's record before the exchange's, one trace and span.
+    assert [r["kind"] for r in emitted["sql"].records] == ["decision", "exchange"]
+
+
+def test_no_body_or_secret_is_on_any_span_and_the_record_masks_them(
+    emitted: dict[str, Exchange],
+) -> None:
+    never = (EMAIL, SSN, AGENT_KEY, SQL_TEXT, "rm -rf /var/log")
+    for span in spans_of(emitted):
+        shown = json.dumps([dict(span.attributes), *(dict(e.attributes) for e in span.events)])
+        for value in never:
+            assert value not in shown, (span.name, value)
+    records = json.dumps([r for exchange in emitted.values() for r in exchange.records])
+    for value in (EMAIL, SSN, AGENT_KEY):
+        assert value not in records
+    assert SQL_TEXT in records  # bodies are in the record (masked), not on the span
