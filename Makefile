@@ -1,13 +1,14 @@
 # The two commands of a fresh machine:
 #   make run    create .venv, install, run `tollgate up` (Envoy + tollgate + demo upstream)
 #   make test   create .venv, install with test extras, run ruff and the whole test suite
-# and: make bench (load benchmark against Envoy alone; not part of CI).
+# and: make bench (benchmarks against Envoy alone), make soak (the audit record under
+# minutes of traffic); neither is part of CI.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 run: $(VENV)/.run-deps
 	$(BIN)/tollgate up
@@ -25,6 +26,10 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.interpreters
 	$(BIN)/python -m bench.masking
 	$(BIN)/python -m bench.load
+
+# Minutes of mixed traffic, then every record counted and the chain verified (not in CI).
+soak: $(VENV)/.bench-deps
+	$(BIN)/python -m bench.soak --minutes 10 --rate 200
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
