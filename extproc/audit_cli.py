@@ -14,7 +14,6 @@ config, the store, a key, a policy directory, an argument), one line on stderr.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
+from extproc.cli_text import cut, print_table, utc
 
 # The store, the chain and the policy engine are imported by the commands that use
 # them: `tollgate token` and `tollgate serve` need not load them for the parser.
@@ -319,14 +319,11 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
         request = content["request"]
         rules = sorted({r for d in content.get("decisions", []) for r in d["rules"]})
         table.append((
-            _utc(row.started_us), row.id, row.identity or "-", row.target or "-",
-            _cut(f"{request['method']} {request['path']}", _PATH_CHARS), row.action,
+            utc(row.started_us), row.id, row.identity or "-", row.target or "-",
+            cut(f"{request['method']} {request['path']}", _PATH_CHARS), row.action,
             "-" if row.status is None else str(row.status),
-            _cut(",".join(rules), _RULES_CHARS) or "-", row.trace_id))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-              .rstrip())
+            cut(",".join(rules), _RULES_CHARS) or "-", row.trace_id))
+    print_table(table)
     return 0
 
 
@@ -371,7 +368,7 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     """One exchange as a timeline: who asked what, what was decided, what came back."""
     target = content["target"] or {}
     kind = "" if content["kind"] == "exchange" else f" ({content['kind']} record)"
-    print(f"== {row.id}{kind}  {_utc(row.started_us, precise=True)} UTC  "
+    print(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC  "
           f"target {target.get('name', '(none)')}")
     _field("who", _who(content["identity"]))
     _field("trace", f"{content['trace_id']}  span {content['span_id']}  request id "
@@ -553,7 +550,7 @@ def _prune(args: argparse.Namespace, config: config_module.Config) -> int:
     signer = _signer(config)
     with _store(config) as connection:
         deleted = store.prune(connection, signer, cutoff_us)
-    before = f"older than {args.older_than} (started before {_utc(cutoff_us)} UTC)"
+    before = f"older than {args.older_than} (started before {utc(cutoff_us)} UTC)"
     if not deleted:
         print(f"no records {before}")
         return 0
@@ -641,16 +638,6 @@ def _positive(text: str, flag: str, zero: bool = False) -> int:
         raise Unusable(f"{flag}: expected a whole number {'>= 0' if zero else '> 0'}, "
                        f"got {text!r}")
     return value
-
-
-def _utc(started_us: int, precise: bool = False) -> str:
-    moment = datetime.datetime.fromtimestamp(started_us / 1_000_000, datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + (
-        f".{moment.microsecond // 1000:03d}" if precise else "")
-
-
-def _cut(text: str, most: int) -> str:
-    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _excerpt(text: str) -> str:

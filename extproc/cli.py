@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from extproc import audit_cli, policy_cli
+from extproc import approvals_cli, audit_cli, policy_cli
 from extproc import config as config_module
 
 QUICKSTART_CONFIG = Path(__file__).with_name("quickstart.yaml")
@@ -49,12 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
     policy_cli.add_parser(commands)
     audit_cli.add_parser(commands)
+    approvals_cli.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "policy":
         return policy_cli.main(args)
     if args.command == "audit":
         return audit_cli.main(args)
+    if args.command == "approvals":
+        return approvals_cli.main(args)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

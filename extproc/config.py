@@ -45,9 +45,18 @@ class Listen:
     grpc: str = "127.0.0.1:50051"
     # How long SIGTERM waits for in-flight exchanges before cancelling them.
     drain_seconds: float = 10.0
+    # The admin HTTP API: approvals (`/approvals`, the page `/approvals/ui`), e.g.
+    # 127.0.0.1:8081; it needs identity.envoy_bootstrap. null (the default): off, and
+    # requests a policy holds wait for nobody.
+    admin: str | None = None
 
     def __post_init__(self) -> None:
         _host_port(self.grpc)
+        if self.admin is not None:
+            try:
+                _host_port(self.admin)
+            except Invalid as exc:
+                raise Invalid("admin", str(exc)) from None
         if self.drain_seconds < 0:
             raise Invalid("drain_seconds", "must be >= 0")
 
@@ -303,6 +312,10 @@ class Identity:
     # The development signing key `tollgate token` signs with (the quickstart's); unset
     # in any real configuration, so that the command refuses there.
     development_key: Path | None = None
+    # The Envoy bootstrap whose jwt_authn provider verifies agents' tokens: tollgate
+    # verifies approvers' tokens with the same issuer, audiences and keys (inline, a
+    # file, or the provider's remote JWKS), so there is one identity setup, not two.
+    envoy_bootstrap: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -320,8 +333,49 @@ class Masking:
 
 
 @dataclass(frozen=True)
+class Approvals:
+    """How requests a policy holds wait for a human."""
+
+    # A pending approval nobody decided expires; so does an unused `once` grant.
+    expire_seconds: float = 3600.0
+    # The longest a request waits in-stream, whatever the policy's `hold_seconds`. Keep
+    # it below Envoy's ext_proc `max_message_timeout` (less 5 s) and the connection
+    # manager's `stream_idle_timeout`, and within what agents' HTTP clients will wait.
+    max_hold_seconds: int = 600
+    # The longest a `window` grant lasts, whatever the policy's `grant_minutes` (at
+    # most 1440 minutes, the decision schema's bound).
+    max_window_seconds: int = 24 * 3600
+    # How often a held request looks at the store itself, should the word that its
+    # approval was decided not reach it (the same process, or PostgreSQL's NOTIFY from
+    # another replica, wake it at once).
+    poll_seconds: float = 2.0
+    # Approvers are told here: a POST of JSON with a Slack-compatible `text`, retried
+    # with backoff (1, 2, 4, 8 s) up to `webhook_attempts` times.
+    webhook_url: str | None = None
+    webhook_attempts: int = 5
+    # Where approvers reach the admin API (the `approve_url` in a refusal). Default:
+    # http:// and `listen.admin`.
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("expire_seconds", "poll_seconds"):
+            if getattr(self, name) <= 0:
+                raise Invalid(name, "must be > 0")
+        for name in ("max_hold_seconds", "max_window_seconds"):
+            if getattr(self, name) < 1:
+                raise Invalid(name, "must be >= 1")
+        if self.webhook_attempts < 1:
+            raise Invalid("webhook_attempts", "must be >= 1")
+        for name in ("webhook_url", "public_url"):
+            url = getattr(self, name)
+            if url is not None and (urlsplit(url).scheme not in ("http", "https")
+                                    or not urlsplit(url).hostname):
+                raise Invalid(name, f"expected http(s)://HOST[:PORT][/PATH], got {url!r}")
+
+
+@dataclass(frozen=True)
 class Store:
-    """Where tollgate keeps its state: the audit record (and, later, approvals)."""
+    """Where tollgate keeps its state: the audit record and approvals."""
 
     # sqlite:///PATH (as SQLAlchemy writes it: relative to the config file's folder,
     # sqlite:////ABSOLUTE, sqlite:///~/PATH in the home folder), or
@@ -393,6 +447,7 @@ class Config:
     masking: Masking = field(default_factory=Masking)
     store: Store = field(default_factory=Store)
     recording: Recording = field(default_factory=Recording)
+    approvals: Approvals = field(default_factory=Approvals)
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 
@@ -412,6 +467,13 @@ class Config:
     def resolve(self, path: Path) -> Path:
         """A path from the file, relative to the file's folder (`~` is the home folder)."""
         return (self.source.parent / path.expanduser()).resolve()
+
+    @property
+    def approvals_url(self) -> str:
+        """Where approvers reach the admin API (refusals' `approve_url` starts with it)."""
+        if self.approvals.public_url:
+            return self.approvals.public_url.rstrip("/")
+        return f"http://{self.listen.admin}" if self.listen.admin else ""
 
     @property
     def store_url(self) -> str:

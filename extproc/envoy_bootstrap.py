@@ -61,10 +61,15 @@ def http_filters(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
     return _connection_manager(bootstrap)["http_filters"]
 
 
+def jwt_providers(bootstrap: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The jwt_authn filter's token providers, by name (none without the filter)."""
+    authn = [f for f in http_filters(bootstrap) if f["name"] == JWT_AUTHN_FILTER]
+    return dict(authn[0]["typed_config"]["providers"]) if authn else {}
+
+
 def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """The jwt_authn filter's (single) token provider."""
-    (authn,) = [f for f in http_filters(bootstrap) if f["name"] == JWT_AUTHN_FILTER]
-    (provider,) = authn["typed_config"]["providers"].values()
+    (provider,) = jwt_providers(bootstrap).values()
     return provider
 
 

@@ -267,3 +267,11 @@ def _header(name: str, value: str | bytes) -> HeaderValueOption:
         header=HeaderValue(key=name, raw_value=raw),
         append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
     )
+
+
+def override_message_timeout(seconds: int) -> ProcessingResponse:
+    """Tell Envoy to wait up to `seconds` for tollgate's answer to the current message (a
+    request held for approval); Envoy's `max_message_timeout` bounds it."""
+    response = ProcessingResponse()
+    response.override_message_timeout.seconds = seconds
+    return response

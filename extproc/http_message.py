@@ -17,11 +17,14 @@ import brotli
 
 
 class BadInput(Exception):
-    """A request tollgate refuses to decide on; becomes a JSON error answer."""
+    """A request tollgate refuses; becomes a JSON error answer (`details` join its body;
+    `action` is what the record and span call it: a held request refused is a `hold`)."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(self, status: int, error: str, message: str, *,
+                 details: dict[str, Any] | None = None, action: str = "deny") -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
+        self.details, self.action = details or {}, action
 
 
 def redact(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -11,6 +12,12 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from extproc import admin
+from extproc.approvals import ApprovalStore
+from extproc.approvals.api import ApprovalsApi
+from extproc.approvals.auth import Verifier, VerifierError
+from extproc.approvals.hold import Holds
+from extproc.approvals.notify import Notifier
 from extproc.body_masking import new_masker
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
@@ -55,64 +62,105 @@ async def serve(config: Config) -> None:
     try:
         credentials = CredentialStore.from_config(config)
         key = hash_key(config)
-    except (CredentialError, ValueError) as exc:
+        verifier = approver_verifier(config)
+    except (CredentialError, ValueError, VerifierError) as exc:
         raise ServeError(str(exc)) from None
-    engine = await open_engine(config.policy, config.policy_dir)
-    masker = new_masker(key)
-    where = config.policy.url if config.policy.engine == "opa" else "in process"
-    log.info(
-        "policies from %s loaded, %s engine %s (revision %s)",
-        config.policy_dir, config.policy.engine, where, engine.revision,
-    )
-    try:
-        telemetry = Telemetry(config.telemetry)
-        recorder = open_recorder(config, masker)
-    except (TelemetryError, StoreError, SigningKeyError) as exc:
-        await engine.close()
-        raise ServeError(str(exc)) from None
+    async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave
+        engine = await open_engine(config.policy, config.policy_dir)
+        opened.push_async_callback(engine.close)
+        masker = new_masker(key)
+        where = config.policy.url if config.policy.engine == "opa" else "in process"
+        log.info(
+            "policies from %s loaded, %s engine %s (revision %s)",
+            config.policy_dir, config.policy.engine, where, engine.revision,
+        )
+        try:
+            telemetry = Telemetry(config.telemetry)
+            opened.callback(telemetry.shutdown)
+            # Every exchange has handed its record over once the server has stopped;
+            # closing writes them all before leaving.
+            recorder = open_recorder(config, masker)
+            opened.push_async_callback(recorder.close)
+            holds = await open_holds(config, masker, recorder.writer)
+            opened.push_async_callback(holds.close)
+            if config.listen.admin is not None and verifier is not None:  # both or neither
+                api = ApprovalsApi(
+                    holds.store, verifier, recorder, telemetry,
+                    {t.name: t for t in config.targets}, config.approvals_url,
+                    config.policy.sensitive_headers, config.recording.max_body_bytes)
+                opened.push_async_callback((await admin.start(
+                    config.listen.admin, api.routes())).cleanup)
+        except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
+            raise ServeError(str(exc)) from None
 
-    server = grpc.aio.server()
-    ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExtProcServicer(config, engine, telemetry, credentials, masker, recorder), server
-    )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    try:
-        server.add_insecure_port(config.listen.grpc)
-    except RuntimeError:
-        await engine.close()
-        raise ServeError(f"cannot listen on {config.listen.grpc}: address in use?") from None
-    await server.start()
-    serving = health_pb2.HealthCheckResponse.SERVING
-    for service in ("", EXT_PROC_SERVICE):
-        await health_servicer.set(service, serving)
-    log.info("serving ext_proc on %s (%d targets)", config.listen.grpc, len(config.targets))
+        server = grpc.aio.server()
+        ext_proc_grpc.add_ExternalProcessorServicer_to_server(
+            ExtProcServicer(config, engine, telemetry, credentials, masker, recorder, holds),
+            server,
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        try:
+            server.add_insecure_port(config.listen.grpc)
+        except RuntimeError:
+            raise ServeError(f"cannot listen on {config.listen.grpc}: address in use?") \
+                from None
+        await server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for service in ("", EXT_PROC_SERVICE):
+            await health_servicer.set(service, serving)
+        log.info("serving ext_proc on %s (%d targets)", config.listen.grpc,
+                 len(config.targets))
 
-    reloader = PolicyReloader(
-        engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload
-    )
-    reloading = asyncio.create_task(reloader.run())
-    # Credential files are re-read on change, as often as policies are checked.
-    watching = asyncio.create_task(credentials.watch(config.policy.watch_seconds or 2.0))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
-    await stop.wait()
+        reloader = PolicyReloader(
+            engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload
+        )
+        reloading = asyncio.create_task(reloader.run())
+        # Credential files are re-read on change, as often as policies are checked.
+        watching = asyncio.create_task(credentials.watch(config.policy.watch_seconds or 2.0))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
+        await stop.wait()
 
-    # Health turns NOT_SERVING first so Envoy stops sending new exchanges here;
-    # those already in flight get up to drain_seconds to finish.
-    log.info("draining (up to %.0fs)", config.listen.drain_seconds)
-    reloading.cancel()
-    watching.cancel()
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(config.listen.drain_seconds)
-    # Every exchange has handed its record over by now; write them all before leaving.
-    await recorder.close()
-    await engine.close()
-    telemetry.shutdown()
+        # Health turns NOT_SERVING first so Envoy stops sending new exchanges here;
+        # those already in flight get up to drain_seconds to finish, and those held for
+        # approval are answered now (their approvals stay, for a retry to pass).
+        log.info("draining (up to %.0fs)", config.listen.drain_seconds)
+        reloading.cancel()
+        watching.cancel()
+        await health_servicer.enter_graceful_shutdown()
+        holds.store.stop_waiting()
+        await server.stop(config.listen.drain_seconds)
     log.info("stopped (%d exchanges recorded)", recorder.written)
+
+
+def approver_verifier(config: Config) -> Verifier | None:
+    """What checks approvers' tokens on the admin port (None: no admin port)."""
+    bootstrap = config.identity.envoy_bootstrap
+    if config.listen.admin is None:
+        log.warning("no admin API (listen.admin is off): requests a policy holds can be "
+                    "approved by nobody, and are refused when their hold ends")
+        return None
+    if bootstrap is None:
+        raise VerifierError(
+            f"{config.source}: identity.envoy_bootstrap: needed while listen.admin "
+            f"({config.listen.admin}) serves approvers, whose tokens are verified with the "
+            "jwt_authn providers of that Envoy bootstrap; name it, or set listen.admin: "
+            "null to serve no admin API (held requests then wait for nobody)")
+    return Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
+
+
+async def open_holds(config: Config, masker: Masker, replica: str) -> Holds:
+    """Approvals: their store (the record's), the webhook that tells approvers."""
+    settings = config.approvals
+    store = await ApprovalStore.open(config.store_url, settings.poll_seconds,
+                                     settings.max_window_seconds)
+    notifier = Notifier(settings.webhook_url, settings.webhook_attempts, store) \
+        if settings.webhook_url else None
+    return Holds(store, notifier, masker, settings, config.approvals_url, replica)
 
 
 def open_recorder(config: Config, masker: Masker) -> Recorder:

@@ -29,6 +29,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from extproc import envoy_wire as wire
 from extproc import jsonenc
+from extproc.approvals import Approval
+from extproc.approvals.hold import Holds, bound_to
 from extproc.body_masking import (
     ByteStream,
     ChatTextMasking,
@@ -53,9 +55,10 @@ from extproc.identity import identity_of, span_attributes
 from extproc.interpret import Interpreter, Llm, Refusal, interpreter_for, is_chat_completion
 from extproc.masking import Masker, MaskSpec
 from extproc.policy import Decision, PolicyEngine, PolicyError
-from extproc.policy.decision import POLICY_ERROR
+from extproc.policy.decision import APPROVED, HOLD_TOO_LATE, POLICY_ERROR
 from extproc.policy.input import InputEncoder
 from extproc.recording import BodyCapture, Decided, Evidence, Recorder, RecordingUnavailable
+from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
 log = logging.getLogger("tollgate.exchange")
@@ -67,6 +70,10 @@ class _StreamEnded(Exception):
 
 class _OutOfOrder(Exception):
     """Envoy sent a phase the exchange did not ask for."""
+
+
+# Envoy waits this much longer than a hold, so the hold's own answer comes first.
+_HOLD_MARGIN = 5
 
 
 @dataclass(slots=True)
@@ -96,6 +103,8 @@ class Exchange:
     # What the decisions so far ask to mask, merged (None: nothing).
     mask: MaskSpec | None = None
     masked: Counter[str] = field(default_factory=Counter)
+    # The approval that let a held request through: it covers the rest of the exchange.
+    approval: Approval | None = None
 
     def interpret(self, meaning: Any) -> None:
         """Take what the interpreter read (for the policy), and its summary (for the span)."""
@@ -112,11 +121,12 @@ class Exchange:
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
-        credentials: CredentialStore, masker: Masker, recorder: Recorder,
+        credentials: CredentialStore, masker: Masker, recorder: Recorder, holds: Holds,
     ) -> None:
         self._engine = engine
         self._masker = masker
         self._recorder = recorder
+        self._holds = holds
         self._record_limit = config.recording.max_body_bytes
         self._telemetry = telemetry
         self._credentials = credentials
@@ -218,8 +228,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 size = body_size + len(headers.get(":path", ""))
                 exchange.interpret(await _interpreted(interpreter, exchange.request, size))
 
-            # The request decision.
+            # The request decision; a hold waits here for a human (or a grant).
             decision = await self._decide(exchange, "request")
+            if decision.action == "hold":
+                async for waiting in self._hold(exchange, decision):
+                    yield waiting
+                decision = exchange.decisions[-1]
             if decision.action != "allow":
                 yield _deny(exchange, decision)
                 return
@@ -354,21 +368,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 reasons=(_unmaskable(exchange),),
                 rules=(*decision.rules, "tollgate.mask_unavailable"),
             )
-        elif decision.action == "hold":
-            # Holding for approval is not built yet; until it is, a hold refuses.
-            exchange.span.add_event("tollgate.approval", {
-                "tollgate.approval.status": "required",
-                "tollgate.approval.approvers": decision.approvers,
-                "tollgate.approval.hold_seconds": decision.hold_seconds or 0,
-            })
-            decision = Decision(
-                action="deny",
-                reasons=("approval required", *decision.reasons),
-                rules=decision.rules,
-                status=decision.status,
-                approvers=decision.approvers,
-                hold_seconds=decision.hold_seconds,
-            )
+        elif decision.action == "hold" and phase != "request":
+            decision = self._held_again(exchange, decision)
         exchange.decisions.append(decision)
         exchange.mask = spec_of(d.mask for d in exchange.decisions)
         duration_us = int((time.perf_counter() - started) * 1e6)
@@ -391,6 +392,80 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         exchange.attributes["tollgate.decision.action"] = decision.action
         exchange.attributes["tollgate.decision.rules"] = decision.rules
         return decision
+
+    async def _hold(self, exchange: Exchange, held: Decision,
+                    ) -> AsyncIterator[ProcessingResponse]:
+        """Wait for a human: pass on a grant that covers this request, else wait on its
+        approval up to `hold_seconds`, telling Envoy to wait as long
+        (`override_message_timeout`; Envoy's `max_message_timeout` bounds it). Ends with
+        the settled decision last in `exchange.decisions`: an allow on approval; else a
+        refusal naming the approval (raised as BadInput)."""
+        holds = self._holds
+        bound = bound_to(exchange.evidence)
+        try:
+            approval = await holds.granted(bound, exchange.evidence)
+            via = "grant"
+            if approval is None:
+                approval = await holds.ask(bound, held, exchange.evidence)
+                via = "hold"
+                seconds = holds.seconds(held)
+                self._approval_event(exchange, approval, "pending", seconds)
+                yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
+                approval = await holds.store.wait(approval.id, seconds)
+                if approval.state() == "approved" and approval.grant_mode == "once":
+                    approval = await holds.store.use(approval.id, exchange.trace_id) or (
+                        await holds.store.get(approval.id))
+        except StoreError as exc:
+            raise BadInput(503, "approvals_unavailable", "this request needs an approval, "
+                           f"and the approvals store cannot answer: {exc}") from None
+        state = approval.state()
+        exchange.evidence.approval = approval.for_record(via)
+        self._approval_event(exchange, approval, state)
+        if state in ("approved", "used"):
+            exchange.approval = approval
+            settled = self._approved(exchange, held, approval)
+            exchange.decisions[-1] = settled
+            exchange.mask = spec_of(d.mask for d in exchange.decisions)
+            exchange.attributes["tollgate.decision.action"] = settled.action
+            return
+        raise _approval_refusal(approval, state, holds.approve_url(approval))
+
+    def _approved(self, exchange: Exchange, held: Decision, approval: Approval) -> Decision:
+        """The hold, approved: an allow with what the policy asked to mask (refused, as any
+        allow, where nothing could be masked)."""
+        allowed = replace(held, action="allow", reasons=(f"approved by {approval.decided_by}",
+                                                         *held.reasons),
+                          rules=(*held.rules, APPROVED))
+        if allowed.masks_anything and exchange.response_mode != "body":
+            return Decision(action="deny", reasons=(_unmaskable(exchange),),
+                            rules=(*held.rules, "tollgate.mask_unavailable"))
+        return allowed
+
+    def _held_again(self, exchange: Exchange, held: Decision) -> Decision:
+        """A hold after the request went upstream (the policy holds its response too): the
+        approval its request got covers the whole exchange; without one there is nothing
+        left to hold, the upstream having acted, and the response is refused."""
+        if exchange.approval is not None:
+            return self._approved(exchange, held, exchange.approval)
+        return Decision(action="deny", reasons=("a response cannot be held for approval",
+                                                *held.reasons),
+                        rules=(*held.rules, HOLD_TOO_LATE), status=held.status)
+
+    @staticmethod
+    def _approval_event(exchange: Exchange, approval: Approval, state: str,
+                        seconds: int | None = None) -> None:
+        exchange.span.add_event("tollgate.approval", {
+            "tollgate.approval.id": approval.id,
+            "tollgate.approval.status": state,
+            "tollgate.approval.approvers": approval.approvers,
+            "tollgate.approval.grant": approval.grant_mode,
+            **({"tollgate.approval.hold_seconds": seconds} if seconds is not None else {}),
+            **({"tollgate.approval.decided_by": approval.decided_by}
+               if approval.decided_by else {}),
+            **({"tollgate.approval.reason": approval.reason} if approval.reason else {}),
+        })
+        exchange.attributes["tollgate.approval.id"] = approval.id
+        exchange.attributes["tollgate.approval.status"] = state
 
     def _readable(self, target: Target, headers: dict[str, str], raw: bytes) -> bytes | None:
         """The response body decompressed; None when the target lets an encoding tollgate
@@ -556,6 +631,22 @@ async def _interpreted(interpreter: Interpreter, request: dict[str, Any], size: 
     return await asyncio.to_thread(interpreter.request, request)
 
 
+def _approval_refusal(approval: Approval, state: str, approve_url: str | None) -> BadInput:
+    """A held request's refusal: which approval, where it stands, where to decide it.
+    A retry of the same request passes once it is approved."""
+    if state == "denied":
+        message = (f"approval {approval.id} was denied by {approval.decided_by}"
+                   + (f": {approval.reason}" if approval.reason else ""))
+    else:
+        message = (f"this request needs an approval by {', '.join(approval.approvers)}; "
+                   f"approval {approval.id} is {state}: retry once it is approved")
+    details = {"approval_id": approval.id, "status": state, "approve_url": approve_url,
+               "reasons": list(approval.reasons), "rules": list(approval.rules)}
+    if state == "denied":
+        return BadInput(403, "approval_denied", message, details=details)
+    return BadInput(403, "approval_required", message, details=details, action="hold")
+
+
 def _decision_evidence(evidence: Evidence, clock: float) -> Evidence:
     """A strict target's decision record: the exchange so far, as it stands now."""
     return replace(
@@ -685,10 +776,10 @@ def _refuse(
 ) -> ProcessingResponse:
     outcome.update({
         "http.response.status_code": bad.status,
-        "tollgate.decision.action": "deny",
+        "tollgate.decision.action": bad.action,
         "tollgate.refusal": bad.error,
     })
-    body = {"error": bad.error, "message": bad.message, "trace_id": trace_id}
+    body = {"error": bad.error, "message": bad.message, **bad.details, "trace_id": trace_id}
     return wire.immediate(
         bad.status, shape(body, bad.status) if shape else body, trace_id, bad.error
     )

@@ -94,6 +94,23 @@ class Telemetry:
             name, context=context, kind=SpanKind.SERVER, attributes=attributes
         )
 
+    def start_in_trace(
+        self, name: str, trace_id: str, parent_span_id: str, attributes: Mapping[str, Any]
+    ) -> Span:
+        """Open a span under another one, by its ids (an approver's decision, under the
+        span of the request it was asked for, which may have ended long before)."""
+        parent = trace.NonRecordingSpan(trace.SpanContext(
+            int(trace_id, 16), int(parent_span_id, 16), is_remote=True,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)))
+        return self._tracer.start_span(
+            name, context=trace.set_span_in_context(parent), kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+
+    def start_span(self, name: str, attributes: Mapping[str, Any]) -> Span:
+        """Open a span of a trace of its own."""
+        return self._tracer.start_span(name, kind=SpanKind.SERVER, attributes=attributes)
+
     def shutdown(self) -> None:
         """Flush what is still queued (the SDK waits up to 30 s for the exporter)."""
         self._provider.shutdown()

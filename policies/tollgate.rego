@@ -3,12 +3,13 @@
 # The contract (docs/policies.md, policies/input.schema.json): tollgate evaluates
 # `data.tollgate.decision` with the exchange as `input` and expects
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
-# plus optional "status", "mask", "approvers", "hold_seconds". Anything else —
-# an undefined result, an error, another shape — is refused as "policy error".
+# plus optional "status", "mask", "approvers", "hold_seconds", "grant",
+# "grant_minutes". Anything else — an undefined result, an error, another
+# shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
-# llm.rego, http.rego; identity.rego names the groups they branch on), and decide on what the protocol interpreters read a
-# request to mean (input.sql, input.k8s, input.llm), never on regexes over raw
+# llm.rego, http.rego; identity.rego names the groups they branch on), and
+# decide on what the protocol interpreters read a request to mean (input.sql, input.k8s, input.llm), never on regexes over raw
 # bytes. This pack stays inside what both regorus (the embedded engine) and OPA
 # agree on: no io.jwt.*, crypto.* or net.* builtins.
 package tollgate
@@ -18,7 +19,9 @@ import rego.v1
 # Refusals are collected in `denials` and requests that wait for a human in
 # `holds` ({"rule", "reason", "approvers", "seconds"}): any file of package
 # tollgate adds to them, and one decision follows. A denial wins over a hold;
-# nothing in either: allowed, masked as `mask` says.
+# nothing in either: allowed, masked as `mask` says. A held request, once
+# approved, passes masked as `mask` says too. Each approval lets its one request
+# through (grant `once`, the default).
 decision := {
 	"action": "deny",
 	"reasons": sort([d.reason | some d in denials]),
@@ -33,6 +36,7 @@ decision := {
 	"rules": sort(held_rules),
 	"approvers": sort(approvers),
 	"hold_seconds": min({h.seconds | some h in holds}),
+	"mask": mask,
 } if {
 	count(denials) == 0
 	count(holds) > 0

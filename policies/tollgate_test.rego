@@ -75,11 +75,12 @@ test_a_denial_carries_no_mask if {
 	not d.mask
 }
 
-test_a_hold_names_its_approvers_and_time if {
+test_a_hold_names_its_approvers_and_time_and_masks_what_passes if {
 	d := data.tollgate.decision with input as sql_input([delete_all])
 	d == {
 		"action": "hold", "reasons": ["DELETE without WHERE"], "rules": ["sql.unbounded_write"],
 		"approvers": ["group:dba"], "hold_seconds": 300,
+		"mask": {"detectors": ["all"], "strategy": "redact"},
 	}
 }
 

@@ -57,6 +57,12 @@ class Gateway:
     envoy: stack.Process
     config_path: Path
     processes: list[stack.Process] = field(default_factory=list)
+    # tollgate's admin port (the approvals API).
+    admin_port: int = 0
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def store_url(self) -> str:
@@ -86,7 +92,7 @@ class Gateway:
 
     def request(
         self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None, token: str | None = "",
+        headers: dict[str, str] | None = None, token: str | None = "", timeout: float = 10,
     ) -> Reply:
         """One request; it carries a valid agent token unless `token` is None (or given)."""
         headers = dict(headers or {})
@@ -97,7 +103,7 @@ class Gateway:
             headers.setdefault("content-type", "application/json")
         if isinstance(body, str):
             body = body.encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports.listener, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports.listener, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers)
             reply = conn.getresponse()
@@ -214,24 +220,29 @@ class GatewayFactory:
         work.mkdir()
         upstream = DemoUpstream(port=0).start()
         ports = envoy_bootstrap.Ports(ports.listener, ports.admin, ports.ext_proc, upstream.port)
+        bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
+            tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
+        ), [UNMAPPED_ROUTE, *(routes or [])])
+        bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
+        if tls is not None:
+            bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls)
+        envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
+        admin_port = stack.free_port()
+        base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
+        # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
+        base["listen"]["admin"] = f"127.0.0.1:{admin_port}"
+        base["identity"] = {"envoy_bootstrap": str(envoy_path)}
+        settings = dict(settings or {})
+        for key in ("listen", "identity"):
+            base[key].update(settings.pop(key, {}))
         config_path = work / "tollgate.yaml"
-        config_path.write_text(yaml.safe_dump({
-            **tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy),
-            **(settings or {}),
-        }))
+        config_path.write_text(yaml.safe_dump({**base, **settings}))
         processes: list[stack.Process] = []
         try:
             processes.append(stack.start_tollgate(
                 config_path, ports.ext_proc, work, env={**FAST_EXPORT, **(env or {})}
             ))
-            bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
-                envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
-                tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
-            ), [UNMAPPED_ROUTE, *(routes or [])])
-            bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
-            if tls is not None:
-                bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls)
-            envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:
             for process in processes:
@@ -239,7 +250,7 @@ class GatewayFactory:
             upstream.stop()
             raise
         gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[1], config_path,
-                          processes)
+                          processes, admin_port)
         self._running.append(gateway)
         return gateway
 

@@ -30,6 +30,8 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 from google.protobuf.struct_pb2 import Struct
 
 from extproc import config
+from extproc.approvals import ApprovalStore
+from extproc.approvals.hold import Holds
 from extproc.credentials import CredentialStore
 from extproc.masking import Masker
 from extproc.policy import PolicyEngine
@@ -121,12 +123,13 @@ def response_body(text: str) -> ProcessingRequest:
 class Stream:
     """Envoy's end of one ext_proc stream."""
 
-    def __init__(self, call: Any, stub: Any = None) -> None:
+    def __init__(self, call: Any, stub: Any = None, approvals: Any = None) -> None:
         self._call, self._stub = call, stub
+        self.approvals: ApprovalStore = approvals  # the servicer's, for playing approvers
 
     def another(self) -> Stream:
         """A second stream to the same servicer, as Envoy opens one per request."""
-        return Stream(self._stub.Process(), self._stub)
+        return Stream(self._stub.Process(), self._stub, self.approvals)
 
     async def send(self, message: ProcessingRequest) -> ProcessingResponse:
         await self._call.write(message)
@@ -169,12 +172,14 @@ def run(
     decider = engine or EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision")
     masker = Masker(b"k" * 32)
 
-    async def main(recorder: Recorder, decider: PolicyEngine) -> None:
+    async def main(recorder: Recorder, decider: PolicyEngine, url: str) -> None:
+        holds = Holds(await ApprovalStore.open(url), None, masker, cfg.approvals,
+                      "http://approvals.test", "servicer-test")
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
             ExtProcServicer(
                 cfg, decider, Telemetry(cfg.telemetry), CredentialStore.from_config(cfg),
-                masker, recorder,
+                masker, recorder, holds,
             ),
             server,
         )
@@ -183,10 +188,11 @@ def run(
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = ext_proc_grpc.ExternalProcessorStub(channel)
-                await scenario(Stream(stub.Process(), stub))
+                await scenario(Stream(stub.Process(), stub, holds.store))
         finally:
             await server.stop(None)
             await recorder.close()
+            await holds.close()
 
     with tempfile.TemporaryDirectory(prefix="tollgate-servicer-") as tmp:
         url = f"sqlite:///{tmp}/records.db"
@@ -196,7 +202,7 @@ def run(
             settings.checkpoint_seconds, writer_id="servicer-test",
         ), Signer.from_file(Path(tmp) / "audit.key", create=True), masker)
         recorder.start()
-        asyncio.run(main(recorder, decider))
+        asyncio.run(main(recorder, decider, url))
         # regorus's engine must be freed on the thread that made it: collect cycles here,
         # not when the recorder's thread happens to trigger a collection.
         del decider
@@ -370,13 +376,122 @@ def test_deny_status_named_by_policy() -> None:
     run(scenario, 'package tollgate\ndecision := {"action": "deny", "status": 429}\n')
 
 
-def test_hold_refuses_until_approvals_exist() -> None:
-    async def scenario(stream: Stream) -> None:
-        status, answer = immediate_json(await stream.send(get()))
-        assert status == 403
-        assert answer["reasons"][0] == "approval required"
+HOLDING = """package tollgate
+import rego.v1
+default decision := {"action": "allow"}
+decision := {"action": "hold", "approvers": ["group:dba"], "hold_seconds": 1,
+             "rules": ["t.hold"], "reasons": ["needs a dba"]} if input.request.method == "DELETE"
+decision := {"action": "hold", "approvers": ["group:dba"], "hold_seconds": 1,
+             "grant": "window", "grant_minutes": 5} if input.request.method == "PATCH"
+"""
 
-    run(scenario, 'package tollgate\ndecision := {"action": "hold", "approvers": ["group:dba"]}\n')
+
+def delete(path: str = "/rows") -> ProcessingRequest:
+    return headers({":method": "DELETE", ":path": path}, True)
+
+
+async def approve_when_asked(approvals: ApprovalStore, approve: bool = True,
+                             by: str = "dana") -> None:
+    """Play the approver: wait for the request to be pending, then decide it."""
+    while not (pending := await approvals.list("pending")):
+        await asyncio.sleep(0.01)
+    await approvals.decide(pending[0].id, by, ["dba"], approve, "looked at it")
+
+
+def test_a_hold_nobody_decides_in_time_is_refused_naming_its_approval() -> None:
+    async def scenario(stream: Stream) -> None:
+        waiting = await stream.send(delete())
+        # First Envoy is told to wait longer than its message_timeout...
+        assert waiting.WhichOneof("response") is None
+        assert waiting.override_message_timeout.seconds == 6
+        # ...then, the hold over, the refusal says which approval and where to decide it.
+        status, answer = immediate_json(await stream.read())
+        assert status == 403
+        assert answer["error"] == "approval_required" and answer["status"] == "pending"
+        assert answer["approve_url"] == f"http://approvals.test/approvals/{answer['approval_id']}"
+        assert answer["rules"] == ["t.hold"] and answer["reasons"] == ["needs a dba"]
+        assert await stream.ended()
+
+    (record,) = run(scenario, HOLDING)
+    assert record["outcome"]["action"] == "hold"
+    assert record["approval"]["status"] == "pending"
+    assert record["approval"]["requested_by"] == "svc-autogen"
+
+
+def test_a_hold_approved_in_time_continues_and_is_recorded_with_its_approver() -> None:
+    async def scenario(stream: Stream) -> None:
+        approver = asyncio.create_task(approve_when_asked(stream.approvals))
+        assert (await stream.send(delete())).HasField("override_message_timeout")
+        continued = await stream.read()
+        assert continued.WhichOneof("response") == "request_headers"
+        await approver
+        assert await stream.ended()
+
+    (record,) = run(scenario, HOLDING)
+    assert record["outcome"]["action"] == "allow"
+    assert (record["approval"]["status"], record["approval"]["decided_by"]) == ("used", "dana")
+    assert record["approval"]["reason"] == "looked at it"
+
+
+def test_a_hold_denied_in_time_is_refused_with_who_denied_it() -> None:
+    async def scenario(stream: Stream) -> None:
+        approver = asyncio.create_task(approve_when_asked(stream.approvals, approve=False))
+        await stream.send(delete())
+        status, answer = immediate_json(await stream.read())
+        await approver
+        assert (status, answer["error"], answer["status"]) == (403, "approval_denied",
+                                                               "denied")
+        assert answer["message"].endswith("was denied by dana: looked at it")
+
+    (record,) = run(scenario, HOLDING)
+    assert record["outcome"]["action"] == "deny"
+
+
+def test_an_approval_lets_the_same_request_through_once_and_no_other() -> None:
+    async def scenario(stream: Stream) -> None:
+        await stream.send(delete("/rows/1"))
+        _, answer = immediate_json(await stream.read())  # timed out: pending
+        await stream.approvals.decide(answer["approval_id"], "dana", ["dba"], True, None)
+        again = stream.another()
+        passed = await again.send(delete("/rows/1"))  # the same request: passes at once
+        assert passed.WhichOneof("response") == "request_headers"
+        other = stream.another()
+        assert (await other.send(delete("/rows/2"))).HasField("override_message_timeout")
+        _, refused = immediate_json(await other.read())
+        assert refused["approval_id"] != answer["approval_id"]
+        third = stream.another()  # the grant was for once
+        assert (await third.send(delete("/rows/1"))).HasField("override_message_timeout")
+        _, asked_again = immediate_json(await third.read())
+        assert asked_again["approval_id"] not in (answer["approval_id"],
+                                                  refused["approval_id"])
+
+    records = run(scenario, HOLDING)
+    assert [r["approval"]["via"] for r in records if r["approval"]] == [
+        "hold", "grant", "hold", "hold"]
+
+
+def test_a_window_grant_lets_the_identitys_held_requests_through_until_it_ends() -> None:
+    async def scenario(stream: Stream) -> None:
+        approver = asyncio.create_task(approve_when_asked(stream.approvals))
+        await stream.send(headers({":method": "PATCH", ":path": "/a"}, True))
+        assert (await stream.read()).WhichOneof("response") == "request_headers"
+        await approver
+        for path in ("/b", "/c"):  # other requests, same identity and target: no wait
+            reply = await stream.another().send(headers({":method": "PATCH", ":path": path},
+                                                        True))
+            assert reply.WhichOneof("response") == "request_headers"
+
+    run(scenario, HOLDING)
+
+
+def test_an_approvals_store_that_cannot_answer_refuses_the_hold_503() -> None:
+    async def scenario(stream: Stream) -> None:
+        await stream.approvals._store.execute("ALTER TABLE approvals RENAME TO gone")
+        status, answer = immediate_json(await stream.send(delete()))
+        assert (status, answer["error"]) == (503, "approvals_unavailable")
+        assert "approvals store cannot answer" in answer["message"]
+
+    run(scenario, HOLDING)
 
 
 def test_masking_on_a_target_that_does_not_read_responses_refuses() -> None:

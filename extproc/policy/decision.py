@@ -12,9 +12,14 @@ from typing import Any, Literal
 Action = Literal["allow", "deny", "hold"]
 _ACTIONS = ("allow", "deny", "hold")
 _MASK_KEYS = frozenset({"detectors", "fields", "strategy"})
-_KNOWN_KEYS = frozenset(
-    {"action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds"}
-)
+_KNOWN_KEYS = frozenset({
+    "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
+    "grant_minutes",
+})
+_GRANTS = ("once", "window")
+# How long a hold waits when the policy does not say, and the most a window grant lasts.
+DEFAULT_HOLD_SECONDS = 300
+MOST_GRANT_MINUTES = 24 * 60
 
 
 class MalformedDecision(ValueError):
@@ -34,6 +39,10 @@ class Decision:
     # A hold: who may approve (e.g. "group:dba"), and how long the request waits.
     approvers: tuple[str, ...] = ()
     hold_seconds: int | None = None
+    # What an approval grants: `once`, this exact request once; `window`, this identity on
+    # this target for `grant_minutes` (every request the policy holds, not those it denies).
+    grant: Literal["once", "window"] = "once"
+    grant_minutes: int | None = None
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -63,6 +72,15 @@ class Decision:
             raise MalformedDecision(
                 f"hold_seconds must be an integer >= 1, got {hold_seconds!r}"
             )
+        grant, minutes = value.get("grant", "once"), value.get("grant_minutes")
+        if grant not in _GRANTS:
+            raise MalformedDecision(f"grant must be one of {', '.join(_GRANTS)}, got {grant!r}")
+        if (grant == "window") != (minutes is not None):
+            raise MalformedDecision("grant_minutes goes with grant 'window', and only with it")
+        if minutes is not None and (type(minutes) is not int
+                                    or not 1 <= minutes <= MOST_GRANT_MINUTES):
+            raise MalformedDecision(
+                f"grant_minutes must be an integer 1-{MOST_GRANT_MINUTES}, got {minutes!r}")
         return cls(
             action=action,
             reasons=_strings(value, "reasons"),
@@ -74,6 +92,8 @@ class Decision:
             },
             approvers=_strings(value, "approvers"),
             hold_seconds=hold_seconds,
+            grant=grant,
+            grant_minutes=minutes,
         )
 
     @property
@@ -85,6 +105,10 @@ class Decision:
 POLICY_ERROR = Decision(
     action="deny", reasons=("policy error",), rules=("tollgate.policy_error",), status=403
 )
+# Rules the gateway adds to a `hold` it settles: an approval let it through; or it came
+# after the request had gone upstream, with no approval to cover it, and was refused.
+APPROVED = "tollgate.approved"
+HOLD_TOO_LATE = "tollgate.hold_too_late"
 
 
 def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -199,11 +199,14 @@ def _outcome(evidence: Evidence) -> dict[str, Any]:
     and the refusal's code when tollgate answered it itself."""
     outcome = evidence.outcome
     refusal = outcome.get("tollgate.refusal")
-    if refusal is not None:
+    # The action that settled it, as the span says (an approved hold is an allow, a
+    # refusal a deny, a hold still waiting for its approval a hold).
+    action = outcome.get("tollgate.decision.action")
+    if action is None and refusal is not None:
         action = "deny"
-    elif evidence.decisions:
+    elif action is None and evidence.decisions:
         action = next((d.action for d in evidence.decisions if d.action != "allow"), "allow")
-    else:
+    elif action is None:
         action = "none"  # the client went away before anything was decided
     status = outcome.get("http.response.status_code")
     return {

@@ -27,6 +27,7 @@ from typing import Any
 
 from extproc.config import Match, Target
 from extproc.policy import PolicyError
+from extproc.policy.decision import APPROVED, HOLD_TOO_LATE
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.input import InputEncoder
 from extproc.recording.chain import canonical
@@ -36,8 +37,9 @@ POLICY_ERROR = "policy error"
 """The 'action' of an answer the engine could not give (an error, undefined, malformed)."""
 
 # Rules the gateway adds to a policy's answer (servicer.py): not the policy's own.
-_GATEWAY_RULES = {"tollgate.policy_error": POLICY_ERROR, "tollgate.mask_unavailable": "allow"}
-# The first reason of a hold the gateway refused (approvals are not built yet).
+_GATEWAY_RULES = {"tollgate.policy_error": POLICY_ERROR, "tollgate.mask_unavailable": "allow",
+                  APPROVED: "hold", HOLD_TOO_LATE: "hold"}
+# The first reason of a hold refused by a tollgate before approvals existed.
 _HOLD_REFUSED = "approval required"
 
 

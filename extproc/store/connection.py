@@ -87,14 +87,14 @@ class Connection:
             self._raw.close()
 
     def _sql(self, sql: str) -> str:
-        return sql if self.backend == "sqlite" else sql.replace("%", "%%").replace("?", "%s")
+        return sql if self.backend == "sqlite" else postgres_sql(sql)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except (sqlite3.Error, psycopg.Error) as exc:
-            raise StoreError(f"{self.where}: {_one_line(exc)}") from None
+            raise StoreError(f"{self.where}: {one_line(exc)}") from None
 
     @property
     def where(self) -> str:
@@ -135,7 +135,7 @@ def _sqlite(url: str) -> Connection:
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=FULL")
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"{url}: {_one_line(exc)}") from None
+        raise StoreError(f"{url}: {one_line(exc)}") from None
     return Connection(url, raw, "sqlite")
 
 
@@ -144,9 +144,15 @@ def _postgres(url: str) -> Connection:
         raw = psycopg.connect(url, connect_timeout=5, autocommit=True)
     except psycopg.Error as exc:
         # psycopg's message names host and port, never the password.
-        raise StoreError(f"PostgreSQL store: {_one_line(exc)}") from None
+        raise StoreError(f"PostgreSQL store: {one_line(exc)}") from None
     return Connection(url, raw, "postgresql")
 
 
-def _one_line(exc: BaseException) -> str:
+def postgres_sql(sql: str) -> str:
+    """The `?` dialect as psycopg takes it (`%s` placeholders, literal `%` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def one_line(exc: BaseException) -> str:
+    """A backend's error as one line (psycopg's span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,6 +1,6 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording now; approvals next) owns a list of steps; the version a
+Each component (recording, approvals) owns a list of steps; the version a
 store has reached is kept in `tollgate_schema`. A step runs once, in a transaction with
 the version bump, so two processes starting together cannot both apply it (the second
 waits for the lock, then finds the version already there). A store newer than this
@@ -54,6 +54,44 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 signature TEXT NOT NULL,
                 PRIMARY KEY (writer, seq, kind)
             )""",
+        ],
+    ],
+    "approvals": [
+        [
+            # One row per request held for a human. `fingerprint` is what a retry must
+            # match to pass on a `once` grant; `status` moves pending -> approved |
+            # denied (| expired, read from `expires_us`), and approved -> used once a
+            # `once` grant has let its request through.
+            """CREATE TABLE approvals (
+                id TEXT PRIMARY KEY,
+                fingerprint TEXT NOT NULL,
+                requester TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                target TEXT NOT NULL,
+                summary TEXT NOT NULL,
+                request TEXT NOT NULL,
+                approvers TEXT NOT NULL,
+                rules TEXT NOT NULL,
+                reasons TEXT NOT NULL,
+                grant_mode TEXT NOT NULL,
+                grant_minutes INTEGER,
+                status TEXT NOT NULL,
+                created_us BIGINT NOT NULL,
+                expires_us BIGINT NOT NULL,
+                trace_id TEXT NOT NULL,
+                span_id TEXT NOT NULL,
+                held_by TEXT NOT NULL,
+                decided_by TEXT,
+                decided_us BIGINT,
+                reason TEXT,
+                grant_until_us BIGINT,
+                used_us BIGINT,
+                used_trace_id TEXT,
+                notified TEXT
+            )""",
+            "CREATE INDEX approvals_fingerprint ON approvals (fingerprint, status)",
+            "CREATE INDEX approvals_status ON approvals (status, created_us)",
+            "CREATE INDEX approvals_window ON approvals (requester, target, grant_mode, status)",
         ],
     ],
 }

@@ -136,6 +136,7 @@ def outcome_of(expected: Any) -> Any:
             raise ValueError(f"{expected!r}: no hold shorthand for {sorted(unknown)}")
         decision["approvers"] = sorted({a for r in rules for a in HOLDS[r][0]})
         decision["hold_seconds"] = min(HOLDS[r][1] for r in rules)
+        decision["mask"] = MASK_ALL
     return decision
 
 

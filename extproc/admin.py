@@ -1,0 +1,62 @@
+"""The admin HTTP server (`listen.admin`): the approvers' API and page.
+
+It runs on tollgate's event loop, beside the gRPC server, so an approval given here
+wakes a request held in this process at once. Anything it cannot route, or fails at,
+is answered in the same JSON error shape as the API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger("tollgate.admin")
+
+# Approvers send a reason, nothing more.
+_MOST_BODY_BYTES = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AdminError(Exception):
+    """The admin server cannot start (its address is taken, say)."""
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large"}.get(exc.status, "bad_request")
+        return _error(exc.status, code, f"{request.method} {request.path}: {exc.reason}")
+    except Exception:
+        log.exception("admin: %s %s failed", request.method, request.path)
+        return _error(500, "internal_error", "tollgate could not process this request")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.Response(status=status, content_type="application/json",
+                        body=orjson.dumps({"error": code, "message": message}))
+
+
+async def start(address: str, routes: list[web.RouteDef]) -> web.AppRunner:
+    """Serve `routes` on HOST:PORT until the runner is cleaned up."""
+    app = web.Application(middlewares=[_json_errors], client_max_size=_MOST_BODY_BYTES)
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, _, port = address.rpartition(":")
+    try:
+        await web.TCPSite(runner, host, int(port), reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise AdminError(f"listen.admin {address}: cannot listen ({exc.strerror or exc})") \
+            from None
+    log.info("admin API on http://%s (approvals: /approvals, page: /approvals/ui)", address)
+    return runner

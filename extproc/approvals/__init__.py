@@ -1,0 +1,11 @@
+"""Just-in-time approval: a request the policy holds waits for a human.
+
+`model.py` says what an approval is and who may decide it, `store.py` keeps approvals
+(SQLite or PostgreSQL) and wakes the requests waiting on them, `notify.py` tells
+approvers (a webhook), `hold.py` is what the servicer does with a `hold` decision.
+"""
+
+from extproc.approvals.model import Approval, ApprovalError, fingerprint
+from extproc.approvals.store import ApprovalStore
+
+__all__ = ["Approval", "ApprovalError", "ApprovalStore", "fingerprint"]

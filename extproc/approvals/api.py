@@ -1,0 +1,265 @@
+"""The approvers' HTTP API on the admin port, and the page that drives it.
+
+    GET  /approvals?status=pending&limit=100   approvals the caller may see, newest first
+    GET  /approvals/{id}                       one approval
+    POST /approvals/{id}/approve  {"reason": "..."}   (reason optional)
+    POST /approvals/{id}/deny     {"reason": "..."}   (reason required)
+    GET  /approvals/ui                         the page: pending approvals, approve / deny
+
+Every call but the page carries the caller's own token (Authorization: Bearer), verified
+by tollgate (auth.py). A caller sees the approvals they asked for and those they may
+decide; they may decide those whose approvers name them or a group of theirs, never their
+own. Every decision, and every refused attempt at one, is a span under the held request's
+trace and a record in the audit chain; a decision that cannot be recorded is not made.
+Errors are JSON: {"error": code, "message": ..., "trace_id": ...}.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import resources
+from typing import Any
+
+import orjson
+from aiohttp import web
+from opentelemetry.trace import Span
+
+from extproc.approvals.auth import AuthError, Verifier
+from extproc.approvals.model import Approval, ApprovalError, approve_url
+from extproc.approvals.store import ApprovalStore
+from extproc.config import Target
+from extproc.http_message import parse_json, request_view
+from extproc.recording import BodyCapture, Evidence, Recorder, RecordingUnavailable
+from extproc.store import StoreError
+from extproc.telemetry import Telemetry, span_id_of, trace_id_of
+
+log = logging.getLogger("tollgate.approvals")
+
+_STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
+_MOST_LISTED = 500
+_REASON_CHARS = 1000
+# The page's own script and nothing else: approval data is shown as text, never markup.
+_PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+class ApprovalsApi:
+    def __init__(
+        self, store: ApprovalStore, verifier: Verifier, recorder: Recorder,
+        telemetry: Telemetry, targets: dict[str, Target], approvals_url: str,
+        sensitive: tuple[str, ...], record_limit: int,
+    ) -> None:
+        self._store, self._verifier = store, verifier
+        self._recorder, self._telemetry = recorder, telemetry
+        self._targets, self._url, self._sensitive = targets, approvals_url, sensitive
+        self._record_limit = record_limit
+        self._assets = {name: _asset(name) for name in ("page.html", "page.js")}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/approvals/ui", self._page),
+            web.get("/approvals/ui.js", self._script),
+            web.get("/approvals", self._list),
+            web.get("/approvals/{id}", self._show),
+            web.post("/approvals/{id}/approve", self._approve),
+            web.post("/approvals/{id}/deny", self._deny),
+        ]
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _list(self, request: web.Request) -> web.Response:
+        try:
+            caller = await self._caller(request)
+            status = request.query.get("status", "all")
+            if status not in _STATUSES:
+                raise ApprovalError(
+                    "bad_request", f"status must be one of {', '.join(_STATUSES)}, got "
+                    f"{status!r}", 400)
+            limit = _limit(request.query.get("limit", "100"))
+            found = await self._store.list(None if status == "all" else status, _MOST_LISTED)
+        except ApprovalError as refused:
+            return _error(refused)
+        except StoreError as exc:
+            return _error(_unavailable(exc))
+        visible = [a for a in found if a.visible_to(caller["sub"], caller["groups"])]
+        return _json(200, {"approvals": [self._shown(a) for a in visible[:limit]]})
+
+    async def _show(self, request: web.Request) -> web.Response:
+        try:
+            caller = await self._caller(request)
+            approval = await self._store.get(request.match_info["id"])
+            if not approval.visible_to(caller["sub"], caller["groups"]):
+                raise ApprovalError("not_found", f"no approval {approval.id}", 404)
+        except ApprovalError as refused:
+            return _error(refused)
+        except StoreError as exc:
+            return _error(_unavailable(exc))
+        return _json(200, self._shown(approval))
+
+    # -- deciding ------------------------------------------------------------------------
+
+    async def _approve(self, request: web.Request) -> web.Response:
+        return await self._decide(request, approve=True)
+
+    async def _deny(self, request: web.Request) -> web.Response:
+        return await self._decide(request, approve=False)
+
+    async def _decide(self, request: web.Request, approve: bool) -> web.Response:
+        """Decide, as the caller; the attempt is traced and recorded whatever its end."""
+        verb = "approve" if approve else "deny"
+        try:
+            caller = await self._caller(request)
+        except ApprovalError as refused:
+            return _error(refused)
+        started = time.time()
+        raw = await request.read()
+        approval_id = request.match_info["id"]
+        try:
+            found: Approval | None = await self._store.get(approval_id)
+        except (ApprovalError, StoreError):
+            found = None  # answered below, once the attempt is traced
+        attributes = {"enduser.id": caller["sub"] or "", "tollgate.approval.id": approval_id,
+                      "tollgate.approval.action": verb}
+        name = f"tollgate approval {verb}"
+        span = (self._telemetry.start_in_trace(name, found.trace_id, found.span_id, attributes)
+                if found else self._telemetry.start_span(name, attributes))
+        trace_id = trace_id_of(span)
+        outcome: dict[str, Any] = {"tollgate.decision.action": verb}
+        admitted = False
+        decided: Approval | None = None
+        refusal: ApprovalError | None = None
+        try:
+            self._recorder.admit()
+            admitted = True
+            decided = await self._store.decide(approval_id, caller["sub"], caller["groups"],
+                                               approve, _reason(raw, required=not approve))
+            log.info("approval %s %s by %s", approval_id, decided.status, caller["sub"])
+        except RecordingUnavailable as exc:
+            refusal = ApprovalError("recording_unavailable", str(exc), 503)
+        except ApprovalError as exc:
+            refusal = exc
+        except StoreError as exc:
+            refusal = _unavailable(exc)
+        if refusal is None and decided is not None:
+            response = _json(200, {**self._shown(decided), "trace_id": trace_id})
+        else:
+            assert refusal is not None
+            outcome["tollgate.refusal"] = refusal.code
+            response = _error(refusal, trace_id)
+        outcome["http.response.status_code"] = response.status
+        self._trace(span, outcome, decided or found)
+        if admitted:
+            self._recorder.submit(self._evidence(
+                request, raw, caller, started, span, decided or found, outcome, response))
+        return response
+
+    def _trace(self, span: Span, outcome: dict[str, Any], approval: Approval | None) -> None:
+        if approval is not None:
+            span.set_attributes({
+                "tollgate.approval.status": approval.state(),
+                "tollgate.approval.requested_by": approval.requester,
+                **({"tollgate.approval.reason": approval.reason} if approval.reason else {}),
+            })
+        span.set_attributes(outcome)
+        span.end()
+
+    def _evidence(
+        self, request: web.Request, raw: bytes, caller: dict[str, Any], started: float,
+        span: Span, approval: Approval | None, outcome: dict[str, Any],
+        response: web.Response,
+    ) -> Evidence:
+        """The attempt as the audit record keeps it: the approver's request and identity,
+        the approval as it stands after it, the answer."""
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        headers.update({":method": request.method, ":path": request.path_qs})
+        view = request_view(headers, self._sensitive)
+        evidence = Evidence(
+            "approval", started, trace_id_of(span), span_id_of(span), headers, caller,
+            self._targets.get(approval.target) if approval else None, view,
+            BodyCapture.of(raw, self._record_limit),
+            approval=approval.for_record("api") if approval else None,
+            response={"status": response.status, "headers": {
+                "content-type": response.content_type}, "body": None},
+            response_type=response.content_type, outcome=outcome,
+            duration_ms=(time.time() - started) * 1000,
+        )
+        evidence.response_body = BodyCapture.of(response.body, self._record_limit)  # type: ignore[arg-type]
+        evidence.response_read = True
+        return evidence
+
+    # -- the page ------------------------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=self._assets["page.html"], content_type="text/html",
+                            headers=_page_headers())
+
+    async def _script(self, request: web.Request) -> web.Response:
+        return web.Response(text=self._assets["page.js"], content_type="text/javascript",
+                            headers=_page_headers())
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _caller(self, request: web.Request) -> dict[str, Any]:
+        try:
+            return await self._verifier.identity(request.headers.get("Authorization"))
+        except AuthError as exc:
+            log.warning("approvals API: %s %s refused: %s", request.method, request.path, exc)
+            raise ApprovalError("unauthenticated", str(exc), 401) from None
+
+    def _shown(self, approval: Approval) -> dict[str, Any]:
+        return {**approval.as_json(), "approve_url": approve_url(self._url, approval.id)}
+
+
+def _reason(raw: bytes, required: bool) -> str | None:
+    """The decision's reason from a JSON body {"reason": "..."} (an empty body: none)."""
+    body: Any = {}
+    if raw.strip():
+        try:
+            body = parse_json(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ApprovalError("bad_json", f"the body is not JSON: {exc}", 400) from None
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise ApprovalError("bad_request", 'expected a JSON object {"reason": "..."}', 400)
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ApprovalError("bad_request", "reason must be a string", 400)
+    reason = (reason or "").strip() or None
+    if required and reason is None:
+        raise ApprovalError("reason_required", 'a denial needs a reason: {"reason": "..."}',
+                            400)
+    if reason is not None and len(reason) > _REASON_CHARS:
+        raise ApprovalError("bad_request", f"reason is longer than {_REASON_CHARS} characters",
+                            400)
+    return reason
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= _MOST_LISTED:
+        raise ApprovalError("bad_request", f"limit must be 1-{_MOST_LISTED}, got {text!r}", 400)
+    return int(text)
+
+
+def _unavailable(exc: StoreError) -> ApprovalError:
+    return ApprovalError("approvals_unavailable", f"the approvals store cannot answer: {exc}",
+                         503)
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _error(refused: ApprovalError, trace_id: str | None = None) -> web.Response:
+    body = {"error": refused.code, "message": str(refused)}
+    if trace_id is not None:
+        body["trace_id"] = trace_id
+    return _json(refused.status, body)
+
+
+def _page_headers() -> dict[str, str]:
+    return {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("extproc.approvals").joinpath(name).read_text(encoding="utf-8")

@@ -1,0 +1,125 @@
+"""Who decides: approvers' tokens, verified by tollgate as Envoy verifies agents' ones.
+
+Approvers reach tollgate's admin port directly, so tollgate checks their tokens itself:
+with the issuers, audiences and keys of the jwt_authn providers in the Envoy bootstrap
+(`identity.envoy_bootstrap`), read once at start, so one identity setup serves agents
+and approvers. Keys come from a provider's `local_jwks` (inline or a file) or its
+`remote_jwks` URI (fetched and cached). Only asymmetric algorithms are accepted, and a
+token must name its subject and expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import yaml
+
+from extproc import envoy_bootstrap
+from extproc.config import Identity
+from extproc.identity import identity_of
+
+ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                        "ES256", "ES384", "ES512", "EdDSA"})
+# Envoy's jwt_authn default clock skew.
+_DEFAULT_SKEW = 60
+
+
+class AuthError(Exception):
+    """A request the admin API refuses for its token; 401 (no or bad token)."""
+
+
+class VerifierError(Exception):
+    """The bootstrap names no usable token provider (the message says why)."""
+
+
+@dataclass(frozen=True)
+class _Provider:
+    issuer: str | None
+    audiences: tuple[str, ...]
+    skew: int
+    keys: jwt.PyJWKSet | None = None
+    remote: jwt.PyJWKClient | None = None
+
+    def key_for(self, kid: str | None, algorithm: str) -> Any:
+        """The public key a token names (blocking when the keys are remote)."""
+        if self.remote is not None:
+            try:
+                return (self.remote.get_signing_key(kid) if kid
+                        else self.remote.get_signing_keys()[0]).key
+            except jwt.PyJWKClientError as exc:
+                raise AuthError(f"no key for the token ({exc})") from None
+        assert self.keys is not None
+        for key in self.keys.keys:
+            if (key.key_id == kid or kid is None) and key.algorithm_name in (algorithm, None):
+                return key.key
+        raise AuthError(f"no key {kid!r} in the issuer's key set")
+
+
+class Verifier:
+    def __init__(self, providers: list[_Provider], settings: Identity) -> None:
+        self._providers, self._settings = providers, settings
+
+    @classmethod
+    def from_bootstrap(cls, path: Path, settings: Identity) -> Verifier:
+        try:
+            bootstrap = envoy_bootstrap.load(path)
+            configs = envoy_bootstrap.jwt_providers(bootstrap)
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            raise VerifierError(f"{path}: cannot read its jwt_authn providers ({exc})") from None
+        if not configs:
+            raise VerifierError(f"{path}: no jwt_authn provider to verify approvers with")
+        return cls([_provider(name, found, path) for name, found in configs.items()], settings)
+
+    async def identity(self, authorization: str | None) -> dict[str, Any]:
+        """`input.identity` of the token in an Authorization header (AuthError if none
+        verifies)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("an approver's token is needed: Authorization: Bearer <token>")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"not a token ({exc})") from None
+        algorithm = header.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise AuthError(f"tokens signed with {algorithm!r} are not accepted")
+        provider = next((p for p in self._providers if p.issuer in (issuer, None)), None)
+        if provider is None:
+            raise AuthError(f"the token's issuer {issuer!r} is not trusted")
+        key = (await asyncio.to_thread(provider.key_for, header.get("kid"), algorithm)
+               if provider.remote else provider.key_for(header.get("kid"), algorithm))
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=[algorithm], issuer=provider.issuer,
+                audience=list(provider.audiences) or None, leeway=provider.skew,
+                options={"require": ["exp", "sub"], "verify_aud": bool(provider.audiences)},
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"the token does not verify: {exc}") from None
+        return identity_of(claims, self._settings)
+
+
+def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:
+    common = {"issuer": found.get("issuer"), "audiences": tuple(found.get("audiences") or ()),
+              "skew": int(found.get("clock_skew_seconds", _DEFAULT_SKEW))}
+    local, remote = found.get("local_jwks"), found.get("remote_jwks")
+    try:
+        if local is not None:
+            if "inline_string" in local:
+                text = local["inline_string"]
+            else:
+                text = (path.parent / local["filename"]).read_text(encoding="utf-8")
+            return _Provider(**common, keys=jwt.PyJWKSet.from_dict(json.loads(text)))
+        if remote is not None:
+            return _Provider(**common, remote=jwt.PyJWKClient(
+                remote["http_uri"]["uri"], cache_keys=True, lifespan=300))
+    except (OSError, KeyError, ValueError, jwt.PyJWTError) as exc:
+        raise VerifierError(f"{path}: provider {name}: unusable keys ({exc})") from None
+    raise VerifierError(f"{path}: provider {name} has neither local_jwks nor remote_jwks")

@@ -1,0 +1,118 @@
+"""What the servicer does with a request the policy holds: find a grant that lets it
+through, or ask for one (once per request: a retry while pending waits on the same
+approval), telling approvers what exactly they are asked to approve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.approvals.model import Approval, approve_url, fingerprint
+from extproc.approvals.notify import Notifier
+from extproc.approvals.store import ApprovalStore
+from extproc.config import Approvals
+from extproc.masking import Masker
+from extproc.policy import Decision
+from extproc.policy.decision import DEFAULT_HOLD_SECONDS
+from extproc.recording.record import RECORD_MASK, Evidence
+
+# What approvers see of a request body (masked): enough to judge, not a copy.
+_EXCERPT_CHARS = 4096
+_SUMMARY_CHARS = 1000
+
+
+class Holds:
+    def __init__(self, store: ApprovalStore, notifier: Notifier | None, masker: Masker,
+                 settings: Approvals, approvals_url: str, replica: str) -> None:
+        self.store = store
+        self._notifier, self._masker = notifier, masker
+        self._settings, self._url, self._replica = settings, approvals_url, replica
+
+    def seconds(self, decision: Decision) -> int:
+        """How long a held request waits in-stream: the policy's `hold_seconds` (300 when
+        it does not say), at most `approvals.max_hold_seconds`."""
+        return min(decision.hold_seconds or DEFAULT_HOLD_SECONDS,
+                   self._settings.max_hold_seconds)
+
+    async def granted(self, bound: str, evidence: Evidence) -> Approval | None:
+        """A grant that lets this request through now (a `once` grant is used up)."""
+        return await self.store.grant_for(bound, requester_of(evidence.identity),
+                                          _target(evidence), evidence.trace_id)
+
+    async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
+        """The approval this request waits for: the one a retry of it already waits for,
+        or a new one (approvers are notified)."""
+        requester = requester_of(evidence.identity)
+        waiting = await self.store.pending_for(bound, requester)
+        if waiting is not None:
+            return waiting
+        request = evidence.request or {}
+        approval = await self.store.create(
+            fingerprint=bound, requester=requester, identity=evidence.identity,
+            target=_target(evidence),
+            summary=self._masked_text(summary_of(request, evidence.meaning,
+                                                 evidence.meaning_key)),
+            request=self._for_approvers(request),
+            approvers=decision.approvers, rules=decision.rules, reasons=decision.reasons,
+            grant_mode=decision.grant, grant_minutes=decision.grant_minutes,
+            trace_id=evidence.trace_id, span_id=evidence.span_id, held_by=self._replica,
+            expire_seconds=self._settings.expire_seconds)
+        if self._notifier is not None:
+            self._notifier.send(approval, self.approve_url(approval))
+        return approval
+
+    async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
+        await self.store.close()
+
+    def approve_url(self, approval: Approval) -> str | None:
+        return approve_url(self._url, approval.id)
+
+    def _for_approvers(self, request: dict[str, Any]) -> dict[str, Any]:
+        body = request.get("body")
+        if isinstance(body, str):
+            body = self._masked_text(body[:_EXCERPT_CHARS])
+        elif body is not None:
+            body = self._masker.mask_json(body, RECORD_MASK)[0]
+        return {"method": request["method"], "path": request["path"],
+                "query": self._masker.mask_json(request["query"], RECORD_MASK)[0],
+                "body": body}
+
+    def _masked_text(self, text: str) -> str:
+        return self._masker.mask_text(text, RECORD_MASK)[0]
+
+
+def bound_to(evidence: Evidence) -> str:
+    """The fingerprint of a request as Envoy gave it (its path with the query)."""
+    request = evidence.request or {}
+    return fingerprint(evidence.headers.get(":method", ""), evidence.headers.get(":path", ""),
+                       request.get("body"), evidence.identity or {}, _target(evidence))
+
+
+def summary_of(request: dict[str, Any], meaning: Any, key: str | None) -> str:
+    """One line an approver can judge: the SQL, the Kubernetes call, the tool calls."""
+    if key == "sql" and isinstance(meaning, dict) and meaning.get("statements"):
+        texts = [s["text"] for s in meaning["statements"] if not s.get("nested")]
+        text = "; ".join(dict.fromkeys(texts))
+    elif key == "k8s" and isinstance(meaning, dict) and meaning.get("verb"):
+        where = f" in namespace {meaning['namespace']}" if meaning.get("namespace") else ""
+        name = f"/{meaning['name']}" if meaning.get("name") else ""
+        text = f"{meaning['verb']} {meaning.get('resource') or meaning.get('path')}{name}{where}"
+        if meaning.get("exec") and meaning["exec"].get("command"):
+            text += f": {' '.join(meaning['exec']['command'])}"
+    elif key == "llm" and isinstance(meaning, dict) and meaning.get("tool_calls"):
+        text = "tool calls " + ", ".join(str(c.get("name")) for c in meaning["tool_calls"])
+    else:
+        text = f"{request['method']} {request['path']}"
+    return text[:_SUMMARY_CHARS]
+
+
+def requester_of(identity: dict[str, Any] | None) -> str:
+    """Who asks, as approvals are bound to them: the token's subject (an anonymous
+    request on an `anonymous` target is "anonymous", and can never approve itself)."""
+    return str((identity or {}).get("sub") or "anonymous")
+
+
+def _target(evidence: Evidence) -> str:
+    return evidence.target.name if evidence.target else ""

@@ -1,0 +1,117 @@
+"""What an approval is, what it is bound to, and who may decide it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from extproc.recording.chain import canonical
+
+
+class ApprovalError(Exception):
+    """An approval cannot be decided (or used) as asked; `code` says why, for the API."""
+
+    def __init__(self, code: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    fingerprint: str
+    requester: str
+    identity: dict[str, Any]
+    target: str
+    summary: str
+    request: dict[str, Any]  # method, path, query, body excerpt: masked, for approvers
+    approvers: tuple[str, ...]
+    rules: tuple[str, ...]
+    reasons: tuple[str, ...]
+    grant_mode: str  # once | window
+    grant_minutes: int | None
+    status: str  # pending | approved | denied | used (expired is read from expires_us)
+    created_us: int
+    expires_us: int
+    trace_id: str  # the held request's span: the decision's span is its child
+    span_id: str
+    held_by: str  # the replica whose request waits on it
+    decided_by: str | None = None
+    decided_us: int | None = None
+    reason: str | None = None
+    grant_until_us: int | None = None
+    used_us: int | None = None
+    used_trace_id: str | None = None
+    notified: dict[str, Any] | None = field(default=None)
+
+    def state(self, now_us: int | None = None) -> str:
+        """The status as it stands now: a pending approval past its expiry has expired."""
+        now_us = now_us if now_us is not None else now()
+        if self.status == "pending" and now_us >= self.expires_us:
+            return "expired"
+        return self.status
+
+    def may_decide(self, sub: str | None, groups: list[str]) -> ApprovalError | None:
+        """Why this approver may not decide it (None: they may)."""
+        if not sub:
+            return ApprovalError("forbidden", "the token names no subject", 403)
+        if sub == self.requester:
+            return ApprovalError("self_approval",
+                                 "nobody approves their own request", 403)
+        allowed = any(
+            (kind == "group" and name in groups) or (kind == "user" and name == sub)
+            for kind, _, name in (a.partition(":") for a in self.approvers))
+        if not allowed:
+            return ApprovalError(
+                "forbidden", f"only {', '.join(self.approvers) or 'nobody'} may decide this "
+                "approval", 403)
+        return None
+
+    def visible_to(self, sub: str | None, groups: list[str]) -> bool:
+        """Whether `sub` may see it: its requester, and those who may decide it."""
+        return sub == self.requester or self.may_decide(sub, groups) is None
+
+    def for_record(self, via: str) -> dict[str, Any]:
+        """The approval as the audit record keeps it: who asked, who decided, when and
+        why. `via`: how the exchange met it (`hold`: it waited; `grant`: an earlier
+        approval let it through; `api`: an approver decided it)."""
+        return {
+            "id": self.id, "via": via, "status": self.state(), "requested_by": self.requester,
+            "approvers": list(self.approvers), "grant": self.grant_mode,
+            "grant_minutes": self.grant_minutes, "decided_by": self.decided_by,
+            "decided_us": self.decided_us, "reason": self.reason, "held_by": self.held_by,
+            "summary": self.summary, "trace_id": self.trace_id,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        found = asdict(self)
+        found["status"] = self.state()
+        for key in ("approvers", "rules", "reasons"):
+            found[key] = list(found[key])
+        return found
+
+
+def approve_url(base: str, approval_id: str) -> str | None:
+    """Where an approver decides it (None without an admin API)."""
+    return f"{base}/approvals/{approval_id}" if base else None
+
+
+def now() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def fingerprint(method: str, path: str, body: Any, identity: dict[str, Any],
+                target: str) -> str:
+    """SHA-256 over what an approval is bound to: method, path (query normalised: sorted),
+    body (JSON in canonical form, text as is), who asks (issuer and subject) and where.
+    A retry of the same request matches; a different one, even by one byte, does not."""
+    bare, _, query = path.partition("?")
+    pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    normalised = f"{bare}?{urlencode(pairs)}" if pairs else bare
+    body_text = body if isinstance(body, str) else canonical({"body": body})
+    who = canonical({"iss": identity.get("iss"), "sub": identity.get("sub")})
+    text = "\n".join((method.upper(), normalised, body_text, who, target))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

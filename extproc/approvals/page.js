@@ -1,0 +1,118 @@
+// The approvals page: lists what waits for the approver, approves or denies it through
+// the API with the approver's own token (kept for this tab only). Everything shown comes
+// from requests agents made, so it is set as text, never as markup.
+"use strict";
+
+const KEY = "tollgate.approver-token";
+const tokenInput = document.getElementById("token");
+const statusLine = document.getElementById("status");
+const table = document.getElementById("approvals");
+const rows = table.querySelector("tbody");
+
+function say(text, isError) {
+  statusLine.textContent = text;
+  statusLine.className = isError ? "error" : "";
+}
+
+async function call(method, path, body) {
+  const token = sessionStorage.getItem(KEY);
+  const reply = await fetch(path, {
+    method,
+    headers: { "authorization": "Bearer " + token, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await reply.json().catch(() => ({}));
+  if (!reply.ok) {
+    throw new Error((answer.error || reply.status) + ": " + (answer.message || reply.statusText));
+  }
+  return answer;
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function grantText(approval) {
+  return approval.grant_mode === "window"
+    ? approval.requester + " on " + approval.target + " for " + approval.grant_minutes + " min"
+    : "this request, once";
+}
+
+function show(approvals) {
+  rows.replaceChildren();
+  table.hidden = false;
+  if (approvals.length === 0) {
+    const row = rows.insertRow();
+    const td = cell(row, "Nothing waits for you.", "empty");
+    td.colSpan = 9;
+    return;
+  }
+  for (const approval of approvals) {
+    const row = rows.insertRow();
+    row.dataset.id = approval.id;
+    cell(row, approval.id);
+    cell(row, approval.requester);
+    cell(row, approval.target);
+    cell(row, approval.summary, "summary");
+    cell(row, approval.reasons.join("; ") || approval.rules.join(", "));
+    cell(row, approval.approvers.join(", "));
+    cell(row, grantText(approval));
+    cell(row, new Date(approval.expires_us / 1000).toLocaleString());
+    const actions = cell(row, "", "actions");
+    const reason = document.createElement("input");
+    reason.placeholder = "reason (needed to deny)";
+    reason.setAttribute("aria-label", "reason for " + approval.id);
+    const approve = document.createElement("button");
+    approve.textContent = "Approve";
+    approve.className = "approve";
+    approve.addEventListener("click", () => decide(approval.id, "approve", reason.value));
+    const deny = document.createElement("button");
+    deny.textContent = "Deny";
+    deny.className = "deny";
+    deny.addEventListener("click", () => decide(approval.id, "deny", reason.value));
+    actions.append(reason, approve, deny);
+  }
+}
+
+async function refresh() {
+  if (!sessionStorage.getItem(KEY)) return;
+  try {
+    // What this approver may decide, and their own requests (which they may not).
+    const answer = await call("GET", "/approvals?status=pending");
+    show(answer.approvals);
+    say(answer.approvals.length + " pending. Updated " + new Date().toLocaleTimeString() + ".",
+        false);
+  } catch (error) {
+    table.hidden = true;
+    say(String(error.message), true);
+  }
+}
+
+async function decide(id, verb, reason) {
+  try {
+    const body = reason.trim() ? { reason: reason.trim() } : {};
+    const answer = await call("POST", "/approvals/" + encodeURIComponent(id) + "/" + verb, body);
+    await refresh();
+    say(answer.id + " " + answer.status + " by " + answer.decided_by + ".", false);
+  } catch (error) {
+    say(String(error.message), true);
+  }
+}
+
+document.getElementById("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY, tokenInput.value.trim());
+  tokenInput.value = "";
+  refresh();
+});
+document.getElementById("forget").addEventListener("click", () => {
+  sessionStorage.removeItem(KEY);
+  rows.replaceChildren();
+  table.hidden = true;
+  say("Token forgotten.", false);
+});
+setInterval(refresh, 5000);
+refresh();

@@ -1,0 +1,244 @@
+"""Approvals in the store, and the requests waiting on them woken when they are decided.
+
+Every change of state is one conditional UPDATE (`... WHERE status = 'pending'`), so two
+approvers, or two replicas, cannot both decide one approval, and a `once` grant lets
+exactly one request through. A decision wakes the requests waiting in this process at
+once, and, on PostgreSQL, those waiting on every other replica (NOTIFY, committed with
+the decision); a waiter also looks again every few seconds, so a missed notification
+delays a request, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from extproc.approvals.model import Approval, ApprovalError, now
+from extproc.policy.decision import MOST_GRANT_MINUTES
+from extproc.store import StoreError
+from extproc.store.aio import AsyncStore, open_store
+
+log = logging.getLogger("tollgate.approvals")
+
+CHANNEL = "tollgate_approvals"
+_COLUMNS = (
+    "id", "fingerprint", "requester", "identity", "target", "summary", "request",
+    "approvers", "rules", "reasons", "grant_mode", "grant_minutes", "status", "created_us",
+    "expires_us", "trace_id", "span_id", "held_by", "decided_by", "decided_us", "reason",
+    "grant_until_us", "used_us", "used_trace_id", "notified",
+)
+_JSON = frozenset({"identity", "request", "notified"})
+_LISTS = frozenset({"approvers", "rules", "reasons"})
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM approvals"
+
+
+class ApprovalStore:
+    def __init__(self, store: AsyncStore, poll_seconds: float = 2.0,
+                 max_window_seconds: int = MOST_GRANT_MINUTES * 60) -> None:
+        self._store = store
+        self._poll, self._max_window = poll_seconds, max_window_seconds
+        self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listening: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @classmethod
+    async def open(cls, url: str, poll_seconds: float = 2.0,
+                   max_window_seconds: int = MOST_GRANT_MINUTES * 60) -> ApprovalStore:
+        found = cls(await open_store(url), poll_seconds, max_window_seconds)
+        found._listening = asyncio.create_task(found._listen())
+        return found
+
+    @property
+    def where(self) -> str:
+        return self._store.where
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+        await self._store.close()
+
+    # -- a held request ------------------------------------------------------------------
+
+    async def grant_for(self, fingerprint: str, requester: str, target: str,
+                        trace_id: str) -> Approval | None:
+        """An approval that lets this request through now: a `window` grant of this
+        identity on this target still open, or a `once` grant of this very request, which
+        is used up by it."""
+        at = now()
+        window = await self._store.execute(
+            f"{_SELECT} WHERE requester = ? AND target = ? AND grant_mode = 'window' "
+            "AND status = 'approved' AND grant_until_us > ? ORDER BY grant_until_us DESC "
+            "LIMIT 1", (requester, target, at))
+        if window:
+            return _approval(window[0])
+        # One statement: of two retries racing for one grant, the second finds the row
+        # no longer 'approved' (PostgreSQL re-checks the outer WHERE after the wait).
+        used = await self._store.execute(
+            f"UPDATE approvals SET status = 'used', used_us = ?, used_trace_id = ? "
+            f"WHERE id = (SELECT id FROM approvals WHERE fingerprint = ? "
+            f"AND requester = ? AND grant_mode = 'once' AND status = 'approved' "
+            f"AND expires_us > ? ORDER BY decided_us LIMIT 1) AND status = 'approved' "
+            f"RETURNING {', '.join(_COLUMNS)}",
+            (at, trace_id, fingerprint, requester, at))
+        return _approval(used[0]) if used else None
+
+    async def pending_for(self, fingerprint: str, requester: str) -> Approval | None:
+        """The approval this same request already waits for (a retry while pending)."""
+        rows = await self._store.execute(
+            f"{_SELECT} WHERE fingerprint = ? AND requester = ? AND status = 'pending' "
+            "AND expires_us > ? ORDER BY created_us DESC LIMIT 1",
+            (fingerprint, requester, now()))
+        return _approval(rows[0]) if rows else None
+
+    async def create(self, **fields: Any) -> Approval:
+        """A new pending approval (`fields`: every column but id, status and times)."""
+        at = now()
+        approval = Approval(
+            id=f"ap-{secrets.token_hex(8)}", status="pending", created_us=at,
+            expires_us=at + int(fields.pop("expire_seconds") * 1_000_000), **fields)
+        await self._store.execute(
+            f"INSERT INTO approvals ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_COLUMNS))})", _values(approval))
+        return approval
+
+    async def use(self, approval_id: str, trace_id: str) -> Approval | None:
+        """Use up a `once` grant approved while its request waited (None: already used,
+        or not approved)."""
+        rows = await self._store.execute(
+            f"UPDATE approvals SET status = 'used', used_us = ?, used_trace_id = ? "
+            f"WHERE id = ? AND status = 'approved' AND grant_mode = 'once' "
+            f"RETURNING {', '.join(_COLUMNS)}", (now(), trace_id, approval_id))
+        return _approval(rows[0]) if rows else None
+
+    async def wait(self, approval_id: str, seconds: float) -> Approval:
+        """The approval once it is no longer pending, or as it stands after `seconds`
+        (or at once when the process stops: see stop_waiting)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        event = asyncio.Event()
+        self._events[approval_id].add(event)
+        try:
+            while True:
+                found = await self.get(approval_id)
+                left = deadline - asyncio.get_running_loop().time()
+                if found.state() != "pending" or left <= 0 or self._stopping:
+                    return found
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, self._poll))
+                event.clear()
+        finally:
+            self._events[approval_id].discard(event)
+            if not self._events[approval_id]:
+                del self._events[approval_id]
+
+    def stop_waiting(self) -> None:
+        """Shutdown: held requests stop waiting and are answered with their approval as
+        it stands (a retry passes once it is approved)."""
+        self._stopping = True
+        for approval_id in list(self._events):
+            self._wake(approval_id)
+
+    async def set_notified(self, approval_id: str, outcome: dict[str, Any]) -> None:
+        await self._store.execute("UPDATE approvals SET notified = ? WHERE id = ?",
+                                  (json.dumps(outcome), approval_id))
+
+    # -- approvers -----------------------------------------------------------------------
+
+    async def get(self, approval_id: str) -> Approval:
+        rows = await self._store.execute(f"{_SELECT} WHERE id = ?", (approval_id,))
+        if not rows:
+            raise ApprovalError("not_found", f"no approval {approval_id}", 404)
+        return _approval(rows[0])
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[Approval]:
+        """Approvals newest first; `status` as they stand now (`expired` included)."""
+        at = now()
+        if status is None:
+            rows = await self._store.execute(
+                f"{_SELECT} ORDER BY created_us DESC LIMIT ?", (limit,))
+        elif status == "pending":
+            rows = await self._store.execute(
+                f"{_SELECT} WHERE status = 'pending' AND expires_us > ? "
+                "ORDER BY created_us DESC LIMIT ?", (at, limit))
+        elif status == "expired":
+            rows = await self._store.execute(
+                f"{_SELECT} WHERE status = 'pending' AND expires_us <= ? "
+                "ORDER BY created_us DESC LIMIT ?", (at, limit))
+        else:
+            rows = await self._store.execute(
+                f"{_SELECT} WHERE status = ? ORDER BY created_us DESC LIMIT ?",
+                (status, limit))
+        return [_approval(row) for row in rows]
+
+    async def decide(self, approval_id: str, sub: str, groups: list[str], approve: bool,
+                     reason: str | None) -> Approval:
+        """Approve or deny, as `sub` (in `groups`): only a pending approval, only by one of
+        its approvers, never by the requester. Wakes the request if it still waits."""
+        found = await self.get(approval_id)
+        refused = found.may_decide(sub, groups)
+        if refused is not None:
+            raise refused
+        if found.state() != "pending":
+            raise ApprovalError("not_pending", f"approval {approval_id} is {found.state()}, "
+                                "not pending")
+        at = now()
+        grant_until = (at + min(found.grant_minutes * 60, self._max_window) * 1_000_000
+                       if approve and found.grant_mode == "window" and found.grant_minutes
+                       else None)
+        async with self._store.transaction() as execute:
+            rows = await execute(
+                f"UPDATE approvals SET status = ?, decided_by = ?, decided_us = ?, "
+                f"reason = ?, grant_until_us = ? WHERE id = ? AND status = 'pending' "
+                f"AND expires_us > ? RETURNING {', '.join(_COLUMNS)}",
+                ("approved" if approve else "denied", sub, at, reason, grant_until,
+                 approval_id, at))
+            if rows:
+                await self._store.notify(execute, CHANNEL, approval_id)
+        if not rows:  # decided or expired between the read and the update
+            latest = await self.get(approval_id)
+            raise ApprovalError("not_pending",
+                                f"approval {approval_id} is {latest.state()}, not pending")
+        self._wake(approval_id)
+        return _approval(rows[0])
+
+    # -- waking --------------------------------------------------------------------------
+
+    def _wake(self, approval_id: str) -> None:
+        for event in self._events.get(approval_id, ()):
+            event.set()
+
+    async def _listen(self) -> None:
+        """Decisions made through another replica (PostgreSQL NOTIFY)."""
+        try:
+            async for approval_id in self._store.listen(CHANNEL):
+                self._wake(approval_id)
+        except StoreError as exc:  # the waiters still look every few seconds
+            log.error("approvals: no longer listening for decisions: %s", exc)
+
+
+def _values(approval: Approval) -> Sequence[Any]:
+    values = []
+    for column in _COLUMNS:
+        value = getattr(approval, column)
+        if column in _JSON or column in _LISTS:
+            value = None if value is None else json.dumps(
+                list(value) if column in _LISTS else value)
+        values.append(value)
+    return values
+
+
+def _approval(row: Sequence[Any]) -> Approval:
+    fields = dict(zip(_COLUMNS, row, strict=True))
+    for column in _JSON:
+        fields[column] = None if fields[column] is None else json.loads(fields[column])
+    for column in _LISTS:
+        fields[column] = tuple(json.loads(fields[column]))
+    return Approval(**fields)
+

@@ -1,0 +1,25 @@
+"""Text for the `tollgate` commands' listings: tables, UTC times, cut strings."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+
+def print_table(lines: Sequence[Sequence[str]]) -> None:
+    """Rows in columns as wide as their widest cell; the first row is the heading."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+              .rstrip())
+
+
+def utc(us: int, precise: bool = False) -> str:
+    """Microseconds since the epoch as UTC, to the second (or the millisecond)."""
+    moment = datetime.datetime.fromtimestamp(us / 1_000_000, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (
+        f".{moment.microsecond // 1000:03d}" if precise else "")
+
+
+def cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"

@@ -1,0 +1,164 @@
+"""The store from the event loop: asynchronous, for what waits on it (approvals).
+
+PostgreSQL through psycopg's asynchronous connection pool, with LISTEN/NOTIFY so that
+a change made through one replica wakes waiters on another at once; SQLite through one
+connection used from worker threads (a single process owns a SQLite store, so waking
+its own waiters is enough). Both speak the synchronous connection's dialect: `?`
+placeholders, and StoreError for every backend error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from extproc.store.connection import StoreError, connect, one_line, postgres_sql
+
+log = logging.getLogger("tollgate.store")
+
+Rows = list[tuple[Any, ...]]
+
+
+class Execute(Protocol):
+    async def __call__(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+
+
+class AsyncStore(Protocol):
+    backend: str
+    where: str
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+
+    def transaction(self) -> Any:
+        """`async with store.transaction() as execute:` — statements that commit together."""
+        ...
+
+    async def notify(self, execute: Execute, channel: str, payload: str) -> None: ...
+
+    def listen(self, channel: str) -> AsyncIterator[str]: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_store(url: str) -> AsyncStore:
+    """Open the store at `url` (tables brought up to date first) for the event loop."""
+    # Migrations run on a synchronous connection, once, before anything else.
+    connection = await asyncio.to_thread(connect, url)
+    if connection.backend == "sqlite":
+        return _Sqlite(connection)
+    where = connection.where
+    connection.close()
+    return await _Postgres.open(url, where)
+
+
+class _Sqlite:
+    """One connection, used from worker threads one statement at a time; transactions
+    are serialised in the process (and BEGIN IMMEDIATE serialises them across processes,
+    such as a `tollgate audit` run)."""
+
+    backend = "sqlite"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.where = connection.where
+        self._lock = asyncio.Lock()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        async with self._lock:
+            return await asyncio.to_thread(self._connection.execute, sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Execute]:
+        async with self._lock:
+            raw = self._connection
+            await asyncio.to_thread(raw.execute, "BEGIN IMMEDIATE")
+            try:
+                async def execute(sql: str, params: Sequence[Any] = ()) -> Rows:
+                    return await asyncio.to_thread(raw.execute, sql, params)
+
+                yield execute
+            except BaseException:
+                with suppress(StoreError, sqlite3.Error):
+                    await asyncio.to_thread(raw.execute, "ROLLBACK")
+                raise
+            await asyncio.to_thread(raw.execute, "COMMIT")
+
+    async def notify(self, execute: Execute, channel: str, payload: str) -> None:
+        """Nothing to do: a SQLite store has one process, which wakes its own waiters."""
+
+    async def listen(self, channel: str) -> AsyncIterator[str]:
+        """No other process writes a SQLite store: nothing ever arrives."""
+        await asyncio.Event().wait()
+        yield ""  # pragma: no cover  (never reached)
+
+    async def close(self) -> None:
+        self._connection.close()
+
+
+class _Postgres:
+    backend = "postgresql"
+
+    def __init__(self, url: str, where: str, pool: AsyncConnectionPool) -> None:
+        self._url, self.where, self._pool = url, where, pool
+
+    @classmethod
+    async def open(cls, url: str, where: str) -> _Postgres:
+        pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False,
+                                   kwargs={"autocommit": True}, timeout=5.0)
+        try:
+            await pool.open(wait=True, timeout=5.0)
+        except psycopg.Error as exc:  # PoolTimeout included
+            await pool.close()
+            raise StoreError(f"{where}: cannot connect: {one_line(exc)}") from None
+        return cls(url, where, pool)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(postgres_sql(sql), params)
+                return await cursor.fetchall() if cursor.description else []
+        except (psycopg.Error, OSError) as exc:  # PoolTimeout: no connection in time
+            raise StoreError(f"{self.where}: {one_line(exc)}") from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Execute]:
+        try:
+            async with self._pool.connection() as connection, connection.transaction():
+                async def execute(sql: str, params: Sequence[Any] = ()) -> Rows:
+                    cursor = await connection.execute(postgres_sql(sql), params)
+                    return await cursor.fetchall() if cursor.description else []
+
+                yield execute
+        except (psycopg.Error, OSError) as exc:
+            raise StoreError(f"{self.where}: {one_line(exc)}") from None
+
+    async def notify(self, execute: Execute, channel: str, payload: str) -> None:
+        """Sent when the transaction commits: a waiter woken before the change is visible
+        would read the old state."""
+        await execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    async def listen(self, channel: str) -> AsyncIterator[str]:
+        """Payloads NOTIFYed on `channel`, from a connection of its own; reconnects after a
+        failure (a change missed meanwhile is found by the waiters' own polling)."""
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                async with connection:
+                    await connection.execute(f"LISTEN {channel}")
+                    async for notice in connection.notifies():
+                        yield notice.payload
+            except (psycopg.Error, OSError) as exc:
+                log.error("store: listening on %s failed (%s); again in 1 s", self.where,
+                          one_line(exc))
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
