@@ -25,6 +25,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.policy_engines
 	$(BIN)/python -m bench.interpreters
 	$(BIN)/python -m bench.masking
+	$(BIN)/python -m bench.approvals
 	$(BIN)/python -m bench.load
 
 # Minutes of mixed traffic, then every record counted and the chain verified (not in CI).

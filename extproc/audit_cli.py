@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from extproc.store import Connection
 
 QUICKSTART_CONFIG = Path(__file__).with_name("quickstart.yaml")  # as in cli.py
-ACTIONS = ("allow", "deny", "hold", "none")
+ACTIONS = ("allow", "deny", "hold", "approve", "none")
 # Bodies, rules and paths longer than these are cut in the human listings (--json has
 # them whole).
 _BODY_CHARS = 300
@@ -84,7 +84,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "search", parents=[common, as_json], help="records matching filters, newest first")
     search.add_argument("--identity", metavar="SUB", help="the token's subject")
     search.add_argument("--target", metavar="NAME", help="the target's name")
-    search.add_argument("--action", choices=ACTIONS, help="how the exchange ended")
+    search.add_argument("--action", choices=ACTIONS,
+                        help="how the exchange ended (approve, deny: an approver's decision)")
     search.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
     search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
 

@@ -64,6 +64,10 @@ class Listen:
     def grpc_port(self) -> int:
         return _host_port(self.grpc)[1]
 
+    @property
+    def admin_port(self) -> int | None:
+        return _host_port(self.admin)[1] if self.admin else None
+
 
 @dataclass(frozen=True)
 class Policy:

@@ -45,6 +45,20 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports) -> dict[str, Any]:
     return config
 
 
+def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
+    """A copy whose ext_proc cluster balances between tollgate replicas on `ports` of
+    127.0.0.1 (round robin: one endpoint each, as SO_REUSEPORT would pin Envoy's
+    long-lived HTTP/2 connections to one process)."""
+    config = copy.deepcopy(bootstrap)
+    (cluster,) = [c for c in config["static_resources"]["clusters"]
+                  if c["name"] == "tollgate_extproc"]
+    cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                     "port_value": port}}}}
+        for port in ports]}]
+    return config
+
+
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
 
 

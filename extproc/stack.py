@@ -193,9 +193,10 @@ def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Pr
 def start_tollgate(
     config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 20.0,
     extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+    name: str = "tollgate",
 ) -> Process:
     proc = Process.spawn(
-        "tollgate",
+        name,
         [sys.executable, "-m", "extproc", *extra_args, "serve", "--config", str(config_path)],
         log_dir, env,
     )

@@ -28,12 +28,22 @@ Try:
                                                    # refused by policies/sql.rego, parsed
   curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
        -H 'content-type: application/json' -d '{{"sql": "DELETE FROM customers"}}'
-                                                   # held: needs a dba's approval
+                                                   # held: waits for a dba's approval
   curl -i http://127.0.0.1:{listener}/echo         # no token: 401
+
+While the DELETE waits, approve (or deny) it as a dba, with a token of the dba's own:
+
+  export TOLLGATE_TOKEN={approver_token}
+  .venv/bin/tollgate approvals list
+  .venv/bin/tollgate approvals approve <ID> --reason "cleanup ticket"
+
+or on the page {approvals}/approvals/ui (paste the dba token there).
 
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
 Ctrl-C stops everything.
 """
+# Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
+APPROVER = ("dana", ["dba"])
 TOKEN_TTL_SECONDS = 8 * 3600
 
 
@@ -45,6 +55,8 @@ def run_quickstart(config: Config) -> int:
         ports.ext_proc: "tollgate's ext_proc service",
         ports.upstream: "the demo upstream",
     }
+    if config.listen.admin_port is not None:
+        roles[config.listen.admin_port] = "tollgate's admin API (approvals)"
     taken = [f"{port} ({role})" for port, role in roles.items() if stack.port_in_use(port)]
     if taken:
         print(
@@ -56,6 +68,7 @@ def run_quickstart(config: Config) -> int:
 
     try:
         token = dev_tokens.mint(config, "you", ["agents"], TOKEN_TTL_SECONDS)
+        approver_token = dev_tokens.mint(config, *APPROVER, TOKEN_TTL_SECONDS)
     except dev_tokens.TokenError as exc:
         print(f"tollgate up: {exc}", file=sys.stderr)
         return 2
@@ -73,8 +86,9 @@ def run_quickstart(config: Config) -> int:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
-            print(CURL_LINES.format(listener=ports.listener, admin=ports.admin, token=token),
-                  flush=True)
+            print(CURL_LINES.format(listener=ports.listener, admin=ports.admin, token=token,
+                                    approver_token=approver_token,
+                                    approvals=config.approvals_url), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
                 dead = [p for p in processes if not p.alive()]

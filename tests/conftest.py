@@ -57,8 +57,9 @@ class Gateway:
     envoy: stack.Process
     config_path: Path
     processes: list[stack.Process] = field(default_factory=list)
-    # tollgate's admin port (the approvals API).
+    # tollgate's admin port (the approvals API); with replicas, each one's, in order.
     admin_port: int = 0
+    replica_admin_ports: list[int] = field(default_factory=list)
 
     @property
     def admin_url(self) -> str:
@@ -206,12 +207,15 @@ class GatewayFactory:
         policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
+        replicas: int = 1,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
         `clusters` more upstreams (name -> port on 127.0.0.1), `tls` the listener's
         certificate and key (the listener then serves HTTPS), `settings` more top-level
-        config sections (`store`, `recording`)."""
+        config sections (`store`, `recording`). `replicas` tollgate processes share the
+        config but their ports (writers `replica-0`, `replica-1`, ...), and Envoy balances
+        exchanges between them."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_port(), upstream=0,
@@ -225,32 +229,42 @@ class GatewayFactory:
             tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
         ), [UNMAPPED_ROUTE, *(routes or [])])
         bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
+        grpc_ports = [ports.ext_proc, *(stack.free_port() for _ in range(replicas - 1))]
+        bootstrap = envoy_bootstrap.with_ext_proc_ports(bootstrap, grpc_ports)
         if tls is not None:
             bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls)
         envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
-        admin_port = stack.free_port()
+        admin_ports = [stack.free_port() for _ in grpc_ports]
         base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
         # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
-        base["listen"]["admin"] = f"127.0.0.1:{admin_port}"
         base["identity"] = {"envoy_bootstrap": str(envoy_path)}
         settings = dict(settings or {})
         for key in ("listen", "identity"):
             base[key].update(settings.pop(key, {}))
-        config_path = work / "tollgate.yaml"
-        config_path.write_text(yaml.safe_dump({**base, **settings}))
+        config_paths = []
+        for n, (grpc_port, admin_port) in enumerate(zip(grpc_ports, admin_ports, strict=True)):
+            replica = {**base, **settings, "listen": {
+                **base["listen"], "grpc": f"127.0.0.1:{grpc_port}",
+                "admin": f"127.0.0.1:{admin_port}"}}
+            if replicas > 1:
+                replica["recording"] = {**replica.get("recording", {}),
+                                        "writer_id": f"replica-{n}"}
+            config_paths.append(work / ("tollgate.yaml" if n == 0 else f"tollgate-{n}.yaml"))
+            config_paths[-1].write_text(yaml.safe_dump(replica))
         processes: list[stack.Process] = []
         try:
-            processes.append(stack.start_tollgate(
-                config_path, ports.ext_proc, work, env={**FAST_EXPORT, **(env or {})}
-            ))
+            for n, (path, grpc_port) in enumerate(zip(config_paths, grpc_ports, strict=True)):
+                processes.append(stack.start_tollgate(
+                    path, grpc_port, work, env={**FAST_EXPORT, **(env or {})},
+                    name="tollgate" if n == 0 else f"tollgate-{n}"))
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:
             for process in processes:
                 process.stop()
             upstream.stop()
             raise
-        gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[1], config_path,
-                          processes, admin_port)
+        gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[-1],
+                          config_paths[0], processes, admin_ports[0], admin_ports)
         self._running.append(gateway)
         return gateway
 

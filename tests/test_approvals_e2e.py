@@ -9,20 +9,25 @@ request passes once it is approved, and no other request does.
 
 from __future__ import annotations
 
+import http.server
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from extproc import stack
 from tests import tokens
-from tests.conftest import Gateway, Reply, module_gateway
+from tests.conftest import Gateway, GatewayFactory, Reply, module_gateway
 
 AGENT = tokens.token("svc-autogen", ["agents"], ttl=600)
 DBA = tokens.token("dana", ["dba"], ttl=600)
@@ -67,13 +72,14 @@ class Held:
 
 
 def api(gw: Gateway, method: str, path: str, token: str | None,
-        body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    """One call to the admin API; (status, JSON answer)."""
+        body: dict[str, Any] | None = None, replica: int = 0) -> tuple[int, dict[str, Any]]:
+    """One call to the admin API (of one replica); (status, JSON answer)."""
     headers = {"content-type": "application/json"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        gw.admin_url + path, method=method, headers=headers,
+        f"http://127.0.0.1:{gw.replica_admin_ports[replica]}{path}", method=method,
+        headers=headers,
         data=None if body is None else json.dumps(body).encode())
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -178,3 +184,320 @@ def test_nobody_approves_their_own_request(gw: Gateway) -> None:
     assert cli(gw, "deny", approval["id"], "--reason", "ask someone else",
                token=OTHER_DBA).returncode == 0
     assert held.result().status == 403
+
+
+# -- holds that end, retries, grants, webhooks: a gateway with a policy of its own -------
+
+HOLDS = """package tollgate
+import rego.v1
+default decision := {"action": "allow"}
+# Writes wait for a dba, each approval lets its one request through.
+decision := {"action": "hold", "reasons": ["writes need a dba"], "rules": ["test.write"],
+             "approvers": ["group:dba"], "hold_seconds": 3} if input.request.method == "PUT"
+# Deploys wait for an SRE, whose approval opens a window for the agent on this target.
+decision := {"action": "hold", "reasons": ["deploys need an SRE"], "rules": ["test.deploy"],
+             "approvers": ["group:sre"], "hold_seconds": 3, "grant": "window",
+             "grant_minutes": 5} if input.request.method == "PATCH"
+"""
+SRE = tokens.token("sam", ["sre"], ttl=600)
+HOLD_SECONDS = 3  # the policy's; Envoy's message_timeout is 2 s
+
+
+class Webhook:
+    """A real HTTP endpoint approvers are told at: keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []  # type: list[dict[str, Any]]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/approvals"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def message_for(self, approval_id: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def arrived() -> bool:
+            found[:] = [m for m in self.received if m["approval"]["id"] == approval_id]
+            return bool(found)
+
+        stack.wait_until(arrived, 10, f"the webhook message for {approval_id}")
+        return found[0]
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Webhook]:
+    receiver = Webhook()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory: pytest.TempPathFactory, otlp, webhook: Webhook  # type: ignore[no-untyped-def]
+          ) -> Iterator[Gateway]:
+    """Holds of 3 s, window grants cut to 4 s, approvers told at a real webhook."""
+    policies = tmp_path_factory.mktemp("holds-policy")
+    (policies / "holds.rego").write_text(HOLDS)
+    with module_gateway(
+        tmp_path_factory, otlp, "approvals-short", policy_dir=policies,
+        targets=[{"name": "deploys", "match": {"route": "demo"}, "protocol": "http"}],
+        settings={"approvals": {"webhook_url": webhook.url, "max_window_seconds": 4}},
+    ) as running:
+        yield running
+
+
+def timed(send: Callable[[], Reply]) -> tuple[Reply, float]:
+    started = time.monotonic()
+    reply = send()
+    return reply, time.monotonic() - started
+
+
+def test_a_hold_nobody_decides_ends_403_naming_its_approval(short: Gateway) -> None:
+    """Envoy keeps the stream past its 2 s message_timeout for the 3 s hold, then the
+    client learns which approval to ask for and where."""
+    reply, took = timed(lambda: short.request("PUT", "/echo?case=nobody", token=AGENT))
+    assert reply.status == 403, reply.body
+    assert took >= HOLD_SECONDS
+    body = reply.json()
+    assert (body["error"], body["status"]) == ("approval_required", "pending")
+    assert body["approve_url"] == f"{short.admin_url}/approvals/{body['approval_id']}"
+    assert body["reasons"] == ["writes need a dba"] and body["rules"] == ["test.write"]
+    assert body["trace_id"] == reply.trace_id
+    status, shown = api(short, "GET", f"/approvals/{body['approval_id']}", DBA)
+    assert (status, shown["status"], shown["requester"]) == (200, "pending", "svc-autogen")
+    assert "case=nobody" not in [r.query for r in short.upstream.requests]
+
+
+def test_approving_x_lets_x_through_once_and_never_y(short: Gateway) -> None:
+    x = short.request("PUT", "/echo?case=x", body={"rows": 1}, token=AGENT)
+    approval_id = x.json()["approval_id"]
+    status, _ = api(short, "POST", f"/approvals/{approval_id}/approve", DBA, {})
+    assert status == 200
+    # Y differs from X by its body only: it is held, on an approval of its own.
+    y = short.request("PUT", "/echo?case=x", body={"rows": 2}, token=AGENT)
+    assert (y.status, y.json()["error"]) == (403, "approval_required")
+    assert y.json()["approval_id"] != approval_id
+    # So is X from someone else.
+    other = short.request("PUT", "/echo?case=x", body={"rows": 1}, token=NOT_AN_APPROVER)
+    assert other.status == 403
+    # X itself passes, at once, and only once.
+    retry, took = timed(lambda: short.request("PUT", "/echo?case=x", body={"rows": 1},
+                                              token=AGENT))
+    assert retry.status == 200, retry.body
+    assert took < HOLD_SECONDS
+    again = short.request("PUT", "/echo?case=x", body={"rows": 1}, token=AGENT)
+    assert (again.status, again.json()["error"]) == (403, "approval_required")
+    assert again.json()["approval_id"] not in (approval_id, y.json()["approval_id"])
+    assert [r.query for r in short.upstream.requests].count("case=x") == 1
+    status, shown = api(short, "GET", f"/approvals/{approval_id}", DBA)
+    assert (shown["status"], shown["decided_by"]) == ("used", "dana")
+    # The record of the retry says which approval let it through.
+    (record,) = [r for r in short.wait_for_records(1)
+                 if r["trace_id"] == retry.trace_id and r["kind"] == "exchange"]
+    assert record["approval"]["id"] == approval_id
+    assert record["approval"]["via"] == "grant"
+    assert (record["approval"]["requested_by"], record["approval"]["decided_by"]) == (
+        "svc-autogen", "dana")
+    assert record["outcome"]["action"] == "allow"
+
+
+def test_a_window_grant_lets_repeats_through_until_it_ends(short: Gateway) -> None:
+    held = Held(lambda: short.request("PATCH", "/echo?case=deploy-1", token=AGENT))
+    approval = pending_for_case(short, "deploy-1", SRE)
+    assert approval["grant_mode"] == "window" and approval["grant_minutes"] == 5
+    status, decided = api(short, "POST", f"/approvals/{approval['id']}/approve", SRE,
+                          {"reason": "release 7"})
+    assert status == 200
+    # approvals.max_window_seconds (4 s here) cuts the policy's 5 minutes.
+    assert decided["grant_until_us"] - decided["decided_us"] == 4_000_000
+    assert held.result().status == 200
+    for n in (2, 3):  # other requests, same agent and target: no wait
+        reply, took = timed(lambda n=n: short.request("PATCH", f"/echo?case=deploy-{n}",
+                                                      token=AGENT))
+        assert reply.status == 200, reply.body
+        assert took < HOLD_SECONDS
+    # Not for another agent.
+    assert short.request("PATCH", "/echo?case=deploy-4", token=NOT_AN_APPROVER).status == 403
+    # Once the window has ended, the agent waits again.
+    stack.wait_until(lambda: time.time() * 1e6 > decided["grant_until_us"], 10,
+                     "the window's end")
+    late = short.request("PATCH", "/echo?case=deploy-5", token=AGENT)
+    assert (late.status, late.json()["error"]) == (403, "approval_required")
+
+
+def pending_for_case(gw: Gateway, case: str, token: str) -> dict[str, Any]:
+    """The pending approval of the request to /echo?case=`case`, once it exists."""
+    found: list[dict[str, Any]] = []
+
+    def exists() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", token)
+        found[:] = [a for a in answer["approvals"] if a["request"]["query"] == {"case": [case]}]
+        return bool(found)
+
+    stack.wait_until(exists, 15, f"a pending approval for case {case}")
+    return found[0]
+
+
+def test_approvers_are_told_at_the_webhook_and_its_link_decides(short: Gateway,
+                                                                 webhook: Webhook) -> None:
+    held = Held(lambda: short.request("PUT", "/echo?case=told", token=AGENT, timeout=20))
+    approval = pending_for_case(short, "told", DBA)
+    message = webhook.message_for(approval["id"])
+    text = message["text"]
+    for part in ("svc-autogen", "deploys", "PUT /echo?case=told", "writes need a dba",
+                 "group:dba", approval["approve_url"]):
+        assert part in text, (part, text)
+    status, _ = api(short, "POST", message["approval"]["approve_url"].removeprefix(
+        short.admin_url) + "/approve", DBA, {})
+    assert status == 200
+    assert held.result().status == 200
+    status, shown = api(short, "GET", f"/approvals/{approval['id']}", DBA)
+    assert shown["notified"]["ok"] is True and shown["notified"]["attempts"] == 1
+
+
+# -- the API's answers to bad calls, and what the record keeps --------------------------
+
+
+def untrusted_token() -> str:
+    """Signed by a key the gateway does not trust, under a kid it does."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    return jwt.encode({"iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": "mallory",
+                       "groups": ["dba"], "iat": now, "exp": now + 300}, key,
+                      algorithm="RS256", headers={"kid": "test-rsa"})
+
+
+@pytest.mark.parametrize(("token", "error"), [
+    (None, "unauthenticated"),
+    ("not-a-token", "unauthenticated"),
+    ("untrusted", "unauthenticated"),
+    (tokens.token("dana", ["dba"], ttl=-60), "unauthenticated"),
+    (tokens.token("dana", ["dba"], aud="someone-else"), "unauthenticated"),
+], ids=["none", "garbage", "untrusted-key", "expired", "other-audience"])
+def test_the_api_wants_a_token_it_can_verify(short: Gateway, token: str | None,
+                                             error: str) -> None:
+    token = untrusted_token() if token == "untrusted" else token
+    for method, path in (("GET", "/approvals"), ("POST", "/approvals/ap-x/approve")):
+        status, answer = api(short, method, path, token, {} if method == "POST" else None)
+        assert (status, answer["error"]) == (401, error), answer
+
+
+def test_approvers_see_and_decide_only_what_is_theirs(short: Gateway) -> None:
+    reply = short.request("PUT", "/echo?case=theirs", token=AGENT)
+    approval_id = reply.json()["approval_id"]
+    # The requester sees their own; a dba (an approver) sees it; an SRE neither.
+    for token, visible in ((AGENT, True), (DBA, True), (SRE, False)):
+        _, listed = api(short, "GET", "/approvals?status=all", token)
+        assert (approval_id in {a["id"] for a in listed["approvals"]}) is visible
+        status, _ = api(short, "GET", f"/approvals/{approval_id}", token)
+        assert status == (200 if visible else 404)
+    status, answer = api(short, "POST", f"/approvals/{approval_id}/approve", SRE, {})
+    assert (status, answer["error"]) == (403, "forbidden")
+    assert "group:dba" in answer["message"]
+    status, answer = api(short, "POST", f"/approvals/{approval_id}/approve", AGENT, {})
+    assert (status, answer["error"]) == (403, "self_approval")
+    status, answer = api(short, "POST", f"/approvals/{approval_id}/deny", DBA, {})
+    assert (status, answer["error"]) == (400, "reason_required")
+    status, answer = api(short, "POST", f"/approvals/{approval_id}/deny", DBA,
+                         {"reason": "no", "extra": 1})
+    assert (status, answer["error"]) == (400, "bad_request")
+    status, answer = api(short, "POST", f"/approvals/{approval_id}/deny", DBA,
+                         {"reason": "not today"})
+    assert (status, answer["status"], answer["reason"]) == (200, "denied", "not today")
+    status, answer = api(short, "POST", f"/approvals/{approval_id}/approve", OTHER_DBA, {})
+    assert (status, answer["error"]) == (409, "not_pending")
+    status, answer = api(short, "POST", "/approvals/ap-nope/approve", DBA, {})
+    assert (status, answer["error"]) == (404, "not_found")
+    status, answer = api(short, "GET", "/approvals?status=maybe", DBA)
+    assert (status, answer["error"]) == (400, "bad_request")
+    status, answer = api(short, "GET", "/nothing-here", DBA)
+    assert (status, answer["error"]) == (404, "not_found")
+    # Every attempt to decide is in the audit record: who, what, and how it ended.
+    stack.wait_until(lambda: len([
+        r for r in short.records() if r["kind"] == "approval"
+        and (r["approval"] or {}).get("id") == approval_id]) >= 6, 10, "6 attempts recorded")
+    attempts = [r for r in short.records() if r["kind"] == "approval"
+                and (r["approval"] or {}).get("id") == approval_id]
+    outcomes = [(r["identity"]["sub"], r["outcome"]["action"], r["outcome"]["status"],
+                 r["outcome"]["refusal"]) for r in attempts]
+    assert outcomes == [
+        ("sam", "approve", 403, "forbidden"),
+        ("svc-autogen", "approve", 403, "self_approval"),
+        ("dana", "deny", 400, "reason_required"),
+        ("dana", "deny", 400, "bad_request"),
+        ("dana", "deny", 200, None),
+        ("dmitri", "approve", 409, "not_pending"),
+    ]
+    denial = attempts[4]
+    assert denial["request"]["body"]["value"] == {"reason": "not today"}
+    assert DBA.split(".")[2] not in json.dumps(attempts)  # no approver's token, in any part
+    assert (denial["approval"]["status"], denial["approval"]["decided_by"]) == (
+        "denied", "dana")
+    assert denial["trace_id"] == reply.trace_id  # the held request's trace
+
+
+def test_the_record_with_approvals_in_it_verifies(short: Gateway) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "extproc", "audit", "verify", "--config",
+         str(short.config_path)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shutdown_answers_held_requests_with_their_approval(make_gateway: GatewayFactory
+                                                            ) -> None:
+    """SIGTERM while a request waits: it is answered at once (its approval stays, so a
+    retry, on another replica, passes once approved), and tollgate exits cleanly."""
+    gw = make_gateway(settings={"approvals": {"max_hold_seconds": 60}})
+    held = Held(lambda: sql(gw, "UPDATE customers SET phone = phone", timeout=60))
+    approval = pending_for(gw, "UPDATE customers SET phone = phone")
+    started = time.monotonic()
+    gw.tollgate.signal(signal.SIGTERM)
+    reply = held.result()
+    assert time.monotonic() - started < 5
+    assert reply.status == 403
+    assert (reply.json()["error"], reply.json()["approval_id"]) == (
+        "approval_required", approval["id"])
+    assert gw.tollgate.popen.wait(20) == 0
+
+
+def test_expiry_and_a_webhook_that_is_down(make_gateway: GatewayFactory) -> None:
+    """The webhook cannot be reached: the approval exists all the same and says the
+    notification failed. Nobody decides: it expires, can no longer be approved, and the
+    same request asks anew."""
+    gw = make_gateway(settings={"approvals": {
+        "max_hold_seconds": 1, "expire_seconds": 2, "webhook_attempts": 1,
+        "webhook_url": f"http://127.0.0.1:{stack.free_port()}/down"}})
+    first = sql(gw, "DELETE FROM customers")
+    assert (first.status, first.json()["error"]) == (403, "approval_required")
+    approval_id = first.json()["approval_id"]
+    shown: dict[str, Any] = {}
+
+    def notification_failed() -> bool:
+        shown.update(api(gw, "GET", f"/approvals/{approval_id}", DBA)[1])
+        return shown.get("notified") is not None
+
+    stack.wait_until(notification_failed, 10, "the webhook's failure on the approval")
+    assert shown["status"] in ("pending", "expired")
+    assert shown["notified"]["ok"] is False and shown["notified"]["attempts"] == 1
+    assert "ClientConnectorError" in shown["notified"]["error"]
+    stack.wait_until(
+        lambda: api(gw, "GET", f"/approvals/{approval_id}", DBA)[1]["status"] == "expired",
+        10, "the approval's expiry")
+    status, answer = api(gw, "POST", f"/approvals/{approval_id}/approve", DBA, {})
+    assert (status, answer["error"]) == (409, "not_pending")
+    again = sql(gw, "DELETE FROM customers")
+    assert again.json()["approval_id"] != approval_id
+    assert len(names(gw)) == 4

@@ -657,6 +657,9 @@ VALID_DECISIONS: list[dict[str, Any]] = [
     {"action": "deny", "status": 599},
     {"action": "hold", "reasons": ["exec in prod"], "rules": ["k8s.exec"],
      "approvers": ["group:dba", "user:alice"], "hold_seconds": 300},
+    {"action": "hold", "approvers": ["group:dba"], "grant": "once"},
+    {"action": "hold", "approvers": ["group:sre"], "grant": "window", "grant_minutes": 30},
+    {"action": "hold", "approvers": ["group:sre"], "grant": "window", "grant_minutes": 1440},
     {"action": "allow", "mask": {"fields": ["ssn"], "detectors": ["credit_card"]}},
     {"action": "allow", "mask": {}},
     {"action": "allow", "mask": {"detectors": ["all"], "strategy": "hash"}},
@@ -689,6 +692,13 @@ INVALID_DECISIONS: dict[str, Any] = {
     "approvers-with-a-number": {"action": "hold", "approvers": [1]},
     "hold-seconds-a-string": {"action": "hold", "hold_seconds": "300"},
     "hold-seconds-zero": {"action": "hold", "hold_seconds": 0},
+    "grant-unknown": {"action": "hold", "grant": "forever"},
+    "window-without-minutes": {"action": "hold", "grant": "window"},
+    "minutes-without-window": {"action": "hold", "grant_minutes": 5},
+    "minutes-with-once": {"action": "hold", "grant": "once", "grant_minutes": 5},
+    "minutes-zero": {"action": "hold", "grant": "window", "grant_minutes": 0},
+    "minutes-over-a-day": {"action": "hold", "grant": "window", "grant_minutes": 1441},
+    "minutes-fraction": {"action": "hold", "grant": "window", "grant_minutes": 2.5},
 }
 
 

@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 import zipfile
@@ -776,8 +777,10 @@ class LiveStack:
     ports: envoy_bootstrap.Ports
     config: Path  # deploy/tollgate.yaml as rewritten for this machine
     store_url: str
+    admin_port: int  # listen.admin's, moved
 
-    def get(self, path: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+    def get(self, path: str, body: bytes | None = None, timeout: float = 10,
+            ) -> tuple[int, dict[str, str]]:
         # deploy/ trusts the development issuer, as the quickstart does.
         token = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "svc-deploy", ["agents"], 300)
         request = urllib.request.Request(f"http://127.0.0.1:{self.ports.listener}{path}",
@@ -785,7 +788,7 @@ class LiveStack:
                                          headers={"content-type": "application/json",
                                                   "authorization": f"Bearer {token}"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
                 return reply.status, {k.lower(): v for k, v in reply.headers.items()}
         except urllib.error.HTTPError as exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}
@@ -825,6 +828,9 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
                                   stack.free_port(), stack.free_port())
     settings = load_yaml(TOLLGATE_CONFIG)
     settings["listen"]["grpc"] = f"127.0.0.1:{ports.ext_proc}"
+    admin_port = stack.free_port()
+    settings["listen"]["admin"] = f"127.0.0.1:{admin_port}"
+    settings["identity"]["envoy_bootstrap"] = str(tmp / "envoy.yaml")
     settings["policy"]["dir"] = str(POLICIES)
     settings["telemetry"]["otlp_endpoint"] = None  # no Jaeger here
     opa = OpaStandIn().start()  # no OPA binary here: the stand-in on the real OPA engine
@@ -847,7 +853,7 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
         processes.append(stack.start_upstream(ports.upstream, tmp))
         processes.append(stack.start_tollgate(tmp / "tollgate.yaml", ports.ext_proc, tmp))
         processes.append(stack.start_envoy(tmp / "envoy.yaml", ports.admin, tmp))
-        yield LiveStack(ports, tmp / "tollgate.yaml", database_url)
+        yield LiveStack(ports, tmp / "tollgate.yaml", database_url, admin_port)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -892,6 +898,62 @@ def test_deploy_stack_records_each_exchange_in_postgres(live: LiveStack) -> None
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["intact"] and sum(c["records"] for c in report["chains"]) >= 2
+
+
+def test_deploy_stack_holds_for_approval_and_an_approver_lets_it_through(
+    live: LiveStack,
+) -> None:
+    """The deploy config's admin port, its approvers' tokens verified with the issuer
+    of envoy/deploy.yaml, its approvals in PostgreSQL."""
+    approver = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "dana", ["dba"], 300)
+    replies: list[tuple[int, dict[str, str]]] = []
+    held = threading.Thread(target=lambda: replies.append(live.get(
+        "/sql", json.dumps({"sql": "DELETE FROM customers"}).encode(), timeout=60)))
+    held.start()
+    api = ["--url", f"http://127.0.0.1:{live.admin_port}", "--token", approver]
+    listed: list[dict[str, Any]] = []
+
+    def pending() -> bool:
+        result = run([sys.executable, "-m", "extproc", "approvals", "list", "--json", *api],
+                     timeout=30)
+        assert result.returncode == 0, result.stderr
+        listed[:] = json.loads(result.stdout)["approvals"]
+        return bool(listed)
+
+    stack.wait_until(pending, 15, "the DELETE's approval")
+    result = run([sys.executable, "-m", "extproc", "approvals", "approve", listed[0]["id"],
+                  *api], timeout=30)
+    assert result.returncode == 0, result.stderr
+    held.join(30)
+    ((status, headers),) = replies
+    assert status == 200
+    # The trace holds the held exchange and the approver's decision, both recorded.
+    assert sorted(recorded(live, headers["x-tollgate-trace-id"])) == [
+        ("demo", "allow", 200), ("demo", "approve", 200)]
+
+
+def test_deploy_publishes_the_admin_port_everywhere() -> None:
+    port = deploy_config().listen.admin_port
+    assert port is not None and deploy_config().listen.admin.startswith("0.0.0.0:")
+    assert deploy_config().identity.envoy_bootstrap == Path("/etc/envoy/envoy.yaml")
+    assert f"COPY envoy/deploy.yaml {deploy_config().identity.envoy_bootstrap}" in (
+        DOCKERFILE.read_text())
+    assert str(port) in DOCKERFILE.read_text().split("EXPOSE", 1)[1].splitlines()[0]
+    assert f"127.0.0.1:{port}:{port}" in compose()["services"]["tollgate"]["ports"]
+
+
+def test_k8s_approvers_reach_any_tollgate_pod(rendered: list[dict[str, Any]]) -> None:
+    port = deploy_config().listen.admin_port
+    service = find(rendered, "Service", "tollgate-approvals")
+    assert service["spec"].get("clusterIP") != "None"
+    (entry,) = service["spec"]["ports"]
+    assert (entry["port"], entry["targetPort"]) == (port, "admin")
+    deployment = find(rendered, "Deployment", "tollgate")
+    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"]
+                    if c["name"] == "tollgate"]
+    assert {"name": "admin", "containerPort": port} in container["ports"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
 
 
 def healthcheck(service: str, replace: dict[str, str]) -> int:

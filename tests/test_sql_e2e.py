@@ -72,6 +72,8 @@ def gw(
                  "route": {"cluster": "demo_upstream", "prefix_rewrite": "/"}},
             ],
             clusters={"datasette": datasette},
+            # Held requests wait a second for nobody (tests/test_approvals_e2e.py approves).
+            settings={"approvals": {"max_hold_seconds": 1}},
     ) as running:
         yield running
 
@@ -131,8 +133,8 @@ def test_delete_without_where_waits_for_approval_and_never_runs(gw: Gateway) -> 
     reply = gw.request("POST", "/sql", {"sql": "DELETE FROM customers"})
     assert reply.status == 403
     body = reply.json()
-    assert body["error"] == "denied"
-    assert body["reasons"][0] == "approval required"
+    assert (body["error"], body["status"]) == ("approval_required", "pending")
+    assert body["approval_id"].startswith("ap-")
     assert "DELETE without WHERE" in body["reasons"]
     assert body["rules"] == ["sql.unbounded_write"]
     assert len(gw.upstream.requests) == before

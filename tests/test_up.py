@@ -22,6 +22,8 @@ from extproc.recording.store import chain_rows
 from extproc.store import connect
 
 PORTS = envoy_bootstrap.Ports()
+APPROVALS_PORT = 8081  # extproc/quickstart.yaml's listen.admin
+QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream, APPROVALS_PORT)
 
 
 def read_lines(stream, lines: queue.Queue[str]) -> None:
@@ -46,7 +48,8 @@ def wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list[
 
 
 def fetch(
-    method: str, path: str, body: dict | None = None, token: str | None = None
+    method: str, path: str, body: dict | None = None, token: str | None = None,
+    timeout: float = 10,
 ) -> tuple[int, dict, bytes]:
     headers = {"content-type": "application/json"} if body else {}
     if token:
@@ -56,7 +59,7 @@ def fetch(
         data=json.dumps(body).encode() if body else None, headers=headers,
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
             return reply.status, dict(reply.headers), reply.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
@@ -78,8 +81,7 @@ def test_up_names_the_port_that_is_taken() -> None:
 
 
 def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
-    busy = [p for p in (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream)
-            if stack.port_in_use(p)]
+    busy = [p for p in QUICKSTART_PORTS if stack.port_in_use(p)]
     if busy:
         pytest.fail(f"quickstart ports {busy} are taken on this machine; free them to run this")
     # The quickstart keeps its record under ~/.tollgate: a home of its own here.
@@ -103,12 +105,13 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         assert status == 403 and json.loads(body)["rules"] == ["sql.destructive"]
         status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"}, token)
         assert status == 200
+        approve_the_held_delete(token, output, tmp_path)
         status, _, body = fetch("GET", "/echo")
         assert status == 401 and json.loads(body)["error"] == "unauthenticated"
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(30) == 0
-        for port in (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream):
+        for port in QUICKSTART_PORTS:
             stack.wait_until(lambda p=port: not stack.port_in_use(p), 10, f"port {port} free")
         # Every exchange is in the record, written before tollgate stopped (the request
         # without a token never reached tollgate: Envoy's jwt_authn refused it).
@@ -118,8 +121,36 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         finally:
             connection.close()
         assert actions == [("demo", "allow", 200), ("demo", "deny", 403),
+                           ("demo", "allow", 200), ("demo", "approve", 200),
                            ("demo", "allow", 200)]
     finally:
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+def approve_the_held_delete(token: str, output: list[str], home: Path) -> None:
+    """As the printed lines say: the DELETE waits; a dba approves it with
+    `tollgate approvals` and the token `up` printed for them; the DELETE then runs."""
+    (approver,) = [line.split("export TOLLGATE_TOKEN=", 1)[1].strip()
+                   for line in output if "export TOLLGATE_TOKEN=" in line]
+    replies: queue.Queue[tuple[int, dict, bytes]] = queue.Queue()
+    threading.Thread(target=lambda: replies.put(fetch(
+        "POST", "/sql", {"sql": "DELETE FROM customers"}, token, timeout=60)),
+        daemon=True).start()
+    env = {**os.environ, "HOME": str(home), "TOLLGATE_TOKEN": approver}
+    listed: list[dict] = []
+
+    def pending() -> bool:
+        result = subprocess.run([sys.executable, "-m", "extproc", "approvals", "list",
+                                 "--json"], capture_output=True, text=True, env=env,
+                                timeout=30, check=True)
+        listed[:] = json.loads(result.stdout)["approvals"]
+        return bool(listed)
+
+    stack.wait_until(pending, 15, "the DELETE's approval, pending")
+    assert listed[0]["summary"] == "DELETE FROM customers"
+    subprocess.run([sys.executable, "-m", "extproc", "approvals", "approve", listed[0]["id"],
+                    "--reason", "quickstart"], env=env, timeout=30, check=True)
+    status, _, body = replies.get(timeout=30)
+    assert status == 200, body

@@ -6,6 +6,7 @@ approval), telling approvers what exactly they are asked to approve.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from extproc.approvals.model import Approval, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
@@ -104,7 +105,8 @@ def summary_of(request: dict[str, Any], meaning: Any, key: str | None) -> str:
     elif key == "llm" and isinstance(meaning, dict) and meaning.get("tool_calls"):
         text = "tool calls " + ", ".join(str(c.get("name")) for c in meaning["tool_calls"])
     else:
-        text = f"{request['method']} {request['path']}"
+        query = urlencode(request["query"], doseq=True)
+        text = f"{request['method']} {request['path']}{'?' + query if query else ''}"
     return text[:_SUMMARY_CHARS]
 
 

@@ -13,8 +13,10 @@ lacks part of a body are counted as approximate, so a reader can weigh the chang
 
 What is compared is the policy's own answer, so replaying the policies that made the
 record changes nothing: the gateway's rewrites of an answer are undone first (a hold
-is recorded as a deny until approvals exist; a mask the target cannot apply is
-recorded as a deny; an engine that cannot answer is recorded as `policy error`).
+at the response phase is recorded as the allow its approval made it, or as a deny; a
+tollgate from before approvals recorded holds as denies; a mask the target cannot
+apply is recorded as a deny; an engine that cannot answer is recorded as `policy
+error`).
 """
 
 from __future__ import annotations

@@ -177,6 +177,13 @@ def test_the_gateways_rewrites_of_an_answer_are_undone() -> None:
     assert recorded_answer(unmaskable) == ("allow", frozenset({"pii"}))
     plain = {"action": "deny", "reasons": ["no"], "rules": ["r"]}
     assert recorded_answer(plain) == ("deny", frozenset({"r"}))
+    # A response the policy held: let through by its request's approval, or refused.
+    approved = {"action": "allow", "reasons": ["approved by dana", "DELETE without WHERE"],
+                "rules": ["sql.hold", "tollgate.approved"]}
+    assert recorded_answer(approved) == ("hold", frozenset({"sql.hold"}))
+    too_late = {"action": "deny", "reasons": ["a response cannot be held for approval"],
+                "rules": ["sql.hold", "tollgate.hold_too_late"]}
+    assert recorded_answer(too_late) == ("hold", frozenset({"sql.hold"}))
 
 
 def test_the_whatif_command_reports_changes_and_says_bodies_are_masked(
