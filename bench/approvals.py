@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import tempfile
 import threading
@@ -29,16 +28,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import yaml
 
 from extproc import envoy_bootstrap, stack
 from extproc.approvals import ApprovalStore
 from extproc.demo_upstream import DemoUpstream
 from tests import tokens
+from tests.databases import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 IDENTITY = {"authenticated": True, "sub": "svc-bench", "iss": tokens.ISSUER, "groups": []}
 
 
@@ -167,19 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--e2e-rounds", type=int, default=20, help="approvals end to end")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-approvals-") as tmp:
-        name = f"tollgate_bench_{secrets.token_hex(4)}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            stores = {"SQLite": f"sqlite:///{tmp}/approvals.db",
-                      "PostgreSQL": f"postgresql://postgres@127.0.0.1:5432/{name}"}
+        with throwaway_database("tollgate_bench") as pg_url:
+            stores = {"SQLite": f"sqlite:///{tmp}/approvals.db", "PostgreSQL": pg_url}
             for label, url in stores.items():
                 for figure, found in asyncio.run(store_figures(url, args.rounds)).items():
                     print(f"{label:<10} {figure:<46} p50 {found['p50']:8.0f}  "
                           f"p99 {found['p99']:8.0f}  (n={found['n']:.0f})")
-        finally:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         found = end_to_end(args.e2e_rounds, Path(tmp))
         print(f"{'Envoy':<10} {'approval POST to held request answered (ms)':<46} "
               f"p50 {found['p50']:8.1f}  p99 {found['p99']:8.1f}  (n={found['n']:.0f})")

@@ -23,6 +23,7 @@ from extproc.demo_upstream import DemoUpstream
 from extproc.recording.store import chain_rows
 from extproc.store import connect
 from tests import tokens
+from tests.databases import throwaway_database
 from tests.otlp_receiver import OtlpReceiver
 from tests.tls import TlsFiles, write_tls_files
 
@@ -183,6 +184,25 @@ def route(name: str, prefix: str, **jwt_per_route: Any) -> dict[str, Any]:
         "@type": JWT_PER_ROUTE, **jwt_per_route}}} if jwt_per_route else {}
     return {"name": name, "match": {"prefix": prefix}, "route": {"cluster": "demo_upstream"},
             **extra}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own, dropped afterwards."""
+    with throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/store.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The same test on a SQLite file and on a PostgreSQL database."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -41,6 +40,7 @@ from extproc import config, dev_tokens, envoy_bootstrap, stack
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
+from tests.databases import throwaway_database
 from tests.opa_standin import OpaStandIn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +57,6 @@ EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 # by the kustomization.
 AUDIT_KEY_SECRET = "tollgate-audit-key"
 # The PostgreSQL on this machine the live stack records into (trust auth).
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def load_yaml(path: Path) -> Any:
@@ -795,18 +794,12 @@ class LiveStack:
 
 
 @contextmanager
-def throwaway_database() -> Iterator[str]:
+def deploy_database() -> Iterator[str]:
     """A database of its own on this machine's PostgreSQL, dropped afterwards: the
     deploy config's store.url with only its user, host and database changed."""
-    name = f"tollgate_deploy_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    admin_url = urlsplit(PG_ADMIN)
-    try:
-        yield store_url()._replace(netloc=admin_url.netloc, path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("tollgate_deploy") as url:
+        found = urlsplit(url)
+        yield store_url()._replace(netloc=found.netloc, path=found.path).geturl()
 
 
 @pytest.fixture(scope="module")
@@ -819,7 +812,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     records into a throwaway PostgreSQL database and makes its signing key, as in
     compose, on first start (in a folder that does not exist yet).
     """
-    with throwaway_database() as database_url:
+    with deploy_database() as database_url:
         yield from _live(tmp_path_factory.mktemp("live"), database_url)
 
 

@@ -16,7 +16,6 @@ from extproc.recording.chain import Signer
 from extproc.recording.verify import verify
 from extproc.store import connect
 from tests.conftest import Gateway, GatewayFactory, module_gateway
-from tests.recording.conftest import pg_url  # noqa: F401  (a PostgreSQL database per test)
 
 DEMO = {"name": "demo", "match": {"route": "demo"}, "protocol": "sql-http",
         "sql": {"dialect": "sqlite"}, "environment": "test"}
@@ -110,7 +109,7 @@ def test_a_strict_exchange_is_recorded_before_it_reaches_the_upstream(gw: Gatewa
 
 
 def test_a_store_that_cannot_be_written_refuses_requests_and_the_upstream_sees_none(
-    make_gateway: GatewayFactory, pg_url: str,  # noqa: F811
+    make_gateway: GatewayFactory, pg_url: str,
 ) -> None:
     """The records table taken away under a running gateway: a strict target's request
     is refused at once (its decision record cannot be committed), and then every target's

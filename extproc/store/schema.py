@@ -97,14 +97,23 @@ MIGRATIONS: dict[str, list[list[str]]] = {
 }
 
 
+# The advisory lock (per database) under which tollgate_schema is created: "tollgate".
+_CREATE_LOCK = int.from_bytes(b"tollgate")
+
+
 def migrate(connection: Connection) -> None:
     """Bring every component's tables to the newest version this tollgate knows."""
     from extproc.store.connection import StoreError
 
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS tollgate_schema "
-        "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-    )
+    with connection.transaction():
+        if connection.backend == "postgresql":
+            # CREATE TABLE IF NOT EXISTS is not safe against itself on PostgreSQL: of two
+            # replicas creating the table at once, one fails on a catalog unique index.
+            connection.execute("SELECT pg_advisory_xact_lock(?)", (_CREATE_LOCK,))
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS tollgate_schema "
+            "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
     for component, steps in MIGRATIONS.items():
         with connection.transaction():
             if connection.backend == "postgresql":

@@ -1,19 +1,13 @@
-"""Stores for the recording tests: a SQLite file, and a real PostgreSQL database.
-
-PostgreSQL runs on this machine (127.0.0.1:5432, trust auth, user postgres); each test
-that asks for it gets a database of its own, dropped afterwards. `store_url` runs a test
-on both backends.
+"""Records for the recording tests: evidence, settings and a signer. The stores
+(`store_url`: a SQLite file and a real PostgreSQL database) are tests/conftest.py's.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from extproc.config import Match, Target
@@ -22,32 +16,7 @@ from extproc.recording import Decided, Evidence, Recorder, RecorderSettings
 from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MASKER = Masker(b"k" * 32)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"tollgate_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/records.db"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    """The same test on a SQLite file and on a PostgreSQL database."""
-    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
-    return request.getfixturevalue(name)
 
 
 @pytest.fixture
