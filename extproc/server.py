@@ -111,6 +111,9 @@ async def serve(config: Config) -> None:
             await health_servicer.set(service, serving)
         log.info("serving ext_proc on %s (%d targets)", config.listen.grpc,
                  len(config.targets))
+        if config.listen.admin is None:
+            log.warning("no admin API (listen.admin is off): requests a policy holds can "
+                        "be approved by nobody, and are refused when their hold ends")
 
         reloader = PolicyReloader(
             engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload
@@ -141,8 +144,6 @@ def approver_verifier(config: Config) -> Verifier | None:
     """What checks approvers' tokens on the admin port (None: no admin port)."""
     bootstrap = config.identity.envoy_bootstrap
     if config.listen.admin is None:
-        log.warning("no admin API (listen.admin is off): requests a policy holds can be "
-                    "approved by nobody, and are refused when their hold ends")
         return None
     if bootstrap is None:
         raise VerifierError(

@@ -359,10 +359,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             exchange.attributes["tollgate.policy.error"] = str(exc)
             if fail_open:
                 exchange.attributes["tollgate.fail_open"] = True
-        if (decision.action == "allow" and decision.masks_anything
+        if (decision.action in ("allow", "hold") and decision.masks_anything
                 and exchange.response_mode != "body"):
             # Nothing would be masked: letting the data through would leak what the
-            # policy asked to hide.
+            # policy asked to hide (a hold too: nobody need be asked to approve it).
             decision = Decision(
                 action="deny",
                 reasons=(_unmaskable(exchange),),
@@ -404,56 +404,48 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         bound = bound_to(exchange.evidence)
         try:
             approval = await holds.granted(bound, exchange.evidence)
-            via = "grant"
+            via, passes = "grant", approval is not None
             if approval is None:
                 approval = await holds.ask(bound, held, exchange.evidence)
-                via = "hold"
-                seconds = holds.seconds(held)
-                self._approval_event(exchange, approval, "pending", seconds)
+                via, seconds = "hold", holds.seconds(held)
+                self._approval_event(exchange, approval, via, seconds)
                 yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
                 approval = await holds.store.wait(approval.id, seconds)
-                if approval.state() == "approved" and approval.grant_mode == "once":
-                    approval = await holds.store.use(approval.id, exchange.trace_id) or (
-                        await holds.store.get(approval.id))
+                passes = approval.state() == "approved"
+                if passes and approval.grant_mode == "once":
+                    # Retries of one request may wait on one approval: the first to
+                    # take it passes, once.
+                    used = await holds.store.use(approval.id, exchange.trace_id)
+                    passes = used is not None
+                    approval = used or await holds.store.get(approval.id)
         except StoreError as exc:
             raise BadInput(503, "approvals_unavailable", "this request needs an approval, "
                            f"and the approvals store cannot answer: {exc}") from None
-        state = approval.state()
-        exchange.evidence.approval = approval.for_record(via)
-        self._approval_event(exchange, approval, state)
-        if state in ("approved", "used"):
-            exchange.approval = approval
-            settled = self._approved(exchange, held, approval)
-            exchange.decisions[-1] = settled
-            exchange.mask = spec_of(d.mask for d in exchange.decisions)
-            exchange.attributes["tollgate.decision.action"] = settled.action
-            return
-        raise _approval_refusal(approval, state, holds.approve_url(approval))
+        self._approval_event(exchange, approval, via)
+        if not passes:
+            raise _approval_refusal(approval, holds.approve_url(approval))
+        exchange.approval = approval
+        settled = exchange.decisions[-1] = _approved(held, approval)
+        exchange.mask = spec_of(d.mask for d in exchange.decisions)
+        exchange.attributes["tollgate.decision.action"] = settled.action
+        exchange.attributes["tollgate.decision.rules"] = settled.rules
 
-    def _approved(self, exchange: Exchange, held: Decision, approval: Approval) -> Decision:
-        """The hold, approved: an allow with what the policy asked to mask (refused, as any
-        allow, where nothing could be masked)."""
-        allowed = replace(held, action="allow", reasons=(f"approved by {approval.decided_by}",
-                                                         *held.reasons),
-                          rules=(*held.rules, APPROVED))
-        if allowed.masks_anything and exchange.response_mode != "body":
-            return Decision(action="deny", reasons=(_unmaskable(exchange),),
-                            rules=(*held.rules, "tollgate.mask_unavailable"))
-        return allowed
-
-    def _held_again(self, exchange: Exchange, held: Decision) -> Decision:
+    @staticmethod
+    def _held_again(exchange: Exchange, held: Decision) -> Decision:
         """A hold after the request went upstream (the policy holds its response too): the
         approval its request got covers the whole exchange; without one there is nothing
         left to hold, the upstream having acted, and the response is refused."""
         if exchange.approval is not None:
-            return self._approved(exchange, held, exchange.approval)
+            return _approved(held, exchange.approval)
         return Decision(action="deny", reasons=("a response cannot be held for approval",
                                                 *held.reasons),
                         rules=(*held.rules, HOLD_TOO_LATE), status=held.status)
 
     @staticmethod
-    def _approval_event(exchange: Exchange, approval: Approval, state: str,
+    def _approval_event(exchange: Exchange, approval: Approval, via: str,
                         seconds: int | None = None) -> None:
+        """The approval as it stands, on the span (an event) and in the record."""
+        state = approval.state()
         exchange.span.add_event("tollgate.approval", {
             "tollgate.approval.id": approval.id,
             "tollgate.approval.status": state,
@@ -466,6 +458,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         })
         exchange.attributes["tollgate.approval.id"] = approval.id
         exchange.attributes["tollgate.approval.status"] = state
+        exchange.evidence.approval = approval.for_record(via)
 
     def _readable(self, target: Target, headers: dict[str, str], raw: bytes) -> bytes | None:
         """The response body decompressed; None when the target lets an encoding tollgate
@@ -631,15 +624,28 @@ async def _interpreted(interpreter: Interpreter, request: dict[str, Any], size: 
     return await asyncio.to_thread(interpreter.request, request)
 
 
-def _approval_refusal(approval: Approval, state: str, approve_url: str | None) -> BadInput:
+def _approved(held: Decision, approval: Approval) -> Decision:
+    """A hold its approval lets through: an allow, masked as the policy asked."""
+    return replace(held, action="allow", reasons=(f"approved by {approval.decided_by}",
+                                                  *held.reasons),
+                   rules=(*held.rules, APPROVED))
+
+
+def _approval_refusal(approval: Approval, approve_url: str | None) -> BadInput:
     """A held request's refusal: which approval, where it stands, where to decide it.
     A retry of the same request passes once it is approved."""
+    state = approval.state()
     if state == "denied":
         message = (f"approval {approval.id} was denied by {approval.decided_by}"
                    + (f": {approval.reason}" if approval.reason else ""))
-    else:
+    elif state == "pending":
         message = (f"this request needs an approval by {', '.join(approval.approvers)}; "
-                   f"approval {approval.id} is {state}: retry once it is approved")
+                   f"approval {approval.id} is pending: retry once it is approved")
+    elif state == "used":
+        message = (f"approval {approval.id} let another request like this one through, "
+                   "once; a retry asks anew")
+    else:
+        message = f"approval {approval.id} expired undecided; a retry asks anew"
     details = {"approval_id": approval.id, "status": state, "approve_url": approve_url,
                "reasons": list(approval.reasons), "rules": list(approval.rules)}
     if state == "denied":

@@ -484,6 +484,42 @@ def test_a_window_grant_lets_the_identitys_held_requests_through_until_it_ends()
     run(scenario, HOLDING)
 
 
+def test_two_retries_waiting_on_one_once_approval_let_one_request_through() -> None:
+    async def scenario(stream: Stream) -> None:
+        second = stream.another()
+        assert (await stream.send(delete())).HasField("override_message_timeout")
+        assert (await second.send(delete())).HasField("override_message_timeout")
+        (pending,) = await stream.approvals.list("pending")  # one approval for both
+        await stream.approvals.decide(pending.id, "dana", ["dba"], True, None)
+        answers = [await stream.read(), await second.read()]
+        passed = [a for a in answers if a.WhichOneof("response") == "request_headers"]
+        refused = [immediate_json(a) for a in answers
+                   if a.WhichOneof("response") == "immediate_response"]
+        assert len(passed) == 1 and len(refused) == 1
+        status, answer = refused[0]
+        assert (status, answer["error"], answer["status"]) == (403, "approval_required",
+                                                               "used")
+        assert "let another request like this one through" in answer["message"]
+
+    records = run(scenario, HOLDING)
+    assert sorted(r["outcome"]["action"] for r in records) == ["allow", "hold"]
+
+
+def test_a_hold_whose_mask_cannot_be_applied_is_refused_without_asking_anyone() -> None:
+    policy = HOLDING.replace('"rules": ["t.hold"],',
+                             '"rules": ["t.hold"], "mask": {"detectors": ["all"]},')
+    assert policy != HOLDING
+
+    async def scenario(stream: Stream) -> None:
+        status, answer = immediate_json(await stream.send(delete()))
+        assert status == 403
+        assert answer["rules"] == ["t.hold", "tollgate.mask_unavailable"]
+        assert await stream.approvals.list() == []
+
+    (record,) = run(scenario, policy)  # the target reads no responses
+    assert record["approval"] is None
+
+
 def test_an_approvals_store_that_cannot_answer_refuses_the_hold_503() -> None:
     async def scenario(stream: Stream) -> None:
         await stream.approvals._store.execute("ALTER TABLE approvals RENAME TO gone")

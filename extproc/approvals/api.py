@@ -7,10 +7,12 @@
     GET  /approvals/ui                         the page: pending approvals, approve / deny
 
 Every call but the page carries the caller's own token (Authorization: Bearer), verified
-by tollgate (auth.py). A caller sees the approvals they asked for and those they may
-decide; they may decide those whose approvers name them or a group of theirs, never their
-own. Every decision, and every refused attempt at one, is a span under the held request's
-trace and a record in the audit chain; a decision that cannot be recorded is not made.
+by tollgate (auth.py); a call without one that verifies is answered 401 and logged, as
+Envoy answers agents' (neither reaches the record: nobody is known to have acted). A caller
+sees the approvals they asked for and those they may decide; they may decide those whose
+approvers name them or a group of theirs, never their own. Every decision, and every
+refused attempt at one, is a span under the held request's trace and a record in the audit
+chain; a decision that cannot be recorded is not made.
 Errors are JSON: {"error": code, "message": ..., "trace_id": ...}.
 """
 
@@ -77,13 +79,26 @@ class ApprovalsApi:
                     "bad_request", f"status must be one of {', '.join(_STATUSES)}, got "
                     f"{status!r}", 400)
             limit = _limit(request.query.get("limit", "100"))
-            found = await self._store.list(None if status == "all" else status, _MOST_LISTED)
+            visible = await self._visible(caller, None if status == "all" else status, limit)
         except ApprovalError as refused:
             return _error(refused)
         except StoreError as exc:
             return _error(_unavailable(exc))
-        visible = [a for a in found if a.visible_to(caller["sub"], caller["groups"])]
-        return _json(200, {"approvals": [self._shown(a) for a in visible[:limit]]})
+        return _json(200, {"approvals": [self._shown(a) for a in visible]})
+
+    async def _visible(self, caller: dict[str, Any], status: str | None,
+                       limit: int) -> list[Approval]:
+        """Up to `limit` approvals the caller may see, newest first: pages of the store
+        read until enough are found (whom an approval names is in its JSON)."""
+        found: list[Approval] = []
+        before: int | None = None
+        while len(found) < limit:
+            page = await self._store.list(status, _MOST_LISTED, before)
+            found += [a for a in page if a.visible_to(caller["sub"], caller["groups"])]
+            if len(page) < _MOST_LISTED:
+                break
+            before = page[-1].created_us
+        return found[:limit]
 
     async def _show(self, request: web.Request) -> web.Response:
         try:

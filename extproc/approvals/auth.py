@@ -42,7 +42,8 @@ class _Provider:
     issuer: str | None
     audiences: tuple[str, ...]
     skew: int
-    keys: jwt.PyJWKSet | None = None
+    # (kid, the alg the key set declares or None, the key) for local key sets.
+    keys: tuple[tuple[str | None, str | None, jwt.PyJWK], ...] = ()
     remote: jwt.PyJWKClient | None = None
 
     def key_for(self, kid: str | None, algorithm: str) -> Any:
@@ -51,13 +52,16 @@ class _Provider:
             try:
                 return (self.remote.get_signing_key(kid) if kid
                         else self.remote.get_signing_keys()[0]).key
-            except jwt.PyJWKClientError as exc:
+            # Unreachable, or not a key set (not JSON: ValueError; no usable key:
+            # PyJWKSetError, which is no PyJWKClientError).
+            except (jwt.PyJWTError, ValueError) as exc:
                 raise AuthError(f"no key for the token ({exc})") from None
-        assert self.keys is not None
-        for key in self.keys.keys:
-            if (key.key_id == kid or kid is None) and key.algorithm_name in (algorithm, None):
+        # A key that declares no alg serves every algorithm of its type (an RSA key:
+        # RS* and PS*), as Envoy takes it; a wrong type fails the signature check.
+        for key_id, declared, key in self.keys:
+            if kid in (key_id, None) and declared in (algorithm, None):
                 return key.key
-        raise AuthError(f"no key {kid!r} in the issuer's key set")
+        raise AuthError(f"no key {kid!r} for {algorithm} in the issuer's key set")
 
 
 class Verifier:
@@ -116,10 +120,12 @@ def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:
                 text = local["inline_string"]
             else:
                 text = (path.parent / local["filename"]).read_text(encoding="utf-8")
-            return _Provider(**common, keys=jwt.PyJWKSet.from_dict(json.loads(text)))
+            entries = json.loads(text)["keys"]
+            return _Provider(**common, keys=tuple(
+                (entry.get("kid"), entry.get("alg"), jwt.PyJWK(entry)) for entry in entries))
         if remote is not None:
             return _Provider(**common, remote=jwt.PyJWKClient(
                 remote["http_uri"]["uri"], cache_keys=True, lifespan=300))
-    except (OSError, KeyError, ValueError, jwt.PyJWTError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, jwt.PyJWTError) as exc:
         raise VerifierError(f"{path}: provider {name}: unusable keys ({exc})") from None
     raise VerifierError(f"{path}: provider {name} has neither local_jwks nor remote_jwks")

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from extproc.approvals.model import Approval, approve_url, fingerprint
+from extproc.approvals.model import Approval, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
 from extproc.config import Approvals
+from extproc.http_message import is_json
 from extproc.masking import Masker
 from extproc.policy import Decision
 from extproc.policy.decision import DEFAULT_HOLD_SECONDS
@@ -85,10 +86,16 @@ class Holds:
 
 
 def bound_to(evidence: Evidence) -> str:
-    """The fingerprint of a request as Envoy gave it (its path with the query)."""
+    """The fingerprint of a request as Envoy gave it: its path with the query, and a JSON
+    body as its value (key order and spacing aside), any other body as its bytes."""
     request = evidence.request or {}
+    captured = evidence.request_body
+    body: Any = None
+    if captured is not None and captured.size:
+        json_body = is_json(evidence.headers.get("content-type", ""))
+        body = request.get("body") if json_body else RawBody(captured.sha256)
     return fingerprint(evidence.headers.get(":method", ""), evidence.headers.get(":path", ""),
-                       request.get("body"), evidence.identity or {}, _target(evidence))
+                       body, evidence.identity or {}, _target(evidence))
 
 
 def summary_of(request: dict[str, Any], meaning: Any, key: str | None) -> str:

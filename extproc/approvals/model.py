@@ -103,15 +103,25 @@ def now() -> int:
     return int(time.time() * 1_000_000)
 
 
+@dataclass(frozen=True)
+class RawBody:
+    """A body bound by its bytes (text, binary): the SHA-256 of all of them."""
+
+    sha256: str
+
+
 def fingerprint(method: str, path: str, body: Any, identity: dict[str, Any],
                 target: str) -> str:
     """SHA-256 over what an approval is bound to: method, path (query normalised: sorted),
-    body (JSON in canonical form, text as is), who asks (issuer and subject) and where.
-    A retry of the same request matches; a different one, even by one byte, does not."""
+    body (a JSON value in canonical form, or a RawBody's digest of its bytes), who asks
+    (issuer and subject) and where. A retry of the same request matches; a different one,
+    even by one byte, does not."""
     bare, _, query = path.partition("?")
     pairs = sorted(parse_qsl(query, keep_blank_values=True))
     normalised = f"{bare}?{urlencode(pairs)}" if pairs else bare
-    body_text = body if isinstance(body, str) else canonical({"body": body})
+    # The two kinds cannot meet: a canonical JSON text never starts with "bytes:".
+    body_text = (f"bytes:{body.sha256}" if isinstance(body, RawBody)
+                 else canonical({"body": body}))
     who = canonical({"iss": identity.get("iss"), "sub": identity.get("sub")})
     text = "\n".join((method.upper(), normalised, body_text, who, target))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -73,6 +74,8 @@ class Notifier:
             try:
                 status = await self._post(body)
                 if 200 <= status < 300:
+                    log.info("approvals: %s: approvers notified (attempt %d, HTTP %d)",
+                             approval.id, attempt, status)
                     await self._keep(approval, {"ok": True, "attempts": attempt,
                                                 "status": status})
                     return
@@ -81,9 +84,10 @@ class Notifier:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if attempt < self._attempts:
                 await asyncio.sleep(_BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)])
-        log.error("approvals: %s: the webhook %s failed %d times (%s); the approval stays "
-                  "pending for approvers to find", approval.id, self._url, self._attempts,
-                  error)
+        # The host only: a webhook's URL is often its secret (Slack's are).
+        log.error("approvals: %s: the webhook at %s failed %d times (%s); the approval "
+                  "stays pending for approvers to find", approval.id,
+                  urlsplit(self._url).hostname, self._attempts, error)
         await self._keep(approval, {"ok": False, "attempts": self._attempts, "error": error})
 
     async def _post(self, body: dict[str, Any]) -> int:

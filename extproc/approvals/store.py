@@ -157,24 +157,20 @@ class ApprovalStore:
             raise ApprovalError("not_found", f"no approval {approval_id}", 404)
         return _approval(rows[0])
 
-    async def list(self, status: str | None = None, limit: int = 100) -> list[Approval]:
-        """Approvals newest first; `status` as they stand now (`expired` included)."""
+    async def list(self, status: str | None = None, limit: int = 100,
+                   before_us: int | None = None) -> list[Approval]:
+        """Approvals newest first (created before `before_us`, for the next page);
+        `status` as they stand now (`expired` included)."""
         at = now()
-        if status is None:
-            rows = await self._store.execute(
-                f"{_SELECT} ORDER BY created_us DESC LIMIT ?", (limit,))
-        elif status == "pending":
-            rows = await self._store.execute(
-                f"{_SELECT} WHERE status = 'pending' AND expires_us > ? "
-                "ORDER BY created_us DESC LIMIT ?", (at, limit))
-        elif status == "expired":
-            rows = await self._store.execute(
-                f"{_SELECT} WHERE status = 'pending' AND expires_us <= ? "
-                "ORDER BY created_us DESC LIMIT ?", (at, limit))
-        else:
-            rows = await self._store.execute(
-                f"{_SELECT} WHERE status = ? ORDER BY created_us DESC LIMIT ?",
-                (status, limit))
+        where, params = {
+            None: ("1 = 1", []),
+            "pending": ("status = 'pending' AND expires_us > ?", [at]),
+            "expired": ("status = 'pending' AND expires_us <= ?", [at]),
+        }.get(status, ("status = ?", [status]))
+        if before_us is not None:
+            where, params = f"{where} AND created_us < ?", [*params, before_us]
+        rows = await self._store.execute(
+            f"{_SELECT} WHERE {where} ORDER BY created_us DESC LIMIT ?", (*params, limit))
         return [_approval(row) for row in rows]
 
     async def decide(self, approval_id: str, sub: str, groups: list[str], approve: bool,
