@@ -13,14 +13,13 @@ import time
 
 from extproc.store import connect
 from tests.conftest import GatewayFactory
-from tests.recording.conftest import pg_url  # noqa: F401  (a fixture)
 from tests.test_approvals_e2e import DBA, Held, api, pending_for, sql
 
 WAKE_WITHIN = 1.5  # seconds; polling alone would take up to 60
 
 
 def test_an_approval_through_one_replica_wakes_the_request_held_on_the_other(
-    pg_url: str, make_gateway: GatewayFactory,  # noqa: F811  (the store outlives the gateway)
+    pg_url: str, make_gateway: GatewayFactory,  # the store outlives the gateway
 ) -> None:
     gw = make_gateway(replicas=2, settings={
         "store": {"url": pg_url},
@@ -47,7 +46,7 @@ def test_an_approval_through_one_replica_wakes_the_request_held_on_the_other(
 
 
 def test_a_store_that_cannot_answer_refuses_held_requests_and_nothing_else(
-    pg_url: str, make_gateway: GatewayFactory,  # noqa: F811
+    pg_url: str, make_gateway: GatewayFactory,
 ) -> None:
     gw = make_gateway(settings={"store": {"url": pg_url},
                                 "approvals": {"max_hold_seconds": 30}})

@@ -1,0 +1,324 @@
+"""Approvers' tokens, verified with the jwt_authn providers of a real Envoy bootstrap:
+real RSA and EC keys, real signatures, and the tokens that must not pass."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from extproc import envoy_bootstrap
+from extproc.approvals.auth import AuthError, Verifier, VerifierError
+from extproc.config import Identity
+from extproc.stack import free_port
+from tests import tokens
+
+
+def bootstrap(**provider: Any) -> dict[str, Any]:
+    """The quickstart bootstrap trusting the test issuer; `provider` replaces keys of its
+    jwt_authn provider (None removes one)."""
+    config = envoy_bootstrap.with_jwt_issuer(envoy_bootstrap.load(), tokens.ISSUER,
+                                             [tokens.AUDIENCE], tokens.jwks())
+    found = envoy_bootstrap.jwt_provider(config)
+    for key, value in provider.items():
+        if value is None:
+            found.pop(key, None)
+        else:
+            found[key] = value
+    return config
+
+
+def verifier(tmp_path: Path, config: dict[str, Any] | None = None,
+             settings: Identity | None = None) -> Verifier:
+    path = envoy_bootstrap.write(config or bootstrap(), tmp_path / "envoy.yaml")
+    return Verifier.from_bootstrap(path, settings or Identity())
+
+
+def identity(found: Verifier, authorization: str | None) -> dict[str, Any]:
+    return asyncio.run(found.identity(authorization))
+
+
+def refused(found: Verifier, authorization: str | None) -> str:
+    """Why the token is refused (the test fails if it is not)."""
+    with pytest.raises(AuthError) as error:
+        identity(found, authorization)
+    return str(error.value)
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    """A valid token's claims; None removes one."""
+    at = int(time.time())
+    found = {"iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": "alice",
+             "groups": ["dba"], "iat": at, "exp": at + 300}
+    found.update(overrides)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def signed(payload: dict[str, Any], kid: str = "test-rsa", key: Any = None) -> str:
+    return jwt.encode(payload, key or tokens.keys()[kid], algorithm=tokens.ALGORITHMS[kid],
+                      headers={"kid": kid})
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned(header: dict[str, Any], payload: dict[str, Any], secret: bytes | None) -> str:
+    """A token assembled by hand: HMAC-SHA256 with `secret`, or no signature at all."""
+    signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    signature = (b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
+                 if secret is not None else "")
+    return f"{signing}.{signature}"
+
+
+# -- accepted ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kid", ["test-rsa", "test-ec"])
+def test_a_valid_token_gives_the_approvers_identity(tmp_path: Path, kid: str) -> None:
+    token = tokens.token(sub="alice", groups=["dba", "sre"], kid=kid, email="a@example.com")
+    found = identity(verifier(tmp_path), f"Bearer {token}")
+    assert found["authenticated"] is True
+    assert (found["sub"], found["groups"]) == ("alice", ["dba", "sre"])
+    assert (found["iss"], found["aud"], found["email"]) == (
+        tokens.ISSUER, [tokens.AUDIENCE], "a@example.com")
+
+
+def test_the_scheme_is_case_insensitive_and_groups_follow_the_settings(
+        tmp_path: Path) -> None:
+    token = signed(claims(roles=["dba"], groups=None))
+    found = identity(verifier(tmp_path, settings=Identity(groups_claim="roles")),
+                     f"bearer {token}")
+    assert (found["sub"], found["groups"]) == ("alice", ["dba"])
+
+
+def test_a_token_expired_within_the_clock_skew_still_verifies(tmp_path: Path) -> None:
+    # The quickstart's provider allows 30 s of clock skew, as Envoy would.
+    at = int(time.time())
+    token = signed(claims(iat=at - 60, exp=at - 10))
+    assert identity(verifier(tmp_path), f"Bearer {token}")["sub"] == "alice"
+
+
+# -- refused -------------------------------------------------------------------------------
+
+
+def test_no_token_is_refused(tmp_path: Path) -> None:
+    found = verifier(tmp_path)
+    for header in (None, "", "Bearer", "Bearer ", "Bearer    "):
+        assert "Authorization: Bearer" in refused(found, header)
+
+
+def test_another_scheme_is_refused(tmp_path: Path) -> None:
+    token = tokens.token(sub="alice")
+    found = verifier(tmp_path)
+    assert "Bearer" in refused(found, f"Basic {token}")
+    assert "Bearer" in refused(found, token)  # no scheme at all
+
+
+def test_garbage_is_refused(tmp_path: Path) -> None:
+    found = verifier(tmp_path)
+    for garbage in ("not-a-token", "a.b.c", "...", b64(b'{"alg":"RS256"}') + ".x.y"):
+        assert refused(found, f"Bearer {garbage}")
+
+
+def test_an_expired_token_is_refused(tmp_path: Path) -> None:
+    token = tokens.token(sub="alice", ttl=-120)  # beyond the 30 s skew
+    assert "expired" in refused(verifier(tmp_path), f"Bearer {token}").lower()
+
+
+def test_a_token_for_another_audience_is_refused(tmp_path: Path) -> None:
+    token = tokens.token(sub="alice", aud="someone-else")
+    assert "audience" in refused(verifier(tmp_path), f"Bearer {token}").lower()
+
+
+def test_a_token_of_another_issuer_is_refused(tmp_path: Path) -> None:
+    token = tokens.token(sub="alice", iss="https://evil.test")
+    assert "https://evil.test" in refused(verifier(tmp_path), f"Bearer {token}")
+
+
+def test_a_token_signed_by_an_untrusted_key_with_a_trusted_kid_is_refused(
+        tmp_path: Path) -> None:
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = signed(claims(), kid="test-rsa", key=impostor)
+    assert "signature" in refused(verifier(tmp_path), f"Bearer {token}").lower()
+
+
+def test_a_token_naming_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    token = jwt.encode(claims(), tokens.keys()["test-rsa"], algorithm="RS256",
+                       headers={"kid": "no-such-key"})
+    assert "no-such-key" in refused(verifier(tmp_path), f"Bearer {token}")
+
+
+def test_an_unsigned_token_is_refused(tmp_path: Path) -> None:
+    token = unsigned({"alg": "none", "typ": "JWT", "kid": "test-rsa"}, claims(), None)
+    assert "'none'" in refused(verifier(tmp_path), f"Bearer {token}")
+
+
+def test_a_token_hmac_signed_with_the_public_key_is_refused(tmp_path: Path) -> None:
+    # Algorithm confusion: HS256 with the RSA public key (which anyone has) as the secret.
+    public = tokens.keys()["test-rsa"].public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    token = unsigned({"alg": "HS256", "typ": "JWT", "kid": "test-rsa"}, claims(), public)
+    assert "'HS256'" in refused(verifier(tmp_path), f"Bearer {token}")
+
+
+def test_a_token_signed_for_one_algorithm_but_naming_another_is_refused(
+        tmp_path: Path) -> None:
+    # The EC key's token presented as RS256 under the RSA key's kid.
+    token = signed(claims(), kid="test-ec")
+    _, payload, signature = token.split(".")
+    header = b64(json.dumps({"alg": "RS256", "kid": "test-rsa"}).encode())
+    relabelled = f"{header}.{payload}.{signature}"
+    assert "signature" in refused(verifier(tmp_path), f"Bearer {relabelled}").lower()
+
+
+@pytest.mark.parametrize("missing", ["exp", "sub"])
+def test_a_token_without_expiry_or_subject_is_refused(tmp_path: Path, missing: str) -> None:
+    token = signed(claims(**{missing: None}))
+    assert missing in refused(verifier(tmp_path), f"Bearer {token}")
+
+
+# -- where the keys come from --------------------------------------------------------------
+
+
+def test_keys_from_a_local_jwks_file(tmp_path: Path) -> None:
+    keys = tmp_path / "jwks.json"
+    keys.write_text(tokens.jwks(), encoding="utf-8")
+    found = verifier(tmp_path, bootstrap(local_jwks={"filename": str(keys)}))
+    assert identity(found, f"Bearer {tokens.token(sub='alice', kid='test-ec')}")["sub"] == (
+        "alice")
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
+
+
+class JwksServer:
+    """A real HTTP server on 127.0.0.1 serving the test keys (or `body`), counting the
+    fetches."""
+
+    def __init__(self, body: bytes | None = None) -> None:
+        self.fetches = 0
+        self.body = body if body is not None else tokens.jwks().encode()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.fetches += 1
+                body = server.body
+                self.send_response(200 if self.path == "/jwks" else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    yield server
+    server.stop()
+
+
+def remote(uri: str) -> dict[str, Any]:
+    return bootstrap(local_jwks=None, remote_jwks={
+        "http_uri": {"uri": uri, "cluster": "identity_provider", "timeout": "2s"},
+        "cache_duration": "300s"})
+
+
+def test_keys_from_a_remote_jwks(tmp_path: Path, jwks_server: JwksServer) -> None:
+    found = verifier(tmp_path, remote(jwks_server.url))
+    assert jwks_server.fetches == 0  # fetched when first needed, not at start
+    for kid in ("test-rsa", "test-ec"):
+        token = tokens.token(sub="alice", groups=["dba"], kid=kid)
+        assert identity(found, f"Bearer {token}")["groups"] == ["dba"]
+    assert jwks_server.fetches >= 1
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
+
+
+def test_a_remote_jwks_that_is_down_refuses_tokens(tmp_path: Path) -> None:
+    found = verifier(tmp_path, remote(f"http://127.0.0.1:{free_port()}/jwks"))
+    assert "no key" in refused(found, f"Bearer {tokens.token(sub='alice')}")
+
+
+@pytest.mark.parametrize("body", [b"<html>an error page</html>", b'{"keys": []}', b"[]"],
+                         ids=["not-json", "no-keys", "not-a-key-set"])
+def test_a_remote_jwks_serving_no_key_set_refuses_tokens(tmp_path: Path, body: bytes) -> None:
+    # Refused with AuthError (the API's 401), not an unexpected exception (its 500).
+    server = JwksServer(body)
+    try:
+        found = verifier(tmp_path, remote(server.url))
+        assert "no key" in refused(found, f"Bearer {tokens.token(sub='alice')}")
+        assert server.fetches >= 1
+    finally:
+        server.stop()
+
+
+# -- unusable bootstraps -------------------------------------------------------------------
+
+
+def test_a_bootstrap_without_jwt_authn_providers_is_refused(tmp_path: Path) -> None:
+    config = bootstrap()
+    manager = envoy_bootstrap.http_filters(config)
+    manager[:] = [f for f in manager if f["name"] != envoy_bootstrap.JWT_AUTHN_FILTER]
+    path = envoy_bootstrap.write(config, tmp_path / "no-authn.yaml")
+    with pytest.raises(VerifierError) as error:
+        Verifier.from_bootstrap(path, Identity())
+    assert str(path) in str(error.value) and "no jwt_authn provider" in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "not-yaml", "not-envoy"])
+def test_an_unreadable_bootstrap_is_refused_naming_it(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "envoy.yaml"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "not-yaml":
+        path.write_text("static_resources: [unclosed\n", encoding="utf-8")
+    elif kind == "not-envoy":
+        path.write_text("just: a mapping\n", encoding="utf-8")
+    with pytest.raises(VerifierError) as error:
+        Verifier.from_bootstrap(path, Identity())
+    assert str(path) in str(error.value)
+
+
+def test_a_provider_with_an_unreadable_jwks_file_is_refused_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-jwks.json"
+    config = bootstrap(local_jwks={"filename": str(missing)})
+    path = envoy_bootstrap.write(config, tmp_path / "envoy.yaml")
+    with pytest.raises(VerifierError) as error:
+        Verifier.from_bootstrap(path, Identity())
+    assert str(path) in str(error.value) and "no-such-jwks.json" in str(error.value)
+
+
+def test_a_provider_without_keys_is_refused(tmp_path: Path) -> None:
+    path = envoy_bootstrap.write(bootstrap(local_jwks=None), tmp_path / "envoy.yaml")
+    with pytest.raises(VerifierError) as error:
+        Verifier.from_bootstrap(path, Identity())
+    assert str(path) in str(error.value) and "neither local_jwks nor remote_jwks" in str(
+        error.value)
