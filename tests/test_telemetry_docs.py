@@ -6,6 +6,10 @@ every span attribute, event and event attribute emitted is documented (with its 
 and everything documented is emitted by at least one exchange here, unless its row says
 "not in tests" and why. The join the page describes is checked too: the trace id tollgate
 hands Envoy, the refusal bodies' `trace_id`, the span and the audit record agree.
+
+Requests held for approval wait here at most 1 s (`approvals.max_hold_seconds`). Approvers
+decide through the approvals store, as the admin API does, or through the admin API itself
+(its token check played by `Approvers`), whose spans join the held request's trace.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 
 import grpc
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 from opentelemetry.sdk.trace import ReadableSpan
@@ -29,6 +35,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from extproc import config
+from extproc.approvals import ApprovalStore
+from extproc.approvals.api import ApprovalsApi
+from extproc.approvals.hold import Holds
+from extproc.approvals.model import Approval
 from extproc.credentials import CredentialStore
 from extproc.masking import Masker
 from extproc.masking.detectors import BY_NAME
@@ -58,10 +68,27 @@ decision := {"action": "deny", "reasons": ["admin pages are closed to agents"],
     startswith(input.request.path, "/admin")
 }
 
+# Held at both phases: the request's approval covers its response.
 decision := {"action": "hold", "reasons": ["payouts need a second pair of eyes"],
              "rules": ["web.payouts"], "approvers": ["group:finance"], "hold_seconds": 300} if {
     input.target.name == "web"
     startswith(input.request.path, "/payouts")
+}
+
+# Held only once the upstream has answered: too late to hold, so refused.
+decision := {"action": "hold", "reasons": ["statements are checked before agents read them"],
+             "rules": ["web.statements"], "approvers": ["group:finance"]} if {
+    input.target.name == "web"
+    input.phase == "response"
+    startswith(input.request.path, "/statements")
+}
+
+# An approval opens a window: the agent's held requests on the ledger pass for 10 minutes.
+decision := {"action": "hold", "reasons": ["ledger entries are deleted with accounting"],
+             "rules": ["ledger.delete"], "approvers": ["group:accounting"], "grant": "window",
+             "grant_minutes": 10} if {
+    input.target.name == "ledger"
+    input.request.method == "DELETE"
 }
 
 decision := {"action": "allow", "rules": ["crm.mask"], "mask": {"detectors": ["all"]}} if {
@@ -96,6 +123,7 @@ decision := {"action": "maybe"} if startswith(input.target.name, "broken")
 TARGETS: list[dict[str, Any]] = [
     {"name": "web", "match": {"route": "web"}, "inspect": {"response": "headers"}},
     {"name": "crm", "match": {"route": "crm"}, "inspect": {"response": "body"}},
+    {"name": "ledger", "match": {"route": "ledger"}, "inspect": {"response": "none"}},
     {"name": "orders-sql", "match": {"route": "orders-sql"}, "protocol": "sql-http",
      "inspect": {"response": "none"}, "record": "strict"},
     {"name": "cluster", "match": {"route": "cluster"}, "protocol": "k8s",
@@ -116,11 +144,12 @@ SQL_TEXT = "SELECT id, total FROM orders WHERE id = 7"
 
 
 class Envoy(Stream):
-    """Envoy's end of one stream, keeping every answer tollgate gave."""
+    """Envoy's end of one stream, keeping every answer tollgate gave; with the servicer's
+    approvals store and the admin API, for scenarios that play an approver."""
 
-    def __init__(self, call: Any) -> None:
-        super().__init__(call)
-        self.call = call
+    def __init__(self, call: Any, approvals: ApprovalStore, admin: TestClient) -> None:
+        super().__init__(call, approvals=approvals)
+        self.call, self.admin = call, admin
         self.replies: list[ProcessingResponse] = []
 
     async def send(self, message: ProcessingRequest) -> ProcessingResponse:
@@ -178,9 +207,93 @@ async def policy_deny(envoy: Envoy) -> None:
     await envoy.closed()
 
 
+# Who calls the admin API here, and their groups.
+APPROVER_GROUPS = {"dana": ["finance"], "svc-autogen": ["agents"]}
+
+
+class Approvers:
+    """The admin API's token check, played: the bearer token is the caller's name."""
+
+    async def identity(self, authorization: str | None) -> dict[str, Any]:
+        sub = (authorization or "").removeprefix("Bearer ")
+        return {"authenticated": True, "sub": sub, "iss": "https://issuer.test",
+                "aud": ["tollgate"], "email": None, "groups": APPROVER_GROUPS[sub], "jti": None}
+
+
+async def waiting_on(envoy: Envoy, path: str) -> Approval:
+    """The pending approval of the held request to `path`, as an approver lists it."""
+    (found,) = [a for a in await envoy.approvals.list("pending") if a.request["path"] == path]
+    return found
+
+
+async def decide_by_api(envoy: Envoy, approval: Approval, verb: str, approver: str,
+                        reason: str | None = None) -> int:
+    """POST /approvals/{id}/approve|deny as `approver`; the answer's status."""
+    answer = await envoy.admin.post(f"/approvals/{approval.id}/{verb}",
+                                    json={"reason": reason},
+                                    headers={"authorization": f"Bearer {approver}"})
+    return answer.status
+
+
 async def hold(envoy: Envoy) -> None:
+    """Held for group:finance; nobody decides within the hold: 403 approval_required."""
     await envoy.send(request("POST", "/payouts/7", "web"))
-    await envoy.send(body({"amount": 120}))
+    waiting = await envoy.send(body({"amount": 120}))
+    assert waiting.HasField("override_message_timeout")
+    await envoy.read()
+    await envoy.closed()
+
+
+async def hold_approved(envoy: Envoy) -> None:
+    """Approved (through the store) while the request waits: it goes upstream, and its
+    response, held too, is covered by the same approval."""
+    await envoy.send(request("POST", "/payouts/8", "web"))
+    assert (await envoy.send(body({"amount": 80}))).HasField("override_message_timeout")
+    approval = await waiting_on(envoy, "/payouts/8")
+    await envoy.approvals.decide(approval.id, "dana", ["finance"], True, "invoice 8 matches")
+    assert (await envoy.read()).WhichOneof("response") == "request_body"
+    await envoy.send(upstream_headers({":status": "200"}, True))
+    await envoy.closed()
+
+
+async def approved_retry(envoy: Envoy) -> None:
+    """The request of `hold`, approved through the admin API after its hold ended, then
+    sent again by the agent: it passes on that grant at once."""
+    approval = await waiting_on(envoy, "/payouts/7")
+    assert await decide_by_api(envoy, approval, "approve", "dana", "payout 7 checked") == 200
+    await envoy.send(request("POST", "/payouts/7", "web"))
+    assert (await envoy.send(body({"amount": 120}))).WhichOneof("response") == "request_body"
+    await envoy.send(upstream_headers({":status": "200"}, True))
+    await envoy.closed()
+
+
+async def hold_denied(envoy: Envoy) -> None:
+    """While the request waits, the agent tries to approve it itself (refused), then an
+    approver denies it, both through the admin API: 403 approval_denied."""
+    await envoy.send(request("POST", "/payouts/9", "web"))
+    assert (await envoy.send(body({"amount": 5000}))).HasField("override_message_timeout")
+    approval = await waiting_on(envoy, "/payouts/9")
+    assert await decide_by_api(envoy, approval, "approve", "svc-autogen") == 403
+    assert await decide_by_api(envoy, approval, "deny", "dana", "over the limit") == 200
+    await envoy.read()
+    await envoy.closed()
+
+
+async def window_grant(envoy: Envoy) -> None:
+    """A headers-only request held for a `window` grant, approved while it waits."""
+    waiting = await envoy.send(request("DELETE", "/entries/42", "ledger"))
+    assert waiting.HasField("override_message_timeout")
+    approval = await waiting_on(envoy, "/entries/42")
+    await envoy.approvals.decide(approval.id, "dana", ["accounting"], True, None)
+    assert (await envoy.read()).WhichOneof("response") == "request_headers"
+    await envoy.closed()
+
+
+async def response_hold(envoy: Envoy) -> None:
+    """Held at the response phase only, with no approval to cover it: refused."""
+    await envoy.send(request("GET", "/statements/3", "web"))
+    await envoy.send(upstream_headers({":status": "200", "content-type": "application/json"},
+                                      True))
     await envoy.closed()
 
 
@@ -286,6 +399,11 @@ SCENARIOS: dict[str, Scenario] = {
     "allowed-get": allowed_get,
     "policy-deny": policy_deny,
     "hold": hold,
+    "hold-approved": hold_approved,
+    "approved-retry": approved_retry,  # after "hold": the retry of its request
+    "hold-denied": hold_denied,
+    "window-grant": window_grant,
+    "response-hold": response_hold,
     "unknown-route": unknown_route,
     "unauthenticated": unauthenticated,
     "policy-error": policy_error,
@@ -305,8 +423,11 @@ SCENARIOS: dict[str, Scenario] = {
 class Exchange:
     replies: list[ProcessingResponse]
     trace_id: str  # what tollgate handed Envoy (dynamic metadata tollgate:trace_id)
-    spans: list[ReadableSpan]
-    records: list[dict[str, Any]]
+    spans: list[ReadableSpan]  # the exchange's own (one)
+    records: list[dict[str, Any]]  # the exchange's own (a strict target's: two)
+    # Approvers' decisions on this exchange's approval, in its trace: spans and records.
+    approver_spans: list[ReadableSpan]
+    approver_records: list[dict[str, Any]]
 
     @property
     def span(self) -> ReadableSpan:
@@ -314,20 +435,39 @@ class Exchange:
         return span
 
 
+APPROVER_SPANS = ("tollgate approval approve", "tollgate approval deny")
+
+
+def trace_id_handed(replies: list[ProcessingResponse]) -> str:
+    """The trace id of tollgate's first answer that carries it (a held request's first
+    answer only tells Envoy to wait)."""
+    return next(r.dynamic_metadata.fields["tollgate"].struct_value["trace_id"]
+                for r in replies if "tollgate" in r.dynamic_metadata.fields)
+
+
 def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
-    """Each scenario on a stream of its own, against one servicer that exports its spans
-    to memory and records to a SQLite store of its own."""
-    cfg = config.parse({"targets": TARGETS})
+    """Each scenario on a stream of its own, against one servicer (and its admin API) that
+    exports its spans to memory and records to a SQLite store of its own."""
+    cfg = config.parse({"targets": TARGETS, "approvals": {"max_hold_seconds": 1}})
     engine = EmbeddedEngine([("p.rego", POLICY)], "data.tollgate.decision")
     masker = Masker(b"k" * 32)
     exporter = InMemorySpanExporter()
     replies: dict[str, list[ProcessingResponse]] = {}
 
-    async def main(recorder: Recorder, engine: EmbeddedEngine) -> None:
+    async def main(recorder: Recorder, engine: EmbeddedEngine, approvals_url: str) -> None:
         telemetry = Telemetry(cfg.telemetry, exporter)
+        holds = Holds(await ApprovalStore.open(approvals_url), None, masker, cfg.approvals,
+                      "http://approvals.test", "telemetry-test")
+        api = ApprovalsApi(holds.store, Approvers(), recorder, telemetry,  # type: ignore[arg-type]
+                           {t.name: t for t in cfg.targets}, "http://approvals.test",
+                           cfg.policy.sensitive_headers, cfg.recording.max_body_bytes)
+        app = web.Application()
+        app.add_routes(api.routes())
+        admin = TestClient(TestServer(app))
+        await admin.start_server()
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
-            cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder,
+            cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder, holds,
         ), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -335,12 +475,14 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = ext_proc_grpc.ExternalProcessorStub(channel)
                 for name, scenario in scenarios.items():
-                    envoy = Envoy(stub.Process())
+                    envoy = Envoy(stub.Process(), holds.store, admin)
                     await scenario(envoy)
                     replies[name] = envoy.replies
         finally:
             await server.stop(None)
+            await admin.close()
             await recorder.close()
+            await holds.close()
             telemetry.shutdown()
 
     with tempfile.TemporaryDirectory(prefix="tollgate-telemetry-") as tmp:
@@ -348,7 +490,7 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         recorder = Recorder(url, RecorderSettings(64, 16, 1000, 3600, writer_id="telemetry"),
                             Signer.from_file(Path(tmp) / "audit.key", create=True), masker)
         recorder.start()
-        asyncio.run(main(recorder, engine))
+        asyncio.run(main(recorder, engine, f"sqlite:///{tmp}/approvals.db"))
         del engine  # regorus's engine is freed on the thread that made it
         gc.collect()
         connection = connect(url)
@@ -359,13 +501,20 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
     spans = exporter.get_finished_spans()
     played = {}
     for name, answers in replies.items():
-        trace_id = answers[0].dynamic_metadata.fields["tollgate"].struct_value["trace_id"]
+        trace_id = trace_id_handed(answers)
+        in_trace = [s for s in spans if format_trace_id(s.context.trace_id) == trace_id]
+        recorded = [r for r in records if r["trace_id"] == trace_id]
         played[name] = Exchange(
             answers, trace_id,
-            [s for s in spans if format_trace_id(s.context.trace_id) == trace_id],
-            [r for r in records if r["trace_id"] == trace_id],
+            [s for s in in_trace if s.name not in APPROVER_SPANS],
+            [r for r in recorded if r["kind"] != "approval"],
+            [s for s in in_trace if s.name in APPROVER_SPANS],
+            [r for r in recorded if r["kind"] == "approval"],
         )
-    assert sum(len(e.spans) for e in played.values()) == len(spans), "a span of no exchange"
+    assert sum(len(e.spans) + len(e.approver_spans) for e in played.values()) == len(spans), (
+        "a span of no exchange")
+    assert sum(len(e.records) + len(e.approver_records) for e in played.values()) == len(
+        records), "a record of no exchange"
     return played
 
 
@@ -408,6 +557,7 @@ class Documented:
     resource: list[Row]
     span: list[Row]
     events: dict[str, list[Row]]
+    approver: list[Row]  # the span of an approver's decision
     text: str
 
 
@@ -417,10 +567,11 @@ COLUMNS = ["name", "type", "when set", "meaning", "example"]
 
 def documented() -> Documented:
     """The attribute tables of docs/telemetry.md, by section: the resource's (under
-    "### Resource attributes"), the span's (every table under "## Span attributes"), and
-    each event's (the table under "## Span events" / "### `<event name>`")."""
+    "### Resource attributes"), the span's (every table under "## Span attributes"),
+    each event's (the table under "## Span events" / "### `<event name>`"), and that of
+    an approver's decision's span (under "## Approvers' decisions")."""
     text = DOC.read_text(encoding="utf-8")
-    found = Documented([], [], {}, text)
+    found = Documented([], [], {}, [], text)
     section = subsection = ""
     header: list[str] | None = None
     for line in text.splitlines():
@@ -447,6 +598,8 @@ def documented() -> Documented:
                 event = re.fullmatch(r"`([^`]+)`", subsection)
                 assert event, f"docs/telemetry.md: an event heading in backticks: {subsection}"
                 found.events.setdefault(event[1], []).append(row)
+            elif section == "Approvers' decisions":
+                found.approver.append(row)
     return found
 
 
@@ -481,7 +634,13 @@ def check(kind: str, emitted: dict[str, list[Any]], rows: list[Row]) -> None:
 
 
 def spans_of(played: dict[str, Exchange]) -> list[ReadableSpan]:
+    """The exchanges' spans."""
     return [span for exchange in played.values() for span in exchange.spans]
+
+
+def approver_spans_of(played: dict[str, Exchange]) -> list[ReadableSpan]:
+    """The spans of approvers' decisions."""
+    return [span for exchange in played.values() for span in exchange.approver_spans]
 
 
 def values_by_key(attribute_sets: Iterator[Any]) -> dict[str, list[Any]]:
@@ -516,7 +675,7 @@ def test_every_event_and_its_attributes_are_documented_and_emitted(
 
 
 def test_the_resource_is_documented(emitted: dict[str, Exchange]) -> None:
-    spans = spans_of(emitted)
+    spans = spans_of(emitted) + approver_spans_of(emitted)
     check("resource attribute", values_by_key(s.resource.attributes for s in spans),
           DOCUMENTED.resource)
     assert {s.resource.attributes["service.name"] for s in spans} == {"tollgate"}
@@ -539,8 +698,9 @@ def test_masking_counts_name_real_detectors(emitted: dict[str, Exchange]) -> Non
 def test_enumerated_values_emitted_are_documented(emitted: dict[str, Exchange]) -> None:
     """Attributes whose values are a fixed set: each value seen is named on the page."""
     enumerated = ("tollgate.decision.action", "tollgate.refusal", "tollgate.outcome",
-                  "tollgate.phase", "tollgate.masking.body", "tollgate.approval.status")
-    for span in spans_of(emitted):
+                  "tollgate.phase", "tollgate.masking.body", "tollgate.approval.status",
+                  "tollgate.approval.grant", "tollgate.approval.action")
+    for span in spans_of(emitted) + approver_spans_of(emitted):
         for attributes in (span.attributes, *(e.attributes for e in span.events)):
             for key in enumerated:
                 if key in attributes:
@@ -567,6 +727,8 @@ def test_trace_id_joins_envoy_refusal_bodies_span_and_record(
         trace_id = exchange.trace_id
         assert re.fullmatch(r"[0-9a-f]{32}", trace_id), name
         for reply in exchange.replies:
+            if "tollgate" in reply.dynamic_metadata.fields:
+                assert trace_id_handed([reply]) == trace_id, name
             if reply.WhichOneof("response") != "immediate_response":
                 continue
             answer = reply.immediate_response
@@ -626,6 +788,9 @@ def test_the_record_repeats_the_span_as_the_mapping_table_says(
         assert record["masked"] == {
             k.removeprefix("tollgate.masked."): v for k, v in attributes.items()
             if k.startswith("tollgate.masked.")}, name
+        approval = record["approval"] or {}
+        assert approval.get("id") == attributes.get("tollgate.approval.id"), name
+        assert approval.get("status") == attributes.get("tollgate.approval.status"), name
 
 
 def test_session_and_strict_records_join_by_trace(emitted: dict[str, Exchange]) -> None:
@@ -642,7 +807,7 @@ def test_no_body_or_secret_is_on_any_span_and_the_record_masks_them(
     emitted: dict[str, Exchange],
 ) -> None:
     never = (EMAIL, SSN, AGENT_KEY, SQL_TEXT, "rm -rf /var/log")
-    for span in spans_of(emitted):
+    for span in spans_of(emitted) + approver_spans_of(emitted):
         shown = json.dumps([dict(span.attributes), *(dict(e.attributes) for e in span.events)])
         for value in never:
             assert value not in shown, (span.name, value)
@@ -650,3 +815,191 @@ def test_no_body_or_secret_is_on_any_span_and_the_record_masks_them(
     for value in (EMAIL, SSN, AGENT_KEY):
         assert value not in records
     assert SQL_TEXT in records  # bodies are in the record (masked), not on the span
+
+
+# -- holding for approval, as the page tells it --
+
+def approval_events(span: ReadableSpan) -> list[dict[str, Any]]:
+    return [dict(e.attributes) for e in span.events if e.name == "tollgate.approval"]
+
+
+def decision_events(span: ReadableSpan) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(e.attributes["tollgate.phase"], e.attributes["tollgate.decision.action"],
+             e.attributes["tollgate.decision.rules"])
+            for e in span.events if e.name == "tollgate.decision"]
+
+
+def refusal_body(exchange: Exchange) -> dict[str, Any]:
+    (refusal,) = [r.immediate_response for r in exchange.replies
+                  if r.WhichOneof("response") == "immediate_response"]
+    return json.loads(refusal.body)
+
+
+def test_a_hold_nobody_decides_ends_in_a_refusal_naming_its_approval(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange = emitted["hold"]
+    attributes = exchange.span.attributes
+    assert decision_events(exchange.span) == [("request", "hold", ("web.payouts",))]
+    pending, ended = approval_events(exchange.span)
+    assert pending["tollgate.approval.status"] == ended["tollgate.approval.status"] == "pending"
+    assert pending["tollgate.approval.hold_seconds"] == 1  # the policy's 300, at most 1
+    assert "tollgate.approval.hold_seconds" not in ended
+    assert pending["tollgate.approval.approvers"] == ("group:finance",)
+    assert pending["tollgate.approval.grant"] == "once"
+    assert (attributes["tollgate.decision.action"], attributes["tollgate.refusal"],
+            attributes["http.response.status_code"]) == ("hold", "approval_required", 403)
+    assert attributes["tollgate.approval.status"] == "pending"
+    body = refusal_body(exchange)
+    assert (body["error"], body["status"]) == ("approval_required", "pending")
+    assert body["approval_id"] == attributes["tollgate.approval.id"] == pending[
+        "tollgate.approval.id"]
+    (record,) = exchange.records
+    assert (record["approval"]["via"], record["approval"]["status"]) == ("hold", "pending")
+    assert record["decisions"][0]["hold_seconds"] == 300  # the policy's own
+
+
+def test_a_hold_approved_while_waiting_continues_and_covers_its_response(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange = emitted["hold-approved"]
+    attributes = exchange.span.attributes
+    assert [r.WhichOneof("response") for r in exchange.replies][:3] == [
+        "request_headers", None, "request_body"]  # None: override_message_timeout
+    assert decision_events(exchange.span) == [
+        ("request", "hold", ("web.payouts",)),
+        ("response", "allow", ("web.payouts", "tollgate.approved")),
+    ]
+    pending, used = approval_events(exchange.span)
+    assert pending["tollgate.approval.status"] == "pending"
+    assert (used["tollgate.approval.status"], used["tollgate.approval.decided_by"],
+            used["tollgate.approval.reason"]) == ("used", "dana", "invoice 8 matches")
+    # The events are timestamped: the wait is the time between them.
+    first, second = [e for e in exchange.span.events if e.name == "tollgate.approval"]
+    assert second.timestamp >= first.timestamp
+    assert (attributes["tollgate.decision.action"], attributes["tollgate.approval.status"],
+            attributes["http.response.status_code"]) == ("allow", "used", 200)
+    assert "tollgate.refusal" not in attributes
+    (record,) = exchange.records
+    assert record["outcome"]["action"] == "allow"
+    assert [d["action"] for d in record["decisions"]] == ["hold", "allow"]
+    assert (record["approval"]["via"], record["approval"]["decided_by"]) == ("hold", "dana")
+
+
+def test_a_retry_of_an_approved_request_passes_on_its_grant_without_waiting(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange, held = emitted["approved-retry"], emitted["hold"]
+    assert all(not r.HasField("override_message_timeout") for r in exchange.replies)
+    (used,) = approval_events(exchange.span)
+    assert "tollgate.approval.hold_seconds" not in used
+    assert used["tollgate.approval.id"] == held.span.attributes["tollgate.approval.id"]
+    assert (used["tollgate.approval.status"], used["tollgate.approval.reason"]) == (
+        "used", "payout 7 checked")
+    assert exchange.span.attributes["tollgate.decision.action"] == "allow"
+    (record,) = exchange.records
+    assert (record["approval"]["via"], record["approval"]["status"]) == ("grant", "used")
+    # The retry is a trace of its own; the approval names the trace that asked for it.
+    assert record["approval"]["trace_id"] == held.trace_id != exchange.trace_id
+
+
+def test_a_hold_denied_while_waiting_is_refused_with_who_denied_it(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange = emitted["hold-denied"]
+    attributes = exchange.span.attributes
+    _, denied = approval_events(exchange.span)
+    assert (denied["tollgate.approval.status"], denied["tollgate.approval.decided_by"],
+            denied["tollgate.approval.reason"]) == ("denied", "dana", "over the limit")
+    assert (attributes["tollgate.decision.action"], attributes["tollgate.refusal"],
+            attributes["http.response.status_code"]) == ("deny", "approval_denied", 403)
+    assert refusal_body(exchange)["status"] == "denied"
+    (record,) = exchange.records
+    assert (record["outcome"]["action"], record["approval"]["status"]) == ("deny", "denied")
+
+
+def test_a_window_grant_approved_while_waiting_is_approved_not_used(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange = emitted["window-grant"]
+    pending, approved = approval_events(exchange.span)
+    assert pending["tollgate.approval.grant"] == approved["tollgate.approval.grant"] == "window"
+    assert approved["tollgate.approval.status"] == "approved"
+    assert "tollgate.approval.reason" not in approved  # the approver gave none
+    assert exchange.span.attributes["tollgate.decision.action"] == "allow"
+    (record,) = exchange.records
+    assert (record["approval"]["grant"], record["approval"]["grant_minutes"]) == ("window", 10)
+
+
+def test_a_hold_at_the_response_without_an_approval_is_refused(
+    emitted: dict[str, Exchange],
+) -> None:
+    exchange = emitted["response-hold"]
+    assert decision_events(exchange.span) == [
+        ("request", "allow", ()),
+        ("response", "deny", ("web.statements", "tollgate.hold_too_late")),
+    ]
+    assert not approval_events(exchange.span)
+    attributes = exchange.span.attributes
+    assert (attributes["tollgate.decision.action"], attributes["http.response.status_code"]) \
+        == ("deny", 403)
+    assert "tollgate.approval.id" not in attributes and "tollgate.refusal" not in attributes
+
+
+# -- approvers' decisions, through the admin API --
+
+def test_approvers_decisions_are_documented_and_emitted(emitted: dict[str, Exchange]) -> None:
+    spans = approver_spans_of(emitted)
+    check("approver's decision span attribute", values_by_key(s.attributes for s in spans),
+          DOCUMENTED.approver)
+    assert {s.name for s in spans} == set(APPROVER_SPANS)
+    assert not any(s.events for s in spans)
+
+
+def test_an_approvers_decision_is_a_child_of_the_held_requests_span(
+    emitted: dict[str, Exchange],
+) -> None:
+    for name, exchange in emitted.items():
+        held = exchange.span
+        for span in exchange.approver_spans:
+            assert span.kind is SpanKind.SERVER, name
+            assert span.parent is not None and span.parent.is_remote, name
+            assert span.parent.span_id == held.context.span_id, name
+            assert span.context.trace_id == held.context.trace_id, name
+            assert span.attributes["tollgate.approval.id"] == held.attributes[
+                "tollgate.approval.id"], name
+            assert span.name == f"tollgate approval {span.attributes['tollgate.approval.action']}"
+    # Decided after the hold had ended: still under the (ended) span of the held request.
+    held = emitted["hold"]
+    (approve,) = held.approver_spans
+    assert approve.start_time > held.span.end_time  # type: ignore[operator]
+    assert approve.attributes["tollgate.approval.status"] == "approved"
+    # The agent cannot approve its own request: refused, and traced as such.
+    refused, denied = sorted(emitted["hold-denied"].approver_spans,
+                             key=lambda s: s.start_time or 0)
+    assert (refused.attributes["enduser.id"], refused.attributes["tollgate.refusal"],
+            refused.attributes["http.response.status_code"]) == ("svc-autogen",
+                                                                 "self_approval", 403)
+    assert refused.attributes["tollgate.approval.status"] == "pending"
+    assert (denied.attributes["tollgate.decision.action"],
+            denied.attributes["tollgate.approval.status"]) == ("deny", "denied")
+
+
+def test_an_approvers_decision_leaves_an_approval_record_in_the_same_trace(
+    emitted: dict[str, Exchange],
+) -> None:
+    for name, exchange in emitted.items():
+        by_span = {format_span_id(s.context.span_id): s for s in exchange.approver_spans}
+        assert len(exchange.approver_records) == len(by_span), name
+        for record in exchange.approver_records:
+            span = by_span[record["span_id"]]
+            attributes = span.attributes
+            assert record["trace_id"] == exchange.trace_id, name
+            assert record["identity"]["sub"] == attributes["enduser.id"]
+            assert record["approval"]["via"] == "api"
+            assert record["approval"]["id"] == attributes["tollgate.approval.id"]
+            assert record["approval"]["status"] == attributes["tollgate.approval.status"]
+            assert record["outcome"]["action"] == attributes["tollgate.decision.action"]
+            assert record["outcome"]["status"] == attributes["http.response.status_code"]
+            assert record["outcome"]["refusal"] == attributes.get("tollgate.refusal")
+            assert record["target"]["name"] == "web"
