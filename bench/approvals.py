@@ -63,12 +63,13 @@ async def store_figures(url: str, rounds: int) -> dict[str, dict[str, float]]:
         miss, hit, local, remote = [], [], [], []
         for n in range(rounds):
             started = time.perf_counter()
-            await a.grant_for(f"absent-{n}", "svc-bench", "demo", "t")
+            await a.grant_for(f"absent-{n}", "svc-bench", "demo", ("group:dba",), "t")
             miss.append((time.perf_counter() - started) * 1e6)
             approval = await a.create(**_fields(n))
             await a.decide(approval.id, "dana", ["dba"], True, None)
             started = time.perf_counter()
-            assert await a.grant_for(f"fp-{n}", "svc-bench", "demo", "t") is not None
+            assert await a.grant_for(f"fp-{n}", "svc-bench", "demo", ("group:dba",),
+                                     "t") is not None
             hit.append((time.perf_counter() - started) * 1e6)
             for waiter, decider, into in ((a, a, local), (b, a, remote)):
                 if waiter is b and a._store.backend == "sqlite":

@@ -403,7 +403,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         holds = self._holds
         bound = bound_to(exchange.evidence)
         try:
-            approval = await holds.granted(bound, exchange.evidence)
+            approval = await holds.granted(bound, held, exchange.evidence)
             via, passes = "grant", approval is not None
             if approval is None:
                 approval = await holds.ask(bound, held, exchange.evidence)

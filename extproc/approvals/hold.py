@@ -36,10 +36,12 @@ class Holds:
         return min(decision.hold_seconds or DEFAULT_HOLD_SECONDS,
                    self._settings.max_hold_seconds)
 
-    async def granted(self, bound: str, evidence: Evidence) -> Approval | None:
+    async def granted(self, bound: str, decision: Decision,
+                      evidence: Evidence) -> Approval | None:
         """A grant that lets this request through now (a `once` grant is used up)."""
         return await self.store.grant_for(bound, requester_of(evidence.identity),
-                                          _target(evidence), evidence.trace_id)
+                                          _target(evidence), approvers_of(decision),
+                                          evidence.trace_id)
 
     async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
         """The approval this request waits for: the one a retry of it already waits for,
@@ -55,7 +57,7 @@ class Holds:
             summary=self._masked_text(summary_of(request, evidence.meaning,
                                                  evidence.meaning_key)),
             request=self._for_approvers(request),
-            approvers=decision.approvers, rules=decision.rules, reasons=decision.reasons,
+            approvers=approvers_of(decision), rules=decision.rules, reasons=decision.reasons,
             grant_mode=decision.grant, grant_minutes=decision.grant_minutes,
             trace_id=evidence.trace_id, span_id=evidence.span_id, held_by=self._replica,
             expire_seconds=self._settings.expire_seconds)
@@ -115,6 +117,11 @@ def summary_of(request: dict[str, Any], meaning: Any, key: str | None) -> str:
         query = urlencode(request["query"], doseq=True)
         text = f"{request['method']} {request['path']}{'?' + query if query else ''}"
     return text[:_SUMMARY_CHARS]
+
+
+def approvers_of(decision: Decision) -> tuple[str, ...]:
+    """Who may decide, in one order: a window grant covers holds of the same approvers."""
+    return tuple(sorted(set(decision.approvers)))
 
 
 def requester_of(identity: dict[str, Any] | None) -> str:

@@ -68,15 +68,17 @@ class ApprovalStore:
     # -- a held request ------------------------------------------------------------------
 
     async def grant_for(self, fingerprint: str, requester: str, target: str,
-                        trace_id: str) -> Approval | None:
-        """An approval that lets this request through now: a `window` grant of this
-        identity on this target still open, or a `once` grant of this very request, which
+                        approvers: Sequence[str], trace_id: str) -> Approval | None:
+        """An approval that lets this request through now: a `window` grant still open
+        of this identity on this target, from the same approvers (an SRE's window does
+        not open what a dba must decide), or a `once` grant of this very request, which
         is used up by it."""
         at = now()
         window = await self._store.execute(
-            f"{_SELECT} WHERE requester = ? AND target = ? AND grant_mode = 'window' "
-            "AND status = 'approved' AND grant_until_us > ? ORDER BY grant_until_us DESC "
-            "LIMIT 1", (requester, target, at))
+            f"{_SELECT} WHERE requester = ? AND target = ? AND approvers = ? "
+            "AND grant_mode = 'window' AND status = 'approved' AND grant_until_us > ? "
+            "ORDER BY grant_until_us DESC LIMIT 1",
+            (requester, target, _json_list(approvers), at))
         if window:
             return _approval(window[0])
         # One statement: of two retries racing for one grant, the second finds the row
@@ -223,11 +225,17 @@ def _values(approval: Approval) -> Sequence[Any]:
     values = []
     for column in _COLUMNS:
         value = getattr(approval, column)
-        if column in _JSON or column in _LISTS:
-            value = None if value is None else json.dumps(
-                list(value) if column in _LISTS else value)
+        if column in _LISTS:
+            value = _json_list(value)
+        elif column in _JSON and value is not None:
+            value = json.dumps(value)
         values.append(value)
     return values
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """A list column as stored (and compared: one spelling for one list)."""
+    return json.dumps(list(values))
 
 
 def _approval(row: Sequence[Any]) -> Approval:

@@ -40,7 +40,8 @@ class Decision:
     approvers: tuple[str, ...] = ()
     hold_seconds: int | None = None
     # What an approval grants: `once`, this exact request once; `window`, this identity on
-    # this target for `grant_minutes` (every request the policy holds, not those it denies).
+    # this target for `grant_minutes` (every request the policy holds for the same
+    # approvers, not those it denies).
     grant: Literal["once", "window"] = "once"
     grant_minutes: int | None = None
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from extproc.approvals.model import ApprovalError, now
+from extproc.approvals.model import Approval, ApprovalError, now
 from extproc.approvals.store import CHANNEL, ApprovalStore
 from extproc.store import StoreError, connect
 from extproc.store.schema import MIGRATIONS
@@ -18,10 +18,18 @@ from tests.approvals.conftest import REQUESTER, create, eventually, opened
 from tests.databases import PG_ADMIN
 
 DBA = ("alice", ["dba"])  # an approver: sub, groups
+APPROVERS = ("group:dba",)  # whom create()'s approvals name
 
 
 def run(scenario: Any) -> Any:
     return asyncio.run(scenario)
+
+
+async def grant_of(store: ApprovalStore, fingerprint: str, *, requester: str = REQUESTER,
+                   target: str = "orders", approvers: tuple[str, ...] = APPROVERS,
+                   trace: str = "t") -> Approval | None:
+    """store.grant_for, for create()'s requester, target and approvers unless told."""
+    return await store.grant_for(fingerprint, requester, target, approvers, trace)
 
 
 def database_of(url: str) -> str:
@@ -132,7 +140,7 @@ def test_an_approver_denies_once_only(store_url: str) -> None:
                 await store.decide(approval.id, *DBA, approve=True, reason=None)
             assert (refused.value.code, refused.value.status) == ("not_pending", 409)
             # A denied once-approval grants nothing.
-            assert await store.grant_for(approval.fingerprint, REQUESTER, "orders", "t") is None
+            assert await grant_of(store, approval.fingerprint) is None
             assert (await store.get(approval.id)).status == "denied"
 
     run(scenario())
@@ -183,16 +191,16 @@ def test_a_once_grant_lets_its_request_through_exactly_once(store_url: str) -> N
         async with opened(store_url) as store:
             approval = await create(store, fingerprint="a" * 64)
             # Pending: nothing is granted yet.
-            assert await store.grant_for("a" * 64, REQUESTER, "orders", "t0") is None
+            assert await grant_of(store, "a" * 64, trace="t0") is None
             await store.decide(approval.id, *DBA, approve=True, reason=None)
 
-            assert await store.grant_for("b" * 64, REQUESTER, "orders", "t1") is None
-            assert await store.grant_for("a" * 64, "someone-else", "orders", "t1") is None
-            granted = await store.grant_for("a" * 64, REQUESTER, "orders", "t-retry")
+            assert await grant_of(store, "b" * 64, trace="t1") is None
+            assert await grant_of(store, "a" * 64, requester="someone-else", trace="t1") is None
+            granted = await grant_of(store, "a" * 64, trace="t-retry")
             assert granted is not None and granted.id == approval.id
             assert (granted.status, granted.used_trace_id) == ("used", "t-retry")
             assert granted.used_us is not None
-            assert await store.grant_for("a" * 64, REQUESTER, "orders", "t-again") is None
+            assert await grant_of(store, "a" * 64, trace="t-again") is None
             assert (await store.get(approval.id)).used_trace_id == "t-retry"
             assert [a.id for a in await store.list("used")] == [approval.id]
 
@@ -211,7 +219,7 @@ def test_use_marks_an_approved_once_approval_used_once(store_url: str) -> None:
             assert await store.use(approval.id, "t-other") is None
             assert (await store.get(approval.id)).used_trace_id == "t-held"
             # Used up: a retry of the same request is not let through either.
-            assert await store.grant_for(approval.fingerprint, REQUESTER, "orders", "t") is None
+            assert await grant_of(store, approval.fingerprint) is None
 
     run(scenario())
 
@@ -224,7 +232,7 @@ async def race(stores: tuple[ApprovalStore, ApprovalStore], rounds: int) -> None
         approval = await create(first, fingerprint=bound)
         await first.decide(approval.id, *DBA, approve=True, reason=None)
         got = await asyncio.gather(
-            *(store.grant_for(bound, REQUESTER, "orders", f"t-{i}")
+            *(grant_of(store, bound, trace=f"t-{i}")
               for i, store in enumerate(stores)))
         winners = [g for g in got if g is not None]
         assert len(winners) == 1, f"round {n}: {got}"
@@ -256,16 +264,19 @@ def test_a_window_grant_lets_any_request_of_its_requester_on_its_target_through(
     async def scenario() -> None:
         async with opened(store_url) as store:
             approval = await create(store, grant_mode="window", grant_minutes=5)
-            assert await store.grant_for("x" * 64, REQUESTER, "orders", "t") is None  # pending
+            assert await grant_of(store, "x" * 64) is None  # pending
             decided = await store.decide(approval.id, *DBA, approve=True, reason=None)
             assert decided.grant_until_us == decided.decided_us + 5 * 60 * 1_000_000
 
             for n in range(3):  # any fingerprint, again and again: never used up
-                granted = await store.grant_for(f"{n}" * 64, REQUESTER, "orders", f"t{n}")
+                granted = await grant_of(store, f"{n}" * 64, trace=f"t{n}")
                 assert granted is not None and granted.id == approval.id
                 assert granted.status == "approved" and granted.used_us is None
-            assert await store.grant_for("x" * 64, "someone-else", "orders", "t") is None
-            assert await store.grant_for("x" * 64, REQUESTER, "billing", "t") is None
+            assert await grant_of(store, "x" * 64, requester="someone-else") is None
+            assert await grant_of(store, "x" * 64, target="billing") is None
+            # Nor for a hold others must decide: the dba's window opens no SRE's hold.
+            for others in (("group:sre",), ("group:dba", "group:sre")):
+                assert await grant_of(store, "x" * 64, approvers=others) is None
             assert (await store.get(approval.id)).status == "approved"
 
     run(scenario())
@@ -277,7 +288,7 @@ def test_a_denied_window_grants_nothing(store_url: str) -> None:
             approval = await create(store, grant_mode="window", grant_minutes=5)
             decided = await store.decide(approval.id, *DBA, approve=False, reason="no")
             assert decided.grant_until_us is None
-            assert await store.grant_for(approval.fingerprint, REQUESTER, "orders", "t") is None
+            assert await grant_of(store, approval.fingerprint) is None
 
     run(scenario())
 
@@ -289,10 +300,10 @@ def test_a_window_grant_closes_at_the_longest_window_allowed(store_url: str) -> 
             decided = await store.decide(approval.id, *DBA, approve=True, reason=None)
             # Capped at max_window_seconds (1 s), not the 5 minutes asked for.
             assert decided.grant_until_us == decided.decided_us + 1_000_000
-            assert await store.grant_for("x" * 64, REQUESTER, "orders", "t") is not None
+            assert await grant_of(store, "x" * 64) is not None
 
             async def closed() -> bool:
-                return await store.grant_for("x" * 64, REQUESTER, "orders", "t") is None
+                return await grant_of(store, "x" * 64) is None
 
             await eventually(closed, "the 1 s window to close", timeout=5)
             assert now() >= decided.grant_until_us
@@ -421,7 +432,7 @@ def test_a_closed_store_raises_store_error_naming_it(store_url: str) -> None:
         where = store.where
         await store.close()
         with pytest.raises(StoreError) as failed:
-            await store.grant_for("a" * 64, REQUESTER, "orders", "t")
+            await grant_of(store, "a" * 64)
         assert where in str(failed.value)
         with pytest.raises(StoreError) as failed:
             await store.get("ap-1")
