@@ -8,10 +8,8 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from extproc.approvals.auth import AuthError, Verifier, VerifierError
 from extproc.config import Identity
 from extproc.stack import free_port
 from tests import tokens
+from tests.http_server import LocalServer
 
 
 def bootstrap(**provider: Any) -> dict[str, Any]:
@@ -204,43 +203,17 @@ def test_keys_from_a_local_jwks_file(tmp_path: Path) -> None:
     assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
 
 
-class JwksServer:
-    """A real HTTP server on 127.0.0.1 serving the test keys (or `body`), counting the
-    fetches."""
-
-    def __init__(self, body: bytes | None = None) -> None:
-        self.fetches = 0
-        self.body = body if body is not None else tokens.jwks().encode()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.fetches += 1
-                body = server.body
-                self.send_response(200 if self.path == "/jwks" else 404)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+def jwks_server(body: bytes | None = None) -> LocalServer:
+    """A real HTTP server serving the test keys (or `body`) at /jwks; `received` counts
+    the fetches."""
+    served = body if body is not None else tokens.jwks().encode()
+    return LocalServer(lambda _method, path, _body: (200 if path == "/jwks" else 404, served),
+                       "/jwks")
 
 
 @pytest.fixture
-def jwks_server() -> Iterator[JwksServer]:
-    server = JwksServer()
+def keys_server() -> Iterator[LocalServer]:
+    server = jwks_server()
     yield server
     server.stop()
 
@@ -251,13 +224,13 @@ def remote(uri: str) -> dict[str, Any]:
         "cache_duration": "300s"})
 
 
-def test_keys_from_a_remote_jwks(tmp_path: Path, jwks_server: JwksServer) -> None:
-    found = verifier(tmp_path, remote(jwks_server.url))
-    assert jwks_server.fetches == 0  # fetched when first needed, not at start
+def test_keys_from_a_remote_jwks(tmp_path: Path, keys_server: LocalServer) -> None:
+    found = verifier(tmp_path, remote(keys_server.url))
+    assert keys_server.received == []  # fetched when first needed, not at start
     for kid in ("test-rsa", "test-ec"):
         token = tokens.token(sub="alice", groups=["dba"], kid=kid)
         assert identity(found, f"Bearer {token}")["groups"] == ["dba"]
-    assert jwks_server.fetches >= 1
+    assert keys_server.received
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
 
@@ -271,11 +244,11 @@ def test_a_remote_jwks_that_is_down_refuses_tokens(tmp_path: Path) -> None:
                          ids=["not-json", "no-keys", "not-a-key-set"])
 def test_a_remote_jwks_serving_no_key_set_refuses_tokens(tmp_path: Path, body: bytes) -> None:
     # Refused with AuthError (the API's 401), not an unexpected exception (its 500).
-    server = JwksServer(body)
+    server = jwks_server(body)
     try:
         found = verifier(tmp_path, remote(server.url))
         assert "no key" in refused(found, f"Bearer {tokens.token(sub='alice')}")
-        assert server.fetches >= 1
+        assert server.received
     finally:
         server.stop()
 

@@ -4,11 +4,8 @@ retries, and what the approval keeps of how it went."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,50 +15,22 @@ from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
 from extproc.stack import free_port
 from tests.approvals.conftest import REQUESTER, create, eventually, opened
+from tests.http_server import LocalServer
 
 APPROVE_URL = "https://tollgate.example.com/approvals/ap-x"
 
 
-class Webhook:
-    """A real HTTP server: records each POST, answers with `statuses` in turn (the last
-    one from then on)."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.received: list[dict[str, Any]] = []
-        self.content_types: list[str] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                hook.received.append(json.loads(self.rfile.read(length)))
-                hook.content_types.append(self.headers.get("content-type", ""))
-                status = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
-                self.send_response(status)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/approvals"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+def webhook_answering(statuses: list[int]) -> LocalServer:
+    """A real HTTP server answering POSTs with `statuses` in turn (the last one from then
+    on)."""
+    left = list(statuses)
+    return LocalServer(lambda *_: (left.pop(0) if len(left) > 1 else left[0], b"ok"),
+                       "/hooks/approvals")
 
 
 @pytest.fixture
-def webhook(request: pytest.FixtureRequest) -> Iterator[Webhook]:
-    statuses = getattr(request, "param", [200])
-    server = Webhook(statuses)
+def webhook(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    server = webhook_answering(getattr(request, "param", [200]))
     yield server
     server.stop()
 
@@ -81,7 +50,7 @@ async def notified(store: ApprovalStore, notifier: Notifier, approval: Approval,
 
 
 def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
-        sqlite_url: str, webhook: Webhook, caplog: pytest.LogCaptureFixture) -> None:
+        sqlite_url: str, webhook: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> Approval:
         async with opened(sqlite_url) as store:
             notifier = Notifier(webhook.url, 3, store)
@@ -96,8 +65,9 @@ def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
                 await notifier.close()
 
     approval = asyncio.run(scenario())
-    (body,) = webhook.received
-    assert webhook.content_types == ["application/json"]
+    (post,) = webhook.received
+    body = post.json()
+    assert post.headers["content-type"] == "application/json"
     text = body["text"]
     for part in (REQUESTER, "orders", approval.summary, APPROVE_URL, "group:dba",
                  "deletes in prod need a DBA"):
@@ -116,7 +86,7 @@ def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
 
 
 def test_without_an_approve_url_the_text_names_the_command(sqlite_url: str,
-                                                          webhook: Webhook) -> None:
+                                                          webhook: LocalServer) -> None:
     async def scenario() -> Approval:
         async with opened(sqlite_url) as store:
             notifier = Notifier(webhook.url, 1, store)
@@ -128,7 +98,7 @@ def test_without_an_approve_url_the_text_names_the_command(sqlite_url: str,
                 await notifier.close()
 
     approval = asyncio.run(scenario())
-    (body,) = webhook.received
+    body = webhook.received[0].json()
     assert f"tollgate approvals approve {approval.id}" in body["text"]
     assert f"{REQUESTER} on orders for 30 min" in body["text"]
     assert body["approval"]["approve_url"] is None
@@ -136,7 +106,7 @@ def test_without_an_approve_url_the_text_names_the_command(sqlite_url: str,
 
 
 @pytest.mark.parametrize("webhook", [[500, 200]], indirect=True)
-def test_a_failing_webhook_is_retried(sqlite_url: str, webhook: Webhook,
+def test_a_failing_webhook_is_retried(sqlite_url: str, webhook: LocalServer,
                                       caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> Approval:
         async with opened(sqlite_url) as store:
@@ -152,7 +122,7 @@ def test_a_failing_webhook_is_retried(sqlite_url: str, webhook: Webhook,
 
     approval = asyncio.run(scenario())
     assert len(webhook.received) == 2
-    assert webhook.received[0] == webhook.received[1]  # the same message again
+    assert webhook.received[0].body == webhook.received[1].body  # the same message again
     logged = [r.getMessage() for r in caplog.records if r.name == "tollgate.approvals"]
     assert any(approval.id in m and "attempt 2" in m for m in logged), logged
 

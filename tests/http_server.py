@@ -1,0 +1,57 @@
+"""A real HTTP server on a free port of 127.0.0.1, in a thread of its own, for what tollgate
+calls out to in tests (a webhook, an identity provider's key set): it answers every
+request with `answer(method, path, body)` and keeps what it received."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = Callable[[str, str, bytes], tuple[int, bytes]]
+
+
+class Received:
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.method, self.path, self.headers, self.body = method, path, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LocalServer:
+    def __init__(self, answer: Answer, path: str = "/") -> None:
+        self.received: list[Received] = []
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                served.received.append(Received(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                    body))
+                status, reply = answer(self.command, self.path, body)
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            do_GET = do_POST = _any
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
