@@ -83,7 +83,7 @@ async def serve(config: Config) -> None:
             opened.push_async_callback(recorder.close)
             holds = await open_holds(config, masker, recorder.writer)
             opened.push_async_callback(holds.close)
-            if config.listen.admin is not None and verifier is not None:  # both or neither
+            if verifier is not None:  # there is an admin API
                 api = ApprovalsApi(
                     holds.store, verifier, recorder, telemetry,
                     {t.name: t for t in config.targets}, config.approvals_url,
