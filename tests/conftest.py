@@ -24,6 +24,7 @@ from extproc.recording.store import chain_rows
 from extproc.store import connect
 from tests import tokens
 from tests.databases import throwaway_database
+from tests.http_server import refusing_port
 from tests.otlp_receiver import OtlpReceiver
 from tests.tls import TlsFiles, write_tls_files
 
@@ -58,9 +59,12 @@ class Gateway:
     envoy: stack.Process
     config_path: Path
     processes: list[stack.Process] = field(default_factory=list)
-    # tollgate's admin port (the approvals API); with replicas, each one's, in order.
-    admin_port: int = 0
+    # tollgate's admin ports (the approvals API): each replica's, in order.
     replica_admin_ports: list[int] = field(default_factory=list)
+
+    @property
+    def admin_port(self) -> int:
+        return self.replica_admin_ports[0]
 
     @property
     def admin_url(self) -> str:
@@ -205,6 +209,13 @@ def store_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(name)
 
 
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port of 127.0.0.1 where nothing listens, kept so for the test."""
+    with refusing_port() as port:
+        yield port
+
+
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A test CA and a certificate for 127.0.0.1 and localhost it signed."""
@@ -284,7 +295,7 @@ class GatewayFactory:
             upstream.stop()
             raise
         gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[-1],
-                          config_paths[0], processes, admin_ports[0], admin_ports)
+                          config_paths[0], processes, admin_ports)
         self._running.append(gateway)
         return gateway
 

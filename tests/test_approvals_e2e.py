@@ -455,13 +455,14 @@ def test_shutdown_answers_held_requests_with_their_approval(make_gateway: Gatewa
     assert gw.tollgate.popen.wait(20) == 0
 
 
-def test_expiry_and_a_webhook_that_is_down(make_gateway: GatewayFactory) -> None:
+def test_expiry_and_a_webhook_that_is_down(make_gateway: GatewayFactory,
+                                           closed_port: int) -> None:
     """The webhook cannot be reached: the approval exists all the same and says the
     notification failed. Nobody decides: it expires, can no longer be approved, and the
     same request asks anew."""
     gw = make_gateway(settings={"approvals": {
         "max_hold_seconds": 1, "expire_seconds": 2, "webhook_attempts": 1,
-        "webhook_url": f"http://127.0.0.1:{stack.free_port()}/down"}})
+        "webhook_url": f"http://127.0.0.1:{closed_port}/down"}})
     first = sql(gw, "DELETE FROM customers")
     assert (first.status, first.json()["error"]) == (403, "approval_required")
     approval_id = first.json()["approval_id"]

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from extproc import envoy_bootstrap
 from extproc.approvals.auth import AuthError, Verifier, VerifierError
 from extproc.config import Identity
-from extproc.stack import free_port
 from tests import tokens
 from tests.http_server import LocalServer
 
@@ -235,8 +234,8 @@ def test_keys_from_a_remote_jwks(tmp_path: Path, keys_server: LocalServer) -> No
     assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
 
 
-def test_a_remote_jwks_that_is_down_refuses_tokens(tmp_path: Path) -> None:
-    found = verifier(tmp_path, remote(f"http://127.0.0.1:{free_port()}/jwks"))
+def test_a_remote_jwks_that_is_down_refuses_tokens(tmp_path: Path, closed_port: int) -> None:
+    found = verifier(tmp_path, remote(f"http://127.0.0.1:{closed_port}/jwks"))
     assert "no key" in refused(found, f"Bearer {tokens.token(sub='alice')}")
 
 

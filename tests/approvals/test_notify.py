@@ -13,7 +13,6 @@ import pytest
 from extproc.approvals.model import Approval
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
-from extproc.stack import free_port
 from tests.approvals.conftest import REQUESTER, create, eventually, opened
 from tests.http_server import LocalServer
 
@@ -128,8 +127,8 @@ def test_a_failing_webhook_is_retried(sqlite_url: str, webhook: LocalServer,
 
 
 def test_a_webhook_that_is_down_leaves_the_approval_pending_and_says_so(
-        sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    url = f"http://127.0.0.1:{free_port()}/hooks/approvals"  # nothing listens there
+        sqlite_url: str, closed_port: int, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{closed_port}/hooks/approvals"  # nothing listens there
 
     async def scenario() -> Approval:
         async with opened(sqlite_url) as store:
