@@ -1,21 +1,41 @@
 # The two commands of a fresh machine:
 #   make run    create .venv, install, run `tollgate up` (Envoy + tollgate + demo upstream)
-#   make test   create .venv, install with test extras, run ruff and the whole test suite
+#   make test   create .venv (and .venv-autogen for the agent examples), install with test
+#               extras, install Debian's Chromium if missing, run ruff and the whole suite
+# with `make run` up, in another shell: make autogen (an AutoGen AgentChat agent through
+# the gateway), make ag2 (the same with AG2);
 # and: make bench (benchmarks against Envoy alone), make soak (the audit record under
 # minutes of traffic); neither is part of CI.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The agent examples' own environment (examples/autogen/requirements.txt says why).
+AGENTS ?= .venv-autogen
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak clean system-deps autogen ag2
 
 run: $(VENV)/.run-deps
 	$(BIN)/tollgate up
 
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps $(AGENTS)/.deps system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# What the tests need from the system: checked on every run (a few milliseconds once
+# installed), never remembered by a stamp that would outlive an uninstall.
+system-deps:
+	@bash tests/system-deps.sh
+
+# An agent with a token of its own (subject `autogen` or `ag2`), against the quickstart
+# `make run` started.
+AGENT_TOKEN = TOKEN=$$($(BIN)/tollgate token --sub $@ --groups agents)
+
+autogen: $(AGENTS)/.deps $(VENV)/.run-deps
+	$(AGENT_TOKEN) $(AGENTS)/bin/python examples/autogen/agent.py
+
+ag2: $(AGENTS)/.deps $(VENV)/.run-deps
+	$(AGENT_TOKEN) $(AGENTS)/bin/python examples/autogen/ag2_agent.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
@@ -62,5 +82,11 @@ $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.bench-deps: pyproject.toml $(VENV)/.test-deps
 	$(call install,[test,bench])
 
+$(AGENTS)/.deps: examples/autogen/requirements.txt
+	$(PYTHON) -m venv $(AGENTS)
+	$(AGENTS)/bin/pip install -q --upgrade pip
+	$(AGENTS)/bin/pip install -q -r examples/autogen/requirements.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AGENTS) *.egg-info .pytest_cache .ruff_cache

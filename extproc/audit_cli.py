@@ -391,6 +391,11 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     if content["meaning"]:
         for key, value in content["meaning"].items():
             _field("meaning", f"{key}: {_excerpt(json.dumps(value, ensure_ascii=False))}")
+            if key == "llm" and value and value.get("tool_calls"):
+                # What the model asked the agent to run, which the excerpt may cut.
+                _field("", "tool calls: " + _excerpt("; ".join(
+                    f"{call['name']}({call['arguments_text']})"
+                    for call in value["tool_calls"])))
     for decision in content["decisions"]:
         _field("decision", _decision(decision))
     if not content["decisions"]:
@@ -401,10 +406,7 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     if response is None:
         _field("response", "none from upstream")
     else:
-        _field("response", f"{response['status']}")
-        unread = response["body"] is None and not response["body_read"]
-        _field("", f"body: {_body(response['body'])}"
-                   + (" (not read by tollgate, or refused)" if unread else ""))
+        _show_response(response, content["decisions"])
     _field("outcome", _outcome(content["outcome"]))
     upstream = content["upstream_ms"]
     _field("timings", f"total {content['duration_ms']} ms"
@@ -412,6 +414,23 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     masked = content["masked"]
     _field("masked", ", ".join(f"{k} {n}" for k, n in masked.items()) if masked
            else "nothing")
+
+
+def _show_response(response: dict[str, Any], decisions: list[dict[str, Any]]) -> None:
+    """The upstream's answer, and what the client got: the same body, masked as the
+    policy asked, unless a response decision refused it."""
+    refused = any(d["phase"] == "response" and d["action"] != "allow" for d in decisions)
+    if refused and "upstream_body" in response:
+        _field("response", f"{response['status']} from upstream, refused by tollgate")
+        upstream = response["upstream_body"]
+        read = upstream is not None or response["body_read"]
+        _field("", f"upstream sent: {_body(upstream) if read else 'not read by tollgate'}")
+        _field("", f"client got: {_body(response['body'])}")
+        return
+    _field("response", f"{response['status']}")
+    unread = response["body"] is None and not response["body_read"]
+    _field("", f"body: {_body(response['body'])}"
+               + (" (not read by tollgate, or refused)" if unread else ""))
 
 
 def _field(label: str, text: str) -> None:
@@ -510,8 +529,8 @@ def _whatif(args: argparse.Namespace, config: config_module.Config) -> int:
 def _show_whatif(report: WhatIf, policies: Path, scope: str) -> None:
     print(f"what-if: the policies in {policies} (revision {report.revision}) on the "
           f"records of {scope}")
-    print("note: records hold bodies masked, and cut past recording.max_body_bytes (a "
-          "refused response's body is not kept); a decision that depends on a masked "
+    print("note: records hold bodies masked, and cut past recording.max_body_bytes (older "
+          "records lack a refused response's body); a decision that depends on a masked "
           "or cut value may differ. Decisions missing part of a body count as "
           "approximate.")
     print(f"\nrecords re-evaluated: {report.records}; decisions: {report.decisions}")

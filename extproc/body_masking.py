@@ -17,7 +17,7 @@ from typing import Any
 
 from extproc import jsonenc
 from extproc.http_message import BadInput, is_json, media_type, parse_json
-from extproc.masking import Masker, MaskSpec
+from extproc.masking import Masker, MaskingStream, MaskSpec
 
 log = logging.getLogger("tollgate.masking")
 
@@ -42,13 +42,16 @@ def new_masker(hmac_key: bytes | None) -> Masker:
 def spec_of(masks: Iterable[Mapping[str, Sequence[str]]]) -> MaskSpec | None:
     """One spec for every `mask` the exchange's decisions asked for (None: mask nothing).
 
-    Masks add up: what any decision asked to hide stays hidden. The strategy of the
-    last decision that names one wins.
+    Masks add up: what any decision asked to hide stays hidden (a mask without
+    `actions` hides in actions what it hides elsewhere). The strategy of the last
+    decision that names one wins.
     """
     merged: dict[str, tuple[str, ...]] = {}
     for mask in masks:
-        if not (mask.get("detectors") or mask.get("fields")):
+        if not (mask.get("detectors") or mask.get("fields") or mask.get("actions")):
             continue
+        if "actions" not in mask:
+            mask = {**mask, "actions": mask.get("detectors", ())}
         for key, values in mask.items():
             if key == "strategy":
                 merged[key] = tuple(values)
@@ -145,19 +148,27 @@ class ByteStream:
         return min(ends) if ends else None
 
 
+# What a chat choice streams for the agent to read: its text, a refusal, and the
+# reasoning some servers stream (vLLM, DeepSeek, Ollama, OpenRouter).
+_DELTA_TEXTS = ("content", "refusal", "reasoning_content", "reasoning")
+
+
 class ChatTextMasking:
     """The text of an OpenAI-compatible chat stream, masked across its events.
 
     A model streams a few characters per event, so a card number or an SSN arrives cut
     over several events, and masking each event alone would let it through. Each
-    choice's content, and each tool call's arguments, run through one MaskingStream;
-    every event is re-written with what that stream releases (held-back text moves into
-    later events), and a choice's finishing event carries what was still held.
+    choice's text, and each tool call's arguments (and the legacy `function_call`'s),
+    run through one MaskingStream: text as the spec says, arguments as its
+    `for_actions` says (what the agent acts on). Every event is re-written with what
+    the streams release (held-back text moves into later events), and a choice's
+    finishing event carries what was still held. An event that is no chat chunk (the
+    Responses API's, an error) is masked as the JSON it is, or as text.
     """
 
     def __init__(self, masker: Masker, spec: MaskSpec) -> None:
         self._masker, self._spec = masker, spec
-        self._streams: dict[tuple[int, ...], Any] = {}
+        self._streams: dict[tuple[Any, ...], MaskingStream] = {}
         self._counts: Counter[str] = Counter()
 
     @property
@@ -166,13 +177,20 @@ class ChatTextMasking:
 
     def event(self, raw: bytes, payload: Any) -> bytes:
         """One event (its bytes, and its `data` parsed as JSON, or None), masked."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+        if isinstance(payload, dict) and isinstance(payload.get("choices"), list):
+            for choice in payload["choices"]:
+                if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+                    self._mask_delta(choice)
+        elif isinstance(payload, dict):
+            masked, counts = self._masker.mask_json(payload, self._spec)
+            self._counts += counts
+            if masked is payload:
+                return raw
+            payload = masked
+        else:
             text, counts = self._masker.mask_text(raw.decode("utf-8", "replace"), self._spec)
             self._counts += counts
             return text.encode()
-        for choice in payload["choices"]:
-            if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
-                self._mask_delta(choice)
         others = [line for line in raw.decode("utf-8", "replace").splitlines()
                   if line and not line.startswith("data:")]
         return "\n".join([*others, f"data: {jsonenc.dumps(payload)}", "", ""]).encode()
@@ -180,16 +198,12 @@ class ChatTextMasking:
     def finish(self) -> bytes:
         """An event with whatever is still held when a stream ends without finishing its
         choices (cut short): held text is released, masked, never dropped."""
-        choices: dict[int, dict[str, Any]] = {}
+        choices: dict[Any, dict[str, Any]] = {}
         for key in list(self._streams):
             rest = self._release(key, "", True)
             if rest:
-                delta = choices.setdefault(key[0], {"index": key[0], "delta": {}})["delta"]
-                if len(key) == 1:
-                    delta["content"] = rest
-                else:
-                    delta.setdefault("tool_calls", []).append(
-                        {"index": key[1], "function": {"arguments": rest}})
+                _put(choices.setdefault(key[0], {"index": key[0], "delta": {}})["delta"],
+                     key, rest)
         if not choices:
             return b""
         return f"data: {jsonenc.dumps({'choices': list(choices.values())})}\n\n".encode()
@@ -197,23 +211,55 @@ class ChatTextMasking:
     def _mask_delta(self, choice: dict[str, Any]) -> None:
         index = choice.get("index", 0)
         delta, finished = choice["delta"], choice.get("finish_reason") is not None
-        if isinstance(delta.get("content"), str) or finished:
-            delta["content"] = self._release((index,), delta.get("content") or "", finished)
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                key = (index, call.get("index", 0))
-                function["arguments"] = self._release(key, function["arguments"], False)
-        if finished:  # arguments still held go out with the choice's last event
-            for key in [k for k in self._streams if len(k) == 2 and k[0] == index]:
+        for name in _DELTA_TEXTS:
+            if isinstance(delta.get(name), str):
+                delta[name] = self._release((index, name), delta[name], finished)
+        for key, function in _argument_parts(index, delta):
+            function["arguments"] = self._release(key, function["arguments"], finished)
+        if finished:  # what is still held goes out with the choice's last event
+            for key in [k for k in self._streams if k[0] == index]:
                 rest = self._release(key, "", True)
                 if rest:
-                    delta.setdefault("tool_calls", []).append(
-                        {"index": key[1], "function": {"arguments": rest}})
+                    _put(delta, key, rest)
 
-    def _release(self, key: tuple[int, ...], text: str, final: bool) -> str:
+    def _release(self, key: tuple[Any, ...], text: str, final: bool) -> str:
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = self._masker.stream(self._spec)
+            spec = self._spec.for_actions if key[1] in _ACTIONS else self._spec
+            stream = self._streams[key] = self._masker.stream(spec)
         released = stream.feed(text)
-        return released + stream.finish() if final else released
+        if not final:
+            return released
+        released += stream.finish()
+        self._counts += self._streams.pop(key).counts
+        return released
+
+
+_ACTIONS = ("tool_calls", "function_call")
+
+
+def _argument_parts(index: Any, delta: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
+    """The delta's tool-call functions (and legacy `function_call`) carrying arguments,
+    each with its stream's key."""
+    parts = []
+    calls = delta.get("tool_calls")
+    for n, call in enumerate(calls if isinstance(calls, list) else ()):
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            parts.append(((index, "tool_calls", call.get("index", n)), function))
+    legacy = delta.get("function_call")
+    if isinstance(legacy, dict) and isinstance(legacy.get("arguments"), str):
+        parts.append(((index, "function_call"), legacy))
+    return parts
+
+
+def _put(delta: dict[str, Any], key: tuple[Any, ...], text: str) -> None:
+    """Text released by the stream of `key` (a choice's) into `delta`."""
+    if key[1] == "tool_calls":
+        if not isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = []
+        delta["tool_calls"].append({"index": key[2], "function": {"arguments": text}})
+    elif key[1] == "function_call":
+        delta["function_call"] = {"arguments": text}
+    else:
+        delta[key[1]] = text

@@ -218,6 +218,12 @@ class Sql:
     query_param: str | None = "sql"
     # The whole body is the SQL (`text/plain` or `application/sql` bodies).
     raw_body: bool = False
+    # The request paths where the upstream runs the SQL it is sent, as clients send them
+    # (before Envoy's prefix rewrite): whole paths, `*` within one segment
+    # (`/db/*/-/query*`). A write elsewhere is `unread_write` whatever SQL it carries:
+    # Datasette drops a table sent `{"confirm": true, "sql": "select 1"}`. SQL found
+    # elsewhere is still judged. null: every path runs the SQL it carries.
+    paths: tuple[str, ...] | None = None
     # The longest SQL text parsed; a longer one is refused (sql.unparseable). Parsing
     # is linear but not free: ~0.35 ms per KiB with pglast, ~3 ms per KiB with sqlglot.
     max_bytes: int = 128 * 1024
@@ -240,6 +246,17 @@ class Sql:
         if self.json_field is None and self.query_param is None and not self.raw_body:
             raise Invalid(None, "names nowhere to find SQL: set json_field, query_param or "
                           "raw_body")
+        if self.paths is not None:
+            from extproc.interpret.paths import pattern_problem
+
+            object.__setattr__(self, "paths", tuple(self.paths))
+            if not self.paths:
+                raise Invalid("paths", "is empty: list the paths where the upstream runs "
+                              "SQL, or leave it out")
+            for pattern in self.paths:
+                problem = pattern_problem(pattern)
+                if problem:
+                    raise Invalid("paths", problem)
 
     @property
     def json_path(self) -> tuple[str, ...]:

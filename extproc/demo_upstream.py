@@ -1,4 +1,5 @@
-"""The demo upstream `tollgate up` puts behind Envoy: synthetic customers, SQL, echo.
+"""The demo upstream `tollgate up` puts behind Envoy: synthetic customers, SQL, echo,
+and a scripted model.
 
     GET  /api/customers   JSON records with names, e-mails, US SSNs, card numbers and
                           (a leaky API) portal passwords;
@@ -11,6 +12,11 @@
     POST /sql             {"sql": "..."} run on a SQLite demo database
                           -> {"columns": [...], "rows": [...]}
     GET  /echo            the method, path and headers this server received
+    POST /v1/chat/completions   the demo model (`tollgate-demo`), OpenAI-compatible,
+                          streamed or not: it calls the tool the user's message names,
+                          then answers in text with what the tool returned (see
+                          `demo_model_reply`): enough for an agent to run on, offline
+    GET  /v1/models       the demo model
 
 Every value is synthetic (card numbers are the issuers' published test numbers,
 SSNs are in valid ranges but made up), so masking has something realistic to
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
 import signal
 import sqlite3
 import sys
@@ -35,6 +42,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import brotli
+
+from extproc import openai_wire
+from extproc.openai_wire import Reply, ToolCall
 
 CUSTOMERS: tuple[dict[str, str], ...] = (
     {"id": "c-1001", "name": "Ada Lovelace", "email": "ada.lovelace@example.com",
@@ -114,6 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
             })
         elif route == ("POST", "/sql"):
             self._sql(body)
+        elif route == ("POST", "/v1/chat/completions"):
+            self._chat(body)
+        elif route == ("GET", "/v1/models"):
+            openai_wire.send_json(self, 200, openai_wire.model_list((DEMO_MODEL,)))
         else:
             self._json(404, {"error": "not_found", "method": route[0], "path": route[1]})
 
@@ -132,9 +146,19 @@ class _Handler(BaseHTTPRequestHandler):
         except sqlite3.Error as exc:
             self._json(400, {"error": "sql_error", "message": str(exc)})
 
+    def _chat(self, body: bytes) -> None:
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+        error = openai_wire.chat_request_error(request)
+        if error is not None:
+            openai_wire.send_json(self, 400, {"error": error})
+        else:
+            openai_wire.send_reply(self, demo_model_reply(request), request)
+
     def _receive(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = openai_wire.read_body(self)
         path, _, query = self.path.partition("?")
         self.server.received.append(
             Received(self.command, path, query, dict(self.headers.items()), body)
@@ -188,6 +212,50 @@ def _preferred_encoding(accept_encoding: str) -> str | None:
         if name in _ENCODERS:
             return name
     return None
+
+
+DEMO_MODEL = "tollgate-demo"
+_QUOTED = re.compile(r"`([^`]+)`")
+
+
+def demo_model_reply(request: dict[str, Any]) -> Reply:
+    """The demo model's answer to a chat request: scripted, read from the conversation.
+
+    Once tool results follow the last user message, it answers in text with what each
+    tool returned. Before, it calls the tool that message names (of the tools offered,
+    the one named first), with the message's first `backquoted` text as the tool's first
+    parameter, if it has one. Naming no tool, it says which it was offered. So an agent
+    framework runs its whole loop (model, tool, model) with no model to download.
+    """
+    messages = request["messages"] if isinstance(request["messages"], list) else []
+    messages = [m for m in messages if isinstance(m, dict)]
+    asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    since = messages[asked + 1:]
+    called = {c.get("id"): c["function"].get("name")
+              for m in since if isinstance(m.get("tool_calls"), list) for c in m["tool_calls"]
+              if isinstance(c, dict) and isinstance(c.get("function"), dict)}
+    results = [m for m in since if m.get("role") == "tool"]
+    if results:
+        return Reply(text="\n".join(
+            f"{called.get(m.get('tool_call_id')) or 'The tool'} returned: "
+            f"{openai_wire.message_text(m)}" for m in results))
+    tools = [t["function"] for t in request.get("tools") or ()
+             if isinstance(t, dict) and isinstance(t.get("function"), dict)
+             and isinstance(t["function"].get("name"), str)]
+    text = openai_wire.message_text(messages[asked]) if asked >= 0 else ""
+    named = [(found.start(), tool) for tool in tools
+             if (found := re.search(rf"(?<!\w){re.escape(tool['name'])}(?!\w)", text))]
+    if not named:
+        offered = ", ".join(t["name"] for t in tools) or "none"
+        return Reply(text=f"I am tollgate's demo model. Name one of the tools I was offered "
+                          f"({offered}) and I will call it.")
+    _, tool = min(named, key=lambda found: found[0])
+    parameters = tool.get("parameters")
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    first = next(iter(properties), None) if isinstance(properties, dict) else None
+    quoted = _QUOTED.search(text)
+    arguments = {first: quoted.group(1)} if first is not None and quoted else {}
+    return Reply(tool_calls=(ToolCall(tool["name"], arguments),))
 
 
 class _Server(ThreadingHTTPServer):

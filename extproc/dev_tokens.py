@@ -66,10 +66,13 @@ def mint(
 
 
 def _provider(bootstrap_path: Path, key: object) -> tuple[str, str, str]:
-    """Issuer, first audience and the kid of `key` in the bootstrap's inline JWKS."""
-    provider = envoy_bootstrap.jwt_provider(envoy_bootstrap.load(bootstrap_path))
+    """Issuer, first audience and the kid of `key`, from the token provider whose inline
+    JWKS holds its public half (a bootstrap may have several providers)."""
     public = key.public_key()  # type: ignore[attr-defined]
-    for entry in json.loads(provider["local_jwks"]["inline_string"])["keys"]:
-        if jwt.algorithms.RSAAlgorithm.from_jwk(entry) == public:
-            return provider["issuer"], provider["audiences"][0], entry["kid"]
+    providers = envoy_bootstrap.jwt_providers(envoy_bootstrap.load(bootstrap_path))
+    for provider in providers.values():
+        inline = (provider.get("local_jwks") or {}).get("inline_string")
+        for entry in json.loads(inline)["keys"] if inline else ():
+            if entry.get("kty") == "RSA" and jwt.algorithms.RSAAlgorithm.from_jwk(entry) == public:
+                return provider["issuer"], provider["audiences"][0], entry["kid"]
     raise TokenError(f"{bootstrap_path} does not trust the development key (no matching JWKS key)")

@@ -1,13 +1,20 @@
-"""Envoy bootstraps derived from the ones in `envoy/`, for other ports or set-ups.
+"""Envoy bootstraps: what tollgate reads in one, and copies for other ports or set-ups.
 
 `tollgate up`, the end-to-end tests and the benchmark all start Envoy from
 `envoy/quickstart.yaml`; this module moves its listener, admin and cluster
 endpoints to the ports asked for, so the file users read is the file that runs.
+
+A real bootstrap has several listeners (a plain one and a TLS one for kubectl, say),
+each with filter chains and HTTP connection managers: every reader here goes over
+all of them, and one that needs exactly one of something names what it found when
+there are several. Filters are recognised by their config's type, as Envoy does (a
+filter's `name` is free text).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +22,22 @@ from typing import Any
 import yaml
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
-EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
+# jwt_authn's filter name, for per-route configs (`typed_per_filter_config` is keyed by it).
+JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
+
+_TYPE = "type.googleapis.com/envoy.extensions.filters."
+CONNECTION_MANAGER_TYPE = (
+    f"{_TYPE}network.http_connection_manager.v3.HttpConnectionManager")
+JWT_AUTHN_TYPE = f"{_TYPE}http.jwt_authn.v3.JwtAuthentication"
+EXT_PROC_TYPE = f"{_TYPE}http.ext_proc.v3.ExternalProcessor"
+# The clusters `with_ports` moves, by name: the rest are left as they are.
+EXT_PROC_CLUSTER = "tollgate_extproc"
+DEMO_CLUSTER = "demo_upstream"
+
+
+class BootstrapError(ValueError):
+    """The bootstrap does not hold what a reader needs, or holds it ambiguously (the
+    message names what it found)."""
 
 
 @dataclass(frozen=True)
@@ -23,25 +45,116 @@ class Ports:
     listener: int = 10000
     admin: int = 9901
     ext_proc: int = 50051
-    upstream: int = 10080
+    upstream: int = 10080  # the demo upstream's (cluster demo_upstream)
 
 
 def load(path: Path = QUICKSTART) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    return bootstrap["static_resources"].get("listeners") or []
+
+
+def _managers(bootstrap: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every HTTP connection manager's config, with the listener it is in: over all
+    listeners and all their filter chains (the default one included)."""
+    for listener in listeners(bootstrap):
+        chains = [*listener.get("filter_chains", ()),
+                  *([listener["default_filter_chain"]] if "default_filter_chain" in listener
+                    else [])]
+        for chain in chains:
+            for network_filter in chain.get("filters", ()):
+                config = network_filter.get("typed_config") or {}
+                if config.get("@type") == CONNECTION_MANAGER_TYPE:
+                    yield listener.get("name", "(unnamed)"), config
+
+
+def connection_managers(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every HTTP connection manager's config, in every listener and filter chain."""
+    return [manager for _, manager in _managers(bootstrap)]
+
+
+def _filters(bootstrap: dict[str, Any], type_url: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every HTTP filter whose config is of `type_url`, with the listener it is in."""
+    for listener, manager in _managers(bootstrap):
+        for http_filter in manager.get("http_filters", ()):
+            if (http_filter.get("typed_config") or {}).get("@type") == type_url:
+                yield listener, http_filter
+
+
+def http_filters(bootstrap: dict[str, Any], type_url: str) -> list[dict[str, Any]]:
+    """Every HTTP filter whose config is of `type_url`, in every connection manager."""
+    return [http_filter for _, http_filter in _filters(bootstrap, type_url)]
+
+
+def routes(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every route of every connection manager's inline route config (RDS ones are not
+    in the bootstrap)."""
+    return [route for manager in connection_managers(bootstrap)
+            for host in (manager.get("route_config") or {}).get("virtual_hosts", ())
+            for route in host.get("routes", ())]
+
+
+def route_protocol(route: dict[str, Any]) -> str | None:
+    """The protocol a route's metadata names (`filter_metadata: {tollgate: {protocol:
+    llm}}`), which gives Envoy's own answers on it that protocol's shape."""
+    tollgate = ((route.get("metadata") or {}).get("filter_metadata") or {}).get("tollgate")
+    return (tollgate or {}).get("protocol")
+
+
+def _one(found: list[Any], what: str, names: list[str]) -> Any:
+    """The single item of `found`; else a BootstrapError naming every one."""
+    if len(found) != 1:
+        listed = f": {', '.join(names)}" if names else ""
+        raise BootstrapError(f"expected one {what}, the bootstrap has {len(found)}{listed}")
+    return found[0]
+
+
+def _the_listener(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    found = listeners(bootstrap)
+    return _one(found, "listener", [x.get("name", "(unnamed)") for x in found])
+
+
+def jwt_providers(bootstrap: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The token providers of every jwt_authn filter, by name (none without the filter).
+
+    Listeners often share a provider, repeated in each: the same name with the same
+    config is one provider. The same name with another config is an error, as a token
+    would then verify or not depending on the listener it came through.
+    """
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for listener, authn in _filters(bootstrap, JWT_AUTHN_TYPE):
+        for name, provider in (authn["typed_config"].get("providers") or {}).items():
+            first, known = found.setdefault(name, (listener, provider))
+            if known != provider:
+                raise BootstrapError(
+                    f"jwt_authn provider {name!r} is configured differently in listener "
+                    f"{first} and listener {listener}: give them different names, or the "
+                    "same config")
+    return {name: provider for name, (_, provider) in found.items()}
+
+
+def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """The bootstrap's only jwt_authn token provider."""
+    providers = jwt_providers(bootstrap)
+    return _one(list(providers.values()), "jwt_authn provider", list(providers))
+
+
 def with_ports(bootstrap: dict[str, Any], ports: Ports) -> dict[str, Any]:
-    """A copy listening and connecting on `ports` (the cluster roles: ext_proc, upstream)."""
+    """A copy of a one-listener bootstrap listening and connecting on `ports`: its
+    listener, admin, and the clusters tollgate_extproc and demo_upstream."""
     config = copy.deepcopy(bootstrap)
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
-    resources = config["static_resources"]
-    (listener,) = resources["listeners"]
-    listener["address"]["socket_address"]["port_value"] = ports.listener
-    for cluster in resources["clusters"]:
-        port = ports.ext_proc if cluster["name"] == "tollgate_extproc" else ports.upstream
+    _the_listener(config)["address"]["socket_address"]["port_value"] = ports.listener
+    moved = {EXT_PROC_CLUSTER: ports.ext_proc, DEMO_CLUSTER: ports.upstream}
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] not in moved:
+            continue
         for group in cluster["load_assignment"]["endpoints"]:
             for endpoint in group["lb_endpoints"]:
-                endpoint["endpoint"]["address"]["socket_address"]["port_value"] = port
+                endpoint["endpoint"]["address"]["socket_address"]["port_value"] = moved[
+                    cluster["name"]]
     return config
 
 
@@ -51,7 +164,7 @@ def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str
     long-lived HTTP/2 connections to one process)."""
     config = copy.deepcopy(bootstrap)
     (cluster,) = [c for c in config["static_resources"]["clusters"]
-                  if c["name"] == "tollgate_extproc"]
+                  if c["name"] == EXT_PROC_CLUSTER]
     cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
         {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
                                                      "port_value": port}}}}
@@ -59,48 +172,28 @@ def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str
     return config
 
 
-JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
-
-
-def _connection_manager(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """The (single) listener's HTTP connection manager config."""
-    (listener,) = bootstrap["static_resources"]["listeners"]
-    (chain,) = listener["filter_chains"]
-    (manager,) = chain["filters"]
-    return manager["typed_config"]
-
-
-def http_filters(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
-    """The HTTP filters of the (single) listener's connection manager."""
-    return _connection_manager(bootstrap)["http_filters"]
-
-
-def jwt_providers(bootstrap: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The jwt_authn filter's token providers, by name (none without the filter)."""
-    authn = [f for f in http_filters(bootstrap) if f["name"] == JWT_AUTHN_FILTER]
-    return dict(authn[0]["typed_config"]["providers"]) if authn else {}
-
-
-def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """The jwt_authn filter's (single) token provider."""
-    (provider,) = jwt_providers(bootstrap).values()
-    return provider
-
-
 def with_jwt_issuer(
     bootstrap: dict[str, Any], issuer: str, audiences: list[str], jwks: str
 ) -> dict[str, Any]:
-    """A copy whose token provider trusts another issuer: its keys inline, as local_jwks."""
+    """A copy whose (only) token provider trusts another issuer, its keys inline as
+    local_jwks, in every jwt_authn filter that has it."""
     config = copy.deepcopy(bootstrap)
-    jwt_provider(config).update({"issuer": issuer, "audiences": audiences,
-                                 "local_jwks": {"inline_string": jwks}})
+    names = list(jwt_providers(config))
+    name = _one(names, "jwt_authn provider", names)
+    for authn in http_filters(config, JWT_AUTHN_TYPE):
+        provider = authn["typed_config"]["providers"].get(name)
+        if provider is not None:
+            provider.update({"issuer": issuer, "audiences": audiences,
+                             "local_jwks": {"inline_string": jwks}})
     return config
 
 
 def with_routes(bootstrap: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:
-    """A copy with `routes` ahead of the others (the quickstart's matches every path)."""
+    """A copy with `routes` ahead of the others in each connection manager's first
+    virtual host (the quickstart's only route matches every path)."""
     config = copy.deepcopy(bootstrap)
-    _connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"][:0] = routes
+    for manager in connection_managers(config):
+        manager["route_config"]["virtual_hosts"][0]["routes"][:0] = copy.deepcopy(routes)
     return config
 
 
@@ -117,31 +210,42 @@ def with_clusters(bootstrap: dict[str, Any], clusters: dict[str, int]) -> dict[s
     return config
 
 
-def with_tls(bootstrap: dict[str, Any], cert: Path, key: Path) -> dict[str, Any]:
-    """A copy whose listener serves TLS with this certificate (kubectl, for one, sends
-    its bearer token only over TLS)."""
+def with_tls(bootstrap: dict[str, Any], cert: Path, key: Path, port: int) -> dict[str, Any]:
+    """A copy with a second listener on `port`: the (only) listener's twin, serving TLS
+    with this certificate (kubectl, for one, sends its bearer token only over TLS)."""
     config = copy.deepcopy(bootstrap)
-    (listener,) = config["static_resources"]["listeners"]
-    (chain,) = listener["filter_chains"]
-    chain["transport_socket"] = {
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-                     "DownstreamTlsContext",
-            "common_tls_context": {"tls_certificates": [{
-                "certificate_chain": {"filename": str(cert)},
-                "private_key": {"filename": str(key)},
-            }]},
-        },
-    }
+    plain = _the_listener(config)
+    twin = copy.deepcopy(plain)
+    twin["name"] = f"{plain['name']}_tls"
+    twin["address"]["socket_address"]["port_value"] = port
+    for chain in twin["filter_chains"]:
+        chain["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                         "DownstreamTlsContext",
+                "common_tls_context": {"tls_certificates": [{
+                    "certificate_chain": {"filename": str(cert)},
+                    "private_key": {"filename": str(key)},
+                }]},
+            },
+        }
+    listeners(config).append(twin)
     return config
 
 
 def without_ext_proc(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """A copy with the ext_proc filter removed: Envoy alone, the benchmark's baseline."""
+    return without_http_filters(bootstrap, EXT_PROC_TYPE)
+
+
+def without_http_filters(bootstrap: dict[str, Any], type_url: str) -> dict[str, Any]:
+    """A copy with the HTTP filters of `type_url` removed from every connection manager."""
     config = copy.deepcopy(bootstrap)
-    manager = _connection_manager(config)
-    manager["http_filters"] = [f for f in manager["http_filters"] if f["name"] != EXT_PROC_FILTER]
+    for manager in connection_managers(config):
+        manager["http_filters"] = [
+            f for f in manager.get("http_filters", ())
+            if (f.get("typed_config") or {}).get("@type") != type_url]
     return config
 
 

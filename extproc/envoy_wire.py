@@ -130,39 +130,59 @@ def _set_metadata(response: ProcessingResponse, trace_id: str, refusal: str | No
         fields["refusal"].string_value = refusal
 
 
+def traceparent(trace_id: str, span_id: str) -> str:
+    """The W3C `traceparent` naming tollgate's span, for the upstream, so that an
+    instrumented upstream's spans hang under tollgate's rather than beside it (the
+    agent's `tracestate` passes as it came). Sampled: tollgate samples every exchange."""
+    return f"00-{trace_id}-{span_id}-01"
+
+
 def continue_request_headers(
     trace_id: str, mode: ProcessingMode | None, injection: Injection | None = None,
-    plain_response: bool = False,
+    plain_response: bool = False, traceparent: str | None = None,
 ) -> ProcessingResponse:
     """Let the request headers through, hand Envoy the trace id, ask for later phases.
 
     With an `injection` (an allowed request), the headers go upstream changed: the
-    client's credentials removed, the target's own set, and with `plain_response`
-    Accept-Encoding narrowed to identity, so a response to be read comes uncompressed.
+    client's credentials removed, the target's own set, `traceparent` naming tollgate's
+    span, and with `plain_response` Accept-Encoding narrowed to identity, so a response
+    to be read comes uncompressed.
     """
     response = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
     _set_metadata(response, trace_id)
     if mode is not None:
         response.mode_override.CopyFrom(mode)
     if injection is not None:
-        response.request_headers.response.header_mutation.CopyFrom(
-            _mutation(injection, plain_response)
-        )
+        _forwarded(response.request_headers.response.header_mutation, injection,
+                   plain_response, traceparent)
     return response
 
 
 def continue_request_body(
-    injection: Injection, body: bytes | None = None, plain_response: bool = False
+    injection: Injection, body: bytes | None = None, plain_response: bool = False,
+    traceparent: str | None = None,
 ) -> ProcessingResponse:
     """Let a buffered request body through (replaced by `body` when given, e.g. masked);
     Envoy applies the header mutation with it."""
     response = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
     common = response.request_body.response
-    common.header_mutation.CopyFrom(_mutation(injection, plain_response))
+    _forwarded(common.header_mutation, injection, plain_response, traceparent)
     if body is not None:
         common.body_mutation.body = body
         common.header_mutation.set_headers.append(_header("content-length", str(len(body))))
     return response
+
+
+def _forwarded(mutation: HeaderMutation, injection: Injection, plain_response: bool,
+               traceparent: str | None) -> None:
+    """What an allowed request's headers go upstream with: the target's (cached) mutation,
+    and this exchange's traceparent, set in place (~1 µs; `_header` and a copy: ~2.6)."""
+    mutation.CopyFrom(_mutation(injection, plain_response))
+    if traceparent is not None:
+        added = mutation.set_headers.add()
+        added.header.key = "traceparent"
+        added.header.raw_value = traceparent.encode()
+        added.append_action = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
 @functools.lru_cache(maxsize=1024)

@@ -114,6 +114,11 @@ async def serve(config: Config) -> None:
         if config.listen.admin is None:
             log.warning("no admin API (listen.admin is off): requests a policy holds can "
                         "be approved by nobody, and are refused when their hold ends")
+        for target in config.targets:
+            if target.sql is not None and target.sql.paths is None:
+                log.warning("target %s: no sql.paths, so a write is judged by the SQL its "
+                            "body carries on every path, even where the upstream runs none "
+                            "(a Datasette /-/drop sent a decoy SELECT)", target.name)
 
         reloader = PolicyReloader(
             engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload

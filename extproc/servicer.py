@@ -168,7 +168,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         )
         trace_id = trace_id_of(span)
         outcome: dict[str, Any] = {}
-        shape: Refusal | None = None  # the target protocol's shape for refusals
+        interpreter = self._interpreters[target.name] if target else None
+        # The target protocol's shape for refusals, every one of them (a missing token too).
+        shape: Refusal | None = getattr(interpreter, "refusal", None)
         clock = time.perf_counter()
         evidence = Evidence("exchange", time.time(), trace_id, span_id_of(span), headers,
                             identity, target)
@@ -190,8 +192,6 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     401, "unauthenticated",
                     f"target {target.name} needs a verified token (Authorization: Bearer ...)",
                 )
-            interpreter = self._interpreters[target.name]
-            shape = getattr(interpreter, "refusal", None)
             exchange = Exchange(
                 target, self._encoders[target.name], span, trace_id, identity,
                 request_view(headers, self._sensitive), outcome, evidence, interpreter,
@@ -247,10 +247,13 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if target.record == "strict":
                 await self._recorder.commit(_decision_evidence(evidence, clock))
             forwarded = time.perf_counter()
+            # The upstream continues tollgate's span, not the agent's.
+            traceparent = wire.traceparent(trace_id, evidence.span_id)
             if wants_body:
-                yield wire.continue_request_body(injection, prompt, reads_response)
+                yield wire.continue_request_body(injection, prompt, reads_response, traceparent)
             else:
-                yield wire.continue_request_headers(trace_id, mode, injection, reads_response)
+                yield wire.continue_request_headers(trace_id, mode, injection, reads_response,
+                                                    traceparent)
             if exchange.response_mode == "none":
                 return
 
@@ -277,21 +280,22 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 # A stream (an LLM's completion): decided on its headers, masked as it flows.
                 decision = await self._decide(exchange, "response")
                 if decision.action != "allow":
-                    yield _deny(exchange, decision)
+                    yield self._refused(exchange, decision)
                     return
                 async for answer in self._masked_stream(exchange, response_headers, messages):
                     yield answer
                 return
-            content = None
+            content = received = None  # received: the body as read, decompressed if it can be
             if reads_body:
                 yield wire.CONTINUE_RESPONSE_HEADERS
                 raw = (await _expect(messages, "response_body")).response_body.body
                 content = self._readable(target, response_headers, raw)
+                received = raw if content is None else content
                 if content is not None:
                     exchange.response["body"] = decode_response_body(response_headers, content)
             decision = await self._decide(exchange, "response")
             if decision.action != "allow":
-                yield _deny(exchange, decision)
+                yield self._refused(exchange, decision, received)
                 return
             if content is not None and exchange.mask is not None:
                 masked, counts = mask_body(
@@ -300,8 +304,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 _record_masking(exchange, counts)
                 self._delivered(exchange, masked)
                 yield wire.replace_response_body(masked)
-            elif reads_body:
-                self._delivered(exchange, raw if content is None else content)
+            elif received is not None:
+                self._delivered(exchange, received)
                 yield wire.CONTINUE_RESPONSE_BODY
             else:
                 yield wire.CONTINUE_RESPONSE_HEADERS
@@ -340,6 +344,22 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         capture = exchange.evidence.response_body = BodyCapture(self._record_limit)
         exchange.evidence.response_read = True
         return capture
+
+    def _refused(self, exchange: Exchange, decision: Decision,
+                 received: bytes | BodyCapture | None = None) -> ProcessingResponse:
+        """A response the policy refused: the deny answer in its place. The record keeps
+        both sides: the refusal as what the client got, and what the upstream had sent
+        (`received`, when tollgate read it) — the answer an investigation is about."""
+        answer = _deny(exchange, decision)
+        evidence = exchange.evidence
+        evidence.response_body = BodyCapture.of(answer.immediate_response.body,
+                                                self._record_limit)
+        evidence.delivered_type = "application/json"
+        if received is not None:
+            evidence.upstream_body = received if isinstance(received, BodyCapture) else (
+                BodyCapture.of(received, self._record_limit))
+            evidence.response_read = True
+        return answer
 
     async def _decide(self, exchange: Exchange, phase: str) -> Decision:
         """Ask the policy; an engine that cannot answer denies, unless the target fails open."""
@@ -544,10 +564,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             exchange.response["body"] = body  # type: ignore[index]
             exchange.interpret(llm.response(exchange.meaning, body))
             decision = await self._decide(exchange, "response")
-            if decision.action != "allow":
-                yield _deny(exchange, decision)
-                return
             out = raw if content is None else content
+            if decision.action != "allow":
+                yield self._refused(exchange, decision, out)
+                return
             if content is not None and spec is not None:
                 out, counts = mask_body(
                     self._masker, spec, headers.get("content-type", ""), content
@@ -574,8 +594,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         headers_sent = False
         trailers = False
         delivered = self._delivering(exchange)
+        received = BodyCapture(self._record_limit)  # for the record, should it be refused
         while not ends:
             chunk, ends, trailers = await _body_chunk(messages)
+            received.add(chunk)
             events = stream.feed(chunk)
             if ends:
                 events += stream.finish()
@@ -597,9 +619,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             _record_masking(exchange, masking.counts)
         if decision.action != "allow":
             if not headers_sent:
-                yield _deny(exchange, decision)
+                yield self._refused(exchange, decision, received)
                 return
             exchange.attributes["tollgate.outcome"] = "stream_refused"
+            exchange.evidence.upstream_body = received
             error = _error_event(exchange, decision)
             delivered.add(error)
             for answer in _last_chunk(error, trailers):

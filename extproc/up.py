@@ -39,6 +39,12 @@ While the DELETE waits, approve (or deny) it as a dba, with a token of the dba's
 
 or on the page {approvals}/approvals/ui (paste the dba token there).
 
+An AutoGen agent whose model (the demo's scripted one, on /v1/) and tools all go through
+the gateway: a tool call allowed, the customers masked, a DROP TABLE refused. In another
+shell:
+
+  make autogen        # or make ag2: the same agent in AG2
+
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
 Ctrl-C stops everything.
 """

@@ -18,8 +18,16 @@ denials contains {"rule": "http.read_only", "reason": sprintf("%s on a read-only
 	input.k8s.verb in {"exec", "attach", "portforward", "proxy"}
 }
 
-carries_sql if count(input.sql.statements) > 0
+# A write whose body carries no SQL is not judged by statements its query string holds.
+carries_sql if {
+	count(input.sql.statements) > 0
+	not input.sql.unread_write == true
+}
 
 request_method := input.request.method if {
 	is_string(input.request.method)
 } else := "(no method)"
+
+request_path := input.request.path if {
+	is_string(input.request.path)
+} else := "(no path)"

@@ -1,6 +1,6 @@
 # The Kubernetes API (targets of protocol k8s): decided on the call as the API
-# server reads it — input.k8s: verb, resource, namespace, name, the exec argv —
-# and the namespace's labels from tollgate's config.
+# server reads it — input.k8s: verb, resource, namespace, name, the exec argv and the
+# commands it runs — and the namespace's labels from tollgate's config.
 package tollgate
 
 import rego.v1
@@ -36,6 +36,24 @@ production_session(k8s) := {k8s.verb} if {
 	k8s.subresource == "ephemeralcontainers"
 	k8s.verb in {"update", "patch"}
 } else := set()
+
+# A command run in a container (kubectl exec) is judged as a model's tool call is: read
+# as a shell runs it (`sh -c '...'` unwrapped) and refused when destructive (shell.rego),
+# in every namespace, to everyone. An interactive shell (`-- sh`) is a session: what it
+# reads from stdin passes unread, and agents open none in production.
+denials contains {
+	"rule": "k8s.destructive_exec",
+	"reason": sprintf("destructive command in exec: %s", [concat(" ", argv)]),
+} if {
+	some argv in argvs(exec_commands)
+	destructive_command(argv)
+}
+
+# The exec's commands as the interpreter read them; without that reading (an older
+# tollgate, a hand-built input), the argv as sent.
+exec_commands := input.k8s.exec.commands if {
+	is_array(input.k8s.exec.commands)
+} else := [input.k8s.exec.command]
 
 # A node's proxy reaches the kubelet's own API: /exec, /run, /attach into any pod of the
 # node, whatever its namespace. No agent goes there.

@@ -104,3 +104,49 @@ test_a_session_is_a_write_on_a_read_only_cluster if {
 	d.rules == ["http.read_only"]
 	d.reasons == ["exec on a read-only target"]
 }
+
+# An exec whose argv the interpreter read into `commands` (extproc/interpret/shell.py).
+exec_running(labels, commands) := object.union(exec_into(labels), {"exec": {"command": commands[0], "commands": commands}})
+
+rm_rf_root := [["sh", "-c", "rm -rf /"], ["rm", "-rf", "/"]]
+
+test_a_destructive_exec_is_refused_in_every_namespace_to_everyone if {
+	every labels in [{}, {"environment": "staging"}] {
+		every groups in [["agents"], ["sre"], ["dba", "privileged"]] {
+			d := data.tollgate.decision with input as call(groups, exec_running(labels, rm_rf_root))
+			d.rules == ["k8s.destructive_exec"]
+			d.reasons == ["destructive command in exec: rm -rf /"]
+		}
+	}
+}
+
+test_a_destructive_exec_into_production_is_refused_for_both_reasons if {
+	d := data.tollgate.decision with input as call(["agents"], exec_running(production, rm_rf_root))
+	d.rules == ["k8s.destructive_exec", "k8s.production_session"]
+	d.reasons == ["destructive command in exec: rm -rf /", "exec into production namespace prod"]
+}
+
+test_a_harmless_exec_is_allowed if {
+	every commands in [[["ls", "/"]], [["sh", "-c", "ls / && uptime"], ["ls", "/"], ["uptime"]]] {
+		data.tollgate.decision.action == "allow" with input as call(["agents"], exec_running({}, commands))
+	}
+}
+
+test_without_the_readings_commands_the_argv_as_sent_is_judged if {
+	every commands in [null, "rm -rf /"] {
+		exec := object.union(exec_into({}), {"exec": {"command": ["rm", "-rf", "/"], "commands": commands}})
+		d := data.tollgate.decision with input as call(["sre"], exec)
+		d.rules == ["k8s.destructive_exec"]
+	}
+}
+
+test_commands_in_no_readable_shape_are_no_command if {
+	exec := object.union(exec_into({}), {"exec": {"commands": [["rm", "-rf", 7], "rm -rf /", 5]}})
+	data.tollgate.decision.action == "allow" with input as call(["sre"], exec)
+}
+
+test_an_interactive_shell_is_a_session_not_a_destructive_command if {
+	every commands in [[["sh"]], [["bash", "-il"]], [["sudo", "sh"], ["sh"]]] {
+		data.tollgate.decision.action == "allow" with input as call(["agents"], exec_running({}, commands))
+	}
+}

@@ -19,6 +19,19 @@ denials contains {"rule": "sql.unread", "reason": "the request's SQL was not rea
 
 sql_read if is_array(input.sql.statements)
 
+# A request that may write (not GET, HEAD or OPTIONS) and whose body carries no SQL, or
+# carries it off the target's sql.paths (a decoy the upstream does not run): a server's
+# JSON write API (Datasette's POST /db/t/-/drop, /-/insert, a row's /-/delete) changes
+# data with no statement to judge. Like a statement the parser cannot name, it is
+# refused to all but the dba group.
+denials contains {
+	"rule": "sql.unread_write",
+	"reason": sprintf("%s %s may write and carries no SQL to judge", [request_method, request_path]),
+} if {
+	input.sql.unread_write == true
+	not dba
+}
+
 # DROP, TRUNCATE and ALTERs that destroy data, only for the dba group.
 denials contains {"rule": "sql.destructive", "reason": sprintf("destructive SQL: %s", [upper(s.kind)])} if {
 	some s in sql_statements

@@ -192,3 +192,37 @@ test_a_write_without_sql_to_a_read_only_sql_target_is_refused if {
 	d.rules == ["http.read_only"]
 	d.reasons == ["POST on a read-only target"]
 }
+
+# A Datasette JSON write API call: a POST whose body holds no SQL.
+unread_write(groups, method, path) := object.union(as_group(groups, []), {
+	"request": {"method": method, "path": path, "body": {"confirm": true}},
+	"sql": {"unread_write": true},
+})
+
+test_a_write_without_sql_is_refused_naming_method_and_path if {
+	every method in ["POST", "PUT", "PATCH", "DELETE"] {
+		d := data.tollgate.decision with input as unread_write(["agents"], method, "/shop/customers/-/drop")
+		d.rules == ["sql.unread_write"]
+		d.reasons == [sprintf("%s /shop/customers/-/drop may write and carries no SQL to judge", [method])]
+	}
+}
+
+test_a_write_without_sql_is_for_dba_only if {
+	data.tollgate.decision.action == "allow" with input as unread_write(["dba"], "POST", "/shop/customers/-/drop")
+	data.tollgate.decision.action == "deny" with input as unread_write([], "POST", "/shop/customers/-/drop")
+}
+
+test_a_write_without_sql_names_what_the_request_lacks if {
+	no_request := object.remove(unread_write(["agents"], "POST", "/x"), ["request"])
+	d := data.tollgate.decision with input as no_request
+	d.reasons == ["(no method) (no path) may write and carries no SQL to judge"]
+}
+
+test_an_unread_write_with_sql_in_its_query_is_refused_on_a_read_only_target_to_dba_too if {
+	i := object.union(unread_write(["dba"], "POST", "/shop/customers/-/drop"), {
+		"target": {"labels": {"access": "read-only"}},
+		"sql": {"statements": [stmt("select", {})]},
+	})
+	d := data.tollgate.decision with input as i
+	d.rules == ["http.read_only"]
+}

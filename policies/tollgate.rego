@@ -8,7 +8,8 @@
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
-# llm.rego, http.rego; identity.rego names the groups they branch on), and
+# llm.rego, http.rego; identity.rego names the groups they branch on, shell.rego what
+# makes a shell command destructive), and
 # decide on what the protocol interpreters read a request to mean (input.sql, input.k8s, input.llm), never on regexes over raw
 # bytes. This pack stays inside what both regorus (the embedded engine) and OPA
 # agree on: no io.jwt.*, crypto.* or net.* builtins.
@@ -63,14 +64,15 @@ approvers contains a if {
 # configured without inspecting responses: a mask there would refuse everything),
 # and so is a Kubernetes session (exec, attach, port-forward): its bytes are a
 # tunnel tollgate cannot read, so whoever may open one sees what the container says.
-default mask := {"detectors": ["all"], "strategy": "redact"}
-
-mask := {"detectors": credential_detectors, "fields": credential_fields, "strategy": "redact"} if {
+# In what the agent is told to do (a model's tool-call arguments), `actions` leaves
+# the addresses an action needs (a URL's, a recipient's: e-mails, phones, IPs) and
+# masks credentials, cards, SSNs and IBANs, which no action needs. Those addresses the
+# model can only have seen masked: prompts are masked as data.
+mask := {} if {
+	unmasked
+} else := {"detectors": credential_detectors, "fields": credential_fields, "strategy": "redact"} if {
 	"privileged" in groups
-	not unmasked
-}
-
-mask := {} if unmasked
+} else := {"detectors": ["all"], "actions": action_detectors, "strategy": "redact"}
 
 unmasked if input.target.labels.masking == "off"
 
@@ -88,3 +90,5 @@ credential_detectors := [
 	"aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token", "slack_token",
 	"stripe_key", "openai_key", "jwt", "private_key", "connection_password",
 ]
+
+action_detectors := array.concat(credential_detectors, ["credit_card", "us_ssn", "iban"])

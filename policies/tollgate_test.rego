@@ -27,16 +27,36 @@ test_response_phase_is_allowed if {
 	}, "response": {"status": 200, "headers": {}, "body": null}}
 }
 
+mask_all := {"detectors": ["all"], "actions": data.tollgate.action_detectors, "strategy": "redact"}
+
 test_empty_input_gets_the_default_decision if {
 	data.tollgate.decision == {
 		"action": "allow", "reasons": [], "rules": [],
-		"mask": {"detectors": ["all"], "strategy": "redact"},
+		"mask": mask_all,
 	} with input as {}
 }
 
 test_agents_get_everything_masked if {
 	d := data.tollgate.decision with input as get_as(["agents"], {})
-	d.mask == {"detectors": ["all"], "strategy": "redact"}
+	d.mask == mask_all
+}
+
+# An agent's actions (a model's tool-call arguments) keep the addresses they need,
+# never a credential, a card, an SSN or an IBAN.
+test_actions_keep_addresses_and_mask_credentials_and_identifiers if {
+	d := data.tollgate.decision with input as get_as(["agents"], {})
+	every name in ["email", "phone", "ip_address"] {
+		not name in d.mask.actions
+	}
+	every name in ["credit_card", "us_ssn", "iban", "aws_secret_key", "jwt", "private_key", "connection_password"] {
+		name in d.mask.actions
+	}
+	count(d.mask.actions) == count(data.tollgate.credential_detectors) + 3
+}
+
+test_the_privileged_get_the_same_detectors_in_actions if {
+	d := data.tollgate.decision with input as get_as(["agents", "privileged"], {})
+	not d.mask.actions
 }
 
 test_anonymous_callers_get_everything_masked if {
@@ -80,7 +100,7 @@ test_a_hold_names_its_approvers_and_time_and_masks_what_passes if {
 	d == {
 		"action": "hold", "reasons": ["DELETE without WHERE"], "rules": ["sql.unbounded_write"],
 		"approvers": ["group:dba"], "hold_seconds": 300,
-		"mask": {"detectors": ["all"], "strategy": "redact"},
+		"mask": mask_all,
 	}
 }
 

@@ -61,6 +61,8 @@ class Gateway:
     processes: list[stack.Process] = field(default_factory=list)
     # tollgate's admin ports (the approvals API): each replica's, in order.
     replica_admin_ports: list[int] = field(default_factory=list)
+    # The HTTPS listener beside the plain one (`tls=` given), on the same routes.
+    tls_port: int | None = None
 
     @property
     def admin_port(self) -> int:
@@ -242,8 +244,8 @@ class GatewayFactory:
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
-        `clusters` more upstreams (name -> port on 127.0.0.1), `tls` the listener's
-        certificate and key (the listener then serves HTTPS), `settings` more top-level
+        `clusters` more upstreams (name -> port on 127.0.0.1), `tls` a certificate and key
+        for a second listener, serving HTTPS (on `tls_port`), `settings` more top-level
         config sections (`store`, `recording`). `replicas` tollgate processes share the
         config but their ports (writers `replica-0`, `replica-1`, ...), and Envoy balances
         exchanges between them."""
@@ -262,8 +264,10 @@ class GatewayFactory:
         bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
         grpc_ports = [ports.ext_proc, *(stack.free_port() for _ in range(replicas - 1))]
         bootstrap = envoy_bootstrap.with_ext_proc_ports(bootstrap, grpc_ports)
+        tls_port = None
         if tls is not None:
-            bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls)
+            tls_port = stack.free_port()
+            bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls, tls_port)
         envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
         admin_ports = [stack.free_port() for _ in grpc_ports]
         base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
@@ -295,7 +299,7 @@ class GatewayFactory:
             upstream.stop()
             raise
         gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[-1],
-                          config_paths[0], processes, admin_ports)
+                          config_paths[0], processes, admin_ports, tls_port)
         self._running.append(gateway)
         return gateway
 

@@ -8,6 +8,7 @@ import pytest
 
 from extproc.body_masking import ByteStream, ChatTextMasking, mask_body, spec_of
 from extproc.http_message import BadInput
+from extproc.interpret.llm import ChatStream
 from extproc.masking import Masker
 
 MASKER = Masker(b"k" * 32)
@@ -151,3 +152,125 @@ def test_an_event_that_is_not_a_chat_chunk_is_masked_as_text() -> None:
     raw = b'data: {"error": {"message": "key 4111 1111 1111 1111 refused"}}\n\n'
     masked = ChatTextMasking(MASKER, SPEC).event(raw, json.loads(raw[6:]))
     assert b"4111" not in masked and masked.endswith(b"\n\n")
+
+
+# -- actions: a model's tool-call arguments, masked with the mask's `actions` ---------------
+
+PACK = spec_of([{"detectors": ["all"], "strategy": ["redact"],
+                 "actions": ["credit_card", "us_ssn", "iban", "jwt", "connection_password"]}])
+ARGUMENTS = json.dumps({"url": "http://10.1.2.3:8080/x", "to": "ops@example.com",
+                        "card": "4111 1111 1111 1111", "note": "naïve ✓"})
+
+
+def test_masks_without_actions_add_up_as_their_detectors() -> None:
+    spec = spec_of([{"detectors": ["email"]}, {"detectors": ["us_ssn"], "actions": []}])
+    assert spec is not None and spec.for_actions.detectors == {"email"}
+    spec = spec_of([{"actions": ["credit_card"]}])
+    assert spec is not None and (spec.detectors, spec.for_actions.detectors) == (
+        frozenset(), {"credit_card"})
+    assert PACK is not None and PACK.for_actions.detectors == {
+        "credit_card", "us_ssn", "iban", "jwt", "connection_password"}
+
+
+def sse(*payloads: dict) -> bytes:
+    return b"".join(f"data: {json.dumps(p)}\n\n".encode() for p in payloads) + (
+        b"data: [DONE]\n\n")
+
+
+def tool_call_stream(arguments: str, size: int = 5, legacy: bool = False) -> bytes:
+    def delta(piece: str, first: bool) -> dict:
+        if legacy:
+            return {"function_call": {"name": "send", "arguments": piece} if first
+                    else {"arguments": piece}}
+        call = {"index": 0, "function": {"arguments": piece}}
+        if first:
+            call.update(id="call_1", type="function")
+            call["function"]["name"] = "send"
+        return {"tool_calls": [call]}
+
+    pieces = [arguments[i:i + size] for i in range(0, len(arguments), size)]
+    return sse(
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Mail ann@x.io"},
+                      "finish_reason": None}]},
+        *({"choices": [{"index": 0, "delta": delta(p, i == 0), "finish_reason": None}]}
+          for i, p in enumerate(pieces)),
+        {"choices": [{"index": 0, "delta": {},
+                      "finish_reason": "function_call" if legacy else "tool_calls"}]},
+    )
+
+
+def client_view(out: bytes) -> tuple[str, str]:
+    """What an OpenAI client assembles: the text, and the first call's arguments."""
+    text, arguments = [], []
+    for block in out.decode().split("\n\n"):
+        if not block.startswith("data: {"):
+            continue
+        for choice in json.loads(block[6:])["choices"]:
+            delta = choice["delta"]
+            text.append(delta.get("content") or "")
+            calls = delta.get("tool_calls") or [delta.get("function_call") or {}]
+            for call in calls:
+                arguments.append((call.get("function", call)).get("arguments", ""))
+    return "".join(text), "".join(arguments)
+
+
+def masked_stream(data: bytes, cuts: list[int]) -> bytes:
+    """`data` cut at `cuts`, read into events and masked as the gateway does."""
+    assert PACK is not None
+    stream, masking = ChatStream(), ChatTextMasking(MASKER, PACK)
+    out = []
+    for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        out += [masking.event(e.raw, e.payload) for e in stream.feed(data[a:b])]
+    out += [masking.event(e.raw, e.payload) for e in stream.finish()]
+    return b"".join(out) + masking.finish()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["tool_calls", "function_call"])
+def test_streamed_arguments_cut_at_every_byte_are_masked_as_actions(legacy: bool) -> None:
+    assert PACK is not None
+    expected = MASKER.mask_text(ARGUMENTS, PACK.for_actions)[0]
+    assert json.loads(expected) == {"url": "http://10.1.2.3:8080/x", "to": "ops@example.com",
+                                    "card": "[REDACTED:CREDIT_CARD]", "note": "naïve ✓"}
+    data = tool_call_stream(ARGUMENTS, legacy=legacy)
+    for cut in range(1, len(data)):
+        text, arguments = client_view(masked_stream(data, [cut]))
+        assert (text, arguments) == ("Mail [REDACTED:EMAIL_ADDRESS]", expected), cut
+
+
+def test_streamed_arguments_one_byte_per_chunk() -> None:
+    data = tool_call_stream(ARGUMENTS, size=1)
+    _, arguments = client_view(masked_stream(data, list(range(1, len(data)))))
+    assert json.loads(arguments)["card"] == "[REDACTED:CREDIT_CARD]"
+    assert json.loads(arguments)["to"] == "ops@example.com"
+
+
+@pytest.mark.parametrize("field", ["refusal", "reasoning_content", "reasoning"])
+def test_a_choices_other_text_is_masked_across_events_as_data(field: str) -> None:
+    assert SPEC is not None
+    events = [(b"", {"choices": [{"index": 0, "delta": {field: SECRET_TEXT[i:i + 3]}}]})
+              for i in range(0, len(SECRET_TEXT), 3)]
+    masking = ChatTextMasking(MASKER, SPEC)
+    out = [masking.event(raw, payload) for raw, payload in events]
+    out.append(masking.event(b"", {"choices": [{"index": 0, "delta": {},
+                                                 "finish_reason": "stop"}]}))
+    joined = "".join(json.loads(block[6:])["choices"][0]["delta"].get(field, "")
+                     for block in b"".join(out).decode().split("\n\n") if block)
+    assert joined == MASKER.mask_text(SECRET_TEXT, SPEC)[0]
+
+
+def test_a_responses_api_event_is_masked_as_the_json_it_is() -> None:
+    """The Responses API streams no `choices`: each event's JSON is masked whole, a
+    function call's arguments as actions."""
+    assert PACK is not None
+    item = {"type": "function_call", "name": "send", "arguments": ARGUMENTS}
+    payload = {"type": "response.output_item.done", "output_index": 0, "item": item}
+    raw = f"event: response.output_item.done\ndata: {json.dumps(payload)}\n\n".encode()
+    masking = ChatTextMasking(MASKER, PACK)
+    out = masking.event(raw, payload)
+    assert out.startswith(b"event: response.output_item.done\ndata: ")
+    masked = json.loads(out.split(b"data: ", 1)[1])["item"]["arguments"]
+    assert masked == MASKER.mask_text(ARGUMENTS, PACK.for_actions)[0]
+    assert masking.counts == {"credit_card": 1}
+    plain = {"type": "response.output_text.delta", "delta": "nothing to hide"}
+    plain_raw = f"data: {json.dumps(plain)}\n\n".encode()
+    assert masking.event(plain_raw, plain) is plain_raw  # unchanged: passed as it came

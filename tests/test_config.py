@@ -37,7 +37,7 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
 def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     cfg = config.load(QUICKSTART_CONFIG)
     assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
-    assert [t.name for t in cfg.targets] == ["demo"]
+    assert [(t.name, t.protocol) for t in cfg.targets] == [("llm", "llm"), ("demo", "sql-http")]
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,18 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
                        "sql": {"max_statements": 0}}]},
          "targets[0].sql.max_statements: must be > 0"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"paths": "/sql"}}]},
+         "targets[0].sql.paths: expected a list, got str"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"paths": []}}]},
+         "targets[0].sql.paths: is empty: list the paths where the upstream runs SQL"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"paths": ["/db/-/query", "db/-/execute-write"]}}]},
+         "targets[0].sql.paths: 'db/-/execute-write' is not a path: it must start with /"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql-http",
+                       "sql": {"paths": ["/db/../-/query"]}}]},
+         "targets[0].sql.paths: '/db/../-/query' holds a % escape, a backslash or an empty"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "k8s",
                        "k8s": {"namespace_labels": {"prod": {"env": 1}}}}]},
          "targets[0].k8s.namespace_labels.prod.env: expected a string"),
@@ -167,3 +179,12 @@ def test_protocol_settings_take_their_defaults(tmp_path: Path) -> None:
                                 raw_body=False, max_bytes=128 * 1024, max_statements=200)
     assert k8s.k8s == config.K8s(namespace_labels={})
     assert (web.sql, web.k8s, db.k8s) == (None, None, None)
+
+
+def test_sql_paths_are_a_tuple_of_patterns(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, {"targets": [
+        {"name": "db", "match": {"route": "db"}, "protocol": "sql-http",
+         "sql": {"paths": ["/db/*/-/query*", "/db/*/-/execute-write"]}},
+    ]}))
+    assert cfg.targets[0].sql.paths == ("/db/*/-/query*", "/db/*/-/execute-write")
+    assert config.load(QUICKSTART_CONFIG).targets[1].sql.paths == ("/sql",)

@@ -391,7 +391,8 @@ def test_the_captured_sql_inputs_cover_the_contract(
 
     (datasette,) = captured["sql-query-parameter"]
     assert datasette["sql"] == {
-        "dialect": "sqlite", "multiple": False, "error": None, "statements": [{
+        "dialect": "sqlite", "multiple": False, "error": None, "unread_write": False,
+        "statements": [{
             "kind": "select", "object": None,
             "text": "select title, upper(body) from posts limit 5", "tables": ["posts"],
             "has_where": None, "functions": ["upper"], "nested": False,
@@ -427,7 +428,9 @@ def test_the_captured_k8s_inputs_cover_the_contract(
         "exec", "pods", "exec", "payments", "web-1"
     )
     assert k8s["exec"] == {
-        "command": ["sh", "-c", "rm -rf /data"], "container": "app", "stdin": True,
+        "command": ["sh", "-c", "rm -rf /data"],
+        "commands": [["sh", "-c", "rm -rf /data"], ["rm", "-rf", "/data"]],
+        "container": "app", "stdin": True,
         "stdout": True, "stderr": False, "tty": True, "transport": "websocket",
     }
     assert k8s["namespace_labels"] == {"environment": "production"}
@@ -542,10 +545,11 @@ DELETE_ALL = {
 VALID_SQL_INPUT: dict[str, Any] = {
     **VALID_INPUT,
     "target": {"name": "orders-sql", "protocol": "sql-http", "environment": "prod", "labels": {}},
-    "sql": {"dialect": "postgres", "statements": [DELETE_ALL], "multiple": False, "error": None},
+    "sql": {"dialect": "postgres", "statements": [DELETE_ALL], "multiple": False, "error": None,
+            "unread_write": False},
 }
-EXEC = {"command": ["sh"], "container": None, "stdin": True, "stdout": True, "stderr": False,
-        "tty": True, "transport": "websocket"}
+EXEC = {"command": ["sh"], "commands": [["sh"]], "container": None, "stdin": True,
+        "stdout": True, "stderr": False, "tty": True, "transport": "websocket"}
 VALID_K8S_INPUT: dict[str, Any] = {
     **VALID_INPUT,
     "target": {"name": "cluster", "protocol": "k8s", "environment": "prod", "labels": {}},
@@ -664,6 +668,8 @@ VALID_DECISIONS: list[dict[str, Any]] = [
     {"action": "allow", "mask": {}},
     {"action": "allow", "mask": {"detectors": ["all"], "strategy": "hash"}},
     {"action": "allow", "mask": {"fields": ["salary"], "strategy": "partial"}},
+    {"action": "allow", "mask": {"detectors": ["all"], "actions": ["credit_card", "jwt"]}},
+    {"action": "allow", "mask": {"actions": []}},
 ]
 
 INVALID_DECISIONS: dict[str, Any] = {
@@ -687,6 +693,7 @@ INVALID_DECISIONS: dict[str, Any] = {
     "reasons-null": {"action": "deny", "reasons": None},
     "mask-not-an-object": {"action": "allow", "mask": ["ssn"]},
     "mask-fields-a-string": {"action": "allow", "mask": {"fields": "ssn"}},
+    "mask-actions-a-string": {"action": "allow", "mask": {"actions": "credit_card"}},
     "mask-other-key-numbers": {"action": "allow", "mask": {"headers": [1]}},
     "approvers-a-string": {"action": "hold", "approvers": "group:dba"},
     "approvers-with-a-number": {"action": "hold", "approvers": [1]},

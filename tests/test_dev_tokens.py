@@ -77,3 +77,22 @@ def test_the_quickstart_names_the_development_key() -> None:
     settings = config.load(QUICKSTART_CONFIG)
     assert settings.identity.development_key is not None
     assert settings.resolve(settings.identity.development_key).is_file()
+
+
+def test_the_provider_holding_the_development_key_is_found_among_several(
+    tmp_path: Path,
+) -> None:
+    """A bootstrap with a listener of its own for partners (another issuer, another key):
+    the token is the dev provider's, whichever listener comes first."""
+    bootstrap = envoy_bootstrap.with_tls(envoy_bootstrap.load(), tmp_path / "c.pem",
+                                         tmp_path / "k.pem", 10443)
+    first, _ = envoy_bootstrap.http_filters(bootstrap, envoy_bootstrap.JWT_AUTHN_TYPE)
+    first["typed_config"]["providers"] = {"partners": {
+        "issuer": "https://partners.example", "audiences": ["partners"],
+        "local_jwks": {"inline_string": json.dumps({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "p-1", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8"
+             "Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]})}}}
+    path = envoy_bootstrap.write(bootstrap, tmp_path / "envoy.yaml")
+    token = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "alice", ["dba"], 60, path)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"]) == ("https://tollgate.dev.local", "tollgate")

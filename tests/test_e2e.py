@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import secrets
 import signal
 import socket
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from extproc import stack
 from tests import tokens
-from tests.conftest import Gateway, GatewayFactory
+from tests.conftest import Gateway, GatewayFactory, route
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 # For requests written by hand: a valid agent token's header line.
@@ -57,6 +58,35 @@ def test_incoming_traceparent_is_continued(gateway: Gateway) -> None:
     assert reply.status == 200
     assert reply.trace_id == parent_trace
     assert span_of(gateway, parent_trace).parent_span_id == parent_span
+
+
+def test_the_upstream_continues_tollgates_span(make_gateway: GatewayFactory) -> None:
+    """The upstream gets a traceparent naming tollgate's span, so an instrumented
+    upstream's spans hang under it: when tollgate read the request body (its header
+    change comes with the body's answer) and when it did not, with the agent's trace
+    continued or a new one. The agent's tracestate passes as it came."""
+    gw = make_gateway(
+        targets=[{"name": "demo", "match": {"route": "demo"}},  # reads request bodies
+                 {"name": "unread", "match": {"route": "unread"},
+                  "inspect": {"request_body": False}}],
+        routes=[route("unread", "/unread/")],
+    )
+    agent_span = "b7ad6b7169203331"
+    # Trace ids of their own: the OTLP receiver holds every test's spans.
+    for n, (path, agent_trace) in enumerate((
+        ("/echo", None), ("/echo", secrets.token_hex(16)),
+        ("/unread/echo", None), ("/unread/echo", secrets.token_hex(16)),
+    )):
+        headers = {"traceparent": f"00-{agent_trace}-{agent_span}-01",
+                   "tracestate": f"agent={n}"} if agent_trace else {}
+        reply = gw.request("POST", path, {"sql": "SELECT 1"}, headers)
+        assert reply.status in (200, 404), reply.body  # the demo knows no /unread/echo
+        (span,) = gw.otlp.spans_of(reply.trace_id)
+        received = gw.upstream.requests[-1].headers
+        assert received["traceparent"] == f"00-{reply.trace_id}-{span.span_id}-01", path
+        assert reply.trace_id == (agent_trace or span.trace_id)
+        assert span.parent_span_id == (agent_span if agent_trace else "")
+        assert received.get("tracestate") == headers.get("tracestate")
 
 
 def test_drop_table_is_denied_with_reason_and_never_reaches_upstream(gateway: Gateway) -> None:
@@ -138,7 +168,7 @@ def test_chunked_body_over_envoys_buffer_limit_gets_413_json(gateway: Gateway) -
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413"), raw[:300]
     assert json.loads(body) == {
-        "error": "payload_too_large", "message": "the body exceeds the gateway's buffer limit",
+        "error": "payload_too_large", "message": "Payload Too Large",
         "request_id": "oversize-chunked-1", "trace_id": None,
     }
     assert len(gateway.upstream.requests) == before

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from extproc import stack
+from extproc import config, envoy_bootstrap, stack
 
-ENVOY_DIR = Path(__file__).resolve().parent.parent / "envoy"
+REPO = Path(__file__).resolve().parent.parent
+ENVOY_DIR = REPO / "envoy"
 CONFIGS = sorted(ENVOY_DIR.rglob("*.yaml"))
 
 
@@ -25,3 +26,19 @@ def test_envoy_validates(path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "configuration" in result.stdout and "OK" in result.stdout
+
+
+SHIPPED = [(ENVOY_DIR / "quickstart.yaml", REPO / "extproc" / "quickstart.yaml"),
+           (ENVOY_DIR / "deploy.yaml", REPO / "deploy" / "tollgate.yaml")]
+
+
+@pytest.mark.parametrize(("bootstrap", "settings"), SHIPPED, ids=[b.name for b, _ in SHIPPED])
+def test_routes_name_the_protocol_of_their_target(bootstrap: Path, settings: Path) -> None:
+    """Envoy's own answers on a route (a refused token...) take the shape of the protocol
+    its metadata names: the route of every llm and k8s target names it, no other does."""
+    protocols = {t.match.route: t.protocol for t in config.load(settings).targets}
+    found = {r["name"]: envoy_bootstrap.route_protocol(r)
+             for r in envoy_bootstrap.routes(envoy_bootstrap.load(bootstrap))}
+    assert found == {name: protocols.get(name) if protocols.get(name) in ("llm", "k8s")
+                     else None for name in found}
+    assert "llm" in found.values()

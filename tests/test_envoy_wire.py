@@ -9,6 +9,7 @@ from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import Proces
 from envoy.service.ext_proc.v3.external_processor_pb2 import HttpHeaders
 
 from extproc import envoy_wire as wire
+from extproc.credentials import Injection
 
 
 def message(*headers: HeaderValue) -> HttpHeaders:
@@ -53,3 +54,23 @@ def test_immediate_answer_marks_itself_for_envoys_local_reply_mappers() -> None:
     metadata = reply.dynamic_metadata.fields["tollgate"].struct_value.fields
     assert metadata["refusal"].string_value == "unknown_target"
     assert metadata["trace_id"].string_value == "t"
+
+
+def test_a_forwarded_request_names_this_exchanges_span_whatever_was_cached() -> None:
+    """The target's mutation is built once and cached; each exchange's traceparent goes
+    on a copy of it, with the headers or with the body."""
+    injection = Injection(remove=("authorization",), header="authorization", value=b"Bearer t")
+    for digit in "01":
+        parent = wire.traceparent(digit * 32, digit * 16)
+        answers = (
+            wire.continue_request_headers("t", None, injection, True, parent)
+            .request_headers.response.header_mutation,
+            wire.continue_request_body(injection, None, False, parent)
+            .request_body.response.header_mutation,
+        )
+        for mutation in answers:
+            sets = [(h.header.key, h.header.raw_value.decode()) for h in mutation.set_headers]
+            assert ("authorization", "Bearer t") in sets
+            assert [v for k, v in sets if k == "traceparent"] == [
+                f"00-{digit * 32}-{digit * 16}-01"]
+            assert list(mutation.remove_headers) == ["authorization"]

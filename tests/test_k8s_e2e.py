@@ -1,6 +1,9 @@
 """Kubernetes end to end: the real kubectl, through a real Envoy serving TLS, to the
 Kubernetes API stand-in (tests/k8s_standin.py: no API server can run here).
 
+Envoy has two listeners, a plain one and a TLS one (kubectl sends its token only over
+TLS), as real bootstraps do; tollgate reads approvers' token providers from them both.
+
 kubectl holds only the agent's token; tollgate reads each call as the API server would
 (verb, resource, namespace, the exec argv) and the default pack decides: no exec into
 production for agents, no secrets for agents, no namespace deletion. What is allowed
@@ -12,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +49,8 @@ def gw(
                                              "staging": {"environment": "staging"}}},
                 "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
             }],
-            routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"}}],
+            routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
+                     "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
             clusters={"k8s": int(cluster.url.rsplit(":", 1)[1])},
             tls=(tls.cert, tls.key),
             env={"CLUSTER_TOKEN": CLUSTER_TOKEN},
@@ -53,10 +58,11 @@ def gw(
         yield running
 
 
-def kubectl_as(gw: Gateway, tls: TlsFiles, work: Path, groups: list[str]) -> Kubectl:
-    token = tokens.token(sub="-".join(groups), groups=groups, ttl=600)
+def kubectl_as(gw: Gateway, tls: TlsFiles, work: Path, groups: list[str],
+               token: str | None = None) -> Kubectl:
+    token = token or tokens.token(sub="-".join(groups), groups=groups, ttl=600)
     kubeconfig = write_kubeconfig(work / f"kubeconfig-{'-'.join(groups)}",
-                                  f"https://127.0.0.1:{gw.ports.listener}", token, tls.ca)
+                                  f"https://127.0.0.1:{gw.tls_port}", token, tls.ca)
     return Kubectl(kubeconfig, work / f"cache-{'-'.join(groups)}")
 
 
@@ -95,8 +101,8 @@ def test_kubectl_exec_rm_rf_into_production_is_refused_on_both_transports(
     before = len(cluster.requests)
     result = agent("exec", "web-1", "-n", "prod", "--", "rm", "-rf", "/")
     assert result.returncode != 0
-    assert "unable to upgrade connection: tollgate refused: exec into production namespace " \
-        "prod" in result.stderr, result.stderr
+    assert "unable to upgrade connection: tollgate refused: destructive command in exec: " \
+        "rm -rf /; exec into production namespace prod (trace " in result.stderr, result.stderr
     # Neither the WebSocket GET nor kubectl's SPDY fallback (a POST) reached the cluster.
     reached = [r for r in cluster.requests[before:] if r.path.endswith("/exec")]
     assert reached == []
@@ -113,8 +119,29 @@ def test_kubectl_exec_rm_rf_into_production_is_refused_on_both_transports(
 
     refused = [s for s in gw.otlp.wait_for(refused_twice) if exec_into_prod(s)]
     for span in refused:
-        assert span.attributes["tollgate.decision.rules"] == ("k8s.production_session",)
+        assert span.attributes["tollgate.decision.rules"] == (
+            "k8s.destructive_exec", "k8s.production_session")
         assert span.attributes["tollgate.k8s.command"] == ("rm", "-rf", "/")
+
+
+@pytest.mark.parametrize(("who", "namespace", "command"), [
+    ("agent", "staging", ["rm", "-rf", "/"]),
+    ("sre", "prod", ["sh", "-c", "cd /tmp && rm -rf /"]),
+], ids=["agent-rm-outside-production", "sre-sh-c-in-production"])
+def test_a_destructive_exec_is_refused_by_meaning_in_any_namespace(
+    request: pytest.FixtureRequest, cluster: K8sStandIn, who: str, namespace: str,
+    command: list[str],
+) -> None:
+    """The exec's argv goes through the shell reader that judges a model's tool calls:
+    `rm -rf /` is refused wherever it runs and whoever asks, `sh -c` unwrapped."""
+    kubectl: Kubectl = request.getfixturevalue(who)
+    before = len(cluster.requests)
+    result = kubectl("exec", "web-1", "-n", namespace, "--", *command)
+    assert result.returncode != 0
+    assert "unable to upgrade connection: tollgate refused: destructive command in exec: " \
+        "rm -rf / (trace " in result.stderr, result.stderr
+    assert not [r for r in cluster.requests[before:] if r.path.endswith("/exec")]
+    assert not any(e.command == command for e in cluster.execs)
 
 
 def test_someone_outside_agents_may_exec_into_production(
@@ -145,13 +172,16 @@ def test_nobody_deletes_a_namespace(sre: Kubectl, cluster: K8sStandIn) -> None:
 
 def raw_call(gw: Gateway, tls: TlsFiles, method: str, path: str, groups: list[str],
              body: bytes | None = None, content_type: str = "application/json",
-             ) -> tuple[int, dict[str, Any]]:
-    """One HTTPS request as a hand-written client sends it: kubectl cleans paths and
-    reads an object before it patches it, so some requests only a raw client makes."""
-    context = ssl.create_default_context(cafile=str(tls.ca))
-    conn = http.client.HTTPSConnection("127.0.0.1", gw.ports.listener, context=context,
-                                       timeout=10)
-    headers = {"authorization": f"Bearer {tokens.token(sub='raw', groups=groups, ttl=600)}"}
+             token: str | None = None, secure: bool = True) -> tuple[int, dict[str, Any]]:
+    """One request as a hand-written client sends it (over TLS unless not `secure`):
+    kubectl cleans paths and reads an object before it patches it, so some requests
+    only a raw client makes."""
+    conn = (http.client.HTTPSConnection(
+        "127.0.0.1", gw.tls_port, context=ssl.create_default_context(cafile=str(tls.ca)),
+        timeout=10) if secure else http.client.HTTPConnection(
+        "127.0.0.1", gw.ports.listener, timeout=10))
+    token = token or tokens.token(sub="raw", groups=groups, ttl=600)
+    headers = {"authorization": f"Bearer {token}"}
     if body is not None:
         headers["content-type"] = content_type
     try:
@@ -197,4 +227,47 @@ def test_an_agent_cannot_reach_the_kubelet_through_a_nodes_proxy(
     result = agent("get", "--raw", "/api/v1/nodes/node-1/proxy/exec/prod/web-1/app?command=sh")
     assert result.returncode != 0
     assert "tollgate refused: the kubelet API through nodes/proxy" in result.stderr, result.stderr
+    assert len(cluster.requests) == before
+
+
+# -- two listeners, and Envoy's own answers as a Kubernetes Status ----------------------
+
+
+def test_a_token_works_on_either_listener_and_approvers_tokens_verify(
+    gw: Gateway, tls: TlsFiles, cluster: K8sStandIn
+) -> None:
+    """tollgate started with this two-listener bootstrap (its approvers' token providers
+    read from both), and Envoy verifies agents' tokens on each listener."""
+    for secure in (True, False):
+        status, answer = raw_call(gw, tls, "GET", "/api/v1/namespaces/prod/pods", ["agents"],
+                                  secure=secure)
+        assert status == 200, answer
+        assert answer["kind"] == "PodList"
+    request = urllib.request.Request(f"{gw.admin_url}/approvals", headers={
+        "authorization": f"Bearer {tokens.token('dana', ['dba'], ttl=600)}"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status == 200
+        assert json.loads(reply.read())["approvals"] == []
+
+
+def test_kubectl_with_an_expired_token_is_told_why(
+    gw: Gateway, tls: TlsFiles, tmp_path: Path, cluster: K8sStandIn
+) -> None:
+    """Envoy refuses the token itself (tollgate is never asked), and says so as the API
+    server would: a Status, whose message kubectl prints. (`kubectl get pods` would fail
+    first in discovery, where client-go shows its own words for any 401.)"""
+    before = len(cluster.requests)
+    expired = kubectl_as(gw, tls, tmp_path, ["agents"], tokens.token(ttl=-300))
+    result = expired("get", "--raw", "/api/v1/namespaces/prod/pods")
+    assert result.returncode != 0
+    assert "error: You must be logged in to the server (Jwt is expired)" in result.stderr, \
+        result.stderr
+    status, answer = raw_call(gw, tls, "GET", "/api/v1/namespaces/prod/pods", ["agents"],
+                              token=tokens.token(ttl=-300))
+    assert status == 401
+    assert {k: answer[k] for k in ("kind", "apiVersion", "status", "reason", "code",
+                                   "message", "error", "trace_id")} == {
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Unauthorized",
+        "code": 401, "message": "Jwt is expired", "error": "unauthenticated", "trace_id": None}
+    assert answer["request_id"]
     assert len(cluster.requests) == before

@@ -11,14 +11,21 @@ flowed ends with an error event, which the client raises.
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
 
+from extproc.store import connect
 from tests import tokens
 from tests.conftest import Gateway, module_gateway
 from tests.openai_standin import OpenAIStandIn, Reply, ToolCall
+from tests.test_recording_e2e import record_of
 
 API_KEY = "sk-upstream-0f3c9a"  # the target's credential, injected by tollgate
 TOOLS = [
@@ -28,6 +35,7 @@ TOOLS = [
                                       "parameters": {"type": "object"}}},
 ]
 ASK = [{"role": "user", "content": "Tidy up the server please"}]
+SSN = "078-05-1120"  # in a refused tool call's arguments: the record masks it
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,8 @@ def gw(
             routes=[{"name": "llm", "match": {"prefix": "/v1/"}, "route": {"cluster": "llm"}}],
             clusters={"llm": model.port},
             env={"OPENAI_KEY": API_KEY},
+            # A streamed answer of a few hundred events is kept whole in the record.
+            settings={"recording": {"max_body_bytes": 1024 * 1024}},
     ) as running:
         yield running
 
@@ -100,6 +110,125 @@ def test_drop_table_in_a_streamed_tool_call_never_reaches_the_agent(
     assert refused.value.body["reasons"] == ["tool call run_sql: destructive SQL: DROP"]
 
 
+def audit(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tollgate audit ...` on this gateway's store and key, as an investigator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "extproc", "audit", *args, "--config", str(gw.config_path)],
+        capture_output=True, text=True, timeout=60, check=False)
+
+
+def streamed_calls(events: str) -> list[tuple[str, str]]:
+    """The tool calls a recorded event stream carries, assembled: (name, arguments)."""
+    calls: dict[int, tuple[str, str]] = {}
+    for line in events.splitlines():
+        if not line.startswith("data: {"):
+            continue
+        for choice in json.loads(line.removeprefix("data: ")).get("choices") or ():
+            for call in choice["delta"].get("tool_calls") or ():
+                name, arguments = calls.get(call["index"], ("", ""))
+                function = call.get("function") or {}
+                calls[call["index"]] = (name + (function.get("name") or ""),
+                                        arguments + (function.get("arguments") or ""))
+    return list(calls.values())
+
+
+def check_refused_answer(record: dict[str, Any], name: str, arguments: str,
+                         error: openai.APIStatusError) -> None:
+    """The record of a model's answer refused whole: the interpreter's reading lists the
+    refused call; `upstream_body` holds the answer masked; `body`, the refusal the agent
+    got; the upstream's own status beside the 403 the agent got."""
+    (called,) = record["meaning"]["llm"]["tool_calls"]
+    assert (called["name"], called["arguments_text"]) == (name, arguments)
+    assert record["decisions"][0]["meaning"]["llm"]["tool_calls"] == []  # the request's
+    response = record["response"]
+    assert (response["status"], record["outcome"]["status"]) == (200, 403)
+    assert response["body"]["media_type"] == "application/json"
+    assert response["body"]["value"]["error"] == error.body
+    assert SSN not in json.dumps(record)
+
+
+def test_a_refused_answer_is_recorded_beside_the_refusal_the_agent_got(
+    gw: Gateway, client: openai.OpenAI, model: OpenAIStandIn
+) -> None:
+    model.script(Reply(tool_calls=(shell(f"rm -rf / # ssn {SSN}"),)))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat(client)
+    trace_id = refused.value.response.headers["x-tollgate-trace-id"]
+    record = record_of(gw, trace_id)
+    check_refused_answer(record, "run_shell", '{"command": "rm -rf / # ssn [REDACTED:US_SSN]"}',
+                         refused.value)
+    upstream = record["response"]["upstream_body"]
+    assert upstream["media_type"] == "application/json"
+    (call,) = upstream["value"]["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {"name": "run_shell",
+                                "arguments": '{"command": "rm -rf / # ssn [REDACTED:US_SSN]"}'}
+
+    replay = audit(gw, "replay", trace_id)
+    assert replay.returncode == 0, replay.stderr
+    shown = replay.stdout
+    assert "  response  200 from upstream, refused by tollgate\n" in shown
+    assert ('            tool calls: run_shell({"command": "rm -rf / # ssn '
+            '[REDACTED:US_SSN]"})\n') in shown
+    assert '            upstream sent: application/json, ' in shown
+    assert ('            client got: application/json, '
+            f'{record["response"]["body"]["size"]} bytes: {{"error": {{"code": "denied", '
+            '"message": "tollgate refused: tool call run_shell: destructive command: rm -rf /'
+            ) in shown
+
+
+def test_a_refused_streamed_answer_is_recorded_whole_with_its_held_tool_call(
+    gw: Gateway, client: openai.OpenAI, model: OpenAIStandIn
+) -> None:
+    """The tool-call deltas were held, then refused: the agent got a 403, and the record
+    still has every event the model sent, the SSN masked though it came cut over events."""
+    query = f"DROP TABLE customers -- ssn {SSN}"
+    model.script(Reply(tool_calls=(ToolCall("run_sql", {"query": query}),)))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        list(chat(client, stream=True))
+    trace_id = refused.value.response.headers["x-tollgate-trace-id"]
+    record = record_of(gw, trace_id)
+    masked = '{"query": "DROP TABLE customers -- ssn [REDACTED:US_SSN]"}'
+    check_refused_answer(record, "run_sql", masked, refused.value)
+    upstream = record["response"]["upstream_body"]
+    assert upstream["media_type"] == "text/event-stream"
+    assert streamed_calls(upstream["value"]) == [("run_sql", masked)]
+    assert upstream["value"].endswith("data: [DONE]\n\n")
+
+    replay = audit(gw, "replay", trace_id)
+    assert replay.returncode == 0, replay.stderr
+    assert "            upstream sent: text/event-stream, " in replay.stdout
+    assert "            client got: application/json, " in replay.stdout
+    assert f"            tool calls: run_sql({masked})\n" in replay.stdout
+
+
+def test_the_chain_covers_what_the_model_answered(
+    gw: Gateway, client: openai.OpenAI, model: OpenAIStandIn
+) -> None:
+    """`verify` passes with a refused answer's record in the chain, and names that record
+    once its `upstream_body` is edited."""
+    model.script(Reply(tool_calls=(shell("rm -rf /srv"),)))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat(client)
+    record = record_of(gw, refused.value.response.headers["x-tollgate-trace-id"])
+    assert audit(gw, "verify").returncode == 0
+    connection = connect(gw.store_url)
+    (content,) = connection.execute("SELECT content FROM records WHERE id = ?",
+                                    (record["id"],))[0]
+    edited = json.loads(content)
+    edited["response"]["upstream_body"]["value"]["choices"] = []
+    try:
+        connection.execute("UPDATE records SET content = ? WHERE id = ?",
+                           (json.dumps(edited), record["id"]))
+        broken = audit(gw, "verify")
+        assert broken.returncode == 1, broken.stdout
+        assert f"{record['id']}: " in broken.stdout
+    finally:
+        connection.execute("UPDATE records SET content = ? WHERE id = ?",
+                           (content, record["id"]))
+        connection.close()
+    assert audit(gw, "verify").returncode == 0
+
+
 def test_a_streamed_harmless_tool_call_is_assembled_by_the_client(
     client: openai.OpenAI, model: OpenAIStandIn
 ) -> None:
@@ -113,7 +242,7 @@ def test_a_streamed_harmless_tool_call_is_assembled_by_the_client(
 
 
 def test_text_streams_as_it_comes_and_a_later_refused_call_ends_the_stream(
-    client: openai.OpenAI, model: OpenAIStandIn
+    gw: Gateway, client: openai.OpenAI, model: OpenAIStandIn
 ) -> None:
     # Masking holds the last few hundred characters back (a secret may still be arriving
     # cut over events), so what flows before the refusal is the text less that tail.
@@ -130,6 +259,16 @@ def test_text_streams_as_it_comes_and_a_later_refused_call_ends_the_stream(
     assert len(flowed) > len(said) - 1000
     assert not isinstance(refused.value, openai.APIStatusError)  # an error event, not a 403
     assert "tool call run_shell: destructive command: rm -rf ~" in refused.value.message
+    # The record: what flowed and the error event (what the agent got), beside every
+    # event the model sent, the held tool call among them.
+    trace = re.search(r"\(trace ([0-9a-f]{32})\)", refused.value.message)
+    record = record_of(gw, trace and trace[1])
+    assert record["outcome"]["detail"] == "stream_refused"
+    delivered, upstream = record["response"]["body"], record["response"]["upstream_body"]
+    assert delivered["value"].endswith(f'"trace_id":"{record["trace_id"]}"}}\n\n')
+    assert streamed_calls(delivered["value"]) == []
+    assert streamed_calls(upstream["value"]) == [("run_shell", '{"command": "rm -rf ~"}')]
+    assert [c["name"] for c in record["meaning"]["llm"]["tool_calls"]] == ["run_shell"]
 
 
 def test_a_streamed_answer_is_masked_as_it_flows(

@@ -2,7 +2,10 @@
 
 The demo upstream answers with synthetic personal data (names, e-mails, SSNs, cards)
 plainly, compressed, or as a server-sent event stream; what reaches the client is
-checked for every one of those values.
+checked for every one of those values. A model (the OpenAI-compatible stand-in,
+tests/openai_standin.py: no hosted model is reachable here) answers the real `openai`
+client with tool calls, whose arguments are actions: the addresses an agent acts on
+reach it, a card does not. The record shows each masked value as the client got it.
 """
 
 from __future__ import annotations
@@ -14,25 +17,38 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from extproc.demo_upstream import CUSTOMERS
 from tests import tokens
 from tests.conftest import Gateway, module_gateway
+from tests.openai_standin import OpenAIStandIn, Reply, ToolCall
+from tests.test_recording_e2e import record_of
 
 SECRETS = [c[k] for c in CUSTOMERS for k in ("ssn", "card_number", "email", "password")]
 PRIVILEGED = ["agents", "privileged"]
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Iterator[Gateway]:  # type: ignore[no-untyped-def]
+def model() -> Iterator[OpenAIStandIn]:
+    with OpenAIStandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp, model: OpenAIStandIn  # type: ignore[no-untyped-def]
+       ) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "masking", targets=[
         {"name": "demo", "match": {"route": "demo"}},
         {"name": "opaque", "match": {"route": "opaque"}},
         {"name": "passes", "match": {"route": "passes"},
          "inspect": {"unreadable_encoding": "pass"}},
         {"name": "llm", "match": {"route": "llm"}, "protocol": "llm"},
-    ], routes=[
+        {"name": "model", "match": {"route": "model"}, "protocol": "llm"},
+    ], clusters={"model": model.port}, routes=[
+        {"name": "model", "match": {"prefix": "/model/v1/"},
+         "route": {"cluster": "model", "prefix_rewrite": "/v1/"}},
         {"name": "opaque", "match": {"prefix": "/opaque/"},
          "route": {"cluster": "demo_upstream", "prefix_rewrite": "/api/"}},
         {"name": "passes", "match": {"prefix": "/passes/"},
@@ -182,3 +198,89 @@ def test_a_binary_body_that_must_be_masked_is_refused(gw: Gateway) -> None:
     error = reply.json()["error"]
     assert error["code"] == "unmaskable_body"
     assert error["message"].startswith("tollgate refused: the policy asks to mask this body")
+
+
+# -- actions: a model's tool calls reach the agent with the addresses they act on --------
+
+CARD = CUSTOMERS[0]["card_number"]
+ACTION = {"url": "http://10.1.2.3:8080/x", "to": "ops@example.com", "card": CARD}
+ACTED = {**ACTION, "card": "[REDACTED:CREDIT_CARD]"}
+SAID = "Mailing ops@example.com the report."
+
+
+@pytest.fixture
+def client(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{gw.ports.listener}/model/v1",
+                         api_key=tokens.token(), max_retries=0, timeout=10)
+
+
+def ask(client: openai.OpenAI, **extra):  # type: ignore[no-untyped-def]
+    return client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Send the report"}], **extra)
+
+
+def test_a_tool_calls_addresses_reach_the_agent_its_card_does_not(
+    gw: Gateway, client: openai.OpenAI, model: OpenAIStandIn
+) -> None:
+    model.script(Reply(text=SAID, tool_calls=(ToolCall("send", ACTION),)))
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Send the report"}])
+    message = raw.parse().choices[0].message
+    (call,) = message.tool_calls
+    assert json.loads(call.function.arguments) == ACTED
+    assert message.content == "Mailing [REDACTED:EMAIL_ADDRESS] the report."
+    # The record shows the tokens the agent got; the e-mail the agent got in clear, the
+    # record's safety net masks (it masks every detector, whatever the policy left).
+    record = record_of(gw, raw.headers["x-tollgate-trace-id"])
+    (recorded,) = record["response"]["body"]["value"]["choices"][0]["message"]["tool_calls"]
+    assert json.loads(recorded["function"]["arguments"]) == {
+        **ACTED, "to": "[REDACTED:EMAIL_ADDRESS]"}
+
+
+def test_a_streamed_tool_calls_addresses_reach_the_agent_its_card_does_not(
+    client: openai.OpenAI, model: OpenAIStandIn
+) -> None:
+    model.script(Reply(text=SAID, tool_calls=(ToolCall("send", ACTION),)))
+    text, arguments = [], []
+    for chunk in ask(client, stream=True):
+        for choice in chunk.choices:
+            text.append(choice.delta.content or "")
+            arguments += [c.function.arguments or "" for c in choice.delta.tool_calls or ()]
+    assert json.loads("".join(arguments)) == ACTED
+    assert "".join(text) == "Mailing [REDACTED:EMAIL_ADDRESS] the report."
+
+
+def test_a_prompts_earlier_tool_calls_reach_the_model_as_actions(
+    client: openai.OpenAI, model: OpenAIStandIn
+) -> None:
+    model.script(Reply(text="done"))
+    client.chat.completions.create(model="gpt-4o", messages=[
+        {"role": "user", "content": "Send the report to ann@example.com"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "send", "arguments": json.dumps(ACTION)}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": f"sent, card {CARD}"},
+    ])
+    sent = model.requests[-1].body["messages"]
+    assert sent[0]["content"] == "Send the report to [REDACTED:EMAIL_ADDRESS]"
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == ACTED
+    assert sent[2]["content"] == "sent, card [REDACTED:CREDIT_CARD]"
+
+
+def test_the_record_shows_the_tokens_the_client_got(gw: Gateway) -> None:
+    """The record's safety net masks again, leaving what was masked as it was: the SSN
+    under the `ssn` key stays `[REDACTED:US_SSN]`, not re-masked as a FIELD."""
+    reply = gw.request("GET", "/api/customers")
+    got = reply.json()["customers"]
+    assert (got[0]["ssn"], got[0]["password"]) == ("[REDACTED:US_SSN]", "[REDACTED:FIELD]")
+    recorded = record_of(gw, reply.trace_id)["response"]["body"]["value"]["customers"]
+    assert recorded == got
+
+
+def test_the_record_of_a_stream_shows_the_tokens_the_client_got(gw: Gateway) -> None:
+    raw, _, _ = read_stream(gw, "/api/events?split=3")
+    text = dechunk(raw)
+    assert "[REDACTED:US_SSN]" in text
+    trace = raw.partition(b"x-tollgate-trace-id: ")[2].partition(b"\r\n")[0].decode()
+    recorded = record_of(gw, trace)["response"]["body"]["value"]
+    assert recorded == text

@@ -77,8 +77,7 @@ DROP = {"request": {"body": {"sql": "DROP TABLE t"}},
 PACK = sorted(p.name for p in POLICIES.glob("*.rego") if not p.name.endswith("_test.rego"))
 DENY = {"action": "deny", "reasons": ["destructive SQL: DROP"], "rules": ["sql.destructive"]}
 # The default pack's allow for an input without identity: everything masked.
-ALLOW = {"action": "allow", "reasons": [], "rules": [],
-         "mask": {"detectors": ["all"], "strategy": "redact"}}
+ALLOW = {"action": "allow", "reasons": [], "rules": [], "mask": policy_corpus.MASK_ALL}
 
 
 # -- health and the policy API -----------------------------------------------------------

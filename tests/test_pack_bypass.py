@@ -39,9 +39,12 @@ def sql(text: str, dialect: str = "postgres", who: Spec = AGENT,
 
 
 def http(method: str, path: str, headers: Spec | None = None, dialect: str = "postgres",
-         who: Spec = AGENT, labels: Spec | None = None, **body: Any) -> Spec:
-    """A request to a sql-http target (`body`: body, body_json or body_base64)."""
-    target = {"sql": {"dialect": dialect}, "labels": labels or {}}
+         who: Spec = AGENT, labels: Spec | None = None, paths: list[str] | None = None,
+         **body: Any) -> Spec:
+    """A request to a sql-http target (`body`: body, body_json or body_base64) whose
+    upstream runs SQL on `paths` (sql.paths; None: on every path)."""
+    settings = {"dialect": dialect, **({"paths": paths} if paths else {})}
+    target = {"sql": settings, "labels": labels or {}}
     return {"identity": who, "target": target,
             "http": {"method": method, "path": path, "headers": headers or {}, **body}}
 
@@ -93,6 +96,12 @@ def streamed(*fragments: str) -> Spec:
     spec["response_http"] = {"status": 200, "headers": {"content-type": "text/event-stream"},
                              "body": body}
     return spec
+
+
+def datasette(path: str, **body: Any) -> Spec:
+    """A POST to a Datasette target, which runs SQL on its query page and execute-write."""
+    return http("POST", path, dialect="sqlite", paths=["/*/-/query*", "/*/-/execute-write"],
+                **body)
 
 
 MULTIPART = '--B\r\nContent-Disposition: form-data; name="sql"\r\n\r\nDROP TABLE t\r\n--B--\r\n'
@@ -322,6 +331,17 @@ FOUND: list[tuple[str, Spec, str, str]] = [
     ("multipart-form-field", http("POST", "/sql", {"content-type": "multipart/form-data; "
                                                    "boundary=B"}, body=MULTIPART), D,
      "urlencoded forms are read, multipart ones not"),
+    # decoy SQL: a write whose server runs no SQL from its body, carrying some
+    ("datasette-drop-with-a-decoy-select", datasette("/shop/t/-/drop", body_json={
+        "confirm": True, "sql": "select 1"}), D,
+     "SQL in any write's body was taken for what it runs; Datasette ignores it, drops t"),
+    ("datasette-drop-with-a-decoy-form-in-json", datasette(
+        "/shop/t/-/drop", headers={"content-type": "application/x-www-form-urlencoded"},
+        body='{"confirm": true, "x": "&sql=select 1&"}'), D,
+     "a form to the gateway, JSON to Datasette's drop (it parses any body as JSON)"),
+    ("datasette-stored-query-with-a-decoy-select", datasette(
+        "/shop/delete_all", headers={"content-type": "application/x-www-form-urlencoded"},
+        body="sql=select+1"), D, "a stored query runs its own SQL, its body is parameters"),
     # Kubernetes
     ("k8s-kubelet-exec-via-nodes-proxy", k8s("GET", "/api/v1/nodes/n1/proxy/exec/prod/w/app?"
                                                     "command=sh", "websocket"), D,

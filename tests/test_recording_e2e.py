@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from extproc.recording.chain import Signer
 from extproc.recording.verify import verify
 from extproc.store import connect
 from tests.conftest import Gateway, GatewayFactory, module_gateway
+from tests.test_e2e import RESPONSE_POLICY, write_policy
 
 DEMO = {"name": "demo", "match": {"route": "demo"}, "protocol": "sql-http",
         "sql": {"dialect": "sqlite"}, "environment": "test"}
@@ -81,6 +83,28 @@ def test_denials_and_refusals_are_recorded_too(gw: Gateway) -> None:
     assert record_of(gw, malformed.trace_id)["outcome"]["refusal"] == "malformed_json"
     lost = record_of(gw, unknown.trace_id)
     assert (lost["target"], lost["outcome"]["refusal"]) == (None, "unknown_target")
+
+
+def test_a_refused_response_is_recorded_with_what_the_upstream_sent(
+    tmp_path: Path, make_gateway: GatewayFactory,
+) -> None:
+    """The policy refuses the upstream's answer: the client gets the refusal, and the
+    record keeps both, the refusal as `body` and the upstream's answer (masked) as
+    `upstream_body`."""
+    gw = make_gateway(policy_dir=write_policy(tmp_path / "resp", RESPONSE_POLICY),
+                      targets=[{"name": "demo", "match": {"route": "demo"},
+                                "inspect": {"response": "body"}}])
+    reply = gw.request("GET", "/api/customers")
+    assert reply.status == 403
+    record = record_of(gw, reply.trace_id)
+    response = record["response"]
+    assert (response["status"], response["body_read"]) == (200, True)
+    assert response["body"]["value"] == reply.json()
+    customers = response["upstream_body"]["value"]["customers"]
+    assert "Ada Lovelace" in {c["name"] for c in customers}
+    text = json.dumps(record)
+    for secret in CUSTOMER_SECRETS:
+        assert secret not in text
 
 
 def test_the_chain_verifies_with_the_gateways_key(gw: Gateway) -> None:

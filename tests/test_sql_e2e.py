@@ -1,16 +1,20 @@
 """SQL targets end to end, through a real Envoy, decided by the default pack on parsed SQL.
 
-Two real SQL-over-HTTP servers sit behind the gateway: Datasette (SQLite, its
-`?sql=` API) and the demo upstream's `POST /sql` (`{"sql": ...}`, SQLite, which
-executes writes too). The bypasses that defeat keyword matching are refused, and
-the refusal happens in the gateway: the upstream never sees the request.
+Two real SQL-over-HTTP servers sit behind the gateway: Datasette 1.0 (SQLite, its
+`?sql=` API, execute-write and its JSON write API, with the target's root token injected
+by tollgate; `sql.paths` names where it runs SQL) and the demo upstream's `POST /sql`
+(`{"sql": ...}`, SQLite, which executes writes too).
+The bypasses that defeat keyword matching are refused, and the refusal happens in the
+gateway: the upstream never sees the request.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,42 +22,84 @@ import pytest
 
 from extproc import stack
 from tests import tokens
-from tests.conftest import Gateway, module_gateway
+from tests.conftest import Gateway, Reply, module_gateway
 
 DBA = ["dba"]
 
 
+DATASETTE_SECRET = "datasette-signing-secret-7c1d"  # signs the target's API token
+# A Datasette drop that carries a decoy SELECT: in JSON, and as a form to the gateway that
+# is JSON to Datasette (its drop parses any body as JSON). Each drops its own table.
+FORM = "application/x-www-form-urlencoded"
+DECOYS = {
+    "ledger": ({"confirm": True, "sql": "select 1"}, "application/json"),
+    "journal": ('{"confirm": true, "x": "&sql=select 1&"}', FORM),
+}
+DECOY_TABLES = tuple(DECOYS)
+
+
+@dataclass(frozen=True)
+class Datasette:
+    port: int
+    db: Path
+    token: str  # a root API token (`dstok_...`): the target's credential, never the agent's
+
+    def tables(self) -> set[str]:
+        """The tables the SQLite file holds, read beside Datasette, not through it."""
+        with sqlite3.connect(self.db) as conn:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+
+    def rows(self, table: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
 @pytest.fixture(scope="module")
-def datasette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real Datasette serving a SQLite file with a customers table; yields its port."""
+def datasette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datasette]:
+    """A real Datasette 1.0 serving a SQLite file, writable through its JSON API by the
+    root token it signs (`--root` gives root every permission)."""
     work = tmp_path_factory.mktemp("datasette")
     db = work / "shop.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
-        conn.executemany("INSERT INTO customers (name, email) VALUES (?, ?)",
-                         [("Ada", "ada@example.com"), ("Grace", "grace@example.org")])
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, "
+                     "card TEXT)")
+        conn.executemany("INSERT INTO customers (name, email, card) VALUES (?, ?, ?)",
+                         [("Ada", "ada@example.com", "4111111111111111"),
+                          ("Grace", "grace@example.org", "5500000000000004")])
+        conn.execute("CREATE TABLE archive (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.executemany("INSERT INTO notes (body) VALUES (?)", [("keep me",), ("and me",)])
+        for table in DECOY_TABLES:
+            conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+    command = str(Path(sys.executable).parent / "datasette")
     port = stack.free_port()
     process = stack.Process.spawn("datasette", [
-        str(Path(sys.executable).parent / "datasette"), "serve", str(db),
-        "--host", "127.0.0.1", "--port", str(port),
+        command, "serve", str(db), "--host", "127.0.0.1", "--port", str(port),
+        "--secret", DATASETTE_SECRET, "--root",
     ], work)
     try:
         process.ready_or_fail(stack.tcp_accepts(port), 30, f"accepting on port {port}")
-        yield port
+        token = subprocess.run([command, "create-token", "root", "--secret", DATASETTE_SECRET],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        yield Datasette(port, db, token)
     finally:
         process.stop()
 
 
 @pytest.fixture(scope="module")
 def gw(
-    tmp_path_factory: pytest.TempPathFactory, otlp, datasette: int  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory, otlp,  # type: ignore[no-untyped-def]
+    datasette: Datasette,
 ) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "sql",
             targets=[
                 {"name": "demo", "match": {"route": "demo"}, "protocol": "sql-http",
                  "sql": {"dialect": "sqlite"}},
+                # Datasette runs the SQL it is sent on its query page and execute-write.
                 {"name": "datasette", "match": {"route": "datasette"}, "protocol": "sql-http",
-                 "sql": {"dialect": "sqlite", "query_param": "sql", "json_field": None}},
+                 "sql": {"dialect": "sqlite", "paths": ["/datasette/*/-/query*",
+                                                        "/datasette/*/-/execute-write"]},
+                 "credential": {"type": "bearer", "from_env": "DATASETTE_TOKEN"}},
                 {"name": "reports", "match": {"route": "reports"}, "protocol": "sql-http",
                  "sql": {"dialect": "sqlite"}, "labels": {"access": "read-only"}},
                 {"name": "warehouse", "match": {"route": "warehouse"}, "protocol": "sql-http",
@@ -71,15 +117,19 @@ def gw(
                 {"name": "files", "match": {"prefix": "/files/"},
                  "route": {"cluster": "demo_upstream", "prefix_rewrite": "/"}},
             ],
-            clusters={"datasette": datasette},
+            clusters={"datasette": datasette.port},
+            env={"DATASETTE_TOKEN": datasette.token},
             # Held requests wait a second for nobody (tests/test_approvals_e2e.py approves).
             settings={"approvals": {"max_hold_seconds": 1}},
     ) as running:
         yield running
 
 
-def datasette_query(gw: Gateway, sql: str, groups: list[str] | None = None):  # type: ignore[no-untyped-def]
-    return gw.request("GET", f"/datasette/shop.json?sql={quote(sql)}",
+def datasette_query(gw: Gateway, sql: str, groups: list[str] | None = None,
+                    form: str = "json") -> Reply:
+    """Datasette 1.0's query page (`/shop.json?sql=` redirects there, to a path without
+    the gateway's `/datasette` prefix)."""
+    return gw.request("GET", f"/datasette/shop/-/query.{form}?sql={quote(sql)}",
                       token=tokens.token(groups=groups))
 
 
@@ -91,7 +141,7 @@ def test_a_select_through_datasette_is_answered_and_masked(gw: Gateway) -> None:
     reply = datasette_query(gw, "select name, email from customers order by id")
     assert reply.status == 200, reply.body
     rows = reply.json()["rows"]
-    assert [r[0] for r in rows] == ["Ada", "Grace"]
+    assert [r["name"] for r in rows] == ["Ada", "Grace"]
     assert "ada@example.com" not in reply.body.decode()  # agents get e-mails masked
     (span,) = gw.otlp.spans_of(reply.trace_id)
     assert span.attributes["tollgate.decision.action"] == "allow"
@@ -119,7 +169,7 @@ def test_datasette_never_sees_what_the_pack_refuses(gw: Gateway, sql: str, rule:
 def test_a_string_literal_holding_drop_is_only_a_string(gw: Gateway) -> None:
     reply = datasette_query(gw, "select '; DROP TABLE customers; --' as s")
     assert reply.status == 200, reply.body
-    assert reply.json()["rows"] == [["; DROP TABLE customers; --"]]
+    assert reply.json()["rows"] == [{"s": "; DROP TABLE customers; --"}]
 
 
 def test_a_datasette_page_without_sql_is_allowed(gw: Gateway) -> None:
@@ -275,3 +325,118 @@ def test_an_http_target_labelled_read_only_takes_no_writes(gw: Gateway) -> None:
     assert reply.status == 403
     assert reply.json() == {"error": "denied", "reasons": ["PUT on a read-only target"],
                             "rules": ["http.read_only"], "trace_id": reply.trace_id}
+
+
+# -- Datasette 1.0's JSON write API: writes that carry no SQL ----------------------------
+
+
+def dba_token() -> str:
+    return tokens.token(sub="alice", groups=DBA)
+
+
+def unread_write(reply: Reply, method: str, path: str) -> bool:
+    """The refusal of a write without SQL, naming its method and path."""
+    return reply.status == 403 and reply.json() == {
+        "error": "denied", "rules": ["sql.unread_write"], "trace_id": reply.trace_id,
+        "reasons": [f"{method} {path} may write and carries no SQL to judge"],
+    }
+
+
+def test_only_a_dba_drops_a_table_through_datasettes_write_api(
+    gw: Gateway, datasette: Datasette
+) -> None:
+    """`{"confirm": true}` is all the body says: the same DROP sent as SQL gets the same
+    answer (test_datasette_never_sees_what_the_pack_refuses)."""
+    path = "/datasette/shop/archive/-/drop"
+    before = datasette_requests(gw)
+    agent = gw.request("POST", path, {"confirm": True})
+    assert unread_write(agent, "POST", path), agent.body
+    assert datasette_requests(gw) == before
+    assert "archive" in datasette.tables()
+    dba = gw.request("POST", path, {"confirm": True}, token=dba_token())
+    assert dba.status == 200, dba.body
+    assert dba.json() == {"ok": True}
+    assert "archive" not in datasette.tables()
+
+
+def test_only_a_dba_inserts_rows_through_datasettes_write_api(
+    gw: Gateway, datasette: Datasette
+) -> None:
+    path = "/datasette/shop/notes/-/insert"
+    before = datasette.rows("notes")
+    agent = gw.request("POST", path, {"row": {"body": "from an agent"}})
+    assert unread_write(agent, "POST", path), agent.body
+    assert datasette.rows("notes") == before
+    dba = gw.request("POST", path, {"row": {"body": "from a dba"}}, token=dba_token())
+    assert dba.status == 201, dba.body
+    assert [row[1] for row in datasette.rows("notes")] == [*(r[1] for r in before), "from a dba"]
+
+
+def test_sql_in_the_query_string_does_not_make_a_write_read(
+    gw: Gateway, datasette: Datasette
+) -> None:
+    """Datasette deletes the row and ignores `?sql=` on a write: read as the SELECT it
+    carries, the delete would pass."""
+    before = datasette.rows("notes")
+    reply = gw.request("POST", "/datasette/shop/notes/1/-/delete?sql=select+1")
+    assert unread_write(reply, "POST", "/datasette/shop/notes/1/-/delete"), reply.body
+    assert datasette.rows("notes") == before
+
+
+@pytest.mark.parametrize("form", ["form", "json"])
+def test_sql_in_a_writes_body_is_judged_by_its_statements(
+    gw: Gateway, datasette: Datasette, form: str
+) -> None:
+    """Datasette's execute-write, on the target's `sql.paths`, runs the SQL of a form or
+    JSON body, which the target reads."""
+    path = "/datasette/shop/-/execute-write"
+
+    def send(sql: str) -> Reply:
+        if form == "json":
+            return gw.request("POST", path, {"sql": sql})
+        return gw.request("POST", path, f"sql={quote(sql)}",
+                          {"content-type": FORM, "accept": "application/json"})
+
+    dropped = send("DROP TABLE notes")
+    assert dropped.status == 403
+    assert dropped.json()["rules"] == ["sql.destructive"]
+    assert "notes" in datasette.tables()
+    inserted = send(f"INSERT INTO notes (body) VALUES ('{form}')")
+    assert inserted.status == 200, inserted.body
+    assert datasette.rows("notes")[-1][1] == form
+
+
+@pytest.mark.parametrize("table", DECOY_TABLES)
+def test_a_decoy_select_does_not_carry_a_drop_past_the_gateway(
+    gw: Gateway, datasette: Datasette, table: str
+) -> None:
+    """Off the target's `sql.paths` the SQL a write carries is not what it runs: the
+    agent's drop is refused as one without SQL; the same request from a dba shows that
+    Datasette ignores the SELECT and drops the table."""
+    body, content_type = DECOYS[table]
+    path = f"/datasette/shop/{table}/-/drop"
+    before = datasette_requests(gw)
+    agent = gw.request("POST", path, body, {"content-type": content_type})
+    assert unread_write(agent, "POST", path), agent.body
+    assert datasette_requests(gw) == before
+    assert table in datasette.tables()
+    dba = gw.request("POST", path, body, {"content-type": content_type}, token=dba_token())
+    assert dba.status == 200, dba.body
+    assert table not in datasette.tables()
+
+
+def test_tollgate_warns_of_sql_targets_without_paths(gw: Gateway) -> None:
+    """A target without `sql.paths` takes a write's SQL for what it runs on every path."""
+    def warned() -> bool:
+        return "target warehouse: no sql.paths" in gw.tollgate.tail(10_000)
+
+    stack.wait_until(warned, 10, "the warning in tollgate's log")
+    assert "target datasette: no sql.paths" not in gw.tollgate.tail(10_000)
+
+
+def test_a_card_number_in_a_csv_export_is_masked(gw: Gateway) -> None:
+    reply = datasette_query(gw, "select id, card from customers order by id", form="csv")
+    assert reply.status == 200, reply.body
+    text = reply.body.decode()
+    assert text.splitlines() == ["id,card", "1,[REDACTED:CREDIT_CARD]",
+                                 "2,[REDACTED:CREDIT_CARD]"], text

@@ -748,6 +748,20 @@ def test_continued_trace_is_the_agents(emitted: dict[str, Exchange]) -> None:
     assert span.parent is not None and format_span_id(span.parent.span_id) == AGENT_SPAN
 
 
+def test_the_upstream_continues_tollgates_span(emitted: dict[str, Exchange]) -> None:
+    """As the page says: an allowed request goes upstream with a traceparent naming
+    tollgate's span, set with the request headers or, when tollgate read the body, with
+    the body; a refused one has nothing to carry it."""
+    for name, phase in (("allowed-get", "request_headers"), ("sql", "request_body")):
+        exchange = emitted[name]
+        sets = [h.header for r in exchange.replies if r.WhichOneof("response") == phase
+                for h in getattr(r, phase).response.header_mutation.set_headers]
+        expected = f"00-{exchange.trace_id}-{format_span_id(exchange.span.context.span_id)}-01"
+        assert [h.raw_value.decode() for h in sets if h.key == "traceparent"] == [expected]
+    assert not any(h.header.key == "traceparent" for r in emitted["policy-deny"].replies
+                   for h in r.request_headers.response.header_mutation.set_headers)
+
+
 def test_an_agent_that_does_not_sample_is_traced_all_the_same(
     emitted: dict[str, Exchange],
 ) -> None:

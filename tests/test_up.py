@@ -95,12 +95,19 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         output = wait_for_line(lines, "Tollgate is up", 60)
         output += wait_for_line(lines, "Ctrl-C stops everything", 5)
         assert any("curl -i http://127.0.0.1:10000/api/customers" in line for line in output)
+        assert any(line.startswith("  make autogen ") for line in output)
         (token,) = [line.split("export TOKEN=", 1)[1].strip()
                     for line in output if "export TOKEN=" in line]
 
         status, headers, body = fetch("GET", "/api/customers", token=token)
         assert status == 200 and "customers" in json.loads(body)
         assert len(headers["x-tollgate-trace-id"]) == 32
+        # The llm target: the demo's scripted model behind the /v1/ route.
+        status, _, body = fetch("POST", "/v1/chat/completions", {
+            "model": "tollgate-demo", "messages": [{"role": "user", "content": "hi"}]}, token)
+        assert status == 200
+        assert json.loads(body)["choices"][0]["message"]["content"].startswith(
+            "I am tollgate's demo model.")
         status, _, body = fetch("POST", "/sql", {"sql": "DROP TABLE customers"}, token=token)
         assert status == 403 and json.loads(body)["rules"] == ["sql.destructive"]
         status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"}, token)
@@ -120,7 +127,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
             actions = [(r.target, r.action, r.status) for r in chain_rows(connection)]
         finally:
             connection.close()
-        assert actions == [("demo", "allow", 200), ("demo", "deny", 403),
+        assert actions == [("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
                            ("demo", "allow", 200), ("demo", "approve", 200),
                            ("demo", "allow", 200)]
     finally:

@@ -2,10 +2,10 @@
 
 Approvers reach tollgate's admin port directly, so tollgate checks their tokens itself:
 with the issuers, audiences and keys of the jwt_authn providers in the Envoy bootstrap
-(`identity.envoy_bootstrap`), read once at start, so one identity setup serves agents
-and approvers. Keys come from a provider's `local_jwks` (inline or a file) or its
-`remote_jwks` URI (fetched and cached). Only asymmetric algorithms are accepted, and a
-token must name its subject and expire.
+(`identity.envoy_bootstrap`; every listener's), read once at start, so one identity setup
+serves agents and approvers. Keys come from a provider's `local_jwks` (inline or a file)
+or its `remote_jwks` URI (fetched and cached). Only asymmetric algorithms are accepted,
+and a token must name its subject and expire.
 """
 
 from __future__ import annotations
@@ -73,7 +73,10 @@ class Verifier:
         try:
             bootstrap = envoy_bootstrap.load(path)
             configs = envoy_bootstrap.jwt_providers(bootstrap)
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        # A bootstrap of another shape (KeyError, TypeError, AttributeError), or one
+        # provider name configured two ways in different listeners (a ValueError).
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError,
+                ValueError) as exc:
             raise VerifierError(f"{path}: cannot read its jwt_authn providers ({exc})") from None
         if not configs:
             raise VerifierError(f"{path}: no jwt_authn provider to verify approvers with")

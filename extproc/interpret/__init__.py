@@ -39,21 +39,35 @@ the protocol's clients show (a Kubernetes Status, an OpenAI error), its keys kep
 
 
 class SqlHttp:
-    """SQL carried over HTTP: a JSON field, a query parameter or the whole body."""
+    """SQL carried over HTTP: a JSON field, a query parameter or the whole body.
+
+    A request that may write (any method but GET, HEAD, OPTIONS) and whose body carries no
+    SQL is `unread_write`: a server's JSON write API (Datasette's `POST /db/t/-/drop`,
+    `/-/insert`, a row's `/-/delete`) changes data with no SQL text to judge. SQL in the
+    query string does not make such a request read: Datasette ignores `?sql=` on a
+    write, so `POST /db/t/1/-/delete?sql=select+1` would pass for a SELECT. Nor does SQL
+    in the body of a write off the target's `sql.paths`, where the upstream runs none:
+    Datasette drops a table sent `{"confirm": true, "sql": "select 1"}`. SQL is still
+    read and judged everywhere, as reading more only refuses more.
+    """
 
     key = "sql"
 
     def __init__(self, settings: Sql) -> None:
         from extproc.interpret import sql
+        from extproc.interpret.paths import path_matcher
 
         self._analyze = sql.analyze
         self._settings = settings
+        # Whether the upstream runs the SQL a request to a path carries (sql.paths).
+        self._runs_sql: Callable[[str], bool] = (
+            (lambda path: True) if settings.paths is None else path_matcher(settings.paths))
 
     def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        texts, problem = self._texts(request)
+        body_texts, problem = self._body_texts(request)
         statements: list[dict[str, Any]] = []
         error = problem
-        for text in texts:
+        for text in self._query_texts(request) + body_texts:
             if len(text) > self._settings.max_bytes:
                 error = error or (f"SQL text of {len(text)} characters exceeds this target's "
                                   f"limit of {self._settings.max_bytes} (sql.max_bytes)")
@@ -69,6 +83,8 @@ class SqlHttp:
             "statements": [] if error else statements,
             "multiple": sum(not s["nested"] for s in statements) > 1,
             "error": error,
+            "unread_write": error is None and request["method"] not in _READ_METHODS
+            and not (body_texts and self._runs_sql(request["path"])),
         }
 
     def attributes(self, meaning: dict[str, Any]) -> dict[str, Any]:
@@ -79,17 +95,22 @@ class SqlHttp:
             **({"tollgate.sql.error": meaning["error"]} if meaning["error"] else {}),
         }
 
-    def _texts(self, request: dict[str, Any]) -> tuple[list[str], str | None]:
-        """Every SQL text the request carries where the target says SQL travels; and a
-        problem when such a place holds something that is not text (it cannot be read,
-        so it must not pass as "no SQL").
+    def _query_texts(self, request: dict[str, Any]) -> list[str]:
+        """The SQL texts of the query parameter the target names, in any case (`?SQL=`)."""
+        name = self._settings.query_param
+        return [] if name is None else _named(request["query"], name, flatten=True)
+
+    def _body_texts(self, request: dict[str, Any]) -> tuple[list[str], str | None]:
+        """Every SQL text the body carries where the target says SQL travels; and a problem
+        when such a place holds something that is not text (it cannot be read, so it must
+        not pass as "no SQL").
 
         Each place is read at least as widely as a server might read it, since a reading
-        wider than the server's only refuses more: names in any case (`?SQL=`,
-        `{"Sql": ...}`), a form body as query parameters, and a JSON object sent under
-        another content type (many frameworks parse a body as JSON whatever its type,
-        and Python's json.loads(bytes) reads UTF-16 and UTF-32 too). A body that cannot
-        be read at all (binary, multipart) is refused.
+        wider than the server's only refuses more: names in any case (`{"Sql": ...}`), a
+        form body as query parameters, and a JSON object sent under another content type
+        (many frameworks parse a body as JSON whatever its type, and Python's
+        json.loads(bytes) reads UTF-16 and UTF-32 too). A body that cannot be read at all
+        (binary, multipart) is refused.
         """
         settings, body = self._settings, request["body"]
         media = media_type(request["headers"].get("content-type", ""))
@@ -98,11 +119,9 @@ class SqlHttp:
         if body is None and media and not _readable_media(media):
             return [], f"a body of type {media} is not SQL text"
         texts: list[str] = []
-        if settings.query_param is not None:
-            texts += _named(request["query"], settings.query_param, flatten=True)
-            if media == _FORM and isinstance(body, str):
-                form = parse_qs(body, keep_blank_values=True)
-                texts += _named(form, settings.query_param, flatten=True)
+        if settings.query_param is not None and media == _FORM and isinstance(body, str):
+            form = parse_qs(body, keep_blank_values=True)
+            texts += _named(form, settings.query_param, flatten=True)
         if settings.json_field is not None and body is not None:
             problem = self._json_texts(body, is_json(media), texts)
             if problem:
@@ -147,6 +166,9 @@ class SqlHttp:
 
 
 _FORM = "application/x-www-form-urlencoded"
+# Methods that only read, as the pack's http.read_only has them. A request of any other
+# method writes, and its body must carry the SQL it runs (input.sql.unread_write).
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _readable_media(media: str) -> bool:
@@ -188,7 +210,8 @@ class Kubernetes:
         return {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": f"tollgate refused: {why} (trace {body['trace_id']})",
-            "reason": _STATUS_REASONS.get(status, "Forbidden"), "code": status, **body,
+            "reason": _STATUS_REASONS.get(status, "Forbidden"), "code": status,
+            **{k: v for k, v in body.items() if k != "message"},  # it is in Status's own
         }
 
     def attributes(self, meaning: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ selectors kept only for the verbs that honour them.
 Where this deliberately differs from RequestInfo:
 - the connect subresources `exec`, `attach`, `portforward` and `proxy` are the verb,
   whatever the method (RBAC would say "create pods/exec", and a WebSocket exec is a GET
-  that RequestInfo calls "get"); `exec` and `attach` also get `exec`, their streams;
+  that RequestInfo calls "get"); `exec` and `attach` also get `exec`, their streams,
+  with the argv an exec runs read by the shell reader that reads a model's tool calls
+  (`commands`: `sh -c 'rm -rf /'` is also `rm -rf /`), so one rule judges both;
 - a path with a `.` or `..` segment or an empty segment (`//`) is an error, after
   percent-decoding. The API server takes such segments literally (and then fails to find
   the object), but a normalising hop in front of it (Envoy with `normalize_path` or
@@ -40,6 +42,8 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import unquote
+
+from extproc.interpret.shell import argv_commands
 
 # API prefix -> whether the prefix is groupless (/api/v1/...) or grouped (/apis/G/V/...).
 _API_PREFIXES = {"api": True, "apis": False}
@@ -104,8 +108,10 @@ def k8s_request(
         verb = subresource
     streams = None
     if subresource in ("exec", "attach"):
+        command = list(query.get("command", ())) if subresource == "exec" else []
         streams = {
-            "command": list(query.get("command", ())) if subresource == "exec" else [],
+            "command": command,
+            "commands": argv_commands(command),
             "container": _first(query, "container") or None,
             "stdin": _flag(query, "stdin"),
             "stdout": _flag(query, "stdout"),

@@ -47,7 +47,6 @@ object, a stream event whose data is not JSON. What could be read is filled in a
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,10 +374,7 @@ def _argv_lists(value: Any) -> list[list[str]]:
             stack.extend(item.values())
         elif isinstance(item, list):
             if item and all(isinstance(v, str) for v in item):
-                argv = [v[:MAX_TEXT_CHARS] for v in item[:MAX_TEXTS]]
-                # An argv is also a command line once joined with quotes: that reading
-                # unwraps `["bash", "-c", "rm -rf /"]` and `["sudo", "rm", ...]`.
-                found += shell.commands(shlex.join(argv)) or [argv]
+                found += shell.argv_commands([v[:MAX_TEXT_CHARS] for v in item[:MAX_TEXTS]])
             else:
                 stack.extend(item)
     return found

@@ -42,6 +42,7 @@ tell `2>` from `2 >`. Reading a text whole costs what shlex's tokenising alone c
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 _MAX_DEPTH = 4  # nested scripts (`sh -c`, `$(...)`) read
@@ -153,6 +154,17 @@ def looks_like_shell(text: str) -> bool:
 def commands(text: str) -> list[list[str]]:
     """The argv of every command `text` would run, wrappers and nested scripts unwrapped."""
     return _read(text, 0)
+
+
+def argv_commands(argv: list[str]) -> list[list[str]]:
+    """The argv of every command an argv runs when executed without a shell (a tool's
+    `["bash", "-lc", "..."]`, kubectl exec's `command`): the argv itself, and what it runs
+    when it is a wrapper or a shell (`["sudo", "rm", ...]`, `["sh", "-c", "rm -rf /"]`).
+
+    It is read as the command line it would be once joined with quotes, so each item
+    stays one word (`["echo", "$(rm -rf /)"]` runs no rm) and argv[0] is reduced to its
+    basename as `commands` does."""
+    return (commands(shlex.join(argv)) or [argv]) if argv else []
 
 
 def _read(text: str, depth: int) -> list[list[str]]:

@@ -1,9 +1,9 @@
 """Masking of secrets and personal data, knowing nothing of Envoy or gRPC.
 
 Detectors (detectors.py) find spans; strategies (strategies.py) rewrite them; a
-`MaskSpec` says which detectors, which JSON fields and which strategy; a `Masker`
-applies a spec to text (`mask_text`), to parsed JSON (`mask_json`) and to bodies
-arriving in chunks (`stream`).
+`MaskSpec` says which detectors (in data, and in the actions a model's tool calls
+carry), which JSON fields and which strategy; a `Masker` applies a spec to text
+(`mask_text`), to parsed JSON (`mask_json`) and to bodies arriving in chunks (`stream`).
 """
 
 from extproc.masking.detectors import DETECTORS, PEM_MAX

@@ -169,9 +169,25 @@ def _context(pattern: bytes, width: int) -> Callable[[Text, int], bool]:
     return lambda t, s: compiled.search(t.before(s, width)) is not None
 
 
+# Where a URL's authority (`scheme://user@host:port`) ends: the path, query or fragment
+# starts, or the URL does.
+_AUTHORITY_END = re.compile(rb"[\s\"'<>\x00\x01/?#]")
+_AUTHORITY_REACH = 256
+
+
+def _in_authority(t: Text, s: int) -> bool:
+    """Whether `s` is inside a URL's authority: its host (or user) is structure a link
+    needs to work, not personal data. What follows the authority is read as any text."""
+    scheme = t.raw.rfind(b"://", max(0, s - _AUTHORITY_REACH), s)
+    return (scheme != -1 and t.at(_ALNUM, scheme - 1)
+            and _AUTHORITY_END.search(t.raw, scheme + 3, s) is None)
+
+
 # --- payment cards ---------------------------------------------------------------------
 
-# Contiguous 12-19 digits, or groups: 4-4-4(-1..4)(-1..4) and Amex/Diners 4-6-4/5.
+# Contiguous 12-19 digits, or groups: 4-4-4(-1..4)(-1..4) and Amex/Diners 4-6-4/5. A
+# comma next to one is a delimiter (CSV), never a thousands separator: a thousands
+# group has exactly 3 digits, and no card or group does.
 _CARD_GROUPS = re.compile(rb"0000 (?:0000 0000(?: 0{1,4}){0,2}|000000 0{4,5})")
 _CARD_SEPS = b" -"
 
@@ -181,14 +197,15 @@ def _card_number(digits: str) -> bool:
 
 
 def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    if not _bounded(t, s, e, _WORD) or _continues(t, e, b".,") or _extends_back(t, s, b".,"):
+    # Digits going on past a "." make a decimal number, not a card.
+    if not _bounded(t, s, e, _WORD) or _continues(t, e, b".") or _extends_back(t, s, b"."):
         return None
     return (s, e) if _card_number(t.raw[s:e].decode()) else None
 
 
 def _card_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
     """Grouped digits; trailing groups that are not part of the card (an expiry) fall off."""
-    if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS + b".,"):
+    if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS + b"."):
         return None
     groups = re.split(rb"[ -]", t.raw[s:e])
     for n in range(len(groups), 2, -1):
@@ -274,7 +291,6 @@ _EMAIL_DOMAIN = re.compile(
     rb"(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
 )
 _EMAIL_LOCAL_REVERSED = re.compile(rb"[A-Za-z0-9._%+-]{1,64}")
-_URL_BREAK = re.compile(rb"[\s\"'<>\x00\x01]")
 
 
 def _email(t: Text) -> Iterator[tuple[int, int]]:
@@ -288,9 +304,8 @@ def _email(t: Text) -> Iterator[tuple[int, int]]:
             s += 1
         if s == at or t.at(_ALNUM, s - 1):
             continue
-        scheme = t.raw.rfind(b"://", max(0, s - 256), s)
-        if scheme != -1 and not _URL_BREAK.search(t.raw, scheme, s):
-            continue  # user info of a URL (scheme://user:password@host), not an address
+        if _in_authority(t, s):
+            continue  # a URL's user and host (scheme://user@host), not an address
         yield s, m.end()
 
 
@@ -376,8 +391,10 @@ _OCTET = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
 _IPV4 = re.compile(_OCTET + rb"(?:\." + _OCTET + rb"){3}(?![0-9]|\.[0-9])")
 # A dotted quad right after a version word or a product name ("Chrome/120.0.0.1") is a
-# version, not an address; anything else shaped and ranged like an address is one.
+# version, not an address; anything else shaped and ranged like an address is one. A
+# name that is itself after a "/" is a path's segment (`/hosts/10.1.2.3`), not a product.
 _VERSION_BEFORE = re.compile(rb"(?<![a-z])(?:version|ver\.?|release|build|firmware|fw)[ :=]*\Z")
+_PRODUCT_BEFORE = re.compile(rb"(?<![/A-Za-z0-9._-])[A-Za-z0-9._-]{1,64}/\Z")
 
 
 def _ipv4(t: Text, s: int, e: int) -> tuple[int, int] | None:
@@ -387,12 +404,12 @@ def _ipv4(t: Text, s: int, e: int) -> tuple[int, int] | None:
             s -= 1
     if t.at(_WORD, s - 1) or (s > 0 and t.raw[s - 1] == 0x2E):
         return None
-    if s > 1 and t.raw[s - 1] == 0x2F and t.at(_ALNUM, s - 2):
+    if s > 1 and t.raw[s - 1] == 0x2F and _PRODUCT_BEFORE.search(t.raw, max(0, s - 66), s):
         return None
     m = _IPV4.match(t.raw, s)
     if m is None or t.at(_WORD, m.end()) or _VERSION_BEFORE.search(t.before(s, 16)):
         return None
-    return m.span()
+    return None if _in_authority(t, s) else m.span()
 
 
 _IPV6_GATE = re.compile(rb":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)")
@@ -413,6 +430,8 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
         last_end = e
         candidate = t.raw[s:e].decode()
         if t.at(_WORD, s - 1) or t.at(_WORD, e) or not any(c.isdigit() for c in candidate):
+            continue
+        if _in_authority(t, s):  # http://[fe80::1]:8080/
             continue
         try:
             ipaddress.IPv6Address(candidate)

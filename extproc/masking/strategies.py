@@ -9,19 +9,34 @@
   the masker's key, of the value's canonical form (digits of a card, say), so that the
   same value masks the same way wherever it is written and joins still work, while
   nobody without the key can test a guess.
+
+`is_masked` recognises what they write, so that masking again (the audit record's safety
+net) leaves it as the client got it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Literal, get_args
 
-from extproc.masking.detectors import Detector
+from extproc.masking.detectors import DETECTORS, Detector
 
 Strategy = Literal["redact", "partial", "hash"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 _PARTIAL_MIN = 8
+_REVEAL = 4  # the most `partial` shows
+
+# A token `redact` or `hash` writes, of a kind that exists ("FIELD": a key-name rule's value).
+_ENTITIES = sorted({d.entity for d in DETECTORS} | {"FIELD"})
+_KINDS = "(?:" + "|".join(_ENTITIES) + ")"
+_TOKEN = rf"\[(?:REDACTED:{_KINDS}|HASH:{_KINDS}:[0-9a-f]{{16}})\]"
+_TOKEN_STR = re.compile(_TOKEN)
+_REDACTION = re.compile(rf"\[REDACTED:{_KINDS}\]".encode())
+_TOKEN_BYTES = re.compile(_TOKEN.encode())
+TOKEN_MAX = len("[HASH::]") + max(map(len, _ENTITIES)) + 16  # the longest, in bytes
+Finding = tuple[int, int, Detector]
 
 
 def redact(value: str, kind: Detector) -> str:
@@ -54,3 +69,48 @@ def rewrite(strategy: Strategy, value: str, kind: Detector, key: bytes) -> str:
     if strategy == "partial":
         return partial(value, kind)
     return redact(value, kind)
+
+
+def is_masked(value: str) -> bool:
+    """Whether `value` is a strategy's output: a token, or stars with at most the last 4
+    letters and digits shown (then after 4 stars at least), as `partial` writes them."""
+    if _TOKEN_STR.fullmatch(value):
+        return True
+    last = value.rfind("*")
+    if last == -1 or any(c.isalnum() for c in value[:last]):
+        return False
+    shown = sum(c.isalnum() for c in value[last:])
+    return shown == 0 or (shown == _REVEAL and value.count("*") >= _REVEAL)
+
+
+def is_redaction(value: bytes) -> bool:
+    """Whether `value` is exactly what `redact` writes: it carries nothing of any value, so
+    masking it again (as a key-name rule would, `[REDACTED:FIELD]`) only hides its kind."""
+    return value[:10] == b"[REDACTED:" and _REDACTION.fullmatch(value) is not None
+
+
+def unredacted(raw: bytes, found: list[Finding]) -> list[Finding]:
+    """`found` without findings that are exactly a redaction token (see `is_redaction`)."""
+    if b"[REDACTED:" not in raw:
+        return found
+    return [(s, e, d) for s, e, d in found if not is_redaction(raw[s:e])]
+
+
+def unmasked(raw: bytes, found: list[Finding]) -> list[Finding]:
+    """`found` (findings in `raw`, in order) without what a strategy already wrote: a
+    finding inside a token (digits of a hash), or one that is a strategy's output (a
+    key-name rule's value)."""
+    tokens = ([m.span() for m in _TOKEN_BYTES.finditer(raw)]
+              if b"[REDACTED:" in raw or b"[HASH:" in raw else [])
+    kept, i = [], 0
+    for s, e, d in found:
+        while i < len(tokens) and tokens[i][1] <= s:
+            i += 1
+        if i < len(tokens) and tokens[i][0] <= s and e <= tokens[i][1]:
+            continue
+        value = raw[s:e]
+        if (b"*" in value or value[:1] == b"[") and is_masked(
+                value.decode("utf-8", "surrogatepass")):
+            continue
+        kept.append((s, e, d))
+    return kept

@@ -27,6 +27,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from extproc.masking.detectors import Detector, Text, private_key, scan
+from extproc.masking.strategies import TOKEN_MAX, unmasked, unredacted
 
 if TYPE_CHECKING:
     from extproc.masking.masker import Masker, MaskSpec
@@ -43,6 +44,8 @@ class MaskingStream:
         self._detectors = masker.detectors(spec)
         self._long: tuple[Detector, ...] = tuple(d for d in self._detectors if d.pending)
         self.hold = 8 + max((d.max_len for d in self._detectors if not d.pending), default=0)
+        if spec.keep_masked:  # a token around a finding arrives whole before it is released
+            self.hold = max(self.hold, TOKEN_MAX)
         self._context = b""  # released already, kept as what precedes the rest
         self._pending = b""  # not released yet
         self._scan_at = self.hold + _MIN_STEP
@@ -64,6 +67,8 @@ class MaskingStream:
         text = self._context + self._pending
         base, end = len(self._context), len(text)
         found = scan(Text(text, base if self._pem_open else None), self._detectors)
+        if found:
+            found = unmasked(text, found) if self._spec.keep_masked else unredacted(text, found)
         cut = end if final else self._safe_cut(text, base, found)
         released = [
             (max(s, base) - base, e - base, d) for s, e, d in found if e > base and e <= cut

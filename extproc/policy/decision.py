@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 Action = Literal["allow", "deny", "hold"]
 _ACTIONS = ("allow", "deny", "hold")
-_MASK_KEYS = frozenset({"detectors", "fields", "strategy"})
+_MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy"})
+_MASK_LISTS = ("detectors", "actions", "fields")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
     "grant_minutes",
@@ -33,8 +34,9 @@ class Decision:
     rules: tuple[str, ...] = ()
     # HTTP status of a deny; 403 unless the policy names another.
     status: int = 403
-    # What to mask in what is let through: {"detectors": [...] (or ["all"]), "fields":
-    # [...] (JSON keys masked whole, beyond the default ones), "strategy": ("hash",)}.
+    # What to mask in what is let through: {"detectors": [...] (or ["all"]), "actions":
+    # [...] (the detectors of a model's tool-call arguments), "fields": [...] (JSON keys
+    # masked whole, beyond the default ones), "strategy": ("hash",)}.
     mask: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # A hold: who may approve (e.g. "group:dba"), and how long the request waits.
     approvers: tuple[str, ...] = ()
@@ -88,7 +90,7 @@ class Decision:
             rules=_strings(value, "rules"),
             status=status,
             mask={
-                **{k: _strings(mask, k) for k in ("detectors", "fields") if k in mask},
+                **{k: _strings(mask, k) for k in _MASK_LISTS if k in mask},
                 **({"strategy": (strategy,)} if "strategy" in mask else {}),
             },
             approvers=_strings(value, "approvers"),
@@ -99,7 +101,7 @@ class Decision:
 
     @property
     def masks_anything(self) -> bool:
-        return bool(self.mask.get("detectors") or self.mask.get("fields"))
+        return any(self.mask.get(k) for k in _MASK_LISTS)
 
 
 # What a decision is when the policy cannot give one: the deny a fail-closed target gets.

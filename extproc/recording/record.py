@@ -17,12 +17,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from extproc.body_masking import ChatTextMasking
 from extproc.config import Target
 from extproc.http_message import is_json, media_type, parse_json
+from extproc.interpret.llm import ChatStream
 from extproc.masking import Masker, MaskSpec
 
-# The record's masking: every detector and the default field rules, redacted.
-RECORD_MASK = MaskSpec()
+# The record's masking: every detector and the default field rules, redacted; what the
+# gateway already masked is left as the client got it.
+RECORD_MASK = MaskSpec(keep_masked=True)
 
 
 class BodyCapture:
@@ -94,8 +97,13 @@ class Evidence:
     decisions: list[Decided] = field(default_factory=list)
     approval: dict[str, Any] | None = None
     response: dict[str, Any] | None = None  # input.response, without its body
-    response_type: str = ""
+    response_type: str = ""  # the upstream's content-type
     response_body: BodyCapture | None = None  # as delivered to the client
+    # The client's body's content-type, when tollgate answered in the upstream's place.
+    delivered_type: str | None = None
+    # The upstream's body as tollgate read it, when the client did not get it: a response
+    # refused (for a stream, every event received, those held back included).
+    upstream_body: BodyCapture | None = None
     response_read: bool = False  # tollgate saw the response body (else it passed unread)
     outcome: dict[str, Any] = field(default_factory=dict)  # the span's outcome attributes
     masked: Counter[str] = field(default_factory=Counter)
@@ -129,11 +137,10 @@ def content_of(evidence: Evidence, masker: Masker) -> dict[str, Any]:
             "headers": request["headers"] if request else {},
             "body": _body(evidence.request_body, headers.get("content-type", "")),
         },
-        "meaning": {evidence.meaning_key: _first_meaning(evidence)}
-        if evidence.meaning_key else None,
+        "meaning": {evidence.meaning_key: evidence.meaning} if evidence.meaning_key else None,
         "decisions": [_decision(d, evidence) for d in evidence.decisions],
         "approval": evidence.approval,
-        "response": _response(evidence),
+        "response": _response(evidence, masker),
         "outcome": _outcome(evidence),
         "masked": dict(sorted(evidence.masked.items())),
     }
@@ -154,7 +161,8 @@ def _mask(masker: Masker, content: dict[str, Any]) -> None:
     response = content["response"]
     if response is not None:
         parts.append((response, "headers"))
-    for holder in (content["request"]["body"], response and response["body"]):
+    for holder in (content["request"]["body"], response and response["body"],
+                   response and response["upstream_body"]):
         if holder is not None:
             parts.append((holder, "value"))
     found = {str(i): holder[key] for i, (holder, key) in enumerate(parts)
@@ -219,12 +227,6 @@ def _outcome(evidence: Evidence) -> dict[str, Any]:
     }
 
 
-def _first_meaning(evidence: Evidence) -> Any:
-    """The reading the first decision saw (the request's); the interpreter's last one when
-    nothing was decided."""
-    return evidence.decisions[0].meaning if evidence.decisions else evidence.meaning
-
-
 def _decision(decided: Decided, evidence: Evidence) -> dict[str, Any]:
     found = {
         "phase": decided.phase, "action": decided.action, "rules": list(decided.rules),
@@ -232,24 +234,50 @@ def _decision(decided: Decided, evidence: Evidence) -> dict[str, Any]:
         "policy_revision": decided.revision, "duration_us": decided.duration_us,
         "approvers": list(decided.approvers), "hold_seconds": decided.hold_seconds,
     }
-    if evidence.meaning_key and decided.meaning is not _first_meaning(evidence):
-        # Read anew for this decision (an LLM's answer): kept with it.
+    if evidence.meaning_key and decided.meaning is not evidence.meaning:
+        # Made on an earlier reading (the request's, before an LLM's answer was read):
+        # kept with it.
         found["meaning"] = {evidence.meaning_key: decided.meaning}
     return found
 
 
-def _response(evidence: Evidence) -> dict[str, Any] | None:
+def _response(evidence: Evidence, masker: Masker) -> dict[str, Any] | None:
+    """The upstream's answer (status, headers), what the client got of it (`body`: the
+    upstream's body masked as the policy asked, or tollgate's refusal in its place), and
+    what the upstream sent when the client got a refusal instead (`upstream_body`)."""
     response = evidence.response
     if response is None:
         return None
-    body = _body(evidence.response_body, evidence.response_type)
+    body = _body(evidence.response_body, evidence.delivered_type or evidence.response_type)
+    upstream = _body(evidence.upstream_body, evidence.response_type)
+    for found in (body, upstream):
+        if found and found["media_type"] == "text/event-stream" and found["encoding"] == "text":
+            found["value"] = _masked_events(masker, found["value"])
     return {
         "status": response["status"],
         "headers": response["headers"],
         "body": body,
+        "upstream_body": upstream,
         # A stream nothing needed to change flows past tollgate unread.
         "body_read": evidence.response_read,
     }
+
+
+def _masked_events(masker: Masker, text: str) -> str:
+    """An event stream's text masked across its events, as the gateway masks a model's
+    stream: a model sends a few characters per event, so a secret cut over several of
+    them would pass masking the text whole (which `_mask` does next, all the same).
+
+    Text still held back when a choice never finished (a stream cut, or refused) goes
+    out after the last event with choices, before the closing ones (an error, `[DONE]`),
+    where it was in the stream."""
+    stream, masking = ChatStream(), ChatTextMasking(masker, RECORD_MASK)
+    events = stream.feed(text.encode()) + stream.finish()
+    masked = [masking.event(event.raw, event.payload) for event in events]
+    last = max((i for i, event in enumerate(events) if isinstance(event.payload, dict)
+                and event.payload.get("choices")), default=len(events) - 1)
+    masked.insert(last + 1, masking.finish())
+    return b"".join(masked).decode("utf-8", "replace")
 
 
 def _body(capture: BodyCapture | None, content_type: str) -> Any:

@@ -7,9 +7,10 @@ answers with the recorded ones shows what a policy change would do before it shi
 
 The rebuilt input is not always what the policy saw: the record keeps bodies, query
 values, headers and the interpreter's reading masked, and bodies past
-`recording.max_body_bytes` cut; a refused response's body is not kept at all. A
-decision that depends on such a value may come out differently. Decisions whose input
-lacks part of a body are counted as approximate, so a reader can weigh the changes.
+`recording.max_body_bytes` cut; a refused response's body is kept as `upstream_body`
+(not at all by a tollgate from before that). A decision that depends on such a value
+may come out differently. Decisions whose input lacks part of a body are counted as
+approximate, so a reader can weigh the changes.
 
 What is compared is the policy's own answer, so replaying the policies that made the
 record changes nothing: the gateway's rewrites of an answer are undone first (a hold
@@ -125,9 +126,10 @@ def whatif(rows: Iterable[Row], engine: EmbeddedEngine, examples: int = 3) -> Wh
             seen = recorded.get("meaning") or meaning
             answer = _decide(engine, encoder.encode(
                 phase, content["identity"], _request(content),
-                _response(content) if phase == "response" else None,
+                _response(content, recorded) if phase == "response" else None,
                 seen.get(meaning_key) if meaning_key else None))
-            _compare(report, row, content, recorded, answer, _approximate(content, phase))
+            _compare(report, row, content, recorded, answer,
+                     _approximate(content, recorded))
     return report
 
 
@@ -183,15 +185,24 @@ def _request(content: dict[str, Any]) -> dict[str, Any]:
             "headers": request["headers"], "body": _body_value(request["body"])}
 
 
-def _response(content: dict[str, Any]) -> dict[str, Any] | None:
+def _response(content: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any] | None:
     response = content.get("response")
     if response is None:
         return None
-    body = response["body"]
+    body = _answer(response, decision)
     # A stream (an LLM's completion) is decided on its headers: its policy saw no body.
     streamed = body is not None and body.get("media_type") == "text/event-stream"
     return {"status": response["status"], "headers": response["headers"],
             "body": None if streamed else _body_value(body)}
+
+
+def _answer(response: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any] | None:
+    """The recorded body a response decision saw: the upstream's; when the decision
+    refused it, the client got tollgate's refusal instead (`body`), and the upstream's is
+    `upstream_body` (absent from records of a tollgate that did not keep it)."""
+    if decision["action"] != "allow" and "upstream_body" in response:
+        return response["upstream_body"]
+    return response["body"]
 
 
 def _body_value(body: dict[str, Any] | None) -> Any:
@@ -202,18 +213,19 @@ def _body_value(body: dict[str, Any] | None) -> Any:
     return body.get("value")
 
 
-def _approximate(content: dict[str, Any], phase: str) -> bool:
-    """The record lacks part of a body this decision saw: cut, or (a refused response)
-    not kept."""
+def _approximate(content: dict[str, Any], decision: dict[str, Any]) -> bool:
+    """The record lacks part of a body this decision saw: cut, or (a refused response,
+    recorded by a tollgate that did not keep it) not kept."""
     request_body = content["request"]["body"]
     if request_body is not None and request_body.get("truncated"):
         return True
-    if phase != "response":
+    if decision["phase"] != "response":
         return False
     response = content.get("response") or {}
-    body = response.get("body")
+    body = _answer(response, decision) if response else None
     if body is None:
-        return not response.get("body_read", True) and content["outcome"]["action"] != "allow"
+        return ("upstream_body" not in response and not response.get("body_read", True)
+                and content["outcome"]["action"] != "allow")
     return bool(body.get("truncated"))
 
 

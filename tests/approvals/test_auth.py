@@ -23,6 +23,7 @@ from extproc.approvals.auth import AuthError, Verifier, VerifierError
 from extproc.config import Identity
 from tests import tokens
 from tests.http_server import LocalServer
+from tests.tls import TlsFiles
 
 
 def bootstrap(**provider: Any) -> dict[str, Any]:
@@ -252,13 +253,56 @@ def test_a_remote_jwks_serving_no_key_set_refuses_tokens(tmp_path: Path, body: b
         server.stop()
 
 
+# -- bootstraps with several listeners -----------------------------------------------------
+
+
+def two_listeners(tls: TlsFiles) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The test bootstrap with a TLS listener beside the plain one (as kubectl needs), and
+    the TLS listener's jwt_authn providers (a copy of the plain one's, to change)."""
+    config = envoy_bootstrap.with_tls(bootstrap(), tls.cert, tls.key, 10443)
+    _, secure = envoy_bootstrap.listeners(config)
+    (authn,) = envoy_bootstrap.http_filters({"static_resources": {"listeners": [secure]}},
+                                            envoy_bootstrap.JWT_AUTHN_TYPE)
+    return config, authn["typed_config"]["providers"]
+
+
+def test_a_provider_every_listener_repeats_is_one_provider(tmp_path: Path,
+                                                           tls: TlsFiles) -> None:
+    config, _ = two_listeners(tls)
+    assert len(envoy_bootstrap.listeners(config)) == 2
+    found = verifier(tmp_path, config)
+    assert identity(found, f"Bearer {signed(claims())}")["sub"] == "alice"
+
+
+def test_the_providers_of_every_listener_verify(tmp_path: Path, tls: TlsFiles) -> None:
+    """The TLS listener trusts another issuer (a provider of its own): tokens of both
+    issuers verify, each against its own provider."""
+    config, providers = two_listeners(tls)
+    partners = "https://partners.example"
+    providers["partners"] = {**providers.pop("tollgate-dev"), "issuer": partners}
+    found = verifier(tmp_path, config)
+    assert identity(found, f"Bearer {signed(claims(iss=partners, sub='pat'))}")["sub"] == "pat"
+    assert identity(found, f"Bearer {signed(claims())}")["sub"] == "alice"
+    assert "not trusted" in refused(found, f"Bearer {signed(claims(iss='https://x.test'))}")
+
+
+def test_one_provider_name_configured_two_ways_is_refused_naming_both(tmp_path: Path,
+                                                                     tls: TlsFiles) -> None:
+    config, providers = two_listeners(tls)
+    providers["tollgate-dev"]["audiences"] = ["someone-else"]
+    with pytest.raises(VerifierError) as error:
+        verifier(tmp_path, config)
+    assert str(error.value) == (
+        f"{tmp_path / 'envoy.yaml'}: cannot read its jwt_authn providers (jwt_authn provider "
+        "'tollgate-dev' is configured differently in listener ingress and listener "
+        "ingress_tls: give them different names, or the same config)")
+
+
 # -- unusable bootstraps -------------------------------------------------------------------
 
 
 def test_a_bootstrap_without_jwt_authn_providers_is_refused(tmp_path: Path) -> None:
-    config = bootstrap()
-    manager = envoy_bootstrap.http_filters(config)
-    manager[:] = [f for f in manager if f["name"] != envoy_bootstrap.JWT_AUTHN_FILTER]
+    config = envoy_bootstrap.without_http_filters(bootstrap(), envoy_bootstrap.JWT_AUTHN_TYPE)
     path = envoy_bootstrap.write(config, tmp_path / "no-authn.yaml")
     with pytest.raises(VerifierError) as error:
         Verifier.from_bootstrap(path, Identity())

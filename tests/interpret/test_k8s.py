@@ -20,7 +20,8 @@ SPDY = {"upgrade": "SPDY/3.1", "connection": "Upgrade",
 KEYS = ["verb", "api_group", "api_version", "resource", "subresource", "namespace", "name",
         "path", "resource_request", "exec", "label_selector", "field_selector", "dry_run",
         "error"]
-EXEC_KEYS = ["command", "container", "stdin", "stdout", "stderr", "tty", "transport"]
+EXEC_KEYS = ["command", "commands", "container", "stdin", "stdout", "stderr", "tty",
+             "transport"]
 POD = "/api/v1/namespaces/prod/pods"
 EXEC_WEB_1 = ("exec", "pods", "prod", "web-1", "exec")  # verb, resource, namespace, name, sub
 
@@ -40,8 +41,8 @@ def what(verb: str | None, resource: str | None = None, namespace: str | None = 
 def streams(transport: str | None, command: list[str] | None = None, container: str | None = None,
             **flags: bool) -> dict[str, Any]:
     base = {"stdin": False, "stdout": False, "stderr": False, "tty": False}
-    return {"command": command or [], "container": container, **base, **flags,
-            "transport": transport}
+    return {"command": command or [], "commands": [command] if command else [],
+            "container": container, **base, **flags, "transport": transport}
 
 
 ROWS: list[tuple[str, str, dict[str, str], dict[str, Any]]] = [
@@ -221,7 +222,8 @@ def test_the_contract_example_reads_exactly() -> None:
         "verb": "exec", "api_group": "", "api_version": "v1", "resource": "pods",
         "subresource": "exec", "namespace": "prod", "name": "web-1",
         "path": "/api/v1/namespaces/prod/pods/web-1/exec", "resource_request": True,
-        "exec": {"command": ["rm", "-rf", "/"], "container": "app", "stdin": True,
+        "exec": {"command": ["rm", "-rf", "/"], "commands": [["rm", "-rf", "/"]],
+                 "container": "app", "stdin": True,
                  "stdout": True, "stderr": True, "tty": False, "transport": "websocket"},
         "label_selector": None, "field_selector": None, "dry_run": False, "error": None,
     }
@@ -239,3 +241,24 @@ def test_the_returned_command_is_a_copy() -> None:
     query = {"command": ["ls"]}
     k8s_request("GET", f"{POD}/web-1/exec", query, WS)["exec"]["command"].append("-la")
     assert query == {"command": ["ls"]}
+
+
+@pytest.mark.parametrize(("command", "commands"), [
+    (["sh", "-c", "ls; rm -rf /"], [["sh", "-c", "ls; rm -rf /"], ["ls"], ["rm", "-rf", "/"]]),
+    (["/usr/bin/env", "rm", "-rf", "/"], [["env", "rm", "-rf", "/"], ["rm", "-rf", "/"]]),
+    (["echo", "$(rm -rf /)"], [["echo", "$(rm -rf /)"]]),
+    ([], []),
+], ids=["shell-script", "wrapper", "substitution-is-text", "no-command"])
+def test_an_exec_runs_what_the_shell_reader_reads_in_its_argv(
+    command: list[str], commands: list[list[str]]
+) -> None:
+    """The argv an exec runs is read as a model's tool call is (extproc/interpret/shell.py),
+    so one rule judges both: `sh -c` scripts and wrappers unwrapped, no shell around it."""
+    query = {"command": command} if command else {}
+    read = k8s_request("GET", f"{POD}/web-1/exec", query, WS)["exec"]
+    assert (read["command"], read["commands"]) == (command, commands)
+
+
+def test_an_attach_runs_no_command() -> None:
+    read = k8s_request("POST", f"{POD}/web-1/attach", {"command": ["rm"]}, SPDY)["exec"]
+    assert (read["command"], read["commands"]) == ([], [])

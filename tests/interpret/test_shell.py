@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extproc.interpret.shell import commands, looks_like_shell
+from extproc.interpret.shell import argv_commands, commands, looks_like_shell
 
-# What a policy refuses, as policies/llm.rego matches on argv (and a shell reading a
+# What a policy refuses, as policies/shell.rego matches on argv (and a shell reading a
 # piped script, and a fork bomb): the reference the bypass suite is checked against.
 _DANGEROUS_PATHS = {"/", "/*", "~", "~/", "~/*", "$HOME"}
 _SHELLS = {"sh", "bash", "zsh", "dash"}
@@ -185,6 +185,24 @@ def test_looks_like_shell_admits_anything_that_can_start_a_command(text: str) ->
 @pytest.mark.parametrize("text", ["", "   ", "été à Paris", "— a dash", ") closing"])
 def test_looks_like_shell_rejects_what_cannot_start_a_command(text: str) -> None:
     assert not looks_like_shell(text)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], []),
+    (["ls", "/"], [["ls", "/"]]),
+    (["/bin/rm", "-rf", "/"], [["rm", "-rf", "/"]]),
+    (["sh", "-c", "cd /tmp && rm -rf /"],
+     [["sh", "-c", "cd /tmp && rm -rf /"], ["cd", "/tmp"], ["rm", "-rf", "/"]]),
+    (["sudo", "-u", "root", "rm", "-rf", "/"],
+     [["sudo", "-u", "root", "rm", "-rf", "/"], ["rm", "-rf", "/"]]),
+    # No shell runs an argv: each item is one word, its operators and `$(...)` text.
+    (["echo", "$(rm -rf /)", "a; rm -rf /", "it's"],
+     [["echo", "$(rm -rf /)", "a; rm -rf /", "it's"]]),
+], ids=["empty", "plain", "path-of-program", "shell-script", "wrapper", "operators-are-text"])
+def test_an_argv_runs_itself_and_what_it_wraps(
+    argv: list[str], expected: list[list[str]]
+) -> None:
+    assert argv_commands(argv) == expected
 
 
 @given(st.text())

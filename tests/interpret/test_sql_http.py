@@ -20,13 +20,14 @@ from extproc.interpret import SqlHttp
 
 def read(
     path: str = "/sql", body: bytes | str | dict[str, Any] | list[Any] | None = None,
-    content_type: str | None = None, **settings: Any,
+    content_type: str | None = None, method: str = "POST", **settings: Any,
 ) -> dict[str, Any]:
-    """input.sql for one POST to a target with these `sql` settings."""
+    """input.sql for one request (a POST unless `method` says) to a target with these `sql`
+    settings."""
     if isinstance(body, dict | list):
         body, content_type = json.dumps(body), content_type or "application/json"
     raw = body.encode() if isinstance(body, str) else body
-    headers = {":method": "POST", ":path": path}
+    headers = {":method": method, ":path": path}
     if content_type:
         headers["content-type"] = content_type
     request = request_view(headers, ())
@@ -188,3 +189,104 @@ def test_a_body_that_is_not_text_is_refused_on_any_sql_target() -> None:
     multipart = read(body='--B\r\nContent-Disposition: form-data; name="sql"\r\n\r\nDROP\r\n',
                      content_type="multipart/form-data; boundary=B")
     assert multipart["error"].startswith("a multipart/form-data body is not read for SQL")
+
+
+DATASETTE = {"json_field": None, "dialect": "sqlite"}
+
+
+@pytest.mark.parametrize(
+    ("request_args", "settings", "unread"),
+    [
+        ({"path": "/shop/t/-/drop", "body": {"confirm": True}}, DATASETTE, True),
+        ({"path": "/shop/t/-/insert", "body": {"row": {"sql": "x"}}}, DATASETTE, True),
+        ({"path": "/shop/t/1/-/delete?sql=select+1"}, DATASETTE, True),
+        ({"path": "/shop/t/-/drop?sql=select+1", "body": {"confirm": True}}, DATASETTE, True),
+        ({"body": {"query": "SELECT 1"}}, {}, True),
+        ({"body": "SELECT 1", "content_type": "text/plain"}, {}, True),
+        ({"method": "PUT"}, {}, True),
+        ({"method": "PATCH", "body": {}}, {}, True),
+        ({"method": "DELETE", "path": "/tables/t"}, {}, True),
+        ({"method": "get", "path": "/shop/t.json"}, {}, True),
+        ({"body": {"sql": "SELECT 1"}}, {}, False),
+        ({"body": {"sql": ""}}, {}, False),
+        ({"path": "/shop/-/execute-write", "body": "sql=DELETE+FROM+t+WHERE+id%3D1",
+          "content_type": "application/x-www-form-urlencoded"}, DATASETTE, False),
+        ({"body": "SELECT 1", "content_type": "text/plain"}, {"raw_body": True}, False),
+        ({"body": {"sql": ["DROP TABLE t"]}}, {}, False),
+        ({"method": "GET", "path": "/shop/t.json"}, DATASETTE, False),
+        ({"method": "GET", "path": "/shop.json?sql=select+1"}, DATASETTE, False),
+        ({"method": "HEAD", "path": "/shop/t.json"}, DATASETTE, False),
+        ({"method": "OPTIONS", "path": "/shop/t/-/drop"}, DATASETTE, False),
+    ],
+    ids=[
+        "drop-api", "insert-api-with-a-sql-key-in-a-row", "row-delete-with-sql-in-the-query",
+        "drop-api-with-sql-in-the-query", "other-json-field", "text-body-not-read",
+        "put-without-body", "patch-empty-object", "delete-method", "lower-case-method",
+        "json-field", "empty-sql-text", "form-body", "raw-body", "field-not-text-is-an-error",
+        "get", "get-with-sql", "head", "options",
+    ],
+)
+def test_a_write_is_read_only_by_the_sql_its_body_carries(
+    request_args: dict[str, Any], settings: dict[str, Any], unread: bool
+) -> None:
+    """What a write changes is in its body: a write whose body carries no SQL is unread,
+    whatever SQL its query string holds (Datasette ignores `?sql=` on a write)."""
+    assert read(**request_args, **settings)["unread_write"] is unread
+
+
+def test_sql_in_the_query_of_an_unread_write_is_still_judged() -> None:
+    meaning = read("/shop/t/1/-/delete?sql=DROP+TABLE+t", **DATASETTE)
+    assert meaning["unread_write"] is True
+    assert kinds(meaning) == ["drop"]
+
+
+# Datasette runs the SQL it is sent on its query page and execute-write only.
+DATASETTE_PATHS = {"dialect": "sqlite", "paths": ["/shop/-/query*", "/*/-/execute-write"]}
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("request_args", "settings", "unread"),
+    [
+        ({"path": "/shop/t/-/drop", "body": {"confirm": True, "sql": "select 1"}},
+         DATASETTE_PATHS, True),
+        # JSON to Datasette (its drop parses any body as JSON), a form to the gateway.
+        ({"path": "/shop/t/-/drop", "body": '{"confirm": true, "x": "&sql=select 1&"}',
+          "content_type": FORM}, DATASETTE_PATHS, True),
+        ({"path": "/shop/delete_all", "body": "sql=select+1", "content_type": FORM},
+         DATASETTE_PATHS, True),
+        ({"path": "/shop/-/queries/store", "body": {"name": "q", "sql": "DELETE FROM t"}},
+         DATASETTE_PATHS, True),
+        ({"path": "/shop/-/execute-writ%65", "body": {"sql": "select 1"}}, DATASETTE_PATHS,
+         True),
+        ({"path": "/shop/-/execute-write/", "body": {"sql": "select 1"}}, DATASETTE_PATHS, True),
+        ({"path": "/shop/-/execute-write", "body": {"sql": "DELETE FROM t WHERE id = 1"}},
+         DATASETTE_PATHS, False),
+        ({"path": "/shop/-/execute-write", "body": "sql=select+1", "content_type": FORM},
+         DATASETTE_PATHS, False),
+        ({"path": "/shop/-/query.json", "body": {"sql": "select 1"}}, DATASETTE_PATHS, False),
+        ({"method": "GET", "path": "/shop/t.json?sql=select+1"}, DATASETTE_PATHS, False),
+        # No paths: SQL counts on every path, the decoy included (a warning at start).
+        ({"path": "/shop/t/-/drop", "body": {"confirm": True, "sql": "select 1"}},
+         {"dialect": "sqlite"}, False),
+    ],
+    ids=[
+        "decoy-json-on-drop", "decoy-form-in-json-on-drop", "decoy-form-on-stored-query",
+        "sql-stored-to-run-later", "escaped-listed-path", "listed-path-with-trailing-slash",
+        "execute-write-json", "execute-write-form", "query-page", "get-elsewhere",
+        "decoy-without-paths",
+    ],
+)
+def test_a_writes_sql_counts_only_where_the_upstream_runs_it(
+    request_args: dict[str, Any], settings: dict[str, Any], unread: bool
+) -> None:
+    assert read(**request_args, **settings)["unread_write"] is unread
+
+
+def test_sql_off_the_paths_is_still_judged() -> None:
+    """Reading more only refuses more: a path the gateway takes for unlisted but the
+    upstream runs SQL at (an encoding, a trailing slash) gets its SQL judged."""
+    meaning = read("/shop/t/-/drop", {"confirm": True, "sql": "DROP TABLE t"}, **DATASETTE_PATHS)
+    assert (kinds(meaning), meaning["unread_write"]) == (["drop"], True)
+    meaning = read("/shop/-/qu%65ry?sql=DROP+TABLE+t", method="GET", **DATASETTE_PATHS)
+    assert (kinds(meaning), meaning["unread_write"]) == (["drop"], False)

@@ -26,6 +26,11 @@ from tests.masking.conftest import found
         ("john@.com", []),
         ("a@b.c", []),  # one-letter top-level domain
         ("postgres://user:pw@db.example.com/app", []),  # URL user info, not an address
+        ("http://ops@example.com:8080/x", []),  # a link's user and host
+        # ... but an address in a link's path or query is one
+        ("http://example.com/users/ops@example.com", ["ops@example.com"]),
+        ("https://example.com/send?to=ops@example.com&x=1", ["ops@example.com"]),
+        ("https://example.com/#ops@example.com", ["ops@example.com"]),
         ("pkg@1.2.3", []),
         ("2026-11-23T05:10:00Z", []),
     ],

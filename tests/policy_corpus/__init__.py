@@ -57,8 +57,15 @@ REASONS = {
 # Who approves a hold of each holding rule, and how long it waits (policies/sql.rego).
 HOLDS = {"sql.unbounded_write": (["group:dba"], 300)}
 # The pack's masks (policies/tollgate.rego): everything for callers outside the
-# `privileged` group, nothing on a target labelled `masking: off` or a k8s session.
-MASK_ALL = {"detectors": ["all"], "strategy": "redact"}
+# `privileged` group (in a model's tool-call arguments, credentials, cards, SSNs and
+# IBANs), nothing on a target labelled `masking: off` or a k8s session.
+MASK_ALL = {
+    "detectors": ["all"],
+    "actions": ["aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token",
+                "slack_token", "stripe_key", "openai_key", "jwt", "private_key",
+                "connection_password", "credit_card", "us_ssn", "iban"],
+    "strategy": "redact",
+}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from extproc.config import Match, Target
+from extproc.recording import Decided
 from extproc.recording.chain import Signer
+from extproc.recording.record import BodyCapture
 from extproc.store import connect
 from tests.recording.conftest import evidence, record
 
@@ -253,6 +255,24 @@ def test_replay_a_trace_id_shows_every_record_of_the_trace(run: Path) -> None:
     result = audit(run, "replay", f"{7:032x}")
     assert exchanges(result) == ["writer-a:3", "writer-a:4"]
     assert 'body: application/json, 16 bytes: {"rows": [1, 2]}' in result.stdout
+
+
+def test_replay_of_a_refused_response_shows_what_the_upstream_sent_and_the_client_got(
+    store_url: str, signer: Signer, tmp_path: Path,
+) -> None:
+    refused = evidence(1, response_body=b'{"error": "denied", "trace_id": "t"}')
+    refused.upstream_body = BodyCapture.of(b'{"rows": [{"ssn": "123-45-6789"}]}', 1024)
+    refused.delivered_type = "application/json"
+    refused.decisions.append(Decided("response", "deny", ("personal data",), ("pii",), 403,
+                                     "rev-1", 30))
+    asyncio.run(record(store_url, signer, [refused]))
+    result = audit(write_config(tmp_path, store_url), "replay", "writer-a:1")
+    assert result.returncode == 0, result
+    assert ("  response  200 from upstream, refused by tollgate\n"
+            '            upstream sent: application/json, 34 bytes: {"rows": [{"ssn": '
+            '"[REDACTED:US_SSN]"}]}\n'
+            '            client got: application/json, 36 bytes: {"error": "denied", '
+            '"trace_id": "t"}\n') in result.stdout
 
 
 def test_replay_a_session_shows_its_exchanges_oldest_first(run: Path) -> None:

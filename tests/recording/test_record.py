@@ -99,15 +99,57 @@ def test_a_response_decision_that_denies_settles_the_outcome() -> None:
     assert content["outcome"]["action"] == "deny"
 
 
-def test_a_decision_made_on_a_new_reading_keeps_it_beside_the_first() -> None:
-    """An LLM's answer decision sees the model's tool calls; the request decision did not."""
+def test_the_last_reading_is_the_records_and_an_earlier_decision_keeps_its_own() -> None:
+    """An LLM's answer decision sees the model's tool calls; the request decision did not.
+    The record's `meaning` is the answer's (what an investigation asks about)."""
     found = evidence(12)
     found.meaning_key = "llm"
     asked = {"model": "m", "tool_calls": []}
-    answered = {"model": "m", "tool_calls": [{"name": "run_shell"}]}
+    answered = found.meaning = {"model": "m", "tool_calls": [{"name": "run_shell"}]}
     found.decisions[0].meaning = asked
-    found.decisions.append(Decided("response", "allow", (), (), 403, "rev", 5, meaning=answered))
+    found.decisions.append(Decided("response", "deny", (), (), 403, "rev", 5, meaning=answered))
     content = content_of(found, MASKER)
-    assert content["meaning"] == {"llm": asked}
-    assert "meaning" not in content["decisions"][0]
-    assert content["decisions"][1]["meaning"] == {"llm": answered}
+    assert content["meaning"] == {"llm": answered}
+    assert content["decisions"][0]["meaning"] == {"llm": asked}
+    assert "meaning" not in content["decisions"][1]
+
+
+def chat_event(delta: dict[str, object]) -> bytes:
+    return f"data: {json.dumps({'choices': [{'index': 0, 'delta': delta}]})}\n\n".encode()
+
+
+def test_a_refused_answer_is_kept_beside_the_refusal_the_client_got() -> None:
+    """A model's stream refused before any of it reached the client: `upstream_body` is
+    every event received, masked across events (the SSN arrives cut over three); `body`
+    is tollgate's refusal."""
+    pieces = ['{"command": "rm -rf / # ssn 123', "-45-", '6789"}']
+    stream = chat_event({"role": "assistant", "content": None, "tool_calls": [
+        {"index": 0, "id": "call_1", "type": "function",
+         "function": {"name": "run_shell", "arguments": ""}}]})
+    for piece in pieces:
+        stream += chat_event({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    stream += b"data: [DONE]\n\n"
+    refusal = json.dumps({"error": {"message": "tollgate refused: rm -rf /"}}).encode()
+    found = evidence(13)
+    found.response_type = "text/event-stream"
+    found.upstream_body = BodyCapture.of(stream, 64 * 1024)
+    found.response_body = BodyCapture.of(refusal, 64 * 1024)
+    found.delivered_type = "application/json"
+    found.response_read = True
+    response = content_of(found, MASKER)["response"]
+    assert response["body"]["media_type"] == "application/json"
+    assert response["body"]["value"] == json.loads(refusal)
+    upstream = response["upstream_body"]
+    assert (upstream["media_type"], upstream["size"]) == ("text/event-stream", len(stream))
+    calls = [call for line in upstream["value"].splitlines() if line.startswith("data: {")
+             for call in json.loads(line[6:])["choices"][0]["delta"].get("tool_calls", [])]
+    assert calls[0]["function"]["name"] == "run_shell"
+    arguments = "".join(call["function"]["arguments"] for call in calls)
+    assert arguments.startswith('{"command": "rm -rf / # ssn ')
+    assert SSN not in arguments and SSN not in upstream["value"]
+
+
+def test_an_answer_the_client_got_has_no_upstream_body() -> None:
+    response = content_of(evidence(14, response_body=b'{"rows": []}'), MASKER)["response"]
+    assert response["upstream_body"] is None
+    assert response["body"]["value"] == {"rows": []}

@@ -16,6 +16,7 @@ from extproc.policy.sources import read_modules
 from extproc.recording import Decided, Evidence
 from extproc.recording import store as record_store
 from extproc.recording.chain import Signer
+from extproc.recording.record import BodyCapture
 from extproc.recording.whatif import POLICY_ERROR, WhatIf, recorded_answer, whatif
 from extproc.store import connect
 from tests.recording.conftest import TARGET, evidence, record
@@ -105,13 +106,7 @@ def test_rules_that_no_longer_fire_are_counted(sqlite_url: str, signer: Signer,
     assert report.quiet["sql.destructive"].examples[0].id == "writer-a:1"
 
 
-def test_a_response_decision_is_rebuilt_with_the_recorded_response(
-    sqlite_url: str, signer: Signer, tmp_path: Path,
-) -> None:
-    exchange = evidence(1, response_body=b'{"rows": [{"id": 1}], "secret": true}')
-    exchange.decisions.append(Decided("response", "allow", (), (), 403, "rev-1", 30))
-    write(sqlite_url, signer, [exchange])
-    candidate = policies(tmp_path, """package tollgate
+SECRET_ROWS = """package tollgate
 
 import rego.v1
 
@@ -123,11 +118,35 @@ decision := {"action": "deny", "rules": ["secret_rows"]} if {
 	input.response.body.secret
 	input.request.method == "GET"
 }
-""")
-    report = replay(sqlite_url, candidate)
+"""
+ROWS = b'{"rows": [{"id": 1}], "secret": true}'
+
+
+def test_a_response_decision_is_rebuilt_with_the_recorded_response(
+    sqlite_url: str, signer: Signer, tmp_path: Path,
+) -> None:
+    exchange = evidence(1, response_body=ROWS)
+    exchange.decisions.append(Decided("response", "allow", (), (), 403, "rev-1", 30))
+    write(sqlite_url, signer, [exchange])
+    report = replay(sqlite_url, policies(tmp_path, SECRET_ROWS))
     assert report.decisions == 2
     assert [str(e) for e in report.actions["allow", "deny"].examples] == [
         "writer-a:1  response  GET /api/orders  svc-autogen"]
+
+
+def test_a_refused_response_is_rebuilt_with_what_the_upstream_sent(
+    sqlite_url: str, signer: Signer, tmp_path: Path,
+) -> None:
+    """The client got tollgate's refusal; the policy decided on the upstream's body, which
+    the record keeps as `upstream_body`: replaying that policy changes nothing."""
+    refused = evidence(1, response_body=b'{"error": "denied", "rules": ["secret_rows"]}')
+    refused.upstream_body = BodyCapture.of(ROWS, 64 * 1024)
+    refused.decisions.append(Decided("response", "deny", (), ("secret_rows",), 403, "rev-1",
+                                     30))
+    refused.outcome = {"http.response.status_code": 403}
+    write(sqlite_url, signer, [refused])
+    report = replay(sqlite_url, policies(tmp_path, SECRET_ROWS))
+    assert (report.decisions, report.unchanged, report.approximate) == (2, 2, 0)
 
 
 def test_a_candidate_that_errors_is_counted_as_policy_error(

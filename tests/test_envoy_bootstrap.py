@@ -1,0 +1,113 @@
+"""Reading and deriving Envoy bootstraps with several listeners, filter chains and
+connection managers, as real ones have (the quickstart has one of each)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extproc import envoy_bootstrap as eb
+
+CERT, KEY = Path("/etc/tls/server.pem"), Path("/etc/tls/server-key.pem")
+
+
+def two_listeners() -> dict[str, Any]:
+    return eb.with_tls(eb.load(), CERT, KEY, 10443)
+
+
+def test_a_tls_twin_serves_the_same_routes_and_filters_on_its_own_port() -> None:
+    plain, secure = eb.listeners(two_listeners())
+    assert (plain["name"], secure["name"]) == ("ingress", "ingress_tls")
+    assert secure["address"]["socket_address"]["port_value"] == 10443
+    assert "transport_socket" not in plain["filter_chains"][0]
+    (chain,) = secure["filter_chains"]
+    context = chain.pop("transport_socket")["typed_config"]["common_tls_context"]
+    assert context["tls_certificates"][0]["certificate_chain"] == {"filename": str(CERT)}
+    assert chain == plain["filter_chains"][0]
+
+
+def test_readers_go_over_every_listener_and_filter_chain() -> None:
+    config = two_listeners()
+    _, secure = eb.listeners(config)
+    # A listener whose second filter chain, and default one, hold connection managers.
+    secure["filter_chains"].append(copy.deepcopy(secure["filter_chains"][0]))
+    secure["default_filter_chain"] = copy.deepcopy(secure["filter_chains"][0])
+    assert len(eb.connection_managers(config)) == 4
+    assert len(eb.http_filters(config, eb.EXT_PROC_TYPE)) == 4
+    assert list(eb.jwt_providers(config)) == ["tollgate-dev"]
+    baseline = eb.without_ext_proc(config)
+    assert eb.http_filters(baseline, eb.EXT_PROC_TYPE) == []
+    assert len(eb.http_filters(baseline, eb.JWT_AUTHN_TYPE)) == 4
+
+
+def test_filters_are_recognised_by_their_type_not_their_name() -> None:
+    config = eb.load()
+    (authn,) = eb.http_filters(config, eb.JWT_AUTHN_TYPE)
+    authn["name"] = "verify-agent-tokens"
+    assert list(eb.jwt_providers(config)) == ["tollgate-dev"]
+
+
+def test_providers_of_different_names_are_gathered_from_every_listener() -> None:
+    config = two_listeners()
+    _, authn = eb.http_filters(config, eb.JWT_AUTHN_TYPE)
+    providers = authn["typed_config"]["providers"]
+    providers["partners"] = {**providers.pop("tollgate-dev"), "issuer": "https://p.example"}
+    assert sorted(eb.jwt_providers(config)) == ["partners", "tollgate-dev"]
+    with pytest.raises(eb.BootstrapError) as error:
+        eb.jwt_provider(config)
+    assert str(error.value) == (
+        "expected one jwt_authn provider, the bootstrap has 2: tollgate-dev, partners")
+
+
+def test_one_provider_name_configured_two_ways_is_an_error_naming_the_listeners() -> None:
+    config = two_listeners()
+    _, authn = eb.http_filters(config, eb.JWT_AUTHN_TYPE)
+    authn["typed_config"]["providers"]["tollgate-dev"]["clock_skew_seconds"] = 300
+    with pytest.raises(eb.BootstrapError) as error:
+        eb.jwt_providers(config)
+    assert "'tollgate-dev' is configured differently in listener ingress and listener " \
+        "ingress_tls" in str(error.value)
+
+
+def test_functions_for_one_listener_name_every_listener_they_found() -> None:
+    for derive in (lambda c: eb.with_ports(c, eb.Ports()),
+                   lambda c: eb.with_tls(c, CERT, KEY, 10444)):
+        with pytest.raises(eb.BootstrapError) as error:
+            derive(two_listeners())
+        assert str(error.value) == (
+            "expected one listener, the bootstrap has 2: ingress, ingress_tls")
+
+
+def test_with_jwt_issuer_changes_the_provider_in_every_listener() -> None:
+    config = eb.with_jwt_issuer(two_listeners(), "https://test.example", ["t"], '{"keys": []}')
+    providers = [f["typed_config"]["providers"]["tollgate-dev"]
+                 for f in eb.http_filters(config, eb.JWT_AUTHN_TYPE)]
+    assert len(providers) == 2
+    assert all(p["issuer"] == "https://test.example" for p in providers)
+    assert eb.jwt_provider(config)["local_jwks"] == {"inline_string": '{"keys": []}'}
+
+
+def test_with_ports_moves_tollgate_and_the_demo_upstream_and_leaves_other_clusters() -> None:
+    config = eb.with_clusters(eb.load(), {"model": 8443})
+    moved = eb.with_ports(config, eb.Ports(listener=1, admin=2, ext_proc=3, upstream=4))
+
+    def port(cluster: dict[str, Any]) -> int:
+        (group,) = cluster["load_assignment"]["endpoints"]
+        (endpoint,) = group["lb_endpoints"]
+        return endpoint["endpoint"]["address"]["socket_address"]["port_value"]
+
+    ports = {c["name"]: port(c) for c in moved["static_resources"]["clusters"]}
+    assert ports == {"tollgate_extproc": 3, "demo_upstream": 4, "model": 8443}
+    (listener,) = eb.listeners(moved)
+    assert listener["address"]["socket_address"]["port_value"] == 1
+    assert moved["admin"]["address"]["socket_address"]["port_value"] == 2
+
+
+def test_with_routes_adds_the_routes_to_every_connection_manager() -> None:
+    route = {"name": "extra", "match": {"prefix": "/extra/"}, "route": {"cluster": "x"}}
+    config = eb.with_routes(two_listeners(), [route])
+    for manager in eb.connection_managers(config):
+        assert manager["route_config"]["virtual_hosts"][0]["routes"][0] == route
