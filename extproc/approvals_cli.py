@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 from extproc import config as config_module
 from extproc.cli_text import cut, print_table, utc
+from extproc.inert import json_text, terminal
 
 QUICKSTART_CONFIG = Path(__file__).with_name("quickstart.yaml")  # as in cli.py
 STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
@@ -97,13 +98,13 @@ def main(args: argparse.Namespace) -> int:
                 _print_json(found)
             else:
                 why = f": {found['reason']}" if found.get("reason") else ""
-                print(f"{found['id']} {found['status']} by {found['decided_by']}{why} "
-                      f"(trace {found['trace_id']})")
+                print(terminal(f"{found['id']} {found['status']} by {found['decided_by']}{why} "
+                               f"(trace {found['trace_id']})"))
     except Unusable as exc:
-        print(f"tollgate approvals: {exc}", file=sys.stderr)
+        print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
         return 2
     except Refused as exc:
-        print(f"tollgate approvals: {exc}", file=sys.stderr)
+        print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
         return 1
     return 0
 
@@ -159,7 +160,7 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def _print_json(found: dict[str, Any]) -> None:
-    print(json.dumps(found, indent=2, ensure_ascii=False))
+    print(json_text(json.dumps(found, indent=2, ensure_ascii=False)))
 
 
 def _print_list(approvals: list[dict[str, Any]]) -> None:
@@ -199,7 +200,7 @@ def _print_approval(found: dict[str, Any]) -> None:
     if request.get("body") is not None:
         lines.insert(4, ("body", json.dumps(request["body"], ensure_ascii=False)))
     for label, text in lines:
-        print(f"{label:<10} {text}")
+        print(f"{label:<10} {terminal(text)}")
 
 
 def _grant(found: dict[str, Any]) -> str:

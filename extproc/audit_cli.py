@@ -7,8 +7,11 @@ one agent run as it happened (`replay`), tries a policy change on recorded traff
 (`whatif`) and prunes what retention allows (`prune`). Every sub-command reads the store
 and key a tollgate config names (`--config`, the quickstart's by default).
 
-Exit status: 0 success; 1 `verify` found the record broken; 2 unusable input (the
-config, the store, a key, a policy directory, an argument), one line on stderr.
+Exit status: 0 success (for `verify`: intact, and every chain vouched for by an anchor
+log); 1 `verify` found the record broken, or shortened; 2 unusable input (the config, the
+store, a key, a policy directory, an argument), one line on stderr; 3 `verify` found the
+record intact as far as the store shows, but some chain is vouched for by no anchor log
+given (it names them, and why).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
 from extproc.cli_text import cut, print_table, utc
+from extproc.inert import json_text, terminal
 
 # The store, the chain and the policy engine are imported by the commands that use
 # them: `tollgate token` and `tollgate serve` need not load them for the parser.
 if TYPE_CHECKING:
-    from extproc.recording.chain import Checkpoint, Signer, Verifier
+    from extproc.recording.anchors import AnchorLog
+    from extproc.recording.chain import Signer, Verifier
     from extproc.recording.store import Row
     from extproc.recording.verify import Problem, Report
     from extproc.recording.whatif import Tally, WhatIf
@@ -69,8 +74,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "verify", parents=[common, as_json],
         help="recompute every chain and check every signed checkpoint")
     verify.add_argument(
-        "--anchors", type=Path, metavar="FILE",
-        help="checkpoints kept outside the store, as JSON lines (recording.checkpoint_file)")
+        "--anchors", type=Path, metavar="FILE", action="append",
+        help="an anchor log kept outside the store (recording.checkpoint_file; again for "
+             "each replica's); default: the config's")
     verify.add_argument(
         "--public-key", type=Path, metavar="PEM",
         help="the audit key's public half (from `tollgate audit public-key`) instead of "
@@ -123,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
         config = _load(args.config)
         return _COMMANDS[args.audit_command](args, config)
     except Unusable as exc:
-        print(f"tollgate: {exc}", file=sys.stderr)
+        print(f"tollgate: {terminal(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader left (`tollgate audit search | head`): no traceback, no more output,
@@ -136,19 +142,23 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace, config: config_module.Config) -> int:
-    from extproc.recording.verify import verify
+    from extproc.recording.verify import Problem, verify
 
     verifier, key_from = _verifier(args, config)
-    anchors = _read_anchors(args.anchors) if args.anchors else None
+    logs = _anchor_logs(args, config)
     with _store(config) as connection:
-        report = verify(connection, verifier, anchors)
+        report = verify(connection, verifier, logs)
         where = connection.where
+    replaced = _key_file_replaced(args, config, verifier)
+    if replaced:
+        report.add(Problem("audit key", None, replaced))
+    status = 1 if not report.intact else 3 if report.unvouched() else 0
     if args.json:
-        print(json.dumps(_verify_json(report, where, verifier.key_id), ensure_ascii=False))
+        print(json_text(json.dumps(_verify_json(report, where, verifier.key_id, logs, status),
+                                   ensure_ascii=False)))
     else:
-        _show_verify(report, where, f"{verifier.key_id} ({key_from})",
-                     args.anchors is not None, _anchor_file(config))
-    return 0 if report.intact else 1
+        _show_verify(report, where, f"{verifier.key_id} ({key_from})", logs)
+    return status
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -194,72 +204,101 @@ def _key_path(config: config_module.Config) -> Path:
     return config.resolve(config.recording.signing_key_file)
 
 
-def _read_anchors(path: Path) -> list[Checkpoint]:
-    """Checkpoints as the writer appends them to `recording.checkpoint_file`."""
-    from extproc.recording.chain import Checkpoint
+def _anchor_logs(args: argparse.Namespace, config: config_module.Config,
+                 ) -> list[AnchorLog] | None:
+    """The logs `--anchors` names, else the config's own (recording.checkpoint_file: a
+    missing one is read as empty, which verify holds against the writers registered with
+    it); None when there is none (anchoring is off)."""
+    from extproc.recording.anchors import AnchorLogError, read
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise Unusable(f"--anchors {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Unusable(f"--anchors {path}: cannot read: {exc}") from None
-    anchors = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    paths = args.anchors or ([config.resolve(config.recording.checkpoint_file)]
+                             if config.recording.checkpoint_file else [])
+    logs = []
+    for path in paths:
         try:
-            fields = json.loads(line)
-            anchor = Checkpoint(**fields)
-            if not (isinstance(anchor.seq, int) and isinstance(anchor.signed_us, int)
-                    and all(isinstance(getattr(anchor, name), str) for name in
-                            ("writer", "kind", "hash", "key_id", "signature"))):
-                raise TypeError("a field has the wrong type")
-        except (ValueError, TypeError) as exc:
-            raise Unusable(f"--anchors {path}: line {number}: not a checkpoint: {exc}",
-                           ) from None
-        anchors.append(anchor)
-    return anchors
+            log = read(path)
+        except AnchorLogError as exc:
+            raise Unusable(f"--anchors {exc}" if args.anchors else str(exc)) from None
+        if args.anchors and not log.exists:
+            raise Unusable(f"--anchors {path}: no such file")
+        logs.append(log)
+    return logs or None
 
 
-def _anchor_file(config: config_module.Config) -> Path | None:
-    path = config.recording.checkpoint_file
-    return None if path is None else config.resolve(path)
+def _key_file_replaced(args: argparse.Namespace, config: config_module.Config,
+                       verifier: Verifier) -> str | None:
+    """With the key given apart from the store (--public-key), whether the signing key
+    file beside tollgate holds another: someone replaced it (and can re-sign with it)."""
+    from extproc.recording.chain import Signer, SigningKeyError
+
+    if args.public_key is None:
+        return None
+    try:
+        found = Signer.from_file(_key_path(config)).public.key_id
+    except SigningKeyError:
+        return None  # an auditor's copy of the config, without the private key
+    if found == verifier.key_id:
+        return None
+    return (f"{_key_path(config)} holds key {found}, not {verifier.key_id} (--public-key): "
+            "the signing key was replaced; what it signs does not vouch for anything")
 
 
-def _show_verify(report: Report, where: str, key: str, anchored: bool,
-                 anchor_file: Path | None) -> None:
+def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | None,
+                 ) -> None:
     print(f"audit record: {where}")
     print(f"key: {key}")
+    print(terminal("anchor logs: " + (", ".join(
+        f"{log.path} ({len(log.statements)} statements)" if log.exists
+        else f"{log.path} (missing)" for log in logs) if logs
+        else "none (recording.checkpoint_file is off)")))
     for chain in sorted(report.chains.values(), key=lambda c: c.writer):
         print()
         if not chain.records:
-            print(f"chain {chain.writer}: no records (all pruned, up to {chain.pruned_to})")
-            continue
-        print(f"chain {chain.writer}: {chain.records} records, {chain.first}..{chain.last}")
-        print(f"  pruned: {f'up to {chain.pruned_to}' if chain.pruned_to else 'nothing'}")
-        after = _unsigned(chain.first, chain.last, chain.checkpointed_to)
-        if not chain.checkpointed_to:
-            print(f"  signed checkpoint: none; all {after} records are covered by the "
-                  "chain only")
-        elif after:
-            print(f"  signed checkpoint up to: {chain.checkpointed_to}; the {after} "
-                  "records after it are covered by the chain only")
+            gone = f"all pruned, up to {chain.pruned_to}" if chain.pruned_to else "none left"
+            print(terminal(f"chain {chain.writer}: no records ({gone})"))
         else:
-            print(f"  signed checkpoint up to: {chain.checkpointed_to} (every record)")
+            print(terminal(f"chain {chain.writer}: {chain.records} records, "
+                           f"{chain.first}..{chain.last}"))
+            print(f"  pruned: {f'up to {chain.pruned_to}' if chain.pruned_to else 'nothing'}")
+            _show_signed(chain.first, chain.last, chain.checkpointed_to)
+        if chain.anchored_to >= 0:
+            print(f"  anchored up to: record {chain.anchored_to} "
+                  f"({utc(chain.anchored_us)} UTC)" + (
+                      f"; records {chain.anchored_to + 1}..{chain.last} came after: only "
+                      "the store vouches for them" if chain.last > chain.anchored_to else ""))
     if not report.chains:
         print("\nno records")
-    hint = "" if anchored else (
-        f" (--anchors {anchor_file or 'FILE'} checks those kept outside the store)")
-    print(f"\ncheckpoints checked: {report.checkpoints}; anchors checked: "
-          f"{report.anchors}{hint}")
-    if report.intact:
-        print("intact: every record matches its hash and links to the one before it, "
-              "and every checkpoint is signed with this key")
+    print(f"\ncheckpoints checked: {report.checkpoints}; anchors checked: {report.anchors}")
+    if not report.intact:
+        print(f"BROKEN: {_problem_count(report)}; the first broken link per chain:")
+        for problem in report.first_broken().values():
+            print(f"  {terminal(str(problem))}")
         return
-    print(f"BROKEN: {_problem_count(report)}; the first broken link per chain:")
-    for problem in report.first_broken().values():
-        print(f"  {problem}")
+    print("intact: every record matches its hash and links to the one before it, "
+          "and every checkpoint is signed with this key")
+    unvouched = report.unvouched()
+    vouched = sorted(w for w in report.chains if w not in unvouched)
+    if vouched:
+        print(terminal(f"vouched for by the anchor logs: {', '.join(vouched)}, each up to its "
+                       "last anchor (nothing was cut from them or deleted whole); what came "
+                       "after, the store alone shows"))
+    if unvouched:
+        print("NOT VOUCHED: nothing outside the store shows whether records were cut from "
+              "the end of these chains, or whole chains deleted:")
+        for writer, why in sorted(unvouched.items()):
+            print(terminal(f"  {writer}: {why}"))
+
+
+def _show_signed(first: int, last: int, checkpointed_to: int) -> None:
+    after = _unsigned(first, last, checkpointed_to)
+    if not checkpointed_to:
+        print(f"  signed checkpoint: none; all {after} records are covered by the "
+              "chain only")
+    elif after:
+        print(f"  signed checkpoint up to: {checkpointed_to}; the {after} "
+              "records after it are covered by the chain only")
+    else:
+        print(f"  signed checkpoint up to: {checkpointed_to} (every record)")
 
 
 def _unsigned(first: int, last: int, checkpointed_to: int) -> int:
@@ -275,14 +314,23 @@ def _problem_count(report: Report) -> str:
         f" (at most {report.listed_per_chain} are listed per chain)" if capped else "")
 
 
-def _verify_json(report: Report, where: str, key_id: str) -> dict[str, Any]:
+def _verify_json(report: Report, where: str, key_id: str, logs: list[AnchorLog] | None,
+                 status: int) -> dict[str, Any]:
+    unvouched = report.unvouched()
     return {
-        "store": where, "key_id": key_id, "intact": report.intact,
+        "store": where, "key_id": key_id, "intact": report.intact, "status": status,
+        "anchor_logs": [{"path": str(log.path), "identity": log.identity,
+                         "exists": log.exists, "statements": len(log.statements)}
+                        for log in logs or ()],
         "chains": [{
             "writer": c.writer, "records": c.records,
             "first": c.first if c.records else None, "last": c.last if c.records else None,
             "pruned_to": c.pruned_to, "checkpointed_to": c.checkpointed_to,
             "unsigned": _unsigned(c.first, c.last, c.checkpointed_to) if c.records else 0,
+            "anchor": c.anchor,
+            "anchored_to": c.anchored_to if c.anchored_to >= 0 else None,
+            "anchored_us": c.anchored_us if c.anchored_to >= 0 else None,
+            "unvouched": unvouched.get(c.writer),
         } for c in sorted(report.chains.values(), key=lambda c: c.writer)],
         "checkpoints": report.checkpoints, "anchors": report.anchors,
         "first_broken": [_problem_json(p) for p in report.first_broken().values()],
@@ -291,8 +339,8 @@ def _verify_json(report: Report, where: str, key_id: str) -> dict[str, Any]:
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
-    return {"id": f"{problem.writer}:{problem.seq}", "writer": problem.writer,
-            "seq": problem.seq, "what": problem.what}
+    where = problem.writer if problem.seq is None else f"{problem.writer}:{problem.seq}"
+    return {"id": where, "writer": problem.writer, "seq": problem.seq, "what": problem.what}
 
 
 # -- search ------------------------------------------------------------------------------
@@ -330,8 +378,9 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 
 def _row_json(row: Row) -> str:
     """The record's content with its id, one line; the content's text is kept as stored
-    (exact: a body's big integers are not rounded through a parse)."""
-    return f'{{"id":{json.dumps(row.id)},{row.content[1:]}'
+    (exact: a body's big integers are not rounded through a parse), its control and
+    invisible characters as JSON escapes."""
+    return json_text(f'{{"id":{json.dumps(row.id)},{row.content[1:]}')
 
 
 # -- replay ------------------------------------------------------------------------------
@@ -357,8 +406,8 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
             print(_row_json(row))
         return 0
     if args.session is not None:
-        print(f"session {args.session}: {len(rows)} "
-              f"{'exchange' if len(rows) == 1 else 'exchanges'}, oldest first")
+        print(terminal(f"session {args.session}: {len(rows)} "
+                       f"{'exchange' if len(rows) == 1 else 'exchanges'}, oldest first"))
     for row in rows:
         print()
         _show_exchange(row, row.document())
@@ -369,8 +418,8 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     """One exchange as a timeline: who asked what, what was decided, what came back."""
     target = content["target"] or {}
     kind = "" if content["kind"] == "exchange" else f" ({content['kind']} record)"
-    print(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC  "
-          f"target {target.get('name', '(none)')}")
+    print(terminal(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC  "
+                   f"target {target.get('name', '(none)')}"))
     _field("who", _who(content["identity"]))
     _field("trace", f"{content['trace_id']}  span {content['span_id']}  request id "
                     f"{content['request_id'] or '-'}  session {content['session_id']}")
@@ -434,7 +483,8 @@ def _show_response(response: dict[str, Any], decisions: list[dict[str, Any]]) ->
 
 
 def _field(label: str, text: str) -> None:
-    print(f"  {label:<9} {text}")
+    """One line of an exchange: `text` (what agents sent, often) shown inert."""
+    print(f"  {label:<9} {terminal(text)}")
 
 
 def _who(identity: dict[str, Any] | None) -> str:
@@ -519,8 +569,9 @@ def _whatif(args: argparse.Namespace, config: config_module.Config) -> int:
         report = whatif(rows, engine, examples)
     scope = f"the last {args.since}" + (f", target {args.target}" if args.target else "")
     if args.json:
-        print(json.dumps({"policies": str(args.policies), "since": args.since,
-                          "target": args.target, **report.as_json()}, ensure_ascii=False))
+        print(json_text(json.dumps({"policies": str(args.policies), "since": args.since,
+                                    "target": args.target, **report.as_json()},
+                                   ensure_ascii=False)))
     else:
         _show_whatif(report, args.policies, scope)
     return 0
@@ -555,9 +606,9 @@ def _show_whatif(report: WhatIf, policies: Path, scope: str) -> None:
 
 
 def _show_tally(label: str, tally: Tally) -> None:
-    print(f"  {label}: {tally.count}")
+    print(terminal(f"  {label}: {tally.count}"))
     for example in tally.examples:
-        print(f"    {example}")
+        print(f"    {terminal(str(example))}")
 
 
 # -- prune -------------------------------------------------------------------------------

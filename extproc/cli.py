@@ -16,6 +16,7 @@ from pathlib import Path
 
 from extproc import approvals_cli, audit_cli, policy_cli
 from extproc import config as config_module
+from extproc.inert import LogFormatter
 
 QUICKSTART_CONFIG = Path(__file__).with_name("quickstart.yaml")
 
@@ -58,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return audit_cli.main(args)
     if args.command == "approvals":
         return approvals_cli.main(args)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
+    logged = logging.StreamHandler()
+    logged.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[logged])
     try:
         config = config_module.load(args.config)
     except config_module.ConfigError as exc:

@@ -1,15 +1,22 @@
-"""Text for the `tollgate` commands' listings: tables, UTC times, cut strings."""
+"""Text for the `tollgate` commands' listings: tables, UTC times, cut strings.
+
+What agents sent reaches these listings; every cell is shown through `inert.terminal`.
+"""
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
 
+from extproc.inert import terminal
+
 
 def print_table(lines: Sequence[Sequence[str]]) -> None:
-    """Rows in columns as wide as their widest cell; the first row is the heading."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    for line in lines:
+    """Rows in columns as wide as their widest cell; the first row is the heading. A cell
+    is one line, its control and invisible characters shown as escapes."""
+    shown = [[terminal(cell) for cell in line] for line in lines]
+    widths = [max(len(line[i]) for line in shown) for i in range(len(shown[0]))]
+    for line in shown:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
               .rstrip())
 

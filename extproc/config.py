@@ -377,12 +377,16 @@ class Approvals:
     # Where approvers reach the admin API (the `approve_url` in a refusal). Default:
     # http:// and `listen.admin`.
     public_url: str | None = None
+    # The most approvals one identity (token subject; all anonymous requests are one)
+    # may have pending at once, over every replica; a hold beyond it is refused (429)
+    # without asking anyone, so no agent floods approvers or the store.
+    max_pending_per_identity: int = 10
 
     def __post_init__(self) -> None:
         for name in ("expire_seconds", "poll_seconds"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
-        for name in ("max_hold_seconds", "max_window_seconds"):
+        for name in ("max_hold_seconds", "max_window_seconds", "max_pending_per_identity"):
             if getattr(self, name) < 1:
                 raise Invalid(name, "must be >= 1")
         if self.webhook_attempts < 1:
@@ -429,6 +433,10 @@ class Recording:
     # Records waiting to be written (those of exchanges in flight count too). When it
     # is full, or the store cannot be written, new requests are refused (503).
     queue_size: int = 10_000
+    # The share of the queue one identity (token subject; all anonymous requests are
+    # one) may take: beyond it that identity is refused (429 recording_quota) while
+    # others pass, so no agent alone fills the queue. 1: no share of its own.
+    identity_share: float = 0.25
     # The most records written in one transaction.
     batch_size: int = 256
     # A signed checkpoint of the chain after this many records, or this many seconds
@@ -437,9 +445,13 @@ class Recording:
     checkpoint_seconds: float = 60.0
     # The Ed25519 key checkpoints are signed with (PEM, PKCS#8), relative to the config
     # file. Made on first start when missing; `tollgate audit verify` checks with it.
+    # Keep it where whoever can write the store cannot: with it, they could re-sign.
     signing_key_file: Path = Path("tollgate-audit.key")
-    # Checkpoints also appended here as JSON lines, to be anchored elsewhere.
-    checkpoint_file: Path | None = None
+    # The anchor log: each writer's registration and every checkpoint, appended as JSON
+    # lines outside the store, which `tollgate audit verify` holds the store against
+    # (records cut from a chain's end, a writer deleted whole). Keep it where whoever
+    # can write the store cannot. null: none (verify then vouches for nothing it lacks).
+    checkpoint_file: Path | None = Path("tollgate-anchors.jsonl")
     # This process's name in the record (its chain). Default: host, pid and a random tag.
     writer_id: str | None = None
     # How long a `record: strict` target's request waits for its decision record to be
@@ -453,6 +465,8 @@ class Recording:
         for name in ("checkpoint_seconds", "commit_seconds"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
+        if not 0 < self.identity_share <= 1:
+            raise Invalid("identity_share", "must be > 0 and <= 1")
         if self.writer_id is not None and not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}",
                                                             self.writer_id):
             raise Invalid("writer_id", "1-64 letters, digits, '.', '_', ':' or '-'")

@@ -4,6 +4,10 @@ Envoy verifies the token (signature, issuer, audience, expiry) before tollgate
 is asked and hands over the payload as metadata; tollgate never parses a token
 nor reads identity from a header. Here the claims become the contract's
 identity object, with claim names configurable (groups may be `roles` etc.).
+
+An identity is its subject: approvals, grants and the record's quotas are bound
+to `sub`. A verified token that names none identifies nobody, so it is refused
+(`refusal`) rather than let act as a nameless someone.
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ from extproc.config import Identity
 
 ANONYMOUS: dict[str, Any] = {"authenticated": False}
 
+NO_SUBJECT = ("the verified token names no subject (no `sub` claim, or an empty one): "
+              "it identifies nobody")
+
 
 def identity_of(claims: dict[str, Any] | None, settings: Identity) -> dict[str, Any]:
-    """The policy's `input.identity` for verified claims (None: no token was sent)."""
-    if claims is None:
+    """The policy's `input.identity` for verified claims (None: no token was sent). Claims
+    without a subject are no identity: anonymous, and `refusal` refuses them."""
+    sub = _string((claims or {}).get("sub"))
+    if claims is None or not sub:
         return ANONYMOUS
     return {
         "authenticated": True,
-        "sub": _string(claims.get("sub")),
+        "sub": sub,
         "iss": _string(claims.get("iss")),
         "aud": _strings(claims.get("aud")),
         "email": _string(claims.get(settings.email_claim)),
@@ -30,13 +39,33 @@ def identity_of(claims: dict[str, Any] | None, settings: Identity) -> dict[str, 
     }
 
 
+def refusal(claims: dict[str, Any] | None, identity: dict[str, Any], target: str,
+            anonymous: bool) -> str | None:
+    """Why this request may not act on `target` (None: it may). A token sent is judged
+    even where anonymous access is allowed, as jwt_authn judges a bad one: one naming
+    nobody is refused everywhere; no token only where the target is not `anonymous`."""
+    if identity["authenticated"]:
+        return None
+    if claims is not None:
+        return NO_SUBJECT
+    if not anonymous:
+        return f"target {target} needs a verified token (Authorization: Bearer ...)"
+    return None
+
+
+def subject_of(identity: dict[str, Any] | None) -> str:
+    """Who acts, as bounds and bindings count them (approvals, the record's queue): the
+    token's subject; every anonymous request is one, "anonymous"."""
+    return str((identity or {}).get("sub") or "anonymous")
+
+
 def span_attributes(identity: dict[str, Any]) -> dict[str, Any]:
     """What the exchange's span shows of the identity (OpenTelemetry's enduser.id)."""
     if not identity["authenticated"]:
         return {"tollgate.identity.authenticated": False}
     return {
         "tollgate.identity.authenticated": True,
-        "enduser.id": identity["sub"] or "",
+        "enduser.id": identity["sub"],
         "tollgate.identity.issuer": identity["iss"] or "",
         "tollgate.identity.groups": tuple(identity["groups"]),
     }

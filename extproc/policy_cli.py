@@ -25,6 +25,7 @@ from typing import Any
 import regorus
 
 from extproc.http_message import parse_json
+from extproc.inert import json_text, terminal
 from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.embedded import UNDEFINED, EmbeddedEngine, clean_regorus_error
@@ -83,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
             return _test(args)
         return _eval(args)
     except (Unusable, PolicyLoadError) as exc:
-        print(f"tollgate: {exc}", file=sys.stderr)
+        print(f"tollgate: {terminal(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader left (`tollgate policy test | head`): no traceback, and no more output.
@@ -108,7 +109,8 @@ def _test(args: argparse.Namespace) -> int:
             raise Unusable(f"no test in {args.dir} matches --run {args.run!r}")
         raise Unusable(f"no test_ rules in the *_test.rego files of {args.dir}")
     if args.format == "json":
-        print(json.dumps([_test_json(r) for r in results], indent=2, ensure_ascii=False))
+        print(json_text(json.dumps([_test_json(r) for r in results], indent=2,
+                                   ensure_ascii=False)))
     else:
         _print_tests(results)
     return 0 if all(r.passed for r in results) else 1
@@ -120,21 +122,23 @@ def _check_dir(policy_dir: Path) -> None:
 
 
 def _print_tests(results: list[rego_tests.RegoTestResult]) -> None:
-    """`opa test -v`'s layout: tests grouped under their file, a rule, then the counts."""
+    """`opa test -v`'s layout: tests grouped under their file, a rule, then the counts.
+    What a test printed or failed on may be an agent's request: each line is shown inert."""
     last_file = None
     for result in results:
         if result.test.file != last_file:
             if last_file is not None:
                 print()
-            print(f"{result.test.file}:")
+            print(terminal(f"{result.test.file}:"))
             last_file = result.test.file
-        print(f"{result.test.rule}: {result.outcome} ({go_duration(result.duration_ns)})")
+        print(terminal(f"{result.test.rule}: {result.outcome} "
+                       f"({go_duration(result.duration_ns)})"))
         if result.detail:
-            print(f"  {result.detail}")
+            print(f"  {terminal(result.detail)}")
         if result.prints:
             print()
             for line in result.prints:
-                print(f"  {line}")
+                print(f"  {terminal(line)}")
             print()
     print("-" * 80)
     counts = Counter(r.outcome for r in results)
@@ -230,12 +234,12 @@ def _eval(args: argparse.Namespace) -> int:
         decision, policy_error, values, coverage,
     )
     if args.format == "json":
-        print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+        print(json_text(json.dumps(report.as_json(), indent=2, ensure_ascii=False)))
     else:
         report.show()
     if policy_error:
-        print(f"tollgate: policy error: {policy_error} (the gateway refuses the request)",
-              file=sys.stderr)
+        print(f"tollgate: policy error: {terminal(policy_error)} (the gateway refuses the "
+              "request)", file=sys.stderr)
         return 1
     return 0
 
@@ -308,17 +312,21 @@ class EvalReport:
         return report
 
     def show(self) -> None:
+        """The report for a terminal: the input's strings (an agent's request, often) and
+        the policy's text shown inert."""
         if self.defined:
-            print(f"{self.query}:\n{json.dumps(self.result, indent=2, ensure_ascii=False)}")
+            result = json.dumps(self.result, indent=2, ensure_ascii=False)
+            print(f"{terminal(self.query)}:\n{json_text(result)}")
         else:
-            print(f"{self.query}: undefined")
+            print(f"{terminal(self.query)}: undefined")
         if self.policy_error:
-            print(f"\npolicy error: {self.policy_error}")
+            print(f"\npolicy error: {terminal(self.policy_error)}")
             print("the gateway refuses the request (fail_mode: closed, the default):")
-            print(json.dumps(_decision_json(self.decision), indent=2))
+            print(json_text(json.dumps(_decision_json(self.decision), indent=2)))
             print("a target with fail_mode: open lets it through, marked tollgate.fail_open")
         else:
-            print(f"\nrules named by the decision: {', '.join(self.decision.rules) or '(none)'}")
+            named = ", ".join(self.decision.rules) or "(none)"
+            print(f"\nrules named by the decision: {terminal(named)}")
         package = self.rules[0].rule.package
         fired = [v for v in self.rules if v.fired]
         print(f"\nrules of {package} that fired (defined, not false, not empty):")
@@ -327,14 +335,15 @@ class EvalReport:
             shown = json.dumps(value.value, ensure_ascii=False)
             if len(shown) > _SHOWN_VALUE_CHARS:
                 shown = shown[:_SHOWN_VALUE_CHARS] + "… (whole with --format json)"
-            print(f"  {value.rule.path:<{width}}  {_where(value.rule)}  {shown}")
+            print(terminal(f"  {value.rule.path:<{width}}  {_where(value.rule)}  {shown}"))
         if not fired:
             print("  (none)")
         quiet = [v.rule.path for v in self.rules if not v.fired and not v.error]
         print(f"did not fire: {', '.join(quiet) or '(none)'}")
         for value in self.rules:
             if value.error:
-                print(f"error in {value.rule.path} ({_where(value.rule)}): {value.error}")
+                print(terminal(f"error in {value.rule.path} ({_where(value.rule)}): "
+                               f"{value.error}"))
         if self.coverage is not None:
             self._print_coverage(self.coverage)
 
@@ -345,7 +354,8 @@ class EvalReport:
             print(f"{file['path']}:")
             for number, text in enumerate(file["code"].splitlines(), start=1):
                 if number in covered or number in missed:
-                    print(f"  {'+' if number in covered else '-'} {number:4}  {text}")
+                    print(f"  {'+' if number in covered else '-'} {number:4}  "
+                          f"{terminal(text.expandtabs(4))}")
 
 
 def _where(rule: rego_tests.RegoRule) -> str:

@@ -182,6 +182,7 @@ def open_recorder(config: Config, masker: Masker) -> Recorder:
         retention_days=config.store.retention_days,
         commit_seconds=settings.commit_seconds,
         writer_id=settings.writer_id or default_writer_id(),
+        identity_share=settings.identity_share,
     ), signer, masker)
     recorder.start()
     return recorder

@@ -18,9 +18,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
@@ -33,7 +33,7 @@ from extproc.approvals import Approval
 from extproc.approvals.hold import Holds, bound_to
 from extproc.body_masking import (
     ByteStream,
-    ChatTextMasking,
+    EventMasking,
     MaskError,
     is_event_stream,
     mask_body,
@@ -51,13 +51,20 @@ from extproc.http_message import (
     policy_headers,
     request_view,
 )
-from extproc.identity import identity_of, span_attributes
-from extproc.interpret import Interpreter, Llm, Refusal, interpreter_for, is_chat_completion
+from extproc.identity import identity_of, refusal, span_attributes, subject_of
+from extproc.interpret import Interpreter, Llm, Refusal, interpreter_for, model_api
 from extproc.masking import Masker, MaskSpec
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import APPROVED, HOLD_TOO_LATE, POLICY_ERROR
 from extproc.policy.input import InputEncoder
-from extproc.recording import BodyCapture, Decided, Evidence, Recorder, RecordingUnavailable
+from extproc.recording import (
+    BodyCapture,
+    Decided,
+    Evidence,
+    Recorder,
+    RecordingQuota,
+    RecordingUnavailable,
+)
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
@@ -161,7 +168,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         cluster = wire.attribute(first, "xds.cluster_name")
         target = self._by_route.get(route) or self._by_cluster.get(cluster)  # type: ignore[arg-type]
         target_name = target.name if target else "unknown"
-        identity = identity_of(wire.jwt_claims(first, self._identity.payload_key), self._identity)
+        claims = wire.jwt_claims(first, self._identity.payload_key)
+        identity = identity_of(claims, self._identity)
         span = self._telemetry.start_exchange(
             f"tollgate {headers.get(':method', '')} {target_name}", headers,
             {**_request_attributes(headers, target_name), **span_attributes(identity)},
@@ -174,24 +182,23 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         clock = time.perf_counter()
         evidence = Evidence("exchange", time.time(), trace_id, span_id_of(span), headers,
                             identity, target)
-        admitted = False
+        admitted, who = False, subject_of(identity)
         try:
             # A place in the audit record's queue first: what cannot be recorded does
-            # not pass (RecordingUnavailable, a 503).
-            self._recorder.admit()
+            # not pass (RecordingUnavailable, a 503; RecordingQuota, 429: this identity
+            # holds its whole share of the queue).
+            self._recorder.admit(who)
             admitted = True
             if target is None:
                 raise BadInput(
                     404, "unknown_target",
                     f"no target matches route {route!r} or cluster {cluster!r}",
                 )
-            if not identity["authenticated"] and not target.anonymous:
-                # Envoy's jwt_authn refuses these first; reaching here means a route
-                # without the filter's requirement: refuse rather than trust it.
-                raise BadInput(
-                    401, "unauthenticated",
-                    f"target {target.name} needs a verified token (Authorization: Bearer ...)",
-                )
+            # No token: Envoy's jwt_authn refuses it first, and reaching here means a
+            # route without the filter's requirement: refuse rather than trust it.
+            unidentified = refusal(claims, identity, target.name, target.anonymous)
+            if unidentified is not None:
+                raise BadInput(401, "unauthenticated", unidentified)
             exchange = Exchange(
                 target, self._encoders[target.name], span, trace_id, identity,
                 request_view(headers, self._sensitive), outcome, evidence, interpreter,
@@ -210,7 +217,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             # An LLM's answer is read as it streams, its headers held until tollgate
             # knows whether the model asks for a tool call (see _model_answer).
             duplex = (isinstance(interpreter, Llm) and exchange.response_mode == "body"
-                      and is_chat_completion(exchange.request))
+                      and model_api(exchange.request) is not None)
             mode = wire.processing_mode(
                 wants_body if has_body else None, exchange.response_mode, duplex
             )
@@ -245,7 +252,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if prompt is not None:  # the record keeps the body as it went upstream
                 evidence.request_body = BodyCapture.of(prompt, self._record_limit)
             if target.record == "strict":
-                await self._recorder.commit(_decision_evidence(evidence, clock))
+                await self._recorder.commit(_decision_evidence(evidence, clock), who)
             forwarded = time.perf_counter()
             # The upstream continues tollgate's span, not the agent's.
             traceparent = wire.traceparent(trace_id, evidence.span_id)
@@ -309,6 +316,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 yield wire.CONTINUE_RESPONSE_BODY
             else:
                 yield wire.CONTINUE_RESPONSE_HEADERS
+        except RecordingQuota as quota:
+            yield _refuse(outcome, trace_id, BadInput(429, "recording_quota", str(quota)), shape)
         except RecordingUnavailable as unavailable:
             log.error("trace %s: refused: %s", trace_id, unavailable)
             yield _refuse(outcome, trace_id, BadInput(503, "recording_unavailable", str(
@@ -333,7 +342,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if admitted:
                 evidence.outcome = outcome
                 evidence.duration_ms = (time.perf_counter() - clock) * 1000
-                self._recorder.submit(evidence)
+                self._recorder.submit(evidence, who)
 
     def _delivered(self, exchange: Exchange, body: bytes) -> None:
         """The response body as the client gets it, for the record."""
@@ -549,10 +558,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         held until tollgate knows whether the model asks for a tool call, so a refused
         call is replaced by the deny answer before the agent sees a byte of it.
 
-        A streamed answer's text flows as it comes (masked); from the first tool-call
-        delta on, events are held until the answer is complete and decided on. A
-        refusal after text has flowed ends the stream with an error event, which
-        OpenAI-compatible clients raise as an error.
+        A whole answer is read whatever its Content-Type says (a client reads JSON
+        from `text/plain`, events from `application/json`). A streamed answer's text
+        flows as it comes (masked); from the first tool-call delta on, events are held
+        until the answer is complete and decided on. A refusal after text has flowed
+        ends the stream with an error event, which OpenAI-compatible clients raise as
+        an error.
         """
         assert isinstance(exchange.interpreter, Llm)
         llm, spec = exchange.interpreter, exchange.mask
@@ -560,9 +571,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             raw, trailers = (b"", False) if ends else await _whole_body(
                 messages, exchange.target.inspect)
             content = self._readable(exchange.target, headers, raw)
-            body = None if content is None else decode_response_body(headers, content)
+            # Read whatever its declared type, as clients read it; a body in an encoding
+            # tollgate cannot read is read as the bytes it is (an error, refused to agents).
+            meaning, body = await _off_loop(
+                len(raw), llm.answer, exchange.meaning, raw if content is None else content)
+            if body is None and content is not None:
+                body = decode_response_body(headers, content)
             exchange.response["body"] = body  # type: ignore[index]
-            exchange.interpret(llm.response(exchange.meaning, body))
+            exchange.interpret(meaning)
             decision = await self._decide(exchange, "response")
             out = raw if content is None else content
             if decision.action != "allow":
@@ -589,15 +605,17 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 "a compressed event stream cannot be read as it flows; it is refused",
             )
         stream = llm.stream()
-        masking = ChatTextMasking(self._masker, spec) if spec is not None else None
+        masking = EventMasking(self._masker, spec) if spec is not None else None
         held: list[bytes] = []  # from the first tool-call delta on
         headers_sent = False
         trailers = False
         delivered = self._delivering(exchange)
         received = BodyCapture(self._record_limit)  # for the record, should it be refused
+        size = 0
         while not ends:
             chunk, ends, trailers = await _body_chunk(messages)
             received.add(chunk)
+            size += len(chunk)
             events = stream.feed(chunk)
             if ends:
                 events += stream.finish()
@@ -613,7 +631,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     headers_sent = True
                 delivered.add(b"".join(flowing))
                 yield wire.stream_response_chunk(b"".join(flowing), False)
-        exchange.interpret(llm.streamed(exchange.meaning, stream))
+        exchange.interpret(await _off_loop(size, llm.streamed, exchange.meaning, stream))
         decision = await self._decide(exchange, "response")
         if masking is not None:
             _record_masking(exchange, masking.counts)
@@ -638,13 +656,20 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
 # Above this, a request's meaning is read on a worker thread: parsing 100 KiB of SQL
 # takes tens to hundreds of ms, which must not stall every other exchange's messages.
 _INLINE_SIZE = 16 * 1024
+_T = TypeVar("_T")
+
+
+async def _off_loop(size: int, read: Callable[..., _T], *args: Any) -> _T:
+    """`read(*args)`, on a worker thread when it reads more than _INLINE_SIZE bytes: a
+    model's answer of a megabyte of command lines can take over a second to read."""
+    if size <= _INLINE_SIZE:
+        return read(*args)
+    return await asyncio.to_thread(read, *args)
 
 
 async def _interpreted(interpreter: Interpreter, request: dict[str, Any], size: int) -> Any:
     """The request's meaning; `size` is its body and path (the query included) in bytes."""
-    if size <= _INLINE_SIZE:
-        return interpreter.request(request)
-    return await asyncio.to_thread(interpreter.request, request)
+    return await _off_loop(size, interpreter.request, request)
 
 
 def _approved(held: Decision, approval: Approval) -> Decision:

@@ -9,6 +9,17 @@ denials contains {"rule": "k8s.unreadable", "reason": sprintf("unreadable Kubern
 	input.k8s.error != null
 }
 
+# A write of a pod spec whose body cannot be read (protobuf, which `kubectl create
+# deployment` sends; an unknown patch type; no body read): what it runs and mounts is
+# unknown, so an agent may not make it. A person's write passes: no rule for them needs it.
+denials contains {
+	"rule": "k8s.unread_workload",
+	"reason": sprintf("%s of %s: what it puts in the pod cannot be read: %v", [input.k8s.verb, input.k8s.resource, input.k8s.object.error]),
+} if {
+	agent
+	is_string(input.k8s.object.error)
+}
+
 # A Kubernetes target whose request arrives without the interpreter's reading.
 denials contains {"rule": "k8s.unread", "reason": "the Kubernetes request was not read (input.k8s missing)"} if {
 	input.target.protocol == "k8s"
@@ -70,6 +81,51 @@ denials contains {"rule": "k8s.secrets", "reason": sprintf("%s secrets", [input.
 	input.k8s.resource == "secrets"
 	input.k8s.verb != "create"
 }
+
+# A TokenRequest (serviceaccounts/token, kubectl create token) answers with a new
+# credential of the service account: a secret read.
+denials contains {"rule": "k8s.secrets", "reason": "create serviceaccounts/token"} if {
+	agent
+	input.k8s.resource == "serviceaccounts"
+	input.k8s.subresource == "token"
+}
+
+# A pod that mounts a Secret (a volume, a projected source, an env var or envFrom) can
+# print it: writing one is a secret read, in every namespace. input.k8s.object is what
+# the write's body puts in the pod spec (a patch: what it adds).
+denials contains {
+	"rule": "k8s.secret_mount",
+	"reason": sprintf("%s %s mounts secret %s", [input.k8s.object.kind, object_name, secret]),
+} if {
+	agent
+	some secret in input.k8s.object.pod.secrets
+}
+
+# Creating, replacing or patching the pod spec of a workload (Pod, Job, CronJob, the pod
+# template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController)
+# runs the image and command the caller chose: as exec is, refused to agents in
+# production. A write that leaves the pod spec alone (scale, labels, a rollout
+# restart's template annotation) runs nothing new.
+denials contains {
+	"rule": "k8s.production_workload",
+	"reason": sprintf("%s of %s %s in production namespace %s", [
+		input.k8s.verb, input.k8s.object.kind,
+		object_name, input.k8s.namespace,
+	]),
+} if {
+	agent
+	input.k8s.subresource == null # a debug container is k8s.production_session's
+	input.k8s.object.pod != null
+	input.k8s.namespace_labels.environment == "production"
+}
+
+# The written object's name, from the path, else the body; "(unnamed)" when neither has it
+# (generateName).
+object_name := input.k8s.name if {
+	is_string(input.k8s.name)
+} else := input.k8s.object.name if {
+	is_string(input.k8s.object.name)
+} else := "(unnamed)"
 
 # Deleting a namespace deletes everything in it: for no one through this gateway.
 denials contains {"rule": "k8s.namespace_delete", "reason": "namespace deletion"} if {

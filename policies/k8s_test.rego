@@ -10,7 +10,7 @@ call(groups, k8s) := {"phase": "request", "identity": {"groups": groups},
 		"verb": "get", "api_group": "", "api_version": "v1", "resource": "pods", "subresource": null,
 		"namespace": "default", "name": null, "resource_request": true, "exec": null,
 		"label_selector": null, "field_selector": null, "dry_run": false, "error": null,
-		"namespace_labels": {},
+		"namespace_labels": {}, "object": null,
 	}, k8s)}
 
 production := {"environment": "production"}
@@ -67,6 +67,14 @@ test_nobody_deletes_a_namespace if {
 test_an_unreadable_request_is_denied if {
 	d := data.tollgate.decision with input as call(["sre"], {"error": "empty path segment"})
 	d.rules == ["k8s.unreadable"]
+}
+
+test_an_unreadable_pod_spec_is_denied_to_agents_only if {
+	k8s := {"verb": "create", "resource": "deployments", "namespace": "staging", "object": {"error": "protobuf"}}
+	agent := data.tollgate.decision with input as call(["agents"], k8s)
+	agent.rules == ["k8s.unread_workload"]
+	person := data.tollgate.decision with input as call(["sre"], k8s)
+	person.action == "allow"
 }
 
 test_a_k8s_target_without_the_interpreters_reading_is_denied if {
@@ -149,4 +157,54 @@ test_an_interactive_shell_is_a_session_not_a_destructive_command if {
 	every commands in [[["sh"]], [["bash", "-il"]], [["sudo", "sh"], ["sh"]]] {
 		data.tollgate.decision.action == "allow" with input as call(["agents"], exec_running({}, commands))
 	}
+}
+
+pod(spec) := object.union({"containers": [{"name": "x", "image": "busybox", "command": ["sh"], "args": null}],
+	"secrets": [], "service_account": null, "host_network": false, "host_pid": false,
+	"host_ipc": false, "host_paths": [], "privileged": false}, spec)
+
+write(verb, labels, pod_spec) := {"verb": verb, "namespace": "prod", "namespace_labels": labels,
+	"object": {"kind": "Pod", "namespace": null, "name": "x", "patch": null, "pod": pod_spec}}
+
+test_agents_cannot_write_a_workloads_pod_spec_in_production if {
+	every verb in ["create", "update", "patch"] {
+		d := data.tollgate.decision with input as call(["agents"], write(verb, production, pod({})))
+		d.rules == ["k8s.production_workload"]
+		d.reasons == [sprintf("%s of Pod x in production namespace prod", [verb])]
+	}
+}
+
+test_a_write_that_leaves_the_pod_spec_alone_is_allowed_in_production if {
+	d := data.tollgate.decision with input as call(["agents"], write("patch", production, null))
+	d.action == "allow"
+}
+
+test_workloads_may_be_written_elsewhere_and_by_others if {
+	data.tollgate.decision.action == "allow" with input as call(["agents"], write("create", {}, pod({})))
+	data.tollgate.decision.action == "allow" with input as call(["sre"], write("create", production, pod({})))
+}
+
+test_a_pod_mounting_a_secret_is_a_secret_read_in_every_namespace if {
+	d := data.tollgate.decision with input as call(["agents"], write("create", {}, pod({"secrets": ["db"]})))
+	d.rules == ["k8s.secret_mount"]
+	d.reasons == ["Pod x mounts secret db"]
+	data.tollgate.decision.action == "allow" with input as call(["sre"], write("create", {}, pod({"secrets": ["db"]})))
+}
+
+test_an_unnamed_write_is_named_as_such if {
+	k8s := object.union(write("create", {}, pod({"secrets": ["db"]})), {"object": {"name": null}})
+	d := data.tollgate.decision with input as call(["agents"], k8s)
+	d.reasons == ["Pod (unnamed) mounts secret db"]
+}
+
+test_a_token_request_is_a_secret_read if {
+	d := data.tollgate.decision with input as call(["agents"], {"verb": "create", "resource": "serviceaccounts", "subresource": "token", "name": "default"})
+	d.rules == ["k8s.secrets"]
+	d.reasons == ["create serviceaccounts/token"]
+}
+
+test_agents_may_read_pod_logs_masked_in_production if {
+	d := data.tollgate.decision with input as call(["agents"], {"subresource": "log", "name": "web-1", "namespace": "prod", "namespace_labels": production})
+	d.action == "allow"
+	d.mask.detectors == ["all"]
 }

@@ -24,6 +24,44 @@ denials contains {"rule": "llm.unread", "reason": "the model's tool calls were n
 	not is_array(input.llm.tool_calls)
 }
 
+# What a model's answer holds that could not be read (its request's reading carries over):
+# an answer that is no JSON and no event stream, arguments past the reading's limits. What
+# a client would run cannot be judged, so no agent gets it. An upstream's failure (a
+# status from 400 up) is passed on as it is: no client runs a tool call from it. A request
+# is not refused for it: no tool call is in there, and its answer is judged.
+denials contains {"rule": "llm.unreadable", "reason": sprintf("the model's answer was not read: %s", [what])} if {
+	agent
+	input.phase == "response"
+	not upstream_failed
+	some what in unread
+}
+
+unread contains input.llm.error if is_string(input.llm.error)
+
+unread contains sprintf("tool call %s: %s", [tool_name(call), call.error]) if {
+	some call in tool_calls
+	is_string(call.error)
+}
+
+upstream_failed if input.response.status >= 400
+
+# A tool call that runs what cannot be read (shell.rego, `opaque`) waits for a human,
+# unless what can be read is destructive (refused above). The approvers are `dba`: the one
+# group of approvers the pack knows (identity.rego) and `tollgate up` provisions. At the
+# response phase no approval can come in time (the model has answered), so tollgate refuses
+# it, saying why (tollgate.hold_too_late).
+holds contains {
+	"rule": "llm.opaque_tool_call",
+	"reason": sprintf("tool call %s runs what cannot be read (%s): %s", [tool_name(call), o.why, concat(" ", o.argv)]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	agent
+	some call in tool_calls
+	some o in opaques(call.opaque)
+	not destructive_opaque(o)
+}
+
 tool_name(call) := call.name if {
 	is_string(call.name)
 } else := "(unnamed)"
@@ -35,6 +73,13 @@ destructive_in(call) := {sprintf("destructive command: %s", [concat(" ", argv)])
 	some s in array_or_empty(call.sql)
 	is_string(s.kind)
 	destructive_tool_sql(s)
+} | {sprintf("destructive command: %s (%s)", [concat(" ", o.argv), o.why]) |
+	some o in opaques(call.opaque)
+	destructive_opaque(o)
+} | {sprintf("output written to %s", [path]) |
+	some path in array_or_empty(call.writes)
+	is_string(path)
+	destructive_write(path)
 } | {"SQL that does not parse" |
 	some s in array_or_empty(call.sql)
 	s.kind == "unparsed"
@@ -52,8 +97,8 @@ destructive_tool_sql(s) if s.kind in {"copy", "do"}
 destructive_tool_sql(s) if unbounded_write(s)
 
 destructive_tool_sql(s) if {
-	s.kind == "create"
-	s.object in routine_objects
+	some effect in statement_effects(s)
+	effect in refused_effects
 }
 
 # Text that starts like SQL but does not parse is refused only where a tool runs SQL:

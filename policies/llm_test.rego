@@ -131,3 +131,87 @@ test_a_tool_call_defining_a_routine_is_refused if {
 	d := data.tollgate.decision with input as answer([sql_call({"kind": "create", "object": "function"})])
 	d.reasons == ["tool call run_sql: destructive SQL: CREATE"]
 }
+
+opaque_call(argv, why) := object.union(shell(argv), {"opaque": [{"argv": argv, "why": why}]})
+
+test_an_opaque_command_is_held_for_a_dba if {
+	d := data.tollgate.decision with input as answer([opaque_call(["python3", "-c", "print(1)"], "inline_code")])
+	d.action == "hold"
+	d.rules == ["llm.opaque_tool_call"]
+	d.approvers == ["group:dba"]
+	d.reasons == ["tool call run_shell runs what cannot be read (inline_code): python3 -c print(1)"]
+}
+
+test_an_opaque_command_of_someone_not_an_agent_passes if {
+	input_ := object.union(answer([opaque_call(["python3", "-c", "1"], "inline_code")]), {"identity": {"groups": ["dba"]}})
+	data.tollgate.decision.action == "allow" with input as input_
+}
+
+test_opaque_operands_that_may_be_the_root_are_refused if {
+	d := data.tollgate.decision with input as answer([opaque_call(["rm", "-rf"], "stdin_operands")])
+	d.action == "deny"
+	d.reasons == ["tool call run_shell: destructive command: rm -rf (stdin_operands)"]
+}
+
+test_a_computed_program_with_rm_s_arguments_is_refused if {
+	d := data.tollgate.decision with input as answer([opaque_call(["$(echo rm)", "-rf", "/"], "computed_program")])
+	d.action == "deny"
+}
+
+test_a_recursive_function_is_refused if {
+	data.tollgate.decision.action == "deny" with input as answer([opaque_call(["function", "b"], "recursive_function")])
+}
+
+test_an_opaque_entry_in_no_shape_is_ignored if {
+	call := object.union(shell(["ls"]), {"opaque": [{"argv": "rm -rf /", "why": 1}, "x"]})
+	data.tollgate.decision.action == "allow" with input as answer([call])
+}
+
+test_writes_to_a_disk_or_a_system_file_are_refused if {
+	every path in ["/dev/sda", "/dev/nvme0n1", "//etc/passwd", "/boot/vmlinuz", "/proc/sysrq-trigger"] {
+		data.tollgate.decision.action == "deny" with input as answer([object.union(shell(["cat"]), {"writes": [path]})])
+	}
+}
+
+test_writes_elsewhere_pass if {
+	every path in ["/dev/null", "/tmp/out", "out.txt", "/dev/stderr"] {
+		data.tollgate.decision.action == "allow" with input as answer([object.union(shell(["cat"]), {"writes": [path]})])
+	}
+}
+
+test_an_unreadable_answer_is_refused_to_agents if {
+	input_ := json.patch(answer([]), [{"op": "replace", "path": "/llm/error", "value": "the answer is neither JSON nor an event stream"}])
+	d := data.tollgate.decision with input as input_
+	d.rules == ["llm.unreadable"]
+	d.reasons == ["the model's answer was not read: the answer is neither JSON nor an event stream"]
+}
+
+test_a_tool_call_read_in_part_is_refused_to_agents if {
+	call := object.union(shell(["ls"]), {"error": "the arguments hold more than 1024 strings"})
+	d := data.tollgate.decision with input as answer([call])
+	d.reasons == ["the model's answer was not read: tool call run_shell: the arguments hold more than 1024 strings"]
+}
+
+test_an_upstream_failure_is_passed_on if {
+	input_ := json.patch(answer([]), [
+		{"op": "replace", "path": "/llm/error", "value": "upstream error: Rate limit reached"},
+		{"op": "replace", "path": "/response/status", "value": 429},
+	])
+	data.tollgate.decision.action == "allow" with input as input_
+}
+
+test_an_unreadable_answer_to_someone_not_an_agent_passes if {
+	input_ := json.patch(answer([]), [
+		{"op": "replace", "path": "/llm/error", "value": "the answer is neither JSON nor an event stream"},
+		{"op": "replace", "path": "/identity/groups", "value": ["privileged"]},
+	])
+	data.tollgate.decision.action == "allow" with input as input_
+}
+
+test_an_unreadable_request_is_left_to_its_answer if {
+	input_ := json.patch(answer([]), [
+		{"op": "replace", "path": "/phase", "value": "request"},
+		{"op": "replace", "path": "/llm/error", "value": "request body is a JSON null, not an object"},
+	])
+	data.tollgate.decision.action == "allow" with input as input_
+}

@@ -104,3 +104,33 @@ destructive_command(argv) if {
 # The fork bomb `:(){ :|:& };:` defines a function named ":" (the shell reader gives a
 # definition as ["function", name]).
 destructive_command(argv) if argv == ["function", ":"]
+
+# Opaque commands (the shell reader's `opaque`: {"argv", "why"}): what runs is only known
+# when it runs, a computed program (`$(echo rm) -rf /`), a script from a pipe or a
+# substitution (`sh -c "$(curl ...)"`), another language's code (`python -c`), operands
+# from stdin (`xargs rm -rf`, `find / -exec rm -rf {} +`), a recursive function. Such a
+# command is destructive when what can be read of it is, whatever fills the unknown:
+# operands that may be `/`, a program that may be `rm`.
+opaques(list) := [o |
+	some o in array_or_empty(list)
+	is_object(o)
+	is_string(o.why)
+	is_array(o.argv)
+	every arg in o.argv { is_string(arg) }
+]
+
+destructive_opaque(o) if destructive_command(array.concat(o.argv, ["/"]))
+
+destructive_opaque(o) if {
+	o.why == "computed_program"
+	destructive_command(array.concat(["rm"], array.slice(o.argv, 1, count(o.argv))))
+}
+
+# A function that calls itself: the fork bomb, whatever its name (`b(){ b|b& };b`).
+destructive_opaque(o) if o.why == "recursive_function"
+
+# Output redirected into a disk, the kernel's memory or a system directory's files
+# (`cat /dev/zero > /dev/sda`, `> /etc/passwd`, `> /proc/sysrq-trigger`).
+destructive_write(path) if regex.match(`^/dev/(sd|hd|vd|xvd|nvme|mmcblk|dm-|md|loop|nbd|sr|mapper/|disk/|mem$|kmem$|port$)`, normal_path(path))
+
+destructive_write(path) if regex.match(`^/(etc|boot|bin|sbin|lib|lib64|usr|sys|proc/sys|proc/sysrq-trigger)(/|$)`, normal_path(path))

@@ -32,96 +32,87 @@ denials contains {
 	not dba
 }
 
-# DROP, TRUNCATE and ALTERs that destroy data, only for the dba group.
+# Rules below decide on what each statement does, its effects (extproc/interpret/
+# sql_effects.py): read, write (with bounded), schema, maintenance, session, destroy,
+# server, privilege, configuration, dynamic, unknown. Not on the statement's name:
+# `SELECT lo_unlink(1)` destroys, `SET sql_mode = ...` reconfigures.
+
+# Statements that lose data or schema (DROP, TRUNCATE, destructive ALTERs, CREATE OR
+# REPLACE TABLE, MySQL's ENGINE=BLACKHOLE, lo_unlink), only for the dba group.
 denials contains {"rule": "sql.destructive", "reason": sprintf("destructive SQL: %s", [upper(s.kind)])} if {
 	some s in sql_statements
 	destructive_statement(s)
 	not dba
 }
 
-destructive_statement(s) if s.kind in {"drop", "truncate"}
-
-destructive_statement(s) if {
-	s.kind == "alter"
-	some action in array_or_empty(s.alter_actions)
-	action in destructive_alter_actions
-}
-
-destructive_alter_actions := {
-	"drop_column", "drop_constraint", "alter_column_type", "drop_identity",
-	"drop_expression", "detach_partition", "drop_inherit", "drop_of",
-}
+destructive_statement(s) if "destroy" in statement_effects(s)
 
 # COPY ... TO/FROM PROGRAM runs a shell command on the database server: for no one.
 denials contains {"rule": "sql.copy_program", "reason": "COPY ... PROGRAM runs a command on the database server"} if {
 	some s in sql_statements
+	copy_program(s)
+}
+
+copy_program(s) if {
 	s.kind == "copy"
 	object.get(s, "program", null) != null
 }
 
-# DO runs an anonymous code block whose statements no parser here can see into.
+# DO runs an anonymous code block whose statements no parser here can see into: for no one.
 denials contains {"rule": "sql.do_block", "reason": "DO blocks run code that cannot be inspected"} if {
 	some s in sql_statements
 	s.kind == "do"
 }
 
-# A function, procedure, operator, cast or aggregate is code that runs later, its body a
-# string no parser here reads (a DO block by another name); an extension or language
-# brings new code into the server: only for the dba group.
-denials contains {"rule": "sql.routine", "reason": sprintf("CREATE %s defines code that runs later", [upper(s.object)])} if {
+# The server's files, programs, processes and other servers (COPY to or from a file,
+# pg_read_file, LOAD_FILE, xp_cmdshell, OPENROWSET, dblink, ATTACH, LOAD), only for the
+# dba group (COPY ... PROGRAM for no one, above).
+denials contains {"rule": "sql.server_access", "reason": sprintf("%s reaches the database server's files, programs or processes", [upper(s.kind)])} if {
 	some s in sql_statements
-	s.kind == "create"
-	s.object in routine_objects
+	"server" in statement_effects(s)
+	not copy_program(s)
 	not dba
 }
 
-routine_objects := {
-	"function", "procedure", "operator", "cast", "aggregate", "language", "extension",
-	"event_trigger", "transform",
-}
-
-# Server administration through functions: ending sessions, reading server files.
-denials contains {"rule": "sql.admin_function", "reason": sprintf("SQL calls %s", [f])} if {
+# Roles, grants, owners, SET ROLE (ALTER ROLE ... SUPERUSER): only for the dba group.
+denials contains {"rule": "sql.privilege", "reason": sprintf("%s changes roles or privileges", [upper(s.kind)])} if {
 	some s in sql_statements
-	some f in array_or_empty(s.functions)
-	f in admin_functions
+	"privilege" in statement_effects(s)
 	not dba
 }
 
-# Server administration, the server's files, and SQL run from a string (dblink,
-# query_to_xml): a policy cannot see what those strings do.
-admin_functions := {
-	"pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
-	"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir",
-	"pg_ls_waldir", "pg_ls_tmpdir", "pg_file_write", "pg_file_rename", "pg_file_unlink",
-	"lo_import", "lo_export", "pg_promote", "set_config", "dblink", "dblink_exec",
-	"dblink_connect", "dblink_connect_u", "dblink_send_query", "dblink_open",
-	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "ts_stat",
-	"load_extension",
-}
-
-# ATTACH (a database file, created if missing), PRAGMA and LOAD (a shared library)
-# change what the database engine itself can reach: only for the dba group.
-denials contains {"rule": "sql.engine_control", "reason": sprintf("%s changes the database engine", [upper(s.kind)])} if {
+# The server's or database's settings (ALTER SYSTEM, SET GLOBAL / PERSIST, ALTER
+# DATABASE ... SET, set_config, PRAGMA), and at any scope a setting that changes how the
+# server lexes later texts (standard_conforming_strings, sql_mode): only for the dba group.
+denials contains {"rule": "sql.configuration", "reason": sprintf("%s changes the server's configuration", [upper(s.kind)])} if {
 	some s in sql_statements
-	engine_control(s)
+	"configuration" in statement_effects(s)
 	not dba
 }
 
-engine_control(s) if s.kind in {"attach", "pragma", "load"}
-
-# ALTER SYSTEM writes the server's configuration (archive_command is a shell command).
-engine_control(s) if {
-	s.kind == "alter"
-	s.object == "system"
+# SQL or code carried as a string, which no parser here reads: a function or procedure
+# body, EXEC('...'), sp_executesql, query_to_xml, dblink. Only for the dba group (DO for
+# no one, above).
+denials contains {"rule": "sql.dynamic", "reason": sprintf("%s runs code held in a string", [upper(s.kind)])} if {
+	some s in sql_statements
+	"dynamic" in statement_effects(s)
+	s.kind != "do"
+	not dba
 }
 
-# A statement the parser could not name ("other"), or of a kind this pack does not
-# know, is refused to all but the dba group.
+# A statement the parser could not name ("other"), of a kind this pack does not know, or
+# with an effect it does not know, is refused to all but the dba group.
 denials contains {"rule": "sql.unrecognised", "reason": "unrecognised SQL statement"} if {
 	some s in sql_statements
-	not s.kind in known_kinds
+	unrecognised(s)
 	not dba
+}
+
+unrecognised(s) if not s.kind in known_kinds
+
+unrecognised(s) if {
+	some effect in statement_effects(s)
+	not effect in known_effects
 }
 
 # Every kind the SQL interpreter names (extproc/interpret/sql.py), but "other".
@@ -132,30 +123,26 @@ known_kinds := {
 	"refresh", "discard", "reset", "load", "pragma", "attach",
 }
 
-# A read-only target takes reads only, and no SELECT of a function that writes.
+# Every effect the SQL interpreter names, but "unknown".
+known_effects := {
+	"read", "write", "schema", "maintenance", "session", "destroy", "server", "privilege",
+	"configuration", "dynamic",
+}
+
+# A read-only target takes statements that only read: no SELECT of a function that writes.
 denials contains {"rule": "sql.read_only", "reason": sprintf("%s on a read-only target", [upper(s.kind)])} if {
 	read_only_target
 	some s in sql_statements
-	not s.kind in {"select", "show", "explain"}
+	some effect in statement_effects(s)
+	effect != "read"
 }
 
-denials contains {"rule": "sql.read_only", "reason": sprintf("%s on a read-only target", [upper(f)])} if {
-	read_only_target
-	some s in sql_statements
-	some f in array_or_empty(s.functions)
-	f in writing_functions
-}
-
-writing_functions := {
-	"nextval", "setval", "lo_create", "lo_creat", "lo_unlink", "lo_import", "lo_put",
-	"lo_from_bytea", "lo_truncate", "dblink", "dblink_exec", "pg_advisory_lock",
-	"pg_advisory_xact_lock", "set_config", "pg_notify",
-}
-
-# DELETE or UPDATE without WHERE touches every row: a human approves it first.
+# A write not bounded for sure (`bounded` true): DELETE or UPDATE without a WHERE or with
+# one that keeps every row (`WHERE true`, `1 = 1`), MERGE that updates or deletes, an
+# upsert or INSERT OR REPLACE from a query, CALL. A human approves it first.
 holds contains {
 	"rule": "sql.unbounded_write",
-	"reason": sprintf("%s without WHERE", [upper(s.kind)]),
+	"reason": unbounded_reason(s),
 	"approvers": ["group:dba"],
 	"seconds": 300,
 } if {
@@ -163,10 +150,43 @@ holds contains {
 	unbounded_write(s)
 }
 
-# Held unless the statement has a WHERE clause for sure (has_where is true).
 unbounded_write(s) if {
+	"write" in statement_effects(s)
+	not s.bounded == true
+}
+
+unbounded_reason(s) := sprintf("%s without WHERE", [upper(s.kind)]) if {
 	s.kind in {"delete", "update"}
 	not s.has_where == true
+} else := sprintf("%s may change every row", [upper(s.kind)])
+
+# Effects no agent's statement may have (llm.rego refuses them in a model's tool calls).
+refused_effects := {"destroy", "server", "privilege", "configuration", "dynamic"}
+
+# A statement's effects as the interpreter read them. A statement without them (an older
+# tollgate's reading, a hand-built input) has those its kind and object alone imply.
+statement_effects(s) := {e | some e in s.effects} if {
+	is_array(s.effects)
+} else := {"dynamic"} if {
+	s.kind == "create"
+	s.object in routine_objects
+} else := {kind_effects[s.kind]} if {
+	is_string(s.kind)
+	kind_effects[s.kind]
+} else := {"unknown"}
+
+# CREATE of these defines code whose body is a string, or brings code into the server.
+routine_objects := {
+	"function", "procedure", "operator", "cast", "aggregate", "language", "extension",
+	"event_trigger", "transform",
+}
+
+kind_effects := {
+	"select": "read", "show": "read", "explain": "read", "insert": "write", "update": "write",
+	"delete": "write", "merge": "write", "call": "write", "drop": "destroy",
+	"truncate": "destroy", "alter": "schema", "create": "schema", "comment": "schema",
+	"grant": "privilege", "revoke": "privilege", "do": "dynamic", "copy": "server",
+	"load": "server", "attach": "server", "pragma": "configuration",
 }
 
 # The statements as objects, whatever shape input.sql arrives in.

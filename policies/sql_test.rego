@@ -41,7 +41,7 @@ test_drop_and_truncate_are_allowed_for_dba if {
 }
 
 test_destructive_alter_is_denied if {
-	d := data.tollgate.decision with input as agent([stmt("alter", {"alter_actions": ["add_column", "drop_column"]})])
+	d := data.tollgate.decision with input as agent([stmt("alter", {"alter_actions": ["add_column", "drop_column"], "effects": ["destroy", "schema"]})])
 	d.reasons == ["destructive SQL: ALTER"]
 }
 
@@ -67,7 +67,7 @@ test_update_without_where_is_held if {
 }
 
 test_delete_with_where_is_allowed if {
-	data.tollgate.decision.action == "allow" with input as agent([stmt("delete", {"has_where": true})])
+	data.tollgate.decision.action == "allow" with input as agent([stmt("delete", {"has_where": true, "effects": ["write"], "bounded": true})])
 }
 
 test_a_delete_nested_in_a_cte_is_held if {
@@ -83,7 +83,7 @@ test_copy_program_is_denied_even_for_dba if {
 }
 
 test_copy_to_stdout_is_allowed if {
-	data.tollgate.decision.action == "allow" with input as agent([stmt("copy", {})])
+	data.tollgate.decision.action == "allow" with input as agent([stmt("copy", {"effects": ["read"]})])
 }
 
 test_do_block_is_denied if {
@@ -91,9 +91,43 @@ test_do_block_is_denied if {
 	d.rules == ["sql.do_block"]
 }
 
-test_admin_functions_are_denied if {
-	d := data.tollgate.decision with input as agent([stmt("select", {"functions": ["pg_terminate_backend"]})])
-	d.reasons == ["SQL calls pg_terminate_backend"]
+test_server_access_is_for_dba_only if {
+	s := stmt("select", {"functions": ["pg_read_file"], "effects": ["read", "server"]})
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.server_access"]
+	d.reasons == ["SELECT reaches the database server's files, programs or processes"]
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
+}
+
+test_privilege_changes_are_for_dba_only if {
+	s := stmt("alter", {"object": "role", "effects": ["privilege", "schema"]})
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.privilege"]
+	d.reasons == ["ALTER changes roles or privileges"]
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
+}
+
+test_an_effect_the_pack_does_not_know_is_unrecognised if {
+	every effects in [["unknown"], ["read", "teleport"], [5]] {
+		d := data.tollgate.decision with input as agent([stmt("select", {"effects": effects})])
+		d.rules == ["sql.unrecognised"]
+	}
+}
+
+test_the_effects_decide_not_the_kind if {
+	d := data.tollgate.decision with input as agent([stmt("select", {"functions": ["lo_unlink"], "effects": ["destroy", "read"]})])
+	d.reasons == ["destructive SQL: SELECT"]
+	data.tollgate.decision.action == "allow" with input as agent([stmt("drop", {"effects": ["read"]})])
+}
+
+test_a_write_that_may_change_every_row_is_held if {
+	every kind in ["merge", "insert", "call"] {
+		d := data.tollgate.decision with input as agent([stmt(kind, {"effects": ["write"], "bounded": false})])
+		d.rules == ["sql.unbounded_write"]
+		d.reasons == [sprintf("%s may change every row", [upper(kind)])]
+	}
+	d := data.tollgate.decision with input as agent([stmt("delete", {"has_where": true, "effects": ["write"], "bounded": false})])
+	d.reasons == ["DELETE may change every row"]
 }
 
 test_ordinary_functions_are_allowed if {
@@ -120,11 +154,11 @@ test_a_read_only_target_takes_reads_only if {
 	data.tollgate.decision.action == "allow" with input as r
 }
 
-test_attach_pragma_and_load_are_for_dba_only if {
-	every kind in ["attach", "pragma", "load"] {
-		d := data.tollgate.decision with input as agent([stmt(kind, {})])
-		d.rules == ["sql.engine_control"]
-		data.tollgate.decision.action == "allow" with input as as_group(["dba"], [stmt(kind, {})])
+test_attach_pragma_and_load_read_without_effects_are_for_dba_only if {
+	every kind_rule in [["attach", "sql.server_access"], ["pragma", "sql.configuration"], ["load", "sql.server_access"]] {
+		d := data.tollgate.decision with input as agent([stmt(kind_rule[0], {})])
+		d.rules == [kind_rule[1]]
+		data.tollgate.decision.action == "allow" with input as as_group(["dba"], [stmt(kind_rule[0], {})])
 	}
 }
 
@@ -150,40 +184,47 @@ test_a_kind_the_pack_does_not_know_is_unrecognised if {
 }
 
 test_a_delete_not_known_to_have_a_where_is_held if {
-	every where in [null, "yes"] {
+	every where in [null, "yes", true] {
 		data.tollgate.decision.action == "hold" with input as agent([stmt("delete", {"has_where": where})])
 	}
-	data.tollgate.decision.action == "allow" with input as agent([stmt("delete", {"has_where": true})])
+	every bounded in [null, "yes", false] {
+		data.tollgate.decision.action == "hold" with input as agent([stmt("delete", {"effects": ["write"], "bounded": bounded})])
+	}
+	data.tollgate.decision.action == "allow" with input as agent([stmt("delete", {"effects": ["write"], "bounded": true})])
 }
 
 test_routines_and_extensions_are_only_for_dba if {
 	every object in ["function", "procedure", "operator", "cast", "aggregate", "extension", "language"] {
 		d := data.tollgate.decision with input as agent([stmt("create", {"object": object})])
-		d.rules == ["sql.routine"]
-		d.reasons == [sprintf("CREATE %s defines code that runs later", [upper(object)])]
+		d.rules == ["sql.dynamic"]
+		d.reasons == ["CREATE runs code held in a string"]
 		data.tollgate.decision.action == "allow" with input as as_group(["dba"], [stmt("create", {"object": object})])
 	}
 	data.tollgate.decision.action == "allow" with input as agent([stmt("create", {"object": "trigger"})])
 }
 
-test_sql_run_from_a_string_is_an_admin_function if {
-	every f in ["dblink", "dblink_send_query", "query_to_xml", "ts_stat", "load_extension"] {
-		d := data.tollgate.decision with input as agent([stmt("select", {"functions": [f]})])
-		d.rules == ["sql.admin_function"]
-	}
+test_sql_run_from_a_string_is_for_dba_only if {
+	s := stmt("execute", {"effects": ["dynamic"]})
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.dynamic"]
+	d.reasons == ["EXECUTE runs code held in a string"]
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
 }
 
-test_alter_system_is_engine_control if {
-	d := data.tollgate.decision with input as agent([stmt("alter", {"object": "system"})])
-	d.rules == ["sql.engine_control"]
-	d.reasons == ["ALTER changes the database engine"]
+test_configuration_is_for_dba_only if {
+	s := stmt("set", {"effects": ["configuration", "session"]})
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.configuration"]
+	d.reasons == ["SET changes the server's configuration"]
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
 }
 
 test_a_select_of_a_writing_function_is_refused_on_a_read_only_target if {
-	read_only := object.union(agent([stmt("select", {"functions": ["count", "setval"]})]), {"target": {"labels": {"access": "read-only"}}})
+	s := stmt("select", {"functions": ["count", "setval"], "effects": ["read", "write"], "bounded": true})
+	read_only := object.union(agent([s]), {"target": {"labels": {"access": "read-only"}}})
 	d := data.tollgate.decision with input as read_only
 	d.rules == ["sql.read_only"]
-	d.reasons == ["SETVAL on a read-only target"]
+	d.reasons == ["SELECT on a read-only target"]
 }
 
 test_a_write_without_sql_to_a_read_only_sql_target_is_refused if {

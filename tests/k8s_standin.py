@@ -14,6 +14,8 @@ reached "the cluster" and what did not:
     GET  .../{resource}[/{name}]          objects as JSON; a meta.k8s.io/v1 Table when asked
                                            (what `kubectl get` prints); labelSelector and
                                            fieldSelector equality terms on lists
+    POST .../{resource}                   an object stored (JSON; a ConfigMap in protobuf
+                                           too), answered 201 (409 when its name is taken)
     DELETE .../{resource}/{name}          the object, gone; a namespace is answered
                                            Terminating (as kube-apiserver answers) and
                                            finalised at once, with what it held
@@ -34,7 +36,11 @@ Where the stand-in is not kube-apiserver:
 - `refuse_exec=True` answers every exec/attach, WebSocket or SPDY, the way the gateway
   refuses one (403, `{"error": "denied", "reasons": [...]}`), to observe what kubectl
   does then;
-- watches, create, update and patch answer 405; anonymous requests are 401 (no
+- create takes JSON, and protobuf for ConfigMaps only (what `kubectl create configmap`
+  sends; other kinds in protobuf answer 415), and checks no more than the kind, the
+  namespace and the name (no defaults, no validation, no admission); watches, update
+  and patch answer 405;
+  anonymous requests are 401 (no
   public-info-viewer); OpenAPI is absent (404), which kubectl copes with for get,
   delete and exec;
 - Table columns are kube's for pods, namespaces and secrets (other resources: Name and
@@ -302,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._read(kind, match["namespace"] or "", match["name"])
         elif self.command == "DELETE" and match["name"]:
             self._delete(kind, match["namespace"] or "", match["name"])
+        elif self.command == "POST" and not match["name"]:
+            self._create(kind, match["namespace"] or "")
         else:
             self._status(405, "MethodNotAllowed", f"{self.command} is not served here")
 
@@ -358,6 +366,45 @@ class _Handler(BaseHTTPRequestHandler):
                 del item["kind"], item["apiVersion"]
             self._json(200, {"kind": f"{kind.kind}List", "apiVersion": _api_version(kind.group),
                              "metadata": {"resourceVersion": version}, "items": items})
+
+    def _create(self, kind: _Kind, namespace: str) -> None:
+        """Store the object a POST sends (JSON only), completing its metadata as the API
+        server does, and answer 201 with it; 409 when the name is taken."""
+        media = self._headers.get("content-type", "").split(";")[0].strip()
+        try:
+            if media == _PROTOBUF and kind.kind == "ConfigMap":
+                obj = _protobuf_config_map(self._body)
+            elif media in ("", "application/json"):
+                obj = json.loads(self._body)
+            else:
+                self._status(415, "UnsupportedMediaType", f"the stand-in creates from JSON, "
+                             f"and ConfigMaps from protobuf; not {kind.kind} as {media}")
+                return
+            metadata = obj["metadata"]
+            name = metadata["name"]
+        except (ValueError, TypeError, KeyError, IndexError):
+            self._status(400, "BadRequest", "the stand-in needs an object with a name")
+            return
+        if obj.get("kind") != kind.kind or metadata.get("namespace", namespace) != namespace:
+            self._status(400, "BadRequest", "the object does not match the request's "
+                         "kind or namespace")
+            return
+        state = self.server.standin._state
+        key = (kind.group, kind.resource, namespace, name)
+        with state.lock:
+            taken = key in state.objects
+            if not taken:
+                state.resource_version += 1
+                metadata.update(
+                    uid=str(uuid.uuid4()), resourceVersion=str(state.resource_version),
+                    creationTimestamp=_timestamp(datetime.datetime.now(datetime.UTC)),
+                    **({"namespace": namespace} if kind.namespaced else {}))
+                state.objects[key] = obj
+        if taken:
+            self._status(409, "AlreadyExists", f'{kind.resource} "{name}" already exists',
+                         details={"name": name, "kind": kind.resource})
+        else:
+            self._json(201, obj)
 
     def _delete(self, kind: _Kind, namespace: str, name: str) -> None:
         state = self.server.standin._state
@@ -699,6 +746,59 @@ _DEFAULT_COLUMNS: tuple[list[tuple[str, str, int]], _Cells] = (
     [("Name", "string", 0), ("Created At", "date", 0)],
     lambda o: [o["metadata"]["name"], o["metadata"]["creationTimestamp"]],
 )
+
+
+_PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def _protobuf_config_map(data: bytes) -> dict[str, Any]:
+    """A ConfigMap as kubectl sends it in protobuf (what `kubectl create configmap` sends):
+    kube's envelope, `k8s\\0` then a runtime.Unknown (typeMeta 1: apiVersion 1, kind 2;
+    raw 2), the raw a ConfigMap (metadata 1: name 1, namespace 3; data 2: map entries of
+    key 1, value 2), per k8s.io/api/core/v1/generated.proto."""
+    if not data.startswith(b"k8s\x00"):
+        raise ValueError("no protobuf envelope")
+    unknown = _fields(data[4:])
+    type_meta = _fields(unknown[1][0])
+    config_map = _fields(unknown[2][0])
+    metadata = _fields(config_map[1][0])
+    entries = [_fields(entry) for entry in config_map.get(2, [])]
+    return {
+        "kind": type_meta[2][0].decode(), "apiVersion": type_meta[1][0].decode(),
+        "metadata": {"name": metadata[1][0].decode(),
+                     **({"namespace": metadata[3][0].decode()} if metadata.get(3) else {})},
+        "data": {e[1][0].decode(): e.get(2, [b""])[0].decode() for e in entries},
+    }
+
+
+def _fields(message: bytes) -> dict[int, list[bytes]]:
+    """A protobuf message's length-delimited fields by number (varints skipped, as no
+    field read here is one)."""
+    fields: dict[int, list[bytes]] = {}
+    at = 0
+    while at < len(message):
+        key, at = _varint(message, at)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, at = _varint(message, at)
+        elif wire_type == 2:
+            size, at = _varint(message, at)
+            fields.setdefault(number, []).append(message[at:at + size])
+            at += size
+        else:
+            raise ValueError(f"protobuf wire type {wire_type} is not read here")
+    return fields
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return value, at
+        shift += 7
 
 
 def _timestamp(moment: datetime.datetime) -> str:

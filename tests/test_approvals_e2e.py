@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import pytest
@@ -28,6 +29,7 @@ from extproc import stack
 from tests import tokens
 from tests.conftest import Gateway, GatewayFactory, Reply, module_gateway
 from tests.http_server import LocalServer
+from tests.test_inert import ERASE, FORGED, raw
 
 AGENT = tokens.token("svc-autogen", ["agents"], ttl=600)
 DBA = tokens.token("dana", ["dba"], ttl=600)
@@ -185,6 +187,42 @@ def test_a_held_delete_approved_with_the_cli_completes_with_200(gw: Gateway) -> 
     decision = next(s for s in spans if s.name == "tollgate approval approve")
     assert decision.attributes["enduser.id"] == "dana"
     assert decision.parent_span_id == exchange.span_id
+
+
+def test_an_agents_terminal_tricks_reach_the_approver_inert(gw: Gateway) -> None:
+    """A held statement that erases the terminal line and writes a harmless one over it,
+    with a bidi override: `tollgate approvals list` and `show` print no control byte and
+    show the tricks as escapes, so the approver sees the real statement and what is in it."""
+    text = f"UPDATE customers SET name = '{ERASE}{FORGED} \u202e'"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+
+    listed = cli(gw, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert raw(listed.stdout) == []
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(approval["id"])]
+    assert "UPDATE customers SET name = '\\x1b[2K SELECT count(*)" in row
+
+    shown = cli(gw, "show", approval["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert raw(shown.stdout) == []
+    lines = shown.stdout.splitlines()
+    assert f"what       UPDATE customers SET name = '\\x1b[2K\\r{FORGED} \\u202e'" in lines
+    assert not any(line.startswith(FORGED) for line in lines)
+
+    assert cli(gw, "deny", approval["id"], "--reason", "terminal tricks").returncode == 0
+    assert held.result().status == 403
+
+
+def test_a_path_cannot_forge_a_line_in_tollgates_log(gw: Gateway) -> None:
+    """The admin API logs a refused call with its path, which aiohttp decodes: a %0A in it
+    is a newline. The log shows it as an escape, on the refusal's own line."""
+    forged = "2026-01-01 00:00:00,000 INFO tollgate.approvals: approval ap-1 approved by ceo"
+    code, _ = api(gw, "GET", "/approvals/x%0A" + quote(forged), None)
+    assert code == 401
+    log = gw.tollgate.tail(10_000)
+    assert not any(line.startswith("2026-01-01") for line in log.splitlines())
+    assert f"GET /approvals/x\\n{forged} refused: " in log
 
 
 # -- holds that end, retries, grants, webhooks: a gateway with a policy of its own -------

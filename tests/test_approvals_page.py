@@ -14,6 +14,7 @@ Playwright never downloads a browser here: it launches the distribution's Chromi
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from extproc.inert import UNSAFE, terminal
 from tests import tokens
 from tests.conftest import Gateway, module_gateway
 from tests.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for, sql
+from tests.test_inert import ERASE, FORGED, raw
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -228,6 +231,40 @@ def test_what_agents_send_is_shown_as_text_never_markup(gw: Gateway, page: Page)
                   {"reason": "markup in a customer's name"})
     assert code == 200
     assert held.result().status == 403
+
+
+def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Page) -> None:
+    """A held statement that would erase a terminal line and reverse text with a bidi
+    override is shown with both as escapes (as `tollgate approvals` shows them), so the
+    approver sees they are there; the row's text holds no such character."""
+    text = f"UPDATE customers SET name = '{ERASE}{FORGED} \u202egnp.exe'"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    open_page(page, gw, DBA)
+
+    row = page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
+    summary = row.locator("td.summary")
+    expect(summary).to_have_text(terminal(text), timeout=WAIT_MS)
+    assert "\\x1b[2K\\r" in summary.inner_text() and "\\u202egnp.exe" in summary.inner_text()
+    assert [raw(cell) for cell in row.locator("td").all_inner_texts()] == [[]] * 9
+
+    code, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA,
+                  {"reason": "terminal tricks"})
+    assert code == 200
+    assert held.result().status == 403
+
+
+def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page: Page) -> None:
+    """page.js's `visible` and extproc.inert's `terminal` give the same text for the first
+    0x3000 code points (controls, bidi, zero-width, separators among them) and on either
+    side of every edge of the unsafe class."""
+    inside = [UNSAFE.match(chr(c)) is not None for c in range(sys.maxunicode + 1)]
+    edges = {c + step for c in range(1, len(inside)) if inside[c] != inside[c - 1]
+             for step in (-1, 0)}
+    # One apart from the next: two lone surrogates side by side would make a pair.
+    text = " ".join(chr(c) for c in sorted(edges | set(range(0x3000))))
+    open_page(page, gw)
+    assert page.evaluate("(text) => visible(text)", text) == terminal(text)
 
 
 def test_the_agents_own_token_sees_nothing_to_decide(gw: Gateway, page: Page) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from extproc.body_masking import ByteStream, ChatTextMasking, mask_body, spec_of
+from extproc.body_masking import ByteStream, EventMasking, mask_body, spec_of
 from extproc.http_message import BadInput
 from extproc.interpret.llm import ChatStream
 from extproc.masking import Masker
@@ -40,7 +40,7 @@ def test_a_complete_event_is_released_at_once() -> None:
     released = stream.feed(first)
     assert released.startswith(b"data: ") and released.endswith(b"\n\n")
     assert b"[REDACTED:US_SSN]" in released
-    assert stream.counts["us_ssn"] == 1
+    assert stream.counts["field:ssn"] == 1  # masked as the JSON it is: a key-name rule
 
 
 def test_a_blank_line_cut_in_two_still_ends_the_event() -> None:
@@ -93,7 +93,7 @@ def chat_event(content: str | None = None, finish: str | None = None,
     return f"data: {json.dumps(payload)}\n\n".encode(), payload
 
 
-def streamed_text(masking: ChatTextMasking, events: list[tuple[bytes, dict]]) -> str:
+def streamed_text(masking: EventMasking, events: list[tuple[bytes, dict]]) -> str:
     """What a client assembles from the masked events (the content deltas joined)."""
     out = b"".join(masking.event(raw, payload) for raw, payload in events) + masking.finish()
     text = []
@@ -112,13 +112,13 @@ def test_a_secret_cut_between_two_events_anywhere_is_masked() -> None:
     for cut in range(1, len(SECRET_TEXT)):
         events = [chat_event(SECRET_TEXT[:cut]), chat_event(SECRET_TEXT[cut:]),
                   chat_event(finish="stop")]
-        assert streamed_text(ChatTextMasking(MASKER, SPEC), events) == expected, cut
+        assert streamed_text(EventMasking(MASKER, SPEC), events) == expected, cut
 
 
 def test_a_secret_streamed_a_few_characters_per_event_is_masked() -> None:
     assert SPEC is not None
     events = [chat_event(SECRET_TEXT[i:i + 3]) for i in range(0, len(SECRET_TEXT), 3)]
-    masking = ChatTextMasking(MASKER, SPEC)
+    masking = EventMasking(MASKER, SPEC)
     text = streamed_text(masking, [*events, chat_event(finish="stop")])
     assert text == MASKER.mask_text(SECRET_TEXT, SPEC)[0]
     assert masking.counts == {"us_ssn": 1, "credit_card": 1}
@@ -126,7 +126,7 @@ def test_a_secret_streamed_a_few_characters_per_event_is_masked() -> None:
 
 def test_text_still_held_when_a_stream_is_cut_short_is_released_masked() -> None:
     assert SPEC is not None
-    masking = ChatTextMasking(MASKER, SPEC)
+    masking = EventMasking(MASKER, SPEC)
     assert streamed_text(masking, [chat_event(SECRET_TEXT)]) == (
         MASKER.mask_text(SECRET_TEXT, SPEC)[0]
     )
@@ -136,7 +136,7 @@ def test_tool_call_arguments_are_masked_across_events() -> None:
     assert SPEC is not None
     arguments = json.dumps({"note": SECRET_TEXT})
     events = [chat_event(arguments=arguments[i:i + 4]) for i in range(0, len(arguments), 4)]
-    masking = ChatTextMasking(MASKER, SPEC)
+    masking = EventMasking(MASKER, SPEC)
     out = b"".join(masking.event(raw, p) for raw, p in [*events, chat_event(finish="tool_calls")])
     joined = "".join(
         call["function"]["arguments"]
@@ -150,7 +150,7 @@ def test_tool_call_arguments_are_masked_across_events() -> None:
 def test_an_event_that_is_not_a_chat_chunk_is_masked_as_text() -> None:
     assert SPEC is not None
     raw = b'data: {"error": {"message": "key 4111 1111 1111 1111 refused"}}\n\n'
-    masked = ChatTextMasking(MASKER, SPEC).event(raw, json.loads(raw[6:]))
+    masked = EventMasking(MASKER, SPEC).event(raw, json.loads(raw[6:]))
     assert b"4111" not in masked and masked.endswith(b"\n\n")
 
 
@@ -217,7 +217,7 @@ def client_view(out: bytes) -> tuple[str, str]:
 def masked_stream(data: bytes, cuts: list[int]) -> bytes:
     """`data` cut at `cuts`, read into events and masked as the gateway does."""
     assert PACK is not None
-    stream, masking = ChatStream(), ChatTextMasking(MASKER, PACK)
+    stream, masking = ChatStream(), EventMasking(MASKER, PACK)
     out = []
     for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
         out += [masking.event(e.raw, e.payload) for e in stream.feed(data[a:b])]
@@ -249,7 +249,7 @@ def test_a_choices_other_text_is_masked_across_events_as_data(field: str) -> Non
     assert SPEC is not None
     events = [(b"", {"choices": [{"index": 0, "delta": {field: SECRET_TEXT[i:i + 3]}}]})
               for i in range(0, len(SECRET_TEXT), 3)]
-    masking = ChatTextMasking(MASKER, SPEC)
+    masking = EventMasking(MASKER, SPEC)
     out = [masking.event(raw, payload) for raw, payload in events]
     out.append(masking.event(b"", {"choices": [{"index": 0, "delta": {},
                                                  "finish_reason": "stop"}]}))
@@ -265,12 +265,12 @@ def test_a_responses_api_event_is_masked_as_the_json_it_is() -> None:
     item = {"type": "function_call", "name": "send", "arguments": ARGUMENTS}
     payload = {"type": "response.output_item.done", "output_index": 0, "item": item}
     raw = f"event: response.output_item.done\ndata: {json.dumps(payload)}\n\n".encode()
-    masking = ChatTextMasking(MASKER, PACK)
+    masking = EventMasking(MASKER, PACK)
     out = masking.event(raw, payload)
     assert out.startswith(b"event: response.output_item.done\ndata: ")
     masked = json.loads(out.split(b"data: ", 1)[1])["item"]["arguments"]
     assert masked == MASKER.mask_text(ARGUMENTS, PACK.for_actions)[0]
     assert masking.counts == {"credit_card": 1}
-    plain = {"type": "response.output_text.delta", "delta": "nothing to hide"}
+    plain = {"type": "response.done", "status": "nothing to hide"}
     plain_raw = f"data: {json.dumps(plain)}\n\n".encode()
     assert masking.event(plain_raw, plain) is plain_raw  # unchanged: passed as it came

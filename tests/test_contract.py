@@ -396,7 +396,7 @@ def test_the_captured_sql_inputs_cover_the_contract(
             "kind": "select", "object": None,
             "text": "select title, upper(body) from posts limit 5", "tables": ["posts"],
             "has_where": None, "functions": ["upper"], "nested": False,
-            "program": None, "alter_actions": [],
+            "program": None, "alter_actions": [], "effects": ["read"], "bounded": None,
         }],
     }
 
@@ -419,7 +419,7 @@ def test_the_captured_k8s_inputs_cover_the_contract(
         "subresource": None, "namespace": "payments", "name": None,
         "path": "/api/v1/namespaces/payments/pods", "resource_request": True, "exec": None,
         "label_selector": "app=web", "field_selector": None, "dry_run": False, "error": None,
-        "namespace_labels": {"environment": "production", "team": "pay"},
+        "namespace_labels": {"environment": "production", "team": "pay"}, "object": None,
     }
 
     (session,) = captured["k8s-websocket-exec"]
@@ -471,7 +471,7 @@ def test_the_captured_llm_inputs_cover_the_contract(
         "arguments": {"command": "sudo rm -rf /var/log/*", "reason": "logs"},
         "arguments_text": SHELL_CALL, "texts": ["sudo rm -rf /var/log/*", "logs"],
         "commands": [["sudo", "rm", "-rf", "/var/log/*"], ["rm", "-rf", "/var/log/*"], ["logs"]],
-        "sql": [],
+        "opaque": [], "writes": [], "sql": [], "error": None,
     }
 
     asked, answered = captured["llm-streamed-tool-call"]
@@ -541,6 +541,7 @@ def test_input_schema_rejects_what_the_servicer_never_sends(path: list[str], val
 DELETE_ALL = {
     "kind": "delete", "object": None, "text": "DELETE FROM users", "tables": ["users"],
     "has_where": False, "functions": [], "nested": False, "program": None, "alter_actions": [],
+    "effects": ["write"], "bounded": False,
 }
 VALID_SQL_INPUT: dict[str, Any] = {
     **VALID_INPUT,
@@ -558,12 +559,17 @@ VALID_K8S_INPUT: dict[str, Any] = {
         "subresource": "exec", "namespace": "payments", "name": "web-1",
         "path": "/api/v1/namespaces/payments/pods/web-1/exec", "resource_request": True,
         "exec": EXEC, "label_selector": None, "field_selector": None, "dry_run": False,
-        "error": None, "namespace_labels": {"environment": "production"},
+        "error": None, "namespace_labels": {"environment": "production"}, "object": None,
     },
 }
+K8S_OBJECT = {"kind": "Pod", "namespace": None, "name": "x", "patch": None, "pod": {
+    "containers": [{"name": "x", "image": "busybox", "command": None, "args": ["sh"]}],
+    "secrets": ["db"], "service_account": None, "host_network": False, "host_pid": False,
+    "host_ipc": False, "host_paths": [], "privileged": False}}
 TOOL_CALL = {
     "id": "call_1", "name": "run_shell", "arguments": {"command": "ls"},
-    "arguments_text": '{"command": "ls"}', "texts": ["ls"], "commands": [["ls"]], "sql": [],
+    "arguments_text": '{"command": "ls"}', "texts": ["ls"], "commands": [["ls"]], "opaque": [],
+    "writes": [], "sql": [], "error": None,
 }
 VALID_LLM_INPUT: dict[str, Any] = {
     **VALID_INPUT,
@@ -594,6 +600,8 @@ VALID_BASES = {"sql": VALID_SQL_INPUT, "k8s": VALID_K8S_INPUT, "llm": VALID_LLM_
         ("sql", ["sql", "error"], None),
         ("k8s", ["k8s", "namespace_labels"], {}),
         ("k8s", ["k8s", "exec", "transport"], None),
+        ("k8s", ["k8s", "object"], K8S_OBJECT),
+        ("k8s", ["k8s", "object"], {**K8S_OBJECT, "patch": "json", "pod": None}),
     ],
     ids=lambda v: ".".join(map(str, v)) if isinstance(v, list) else repr(v)[:30],
 )
@@ -641,7 +649,8 @@ def test_input_schema_accepts_what_the_interpreters_send(
         ("llm", ["llm", "messages", 0, "content"], "list the files"),
         ("llm", ["llm", "tool_calls", 0, "commands"], ["ls"]),
         ("llm", ["llm", "tool_calls", 0, "sql"], [{"kind": "unparsed", "text": "DROP"}]),
-        ("llm", ["llm", "tool_calls", 0, "texts"], ["x"] * 257),
+        ("llm", ["llm", "tool_calls", 0, "texts"], ["x"] * 1025),
+        ("llm", ["llm", "tool_calls", 0, "opaque"], [{"argv": ["sh"], "why": "unknown"}]),
     ],
     ids=lambda v: ".".join(map(str, v)) if isinstance(v, list) else repr(v)[:30],
 )

@@ -149,8 +149,8 @@ def test_deploy_config_loads_strictly() -> None:
     assert loaded.store.backend == "postgresql"
     assert loaded.store.retention_days == 30
     assert key_folder() == PurePosixPath("/var/lib/tollgate/audit")
-    # Left out on purpose (the config says why): a file beside tollgate is no anchor.
-    assert loaded.recording.checkpoint_file is None
+    # Apart from the store (PostgreSQL) and from the key's folder; per container.
+    assert loaded.recording.checkpoint_file == Path("/tmp/tollgate-anchors.jsonl")
 
 
 def test_deploy_config_targets_match_envoy_routes() -> None:
@@ -831,6 +831,7 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     settings["store"]["url"] = database_url
     key = PurePosixPath(settings["recording"]["signing_key_file"])
     settings["recording"]["signing_key_file"] = str(tmp / key.parent.name / key.name)
+    settings["recording"]["checkpoint_file"] = str(tmp / "anchors.jsonl")
     (tmp / "tollgate.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(BOOTSTRAP), ports)
     bootstrap["admin"]["address"]["socket_address"]["address"] = "127.0.0.1"

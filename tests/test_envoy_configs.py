@@ -42,3 +42,37 @@ def test_routes_name_the_protocol_of_their_target(bootstrap: Path, settings: Pat
     assert found == {name: protocols.get(name) if protocols.get(name) in ("llm", "k8s")
                      else None for name in found}
     assert "llm" in found.values()
+
+
+BOOTSTRAPS = [ENVOY_DIR / "quickstart.yaml", ENVOY_DIR / "deploy.yaml"]
+
+
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+@pytest.mark.parametrize(("bootstrap", "settings"), SHIPPED, ids=[b.name for b, _ in SHIPPED])
+def test_tokens_must_expire_and_slow_clients_are_cut_off_but_holds_are_not(
+    bootstrap: Path, settings: Path,
+) -> None:
+    """Every token provider requires `exp`, at most 7 days ahead. Request headers must
+    arrive within seconds; the whole request, a hold included, within a bound above the
+    longest hold (tollgate's max_hold_seconds + 5 <= ext_proc's max_message_timeout <
+    request_timeout <= stream_idle_timeout). Envoy caps its client connections."""
+    loaded = envoy_bootstrap.load(bootstrap)
+    for provider in envoy_bootstrap.jwt_providers(loaded).values():
+        assert provider["require_expiration"] is True
+        assert _seconds(provider["max_lifetime"]) <= 7 * 86400
+    hold = config.load(settings).approvals.max_hold_seconds
+    (ext_proc,) = envoy_bootstrap.http_filters(loaded, envoy_bootstrap.EXT_PROC_TYPE)
+    longest_hold = _seconds(ext_proc["typed_config"]["max_message_timeout"])
+    assert hold + 5 <= longest_hold
+    for manager in envoy_bootstrap.connection_managers(loaded):
+        assert _seconds(manager["request_headers_timeout"]) <= 30
+        assert longest_hold < _seconds(manager["request_timeout"]) <= _seconds(
+            manager["stream_idle_timeout"])
+        assert manager["http2_protocol_options"]["max_concurrent_streams"] <= 1000
+    (monitor,) = loaded["overload_manager"]["resource_monitors"]
+    assert monitor["name"] == "envoy.resource_monitors.global_downstream_max_connections"
+    assert monitor["typed_config"]["max_active_downstream_connections"] > 0

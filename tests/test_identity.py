@@ -106,6 +106,10 @@ def _alg_none() -> str:
 BAD_TOKENS: dict[str, Callable[[], str | None]] = {
     "expired": lambda: tokens.token(exp=int(time.time()) - 300, iat=int(time.time()) - 600),
     "not-yet-valid": lambda: tokens.token(nbf=int(time.time()) + 600),
+    # Good forever, or for longer than the provider's max_lifetime (7 days from now).
+    "no-expiry": lambda: tokens.token(exp=None),
+    "expiring-in-8-days": lambda: tokens.token(ttl=8 * 86400),
+    "expiring-in-8-days-without-iat": lambda: tokens.token(ttl=8 * 86400, iat=None),
     "wrong-issuer": lambda: tokens.token(iss="https://evil.test"),
     "wrong-audience": lambda: tokens.token(aud="someone-else"),
     "alg-none": _alg_none,
@@ -166,6 +170,25 @@ def test_anonymous_target_decides_without_identity_but_still_refuses_bad_tokens(
     bad = gw.request("GET", "/open/bad-token", token=tokens.token(aud="someone-else"))
     assert bad.status == 401
     assert gw.upstream_paths() == ["/open/anonymous", "/open/with-token"]
+
+
+@pytest.mark.parametrize("sub", [None, ""], ids=["no-sub", "empty-sub"])
+@pytest.mark.parametrize("path", ["/echo", "/open/x"], ids=["guarded", "anonymous-target"])
+def test_a_verified_token_naming_no_subject_is_refused_by_tollgate(
+    gw: Gateway, sub: str | None, path: str,
+) -> None:
+    """It identifies nobody: not an identity, and not anonymous either (a token sent is
+    judged, even on an anonymous target). Refused 401, with the reason and trace id."""
+    reply = gw.request("GET", path, token=tokens.token(sub=sub))
+    assert reply.status == 401, reply.body
+    answer = reply.json()
+    assert answer["error"] == "unauthenticated"
+    assert "names no subject" in answer["message"]
+    assert answer["trace_id"] == reply.trace_id
+    assert gw.upstream.requests == []
+    span = gw.otlp.spans_of(reply.trace_id)[0]
+    assert span.attributes["tollgate.identity.authenticated"] is False
+    assert span.attributes["tollgate.refusal"] == "unauthenticated"
 
 
 def test_a_route_envoy_does_not_guard_is_refused_by_tollgate(gw: Gateway) -> None:

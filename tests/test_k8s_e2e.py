@@ -170,6 +170,75 @@ def test_nobody_deletes_a_namespace(sre: Kubectl, cluster: K8sStandIn) -> None:
     assert cluster.object("namespaces", "", "staging") is not None
 
 
+SECRET_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: reader
+  namespace: staging
+spec:
+  containers:
+  - name: reader
+    image: busybox
+    command: [cat, /s/password]
+    volumeMounts: [{name: s, mountPath: /s}]
+  volumes:
+  - name: s
+    secret: {secretName: db-credentials}
+"""
+
+
+def test_an_agent_cannot_run_a_pod_in_production(agent: Kubectl, cluster: K8sStandIn) -> None:
+    """`kubectl run -- sh` is exec by another name: decided on the pod spec it sends."""
+    before = len(cluster.requests)
+    result = agent("run", "x", "--image=busybox", "-n", "prod", "--restart=Never", "--", "sh")
+    assert result.returncode != 0
+    assert ("(Forbidden): tollgate refused: create of Pod x in production namespace prod "
+            "(trace ") in result.stderr, result.stderr
+    assert not any(r.method == "POST" for r in cluster.requests[before:])
+    assert cluster.object("pods", "prod", "x") is None
+
+
+def test_an_agent_cannot_apply_a_pod_mounting_a_secret(
+    agent: Kubectl, cluster: K8sStandIn, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(SECRET_POD)
+    before = len(cluster.requests)
+    # --validate=false: kubectl validates against OpenAPI, which the stand-in does not serve.
+    result = agent("apply", "-f", str(manifest), "--validate=false")
+    assert result.returncode != 0
+    assert ("tollgate refused: Pod reader mounts secret db-credentials (trace "
+            in result.stderr), result.stderr
+    assert not any(r.method == "POST" for r in cluster.requests[before:])
+    assert cluster.object("pods", "staging", "reader") is None
+
+
+def test_an_agent_may_create_a_configmap(agent: Kubectl, cluster: K8sStandIn) -> None:
+    result = agent("create", "configmap", "settings", "-n", "prod", "--from-literal=a=b")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "configmap/settings created\n"
+    assert cluster.object("configmaps", "prod", "settings")["data"] == {"a": "b"}
+
+
+def test_a_workload_sent_in_protobuf_is_refused_unread_to_agents(
+    agent: Kubectl, sre: Kubectl, cluster: K8sStandIn,
+) -> None:
+    """`kubectl create deployment` sends protobuf, whose pod spec tollgate does not read: an
+    agent's is refused rather than passed unjudged; a person's goes to the cluster (no rule
+    for people needs the pod spec)."""
+    before = len(cluster.requests)
+    result = agent("create", "deployment", "web", "--image=busybox", "-n", "staging")
+    assert result.returncode != 0
+    assert ("tollgate refused: create of deployments: what it puts in the pod cannot be "
+            "read: a create of deployments sent as application/vnd.kubernetes.protobuf is not "
+            "read") in result.stderr, result.stderr
+    assert not any(r.method == "POST" for r in cluster.requests[before:])
+    sre("create", "deployment", "web", "--image=busybox", "-n", "staging")
+    assert [r.path for r in cluster.requests[before:] if r.method == "POST"] == [
+        "/apis/apps/v1/namespaces/staging/deployments"]
+
+
 def raw_call(gw: Gateway, tls: TlsFiles, method: str, path: str, groups: list[str],
              body: bytes | None = None, content_type: str = "application/json",
              token: str | None = None, secure: bool = True) -> tuple[int, dict[str, Any]]:

@@ -130,6 +130,27 @@ def test_delete_namespace_takes_it_and_what_it_held(
     ]
 
 
+def test_create_stores_what_kubectl_sends_in_protobuf_or_json(
+    standin: K8sStandIn, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    created = kubectl("create", "configmap", "settings", "-n", "prod", "--from-literal=a=b")
+    assert (created.returncode, created.stdout) == (0, "configmap/settings created\n"), created
+    stored = standin.object("configmaps", "prod", "settings")
+    assert (stored["data"], stored["metadata"]["namespace"]) == ({"a": "b"}, "prod")
+    manifest = tmp_path / "pod.json"
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "x", "namespace": "staging"}, "spec": {"containers": [
+            {"name": "x", "image": "busybox"}]}}))
+    applied = kubectl("apply", "-f", str(manifest), "--validate=false")  # no OpenAPI here
+    assert (applied.returncode, applied.stdout) == (0, "pod/x created\n"), applied.stderr
+    assert standin.object("pods", "staging", "x")["spec"]["containers"][0]["image"] == "busybox"
+    again = kubectl("create", "configmap", "settings", "-n", "prod")
+    assert 'configmaps "settings" already exists' in again.stderr
+    posts = [(r.headers["content-type"], r.status) for r in standin.requests if r.method == "POST"]
+    assert posts == [("application/vnd.kubernetes.protobuf", 201), ("application/json", 201),
+                     ("application/vnd.kubernetes.protobuf", 409)]
+
+
 def test_delete_answers_the_namespace_terminating(kubectl: Kubectl) -> None:
     result = kubectl("delete", "--raw", "/api/v1/namespaces/prod")
     answered = json.loads(result.stdout)

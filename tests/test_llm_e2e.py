@@ -15,7 +15,9 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
@@ -44,15 +46,62 @@ def model() -> Iterator[OpenAIStandIn]:
         yield server
 
 
+class Served:
+    """An upstream that serves each answer as scripted, bytes and declared Content-Type as
+    they come: a hostile or broken model server (the stand-in serves only what the API
+    does). What a client reads from it is shown beside each test that refuses it."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[str, bytes]] = []
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                content_type, body = served.replies.pop(0)
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    upstream = Served()
+    yield upstream
+    upstream.stop()
+
+
 @pytest.fixture(scope="module")
 def gw(
-    tmp_path_factory: pytest.TempPathFactory, otlp, model: OpenAIStandIn  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory, otlp, model: OpenAIStandIn,  # type: ignore[no-untyped-def]
+    served: Served,
 ) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "llm",
             targets=[{"name": "openai", "match": {"route": "llm"}, "protocol": "llm",
-                      "credential": {"type": "bearer", "from_env": "OPENAI_KEY"}}],
-            routes=[{"name": "llm", "match": {"prefix": "/v1/"}, "route": {"cluster": "llm"}}],
-            clusters={"llm": model.port},
+                      "credential": {"type": "bearer", "from_env": "OPENAI_KEY"}},
+                     {"name": "served", "match": {"route": "served"}, "protocol": "llm"}],
+            routes=[{"name": "llm", "match": {"prefix": "/v1/"}, "route": {"cluster": "llm"}},
+                    {"name": "served", "match": {"prefix": "/served/v1/"},
+                     "route": {"cluster": "served"}}],
+            clusters={"llm": model.port, "served": served.port},
             env={"OPENAI_KEY": API_KEY},
             # A streamed answer of a few hundred events is kept whole in the record.
             settings={"recording": {"max_body_bytes": 1024 * 1024}},
@@ -299,3 +348,97 @@ def test_a_model_error_passes_as_the_model_said_it(
     with pytest.raises(openai.RateLimitError) as limited:
         chat(client)
     assert limited.value.body["code"] == "rate_limit_exceeded"
+
+
+# -- answers served so that only their bytes say what they are -----------------------------
+
+RM = json.dumps({"command": "rm -rf /"})
+LS = json.dumps({"command": "ls"})
+
+
+def completion(arguments: str) -> bytes:
+    call = {"id": "c0", "type": "function",
+            "function": {"name": "run_shell", "arguments": arguments}}
+    return json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                       "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                           "role": "assistant", "content": None, "tool_calls": [call]}}]}
+                      ).encode()
+
+
+def chunks(arguments: str) -> bytes:
+    delta = {"tool_calls": [{"index": 0, "id": "c0", "type": "function",
+                             "function": {"name": "run_shell", "arguments": arguments}}]}
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": "tool_calls"}]}
+    return f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+
+
+def function_call(arguments: str) -> bytes:
+    return json.dumps({
+        "id": "resp_1", "object": "response", "created_at": 1, "model": "m",
+        "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "output": [{"type": "function_call", "id": "fc_1", "call_id": "c0",
+                    "name": "run_shell", "arguments": arguments, "status": "completed"}],
+    }).encode()
+
+
+@pytest.fixture
+def agent(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{gw.ports.listener}/served/v1",
+                         api_key=tokens.token(), max_retries=0, timeout=10)
+
+
+def test_an_answer_served_as_text_plain_is_read_as_the_client_reads_it(
+    agent: openai.OpenAI, served: Served
+) -> None:
+    served.replies += [("text/plain", completion(LS)), ("text/plain", completion(RM))]
+    (call,) = chat(agent).choices[0].message.tool_calls  # the client parses it as JSON
+    assert call.function.arguments == LS
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat(agent)
+    assert refused.value.body["reasons"] == ["tool call run_shell: destructive command: rm -rf /"]
+
+
+def test_a_stream_served_as_application_json_is_read_as_a_stream(
+    agent: openai.OpenAI, served: Served
+) -> None:
+    served.replies += [("application/json", chunks(LS)), ("application/json", chunks(RM))]
+    (chunk,) = list(chat(agent, stream=True))  # the client reads events, whatever the type
+    assert chunk.choices[0].delta.tool_calls[0].function.arguments == LS
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        list(chat(agent, stream=True))
+    assert refused.value.body["reasons"] == ["tool call run_shell: destructive command: rm -rf /"]
+
+
+def test_a_responses_api_function_call_is_judged_as_a_chat_tool_call(
+    agent: openai.OpenAI, served: Served
+) -> None:
+    served.replies += [("application/json", function_call(LS)),
+                       ("application/json", function_call(RM))]
+    tools = [{"type": "function", "name": "run_shell", "parameters": {"type": "object"}}]
+    (call,) = agent.responses.create(model="m", input="Tidy up", tools=tools).output
+    assert (call.type, call.arguments) == ("function_call", LS)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        agent.responses.create(model="m", input="Tidy up", tools=tools)
+    assert refused.value.body["reasons"] == ["tool call run_shell: destructive command: rm -rf /"]
+
+
+def test_an_answer_no_client_could_judge_is_refused_to_an_agent(
+    agent: openai.OpenAI, served: Served
+) -> None:
+    served.replies.append(("text/html", b"<html>upstream busy</html>"))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat(agent)
+    assert refused.value.body["rules"] == ["llm.unreadable"]
+
+
+
+def test_an_opaque_tool_call_is_refused_as_no_approval_can_come_in_time(
+    agent: openai.OpenAI, served: Served
+) -> None:
+    served.replies.append(("application/json", completion(json.dumps(
+        {"command": "python3 -c 'import shutil; shutil.rmtree(\"/srv/data\")'"}))))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat(agent)
+    assert refused.value.body["rules"] == ["llm.opaque_tool_call", "tollgate.hold_too_late"]
+    assert "runs what cannot be read (inline_code)" in refused.value.body["reasons"][1]

@@ -88,6 +88,22 @@ def test_a_privileged_caller_sees_personal_data_but_never_credentials(gw: Gatewa
     assert "AKIAIOSFODNN7EXAMPLE" not in echoed.body.decode()
 
 
+def test_a_sql_results_cells_are_masked_by_their_column_names(gw: Gateway) -> None:
+    """`SELECT *` answers {"columns": [...], "rows": [[...]]}: no cell has a key, so
+    key-name rules (password) follow the column names."""
+    reply = gw.request("POST", "/sql", {"sql": "SELECT * FROM customers"})
+    assert reply.status == 200
+    assert_masked(reply.body.decode())
+    result = reply.json()
+    password, name = result["columns"].index("password"), result["columns"].index("name")
+    assert {row[password] for row in result["rows"]} == {"[REDACTED:FIELD]"}
+    assert result["rows"][0][name] == "Ada Lovelace"
+    token = tokens.token("alice", PRIVILEGED)
+    rows = gw.request("POST", "/sql", {"sql": "SELECT ssn, password FROM customers"},
+                      token=token).json()["rows"]
+    assert rows[0] == [CUSTOMERS[0]["ssn"], "[REDACTED:FIELD]"]
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
 def test_accept_encoding_is_narrowed_so_the_upstream_answers_plainly(
     gw: Gateway, encoding: str
@@ -179,7 +195,8 @@ def test_an_llm_prompt_is_masked_before_it_reaches_the_model(gw: Gateway) -> Non
         {"role": "user", "content": f"my card is {CUSTOMERS[1]['card_number']}, help"},
     ]}
     reply = gw.request("POST", "/v1/chat/completions", prompt)
-    assert reply.status == 200
+    # The echo upstream answers no completion: an agent gets no answer tollgate cannot read.
+    assert (reply.status, reply.json()["error"]["rules"]) == (403, ["llm.unreadable"])
     received = gw.upstream.requests[-1]
     assert CUSTOMERS[1]["card_number"] not in received.body.decode()
     sent = json.loads(received.body)

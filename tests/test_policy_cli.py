@@ -17,6 +17,7 @@ from extproc.interpret import Llm, SqlHttp
 from extproc.policy import rego_tests
 from extproc.policy_cli import go_duration
 from tests.policy_corpus import MASK_ALL
+from tests.test_inert import ERASE, FORGED, raw
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
@@ -335,6 +336,37 @@ def test_eval_shows_long_values_cut_and_helper_errors(tmp_path: Path) -> None:
         lines
     )
     assert "did not fire: (none)" in lines
+
+
+def test_what_an_agent_sent_is_shown_inert_by_eval_and_test(tmp_path: Path) -> None:
+    """A path that erases the terminal line and a bidi override, reflected by the policy
+    into its reasons, a rule and a test's print: every listing shows them as escapes;
+    --format json keeps them exact, as JSON escapes."""
+    path = f"/api/{ERASE}{FORGED}/\u202etxt.exe"
+    directory = pack(tmp_path, (
+        "package tollgate\nimport rego.v1\n"
+        'decision := {"action": "deny", "reasons": [input.request.path], "rules": ["t.x"]}\n'
+        "echoed := input.request.path\n"
+    ), "package t_test\nimport rego.v1\n"
+       f"test_path if {{\n\tprint({json.dumps(path)})\n\tfalse\n}}\n")
+    given = write_input(tmp_path, {**GET_INPUT, "request": {**GET_INPUT["request"],
+                                                            "path": path}})
+    shown = "/api/\\u001b[2K\\r" + FORGED + "/\\u202etxt.exe"
+
+    result = tollgate("eval", "-i", str(given), "-d", str(directory))
+    assert result.returncode == 0, result
+    assert raw(result.stdout) == []
+    assert f'"reasons": [\n    "{shown}"\n  ]' in result.stdout
+    assert f'  echoed    {directory}/p.rego:4  "{shown}"' in result.stdout.splitlines()
+    as_json = tollgate("eval", "-i", str(given), "-d", str(directory), "--format", "json")
+    assert raw(as_json.stdout) == []
+    assert json.loads(as_json.stdout)["decision"]["reasons"] == [path]
+
+    tested = tollgate("test", str(directory))
+    assert tested.returncode == 1
+    assert raw(tested.stdout) == []
+    printed = "/api/\\x1b[2K\\r" + FORGED + "/\\u202etxt.exe"  # as text, not JSON
+    assert f"  {directory}/p_test.rego:4: {printed}" in tested.stdout.splitlines()
 
 
 def test_eval_input_regorus_cannot_hold_exits_2() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,34 @@ def test_shutdown_writes_every_record_before_tollgate_exits(make_gateway: Gatewa
     records = gw.records()
     assert len(records) == 40
     assert sorted(r["request"]["path"] for r in records) == ["/echo"] * 40
+
+
+def test_a_chain_cut_short_under_a_running_gateway_is_named_by_verify(
+    make_gateway: GatewayFactory,
+) -> None:
+    """The default configuration anchors outside the store: through a real Envoy, three
+    exchanges are recorded and anchored; `tollgate audit verify` vouches for them (exit
+    0), and once the newest record and its checkpoints are deleted, names the cut (1)."""
+    gw = make_gateway(settings={"recording": {"checkpoint_seconds": 0.2}})
+    for n in range(3):
+        assert gw.request("GET", f"/echo?n={n}").status == 200
+    gw.wait_for_records(3)
+    anchors = gw.config_path.parent / "tollgate-anchors.jsonl"
+    stack.wait_until(lambda: anchors.is_file() and '"seq":3' in anchors.read_text(), 10,
+                     "the checkpoint of record 3 in the anchor log")
+    verify_cli = [sys.executable, "-m", "extproc", "audit", "verify", "--config",
+                  str(gw.config_path)]
+    intact = subprocess.run(verify_cli, capture_output=True, text=True, timeout=60)
+    assert intact.returncode == 0, intact
+    assert "anchored up to: record 3 (" in intact.stdout
+    connection = connect(gw.store_url)
+    try:
+        connection.execute("DELETE FROM records WHERE seq = 3")
+        connection.execute("DELETE FROM checkpoints WHERE seq = 3")
+        (writer,) = connection.execute("SELECT DISTINCT writer FROM records")[0]
+    finally:
+        connection.close()
+    cut = subprocess.run(verify_cli, capture_output=True, text=True, timeout=60)
+    assert cut.returncode == 1, cut
+    assert (f"  {writer}: shortened: the store's chain ends at record 2, but the anchor log "
+            "says it reached record 3 (") in cut.stdout

@@ -155,7 +155,7 @@ def test_a_select_through_datasette_is_answered_and_masked(gw: Gateway) -> None:
     ("DROP\u00a0TABLE customers", "sql.destructive"),
     ("DR/**/OP TABLE customers", "sql.unparseable"),
     ("this is not sql", "sql.unparseable"),
-    ("ATTACH DATABASE '/tmp/x.db' AS x", "sql.engine_control"),
+    ("ATTACH DATABASE '/tmp/x.db' AS x", "sql.server_access"),
 ], ids=["plain", "comment-between-keywords", "stacked", "stacked-after-comment",
         "nbsp", "comment-inside-keyword", "not-sql", "attach"])
 def test_datasette_never_sees_what_the_pack_refuses(gw: Gateway, sql: str, rule: str) -> None:
@@ -274,18 +274,27 @@ def test_a_large_query_is_parsed_off_the_event_loop_and_runs(gw: Gateway) -> Non
      "DO blocks run code that cannot be inspected"),
     ("TRUNCATE customers", "sql.destructive", "destructive SQL: TRUNCATE"),
     ("ALTER TABLE customers DROP COLUMN email", "sql.destructive", "destructive SQL: ALTER"),
-    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "sql.admin_function",
-     "SQL calls pg_terminate_backend"),
+    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "sql.server_access",
+     "SELECT reaches the database server's files, programs or processes"),
     ("CHECKPOINT", "sql.unrecognised", "unrecognised SQL statement"),
     ("UPDATE customers SET email = NULL", "sql.unbounded_write", "UPDATE without WHERE"),
     ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN DROP TABLE t; END$$",
-     "sql.routine", "CREATE FUNCTION defines code that runs later"),
-    ("SELECT * FROM dblink('dbname=orders', 'DROP TABLE t') AS r(s text)",
-     "sql.admin_function", "SQL calls dblink"),
-    ("ALTER SYSTEM SET archive_command = 'rm -rf ~'", "sql.engine_control",
-     "ALTER changes the database engine"),
+     "sql.dynamic", "CREATE runs code held in a string"),
+    ("SELECT query_to_xml('DELETE FROM customers RETURNING 1', true, false, '')",
+     "sql.dynamic", "SELECT runs code held in a string"),
+    ("ALTER SYSTEM SET archive_command = 'rm -rf ~'", "sql.configuration",
+     "ALTER changes the server's configuration"),
+    ("SET standard_conforming_strings = off", "sql.configuration",
+     "SET changes the server's configuration"),
+    ("ALTER ROLE CURRENT_USER SUPERUSER", "sql.privilege", "ALTER changes roles or privileges"),
+    ("COPY customers TO '/tmp/customers.csv'", "sql.server_access",
+     "COPY reaches the database server's files, programs or processes"),
+    ("SELECT lo_unlink(16400)", "sql.destructive", "destructive SQL: SELECT"),
+    ("SELECT 'a\\', 'b; DROP TABLE customers; --'", "sql.destructive", "destructive SQL: DROP"),
 ], ids=["copy-program", "do-block", "truncate", "alter-drop-column", "terminate-backend",
-        "unrecognised", "update-without-where", "create-function", "dblink", "alter-system"])
+        "unrecognised", "update-without-where", "create-function", "query-to-xml",
+        "alter-system", "scs-off", "alter-role-superuser", "copy-to-file", "lo-unlink",
+        "backslash-hidden-drop"])
 def test_postgres_statements_the_pack_refuses_an_agent(
     gw: Gateway, sql: str, rule: str, reason: str
 ) -> None:
@@ -315,7 +324,7 @@ def test_a_read_only_sql_target_refuses_a_select_that_writes(gw: Gateway) -> Non
     before = len(gw.upstream.requests)
     reply = gw.request("POST", "/reports/sql", {"sql": "SELECT setval('s', 1)"})
     assert reply.status == 403
-    assert reply.json()["reasons"] == ["SETVAL on a read-only target"]
+    assert reply.json()["reasons"] == ["SELECT on a read-only target"]
     assert len(gw.upstream.requests) == before
 
 

@@ -46,11 +46,13 @@ def token(
     sub: str = "svc-autogen", groups: list[str] | None = None, kid: str = "test-rsa",
     ttl: int = 300, **claims: Any,
 ) -> str:
-    """A token Envoy accepts; `claims` override or add to the standard ones."""
+    """A token Envoy accepts; `claims` override or add to the standard ones (None: the
+    claim is left out)."""
     now = int(time.time())
     payload = {
         "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "groups": groups or ["agents"],
         "iat": now, "nbf": now, "exp": now + ttl, "jti": f"{sub}-{now}-{time.perf_counter_ns()}",
         **claims,
     }
+    payload = {name: value for name, value in payload.items() if value is not None}
     return jwt.encode(payload, keys()[kid], algorithm=ALGORITHMS[kid], headers={"kid": kid})

@@ -5,13 +5,15 @@ with the issuers, audiences and keys of the jwt_authn providers in the Envoy boo
 (`identity.envoy_bootstrap`; every listener's), read once at start, so one identity setup
 serves agents and approvers. Keys come from a provider's `local_jwks` (inline or a file)
 or its `remote_jwks` URI (fetched and cached). Only asymmetric algorithms are accepted,
-and a token must name its subject and expire.
+and a token must name its subject and expire, no further ahead than the provider's
+`max_lifetime` when it sets one (as Envoy checks it: from now, whatever `iat` says).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import yaml
 
 from extproc import envoy_bootstrap
 from extproc.config import Identity
-from extproc.identity import identity_of
+from extproc.identity import NO_SUBJECT, identity_of
 
 ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                         "ES256", "ES384", "ES512", "EdDSA"})
@@ -42,6 +44,8 @@ class _Provider:
     issuer: str | None
     audiences: tuple[str, ...]
     skew: int
+    # The furthest ahead a token may expire (seconds; None: no bound).
+    max_lifetime: float | None = None
     # (kid, the alg the key set declares or None, the key) for local key sets.
     keys: tuple[tuple[str | None, str | None, jwt.PyJWK], ...] = ()
     remote: jwt.PyJWKClient | None = None
@@ -110,14 +114,23 @@ class Verifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"the token does not verify: {exc}") from None
-        return identity_of(claims, self._settings)
+        if provider.max_lifetime is not None and claims["exp"] - time.time() > (
+                provider.max_lifetime):
+            raise AuthError(f"the token expires more than {provider.max_lifetime:g} s ahead "
+                            "(the issuer's max_lifetime)")
+        identity = identity_of(claims, self._settings)
+        if not identity["authenticated"]:  # `sub` present but empty
+            raise AuthError(NO_SUBJECT)
+        return identity
 
 
 def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:
-    common = {"issuer": found.get("issuer"), "audiences": tuple(found.get("audiences") or ()),
-              "skew": int(found.get("clock_skew_seconds", _DEFAULT_SKEW))}
     local, remote = found.get("local_jwks"), found.get("remote_jwks")
     try:
+        common = {"issuer": found.get("issuer"),
+                  "audiences": tuple(found.get("audiences") or ()),
+                  "skew": int(found.get("clock_skew_seconds", _DEFAULT_SKEW)),
+                  "max_lifetime": _seconds(found.get("max_lifetime"))}
         if local is not None:
             if "inline_string" in local:
                 text = local["inline_string"]
@@ -130,5 +143,15 @@ def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:
             return _Provider(**common, remote=jwt.PyJWKClient(
                 remote["http_uri"]["uri"], cache_keys=True, lifespan=300))
     except (OSError, KeyError, TypeError, ValueError, jwt.PyJWTError) as exc:
-        raise VerifierError(f"{path}: provider {name}: unusable keys ({exc})") from None
+        raise VerifierError(f"{path}: provider {name}: unusable ({exc})") from None
     raise VerifierError(f"{path}: provider {name} has neither local_jwks nor remote_jwks")
+
+
+def _seconds(duration: Any) -> float | None:
+    """A protobuf Duration as the bootstrap's YAML writes it: "604800s", or
+    {seconds, nanos}."""
+    if duration is None:
+        return None
+    if isinstance(duration, str) and duration.endswith("s"):
+        return float(duration[:-1])
+    return duration["seconds"] + duration.get("nanos", 0) / 1e9

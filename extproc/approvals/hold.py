@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from extproc.approvals.model import Approval, RawBody, approve_url, fingerprint
+from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
 from extproc.config import Approvals
-from extproc.http_message import is_json
+from extproc.http_message import BadInput, is_json
+from extproc.identity import subject_of
 from extproc.masking import Masker
 from extproc.policy import Decision
 from extproc.policy.decision import DEFAULT_HOLD_SECONDS
@@ -45,22 +46,28 @@ class Holds:
 
     async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
         """The approval this request waits for: the one a retry of it already waits for,
-        or a new one (approvers are notified)."""
+        or a new one (approvers are notified); none beyond `max_pending_per_identity`
+        (BadInput 429: the agent waits for some to be decided)."""
         requester = requester_of(evidence.identity)
         waiting = await self.store.pending_for(bound, requester)
         if waiting is not None:
             return waiting
         request = evidence.request or {}
-        approval = await self.store.create(
-            fingerprint=bound, requester=requester, identity=evidence.identity,
-            target=_target(evidence),
-            summary=self._masked_text(summary_of(request, evidence.meaning,
-                                                 evidence.meaning_key)),
-            request=self._for_approvers(request),
-            approvers=approvers_of(decision), rules=decision.rules, reasons=decision.reasons,
-            grant_mode=decision.grant, grant_minutes=decision.grant_minutes,
-            trace_id=evidence.trace_id, span_id=evidence.span_id, held_by=self._replica,
-            expire_seconds=self._settings.expire_seconds)
+        try:
+            approval = await self.store.create(
+                max_pending=self._settings.max_pending_per_identity, fingerprint=bound,
+                requester=requester, identity=evidence.identity, target=_target(evidence),
+                summary=self._masked_text(summary_of(request, evidence.meaning,
+                                                     evidence.meaning_key)),
+                request=self._for_approvers(request), approvers=approvers_of(decision),
+                rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
+                grant_minutes=decision.grant_minutes, trace_id=evidence.trace_id,
+                span_id=evidence.span_id, held_by=self._replica,
+                expire_seconds=self._settings.expire_seconds)
+        except ApprovalError as refused:
+            raise BadInput(refused.status, "too_many_pending_approvals", str(refused),
+                           details={"max_pending": self._settings.max_pending_per_identity},
+                           action="hold") from None
         if self._notifier is not None:
             self._notifier.send(approval, self.approve_url(approval))
         return approval
@@ -127,7 +134,7 @@ def approvers_of(decision: Decision) -> tuple[str, ...]:
 def requester_of(identity: dict[str, Any] | None) -> str:
     """Who asks, as approvals are bound to them: the token's subject (an anonymous
     request on an `anonymous` target is "anonymous", and can never approve itself)."""
-    return str((identity or {}).get("sub") or "anonymous")
+    return subject_of(identity)
 
 
 def _target(evidence: Evidence) -> str:

@@ -17,6 +17,7 @@ import aiohttp
 
 from extproc.approvals.model import Approval
 from extproc.approvals.store import ApprovalStore
+from extproc.inert import slack
 from extproc.store import StoreError
 
 log = logging.getLogger("tollgate.approvals")
@@ -28,15 +29,19 @@ _TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 
 def message(approval: Approval, approve_url: str | None) -> dict[str, Any]:
     """The webhook body: `text` for chat tools (Slack, Mattermost, Teams connectors), and
-    the approval's fields for anything that reads JSON."""
+    the approval's fields, exact, for anything that reads JSON.
+
+    What the agent sent reaches `text` inert (`inert.slack`: no markup, link or mention
+    of its own), and `mrkdwn: false` asks Slack to apply no formatting at all."""
     why = "; ".join(approval.reasons) or ", ".join(approval.rules) or "held by policy"
+    requester, target = slack(approval.requester), slack(approval.target)
     grant = ("this one request" if approval.grant_mode == "once"
-             else f"{approval.requester} on {approval.target} for {approval.grant_minutes} min")
-    text = (f"tollgate: {approval.requester} waits for approval on {approval.target}: "
-            f"{approval.summary} ({why}). Approvers: {', '.join(approval.approvers)}; "
-            f"approving grants {grant}. "
+             else f"{requester} on {target} for {approval.grant_minutes} min")
+    text = (f"tollgate: {requester} waits for approval on {target}: "
+            f"{slack(approval.summary)} ({slack(why)}). Approvers: "
+            f"{slack(', '.join(approval.approvers))}; approving grants {grant}. "
             f"{approve_url or f'tollgate approvals approve {approval.id}'}")
-    return {"text": text, "approval": {
+    return {"text": text, "mrkdwn": False, "approval": {
         "id": approval.id, "requester": approval.requester, "target": approval.target,
         "summary": approval.summary, "reasons": list(approval.reasons),
         "rules": list(approval.rules), "approvers": list(approval.approvers),

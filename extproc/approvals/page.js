@@ -1,6 +1,7 @@
 // The approvals page: lists what waits for the approver, approves or denies it through
 // the API with the approver's own token (kept for this tab only). Everything shown comes
-// from requests agents made, so it is set as text, never as markup.
+// from requests agents made, so it is set as text, never as markup, and its control and
+// invisible characters are shown as escapes (`visible`).
 "use strict";
 
 const KEY = "tollgate.approver-token";
@@ -10,7 +11,7 @@ const table = document.getElementById("approvals");
 const rows = table.querySelector("tbody");
 
 function say(text, isError) {
-  statusLine.textContent = text;
+  statusLine.textContent = visible(text);
   statusLine.className = isError ? "error" : "";
 }
 
@@ -28,9 +29,29 @@ async function call(method, path, body) {
   return answer;
 }
 
+// As extproc/inert.py's UNSAFE (tests/test_approvals_page.py compares the two): controls,
+// bidi controls, zero-width and other invisible characters, separators, lone surrogates.
+const UNSAFE = new RegExp([
+  "[\\x00-\\x1f\\x7f-\\x9f\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2",
+  "\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ud800-\\udfff",
+  "\\ufeff\\ufff9-\\ufffb\\u{110bd}\\u{110cd}\\u{13430}-\\u{1343f}\\u{1bca0}-\\u{1bca3}",
+  "\\u{1d173}-\\u{1d17a}\\u{e0001}\\u{e0020}-\\u{e007f}]"].join(""), "gu");
+const SHORT = { "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+// What is there, shown: a bidi override reverses no text, an invisible character is seen.
+function visible(text) {
+  return String(text).replace(UNSAFE, (char) => {
+    if (char in SHORT) return SHORT[char];
+    const code = char.codePointAt(0);
+    const hex = code.toString(16);
+    if (code < 0x100) return "\\x" + hex.padStart(2, "0");
+    return code < 0x10000 ? "\\u" + hex.padStart(4, "0") : "\\U" + hex.padStart(8, "0");
+  });
+}
+
 function cell(row, text, className) {
   const td = row.insertCell();
-  td.textContent = text;
+  td.textContent = visible(text);
   if (className) td.className = className;
   return td;
 }

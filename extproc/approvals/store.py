@@ -100,15 +100,30 @@ class ApprovalStore:
             (fingerprint, requester, now()))
         return _approval(rows[0]) if rows else None
 
-    async def create(self, **fields: Any) -> Approval:
-        """A new pending approval (`fields`: every column but id, status and times)."""
+    async def create(self, max_pending: int, **fields: Any) -> Approval:
+        """A new pending approval (`fields`: every column but id, status and times), unless
+        its requester already has `max_pending` (ApprovalError `too_many_pending`, 429).
+
+        Count and insert are one transaction that holds the requester's lock (SQLite:
+        every write transaction is serialised; PostgreSQL: an advisory lock), so replicas
+        racing for the last place cannot both take it."""
         at = now()
         approval = Approval(
             id=f"ap-{secrets.token_hex(8)}", status="pending", created_us=at,
             expires_us=at + int(fields.pop("expire_seconds") * 1_000_000), **fields)
-        await self._store.execute(
-            f"INSERT INTO approvals ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_COLUMNS))})", _values(approval))
+        async with self._store.transaction() as execute:
+            await self._store.serialise(execute, f"tollgate-pending:{approval.requester}")
+            ((pending,),) = await execute(
+                "SELECT count(*) FROM approvals WHERE requester = ? AND status = 'pending' "
+                "AND expires_us > ?", (approval.requester, at))
+            if pending >= max_pending:
+                raise ApprovalError(
+                    "too_many_pending", f"{approval.requester} already has {pending} "
+                    f"approvals pending (at most {max_pending}): this request is refused "
+                    "until some are decided or expire", 429)
+            await execute(
+                f"INSERT INTO approvals ({', '.join(_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_COLUMNS))})", _values(approval))
         return approval
 
     async def use(self, approval_id: str, trace_id: str) -> Approval | None:

@@ -185,14 +185,17 @@ def _named(mapping: dict[str, Any], name: str, flatten: bool = False) -> list[An
 
 
 class Kubernetes:
-    """A Kubernetes API call as the API server reads it, with its namespace's labels."""
+    """A Kubernetes API call as the API server reads it, with its namespace's labels and,
+    for a write of a pod spec, what its body puts in the pod (`object`)."""
 
     key = "k8s"
 
     def __init__(self, settings: K8s) -> None:
+        from extproc.interpret import k8s_object
         from extproc.interpret.k8s import k8s_request
 
         self._read = k8s_request
+        self._objects = k8s_object
         self._labels = settings.namespace_labels
 
     def request(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +203,17 @@ class Kubernetes:
             request["method"], request["path"], request["query"], request["headers"]
         )
         meaning["namespace_labels"] = self._labels.get(meaning["namespace"] or "", {})
+        meaning["object"] = None
+        verb, resource = meaning["verb"], meaning["resource"]
+        if self._objects.writes_pod(verb, resource, meaning["subresource"]):
+            # What a workload runs and mounts is in the body (k8s_object.py).
+            try:
+                meaning["object"] = self._objects.read_object(
+                    resource, verb, request["headers"].get("content-type", ""), request["body"])
+            except self._objects.Unreadable as exc:
+                # The call itself was read: only what it puts in the pod is unknown, which
+                # matters to the rules about agents (k8s.unread_workload), not to everyone.
+                meaning["object"] = {"error": str(exc)}
         return meaning
 
     @staticmethod
@@ -230,8 +244,9 @@ _STATUS_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404
 
 
 class Llm:
-    """An OpenAI-compatible chat completion: prompts and tools offered, and (from the
-    response, `response`) the tool calls the model asks the agent to run."""
+    """An OpenAI-compatible model call (chat completions, the Responses API): prompts and
+    tools offered, and (from the answer, `answer` or `streamed`) the tool calls the model
+    asks the agent to run."""
 
     key = "llm"
 
@@ -241,8 +256,11 @@ class Llm:
         self._llm = llm
 
     def request(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        if not is_chat_completion(request):
+        api = model_api(request)
+        if api is None:
             return None  # /v1/models, embeddings...: no prompt, no tool call
+        if api == "responses":
+            return self._llm.responses_request(request["body"])
         return self._llm.chat_request(request["body"])
 
     @staticmethod
@@ -267,14 +285,16 @@ class Llm:
             "tollgate.llm.tool_calls": tuple(str(c["name"]) for c in meaning["tool_calls"]),
         }
 
-    def response(self, meaning: dict[str, Any] | None, body: Any) -> dict[str, Any] | None:
-        """The request's meaning with what a (non-streamed) answer returned."""
+    def answer(self, meaning: dict[str, Any] | None, content: bytes) -> tuple[Any, Any]:
+        """The request's meaning with what a whole answer (its bytes, decoded from its
+        Content-Encoding) returned, read whatever its declared type (`llm.read_answer`);
+        and the answer as JSON (None when it is none)."""
+        answer, body = self._llm.read_answer(content)
         if meaning is None:
-            return None
-        answer = self._llm.chat_response(body)
+            return None, body
         return {**meaning, "tool_calls": answer["tool_calls"],
                 "finish_reason": answer["finish_reason"],
-                "error": meaning["error"] or answer["error"]}
+                "error": meaning["error"] or answer["error"]}, body
 
     def stream(self) -> Any:
         return self._llm.ChatStream()
@@ -289,8 +309,15 @@ class Llm:
                 "error": meaning["error"] or stream.error}
 
 
-def is_chat_completion(request: dict[str, Any]) -> bool:
-    return request["method"] == "POST" and request["path"].endswith("/chat/completions")
+def model_api(request: dict[str, Any]) -> str | None:
+    """Which model API a request calls, whose answer may hold tool calls: `chat.completions`
+    (`POST .../chat/completions`), `responses` (`POST .../responses`), else None."""
+    if request["method"] != "POST":
+        return None
+    path = request["path"]
+    if path.endswith("/chat/completions"):
+        return "chat.completions"
+    return "responses" if path.endswith("/responses") else None
 
 
 def interpreter_for(target: Target) -> Interpreter | None:

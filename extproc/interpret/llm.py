@@ -1,36 +1,45 @@
-"""The LLM interpreter: an OpenAI-compatible chat/completions exchange as policy input.
+"""The LLM interpreter: an OpenAI-compatible model call (chat completions, the Responses
+API) as policy input.
 
 Policies refuse a model's tool call before the agent runs it (`run_shell` with
 `rm -rf /`, `run_sql` with `DROP TABLE`): the gateway then answers a deny in place of the
 model's answer. So requests and responses are read for meaning, in shapes the policy
 pack is written against:
 
-    chat_request(body)  -> {"api": "chat.completions", "model", "stream",
-                            "messages": [{"role", "text", "tool_calls"}],
-                            "tools": [{"name", "description"}],
-                            "tool_calls": [], "finish_reason": None, "error"}
-    chat_response(body) -> {"tool_calls", "finish_reason", "text", "error"}
-    ChatStream          -> the same as chat_response, assembled from a streamed response
+    chat_request(body)      -> {"api": "chat.completions", "model", "stream",
+                                "messages": [{"role", "text", "tool_calls"}],
+                                "tools": [{"name", "description"}],
+                                "tool_calls": [], "finish_reason": None, "error"}
+    responses_request(body) -> the same, "api": "responses" (`input` items as messages)
+    chat_response(body)     -> {"tool_calls", "finish_reason", "text", "error"}, from a
+                               chat.completion's choices or a Responses API `output`
+    ChatStream              -> the same, assembled from a streamed answer of either API
+    read_answer(bytes)      -> the same, from an answer's bytes, JSON or an event stream
+                               whatever its Content-Type says (as clients read it)
 
-    a tool call         -> {"id", "name", "arguments", "arguments_text",
-                            "texts", "commands", "sql"}
+    a tool call             -> {"id", "name", "arguments", "arguments_text",
+                                "texts", "commands", "opaque", "writes", "sql", "error"}
 
 A request's own `tool_calls` is always empty and its `finish_reason` null: a request
 carries no new tool call, only the history's, which are under each assistant message
 (already executed; a policy may look at them). The shapes match so that one rule can read
 `tool_calls` in either phase.
 
-A tool call's `arguments` is its JSON-decoded arguments string (RFC 8259: NaN or a lone
-surrogate does not decode), or null when that string is not JSON. `texts` is every string
-leaf of `arguments`, depth first, a string that is itself JSON read into as well; when the
-arguments did not decode, the raw string followed by the string values still readable in
-it (`{"cmd": "rm -rf /"` gives `rm -rf /`: a lenient agent may run what a strict parser
-refuses). Caps, so that one tool call costs bounded time: at most 256 texts (MAX_TEXTS),
-each cut at 64 Ki characters (MAX_TEXT_CHARS).
+JSON is read as leniently as clients read it (`loads`: Python's json, which takes NaN and
+lone surrogates). A tool call's `arguments` is its decoded arguments string, or null when
+that string is not JSON. `texts` is every string leaf of `arguments`, depth first, a
+string that is itself JSON read into as well; when the arguments did not decode, the raw
+string followed by the string values still readable in it (`{"cmd": "rm -rf /"` gives
+`rm -rf /`: a lenient agent may run what a strict parser refuses). So that one tool call
+costs bounded time, at most MAX_TEXTS texts of MAX_TEXT_CHARS characters in all are read
+(1.7 s for a megabyte of one-letter words on a loaded 2-core machine, 1 ms for a 70 KB
+command); past that the call's `error` says so, and the pack refuses it: a cut fails
+closed.
 
-`commands` is `shell.commands` of each text that `shell.looks_like_shell`, and each list
-of strings in the arguments taken as an argv (`{"command": ["rm", "-rf", "/"]}`, and what
-it runs when it is `["bash", "-c", ...]`). `sql` is the statements of each text whose
+`commands`, `opaque` and `writes` are `shell.read` of each text that
+`shell.looks_like_shell`, and of each list of strings in the arguments taken as an argv
+(`{"command": ["rm", "-rf", "/"]}`, and what it runs when it is `["bash", "-c", ...]`),
+each command once. `sql` is the statements of each text whose
 first keyword (after blanks, comments and `;`) starts a statement, and of the SQL a
 database client's command line carries (`psql -c`, `mysql -e`, `sqlite3 db "..."`),
 parsed by `extproc.interpret.sql.analyze` as PostgreSQL, MySQL and SQLite: the tool's
@@ -40,12 +49,15 @@ dialect reads it, or MySQL refuses its executable comments, one `{"kind": "unpar
 "text", "error"}` entry (text cut at 2000) is there for a policy to refuse. Prose
 starting with such a keyword ("Update the README") is such an entry too.
 
-An `error` is one line: a body that is not a chat request or response, an upstream error
+An `error` is one line: a body that is not a chat request or response, an answer that is
+neither JSON nor an event stream, a stream line that is no event field, an upstream error
 object, a stream event whose data is not JSON. What could be read is filled in anyway.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +68,8 @@ from extproc import jsonenc
 from extproc.interpret import shell
 from extproc.jsonenc import json_type
 
-MAX_TEXTS = 256
-MAX_TEXT_CHARS = 64 * 1024
+MAX_TEXTS = 1024
+MAX_TEXT_CHARS = 1024 * 1024  # over all the texts of one tool call
 _UNPARSED_CHARS = 2000
 _SQL_DIALECTS = ("postgres", "mysql", "sqlite")
 # The first word of a statement in PostgreSQL, MySQL or SQLite (a parenthesised query
@@ -81,6 +93,12 @@ _SQL_OPTIONS = {"psql": ("-c", "--command"), "mysql": ("-e", "--execute"),
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)(?:"|\Z)', re.S)
 _KEY_END = re.compile(r"\s*:")
 _TOOL_FINISH = ("tool_calls", "function_call")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SSE_FIELDS = frozenset({b"", b"data", b"event", b"id", b"retry"})  # b"": a comment, a blank
+# An event stream's first line: a field or a comment (after a byte-order mark, blank lines).
+_SSE_START = re.compile(rb"(?:\xef\xbb\xbf)?[\r\n]*(?:data|event|id|retry)?[:\r\n]")
+_RESPONSES = -2  # the tool index of a Responses API call: its output item is its index
+_ITEM_ARGUMENTS = ("arguments", "input", "action", "code")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 # A line end then a blank line; a CR is a line end of its own only when no LF follows it.
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r|\n)")
@@ -113,18 +131,93 @@ def chat_request(body: Any) -> dict[str, Any]:
     return result
 
 
+def responses_request(body: Any) -> dict[str, Any]:
+    """A Responses API request body (`POST .../responses`) in the shape of `chat_request`:
+    `instructions` as a system message, `input` (a string, or items) as messages, a
+    `*_call` item of the history as an assistant message's tool call, a tool's output as a
+    `tool` message; `tools` as offered."""
+    result: dict[str, Any] = {
+        "api": "responses", "model": None, "stream": False, "messages": [], "tools": [],
+        "tool_calls": [], "finish_reason": None, "error": None,
+    }
+    if not isinstance(body, dict):
+        result["error"] = f"request body is a JSON {json_type(body)}, not an object"
+        return result
+    errors: list[str] = []
+    result["model"] = _str(body.get("model"))
+    result["stream"] = body.get("stream") is True
+    messages = result["messages"]
+    if isinstance(body.get("instructions"), str):
+        messages.append({"role": "system", "text": body["instructions"], "tool_calls": []})
+    items = body.get("input")
+    if isinstance(items, str):
+        messages.append({"role": "user", "text": items, "tool_calls": []})
+    elif isinstance(items, list):
+        messages += [_input_item(item) for item in items]
+    elif items is not None:
+        errors.append(f"input is a JSON {json_type(items)}, not a string or an array")
+    result["tools"] = _tools(body.get("tools"), "tools", errors)
+    result["error"] = errors[0] if errors else None
+    return result
+
+
+def _input_item(item: Any) -> dict[str, Any]:
+    call = _output_item(item)
+    if call is not None:
+        return {"role": "assistant", "text": "", "tool_calls": [_tool_call(*call)]}
+    if not isinstance(item, dict):
+        return {"role": None, "text": "", "tool_calls": []}
+    if str(item.get("type", "")).endswith("_call_output"):
+        output = item.get("output")
+        return {"role": "tool", "text": output if isinstance(output, str) else "",
+                "tool_calls": []}
+    return {"role": _str(item.get("role")), "text": _content_text(item.get("content")),
+            "tool_calls": []}
+
+
+def read_answer(content: bytes) -> tuple[dict[str, Any], Any]:
+    """A whole answer as policy input, whatever its declared content type: a client reads
+    JSON from a `text/plain` body and events from an `application/json` one, so the body
+    is sniffed. JSON (read as `loads` reads it) as `chat_response`, an event stream as
+    `ChatStream`; anything else is an `error`. Returns the reading and the JSON body (None
+    when it is no JSON)."""
+    if not content.strip():
+        return _answer(), None
+    if content.lstrip()[:1] not in (b"{", b"[") and _SSE_START.match(content):
+        stream = ChatStream()
+        stream.feed(content)
+        stream.finish()
+        return stream.reading(), None
+    try:
+        body = loads(content)
+    except ValueError as exc:
+        why = " ".join(str(exc).split())
+        return _answer(f"the answer is neither JSON nor an event stream ({why})"), None
+    return chat_response(body), body
+
+
+def _answer(error: str | None = None) -> dict[str, Any]:
+    return {"tool_calls": [], "finish_reason": None, "text": "", "error": error}
+
+
 def chat_response(body: Any) -> dict[str, Any]:
-    """A non-streamed chat.completion (decoded JSON) as policy input: tool calls over all
-    choices; the texts of the choices joined with newlines."""
-    result: dict[str, Any] = {"tool_calls": [], "finish_reason": None, "text": "", "error": None}
+    """A non-streamed answer (decoded JSON) as policy input: a chat.completion's tool calls
+    over all choices, the texts of the choices joined with newlines; a Responses API
+    `response`'s output items that call a tool, and its output texts."""
+    result = _answer()
     if not isinstance(body, dict):
         result["error"] = f"response body is a JSON {json_type(body)}, not an object"
         return result
-    choices = body.get("choices")
+    choices, output = body.get("choices"), body.get("output")
     if body.get("error"):
         result["error"] = _upstream_error(body["error"])
-    elif not isinstance(choices, list):
+    elif not isinstance(choices, list) and not isinstance(output, list):
         result["error"] = "response has no choices"
+    if isinstance(output, list):
+        calls, texts = _output(output)
+        result["tool_calls"], result["text"] = calls, "\n".join(texts)
+        status = body.get("status")
+        result["finish_reason"] = "tool_calls" if calls else _str(status)
     if not isinstance(choices, list):
         return result
     texts: list[str] = []
@@ -161,6 +254,9 @@ class _PartialCall:
     id: str | None = None
     name: str | None = None
     fragments: list[str] = field(default_factory=list)
+    # Whole arguments a stream also states (Responses API `.done` events, the final
+    # `response`): a client may run these rather than the deltas, so each is judged.
+    whole: list[str] = field(default_factory=list)
 
 
 class ChatStream:
@@ -206,13 +302,21 @@ class ChatStream:
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
-        """The tool calls assembled so far, in (choice, tool index) order."""
+        """The tool calls assembled so far, in (choice, tool index) order; a call whose
+        stream also states its whole arguments otherwise, once more per other version."""
         if self._assembled is None:
-            self._assembled = [
-                _tool_call(c.id, c.name, "".join(c.fragments))
-                for _, c in sorted(self._calls.items())
-            ]
+            self._assembled = []
+            for _, c in sorted(self._calls.items()):
+                assembled = "".join(c.fragments)
+                versions = [assembled] if assembled or not c.whole else []
+                versions += [w for w in dict.fromkeys(c.whole) if w != assembled]
+                self._assembled += [_tool_call(c.id, c.name, v) for v in versions]
         return self._assembled
+
+    def reading(self) -> dict[str, Any]:
+        """The stream as `chat_response` reads a whole answer."""
+        return {"tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
+                "text": self.text, "error": self.error}
 
     @property
     def text(self) -> str:
@@ -255,15 +359,18 @@ class ChatStream:
 
     def _dispatch(self, raw: bytes) -> Event:
         """Read one event: only its `data` matters to what the stream means."""
-        data = _data(raw)
+        data, foreign = _data(raw)
+        if foreign:
+            # Not an event stream (JSON served as one?): what a client makes of it is unknown.
+            self._fail("the stream holds a line that is no server-sent event field")
         if data is None:
             return Event(raw, tool_delta=False, done=False)
         if data.startswith(b"[DONE]"):  # as the openai client tests it
             return Event(raw, tool_delta=False, done=True)
         try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            self._fail(f"stream event data is not JSON: {exc}")
+            chunk = loads(data)
+        except ValueError as exc:
+            self._fail(f"stream event data is not JSON: {' '.join(str(exc).split())}")
             return Event(raw, tool_delta=False, done=False)
         return Event(raw, tool_delta=self._apply(chunk), done=False, payload=chunk)
 
@@ -272,6 +379,8 @@ class ChatStream:
         if not isinstance(chunk, dict):
             self._fail(f"stream event data is a JSON {json_type(chunk)}, not an object")
             return False
+        if isinstance(chunk.get("type"), str) and "choices" not in chunk:
+            return self._apply_event(chunk)
         if chunk.get("error"):
             self._fail(_upstream_error(chunk["error"]))
         choices = chunk.get("choices")
@@ -303,6 +412,57 @@ class ChatStream:
                 self._reasons[index] = reason
         return tool_delta
 
+    def _apply_event(self, event: dict[str, Any]) -> bool:
+        """Fold one Responses API event (`response.*`, `error`) into the result: text
+        deltas, a tool item's deltas and whole arguments (`.done`, `output_item.done`, the
+        final `response`); whether it concerned a tool call."""
+        kind, index = event["type"], _index(event.get("output_index"), 0)
+        if kind == "error":
+            self._fail(_upstream_error(event))
+            return False
+        if kind == "response.output_text.delta":
+            if isinstance(event.get("delta"), str):
+                self._texts.setdefault(index, []).append(event["delta"])
+            return False
+        response = event.get("response")
+        if isinstance(response, dict):  # response.created / .completed / .failed ...
+            if response.get("error"):
+                self._fail(_upstream_error(response["error"]))
+            output = response.get("output")
+            items = enumerate(output) if isinstance(output, list) else ()
+            return any([self._item(i, item, whole=True) for i, item in items])
+        if "item" in event:  # response.output_item.added / .done
+            return self._item(index, event["item"], whole=kind.endswith(".done"))
+        if not kind.endswith(("_arguments.delta", "_arguments.done", "_input.delta",
+                              "_input.done")):
+            return False
+        key = (index, _RESPONSES)
+        if kind.endswith(".delta"):
+            self._add(key, None, {"arguments": event.get("delta")})
+        else:
+            self._add(key, None, {})
+            self._whole(key, _spec_arguments(event))
+        return True
+
+    def _item(self, index: int, item: Any, *, whole: bool) -> bool:
+        """A Responses API output item; whether it is a tool call."""
+        call = _output_item(item)
+        if call is None:
+            return False
+        key = (index, _RESPONSES)
+        call_id, name, arguments = call
+        self._add(key, call_id, {"name": name} if whole else {"name": name,
+                                                               "arguments": arguments})
+        if whole:
+            self._whole(key, arguments)
+        return True
+
+    def _whole(self, key: tuple[int, int], arguments: Any) -> None:
+        text = _arguments_text(arguments)
+        if text:
+            self._calls[key].whole.append(text)
+            self._assembled = None
+
     def _add(self, key: tuple[int, int], call_id: Any, spec: dict[str, Any]) -> None:
         call = self._calls.get(key)
         if call is None:
@@ -321,15 +481,44 @@ class ChatStream:
             self.error = message
 
 
-def _data(raw: bytes) -> bytes | None:
-    """An event's data lines joined with LF (the SSE spec), or None when it has none."""
+def _data(raw: bytes) -> tuple[bytes | None, bool]:
+    """An event's data lines joined with LF (the SSE spec), or None when it has none; and
+    whether a line is no SSE field (`data`, `event`, `id`, `retry`, a `:` comment)."""
     data = []
+    foreign = False
     for line in raw.split(b"\n") if _CR_BYTE not in raw else _LINE_END.split(raw):
-        if line.startswith(b"data"):
-            name, _, value = line.partition(b":")
-            if name == b"data":
-                data.append(value[1:] if value[:1] == b" " else value)
-    return b"\n".join(data) if data else None
+        name, _, value = line.partition(b":")
+        if name == b"data":
+            data.append(value[1:] if value[:1] == b" " else value)
+        elif name not in _SSE_FIELDS:
+            foreign = True
+    return (b"\n".join(data) if data else None), foreign
+
+
+def _output(output: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """A Responses API `output`: its tool calls, and the texts of its messages."""
+    calls, texts = [], []
+    for item in output:
+        call = _output_item(item)
+        if call is not None:
+            calls.append(_tool_call(*call))
+        elif isinstance(item, dict) and item.get("type") == "message":
+            texts.append(_content_text(item.get("content")))
+    return calls, [t for t in texts if t]
+
+
+def _output_item(item: Any) -> tuple[Any, str | None, Any] | None:
+    """(id, name, arguments) of a Responses API output item that calls a tool (`*_call`:
+    function_call, custom_tool_call, local_shell_call, mcp_call...), else None. Its
+    arguments are `arguments`, a custom tool's `input`, a local shell's `action` (whose
+    `command` is an argv) or the `code` to run."""
+    if not isinstance(item, dict):
+        return None
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind.endswith("_call"):
+        return None
+    arguments = next((item[k] for k in _ITEM_ARGUMENTS if item.get(k) is not None), None)
+    return item.get("call_id") or item.get("id"), _str(item.get("name")) or kind, arguments
 
 
 def looks_like_sql(text: str) -> bool:
@@ -337,44 +526,92 @@ def looks_like_sql(text: str) -> bool:
     return _SQL_START.match(text) is not None
 
 
+class _Budget:
+    """What one tool call's reading may take: MAX_TEXTS texts, MAX_TEXT_CHARS characters in
+    all. Past it nothing more is read and the call says so (its `error`): a cut fails closed."""
+
+    __slots__ = ("chars", "cut", "texts")
+
+    def __init__(self) -> None:
+        self.texts = self.chars = 0
+        self.cut = False
+
+    def take(self, text: str) -> bool:
+        if self.texts >= MAX_TEXTS or self.chars + len(text) > MAX_TEXT_CHARS:
+            self.cut = True
+            return False
+        self.texts += 1
+        self.chars += len(text)
+        return True
+
+
 def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     """The tool-call shape, from an id, a name and the arguments as sent (a JSON string
     normally; an object as some OpenAI-compatible servers send it)."""
     text = _arguments_text(arguments)
     decoded = _decode(text) if isinstance(arguments, str) else arguments
+    budget = _Budget()
     if decoded is not None:
-        texts = _string_leaves(decoded)
+        texts = _string_leaves(decoded, budget)
     elif text.strip():
-        texts = [text[:MAX_TEXT_CHARS], *_salvaged_strings(text)]
+        texts = _salvaged_strings(text, budget)
     else:
         texts = []
-    commands = [c for t in texts if shell.looks_like_shell(t) for c in shell.commands(t)]
-    commands += _argv_lists(decoded)
+    reading = shell.Reading()
+    for t in texts:
+        if shell.looks_like_shell(t):
+            _merge(reading, shell.read(t))
+    if not budget.cut:  # the lists' strings are texts too: within the budget
+        for argv in _argv_lists(decoded):
+            _merge(reading, shell.argv_read(argv))
+    reading = _once(reading)
     sql_texts = [t for t in texts if looks_like_sql(t)]
-    sql_texts += [t for argv in commands for t in _client_sql(argv)]
+    sql_texts += [t for argv in reading.commands for t in _client_sql(argv)]
     return {
         "id": _str(call_id),
         "name": _str(name),
         "arguments": decoded,
         "arguments_text": text,
         "texts": texts,
-        "commands": commands,
+        "commands": reading.commands,
+        "opaque": reading.opaque,
+        "writes": reading.writes,
         "sql": [s for t in sql_texts for s in _sql_statements(t)],
+        "error": (f"the arguments hold more than {MAX_TEXTS} strings or {MAX_TEXT_CHARS} "
+                  "characters: the rest was not read") if budget.cut else None,
     }
+
+
+def _merge(into: shell.Reading, reading: shell.Reading) -> None:
+    into.commands += reading.commands
+    into.opaque += reading.opaque
+    into.writes += reading.writes
+
+
+def _once(reading: shell.Reading) -> shell.Reading:
+    """Each command, opaque command and write once, in order: the policy's cost grows with
+    their number (the embedded engine stops at 25,000 instructions, some 250 distinct
+    commands: a policy error, refused)."""
+    opaque = {(tuple(o["argv"]), o["why"]): o for o in reading.opaque}  # type: ignore[arg-type]
+    return shell.Reading(
+        [list(c) for c in dict.fromkeys(map(tuple, reading.commands))],
+        list(opaque.values()),
+        list(dict.fromkeys(reading.writes)),
+    )
 
 
 def _argv_lists(value: Any) -> list[list[str]]:
     """Lists of strings in the arguments, each an argv as such tools take one
-    (`{"command": ["rm", "-rf", "/"]}`), with what it runs when it is a shell."""
+    (`{"command": ["rm", "-rf", "/"]}`)."""
     found: list[list[str]] = []
     stack = [value]
-    while stack and len(found) < MAX_TEXTS:
+    while stack:
         item = stack.pop()
         if isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list):
             if item and all(isinstance(v, str) for v in item):
-                found += shell.argv_commands([v[:MAX_TEXT_CHARS] for v in item[:MAX_TEXTS]])
+                found.append(item)
             else:
                 stack.extend(item)
     return found
@@ -414,7 +651,8 @@ def _sql_statements(text: str) -> list[dict[str, Any]]:
         first_error = first_error or analysis["error"]
         for statement in analysis["statements"]:
             key = (statement["kind"], statement["object"], statement["text"],
-                   statement["has_where"], statement["nested"])
+                   statement["has_where"], statement["nested"], tuple(statement["effects"]),
+                   statement["bounded"])
             if key not in seen:
                 seen.add(key)
                 statements.append(statement)
@@ -424,15 +662,17 @@ def _sql_statements(text: str) -> list[dict[str, Any]]:
     return statements
 
 
-def _string_leaves(value: Any) -> list[str]:
-    """Every string in `value`, depth first in order (not keys), within the caps; a
+def _string_leaves(value: Any, budget: _Budget) -> list[str]:
+    """Every string in `value`, depth first in order (not keys), within the budget; a
     string that is itself JSON (`{"input": "{\\"command\\": ...}"}`) is read into too."""
     leaves: list[str] = []
     stack = [value]
-    while stack and len(leaves) < MAX_TEXTS:
+    while stack:
         item = stack.pop()
         if isinstance(item, str):
-            leaves.append(item[:MAX_TEXT_CHARS])
+            if not budget.take(item):
+                break
+            leaves.append(item)
             if item.lstrip()[:1] in ("{", "[") and (inner := _decode(item)) is not None:
                 stack.append(inner)
         elif isinstance(item, dict):
@@ -442,30 +682,60 @@ def _string_leaves(value: Any) -> list[str]:
     return leaves
 
 
-def _salvaged_strings(text: str) -> list[str]:
-    """The string values still readable in broken or cut-off JSON (`{"cmd": "rm -rf /"`):
-    a lenient agent may run what a strict parser refuses."""
+def _salvaged_strings(text: str, budget: _Budget) -> list[str]:
+    """Arguments that are no JSON: the text, then the string values still readable in it
+    (`{"cmd": "rm -rf /"`): a lenient agent may run what a strict parser refuses."""
     found: list[str] = []
+    if not budget.take(text):
+        return found
+    found.append(text)
     for m in _JSON_STRING.finditer(text):
-        if len(found) == MAX_TEXTS - 1:
-            break
         if _KEY_END.match(text, m.end()):
             continue
-        try:
-            value = orjson.loads(f'"{m.group(1)}"')
-        except orjson.JSONDecodeError:
-            continue
-        found.append(value[:MAX_TEXT_CHARS])
+        value = _decode(f'"{m.group(1)}"')
+        if isinstance(value, str):
+            if not budget.take(value):
+                break
+            found.append(value)
     return found
 
 
 def _decode(text: str) -> Any:
+    """JSON text as clients read it, or None when it is none."""
     if not text.strip():
         return None
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
+        return loads(text)
+    except ValueError:
         return None
+
+
+def loads(data: bytes | str) -> Any:
+    """JSON read as leniently as the clients read it: Python's json (the openai client's),
+    which takes NaN, Infinity, lone surrogates (`\\udcff`) and, from bytes, UTF-16 and
+    UTF-32. orjson first (it reads RFC 8259 ~5x faster); what only Python's json reads
+    comes back with NaN and Infinity as null and a lone surrogate as U+FFFD, so that the
+    policy input stays valid JSON. Raises ValueError when it is none."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _clean(json.loads(data))
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
 
 
 def _arguments_text(arguments: Any) -> str:
@@ -522,7 +792,7 @@ def _content_text(content: Any) -> str:
         part["text"]
         for part in content
         if isinstance(part, dict)
-        and part.get("type") == "text"
+        and part.get("type") in ("text", "input_text", "output_text")
         and isinstance(part.get("text"), str)
     )
 

@@ -8,7 +8,7 @@ fixed shape that the Rego policies are written against:
     {"dialect": "postgres", "multiple": false, "error": null, "statements": [
         {"kind": "delete", "object": null, "text": "DELETE FROM users", "tables": ["users"],
          "has_where": false, "functions": [], "nested": false, "program": null,
-         "alter_actions": []}]}
+         "alter_actions": [], "effects": ["write"], "bounded": false}]}
 
 - `statements`: every top-level statement in order (`nested: false`), each followed by the
   significant statements found inside it (`nested: true`): a DML statement in a CTE at any
@@ -40,6 +40,13 @@ fixed shape that the Rego policies are written against:
   is "json_extract_scalar"); CAST and CASE are syntax, not calls.
 - `program`: the command of COPY ... TO/FROM PROGRAM; `alter_actions`: snake_case names of ALTER
   actions ("drop_column", "alter_column_type", "rename", ...), deduplicated in order.
+- `effects`: what running the statement does, whatever its kind (read, write, destroy, server,
+  privilege, configuration, dynamic, ...: see sql_effects.py); `bounded`: for a write, whether
+  the rows it changes are limited (false: DELETE/UPDATE whose WHERE is missing or bounds
+  nothing, MERGE ON true, an upsert from a query, CALL; see _pg_bounds); null otherwise.
+- A text with a backslash is read as the server's escaping settings allow it both ways
+  (standard_conforming_strings, NO_BACKSLASH_ESCAPES), and the statements of both readings
+  are listed (see _escaping_strings).
 - `error`: a one-line message when the text does not parse; `statements` is then [] and the
   caller fails closed. Empty or comment-only text is no statement and no error.
 
@@ -75,7 +82,9 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect, Dialects, NormalizationStrategy
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokens import Token, Tokenizer, TokenType
+
+from extproc.interpret.sql_effects import IDENTITY_SETTINGS, LEXING_SETTINGS, classify
 
 __all__ = ["DIALECTS", "MAX_TEXT", "analyze"]
 
@@ -116,21 +125,36 @@ class _Entry:
     alter_actions: list[str] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
     functions: set[str] = field(default_factory=set)
+    # Effects only the back-end's tree shows (sql_effects.classify adds the rest).
+    effects: set[str] = field(default_factory=set)
+    # For a write of rows: whether the rows are limited (see _Entry.as_dict).
+    bounded: bool | None = None
     # sqlglot read part of it as an opaque Command: report it as "other", never as harmless.
     opaque: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         opaque = self.opaque
+        kind = "other" if opaque else self.kind
+        obj = None if opaque else self.object
+        actions = list(dict.fromkeys(self.alter_actions))
+        effects = classify(kind, obj, actions, self.functions, self.effects)
+        # A write the back-end did not bound itself is one through a function (nextval,
+        # lo_put): it changes the one object named.
+        bounded = self.bounded
+        if bounded is None and "write" in effects:
+            bounded = True
         return {
-            "kind": "other" if opaque else self.kind,
-            "object": None if opaque else self.object,
+            "kind": kind,
+            "object": obj,
             "text": self.text[:MAX_TEXT],
             "tables": sorted(self.tables),
             "has_where": self.has_where,
             "functions": sorted(self.functions),
             "nested": self.nested,
             "program": self.program,
-            "alter_actions": list(dict.fromkeys(self.alter_actions)),
+            "alter_actions": actions,
+            "effects": effects,
+            "bounded": bounded,
         }
 
 
@@ -407,8 +431,35 @@ class _PgWalker:
     def _describe(self, entry: _Entry, typ: str, fields: dict[str, Any]) -> None:
         if typ in ("UpdateStmt", "DeleteStmt"):
             entry.has_where = "whereClause" in fields
-        elif typ == "CopyStmt" and fields.get("is_program"):
-            entry.program = fields.get("filename")
+            entry.bounded = _pg_bounds(fields.get("whereClause"))
+        elif typ == "InsertStmt":
+            # An upsert from a query may rewrite every row the query returns.
+            upsert = (fields.get("onConflictClause") or {}).get("action") == "ONCONFLICT_UPDATE"
+            source = (fields.get("selectStmt") or {}).get("SelectStmt", {})
+            entry.bounded = not (upsert and "valuesLists" not in source)
+        elif typ == "MergeStmt":
+            # Changes only the rows its ON condition matches, unless that bounds nothing
+            # or a WHEN NOT MATCHED BY SOURCE clause changes the rows nothing matches.
+            clauses = [c.get("MergeWhenClause", {}) for c in fields.get("mergeWhenClauses", ())]
+            entry.bounded = not any(
+                c.get("commandType") in _PG_ROW_CHANGES
+                and (c.get("matchKind") == "MERGE_WHEN_NOT_MATCHED_BY_SOURCE"
+                     or not _pg_bounds(fields.get("joinCondition")))
+                for c in clauses
+            )
+        elif typ == "CallStmt":
+            entry.bounded = False  # a procedure may change any row
+        elif typ == "CopyStmt":
+            entry.effects.add("write" if fields.get("is_from") else "read")
+            entry.bounded = True if fields.get("is_from") else None
+            if fields.get("is_program"):
+                entry.program = fields.get("filename")
+            if "filename" in fields:
+                entry.effects.add("server")  # a file or a program on the server, not STDIN
+        elif typ == "VariableSetStmt":
+            entry.effects.update(_setting_effects(fields.get("name", "")))
+        elif typ in ("AlterDatabaseSetStmt", "AlterRoleSetStmt"):
+            entry.effects.add("configuration")
         elif typ == "AlterTableStmt":
             entry.alter_actions = [
                 _PG_ALTER_ACTIONS.get(cmd["AlterTableCmd"].get("subtype", ""), "other")
@@ -448,6 +499,60 @@ class _PgWalker:
                 else:
                     target = key == "relation" and typ in _PG_DML
                     self._node(child, value, _NO_SCOPE if target else scope, False, True)
+
+
+_PG_ROW_CHANGES = frozenset({"CMD_UPDATE", "CMD_DELETE"})
+
+
+def _setting_effects(name: str) -> set[str]:
+    """What setting `name` changes beyond the session: how texts lex, or who runs them."""
+    name = name.lower()
+    if name in LEXING_SETTINGS:
+        return {"configuration"}
+    if name in IDENTITY_SETTINGS:
+        return {"privilege"}
+    return set()
+
+
+def _pg_bounds(where: Any) -> bool:
+    """Whether a WHERE limits the rows it keeps: it refers to a column and is no evident
+    tautology. `true`, `1 = 1`, `$1`, `c = c` and an OR with such a branch bound nothing
+    (an AND is bounded by any of its terms); WHERE CURRENT OF is one row. A heuristic for
+    the constant WHERE: a WHERE that is always true for a reason needing the data is not
+    seen (`c IS NULL OR c IS NOT NULL`)."""
+    if not isinstance(where, dict) or len(where) != 1:
+        return False
+    ((typ, fields),) = where.items()
+    if typ == "BoolExpr":
+        args = fields.get("args", ())
+        if fields.get("boolop") == "AND_EXPR":
+            return any(map(_pg_bounds, args))
+        if fields.get("boolop") == "OR_EXPR":
+            return all(map(_pg_bounds, args))
+    elif typ == "CurrentOfExpr":
+        return True
+    elif typ == "A_Expr" and _pg_same(fields.get("lexpr"), fields.get("rexpr")):
+        return False
+    return _pg_has_column(where)
+
+
+def _pg_has_column(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "ColumnRef" in node or any(map(_pg_has_column, node.values()))
+    if isinstance(node, list):
+        return any(map(_pg_has_column, node))
+    return False
+
+
+def _pg_same(left: Any, right: Any) -> bool:
+    """The same expression, wherever written (locations aside)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        keys = left.keys() - {"location"}
+        return keys == right.keys() - {"location"} and all(
+            _pg_same(left[k], right[k]) for k in keys)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_pg_same, left, right))
+    return left == right and left is not None
 
 
 def _read_postgres(text: str) -> list[_Entry]:
@@ -551,6 +656,51 @@ def _glot_action(action: exp.Expr) -> str:
     return _snake(type(action).__name__)
 
 
+_STDIO = frozenset({"STDIN", "STDOUT"})
+# Scopes of a SET that outlive the session.
+_GLOT_SERVER_SCOPES = frozenset({"GLOBAL", "PERSIST", "PERSIST_ONLY"})
+
+
+def _glot_bounds(where: exp.Expr) -> bool:
+    """As _pg_bounds, on sqlglot's tree."""
+    where = where.unnest()
+    if isinstance(where, exp.And):
+        return _glot_bounds(where.this) or _glot_bounds(where.expression)
+    if isinstance(where, exp.Or):
+        return _glot_bounds(where.this) and _glot_bounds(where.expression)
+    if isinstance(where, exp.Binary) and where.this == where.expression:
+        return False
+    return where.find(exp.Column) is not None
+
+
+def _glot_setting_effects(item: exp.Expr) -> set[str]:
+    """The effects of one SET item: a scope beyond the session, or a setting that does."""
+    kind = str(item.args.get("kind") or "").upper()
+    if kind == "NAMES" or kind.startswith("CHARACTER"):
+        return {"configuration"}
+    target = item.this.this if isinstance(item.this, exp.EQ) else item.this
+    if kind in _GLOT_SERVER_SCOPES or (
+        isinstance(target, exp.SessionParameter)
+        and str(target.args.get("kind") or "").upper() in _GLOT_SERVER_SCOPES
+    ):
+        return {"configuration"}
+    return _setting_effects(target.name if isinstance(target, exp.Expr) else "")
+
+
+def _glot_execute_effects(node: exp.Execute) -> set[str]:
+    """T-SQL's EXEC: of a string or a variable (`EXEC('...')`, `EXEC(@s)`) or through
+    sp_executesql it runs SQL no parser here sees; xp_* procedures reach the server's OS."""
+    target = node.this
+    if isinstance(node, exp.ExecuteSql) or not isinstance(target, exp.Table):
+        return {"dynamic"}
+    name = target.name.lower()
+    if name == "sp_executesql":
+        return {"dynamic"}
+    if name.startswith(("xp_", "sp_oa")):
+        return {"server"}
+    return {"write"}
+
+
 class _Folding(Enum):
     POSTGRES = "postgres"  # unquoted lower-cased, quoted kept
     INSENSITIVE = "insensitive"  # every name lower-cased
@@ -563,6 +713,8 @@ class _GlotDialect:
     folding: _Folding
     # MySQL runs the text inside /*! ... */ comments.
     executable_comments: bool
+    # MySQL with sql_mode NO_BACKSLASH_ESCAPES reads a backslash in a string as itself.
+    literal_backslashes: type[Tokenizer] | None
 
 
 @functools.cache
@@ -577,7 +729,14 @@ def _glot_dialect(name: str) -> _GlotDialect:
         folding = _Folding.UPPER
     else:
         folding = _Folding.POSTGRES
-    return _GlotDialect(dialect, folding, isinstance(dialect, MySQL))
+    literal = None
+    if isinstance(dialect, MySQL):
+        base = dialect.tokenizer_class
+        literal = type(f"{type(dialect).__name__}LiteralBackslashes", (base,), {
+            "STRING_ESCAPES": [e for e in base.STRING_ESCAPES if e != "\\"],
+            "BYTE_STRING_ESCAPES": [e for e in base.BYTE_STRING_ESCAPES if e != "\\"],
+        })
+    return _GlotDialect(dialect, folding, isinstance(dialect, MySQL), literal)
 
 
 class _GlotWalker:
@@ -647,9 +806,46 @@ class _GlotWalker:
         if isinstance(node, exp.Command):
             entry.opaque = True
         elif isinstance(node, (exp.Update, exp.Delete)):
-            entry.has_where = node.args.get("where") is not None
+            where = node.args.get("where")
+            entry.has_where = where is not None
+            entry.bounded = where is not None and _glot_bounds(where.this)
+        elif isinstance(node, exp.Insert):
+            conflict = node.args.get("conflict")
+            rewrites = node.args.get("alternative") == "REPLACE" or (
+                conflict is not None
+                and (conflict.args.get("duplicate") or conflict.args.get("expressions")))
+            entry.bounded = not (rewrites and isinstance(node.expression, exp.Query))
+        elif isinstance(node, exp.Merge):  # as _PgWalker reads MERGE
+            whens = node.args.get("whens")
+            on = node.args.get("on")
+            entry.bounded = not any(
+                isinstance(when.args.get("then"), (exp.Update, exp.Var))
+                and (when.args.get("source") or on is None or not _glot_bounds(on))
+                for when in (whens.expressions if whens else ()))
         elif isinstance(node, exp.Alter):
             entry.alter_actions = [_glot_action(a) for a in node.args.get("actions") or ()]
+            if any(isinstance(option, exp.EngineProperty) and option.name.upper() == "BLACKHOLE"
+                   for option in node.args.get("options") or ()):
+                entry.effects.add("destroy")  # MySQL's BLACKHOLE engine keeps no row
+        elif isinstance(node, exp.Create):
+            if node.args.get("replace") and entry.object == "table":
+                entry.effects.add("destroy")  # the old table and its rows are gone
+        elif isinstance(node, (exp.Copy, exp.LoadData)):
+            into = isinstance(node, exp.LoadData) or bool(node.args.get("kind"))
+            entry.effects.add("write" if into else "read")
+            entry.bounded = True if into else None
+            files = node.args.get("files") or ()
+            if isinstance(node, exp.LoadData) or any(
+                    not (isinstance(f, exp.Identifier) and f.name.upper() in _STDIO)
+                    for f in files):
+                entry.effects.add("server")
+        elif isinstance(node, exp.Set):
+            for item in node.expressions:
+                entry.effects.update(_glot_setting_effects(item))
+        elif isinstance(node, exp.Execute):
+            entry.effects.update(_glot_execute_effects(node))
+            if "write" in entry.effects:
+                entry.bounded = False  # a procedure may change any row
 
     def _args(self, node: exp.Expr, scope: frozenset[str], skip: Iterable[str] = ()) -> None:
         with_clause = node.args.get("with_")
@@ -712,14 +908,15 @@ def _glot_error(error: SqlglotError) -> str:
     return _one_line(f"{type(error).__name__}: {error}")
 
 
-def _read_sqlglot(text: str, name: str) -> list[_Entry]:
+def _read_sqlglot(text: str, name: str, literal_backslashes: bool = False) -> list[_Entry]:
     setup = _glot_dialect(name)
     # Looked for anywhere, string literals included: a rare false alarm that fails closed is
     # cheaper than a second lexer.
     if setup.executable_comments and ("/*!" in text or "/*M!" in text):
         raise _Unparsable("MySQL executable comments (/*! ... */) are not analysed")
+    tokenizer = setup.literal_backslashes if literal_backslashes else None
     try:
-        tokens = setup.dialect.tokenize(text)
+        tokens = (tokenizer(dialect=setup.dialect) if tokenizer else setup.dialect).tokenize(text)
         nodes = setup.dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, text)
     except SqlglotError as error:
         raise _Unparsable(_glot_error(error)) from None
@@ -819,6 +1016,66 @@ def _read(read: _Reader, text: str) -> _Reading:
     return [], _AMBIGUOUS
 
 
+# --- backslashes: the server's lexing settings -----------------------------------------------
+#
+# PostgreSQL with standard_conforming_strings off, and MySQL without NO_BACKSLASH_ESCAPES (its
+# default), read a backslash in a '...' string as an escape; the other setting reads it as
+# itself. A server or database can be set either way, so a text with a backslash is read
+# both ways and the statements of both are described: `SELECT 'a\', 'b; DROP TABLE t; --'`
+# is one harmless SELECT one way, a SELECT and a DROP TABLE the other. (A statement of the
+# PostgreSQL escaping reading shows `\'` as `''` in its text.)
+
+_MYSQL_DASHES = re.compile(r"--[^\x00-\x7f]")
+_MAX_RESCANS = 64
+
+
+def _escaping_strings(text: str) -> str | None:
+    """`text` rewritten so that PostgreSQL's default lexer (standard_conforming_strings on)
+    reads it as one with the setting off would: in each plain '...' string holding a
+    backslash, `\\'` becomes `''`, so every string ends where it would end. None when nothing
+    changes, or when that lexer would fail. Only a string that ends elsewhere than the default
+    lexer's token makes the rest be scanned again; past _MAX_RESCANS, _Unparsable."""
+    chars = list(text)
+    start = 0
+    for _ in range(_MAX_RESCANS):
+        try:
+            tokens = pg_parser.scan("".join(chars[start:]))
+        except pg_parser.ParseError:
+            return None
+        for token in tokens:
+            first, last = start + token.start, start + token.end
+            if token.name != "SCONST" or chars[first] != "'" or "\\" not in chars[first:last]:
+                continue
+            end = _escaping_end(chars, first)
+            if end is None:
+                return None  # unterminated: that lexer fails
+            if end != last:
+                start = end + 1
+                break
+        else:
+            rewritten = "".join(chars)
+            return None if rewritten == text else rewritten
+    raise _Unparsable("too many strings with backslashes to read both ways")
+
+
+def _escaping_end(chars: list[str], first: int) -> int | None:
+    """Where the string opened at `first` ends with backslash escapes (None: it does not),
+    each `\\'` in it rewritten `''`."""
+    i = first + 1
+    while i < len(chars):
+        if chars[i] == "\\" and i + 1 < len(chars):
+            if chars[i + 1] == "'":
+                chars[i] = "'"
+            i += 2
+        elif chars[i] == "'":
+            if chars[i + 1 : i + 2] != ["'"]:
+                return i
+            i += 2
+        else:
+            i += 1
+    return None
+
+
 def _analyze(text: str, dialect: str) -> dict[str, Any]:
     statements: list[dict[str, Any]] = []
     if "\x00" in text:
@@ -827,14 +1084,38 @@ def _analyze(text: str, dialect: str) -> dict[str, Any]:
         error = "SQL text is not valid Unicode (lone surrogate)"
     elif dialect == "postgres":
         statements, error = _read(_read_postgres, text)
+        if error is None and "\\" in text:
+            try:
+                other = _escaping_strings(text)
+            except _Unparsable as problem:
+                statements, error = [], str(problem)
+            else:
+                if other is not None:
+                    statements, error = _both(statements, _read(_read_postgres, other))
+    elif _glot_dialect(dialect).executable_comments and _MYSQL_DASHES.search(text):
+        error = "`--` before a non-ASCII character (MySQL reads no comment there) is not analysed"
     else:
-        statements, error = _read(functools.partial(_read_sqlglot, name=dialect), text)
+        read = functools.partial(_read_sqlglot, name=dialect)
+        statements, error = _read(read, text)
+        if error is None and "\\" in text and _glot_dialect(dialect).literal_backslashes:
+            literal = functools.partial(read, literal_backslashes=True)
+            statements, error = _both(statements, _read(literal, text))
     return {
         "dialect": dialect,
         "statements": statements,
         "multiple": sum(not s["nested"] for s in statements) > 1,
         "error": error,
     }
+
+
+def _both(statements: list[dict[str, Any]], other: _Reading) -> _Reading:
+    """The statements of either lexing (the other's only if it parses), each once: the
+    server runs one of them, which one depends on a setting the gateway cannot see."""
+    other_statements, other_error = other
+    if other_error is not None:
+        return statements, None
+    seen = {orjson.dumps(s) for s in statements}
+    return statements + [s for s in other_statements if orjson.dumps(s) not in seen], None
 
 
 def _is_utf8_encodable(text: str) -> bool:

@@ -6,7 +6,9 @@ of a string plus its *shape*, the same bytes reclassified by one `bytes.translat
 become literal strings (`000 00 0000` for an SSN), and `re` finds a literal prefix at
 memchr speed, where a leading character class costs an attempt at every digit. So every
 pattern here starts with a literal, on the raw bytes or on the shape, and the checks
-(Luhn, mod-97, SSN rules, context words) run on the few candidates only.
+(Luhn, mod-97, SSN rules, context words) run on the few candidates only. A text with
+other scripts' digits, Unicode spaces or invisible characters is read as its ASCII fold
+(shadow.py), and findings are mapped back to it.
 
 Everything is compiled at import, once per process.
 """
@@ -15,16 +17,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from extproc.masking import checks
+from extproc.masking.shadow import ASCII_DIGITS, fold
 
 Found = Iterable[tuple[int, int]]
 
-# Shape: digits -> "0", A-Z -> "A", "-" -> " "; every other byte stays itself.
+# Shape: digits -> "0", A-Z -> "A", a-z -> "a", "-" -> " "; every other byte stays itself.
 _SHAPE = bytes(
-    0x30 if 0x30 <= b <= 0x39 else 0x41 if 0x41 <= b <= 0x5A else 0x20 if b == 0x2D else b
+    0x30 if 0x30 <= b <= 0x39 else 0x41 if 0x41 <= b <= 0x5A else 0x61 if 0x61 <= b <= 0x7A
+    else 0x20 if b == 0x2D else b
     for b in range(256)
 )
 
@@ -44,20 +49,33 @@ _DIGIT_RUN = re.compile(rb"000000000+")
 
 
 class Text:
-    """A text as detectors read it: UTF-8 bytes, their shape, lowercase on demand.
+    """A text as detectors read it: UTF-8 bytes (`raw`: the fold of `source`, the text
+    given, or that text itself), their shape, lowercase on demand.
 
     `pem_resume` is where a private key block, cut into pieces by a stream, carries on
-    (see `private_key`).
+    (see `private_key`), in `source`.
     """
 
-    __slots__ = ("_lower", "_runs", "pem_resume", "raw", "shape")
+    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "pem_resume", "raw", "shape",
+                 "source")
 
-    def __init__(self, raw: bytes, pem_resume: int | None = None) -> None:
-        self.raw = raw
-        self.shape = raw.translate(_SHAPE)
-        self.pem_resume = pem_resume
+    def __init__(self, source: bytes, pem_resume: int | None = None) -> None:
+        self.source = source
+        self._folded = folded = fold(source)
+        self.raw = source if folded is None else folded.shadow
+        self.shape = self.raw.translate(_SHAPE)
+        self.pem_resume = pem_resume if pem_resume is None else self.to_raw(pem_resume)
         self._lower: bytes | None = None
         self._runs: list[tuple[int, int]] | None = None
+        self._key_ids: list[tuple[int, int]] | None = None  # AWS's, for two detectors
+
+    def to_source(self, pos: int) -> int:
+        """Where position `pos` of `raw` is in `source`."""
+        return pos if self._folded is None else self._folded.to_source(pos)
+
+    def to_raw(self, pos: int) -> int:
+        """Where position `pos` of `source` is in `raw`."""
+        return pos if self._folded is None else self._folded.to_shadow(pos)
 
     @property
     def lower(self) -> bytes:
@@ -109,12 +127,16 @@ class Detector:
     canonical: Callable[[str], str] = str
 
 
+_NOT_DECIMAL = re.compile(r"[^0-9]", re.ASCII)
+
+
 def _digits(value: str) -> str:
-    return "".join(c for c in value if c.isdigit())
+    """The ASCII digits of a value, whatever script it is written in."""
+    return _NOT_DECIMAL.sub("", value.translate(ASCII_DIGITS))
 
 
 def _alnum_upper(value: str) -> str:
-    return "".join(c for c in value if c.isalnum()).upper()
+    return "".join(c for c in unicodedata.normalize("NFKC", value) if c.isalnum()).upper()
 
 
 def _bounded(t: Text, s: int, e: int, table: bytes = _ALNUM) -> bool:
@@ -185,11 +207,17 @@ def _in_authority(t: Text, s: int) -> bool:
 
 # --- payment cards ---------------------------------------------------------------------
 
-# Contiguous 12-19 digits, or groups: 4-4-4(-1..4)(-1..4) and Amex/Diners 4-6-4/5. A
-# comma next to one is a delimiter (CSV), never a thousands separator: a thousands
-# group has exactly 3 digits, and no card or group does.
-_CARD_GROUPS = re.compile(rb"0000 (?:0000 0000(?: 0{1,4}){0,2}|000000 0{4,5})")
-_CARD_SEPS = b" -"
+# Contiguous 12-19 digits, or groups: 4-4-4(-1..4)(-1..4) and Amex/Diners 4-6-4/5,
+# separated by spaces or dashes, or by dots or slashes alike. A comma next to one is a
+# delimiter (CSV), never a thousands separator: a thousands group has exactly 3 digits,
+# and no card or group does. A number written with a zero fraction (`….0`) or an
+# exponent (`4.111111111111111e15`: a float printed) is read as its integer.
+# On the shape, where a dash is a space: one separator throughout.
+_CARD_GROUPS = re.compile(
+    rb"0000(?P<sep>[ ./])(?:0000(?P=sep)0000(?:(?P=sep)0{1,4}){0,2}|000000(?P=sep)0{4,5})")
+_CARD_SEPS = b" -./"
+_ZERO_FRACTION = re.compile(rb"\.0+(?![0-9])")
+_EXPONENT = re.compile(rb"[eE]\+?[0-9]{1,2}")  # after a run of digits: `d.ddd…e15`
 
 
 def _card_number(digits: str) -> bool:
@@ -197,17 +225,36 @@ def _card_number(digits: str) -> bool:
 
 
 def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    # Digits going on past a "." make a decimal number, not a card.
-    if not _bounded(t, s, e, _WORD) or _continues(t, e, b".") or _extends_back(t, s, b"."):
+    # Digits going on past a "." make a decimal number, not a card, unless all zeros.
+    if _extends_back(t, s, b".") and (exponent := _EXPONENT.match(t.raw, e)) is not None:
+        return _card_exponent(t, s - 2, exponent.end())
+    if not _bounded(t, s, e, _WORD) or _extends_back(t, s, b"."):
         return None
-    return (s, e) if _card_number(t.raw[s:e].decode()) else None
+    if _continues(t, e, b".") and (fraction := _ZERO_FRACTION.match(t.raw, e)) is None:
+        return None
+    if not _card_number(t.raw[s:e].decode()):
+        return None
+    return (s, e) if not _continues(t, e, b".") else (s, fraction.end())
+
+
+def _card_exponent(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    """A float in exponent notation (`d.ddd…e15`) whose value is a whole card number."""
+    if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS) or t.at(_WORD, e):
+        return None
+    mantissa, _, exponent = t.raw[s:e].lower().partition(b"e")
+    whole, _, fraction = mantissa.partition(b".")
+    shift = int(exponent) - len(fraction)
+    if shift < 0 and fraction[shift:].strip(b"0"):
+        return None  # a fraction remains: not an integer
+    digits = (whole + fraction + b"0" * shift) if shift >= 0 else (whole + fraction[:shift])
+    return (s, e) if _card_number(digits.decode()) else None
 
 
 def _card_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
     """Grouped digits; trailing groups that are not part of the card (an expiry) fall off."""
     if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS + b"."):
         return None
-    groups = re.split(rb"[ -]", t.raw[s:e])
+    groups = re.split(rb"[ ./-]", t.raw[s:e])
     for n in range(len(groups), 2, -1):
         end = s + sum(len(g) + 1 for g in groups[:n]) - 1
         if _card_number(b"".join(groups[:n]).decode()):
@@ -217,16 +264,16 @@ def _card_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
 
 credit_card = Detector(
     "credit_card", "CREDIT_CARD",
-    _both(_runs(12, 19, _card_run),
-          _matches(_CARD_GROUPS, _card_groups, shape=True)),
+    _both(_runs(12, 19, _card_run), _matches(_CARD_GROUPS, _card_groups, shape=True)),
     max_len=26, reveal=4, canonical=_digits,
 )
 
 # --- US social security numbers ----------------------------------------------------------
 
-# With dashes anywhere; with spaces or none (9 digits) only after a context word, because
-# 9-digit ids (orders, routing numbers, zip+4) are far more common than bare SSNs.
-_SSN_GROUPS = re.compile(rb"000 00 0000")
+# With dashes anywhere; with spaces, dots, slashes or none (9 digits) only after a
+# context word, because 9-digit ids (orders, routing numbers, zip+4) and other dotted
+# or slashed numbers are far more common than bare SSNs.
+_SSN_GROUPS = re.compile(rb"000(?P<sep>[ ./])00(?P=sep)0000")
 _SSN_CONTEXT = _context(
     rb"(?<![a-z])(?:ssns?|ss#|social[ _-]?sec(?:urity)?|soc\.?[ _-]?sec)(?![a-z])", 48
 )
@@ -245,7 +292,7 @@ def _ssn_span(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
 
 def _ssn_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
     seps = t.raw[s + 3 : s + 4] + t.raw[s + 6 : s + 7]
-    if seps not in (b"--", b"  "):
+    if seps not in (b"--", b"  ", b"..", b"//"):
         return None
     return _ssn_span(t, s, e, dashed=seps == b"--")
 
@@ -259,29 +306,48 @@ us_ssn = Detector(
 
 # --- IBAN -------------------------------------------------------------------------------
 
+# In upper or lower case (banks and their APIs take both), single spaces anywhere.
 _IBAN = re.compile(rb"AA00(?: ?[A0]){11,32}")
+_IBAN_LOWER = re.compile(rb"aa00(?: ?[a0]){11,32}")
+_IBAN_COUNTRIES = frozenset(c.encode() for code in checks.IBAN_LENGTHS
+                            for c in (code, code.lower()))
 
 
 # Per IBAN length: the country's number of letters and digits, single spaces between.
 _IBAN_EXACT = {
-    n: re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){%d}" % (n - 4))
+    n: re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){%d}" % (n - 4), re.IGNORECASE)
     for n in set(checks.IBAN_LENGTHS.values())
 }
 
 
 def _iban(t: Text, s: int, e: int) -> tuple[int, int] | None:
     """Cut the candidate at its country's length, then check mod-97."""
-    length = checks.IBAN_LENGTHS.get(t.raw[s : s + 2].decode())
-    if length is None or t.at(_ALNUM, s - 1):
+    if t.raw[s : s + 2] not in _IBAN_COUNTRIES or t.at(_ALNUM, s - 1):
         return None
+    length = checks.IBAN_LENGTHS[t.raw[s : s + 2].upper().decode()]
     m = _IBAN_EXACT[length].match(t.raw, s)
     if m is None or t.at(_ALNUM, m.end()):
         return None
-    return m.span() if checks.iban_valid(m[0].replace(b" ", b"").decode()) else None
+    return m.span() if checks.iban_valid(m[0].replace(b" ", b"").upper().decode()) else None
 
 
-iban = Detector("iban", "IBAN_CODE", _matches(_IBAN, _iban, shape=True), max_len=70, reveal=4,
-                canonical=_alnum_upper)
+def _iban_lower(t: Text) -> Iterator[tuple[int, int]]:
+    """Lower-case candidates, from `bytes.find` and a country first: `re` looking for
+    `aa00` stops at every lower-case letter of the shape (~4x slower on text), and hex
+    ids (UUIDs) are full of `aa00`."""
+    shape, raw = t.shape, t.raw
+    pos = shape.find(b"aa00")
+    while pos != -1:
+        end = pos + 1
+        if (raw[pos : pos + 2] in _IBAN_COUNTRIES and (m := _IBAN_LOWER.match(shape, pos))
+                and (span := _iban(t, *m.span()))):
+            yield span
+            end = span[1]
+        pos = shape.find(b"aa00", end)
+
+
+iban = Detector("iban", "IBAN_CODE", _both(_matches(_IBAN, _iban, shape=True), _iban_lower),
+                max_len=70, reveal=4, canonical=_alnum_upper)
 
 # --- e-mail -----------------------------------------------------------------------------
 
@@ -464,13 +530,30 @@ def _prefixed(*patterns: bytes, check: Callable[[Text, int, int], tuple[int, int
     return _both(*(_matches(re.compile(p), check) for p in patterns))
 
 
+# Upper case as AWS issues them, or lower case (AWS and its SDKs take either); a lower
+# case one has a digit, as nearly every key id does and `asia…` words do not.
 _AWS_KEY_ID = re.compile(rb"A[KS]IA[A-Z0-9]{16}")
+_AWS_KEY_ID_LOWER = (re.compile(rb"akia[a-z0-9]{16}"), re.compile(rb"asia[a-z0-9]{16}"))
 
-aws_access_key_id = Detector(
-    "aws_access_key_id", "AWS_ACCESS_KEY_ID",
-    _matches(_AWS_KEY_ID, lambda t, s, e: (s, e) if _bounded(t, s, e) else None),
-    max_len=22, reveal=4,
-)
+
+def _aws_key_id_lower(t: Text, s: int, e: int) -> tuple[int, int] | None:
+    return (s, e) if _bounded(t, s, e) and t.raw[s + 4 : e].translate(
+        None, _NOT_DIGIT) else None
+
+
+def _aws_key_ids(t: Text) -> list[tuple[int, int]]:
+    """Key ids, found once a text: the key id detector's findings, and context for the
+    secret key's."""
+    if t._key_ids is None:
+        t._key_ids = [m.span() for m in _AWS_KEY_ID.finditer(t.raw) if _bounded(t, *m.span())]
+        t._key_ids += [span for pattern in _AWS_KEY_ID_LOWER if pattern.pattern[:4] in t.raw
+                       for m in pattern.finditer(t.raw)
+                       if (span := _aws_key_id_lower(t, *m.span()))]
+    return t._key_ids
+
+
+aws_access_key_id = Detector("aws_access_key_id", "AWS_ACCESS_KEY_ID", _aws_key_ids,
+                             max_len=22, reveal=4)
 
 # An AWS secret access key is 40 characters of base64 with nothing else to recognise it
 # by: any 40-character base64 run would do. So one is a finding only within 160 bytes
@@ -489,8 +572,8 @@ def _aws_contexts(t: Text) -> Iterator[int]:
             if word != b"aws" or not (pos and 0x61 <= lower[pos - 1] <= 0x7A):
                 yield pos + len(word)
             pos = lower.find(word, pos + 1)
-    for m in _AWS_KEY_ID.finditer(t.raw):
-        yield m.end()
+    for _, e in _aws_key_ids(t):
+        yield e
 
 
 def _aws_secret(t: Text) -> Iterator[tuple[int, int]]:
@@ -623,13 +706,15 @@ BY_NAME: dict[str, Detector] = {d.name: d for d in DETECTORS}
 
 
 def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detector]]:
-    """Findings of `detectors` in `t`, overlapping ones merged, in order.
+    """Findings of `detectors` in `t`, overlapping ones merged, in order, in `t.source`.
 
     Overlaps are merged rather than one dropped, so that nothing of either passes in
     clear; the merged finding takes the longest member's detector.
     """
     chosen = tuple(detectors)
     found = sorted((s, -e, i) for i, d in enumerate(chosen) for s, e in d.find(t))
+    if t.raw is not t.source:
+        found = [(t.to_source(s), -t.to_source(-neg_e), i) for s, neg_e, i in found]
     merged: list[list[int]] = []  # start, end, detector index, its finding's length
     for s, neg_e, i in found:
         e = -neg_e

@@ -145,6 +145,34 @@ def field_in_text(fields: frozenset[str]) -> Detector:
     return Detector("field", "FIELD", find, max_len=_MAX_KEY + _MAX_VALUE + 24)
 
 
+@lru_cache(maxsize=64)
+def column_rules(fields: frozenset[str], delimiter: str) -> Detector:
+    """The key-name rules over delimited text (CSV, TSV) as a detector: the cells of the
+    columns whose header (the first record) names one of `fields`. Cells are read as RFC
+    4180 writes them: quoted (`""` inside) or bare up to the next delimiter or line end.
+    """
+    d = re.escape(delimiter.encode())
+    cells = re.compile(rb'(?:"((?:[^"]|"")*)"|([^"%s\r\n]*))(%s|\r?\n|\Z)' % (d, d))
+
+    def find(t: Text) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        ruled: set[int] = set()
+        column, pos, header = 0, 0, True
+        while pos < len(t.raw) and (m := cells.match(t.raw, pos)) and m.end() > pos:
+            cell = 1 if m.start(1) != -1 else 2
+            if header and normalise_field(_decode(m[cell]).strip()) in fields:
+                ruled.add(column)
+            elif not header and column in ruled and m.end(cell) > m.start(cell):
+                found.append(m.span(cell))
+            column += 1
+            if m[3] != delimiter.encode():  # the record ends
+                column, header = 0, False
+            pos = m.end()
+        return found
+
+    return Detector("field", "FIELD", find, max_len=0)
+
+
 class Masker:
     """Masks text, JSON values and streams; built once, shared by every request.
 
@@ -169,11 +197,19 @@ class Masker:
             for s, e, d in scan(Text(raw), self.detectors(spec))
         ]
 
-    def mask_text(self, text: str, spec: MaskSpec) -> tuple[str, Counter[str]]:
-        """`text` with every finding rewritten; counts: detector name -> findings masked."""
+    def mask_text(self, text: str, spec: MaskSpec, delimiter: str | None = None
+                  ) -> tuple[str, Counter[str]]:
+        """`text` with every finding rewritten; counts: detector name -> findings masked.
+
+        `delimiter`: the text is a table (CSV: ","), whose header row's names are keys
+        for the key-name rules (see `column_rules`).
+        """
         counts: Counter[str] = Counter()
         raw = _encode(text)
-        found = _scan(Text(raw), self.detectors(spec), spec.keep_masked)
+        dets = self.detectors(spec)
+        if delimiter is not None and spec.fields:
+            dets = (*dets, column_rules(spec.fields, delimiter))
+        found = _scan(Text(raw), dets, spec.keep_masked)
         if not found:
             return text, counts
         return _decode(self.splice(raw, found, spec, counts)), counts
@@ -196,16 +232,22 @@ class Masker:
 
         The value is not modified: what changes is copied, what does not is shared.
         Strings are scanned with their key as context (so {"phone": "0612345678"} reads
-        as a phone number); keys are never masked. A value under a field rule is masked
-        whole, every scalar of it if it is an object or a list, counted as
-        `field:<rule>`. An integer of 9 digits or more is scanned as its digits (a card
-        number written as a number is still a card) and, if masked, becomes a string.
-        Floats, booleans and null pass, except under a field rule (null always passes).
-        A model's tool-call arguments are masked as `spec.for_actions` says.
+        as a phone number). A value under a field rule is masked whole, every scalar of
+        it if it is an object or a list, counted as `field:<rule>`; a table's cells
+        (`{"columns": [...], "rows": [[...]]}`, see `_table`) are under their column's
+        name as under a key. A number of 9 digits or more, an integer or a float without
+        a fraction, is scanned as its digits (a card number written as a number is still
+        a card) and, if masked, becomes a string. Other floats, booleans and null pass,
+        except under a field rule (null always passes). Keys are scanned too, each
+        distinct key once: a key that is data (`{"ann@example.com": {...}}`) is renamed
+        masked (`[REDACTED:EMAIL_ADDRESS]`, then ` #2`... where two would collide). A
+        model's tool-call arguments are masked as `spec.for_actions` says.
         """
         counts: Counter[str] = Counter()
         doc = _Document(value, spec.fields)
         changes: list[tuple[Any, Any, Any]] = []
+        renames = [self._masked_keys(keys, part, counts) for keys, part in (
+            (doc.data_keys, spec), (doc.action_keys, spec.for_actions))]
         for scalars, part in ((doc.data, spec), (doc.actions, spec.for_actions)):
             found = scalars.findings(self.detectors(part), part.keep_masked)
             for i, rule in scalars.field_rules.items():
@@ -217,7 +259,19 @@ class Masker:
             masked = scalars.masked_texts(
                 found, lambda raw, spans, part=part: self.splice(raw, spans, part, counts))
             changes += ((*scalars.ref(i), text) for i, text in masked.items())
-        return doc.rebuild(changes), counts
+        return doc.rebuild(changes, *renames), counts
+
+    def _masked_keys(self, keys: Iterable[Any], spec: MaskSpec, counts: Counter[str]
+                     ) -> dict[str, str]:
+        """Key -> its masked text, for the keys with findings (scanned without context)."""
+        scalars = _Scalars()
+        for k in keys:
+            if type(k) is str and (len(k) >= _KEY_PLAIN_MAX or _KEY_DATA_HINT.search(k)):
+                scalars.add(None, k, "", k, None)
+        found = scalars.findings(self.detectors(spec), spec.keep_masked)
+        masked = scalars.masked_texts(
+            found, lambda raw, spans: self.splice(raw, spans, spec, counts))
+        return {scalars.ref(i)[1]: text for i, text in masked.items()}
 
     def _mask_field(self, text: str, found: Found, spec: MaskSpec) -> str:
         """A field value masked whole, as the detector that recognises all of it if one does."""
@@ -237,8 +291,8 @@ def _scan(t: Text, dets: tuple[Detector, ...], keep_masked: bool) -> Found:
     found = scan(t, dets)
     if not found:
         return found
-    return strategies.unmasked(t.raw, found) if keep_masked else strategies.unredacted(
-        t.raw, found)
+    return strategies.unmasked(t.source, found) if keep_masked else strategies.unredacted(
+        t.source, found)
 
 
 def _encode(text: str) -> bytes:
@@ -249,7 +303,13 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogatepass")
 
 
-_BIG = 10**8  # integers from 9 digits on can be SSNs, phone numbers or cards
+_BIG = 10**8  # numbers from 9 digits on can be SSNs, phone numbers or cards
+
+# A key shorter than the shortest token without a digit (a Slack token's 15 characters)
+# and without any of these holds no finding: most keys (`name`, `card_number`) are not
+# scanned at all, which would cost a scan's fixed ~150 µs a document.
+_KEY_PLAIN_MAX = 15
+_KEY_DATA_HINT = re.compile(r"[0-9@:=\"]|[^\x00-\x7f]")
 
 # Where a model's tool call holds its arguments, what an agent acts on: the key of an
 # object that is the value of `function` (chat completions, and the legacy
@@ -339,12 +399,16 @@ class _Scalars:
 
 class _Document:
     """A JSON value's scalars to scan — what an agent reads (`data`) apart from what it is
-    told to do (`actions`: a model's tool-call arguments) — then its copy-on-write rebuild."""
+    told to do (`actions`: a model's tool-call arguments), and the distinct keys of each —
+    then its copy-on-write rebuild."""
 
     def __init__(self, root: Any, fields: frozenset[str]) -> None:
         self.root = root
         self.data, self.actions = _Scalars(), _Scalars()
+        self.data_keys: Iterable[Any] = ()
+        self.action_keys: Iterable[Any] = ()
         self._parents: dict[int, tuple[Any, Any]] = {}
+        self._acting: set[int] = set()  # containers inside a tool call's arguments
         self._holder = [root]  # the root sits in a one-element list: it too has a container
         self._shared = False  # a container reached twice (built in Python, not parsed)
         self._walk(fields)
@@ -355,27 +419,40 @@ class _Document:
             self.__init__(_untangled(root), fields)  # type: ignore[misc]
 
     def _walk(self, fields: frozenset[str]) -> None:
-        actions, parents = self.actions, self._parents
+        actions, parents, acting_ids = self.actions, self._parents, self._acting
         pieces, refs, found_refs, rules = (
             self.data.pieces.extend, self.data.refs.extend, self.data.refs, self.data.field_rules)
-        keys: dict[Any, tuple[str, str | None]] = {}  # key -> its text, its field rule
+        # key -> its text, its field rule; one cache per part, so each lists its keys
+        data_keys: dict[Any, tuple[str, str | None]] = {}
+        action_keys: dict[Any, tuple[str, str | None]] = {}
         # A container, its key, the field rule over it, which of its keys holds a tool
-        # call's arguments (if any), whether it is inside such arguments.
-        stack: list[tuple[Any, str, str | None, str | None, bool]] = [
-            (self._holder, "", None, None, False)]
+        # call's arguments (if any), whether it is inside such arguments, and if it is a
+        # table's list of rows or one row, the table's column names (see `_table`).
+        stack: list[tuple[Any, str, str | None, str | None, bool, _Part | None]] = [
+            (self._holder, "", None, None, False, None)]
         while stack:
-            node, key, inner, holds, acting = stack.pop()
-            rule = inner
+            node, key, inner, holds, acting, part = stack.pop()
+            rule, own_key = inner, key
             is_dict = type(node) is dict
-            if is_dict and holds is None and not acting:
-                kind = node.get("type")
-                holds = _ACTION_OF_TYPE.get(kind) if type(kind) is str else None
+            keys = action_keys if acting else data_keys
+            table = rows = row = None  # (rows key, names) of a table; names of rows, of a row
+            if part is not None:
+                rows, row = (part[1], None) if part[0] == "rows" else (None, part[1])
+            if is_dict:
+                if holds is None and not acting:
+                    kind = node.get("type")
+                    holds = _ACTION_OF_TYPE.get(kind) if type(kind) is str else None
+                if "columns" in node or "fields" in node:
+                    table = _table(node, fields)
             for k, v in node.items() if is_dict else enumerate(node):
                 if is_dict:
                     if (known := keys.get(k)) is None:
                         name = normalise_field(str(k))
                         known = keys[k] = (str(k), name if name in fields else None)
                     key, inner = known
+                    inner = inner or rule
+                elif row is not None:  # a table's cell: under its column's name
+                    key, inner = row[k] if k < len(row) else (own_key, None)
                     inner = inner or rule
                 t = type(v)
                 if t is str:
@@ -385,13 +462,22 @@ class _Document:
                         self._shared = True
                     parents[id(v)] = (node, k)
                     action = acting or (holds is not None and k == holds)
+                    if action:
+                        acting_ids.add(id(v))
+                    sub: _Part | None = None
+                    if table is not None and k == table[0]:
+                        sub = ("rows", table[1])
+                    elif rows is not None and t is list:
+                        sub = ("row", rows)
                     stack.append((v, key, inner, None if action or not is_dict
-                                  else _ACTION_UNDER.get(k), action))
+                                  else _ACTION_UNDER.get(k), action, sub))
                     continue
                 elif inner is not None and v is not None:
                     text = _scalar_text(v)
                 elif t is int and not -_BIG < v < _BIG:
                     text = str(v)
+                elif t is float and not -_BIG < v < _BIG and v.is_integer():
+                    text = str(int(v))  # 4111111111111111.0, 4.111111111111111e15
                 else:
                     continue
                 if acting or (holds is not None and k == holds):
@@ -401,27 +487,85 @@ class _Document:
                     rules[len(found_refs) >> 1] = inner
                 pieces((key, "\x01", text, "\x00"))
                 refs((node, k))
+        self.data_keys, self.action_keys = data_keys, action_keys
 
-    def rebuild(self, changes: list[tuple[Any, Any, Any]]) -> Any:
-        """The root with `changes` (container, key, new value) made on copies of their paths."""
+    def rebuild(self, changes: list[tuple[Any, Any, Any]], data_renames: dict[str, str],
+                action_renames: dict[str, str]) -> Any:
+        """The root with `changes` (container, key, new value) made on copies of their
+        paths, then the keys in `*_renames` renamed in every object holding one."""
         copies: dict[int, Any] = {}
         for node, key, value in changes:
-            path = []  # node and its ancestors not copied yet, bottom up
-            up = node
-            while id(up) not in copies:
-                path.append(up)
-                if up is self._holder:
-                    break
-                up = self._parents[id(up)][0]
-            for original in reversed(path):
-                copies[id(original)] = copy = (
-                    dict(original) if type(original) is dict else list(original)
-                )
-                if original is not self._holder:
-                    parent, at = self._parents[id(original)]
-                    copies[id(parent)][at] = copy
-            copies[id(node)][key] = value
+            self._copied(node, copies)[key] = value
+        if data_renames or action_renames:
+            renamed: dict[int, dict[Any, Any]] = {}  # object -> its keys' new names
+            for parent, at in list(self._parents.values()):
+                node = parent[at]
+                names = action_renames if id(node) in self._acting else data_renames
+                if type(node) is dict and names and not names.keys().isdisjoint(node):
+                    self._rename(node, names, copies, renamed)
         return copies[id(self._holder)][0] if copies else self.root
+
+    def _copied(self, node: Any, copies: dict[int, Any]) -> Any:
+        """The copy of `node`, made (with its ancestors' not made yet) if need be."""
+        path = []  # node and its ancestors not copied yet, bottom up
+        up = node
+        while id(up) not in copies:
+            path.append(up)
+            if up is self._holder:
+                break
+            up = self._parents[id(up)][0]
+        for original in reversed(path):
+            copies[id(original)] = copy = (
+                dict(original) if type(original) is dict else list(original)
+            )
+            if original is not self._holder:
+                parent, at = self._parents[id(original)]
+                copies[id(parent)][at] = copy
+        return copies[id(node)]
+
+    def _rename(self, node: dict[Any, Any], names: dict[str, str], copies: dict[int, Any],
+                renamed: dict[int, dict[Any, Any]]) -> None:
+        """Replace `node`'s copy by one with its keys renamed, in order; a new name taken
+        already (by another key, or the same masked twice) gets ` #2`, ` #3`..."""
+        copy = self._copied(node, copies)
+        out: dict[Any, Any] = {}
+        new_names = renamed[id(node)] = {}
+        for k, v in copy.items():
+            new = names.get(k, k) if type(k) is str else k
+            if new != k:
+                n, base = 1, new
+                while new in out or new in copy:
+                    n += 1
+                    new = f"{base} #{n}"
+                new_names[k] = new
+            out[new] = v
+        copies[id(node)] = out
+        parent, at = self._parents[id(node)]
+        copies[id(parent)][renamed.get(id(parent), {}).get(at, at)] = out
+
+
+# A table as SQL APIs answer (the demo's /sql, Datasette's `_shape=arrays`, Trino):
+# column names beside rows that are arrays of cells. Its column names, each with its
+# field rule; a part of one: "rows" (the list of rows) or "row", with the names.
+_Names = tuple[tuple[str, str | None], ...]
+_Part = tuple[str, _Names]
+_COLUMNS, _ROWS = ("columns", "fields"), ("rows", "data", "values")
+
+
+def _table(node: dict[Any, Any], fields: frozenset[str]) -> tuple[str, _Names] | None:
+    """`node`'s rows key and column names, if it is a table: a list of names (or of
+    objects with a `name`) beside a list of rows."""
+    columns = next((c for k in _COLUMNS if type(c := node.get(k)) is list), None)
+    at = next((k for k in _ROWS if type(node.get(k)) is list), None)
+    if columns is None or at is None:
+        return None
+    names = []
+    for column in columns:
+        name = column.get("name") if type(column) is dict else column
+        text = name if type(name) is str else ""
+        rule = normalise_field(text)
+        names.append((text, rule if rule in fields else None))
+    return at, tuple(names)
 
 
 def _untangled(value: Any) -> Any:

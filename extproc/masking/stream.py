@@ -66,10 +66,11 @@ class MaskingStream:
     def _release(self, final: bool) -> str:
         text = self._context + self._pending
         base, end = len(self._context), len(text)
-        found = scan(Text(text, base if self._pem_open else None), self._detectors)
+        t = Text(text, base if self._pem_open else None)
+        found = scan(t, self._detectors)
         if found:
             found = unmasked(text, found) if self._spec.keep_masked else unredacted(text, found)
-        cut = end if final else self._safe_cut(text, base, found)
+        cut = end if final else self._safe_cut(t, base, found)
         released = [
             (max(s, base) - base, e - base, d) for s, e, d in found if e > base and e <= cut
         ]
@@ -83,14 +84,17 @@ class MaskingStream:
         self._scan_at = len(self._pending) + max(_MIN_STEP, (len(self._pending) - self.hold) // 2)
         return out.decode("utf-8", "surrogatepass")
 
-    def _safe_cut(self, text: bytes, base: int, found: list[tuple[int, int, Detector]]) -> int:
-        """How far text can be released: before anything that could still grow or change."""
-        end = len(text)
-        cut = end - self.hold
+    def _safe_cut(self, t: Text, base: int, found: list[tuple[int, int, Detector]]) -> int:
+        """How far text can be released: before anything that could still grow or change.
+
+        Detectors read the text's fold (see shadow.py), so what they may still read is
+        measured there, and mapped back."""
+        text, end, folded_end = t.source, len(t.source), len(t.raw)
+        cut = t.to_source(max(0, folded_end - self.hold))
         for d in self._long:
-            m = d.pending.search(text, base) if d.pending else None
-            if m is not None and end - m.start() <= d.max_len:
-                cut = min(cut, m.start())
+            m = d.pending.search(t.raw, t.to_raw(base)) if d.pending else None
+            if m is not None and folded_end - m.start() <= d.max_len:
+                cut = min(cut, t.to_source(m.start()))
         for s, e, _ in reversed(found):
             if s < cut < e or (e >= end and s < cut):
                 cut = s

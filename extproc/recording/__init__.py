@@ -6,9 +6,14 @@ the tables, `verify.py` how a chain is checked.
 """
 
 from extproc.recording.record import BodyCapture, Decided, Evidence
-from extproc.recording.writer import Recorder, RecorderSettings, RecordingUnavailable
+from extproc.recording.writer import (
+    Recorder,
+    RecorderSettings,
+    RecordingQuota,
+    RecordingUnavailable,
+)
 
 __all__ = [
     "BodyCapture", "Decided", "Evidence", "Recorder", "RecorderSettings",
-    "RecordingUnavailable",
+    "RecordingQuota", "RecordingUnavailable",
 ]

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from extproc.body_masking import ChatTextMasking
+from extproc.body_masking import EventMasking
 from extproc.config import Target
 from extproc.http_message import is_json, media_type, parse_json
 from extproc.interpret.llm import ChatStream
@@ -271,7 +271,7 @@ def _masked_events(masker: Masker, text: str) -> str:
     Text still held back when a choice never finished (a stream cut, or refused) goes
     out after the last event with choices, before the closing ones (an error, `[DONE]`),
     where it was in the stream."""
-    stream, masking = ChatStream(), ChatTextMasking(masker, RECORD_MASK)
+    stream, masking = ChatStream(), EventMasking(masker, RECORD_MASK)
     events = stream.feed(text.encode()) + stream.finish()
     masked = [masking.event(event.raw, event.payload) for event in events]
     last = max((i for i, event in enumerate(events) if isinstance(event.payload, dict)

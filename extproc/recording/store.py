@@ -82,6 +82,33 @@ def add_checkpoints(connection: Connection, checkpoints: list[Checkpoint]) -> No
         [tuple(getattr(c, name) for name in _CHECKPOINT_COLUMNS) for c in checkpoints])
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A writer's start: where its chain (re)began and the anchor log it writes to."""
+
+    writer: str
+    registered_us: int
+    seq: int
+    anchor: str | None
+
+
+def register(connection: Connection, registration: Registration) -> None:
+    connection.execute(
+        "INSERT INTO writers (writer, registered_us, seq, anchor) VALUES (?, ?, ?, ?)",
+        (registration.writer, registration.registered_us, registration.seq,
+         registration.anchor))
+
+
+def registrations(connection: Connection) -> list[Registration]:
+    """Every writer's starts, oldest first; none in a store from before registration."""
+    (version,) = connection.execute(
+        "SELECT version FROM tollgate_schema WHERE component = 'recording'")[0]
+    if version < 2:
+        return []
+    return [Registration(*values) for values in connection.execute(
+        "SELECT writer, registered_us, seq, anchor FROM writers ORDER BY registered_us")]
+
+
 def last_of(connection: Connection, writer: str) -> tuple[int, str] | None:
     """The newest record of `writer`'s chain: (seq, hash)."""
     found = connection.execute(

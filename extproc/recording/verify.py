@@ -3,9 +3,14 @@
 For each writer's chain, in order: the numbering has no gap, each record's hash is the
 hash of its content in its place, each record names its predecessor's hash, and the
 searchable columns still match the content. Then every checkpoint: its signature is the
-audit key's, and the record it names is there with that hash. Checkpoints kept outside
-the store (`recording.checkpoint_file`) are checked the same way, so a store rewritten
-whole — chains recomputed, checkpoints dropped — still disagrees with them.
+audit key's, and the record it names is there with that hash.
+
+The store alone cannot show what was cut from its end, or a writer deleted whole: so
+the anchor logs kept outside it (`anchors.py`) are held against it, both ways. What a
+log has and the store lacks was deleted from the store (a writer, a tail: "shortened", a
+statement, a registration); what the store has and the log of a writer registered with
+it lacks, was cut from the log. A chain is vouched for up to its newest anchored
+statement; what comes after, and any writer no given log knows, only the store shows.
 """
 
 from __future__ import annotations
@@ -15,22 +20,30 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from extproc.cli_text import utc
 from extproc.recording import store
+from extproc.recording.anchors import AnchorLog
 from extproc.recording.chain import GENESIS, Checkpoint, Verifier, record_hash
 from extproc.store import Connection
 
 # Problems reported per chain: the first broken link is what matters; the rest is noise.
 _MOST_PER_CHAIN = 20
+# A checkpoint signed this shortly before its log was read may be between the store's
+# commit and the log's append: not yet anchored, rather than cut from the log.
+_IN_FLIGHT_US = 5_000_000
+# What problems about no one chain are filed under.
+_LOG, _KEY = "anchor log", "audit key"
 
 
 @dataclass(frozen=True)
 class Problem:
     writer: str
-    seq: int
+    seq: int | None  # None: about the writer (or the log, the key) as a whole
     what: str
 
     def __str__(self) -> str:
-        return f"{store.record_id(self.writer, self.seq)}: {self.what}"
+        where = self.writer if self.seq is None else store.record_id(self.writer, self.seq)
+        return f"{where}: {self.what}"
 
 
 @dataclass
@@ -41,6 +54,16 @@ class Chain:
     records: int = 0
     pruned_to: int = 0  # the last seq a valid prune statement covers
     checkpointed_to: int = 0  # the last seq a valid checkpoint covers
+    registered: dict[int, str | None] = field(default_factory=dict)  # start µs -> its log
+    anchor: str | None = None  # the log its newest registration names
+    anchored: bool = False  # a log given to verify is this writer's, or names it
+    anchored_to: int = -1  # the newest record an anchored statement names
+    anchored_us: int = 0  # when that statement was signed
+
+    @property
+    def end(self) -> int:
+        """The newest record the store shows of this chain (pruned ones included)."""
+        return self.last if self.records else self.pruned_to
 
 
 @dataclass
@@ -48,6 +71,7 @@ class Report:
     chains: dict[str, Chain] = field(default_factory=dict)
     checkpoints: int = 0
     anchors: int = 0
+    anchoring: bool = False  # anchor logs were given (none: nothing outside the store)
     # At most `listed_per_chain` problems of a chain are listed; `problem_count` counts all.
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
@@ -56,6 +80,15 @@ class Report:
     @property
     def intact(self) -> bool:
         return not self.problem_count
+
+    def add(self, problem: Problem) -> None:
+        _add(self, problem)
+
+    def unvouched(self) -> dict[str, str]:
+        """Chains only the store vouches for (so deletion from it may not show), and why."""
+        if not self.anchoring:
+            return {w: "no anchor log (recording.checkpoint_file is off)" for w in self.chains}
+        return {c.writer: _why_unanchored(c) for c in self.chains.values() if not c.anchored}
 
     def first_broken(self) -> dict[str, Problem]:
         """The first problem of each chain, in chain order."""
@@ -66,8 +99,10 @@ class Report:
 
 
 def verify(connection: Connection, verifier: Verifier,
-           anchors: list[Checkpoint] | None = None) -> Report:
-    report = Report()
+           logs: list[AnchorLog] | None = None) -> Report:
+    """Check the store against itself, and against the anchor `logs` kept outside it
+    (None: there are none, and the report says what that leaves unvouched)."""
+    report = Report(anchoring=logs is not None)
     statements = store.checkpoints(connection)
     signed = [c for c in statements if _signed(report, verifier, c)]
     pruned = _prune_points(signed)
@@ -75,21 +110,44 @@ def verify(connection: Connection, verifier: Verifier,
     for checkpoint in signed:
         if checkpoint.kind == "checkpoint":
             named[(checkpoint.writer, checkpoint.seq)].append(checkpoint)
-    stored = {(c.writer, c.seq, c.kind, c.signature) for c in statements}
-    for anchor in anchors or ():
-        report.anchors += 1
-        if not verifier.valid(anchor):
-            _add(report, Problem(anchor.writer, anchor.seq,
-                                 "an anchored checkpoint's signature is not the audit key's"))
-            continue
-        if anchor.seq <= getattr(pruned.get(anchor.writer), "seq", 0):
-            continue  # about records pruned since, with their checkpoints
-        if (anchor.writer, anchor.seq, anchor.kind, anchor.signature) not in stored:
-            _add(report, Problem(anchor.writer, anchor.seq, f"the anchored {anchor.kind} "
-                                 "statement is missing from the store (deleted)"))
-        if anchor.kind == "checkpoint" and anchor not in named[(anchor.writer, anchor.seq)]:
-            named[(anchor.writer, anchor.seq)].append(anchor)
+    anchored = _anchored(report, verifier, logs or [])
+    for statement in (s for found in anchored.values() for s in found):
+        if statement.kind == "checkpoint" and _key(statement) not in {
+                _key(c) for c in named[(statement.writer, statement.seq)]}:
+            named[(statement.writer, statement.seq)].append(statement)
 
+    seen = _walk(report, connection, pruned, named)
+    for registration in store.registrations(connection):
+        chain = report.chains.setdefault(registration.writer, Chain(registration.writer))
+        chain.registered[registration.registered_us] = chain.anchor = registration.anchor
+    for writer, start in pruned.items():
+        report.chains.setdefault(writer, Chain(writer)).pruned_to = start.seq
+    shortened = _against_anchors(report, anchored, statements, pruned)
+    _against_store(report, logs or [], anchored, signed)
+
+    for (writer, seq), found in named.items():
+        chain = report.chains.get(writer)
+        if seq <= getattr(pruned.get(writer), "seq", 0) or (
+                writer in shortened and chain is not None and seq > chain.end):
+            continue  # named a record pruned since, or one the shortening names already
+        for checkpoint in found:
+            if (writer, seq) not in seen:
+                _add(report, Problem(writer, seq,
+                                     "a signed checkpoint names this record, which is missing "
+                                     "(deleted)"))
+            elif seen[(writer, seq)] != checkpoint.hash:
+                _add(report, Problem(writer, seq, "differs from what a signed checkpoint "
+                                     "says it was (replaced)"))
+            elif chain is not None:
+                chain.checkpointed_to = max(chain.checkpointed_to, seq)
+    report.problems.sort(key=lambda p: (p.writer, p.seq or 0))
+    return report
+
+
+def _walk(report: Report, connection: Connection, pruned: dict[str, Checkpoint],
+          named: dict[tuple[str, int], list[Checkpoint]]) -> dict[tuple[str, int], str]:
+    """Every chain in order: numbering, hashes, links, columns. Returns the hashes of the
+    records signed statements name."""
     seen: dict[tuple[str, int], str] = {}
     writer, expected_seq, expected_prev = None, 0, GENESIS
     for row in store.chain_rows(connection):
@@ -97,7 +155,6 @@ def verify(connection: Connection, verifier: Verifier,
             writer = row.writer
             chain = report.chains[writer] = Chain(writer, first=row.seq)
             start = pruned.get(writer)
-            chain.pruned_to = start.seq if start else 0
             expected_seq, expected_prev = (start.seq + 1, start.hash) if start else (1, GENESIS)
         chain.last, chain.records = row.seq, chain.records + 1
         if row.seq > expected_seq:
@@ -120,26 +177,138 @@ def verify(connection: Connection, verifier: Verifier,
         expected_seq, expected_prev = row.seq + 1, row.hash
         if (writer, row.seq) in named:
             seen[(writer, row.seq)] = row.hash
+    return seen
 
-    for (writer, seq), found in named.items():
+
+def _anchored(report: Report, verifier: Verifier, logs: list[AnchorLog],
+              ) -> dict[str, list[Checkpoint]]:
+    """The validly signed statements of each log (by identity), each once."""
+    anchored: dict[str, list[Checkpoint]] = {}
+    keys: set[str] = set()
+    for log in logs:
+        found: dict[tuple[str, int, str, str, int], Checkpoint] = {}
+        for statement in log.statements:
+            report.anchors += 1
+            keys.add(statement.key_id)
+            if not verifier.valid(statement):
+                _add(report, Problem(statement.writer, statement.seq, f"an anchored "
+                                     f"{statement.kind} statement's signature is not the "
+                                     "audit key's"))
+                continue
+            found.setdefault((*_key(statement), statement.signed_us), statement)
+        anchored[log.identity] = [*anchored.get(log.identity, []), *found.values()]
+        if log.cut_line is not None:
+            _add(report, Problem(_LOG, None, f"{log.path}: line {log.cut_line} is cut short "
+                                 "(the log was truncated mid-line, or its writer stopped "
+                                 "mid-write)"))
+    if keys - {verifier.key_id}:
+        _add(report, Problem(_KEY, None, f"the anchor logs are signed with key "
+                             f"{', '.join(sorted(keys))}, not {verifier.key_id}: the signing "
+                             "key was replaced, or verify was given another one"))
+    return anchored
+
+
+def _against_anchors(report: Report, anchored: dict[str, list[Checkpoint]],
+                     statements: list[Checkpoint], pruned: dict[str, Checkpoint],
+                     ) -> set[str]:
+    """What the logs have and the store lacks: a writer deleted whole, a chain shortened,
+    a statement or registration deleted. Returns the writers found shortened."""
+    stored = {_key(c) for c in statements}
+    by_writer: dict[str, list[Checkpoint]] = defaultdict(list)
+    for statement in (s for found in anchored.values() for s in found):
+        by_writer[statement.writer].append(statement)
+    shortened = set()
+    for writer, found in sorted(by_writer.items()):
+        top = max(found, key=lambda s: (s.seq, s.signed_us))
+        began = utc(min(s.signed_us for s in found))
         chain = report.chains.get(writer)
-        if seq <= getattr(pruned.get(writer), "seq", 0):
-            continue  # named a record pruned since
-        for checkpoint in found:
-            if (writer, seq) not in seen:
-                _add(report, Problem(writer, seq,
-                                     "a signed checkpoint names this record, which is missing "
-                                     "(deleted)"))
-            elif seen[(writer, seq)] != checkpoint.hash:
-                _add(report, Problem(writer, seq, "differs from what a signed checkpoint "
-                                     "says it was (replaced)"))
-            elif chain is not None:
-                chain.checkpointed_to = max(chain.checkpointed_to, seq)
-    for writer, start in pruned.items():
-        if writer not in report.chains:
-            report.chains[writer] = Chain(writer, pruned_to=start.seq)
-    report.problems.sort(key=lambda p: (p.writer, p.seq))
-    return report
+        if chain is None:
+            report.chains[writer] = Chain(writer, anchored_to=top.seq,
+                                          anchored_us=top.signed_us)
+            _add(report, Problem(writer, None, f"missing from the store (deleted): the anchor "
+                                 f"log says this writer was there from {began} UTC and "
+                                 f"reached record {top.seq}; the store has no record, "
+                                 "statement or registration of it"))
+            continue
+        chain.anchored_to, chain.anchored_us = top.seq, top.signed_us
+        if top.seq > chain.end:
+            shortened.add(writer)
+            ends = f"ends at record {chain.end}" if chain.end else "has no records"
+            _add(report, Problem(writer, None, f"shortened: the store's chain "
+                                 f"{ends}, but the anchor log says it reached record "
+                                 f"{top.seq} ({utc(top.signed_us)} UTC): records "
+                                 f"{chain.end + 1}..{top.seq} were deleted, with their "
+                                 "checkpoints"))
+        for statement in found:
+            if statement.kind == "start":
+                if statement.signed_us not in chain.registered:
+                    _add(report, Problem(writer, None, f"its start at record "
+                                         f"{statement.seq} ({utc(statement.signed_us)} UTC) "
+                                         "is in the anchor log, not in the store's writers "
+                                         "(registration deleted)"))
+            elif (statement.seq > getattr(pruned.get(writer), "seq", 0)
+                  and statement.seq <= chain.end and _key(statement) not in stored):
+                _add(report, Problem(writer, statement.seq, f"the anchored {statement.kind} "
+                                     "statement is missing from the store (deleted, or "
+                                     "replaced by another)"))
+    return shortened
+
+
+def _against_store(report: Report, logs: list[AnchorLog],
+                   anchored: dict[str, list[Checkpoint]], signed: list[Checkpoint]) -> None:
+    """What the store has and a log lacks, for the writers anchored to that log: the log
+    was cut short (or emptied, or replaced)."""
+    by_identity = {log.identity: log for log in logs}
+    stored: dict[str, list[Checkpoint]] = defaultdict(list)
+    for checkpoint in signed:
+        if checkpoint.kind == "checkpoint":
+            stored[checkpoint.writer].append(checkpoint)
+    for chain in sorted(report.chains.values(), key=lambda c: c.writer):
+        log = by_identity.get(chain.anchor or "")
+        if log is None:
+            continue
+        chain.anchored = True
+        found = [s for s in anchored.get(log.identity, []) if s.writer == chain.writer]
+        starts = {s.signed_us for s in found if s.kind == "start"}
+        for registered, named_log in chain.registered.items():
+            if named_log == log.identity and registered not in starts:
+                _add(report, Problem(chain.writer, None, f"the anchor log {log.path} lacks "
+                                     f"its start of {utc(registered)} UTC (the log was cut "
+                                     "short, emptied or replaced)"))
+        since = max(us for us, named_log in chain.registered.items()
+                    if named_log == log.identity)
+        logged = {s.seq for s in found if s.kind == "checkpoint"}
+        due = sorted((c for c in stored[chain.writer] if c.signed_us >= since),
+                     key=lambda c: c.seq)
+        lacking = [c for c in due if c.seq not in logged]
+        if lacking and not _in_flight(lacking, due, log):
+            _add(report, Problem(chain.writer, lacking[-1].seq, f"its checkpoint "
+                                 f"({utc(lacking[-1].signed_us)} UTC) is in the store, not "
+                                 f"in the anchor log {log.path} (the log was cut short)"))
+    for chain in report.chains.values():
+        chain.anchored = chain.anchored or any(
+            s.writer == chain.writer for found in anchored.values() for s in found)
+
+
+def _in_flight(lacking: list[Checkpoint], due: list[Checkpoint], log: AnchorLog) -> bool:
+    """Whether the one checkpoint a log lacks may be on its way there (the newest, signed
+    moments before the log was read: committed, and not yet appended)."""
+    return lacking == due[-1:] and lacking[0].signed_us > log.read_us - _IN_FLIGHT_US
+
+
+def _key(statement: Checkpoint) -> tuple[str, int, str, str]:
+    """What makes two signed statements the same statement (a signature differs each time
+    one is made: a retried anchor, a restarted named writer)."""
+    return statement.writer, statement.seq, statement.kind, statement.hash
+
+
+def _why_unanchored(chain: Chain) -> str:
+    if chain.anchor is not None:
+        return f"its anchor log ({chain.anchor}) was not given"
+    if chain.registered:
+        return "it was started with no anchor log (recording.checkpoint_file: null)"
+    return "it is not registered (written before writers registered, or its registration " \
+           "was deleted)"
 
 
 def _signed(report: Report, verifier: Verifier, checkpoint: Checkpoint) -> bool:

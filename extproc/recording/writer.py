@@ -12,7 +12,10 @@ checkpoint. So:
   store refused is retried, unchanged, until it is written;
 - a `strict` target's decision record is committed before its request proceeds
   (`commit`, which waits for the write);
-- `close` writes everything queued before it returns (shutdown drains).
+- `close` writes everything queued before it returns (shutdown drains);
+- the writer registers when it starts, in the store and in the anchor log outside it,
+  and appends every checkpoint to that log once the store has it (`anchors.py`); a log
+  that cannot be written refuses new exchanges as a store that cannot does.
 """
 
 from __future__ import annotations
@@ -30,10 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from extproc.masking import Masker
-from extproc.recording import store
+from extproc.recording import anchors, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
 from extproc.recording.record import Evidence, content_of, started_us, unbuildable
 from extproc.store import Connection, StoreError, connect
@@ -52,10 +53,15 @@ class RecordingUnavailable(Exception):
     """Nothing more can be recorded now: the message says why (queue full, store down)."""
 
 
+class RecordingQuota(RecordingUnavailable):
+    """One identity holds its whole share of the queue: it is refused, others pass."""
+
+
 @dataclass(slots=True)
 class _Item:
     evidence: Evidence
     done: concurrent.futures.Future[None] | None = None  # set for a strict commit
+    who: str | None = None  # whose share of the queue its place counts in
 
 
 @dataclass
@@ -69,6 +75,8 @@ class RecorderSettings:
     commit_seconds: float = 1.0
     flush_seconds: float = 0.05
     writer_id: str = field(default_factory=lambda: default_writer_id())
+    # The share of queue_size one identity's records may take (at least one place).
+    identity_share: float = 1.0
 
 
 def default_writer_id() -> str:
@@ -88,6 +96,8 @@ class Recorder:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pending = 0  # admitted and not yet written
+        self._pending_of: dict[str, int] = {}  # the same, by identity (those counted)
+        self._share = max(1, int(settings.queue_size * settings.identity_share))
         self._failure: str | None = None  # why the last write failed; None when it did not
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
@@ -99,8 +109,11 @@ class Recorder:
 
     # -- the request path ---------------------------------------------------------------
 
-    def admit(self) -> None:
-        """Take a place for one exchange's record, or refuse it (RecordingUnavailable)."""
+    def admit(self, who: str | None = None) -> None:
+        """Take a place for one exchange's record, or refuse it (RecordingUnavailable);
+        `who` (an identity's subject) takes at most its share of the queue, so one agent
+        flooding the record or outrunning a slow store is refused alone (RecordingQuota).
+        Pass the same `who` to submit."""
         with self._lock:
             if self._failure is not None:
                 self.refused += 1
@@ -111,13 +124,21 @@ class Recorder:
                 raise RecordingUnavailable(
                     f"the audit record's queue is full ({self._settings.queue_size} "
                     "records waiting to be written)")
+            if who is not None:
+                held = self._pending_of.get(who, 0)
+                if held >= self._share:
+                    self.refused += 1
+                    raise RecordingQuota(
+                        f"{who} has {held} records waiting to be written, its share of the "
+                        f"audit record's queue ({self._share} of {self._settings.queue_size})")
+                self._pending_of[who] = held + 1
             self._pending += 1
 
-    def submit(self, evidence: Evidence) -> None:
+    def submit(self, evidence: Evidence, who: str | None = None) -> None:
         """Hand over an admitted exchange's evidence; its record is written soon."""
-        self._queue.put(_Item(evidence))
+        self._queue.put(_Item(evidence, None, who))
 
-    async def commit(self, evidence: Evidence) -> None:
+    async def commit(self, evidence: Evidence, who: str | None = None) -> None:
         """Record now and wait until it is committed (a strict target's decision record).
 
         Takes its own place in the queue; raises RecordingUnavailable when it cannot be
@@ -125,9 +146,9 @@ class Recorder:
         is still written once the store takes it, and the exchange's own record says
         the request was refused).
         """
-        self.admit()
+        self.admit(who)
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put(_Item(evidence, done))
+        self._queue.put(_Item(evidence, done, who))
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)),
                                    self._settings.commit_seconds)
@@ -144,12 +165,20 @@ class Recorder:
     # -- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the store and continue this writer's chain (or begin it); raises StoreError
-        when the store cannot be opened: tollgate does not serve unrecorded."""
+        """Open the store, continue this writer's chain (or begin it) and register it;
+        raises StoreError when the store or the anchor log cannot be written: tollgate
+        does not serve unrecorded, nor unanchored."""
         self._connection = self._connect(self._url)
         last = store.last_of(self._connection, self.writer)
         if last is not None:  # a configured writer_id continues its own chain
             self._seq, self._hash = last
+        path = self._settings.checkpoint_file
+        start = self._signer.sign("start", self.writer, self._seq, self._hash,
+                                  started_us(time.time()))
+        store.register(self._connection, store.Registration(
+            self.writer, start.signed_us, start.seq,
+            anchors.identity(path) if path else None))
+        self._anchor([start])
         self._thread = threading.Thread(target=self._run, name="tollgate-recorder",
                                         daemon=True)
         self._thread.start()
@@ -261,6 +290,7 @@ class Recorder:
         while True:
             try:
                 self._insert(rows, checkpoints, retry)
+                self._anchor(checkpoints)  # again on a retry: verify reads a line twice as once
                 break
             except StoreError as exc:
                 self._fail(str(exc))
@@ -270,9 +300,13 @@ class Recorder:
         self._since_checkpoint = 0 if checkpoints else pending_checkpoints
         if checkpoints:
             self._checkpoint_at = time.monotonic()
-            self._anchor(checkpoints)
         with self._lock:
             self._pending -= len(batch)
+            for item in batch:
+                if item.who is not None:
+                    left = self._pending_of.pop(item.who) - 1
+                    if left:
+                        self._pending_of[item.who] = left
             self._failure = None
         self.written += len(rows)
         for item in batch:
@@ -324,17 +358,15 @@ class Recorder:
             log.error("recording: the store refused a write (%s); new requests are refused "
                       "until it accepts one again", message)
 
-    def _anchor(self, checkpoints: list[Checkpoint]) -> None:
-        """Append checkpoints to the external file, if one is configured (for anchoring
-        outside the store: a store rewritten whole still disagrees with it)."""
+    def _anchor(self, statements: list[Checkpoint]) -> None:
+        """Append signed statements to the anchor log, when one is configured; raises
+        StoreError when it cannot be written (what is not anchored, verify cannot vouch
+        for: no exchange passes meanwhile)."""
         path = self._settings.checkpoint_file
-        if path is None:
+        if path is None or not statements:
             return
         try:
-            with path.open("ab") as out:
-                for checkpoint in checkpoints:
-                    out.write(orjson.dumps(checkpoint.as_json()) + b"\n")
-                out.flush()
-                os.fsync(out.fileno())
+            anchors.append(path, statements)
         except OSError as exc:
-            log.error("recording: cannot append checkpoints to %s: %s", path, exc.strerror)
+            raise StoreError(f"{path}: cannot append to the anchor log "
+                             f"(recording.checkpoint_file): {exc.strerror}") from None

@@ -42,6 +42,11 @@ class AsyncStore(Protocol):
 
     async def notify(self, execute: Execute, channel: str, payload: str) -> None: ...
 
+    async def serialise(self, execute: Execute, key: str) -> None:
+        """Within a transaction: wait until no other transaction holds `key`, and hold it
+        until this one ends (a count then an insert, made exact across processes)."""
+        ...
+
     def listen(self, channel: str) -> AsyncIterator[str]: ...
 
     async def close(self) -> None: ...
@@ -93,6 +98,9 @@ class _Sqlite:
     async def notify(self, execute: Execute, channel: str, payload: str) -> None:
         """Nothing to do: a SQLite store has one process, which wakes its own waiters."""
 
+    async def serialise(self, execute: Execute, key: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already serialises every write transaction."""
+
     async def listen(self, channel: str) -> AsyncIterator[str]:
         """No other process writes a SQLite store: nothing ever arrives."""
         await asyncio.Event().wait()
@@ -143,6 +151,11 @@ class _Postgres:
         """Sent when the transaction commits: a waiter woken before the change is visible
         would read the old state."""
         await execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    async def serialise(self, execute: Execute, key: str) -> None:
+        """A transaction-scoped advisory lock on the key's hash (two keys sharing a hash
+        only wait for each other)."""
+        await execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
 
     async def listen(self, channel: str) -> AsyncIterator[str]:
         """Payloads NOTIFYed on `channel`, from a connection of its own; reconnects after a

@@ -55,6 +55,20 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 PRIMARY KEY (writer, seq, kind)
             )""",
         ],
+        [
+            # Which writers exist: one row each time a writer starts (a new process, or a
+            # named writer continuing its chain at `seq`), naming the anchor log its
+            # signed statements go to (`anchors.identity`; NULL: none). `verify` holds
+            # the log to it: a log that lacks a registration or the newest checkpoint of
+            # a writer anchored there was cut short.
+            """CREATE TABLE writers (
+                writer TEXT NOT NULL,
+                registered_us BIGINT NOT NULL,
+                seq BIGINT NOT NULL,
+                anchor TEXT,
+                PRIMARY KEY (writer, registered_us)
+            )""",
+        ],
     ],
     "approvals": [
         [

@@ -42,7 +42,7 @@ async def create(store: ApprovalStore, **overrides: Any) -> Approval:
         "approvers": ("group:dba",), "rules": ("sql.delete_needs_approval",),
         "reasons": ("deletes in prod need a DBA",), "grant_mode": "once",
         "grant_minutes": None, "trace_id": "ab" * 16, "span_id": "cd" * 8,
-        "held_by": "replica-a", "expire_seconds": 300,
+        "held_by": "replica-a", "expire_seconds": 300, "max_pending": 1000,
     }
     return await store.create(**{**fields, **overrides})
 

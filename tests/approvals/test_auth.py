@@ -190,6 +190,22 @@ def test_a_token_without_expiry_or_subject_is_refused(tmp_path: Path, missing: s
     assert missing in refused(verifier(tmp_path), f"Bearer {token}")
 
 
+def test_a_token_with_an_empty_subject_is_refused(tmp_path: Path) -> None:
+    assert "names no subject" in refused(verifier(tmp_path), f"Bearer {signed(claims(sub=''))}")
+
+
+def test_a_token_expiring_beyond_the_providers_max_lifetime_is_refused(tmp_path: Path) -> None:
+    """As Envoy checks it: `exp` at most max_lifetime from now (the quickstart's: 7 days),
+    whatever `iat` says."""
+    at = int(time.time())
+    found = verifier(tmp_path)
+    assert identity(found, f"Bearer {signed(claims(exp=at + 6 * 86400))}")["sub"] == "alice"
+    for far in (claims(exp=at + 8 * 86400), claims(exp=at + 8 * 86400, iat=None)):
+        assert "max_lifetime" in refused(found, f"Bearer {signed(far)}")
+    shorter = verifier(tmp_path, bootstrap(max_lifetime={"seconds": 60}))
+    assert "max_lifetime" in refused(shorter, f"Bearer {signed(claims())}")
+
+
 # -- where the keys come from --------------------------------------------------------------
 
 

@@ -151,3 +151,39 @@ def test_a_webhook_that_is_down_leaves_the_approval_pending_and_says_so(
                 if r.name == "tollgate.approvals" and r.levelno == logging.ERROR]
     message = error.getMessage()
     assert approval.id in message and "2 times" in message and "ClientConnectorError" in message
+
+
+def test_what_the_agent_sent_reaches_the_chat_inert(sqlite_url: str,
+                                                    webhook: LocalServer) -> None:
+    """An agent's statement carrying Slack markup (a disguised link, a channel-wide
+    mention), a plain @here, bold text and terminal controls: the `text` shows all of it
+    as written and none of it works; `approval` keeps the exact values for machines."""
+    summary = ("DELETE FROM orders /* <https://evil.example/approve|Approve> <!channel> @here "
+               "*approved by the DBA team* \x1b[2K\r\u202e */")
+    requester = "<!here> agent"
+
+    async def scenario() -> Approval:
+        async with opened(sqlite_url) as store:
+            notifier = Notifier(webhook.url, 1, store)
+            try:
+                approval = await create(store, summary=summary, requester=requester,
+                                        reasons=("<@U024BE7LH> said so",))
+                assert (await notified(store, notifier, approval, APPROVE_URL))["ok"] is True
+                return approval
+            finally:
+                await notifier.close()
+
+    approval = asyncio.run(scenario())
+    body = webhook.received[0].json()
+    text = body["text"]
+    assert body["mrkdwn"] is False
+    # Angle brackets only as entities: no link, no <!channel>, no <@user> can form.
+    assert "<" not in text and ">" not in text
+    assert ("&lt;https://evil.example/approve|Approve&gt; &lt;!channel&gt; \uff20here "
+            "*approved by the DBA team* \\x1b[2K\\r\\u202e") in text
+    assert text.startswith("tollgate: &lt;!here&gt; agent waits for approval on orders: ")
+    assert "(&lt;\uff20U024BE7LH&gt; said so)" in text
+    assert "@here" not in text and "\x1b" not in text and "\u202e" not in text
+    assert text.endswith(APPROVE_URL)
+    assert body["approval"]["summary"] == approval.summary == summary
+    assert body["approval"]["requester"] == requester

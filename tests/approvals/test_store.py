@@ -66,6 +66,58 @@ def test_create_then_pending_for_finds_it_only_for_its_fingerboundand_requester(
     run(scenario())
 
 
+async def pending_or_refused(store: ApprovalStore, n: int, max_pending: int) -> str:
+    try:
+        await create(store, fingerprint=f"{n:064x}", max_pending=max_pending)
+    except ApprovalError as refused:
+        assert refused.status == 429
+        return refused.code
+    return "pending"
+
+
+def test_an_identity_has_at_most_max_pending_approvals_pending(store_url: str) -> None:
+    """The next is refused (429) naming the bound; another identity still asks; a decided
+    or expired approval frees its place."""
+    async def scenario() -> None:
+        async with opened(store_url) as store:
+            first = await create(store, fingerprint="0" * 64, max_pending=3)
+            await create(store, fingerprint="1" * 64, max_pending=3, expire_seconds=0.3)
+            await create(store, fingerprint="2" * 64, max_pending=3)
+            with pytest.raises(ApprovalError) as refused:
+                await create(store, fingerprint="3" * 64, max_pending=3)
+            assert (refused.value.code, refused.value.status) == ("too_many_pending", 429)
+            assert f"{REQUESTER} already has 3 approvals pending (at most 3)" in str(
+                refused.value)
+            await create(store, fingerprint="3" * 64, max_pending=3, requester="someone-else")
+
+            await store.decide(first.id, *DBA, approve=False, reason=None)
+            await create(store, fingerprint="4" * 64, max_pending=3)
+
+            async def expired_one_left() -> bool:
+                return await pending_or_refused(store, 5, 3) == "pending"
+
+            await eventually(expired_one_left, "the expired approval's place to free")
+            assert len(await store.list("pending")) == 4  # 3 of REQUESTER's, 1 of another
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_concurrent_holds_never_exceed_max_pending(store_url: str, replicas: int) -> None:
+    """Twenty holds of one identity at once, through one store or two replicas' (each
+    with its own connections): exactly max_pending of them are created."""
+    async def scenario() -> None:
+        async with opened(store_url) as one, opened(store_url) as other:
+            stores = (one, other)[:replicas]
+            outcomes = await asyncio.gather(*(
+                pending_or_refused(stores[n % replicas], n, 5) for n in range(20)))
+            assert sorted(outcomes).count("pending") == 5
+            assert outcomes.count("too_many_pending") == 15
+            assert len(await one.list("pending")) == 5
+
+    run(scenario())
+
+
 def test_get_of_an_unknown_id_is_not_found(store_url: str) -> None:
     async def scenario() -> None:
         async with opened(store_url) as store:

@@ -18,6 +18,8 @@ from extproc.interpret.llm import (
     chat_request,
     chat_response,
     looks_like_sql,
+    read_answer,
+    responses_request,
 )
 from extproc.interpret.sql import analyze
 
@@ -105,7 +107,8 @@ def test_history_tool_calls_are_read_under_their_message() -> None:
     assert first == [{
         "id": "call_1", "name": "run_shell", "arguments": {"cmd": "sudo rm -rf ./build"},
         "arguments_text": '{"cmd": "sudo rm -rf ./build"}', "texts": ["sudo rm -rf ./build"],
-        "commands": [["sudo", "rm", "-rf", "./build"], ["rm", "-rf", "./build"]], "sql": [],
+        "commands": [["sudo", "rm", "-rf", "./build"], ["rm", "-rf", "./build"]],
+        "opaque": [], "writes": [], "sql": [], "error": None,
     }]
     assert [(c["id"], c["name"], c["commands"]) for c in legacy] == [(None, "run_shell", [["ls"]])]
     assert meaning["messages"][2] == {"role": "tool", "text": "done", "tool_calls": []}
@@ -181,12 +184,27 @@ def test_texts_are_the_string_leaves_depth_first_without_keys() -> None:
     assert found["texts"] == ["1", "2", "3", "5"]
 
 
-def test_texts_are_capped_in_number_and_length() -> None:
+def test_texts_within_the_caps_are_read_whole_and_a_cut_is_an_error() -> None:
+    within = shape_of(call("f", {"items": [str(i) for i in range(MAX_TEXTS)]}))
+    assert within["texts"] == [str(i) for i in range(MAX_TEXTS)] and within["error"] is None
     many = shape_of(call("f", {"items": [str(i) for i in range(MAX_TEXTS + 50)]}))
     assert many["texts"] == [str(i) for i in range(MAX_TEXTS)]
-    long = shape_of(call("f", {"content": "x" * (MAX_TEXT_CHARS + 10)}))
-    assert [len(t) for t in long["texts"]] == [MAX_TEXT_CHARS]
-    assert len(long["arguments"]["content"]) == MAX_TEXT_CHARS + 10  # the arguments are whole
+    long = shape_of(call("f", {"a": "ls", "content": "x" * MAX_TEXT_CHARS}))
+    assert long["texts"] == ["ls"]
+    assert len(long["arguments"]["content"]) == MAX_TEXT_CHARS  # the arguments are whole
+    for cut in (many, long):
+        assert cut["error"] == (f"the arguments hold more than {MAX_TEXTS} strings or "
+                                f"{MAX_TEXT_CHARS} characters: the rest was not read")
+
+
+def test_a_long_text_is_read_to_its_end() -> None:
+    found = shape_of(call("run_shell", {"command": "ls" + " " * 70_000 + "; rm -rf /"}))
+    assert found["commands"] == [["ls"], ["rm", "-rf", "/"]] and found["error"] is None
+
+
+def test_a_command_found_twice_is_listed_once() -> None:
+    found = shape_of(call("f", {**{f"n{i}": "x" for i in range(300)}, "command": "rm -rf /"}))
+    assert found["commands"] == [["x"], ["rm", "-rf", "/"]]
 
 
 def test_broken_json_arguments_are_read_as_text_and_their_strings_salvaged() -> None:
@@ -197,10 +215,20 @@ def test_broken_json_arguments_are_read_as_text_and_their_strings_salvaged() -> 
     assert found["commands"][-2:] == [["echo", "hi"], ["rm", "-rf", "/"]]
 
 
-@pytest.mark.parametrize("text", ['{"x": NaN}', '{"cmd": "\\ud800"}', "{'cmd': 1}", "[1, 2"])
-def test_arguments_that_are_not_rfc_json_do_not_decode(text: str) -> None:
+@pytest.mark.parametrize("text", ["{'cmd': 1}", "[1, 2"])
+def test_arguments_that_are_not_json_do_not_decode(text: str) -> None:
     found = shape_of(call("f", text))
     assert found["arguments"] is None and found["texts"][0] == text
+
+
+@pytest.mark.parametrize(("text", "decoded"), [
+    ('{"x": NaN, "y": -Infinity}', {"x": None, "y": None}),
+    ('{"cmd": "rm -rf / #\\udcff"}', {"cmd": "rm -rf / #\ufffd"}),
+])
+def test_arguments_are_decoded_as_leniently_as_clients_decode_them(text: str, decoded: Any) -> None:
+    """Python's json (the openai client's, most agents') reads these; RFC 8259 does not.
+    NaN and Infinity come back null, a lone surrogate U+FFFD: the policy input stays JSON."""
+    assert shape_of(call("run_shell", text))["arguments"] == decoded
 
 
 def test_empty_arguments_give_no_text() -> None:
@@ -381,7 +409,7 @@ def test_a_stream_assembles_text_tool_calls_and_finish_reason() -> None:
     assert shell_call == {
         "id": "call_a", "name": "run_shell", "arguments": {"cmd": "rm -rf /"},
         "arguments_text": '{"cmd": "rm -rf /"}', "texts": ["rm -rf /"],
-        "commands": [["rm", "-rf", "/"]], "sql": [],
+        "commands": [["rm", "-rf", "/"]], "opaque": [], "writes": [], "sql": [], "error": None,
     }
     assert (sql_call["id"], sql_call["name"], sql_call["arguments"]) == (
         "call_b", "run_sql", {"query": "select 'é'"})
@@ -554,3 +582,146 @@ def test_json_inside_a_string_is_read_into() -> None:
     found = shape_of(call("run_shell", {"input": inner}))
     assert found["texts"] == [inner, "rm -rf /"]
     assert ["rm", "-rf", "/"] in found["commands"]
+
+
+# -- answers read whatever their declared type ------------------------------------------
+
+RM_CALL = call("run_shell", {"command": "rm -rf /"})
+RM_COMPLETION = completion({"role": "assistant", "tool_calls": [RM_CALL]})
+
+
+def commands_of(reading: dict[str, Any]) -> list[list[list[str]]]:
+    return [c["commands"] for c in reading["tool_calls"]]
+
+
+@pytest.mark.parametrize("content", [
+    json.dumps(RM_COMPLETION).encode(),
+    b"\xef\xbb\xbf" + json.dumps(RM_COMPLETION).encode(),  # a byte-order mark
+    json.dumps(RM_COMPLETION).encode("utf-16"),  # Python's json reads UTF-16 bytes too
+    json.dumps(RM_COMPLETION)[:-1].encode() + b', "usage": NaN}',
+    json.dumps(RM_COMPLETION)[:-1].encode() + b', "x": "\\udcff"}',
+    sse(chunk({"tool_calls": [{"index": 0, **RM_CALL}]})) + b"data: [DONE]\n\n",
+    b": keep-alive\n\n" + sse(chunk({"tool_calls": [{"index": 0, **RM_CALL}]})),
+])
+def test_an_answer_is_read_as_json_or_as_an_event_stream_by_its_bytes(content: bytes) -> None:
+    reading, _ = read_answer(content)
+    assert commands_of(reading) == [[["rm", "-rf", "/"]]] and reading["error"] is None
+
+
+def test_an_answer_read_as_json_gives_its_body_clean() -> None:
+    _, body = read_answer(b'{"choices": [], "x": NaN, "y": "\\udcff"}')
+    assert body == {"choices": [], "x": None, "y": "\ufffd"}
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    (b"<html>busy</html>", "the answer is neither JSON nor an event stream "
+                           "(Expecting value: line 1 column 1 (char 0))"),
+    (json.dumps(RM_COMPLETION).encode()[:-5], "the answer is neither JSON nor an event stream"),
+    (b"hello\ndata: " + json.dumps(chunk({"content": "x"})).encode() + b"\n\n",
+     "the answer is neither JSON nor an event stream"),
+])
+def test_an_answer_neither_json_nor_a_stream_is_an_error(content: bytes, error: str) -> None:
+    reading, body = read_answer(content)
+    assert reading["error"].startswith(error) and body is None
+
+
+def test_an_empty_answer_is_no_error() -> None:
+    assert read_answer(b" \n") == ({"tool_calls": [], "finish_reason": None, "text": "",
+                                    "error": None}, None)
+
+
+def test_a_line_that_is_no_event_field_is_a_stream_error() -> None:
+    _, stream = read([json.dumps(RM_COMPLETION).encode() + b"\n\n"])
+    assert stream.error == "the stream holds a line that is no server-sent event field"
+    _, stream = read([b": comment\nevent: x\nid: 1\nretry: 5\nfield-without-colon\n\n"])
+    assert stream.error == "the stream holds a line that is no server-sent event field"
+    _, stream = read([b": comment\nevent: x\nid: 1\nretry: 5\ndata: {}\n\n"])
+    assert stream.error is None
+
+
+def test_stream_data_only_pythons_json_reads_is_read() -> None:
+    data = json.dumps(chunk({"tool_calls": [{"index": 0, **RM_CALL}]}))[:-1] + ', "n": NaN}'
+    _, stream = read([b"data: " + data.encode() + b"\n\n"])
+    assert stream.error is None and [c["commands"] for c in stream.tool_calls] == [
+        [["rm", "-rf", "/"]]]
+
+
+# -- the Responses API ---------------------------------------------------------------------
+
+
+def test_a_responses_request_reads_as_a_chat_request() -> None:
+    body = {"model": "gpt-4.1", "instructions": "Be brief.", "stream": True, "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "tidy up"}]},
+        {"type": "function_call", "call_id": "c1", "name": "run_shell",
+         "arguments": '{"command": "ls"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "a.txt"},
+    ], "tools": [{"type": "function", "name": "run_shell", "description": "Run a command"},
+                 {"type": "web_search"}]}
+    meaning = responses_request(body)
+    assert (meaning["api"], meaning["model"], meaning["stream"], meaning["error"]) == (
+        "responses", "gpt-4.1", True, None)
+    assert [(m["role"], m["text"]) for m in meaning["messages"]] == [
+        ("system", "Be brief."), ("user", "tidy up"), ("assistant", ""), ("tool", "a.txt")]
+    assert meaning["messages"][2]["tool_calls"][0]["commands"] == [["ls"]]
+    assert meaning["tools"] == [{"name": "run_shell", "description": "Run a command"},
+                                {"name": "web_search", "description": ""}]
+    assert responses_request({"input": "hi"})["messages"] == [
+        {"role": "user", "text": "hi", "tool_calls": []}]
+    assert responses_request({"input": 3})["error"] == (
+        "input is a JSON number, not a string or an array")
+
+
+def test_a_responses_answer_gives_its_tool_calls_of_every_kind() -> None:
+    body = {"object": "response", "status": "completed", "output": [
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "Cleaning."}]},
+        {"type": "function_call", "call_id": "c1", "name": "run_shell",
+         "arguments": '{"command": "rm -rf /"}'},
+        {"type": "custom_tool_call", "call_id": "c2", "name": "shell", "input": "mkfs /dev/sda"},
+        {"type": "local_shell_call", "call_id": "c3",
+         "action": {"type": "exec", "command": ["sudo", "reboot"]}},
+    ]}
+    reading = chat_response(body)
+    assert [(c["id"], c["name"]) for c in reading["tool_calls"]] == [
+        ("c1", "run_shell"), ("c2", "shell"), ("c3", "local_shell_call")]
+    assert reading["tool_calls"][0]["commands"] == [["rm", "-rf", "/"]]
+    assert ["mkfs", "/dev/sda"] in reading["tool_calls"][1]["commands"]
+    assert ["reboot"] in reading["tool_calls"][2]["commands"]
+    assert (reading["text"], reading["finish_reason"], reading["error"]) == (
+        "Cleaning.", "tool_calls", None)
+    assert chat_response({"output": [], "status": "completed"})["finish_reason"] == "completed"
+
+
+def responses_events(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"event: " + e["type"].encode() + b"\n" + sse(e) for e in events)
+
+
+def test_a_responses_stream_judges_the_deltas_and_every_whole_version() -> None:
+    item = {"type": "function_call", "id": "fc", "call_id": "c1", "name": "run_shell"}
+    events, stream = read([responses_events(
+        {"type": "response.output_text.delta", "output_index": 0, "delta": "Sure."},
+        {"type": "response.output_item.added", "output_index": 1, "item": {**item,
+                                                                           "arguments": ""}},
+        {"type": "response.function_call_arguments.delta", "output_index": 1,
+         "delta": '{"command": '},
+        {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": '"ls"}'},
+        {"type": "response.function_call_arguments.done", "output_index": 1,
+         "arguments": '{"command": "rm -rf /"}'},
+        {"type": "response.output_item.done", "output_index": 1,
+         "item": {**item, "arguments": '{"command": "shutdown now"}'}},
+        {"type": "response.completed", "response": {"status": "completed", "output": [
+            {"type": "message", "content": []},
+            {**item, "arguments": '{"command": "ls"}'}]}},
+    )])
+    assert [e.tool_delta for e in events] == [False] + [True] * 6
+    assert stream.text == "Sure." and stream.error is None
+    assert [(c["id"], c["commands"]) for c in stream.tool_calls] == [
+        ("c1", [["ls"]]), ("c1", [["rm", "-rf", "/"]]), ("c1", [["shutdown", "now"]])]
+
+
+def test_a_responses_error_event_is_reported() -> None:
+    _, stream = read([responses_events({"type": "error", "message": "overloaded"})])
+    assert stream.error == "upstream error: overloaded"
+    _, stream = read([responses_events({"type": "response.failed", "response": {
+        "status": "failed", "error": {"message": "server error"}, "output": []}})])
+    assert stream.error == "upstream error: server error"

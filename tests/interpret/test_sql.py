@@ -17,7 +17,7 @@ from extproc.interpret.sql import CACHE_MAX_CHARS, DIALECTS, MAX_TEXT, analyze
 
 KEYS = [
     "kind", "object", "text", "tables", "has_where", "functions", "nested", "program",
-    "alter_actions",
+    "alter_actions", "effects", "bounded",
 ]
 
 
@@ -39,7 +39,7 @@ def test_the_contract_example() -> None:
         "statements": [
             {"kind": "delete", "object": None, "text": "DELETE FROM users", "tables": ["users"],
              "has_where": False, "functions": [], "nested": False, "program": None,
-             "alter_actions": []},
+             "alter_actions": [], "effects": ["write"], "bounded": False},
         ],
         "multiple": False,
         "error": None,

@@ -46,7 +46,8 @@ def kinds(text: str, dialect: str) -> str:
         ("SELECT '; DROP TABLE x; --'", "select"),
         ("SELECT 'it''s'; DROP TABLE x", "select drop"),
         ("SELECT E'\\'; DROP TABLE x; --'", "select"),
-        ("SELECT '\\'; DROP TABLE x; --'", "select drop"),  # standard strings: \ is a letter
+        # standard strings: \ is a letter; with standard_conforming_strings off, an escape
+        ("SELECT '\\'; DROP TABLE x; --'", "select drop select"),
         ("SELECT $$; DROP TABLE x; $$", "select"),
         ("SELECT $x$ $$; DROP TABLE x; $$ $x$", "select"),
         ("SELECT $x$ ; $y$; DROP TABLE x", ERROR),  # the $x$ string never closes

@@ -23,6 +23,9 @@ OPENAI = "sk-" + "T3BlbkFJ" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE"
         # positives
         ("aws_access_key_id", "id AKIAIOSFODNN7EXAMPLE,", ["AKIAIOSFODNN7EXAMPLE"]),
         ("aws_access_key_id", "ASIAY34FZKBOKMUTVV7A", ["ASIAY34FZKBOKMUTVV7A"]),
+        ("aws_access_key_id", "id akiaiosfodnn7example", ["akiaiosfodnn7example"]),  # AWS
+        ("aws_access_key_id", "asiay34fzkbokmutvv7a", ["asiay34fzkbokmutvv7a"]),  # takes it
+        ("aws_secret_key", f"akiaiosfodnn7example:{AWS_SECRET}", [AWS_SECRET]),
         ("aws_secret_key", f"aws_secret_access_key = {AWS_SECRET}", [AWS_SECRET]),
         ("aws_secret_key", f'"SecretAccessKey": "{AWS_SECRET}"', [AWS_SECRET]),
         ("aws_secret_key", f"AKIAIOSFODNN7EXAMPLE:{AWS_SECRET}", [AWS_SECRET]),
@@ -41,7 +44,8 @@ OPENAI = "sk-" + "T3BlbkFJ" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE"
         # negatives
         ("aws_access_key_id", "AKIAIOSFODNN7EXAMPL", []),  # 19 characters
         ("aws_access_key_id", "XAKIAIOSFODNN7EXAMPLE", []),
-        ("aws_access_key_id", "akiaiosfodnn7example", []),
+        ("aws_access_key_id", "asiapacificheadquart", []),  # lower case without a digit
+        ("aws_access_key_id", "AkiaIOSFODNN7EXAMPLE", []),  # neither case
         ("aws_secret_key", f"key={AWS_SECRET}", []),  # no AWS context
         ("aws_secret_key", f"laws say {AWS_SECRET}", []),  # "laws" is no AWS word
         ("aws_secret_key", "aws commit 4b825dc642cb6eb9a060e54bf8d69288fbee4904", []),  # git SHA

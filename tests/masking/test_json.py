@@ -39,9 +39,25 @@ def test_nothing_to_mask_returns_the_value_itself(masker: Masker) -> None:
     assert masked is value and counts == {}
 
 
-def test_keys_are_never_masked(masker: Masker) -> None:
-    masked, _ = masker.mask_json({"jo@example.com": "jo@example.com"}, SPEC)
-    assert masked == {"jo@example.com": "[REDACTED:EMAIL_ADDRESS]"}
+def test_a_key_that_is_data_is_renamed_masked_in_place(masker: Masker) -> None:
+    value = {"jo@example.com": "jo@example.com", "order": {"4111111111111111": 1}, "z": 2}
+    masked, counts = masker.mask_json(value, SPEC)
+    assert masked == {"[REDACTED:EMAIL_ADDRESS]": "[REDACTED:EMAIL_ADDRESS]",
+                      "order": {"[REDACTED:CREDIT_CARD]": 1}, "z": 2}
+    assert list(masked) == ["[REDACTED:EMAIL_ADDRESS]", "order", "z"]  # order kept
+    assert counts == {"email": 2, "credit_card": 1}
+
+
+def test_keys_masked_alike_stay_apart(masker: Masker) -> None:
+    value = {"ann@example.com": 1, "[REDACTED:EMAIL_ADDRESS]": 2, "bob@example.com": 3}
+    masked, _ = masker.mask_json(value, SPEC)
+    assert masked == {"[REDACTED:EMAIL_ADDRESS] #2": 1, "[REDACTED:EMAIL_ADDRESS]": 2,
+                      "[REDACTED:EMAIL_ADDRESS] #3": 3}
+
+
+def test_keys_that_are_no_data_stay(masker: Masker) -> None:
+    value = {"4111111111111112": 1, "order-123456789": 2, "2026-01-02": 3}
+    assert masker.mask_json(value, SPEC) == (value, {})
 
 
 def test_a_key_is_its_values_context(masker: Masker) -> None:

@@ -42,8 +42,10 @@ REASONS = {
     "sql.destructive": "destructive SQL: {}",
     "sql.copy_program": "COPY ... PROGRAM runs a command on the database server",
     "sql.do_block": "DO blocks run code that cannot be inspected",
-    "sql.admin_function": "SQL calls {}",
-    "sql.engine_control": "{} changes the database engine",
+    "sql.server_access": "{} reaches the database server's files, programs or processes",
+    "sql.privilege": "{} changes roles or privileges",
+    "sql.configuration": "{} changes the server's configuration",
+    "sql.dynamic": "{} runs code held in a string",
     "sql.unrecognised": "unrecognised SQL statement",
     "sql.read_only": "{} on a read-only target",
     "sql.unbounded_write": "{} without WHERE",
@@ -210,12 +212,12 @@ def policy_input(spec: dict[str, Any]) -> str:
     target = target_of(spec)
     interpreter = interpreter_for(target)
     phase = spec.get("phase", "request")
-    stream = None
+    stream = content = None
     if "http" in spec:
         request = _request_from_http(spec["http"])
         response = None
         if "response_http" in spec:
-            response, stream = _response_from_http(spec["response_http"])
+            response, stream, content = _response_from_http(spec["response_http"])
     else:
         request, response = spec["request"], spec.get("response")
     if interpreter is None:
@@ -226,8 +228,10 @@ def policy_input(spec: dict[str, Any]) -> str:
             # The servicer reads a model's answer into input.llm before deciding on it.
             if stream is not None:
                 meaning = Llm.streamed(meaning, stream)
-            elif response is not None:
-                meaning = interpreter.response(meaning, response["body"])
+            elif content is not None:  # read whatever its declared type, as the servicer does
+                meaning, body = interpreter.answer(meaning, content)
+                if body is not None:
+                    response["body"] = body
     identity = spec.get("identity", ANONYMOUS)
     key = interpreter.key if interpreter is not None else None
     return InputEncoder(target, key).encode(phase, identity, request, response, meaning)
@@ -260,9 +264,10 @@ def _request_from_http(http: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def _response_from_http(http: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """input.response as the servicer builds it; and for an event stream, the stream an
-    LLM target reads it with (its body then stays null: it flows, masked, unbuffered)."""
+def _response_from_http(http: dict[str, Any]) -> tuple[dict[str, Any], Any, bytes | None]:
+    """input.response as the servicer builds it; for an event stream, the stream an LLM
+    target reads it with (its body then stays null: it flows, masked, unbuffered); else
+    the body decoded from its Content-Encoding, which an LLM target reads itself."""
     headers = {k.lower(): v for k, v in http.get("headers", {}).items()}
     raw = _body_bytes(http, headers)
     status = int(http.get("status", 200))
@@ -276,9 +281,8 @@ def _response_from_http(http: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         stream = Llm().stream()
         stream.feed(raw)
         stream.finish()
-        return response, stream
+        return response, stream, None
+    content = decoded_content(envoy_headers, raw, 16 * 1024 * 1024)
     if raw:
-        response["body"] = decode_response_body(
-            envoy_headers, decoded_content(envoy_headers, raw, 16 * 1024 * 1024)
-        )
-    return response, None
+        response["body"] = decode_response_body(envoy_headers, content)
+    return response, None, content

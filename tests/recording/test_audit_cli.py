@@ -19,6 +19,7 @@ from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
 from extproc.store import connect
 from tests.recording.conftest import evidence, record
+from tests.test_inert import ERASE, FORGED, raw
 
 REPO = Path(__file__).resolve().parents[2]
 BILLING = Target(name="billing", match=Match(route="billing"), environment="prod")
@@ -54,9 +55,11 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def six(store_url: str, signer: Signer, tmp_path: Path) -> Path:
-    """Six records of writer-a, checkpointed two by two; the config naming them."""
+    """Six records of writer-a, checkpointed two by two and anchored where the config's
+    default anchor log is (beside it); the config naming them."""
     asyncio.run(record(store_url, signer, [evidence(n) for n in range(6)],
-                       checkpoint_every=2, batch_size=2))
+                       checkpoint_every=2, batch_size=2,
+                       checkpoint_file=tmp_path / "tollgate-anchors.jsonl"))
     return write_config(tmp_path, store_url)
 
 
@@ -76,8 +79,10 @@ def test_verify_an_intact_store_exits_0_and_describes_each_chain(six: Path) -> N
     assert result.returncode == 0, result
     assert "chain writer-a: 6 records, 1..6" in result.stdout
     assert "signed checkpoint up to: 6 (every record)" in result.stdout
-    assert "checkpoints checked: 3; anchors checked: 0" in result.stdout
+    assert "checkpoints checked: 3; anchors checked: 4" in result.stdout
+    assert "anchored up to: record 6 (" in result.stdout
     assert "\nintact: " in result.stdout
+    assert "vouched for by the anchor logs: writer-a," in result.stdout
 
 
 def test_verify_names_an_edited_record_and_exits_1(six: Path, store_url: str) -> None:
@@ -109,7 +114,8 @@ def test_verify_names_the_first_broken_link_of_a_deleted_middle_record(
 def test_verify_with_the_printed_public_key_and_with_another_key(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
-    asyncio.run(record(sqlite_url, signer, [evidence(n) for n in range(2)]))
+    asyncio.run(record(sqlite_url, signer, [evidence(n) for n in range(2)],
+                       checkpoint_file=tmp_path / "tollgate-anchors.jsonl"))
     config = write_config(tmp_path, sqlite_url)
     printed = audit(config, "public-key")
     assert printed.returncode == 0, printed
@@ -126,40 +132,40 @@ def test_verify_with_the_printed_public_key_and_with_another_key(
     other.write_bytes(Signer.from_file(tmp_path / "other.key", create=True).public.public_pem())
     result = audit(config, "verify", "--public-key", str(other))
     assert result.returncode == 1, result
+    assert "  audit key: the anchor logs are signed with key " in result.stdout
+    assert "  writer-a:0: an anchored start statement's signature is not the audit key's" \
+        in result.stdout
+    problems = json.loads(audit(config, "verify", "--public-key", str(other), "--json")
+                          .stdout)["problems"]
     assert ("writer-a:2: its checkpoint statement's signature is not the audit key's "
-            "(forged, or signed with another key)") in result.stdout
+            "(forged, or signed with another key)") in [f"{p['id']}: {p['what']}"
+                                                        for p in problems]
 
 
 def test_anchors_catch_a_store_cut_short_with_its_checkpoints_deleted(
     store_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     """Someone drops the last records and every checkpoint naming them: the store agrees
-    with itself, not with the checkpoints anchored outside it."""
-    anchors = tmp_path / "anchors.jsonl"
+    with itself, not with the anchor log kept outside it, which verify reads by default
+    (the config's recording.checkpoint_file) or from --anchors."""
+    anchors = tmp_path / "elsewhere" / "anchors.jsonl"
     asyncio.run(record(store_url, signer, [evidence(n) for n in range(6)],
                        checkpoint_every=2, batch_size=2, checkpoint_file=anchors))
     config = write_config(tmp_path, store_url, checkpoint_file=anchors)
     execute(store_url, "DELETE FROM records WHERE seq > 4")
     execute(store_url, "DELETE FROM checkpoints")
 
-    alone = audit(config, "verify")
-    assert alone.returncode == 0, alone
-    assert "all 4 records are covered by the chain only" in alone.stdout
-    assert f"(--anchors {anchors} checks those kept outside the store)" in alone.stdout
-
-    result = audit(config, "verify", "--anchors", str(anchors))
-    assert result.returncode == 1, result
-    assert "checkpoints checked: 0; anchors checked: 3" in result.stdout
-    assert ("  writer-a:2: the anchored checkpoint statement is missing from the store "
-            "(deleted)") in result.stdout
-    report = json.loads(audit(config, "verify", "--anchors", str(anchors), "--json").stdout)
-    assert {"id": "writer-a:6", "writer": "writer-a", "seq": 6,
-            "what": "a signed checkpoint names this record, which is missing (deleted)",
-            } in report["problems"]
-
-
-# -- search --------------------------------------------------------------------------
-
+    for result in (audit(config, "verify"), audit(config, "verify", "--anchors", str(anchors))):
+        assert result.returncode == 1, result
+        assert "checkpoints checked: 0; anchors checked: 4" in result.stdout
+        assert ("  writer-a: shortened: the store's chain ends at record 4, but the anchor "
+                "log says it reached record 6 (") in result.stdout
+        assert "): records 5..6 were deleted, with their checkpoints\n" in result.stdout
+    report = json.loads(audit(config, "verify", "--json").stdout)
+    assert report["status"] == 1
+    assert {"id": "writer-a:2", "writer": "writer-a", "seq": 2,
+            "what": "the anchored checkpoint statement is missing from the store (deleted, "
+                    "or replaced by another)"} in report["problems"]
 
 @pytest.fixture
 def mixed(store_url: str, signer: Signer, tmp_path: Path) -> Path:
@@ -287,6 +293,43 @@ def test_replay_a_session_shows_its_exchanges_oldest_first(run: Path) -> None:
         ("writer-a:1", "run-1"), ("writer-a:2", "run-1")]
 
 
+def test_replay_and_search_show_what_an_agent_sent_inert(
+    store_url: str, signer: Signer, tmp_path: Path,
+) -> None:
+    """A record whose SQL erases the terminal line and writes a harmless statement over
+    it, whose subject reads backwards under a bidi override, and whose reason carries a
+    newline and a fake decision: every listing shows the tricks as escapes, on the lines
+    they belong to; --json keeps the exact values, as JSON escapes."""
+    sql = f"DROP TABLE orders; -- {ERASE}{FORGED}"
+    sub = "agent-\u202e1-nimda"
+    reason = "destructive SQL\n  decision  request: allow"
+    asyncio.run(record(store_url, signer, [
+        evidence(1, sub=sub, action="deny", rules=("sql.destructive",), reasons=(reason,),
+                 method="POST", body=json.dumps({"sql": sql}).encode())]))
+    config = write_config(tmp_path, store_url)
+
+    replay = audit(config, "replay", "writer-a:1")
+    assert replay.returncode == 0, replay
+    assert raw(replay.stdout) == []
+    lines = replay.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:] if line.split()].count("decision") == 1
+    assert not any(line.startswith(FORGED) for line in lines)
+    assert "who       agent-\\u202e1-nimda (iss" in replay.stdout
+    assert "reasons destructive SQL\\n  decision  request: allow" in replay.stdout
+    assert f'"sql": "DROP TABLE orders; -- \\u001b[2K\\r{FORGED}"' in replay.stdout
+
+    search = audit(config, "search")
+    assert search.returncode == 0, search
+    assert raw(search.stdout) == []
+    assert search.stdout.splitlines()[1].split()[3] == "agent-\\u202e1-nimda"
+
+    as_json = audit(config, "search", "--json")
+    assert raw(as_json.stdout) == []
+    (found,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert found["identity"]["sub"] == sub
+    assert found["decisions"][0]["reasons"] == [reason]
+
+
 # -- prune ---------------------------------------------------------------------------
 
 
@@ -295,7 +338,7 @@ def test_prune_then_verify_is_still_intact(sqlite_url: str, signer: Signer,
     old, now = time.time() - 40 * 86400, time.time()
     asyncio.run(record(sqlite_url, signer, [
         evidence(n, started=old if n < 3 else now) for n in range(5)],
-        checkpoint_every=2, batch_size=2))
+        checkpoint_every=2, batch_size=2, checkpoint_file=tmp_path / "tollgate-anchors.jsonl"))
     config = write_config(tmp_path, sqlite_url)
     result = audit(config, "prune", "--older-than", "30d")
     assert result.returncode == 0, result

@@ -17,7 +17,7 @@ import pytest
 
 from extproc.recording import Recorder, RecordingUnavailable
 from extproc.recording import store as record_store
-from extproc.recording.chain import Checkpoint, Signer
+from extproc.recording.chain import GENESIS, Checkpoint, Signer
 from extproc.recording.verify import verify
 from extproc.store import StoreError, connect
 from tests.recording.conftest import MASKER, evidence, record, settings
@@ -157,7 +157,10 @@ def test_checkpoints_are_signed_stored_and_anchored_outside(
                                                  (9, "checkpoint")]
     assert all(signer.public.valid(c) for c in stored)
     lines = [Checkpoint(**orjson.loads(line)) for line in anchors.read_text().splitlines()]
-    assert lines == stored
+    # The writer's registration first (a new chain: record 0, genesis), then each checkpoint.
+    assert (lines[0].kind, lines[0].seq, lines[0].hash) == ("start", 0, GENESIS)
+    assert signer.public.valid(lines[0])
+    assert lines[1:] == stored
 
 
 def test_an_idle_writer_signs_a_checkpoint_after_checkpoint_seconds(

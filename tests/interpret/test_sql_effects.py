@@ -1,0 +1,138 @@
+"""Effects of SQL statements (extproc/interpret/sql_effects.py), per dialect: what running
+a statement does, whatever its name. Each claim about what a server does with a text was
+checked on PostgreSQL 15 and MariaDB 10.11 (see tests/test_pack_bypass.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from extproc.interpret.sql import analyze
+
+
+def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
+    result = analyze(text, dialect)
+    assert result["error"] is None, result["error"]
+    first = result["statements"][0]
+    return first["effects"], first["bounded"]
+
+
+@pytest.mark.parametrize(("dialect", "text", "effects", "bounded"), [
+    # reads and plain writes
+    ("postgres", "SELECT * FROM t", ["read"], None),
+    ("postgres", "SELECT nextval('s')", ["read", "write"], True),
+    ("postgres", "INSERT INTO t VALUES (1)", ["write"], True),
+    ("postgres", "INSERT INTO t SELECT * FROM u", ["write"], True),
+    ("postgres", "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = 1", ["write"], True),
+    ("postgres", "UPDATE t SET v = 1 WHERE id = $1", ["write"], True),
+    ("postgres", "DELETE FROM t WHERE id = 1 AND true", ["write"], True),
+    ("postgres", "DELETE FROM t WHERE CURRENT OF c", ["write"], True),
+    ("postgres", "COPY t FROM STDIN", ["write"], True),
+    ("postgres", "COPY (SELECT 1) TO STDOUT", ["read"], None),
+    ("postgres", "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = 1",
+     ["write"], True),
+    # writes that may change every row
+    ("postgres", "DELETE FROM t", ["write"], False),
+    ("postgres", "DELETE FROM t WHERE true", ["write"], False),
+    ("postgres", "DELETE FROM t WHERE 1 = 1", ["write"], False),
+    ("postgres", "DELETE FROM t WHERE $1", ["write"], False),
+    ("postgres", "DELETE FROM t WHERE id = 1 OR NOT false", ["write"], False),
+    ("postgres", "UPDATE t SET v = 1 WHERE v = v", ["write"], False),
+    ("postgres", "INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET v = NULL",
+     ["write"], False),
+    ("postgres", "MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", ["write"], False),
+    ("postgres", "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE THEN DELETE",
+     ["write"], False),
+    ("postgres", "CALL p()", ["write"], False),
+    ("sqlite", "INSERT OR REPLACE INTO t SELECT rowid, 1 FROM t", ["write"], False),
+    ("sqlite", "DELETE FROM t WHERE 1", ["write"], False),
+    ("mysql", "INSERT INTO t SELECT * FROM t ON DUPLICATE KEY UPDATE v = NULL", ["write"], False),
+    ("mysql", "INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE v = NULL", ["write"], True),
+    ("tsql", "MERGE INTO t USING s ON 1 = 1 WHEN MATCHED THEN DELETE;", ["write"], False),
+    ("tsql", "EXEC dbo.cleanup", ["write"], False),
+    # destroy
+    ("postgres", "DROP TABLE t", ["destroy"], None),
+    ("postgres", "ALTER TABLE t DROP COLUMN c", ["destroy", "schema"], None),
+    ("postgres", "SELECT lo_unlink(1)", ["destroy", "read"], None),
+    ("mysql", "CREATE OR REPLACE TABLE t (a int)", ["destroy", "schema"], None),
+    ("snowflake", "CREATE OR REPLACE TABLE t (a int)", ["destroy", "schema"], None),
+    ("mysql", "ALTER TABLE t ENGINE=BLACKHOLE", ["destroy", "schema"], None),
+    ("mysql", "ALTER TABLE t ENGINE=InnoDB", ["schema"], None),
+    # server
+    ("postgres", "COPY t TO '/tmp/x'", ["read", "server"], None),
+    ("postgres", "COPY t FROM '/etc/passwd'", ["server", "write"], True),
+    ("postgres", "SELECT pg_read_file('/etc/passwd')", ["read", "server"], None),
+    ("postgres", "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw", ["schema", "server"], None),
+    ("mysql", "SELECT LOAD_FILE('/etc/passwd')", ["read", "server"], None),
+    ("tsql", "EXEC xp_cmdshell 'whoami'", ["server"], None),
+    ("tsql", "EXECUTE master..xp_cmdshell 'dir'", ["server"], None),
+    ("tsql", "SELECT * FROM OPENROWSET('SQLNCLI', 'Server=x;', 'SELECT 1') AS a",
+     ["read", "server"], None),
+    ("duckdb", "SELECT * FROM read_csv('/etc/passwd')", ["read", "server"], None),
+    ("duckdb", "COPY t TO '/tmp/t.csv'", ["read", "server"], None),
+    ("sqlite", "ATTACH DATABASE '/tmp/x.db' AS x", ["server"], None),
+    # privilege
+    ("postgres", "ALTER ROLE agent SUPERUSER", ["privilege", "schema"], None),
+    ("postgres", "GRANT ALL ON t TO PUBLIC", ["privilege"], None),
+    ("postgres", "SET ROLE postgres", ["privilege", "session"], None),
+    ("postgres", "SET SESSION AUTHORIZATION postgres", ["privilege", "session"], None),
+    ("postgres", "ALTER TABLE t OWNER TO agent", ["privilege", "schema"], None),
+    # configuration
+    ("postgres", "SET search_path = app", ["session"], None),
+    ("postgres", "SET standard_conforming_strings = off", ["configuration", "session"], None),
+    ("postgres", "ALTER DATABASE d SET standard_conforming_strings = off",
+     ["configuration", "schema"], None),
+    ("postgres", "ALTER SYSTEM SET archive_command = 'x'", ["configuration", "schema"], None),
+    ("postgres", "SELECT set_config('a.b', 'c', false)", ["configuration", "read"], None),
+    ("mysql", "SET GLOBAL max_connections = 1", ["configuration", "session"], None),
+    ("mysql", "SET PERSIST local_infile = 1", ["configuration", "session"], None),
+    ("mysql", "SET @@global.general_log = 1", ["configuration", "session"], None),
+    ("mysql", "SET sql_mode = 'NO_BACKSLASH_ESCAPES'", ["configuration", "session"], None),
+    ("mysql", "SET NAMES sjis", ["configuration", "session"], None),
+    ("mysql", "SET SESSION wait_timeout = 10", ["session"], None),
+    ("tsql", "SET QUOTED_IDENTIFIER OFF", ["configuration", "session"], None),
+    # dynamic
+    ("postgres", "DO $$BEGIN END$$", ["dynamic"], None),
+    ("postgres", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+     ["dynamic", "schema"], None),
+    ("postgres", "SELECT query_to_xml('DELETE FROM t', true, false, '')", ["dynamic", "read"],
+     None),
+    ("postgres", "SELECT * FROM dblink('x', 'DROP TABLE t') AS r(s text)",
+     ["dynamic", "read", "server"], None),
+    ("tsql", "EXEC('DROP TABLE t')", ["dynamic"], None),
+    ("tsql", "EXEC sp_executesql N'DROP TABLE t'", ["dynamic"], None),
+    # unknown
+    ("mysql", "PREPARE s FROM 'DROP TABLE t'", ["unknown"], None),
+    ("postgres", "CHECKPOINT", ["unknown"], None),
+])
+def test_effects(dialect: str, text: str, effects: list[str], bounded: bool | None) -> None:
+    assert top(text, dialect) == (effects, bounded)
+
+
+def test_tsql_exec_of_a_variable_is_dynamic() -> None:
+    found = analyze("DECLARE @s nvarchar(99) = 'DROP TABLE t'; EXEC(@s)", "tsql")["statements"]
+    assert [s["effects"] for s in found] == [["unknown"], ["dynamic"]]
+
+
+@pytest.mark.parametrize(("dialect", "text", "kinds"), [
+    # PostgreSQL with standard_conforming_strings off runs the DROP (checked on 15)
+    ("postgres", "SELECT 'a\\', 'b; DROP TABLE t; --'", ["select", "select", "drop"]),
+    # MariaDB with NO_BACKSLASH_ESCAPES runs the DROP (checked on 10.11)
+    ("mysql", "SELECT 'a\\' ; DROP TABLE t; -- '", ["select", "select", "drop"]),
+    ("postgres", "SELECT 'C:\\dir', E'\\n' WHERE 'a' ~ '\\d'", ["select"]),
+    ("mysql", "SELECT 'a\\nb', 'c\\\\'", ["select"]),
+    # the escaping lexing cannot end the string: only the standard one runs
+    ("postgres", "SELECT 'it''s \\'", ["select"]),
+])
+def test_a_text_with_backslashes_is_read_both_ways(
+    dialect: str, text: str, kinds: list[str]
+) -> None:
+    result = analyze(text, dialect)
+    assert result["error"] is None
+    assert [s["kind"] for s in result["statements"]] == kinds
+
+
+def test_mysql_dash_dash_before_a_non_ascii_character_is_refused() -> None:
+    """MariaDB reads `--\u00a0` as two minus signs (checked on 10.11): no comment."""
+    text = "SELECT 1 --\u00a0 FROM (SELECT 1 AS `\u00a0`) x; DROP TABLE t"
+    assert "--" in str(analyze(text, "mysql")["error"])
+    assert analyze("SELECT 1 -- x\u00e9\n", "mysql")["error"] is None
