@@ -437,6 +437,11 @@ class Recording:
     # one) may take: beyond it that identity is refused (429 recording_quota) while
     # others pass, so no agent alone fills the queue. 1: no share of its own.
     identity_share: float = 0.25
+    # The bytes of bodies (as kept, cut to max_body_bytes) one identity's records may
+    # hold an hour, a whole hour's worth at once at most: beyond it that identity is
+    # refused (429 recording_quota) until its budget refills, so no agent alone fills
+    # the record's disk. Per process: N replicas let N times it through. null: no budget.
+    identity_bytes_per_hour: int | None = 1 << 30
     # The most records written in one transaction.
     batch_size: int = 256
     # A signed checkpoint of the chain after this many records, or this many seconds
@@ -467,6 +472,8 @@ class Recording:
                 raise Invalid(name, "must be > 0")
         if not 0 < self.identity_share <= 1:
             raise Invalid("identity_share", "must be > 0 and <= 1")
+        if self.identity_bytes_per_hour is not None and self.identity_bytes_per_hour <= 0:
+            raise Invalid("identity_bytes_per_hour", "must be > 0, or null for no budget")
         if self.writer_id is not None and not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}",
                                                             self.writer_id):
             raise Invalid("writer_id", "1-64 letters, digits, '.', '_', ':' or '-'")

@@ -183,6 +183,7 @@ def open_recorder(config: Config, masker: Masker) -> Recorder:
         commit_seconds=settings.commit_seconds,
         writer_id=settings.writer_id or default_writer_id(),
         identity_share=settings.identity_share,
+        identity_bytes_per_hour=settings.identity_bytes_per_hour,
     ), signer, masker)
     recorder.start()
     return recorder

@@ -54,10 +54,39 @@ production_session(k8s) := {k8s.verb} if {
 # reads from stdin passes unread, and agents open none in production.
 denials contains {
 	"rule": "k8s.destructive_exec",
-	"reason": sprintf("destructive command in exec: %s", [concat(" ", argv)]),
+	"reason": sprintf("destructive command in exec: %s", [what]),
 } if {
+	some what in destructive_exec
+}
+
+destructive_exec contains concat(" ", argv) if {
 	some argv in argvs(exec_commands)
 	destructive_command(argv)
+}
+
+destructive_exec contains sprintf("%s (%s)", [concat(" ", o.argv), o.why]) if {
+	some o in opaques(input.k8s.exec.opaque)
+	destructive_opaque(o)
+}
+
+destructive_exec contains sprintf("output written to %s", [path]) if {
+	some path in array_or_empty(input.k8s.exec.writes)
+	is_string(path)
+	destructive_write(path)
+}
+
+# An exec that runs what cannot be read (`sh -c "$(curl ...)"`, `python -c ...`, a script
+# piped into a shell) waits for a human when an agent asks, as a model's tool call does
+# (llm.opaque_tool_call); here the hold is in time: nothing has run yet.
+holds contains {
+	"rule": "k8s.opaque_exec",
+	"reason": sprintf("exec runs what cannot be read (%s): %s", [o.why, concat(" ", o.argv)]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	agent
+	some o in opaques(input.k8s.exec.opaque)
+	not destructive_opaque(o)
 }
 
 # The exec's commands as the interpreter read them; without that reading (an older

@@ -208,3 +208,30 @@ test_agents_may_read_pod_logs_masked_in_production if {
 	d.action == "allow"
 	d.mask.detectors == ["all"]
 }
+
+# An exec whose commands the shell reader found opaque (extproc/interpret/shell.py).
+exec_opaque(opaque) := object.union(exec_into({}), {"exec": {"command": ["sh", "-c", "..."], "commands": [["sh", "-c", "..."]], "opaque": opaque}})
+
+test_an_agents_opaque_exec_waits_for_a_dba if {
+	d := data.tollgate.decision with input as call(["agents"], exec_opaque([{"argv": ["sh"], "why": "computed_script"}]))
+	d.action == "hold"
+	d.rules == ["k8s.opaque_exec"]
+	d.approvers == ["group:dba"]
+	d.reasons == ["exec runs what cannot be read (computed_script): sh"]
+}
+
+test_a_persons_opaque_exec_passes if {
+	d := data.tollgate.decision with input as call(["sre"], exec_opaque([{"argv": ["python3", "-c", "x"], "why": "inline_code"}]))
+	d.action == "allow"
+}
+
+test_a_destructive_opaque_exec_or_write_is_refused_to_everyone if {
+	every groups in [["agents"], ["sre"]] {
+		opaque := data.tollgate.decision with input as call(groups, exec_opaque([{"argv": ["$(echo rm)", "-rf", "/"], "why": "computed_program"}]))
+		opaque.rules == ["k8s.destructive_exec"]
+		written := object.union(exec_into({}), {"exec": {"commands": [["cat", "/dev/zero"]], "writes": ["/dev/sda"]}})
+		write := data.tollgate.decision with input as call(groups, written)
+		write.rules == ["k8s.destructive_exec"]
+		write.reasons == ["destructive command in exec: output written to /dev/sda"]
+	}
+}

@@ -1,6 +1,7 @@
 """A real HTTP server on a free port of 127.0.0.1, in a thread of its own, for what tollgate
-calls out to in tests (a webhook, an identity provider's key set): it answers every
-request with `answer(method, path, body)` and keeps what it received."""
+calls out to in tests (a webhook, an identity provider's key set, a scripted upstream): it
+answers every request with `answer(method, path, body)` — a status and a body, JSON unless
+a content type follows — and keeps what it received."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Answer = Callable[[str, str, bytes], tuple[int, bytes]]
+Answer = Callable[[str, str, bytes], tuple[int, bytes] | tuple[int, bytes, str]]
 
 
 class Received:
@@ -35,9 +36,10 @@ class LocalServer:
                 served.received.append(Received(
                     self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                     body))
-                status, reply = answer(self.command, self.path, body)
+                status, reply, *content_type = answer(self.command, self.path, body)
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", content_type[0] if content_type
+                                 else "application/json")
                 self.send_header("content-length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -48,7 +50,8 @@ class LocalServer:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}{path}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
         self._thread.start()

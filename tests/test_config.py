@@ -32,6 +32,13 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
     assert (target.protocol, target.fail_mode, target.environment) == ("http", "closed", "dev")
     assert target.inspect.request_body is True and target.inspect.response == "body"
     assert cfg.policy_dir == (tmp_path / "policies").resolve()
+    assert cfg.recording.identity_bytes_per_hour == 1 << 30  # 1 GiB an hour
+
+
+def test_the_record_byte_budget_can_be_turned_off(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, {**MINIMAL,
+                                       "recording": {"identity_bytes_per_hour": None}}))
+    assert cfg.recording.identity_bytes_per_hour is None
 
 
 def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
@@ -111,6 +118,10 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "k8s",
                        "k8s": {"namespace_labels": {"prod": {"env": 1}}}}]},
          "targets[0].k8s.namespace_labels.prod.env: expected a string"),
+        ({**MINIMAL, "recording": {"identity_bytes_per_hour": 0}},
+         "recording.identity_bytes_per_hour: must be > 0, or null for no budget"),
+        ({**MINIMAL, "recording": {"identity_bytes_per_hour": "1GiB"}},
+         "recording.identity_bytes_per_hour: expected an integer"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, data: dict, expected: str) -> None:

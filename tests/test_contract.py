@@ -430,6 +430,7 @@ def test_the_captured_k8s_inputs_cover_the_contract(
     assert k8s["exec"] == {
         "command": ["sh", "-c", "rm -rf /data"],
         "commands": [["sh", "-c", "rm -rf /data"], ["rm", "-rf", "/data"]],
+        "opaque": [], "writes": [],
         "container": "app", "stdin": True,
         "stdout": True, "stderr": False, "tty": True, "transport": "websocket",
     }
@@ -549,8 +550,8 @@ VALID_SQL_INPUT: dict[str, Any] = {
     "sql": {"dialect": "postgres", "statements": [DELETE_ALL], "multiple": False, "error": None,
             "unread_write": False},
 }
-EXEC = {"command": ["sh"], "commands": [["sh"]], "container": None, "stdin": True,
-        "stdout": True, "stderr": False, "tty": True, "transport": "websocket"}
+EXEC = {"command": ["sh"], "commands": [["sh"]], "opaque": [], "writes": [], "container": None,
+        "stdin": True, "stdout": True, "stderr": False, "tty": True, "transport": "websocket"}
 VALID_K8S_INPUT: dict[str, Any] = {
     **VALID_INPUT,
     "target": {"name": "cluster", "protocol": "k8s", "environment": "prod", "labels": {}},

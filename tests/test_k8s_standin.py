@@ -168,7 +168,8 @@ def test_exec_runs_over_websocket(standin: K8sStandIn, kubectl: Kubectl) -> None
     assert upgrade.headers["sec-websocket-protocol"] == "v5.channel.k8s.io"
     exec_meaning = k8s_request(upgrade.method, upgrade.path, upgrade.query, upgrade.headers)
     assert exec_meaning["exec"] == {
-        "command": ["ls", "/"], "commands": [["ls", "/"]], "container": "app", "stdin": False,
+        "command": ["ls", "/"], "commands": [["ls", "/"]], "opaque": [], "writes": [],
+        "container": "app", "stdin": False,
         "stdout": True, "stderr": True, "tty": False, "transport": "websocket"}
 
 

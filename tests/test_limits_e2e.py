@@ -1,6 +1,6 @@
 """Bounded resources, end to end through a real Envoy (envoy/quickstart.yaml) and tollgate:
 a client too slow to send its headers is cut off, one agent cannot open unlimited pending
-approvals, nor take the whole audit record's queue.
+approvals, nor take the whole audit record's queue, nor fill its disk.
 """
 
 from __future__ import annotations
@@ -112,3 +112,29 @@ def test_an_identity_holding_its_share_of_the_record_queue_is_refused_429_alone(
     assert answer["trace_id"] == reply.trace_id
     assert gw.request("GET", "/echo", token=tokens.token("careful", ["agents"])).status == 200
     assert not any(w.answered for w in waiting)
+
+
+def test_an_identity_over_its_byte_budget_of_the_record_is_refused_429_alone(
+    make_gateway: GatewayFactory,
+) -> None:
+    """A budget of 8 KiB of bodies an hour per identity: an agent posting queries of
+    2 KiB (their rows, as large, come back) is refused `recording_quota` once its records
+    hold more than that, saying which budget and when it refills, while another agent
+    passes."""
+    budget = 8 * 1024
+    gw = make_gateway(settings={"recording": {"identity_bytes_per_hour": budget}})
+    query = {"sql": f"SELECT '{'x' * 2048}' AS pad"}
+    agent = tokens.token("flooder", ["agents"])
+    passed = 0
+    while (reply := gw.request("POST", "/sql", query, token=agent)).status == 200:
+        passed += 1
+        assert passed * 4096 <= budget + 4096, "recorded past its budget, not refused"
+    answer = reply.json()
+    assert (reply.status, answer["error"]) == (429, "recording_quota"), answer
+    assert passed >= 2  # what fits in the budget passed
+    assert "flooder has used its byte budget of the audit record, 8 KiB an hour " \
+           "(recording.identity_bytes_per_hour); it may record again in " in answer["message"]
+    assert answer["trace_id"] == reply.trace_id
+    careful = gw.request("POST", "/sql", query, token=tokens.token("careful", ["agents"]))
+    assert careful.status == 200, careful.body
+    assert gw.request("POST", "/sql", query, token=agent).status == 429

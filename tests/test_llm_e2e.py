@@ -15,9 +15,7 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
@@ -26,6 +24,7 @@ import pytest
 from extproc.store import connect
 from tests import tokens
 from tests.conftest import Gateway, module_gateway
+from tests.http_server import LocalServer
 from tests.openai_standin import OpenAIStandIn, Reply, ToolCall
 from tests.test_recording_e2e import record_of
 
@@ -53,33 +52,15 @@ class Served:
 
     def __init__(self) -> None:
         self.replies: list[tuple[str, bytes]] = []
-        served = self
+        self._server = LocalServer(self._answer)
+        self.port = self._server.port
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                content_type, body = served.replies.pop(0)
-                self.send_response(200)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
+    def _answer(self, _method: str, _path: str, _body: bytes) -> tuple[int, bytes, str]:
+        content_type, body = self.replies.pop(0)
+        return 200, body, content_type
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.stop()
 
 
 @pytest.fixture(scope="module")

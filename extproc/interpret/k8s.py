@@ -43,7 +43,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from extproc.interpret.shell import argv_commands
+from extproc.interpret.shell import argv_read
 
 # API prefix -> whether the prefix is groupless (/api/v1/...) or grouped (/apis/G/V/...).
 _API_PREFIXES = {"api": True, "apis": False}
@@ -109,9 +109,12 @@ def k8s_request(
     streams = None
     if subresource in ("exec", "attach"):
         command = list(query.get("command", ())) if subresource == "exec" else []
+        reading = argv_read(command)
         streams = {
             "command": command,
-            "commands": argv_commands(command),
+            "commands": reading.commands,
+            "opaque": reading.opaque,
+            "writes": reading.writes,
             "container": _first(query, "container") or None,
             "stdin": _flag(query, "stdin"),
             "stdout": _flag(query, "stdout"),

@@ -105,18 +105,27 @@ _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r|\n)")
 _CR, _LF, _CR_BYTE = 0x0D, 0x0A, b"\r"
 
 
-def chat_request(body: Any) -> dict[str, Any]:
-    """A chat/completions request body (decoded JSON, of any type) as policy input."""
-    result: dict[str, Any] = {
-        "api": "chat.completions", "model": None, "stream": False, "messages": [],
-        "tools": [], "tool_calls": [], "finish_reason": None, "error": None,
+def _request_reading(api: str, body: Any) -> dict[str, Any]:
+    """A model request's reading before its messages and tools: what either API says alike
+    (an error when the body is not an object)."""
+    reading: dict[str, Any] = {
+        "api": api, "model": None, "stream": False, "messages": [], "tools": [],
+        "tool_calls": [], "finish_reason": None, "error": None,
     }
     if not isinstance(body, dict):
-        result["error"] = f"request body is a JSON {json_type(body)}, not an object"
+        reading["error"] = f"request body is a JSON {json_type(body)}, not an object"
+    else:
+        reading["model"] = _str(body.get("model"))
+        reading["stream"] = body.get("stream") is True
+    return reading
+
+
+def chat_request(body: Any) -> dict[str, Any]:
+    """A chat/completions request body (decoded JSON, of any type) as policy input."""
+    result = _request_reading("chat.completions", body)
+    if not isinstance(body, dict):
         return result
     errors: list[str] = []
-    result["model"] = _str(body.get("model"))
-    result["stream"] = body.get("stream") is True
     messages = body.get("messages")
     if messages is None:
         errors.append("request has no messages")
@@ -136,16 +145,10 @@ def responses_request(body: Any) -> dict[str, Any]:
     `instructions` as a system message, `input` (a string, or items) as messages, a
     `*_call` item of the history as an assistant message's tool call, a tool's output as a
     `tool` message; `tools` as offered."""
-    result: dict[str, Any] = {
-        "api": "responses", "model": None, "stream": False, "messages": [], "tools": [],
-        "tool_calls": [], "finish_reason": None, "error": None,
-    }
+    result = _request_reading("responses", body)
     if not isinstance(body, dict):
-        result["error"] = f"request body is a JSON {json_type(body)}, not an object"
         return result
     errors: list[str] = []
-    result["model"] = _str(body.get("model"))
-    result["stream"] = body.get("stream") is True
     messages = result["messages"]
     if isinstance(body.get("instructions"), str):
         messages.append({"role": "system", "text": body["instructions"], "tool_calls": []})

@@ -224,17 +224,13 @@ def read(text: str) -> Reading:
     return reading
 
 
-def argv_commands(argv: list[str]) -> list[list[str]]:
-    """The argv of every command an argv runs when executed without a shell (a tool's
-    `["bash", "-lc", "..."]`, kubectl exec's `command`): the argv itself, and what it runs
-    when it is a wrapper or a shell (`["sudo", "rm", ...]`, `["sh", "-c", "rm -rf /"]`)."""
-    return argv_read(argv).commands
-
-
 def argv_read(argv: list[str]) -> Reading:
-    """`read` of an argv run without a shell. It is read as the command line it would be
-    once joined with quotes, so each item stays one word (`["echo", "$(rm -rf /)"]` runs
-    no rm) and argv[0] is reduced to its basename as `commands` does."""
+    """`read` of an argv run without a shell (a tool's `["bash", "-lc", "..."]`, kubectl
+    exec's `command`): its `commands` are the argv itself, then what it runs when it is a
+    wrapper or a shell (`["sudo", "rm", ...]`, `["sh", "-c", "rm -rf /"]`). It is read as
+    the command line it would be once joined with quotes, so each item stays one word
+    (`["echo", "$(rm -rf /)"]` runs no rm) and argv[0] is reduced to its basename as
+    `commands` does."""
     reading = read(shlex.join(argv)) if argv else Reading()
     if argv and not reading.commands:
         reading.commands.append(argv)

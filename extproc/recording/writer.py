@@ -7,6 +7,8 @@ bodies), chains it, writes the batch in one transaction, and every so often sign
 checkpoint. So:
 
 - a place is taken before anything is allowed, so a finished exchange always has room;
+- one identity takes at most its share of the queue, and records at most its byte
+  budget an hour (`budget.py`): beyond either it alone is refused (`RecordingQuota`);
 - when the queue is full, or the store refused the last write, new exchanges are
   refused (`RecordingUnavailable`, a 503), never let through unrecorded; a batch the
   store refused is retried, unchanged, until it is written;
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from extproc.masking import Masker
 from extproc.recording import anchors, store
+from extproc.recording.budget import ByteBudget, recorded_bytes
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
 from extproc.recording.record import Evidence, content_of, started_us, unbuildable
 from extproc.store import Connection, StoreError, connect
@@ -47,6 +50,8 @@ _RETRY_FIRST, _RETRY_MOST = 0.1, 5.0
 _IDLE_WAKE = 1.0
 # How often records past `store.retention_days` are pruned.
 _PRUNE_EVERY = 3600.0
+# How often identities whose byte budget is whole again are forgotten (memory, not rules).
+_FORGET_EVERY = 600.0
 
 
 class RecordingUnavailable(Exception):
@@ -54,7 +59,8 @@ class RecordingUnavailable(Exception):
 
 
 class RecordingQuota(RecordingUnavailable):
-    """One identity holds its whole share of the queue: it is refused, others pass."""
+    """One identity holds its whole share of the queue, or has used its byte budget: it
+    is refused, others pass."""
 
 
 @dataclass(slots=True)
@@ -77,6 +83,8 @@ class RecorderSettings:
     writer_id: str = field(default_factory=lambda: default_writer_id())
     # The share of queue_size one identity's records may take (at least one place).
     identity_share: float = 1.0
+    # The bytes of bodies one identity's records may hold an hour; None: no budget.
+    identity_bytes_per_hour: int | None = None
 
 
 def default_writer_id() -> str:
@@ -98,6 +106,9 @@ class Recorder:
         self._pending = 0  # admitted and not yet written
         self._pending_of: dict[str, int] = {}  # the same, by identity (those counted)
         self._share = max(1, int(settings.queue_size * settings.identity_share))
+        per_hour = settings.identity_bytes_per_hour
+        self._budget = ByteBudget(per_hour) if per_hour is not None else None
+        self._forget_at = 0.0  # when the budget's drained buckets are next dropped
         self._failure: str | None = None  # why the last write failed; None when it did not
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
@@ -111,9 +122,9 @@ class Recorder:
 
     def admit(self, who: str | None = None) -> None:
         """Take a place for one exchange's record, or refuse it (RecordingUnavailable);
-        `who` (an identity's subject) takes at most its share of the queue, so one agent
-        flooding the record or outrunning a slow store is refused alone (RecordingQuota).
-        Pass the same `who` to submit."""
+        `who` (an identity's subject) takes at most its share of the queue and records at
+        most its byte budget, so one agent flooding the record, outrunning a slow store or
+        filling its disk is refused alone (RecordingQuota). Pass the same `who` to submit."""
         with self._lock:
             if self._failure is not None:
                 self.refused += 1
@@ -131,12 +142,24 @@ class Recorder:
                     raise RecordingQuota(
                         f"{who} has {held} records waiting to be written, its share of the "
                         f"audit record's queue ({self._share} of {self._settings.queue_size})")
+                if self._budget is not None and (
+                        wait := self._budget.wait(who, time.monotonic())):
+                    self.refused += 1
+                    raise RecordingQuota(self._budget.refusal(who, wait))
                 self._pending_of[who] = held + 1
             self._pending += 1
 
     def submit(self, evidence: Evidence, who: str | None = None) -> None:
         """Hand over an admitted exchange's evidence; its record is written soon."""
+        self._charge(evidence, who)
         self._queue.put(_Item(evidence, None, who))
+
+    def _charge(self, evidence: Evidence, who: str | None) -> None:
+        """`who`'s byte budget pays for the bodies this record holds."""
+        if who is not None and self._budget is not None:
+            size = recorded_bytes(evidence)
+            with self._lock:
+                self._budget.charge(who, size, time.monotonic())
 
     async def commit(self, evidence: Evidence, who: str | None = None) -> None:
         """Record now and wait until it is committed (a strict target's decision record).
@@ -147,6 +170,7 @@ class Recorder:
         the request was refused).
         """
         self.admit(who)
+        self._charge(evidence, who)
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._queue.put(_Item(evidence, done, who))
         try:
@@ -308,6 +332,10 @@ class Recorder:
                     if left:
                         self._pending_of[item.who] = left
             self._failure = None
+            now = time.monotonic()
+            if self._budget is not None and now >= self._forget_at:
+                self._forget_at = now + _FORGET_EVERY
+                self._budget.forget_drained(now)
         self.written += len(rows)
         for item in batch:
             if item.done is not None:

@@ -20,8 +20,8 @@ SPDY = {"upgrade": "SPDY/3.1", "connection": "Upgrade",
 KEYS = ["verb", "api_group", "api_version", "resource", "subresource", "namespace", "name",
         "path", "resource_request", "exec", "label_selector", "field_selector", "dry_run",
         "error"]
-EXEC_KEYS = ["command", "commands", "container", "stdin", "stdout", "stderr", "tty",
-             "transport"]
+EXEC_KEYS = ["command", "commands", "opaque", "writes", "container", "stdin", "stdout", "stderr",
+             "tty", "transport"]
 POD = "/api/v1/namespaces/prod/pods"
 EXEC_WEB_1 = ("exec", "pods", "prod", "web-1", "exec")  # verb, resource, namespace, name, sub
 
@@ -42,6 +42,7 @@ def streams(transport: str | None, command: list[str] | None = None, container: 
             **flags: bool) -> dict[str, Any]:
     base = {"stdin": False, "stdout": False, "stderr": False, "tty": False}
     return {"command": command or [], "commands": [command] if command else [],
+            "opaque": [], "writes": [],
             "container": container, **base, **flags, "transport": transport}
 
 
@@ -223,6 +224,7 @@ def test_the_contract_example_reads_exactly() -> None:
         "subresource": "exec", "namespace": "prod", "name": "web-1",
         "path": "/api/v1/namespaces/prod/pods/web-1/exec", "resource_request": True,
         "exec": {"command": ["rm", "-rf", "/"], "commands": [["rm", "-rf", "/"]],
+                 "opaque": [], "writes": [],
                  "container": "app", "stdin": True,
                  "stdout": True, "stderr": True, "tty": False, "transport": "websocket"},
         "label_selector": None, "field_selector": None, "dry_run": False, "error": None,

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from extproc.interpret.shell import (
     OPAQUE_REASONS,
-    argv_commands,
     argv_read,
     commands,
     looks_like_shell,
@@ -282,7 +281,7 @@ def test_looks_like_shell_rejects_what_cannot_start_a_command(text: str) -> None
 def test_an_argv_runs_itself_and_what_it_wraps(
     argv: list[str], expected: list[list[str]]
 ) -> None:
-    assert argv_commands(argv) == expected
+    assert argv_read(argv).commands == expected
 
 
 @given(st.text())
