@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -53,6 +54,22 @@ APPROVER = ("dana", ["dba"])
 TOKEN_TTL_SECONDS = 8 * 3600
 
 
+# Where earlier quickstarts kept the audit record's signing key: beside the store, where
+# whoever could rewrite the record could also re-sign it.
+LEGACY_KEY = Path("~/.tollgate/audit-signing.key")
+
+
+def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
+    """Move a signing key found at the quickstart's old place to the configured one (when
+    none is there yet), so the checkpoints it signed still verify; where it went, or None."""
+    key, old = config.resolve(config.recording.signing_key_file), legacy.expanduser()
+    if key.exists() or not old.is_file() or key == old:
+        return None
+    key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.move(old, key)
+    return key
+
+
 def run_quickstart(config: Config) -> int:
     ports = envoy_bootstrap.Ports(ext_proc=config.listen.grpc_port)
     roles = {
@@ -78,6 +95,11 @@ def run_quickstart(config: Config) -> int:
     except dev_tokens.TokenError as exc:
         print(f"tollgate up: {exc}", file=sys.stderr)
         return 2
+
+    moved = move_legacy_key(config)
+    if moved is not None:
+        print(f"tollgate up: moved the audit signing key from {LEGACY_KEY} to {moved}, away "
+              "from the store it signs", file=sys.stderr)
 
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

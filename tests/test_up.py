@@ -161,3 +161,25 @@ def approve_the_held_delete(token: str, output: list[str], home: Path) -> None:
                     "--reason", "quickstart"], env=env, timeout=30, check=True)
     status, _, body = replies.get(timeout=30)
     assert status == 200, body
+
+
+def test_up_moves_a_key_kept_beside_the_store_to_its_own_place(tmp_path: Path) -> None:
+    """An earlier quickstart kept its signing key beside the store; `tollgate up` moves it
+    (once, never over a key already there) so the checkpoints it signed still verify."""
+    from extproc import config as config_module
+    from extproc.up import move_legacy_key
+
+    key = tmp_path / "config" / "audit-signing.key"
+    cfg = config_module.parse({
+        "targets": [{"name": "demo", "match": {"route": "demo"}}],
+        "recording": {"signing_key_file": str(key)},
+    }, source=tmp_path / "tollgate.yaml")
+    legacy = tmp_path / "store" / "audit-signing.key"
+    assert move_legacy_key(cfg, legacy) is None  # nothing to move
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"the old key")
+    assert move_legacy_key(cfg, legacy) == key
+    assert key.read_bytes() == b"the old key" and not legacy.exists()
+    legacy.write_bytes(b"another")
+    assert move_legacy_key(cfg, legacy) is None  # a key is there: left alone
+    assert key.read_bytes() == b"the old key" and legacy.exists()
