@@ -4,7 +4,7 @@ Run from the repository root: `python -m bench.load` (`make bench` does).
 
 Absolute figures drift on these shared 2-core machines, so every set-up runs in
 one invocation against the same upstream, and each is compared with Envoy alone
-carrying the same request (DESIGN.md, "Performance budget"):
+carrying the same request (docs/architecture.md, "Performance budget"):
 
     direct            client ─► demo upstream
     envoy             client ─► Envoy ─► upstream                      (the baseline)
@@ -413,7 +413,7 @@ def figures(measured: Measured) -> dict[str, Any]:
 def add_comparisons(results: dict[str, dict[str, dict[str, Any]]]) -> None:
     """Add each figure's ratio, and the added latency, against the set-up's Envoy-alone run.
 
-    CPU ratios are all against Envoy alone's own CPU per request: DESIGN.md's
+    CPU ratios are all against Envoy alone's own CPU per request: the budget's
     reference machine puts that at ~34 µs, which makes the budget's 250 µs ~7x.
     """
     for name, phases in results.items():
@@ -475,7 +475,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]], rate: float) -> str:
     return "\n".join(lines)
 
 
-# DESIGN.md's budget as (set-up, phase, figure, limit); decisions/s is a floor, the rest ceilings.
+# The budget (docs/architecture.md) as (set-up, phase, figure, limit); decisions/s is a
+# floor, the rest ceilings.
 BUDGET = (
     ("tollgate-headers", "fixed_rate", "tollgate CPU µs/request", 250),
     ("tollgate-headers", "max", "tollgate CPU µs/request", 250),
@@ -486,7 +487,7 @@ BUDGET = (
     ("tollgate-masked", "max", "tollgate CPU µs/request", 450),
     ("tollgate-masked", "fixed_rate", "added p50 ms", 2.5),
 )
-# DESIGN.md's reference machine, where the budget's absolute figures were set: a
+# The budget's reference machine, where the budget's absolute figures were set: a
 # do-nothing Python ext_proc costs ~250 µs CPU per request there, and Envoy alone
 # answers at p50 ~0.7 ms at 200 req/s.
 FLOOR = "passthrough-headers"
@@ -585,14 +586,14 @@ def report(results: dict[str, dict[str, dict[str, Any]]], verdicts: list[dict[st
     if "envoy" in results and FLOOR in results:
         envoy, floor = results["envoy"]["fixed_rate"], results[FLOOR]["fixed_rate"]
         lines.append(
-            "DESIGN.md's reference machine: Envoy alone ~0.7 ms p50 and ~34 µs CPU per request "
+            "the budget's reference machine: Envoy alone ~0.7 ms p50 and ~34 µs CPU per request "
             "at 200 req/s, a do-nothing Python ext_proc ~250 µs CPU per request; here: "
             f"{envoy['p50_ms']:.2f} ms, {envoy['cpu_us_per_request']['envoy']:.0f} µs, "
             f"{floor['cpu_us_per_request'][EXT_PROC]:.0f} µs"
         )
     lines += [
         "",
-        "budget (DESIGN.md): as written | scaled to this machine (CPU and rates by the "
+        "budget (docs/architecture.md): as written | scaled to this machine (CPU and rates by the "
         "do-nothing ext_proc, latency by Envoy alone)" if verdicts
         else "budget: no tollgate set-up ran",
     ]

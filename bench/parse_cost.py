@@ -1,6 +1,6 @@
 """What parsing one ext_proc request-headers message costs: xds-protos against envoy-data-plane.
 
-DESIGN.md puts xds-protos (upb) on the request path and keeps envoy-data-plane's
+docs/architecture.md puts xds-protos (upb) on the request path and keeps envoy-data-plane's
 pure-Python dataclasses off it; this measures the gap that rule rests on, on a
 message shaped like the ones Envoy sends tollgate (ten headers, the route and
 cluster attributes).

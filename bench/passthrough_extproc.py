@@ -2,7 +2,7 @@
 
 Same stack as tollgate (grpc.aio on uvloop, xds-protos messages, gRPC health),
 no policy, no telemetry: it lets every phase through and ends the stream after
-the last one Envoy sends. DESIGN.md's reference machine measured this at ~250 µs
+the last one Envoy sends. The budget's reference machine measured this at ~250 µs
 CPU per request, which is also the headers-only budget; bench/load.py runs it
 beside tollgate so the budget can be read against this machine.
 """

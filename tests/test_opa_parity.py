@@ -1,6 +1,6 @@
 """Parity of the embedded engine (regorus) with real OPA on the policy pack.
 
-DESIGN.md promises that both backends give the same decisions on the same policies.
+docs/architecture.md promises that both backends give the same decisions on the same policies.
 OPA here is the real Go engine in process (`opa_bindings`: no OPA binary can be
 installed on this machine). Three things are checked:
 

@@ -1,4 +1,4 @@
-"""The policy input of the contract (DESIGN.md, "The policy contract"), as JSON text.
+"""The policy input of the contract (docs/policies.md), as JSON text.
 
 What a target contributes never changes, so it is encoded once per target; each
 decision encodes only what the exchange has shown: who acts, the request, the
