@@ -611,11 +611,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         trailers = False
         delivered = self._delivering(exchange)
         received = BodyCapture(self._record_limit)  # for the record, should it be refused
-        size = 0
         while not ends:
             chunk, ends, trailers = await _body_chunk(messages)
             received.add(chunk)
-            size += len(chunk)
             events = stream.feed(chunk)
             if ends:
                 events += stream.finish()
@@ -631,7 +629,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     headers_sent = True
                 delivered.add(b"".join(flowing))
                 yield wire.stream_response_chunk(b"".join(flowing), False)
-        exchange.interpret(await _off_loop(size, llm.streamed, exchange.meaning, stream))
+        exchange.interpret(await _off_loop(received.size, llm.streamed, exchange.meaning,
+                                           stream))
         decision = await self._decide(exchange, "response")
         if masking is not None:
             _record_masking(exchange, masking.counts)

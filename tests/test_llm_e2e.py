@@ -413,7 +413,6 @@ def test_an_answer_no_client_could_judge_is_refused_to_an_agent(
     assert refused.value.body["rules"] == ["llm.unreadable"]
 
 
-
 def test_an_opaque_tool_call_is_refused_as_no_approval_can_come_in_time(
     agent: openai.OpenAI, served: Served
 ) -> None:

@@ -48,6 +48,22 @@ async def notified(store: ApprovalStore, notifier: Notifier, approval: Approval,
     return found
 
 
+def notified_once(sqlite_url: str, webhook: LocalServer, approve_url: str | None,
+                  **fields: Any) -> Approval:
+    """An approval made with `fields`, its webhook sent once and answered ok."""
+    async def scenario() -> Approval:
+        async with opened(sqlite_url) as store:
+            notifier = Notifier(webhook.url, 1, store)
+            try:
+                approval = await create(store, **fields)
+                assert (await notified(store, notifier, approval, approve_url))["ok"] is True
+                return approval
+            finally:
+                await notifier.close()
+
+    return asyncio.run(scenario())
+
+
 def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
         sqlite_url: str, webhook: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> Approval:
@@ -86,17 +102,7 @@ def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
 
 def test_without_an_approve_url_the_text_names_the_command(sqlite_url: str,
                                                           webhook: LocalServer) -> None:
-    async def scenario() -> Approval:
-        async with opened(sqlite_url) as store:
-            notifier = Notifier(webhook.url, 1, store)
-            try:
-                approval = await create(store, grant_mode="window", grant_minutes=30)
-                assert (await notified(store, notifier, approval, None))["ok"] is True
-                return approval
-            finally:
-                await notifier.close()
-
-    approval = asyncio.run(scenario())
+    approval = notified_once(sqlite_url, webhook, None, grant_mode="window", grant_minutes=30)
     body = webhook.received[0].json()
     assert f"tollgate approvals approve {approval.id}" in body["text"]
     assert f"{REQUESTER} on orders for 30 min" in body["text"]
@@ -161,19 +167,8 @@ def test_what_the_agent_sent_reaches_the_chat_inert(sqlite_url: str,
     summary = ("DELETE FROM orders /* <https://evil.example/approve|Approve> <!channel> @here "
                "*approved by the DBA team* \x1b[2K\r\u202e */")
     requester = "<!here> agent"
-
-    async def scenario() -> Approval:
-        async with opened(sqlite_url) as store:
-            notifier = Notifier(webhook.url, 1, store)
-            try:
-                approval = await create(store, summary=summary, requester=requester,
-                                        reasons=("<@U024BE7LH> said so",))
-                assert (await notified(store, notifier, approval, APPROVE_URL))["ok"] is True
-                return approval
-            finally:
-                await notifier.close()
-
-    approval = asyncio.run(scenario())
+    approval = notified_once(sqlite_url, webhook, APPROVE_URL, summary=summary,
+                             requester=requester, reasons=("<@U024BE7LH> said so",))
     body = webhook.received[0].json()
     text = body["text"]
     assert body["mrkdwn"] is False
