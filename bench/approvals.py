@@ -30,11 +30,12 @@ from typing import Any
 
 import yaml
 
-from extproc import envoy_bootstrap, stack
+from extproc import envoy_bootstrap
 from extproc.approvals import ApprovalStore
-from extproc.demo_upstream import DemoUpstream
-from tests import tokens
-from tests.databases import throwaway_database
+from extproc.quickstart import stack
+from extproc.quickstart.demo_upstream import DemoUpstream
+from tests.support import tokens
+from tests.support.databases import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 IDENTITY = {"authenticated": True, "sub": "svc-bench", "iss": tokens.ISSUER, "groups": []}
@@ -76,7 +77,9 @@ async def store_figures(url: str, rounds: int) -> dict[str, dict[str, float]]:
                     continue  # one process owns a SQLite store: no other replica
                 pending = await decider.create(**_fields(rounds + len(into) + 10 * n + 1))
                 waiting = asyncio.create_task(waiter.wait(pending.id, 30))
-                while pending.id not in waiter._events:  # until the waiter is parked
+                # Until the waiter is parked (the store has no event for it): the
+                # measure starts there.
+                while pending.id not in waiter._events:  # noqa: ASYNC110
                     await asyncio.sleep(0)
                 started = time.perf_counter()
                 await decider.decide(pending.id, "dana", ["dba"], True, None)

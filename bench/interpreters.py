@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from extproc import config
-from extproc.http_message import decode_request_body, request_view
+from extproc.http.message import decode_request_body, request_view
 from extproc.interpret import Interpreter, Llm, interpreter_for
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.input import InputEncoder
@@ -96,7 +96,7 @@ def cases() -> list[Case]:
                  "&command=rm%20-rf%20%2Fdata&container=app&stdin=true&tty=true")
     return [
         ("sql postgres, select, seen before", postgres,
-         lambda n: ("request", http_request("POST", "/sql", {"sql": select}))),
+         lambda _n: ("request", http_request("POST", "/sql", {"sql": select}))),
         ("sql postgres, select, new text", postgres,
          lambda n: ("request", http_request("POST", "/sql", {"sql": f"{select} OFFSET {n}"}))),
         ("sql postgres, 4-table join, new text", postgres,
@@ -107,12 +107,12 @@ def cases() -> list[Case]:
         ("sql sqlite (sqlglot), select, new text", sqlite,
          lambda n: ("request", http_request("GET", f"/db.json?sql=select+*+from+t+limit+{n}"))),
         ("k8s, list pods", k8s,
-         lambda n: ("request", http_request("GET", "/api/v1/namespaces/prod/pods?limit=50"))),
+         lambda _n: ("request", http_request("GET", "/api/v1/namespaces/prod/pods?limit=50"))),
         ("k8s, websocket exec", k8s,
-         lambda n: ("request", http_request("GET", exec_path, connection="Upgrade",
+         lambda _n: ("request", http_request("GET", exec_path, connection="Upgrade",
                                             upgrade="websocket"))),
         ("llm, 2 KB chat request", llm,
-         lambda n: ("request", http_request("POST", "/v1/chat/completions", CHAT))),
+         lambda _n: ("request", http_request("POST", "/v1/chat/completions", CHAT))),
         ("llm, whole answer with a tool call", llm,
          lambda n: ("response", tool_answer(f"du -sh /var/lib/postgresql/{n} | sort -h"))),
         ("llm, streamed tool call (20 deltas)", llm,

@@ -54,9 +54,10 @@ from typing import Any
 
 import yaml
 
-from extproc import config, dev_tokens, envoy_bootstrap, stack
+from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
-from tests.otlp_receiver import OtlpReceiver
+from extproc.quickstart import dev_tokens, stack
+from tests.standins.otlp_receiver import OtlpReceiver
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

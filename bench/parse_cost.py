@@ -18,7 +18,7 @@ from envoy_data_plane.envoy.service.ext_proc.v3 import ProcessingRequest as Data
 from google.protobuf.internal import api_implementation
 from google.protobuf.struct_pb2 import Struct, Value
 
-from extproc.envoy_wire import ATTRIBUTES_KEY
+from extproc.http.wire import ATTRIBUTES_KEY
 
 HEADERS = {
     ":authority": "127.0.0.1:10000",

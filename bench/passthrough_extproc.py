@@ -23,14 +23,14 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from extproc import envoy_wire as wire
+from extproc.http import wire
 
 CONTINUE_REQUEST_BODY = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
 
 
 class PassThrough(ext_proc_grpc.ExternalProcessorServicer):
     async def Process(
-        self, requests: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
+        self, requests: AsyncIterator[ProcessingRequest], _context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ProcessingResponse]:
         async for message in requests:
             if message.WhichOneof("request") == "request_headers":

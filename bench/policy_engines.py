@@ -2,7 +2,7 @@
 
 Run from the repository root: `python -m bench.policy_engines` (`make bench` does).
 
-The OPA side is the stand-in server (tests/opa_standin.py: the real OPA engine behind
+The OPA side is the stand-in server (tests/standins/opa_standin.py: the real OPA engine behind
 OPA's REST API; no OPA binary can be installed here) in its own process, asked by
 tollgate's own `opa` backend — what `policy.engine: opa` costs a gateway. Inputs are
 the policy inputs the servicer builds for a headers-only GET and for a 2 KB JSON body.
@@ -21,11 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from extproc import config, stack
+from extproc import config
 from extproc.policy import open_engine
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.input import InputEncoder
 from extproc.policy.sources import read_modules
+from extproc.quickstart import stack
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     port = stack.free_port()
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as work:
         opa = stack.Process.spawn("opa-standin", [
-            sys.executable, "-m", "tests.opa_standin", "--port", str(port),
+            sys.executable, "-m", "tests.standins.opa_standin", "--port", str(port),
         ], Path(work))
         try:
             opa.ready_or_fail(stack.tcp_accepts(port), 30, f"accepting on {port}")

@@ -66,12 +66,13 @@ from psycopg import sql as pgsql
 
 from bench import load
 from bench.load import GENERATOR, Connection, Timetable, cpu_seconds, http_request, percentile
-from extproc import envoy_bootstrap, stack
+from extproc import envoy_bootstrap
+from extproc.quickstart import stack
 from extproc.recording import store
 from extproc.recording.chain import Signer
 from extproc.recording.verify import Report, verify
 from extproc.store import StoreError, connect
-from tests.otlp_receiver import OtlpReceiver
+from tests.standins.otlp_receiver import OtlpReceiver
 
 TRACE_ID = re.compile(rb"\r\nx-tollgate-trace-id: ([0-9a-f]{32})\r\n", re.IGNORECASE)
 # Envoy closes the connection after some answers (tollgate's 400 refusals): load.py's
@@ -240,7 +241,7 @@ class SpanCounter(OtlpReceiver):
         super().__init__()
         self._counts: list[int] = []  # appended by the server's threads (atomic)
 
-    def Export(self, request: Any, context: Any) -> Any:
+    def Export(self, request: Any, _context: Any) -> Any:
         self._counts.append(sum(len(scope.spans) for resource in request.resource_spans
                                 for scope in resource.scope_spans))
         return trace_service_pb2.ExportTraceServiceResponse()

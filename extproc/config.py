@@ -234,7 +234,7 @@ class Sql:
     max_statements: int = 200
 
     def __post_init__(self) -> None:
-        from extproc.interpret.sql import DIALECTS
+        from extproc.interpret.sql.dialects import DIALECTS
 
         if self.dialect not in DIALECTS:
             raise Invalid("dialect", f"unknown SQL dialect {self.dialect!r} (known: postgres, "
@@ -590,16 +590,25 @@ def _decode(tp: Any, value: Any, key: str, source: Path) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         return _decode_dataclass(tp, value, key, source)
+    if origin is tuple or origin is dict:
+        return _decode_collection(origin, tp, value, key, source)
+    return _decode_scalar(tp, value, key)
+
+
+def _decode_collection(origin: Any, tp: Any, value: Any, key: str, source: Path) -> Any:
+    """A list (as `tuple[T, ...]`) or a mapping (`dict[str, T]`), each item decoded."""
     if origin is tuple:
         (item_tp, _) = typing.get_args(tp)
         if not isinstance(value, list):
             raise _KeyError(key, f"expected a list, got {type(value).__name__}")
         return tuple(_decode(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if origin is dict:
-        _, value_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise _KeyError(key, f"expected a mapping, got {type(value).__name__}")
-        return {str(k): _decode(value_tp, v, f"{key}.{k}", source) for k, v in value.items()}
+    _, value_tp = typing.get_args(tp)
+    if not isinstance(value, dict):
+        raise _KeyError(key, f"expected a mapping, got {type(value).__name__}")
+    return {str(k): _decode(value_tp, v, f"{key}.{k}", source) for k, v in value.items()}
+
+
+def _decode_scalar(tp: Any, value: Any, key: str) -> Any:
     if tp is Path:
         if isinstance(value, Path):
             return value

@@ -12,17 +12,35 @@ to `sub`. A verified token that names none identifies nobody, so it is refused
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from extproc.config import Identity
 
-ANONYMOUS: dict[str, Any] = {"authenticated": False}
+
+class Anonymous(TypedDict):
+    authenticated: Literal[False]
+
+
+class Authenticated(TypedDict):
+    authenticated: Literal[True]
+    sub: str
+    iss: str | None
+    aud: list[str]
+    email: str | None
+    groups: list[str]
+    jti: str | None
+
+
+Who = Anonymous | Authenticated
+"""`input.identity`: exactly `{"authenticated": false}` without a verified subject."""
+
+ANONYMOUS: Anonymous = {"authenticated": False}
 
 NO_SUBJECT = ("the verified token names no subject (no `sub` claim, or an empty one): "
               "it identifies nobody")
 
 
-def identity_of(claims: dict[str, Any] | None, settings: Identity) -> dict[str, Any]:
+def identity_of(claims: dict[str, Any] | None, settings: Identity) -> Who:
     """The policy's `input.identity` for verified claims (None: no token was sent). Claims
     without a subject are no identity: anonymous, and `refusal` refuses them."""
     sub = _string((claims or {}).get("sub"))
@@ -39,7 +57,7 @@ def identity_of(claims: dict[str, Any] | None, settings: Identity) -> dict[str, 
     }
 
 
-def refusal(claims: dict[str, Any] | None, identity: dict[str, Any], target: str,
+def refusal(claims: dict[str, Any] | None, identity: Who, target: str,
             anonymous: bool) -> str | None:
     """Why this request may not act on `target` (None: it may). A token sent is judged
     even where anonymous access is allowed, as jwt_authn judges a bad one: one naming
@@ -53,13 +71,13 @@ def refusal(claims: dict[str, Any] | None, identity: dict[str, Any], target: str
     return None
 
 
-def subject_of(identity: dict[str, Any] | None) -> str:
+def subject_of(identity: Who | None) -> str:
     """Who acts, as bounds and bindings count them (approvals, the record's queue): the
     token's subject; every anonymous request is one, "anonymous"."""
-    return str((identity or {}).get("sub") or "anonymous")
+    return str((identity.get("sub") if identity is not None else None) or "anonymous")
 
 
-def span_attributes(identity: dict[str, Any]) -> dict[str, Any]:
+def span_attributes(identity: Who) -> dict[str, Any]:
     """What the exchange's span shows of the identity (OpenTelemetry's enduser.id)."""
     if not identity["authenticated"]:
         return {"tollgate.identity.authenticated": False}

@@ -101,6 +101,8 @@ def _attributes(field: int, attributes: Mapping[str, Any] | None) -> bytes:
 
 def _span(span: ReadableSpan) -> bytes:
     context = span.get_span_context()
+    if context is None:  # only a span built by hand has none, never the tracer's
+        raise ValueError(f"span {span.name!r} has no context to export")
     parent = span.parent
     out = [
         _field(1, context.trace_id.to_bytes(16, "big")),
@@ -151,7 +153,9 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
         body = _field(1, _encode_resource(first.resource).SerializeToString())
         for scope_first, encoded_spans in scopes.values():
             scope = scope_first.instrumentation_scope
-            scope_body = _field(1, _encode_instrumentation_scope(scope).SerializeToString())
+            # It encodes None as an empty scope, though its signature does not say so.
+            encoded_scope = _encode_instrumentation_scope(scope)  # type: ignore[arg-type]
+            scope_body = _field(1, encoded_scope.SerializeToString())
             scope_body += b"".join(_field(2, s) for s in encoded_spans)
             if scope is not None and scope.schema_url:
                 scope_body += _field(3, scope.schema_url.encode())

@@ -18,16 +18,16 @@ from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
 from extproc.approvals.notify import Notifier
-from extproc.body_masking import new_masker
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
+from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
+from extproc.masking.policy_mask import new_masker
 from extproc.policy import open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.recording.writer import default_writer_id
-from extproc.servicer import ExtProcServicer
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, TelemetryError
 
@@ -83,7 +83,7 @@ async def serve(config: Config) -> None:
             opened.push_async_callback(recorder.close)
             holds = await open_holds(config, masker, recorder.writer)
             opened.push_async_callback(holds.close)
-            if verifier is not None:  # there is an admin API
+            if verifier is not None and config.listen.admin is not None:  # an admin API
                 api = ApprovalsApi(
                     holds.store, verifier, recorder, telemetry,
                     {t.name: t for t in config.targets}, config.approvals_url,

@@ -32,8 +32,8 @@ denials contains {
 	not dba
 }
 
-# Rules below decide on what each statement does, its effects (extproc/interpret/
-# sql_effects.py): read, write (with bounded), schema, maintenance, session, destroy,
+# Rules below decide on what each statement does, its effects (extproc/interpret/sql/
+# effects.py): read, write (with bounded), schema, maintenance, session, destroy,
 # server, privilege, configuration, dynamic, unknown. Not on the statement's name:
 # `SELECT lo_unlink(1)` destroys, `SET sql_mode = ...` reconfigures.
 
@@ -115,7 +115,7 @@ unrecognised(s) if {
 	not effect in known_effects
 }
 
-# Every kind the SQL interpreter names (extproc/interpret/sql.py), but "other".
+# Every kind the SQL interpreter names (extproc/interpret/sql/), but "other".
 known_kinds := {
 	"select", "insert", "update", "delete", "merge", "drop", "truncate", "alter", "create",
 	"grant", "revoke", "copy", "do", "call", "set", "show", "explain", "prepare", "execute",

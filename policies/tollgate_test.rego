@@ -1,6 +1,6 @@
 # Unit tests of the decision assembly and masking: `make test` runs every `test_`
-# rule of policies/*_test.rego on the embedded engine (tests/test_policies.py) and
-# on real OPA (tests/test_opa_parity.py).
+# rule of policies/*_test.rego on the embedded engine (tests/policy/test_policies.py) and
+# on real OPA (tests/policy/test_opa_parity.py).
 #
 # Rules are named by their full path (data.tollgate.decision), not through
 # `import data.tollgate`: regorus 0.13 can evaluate an imported rule defined in

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the test suite needs from the system, beyond what pip installs: Debian's Chromium,
-# which tests/test_approvals_page.py drives through Playwright (Playwright never downloads
+# which tests/e2e/test_approvals_page.py drives through Playwright (Playwright never downloads
 # a browser here, and those tests fail, not skip, without it). `make test` runs this
 # every time: with Chromium there, it returns at once.
 set -euo pipefail

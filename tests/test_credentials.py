@@ -422,28 +422,22 @@ def test_env_credentials_are_not_reread(tmp_path: Path, monkeypatch: pytest.Monk
     assert not store.watches_files
 
 
-def test_watch_picks_up_a_change(tmp_path: Path) -> None:
+async def test_watch_picks_up_a_change(tmp_path: Path) -> None:
     store = file_store(tmp_path, TOKEN + "\n")
-
-    async def scenario() -> bool:
-        watching = asyncio.create_task(store.watch(0.01))
-        replace_atomically(tmp_path / "token", TOKEN2 + "\n")
-        try:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if store.injection("orders").value == f"Bearer {TOKEN2}".encode():
-                    return True
-                await asyncio.sleep(0.005)
-            return False
-        finally:
-            watching.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await watching
-
-    assert asyncio.run(scenario())
+    watching = asyncio.create_task(store.watch(0.01))
+    replace_atomically(tmp_path / "token", TOKEN2 + "\n")
+    try:
+        deadline = time.monotonic() + 5
+        while store.injection("orders").value != f"Bearer {TOKEN2}".encode():
+            assert time.monotonic() < deadline, "the new token not picked up within 5 s"
+            await asyncio.sleep(0.005)
+    finally:
+        watching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watching
 
 
-def test_watch_survives_a_failing_refresh(
+async def test_watch_survives_a_failing_refresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = file_store(tmp_path, TOKEN + "\n")
@@ -458,31 +452,28 @@ def test_watch_survives_a_failing_refresh(
 
     monkeypatch.setattr(store, "refresh", flaky)
 
-    async def scenario() -> bool:
+    with caplog.at_level(logging.ERROR, logger="tollgate.credentials"):
         watching = asyncio.create_task(store.watch(0.01))
         try:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and len(calls) < 3:
                 await asyncio.sleep(0.005)
-            return not watching.done()
+            assert not watching.done()
         finally:
             watching.cancel()
-
-    with caplog.at_level(logging.ERROR, logger="tollgate.credentials"):
-        assert asyncio.run(scenario())
     assert len(calls) >= 3
     assert "credential refresh failed" in caplog.text and "disk on fire" in caplog.text
 
 
-def test_watch_returns_when_there_is_nothing_to_watch(
+async def test_watch_returns_when_there_is_nothing_to_watch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDERS_TOKEN", TOKEN)
     env_store = CredentialStore.from_config(
         config(tmp_path, {"type": "bearer", "from_env": "ORDERS_TOKEN"})
     )
-    asyncio.run(asyncio.wait_for(env_store.watch(0.01), 5))
-    asyncio.run(asyncio.wait_for(file_store(tmp_path, TOKEN).watch(0), 5))
+    await asyncio.wait_for(env_store.watch(0.01), 5)
+    await asyncio.wait_for(file_store(tmp_path, TOKEN).watch(0), 5)
 
 
 # -- never shown -----------------------------------------------------------------------

@@ -14,7 +14,6 @@ database per run).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shlex
@@ -36,12 +35,13 @@ import psycopg
 import pytest
 import yaml
 
-from extproc import config, dev_tokens, envoy_bootstrap, stack
+from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
-from tests.databases import throwaway_database
-from tests.opa_standin import OpaStandIn
+from extproc.quickstart import dev_tokens, stack
+from tests.standins.opa_standin import OpaStandIn
+from tests.support.databases import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -295,6 +295,7 @@ def test_dockerfile_lints_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # pip builds the wheel
 def test_image_sources_build_a_wheel_with_every_module(tmp_path: Path) -> None:
     """What `pip install .` gets from the COPYs before it holds all of extproc/."""
     context = tmp_path / "src"
@@ -570,7 +571,7 @@ def test_k8s_pods_read_what_the_image_carries(rendered: list[dict[str, Any]]) ->
             assert not any(mounted == p or mounted in p.parents for p in image_paths), mount
 
 
-def test_policies_load_from_a_configmap_volume(tmp_path: Path) -> None:
+async def test_policies_load_from_a_configmap_volume(tmp_path: Path) -> None:
     """The kubelet's layout (files linked through a hidden ..data folder) loads once.
 
     The README tells users to mount their own policies this way.
@@ -588,7 +589,7 @@ def test_policies_load_from_a_configmap_volume(tmp_path: Path) -> None:
     for sql in ("DROP TABLE users", "SELECT 1"):
         request = json.dumps({"phase": "request", "request": {
             "method": "POST", "path": "/sql", "query": {}, "headers": {}, "body": {"sql": sql}}})
-        assert asyncio.run(mounted.decide(request)) == asyncio.run(original.decide(request))
+        assert await mounted.decide(request) == await original.decide(request)
 
 
 def test_k8s_tollgate_is_a_headless_service_envoy_resolves(
@@ -854,6 +855,7 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
         opa.stop()
 
 
+@pytest.mark.e2e  # a real Envoy, tollgate and PostgreSQL
 def test_deploy_bootstrap_serves_through_tollgate_by_dns_name(live: LiveStack) -> None:
     status, headers = live.get("/echo")
     assert status == 200
@@ -879,6 +881,7 @@ def recorded(live: LiveStack, trace_id: str) -> list[tuple[Any, ...]]:
     return found
 
 
+@pytest.mark.e2e  # a real Envoy, tollgate and PostgreSQL
 def test_deploy_stack_records_each_exchange_in_postgres(live: LiveStack) -> None:
     status, headers = live.get("/echo")
     assert status == 200
@@ -894,6 +897,7 @@ def test_deploy_stack_records_each_exchange_in_postgres(live: LiveStack) -> None
     assert report["intact"] and sum(c["records"] for c in report["chains"]) >= 2
 
 
+@pytest.mark.e2e  # a real Envoy, tollgate and PostgreSQL
 def test_deploy_stack_holds_for_approval_and_an_approver_lets_it_through(
     live: LiveStack,
 ) -> None:
@@ -961,6 +965,7 @@ def healthcheck(service: str, replace: dict[str, str]) -> int:
     return run([sys.executable, "-c", code], timeout=30).returncode
 
 
+@pytest.mark.e2e  # a real Envoy, tollgate and PostgreSQL
 def test_compose_health_checks_pass_on_the_running_services(live: LiveStack) -> None:
     grpc_port = deploy_config().listen.grpc_port
     admin_port = load_yaml(BOOTSTRAP)["admin"]["address"]["socket_address"]["port_value"]
@@ -980,6 +985,7 @@ def test_compose_health_checks_fail_when_nothing_serves() -> None:
     assert healthcheck("demo-upstream", {f", {upstream_port})": f", {nothing})"}) != 0
 
 
+@pytest.mark.e2e  # this machine's PostgreSQL
 def test_compose_postgres_health_check_answers_as_postgres_does() -> None:
     """pg_isready needs no valid user or database to tell a server that accepts
     connections: this machine's PostgreSQL passes it, a free port fails it."""

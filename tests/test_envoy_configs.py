@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from extproc import config, envoy_bootstrap, stack
+from extproc import config, envoy_bootstrap
+from extproc.quickstart import stack
 
 REPO = Path(__file__).resolve().parent.parent
 ENVOY_DIR = REPO / "envoy"
@@ -28,7 +29,7 @@ def test_envoy_validates(path: Path) -> None:
     assert "configuration" in result.stdout and "OK" in result.stdout
 
 
-SHIPPED = [(ENVOY_DIR / "quickstart.yaml", REPO / "extproc" / "quickstart.yaml"),
+SHIPPED = [(ENVOY_DIR / "quickstart.yaml", REPO / "extproc" / "quickstart" / "quickstart.yaml"),
            (ENVOY_DIR / "deploy.yaml", REPO / "deploy" / "tollgate.yaml")]
 
 

@@ -1,7 +1,7 @@
 """docs/telemetry.md is the complete reference of what tollgate emits; this keeps it so.
 
 A representative set of exchanges runs through the real servicer over real gRPC (as in
-tests/test_servicer.py), its spans collected in memory. Both directions are checked:
+tests/http/test_front.py), its spans collected in memory. Both directions are checked:
 every span attribute, event and event attribute emitted is documented (with its type),
 and everything documented is emitted by at least one exchange here, unless its row says
 "not in tests" and why. The join the page describes is checked too: the trace id tollgate
@@ -40,17 +40,23 @@ from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval
 from extproc.credentials import CredentialStore
+from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.detectors import BY_NAME
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording import store as record_store
 from extproc.recording.chain import Signer
-from extproc.servicer import ExtProcServicer
 from extproc.store import connect
 from extproc.telemetry import Telemetry
-from tests.test_contract import CHAT_REQUEST, SHELL_CALL, chunk, upstream_body, upstream_headers
-from tests.test_servicer import CLAIMS, Stream, body, get, headers
+from tests.http.test_front import CLAIMS, Stream, body, get, headers
+from tests.policy.test_contract import (
+    CHAT_REQUEST,
+    SHELL_CALL,
+    chunk,
+    upstream_body,
+    upstream_headers,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "telemetry.md"

@@ -2,7 +2,7 @@
 
 `model.py` says what an approval is and who may decide it, `store.py` keeps approvals
 (SQLite or PostgreSQL) and wakes the requests waiting on them, `notify.py` tells
-approvers (a webhook), `hold.py` is what the servicer does with a `hold` decision.
+approvers (a webhook), `hold.py` is what the exchange pipeline does with a `hold` decision.
 """
 
 from extproc.approvals.model import Approval, ApprovalError, fingerprint

@@ -31,7 +31,9 @@ from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
 from extproc.approvals.store import ApprovalStore
 from extproc.config import Target
-from extproc.http_message import parse_json, request_view
+from extproc.exchange.recorded import recorded
+from extproc.http.message import parse_json, request_view
+from extproc.identity import Authenticated
 from extproc.recording import BodyCapture, Evidence, Recorder, RecordingUnavailable
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
@@ -86,7 +88,7 @@ class ApprovalsApi:
             return _error(_unavailable(exc))
         return _json(200, {"approvals": [self._shown(a) for a in visible]})
 
-    async def _visible(self, caller: dict[str, Any], status: str | None,
+    async def _visible(self, caller: Authenticated, status: str | None,
                        limit: int) -> list[Approval]:
         """Up to `limit` approvals the caller may see, newest first: pages of the store
         read until enough are found (whom an approval names is in its JSON)."""
@@ -141,50 +143,52 @@ class ApprovalsApi:
                 if found else self._telemetry.start_span(name, attributes))
         trace_id = trace_id_of(span)
         outcome: dict[str, Any] = {"tollgate.decision.action": verb}
-        admitted = False
         decided: Approval | None = None
-        refusal: ApprovalError | None = None
-        try:
-            self._recorder.admit()
-            admitted = True
-            decided = await self._store.decide(approval_id, caller["sub"], caller["groups"],
-                                               approve, _reason(raw, required=not approve))
-            log.info("approval %s %s by %s", approval_id, decided.status, caller["sub"])
-        except RecordingUnavailable as exc:
-            refusal = ApprovalError("recording_unavailable", str(exc), 503)
-        except ApprovalError as exc:
-            refusal = exc
-        except StoreError as exc:
-            refusal = _unavailable(exc)
-        except Exception:  # a bug: answered and recorded all the same (its place is taken)
-            log.exception("approval %s: deciding failed", approval_id)
-            refusal = ApprovalError("internal_error",
-                                    "tollgate could not process this request", 500)
-        if refusal is None and decided is not None:
-            response = _json(200, {**self._shown(decided), "trace_id": trace_id})
-        else:
-            assert refusal is not None
-            outcome["tollgate.refusal"] = refusal.code
-            response = _error(refusal, trace_id)
-        outcome["http.response.status_code"] = response.status
-        self._trace(span, outcome, decided or found)
-        if admitted:
-            self._recorder.submit(self._evidence(
-                request, raw, caller, started, span, decided or found, outcome, response))
+        response = web.Response(status=500)  # replaced below, whatever happens
+
+        def finish() -> Evidence:
+            approval = decided or found
+            if approval is not None:
+                span.set_attributes({
+                    "tollgate.approval.status": approval.state(),
+                    "tollgate.approval.requested_by": approval.requester,
+                    **({"tollgate.approval.reason": approval.reason} if approval.reason
+                       else {}),
+                })
+            span.set_attributes(outcome)
+            span.end()
+            return self._evidence(request, raw, caller, started, span, approval, outcome,
+                                  response)
+
+        with recorded(self._recorder, None, finish) as admit:
+            refusal: ApprovalError | None = None
+            try:
+                admit()
+                decided = await self._store.decide(approval_id, caller["sub"],
+                                                   caller["groups"], approve,
+                                                   _reason(raw, required=not approve))
+                log.info("approval %s %s by %s", approval_id, decided.status, caller["sub"])
+            except RecordingUnavailable as exc:
+                refusal = ApprovalError("recording_unavailable", str(exc), 503)
+            except ApprovalError as exc:
+                refusal = exc
+            except StoreError as exc:
+                refusal = _unavailable(exc)
+            except Exception:  # a bug: answered and recorded all the same (its place is taken)
+                log.exception("approval %s: deciding failed", approval_id)
+                refusal = ApprovalError("internal_error",
+                                        "tollgate could not process this request", 500)
+            if refusal is None and decided is not None:
+                response = _json(200, {**self._shown(decided), "trace_id": trace_id})
+            else:
+                assert refusal is not None
+                outcome["tollgate.refusal"] = refusal.code
+                response = _error(refusal, trace_id)
+            outcome["http.response.status_code"] = response.status
         return response
 
-    def _trace(self, span: Span, outcome: dict[str, Any], approval: Approval | None) -> None:
-        if approval is not None:
-            span.set_attributes({
-                "tollgate.approval.status": approval.state(),
-                "tollgate.approval.requested_by": approval.requester,
-                **({"tollgate.approval.reason": approval.reason} if approval.reason else {}),
-            })
-        span.set_attributes(outcome)
-        span.end()
-
     def _evidence(
-        self, request: web.Request, raw: bytes, caller: dict[str, Any], started: float,
+        self, request: web.Request, raw: bytes, caller: Authenticated, started: float,
         span: Span, approval: Approval | None, outcome: dict[str, Any],
         response: web.Response,
     ) -> Evidence:
@@ -203,23 +207,25 @@ class ApprovalsApi:
             response_type=response.content_type, outcome=outcome,
             duration_ms=(time.time() - started) * 1000,
         )
+        # The API's answers are built from text or bytes, so their body is bytes; aiohttp
+        # types it as any payload it could send.
         evidence.response_body = BodyCapture.of(response.body, self._record_limit)  # type: ignore[arg-type]
         evidence.response_read = True
         return evidence
 
     # -- the page ------------------------------------------------------------------------
 
-    async def _page(self, request: web.Request) -> web.Response:
+    async def _page(self, _request: web.Request) -> web.Response:
         return web.Response(text=self._assets["page.html"], content_type="text/html",
                             headers=_page_headers())
 
-    async def _script(self, request: web.Request) -> web.Response:
+    async def _script(self, _request: web.Request) -> web.Response:
         return web.Response(text=self._assets["page.js"], content_type="text/javascript",
                             headers=_page_headers())
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _caller(self, request: web.Request) -> dict[str, Any]:
+    async def _caller(self, request: web.Request) -> Authenticated:
         try:
             return await self._verifier.identity(request.headers.get("Authorization"))
         except AuthError as exc:

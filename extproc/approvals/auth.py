@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import yaml
 
 from extproc import envoy_bootstrap
 from extproc.config import Identity
-from extproc.identity import NO_SUBJECT, identity_of
+from extproc.identity import NO_SUBJECT, Authenticated, identity_of
 
 ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                         "ES256", "ES384", "ES512", "EdDSA"})
@@ -86,7 +86,7 @@ class Verifier:
             raise VerifierError(f"{path}: no jwt_authn provider to verify approvers with")
         return cls([_provider(name, found, path) for name, found in configs.items()], settings)
 
-    async def identity(self, authorization: str | None) -> dict[str, Any]:
+    async def identity(self, authorization: str | None) -> Authenticated:
         """`input.identity` of the token in an Authorization header (AuthError if none
         verifies)."""
         scheme, _, token = (authorization or "").partition(" ")
@@ -127,20 +127,20 @@ class Verifier:
 def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:
     local, remote = found.get("local_jwks"), found.get("remote_jwks")
     try:
-        common = {"issuer": found.get("issuer"),
-                  "audiences": tuple(found.get("audiences") or ()),
-                  "skew": int(found.get("clock_skew_seconds", _DEFAULT_SKEW)),
-                  "max_lifetime": _seconds(found.get("max_lifetime"))}
+        common = _Provider(issuer=found.get("issuer"),
+                           audiences=tuple(found.get("audiences") or ()),
+                           skew=int(found.get("clock_skew_seconds", _DEFAULT_SKEW)),
+                           max_lifetime=_seconds(found.get("max_lifetime")))
         if local is not None:
             if "inline_string" in local:
                 text = local["inline_string"]
             else:
                 text = (path.parent / local["filename"]).read_text(encoding="utf-8")
             entries = json.loads(text)["keys"]
-            return _Provider(**common, keys=tuple(
+            return replace(common, keys=tuple(
                 (entry.get("kid"), entry.get("alg"), jwt.PyJWK(entry)) for entry in entries))
         if remote is not None:
-            return _Provider(**common, remote=jwt.PyJWKClient(
+            return replace(common, remote=jwt.PyJWKClient(
                 remote["http_uri"]["uri"], cache_keys=True, lifespan=300))
     except (OSError, KeyError, TypeError, ValueError, jwt.PyJWTError) as exc:
         raise VerifierError(f"{path}: provider {name}: unusable ({exc})") from None

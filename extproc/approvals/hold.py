@@ -1,10 +1,11 @@
-"""What the servicer does with a request the policy holds: find a grant that lets it
+"""What the exchange pipeline does with a request the policy holds: find a grant that lets it
 through, or ask for one (once per request: a retry while pending waits on the same
 approval), telling approvers what exactly they are asked to approve.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,8 +13,9 @@ from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_ur
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
 from extproc.config import Approvals
-from extproc.http_message import BadInput, is_json
-from extproc.identity import subject_of
+from extproc.exchange.refusal import BadInput
+from extproc.http.message import is_json
+from extproc.identity import ANONYMOUS, Who, subject_of
 from extproc.masking import Masker
 from extproc.policy import Decision
 from extproc.policy.decision import DEFAULT_HOLD_SECONDS
@@ -52,7 +54,7 @@ class Holds:
         waiting = await self.store.pending_for(bound, requester)
         if waiting is not None:
             return waiting
-        request = evidence.request or {}
+        request: Mapping[str, Any] = evidence.request or {}
         try:
             approval = await self.store.create(
                 max_pending=self._settings.max_pending_per_identity, fingerprint=bound,
@@ -72,6 +74,21 @@ class Holds:
             self._notifier.send(approval, self.approve_url(approval))
         return approval
 
+    async def settle(self, approval: Approval, seconds: int,
+                     trace_id: str) -> tuple[Approval, bool]:
+        """Wait up to `seconds` for `approval` to be decided; the approval as it then
+        stands, and whether it lets this request through. Retries of one request may wait
+        on one `once` approval: the first to take it passes, once."""
+        approval = await self.store.wait(approval.id, seconds)
+        if approval.state() != "approved":
+            return approval, False
+        if approval.grant_mode != "once":
+            return approval, True
+        used = await self.store.use(approval.id, trace_id)
+        if used is not None:
+            return used, True
+        return await self.store.get(approval.id), False
+
     async def close(self) -> None:
         if self._notifier is not None:
             await self._notifier.close()
@@ -80,7 +97,7 @@ class Holds:
     def approve_url(self, approval: Approval) -> str | None:
         return approve_url(self._url, approval.id)
 
-    def _for_approvers(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _for_approvers(self, request: Mapping[str, Any]) -> dict[str, Any]:
         body = request.get("body")
         if isinstance(body, str):
             body = self._masked_text(body[:_EXCERPT_CHARS])
@@ -97,17 +114,17 @@ class Holds:
 def bound_to(evidence: Evidence) -> str:
     """The fingerprint of a request as Envoy gave it: its path with the query, and a JSON
     body as its value (key order and spacing aside), any other body as its bytes."""
-    request = evidence.request or {}
+    request: Mapping[str, Any] = evidence.request or {}
     captured = evidence.request_body
     body: Any = None
     if captured is not None and captured.size:
         json_body = is_json(evidence.headers.get("content-type", ""))
         body = request.get("body") if json_body else RawBody(captured.sha256)
     return fingerprint(evidence.headers.get(":method", ""), evidence.headers.get(":path", ""),
-                       body, evidence.identity or {}, _target(evidence))
+                       body, evidence.identity or ANONYMOUS, _target(evidence))
 
 
-def summary_of(request: dict[str, Any], meaning: Any, key: str | None) -> str:
+def summary_of(request: Mapping[str, Any], meaning: Any, key: str | None) -> str:
     """One line an approver can judge: the SQL, the Kubernetes call, the tool calls."""
     if key == "sql" and isinstance(meaning, dict) and meaning.get("statements"):
         texts = [s["text"] for s in meaning["statements"] if not s.get("nested")]
@@ -131,7 +148,7 @@ def approvers_of(decision: Decision) -> tuple[str, ...]:
     return tuple(sorted(set(decision.approvers)))
 
 
-def requester_of(identity: dict[str, Any] | None) -> str:
+def requester_of(identity: Who | None) -> str:
     """Who asks, as approvals are bound to them: the token's subject (an anonymous
     request on an `anonymous` target is "anonymous", and can never approve itself)."""
     return subject_of(identity)

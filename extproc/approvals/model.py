@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from extproc.identity import Who
+from extproc.policy.input import ApprovalInput
 from extproc.recording.chain import canonical
 
 
@@ -54,7 +57,7 @@ class Approval:
             return "expired"
         return self.status
 
-    def may_decide(self, sub: str | None, groups: list[str]) -> ApprovalError | None:
+    def may_decide(self, sub: str | None, groups: Sequence[str]) -> ApprovalError | None:
         """Why this approver may not decide it (None: they may)."""
         if not sub:
             return ApprovalError("forbidden", "the token names no subject", 403)
@@ -70,7 +73,7 @@ class Approval:
                 "approval", 403)
         return None
 
-    def visible_to(self, sub: str | None, groups: list[str]) -> bool:
+    def visible_to(self, sub: str | None, groups: Sequence[str]) -> bool:
         """Whether `sub` may see it: its requester, and those who may decide it."""
         return sub == self.requester or self.may_decide(sub, groups) is None
 
@@ -84,6 +87,15 @@ class Approval:
             "grant_minutes": self.grant_minutes, "decided_by": self.decided_by,
             "decided_us": self.decided_us, "reason": self.reason, "held_by": self.held_by,
             "summary": self.summary, "trace_id": self.trace_id,
+        }
+
+    def for_policy(self) -> ApprovalInput:
+        """`input.approval` in the decisions after it let the request through: who
+        approved, when, and what they granted."""
+        return {
+            "id": self.id, "status": self.state(), "decided_by": self.decided_by,
+            "decided_us": self.decided_us, "reason": self.reason, "grant": self.grant_mode,
+            "grant_minutes": self.grant_minutes, "approvers": list(self.approvers),
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -110,8 +122,7 @@ class RawBody:
     sha256: str
 
 
-def fingerprint(method: str, path: str, body: Any, identity: dict[str, Any],
-                target: str) -> str:
+def fingerprint(method: str, path: str, body: Any, identity: Who, target: str) -> str:
     """SHA-256 over what an approval is bound to: method, path (query normalised: sorted),
     body (a JSON value in canonical form, or a RawBody's digest of its bytes), who asks
     (issuer and subject) and where. A retry of the same request matches; a different one,

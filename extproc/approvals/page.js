@@ -29,7 +29,7 @@ async function call(method, path, body) {
   return answer;
 }
 
-// As extproc/inert.py's UNSAFE (tests/test_approvals_page.py compares the two): controls,
+// As extproc/inert.py's UNSAFE (tests/e2e/test_approvals_page.py compares the two): controls,
 // bidi controls, zero-width and other invisible characters, separators, lone surrogates.
 const UNSAFE = new RegExp([
   "[\\x00-\\x1f\\x7f-\\x9f\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2",

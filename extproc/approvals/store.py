@@ -190,7 +190,7 @@ class ApprovalStore:
             f"{_SELECT} WHERE {where} ORDER BY created_us DESC LIMIT ?", (*params, limit))
         return [_approval(row) for row in rows]
 
-    async def decide(self, approval_id: str, sub: str, groups: list[str], approve: bool,
+    async def decide(self, approval_id: str, sub: str, groups: Sequence[str], approve: bool,
                      reason: str | None) -> Approval:
         """Approve or deny, as `sub` (in `groups`): only a pending approval, only by one of
         its approvers, never by the requester. Wakes the request if it still waits."""

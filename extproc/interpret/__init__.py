@@ -2,8 +2,8 @@
 
 Regexes over raw bytes are how gateways get bypassed (`DrOp/**/TABLE`, a DELETE in a
 CTE), so each target protocol has an interpreter that fills one key of the policy
-input — `sql`, `k8s` or `llm` — from the request as `http_message.request_view` shows
-it. The servicer picks a target's interpreter once, at start; the modules beside
+input — `sql`, `k8s` or `llm` — from the request as `http.message.request_view` shows
+it. The exchange pipeline picks a target's interpreter once, at start; the modules beside
 this one are pure functions that know nothing of Envoy or of the config.
 """
 
@@ -11,19 +11,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 from extproc.config import K8s, Sql, Target
-from extproc.http_message import NotJsonText, is_json, media_type, parse_json
+from extproc.http.message import NotJsonText, is_json, media_type, parse_json
 from extproc.jsonenc import json_type
+
+if TYPE_CHECKING:
+    from extproc.http.responses import ResponseHandler
+    from extproc.interpret.k8s import K8sReading, ObjectError
+    from extproc.interpret.k8s_object import K8sObject
+    from extproc.interpret.llm import ChatStream, LlmReading
+    from extproc.interpret.sql import SqlReading, Statement
+    from extproc.policy.input import Request
 
 
 class Interpreter(Protocol):
     key: str
     """The policy input key this interpreter fills."""
 
-    def request(self, request: dict[str, Any]) -> Any:
+    def request(self, request: Request) -> Any:
         """The meaning of a request (`input.request`, body decoded), as a JSON value."""
         ...
 
@@ -32,13 +40,31 @@ class Interpreter(Protocol):
         trace search can filter on."""
         ...
 
+    def refusal(self, body: dict[str, Any], status: int) -> dict[str, Any]:
+        """tollgate's JSON refusal in the shape the protocol's clients show (a Kubernetes
+        Status, an OpenAI error), its keys kept."""
+        ...
 
-Refusal = Callable[[dict[str, Any], int], dict[str, Any]]
-"""An interpreter's optional `refusal(body, status)`: tollgate's JSON refusal in the shape
-the protocol's clients show (a Kubernetes Status, an OpenAI error), its keys kept."""
+    def response_handler(self, request: Request) -> ResponseHandler | None:
+        """A handler of its own for this request's response (a model's answer, read as
+        it streams), or None for the HTTP front's."""
+        ...
 
 
-class SqlHttp:
+class _Plain:
+    """What an interpreter does where its protocol has nothing of its own: refusals in
+    tollgate's JSON, the response handled by the HTTP front."""
+
+    @staticmethod
+    def refusal(body: dict[str, Any], _status: int) -> dict[str, Any]:
+        return body
+
+    @staticmethod
+    def response_handler(_request: Request) -> ResponseHandler | None:
+        return None
+
+
+class SqlHttp(_Plain):
     """SQL carried over HTTP: a JSON field, a query parameter or the whole body.
 
     A request that may write (any method but GET, HEAD, OPTIONS) and whose body carries no
@@ -57,15 +83,16 @@ class SqlHttp:
         from extproc.interpret import sql
         from extproc.interpret.paths import path_matcher
 
+        sql.load(settings.dialect)
         self._analyze = sql.analyze
         self._settings = settings
         # Whether the upstream runs the SQL a request to a path carries (sql.paths).
         self._runs_sql: Callable[[str], bool] = (
-            (lambda path: True) if settings.paths is None else path_matcher(settings.paths))
+            (lambda _path: True) if settings.paths is None else path_matcher(settings.paths))
 
-    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+    def request(self, request: Request) -> SqlReading:
         body_texts, problem = self._body_texts(request)
-        statements: list[dict[str, Any]] = []
+        statements: list[Statement] = []
         error = problem
         for text in self._query_texts(request) + body_texts:
             if len(text) > self._settings.max_bytes:
@@ -87,7 +114,7 @@ class SqlHttp:
             and not (body_texts and self._runs_sql(request["path"])),
         }
 
-    def attributes(self, meaning: dict[str, Any]) -> dict[str, Any]:
+    def attributes(self, meaning: SqlReading) -> dict[str, Any]:
         statements = meaning["statements"]
         return {
             "tollgate.sql.kinds": tuple(s["kind"] for s in statements),
@@ -95,12 +122,12 @@ class SqlHttp:
             **({"tollgate.sql.error": meaning["error"]} if meaning["error"] else {}),
         }
 
-    def _query_texts(self, request: dict[str, Any]) -> list[str]:
+    def _query_texts(self, request: Request) -> list[str]:
         """The SQL texts of the query parameter the target names, in any case (`?SQL=`)."""
         name = self._settings.query_param
         return [] if name is None else _named(request["query"], name, flatten=True)
 
-    def _body_texts(self, request: dict[str, Any]) -> tuple[list[str], str | None]:
+    def _body_texts(self, request: Request) -> tuple[list[str], str | None]:
         """Every SQL text the body carries where the target says SQL travels; and a problem
         when such a place holds something that is not text (it cannot be read, so it must
         not pass as "no SQL").
@@ -134,24 +161,9 @@ class SqlHttp:
         """Add the SQL of `json_field` to `texts`; a problem if it is not text."""
         field_name = self._settings.json_field
         if not declared_json and isinstance(body, str):
-            if "\x00" in body or body.startswith("\ufeff"):
-                # UTF-16/32 (NUL bytes are valid UTF-8) or a byte order mark: decoded as
-                # json.loads(bytes) would, which detects the encoding.
-                try:
-                    body = json.loads(body.encode("utf-8", "surrogatepass"))
-                except ValueError:
-                    return None
-            elif not body.lstrip().startswith("{"):
-                return None  # text that is no JSON object: not where this SQL travels
-            else:
-                try:
-                    body = parse_json(body)
-                except NotJsonText as exc:
-                    return f"the body is JSON that cannot be read: {exc}"
-                except ValueError:
-                    return None
-            if not isinstance(body, dict):
-                return None
+            body, problem = _undeclared_json(body)
+            if problem is not None or not isinstance(body, dict):
+                return problem
         if not isinstance(body, dict):
             return f"the body is a JSON {json_type(body)}, not an object with a {field_name} field"
         values: list[Any] = [body]
@@ -171,6 +183,26 @@ _FORM = "application/x-www-form-urlencoded"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def _undeclared_json(body: str) -> tuple[Any, str | None]:
+    """A text body not declared JSON, read as JSON where it may be an object: the value
+    (None when it is no JSON), and a problem when it is JSON that cannot be read."""
+    if "\x00" in body or body.startswith("\ufeff"):
+        # UTF-16/32 (NUL bytes are valid UTF-8) or a byte order mark: decoded as
+        # json.loads(bytes) would, which detects the encoding.
+        try:
+            return json.loads(body.encode("utf-8", "surrogatepass")), None
+        except ValueError:
+            return None, None
+    if not body.lstrip().startswith("{"):
+        return None, None  # text that is no JSON object: not where this SQL travels
+    try:
+        return parse_json(body), None
+    except NotJsonText as exc:
+        return None, f"the body is JSON that cannot be read: {exc}"
+    except ValueError:
+        return None, None
+
+
 def _readable_media(media: str) -> bool:
     """Media whose body reaches the interpreter as text or JSON whenever it has one (an
     undecodable one is refused before): for these, no body means an empty one."""
@@ -184,7 +216,7 @@ def _named(mapping: dict[str, Any], name: str, flatten: bool = False) -> list[An
     return [v for value in found for v in value] if flatten else found
 
 
-class Kubernetes:
+class Kubernetes(_Plain):
     """A Kubernetes API call as the API server reads it, with its namespace's labels and,
     for a write of a pod spec, what its body puts in the pod (`object`)."""
 
@@ -198,23 +230,22 @@ class Kubernetes:
         self._objects = k8s_object
         self._labels = settings.namespace_labels
 
-    def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        meaning = self._read(
-            request["method"], request["path"], request["query"], request["headers"]
-        )
-        meaning["namespace_labels"] = self._labels.get(meaning["namespace"] or "", {})
-        meaning["object"] = None
-        verb, resource = meaning["verb"], meaning["resource"]
-        if self._objects.writes_pod(verb, resource, meaning["subresource"]):
+    def request(self, request: Request) -> K8sReading:
+        call = self._read(request["method"], request["path"], request["query"],
+                          request["headers"])
+        written: K8sObject | ObjectError | None = None
+        verb, resource = call["verb"], call["resource"]
+        if verb and resource and self._objects.writes_pod(verb, resource, call["subresource"]):
             # What a workload runs and mounts is in the body (k8s_object.py).
             try:
-                meaning["object"] = self._objects.read_object(
+                written = self._objects.read_object(
                     resource, verb, request["headers"].get("content-type", ""), request["body"])
             except self._objects.Unreadable as exc:
                 # The call itself was read: only what it puts in the pod is unknown, which
                 # matters to the rules about agents (k8s.unread_workload), not to everyone.
-                meaning["object"] = {"error": str(exc)}
-        return meaning
+                written = {"error": str(exc)}
+        return {**call, "namespace_labels": self._labels.get(call["namespace"] or "", {}),
+                "object": written}
 
     @staticmethod
     def refusal(body: dict[str, Any], status: int) -> dict[str, Any]:
@@ -228,8 +259,8 @@ class Kubernetes:
             **{k: v for k, v in body.items() if k != "message"},  # it is in Status's own
         }
 
-    def attributes(self, meaning: dict[str, Any]) -> dict[str, Any]:
-        found = {f"tollgate.k8s.{key}": meaning[key]
+    def attributes(self, meaning: K8sReading) -> dict[str, Any]:
+        found: dict[str, Any] = {f"tollgate.k8s.{key}": meaning[key]
                  for key in ("verb", "resource", "subresource", "namespace", "name")
                  if meaning[key] is not None}
         if meaning["exec"] is not None:
@@ -252,10 +283,12 @@ class Llm:
 
     def __init__(self) -> None:
         from extproc.interpret import llm
+        from extproc.interpret.llm_answer import ModelAnswer
 
         self._llm = llm
+        self._answer = ModelAnswer(self)
 
-    def request(self, request: dict[str, Any]) -> dict[str, Any] | None:
+    def request(self, request: Request) -> LlmReading | None:
         api = model_api(request)
         if api is None:
             return None  # /v1/models, embeddings...: no prompt, no tool call
@@ -264,7 +297,7 @@ class Llm:
         return self._llm.chat_request(request["body"])
 
     @staticmethod
-    def refusal(body: dict[str, Any], status: int) -> dict[str, Any]:
+    def refusal(body: dict[str, Any], _status: int) -> dict[str, Any]:
         """OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`), which
         OpenAI-compatible clients raise with its message; tollgate's keys go inside."""
         why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
@@ -277,7 +310,11 @@ class Llm:
             "trace_id": body["trace_id"],
         }
 
-    def attributes(self, meaning: dict[str, Any] | None) -> dict[str, Any]:
+    def response_handler(self, request: Request) -> ResponseHandler | None:
+        """A model's answer may hold tool calls: it is read as it streams."""
+        return None if model_api(request) is None else self._answer
+
+    def attributes(self, meaning: LlmReading | None) -> dict[str, Any]:
         if meaning is None:
             return {}
         return {
@@ -285,7 +322,8 @@ class Llm:
             "tollgate.llm.tool_calls": tuple(str(c["name"]) for c in meaning["tool_calls"]),
         }
 
-    def answer(self, meaning: dict[str, Any] | None, content: bytes) -> tuple[Any, Any]:
+    def answer(self, meaning: LlmReading | None, content: bytes
+               ) -> tuple[LlmReading | None, Any]:
         """The request's meaning with what a whole answer (its bytes, decoded from its
         Content-Encoding) returned, read whatever its declared type (`llm.read_answer`);
         and the answer as JSON (None when it is none)."""
@@ -296,11 +334,11 @@ class Llm:
                 "finish_reason": answer["finish_reason"],
                 "error": meaning["error"] or answer["error"]}, body
 
-    def stream(self) -> Any:
+    def stream(self) -> ChatStream:
         return self._llm.ChatStream()
 
     @staticmethod
-    def streamed(meaning: dict[str, Any] | None, stream: Any) -> dict[str, Any] | None:
+    def streamed(meaning: LlmReading | None, stream: ChatStream) -> LlmReading | None:
         """The request's meaning with what a streamed answer assembled to."""
         if meaning is None:
             return None
@@ -309,7 +347,7 @@ class Llm:
                 "error": meaning["error"] or stream.error}
 
 
-def model_api(request: dict[str, Any]) -> str | None:
+def model_api(request: Request) -> str | None:
     """Which model API a request calls, whose answer may hold tool calls: `chat.completions`
     (`POST .../chat/completions`), `responses` (`POST .../responses`), else None."""
     if request["method"] != "POST":

@@ -40,10 +40,60 @@ the result is that decoded path.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypedDict
 from urllib.parse import unquote
 
-from extproc.interpret.shell import argv_read
+from extproc.interpret.shell import Opaque, argv_read
+
+if TYPE_CHECKING:
+    from extproc.interpret.k8s_object import K8sObject
+
+Transport = Literal["websocket", "spdy"]
+
+
+class Exec(TypedDict):
+    """The streams of an exec or attach, and what an exec runs."""
+
+    command: list[str]
+    commands: list[list[str]]
+    opaque: list[Opaque]
+    writes: list[str]
+    container: str | None
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+    transport: Transport | None
+
+
+class K8sCall(TypedDict):
+    """A call as kube-apiserver reads it (`k8s_request`)."""
+
+    verb: str | None
+    api_group: str | None
+    api_version: str | None
+    resource: str | None
+    subresource: str | None
+    namespace: str | None
+    name: str | None
+    path: str
+    resource_request: bool
+    exec: Exec | None
+    label_selector: str | None
+    field_selector: str | None
+    dry_run: bool
+    error: str | None
+
+
+class ObjectError(TypedDict):
+    error: str
+
+
+class K8sReading(K8sCall):
+    """`input.k8s`: the call, its namespace's labels, and what a write puts in a pod."""
+
+    namespace_labels: dict[str, str]
+    object: K8sObject | ObjectError | None
 
 # API prefix -> whether the prefix is groupless (/api/v1/...) or grouped (/apis/G/V/...).
 _API_PREFIXES = {"api": True, "apis": False}
@@ -65,7 +115,7 @@ _FALSE = frozenset({"0", "false"})
 
 def k8s_request(
     method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
-) -> dict[str, Any]:
+) -> K8sCall:
     """The `k8s` policy input for one request (`path` without its query string)."""
     dry_run = "All" in query.get("dryRun", ())
     try:
@@ -106,7 +156,7 @@ def k8s_request(
     selectors = not verb_in_path and verb in _VERBS_WITH_SELECTORS
     if subresource in _CONNECT_SUBRESOURCES:
         verb = subresource
-    streams = None
+    streams: Exec | None = None
     if subresource in ("exec", "attach"):
         command = list(query.get("command", ())) if subresource == "exec" else []
         reading = argv_read(command)
@@ -140,12 +190,12 @@ def k8s_request(
     }
 
 
-def _non_resource(method: str, path: str, dry_run: bool) -> dict[str, Any]:
+def _non_resource(method: str, path: str, dry_run: bool) -> K8sCall:
     """Discovery, /version, /healthz...: the verb is the lower-case method, as in kube."""
     return _skeleton(method.lower(), path, False, dry_run, None)
 
 
-def _malformed(path: str, dry_run: bool, error: str) -> dict[str, Any]:
+def _malformed(path: str, dry_run: bool, error: str) -> K8sCall:
     """No verb, and "may act on a resource": a rule that forgets to check `error` and allows
     reads, or allows non-resource requests, still does not match."""
     return _skeleton(None, path, True, dry_run, error)
@@ -153,7 +203,7 @@ def _malformed(path: str, dry_run: bool, error: str) -> dict[str, Any]:
 
 def _skeleton(
     verb: str | None, path: str, resource_request: bool, dry_run: bool, error: str | None
-) -> dict[str, Any]:
+) -> K8sCall:
     return {
         "verb": verb, "api_group": None, "api_version": None, "resource": None,
         "subresource": None, "namespace": None, "name": None, "path": path,
@@ -242,7 +292,7 @@ def _unescaped(value: str) -> str | None:
     return None if escaped else "".join(out)
 
 
-def _transport(method: str, headers: dict[str, str]) -> str | None:
+def _transport(method: str, headers: dict[str, str]) -> Transport | None:
     """How an exec/attach asks to stream, as the API server tells upgrades apart: Upgrade
     equal to `websocket` (a GET) or `SPDY/3.1`, with Connection naming `upgrade`."""
     if "upgrade" not in headers.get("connection", "").lower():

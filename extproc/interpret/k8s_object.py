@@ -21,11 +21,11 @@ all, e.g. with `inspect.request_body: false`) is an error, and the policy refuse
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import yaml
 
-from extproc.http_message import media_type
+from extproc.http.message import media_type
 
 # Resource -> (its kind, where its pod spec sits). Matched whatever the API group, so an
 # older group (extensions/v1beta1) is read too; reading more only refuses more.
@@ -41,8 +41,9 @@ WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
     "replicationcontrollers": ("ReplicationController", _TEMPLATE),
 }
 WRITES = frozenset({"create", "update", "patch"})
+Patch = Literal["json", "merge", "strategic", "apply"]
 # Content-Type -> patch type, as kube-apiserver serves PATCH.
-_PATCHES = {
+_PATCHES: dict[str, Patch] = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",
     "application/strategic-merge-patch+json": "strategic",
@@ -50,6 +51,36 @@ _PATCHES = {
 }
 _OBJECTS = frozenset({"application/json", "application/yaml", ""})  # "": kube assumes JSON
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+class Container(TypedDict):
+    name: str | None
+    image: str | None
+    command: list[str] | None
+    args: list[str] | None
+
+
+class Pod(TypedDict):
+    """What a pod spec runs and reaches (`pod_summary`)."""
+
+    containers: list[Container]
+    secrets: list[str]
+    service_account: str | None
+    host_network: bool
+    host_pid: bool
+    host_ipc: bool
+    host_paths: list[str]
+    privileged: bool
+
+
+class K8sObject(TypedDict):
+    """`input.k8s.object`: what a write's body puts in a pod."""
+
+    kind: str
+    namespace: str | None
+    name: str | None
+    patch: Patch | None
+    pod: Pod | None
 
 
 class Unreadable(ValueError):
@@ -64,10 +95,10 @@ def writes_pod(verb: str | None, resource: str | None, subresource: str | None) 
         subresource is None or (resource, subresource) == ("pods", "ephemeralcontainers"))
 
 
-def read_object(resource: str, verb: str, content_type: str, body: Any) -> dict[str, Any]:
+def read_object(resource: str, verb: str, content_type: str, body: Any) -> K8sObject:
     """`input.k8s.object`: the kind, metadata and pod spec summary a write's body carries.
 
-    `body` is the request body as `http_message.decode_request_body` gives it (JSON
+    `body` is the request body as `http.message.decode_request_body` gives it (JSON
     parsed, other text as str, None when absent or binary). Raises Unreadable."""
     media = media_type(content_type)
     patch = _PATCHES.get(media) if verb == "patch" else None
@@ -86,7 +117,7 @@ def read_object(resource: str, verb: str, content_type: str, body: Any) -> dict[
     if not isinstance(body, dict):
         raise Unreadable(f"the body of a {verb} of {resource} is not an object")
     kind, location = WORKLOADS[resource]
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    metadata = found if isinstance(found := body.get("metadata"), dict) else {}
     spec: Any = body
     for key in location:
         spec = spec.get(key) if isinstance(spec, dict) else None
@@ -99,7 +130,7 @@ def read_object(resource: str, verb: str, content_type: str, body: Any) -> dict[
     }
 
 
-def pod_summary(spec: dict[str, Any]) -> dict[str, Any]:
+def pod_summary(spec: dict[str, Any]) -> Pod:
     """What a pod spec runs and reaches: its containers' images and commands, the Secrets
     its volumes and environment read (the pod can print them), and its host access."""
     containers = [c for key in _CONTAINER_LISTS for c in _dicts(spec.get(key))]

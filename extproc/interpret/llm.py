@@ -60,13 +60,16 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import orjson
 
 from extproc import jsonenc
 from extproc.interpret import shell
 from extproc.jsonenc import json_type
+
+if TYPE_CHECKING:
+    from extproc.interpret.sql import Statement
 
 MAX_TEXTS = 1024
 MAX_TEXT_CHARS = 1024 * 1024  # over all the texts of one tool call
@@ -105,10 +108,67 @@ _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r|\n)")
 _CR, _LF, _CR_BYTE = 0x0D, 0x0A, b"\r"
 
 
-def _request_reading(api: str, body: Any) -> dict[str, Any]:
+class Unparsed(TypedDict):
+    """SQL that no dialect reads (or whose MySQL executable comments MySQL refused)."""
+
+    kind: Literal["unparsed"]
+    text: str  # cut at _UNPARSED_CHARS
+    error: str | None
+
+
+class ToolCall(TypedDict):
+    id: str | None
+    name: str | None
+    arguments: Any  # decoded JSON; null when the arguments string is no JSON
+    arguments_text: str
+    texts: list[str]
+    commands: list[list[str]]
+    opaque: list[shell.Opaque]
+    writes: list[str]
+    sql: list[Statement | Unparsed]
+    error: str | None
+
+
+class Message(TypedDict):
+    role: str | None
+    text: str
+    tool_calls: list[ToolCall]
+
+
+class Tool(TypedDict):
+    name: str | None
+    description: str
+
+
+Api = Literal["chat.completions", "responses"]
+
+
+class LlmReading(TypedDict):
+    """`input.llm`: a model request, then (response phase) with its answer's tool calls."""
+
+    api: Api
+    model: str | None
+    stream: bool
+    messages: list[Message]
+    tools: list[Tool]
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    error: str | None
+
+
+class Answer(TypedDict):
+    """What a model's answer (whole or streamed) holds that a policy reads."""
+
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    text: str
+    error: str | None
+
+
+def _request_reading(api: Api, body: Any) -> LlmReading:
     """A model request's reading before its messages and tools: what either API says alike
     (an error when the body is not an object)."""
-    reading: dict[str, Any] = {
+    reading: LlmReading = {
         "api": api, "model": None, "stream": False, "messages": [], "tools": [],
         "tool_calls": [], "finish_reason": None, "error": None,
     }
@@ -120,7 +180,7 @@ def _request_reading(api: str, body: Any) -> dict[str, Any]:
     return reading
 
 
-def chat_request(body: Any) -> dict[str, Any]:
+def chat_request(body: Any) -> LlmReading:
     """A chat/completions request body (decoded JSON, of any type) as policy input."""
     result = _request_reading("chat.completions", body)
     if not isinstance(body, dict):
@@ -140,7 +200,7 @@ def chat_request(body: Any) -> dict[str, Any]:
     return result
 
 
-def responses_request(body: Any) -> dict[str, Any]:
+def responses_request(body: Any) -> LlmReading:
     """A Responses API request body (`POST .../responses`) in the shape of `chat_request`:
     `instructions` as a system message, `input` (a string, or items) as messages, a
     `*_call` item of the history as an assistant message's tool call, a tool's output as a
@@ -164,7 +224,7 @@ def responses_request(body: Any) -> dict[str, Any]:
     return result
 
 
-def _input_item(item: Any) -> dict[str, Any]:
+def _input_item(item: Any) -> Message:
     call = _output_item(item)
     if call is not None:
         return {"role": "assistant", "text": "", "tool_calls": [_tool_call(*call)]}
@@ -178,7 +238,7 @@ def _input_item(item: Any) -> dict[str, Any]:
             "tool_calls": []}
 
 
-def read_answer(content: bytes) -> tuple[dict[str, Any], Any]:
+def read_answer(content: bytes) -> tuple[Answer, Any]:
     """A whole answer as policy input, whatever its declared content type: a client reads
     JSON from a `text/plain` body and events from an `application/json` one, so the body
     is sniffed. JSON (read as `loads` reads it) as `chat_response`, an event stream as
@@ -199,11 +259,11 @@ def read_answer(content: bytes) -> tuple[dict[str, Any], Any]:
     return chat_response(body), body
 
 
-def _answer(error: str | None = None) -> dict[str, Any]:
+def _answer(error: str | None = None) -> Answer:
     return {"tool_calls": [], "finish_reason": None, "text": "", "error": error}
 
 
-def chat_response(body: Any) -> dict[str, Any]:
+def chat_response(body: Any) -> Answer:
     """A non-streamed answer (decoded JSON) as policy input: a chat.completion's tool calls
     over all choices, the texts of the choices joined with newlines; a Responses API
     `response`'s output items that call a tool, and its output texts."""
@@ -217,8 +277,8 @@ def chat_response(body: Any) -> dict[str, Any]:
     elif not isinstance(choices, list) and not isinstance(output, list):
         result["error"] = "response has no choices"
     if isinstance(output, list):
-        calls, texts = _output(output)
-        result["tool_calls"], result["text"] = calls, "\n".join(texts)
+        calls, output_texts = _output(output)
+        result["tool_calls"], result["text"] = calls, "\n".join(output_texts)
         status = body.get("status")
         result["finish_reason"] = "tool_calls" if calls else _str(status)
     if not isinstance(choices, list):
@@ -285,7 +345,7 @@ class ChatStream:
         self._texts: dict[int, list[str]] = {}
         self._calls: dict[tuple[int, int], _PartialCall] = {}
         self._reasons: dict[int, str] = {}
-        self._assembled: list[dict[str, Any]] | None = None
+        self._assembled: list[ToolCall] | None = None
         self.error: str | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
@@ -304,7 +364,7 @@ class ChatStream:
         return events
 
     @property
-    def tool_calls(self) -> list[dict[str, Any]]:
+    def tool_calls(self) -> list[ToolCall]:
         """The tool calls assembled so far, in (choice, tool index) order; a call whose
         stream also states its whole arguments otherwise, once more per other version."""
         if self._assembled is None:
@@ -316,7 +376,7 @@ class ChatStream:
                 self._assembled += [_tool_call(c.id, c.name, v) for v in versions]
         return self._assembled
 
-    def reading(self) -> dict[str, Any]:
+    def reading(self) -> Answer:
         """The stream as `chat_response` reads a whole answer."""
         return {"tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
                 "text": self.text, "error": self.error}
@@ -389,30 +449,32 @@ class ChatStream:
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return False
+        return any([self._apply_choice(choice, position)
+                    for position, choice in enumerate(choices) if isinstance(choice, dict)])
+
+    def _apply_choice(self, choice: dict[str, Any], position: int) -> bool:
+        """Fold one choice of a chunk; whether its delta carried a tool call's."""
+        index = _index(choice.get("index"), position)
         tool_delta = False
-        for position, choice in enumerate(choices):
-            if not isinstance(choice, dict):
-                continue
-            index = _index(choice.get("index"), position)
-            delta = choice.get("delta")
-            if delta and isinstance(delta, dict):
-                content = delta.get("content")
-                if content and isinstance(content, str):
-                    self._texts.setdefault(index, []).append(content)
-                calls = delta.get("tool_calls")
-                if calls and isinstance(calls, list):
-                    tool_delta = True
-                    for n, call in enumerate(calls):
-                        if isinstance(call, dict):
-                            key = (index, _index(call.get("index"), n))
-                            self._add(key, call.get("id"), _call_spec(call))
-                legacy = delta.get("function_call")
-                if isinstance(legacy, dict):
-                    tool_delta = True
-                    self._add((index, -1), None, legacy)
-            reason = choice.get("finish_reason")
-            if isinstance(reason, str):
-                self._reasons[index] = reason
+        delta = choice.get("delta")
+        if delta and isinstance(delta, dict):
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                self._texts.setdefault(index, []).append(content)
+            calls = delta.get("tool_calls")
+            if calls and isinstance(calls, list):
+                tool_delta = True
+                for n, call in enumerate(calls):
+                    if isinstance(call, dict):
+                        key = (index, _index(call.get("index"), n))
+                        self._add(key, call.get("id"), _call_spec(call))
+            legacy = delta.get("function_call")
+            if isinstance(legacy, dict):
+                tool_delta = True
+                self._add((index, -1), None, legacy)
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            self._reasons[index] = reason
         return tool_delta
 
     def _apply_event(self, event: dict[str, Any]) -> bool:
@@ -498,9 +560,10 @@ def _data(raw: bytes) -> tuple[bytes | None, bool]:
     return (b"\n".join(data) if data else None), foreign
 
 
-def _output(output: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def _output(output: list[Any]) -> tuple[list[ToolCall], list[str]]:
     """A Responses API `output`: its tool calls, and the texts of its messages."""
-    calls, texts = [], []
+    calls: list[ToolCall] = []
+    texts: list[str] = []
     for item in output:
         call = _output_item(item)
         if call is not None:
@@ -548,7 +611,7 @@ class _Budget:
         return True
 
 
-def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+def _tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
     """The tool-call shape, from an id, a name and the arguments as sent (a JSON string
     normally; an object as some OpenAI-compatible servers send it)."""
     text = _arguments_text(arguments)
@@ -595,7 +658,7 @@ def _once(reading: shell.Reading) -> shell.Reading:
     """Each command, opaque command and write once, in order: the policy's cost grows with
     their number (the embedded engine stops at 25,000 instructions, some 250 distinct
     commands: a policy error, refused)."""
-    opaque = {(tuple(o["argv"]), o["why"]): o for o in reading.opaque}  # type: ignore[arg-type]
+    opaque = {(tuple(o["argv"]), o["why"]): o for o in reading.opaque}
     return shell.Reading(
         [list(c) for c in dict.fromkeys(map(tuple, reading.commands))],
         list(opaque.values()),
@@ -639,7 +702,7 @@ def _client_sql(argv: list[str]) -> list[str]:
     return found
 
 
-def _sql_statements(text: str) -> list[dict[str, Any]]:
+def _sql_statements(text: str) -> list[Statement | Unparsed]:
     """The statements of every dialect that reads `text`: a tool's database is unknown, and
     each reads some texts its own way (MySQL runs `/*! ... */`, which PostgreSQL takes
     for a comment), so a statement any of them would run is listed."""
@@ -647,7 +710,7 @@ def _sql_statements(text: str) -> list[dict[str, Any]]:
     from extproc.interpret.sql import analyze
 
     first_error = None
-    statements: list[dict[str, Any]] = []
+    statements: list[Statement | Unparsed] = []
     seen: set[tuple[Any, ...]] = set()
     for dialect in _SQL_DIALECTS:
         analysis = analyze(text, dialect)
@@ -747,7 +810,7 @@ def _arguments_text(arguments: Any) -> str:
     return "" if arguments is None else jsonenc.dumps(arguments)
 
 
-def _message(message: Any, position: int, errors: list[str]) -> dict[str, Any]:
+def _message(message: Any, position: int, errors: list[str]) -> Message:
     if not isinstance(message, dict):
         errors.append(f"messages[{position}] is a JSON {json_type(message)}, not an object")
         return {"role": None, "text": "", "tool_calls": []}
@@ -758,10 +821,10 @@ def _message(message: Any, position: int, errors: list[str]) -> dict[str, Any]:
     }
 
 
-def _message_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+def _message_tool_calls(message: dict[str, Any]) -> list[ToolCall]:
     """An assistant message's tool calls (`function` or `custom`), and its legacy
     `function_call`."""
-    found = []
+    found: list[ToolCall] = []
     calls = message.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict):
@@ -800,7 +863,7 @@ def _content_text(content: Any) -> str:
     )
 
 
-def _tools(tools: Any, key: str, errors: list[str]) -> list[dict[str, Any]]:
+def _tools(tools: Any, key: str, errors: list[str]) -> list[Tool]:
     """The tools offered: `tools` entries (function tools by their function's name, others
     by their type) or legacy `functions` entries."""
     if tools is None:
@@ -808,7 +871,7 @@ def _tools(tools: Any, key: str, errors: list[str]) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
         errors.append(f"{key} is a JSON {json_type(tools)}, not an array")
         return []
-    found = []
+    found: list[Tool] = []
     for position, tool in enumerate(tools):
         if not isinstance(tool, dict):
             errors.append(f"{key}[{position}] is a JSON {json_type(tool)}, not an object")

@@ -57,6 +57,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
 _MAX_DEPTH = 16  # nested scripts (`sh -c`, `$(...)`) read; deeper is opaque
 _MAX_LAYERS = 16  # wrapper argvs returned per command (the innermost command always is)
@@ -173,21 +174,32 @@ class _Unbalanced(ValueError):
     """sh would refuse the text: an unclosed quote or substitution."""
 
 
+OpaqueReason = Literal["computed_program", "computed_script", "inline_code", "stdin_operands",
+                       "too_deep", "recursive_function"]
+
+
+class Opaque(TypedDict):
+    """A command whose program, script or operands are only known when it runs."""
+
+    argv: list[str]
+    why: OpaqueReason
+
+
 @dataclass(slots=True)
 class Reading:
     """What a command line runs: `commands` (argvs), `opaque` (the commands whose program,
-    script or operands are only known when they run: `{"argv", "why"}`, `why` one of
-    OPAQUE_REASONS) and `writes` (the files its output redirections write)."""
+    script or operands are only known when they run, `why` explained in OPAQUE_REASONS)
+    and `writes` (the files its output redirections write)."""
 
     commands: list[list[str]] = field(default_factory=list)
-    opaque: list[dict[str, object]] = field(default_factory=list)
+    opaque: list[Opaque] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
 
-    def mark(self, argv: list[str], why: str) -> None:
+    def mark(self, argv: list[str], why: OpaqueReason) -> None:
         self.opaque.append({"argv": argv, "why": why})
 
 
-OPAQUE_REASONS = {
+OPAQUE_REASONS: dict[OpaqueReason, str] = {
     "computed_program": "the program is a substitution or a variable: `$(echo rm) -rf /`",
     "computed_script": "a script computed or read at run time: `source <(curl ...)`, "
                        "`bash \"$x\"`, a shell or a database client fed by a pipe, `<` or "
@@ -324,18 +336,31 @@ def _lex(text: str) -> tuple[list[tuple[str, str]], list[str]]:
         else:
             if word is None:
                 word = []
-            if kind == "double":
-                pos = _double_quoted(text, pos, word, substitutions)
-            elif kind in ("subst", "process"):
-                pos = _substitution(text, m.start(), pos, m.group(), substitutions)
-                word.append(text[m.start():pos])
-            elif kind == "ansi":
-                word.append(_ANSI_ESCAPE.sub(_ansi_char, m.group("ansi")))
-            else:
+            if kind in _AS_IS:
                 word.append(m.group(kind))
+            else:
+                pos = _quoted_or_substituted(text, m, word, substitutions)
     if word is not None:
         tokens.append(("word", "".join(word)))
     return tokens, substitutions
+
+
+_AS_IS = frozenset({"plain", "single", "escaped"})  # word parts taken as they match
+
+
+def _quoted_or_substituted(text: str, m: re.Match[str], word: list[str],
+                           substitutions: list[str]) -> int:
+    """Add to `word` the part `m` opens that is more than its match (a double-quoted
+    string, a substitution, an ANSI-C string); return where it ends."""
+    kind, pos = m.lastgroup, m.end()
+    if kind == "double":
+        return _double_quoted(text, pos, word, substitutions)
+    if kind == "ansi":
+        word.append(_ANSI_ESCAPE.sub(_ansi_char, m.group("ansi")))
+        return pos
+    pos = _substitution(text, m.start(), pos, m.group(), substitutions)  # $( ` <( >(
+    word.append(text[m.start():pos])
+    return pos
 
 
 def _double_quoted(text: str, pos: int, word: list[str], substitutions: list[str]) -> int:
@@ -421,28 +446,13 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading) -> None
             continue
         name = _basename(words[start])
         argv = [name, *words[start + 1:stop]]
-        inner: list[tuple[int, int, bool]] = []
-        script = why = None
-        wrapper = _WRAPPERS.get(name)
-        if wrapper is not None:
-            begin = _operands_start(words, start, stop, wrapper)
-            while name == "eval" and begin < stop and words[begin] == "eval":
-                begin += 1  # `eval eval X` runs X as `eval X` does: no depth spent on it
-            split = _split_string(words[start + 1:begin]) if name == "env" else None
-            if wrapper.script or split is not None:
-                script = " ".join([*([split] if split is not None else []), *words[begin:stop]])
-            elif begin < stop:
-                inner.append((begin, stop, fed or name == "xargs"))
-        elif name == "find":
+        if name == "find":
             terminators = terminators or _terminators(words)
             inner = [(i, j, fed or any("{}" in w for w in words[i:j]))
                      for i, j in _find_exec(words, start, stop, terminators)]
-        elif name in _SHELLS or name in ("su", "runuser"):
-            script = _script_operand(argv)
-            if script is None and name in _SHELLS:
-                why = _stdin_script(argv[1:], stdin)
-        elif name in _MAYBE_OPAQUE or stdin or name.startswith(("python", "pypy")):
-            why = _opaque_program(argv, stdin)
+            script, why = None, None
+        else:
+            inner, script, why = _runs(words, start, stop, argv, fed, stdin)
         if "$" in name or "`" in name or name[:2] in ("<(", ">("):
             why = "computed_program"
         elif why is None and fed:
@@ -451,14 +461,42 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading) -> None
             found.append(argv)
             layers += bool(inner)
             if why is not None:
-                reading.mark(argv, why)
-                if why == "inline_code":  # the strings it holds may be commands it runs
-                    for literal in _LITERAL.finditer(_code(argv)):
-                        _read(next(g for g in literal.groups() if g is not None), depth + 1,
-                              reading)
+                _mark(argv, why, depth, reading)
         if script is not None:
             _read(script, depth + 1, reading)
         pending.extend(reversed(inner))
+
+
+def _runs(words: list[str], start: int, stop: int, argv: list[str], fed: bool, stdin: bool
+          ) -> tuple[list[tuple[int, int, bool]], str | None, OpaqueReason | None]:
+    """What a simple command (not `find`) runs besides itself: the words of the command
+    it wraps (and whether that one's operands are fed at run time), a script it runs, and
+    why it is opaque by what it is (None: it is not)."""
+    name = argv[0]
+    wrapper = _WRAPPERS.get(name)
+    if wrapper is not None:
+        begin = _operands_start(words, start, stop, wrapper)
+        while name == "eval" and begin < stop and words[begin] == "eval":
+            begin += 1  # `eval eval X` runs X as `eval X` does: no depth spent on it
+        split = _split_string(words[start + 1:begin]) if name == "env" else None
+        if wrapper.script or split is not None:
+            return [], " ".join([*([split] if split is not None else []), *words[begin:stop]]), None
+        return ([(begin, stop, fed or name == "xargs")] if begin < stop else []), None, None
+    if name in _SHELLS or name in ("su", "runuser"):
+        script = _script_operand(argv)
+        why = _stdin_script(argv[1:], stdin) if script is None and name in _SHELLS else None
+        return [], script, why
+    if name in _MAYBE_OPAQUE or stdin or name.startswith(("python", "pypy")):
+        return [], None, _opaque_program(argv, stdin)
+    return [], None, None
+
+
+def _mark(argv: list[str], why: OpaqueReason, depth: int, reading: Reading) -> None:
+    """Mark `argv` opaque; the strings in another language's code may be commands it runs."""
+    reading.mark(argv, why)
+    if why == "inline_code":
+        for literal in _LITERAL.finditer(_code(argv)):
+            _read(next(g for g in literal.groups() if g is not None), depth + 1, reading)
 
 
 def _split_string(options: list[str]) -> str | None:
@@ -473,7 +511,7 @@ def _split_string(options: list[str]) -> str | None:
     return None
 
 
-def _stdin_script(operands: list[str], stdin: bool) -> str | None:
+def _stdin_script(operands: list[str], stdin: bool) -> OpaqueReason | None:
     """Why a shell, an interpreter or `source` runs a script no one can read here (None:
     it does not): a script operand computed at run time (`bash <(curl ...)`), or none at all
     while its stdin is a pipe or a redirection (`curl ... | sh`). A shell without a script
@@ -486,7 +524,7 @@ def _stdin_script(operands: list[str], stdin: bool) -> str | None:
     return None
 
 
-def _opaque_program(argv: list[str], stdin: bool) -> str | None:
+def _opaque_program(argv: list[str], stdin: bool) -> OpaqueReason | None:
     """Why a command that is no shell is opaque: code of another language, a database
     client or `source` fed a script at run time; None when it is not."""
     name, args = argv[0], argv[1:]

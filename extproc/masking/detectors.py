@@ -230,11 +230,14 @@ def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
         return _card_exponent(t, s - 2, exponent.end())
     if not _bounded(t, s, e, _WORD) or _extends_back(t, s, b"."):
         return None
-    if _continues(t, e, b".") and (fraction := _ZERO_FRACTION.match(t.raw, e)) is None:
-        return None
+    end = e
+    if _continues(t, e, b"."):
+        if (fraction := _ZERO_FRACTION.match(t.raw, e)) is None:
+            return None
+        end = fraction.end()
     if not _card_number(t.raw[s:e].decode()):
         return None
-    return (s, e) if not _continues(t, e, b".") else (s, fraction.end())
+    return s, end
 
 
 def _card_exponent(t: Text, s: int, e: int) -> tuple[int, int] | None:
@@ -320,7 +323,7 @@ _IBAN_EXACT = {
 }
 
 
-def _iban(t: Text, s: int, e: int) -> tuple[int, int] | None:
+def _iban(t: Text, s: int, _e: int) -> tuple[int, int] | None:
     """Cut the candidate at its country's length, then check mod-97."""
     if t.raw[s : s + 2] not in _IBAN_COUNTRIES or t.at(_ALNUM, s - 1):
         return None
@@ -463,7 +466,7 @@ _VERSION_BEFORE = re.compile(rb"(?<![a-z])(?:version|ver\.?|release|build|firmwa
 _PRODUCT_BEFORE = re.compile(rb"(?<![/A-Za-z0-9._-])[A-Za-z0-9._-]{1,64}/\Z")
 
 
-def _ipv4(t: Text, s: int, e: int) -> tuple[int, int] | None:
+def _ipv4(t: Text, s: int, _e: int) -> tuple[int, int] | None:
     """The shape match starts at the first octet's last digit: step back to its first."""
     for _ in range(2):
         if t.at(_DIGIT, s - 1):
@@ -488,9 +491,11 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
     for g in _IPV6_GATE.finditer(t.raw):
         if g.start() < last_end:
             continue
-        s = g.start() - _IPV6_BACK_REVERSED.match(t.raw[max(0, g.start() - 40) : g.start()][::-1]
-                                                  ).end()
-        e = _IPV6_FORWARD.match(t.raw, g.start()).end()
+        back = _IPV6_BACK_REVERSED.match(t.raw[max(0, g.start() - 40) : g.start()][::-1])
+        forward = _IPV6_FORWARD.match(t.raw, g.start())
+        if back is None or forward is None:  # never: both match the empty string
+            continue
+        s, e = g.start() - back.end(), forward.end()
         while e > s and t.raw[e - 1] == 0x2E:  # a full stop after an address
             e -= 1
         last_end = e

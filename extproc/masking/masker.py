@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
 from extproc.masking import detectors, strategies
@@ -27,7 +27,7 @@ DEFAULT_FIELDS: frozenset[str] = frozenset({
 })
 
 # The kind of a masked field value that no detector recognises as a whole.
-FIELD = Detector("field", "FIELD", lambda t: (), max_len=0)
+FIELD = Detector("field", "FIELD", lambda _t: (), max_len=0)
 
 
 def normalise_field(name: str) -> str:
@@ -217,7 +217,8 @@ class Masker:
     def splice(self, raw: bytes, found: Iterable[tuple[int, int, Detector]], spec: MaskSpec,
                counts: Counter[str]) -> bytes:
         """`raw` with each finding (in order, not overlapping) rewritten, and counted."""
-        out, pos = [], 0
+        out: list[bytes] = []
+        pos = 0
         for s, e, d in found:
             value = _decode(raw[s:e])
             strategy = spec.overrides.get(d.name, spec.strategy)
@@ -256,8 +257,7 @@ class Masker:
                         else strategies.is_masked(text)):
                     changes.append((*scalars.ref(i), self._mask_field(text, spans, part)))
                     counts[f"field:{rule}"] += 1
-            masked = scalars.masked_texts(
-                found, lambda raw, spans, part=part: self.splice(raw, spans, part, counts))
+            masked = scalars.masked_texts(found, partial(self.splice, spec=part, counts=counts))
             changes += ((*scalars.ref(i), text) for i, text in masked.items())
         return doc.rebuild(changes, *renames), counts
 
@@ -403,6 +403,14 @@ class _Document:
     then its copy-on-write rebuild."""
 
     def __init__(self, root: Any, fields: frozenset[str]) -> None:
+        self._read(root, fields)
+        if self._shared:
+            # The rebuild copies each container once, under one parent: a container the
+            # value holds in two places would stay unmasked in the other. Untangled, each
+            # place has its own.
+            self._read(_untangled(root), fields)
+
+    def _read(self, root: Any, fields: frozenset[str]) -> None:
         self.root = root
         self.data, self.actions = _Scalars(), _Scalars()
         self.data_keys: Iterable[Any] = ()
@@ -412,14 +420,9 @@ class _Document:
         self._holder = [root]  # the root sits in a one-element list: it too has a container
         self._shared = False  # a container reached twice (built in Python, not parsed)
         self._walk(fields)
-        if self._shared:
-            # The rebuild copies each container once, under one parent: a container the
-            # value holds in two places would stay unmasked in the other. Untangled, each
-            # place has its own.
-            self.__init__(_untangled(root), fields)  # type: ignore[misc]
 
     def _walk(self, fields: frozenset[str]) -> None:
-        actions, parents, acting_ids = self.actions, self._parents, self._acting
+        actions = self.actions
         pieces, refs, found_refs, rules = (
             self.data.pieces.extend, self.data.refs.extend, self.data.refs, self.data.field_rules)
         # key -> its text, its field rule; one cache per part, so each lists its keys
@@ -435,20 +438,12 @@ class _Document:
             rule, own_key = inner, key
             is_dict = type(node) is dict
             keys = action_keys if acting else data_keys
-            table = rows = row = None  # (rows key, names) of a table; names of rows, of a row
-            if part is not None:
-                rows, row = (part[1], None) if part[0] == "rows" else (None, part[1])
-            if is_dict:
-                if holds is None and not acting:
-                    kind = node.get("type")
-                    holds = _ACTION_OF_TYPE.get(kind) if type(kind) is str else None
-                if "columns" in node or "fields" in node:
-                    table = _table(node, fields)
+            holds, table, rows, row = _frame(node, is_dict, holds, acting, part, fields)
+            k: Any  # a key of a dict, an index of a list
             for k, v in node.items() if is_dict else enumerate(node):
                 if is_dict:
                     if (known := keys.get(k)) is None:
-                        name = normalise_field(str(k))
-                        known = keys[k] = (str(k), name if name in fields else None)
+                        known = keys[k] = _key(k, fields)
                     key, inner = known
                     inner = inner or rule
                 elif row is not None:  # a table's cell: under its column's name
@@ -458,27 +453,12 @@ class _Document:
                 if t is str:
                     text = v
                 elif t is dict or t is list:
-                    if id(v) in parents:
-                        self._shared = True
-                    parents[id(v)] = (node, k)
                     action = acting or (holds is not None and k == holds)
-                    if action:
-                        acting_ids.add(id(v))
-                    sub: _Part | None = None
-                    if table is not None and k == table[0]:
-                        sub = ("rows", table[1])
-                    elif rows is not None and t is list:
-                        sub = ("row", rows)
+                    self._adopt(node, k, v, action)
                     stack.append((v, key, inner, None if action or not is_dict
-                                  else _ACTION_UNDER.get(k), action, sub))
+                                  else _ACTION_UNDER.get(k), action, _part(k, t, table, rows)))
                     continue
-                elif inner is not None and v is not None:
-                    text = _scalar_text(v)
-                elif t is int and not -_BIG < v < _BIG:
-                    text = str(v)
-                elif t is float and not -_BIG < v < _BIG and v.is_integer():
-                    text = str(int(v))  # 4111111111111111.0, 4.111111111111111e15
-                else:
+                elif (text := _scanned_text(v, t, inner)) is None:
                     continue
                 if acting or (holds is not None and k == holds):
                     actions.add(node, k, key, text, inner)
@@ -488,6 +468,14 @@ class _Document:
                 pieces((key, "\x01", text, "\x00"))
                 refs((node, k))
         self.data_keys, self.action_keys = data_keys, action_keys
+
+    def _adopt(self, node: Any, at: Any, child: Any, acting: bool) -> None:
+        """Note container `child`'s place, `node[at]`, for the rebuild."""
+        if id(child) in self._parents:
+            self._shared = True
+        self._parents[id(child)] = (node, at)
+        if acting:
+            self._acting.add(id(child))
 
     def rebuild(self, changes: list[tuple[Any, Any, Any]], data_renames: dict[str, str],
                 action_renames: dict[str, str]) -> Any:
@@ -566,6 +554,52 @@ def _table(node: dict[Any, Any], fields: frozenset[str]) -> tuple[str, _Names] |
         rule = normalise_field(text)
         names.append((text, rule if rule in fields else None))
     return at, tuple(names)
+
+
+def _frame(node: Any, is_dict: bool, holds: str | None, acting: bool, part: _Part | None,
+           fields: frozenset[str]
+           ) -> tuple[str | None, tuple[str, _Names] | None, _Names | None, _Names | None]:
+    """What the walk knows of a container before its items: the key holding a tool call's
+    arguments (a typed block's `type` names it), the table it is (rows key, names), and
+    the column names of the rows it lists or of the row it is."""
+    rows = row = None
+    if part is not None:
+        rows, row = (part[1], None) if part[0] == "rows" else (None, part[1])
+    if not is_dict:
+        return holds, None, rows, row
+    if holds is None and not acting:
+        kind = node.get("type")
+        holds = _ACTION_OF_TYPE.get(kind) if type(kind) is str else None
+    table = _table(node, fields) if "columns" in node or "fields" in node else None
+    return holds, table, rows, row
+
+
+def _key(k: Any, fields: frozenset[str]) -> tuple[str, str | None]:
+    """A key's text and the field rule it names, if any."""
+    name = normalise_field(str(k))
+    return str(k), name if name in fields else None
+
+
+def _part(k: Any, t: type, table: tuple[str, _Names] | None, rows: _Names | None
+          ) -> _Part | None:
+    """The table part a container at `k` is: a table's list of rows, or one of its rows."""
+    if table is not None and k == table[0]:
+        return "rows", table[1]
+    if rows is not None and t is list:
+        return "row", rows
+    return None
+
+
+def _scanned_text(value: Any, t: type, rule: str | None) -> str | None:
+    """A non-string scalar's text to scan, or None when it passes: any but null under a
+    field rule; else a number of 9 digits or more, without a fraction, as its digits."""
+    if rule is not None and value is not None:
+        return _scalar_text(value)
+    if t is int and not -_BIG < value < _BIG:
+        return str(value)
+    if t is float and not -_BIG < value < _BIG and value.is_integer():
+        return str(int(value))  # 4111111111111111.0, 4.111111111111111e15
+    return None
 
 
 def _untangled(value: Any) -> Any:

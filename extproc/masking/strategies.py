@@ -39,7 +39,7 @@ TOKEN_MAX = len("[HASH::]") + max(map(len, _ENTITIES)) + 16  # the longest, in b
 Finding = tuple[int, int, Detector]
 
 
-def redact(value: str, kind: Detector) -> str:
+def redact(kind: Detector) -> str:
     return f"[REDACTED:{kind.entity}]"
 
 
@@ -68,7 +68,7 @@ def rewrite(strategy: Strategy, value: str, kind: Detector, key: bytes) -> str:
         return hashed(value, kind, key)
     if strategy == "partial":
         return partial(value, kind)
-    return redact(value, kind)
+    return redact(kind)
 
 
 def is_masked(value: str) -> bool:

@@ -7,37 +7,81 @@ response, and what the target's interpreter read them to mean.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from extproc import jsonenc
 from extproc.config import Target
+from extproc.identity import Who
 from extproc.interpret import KEYS
+
+
+class Request(TypedDict):
+    """`input.request`: headers without pseudo-headers, secrets redacted; `body` decoded
+    (JSON parsed, text as text), None when absent, binary or not inspected."""
+
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+class Response(TypedDict):
+    """`input.response` (null at the request phase); `body` only when the target reads it."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class ApprovalInput(TypedDict):
+    """`input.approval`: the approval that let a held request through."""
+
+    id: str
+    status: str  # approved, or used (a `once` grant, taken by this request)
+    decided_by: str | None
+    decided_us: int | None
+    reason: str | None
+    grant: str  # once | window
+    grant_minutes: int | None
+    approvers: list[str]
+
+
+class TargetInput(TypedDict):
+    """`input.target`: the configured target the route belongs to."""
+
+    name: str
+    protocol: str  # http, sql-http, k8s or llm
+    environment: str
+    labels: dict[str, str]
 
 
 class InputEncoder:
     def __init__(self, target: Target, meaning_key: str | None = None) -> None:
+        target_input: TargetInput = {
+            "name": target.name,
+            "protocol": target.protocol,
+            "environment": target.environment,
+            "labels": target.labels,
+        }
         static = {
-            "target": {
-                "name": target.name,
-                "protocol": target.protocol,
-                "environment": target.environment,
-                "labels": target.labels,
-            },
+            "target": target_input,
             # What other protocols' interpreters would fill, null for this target.
             **{key: None for key in KEYS if key != meaning_key},
-            # Filled by approvals, once they exist.
-            "approval": None,
         }
         self._prefix = jsonenc.dumps(static)[:-1]  # without the closing brace
         self._meaning = f',"{meaning_key}":' if meaning_key else ""
 
     def encode(
-        self, phase: str, identity: dict[str, Any], request: dict[str, Any],
-        response: dict[str, Any] | None, meaning: Any = None,
+        self, phase: str, identity: Who, request: Request, response: Response | None,
+        meaning: Any = None,
+        approval: ApprovalInput | None = None,
     ) -> str:
+        """`approval`: the approval that let a held request through (null before one did,
+        so always null in the request phase's first decision)."""
         meaning_json = f"{self._meaning}{jsonenc.dumps(meaning)}" if self._meaning else ""
         return (
             f'{self._prefix},"phase":"{phase}","identity":{jsonenc.dumps(identity)},'
-            f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)}'
-            f"{meaning_json}}}"
+            f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)},'
+            f'"approval":{jsonenc.dumps(approval)}{meaning_json}}}'
         )

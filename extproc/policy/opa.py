@@ -3,7 +3,7 @@
 One `opa-python-client` async session is reused for every decision, with an
 explicit timeout and no retries (a retry would only spend the time Envoy waits).
 Whatever keeps OPA from giving a valid decision — refused connection, a 5xx, a
-timeout, an undefined result — is a PolicyError, which the servicer turns into a
+timeout, an undefined result — is a PolicyError, which the exchange pipeline turns into a
 deny. At load, tollgate uploads its policy directory (PUT /v1/policies, unless
 `policy.upload` is off), checks OPA's health and that the query's package is
 there, and refuses to serve otherwise.

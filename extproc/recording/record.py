@@ -1,7 +1,7 @@
 """What one exchange leaves in the record, built off the request path.
 
-The servicer gathers `Evidence` as the exchange goes (references to what it already
-holds, and the bodies as they crossed the wire); the recording writer's thread turns it
+The exchange (exchange/state.py) gathers `Evidence` as it goes (references to what it
+already holds, and the bodies as they crossed the wire); the recording writer's thread turns it
 into the record's `content` here. Everything that could carry personal data or secrets
 — bodies, query values, headers, what the interpreter read, the policy's reasons — is
 masked with every detector first, whatever the policy let through: the record never
@@ -17,11 +17,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from extproc.body_masking import EventMasking
 from extproc.config import Target
-from extproc.http_message import is_json, media_type, parse_json
+from extproc.http.body_masking import EventMasking
+from extproc.http.message import is_json, media_type, parse_json
+from extproc.identity import Who
 from extproc.interpret.llm import ChatStream
 from extproc.masking import Masker, MaskSpec
+from extproc.policy.input import Request, Response
 
 # The record's masking: every detector and the default field rules, redacted; what the
 # gateway already masked is left as the client got it.
@@ -81,22 +83,22 @@ class Decided:
 
 @dataclass(slots=True)
 class Evidence:
-    """What the servicer saw of one exchange, for its record."""
+    """What the exchange pipeline saw of one exchange, for its record."""
 
     kind: str  # "exchange", or "decision" (a strict target's record before it proceeds)
     started: float  # time.time() at the first message
     trace_id: str
     span_id: str
     headers: dict[str, str]  # Envoy's request headers, pseudo-headers included
-    identity: dict[str, Any] | None = None
+    identity: Who | None = None
     target: Target | None = None
-    request: dict[str, Any] | None = None  # input.request, secrets already redacted
+    request: Request | None = None  # secrets already redacted
     request_body: BodyCapture | None = None  # as forwarded upstream
     meaning_key: str | None = None
     meaning: Any = None
     decisions: list[Decided] = field(default_factory=list)
     approval: dict[str, Any] | None = None
-    response: dict[str, Any] | None = None  # input.response, without its body
+    response: Response | None = None  # without its body
     response_type: str = ""  # the upstream's content-type
     response_body: BodyCapture | None = None  # as delivered to the client
     # The client's body's content-type, when tollgate answered in the upstream's place.
@@ -196,10 +198,6 @@ def session_of(evidence: Evidence) -> str:
     sends one, else the trace (an agent that propagates its trace context)."""
     session = evidence.headers.get("x-session-id", "").strip()
     return session[:128] if session else evidence.trace_id
-
-
-def action_of(content: dict[str, Any]) -> str:
-    return content["outcome"]["action"]
 
 
 def _outcome(evidence: Evidence) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from extproc.cli_text import utc
+from extproc.cli.text import utc
 from extproc.recording import store
 from extproc.recording.anchors import AnchorLog
 from extproc.recording.chain import GENESIS, Checkpoint, Verifier, record_hash
@@ -124,7 +124,15 @@ def verify(connection: Connection, verifier: Verifier,
         report.chains.setdefault(writer, Chain(writer)).pruned_to = start.seq
     shortened = _against_anchors(report, anchored, statements, pruned)
     _against_store(report, logs or [], anchored, signed)
+    _against_checkpoints(report, named, seen, pruned, shortened)
+    report.problems.sort(key=lambda p: (p.writer, p.seq or 0))
+    return report
 
+
+def _against_checkpoints(report: Report, named: dict[tuple[str, int], list[Checkpoint]],
+                         seen: dict[tuple[str, int], str], pruned: dict[str, Checkpoint],
+                         shortened: set[str]) -> None:
+    """Each record a signed checkpoint names is there, with the hash it names."""
     for (writer, seq), found in named.items():
         chain = report.chains.get(writer)
         if seq <= getattr(pruned.get(writer), "seq", 0) or (
@@ -140,8 +148,6 @@ def verify(connection: Connection, verifier: Verifier,
                                      "says it was (replaced)"))
             elif chain is not None:
                 chain.checkpointed_to = max(chain.checkpointed_to, seq)
-    report.problems.sort(key=lambda p: (p.writer, p.seq or 0))
-    return report
 
 
 def _walk(report: Report, connection: Connection, pruned: dict[str, Checkpoint],

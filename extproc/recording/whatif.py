@@ -32,14 +32,14 @@ from extproc.config import Match, Target
 from extproc.policy import PolicyError
 from extproc.policy.decision import APPROVED, HOLD_TOO_LATE
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.input import InputEncoder
+from extproc.policy.input import InputEncoder, Request, Response
 from extproc.recording.chain import canonical
 from extproc.recording.store import Row
 
 POLICY_ERROR = "policy error"
 """The 'action' of an answer the engine could not give (an error, undefined, malformed)."""
 
-# Rules the gateway adds to a policy's answer (servicer.py): not the policy's own.
+# Rules the gateway adds to a policy's answer (exchange/pipeline.py): not the policy's own.
 _GATEWAY_RULES = {"tollgate.policy_error": POLICY_ERROR, "tollgate.mask_unavailable": "allow",
                   APPROVED: "hold", HOLD_TOO_LATE: "hold"}
 # The first reason of a hold refused by a tollgate before approvals existed.
@@ -179,13 +179,13 @@ def _encoder(cache: dict[tuple[str, str | None], InputEncoder], target: dict[str
     return cache[key]
 
 
-def _request(content: dict[str, Any]) -> dict[str, Any]:
+def _request(content: dict[str, Any]) -> Request:
     request = content["request"]
     return {"method": request["method"], "path": request["path"], "query": request["query"],
             "headers": request["headers"], "body": _body_value(request["body"])}
 
 
-def _response(content: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any] | None:
+def _response(content: dict[str, Any], decision: dict[str, Any]) -> Response | None:
     response = content.get("response")
     if response is None:
         return None

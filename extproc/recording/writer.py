@@ -52,6 +52,8 @@ _IDLE_WAKE = 1.0
 _PRUNE_EVERY = 3600.0
 # How often identities whose byte budget is whole again are forgotten (memory, not rules).
 _FORGET_EVERY = 600.0
+# How long closing waits for the queue to be written.
+_CLOSE_SECONDS = 30.0
 
 
 class RecordingUnavailable(Exception):
@@ -208,14 +210,14 @@ class Recorder:
         self._thread.start()
         log.info("recording to %s as writer %s", self._connection.where, self.writer)
 
-    async def close(self, timeout: float = 30.0) -> None:
+    async def close(self) -> None:
         """Write what is queued, sign a last checkpoint, stop. Records still unwritten
-        after `timeout` (the store is down) are counted in the log: nothing vanishes
+        after _CLOSE_SECONDS (the store is down) are counted in the log: nothing vanishes
         without a trace."""
         if self._thread is None:
             return
         self._queue.put(None)
-        await asyncio.to_thread(self._thread.join, timeout)
+        await asyncio.to_thread(self._thread.join, _CLOSE_SECONDS)
         if self._thread.is_alive():
             log.error("recording: %d records could not be written before shutdown (%s)",
                       self._pending, self._failure)

@@ -101,7 +101,7 @@ class _Sqlite:
     async def serialise(self, execute: Execute, key: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already serialises every write transaction."""
 
-    async def listen(self, channel: str) -> AsyncIterator[str]:
+    async def listen(self, _channel: str) -> AsyncIterator[str]:
         """No other process writes a SQLite store: nothing ever arrives."""
         await asyncio.Event().wait()
         yield ""  # pragma: no cover  (never reached)

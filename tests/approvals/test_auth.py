@@ -3,7 +3,6 @@ real RSA and EC keys, real signatures, and the tokens that must not pass."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -21,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from extproc import envoy_bootstrap
 from extproc.approvals.auth import AuthError, Verifier, VerifierError
 from extproc.config import Identity
-from tests import tokens
-from tests.http_server import LocalServer
-from tests.tls import TlsFiles
+from tests.support import tokens
+from tests.support.http_server import LocalServer
+from tests.support.tls import TlsFiles
 
 
 def bootstrap(**provider: Any) -> dict[str, Any]:
@@ -46,14 +45,10 @@ def verifier(tmp_path: Path, config: dict[str, Any] | None = None,
     return Verifier.from_bootstrap(path, settings or Identity())
 
 
-def identity(found: Verifier, authorization: str | None) -> dict[str, Any]:
-    return asyncio.run(found.identity(authorization))
-
-
-def refused(found: Verifier, authorization: str | None) -> str:
+async def refused(found: Verifier, authorization: str | None) -> str:
     """Why the token is refused (the test fails if it is not)."""
     with pytest.raises(AuthError) as error:
-        identity(found, authorization)
+        await found.identity(authorization)
     return str(error.value)
 
 
@@ -87,136 +82,138 @@ def unsigned(header: dict[str, Any], payload: dict[str, Any], secret: bytes | No
 
 
 @pytest.mark.parametrize("kid", ["test-rsa", "test-ec"])
-def test_a_valid_token_gives_the_approvers_identity(tmp_path: Path, kid: str) -> None:
+async def test_a_valid_token_gives_the_approvers_identity(tmp_path: Path, kid: str) -> None:
     token = tokens.token(sub="alice", groups=["dba", "sre"], kid=kid, email="a@example.com")
-    found = identity(verifier(tmp_path), f"Bearer {token}")
+    found = await verifier(tmp_path).identity(f"Bearer {token}")
     assert found["authenticated"] is True
     assert (found["sub"], found["groups"]) == ("alice", ["dba", "sre"])
     assert (found["iss"], found["aud"], found["email"]) == (
         tokens.ISSUER, [tokens.AUDIENCE], "a@example.com")
 
 
-def test_the_scheme_is_case_insensitive_and_groups_follow_the_settings(
+async def test_the_scheme_is_case_insensitive_and_groups_follow_the_settings(
         tmp_path: Path) -> None:
     token = signed(claims(roles=["dba"], groups=None))
-    found = identity(verifier(tmp_path, settings=Identity(groups_claim="roles")),
-                     f"bearer {token}")
+    found = await verifier(tmp_path, settings=Identity(groups_claim="roles")).identity(
+        f"bearer {token}")
     assert (found["sub"], found["groups"]) == ("alice", ["dba"])
 
 
-def test_a_token_expired_within_the_clock_skew_still_verifies(tmp_path: Path) -> None:
+async def test_a_token_expired_within_the_clock_skew_still_verifies(tmp_path: Path) -> None:
     # The quickstart's provider allows 30 s of clock skew, as Envoy would.
     at = int(time.time())
     token = signed(claims(iat=at - 60, exp=at - 10))
-    assert identity(verifier(tmp_path), f"Bearer {token}")["sub"] == "alice"
+    assert (await verifier(tmp_path).identity(f"Bearer {token}"))["sub"] == "alice"
 
 
 # -- refused -------------------------------------------------------------------------------
 
 
-def test_no_token_is_refused(tmp_path: Path) -> None:
+async def test_no_token_is_refused(tmp_path: Path) -> None:
     found = verifier(tmp_path)
     for header in (None, "", "Bearer", "Bearer ", "Bearer    "):
-        assert "Authorization: Bearer" in refused(found, header)
+        assert "Authorization: Bearer" in await refused(found, header)
 
 
-def test_another_scheme_is_refused(tmp_path: Path) -> None:
+async def test_another_scheme_is_refused(tmp_path: Path) -> None:
     token = tokens.token(sub="alice")
     found = verifier(tmp_path)
-    assert "Bearer" in refused(found, f"Basic {token}")
-    assert "Bearer" in refused(found, token)  # no scheme at all
+    assert "Bearer" in await refused(found, f"Basic {token}")
+    assert "Bearer" in await refused(found, token)  # no scheme at all
 
 
-def test_garbage_is_refused(tmp_path: Path) -> None:
+async def test_garbage_is_refused(tmp_path: Path) -> None:
     found = verifier(tmp_path)
     for garbage in ("not-a-token", "a.b.c", "...", b64(b'{"alg":"RS256"}') + ".x.y"):
-        assert refused(found, f"Bearer {garbage}")
+        assert await refused(found, f"Bearer {garbage}")
 
 
-def test_an_expired_token_is_refused(tmp_path: Path) -> None:
+async def test_an_expired_token_is_refused(tmp_path: Path) -> None:
     token = tokens.token(sub="alice", ttl=-120)  # beyond the 30 s skew
-    assert "expired" in refused(verifier(tmp_path), f"Bearer {token}").lower()
+    assert "expired" in (await refused(verifier(tmp_path), f"Bearer {token}")).lower()
 
 
-def test_a_token_for_another_audience_is_refused(tmp_path: Path) -> None:
+async def test_a_token_for_another_audience_is_refused(tmp_path: Path) -> None:
     token = tokens.token(sub="alice", aud="someone-else")
-    assert "audience" in refused(verifier(tmp_path), f"Bearer {token}").lower()
+    assert "audience" in (await refused(verifier(tmp_path), f"Bearer {token}")).lower()
 
 
-def test_a_token_of_another_issuer_is_refused(tmp_path: Path) -> None:
+async def test_a_token_of_another_issuer_is_refused(tmp_path: Path) -> None:
     token = tokens.token(sub="alice", iss="https://evil.test")
-    assert "https://evil.test" in refused(verifier(tmp_path), f"Bearer {token}")
+    assert "https://evil.test" in await refused(verifier(tmp_path), f"Bearer {token}")
 
 
-def test_a_token_signed_by_an_untrusted_key_with_a_trusted_kid_is_refused(
+async def test_a_token_signed_by_an_untrusted_key_with_a_trusted_kid_is_refused(
         tmp_path: Path) -> None:
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = signed(claims(), kid="test-rsa", key=impostor)
-    assert "signature" in refused(verifier(tmp_path), f"Bearer {token}").lower()
+    assert "signature" in (await refused(verifier(tmp_path), f"Bearer {token}")).lower()
 
 
-def test_a_token_naming_an_unknown_key_is_refused(tmp_path: Path) -> None:
+async def test_a_token_naming_an_unknown_key_is_refused(tmp_path: Path) -> None:
     token = jwt.encode(claims(), tokens.keys()["test-rsa"], algorithm="RS256",
                        headers={"kid": "no-such-key"})
-    assert "no-such-key" in refused(verifier(tmp_path), f"Bearer {token}")
+    assert "no-such-key" in await refused(verifier(tmp_path), f"Bearer {token}")
 
 
-def test_an_unsigned_token_is_refused(tmp_path: Path) -> None:
+async def test_an_unsigned_token_is_refused(tmp_path: Path) -> None:
     token = unsigned({"alg": "none", "typ": "JWT", "kid": "test-rsa"}, claims(), None)
-    assert "'none'" in refused(verifier(tmp_path), f"Bearer {token}")
+    assert "'none'" in await refused(verifier(tmp_path), f"Bearer {token}")
 
 
-def test_a_token_hmac_signed_with_the_public_key_is_refused(tmp_path: Path) -> None:
+async def test_a_token_hmac_signed_with_the_public_key_is_refused(tmp_path: Path) -> None:
     # Algorithm confusion: HS256 with the RSA public key (which anyone has) as the secret.
     public = tokens.keys()["test-rsa"].public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     token = unsigned({"alg": "HS256", "typ": "JWT", "kid": "test-rsa"}, claims(), public)
-    assert "'HS256'" in refused(verifier(tmp_path), f"Bearer {token}")
+    assert "'HS256'" in await refused(verifier(tmp_path), f"Bearer {token}")
 
 
-def test_a_token_signed_for_one_algorithm_but_naming_another_is_refused(
+async def test_a_token_signed_for_one_algorithm_but_naming_another_is_refused(
         tmp_path: Path) -> None:
     # The EC key's token presented as RS256 under the RSA key's kid.
     token = signed(claims(), kid="test-ec")
     _, payload, signature = token.split(".")
     header = b64(json.dumps({"alg": "RS256", "kid": "test-rsa"}).encode())
     relabelled = f"{header}.{payload}.{signature}"
-    assert "signature" in refused(verifier(tmp_path), f"Bearer {relabelled}").lower()
+    assert "signature" in (await refused(verifier(tmp_path), f"Bearer {relabelled}")).lower()
 
 
 @pytest.mark.parametrize("missing", ["exp", "sub"])
-def test_a_token_without_expiry_or_subject_is_refused(tmp_path: Path, missing: str) -> None:
+async def test_a_token_without_expiry_or_subject_is_refused(tmp_path: Path, missing: str) -> None:
     token = signed(claims(**{missing: None}))
-    assert missing in refused(verifier(tmp_path), f"Bearer {token}")
+    assert missing in await refused(verifier(tmp_path), f"Bearer {token}")
 
 
-def test_a_token_with_an_empty_subject_is_refused(tmp_path: Path) -> None:
-    assert "names no subject" in refused(verifier(tmp_path), f"Bearer {signed(claims(sub=''))}")
+async def test_a_token_with_an_empty_subject_is_refused(tmp_path: Path) -> None:
+    token = signed(claims(sub=""))
+    assert "names no subject" in await refused(verifier(tmp_path), f"Bearer {token}")
 
 
-def test_a_token_expiring_beyond_the_providers_max_lifetime_is_refused(tmp_path: Path) -> None:
+async def test_a_token_expiring_beyond_the_providers_max_lifetime_is_refused(
+        tmp_path: Path) -> None:
     """As Envoy checks it: `exp` at most max_lifetime from now (the quickstart's: 7 days),
     whatever `iat` says."""
     at = int(time.time())
     found = verifier(tmp_path)
-    assert identity(found, f"Bearer {signed(claims(exp=at + 6 * 86400))}")["sub"] == "alice"
+    assert (await found.identity(f"Bearer {signed(claims(exp=at + 6 * 86400))}"))["sub"] == "alice"
     for far in (claims(exp=at + 8 * 86400), claims(exp=at + 8 * 86400, iat=None)):
-        assert "max_lifetime" in refused(found, f"Bearer {signed(far)}")
+        assert "max_lifetime" in await refused(found, f"Bearer {signed(far)}")
     shorter = verifier(tmp_path, bootstrap(max_lifetime={"seconds": 60}))
-    assert "max_lifetime" in refused(shorter, f"Bearer {signed(claims())}")
+    assert "max_lifetime" in await refused(shorter, f"Bearer {signed(claims())}")
 
 
 # -- where the keys come from --------------------------------------------------------------
 
 
-def test_keys_from_a_local_jwks_file(tmp_path: Path) -> None:
+async def test_keys_from_a_local_jwks_file(tmp_path: Path) -> None:
     keys = tmp_path / "jwks.json"
     keys.write_text(tokens.jwks(), encoding="utf-8")
     found = verifier(tmp_path, bootstrap(local_jwks={"filename": str(keys)}))
-    assert identity(found, f"Bearer {tokens.token(sub='alice', kid='test-ec')}")["sub"] == (
+    assert (await found.identity(f"Bearer {tokens.token(sub='alice', kid='test-ec')}"))["sub"] == (
         "alice")
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
+    assert await refused(found, f"Bearer {signed(claims(), key=impostor)}")
 
 
 def jwks_server(body: bytes | None = None) -> LocalServer:
@@ -240,30 +237,30 @@ def remote(uri: str) -> dict[str, Any]:
         "cache_duration": "300s"})
 
 
-def test_keys_from_a_remote_jwks(tmp_path: Path, keys_server: LocalServer) -> None:
+async def test_keys_from_a_remote_jwks(tmp_path: Path, keys_server: LocalServer) -> None:
     found = verifier(tmp_path, remote(keys_server.url))
     assert keys_server.received == []  # fetched when first needed, not at start
     for kid in ("test-rsa", "test-ec"):
         token = tokens.token(sub="alice", groups=["dba"], kid=kid)
-        assert identity(found, f"Bearer {token}")["groups"] == ["dba"]
+        assert (await found.identity(f"Bearer {token}"))["groups"] == ["dba"]
     assert keys_server.received
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert refused(found, f"Bearer {signed(claims(), key=impostor)}")
+    assert await refused(found, f"Bearer {signed(claims(), key=impostor)}")
 
 
-def test_a_remote_jwks_that_is_down_refuses_tokens(tmp_path: Path, closed_port: int) -> None:
+async def test_a_remote_jwks_that_is_down_refuses_tokens(tmp_path: Path, closed_port: int) -> None:
     found = verifier(tmp_path, remote(f"http://127.0.0.1:{closed_port}/jwks"))
-    assert "no key" in refused(found, f"Bearer {tokens.token(sub='alice')}")
+    assert "no key" in await refused(found, f"Bearer {tokens.token(sub='alice')}")
 
 
 @pytest.mark.parametrize("body", [b"<html>an error page</html>", b'{"keys": []}', b"[]"],
                          ids=["not-json", "no-keys", "not-a-key-set"])
-def test_a_remote_jwks_serving_no_key_set_refuses_tokens(tmp_path: Path, body: bytes) -> None:
+async def test_a_remote_jwks_serving_no_key_set_refuses_tokens(tmp_path: Path, body: bytes) -> None:
     # Refused with AuthError (the API's 401), not an unexpected exception (its 500).
     server = jwks_server(body)
     try:
         found = verifier(tmp_path, remote(server.url))
-        assert "no key" in refused(found, f"Bearer {tokens.token(sub='alice')}")
+        assert "no key" in await refused(found, f"Bearer {tokens.token(sub='alice')}")
         assert server.received
     finally:
         server.stop()
@@ -282,24 +279,25 @@ def two_listeners(tls: TlsFiles) -> tuple[dict[str, Any], dict[str, dict[str, An
     return config, authn["typed_config"]["providers"]
 
 
-def test_a_provider_every_listener_repeats_is_one_provider(tmp_path: Path,
-                                                           tls: TlsFiles) -> None:
+async def test_a_provider_every_listener_repeats_is_one_provider(tmp_path: Path,
+                                                                 tls: TlsFiles) -> None:
     config, _ = two_listeners(tls)
     assert len(envoy_bootstrap.listeners(config)) == 2
     found = verifier(tmp_path, config)
-    assert identity(found, f"Bearer {signed(claims())}")["sub"] == "alice"
+    assert (await found.identity(f"Bearer {signed(claims())}"))["sub"] == "alice"
 
 
-def test_the_providers_of_every_listener_verify(tmp_path: Path, tls: TlsFiles) -> None:
+async def test_the_providers_of_every_listener_verify(tmp_path: Path, tls: TlsFiles) -> None:
     """The TLS listener trusts another issuer (a provider of its own): tokens of both
     issuers verify, each against its own provider."""
     config, providers = two_listeners(tls)
     partners = "https://partners.example"
     providers["partners"] = {**providers.pop("tollgate-dev"), "issuer": partners}
     found = verifier(tmp_path, config)
-    assert identity(found, f"Bearer {signed(claims(iss=partners, sub='pat'))}")["sub"] == "pat"
-    assert identity(found, f"Bearer {signed(claims())}")["sub"] == "alice"
-    assert "not trusted" in refused(found, f"Bearer {signed(claims(iss='https://x.test'))}")
+    pat = signed(claims(iss=partners, sub="pat"))
+    assert (await found.identity(f"Bearer {pat}"))["sub"] == "pat"
+    assert (await found.identity(f"Bearer {signed(claims())}"))["sub"] == "alice"
+    assert "not trusted" in await refused(found, f"Bearer {signed(claims(iss='https://x.test'))}")
 
 
 def test_one_provider_name_configured_two_ways_is_refused_naming_both(tmp_path: Path,

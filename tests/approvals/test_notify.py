@@ -3,7 +3,6 @@ retries, and what the approval keeps of how it went."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ from extproc.approvals.model import Approval
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
 from tests.approvals.conftest import REQUESTER, create, eventually, opened
-from tests.http_server import LocalServer
+from tests.support.http_server import LocalServer
 
 APPROVE_URL = "https://tollgate.example.com/approvals/ap-x"
 
@@ -48,38 +47,31 @@ async def notified(store: ApprovalStore, notifier: Notifier, approval: Approval,
     return found
 
 
-def notified_once(sqlite_url: str, webhook: LocalServer, approve_url: str | None,
-                  **fields: Any) -> Approval:
+async def notified_once(sqlite_url: str, webhook: LocalServer, approve_url: str | None,
+                        **fields: Any) -> Approval:
     """An approval made with `fields`, its webhook sent once and answered ok."""
-    async def scenario() -> Approval:
-        async with opened(sqlite_url) as store:
-            notifier = Notifier(webhook.url, 1, store)
-            try:
-                approval = await create(store, **fields)
-                assert (await notified(store, notifier, approval, approve_url))["ok"] is True
-                return approval
-            finally:
-                await notifier.close()
-
-    return asyncio.run(scenario())
+    async with opened(sqlite_url) as store:
+        notifier = Notifier(webhook.url, 1, store)
+        try:
+            approval = await create(store, **fields)
+            assert (await notified(store, notifier, approval, approve_url))["ok"] is True
+            return approval
+        finally:
+            await notifier.close()
 
 
-def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
+async def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
         sqlite_url: str, webhook: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> Approval:
-        async with opened(sqlite_url) as store:
-            notifier = Notifier(webhook.url, 3, store)
-            try:
-                approval = await create(store)
-                with caplog.at_level(logging.INFO, logger="tollgate.approvals"):
-                    outcome = await notified(store, notifier, approval, APPROVE_URL)
-                assert outcome == {"ok": True, "attempts": 1, "status": 200}
-                assert (await store.get(approval.id)).status == "pending"
-                return approval
-            finally:
-                await notifier.close()
-
-    approval = asyncio.run(scenario())
+    async with opened(sqlite_url) as store:
+        notifier = Notifier(webhook.url, 3, store)
+        try:
+            approval = await create(store)
+            with caplog.at_level(logging.INFO, logger="tollgate.approvals"):
+                outcome = await notified(store, notifier, approval, APPROVE_URL)
+            assert outcome == {"ok": True, "attempts": 1, "status": 200}
+            assert (await store.get(approval.id)).status == "pending"
+        finally:
+            await notifier.close()
     (post,) = webhook.received
     body = post.json()
     assert post.headers["content-type"] == "application/json"
@@ -100,9 +92,10 @@ def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
     assert any(approval.id in m and "attempt 1" in m for m in logged), logged
 
 
-def test_without_an_approve_url_the_text_names_the_command(sqlite_url: str,
-                                                          webhook: LocalServer) -> None:
-    approval = notified_once(sqlite_url, webhook, None, grant_mode="window", grant_minutes=30)
+async def test_without_an_approve_url_the_text_names_the_command(
+        sqlite_url: str, webhook: LocalServer) -> None:
+    approval = await notified_once(sqlite_url, webhook, None, grant_mode="window",
+                                   grant_minutes=30)
     body = webhook.received[0].json()
     assert f"tollgate approvals approve {approval.id}" in body["text"]
     assert f"{REQUESTER} on orders for 30 min" in body["text"]
@@ -111,64 +104,56 @@ def test_without_an_approve_url_the_text_names_the_command(sqlite_url: str,
 
 
 @pytest.mark.parametrize("webhook", [[500, 200]], indirect=True)
-def test_a_failing_webhook_is_retried(sqlite_url: str, webhook: LocalServer,
-                                      caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> Approval:
-        async with opened(sqlite_url) as store:
-            notifier = Notifier(webhook.url, 3, store)
-            try:
-                approval = await create(store)
-                with caplog.at_level(logging.INFO, logger="tollgate.approvals"):
-                    outcome = await notified(store, notifier, approval, APPROVE_URL)
-                assert outcome == {"ok": True, "attempts": 2, "status": 200}
-                return approval
-            finally:
-                await notifier.close()
-
-    approval = asyncio.run(scenario())
+async def test_a_failing_webhook_is_retried(sqlite_url: str, webhook: LocalServer,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    async with opened(sqlite_url) as store:
+        notifier = Notifier(webhook.url, 3, store)
+        try:
+            approval = await create(store)
+            with caplog.at_level(logging.INFO, logger="tollgate.approvals"):
+                outcome = await notified(store, notifier, approval, APPROVE_URL)
+            assert outcome == {"ok": True, "attempts": 2, "status": 200}
+        finally:
+            await notifier.close()
     assert len(webhook.received) == 2
     assert webhook.received[0].body == webhook.received[1].body  # the same message again
     logged = [r.getMessage() for r in caplog.records if r.name == "tollgate.approvals"]
     assert any(approval.id in m and "attempt 2" in m for m in logged), logged
 
 
-def test_a_webhook_that_is_down_leaves_the_approval_pending_and_says_so(
+async def test_a_webhook_that_is_down_leaves_the_approval_pending_and_says_so(
         sqlite_url: str, closed_port: int, caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{closed_port}/hooks/approvals"  # nothing listens there
 
-    async def scenario() -> Approval:
-        async with opened(sqlite_url) as store:
-            notifier = Notifier(url, 2, store)
-            try:
-                approval = await create(store)
-                with caplog.at_level(logging.INFO, logger="tollgate.approvals"):
-                    outcome = await notified(store, notifier, approval, APPROVE_URL)
-                assert outcome["ok"] is False and outcome["attempts"] == 2
-                assert "ClientConnectorError" in outcome["error"], outcome
-                found = await store.get(approval.id)
-                assert found.state() == "pending"
-                assert [a.id for a in await store.list("pending")] == [approval.id]
-                return approval
-            finally:
-                await notifier.close()
-
-    approval = asyncio.run(scenario())
+    async with opened(sqlite_url) as store:
+        notifier = Notifier(url, 2, store)
+        try:
+            approval = await create(store)
+            with caplog.at_level(logging.INFO, logger="tollgate.approvals"):
+                outcome = await notified(store, notifier, approval, APPROVE_URL)
+            assert outcome["ok"] is False and outcome["attempts"] == 2
+            assert "ClientConnectorError" in outcome["error"], outcome
+            found = await store.get(approval.id)
+            assert found.state() == "pending"
+            assert [a.id for a in await store.list("pending")] == [approval.id]
+        finally:
+            await notifier.close()
     (error,) = [r for r in caplog.records
                 if r.name == "tollgate.approvals" and r.levelno == logging.ERROR]
     message = error.getMessage()
     assert approval.id in message and "2 times" in message and "ClientConnectorError" in message
 
 
-def test_what_the_agent_sent_reaches_the_chat_inert(sqlite_url: str,
-                                                    webhook: LocalServer) -> None:
+async def test_what_the_agent_sent_reaches_the_chat_inert(sqlite_url: str,
+                                                          webhook: LocalServer) -> None:
     """An agent's statement carrying Slack markup (a disguised link, a channel-wide
     mention), a plain @here, bold text and terminal controls: the `text` shows all of it
     as written and none of it works; `approval` keeps the exact values for machines."""
     summary = ("DELETE FROM orders /* <https://evil.example/approve|Approve> <!channel> @here "
                "*approved by the DBA team* \x1b[2K\r\u202e */")
     requester = "<!here> agent"
-    approval = notified_once(sqlite_url, webhook, APPROVE_URL, summary=summary,
-                             requester=requester, reasons=("<@U024BE7LH> said so",))
+    approval = await notified_once(sqlite_url, webhook, APPROVE_URL, summary=summary,
+                                   requester=requester, reasons=("<@U024BE7LH> said so",))
     body = webhook.received[0].json()
     text = body["text"]
     assert body["mrkdwn"] is False

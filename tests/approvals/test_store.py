@@ -15,14 +15,10 @@ from extproc.approvals.store import CHANNEL, ApprovalStore
 from extproc.store import StoreError, connect
 from extproc.store.schema import MIGRATIONS
 from tests.approvals.conftest import REQUESTER, create, eventually, opened
-from tests.databases import PG_ADMIN
+from tests.support.databases import PG_ADMIN
 
 DBA = ("alice", ["dba"])  # an approver: sub, groups
 APPROVERS = ("group:dba",)  # whom create()'s approvals name
-
-
-def run(scenario: Any) -> Any:
-    return asyncio.run(scenario)
 
 
 async def grant_of(store: ApprovalStore, fingerprint: str, *, requester: str = REQUESTER,
@@ -45,25 +41,22 @@ async def still_waiting(task: asyncio.Task[Any], seconds: float = 0.2) -> bool:
 # -- creating and finding ------------------------------------------------------------------
 
 
-def test_create_then_pending_for_finds_it_only_for_its_fingerboundand_requester(
+async def test_create_then_pending_for_finds_it_only_for_its_fingerboundand_requester(
         store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, fingerprint="a" * 64)
-            assert approval.status == "pending" and approval.id.startswith("ap-")
-            assert approval.expires_us - approval.created_us == 300 * 1_000_000
+    async with opened(store_url) as store:
+        approval = await create(store, fingerprint="a" * 64)
+        assert approval.status == "pending" and approval.id.startswith("ap-")
+        assert approval.expires_us - approval.created_us == 300 * 1_000_000
 
-            found = await store.pending_for("a" * 64, REQUESTER)
-            assert found == approval
-            assert await store.pending_for("b" * 64, REQUESTER) is None
-            assert await store.pending_for("a" * 64, "someone-else") is None
+        found = await store.pending_for("a" * 64, REQUESTER)
+        assert found == approval
+        assert await store.pending_for("b" * 64, REQUESTER) is None
+        assert await store.pending_for("a" * 64, "someone-else") is None
 
-            assert [a.id for a in await store.list("pending")] == [approval.id]
-            assert [a.id for a in await store.list()] == [approval.id]
-            assert await store.list("approved") == []
-            assert await store.get(approval.id) == approval
-
-    run(scenario())
+        assert [a.id for a in await store.list("pending")] == [approval.id]
+        assert [a.id for a in await store.list()] == [approval.id]
+        assert await store.list("approved") == []
+        assert await store.get(approval.id) == approval
 
 
 async def pending_or_refused(store: ApprovalStore, n: int, max_pending: int) -> str:
@@ -75,205 +68,172 @@ async def pending_or_refused(store: ApprovalStore, n: int, max_pending: int) -> 
     return "pending"
 
 
-def test_an_identity_has_at_most_max_pending_approvals_pending(store_url: str) -> None:
+async def test_an_identity_has_at_most_max_pending_approvals_pending(store_url: str) -> None:
     """The next is refused (429) naming the bound; another identity still asks; a decided
     or expired approval frees its place."""
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            first = await create(store, fingerprint="0" * 64, max_pending=3)
-            await create(store, fingerprint="1" * 64, max_pending=3, expire_seconds=0.3)
-            await create(store, fingerprint="2" * 64, max_pending=3)
-            with pytest.raises(ApprovalError) as refused:
-                await create(store, fingerprint="3" * 64, max_pending=3)
-            assert (refused.value.code, refused.value.status) == ("too_many_pending", 429)
-            assert f"{REQUESTER} already has 3 approvals pending (at most 3)" in str(
-                refused.value)
-            await create(store, fingerprint="3" * 64, max_pending=3, requester="someone-else")
+    async with opened(store_url) as store:
+        first = await create(store, fingerprint="0" * 64, max_pending=3)
+        await create(store, fingerprint="1" * 64, max_pending=3, expire_seconds=0.3)
+        await create(store, fingerprint="2" * 64, max_pending=3)
+        with pytest.raises(ApprovalError) as refused:
+            await create(store, fingerprint="3" * 64, max_pending=3)
+        assert (refused.value.code, refused.value.status) == ("too_many_pending", 429)
+        assert f"{REQUESTER} already has 3 approvals pending (at most 3)" in str(
+            refused.value)
+        await create(store, fingerprint="3" * 64, max_pending=3, requester="someone-else")
 
-            await store.decide(first.id, *DBA, approve=False, reason=None)
-            await create(store, fingerprint="4" * 64, max_pending=3)
+        await store.decide(first.id, *DBA, approve=False, reason=None)
+        await create(store, fingerprint="4" * 64, max_pending=3)
 
-            async def expired_one_left() -> bool:
-                return await pending_or_refused(store, 5, 3) == "pending"
+        async def expired_one_left() -> bool:
+            return await pending_or_refused(store, 5, 3) == "pending"
 
-            await eventually(expired_one_left, "the expired approval's place to free")
-            assert len(await store.list("pending")) == 4  # 3 of REQUESTER's, 1 of another
-
-    run(scenario())
+        await eventually(expired_one_left, "the expired approval's place to free")
+        assert len(await store.list("pending")) == 4  # 3 of REQUESTER's, 1 of another
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
-def test_concurrent_holds_never_exceed_max_pending(store_url: str, replicas: int) -> None:
+async def test_concurrent_holds_never_exceed_max_pending(store_url: str, replicas: int) -> None:
     """Twenty holds of one identity at once, through one store or two replicas' (each
     with its own connections): exactly max_pending of them are created."""
-    async def scenario() -> None:
-        async with opened(store_url) as one, opened(store_url) as other:
-            stores = (one, other)[:replicas]
-            outcomes = await asyncio.gather(*(
-                pending_or_refused(stores[n % replicas], n, 5) for n in range(20)))
-            assert sorted(outcomes).count("pending") == 5
-            assert outcomes.count("too_many_pending") == 15
-            assert len(await one.list("pending")) == 5
-
-    run(scenario())
+    async with opened(store_url) as one, opened(store_url) as other:
+        stores = (one, other)[:replicas]
+        outcomes = await asyncio.gather(*(
+            pending_or_refused(stores[n % replicas], n, 5) for n in range(20)))
+        assert sorted(outcomes).count("pending") == 5
+        assert outcomes.count("too_many_pending") == 15
+        assert len(await one.list("pending")) == 5
 
 
-def test_get_of_an_unknown_id_is_not_found(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            with pytest.raises(ApprovalError) as refused:
-                await store.get("ap-0000000000000000")
-            assert (refused.value.code, refused.value.status) == ("not_found", 404)
-            assert "ap-0000000000000000" in str(refused.value)
-
-    run(scenario())
+async def test_get_of_an_unknown_id_is_not_found(store_url: str) -> None:
+    async with opened(store_url) as store:
+        with pytest.raises(ApprovalError) as refused:
+            await store.get("ap-0000000000000000")
+        assert (refused.value.code, refused.value.status) == ("not_found", 404)
+        assert "ap-0000000000000000" in str(refused.value)
 
 
-def test_the_approval_reads_back_as_it_was_created(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            created = await create(
-                store, approvers=("group:dba", "user:bob"), rules=("r1", "r2"),
-                reasons=("why 1", "why 2"), identity={"sub": REQUESTER, "groups": ["x"]},
-                request={"method": "GET", "path": "/a", "query": {"q": ["1"]}, "body": None})
-            found = await store.get(created.id)
-            assert found.approvers == ("group:dba", "user:bob")
-            assert found.rules == ("r1", "r2") and found.reasons == ("why 1", "why 2")
-            assert found.identity == {"sub": REQUESTER, "groups": ["x"]}
-            assert found.request["query"] == {"q": ["1"]}
-            assert (found.trace_id, found.span_id, found.held_by) == (
-                "ab" * 16, "cd" * 8, "replica-a")
-            assert found.notified is None
+async def test_the_approval_reads_back_as_it_was_created(store_url: str) -> None:
+    async with opened(store_url) as store:
+        created = await create(
+            store, approvers=("group:dba", "user:bob"), rules=("r1", "r2"),
+            reasons=("why 1", "why 2"), identity={"sub": REQUESTER, "groups": ["x"]},
+            request={"method": "GET", "path": "/a", "query": {"q": ["1"]}, "body": None})
+        found = await store.get(created.id)
+        assert found.approvers == ("group:dba", "user:bob")
+        assert found.rules == ("r1", "r2") and found.reasons == ("why 1", "why 2")
+        assert found.identity == {"sub": REQUESTER, "groups": ["x"]}
+        assert found.request["query"] == {"q": ["1"]}
+        assert (found.trace_id, found.span_id, found.held_by) == (
+            "ab" * 16, "cd" * 8, "replica-a")
+        assert found.notified is None
 
-            await store.set_notified(created.id, {"ok": True, "attempts": 1, "status": 200})
-            assert (await store.get(created.id)).notified == {
-                "ok": True, "attempts": 1, "status": 200}
-
-    run(scenario())
+        await store.set_notified(created.id, {"ok": True, "attempts": 1, "status": 200})
+        assert (await store.get(created.id)).notified == {
+            "ok": True, "attempts": 1, "status": 200}
 
 
 # -- deciding ------------------------------------------------------------------------------
 
 
-def test_an_approver_of_the_group_approves_once_only(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store)
-            before = now()
-            decided = await store.decide(approval.id, *DBA, approve=True, reason="looked fine")
-            assert decided.status == "approved"
-            assert (decided.decided_by, decided.reason) == ("alice", "looked fine")
-            assert decided.decided_us is not None and before <= decided.decided_us <= now()
-            assert decided.grant_until_us is None  # a once grant has no window
-            assert await store.get(approval.id) == decided
-            assert [a.id for a in await store.list("approved")] == [approval.id]
-            assert await store.list("pending") == []
-            assert await store.pending_for(approval.fingerprint, REQUESTER) is None
+async def test_an_approver_of_the_group_approves_once_only(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store)
+        before = now()
+        decided = await store.decide(approval.id, *DBA, approve=True, reason="looked fine")
+        assert decided.status == "approved"
+        assert (decided.decided_by, decided.reason) == ("alice", "looked fine")
+        assert decided.decided_us is not None and before <= decided.decided_us <= now()
+        assert decided.grant_until_us is None  # a once grant has no window
+        assert await store.get(approval.id) == decided
+        assert [a.id for a in await store.list("approved")] == [approval.id]
+        assert await store.list("pending") == []
+        assert await store.pending_for(approval.fingerprint, REQUESTER) is None
 
-            for approve in (True, False):
-                with pytest.raises(ApprovalError) as refused:
-                    await store.decide(approval.id, "carol", ["dba"], approve, "again")
-                assert (refused.value.code, refused.value.status) == ("not_pending", 409)
-            assert (await store.get(approval.id)).decided_by == "alice"
-
-    run(scenario())
-
-
-def test_an_approver_denies_once_only(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store)
-            decided = await store.decide(approval.id, *DBA, approve=False, reason="not today")
-            assert (decided.status, decided.decided_by, decided.reason) == (
-                "denied", "alice", "not today")
-            assert decided.decided_us is not None
-            assert [a.id for a in await store.list("denied")] == [approval.id]
+        for approve in (True, False):
             with pytest.raises(ApprovalError) as refused:
-                await store.decide(approval.id, *DBA, approve=True, reason=None)
+                await store.decide(approval.id, "carol", ["dba"], approve, "again")
             assert (refused.value.code, refused.value.status) == ("not_pending", 409)
-            # A denied once-approval grants nothing.
-            assert await grant_of(store, approval.fingerprint) is None
-            assert (await store.get(approval.id)).status == "denied"
-
-    run(scenario())
+        assert (await store.get(approval.id)).decided_by == "alice"
 
 
-def test_the_requester_cannot_decide_their_own(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            # Even when the requester is in the approving group.
-            approval = await create(store, approvers=("group:agents",))
+async def test_an_approver_denies_once_only(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store)
+        decided = await store.decide(approval.id, *DBA, approve=False, reason="not today")
+        assert (decided.status, decided.decided_by, decided.reason) == (
+            "denied", "alice", "not today")
+        assert decided.decided_us is not None
+        assert [a.id for a in await store.list("denied")] == [approval.id]
+        with pytest.raises(ApprovalError) as refused:
+            await store.decide(approval.id, *DBA, approve=True, reason=None)
+        assert (refused.value.code, refused.value.status) == ("not_pending", 409)
+        # A denied once-approval grants nothing.
+        assert await grant_of(store, approval.fingerprint) is None
+        assert (await store.get(approval.id)).status == "denied"
+
+
+async def test_the_requester_cannot_decide_their_own(store_url: str) -> None:
+    async with opened(store_url) as store:
+        # Even when the requester is in the approving group.
+        approval = await create(store, approvers=("group:agents",))
+        with pytest.raises(ApprovalError) as refused:
+            await store.decide(approval.id, REQUESTER, ["agents"], True, None)
+        assert (refused.value.code, refused.value.status) == ("self_approval", 403)
+        assert (await store.get(approval.id)).status == "pending"
+
+
+async def test_someone_outside_the_approvers_is_forbidden(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, approvers=("group:dba", "user:bob"))
+        for sub, groups in (("mallory", ["devs"]), ("mallory", []), ("dba", ["bob"])):
             with pytest.raises(ApprovalError) as refused:
-                await store.decide(approval.id, REQUESTER, ["agents"], True, None)
-            assert (refused.value.code, refused.value.status) == ("self_approval", 403)
-            assert (await store.get(approval.id)).status == "pending"
-
-    run(scenario())
+                await store.decide(approval.id, sub, groups, True, None)
+            assert (refused.value.code, refused.value.status) == ("forbidden", 403)
+        assert (await store.get(approval.id)).status == "pending"
 
 
-def test_someone_outside_the_approvers_is_forbidden(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, approvers=("group:dba", "user:bob"))
-            for sub, groups in (("mallory", ["devs"]), ("mallory", []), ("dba", ["bob"])):
-                with pytest.raises(ApprovalError) as refused:
-                    await store.decide(approval.id, sub, groups, True, None)
-                assert (refused.value.code, refused.value.status) == ("forbidden", 403)
-            assert (await store.get(approval.id)).status == "pending"
-
-    run(scenario())
-
-
-def test_a_named_user_approver_decides(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, approvers=("user:bob",))
-            decided = await store.decide(approval.id, "bob", [], approve=True, reason=None)
-            assert (decided.status, decided.decided_by, decided.reason) == (
-                "approved", "bob", None)
-
-    run(scenario())
+async def test_a_named_user_approver_decides(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, approvers=("user:bob",))
+        decided = await store.decide(approval.id, "bob", [], approve=True, reason=None)
+        assert (decided.status, decided.decided_by, decided.reason) == (
+            "approved", "bob", None)
 
 
 # -- once grants ---------------------------------------------------------------------------
 
 
-def test_a_once_grant_lets_its_request_through_exactly_once(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, fingerprint="a" * 64)
-            # Pending: nothing is granted yet.
-            assert await grant_of(store, "a" * 64, trace="t0") is None
-            await store.decide(approval.id, *DBA, approve=True, reason=None)
+async def test_a_once_grant_lets_its_request_through_exactly_once(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, fingerprint="a" * 64)
+        # Pending: nothing is granted yet.
+        assert await grant_of(store, "a" * 64, trace="t0") is None
+        await store.decide(approval.id, *DBA, approve=True, reason=None)
 
-            assert await grant_of(store, "b" * 64, trace="t1") is None
-            assert await grant_of(store, "a" * 64, requester="someone-else", trace="t1") is None
-            granted = await grant_of(store, "a" * 64, trace="t-retry")
-            assert granted is not None and granted.id == approval.id
-            assert (granted.status, granted.used_trace_id) == ("used", "t-retry")
-            assert granted.used_us is not None
-            assert await grant_of(store, "a" * 64, trace="t-again") is None
-            assert (await store.get(approval.id)).used_trace_id == "t-retry"
-            assert [a.id for a in await store.list("used")] == [approval.id]
-
-    run(scenario())
+        assert await grant_of(store, "b" * 64, trace="t1") is None
+        assert await grant_of(store, "a" * 64, requester="someone-else", trace="t1") is None
+        granted = await grant_of(store, "a" * 64, trace="t-retry")
+        assert granted is not None and granted.id == approval.id
+        assert (granted.status, granted.used_trace_id) == ("used", "t-retry")
+        assert granted.used_us is not None
+        assert await grant_of(store, "a" * 64, trace="t-again") is None
+        assert (await store.get(approval.id)).used_trace_id == "t-retry"
+        assert [a.id for a in await store.list("used")] == [approval.id]
 
 
-def test_use_marks_an_approved_once_approval_used_once(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store)
-            assert await store.use(approval.id, "t-held") is None  # still pending
-            await store.decide(approval.id, *DBA, approve=True, reason=None)
-            used = await store.use(approval.id, "t-held")
-            assert used is not None
-            assert (used.status, used.used_trace_id) == ("used", "t-held")
-            assert await store.use(approval.id, "t-other") is None
-            assert (await store.get(approval.id)).used_trace_id == "t-held"
-            # Used up: a retry of the same request is not let through either.
-            assert await grant_of(store, approval.fingerprint) is None
-
-    run(scenario())
+async def test_use_marks_an_approved_once_approval_used_once(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store)
+        assert await store.use(approval.id, "t-held") is None  # still pending
+        await store.decide(approval.id, *DBA, approve=True, reason=None)
+        used = await store.use(approval.id, "t-held")
+        assert used is not None
+        assert (used.status, used.used_trace_id) == ("used", "t-held")
+        assert await store.use(approval.id, "t-other") is None
+        assert (await store.get(approval.id)).used_trace_id == "t-held"
+        # Used up: a retry of the same request is not let through either.
+        assert await grant_of(store, approval.fingerprint) is None
 
 
 async def race(stores: tuple[ApprovalStore, ApprovalStore], rounds: int) -> None:
@@ -292,154 +252,127 @@ async def race(stores: tuple[ApprovalStore, ApprovalStore], rounds: int) -> None
         assert (await first.get(approval.id)).used_trace_id == winners[0].used_trace_id
 
 
-def test_two_requests_racing_for_one_once_grant_one_gets_it(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            await race((store, store), rounds=10)
-
-    run(scenario())
+async def test_two_requests_racing_for_one_once_grant_one_gets_it(store_url: str) -> None:
+    async with opened(store_url) as store:
+        await race((store, store), rounds=10)
 
 
-def test_two_replicas_racing_for_one_once_grant_one_gets_it(pg_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(pg_url) as one, opened(pg_url) as other:
-            await race((one, other), rounds=10)
-
-    run(scenario())
+async def test_two_replicas_racing_for_one_once_grant_one_gets_it(pg_url: str) -> None:
+    async with opened(pg_url) as one, opened(pg_url) as other:
+        await race((one, other), rounds=10)
 
 
 # -- window grants -------------------------------------------------------------------------
 
 
-def test_a_window_grant_lets_any_request_of_its_requester_on_its_target_through(
+async def test_a_window_grant_lets_any_request_of_its_requester_on_its_target_through(
         store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, grant_mode="window", grant_minutes=5)
-            assert await grant_of(store, "x" * 64) is None  # pending
-            decided = await store.decide(approval.id, *DBA, approve=True, reason=None)
-            assert decided.grant_until_us == decided.decided_us + 5 * 60 * 1_000_000
+    async with opened(store_url) as store:
+        approval = await create(store, grant_mode="window", grant_minutes=5)
+        assert await grant_of(store, "x" * 64) is None  # pending
+        decided = await store.decide(approval.id, *DBA, approve=True, reason=None)
+        assert decided.grant_until_us == decided.decided_us + 5 * 60 * 1_000_000
 
-            for n in range(3):  # any fingerprint, again and again: never used up
-                granted = await grant_of(store, f"{n}" * 64, trace=f"t{n}")
-                assert granted is not None and granted.id == approval.id
-                assert granted.status == "approved" and granted.used_us is None
-            assert await grant_of(store, "x" * 64, requester="someone-else") is None
-            assert await grant_of(store, "x" * 64, target="billing") is None
-            # Nor for a hold others must decide: the dba's window opens no SRE's hold.
-            for others in (("group:sre",), ("group:dba", "group:sre")):
-                assert await grant_of(store, "x" * 64, approvers=others) is None
-            assert (await store.get(approval.id)).status == "approved"
-
-    run(scenario())
+        for n in range(3):  # any fingerprint, again and again: never used up
+            granted = await grant_of(store, f"{n}" * 64, trace=f"t{n}")
+            assert granted is not None and granted.id == approval.id
+            assert granted.status == "approved" and granted.used_us is None
+        assert await grant_of(store, "x" * 64, requester="someone-else") is None
+        assert await grant_of(store, "x" * 64, target="billing") is None
+        # Nor for a hold others must decide: the dba's window opens no SRE's hold.
+        for others in (("group:sre",), ("group:dba", "group:sre")):
+            assert await grant_of(store, "x" * 64, approvers=others) is None
+        assert (await store.get(approval.id)).status == "approved"
 
 
-def test_a_denied_window_grants_nothing(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, grant_mode="window", grant_minutes=5)
-            decided = await store.decide(approval.id, *DBA, approve=False, reason="no")
-            assert decided.grant_until_us is None
-            assert await grant_of(store, approval.fingerprint) is None
-
-    run(scenario())
+async def test_a_denied_window_grants_nothing(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, grant_mode="window", grant_minutes=5)
+        decided = await store.decide(approval.id, *DBA, approve=False, reason="no")
+        assert decided.grant_until_us is None
+        assert await grant_of(store, approval.fingerprint) is None
 
 
-def test_a_window_grant_closes_at_the_longest_window_allowed(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url, max_window_seconds=1) as store:
-            approval = await create(store, grant_mode="window", grant_minutes=5)
-            decided = await store.decide(approval.id, *DBA, approve=True, reason=None)
-            # Capped at max_window_seconds (1 s), not the 5 minutes asked for.
-            assert decided.grant_until_us == decided.decided_us + 1_000_000
-            assert await grant_of(store, "x" * 64) is not None
+async def test_a_window_grant_closes_at_the_longest_window_allowed(store_url: str) -> None:
+    async with opened(store_url, max_window_seconds=1) as store:
+        approval = await create(store, grant_mode="window", grant_minutes=5)
+        decided = await store.decide(approval.id, *DBA, approve=True, reason=None)
+        # Capped at max_window_seconds (1 s), not the 5 minutes asked for.
+        assert decided.grant_until_us == decided.decided_us + 1_000_000
+        assert await grant_of(store, "x" * 64) is not None
 
-            async def closed() -> bool:
-                return await grant_of(store, "x" * 64) is None
+        async def closed() -> bool:
+            return await grant_of(store, "x" * 64) is None
 
-            await eventually(closed, "the 1 s window to close", timeout=5)
-            assert now() >= decided.grant_until_us
-
-    run(scenario())
+        await eventually(closed, "the 1 s window to close", timeout=5)
+        assert now() >= decided.grant_until_us
 
 
 # -- expiry --------------------------------------------------------------------------------
 
 
-def test_a_pending_approval_expires(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store, expire_seconds=0.3)
-            assert approval.state() == "pending"
+async def test_a_pending_approval_expires(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, expire_seconds=0.3)
+        assert approval.state() == "pending"
 
-            async def expired() -> bool:
-                return (await store.get(approval.id)).state() == "expired"
+        async def expired() -> bool:
+            return (await store.get(approval.id)).state() == "expired"
 
-            await eventually(expired, "the approval to expire", timeout=5)
-            found = await store.get(approval.id)
-            assert found.status == "pending" and found.as_json()["status"] == "expired"
-            assert [a.id for a in await store.list("expired")] == [approval.id]
-            assert await store.list("pending") == []
-            assert await store.pending_for(approval.fingerprint, REQUESTER) is None
-            with pytest.raises(ApprovalError) as refused:
-                await store.decide(approval.id, *DBA, approve=True, reason=None)
-            assert (refused.value.code, refused.value.status) == ("not_pending", 409)
-            assert "expired" in str(refused.value)
-
-    run(scenario())
+        await eventually(expired, "the approval to expire", timeout=5)
+        found = await store.get(approval.id)
+        assert found.status == "pending" and found.as_json()["status"] == "expired"
+        assert [a.id for a in await store.list("expired")] == [approval.id]
+        assert await store.list("pending") == []
+        assert await store.pending_for(approval.fingerprint, REQUESTER) is None
+        with pytest.raises(ApprovalError) as refused:
+            await store.decide(approval.id, *DBA, approve=True, reason=None)
+        assert (refused.value.code, refused.value.status) == ("not_pending", 409)
+        assert "expired" in str(refused.value)
 
 
 # -- waiting -------------------------------------------------------------------------------
 
 
-def test_wait_returns_as_soon_as_the_approval_is_decided(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url, poll_seconds=30) as store:
-            approval = await create(store)
-            waiter = asyncio.create_task(store.wait(approval.id, 30))
-            assert await still_waiting(waiter)
-            decided_at = time.monotonic()
-            await store.decide(approval.id, *DBA, approve=True, reason=None)
-            found = await asyncio.wait_for(waiter, 5)
-            assert time.monotonic() - decided_at < 1.0
-            assert (found.status, found.decided_by) == ("approved", "alice")
-
-    run(scenario())
+async def test_wait_returns_as_soon_as_the_approval_is_decided(store_url: str) -> None:
+    async with opened(store_url, poll_seconds=30) as store:
+        approval = await create(store)
+        waiter = asyncio.create_task(store.wait(approval.id, 30))
+        assert await still_waiting(waiter)
+        decided_at = time.monotonic()
+        await store.decide(approval.id, *DBA, approve=True, reason=None)
+        found = await asyncio.wait_for(waiter, 5)
+        assert time.monotonic() - decided_at < 1.0
+        assert (found.status, found.decided_by) == ("approved", "alice")
 
 
-def test_wait_returns_the_pending_approval_when_the_time_is_up(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url, poll_seconds=30) as store:
-            approval = await create(store)
-            started = time.monotonic()
-            found = await asyncio.wait_for(store.wait(approval.id, 0.3), 5)
-            took = time.monotonic() - started
-            assert found.id == approval.id and found.state() == "pending"
-            assert 0.3 <= took < 5
-
-    run(scenario())
+async def test_wait_returns_the_pending_approval_when_the_time_is_up(store_url: str) -> None:
+    async with opened(store_url, poll_seconds=30) as store:
+        approval = await create(store)
+        started = time.monotonic()
+        found = await asyncio.wait_for(store.wait(approval.id, 0.3), 5)
+        took = time.monotonic() - started
+        assert found.id == approval.id and found.state() == "pending"
+        assert 0.3 <= took < 5
 
 
-def test_stop_waiting_makes_waiters_return_at_once(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url, poll_seconds=30) as store:
-            first, second = await create(store), await create(store, fingerprint="e" * 64)
-            waiters = [asyncio.create_task(store.wait(a.id, 30)) for a in (first, second)]
-            waiters.append(asyncio.create_task(store.wait(first.id, 30)))
-            for waiter in waiters:
-                assert await still_waiting(waiter, 0.1)
-            stopped_at = time.monotonic()
-            store.stop_waiting()
-            found = await asyncio.wait_for(asyncio.gather(*waiters), 5)
-            assert time.monotonic() - stopped_at < 1.0
-            assert [a.id for a in found] == [first.id, second.id, first.id]
-            assert all(a.state() == "pending" for a in found)
-            # Once stopping, a new waiter does not wait at all.
-            started = time.monotonic()
-            await asyncio.wait_for(store.wait(second.id, 30), 5)
-            assert time.monotonic() - started < 1.0
-
-    run(scenario())
+async def test_stop_waiting_makes_waiters_return_at_once(store_url: str) -> None:
+    async with opened(store_url, poll_seconds=30) as store:
+        first, second = await create(store), await create(store, fingerprint="e" * 64)
+        waiters = [asyncio.create_task(store.wait(a.id, 30)) for a in (first, second)]
+        waiters.append(asyncio.create_task(store.wait(first.id, 30)))
+        for waiter in waiters:
+            assert await still_waiting(waiter, 0.1)
+        stopped_at = time.monotonic()
+        store.stop_waiting()
+        found = await asyncio.wait_for(asyncio.gather(*waiters), 5)
+        assert time.monotonic() - stopped_at < 1.0
+        assert [a.id for a in found] == [first.id, second.id, first.id]
+        assert all(a.state() == "pending" for a in found)
+        # Once stopping, a new waiter does not wait at all.
+        started = time.monotonic()
+        await asyncio.wait_for(store.wait(second.id, 30), 5)
+        assert time.monotonic() - started < 1.0
 
 
 async def listeners(url: str) -> int:
@@ -453,91 +386,76 @@ async def listeners(url: str) -> int:
         return int(row[0])
 
 
-def test_a_decision_through_one_replica_wakes_a_waiter_on_another(pg_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(pg_url, poll_seconds=30) as deciding, \
-                opened(pg_url, poll_seconds=30) as holding:
+async def test_a_decision_through_one_replica_wakes_a_waiter_on_another(pg_url: str) -> None:
+    async with opened(pg_url, poll_seconds=30) as deciding, \
+            opened(pg_url, poll_seconds=30) as holding:
 
-            async def both_listening() -> bool:
-                return await listeners(pg_url) >= 2
+        async def both_listening() -> bool:
+            return await listeners(pg_url) >= 2
 
-            await eventually(both_listening, "both replicas to LISTEN")
-            approval = await create(holding)
-            waiter = asyncio.create_task(holding.wait(approval.id, 30))
-            assert await still_waiting(waiter)
-            decided_at = time.monotonic()
-            await deciding.decide(approval.id, *DBA, approve=True, reason="go")
-            found = await asyncio.wait_for(waiter, 5)
-            # Polling is every 30 s: only the NOTIFY can have woken it this soon.
-            assert time.monotonic() - decided_at < 1.0
-            assert (found.status, found.reason) == ("approved", "go")
-
-    run(scenario())
+        await eventually(both_listening, "both replicas to LISTEN")
+        approval = await create(holding)
+        waiter = asyncio.create_task(holding.wait(approval.id, 30))
+        assert await still_waiting(waiter)
+        decided_at = time.monotonic()
+        await deciding.decide(approval.id, *DBA, approve=True, reason="go")
+        found = await asyncio.wait_for(waiter, 5)
+        # Polling is every 30 s: only the NOTIFY can have woken it this soon.
+        assert time.monotonic() - decided_at < 1.0
+        assert (found.status, found.reason) == ("approved", "go")
 
 
 # -- failures ------------------------------------------------------------------------------
 
 
-def test_a_closed_store_raises_store_error_naming_it(store_url: str) -> None:
-    async def scenario() -> None:
-        store = await ApprovalStore.open(store_url)
-        where = store.where
-        await store.close()
-        with pytest.raises(StoreError) as failed:
-            await grant_of(store, "a" * 64)
-        assert where in str(failed.value)
-        with pytest.raises(StoreError) as failed:
-            await store.get("ap-1")
-        assert where in str(failed.value)
-
-    run(scenario())
+async def test_a_closed_store_raises_store_error_naming_it(store_url: str) -> None:
+    store = await ApprovalStore.open(store_url)
+    where = store.where
+    await store.close()
+    with pytest.raises(StoreError) as failed:
+        await grant_of(store, "a" * 64)
+    assert where in str(failed.value)
+    with pytest.raises(StoreError) as failed:
+        await store.get("ap-1")
+    assert where in str(failed.value)
 
 
-def test_a_store_without_its_table_raises_store_error_naming_it(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as store:
-            approval = await create(store)
-            other = connect(store_url, migrate=False)
-            try:
-                other.execute("ALTER TABLE approvals RENAME TO approvals_moved")
-            finally:
-                other.close()
-            for call in (store.get(approval.id), store.pending_for("a" * 64, REQUESTER),
-                         store.decide(approval.id, *DBA, approve=True, reason=None)):
-                with pytest.raises(StoreError) as failed:
-                    await call
-                assert store.where in str(failed.value)
-                assert "approvals" in str(failed.value)
-
-    run(scenario())
-
-
-def test_a_dropped_database_raises_store_error_naming_it(pg_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(pg_url) as store:
-            approval = await create(store)
-            async with await psycopg.AsyncConnection.connect(PG_ADMIN,
-                                                             autocommit=True) as admin:
-                await admin.execute(f'DROP DATABASE "{database_of(pg_url)}" WITH (FORCE)')
+async def test_a_store_without_its_table_raises_store_error_naming_it(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store)
+        other = connect(store_url, migrate=False)
+        try:
+            other.execute("ALTER TABLE approvals RENAME TO approvals_moved")
+        finally:
+            other.close()
+        for call in (store.get(approval.id), store.pending_for("a" * 64, REQUESTER),
+                     store.decide(approval.id, *DBA, approve=True, reason=None)):
             with pytest.raises(StoreError) as failed:
-                await store.get(approval.id)
+                await call
             assert store.where in str(failed.value)
-            assert database_of(pg_url) in store.where
-
-    run(scenario())
+            assert "approvals" in str(failed.value)
 
 
-def test_an_unreachable_postgresql_raises_store_error() -> None:
-    from extproc.stack import free_port
+async def test_a_dropped_database_raises_store_error_naming_it(pg_url: str) -> None:
+    async with opened(pg_url) as store:
+        approval = await create(store)
+        async with await psycopg.AsyncConnection.connect(PG_ADMIN,
+                                                         autocommit=True) as admin:
+            await admin.execute(f'DROP DATABASE "{database_of(pg_url)}" WITH (FORCE)')
+        with pytest.raises(StoreError) as failed:
+            await store.get(approval.id)
+        assert store.where in str(failed.value)
+        assert database_of(pg_url) in store.where
+
+
+async def test_an_unreachable_postgresql_raises_store_error() -> None:
+    from extproc.quickstart.stack import free_port
 
     port = free_port()  # nothing listens there
 
-    async def scenario() -> None:
-        with pytest.raises(StoreError) as failed:
-            await ApprovalStore.open(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
-        assert str(port) in str(failed.value)
-
-    run(scenario())
+    with pytest.raises(StoreError) as failed:
+        await ApprovalStore.open(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert str(port) in str(failed.value)
 
 
 # -- schema --------------------------------------------------------------------------------
@@ -563,34 +481,28 @@ def schema_versions(url: str) -> list[tuple[str, int]]:
         connection.close()
 
 
-def test_opening_the_same_store_twice_migrates_once(store_url: str) -> None:
-    async def scenario() -> None:
-        async with opened(store_url) as first:
-            approval = await create(first)
-            async with opened(store_url) as second:
-                assert await second.get(approval.id) == approval
-        async with opened(store_url) as third:
-            assert [a.id for a in await third.list()] == [approval.id]
-
-    run(scenario())
+async def test_opening_the_same_store_twice_migrates_once(store_url: str) -> None:
+    async with opened(store_url) as first:
+        approval = await create(first)
+        async with opened(store_url) as second:
+            assert await second.get(approval.id) == approval
+    async with opened(store_url) as third:
+        assert [a.id for a in await third.list()] == [approval.id]
     assert {"span_id", "trace_id", "held_by", "notified", "grant_until_us"} <= columns(store_url)
     assert ("approvals", len(MIGRATIONS["approvals"])) in schema_versions(store_url)
 
 
-def test_replicas_starting_together_on_a_new_database_all_open(pg_url: str) -> None:
+async def test_replicas_starting_together_on_a_new_database_all_open(pg_url: str) -> None:
     # Several replicas' first start on an empty database: each runs the migrations at
     # once; one applies them, the others find them applied.
-    async def scenario() -> None:
-        stores = await asyncio.gather(*(ApprovalStore.open(pg_url) for _ in range(4)),
-                                      return_exceptions=True)
-        try:
-            failures = [s for s in stores if isinstance(s, BaseException)]
-            assert failures == []
-        finally:
-            for store in stores:
-                if isinstance(store, ApprovalStore):
-                    await store.close()
-
-    run(scenario())
+    stores = await asyncio.gather(*(ApprovalStore.open(pg_url) for _ in range(4)),
+                                  return_exceptions=True)
+    try:
+        failures = [s for s in stores if isinstance(s, BaseException)]
+        assert failures == []
+    finally:
+        for store in stores:
+            if isinstance(store, ApprovalStore):
+                await store.close()
     assert schema_versions(pg_url) == sorted(
         (component, len(steps)) for component, steps in MIGRATIONS.items())

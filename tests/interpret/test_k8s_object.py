@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from extproc.config import K8s
-from extproc.http_message import decode_request_body
+from extproc.http.message import decode_request_body
 from extproc.interpret import Kubernetes
 from extproc.interpret.k8s_object import Unreadable, read_object, writes_pod
 

@@ -1,6 +1,6 @@
-"""Effects of SQL statements (extproc/interpret/sql_effects.py), per dialect: what running
+"""Effects of SQL statements (extproc/interpret/sql/effects.py), per dialect: what running
 a statement does, whatever its name. Each claim about what a server does with a text was
-checked on PostgreSQL 15 and MariaDB 10.11 (see tests/test_pack_bypass.py)."""
+checked on PostgreSQL 15 and MariaDB 10.11 (see tests/policy/test_pack_bypass.py)."""
 
 from __future__ import annotations
 

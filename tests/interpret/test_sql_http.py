@@ -1,7 +1,7 @@
 """Where a `sql-http` target's SQL is found (`SqlHttp`), and what it reads there.
 
 Each case is a request as the servicer builds it (headers, then the body decoded by
-`http_message.decode_request_body`), read by the target's interpreter. Positives and
+`http.message.decode_request_body`), read by the target's interpreter. Positives and
 negatives side by side: a place the target does not name is not read, and a place it
 names that holds something other than text is an error, never "no SQL".
 """
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from extproc.config import Sql
-from extproc.http_message import BadInput, decode_request_body, request_view
+from extproc.exchange.refusal import BadInput
+from extproc.http.message import decode_request_body, request_view
 from extproc.interpret import SqlHttp
 
 

@@ -24,6 +24,8 @@ from psycopg import pq, sql
 
 from extproc.interpret.sql import analyze
 
+pytestmark = pytest.mark.e2e  # this machine's PostgreSQL
+
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=10"
 CANARY = "CREATE TABLE parity_canary (a int)"
 

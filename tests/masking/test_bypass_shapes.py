@@ -1,5 +1,5 @@
 """Shapes of data that once leaked through masking (issue 15), each next to its look-alike
-that must stay: the bypass suite (tests/test_pack_bypass.py) judges decisions, not masking,
+that must stay: the bypass suite (tests/policy/test_pack_bypass.py) judges decisions, not masking,
 so masking's bypasses are kept here, permanently.
 
 - tables: a SQL API's `{"columns": [...], "rows": [[...]]}`, or CSV, where key-name rules
@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from extproc.body_masking import ByteStream, EventMasking, mask_body, spec_of
+from extproc.http.body_masking import ByteStream, EventMasking, mask_body
 from extproc.masking import Masker, MaskSpec, shadow
+from extproc.masking.policy_mask import spec_of
 
 SPEC = MaskSpec()
 CARD = "4111111111111111"
@@ -232,6 +233,7 @@ def test_text_cut_between_two_events_anywhere_is_masked(masker: Masker, kind: st
         assert text_of(out, kind) == expected, cut
 
 
+@pytest.mark.slow  # every cut of every stream shape
 @pytest.mark.parametrize("kind", list(STREAMS))
 def test_a_stream_cut_at_every_byte_one_character_per_event(masker: Masker, kind: str) -> None:
     spec = spec_of([{"detectors": ["all"]}])

@@ -2,7 +2,7 @@
 
 Each `*.json` file here is a list of cases (format in README.md). A case's input is
 built the way tollgate's servicer builds it — the HTTP request through
-`extproc.http_message`, its meaning through the target's protocol interpreter
+`extproc.http.message`, its meaning through the target's protocol interpreter
 (`extproc.interpret.interpreter_for(target)`: `input.sql`, `input.k8s`, `input.llm`), then
 `extproc.policy.input.InputEncoder` for the JSON text — so the corpus exercises the real
 reading and encoding path, not a hand-written imitation of it.
@@ -17,9 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from extproc.body_masking import is_event_stream
 from extproc.config import K8s, Match, Policy, Sql, Target
-from extproc.http_message import (
+from extproc.http.body_masking import is_event_stream
+from extproc.http.message import (
     decode_request_body,
     decode_response_body,
     decoded_content,

@@ -1,14 +1,12 @@
-"""Records for the recording tests: evidence, settings and a signer. The stores
-(`store_url`: a SQLite file and a real PostgreSQL database) are tests/conftest.py's.
+"""Records for the recording tests and the audit command's: evidence, settings and a
+real Recorder writing them. The stores (`store_url`: a SQLite file and a real PostgreSQL
+database) and the `signer` are tests/conftest.py's.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from extproc.config import Match, Target
 from extproc.masking import Masker
@@ -17,11 +15,6 @@ from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
 
 MASKER = Masker(b"k" * 32)
-
-
-@pytest.fixture
-def signer(tmp_path: Path) -> Signer:
-    return Signer.from_file(tmp_path / "audit.key", create=True)
 
 
 def settings(**overrides: Any) -> RecorderSettings:

@@ -75,7 +75,7 @@ def test_a_record_is_charged_the_bodies_it_keeps_cut_to_max_body_bytes() -> None
     assert recorded_bytes(evidence()) == 0
 
 
-def test_an_identity_over_its_byte_budget_is_refused_while_others_pass(
+async def test_an_identity_over_its_byte_budget_is_refused_while_others_pass(
     sqlite_url: str, signer: Signer,
 ) -> None:
     """A budget of 3600 KiB an hour (1 KiB drains a second): the flooder's records fill it
@@ -83,32 +83,29 @@ def test_an_identity_over_its_byte_budget_is_refused_while_others_pass(
     refused while another identity's and an anonymous one pass; it passes again once
     those 2 KiB have drained (two seconds)."""
 
-    async def scenario() -> None:
-        recorder = Recorder(sqlite_url, settings(identity_bytes_per_hour=3600 * KIB),
-                            signer, MASKER)
-        recorder.start()
-        big = b"x" * (64 * KIB)
-        for n in range(2):
-            recorder.admit("flooder")
-            recorder.submit(evidence(n, sub="flooder", body=big, response_body=big), "flooder")
-        decision = evidence(2, sub="flooder")
-        rest = (3600 - 4 * 64 + 2) * KIB
-        decision.request_body = BodyCapture.of(b"y" * rest, rest)
-        await recorder.commit(decision, "flooder")
-        with pytest.raises(RecordingQuota, match=r"flooder has used its byte budget of the "
-                           r"audit record, 3\.52 MiB an hour .* again in \d+s, at "):
-            recorder.admit("flooder")
-        recorder.admit("careful")
-        recorder.submit(evidence(3, sub="careful", body=big), "careful")
-        recorder.admit()  # counted in no identity's budget
-        recorder.submit(evidence(4, body=big))
-        await asyncio.to_thread(wait_until, _admitted(recorder, "flooder"),
-                                "the flooder's budget refilled")
-        recorder.submit(evidence(5, sub="flooder"), "flooder")
-        await recorder.close()
-        assert recorder.refused >= 1
-
-    asyncio.run(scenario())
+    recorder = Recorder(sqlite_url, settings(identity_bytes_per_hour=3600 * KIB),
+                        signer, MASKER)
+    recorder.start()
+    big = b"x" * (64 * KIB)
+    for n in range(2):
+        recorder.admit("flooder")
+        recorder.submit(evidence(n, sub="flooder", body=big, response_body=big), "flooder")
+    decision = evidence(2, sub="flooder")
+    rest = (3600 - 4 * 64 + 2) * KIB
+    decision.request_body = BodyCapture.of(b"y" * rest, rest)
+    await recorder.commit(decision, "flooder")
+    with pytest.raises(RecordingQuota, match=r"flooder has used its byte budget of the "
+                       r"audit record, 3\.52 MiB an hour .* again in \d+s, at "):
+        recorder.admit("flooder")
+    recorder.admit("careful")
+    recorder.submit(evidence(3, sub="careful", body=big), "careful")
+    recorder.admit()  # counted in no identity's budget
+    recorder.submit(evidence(4, body=big))
+    await asyncio.to_thread(wait_until, _admitted(recorder, "flooder"),
+                            "the flooder's budget refilled")
+    recorder.submit(evidence(5, sub="flooder"), "flooder")
+    await recorder.close()
+    assert recorder.refused >= 1
     assert count(sqlite_url) == 6
 
 
@@ -122,6 +119,7 @@ def _admitted(recorder: Recorder, who: str) -> Callable[[], bool]:
     return admitted
 
 
+@pytest.mark.timing
 def test_the_budget_costs_about_a_microsecond(sqlite_url: str, signer: Signer) -> None:
     """admit with a budget (a clock read, a dict look-up more) and charging a submitted
     record (its captures' sizes, a lock, a float) stay in the microsecond."""

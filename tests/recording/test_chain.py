@@ -7,10 +7,9 @@ SQL, as someone with write access to the database would.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,10 @@ RECORDS = 6
 
 
 @pytest.fixture
-def chain(store_url: str, signer: Signer) -> Iterator[Connection]:
+async def chain(store_url: str, signer: Signer) -> AsyncIterator[Connection]:
     """Six records of writer `writer-a`, written two by two, each pair checkpointed."""
-    asyncio.run(record(store_url, signer, [evidence(n) for n in range(RECORDS)],
-                       checkpoint_every=2, batch_size=2))
+    await record(store_url, signer, [evidence(n) for n in range(RECORDS)],
+                 checkpoint_every=2, batch_size=2)
     connection = connect(store_url)
     yield connection
     connection.close()
@@ -149,14 +148,14 @@ def test_a_forged_checkpoint_is_named(chain: Connection, signer: Signer, tmp_pat
         "or signed with another key)"]
 
 
-def test_a_store_rewritten_whole_is_caught_by_the_anchors_kept_elsewhere(
+async def test_a_store_rewritten_whole_is_caught_by_the_anchors_kept_elsewhere(
     store_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     """Someone with the database but not the key rewrites every hash of an edited chain
     and drops the checkpoints: the store agrees with itself, not with the anchor file."""
     anchors = tmp_path / "anchors.jsonl"
-    asyncio.run(record(store_url, signer, [evidence(n) for n in range(4)],
-                       checkpoint_every=2, batch_size=2, checkpoint_file=anchors))
+    await record(store_url, signer, [evidence(n) for n in range(4)],
+                 checkpoint_every=2, batch_size=2, checkpoint_file=anchors)
     connection = connect(store_url)
     try:
         prev = GENESIS
@@ -181,13 +180,13 @@ def test_a_store_rewritten_whole_is_caught_by_the_anchors_kept_elsewhere(
         connection.close()
 
 
-def test_pruning_keeps_what_remains_verifiable_and_its_first_record_guarded(
+async def test_pruning_keeps_what_remains_verifiable_and_its_first_record_guarded(
     store_url: str, signer: Signer,
 ) -> None:
     old, now = time.time() - 40 * 86400, time.time()
-    asyncio.run(record(store_url, signer, [
+    await record(store_url, signer, [
         evidence(n, started=old if n < 3 else now) for n in range(6)],
-        checkpoint_every=2, batch_size=2))
+        checkpoint_every=2, batch_size=2)
     connection = connect(store_url)
     try:
         deleted = store.prune(connection, signer, int((now - 30 * 86400) * 1e6))
@@ -205,10 +204,10 @@ def test_pruning_keeps_what_remains_verifiable_and_its_first_record_guarded(
         connection.close()
 
 
-def test_a_chain_continues_across_restarts_of_a_named_writer(store_url: str, signer: Signer,
+async def test_a_chain_continues_across_restarts_of_a_named_writer(store_url: str, signer: Signer,
                                                             ) -> None:
-    asyncio.run(record(store_url, signer, [evidence(n) for n in range(2)]))
-    asyncio.run(record(store_url, signer, [evidence(n) for n in range(2, 4)]))
+    await record(store_url, signer, [evidence(n) for n in range(2)])
+    await record(store_url, signer, [evidence(n) for n in range(2, 4)])
     connection = connect(store_url)
     try:
         assert [r.seq for r in store.chain_rows(connection)] == [1, 2, 3, 4]

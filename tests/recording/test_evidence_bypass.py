@@ -10,7 +10,6 @@ in a folder apart from the store; the signing key in another.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from dataclasses import dataclass
@@ -21,8 +20,10 @@ import pytest
 from extproc.recording import store
 from extproc.recording.chain import GENESIS, Signer, record_hash
 from extproc.store import connect
+from tests.cli.test_audit_cli import audit, write_config
 from tests.recording.conftest import evidence, record
-from tests.recording.test_audit_cli import audit, write_config
+
+pytestmark = pytest.mark.e2e  # `tollgate audit verify` run as a process
 
 
 @dataclass
@@ -50,14 +51,14 @@ class Deployed:
 
 
 @pytest.fixture
-def deployed(store_url: str, tmp_path: Path) -> Deployed:
+async def deployed(store_url: str, tmp_path: Path) -> Deployed:
     key = tmp_path / "keys" / "audit.key"
     anchors = tmp_path / "anchors" / "tollgate-anchors.jsonl"
     signer = Signer.from_file(key, create=True)
     for writer, count in (("writer-a", 6), ("writer-b", 4)):
-        asyncio.run(record(store_url, signer, [evidence(n) for n in range(count)],
-                           checkpoint_every=2, batch_size=2, checkpoint_file=anchors,
-                           writer_id=writer))
+        await record(store_url, signer, [evidence(n) for n in range(count)],
+                     checkpoint_every=2, batch_size=2, checkpoint_file=anchors,
+                     writer_id=writer)
     return Deployed(store_url, write_config(tmp_path, store_url, key=key,
                                             checkpoint_file=anchors), key, anchors)
 
@@ -197,7 +198,7 @@ def test_without_an_anchor_log_verify_does_not_vouch(deployed: Deployed, tmp_pat
     assert "  writer-a: no anchor log (recording.checkpoint_file is off)" in result.stdout
 
 
-def test_a_replicas_log_not_given_is_not_vouched_for_and_both_are(
+async def test_a_replicas_log_not_given_is_not_vouched_for_and_both_are(
     store_url: str, tmp_path: Path,
 ) -> None:
     """Two replicas, a log each: verify with one vouches for its writer only (exit 3);
@@ -206,9 +207,9 @@ def test_a_replicas_log_not_given_is_not_vouched_for_and_both_are(
     signer = Signer.from_file(key, create=True)
     logs = {w: tmp_path / w / "anchors.jsonl" for w in ("writer-a", "writer-b")}
     for writer, log in logs.items():
-        asyncio.run(record(store_url, signer, [evidence(n) for n in range(3)],
-                           checkpoint_every=2, batch_size=2, checkpoint_file=log,
-                           writer_id=writer))
+        await record(store_url, signer, [evidence(n) for n in range(3)],
+                     checkpoint_every=2, batch_size=2, checkpoint_file=log,
+                     writer_id=writer)
     config = write_config(tmp_path, store_url, key=key, checkpoint_file=logs["writer-a"])
     one = audit(config, "verify")
     assert one.returncode == 3, one

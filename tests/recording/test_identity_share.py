@@ -14,31 +14,28 @@ from tests.recording.conftest import MASKER, evidence, settings
 from tests.recording.test_writer import count, wait_until
 
 
-def test_an_identity_beyond_its_share_is_refused_while_others_pass(
+async def test_an_identity_beyond_its_share_is_refused_while_others_pass(
     sqlite_url: str, signer: Signer,
 ) -> None:
-    async def scenario() -> None:
-        recorder = Recorder(sqlite_url, settings(queue_size=8, identity_share=0.25), signer,
-                            MASKER)
-        recorder.start()
+    recorder = Recorder(sqlite_url, settings(queue_size=8, identity_share=0.25), signer,
+                        MASKER)
+    recorder.start()
+    recorder.admit("flooder")
+    recorder.admit("flooder")  # in flight: its share (2 of 8) is taken
+    with pytest.raises(RecordingQuota, match=r"flooder has 2 records waiting .* \(2 of 8\)"):
         recorder.admit("flooder")
-        recorder.admit("flooder")  # in flight: its share (2 of 8) is taken
-        with pytest.raises(RecordingQuota, match=r"flooder has 2 records waiting .* \(2 of 8\)"):
-            recorder.admit("flooder")
-        for n in range(2):  # another identity, and requests counted in no share, pass
-            recorder.admit("other")
-            recorder.submit(evidence(n, sub="other"), "other")
-        recorder.admit()
-        recorder.submit(evidence(2))
-        recorder.submit(evidence(3, sub="flooder"), "flooder")
-        await asyncio.to_thread(wait_until, lambda: recorder.written == 4, "four written")
-        recorder.admit("flooder")  # a place of its share is free again
-        recorder.submit(evidence(4, sub="flooder"), "flooder")
-        recorder.submit(evidence(5, sub="flooder"), "flooder")
-        await recorder.close()
-        assert recorder.refused == 1
-
-    asyncio.run(scenario())
+    for n in range(2):  # another identity, and requests counted in no share, pass
+        recorder.admit("other")
+        recorder.submit(evidence(n, sub="other"), "other")
+    recorder.admit()
+    recorder.submit(evidence(2))
+    recorder.submit(evidence(3, sub="flooder"), "flooder")
+    await asyncio.to_thread(wait_until, lambda: recorder.written == 4, "four written")
+    recorder.admit("flooder")  # a place of its share is free again
+    recorder.submit(evidence(4, sub="flooder"), "flooder")
+    recorder.submit(evidence(5, sub="flooder"), "flooder")
+    await recorder.close()
+    assert recorder.refused == 1
     assert count(sqlite_url) == 6
 
 
@@ -52,6 +49,7 @@ def test_a_full_queue_is_still_refused_as_unavailable(sqlite_url: str, signer: S
     assert not isinstance(refused.value, RecordingQuota)
 
 
+@pytest.mark.timing
 def test_the_bookkeeping_costs_about_a_microsecond(sqlite_url: str, signer: Signer) -> None:
     """admit with an identity: a lock, two counters (~0.5 µs measured; the bound leaves
     room for a loaded host)."""

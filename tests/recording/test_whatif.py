@@ -4,7 +4,6 @@ embedded engine."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
-from extproc.recording import Decided, Evidence
+from extproc.recording import Decided
 from extproc.recording import store as record_store
 from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
@@ -54,14 +53,10 @@ def replay(url: str, directory: Path, examples: int = 3) -> WhatIf:
         connection.close()
 
 
-def write(url: str, signer: Signer, evidences: list[Evidence]) -> None:
-    asyncio.run(record(url, signer, evidences))
-
-
-def test_a_candidate_that_refuses_drop_counts_the_allowed_drops_with_examples(
+async def test_a_candidate_that_refuses_drop_counts_the_allowed_drops_with_examples(
     store_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
-    write(store_url, signer, [
+    await record(store_url, signer, [
         evidence(1, method="POST", path="/query", body=DROP, sub="svc-autogen"),
         evidence(2, method="POST", path="/query", body=b'{"sql": "SELECT 1"}'),
         evidence(3, method="POST", path="/query", body=b'{"sql": "drop table orders"}',
@@ -82,23 +77,23 @@ def test_a_candidate_that_refuses_drop_counts_the_allowed_drops_with_examples(
     assert report.approximate == 0
 
 
-def test_the_policies_that_made_the_record_change_nothing(
+async def test_the_policies_that_made_the_record_change_nothing(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     """A recorded denial by rule sql.no_drop, replayed with that very policy."""
     denied = evidence(1, method="POST", path="/query", body=DROP, action="deny",
                       rules=("sql.no_drop",), reasons=("DROP refused",))
-    write(sqlite_url, signer, [denied, evidence(2, method="POST", path="/query",
-                                                body=b'{"sql": "SELECT 1"}')])
+    await record(sqlite_url, signer, [denied, evidence(2, method="POST", path="/query",
+                                                       body=b'{"sql": "SELECT 1"}')])
     report = replay(sqlite_url, policies(tmp_path, NO_DROP))
     assert (report.decisions, report.unchanged, report.changed) == (2, 2, 0)
 
 
-def test_rules_that_no_longer_fire_are_counted(sqlite_url: str, signer: Signer,
-                                               tmp_path: Path) -> None:
+async def test_rules_that_no_longer_fire_are_counted(sqlite_url: str, signer: Signer,
+                                                     tmp_path: Path) -> None:
     denied = evidence(1, method="POST", path="/query", body=DROP, action="deny",
                       rules=("sql.no_drop", "sql.destructive"))
-    write(sqlite_url, signer, [denied])
+    await record(sqlite_url, signer, [denied])
     report = replay(sqlite_url, policies(tmp_path, NO_DROP))
     assert report.changed == 1
     assert report.actions == {}  # still denied; by fewer rules
@@ -122,19 +117,19 @@ decision := {"action": "deny", "rules": ["secret_rows"]} if {
 ROWS = b'{"rows": [{"id": 1}], "secret": true}'
 
 
-def test_a_response_decision_is_rebuilt_with_the_recorded_response(
+async def test_a_response_decision_is_rebuilt_with_the_recorded_response(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     exchange = evidence(1, response_body=ROWS)
     exchange.decisions.append(Decided("response", "allow", (), (), 403, "rev-1", 30))
-    write(sqlite_url, signer, [exchange])
+    await record(sqlite_url, signer, [exchange])
     report = replay(sqlite_url, policies(tmp_path, SECRET_ROWS))
     assert report.decisions == 2
     assert [str(e) for e in report.actions["allow", "deny"].examples] == [
         "writer-a:1  response  GET /api/orders  svc-autogen"]
 
 
-def test_a_refused_response_is_rebuilt_with_what_the_upstream_sent(
+async def test_a_refused_response_is_rebuilt_with_what_the_upstream_sent(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     """The client got tollgate's refusal; the policy decided on the upstream's body, which
@@ -144,15 +139,15 @@ def test_a_refused_response_is_rebuilt_with_what_the_upstream_sent(
     refused.decisions.append(Decided("response", "deny", (), ("secret_rows",), 403, "rev-1",
                                      30))
     refused.outcome = {"http.response.status_code": 403}
-    write(sqlite_url, signer, [refused])
+    await record(sqlite_url, signer, [refused])
     report = replay(sqlite_url, policies(tmp_path, SECRET_ROWS))
     assert (report.decisions, report.unchanged, report.approximate) == (2, 2, 0)
 
 
-def test_a_candidate_that_errors_is_counted_as_policy_error(
+async def test_a_candidate_that_errors_is_counted_as_policy_error(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
-    write(sqlite_url, signer, [evidence(1), evidence(2)])
+    await record(sqlite_url, signer, [evidence(1), evidence(2)])
     undefined = policies(tmp_path, """package tollgate
 
 import rego.v1
@@ -165,22 +160,22 @@ decision := {"action": "allow"} if input.request.method == "POST"
     assert report.fired == report.quiet == {}  # an error names no rules
 
 
-def test_a_decision_on_a_cut_body_is_approximate(sqlite_url: str, signer: Signer,
-                                                 tmp_path: Path) -> None:
+async def test_a_decision_on_a_cut_body_is_approximate(sqlite_url: str, signer: Signer,
+                                                       tmp_path: Path) -> None:
     big = b'{"sql": "DROP TABLE users", "pad": "' + b"x" * (70 * 1024) + b'"}'
-    write(sqlite_url, signer, [evidence(1, method="POST", path="/query", body=big),
-                               evidence(2, method="POST", path="/query", body=DROP)])
+    await record(sqlite_url, signer, [evidence(1, method="POST", path="/query", body=big),
+                                      evidence(2, method="POST", path="/query", body=DROP)])
     report = replay(sqlite_url, policies(tmp_path, NO_DROP))
     # The cut body is kept as text: the candidate cannot read its SQL, and says allow.
     assert (report.approximate, report.changed, report.approximate_changed) == (1, 1, 0)
 
 
-def test_a_strict_targets_decision_record_is_not_counted_twice(
+async def test_a_strict_targets_decision_record_is_not_counted_twice(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     exchange = evidence(1, method="POST", path="/query", body=DROP)
     decision = dataclasses.replace(exchange, kind="decision", outcome={})
-    write(sqlite_url, signer, [decision, exchange])
+    await record(sqlite_url, signer, [decision, exchange])
     report = replay(sqlite_url, policies(tmp_path, NO_DROP))
     assert (report.records, report.decisions, report.duplicates) == (1, 1, 1)
 
@@ -205,12 +200,12 @@ def test_the_gateways_rewrites_of_an_answer_are_undone() -> None:
     assert recorded_answer(too_late) == ("hold", frozenset({"sql.hold"}))
 
 
-def test_the_whatif_command_reports_changes_and_says_bodies_are_masked(
+async def test_the_whatif_command_reports_changes_and_says_bodies_are_masked(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
-    write(sqlite_url, signer, [evidence(1, method="POST", path="/query", body=DROP),
-                               evidence(2, method="POST", path="/query", body=DROP,
-                                        target=dataclasses.replace(TARGET, name="billing"))])
+    await record(sqlite_url, signer, [evidence(1, method="POST", path="/query", body=DROP),
+                                      evidence(2, method="POST", path="/query", body=DROP,
+                                               target=dataclasses.replace(TARGET, name="billing"))])
     config = tmp_path / "tollgate.yaml"
     config.write_text(json.dumps({
         "store": {"url": sqlite_url},

@@ -45,9 +45,9 @@ def test_a_store_that_cannot_be_opened_stops_the_start(signer: Signer) -> None:
         recorder.start()
 
 
-def test_close_writes_everything_queued(store_url: str, signer: Signer) -> None:
-    recorder = asyncio.run(record(store_url, signer, [evidence(n) for n in range(500)],
-                                  batch_size=50))
+async def test_close_writes_everything_queued(store_url: str, signer: Signer) -> None:
+    recorder = await record(store_url, signer, [evidence(n) for n in range(500)],
+                            batch_size=50)
     assert recorder.written == 500
     assert count(store_url) == 500
     connection = connect(store_url)
@@ -57,97 +57,85 @@ def test_close_writes_everything_queued(store_url: str, signer: Signer) -> None:
         connection.close()
 
 
-def test_a_store_refusing_writes_refuses_new_exchanges_then_catches_up(
+async def test_a_store_refusing_writes_refuses_new_exchanges_then_catches_up(
     store_url: str, signer: Signer,
 ) -> None:
     """The table is taken away (as an outage looks to the writer): the queued record
     waits, new exchanges are refused with the store's reason; once the table is back,
     the record is written and exchanges are admitted again."""
-    async def scenario() -> None:
-        recorder = Recorder(store_url, settings(), signer, MASKER)
-        recorder.start()
-        outage = connect(store_url)
-        outage.execute("ALTER TABLE records RENAME TO records_away")
-        try:
+    recorder = Recorder(store_url, settings(), signer, MASKER)
+    recorder.start()
+    outage = connect(store_url)
+    outage.execute("ALTER TABLE records RENAME TO records_away")
+    try:
+        recorder.admit()
+        recorder.submit(evidence(1))
+        await asyncio.to_thread(wait_until, lambda: recorder.failure is not None,
+                                "the writer notices the outage")
+        with pytest.raises(RecordingUnavailable, match="audit record cannot be written"):
             recorder.admit()
-            recorder.submit(evidence(1))
-            await asyncio.to_thread(wait_until, lambda: recorder.failure is not None,
-                                    "the writer notices the outage")
-            with pytest.raises(RecordingUnavailable, match="audit record cannot be written"):
-                recorder.admit()
-        finally:
-            outage.execute("ALTER TABLE records_away RENAME TO records")
-            outage.close()
-        await asyncio.to_thread(wait_until, lambda: recorder.written == 1,
-                                "the queued record is written after the outage")
-        recorder.admit()  # admitted again
-        recorder.submit(evidence(2))
-        await recorder.close()
-        assert recorder.refused == 1
-
-    asyncio.run(scenario())
+    finally:
+        outage.execute("ALTER TABLE records_away RENAME TO records")
+        outage.close()
+    await asyncio.to_thread(wait_until, lambda: recorder.written == 1,
+                            "the queued record is written after the outage")
+    recorder.admit()  # admitted again
+    recorder.submit(evidence(2))
+    await recorder.close()
+    assert recorder.refused == 1
     assert count(store_url) == 2
 
 
-def test_a_full_queue_refuses_until_records_are_written(sqlite_url: str, signer: Signer,
-                                                        ) -> None:
-    async def scenario() -> None:
-        recorder = Recorder(sqlite_url, settings(queue_size=2), signer, MASKER)
-        recorder.start()
+async def test_a_full_queue_refuses_until_records_are_written(sqlite_url: str, signer: Signer,
+                                                              ) -> None:
+    recorder = Recorder(sqlite_url, settings(queue_size=2), signer, MASKER)
+    recorder.start()
+    recorder.admit()
+    recorder.admit()  # two exchanges in flight: the queue is full
+    with pytest.raises(RecordingUnavailable, match=r"queue is full \(2 records"):
         recorder.admit()
-        recorder.admit()  # two exchanges in flight: the queue is full
-        with pytest.raises(RecordingUnavailable, match=r"queue is full \(2 records"):
-            recorder.admit()
-        recorder.submit(evidence(1))
-        await asyncio.to_thread(wait_until, lambda: recorder.written == 1, "one written")
-        recorder.admit()  # a place is free again
-        recorder.submit(evidence(2))
-        recorder.submit(evidence(3))
-        await recorder.close()
-
-    asyncio.run(scenario())
+    recorder.submit(evidence(1))
+    await asyncio.to_thread(wait_until, lambda: recorder.written == 1, "one written")
+    recorder.admit()  # a place is free again
+    recorder.submit(evidence(2))
+    recorder.submit(evidence(3))
+    await recorder.close()
     assert count(sqlite_url) == 3
 
 
-def test_a_strict_commit_returns_once_the_record_is_in_the_store(
+async def test_a_strict_commit_returns_once_the_record_is_in_the_store(
     store_url: str, signer: Signer,
 ) -> None:
-    async def scenario() -> None:
-        recorder = Recorder(store_url, settings(), signer, MASKER)
-        recorder.start()
-        await recorder.commit(evidence(7))
-        assert count(store_url) == 1  # committed before commit() returned
-        await recorder.close()
-
-    asyncio.run(scenario())
+    recorder = Recorder(store_url, settings(), signer, MASKER)
+    recorder.start()
+    await recorder.commit(evidence(7))
+    assert count(store_url) == 1  # committed before commit() returned
+    await recorder.close()
 
 
-def test_a_strict_commit_the_store_cannot_take_in_time_is_refused(
+async def test_a_strict_commit_the_store_cannot_take_in_time_is_refused(
     store_url: str, signer: Signer,
 ) -> None:
-    async def scenario() -> None:
-        recorder = Recorder(store_url, settings(commit_seconds=0.3), signer, MASKER)
-        recorder.start()
-        outage = connect(store_url)
-        outage.execute("ALTER TABLE records RENAME TO records_away")
-        try:
-            with pytest.raises(RecordingUnavailable, match=r"not committed within 0\.3s"):
-                await recorder.commit(evidence(8))
-        finally:
-            outage.execute("ALTER TABLE records_away RENAME TO records")
-            outage.close()
-        await recorder.close()  # the record goes in once the store is back
-
-    asyncio.run(scenario())
+    recorder = Recorder(store_url, settings(commit_seconds=0.3), signer, MASKER)
+    recorder.start()
+    outage = connect(store_url)
+    outage.execute("ALTER TABLE records RENAME TO records_away")
+    try:
+        with pytest.raises(RecordingUnavailable, match=r"not committed within 0\.3s"):
+            await recorder.commit(evidence(8))
+    finally:
+        outage.execute("ALTER TABLE records_away RENAME TO records")
+        outage.close()
+    await recorder.close()  # the record goes in once the store is back
     assert count(store_url) == 1
 
 
-def test_checkpoints_are_signed_stored_and_anchored_outside(
+async def test_checkpoints_are_signed_stored_and_anchored_outside(
     sqlite_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
     anchors = tmp_path / "anchors.jsonl"
-    asyncio.run(record(sqlite_url, signer, [evidence(n) for n in range(9)],
-                       checkpoint_every=3, batch_size=3, checkpoint_file=anchors))
+    await record(sqlite_url, signer, [evidence(n) for n in range(9)],
+                 checkpoint_every=3, batch_size=3, checkpoint_file=anchors)
     connection = connect(sqlite_url)
     try:
         stored = record_store.checkpoints(connection)
@@ -163,35 +151,29 @@ def test_checkpoints_are_signed_stored_and_anchored_outside(
     assert lines[1:] == stored
 
 
-def test_an_idle_writer_signs_a_checkpoint_after_checkpoint_seconds(
+async def test_an_idle_writer_signs_a_checkpoint_after_checkpoint_seconds(
     sqlite_url: str, signer: Signer,
 ) -> None:
-    async def scenario() -> None:
-        recorder = Recorder(sqlite_url, settings(checkpoint_seconds=0.2), signer, MASKER)
-        recorder.start()
-        recorder.admit()
-        recorder.submit(evidence(1))
-        await asyncio.to_thread(wait_until, lambda: count(sqlite_url, "checkpoints") == 1,
-                                "a checkpoint after 0.2 s", 5.0)
-        await recorder.close()
-
-    asyncio.run(scenario())
+    recorder = Recorder(sqlite_url, settings(checkpoint_seconds=0.2), signer, MASKER)
+    recorder.start()
+    recorder.admit()
+    recorder.submit(evidence(1))
+    await asyncio.to_thread(wait_until, lambda: count(sqlite_url, "checkpoints") == 1,
+                            "a checkpoint after 0.2 s", 5.0)
+    await recorder.close()
 
 
-def test_two_writers_share_one_store_each_with_its_chain(pg_url: str, signer: Signer) -> None:
+async def test_two_writers_share_one_store_each_with_its_chain(pg_url: str, signer: Signer) -> None:
     """Two replicas on one PostgreSQL: interleaved writes, two intact chains."""
-    async def scenario() -> None:
-        a = Recorder(pg_url, settings(writer_id="replica-a", batch_size=1), signer, MASKER)
-        b = Recorder(pg_url, settings(writer_id="replica-b", batch_size=1), signer, MASKER)
-        a.start()
-        b.start()
-        for n in range(20):
-            recorder = a if n % 2 else b
-            recorder.admit()
-            recorder.submit(evidence(n))
-        await asyncio.gather(a.close(), b.close())
-
-    asyncio.run(scenario())
+    a = Recorder(pg_url, settings(writer_id="replica-a", batch_size=1), signer, MASKER)
+    b = Recorder(pg_url, settings(writer_id="replica-b", batch_size=1), signer, MASKER)
+    a.start()
+    b.start()
+    for n in range(20):
+        recorder = a if n % 2 else b
+        recorder.admit()
+        recorder.submit(evidence(n))
+    await asyncio.gather(a.close(), b.close())
     connection = connect(pg_url)
     try:
         report = verify(connection, signer.public)
@@ -202,11 +184,11 @@ def test_two_writers_share_one_store_each_with_its_chain(pg_url: str, signer: Si
                                                                 "replica-b": 10}
 
 
-def test_evidence_that_cannot_be_built_is_still_recorded_as_such(sqlite_url: str,
-                                                                 signer: Signer) -> None:
+async def test_evidence_that_cannot_be_built_is_still_recorded_as_such(sqlite_url: str,
+                                                                       signer: Signer) -> None:
     broken = evidence(1)
     broken.decisions.append(None)  # type: ignore[arg-type]  # as a bug would leave it
-    asyncio.run(record(sqlite_url, signer, [broken, evidence(2)]))
+    await record(sqlite_url, signer, [broken, evidence(2)])
     connection = connect(sqlite_url)
     try:
         rows = list(record_store.chain_rows(connection))

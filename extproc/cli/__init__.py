@@ -1,0 +1,108 @@
+"""The `tollgate` command.
+
+Exit status: 0 on success, 1 when a running service fails (for `policy`: a
+Rego test fails, or the policy cannot give a valid decision; for `audit verify`:
+the record is broken), 2 when the command line, the configuration, the policies,
+the store or an input file are unusable (one line on stderr says which file and key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from extproc import config as config_module
+from extproc.cli import approvals, audit, policy
+from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
+from extproc.inert import LogFormatter
+
+# Development tokens are for trying things: a week at most.
+_TOKEN_TTL_MOST = 7 * 86400
+
+
+def main(argv: list[str] | None = None) -> int:
+    # regorus errors are shown as one line; with RUST_BACKTRACE set, it would also capture
+    # a backtrace per error (~140 ms for the first) — on the request path, a policy error's.
+    os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
+    parser = argparse.ArgumentParser(prog="tollgate", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the ext_proc service Envoy calls")
+    serve.add_argument("--config", required=True, type=Path, help="tollgate YAML config")
+
+    up = commands.add_parser(
+        "up", help="run Envoy, tollgate and a demo upstream on 127.0.0.1 (the quickstart)"
+    )
+    up.add_argument("--config", type=Path, default=QUICKSTART_CONFIG, help="tollgate YAML config")
+
+    token = commands.add_parser(
+        "token", help="print a token signed with the quickstart's development key"
+    )
+    token.add_argument("--sub", required=True, help="the subject: who the token speaks for")
+    token.add_argument("--groups", default="", help="comma-separated groups, e.g. agents,dba")
+    token.add_argument("--ttl", default="1h", help="how long it is valid: 30m, 1h, 2d (<= 7d)")
+    token.add_argument(
+        "--config", type=Path, default=QUICKSTART_CONFIG,
+        help="a tollgate config naming identity.development_key (the quickstart's does)",
+    )
+
+    policy.add_parser(commands)
+    audit.add_parser(commands)
+    approvals.add_parser(commands)
+
+    args = parser.parse_args(argv)
+    if args.command == "policy":
+        return policy.main(args)
+    if args.command == "audit":
+        return audit.main(args)
+    if args.command == "approvals":
+        return approvals.main(args)
+    # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
+    logged = logging.StreamHandler()
+    logged.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[logged])
+    try:
+        config = config_module.load(args.config)
+    except config_module.ConfigError as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(config)
+    if args.command == "token":
+        return _token(config, args)
+    from extproc.quickstart.up import run_quickstart
+
+    return run_quickstart(config)
+
+
+def _token(config: config_module.Config, args: argparse.Namespace) -> int:
+    from extproc.quickstart.dev_tokens import TokenError, mint
+
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    try:
+        ttl = parse_duration(args.ttl, "--ttl", "30m, 1h or 1h30m")
+        if ttl > _TOKEN_TTL_MOST:
+            raise Unusable("--ttl: must be more than 0 and at most 7d")
+        print(mint(config, args.sub, groups, ttl))
+    except (TokenError, Unusable) as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _serve(config: config_module.Config) -> int:
+    import uvloop
+
+    from extproc.policy import PolicyLoadError
+    from extproc.server import ServeError, serve
+
+    try:
+        uvloop.run(serve(config))
+    except (PolicyLoadError, ServeError) as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,209 @@
+"""`tollgate approvals`: list, show, approve and deny held requests from a shell.
+
+It drives the admin API (the same one the page uses) with the approver's own token,
+from `--token` or the TOLLGATE_TOKEN environment variable; the API's address is
+`--url`, or the one a tollgate config gives (`approvals.public_url`, else
+`listen.admin`; the quickstart's by default).
+
+Exit status: 0 success; 1 the API refused (not an approver, your own request, already
+decided, no such approval) or cannot be reached; 2 unusable input (no token, the
+config, an argument), one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from extproc import config as config_module
+from extproc.cli.common import QUICKSTART_CONFIG, Unusable
+from extproc.cli.text import cut, print_table, utc
+from extproc.inert import json_text, terminal
+
+STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
+TOKEN_ENV = "TOLLGATE_TOKEN"
+_SUMMARY_CHARS = 60
+_TIMEOUT = 10.0
+
+
+class Refused(Exception):
+    """The API answered with an error, or could not be reached (exit 1)."""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `approvals list|show|approve|deny` under `tollgate`."""
+    approvals = commands.add_parser(
+        "approvals", help="list, show, approve and deny requests held for approval")
+    actions = approvals.add_subparsers(dest="approvals_command", required=True,
+                                       metavar="{list,show,approve,deny}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--token", help=f"your own token (default: ${TOKEN_ENV})")
+    common.add_argument("--url", help="the admin API, e.g. http://127.0.0.1:8081 "
+                                      "(default: from --config)")
+    common.add_argument("--config", type=Path, default=QUICKSTART_CONFIG,
+                        help="the tollgate config whose admin API to use (default: the "
+                             "quickstart's)")
+    common.add_argument("--json", action="store_true", help="the API's JSON instead of text")
+
+    listing = actions.add_parser("list", parents=[common],
+                                 help="approvals you may decide, and your own requests")
+    listing.add_argument("--status", default="pending", choices=STATUSES,
+                         help="which (default: pending)")
+    listing.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
+
+    show = actions.add_parser("show", parents=[common], help="one approval in full")
+    show.add_argument("id")
+
+    approve = actions.add_parser("approve", parents=[common], help="let the request through")
+    approve.add_argument("id")
+    approve.add_argument("--reason", help="why (kept in the audit record)")
+
+    deny = actions.add_parser("deny", parents=[common], help="refuse the request")
+    deny.add_argument("id")
+    deny.add_argument("--reason", required=True, help="why (the requester is told)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        api = _Api(_url(args), _token(args))
+        command = args.approvals_command
+        if command == "list":
+            query = urlencode({"status": args.status, "limit": args.limit})
+            found = api.call("GET", f"/approvals?{query}")
+            if args.json:
+                _print_json(found)
+            else:
+                _print_list(found["approvals"])
+        elif command == "show":
+            found = api.call("GET", f"/approvals/{quote(args.id, safe='')}")
+            if args.json:
+                _print_json(found)
+            else:
+                _print_approval(found)
+        else:
+            body = {"reason": args.reason} if args.reason else {}
+            found = api.call("POST", f"/approvals/{quote(args.id, safe='')}/{command}", body)
+            if args.json:
+                _print_json(found)
+            else:
+                why = f": {found['reason']}" if found.get("reason") else ""
+                print(terminal(f"{found['id']} {found['status']} by {found['decided_by']}{why} "
+                               f"(trace {found['trace_id']})"))
+    except Unusable as exc:
+        print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
+        return 2
+    except Refused as exc:
+        print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Api:
+    def __init__(self, url: str, token: str) -> None:
+        self._url, self._token = url.rstrip("/"), token
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self._url + path, data=data, method=method,
+            headers={"authorization": f"Bearer {self._token}",
+                     "content-type": "application/json", "accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=_TIMEOUT) as reply:
+                return json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            raise Refused(_problem(exc)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Refused(f"cannot reach the admin API at {self._url}: {reason}") from None
+
+
+def _problem(exc: urllib.error.HTTPError) -> str:
+    """The API's error as one line: its code and message."""
+    try:
+        answer = json.loads(exc.read())
+        return f"{exc.code} {answer['error']}: {answer['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{exc.code} {exc.reason}"
+
+
+def _url(args: argparse.Namespace) -> str:
+    if args.url:
+        return args.url
+    try:
+        found = config_module.load(args.config).approvals_url
+    except config_module.ConfigError as exc:
+        raise Unusable(str(exc)) from None
+    if not found:
+        raise Unusable(f"{args.config}: listen.admin is off; give --url")
+    return found
+
+
+def _token(args: argparse.Namespace) -> str:
+    token = (args.token or os.environ.get(TOKEN_ENV, "")).strip()
+    if not token:
+        raise Unusable(f"no token: give --token or set {TOKEN_ENV} (your own token, "
+                       "e.g. from your identity provider)")
+    return token
+
+
+def _print_json(found: dict[str, Any]) -> None:
+    print(json_text(json.dumps(found, indent=2, ensure_ascii=False)))
+
+
+def _print_list(approvals: list[dict[str, Any]]) -> None:
+    if not approvals:
+        print("no approvals match")
+        return
+    table = [("ID", "STATUS", "REQUESTER", "TARGET", "WHAT", "APPROVERS", "GRANT",
+              "CREATED (UTC)", "EXPIRES (UTC)")]
+    for found in approvals:
+        table.append((found["id"], found["status"], found["requester"], found["target"],
+                      cut(" ".join(found["summary"].split()), _SUMMARY_CHARS),
+                      ",".join(found["approvers"]), _grant(found),
+                      _utc(found["created_us"]), _utc(found["expires_us"])))
+    print_table(table)
+
+
+def _print_approval(found: dict[str, Any]) -> None:
+    request = found["request"]
+    lines = [
+        ("approval", f"{found['id']}  {found['status']}"),
+        ("requester", found["requester"]),
+        ("target", found["target"]),
+        ("request", f"{request['method']} {request['path']}"),
+        ("what", found["summary"]),
+        ("why held", "; ".join(found["reasons"]) or ", ".join(found["rules"]) or "-"),
+        ("rules", ", ".join(found["rules"]) or "-"),
+        ("approvers", ", ".join(found["approvers"])),
+        ("grants", _grant(found)),
+        ("created", f"{_utc(found['created_us'])} UTC"),
+        ("expires", f"{_utc(found['expires_us'])} UTC"),
+        ("decided", f"{found['decided_by']} at {_utc(found['decided_us'])} UTC"
+                    + (f": {found['reason']}" if found["reason"] else "")
+         if found["decided_by"] else "-"),
+        ("trace", found["trace_id"]),
+        ("approve", found["approve_url"]),
+    ]
+    if request.get("body") is not None:
+        lines.insert(4, ("body", json.dumps(request["body"], ensure_ascii=False)))
+    for label, text in lines:
+        print(f"{label:<10} {terminal(text)}")
+
+
+def _grant(found: dict[str, Any]) -> str:
+    if found["grant_mode"] == "window":
+        return f"window {found['grant_minutes']} min"
+    return "once"
+
+
+def _utc(us: int | None) -> str:
+    return "-" if us is None else utc(us)

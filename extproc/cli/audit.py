@@ -1,0 +1,712 @@
+"""`tollgate audit`: the audit record from a shell — verify, search, replay, what-if, prune.
+
+An auditor verifies the chains with the public half of the signing key (`public-key`
+prints it, so the private key need not leave the gateway's host), and with the
+checkpoints anchored outside the store; an operator finds exchanges (`search`), reads
+one agent run as it happened (`replay`), tries a policy change on recorded traffic
+(`whatif`) and prunes what retention allows (`prune`). Every sub-command reads the store
+and key a tollgate config names (`--config`, the quickstart's by default).
+
+Exit status: 0 success (for `verify`: intact, and every chain vouched for by an anchor
+log); 1 `verify` found the record broken, or shortened; 2 unusable input (the config, the
+store, a key, a policy directory, an argument), one line on stderr; 3 `verify` found the
+record intact as far as the store shows, but some chain is vouched for by no anchor log
+given (it names them, and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from extproc import config as config_module
+from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
+from extproc.cli.text import cut, print_table, utc
+from extproc.inert import json_text, terminal
+
+# The store, the chain and the policy engine are imported by the commands that use
+# them: `tollgate token` and `tollgate serve` need not load them for the parser.
+if TYPE_CHECKING:
+    from extproc.recording.anchors import AnchorLog
+    from extproc.recording.chain import Signer, Verifier
+    from extproc.recording.store import Row
+    from extproc.recording.verify import Problem, Report
+    from extproc.recording.whatif import Tally, WhatIf
+    from extproc.store import Connection
+
+ACTIONS = ("allow", "deny", "hold", "approve", "none")
+# Bodies, rules and paths longer than these are cut in the human listings (--json has
+# them whole).
+_BODY_CHARS = 300
+_PATH_CHARS = 48
+_RULES_CHARS = 40
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `audit verify|public-key|search|replay|whatif|prune|keygen` under
+    `tollgate`."""
+    audit = commands.add_parser(
+        "audit", help="verify, search and replay the audit record; try policies on it")
+    actions = audit.add_subparsers(
+        dest="audit_command", required=True,
+        metavar="{verify,public-key,search,replay,whatif,prune,keygen}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, default=QUICKSTART_CONFIG,
+        help="the tollgate config naming store.url and recording.signing_key_file "
+             "(default: the quickstart's)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="JSON instead of text")
+
+    verify = actions.add_parser(
+        "verify", parents=[common, as_json],
+        help="recompute every chain and check every signed checkpoint")
+    verify.add_argument(
+        "--anchors", type=Path, metavar="FILE", action="append",
+        help="an anchor log kept outside the store (recording.checkpoint_file; again for "
+             "each replica's); default: the config's")
+    verify.add_argument(
+        "--public-key", type=Path, metavar="PEM",
+        help="the audit key's public half (from `tollgate audit public-key`) instead of "
+             "the config's private key")
+
+    actions.add_parser(
+        "public-key", parents=[common],
+        help="print the public half of the signing key, for verifying elsewhere")
+
+    search = actions.add_parser(
+        "search", parents=[common, as_json], help="records matching filters, newest first")
+    search.add_argument("--identity", metavar="SUB", help="the token's subject")
+    search.add_argument("--target", metavar="NAME", help="the target's name")
+    search.add_argument("--action", choices=ACTIONS,
+                        help="how the exchange ended (approve, deny: an approver's decision)")
+    search.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
+    search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
+
+    replay = actions.add_parser(
+        "replay", parents=[common, as_json],
+        help="exchanges as they happened: one record, a trace, or an agent's session")
+    replay.add_argument("id", nargs="?", help="a record id (writer:seq) or a trace id")
+    replay.add_argument("--session", help="every exchange of one agent run (x-session-id)")
+
+    whatif = actions.add_parser(
+        "whatif", parents=[common, as_json],
+        help="what candidate policies would have decided on recorded traffic")
+    whatif.add_argument("--policies", required=True, type=Path, metavar="DIR",
+                        help="the candidate policy directory")
+    whatif.add_argument("--since", default="7d", metavar="DURATION",
+                        help="records of this last while (default 7d)")
+    whatif.add_argument("--target", metavar="NAME", help="only this target's records")
+    whatif.add_argument("--examples", default="3", metavar="N",
+                        help="examples shown per change (default 3)")
+
+    prune = actions.add_parser(
+        "prune", parents=[common], help="delete old records; the chains stay verifiable")
+    prune.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d")
+
+    keygen = actions.add_parser(
+        "keygen", help="write a new Ed25519 signing key (one for every replica to share)")
+    keygen.add_argument("--out", required=True, type=Path, metavar="FILE",
+                        help="where to write it (mode 0600); an existing file is kept")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        if args.audit_command == "keygen":
+            return _keygen(args)
+        config = _load(args.config)
+        return _COMMANDS[args.audit_command](args, config)
+    except Unusable as exc:
+        print(f"tollgate: {terminal(str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader left (`tollgate audit search | head`): no traceback, no more output,
+        # and not a success: a verification's verdict may be in what went unread.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+# -- verify, public-key ----------------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace, config: config_module.Config) -> int:
+    from extproc.recording.verify import Problem, verify
+
+    verifier, key_from = _verifier(args, config)
+    logs = _anchor_logs(args, config)
+    with _store(config) as connection:
+        report = verify(connection, verifier, logs)
+        where = connection.where
+    replaced = _key_file_replaced(args, config, verifier)
+    if replaced:
+        report.add(Problem("audit key", None, replaced))
+    status = 1 if not report.intact else 3 if report.unvouched() else 0
+    if args.json:
+        print(json_text(json.dumps(_verify_json(report, where, verifier.key_id, logs, status),
+                                   ensure_ascii=False)))
+    else:
+        _show_verify(report, where, f"{verifier.key_id} ({key_from})", logs)
+    return status
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from extproc.recording.chain import Signer, SigningKeyError
+
+    try:
+        signer = Signer.generate(args.out)
+    except SigningKeyError as exc:
+        raise Unusable(str(exc)) from None
+    print(f"wrote {args.out} (key {signer.public.key_id}); set recording.signing_key_file "
+          "to it on every replica, and keep it secret")
+    return 0
+
+
+def _public_key(_args: argparse.Namespace, config: config_module.Config) -> int:
+    print(_signer(config).public.public_pem().decode(), end="")
+    return 0
+
+
+def _verifier(args: argparse.Namespace, config: config_module.Config,
+              ) -> tuple[Verifier, str]:
+    """The key checkpoints are checked with, and where it came from (for the report)."""
+    from extproc.recording.chain import SigningKeyError, Verifier
+
+    if args.public_key is None:
+        return _signer(config).public, f"the public half of {_key_path(config)}"
+    try:
+        return Verifier.from_public_file(args.public_key), str(args.public_key)
+    except SigningKeyError as exc:
+        raise Unusable(f"--public-key {exc}") from None
+
+
+def _signer(config: config_module.Config) -> Signer:
+    from extproc.recording.chain import Signer, SigningKeyError
+
+    try:
+        return Signer.from_file(_key_path(config))
+    except SigningKeyError as exc:
+        raise Unusable(f"{exc} (recording.signing_key_file in {config.source})") from None
+
+
+def _key_path(config: config_module.Config) -> Path:
+    return config.resolve(config.recording.signing_key_file)
+
+
+def _anchor_logs(args: argparse.Namespace, config: config_module.Config,
+                 ) -> list[AnchorLog] | None:
+    """The logs `--anchors` names, else the config's own (recording.checkpoint_file: a
+    missing one is read as empty, which verify holds against the writers registered with
+    it); None when there is none (anchoring is off)."""
+    from extproc.recording.anchors import AnchorLogError, read
+
+    paths = args.anchors or ([config.resolve(config.recording.checkpoint_file)]
+                             if config.recording.checkpoint_file else [])
+    logs = []
+    for path in paths:
+        try:
+            log = read(path)
+        except AnchorLogError as exc:
+            raise Unusable(f"--anchors {exc}" if args.anchors else str(exc)) from None
+        if args.anchors and not log.exists:
+            raise Unusable(f"--anchors {path}: no such file")
+        logs.append(log)
+    return logs or None
+
+
+def _key_file_replaced(args: argparse.Namespace, config: config_module.Config,
+                       verifier: Verifier) -> str | None:
+    """With the key given apart from the store (--public-key), whether the signing key
+    file beside tollgate holds another: someone replaced it (and can re-sign with it)."""
+    from extproc.recording.chain import Signer, SigningKeyError
+
+    if args.public_key is None:
+        return None
+    try:
+        found = Signer.from_file(_key_path(config)).public.key_id
+    except SigningKeyError:
+        return None  # an auditor's copy of the config, without the private key
+    if found == verifier.key_id:
+        return None
+    return (f"{_key_path(config)} holds key {found}, not {verifier.key_id} (--public-key): "
+            "the signing key was replaced; what it signs does not vouch for anything")
+
+
+def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | None,
+                 ) -> None:
+    print(f"audit record: {where}")
+    print(f"key: {key}")
+    print(terminal("anchor logs: " + (", ".join(
+        f"{log.path} ({len(log.statements)} statements)" if log.exists
+        else f"{log.path} (missing)" for log in logs) if logs
+        else "none (recording.checkpoint_file is off)")))
+    for chain in sorted(report.chains.values(), key=lambda c: c.writer):
+        print()
+        if not chain.records:
+            gone = f"all pruned, up to {chain.pruned_to}" if chain.pruned_to else "none left"
+            print(terminal(f"chain {chain.writer}: no records ({gone})"))
+        else:
+            print(terminal(f"chain {chain.writer}: {chain.records} records, "
+                           f"{chain.first}..{chain.last}"))
+            print(f"  pruned: {f'up to {chain.pruned_to}' if chain.pruned_to else 'nothing'}")
+            _show_signed(chain.first, chain.last, chain.checkpointed_to)
+        if chain.anchored_to >= 0:
+            print(f"  anchored up to: record {chain.anchored_to} "
+                  f"({utc(chain.anchored_us)} UTC)" + (
+                      f"; records {chain.anchored_to + 1}..{chain.last} came after: only "
+                      "the store vouches for them" if chain.last > chain.anchored_to else ""))
+    if not report.chains:
+        print("\nno records")
+    print(f"\ncheckpoints checked: {report.checkpoints}; anchors checked: {report.anchors}")
+    if not report.intact:
+        print(f"BROKEN: {_problem_count(report)}; the first broken link per chain:")
+        for problem in report.first_broken().values():
+            print(f"  {terminal(str(problem))}")
+        return
+    print("intact: every record matches its hash and links to the one before it, "
+          "and every checkpoint is signed with this key")
+    unvouched = report.unvouched()
+    vouched = sorted(w for w in report.chains if w not in unvouched)
+    if vouched:
+        print(terminal(f"vouched for by the anchor logs: {', '.join(vouched)}, each up to its "
+                       "last anchor (nothing was cut from them or deleted whole); what came "
+                       "after, the store alone shows"))
+    if unvouched:
+        print("NOT VOUCHED: nothing outside the store shows whether records were cut from "
+              "the end of these chains, or whole chains deleted:")
+        for writer, why in sorted(unvouched.items()):
+            print(terminal(f"  {writer}: {why}"))
+
+
+def _show_signed(first: int, last: int, checkpointed_to: int) -> None:
+    after = _unsigned(first, last, checkpointed_to)
+    if not checkpointed_to:
+        print(f"  signed checkpoint: none; all {after} records are covered by the "
+              "chain only")
+    elif after:
+        print(f"  signed checkpoint up to: {checkpointed_to}; the {after} "
+              "records after it are covered by the chain only")
+    else:
+        print(f"  signed checkpoint up to: {checkpointed_to} (every record)")
+
+
+def _unsigned(first: int, last: int, checkpointed_to: int) -> int:
+    """Records after the last signed checkpoint: only the chain vouches for them."""
+    return last - max(checkpointed_to, first - 1)
+
+
+def _problem_count(report: Report) -> str:
+    count = report.problem_count
+    noun = "problem" if count == 1 else "problems"
+    capped = count > len(report.problems)
+    return f"{count} {noun}" + (
+        f" (at most {report.listed_per_chain} are listed per chain)" if capped else "")
+
+
+def _verify_json(report: Report, where: str, key_id: str, logs: list[AnchorLog] | None,
+                 status: int) -> dict[str, Any]:
+    unvouched = report.unvouched()
+    return {
+        "store": where, "key_id": key_id, "intact": report.intact, "status": status,
+        "anchor_logs": [{"path": str(log.path), "identity": log.identity,
+                         "exists": log.exists, "statements": len(log.statements)}
+                        for log in logs or ()],
+        "chains": [{
+            "writer": c.writer, "records": c.records,
+            "first": c.first if c.records else None, "last": c.last if c.records else None,
+            "pruned_to": c.pruned_to, "checkpointed_to": c.checkpointed_to,
+            "unsigned": _unsigned(c.first, c.last, c.checkpointed_to) if c.records else 0,
+            "anchor": c.anchor,
+            "anchored_to": c.anchored_to if c.anchored_to >= 0 else None,
+            "anchored_us": c.anchored_us if c.anchored_to >= 0 else None,
+            "unvouched": unvouched.get(c.writer),
+        } for c in sorted(report.chains.values(), key=lambda c: c.writer)],
+        "checkpoints": report.checkpoints, "anchors": report.anchors,
+        "first_broken": [_problem_json(p) for p in report.first_broken().values()],
+        "problems": [_problem_json(p) for p in report.problems],
+    }
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    where = problem.writer if problem.seq is None else f"{problem.writer}:{problem.seq}"
+    return {"id": where, "writer": problem.writer, "seq": problem.seq, "what": problem.what}
+
+
+# -- search ------------------------------------------------------------------------------
+
+
+def _search(args: argparse.Namespace, config: config_module.Config) -> int:
+    from extproc.recording import store
+
+    since_us = _since_us(args.since, "--since") if args.since else None
+    limit = _positive(args.limit, "--limit")
+    with _store(config) as connection:
+        rows = store.search(connection, identity=args.identity, target=args.target,
+                            action=args.action, since_us=since_us, limit=limit)
+    if args.json:
+        for row in rows:
+            print(_row_json(row))
+        return 0
+    if not rows:
+        print("no records match")
+        return 0
+    table = [("TIME (UTC)", "RECORD", "IDENTITY", "TARGET", "REQUEST", "ACTION", "STATUS",
+              "RULES", "TRACE")]
+    for row in rows:
+        content = row.document()
+        request = content["request"]
+        rules = sorted({r for d in content.get("decisions", []) for r in d["rules"]})
+        table.append((
+            utc(row.started_us), row.id, row.identity or "-", row.target or "-",
+            cut(f"{request['method']} {request['path']}", _PATH_CHARS), row.action,
+            "-" if row.status is None else str(row.status),
+            cut(",".join(rules), _RULES_CHARS) or "-", row.trace_id))
+    print_table(table)
+    return 0
+
+
+def _row_json(row: Row) -> str:
+    """The record's content with its id, one line; the content's text is kept as stored
+    (exact: a body's big integers are not rounded through a parse), its control and
+    invisible characters as JSON escapes."""
+    return json_text(f'{{"id":{json.dumps(row.id)},{row.content[1:]}')
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
+    from extproc.recording import store
+
+    if (args.id is None) == (args.session is None):
+        raise Unusable("replay: give a record id or trace id, or --session SESSION")
+    with _store(config) as connection:
+        if args.session is not None:
+            rows = store.session(connection, args.session)
+            asked = f"session {args.session!r}"
+        else:
+            rows = store.by_id(connection, args.id)
+            asked = f"record or trace {args.id!r}"
+        where = connection.where
+    if not rows:
+        raise Unusable(f"no {asked} in {where}")
+    if args.json:
+        for row in rows:
+            print(_row_json(row))
+        return 0
+    if args.session is not None:
+        print(terminal(f"session {args.session}: {len(rows)} "
+                       f"{'exchange' if len(rows) == 1 else 'exchanges'}, oldest first"))
+    for row in rows:
+        print()
+        _show_exchange(row, row.document())
+    return 0
+
+
+def _show_exchange(row: Row, content: dict[str, Any]) -> None:
+    """One exchange as a timeline: who asked what, what was decided, what came back."""
+    target = content["target"] or {}
+    kind = "" if content["kind"] == "exchange" else f" ({content['kind']} record)"
+    print(terminal(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC  "
+                   f"target {target.get('name', '(none)')}"))
+    _field("who", _who(content["identity"]))
+    _field("trace", f"{content['trace_id']}  span {content['span_id']}  request id "
+                    f"{content['request_id'] or '-'}  session {content['session_id']}")
+    if "error" in content:  # a record the writer could not build whole (record.unbuildable)
+        request = content["request"]
+        _field("request", f"{request['method']} {request['path']}")
+        _field("error", content["error"])
+        return
+    if target:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(target["labels"].items()))
+        _field("target", f"{target['name']} ({target['protocol']}, "
+                         f"{target['environment']}{'; ' + labels if labels else ''})")
+    request = content["request"]
+    _field("request", f"{request['method']} {request['path']}{_query(request['query'])}")
+    if request["headers"]:
+        _field("", "headers: " + _excerpt(json.dumps(request["headers"], ensure_ascii=False)))
+    _field("", f"body: {_body(request['body'])}")
+    if content["meaning"]:
+        for key, value in content["meaning"].items():
+            _field("meaning", f"{key}: {_excerpt(json.dumps(value, ensure_ascii=False))}")
+            if key == "llm" and value and value.get("tool_calls"):
+                # What the model asked the agent to run, which the excerpt may cut.
+                _field("", "tool calls: " + _excerpt("; ".join(
+                    f"{call['name']}({call['arguments_text']})"
+                    for call in value["tool_calls"])))
+    for decision in content["decisions"]:
+        _field("decision", _decision(decision))
+    if not content["decisions"]:
+        _field("decision", "none (nothing was decided)")
+    _field("approval", "none" if content["approval"] is None
+           else json.dumps(content["approval"], ensure_ascii=False))
+    response = content["response"]
+    if response is None:
+        _field("response", "none from upstream")
+    else:
+        _show_response(response, content["decisions"])
+    _field("outcome", _outcome(content["outcome"]))
+    upstream = content["upstream_ms"]
+    _field("timings", f"total {content['duration_ms']} ms"
+                      + ("" if upstream is None else f", upstream {upstream} ms"))
+    masked = content["masked"]
+    _field("masked", ", ".join(f"{k} {n}" for k, n in masked.items()) if masked
+           else "nothing")
+
+
+def _show_response(response: dict[str, Any], decisions: list[dict[str, Any]]) -> None:
+    """The upstream's answer, and what the client got: the same body, masked as the
+    policy asked, unless a response decision refused it."""
+    refused = any(d["phase"] == "response" and d["action"] != "allow" for d in decisions)
+    if refused and "upstream_body" in response:
+        _field("response", f"{response['status']} from upstream, refused by tollgate")
+        upstream = response["upstream_body"]
+        read = upstream is not None or response["body_read"]
+        _field("", f"upstream sent: {_body(upstream) if read else 'not read by tollgate'}")
+        _field("", f"client got: {_body(response['body'])}")
+        return
+    _field("response", f"{response['status']}")
+    unread = response["body"] is None and not response["body_read"]
+    _field("", f"body: {_body(response['body'])}"
+               + (" (not read by tollgate, or refused)" if unread else ""))
+
+
+def _field(label: str, text: str) -> None:
+    """One line of an exchange: `text` (what agents sent, often) shown inert."""
+    print(f"  {label:<9} {terminal(text)}")
+
+
+def _who(identity: dict[str, Any] | None) -> str:
+    if not identity:
+        return "(no identity)"
+    if not identity.get("authenticated"):
+        return "anonymous (no verified token)"
+    details = [f"iss {identity.get('iss') or '-'}"]
+    if identity.get("groups"):
+        details.append(f"groups {', '.join(identity['groups'])}")
+    if identity.get("email"):
+        details.append(f"email {identity['email']}")
+    return f"{identity.get('sub')} ({'; '.join(details)})"
+
+
+def _query(query: dict[str, list[str]]) -> str:
+    if not query:
+        return ""
+    return "?" + "&".join(f"{k}={v}" for k, values in query.items() for v in values)
+
+
+def _body(body: dict[str, Any] | None) -> str:
+    if body is None:
+        return "none"
+    about = f"{body['media_type'] or 'no type'}, {body['size']} bytes"
+    if body["truncated"]:
+        about += f", cut in the record (whole: sha256 {body['sha256'][:16]}…)"
+    if body.get("encoding") == "binary":
+        return f"{about}, binary (sha256 {body['sha256'][:16]}…)"
+    value: Any = body.get("value")  # text, or a JSON value
+    text = value if body.get("encoding") == "text" else json.dumps(value, ensure_ascii=False)
+    return f"{about}: {_excerpt(text)}"
+
+
+def _decision(decision: dict[str, Any]) -> str:
+    parts = [f"{decision['phase']}: {decision['action']}"]
+    if decision["action"] != "allow":
+        parts.append(f"status {decision['status']}")
+    parts.append(f"rules {', '.join(decision['rules']) or '-'}")
+    if decision["reasons"]:
+        parts.append(f"reasons {'; '.join(map(str, decision['reasons']))}")
+    if decision.get("approvers"):
+        parts.append(f"approvers {', '.join(decision['approvers'])}")
+    if decision.get("hold_seconds"):
+        parts.append(f"hold {decision['hold_seconds']} s")
+    parts.append(f"policy {decision['policy_revision']}, {decision['duration_us']} µs")
+    return "  ".join(parts)
+
+
+def _outcome(outcome: dict[str, Any]) -> str:
+    text = f"{outcome['action']}, status {outcome['status'] or '-'}"
+    if outcome.get("refusal"):
+        text += f", refused by tollgate: {outcome['refusal']}"
+    if outcome.get("detail"):
+        text += f" ({outcome['detail']})"
+    if outcome.get("policy_error"):
+        text += f"; policy error: {outcome['policy_error']}"
+    if outcome.get("fail_open"):
+        text += " (failed open)"
+    return text
+
+
+# -- whatif ------------------------------------------------------------------------------
+
+
+def _whatif(args: argparse.Namespace, config: config_module.Config) -> int:
+    from extproc.policy import PolicyLoadError
+    from extproc.policy.embedded import EmbeddedEngine
+    from extproc.policy.sources import read_modules
+    from extproc.recording import store
+    from extproc.recording.whatif import whatif
+
+    since_us = _since_us(args.since, "--since")
+    examples = _positive(args.examples, "--examples", zero=True)
+    try:
+        engine = EmbeddedEngine(read_modules(args.policies), config.policy.query)
+    except PolicyLoadError as exc:
+        raise Unusable(f"--policies {args.policies}: {exc}") from None
+    with _store(config) as connection:
+        rows = (row for row in store.since(connection, since_us)
+                if args.target is None or row.target == args.target)
+        report = whatif(rows, engine, examples)
+    scope = f"the last {args.since}" + (f", target {args.target}" if args.target else "")
+    if args.json:
+        print(json_text(json.dumps({"policies": str(args.policies), "since": args.since,
+                                    "target": args.target, **report.as_json()},
+                                   ensure_ascii=False)))
+    else:
+        _show_whatif(report, args.policies, scope)
+    return 0
+
+
+def _show_whatif(report: WhatIf, policies: Path, scope: str) -> None:
+    print(f"what-if: the policies in {policies} (revision {report.revision}) on the "
+          f"records of {scope}")
+    print("note: records hold bodies masked, and cut past recording.max_body_bytes (older "
+          "records lack a refused response's body); a decision that depends on a masked "
+          "or cut value may differ. Decisions missing part of a body count as "
+          "approximate.")
+    print(f"\nrecords re-evaluated: {report.records}; decisions: {report.decisions}")
+    if report.duplicates:
+        print(f"  ({report.duplicates} strict decision records skipped: their "
+              "exchange's record holds the same decision)")
+    print(f"unchanged: {report.unchanged}")
+    print(f"changed: {report.changed} ({report.approximate_changed} of them approximate)")
+    print(f"approximate: {report.approximate} of the decisions")
+    print(f"policy errors: {report.policy_errors} (the candidate could not answer)")
+    if report.actions:
+        print("\nactions (recorded -> candidate):")
+        for (old, new), tally in sorted(report.actions.items(),
+                                        key=lambda item: -item[1].count):
+            _show_tally(f"{old} -> {new}", tally)
+    for title, tallies in (("rules that newly fire", report.fired),
+                           ("rules that no longer fire", report.quiet)):
+        if tallies:
+            print(f"\n{title}:")
+            for rule, tally in sorted(tallies.items(), key=lambda item: -item[1].count):
+                _show_tally(rule, tally)
+
+
+def _show_tally(label: str, tally: Tally) -> None:
+    print(terminal(f"  {label}: {tally.count}"))
+    for example in tally.examples:
+        print(f"    {terminal(str(example))}")
+
+
+# -- prune -------------------------------------------------------------------------------
+
+
+def _prune(args: argparse.Namespace, config: config_module.Config) -> int:
+    from extproc.recording import store
+
+    cutoff_us = _since_us(args.older_than, "--older-than")
+    signer = _signer(config)
+    with _store(config) as connection:
+        deleted = store.prune(connection, signer, cutoff_us)
+    before = f"older than {args.older_than} (started before {utc(cutoff_us)} UTC)"
+    if not deleted:
+        print(f"no records {before}")
+        return 0
+    print(f"pruned {sum(deleted.values())} records {before}; each chain keeps a signed "
+          "prune statement:")
+    for writer, count in sorted(deleted.items()):
+        print(f"  {writer}: {count}")
+    return 0
+
+
+# -- shared ------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> config_module.Config:
+    try:
+        return config_module.load(path)
+    except config_module.ConfigError as exc:
+        raise Unusable(str(exc)) from None
+
+
+@contextmanager
+def _store(config: config_module.Config) -> Iterator[Connection]:
+    """The config's store, opened without creating or migrating anything: an audit
+    command never makes an empty store where a misspelled path points, and can read a
+    read-only replica."""
+    from extproc.store import StoreError, connect
+
+    url = config.store_url
+    path = Path(url.removeprefix("sqlite:///"))
+    if url.startswith("sqlite:///") and not path.is_file():
+        raise Unusable(f"{path}: no such store (store.url in {config.source})")
+    try:
+        connection = connect(url, migrate=False)
+    except StoreError as exc:
+        raise Unusable(str(exc)) from None
+    try:
+        _check_tables(connection)
+        yield connection
+    except StoreError as exc:
+        raise Unusable(str(exc)) from None
+    finally:
+        connection.close()
+
+
+def _check_tables(connection: Connection) -> None:
+    """The store holds an audit record this tollgate can read."""
+    from extproc.store import StoreError
+    from extproc.store.schema import MIGRATIONS
+
+    try:
+        found = connection.execute(
+            "SELECT version FROM tollgate_schema WHERE component = ?", ("recording",))
+    except StoreError:
+        found = []
+    if not found:
+        raise Unusable(f"{connection.where}: no audit record in this store (no tollgate "
+                       "recording tables)")
+    known = len(MIGRATIONS["recording"])
+    if found[0][0] > known:
+        raise Unusable(f"{connection.where}: its recording tables are at version "
+                       f"{found[0][0]}, newer than this tollgate knows ({known}); upgrade "
+                       "tollgate")
+
+
+def _since_us(text: str, flag: str) -> int:
+    """The moment `text` (30m, 1h, 7d, 2w, 1d12h) before now, in µs since the epoch."""
+    seconds = parse_duration(text, flag, "30m, 1h, 7d or 1d12h")
+    return int((time.time() - seconds) * 1_000_000)
+
+
+def _positive(text: str, flag: str, zero: bool = False) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < (0 if zero else 1):
+        raise Unusable(f"{flag}: expected a whole number {'>= 0' if zero else '> 0'}, "
+                       f"got {text!r}")
+    return value
+
+
+def _excerpt(text: str) -> str:
+    """Text on one line, cut to `_BODY_CHARS`, saying how much more there is."""
+    flat = " ".join(text.split())
+    if len(flat) <= _BODY_CHARS:
+        return flat
+    return f"{flat[:_BODY_CHARS]}… (+{len(flat) - _BODY_CHARS} chars; whole with --json)"
+
+
+_COMMANDS = {
+    "verify": _verify, "public-key": _public_key, "search": _search, "replay": _replay,
+    "whatif": _whatif, "prune": _prune,
+}

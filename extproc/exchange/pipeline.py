@@ -1,0 +1,222 @@
+"""The steps every exchange takes, whatever protocol carried it.
+
+    open ─► admit ─► interpret ─► decide ─► [hold] ─► forward ─► decide the response ─► record
+
+A front (extproc/http/front.py for Envoy's HTTP ext_proc) reads its wire and calls
+these in order; the pipeline decides, holds, injects credentials and records, and
+raises BadInput for anything it will not pass. It fails closed: a policy engine that
+cannot answer denies (unless the target fails open), a mask that cannot be applied
+denies, an approvals store that cannot answer refuses the hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from extproc.approvals.hold import bound_to
+from extproc.config import Config, Target
+from extproc.credentials import Injection
+from extproc.exchange.ports import Credentials, Holds, Recorder
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Exchange, approved
+from extproc.identity import identity_of, refusal, span_attributes
+from extproc.interpret import Interpreter, interpreter_for
+from extproc.masking import Masker
+from extproc.masking.policy_mask import MaskError, spec_of
+from extproc.policy import Decision, PolicyEngine, PolicyError
+from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR
+from extproc.policy.input import InputEncoder
+from extproc.recording import Evidence
+from extproc.store import StoreError
+from extproc.telemetry import Telemetry, span_id_of, trace_id_of
+
+log = logging.getLogger("tollgate.exchange")
+
+# Above this, a request's meaning is read on a worker thread: parsing 100 KiB of SQL
+# takes tens to hundreds of ms, which must not stall every other exchange's messages.
+_INLINE_SIZE = 16 * 1024
+_T = TypeVar("_T")
+
+
+async def off_loop(size: int, read: Callable[..., _T], *args: Any) -> _T:
+    """`read(*args)`, on a worker thread when it reads more than _INLINE_SIZE bytes: a
+    model's answer of a megabyte of command lines can take over a second to read."""
+    if size <= _INLINE_SIZE:
+        return read(*args)
+    return await asyncio.to_thread(read, *args)
+
+
+class Pipeline:
+    """What one process holds for every exchange: the engine, the stores, and per target
+    its interpreter and policy input encoder (built once, at start)."""
+
+    def __init__(
+        self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
+        credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
+    ) -> None:
+        self.masker, self.recorder = masker, recorder
+        self.record_limit = config.recording.max_body_bytes
+        self._engine, self._telemetry = engine, telemetry
+        self._credentials, self._holds = credentials, holds
+        self._identity = config.identity
+        self._by_route = {t.match.route: t for t in config.targets if t.match.route}
+        self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
+        self._interpreters: dict[str, Interpreter | None] = {
+            t.name: interpreter_for(t) for t in config.targets}
+        self._encoders = {
+            t.name: InputEncoder(t, getattr(self._interpreters[t.name], "key", None))
+            for t in config.targets
+        }
+
+    def target_for(self, route: str | None, cluster: str | None) -> Target | None:
+        """The target a request is routed to, by Envoy's route name, else its cluster's."""
+        return self._by_route.get(route or "") or self._by_cluster.get(cluster or "")
+
+    def open(self, name: str, headers: dict[str, str], attributes: dict[str, Any],
+             target: Target | None, claims: dict[str, Any] | None) -> Exchange:
+        """The exchange's state and span: who acts (from the claims the front verified),
+        to which target. Nothing is refused yet: `admit` does that, under the span."""
+        identity = identity_of(claims, self._identity)
+        span = self._telemetry.start_exchange(name, headers,
+                                              {**attributes, **span_attributes(identity)})
+        trace_id = trace_id_of(span)
+        evidence = Evidence("exchange", time.time(), trace_id, span_id_of(span), headers,
+                            identity, target)
+        exchange = Exchange(span, trace_id, evidence, self.record_limit, identity, target,
+                            claims=claims)
+        if target is not None:
+            exchange.interpreter = self._interpreters[target.name]
+            exchange.encoder = self._encoders[target.name]
+            evidence.meaning_key = getattr(exchange.interpreter, "key", None)
+        return exchange
+
+    @staticmethod
+    def admit(exchange: Exchange, detail: str) -> Target:
+        """The exchange's target, when it has one and a verified identity may use it;
+        else BadInput. `detail` says how the front looked for the target."""
+        target = exchange.target
+        if target is None:
+            raise BadInput(404, "unknown_target", f"no target matches {detail}")
+        # No token: Envoy's jwt_authn refuses it first, and reaching here means a route
+        # without the filter's requirement: refuse rather than trust it.
+        unidentified = refusal(exchange.claims, exchange.identity, target.name,
+                               target.anonymous)
+        if unidentified is not None:
+            raise BadInput(401, "unauthenticated", unidentified)
+        return target
+
+    async def interpret(self, exchange: Exchange, size: int) -> None:
+        """What the request means (`size`: the bytes its interpreter reads)."""
+        if exchange.interpreter is not None:
+            exchange.interpret(
+                await off_loop(size, exchange.interpreter.request, exchange.request))
+
+    async def decide(self, exchange: Exchange, phase: str) -> Decision:
+        """Ask the policy; an engine that cannot answer denies, unless the target fails open."""
+        target = exchange.target
+        assert target is not None
+        started = time.perf_counter()
+        try:
+            decision = await self._engine.decide(exchange.policy_input(phase))
+            if decision.action == "allow" and decision.masks_anything:
+                spec_of([decision.mask])  # a detector or strategy that exists nowhere
+        except (PolicyError, MaskError) as exc:
+            fail_open = target.fail_mode == "open"
+            log.error("trace %s: policy error on target %s (%s): %s", exchange.trace_id,
+                      target.name, "failing open" if fail_open else "refused", exc)
+            decision = replace(POLICY_ERROR, action="allow") if fail_open else POLICY_ERROR
+            exchange.outcome["tollgate.policy.error"] = str(exc)
+            if fail_open:
+                exchange.outcome["tollgate.fail_open"] = True
+        if (decision.action in ("allow", "hold") and decision.masks_anything
+                and exchange.response_mode != "body"):
+            # Nothing would be masked: letting the data through would leak what the
+            # policy asked to hide (a hold too: nobody need be asked to approve it).
+            decision = Decision(action="deny", reasons=(_unmaskable(exchange),),
+                                rules=(*decision.rules, "tollgate.mask_unavailable"))
+        elif decision.action == "hold" and phase != "request":
+            decision = _held_again(exchange, decision)
+        exchange.decided(phase, decision, self._engine.revision,
+                         int((time.perf_counter() - started) * 1e6))
+        return decision
+
+    async def hold(self, exchange: Exchange, held: Decision) -> AsyncIterator[int]:
+        """Wait for a human: pass on a grant that covers this request, else wait on its
+        approval up to `hold_seconds`, first yielding how long, for the front to tell its
+        peer to wait as long. Ends with the settled decision as `exchange.decision`: an
+        allow on approval; else a refusal naming the approval (raised as BadInput)."""
+        holds = self._holds
+        bound = bound_to(exchange.evidence)
+        try:
+            approval = await holds.granted(bound, held, exchange.evidence)
+            via, passes = "grant", approval is not None
+            if approval is None:
+                approval = await holds.ask(bound, held, exchange.evidence)
+                via, seconds = "hold", holds.seconds(held)
+                exchange.approval_event(approval, via, seconds)
+                yield seconds
+                approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
+        except StoreError as exc:
+            raise BadInput(503, "approvals_unavailable", "this request needs an approval, "
+                           f"and the approvals store cannot answer: {exc}") from None
+        exchange.approval_event(approval, via)
+        if not passes:
+            raise approval_refusal(approval, holds.approve_url(approval))
+        exchange.approved(approval)
+
+    async def forward(self, exchange: Exchange) -> Injection:
+        """An allowed request goes upstream: with the target's credential, never the
+        client's; a strict target's decision is durable in the record first."""
+        target = exchange.target
+        assert target is not None
+        if target.record == "strict":
+            await self.recorder.commit(exchange.strict_record(), exchange.who)
+        return self._credentials.injection(target.name)
+
+
+
+def approval_refusal(approval: Any, approve_url: str | None) -> BadInput:
+    """A held request's refusal: which approval, where it stands, where to decide it.
+    A retry of the same request passes once it is approved."""
+    state = approval.state()
+    if state == "denied":
+        message = (f"approval {approval.id} was denied by {approval.decided_by}"
+                   + (f": {approval.reason}" if approval.reason else ""))
+    elif state == "pending":
+        message = (f"this request needs an approval by {', '.join(approval.approvers)}; "
+                   f"approval {approval.id} is pending: retry once it is approved")
+    elif state == "used":
+        message = (f"approval {approval.id} let another request like this one through, "
+                   "once; a retry asks anew")
+    else:
+        message = f"approval {approval.id} expired undecided; a retry asks anew"
+    details = {"approval_id": approval.id, "status": state, "approve_url": approve_url,
+               "reasons": list(approval.reasons), "rules": list(approval.rules)}
+    if state == "denied":
+        return BadInput(403, "approval_denied", message, details=details)
+    return BadInput(403, "approval_required", message, details=details, action="hold")
+
+
+def _held_again(exchange: Exchange, held: Decision) -> Decision:
+    """A hold after the request went upstream (the policy holds its response too): the
+    approval its request got covers the whole exchange; without one there is nothing
+    left to hold, the upstream having acted, and the response is refused."""
+    if exchange.approval is not None:
+        return approved(held, exchange.approval)
+    return Decision(action="deny", reasons=("a response cannot be held for approval",
+                                            *held.reasons),
+                    rules=(*held.rules, HOLD_TOO_LATE), status=held.status)
+
+
+def _unmaskable(exchange: Exchange) -> str:
+    target = exchange.target
+    assert target is not None
+    if exchange.response_mode != "none" or target.inspect.response != "body":
+        return (f"masking requested, but target {target.name} does not inspect "
+                "response bodies (inspect.response: body)")
+    return "masking requested, but an upgraded connection (WebSocket, SPDY) cannot be masked"

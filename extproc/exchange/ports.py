@@ -1,0 +1,66 @@
+"""What the exchange pipeline needs from the rest of tollgate, as Protocols.
+
+The pipeline is written against these, not against the SQLite/PostgreSQL-backed
+classes, so a unit test can drive it with the in-memory fakes in tests/support/fakes.py.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from extproc.approvals.model import Approval
+from extproc.credentials import Injection
+from extproc.policy import Decision
+from extproc.recording import Evidence
+
+
+class Recorder(Protocol):
+    """The audit record's writer (recording/writer.py)."""
+
+    def admit(self, who: str | None = None) -> None:
+        """Take a place in the record's queue, or raise RecordingUnavailable (full,
+        failed) or RecordingQuota (`who` holds its whole share): what cannot be recorded
+        does not pass."""
+        ...
+
+    def submit(self, evidence: Evidence, who: str | None = None) -> None:
+        """Hand over an admitted exchange's evidence; never blocks, never fails."""
+        ...
+
+    async def commit(self, evidence: Evidence, who: str | None = None) -> None:
+        """Write `evidence` and wait until it is durable (a strict target's decision)."""
+        ...
+
+
+class Holds(Protocol):
+    """Holding requests for a human (approvals/hold.py)."""
+
+    def seconds(self, decision: Decision) -> int:
+        """How long a held request waits in-stream."""
+        ...
+
+    async def granted(self, bound: str, decision: Decision,
+                      evidence: Evidence) -> Approval | None:
+        """A grant that lets this request through now."""
+        ...
+
+    async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
+        """The approval this request waits for (approvers are notified of a new one)."""
+        ...
+
+    async def settle(self, approval: Approval, seconds: int,
+                     trace_id: str) -> tuple[Approval, bool]:
+        """Wait for `approval` to be decided; it as it then stands, and whether it passes."""
+        ...
+
+    def approve_url(self, approval: Approval) -> str | None:
+        """Where an approver decides it."""
+        ...
+
+
+class Credentials(Protocol):
+    """The targets' own credentials (credentials.py)."""
+
+    def injection(self, target: str) -> Injection:
+        """What an allowed request to `target` goes upstream with."""
+        ...

@@ -1,0 +1,203 @@
+"""The HTTP front: Envoy's ext_proc stream turned into calls on the exchange pipeline.
+
+    request headers ─► [request body] ─► interpret ─► decide ─► [hold] ─► forward
+        ─► [response headers ─► response body, by the response handler]
+
+One gRPC stream is one exchange. Envoy is asked only for the phases the target needs
+(`mode_override` on the first answer), and the stream ends as soon as nothing more is
+needed: a GET to a target that does not read responses costs one message each way.
+Everything Envoy-specific stays here and in wire.py; the pipeline below sees
+plain values, and every refusal is an answer in the protocol's shape, with the trace id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
+from opentelemetry.trace import Status, StatusCode
+
+from extproc.config import Config
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.ports import Credentials, Holds, Recorder
+from extproc.exchange.recorded import recorded
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Answer, Exchange
+from extproc.http import wire
+from extproc.http.body_masking import mask_body
+from extproc.http.message import (
+    check_declared_length,
+    decode_request_body,
+    policy_headers,
+    request_view,
+)
+from extproc.http.responses import handler_for
+from extproc.masking import Masker
+from extproc.policy import PolicyEngine
+from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
+from extproc.telemetry import Telemetry
+
+log = logging.getLogger("tollgate.exchange")
+
+# Envoy waits this much longer than a hold, so the hold's own answer comes first.
+_HOLD_MARGIN = 5
+
+
+class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
+    def __init__(
+        self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
+        credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
+    ) -> None:
+        self._pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder,
+                                  holds)
+        self._payload_key = config.identity.payload_key
+        # A client's copy of a target's credential header reaches policies hashed too.
+        self._sensitive = tuple(dict.fromkeys([
+            *config.policy.sensitive_headers,
+            *(t.credential.header_name for t in config.targets if t.credential),
+        ]))
+
+    async def Process(
+        self, requests: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ProcessingResponse]:
+        messages = wire.Messages(requests)
+        first = await messages.first()
+        if first is None:
+            return
+        if first.WhichOneof("request") != "request_headers":
+            log.error("stream opened with %s, not request headers", first.WhichOneof("request"))
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "expected request headers")
+        headers = wire.headers_of(first.request_headers)
+        route = wire.attribute(first, "xds.route_name")
+        cluster = wire.attribute(first, "xds.cluster_name")
+        target = self._pipeline.target_for(route, cluster)
+        exchange = self._pipeline.open(
+            f"tollgate {headers.get(':method', '')} {target.name if target else 'unknown'}",
+            headers, _request_attributes(headers, target.name if target else "unknown"),
+            target, wire.jwt_claims(first, self._payload_key))
+        with recorded(self._pipeline.recorder, exchange.who, exchange.finish) as admit:
+            try:
+                # A place in the record's queue first: what cannot be recorded does not pass.
+                admit()
+                self._pipeline.admit(exchange, f"route {route!r} or cluster {cluster!r}")
+                async for answer in self._exchange(exchange, first, messages):
+                    yield answer
+            except Exception as exc:  # every failure is answered: fail closed
+                refused = _refusal(exchange, exc)
+                if refused is not None:
+                    yield wire.refusal(refused)
+
+    async def _exchange(self, exchange: Exchange, first: ProcessingRequest,
+                        messages: wire.Messages) -> AsyncIterator[ProcessingResponse]:
+        pipeline, headers = self._pipeline, exchange.evidence.headers
+        target = exchange.target
+        assert target is not None
+        exchange.request = exchange.evidence.request = request_view(headers, self._sensitive)
+        # A WebSocket or SPDY upgrade (kubectl exec) makes the stream a tunnel: it is
+        # decided on its headers, and its bytes pass unbuffered and unread (what the
+        # session runs is in the request line, which the policy saw).
+        tunnel = "upgrade" in headers
+        has_body = not first.request_headers.end_of_stream
+        wants_body = target.inspect.request_body and has_body and not tunnel
+        exchange.response_mode = "none" if tunnel else target.inspect.response
+        handler = handler_for(exchange)
+        mode = wire.processing_mode(wants_body if has_body else None,
+                                    handler.mode if handler else "none")
+        body = b""
+        if wants_body:
+            check_declared_length(headers, target.inspect.max_body_bytes)
+            yield wire.continue_request_headers(exchange.trace_id, mode)
+            body = await messages.request_body()
+            exchange.evidence.request_body = BodyCapture.of(body, exchange.record_limit)
+            exchange.request["body"] = decode_request_body(headers, body)
+        await pipeline.interpret(exchange, len(body) + len(headers.get(":path", "")))
+
+        decision = await pipeline.decide(exchange, "request")
+        if decision.action == "hold":  # waits here for a human (or a grant)
+            async for seconds in pipeline.hold(exchange, decision):
+                yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
+        if exchange.decision.action != "allow":
+            yield wire.refusal(exchange.deny(exchange.decision))
+            return
+        # Allowed: an LLM's prompt is masked when the policy asks; the record keeps the
+        # body as it went upstream.
+        prompt = self._masked_prompt(exchange, body) if wants_body else None
+        if prompt is not None:
+            exchange.evidence.request_body = BodyCapture.of(prompt, exchange.record_limit)
+        injection = await pipeline.forward(exchange)
+        forwarded = time.perf_counter()
+        reads_body = handler is not None and handler.mode != "headers"
+        # The upstream continues tollgate's span, not the agent's.
+        traceparent = wire.traceparent(exchange.trace_id, exchange.evidence.span_id)
+        if wants_body:
+            yield wire.continue_request_body(injection, prompt, reads_body, traceparent)
+        else:
+            yield wire.continue_request_headers(exchange.trace_id, mode, injection, reads_body,
+                                                traceparent)
+        if handler is None:
+            return
+
+        reply = await messages.expect("response_headers")
+        response_headers = wire.headers_of(reply.response_headers)
+        exchange.responded(int(response_headers.get(":status", "0") or 0),
+                           policy_headers(response_headers, self._sensitive),
+                           response_headers.get("content-type", ""),
+                           (time.perf_counter() - forwarded) * 1000)
+        response = wire.EnvoyResponse(messages, response_headers,
+                                      reply.response_headers.end_of_stream)
+        async for answer in handler.run(pipeline, exchange, response):
+            yield answer
+
+    def _masked_prompt(self, exchange: Exchange, body: bytes) -> bytes | None:
+        """An LLM target's request body masked as the policy asks (None: unchanged)."""
+        target, request, mask = exchange.target, exchange.request, exchange.mask
+        if target is None or target.protocol != "llm" or request is None or mask is None:
+            return None
+        content_type = request["headers"].get("content-type", "")
+        masked, counts = mask_body(self._pipeline.masker, mask, content_type, body)
+        if not counts:
+            return None
+        exchange.record_masking(counts, "request")
+        return masked
+
+
+def _refusal(exchange: Exchange, exc: Exception) -> Answer | None:
+    """What an exchange that failed answers (None: nobody is left to answer)."""
+    trace_id = exchange.trace_id
+    if isinstance(exc, wire.StreamEnded):
+        # The client went away, or Envoy refused the body itself (over its buffer limit).
+        exchange.outcome["tollgate.outcome"] = "stream_ended"
+        return None
+    if isinstance(exc, RecordingQuota):
+        return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
+    if isinstance(exc, RecordingUnavailable):
+        log.error("trace %s: refused: %s", trace_id, exc)
+        return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
+    if isinstance(exc, BadInput):
+        return exchange.refuse(exc)
+    if isinstance(exc, wire.OutOfOrder):
+        log.error("trace %s: %s", trace_id, exc)
+        return exchange.refuse(BadInput(500, "internal_error", str(exc)))
+    log.error("trace %s: exchange failed", trace_id, exc_info=exc)
+    exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
+    return exchange.refuse(BadInput(500, "internal_error",
+                                    "tollgate could not process this request"))
+
+
+def _request_attributes(headers: dict[str, str], target: str) -> dict[str, Any]:
+    """The span's attributes known from the request headers (HTTP semantic conventions)."""
+    return {
+        "http.request.method": headers.get(":method", ""),
+        "url.path": headers.get(":path", "").partition("?")[0],
+        "url.scheme": headers.get(":scheme", ""),
+        "server.address": headers.get(":authority", ""),
+        "user_agent.original": headers.get("user-agent", ""),
+        # Envoy's request id: what joins Envoy's own refusals (its 413) to this span.
+        "tollgate.request_id": headers.get("x-request-id", ""),
+        "tollgate.target": target,
+    }

@@ -1,0 +1,221 @@
+"""What tollgate does with an HTTP response, chosen when the request is decided.
+
+A handler reads the response through a `ResponseWire` (the front's side of it: Envoy's
+in wire.EnvoyResponse, a list in the unit tests), decides on it with the pipeline,
+masks it, and yields the front's answers. Which handler, and so which phases the front
+asks its peer for, is known from the request: headers only, the body (buffered, or
+masked as it streams when it is an event stream), or a model's answer read as it
+streams (interpret/llm_answer.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Literal, Protocol, TypeVar
+
+from extproc.config import Inspect, Target
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Answer, Exchange
+from extproc.http.body_masking import ByteStream, is_event_stream, mask_body
+from extproc.http.message import content_encoding, decode_response_body, decoded_content
+
+Out = TypeVar("Out")
+Out_co = TypeVar("Out_co", covariant=True)
+
+
+class ResponseWire(Protocol[Out_co]):
+    """A front's side of a response: its headers and body as they arrive, and the answers
+    a handler gives (each an `Out`, the front's own message)."""
+
+    headers: dict[str, str]
+    ends: bool  # the headers ended the response: there is no body
+
+    async def body(self) -> bytes:
+        """The body, buffered whole by the peer (after `proceed`)."""
+        ...
+
+    async def chunk(self) -> tuple[bytes, bool]:
+        """The next piece of a body streamed to tollgate, and whether it is the last."""
+        ...
+
+    def proceed(self) -> Out_co:
+        """The headers go on unchanged (a buffered body, if asked for, comes next)."""
+        ...
+
+    def keep_body(self) -> Out_co:
+        """The buffered body goes on unchanged."""
+        ...
+
+    def replace_body(self, body: bytes) -> Out_co:
+        """The buffered body goes on as `body` (masked), with consistent headers."""
+        ...
+
+    def pass_unread(self) -> Out_co:
+        """The headers go on and the body flows past tollgate, unread."""
+        ...
+
+    def stream_through(self) -> Out_co:
+        """The headers go on; the body is streamed to tollgate piece by piece."""
+        ...
+
+    def send_headers(self, length: int | None) -> Out_co:
+        """Headers held while reading a streamed body go on, ahead of the body tollgate
+        sends itself (`length`: its length when known, else chunked)."""
+        ...
+
+    def send(self, data: bytes, last: bool) -> Iterable[Out_co]:
+        """A piece of the body as the client gets it."""
+        ...
+
+    def refuse(self, answer: Answer) -> Out_co:
+        """tollgate's answer instead of the response."""
+        ...
+
+
+Mode = Literal["headers", "body", "duplex"]
+
+
+class ResponseHandler(Protocol):
+    mode: Mode
+    """What the front asks its peer for: the response headers; the body too (buffered,
+    or streamed on request); or the body streamed while the headers wait (duplex)."""
+
+    def run(self, pipeline: Pipeline, exchange: Exchange,
+            response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        ...
+
+
+def handler_for(exchange: Exchange) -> ResponseHandler | None:
+    """The handler of this request's response, from what the target inspects and what the
+    interpreter knows of the request (None: the response is not read at all)."""
+    if exchange.response_mode == "none":
+        return None
+    if exchange.response_mode == "headers":
+        return HEADERS
+    if exchange.interpreter is not None and exchange.request is not None:
+        answer = exchange.interpreter.response_handler(exchange.request)
+        if answer is not None:
+            return answer
+    return BODY
+
+
+class Headers:
+    """Decided on the status and headers alone."""
+
+    mode: Mode = "headers"
+
+    async def run(self, pipeline: Pipeline, exchange: Exchange,
+                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        decision = await pipeline.decide(exchange, "response")
+        if decision.action != "allow":
+            yield response.refuse(exchange.refuse_response(decision))
+            return
+        yield response.proceed()
+
+
+class Body:
+    """The body read whole (buffered by the peer), decided on and masked; an event stream
+    is decided on its headers and masked as it flows instead."""
+
+    mode: Mode = "body"
+
+    async def run(self, pipeline: Pipeline, exchange: Exchange,
+                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        if response.ends:
+            handled = HEADERS.run(pipeline, exchange, response)
+        elif is_event_stream(response.headers):
+            handled = _event_stream(pipeline, exchange, response)
+        else:
+            handled = _buffered(pipeline, exchange, response)
+        async for answer in handled:
+            yield answer
+
+
+HEADERS, BODY = Headers(), Body()
+
+
+async def _buffered(pipeline: Pipeline, exchange: Exchange,
+                    response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    target, headers = exchange.target, response.headers
+    assert target is not None and exchange.response is not None
+    yield response.proceed()
+    raw = await response.body()
+    content = readable(target, headers, raw)
+    received = raw if content is None else content  # as read, decompressed if it can be
+    if content is not None:
+        exchange.response["body"] = decode_response_body(headers, content)
+    decision = await pipeline.decide(exchange, "response")
+    if decision.action != "allow":
+        yield response.refuse(exchange.refuse_response(decision, received))
+        return
+    if content is not None and exchange.mask is not None:
+        masked, counts = mask_body(
+            pipeline.masker, exchange.mask, headers.get("content-type", ""), content)
+        exchange.record_masking(counts)
+        exchange.delivered(masked)
+        yield response.replace_body(masked)
+        return
+    exchange.delivered(received)
+    yield response.keep_body()
+
+
+async def _event_stream(pipeline: Pipeline, exchange: Exchange,
+                        response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    """A stream, decided on its headers, masked chunk by chunk with a held-back tail (so
+    a secret cut between chunks is still caught), released as it comes: no whole-stream
+    buffer."""
+    decision = await pipeline.decide(exchange, "response")
+    if decision.action != "allow":
+        yield response.refuse(exchange.refuse_response(decision))
+        return
+    target, spec = exchange.target, exchange.mask
+    assert target is not None
+    readable_encoding = content_encoding(response.headers) == "identity"
+    if spec is None or (not readable_encoding and target.inspect.unreadable_encoding == "pass"):
+        yield response.pass_unread()  # nothing to mask: it flows past tollgate
+        return
+    if not readable_encoding:
+        raise BadInput(502, "unreadable_encoding",
+                       "a compressed event stream cannot be masked as it flows; it is refused")
+    yield response.stream_through()
+    stream = ByteStream(pipeline.masker, spec, events=True)
+    delivered = exchange.delivering()
+    ends = False
+    while not ends:
+        data, ends = await response.chunk()
+        released = stream.feed(data)
+        if ends:
+            released += stream.finish()
+            exchange.record_masking(stream.counts)
+        delivered.add(released)
+        for answer in response.send(released, ends):
+            yield answer
+
+
+def readable(target: Target, headers: dict[str, str], raw: bytes) -> bytes | None:
+    """The response body decompressed; None when the target lets an encoding tollgate
+    cannot read pass unread (`inspect.unreadable_encoding: pass`)."""
+    try:
+        return decoded_content(headers, raw, target.inspect.max_body_bytes)
+    except BadInput as bad:
+        if bad.error == "unreadable_encoding" and target.inspect.unreadable_encoding == "pass":
+            return None
+        raise
+
+
+async def gathered(response: ResponseWire[Out], inspect: Inspect) -> bytes:
+    """A streamed body gathered whole, at most `inspect.max_body_bytes`."""
+    parts: list[bytes] = []
+    size, ends = 0, False
+    while not ends:
+        chunk, ends = await response.chunk()
+        size += len(chunk)
+        if size > inspect.max_body_bytes:
+            raise BadInput(
+                502, "response_too_large",
+                f"the upstream's answer exceeds this target's limit of {inspect.max_body_bytes} "
+                "bytes",
+            )
+        parts.append(chunk)
+    return b"".join(parts)

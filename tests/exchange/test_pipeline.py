@@ -1,0 +1,160 @@
+"""The exchange pipeline on its own: no gRPC, no Envoy, no stores (tests/support/fakes.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from extproc import config
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.recorded import recorded
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Exchange
+from extproc.masking import Masker
+from extproc.policy.decision import APPROVED
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.recording import RecordingUnavailable
+from extproc.telemetry import Telemetry
+from tests.support.fakes import MemoryHolds, MemoryRecorder, StaticCredentials, approval
+
+# Holds every request; in the response phase, says who approved it (input.approval).
+HOLD_THEN_NAME_THE_APPROVER = """package tollgate
+import rego.v1
+decision := {"action": "hold", "approvers": ["group:dba"], "reasons": ["dba"],
+             "rules": ["t.hold"]} if input.phase == "request"
+decision := {"action": "allow", "rules": ["t.response"],
+             "reasons": [sprintf("%s approved it, %s", [input.approval.decided_by,
+                                                        input.approval.grant])]} if {
+    input.phase == "response"
+    input.approval.status == "used"
+}
+decision := {"action": "deny", "rules": ["t.unapproved"], "reasons": ["no approval"]} if {
+    input.phase == "response"
+    input.approval == null
+}
+"""
+
+
+def pipeline(policy: str, recorder: MemoryRecorder | None = None,
+             holds: MemoryHolds | None = None, **target: Any,
+             ) -> tuple[Pipeline, InMemorySpanExporter]:
+    cfg = config.parse({"targets": [{"name": "demo", "match": {"route": "demo"}, **target}]})
+    spans = InMemorySpanExporter()
+    return Pipeline(
+        cfg, EmbeddedEngine([("p.rego", policy)], "data.tollgate.decision"),
+        Telemetry(cfg.telemetry, spans), StaticCredentials(), Masker(b"k" * 32),
+        recorder or MemoryRecorder(), holds or MemoryHolds(),
+    ), spans
+
+
+def opened(pipe: Pipeline) -> Exchange:
+    exchange = pipe.open("tollgate GET demo", {":method": "GET", ":path": "/rows"}, {},
+                         pipe.target_for("demo", None), {"sub": "agent", "groups": []})
+    exchange.request = {"method": "GET", "path": "/rows", "query": {}, "headers": {},
+                        "body": None}
+    return exchange
+
+
+async def held_through(pipe: Pipeline, exchange: Exchange) -> list[int]:
+    """The seconds a hold tells the front to wait, once settled."""
+    decision = await pipe.decide(exchange, "request")
+    assert decision.action == "hold"
+    return [seconds async for seconds in pipe.hold(exchange, decision)]
+
+
+async def test_a_decision_is_written_once_to_the_span_its_attributes_and_the_record() -> None:
+    pipe, spans = pipeline('package tollgate\ndecision := {"action": "allow", "rules": ["r"]}')
+    exchange = opened(pipe)
+    await pipe.decide(exchange, "request")
+    evidence = exchange.finish()
+    [span] = spans.get_finished_spans()
+    [event] = [e for e in span.events if e.name == "tollgate.decision"]
+    assert event.attributes["tollgate.decision.action"] == "allow"
+    assert span.attributes["tollgate.decision.rules"] == ("r",)
+    assert [(d.phase, d.action, d.rules) for d in evidence.decisions] == [
+        ("request", "allow", ("r",))]
+    assert evidence.outcome is exchange.outcome
+
+
+async def test_an_approved_hold_lets_the_response_phase_see_who_approved_it() -> None:
+    holds = MemoryHolds(settled=approval("used", decided_by="dba1"))
+    pipe, _ = pipeline(HOLD_THEN_NAME_THE_APPROVER, holds=holds)
+    exchange = opened(pipe)
+    assert await held_through(pipe, exchange) == [300]  # the front tells its peer to wait
+    assert exchange.decision.action == "allow" and APPROVED in exchange.decision.rules
+    decision = await pipe.decide(exchange, "response")
+    assert decision.reasons == ("dba1 approved it, once",)
+    assert exchange.evidence.approval is not None
+    assert exchange.evidence.approval["decided_by"] == "dba1"
+
+
+async def test_the_request_phase_sees_no_approval_and_a_response_without_one_is_refused(
+) -> None:
+    pipe, _ = pipeline(HOLD_THEN_NAME_THE_APPROVER)
+    exchange = opened(pipe)
+    assert '"approval":null' in exchange.policy_input("request")
+    exchange.decisions.clear()
+    decision = await pipe.decide(exchange, "response")  # a hold in no request's wake
+    assert decision.action == "deny" and decision.reasons == ("no approval",)
+
+
+async def test_a_denied_hold_is_refused_naming_who_denied_it() -> None:
+    holds = MemoryHolds(settled=approval("denied", decided_by="dba2", reason="not today"))
+    pipe, _ = pipeline(HOLD_THEN_NAME_THE_APPROVER, holds=holds)
+    exchange = opened(pipe)
+    with pytest.raises(BadInput) as refused:
+        await held_through(pipe, exchange)
+    assert refused.value.error == "approval_denied"
+    assert "denied by dba2: not today" in refused.value.message
+    assert exchange.approval is None and exchange.decision.action == "hold"
+
+
+async def test_a_grant_passes_without_waiting() -> None:
+    holds = MemoryHolds(granted=approval("approved", grant="window"))
+    pipe, _ = pipeline(HOLD_THEN_NAME_THE_APPROVER, holds=holds)
+    exchange = opened(pipe)
+    assert await held_through(pipe, exchange) == []
+    assert holds.asked == [] and exchange.decision.action == "allow"
+    assert exchange.evidence.approval is not None
+    assert exchange.evidence.approval["via"] == "grant"
+
+
+async def test_a_strict_target_commits_its_decision_before_it_forwards() -> None:
+    recorder = MemoryRecorder()
+    pipe, _ = pipeline('package tollgate\ndecision := {"action": "allow"}', recorder,
+                       record="strict")
+    exchange = opened(pipe)
+    await pipe.decide(exchange, "request")
+    injection = await pipe.forward(exchange)
+    assert injection.remove == ("authorization",)
+    [decision_record] = recorder.committed
+    assert decision_record.kind == "decision" and decision_record.outcome == {}
+
+
+def test_an_act_that_cannot_be_admitted_ends_its_span_and_leaves_no_record() -> None:
+    recorder = MemoryRecorder(full=True)
+    pipe, spans = pipeline('package tollgate\ndecision := {"action": "allow"}', recorder)
+    exchange = opened(pipe)
+    with recorded(recorder, exchange.who, exchange.finish) as admit, pytest.raises(
+            RecordingUnavailable):
+        admit()
+    assert recorder.submitted == [] and len(spans.get_finished_spans()) == 1
+    recorder.full = False
+    exchange = opened(pipe)
+    with recorded(recorder, exchange.who, exchange.finish) as admit:
+        admit()
+    assert recorder.admitted == ["agent"] and recorder.submitted == [exchange.evidence]
+
+
+def test_an_unknown_target_and_a_missing_token_are_refused_at_admission() -> None:
+    pipe, _ = pipeline('package tollgate\ndecision := {"action": "allow"}')
+    lost = pipe.open("x", {}, {}, pipe.target_for("nowhere", None), {"sub": "agent"})
+    with pytest.raises(BadInput) as refused:
+        pipe.admit(lost, "route 'nowhere'")
+    assert (refused.value.status, refused.value.error) == (404, "unknown_target")
+    anonymous = pipe.open("x", {}, {}, pipe.target_for("demo", None), None)
+    with pytest.raises(BadInput) as refused:
+        pipe.admit(anonymous, "route 'demo'")
+    assert (refused.value.status, refused.value.error) == (401, "unauthenticated")

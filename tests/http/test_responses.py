@@ -1,0 +1,120 @@
+"""The response handlers without gRPC: a listed response in, the handler's answers out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.state import Answer, Exchange
+from extproc.http.responses import BODY, HEADERS, handler_for
+from extproc.interpret.llm_answer import ModelAnswer
+from tests.exchange.test_pipeline import pipeline
+from tests.support.fakes import ListedResponse
+
+MASK_ALL = 'package tollgate\ndecision := {"action": "allow", "mask": {"detectors": ["all"]}}\n'
+DENY_RESPONSES = """package tollgate
+import rego.v1
+default decision := {"action": "allow"}
+decision := {"action": "deny", "reasons": ["no answers today"], "rules": ["t.no"]} if {
+    input.phase == "response"
+}
+"""
+DENY_TOOL_CALLS = """package tollgate
+import rego.v1
+default decision := {"action": "allow"}
+decision := {"action": "deny", "reasons": ["no tools"], "rules": ["t.tools"]} if {
+    count(input.llm.tool_calls) > 0
+}
+"""
+CARD = "4111 1111 1111 1111"
+
+
+async def answered(pipe: Pipeline, exchange: Exchange, response: ListedResponse,
+                   ) -> list[Any]:
+    handler = handler_for(exchange)
+    assert handler is not None
+    await pipe.decide(exchange, "request")
+    exchange.responded(200, response.headers, response.headers.get("content-type", ""), 1.0)
+    return [answer async for answer in handler.run(pipe, exchange, response)]
+
+
+def exchange_of(pipe: Pipeline, method: str = "GET", path: str = "/rows",
+                body: Any = None) -> Exchange:
+    exchange = pipe.open("t", {":method": method, ":path": path}, {},
+                         pipe.target_for("demo", None), {"sub": "agent"})
+    exchange.request = {"method": method, "path": path, "query": {}, "headers": {},
+                        "body": body}
+    exchange.response_mode = exchange.target.inspect.response  # type: ignore[union-attr]
+    return exchange
+
+
+def test_the_handler_is_chosen_from_the_request() -> None:
+    headers_only, _ = pipeline(MASK_ALL, inspect={"response": "headers"})
+    assert handler_for(exchange_of(headers_only)) is HEADERS
+    bodies, _ = pipeline(MASK_ALL, inspect={"response": "body"})
+    assert handler_for(exchange_of(bodies)) is BODY
+    model, _ = pipeline(MASK_ALL, protocol="llm", inspect={"response": "body"})
+    assert isinstance(handler_for(exchange_of(model, "POST", "/v1/chat/completions")),
+                      ModelAnswer)
+    assert handler_for(exchange_of(model, "GET", "/v1/models")) is BODY
+    none, _ = pipeline(MASK_ALL, inspect={"response": "none"})
+    assert handler_for(exchange_of(none)) is None
+
+
+async def test_a_buffered_body_is_masked_and_recorded_as_delivered() -> None:
+    pipe, _ = pipeline(MASK_ALL, inspect={"response": "body"})
+    exchange = exchange_of(pipe)
+    body = json.dumps({"card": CARD}).encode()
+    answers = await answered(pipe, exchange, ListedResponse(
+        {"content-type": "application/json"}, buffered=body))
+    assert answers[0] == ("proceed",)
+    kind, masked = answers[1]
+    assert kind == "replace_body" and CARD.encode() not in masked
+    assert exchange.masked["credit_card"] == 1
+    assert exchange.evidence.response_body is not None
+    assert exchange.evidence.response_body.head == masked
+
+
+async def test_a_refused_buffered_body_keeps_what_the_upstream_sent_for_the_record() -> None:
+    pipe, _ = pipeline(DENY_RESPONSES, inspect={"response": "body"})
+    exchange = exchange_of(pipe)
+    answers = await answered(pipe, exchange, ListedResponse(
+        {"content-type": "text/plain"}, buffered=b"the answer"))
+    kind, answer = answers[-1]
+    assert kind == "refuse" and isinstance(answer, Answer)
+    assert answer.body["reasons"] == ["no answers today"]
+    assert exchange.evidence.upstream_body is not None
+    assert exchange.evidence.upstream_body.head == b"the answer"
+
+
+async def test_an_event_stream_is_masked_as_it_flows_with_a_held_back_tail() -> None:
+    pipe, _ = pipeline(MASK_ALL, inspect={"response": "body"})
+    exchange = exchange_of(pipe)
+    first, second = f'data: {{"t": "{CARD[:9]}'.encode(), f'{CARD[9:]}"}}\n\n'.encode()
+    answers = await answered(pipe, exchange, ListedResponse(
+        {"content-type": "text/event-stream"}, [first, second]))
+    assert answers[0] == ("stream_through",)
+    sent = b"".join(data for kind, data, _ in answers[1:])
+    assert [last for _, _, last in answers[1:]] == [False, True]
+    assert CARD.encode() not in sent and CARD[:9].encode() not in sent
+    assert exchange.masked["credit_card"] == 1
+
+
+async def test_a_streamed_tool_call_is_held_and_refused_after_the_text_flowed() -> None:
+    pipe, _ = pipeline(DENY_TOOL_CALLS, protocol="llm", inspect={"response": "body"})
+    exchange = exchange_of(pipe, "POST", "/v1/chat/completions",
+                           {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    await pipe.interpret(exchange, 0)
+    text = b'data: {"choices": [{"index": 0, "delta": {"content": "hello"}}]}\n\n'
+    call = json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [{
+        "index": 0, "id": "c1", "type": "function",
+        "function": {"name": "run_shell", "arguments": "{}"}}]}}]})
+    answers = await answered(pipe, exchange, ListedResponse(
+        {"content-type": "text/event-stream"}, [text, f"data: {call}\n\n".encode()]))
+    assert answers[0] == ("send_headers", None)
+    assert answers[1] == ("send", text, False)  # the text flowed at once
+    kind, error, last = answers[2]
+    assert kind == "send" and last and b"run_shell" not in error
+    assert json.loads(error.removeprefix(b"data: "))["error"]["code"] == "denied"
+    assert exchange.outcome["tollgate.outcome"] == "stream_refused"

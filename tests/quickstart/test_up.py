@@ -1,0 +1,189 @@
+"""`tollgate up`, the README's first command, on its fixed quickstart ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from extproc import envoy_bootstrap
+from extproc.quickstart import stack
+from extproc.recording.store import chain_rows
+from extproc.store import connect
+
+# The quickstart itself: a real Envoy, tollgate and demo upstream on their fixed ports.
+pytestmark = pytest.mark.e2e
+
+PORTS = envoy_bootstrap.Ports()
+APPROVALS_PORT = 8081  # extproc/quickstart/quickstart.yaml's listen.admin
+QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream, APPROVALS_PORT)
+
+
+def read_lines(stream, lines: queue.Queue[str]) -> None:
+    for line in iter(stream.readline, ""):
+        lines.put(line)
+
+
+def wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no line with {needle!r} in {timeout}s; got:\n{''.join(seen)}")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if needle in line:
+            return seen
+
+
+def fetch(
+    method: str, path: str, body: dict | None = None, token: str | None = None,
+    timeout: float = 10,
+) -> tuple[int, dict, bytes]:
+    headers = {"content-type": "application/json"} if body else {}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORTS.listener}{path}", method=method,
+        data=json.dumps(body).encode() if body else None, headers=headers,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_up_names_the_port_that_is_taken() -> None:
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", PORTS.upstream))
+            holder.listen()
+        except OSError:
+            pass  # something else holds it already: `up` must name it all the same
+        result = subprocess.run(
+            [sys.executable, "-m", "extproc", "up"], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 2
+    assert f"port {PORTS.upstream} (the demo upstream)" in result.stderr
+    assert "already in use" in result.stderr
+
+
+def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
+    busy = [p for p in QUICKSTART_PORTS if stack.port_in_use(p)]
+    if busy:
+        pytest.fail(f"quickstart ports {busy} are taken on this machine; free them to run this")
+    # The quickstart keeps its record under ~/.tollgate: a home of its own here.
+    up = subprocess.Popen(
+        [sys.executable, "-m", "extproc", "up"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "HOME": str(tmp_path)},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=read_lines, args=(up.stdout, lines), daemon=True).start()
+    try:
+        output = wait_for_line(lines, "Tollgate is up", 60)
+        output += wait_for_line(lines, "Ctrl-C stops everything", 5)
+        assert any("curl -i http://127.0.0.1:10000/api/customers" in line for line in output)
+        assert any(line.startswith("  make autogen ") for line in output)
+        (token,) = [line.split("export TOKEN=", 1)[1].strip()
+                    for line in output if "export TOKEN=" in line]
+
+        status, headers, body = fetch("GET", "/api/customers", token=token)
+        assert status == 200 and "customers" in json.loads(body)
+        assert len(headers["x-tollgate-trace-id"]) == 32
+        # The llm target: the demo's scripted model behind the /v1/ route.
+        status, _, body = fetch("POST", "/v1/chat/completions", {
+            "model": "tollgate-demo", "messages": [{"role": "user", "content": "hi"}]}, token)
+        assert status == 200
+        assert json.loads(body)["choices"][0]["message"]["content"].startswith(
+            "I am tollgate's demo model.")
+        status, _, body = fetch("POST", "/sql", {"sql": "DROP TABLE customers"}, token=token)
+        assert status == 403 and json.loads(body)["rules"] == ["sql.destructive"]
+        status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"}, token)
+        assert status == 200
+        approve_the_held_delete(token, output, tmp_path)
+        status, _, body = fetch("GET", "/echo")
+        assert status == 401 and json.loads(body)["error"] == "unauthenticated"
+
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(30) == 0
+        for port in QUICKSTART_PORTS:
+            stack.wait_until(lambda p=port: not stack.port_in_use(p), 10, f"port {port} free")
+        # Every exchange is in the record, written before tollgate stopped (the request
+        # without a token never reached tollgate: Envoy's jwt_authn refused it).
+        connection = connect(f"sqlite:///{tmp_path}/.tollgate/quickstart.db")
+        try:
+            actions = [(r.target, r.action, r.status) for r in chain_rows(connection)]
+        finally:
+            connection.close()
+        assert actions == [("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
+                           ("demo", "allow", 200), ("demo", "approve", 200),
+                           ("demo", "allow", 200)]
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+def approve_the_held_delete(token: str, output: list[str], home: Path) -> None:
+    """As the printed lines say: the DELETE waits; a dba approves it with
+    `tollgate approvals` and the token `up` printed for them; the DELETE then runs."""
+    (approver,) = [line.split("export TOLLGATE_TOKEN=", 1)[1].strip()
+                   for line in output if "export TOLLGATE_TOKEN=" in line]
+    replies: queue.Queue[tuple[int, dict, bytes]] = queue.Queue()
+    threading.Thread(target=lambda: replies.put(fetch(
+        "POST", "/sql", {"sql": "DELETE FROM customers"}, token, timeout=60)),
+        daemon=True).start()
+    env = {**os.environ, "HOME": str(home), "TOLLGATE_TOKEN": approver}
+    listed: list[dict] = []
+
+    def pending() -> bool:
+        result = subprocess.run([sys.executable, "-m", "extproc", "approvals", "list",
+                                 "--json"], capture_output=True, text=True, env=env,
+                                timeout=30, check=True)
+        listed[:] = json.loads(result.stdout)["approvals"]
+        return bool(listed)
+
+    stack.wait_until(pending, 15, "the DELETE's approval, pending")
+    assert listed[0]["summary"] == "DELETE FROM customers"
+    subprocess.run([sys.executable, "-m", "extproc", "approvals", "approve", listed[0]["id"],
+                    "--reason", "quickstart"], env=env, timeout=30, check=True)
+    status, _, body = replies.get(timeout=30)
+    assert status == 200, body
+
+
+def test_up_moves_a_key_kept_beside_the_store_to_its_own_place(tmp_path: Path) -> None:
+    """An earlier quickstart kept its signing key beside the store; `tollgate up` moves it
+    (once, never over a key already there) so the checkpoints it signed still verify."""
+    from extproc import config as config_module
+    from extproc.quickstart.up import move_legacy_key
+
+    key = tmp_path / "config" / "audit-signing.key"
+    cfg = config_module.parse({
+        "targets": [{"name": "demo", "match": {"route": "demo"}}],
+        "recording": {"signing_key_file": str(key)},
+    }, source=tmp_path / "tollgate.yaml")
+    legacy = tmp_path / "store" / "audit-signing.key"
+    assert move_legacy_key(cfg, legacy) is None  # nothing to move
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"the old key")
+    assert move_legacy_key(cfg, legacy) == key
+    assert key.read_bytes() == b"the old key" and not legacy.exists()
+    legacy.write_bytes(b"another")
+    assert move_legacy_key(cfg, legacy) is None  # a key is there: left alone
+    assert key.read_bytes() == b"the old key" and legacy.exists()

@@ -1,0 +1,134 @@
+"""In-memory stand-ins for the pipeline's ports (extproc/exchange/ports.py).
+
+They let a unit test drive the exchange pipeline and the response handlers without a
+SQLite store, a signing key, an approvals store or gRPC. They keep what they are given,
+so a test can assert on it; what the real classes do is tested against them elsewhere
+(tests/recording, tests/approvals).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from extproc.approvals.model import Approval
+from extproc.credentials import Injection
+from extproc.exchange.state import Answer
+from extproc.policy import Decision
+from extproc.recording import Evidence, RecordingUnavailable
+
+
+class MemoryRecorder:
+    """Admits until `full`, keeps every submitted and committed evidence."""
+
+    def __init__(self, full: bool = False) -> None:
+        self.full = full
+        self.admitted: list[str | None] = []
+        self.submitted: list[Evidence] = []
+        self.committed: list[Evidence] = []
+
+    def admit(self, who: str | None = None) -> None:
+        if self.full:
+            raise RecordingUnavailable("the record's queue is full")
+        self.admitted.append(who)
+
+    def submit(self, evidence: Evidence, who: str | None = None) -> None:
+        self.submitted.append(evidence)
+
+    async def commit(self, evidence: Evidence, who: str | None = None) -> None:
+        self.committed.append(evidence)
+
+
+def approval(status: str = "approved", grant: str = "once", **changes: Any) -> Approval:
+    """An approval as the store would return it, decided by `dba1` unless told otherwise."""
+    return dataclasses.replace(Approval(
+        id="ap-1", fingerprint="f", requester="agent", identity={"sub": "agent"},
+        target="demo", summary="", request={}, approvers=("group:dba",), rules=(),
+        reasons=(), grant_mode=grant, grant_minutes=None, status=status, created_us=1,
+        expires_us=2**62, trace_id="0" * 32, span_id="0" * 16, held_by="test",
+        decided_by=None if status == "pending" else "dba1",
+        decided_us=None if status == "pending" else 1_700_000_000_000_000,
+    ), **changes)
+
+
+class MemoryHolds:
+    """Answers holds as scripted: a grant that already covers the request, else the
+    approval a wait ends with."""
+
+    def __init__(self, granted: Approval | None = None,
+                 settled: Approval | None = None) -> None:
+        self._granted, self._settled = granted, settled
+        self.asked: list[Decision] = []
+
+    def seconds(self, decision: Decision) -> int:
+        return decision.hold_seconds or 300
+
+    async def granted(self, bound: str, decision: Decision,
+                      evidence: Evidence) -> Approval | None:
+        return self._granted
+
+    async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
+        self.asked.append(decision)
+        return approval("pending")
+
+    async def settle(self, pending: Approval, seconds: int,
+                     trace_id: str) -> tuple[Approval, bool]:
+        settled = self._settled or pending
+        return settled, settled.state() in ("approved", "used")  # used: taken by this one
+
+    def approve_url(self, pending: Approval) -> str | None:
+        return f"http://approvals.test/approvals/{pending.id}"
+
+
+class StaticCredentials:
+    """Every target's requests go upstream with the client's Authorization removed."""
+
+    def __init__(self) -> None:
+        self.injected = Injection(remove=("authorization",))
+
+    def injection(self, target: str) -> Injection:
+        return self.injected
+
+
+class ListedResponse:
+    """A response as a handler reads it (http/responses.py's ResponseWire), from a list
+    of body pieces; each answer is a tuple naming what the handler did."""
+
+    def __init__(self, headers: dict[str, str], pieces: Iterable[bytes] = (),
+                 buffered: bytes | None = None) -> None:
+        self.headers = headers
+        self._pieces = list(pieces)
+        self._buffered = buffered
+        self.ends = buffered is None and not self._pieces
+
+    async def body(self) -> bytes:
+        assert self._buffered is not None, "the handler asked for a body it did not buffer"
+        return self._buffered
+
+    async def chunk(self) -> tuple[bytes, bool]:
+        return self._pieces.pop(0), not self._pieces
+
+    def proceed(self) -> tuple[str, ...]:
+        return ("proceed",)
+
+    def keep_body(self) -> tuple[str, ...]:
+        return ("keep_body",)
+
+    def replace_body(self, body: bytes) -> tuple[str, bytes]:
+        return ("replace_body", body)
+
+    def pass_unread(self) -> tuple[str, ...]:
+        return ("pass_unread",)
+
+    def stream_through(self) -> tuple[str, ...]:
+        return ("stream_through",)
+
+    def send_headers(self, length: int | None) -> tuple[str, int | None]:
+        return ("send_headers", length)
+
+    def send(self, data: bytes, last: bool) -> tuple[tuple[str, bytes, bool]]:
+        return (("send", data, last),)
+
+    def refuse(self, answer: Answer) -> tuple[str, Answer]:
+        return ("refuse", answer)

@@ -1,0 +1,283 @@
+"""Running gateways for end-to-end tests: a real Envoy, tollgate process, upstream and OTLP
+receiver (tests/conftest.py makes them fixtures).
+
+Everything listens on free ports of 127.0.0.1. The upstream runs in the test
+process so tests can assert what it did (and did not) receive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extproc import config, envoy_bootstrap
+from extproc.quickstart import stack
+from extproc.quickstart.demo_upstream import DemoUpstream
+from extproc.recording.store import chain_rows
+from extproc.store import connect
+from tests.standins.otlp_receiver import OtlpReceiver
+from tests.support import tokens
+
+# The batch span processor exports every 5 s by default; tests wait on spans.
+FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
+REPO = Path(__file__).resolve().parents[2]
+POLICIES = REPO / "policies"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.headers.get("x-tollgate-trace-id")
+
+
+@dataclass
+class Gateway:
+    """One running stack: client → Envoy → (tollgate) → upstream."""
+
+    ports: envoy_bootstrap.Ports
+    upstream: DemoUpstream
+    otlp: OtlpReceiver
+    tollgate: stack.Process
+    envoy: stack.Process
+    config_path: Path
+    processes: list[stack.Process] = field(default_factory=list)
+    # tollgate's admin ports (the approvals API): each replica's, in order.
+    replica_admin_ports: list[int] = field(default_factory=list)
+    # The HTTPS listener beside the plain one (`tls=` given), on the same routes.
+    tls_port: int | None = None
+
+    @property
+    def admin_port(self) -> int:
+        return self.replica_admin_ports[0]
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def store_url(self) -> str:
+        """Where this gateway's tollgate records (its config's store, resolved)."""
+        return config.load(self.config_path).store_url
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record written so far, in each chain's order, as its content (plus id)."""
+        connection = connect(self.store_url)
+        try:
+            return [{**row.document(), "id": row.id} for row in chain_rows(connection)]
+        finally:
+            connection.close()
+
+    def wait_for_records(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The records once there are at least `count` (they are written in batches, off
+        the request path)."""
+        found: list[dict[str, Any]] = []
+
+        def enough() -> bool:
+            nonlocal found
+            found = self.records()
+            return len(found) >= count
+
+        stack.wait_until(enough, timeout, f"{count} records in {self.store_url}")
+        return found
+
+    def request(
+        self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None, token: str | None = "", timeout: float = 10,
+    ) -> Reply:
+        """One request; it carries a valid agent token unless `token` is None (or given)."""
+        headers = dict(headers or {})
+        if token is not None and "authorization" not in {h.lower() for h in headers}:
+            headers["authorization"] = f"Bearer {token or tokens.token()}"
+        if isinstance(body, dict):
+            body = json.dumps(body)
+            headers.setdefault("content-type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports.listener, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            reply = conn.getresponse()
+            return Reply(
+                reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+            )
+        finally:
+            conn.close()
+
+    def send_raw(self, data: bytes) -> bytes:
+        """Write raw bytes to the listener, then read until Envoy closes the connection.
+
+        For what http.client cannot send: headers without their body, a chunked
+        body cut short. When Envoy refuses a body it has not read to the end, it
+        closes with data unread and the kernel ends the connection with a reset
+        after the reply: a reset once a reply has arrived counts as the close.
+        """
+        received = b""
+        with socket.create_connection(("127.0.0.1", self.ports.listener), timeout=10) as sock:
+            sock.sendall(data)
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except ConnectionResetError:
+                if not received:
+                    raise
+        return received
+
+    def envoy_stat(self, name: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports.admin, timeout=5)
+        try:
+            conn.request("GET", f"/stats?filter=^{name}$")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        for line in text.splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
+    def upstream_paths(self) -> list[str]:
+        return [r.path for r in self.upstream.requests]
+
+
+def tollgate_config(
+    policy_dir: Path, otlp_endpoint: str, grpc_port: int, targets: list[dict[str, Any]] | None,
+    policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 10},
+        "policy": {"engine": "embedded", "dir": str(policy_dir), **(policy or {})},
+        "telemetry": {"service_name": "tollgate-test", "otlp_endpoint": otlp_endpoint},
+        "targets": targets
+        or [
+            {
+                "name": "demo",
+                "match": {"route": "demo"},
+                "protocol": "sql-http",
+                "sql": {"dialect": "sqlite"},
+                "environment": "test",
+                "labels": {"suite": "e2e"},
+            }
+        ],
+    }
+
+
+JWT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
+UNMAPPED_ROUTE = {"name": "unmapped", "match": {"prefix": "/unmapped"},
+                  "route": {"cluster": "demo_upstream"}}
+
+
+def route(name: str, prefix: str, **jwt_per_route: Any) -> dict[str, Any]:
+    """A route to the demo upstream; `jwt_per_route` is its jwt_authn PerRouteConfig."""
+    extra = {"typed_per_filter_config": {envoy_bootstrap.JWT_AUTHN_FILTER: {
+        "@type": JWT_PER_ROUTE, **jwt_per_route}}} if jwt_per_route else {}
+    return {"name": name, "match": {"prefix": prefix}, "route": {"cluster": "demo_upstream"},
+            **extra}
+
+
+class GatewayFactory:
+    def __init__(self, tmp: Path, otlp: OtlpReceiver) -> None:
+        self._tmp, self._otlp = tmp, otlp
+        self._running: list[Gateway] = []
+
+    def __call__(
+        self, policy_dir: Path = POLICIES, targets: list[dict[str, Any]] | None = None,
+        policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
+        tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
+        replicas: int = 1,
+    ) -> Gateway:
+        """A running gateway; `policy` overrides keys of the config's policy section,
+        `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
+        `clusters` more upstreams (name -> port on 127.0.0.1), `tls` a certificate and key
+        for a second listener, serving HTTPS (on `tls_port`), `settings` more top-level
+        config sections (`store`, `recording`). `replicas` tollgate processes share the
+        config but their ports (writers `replica-0`, `replica-1`, ...), and Envoy balances
+        exchanges between them."""
+        ports = envoy_bootstrap.Ports(
+            listener=stack.free_port(), admin=stack.free_port(),
+            ext_proc=stack.free_port(), upstream=0,
+        )
+        work = self._tmp / f"gw{len(self._running)}"
+        work.mkdir()
+        upstream = DemoUpstream(port=0).start()
+        ports = envoy_bootstrap.Ports(ports.listener, ports.admin, ports.ext_proc, upstream.port)
+        bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
+            tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
+        ), [UNMAPPED_ROUTE, *(routes or [])])
+        bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
+        grpc_ports = [ports.ext_proc, *(stack.free_port() for _ in range(replicas - 1))]
+        bootstrap = envoy_bootstrap.with_ext_proc_ports(bootstrap, grpc_ports)
+        tls_port = None
+        if tls is not None:
+            tls_port = stack.free_port()
+            bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls, tls_port)
+        envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
+        admin_ports = [stack.free_port() for _ in grpc_ports]
+        base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
+        # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
+        base["identity"] = {"envoy_bootstrap": str(envoy_path)}
+        settings = dict(settings or {})
+        for key in ("listen", "identity"):
+            base[key].update(settings.pop(key, {}))
+        config_paths = []
+        for n, (grpc_port, admin_port) in enumerate(zip(grpc_ports, admin_ports, strict=True)):
+            replica = {**base, **settings, "listen": {
+                **base["listen"], "grpc": f"127.0.0.1:{grpc_port}",
+                "admin": f"127.0.0.1:{admin_port}"}}
+            if replicas > 1:
+                replica["recording"] = {**replica.get("recording", {}),
+                                        "writer_id": f"replica-{n}"}
+            config_paths.append(work / ("tollgate.yaml" if n == 0 else f"tollgate-{n}.yaml"))
+            config_paths[-1].write_text(yaml.safe_dump(replica))
+        processes: list[stack.Process] = []
+        try:
+            for n, (path, grpc_port) in enumerate(zip(config_paths, grpc_ports, strict=True)):
+                processes.append(stack.start_tollgate(
+                    path, grpc_port, work, env={**FAST_EXPORT, **(env or {})},
+                    name="tollgate" if n == 0 else f"tollgate-{n}"))
+            processes.append(stack.start_envoy(envoy_path, ports.admin, work))
+        except BaseException:
+            for process in processes:
+                process.stop()
+            upstream.stop()
+            raise
+        gateway = Gateway(ports, upstream, self._otlp, processes[0], processes[-1],
+                          config_paths[0], processes, admin_ports, tls_port)
+        self._running.append(gateway)
+        return gateway
+
+    def stop_all(self) -> None:
+        for gateway in self._running:
+            for process in reversed(gateway.processes):
+                process.stop()
+            gateway.upstream.stop()
+
+
+@contextlib.contextmanager
+def module_gateway(
+    tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver, name: str, **options: Any
+) -> Iterator[Gateway]:
+    """One gateway for a module's tests (`options` as GatewayFactory takes them)."""
+    factory = GatewayFactory(tmp_path_factory.mktemp(name), otlp)
+    try:
+        yield factory(**options)
+    finally:
+        factory.stop_all()
