@@ -226,6 +226,7 @@ def masked_stream(data: bytes, cuts: list[int]) -> bytes:
     return b"".join(out) + masking.finish()
 
 
+@pytest.mark.slow  # thousands of cuts: ~10 s each; `make test` runs it, `make test-unit` not
 @pytest.mark.parametrize("legacy", [False, True], ids=["tool_calls", "function_call"])
 def test_streamed_arguments_cut_at_every_byte_are_masked_as_actions(legacy: bool) -> None:
     assert PACK is not None
