@@ -150,9 +150,7 @@ async def _buffered(pipeline: Pipeline, exchange: Exchange,
         yield response.refuse(exchange.refuse_response(decision, received))
         return
     if content is not None and exchange.mask is not None:
-        masked, counts = mask_body(
-            pipeline.masker, exchange.mask, headers.get("content-type", ""), content)
-        exchange.record_masking(counts)
+        masked = masked_as_asked(pipeline, exchange, headers, content)
         exchange.delivered(masked)
         yield response.replace_body(masked)
         return
@@ -191,6 +189,17 @@ async def _event_stream(pipeline: Pipeline, exchange: Exchange,
         delivered.add(released)
         for answer in response.send(released, ends):
             yield answer
+
+
+def masked_as_asked(pipeline: Pipeline, exchange: Exchange, headers: dict[str, str],
+                    content: bytes) -> bytes:
+    """A whole response body masked as the exchange's decisions ask (`exchange.mask`),
+    what each detector masked counted in its span and record."""
+    assert exchange.mask is not None
+    masked, counts = mask_body(
+        pipeline.masker, exchange.mask, headers.get("content-type", ""), content)
+    exchange.record_masking(counts)
+    return masked
 
 
 def readable(target: Target, headers: dict[str, str], raw: bytes) -> bytes | None:

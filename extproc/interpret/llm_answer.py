@@ -21,9 +21,16 @@ from extproc import jsonenc
 from extproc.exchange.pipeline import Pipeline, off_loop
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
-from extproc.http.body_masking import EventMasking, is_event_stream, mask_body
+from extproc.http.body_masking import EventMasking, is_event_stream
 from extproc.http.message import content_encoding, decode_response_body
-from extproc.http.responses import Mode, Out, ResponseWire, gathered, readable
+from extproc.http.responses import (
+    Mode,
+    Out,
+    ResponseWire,
+    gathered,
+    masked_as_asked,
+    readable,
+)
 from extproc.policy import Decision
 from extproc.recording import BodyCapture
 
@@ -67,9 +74,7 @@ class ModelAnswer:
             yield response.refuse(exchange.refuse_response(decision, out))
             return
         if content is not None and exchange.mask is not None:
-            out, counts = mask_body(
-                pipeline.masker, exchange.mask, headers.get("content-type", ""), content)
-            exchange.record_masking(counts)
+            out = masked_as_asked(pipeline, exchange, headers, content)
         if response.ends:
             yield response.proceed()
             return
