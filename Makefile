@@ -7,7 +7,8 @@
 # with `make run` up, in another shell: make autogen (an AutoGen AgentChat agent through
 # the gateway), make ag2 (the same with AG2);
 # and: make bench (benchmarks against Envoy alone), make soak (the audit record under
-# minutes of traffic); neither is part of CI.
+# minutes of traffic): neither is part of CI; make bench-smoke (the load benchmark's
+# few seconds that make test runs too, as tests/bench/test_load_smoke.py).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +16,7 @@ BIN    := $(VENV)/bin
 # The agent examples' own environment (examples/autogen/requirements.txt says why).
 AGENTS ?= .venv-autogen
 
-.PHONY: run test test-unit lint bench soak clean system-deps autogen ag2
+.PHONY: run test test-unit lint bench bench-smoke soak clean system-deps autogen ag2
 
 run: $(VENV)/.run-deps
 	$(BIN)/tollgate up
@@ -58,6 +59,10 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.masking
 	$(BIN)/python -m bench.approvals
 	$(BIN)/python -m bench.load
+
+# The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
+bench-smoke: $(VENV)/.test-deps
+	$(BIN)/python -m bench.load --smoke
 
 # Minutes of mixed traffic, then every record counted and the chain verified (not in CI).
 soak: $(VENV)/.bench-deps

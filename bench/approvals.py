@@ -106,7 +106,8 @@ def end_to_end(rounds: int, work: Path) -> dict[str, float]:
         tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks()), work / "envoy.yaml")
     admin = stack.free_port()
     (work / "tollgate.yaml").write_text(yaml.safe_dump({
-        "listen": {"grpc": f"127.0.0.1:{ports.ext_proc}", "admin": f"127.0.0.1:{admin}"},
+        "listen": {"grpc": f"127.0.0.1:{ports.ext_proc}", "admin": f"127.0.0.1:{admin}",
+                   "workers": 1},
         "policy": {"dir": str(REPO / "policies")},
         "identity": {"envoy_bootstrap": str(bootstrap)},
         "store": {"url": f"sqlite:///{work}/bench.db"},

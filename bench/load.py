@@ -13,17 +13,28 @@ carrying the same request (docs/architecture.md, "Performance budget"):
     envoy-body        Envoy alone with the POST of a 2 KB JSON body    (baseline of the next)
     passthrough-body  the same POST through the do-nothing ext_proc, body included
     tollgate-body     the same POST, tollgate deciding on the body
-    tollgate-masked   a GET whose ~2 KB JSON answer tollgate reads and masks (the default
+    passthrough-masked  a GET of a ~2 KB JSON answer through the do-nothing ext_proc asked,
+                      as tollgate asks for a target it masks, for the buffered response body
+    tollgate-masked   the same GET, its answer read and masked by tollgate (the default
                       pack masks every detector for an agent), against Envoy alone's GET
 
 The do-nothing ext_proc (bench/passthrough_extproc.py) is the floor any Python
-ext_proc pays here; tollgate exports its spans to a real OTLP receiver, as it
-would in production, so its CPU includes the export.
+ext_proc pays here, asked for the same phases as the tollgate set-up it is
+compared with; tollgate exports its spans to a real OTLP receiver, as it would
+in production, so its CPU includes the export. The goals of issue 17 (GOALS)
+are ratios against these floors, printed MET / NOT MET at the end.
+
+`--workers 1,2` runs tollgate's set-ups with 1 and then 2 ext_proc processes
+(listen.workers; Envoy balances them as endpoints); the goals are judged on the
+first count, the others add their throughput at max. `--smoke` is the few-second
+check CI runs (tests/bench/test_load_smoke.py): max phases of the floors and of
+tollgate's set-ups only, ratios only.
 
 Each set-up gets two phases: a fixed rate (open loop: requests leave on a fixed
 timetable and latency counts from the scheduled send, so a stall cannot hide by
 delaying the requests behind it) and maximum throughput (closed loop, keep-alive
-connections). CPU per request comes from /proc/PID/stat of each process.
+connections). CPU per request comes from /proc/PID/stat of each process and
+all its descendants (tollgate's workers and recorder processes).
 
 The load generator is its own process: threads on raw keep-alive HTTP/1.1
 sockets, because a blocking sleep wakes within ~0.1 ms of its due time where an
@@ -54,6 +65,7 @@ from typing import Any
 
 import yaml
 
+from bench.passthrough_extproc import read_count
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens, stack
@@ -103,11 +115,14 @@ POST = http_request("POST", "/sql", sql_body())
 @dataclass(frozen=True)
 class SetUp:
     name: str
-    stack: str  # which processes serve it: "upstream", "envoy", "passthrough" or "tollgate"
+    stack: str  # which processes serve it: "upstream", "envoy", "passthrough",
+    # PASSTHROUGH_RESPONSE or "tollgate" (with each worker count: tollgate_stack)
     request: bytes
     baseline: str  # the Envoy-alone set-up it is compared with
 
 
+# The do-nothing ext_proc asked for the buffered response body, as tollgate is for `masked`.
+PASSTHROUGH_RESPONSE = "passthrough-response"
 SETUPS = {
     s.name: s
     for s in (
@@ -118,9 +133,29 @@ SETUPS = {
         SetUp("envoy-body", "envoy", POST, "envoy-body"),
         SetUp("passthrough-body", "passthrough", POST, "envoy-body"),
         SetUp("tollgate-body", "tollgate", POST, "envoy-body"),
+        SetUp("passthrough-masked", PASSTHROUGH_RESPONSE, MASKED_GET, "envoy"),
         SetUp("tollgate-masked", "tollgate", MASKED_GET, "envoy"),
     )
 }
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One line of issue 17's goals: tollgate against the floor of the same phases."""
+
+    setup: str
+    floor: str
+    title: str
+    throughput: float  # tollgate's max req/s at least this times the floor's
+    cpu: float  # tollgate's CPU per request at max at most this times the floor's
+    added_p99_ms: float  # at the fixed rate, over Envoy alone carrying the same request
+
+
+GOALS = (
+    Goal("tollgate-headers", "passthrough-headers", "headers-only decision", 0.85, 1.25, 5),
+    Goal("tollgate-body", "passthrough-body", "2 KB body, SQL parsed", 0.75, 1.5, 8),
+    Goal("tollgate-masked", "passthrough-masked", "masked 2 KB JSON answer", 0.6, 2, 10),
+)
 
 
 # ---- The load generator: runs in its own process --------------------------------------------
@@ -149,6 +184,19 @@ class Measured:
     latencies_ms: list[float]
     send_lag_ms: list[float]  # how late each request left: all connections busy, or no core
     cpu_seconds: dict[str, float]
+
+    @staticmethod
+    def pooled(rounds: list[Measured]) -> Measured:
+        """Several rounds of one phase as one window: set-ups measured in turn, round after
+        round, see the same drift of a shared machine's load."""
+        return Measured(
+            requests=sum(m.requests for m in rounds), errors=sum(m.errors for m in rounds),
+            seconds=sum(m.seconds for m in rounds),
+            latencies_ms=[v for m in rounds for v in m.latencies_ms],
+            send_lag_ms=[v for m in rounds for v in m.send_lag_ms],
+            cpu_seconds={role: sum(m.cpu_seconds[role] for m in rounds)
+                         for role in rounds[0].cpu_seconds},
+        )
 
 
 class Connection:
@@ -196,10 +244,24 @@ class Connection:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rpartition(")")[2].split()  # the command name may hold spaces
-    return (int(fields[11]) + int(fields[12])) * TICK_SECONDS
+    """The CPU of a process and all its descendants, all threads, from /proc.
+
+    tollgate runs worker and recorder processes (children, grandchildren): each
+    live one counts its utime + stime, and cutime + cstime, which hold its
+    children that ended and were waited for. (No /proc/PID/task/TID/children
+    here: that needs CONFIG_PROC_CHILDREN, so the tree comes from every stat's ppid.)
+    """
+    stats = stack.process_stats()
+    children: dict[int, list[int]] = {}
+    for child, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(child)
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        if current in stats:  # else it ended meanwhile
+            total += sum(int(f) for f in stats[current][11:15])
+            pending += children.get(current, [])
+    return total * TICK_SECONDS
 
 
 def _sleep_until(deadline_ns: int) -> None:
@@ -292,10 +354,17 @@ def drive(phase: Phase) -> Measured:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a stack takes requests, and its processes by role."""
+    """Where a stack takes requests, its processes by role, and for the do-nothing
+    ext_proc asked for response bodies, the file where it counts them."""
 
     port: int
     pids: dict[str, int]
+    response_bodies: Path | None = None
+
+
+def tollgate_stack(workers: int) -> str:
+    """The name of the stack of tollgate with `workers` ext_proc processes."""
+    return f"tollgate-{workers}w"
 
 
 def _stop_on_exit(process: stack.Process, cleanup: contextlib.ExitStack) -> stack.Process:
@@ -306,43 +375,47 @@ def _stop_on_exit(process: stack.Process, cleanup: contextlib.ExitStack) -> stac
 def start_stacks(
     kinds: set[str], work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str
 ) -> dict[str, Endpoint]:
-    """Start the upstream and the Envoys (alone, or with an ext_proc) that `kinds` need."""
+    """Start the upstream and the Envoys (alone, or with an ext_proc) that `kinds` name."""
     upstream_port = stack.free_port()
     upstream = _stop_on_exit(stack.start_upstream(upstream_port, work), cleanup)
     endpoints = {"upstream": Endpoint(upstream_port, {"upstream": upstream.pid})}
-    for kind in (k for k in ("envoy", "passthrough", "tollgate") if k in kinds):
+    for kind in sorted(kinds - {"upstream"}):
+        workers = int(kind.removeprefix("tollgate-").removesuffix("w")) \
+            if kind.startswith("tollgate-") else 1
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
-            ext_proc=stack.free_port(), upstream=upstream_port,
+            ext_proc=stack.free_ports(workers), upstream=upstream_port,
         )
         logs = work / kind
         logs.mkdir()
         bootstrap = envoy_bootstrap.with_routes(
-            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), [MASKED_ROUTE]
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports, workers), [MASKED_ROUTE]
         )
         pids = {"upstream": upstream.pid}
+        response_bodies = None
         if kind == "envoy":
             bootstrap = envoy_bootstrap.without_ext_proc(bootstrap)
-        elif kind == "passthrough":
-            floor = stack.Process.spawn("passthrough", [
-                sys.executable, str(REPO / "bench" / "passthrough_extproc.py"),
-                "--listen", f"127.0.0.1:{ports.ext_proc}",
-            ], logs)
+        elif kind.startswith("tollgate-"):
+            tollgate_yaml = logs / "tollgate.yaml"
+            tollgate_yaml.write_text(yaml.safe_dump(
+                tollgate_config(ports.ext_proc, otlp_endpoint, workers)), encoding="utf-8")
+            tollgate = stack.start_tollgate(tollgate_yaml, ports.ext_proc, logs, workers=workers)
+            pids[EXT_PROC] = _stop_on_exit(tollgate, cleanup).pid
+        else:
+            argv = [sys.executable, str(REPO / "bench" / "passthrough_extproc.py"),
+                    "--listen", f"127.0.0.1:{ports.ext_proc}"]
+            if kind == PASSTHROUGH_RESPONSE:
+                response_bodies = logs / "response-bodies"
+                argv += ["--response-body", str(response_bodies)]
+            floor = stack.Process.spawn(kind, argv, logs)
             _stop_on_exit(floor, cleanup).ready_or_fail(
                 stack.grpc_serving(ports.ext_proc), 20, "gRPC health SERVING"
             )
             pids[EXT_PROC] = floor.pid
-        else:
-            config = logs / "tollgate.yaml"
-            config.write_text(
-                yaml.safe_dump(tollgate_config(ports.ext_proc, otlp_endpoint)), encoding="utf-8"
-            )
-            tollgate = stack.start_tollgate(config, ports.ext_proc, logs)
-            pids[EXT_PROC] = _stop_on_exit(tollgate, cleanup).pid
         envoy_path = envoy_bootstrap.write(bootstrap, logs / "envoy.yaml")
         envoy = stack.start_envoy(envoy_path, ports.admin, logs)
         pids["envoy"] = _stop_on_exit(envoy, cleanup).pid
-        endpoints[kind] = Endpoint(ports.listener, pids)
+        endpoints[kind] = Endpoint(ports.listener, pids, response_bodies)
     return endpoints
 
 
@@ -350,12 +423,12 @@ MASKED_ROUTE = {"name": "masked", "match": {"prefix": "/masked/"},
                 "route": {"cluster": "demo_upstream", "prefix_rewrite": "/"}}
 
 
-def tollgate_config(grpc_port: int, otlp_endpoint: str) -> dict[str, Any]:
-    """Two targets: `demo` decides on requests only, its SQL parsed (its label turns the
-    pack's masking off, so no response phase is needed), `masked` reads and masks its
-    answers."""
+def tollgate_config(grpc_port: int, otlp_endpoint: str, workers: int) -> dict[str, Any]:
+    """`workers` ext_proc processes from `grpc_port` on, and two targets: `demo` decides
+    on requests only, its SQL parsed (its label turns the pack's masking off, so no
+    response phase is needed), `masked` reads and masks its answers."""
     return {
-        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5},
+        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": workers},
         "policy": {"engine": "embedded", "dir": str(REPO / "policies")},
         "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
         "targets": [
@@ -411,17 +484,27 @@ def figures(measured: Measured) -> dict[str, Any]:
     }
 
 
+def setup_of(label: str) -> SetUp:
+    """The set-up a row of results measured: `tollgate-body`, or `tollgate-body@2w`
+    (with 2 workers)."""
+    return SETUPS[label.partition("@")[0]]
+
+
 def add_comparisons(results: dict[str, dict[str, dict[str, Any]]]) -> None:
-    """Add each figure's ratio, and the added latency, against the set-up's Envoy-alone run.
+    """Add each figure's ratio, and the added latency, against the set-up's Envoy-alone run
+    (when that ran the same phase: a smoke runs no Envoy alone).
 
     CPU ratios are all against Envoy alone's own CPU per request: the budget's
     reference machine puts that at ~34 µs, which makes the budget's 250 µs ~7x.
     """
     for name, phases in results.items():
+        baseline = setup_of(name).baseline
         for phase, row in phases.items():
-            base = results[SETUPS[name].baseline][phase]
+            if phase not in results.get(baseline, {}):
+                continue
+            base = results[baseline][phase]
             envoy_alone = base["cpu_us_per_request"]["envoy"]
-            row["vs"] = SETUPS[name].baseline
+            row["vs"] = baseline
             row["added_p50_ms"] = row["p50_ms"] - base["p50_ms"]
             row["added_p99_ms"] = row["p99_ms"] - base["p99_ms"]
             row["ratio"] = {key: row[key] / base[key] for key in ("rps", "p50_ms", "p99_ms")}
@@ -439,7 +522,7 @@ def _cell(value: float | None, digits: int, ratio: float | None = None) -> str:
 
 
 COLUMNS = (  # title, width; the first three are left-aligned
-    ("set-up", 16), ("load", 5), ("vs", 10), ("req/s", 13), ("p50 ms", 13), ("p99 ms", 14),
+    ("set-up", 19), ("load", 5), ("vs", 10), ("req/s", 13), ("p50 ms", 13), ("p99 ms", 14),
     ("+p50", 6), ("+p99", 6), ("err", 3), (EXT_PROC, 13), ("envoy", 12), ("gateway", 13),
     ("upstream", 8), ("gen", 5),
 )
@@ -458,11 +541,12 @@ def table(results: dict[str, dict[str, dict[str, Any]]], rate: float) -> str:
     for name, phases in results.items():
         for phase, row in phases.items():
             # A baseline's ratios against itself are all 1: show its figures alone.
-            ratio = {} if name == row["vs"] else row["ratio"]
+            vs = row.get("vs", "-")
+            ratio = {} if name == vs else row.get("ratio", {})
             cpu, cpu_ratio = row["cpu_us_per_request"], ratio.get("cpu_vs_envoy_alone", {})
             lines.append(_line((
                 name, f"{rate:g}/s" if phase == "fixed_rate" else "max",
-                "=" if name == row["vs"] else row["vs"],
+                "=" if name == vs else vs,
                 _cell(row["rps"], 0, ratio.get("rps")),
                 _cell(row["p50_ms"], 2, ratio.get("p50_ms")),
                 _cell(row["p99_ms"], 2, ratio.get("p99_ms")),
@@ -531,46 +615,159 @@ def budget(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]
     return verdicts
 
 
+def goals(results: dict[str, dict[str, dict[str, Any]]],
+          workers: list[int]) -> list[dict[str, Any]]:
+    """Issue 17's goals for the tollgate set-ups that ran, with `workers[0]` workers: each
+    figure with its limit and verdict (None when its phase did not run), and the
+    throughput at max with every worker count, as a ratio against the floor too."""
+    lines = []
+    for goal in GOALS:
+        if goal.setup not in results:
+            continue
+        row, floor = results[goal.setup], results[goal.floor]["max"]
+        checks = {
+            "throughput at max": (row["max"]["rps"] / floor["rps"], ">=", goal.throughput),
+            "CPU per request": (
+                row["max"]["cpu_us_per_request"][EXT_PROC]
+                / floor["cpu_us_per_request"][EXT_PROC], "<=", goal.cpu),
+            "added p99 at the fixed rate": (
+                row.get("fixed_rate", {}).get("added_p99_ms"), "<=", goal.added_p99_ms),
+        }
+        lines.append({
+            "goal": goal.title, "setup": goal.setup, "floor": goal.floor,
+            "workers": workers[0],
+            "checks": {
+                figure: {"value": value, "op": op, "limit": limit,
+                         "met": None if value is None
+                         else value >= limit if op == ">=" else value <= limit}
+                for figure, (value, op, limit) in checks.items()
+            },
+            "throughput_by_workers": {
+                n: {"rps": results[label]["max"]["rps"],
+                    "vs_floor": results[label]["max"]["rps"] / floor["rps"]}
+                for n in workers
+                if (label := run_label(goal.setup, n, workers)) in results
+            },
+        })
+    return lines
+
+
+def goals_table(lines: list[dict[str, Any]], rate: float) -> str:
+    """The goals as a table: ratio (or ms) against its limit, MET / NOT MET."""
+    verdict = {True: "MET", False: "NOT MET", None: "not run"}
+    units = {"throughput at max": "x", "CPU per request": "x", "added p99 at the fixed rate": " ms"}
+    out = [f"goals (issue 17): tollgate with {lines[0]['workers']} worker(s) against the "
+           "do-nothing ext_proc asked for the same phases (floor); CPU per request at max, "
+           f"every process tollgate runs; added p99 at {rate:g} req/s over Envoy alone",
+           f"  {'set-up':<25}" + "".join(f"{figure:<32}" for figure in units)]
+    for line in lines:
+        cells = []
+        for figure, check in line["checks"].items():
+            value = "-" if check["value"] is None else f"{check['value']:.2f}{units[figure]}"
+            cells.append(f"{value} {check['op']} {check['limit']:g}  {verdict[check['met']]}")
+        out.append(f"  {line['goal']:<25}" + "".join(f"{cell:<32}" for cell in cells))
+    out.append("throughput at max by workers (req/s, and against the floor's):")
+    for line in lines:
+        out.append(f"  {line['goal']:<25}" + ", ".join(
+            f"{n} worker(s) {t['rps']:.0f} ({t['vs_floor']:.2f}x)"
+            for n, t in line["throughput_by_workers"].items()))
+    return "\n".join(out)
+
+
 # ---- Orchestration ---------------------------------------------------------------------------
 
 
+def run_label(name: str, workers: int, counts: list[int]) -> str:
+    """A tollgate set-up's row: its name with the first worker count, `name@Nw` with others."""
+    return name if workers == counts[0] else f"{name}@{workers}w"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One set-up to measure: its row in the results, the stack serving it, its phases."""
+
+    label: str
+    setup: SetUp
+    stack: str
+    phases: tuple[str, ...]
+
+
+def plan(args: argparse.Namespace) -> list[Run]:
+    """What to measure, in order: each tollgate set-up right after its floor (and, in a
+    full run, their Envoy-alone baselines), with each worker count; a smoke runs max
+    phases only, and other worker counts than the first add their max phase."""
+    phases = ("max",) if args.smoke else ("fixed_rate", "max")
+    floors = {goal.setup: goal.floor for goal in GOALS}
+    wanted = {*args.only, *(floors[n] for n in args.only if n in floors)}
+    if not args.smoke:  # baselines, and the do-nothing ext_proc the budget is scaled by
+        wanted |= {SETUPS[n].baseline for n in wanted}
+        if any(SETUPS[n].stack == "tollgate" for n in wanted):
+            wanted.add(FLOOR)
+    runs = []
+    for name, setup in SETUPS.items():
+        if name not in wanted:
+            continue
+        if setup.stack != "tollgate":
+            runs.append(Run(name, setup, setup.stack, phases))
+            continue
+        runs += [Run(run_label(name, n, args.workers), setup, tollgate_stack(n),
+                     phases if n == args.workers[0] else ("max",)) for n in args.workers]
+    return runs
+
+
+def measure(run_: Run, endpoint: Endpoint, phase: str, args: argparse.Namespace,
+            generator: ProcessPoolExecutor) -> Measured:
+    """One phase of one set-up; the do-nothing ext_proc asked for response bodies must
+    have been sent one for each request (else its floor would be the headers' one)."""
+    counted = read_count(endpoint.response_bodies) if endpoint.response_bodies else 0
+    measured = generator.submit(drive, Phase(
+        endpoint.port, run_.setup.request, args.connections, args.warmup, args.seconds,
+        args.rate if phase == "fixed_rate" else None, endpoint.pids,
+    )).result()
+    if endpoint.response_bodies:
+        bodies = read_count(endpoint.response_bodies) - counted
+        if not 0 < measured.requests <= bodies:
+            raise SystemExit(
+                f"{run_.label}: the do-nothing ext_proc was sent {bodies} response bodies "
+                f"for {measured.requests} requests: it is not asked for them")
+    return measured
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """Start what the chosen set-ups need, measure each, stop everything (also on error)."""
-    # Each tollgate set-up brings its Envoy-alone baseline, and the do-nothing
-    # ext_proc the budget is scaled by.
-    wanted = {*args.only, *(SETUPS[n].baseline for n in args.only)}
-    if any(SETUPS[n].stack == "tollgate" for n in args.only):
-        wanted.add(FLOOR)
-    chosen = [setup for name, setup in SETUPS.items() if name in wanted]
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    """Start what the planned set-ups need, measure each, stop everything (also on error)."""
+    runs = plan(args)
+    rounds: dict[str, dict[str, list[Measured]]] = {r.label: {p: [] for p in r.phases}
+                                                    for r in runs}
     spawn = multiprocessing.get_context("spawn")
     with contextlib.ExitStack() as cleanup:
         generator = cleanup.enter_context(ProcessPoolExecutor(
             1, mp_context=spawn, initializer=prioritise
         ))
         otlp = cleanup.enter_context(OtlpReceiver())
-        endpoints = start_stacks({s.stack for s in chosen}, work, cleanup, otlp.endpoint)
-        for setup in chosen:
-            endpoint = endpoints[setup.stack]
-            probe(setup, endpoint)
-            results[setup.name] = {}
-            for phase, rate in (("fixed_rate", args.rate), ("max", None)):
-                print(f"  {setup.name}: {phase} ...", file=sys.stderr, flush=True)
-                measured = generator.submit(drive, Phase(
-                    endpoint.port, setup.request, args.connections, args.warmup,
-                    args.seconds, rate, endpoint.pids,
-                )).result()
-                results[setup.name][phase] = figures(measured)
+        endpoints = start_stacks({r.stack for r in runs}, work, cleanup, otlp.endpoint)
+        for run_ in runs:
+            probe(run_.setup, endpoints[run_.stack])
+        for round_, run_ in itertools.product(range(args.rounds), runs):
+            for phase in run_.phases:
+                print(f"  {run_.label}: {phase} (round {round_ + 1}/{args.rounds}) ...",
+                      file=sys.stderr, flush=True)
+                rounds[run_.label][phase].append(
+                    measure(run_, endpoints[run_.stack], phase, args, generator))
+    results = {label: {phase: figures(Measured.pooled(measured))
+                       for phase, measured in phases.items()}
+               for label, phases in rounds.items()}
     add_comparisons(results)
     return results
 
 
 def report(results: dict[str, dict[str, dict[str, Any]]], verdicts: list[dict[str, Any]],
-           args: argparse.Namespace, generator: str) -> str:
-    """The table, what its columns mean, the reference points, and the budget verdicts."""
+           goal_lines: list[dict[str, Any]], args: argparse.Namespace, generator: str) -> str:
+    """The table, what its columns mean, the reference points, the budget verdicts, and
+    the goals last."""
     lines = [
         generator,
-        f"each phase: {args.warmup:g} s warm-up, then {args.seconds:g} s measured; CPU is "
+        f"each phase: {args.rounds} round(s) of {args.warmup:g} s warm-up, then "
+        f"{args.seconds:g} s measured, set-ups in turn; CPU is "
         f"µs per request from /proc/PID/stat ({TICK_SECONDS * 1e3:g} ms ticks)",
         "",
         table(results, args.rate),
@@ -579,11 +776,14 @@ def report(results: dict[str, dict[str, dict[str, Any]]], verdicts: list[dict[st
         "Envoy CPU);",
         "+p50/+p99: added ms; ext_proc = tollgate or the do-nothing ext_proc; "
         "gateway = envoy + ext_proc; gen = the load generator itself",
-        "send lag p99 at the fixed rate (sent late: every connection busy, or the generator "
-        "waiting for a core):",
-        "  " + ", ".join(f"{n} {r['fixed_rate']['send_lag_p99_ms']:.2f} ms"
-                         for n, r in results.items()),
     ]
+    if not args.smoke:
+        lines += [
+            "send lag p99 at the fixed rate (sent late: every connection busy, or the "
+            "generator waiting for a core):",
+            "  " + ", ".join(f"{n} {r['fixed_rate']['send_lag_p99_ms']:.2f} ms"
+                             for n, r in results.items() if "fixed_rate" in r),
+        ]
     if "envoy" in results and FLOOR in results:
         envoy, floor = results["envoy"]["fixed_rate"], results[FLOOR]["fixed_rate"]
         lines.append(
@@ -594,6 +794,7 @@ def report(results: dict[str, dict[str, dict[str, Any]]], verdicts: list[dict[st
         )
     lines += [
         "",
+        "budget: not judged by a smoke" if args.smoke else
         "budget (docs/architecture.md): as written | scaled to this machine (CPU and rates by the "
         "do-nothing ext_proc, latency by Envoy alone)" if verdicts
         else "budget: no tollgate set-up ran",
@@ -608,41 +809,79 @@ def report(results: dict[str, dict[str, dict[str, Any]]], verdicts: list[dict[st
         if v["figure"] == "decisions/s":
             share = results[v["setup"]][v["phase"]]["cpu_core_share"][EXT_PROC]
             lines.append(f"           (tollgate used {share:.0%} of one core meanwhile)")
+    if goal_lines:
+        lines += ["", goals_table(goal_lines, args.rate)]
     return "\n".join(lines)
 
 
+# What an option left out is, in a full run and in a smoke (printed by --help).
+DEFAULTS = {"seconds": 10.0, "warmup": 2.0, "rounds": 1, "workers": [1, 2],
+            "only": list(SETUPS)}
+SMOKE_DEFAULTS = {"seconds": 0.6, "warmup": 0.2, "rounds": 3, "workers": [1],
+                  "only": [goal.setup for goal in GOALS]}
+
+
+def worker_counts(text: str) -> list[int]:
+    """`N[,M...]`: the worker counts to run tollgate's set-ups with, each >= 1."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1 or len(set(counts)) < len(counts):
+        raise argparse.ArgumentTypeError(f"expected distinct counts >= 1 like 1,2, got {text!r}")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=f"defaults: {DEFAULTS}; with --smoke: {SMOKE_DEFAULTS}")
     parser.add_argument("--rate", type=float, default=200, help="fixed-rate phase, req/s")
-    parser.add_argument("--seconds", type=float, default=10, help="measured window per phase")
-    parser.add_argument("--warmup", type=float, default=2, help="unmeasured lead per phase")
+    parser.add_argument("--seconds", type=float, help="measured window per phase")
+    parser.add_argument("--warmup", type=float, help="unmeasured lead per phase")
+    parser.add_argument("--rounds", type=int, help="measure every set-up in turn this many "
+                        "times, pooling the rounds (each --seconds long)")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections")
     parser.add_argument(
-        "--only", nargs="+", choices=list(SETUPS), default=list(SETUPS),
-        help="set-ups to run (the Envoy-alone baselines they compare with are added)",
+        "--only", nargs="+", choices=list(SETUPS),
+        help="set-ups to run (the floors and Envoy-alone baselines they compare with are "
+        "added; default: all, in a smoke tollgate's)",
     )
+    parser.add_argument("--workers", type=worker_counts, metavar="N[,M]",
+                        help="tollgate's ext_proc processes (listen.workers), each count in "
+                        "turn; the goals are judged on the first")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few seconds: max phases of the floors and tollgate's set-ups, "
+                        "ratios only, no results file unless --json-out")
     parser.add_argument("--json-out", type=Path, help="default: bench/results/<timestamp>.json")
     args = parser.parse_args(argv)
+    defaults = (SMOKE_DEFAULTS if args.smoke else DEFAULTS).items()
+    for key, value in defaults:
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as work:
         results = run(args, Path(work))
-    verdicts = budget(results)
+    verdicts = [] if args.smoke else budget(results)
+    goal_lines = goals(results, args.workers)
     generator = (
         f"load generator: its own process (nice {GENERATOR_NICE} if root), {args.connections} "
         "threads each on one raw keep-alive HTTP/1.1 socket;\n  fixed rate = open loop on a "
         "timetable (latency from the scheduled send), max = closed loop"
     )
-    print(report(results, verdicts, args, generator))
-    out = args.json_out or RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+    print(report(results, verdicts, goal_lines, args, generator))
+    out = args.json_out or (None if args.smoke else RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json")
+    if out is None:
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "started": started.isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
         "python": sys.version.split()[0], "generator": generator,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "setups": {n: {**asdict(SETUPS[n]), "request": SETUPS[n].request.decode()}
+        "setups": {n: {**asdict(setup_of(n)), "request": setup_of(n).request.decode()}
                    for n in results},
-        "results": results, "budget": verdicts,
+        "results": results, "budget": verdicts, "goals": goal_lines,
     }, indent=2), encoding="utf-8")
     print(f"\nresults: {out}")
 

@@ -283,7 +283,7 @@ class Gateway:
 def soak_config(grpc_port: int, otlp_endpoint: str, store_url: str, writer: str,
                 signing_key: Path) -> dict[str, Any]:
     """load.py's tollgate configuration, recording into `store_url` as `writer`."""
-    return {**load.tollgate_config(grpc_port, otlp_endpoint),
+    return {**load.tollgate_config(grpc_port, otlp_endpoint, workers=1),
             "store": {"url": store_url},
             "recording": {"writer_id": writer, "signing_key_file": str(signing_key)}}
 

@@ -8,7 +8,9 @@ misspells is never silently replaced by one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -39,9 +41,13 @@ def _host_port(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+_WRITER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 @dataclass(frozen=True)
 class Listen:
-    # ext_proc and the standard gRPC health service share this address.
+    # ext_proc and the standard gRPC health service share this address (worker 0's;
+    # worker i listens on its port + i).
     grpc: str = "127.0.0.1:50051"
     # How long SIGTERM waits for in-flight exchanges before cancelling them.
     drain_seconds: float = 10.0
@@ -49,9 +55,19 @@ class Listen:
     # 127.0.0.1:8081; it needs identity.envoy_bootstrap. null (the default): off, and
     # requests a policy holds wait for nobody.
     admin: str | None = None
+    # How many ext_proc processes serve (each its own core): worker i listens on the
+    # grpc port + i, and Envoy's tollgate_extproc cluster lists each as an endpoint
+    # (SO_REUSEPORT would pin Envoy's few long-lived HTTP/2 connections to one process).
+    # Worker 0 also serves the admin API. auto: one per core this process may run on.
+    workers: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
-        _host_port(self.grpc)
+        port = _host_port(self.grpc)[1]
+        if self.workers != "auto" and self.workers < 1:
+            raise Invalid("workers", "must be >= 1, or auto (one per core)")
+        if port + self.worker_count - 1 > 65535:
+            raise Invalid("workers", f"{self.worker_count} workers from port {port} run past "
+                          "port 65535")
         if self.admin is not None:
             try:
                 _host_port(self.admin)
@@ -63,6 +79,22 @@ class Listen:
     @property
     def grpc_port(self) -> int:
         return _host_port(self.grpc)[1]
+
+    @property
+    def worker_count(self) -> int:
+        """`workers`, auto resolved: the cores this process may run on (its CPU affinity,
+        which a container's cpuset limits; a CPU quota does not show there)."""
+        return len(os.sched_getaffinity(0)) if self.workers == "auto" else self.workers
+
+    @property
+    def worker_ports(self) -> list[int]:
+        """The ext_proc port of each worker, worker 0's first."""
+        return [self.grpc_port + i for i in range(self.worker_count)]
+
+    def of_worker(self, worker: int) -> Listen:
+        """Worker `worker`'s own: its grpc port, and one worker (itself)."""
+        host, port = _host_port(self.grpc)
+        return dataclasses.replace(self, grpc=f"{host}:{port + worker}", workers=1)
 
     @property
     def admin_port(self) -> int | None:
@@ -474,8 +506,7 @@ class Recording:
             raise Invalid("identity_share", "must be > 0 and <= 1")
         if self.identity_bytes_per_hour is not None and self.identity_bytes_per_hour <= 0:
             raise Invalid("identity_bytes_per_hour", "must be > 0, or null for no budget")
-        if self.writer_id is not None and not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}",
-                                                            self.writer_id):
+        if self.writer_id is not None and not _WRITER_ID.fullmatch(self.writer_id):
             raise Invalid("writer_id", "1-64 letters, digits, '.', '_', ':' or '-'")
 
 
@@ -501,6 +532,20 @@ class Config:
             if target.name in seen:
                 raise Invalid("targets", f"target name {target.name!r} is used twice")
             seen.add(target.name)
+        writer_id, workers = self.recording.writer_id, self.listen.worker_count
+        if writer_id is not None and workers > 1 \
+                and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):
+            raise Invalid("recording.writer_id", f"with {workers} workers (listen.workers), "
+                          f"each writes as {writer_id}-w<worker>: at most 64 characters")
+
+    def of_worker(self, worker: int) -> Config:
+        """Worker `worker`'s config: its own port (listen.grpc's + worker) and chain (a
+        writer_id set here gets `-w<worker>`; the default one differs by process)."""
+        writer_id = self.recording.writer_id
+        return dataclasses.replace(
+            self, listen=self.listen.of_worker(worker),
+            recording=dataclasses.replace(
+                self.recording, writer_id=writer_id and f"{writer_id}-w{worker}"))
 
     @property
     def policy_dir(self) -> Path:
@@ -583,7 +628,12 @@ def _decode(tp: Any, value: Any, key: str, source: Path) -> Any:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _decode(options[0], value, key, source)
+        if len(options) == 1:
+            return _decode(options[0], value, key, source)
+        for option in options:  # the first that takes it
+            with contextlib.suppress(_KeyError):
+                return _decode(option, value, key, source)
+        raise _KeyError(key, f"expected {' or '.join(map(_type_name, options))}, got {value!r}")
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise _KeyError(key, f"expected {_type_name(tp)}, got {value!r}")

@@ -44,7 +44,7 @@ class BootstrapError(ValueError):
 class Ports:
     listener: int = 10000
     admin: int = 9901
-    ext_proc: int = 50051
+    ext_proc: int = 10100  # and the next ones, one per worker
     upstream: int = 10080  # the demo upstream's (cluster demo_upstream)
 
 
@@ -141,35 +141,46 @@ def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
     return _one(list(providers.values()), "jwt_authn provider", list(providers))
 
 
-def with_ports(bootstrap: dict[str, Any], ports: Ports) -> dict[str, Any]:
+def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dict[str, Any]:
     """A copy of a one-listener bootstrap listening and connecting on `ports`: its
-    listener, admin, and the clusters tollgate_extproc and demo_upstream."""
+    listener, admin, the cluster demo_upstream, and the cluster tollgate_extproc with one
+    endpoint per tollgate worker (ports.ext_proc, and the ports after it)."""
     config = copy.deepcopy(bootstrap)
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     _the_listener(config)["address"]["socket_address"]["port_value"] = ports.listener
-    moved = {EXT_PROC_CLUSTER: ports.ext_proc, DEMO_CLUSTER: ports.upstream}
-    for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] not in moved:
-            continue
-        for group in cluster["load_assignment"]["endpoints"]:
-            for endpoint in group["lb_endpoints"]:
-                endpoint["endpoint"]["address"]["socket_address"]["port_value"] = moved[
-                    cluster["name"]]
-    return config
+    for group in _cluster(config, DEMO_CLUSTER)["load_assignment"]["endpoints"]:
+        for endpoint in group["lb_endpoints"]:
+            endpoint["endpoint"]["address"]["socket_address"]["port_value"] = ports.upstream
+    return with_ext_proc_ports(config, [ports.ext_proc + i for i in range(workers)])
 
 
 def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
-    """A copy whose ext_proc cluster balances between tollgate replicas on `ports` of
-    127.0.0.1 (round robin: one endpoint each, as SO_REUSEPORT would pin Envoy's
-    long-lived HTTP/2 connections to one process)."""
+    """A copy whose ext_proc cluster balances between tollgate processes (workers or
+    replicas) on `ports` of its first endpoint's address: one endpoint each, as
+    SO_REUSEPORT would pin Envoy's few long-lived HTTP/2 connections to one process."""
     config = copy.deepcopy(bootstrap)
-    (cluster,) = [c for c in config["static_resources"]["clusters"]
-                  if c["name"] == EXT_PROC_CLUSTER]
-    cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
-        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                     "port_value": port}}}}
-        for port in ports]}]
+    cluster = _cluster(config, EXT_PROC_CLUSTER)
+    first = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    endpoints = []
+    for port in ports:
+        endpoint = copy.deepcopy(first)
+        endpoint["endpoint"]["address"]["socket_address"]["port_value"] = port
+        endpoints.append(endpoint)
+    cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": endpoints}]
     return config
+
+
+def ext_proc_ports(bootstrap: dict[str, Any]) -> set[int]:
+    """The ports the ext_proc cluster's endpoints name (whatever their addresses)."""
+    return {endpoint["endpoint"]["address"]["socket_address"]["port_value"]
+            for group in _cluster(bootstrap, EXT_PROC_CLUSTER)["load_assignment"]["endpoints"]
+            for endpoint in group.get("lb_endpoints", ())}
+
+
+def _cluster(bootstrap: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [c for c in bootstrap["static_resources"].get("clusters") or []
+             if c["name"] == name]
+    return _one(found, f"cluster {name}", [name] * len(found))
 
 
 def with_jwt_issuer(

@@ -57,12 +57,15 @@ def hash_key(config: Config) -> bytes | None:
     return None
 
 
-async def serve(config: Config) -> None:
-    """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return."""
+async def serve(config: Config, *, admin_api: bool = True) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return.
+
+    One process, or one worker of several (extproc/workers.py): then `config` is the
+    worker's own, and only worker 0 serves the admin API (`admin_api`)."""
     try:
         credentials = CredentialStore.from_config(config)
         key = hash_key(config)
-        verifier = approver_verifier(config)
+        verifier = approver_verifier(config) if admin_api else None
     except (CredentialError, ValueError, VerifierError) as exc:
         raise ServeError(str(exc)) from None
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave

@@ -3,29 +3,43 @@
 Spans go to a BatchSpanProcessor, so the request path only records in memory;
 export to the OTLP endpoint happens on the processor's own thread. An agent's
 W3C `traceparent` is continued, so its own trace and the gateway's join.
+
+An exchange's span is an `ExchangeSpan`: plain values while the exchange runs, one
+`ReadableSpan` handed to the SDK's span processors when it ends. The SDK's own `Span`
+validates every attribute on every call, under a lock; profiled, that was the largest
+part of tollgate's own time on a headers-only exchange. The SDK stays the tracing
+layer: its resource, processors and OTLP exporter, configured as usual.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from extproc import __version__, config
 
 _propagator = TraceContextTextMapPropagator()
+log = logging.getLogger("tollgate.telemetry")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
+_PRIMITIVE = (str, bool, int, float)
+_PRIMITIVE_SET = frozenset(_PRIMITIVE)
 
 
 class TelemetryError(Exception):
@@ -71,6 +85,7 @@ class Telemetry:
             # `traceparent: ...-00` would have hidden the gateway's spans.
             sampler=ALWAYS_ON,
         )
+        self._processors: list[SpanProcessor] = []
         if settings.otlp_endpoint:
             otlp = _otlp_exporter(settings.otlp_endpoint)
             # Export batches of 32 rather than the SDK's 512: encoding holds the GIL,
@@ -78,21 +93,38 @@ class Telemetry:
             # by bench/load.py at 200 req/s: p99 ~8 ms with 32, ~19 with 128, ~100
             # with 512). The standard OTEL_BSP_MAX_EXPORT_BATCH_SIZE wins when set.
             batch = None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else 32
-            self._provider.add_span_processor(
-                BatchSpanProcessor(otlp, max_export_batch_size=batch)
-            )
+            self._add(BatchSpanProcessor(otlp, max_export_batch_size=batch))
         if exporter is not None:
-            self._provider.add_span_processor(SimpleSpanProcessor(exporter))
+            self._add(SimpleSpanProcessor(exporter))
         self._tracer = self._provider.get_tracer("tollgate", __version__)
+        # What every exchange's span is exported with.
+        self.resource = self._provider.resource
+        self.scope = InstrumentationScope("tollgate", __version__)
+        self._ids = self._provider.id_generator
+
+    def _add(self, processor: SpanProcessor) -> None:
+        """A processor for every span: the SDK's (approvals) and the exchanges' own."""
+        self._provider.add_span_processor(processor)
+        self._processors.append(processor)
 
     def start_exchange(
-        self, name: str, headers: Mapping[str, str], attributes: Mapping[str, Any]
-    ) -> Span:
+        self, name: str, headers: Mapping[str, str], attributes: dict[str, Any]
+    ) -> ExchangeSpan:
         """Open the exchange's span, continuing the caller's trace when it sent one."""
-        context = _propagator.extract(headers) if "traceparent" in headers else None
-        return self._tracer.start_span(
-            name, context=context, kind=SpanKind.SERVER, attributes=attributes
-        )
+        parent = None
+        if "traceparent" in headers:
+            found = trace.get_current_span(_propagator.extract(headers)).get_span_context()
+            parent = found if found.is_valid else None
+        context = SpanContext(
+            parent.trace_id if parent else self._ids.generate_trace_id(),
+            self._ids.generate_span_id(), is_remote=False, trace_flags=_SAMPLED,
+            trace_state=parent.trace_state if parent else None)
+        return ExchangeSpan(self, name, context, parent, attributes)
+
+    def ended(self, span: ReadableSpan) -> None:
+        """An exchange's span, complete: to every processor, as the SDK's spans go."""
+        for processor in self._processors:
+            processor.on_end(span)
 
     def start_in_trace(
         self, name: str, trace_id: str, parent_span_id: str, attributes: Mapping[str, Any]
@@ -116,9 +148,73 @@ class Telemetry:
         self._provider.shutdown()
 
 
-def trace_id_of(span: Span) -> str:
+class ExchangeSpan:
+    """One exchange's span, as plain values until it ends (see the module's docstring).
+
+    The subset of the API an exchange uses: attributes, events, status, end. Attribute
+    values are checked once, when the span ends: what OTLP cannot carry is dropped with a
+    warning, as the SDK does."""
+
+    __slots__ = ("_attributes", "_context", "_events", "_name", "_parent", "_start",
+                 "_status", "_telemetry")
+
+    def __init__(self, telemetry: Telemetry, name: str, context: SpanContext,
+                 parent: SpanContext | None, attributes: dict[str, Any]) -> None:
+        self._telemetry, self._name, self._context, self._parent = (
+            telemetry, name, context, parent)
+        self._attributes = attributes
+        self._events: list[Event] = []
+        self._status = _UNSET
+        self._start = time.time_ns()
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self._attributes.update(attributes)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any]) -> None:
+        self._events.append(Event(name, _checked(attributes), time.time_ns()))
+
+    def set_status(self, status: Status) -> None:
+        self._status = status
+
+    def end(self) -> None:
+        telemetry = self._telemetry
+        telemetry.ended(ReadableSpan(
+            self._name, self._context, self._parent, telemetry.resource,
+            _checked(self._attributes), tuple(self._events), (), SpanKind.SERVER,
+            None, self._status, self._start, time.time_ns(), telemetry.scope))
+
+
+def _checked(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`attributes` as OTLP can carry them: primitives, and sequences of one primitive
+    type (as tuples); anything else is dropped, with a warning. Copied only when
+    something must change (tollgate's own values are already right)."""
+    out: dict[str, Any] | None = None
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind in _PRIMITIVE or (kind is tuple and _uniform(value)):
+            continue
+        if out is None:
+            out = dict(attributes)
+        if kind is list and _uniform(value):
+            out[key] = tuple(value)
+            continue
+        log.warning("span attribute %s dropped: %s cannot be exported", key, kind.__name__)
+        del out[key]
+    return attributes if out is None else out
+
+
+def _uniform(values: tuple[Any, ...] | list[Any]) -> bool:
+    """Values of one primitive type (or none): what an OTLP array attribute holds."""
+    kinds = {type(v) for v in values}
+    return len(kinds) <= 1 and kinds <= _PRIMITIVE_SET
+
+
+def trace_id_of(span: Span | ExchangeSpan) -> str:
     return trace.format_trace_id(span.get_span_context().trace_id)
 
 
-def span_id_of(span: Span) -> str:
+def span_id_of(span: Span | ExchangeSpan) -> str:
     return trace.format_span_id(span.get_span_context().span_id)

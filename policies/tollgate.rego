@@ -48,6 +48,17 @@ decision := {"action": "allow", "reasons": [], "rules": [], "mask": mask} if {
 	count(holds) == 0
 }
 
+# Whether a response can change the decision for the target in `input.target` (the only
+# field set when tollgate asks, once per target and policy revision). Where it is false,
+# tollgate does not decide that target's responses, nor parse their bodies for the policy:
+# the request's decision, mask included, stands for them. Only llm.rego reads responses
+# (a model's tool calls and errors); a rule that reads `input.response` or `input.phase`
+# for other targets must make this true for them. Leaving the rule out decides every
+# response.
+default decides_responses := false
+
+decides_responses if input.target.protocol == "llm"
+
 denied_rules contains d.rule if some d in denials
 
 held_rules contains h.rule if some h in holds

@@ -110,3 +110,10 @@ test_a_denial_wins_over_a_hold if {
 	d.rules == ["sql.destructive"]
 	not d.approvers
 }
+
+test_only_model_answers_are_decided if {
+	data.tollgate.decides_responses with input as {"target": {"protocol": "llm"}}
+	not data.tollgate.decides_responses with input as {"target": {"protocol": "sql-http"}}
+	not data.tollgate.decides_responses with input as {"target": {"protocol": "http"}}
+	not data.tollgate.decides_responses with input as {"target": {"protocol": "k8s"}}
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,28 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
     assert cfg.recording.identity_bytes_per_hour == 1 << 30  # 1 GiB an hour
 
 
+def test_workers_default_to_one_per_core_this_process_may_use(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL))
+    assert cfg.listen.workers == "auto"
+    assert cfg.listen.worker_count == len(os.sched_getaffinity(0))
+    explicit = config.load(write(tmp_path, {**MINIMAL, "listen": {
+        "grpc": "0.0.0.0:7000", "workers": 3}}))
+    assert explicit.listen.worker_count == 3
+    assert explicit.listen.worker_ports == [7000, 7001, 7002]
+
+
+def test_a_worker_s_config_has_its_port_and_its_chain(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, {**MINIMAL, "listen": {
+        "grpc": "0.0.0.0:7000", "workers": 3, "admin": "127.0.0.1:8081"},
+        "recording": {"writer_id": "edge"}}))
+    worker = cfg.of_worker(2)
+    assert (worker.listen.grpc, worker.listen.workers) == ("0.0.0.0:7002", 1)
+    assert worker.recording.writer_id == "edge-w2"
+    # Approvers are sent to the admin API wherever the request was held (worker 0's).
+    assert worker.approvals_url == cfg.approvals_url == "http://127.0.0.1:8081"
+    assert config.load(write(tmp_path, MINIMAL)).of_worker(1).recording.writer_id is None
+
+
 def test_the_record_byte_budget_can_be_turned_off(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, {**MINIMAL,
                                        "recording": {"identity_bytes_per_hour": None}}))
@@ -56,6 +79,15 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
         ({**MINIMAL, "listen": {"grpc": "50051"}}, "listen.grpc: expected HOST:PORT"),
         ({**MINIMAL, "listen": {"drain_seconds": "ten"}},
          "listen.drain_seconds: expected a number"),
+        ({**MINIMAL, "listen": {"workers": 0}}, "listen.workers: must be >= 1, or auto"),
+        ({**MINIMAL, "listen": {"workers": "all"}},
+         "listen.workers: expected an integer or one of 'auto', got 'all'"),
+        ({**MINIMAL, "listen": {"workers": True}}, "listen.workers: expected an integer or"),
+        ({**MINIMAL, "listen": {"grpc": "127.0.0.1:65535", "workers": 2}},
+         "listen.workers: 2 workers from port 65535 run past port 65535"),
+        ({**MINIMAL, "listen": {"workers": 10}, "recording": {"writer_id": "w" * 62}},
+         "recording.writer_id: with 10 workers (listen.workers), each writes as "
+         f"{'w' * 62}-w<worker>: at most 64 characters"),
         ({"targets": [{"name": "a"}]}, "targets[0].match: required key is missing"),
         ({"targets": [{"name": "a", "match": {}}]}, "targets[0].match: needs 'route' or 'cluster'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "fail_mode": "opn"}]},

@@ -97,13 +97,19 @@ def deploy_config() -> config.Config:
 
 
 def clusters() -> dict[str, tuple[str, int]]:
-    """envoy/deploy.yaml's clusters: name -> (DNS name, port)."""
+    """envoy/deploy.yaml's clusters of one endpoint: name -> (DNS name, port)."""
+    return {name: (host, port) for name, (host, (port, *more)) in endpoints().items()
+            if not more}
+
+
+def endpoints() -> dict[str, tuple[str, list[int]]]:
+    """envoy/deploy.yaml's clusters: name -> (their one DNS name, its ports)."""
     found = {}
     for cluster in load_yaml(BOOTSTRAP)["static_resources"]["clusters"]:
         (group,) = cluster["load_assignment"]["endpoints"]
-        (endpoint,) = group["lb_endpoints"]
-        address = endpoint["endpoint"]["address"]["socket_address"]
-        found[cluster["name"]] = (address["address"], address["port_value"])
+        addresses = [e["endpoint"]["address"]["socket_address"] for e in group["lb_endpoints"]]
+        (host,) = {a["address"] for a in addresses}
+        found[cluster["name"]] = (host, [a["port_value"] for a in addresses])
     return found
 
 
@@ -142,6 +148,7 @@ def otlp_host_port() -> tuple[str, int]:
 def test_deploy_config_loads_strictly() -> None:
     loaded = deploy_config()
     assert loaded.listen.grpc == "0.0.0.0:50051"
+    assert loaded.listen.workers == 2  # a number: envoy/deploy.yaml lists each port
     assert loaded.listen.drain_seconds > 0
     assert loaded.policy_dir == Path("/opt/tollgate/policies")
     assert loaded.telemetry.otlp_endpoint == "http://jaeger:4317"
@@ -168,7 +175,8 @@ def test_deploy_config_targets_match_envoy_routes() -> None:
 
 
 def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """The bootstrap less what deploy.yaml may change: addresses and discovery."""
+    """The bootstrap less what deploy.yaml may change: addresses, discovery, and which
+    and how many tollgate workers' ports it lists."""
     bootstrap["admin"]["address"]["socket_address"]["address"] = "*"
     for listener in bootstrap["static_resources"]["listeners"]:
         listener["address"]["socket_address"]["address"] = "*"
@@ -177,8 +185,12 @@ def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
                     "ignore_health_on_host_removal"):
             cluster.pop(key, None)
         for group in cluster["load_assignment"]["endpoints"]:
+            group["lb_endpoints"] = group["lb_endpoints"][:1]
             for endpoint in group["lb_endpoints"]:
-                endpoint["endpoint"]["address"]["socket_address"]["address"] = "*"
+                address = endpoint["endpoint"]["address"]["socket_address"]
+                address["address"] = "*"
+                if cluster["name"] == "tollgate_extproc":
+                    address["port_value"] = "*"
     return bootstrap
 
 
@@ -196,8 +208,8 @@ def test_deploy_bootstrap_addresses() -> None:
     (listener,) = bootstrap["static_resources"]["listeners"]
     assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 10000}
     by_name = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
-    assert clusters() == {
-        "tollgate_extproc": ("tollgate", 50051), "demo_upstream": ("demo-upstream", 10080)}
+    assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
+                           "demo_upstream": ("demo-upstream", [10080])}
     for cluster in by_name.values():
         assert cluster["type"] == "STRICT_DNS"
         # tollgate and the demo upstream listen on IPv4 only.
@@ -394,10 +406,10 @@ def test_compose_commands_read_the_mounted_configs() -> None:
 
 def test_compose_names_and_ports_agree_with_the_bootstrap() -> None:
     services = compose()["services"]
-    (tollgate_host, tollgate_port), (upstream_host, upstream_port) = (
-        clusters()["tollgate_extproc"], clusters()["demo_upstream"])
+    (tollgate_host, tollgate_ports), (upstream_host, upstream_port) = (
+        endpoints()["tollgate_extproc"], clusters()["demo_upstream"])
     assert tollgate_host in services and upstream_host in services
-    assert deploy_config().listen.grpc_port == tollgate_port
+    assert deploy_config().listen.worker_ports == tollgate_ports
     upstream_command = services[upstream_host]["command"]
     assert upstream_command[upstream_command.index("--port") + 1] == str(upstream_port)
     assert upstream_command[upstream_command.index("--host") + 1] == "0.0.0.0"
@@ -595,10 +607,14 @@ async def test_policies_load_from_a_configmap_volume(tmp_path: Path) -> None:
 def test_k8s_tollgate_is_a_headless_service_envoy_resolves(
     rendered: list[dict[str, Any]],
 ) -> None:
-    host, port = clusters()["tollgate_extproc"]
+    host, ports = endpoints()["tollgate_extproc"]
     service = find(rendered, "Service", host)
     assert service["spec"].get("clusterIP") == "None", "Envoy would see one address, not pods"
-    assert [p["port"] for p in service["spec"]["ports"]] == [port]
+    assert [p["port"] for p in service["spec"]["ports"]] == ports
+    (container,) = [c for c in pod_spec(rendered, "tollgate")["containers"]
+                    if c["name"] == "tollgate"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert [named[p["targetPort"]] for p in service["spec"]["ports"]] == ports
     deployment = find(rendered, "Deployment", "tollgate")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
@@ -818,8 +834,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 
 
 def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
+    workers = deploy_config().listen.worker_count
     ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(),
-                                  stack.free_port(), stack.free_port())
+                                  stack.free_ports(workers), stack.free_port())
     settings = load_yaml(TOLLGATE_CONFIG)
     settings["listen"]["grpc"] = f"127.0.0.1:{ports.ext_proc}"
     admin_port = stack.free_port()
@@ -834,7 +851,7 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     settings["recording"]["signing_key_file"] = str(tmp / key.parent.name / key.name)
     settings["recording"]["checkpoint_file"] = str(tmp / "anchors.jsonl")
     (tmp / "tollgate.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(BOOTSTRAP), ports)
+    bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(BOOTSTRAP), ports, workers)
     bootstrap["admin"]["address"]["socket_address"]["address"] = "127.0.0.1"
     for listener in bootstrap["static_resources"]["listeners"]:
         listener["address"]["socket_address"]["address"] = "127.0.0.1"
@@ -846,7 +863,8 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     processes: list[stack.Process] = []
     try:
         processes.append(stack.start_upstream(ports.upstream, tmp))
-        processes.append(stack.start_tollgate(tmp / "tollgate.yaml", ports.ext_proc, tmp))
+        processes.append(stack.start_tollgate(tmp / "tollgate.yaml", ports.ext_proc, tmp,
+                                              workers=workers))
         processes.append(stack.start_envoy(tmp / "envoy.yaml", ports.admin, tmp))
         yield LiveStack(ports, tmp / "tollgate.yaml", database_url, admin_port)
     finally:
@@ -967,20 +985,21 @@ def healthcheck(service: str, replace: dict[str, str]) -> int:
 
 @pytest.mark.e2e  # a real Envoy, tollgate and PostgreSQL
 def test_compose_health_checks_pass_on_the_running_services(live: LiveStack) -> None:
-    grpc_port = deploy_config().listen.grpc_port
     admin_port = load_yaml(BOOTSTRAP)["admin"]["address"]["socket_address"]["port_value"]
     upstream_port = clusters()["demo_upstream"][1]
-    assert healthcheck("tollgate", {f":{grpc_port}'": f":{live.ports.ext_proc}'"}) == 0
+    workers = deploy_config().listen.worker_ports
+    moved = [live.ports.ext_proc + i for i in range(len(workers))]
+    assert healthcheck("tollgate", {str(tuple(workers)): str(tuple(moved))}) == 0
     assert healthcheck("envoy", {f":{admin_port}/": f":{live.ports.admin}/"}) == 0
     assert healthcheck("demo-upstream", {f", {upstream_port})": f", {live.ports.upstream})"}) == 0
 
 
 def test_compose_health_checks_fail_when_nothing_serves() -> None:
-    grpc_port = deploy_config().listen.grpc_port
     admin_port = load_yaml(BOOTSTRAP)["admin"]["address"]["socket_address"]["port_value"]
     upstream_port = clusters()["demo_upstream"][1]
     nothing = stack.free_port()
-    assert healthcheck("tollgate", {f":{grpc_port}'": f":{nothing}'"}) != 0
+    workers = deploy_config().listen.worker_ports
+    assert healthcheck("tollgate", {str(tuple(workers)): str((nothing, nothing))}) != 0
     assert healthcheck("envoy", {f":{admin_port}/": f":{nothing}/"}) != 0
     assert healthcheck("demo-upstream", {f", {upstream_port})": f", {nothing})"}) != 0
 

@@ -106,6 +106,26 @@ def test_with_ports_moves_tollgate_and_the_demo_upstream_and_leaves_other_cluste
     assert moved["admin"]["address"]["socket_address"]["port_value"] == 2
 
 
+def test_with_ports_lists_one_ext_proc_endpoint_per_worker_at_the_same_address() -> None:
+    moved = eb.with_ports(eb.load(), eb.Ports(ext_proc=7000), workers=3)
+    (cluster,) = [c for c in moved["static_resources"]["clusters"]
+                  if c["name"] == eb.EXT_PROC_CLUSTER]
+    (group,) = cluster["load_assignment"]["endpoints"]
+    assert [e["endpoint"]["address"]["socket_address"] for e in group["lb_endpoints"]] == [
+        {"address": "127.0.0.1", "port_value": port} for port in (7000, 7001, 7002)]
+    assert eb.ext_proc_ports(moved) == {7000, 7001, 7002}
+    assert eb.ext_proc_ports(eb.load()) == {10100}
+
+
+def test_a_bootstrap_without_the_ext_proc_cluster_is_named() -> None:
+    config = eb.load()
+    config["static_resources"]["clusters"] = [
+        c for c in config["static_resources"]["clusters"] if c["name"] != eb.EXT_PROC_CLUSTER]
+    with pytest.raises(eb.BootstrapError) as error:
+        eb.ext_proc_ports(config)
+    assert str(error.value) == "expected one cluster tollgate_extproc, the bootstrap has 0"
+
+
 def test_with_routes_adds_the_routes_to_every_connection_manager() -> None:
     route = {"name": "extra", "match": {"prefix": "/extra/"}, "route": {"cluster": "x"}}
     config = eb.with_routes(two_listeners(), [route])

@@ -3,9 +3,10 @@
 Every change of state is one conditional UPDATE (`... WHERE status = 'pending'`), so two
 approvers, or two replicas, cannot both decide one approval, and a `once` grant lets
 exactly one request through. A decision wakes the requests waiting in this process at
-once, and, on PostgreSQL, those waiting on every other replica (NOTIFY, committed with
-the decision); a waiter also looks again every few seconds, so a missed notification
-delays a request, never loses it.
+once, and those waiting in every other process sharing the store: on PostgreSQL by NOTIFY
+(committed with the decision), on SQLite by a word to each sibling's socket (wakeup.py: the
+workers of one `tollgate serve`, or any process on the same file). A waiter also looks
+again every few seconds, so a missed notification delays a request, never loses it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from extproc.approvals.model import Approval, ApprovalError, now
+from extproc.approvals.wakeup import Siblings
 from extproc.policy.decision import MOST_GRANT_MINUTES
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore, open_store
@@ -45,13 +48,17 @@ class ApprovalStore:
         self._poll, self._max_window = poll_seconds, max_window_seconds
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._listening: asyncio.Task[None] | None = None
+        self._siblings: Siblings | None = None
         self._stopping = False
 
     @classmethod
     async def open(cls, url: str, poll_seconds: float = 2.0,
                    max_window_seconds: int = MOST_GRANT_MINUTES * 60) -> ApprovalStore:
         found = cls(await open_store(url), poll_seconds, max_window_seconds)
-        found._listening = asyncio.create_task(found._listen())
+        if found._store.backend == "sqlite":
+            found._siblings = Siblings.open(Path(url.removeprefix("sqlite:///")), found._wake)
+        else:
+            found._listening = asyncio.create_task(found._listen())
         return found
 
     @property
@@ -59,6 +66,8 @@ class ApprovalStore:
         return self._store.where
 
     async def close(self) -> None:
+        if self._siblings is not None:
+            self._siblings.close()
         if self._listening is not None:
             self._listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -219,6 +228,8 @@ class ApprovalStore:
             raise ApprovalError("not_pending",
                                 f"approval {approval_id} is {latest.state()}, not pending")
         self._wake(approval_id)
+        if self._siblings is not None:
+            self._siblings.send(approval_id)
         return _approval(rows[0])
 
     # -- waking --------------------------------------------------------------------------

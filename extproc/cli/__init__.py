@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the ext_proc service Envoy calls")
     serve.add_argument("--config", required=True, type=Path, help="tollgate YAML config")
+    # Set by the supervisor of listen.workers > 1 on each worker it starts.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
 
     up = commands.add_parser(
         "up", help="run Envoy, tollgate and a demo upstream on 127.0.0.1 (the quickstart)"
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return approvals.main(args)
     # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
     logged = logging.StreamHandler()
-    logged.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # A worker of several (listen.workers) says which: they share the supervisor's output.
+    worker = "" if getattr(args, "worker", None) is None else f"[w{args.worker}]"
+    logged.setFormatter(LogFormatter(
+        f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s"))
     logging.basicConfig(level=args.log_level, handlers=[logged])
     try:
         config = config_module.load(args.config)
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tollgate: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        return _serve(config)
+        return _serve(config, args)
     if args.command == "token":
         return _token(config, args)
     from extproc.quickstart.up import run_quickstart
@@ -94,14 +99,24 @@ def _token(config: config_module.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(config: config_module.Config) -> int:
+def _serve(config: config_module.Config, args: argparse.Namespace) -> int:
+    """One process, the supervisor of several (listen.workers), or one worker of them."""
     import uvloop
 
+    from extproc import workers
     from extproc.policy import PolicyLoadError
     from extproc.server import ServeError, serve
 
+    worker: int | None = args.worker
+    if worker is None:
+        workers.warn_unlisted_ports(config)
+        if config.listen.worker_count > 1:
+            return workers.supervise(config, args.config, args.log_level)
+    else:
+        workers.end_with_supervisor()
+        config = workers.worker_config(config, worker)
     try:
-        uvloop.run(serve(config))
+        uvloop.run(serve(config, admin_api=worker in (None, 0)))
     except (PolicyLoadError, ServeError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
         return 2

@@ -116,10 +116,19 @@ class Pipeline:
             exchange.interpret(
                 await off_loop(size, exchange.interpreter.request, exchange.request))
 
+    def decides_responses(self, exchange: Exchange) -> bool:
+        """Whether the policy decides this exchange's response (else the request's decision
+        stands for it, and the response need not be read for the policy)."""
+        assert exchange.encoder is not None
+        return self._engine.decides_responses(exchange.encoder.target_json)
+
     async def decide(self, exchange: Exchange, phase: str) -> Decision:
-        """Ask the policy; an engine that cannot answer denies, unless the target fails open."""
+        """Ask the policy; an engine that cannot answer denies, unless the target fails open.
+        A response the pack does not decide for this target keeps the request's decision."""
         target = exchange.target
         assert target is not None
+        if phase == "response" and not self.decides_responses(exchange):
+            return exchange.decision
         started = time.perf_counter()
         try:
             decision = await self._engine.decide(exchange.policy_input(phase))

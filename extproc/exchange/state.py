@@ -17,8 +17,6 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opentelemetry.trace import Span
-
 from extproc import jsonenc
 from extproc.approvals.model import Approval
 from extproc.config import Target
@@ -31,6 +29,7 @@ from extproc.policy import Decision
 from extproc.policy.decision import APPROVED
 from extproc.policy.input import InputEncoder, Request, Response
 from extproc.recording import BodyCapture, Decided, Evidence
+from extproc.telemetry import ExchangeSpan
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +47,7 @@ class Answer:
 class Exchange:
     """What one exchange has shown so far, and what it leaves behind."""
 
-    span: Span
+    span: ExchangeSpan
     trace_id: str
     evidence: Evidence
     # The target's record limit: how much of each body the record keeps.

@@ -143,7 +143,7 @@ async def _buffered(pipeline: Pipeline, exchange: Exchange,
     raw = await response.body()
     content = readable(target, headers, raw)
     received = raw if content is None else content  # as read, decompressed if it can be
-    if content is not None:
+    if content is not None and pipeline.decides_responses(exchange):
         exchange.response["body"] = decode_response_body(headers, content)
     decision = await pipeline.decide(exchange, "response")
     if decision.action != "allow":

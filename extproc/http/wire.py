@@ -72,13 +72,26 @@ def jwt_claims(request: ProcessingRequest, payload_key: str) -> dict[str, Any] |
     """The claims jwt_authn verified (`payload_in_metadata`), or None when no token was.
 
     Envoy forwards them as metadata (ext_proc's `metadata_options.forwarding_namespaces`),
-    which a client cannot set. Only the top level is converted: claims are flat.
+    which a client cannot set. An agent sends the same token request after request, so
+    the conversion is kept by the payload's bytes (serializing is C, reading the Struct
+    field by field is Python): the dict returned is shared, and read only.
     """
     namespace = request.metadata_context.filter_metadata.get(JWT_AUTHN_NAMESPACE)
     if namespace is None or payload_key not in namespace.fields:
         return None
-    payload = namespace.fields[payload_key].struct_value.fields
-    return {key: _plain(value) for key, value in payload.items()}
+    payload = namespace.fields[payload_key].struct_value
+    key = payload.SerializeToString(deterministic=True)
+    claims = _claims_seen.get(key)
+    if claims is None:
+        if len(_claims_seen) >= _CLAIMS_KEPT:
+            _claims_seen.clear()
+        claims = _claims_seen[key] = {k: _plain(v) for k, v in payload.fields.items()}
+    return claims
+
+
+# Claims converted, by their payload's bytes; emptied when full (tokens expire anyway).
+_claims_seen: dict[bytes, dict[str, Any]] = {}
+_CLAIMS_KEPT = 4096
 
 
 def _plain(value: Value) -> Any:

@@ -28,6 +28,13 @@ class PolicyEngine(Protocol):
         """Evaluate the query for a JSON-encoded input; raise PolicyError on any failure."""
         ...
 
+    def decides_responses(self, target_json: str) -> bool:
+        """Whether, for this target (`{"target": ...}` as JSON), the policies' decision can
+        change with the response. False only when the pack says so: its rule
+        `decides_responses` (beside the decision's) is false for this target. A response
+        the policy would only decide as it decided the request is then not decided again."""
+        ...
+
     async def load(self, modules: Modules) -> None:
         """Serve these policies from now on, or raise PolicyLoadError and keep the old ones."""
         ...

@@ -6,8 +6,11 @@ A policy result that is not exactly the documented shape is never guessed at:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 Action = Literal["allow", "deny", "hold"]
 _ACTIONS = ("allow", "deny", "hold")
@@ -98,6 +101,14 @@ class Decision:
             grant=grant,
             grant_minutes=minutes,
         )
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1024)
+    def from_json(text: str) -> Decision:
+        """`parse` of a policy result as JSON text. Cached: a pack gives few distinct
+        decisions, and a Decision is immutable (its mask is never changed in place), so
+        the same text need not be read and checked again."""
+        return Decision.parse(orjson.loads(text))
 
     @property
     def masks_anything(self) -> bool:

@@ -7,7 +7,6 @@ the input and runs the program (~6 µs for the default pack, measured against
 
 from __future__ import annotations
 
-import json
 import re
 
 import regorus
@@ -38,6 +37,10 @@ def clean_regorus_error(exc: BaseException) -> str:
 class EmbeddedEngine:
     def __init__(self, modules: Modules, query: str) -> None:
         self.query = query
+        # The pack's `decides_responses`, beside its decision (data.tollgate.decision ->
+        # data.tollgate.decides_responses), read once per target and revision.
+        self._hint_rule = f"{query.rpartition('.')[0]}.decides_responses"
+        self._hints: dict[str, bool] = {}
         self._vm, self.revision = self._compile(modules)
 
     def _compile(self, modules: Modules) -> tuple[regorus.Rvm, str]:
@@ -47,7 +50,26 @@ class EmbeddedEngine:
             raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
         vm = regorus.Rvm()
         vm.load_program(program)
+        self._modules, self._hints = modules, {}
         return vm, revision_of(modules)
+
+    def decides_responses(self, target_json: str) -> bool:
+        hint = self._hints.get(target_json)
+        if hint is None:
+            hint = self._hints[target_json] = self._read_hint(target_json)
+        return hint
+
+    def _read_hint(self, target_json: str) -> bool:
+        """The pack's word for one target: only an explicit false skips responses; a rule
+        that is missing, undefined, not a boolean or failing decides every response."""
+        engine = regorus.Engine()
+        try:
+            for path, source in self._modules:
+                engine.add_policy(path, source)
+            engine.set_input_json(target_json)
+            return engine.eval_rule(self._hint_rule) is not False
+        except RuntimeError:
+            return True
 
     async def load(self, modules: Modules) -> None:
         # Compiled first, swapped after: a broken version never replaces a working one.
@@ -69,6 +91,6 @@ class EmbeddedEngine:
         if result == UNDEFINED:
             raise PolicyError(f"{self.query} is undefined for this input")
         try:
-            return Decision.parse(json.loads(result))
+            return Decision.from_json(result)
         except MalformedDecision as exc:
             raise PolicyError(f"malformed decision: {exc}") from None

@@ -70,6 +70,8 @@ class InputEncoder:
             **{key: None for key in KEYS if key != meaning_key},
         }
         self._prefix = jsonenc.dumps(static)[:-1]  # without the closing brace
+        # What the pack reads to say whether it decides this target's responses.
+        self.target_json = jsonenc.dumps({"target": target_input})
         self._meaning = f',"{meaning_key}":' if meaning_key else ""
 
     def encode(

@@ -46,6 +46,11 @@ class OpaEngine:
         )
         self._opened = False
 
+    def decides_responses(self, _target_json: str) -> bool:
+        """Always: asking OPA would be a round trip on the request path (the pack's hint
+        is read by the embedded engine only)."""
+        return True
+
     async def decide(self, input_json: str) -> Decision:
         await self._open()
         try:

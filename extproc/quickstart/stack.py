@@ -45,6 +45,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (tollgate's workers listen on such a run)."""
+    while True:
+        first = free_port()
+        if first + count <= 65536 and not any(port_in_use(p) for p in range(first, first + count)):
+            return first
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,6 +86,21 @@ def _dying_with_parent(argv: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
+def process_stats() -> dict[int, list[str]]:
+    """Every live process's /proc/PID/stat fields after its command name (which may hold
+    spaces): field 1 is its parent. Read from every process, since the kernel's own list
+    of children (/proc/PID/task/TID/children) needs CONFIG_PROC_CHILDREN."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii")
+            except OSError:  # it ended meanwhile
+                continue
+            stats[int(entry)] = stat.rpartition(")")[2].split()
+    return stats
+
+
 @dataclass
 class Process:
     """A child process with its output in a log file (or inherited, for `tollgate up`)."""
@@ -105,6 +128,12 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def children(self) -> list[int]:
+        """The pids of its children now: `tollgate serve`'s workers, when it supervises
+        several (their CPU is theirs: the supervisor's /proc stat counts a child's only
+        once it has ended)."""
+        return [pid for pid, fields in process_stats().items() if int(fields[1]) == self.pid]
 
     def tail(self, lines: int = 30) -> str:
         if not self.log_path or not self.log_path.exists():
@@ -196,14 +225,17 @@ def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Pr
 def start_tollgate(
     config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 20.0,
     extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-    name: str = "tollgate",
+    name: str = "tollgate", workers: int = 1,
 ) -> Process:
+    """`tollgate serve`, ready once each of its `workers` (listen.workers: the config's
+    and this must agree) serves on its port: grpc_port and the next ones."""
     proc = Process.spawn(
         name,
         [sys.executable, "-m", "extproc", *extra_args, "serve", "--config", str(config_path)],
         log_dir, env,
     )
-    proc.ready_or_fail(grpc_serving(grpc_port), timeout, f"gRPC health SERVING on {grpc_port}")
+    for port in range(grpc_port, grpc_port + workers):
+        proc.ready_or_fail(grpc_serving(port), timeout, f"gRPC health SERVING on {port}")
     return proc
 
 

@@ -73,10 +73,12 @@ def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
 
 def run_quickstart(config: Config) -> int:
     ports = envoy_bootstrap.Ports(ext_proc=config.listen.grpc_port)
+    workers = config.listen.worker_count
     roles = {
         ports.listener: "the Envoy listener",
         ports.admin: "the Envoy admin interface",
-        ports.ext_proc: "tollgate's ext_proc service",
+        **{port: f"tollgate's ext_proc service (worker {i})"
+           for i, port in enumerate(config.listen.worker_ports)},
         ports.upstream: "the demo upstream",
     }
     if config.listen.admin_port is not None:
@@ -109,11 +111,12 @@ def run_quickstart(config: Config) -> int:
     processes: list[stack.Process] = []
     with tempfile.TemporaryDirectory(prefix="tollgate-up-") as tmp:
         bootstrap = envoy_bootstrap.write(
-            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), Path(tmp) / "envoy.yaml"
-        )
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports, workers),
+            Path(tmp) / "envoy.yaml")
         try:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
-            processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None))
+            processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None,
+                                                  workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
             print(CURL_LINES.format(listener=ports.listener, admin=ports.admin, token=token,
                                     approver_token=approver_token,

@@ -1,17 +1,14 @@
 """The audit record: every exchange, masked, chained by SHA-256, checkpoints signed.
 
 `record.py` says what an exchange leaves, `chain.py` how records link and sign,
-`writer.py` how they are written off the request path without losing any, `store.py`
-the tables, `verify.py` how a chain is checked.
+`recorder.py` how the request path hands them over without losing any, `wire.py` in
+what form, `writer.py` the process that writes them, `store.py` the tables,
+`verify.py` how a chain is checked.
 """
 
 from extproc.recording.record import BodyCapture, Decided, Evidence
-from extproc.recording.writer import (
-    Recorder,
-    RecorderSettings,
-    RecordingQuota,
-    RecordingUnavailable,
-)
+from extproc.recording.recorder import Recorder, RecordingQuota, RecordingUnavailable
+from extproc.recording.writer import RecorderSettings
 
 __all__ = [
     "BodyCapture", "Decided", "Evidence", "Recorder", "RecorderSettings",

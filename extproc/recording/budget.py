@@ -46,7 +46,8 @@ class ByteBudget:
 
     def forget_drained(self, now: float) -> None:
         """Drop the buckets that are empty (they hold nothing an absent one does not);
-        O(identities), for the writer's thread to call now and then, not per request."""
+        O(identities), for the thread reading the writer's word to call now and then, not
+        per request."""
         self._empty_at = {who: at for who, at in self._empty_at.items() if at > now}
 
     def refusal(self, who: str, wait: float) -> str:

@@ -104,6 +104,10 @@ class Signer:
             raise SigningKeyError(f"{path}: not an Ed25519 key")
         return cls(key)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its key's raw bytes, for the writer process to sign with."""
+        return _signer_of, (self._key.private_bytes_raw(),)
+
     @classmethod
     def generate(cls, path: Path) -> Signer:
         """A new key written to `path` (mode 0600); an existing file is never replaced."""
@@ -116,6 +120,10 @@ class Signer:
         signature = self._key.sign(statement(kind, writer, seq, hash_, signed_us))
         return Checkpoint(writer, seq, kind, hash_, signed_us, self.public.key_id,
                           base64.b64encode(signature).decode())
+
+
+def _signer_of(raw: bytes) -> Signer:
+    return Signer(Ed25519PrivateKey.from_private_bytes(raw))
 
 
 class Verifier:

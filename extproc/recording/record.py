@@ -1,7 +1,7 @@
 """What one exchange leaves in the record, built off the request path.
 
 The exchange (exchange/state.py) gathers `Evidence` as it goes (references to what it
-already holds, and the bodies as they crossed the wire); the recording writer's thread turns it
+already holds, and the bodies as they crossed the wire); the writer process turns it
 into the record's `content` here. Everything that could carry personal data or secrets
 — bodies, query values, headers, what the interpreter read, the policy's reasons — is
 masked with every detector first, whatever the policy let through: the record never
@@ -15,7 +15,7 @@ import datetime
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from extproc.config import Target
 from extproc.http.body_masking import EventMasking
@@ -63,6 +63,37 @@ class BodyCapture:
         return self._digest.hexdigest()
 
 
+class _Digested:
+    """A SHA-256 computed before the capture crossed to the writer process."""
+
+    __slots__ = ("_hex",)
+
+    def __init__(self, hex_digest: str) -> None:
+        self._hex = hex_digest
+
+    def hexdigest(self) -> str:
+        return self._hex
+
+
+def received(limit: int, size: int, head: bytes, sha256: str) -> BodyCapture:
+    """A capture as the writer process gets it: what the record needs of it (the hash
+    object itself does not cross processes)."""
+    capture = BodyCapture.__new__(BodyCapture)
+    capture.limit, capture.size, capture.head = limit, size, head
+    capture._digest = _Digested(sha256)  # type: ignore[assignment]
+    return capture
+
+
+class RecordedTarget(NamedTuple):
+    """What the record keeps of a target: the writer process gets this, not the
+    target's whole configuration (its credential settings included)."""
+
+    name: str
+    protocol: str
+    environment: str
+    labels: dict[str, str]
+
+
 @dataclass(slots=True)
 class Decided:
     """One decision of the exchange, as the record keeps it."""
@@ -91,7 +122,7 @@ class Evidence:
     span_id: str
     headers: dict[str, str]  # Envoy's request headers, pseudo-headers included
     identity: Who | None = None
-    target: Target | None = None
+    target: Target | RecordedTarget | None = None
     request: Request | None = None  # secrets already redacted
     request_body: BodyCapture | None = None  # as forwarded upstream
     meaning_key: str | None = None

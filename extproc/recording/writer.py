@@ -1,48 +1,51 @@
-"""The recording writer: exchanges recorded off the request path, and never lost silently.
+"""The recording writer process: builds, masks, chains and writes the records.
 
-The request path only takes a place in a bounded queue when an exchange starts
-(`admit`, a lock and a counter) and hands its evidence over when it ends (`submit`, a
-queue put). One thread does the rest, in batches: builds each record (masking its
-bodies), chains it, writes the batch in one transaction, and every so often signs a
-checkpoint. So:
+The request process (`recorder.py`) sends each exchange's evidence down a pipe; here a
+thread receives it, and the main thread does the rest in batches: builds each record
+(masking its bodies), chains it, writes the batch in one transaction, and every so
+often signs a checkpoint, appending it to the anchor log once the store has it
+(`anchors.py`). What it tells the request process, on a pipe of its own:
 
-- a place is taken before anything is allowed, so a finished exchange always has room;
-- one identity takes at most its share of the queue, and records at most its byte
-  budget an hour (`budget.py`): beyond either it alone is refused (`RecordingQuota`);
-- when the queue is full, or the store refused the last write, new exchanges are
-  refused (`RecordingUnavailable`, a 503), never let through unrecorded; a batch the
-  store refused is retried, unchanged, until it is written;
-- a `strict` target's decision record is committed before its request proceeds
-  (`commit`, which waits for the write);
-- `close` writes everything queued before it returns (shutdown drains);
-- the writer registers when it starts, in the store and in the anchor log outside it,
-  and appends every checkpoint to that log once the store has it (`anchors.py`); a log
-  that cannot be written refuses new exchanges as a store that cannot does.
+- `("ready", seq)` once it has registered (in the store and the anchor log) and
+  continues its chain after record `seq`; `("error", why)` when it cannot start;
+- `("written", seq)` after each batch the store took: every record up to `seq`;
+- `("failed", why)` each time the store (or the anchor log) refused a write: the batch
+  is retried, unchanged, until it is written;
+- `("log", level, logger, text)`: its log lines, which the request process logs;
+- `("bye",)` when it has written everything it received before a stop, and closed.
+
+It ignores SIGTERM and SIGINT (a whole process group stopped at once must not cut the
+drain short): it stops when told, or when the request process is gone (its pipe's end),
+then after writing what it received.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
 import queue
 import secrets
+import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
+from typing import Any
 
 from extproc.masking import Masker
 from extproc.recording import anchors, store
-from extproc.recording.budget import ByteBudget, recorded_bytes
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
-from extproc.recording.record import Evidence, content_of, started_us, unbuildable
+from extproc.recording.record import content_of, started_us, unbuildable
+from extproc.recording.wire import decode
 from extproc.store import Connection, StoreError, connect
 
 log = logging.getLogger("tollgate.recording")
+
+# A message's first byte: an exchange's evidence, a strict one (written at once), stop.
+EVIDENCE, STRICT, STOP = b"e", b"s", b"q"
 
 # A batch the store refused is tried again after these many seconds, then doubling.
 _RETRY_FIRST, _RETRY_MOST = 0.1, 5.0
@@ -50,26 +53,8 @@ _RETRY_FIRST, _RETRY_MOST = 0.1, 5.0
 _IDLE_WAKE = 1.0
 # How often records past `store.retention_days` are pruned.
 _PRUNE_EVERY = 3600.0
-# How often identities whose byte budget is whole again are forgotten (memory, not rules).
-_FORGET_EVERY = 600.0
-# How long closing waits for the queue to be written.
-_CLOSE_SECONDS = 30.0
-
-
-class RecordingUnavailable(Exception):
-    """Nothing more can be recorded now: the message says why (queue full, store down)."""
-
-
-class RecordingQuota(RecordingUnavailable):
-    """One identity holds its whole share of the queue, or has used its byte budget: it
-    is refused, others pass."""
-
-
-@dataclass(slots=True)
-class _Item:
-    evidence: Evidence
-    done: concurrent.futures.Future[None] | None = None  # set for a strict commit
-    who: str | None = None  # whose share of the queue its place counts in
+# How long a writer whose request process is gone keeps trying to write what it has.
+_ORPHAN_SECONDS = 30.0
 
 
 @dataclass
@@ -90,113 +75,132 @@ class RecorderSettings:
 
 
 def default_writer_id() -> str:
-    """Host, process and a random tag: a restarted process begins a chain of its own."""
+    """Host, process and a random tag: a restarted process begins a chain of its own
+    (a restarted writer process continues its request process's)."""
     host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())
     return f"{host[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class Recorder:
-    def __init__(
-        self, url: str, settings: RecorderSettings, signer: Signer, masker: Masker,
-        connect_store: Callable[[str], Connection] = connect,
-    ) -> None:
+@dataclass(slots=True)
+class _Item:
+    data: bytes  # the evidence, encoded (wire.py)
+    strict: bool  # someone waits for it: written at once
+
+
+class _Acks:
+    """The pipe back to the request process (the writer's and the receiver's thread
+    both send on it)."""
+
+    def __init__(self, pipe: Pipe) -> None:
+        self._pipe, self._lock = pipe, threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        """Send; False when the request process is gone (there is nobody to tell, and
+        what it sent is written all the same)."""
+        with self._lock:
+            try:
+                self._pipe.send(message)
+            except OSError:
+                return False
+            return True
+
+
+class _Forward(logging.Handler):
+    """This process's log lines, to be logged by the request process's logging."""
+
+    def __init__(self, acks: _Acks, level: int) -> None:
+        super().__init__(level)
+        self._acks = acks
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        if not self._acks.send(("log", record.levelno, record.name, text)):
+            sys.stderr.write(f"{record.levelname} {record.name}: {text}\n")  # tollgate's
+
+
+def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, signer: Signer,
+          masker: Masker, log_level: int) -> None:
+    """The writer process's life: start, write what arrives until told to stop (or the
+    request process is gone), say bye."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_IGN)
+    acks = _Acks(pipe)
+    root = logging.getLogger()
+    root.handlers[:] = [_Forward(acks, log_level)]
+    root.setLevel(log_level)
+    writer = ChainWriter(url, settings, signer, masker, acks)
+    try:
+        base = writer.start()
+    except StoreError as exc:
+        acks.send(("error", str(exc)))
+        return
+    acks.send(("ready", base))
+    items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+    finished = threading.Event()
+    threading.Thread(target=_receive, args=(evidence, items, finished), daemon=True,
+                     name="tollgate-recording-receiver").start()
+    try:
+        writer.run(items)
+    except BaseException:  # a bug: the request process refuses, restarts and re-sends
+        log.exception("recording: the writer stopped")
+        raise
+    finished.set()
+    acks.send(("bye",))
+
+
+def _receive(evidence: Pipe, items: queue.SimpleQueue[_Item | None],
+             finished: threading.Event) -> None:
+    """Take every message off the pipe at once, whatever the store does, so that the
+    request process never waits to send (the request process bounds what is pending).
+    The pipe's end (the request process gone, told to stop or not) starts a clock: a
+    writer that cannot write what it has within _ORPHAN_SECONDS (the store is gone too)
+    does not outlive it for long."""
+    stopped = False
+    while True:
+        try:
+            data = evidence.recv_bytes()
+        except (EOFError, OSError):
+            break
+        tag = data[:1]
+        if tag == STOP:
+            items.put(None)
+            stopped = True
+        else:
+            items.put(_Item(data[1:], tag == STRICT))
+    if not stopped:
+        log.warning("recording: the request process is gone; writing what it sent, then "
+                    "stopping")
+        items.put(None)
+    if not finished.wait(_ORPHAN_SECONDS):
+        log.error("recording: records sent by a request process that is gone could not be "
+                  "written within %.0fs; stopping", _ORPHAN_SECONDS)
+        os._exit(1)
+
+
+class ChainWriter:
+    """One writer's chain: records built, chained and written in batches, checkpoints
+    signed and anchored, old records pruned."""
+
+    def __init__(self, url: str, settings: RecorderSettings, signer: Signer, masker: Masker,
+                 acks: _Acks) -> None:
         self.writer = settings.writer_id
         self._url, self._settings, self._signer, self._masker = url, settings, signer, masker
-        self._connect = connect_store
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pending = 0  # admitted and not yet written
-        self._pending_of: dict[str, int] = {}  # the same, by identity (those counted)
-        self._share = max(1, int(settings.queue_size * settings.identity_share))
-        per_hour = settings.identity_bytes_per_hour
-        self._budget = ByteBudget(per_hour) if per_hour is not None else None
-        self._forget_at = 0.0  # when the budget's drained buckets are next dropped
-        self._failure: str | None = None  # why the last write failed; None when it did not
-        self._thread: threading.Thread | None = None
+        self._acks = acks
         self._connection: Connection | None = None
         self._seq, self._hash = 0, GENESIS
         self._since_checkpoint, self._checkpoint_at = 0, time.monotonic()
         self._prune_at = 0.0
-        self.written = 0
-        self.refused = 0
+        self._failing = False
 
-    # -- the request path ---------------------------------------------------------------
-
-    def admit(self, who: str | None = None) -> None:
-        """Take a place for one exchange's record, or refuse it (RecordingUnavailable);
-        `who` (an identity's subject) takes at most its share of the queue and records at
-        most its byte budget, so one agent flooding the record, outrunning a slow store or
-        filling its disk is refused alone (RecordingQuota). Pass the same `who` to submit."""
-        with self._lock:
-            if self._failure is not None:
-                self.refused += 1
-                raise RecordingUnavailable(
-                    f"the audit record cannot be written: {self._failure}")
-            if self._pending >= self._settings.queue_size:
-                self.refused += 1
-                raise RecordingUnavailable(
-                    f"the audit record's queue is full ({self._settings.queue_size} "
-                    "records waiting to be written)")
-            if who is not None:
-                held = self._pending_of.get(who, 0)
-                if held >= self._share:
-                    self.refused += 1
-                    raise RecordingQuota(
-                        f"{who} has {held} records waiting to be written, its share of the "
-                        f"audit record's queue ({self._share} of {self._settings.queue_size})")
-                if self._budget is not None and (
-                        wait := self._budget.wait(who, time.monotonic())):
-                    self.refused += 1
-                    raise RecordingQuota(self._budget.refusal(who, wait))
-                self._pending_of[who] = held + 1
-            self._pending += 1
-
-    def submit(self, evidence: Evidence, who: str | None = None) -> None:
-        """Hand over an admitted exchange's evidence; its record is written soon."""
-        self._charge(evidence, who)
-        self._queue.put(_Item(evidence, None, who))
-
-    def _charge(self, evidence: Evidence, who: str | None) -> None:
-        """`who`'s byte budget pays for the bodies this record holds."""
-        if who is not None and self._budget is not None:
-            size = recorded_bytes(evidence)
-            with self._lock:
-                self._budget.charge(who, size, time.monotonic())
-
-    async def commit(self, evidence: Evidence, who: str | None = None) -> None:
-        """Record now and wait until it is committed (a strict target's decision record).
-
-        Takes its own place in the queue; raises RecordingUnavailable when it cannot be
-        written within `commit_seconds` (the request must then not proceed; the record
-        is still written once the store takes it, and the exchange's own record says
-        the request was refused).
-        """
-        self.admit(who)
-        self._charge(evidence, who)
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put(_Item(evidence, done, who))
-        try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)),
-                                   self._settings.commit_seconds)
-        except TimeoutError:
-            raise RecordingUnavailable(
-                f"the decision record was not committed within "
-                f"{self._settings.commit_seconds:g}s ({self._failure or 'store slow'})"
-            ) from None
-
-    @property
-    def failure(self) -> str | None:
-        return self._failure
-
-    # -- life cycle ---------------------------------------------------------------------
-
-    def start(self) -> None:
+    def start(self) -> int:
         """Open the store, continue this writer's chain (or begin it) and register it;
-        raises StoreError when the store or the anchor log cannot be written: tollgate
-        does not serve unrecorded, nor unanchored."""
-        self._connection = self._connect(self._url)
+        the last record of the chain. Raises StoreError when the store or the anchor log
+        cannot be written: tollgate does not serve unrecorded, nor unanchored."""
+        self._connection = connect(self._url)
         last = store.last_of(self._connection, self.writer)
-        if last is not None:  # a configured writer_id continues its own chain
+        if last is not None:  # a configured writer_id, or a restarted writer process
             self._seq, self._hash = last
         path = self._settings.checkpoint_file
         start = self._signer.sign("start", self.writer, self._seq, self._hash,
@@ -205,38 +209,13 @@ class Recorder:
             self.writer, start.signed_us, start.seq,
             anchors.identity(path) if path else None))
         self._anchor([start])
-        self._thread = threading.Thread(target=self._run, name="tollgate-recorder",
-                                        daemon=True)
-        self._thread.start()
         log.info("recording to %s as writer %s", self._connection.where, self.writer)
+        return self._seq
 
-    async def close(self) -> None:
-        """Write what is queued, sign a last checkpoint, stop. Records still unwritten
-        after _CLOSE_SECONDS (the store is down) are counted in the log: nothing vanishes
-        without a trace."""
-        if self._thread is None:
-            return
-        self._queue.put(None)
-        await asyncio.to_thread(self._thread.join, _CLOSE_SECONDS)
-        if self._thread.is_alive():
-            log.error("recording: %d records could not be written before shutdown (%s)",
-                      self._pending, self._failure)
-        self._thread = None
-
-    # -- the writer's thread ------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # a bug here must not leave exchanges passing unrecorded
-            log.exception("recording: the writer stopped")
-            self._fail(f"the recording writer stopped: {type(exc).__name__}: {exc}")
-            raise
-
-    def _loop(self) -> None:
+    def run(self, items: queue.SimpleQueue[_Item | None]) -> None:
         stopping = False
         while not stopping:
-            batch, stopping = self._next_batch()
+            batch, stopping = self._next_batch(items)
             if batch:
                 self._write(batch)
             elif self._checkpoint_due():
@@ -248,35 +227,32 @@ class Recorder:
         if self._connection is not None:
             self._connection.close()
 
-    def _next_batch(self) -> tuple[list[_Item], bool]:
+    def _next_batch(self, items: queue.SimpleQueue[_Item | None],
+                    ) -> tuple[list[_Item], bool]:
         """The next batch: what arrives within `flush_seconds` of its first record, up to
         `batch_size` — one transaction (one fsync) for many records, where a transaction
-        per record costs several times the CPU. A strict commit is written at once."""
+        per record costs several times the CPU. A strict commit is written at once. A
+        stop comes after everything sent before it: what is queued is written first."""
         try:
-            first = self._queue.get(timeout=_IDLE_WAKE)
+            first = items.get(timeout=_IDLE_WAKE)
         except queue.Empty:
             return [], False
         if first is None:
-            return self._gather([], 0.0), True
-        deadline = 0.0 if first.done else time.monotonic() + self._settings.flush_seconds
-        return self._gather([first], deadline), False
-
-    def _gather(self, batch: list[_Item], deadline: float) -> list[_Item]:
-        """Records arriving until `deadline`, up to a batch; a stop request ends the wait
-        (and is put back)."""
+            return [], True
+        batch = [first]
+        deadline = 0.0 if first.strict else time.monotonic() + self._settings.flush_seconds
         while len(batch) < self._settings.batch_size:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) \
-                    if deadline > time.monotonic() else self._queue.get_nowait()
+                item = items.get(timeout=max(0.0, deadline - time.monotonic())) \
+                    if deadline > time.monotonic() else items.get_nowait()
             except queue.Empty:
                 break
             if item is None:
-                self._queue.put(None)
-                break
+                return batch, True
             batch.append(item)
-            if item.done is not None:
+            if item.strict:
                 deadline = 0.0  # someone waits for this one: no more gathering
-        return batch
+        return batch, False
 
     def _prune_when_due(self) -> None:
         """Every hour (and at the first idle moment), with `retention_days` set, prune what
@@ -288,7 +264,7 @@ class Recorder:
         cutoff = started_us(time.time() - days * 86400)
         try:
             if self._connection is None:
-                self._connection = self._connect(self._url)
+                self._connection = connect(self._url)
             deleted = store.prune(self._connection, self._signer, cutoff)
         except StoreError as exc:
             log.error("recording: pruning records older than %g days failed: %s", days, exc)
@@ -326,38 +302,27 @@ class Recorder:
         self._since_checkpoint = 0 if checkpoints else pending_checkpoints
         if checkpoints:
             self._checkpoint_at = time.monotonic()
-        with self._lock:
-            self._pending -= len(batch)
-            for item in batch:
-                if item.who is not None:
-                    left = self._pending_of.pop(item.who) - 1
-                    if left:
-                        self._pending_of[item.who] = left
-            self._failure = None
-            now = time.monotonic()
-            if self._budget is not None and now >= self._forget_at:
-                self._forget_at = now + _FORGET_EVERY
-                self._budget.forget_drained(now)
-        self.written += len(rows)
-        for item in batch:
-            if item.done is not None:
-                item.done.set_result(None)
+        self._failing = False
+        self._acks.send(("written", seq))
 
     def _rows(self, batch: list[_Item]) -> list[store.Row]:
         rows, seq, prev = [], self._seq, self._hash
         for item in batch:
             seq += 1
+            evidence, error = decode(item.data)
             try:
-                content = content_of(item.evidence, self._masker)
+                if error is not None:
+                    raise TypeError(f"the evidence could not be sent: {error}")
+                content = content_of(evidence, self._masker)
             except Exception as exc:  # what could not be built is still recorded, as such
                 log.exception("recording: trace %s: the record could not be built",
-                              item.evidence.trace_id)
-                content = unbuildable(item.evidence, exc)
+                              evidence.trace_id)
+                content = unbuildable(evidence, exc)
             text = canonical(content)
             digest = record_hash(prev, self.writer, seq, text)
             rows.append(store.Row(
                 writer=self.writer, seq=seq, id=store.record_id(self.writer, seq),
-                started_us=started_us(item.evidence.started), content=text,
+                started_us=started_us(evidence.started), content=text,
                 prev_hash=prev, hash=digest, **store.projections(content)))
             prev = digest
         return rows
@@ -366,7 +331,7 @@ class Recorder:
         self, rows: list[store.Row], checkpoints: list[Checkpoint], retry: bool,
     ) -> None:
         if self._connection is None:
-            self._connection = self._connect(self._url)
+            self._connection = connect(self._url)
         try:
             if retry and rows:
                 # The failed try may have committed before its answer was lost (it was
@@ -381,12 +346,11 @@ class Recorder:
             raise
 
     def _fail(self, message: str) -> None:
-        with self._lock:
-            first = self._failure is None
-            self._failure = message
-        if first:
+        if not self._failing:
             log.error("recording: the store refused a write (%s); new requests are refused "
                       "until it accepts one again", message)
+        self._failing = True
+        self._acks.send(("failed", message))
 
     def _anchor(self, statements: list[Checkpoint]) -> None:
         """Append signed statements to the anchor log, when one is configured; raises

@@ -96,13 +96,14 @@ class _Sqlite:
             await asyncio.to_thread(raw.execute, "COMMIT")
 
     async def notify(self, execute: Execute, channel: str, payload: str) -> None:
-        """Nothing to do: a SQLite store has one process, which wakes its own waiters."""
+        """Nothing to do here: other processes on the same file are told by
+        approvals/wakeup.py (ApprovalStore sends its word after the commit)."""
 
     async def serialise(self, execute: Execute, key: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already serialises every write transaction."""
 
     async def listen(self, _channel: str) -> AsyncIterator[str]:
-        """No other process writes a SQLite store: nothing ever arrives."""
+        """Nothing arrives here: other processes' decisions come by approvals/wakeup.py."""
         await asyncio.Event().wait()
         yield ""  # pragma: no cover  (never reached)
 

@@ -4,7 +4,9 @@ granting (once and window), expiry, waiting and waking, across replicas, and fai
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,6 +14,7 @@ import pytest
 
 from extproc.approvals.model import Approval, ApprovalError, now
 from extproc.approvals.store import CHANNEL, ApprovalStore
+from extproc.approvals.wakeup import folder_for
 from extproc.store import StoreError, connect
 from extproc.store.schema import MIGRATIONS
 from tests.approvals.conftest import REQUESTER, create, eventually, opened
@@ -73,7 +76,9 @@ async def test_an_identity_has_at_most_max_pending_approvals_pending(store_url: 
     or expired approval frees its place."""
     async with opened(store_url) as store:
         first = await create(store, fingerprint="0" * 64, max_pending=3)
-        await create(store, fingerprint="1" * 64, max_pending=3, expire_seconds=0.3)
+        # Expires in 2 s: long enough to still count when the fourth is refused on a
+        # loaded machine, short enough to wait for below.
+        await create(store, fingerprint="1" * 64, max_pending=3, expire_seconds=2)
         await create(store, fingerprint="2" * 64, max_pending=3)
         with pytest.raises(ApprovalError) as refused:
             await create(store, fingerprint="3" * 64, max_pending=3)
@@ -386,23 +391,39 @@ async def listeners(url: str) -> int:
         return int(row[0])
 
 
-async def test_a_decision_through_one_replica_wakes_a_waiter_on_another(pg_url: str) -> None:
-    async with opened(pg_url, poll_seconds=30) as deciding, \
-            opened(pg_url, poll_seconds=30) as holding:
+async def test_a_decision_through_one_replica_wakes_a_waiter_on_another(store_url: str) -> None:
+    async with opened(store_url, poll_seconds=30) as deciding, \
+            opened(store_url, poll_seconds=30) as holding:
+        if store_url.startswith("postgresql"):
 
-        async def both_listening() -> bool:
-            return await listeners(pg_url) >= 2
+            async def both_listening() -> bool:
+                return await listeners(store_url) >= 2
 
-        await eventually(both_listening, "both replicas to LISTEN")
+            await eventually(both_listening, "both replicas to LISTEN")
         approval = await create(holding)
         waiter = asyncio.create_task(holding.wait(approval.id, 30))
         assert await still_waiting(waiter)
         decided_at = time.monotonic()
         await deciding.decide(approval.id, *DBA, approve=True, reason="go")
         found = await asyncio.wait_for(waiter, 5)
-        # Polling is every 30 s: only the NOTIFY can have woken it this soon.
+        # Polling is every 30 s: only the word from the other (NOTIFY on PostgreSQL, a
+        # datagram on SQLite) can have woken it this soon.
         assert time.monotonic() - decided_at < 1.0
         assert (found.status, found.reason) == ("approved", "go")
+
+
+async def test_sqlite_siblings_forget_a_process_that_is_gone(sqlite_url: str) -> None:
+    folder = folder_for(Path(sqlite_url.removeprefix("sqlite:///")))
+    async with opened(sqlite_url) as deciding:
+        async with opened(sqlite_url):
+            assert len(list(folder.iterdir())) == 2
+        assert len(list(folder.iterdir())) == 1  # a closed store removes its socket
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        stale.bind(str(folder / "gone"))
+        stale.close()  # as a killed process leaves it: the file without a socket
+        approval = await create(deciding)
+        await deciding.decide(approval.id, *DBA, approve=True, reason=None)
+        assert not (folder / "gone").exists()
 
 
 # -- failures ------------------------------------------------------------------------------

@@ -71,12 +71,15 @@ class Quickstart:
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]:
-    """extproc/quickstart/quickstart.yaml and envoy/quickstart.yaml, moved to free ports; the
-    record under a home of its own (the config keeps it in ~/.tollgate)."""
+    """extproc/quickstart/quickstart.yaml and envoy/quickstart.yaml, moved to free ports (a
+    free run of them for its workers, one per core, each an endpoint of Envoy's, as
+    `tollgate up` runs them); the record under a home of its own (the config keeps it in
+    ~/.tollgate)."""
     work = tmp_path_factory.mktemp("quickstart")
     original = config.load(QUICKSTART_CONFIG)
-    ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(), stack.free_port(),
-                                  stack.free_port())
+    workers = original.listen.worker_count
+    ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(),
+                                  stack.free_ports(workers), stack.free_port())
     data = yaml.safe_load(QUICKSTART_CONFIG.read_text(encoding="utf-8"))
     data["listen"].update(grpc=f"127.0.0.1:{ports.ext_proc}",
                           admin=f"127.0.0.1:{stack.free_port()}")
@@ -87,12 +90,12 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]
     config_path = work / "tollgate.yaml"
     config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
     bootstrap = envoy_bootstrap.write(
-        envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), work / "envoy.yaml")
+        envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports, workers), work / "envoy.yaml")
     processes: list[stack.Process] = []
     try:
         processes.append(stack.start_upstream(ports.upstream, work))
         processes.append(stack.start_tollgate(config_path, ports.ext_proc, work,
-                                              env={"HOME": str(work)}))
+                                              env={"HOME": str(work)}, workers=workers))
         processes.append(stack.start_envoy(bootstrap, ports.admin, work))
         yield Quickstart(ports.listener, original, f"sqlite:///{work}/.tollgate/quickstart.db")
     finally:

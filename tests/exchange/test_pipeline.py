@@ -158,3 +158,20 @@ def test_an_unknown_target_and_a_missing_token_are_refused_at_admission() -> Non
     with pytest.raises(BadInput) as refused:
         pipe.admit(anonymous, "route 'demo'")
     assert (refused.value.status, refused.value.error) == (401, "unauthenticated")
+
+
+async def test_a_response_the_pack_does_not_decide_keeps_the_requests_decision() -> None:
+    """`decides_responses` false for this target: the response phase asks nothing, and the
+    request's decision (its mask too) stands; true: the response is decided."""
+    pack = ('package tollgate\nimport rego.v1\n'
+            'decision := {"action": "allow", "rules": [input.phase], "mask": {"detectors": '
+            '["all"]}}\n'
+            'decides_responses := input.target.labels.decide == "yes"\n')
+    for label, rules in (("no", ["request"]), ("yes", ["request", "response"])):
+        pipe, _ = pipeline(pack, labels={"decide": label})
+        exchange = opened(pipe)
+        await pipe.decide(exchange, "request")
+        decision = await pipe.decide(exchange, "response")
+        assert decision.rules == (rules[-1],)
+        assert [d.phase for d in exchange.finish().decisions] == rules
+        assert exchange.mask is not None and exchange.mask.detectors

@@ -44,6 +44,9 @@ class RecordingEngine:
         self.revision = self._inner.revision
         self.inputs: list[dict[str, Any]] = []
 
+    def decides_responses(self, _target_json: str) -> bool:
+        return True  # every phase's input is what these tests look at
+
     async def decide(self, input_json: str) -> Decision:
         self.inputs.append(json.loads(input_json))
         return await self._inner.decide(input_json)

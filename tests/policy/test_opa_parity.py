@@ -230,14 +230,20 @@ def test_corpus_covers_every_rule_of_the_pack(engines: dict[str, Any]) -> None:
         text = case.input_json
         if len(text) > 65536:
             continue  # the big cases repeat what small ones cover, and coverage is slow
-        try:
-            engine.eval_document(QUERY.removeprefix("data."), input=json.loads(text),
-                                 coverage=True)
-        except opa_bindings.OpaError:
-            continue  # the corpus test holds whether an error was owed
-        for file, report in (engine.last_coverage or {"files": {}})["files"].items():
-            covered |= _spans(file, report.get("covered", []))
-            missed |= _spans(file, report.get("not_covered", []))
+        value = json.loads(text)
+        # The decision, and the pack's word on whether it decides the target's responses
+        # (asked with the target alone, as tollgate asks it).
+        asked = [(QUERY.removeprefix("data."), value)]
+        if isinstance(value, dict) and isinstance(value.get("target"), dict):
+            asked.append(("tollgate.decides_responses", {"target": value["target"]}))
+        for query, given in asked:
+            try:
+                engine.eval_document(query, input=given, coverage=True)
+            except opa_bindings.OpaError:
+                continue  # the corpus test holds whether an error was owed
+            for file, report in (engine.last_coverage or {"files": {}})["files"].items():
+                covered |= _spans(file, report.get("covered", []))
+                missed |= _spans(file, report.get("not_covered", []))
     assert covered, "no coverage reported"
     assert not missed - covered, f"never produced or evaluated: {sorted(missed - covered)}"
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from extproc import envoy_bootstrap
+from extproc import config, envoy_bootstrap
+from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import stack
 from extproc.recording.store import chain_rows
 from extproc.store import connect
@@ -27,7 +28,9 @@ pytestmark = pytest.mark.e2e
 
 PORTS = envoy_bootstrap.Ports()
 APPROVALS_PORT = 8081  # extproc/quickstart/quickstart.yaml's listen.admin
-QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, PORTS.ext_proc, PORTS.upstream, APPROVALS_PORT)
+# listen.workers is left at one per core: PORTS.ext_proc and the next ones.
+WORKER_PORTS = config.load(QUICKSTART_CONFIG).listen.worker_ports
+QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, APPROVALS_PORT)
 
 
 def read_lines(stream, lines: queue.Queue[str]) -> None:
@@ -128,12 +131,15 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         # without a token never reached tollgate: Envoy's jwt_authn refused it).
         connection = connect(f"sqlite:///{tmp_path}/.tollgate/quickstart.db")
         try:
-            actions = [(r.target, r.action, r.status) for r in chain_rows(connection)]
+            rows = sorted(chain_rows(connection), key=lambda r: r.started_us)
         finally:
             connection.close()
-        assert actions == [("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
-                           ("demo", "allow", 200), ("demo", "approve", 200),
-                           ("demo", "allow", 200)]
+        # One chain per worker, each answering its share; in the order they began (the
+        # held DELETE before the approval that let it through).
+        assert len({r.writer for r in rows}) == len(WORKER_PORTS)
+        assert [(r.target, r.action, r.status) for r in rows] == [
+            ("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
+            ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200)]
     finally:
         if up.poll() is None:
             up.kill()

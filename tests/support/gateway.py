@@ -158,10 +158,10 @@ class Gateway:
 
 def tollgate_config(
     policy_dir: Path, otlp_endpoint: str, grpc_port: int, targets: list[dict[str, Any]] | None,
-    policy: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None, workers: int = 1,
 ) -> dict[str, Any]:
     return {
-        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 10},
+        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 10, "workers": workers},
         "policy": {"engine": "embedded", "dir": str(policy_dir), **(policy or {})},
         "telemetry": {"service_name": "tollgate-test", "otlp_endpoint": otlp_endpoint},
         "targets": targets
@@ -201,7 +201,7 @@ class GatewayFactory:
         policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
-        replicas: int = 1,
+        replicas: int = 1, workers: int = 1,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
@@ -209,10 +209,11 @@ class GatewayFactory:
         for a second listener, serving HTTPS (on `tls_port`), `settings` more top-level
         config sections (`store`, `recording`). `replicas` tollgate processes share the
         config but their ports (writers `replica-0`, `replica-1`, ...), and Envoy balances
-        exchanges between them."""
+        exchanges between them; each runs `workers` (listen.workers: one by default, so
+        the suite does not start a process per core for every gateway)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
-            ext_proc=stack.free_port(), upstream=0,
+            ext_proc=stack.free_ports(workers), upstream=0,
         )
         work = self._tmp / f"gw{len(self._running)}"
         work.mkdir()
@@ -223,15 +224,17 @@ class GatewayFactory:
             tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
         ), [UNMAPPED_ROUTE, *(routes or [])])
         bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
-        grpc_ports = [ports.ext_proc, *(stack.free_port() for _ in range(replicas - 1))]
-        bootstrap = envoy_bootstrap.with_ext_proc_ports(bootstrap, grpc_ports)
+        grpc_ports = [ports.ext_proc, *(stack.free_ports(workers) for _ in range(replicas - 1))]
+        bootstrap = envoy_bootstrap.with_ext_proc_ports(
+            bootstrap, [port + i for port in grpc_ports for i in range(workers)])
         tls_port = None
         if tls is not None:
             tls_port = stack.free_port()
             bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls, tls_port)
         envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
         admin_ports = [stack.free_port() for _ in grpc_ports]
-        base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy)
+        base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy,
+                               workers)
         # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
         base["identity"] = {"envoy_bootstrap": str(envoy_path)}
         settings = dict(settings or {})
@@ -252,7 +255,7 @@ class GatewayFactory:
             for n, (path, grpc_port) in enumerate(zip(config_paths, grpc_ports, strict=True)):
                 processes.append(stack.start_tollgate(
                     path, grpc_port, work, env={**FAST_EXPORT, **(env or {})},
-                    name="tollgate" if n == 0 else f"tollgate-{n}"))
+                    name="tollgate" if n == 0 else f"tollgate-{n}", workers=workers))
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:
             for process in processes:

@@ -1,0 +1,393 @@
+"""The recorder as the request path sees it: places in a bounded queue, evidence sent
+to the writer process, never lost silently.
+
+The record's work (building, masking, hashing, encoding, writing) is done by a process
+of its own (`writer.py`), so that it does not take the request path's GIL. What stays
+here is synchronous and cheap:
+
+- `admit` takes a place when an exchange starts (a lock and a counter); a place is
+  taken before anything is allowed, so a finished exchange always has room;
+- one identity takes at most its share of the queue, and records at most its byte
+  budget an hour (`budget.py`): beyond either it alone is refused (`RecordingQuota`);
+- when the queue is full, the store refused the last write, or the writer process is
+  gone, new exchanges are refused (`RecordingUnavailable`, a 503), never let through
+  unrecorded;
+- `submit` encodes the evidence (`wire.py`, one pickle) and writes it to the writer's
+  pipe; the message is kept until the writer says its record is in the store;
+- a `strict` target's decision record is committed before its request proceeds
+  (`commit`, which waits for the writer's word);
+- `close` has the writer write everything sent before it stops (shutdown drains).
+
+A thread here reads what the writer says (`writer.py` lists it). When the writer
+process dies, new exchanges are refused at once, a new writer process is started
+(with growing pauses while it cannot start), continues the same chain, and is sent
+again every message whose record the store does not hold: records are neither lost
+nor written twice, and the chain stays whole.
+
+The writer process is forked by multiprocessing's fork server (started once per
+request process, with the recording modules loaded): no fork of a process that runs
+gRPC, and a writer started in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import multiprocessing.util
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection as Pipe
+from multiprocessing.process import BaseProcess
+
+from extproc.masking import Masker
+from extproc.recording import wire
+from extproc.recording.budget import ByteBudget, recorded_bytes
+from extproc.recording.chain import Signer
+from extproc.recording.record import Evidence
+from extproc.recording.writer import EVIDENCE, STOP, STRICT, RecorderSettings, serve
+from extproc.store import StoreError
+
+log = logging.getLogger("tollgate.recording")
+
+# How long the writer process may take to start (open the store, register).
+_START_SECONDS = 60.0
+# A writer process that could not be restarted is tried again after these many seconds,
+# then doubling.
+_RESTART_FIRST, _RESTART_MOST = 0.1, 5.0
+# How long closing waits for the queue to be written.
+_CLOSE_SECONDS = 30.0
+# How long a writer process that said bye (or failed) may take to exit.
+_END_SECONDS = 5.0
+# How often identities whose byte budget is whole again are forgotten (memory, not rules).
+_FORGET_EVERY = 600.0
+# The pipe's buffer: bursts are sent without waiting for the writer's receiving thread.
+_PIPE_BYTES = 1 << 20
+
+
+class RecordingUnavailable(Exception):
+    """Nothing more can be recorded now: the message says why (queue full, store down)."""
+
+
+class RecordingQuota(RecordingUnavailable):
+    """One identity holds its whole share of the queue, or has used its byte budget: it
+    is refused, others pass."""
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A message sent to the writer whose record is not known to be in the store."""
+
+    seq: int  # the number its record has in the chain
+    data: bytes  # the message, as sent (sent again to a restarted writer)
+    who: str | None  # whose share of the queue its place counts in
+    done: concurrent.futures.Future[None] | None  # set for a strict commit
+
+
+@dataclass
+class _Writer:
+    """A running writer process and its two pipes."""
+
+    process: BaseProcess
+    evidence: Pipe
+    acks: Pipe
+
+
+class Recorder:
+    def __init__(self, url: str, settings: RecorderSettings, signer: Signer,
+                 masker: Masker) -> None:
+        self.writer = settings.writer_id
+        self._url, self._settings, self._signer, self._masker = url, settings, signer, masker
+        self._lock = threading.Lock()  # the places, the failure and the budget
+        self._pending = 0  # admitted and not yet written
+        self._pending_of: dict[str, int] = {}  # the same, by identity (those counted)
+        self._share = max(1, int(settings.queue_size * settings.identity_share))
+        per_hour = settings.identity_bytes_per_hour
+        self._budget = ByteBudget(per_hour) if per_hour is not None else None
+        self._forget_at = 0.0  # when the budget's drained buckets are next dropped
+        self._failure: str | None = None  # why the store refused the last write
+        self._gone: str | None = None  # why there is no writer process (being restarted)
+        self._sending = threading.Lock()  # the pipe, the sequence and what is unwritten
+        self._next_seq = 1
+        self._unwritten: collections.deque[_Sent] = collections.deque()
+        self._running: _Writer | None = None
+        self._listener: threading.Thread | None = None
+        self._stopping = False  # closing: the writer is told to stop
+        self._abandoned = False  # closing took too long: the writer is not waited for
+        self.written = 0
+        self.refused = 0
+
+    # -- the request path ---------------------------------------------------------------
+
+    def admit(self, who: str | None = None) -> None:
+        """Take a place for one exchange's record, or refuse it (RecordingUnavailable);
+        `who` (an identity's subject) takes at most its share of the queue and records at
+        most its byte budget, so one agent flooding the record, outrunning a slow store or
+        filling its disk is refused alone (RecordingQuota). Pass the same `who` to submit."""
+        with self._lock:
+            failure = self._gone or self._failure
+            if failure is not None:
+                self.refused += 1
+                raise RecordingUnavailable(f"the audit record cannot be written: {failure}")
+            if self._pending >= self._settings.queue_size:
+                self.refused += 1
+                raise RecordingUnavailable(
+                    f"the audit record's queue is full ({self._settings.queue_size} "
+                    "records waiting to be written)")
+            if who is not None:
+                held = self._pending_of.get(who, 0)
+                if held >= self._share:
+                    self.refused += 1
+                    raise RecordingQuota(
+                        f"{who} has {held} records waiting to be written, its share of the "
+                        f"audit record's queue ({self._share} of {self._settings.queue_size})")
+                if self._budget is not None and (
+                        wait := self._budget.wait(who, time.monotonic())):
+                    self.refused += 1
+                    raise RecordingQuota(self._budget.refusal(who, wait))
+                self._pending_of[who] = held + 1
+            self._pending += 1
+
+    def submit(self, evidence: Evidence, who: str | None = None) -> None:
+        """Hand over an admitted exchange's evidence; its record is written soon."""
+        self._charge(evidence, who)
+        self._send(EVIDENCE + wire.encode(evidence), who, None)
+
+    def _charge(self, evidence: Evidence, who: str | None) -> None:
+        """`who`'s byte budget pays for the bodies this record holds."""
+        if who is not None and self._budget is not None:
+            size = recorded_bytes(evidence)
+            with self._lock:
+                self._budget.charge(who, size, time.monotonic())
+
+    async def commit(self, evidence: Evidence, who: str | None = None) -> None:
+        """Record now and wait until it is committed (a strict target's decision record).
+
+        Takes its own place in the queue; raises RecordingUnavailable when it cannot be
+        written within `commit_seconds` (the request must then not proceed; the record
+        is still written once the store takes it, and the exchange's own record says
+        the request was refused).
+        """
+        self.admit(who)
+        self._charge(evidence, who)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._send(STRICT + wire.encode(evidence), who, done)
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(done)),
+                                   self._settings.commit_seconds)
+        except TimeoutError:
+            raise RecordingUnavailable(
+                f"the decision record was not committed within "
+                f"{self._settings.commit_seconds:g}s ({self.failure or 'store slow'})"
+            ) from None
+
+    def _send(self, data: bytes, who: str | None,
+              done: concurrent.futures.Future[None] | None) -> None:
+        """Number the message as the record it becomes and send it; kept until written.
+        A writer gone meanwhile is restarted and sent it again (`_restart`)."""
+        with self._sending:
+            self._unwritten.append(_Sent(self._next_seq, data, who, done))
+            self._next_seq += 1
+            running = self._running
+            if running is not None:
+                with contextlib.suppress(OSError):
+                    running.evidence.send_bytes(data)
+
+    @property
+    def failure(self) -> str | None:
+        """Why new exchanges are refused (None: they are not, but for a full queue)."""
+        return self._gone or self._failure
+
+    @property
+    def writer_process(self) -> int | None:
+        """The writer process's id (None before it started)."""
+        running = self._running
+        return None if running is None else running.process.pid
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer process: it opens the store, continues this writer's chain
+        (or begins it) and registers it; raises StoreError when the store or the anchor
+        log cannot be written: tollgate does not serve unrecorded, nor unanchored."""
+        running, last = self._spawn()
+        self._running, self._next_seq = running, last + 1
+        self._listener = threading.Thread(target=self._listen, name="tollgate-recorder",
+                                          daemon=True)
+        self._listener.start()
+
+    async def close(self) -> None:
+        """Have the writer write what was sent, sign a last checkpoint and stop. Records
+        still unwritten after _CLOSE_SECONDS (the store is down) are counted in the log:
+        nothing vanishes without a trace."""
+        listener = self._listener
+        if listener is None:
+            return
+        with self._sending:
+            self._stopping = True
+            if self._running is not None:
+                with contextlib.suppress(OSError):
+                    self._running.evidence.send_bytes(STOP)
+        await asyncio.to_thread(listener.join, _CLOSE_SECONDS)
+        if listener.is_alive():
+            log.error("recording: %d records could not be written before shutdown (%s)",
+                      len(self._unwritten), self.failure)
+            self._abandoned = True
+            running = self._running
+            if running is not None:
+                running.process.kill()
+            await asyncio.to_thread(listener.join)
+        self._listener = None
+
+    # -- the writer process -------------------------------------------------------------
+
+    def _spawn(self) -> tuple[_Writer, int]:
+        """A new writer process, started: it and the chain's last record. Raises
+        StoreError when it cannot start."""
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["extproc.recording.writer"])
+        evidence_in, evidence_out = context.Pipe(duplex=False)
+        acks_in, acks_out = context.Pipe(duplex=False)
+        with contextlib.suppress(OSError):  # Linux: room for bursts
+            fcntl.fcntl(evidence_out.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        process = context.Process(
+            target=serve, name=f"tollgate-recorder-{self.writer}", daemon=True,
+            args=(evidence_in, acks_out, self._url, self._settings, self._signer,
+                  self._masker, logging.getLogger("tollgate").getEffectiveLevel()))
+        process.start()
+        evidence_in.close()
+        acks_out.close()
+        running = _Writer(process, evidence_out, acks_in)
+        # A request process leaving without closing (an error) closes the pipe before
+        # multiprocessing waits for its children at exit: the writer writes what it was
+        # sent, and ends.
+        multiprocessing.util.Finalize(running, evidence_out.close, exitpriority=10)
+        deadline = time.monotonic() + _START_SECONDS
+        while True:
+            try:
+                if not acks_in.poll(max(0.0, deadline - time.monotonic())):
+                    raise StoreError(f"the recording writer process did not start within "
+                                     f"{_START_SECONDS:.0f}s")
+                message = acks_in.recv()
+            except (EOFError, OSError):
+                message = ("error", "the recording writer process exited as it started")
+            except StoreError as exc:
+                message = ("error", str(exc))
+            if message[0] == "log":
+                self._logged(*message[1:])
+            elif message[0] == "ready":
+                log.info("recording: writer process %s started", process.pid)
+                return running, message[1]
+            else:
+                self._end(running)
+                raise StoreError(message[1])
+
+    @staticmethod
+    def _end(running: _Writer) -> None:
+        """A writer process that stopped, failed or is gone: ended, its pipes closed."""
+        running.process.join(_END_SECONDS)
+        if running.process.is_alive():
+            running.process.kill()
+            running.process.join()
+        running.evidence.close()
+        running.acks.close()
+
+    def _listen(self) -> None:
+        """Follow what the writer says until it has stopped when told; restart it when
+        it dies (or has not come back in time)."""
+        while True:
+            running = self._running
+            assert running is not None
+            if self._follow(running.acks) or self._abandoned:
+                break
+            self._end(running)
+            if not self._restart(running.process.exitcode):
+                return
+        self._end(running)
+
+    def _follow(self, acks: Pipe) -> bool:
+        """Handle the writer's messages until its pipe ends: True when it said bye."""
+        while True:
+            try:
+                message = acks.recv()
+            except (EOFError, OSError):
+                return False
+            kind = message[0]
+            if kind == "written":
+                self._written(message[1])
+            elif kind == "failed":
+                with self._lock:
+                    self._failure = message[1]
+            elif kind == "log":
+                self._logged(*message[1:])
+            elif kind == "bye":
+                return True
+
+    def _written(self, seq: int) -> None:
+        """Records up to `seq` are in the store: their places are free, their waiters
+        told."""
+        done: list[_Sent] = []
+        with self._sending:
+            while self._unwritten and self._unwritten[0].seq <= seq:
+                done.append(self._unwritten.popleft())
+        with self._lock:
+            self._pending -= len(done)
+            for sent in done:
+                if sent.who is not None:
+                    left = self._pending_of.pop(sent.who) - 1
+                    if left:
+                        self._pending_of[sent.who] = left
+            self._failure = None
+            now = time.monotonic()
+            if self._budget is not None and now >= self._forget_at:
+                self._forget_at = now + _FORGET_EVERY
+                self._budget.forget_drained(now)
+        self.written += len(done)
+        for sent in done:
+            if sent.done is not None:
+                sent.done.set_result(None)
+
+    def _restart(self, exitcode: int | None) -> bool:
+        """A writer process died: refuse new exchanges, start another until one starts,
+        then send it every message whose record is not in the store, in order. False
+        when closing gave up on it meanwhile."""
+        with self._lock:
+            self._gone = (f"the recording writer process exited (exit code {exitcode}); "
+                          "restarting it")
+        log.error("recording: the writer process exited unexpectedly (exit code %s) with "
+                  "%d records unwritten; new requests are refused until a new one has "
+                  "started", exitcode, len(self._unwritten))
+        delay = _RESTART_FIRST
+        while True:
+            if self._abandoned:
+                return False
+            try:
+                running, last = self._spawn()
+                break
+            except StoreError as exc:
+                log.error("recording: the writer process cannot start again: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, _RESTART_MOST)
+        self._written(last)  # what the store took before the writer died
+        with self._sending, contextlib.suppress(OSError):  # (dead already: restarted again)
+            self._running = running
+            for sent in self._unwritten:
+                running.evidence.send_bytes(sent.data)
+            if self._stopping:
+                running.evidence.send_bytes(STOP)
+        with self._lock:
+            self._gone = self._failure = None
+        log.info("recording: a new writer process continues the chain after record %d "
+                 "and was sent %d records again", last, len(self._unwritten))
+        return True
+
+    @staticmethod
+    def _logged(level: int, name: str, text: str) -> None:
+        logging.getLogger(name).log(level, "%s", text)
+
+

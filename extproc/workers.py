@@ -1,0 +1,218 @@
+"""`tollgate serve` with `listen.workers` > 1: a small supervisor of N worker processes.
+
+One Python process uses one core (the GIL), so N workers serve N cores. Worker i is
+`tollgate serve --worker i` on listen.grpc's port + i, and Envoy balances exchanges
+between the N as N endpoints of its tollgate_extproc cluster (SO_REUSEPORT balances
+connections, and Envoy holds few, long-lived ones). They share the store; each records
+its own chain; worker 0 also serves the admin API; a decision made there wakes a request
+held by any of them (approvals/wakeup.py on SQLite, NOTIFY on PostgreSQL).
+
+The supervisor makes, once and before any worker starts, what workers would otherwise
+race for (the signing key, the store's tables) and checks what would make all of them
+fail alike (credentials, keys, policies), so a bad config is one line, exit 2. Then it
+runs the workers, forwards SIGTERM/SIGINT (drain) and SIGHUP (reload policies), and
+restarts a worker that dies (with backoff; Envoy's health check skips it meanwhile). A
+worker that exits 2 found the config unusable (its port taken, say): restarting it
+would not help, so all stop. The supervisor exits 0 when every worker drained cleanly,
+else 1 (2: unusable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from extproc import envoy_bootstrap
+from extproc.approvals.auth import VerifierError
+from extproc.config import Config
+from extproc.credentials import CredentialError, CredentialStore
+from extproc.policy import PolicyLoadError, open_engine
+from extproc.recording.chain import Signer, SigningKeyError
+from extproc.server import approver_verifier, hash_key
+from extproc.store import StoreError, connect
+
+log = logging.getLogger("tollgate.workers")
+
+# A worker's environment names its supervisor: the worker ends with it (PR_SET_PDEATHSIG).
+SUPERVISOR_ENV = "TOLLGATE_SUPERVISOR"
+# The `hash` masking key the workers share when the config names none, so that the values
+# one worker hashes join with another's (made per supervisor: not across restarts).
+HASH_KEY_ENV = "TOLLGATE_WORKERS_HASH_KEY"
+UNUSABLE = 2  # the exit status of `tollgate serve` when the config cannot be served
+_FIRST_DELAY, _MOST_DELAY = 1.0, 30.0
+# A worker that ran this long before dying is restarted after the first delay again.
+_STEADY_SECONDS = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+def unlisted_ports(config: Config) -> list[int]:
+    """Workers' ports the Envoy bootstrap (identity.envoy_bootstrap) does not send to.
+
+    Not of envoy/quickstart.yaml, a template that `tollgate up` (and the tests and the
+    benchmark) run only as `envoy_bootstrap.with_ports` rewrites it, every port listed."""
+    if config.identity.envoy_bootstrap is None:
+        return []
+    path = config.resolve(config.identity.envoy_bootstrap)
+    if path == envoy_bootstrap.QUICKSTART:
+        return []
+    try:
+        listed = envoy_bootstrap.ext_proc_ports(envoy_bootstrap.load(path))
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return []  # not a bootstrap to read: the approvals' verifier says why, if used
+    return [port for port in config.listen.worker_ports if port not in listed]
+
+
+def warn_unlisted_ports(config: Config) -> None:
+    missing = unlisted_ports(config)
+    if missing:
+        log.warning("%s: its %s cluster has no endpoint on port %s of tollgate's %d "
+                    "worker(s) (listen.grpc's port and the next ones): list them all, or "
+                    "those workers get no exchanges", config.identity.envoy_bootstrap,
+                    envoy_bootstrap.EXT_PROC_CLUSTER, ", ".join(map(str, missing)),
+                    config.listen.worker_count)
+
+
+class PrepareError(Exception):
+    """What every worker would fail on (one line)."""
+
+
+async def prepare(config: Config) -> None:
+    """Make what workers must share, and check what all of them need, once."""
+    engine = await open_engine(config.policy, config.policy_dir)  # PolicyLoadError
+    await engine.close()
+    try:
+        CredentialStore.from_config(config)
+        hash_key(config)
+        approver_verifier(config)
+        Signer.from_file(config.resolve(config.recording.signing_key_file), create=True)
+        (await asyncio.to_thread(connect, config.store_url)).close()  # tables made
+    except (CredentialError, ValueError, VerifierError, SigningKeyError, StoreError) as exc:
+        raise PrepareError(str(exc)) from None
+
+
+def worker_config(config: Config, worker: int) -> Config:
+    """Worker `worker`'s own config (Config.of_worker), hashing with the shared key."""
+    config = config.of_worker(worker)
+    masking = config.masking
+    if masking.hash_key_env is None and masking.hash_key_file is None \
+            and HASH_KEY_ENV in os.environ:
+        config = dataclasses.replace(
+            config, masking=dataclasses.replace(masking, hash_key_env=HASH_KEY_ENV))
+    return config
+
+
+def worker_argv(config_path: Path, worker: int, log_level: str) -> list[str]:
+    return [sys.executable, "-m", "extproc", "--log-level", log_level, "serve",
+            "--config", str(config_path), "--worker", str(worker)]
+
+
+class Supervisor:
+    """Runs workers (`argv[i]` starts worker i) until told to stop."""
+
+    def __init__(self, argv: list[list[str]]) -> None:
+        self._argv, self._count = argv, len(argv)
+        self._running: dict[int, asyncio.subprocess.Process] = {}
+        self._stopping = asyncio.Event()
+        self._env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()),
+                     HASH_KEY_ENV: secrets.token_hex(32)}
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        statuses = await asyncio.gather(*(self._keep(i) for i in range(self._count)))
+        failed = {i: status for i, status in enumerate(statuses) if status}
+        if failed:
+            log.error("stopped; workers that did not end cleanly: %s", ", ".join(
+                f"{i} (status {status})" for i, status in failed.items()))
+            return UNUSABLE if UNUSABLE in failed.values() else 1
+        log.info("stopped (%d workers drained)", self._count)
+        return 0
+
+    def stop(self) -> None:
+        """Every worker drains (SIGTERM); none is restarted."""
+        if not self._stopping.is_set():
+            log.info("stopping %d workers", self._count)
+        self._stopping.set()
+        self._forward(signal.SIGTERM)
+
+    def _forward(self, sig: int) -> None:
+        for process in self._running.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+
+    async def _keep(self, worker: int) -> int:
+        """Run worker `worker` until stopping, restarting it when it dies; its last status."""
+        loop = asyncio.get_running_loop()
+        delay = _FIRST_DELAY
+        while True:
+            started = loop.time()
+            process = await asyncio.create_subprocess_exec(
+                *self._argv[worker], env=self._env,
+                stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+            self._running[worker] = process
+            log.info("worker %d started (pid %d)", worker, process.pid)
+            if self._stopping.is_set():  # told to stop while it was being started
+                process.send_signal(signal.SIGTERM)
+            status = await process.wait()
+            del self._running[worker]
+            if self._stopping.is_set():
+                return status
+            if status == UNUSABLE:
+                log.error("worker %d (pid %d) cannot serve this config (status 2); "
+                          "stopping all", worker, process.pid)
+                self.stop()
+                return status
+            if loop.time() - started > _STEADY_SECONDS:
+                delay = _FIRST_DELAY
+            log.error("worker %d (pid %d) exited with status %d; restarting it in %.0fs",
+                      worker, process.pid, status, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+                return status
+            delay = min(delay * 2, _MOST_DELAY)
+
+
+def supervise(config: Config, config_path: Path, log_level: str) -> int:
+    """`tollgate serve` of several workers: prepare, then run them until stopped."""
+    async def run() -> int:
+        try:
+            await prepare(config)
+        except (PrepareError, PolicyLoadError) as exc:
+            print(f"tollgate: {exc}", file=sys.stderr)
+            return UNUSABLE
+        count = config.listen.worker_count
+        ports = config.listen.worker_ports
+        log.info("%d workers on ports %d-%d; the admin API on worker 0", count, ports[0],
+                 ports[-1])
+        return await Supervisor([worker_argv(config_path, i, log_level)
+                                 for i in range(count)]).run()
+
+    return asyncio.run(run())
+
+
+def end_with_supervisor() -> None:
+    """In a worker: end (SIGTERM, so it drains) when the supervisor does, even by SIGKILL.
+
+    Set in the worker itself before any thread starts; if the supervisor is already gone,
+    the worker stops at once."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("this worker outlives its supervisor if that is killed (prctl: %s)",
+                    os.strerror(ctypes.get_errno()))
+    if os.getppid() != int(supervisor):
+        raise SystemExit("tollgate: this worker's supervisor is gone")

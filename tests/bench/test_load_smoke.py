@@ -1,0 +1,63 @@
+"""The load benchmark's smoke (`python -m bench.load --smoke`): no gross regression unseen.
+
+It runs tollgate's three set-ups of issue 17's goals (headers-only decision, 2 KB body
+with SQL parsed, masked 2 KB JSON answer) at maximum throughput, each beside the
+do-nothing ext_proc asked for the same phases (its floor), three short rounds in turn,
+pooled: ~25 s in all. It checks two ratios per set-up against its floor, measured in the
+same run, so the machine's speed cancels out: throughput at max, and CPU per request of
+every process tollgate runs (workers and recorder included).
+
+The thresholds are not the goals (`make bench` judges those on 10 s phases): they are
+today's ratios (2026-11-23, 2-core machine at load average 5 from other test runs:
+throughput 0.47 / 0.34-0.41 / 0.25-0.28 of the floor, CPU 2.6-2.8 / 3.2-3.4 / 4.1-4.4x
+the floor's) loosened by ~1.5x, which short phases on a busy machine need, and no more,
+so that a change that halves throughput or doubles CPU per request crosses them. When
+issue 17's work lands, tighten them toward half the goals' ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# set-up: (throughput at max at least, CPU per request at most), as ratios to its floor.
+THRESHOLDS = {
+    "tollgate-headers": (0.3, 4.2),
+    "tollgate-body": (0.22, 5.0),
+    "tollgate-masked": (0.16, 6.5),
+}
+
+
+# e2e: real Envoys, tollgate and the do-nothing ext_proc; timing: `make test` runs it
+# alone, after the rest, as a busy CPU would blur the ratios.
+@pytest.mark.e2e
+@pytest.mark.timing
+@pytest.mark.slow
+def test_smoke_ratios_against_the_floors_show_no_gross_regression(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--smoke", "--json-out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert {row["setup"] for row in saved["goals"]} == set(THRESHOLDS)
+    for label, phases in saved["results"].items():
+        assert phases["max"]["errors"] == 0, f"{label}: {phases['max']['errors']} errors"
+    figures = {row["setup"]: (row["checks"]["throughput at max"]["value"],
+                              row["checks"]["CPU per request"]["value"])
+               for row in saved["goals"]}
+    regressed = {
+        setup: f"throughput {throughput:.2f}x the floor's (>= {minimum}), "
+               f"CPU {cpu:.2f}x (<= {maximum})"
+        for setup, (minimum, maximum) in THRESHOLDS.items()
+        for throughput, cpu in [figures[setup]]
+        if throughput < minimum or cpu > maximum
+    }
+    assert not regressed, f"{regressed}\n{done.stdout}"
