@@ -882,9 +882,9 @@ def test_deploy_bootstrap_serves_through_tollgate_by_dns_name(live: LiveStack) -
     assert status == 403
 
 
-def recorded(live: LiveStack, trace_id: str) -> list[tuple[Any, ...]]:
-    """The records of one exchange, once the writer (batched, off the request
-    path) has committed them."""
+def recorded(live: LiveStack, trace_id: str, count: int = 1) -> list[tuple[Any, ...]]:
+    """The records of one trace, once the writers (batched, off the request path, one
+    per worker: they commit in no fixed order) have committed `count` of them."""
     found: list[tuple[Any, ...]] = []
 
     def committed() -> bool:
@@ -893,9 +893,9 @@ def recorded(live: LiveStack, trace_id: str) -> list[tuple[Any, ...]]:
             found = connection.execute(
                 "SELECT target, action, status FROM records WHERE trace_id = %s",
                 (trace_id,)).fetchall()
-        return bool(found)
+        return len(found) >= count
 
-    stack.wait_until(committed, 10, f"a record of trace {trace_id} in {live.store_url}")
+    stack.wait_until(committed, 10, f"{count} record(s) of trace {trace_id} in {live.store_url}")
     return found
 
 
@@ -944,7 +944,7 @@ def test_deploy_stack_holds_for_approval_and_an_approver_lets_it_through(
     ((status, headers),) = replies
     assert status == 200
     # The trace holds the held exchange and the approver's decision, both recorded.
-    assert sorted(recorded(live, headers["x-tollgate-trace-id"])) == [
+    assert sorted(recorded(live, headers["x-tollgate-trace-id"], count=2)) == [
         ("demo", "allow", 200), ("demo", "approve", 200)]
 
 

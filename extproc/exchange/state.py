@@ -29,6 +29,7 @@ from extproc.policy import Decision
 from extproc.policy.decision import APPROVED
 from extproc.policy.input import InputEncoder, Request, Response
 from extproc.recording import BodyCapture, Decided, Evidence
+from extproc.recording.record import covers_record
 from extproc.telemetry import ExchangeSpan
 
 
@@ -179,9 +180,12 @@ class Exchange:
         self.evidence.response_read = True
         return capture
 
-    def delivered(self, body: bytes) -> None:
-        """The response body as the client gets it, whole, for the record."""
+    def delivered(self, body: bytes, masked_as: MaskSpec | None = None) -> None:
+        """The response body as the client gets it, whole, for the record; `masked_as`:
+        the mask it went through, if any (the writer need not scan it again if that
+        covers the record's own)."""
         self.delivering().add(body)
+        self.evidence.response_masked = masked_as is not None and covers_record(masked_as)
 
     def denial(self, decision: Decision) -> dict[str, Any]:
         """tollgate's own refusal body, before the protocol's shape."""

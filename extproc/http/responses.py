@@ -151,7 +151,7 @@ async def _buffered(pipeline: Pipeline, exchange: Exchange,
         return
     if content is not None and exchange.mask is not None:
         masked = masked_as_asked(pipeline, exchange, headers, content)
-        exchange.delivered(masked)
+        exchange.delivered(masked, exchange.mask)
         yield response.replace_body(masked)
         return
     exchange.delivered(received)

@@ -136,11 +136,14 @@ class ModelAnswer:
 def _flowing(events: list[Event], masking: EventMasking | None, held: list[bytes]
              ) -> list[bytes]:
     """The events' bytes (masked) that may reach the client now; from the first tool-call
-    delta on, each joins `held` instead, until the whole answer is decided."""
+    delta on, each joins `held` instead, until the whole answer is decided. So does
+    `[DONE]`: a client that stops reading there (the openai client does) would otherwise
+    end the stream before tollgate has read its end, and the answer would go undecided
+    and its reading unrecorded."""
     flowing: list[bytes] = []
     for event in events:
         raw = masking.event(event.raw, event.payload) if masking else event.raw
-        (held if held or event.tool_delta else flowing).append(raw)
+        (held if held or event.tool_delta or event.done else flowing).append(raw)
     return flowing
 
 

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from extproc.config import Target
@@ -22,12 +23,27 @@ from extproc.http.body_masking import EventMasking
 from extproc.http.message import is_json, media_type, parse_json
 from extproc.identity import Who
 from extproc.interpret.llm import ChatStream
-from extproc.masking import Masker, MaskSpec
+from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
 from extproc.policy.input import Request, Response
 
 # The record's masking: every detector and the default field rules, redacted; what the
 # gateway already masked is left as the client got it.
 RECORD_MASK = MaskSpec(keep_masked=True)
+
+
+# What the record still masks in a body masked with a mask that `covers_record`: a model's
+# tool-call arguments, which the gateway may leave readable for the agent to act on
+# (MaskSpec.actions) and the record does not.
+_ACTIONS_ONLY = MaskSpec(detectors=frozenset(), fields=frozenset(), actions=ALL_DETECTORS,
+                         keep_masked=True)
+
+
+@lru_cache(maxsize=64)
+def covers_record(spec: MaskSpec) -> bool:
+    """Whether a body masked with `spec` holds no data the record's masking would still
+    mask: every detector and every default field rule. (What its strategies wrote the
+    record keeps as it is, `keep_masked`; its actions are masked again, `_ACTIONS_ONLY`.)"""
+    return spec.detectors >= RECORD_MASK.detectors and spec.fields >= RECORD_MASK.fields
 
 
 class BodyCapture:
@@ -138,6 +154,9 @@ class Evidence:
     # refused (for a stream, every event received, those held back included).
     upstream_body: BodyCapture | None = None
     response_read: bool = False  # tollgate saw the response body (else it passed unread)
+    # The delivered body is masked already as the record's masking would mask it
+    # (`covers_record`): the writer does not scan it a second time.
+    response_masked: bool = False
     outcome: dict[str, Any] = field(default_factory=dict)  # the span's outcome attributes
     masked: Counter[str] = field(default_factory=Counter)
     upstream_ms: float | None = None
@@ -177,14 +196,16 @@ def content_of(evidence: Evidence, masker: Masker) -> dict[str, Any]:
         "outcome": _outcome(evidence),
         "masked": dict(sorted(evidence.masked.items())),
     }
-    _mask(masker, content)
+    _mask(masker, content, rescan_body=not evidence.response_masked)
     return content
 
 
-def _mask(masker: Masker, content: dict[str, Any]) -> None:
+def _mask(masker: Masker, content: dict[str, Any], rescan_body: bool = True) -> None:
     """Mask, in place and in one scan, every part of a record that could carry personal
     data or secrets: query values, headers, bodies, what the interpreter read, the
-    policy's reasons (a parser's message can quote the request) and a policy error."""
+    policy's reasons (a parser's message can quote the request) and a policy error; of
+    the response's body only its actions when `rescan_body` is False (its data masked
+    already as this would)."""
     parts: list[tuple[dict[str, Any], str]] = [
         (content["request"], "query"), (content["request"], "headers"),
         (content, "meaning"), (content["outcome"], "policy_error"),
@@ -194,8 +215,11 @@ def _mask(masker: Masker, content: dict[str, Any]) -> None:
     response = content["response"]
     if response is not None:
         parts.append((response, "headers"))
-    for holder in (content["request"]["body"], response and response["body"],
-                   response and response["upstream_body"]):
+    delivered = response and response["body"]
+    if delivered is not None and not rescan_body and delivered.get("value") is not None:
+        delivered["value"], _ = masker.mask_json(delivered["value"], _ACTIONS_ONLY)
+        delivered = None
+    for holder in (content["request"]["body"], delivered, response and response["upstream_body"]):
         if holder is not None:
             parts.append((holder, "value"))
     found = {str(i): holder[key] for i, (holder, key) in enumerate(parts)

@@ -35,8 +35,8 @@ def encode(evidence: Evidence) -> bytes:
         e.request, _capture(e.request_body), e.meaning_key, e.meaning,
         [_decided(d) for d in e.decisions],
         e.approval, e.response, e.response_type, _capture(e.response_body), e.delivered_type,
-        _capture(e.upstream_body), e.response_read, e.outcome, dict(e.masked), e.upstream_ms,
-        e.duration_ms,
+        _capture(e.upstream_body), e.response_read, e.response_masked, e.outcome,
+        dict(e.masked), e.upstream_ms, e.duration_ms,
     )
     try:
         return pickle.dumps((values, None), pickle.HIGHEST_PROTOCOL)
@@ -55,15 +55,15 @@ def decode(data: bytes | memoryview) -> tuple[Evidence, str | None]:
         return Evidence(**{"headers": {}, **values}), error
     (kind, started, trace_id, span_id, headers, identity, target, request, request_body,
      meaning_key, meaning, decisions, approval, response, response_type, response_body,
-     delivered_type, upstream_body, response_read, outcome, masked, upstream_ms,
-     duration_ms) = values
+     delivered_type, upstream_body, response_read, response_masked, outcome, masked,
+     upstream_ms, duration_ms) = values
     return Evidence(
         kind, started, trace_id, span_id, headers, identity,
         target and RecordedTarget(*target), request, _captured(request_body), meaning_key,
         meaning, [Decided(*d) if type(d) is tuple else d for d in decisions], approval,
         response, response_type, _captured(response_body), delivered_type,
-        _captured(upstream_body), response_read, outcome, Counter(masked), upstream_ms,
-        duration_ms,
+        _captured(upstream_body), response_read, response_masked, outcome, Counter(masked),
+        upstream_ms, duration_ms,
     ), None
 
 

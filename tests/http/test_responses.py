@@ -74,6 +74,17 @@ async def test_a_buffered_body_is_masked_and_recorded_as_delivered() -> None:
     assert exchange.masked["credit_card"] == 1
     assert exchange.evidence.response_body is not None
     assert exchange.evidence.response_body.head == masked
+    assert exchange.evidence.response_masked  # every detector: the writer need not rescan
+
+
+async def test_a_body_masked_with_fewer_detectors_is_masked_again_in_the_record() -> None:
+    pipe, _ = pipeline(MASK_ALL.replace('["all"]', '["credit_card"]'),
+                       inspect={"response": "body"})
+    exchange = exchange_of(pipe)
+    await answered(pipe, exchange, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps({"card": CARD}).encode()))
+    assert exchange.masked["credit_card"] == 1
+    assert not exchange.evidence.response_masked
 
 
 async def test_a_refused_buffered_body_keeps_what_the_upstream_sent_for_the_record() -> None:
@@ -99,6 +110,21 @@ async def test_an_event_stream_is_masked_as_it_flows_with_a_held_back_tail() -> 
     assert [last for _, _, last in answers[1:]] == [False, True]
     assert CARD.encode() not in sent and CARD[:9].encode() not in sent
     assert exchange.masked["credit_card"] == 1
+
+
+async def test_a_streamed_answers_done_waits_for_the_decision() -> None:
+    """The client learns the answer is over only once it is decided: a client that
+    stops reading at `[DONE]` cannot leave it undecided and unrecorded."""
+    pipe, _ = pipeline(DENY_TOOL_CALLS, protocol="llm", inspect={"response": "body"})
+    exchange = exchange_of(pipe, "POST", "/v1/chat/completions",
+                           {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    await pipe.interpret(exchange, 0)
+    text = b'data: {"choices": [{"index": 0, "delta": {"content": "hello"}}]}\n\n'
+    answers = await answered(pipe, exchange, ListedResponse(
+        {"content-type": "text/event-stream"}, [text + b"data: [DONE]\n\n", b""]))
+    assert answers[:2] == [("send_headers", None), ("send", text, False)]
+    assert answers[2] == ("send", b"data: [DONE]\n\n", True)
+    assert [d.phase for d in exchange.evidence.decisions] == ["request", "response"]
 
 
 async def test_a_streamed_tool_call_is_held_and_refused_after_the_text_flowed() -> None:

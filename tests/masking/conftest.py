@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.masking import Masker
-from extproc.masking.detectors import BY_NAME, Text, scan
+from extproc.masking import Masker, detectors
+from extproc.masking.detectors import BY_NAME, Detector, Text, scan
 
 KEY = b"tollgate-test-hmac-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def gates_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every masking test also proves the detectors' gates: where a gate says a detector
+    cannot find anything, the detector is run all the same and must find nothing."""
+
+    def checked(d: Detector, t: Text) -> bool:
+        if d.gate is None or d.gate(t):
+            return True
+        missed = list(d.find(t))
+        assert not missed, f"{d.name}'s gate refused {t.source!r}, where it finds {missed}"
+        return False
+
+    monkeypatch.setattr(detectors, "gate_passes", checked)
 
 
 @pytest.fixture(scope="session")

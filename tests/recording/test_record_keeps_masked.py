@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from extproc.masking import MaskSpec
-from extproc.recording.record import content_of
+from extproc.masking import ALL_DETECTORS, MaskSpec
+from extproc.masking.masker import DEFAULT_FIELDS
+from extproc.recording.record import content_of, covers_record
 from tests.recording.conftest import MASKER, evidence
 
 ANSWER = {"customers": [{"name": "Ada", "ssn": "512-34-6789", "card_number": "4111111111111111",
@@ -39,3 +40,33 @@ def test_what_the_client_got_in_clear_is_still_masked() -> None:
     assert kept == {"name": "Ada", "ssn": "[REDACTED:US_SSN]",
                     "card_number": "[REDACTED:CREDIT_CARD]", "password": "[REDACTED:FIELD]",
                     "note": "mail [REDACTED:EMAIL_ADDRESS]"}
+
+
+TOOL_CALL = {"choices": [{"message": {"content": "card 4111111111111111", "tool_calls": [
+    {"type": "function", "function": {"name": "notify", "arguments": json.dumps(
+        {"to": "ada@example.com", "host": "10.1.2.3", "card": "4111111111111111"})}}]}}]}
+
+
+@pytest.mark.parametrize("spec, covers", [
+    (MaskSpec(), True),
+    (MaskSpec(strategy="hash", fields=DEFAULT_FIELDS | {"iban"}), True),
+    # The pack's own: addresses in tool-call arguments left for the agent to act on.
+    (MaskSpec(actions=ALL_DETECTORS - {"email", "ip_address"}), True),
+    (MaskSpec(detectors=ALL_DETECTORS - {"phone"}), False),
+    (MaskSpec(fields=DEFAULT_FIELDS - {"password"}), False),
+])
+@pytest.mark.parametrize("answer", [ANSWER, TOOL_CALL])
+def test_a_body_masked_as_the_record_would_is_not_scanned_again(
+    spec: MaskSpec, covers: bool, answer: dict,
+) -> None:
+    """The writer skips the scan of a delivered body's data exactly when its mask covers
+    the record's, and masks its actions all the same: the record is the one a second
+    scan of all of it makes."""
+    assert covers_record(spec) is covers
+    delivered, _ = MASKER.mask_json(answer, spec)
+    rescanned = evidence(4, response_body=json.dumps(delivered).encode())
+    reused = evidence(4, response_body=json.dumps(delivered).encode())
+    reused.response_masked = covers
+    recorded = content_of(reused, MASKER)["response"]
+    assert recorded == content_of(rescanned, MASKER)["response"]
+    assert "ada@example.com" not in json.dumps(recorded)

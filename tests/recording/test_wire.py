@@ -40,6 +40,7 @@ def everything() -> Evidence:
     found.upstream_body = BodyCapture.of(b"\xff\xfe binary" * 10, 16)
     found.masked = Counter({"email": 2, "card": 1})
     found.upstream_ms, found.duration_ms = 3.25, 9.5
+    found.response_masked = True
     found.outcome = {"http.response.status_code": 200, "tollgate.outcome": "allowed"}
     return found
 
@@ -53,6 +54,7 @@ def test_the_record_built_from_what_crossed_is_the_record_built_in_place() -> No
     decoded, _ = wire.decode(data)
     assert canonical(content_of(decoded, MASKER)) == canonical(content_of(original, MASKER))
     assert decoded.decisions[0].meaning is decoded.meaning
+    assert decoded.response_masked is original.response_masked is True
     assert decoded.upstream_body is not None and decoded.upstream_body.truncated
     assert decoded.upstream_body.sha256 == original.upstream_body.sha256  # type: ignore[union-attr]
 
