@@ -21,6 +21,7 @@ then after writing what it received.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -137,6 +138,7 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
         acks.send(("error", str(exc)))
         return
     acks.send(("ready", base))
+    gc.freeze()  # as the request process does (server.py): full collections stay short
     items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
     finished = threading.Event()
     threading.Thread(target=_receive, args=(evidence, items, finished), daemon=True,
