@@ -165,10 +165,44 @@ class Evidence:
 
 def content_of(evidence: Evidence, masker: Masker) -> dict[str, Any]:
     """The record's content: a JSON object whose canonical text is hashed in the chain."""
+    (content,) = contents_of([evidence], masker)
+    if isinstance(content, Exception):
+        raise content
+    return content
+
+
+def contents_of(evidences: list[Evidence], masker: Masker) -> list[dict[str, Any] | Exception]:
+    """Each evidence's record content, or why it could not be built; the contents are
+    masked in one scan for all of them, each exactly as it would be alone.
+
+    A scan has a fixed cost per detector whatever the text's size: a headers-only
+    exchange's record alone masked in ~87 µs, fifty in one scan ~15 µs each. When the
+    scan of the lot fails, each is masked alone, so that only the one at fault fails."""
+    built: list[dict[str, Any] | Exception] = []
+    for evidence in evidences:
+        try:
+            built.append(_unmasked(evidence, masker))
+        except Exception as exc:  # recorded as unbuildable by the writer
+            built.append(exc)
+    whole = [(c, not e.response_masked) for c, e in zip(built, evidences, strict=True)
+             if not isinstance(c, Exception)]
+    try:
+        _mask(masker, whole)
+    except Exception:
+        for i, (content, evidence) in enumerate(zip(built, evidences, strict=True)):
+            if not isinstance(content, Exception):
+                try:
+                    _mask(masker, [(content, not evidence.response_masked)])
+                except Exception as exc:
+                    built[i] = exc
+    return built
+
+
+def _unmasked(evidence: Evidence, masker: Masker) -> dict[str, Any]:
     headers = evidence.headers
     target = evidence.target
     request = evidence.request
-    content: dict[str, Any] = {
+    return {
         "kind": evidence.kind,
         "trace_id": evidence.trace_id,
         "span_id": evidence.span_id,
@@ -196,38 +230,47 @@ def content_of(evidence: Evidence, masker: Masker) -> dict[str, Any]:
         "outcome": _outcome(evidence),
         "masked": dict(sorted(evidence.masked.items())),
     }
-    _mask(masker, content, rescan_body=not evidence.response_masked)
-    return content
 
 
-def _mask(masker: Masker, content: dict[str, Any], rescan_body: bool = True) -> None:
-    """Mask, in place and in one scan, every part of a record that could carry personal
-    data or secrets: query values, headers, bodies, what the interpreter read, the
-    policy's reasons (a parser's message can quote the request) and a policy error; of
-    the response's body only its actions when `rescan_body` is False (its data masked
-    already as this would)."""
-    parts: list[tuple[dict[str, Any], str]] = [
-        (content["request"], "query"), (content["request"], "headers"),
-        (content, "meaning"), (content["outcome"], "policy_error"),
-    ]
-    for decision in content["decisions"]:
-        parts += [(decision, "reasons"), (decision, "meaning")]
-    response = content["response"]
-    if response is not None:
-        parts.append((response, "headers"))
-    delivered = response and response["body"]
-    if delivered is not None and not rescan_body and delivered.get("value") is not None:
-        delivered["value"], _ = masker.mask_json(delivered["value"], _ACTIONS_ONLY)
-        delivered = None
-    for holder in (content["request"]["body"], delivered, response and response["upstream_body"]):
-        if holder is not None:
-            parts.append((holder, "value"))
-    found = {str(i): holder[key] for i, (holder, key) in enumerate(parts)
-             if holder.get(key) is not None}
+def _mask(masker: Masker, contents: list[tuple[dict[str, Any], bool]]) -> None:
+    """Mask, in place and in one scan for all `contents`, every part of a record that
+    could carry personal data or secrets: query values, headers, bodies, what the
+    interpreter read, the policy's reasons (a parser's message can quote the request)
+    and a policy error; of the response's body only its actions where its flag
+    (`rescan_body`) is False (its data masked already as this would). Nothing changes
+    unless all of it could be masked."""
+    parts: list[list[tuple[dict[str, Any], str]]] = []
+    actions: dict[str, Any] = {}  # record -> its delivered body, of which only actions
+    for r, (content, rescan_body) in enumerate(contents):
+        own = [(content["request"], "query"), (content["request"], "headers"),
+               (content, "meaning"), (content["outcome"], "policy_error")]
+        for decision in content["decisions"]:
+            own += [(decision, "reasons"), (decision, "meaning")]
+        response = content["response"]
+        if response is not None:
+            own.append((response, "headers"))
+        delivered = response and response["body"]
+        if delivered is not None and not rescan_body and delivered.get("value") is not None:
+            actions[str(r)] = delivered["value"]
+            delivered = None
+        for holder in (content["request"]["body"], delivered,
+                       response and response["upstream_body"]):
+            if holder is not None:
+                own.append((holder, "value"))
+        parts.append(own)
+    # Each record's parts under its own key, as one record's are when masked alone: a
+    # value's key is its scan's context, and no context reaches across values.
+    found = {str(r): {str(i): holder[key] for i, (holder, key) in enumerate(own)
+                      if holder.get(key) is not None} for r, own in enumerate(parts)}
     masked, _ = masker.mask_json(found, RECORD_MASK)
-    for i, (holder, key) in enumerate(parts):
-        if str(i) in masked:
-            holder[key] = masked[str(i)]
+    masked_actions = masker.mask_json(actions, _ACTIONS_ONLY)[0] if actions else {}
+    for r, own in enumerate(parts):
+        mine = masked[str(r)]
+        for i, (holder, key) in enumerate(own):
+            if str(i) in mine:
+                holder[key] = mine[str(i)]
+        if str(r) in masked_actions:
+            contents[r][0]["response"]["body"]["value"] = masked_actions[str(r)]
 
 
 def unbuildable(evidence: Evidence, error: Exception) -> dict[str, Any]:

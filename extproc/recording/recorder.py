@@ -12,8 +12,9 @@ here is synchronous and cheap:
 - when the queue is full, the store refused the last write, or the writer process is
   gone, new exchanges are refused (`RecordingUnavailable`, a 503), never let through
   unrecorded;
-- `submit` encodes the evidence (`wire.py`, one pickle) and writes it to the writer's
-  pipe; the message is kept until the writer says its record is in the store;
+- `submit` encodes the evidence (`wire.py`, one pickle) for the writer's pipe; what the
+  exchanges of one turn of the event loop submit is written at its end, in one message;
+  each is kept until the writer says its record is in the store;
 - a `strict` target's decision record is committed before its request proceeds
   (`commit`, which waits for the writer's word);
 - `close` has the writer write everything sent before it stops (shutdown drains).
@@ -50,7 +51,14 @@ from extproc.recording import wire
 from extproc.recording.budget import ByteBudget, recorded_bytes
 from extproc.recording.chain import Signer
 from extproc.recording.record import Evidence
-from extproc.recording.writer import EVIDENCE, STOP, STRICT, RecorderSettings, serve
+from extproc.recording.writer import (
+    EVIDENCE,
+    STOP,
+    STRICT,
+    RecorderSettings,
+    batched,
+    serve,
+)
 from extproc.store import StoreError
 
 log = logging.getLogger("tollgate.recording")
@@ -115,6 +123,9 @@ class Recorder:
         self._sending = threading.Lock()  # the pipe, the sequence and what is unwritten
         self._next_seq = 1
         self._unwritten: collections.deque[_Sent] = collections.deque()
+        # Submitted during this turn of the event loop, sent at its end (`_flush`).
+        self._outbox: list[bytes] = []
+        self._flushing = False  # a flush is scheduled
         self._running: _Writer | None = None
         self._listener: threading.Thread | None = None
         self._stopping = False  # closing: the writer is told to stop
@@ -156,7 +167,7 @@ class Recorder:
     def submit(self, evidence: Evidence, who: str | None = None) -> None:
         """Hand over an admitted exchange's evidence; its record is written soon."""
         self._charge(evidence, who)
-        self._send(EVIDENCE + wire.encode(evidence), who, None)
+        self._send(EVIDENCE + wire.encode(evidence), who, None, defer=True)
 
     def _charge(self, evidence: Evidence, who: str | None) -> None:
         """`who`'s byte budget pays for the bodies this record holds."""
@@ -187,16 +198,36 @@ class Recorder:
             ) from None
 
     def _send(self, data: bytes, who: str | None,
-              done: concurrent.futures.Future[None] | None) -> None:
+              done: concurrent.futures.Future[None] | None, defer: bool = False) -> None:
         """Number the message as the record it becomes and send it; kept until written.
+        `defer`: on an event loop, with what else this turn of the loop sends (`_flush`).
         A writer gone meanwhile is restarted and sent it again (`_restart`)."""
         with self._sending:
             self._unwritten.append(_Sent(self._next_seq, data, who, done))
             self._next_seq += 1
-            running = self._running
-            if running is not None:
-                with contextlib.suppress(OSError):
-                    running.evidence.send_bytes(data)
+            if defer and (loop := _running_loop()) is not None:
+                self._outbox.append(data)
+                if not self._flushing:
+                    self._flushing = True
+                    loop.call_soon(self._flush)
+                return
+            self._write([*self._outbox, data])
+
+    def _flush(self) -> None:
+        """Send what this turn of the event loop submitted."""
+        with self._sending:
+            self._flushing = False
+            if self._outbox:
+                self._write(self._outbox)
+
+    def _write(self, messages: list[bytes]) -> None:
+        """Send `messages` (after the outbox, which they include) as one; under `_sending`.
+        Lost when the writer is gone: `_restart` sends everything unwritten again."""
+        self._outbox = []
+        running = self._running
+        if running is not None:
+            with contextlib.suppress(OSError):
+                running.evidence.send_bytes(batched(messages))
 
     @property
     def failure(self) -> str | None:
@@ -230,9 +261,7 @@ class Recorder:
             return
         with self._sending:
             self._stopping = True
-            if self._running is not None:
-                with contextlib.suppress(OSError):
-                    self._running.evidence.send_bytes(STOP)
+            self._write([*self._outbox, STOP])
         await asyncio.to_thread(listener.join, _CLOSE_SECONDS)
         if listener.is_alive():
             log.error("recording: %d records could not be written before shutdown (%s)",
@@ -376,6 +405,7 @@ class Recorder:
         self._written(last)  # what the store took before the writer died
         with self._sending, contextlib.suppress(OSError):  # (dead already: restarted again)
             self._running = running
+            self._outbox = []  # unwritten: sent below
             for sent in self._unwritten:
                 running.evidence.send_bytes(sent.data)
             if self._stopping:
@@ -391,3 +421,8 @@ class Recorder:
         logging.getLogger(name).log(level, "%s", text)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

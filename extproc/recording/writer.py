@@ -28,6 +28,7 @@ import queue
 import secrets
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -39,14 +40,38 @@ from typing import Any
 from extproc.masking import Masker
 from extproc.recording import anchors, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
-from extproc.recording.record import content_of, started_us, unbuildable
+from extproc.recording.record import contents_of, started_us, unbuildable
 from extproc.recording.wire import decode
 from extproc.store import Connection, StoreError, connect
 
 log = logging.getLogger("tollgate.recording")
 
-# A message's first byte: an exchange's evidence, a strict one (written at once), stop.
-EVIDENCE, STRICT, STOP = b"e", b"s", b"q"
+# A message's first byte: an exchange's evidence, a strict one (written at once), stop,
+# or several messages in one (`batched`).
+EVIDENCE, STRICT, STOP, BATCH = b"e", b"s", b"q", b"m"
+_LENGTH = struct.Struct("<I")
+
+
+def batched(messages: list[bytes]) -> bytes:
+    """Messages as one: the request process sends what the exchanges of one turn of its
+    event loop finished in one write, and this process reads it in one (a pipe message
+    costs a system call on each side, and a wake-up of this process's receiver)."""
+    if len(messages) == 1:
+        return messages[0]
+    return BATCH + b"".join(_LENGTH.pack(len(m)) + m for m in messages)
+
+
+def unbatched(data: bytes) -> list[bytes]:
+    """The messages a pipe message holds, in order."""
+    if data[:1] != BATCH:
+        return [data]
+    messages, pos = [], 1
+    while pos < len(data):
+        (size,) = _LENGTH.unpack_from(data, pos)
+        pos += _LENGTH.size
+        messages.append(data[pos : pos + size])
+        pos += size
+    return messages
 
 # A batch the store refused is tried again after these many seconds, then doubling.
 _RETRY_FIRST, _RETRY_MOST = 0.1, 5.0
@@ -162,15 +187,16 @@ def _receive(evidence: Pipe, items: queue.SimpleQueue[_Item | None],
     stopped = False
     while True:
         try:
-            data = evidence.recv_bytes()
+            received = evidence.recv_bytes()
         except (EOFError, OSError):
             break
-        tag = data[:1]
-        if tag == STOP:
-            items.put(None)
-            stopped = True
-        else:
-            items.put(_Item(data[1:], tag == STRICT))
+        for data in unbatched(received):
+            tag = data[:1]
+            if tag == STOP:
+                items.put(None)
+                stopped = True
+            else:
+                items.put(_Item(data[1:], tag == STRICT))
     if not stopped:
         log.warning("recording: the request process is gone; writing what it sent, then "
                     "stopping")
@@ -308,18 +334,18 @@ class ChainWriter:
         self._acks.send(("written", seq))
 
     def _rows(self, batch: list[_Item]) -> list[store.Row]:
+        decoded = [decode(item.data) for item in batch]
+        # Masked in one scan for the batch (contents_of says why).
+        built = iter(contents_of([e for e, error in decoded if error is None], self._masker))
         rows, seq, prev = [], self._seq, self._hash
-        for item in batch:
+        for evidence, error in decoded:
             seq += 1
-            evidence, error = decode(item.data)
-            try:
-                if error is not None:
-                    raise TypeError(f"the evidence could not be sent: {error}")
-                content = content_of(evidence, self._masker)
-            except Exception as exc:  # what could not be built is still recorded, as such
-                log.exception("recording: trace %s: the record could not be built",
-                              evidence.trace_id)
-                content = unbuildable(evidence, exc)
+            content = next(built) if error is None else TypeError(
+                f"the evidence could not be sent: {error}")
+            if isinstance(content, Exception):  # still recorded, as such
+                log.error("recording: trace %s: the record could not be built",
+                          evidence.trace_id, exc_info=content)
+                content = unbuildable(evidence, content)
             text = canonical(content)
             digest = record_hash(prev, self.writer, seq, text)
             rows.append(store.Row(

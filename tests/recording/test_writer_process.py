@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from extproc.recording import Recorder, RecordingUnavailable
+from extproc.recording import recorder as recorder_module
 from extproc.recording import store as record_store
 from extproc.recording.chain import Signer
+from extproc.recording.writer import batched, unbatched
 from extproc.store import connect
 from tests.cli.test_audit_cli import REPO, audit, write_config
 from tests.recording.conftest import MASKER, evidence, settings
@@ -89,6 +91,38 @@ async def test_a_killed_writer_refuses_exchanges_until_replaced_then_writes_what
 
 
 @pytest.mark.e2e  # `tollgate audit verify` run as a process
+def test_messages_batched_are_unbatched_as_they_were() -> None:
+    messages = [b"e" + bytes(range(256)) * n for n in range(4)] + [b"m", b"q"]
+    assert unbatched(batched(messages)) == messages
+    assert batched([b"e1"]) == b"e1"  # one message goes as it is
+    assert unbatched(b"e1") == [b"e1"]
+
+
+async def test_what_one_turn_of_the_event_loop_submits_crosses_in_one_message_in_order(
+    sqlite_url: str, signer: Signer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exchanges finished in one turn are written to the pipe together; a strict commit
+    goes at once, after them, and closing sends what is left before its stop."""
+    sent: list[int] = []
+
+    def counted(messages: list[bytes]) -> bytes:
+        sent.append(len(messages))
+        return batched(messages)
+
+    monkeypatch.setattr(recorder_module, "batched", counted)
+    recorder = started(sqlite_url, signer)
+    for n in range(20):
+        recorder.admit()
+        recorder.submit(evidence(n))
+    await recorder.commit(evidence(20))
+    for n in range(21, 30):
+        recorder.admit()
+        recorder.submit(evidence(n))
+    await recorder.close()
+    assert sent == [21, 10]  # 20 and the strict one; 9 and the stop
+    assert traces(sqlite_url) == [f"{n:032x}" for n in range(30)]
+
+
 async def test_a_writer_killed_twice_under_a_stream_loses_nothing_and_its_chain_verifies(
     store_url: str, signer: Signer, tmp_path: Path,
 ) -> None:
@@ -134,6 +168,7 @@ import os, sys
 from pathlib import Path
 from extproc.recording import Recorder
 from extproc.recording.chain import Signer
+from extproc.recording.writer import batched, unbatched
 from tests.recording.conftest import MASKER, evidence, settings
 
 recorder = Recorder(sys.argv[1], settings(), Signer.from_file(Path(sys.argv[2])), MASKER)
