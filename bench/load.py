@@ -36,6 +36,16 @@ delaying the requests behind it) and maximum throughput (closed loop, keep-alive
 connections). CPU per request comes from /proc/PID/stat of each process and
 all its descendants (tollgate's workers and recorder processes).
 
+How it scales beyond this machine: each tollgate worker is a process of its own (its
+gRPC server, policy engine, recorder and writer process), sharing only the store, which
+takes one transaction per writer every 50 ms, and the approvals wake-up; Envoy balances
+the workers as endpoints, round robin. So throughput at max grows by about the
+one-worker figure per core given to a worker, until Envoy (one worker thread here, as
+in the quickstart: `--envoy-threads`) or the store is the limit. On these 2-core
+machines Envoy, the load generator, the upstream and tollgate's processes already share
+both cores, so `--workers 1,2` shows the machine's limit, not the design's; where cores
+are spare, `--workers 1,2,4 --envoy-threads 2` shows the slope.
+
 The load generator is its own process: threads on raw keep-alive HTTP/1.1
 sockets, because a blocking sleep wakes within ~0.1 ms of its due time where an
 event loop's timers round to 1 ms. It reports its own CPU, since it shares the
@@ -373,7 +383,8 @@ def _stop_on_exit(process: stack.Process, cleanup: contextlib.ExitStack) -> stac
 
 
 def start_stacks(
-    kinds: set[str], work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str
+    kinds: set[str], work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
+    envoy_threads: int = 1,
 ) -> dict[str, Endpoint]:
     """Start the upstream and the Envoys (alone, or with an ext_proc) that `kinds` name."""
     upstream_port = stack.free_port()
@@ -413,7 +424,7 @@ def start_stacks(
             )
             pids[EXT_PROC] = floor.pid
         envoy_path = envoy_bootstrap.write(bootstrap, logs / "envoy.yaml")
-        envoy = stack.start_envoy(envoy_path, ports.admin, logs)
+        envoy = stack.start_envoy(envoy_path, ports.admin, logs, concurrency=envoy_threads)
         pids["envoy"] = _stop_on_exit(envoy, cleanup).pid
         endpoints[kind] = Endpoint(ports.listener, pids, response_bodies)
     return endpoints
@@ -744,7 +755,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, dict[str, A
             1, mp_context=spawn, initializer=prioritise
         ))
         otlp = cleanup.enter_context(OtlpReceiver())
-        endpoints = start_stacks({r.stack for r in runs}, work, cleanup, otlp.endpoint)
+        endpoints = start_stacks({r.stack for r in runs}, work, cleanup, otlp.endpoint,
+                                 args.envoy_threads)
         for run_ in runs:
             probe(run_.setup, endpoints[run_.stack])
         for round_, run_ in itertools.product(range(args.rounds), runs):
@@ -850,6 +862,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=worker_counts, metavar="N[,M]",
                         help="tollgate's ext_proc processes (listen.workers), each count in "
                         "turn; the goals are judged on the first")
+    parser.add_argument("--envoy-threads", type=int, default=1, metavar="N",
+                        help="Envoy's worker threads (--concurrency) in every set-up")
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds: max phases of the floors and tollgate's set-ups, "
                         "ratios only, no results file unless --json-out")

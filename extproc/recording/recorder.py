@@ -13,8 +13,8 @@ here is synchronous and cheap:
   gone, new exchanges are refused (`RecordingUnavailable`, a 503), never let through
   unrecorded;
 - `submit` encodes the evidence (`wire.py`, one pickle) for the writer's pipe; what the
-  exchanges of one turn of the event loop submit is written at its end, in one message;
-  each is kept until the writer says its record is in the store;
+  exchanges submit within 2 ms is written together, in one message; each is kept until
+  the writer says its record is in the store;
 - a `strict` target's decision record is committed before its request proceeds
   (`commit`, which waits for the writer's word);
 - `close` has the writer write everything sent before it stops (shutdown drains).
@@ -76,6 +76,10 @@ _END_SECONDS = 5.0
 _FORGET_EVERY = 600.0
 # The pipe's buffer: bursts are sent without waiting for the writer's receiving thread.
 _PIPE_BYTES = 1 << 20
+# How long submitted evidence may wait to be sent with what follows it: one pipe write
+# (a system call on each side, the writer's wake-up) for every exchange ending meanwhile.
+# The writer gathers 50 ms of records per transaction anyway (flush_seconds).
+_SEND_EVERY = 0.002
 
 
 class RecordingUnavailable(Exception):
@@ -123,7 +127,9 @@ class Recorder:
         self._sending = threading.Lock()  # the pipe, the sequence and what is unwritten
         self._next_seq = 1
         self._unwritten: collections.deque[_Sent] = collections.deque()
-        # Submitted during this turn of the event loop, sent at its end (`_flush`).
+        # Submitted on the event loop that started the recorder, sent together (`_flush`).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._outbox: list[bytes] = []
         self._flushing = False  # a flush is scheduled
         self._running: _Writer | None = None
@@ -200,21 +206,23 @@ class Recorder:
     def _send(self, data: bytes, who: str | None,
               done: concurrent.futures.Future[None] | None, defer: bool = False) -> None:
         """Number the message as the record it becomes and send it; kept until written.
-        `defer`: on an event loop, with what else this turn of the loop sends (`_flush`).
-        A writer gone meanwhile is restarted and sent it again (`_restart`)."""
+        `defer`: on the recorder's event loop, with what else it submits within
+        _SEND_EVERY (`_flush`). A writer gone meanwhile is restarted and sent it again
+        (`_restart`)."""
         with self._sending:
             self._unwritten.append(_Sent(self._next_seq, data, who, done))
             self._next_seq += 1
-            if defer and (loop := _running_loop()) is not None:
+            loop = self._loop
+            if defer and loop is not None and threading.get_ident() == self._loop_thread:
                 self._outbox.append(data)
                 if not self._flushing:
                     self._flushing = True
-                    loop.call_soon(self._flush)
+                    loop.call_later(_SEND_EVERY, self._flush)
                 return
             self._write([*self._outbox, data])
 
     def _flush(self) -> None:
-        """Send what this turn of the event loop submitted."""
+        """Send what was submitted since the last write."""
         with self._sending:
             self._flushing = False
             if self._outbox:
@@ -248,6 +256,8 @@ class Recorder:
         log cannot be written: tollgate does not serve unrecorded, nor unanchored."""
         running, last = self._spawn()
         self._running, self._next_seq = running, last + 1
+        with contextlib.suppress(RuntimeError):  # started outside an event loop: no deferring
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._listener = threading.Thread(target=self._listen, name="tollgate-recorder",
                                           daemon=True)
         self._listener.start()
@@ -420,9 +430,3 @@ class Recorder:
     def _logged(level: int, name: str, text: str) -> None:
         logging.getLogger(name).log(level, "%s", text)
 
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

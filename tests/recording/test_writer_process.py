@@ -98,10 +98,10 @@ def test_messages_batched_are_unbatched_as_they_were() -> None:
     assert unbatched(b"e1") == [b"e1"]
 
 
-async def test_what_one_turn_of_the_event_loop_submits_crosses_in_one_message_in_order(
+async def test_evidence_submitted_together_crosses_in_one_message_in_order(
     sqlite_url: str, signer: Signer, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Exchanges finished in one turn are written to the pipe together; a strict commit
+    """Exchanges finished together are written to the pipe together; a strict commit
     goes at once, after them, and closing sends what is left before its stop."""
     sent: list[int] = []
 
