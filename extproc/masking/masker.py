@@ -363,7 +363,10 @@ class _Scalars:
         self.refs: list[Any] = []
         self.field_rules: dict[int, str] = {}
         self._raw = b""  # the joined text, once scanned
-        self._apart = False  # scanned scalar by scalar (see `findings`)
+        # Scalars scanned on their own (see `findings`), and where each of the others is
+        # in the joined text (None: scalar i is its i-th value).
+        self._apart: frozenset[int] = frozenset()
+        self._position: dict[int, int] | None = None
 
     def add(self, node: Any, at: Any, key: str, text: str, rule: str | None) -> None:
         """Scalar `text`, at `node[at]`, under `key` and field rule `rule` (if any)."""
@@ -379,29 +382,39 @@ class _Scalars:
         return self.refs[2 * i], self.refs[2 * i + 1]
 
     def findings(self, dets: tuple[Detector, ...], keep_masked: bool) -> dict[int, Found]:
-        """Scalar index -> its findings, offsets in the joined text, from one scan of all."""
+        """Scalar index -> its findings, from one scan of all of them joined (offsets in
+        the joined text). A scalar whose key or text holds a separator byte itself is
+        scanned on its own (offsets in its own text); the others are still scanned joined,
+        so that one such string cannot make a whole document cost a scan per string."""
         if not dets or not self.pieces:
             return {}
-        self._raw = raw = _encode("".join(self.pieces))
+        pieces = self.pieces
         n = len(self.refs) >> 1
-        if raw.count(b"\x00") != n or raw.count(b"\x01") != n:
-            # A key or value holds a separator byte itself: scan each scalar on its own.
-            return self._findings_apart(dets, keep_masked)
+        raw = _encode("".join(pieces))
+        joined: Sequence[int] = range(n)
         out: dict[int, Found] = {}
+        if raw.count(b"\x00") != n or raw.count(b"\x01") != n:
+            self._apart = frozenset(i for i in range(n) if _SEPARATED.search(pieces[4 * i])
+                                    or _SEPARATED.search(pieces[4 * i + 2]))
+            joined = [i for i in range(n) if i not in self._apart]
+            self._position = {i: position for position, i in enumerate(joined)}
+            raw = _encode("".join(pieces[4 * i + k] for i in joined for k in range(4)))
+            out.update(self._findings_apart(dets, keep_masked))
+        self._raw = raw
         index, counted = 0, 0
-        for s, e, d in _scan(Text(raw), dets, keep_masked):
+        for s, e, d in _scan(Text(raw), dets, keep_masked) if raw else ():
             index += raw.count(b"\x00", counted, s)
             counted = s
             if raw.rfind(b"\x01", 0, s) > raw.rfind(b"\x00", 0, s):  # keys are never masked
-                out.setdefault(index, []).append((s, e, d))
+                out.setdefault(joined[index], []).append((s, e, d))
         return out
 
     def _findings_apart(self, dets: tuple[Detector, ...], keep_masked: bool
                         ) -> dict[int, Found]:
-        """Findings per scalar, offsets in its own text, each scanned after its key."""
-        self._apart = True
+        """Findings of the scalars scanned on their own, offsets in each one's own text,
+        each scanned after its key."""
         out: dict[int, Found] = {}
-        for i in range(len(self.refs) >> 1):
+        for i in sorted(self._apart):
             head = len(_encode(self.pieces[4 * i])) + 1
             raw = _encode(self.pieces[4 * i]) + b"\x01" + _encode(self.text(i))
             spans = [(s - head, e - head, d) for s, e, d in _scan(Text(raw), dets, keep_masked)
@@ -413,13 +426,20 @@ class _Scalars:
     def masked_texts(self, found: dict[int, Found],
                      splice: Callable[[bytes, Found], bytes]) -> dict[int, str]:
         """The texts of the scalars in `found`, their findings rewritten by `splice`."""
-        if self._apart:
-            return {i: _decode(splice(_encode(self.text(i)), spans)) for i, spans in found.items()}
-        if not found:
-            return {}
-        spans = sorted(span for spans in found.values() for span in spans)
-        parts = _decode(splice(self._raw, spans)).split("\x00")
-        return {i: parts[i].partition("\x01")[2] for i in found}
+        apart = self._apart
+        out = {i: _decode(splice(_encode(self.text(i)), spans))
+               for i, spans in found.items() if i in apart}
+        spans = sorted(span for i, spans in found.items() if i not in apart for span in spans)
+        if spans:
+            parts = _decode(splice(self._raw, spans)).split("\x00")
+            position = self._position
+            out.update({i: parts[i if position is None else position[i]].partition("\x01")[2]
+                        for i in found if i not in apart})
+        return out
+
+
+# A separator byte in a key or a value: that scalar is scanned on its own.
+_SEPARATED = re.compile("[\x00\x01]")
 
 
 class _Document:

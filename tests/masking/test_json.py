@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
+from typing import Any
+
+import pytest
 
 from extproc.masking import Masker, MaskSpec
+from extproc.masking import masker as masker_module
 
 SPEC = MaskSpec()
 
@@ -86,6 +91,31 @@ def test_separator_bytes_in_keys_or_values_change_nothing(masker: Masker) -> Non
     masked, counts = masker.mask_json(value, SPEC)
     assert masked == {"a\x00b": "x\x01 [REDACTED:CREDIT_CARD]", "c": "[REDACTED:EMAIL_ADDRESS]\x00"}
     assert counts == {"credit_card": 1, "email": 1}
+
+
+def test_one_separator_byte_costs_one_scan_of_its_own_not_one_per_string(
+    masker: Masker, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A string holding a separator byte (a JSON `\\u0001`, which anyone can send) is
+    scanned alone; the document's other strings are still scanned as one text, masked as
+    they would be without it (an attacker cannot make a large answer cost a scan per
+    string)."""
+    rows = [{"email": f"user{n}@example.com", "ssn": f"note {n}", "tag": "x"} for n in range(300)]
+    plain, plain_counts = masker.mask_json({"rows": rows}, SPEC)
+    scans = []
+    scan = masker_module._scan
+
+    def counted(*args: Any) -> Any:
+        scans.append(args[0])
+        return scan(*args)
+
+    monkeypatch.setattr(masker_module, "_scan", counted)
+    dirty = {"rows": [*rows[:150], {"email": "x\x01 ann@example.org"}, *rows[150:]]}
+    masked, counts = masker.mask_json(dirty, SPEC)
+    assert len(scans) == 2  # the 900 clean strings, and the one apart
+    assert masked["rows"][150] == {"email": "x\x01 [REDACTED:EMAIL_ADDRESS]"}
+    assert masked["rows"][:150] + masked["rows"][151:] == plain["rows"]
+    assert counts == plain_counts + Counter({"email": 1})
 
 
 def test_deep_nesting(masker: Masker) -> None:
