@@ -266,6 +266,12 @@ class _Server(ThreadingHTTPServer):
         self.database = DemoDatabase()
         self.received: list[Received] = []
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (Envoy closing an idle keep-alive connection, say) is
+        not an error worth a traceback in `tollgate up`'s output; anything else is."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class DemoUpstream:
     """The demo upstream on a background thread (port 0 picks a free port)."""
