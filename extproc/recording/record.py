@@ -184,17 +184,18 @@ def contents_of(evidences: list[Evidence], masker: Masker) -> list[dict[str, Any
             built.append(_unmasked(evidence, masker))
         except Exception as exc:  # recorded as unbuildable by the writer
             built.append(exc)
-    whole = [(c, not e.response_masked) for c, e in zip(built, evidences, strict=True)
-             if not isinstance(c, Exception)]
+    # Each built content with whether its delivered body is scanned again, by position.
+    masking = [(i, (content, not evidence.response_masked))
+               for i, (content, evidence) in enumerate(zip(built, evidences, strict=True))
+               if not isinstance(content, Exception)]
     try:
-        _mask(masker, whole)
+        _mask(masker, [each for _, each in masking])
     except Exception:
-        for i, (content, evidence) in enumerate(zip(built, evidences, strict=True)):
-            if not isinstance(content, Exception):
-                try:
-                    _mask(masker, [(content, not evidence.response_masked)])
-                except Exception as exc:
-                    built[i] = exc
+        for i, each in masking:
+            try:
+                _mask(masker, [each])
+            except Exception as exc:
+                built[i] = exc
     return built
 
 

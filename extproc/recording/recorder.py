@@ -229,8 +229,9 @@ class Recorder:
                 self._write(self._outbox)
 
     def _write(self, messages: list[bytes]) -> None:
-        """Send `messages` (after the outbox, which they include) as one; under `_sending`.
-        Lost when the writer is gone: `_restart` sends everything unwritten again."""
+        """Send `messages` as one, under `_sending`; they include the outbox, which is
+        emptied. Lost when the writer is gone: `_restart` sends everything unwritten
+        again."""
         self._outbox = []
         running = self._running
         if running is not None:

@@ -53,9 +53,9 @@ _LENGTH = struct.Struct("<I")
 
 
 def batched(messages: list[bytes]) -> bytes:
-    """Messages as one: the request process sends what the exchanges of one turn of its
-    event loop finished in one write, and this process reads it in one (a pipe message
-    costs a system call on each side, and a wake-up of this process's receiver)."""
+    """Messages as one: the request process sends what its exchanges finished within
+    2 ms in one write, and this process reads it in one (a pipe message costs a system
+    call on each side, and a wake-up of this process's receiver)."""
     if len(messages) == 1:
         return messages[0]
     return BATCH + b"".join(_LENGTH.pack(len(m)) + m for m in messages)
