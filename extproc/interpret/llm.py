@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 import orjson
 
 from extproc import jsonenc
+from extproc.http.sse import EventSplitter, event_data
 from extproc.interpret import shell
 from extproc.jsonenc import json_type
 
@@ -97,15 +98,10 @@ _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)(?:"|\Z)', re.S)
 _KEY_END = re.compile(r"\s*:")
 _TOOL_FINISH = ("tool_calls", "function_call")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_SSE_FIELDS = frozenset({b"", b"data", b"event", b"id", b"retry"})  # b"": a comment, a blank
 # An event stream's first line: a field or a comment (after a byte-order mark, blank lines).
 _SSE_START = re.compile(rb"(?:\xef\xbb\xbf)?[\r\n]*(?:data|event|id|retry)?[:\r\n]")
 _RESPONSES = -2  # the tool index of a Responses API call: its output item is its index
 _ITEM_ARGUMENTS = ("arguments", "input", "action", "code")
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-# A line end then a blank line; a CR is a line end of its own only when no LF follows it.
-_EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r|\n)")
-_CR, _LF, _CR_BYTE = 0x0D, 0x0A, b"\r"
 
 
 class Unparsed(TypedDict):
@@ -227,7 +223,7 @@ def responses_request(body: Any) -> LlmReading:
 def _input_item(item: Any) -> Message:
     call = _output_item(item)
     if call is not None:
-        return {"role": "assistant", "text": "", "tool_calls": [_tool_call(*call)]}
+        return {"role": "assistant", "text": "", "tool_calls": [tool_call(*call)]}
     if not isinstance(item, dict):
         return {"role": None, "text": "", "tool_calls": []}
     if str(item.get("type", "")).endswith("_call_output"):
@@ -339,9 +335,7 @@ class ChatStream:
     """
 
     def __init__(self) -> None:
-        self._buffer = bytearray()  # from the start of the current event
-        self._search = 0  # where an event's end may start in the buffer, at the earliest
-        self._cr_seen = False  # CR line ends are possible (else events end at LF LF)
+        self._events = EventSplitter()
         self._texts: dict[int, list[str]] = {}
         self._calls: dict[tuple[int, int], _PartialCall] = {}
         self._reasons: dict[int, str] = {}
@@ -350,18 +344,11 @@ class ChatStream:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Take the next bytes; return the events they complete."""
-        self._cr_seen = self._cr_seen or _CR_BYTE in chunk
-        self._buffer += chunk
-        return self._complete_events(final=False)
+        return [self._dispatch(raw) for raw in self._events.feed(chunk)]
 
     def finish(self) -> list[Event]:
         """The end of the stream: return what is left, an unterminated last event included."""
-        events = self._complete_events(final=True)
-        if self._buffer:
-            events.append(self._dispatch(bytes(self._buffer)))
-            self._buffer.clear()
-            self._search = 0
-        return events
+        return [self._dispatch(raw) for raw in self._events.finish()]
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -373,7 +360,7 @@ class ChatStream:
                 assembled = "".join(c.fragments)
                 versions = [assembled] if assembled or not c.whole else []
                 versions += [w for w in dict.fromkeys(c.whole) if w != assembled]
-                self._assembled += [_tool_call(c.id, c.name, v) for v in versions]
+                self._assembled += [tool_call(c.id, c.name, v) for v in versions]
         return self._assembled
 
     def reading(self) -> Answer:
@@ -390,39 +377,9 @@ class ChatStream:
     def finish_reason(self) -> str | None:
         return _overall_finish(self._reasons)
 
-    def _complete_events(self, *, final: bool) -> list[Event]:
-        buffer, size = self._buffer, len(self._buffer)
-        events: list[Event] = []
-        start = 0
-        while start < size:
-            if self._cr_seen:
-                # A blank line right at the start is an (empty) event of its own.
-                m = _LINE_END.match(buffer, start) or _EVENT_END.search(buffer, self._search)
-                if m is None:
-                    self._search = max(start, size - 3)  # an end may begin in the last 3 bytes
-                    break
-                if m.end() == size and buffer[-1] == _CR and not final:
-                    self._search = m.start()  # maybe the first half of a CRLF: wait for it
-                    break
-                end = m.end()
-            elif buffer[start] == _LF:
-                end = start + 1
-            else:
-                # LF only so far, as every API sends: memchr-fast, ~3x the regex's speed.
-                found = buffer.find(b"\n\n", self._search)
-                if found < 0:
-                    self._search = max(start, size - 1)
-                    break
-                end = found + 2
-            events.append(self._dispatch(bytes(buffer[start:end])))
-            start = self._search = end
-        del buffer[:start]
-        self._search -= start
-        return events
-
     def _dispatch(self, raw: bytes) -> Event:
         """Read one event: only its `data` matters to what the stream means."""
-        data, foreign = _data(raw)
+        data, foreign = event_data(raw)
         if foreign:
             # Not an event stream (JSON served as one?): what a client makes of it is unknown.
             self._fail("the stream holds a line that is no server-sent event field")
@@ -546,20 +503,6 @@ class ChatStream:
             self.error = message
 
 
-def _data(raw: bytes) -> tuple[bytes | None, bool]:
-    """An event's data lines joined with LF (the SSE spec), or None when it has none; and
-    whether a line is no SSE field (`data`, `event`, `id`, `retry`, a `:` comment)."""
-    data = []
-    foreign = False
-    for line in raw.split(b"\n") if _CR_BYTE not in raw else _LINE_END.split(raw):
-        name, _, value = line.partition(b":")
-        if name == b"data":
-            data.append(value[1:] if value[:1] == b" " else value)
-        elif name not in _SSE_FIELDS:
-            foreign = True
-    return (b"\n".join(data) if data else None), foreign
-
-
 def _output(output: list[Any]) -> tuple[list[ToolCall], list[str]]:
     """A Responses API `output`: its tool calls, and the texts of its messages."""
     calls: list[ToolCall] = []
@@ -567,7 +510,7 @@ def _output(output: list[Any]) -> tuple[list[ToolCall], list[str]]:
     for item in output:
         call = _output_item(item)
         if call is not None:
-            calls.append(_tool_call(*call))
+            calls.append(tool_call(*call))
         elif isinstance(item, dict) and item.get("type") == "message":
             texts.append(_content_text(item.get("content")))
     return calls, [t for t in texts if t]
@@ -611,9 +554,11 @@ class _Budget:
         return True
 
 
-def _tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
+def tool_call(call_id: Any, name: Any, arguments: Any, kind: str | None = None) -> ToolCall:
     """The tool-call shape, from an id, a name and the arguments as sent (a JSON string
-    normally; an object as some OpenAI-compatible servers send it)."""
+    normally; an object as some OpenAI-compatible servers send it). `kind`: what a tool
+    is declared to run (an MCP target's `shell` or `sql` tools): then every string of its
+    arguments is read as such, not only those that look like it."""
     text = _arguments_text(arguments)
     decoded = _decode(text) if isinstance(arguments, str) else arguments
     budget = _Budget()
@@ -625,13 +570,13 @@ def _tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
         texts = []
     reading = shell.Reading()
     for t in texts:
-        if shell.looks_like_shell(t):
+        if kind == "shell" or shell.looks_like_shell(t):
             _merge(reading, shell.read(t))
     if not budget.cut:  # the lists' strings are texts too: within the budget
         for argv in _argv_lists(decoded):
             _merge(reading, shell.argv_read(argv))
     reading = _once(reading)
-    sql_texts = [t for t in texts if looks_like_sql(t)]
+    sql_texts = [t for t in texts if kind == "sql" or looks_like_sql(t)]
     sql_texts += [t for argv in reading.commands for t in _client_sql(argv)]
     return {
         "id": _str(call_id),
@@ -829,10 +774,10 @@ def _message_tool_calls(message: dict[str, Any]) -> list[ToolCall]:
     for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict):
             spec = _call_spec(call)
-            found.append(_tool_call(call.get("id"), spec.get("name"), _spec_arguments(spec)))
+            found.append(tool_call(call.get("id"), spec.get("name"), _spec_arguments(spec)))
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
-        found.append(_tool_call(None, legacy.get("name"), legacy.get("arguments")))
+        found.append(tool_call(None, legacy.get("name"), legacy.get("arguments")))
     return found
 
 
