@@ -5,7 +5,8 @@
 # and while working: make test-unit (the tests not marked e2e, slow or timing: no Envoy,
 # tollgate process, browser, PostgreSQL or agents' venv; on every core);
 # with `make run` up, in another shell: make autogen (an AutoGen AgentChat agent through
-# the gateway), make ag2 (the same with AG2);
+# the gateway), make ag2 (the same with AG2), make mcp-agent (an AgentChat agent whose
+# tools are the demo MCP server's, through the gateway's /mcp route);
 # and: make bench (benchmarks against Envoy alone), make soak (the audit record under
 # minutes of traffic): neither is part of CI; make bench-smoke (the load benchmark's
 # few seconds that make test runs too, as tests/bench/test_load_smoke.py).
@@ -16,7 +17,8 @@ BIN    := $(VENV)/bin
 # The agent examples' own environment (examples/autogen/requirements.txt says why).
 AGENTS ?= .venv-autogen
 
-.PHONY: run test test-unit lint bench bench-smoke soak clean system-deps autogen ag2
+.PHONY: run test test-unit lint bench bench-smoke soak clean system-deps autogen ag2 \
+        mcp-agent
 
 run: $(VENV)/.run-deps
 	$(BIN)/tollgate up
@@ -38,8 +40,8 @@ test-unit: $(VENV)/.test-deps
 system-deps:
 	@bash tests/system-deps.sh
 
-# An agent with a token of its own (subject `autogen` or `ag2`), against the quickstart
-# `make run` started.
+# An agent with a token of its own (subject `autogen`, `ag2` or `mcp-agent`), against the
+# quickstart `make run` started.
 AGENT_TOKEN = TOKEN=$$($(BIN)/tollgate token --sub $@ --groups agents)
 
 autogen: $(AGENTS)/.deps $(VENV)/.run-deps
@@ -47,6 +49,9 @@ autogen: $(AGENTS)/.deps $(VENV)/.run-deps
 
 ag2: $(AGENTS)/.deps $(VENV)/.run-deps
 	$(AGENT_TOKEN) $(AGENTS)/bin/python examples/autogen/ag2_agent.py
+
+mcp-agent: $(AGENTS)/.deps $(VENV)/.run-deps
+	$(AGENT_TOKEN) $(AGENTS)/bin/python examples/autogen/mcp_agent.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
@@ -59,6 +64,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.masking
 	$(BIN)/python -m bench.approvals
 	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.mcp_calls
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps

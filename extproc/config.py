@@ -304,7 +304,32 @@ class K8s:
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s"}
+@dataclass(frozen=True)
+class Mcp:
+    """How an `mcp` target's tool calls are read beyond their JSON arguments.
+
+    A tool is also read as shell when its input schema has a string property named
+    command, cmd, script or shell, and as SQL when one is named sql, query or statement:
+    the same rules then judge `run_shell` from a model, `kubectl exec` and an MCP tool.
+    """
+
+    # Tools whose string arguments are shell command lines, read by the shell reader.
+    shell_tools: tuple[str, ...] = ()
+    # Tools whose string arguments are SQL, parsed (text that does not parse is refused).
+    sql_tools: tuple[str, ...] = ()
+    # Who approves a tool whose definition changed since it was pinned (a rug pull).
+    pin_approvers: tuple[str, ...] = ("group:dba",)
+
+    def __post_init__(self) -> None:
+        both = set(self.shell_tools) & set(self.sql_tools)
+        if both:
+            raise Invalid("sql_tools", f"{', '.join(sorted(both))} also in shell_tools: "
+                          "a tool's arguments are read one way")
+        if not self.pin_approvers:
+            raise Invalid("pin_approvers", "is empty: name who approves a changed tool")
+
+
+_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp"}
 
 
 @dataclass(frozen=True)
@@ -315,7 +340,9 @@ class Target:
     # http: bodies as JSON or text. sql-http: SQL over HTTP, parsed into input.sql.
     # k8s: the Kubernetes API, read into input.k8s. llm: an OpenAI-compatible API
     # (input.llm: prompts, tools, the model's tool calls), whose prompts are masked too.
-    protocol: Literal["http", "sql-http", "k8s", "llm"] = "http"
+    # mcp: a Model Context Protocol server over HTTP (input.mcp: the JSON-RPC message,
+    # a tool call read as a model's is; tools/list filtered, tool definitions pinned).
+    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -329,9 +356,10 @@ class Target:
     # Client headers removed before the request goes upstream (authorization always is).
     strip_headers: tuple[str, ...] = ()
     # Protocol settings: `sql` for sql-http targets (defaults apply when absent), `k8s`
-    # for k8s targets.
+    # for k8s targets, `mcp` for mcp targets.
     sql: Sql | None = None
     k8s: K8s | None = None
+    mcp: Mcp | None = None
     # How an allowed request waits for its record. normal: the exchange is recorded off
     # the request path, in batches (a refusal follows only when the store cannot keep
     # up). strict: the request decision's record is committed before the request
@@ -346,6 +374,11 @@ class Target:
             object.__setattr__(self, "sql", Sql())
         if self.protocol == "k8s" and self.k8s is None:
             object.__setattr__(self, "k8s", K8s())
+        if self.protocol == "mcp" and self.mcp is None:
+            object.__setattr__(self, "mcp", Mcp())
+        if self.protocol == "mcp" and self.inspect.response != "body":
+            raise Invalid("inspect.response", "an mcp target's answers are read (tool lists "
+                          "filtered, definitions pinned, server requests decided): body")
         for name in self.strip_headers:
             if not _HEADER_NAME.fullmatch(name):
                 raise Invalid("strip_headers", f"not a header name: {name!r}")

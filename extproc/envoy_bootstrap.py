@@ -33,6 +33,7 @@ EXT_PROC_TYPE = f"{_TYPE}http.ext_proc.v3.ExternalProcessor"
 # The clusters `with_ports` moves, by name: the rest are left as they are.
 EXT_PROC_CLUSTER = "tollgate_extproc"
 DEMO_CLUSTER = "demo_upstream"
+DEMO_MCP_CLUSTER = "demo_mcp"
 
 
 class BootstrapError(ValueError):
@@ -46,6 +47,7 @@ class Ports:
     admin: int = 9901
     ext_proc: int = 10100  # and the next ones, one per worker
     upstream: int = 10080  # the demo upstream's (cluster demo_upstream)
+    mcp: int = 10081  # the demo MCP server's (cluster demo_mcp)
 
 
 def load(path: Path = QUICKSTART) -> dict[str, Any]:
@@ -143,14 +145,19 @@ def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
 
 def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dict[str, Any]:
     """A copy of a one-listener bootstrap listening and connecting on `ports`: its
-    listener, admin, the cluster demo_upstream, and the cluster tollgate_extproc with one
-    endpoint per tollgate worker (ports.ext_proc, and the ports after it)."""
+    listener, admin, the cluster demo_upstream, the cluster demo_mcp (when it has one),
+    and the cluster tollgate_extproc with one endpoint per tollgate worker
+    (ports.ext_proc, and the ports after it)."""
     config = copy.deepcopy(bootstrap)
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     _the_listener(config)["address"]["socket_address"]["port_value"] = ports.listener
-    for group in _cluster(config, DEMO_CLUSTER)["load_assignment"]["endpoints"]:
-        for endpoint in group["lb_endpoints"]:
-            endpoint["endpoint"]["address"]["socket_address"]["port_value"] = ports.upstream
+    moved = [(_cluster(config, DEMO_CLUSTER), ports.upstream)]
+    if any(c["name"] == DEMO_MCP_CLUSTER for c in config["static_resources"]["clusters"]):
+        moved.append((_cluster(config, DEMO_MCP_CLUSTER), ports.mcp))
+    for cluster, port in moved:
+        for group in cluster["load_assignment"]["endpoints"]:
+            for endpoint in group["lb_endpoints"]:
+                endpoint["endpoint"]["address"]["socket_address"]["port_value"] = port
     return with_ext_proc_ports(config, [ports.ext_proc + i for i in range(workers)])
 
 

@@ -19,6 +19,7 @@ from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
 from extproc.approvals.notify import Notifier
+from extproc.approvals.pins import StoredPins
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.http.front import ExtProcServicer
@@ -99,7 +100,8 @@ async def serve(config: Config, *, admin_api: bool = True) -> None:
 
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-            ExtProcServicer(config, engine, telemetry, credentials, masker, recorder, holds),
+            ExtProcServicer(config, engine, telemetry, credentials, masker, recorder, holds,
+                            StoredPins(holds)),
             server,
         )
         health_servicer = health.aio.HealthServicer()

@@ -8,9 +8,9 @@
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
-# llm.rego, http.rego; identity.rego names the groups they branch on, shell.rego what
-# makes a shell command destructive), and
-# decide on what the protocol interpreters read a request to mean (input.sql, input.k8s, input.llm), never on regexes over raw
+# llm.rego, mcp.rego, http.rego; identity.rego names the groups they branch on, shell.rego
+# what makes a shell command destructive), and
+# decide on what the protocol interpreters read a request to mean (input.sql, input.k8s, input.llm, input.mcp), never on regexes over raw
 # bytes. This pack stays inside what both regorus (the embedded engine) and OPA
 # agree on: no io.jwt.*, crypto.* or net.* builtins.
 package tollgate
@@ -54,7 +54,8 @@ decision := {"action": "allow", "reasons": [], "rules": [], "mask": mask} if {
 # the request's decision, mask included, stands for them. Only llm.rego reads responses
 # (a model's tool calls and errors); a rule that reads `input.response` or `input.phase`
 # for other targets must make this true for them. Leaving the rule out decides every
-# response.
+# response. On mcp targets tollgate decides what a server sends the client (its requests,
+# the tools a tools/list shows) whatever this says: mcp.rego needs no response decided.
 default decides_responses := false
 
 decides_responses if input.target.protocol == "llm"

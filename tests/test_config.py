@@ -67,7 +67,8 @@ def test_the_record_byte_budget_can_be_turned_off(tmp_path: Path) -> None:
 def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     cfg = config.load(QUICKSTART_CONFIG)
     assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
-    assert [(t.name, t.protocol) for t in cfg.targets] == [("llm", "llm"), ("demo", "sql-http")]
+    assert [(t.name, t.protocol) for t in cfg.targets] == [
+        ("llm", "llm"), ("demo", "sql-http"), ("tools", "mcp")]
 
 
 @pytest.mark.parametrize(
@@ -117,9 +118,20 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
          "policy.timeout_seconds: must be > 0"),
         ({**MINIMAL, "policy": {"watch_seconds": -1}}, "policy.watch_seconds: must be >= 0"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql"}]},
-         "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', got 'sql'"),
+         "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', 'mcp', got 'sql'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "sql": {"dialect": "sqlite"}}]},
          "targets[0].sql: only used with protocol 'sql-http'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "mcp": {}}]},
+         "targets[0].mcp: only used with protocol 'mcp'"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "mcp",
+                       "mcp": {"shell_tools": ["run"], "sql_tools": ["run"]}}]},
+         "targets[0].mcp.sql_tools: run also in shell_tools"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "mcp",
+                       "mcp": {"pin_approvers": []}}]},
+         "targets[0].mcp.pin_approvers: is empty"),
+        ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "mcp",
+                       "inspect": {"response": "headers"}}]},
+         "targets[0].inspect.response: an mcp target's answers are read"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "llm",
                        "k8s": {"namespace_labels": {}}}]},
          "targets[0].k8s: only used with protocol 'k8s'"),

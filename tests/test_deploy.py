@@ -209,10 +209,11 @@ def test_deploy_bootstrap_addresses() -> None:
     assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 10000}
     by_name = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
     assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
-                           "demo_upstream": ("demo-upstream", [10080])}
+                           "demo_upstream": ("demo-upstream", [10080]),
+                           "demo_mcp": ("demo-mcp", [10081])}
     for cluster in by_name.values():
         assert cluster["type"] == "STRICT_DNS"
-        # tollgate and the demo upstream listen on IPv4 only.
+        # tollgate and the demo servers listen on IPv4 only.
         assert cluster["dns_lookup_family"] in ("V4_ONLY", "V4_PREFERRED")
     extproc = by_name["tollgate_extproc"]
     options = extproc["typed_extension_protocol_options"]
@@ -369,7 +370,8 @@ def named_volumes(service: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_has_every_service() -> None:
     services = compose()["services"]
-    assert {"envoy", "tollgate", "opa", "postgres", "demo-upstream", "jaeger"} <= set(services)
+    assert {"envoy", "tollgate", "opa", "postgres", "demo-upstream", "demo-mcp",
+            "jaeger"} <= set(services)
     assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
     assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
 
@@ -406,13 +408,14 @@ def test_compose_commands_read_the_mounted_configs() -> None:
 
 def test_compose_names_and_ports_agree_with_the_bootstrap() -> None:
     services = compose()["services"]
-    (tollgate_host, tollgate_ports), (upstream_host, upstream_port) = (
-        endpoints()["tollgate_extproc"], clusters()["demo_upstream"])
-    assert tollgate_host in services and upstream_host in services
+    tollgate_host, tollgate_ports = endpoints()["tollgate_extproc"]
+    assert tollgate_host in services
     assert deploy_config().listen.worker_ports == tollgate_ports
-    upstream_command = services[upstream_host]["command"]
-    assert upstream_command[upstream_command.index("--port") + 1] == str(upstream_port)
-    assert upstream_command[upstream_command.index("--host") + 1] == "0.0.0.0"
+    for host, port in (clusters()["demo_upstream"], clusters()["demo_mcp"]):
+        assert host in services
+        command = services[host]["command"]
+        assert command[command.index("--port") + 1] == str(port)
+        assert command[command.index("--host") + 1] == "0.0.0.0"
     assert otlp_host_port()[0] in services
     published = {int(p.split(":")[-1]) for p in services["envoy"]["ports"]}
     bootstrap = load_yaml(BOOTSTRAP)
@@ -448,6 +451,7 @@ def test_compose_waits_on_health_and_outlasts_the_drain() -> None:
     conditions = services["envoy"]["depends_on"]
     assert conditions["tollgate"] == {"condition": "service_healthy"}
     assert conditions["demo-upstream"] == {"condition": "service_healthy"}
+    assert conditions["demo-mcp"] == {"condition": "service_healthy"}
     for name, service in services.items():
         for dependency, how in service.get("depends_on", {}).items():
             if how["condition"] == "service_healthy":
@@ -622,7 +626,7 @@ def test_k8s_tollgate_is_a_headless_service_envoy_resolves(
 
 
 def test_k8s_services_envoy_and_tollgate_reach(rendered: list[dict[str, Any]]) -> None:
-    for host, port in [clusters()["demo_upstream"], otlp_host_port()]:
+    for host, port in [clusters()["demo_upstream"], clusters()["demo_mcp"], otlp_host_port()]:
         service = find(rendered, "Service", host)
         assert port in [p["port"] for p in service["spec"]["ports"]], f"{host}:{port}"
         deployment = find(rendered, "Deployment", host)
@@ -836,7 +840,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     workers = deploy_config().listen.worker_count
     ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(),
-                                  stack.free_ports(workers), stack.free_port())
+                                  stack.free_ports(workers), stack.free_port(), stack.free_port())
     settings = load_yaml(TOLLGATE_CONFIG)
     settings["listen"]["grpc"] = f"127.0.0.1:{ports.ext_proc}"
     admin_port = stack.free_port()
@@ -863,6 +867,7 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     processes: list[stack.Process] = []
     try:
         processes.append(stack.start_upstream(ports.upstream, tmp))
+        processes.append(stack.start_demo_mcp(ports.mcp, tmp / "mcp-files", tmp))
         processes.append(stack.start_tollgate(tmp / "tollgate.yaml", ports.ext_proc, tmp,
                                               workers=workers))
         processes.append(stack.start_envoy(tmp / "envoy.yaml", ports.admin, tmp))
@@ -992,6 +997,8 @@ def test_compose_health_checks_pass_on_the_running_services(live: LiveStack) -> 
     assert healthcheck("tollgate", {str(tuple(workers)): str(tuple(moved))}) == 0
     assert healthcheck("envoy", {f":{admin_port}/": f":{live.ports.admin}/"}) == 0
     assert healthcheck("demo-upstream", {f", {upstream_port})": f", {live.ports.upstream})"}) == 0
+    mcp_port = clusters()["demo_mcp"][1]
+    assert healthcheck("demo-mcp", {f", {mcp_port})": f", {live.ports.mcp})"}) == 0
 
 
 def test_compose_health_checks_fail_when_nothing_serves() -> None:
@@ -1002,6 +1009,8 @@ def test_compose_health_checks_fail_when_nothing_serves() -> None:
     assert healthcheck("tollgate", {str(tuple(workers)): str((nothing, nothing))}) != 0
     assert healthcheck("envoy", {f":{admin_port}/": f":{nothing}/"}) != 0
     assert healthcheck("demo-upstream", {f", {upstream_port})": f", {nothing})"}) != 0
+    mcp_port = clusters()["demo_mcp"][1]
+    assert healthcheck("demo-mcp", {f", {mcp_port})": f", {nothing})"}) != 0
 
 
 @pytest.mark.e2e  # this machine's PostgreSQL

@@ -90,20 +90,31 @@ def test_with_jwt_issuer_changes_the_provider_in_every_listener() -> None:
     assert eb.jwt_provider(config)["local_jwks"] == {"inline_string": '{"keys": []}'}
 
 
-def test_with_ports_moves_tollgate_and_the_demo_upstream_and_leaves_other_clusters() -> None:
-    config = eb.with_clusters(eb.load(), {"model": 8443})
-    moved = eb.with_ports(config, eb.Ports(listener=1, admin=2, ext_proc=3, upstream=4))
-
+def _cluster_ports(bootstrap: dict[str, Any]) -> dict[str, int]:
     def port(cluster: dict[str, Any]) -> int:
         (group,) = cluster["load_assignment"]["endpoints"]
         (endpoint,) = group["lb_endpoints"]
         return endpoint["endpoint"]["address"]["socket_address"]["port_value"]
 
-    ports = {c["name"]: port(c) for c in moved["static_resources"]["clusters"]}
-    assert ports == {"tollgate_extproc": 3, "demo_upstream": 4, "model": 8443}
+    return {c["name"]: port(c) for c in bootstrap["static_resources"]["clusters"]}
+
+
+def test_with_ports_moves_tollgate_and_the_demo_upstreams_and_leaves_other_clusters() -> None:
+    config = eb.with_clusters(eb.load(), {"model": 8443})
+    moved = eb.with_ports(config, eb.Ports(listener=1, admin=2, ext_proc=3, upstream=4, mcp=5))
+    assert _cluster_ports(moved) == {
+        "tollgate_extproc": 3, "demo_upstream": 4, "demo_mcp": 5, "model": 8443}
     (listener,) = eb.listeners(moved)
     assert listener["address"]["socket_address"]["port_value"] == 1
     assert moved["admin"]["address"]["socket_address"]["port_value"] == 2
+
+
+def test_with_ports_on_a_bootstrap_without_the_demo_mcp_server() -> None:
+    config = eb.load()
+    config["static_resources"]["clusters"] = [
+        c for c in config["static_resources"]["clusters"] if c["name"] != eb.DEMO_MCP_CLUSTER]
+    moved = eb.with_ports(config, eb.Ports(listener=1, admin=2, ext_proc=3, upstream=4, mcp=5))
+    assert _cluster_ports(moved) == {"tollgate_extproc": 3, "demo_upstream": 4}
 
 
 def test_with_ports_lists_one_ext_proc_endpoint_per_worker_at_the_same_address() -> None:

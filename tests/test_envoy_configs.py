@@ -36,13 +36,14 @@ SHIPPED = [(ENVOY_DIR / "quickstart.yaml", REPO / "extproc" / "quickstart" / "qu
 @pytest.mark.parametrize(("bootstrap", "settings"), SHIPPED, ids=[b.name for b, _ in SHIPPED])
 def test_routes_name_the_protocol_of_their_target(bootstrap: Path, settings: Path) -> None:
     """Envoy's own answers on a route (a refused token...) take the shape of the protocol
-    its metadata names: the route of every llm and k8s target names it, no other does."""
+    its metadata names: the route of every llm, k8s and mcp target names it, no other
+    does."""
     protocols = {t.match.route: t.protocol for t in config.load(settings).targets}
     found = {r["name"]: envoy_bootstrap.route_protocol(r)
              for r in envoy_bootstrap.routes(envoy_bootstrap.load(bootstrap))}
-    assert found == {name: protocols.get(name) if protocols.get(name) in ("llm", "k8s")
+    assert found == {name: protocols.get(name) if protocols.get(name) in ("llm", "k8s", "mcp")
                      else None for name in found}
-    assert "llm" in found.values()
+    assert {"llm", "mcp"} <= set(found.values())
 
 
 BOOTSTRAPS = [ENVOY_DIR / "quickstart.yaml", ENVOY_DIR / "deploy.yaml"]

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from extproc import jsonenc
 from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
@@ -70,6 +71,26 @@ class Holds:
             raise BadInput(refused.status, "too_many_pending_approvals", str(refused),
                            details={"max_pending": self._settings.max_pending_per_identity},
                            action="hold") from None
+        if self._notifier is not None:
+            self._notifier.send(approval, self.approve_url(approval))
+        return approval
+
+    async def ask_about(self, bound: str, evidence: Evidence, approvers: tuple[str, ...],
+                        rules: tuple[str, ...], reasons: tuple[str, ...], summary: str,
+                        subject: dict[str, Any]) -> Approval:
+        """An approval of something other than a request (a changed MCP tool definition,
+        `subject` what approvers see of it, masked), asked by the exchange that found it;
+        approvers are notified. It counts against no one's pending approvals: the
+        requester did not ask for it."""
+        approval = await self.store.create(
+            max_pending=2**31, fingerprint=bound, requester=requester_of(evidence.identity),
+            identity=evidence.identity, target=_target(evidence),
+            summary=self._masked_text(summary[:_SUMMARY_CHARS]),
+            request=self._masker.mask_json(subject, RECORD_MASK)[0],
+            approvers=tuple(sorted(set(approvers))), rules=rules, reasons=reasons,
+            grant_mode="once", grant_minutes=None, trace_id=evidence.trace_id,
+            span_id=evidence.span_id, held_by=self._replica,
+            expire_seconds=self._settings.expire_seconds)
         if self._notifier is not None:
             self._notifier.send(approval, self.approve_url(approval))
         return approval
@@ -137,6 +158,9 @@ def summary_of(request: Mapping[str, Any], meaning: Any, key: str | None) -> str
             text += f": {' '.join(meaning['exec']['command'])}"
     elif key == "llm" and isinstance(meaning, dict) and meaning.get("tool_calls"):
         text = "tool calls " + ", ".join(str(c.get("name")) for c in meaning["tool_calls"])
+    elif key == "mcp" and isinstance(meaning, dict) and meaning.get("tool"):
+        tool = meaning["tool"]
+        text = f"MCP tool call {tool['name']}({jsonenc.dumps(tool['arguments'])})"
     else:
         query = urlencode(request["query"], doseq=True)
         text = f"{request['method']} {request['path']}{'?' + query if query else ''}"

@@ -65,6 +65,11 @@ class ApprovalStore:
     def where(self) -> str:
         return self._store.where
 
+    @property
+    def store(self) -> AsyncStore:
+        """The store itself, for what lives beside approvals (approvals/pins.py)."""
+        return self._store
+
     async def close(self) -> None:
         if self._siblings is not None:
             self._siblings.close()

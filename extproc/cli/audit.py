@@ -440,6 +440,8 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
                 _field("", "tool calls: " + _excerpt("; ".join(
                     f"{call['name']}({call['arguments_text']})"
                     for call in value["tool_calls"])))
+            if key == "mcp" and value:
+                _field("", "mcp: " + _excerpt(_mcp_line(value)))
     for decision in content["decisions"]:
         _field("decision", _decision(decision))
     if not content["decisions"]:
@@ -458,6 +460,20 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     masked = content["masked"]
     _field("masked", ", ".join(f"{k} {n}" for k, n in masked.items()) if masked
            else "nothing")
+
+
+def _mcp_line(reading: dict[str, Any]) -> str:
+    """An MCP message in a line: what the client sent (a tool call with its arguments),
+    and what tollgate kept from the client of the server's answer."""
+    tool = reading.get("tool")
+    line = f"{reading.get('kind')} {reading.get('method') or ''}".rstrip()
+    if tool:
+        line += f" {tool['name']}({json.dumps(tool['arguments'], ensure_ascii=False)})"
+        pin = (tool.get("pin") or {}).get("status")
+        line += f", definition {pin}" if pin else ""
+    for key, names in (reading.get("answer") or {}).items():
+        line += f"; {key.replace('_', ' ')}: {', '.join(names)}"
+    return line
 
 
 def _show_response(response: dict[str, Any], decisions: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for
+from extproc.interpret.mcp import ToolPins
 from extproc.masking import Masker
 from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
@@ -58,6 +59,7 @@ class Pipeline:
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
+        pins: ToolPins | None = None,
     ) -> None:
         self.masker, self.recorder = masker, recorder
         self.record_limit = config.recording.max_body_bytes
@@ -67,7 +69,7 @@ class Pipeline:
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
         self._interpreters: dict[str, Interpreter | None] = {
-            t.name: interpreter_for(t) for t in config.targets}
+            t.name: interpreter_for(t, pins) for t in config.targets}
         self._encoders = {
             t.name: InputEncoder(t, getattr(self._interpreters[t.name], "key", None))
             for t in config.targets
@@ -112,9 +114,13 @@ class Pipeline:
 
     async def interpret(self, exchange: Exchange, size: int) -> None:
         """What the request means (`size`: the bytes its interpreter reads)."""
-        if exchange.interpreter is not None:
-            exchange.interpret(
-                await off_loop(size, exchange.interpreter.request, exchange.request))
+        interpreter = exchange.interpreter
+        if interpreter is not None:
+            meaning = await off_loop(size, interpreter.request, exchange.request)
+            # What the upstream declared that the meaning depends on (an MCP tool's
+            # pinned definition), from a store: asked once the request is read.
+            complete = getattr(interpreter, "complete", None)
+            exchange.interpret(meaning if complete is None else await complete(meaning))
 
     def decides_responses(self, exchange: Exchange) -> bool:
         """Whether the policy decides this exchange's response (else the request's decision
@@ -153,6 +159,19 @@ class Pipeline:
         exchange.decided(phase, decision, self._engine.revision,
                          int((time.perf_counter() - started) * 1e6))
         return decision
+
+    async def probe(self, exchange: Exchange, phase: str, meaning: Any) -> Decision:
+        """The policy's decision on `meaning` in this exchange's place (a tool a tools/list
+        would show, a request the server sends): not the exchange's own decision, so not
+        recorded as one. An engine that cannot answer denies, whatever the target's
+        fail mode: what is probed is shown or passed only on an allow."""
+        assert exchange.encoder is not None and exchange.request is not None
+        try:
+            return await self._engine.decide(exchange.encoder.encode(
+                phase, exchange.identity, exchange.request, exchange.response, meaning))
+        except PolicyError as exc:
+            log.error("trace %s: policy error on a probe: %s", exchange.trace_id, exc)
+            return POLICY_ERROR
 
     async def hold(self, exchange: Exchange, held: Decision) -> AsyncIterator[int]:
         """Wait for a human: pass on a grant that covers this request, else wait on its

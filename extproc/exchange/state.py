@@ -194,9 +194,9 @@ class Exchange:
 
     def deny(self, decision: Decision) -> Answer:
         """The answer to a request the policy refused, in the protocol's shape."""
-        self.outcome["http.response.status_code"] = decision.status
-        return Answer(decision.status, self._shaped(self.denial(decision), decision.status),
-                      "denied", self.trace_id)
+        status, body = self._shaped(self.denial(decision), decision.status)
+        self.outcome["http.response.status_code"] = status
+        return Answer(status, body, "denied", self.trace_id)
 
     def refuse_response(self, decision: Decision,
                         received: bytes | BodyCapture | None = None) -> Answer:
@@ -217,19 +217,20 @@ class Exchange:
     def refuse(self, bad: BadInput) -> Answer:
         """tollgate's answer to what it will not pass (bad input, no token, a record it
         cannot write, an approval still pending ...), in the protocol's shape."""
+        status, body = self._shaped({"error": bad.error, "message": bad.message,
+                                     **bad.details, "trace_id": self.trace_id}, bad.status)
         self.outcome.update({
-            "http.response.status_code": bad.status,
+            "http.response.status_code": status,
             "tollgate.decision.action": bad.action,
             "tollgate.refusal": bad.error,
         })
-        body = {"error": bad.error, "message": bad.message, **bad.details,
-                "trace_id": self.trace_id}
-        return Answer(bad.status, self._shaped(body, bad.status), bad.error, self.trace_id)
+        return Answer(status, body, bad.error, self.trace_id)
 
-    def _shaped(self, body: dict[str, Any], status: int) -> dict[str, Any]:
+    def _shaped(self, body: dict[str, Any], status: int) -> tuple[int, dict[str, Any]]:
+        """The refusal in the protocol's shape, and the status it goes with."""
         if self.interpreter is None:
-            return body
-        return self.interpreter.refusal(body, status)
+            return status, body
+        return self.interpreter.refusal(body, status, self.meaning)
 
     def strict_record(self) -> Evidence:
         """A strict target's decision record: the exchange so far, as it stands now."""

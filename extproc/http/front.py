@@ -37,6 +37,7 @@ from extproc.http.message import (
     request_view,
 )
 from extproc.http.responses import handler_for
+from extproc.interpret.mcp import ToolPins
 from extproc.masking import Masker
 from extproc.policy import PolicyEngine
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
@@ -52,9 +53,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
+        pins: ToolPins | None = None,
     ) -> None:
         self._pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder,
-                                  holds)
+                                  holds, pins)
         self._payload_key = config.identity.payload_key
         # A client's copy of a target's credential header reaches policies hashed too.
         self._sensitive = tuple(dict.fromkeys([

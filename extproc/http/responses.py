@@ -10,7 +10,7 @@ streams (interpret/llm_answer.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Literal, Protocol, TypeVar
 
 from extproc.config import Inspect, Target
@@ -120,19 +120,25 @@ class Body:
 
     mode: Mode = "body"
 
-    async def run(self, pipeline: Pipeline, exchange: Exchange,
-                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
-        if response.ends:
-            handled = HEADERS.run(pipeline, exchange, response)
-        elif is_event_stream(response.headers):
-            handled = _event_stream(pipeline, exchange, response)
-        else:
-            handled = _buffered(pipeline, exchange, response)
-        async for answer in handled:
-            yield answer
+    def run(self, pipeline: Pipeline, exchange: Exchange,
+            response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        return by_shape(pipeline, exchange, response, _event_stream, _buffered)
 
 
 HEADERS, BODY = Headers(), Body()
+
+Handle = Callable[[Pipeline, Exchange, ResponseWire[Out]], AsyncIterator[Out]]
+
+
+def by_shape(pipeline: Pipeline, exchange: Exchange, response: ResponseWire[Out],
+             streamed: Handle[Out], whole: Handle[Out]) -> AsyncIterator[Out]:
+    """A body's handling by its shape: the headers alone when there is none, `streamed`
+    for an event stream, `whole` for the rest."""
+    if response.ends:
+        return HEADERS.run(pipeline, exchange, response)
+    if is_event_stream(response.headers):
+        return streamed(pipeline, exchange, response)
+    return whole(pipeline, exchange, response)
 
 
 async def _buffered(pipeline: Pipeline, exchange: Exchange,

@@ -2,8 +2,8 @@
 
 Regexes over raw bytes are how gateways get bypassed (`DrOp/**/TABLE`, a DELETE in a
 CTE), so each target protocol has an interpreter that fills one key of the policy
-input — `sql`, `k8s` or `llm` — from the request as `http.message.request_view` shows
-it. The exchange pipeline picks a target's interpreter once, at start; the modules beside
+input — `sql`, `k8s`, `llm` or `mcp` — from the request as `http.message.request_view`
+shows it. The exchange pipeline picks a target's interpreter once, at start; the modules beside
 this one are pure functions that know nothing of Envoy or of the config.
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 from extproc.config import K8s, Sql, Target
+from extproc.config import Mcp as McpSettings
 from extproc.http.message import NotJsonText, is_json, media_type, parse_json
 from extproc.jsonenc import json_type
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from extproc.interpret.k8s import K8sReading, ObjectError
     from extproc.interpret.k8s_object import K8sObject
     from extproc.interpret.llm import ChatStream, LlmReading
+    from extproc.interpret.mcp import McpReading, ToolPins
     from extproc.interpret.sql import SqlReading, Statement
     from extproc.policy.input import Request
 
@@ -40,9 +42,11 @@ class Interpreter(Protocol):
         trace search can filter on."""
         ...
 
-    def refusal(self, body: dict[str, Any], status: int) -> dict[str, Any]:
+    def refusal(self, body: dict[str, Any], status: int,
+                meaning: Any) -> tuple[int, dict[str, Any]]:
         """tollgate's JSON refusal in the shape the protocol's clients show (a Kubernetes
-        Status, an OpenAI error), its keys kept."""
+        Status, an OpenAI error, a JSON-RPC error), its keys kept, and the status it goes
+        with; `meaning`: what the request was read to mean, if it was."""
         ...
 
     def response_handler(self, request: Request) -> ResponseHandler | None:
@@ -56,8 +60,8 @@ class _Plain:
     tollgate's JSON, the response handled by the HTTP front."""
 
     @staticmethod
-    def refusal(body: dict[str, Any], _status: int) -> dict[str, Any]:
-        return body
+    def refusal(body: dict[str, Any], status: int, _meaning: Any) -> tuple[int, dict[str, Any]]:
+        return status, body
 
     @staticmethod
     def response_handler(_request: Request) -> ResponseHandler | None:
@@ -248,11 +252,11 @@ class Kubernetes(_Plain):
                 "object": written}
 
     @staticmethod
-    def refusal(body: dict[str, Any], status: int) -> dict[str, Any]:
+    def refusal(body: dict[str, Any], status: int, _meaning: Any) -> tuple[int, dict[str, Any]]:
         """A Kubernetes Status, whose message kubectl prints (`Error from server
         (Forbidden): ...`); tollgate's own keys stay beside it."""
         why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
-        return {
+        return status, {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": f"tollgate refused: {why} (trace {body['trace_id']})",
             "reason": _STATUS_REASONS.get(status, "Forbidden"), "code": status,
@@ -297,11 +301,11 @@ class Llm:
         return self._llm.chat_request(request["body"])
 
     @staticmethod
-    def refusal(body: dict[str, Any], _status: int) -> dict[str, Any]:
+    def refusal(body: dict[str, Any], status: int, _meaning: Any) -> tuple[int, dict[str, Any]]:
         """OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`), which
         OpenAI-compatible clients raise with its message; tollgate's keys go inside."""
         why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
-        return {
+        return status, {
             "error": {
                 "message": f"tollgate refused: {why} (trace {body['trace_id']})",
                 "type": body["error"], "param": None, "code": body["error"],
@@ -358,7 +362,75 @@ def model_api(request: Request) -> str | None:
     return "responses" if path.endswith("/responses") else None
 
 
-def interpreter_for(target: Target) -> Interpreter | None:
+class Mcp(_Plain):
+    """A Model Context Protocol message (JSON-RPC over streamable HTTP or HTTP+SSE): a
+    tool call read as a model's is, with what the server declared about the tool and
+    where its definition stands against the pinned one (`pins`)."""
+
+    key = "mcp"
+
+    def __init__(self, settings: McpSettings, target: str, pins: ToolPins | None) -> None:
+        from extproc.interpret import mcp
+
+        self._mcp = mcp
+        self._settings, self._target, self._pins = settings, target, pins
+
+    def request(self, request: Request) -> McpReading:
+        return self._mcp.read_request(request["method"], request["query"],
+                                      request["headers"], request["body"])
+
+    async def complete(self, meaning: McpReading) -> McpReading:
+        """A tools/call with what the server declared about its tool (none known without
+        pins: `unknown`), its arguments read as the tool's kind says."""
+        if meaning["tool"] is None:
+            return meaning
+        declared, pin = (None, self._mcp.UNKNOWN) if self._pins is None else (
+            await self._pins.declared(self._target, meaning["tool"]["name"]))
+        return self._mcp.with_tool(meaning, declared, pin, self._settings.shell_tools,
+                                   self._settings.sql_tools)
+
+    def probe(self, meaning: McpReading, name: str, declared: Any, pin: Any) -> McpReading:
+        """A call with no arguments to a listed tool: whether it may be shown."""
+        return self._mcp.probe(meaning, declared, name, pin, self._settings.shell_tools,
+                               self._settings.sql_tools)
+
+    @property
+    def pins(self) -> ToolPins | None:
+        return self._pins
+
+    @staticmethod
+    def refusal(body: dict[str, Any], status: int,
+                meaning: McpReading | None) -> tuple[int, dict[str, Any]]:
+        """A JSON-RPC error answering the request's id, which MCP clients raise with its
+        message: over HTTP 200, as a server's own error (a 4xx makes the SDKs' transports
+        fail rather than answer the call). A notification or a stream has no id to
+        answer: the HTTP status stays."""
+        from extproc.interpret.mcp import rpc_error
+
+        rpc_id = meaning["id"] if meaning is not None and meaning["kind"] == "request" else None
+        return (200 if rpc_id is not None else status), rpc_error(rpc_id, body)
+
+    @staticmethod
+    def response_handler(_request: Request) -> ResponseHandler | None:
+        """Every answer is read: lists filtered, results masked, server requests decided."""
+        from extproc.interpret.mcp_answer import ANSWER
+
+        return ANSWER
+
+    def attributes(self, meaning: McpReading) -> dict[str, Any]:
+        found: dict[str, Any] = {"tollgate.mcp.kind": meaning["kind"]}
+        if meaning["method"] is not None:
+            found["tollgate.mcp.method"] = meaning["method"]
+        if meaning["session"] is not None:
+            found["tollgate.mcp.session"] = meaning["session"][:128]
+        if meaning["tool"] is not None:
+            found["tollgate.mcp.tool"] = meaning["tool"]["name"]
+        if meaning["error"] is not None:
+            found["tollgate.mcp.error"] = meaning["error"]
+        return found
+
+
+def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter | None:
     """The target's interpreter, built once per process (parsers and tables load here)."""
     if target.protocol == "sql-http" and target.sql is not None:
         return SqlHttp(target.sql)
@@ -366,8 +438,10 @@ def interpreter_for(target: Target) -> Interpreter | None:
         return Kubernetes(target.k8s)
     if target.protocol == "llm":
         return Llm()
+    if target.protocol == "mcp" and target.mcp is not None:
+        return Mcp(target.mcp, target.name, pins)
     return None
 
 
-KEYS = ("sql", "k8s", "llm")
+KEYS = ("sql", "k8s", "llm", "mcp")
 """Every key an interpreter may fill; the others are null in a target's input."""

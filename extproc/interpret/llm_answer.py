@@ -129,7 +129,7 @@ class ModelAnswer:
     def _error_event(self, exchange: Exchange, decision: Decision) -> bytes:
         """A refusal inside an event stream already under way: an event carrying the
         error, which OpenAI-compatible clients raise as an error; no `[DONE]` follows."""
-        refusal = self._llm.refusal(exchange.denial(decision), 200)
+        _, refusal = self._llm.refusal(exchange.denial(decision), 200, exchange.meaning)
         return f"data: {jsonenc.dumps(refusal)}\n\n".encode()
 
 

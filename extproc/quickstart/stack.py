@@ -1,4 +1,5 @@
-"""Starting and stopping the real processes: Envoy, tollgate, the demo upstream.
+"""Starting and stopping the real processes: Envoy, tollgate, the demo upstream and
+MCP server.
 
 One piece serves `tollgate up`, the end-to-end tests and the benchmark, so all
 three run the same processes the same way. Each start waits on a readiness
@@ -216,6 +217,19 @@ def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Pr
         "upstream",
         [sys.executable, "-m", "extproc.quickstart.demo_upstream",
          "--host", "127.0.0.1", "--port", str(port)],
+        log_dir,
+    )
+    proc.ready_or_fail(tcp_accepts(port), timeout, f"accepting on port {port}")
+    return proc
+
+
+def start_demo_mcp(port: int, folder: Path, log_dir: Path | None, json_response: bool = False,
+                   timeout: float = 15.0) -> Process:
+    """The demo MCP server (extproc/quickstart/demo_mcp.py), its files in `folder`."""
+    proc = Process.spawn(
+        "demo-mcp",
+        [sys.executable, "-m", "extproc.quickstart.demo_mcp", "--host", "127.0.0.1",
+         "--port", str(port), "--dir", str(folder), *(["--json"] if json_response else [])],
         log_dir,
     )
     proc.ready_or_fail(tcp_accepts(port), timeout, f"accepting on port {port}")

@@ -1,4 +1,5 @@
-"""`tollgate up`: the quickstart — Envoy, tollgate and the demo upstream on 127.0.0.1."""
+"""`tollgate up`: the quickstart — Envoy, tollgate, the demo upstream and the demo MCP
+server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -46,9 +47,37 @@ the gateway: a tool call allowed, the customers masked, a DROP TABLE refused. In
 shell:
 
   make autogen        # or make ag2: the same agent in AG2
+  make mcp-agent      # an agent whose tools are the MCP server's below (McpWorkbench)
+
+An MCP server too: the demo's tools (read_file, run_shell, query, ...) at
+http://127.0.0.1:{listener}/mcp, with the same token in an Authorization header. With the
+`mcp` SDK in .venv:
+
+{mcp_snippet}
+A rug pull: on the MCP server's own port, this changes read_file's description behind
+the gateway's back; list the tools again to see what tollgate does with the new one:
+
+  curl -X POST http://127.0.0.1:{mcp}/demo/rug-pull
 
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
 Ctrl-C stops everything.
+"""
+# Flush left, so that it can be pasted into a shell as it is.
+MCP_SNIPPET = """\
+.venv/bin/python - <<'EOF'
+import asyncio, os, httpx
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+async def main():
+    auth = {{"authorization": "Bearer " + os.environ["TOKEN"]}}
+    async with httpx.AsyncClient(headers=auth) as http, streamable_http_client(
+            "{url}", http_client=http) as (read, write, _):
+        async with ClientSession(read, write) as mcp:
+            await mcp.initialize()
+            print([tool.name for tool in (await mcp.list_tools()).tools])
+            print(await mcp.call_tool("query", {{"sql": "SELECT name, ssn FROM customers"}}))
+asyncio.run(main())
+EOF
 """
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
 APPROVER = ("dana", ["dba"])
@@ -80,6 +109,7 @@ def run_quickstart(config: Config) -> int:
         **{port: f"tollgate's ext_proc service (worker {i})"
            for i, port in enumerate(config.listen.worker_ports)},
         ports.upstream: "the demo upstream",
+        ports.mcp: "the demo MCP server",
     }
     if config.listen.admin_port is not None:
         roles[config.listen.admin_port] = "tollgate's admin API (approvals)"
@@ -115,12 +145,16 @@ def run_quickstart(config: Config) -> int:
             Path(tmp) / "envoy.yaml")
         try:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
+            processes.append(stack.start_demo_mcp(ports.mcp, Path(tmp) / "mcp-files",
+                                                  log_dir=None))
             processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None,
                                                   workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
-            print(CURL_LINES.format(listener=ports.listener, admin=ports.admin, token=token,
-                                    approver_token=approver_token,
-                                    approvals=config.approvals_url), flush=True)
+            print(CURL_LINES.format(
+                listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
+                approver_token=approver_token, approvals=config.approvals_url,
+                mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
+            ), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
                 dead = [p for p in processes if not p.alive()]

@@ -294,8 +294,17 @@ def unbuildable(evidence: Evidence, error: Exception) -> dict[str, Any]:
 
 def session_of(evidence: Evidence) -> str:
     """The agent run an exchange belongs to: the agent's `x-session-id` header when it
-    sends one, else the trace (an agent that propagates its trace context)."""
-    session = evidence.headers.get("x-session-id", "").strip()
+    sends one, else its MCP session (`Mcp-Session-Id`, or the HTTP+SSE transport's
+    `?session_id=`, or the one the server's answer to `initialize` names), else the trace
+    (an agent that propagates its trace context)."""
+    headers = evidence.headers
+    session = (headers.get("x-session-id", "").strip()
+               or headers.get("mcp-session-id", "").strip())
+    if not session and evidence.meaning_key == "mcp" and isinstance(evidence.meaning, dict):
+        session = str(evidence.meaning.get("session") or "")
+    if not session and evidence.response is not None:
+        # An MCP server names the session in its answer to `initialize`.
+        session = evidence.response["headers"].get("mcp-session-id", "").strip()
     return session[:128] if session else evidence.trace_id
 
 

@@ -107,6 +107,25 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             "CREATE INDEX approvals_status ON approvals (status, created_us)",
             "CREATE INDEX approvals_window ON approvals (requester, target, grant_mode, status)",
         ],
+        [
+            # The tool definitions an MCP target's server declared (approvals/pins.py):
+            # `pinned` is the SHA-256 of the one trusted (first seen, or approved since),
+            # `seen` of the one it declares now; when they differ, `approval_id` is the
+            # approval asked for the new one, and calls wait for it.
+            """CREATE TABLE mcp_tools (
+                target TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                pinned TEXT NOT NULL,
+                pinned_definition TEXT NOT NULL,
+                pinned_us BIGINT NOT NULL,
+                pinned_by TEXT NOT NULL,
+                seen TEXT NOT NULL,
+                seen_definition TEXT NOT NULL,
+                seen_us BIGINT NOT NULL,
+                approval_id TEXT,
+                PRIMARY KEY (target, tool)
+            )""",
+        ],
     ],
 }
 

@@ -1,10 +1,11 @@
 """The agent examples (examples/autogen/) run as a user runs them, against the quickstart.
 
 The quickstart as `tollgate up` runs it (its tollgate config, its Envoy bootstrap, the
-demo upstream and its scripted model) on free ports. Each example runs in its own
-environment, .venv-autogen (`make test` creates it), with the real AutoGen AgentChat
-and AG2 packages: the model's calls (streamed by AgentChat, whole by AG2) and the tools'
-requests all go through Envoy and tollgate. What the agent printed is what it saw.
+demo upstream and its scripted model, the demo MCP server) on free ports. Each example
+runs in its own environment, .venv-autogen (`make test` creates it), with the real
+AutoGen AgentChat and AG2 packages: the model's calls (streamed by AgentChat, whole by
+AG2) and the tools' requests (HTTP, or MCP through AutoGen's McpWorkbench) all go
+through Envoy and tollgate. What the agent printed is what it saw.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import yaml
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens, stack
+from extproc.quickstart.demo_mcp import DOT_ENV
 from extproc.quickstart.demo_upstream import CUSTOMERS
 from extproc.recording.store import Row, chain_rows
 from extproc.store import connect
@@ -30,8 +33,14 @@ from extproc.store import connect
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "autogen"
 AGENTS_PYTHON = REPO / ".venv-autogen" / "bin" / "python"
+# What no agent may see: the customers' personal data (the demo upstream's, and the demo
+# MCP server's database and customers.csv: the same people), and the demo MCP server's
+# .env keys and database password.
+_DOT_ENV = dict(line.split("=", 1) for line in DOT_ENV.splitlines())
 SECRETS = [c[field] for c in CUSTOMERS for field in ("email", "ssn", "card_number", "phone",
-                                                       "password")]
+                                                       "password")] + [
+    _DOT_ENV["AWS_ACCESS_KEY_ID"], _DOT_ENV["AWS_SECRET_ACCESS_KEY"],
+    str(urllib.parse.urlsplit(_DOT_ENV["DATABASE_URL"]).password)]
 
 
 @dataclass(frozen=True)
@@ -73,13 +82,14 @@ class Quickstart:
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]:
     """extproc/quickstart/quickstart.yaml and envoy/quickstart.yaml, moved to free ports (a
     free run of them for its workers, one per core, each an endpoint of Envoy's, as
-    `tollgate up` runs them); the record under a home of its own (the config keeps it in
-    ~/.tollgate)."""
+    `tollgate up` runs them, and one each for the demo upstream and MCP server); the
+    record under a home of its own (the config keeps it in ~/.tollgate)."""
     work = tmp_path_factory.mktemp("quickstart")
     original = config.load(QUICKSTART_CONFIG)
     workers = original.listen.worker_count
     ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(),
-                                  stack.free_ports(workers), stack.free_port())
+                                  stack.free_ports(workers), stack.free_port(),
+                                  mcp=stack.free_port())
     data = yaml.safe_load(QUICKSTART_CONFIG.read_text(encoding="utf-8"))
     data["listen"].update(grpc=f"127.0.0.1:{ports.ext_proc}",
                           admin=f"127.0.0.1:{stack.free_port()}")
@@ -94,6 +104,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]
     processes: list[stack.Process] = []
     try:
         processes.append(stack.start_upstream(ports.upstream, work))
+        processes.append(stack.start_demo_mcp(ports.mcp, work / "mcp-files", work))
         processes.append(stack.start_tollgate(config_path, ports.ext_proc, work,
                                               env={"HOME": str(work)}, workers=workers))
         processes.append(stack.start_envoy(bootstrap, ports.admin, work))
@@ -105,7 +116,8 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]
 
 def run_example(quickstart: Quickstart, script: str, token: str) -> dict[str, list[str]]:
     """Run an example as its README says; what it printed, by kind of line (`task`,
-    `model calls`, `tool returns`, `model answers`, `gateway refuses`)."""
+    `model calls`, `tool returns`, `model answers`, `gateway refuses`; mcp_agent.py's
+    `tools listed` and `tool error` too)."""
     if not AGENTS_PYTHON.exists():
         pytest.fail(f"no {AGENTS_PYTHON}: `make test` creates it from "
                     "examples/autogen/requirements.txt")
@@ -158,3 +170,78 @@ def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
     assert refusal.endswith(f"(trace {denied.trace_id})")
     assert {r.document()["decisions"][0]["meaning"]["llm"]["stream"]
             for r in records if r.target == "llm"} == {streams}
+
+
+def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
+    quickstart: Quickstart,
+) -> None:
+    sub = "mcp-agent"
+    seen = run_example(quickstart, "mcp_agent.py", quickstart.token(sub))
+    # What McpWorkbench listed through the gateway: rotate_keys is for admins, hidden.
+    assert seen["tools listed"] == ["read_file, run_shell, query, delete_customer"]
+    assert seen["task"] == [
+        "Use read_file to read `customers.csv`.",
+        "Use read_file to read `.env`.",
+        "Use query to run `SELECT name, email FROM customers`.",
+        "Use run_shell to run `rm -rf /`.",
+        "Use query to find `the customers named Ada`.",
+    ]
+    assert seen["model calls"] == [
+        'read_file({"path": "customers.csv"})', 'read_file({"path": ".env"})',
+        'query({"sql": "SELECT name, email FROM customers"})',
+        'query({"sql": "the customers named Ada"})']
+    # Allowed: the three calls ran on the MCP server, their results masked on the way back
+    # (no secret above; names, columns and the rest are there).
+    csv_file, env_file, rows = seen["tool returns"]
+    header, ada, *others = csv_file.split("\\n")
+    assert header == "id,name,email,phone,card_number,ssn" and len(others) == len(CUSTOMERS) - 1
+    assert ada == ("1001,Ada Lovelace,[REDACTED:EMAIL_ADDRESS],[REDACTED:PHONE_NUMBER],"
+                   "[REDACTED:CREDIT_CARD],[REDACTED:US_SSN]")
+    assert env_file.split("\\n") == [
+        "AWS_ACCESS_KEY_ID=[REDACTED:AWS_ACCESS_KEY_ID]",
+        "AWS_SECRET_ACCESS_KEY=[REDACTED:AWS_SECRET_KEY]",
+        "DATABASE_URL=postgresql://billing:[REDACTED:PASSWORD]@db.internal:5432/billing"]
+    assert json.loads(rows)["rows"] == [[c["name"], "[REDACTED:EMAIL_ADDRESS]"]
+                                        for c in CUSTOMERS]
+    # Refused on the model's side: the model's rm -rf / never reached the agent.
+    (refusal,) = seen["gateway refuses"]
+    assert refusal.startswith(
+        "tollgate refused: tool call run_shell: destructive command: rm -rf / (trace ")
+    # Refused on the MCP side: the call passed the model's check (no SQL to the llm
+    # target's eye) and the gateway answered the tools/call with a JSON-RPC error, which
+    # McpWorkbench gave the agent as a tool result marked as an error; the model read it.
+    (error,) = seen["tool error"]
+    assert error.startswith("tollgate refused: tool call query: SQL that does not parse (trace ")
+    assert seen["model answers"][:3] == [f"read_file returned: {csv_file}",
+                                         f"read_file returned: {env_file}",
+                                         f"query returned: {rows}"]
+    assert seen["model answers"][3:] == [f"query returned: {error}"]
+    # In the record, under the agent's subject: the model's calls (two per task whose tool
+    # ran, the refused one), and on the MCP target the session's every exchange: its
+    # start, the server's event stream (GET), a tools/list before each model call and each
+    # tool call (AgentChat asks the workbench each time), the four tools/calls, its end.
+    records = quickstart.records(sub, 27)
+    llm = [r for r in records if r.target == "llm"]
+    assert sorted((r.action, r.status) for r in llm) == [("allow", 200)] * 8 + [("deny", 403)]
+    (denied,) = [r for r in llm if r.action == "deny"]
+    assert refusal.endswith(f"(trace {denied.trace_id})")
+    tools = [r for r in records if r.target == "tools"]
+    assert len(tools) == len(records) - len(llm) == 18
+    documents = [r.document() for r in tools]
+    assert {d["target"]["protocol"] for d in documents} == {"mcp"}
+    # What the MCP interpreter read (nothing of a GET or DELETE, which carry no message).
+    meanings = [(d.get("meaning") or {}).get("mcp") or {} for d in documents]
+    methods = [(d["request"]["method"], m.get("method")) for d, m in zip(documents, meanings,
+                                                                        strict=True)]
+    assert sorted(methods, key=str) == sorted(
+        [("POST", "initialize"), ("POST", "notifications/initialized"), ("GET", None),
+         *[("POST", "tools/list")] * 10, *[("POST", "tools/call")] * 4, ("DELETE", None)],
+        key=str)
+    calls = sorted((m["tool"]["name"], r.action, r.status, r.trace_id)
+                   for r, m in zip(tools, meanings, strict=True) if m.get("method") == "tools/call")
+    assert [call[:3] for call in calls] == [
+        ("query", "allow", 200), ("query", "deny", 200),  # a JSON-RPC error, over HTTP 200
+        ("read_file", "allow", 200), ("read_file", "allow", 200)]
+    assert error.endswith(f"(trace {calls[1][3]})")
+    # One MCP session, initialize included (its answer named the session).
+    assert len({r.session_id for r in tools}) == 1

@@ -4,8 +4,9 @@ A token jwt_authn refuses, a body over the buffer limit, tollgate or the upstrea
 reach: Envoy answers these itself, and envoy/quickstart.yaml's local_reply_config gives
 each the shape tollgate's own refusals have on that route. An OpenAI error on a route of
 protocol llm (the real `openai` client raises it with Envoy's reason), a Kubernetes
-Status on protocol k8s, tollgate's JSON elsewhere; tollgate's own refusals pass as they
-are. The llm and k8s routes lead to the demo upstream: these answers never reach one.
+Status on protocol k8s, a JSON-RPC error on protocol mcp, tollgate's JSON elsewhere;
+tollgate's own refusals pass as they are. The llm and k8s routes lead to the demo
+upstream: these answers never reach one.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def test_one_refusal_in_each_routes_shape(gw: Gateway) -> None:
         assert reply.headers["content-type"] == "application/json"
         answer = reply.json()
         inner = answer["error"] if isinstance(answer.get("error"), dict) else answer
+        inner = inner.get("data", inner)  # a JSON-RPC error's: tollgate's JSON
         assert inner.pop("request_id")  # Envoy's x-request-id
         return answer
 
@@ -107,6 +109,11 @@ def test_one_refusal_in_each_routes_shape(gw: Gateway) -> None:
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": "Jwt is expired", "reason": "Unauthorized", "code": 401,
         "error": "unauthenticated", "trace_id": None}
+    # The quickstart's mcp route (its own, in every test gateway): a JSON-RPC error, of
+    # no request id (Envoy reads no body).
+    assert refused("/mcp") == {"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32001, "message": "Jwt is expired", "data": {
+            "error": "unauthenticated", "message": "Jwt is expired", "trace_id": None}}}
     assert refused("/echo") == {
         "error": "unauthenticated", "message": "Jwt is expired", "trace_id": None}
 

@@ -355,7 +355,7 @@ def test_the_captured_inputs_cover_the_contract(
     }
 
     # Each protocol fills its own key, and only that one.
-    protocols = {"sql": "sql-http", "k8s": "k8s", "llm": "llm"}
+    protocols = {"sql": "sql-http", "k8s": "k8s", "llm": "llm", "mcp": "mcp"}
     for name, inputs in captured.items():
         for policy_input in inputs:
             protocol = policy_input["target"]["protocol"]
@@ -514,7 +514,7 @@ VALID_INPUT: dict[str, Any] = {
     "identity": {"authenticated": False},
     "target": {"name": "demo", "protocol": "http", "environment": "dev", "labels": {}},
     "request": {"method": "GET", "path": "/", "query": {}, "headers": {}, "body": None},
-    "response": None, "sql": None, "k8s": None, "llm": None, "approval": None,
+    "response": None, "sql": None, "k8s": None, "llm": None, "mcp": None, "approval": None,
 }
 
 
@@ -589,7 +589,29 @@ VALID_LLM_INPUT: dict[str, Any] = {
         "finish_reason": "tool_calls", "error": None,
     },
 }
-VALID_BASES = {"sql": VALID_SQL_INPUT, "k8s": VALID_K8S_INPUT, "llm": VALID_LLM_INPUT}
+FINGERPRINT = "3f" * 32
+MCP_TOOL = {
+    "name": "run_shell", "arguments": {"command": "ls"}, "kind": "shell",
+    "declared": {"title": None, "description": "Run a shell command",
+                 "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}},
+                 "annotations": {"destructiveHint": True}},
+    "pin": {"status": "pinned", "fingerprint": FINGERPRINT, "pinned": FINGERPRINT},
+}
+VALID_MCP_INPUT: dict[str, Any] = {
+    **VALID_INPUT,
+    "target": {"name": "tools", "protocol": "mcp", "environment": "dev", "labels": {}},
+    "request": {"method": "POST", "path": "/mcp", "query": {},
+                "headers": {"mcp-session-id": "s-1"}, "body": None},
+    "mcp": {
+        "transport": "streamable-http", "from": "client", "session": "s-1", "kind": "request",
+        "method": "tools/call", "id": 3, "params": {"name": "run_shell",
+                                                    "arguments": {"command": "ls"}},
+        "tool": MCP_TOOL, "call": {**TOOL_CALL, "id": None}, "resource": None,
+        "prompt": None, "probe": False, "error": None,
+    },
+}
+VALID_BASES = {"sql": VALID_SQL_INPUT, "k8s": VALID_K8S_INPUT, "llm": VALID_LLM_INPUT,
+               "mcp": VALID_MCP_INPUT}
 
 
 @pytest.mark.parametrize(
@@ -599,6 +621,17 @@ VALID_BASES = {"sql": VALID_SQL_INPUT, "k8s": VALID_K8S_INPUT, "llm": VALID_LLM_
         ("llm", ["llm", "tool_calls", 0, "sql"], [{"kind": "unparsed", "text": "DROP",
                                                    "error": "syntax error at end of input"}]),
         ("llm", ["llm", "tool_calls", 0, "arguments"], None),
+        ("mcp", ["mcp", "id"], "req-1"),
+        ("mcp", ["mcp", "tool", "declared"], None),
+        ("mcp", ["mcp", "tool", "pin"], {"status": "unknown", "fingerprint": None,
+                                         "pinned": None}),
+        ("mcp", ["mcp", "tool", "pin", "pinned"], "0" * 64),
+        ("mcp", ["mcp", "tool", "kind"], None),
+        ("mcp", ["mcp", "probe"], True),
+        ("mcp", ["mcp", "from"], "server"),
+        ("mcp", ["mcp", "transport"], "sse"),
+        ("mcp", ["mcp", "resource"], {"uri": "file:///srv/docs/README.md"}),
+        ("mcp", ["mcp", "prompt"], {"name": "summarise", "arguments": None}),
         ("sql", ["sql", "statements"], []),
         ("sql", ["sql", "statements", 0, "has_where"], True),
         ("sql", ["sql", "error"], None),
@@ -627,6 +660,20 @@ def test_input_schema_accepts_what_the_interpreters_send(
         ("k8s", ["target", "protocol"], "llm"),
         ("llm", ["target", "protocol"], "http"),
         ("http", ["llm"], VALID_LLM_INPUT["llm"]),
+        ("mcp", ["mcp"], None),
+        ("mcp", ["target", "protocol"], "http"),
+        ("http", ["mcp"], VALID_MCP_INPUT["mcp"]),
+        ("http", ["mcp"], ...),
+        # input.mcp
+        ("mcp", ["mcp", "kind"], "batch"),
+        ("mcp", ["mcp", "from"], "upstream"),
+        ("mcp", ["mcp", "probe"], None),
+        ("mcp", ["mcp", "tool", "pin", "status"], "approved"),
+        ("mcp", ["mcp", "tool", "pin", "fingerprint"], "sha256:abc"),
+        ("mcp", ["mcp", "tool", "kind"], "python"),
+        ("mcp", ["mcp", "tool", "name"], None),
+        ("mcp", ["mcp", "call", "commands"], ["ls"]),
+        ("mcp", ["mcp", "params"], [1, 2]),
         # input.sql
         ("sql", ["sql", "statements"], ...),
         ("sql", ["sql", "rows"], 10),

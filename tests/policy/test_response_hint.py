@@ -37,7 +37,7 @@ def hint(target: Target) -> bool:
 def test_the_pack_decides_model_answers_only() -> None:
     spec = {"target": {"protocol": "llm", "name": "m"}}
     assert hint(target_of(spec))
-    for protocol in ("sql-http", "http", "k8s"):
+    for protocol in ("sql-http", "http", "k8s", "mcp"):
         assert not hint(target_of({"target": {"protocol": protocol}}))
 
 

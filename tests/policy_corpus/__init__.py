@@ -5,19 +5,22 @@ built the way tollgate's servicer builds it — the HTTP request through
 `extproc.http.message`, its meaning through the target's protocol interpreter
 (`extproc.interpret.interpreter_for(target)`: `input.sql`, `input.k8s`, `input.llm`), then
 `extproc.policy.input.InputEncoder` for the JSON text — so the corpus exercises the real
-reading and encoding path, not a hand-written imitation of it.
+reading and encoding path, not a hand-written imitation of it. An MCP target's reading is
+completed as the servicer completes it, with what the case says its server declared
+(`mcp_tools`, README.md).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from extproc.config import K8s, Match, Policy, Sql, Target
+from extproc.config import K8s, Match, Mcp, Policy, Sql, Target
 from extproc.http.body_masking import is_event_stream
 from extproc.http.message import (
     decode_request_body,
@@ -28,6 +31,7 @@ from extproc.http.message import (
 )
 from extproc.identity import ANONYMOUS
 from extproc.interpret import Llm, interpreter_for
+from extproc.interpret import mcp as mcp_reading
 from extproc.policy.input import InputEncoder
 
 HERE = Path(__file__).resolve().parent
@@ -55,9 +59,21 @@ REASONS = {
     "sql.unread": "the request's SQL was not read (input.sql missing)",
     "k8s.unread": "the Kubernetes request was not read (input.k8s missing)",
     "llm.unread": "the model's tool calls were not read (input.llm.tool_calls)",
+    "mcp.privileged_tool": "tool {} is declared destructive by its server (destructiveHint)",
+    "mcp.tool_changed": "tool {} changed its definition since it was pinned (a rug pull?); "
+                        "it is refused until someone approves the new definition",
+    "mcp.tool_unknown": "tool {} is unknown: the gateway never saw the server declare it "
+                        "(list the server's tools first)",
+    "mcp.server_request": "server request {}: the target's label mcp-server-requests does "
+                          "not list it",
 }
-# Who approves a hold of each holding rule, and how long it waits (policies/sql.rego).
-HOLDS = {"sql.unbounded_write": (["group:dba"], 300)}
+# Who approves a hold of each holding rule, and how long it waits (policies/sql.rego,
+# policies/mcp.rego).
+HOLDS = {
+    "sql.unbounded_write": (["group:dba"], 300),
+    "mcp.opaque_tool_call": (["group:dba"], 300),
+    "mcp.privileged_tool": (["group:dba"], 300),
+}
 # The pack's masks (policies/tollgate.rego): everything for callers outside the
 # `privileged` group (in a model's tool-call arguments, credentials, cards, SSNs and
 # IBANs), nothing on a target labelled `masking: off` or a k8s session.
@@ -202,6 +218,8 @@ def target_of(spec: dict[str, Any]) -> Target:
         labels=overrides.get("labels", {}),
         sql=Sql(**overrides["sql"]) if "sql" in overrides else None,
         k8s=K8s(**overrides["k8s"]) if "k8s" in overrides else None,
+        mcp=Mcp(**{k: tuple(v) for k, v in overrides["mcp"].items()})
+        if "mcp" in overrides else None,
     )
 
 
@@ -210,7 +228,8 @@ def policy_input(spec: dict[str, Any]) -> str:
     if "raw_input" in spec:
         return json.dumps(spec["raw_input"], ensure_ascii=False)
     target = target_of(spec)
-    interpreter = interpreter_for(target)
+    interpreter = (interpreter_for(target, _Pins(spec)) if target.protocol == "mcp"
+                   else interpreter_for(target))
     phase = spec.get("phase", "request")
     stream = content = None
     if "http" in spec:
@@ -232,9 +251,62 @@ def policy_input(spec: dict[str, Any]) -> str:
                 meaning, body = interpreter.answer(meaning, content)
                 if body is not None:
                     response["body"] = body
+        if target.protocol == "mcp":
+            meaning = _mcp_meaning(interpreter, meaning, spec)
     identity = spec.get("identity", ANONYMOUS)
     key = interpreter.key if interpreter is not None else None
     return InputEncoder(target, key).encode(phase, identity, request, response, meaning)
+
+
+class _Pins:
+    """The tool definitions an MCP case's server declared (`mcp_tools`, as a tools/list
+    lists them), each pinned as declared unless named in `mcp_changed`."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._declared = dict(filter(None, map(mcp_reading.declared_of,
+                                               spec.get("mcp_tools", []))))
+        self._changed = set(spec.get("mcp_changed", []))
+
+    def pin(self, name: str) -> tuple[Any, Any]:
+        declared = self._declared.get(name)
+        if declared is None:
+            return None, mcp_reading.UNKNOWN
+        now = mcp_reading.fingerprint(name, declared)
+        pinned = "0" * 64 if name in self._changed else now
+        status = "changed" if name in self._changed else "pinned"
+        return declared, {"status": status, "fingerprint": now, "pinned": pinned}
+
+    async def declared(self, _target: str, name: str) -> tuple[Any, Any]:
+        return self.pin(name)
+
+    async def listed(self, _target: str, _approvers: tuple[str, ...],
+                     tools: list[tuple[str, Any]], _asker: Any) -> dict[str, Any]:
+        return {name: self.pin(name)[1] for name, _ in tools}
+
+
+def _mcp_meaning(interpreter: Any, meaning: Any, spec: dict[str, Any]) -> Any:
+    """input.mcp as the servicer builds it: the request's message completed with what the
+    server declared; or (`mcp_probe`: a tool name) the probe of a tool a tools/list shows;
+    or (`mcp_server_message`) a message the server sends the client."""
+    if "mcp_server_message" in spec:
+        return mcp_reading.message_reading(spec["mcp_server_message"], meaning["transport"],
+                                           "server", meaning["session"])
+    if "mcp_probe" in spec:
+        name = spec["mcp_probe"]
+        declared, pin = _Pins(spec).pin(name)
+        return interpreter.probe(meaning, name, declared, pin)
+    return _awaited(interpreter.complete(meaning))
+
+
+def _awaited(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """A coroutine that awaits nothing pending (the case's pins answer at once), run to
+    its end without an event loop (a caller may be inside one)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the MCP reading awaited something the corpus cannot give")
 
 
 def _sensitive() -> tuple[str, ...]:

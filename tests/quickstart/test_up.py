@@ -23,14 +23,15 @@ from extproc.quickstart import stack
 from extproc.recording.store import chain_rows
 from extproc.store import connect
 
-# The quickstart itself: a real Envoy, tollgate and demo upstream on their fixed ports.
+# The quickstart itself: a real Envoy, tollgate and demo servers on their fixed ports.
 pytestmark = pytest.mark.e2e
 
 PORTS = envoy_bootstrap.Ports()
 APPROVALS_PORT = 8081  # extproc/quickstart/quickstart.yaml's listen.admin
 # listen.workers is left at one per core: PORTS.ext_proc and the next ones.
 WORKER_PORTS = config.load(QUICKSTART_CONFIG).listen.worker_ports
-QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, APPROVALS_PORT)
+QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, PORTS.mcp,
+                    APPROVALS_PORT)
 
 
 def read_lines(stream, lines: queue.Queue[str]) -> None:
@@ -103,6 +104,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         output += wait_for_line(lines, "Ctrl-C stops everything", 5)
         assert any("curl -i http://127.0.0.1:10000/api/customers" in line for line in output)
         assert any(line.startswith("  make autogen ") for line in output)
+        assert any('"http://127.0.0.1:10000/mcp", http_client=http)' in line for line in output)
         (token,) = [line.split("export TOKEN=", 1)[1].strip()
                     for line in output if "export TOKEN=" in line]
 
@@ -122,6 +124,9 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         approve_the_held_delete(token, output, tmp_path)
         status, _, body = fetch("GET", "/echo")
         assert status == 401 and json.loads(body)["error"] == "unauthenticated"
+        # The demo MCP server's route: Envoy's refusal as a JSON-RPC error.
+        status, _, body = fetch("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert status == 401 and json.loads(body)["error"]["data"]["error"] == "unauthenticated"
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(30) == 0

@@ -132,3 +132,26 @@ class ListedResponse:
 
     def refuse(self, answer: Answer) -> tuple[str, Answer]:
         return ("refuse", answer)
+
+
+class MemoryPins:
+    """Tool pins as scripted (interpret/mcp.py's ToolPins): each tool's pin by name,
+    `unknown` for the rest; keeps what each listing showed it."""
+
+    def __init__(self, pins: dict[str, str] | None = None,
+                 declared: dict[str, Any] | None = None) -> None:
+        self._pins, self._declared = pins or {}, declared or {}
+        self.listings: list[list[str]] = []
+
+    def _pin(self, name: str) -> Any:
+        status = self._pins.get(name, "unknown")
+        return {"status": status, "fingerprint": None if status == "unknown" else "f2",
+                "pinned": None if status == "unknown" else "f1"}
+
+    async def declared(self, target: str, name: str) -> tuple[Any, Any]:
+        return self._declared.get(name), self._pin(name)
+
+    async def listed(self, target: str, approvers: tuple[str, ...],
+                     tools: list[tuple[str, Any]], asker: Any) -> dict[str, Any]:
+        self.listings.append([name for name, _ in tools])
+        return {name: self._pin(name) for name, _ in tools}

@@ -1,0 +1,239 @@
+"""The MCP interpreter: a Model Context Protocol message as policy input (`input.mcp`).
+
+MCP is JSON-RPC 2.0 over HTTP: the streamable HTTP transport POSTs one message and is
+answered with JSON or an event stream (`Mcp-Session-Id` names the session); the older
+HTTP+SSE transport POSTs to an endpoint carrying `?session_id=` and answers on a GET
+event stream. Either way a request means one message, read here:
+
+    read_request(...)   -> {"transport", "from", "session", "kind", "method", "id",
+                            "params", "tool", "call", "resource", "prompt", "probe",
+                            "error"}
+
+A `tools/call` is read as a model's tool call is (`llm.tool_call`: commands, SQL, writes
+in its arguments), so one rule judges `run_shell` from a model, `kubectl exec` and an
+MCP shell tool; what the server declared about the tool (its pinned definition) is
+added by `Mcp.complete` once the pins have been asked. What cannot be read — no JSON, a
+batch (MCP dropped batching in 2025-06-18), no JSON-RPC 2.0 — is an `error` the pack
+refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal, Protocol, TypedDict
+
+import orjson
+
+from extproc.interpret.llm import ToolCall, loads, tool_call
+
+Transport = Literal["streamable-http", "sse"]
+
+
+class Pin(TypedDict):
+    """Where a tool's definition stands against the one pinned for it."""
+
+    status: Literal["pinned", "changed", "unknown"]
+    fingerprint: str | None  # of what the server declares now
+    pinned: str | None  # of the definition approved (first seen, or approved since)
+
+
+class Declared(TypedDict):
+    """What a server declares about a tool (`tools/list`), as fingerprinted."""
+
+    title: str | None
+    description: str
+    input_schema: Any
+    annotations: Any
+
+
+class ToolInput(TypedDict):
+    name: str
+    arguments: Any
+    kind: str | None  # shell | sql: how its arguments are read
+    declared: Declared | None
+    pin: Pin
+
+
+class ToolPins(Protocol):
+    """The tool definitions pinned per target (extproc/approvals/pins.py): the first seen
+    is trusted, a later change waits for a human's approval."""
+
+    async def declared(self, target: str, name: str) -> tuple[Declared | None, Pin]:
+        """What the target last declared about a tool, and where that stands."""
+        ...
+
+    async def listed(self, target: str, approvers: tuple[str, ...],
+                     tools: list[tuple[str, Declared]], asker: Any) -> dict[str, Pin]:
+        """Each listed tool's pin; a change asks `approvers` to approve the new definition
+        (`asker`: the evidence of the exchange that saw it)."""
+        ...
+
+
+# `from` is a keyword: the reading is built as a plain dict of this shape.
+McpReading = dict[str, Any]
+
+UNKNOWN: Pin = {"status": "unknown", "fingerprint": None, "pinned": None}
+# Property names that make a tool's string arguments shell command lines, or SQL.
+_SHELL_PROPERTIES = frozenset({"command", "cmd", "script", "shell", "commandline"})
+_SQL_PROPERTIES = frozenset({"sql", "query", "statement", "sql_query"})
+# JSON-RPC's server-error range: tollgate's refusal.
+REFUSED_CODE = -32001
+
+
+def read_request(method: str, query: dict[str, list[str]], headers: dict[str, str],
+                 body: Any) -> McpReading:
+    """What one HTTP request to an MCP server means."""
+    legacy = bool(query.get("session_id"))
+    transport: Transport = "sse" if legacy else "streamable-http"
+    session = headers.get("mcp-session-id") or (query["session_id"][0] if legacy else None)
+    if method != "POST":  # GET opens an event stream, DELETE ends a session
+        return reading(transport, "client", session, kind="stream")
+    if isinstance(body, str | bytes):
+        try:
+            body = loads(body)
+        except ValueError:
+            return reading(transport, "client", session, kind="request",
+                           error="the body is no JSON: an MCP message is a JSON-RPC object")
+    return message_reading(body, transport, "client", session)
+
+
+def message_reading(message: Any, transport: Transport, sender: str,
+                    session: str | None) -> McpReading:
+    """One JSON-RPC message, from the client or (`sender` server) the server."""
+    if isinstance(message, list):
+        return reading(transport, sender, session, kind="request",
+                       error="a JSON-RPC batch is not read (MCP sends one message per "
+                             "request since 2025-06-18): send its messages one by one")
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return reading(transport, sender, session, kind="request",
+                       error="the body is no JSON-RPC 2.0 message")
+    has_id = "id" in message
+    rpc_method = message.get("method")
+    if rpc_method is None:
+        if has_id and ("result" in message or "error" in message):
+            return reading(transport, sender, session, kind="response", rpc_id=message["id"])
+        return reading(transport, sender, session, kind="request",
+                       error="a JSON-RPC message with neither a method nor a result")
+    if not isinstance(rpc_method, str):
+        return reading(transport, sender, session, kind="request",
+                       error="the message's method is not a string")
+    params = message.get("params")
+    if params is not None and not isinstance(params, dict):
+        return reading(transport, sender, session, kind="request", method=rpc_method,
+                       error="the message's params are not an object")
+    found = reading(transport, sender, session,
+                    kind="request" if has_id else "notification", method=rpc_method,
+                    rpc_id=message.get("id"), params=params)
+    params = params or {}
+    if rpc_method == "tools/call":
+        name, arguments = params.get("name"), params.get("arguments", {})
+        if not isinstance(name, str) or not isinstance(arguments, dict | None):
+            found["error"] = "tools/call needs a tool name and arguments as an object"
+            return found
+        found["tool"] = {"name": name, "arguments": arguments or {}, "kind": None,
+                         "declared": None, "pin": UNKNOWN}
+    elif rpc_method == "resources/read":
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            found["error"] = "resources/read needs a uri"
+        found["resource"] = {"uri": uri if isinstance(uri, str) else None}
+    elif rpc_method == "prompts/get":
+        found["prompt"] = {"name": params.get("name"), "arguments": params.get("arguments")}
+    return found
+
+
+def reading(transport: Transport, sender: str, session: str | None, *, kind: str,
+            method: str | None = None, rpc_id: Any = None, params: Any = None,
+            error: str | None = None) -> McpReading:
+    return {"transport": transport, "from": sender, "session": session, "kind": kind,
+            "method": method, "id": rpc_id, "params": params, "tool": None, "call": None,
+            "resource": None, "prompt": None, "probe": False, "error": error}
+
+
+def with_tool(meaning: McpReading, declared: Declared | None, pin: Pin,
+              shell_tools: tuple[str, ...], sql_tools: tuple[str, ...]) -> McpReading:
+    """A tools/call reading with what the server declared about the tool, its arguments
+    read as its kind says (`call`: the shape of a model's tool call)."""
+    tool: ToolInput = meaning["tool"]
+    kind = tool_kind(tool["name"], declared, shell_tools, sql_tools)
+    call: ToolCall = tool_call(meaning["id"], tool["name"], tool["arguments"], kind)
+    return {**meaning, "tool": {**tool, "kind": kind, "declared": declared, "pin": pin},
+            "call": call}
+
+
+def probe(meaning: McpReading, declared: Declared, name: str, pin: Pin,
+          shell_tools: tuple[str, ...], sql_tools: tuple[str, ...]) -> McpReading:
+    """The reading of a call to a tool a tools/list shows, with no arguments: its
+    decision says whether the tool is shown to this identity."""
+    call = reading(meaning["transport"], "client", meaning["session"], kind="request",
+                   method="tools/call", rpc_id=None, params={"name": name, "arguments": {}})
+    call["tool"] = {"name": name, "arguments": {}, "kind": None, "declared": None,
+                    "pin": UNKNOWN}
+    call["probe"] = True
+    return with_tool(call, declared, pin, shell_tools, sql_tools)
+
+
+def tool_kind(name: str, declared: Declared | None, shell_tools: tuple[str, ...],
+              sql_tools: tuple[str, ...]) -> str | None:
+    """How a tool's arguments are read: as the target's config says, else as its input
+    schema's string properties suggest (`command` -> shell, `sql` -> SQL)."""
+    if name in shell_tools:
+        return "shell"
+    if name in sql_tools:
+        return "sql"
+    schema = declared["input_schema"] if declared else None
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return None
+    strings = {str(k).lower() for k, v in properties.items()
+               if isinstance(v, dict) and v.get("type") == "string"}
+    if strings & _SHELL_PROPERTIES:
+        return "shell"
+    return "sql" if strings & _SQL_PROPERTIES else None
+
+
+def declared_of(tool: Any) -> tuple[str, Declared] | None:
+    """A listed tool's name and what it declares (None: no tool object with a name)."""
+    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+        return None
+    title = tool.get("title")
+    description = tool.get("description")
+    return tool["name"], {
+        "title": title if isinstance(title, str) else None,
+        "description": description if isinstance(description, str) else "",
+        "input_schema": tool.get("inputSchema"),
+        "annotations": tool.get("annotations"),
+    }
+
+
+def fingerprint(name: str, declared: Declared) -> str:
+    """SHA-256 over a tool's name and declaration in canonical JSON: any change to its
+    description, schema or annotations is a new definition."""
+    text = orjson.dumps({"name": name, **declared}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(text).hexdigest()
+
+
+def listed_tools(message: Any) -> list[Any] | None:
+    """The tools a server's message lists (a tools/list result), else None."""
+    if not isinstance(message, dict) or "id" not in message:
+        return None
+    result = message.get("result")
+    tools = result.get("tools") if isinstance(result, dict) else None
+    return tools if isinstance(tools, list) else None
+
+
+def server_request(message: Any) -> bool:
+    """Whether a server's message is a request of its own to the client (sampling,
+    elicitation, roots): it has a method and an id."""
+    return isinstance(message, dict) and "method" in message and "id" in message
+
+
+def rpc_error(rpc_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """tollgate's refusal as a JSON-RPC error, which MCP clients raise with its message;
+    tollgate's own keys (reasons, rules, trace id, approval) are its `data`."""
+    why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
+    return {"jsonrpc": "2.0", "id": rpc_id, "error": {
+        "code": REFUSED_CODE,
+        "message": f"tollgate refused: {why} (trace {body['trace_id']})",
+        "data": body,
+    }}

@@ -1,0 +1,321 @@
+"""MCP end to end: the `mcp` SDK's client, through a real Envoy and tollgate, to a real MCP
+server (the SDK's FastMCP over streamable HTTP, tests/support/mcp_server.py), with the
+default pack.
+
+The client changes nothing but the URL and its token. What it may not use it does not
+see; a destructive call is refused as a JSON-RPC error the SDK raises, naming the reason
+and the trace, and the session goes on; a destructive tool's call waits for a dba; a tool
+redefined after it was pinned (a rug pull) is hidden and refused until approved; the
+server's own request for a model's answer (sampling) never reaches the client; results
+are masked; every exchange is recorded in the MCP session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from mcp import ClientSession, McpError
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from extproc.quickstart import stack
+from tests.e2e.test_approvals_e2e import api
+from tests.support import tokens
+from tests.support.gateway import Gateway, module_gateway
+from tests.support.mcp_server import CARD, McpServer
+
+AGENT = tokens.token("svc-autogen", ["agents"], ttl=600)
+ADMIN_AGENT = tokens.token("svc-admin", ["agents", "admins"], ttl=600)
+DBA = tokens.token("dana", ["dba"], ttl=600)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[McpServer]:
+    with McpServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def json_server() -> Iterator[McpServer]:
+    with McpServer(json_response=True) as running:
+        yield running
+
+
+def mcp_route(name: str, prefix: str, cluster: str) -> dict[str, Any]:
+    return {"name": name, "match": {"prefix": prefix},
+            "route": {"cluster": cluster, "timeout": "0s", "prefix_rewrite": "/mcp"},
+            "metadata": {"filter_metadata": {"tollgate": {"protocol": "mcp"}}}}
+
+
+@pytest.fixture(scope="module")
+def legacy_server() -> Iterator[McpServer]:
+    with McpServer(legacy=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp, server: McpServer,  # type: ignore[no-untyped-def]
+       json_server: McpServer, legacy_server: McpServer) -> Iterator[Gateway]:
+    with module_gateway(
+            tmp_path_factory, otlp, "mcp",
+            targets=[{"name": "tools", "match": {"route": "mcp"}, "protocol": "mcp",
+                      "mcp": {"shell_tools": ["run_shell"]}},
+                     {"name": "tools-json", "match": {"route": "mcp-json"},
+                      "protocol": "mcp"},
+                     # The HTTP+SSE transport's two paths, one upstream: matched by cluster.
+                     {"name": "tools-sse", "match": {"cluster": "mcp_sse"},
+                      "protocol": "mcp"}],
+            routes=[mcp_route("mcp-json", "/json/mcp", "mcp_json"),
+                    mcp_route("mcp", "/mcp", "mcp"),
+                    *({"name": name, "match": {"prefix": prefix},
+                       "route": {"cluster": "mcp_sse", "timeout": "0s"}}
+                      for name, prefix in (("sse", "/sse"), ("messages", "/messages/")))],
+            clusters={"mcp": server.port, "mcp_json": json_server.port,
+                      "mcp_sse": legacy_server.port},
+            settings={"approvals": {"max_hold_seconds": 30}}) as running:
+        yield running
+
+
+@asynccontextmanager
+async def session(gw: Gateway, token: str = AGENT, path: str = "/mcp",
+                  **options: Any) -> AsyncIterator[ClientSession]:
+    url = f"http://127.0.0.1:{gw.ports.listener}{path}"
+    http = httpx.AsyncClient(headers={"authorization": f"Bearer {token}"},
+                             timeout=httpx.Timeout(30, read=300))
+    async with http, streamable_http_client(url, http_client=http) as (read, write, _), \
+            ClientSession(read, write, **options) as client:
+        await client.initialize()
+        yield client
+
+
+def names(listing: Any) -> list[str]:
+    return sorted(tool.name for tool in listing.tools)
+
+
+def text_of(result: Any) -> str:
+    return " ".join(part.text for part in result.content if part.type == "text")
+
+
+def method_of(record: dict[str, Any]) -> Any:
+    return ((record.get("meaning") or {}).get("mcp") or {}).get("method")
+
+
+def test_an_agent_sees_only_the_tools_it_may_use(gw: Gateway) -> None:
+    async def main() -> tuple[list[str], list[str], str]:
+        async with session(gw) as agent:
+            shown = names(await agent.list_tools())
+            with pytest.raises(McpError) as hidden:
+                await agent.call_tool("rotate_keys", {})
+        async with session(gw, ADMIN_AGENT) as admin:
+            return shown, names(await admin.list_tools()), str(hidden.value)
+
+    shown, admin_shown, hidden = asyncio.run(main())
+    assert "rotate_keys" not in shown and "read_file" in shown and "run_shell" in shown
+    assert "rotate_keys" in admin_shown
+    assert "tollgate refused" in hidden and "rotate_keys" in hidden
+
+
+def test_a_result_is_masked_and_the_server_ran_the_call(gw: Gateway, server: McpServer,
+                                                      json_server: McpServer) -> None:
+    async def main() -> tuple[str, str]:
+        async with session(gw) as agent:
+            await agent.list_tools()
+            streamed = text_of(await agent.call_tool("read_file", {"path": "cards.txt"}))
+        async with session(gw, path="/json/mcp") as agent:
+            await agent.list_tools()
+            whole = text_of(await agent.call_tool("read_file", {"path": "cards.txt"}))
+        return streamed, whole
+
+    streamed, whole = asyncio.run(main())
+    for text in (streamed, whole):
+        assert "contents of cards.txt" in text and CARD not in text
+    assert ("read_file", {"path": "cards.txt"}) in server.calls
+    assert ("read_file", {"path": "cards.txt"}) in json_server.calls
+
+
+def test_a_destructive_call_is_refused_with_its_reason_and_the_session_goes_on(
+        gw: Gateway, server: McpServer) -> None:
+    async def main() -> tuple[str, str]:
+        async with session(gw) as agent:
+            await agent.list_tools()
+            with pytest.raises(McpError) as refused:
+                await agent.call_tool("run_shell", {"command": "rm -rf /"})
+            after = text_of(await agent.call_tool("run_shell", {"command": "ls -l"}))
+            return str(refused.value), after
+
+    refused, after = asyncio.run(main())
+    assert "tollgate refused" in refused and "rm -rf /" in refused and "trace" in refused
+    assert after == "ran ls -l"
+    assert ("run_shell", {"command": "rm -rf /"}) not in server.calls
+
+
+def test_a_destructive_tools_call_waits_for_a_dba(gw: Gateway, server: McpServer) -> None:
+    answer: dict[str, Any] = {}
+
+    def call() -> None:
+        async def main() -> None:
+            async with session(gw) as agent:
+                await agent.list_tools()
+                answer["text"] = text_of(await agent.call_tool("delete_customer", {"id": 7}))
+        asyncio.run(main())
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    pending: list[dict[str, Any]] = []
+
+    def asked() -> bool:
+        _, found = api(gw, "GET", "/approvals?status=pending", DBA)
+        pending[:] = [a for a in found["approvals"] if "mcp.privileged_tool" in a["rules"]]
+        return bool(pending)
+
+    stack.wait_until(asked, 15, "the held delete_customer call's approval")
+    assert ("delete_customer", {"id": 7}) not in server.calls
+    assert pending[0]["summary"] == 'MCP tool call delete_customer({"id":7})'
+    status, _ = api(gw, "POST", f"/approvals/{pending[0]['id']}/approve", DBA,
+                    {"reason": "ticket 7"})
+    assert status == 200
+    caller.join(30)
+    assert answer["text"] == "deleted customer 7"
+    assert ("delete_customer", {"id": 7}) in server.calls
+
+
+def test_a_rug_pull_hides_and_refuses_the_tool_until_approved(gw: Gateway,
+                                                            server: McpServer) -> None:
+    async def listed_and_called() -> tuple[list[str], str | None]:
+        async with session(gw) as agent:
+            shown = names(await agent.list_tools())
+            try:
+                await agent.call_tool("read_file", {"path": "a"})
+            except McpError as refused:
+                return shown, str(refused)
+            return shown, None
+
+    before, _ = asyncio.run(listed_and_called())
+    assert "read_file" in before
+    server.rug_pull()
+    after, refused = asyncio.run(listed_and_called())
+    assert "read_file" not in after and "run_shell" in after
+    assert refused is not None and "changed its definition" in refused
+    _, found = api(gw, "GET", "/approvals?status=pending", DBA)
+    [asked] = [a for a in found["approvals"] if "mcp.tool_definition_changed" in a["rules"]]
+    assert "~/.ssh/id_rsa" in json.dumps(asked["request"]["body"]["declared"])
+    assert api(gw, "POST", f"/approvals/{asked['id']}/approve", DBA,
+               {"reason": "reviewed"})[0] == 200
+    approved, refused_again = asyncio.run(listed_and_called())
+    assert "read_file" in approved and refused_again is None
+
+
+def never_asked(asked: list[Any]) -> Callable[[Any, Any], Awaitable[Any]]:
+    """A client's sampling callback that keeps what it is asked (it must never be)."""
+    async def sampling(_context: Any, params: Any) -> Any:
+        asked.append(params)
+        raise AssertionError("the client must never be asked")
+    return sampling
+
+
+def test_the_servers_sampling_request_never_reaches_the_client(gw: Gateway) -> None:
+    asked: list[Any] = []
+
+    async def main() -> str:
+        async with session(gw, sampling_callback=never_asked(asked)) as agent:
+            await agent.list_tools()
+            with pytest.raises(McpError) as refused:
+                await asyncio.wait_for(agent.call_tool("ask_model", {"question": "hi"}), 20)
+            return str(refused.value)
+
+    refused = asyncio.run(main())
+    assert "sampling/createMessage" in refused and "tollgate refused" in refused
+    assert asked == []
+
+
+def test_a_sampling_request_on_the_sessions_own_stream_is_dropped(gw: Gateway) -> None:
+    """Asked on the GET stream, outside any call's answer, the request is left out of it:
+    the server's own timeout answers its tool."""
+    asked: list[Any] = []
+
+    async def main() -> str:
+        async with session(gw, sampling_callback=never_asked(asked)) as agent:
+            await agent.list_tools()
+            return text_of(await asyncio.wait_for(
+                agent.call_tool("ask_model_aside", {"question": "hi"}), 20))
+
+    assert asyncio.run(main()).startswith("no answer")
+    assert asked == []
+
+
+def test_a_wrong_token_is_refused_before_the_server_sees_anything(gw: Gateway,
+                                                                  server: McpServer) -> None:
+    seen = len(server.calls)
+    reply = httpx.post(f"http://127.0.0.1:{gw.ports.listener}/mcp",
+                       headers={"authorization": "Bearer not-a-token",
+                                "accept": "application/json, text/event-stream"},
+                       json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert reply.status_code == 401
+    assert len(server.calls) == seen
+
+
+def test_every_exchange_is_recorded_in_its_mcp_session(gw: Gateway) -> None:
+    async def main() -> None:
+        async with session(gw) as agent:
+            await agent.list_tools()
+            await agent.call_tool("run_shell", {"command": "whoami"})
+
+    before = {r["id"] for r in gw.records()}
+    asyncio.run(main())
+    calls: list[dict[str, Any]] = []
+    methods: set[Any] = set()
+
+    def recorded() -> bool:
+        records = [r for r in gw.records() if r["id"] not in before]
+        calls[:] = [r for r in records if method_of(r) == "tools/call"]
+        methods.clear()
+        if calls:
+            methods.update(method_of(r) for r in records
+                           if r["session_id"] == calls[-1]["session_id"])
+        return {"initialize", "tools/list", "tools/call"} <= methods
+
+    stack.wait_until(recorded, 10, "the session's initialize, tools/list and tools/call")
+    session_id = calls[-1]["session_id"]
+    assert session_id and session_id != calls[-1]["trace_id"]
+    replay = subprocess.run(
+        [sys.executable, "-m", "extproc", "audit", "replay", "--session", session_id,
+         "--config", str(gw.config_path)], capture_output=True, text=True, timeout=30,
+        check=True).stdout
+    assert f"session {session_id}:" in replay
+    assert 'mcp: request tools/call run_shell({"command": "whoami"}), definition pinned' in replay
+
+
+def test_the_http_sse_transport_is_read_masked_and_recorded(gw: Gateway,
+                                                           legacy_server: McpServer) -> None:
+    """The older transport: answers come on the GET stream, not the POSTs'; they are read
+    there, listings filtered and results masked, each POST decided."""
+    async def main() -> tuple[list[str], str]:
+        url = f"http://127.0.0.1:{gw.ports.listener}/sse"
+        async with sse_client(url, headers={"authorization": f"Bearer {AGENT}"}) as (
+                read, write), ClientSession(read, write) as agent:
+            await agent.initialize()
+            shown = names(await agent.list_tools())
+            return shown, text_of(await agent.call_tool("read_file", {"path": "old.txt"}))
+
+    before = len(gw.records())
+    shown, text = asyncio.run(main())
+    assert "read_file" in shown and "contents of old.txt" in text and CARD not in text
+    assert ("read_file", {"path": "old.txt"}) in legacy_server.calls
+    calls: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        calls[:] = [r for r in gw.records()[before:] if method_of(r) == "tools/call"]
+        return bool(calls)
+
+    stack.wait_until(recorded, 10, "the tools/call's record")
+    assert calls[-1]["meaning"]["mcp"]["transport"] == "sse"
+    assert calls[-1]["session_id"] == calls[-1]["meaning"]["mcp"]["session"]
