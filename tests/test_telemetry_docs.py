@@ -503,10 +503,20 @@ async def mcp_sampling(envoy: Envoy) -> None:
 
 
 async def mcp_refused_call(envoy: Envoy) -> None:
-    """A tools/call the policy denies, on the HTTP+SSE transport (its session in the
-    query): answered with a JSON-RPC error, HTTP 200."""
+    """A tools/call the policy denies: answered with a JSON-RPC error, HTTP 200."""
+    await envoy.send(request("POST", "/mcp", "tools"))
+    await envoy.send(rpc(mcp_call(4, "drop_all", confirm="yes")))
+    await envoy.closed()
+
+
+async def mcp_refused_in_place(envoy: Envoy) -> None:
+    """The same on the HTTP+SSE transport (its session in the query), whose client reads
+    answers on its GET stream only: the call goes upstream as a ping carrying the refusal,
+    and the server's 202 comes back."""
     await envoy.send(request("POST", "/messages?session_id=legacy-42", "tools"))
     await envoy.send(rpc(mcp_call(4, "drop_all", confirm="yes")))
+    await envoy.tell(upstream_headers({":status": "202", "content-type": "text/plain"}, False))
+    await envoy.tell(upstream_body(b"Accepted"))
     await envoy.closed()
 
 
@@ -554,6 +564,7 @@ SCENARIOS: dict[str, Scenario] = {
     "mcp-rug-pull": mcp_rug_pull,  # after "mcp-list": its tools are pinned
     "mcp-sampling": mcp_sampling,
     "mcp-refused-call": mcp_refused_call,
+    "mcp-refused-in-place": mcp_refused_in_place,
     "mcp-unreadable": mcp_unreadable,
     "client-went-away": client_went_away,
     "unsampled-parent": unsampled_parent,
@@ -1249,15 +1260,23 @@ def test_mcp_records_keep_the_reading_and_the_session(emitted: dict[str, Exchang
     """session_id: x-session-id, else Mcp-Session-Id, else the HTTP+SSE transport's
     ?session_id=, else the trace id."""
     sessions = {name: emitted[name].records[0]["session_id"] for name in (
-        "mcp-list", "mcp-rug-pull", "mcp-refused-call", "mcp-unreadable")}
+        "mcp-list", "mcp-rug-pull", "mcp-refused-in-place", "mcp-unreadable")}
     assert sessions == {"mcp-list": MCP_SESSION, "mcp-rug-pull": "run-9",
-                        "mcp-refused-call": "legacy-42",
+                        "mcp-refused-in-place": "legacy-42",
                         "mcp-unreadable": emitted["mcp-unreadable"].trace_id}
-    (record,) = emitted["mcp-refused-call"].records
+    (record,) = emitted["mcp-refused-in-place"].records
     meaning = record["meaning"]["mcp"]
     assert (meaning["transport"], meaning["from"], meaning["kind"], meaning["method"],
             meaning["session"], meaning["probe"]) == (
         "sse", "client", "request", "tools/call", "legacy-42", False)
     assert meaning["tool"]["name"] == "drop_all"
     assert meaning["tool"]["pin"]["status"] == "unknown"  # never listed: nothing pinned
-    assert emitted["mcp-refused-call"].span.attributes["tollgate.mcp.session"] == "legacy-42"
+    in_place = emitted["mcp-refused-in-place"]
+    assert in_place.span.attributes["tollgate.mcp.session"] == "legacy-42"
+    # What went upstream was a ping carrying the refusal; the record keeps the call.
+    [replaced] = [r.request_body.response.body_mutation.body for r in in_place.replies
+                  if r.WhichOneof("response") == "request_body"]
+    assert json.loads(replaced)["method"] == "ping"
+    assert record["request"]["body"]["value"] == mcp_call(4, "drop_all", confirm="yes")
+    assert (record["outcome"]["action"], record["outcome"]["detail"]) == (
+        "deny", "refused_in_place")

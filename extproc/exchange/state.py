@@ -42,6 +42,10 @@ class Answer:
     body: dict[str, Any]
     error: str
     trace_id: str
+    # What goes upstream in the request's place instead, for a protocol whose client
+    # reads answers elsewhere than in this exchange (MCP's HTTP+SSE transport: on its
+    # GET stream); None: the answer is this exchange's.
+    in_place: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -196,7 +200,7 @@ class Exchange:
         """The answer to a request the policy refused, in the protocol's shape."""
         status, body = self._shaped(self.denial(decision), decision.status)
         self.outcome["http.response.status_code"] = status
-        return Answer(status, body, "denied", self.trace_id)
+        return Answer(status, body, "denied", self.trace_id, self._in_place(body))
 
     def refuse_response(self, decision: Decision,
                         received: bytes | BodyCapture | None = None) -> Answer:
@@ -224,13 +228,17 @@ class Exchange:
             "tollgate.decision.action": bad.action,
             "tollgate.refusal": bad.error,
         })
-        return Answer(status, body, bad.error, self.trace_id)
+        return Answer(status, body, bad.error, self.trace_id, self._in_place(body))
 
     def _shaped(self, body: dict[str, Any], status: int) -> tuple[int, dict[str, Any]]:
         """The refusal in the protocol's shape, and the status it goes with."""
         if self.interpreter is None:
             return status, body
         return self.interpreter.refusal(body, status, self.meaning)
+
+    def _in_place(self, shaped: dict[str, Any]) -> bytes | None:
+        in_place = getattr(self.interpreter, "in_place", None)
+        return None if in_place is None else in_place(shaped, self.meaning)
 
     def strict_record(self) -> Evidence:
         """A strict target's decision record: the exchange so far, as it stands now."""

@@ -120,17 +120,29 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         await pipeline.interpret(exchange, len(body) + len(headers.get(":path", "")))
 
         decision = await pipeline.decide(exchange, "request")
-        if decision.action == "hold":  # waits here for a human (or a grant)
-            async for seconds in pipeline.hold(exchange, decision):
-                yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
-        if exchange.decision.action != "allow":
-            yield wire.refusal(exchange.deny(exchange.decision))
+        refused: Answer | None = None
+        try:
+            if decision.action == "hold":  # waits here for a human (or a grant)
+                async for seconds in pipeline.hold(exchange, decision):
+                    yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
+        except BadInput as bad:  # the hold's refusal: not approved (in time)
+            refused = exchange.refuse(bad)
+        if refused is None and exchange.decision.action != "allow":
+            refused = exchange.deny(exchange.decision)
+        if refused is not None and (refused.in_place is None or not wants_body):
+            yield wire.refusal(refused)
             return
-        # Allowed: an LLM's prompt is masked when the policy asks; the record keeps the
-        # body as it went upstream.
-        prompt = self._masked_prompt(exchange, body) if wants_body else None
-        if prompt is not None:
-            exchange.evidence.request_body = BodyCapture.of(prompt, exchange.record_limit)
+        if refused is not None:
+            # The client reads its answer elsewhere (MCP's HTTP+SSE transport): what goes
+            # upstream carries the refusal there; the record keeps what the agent sent.
+            exchange.outcome["tollgate.outcome"] = "refused_in_place"
+            prompt = refused.in_place
+        else:
+            # Allowed: an LLM's prompt is masked when the policy asks; the record keeps
+            # the body as it went upstream.
+            prompt = self._masked_prompt(exchange, body) if wants_body else None
+            if prompt is not None:
+                exchange.evidence.request_body = BodyCapture.of(prompt, exchange.record_limit)
         injection = await pipeline.forward(exchange)
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"

@@ -411,6 +411,19 @@ class Mcp(_Plain):
         return (200 if rpc_id is not None else status), rpc_error(rpc_id, body)
 
     @staticmethod
+    def in_place(refusal: dict[str, Any], meaning: McpReading | None) -> bytes | None:
+        """On the HTTP+SSE transport a client reads every answer on its GET stream, never
+        the POST's: a refused request goes upstream as a `ping` whose id carries the
+        refusal, and the stream's reader turns the server's answer to it into the
+        refusal (interpret/mcp_answer.py). None elsewhere: the POST's answer is read."""
+        from extproc.interpret.mcp import refused_ping
+
+        if (meaning is None or meaning["transport"] != "sse" or meaning["kind"] != "request"
+                or meaning["id"] is None):
+            return None
+        return refused_ping(refusal)
+
+    @staticmethod
     def response_handler(_request: Request) -> ResponseHandler | None:
         """Every answer is read: lists filtered, results masked, server requests decided."""
         from extproc.interpret.mcp_answer import ANSWER

@@ -19,6 +19,7 @@ refuses.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -237,3 +238,35 @@ def rpc_error(rpc_id: Any, body: dict[str, Any]) -> dict[str, Any]:
         "message": f"tollgate refused: {why} (trace {body['trace_id']})",
         "data": body,
     }}
+
+
+# A refused request of the HTTP+SSE transport, sent upstream as a ping: its id carries the
+# refusal (base64url JSON), which the server's answer echoes on the client's stream.
+_REFUSED_ID = "tollgate-refused:"
+
+
+def refused_ping(refusal: dict[str, Any]) -> bytes:
+    """A `ping` in a refused request's place, its id the refusal (a JSON-RPC error)."""
+    carried = base64.urlsafe_b64encode(orjson.dumps(refusal)).decode()
+    return orjson.dumps({"jsonrpc": "2.0", "id": _REFUSED_ID + carried, "method": "ping"})
+
+
+def refusal_carried(message: Any) -> dict[str, Any] | None:
+    """The refusal a server's answer to a refused request's ping carries (None: the
+    message is no such answer). Only the error's shape is taken from it: a server that
+    forged one could only have answered its client's request with an error anyway."""
+    if not isinstance(message, dict) or "method" in message:
+        return None
+    rpc_id = message.get("id")
+    if not isinstance(rpc_id, str) or not rpc_id.startswith(_REFUSED_ID):
+        return None
+    try:
+        refusal = orjson.loads(base64.urlsafe_b64decode(rpc_id[len(_REFUSED_ID):]))
+    except ValueError:
+        return None
+    error = refusal.get("error") if isinstance(refusal, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return None
+    return {"jsonrpc": "2.0", "id": refusal.get("id"),
+            "error": {"code": REFUSED_CODE, "message": error["message"],
+                      "data": error.get("data")}}

@@ -72,6 +72,9 @@ class _Reader:
         """A server's message as the client gets it (None: dropped)."""
         if mcp.server_request(message):
             return await self._server_request(message)
+        refused = mcp.refusal_carried(message)
+        if refused is not None:  # a refused HTTP+SSE request, answered on this stream
+            return refused
         tools = mcp.listed_tools(message)
         if tools is not None:
             message = await self._listing(message, tools)

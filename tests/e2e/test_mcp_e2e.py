@@ -319,3 +319,26 @@ def test_the_http_sse_transport_is_read_masked_and_recorded(gw: Gateway,
     stack.wait_until(recorded, 10, "the tools/call's record")
     assert calls[-1]["meaning"]["mcp"]["transport"] == "sse"
     assert calls[-1]["session_id"] == calls[-1]["meaning"]["mcp"]["session"]
+
+
+def test_a_refusal_on_the_http_sse_transport_reaches_the_client_on_its_stream(
+        gw: Gateway, legacy_server: McpServer) -> None:
+    """That transport's client reads answers on its GET stream only: the refused call goes
+    upstream as a ping carrying the refusal, whose answer becomes the refusal there."""
+    async def main() -> tuple[str, str]:
+        url = f"http://127.0.0.1:{gw.ports.listener}/sse"
+        async with sse_client(url, headers={"authorization": f"Bearer {AGENT}"}) as (
+                read, write), ClientSession(read, write) as agent:
+            await agent.initialize()
+            await agent.list_tools()
+            with pytest.raises(McpError) as refused:
+                await asyncio.wait_for(
+                    agent.call_tool("run_shell", {"command": "rm -rf /"}), 20)
+            after = text_of(await agent.call_tool("run_shell", {"command": "uptime"}))
+            return str(refused.value), after
+
+    refused, after = asyncio.run(main())
+    assert refused.startswith("tollgate refused: tool call run_shell: destructive command: "
+                              "rm -rf / (trace ")
+    assert after == "ran uptime"
+    assert ("run_shell", {"command": "rm -rf /"}) not in legacy_server.calls

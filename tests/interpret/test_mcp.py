@@ -3,6 +3,7 @@ error."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -167,3 +168,21 @@ def test_the_interpreter_fills_in_what_the_pins_know() -> None:
     assert done["tool"]["pin"]["status"] == "changed"
     assert done["tool"]["declared"]["description"] == "runs"
     assert done["tool"]["kind"] == "shell" and ["ls"] in done["call"]["commands"]
+
+
+def test_a_refusal_on_the_http_sse_transport_goes_upstream_as_a_ping_carrying_it() -> None:
+    from extproc.interpret.mcp import refusal_carried
+
+    body = {"error": "denied", "reasons": ["no"], "rules": ["r"], "trace_id": "t"}
+    legacy = read_request("POST", {"session_id": ["s"]}, {}, call("t", {}, rpc_id=3))
+    _, shaped = Mcp.refusal(body, 403, legacy)
+    ping = json.loads(Mcp.in_place(shaped, legacy) or b"")
+    assert ping["method"] == "ping" and ping["id"].startswith("tollgate-refused:")
+    answer = refusal_carried({"jsonrpc": "2.0", "id": ping["id"], "result": {}})
+    assert answer == {"jsonrpc": "2.0", "id": 3, "error": {
+        "code": REFUSED_CODE, "message": "tollgate refused: no (trace t)", "data": body}}
+    streamable = read_request("POST", {}, {}, call("t", {}, rpc_id=3))
+    assert Mcp.in_place(shaped, streamable) is None
+    assert Mcp.in_place(shaped, read_request("GET", {"session_id": ["s"]}, {}, None)) is None
+    for forged in ("tollgate-refused:!!", "tollgate-refused:" + "e30=", 7, "other"):
+        assert refusal_carried({"jsonrpc": "2.0", "id": forged, "result": {}}) is None
