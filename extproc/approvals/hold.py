@@ -57,23 +57,17 @@ class Holds:
             return waiting
         request: Mapping[str, Any] = evidence.request or {}
         try:
-            approval = await self.store.create(
-                max_pending=self._settings.max_pending_per_identity, fingerprint=bound,
-                requester=requester, identity=evidence.identity, target=_target(evidence),
+            return await self._created(
+                self._settings.max_pending_per_identity, bound, evidence,
                 summary=self._masked_text(summary_of(request, evidence.meaning,
                                                      evidence.meaning_key)),
                 request=self._for_approvers(request), approvers=approvers_of(decision),
                 rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
-                grant_minutes=decision.grant_minutes, trace_id=evidence.trace_id,
-                span_id=evidence.span_id, held_by=self._replica,
-                expire_seconds=self._settings.expire_seconds)
+                grant_minutes=decision.grant_minutes)
         except ApprovalError as refused:
             raise BadInput(refused.status, "too_many_pending_approvals", str(refused),
                            details={"max_pending": self._settings.max_pending_per_identity},
                            action="hold") from None
-        if self._notifier is not None:
-            self._notifier.send(approval, self.approve_url(approval))
-        return approval
 
     async def ask_about(self, bound: str, evidence: Evidence, approvers: tuple[str, ...],
                         rules: tuple[str, ...], reasons: tuple[str, ...], summary: str,
@@ -82,15 +76,21 @@ class Holds:
         `subject` what approvers see of it, masked), asked by the exchange that found it;
         approvers are notified. It counts against no one's pending approvals: the
         requester did not ask for it."""
-        approval = await self.store.create(
-            max_pending=2**31, fingerprint=bound, requester=requester_of(evidence.identity),
-            identity=evidence.identity, target=_target(evidence),
-            summary=self._masked_text(summary[:_SUMMARY_CHARS]),
+        return await self._created(
+            2**31, bound, evidence, summary=self._masked_text(summary[:_SUMMARY_CHARS]),
             request=self._masker.mask_json(subject, RECORD_MASK)[0],
             approvers=tuple(sorted(set(approvers))), rules=rules, reasons=reasons,
-            grant_mode="once", grant_minutes=None, trace_id=evidence.trace_id,
-            span_id=evidence.span_id, held_by=self._replica,
-            expire_seconds=self._settings.expire_seconds)
+            grant_mode="once", grant_minutes=None)
+
+    async def _created(self, max_pending: int, bound: str, evidence: Evidence,
+                       **fields: Any) -> Approval:
+        """A new pending approval asked by `evidence`'s exchange (`fields`: what it asks),
+        its approvers notified."""
+        approval = await self.store.create(
+            max_pending=max_pending, fingerprint=bound,
+            requester=requester_of(evidence.identity), identity=evidence.identity,
+            target=_target(evidence), trace_id=evidence.trace_id, span_id=evidence.span_id,
+            held_by=self._replica, expire_seconds=self._settings.expire_seconds, **fields)
         if self._notifier is not None:
             self._notifier.send(approval, self.approve_url(approval))
         return approval

@@ -63,7 +63,7 @@ class StoredPins:
             _, pinned, pinned_definition, seen, _, approval_id = row
             if fp == pinned:
                 if seen != pinned:  # the server went back to the pinned definition
-                    await self._seen(target, name, fp, declared, None, seen)
+                    await self._back(target, name, fp, declared, seen)
                 found[name] = _pin("pinned", fp, pinned)
             elif fp == seen and await self._approved(approval_id):
                 await self._repin(target, name, fp, _text(declared), approval_id)
@@ -114,12 +114,13 @@ class StoredPins:
             "UPDATE mcp_tools SET approval_id = ? WHERE target = ? AND tool = ? AND seen = ?",
             (approval.id, target, name, fp))
 
-    async def _seen(self, target: str, name: str, fp: str, declared: Declared,
-                    approval_id: str | None, was: str) -> None:
+    async def _back(self, target: str, name: str, fp: str, declared: Declared,
+                    was: str) -> None:
+        """The server declares the pinned definition again: nothing waits for approval."""
         await self._store.execute(
-            "UPDATE mcp_tools SET seen = ?, seen_definition = ?, seen_us = ?, approval_id = ? "
-            "WHERE target = ? AND tool = ? AND seen = ?",
-            (fp, _text(declared), now(), approval_id, target, name, was))
+            "UPDATE mcp_tools SET seen = ?, seen_definition = ?, seen_us = ?, "
+            "approval_id = NULL WHERE target = ? AND tool = ? AND seen = ?",
+            (fp, _text(declared), now(), target, name, was))
 
     async def _repin(self, target: str, name: str, fp: str, definition: str,
                      approval_id: str) -> None:

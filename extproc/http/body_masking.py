@@ -194,7 +194,7 @@ class EventMasking:
         for path, _, _ in fields:
             blank = _with(blank, path, "")
         masked = self._masked(blank, pairs)
-        lines = _other_lines(raw)
+        lines = other_lines(raw)
         released = masked
         for path, key_path, text in fields:
             key = (kind, identity, key_path)
@@ -205,7 +205,7 @@ class EventMasking:
             released = _with(released, path, rest)
         if not fields and masked is payload:
             return b"".join(out) + raw
-        return b"".join(out) + _event_bytes(lines, released)
+        return b"".join(out) + event_bytes(lines, released)
 
     def finish(self) -> bytes:
         """Events with whatever is still held when the event stream ends: held text is
@@ -264,7 +264,7 @@ class EventMasking:
         """The rest `key`'s stream holds, in a copy of its last event (b"" if nothing)."""
         lines, masked, path = self._streams[key].last
         rest = self._end(key)
-        return _event_bytes(lines, _with(masked, path, rest)) if rest else b""
+        return event_bytes(lines, _with(masked, path, rest)) if rest else b""
 
 
 @dataclass(slots=True)
@@ -363,11 +363,12 @@ def _with(value: Any, path: tuple[Any, ...], text: str) -> Any:
     return copy
 
 
-def _other_lines(raw: bytes) -> list[str]:
-    """An event's lines other than its data (`event:`, `id:`, comments)."""
+def other_lines(raw: bytes) -> list[str]:
+    """An event's lines other than its data (`event:`, `id:`, comments): what an event
+    rewritten with `event_bytes` keeps."""
     return [line for line in raw.decode("utf-8", "replace").splitlines()
             if line and not line.startswith("data:")]
 
 
-def _event_bytes(lines: list[str], payload: Any) -> bytes:
+def event_bytes(lines: list[str], payload: Any) -> bytes:
     return "\n".join([*lines, f"data: {jsonenc.dumps(payload)}", "", ""]).encode()

@@ -29,6 +29,7 @@ from extproc import jsonenc
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
+from extproc.http.body_masking import event_bytes, other_lines
 from extproc.http.message import content_encoding, parse_json
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
 from extproc.http.sse import EventSplitter, event_data
@@ -49,6 +50,8 @@ class McpAnswer:
 
 
 ANSWER = McpAnswer()
+# The HTTP+SSE transport's first event, naming where to POST: passed as it is.
+_ENDPOINT = (("event", " endpoint"), ("event", "endpoint"))
 
 
 class _Reader:
@@ -83,8 +86,8 @@ class _Reader:
     async def event(self, raw: bytes) -> bytes:
         """One event of a stream as the client gets it (b"": dropped)."""
         data, _ = event_data(raw)
-        lines = raw.decode("utf-8", "replace").splitlines()
-        if data is None or any(line.startswith("event: endpoint") for line in lines):
+        lines = other_lines(raw)
+        if data is None or any(line.partition(":")[::2] in _ENDPOINT for line in lines):
             return raw  # a comment, a keep-alive, the HTTP+SSE transport's endpoint
         try:
             payload = parse_json(data.decode("utf-8", "replace"))
@@ -93,10 +96,7 @@ class _Reader:
         out = await self.message(payload)
         if out is None:
             return b""
-        if out is payload:
-            return raw
-        kept = [line for line in lines if line and not line.startswith("data:")]
-        return "\n".join([*kept, f"data: {jsonenc.dumps(out)}", "", ""]).encode()
+        return raw if out is payload else event_bytes(lines, out)
 
     def finish(self) -> None:
         """What the answer showed, in the span and (as `meaning.mcp.answer`) the record."""

@@ -17,14 +17,11 @@ issue 17's work lands, tighten them toward half the goals' ratios.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench import run
 
 # set-up: (throughput at max at least, CPU per request at most), as ratios to its floor.
 THRESHOLDS = {
@@ -40,13 +37,7 @@ THRESHOLDS = {
 @pytest.mark.timing
 @pytest.mark.slow
 def test_smoke_ratios_against_the_floors_show_no_gross_regression(tmp_path: Path) -> None:
-    out = tmp_path / "smoke.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--smoke", "--json-out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    saved = json.loads(out.read_text(encoding="utf-8"))
+    saved, printed = run("bench.load", "--smoke", out=tmp_path / "smoke.json")
     assert {row["setup"] for row in saved["goals"]} == set(THRESHOLDS)
     for label, phases in saved["results"].items():
         assert phases["max"]["errors"] == 0, f"{label}: {phases['max']['errors']} errors"
@@ -60,4 +51,4 @@ def test_smoke_ratios_against_the_floors_show_no_gross_regression(tmp_path: Path
         for throughput, cpu in [figures[setup]]
         if throughput < minimum or cpu > maximum
     }
-    assert not regressed, f"{regressed}\n{done.stdout}"
+    assert not regressed, f"{regressed}\n{printed}"

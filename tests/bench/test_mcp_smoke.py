@@ -9,14 +9,12 @@ id; and that tollgate hid the one tool the pack keeps from an agent.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench import run
+
 PATHS = {"direct", "envoy", "tollgate"}
 CALLS = 5
 
@@ -27,14 +25,8 @@ CALLS = 5
 @pytest.mark.timing
 @pytest.mark.slow
 def test_the_three_paths_answer_and_only_the_gateway_masks(tmp_path: Path) -> None:
-    out = tmp_path / "mcp.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.mcp_calls", "--calls", str(CALLS), "--warmup", "1",
-         "--json-out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    saved = json.loads(out.read_text(encoding="utf-8"))
+    saved, _ = run("bench.mcp_calls", "--calls", str(CALLS), "--warmup", "1",
+                out=tmp_path / "mcp.json")
     assert set(saved["results"]) == {"query", "read_file", "tools/list"}
     for operation, rows in saved["results"].items():
         assert set(rows) == PATHS, operation

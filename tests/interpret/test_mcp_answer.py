@@ -173,3 +173,15 @@ async def test_base64_text_is_masked_as_the_text_it_holds_and_binary_is_refused(
     assert refused["id"] == 5 and "image/png" in refused["error"]["message"]
     assert png not in answers[1][1].decode()
     assert exchange.outcome["tollgate.outcome"] == "unmaskable_content"
+
+
+async def test_the_http_sse_endpoint_event_passes_as_it_is_however_spelled() -> None:
+    """Its data is a path with a session id, no message: masked as text, a session id that
+    looks like a key would break the transport."""
+    pipe = mcp_pipeline(MemoryPins())
+    endpoint = "/messages/?session_id=AKIAIOSFODNN7EXAMPLE"
+    events = [f"event: endpoint\r\ndata: {endpoint}\r\n\r\n".encode(),
+              f"event:endpoint\ndata: {endpoint}\n\n".encode()]
+    _, answers = await answered(pipe, None, ListedResponse(
+        {"content-type": "text/event-stream"}, events), method="GET")
+    assert b"".join(a[1] for a in answers if a[0] == "send") == b"".join(events)
