@@ -15,15 +15,19 @@ The pins live in the store beside approvals, so every worker and replica sees on
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval, ApprovalError, now
+from extproc.exchange.refusal import BadInput
 from extproc.interpret.mcp import UNKNOWN, Declared, Pin, fingerprint
 from extproc.recording import Evidence
+from extproc.store import StoreError
 
 log = logging.getLogger("tollgate.mcp")
 
@@ -32,11 +36,23 @@ RULE = "mcp.tool_definition_changed"
 
 
 class StoredPins:
+    """The pins in the store. A store that cannot answer refuses what needs them (503
+    `tool_pins_unavailable`): what cannot be checked against its pin does not pass."""
+
     def __init__(self, holds: Holds) -> None:
         self._holds = holds
         self._store = holds.store.store
 
     async def declared(self, target: str, name: str) -> tuple[Declared | None, Pin]:
+        with _unavailable():
+            return await self._declared(target, name)
+
+    async def listed(self, target: str, approvers: tuple[str, ...],
+                     tools: list[tuple[str, Declared]], asker: Evidence) -> dict[str, Pin]:
+        with _unavailable():
+            return await self._listed(target, approvers, tools, asker)
+
+    async def _declared(self, target: str, name: str) -> tuple[Declared | None, Pin]:
         rows = await self._store.execute(
             f"SELECT {_COLUMNS} FROM mcp_tools WHERE target = ? AND tool = ?", (target, name))
         if not rows:
@@ -49,8 +65,8 @@ class StoredPins:
             return orjson.loads(seen_definition), _pin("pinned", seen, seen)
         return orjson.loads(seen_definition), _pin("changed", seen, pinned)
 
-    async def listed(self, target: str, approvers: tuple[str, ...],
-                     tools: list[tuple[str, Declared]], asker: Evidence) -> dict[str, Pin]:
+    async def _listed(self, target: str, approvers: tuple[str, ...],
+                      tools: list[tuple[str, Declared]], asker: Evidence) -> dict[str, Pin]:
         rows = {row[0]: row for row in await self._store.execute(
             f"SELECT {_COLUMNS} FROM mcp_tools WHERE target = ?", (target,))}
         found: dict[str, Pin] = {}
@@ -149,6 +165,16 @@ class StoredPins:
             return await self._holds.store.get(approval_id)
         except ApprovalError:  # pruned with old approvals: asked again
             return None
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        raise BadInput(503, "tool_pins_unavailable", "the MCP tool definitions pinned for "
+                       f"this target cannot be read, so nothing is checked against them: "
+                       f"{exc}") from None
 
 
 def _pin(status: Any, fp: str | None, pinned: str | None) -> Pin:

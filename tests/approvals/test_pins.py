@@ -96,3 +96,23 @@ def test_tools_of_other_targets_are_pinned_apart(sqlite_url: str) -> None:
         return await pins.listed("b", APPROVERS, [tool("other")], ASKER)
 
     assert run(sqlite_url, steps)["read_file"]["status"] == "pinned"
+
+
+def test_a_store_that_cannot_answer_refuses_what_needs_the_pins(store_url: str) -> None:
+    """Fail closed: a call or a listing that cannot be checked against its pins does not
+    pass (503, the exchange's refusal), on either backend."""
+    from extproc.exchange.refusal import BadInput
+
+    async def steps(pins: StoredPins, store: Any) -> list[BadInput]:
+        await store.store.execute("DROP TABLE mcp_tools")  # every statement on it fails
+        refused = []
+        for attempt in (pins.declared("tools", "read_file"),
+                        pins.listed("tools", APPROVERS, [tool("v1")], ASKER)):
+            try:
+                await attempt
+            except BadInput as bad:
+                refused.append(bad)
+        return refused
+
+    refused = run(store_url, steps)
+    assert [(r.status, r.error) for r in refused] == [(503, "tool_pins_unavailable")] * 2
