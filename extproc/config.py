@@ -168,10 +168,16 @@ class Match:
 
     route: str | None = None
     cluster: str | None = None
+    # A postgres target's: the database name a client asks for in its startup message
+    # (`psql postgresql://agent@gateway/DATABASE`); Envoy passes PostgreSQL's bytes
+    # through, so no route or cluster names the target.
+    database: str | None = None
 
     def __post_init__(self) -> None:
-        if self.route is None and self.cluster is None:
-            raise Invalid(None, "needs 'route' or 'cluster'")
+        if self.route is None and self.cluster is None and self.database is None:
+            raise Invalid(None, "needs 'route' or 'cluster' (or 'database', for postgres)")
+        if self.database is not None and (self.route is not None or self.cluster is not None):
+            raise Invalid("database", "a database is matched alone, without route or cluster")
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,9 @@ class Credential:
 
     # bearer: `authorization: Bearer <secret>`; basic: the secret is `user:password`,
     # sent as `authorization: Basic base64(...)`; header: the secret as the value of `header`.
-    type: Literal["bearer", "basic", "header"]
+    # password: a postgres target's: the gateway's own password for `postgres.user`
+    # (SCRAM-SHA-256, md5 or cleartext, as the database asks).
+    type: Literal["bearer", "basic", "header", "password"]
     # Where the secret is read from: an environment variable, or a file (relative to the
     # config file; re-read when it changes). Exactly one.
     from_env: str | None = None
@@ -329,7 +337,56 @@ class Mcp:
             raise Invalid("pin_approvers", "is empty: name who approves a changed tool")
 
 
-_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp"}
+@dataclass(frozen=True)
+class PostgresTarget:
+    """How tollgate reaches a `postgres` target's database: with its own role and
+    credential (`credential: {type: password, ...}`, or a client certificate), never the
+    agent's token; the role the agent asks for is a policy input, not a credential."""
+
+    # The database server, HOST:PORT.
+    upstream: str
+    # The gateway's own role on the database.
+    user: str
+    # The database opened there (default: the one the client asked for).
+    database: str | None = None
+    # TLS to the database, as libpq's sslmode: disable, prefer (TLS when offered),
+    # require (TLS, unverified), verify-ca, verify-full (the host name checked too).
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    # The CA that signed the database's certificate (verify-ca, verify-full).
+    ca_file: Path | None = None
+    # A client certificate and its key, for pg_hba's `cert` method.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # SCRAM channel binding (SCRAM-SHA-256-PLUS) over TLS, as libpq's: prefer, require,
+    # disable.
+    channel_binding: Literal["disable", "prefer", "require"] = "prefer"
+    # Take an agent's token over a connection without TLS. Only for local development:
+    # anyone on the path reads the token.
+    plaintext_token: bool = False
+    connect_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            _host_port(self.upstream)
+        except Invalid as exc:
+            raise Invalid("upstream", str(exc)) from None
+        if not self.user:
+            raise Invalid("user", "the gateway's role on the database is needed")
+        if self.sslmode in ("verify-ca", "verify-full") and self.ca_file is None:
+            raise Invalid("ca_file", f"needed for sslmode {self.sslmode}")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise Invalid("key_file", "give both cert_file and key_file, or neither")
+        if self.channel_binding == "require" and self.sslmode == "disable":
+            raise Invalid("channel_binding", "require needs TLS (sslmode is disable)")
+        if self.connect_timeout_seconds <= 0:
+            raise Invalid("connect_timeout_seconds", "must be > 0")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return _host_port(self.upstream)
+
+
+_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp", "postgres": "postgres"}
 
 
 @dataclass(frozen=True)
@@ -342,7 +399,10 @@ class Target:
     # (input.llm: prompts, tools, the model's tool calls), whose prompts are masked too.
     # mcp: a Model Context Protocol server over HTTP (input.mcp: the JSON-RPC message,
     # a tool call read as a model's is; tools/list filtered, tool definitions pinned).
-    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp"] = "http"
+    # postgres: PostgreSQL's wire protocol (psql, psycopg, asyncpg ...), through the
+    # PostgreSQL front (the top-level `postgres`): each statement read into input.sql,
+    # the session into input.postgres, results masked.
+    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -356,10 +416,11 @@ class Target:
     # Client headers removed before the request goes upstream (authorization always is).
     strip_headers: tuple[str, ...] = ()
     # Protocol settings: `sql` for sql-http targets (defaults apply when absent), `k8s`
-    # for k8s targets, `mcp` for mcp targets.
+    # for k8s targets, `mcp` for mcp targets, `postgres` (required) for postgres targets.
     sql: Sql | None = None
     k8s: K8s | None = None
     mcp: Mcp | None = None
+    postgres: PostgresTarget | None = None
     # How an allowed request waits for its record. normal: the exchange is recorded off
     # the request path, in batches (a refusal follows only when the store cannot keep
     # up). strict: the request decision's record is committed before the request
@@ -376,6 +437,7 @@ class Target:
             object.__setattr__(self, "k8s", K8s())
         if self.protocol == "mcp" and self.mcp is None:
             object.__setattr__(self, "mcp", Mcp())
+        self._check_postgres()
         if self.protocol == "mcp" and self.inspect.response != "body":
             raise Invalid("inspect.response", "an mcp target's answers are read (tool lists "
                           "filtered, definitions pinned, server requests decided): body")
@@ -383,6 +445,28 @@ class Target:
             if not _HEADER_NAME.fullmatch(name):
                 raise Invalid("strip_headers", f"not a header name: {name!r}")
         object.__setattr__(self, "strip_headers", tuple(h.lower() for h in self.strip_headers))
+
+    def _check_postgres(self) -> None:
+        """A postgres target is matched by database and reached with a password or a
+        certificate; no other target is."""
+        password = self.credential is not None and self.credential.type == "password"
+        if self.protocol != "postgres":
+            if self.match.database is not None:
+                raise Invalid("match.database", "only used with protocol 'postgres'")
+            if password:
+                raise Invalid("credential.type", "password is for postgres targets")
+            return
+        if self.postgres is None:
+            raise Invalid("postgres", "required for protocol 'postgres' (upstream, user)")
+        if self.match.database is None:
+            raise Invalid("match", "a postgres target is matched by 'database' (the name "
+                          "clients ask for)")
+        if self.credential is not None and not password:
+            raise Invalid("credential.type", "a postgres target's credential is a password "
+                          "(type: password), or none with a client certificate")
+        if self.inspect.response != "body":
+            raise Invalid("inspect.response", "a postgres target's results are read (and "
+                          "masked): body")
 
 
 @dataclass(frozen=True)
@@ -544,6 +628,42 @@ class Recording:
 
 
 @dataclass(frozen=True)
+class PostgresFront:
+    """Where tollgate takes PostgreSQL clients (behind Envoy's tcp_proxy), and how."""
+
+    # Worker i listens on this port + i; Envoy's `tollgate_postgres` cluster lists each.
+    listen: str = "127.0.0.1:10200"
+    # The certificate clients see when they ask for TLS (sslmode=require and up). Without
+    # one, TLS is refused, and only `plaintext_token` targets can be reached.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # The largest protocol message taken (a statement, a COPY row, a result row); a
+    # larger one ends the session with a protocol error.
+    max_message_bytes: int = 16 * 1024 * 1024
+    # How long a client may take from connecting to sending its token.
+    login_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        _host_port(self.listen)
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise Invalid("tls_key_file", "give both tls_cert_file and tls_key_file, or "
+                          "neither")
+        if self.max_message_bytes < 1024:
+            raise Invalid("max_message_bytes", "must be >= 1024")
+        if self.login_seconds <= 0:
+            raise Invalid("login_seconds", "must be > 0")
+
+    @property
+    def port(self) -> int:
+        return _host_port(self.listen)[1]
+
+    def address_of(self, worker: int) -> tuple[str, int]:
+        """Worker `worker`'s address: the listen port + worker."""
+        host, port = _host_port(self.listen)
+        return host, port + worker
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     listen: Listen = field(default_factory=Listen)
@@ -554,6 +674,8 @@ class Config:
     store: Store = field(default_factory=Store)
     recording: Recording = field(default_factory=Recording)
     approvals: Approvals = field(default_factory=Approvals)
+    # The PostgreSQL front; needed when a target speaks protocol postgres.
+    postgres: PostgresFront | None = None
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 
@@ -565,6 +687,12 @@ class Config:
             if target.name in seen:
                 raise Invalid("targets", f"target name {target.name!r} is used twice")
             seen.add(target.name)
+        databases = [t.match.database for t in self.targets if t.match.database]
+        if len(set(databases)) != len(databases):
+            raise Invalid("targets", "two postgres targets match the same database")
+        if databases and self.postgres is None:
+            raise Invalid("postgres", "needed by the postgres targets (where tollgate takes "
+                          "PostgreSQL clients: listen, tls_cert_file, tls_key_file)")
         writer_id, workers = self.recording.writer_id, self.listen.worker_count
         if writer_id is not None and workers > 1 \
                 and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):

@@ -80,7 +80,8 @@ class Injection:
 
     `remove` lists header names (lower-case) to delete; `header` (lower-case) is
     set to `value`, raw bytes ready for `HeaderValue.raw_value`, replacing any
-    value it had. `header` is None for a target without a credential. Remove
+    value it had. `header` is None for a target without a credential, and for a
+    postgres target's password (`value`, UTF-8), which no header carries. Remove
     before set: `header` is in `remove` too, so a client's value never survives
     even if the set were to append. `value` stays out of repr and str.
 
@@ -256,12 +257,13 @@ def _message(target: Target, where: str, exc: _Refused) -> str:
 
 
 def _path(config: Config, path: Path) -> Path:
-    """The file's path relative to the config file's folder, symlinks kept.
+    """The file's path relative to the config file's folder (`~` is the home folder),
+    symlinks kept.
 
     Not `Config.resolve`: that resolves symlinks, which would pin a Kubernetes
     secret to the `..2024_...` directory that is deleted at the next rotation.
     """
-    return Path(os.path.abspath(config.source.parent / path))
+    return Path(os.path.abspath(config.source.parent / path.expanduser()))
 
 
 def _from_env(name: str) -> str:
@@ -320,8 +322,8 @@ def _check(secret: str, kind: str) -> None:
                 f"contains a control character ({what}); CR, LF and NUL would inject headers"
                 + (" (only one trailing newline is removed from a file)" if ch in "\r\n" else "")
             )
-    if kind == "basic":
-        if ":" not in secret:
+    if kind in ("basic", "password"):
+        if kind == "basic" and ":" not in secret:
             raise _Refused("a basic credential must be user:password, and has no colon")
         try:
             secret.encode("utf-8")
@@ -362,6 +364,10 @@ def _injection(target: Target, credential: Credential | None, secret: str | None
     if credential is None or secret is None:
         return Injection(tuple(dict.fromkeys(remove)))
     _check(secret, credential.type)
+    if credential.type == "password":
+        # A database password, for the PostgreSQL front to log in with: no header.
+        return Injection(tuple(dict.fromkeys(remove)), None, secret.encode("utf-8"),
+                         redacted(secret))
     if credential.type == "bearer":
         value = b"Bearer " + secret.encode("ascii")
     elif credential.type == "basic":

@@ -22,6 +22,9 @@ from typing import Any
 import yaml
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
+# Envoy's PostgreSQL listener, and the cluster of tollgate's PostgreSQL front behind it.
+POSTGRES_LISTENER = "postgres"
+POSTGRES_CLUSTER = "tollgate_postgres"
 # jwt_authn's filter name, for per-route configs (`typed_per_filter_config` is keyed by it).
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
 
@@ -48,6 +51,11 @@ class Ports:
     ext_proc: int = 10100  # and the next ones, one per worker
     upstream: int = 10080  # the demo upstream's (cluster demo_upstream)
     mcp: int = 10081  # the demo MCP server's (cluster demo_mcp)
+    # Envoy's PostgreSQL listener (None: the bootstrap's is left out), and tollgate's
+    # PostgreSQL front behind it (cluster tollgate_postgres, one endpoint per worker
+    # from this port).
+    postgres: int | None = None
+    postgres_front: int = 10200
 
 
 def load(path: Path = QUICKSTART) -> dict[str, Any]:
@@ -56,6 +64,12 @@ def load(path: Path = QUICKSTART) -> dict[str, Any]:
 
 def listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
     return bootstrap["static_resources"].get("listeners") or []
+
+
+def http_listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """The listeners with an HTTP connection manager (not PostgreSQL's tcp_proxy)."""
+    names = {name for name, _ in _managers(bootstrap)}
+    return [x for x in listeners(bootstrap) if x.get("name", "(unnamed)") in names]
 
 
 def _managers(bootstrap: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -114,7 +128,8 @@ def _one(found: list[Any], what: str, names: list[str]) -> Any:
 
 
 def _the_listener(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    found = listeners(bootstrap)
+    """The HTTP listener: the only one with an HTTP connection manager."""
+    found = http_listeners(bootstrap)
     return _one(found, "listener", [x.get("name", "(unnamed)") for x in found])
 
 
@@ -144,11 +159,15 @@ def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dict[str, Any]:
-    """A copy of a one-listener bootstrap listening and connecting on `ports`: its
-    listener, admin, the cluster demo_upstream, the cluster demo_mcp (when it has one),
-    and the cluster tollgate_extproc with one endpoint per tollgate worker
-    (ports.ext_proc, and the ports after it)."""
+    """A copy of a bootstrap listening and connecting on `ports`: its HTTP listener,
+    admin, the cluster demo_upstream, the cluster demo_mcp (when it has one), and the
+    cluster tollgate_extproc with one endpoint per tollgate worker (ports.ext_proc, and
+    the ports after it); and Envoy's PostgreSQL listener on `ports.postgres` with the
+    cluster of tollgate's PostgreSQL front, one endpoint per worker from
+    `ports.postgres_front` (both left out when `ports.postgres` is None: nothing
+    serves PostgreSQL)."""
     config = copy.deepcopy(bootstrap)
+    _postgres(config, ports.postgres, [ports.postgres_front + i for i in range(workers)])
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     _the_listener(config)["address"]["socket_address"]["port_value"] = ports.listener
     moved = [(_cluster(config, DEMO_CLUSTER), ports.upstream)]
@@ -161,12 +180,29 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dic
     return with_ext_proc_ports(config, [ports.ext_proc + i for i in range(workers)])
 
 
+def _postgres(config: dict[str, Any], port: int | None, fronts: list[int]) -> None:
+    resources = config["static_resources"]
+    found = [x for x in resources["listeners"] if x.get("name") == POSTGRES_LISTENER]
+    if port is None or not found:
+        resources["listeners"] = [x for x in resources["listeners"] if x not in found]
+        resources["clusters"] = [c for c in resources["clusters"]
+                                 if c.get("name") != POSTGRES_CLUSTER]
+        return
+    found[0]["address"]["socket_address"]["port_value"] = port
+    _spread(_cluster(config, POSTGRES_CLUSTER), fronts)
+
+
 def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
     """A copy whose ext_proc cluster balances between tollgate processes (workers or
     replicas) on `ports` of its first endpoint's address: one endpoint each, as
     SO_REUSEPORT would pin Envoy's few long-lived HTTP/2 connections to one process."""
     config = copy.deepcopy(bootstrap)
-    cluster = _cluster(config, EXT_PROC_CLUSTER)
+    _spread(_cluster(config, EXT_PROC_CLUSTER), ports)
+    return config
+
+
+def _spread(cluster: dict[str, Any], ports: list[int]) -> None:
+    """One endpoint of `cluster` per port, on its first endpoint's address."""
     first = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     endpoints = []
     for port in ports:
@@ -174,7 +210,6 @@ def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str
         endpoint["endpoint"]["address"]["socket_address"]["port_value"] = port
         endpoints.append(endpoint)
     cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": endpoints}]
-    return config
 
 
 def ext_proc_ports(bootstrap: dict[str, Any]) -> set[int]:

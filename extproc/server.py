@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
@@ -27,6 +28,8 @@ from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
 from extproc.policy import open_engine
 from extproc.policy.reload import PolicyReloader
+from extproc.postgres.front import Front as PostgresFront
+from extproc.postgres.front import tls_context
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.recording.writer import default_writer_id
@@ -59,16 +62,18 @@ def hash_key(config: Config) -> bytes | None:
     return None
 
 
-async def serve(config: Config, *, admin_api: bool = True) -> None:
+async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight exchanges and return.
 
     One process, or one worker of several (extproc/workers.py): then `config` is the
-    worker's own, and only worker 0 serves the admin API (`admin_api`)."""
+    worker's own, `worker` its index, and only worker 0 serves the admin API
+    (`admin_api`)."""
     try:
         credentials = CredentialStore.from_config(config)
         key = hash_key(config)
         verifier = approver_verifier(config) if admin_api else None
-    except (CredentialError, ValueError, VerifierError) as exc:
+        postgres = postgres_settings(config)
+    except (CredentialError, ValueError, VerifierError, OSError) as exc:
         raise ServeError(str(exc)) from None
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave
         engine = await open_engine(config.policy, config.policy_dir)
@@ -99,11 +104,10 @@ async def serve(config: Config, *, admin_api: bool = True) -> None:
             raise ServeError(str(exc)) from None
 
         server = grpc.aio.server()
-        ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-            ExtProcServicer(config, engine, telemetry, credentials, masker, recorder, holds,
-                            StoredPins(holds)),
-            server,
-        )
+        servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
+                                   holds, StoredPins(holds))
+        ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
+        front = await start_postgres(config, postgres, worker, servicer, credentials, masker)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -151,8 +155,48 @@ async def serve(config: Config, *, admin_api: bool = True) -> None:
         watching.cancel()
         await health_servicer.enter_graceful_shutdown()
         holds.store.stop_waiting()
+        if front is not None:
+            await front.stop(config.listen.drain_seconds)
         await server.stop(config.listen.drain_seconds)
     log.info("stopped (%d exchanges recorded)", recorder.written)
+
+
+async def start_postgres(
+    config: Config, postgres: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
+    servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
+) -> PostgresFront | None:
+    """The PostgreSQL front, listening, driving the HTTP front's pipeline (None: no
+    postgres target)."""
+    if postgres is None or config.postgres is None:
+        return None
+    front = PostgresFront(config.postgres, worker, servicer.pipeline, postgres[0],
+                          credentials, masker, config.targets, postgres[1], config.resolve)
+    try:
+        await front.start()
+    except OSError as exc:
+        raise ServeError(str(exc)) from None
+    return front
+
+
+def postgres_settings(config: Config) -> tuple[Verifier, ssl.SSLContext | None] | None:
+    """What the PostgreSQL front needs (None: no postgres target): the verifier of
+    agents' tokens, which arrive as passwords where Envoy cannot read them, and the TLS
+    clients see."""
+    front = config.postgres
+    if front is None or not any(t.protocol == "postgres" for t in config.targets):
+        return None
+    bootstrap = config.identity.envoy_bootstrap
+    if bootstrap is None:
+        raise VerifierError(
+            f"{config.source}: identity.envoy_bootstrap: needed by the postgres targets, "
+            "whose agents' tokens tollgate verifies with the jwt_authn providers of that "
+            "Envoy bootstrap (they arrive as passwords, which Envoy does not read)")
+    verifier = Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
+    tls = None
+    if front.tls_cert_file is not None and front.tls_key_file is not None:
+        tls = tls_context(config.resolve(front.tls_cert_file),
+                          config.resolve(front.tls_key_file))
+    return verifier, tls
 
 
 def approver_verifier(config: Config) -> Verifier | None:

@@ -1,5 +1,6 @@
-# SQL (targets of protocol sql-http): decided on the statements PostgreSQL's own
-# parser (or sqlglot, for other dialects) read from the request — input.sql.
+# SQL (targets of protocol sql-http, and postgres: PostgreSQL's wire protocol): decided
+# on the statements PostgreSQL's own parser (or sqlglot, for other dialects) read from
+# the request — input.sql.
 # Every statement counts, those nested in a CTE or under EXPLAIN ANALYZE too.
 package tollgate
 
@@ -13,7 +14,7 @@ denials contains {"rule": "sql.unparseable", "reason": sprintf("unparseable SQL:
 # A SQL target whose request arrives without the interpreter's reading (a tollgate
 # too old for this pack, a hand-built input) cannot be judged either.
 denials contains {"rule": "sql.unread", "reason": "the request's SQL was not read (input.sql missing)"} if {
-	input.target.protocol == "sql-http"
+	input.target.protocol in {"sql-http", "postgres"}
 	not sql_read
 }
 

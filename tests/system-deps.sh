@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # What the test suite needs from the system, beyond what pip installs: Debian's Chromium,
 # which tests/e2e/test_approvals_page.py drives through Playwright (Playwright never downloads
-# a browser here, and those tests fail, not skip, without it). `make test` runs this
-# every time: with Chromium there, it returns at once.
+# a browser here, and those tests fail, not skip, without it), and Debian's
+# postgresql-client, whose psql the PostgreSQL front's tests use as agents do. `make test`
+# runs this every time: with both there, it returns at once.
 set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
-[ -x "$CHROMIUM" ] && exit 0
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v psql >/dev/null || missing+=(postgresql-client)
+[ ${#missing[@]} -eq 0 ] && exit 0
 
 say() { echo "make test: $*" >&2; }
 if ! command -v apt-get >/dev/null; then
-    say "the approvals page tests need Chromium at $CHROMIUM; install it with your"
-    say "distribution's package manager (Debian and Ubuntu: apt-get install chromium)"
+    say "the tests need ${missing[*]}; install them with your distribution's package"
+    say "manager (Debian and Ubuntu: apt-get install ${missing[*]})"
     exit 1
 fi
 if [ "$(id -u)" -eq 0 ]; then
@@ -19,19 +23,20 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
     as_root=(sudo env)
 else
-    say "the approvals page tests need Debian's Chromium ($CHROMIUM), and installing it"
-    say "needs root. Run once, then make test again:"
-    say "  sudo apt-get update && sudo apt-get install -y chromium"
+    say "the tests need Debian's ${missing[*]}, and installing them needs root."
+    say "Run once, then make test again:"
+    say "  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
     exit 1
 fi
 # apt's hundreds of lines go to a log, shown only if the install fails.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 apt_get() { "${as_root[@]}" DEBIAN_FRONTEND=noninteractive apt-get -q "$@" >>"$log" 2>&1; }
-say "installing Debian's Chromium for the approvals page tests (about a minute)"
+say "installing Debian's ${missing[*]} for the tests (about a minute)"
 # The package lists may be stale or absent on a fresh machine: refresh them only if needed.
-if ! apt_get install -y chromium && ! { apt_get update && apt_get install -y chromium; }; then
+if ! apt_get install -y "${missing[@]}" \
+        && ! { apt_get update && apt_get install -y "${missing[@]}"; }; then
     tail -n 30 "$log" >&2
-    say "installing chromium failed (apt-get's last lines above)"
+    say "installing ${missing[*]} failed (apt-get's last lines above)"
     exit 1
 fi

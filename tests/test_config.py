@@ -16,6 +16,53 @@ from extproc.cli import QUICKSTART_CONFIG
 MINIMAL = {"targets": [{"name": "demo", "match": {"route": "demo"}}]}
 
 
+PG = {"name": "db", "protocol": "postgres", "match": {"database": "shop"},
+      "postgres": {"upstream": "127.0.0.1:5432", "user": "gateway"}}
+PG_FRONT = {"postgres": {"tls_cert_file": "c.pem", "tls_key_file": "k.pem"}}
+POSTGRES_MISTAKES = [
+    ({"targets": [PG]}, "postgres: needed by the postgres targets"),
+    ({**PG_FRONT, "targets": [{**PG, "postgres": None}]},
+     "targets[0].postgres: required for protocol 'postgres'"),
+    ({**PG_FRONT, "targets": [{**PG, "match": {"route": "db"}}]},
+     "targets[0].match: a postgres target is matched by 'database'"),
+    ({**PG_FRONT, "targets": [{**PG, "match": {"database": "x", "route": "db"}}]},
+     "targets[0].match.database: a database is matched alone"),
+    ({**PG_FRONT, "targets": [{"name": "a", "match": {"database": "x"}}]},
+     "targets[0].match.database: only used with protocol 'postgres'"),
+    ({**PG_FRONT, "targets": [PG, {**PG, "name": "db2"}]},
+     "targets: two postgres targets match the same database"),
+    ({**PG_FRONT, "targets": [{**PG, "credential": {"type": "bearer", "from_env": "X"}}]},
+     "targets[0].credential.type: a postgres target's credential is a password"),
+    ({**PG_FRONT, "targets": [{"name": "a", "match": {"route": "a"},
+                               "credential": {"type": "password", "from_env": "X"}}]},
+     "targets[0].credential.type: password is for postgres targets"),
+    ({**PG_FRONT, "targets": [{**PG, "postgres": {"upstream": "db", "user": "g"}}]},
+     "targets[0].postgres.upstream: expected HOST:PORT"),
+    ({**PG_FRONT, "targets": [{**PG, "postgres": {"upstream": "db:5432", "user": "g",
+                                                  "sslmode": "verify-full"}}]},
+     "targets[0].postgres.ca_file: needed for sslmode verify-full"),
+    ({**PG_FRONT, "targets": [{**PG, "postgres": {"upstream": "db:5432", "user": "g",
+                                                  "sslmode": "disable",
+                                                  "channel_binding": "require"}}]},
+     "targets[0].postgres.channel_binding: require needs TLS"),
+    ({"postgres": {"tls_cert_file": "c.pem"}, "targets": [PG]},
+     "postgres.tls_key_file: give both tls_cert_file and tls_key_file"),
+    ({"postgres": {"max_message_bytes": 10}, "targets": [PG]},
+     "postgres.max_message_bytes: must be >= 1024"),
+]
+
+
+def test_a_postgres_target_takes_its_defaults(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, {**PG_FRONT, "targets": [PG]}))
+    settings = loaded.targets[0].postgres
+    assert settings is not None
+    assert (settings.sslmode, settings.channel_binding, settings.plaintext_token) == (
+        "prefer", "prefer", False)
+    assert settings.address == ("127.0.0.1", 5432)
+    assert loaded.postgres is not None
+    assert loaded.postgres.address_of(2) == ("127.0.0.1", 10202)
+
+
 def write(tmp_path: Path, data: object) -> Path:
     path = tmp_path / "tollgate.yaml"
     path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
@@ -68,7 +115,7 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     cfg = config.load(QUICKSTART_CONFIG)
     assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
     assert [(t.name, t.protocol) for t in cfg.targets] == [
-        ("llm", "llm"), ("demo", "sql-http"), ("tools", "mcp")]
+        ("llm", "llm"), ("demo", "sql-http"), ("tools", "mcp"), ("demo-db", "postgres")]
 
 
 @pytest.mark.parametrize(
@@ -91,6 +138,7 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
          f"{'w' * 62}-w<worker>: at most 64 characters"),
         ({"targets": [{"name": "a"}]}, "targets[0].match: required key is missing"),
         ({"targets": [{"name": "a", "match": {}}]}, "targets[0].match: needs 'route' or 'cluster'"),
+        *POSTGRES_MISTAKES,
         ({"targets": [{"name": "a", "match": {"route": "a"}, "fail_mode": "opn"}]},
          "targets[0].fail_mode: expected one of 'closed', 'open', got 'opn'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "inspect": {"response": "all"}}]},
@@ -118,7 +166,8 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
          "policy.timeout_seconds: must be > 0"),
         ({**MINIMAL, "policy": {"watch_seconds": -1}}, "policy.watch_seconds: must be >= 0"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql"}]},
-         "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', 'mcp', got 'sql'"),
+         "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', 'mcp', "
+         "'postgres', got 'sql'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "sql": {"dialect": "sqlite"}}]},
          "targets[0].sql: only used with protocol 'sql-http'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "mcp": {}}]},

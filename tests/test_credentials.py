@@ -518,3 +518,16 @@ def test_repr_str_and_logs_never_show_a_secret(
     # ...while the log does say which value each target serves.
     assert "credential for target a loaded from" in caplog.text
     assert redacted(BASIC) in caplog.text and redacted(TOKEN3) in caplog.text
+
+
+def test_a_file_under_the_home_folder_is_read_from_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`~/...` is the home folder, as for the config's other paths (the quickstart's
+    demo database password lives in ~/.tollgate)."""
+    home = tmp_path / "home"
+    (home / ".tollgate").mkdir(parents=True)
+    (home / ".tollgate" / "token").write_text("s3cret-from-home")
+    monkeypatch.setenv("HOME", str(home))
+    store = CredentialStore.from_config(
+        config(tmp_path / "conf", {"type": "bearer", "from_file": "~/.tollgate/token"}))
+    assert store.injection("orders").value == b"Bearer s3cret-from-home"

@@ -175,11 +175,13 @@ def test_deploy_config_targets_match_envoy_routes() -> None:
 
 
 def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """The bootstrap less what deploy.yaml may change: addresses, discovery, and which
-    and how many tollgate workers' ports it lists."""
+    """The bootstrap less what deploy.yaml may change: addresses, discovery, which and
+    how many tollgate workers' ports it lists, and the port PostgreSQL clients use."""
     bootstrap["admin"]["address"]["socket_address"]["address"] = "*"
     for listener in bootstrap["static_resources"]["listeners"]:
         listener["address"]["socket_address"]["address"] = "*"
+        if listener["name"] == "postgres":  # PostgreSQL's own port where nothing else is
+            listener["address"]["socket_address"]["port_value"] = "*"
     for cluster in bootstrap["static_resources"]["clusters"]:
         for key in ("type", "dns_refresh_rate", "dns_lookup_family",
                     "ignore_health_on_host_removal"):
@@ -189,7 +191,7 @@ def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
             for endpoint in group["lb_endpoints"]:
                 address = endpoint["endpoint"]["address"]["socket_address"]
                 address["address"] = "*"
-                if cluster["name"] == "tollgate_extproc":
+                if cluster["name"] in ("tollgate_extproc", "tollgate_postgres"):
                     address["port_value"] = "*"
     return bootstrap
 
@@ -205,12 +207,15 @@ def test_deploy_bootstrap_addresses() -> None:
     bootstrap = load_yaml(BOOTSTRAP)
     assert bootstrap["admin"]["address"]["socket_address"] == {
         "address": "0.0.0.0", "port_value": 9901}
-    (listener,) = bootstrap["static_resources"]["listeners"]
-    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 10000}
+    listeners = {x["name"]: x["address"]["socket_address"]
+                 for x in bootstrap["static_resources"]["listeners"]}
+    assert listeners == {"ingress": {"address": "0.0.0.0", "port_value": 10000},
+                         "postgres": {"address": "0.0.0.0", "port_value": 5432}}
     by_name = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
     assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
                            "demo_upstream": ("demo-upstream", [10080]),
-                           "demo_mcp": ("demo-mcp", [10081])}
+                           "demo_mcp": ("demo-mcp", [10081]),
+                           "tollgate_postgres": ("tollgate", [10200, 10201])}
     for cluster in by_name.values():
         assert cluster["type"] == "STRICT_DNS"
         # tollgate and the demo servers listen on IPv4 only.
@@ -421,8 +426,14 @@ def test_compose_names_and_ports_agree_with_the_bootstrap() -> None:
     bootstrap = load_yaml(BOOTSTRAP)
     assert published == {
         bootstrap["admin"]["address"]["socket_address"]["port_value"],
-        bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"],
+        *(x["address"]["socket_address"]["port_value"]
+          for x in bootstrap["static_resources"]["listeners"]),
     }
+    postgres_host, postgres_ports = endpoints()["tollgate_postgres"]
+    assert postgres_host == tollgate_host
+    front = deploy_config().postgres
+    assert front is not None
+    assert [front.address_of(i)[1] for i in range(len(postgres_ports))] == postgres_ports
     jaeger_ports = {int(p.split(":")[-1]) for p in services["jaeger"]["ports"]}
     assert {16686, otlp_host_port()[1]} <= jaeger_ports
 
@@ -612,6 +623,9 @@ def test_k8s_tollgate_is_a_headless_service_envoy_resolves(
     rendered: list[dict[str, Any]],
 ) -> None:
     host, ports = endpoints()["tollgate_extproc"]
+    postgres_host, postgres_ports = endpoints()["tollgate_postgres"]
+    assert postgres_host == host
+    ports = ports + postgres_ports  # the ext_proc workers', then the PostgreSQL front's
     service = find(rendered, "Service", host)
     assert service["spec"].get("clusterIP") == "None", "Envoy would see one address, not pods"
     assert [p["port"] for p in service["spec"]["ports"]] == ports
@@ -1026,3 +1040,15 @@ def test_compose_postgres_health_check_answers_as_postgres_does() -> None:
     argv = [pg_isready, *test[2:]]
     assert run([*argv, "-p", str(url.port)], timeout=30).returncode == 0
     assert run([*argv, "-p", str(stack.free_port())], timeout=30).returncode != 0
+
+
+def test_k8s_envoy_service_serves_every_listener(rendered: list[dict[str, Any]]) -> None:
+    """The envoy Service and container name a port for each of envoy/deploy.yaml's
+    listeners: HTTP, and PostgreSQL's tcp_proxy."""
+    listening = sorted(x["address"]["socket_address"]["port_value"]
+                       for x in load_yaml(BOOTSTRAP)["static_resources"]["listeners"])
+    service = find(rendered, "Service", "envoy")
+    (container,) = [c for c in pod_spec(rendered, "envoy")["containers"] if c["name"] == "envoy"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert sorted(p["port"] for p in service["spec"]["ports"]) == listening
+    assert sorted(named[p["targetPort"]] for p in service["spec"]["ports"]) == listening

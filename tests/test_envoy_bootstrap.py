@@ -19,7 +19,7 @@ def two_listeners() -> dict[str, Any]:
 
 
 def test_a_tls_twin_serves_the_same_routes_and_filters_on_its_own_port() -> None:
-    plain, secure = eb.listeners(two_listeners())
+    plain, secure = eb.http_listeners(two_listeners())
     assert (plain["name"], secure["name"]) == ("ingress", "ingress_tls")
     assert secure["address"]["socket_address"]["port_value"] == 10443
     assert "transport_socket" not in plain["filter_chains"][0]
@@ -31,7 +31,7 @@ def test_a_tls_twin_serves_the_same_routes_and_filters_on_its_own_port() -> None
 
 def test_readers_go_over_every_listener_and_filter_chain() -> None:
     config = two_listeners()
-    _, secure = eb.listeners(config)
+    _, secure = eb.http_listeners(config)
     # A listener whose second filter chain, and default one, hold connection managers.
     secure["filter_chains"].append(copy.deepcopy(secure["filter_chains"][0]))
     secure["default_filter_chain"] = copy.deepcopy(secure["filter_chains"][0])
@@ -142,3 +142,20 @@ def test_with_routes_adds_the_routes_to_every_connection_manager() -> None:
     config = eb.with_routes(two_listeners(), [route])
     for manager in eb.connection_managers(config):
         assert manager["route_config"]["virtual_hosts"][0]["routes"][0] == route
+
+
+def test_with_ports_serves_postgresql_only_when_asked() -> None:
+    """The PostgreSQL listener and the front's cluster (one endpoint per worker) where
+    tollgate serves PostgreSQL; neither where it does not, so no listener hands
+    clients to a front that is not there."""
+    served = eb.with_ports(eb.load(), eb.Ports(postgres=7, postgres_front=20), workers=3)
+    by_name = {x["name"]: x for x in eb.listeners(served)}
+    assert by_name[eb.POSTGRES_LISTENER]["address"]["socket_address"]["port_value"] == 7
+    (cluster,) = [c for c in served["static_resources"]["clusters"]
+                  if c["name"] == eb.POSTGRES_CLUSTER]
+    (group,) = cluster["load_assignment"]["endpoints"]
+    assert [e["endpoint"]["address"]["socket_address"]["port_value"]
+            for e in group["lb_endpoints"]] == [20, 21, 22]
+    unserved = eb.with_ports(eb.load(), eb.Ports())
+    assert [x["name"] for x in eb.listeners(unserved)] == ["ingress"]
+    assert eb.POSTGRES_CLUSTER not in {c["name"] for c in unserved["static_resources"]["clusters"]}

@@ -92,7 +92,14 @@ class Verifier:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("an approver's token is needed: Authorization: Bearer <token>")
-        token = token.strip()
+        identity = identity_of(await self.claims(token.strip()), self._settings)
+        if not identity["authenticated"]:  # `sub` present but empty
+            raise AuthError(NO_SUBJECT)
+        return identity
+
+    async def claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token that verifies (AuthError if it does not): an approver's,
+        or an agent's that arrived where Envoy cannot read it (PostgreSQL's password)."""
         try:
             header = jwt.get_unverified_header(token)
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
@@ -107,7 +114,7 @@ class Verifier:
         key = (await asyncio.to_thread(provider.key_for, header.get("kid"), algorithm)
                if provider.remote else provider.key_for(header.get("kid"), algorithm))
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=[algorithm], issuer=provider.issuer,
                 audience=list(provider.audiences) or None, leeway=provider.skew,
                 options={"require": ["exp", "sub"], "verify_aud": bool(provider.audiences)},
@@ -118,10 +125,7 @@ class Verifier:
                 provider.max_lifetime):
             raise AuthError(f"the token expires more than {provider.max_lifetime:g} s ahead "
                             "(the issuer's max_lifetime)")
-        identity = identity_of(claims, self._settings)
-        if not identity["authenticated"]:  # `sub` present but empty
-            raise AuthError(NO_SUBJECT)
-        return identity
+        return claims
 
 
 def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:

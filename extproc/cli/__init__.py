@@ -116,7 +116,7 @@ def _serve(config: config_module.Config, args: argparse.Namespace) -> int:
         workers.end_with_supervisor()
         config = workers.worker_config(config, worker)
     try:
-        uvloop.run(serve(config, admin_api=worker in (None, 0)))
+        uvloop.run(serve(config, admin_api=worker in (None, 0), worker=worker or 0))
     except (PolicyLoadError, ServeError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
         return 2

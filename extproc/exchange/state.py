@@ -68,6 +68,9 @@ class Exchange:
     response: Response | None = None
     # What the interpreter read the request (and response) to mean: input.sql, .k8s, .llm.
     meaning: Any = None
+    # What the front knows beyond the request, for the policy (input.postgres: the
+    # PostgreSQL session the statement runs in); None where the protocol has none.
+    context: Any = None
     # How much of the response tollgate reads: none, headers, body.
     response_mode: str = "body"
     decisions: list[Decision] = field(default_factory=list)
@@ -104,7 +107,7 @@ class Exchange:
         assert self.request is not None, "a decision needs the request"
         approval = self.approval.for_policy() if self.approval is not None else None
         return self.encoder.encode(phase, self.identity, self.request, self.response,
-                                   self.meaning, approval)
+                                   self.meaning, approval, self.context)
 
     def decided(self, phase: str, decision: Decision, revision: str, duration_us: int) -> None:
         """A decision: in the span (an event, the closing attributes) and in the record."""

@@ -64,6 +64,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             *(t.credential.header_name for t in config.targets if t.credential),
         ]))
 
+    @property
+    def pipeline(self) -> Pipeline:
+        """The exchange pipeline, which the process's other fronts drive too."""
+        return self._pipeline
+
     async def Process(
         self, requests: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ProcessingResponse]:

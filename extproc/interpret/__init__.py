@@ -96,35 +96,15 @@ class SqlHttp(_Plain):
 
     def request(self, request: Request) -> SqlReading:
         body_texts, problem = self._body_texts(request)
-        statements: list[Statement] = []
-        error = problem
-        for text in self._query_texts(request) + body_texts:
-            if len(text) > self._settings.max_bytes:
-                error = error or (f"SQL text of {len(text)} characters exceeds this target's "
-                                  f"limit of {self._settings.max_bytes} (sql.max_bytes)")
-                continue
-            found = self._analyze(text, self._settings.dialect)
-            statements += found["statements"]
-            error = error or found["error"]
-        if len(statements) > self._settings.max_statements:
-            error = error or (f"{len(statements)} SQL statements exceed this target's limit "
-                              f"of {self._settings.max_statements} (sql.max_statements)")
-        return {
-            "dialect": self._settings.dialect,
-            "statements": [] if error else statements,
-            "multiple": sum(not s["nested"] for s in statements) > 1,
-            "error": error,
-            "unread_write": error is None and request["method"] not in _READ_METHODS
-            and not (body_texts and self._runs_sql(request["path"])),
-        }
+        reading = read_sql(self._query_texts(request) + body_texts, self._settings,
+                           self._analyze, problem)
+        reading["unread_write"] = (reading["error"] is None
+                                   and request["method"] not in _READ_METHODS
+                                   and not (body_texts and self._runs_sql(request["path"])))
+        return reading
 
     def attributes(self, meaning: SqlReading) -> dict[str, Any]:
-        statements = meaning["statements"]
-        return {
-            "tollgate.sql.kinds": tuple(s["kind"] for s in statements),
-            "tollgate.sql.tables": tuple(sorted({t for s in statements for t in s["tables"]})),
-            **({"tollgate.sql.error": meaning["error"]} if meaning["error"] else {}),
-        }
+        return sql_attributes(meaning)
 
     def _query_texts(self, request: Request) -> list[str]:
         """The SQL texts of the query parameter the target names, in any case (`?SQL=`)."""
@@ -179,6 +159,65 @@ class SqlHttp(_Plain):
             elif value is not None:
                 return f"the body's {field_name} field is a JSON {json_type(value)}, not a string"
         return None
+
+
+def sql_attributes(meaning: SqlReading) -> dict[str, Any]:
+    """A SQL reading in brief, for the span: the kinds and tables of its statements."""
+    statements = meaning["statements"]
+    return {
+        "tollgate.sql.kinds": tuple(s["kind"] for s in statements),
+        "tollgate.sql.tables": tuple(sorted({t for s in statements for t in s["tables"]})),
+        **({"tollgate.sql.error": meaning["error"]} if meaning["error"] else {}),
+    }
+
+
+def read_sql(texts: list[str], settings: Sql, analyze: Callable[[str, str], Any],
+             problem: str | None = None) -> SqlReading:
+    """`input.sql` for these texts, within the settings' limits (a text or a count over
+    them is an error, which the pack refuses); `problem`: an error found before."""
+    statements: list[Statement] = []
+    error = problem
+    for text in texts:
+        if len(text) > settings.max_bytes:
+            error = error or (f"SQL text of {len(text)} characters exceeds this target's "
+                              f"limit of {settings.max_bytes} (sql.max_bytes)")
+            continue
+        found = analyze(text, settings.dialect)
+        statements += found["statements"]
+        error = error or found["error"]
+    if len(statements) > settings.max_statements:
+        error = error or (f"{len(statements)} SQL statements exceed this target's limit "
+                          f"of {settings.max_statements} (sql.max_statements)")
+    return {
+        "dialect": settings.dialect,
+        "statements": [] if error else statements,
+        "multiple": sum(not s["nested"] for s in statements) > 1,
+        "error": error,
+        "unread_write": False,
+    }
+
+
+class PostgresSql(_Plain):
+    """SQL from PostgreSQL's wire protocol: the text of a Query, or of a Parse (a
+    prepared statement), as the PostgreSQL front puts it in the request's body. Read by
+    PostgreSQL's own parser, as the database will read it."""
+
+    key = "sql"
+
+    def __init__(self, settings: Sql) -> None:
+        from extproc.interpret import sql
+
+        sql.load("postgres")
+        self._analyze = sql.analyze
+        self._settings = settings
+
+    def request(self, request: Request) -> SqlReading:
+        body = request["body"]
+        return read_sql([body] if isinstance(body, str) else [], self._settings,
+                        self._analyze)
+
+    def attributes(self, meaning: SqlReading) -> dict[str, Any]:
+        return sql_attributes(meaning)
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -453,8 +492,11 @@ def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter
         return Llm()
     if target.protocol == "mcp" and target.mcp is not None:
         return Mcp(target.mcp, target.name, pins)
+    if target.protocol == "postgres":
+        return PostgresSql(Sql())
     return None
 
 
-KEYS = ("sql", "k8s", "llm", "mcp")
-"""Every key an interpreter may fill; the others are null in a target's input."""
+KEYS = ("sql", "k8s", "llm", "mcp", "postgres")
+"""Every key an interpreter (or a front: `postgres`) may fill; the others are null in a
+target's input."""

@@ -14,6 +14,9 @@ from extproc.config import Target
 from extproc.identity import Who
 from extproc.interpret import KEYS
 
+# The key of the front's own context in the input, by target protocol.
+CONTEXT_KEYS = {"postgres": "postgres"}
+
 
 class Request(TypedDict):
     """`input.request`: headers without pseudo-headers, secrets redacted; `body` decoded
@@ -58,6 +61,9 @@ class TargetInput(TypedDict):
 
 class InputEncoder:
     def __init__(self, target: Target, meaning_key: str | None = None) -> None:
+        # What a front knows of the exchange beyond the request (a PostgreSQL session:
+        # input.postgres), for the protocols that have it.
+        context_key = CONTEXT_KEYS.get(target.protocol)
         target_input: TargetInput = {
             "name": target.name,
             "protocol": target.protocol,
@@ -67,21 +73,25 @@ class InputEncoder:
         static = {
             "target": target_input,
             # What other protocols' interpreters would fill, null for this target.
-            **{key: None for key in KEYS if key != meaning_key},
+            **{key: None for key in KEYS if key not in (meaning_key, context_key)},
         }
         self._prefix = jsonenc.dumps(static)[:-1]  # without the closing brace
         # What the pack reads to say whether it decides this target's responses.
         self.target_json = jsonenc.dumps({"target": target_input})
         self._meaning = f',"{meaning_key}":' if meaning_key else ""
+        self._context = f',"{context_key}":' if context_key else ""
 
     def encode(
         self, phase: str, identity: Who, request: Request, response: Response | None,
         meaning: Any = None,
-        approval: ApprovalInput | None = None,
+        approval: ApprovalInput | None = None, context: Any = None,
     ) -> str:
         """`approval`: the approval that let a held request through (null before one did,
-        so always null in the request phase's first decision)."""
+        so always null in the request phase's first decision); `context`: the front's
+        (input.postgres), for a protocol that has one."""
         meaning_json = f"{self._meaning}{jsonenc.dumps(meaning)}" if self._meaning else ""
+        if self._context:
+            meaning_json += f"{self._context}{jsonenc.dumps(context)}"
         return (
             f'{self._prefix},"phase":"{phase}","identity":{jsonenc.dumps(identity)},'
             f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)},'

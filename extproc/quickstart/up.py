@@ -1,5 +1,5 @@
-"""`tollgate up`: the quickstart — Envoy, tollgate, the demo upstream and the demo MCP
-server on 127.0.0.1."""
+"""`tollgate up`: the quickstart — Envoy, tollgate, the demo upstream, the demo MCP
+server and the demo PostgreSQL database on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 from extproc import envoy_bootstrap
-from extproc.config import Config
-from extproc.quickstart import dev_tokens, stack
+from extproc.config import Config, PostgresFront
+from extproc.quickstart import demo_postgres, dev_tokens, stack
 
 CURL_LINES = """\
 Tollgate is up. Every request needs a token; this one (sub "you", group "agents",
@@ -54,6 +54,12 @@ http://127.0.0.1:{listener}/mcp, with the same token in an Authorization header.
 `mcp` SDK in .venv:
 
 {mcp_snippet}
+A PostgreSQL database too (demo-db): psql, psycopg or asyncpg with the token as the
+password, over TLS. SELECT the customers (masked), try DROP TABLE customers (refused,
+and the session goes on) and DELETE FROM customers (held for the dba, as above):
+
+  psql "postgresql://you:$TOKEN@127.0.0.1:{postgres}/shop?sslmode=require"
+
 A rug pull: on the MCP server's own port, this changes read_file's description behind
 the gateway's back; list the tools again to see what tollgate does with the new one:
 
@@ -79,6 +85,12 @@ async def main():
 asyncio.run(main())
 EOF
 """
+# The demo database's port, behind the gateway (extproc/quickstart/quickstart.yaml's
+# demo-db target), and Envoy's PostgreSQL listener's (envoy/quickstart.yaml).
+DEMO_POSTGRES_PORT = 10432
+POSTGRES_PORT = 15432
+# The target of the demo database (its credential: the gateway's password for it).
+DEMO_DB_TARGET = "demo-db"
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
 APPROVER = ("dana", ["dba"])
 TOKEN_TTL_SECONDS = 8 * 3600
@@ -101,8 +113,12 @@ def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
 
 
 def run_quickstart(config: Config) -> int:
-    ports = envoy_bootstrap.Ports(ext_proc=config.listen.grpc_port)
     workers = config.listen.worker_count
+    front = config.postgres
+    ports = envoy_bootstrap.Ports(
+        ext_proc=config.listen.grpc_port,
+        postgres=POSTGRES_PORT if front is not None else None,
+        postgres_front=front.address_of(0)[1] if front is not None else 0)
     roles = {
         ports.listener: "the Envoy listener",
         ports.admin: "the Envoy admin interface",
@@ -111,6 +127,11 @@ def run_quickstart(config: Config) -> int:
         ports.upstream: "the demo upstream",
         ports.mcp: "the demo MCP server",
     }
+    if front is not None:
+        roles[POSTGRES_PORT] = "Envoy's PostgreSQL listener"
+        roles.update({front.address_of(i)[1]: f"tollgate's PostgreSQL front (worker {i})"
+                      for i in range(workers)})
+        roles[DEMO_POSTGRES_PORT] = "the demo PostgreSQL database"
     if config.listen.admin_port is not None:
         roles[config.listen.admin_port] = "tollgate's admin API (approvals)"
     taken = [f"{port} ({role})" for port, role in roles.items() if stack.port_in_use(port)]
@@ -147,11 +168,15 @@ def run_quickstart(config: Config) -> int:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_demo_mcp(ports.mcp, Path(tmp) / "mcp-files",
                                                   log_dir=None))
+            demo_database = _demo_database(config, front, Path(tmp)) if front else None
+            if demo_database is not None:
+                processes.append(demo_database)
             processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None,
                                                   workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
             print(CURL_LINES.format(
                 listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
+                postgres=POSTGRES_PORT,
                 approver_token=approver_token, approvals=config.approvals_url,
                 mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
             ), flush=True)
@@ -172,3 +197,19 @@ def run_quickstart(config: Config) -> int:
         finally:
             for process in reversed(processes):
                 process.stop()
+
+
+def _demo_database(config: Config, front: PostgresFront, tmp: Path) -> stack.Process | None:
+    """The demo database of the config's demo-db target (none without one), with the
+    target's password for the gateway's role; and the certificate the gateway shows
+    PostgreSQL clients (made on first start)."""
+    if front.tls_cert_file is not None and front.tls_key_file is not None:
+        demo_postgres.certificate(config.resolve(front.tls_cert_file),
+                                  config.resolve(front.tls_key_file))
+    target = next((t for t in config.targets if t.name == DEMO_DB_TARGET), None)
+    if target is None or target.credential is None or target.credential.from_file is None:
+        return None
+    password = config.resolve(target.credential.from_file).read_text().strip()
+    # Its log stays in the temporary folder: the terminal shows the gateway's lines.
+    return demo_postgres.start(DEMO_POSTGRES_PORT, tmp / "demo-postgres", password,
+                               log_dir=tmp)

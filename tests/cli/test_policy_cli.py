@@ -40,7 +40,7 @@ DROP_INPUT = {
     "request": DROP_REQUEST,
     "response": None,
     "sql": SqlHttp(Sql()).request(DROP_REQUEST),
-    "k8s": None, "llm": None, "mcp": None, "approval": None,
+    "k8s": None, "llm": None, "mcp": None, "postgres": None, "approval": None,
 }
 GET_INPUT = {
     **DROP_INPUT,

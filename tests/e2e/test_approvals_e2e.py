@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import jwt
@@ -45,22 +45,26 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Iterator[Gateway]:  # 
         yield running
 
 
-class Held:
-    """A request sent in a thread of its own: it waits while tollgate holds it."""
+T = TypeVar("T")
 
-    def __init__(self, send: Callable[[], Reply]) -> None:
-        self.reply: Reply | None = None
+
+class Held(Generic[T]):
+    """A request sent in a thread of its own (an HTTP request, a SQL statement): it
+    waits while tollgate holds it."""
+
+    def __init__(self, send: Callable[[], T]) -> None:
+        self.reply: T | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(send,), daemon=True)
         self._thread.start()
 
-    def _run(self, send: Callable[[], Reply]) -> None:
+    def _run(self, send: Callable[[], T]) -> None:
         try:
             self.reply = send()
         except BaseException as exc:  # surfaced by result()
             self.error = exc
 
-    def result(self, timeout: float = 40) -> Reply:
+    def result(self, timeout: float = 40) -> T:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "the held request never got an answer"
         if self.error is not None:

@@ -514,7 +514,8 @@ VALID_INPUT: dict[str, Any] = {
     "identity": {"authenticated": False},
     "target": {"name": "demo", "protocol": "http", "environment": "dev", "labels": {}},
     "request": {"method": "GET", "path": "/", "query": {}, "headers": {}, "body": None},
-    "response": None, "sql": None, "k8s": None, "llm": None, "mcp": None, "approval": None,
+    "response": None, "sql": None, "k8s": None, "llm": None, "mcp": None, "postgres": None,
+    "approval": None,
 }
 
 

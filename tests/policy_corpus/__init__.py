@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from extproc.config import K8s, Match, Mcp, Policy, Sql, Target
+from extproc.config import K8s, Match, Mcp, Policy, PostgresTarget, Sql, Target
 from extproc.http.body_masking import is_event_stream
 from extproc.http.message import (
     decode_request_body,
@@ -83,6 +83,15 @@ MASK_ALL = {
                 "slack_token", "stripe_key", "openai_key", "jwt", "private_key",
                 "connection_password", "credit_card", "us_ssn", "iban"],
     "strategy": "redact",
+}
+
+
+# input.postgres of a case on a postgres target that does not give its own: psql's
+# simple Query, outside a transaction, over TLS.
+DEFAULT_SESSION = {
+    "database": "shop", "role": "analyst", "application_name": "psql",
+    "session_id": "pg-corpus", "message": "query", "statement_name": None,
+    "transaction_status": "idle", "tls": True,
 }
 
 
@@ -212,7 +221,7 @@ def target_of(spec: dict[str, Any]) -> Target:
     protocol = overrides.get("protocol", "sql-http")
     return Target(
         name=overrides.get("name", "orders-sql"),
-        match=Match(route="orders"),
+        match=Match(database="shop") if protocol == "postgres" else Match(route="orders"),
         protocol=protocol,
         environment=overrides.get("environment", "prod"),
         labels=overrides.get("labels", {}),
@@ -220,6 +229,9 @@ def target_of(spec: dict[str, Any]) -> Target:
         k8s=K8s(**overrides["k8s"]) if "k8s" in overrides else None,
         mcp=Mcp(**{k: tuple(v) for k, v in overrides["mcp"].items()})
         if "mcp" in overrides else None,
+        # The database a postgres target reaches: no engine reads it.
+        postgres=PostgresTarget(upstream="127.0.0.1:5432", user="tollgate")
+        if protocol == "postgres" else None,
     )
 
 
@@ -255,7 +267,10 @@ def policy_input(spec: dict[str, Any]) -> str:
             meaning = _mcp_meaning(interpreter, meaning, spec)
     identity = spec.get("identity", ANONYMOUS)
     key = interpreter.key if interpreter is not None else None
-    return InputEncoder(target, key).encode(phase, identity, request, response, meaning)
+    # A postgres target's session (input.postgres), as its front builds it.
+    context = spec.get("postgres", DEFAULT_SESSION) if target.protocol == "postgres" else None
+    return InputEncoder(target, key).encode(phase, identity, request, response, meaning,
+                                            context=context)
 
 
 class _Pins:

@@ -19,7 +19,7 @@ import pytest
 
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
-from extproc.quickstart import stack
+from extproc.quickstart import stack, up
 from extproc.recording.store import chain_rows
 from extproc.store import connect
 
@@ -30,8 +30,12 @@ PORTS = envoy_bootstrap.Ports()
 APPROVALS_PORT = 8081  # extproc/quickstart/quickstart.yaml's listen.admin
 # listen.workers is left at one per core: PORTS.ext_proc and the next ones.
 WORKER_PORTS = config.load(QUICKSTART_CONFIG).listen.worker_ports
+# PostgreSQL: Envoy's listener, tollgate's front (a port per worker), the demo database.
+POSTGRES_PORTS = (up.POSTGRES_PORT, *(config.load(QUICKSTART_CONFIG).postgres.address_of(i)[1]
+                                      for i in range(len(WORKER_PORTS))),
+                  up.DEMO_POSTGRES_PORT)
 QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, PORTS.mcp,
-                    APPROVALS_PORT)
+                    APPROVALS_PORT, *POSTGRES_PORTS)
 
 
 def read_lines(stream, lines: queue.Queue[str]) -> None:
@@ -124,6 +128,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         approve_the_held_delete(token, output, tmp_path)
         status, _, body = fetch("GET", "/echo")
         assert status == 401 and json.loads(body)["error"] == "unauthenticated"
+        psql_as_printed(token, output)
         # The demo MCP server's route: Envoy's refusal as a JSON-RPC error.
         status, _, body = fetch("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert status == 401 and json.loads(body)["error"]["data"]["error"] == "unauthenticated"
@@ -144,11 +149,28 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         assert len({r.writer for r in rows}) == len(WORKER_PORTS)
         assert [(r.target, r.action, r.status) for r in rows] == [
             ("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
-            ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200)]
+            ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200),
+            ("demo-db", "allow", None), ("demo-db", "allow", None), ("demo-db", "deny", 403),
+            ("demo-db", "allow", None)]
     finally:
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+def psql_as_printed(token: str, output: list[str]) -> None:
+    """The printed psql line, as a user pastes it: the demo database's customers come
+    back masked, a DROP TABLE is refused and the session goes on."""
+    (line,) = [ln.strip() for ln in output if ln.strip().startswith("psql ")]
+    uri = line.removeprefix("psql ").strip('"').replace("$TOKEN", token)
+    done = subprocess.run(
+        ["psql", "-X", "-A", "-t", uri, "-c", "SELECT name, ssn FROM customers ORDER BY id",
+         "-c", "DROP TABLE customers", "-c", "SELECT count(*) FROM customers"],
+        capture_output=True, text=True, timeout=30, check=False)
+    rows = done.stdout.strip().splitlines()
+    assert rows[0].startswith("Ada Lovelace|") and "512-34-6789" not in done.stdout
+    assert "tollgate: destructive SQL: DROP" in done.stderr
+    assert rows[-1] == "4"
 
 
 def approve_the_held_delete(token: str, output: list[str], home: Path) -> None:

@@ -8,6 +8,7 @@ process so tests can assert what it did (and did not) receive.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import socket
@@ -26,6 +27,7 @@ from extproc.recording.store import chain_rows
 from extproc.store import connect
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
+from tests.support.tls import write_tls_files
 
 # The batch span processor exports every 5 s by default; tests wait on spans.
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
@@ -201,7 +203,7 @@ class GatewayFactory:
         policy: dict[str, Any] | None = None, routes: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
-        replicas: int = 1, workers: int = 1,
+        replicas: int = 1, workers: int = 1, postgres: dict[str, Any] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
@@ -210,7 +212,9 @@ class GatewayFactory:
         config sections (`store`, `recording`). `replicas` tollgate processes share the
         config but their ports (writers `replica-0`, `replica-1`, ...), and Envoy balances
         exchanges between them; each runs `workers` (listen.workers: one by default, so
-        the suite does not start a process per core for every gateway)."""
+        the suite does not start a process per core for every gateway). `postgres`: the
+        PostgreSQL front's settings (its listen address, TLS with tests/support/tls.py's
+        certificate and `ports.postgres` for Envoy's listener are filled in)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
@@ -218,7 +222,14 @@ class GatewayFactory:
         work = self._tmp / f"gw{len(self._running)}"
         work.mkdir()
         upstream = DemoUpstream(port=0).start()
-        ports = envoy_bootstrap.Ports(ports.listener, ports.admin, ports.ext_proc, upstream.port)
+        ports = dataclasses.replace(ports, upstream=upstream.port)
+        if postgres is not None:
+            ports = dataclasses.replace(ports, postgres=stack.free_port(),
+                                        postgres_front=stack.free_ports(workers))
+            tls_files = write_tls_files(work / "postgres-tls")
+            postgres = {"listen": f"127.0.0.1:{ports.postgres_front}",
+                        "tls_cert_file": str(tls_files.cert),
+                        "tls_key_file": str(tls_files.key), **postgres}
         bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
             envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
             tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
@@ -238,6 +249,8 @@ class GatewayFactory:
         # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
         base["identity"] = {"envoy_bootstrap": str(envoy_path)}
         settings = dict(settings or {})
+        if postgres is not None:
+            settings["postgres"] = postgres
         for key in ("listen", "identity"):
             base[key].update(settings.pop(key, {}))
         config_paths = []

@@ -39,8 +39,30 @@ def write_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
+def write_client_files(directory: Path, common_name: str) -> tuple[Path, Path]:
+    """A client certificate for `common_name` (a PostgreSQL role, for `cert` auth)
+    signed by the test CA, and its key: written as <name>.pem and <name>-key.pem."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert, validity = _ca()
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+                 ca_cert.subject, key.public_key(), validity)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{common_name}.pem", directory / f"{common_name}-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 @functools.cache
-def _pem_material() -> tuple[bytes, bytes, bytes]:
+def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate,
+                   tuple[datetime.datetime, datetime.datetime]]:
     now = datetime.datetime.now(datetime.UTC)
     validity = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=30))
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -58,6 +80,13 @@ def _pem_material() -> tuple[bytes, bytes, bytes]:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca_cert, validity
+
+
+@functools.cache
+def _pem_material() -> tuple[bytes, bytes, bytes]:
+    ca_key, ca_cert, validity = _ca()
+    ca_name = ca_cert.subject
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     cert = (

@@ -1,0 +1,429 @@
+"""The PostgreSQL front: where agents' psql, psycopg, asyncpg and pg8000 log in.
+
+    client ─TCP─► Envoy (tcp_proxy) ─► this worker's port
+      SSLRequest      → 'S', then TLS with tollgate's certificate ('N' without one)
+      GSSENCRequest   → 'N': clients fall back to TLS or a plain connection
+      CancelRequest   → the session its key names, on this worker or the one it names
+      StartupMessage  → the target by database; protocol 3.0 (newer minors negotiated
+                        down); the agent's token asked for as the password, over TLS
+      token verified  → issuer, audience, expiry, signature, as Envoy verifies them
+      upstream        → the database, with the gateway's own role and credential
+      → session.Session relays and decides every statement
+
+Envoy's network ext_proc filter streams TCP reads and cannot originate bytes: it could
+not answer an SSLRequest, ask for a password, run SCRAM with the database or hold a
+statement while a human decides. So Envoy terminates the TCP connection (tcp_proxy:
+connection limits, access log) and tollgate speaks the protocol itself
+(docs/architecture.md, "PostgreSQL targets", measures the choice).
+
+The login is an exchange of its own in the record (`CONNECT`), refused or not, so a
+wrong token leaves a trace though the database never sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import os
+import ssl
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from extproc.approvals.auth import AuthError, Verifier
+from extproc.config import PostgresFront, Target
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.ports import Credentials
+from extproc.exchange.recorded import Admission
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Exchange
+from extproc.masking import Masker
+from extproc.postgres import messages as pg
+from extproc.postgres.session import Session, refusal_message, refuse_recorded, sqlstate_of
+from extproc.postgres.upstream import Upstream, UpstreamError, UpstreamSettings, cancel, connect
+from extproc.recording import RecordingQuota, RecordingUnavailable
+
+log = logging.getLogger("tollgate.postgres")
+
+# Startup parameters passed to the database. Any other (`options` can SET ROLE at
+# startup, `replication` opens another protocol) is refused: what a session sets, it
+# sets with statements, which the policy decides.
+PASSED_PARAMETERS = frozenset({
+    "application_name", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
+    "extra_float_digits", "search_path", "datestyle", "timezone", "intervalstyle",
+})
+# A cancel key's process id carries the worker that gave it: (worker << 24) | counter.
+_WORKER_SHIFT = 24
+
+
+class LoginRefused(Exception):
+    """The client may not log in: `message` is the ErrorResponse it gets (FATAL)."""
+
+    def __init__(self, message: bytes) -> None:
+        super().__init__("login refused")
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Key:
+    """A cancel key tollgate gave a client, and the database's own it stands for."""
+
+    secret: bytes
+    upstream: UpstreamSettings
+    process_id: int
+    upstream_secret: bytes
+    exchange_for: Any  # opens an exchange in the session it cancels
+
+
+class Front:
+    """One worker's PostgreSQL listener: its TLS, its sessions and their cancel keys."""
+
+    def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
+                 verifier: Verifier, credentials: Credentials, masker: Masker,
+                 targets: Sequence[Target], tls: ssl.SSLContext | None,
+                 resolve: Callable[[Path], Path]) -> None:
+        self._settings, self._worker, self._resolve = settings, worker, resolve
+        self._pipeline, self._verifier = pipeline, verifier
+        self._credentials, self._masker, self._tls = credentials, masker, tls
+        self._targets = {t.match.database: t for t in targets
+                         if t.protocol == "postgres" and t.match.database}
+        self._keys: dict[int, _Key] = {}
+        self._counter = itertools.count(1)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        host, port = self._settings.address_of(self._worker)
+        try:
+            self._server = await asyncio.start_server(self._accept, host, port)
+        except OSError as exc:
+            raise OSError(f"cannot listen for PostgreSQL clients on {host}:{port}: "
+                          f"{exc.strerror}") from None
+        log.info("serving PostgreSQL clients on %s:%d (%d targets, TLS %s)", host, port,
+                 len(self._targets), "on" if self._tls else "off: no tls_cert_file")
+
+    async def stop(self, grace: float) -> None:
+        """No new sessions; those open get `grace` seconds, then are closed."""
+        if self._server is not None:
+            self._server.close()
+        if self._sessions:
+            _, running = await asyncio.wait(self._sessions, timeout=grace)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away, or never logged in in time
+        except asyncio.CancelledError:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.write(pg.error("57P01", "tollgate is shutting down",
+                                      severity="FATAL"))
+        except Exception:
+            log.exception("PostgreSQL session failed")
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        login = _LoginReader(reader, pg.Framer(pg.FRONTEND_KINDS,
+                                               self._settings.max_message_bytes, untyped=True),
+                             time.monotonic() + self._settings.login_seconds)
+        tls = False
+        try:
+            while True:
+                startup = pg.startup((await login.next()).body)
+                if startup.code == pg.SSL_REQUEST and self._tls is not None and not tls:
+                    if login.holds_more:
+                        # Bytes sent after the request, before TLS, would be read as if
+                        # they came over it (CVE-2021-23214): refused.
+                        raise LoginRefused(pg.error("08P01", "tollgate: data after an "
+                                                    "SSLRequest", severity="FATAL"))
+                    writer.write(b"S")
+                    await writer.drain()
+                    await writer.start_tls(self._tls)
+                    tls = True
+                elif startup.code in (pg.SSL_REQUEST, pg.GSSENC_REQUEST):
+                    writer.write(b"N")  # no TLS here (or already), no GSSAPI: fall back
+                elif startup.code == pg.CANCEL_REQUEST and startup.cancel is not None:
+                    await self._cancel(*startup.cancel)
+                    return
+                else:
+                    break
+            login.framer.untyped = False
+            session, key = await self._login(startup, login, writer, tls)
+        except pg.ProtocolViolation as exc:
+            writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
+            return
+        except LoginRefused as refused:
+            writer.write(refused.message)
+            return
+        try:
+            await session.relay()
+        finally:
+            self._keys.pop(key, None)
+
+    def _refused_login(self, target: Target | None, status: int, error: str,
+                       message: str, code: str | None = None) -> bytes:
+        """A login refused before anyone is identified: recorded (what was tried, and
+        why it was refused), and answered with a FATAL error."""
+        exchange = self._pipeline.open(
+            f"tollgate postgres LOGIN {target.name if target else 'unknown'}",
+            {":method": "LOGIN", ":path": ""}, {"db.system": "postgresql"}, target, None)
+        answer = refuse_recorded(self._pipeline, exchange,
+                                 Admission(self._pipeline.recorder, exchange.who),
+                                 BadInput(status, error, message))
+        return pg.error(code or sqlstate_of(status), f"tollgate: {message}",
+                        detail=f"trace id {answer.trace_id}", severity="FATAL")
+
+    async def _login(self, startup: pg.Startup, login: _LoginReader,
+                     writer: asyncio.StreamWriter, tls: bool) -> tuple[Session, int]:
+        """The client's startup, token and upstream: a session and its cancel key's
+        process id, or LoginRefused."""
+        version = startup.code
+        parameters = startup.parameters
+        role = parameters.get("user", "")
+        database = parameters.get("database") or role
+        target = self._targets.get(database)
+        if version >> 16 != 3:
+            raise LoginRefused(self._refused_login(
+                target, 400, "unsupported_protocol", f"unsupported frontend protocol "
+                f"{version >> 16}.{version & 0xFFFF}: tollgate speaks 3.0", "0A000"))
+        extensions = sorted(p for p in parameters if p.startswith("_pq_."))
+        if version & 0xFFFF or extensions:
+            writer.write(pg.encode_negotiate_version(0, extensions))
+        if not role:
+            raise LoginRefused(self._refused_login(
+                target, 401, "unauthenticated", "no user in the startup message"))
+        if target is None:
+            raise LoginRefused(self._refused_login(
+                None, 404, "unknown_target", f'no target serves database "{database}"',
+                "3D000"))
+        assert target.postgres is not None
+        if not tls and not target.postgres.plaintext_token:
+            raise LoginRefused(self._refused_login(
+                target, 401, "tls_required", "tollgate takes tokens only over TLS: connect "
+                "with sslmode=require" + ("" if self._tls else " (and give tollgate a "
+                                          "certificate: postgres.tls_cert_file)")))
+        unpassed = sorted(p for p in parameters if p not in PASSED_PARAMETERS
+                          and p not in ("user", "database") and not p.startswith("_pq_."))
+        if unpassed:
+            raise LoginRefused(self._refused_login(
+                target, 400, "startup_parameter", f"startup parameter {', '.join(unpassed)} "
+                "is not passed to the database: set what a session needs with SET "
+                "statements, which the policy decides", "0A000"))
+        writer.write(pg.encode_authentication(3))  # the token, as a cleartext password
+        await writer.drain()
+        reply = await login.next()
+        if reply.kind != b"p":
+            raise LoginRefused(self._refused_login(
+                target, 400, "protocol_violation", "expected a password message", "08P01"))
+        token = pg.password(reply.body)
+        passed = {k: v for k, v in parameters.items() if k in PASSED_PARAMETERS}
+        session_id = str(uuid.uuid4())
+        context = {"database": database, "role": role,
+                   "application_name": parameters.get("application_name"),
+                   "session_id": session_id, "tls": tls}
+        claims = None
+        problem = None
+        try:
+            claims = await self._verifier.claims(token.strip())
+        except AuthError as exc:
+            problem = str(exc)
+        del token
+        opener = _Opener(self._pipeline, target, claims, passed, context, session_id)
+        exchange = opener("CONNECT", {**context, "message": "connect",
+                                      "statement_name": None,
+                                      "transaction_status": "idle"})
+        admission = Admission(self._pipeline.recorder, exchange.who)
+        try:
+            upstream = await self._connect(exchange, admission, target, passed, problem)
+        finally:
+            evidence = exchange.finish()
+            if admission.admitted:
+                self._pipeline.recorder.submit(evidence, exchange.who)
+        process_id, secret = self._key(upstream, target, opener)
+        writer.write(b"".join([
+            pg.encode_authentication(0),
+            *(pg.encode_parameter_status(k, v) for k, v in upstream.parameters.items()),
+            pg.encode_backend_key(process_id, secret),
+            *upstream.notices,
+            pg.encode_ready(upstream.transaction_status),
+        ]))
+        session = Session(self._pipeline, self._masker, opener, login.reader, writer,
+                          upstream, {"database": database, "parameters": passed,
+                                     "policy": context}, self._settings.max_message_bytes,
+                          login.rest())
+        return session, process_id
+
+    async def _connect(self, exchange: Exchange, admission: Admission, target: Target,
+                       passed: dict[str, str], problem: str | None) -> Upstream:
+        """The login's exchange: the token's verdict, then the database reached with
+        the gateway's own credential (LoginRefused, recorded, when either fails)."""
+        assert target.postgres is not None
+        try:
+            admission()
+            if problem is not None:
+                raise BadInput(401, "unauthenticated", f"the token does not verify: {problem}")
+            self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            started = time.perf_counter()
+            upstream = await connect(self._upstream_settings(target), passed)
+            exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            status = 429 if isinstance(exc, RecordingQuota) else 503
+            raise LoginRefused(refusal_message(exchange.refuse(
+                BadInput(status, "recording_unavailable", str(exc))), "FATAL")) from None
+        except BadInput as bad:
+            answer = exchange.refuse(bad)
+            message = refusal_message(answer, "FATAL")
+            if bad.status == 401:  # what libpq shows as a wrong password
+                message = pg.error("28P01", f"tollgate: {bad.message}",
+                                   detail=f"trace id {exchange.trace_id}", severity="FATAL")
+            raise LoginRefused(message) from None
+        except UpstreamError as exc:
+            fields = exc.fields
+            exchange.outcome["tollgate.outcome"] = f"upstream refused: {fields.get('M')}"
+            log.warning("trace %s: database of target %s refused the gateway: %s",
+                        exchange.trace_id, target.name, fields.get("M"))
+            raise LoginRefused(pg.error(
+                fields.get("C", "08001"), "tollgate could not open the database: "
+                f"{fields.get('M', 'no answer')}", detail=f"trace id {exchange.trace_id}",
+                severity="FATAL")) from None
+        exchange.outcome.update({
+            "tollgate.outcome": "connected", "tollgate.decision.action": "allow",
+            "tollgate.postgres.upstream_auth": upstream.auth_method,
+            "tollgate.postgres.upstream_tls": upstream.tls,
+        })
+        return upstream
+
+    def _upstream_settings(self, target: Target) -> UpstreamSettings:
+        settings = target.postgres
+        assert settings is not None and target.match.database is not None
+        host, port = settings.address
+        secret = self._credentials.injection(target.name).value
+        def resolve(path: Path | None) -> Path | None:
+            return None if path is None else self._resolve(path)
+
+        return UpstreamSettings(
+            host=host, port=port, user=settings.user,
+            database=settings.database or target.match.database,
+            password=secret.decode("utf-8") if secret else None, sslmode=settings.sslmode,
+            ca_file=resolve(settings.ca_file), cert_file=resolve(settings.cert_file),
+            key_file=resolve(settings.key_file), channel_binding=settings.channel_binding,
+            connect_timeout=settings.connect_timeout_seconds)
+
+    def _key(self, upstream: Upstream, target: Target, opener: _Opener) -> tuple[int, bytes]:
+        """A cancel key of tollgate's own for the client: the database's never leaves."""
+        process_id = (self._worker << _WORKER_SHIFT) | (next(self._counter) & 0xFFFFFF)
+        secret = os.urandom(4)
+        self._keys[process_id] = _Key(secret, self._upstream_settings(target),
+                                      upstream.process_id, upstream.secret, opener)
+        return process_id, secret
+
+    async def _cancel(self, process_id: int, secret: bytes) -> None:
+        """Ctrl+C: the database's own cancel for the session the key names, when it is
+        this worker's; else handed to the worker that gave the key."""
+        worker = process_id >> _WORKER_SHIFT
+        if worker != self._worker:
+            host, port = self._settings.address_of(worker)
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(host, port)
+                writer.write(pg.encode_request(pg.CANCEL_REQUEST,
+                                               process_id.to_bytes(4, "big") + secret))
+                await writer.drain()
+                writer.close()
+            return
+        key = self._keys.get(process_id)
+        if key is None or not hmac.compare_digest(key.secret, secret):
+            log.warning("a cancel request with an unknown key (process id %d)", process_id)
+            return
+        exchange = key.exchange_for("CANCEL", None)
+        admission = Admission(self._pipeline.recorder, exchange.who)
+        try:
+            admission()
+            await cancel(key.upstream, key.process_id, key.upstream_secret)
+            exchange.outcome.update({"tollgate.outcome": "cancel sent",
+                                     "tollgate.decision.action": "allow"})
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            exchange.outcome["tollgate.outcome"] = f"cancel not sent: {exc}"
+        finally:
+            evidence = exchange.finish()
+            if admission.admitted:
+                self._pipeline.recorder.submit(evidence, exchange.who)
+
+
+class _Opener:
+    """Opens the exchanges of one session: its target, identity and session id."""
+
+    def __init__(self, pipeline: Pipeline, target: Target, claims: dict[str, Any] | None,
+                 parameters: dict[str, str], context: dict[str, Any], session_id: str) -> None:
+        self._pipeline, self._target, self._claims = pipeline, target, claims
+        self._headers = {":method": "", ":path": f"/{context['database']}",
+                         "x-session-id": session_id,
+                         "user-agent": parameters.get("application_name", "")}
+        self._attributes = {"db.system": "postgresql", "db.namespace": context["database"],
+                            "db.user": context["role"], "tollgate.target": target.name,
+                            "tollgate.session_id": session_id}
+
+    def __call__(self, method: str, context: dict[str, Any] | None) -> Exchange:
+        headers = {**self._headers, ":method": method}
+        exchange = self._pipeline.open(f"tollgate postgres {method} {self._target.name}",
+                                       headers, self._attributes, self._target, self._claims)
+        exchange.context = context
+        return exchange
+
+
+class _LoginReader:
+    """The login's messages one at a time, by a deadline (a read may hold several)."""
+
+    def __init__(self, reader: asyncio.StreamReader, framer: pg.Framer,
+                 deadline: float) -> None:
+        self.reader, self.framer, self._deadline = reader, framer, deadline
+        self._read: deque[pg.Message] = deque()
+
+    @property
+    def holds_more(self) -> bool:
+        """Whether the client sent more than the messages taken so far."""
+        return bool(self._read) or self.framer.buffered > 0
+
+    def rest(self) -> bytes:
+        """What the client sent after the messages taken: the session's first bytes."""
+        return b"".join(m.raw() for m in self._read) + self.framer.take_rest()
+
+    async def next(self) -> pg.Message:
+        while not self._read:
+            data = await asyncio.wait_for(self.reader.read(65536),
+                                          self._deadline - time.monotonic())
+            if not data:
+                if self.framer.buffered:  # bad input, recorded; a bare probe is not
+                    raise pg.ProtocolViolation(
+                        f"the connection closed {self.framer.buffered} bytes into a "
+                        "message (a truncated message)")
+                raise ConnectionError("the client left during its login")
+            self._read.extend(self.framer.feed(data))
+        return self._read.popleft()
+
+
+def tls_context(cert_file: os.PathLike[str] | str, key_file: os.PathLike[str] | str
+                ) -> ssl.SSLContext:
+    """The TLS clients see (sslmode=require verifies nothing; verify-full checks the
+    certificate against the CA the client trusts)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context

@@ -1,0 +1,707 @@
+"""One PostgreSQL session, once logged in: every statement decided, every result masked.
+
+Two loops relay the session. The client's loop reads the agent's messages in order and
+decides each statement where its text enters the database — a simple Query, or a Parse
+(a prepared statement's text; its executions then run as decided, so a statement held
+or refused at Parse can run neither through Execute nor through SQL's EXECUTE) — holding
+the rest of the stream while a human approves. The database's loop reads the answers,
+masks the rows, and ends each exchange when its last answer has gone by.
+
+A refusal must reach the client in order, after the answers to what it sent before, and
+leave both ends agreeing on the protocol's state (the extended protocol's skip to Sync,
+a transaction's failed state). So a refused message is not answered by tollgate: it
+goes upstream *substituted*, as a message the database cannot run (a Query or Parse of
+text that does not parse, an Execute of a portal that does not exist); the database
+answers it with an error in its place and does the protocol's bookkeeping, and that
+error is replaced by tollgate's refusal (SQLSTATE 42501, the reasons, the trace id) on
+its way to the client. The client sees what a permission error would have shown.
+
+Each exchange waits in `_pending`, in the order its messages went upstream, for the
+answers that end it: ParseComplete, CommandComplete, ReadyForQuery ... An error in the
+extended protocol makes the database skip to the next Sync; the exchanges it skipped end
+at that Sync's ReadyForQuery, as not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.trace import Status, StatusCode
+
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.recorded import Admission
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Answer, Exchange
+from extproc.masking import Masker
+from extproc.policy import Decision
+from extproc.postgres import messages as pg
+from extproc.postgres.results import ResultMasker, ResultRefused, record_sample
+from extproc.postgres.upstream import Upstream
+from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
+from extproc.recording.record import RECORD_MASK
+
+log = logging.getLogger("tollgate.postgres")
+
+_READ_SIZE = 256 * 1024
+# The ReadyForQuery status byte, as input.postgres.transaction_status names it.
+_TRANSACTION = {b"I": "idle", b"T": "in_transaction", b"E": "failed"}
+# Messages whose answers end at a ReadyForQuery (a simple Query, a FunctionCall) and
+# the extended protocol's Sync: what an error's skip ends at.
+_CYCLE_ENDS = frozenset({b"Q", b"F", b"S"})
+# A refused statement's stand-in: text no PostgreSQL parses, naming the trace.
+_REFUSED = "tollgate refused this statement (trace {trace})"
+
+
+def sqlstate_of(status: int) -> str:
+    """The SQLSTATE that tells a PostgreSQL client what an HTTP-shaped refusal means."""
+    if status in (401, 407):
+        return "28000"  # invalid_authorization_specification
+    if status == 403:
+        return "42501"  # insufficient_privilege
+    if status == 413:
+        return "54000"  # program_limit_exceeded
+    if status == 429:
+        return "53400"  # configuration_limit_exceeded
+    if status in (400, 422):
+        return "08P01"  # protocol_violation
+    return "58000"  # system_error
+
+
+def refuse_recorded(pipeline: Pipeline, exchange: Exchange, admission: Admission,
+                    bad: BadInput) -> Answer:
+    """An exchange refused before any decision (bad input, a login that cannot be
+    identified), recorded when the record admits it: the refusal still goes out."""
+    with contextlib.suppress(RecordingQuota, RecordingUnavailable):
+        admission()
+    answer = exchange.refuse(bad)
+    exchange.outcome["tollgate.outcome"] = bad.message  # the record's outcome.detail
+    evidence = exchange.finish()
+    if admission.admitted:
+        pipeline.recorder.submit(evidence, exchange.who)
+    return answer
+
+
+def refusal_message(answer: Answer, severity: str = "ERROR") -> bytes:
+    """tollgate's refusal as an ErrorResponse: SQLSTATE by its status, the reasons as the
+    message, the rules, approval and trace id as the detail, what to do as the hint."""
+    body = answer.body
+    reasons = body.get("reasons") or [body.get("message") or answer.error]
+    detail = [f"trace id {answer.trace_id}"]
+    if body.get("rules"):
+        detail.insert(0, "rules: " + ", ".join(body["rules"]))
+    hint = None
+    if body.get("approval_id"):
+        detail.insert(0, f"approval {body['approval_id']} ({body.get('status')})")
+        if body.get("approve_url"):
+            hint = f"an approver decides it at {body['approve_url']}"
+    return pg.error(sqlstate_of(answer.status), "tollgate: " + "; ".join(map(str, reasons)),
+                    detail="; ".join(detail), hint=hint, severity=severity)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A statement the extended protocol prepared (Parse), as it was decided."""
+
+    text: str
+    meaning: Any
+    decision: Decision
+    revision: str
+    duration_us: int
+    # What the database said its rows look like (a Describe of the statement).
+    columns: list[pg.Column] | None = None
+    approval: Any = None
+
+
+@dataclass(slots=True)
+class Portal:
+    """A bound statement (Bind), ready to Execute."""
+
+    statement: Prepared | None
+    result_formats: tuple[int, ...]
+    columns: list[pg.Column] | None = None
+
+
+@dataclass(slots=True)
+class Pending:
+    """A message that went upstream and waits for its answers; `run` is the exchange it
+    carries, if it is one (a Query, a Parse, an Execute, a FunctionCall)."""
+
+    kind: bytes
+    run: Run | None = None
+    # The refusal that replaces the error its stand-in draws (None: not refused).
+    refusal: bytes | None = None
+    # A Describe's target, for the columns its answer brings; `own`: tollgate's own
+    # (for the columns of the Execute after it), whose answer the client never sees.
+    portal: Portal | None = None
+    statement: Prepared | None = None
+    own: bool = False
+
+
+@dataclass(slots=True)
+class Run:
+    """One exchange on the wire: its statement's answers as they come back."""
+
+    exchange: Exchange
+    admission: Admission
+    masker: ResultMasker | None = None
+    columns: list[pg.Column] | None = None
+    rows: int = 0
+    commands: list[str] = field(default_factory=list)
+    sample: bytearray = field(default_factory=bytearray)
+    error: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Session:
+    """One logged-in client and its upstream connection, relayed until either ends."""
+
+    def __init__(self, pipeline: Pipeline, masker: Masker, exchange_for: Callable[..., Exchange],
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 upstream: Upstream, context: dict[str, Any], max_message: int,
+                 first: bytes = b"") -> None:
+        self._pipeline, self._masker = pipeline, masker
+        self._open = exchange_for
+        self._reader, self._writer, self._upstream = reader, writer, upstream
+        self.context = context
+        self._max = max_message
+        # What the client sent before its login ended (the session's first bytes).
+        self._first = first
+        self._statements: dict[str, Prepared] = {}
+        self._portals: dict[str, Portal] = {}
+        self._pending: deque[Pending] = deque()
+        self._status = upstream.transaction_status
+        # After tollgate refused a result it had begun to relay: the database's answers
+        # up to its ReadyForQuery go nowhere (the client has its error).
+        self._swallowing = False
+        # Inside COPY ... TO STDOUT: the database's CopyData rows, masked.
+        self._copy_out: ResultMasker | None = None
+
+    async def relay(self) -> None:
+        """Both directions until either side ends; every exchange still open ends then."""
+        client = asyncio.ensure_future(self._from_client())
+        server = asyncio.ensure_future(self._from_server())
+        try:
+            done, _ = await asyncio.wait((client, server), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a failure in either: logged by the caller
+        finally:
+            for task in (client, server):
+                task.cancel()
+            await asyncio.gather(client, server, return_exceptions=True)
+            while self._pending:
+                self._end(self._pending.popleft(), "connection closed before its answer")
+
+    # -- the client's messages ---------------------------------------------------------
+
+    async def _from_client(self) -> None:
+        try:
+            await self._client_loop()
+        except (_Fatal, pg.ProtocolViolation) as exc:
+            self._violation(str(exc))
+
+    def _violation(self, problem: str) -> None:
+        """Bad input from the client ends the session: recorded as a refused exchange,
+        answered with a FATAL protocol_violation naming its trace."""
+        exchange, admission = self._exchange("PROTOCOL", None)
+        answer = refuse_recorded(self._pipeline, exchange, admission,
+                                 BadInput(400, "protocol_violation", problem))
+        self._client_error(pg.error("08P01", f"tollgate: {problem}",
+                                    detail=f"trace id {answer.trace_id}", severity="FATAL"))
+
+    async def _client_loop(self) -> None:
+        framer = pg.Framer(pg.FRONTEND_KINDS, self._max)
+        upstream = self._upstream.writer
+        data = self._first
+        while True:
+            data = data or await self._reader.read(_READ_SIZE)
+            if not data:
+                if framer.buffered:
+                    raise _Fatal(f"the connection closed {framer.buffered} bytes into a "
+                                 "message (a truncated message)")
+                return
+            out: list[bytes] = []
+            for message in framer.feed(data):
+                if message.kind == b"X":
+                    return
+                if message.kind in (b"Q", b"P", b"F") and out:
+                    # A decision may wait (a hold): what came before it goes first.
+                    upstream.write(b"".join(out))
+                    out.clear()
+                out += await self._client_message(message)
+            if out:
+                upstream.write(b"".join(out))
+            await upstream.drain()
+            data = b""
+
+    async def _client_message(self, message: pg.Message) -> list[bytes]:
+        """What goes upstream for one client message (pending answers noted)."""
+        kind, body = message.kind, message.body
+        try:
+            if kind == b"Q":
+                return [await self._query(pg.query(body), message)]
+            if kind == b"P":
+                return [await self._parse(pg.parse(body), message)]
+            if kind == b"F":
+                return [await self._function_call(message)]
+            if kind == b"B":
+                return [self._bind(pg.bind(body), message)]
+            if kind == b"E":
+                return self._execute(pg.execute(body)[0], message)
+            if kind == b"D":
+                return [self._describe(*pg.describe(body), message)]
+            if kind == b"C":
+                which, name = pg.close(body)
+                (self._statements if which == b"S" else self._portals).pop(name, None)
+                self._pending.append(Pending(kind))
+            elif kind == b"S":
+                self._pending.append(Pending(kind))
+                # The unnamed portal ends at the end of a transaction; named ones too.
+            # Flush, and COPY's data, done and fail: no answer of their own.
+        except pg.ProtocolViolation as exc:
+            # A body that is not what its type says: the database would refuse it too,
+            # but it must not be passed on unread.
+            raise _Fatal(f"a {kind.decode()} message that cannot be read: {exc}") from None
+        return [message.raw()]
+
+    async def _query(self, text: str, message: pg.Message) -> bytes:
+        run, refusal = await self._decided("query", text, None)
+        self._pending.append(Pending(b"Q", run, refusal))
+        if refusal is None:
+            return message.raw()
+        return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
+
+    async def _parse(self, parse: pg.Parse, message: pg.Message) -> bytes:
+        run, refusal = await self._decided("parse", parse.text, parse.statement)
+        exchange = run.exchange
+        self._pending.append(Pending(b"P", run, refusal))
+        if refusal is None:
+            decided = exchange.evidence.decisions[-1]
+            self._statements[parse.statement] = Prepared(
+                parse.text, exchange.meaning, exchange.decision, decided.revision,
+                decided.duration_us, approval=exchange.approval)
+            return message.raw()
+        self._statements.pop(parse.statement, None)
+        return pg.encode_parse(parse.statement, _REFUSED.format(trace=exchange.trace_id), ())
+
+    async def _function_call(self, message: pg.Message) -> bytes:
+        """The fast path names a function by OID, with no SQL: decided as such (the pack
+        refuses it); its stand-in is a Query, which draws the same error and Ready."""
+        run, refusal = await self._decided("function_call", "", None)
+        self._pending.append(Pending(b"F", run, refusal))
+        if refusal is None:
+            return message.raw()
+        return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
+
+    def _bind(self, bind: pg.Bind, message: pg.Message) -> bytes:
+        statement = self._statements.get(bind.statement)
+        columns = None
+        if statement is not None and statement.columns is not None:
+            columns = _with_formats(statement.columns, bind.result_formats)
+        self._portals[bind.portal] = Portal(statement, bind.result_formats, columns)
+        self._pending.append(Pending(b"B"))
+        return message.raw()
+
+    def _describe(self, which: bytes, name: str, message: pg.Message) -> bytes:
+        if which == b"S":
+            self._pending.append(Pending(b"D", statement=self._statements.get(name)))
+        else:
+            self._pending.append(Pending(b"D", portal=self._portals.get(name)))
+        return message.raw()
+
+    def _execute(self, portal_name: str, message: pg.Message) -> list[bytes]:
+        """An Execute runs a statement decided at its Parse: its exchange carries that
+        decision. A portal tollgate did not see bound (one the database will refuse as
+        unknown) runs nothing, and passes for the database to say so."""
+        portal = self._portals.get(portal_name)
+        statement = portal.statement if portal is not None else None
+        if portal is None or statement is None:
+            self._pending.append(Pending(b"E"))
+            return [message.raw()]
+        run, refusal = self._carried(statement)
+        exchange = run.exchange
+        out: list[bytes] = []
+        if refusal is None and portal.columns is None:
+            # The rows' names and types, to mask them and keep a sample: asked first.
+            self._pending.append(Pending(b"D", portal=portal, own=True))
+            out.append(pg.encode(b"D", b"P" + portal_name.encode() + b"\x00"))
+        elif refusal is None:
+            assert portal.columns is not None
+            refusal = self._result_masker(run, portal.columns)
+        self._pending.append(Pending(b"E", run, refusal))
+        if refusal is not None:
+            out.append(pg.encode_execute(_REFUSED.format(trace=exchange.trace_id), 0))
+        else:
+            out.append(message.raw())
+        return out
+
+    # -- decisions ---------------------------------------------------------------------
+
+    async def _decided(self, what: str, text: str,
+                       statement_name: str | None) -> tuple[Run, bytes | None]:
+        """An exchange for a statement's text: opened, decided, held if the policy says;
+        and its refusal (None: allowed)."""
+        exchange, admission = self._exchange(what.upper(), statement_name)
+        run = Run(exchange, admission)
+        refusal: Answer | None = None
+        try:
+            admission()
+            self._pipeline.admit(exchange, f"database {self.context['database']!r}")
+            exchange.request = exchange.evidence.request = {
+                "method": what.upper(), "path": f"/{self.context['database']}", "query": {},
+                "headers": dict(self.context["parameters"]), "body": text}
+            exchange.evidence.request_body = BodyCapture.of(text.encode(),
+                                                            exchange.record_limit)
+            await self._pipeline.interpret(exchange, len(text))
+            decision = await self._pipeline.decide(exchange, "request")
+            if decision.action == "hold":
+                async for seconds in self._pipeline.hold(exchange, decision):
+                    self._notice(exchange, seconds)
+            if exchange.decision.action != "allow":
+                refusal = exchange.deny(exchange.decision)
+            else:
+                await self._pipeline.forward(exchange)  # a strict target's record first
+        except Exception as exc:  # every failure is a refusal in order: fail closed
+            refusal = self._failed(exchange, exc)
+        return run, None if refusal is None else refusal_message(refusal)
+
+    def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
+        """An Execute's exchange: the statement it runs, under its Parse's decision; and
+        its refusal, when it cannot be recorded (then it does not run)."""
+        exchange, admission = self._exchange("EXECUTE", None)
+        run = Run(exchange, admission)
+        refusal = None
+        try:
+            admission()
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            refusal = refusal_message(self._failed(exchange, exc))
+        exchange.request = exchange.evidence.request = {
+            "method": "EXECUTE", "path": f"/{self.context['database']}", "query": {},
+            "headers": dict(self.context["parameters"]), "body": statement.text}
+        exchange.evidence.request_body = BodyCapture.of(statement.text.encode(),
+                                                        exchange.record_limit)
+        exchange.interpret(statement.meaning)
+        exchange.decided("request", statement.decision, statement.revision,
+                         statement.duration_us)
+        if statement.approval is not None:
+            exchange.approved(statement.approval)
+        return run, refusal
+
+    def _exchange(self, method: str,
+                  statement_name: str | None) -> tuple[Exchange, Admission]:
+        context = {**self.context["policy"], "message": method.lower(),
+                   "statement_name": statement_name,
+                   "transaction_status": _TRANSACTION.get(self._status, "idle")}
+        exchange = self._open(method, context)
+        exchange.response_mode = "body"
+        return exchange, Admission(self._pipeline.recorder, exchange.who)
+
+    def _notice(self, exchange: Exchange, seconds: int) -> None:
+        """A held statement's client is told why it waits (a NOTICE, which psql shows)."""
+        approval = exchange.evidence.approval or {}
+        self._writer.write(pg.notice(
+            f"tollgate: this statement waits up to {seconds} s for an approval "
+            f"({', '.join(exchange.decision.reasons)})",
+            detail=f"approval {approval.get('id')}; trace id {exchange.trace_id}"))
+
+    def _failed(self, exchange: Exchange, exc: Exception) -> Answer:
+        if isinstance(exc, RecordingQuota):
+            return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
+        if isinstance(exc, RecordingUnavailable):
+            return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
+        if isinstance(exc, BadInput):
+            return exchange.refuse(exc)
+        log.error("trace %s: statement failed", exchange.trace_id, exc_info=exc)
+        exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
+        return exchange.refuse(BadInput(500, "internal_error",
+                                        "tollgate could not process this statement"))
+
+    def _result_masker(self, run: Run, columns: list[pg.Column]) -> bytes | None:
+        """The masker of a result's rows; a refusal when they cannot be masked."""
+        run.columns = columns
+        try:
+            run.masker = ResultMasker(self._masker, run.exchange.mask, columns)
+        except ResultRefused as exc:
+            answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+            return refusal_message(answer)
+        return None
+
+    # -- the database's answers --------------------------------------------------------
+
+    async def _from_server(self) -> None:
+        try:
+            await self._server_loop()
+        except (_Fatal, pg.ProtocolViolation) as exc:
+            log.error("session %s: %s", self.context["policy"]["session_id"], exc)
+            self._client_error(pg.error("08P01", f"tollgate: the database's answer cannot "
+                                        f"be relayed: {exc}", severity="FATAL"))
+
+    async def _server_loop(self) -> None:
+        framer = pg.Framer(pg.BACKEND_KINDS, self._max)
+        reader, client = self._upstream.reader, self._writer
+        while True:
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                self._client_error(pg.error("08006", "tollgate: the database closed the "
+                                            "connection", severity="FATAL"))
+                return
+            out: list[bytes] = []
+            rows: list[list[bytes | None]] = []
+            for message in framer.feed(data):
+                if message.kind == b"D" and not self._swallowing:
+                    rows.append(pg.data_row(message.body))
+                    continue
+                if rows:
+                    out += self._rows(rows)
+                    rows = []
+                out += self._server_message(message)
+            if rows:
+                out += self._rows(rows)
+            if out:
+                client.write(b"".join(out))
+                await client.drain()
+
+    def _head(self) -> Pending | None:
+        return self._pending[0] if self._pending else None
+
+    def _rows(self, rows: list[list[bytes | None]]) -> list[bytes]:
+        """DataRows of the result in progress, masked as its exchange's decision says."""
+        head = self._head()
+        run = head.run if head is not None else None
+        if run is None:
+            return [pg.encode_data_row(r) for r in rows]
+        run.rows += len(rows)
+        if run.masker is not None and run.masker.masks:
+            rows, counts = run.masker.rows(rows)
+            self._masked(run, counts)
+        if run.columns is not None and len(run.sample) < run.exchange.record_limit:
+            run.sample += b"\n" if run.sample else b""
+            run.sample += record_sample(run.columns, rows, run.exchange.record_limit)
+        return [pg.encode_data_row(r) for r in rows]
+
+    def _server_message(self, message: pg.Message) -> list[bytes]:
+        kind, head = message.kind, self._head()
+        if kind in (b"N", b"A", b"S"):
+            return [self._asynchronous(message)]
+        if kind == b"Z":
+            return [self._ready(message)]
+        if self._swallowing:
+            return []
+        if kind == b"E":
+            return self._error(message, head)
+        if head is None:
+            raise _Fatal("the database answered a message nobody sent")
+        if kind in (b"1", b"2", b"3", b"n"):
+            return self._done(message, head)
+        if kind == b"T":
+            return self._row_description(message, head)
+        if kind in (b"C", b"I", b"s"):
+            return self._complete(message, head)
+        return self._copy(message, head)
+
+    def _done(self, message: pg.Message, head: Pending) -> list[bytes]:
+        """ParseComplete, BindComplete, CloseComplete, NoData: their message's answer."""
+        self._pending.popleft()
+        if message.kind == b"1" and head.run is not None:
+            self._end(head, None, "prepared")
+        return [] if message.kind == b"n" and head.own else [message.raw()]
+
+    def _copy(self, message: pg.Message, head: Pending) -> list[bytes]:
+        """COPY's answers (and a ParameterDescription, passed as it is)."""
+        kind = message.kind
+        if kind == b"H":
+            return self._copy_out_begins(message, head)
+        if kind == b"d" and self._copy_out is not None:
+            return [self._copy_data(message, head)]
+        if kind == b"c":
+            self._copy_out = None
+        if kind == b"W":
+            raise _Fatal("COPY BOTH (replication) is not relayed")
+        return [message.raw()]
+
+    def _row_description(self, message: pg.Message, head: Pending) -> list[bytes]:
+        columns = pg.row_description(message.body)
+        if head.kind == b"D":
+            self._pending.popleft()
+            if head.statement is not None:
+                head.statement.columns = columns
+            if head.portal is not None:
+                head.portal.columns = columns
+            if head.own:
+                following = self._head()
+                run = following.run if following is not None else None
+                if run is not None:
+                    refused = self._result_masker(run, columns)
+                    if refused is not None:
+                        return self._refuse_midway(following, refused)
+                return []
+            return [message.raw()]
+        run = head.run
+        if run is not None:  # a simple Query's next result
+            refused = self._result_masker(run, columns)
+            if refused is not None:
+                return self._refuse_midway(head, refused)
+        return [message.raw()]
+
+    def _refuse_midway(self, head: Pending | None, refusal: bytes) -> list[bytes]:
+        """A result tollgate cannot mask, its statement already running: the client gets
+        the refusal, and nothing more of the database's answers until its Ready."""
+        self._swallowing = True
+        if head is not None and head.run is not None:
+            head.run.error = "refused"
+        return [refusal]
+
+    def _complete(self, message: pg.Message, head: Pending) -> list[bytes]:
+        run = head.run
+        if run is not None:
+            run.commands.append(pg.command_complete(message.body) if message.kind == b"C"
+                                else "EMPTY" if message.kind == b"I" else "SUSPENDED")
+            if head.kind == b"E":
+                self._pending.popleft()
+                self._end(head, None, run.commands[-1])
+        elif head.kind == b"E":
+            self._pending.popleft()
+        self._copy_out = None
+        return [message.raw()]
+
+    def _error(self, message: pg.Message, head: Pending | None) -> list[bytes]:
+        fields = pg.fields(message.body)
+        fatal = fields.get("S") in ("FATAL", "PANIC")
+        out = self._masked_fields(b"E", fields, head)
+        if head is not None and head.refusal is not None and not fatal:
+            out = head.refusal  # the stand-in's error: tollgate's refusal in its place
+        problem = "refused" if head is not None and head.refusal is not None else (
+            f"error {fields.get('C', '')}: {fields.get('M', '')}")
+        if head is not None and head.kind not in _CYCLE_ENDS:
+            # The extended protocol: the database skips to the Sync; so do the exchanges.
+            self._pending.popleft()
+            self._end(head, problem)
+        elif head is not None and head.run is not None:
+            head.run.error = problem
+        self._copy_out = None
+        return [out]
+
+    def _ready(self, message: pg.Message) -> bytes:
+        """ReadyForQuery: the cycle in progress ends, every exchange in it with it."""
+        self._status = pg.ready_for_query(message.body)
+        self._swallowing = False
+        self._copy_out = None
+        while self._pending:
+            pending = self._pending.popleft()
+            if pending.kind in _CYCLE_ENDS:
+                self._end(pending, None, "; ".join(pending.run.commands) if pending.run
+                          else None)
+                break
+            self._end(pending, "not run: an earlier message of its batch failed")
+        return message.raw()
+
+    def _asynchronous(self, message: pg.Message) -> bytes:
+        """A notice, a notification or a parameter's new value: they come at any time;
+        notices and notifications carry text from the database, masked."""
+        if message.kind == b"N":
+            return self._masked_fields(b"N", pg.fields(message.body), self._head())
+        if message.kind == b"A":
+            note = pg.notification(message.body)
+            masked, _ = self._masker.mask_json(note.payload, _record_mask(self._head()))
+            return pg.encode_notification(note._replace(payload=str(masked)))
+        return message.raw()
+
+    def _masked_fields(self, kind: bytes, fields: dict[str, str],
+                       head: Pending | None) -> bytes:
+        """An error or notice with its texts masked: a unique violation's detail quotes
+        the row (`Key (ssn)=(078-05-1120) already exists`)."""
+        texts = {k: v for k, v in fields.items() if k in "MDHWqp"}
+        masked, _ = self._masker.mask_json(texts, _record_mask(head))
+        return pg.encode_fields(kind, {**fields, **masked})
+
+    def _copy_out_begins(self, message: pg.Message, head: Pending) -> list[bytes]:
+        """COPY ... TO STDOUT: its rows come as CopyData, masked as text or CSV lines;
+        a binary COPY under a mask cannot be read, and is refused."""
+        overall, formats = pg.copy_response(message.body)
+        run = head.run
+        mask = run.exchange.mask if run is not None else None
+        if run is None or mask is None:
+            return [message.raw()]
+        problem = ("a binary COPY cannot be read to mask it" if overall == 1 else
+                   "COPY names no columns, so the mask's column rules cannot apply; "
+                   "SELECT the rows instead" if mask.fields else None)
+        if problem is not None:
+            answer = run.exchange.refuse(BadInput(403, "unmaskable_result", problem))
+            return self._refuse_midway(head, refusal_message(answer))
+        # Detectors only (no field rules): the rows are text, whatever their format.
+        self._copy_out = ResultMasker(self._masker, mask, [
+            pg.Column(f"column{i + 1}", 0, 0, 25, -1, -1, 0) for i in range(len(formats))])
+        return [message.raw()]
+
+    def _copy_data(self, message: pg.Message, head: Pending) -> bytes:
+        assert self._copy_out is not None
+        text = message.body.decode("utf-8", "replace")
+        masked, counts = self._copy_out.text(text, None)
+        if head.run is not None:
+            head.run.rows += 1
+            self._masked(head.run, counts)
+        return pg.encode(b"d", masked.encode())
+
+    # -- ends ---------------------------------------------------------------------------
+
+    def _masked(self, run: Run, counts: Counter[str]) -> None:
+        if counts:
+            run.exchange.record_masking(counts)
+
+    def _end(self, pending: Pending, problem: str | None, command: str | None = None) -> None:
+        """An exchange's last answer went by (or never will): its record."""
+        run = pending.run
+        if run is None:
+            return
+        pending.run = None
+        exchange = run.exchange
+        outcome = exchange.outcome
+        error = problem or run.error
+        if error is not None:
+            outcome["tollgate.outcome"] = error
+        elif command:
+            outcome["tollgate.outcome"] = command
+        outcome["tollgate.postgres.rows"] = run.rows
+        if run.commands:
+            outcome["tollgate.postgres.commands"] = tuple(run.commands)
+        exchange.evidence.upstream_ms = (time.perf_counter() - run.started) * 1000
+        exchange.evidence.response = exchange.response = {
+            "status": 0, "headers": {"command": "; ".join(run.commands),
+                                     "rows": str(run.rows)}, "body": None}
+        if run.sample:
+            exchange.evidence.response_type = "application/x-ndjson"
+            exchange.delivered(bytes(run.sample), exchange.mask)
+        evidence = exchange.finish()
+        if run.admission.admitted:
+            self._pipeline.recorder.submit(evidence, exchange.who)
+
+    def _client_error(self, message: bytes) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self._writer.write(message)
+
+
+class _Fatal(Exception):
+    """The session cannot go on (the message goes to the client as a FATAL error)."""
+
+
+def _with_formats(columns: list[pg.Column], formats: tuple[int, ...]) -> list[pg.Column]:
+    """A statement's columns in the formats a Bind asked for (none: text; one: all)."""
+    if not formats:
+        return [c._replace(format=0) for c in columns]
+    if len(formats) == 1:
+        return [c._replace(format=formats[0]) for c in columns]
+    return [c._replace(format=f) for c, f in zip(columns, formats, strict=False)]
+
+
+def _record_mask(head: Pending | None) -> Any:
+    """What masks text the database sends outside rows: the exchange's mask, or every
+    detector when no exchange is in progress (a notice between statements)."""
+    run = head.run if head is not None else None
+    mask = run.exchange.mask if run is not None else None
+    return mask if mask is not None else RECORD_MASK

