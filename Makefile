@@ -65,6 +65,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.approvals
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.mcp_calls
+	$(BIN)/python -m bench.postgres
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps

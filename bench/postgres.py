@@ -1,0 +1,279 @@
+"""PostgreSQL benchmark: pgbench's select-only script direct, through Envoy's `tcp_proxy`
+alone, and through Tollgate, in one run; and tollgate's CPU per statement.
+
+Run from the repository root: `python -m bench.postgres [--seconds S] [--clients C]
+[--rounds R] [--json-out PATH]` (`make bench` does, with the defaults).
+
+The machine's PostgreSQL (127.0.0.1:5432) holds a throwaway database initialised by
+`pgbench -i` (scale 10: a million accounts), reached three ways:
+
+    direct    pgbench ─► PostgreSQL
+    envoy     pgbench ─► Envoy (envoy/quickstart.yaml's PostgreSQL listener, tcp_proxy)
+                        ─► PostgreSQL: the listener's cluster pointed at the database
+    tollgate  pgbench ─► Envoy ─► tollgate's PostgreSQL front ─► PostgreSQL: the agent's
+                        token checked at login, each statement parsed (pglast) and decided
+                        by the default pack, each row masked by its detectors, each
+                        statement recorded and its span exported to a real OTLP receiver
+
+pgbench's `-S` transaction is one `SELECT abalance FROM pgbench_accounts WHERE aid = :aid`
+(the simple query protocol, pgbench's default), so transactions are statements. The
+clients connect once, before the timed window. No path uses TLS: tollgate's target takes
+the token without it (`plaintext_token`, for local development only), so the three paths
+differ by the relay and the gateway's work alone, not by encryption. Each round runs every
+path once, in a rotating order, so a shared machine's drift falls on all three alike; a
+path's figure is the median of its rounds.
+
+tollgate's CPU is its supervisor's and workers' user + system time (/proc) over the
+timed run, divided by the statements it carried: what one statement costs the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from extproc import envoy_bootstrap
+from extproc.cli import QUICKSTART_CONFIG
+from extproc.config import load as load_config
+from extproc.quickstart import dev_tokens, stack
+from tests.standins.otlp_receiver import OtlpReceiver
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DATABASE = "tollgate_bench_pgbench"
+AGENT_DATABASE = "bench"  # what pgbench asks the gateway for: the target's match
+PATHS = ("direct", "envoy", "tollgate")
+TOKEN = dev_tokens.mint(load_config(QUICKSTART_CONFIG), "svc-bench", ["agents"], 4 * 3600)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pgbench() -> str:
+    """Debian's pgbench (the PostgreSQL server package's), else the one on PATH."""
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+        return str(candidate)
+    found = shutil.which("pgbench")
+    if found is None:
+        raise SystemExit("bench.postgres: no pgbench (Debian: the postgresql package)")
+    return found
+
+
+@dataclass(frozen=True)
+class Way:
+    """Where pgbench connects for one path, and the gateway's process (if any)."""
+
+    port: int
+    user: str
+    database: str
+    password: str | None
+    process: stack.Process | None = None
+
+
+def prepare(scale: int) -> None:
+    """A fresh database initialised by pgbench -i."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    subprocess.run([pgbench(), "-i", "-q", "-s", str(scale), "-h", "127.0.0.1", "-p", "5432",
+                    "-U", "postgres", DATABASE], check=True, capture_output=True, timeout=600)
+
+
+def drop() -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+def tollgate_config(grpc_port: int, front_port: int, bootstrap: Path,
+                    otlp_endpoint: str, work: Path, workers: int) -> dict[str, Any]:
+    """The default pack, the record in SQLite, spans to the receiver, and one postgres
+    target reaching the benchmark's database as `postgres` (trust auth on 127.0.0.1)."""
+    return {
+        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": workers},
+        "policy": {"engine": "embedded", "dir": str(REPO / "policies")},
+        "identity": {"envoy_bootstrap": str(bootstrap)},
+        "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
+        "store": {"url": f"sqlite:///{work / 'record.db'}"},
+        "recording": {"signing_key_file": str(work / "signing.key"),
+                      "checkpoint_file": str(work / "anchors.jsonl")},
+        "postgres": {"listen": f"127.0.0.1:{front_port}"},
+        "targets": [{
+            "name": "bench-db", "protocol": "postgres", "environment": "dev",
+            "match": {"database": AGENT_DATABASE},
+            "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
+                         "database": DATABASE, "sslmode": "disable",
+                         "plaintext_token": True},
+        }],
+    }
+
+
+def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
+          workers: int) -> dict[str, Way]:
+    """Envoy alone and Envoy with tollgate, beside the database: each path's address."""
+
+    def stopped_on_exit(process: stack.Process) -> stack.Process:
+        cleanup.callback(process.stop)
+        return process
+
+    paths = {"direct": Way(5432, "postgres", DATABASE, None)}
+    for path in ("envoy", "tollgate"):
+        logs = work / path
+        logs.mkdir()
+        front = stack.free_ports(workers) if path == "tollgate" else 5432
+        ports = envoy_bootstrap.Ports(
+            listener=stack.free_port(), admin=stack.free_port(), ext_proc=stack.free_ports(workers),
+            upstream=stack.free_port(), mcp=stack.free_port(), postgres=stack.free_port(),
+            postgres_front=front)
+        bootstrap = envoy_bootstrap.write(
+            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports,
+                                       workers if path == "tollgate" else 1),
+            logs / "envoy.yaml")
+        process = None
+        if path == "tollgate":
+            config = logs / "tollgate.yaml"
+            config.write_text(yaml.safe_dump(tollgate_config(
+                ports.ext_proc, front, bootstrap, otlp_endpoint, logs, workers)),
+                encoding="utf-8")
+            process = stopped_on_exit(stack.start_tollgate(config, ports.ext_proc, logs,
+                                                           workers=workers))
+        stopped_on_exit(stack.start_envoy(bootstrap, ports.admin, logs))
+        assert ports.postgres is not None
+        paths[path] = (Way(ports.postgres, "svc-bench", AGENT_DATABASE, TOKEN, process)
+                       if path == "tollgate" else Way(ports.postgres, "postgres", DATABASE,
+                                                        None))
+    return paths
+
+
+def cpu_seconds(process: stack.Process) -> float:
+    """User + system time of the process and its children now (its workers)."""
+    total = 0
+    for pid in (process.pid, *process.children()):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def run(path: Way, seconds: int, clients: int) -> dict[str, float]:
+    """One pgbench -S run: tps, mean latency, statements, and the gateway's CPU."""
+    env = {**os.environ, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
+    if path.password is not None:
+        env["PGPASSWORD"] = path.password
+    before = cpu_seconds(path.process) if path.process else 0.0
+    done = subprocess.run(
+        [pgbench(), "-S", "-n", "-T", str(seconds), "-c", str(clients),
+         "-j", str(min(clients, 2)), "-h", "127.0.0.1", "-p", str(path.port), "-U", path.user,
+         path.database], capture_output=True, text=True, env=env, timeout=seconds + 120)
+    cpu = (cpu_seconds(path.process) - before) if path.process else float("nan")
+    if done.returncode != 0:
+        raise SystemExit(f"bench.postgres: pgbench failed on port {path.port}:\n"
+                         f"{done.stdout[-1500:]}{done.stderr[-1500:]}")
+    out = done.stdout
+
+    def number(pattern: str) -> float:
+        found = re.search(pattern, out)
+        if found is None:
+            raise SystemExit(f"bench.postgres: no {pattern!r} in pgbench's output:\n{out}")
+        return float(found.group(1))
+
+    statements = number(r"number of transactions actually processed: (\d+)")
+    return {"tps": number(r"tps = ([\d.]+) \(without initial connection time\)"),
+            "latency_ms": number(r"latency average = ([\d.]+) ms"),
+            "statements": statements,
+            "cpu_us_per_statement": cpu / statements * 1e6 if path.process else float("nan")}
+
+
+def measure(paths: dict[str, Way], seconds: int, clients: int,
+            rounds: int) -> dict[str, list[dict[str, float]]]:
+    results: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
+    for round_ in range(rounds):
+        order = PATHS[round_ % 3:] + PATHS[:round_ % 3]
+        for path in order:
+            results[path].append(run(paths[path], seconds, clients))
+            print(f"  round {round_ + 1} {path:9s} {results[path][-1]['tps']:9.0f} tps",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+def figures(results: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Each path's median tps and latency; the ratios the README quotes."""
+    median = {path: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+              for path, runs in results.items()}
+    tps = {p: median[p]["tps"] for p in PATHS}
+    latency = {p: median[p]["latency_ms"] for p in PATHS}
+    return {
+        "paths": median,
+        "tps_ratio": {"envoy/direct": tps["envoy"] / tps["direct"],
+                      "tollgate/direct": tps["tollgate"] / tps["direct"],
+                      "tollgate/envoy": tps["tollgate"] / tps["envoy"]},
+        "added_latency_ms": {"envoy": latency["envoy"] - latency["direct"],
+                             "tollgate": latency["tollgate"] - latency["direct"],
+                             "tollgate_over_envoy": latency["tollgate"] - latency["envoy"]},
+        "tollgate_cpu_us_per_statement": median["tollgate"]["cpu_us_per_statement"],
+    }
+
+
+def table(found: dict[str, Any], settings: dict[str, Any]) -> str:
+    lines = [f"pgbench -S (select-only), {settings['clients']} clients, "
+             f"{settings['seconds']} s x {settings['rounds']} rounds per path, "
+             f"scale {settings['scale']}, tollgate workers {settings['workers']}",
+             f"{'path':10s}{'tps':>10s}{'latency ms':>12s}{'x direct':>10s}"]
+    for path in PATHS:
+        row = found["paths"][path]
+        lines.append(f"{path:10s}{row['tps']:10.0f}{row['latency_ms']:12.3f}"
+                     f"{row['tps'] / found['paths']['direct']['tps']:10.2f}")
+    added = found["added_latency_ms"]
+    lines += [f"added latency: envoy {added['envoy']:.3f} ms, tollgate {added['tollgate']:.3f} "
+              f"ms ({added['tollgate_over_envoy']:.3f} ms over Envoy alone)",
+              f"tollgate/envoy tps: {found['tps_ratio']['tollgate/envoy']:.2f}; tollgate CPU "
+              f"per statement: {found['tollgate_cpu_us_per_statement']:.0f} µs"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.postgres", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=15, help="per run (default 15)")
+    parser.add_argument("--clients", type=int, default=4, help="pgbench -c (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per path (default 3)")
+    parser.add_argument("--scale", type=int, default=10, help="pgbench -i -s (default 10)")
+    parser.add_argument("--workers", type=int, default=2, help="tollgate's (default 2)")
+    parser.add_argument("--json-out", type=Path, help="also save the figures as JSON here")
+    args = parser.parse_args(argv)
+    settings = {k: getattr(args, k) for k in ("seconds", "clients", "rounds", "scale",
+                                              "workers")}
+    prepare(args.scale)
+    try:
+        with (OtlpReceiver() as otlp, contextlib.ExitStack() as cleanup,
+              tempfile.TemporaryDirectory(prefix="tollgate-bench-pg-") as tmp):
+            paths = start(Path(tmp), cleanup, otlp.endpoint, args.workers)
+            for path in PATHS:  # every path answers before anything is timed
+                run(paths[path], 1, 1)
+            found = figures(measure(paths, args.seconds, args.clients, args.rounds))
+    finally:
+        drop()
+    report = {"benchmark": "postgres", "when": datetime.now(UTC).isoformat(timespec="seconds"),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+              "settings": settings, **found}
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(table(found, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

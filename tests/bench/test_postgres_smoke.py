@@ -1,0 +1,33 @@
+"""The PostgreSQL benchmark's smoke (`python -m bench.postgres` for a second a path):
+pgbench's select-only script still runs on its three paths, ~20 s.
+
+It checks no ratio (a second of a busy machine says nothing): that pgbench completed
+statements directly, through Envoy alone and through Envoy + tollgate (whose path needs
+the agent's token: a login tollgate did not check would not have been accepted), and
+that tollgate's CPU per statement was measured.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.bench import run
+
+
+# e2e: a real Envoy (two), tollgate and the machine's PostgreSQL; timing, as the load
+# smoke: `make test` runs it alone, after the rest.
+@pytest.mark.e2e
+@pytest.mark.timing
+@pytest.mark.slow
+def test_pgbench_runs_on_the_three_paths(tmp_path: Path) -> None:
+    saved, printed = run("bench.postgres", "--seconds", "1", "--rounds", "1", "--scale", "1",
+                         out=tmp_path / "postgres.json")
+    assert set(saved["paths"]) == {"direct", "envoy", "tollgate"}
+    for path, row in saved["paths"].items():
+        assert row["statements"] > 0 and row["tps"] > 0, f"{path}: {row}"
+    cpu = saved["tollgate_cpu_us_per_statement"]
+    assert math.isfinite(cpu) and cpu > 0
+    assert "tollgate CPU per statement" in printed
