@@ -19,6 +19,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tests.support import tokens
 from tests.support.databases import PG_ADMIN, throwaway_database
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.tls import write_tls_files
+from tests.test_telemetry_docs import DOCUMENTED, TYPES
 
 AGENT = tokens.token("svc-pg-agent", ["agents"], ttl=900)
 DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
@@ -181,6 +183,16 @@ def test_every_statement_is_recorded_in_its_session(gw: Gateway) -> None:
     assert "078-05-1120" not in str(in_session)
     assert in_session[-1]["outcome"]["action"] == "deny"
     assert records
+    # As an investigator reads it: the connection's statements in order.
+    replay = subprocess.run(
+        [sys.executable, "-m", "extproc", "audit", "replay", "--session", session,
+         "--config", str(gw.config_path)], capture_output=True, text=True, timeout=60,
+        check=False)
+    assert replay.returncode == 0, replay.stderr
+    shown = replay.stdout
+    assert shown.index("CONNECT /shop") < shown.index("SELECT ssn FROM customers") < (
+        shown.index("TRUNCATE customers"))
+    assert "078-05-1120" not in shown
 
 
 # -- each client with its own defaults --------------------------------------------------
@@ -368,6 +380,19 @@ class _Raw:
         return {k.decode(): v.decode() for k, v in fields.items()}
 
 
+def test_a_gssapi_encryption_request_is_declined_and_tls_follows(gw: Gateway) -> None:
+    """libpq built with GSSAPI asks for GSS encryption first (gssencmode=prefer): 'N'
+    at once, and the client goes on to TLS and logs in."""
+    client = _Raw(gw)
+    client.send(struct.pack("!ii", 8, 80877104))
+    assert client.sock.recv(1) == b"N"
+    client.login()
+    client.send(b"Q" + struct.pack("!i", 4 + 9) + b"SELECT 1\x00")
+    kinds = [kind for kind, _ in client.messages_until(b"Z")]
+    assert kinds == [b"T", b"D", b"C", b"Z"]
+    client.sock.close()
+
+
 def _startup(version: int, **parameters: str) -> bytes:
     body = struct.pack("!i", version) + b"".join(
         k.encode() + b"\x00" + v.encode() + b"\x00" for k, v in parameters.items()) + b"\x00"
@@ -429,3 +454,28 @@ def test_a_truncated_message_is_recorded_and_never_runs(gw: Gateway, upstream_db
     assert upstream(upstream_db, "SELECT count(*) FROM scratch WHERE id = 77") == [(1,)]
     with psycopg.connect(upstream_db, autocommit=True) as admin:
         admin.execute("DELETE FROM scratch WHERE id = 77")
+
+
+def test_the_fronts_spans_are_the_documented_ones(gw: Gateway, otlp: Any) -> None:
+    """Every attribute of the PostgreSQL front's spans is in docs/telemetry.md with the
+    type it has (tests/test_telemetry_docs.py holds the HTTP front's), and the rows the
+    page marks PostgreSQL's are all emitted."""
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        assert conn.execute("SELECT email FROM customers WHERE id = 1").fetchone()
+    spans = otlp.wait_for(lambda all_: any(
+        s.attributes.get("db.system") == "postgresql"
+        and "tollgate.postgres.upstream_auth" in s.attributes for s in all_)
+        and any(s.attributes.get("tollgate.postgres.commands") for s in all_))
+    emitted: dict[str, list[Any]] = {}
+    for span in spans:
+        if span.attributes.get("db.system") == "postgresql":
+            for key, value in span.attributes.items():
+                emitted.setdefault(key, []).append(value)
+    rows = DOCUMENTED.span
+    undocumented = sorted(k for k in emitted if not any(r.matches(k) for r in rows))
+    assert not undocumented
+    for key, values in emitted.items():
+        row = next(r for r in rows if r.matches(key))
+        assert all(TYPES[row.type](v) for v in values), (key, row.type, values[:3])
+    postgres_rows = [r.name for r in rows if r.name.startswith(("db.", "tollgate.postgres."))]
+    assert postgres_rows and set(postgres_rows) <= set(emitted)

@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.pg_cluster import PASSWORD, Cluster, cluster
@@ -119,3 +121,24 @@ def test_a_wrong_gateway_password_is_the_databases_error(
     assert done.returncode != 0
     assert "tollgate could not open the database" in done.stderr
     assert "password authentication failed" in done.stderr
+
+
+def test_a_wrong_token_never_reaches_the_database(gw: Gateway, pg: Cluster) -> None:
+    """Refused at the gateway: the database logs no connection for it. (The login that
+    follows shows the log is written: its connection is there.)"""
+    # What earlier tests logged is all written once a marker of this test's is.
+    with psycopg.connect(pg.admin_url, autocommit=True) as admin:
+        admin.execute("SELECT 'before the forged token'")
+    stack.wait_until(lambda: "before the forged token" in pg.log, 10, "the marker in the log")
+    before = pg.log.count("connection received")
+    forged = AGENT[:-6] + "AAAAAA"
+    done = subprocess.run(
+        [shutil.which("psql") or "psql", "-X", f"host=127.0.0.1 port={gw.ports.postgres} "
+         "dbname=shop-scram user=svc-pg-agent connect_timeout=10", "-c", "SELECT 1"],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "PGPASSWORD": forged})
+    assert done.returncode != 0 and "token does not verify" in done.stderr
+    assert psql(gw, "shop-scram", "SELECT 1").returncode == 0
+    stack.wait_until(lambda: pg.log.count("connection received") > before, 10,
+                     "the good login's connection in the log")
+    assert pg.log.count("connection received") == before + 1
