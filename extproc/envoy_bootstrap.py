@@ -196,8 +196,14 @@ def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str
     """A copy whose ext_proc cluster balances between tollgate processes (workers or
     replicas) on `ports` of its first endpoint's address: one endpoint each, as
     SO_REUSEPORT would pin Envoy's few long-lived HTTP/2 connections to one process."""
+    return with_cluster_ports(bootstrap, EXT_PROC_CLUSTER, ports)
+
+
+def with_cluster_ports(bootstrap: dict[str, Any], name: str, ports: list[int]) -> dict[str, Any]:
+    """A copy whose cluster `name` has one endpoint per port, on its first endpoint's
+    address (tollgate's processes: replicas and their workers)."""
     config = copy.deepcopy(bootstrap)
-    _spread(_cluster(config, EXT_PROC_CLUSTER), ports)
+    _spread(_cluster(config, name), ports)
     return config
 
 

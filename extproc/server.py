@@ -28,6 +28,7 @@ from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
 from extproc.policy import open_engine
 from extproc.policy.reload import PolicyReloader
+from extproc.postgres.cancel_keys import CancelKeys
 from extproc.postgres.front import Front as PostgresFront
 from extproc.postgres.front import tls_context
 from extproc.recording import Recorder, RecorderSettings
@@ -107,7 +108,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
                                    holds, StoredPins(holds))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
-        front = await start_postgres(config, postgres, worker, servicer, credentials, masker)
+        front = await start_postgres(config, postgres, worker, servicer, credentials, masker,
+                                     CancelKeys(holds.store.store))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -164,13 +166,15 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
 async def start_postgres(
     config: Config, postgres: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
     servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
+    keys: CancelKeys,
 ) -> PostgresFront | None:
-    """The PostgreSQL front, listening, driving the HTTP front's pipeline (None: no
-    postgres target)."""
+    """The PostgreSQL front, listening, driving the HTTP front's pipeline, its cancel
+    keys shared through the store (None: no postgres target)."""
     if postgres is None or config.postgres is None:
         return None
     front = PostgresFront(config.postgres, worker, servicer.pipeline, postgres[0],
-                          credentials, masker, config.targets, postgres[1], config.resolve)
+                          credentials, masker, config.targets, postgres[1], config.resolve,
+                          keys)
     try:
         await front.start()
     except OSError as exc:

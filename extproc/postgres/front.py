@@ -3,7 +3,7 @@
     client ─TCP─► Envoy (tcp_proxy) ─► this worker's port
       SSLRequest      → 'S', then TLS with tollgate's certificate ('N' without one)
       GSSENCRequest   → 'N': clients fall back to TLS or a plain connection
-      CancelRequest   → the session its key names, on this worker or the one it names
+      CancelRequest   → the session its key names, here or on the front the store names
       StartupMessage  → the target by database; protocol 3.0 (newer minors negotiated
                         down); the agent's token asked for as the password, over TLS
       token verified  → issuer, audience, expiry, signature, as Envoy verifies them
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import itertools
 import logging
 import os
 import ssl
@@ -46,9 +45,11 @@ from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.postgres import messages as pg
+from extproc.postgres.cancel_keys import CancelKeys
 from extproc.postgres.session import Session, refusal_message, refuse_recorded, sqlstate_of
 from extproc.postgres.upstream import Upstream, UpstreamError, UpstreamSettings, cancel, connect
 from extproc.recording import RecordingQuota, RecordingUnavailable
+from extproc.store import StoreError
 
 log = logging.getLogger("tollgate.postgres")
 
@@ -59,8 +60,6 @@ PASSED_PARAMETERS = frozenset({
     "application_name", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
     "extra_float_digits", "search_path", "datestyle", "timezone", "intervalstyle",
 })
-# A cancel key's process id carries the worker that gave it: (worker << 24) | counter.
-_WORKER_SHIFT = 24
 
 
 class LoginRefused(Exception):
@@ -88,14 +87,19 @@ class Front:
     def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, credentials: Credentials, masker: Masker,
                  targets: Sequence[Target], tls: ssl.SSLContext | None,
-                 resolve: Callable[[Path], Path]) -> None:
+                 resolve: Callable[[Path], Path], keys: CancelKeys) -> None:
         self._settings, self._worker, self._resolve = settings, worker, resolve
         self._pipeline, self._verifier = pipeline, verifier
         self._credentials, self._masker, self._tls = credentials, masker, tls
         self._targets = {t.match.database: t for t in targets
                          if t.protocol == "postgres" and t.match.database}
+        # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
-        self._counter = itertools.count(1)
+        self._shared = keys
+        # The addresses clients reached this front at (registered with its keys), and
+        # when it started: keys an earlier process left there are dropped.
+        self._addresses: set[str] = set()
+        self._started_us = time.time_ns() // 1000
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -177,6 +181,8 @@ class Front:
             await session.relay()
         finally:
             self._keys.pop(key, None)
+            with contextlib.suppress(StoreError):
+                await self._shared.forget(key)
 
     def _refused_login(self, target: Target | None, status: int, error: str,
                        message: str, code: str | None = None) -> bytes:
@@ -257,7 +263,7 @@ class Front:
             evidence = exchange.finish()
             if admission.admitted:
                 self._pipeline.recorder.submit(evidence, exchange.who)
-        process_id, secret = self._key(upstream, target, opener)
+        process_id, secret = await self._key(upstream, target, opener, writer)
         writer.write(b"".join([
             pg.encode_authentication(0),
             *(pg.encode_parameter_status(k, v) for k, v in upstream.parameters.items()),
@@ -327,30 +333,54 @@ class Front:
             key_file=resolve(settings.key_file), channel_binding=settings.channel_binding,
             connect_timeout=settings.connect_timeout_seconds)
 
-    def _key(self, upstream: Upstream, target: Target, opener: _Opener) -> tuple[int, bytes]:
-        """A cancel key of tollgate's own for the client: the database's never leaves."""
-        process_id = (self._worker << _WORKER_SHIFT) | (next(self._counter) & 0xFFFFFF)
-        secret = os.urandom(4)
+    async def _key(self, upstream: Upstream, target: Target, opener: _Opener,
+                   writer: asyncio.StreamWriter) -> tuple[int, bytes]:
+        """A cancel key of tollgate's own for the client (the database's never leaves),
+        registered in the store with the address the client reached this front at."""
+        host, port = writer.get_extra_info("sockname")[:2]
+        address = f"{host}:{port}"
+        try:
+            if address not in self._addresses:
+                await self._shared.drop_older(address, self._started_us)
+                self._addresses.add(address)
+            process_id, secret = await self._shared.new(address)
+        except StoreError as exc:
+            # The session goes on; its Ctrl+C works only where it reaches this front.
+            log.warning("cancel key not shared (%s): a cancel request reaching another "
+                        "worker or replica will not find this session", exc)
+            process_id, secret = self._local_key()
         self._keys[process_id] = _Key(secret, self._upstream_settings(target),
                                       upstream.process_id, upstream.secret, opener)
         return process_id, secret
 
+    def _local_key(self) -> tuple[int, bytes]:
+        while True:
+            process_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
+            if process_id and process_id not in self._keys:
+                return process_id, os.urandom(4)
+
     async def _cancel(self, process_id: int, secret: bytes) -> None:
-        """Ctrl+C: the database's own cancel for the session the key names, when it is
-        this worker's; else handed to the worker that gave the key."""
-        worker = process_id >> _WORKER_SHIFT
-        if worker != self._worker:
-            host, port = self._settings.address_of(worker)
+        """Ctrl+C: the database's own cancel for the session the key names, when this
+        front holds it; else handed to the front the store says holds it."""
+        key = self._keys.get(process_id)
+        if key is None:
+            holder = None
+            with contextlib.suppress(StoreError):
+                holder = await self._shared.holder(process_id, secret)
+            if holder is None or holder in self._addresses:
+                log.warning("a cancel request with an unknown key (process id %d)",
+                            process_id)
+                return
+            host, _, port = holder.rpartition(":")
             with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(host, port)
+                _, writer = await asyncio.open_connection(host, int(port))
                 writer.write(pg.encode_request(pg.CANCEL_REQUEST,
                                                process_id.to_bytes(4, "big") + secret))
                 await writer.drain()
                 writer.close()
             return
-        key = self._keys.get(process_id)
-        if key is None or not hmac.compare_digest(key.secret, secret):
-            log.warning("a cancel request with an unknown key (process id %d)", process_id)
+        if not hmac.compare_digest(key.secret, secret):
+            log.warning("a cancel request with a wrong secret (process id %d)", process_id)
             return
         exchange = key.exchange_for("CANCEL", None)
         admission = Admission(self._pipeline.recorder, exchange.who)

@@ -1,6 +1,6 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals) owns a list of steps; the version a
+Each component (recording, approvals, postgres) owns a list of steps; the version a
 store has reached is kept in `tollgate_schema`. A step runs once, in a transaction with
 the version bump, so two processes starting together cannot both apply it (the second
 waits for the lock, then finds the version already there). A store newer than this
@@ -124,6 +124,19 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 seen_us BIGINT NOT NULL,
                 approval_id TEXT,
                 PRIMARY KEY (target, tool)
+            )""",
+        ],
+    ],
+    "postgres": [
+        [
+            # The cancel keys the PostgreSQL front gave its clients (postgres/cancel_keys.py):
+            # a CancelRequest is a connection of its own, which Envoy may hand to any
+            # worker of any replica; this says which front holds the session.
+            """CREATE TABLE postgres_cancel_keys (
+                process_id BIGINT PRIMARY KEY,
+                secret TEXT NOT NULL,
+                address TEXT NOT NULL,
+                created_us BIGINT NOT NULL
             )""",
         ],
     ],

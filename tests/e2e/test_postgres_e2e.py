@@ -29,11 +29,12 @@ import pg8000.native
 import psycopg
 import pytest
 
+from extproc import config
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import DBA, Held, api
 from tests.support import tokens
 from tests.support.databases import PG_ADMIN, throwaway_database
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import Gateway, GatewayFactory, module_gateway
 from tests.support.tls import write_tls_files
 from tests.test_telemetry_docs import DOCUMENTED, TYPES
 
@@ -348,12 +349,17 @@ class _Raw:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         self.sock = context.wrap_socket(self.sock)
 
-    def login(self) -> None:
+    def login(self) -> tuple[int, bytes]:
+        """Logged in over TLS with the agent's token: the cancel key the gateway gave."""
         self.tls()
         self.send(_startup(3 << 16, user="svc-pg-agent", database=DATABASE))
         assert self.messages_until(b"R")[-1] == (b"R", struct.pack("!i", 3))
         self.send(b"p" + struct.pack("!i", 4 + len(AGENT) + 1) + AGENT.encode() + b"\x00")
-        self.messages_until(b"Z")
+        (key,) = [body for kind, body in self.messages_until(b"Z") if kind == b"K"]
+        return struct.unpack("!i", key[:4])[0], key[4:]
+
+    def query(self, sql: str) -> None:
+        self.send(b"Q" + struct.pack("!i", 4 + len(sql) + 1) + sql.encode() + b"\x00")
 
     def messages_until(self, last: bytes) -> list[tuple[bytes, bytes]]:
         """Every message up to one of type `last` (or the connection's end)."""
@@ -387,7 +393,7 @@ def test_a_gssapi_encryption_request_is_declined_and_tls_follows(gw: Gateway) ->
     client.send(struct.pack("!ii", 8, 80877104))
     assert client.sock.recv(1) == b"N"
     client.login()
-    client.send(b"Q" + struct.pack("!i", 4 + 9) + b"SELECT 1\x00")
+    client.query("SELECT 1")
     kinds = [kind for kind, _ in client.messages_until(b"Z")]
     assert kinds == [b"T", b"D", b"C", b"Z"]
     client.sock.close()
@@ -479,3 +485,36 @@ def test_the_fronts_spans_are_the_documented_ones(gw: Gateway, otlp: Any) -> Non
         assert all(TYPES[row.type](v) for v in values), (key, row.type, values[:3])
     postgres_rows = [r.name for r in rows if r.name.startswith(("db.", "tollgate.postgres."))]
     assert postgres_rows and set(postgres_rows) <= set(emitted)
+
+
+def test_ctrl_c_reaching_another_replica_cancels_on_the_one_holding_the_session(
+        make_gateway: GatewayFactory, pg_url: str, upstream_db: str) -> None:
+    """Envoy may hand a CancelRequest's connection to any replica: the one that gets it
+    finds the key in the shared store and hands it to the one holding the session."""
+    name = upstream_db.rsplit("/", 1)[1]
+    target = {"name": "shop", "protocol": "postgres", "match": {"database": DATABASE},
+              "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
+                           "database": name, "sslmode": "disable"}}
+    gw = make_gateway(replicas=2, targets=[target], postgres={},
+                      settings={"store": {"url": pg_url}})
+    fronts = []
+    for path in (gw.config_path, gw.config_path.with_name("tollgate-1.yaml")):
+        front = config.load(path).postgres
+        assert front is not None
+        fronts.append(front.address_of(0)[1])
+    client = _Raw(gw)
+    process_id, secret = client.login()
+    with psycopg.connect(pg_url) as store:
+        ((holder,),) = store.execute("SELECT address FROM postgres_cancel_keys "
+                                     "WHERE process_id = %s", (process_id,)).fetchall()
+    (other,) = [port for port in fronts if holder != f"127.0.0.1:{port}"]
+    sql = "SELECT pg_sleep(62)"
+    client.query(sql)
+    stack.wait_until(_on_upstream(upstream_db, sql), 15, "the statement on its backend")
+    with socket.create_connection(("127.0.0.1", other), timeout=10) as canceller:
+        canceller.sendall(struct.pack("!ii", 16, 80877102) + struct.pack("!i", process_id)
+                          + secret)
+    answers = client.messages_until(b"Z")
+    (error,) = [body for kind, body in answers if kind == b"E"]
+    assert b"C57014\x00" in error  # query_canceled
+    client.sock.close()

@@ -214,7 +214,8 @@ class GatewayFactory:
         exchanges between them; each runs `workers` (listen.workers: one by default, so
         the suite does not start a process per core for every gateway). `postgres`: the
         PostgreSQL front's settings (its listen address, TLS with tests/support/tls.py's
-        certificate and `ports.postgres` for Envoy's listener are filled in)."""
+        certificate, each replica's listen address and `ports.postgres` for Envoy's
+        listener are filled in)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
@@ -223,12 +224,13 @@ class GatewayFactory:
         work.mkdir()
         upstream = DemoUpstream(port=0).start()
         ports = dataclasses.replace(ports, upstream=upstream.port)
+        # Each replica's PostgreSQL front (a port per worker), all in Envoy's cluster.
+        fronts = [stack.free_ports(workers) for _ in range(replicas)]
         if postgres is not None:
             ports = dataclasses.replace(ports, postgres=stack.free_port(),
-                                        postgres_front=stack.free_ports(workers))
+                                        postgres_front=fronts[0])
             tls_files = write_tls_files(work / "postgres-tls")
-            postgres = {"listen": f"127.0.0.1:{ports.postgres_front}",
-                        "tls_cert_file": str(tls_files.cert),
+            postgres = {"tls_cert_file": str(tls_files.cert),
                         "tls_key_file": str(tls_files.key), **postgres}
         bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
             envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
@@ -238,6 +240,10 @@ class GatewayFactory:
         grpc_ports = [ports.ext_proc, *(stack.free_ports(workers) for _ in range(replicas - 1))]
         bootstrap = envoy_bootstrap.with_ext_proc_ports(
             bootstrap, [port + i for port in grpc_ports for i in range(workers)])
+        if postgres is not None:
+            bootstrap = envoy_bootstrap.with_cluster_ports(
+                bootstrap, envoy_bootstrap.POSTGRES_CLUSTER,
+                [port + i for port in fronts for i in range(workers)])
         tls_port = None
         if tls is not None:
             tls_port = stack.free_port()
@@ -261,6 +267,8 @@ class GatewayFactory:
             if replicas > 1:
                 replica["recording"] = {**replica.get("recording", {}),
                                         "writer_id": f"replica-{n}"}
+            if postgres is not None:
+                replica["postgres"] = {**postgres, "listen": f"127.0.0.1:{fronts[n]}"}
             config_paths.append(work / ("tollgate.yaml" if n == 0 else f"tollgate-{n}.yaml"))
             config_paths[-1].write_text(yaml.safe_dump(replica))
         processes: list[stack.Process] = []
