@@ -360,15 +360,25 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
               "RULES", "TRACE")]
     for row in rows:
         content = row.document()
-        request = content["request"]
         rules = sorted({r for d in content.get("decisions", []) for r in d["rules"]})
         table.append((
             utc(row.started_us), row.id, row.identity or "-", row.target or "-",
-            cut(f"{request['method']} {request['path']}", _PATH_CHARS), row.action,
+            cut(_request_cell(content), _PATH_CHARS), row.action,
             "-" if row.status is None else str(row.status),
             cut(",".join(rules), _RULES_CHARS) or "-", row.trace_id))
     print_table(table)
     return 0
+
+
+def _request_cell(content: dict[str, Any]) -> str:
+    """What was asked, in a line: method and path; on a PostgreSQL target, where the
+    path is only the database, the message and its statement (as recorded: masked)."""
+    request = content["request"]
+    body = request.get("body")
+    if (content.get("target") or {}).get("protocol") == "postgres" and isinstance(
+            body, dict) and body.get("encoding") == "text" and body.get("value"):
+        return f"{request['method']} {' '.join(str(body['value']).split())}"
+    return f"{request['method']} {request['path']}"
 
 
 def _row_json(row: Row) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from extproc.config import Match, Target
+from extproc.config import Match, PostgresTarget, Target
 from extproc.recording import Decided
 from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
@@ -425,3 +425,21 @@ async def test_replay_shows_a_record_that_could_not_be_built_whole(
     result = audit(write_config(tmp_path, sqlite_url), "replay", f"{1:032x}")
     assert result.returncode == 0, result.stderr
     assert "error     the record could not be built: AttributeError" in result.stdout
+
+
+async def test_search_shows_a_postgresql_statement_not_its_database(
+        sqlite_url: str, signer: Signer, tmp_path: Path) -> None:
+    """On a postgres target the path is only the database: the REQUEST column shows the
+    message and its statement (as recorded, masked; on one line) instead."""
+    shop = Target(name="shop", match=Match(database="shop"), protocol="postgres",
+                  postgres=PostgresTarget(upstream="127.0.0.1:5432", user="tollgate"))
+    await record(sqlite_url, signer, [
+        evidence(1, target=shop, method="CONNECT", path="/shop"),
+        evidence(2, target=shop, method="QUERY", path="/shop",
+                 body=b"DELETE FROM customers\n  WHERE id = 1"),
+    ])
+    result = audit(write_config(tmp_path, sqlite_url), "search")
+    assert result.returncode == 0, result
+    rows = result.stdout.splitlines()[1:]
+    assert "QUERY DELETE FROM customers WHERE id = 1 " in rows[0]
+    assert "CONNECT /shop " in rows[1]
