@@ -62,6 +62,16 @@ PASSED_PARAMETERS = frozenset({
 })
 
 
+# The client encodings whose texts tollgate reads as the database will: UTF-8, and
+# SQL_ASCII (bytes as they are, read here as UTF-8). Any other would let the database
+# read a statement's bytes otherwise than the policy did (in SJIS or BIG5 a byte after
+# a multibyte lead is no quote or backslash): refused. The database is always asked
+# for UTF8, so rows come back as tollgate reads them.
+# Names compared as PostgreSQL compares them: letters and digits only, any case (and a
+# value may come quoted: asyncpg sends 'utf-8').
+READ_ENCODINGS = frozenset({"utf8", "unicode", "sqlascii"})
+
+
 class LoginRefused(Exception):
     """The client may not log in: `message` is the ErrorResponse it gets (FATAL)."""
 
@@ -233,6 +243,14 @@ class Front:
                 target, 400, "startup_parameter", f"startup parameter {', '.join(unpassed)} "
                 "is not passed to the database: set what a session needs with SET "
                 "statements, which the policy decides", "0A000"))
+        encoding = next((v for k, v in parameters.items() if k.lower() == "client_encoding"),
+                        None)
+        if encoding is not None and "".join(
+                c for c in encoding.lower() if c.isascii() and c.isalnum()) not in READ_ENCODINGS:
+            raise LoginRefused(self._refused_login(
+                target, 400, "client_encoding", f"client_encoding {encoding!r} is not read "
+                "by tollgate, which reads statements as UTF-8: connect with "
+                "client_encoding=UTF8 (PGCLIENTENCODING=UTF8)", "22021"))
         writer.write(pg.encode_authentication(3))  # the token, as a cleartext password
         await writer.drain()
         reply = await login.next()
@@ -240,7 +258,9 @@ class Front:
             raise LoginRefused(self._refused_login(
                 target, 400, "protocol_violation", "expected a password message", "08P01"))
         token = pg.password(reply.body)
-        passed = {k: v for k, v in parameters.items() if k in PASSED_PARAMETERS}
+        passed = {k: v for k, v in parameters.items()
+                  if k in PASSED_PARAMETERS and k != "client_encoding"}
+        passed["client_encoding"] = "UTF8"
         session_id = str(uuid.uuid4())
         context = {"database": database, "role": role,
                    "application_name": parameters.get("application_name"),

@@ -99,8 +99,10 @@ def refusal_message(answer: Answer, severity: str = "ERROR") -> bytes:
     hint = None
     if body.get("approval_id"):
         detail.insert(0, f"approval {body['approval_id']} ({body.get('status')})")
-        if body.get("approve_url"):
-            hint = f"an approver decides it at {body['approve_url']}"
+        if body.get("approve_url") and body.get("status") == "pending":
+            # Still undecided: running the statement again passes once it is approved.
+            hint = (f"an approver decides it at {body['approve_url']}; run the statement "
+                    "again once it is approved")
     return pg.error(sqlstate_of(answer.status), "tollgate: " + "; ".join(map(str, reasons)),
                     detail="; ".join(detail), hint=hint, severity=severity)
 

@@ -63,14 +63,18 @@ def upstream_db() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
        upstream_db: str) -> Iterator[Gateway]:
-    name = upstream_db.rsplit("/", 1)[1]
-    target = {"name": "shop", "protocol": "postgres", "match": {"database": DATABASE},
-              "environment": "test",
-              "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
-                           "database": name, "sslmode": "disable"}}
-    with module_gateway(tmp_path_factory, otlp, "postgres", targets=[target], postgres={},
+    with module_gateway(tmp_path_factory, otlp, "postgres", targets=[shop(upstream_db)],
+                        postgres={},
                         settings={"approvals": {"max_hold_seconds": 30}}) as running:
         yield running
+
+
+def shop(upstream_db: str) -> dict[str, Any]:
+    """The target: clients ask for `shop`, the gateway opens the throwaway database."""
+    return {"name": "shop", "protocol": "postgres", "match": {"database": DATABASE},
+            "environment": "test",
+            "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
+                         "database": upstream_db.rsplit("/", 1)[1], "sslmode": "disable"}}
 
 
 def url(gw: Gateway, token: str = AGENT, sslmode: str = "require") -> str:
@@ -244,12 +248,19 @@ def test_pg8000_masked_refused_and_goes_on(gw: Gateway, tmp_path: Path,
 # -- what the wire carries besides a statement -------------------------------------------
 
 
-def test_set_role_and_session_authorization_are_refused(gw: Gateway) -> None:
-    """The role a session acts as is the gateway's: changing it is for the dba group."""
+@pytest.mark.parametrize(("statements", "says"), [
+    (("SET ROLE postgres", "SET SESSION AUTHORIZATION postgres"),
+     "changes roles or privileges"),
+    (("SET client_encoding TO 'SJIS'", "SET NAMES 'BIG5'"),
+     "changes the server's configuration"),
+], ids=["role", "encoding"])
+def test_what_changes_who_acts_or_how_texts_are_read_is_refused(
+        gw: Gateway, statements: tuple[str, ...], says: str) -> None:
+    """The role a session acts as is the gateway's, and a client encoding other than
+    UTF-8 would have the database read bytes otherwise: both for the dba group only."""
     with psycopg.connect(url(gw), autocommit=True) as conn:
-        for statement in ("SET ROLE postgres", "SET SESSION AUTHORIZATION postgres"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege,
-                               match="changes roles or privileges"):
+        for statement in statements:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match=says):
                 conn.execute(statement)
         assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
 
@@ -491,11 +502,7 @@ def test_ctrl_c_reaching_another_replica_cancels_on_the_one_holding_the_session(
         make_gateway: GatewayFactory, pg_url: str, upstream_db: str) -> None:
     """Envoy may hand a CancelRequest's connection to any replica: the one that gets it
     finds the key in the shared store and hands it to the one holding the session."""
-    name = upstream_db.rsplit("/", 1)[1]
-    target = {"name": "shop", "protocol": "postgres", "match": {"database": DATABASE},
-              "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
-                           "database": name, "sslmode": "disable"}}
-    gw = make_gateway(replicas=2, targets=[target], postgres={},
+    gw = make_gateway(replicas=2, targets=[shop(upstream_db)], postgres={},
                       settings={"store": {"url": pg_url}})
     fronts = []
     for path in (gw.config_path, gw.config_path.with_name("tollgate-1.yaml")):
@@ -518,3 +525,74 @@ def test_ctrl_c_reaching_another_replica_cancels_on_the_one_holding_the_session(
     (error,) = [body for kind, body in answers if kind == b"E"]
     assert b"C57014\x00" in error  # query_canceled
     client.sock.close()
+
+
+def test_a_hold_that_ends_first_leaves_an_approval_the_same_statement_then_uses(
+        make_gateway: GatewayFactory, upstream_db: str) -> None:
+    """The client waits no longer than approvals.max_hold_seconds: then it is refused,
+    told where an approver decides; approved meanwhile, the same statement runs."""
+    gw = make_gateway(targets=[shop(upstream_db)], postgres={},
+                      settings={"approvals": {"max_hold_seconds": 1}})
+    statement = "UPDATE scratch SET id = id"
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as held:
+            conn.execute(statement)
+        diag = held.value.diag
+        assert "(pending)" in (diag.message_detail or "")
+        assert "run the statement again once it is approved" in (diag.message_hint or "")
+        _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+        (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == statement]
+        status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA,
+                        {"reason": "a no-op update"})
+        assert status == 200
+        conn.execute(statement)  # runs: no refusal
+    _, shown = api(gw, "GET", f"/approvals/{approval['id']}", DBA)
+    assert shown["status"] == "used"
+
+
+@pytest.mark.parametrize("encoding", ["SJIS", "BIG5", "GBK", "LATIN1"])
+def test_a_client_encoding_read_otherwise_than_utf8_is_refused(
+        gw: Gateway, encoding: str) -> None:
+    """In SJIS, `ā\\'` (UTF-8 C4 81 5C 27) is a katakana, a two-byte character eating
+    the backslash, and a quote that ends the string: the database would read a
+    statement the policy did not. Only encodings read as tollgate reads are taken."""
+    done = subprocess.run(
+        [shutil.which("psql") or "psql", "-X", "-A", "-t", url(gw), "-c", "SELECT 1"],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "PGCLIENTENCODING": encoding})
+    assert done.returncode != 0
+    assert f"client_encoding '{encoding}' is not read by tollgate" in done.stderr
+
+
+def test_sql_ascii_and_utf8_clients_read_utf8_rows(gw: Gateway) -> None:
+    """psql in a C locale asks for SQL_ASCII: taken, and the database is asked for UTF8
+    (the rows as tollgate reads and masks them)."""
+    for encoding in ("SQL_ASCII", "UTF8"):
+        done = subprocess.run(
+            [shutil.which("psql") or "psql", "-X", "-A", "-t", url(gw), "-c",
+             "SHOW client_encoding", "-c", "SELECT ssn FROM customers WHERE id = 1"],
+            capture_output=True, text=True, timeout=30, check=False,
+            env={**os.environ, "PGCLIENTENCODING": encoding})
+        assert done.returncode == 0, done.stderr
+        shown, ssn = done.stdout.split()
+        assert shown == "UTF8" and "078-05-1120" not in ssn
+
+
+def test_a_pipeline_with_a_refused_statement_keeps_what_came_before(
+        gw: Gateway, upstream_db: str) -> None:
+    """psycopg's pipeline mode sends Parse/Bind/Execute for several statements before
+    one Sync: the refused one fails where it stands, the statements before it ran,
+    those after it are skipped (as PostgreSQL skips to the Sync after an error), and
+    the connection is usable afterwards."""
+    with psycopg.connect(url(gw)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="DROP"), \
+                conn.pipeline():
+            first = conn.execute("SELECT count(*) FROM customers")
+            conn.execute("INSERT INTO scratch VALUES (501)")
+            conn.execute("DROP TABLE customers")
+            conn.execute("INSERT INTO scratch VALUES (502)")
+        assert first.fetchone() == (2,)
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+    # In one transaction (psycopg's default): the failed pipeline rolled back entirely.
+    assert upstream(upstream_db, "SELECT count(*) FROM scratch WHERE id > 500") == [(0,)]
