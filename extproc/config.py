@@ -653,10 +653,6 @@ class PostgresFront:
         if self.login_seconds <= 0:
             raise Invalid("login_seconds", "must be > 0")
 
-    @property
-    def port(self) -> int:
-        return _host_port(self.listen)[1]
-
     def address_of(self, worker: int) -> tuple[str, int]:
         """Worker `worker`'s address: the listen port + worker."""
         host, port = _host_port(self.listen)

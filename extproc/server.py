@@ -73,7 +73,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         credentials = CredentialStore.from_config(config)
         key = hash_key(config)
         verifier = approver_verifier(config) if admin_api else None
-        postgres = postgres_settings(config)
+        postgres = postgres_settings(config, verifier)
     except (CredentialError, ValueError, VerifierError, OSError) as exc:
         raise ServeError(str(exc)) from None
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave
@@ -182,10 +182,12 @@ async def start_postgres(
     return front
 
 
-def postgres_settings(config: Config) -> tuple[Verifier, ssl.SSLContext | None] | None:
+def postgres_settings(config: Config, verifier: Verifier | None
+                      ) -> tuple[Verifier, ssl.SSLContext | None] | None:
     """What the PostgreSQL front needs (None: no postgres target): the verifier of
-    agents' tokens, which arrive as passwords where Envoy cannot read them, and the TLS
-    clients see."""
+    agents' tokens, which arrive as passwords where Envoy cannot read them (the
+    approvers' `verifier`, built from the same bootstrap, where there is one), and the
+    TLS clients see."""
     front = config.postgres
     if front is None or not any(t.protocol == "postgres" for t in config.targets):
         return None
@@ -195,7 +197,8 @@ def postgres_settings(config: Config) -> tuple[Verifier, ssl.SSLContext | None] 
             f"{config.source}: identity.envoy_bootstrap: needed by the postgres targets, "
             "whose agents' tokens tollgate verifies with the jwt_authn providers of that "
             "Envoy bootstrap (they arrive as passwords, which Envoy does not read)")
-    verifier = Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
+    if verifier is None:
+        verifier = Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
     tls = None
     if front.tls_cert_file is not None and front.tls_key_file is not None:
         tls = tls_context(config.resolve(front.tls_cert_file),

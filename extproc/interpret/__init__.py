@@ -213,8 +213,9 @@ class PostgresSql(_Plain):
 
     def request(self, request: Request) -> SqlReading:
         body = request["body"]
-        return read_sql([body] if isinstance(body, str) else [], self._settings,
-                        self._analyze)
+        if not isinstance(body, str):  # the front always sends the text: fail closed
+            return read_sql([], self._settings, self._analyze, "no SQL text to read")
+        return read_sql([body], self._settings, self._analyze)
 
     def attributes(self, meaning: SqlReading) -> dict[str, Any]:
         return sql_attributes(meaning)

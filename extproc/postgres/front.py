@@ -47,7 +47,14 @@ from extproc.masking import Masker
 from extproc.postgres import messages as pg
 from extproc.postgres.cancel_keys import CancelKeys
 from extproc.postgres.session import Session, refusal_message, refuse_recorded, sqlstate_of
-from extproc.postgres.upstream import Upstream, UpstreamError, UpstreamSettings, cancel, connect
+from extproc.postgres.upstream import (
+    Upstream,
+    UpstreamError,
+    UpstreamSettings,
+    cancel,
+    connect,
+    send_cancel,
+)
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.store import StoreError
 
@@ -70,6 +77,10 @@ PASSED_PARAMETERS = frozenset({
 # Names compared as PostgreSQL compares them: letters and digits only, any case (and a
 # value may come quoted: asyncpg sends 'utf-8').
 READ_ENCODINGS = frozenset({"utf8", "unicode", "sqlascii"})
+
+
+# How long handing a CancelRequest to the front holding its session may take.
+_HANDOVER_SECONDS = 5.0
 
 
 class LoginRefused(Exception):
@@ -392,12 +403,7 @@ class Front:
                             process_id)
                 return
             host, _, port = holder.rpartition(":")
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(host, int(port))
-                writer.write(pg.encode_request(pg.CANCEL_REQUEST,
-                                               process_id.to_bytes(4, "big") + secret))
-                await writer.drain()
-                writer.close()
+            await send_cancel(host, int(port), process_id, secret, _HANDOVER_SECONDS)
             return
         if not hmac.compare_digest(key.secret, secret):
             log.warning("a cancel request with a wrong secret (process id %d)", process_id)

@@ -355,11 +355,7 @@ class Session:
         try:
             admission()
             self._pipeline.admit(exchange, f"database {self.context['database']!r}")
-            exchange.request = exchange.evidence.request = {
-                "method": what.upper(), "path": f"/{self.context['database']}", "query": {},
-                "headers": dict(self.context["parameters"]), "body": text}
-            exchange.evidence.request_body = BodyCapture.of(text.encode(),
-                                                            exchange.record_limit)
+            self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
@@ -383,17 +379,21 @@ class Session:
             admission()
         except (RecordingQuota, RecordingUnavailable) as exc:
             refusal = refusal_message(self._failed(exchange, exc))
-        exchange.request = exchange.evidence.request = {
-            "method": "EXECUTE", "path": f"/{self.context['database']}", "query": {},
-            "headers": dict(self.context["parameters"]), "body": statement.text}
-        exchange.evidence.request_body = BodyCapture.of(statement.text.encode(),
-                                                        exchange.record_limit)
+        self._request(exchange, "EXECUTE", statement.text)
         exchange.interpret(statement.meaning)
         exchange.decided("request", statement.decision, statement.revision,
                          statement.duration_us)
         if statement.approval is not None:
             exchange.approved(statement.approval)
         return run, refusal
+
+    def _request(self, exchange: Exchange, method: str, text: str) -> None:
+        """The statement as the exchange's request (input.request, and the record's):
+        the message, the database as its path, the session's parameters, the SQL."""
+        exchange.request = exchange.evidence.request = {
+            "method": method, "path": f"/{self.context['database']}", "query": {},
+            "headers": dict(self.context["parameters"]), "body": text}
+        exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
 
     def _exchange(self, method: str,
                   statement_name: str | None) -> tuple[Exchange, Admission]:

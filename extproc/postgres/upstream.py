@@ -256,11 +256,18 @@ class _Messages:
 
 
 async def cancel(settings: UpstreamSettings, process_id: int, secret: bytes) -> None:
-    """The database's own CancelRequest for one of its sessions; never raises (a cancel
-    that cannot be sent is as if the query had finished first)."""
+    """The database's own CancelRequest for one of its sessions."""
+    await send_cancel(settings.host, settings.port, process_id, secret,
+                      settings.connect_timeout)
+
+
+async def send_cancel(host: str, port: int, process_id: int, secret: bytes,
+                      within_seconds: float) -> None:
+    """A CancelRequest to a server (the database, or the front holding the session);
+    never raises (a cancel that cannot be sent is as if the query had finished first)."""
     with contextlib.suppress(OSError, TimeoutError):
-        async with asyncio.timeout(settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(settings.host, settings.port)
+        async with asyncio.timeout(within_seconds):
+            reader, writer = await asyncio.open_connection(host, port)
             writer.write(pg.encode_request(pg.CANCEL_REQUEST,
                                            process_id.to_bytes(4, "big") + secret))
             await writer.drain()
