@@ -55,13 +55,16 @@ two cores with what it measures.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import functools
 import itertools
 import json
 import multiprocessing
 import os
 import platform
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -80,6 +83,7 @@ from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens, stack
 from tests.standins.otlp_receiver import OtlpReceiver
+from tests.support.packs import pack_with_limits
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -384,7 +388,7 @@ def _stop_on_exit(process: stack.Process, cleanup: contextlib.ExitStack) -> stac
 
 def start_stacks(
     kinds: set[str], work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
-    envoy_threads: int = 1,
+    envoy_threads: int = 1, activity: bool = True,
 ) -> dict[str, Endpoint]:
     """Start the upstream and the Envoys (alone, or with an ext_proc) that `kinds` name."""
     upstream_port = stack.free_port()
@@ -409,7 +413,8 @@ def start_stacks(
         elif kind.startswith("tollgate-"):
             tollgate_yaml = logs / "tollgate.yaml"
             tollgate_yaml.write_text(yaml.safe_dump(
-                tollgate_config(ports.ext_proc, otlp_endpoint, workers)), encoding="utf-8")
+                tollgate_config(ports.ext_proc, otlp_endpoint, workers, activity)),
+                encoding="utf-8")
             tollgate = stack.start_tollgate(tollgate_yaml, ports.ext_proc, logs, workers=workers)
             pids[EXT_PROC] = _stop_on_exit(tollgate, cleanup).pid
         else:
@@ -434,13 +439,26 @@ MASKED_ROUTE = {"name": "masked", "match": {"prefix": "/masked/"},
                 "route": {"cluster": "demo_upstream", "prefix_rewrite": "/"}}
 
 
-def tollgate_config(grpc_port: int, otlp_endpoint: str, workers: int) -> dict[str, Any]:
+@functools.cache
+def bench_pack() -> Path:
+    """The default pack, but for the limit on personal values an identity may read an
+    hour: the load generator is one identity reading masked customers thousands of
+    times a second, which the pack would rightly hold for approval after 500 values."""
+    where = Path(tempfile.mkdtemp(prefix="tollgate-bench-pack-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    return pack_with_limits(where / "policies", personal_values_per_hour=10**12)
+
+
+def tollgate_config(grpc_port: int, otlp_endpoint: str, workers: int,
+                    activity: bool = True) -> dict[str, Any]:
     """`workers` ext_proc processes from `grpc_port` on, and two targets: `demo` decides
     on requests only, its SQL parsed (its label turns the pack's masking off, so no
-    response phase is needed), `masked` reads and masks its answers."""
+    response phase is needed), `masked` reads and masks its answers. `activity`: counted
+    for the policy (bench/activity.py compares it off)."""
     return {
         "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": workers},
-        "policy": {"engine": "embedded", "dir": str(REPO / "policies")},
+        "activity": {"enabled": activity},
+        "policy": {"engine": "embedded", "dir": str(bench_pack())},
         "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
         "targets": [
             {"name": "demo", "match": {"route": "demo"}, "environment": "bench",
@@ -756,7 +774,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, dict[str, A
         ))
         otlp = cleanup.enter_context(OtlpReceiver())
         endpoints = start_stacks({r.stack for r in runs}, work, cleanup, otlp.endpoint,
-                                 args.envoy_threads)
+                                 args.envoy_threads, args.activity == "on")
         for run_ in runs:
             probe(run_.setup, endpoints[run_.stack])
         for round_, run_ in itertools.product(range(args.rounds), runs):
@@ -864,6 +882,8 @@ def main(argv: list[str] | None = None) -> None:
                         "turn; the goals are judged on the first")
     parser.add_argument("--envoy-threads", type=int, default=1, metavar="N",
                         help="Envoy's worker threads (--concurrency) in every set-up")
+    parser.add_argument("--activity", choices=("on", "off"), default="on",
+                        help="tollgate counts activity for the policy (the default)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds: max phases of the floors and tollgate's set-ups, "
                         "ratios only, no results file unless --json-out")

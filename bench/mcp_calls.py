@@ -67,7 +67,7 @@ from mcp import ClientSession, McpError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ListToolsResult
 
-from bench.load import SQL, TOKEN, percentile, prioritise
+from bench.load import SQL, TOKEN, bench_pack, percentile, prioritise
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import stack
@@ -175,7 +175,7 @@ def tollgate_config(grpc_port: int, otlp_endpoint: str) -> dict[str, Any]:
     (tools,) = [t for t in quickstart["targets"] if t["name"] == "tools"]
     return {
         "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": 1},
-        "policy": {"engine": "embedded", "dir": str(REPO / "policies")},
+        "policy": {"engine": "embedded", "dir": str(bench_pack())},
         "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
         "targets": [tools],
     }

@@ -48,6 +48,7 @@ from typing import Any
 import psycopg
 import yaml
 
+from bench.load import bench_pack
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.config import load as load_config
@@ -104,7 +105,7 @@ def tollgate_config(grpc_port: int, front_port: int, bootstrap: Path,
     target reaching the benchmark's database as `postgres` (trust auth on 127.0.0.1)."""
     return {
         "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": workers},
-        "policy": {"engine": "embedded", "dir": str(REPO / "policies")},
+        "policy": {"engine": "embedded", "dir": str(bench_pack())},
         "identity": {"envoy_bootstrap": str(bootstrap)},
         "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
         "store": {"url": f"sqlite:///{work / 'record.db'}"},

@@ -1,4 +1,4 @@
-"""The admin HTTP server (`listen.admin`): the approvers' API and page.
+"""The admin HTTP server (`listen.admin`): the approvers' API and page, the monitor.
 
 It runs on tollgate's event loop, beside the gRPC server, so an approval given here
 wakes a request held in this process at once. Anything it cannot route, or fails at,
@@ -58,5 +58,6 @@ async def start(address: str, routes: list[web.RouteDef]) -> web.AppRunner:
         await runner.cleanup()
         raise AdminError(f"listen.admin {address}: cannot listen ({exc.strerror or exc})") \
             from None
-    log.info("admin API on http://%s (approvals: /approvals, page: /approvals/ui)", address)
+    log.info("admin API on http://%s (approvals: /approvals, page: /approvals/ui; "
+             "monitor: /monitor/ui)", address)
     return runner

@@ -548,6 +548,70 @@ class Approvals:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """What each identity has been doing, counted for the policy (`input.activity`)."""
+
+    # Off: `input.activity.status` is "off" and nothing is counted.
+    enabled: bool = True
+    # How often a process writes its counts to the store and reads everyone's back: the
+    # counts another worker or replica made reach this one's decisions within twice this.
+    sync_seconds: float = 2.0
+    # Past this without a successful sync (the store is down), the counts are "unknown"
+    # to the policy rather than stale.
+    stale_seconds: float = 15.0
+    # The most identities (and as many tokens) counted apart in a process; those beyond
+    # it are counted together as one, and the policy input says so (`aggregated`).
+    max_identities: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("sync_seconds", "stale_seconds"):
+            if getattr(self, name) <= 0:
+                raise Invalid(name, "must be > 0")
+        if self.stale_seconds < 2 * self.sync_seconds:
+            raise Invalid("stale_seconds", "must be at least twice sync_seconds")
+        if self.max_identities < 1:
+            raise Invalid("max_identities", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Where the policy's alerts (`data.tollgate.alerts`) go besides the span and record."""
+
+    # A POST of JSON with a Slack-compatible `text`, retried with backoff up to
+    # `webhook_attempts` times. Default: the approvals' webhook.
+    webhook_url: str | None = None
+    webhook_attempts: int = 5
+    # One alert per rule and identity in this long, over every worker and replica: a
+    # burst of requests raises it once.
+    dedup_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.webhook_attempts < 1:
+            raise Invalid("webhook_attempts", "must be >= 1")
+        if self.dedup_seconds < 0:
+            raise Invalid("dedup_seconds", "must be >= 0")
+        url = self.webhook_url
+        if url is not None and (urlsplit(url).scheme not in ("http", "https")
+                                or not urlsplit(url).hostname):
+            raise Invalid("webhook_url", f"expected http(s)://HOST[:PORT][/PATH], got {url!r}")
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """Who may look at the monitor page (what each identity has been doing, its alerts and
+    refusals, their records): verified tokens of these `group:NAME` or `user:SUB`. Never
+    agents, unless a group here names them."""
+
+    viewers: tuple[str, ...] = ("group:dba", "group:security")
+
+    def __post_init__(self) -> None:
+        for viewer in self.viewers:
+            kind, _, name = viewer.partition(":")
+            if kind not in ("group", "user") or not name:
+                raise Invalid("viewers", f"expected group:NAME or user:SUB, got {viewer!r}")
+
+
+@dataclass(frozen=True)
 class Store:
     """Where tollgate keeps its state: the audit record and approvals."""
 
@@ -670,6 +734,9 @@ class Config:
     store: Store = field(default_factory=Store)
     recording: Recording = field(default_factory=Recording)
     approvals: Approvals = field(default_factory=Approvals)
+    activity: Activity = field(default_factory=Activity)
+    alerts: Alerts = field(default_factory=Alerts)
+    monitor: Monitor = field(default_factory=Monitor)
     # The PostgreSQL front; needed when a target speaks protocol postgres.
     postgres: PostgresFront | None = None
     # Where the file was read from; relative paths inside it resolve against its folder.

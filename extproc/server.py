@@ -14,7 +14,9 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from extproc import admin
+from extproc import admin, metrics
+from extproc.activity import Tracker
+from extproc.activity.alerts import Alerts
 from extproc.approvals import ApprovalStore
 from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.auth import Verifier, VerifierError
@@ -26,6 +28,7 @@ from extproc.credentials import CredentialError, CredentialStore
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
+from extproc.monitor import MonitorApi
 from extproc.policy import open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.postgres.cancel_keys import CancelKeys
@@ -92,6 +95,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             # closing writes them all before leaving.
             recorder = open_recorder(config, masker)
             opened.push_async_callback(recorder.close)
+            recorder.observers.append(metrics.observe)
             holds = await open_holds(config, masker, recorder.writer)
             opened.push_async_callback(holds.close)
             if verifier is not None and config.listen.admin is not None:  # an admin API
@@ -100,13 +104,17 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     {t.name: t for t in config.targets}, config.approvals_url,
                     config.policy.sensitive_headers, config.recording.max_body_bytes)
                 opened.push_async_callback((await admin.start(
-                    config.listen.admin, api.routes())).cleanup)
+                    config.listen.admin,
+                    api.routes() + MonitorApi(holds.store.store, verifier,
+                                           config.monitor.viewers).routes()
+                    + metrics.routes(holds.store.pending_count))).cleanup)
         except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
             raise ServeError(str(exc)) from None
 
+        tracker, alerts = await open_activity(config, recorder, holds, opened)
         server = grpc.aio.server()
         servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
-                                   holds, StoredPins(holds))
+                                   holds, StoredPins(holds), tracker, alerts)
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
         front = await start_postgres(config, postgres, worker, servicer, credentials, masker,
                                      CancelKeys(holds.store.store))
@@ -228,6 +236,23 @@ async def open_holds(config: Config, masker: Masker, replica: str) -> Holds:
     notifier = Notifier(settings.webhook_url, settings.webhook_attempts, store) \
         if settings.webhook_url else None
     return Holds(store, notifier, masker, settings, config.approvals_url, replica)
+
+
+async def open_activity(config: Config, recorder: Recorder, holds: Holds,
+                        opened: contextlib.AsyncExitStack) -> tuple[Tracker | None, Alerts]:
+    """What each identity has been doing (counted from the record's acts, synced through
+    the store) and where the policy's alerts go; both closed with `opened`, after the
+    server has stopped (the last exchanges' counts are written, their alerts recorded)."""
+    tracker = None
+    if config.activity.enabled:
+        tracker = Tracker(config.activity, config.store_url)
+        recorder.observers.append(tracker.observe)
+        await tracker.start()
+        opened.push_async_callback(tracker.close)
+    alerts = Alerts(config.alerts, config.alerts.webhook_url or config.approvals.webhook_url,
+                    holds.store.store, recorder, tracker)
+    opened.push_async_callback(alerts.close)
+    return tracker, alerts
 
 
 def open_recorder(config: Config, masker: Masker) -> Recorder:

@@ -11,7 +11,9 @@ The supervisor makes, once and before any worker starts, what workers would othe
 race for (the signing key, the store's tables) and checks what would make all of them
 fail alike (credentials, keys, policies), so a bad config is one line, exit 2. Then it
 runs the workers, forwards SIGTERM/SIGINT (drain) and SIGHUP (reload policies), and
-restarts a worker that dies (with backoff; Envoy's health check skips it meanwhile). A
+restarts a worker that dies (with backoff; Envoy's health check skips it meanwhile).
+Workers count their metrics in a directory the supervisor makes for the run and removes
+at its end (PROMETHEUS_MULTIPROC_DIR: extproc/metrics.py), which worker 0 serves. A
 worker that exits 2 found the config unusable (its port taken, say): restarting it
 would not help, so all stop. The supervisor exits 0 when every worker drained cleanly,
 else 1 (2: unusable).
@@ -26,16 +28,20 @@ import dataclasses
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
+from prometheus_client.multiprocess import mark_process_dead
 
 from extproc import envoy_bootstrap
 from extproc.approvals.auth import VerifierError
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
+from extproc.metrics import MULTIPROC_ENV
 from extproc.policy import PolicyLoadError, open_engine
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.server import approver_verifier, hash_key
@@ -117,14 +123,16 @@ def worker_argv(config_path: Path, worker: int, log_level: str) -> list[str]:
 
 
 class Supervisor:
-    """Runs workers (`argv[i]` starts worker i) until told to stop."""
+    """Runs workers (`argv[i]` starts worker i) until told to stop; they count their
+    metrics in `metrics_dir`."""
 
-    def __init__(self, argv: list[list[str]]) -> None:
+    def __init__(self, argv: list[list[str]], metrics_dir: str) -> None:
         self._argv, self._count = argv, len(argv)
         self._running: dict[int, asyncio.subprocess.Process] = {}
         self._stopping = asyncio.Event()
+        self._metrics_dir = metrics_dir
         self._env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()),
-                     HASH_KEY_ENV: secrets.token_hex(32)}
+                     HASH_KEY_ENV: secrets.token_hex(32), MULTIPROC_ENV: metrics_dir}
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -167,6 +175,8 @@ class Supervisor:
                 process.send_signal(signal.SIGTERM)
             status = await process.wait()
             del self._running[worker]
+            # Its gauges go (queue depth, revision); its counters stay counted.
+            mark_process_dead(process.pid, self._metrics_dir)
             if self._stopping.is_set():
                 return status
             if status == UNUSABLE:
@@ -196,8 +206,12 @@ def supervise(config: Config, config_path: Path, log_level: str) -> int:
         ports = config.listen.worker_ports
         log.info("%d workers on ports %d-%d; the admin API on worker 0", count, ports[0],
                  ports[-1])
-        return await Supervisor([worker_argv(config_path, i, log_level)
-                                 for i in range(count)]).run()
+        metrics_dir = tempfile.mkdtemp(prefix="tollgate-metrics-")
+        try:
+            return await Supervisor([worker_argv(config_path, i, log_level)
+                                     for i in range(count)], metrics_dir).run()
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     return asyncio.run(run())
 

@@ -4,7 +4,7 @@
 # `data.tollgate.decision` with the exchange as `input` and expects
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
 # plus optional "status", "mask", "approvers", "hold_seconds", "grant",
-# "grant_minutes". Anything else — an undefined result, an error, another
+# "grant_minutes", "alerts". Anything else — an undefined result, an error, another
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
@@ -23,27 +23,27 @@ import rego.v1
 # nothing in either: allowed, masked as `mask` says. A held request, once
 # approved, passes masked as `mask` says too. Each approval lets its one request
 # through (grant `once`, the default).
-decision := {
+decision := with_alerts({
 	"action": "deny",
 	"reasons": sort([d.reason | some d in denials]),
 	"rules": sort(denied_rules),
-} if {
+}) if {
 	count(denials) > 0
 }
 
-decision := {
+decision := with_alerts({
 	"action": "hold",
 	"reasons": sort([h.reason | some h in holds]),
 	"rules": sort(held_rules),
 	"approvers": sort(approvers),
 	"hold_seconds": min({h.seconds | some h in holds}),
 	"mask": mask,
-} if {
+}) if {
 	count(denials) == 0
 	count(holds) > 0
 }
 
-decision := {"action": "allow", "reasons": [], "rules": [], "mask": mask} if {
+decision := with_alerts({"action": "allow", "reasons": [], "rules": [], "mask": mask}) if {
 	count(denials) == 0
 	count(holds) == 0
 }
@@ -61,6 +61,17 @@ default decides_responses := false
 decides_responses if input.target.protocol == "llm"
 
 denied_rules contains d.rule if some d in denials
+
+# The alerts this exchange raises, whatever the decision: `data.tollgate.alerts`, a set of
+# {"rule", "severity", "message"} any file of the package extends (activity.rego's), in
+# order, in the decision's "alerts" when there are any. Read by its full path, so the pack
+# decides without any file defining it. No rule of `denials` or `holds` may read it (it
+# reads them).
+with_alerts(d) := object.union(d, {"alerts": alert_list}) if {
+	count(alert_list) > 0
+} else := d
+
+alert_list := sort([a | some a in data.tollgate.alerts])
 
 held_rules contains h.rule if some h in holds
 

@@ -1052,3 +1052,100 @@ def test_k8s_envoy_service_serves_every_listener(rendered: list[dict[str, Any]])
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert sorted(p["port"] for p in service["spec"]["ports"]) == listening
     assert sorted(named[p["targetPort"]] for p in service["spec"]["ports"]) == listening
+
+
+# -- metrics: Prometheus scrapes tollgate's admin port ------------------------------------
+
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+
+
+def flag(argv: list[str], name: str) -> str:
+    """The value of `--name=value` in a command line."""
+    (found,) = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    return found
+
+
+def test_compose_prometheus_scrapes_tollgates_admin_port() -> None:
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prometheus["image"])
+    assert mounts(prometheus)[flag(prometheus["command"], "config.file")] == PROMETHEUS_CONFIG
+    assert named_volumes(prometheus)[flag(prometheus["command"], "storage.tsdb.path")] \
+        in compose()["volumes"]
+    for published in prometheus["ports"]:
+        assert published.startswith("127.0.0.1:"), "Prometheus published beyond loopback"
+    (job,) = load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    (static,) = job["static_configs"]
+    port = deploy_config().listen.admin_port
+    assert static["targets"] == [f"tollgate:{port}"]
+    assert "tollgate" in services and "tollgate" in prometheus["depends_on"]
+
+
+def test_k8s_prometheus_finds_the_tollgate_pods_by_their_annotations(
+    rendered: list[dict[str, Any]],
+) -> None:
+    tollgate = find(rendered, "Deployment", "tollgate")["spec"]["template"]
+    annotations = tollgate["metadata"]["annotations"]
+    port = deploy_config().listen.admin_port
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                           "prometheus.io/path": "/metrics"}
+    (container,) = tollgate["spec"]["containers"]
+    assert {"name": "admin", "containerPort": port} in container["ports"]
+    # The Prometheus of prometheus.yaml: its config from the ConfigMap it mounts.
+    spec = pod_spec(rendered, "prometheus")
+    (prometheus,) = spec["containers"]
+    assert prometheus["image"] == compose()["services"]["prometheus"]["image"]
+    config_file = PurePosixPath(flag(prometheus["args"], "config.file"))
+    (mount,) = [m for m in prometheus["volumeMounts"]
+                if PurePosixPath(m["mountPath"]) == config_file.parent]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    config_map = find(rendered, "ConfigMap", volume["configMap"]["name"])
+    (job,) = yaml.safe_load(config_map["data"][config_file.name])["scrape_configs"]
+    (discovery,) = job["kubernetes_sd_configs"]
+    assert discovery["role"] == "pod"
+    assert discovery["namespaces"]["names"] == [kustomization()["namespace"]]
+    relabel = {tuple(r["source_labels"]): r for r in job["relabel_configs"]}
+    keep = relabel[("__meta_kubernetes_pod_annotation_prometheus_io_scrape",)]
+    assert (keep["action"], keep["regex"]) == ("keep", "true")
+    path = relabel[("__meta_kubernetes_pod_annotation_prometheus_io_path",)]
+    assert path["target_label"] == "__metrics_path__"
+    address = relabel[("__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port")]
+    assert address["target_label"] == "__address__"
+    assert re.sub(address["regex"], address["replacement"].replace("$", "\\"),
+                  f"10.1.2.3:50051;{port}") == f"10.1.2.3:{port}"
+    # It may read the pods of its namespace, and nothing else.
+    account = spec["serviceAccountName"]
+    binding = find(rendered, "RoleBinding", "prometheus")
+    assert {"kind": "ServiceAccount", "name": account,
+            "namespace": kustomization()["namespace"]} in binding["subjects"]
+    role = find(rendered, "Role", binding["roleRef"]["name"])
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                              "verbs": ["get", "list", "watch"]}]
+
+
+@pytest.mark.e2e  # a real Envoy, tollgate (two workers) and PostgreSQL
+def test_deploy_stack_serves_the_metrics_of_both_workers(live: LiveStack) -> None:
+    """What Prometheus scrapes: the admin port's /metrics, worker 0 adding up both
+    workers' samples (deploy/tollgate.yaml runs two), approvals pending counted in
+    PostgreSQL."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{live.admin_port}/metrics",
+                                    timeout=10) as reply:
+            assert reply.status == 200
+            text = reply.read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    allowed = ("tollgate_exchanges_total", (("action", "allow"), ("target", "demo")))
+    before = scrape().get(allowed, 0)
+    for _ in range(6):  # Envoy alternates between the two workers
+        assert live.get("/echo")[0] == 200
+    stack.wait_until(lambda: scrape().get(allowed, 0) >= before + 6, 10, "6 exchanges counted")
+    found = scrape()
+    queue = config.load(live.config).recording.queue_size
+    assert found[("tollgate_record_queue_capacity", ())] == 2 * queue  # both workers
+    assert found[("tollgate_approvals_pending", ())] >= 0
+    assert [k for k, v in found.items() if k[0] == "tollgate_policy_info" and v] != []

@@ -40,6 +40,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from extproc import config
+from extproc.activity.alerts import Alerts
+from extproc.activity.tracker import Tracker
 from extproc.approvals import ApprovalStore
 from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.hold import Holds
@@ -75,7 +77,9 @@ import rego.v1
 default decision := {"action": "allow"}
 
 decision := {"action": "deny", "reasons": ["admin pages are closed to agents"],
-             "rules": ["web.admin"]} if {
+             "rules": ["web.admin"],
+             "alerts": [{"rule": "web.admin", "severity": "warning",
+                         "message": "an agent tried an admin page"}]} if {
     input.target.name == "web"
     startswith(input.request.path, "/admin")
 }
@@ -580,6 +584,8 @@ class Exchange:
     # Approvers' decisions on this exchange's approval, in its trace: spans and records.
     approver_spans: list[ReadableSpan]
     approver_records: list[dict[str, Any]]
+    # The alerts its decisions raised, each a record of its own on the exchange's trace.
+    alert_records: list[dict[str, Any]]
 
     @property
     def span(self) -> ReadableSpan:
@@ -618,9 +624,12 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         admin = TestClient(TestServer(app))
         await admin.start_server()
         server = grpc.aio.server()
+        tracker = Tracker(cfg.activity, approvals_url)
+        recorder.observers.append(tracker.observe)
+        alerts = Alerts(cfg.alerts, None, holds.store.store, recorder, tracker)
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
             cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder, holds,
-            StoredPins(holds),
+            StoredPins(holds), tracker, alerts,
         ), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -633,6 +642,8 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
                     replies[name] = envoy.replies
         finally:
             await server.stop(None)
+            await alerts.close()
+            await tracker.close()
             await admin.close()
             await recorder.close()
             await holds.close()
@@ -660,14 +671,15 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         played[name] = Exchange(
             answers, trace_id,
             [s for s in in_trace if s.name not in APPROVER_SPANS],
-            [r for r in recorded if r["kind"] != "approval"],
+            [r for r in recorded if r["kind"] not in ("approval", "alert")],
             [s for s in in_trace if s.name in APPROVER_SPANS],
             [r for r in recorded if r["kind"] == "approval"],
+            [r for r in recorded if r["kind"] == "alert"],
         )
     assert sum(len(e.spans) + len(e.approver_spans) for e in played.values()) == len(spans), (
         "a span of no exchange")
-    assert sum(len(e.records) + len(e.approver_records) for e in played.values()) == len(
-        records), "a record of no exchange"
+    assert sum(len(e.records) + len(e.approver_records) + len(e.alert_records)
+               for e in played.values()) == len(records), "a record of no exchange"
     return played
 
 
@@ -977,6 +989,11 @@ def test_session_and_strict_records_join_by_trace(emitted: dict[str, Exchange]) 
     assert not any("run-7" in str(v) for v in emitted["llm-tool-call"].span.attributes.values())
     (plain,) = emitted["policy-deny"].records
     assert plain["session_id"] == emitted["policy-deny"].trace_id  # none sent: the trace
+    # The alert its decision raised: its own record, on the exchange's trace.
+    (alert,) = emitted["policy-deny"].alert_records
+    assert alert["outcome"]["action"] == "alert"
+    assert alert["meaning"]["alert"]["rule"] == "web.admin"
+    assert alert["meaning"]["alert"]["trace_ids"][0] == plain["trace_id"]
     # A strict target: the decision's record before the exchange's, one trace and span.
     assert [r["kind"] for r in emitted["sql"].records] == ["decision", "exchange"]
 

@@ -7,25 +7,17 @@ page), and how the notification went is kept on the approval (`notified`) and lo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
-from urllib.parse import urlsplit
-
-import aiohttp
 
 from extproc.approvals.model import Approval
 from extproc.approvals.store import ApprovalStore
 from extproc.inert import slack
 from extproc.store import StoreError
+from extproc.webhook import Background, Webhook
 
 log = logging.getLogger("tollgate.approvals")
-
-# Seconds before each retry: 1, 2, 4, 8, then 8 again.
-_BACKOFF = (1.0, 2.0, 4.0, 8.0)
-_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
-
 
 def message(approval: Approval, approve_url: str | None) -> dict[str, Any]:
     """The webhook body: `text` for chat tools (Slack, Mattermost, Teams connectors), and
@@ -53,54 +45,26 @@ def message(approval: Approval, approve_url: str | None) -> dict[str, Any]:
 
 class Notifier:
     def __init__(self, url: str, attempts: int, store: ApprovalStore) -> None:
-        self._url, self._attempts, self._store = url, attempts, store
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._webhook, self._store = Webhook(url, attempts), store
+        self._background = Background()
 
     def send(self, approval: Approval, approve_url: str | None) -> None:
         """Notify in the background; the outcome is kept on the approval."""
-        task = asyncio.create_task(self._deliver(approval, approve_url))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(self._deliver(approval, approve_url))
 
     async def close(self) -> None:
         """Give notifications under way a moment, then stop them."""
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2.0)
-        for task in self._tasks:
-            task.cancel()
-        if self._session is not None:
-            await self._session.close()
+        await self._background.close()
+        await self._webhook.close()
 
     async def _deliver(self, approval: Approval, approve_url: str | None) -> None:
-        body = message(approval, approve_url)
-        error = ""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                status = await self._post(body)
-                if 200 <= status < 300:
-                    log.info("approvals: %s: approvers notified (attempt %d, HTTP %d)",
-                             approval.id, attempt, status)
-                    await self._keep(approval, {"ok": True, "attempts": attempt,
-                                                "status": status})
-                    return
-                error = f"HTTP {status}"
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if attempt < self._attempts:
-                await asyncio.sleep(_BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)])
-        # The host only: a webhook's URL is often its secret (Slack's are).
-        log.error("approvals: %s: the webhook at %s failed %d times (%s); the approval "
-                  "stays pending for approvers to find", approval.id,
-                  urlsplit(self._url).hostname, self._attempts, error)
-        await self._keep(approval, {"ok": False, "attempts": self._attempts, "error": error})
-
-    async def _post(self, body: dict[str, Any]) -> int:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
-        async with self._session.post(self._url, json=body) as reply:
-            return reply.status
-
-    async def _keep(self, approval: Approval, outcome: dict[str, Any]) -> None:
+        delivery = await self._webhook.deliver(message(approval, approve_url))
+        if delivery.ok:
+            log.info("approvals: %s: approvers notified (attempt %d, HTTP %s)",
+                     approval.id, delivery.attempts, delivery.status)
+        else:
+            log.error("approvals: %s: the webhook at %s failed %d times (%s); the approval "
+                      "stays pending for approvers to find", approval.id,
+                      self._webhook.host, delivery.attempts, delivery.error)
         with contextlib.suppress(StoreError):
-            await self._store.set_notified(approval.id, outcome)
+            await self._store.set_notified(approval.id, delivery.as_dict())

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from extproc import metrics
 from extproc.approvals.model import Approval, ApprovalError, now
 from extproc.approvals.wakeup import Siblings
 from extproc.policy.decision import MOST_GRANT_MINUTES
@@ -138,6 +139,7 @@ class ApprovalStore:
             await execute(
                 f"INSERT INTO approvals ({', '.join(_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_COLUMNS))})", _values(approval))
+        metrics.approval_created()
         return approval
 
     async def use(self, approval_id: str, trace_id: str) -> Approval | None:
@@ -188,6 +190,14 @@ class ApprovalStore:
             raise ApprovalError("not_found", f"no approval {approval_id}", 404)
         return _approval(rows[0])
 
+    async def pending_count(self) -> int:
+        """Approvals waiting for a decision now, of every requester and replica (the
+        `tollgate_approvals_pending` metric, counted per scrape)."""
+        ((count,),) = await self._store.execute(
+            "SELECT count(*) FROM approvals WHERE status = 'pending' AND expires_us > ?",
+            (now(),))
+        return int(count)
+
     async def list(self, status: str | None = None, limit: int = 100,
                    before_us: int | None = None) -> list[Approval]:
         """Approvals newest first (created before `before_us`, for the next page);
@@ -232,6 +242,7 @@ class ApprovalStore:
             latest = await self.get(approval_id)
             raise ApprovalError("not_pending",
                                 f"approval {approval_id} is {latest.state()}, not pending")
+        metrics.approval_decided(approve)
         self._wake(approval_id)
         if self._siblings is not None:
             self._siblings.send(approval_id)

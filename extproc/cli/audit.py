@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from extproc.recording.whatif import Tally, WhatIf
     from extproc.store import Connection
 
-ACTIONS = ("allow", "deny", "hold", "approve", "none")
+ACTIONS = ("allow", "deny", "hold", "approve", "alert", "none")
 # Bodies, rules and paths longer than these are cut in the human listings (--json has
 # them whole).
 _BODY_CHARS = 300
@@ -372,7 +372,11 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 
 def _request_cell(content: dict[str, Any]) -> str:
     """What was asked, in a line: method and path; on a PostgreSQL target, where the
-    path is only the database, the message and its statement (as recorded: masked)."""
+    path is only the database, the message and its statement (as recorded: masked); of
+    an alert, its rule and message."""
+    if content.get("kind") == "alert":
+        alert = ((content.get("meaning") or {}).get("alert") or {})
+        return f"ALERT {alert.get('rule')} [{alert.get('severity')}]: {alert.get('message')}"
     request = content["request"]
     body = request.get("body")
     if (content.get("target") or {}).get("protocol") == "postgres" and isinstance(

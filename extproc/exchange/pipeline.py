@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
 from extproc.config import Config, Target
 from extproc.credentials import Injection
-from extproc.exchange.ports import Credentials, Holds, Recorder
+from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
@@ -59,9 +60,11 @@ class Pipeline:
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
-        pins: ToolPins | None = None,
+        pins: ToolPins | None = None, activity: Activity | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.masker, self.recorder = masker, recorder
+        self._activity, self._alerts = activity, alerts
         self.record_limit = config.recording.max_body_bytes
         self._engine, self._telemetry = engine, telemetry
         self._credentials, self._holds = credentials, holds
@@ -80,9 +83,11 @@ class Pipeline:
         return self._by_route.get(route or "") or self._by_cluster.get(cluster or "")
 
     def open(self, name: str, headers: dict[str, str], attributes: dict[str, Any],
-             target: Target | None, claims: dict[str, Any] | None) -> Exchange:
-        """The exchange's state and span: who acts (from the claims the front verified),
-        to which target. Nothing is refused yet: `admit` does that, under the span."""
+             target: Target | None, claims: dict[str, Any] | None,
+             source: str | None = None) -> Exchange:
+        """The exchange's state and span: who acts (from the claims the front verified,
+        from `source`, the client's address when the front knows it), to which target.
+        Nothing is refused yet: `admit` does that, under the span."""
         identity = identity_of(claims, self._identity)
         span = self._telemetry.start_exchange(name, headers,
                                               {**attributes, **span_attributes(identity)})
@@ -90,7 +95,9 @@ class Pipeline:
         evidence = Evidence("exchange", time.time(), trace_id, span_id_of(span), headers,
                             identity, target)
         exchange = Exchange(span, trace_id, evidence, self.record_limit, identity, target,
-                            claims=claims)
+                            claims=claims, source=source)
+        if source is not None:
+            exchange.outcome["client.address"] = source
         if target is not None:
             exchange.interpreter = self._interpreters[target.name]
             exchange.encoder = self._encoders[target.name]
@@ -136,8 +143,14 @@ class Pipeline:
         if phase == "response" and not self.decides_responses(exchange):
             return exchange.decision
         started = time.perf_counter()
+        activity = None
+        if self._activity is not None:
+            acts = administrative(exchange.evidence.meaning_key, exchange.meaning)
+            if acts:
+                exchange.outcome["tollgate.activity.administrative"] = True
+            activity = self._activity.input_json(exchange.identity, acts)
         try:
-            decision = await self._engine.decide(exchange.policy_input(phase))
+            decision = await self._engine.decide(exchange.policy_input(phase, activity))
             if decision.action == "allow" and decision.masks_anything:
                 spec_of([decision.mask])  # a detector or strategy that exists nowhere
         except (PolicyError, MaskError) as exc:
@@ -158,6 +171,8 @@ class Pipeline:
             decision = _held_again(exchange, decision)
         exchange.decided(phase, decision, self._engine.revision,
                          int((time.perf_counter() - started) * 1e6))
+        if decision.alerts and self._alerts is not None:
+            self._alerts.raised(exchange, decision.alerts)
         return decision
 
     async def probe(self, exchange: Exchange, phase: str, meaning: Any) -> Decision:

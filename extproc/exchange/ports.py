@@ -6,12 +6,17 @@ classes, so a unit test can drive it with the in-memory fakes in tests/support/f
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from extproc.approvals.model import Approval
 from extproc.credentials import Injection
+from extproc.identity import Who
 from extproc.policy import Decision
+from extproc.policy.decision import Alert
 from extproc.recording import Evidence
+
+if TYPE_CHECKING:
+    from extproc.exchange.state import Exchange
 
 
 class Recorder(Protocol):
@@ -63,4 +68,21 @@ class Credentials(Protocol):
 
     def injection(self, target: str) -> Injection:
         """What an allowed request to `target` goes upstream with."""
+        ...
+
+
+class Activity(Protocol):
+    """What each identity has been doing (activity/tracker.py)."""
+
+    def input_json(self, identity: Who | None, administrative: bool) -> str:
+        """`input.activity` for `identity` acting now, as JSON text, read without I/O."""
+        ...
+
+
+class Alerts(Protocol):
+    """Where the policy's alerts go (activity/alerts.py)."""
+
+    def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        """On the exchange's span at once; to the record and the webhook in the
+        background, once per rule and identity within the deduplication window."""
         ...

@@ -78,6 +78,8 @@ class Exchange:
     mask: MaskSpec | None = None
     # The approval that let a held request through: it covers the rest of the exchange.
     approval: Approval | None = None
+    # The client's address as Envoy saw it (None where the front cannot know it).
+    source: str | None = None
     # The span's closing attributes; the record keeps them as the exchange's outcome.
     outcome: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)
@@ -102,12 +104,14 @@ class Exchange:
         if self.interpreter is not None:
             self.outcome.update(self.interpreter.attributes(meaning))
 
-    def policy_input(self, phase: str) -> str:
+    def policy_input(self, phase: str, activity: str | None = None) -> str:
+        """The policy input at `phase`; `activity`: input.activity as JSON text."""
         assert self.encoder is not None, "a decision needs a target"
         assert self.request is not None, "a decision needs the request"
         approval = self.approval.for_policy() if self.approval is not None else None
         return self.encoder.encode(phase, self.identity, self.request, self.response,
-                                   self.meaning, approval, self.context)
+                                   self.meaning, approval, self.context, self.source,
+                                   activity)
 
     def decided(self, phase: str, decision: Decision, revision: str, duration_us: int) -> None:
         """A decision: in the span (an event, the closing attributes) and in the record."""

@@ -24,7 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from extproc.config import Config
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.ports import Credentials, Holds, Recorder
+from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
 from extproc.exchange.recorded import recorded
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
@@ -53,10 +53,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
-        pins: ToolPins | None = None,
+        pins: ToolPins | None = None, activity: Activity | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder,
-                                  holds, pins)
+                                  holds, pins, activity, alerts)
         self._payload_key = config.identity.payload_key
         # A client's copy of a target's credential header reaches policies hashed too.
         self._sensitive = tuple(dict.fromkeys([
@@ -86,7 +87,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         exchange = self._pipeline.open(
             f"tollgate {headers.get(':method', '')} {target.name if target else 'unknown'}",
             headers, _request_attributes(headers, target.name if target else "unknown"),
-            target, wire.jwt_claims(first, self._payload_key))
+            target, wire.jwt_claims(first, self._payload_key),
+            wire.source_address(first))
         with recorded(self._pipeline.recorder, exchange.who, exchange.finish) as admit:
             try:
                 # A place in the record's queue first: what cannot be recorded does not pass.

@@ -65,6 +65,18 @@ def attribute(request: ProcessingRequest, name: str) -> str | None:
     return attrs.fields[name].string_value or None
 
 
+def source_address(request: ProcessingRequest) -> str | None:
+    """The client's IP address (Envoy's `source.address` attribute, without the port):
+    the TCP peer of Envoy's listener, not a header a client could write."""
+    address = attribute(request, "source.address")
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return address
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 JWT_AUTHN_NAMESPACE = "envoy.filters.http.jwt_authn"
 
 

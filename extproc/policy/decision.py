@@ -18,12 +18,23 @@ _MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy"})
 _MASK_LISTS = ("detectors", "actions", "fields")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
-    "grant_minutes",
+    "grant_minutes", "alerts",
 })
+_SEVERITIES = ("info", "warning", "critical")
 _GRANTS = ("once", "window")
 # How long a hold waits when the policy does not say, and the most a window grant lasts.
 DEFAULT_HOLD_SECONDS = 300
 MOST_GRANT_MINUTES = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What the policy says someone should know now (`data.tollgate.alerts`): a rule,
+    its severity, and a message for people."""
+
+    rule: str
+    severity: Literal["info", "warning", "critical"]
+    message: str
 
 
 class MalformedDecision(ValueError):
@@ -49,6 +60,8 @@ class Decision:
     # approvers, not those it denies).
     grant: Literal["once", "window"] = "once"
     grant_minutes: int | None = None
+    # Raised with this decision, whatever its action (activity/alerts.py delivers them).
+    alerts: tuple[Alert, ...] = ()
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -100,6 +113,7 @@ class Decision:
             hold_seconds=hold_seconds,
             grant=grant,
             grant_minutes=minutes,
+            alerts=_alerts(value.get("alerts", [])),
         )
 
     @staticmethod
@@ -123,6 +137,25 @@ POLICY_ERROR = Decision(
 # after the request had gone upstream, with no approval to cover it, and was refused.
 APPROVED = "tollgate.approved"
 HOLD_TOO_LATE = "tollgate.hold_too_late"
+
+
+def _alerts(value: Any) -> tuple[Alert, ...]:
+    if not isinstance(value, list):
+        raise MalformedDecision(f"alerts must be an array, got {_kind(value)}")
+    alerts = []
+    for alert in value:
+        if not isinstance(alert, dict) or alert.keys() != {"rule", "severity", "message"}:
+            raise MalformedDecision(
+                "each alert must be an object of exactly rule, severity and message")
+        rule, severity, message = alert["rule"], alert["severity"], alert["message"]
+        if not isinstance(rule, str) or not rule or not isinstance(message, str):
+            raise MalformedDecision("an alert's rule and message must be strings (a rule "
+                                    "not empty)")
+        if severity not in _SEVERITIES:
+            raise MalformedDecision(f"an alert's severity must be one of "
+                                    f"{', '.join(_SEVERITIES)}, got {severity!r}")
+        alerts.append(Alert(rule, severity, message))
+    return tuple(alerts)
 
 
 def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:

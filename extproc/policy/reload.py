@@ -12,6 +12,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from extproc import metrics
 from extproc.policy import PolicyEngine, PolicyLoadError
 from extproc.policy.sources import fingerprint, read_modules
 
@@ -29,6 +30,7 @@ class PolicyReloader:
         self._upload = upload
         self._seen = fingerprint(policy_dir)
         self.requested = asyncio.Event()  # set by SIGHUP
+        metrics.policy_revision(engine.revision)
 
     async def run(self) -> None:
         """Reload when asked or when the files change, until cancelled."""
@@ -48,10 +50,13 @@ class PolicyReloader:
         try:
             await self._engine.load(read_modules(self._dir) if self._upload else [])
         except PolicyLoadError as exc:
+            metrics.policy_reload_failed()
             log.error("policies not reloaded (%s); still serving revision %s: %s", why, old, exc)
             return False
         except Exception:
+            metrics.policy_reload_failed()
             log.exception("policies not reloaded (%s); still serving revision %s", why, old)
             return False
+        metrics.policy_revision(self._engine.revision)
         log.info("policies reloaded (%s): revision %s -> %s", why, old, self._engine.revision)
         return True

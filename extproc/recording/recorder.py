@@ -42,6 +42,7 @@ import multiprocessing
 import multiprocessing.util
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
@@ -99,6 +100,7 @@ class _Sent:
     data: bytes  # the message, as sent (sent again to a restarted writer)
     who: str | None  # whose share of the queue its place counts in
     done: concurrent.futures.Future[None] | None  # set for a strict commit
+    at: float  # time.monotonic() when it was sent (the write latency metric)
 
 
 @dataclass
@@ -138,6 +140,14 @@ class Recorder:
         self._abandoned = False  # closing took too long: the writer is not waited for
         self.written = 0
         self.refused = 0
+        # Told of every act handed over (activity counts, metrics), after it is queued:
+        # off the request path, each a few µs, and none may fail the act.
+        self.observers: list[Callable[[Evidence], None]] = []
+        # The queue's metrics (extproc/metrics.py), imported here, in request processes:
+        # the writer's fork server loads this module too, and must open no metric files.
+        from extproc import metrics
+        self._queued, self._write_seconds = metrics.RECORD_QUEUE, metrics.RECORD_WRITE_SECONDS
+        metrics.RECORD_QUEUE_SIZE.set(settings.queue_size)
 
     # -- the request path ---------------------------------------------------------------
 
@@ -174,6 +184,12 @@ class Recorder:
         """Hand over an admitted exchange's evidence; its record is written soon."""
         self._charge(evidence, who)
         self._send(EVIDENCE + wire.encode(evidence), who, None, defer=True)
+        for observe in self.observers:
+            try:
+                observe(evidence)
+            except Exception:
+                log.exception("an observer of the record failed on trace %s",
+                              evidence.trace_id)
 
     def _charge(self, evidence: Evidence, who: str | None) -> None:
         """`who`'s byte budget pays for the bodies this record holds."""
@@ -210,7 +226,7 @@ class Recorder:
         _SEND_EVERY (`_flush`). A writer gone meanwhile is restarted and sent it again
         (`_restart`)."""
         with self._sending:
-            self._unwritten.append(_Sent(self._next_seq, data, who, done))
+            self._unwritten.append(_Sent(self._next_seq, data, who, done, time.monotonic()))
             self._next_seq += 1
             loop = self._loop
             if defer and loop is not None and threading.get_ident() == self._loop_thread:
@@ -233,6 +249,7 @@ class Recorder:
         emptied. Lost when the writer is gone: `_restart` sends everything unwritten
         again."""
         self._outbox = []
+        self._queued.set(self._pending)
         running = self._running
         if running is not None:
             with contextlib.suppress(OSError):
@@ -388,7 +405,9 @@ class Recorder:
                 self._forget_at = now + _FORGET_EVERY
                 self._budget.forget_drained(now)
         self.written += len(done)
+        self._queued.set(self._pending)
         for sent in done:
+            self._write_seconds.observe(now - sent.at)
             if sent.done is not None:
                 sent.done.set_result(None)
 

@@ -1,6 +1,6 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres) owns a list of steps; the version a
+Each component (recording, approvals, postgres, activity) owns a list of steps; the version a
 store has reached is kept in `tollgate_schema`. A step runs once, in a transaction with
 the version bump, so two processes starting together cannot both apply it (the second
 waits for the lock, then finds the version already there). A store newer than this
@@ -68,6 +68,10 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 anchor TEXT,
                 PRIMARY KEY (writer, registered_us)
             )""",
+        ],
+        [
+            # One identity's latest records (the monitor page's alerts and refusals).
+            "CREATE INDEX records_identity ON records (identity, started_us)",
         ],
     ],
     "approvals": [
@@ -137,6 +141,31 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 secret TEXT NOT NULL,
                 address TEXT NOT NULL,
                 created_us BIGINT NOT NULL
+            )""",
+        ],
+    ],
+    "activity": [
+        [
+            # What each identity (`sub:<subject>`) and token (`jti:<id>`) has been doing
+            # (activity/tracker.py), per clock minute: counts per metric, summed across
+            # workers and replicas; `target:`, `environment:`, `address:` metrics count
+            # exchanges per distinct value. Kept a day and a little more.
+            """CREATE TABLE activity_counts (
+                key TEXT NOT NULL,
+                minute BIGINT NOT NULL,
+                metric TEXT NOT NULL,
+                value BIGINT NOT NULL,
+                PRIMARY KEY (key, minute, metric)
+            )""",
+            "CREATE INDEX activity_counts_minute ON activity_counts (minute)",
+            # Which alert (rule, identity) was last raised, and until when a repeat is
+            # not (activity/alerts.py): one alert per burst over every replica.
+            """CREATE TABLE alerts_raised (
+                rule TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                until_us BIGINT NOT NULL,
+                trace_id TEXT NOT NULL,
+                PRIMARY KEY (rule, identity)
             )""",
         ],
     ],

@@ -165,14 +165,19 @@ def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
     assert refusal.startswith("tollgate refused: tool call run_sql: destructive SQL: DROP (trace ")
     assert quickstart.sql("SELECT count(*) FROM customers")["rows"] == [[len(CUSTOMERS)]]
     # In the record: two model calls per allowed task and the refused one, the two tool
-    # requests; every model call streamed or not as the framework asked.
-    records = quickstart.records(sub, 7)
+    # requests; every model call streamed or not as the framework asked. The model's DROP
+    # for an agent is an administrative action: an alert on the refused call's trace.
+    records = quickstart.records(sub, 8)
     assert sorted((r.target, r.action, r.status) for r in records) == [
-        ("demo", "allow", 200)] * 2 + [("llm", "allow", 200)] * 4 + [("llm", "deny", 403)]
+        ("demo", "allow", 200)] * 2 + [("llm", "alert", None)] + [("llm", "allow", 200)] * 4 \
+        + [("llm", "deny", 403)]
     (denied,) = [r for r in records if r.action == "deny"]
     assert refusal.endswith(f"(trace {denied.trace_id})")
+    (alert,) = [r.document() for r in records if r.action == "alert"]
+    assert alert["trace_id"] == denied.trace_id
+    assert alert["meaning"]["alert"]["rule"] == "activity.admin_action"
     assert {r.document()["decisions"][0]["meaning"]["llm"]["stream"]
-            for r in records if r.target == "llm"} == {streams}
+            for r in records if r.target == "llm" and r.kind == "exchange"} == {streams}
 
 
 def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(

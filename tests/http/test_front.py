@@ -66,7 +66,8 @@ def headers(
     claims: dict[str, Any] | None = CLAIMS,
 ) -> ProcessingRequest:
     attrs = Struct()
-    attrs.update({"xds.route_name": route, "xds.cluster_name": "demo_upstream"})
+    attrs.update({"xds.route_name": route, "xds.cluster_name": "demo_upstream",
+                  "source.address": "10.0.0.7:51234"})
     message = ProcessingRequest(
         request_headers=HttpHeaders(
             headers=HeaderMap(

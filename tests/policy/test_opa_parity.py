@@ -16,6 +16,7 @@ installed on this machine). Three things are checked:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "rules": list(decision.rules), "status": decision.status,
         "mask": {k: list(v) for k, v in decision.mask.items()},
         "approvers": list(decision.approvers), "hold_seconds": decision.hold_seconds,
+        "alerts": [dataclasses.asdict(a) for a in decision.alerts],
     }
 
 

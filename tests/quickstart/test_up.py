@@ -149,6 +149,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         assert len({r.writer for r in rows}) == len(WORKER_PORTS)
         assert [(r.target, r.action, r.status) for r in rows] == [
             ("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
+            ("demo", "alert", None),  # an agent's DROP: activity.admin_action
             ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200),
             ("demo-db", "allow", None), ("demo-db", "allow", None), ("demo-db", "deny", 403),
             ("demo-db", "allow", None)]

@@ -9,7 +9,7 @@ so a test can assert on it; what the real classes do is tested against them else
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from extproc.approvals.model import Approval
@@ -27,6 +27,8 @@ class MemoryRecorder:
         self.admitted: list[str | None] = []
         self.submitted: list[Evidence] = []
         self.committed: list[Evidence] = []
+        # Told of each submitted evidence, as Recorder.observers are.
+        self.observers: list[Callable[[Evidence], None]] = []
 
     def admit(self, who: str | None = None) -> None:
         if self.full:
@@ -35,6 +37,8 @@ class MemoryRecorder:
 
     def submit(self, evidence: Evidence, who: str | None = None) -> None:
         self.submitted.append(evidence)
+        for observe in self.observers:
+            observe(evidence)
 
     async def commit(self, evidence: Evidence, who: str | None = None) -> None:
         self.committed.append(evidence)

@@ -1,0 +1,164 @@
+"""What counting activity (`input.activity`) costs an exchange, on the request path and off it.
+
+Run from the repository root: `python -m bench.activity [--identities N] [--rounds R]
+[--load] [--json-out PATH]`.
+
+In process, timed with `time.perf_counter_ns` over many calls on this machine's CPU:
+
+    read      `Tracker.input_json`: what each decision pays to put the identity's and its
+              token's counts in the policy input (no I/O: the view is in memory)
+    observe   `Tracker.observe`: what each finished exchange pays to be counted, off the
+              request path (after its answer left; a record observer)
+    sync      one sync of a process tracking N identities and N tokens with a delta each:
+              the upsert batch and the grouped SELECT, on a SQLite file and on the
+              machine's PostgreSQL (a throwaway database); off the request path, on a
+              worker thread, every `activity.sync_seconds`
+
+With `--load`, the figure the issue asks not to move: bench/load.py's headers-only
+set-up (`tollgate-headers`, with its floors), run R times with activity on and R times
+off, alternately, each run judged against its own Envoy-alone and do-nothing ext_proc
+floors, so the machine's drift falls on both alike; the medians are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from extproc.activity.tracker import Tracker
+from extproc.config import Activity, Match, Target
+from extproc.identity import Who
+from extproc.recording import BodyCapture, Decided, Evidence
+from tests.support.databases import throwaway_database
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = Target(name="shop", protocol="sql-http", match=Match(route="shop"),
+                environment="production")
+
+
+def identity(n: int) -> Who:
+    return {"authenticated": True, "sub": f"agent-{n}", "iss": None, "aud": [],
+            "email": None, "groups": ["agents"], "jti": f"token-{n}"}
+
+
+def evidence(n: int) -> Evidence:
+    """A finished exchange as an agent's SELECT leaves it: masked, 2 KB of JSON rows."""
+    found = Evidence("exchange", time.time(), "0" * 32, "0" * 16, {}, identity(n), TARGET)
+    found.decisions.append(Decided("request", "allow", (), (), 403, "r", 1, (), None, None))
+    found.outcome = {"tollgate.decision.action": "allow", "client.address": "10.0.0.7"}
+    found.masked = Counter({"email": 10, "phone": 10})
+    found.response_body = BodyCapture.of(
+        json.dumps({"rows": [[i, f"name {i}", "xxx"] for i in range(60)]}).encode(), 65536)
+    found.response_type = "application/json"
+    return found
+
+
+def per_call_us(call: Any, calls: int) -> float:
+    started = time.perf_counter_ns()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter_ns() - started) / calls / 1000
+
+
+async def sync_ms(url: str, identities: int, rounds: int) -> float:
+    """The median of `rounds` syncs, each with a delta for every identity and token."""
+    tracker = Tracker(Activity(max_identities=identities), url)
+    taken = []
+    try:
+        for _ in range(rounds):
+            for n in range(identities):
+                tracker.observe(evidence(n))
+            started = time.perf_counter()
+            assert await tracker.sync(), "the store did not answer"
+            taken.append((time.perf_counter() - started) * 1000)
+    finally:
+        await tracker.close()
+    return statistics.median(taken)
+
+
+def in_process(identities: int, rounds: int) -> dict[str, float]:
+    tracker = Tracker(Activity(), "sqlite:///unused")
+    one = evidence(0)
+    for _ in range(100):
+        tracker.observe(one)
+    who = identity(0)
+    found = {
+        "read µs/decision": per_call_us(lambda: tracker.input_json(who, False), 20_000),
+        "observe µs/exchange": per_call_us(lambda: tracker.observe(one), 20_000),
+    }
+    with tempfile.TemporaryDirectory() as work:
+        found[f"sync ms, {identities} identities, SQLite"] = asyncio.run(
+            sync_ms(f"sqlite:///{work}/store.db", identities, rounds))
+    with throwaway_database("tollgate_bench") as url:
+        found[f"sync ms, {identities} identities, PostgreSQL"] = asyncio.run(
+            sync_ms(url, identities, rounds))
+    return found
+
+
+# What bench/load.py reports for a set-up at max throughput that activity could move.
+_LOAD_FIGURES = ("req/s", "ext_proc CPU µs/request", "added p50 ms")
+
+
+def under_load(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
+    """bench/load.py's tollgate-headers, activity on and off in turn; the medians of
+    each figure, and of its ratio to the do-nothing ext_proc of the same run."""
+    runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory() as work:
+        for round_ in range(rounds):
+            for setting in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+                out = Path(work) / f"{setting}-{round_}.json"
+                subprocess.run(
+                    [sys.executable, "-m", "bench.load", "--only", "tollgate-headers",
+                     "--activity", setting, "--rounds", "1", "--seconds", str(seconds),
+                     "--json-out", str(out)], cwd=REPO, check=True)
+                runs[setting].append(json.loads(out.read_text())["results"])
+    found: dict[str, dict[str, float]] = {}
+    for setting, results in runs.items():
+        figures: dict[str, float] = {}
+        for name in _LOAD_FIGURES:
+            for phase in ("fixed_rate", "max"):
+                values = [r["tollgate-headers"][phase].get(name) for r in results]
+                floors = [r["passthrough-headers"][phase].get(name) for r in results]
+                if None in values:
+                    continue
+                figures[f"{phase} {name}"] = statistics.median(values)
+                if None not in floors and all(floors):
+                    figures[f"{phase} {name} / floor"] = statistics.median(
+                        v / f for v, f in zip(values, floors, strict=True))
+        found[f"activity {setting}"] = figures
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--identities", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--load", action="store_true",
+                        help="also bench/load.py's headers-only set-up, activity on and off")
+    parser.add_argument("--seconds", type=float, default=10, help="each --load phase")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"in process": in_process(args.identities, args.rounds)}
+    for name, value in results["in process"].items():
+        print(f"{name:<45} {value:10.2f}")
+    if args.load:
+        results["headers-only"] = under_load(args.rounds, args.seconds)
+        for setting, figures in results["headers-only"].items():
+            print(f"\n{setting}")
+            for name, value in figures.items():
+                print(f"  {name:<43} {value:10.2f}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

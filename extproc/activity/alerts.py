@@ -1,0 +1,134 @@
+"""The policy's alerts (`data.tollgate.alerts`), told to people while it is happening.
+
+An alert a decision carries goes at once onto the exchange's span (an event, and the
+`tollgate.alerts` attribute); then, once per rule and identity within `dedup_seconds`
+over every worker and replica (claimed in the store), into the chained record as a
+record of its own kind (`tollgate audit search --action alert`) and to the webhook
+(Slack-compatible text, retried). A webhook that fails for good is recorded too: an
+`alert` record saying so. A store that cannot say whether an alert was raised already
+lets it be raised again: a repeat is better than silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from extproc import metrics
+from extproc.activity.tracker import Tracker
+from extproc.config import Alerts as AlertsSettings
+from extproc.exchange.ports import Recorder
+from extproc.exchange.state import Exchange
+from extproc.inert import slack
+from extproc.policy.decision import Alert
+from extproc.recording import Evidence, RecordingUnavailable
+from extproc.store import StoreError
+from extproc.store.aio import AsyncStore
+from extproc.telemetry import span_id_of
+from extproc.webhook import Background, Delivery, Webhook
+
+log = logging.getLogger("tollgate.alerts")
+
+# Raised alerts remembered in the process, so a burst asks the store once.
+_MOST_REMEMBERED = 10_000
+
+
+class Alerts:
+    def __init__(self, settings: AlertsSettings, webhook_url: str | None, store: AsyncStore,
+                 recorder: Recorder, tracker: Tracker | None) -> None:
+        self._dedup = settings.dedup_seconds
+        self._webhook = Webhook(webhook_url, settings.webhook_attempts) if webhook_url \
+            else None
+        self._store, self._recorder, self._tracker = store, recorder, tracker
+        self._until: dict[tuple[str, str], float] = {}  # (rule, identity) -> monotonic
+        self._background = Background()
+
+    def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        for alert in alerts:
+            exchange.span.add_event("tollgate.alert", {
+                "tollgate.alert.rule": alert.rule, "tollgate.alert.severity": alert.severity,
+                "tollgate.alert.message": alert.message,
+            })
+        exchange.outcome["tollgate.alerts"] = tuple(sorted({a.rule for a in alerts}))
+        who, now, raised = exchange.who, time.monotonic(), time.time()
+        for alert in alerts:
+            key = (alert.rule, who)
+            if self._until.get(key, 0.0) > now:
+                continue
+            if len(self._until) >= _MOST_REMEMBERED:
+                self._until = {k: t for k, t in self._until.items() if t > now}
+            self._until[key] = now + self._dedup
+            trace_ids = [exchange.trace_id, *(
+                t for t in (self._tracker.notable(exchange.identity) if self._tracker else [])
+                if t != exchange.trace_id)]
+            self._background.spawn(self._raise(alert, exchange, trace_ids, raised))
+
+    async def _raise(self, alert: Alert, exchange: Exchange, trace_ids: list[str],
+                     raised: float) -> None:
+        """`raised`: when the decision raised it (the alert record's time)."""
+        who = exchange.who
+        if not await self._claim(alert, who, exchange.trace_id):
+            return
+        metrics.alert_raised(alert.rule, alert.severity)
+        found = {"rule": alert.rule, "severity": alert.severity, "message": alert.message,
+                 "identity": who, "target": exchange.target.name if exchange.target else None,
+                 "trace_ids": trace_ids[:11]}
+        log.warning("alert %s (%s): %s — %s on %s, trace %s", alert.rule, alert.severity,
+                    alert.message, who, found["target"], exchange.trace_id)
+        self._record(found, exchange, raised, None)
+        if self._webhook is None:
+            return
+        delivery = await self._webhook.deliver(message(found))
+        if delivery.ok:
+            return
+        log.error("alert %s for %s: the webhook at %s failed %d times (%s)", alert.rule,
+                  who, self._webhook.host, delivery.attempts, delivery.error)
+        self._record(found, exchange, raised, delivery)
+
+    async def _claim(self, alert: Alert, who: str, trace_id: str) -> bool:
+        """Whether this process raises the alert (no other did within the window)."""
+        now_us = int(time.time() * 1e6)
+        try:
+            rows = await self._store.execute(
+                "INSERT INTO alerts_raised (rule, identity, until_us, trace_id) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (rule, identity) DO UPDATE SET "
+                "until_us = excluded.until_us, trace_id = excluded.trace_id "
+                "WHERE alerts_raised.until_us <= ? RETURNING trace_id",
+                (alert.rule, who, now_us + int(self._dedup * 1e6), trace_id, now_us))
+        except StoreError as exc:
+            log.error("alert %s for %s: the store cannot say whether it was raised "
+                      "already (%s): raised", alert.rule, who, exc)
+            return True
+        return bool(rows)
+
+    def _record(self, found: dict[str, Any], exchange: Exchange, raised: float,
+                delivery: Delivery | None) -> None:
+        """The alert as a record of its own (kind `alert`, its fields as `meaning.alert`),
+        on the exchange's trace."""
+        meaning = found if delivery is None else {**found, "delivery": delivery.as_dict()}
+        evidence = Evidence(
+            "alert", raised, exchange.trace_id, span_id_of(exchange.span), {},
+            exchange.identity, exchange.target, meaning_key="alert", meaning=meaning,
+            outcome={"tollgate.decision.action": "alert"})
+        try:
+            self._recorder.admit()
+        except RecordingUnavailable as exc:
+            log.error("alert %s for %s could not be recorded: %s", found["rule"],
+                      found["identity"], exc)
+            return
+        self._recorder.submit(evidence)
+
+    async def close(self) -> None:
+        await self._background.close()
+        if self._webhook is not None:
+            await self._webhook.close()
+
+
+def message(alert: dict[str, Any]) -> dict[str, Any]:
+    """The webhook body: `text` for chat tools, and the alert's fields, exact."""
+    text = (f"tollgate alert [{alert['severity']}] {slack(alert['rule'])}: "
+            f"{slack(alert['message'])} ({slack(alert['identity'])}"
+            + (f" on {slack(alert['target'])}" if alert["target"] else "")
+            + f"; trace {alert['trace_ids'][0]})")
+    return {"text": text, "mrkdwn": False, "alert": alert}

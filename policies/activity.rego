@@ -1,0 +1,228 @@
+# What the caller has been doing (input.activity: counts over the last minute, hour and
+# day for the identity and for its token, by jti), and the rules that decide on it or
+# alert on it. The thresholds are data: `data.tollgate.limits` (limits.rego).
+#
+# input.activity is null or missing where activity is not tracked (`activity.enabled`
+# false, a hand-built input, a what-if replay of an old record): every rule here then
+# does nothing, and so with `status: "off"`. With `status: "unknown"` (the shared counts
+# are stale past their bound: a store outage) the counts cannot be trusted, and only
+# activity.personal_volume fails closed.
+#
+# Alerts go in `alerts`, objects {"rule", "severity" ("info", "warning" or "critical"),
+# "message"}, which any file of package tollgate extends and tollgate.rego puts in the
+# decision (extproc/activity/alerts.py delivers them). A rule of `alerts` may read
+# `denials` and `holds`; no rule of `denials` or `holds` may read `alerts` (or `decision`).
+package tollgate
+
+import rego.v1
+
+# Activity is tracked for this exchange (known, or stale: "unknown").
+activity_tracked if input.activity.status in {"known", "unknown"}
+
+# A limit of limits.rego: undefined when it is left out or not a number (its rule is off).
+# Looked up by a name given as a variable, so that OPA's type checker does not refuse a
+# pack whose limits.rego leaves one out.
+activity_limit(name) := n if {
+	n := data.tollgate.limits[name]
+	is_number(n)
+}
+
+# Who acts, for messages.
+activity_who := input.identity.sub if {
+	is_string(input.identity.sub)
+} else := "anonymous"
+
+# Whether the exchange at hand was refused, held or allowed, for messages.
+activity_outcome := "refused" if {
+	count(denials) > 0
+} else := "held for approval" if {
+	count(holds) > 0
+} else := "allowed"
+
+# -- activity.personal_volume ---------------------------------------------------------------
+#
+# More than limits.personal_values_per_hour personal values (limits.personal_detectors)
+# masked in the identity's answers within the last hour: its further reads wait for a dba.
+# A read is, on a target not labelled `masking: "off"` (one that carries no data; nothing
+# is masked, so nothing counted, there):
+# - on sql-http and postgres targets, a request with a statement that reads (the `read`
+#   effect, whatever else it does: `SELECT ...; INSERT ...` and `SELECT nextval(), ...`
+#   read too);
+# - on http and sql-http targets, a GET (Datasette's /db/table.json reads rows without SQL).
+# Not held: writes (though one with RETURNING returns rows: the reading does not say
+# whether a write has one), k8s, llm and mcp targets.
+# The `privileged` group is left out: its personal values are not masked (tollgate.rego),
+# so not counted, and the rule could only ever hold its reads while activity is unknown.
+# Identities beyond the tracking bound are counted together (`aggregated`): their common
+# count is compared with the limit, which holds sooner, never later.
+# While activity is unknown the count cannot be trusted: the same reads are held (fails
+# closed), whatever the count says.
+
+holds contains {
+	"rule": "activity.personal_volume",
+	"reason": activity_volume_reason(activity_personal_values, activity_limit("personal_values_per_hour")),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	activity_personal_read
+	activity_personal_values > activity_limit("personal_values_per_hour")
+	input.activity.status == "known"
+}
+
+holds contains {
+	"rule": "activity.personal_volume",
+	"reason": "activity is unknown (the shared counts are stale): reads wait for approval until it is known again",
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	activity_personal_read
+	input.activity.status == "unknown"
+	activity_limit("personal_values_per_hour")
+}
+
+activity_volume_reason(n, limit) := sprintf(
+	"%v personal values masked in the last hour for identities beyond the tracking bound, counted together (the limit is %v): reads wait for approval",
+	[n, limit],
+) if {
+	input.activity.aggregated == true
+} else := sprintf("%v personal values masked in the last hour (the limit is %v): reads wait for approval", [n, limit])
+
+# The personal values masked in the identity's answers within the last hour.
+activity_personal_values := sum([n |
+	some detector in array_or_empty(object.get(data.tollgate.limits, "personal_detectors", []))
+	n := input.activity.identity.hour.masked[detector]
+	is_number(n)
+])
+
+activity_personal_read if {
+	not activity_target_unmasked
+	not "privileged" in groups
+	activity_read
+}
+
+activity_target_unmasked if input.target.labels.masking == "off"
+
+activity_read if {
+	input.target.protocol in {"sql-http", "postgres"}
+	some s in sql_statements
+	"read" in statement_effects(s)
+}
+
+activity_read if {
+	input.target.protocol in {"http", "sql-http"}
+	request_method == "GET"
+}
+
+# -- activity.admin_action --------------------------------------------------------------------
+#
+# An administrative action by an agent (input.activity.exchange.administrative, as the
+# interpreters classify it: SQL that destroys, grants, reconfigures or reaches the server;
+# Kubernetes exec, attach, port-forward, delete, RBAC writes; sudo, su, systemctl, mkfs,
+# `git push --force`, `kubectl delete` in a tool call ...): a warning, whether the pack
+# refused it or not. Whatever the counts' status: it is this exchange's.
+
+alerts contains {
+	"rule": "activity.admin_action",
+	"severity": "warning",
+	"message": sprintf("agent %v made an administrative request on %v (%v): %v",
+		[activity_who, input.target.name, input.target.environment, activity_outcome]),
+} if {
+	activity_tracked
+	input.activity.exchange.administrative == true
+	agent
+}
+
+# -- activity.token_reuse ---------------------------------------------------------------------
+#
+# One token (input.activity.token: its counts by jti; null without one) used from more
+# source addresses than limits.token_addresses, or in more environments than
+# limits.token_environments, within the day (the `seen` values, this exchange's added):
+# it has been copied. Refused from everywhere while those uses are within the day, and a
+# critical alert. On stale counts too: what they have seen stays seen. Neither the reason
+# (the client may be the copy) nor the alert names the addresses: the record masks IP
+# addresses in an alert's message, and the alert's trace ids lead to the exchanges.
+# The alert names the environments.
+
+denials contains {
+	"rule": "activity.token_reuse",
+	"reason": sprintf("this token has been used from %v source addresses within a day (the limit is %v): it may have been copied",
+		[count(activity_token_addresses), activity_limit("token_addresses")]),
+} if {
+	activity_token_tracked
+	count(activity_token_addresses) > activity_limit("token_addresses")
+}
+
+denials contains {
+	"rule": "activity.token_reuse",
+	"reason": sprintf("this token has been used in %v environments within a day (the limit is %v): it may have been copied",
+		[count(activity_token_environments), activity_limit("token_environments")]),
+} if {
+	activity_token_tracked
+	count(activity_token_environments) > activity_limit("token_environments")
+}
+
+alerts contains {
+	"rule": "activity.token_reuse",
+	"severity": "critical",
+	"message": sprintf("token %v of %v used from %v source addresses within a day: it may have been copied",
+		[activity_jti, activity_who, count(activity_token_addresses)]),
+} if {
+	activity_token_tracked
+	count(activity_token_addresses) > activity_limit("token_addresses")
+}
+
+alerts contains {
+	"rule": "activity.token_reuse",
+	"severity": "critical",
+	"message": sprintf("token %v of %v used in %v environments (%v) within a day: it may have been copied",
+		[activity_jti, activity_who, count(activity_token_environments), concat(", ", sort(activity_token_environments))]),
+} if {
+	activity_token_tracked
+	count(activity_token_environments) > activity_limit("token_environments")
+}
+
+activity_token_tracked if {
+	activity_tracked
+	is_object(input.activity.token)
+}
+
+activity_jti := input.identity.jti if {
+	is_string(input.identity.jti)
+} else := "(no jti)"
+
+# The source addresses the token was seen from within the day, and this exchange's
+# (input.source is null where the front cannot know it: the PostgreSQL front).
+activity_token_addresses contains address if {
+	some address in array_or_empty(input.activity.token.seen.addresses)
+	is_string(address)
+}
+
+activity_token_addresses contains input.source.address if is_string(input.source.address)
+
+activity_token_environments contains environment if {
+	some environment in array_or_empty(input.activity.token.seen.environments)
+	is_string(environment)
+}
+
+activity_token_environments contains input.target.environment if is_string(input.target.environment)
+
+# -- activity.refusal_burst -------------------------------------------------------------------
+#
+# A refused exchange (a denial: a hold is no refusal) that brings the identity's refusals
+# within the last minute to limits.refusals_per_minute or more: a warning (tollgate sends
+# it once per identity for a while, not for every refusal of the burst). Only on known
+# counts (stale ones may hold a minute long past), and not for identities beyond the
+# tracking bound (the count is all of theirs, not this one's).
+
+alerts contains {
+	"rule": "activity.refusal_burst",
+	"severity": "warning",
+	"message": sprintf("%v was refused %v times within a minute, this time by %v (the limit is %v)",
+		[activity_who, input.activity.identity.minute.refusals + 1, concat(", ", sort({d.rule | some d in denials})), activity_limit("refusals_per_minute")]),
+} if {
+	count(denials) > 0
+	input.activity.status == "known"
+	not input.activity.aggregated == true
+	is_number(input.activity.identity.minute.refusals)
+	input.activity.identity.minute.refusals + 1 >= activity_limit("refusals_per_minute")
+}

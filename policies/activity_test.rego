@@ -1,0 +1,449 @@
+# Unit tests of activity.rego (and the limits of limits.rego), on input.activity as the
+# activity tracker fills it (extproc/activity/tracker.py).
+package tollgate_activity_test
+
+import rego.v1
+
+# One window's counts (W), with `extra` replacing some.
+window(extra) := object.union({
+	"exchanges": 0, "refusals": 0, "holds": 0, "masked": {}, "masked_total": 0, "items": 0,
+	"bytes": 0, "administrative": 0, "targets": 0, "environments": 0, "addresses": 0,
+}, extra)
+
+seen(addresses, environments) := {"targets": ["orders-sql"], "environments": environments, "addresses": addresses}
+
+# An identity's or a token's counts: `hour` and `minute` as given (the day as the hour).
+counts(hour, minute, addresses, environments) := {
+	"minute": window(minute), "hour": window(hour), "day": window(hour),
+	"seen": seen(addresses, environments),
+}
+
+quiet := counts({}, {}, ["10.0.0.7"], ["prod"])
+
+masked(detectors) := counts({"masked": detectors, "masked_total": sum([n | some n in detectors; is_number(n)])}, {}, ["10.0.0.7"], ["prod"])
+
+activity(status, identity, token) := {
+	"status": status, "aggregated": false, "exchange": {"administrative": false},
+	"identity": identity, "token": token,
+}
+
+known(identity) := activity("known", identity, quiet)
+
+stmt(kind, effects) := {
+	"kind": kind, "object": null, "text": "", "tables": ["customers"], "has_where": null,
+	"functions": [], "nested": false, "program": null, "alter_actions": [], "effects": effects,
+	"bounded": null,
+}
+
+select := stmt("select", ["read"])
+
+insert := object.union(stmt("insert", ["write"]), {"bounded": true})
+
+drop := object.union(stmt("drop", ["destroy"]), {"object": "table"})
+
+who(groups) := {
+	"authenticated": true, "sub": "svc-autogen", "iss": "https://login.example.com",
+	"aud": ["tollgate"], "email": null, "groups": groups, "jti": "7f3c",
+}
+
+# A request to the sql-http target orders-sql, by `groups`, with `statements`, from
+# 10.0.0.7, with `activity`.
+sql_as(groups, statements, act) := {
+	"phase": "request", "identity": who(groups),
+	"target": {"name": "orders-sql", "protocol": "sql-http", "environment": "prod", "labels": {}},
+	"request": {"method": "POST", "path": "/sql", "query": {}, "headers": {}, "body": null},
+	"response": null,
+	"sql": {"dialect": "postgres", "statements": statements, "multiple": count(statements) > 1,
+		"error": null, "unread_write": false},
+	"k8s": null, "llm": null, "mcp": null, "postgres": null, "approval": null,
+	"source": {"address": "10.0.0.7"}, "activity": act,
+}
+
+agent_sql(statements, act) := sql_as(["agents"], statements, act)
+
+# A request of `method` to the http target crm.
+http_as(method, labels, act) := {
+	"phase": "request", "identity": who(["agents"]),
+	"target": {"name": "crm", "protocol": "http", "environment": "prod", "labels": labels},
+	"request": {"method": method, "path": "/api/customers", "query": {}, "headers": {}, "body": null},
+	"response": null, "sql": null, "k8s": null, "llm": null, "mcp": null, "postgres": null,
+	"approval": null, "source": {"address": "10.0.0.7"}, "activity": act,
+}
+
+with_fields(x, fields) := object.union(x, fields)
+
+# The alerts of the decision on `x`: [] when it carries none (undefined when there is no
+# decision).
+alerts_of(x) := a if {
+	d := data.tollgate.decision with input as x
+	is_string(d.action)
+	a := object.get(d, "alerts", [])
+}
+
+over := known(masked({"email": 300, "phone": 201}))
+
+at_limit := known(masked({"email": 300, "phone": 200}))
+
+volume_reason := "501 personal values masked in the last hour (the limit is 500): reads wait for approval"
+
+unknown_reason := "activity is unknown (the shared counts are stale): reads wait for approval until it is known again"
+
+# -- activity.personal_volume -----------------------------------------------------------------
+
+test_reads_past_the_hours_personal_values_are_held_for_a_dba if {
+	d := data.tollgate.decision with input as agent_sql([select], over)
+	d.action == "hold"
+	d.rules == ["activity.personal_volume"]
+	d.reasons == [volume_reason]
+	d.approvers == ["group:dba"]
+	d.hold_seconds == 300
+}
+
+test_reads_up_to_the_limit_are_allowed if {
+	d := data.tollgate.decision with input as agent_sql([select], at_limit)
+	d.action == "allow"
+	object.get(d, "alerts", []) == []
+}
+
+test_values_of_other_detectors_are_not_personal if {
+	many := known(masked({"ip_address": 5000, "jwt": 40, "email": 10}))
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], many)
+}
+
+test_every_personal_detector_counts if {
+	some_of_each := known(masked({"credit_card": 101, "email": 100, "iban": 100, "phone": 100, "us_ssn": 100}))
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as agent_sql([select], some_of_each)
+}
+
+test_a_count_that_is_no_number_counts_nothing if {
+	odd := known(masked({"email": "9999", "phone": null}))
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], odd)
+}
+
+test_writes_past_the_limit_are_not_held if {
+	data.tollgate.decision.action == "allow" with input as agent_sql([insert], over)
+}
+
+test_a_write_stacked_on_a_read_is_held if {
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as agent_sql([select, insert], over)
+}
+
+test_a_read_that_also_writes_is_held if {
+	nextval := stmt("select", ["read", "write"])
+	d := data.tollgate.decision with input as agent_sql([object.union(nextval, {"bounded": true})], over)
+	d.rules == ["activity.personal_volume"]
+}
+
+test_a_denial_wins_over_the_hold if {
+	d := data.tollgate.decision with input as agent_sql([select, drop], over)
+	d.action == "deny"
+	d.rules == ["sql.destructive"]
+}
+
+test_postgres_reads_are_held if {
+	pg := with_fields(agent_sql([select], over), {
+		"target": {"name": "shop", "protocol": "postgres", "environment": "prod", "labels": {}},
+		"request": {"method": "QUERY", "path": "/shop", "query": {}, "headers": {}, "body": "SELECT 1"},
+		"source": null,
+	})
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as pg
+}
+
+test_http_gets_are_held if {
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as http_as("GET", {}, over)
+}
+
+test_a_sql_http_get_without_sql_is_a_read if {
+	table_json := with_fields(agent_sql([], over), {"request": {
+		"method": "GET", "path": "/db/customers.json", "query": {}, "headers": {}, "body": null,
+	}})
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as table_json
+}
+
+test_http_writes_are_not_held if {
+	data.tollgate.decision.action == "allow" with input as http_as("POST", {}, over)
+}
+
+test_targets_with_masking_off_are_not_held if {
+	data.tollgate.decision.action == "allow" with input as http_as("GET", {"masking": "off"}, over)
+}
+
+test_other_protocols_are_not_held if {
+	k8s := with_fields(http_as("GET", {}, over), {"target": {"name": "cluster", "protocol": "k8s", "environment": "prod", "labels": {}}})
+	held := {h.rule | some h in data.tollgate.holds} with input as k8s
+	not "activity.personal_volume" in held
+}
+
+test_the_privileged_are_not_held if {
+	data.tollgate.decision.action == "allow" with input as sql_as(["privileged"], [select], over)
+}
+
+test_dba_reads_are_held_too if {
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as sql_as(["dba"], [select], over)
+}
+
+# Responses of these targets are not decided (decides_responses); where one is, it holds
+# as its request did, and the request's approval covers it.
+test_a_response_holds_as_its_request_did if {
+	answered := with_fields(http_as("GET", {}, over), {"phase": "response", "response": {"status": 200, "headers": {}, "body": null}})
+	data.tollgate.decision.rules == ["activity.personal_volume"] with input as answered
+	not data.tollgate.decides_responses with input as {"target": answered.target}
+}
+
+test_identities_counted_together_are_held_on_their_common_count if {
+	together := with_fields(over, {"aggregated": true})
+	d := data.tollgate.decision with input as agent_sql([select], together)
+	d.reasons == ["501 personal values masked in the last hour for identities beyond the tracking bound, counted together (the limit is 500): reads wait for approval"]
+}
+
+test_reads_are_held_while_activity_is_unknown if {
+	d := data.tollgate.decision with input as agent_sql([select], activity("unknown", quiet, quiet))
+	d.action == "hold"
+	d.rules == ["activity.personal_volume"]
+	d.reasons == [unknown_reason]
+	d.approvers == ["group:dba"]
+}
+
+test_an_unknown_count_past_the_limit_says_it_is_unknown if {
+	stale := with_fields(over, {"status": "unknown"})
+	data.tollgate.decision.reasons == [unknown_reason] with input as agent_sql([select], stale)
+}
+
+test_writes_and_the_privileged_pass_while_activity_is_unknown if {
+	unknown := activity("unknown", quiet, quiet)
+	data.tollgate.decision.action == "allow" with input as agent_sql([insert], unknown)
+	data.tollgate.decision.action == "allow" with input as sql_as(["privileged"], [select], unknown)
+}
+
+test_nothing_is_held_when_activity_is_off_or_missing if {
+	off := {"status": "off", "aggregated": false, "exchange": {"administrative": false}, "identity": null, "token": null}
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], off)
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], null)
+	data.tollgate.decision.action == "allow" with input as object.remove(agent_sql([select], over), ["activity"])
+	data.tollgate.decision.action == "allow" with input as with_fields(agent_sql([select], over), {"activity": {"status": "off"}})
+}
+
+test_the_limit_and_the_detectors_are_data if {
+	d := data.tollgate.decision with input as agent_sql([select], known(masked({"email": 11})))
+		with data.tollgate.limits as {"personal_values_per_hour": 10, "personal_detectors": ["email"]}
+	d.reasons == ["11 personal values masked in the last hour (the limit is 10): reads wait for approval"]
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], known(masked({"email": 11})))
+		with data.tollgate.limits as {"personal_values_per_hour": 10, "personal_detectors": ["phone"]}
+}
+
+test_a_limit_left_out_turns_the_rule_off if {
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], over)
+		with data.tollgate.limits as {"personal_detectors": ["email", "phone"]}
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], activity("unknown", quiet, quiet))
+		with data.tollgate.limits as {"personal_values_per_hour": "500"}
+}
+
+# -- activity.admin_action --------------------------------------------------------------------
+
+administrative(act) := with_fields(act, {"exchange": {"administrative": true}})
+
+test_an_agents_administrative_action_alerts if {
+	d := data.tollgate.decision with input as agent_sql([drop], administrative(known(quiet)))
+	d.action == "deny"
+	d.alerts == [{
+		"rule": "activity.admin_action", "severity": "warning",
+		"message": "agent svc-autogen made an administrative request on orders-sql (prod): refused",
+	}]
+}
+
+test_the_alert_says_whether_the_action_was_held_or_allowed if {
+	held := data.tollgate.decision with input as agent_sql([select], administrative(over))
+	held.alerts[0].message == "agent svc-autogen made an administrative request on orders-sql (prod): held for approval"
+	allowed := data.tollgate.decision with input as agent_sql([select], administrative(known(quiet)))
+	allowed.action == "allow"
+	allowed.alerts[0].message == "agent svc-autogen made an administrative request on orders-sql (prod): allowed"
+}
+
+test_an_administrative_action_alerts_on_unknown_counts_too if {
+	stale := administrative(activity("unknown", quiet, quiet))
+	d := data.tollgate.decision with input as agent_sql([drop], stale)
+	[a.rule | some a in d.alerts] == ["activity.admin_action"]
+}
+
+test_an_agent_without_a_subject_is_named_anonymous if {
+	x := agent_sql([drop], administrative(known(quiet)))
+	nameless := with_fields(x, {"identity": with_fields(x.identity, {"sub": null})})
+	d := data.tollgate.decision with input as nameless
+	d.alerts[0].message == "agent anonymous made an administrative request on orders-sql (prod): refused"
+}
+
+test_a_dbas_administrative_action_does_not_alert if {
+	d := data.tollgate.decision with input as sql_as(["dba"], [drop], administrative(known(quiet)))
+	d.action == "allow"
+	object.get(d, "alerts", []) == []
+}
+
+test_an_agents_other_actions_do_not_alert if {
+	alerts_of(agent_sql([drop], known(quiet))) == []
+}
+
+test_no_administrative_alert_when_activity_is_off_or_missing if {
+	off := {"status": "off", "aggregated": false, "exchange": {"administrative": true}, "identity": null, "token": null}
+	alerts_of(agent_sql([drop], off)) == []
+	alerts_of(object.remove(agent_sql([drop], known(quiet)), ["activity"])) == []
+}
+
+# -- activity.token_reuse ---------------------------------------------------------------------
+
+token_from(addresses, environments) := counts({}, {}, addresses, environments)
+
+addresses_reason := "this token has been used from 2 source addresses within a day (the limit is 1): it may have been copied"
+
+environments_reason := "this token has been used in 2 environments within a day (the limit is 1): it may have been copied"
+
+test_a_token_seen_from_another_address_is_refused_and_alerted if {
+	copied := activity("known", quiet, token_from(["10.9.9.9"], ["prod"]))
+	d := data.tollgate.decision with input as agent_sql([select], copied)
+	d.action == "deny"
+	d.rules == ["activity.token_reuse"]
+	d.reasons == [addresses_reason]
+	d.alerts == [{
+		"rule": "activity.token_reuse", "severity": "critical",
+		"message": "token 7f3c of svc-autogen used from 2 source addresses within a day: it may have been copied",
+	}]
+}
+
+test_a_token_seen_from_its_own_address_only_passes if {
+	d := data.tollgate.decision with input as agent_sql([select], activity("known", quiet, token_from(["10.0.0.7"], ["prod"])))
+	d.action == "allow"
+	object.get(d, "alerts", []) == []
+}
+
+test_a_tokens_first_use_passes if {
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], activity("known", quiet, token_from([], [])))
+}
+
+test_addresses_seen_count_without_this_exchanges if {
+	no_source := with_fields(agent_sql([select], activity("known", quiet, token_from(["10.0.0.7", "10.9.9.9"], ["prod"]))), {"source": null})
+	data.tollgate.decision.reasons == [addresses_reason] with input as no_source
+	one := with_fields(agent_sql([select], activity("known", quiet, token_from(["10.0.0.7"], ["prod"]))), {"source": null})
+	data.tollgate.decision.action == "allow" with input as one
+}
+
+test_a_token_seen_in_another_environment_is_refused_and_alerted if {
+	d := data.tollgate.decision with input as agent_sql([select], activity("known", quiet, token_from(["10.0.0.7"], ["dev"])))
+	d.reasons == [environments_reason]
+	d.alerts == [{
+		"rule": "activity.token_reuse", "severity": "critical",
+		"message": "token 7f3c of svc-autogen used in 2 environments (dev, prod) within a day: it may have been copied",
+	}]
+}
+
+test_both_kinds_of_reuse_are_named if {
+	d := data.tollgate.decision with input as agent_sql([select], activity("known", quiet, token_from(["10.9.9.9"], ["dev"])))
+	d.reasons == [addresses_reason, environments_reason]
+	count(d.alerts) == 2
+}
+
+test_no_token_no_reuse if {
+	d := data.tollgate.decision with input as agent_sql([select], activity("known", token_from(["10.9.9.9"], ["dev"]), null))
+	d.action == "allow"
+}
+
+test_reuse_is_refused_on_unknown_counts_too if {
+	stale := activity("unknown", quiet, token_from(["10.9.9.9"], ["prod"]))
+	d := data.tollgate.decision with input as agent_sql([insert], stale)
+	d.rules == ["activity.token_reuse"]
+}
+
+test_no_reuse_when_activity_is_off_or_missing if {
+	off := activity("off", null, token_from(["10.9.9.9"], ["dev"]))
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], off)
+	copied := agent_sql([select], activity("known", quiet, token_from(["10.9.9.9"], ["dev"])))
+	data.tollgate.decision.action == "allow" with input as object.remove(copied, ["activity"])
+}
+
+test_the_token_limits_are_data if {
+	two := {"token_addresses": 2, "token_environments": 2}
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], activity("known", quiet, token_from(["10.9.9.9"], ["dev"])))
+		with data.tollgate.limits as two
+	d := data.tollgate.decision with input as agent_sql([select], activity("known", quiet, token_from(["10.9.9.9", "10.9.9.8"], ["dev"])))
+		with data.tollgate.limits as two
+	d.reasons == ["this token has been used from 3 source addresses within a day (the limit is 2): it may have been copied"]
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], activity("known", quiet, token_from(["10.9.9.9"], ["dev"])))
+		with data.tollgate.limits as {}
+}
+
+# -- activity.refusal_burst -------------------------------------------------------------------
+
+refused_before(n) := known(counts({}, {"refusals": n}, ["10.0.0.7"], ["prod"]))
+
+burst_alert := {
+	"rule": "activity.refusal_burst", "severity": "warning",
+	"message": "svc-autogen was refused 10 times within a minute, this time by sql.destructive (the limit is 10)",
+}
+
+test_a_refusal_that_makes_a_burst_alerts if {
+	d := data.tollgate.decision with input as agent_sql([drop], refused_before(9))
+	d.action == "deny"
+	d.alerts == [burst_alert]
+}
+
+test_refusals_past_the_limit_alert_too if {
+	d := data.tollgate.decision with input as agent_sql([drop], refused_before(30))
+	[a.rule | some a in d.alerts] == ["activity.refusal_burst"]
+}
+
+test_refusals_short_of_the_limit_do_not_alert if {
+	alerts_of(agent_sql([drop], refused_before(8))) == []
+}
+
+test_an_exchange_not_refused_does_not_alert if {
+	alerts_of(agent_sql([select], refused_before(30))) == []
+	held := agent_sql([stmt("delete", ["write"])], refused_before(30))
+	d := data.tollgate.decision with input as held
+	d.action == "hold"
+	object.get(d, "alerts", []) == []
+}
+
+test_no_burst_alert_on_unknown_off_missing_or_aggregated_counts if {
+	burst := refused_before(30)
+	alerts_of(agent_sql([drop], with_fields(burst, {"status": "unknown"}))) == []
+	alerts_of(agent_sql([drop], with_fields(burst, {"status": "off"}))) == []
+	alerts_of(agent_sql([drop], with_fields(burst, {"aggregated": true}))) == []
+	alerts_of(agent_sql([drop], null)) == []
+}
+
+test_the_burst_limit_is_data if {
+	d := data.tollgate.decision with input as agent_sql([drop], refused_before(2)) with data.tollgate.limits as {"refusals_per_minute": 3}
+	d.alerts[0].message == "svc-autogen was refused 3 times within a minute, this time by sql.destructive (the limit is 3)"
+	alerts_of(agent_sql([drop], refused_before(30))) == [] with data.tollgate.limits as {}
+}
+
+# -- alerts in the decision ---------------------------------------------------------------------
+
+test_alerts_come_sorted_in_every_decision if {
+	# A copied token's refusal that is an agent's administrative action and makes a burst.
+	everything := administrative(activity("known", counts({}, {"refusals": 9}, [], []), token_from(["10.9.9.9"], ["prod"])))
+	d := data.tollgate.decision with input as agent_sql([drop], everything)
+	[a.rule | some a in d.alerts] == ["activity.admin_action", "activity.refusal_burst", "activity.token_reuse"]
+	d.alerts == sort(d.alerts)
+}
+
+test_a_decision_without_alerts_has_no_alerts_key if {
+	d := data.tollgate.decision with input as {}
+	not "alerts" in object.keys(d)
+}
+
+test_other_files_may_add_alerts if {
+	extra := {{"rule": "custom.b", "severity": "info", "message": "b"}, {"rule": "custom.a", "severity": "critical", "message": "a"}}
+	d := data.tollgate.decision with input as {} with data.tollgate.alerts as extra
+	d.alerts == [
+		{"rule": "custom.a", "severity": "critical", "message": "a"},
+		{"rule": "custom.b", "severity": "info", "message": "b"},
+	]
+}
+
+# The limits shipped: the thresholds activity.rego's comments and docs/policies.md name.
+test_the_default_limits if {
+	data.tollgate.limits.personal_values_per_hour == 500
+	data.tollgate.limits.personal_detectors == ["credit_card", "email", "iban", "phone", "us_ssn"]
+	data.tollgate.limits.refusals_per_minute == 10
+	data.tollgate.limits.token_addresses == 1
+	data.tollgate.limits.token_environments == 1
+}

@@ -1,0 +1,27 @@
+# The thresholds of the pack's activity rules (activity.rego), as data: edit the numbers
+# here, not the rules. Each rule reads `data.tollgate.limits`, so a test sets other
+# limits with `with data.tollgate.limits as {...}`. A limit left out, or one that is not
+# a number, turns its rule off. It is one complete object, as the pack's other tables
+# are: the compiled program tollgate runs takes no object built key by key across files.
+package tollgate
+
+import rego.v1
+
+limits := {
+	# activity.personal_volume: once more than this many personal values (the detectors
+	# below) were masked in an identity's answers within the last hour, its further reads
+	# wait for approval.
+	"personal_values_per_hour": 500,
+	# The masking detectors (extproc/masking/detectors.py) whose findings are personal or
+	# financial data. Credentials are not personal data, and an IP address (ip_address)
+	# is mostly a machine's in what agents read (logs, configurations).
+	"personal_detectors": ["credit_card", "email", "iban", "phone", "us_ssn"],
+	# activity.refusal_burst: a refused exchange alerts once the identity has this many
+	# refusals within the last minute, that exchange included.
+	"refusals_per_minute": 10,
+	# activity.token_reuse: one token (by its jti) used from more source addresses, or in
+	# more environments, than this within a day (its lifetime, for a shorter-lived one)
+	# has been copied: refused, and alerted on.
+	"token_addresses": 1,
+	"token_environments": 1,
+}

@@ -1,0 +1,316 @@
+"""The monitoring API on a real admin server, over real stores (a SQLite file and a
+PostgreSQL database of the test's own): activity counts seeded as the tracker writes
+them, records written through a real Recorder; approvers' tokens verified as the
+approvals API verifies them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from extproc import admin
+from extproc.activity.tracker import Tracker
+from extproc.config import Activity
+from extproc.identity import ANONYMOUS
+from extproc.monitor import MonitorApi
+from extproc.quickstart.stack import free_port
+from extproc.recording.chain import Signer
+from extproc.recording.store import by_id
+from extproc.store import connect
+from extproc.store.aio import AsyncStore, open_store
+from tests.monitor.conftest import alert, counts, refusal, series, verifier, who
+from tests.recording.conftest import evidence, record
+from tests.support import tokens
+
+DBA = tokens.token("dana", ["dba"], ttl=600)
+AGENT = tokens.token("svc-autogen", ["agents"], ttl=600)
+# Half past a minute: a test's own minutes never roll over under it.
+NOW = (time.time() // 60 - 1) * 60 + 30
+MINUTE = int(NOW // 60)
+
+
+class Admin:
+    """A running admin server with the monitor's routes; `get` answers (status, JSON)."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url, self._session = url, session
+
+    async def get(self, path: str, token: str | None = DBA) -> tuple[int, Any, Any]:
+        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+        async with self._session.get(self.url + path, headers=headers) as reply:
+            body = await reply.json() if reply.content_type == "application/json" \
+                else await reply.text()
+            return reply.status, body, reply.headers
+
+
+@asynccontextmanager
+async def serving(url: str, tmp_path: Path, clock: Callable[[], float] = lambda: NOW,
+                  **options: Any) -> AsyncIterator[tuple[Admin, AsyncStore]]:
+    store = await open_store(url)
+    api = MonitorApi(store, verifier(tmp_path), clock=clock, **options)
+    address = f"127.0.0.1:{free_port()}"
+    runner = await admin.start(address, api.routes())
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Admin(f"http://{address}", session), store
+    finally:
+        await runner.cleanup()
+        await store.close()
+
+
+def stranger_token() -> str:
+    """A token of the trusted issuer's shape, signed by a key nobody trusts."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode({"iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": "mallory",
+                       "groups": ["dba"], "exp": int(time.time()) + 300}, key,
+                      algorithm="RS256", headers={"kid": "test-rsa"})
+
+
+async def test_every_call_but_the_page_wants_a_token_that_verifies(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """No token, or one signed by an untrusted key: 401 in the API's JSON shape, on the
+    activity and the records alike; the page and its script are served without one,
+    under a Content-Security-Policy that allows only the page's own script."""
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        for path in ("/monitor/activity", "/monitor/activity?identity=x",
+                     f"/records/{1:032x}"):
+            for token in (None, stranger_token()):
+                status, body, _ = await api.get(path, token)
+                assert status == 401, path
+                assert body["error"] == "unauthenticated"
+        status, page, headers = await api.get("/monitor/ui", None)
+        assert status == 200 and '<script src="/monitor/ui.js">' in page
+        policy = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy
+        status, script, headers = await api.get("/monitor/ui.js", None)
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+        assert "drawChart" in script and headers["Content-Security-Policy"] == policy
+
+
+async def test_viewers_narrow_who_may_look(sqlite_url: str, tmp_path: Path) -> None:
+    """Given viewers, a verified token outside them gets 403; a member of a viewer group
+    or a named user gets the answer."""
+    async with serving(sqlite_url, tmp_path, viewers=("group:dba", "user:sam")) as (api, _):
+        assert (await api.get("/monitor/activity", AGENT))[:2] == (403, {
+            "error": "forbidden", "message": "the monitor is for its viewers only"})
+        assert (await api.get("/monitor/activity", DBA))[0] == 200
+        assert (await api.get("/monitor/activity", tokens.token("sam", ["sre"])))[0] == 200
+
+
+async def test_the_overview_lists_identities_of_the_day_latest_first(
+        store_url: str, tmp_path: Path) -> None:
+    """Identities with counts in the last 1,440 minutes, the most recently active first,
+    with their totals over the hour and the day (masked values summed over detectors);
+    tokens' keys are not identities; the aggregate beyond the tracker's bound is named
+    so; older counts are left out."""
+    counts(store_url, [
+        *series(MINUTE, "sub:alice", {0: {"exchanges": 3, "refusals": 1,
+                                          "masked:email": 2, "masked:iban": 5},
+                                      90: {"exchanges": 10, "holds": 2,
+                                           "administrative": 1}}),
+        *series(MINUTE, "sub:bob", {5: {"exchanges": 1}}),
+        *series(MINUTE, "sub:~others", {2: {"exchanges": 7}}),
+        *series(MINUTE, "jti:j-alice", {0: {"exchanges": 3}}),
+        *series(MINUTE, "sub:carol", {1440: {"exchanges": 99}}),  # a day ago: gone
+    ])
+    async with serving(store_url, tmp_path) as (api, _):
+        status, body, _ = await api.get("/monitor/activity")
+    assert status == 200
+    assert [i["identity"] for i in body["identities"]] == ["alice", "~others", "bob"]
+    alice, others, bob = body["identities"]
+    assert alice == {
+        "identity": "alice", "aggregated": False, "last_active": MINUTE * 60,
+        "hour": {"exchanges": 3, "refusals": 1, "holds": 0, "masked": 7,
+                 "administrative": 0},
+        "day": {"exchanges": 13, "refusals": 1, "holds": 2, "masked": 7,
+                "administrative": 1},
+    }
+    assert others["aggregated"] is True and others["day"]["exchanges"] == 7
+    assert bob["last_active"] == (MINUTE - 5) * 60
+    assert body["truncated"] is False
+    assert body["since"] == (MINUTE - 1439) * 60
+
+
+async def test_the_overview_is_bounded(sqlite_url: str, tmp_path: Path) -> None:
+    """At most 500 identities, the latest active; the answer says more were left out."""
+    counts(sqlite_url, [(f"sub:agent-{n}", MINUTE - n % 600, "exchanges", 1)
+                        for n in range(520)])
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        _, body, _ = await api.get("/monitor/activity")
+    assert len(body["identities"]) == 500 and body["truncated"] is True
+    assert body["identities"][0]["identity"] == "agent-0"
+
+
+async def test_one_identity_per_minute_with_its_latest_alerts_and_refusals(
+        store_url: str, tmp_path: Path, signer: Signer) -> None:
+    """An identity's hour is 60 minutes, oldest first, the minutes without counts at
+    zero; its latest alerts (rule, severity, message, the traces they point to) and
+    refused exchanges (what was asked, why), newest first and each with its trace id,
+    leave out other identities', allowed exchanges, and those older than a day."""
+    counts(store_url, series(MINUTE, "sub:svc-autogen", {
+        0: {"exchanges": 4, "refusals": 2, "masked:email": 1},
+        7: {"exchanges": 9, "masked:phone": 3, "masked:email": 2, "holds": 1},
+        59: {"exchanges": 1},
+        60: {"exchanges": 50},  # in the day, not in the hour
+    }) + series(MINUTE, "sub:someone-else", {0: {"exchanges": 5}}))
+    now = time.time()
+    await record(store_url, signer, [
+        refusal(1, "svc-autogen", path="/sql/old", started=now - 600),
+        evidence(2, sub="svc-autogen", started=now - 500),  # allowed: no refusal
+        alert(3, "svc-autogen", rule="activity.refusal_burst", severity="critical",
+              message="12 refusals in a minute", trace_ids=(f"{1:032x}",),
+              started=now - 400),
+        refusal(4, "svc-autogen", path="/sql/new", started=now - 300),
+        refusal(5, "someone-else", started=now - 200),
+        alert(6, "someone-else", started=now - 100),
+        refusal(7, "svc-autogen", path="/sql/yesterday", started=now - 2 * 86400),
+        alert(8, "svc-autogen", started=now - 2 * 86400),
+    ])
+    async with serving(store_url, tmp_path) as (api, _):
+        status, body, _ = await api.get("/monitor/activity?identity=svc-autogen")
+        assert (await api.get("/monitor/activity?identity=svc-autogen&limit=1"))[1][
+            "refusals"][0]["path"] == "/sql/new"
+        for bad in ("limit=0", "limit=101", "limit=x", "identity="):
+            query = bad if bad.startswith("identity") else f"identity=a&{bad}"
+            found = await api.get(f"/monitor/activity?{query}")
+            assert (found[0], found[1]["error"]) == (400, "bad_request"), bad
+    assert status == 200 and body["identity"] == "svc-autogen"
+    minutes = body["minutes"]
+    assert len(minutes) == 60
+    assert [m["start"] for m in minutes] == [(MINUTE - 59 + i) * 60 for i in range(60)]
+    assert minutes[-1] == {"start": MINUTE * 60, "exchanges": 4, "refusals": 2, "holds": 0,
+                           "masked": 1, "administrative": 0}
+    assert minutes[-8]["exchanges"] == 9 and minutes[-8]["masked"] == 5
+    assert minutes[0]["exchanges"] == 1
+    assert sum(m["exchanges"] for m in minutes) == 14
+    assert body["hour"] == {"exchanges": 14, "refusals": 2, "holds": 1, "masked": 6,
+                            "administrative": 0}
+    assert body["day"]["exchanges"] == 64
+
+    (raised,) = body["alerts"]
+    assert raised["trace_id"] == f"{3:032x}"
+    assert (raised["rule"], raised["severity"], raised["message"]) == (
+        "activity.refusal_burst", "critical", "12 refusals in a minute")
+    assert raised["trace_ids"] == [f"{3:032x}", f"{1:032x}"]
+    assert raised["target"] == "orders" and raised["record_id"].startswith("writer-a:")
+    assert [r["path"] for r in body["refusals"]] == ["/sql/new", "/sql/old"]
+    newest = body["refusals"][0]
+    assert newest["trace_id"] == f"{4:032x}" and newest["status"] == 403
+    assert (newest["method"], newest["rules"], newest["reasons"]) == (
+        "POST", ["sql.destructive"], ["destructive SQL: DROP"])
+
+
+async def test_an_identity_without_activity_has_a_flat_hour(sqlite_url: str,
+                                                           tmp_path: Path) -> None:
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        status, body, _ = await api.get("/monitor/activity?identity=nobody")
+    assert status == 200
+    assert [m["exchanges"] for m in body["minutes"]] == [0] * 60
+    assert body["day"]["exchanges"] == 0 and body["alerts"] == body["refusals"] == []
+
+
+async def test_a_trace_s_records_as_stored_with_their_place_in_the_chain(
+        store_url: str, tmp_path: Path, signer: Signer) -> None:
+    """`/records/{trace}`: every record of the trace, oldest first (the exchange, then
+    the alert it raised on the same trace), each with its writer, sequence number, the
+    hash it follows and its own (which matches its content), the signed checkpoint that
+    covers it, and its content exactly as stored: masked (an e-mail address in the body
+    never appears)."""
+    now = time.time()
+    await record(store_url, signer, [
+        refusal(1, "svc-autogen", body=b'{"sql": "DROP TABLE customers", '
+                                       b'"note": "mail jane.doe@example.com"}',
+                started=now - 10),
+        alert(1, "svc-autogen", started=now - 5),
+        refusal(2, "svc-autogen", started=now - 1),
+    ], checkpoint_every=2)
+    store = connect(store_url)
+    try:
+        stored = by_id(store, f"{1:032x}")
+    finally:
+        store.close()
+    async with serving(store_url, tmp_path) as (api, _):
+        status, body, _ = await api.get(f"/records/{1:032x}")
+        assert (await api.get(f"/records/{9:032x}"))[:2] == (404, {
+            "error": "not_found", "message": f"no record of trace {9:032x}"})
+        assert (await api.get("/records/not-a-trace"))[1]["error"] == "bad_request"
+    assert status == 200
+    assert body["trace_id"] == f"{1:032x}" and body["truncated"] is False
+    records = body["records"]
+    assert [r["kind"] for r in records] == ["exchange", "alert"]
+    for shown, row in zip(records, stored, strict=True):
+        assert shown["content"] == row.document()
+        assert (shown["id"], shown["writer"], shown["seq"], shown["prev_hash"],
+                shown["hash"]) == (row.id, row.writer, row.seq, row.prev_hash, row.hash)
+        assert shown["hash_matches"] is True
+        assert shown["checkpoint"]["seq"] >= row.seq
+        assert shown["checkpoint"]["key_id"] == signer.public.key_id
+    assert records[1]["prev_hash"] == records[0]["hash"]
+    assert records[0]["action"] == "deny" and records[1]["action"] == "alert"
+    assert records[1]["content"]["meaning"]["alert"]["rule"] == "activity.administrative"
+    body_text = str(records[0]["content"]["request"]["body"])
+    assert "DROP TABLE customers" in body_text
+    assert "jane.doe@example.com" not in body_text
+
+
+async def test_counts_the_tracker_wrote_are_what_the_monitor_shows(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """A real tracker counts an exchange and a refusal and syncs them to the store: the
+    overview and the identity's current minute show them."""
+    tracker = Tracker(Activity(sync_seconds=60, stale_seconds=120), sqlite_url)
+    await tracker.start()
+    try:
+        for n, action in enumerate(("allow", "deny")):
+            found = evidence(n, action=action, sub="svc-tracked")
+            found.identity = who("svc-tracked")
+            found.outcome["tollgate.decision.action"] = action  # as the span says it
+            tracker.observe(found)
+        assert await tracker.sync()
+    finally:
+        await tracker.close()
+    async with serving(sqlite_url, tmp_path, clock=time.time) as (api, _):
+        _, overview, _ = await api.get("/monitor/activity")
+        _, one, _ = await api.get("/monitor/activity?identity=svc-tracked")
+    (tracked,) = overview["identities"]
+    assert tracked["identity"] == "svc-tracked"
+    assert (tracked["hour"]["exchanges"], tracked["hour"]["refusals"]) == (2, 1)
+    assert sum(m["exchanges"] for m in one["minutes"]) == 2
+
+
+async def test_a_store_that_cannot_answer_is_a_503(sqlite_url: str, tmp_path: Path) -> None:
+    async with serving(sqlite_url, tmp_path) as (api, store):
+        await store.close()
+        for path in ("/monitor/activity", "/monitor/activity?identity=a",
+                     f"/records/{1:032x}"):
+            status, body, _ = await api.get(path)
+            assert (status, body["error"]) == (503, "store_unavailable"), path
+
+
+async def test_anonymous_refusals_are_the_anonymous_identity_s(
+        sqlite_url: str, tmp_path: Path, signer: Signer) -> None:
+    """Counts of unauthenticated requests go to `sub:anonymous`; their records name no
+    identity: asking for `anonymous` finds them."""
+    found = refusal(1, "x")
+    found.identity = ANONYMOUS
+    await record(sqlite_url, signer, [found])
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        _, body, _ = await api.get("/monitor/activity?identity=anonymous")
+    assert [r["trace_id"] for r in body["refusals"]] == [f"{1:032x}"]
+
+
+async def test_the_overview_is_read_at_most_every_few_seconds(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """Many pages polling cost one query per few seconds: a second reading within them
+    is the first's answer."""
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        _, first, _ = await api.get("/monitor/activity")
+        counts(sqlite_url, [("sub:late", MINUTE, "exchanges", 1)])
+        _, second, _ = await api.get("/monitor/activity")
+        assert first == second
