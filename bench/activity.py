@@ -6,7 +6,10 @@ Run from the repository root: `python -m bench.activity [--identities N] [--roun
 In process, timed with `time.perf_counter_ns` over many calls on this machine's CPU:
 
     read      `Tracker.input_json`: what each decision pays to put the identity's and its
-              token's counts in the policy input (no I/O: the view is in memory)
+              token's counts in the policy input (no I/O: the view is in memory; encoded
+              again after each exchange counted)
+    policy    the default pack's decision with those counts in its input and with
+              activity off: regorus reads the larger input (~1.3 KB more)
     observe   `Tracker.observe`: what each finished exchange pays to be counted, off the
               request path (after its answer left; a record observer)
     sync      one sync of a process tracking N identities and N tokens with a delta each:
@@ -37,12 +40,15 @@ from typing import Any
 from extproc.activity.tracker import Tracker
 from extproc.config import Activity, Match, Target
 from extproc.identity import Who
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.input import InputEncoder, Request
+from extproc.policy.sources import read_modules
 from extproc.recording import BodyCapture, Decided, Evidence
 from tests.support.databases import throwaway_database
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = Target(name="shop", protocol="sql-http", match=Match(route="shop"),
-                environment="production")
+                environment="production", labels={"masking": "off"})
 
 
 def identity(n: int) -> Who:
@@ -85,15 +91,42 @@ async def sync_ms(url: str, identities: int, rounds: int) -> float:
     return statistics.median(taken)
 
 
+def policy_us(tracker: Tracker, who: Who) -> float:
+    """The default pack's decision on a GET to a sql-http target (bench/load.py's
+    headers-only one), with this tracker's `input.activity` in its input."""
+    target = Target(name="shop", protocol="sql-http", match=Match(route="shop"),
+                    environment="production", labels={"masking": "off"})
+    engine = EmbeddedEngine(read_modules(REPO / "policies"), "data.tollgate.decision")
+    request: Request = {"method": "GET", "path": "/api/customers", "query": {},
+                        "headers": {"host": "127.0.0.1"}, "body": None}
+    policy_input = InputEncoder(target, "sql").encode(
+        "request", who, request, None, {"statements": []}, None, None, "10.0.0.7",
+        tracker.input_json(who, False))
+    assert engine.decide_now(policy_input).action == "allow"
+    return per_call_us(lambda: engine.decide_now(policy_input), 3000)
+
+
 def in_process(identities: int, rounds: int) -> dict[str, float]:
     tracker = Tracker(Activity(), "sqlite:///unused")
     one = evidence(0)
     for _ in range(100):
         tracker.observe(one)
     who = identity(0)
+
+    def read_after_an_exchange() -> None:
+        tracker.observe(one)
+        tracker.input_json(who, False)
+
+    observe = per_call_us(lambda: tracker.observe(one), 20_000)
     found = {
-        "read µs/decision": per_call_us(lambda: tracker.input_json(who, False), 20_000),
-        "observe µs/exchange": per_call_us(lambda: tracker.observe(one), 20_000),
+        "read µs/decision, nothing counted since": per_call_us(
+            lambda: tracker.input_json(who, False), 20_000),
+        "read µs/decision, after an exchange": per_call_us(read_after_an_exchange, 20_000)
+        - observe,
+        "observe µs/exchange (2 KB JSON answer, masked)": observe,
+        "policy µs/decision, activity counted": policy_us(tracker, who),
+        "policy µs/decision, activity off": policy_us(
+            Tracker(Activity(enabled=False), "sqlite:///unused"), who),
     }
     with tempfile.TemporaryDirectory() as work:
         found[f"sync ms, {identities} identities, SQLite"] = asyncio.run(
@@ -104,13 +137,15 @@ def in_process(identities: int, rounds: int) -> dict[str, float]:
     return found
 
 
-# What bench/load.py reports for a set-up at max throughput that activity could move.
-_LOAD_FIGURES = ("req/s", "ext_proc CPU µs/request", "added p50 ms")
+# What bench/load.py writes for a set-up's phase that activity could move.
+def _figures(phase: dict[str, Any]) -> dict[str, float]:
+    return {"req/s": phase["rps"], "ext_proc CPU µs/request": phase["cpu_us_per_request"][
+        "ext_proc"], "added p50 ms": phase["added_p50_ms"], "added p99 ms": phase["added_p99_ms"]}
 
 
 def under_load(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
-    """bench/load.py's tollgate-headers, activity on and off in turn; the medians of
-    each figure, and of its ratio to the do-nothing ext_proc of the same run."""
+    """bench/load.py's tollgate-headers (1 worker), activity on and off in turn: the
+    medians of each figure, and of its ratio to the same run's do-nothing ext_proc."""
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory() as work:
         for round_ in range(rounds):
@@ -118,22 +153,24 @@ def under_load(rounds: int, seconds: float) -> dict[str, dict[str, float]]:
                 out = Path(work) / f"{setting}-{round_}.json"
                 subprocess.run(
                     [sys.executable, "-m", "bench.load", "--only", "tollgate-headers",
-                     "--activity", setting, "--rounds", "1", "--seconds", str(seconds),
-                     "--json-out", str(out)], cwd=REPO, check=True)
+                     "--workers", "1", "--activity", setting, "--rounds", "1",
+                     "--seconds", str(seconds), "--json-out", str(out)],
+                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
                 runs[setting].append(json.loads(out.read_text())["results"])
     found: dict[str, dict[str, float]] = {}
     for setting, results in runs.items():
         figures: dict[str, float] = {}
-        for name in _LOAD_FIGURES:
-            for phase in ("fixed_rate", "max"):
-                values = [r["tollgate-headers"][phase].get(name) for r in results]
-                floors = [r["passthrough-headers"][phase].get(name) for r in results]
-                if None in values:
-                    continue
-                figures[f"{phase} {name}"] = statistics.median(values)
-                if None not in floors and all(floors):
-                    figures[f"{phase} {name} / floor"] = statistics.median(
-                        v / f for v, f in zip(values, floors, strict=True))
+        for phase in ("fixed_rate", "max"):
+            ours = [_figures(r["tollgate-headers"][phase]) for r in results]
+            floors = [_figures(r["passthrough-headers"][phase]) for r in results]
+            for name in ours[0]:
+                figures[f"{phase} {name}"] = statistics.median(o[name] for o in ours)
+                if name in ("req/s", "ext_proc CPU µs/request"):
+                    ratios = [o[name] / f[name] for o, f in zip(ours, floors, strict=True)]
+                    figures[f"{phase} {name} / floor"] = statistics.median(ratios)
+                    # The rounds' spread: what noise alone moves the ratio by.
+                    figures[f"{phase} {name} / floor, lowest"] = min(ratios)
+                    figures[f"{phase} {name} / floor, highest"] = max(ratios)
         found[f"activity {setting}"] = figures
     return found
 

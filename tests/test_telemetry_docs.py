@@ -963,6 +963,7 @@ def test_the_record_repeats_the_span_as_the_mapping_table_says(
         assert record["request_id"] == attributes["tollgate.request_id"], name
         assert (record["target"] or {}).get("name", "unknown") == attributes["tollgate.target"]
         assert record["identity"].get("sub") == attributes.get("enduser.id"), name
+        assert (record["source"] or {}).get("address") == attributes.get("client.address")
         assert outcome["status"] == attributes.get("http.response.status_code"), name
         assert outcome["refusal"] == attributes.get("tollgate.refusal"), name
         assert outcome["detail"] == attributes.get("tollgate.outcome"), name

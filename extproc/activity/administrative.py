@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-# SQL effects (interpret/sql/effects.py) that administer rather than use the data.
-_SQL_EFFECTS = frozenset({"destroy", "privilege", "configuration", "server"})
+# SQL effects (interpret/sql/effects.py) that administer rather than use the data, and
+# those that hide what a statement does (code in a string, a statement nobody could
+# name): what cannot be read is counted as administering.
+_SQL_EFFECTS = frozenset({"destroy", "privilege", "configuration", "server", "dynamic",
+                          "unknown"})
 # Kubernetes verbs that reach into or remove workloads.
 _K8S_VERBS = frozenset({"exec", "attach", "portforward", "delete", "deletecollection"})
 # Kubernetes resources whose every write changes who may do what.
@@ -60,10 +63,13 @@ def _sql(statements: Any) -> bool:
 
 
 def _call(call: Any) -> bool:
-    """A tool call's reading (interpret/llm.py `tool_call`): its commands and its SQL."""
+    """A tool call's reading (interpret/llm.py `tool_call`): its commands and its SQL; a
+    command the shell reader could not read whole (`opaque`: `$(echo sudo) ls`, a script
+    from a pipe) counts, since what it runs is known only when it runs."""
     if not isinstance(call, dict):
         return False
-    return _sql(call.get("sql")) or any(command(argv) for argv in _list(call.get("commands")))
+    return (_sql(call.get("sql")) or bool(_list(call.get("opaque")))
+            or any(command(argv) for argv in _list(call.get("commands"))))
 
 
 def command(argv: Any) -> bool:

@@ -81,15 +81,17 @@ class _Window:
             self.counts[kind] = self.counts.get(kind, 0) + value
 
     def view(self) -> dict[str, Any]:
-        return {**self.counts, "masked": dict(sorted(self.masked.items())),
-                **{plural: len(self.distinct[kind]) for kind, plural in DISTINCT.items()}}
+        distinct = self.distinct
+        return {**self.counts, "masked": self.masked, "targets": len(distinct["target"]),
+                "environments": len(distinct["environment"]),
+                "addresses": len(distinct["address"])}
 
 
 class _Entry:
     """One key's counts: the store's as of the last sync, plus this process's since; its
     windows and input JSON are built when first read after a change."""
 
-    __slots__ = ("carried", "json", "local", "notable", "stored", "used", "windows")
+    __slots__ = ("carried", "json", "local", "notable", "seen", "stored", "used", "windows")
 
     def __init__(self) -> None:
         # (metric, minute, hour, day) sums, as the last sync read them from the store.
@@ -100,6 +102,8 @@ class _Entry:
         self.local: Counter[str] = Counter()
         self.windows: dict[str, _Window] | None = None
         self.json: bytes | None = None
+        # The day's distinct values as JSON, and how many of each it was made of.
+        self.seen: tuple[tuple[int, int, int], bytes] | None = None
         self.used = time.monotonic()
         # The trace ids of this process's latest exchanges that were refused, held,
         # administrative or masked: what an alert on this key points to.
@@ -115,7 +119,7 @@ class _Entry:
     def synced(self, stored: list[tuple[str, int, int, int]]) -> None:
         """The store's sums now include what was carried."""
         self.stored, self.carried = stored, Counter()
-        self.windows = self.json = None
+        self.windows = self.json = self.seen = None
 
     def encoded(self) -> bytes:
         if self.json is None:
@@ -130,11 +134,12 @@ class _Entry:
                     for window in windows.values():
                         window.add(metric, value)
             day = windows["day"].distinct
-            self.json = orjson.dumps({
-                **{name: w.view() for name, w in windows.items()},
-                "seen": {plural: sorted(day[kind])[:SEEN_MOST]
-                         for kind, plural in DISTINCT.items()},
-            })
+            seen = (len(day["target"]), len(day["environment"]), len(day["address"]))
+            if self.seen is None or self.seen[0] != seen:  # a value new to the day
+                self.seen = seen, orjson.dumps({plural: sorted(day[kind])[:SEEN_MOST]
+                                                for kind, plural in DISTINCT.items()})
+            self.json = orjson.dumps({name: w.view() for name, w in windows.items()})[:-1] \
+                + b',"seen":' + self.seen[1] + b"}"
         return self.json
 
 

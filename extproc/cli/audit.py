@@ -429,7 +429,8 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     kind = "" if content["kind"] == "exchange" else f" ({content['kind']} record)"
     print(terminal(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC  "
                    f"target {target.get('name', '(none)')}"))
-    _field("who", _who(content["identity"]))
+    source = (content.get("source") or {}).get("address")
+    _field("who", _who(content["identity"]) + (f" from {source}" if source else ""))
     _field("trace", f"{content['trace_id']}  span {content['span_id']}  request id "
                     f"{content['request_id'] or '-'}  session {content['session_id']}")
     if "error" in content:  # a record the writer could not build whole (record.unbuildable)

@@ -210,6 +210,8 @@ def _unmasked(evidence: Evidence, masker: Masker) -> dict[str, Any]:
         "request_id": headers.get("x-request-id", ""),
         "session_id": session_of(evidence),
         "started_at": _timestamp(evidence.started),
+        # Where the client connected from (what a copied token's investigation needs).
+        "source": _source(evidence),
         "duration_ms": round(evidence.duration_ms, 3),
         "upstream_ms": None if evidence.upstream_ms is None else round(evidence.upstream_ms, 3),
         "identity": evidence.identity,
@@ -290,6 +292,11 @@ def unbuildable(evidence: Evidence, error: Exception) -> dict[str, Any]:
                     "refusal": evidence.outcome.get("tollgate.refusal")},
         "error": f"the record could not be built: {type(error).__name__}",
     }
+
+
+def _source(evidence: Evidence) -> dict[str, str] | None:
+    address = evidence.outcome.get("client.address")
+    return {"address": address} if isinstance(address, str) else None
 
 
 def session_of(evidence: Evidence) -> str:
