@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from importlib import resources
 
 import orjson
 from aiohttp import web
@@ -19,6 +20,29 @@ log = logging.getLogger("tollgate.admin")
 _MOST_BODY_BYTES = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A page's own scripts and nothing else: what it shows is set as text, never markup.
+_PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+_PAGE_HEADERS = {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",
+                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+# What every page's script builds on (the token, the API call, text made visible).
+COMMON_SCRIPT = "/ui/common.js"
+
+
+def page_routes(path: str, package: str) -> list[web.RouteDef]:
+    """`path` serving `package`'s page.html, `path`.js its page.js, read once."""
+    html, js = (resources.files(package).joinpath(name).read_text(encoding="utf-8")
+                for name in ("page.html", "page.js"))
+    return [web.get(path, _asset(html, "text/html")),
+            web.get(f"{path}.js", _asset(js, "text/javascript"))]
+
+
+def _asset(text: str, content_type: str) -> Handler:
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(text=text, content_type=content_type, headers=_PAGE_HEADERS)
+
+    return serve
 
 
 class AdminError(Exception):
@@ -48,7 +72,8 @@ def _error(status: int, code: str, message: str) -> web.Response:
 async def start(address: str, routes: list[web.RouteDef]) -> web.AppRunner:
     """Serve `routes` on HOST:PORT until the runner is cleaned up."""
     app = web.Application(middlewares=[_json_errors], client_max_size=_MOST_BODY_BYTES)
-    app.add_routes(routes)
+    common = resources.files("extproc").joinpath("admin_page.js").read_text(encoding="utf-8")
+    app.add_routes([*routes, web.get(COMMON_SCRIPT, _asset(common, "text/javascript"))])
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     host, _, port = address.rpartition(":")

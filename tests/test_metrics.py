@@ -67,39 +67,30 @@ def exchange(action: str = "allow", rules: tuple[str, ...] = (), **masked: int) 
 # -- what is counted ----------------------------------------------------------------------
 
 
+def readings(target: str) -> dict[str, float]:
+    """What one denied, masked exchange on `target` moves."""
+    return {
+        "exchanges": value("tollgate_exchanges_total", target=target, action="deny"),
+        "rule_a": value("tollgate_exchange_rules_total", target=target, action="deny",
+                        rule="sql.destroy"),
+        "rule_b": value("tollgate_exchange_rules_total", target=target, action="deny",
+                        rule="sql.production"),
+        "request": value("tollgate_decision_duration_seconds_count", target=target,
+                         phase="request"),
+        "fast": value("tollgate_decision_duration_seconds_bucket", target=target,
+                      phase="request", le="0.0001"),
+        "response": value("tollgate_decision_duration_seconds_count", target=target,
+                          phase="response"),
+        "duration": value("tollgate_exchange_duration_seconds_sum", target=target),
+        "email": value("tollgate_masked_values_total", target=target, detector="email"),
+    }
+
+
 def test_an_exchange_is_counted_by_target_action_rule_latency_and_masking() -> None:
     target = TARGET.name
-    before = {
-        "exchanges": value("tollgate_exchanges_total", target=target, action="deny"),
-        "rule_a": value("tollgate_exchange_rules_total", target=target, action="deny",
-                        rule="sql.destroy"),
-        "rule_b": value("tollgate_exchange_rules_total", target=target, action="deny",
-                        rule="sql.production"),
-        "request": value("tollgate_decision_duration_seconds_count", target=target,
-                         phase="request"),
-        "fast": value("tollgate_decision_duration_seconds_bucket", target=target,
-                      phase="request", le="0.0001"),
-        "response": value("tollgate_decision_duration_seconds_count", target=target,
-                          phase="response"),
-        "duration": value("tollgate_exchange_duration_seconds_sum", target=target),
-        "email": value("tollgate_masked_values_total", target=target, detector="email"),
-    }
+    before = readings(target)
     metrics.observe(exchange("deny", ("sql.destroy", "sql.production"), email=3, us_ssn=0))
-    after = {
-        "exchanges": value("tollgate_exchanges_total", target=target, action="deny"),
-        "rule_a": value("tollgate_exchange_rules_total", target=target, action="deny",
-                        rule="sql.destroy"),
-        "rule_b": value("tollgate_exchange_rules_total", target=target, action="deny",
-                        rule="sql.production"),
-        "request": value("tollgate_decision_duration_seconds_count", target=target,
-                         phase="request"),
-        "fast": value("tollgate_decision_duration_seconds_bucket", target=target,
-                      phase="request", le="0.0001"),
-        "response": value("tollgate_decision_duration_seconds_count", target=target,
-                          phase="response"),
-        "duration": value("tollgate_exchange_duration_seconds_sum", target=target),
-        "email": value("tollgate_masked_values_total", target=target, detector="email"),
-    }
+    after = readings(target)
     assert {k: after[k] - before[k] for k in before} == {
         "exchanges": 1, "rule_a": 1, "rule_b": 1, "request": 1,
         "fast": 1,  # the request decision took 40 µs

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from importlib import resources
 from typing import Any
 
 import orjson
 from aiohttp import web
 from opentelemetry.trace import Span
 
+from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
 from extproc.approvals.store import ApprovalStore
@@ -43,9 +43,6 @@ log = logging.getLogger("tollgate.approvals")
 _STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
 _MOST_LISTED = 500
 _REASON_CHARS = 1000
-# The page's own script and nothing else: approval data is shown as text, never markup.
-_PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
-                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
 class ApprovalsApi:
@@ -58,12 +55,10 @@ class ApprovalsApi:
         self._recorder, self._telemetry = recorder, telemetry
         self._targets, self._url, self._sensitive = targets, approvals_url, sensitive
         self._record_limit = record_limit
-        self._assets = {name: _asset(name) for name in ("page.html", "page.js")}
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/approvals/ui", self._page),
-            web.get("/approvals/ui.js", self._script),
+            *admin.page_routes("/approvals/ui", "extproc.approvals"),
             web.get("/approvals", self._list),
             web.get("/approvals/{id}", self._show),
             web.post("/approvals/{id}/approve", self._approve),
@@ -213,16 +208,6 @@ class ApprovalsApi:
         evidence.response_read = True
         return evidence
 
-    # -- the page ------------------------------------------------------------------------
-
-    async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self._assets["page.html"], content_type="text/html",
-                            headers=_page_headers())
-
-    async def _script(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self._assets["page.js"], content_type="text/javascript",
-                            headers=_page_headers())
-
     # -- helpers -------------------------------------------------------------------------
 
     async def _caller(self, request: web.Request) -> Authenticated:
@@ -281,10 +266,3 @@ def _error(refused: ApprovalError, trace_id: str | None = None) -> web.Response:
     return _json(refused.status, body)
 
 
-def _page_headers() -> dict[str, str]:
-    return {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-
-
-def _asset(name: str) -> str:
-    return resources.files("extproc.approvals").joinpath(name).read_text(encoding="utf-8")

@@ -24,12 +24,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Collection
-from importlib import resources
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.identity import Authenticated
 from extproc.recording.chain import record_hash
@@ -52,9 +52,6 @@ _SUBJECT_CHARS = 1024
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 # Of the counts the tracker keeps, what the page shows.
 _TOTALS = ("exchanges", "refusals", "holds", "masked", "administrative")
-# The page's own script and nothing else: everything shown is set as text, never markup.
-_PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
-                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 _RECORD_COLUMNS = ("id", "writer", "seq", "kind", "started_us", "trace_id", "identity",
                    "target", "action", "status", "prev_hash", "hash", "content")
 
@@ -83,12 +80,10 @@ class MonitorApi:
         self._viewers = frozenset(viewers) if viewers is not None else None
         self._clock = clock
         self._overview: tuple[float, dict[str, Any]] | None = None  # (monotonic, answer)
-        self._assets = {name: _asset(name) for name in ("page.html", "page.js")}
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/monitor/ui", self._page),
-            web.get("/monitor/ui.js", self._script),
+            *admin.page_routes("/monitor/ui", "extproc.monitor"),
             web.get("/monitor/activity", self._activity),
             web.get("/records/{trace_id}", self._records),
         ]
@@ -224,16 +219,6 @@ class MonitorApi:
         head = orjson.dumps(found)
         return head[:-1] + b',"content":' + content.encode() + b"}"
 
-    # -- the page ------------------------------------------------------------------------
-
-    async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self._assets["page.html"], content_type="text/html",
-                            headers=_page_headers())
-
-    async def _script(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self._assets["page.js"], content_type="text/javascript",
-                            headers=_page_headers())
-
     # -- helpers -------------------------------------------------------------------------
 
     async def _caller(self, request: web.Request) -> Authenticated:
@@ -305,10 +290,3 @@ def _error(refused: MonitorError) -> web.Response:
     return _json(refused.status, {"error": refused.code, "message": str(refused)})
 
 
-def _page_headers() -> dict[str, str]:
-    return {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-
-
-def _asset(name: str) -> str:
-    return resources.files("extproc.monitor").joinpath(name).read_text(encoding="utf-8")

@@ -6,7 +6,6 @@
 // and its control and invisible characters are shown as escapes (`visible`).
 "use strict";
 
-const KEY = "tollgate.approver-token";  // the approvals page's: one sign-in for both
 const EVERY_MS = 5000;
 const SVG = "http://www.w3.org/2000/svg";
 const SERIES = [
@@ -16,7 +15,6 @@ const SERIES = [
 ];
 
 const tokenInput = document.getElementById("token");
-const statusLine = document.getElementById("status");
 const monitor = document.getElementById("monitor");
 const identities = document.querySelector("#identities tbody");
 const detail = document.getElementById("detail");
@@ -24,48 +22,6 @@ const chart = document.getElementById("chart");
 const alertRows = document.querySelector("#alerts tbody");
 const refusalRows = document.querySelector("#refusals tbody");
 const recordPanel = document.getElementById("record");
-
-function say(text, isError) {
-  statusLine.textContent = visible(text);
-  statusLine.className = isError ? "error" : "";
-}
-
-async function call(path) {
-  const token = sessionStorage.getItem(KEY);
-  const reply = await fetch(path, { headers: { "authorization": "Bearer " + token } });
-  const answer = await reply.json().catch(() => ({}));
-  if (!reply.ok) {
-    throw new Error((answer.error || reply.status) + ": " + (answer.message || reply.statusText));
-  }
-  return answer;
-}
-
-// As extproc/inert.py's UNSAFE (tests/e2e/test_monitor_page.py compares the two): controls,
-// bidi controls, zero-width and other invisible characters, separators, lone surrogates.
-const UNSAFE = new RegExp([
-  "[\\x00-\\x1f\\x7f-\\x9f\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2",
-  "\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ud800-\\udfff",
-  "\\ufeff\\ufff9-\\ufffb\\u{110bd}\\u{110cd}\\u{13430}-\\u{1343f}\\u{1bca0}-\\u{1bca3}",
-  "\\u{1d173}-\\u{1d17a}\\u{e0001}\\u{e0020}-\\u{e007f}]"].join(""), "gu");
-const SHORT = { "\t": "\\t", "\n": "\\n", "\r": "\\r" };
-
-// What is there, shown: a bidi override reverses no text, an invisible character is seen.
-function visible(text) {
-  return String(text).replace(UNSAFE, (char) => {
-    if (char in SHORT) return SHORT[char];
-    const code = char.codePointAt(0);
-    const hex = code.toString(16);
-    if (code < 0x100) return "\\x" + hex.padStart(2, "0");
-    return code < 0x10000 ? "\\u" + hex.padStart(4, "0") : "\\U" + hex.padStart(8, "0");
-  });
-}
-
-function cell(row, text, className) {
-  const td = row.insertCell();
-  td.textContent = visible(text === null || text === undefined ? "" : text);
-  if (className) td.className = className;
-  return td;
-}
 
 function link(text, hash, className) {
   const a = document.createElement("a");

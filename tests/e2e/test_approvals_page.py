@@ -16,23 +16,19 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from extproc.inert import UNSAFE, terminal
 from tests.e2e.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for, sql
 from tests.support import tokens
+from tests.support.browser import chromium, tab
 from tests.support.gateway import Gateway, module_gateway
 from tests.test_inert import ERASE, FORGED, raw
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 WAIT_MS = 10_000  # the longest any condition is waited for in the browser
 # The page lists again every 5 s; a condition that needs one such refresh waits longer.
 REFRESH_MS = 12_000
@@ -48,31 +44,14 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Iterator[Gateway]:  # 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module: Debian's, never one Playwright downloads."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"no {CHROMIUM}: the approvals page tests drive Debian's Chromium; "
-                    "install it with `sudo DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                    "chromium` (never `playwright install`)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium("the approvals page tests") as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab in a fresh context (its own sessionStorage); no script error in it."""
-    context = browser.new_context()
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield tab
-    finally:
-        context.close()
-    assert errors == [], f"the page's script failed: {errors}"
+    with tab(browser) as opened:
+        yield opened
 
 
 def open_page(page: Page, gw: Gateway, token: str | None = None) -> None:
@@ -255,7 +234,8 @@ def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Pag
 
 
 def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page: Page) -> None:
-    """page.js's `visible` and extproc.inert's `terminal` give the same text for the first
+    """The admin pages' shared script's `visible` (extproc/admin_page.js, which the monitor
+    page loads too) and extproc.inert's `terminal` give the same text for the first
     0x3000 code points (controls, bidi, zero-width, separators among them) and on either
     side of every edge of the unsafe class."""
     inside = [UNSAFE.match(chr(c)) is not None for c in range(sys.maxunicode + 1)]

@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,15 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from extproc.inert import UNSAFE, terminal
+from extproc.inert import terminal
 from extproc.quickstart import stack
 from extproc.recording.chain import Signer
-from tests.e2e.test_approvals_page import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, foreign_token
+from tests.e2e.test_approvals_page import WAIT_MS, foreign_token
 from tests.monitor.conftest import alert, counts, refusal, series
 from tests.recording.conftest import record
 from tests.support import png, tokens
+from tests.support.browser import chromium, tab
 from tests.support.gateway import Gateway, module_gateway
 
 DBA = tokens.token("dana", ["dba"], ttl=900)
@@ -109,30 +109,15 @@ def seeded(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"no {CHROMIUM}: the monitor page tests drive Debian's Chromium; "
-                    "install it with `sudo DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                    "chromium` (never `playwright install`)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium("the monitor page tests") as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab of VIEWPORT's size in a fresh context; no script error in it."""
-    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield tab
-    finally:
-        context.close()
-    assert errors == [], f"the page's script failed: {errors}"
+    """A fresh tab of VIEWPORT's size."""
+    with tab(browser, viewport=VIEWPORT) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +157,12 @@ def test_the_page_is_served_under_a_content_security_policy(gw: Gateway, page: P
     policy = response.headers["content-security-policy"]
     directives = dict(d.strip().partition(" ")[::2] for d in policy.split(";"))
     assert (directives["default-src"], directives["script-src"]) == ("'none'", "'self'")
-    script = page.request.get(gw.admin_url + "/monitor/ui.js")
-    assert script.headers["content-security-policy"] == policy
-    # No script but the page's own: no library, no CDN.
+    for path in ("/ui/common.js", "/monitor/ui.js"):
+        script = page.request.get(gw.admin_url + path)
+        assert script.headers["content-security-policy"] == policy
+    # No script but the admin pages' shared one and the page's own: no library, no CDN.
     assert page.evaluate("Array.from(document.scripts, s => s.src)") == [
-        gw.admin_url + "/monitor/ui.js"]
+        gw.admin_url + "/ui/common.js", gw.admin_url + "/monitor/ui.js"]
 
 
 def test_without_a_token_or_with_a_bad_one_nothing_is_shown(gw: Gateway, page: Page) -> None:
@@ -295,13 +281,3 @@ def test_what_an_agent_does_shows_up_live(gw: Gateway, seeded: Seeded, page: Pag
     expect(article).to_contain_text("exchange ", timeout=WAIT_MS)
     expect(article.locator("pre.content")).to_contain_text("DROP TABLE customers")
     screenshot(shots, "monitor-live.png", page.screenshot())
-
-
-def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page: Page) -> None:
-    """page.js's `visible` and extproc.inert's `terminal` agree, as the approvals page's do."""
-    inside = [UNSAFE.match(chr(c)) is not None for c in range(sys.maxunicode + 1)]
-    edges = {c + step for c in range(1, len(inside)) if inside[c] != inside[c - 1]
-             for step in (-1, 0)}
-    text = " ".join(chr(c) for c in sorted(edges | set(range(0x3000))))
-    open_page(page, gw, None)
-    assert page.evaluate("(text) => visible(text)", text) == terminal(text)

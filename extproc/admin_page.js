@@ -1,0 +1,57 @@
+// What the admin pages (approvals, monitor) share: the signed-in token, the API call,
+// and agents' text made visible. Everything these pages show comes from what agents did,
+// so it is set as text, never as markup, with its control and invisible characters
+// shown as escapes (`visible`). Served at /ui/common.js, before each page's own script.
+"use strict";
+
+// The token the viewer pasted, kept for this tab only; one sign-in for every page.
+const KEY = "tollgate.approver-token";
+
+function say(text, isError) {
+  const statusLine = document.getElementById("status");
+  statusLine.textContent = visible(text);
+  statusLine.className = isError ? "error" : "";
+}
+
+// The admin API with the viewer's token; a refusal becomes an Error with its code.
+async function call(path, method = "GET", body = undefined) {
+  const token = sessionStorage.getItem(KEY);
+  const headers = { "authorization": "Bearer " + token };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const reply = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await reply.json().catch(() => ({}));
+  if (!reply.ok) {
+    throw new Error((answer.error || reply.status) + ": " + (answer.message || reply.statusText));
+  }
+  return answer;
+}
+
+// As extproc/inert.py's UNSAFE (tests/e2e/test_approvals_page.py compares the two): controls,
+// bidi controls, zero-width and other invisible characters, separators, lone surrogates.
+const UNSAFE = new RegExp([
+  "[\\x00-\\x1f\\x7f-\\x9f\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2",
+  "\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ud800-\\udfff",
+  "\\ufeff\\ufff9-\\ufffb\\u{110bd}\\u{110cd}\\u{13430}-\\u{1343f}\\u{1bca0}-\\u{1bca3}",
+  "\\u{1d173}-\\u{1d17a}\\u{e0001}\\u{e0020}-\\u{e007f}]"].join(""), "gu");
+const SHORT = { "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+// What is there, shown: a bidi override reverses no text, an invisible character is seen.
+function visible(text) {
+  return String(text).replace(UNSAFE, (char) => {
+    if (char in SHORT) return SHORT[char];
+    const code = char.codePointAt(0);
+    const hex = code.toString(16);
+    if (code < 0x100) return "\\x" + hex.padStart(2, "0");
+    return code < 0x10000 ? "\\u" + hex.padStart(4, "0") : "\\U" + hex.padStart(8, "0");
+  });
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = visible(text === null || text === undefined ? "" : text);
+  if (className) td.className = className;
+  return td;
+}
+
