@@ -395,7 +395,7 @@ def read_store(store_url: str, writer: str, signing_key: Path) -> Stored:
         per_trace: Counter[str] = Counter()
         by_outcome: Counter[tuple[str, int | None]] = Counter()
         for row in store.chain_rows(connection):
-            if row.writer == writer:
+            if row.writer == writer and row.kind != "policy":  # not the policy loads
                 per_trace[row.trace_id] += 1
                 by_outcome[(row.action, row.status)] += 1
         report = verify(connection, Signer.from_file(signing_key).public)

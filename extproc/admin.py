@@ -1,4 +1,5 @@
-"""The admin HTTP server (`listen.admin`): the approvers' API and page, the monitor.
+"""The admin HTTP server (`listen.admin`): the approvers' API and page, the monitor, the
+recordings, the metrics.
 
 It runs on tollgate's event loop, beside the gRPC server, so an approval given here
 wakes a request held in this process at once. Anything it cannot route, or fails at,
@@ -83,6 +84,6 @@ async def start(address: str, routes: list[web.RouteDef]) -> web.AppRunner:
         await runner.cleanup()
         raise AdminError(f"listen.admin {address}: cannot listen ({exc.strerror or exc})") \
             from None
-    log.info("admin API on http://%s (approvals: /approvals, page: /approvals/ui; "
-             "monitor: /monitor/ui)", address)
+    log.info("admin API on http://%s (approvals: /approvals/ui, monitor: /monitor/ui, "
+             "recordings: /recordings/ui, metrics: /metrics)", address)
     return runner

@@ -1,11 +1,29 @@
-// What the admin pages (approvals, monitor) share: the signed-in token, the API call,
-// and agents' text made visible. Everything these pages show comes from what agents did,
+// What the admin pages (approvals, monitor, recordings) share: the signed-in token, the API
+// call, and agents' text made visible. Everything these pages show comes from what agents did,
 // so it is set as text, never as markup, with its control and invisible characters
 // shown as escapes (`visible`). Served at /ui/common.js, before each page's own script.
 "use strict";
 
 // The token the viewer pasted, kept for this tab only; one sign-in for every page.
 const KEY = "tollgate.approver-token";
+
+// The page's sign-in form (#login, its #token field) and its #forget button: `show` reads
+// and draws with the token just given (and at load, when the tab has one); `clear` takes
+// down what was shown once it is forgotten.
+function signIn(show, clear) {
+  const tokenInput = document.getElementById("token");
+  document.getElementById("login").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY, tokenInput.value.trim());
+    tokenInput.value = "";
+    show();
+  });
+  document.getElementById("forget").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY);
+    clear();
+    say("Token forgotten.", false);
+  });
+}
 
 function say(text, isError) {
   const statusLine = document.getElementById("status");

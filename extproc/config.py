@@ -426,8 +426,14 @@ class Target:
     # up). strict: the request decision's record is committed before the request
     # proceeds, and a store that cannot commit it refuses the request.
     record: Literal["normal", "strict"] = "normal"
+    # How long this target's records are kept, in days, instead of store.retention_days
+    # (None: the store's; 0: for ever, whatever the store's). A legal hold keeps a held
+    # session's records longer still (`tollgate audit hold`).
+    retention_days: float | None = None
 
     def __post_init__(self) -> None:
+        if self.retention_days is not None and self.retention_days < 0:
+            raise Invalid("retention_days", "must be >= 0 (0 keeps every record)")
         for key, protocol in _PROTOCOL_SETTINGS.items():
             if getattr(self, key) is not None and self.protocol != protocol:
                 raise Invalid(key, f"only used with protocol {protocol!r}")
@@ -599,8 +605,8 @@ class Alerts:
 @dataclass(frozen=True)
 class Monitor:
     """Who may look at the monitor page (what each identity has been doing, its alerts and
-    refusals, their records): verified tokens of these `group:NAME` or `user:SUB`. Never
-    agents, unless a group here names them."""
+    refusals; their records are `recordings`'): verified tokens of these `group:NAME` or
+    `user:SUB`. Never agents, unless a group here names them."""
 
     viewers: tuple[str, ...] = ("group:dba", "group:security")
 
@@ -612,6 +618,42 @@ class Monitor:
 
 
 @dataclass(frozen=True)
+class Recordings:
+    """Who may read the audit record on the admin port (`/recordings`): verified tokens
+    of these `group:NAME` or `user:SUB`. Agents never may: a token carrying a group of
+    `agent_groups` is refused whatever else it carries, and naming one here is an error."""
+
+    # Readers of every target's records.
+    readers: tuple[str, ...] = ("group:security", "group:auditors")
+    # Readers of one target's records only, or of one environment's targets only.
+    target_readers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    environment_readers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    agent_groups: tuple[str, ...] = ("agents",)
+    # A trace id on the session page links here ("{trace_id}" replaced), e.g.
+    # http://localhost:16686/trace/{trace_id}; none: the trace id is plain text.
+    trace_url: str | None = None
+
+    def __post_init__(self) -> None:
+        agents = {f"group:{group}" for group in self.agent_groups}
+        for key, readers in (("readers", self.readers),
+                             *((f"target_readers.{k}", v) for k, v in self.target_readers.items()),
+                             *((f"environment_readers.{k}", v)
+                               for k, v in self.environment_readers.items())):
+            for reader in readers:
+                kind, _, name = reader.partition(":")
+                if kind not in ("group", "user") or not name:
+                    raise Invalid(key, f"expected group:NAME or user:SUB, got {reader!r}")
+                if reader in agents:
+                    raise Invalid(key, f"{reader} is an agent group (agent_groups): agents "
+                                  "never read recordings")
+        url = self.trace_url
+        if url is not None and ("{trace_id}" not in url
+                                or urlsplit(url).scheme not in ("http", "https")):
+            raise Invalid("trace_url", "expected an http(s) URL with {trace_id} in it, got "
+                          f"{url!r}")
+
+
+@dataclass(frozen=True)
 class Store:
     """Where tollgate keeps its state: the audit record and approvals."""
 
@@ -619,7 +661,8 @@ class Store:
     # sqlite:////ABSOLUTE, sqlite:///~/PATH in the home folder), or
     # postgresql://USER@HOST:PORT/DB when several tollgate replicas share one store.
     url: str = "sqlite:///tollgate.db"
-    # Records older than this are pruned (the chain stays verifiable); 0 keeps all.
+    # Records older than this are pruned (the chain stays verifiable); 0 keeps all. A
+    # target's own retention_days overrides it; a legal hold keeps a session's records.
     retention_days: float = 0
 
     def __post_init__(self) -> None:
@@ -675,12 +718,16 @@ class Recording:
     # How long a `record: strict` target's request waits for its decision record to be
     # committed before it is refused. Keep it below Envoy's ext_proc message_timeout.
     commit_seconds: float = 1.0
+    # An agent that names no session (no x-session-id, no MCP session) has its exchanges
+    # grouped by token (else identity): one more than this many minutes after the last
+    # begins a new session.
+    session_idle_minutes: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "queue_size", "batch_size", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
-        for name in ("checkpoint_seconds", "commit_seconds"):
+        for name in ("checkpoint_seconds", "commit_seconds", "session_idle_minutes"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
         if not 0 < self.identity_share <= 1:
@@ -737,6 +784,7 @@ class Config:
     activity: Activity = field(default_factory=Activity)
     alerts: Alerts = field(default_factory=Alerts)
     monitor: Monitor = field(default_factory=Monitor)
+    recordings: Recordings = field(default_factory=Recordings)
     # The PostgreSQL front; needed when a target speaks protocol postgres.
     postgres: PostgresFront | None = None
     # Where the file was read from; relative paths inside it resolve against its folder.
@@ -750,6 +798,9 @@ class Config:
             if target.name in seen:
                 raise Invalid("targets", f"target name {target.name!r} is used twice")
             seen.add(target.name)
+        for name in self.recordings.target_readers:
+            if name not in seen:
+                raise Invalid(f"recordings.target_readers.{name}", "no target of that name")
         databases = [t.match.database for t in self.targets if t.match.database]
         if len(set(databases)) != len(databases):
             raise Invalid("targets", "two postgres targets match the same database")

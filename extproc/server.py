@@ -29,15 +29,20 @@ from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
 from extproc.monitor import MonitorApi
-from extproc.policy import open_engine
+from extproc.policy import load_modules, open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.postgres.cancel_keys import CancelKeys
 from extproc.postgres.front import Front as PostgresFront
 from extproc.postgres.front import tls_context
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
+from extproc.recording.policy_loads import record_load
+from extproc.recording.retention import rules_of
 from extproc.recording.writer import default_writer_id
+from extproc.recordings import Readers, RecordingsApi
+from extproc.recordings.report import Reports
 from extproc.store import StoreError
+from extproc.store.aio import AsyncStore
 from extproc.telemetry import Telemetry, TelemetryError
 
 log = logging.getLogger("tollgate.server")
@@ -80,7 +85,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
     except (CredentialError, ValueError, VerifierError, OSError) as exc:
         raise ServeError(str(exc)) from None
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave
-        engine = await open_engine(config.policy, config.policy_dir)
+        modules = load_modules(config.policy, config.policy_dir)
+        engine = await open_engine(config.policy, config.policy_dir, modules)
         opened.push_async_callback(engine.close)
         masker = new_masker(key)
         where = config.policy.url if config.policy.engine == "opa" else "in process"
@@ -96,6 +102,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             recorder = open_recorder(config, masker)
             opened.push_async_callback(recorder.close)
             recorder.observers.append(metrics.observe)
+            record_load(recorder, engine.revision, config.policy.engine, config.policy_dir,
+                        modules, "start")
             holds = await open_holds(config, masker, recorder.writer)
             opened.push_async_callback(holds.close)
             if verifier is not None and config.listen.admin is not None:  # an admin API
@@ -107,6 +115,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     config.listen.admin,
                     api.routes() + MonitorApi(holds.store.store, verifier,
                                            config.monitor.viewers).routes()
+                    + recordings_api(config, holds.store.store, verifier, recorder).routes()
                     + metrics.routes(holds.store.pending_count))).cleanup)
         except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
             raise ServeError(str(exc)) from None
@@ -145,7 +154,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         # every exchange in flight, measured with the default pack and masks).
         gc.freeze()
         reloader = PolicyReloader(
-            engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload
+            engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload,
+            lambda loaded, why: record_load(recorder, engine.revision, config.policy.engine,
+                                            config.policy_dir, loaded, why),
         )
         reloading = asyncio.create_task(reloader.run())
         # Credential files are re-read on change, as often as policies are checked.
@@ -255,6 +266,16 @@ async def open_activity(config: Config, recorder: Recorder, holds: Holds,
     return tracker, alerts
 
 
+def recordings_api(config: Config, store: AsyncStore, verifier: Verifier,
+                   recorder: Recorder) -> RecordingsApi:
+    """The record, read by its readers on the admin port, each read recorded by `recorder`;
+    its reports signed with the audit key (made at start by `open_recorder`)."""
+    signer = Signer.from_file(config.resolve(config.recording.signing_key_file))
+    return RecordingsApi(store, verifier, recorder, Readers(config.recordings, config.targets),
+                         config.recordings, config.policy.sensitive_headers,
+                         Reports(config, signer))
+
+
 def open_recorder(config: Config, masker: Masker) -> Recorder:
     """The recording writer, its store open and its chain continued (or begun)."""
     settings = config.recording
@@ -266,10 +287,12 @@ def open_recorder(config: Config, masker: Masker) -> Recorder:
         checkpoint_file=config.resolve(settings.checkpoint_file)
         if settings.checkpoint_file else None,
         retention_days=config.store.retention_days,
+        target_retention_days=rules_of(config).target_days,
         commit_seconds=settings.commit_seconds,
         writer_id=settings.writer_id or default_writer_id(),
         identity_share=settings.identity_share,
         identity_bytes_per_hour=settings.identity_bytes_per_hour,
+        session_idle_minutes=settings.session_idle_minutes,
     ), signer, masker)
     recorder.start()
     return recorder

@@ -2,14 +2,19 @@
 # What the test suite needs from the system, beyond what pip installs: Debian's Chromium,
 # which tests/e2e/test_approvals_page.py drives through Playwright (Playwright never downloads
 # a browser here, and those tests fail, not skip, without it), and Debian's
-# postgresql-client, whose psql the PostgreSQL front's tests use as agents do. `make test`
-# runs this every time: with both there, it returns at once.
+# postgresql-client, whose psql the PostgreSQL front's tests use as agents do; Pango
+# (with HarfBuzz's subsetter), which `tollgate audit report --format pdf` needs at run time
+# through WeasyPrint, and poppler-utils, whose pdftoppm and pdftotext read the PDF back in
+# tests/reporting. `make test` runs this every time: with all there, it returns at once.
 set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 command -v psql >/dev/null || missing+=(postgresql-client)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+/sbin/ldconfig -p | grep -q 'libpangoft2-1.0.so.0 ' \
+    || missing+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 say() { echo "make test: $*" >&2; }

@@ -165,6 +165,8 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
         ({**MINIMAL, "policy": {"engine": "opa", "url": "http://opa", "timeout_seconds": 0}},
          "policy.timeout_seconds: must be > 0"),
         ({**MINIMAL, "policy": {"watch_seconds": -1}}, "policy.watch_seconds: must be >= 0"),
+        ({**MINIMAL, "recording": {"session_idle_minutes": 0}},
+         "recording.session_idle_minutes: must be > 0"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql"}]},
          "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', 'mcp', "
          "'postgres', got 'sql'"),

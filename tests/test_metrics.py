@@ -222,7 +222,9 @@ async def test_the_record_queue_depth_and_write_latency(sqlite_url: str,
                                                         signer: Signer) -> None:
     """The depth is set as records are sent to the writer and as it answers: records
     waiting on a writer that does not answer (a slow or stuck store) show at once."""
+    # The histogram is the process's: what this test adds to it is what it shows.
     writes = value("tollgate_record_write_duration_seconds_count")
+    waited = value("tollgate_record_write_duration_seconds_sum")
     recorder = Recorder(sqlite_url, settings(queue_size=50), signer, MASKER)
     assert value("tollgate_record_queue_capacity") == 50
     recorder.start()
@@ -242,7 +244,8 @@ async def test_the_record_queue_depth_and_write_latency(sqlite_url: str,
         assert recorder.written == 5
         assert value("tollgate_record_queue_depth") == 0
         assert value("tollgate_record_write_duration_seconds_count") == writes + 5
-        assert 0.05 * 5 <= value("tollgate_record_write_duration_seconds_sum") < 60
+        added = value("tollgate_record_write_duration_seconds_sum") - waited
+        assert 0.05 * 5 <= added < 60
     finally:
         os.kill(writer, signal.SIGCONT)
         await recorder.close()

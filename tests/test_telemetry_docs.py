@@ -989,9 +989,12 @@ def test_session_and_strict_records_join_by_trace(emitted: dict[str, Exchange]) 
     assert tool_call["session_id"] == "run-7"  # the agent's x-session-id
     assert not any("run-7" in str(v) for v in emitted["llm-tool-call"].span.attributes.values())
     (plain,) = emitted["policy-deny"].records
-    assert plain["session_id"] == emitted["policy-deny"].trace_id  # none sent: the trace
+    # None sent: the token's session (its jti, and when its first exchange began).
+    assert plain["session_id"].startswith("token:j-1@")
+    assert plain["session_rule"] == "token"
     # The alert its decision raised: its own record, on the exchange's trace.
     (alert,) = emitted["policy-deny"].alert_records
+    assert (alert["session_id"], alert["session_rule"]) == (plain["trace_id"], "trace")
     assert alert["outcome"]["action"] == "alert"
     assert alert["meaning"]["alert"]["rule"] == "web.admin"
     assert alert["meaning"]["alert"]["trace_ids"][0] == plain["trace_id"]
@@ -1276,12 +1279,14 @@ def test_a_refused_call_is_a_json_rpc_error_over_http_200(
 
 def test_mcp_records_keep_the_reading_and_the_session(emitted: dict[str, Exchange]) -> None:
     """session_id: x-session-id, else Mcp-Session-Id, else the HTTP+SSE transport's
-    ?session_id=, else the trace id."""
-    sessions = {name: emitted[name].records[0]["session_id"] for name in (
+    ?session_id=, else the token's session."""
+    sessions = {name: (emitted[name].records[0]["session_id"],
+                       emitted[name].records[0]["session_rule"]) for name in (
         "mcp-list", "mcp-rug-pull", "mcp-refused-in-place", "mcp-unreadable")}
-    assert sessions == {"mcp-list": MCP_SESSION, "mcp-rug-pull": "run-9",
-                        "mcp-refused-in-place": "legacy-42",
-                        "mcp-unreadable": emitted["mcp-unreadable"].trace_id}
+    assert sessions == {"mcp-list": (MCP_SESSION, "mcp"), "mcp-rug-pull": ("run-9", "header"),
+                        "mcp-refused-in-place": ("legacy-42", "mcp"),
+                        "mcp-unreadable": (emitted["policy-deny"].records[0]["session_id"],
+                                           "token")}
     (record,) = emitted["mcp-refused-in-place"].records
     meaning = record["meaning"]["mcp"]
     assert (meaning["transport"], meaning["from"], meaning["kind"], meaning["method"],

@@ -4,7 +4,6 @@
 // invisible characters are shown as escapes (`visible`).
 "use strict";
 
-const tokenInput = document.getElementById("token");
 const table = document.getElementById("approvals");
 const rows = table.querySelector("tbody");
 
@@ -96,17 +95,9 @@ async function decide(id, verb, reason) {
   }
 }
 
-document.getElementById("login").addEventListener("submit", (event) => {
-  event.preventDefault();
-  sessionStorage.setItem(KEY, tokenInput.value.trim());
-  tokenInput.value = "";
-  refresh();
-});
-document.getElementById("forget").addEventListener("click", () => {
-  sessionStorage.removeItem(KEY);
+signIn(refresh, () => {
   rows.replaceChildren();
   table.hidden = true;
-  say("Token forgotten.", false);
 });
 setInterval(refresh, 5000);
 refresh();

@@ -27,12 +27,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
+from extproc.cli import audit_export, audit_report, audit_retention
 from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
 from extproc.cli.text import cut, print_table, utc
 from extproc.inert import json_text, terminal
 
 # The store, the chain and the policy engine are imported by the commands that use
 # them: `tollgate token` and `tollgate serve` need not load them for the parser.
+# What search filters take (the recordings API's too): how a record's exchange ended
+# (`action`: a decision's, an approver's, an alert; `none`: nothing was decided, or a
+# record of no exchange; `unknown`: a record that could not be built whole), and what the
+# record is of (`kind`).
+ACTIONS = ("allow", "deny", "hold", "approve", "alert", "none", "unknown")
+KINDS = ("exchange", "decision", "approval", "alert", "policy", "access")
+
 if TYPE_CHECKING:
     from extproc.recording.anchors import AnchorLog
     from extproc.recording.chain import Signer, Verifier
@@ -41,7 +49,6 @@ if TYPE_CHECKING:
     from extproc.recording.whatif import Tally, WhatIf
     from extproc.store import Connection
 
-ACTIONS = ("allow", "deny", "hold", "approve", "alert", "none")
 # Bodies, rules and paths longer than these are cut in the human listings (--json has
 # them whole).
 _BODY_CHARS = 300
@@ -50,13 +57,15 @@ _RULES_CHARS = 40
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `audit verify|public-key|search|replay|whatif|prune|keygen` under
-    `tollgate`."""
+    """Register `audit verify|public-key|search|replay|whatif|keygen` under `tollgate`,
+    `report|verify-report` (audit_report.py), `prune|hold` (audit_retention.py) and
+    `export|verify-export` (audit_export.py)."""
     audit = commands.add_parser(
         "audit", help="verify, search and replay the audit record; try policies on it")
     actions = audit.add_subparsers(
         dest="audit_command", required=True,
-        metavar="{verify,public-key,search,replay,whatif,prune,keygen}")
+        metavar="{verify,public-key,search,replay,whatif,prune,hold,keygen,report,"
+                "verify-report,export,verify-export}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", type=Path, default=QUICKSTART_CONFIG,
@@ -87,6 +96,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.add_argument("--target", metavar="NAME", help="the target's name")
     search.add_argument("--action", choices=ACTIONS,
                         help="how the exchange ended (approve, deny: an approver's decision)")
+    search.add_argument("--kind", choices=KINDS,
+                        help="what the record is of: an agent's exchange, a strict target's "
+                             "decision, an approver's act, an alert, a policy load, a "
+                             "reader's look at the record (access)")
     search.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
     search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
 
@@ -107,20 +120,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     whatif.add_argument("--examples", default="3", metavar="N",
                         help="examples shown per change (default 3)")
 
-    prune = actions.add_parser(
-        "prune", parents=[common], help="delete old records; the chains stay verifiable")
-    prune.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d")
-
     keygen = actions.add_parser(
         "keygen", help="write a new Ed25519 signing key (one for every replica to share)")
     keygen.add_argument("--out", required=True, type=Path, metavar="FILE",
                         help="where to write it (mode 0600); an existing file is kept")
+    audit_report.add_parser(actions, common)
+    audit_retention.add_parser(actions, common)
+    audit_export.add_parser(actions, common)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         if args.audit_command == "keygen":
             return _keygen(args)
+        if args.audit_command == "verify-export" and args.public_key is not None:
+            return audit_export.verify_export(args, None)  # away from tollgate: no config
         config = _load(args.config)
         return _COMMANDS[args.audit_command](args, config)
     except Unusable as exc:
@@ -254,7 +268,8 @@ def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | N
         else:
             print(terminal(f"chain {chain.writer}: {chain.records} records, "
                            f"{chain.first}..{chain.last}"))
-            print(f"  pruned: {f'up to {chain.pruned_to}' if chain.pruned_to else 'nothing'}")
+            print(f"  pruned: {f'up to {chain.pruned_to}' if chain.pruned_to else 'nothing'}"
+                  + "".join(f"; cut {a}..{b}" for a, b in chain.cut))
             _show_signed(chain.first, chain.last, chain.checkpointed_to)
         if chain.anchored_to >= 0:
             print(f"  anchored up to: record {chain.anchored_to} "
@@ -320,7 +335,8 @@ def _verify_json(report: Report, where: str, key_id: str, logs: list[AnchorLog] 
         "chains": [{
             "writer": c.writer, "records": c.records,
             "first": c.first if c.records else None, "last": c.last if c.records else None,
-            "pruned_to": c.pruned_to, "checkpointed_to": c.checkpointed_to,
+            "pruned_to": c.pruned_to, "cut": [list(r) for r in c.cut],
+            "checkpointed_to": c.checkpointed_to,
             "unsigned": _unsigned(c.first, c.last, c.checkpointed_to) if c.records else 0,
             "anchor": c.anchor,
             "anchored_to": c.anchored_to if c.anchored_to >= 0 else None,
@@ -348,7 +364,8 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
     limit = _positive(args.limit, "--limit")
     with _store(config) as connection:
         rows = store.search(connection, identity=args.identity, target=args.target,
-                            action=args.action, since_us=since_us, limit=limit)
+                            action=args.action, kind=args.kind, since_us=since_us,
+                            limit=limit)
     if args.json:
         for row in rows:
             print(_row_json(row))
@@ -373,10 +390,13 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 def _request_cell(content: dict[str, Any]) -> str:
     """What was asked, in a line: method and path; on a PostgreSQL target, where the
     path is only the database, the message and its statement (as recorded: masked); of
-    an alert, its rule and message."""
+    an alert, its rule and message; of a policy load, its revision and why."""
     if content.get("kind") == "alert":
         alert = ((content.get("meaning") or {}).get("alert") or {})
         return f"ALERT {alert.get('rule')} [{alert.get('severity')}]: {alert.get('message')}"
+    if content.get("kind") == "policy":
+        policy = ((content.get("meaning") or {}).get("policy") or {})
+        return f"POLICY {policy.get('revision')} loaded ({policy.get('why')})"
     request = content["request"]
     body = request.get("body")
     if (content.get("target") or {}).get("protocol") == "postgres" and isinstance(
@@ -416,7 +436,7 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
         return 0
     if args.session is not None:
         print(terminal(f"session {args.session}: {len(rows)} "
-                       f"{'exchange' if len(rows) == 1 else 'exchanges'}, oldest first"))
+                       f"{'record' if len(rows) == 1 else 'records'}, oldest first"))
     for row in rows:
         print()
         _show_exchange(row, row.document())
@@ -431,8 +451,10 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
                    f"target {target.get('name', '(none)')}"))
     source = (content.get("source") or {}).get("address")
     _field("who", _who(content["identity"]) + (f" from {source}" if source else ""))
+    rule = content.get("session_rule")  # which grouped it (records from before: none)
     _field("trace", f"{content['trace_id']}  span {content['span_id']}  request id "
-                    f"{content['request_id'] or '-'}  session {content['session_id']}")
+                    f"{content['request_id'] or '-'}  session {content['session_id']}"
+                    + (f" (by {rule})" if rule else ""))
     if "error" in content:  # a record the writer could not build whole (record.unbuildable)
         request = content["request"]
         _field("request", f"{request['method']} {request['path']}")
@@ -637,27 +659,6 @@ def _show_tally(label: str, tally: Tally) -> None:
         print(f"    {terminal(str(example))}")
 
 
-# -- prune -------------------------------------------------------------------------------
-
-
-def _prune(args: argparse.Namespace, config: config_module.Config) -> int:
-    from extproc.recording import store
-
-    cutoff_us = _since_us(args.older_than, "--older-than")
-    signer = _signer(config)
-    with _store(config) as connection:
-        deleted = store.prune(connection, signer, cutoff_us)
-    before = f"older than {args.older_than} (started before {utc(cutoff_us)} UTC)"
-    if not deleted:
-        print(f"no records {before}")
-        return 0
-    print(f"pruned {sum(deleted.values())} records {before}; each chain keeps a signed "
-          "prune statement:")
-    for writer, count in sorted(deleted.items()):
-        print(f"  {writer}: {count}")
-    return 0
-
-
 # -- shared ------------------------------------------------------------------------------
 
 
@@ -739,5 +740,7 @@ def _excerpt(text: str) -> str:
 
 _COMMANDS = {
     "verify": _verify, "public-key": _public_key, "search": _search, "replay": _replay,
-    "whatif": _whatif, "prune": _prune,
+    "whatif": _whatif, "prune": audit_retention.prune, "hold": audit_retention.hold,
+    "export": audit_export.export, "verify-export": audit_export.verify_export,
+    "report": audit_report.report, "verify-report": audit_report.verify_report,
 }

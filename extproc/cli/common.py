@@ -1,16 +1,24 @@
 """What every `tollgate` command shares: the quickstart's config, the error that exits 2,
-and how a duration is written on the command line."""
+how a duration, a moment and a period of the record are written on the command line."""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import re
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from extproc.config import Config
 
 # The default `--config`: the commands work against `tollgate up` with no flag.
 QUICKSTART_CONFIG = Path(__file__).parent.parent / "quickstart" / "quickstart.yaml"
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_MOMENT = "a duration before now (30m, 7d, 1d12h) or a UTC date (2026-11-01, 2026-11-01T09:00)"
 
 
 class Unusable(Exception):
@@ -26,3 +34,41 @@ def parse_duration(text: str, flag: str, examples: str) -> int:
     if not parts or "".join(n + u for n, u in parts) != text or not seconds:
         raise Unusable(f"{flag}: expected a duration such as {examples}, got {text!r}")
     return seconds
+
+
+def moment_us(text: str, flag: str, now_us: int) -> int:
+    """`text` as µs since the epoch: a duration before `now_us`, or an ISO date or time
+    (UTC unless it says otherwise)."""
+    if text[:1].isdigit() and text[-1:] in "smhdw":
+        return now_us - parse_duration(text, flag, _MOMENT) * 1_000_000
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise Unusable(f"{flag}: expected {_MOMENT}, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def add_period(parser: argparse.ArgumentParser, since: str | None = None) -> None:
+    """`--since` (required unless it has a default), `--until` and `--target`: which
+    records a command reads (`period` reads them back)."""
+    parser.add_argument("--since", default=since, required=since is None, metavar="WHEN",
+                        help=f"records started from then: {_MOMENT}"
+                             + (f" (default {since})" if since else ""))
+    parser.add_argument("--until", metavar="WHEN",
+                        help=f"and before then (default now): {_MOMENT}")
+    parser.add_argument("--target", metavar="NAME", help="only this target's records")
+
+
+def period(args: argparse.Namespace, config: Config) -> tuple[int, int]:
+    """The period `add_period`'s flags name, in µs since the epoch: [since, until); a
+    `--target` the config does not have is refused."""
+    now_us = int(time.time() * 1_000_000)
+    since_us = moment_us(args.since, "--since", now_us)
+    until_us = now_us if args.until is None else moment_us(args.until, "--until", now_us)
+    if since_us >= until_us:
+        raise Unusable(f"--since {args.since} is not before --until {args.until or 'now'}")
+    if args.target is not None and args.target not in {t.name for t in config.targets}:
+        raise Unusable(f"--target: no target {args.target!r} in {config.source}")
+    return since_us, until_us

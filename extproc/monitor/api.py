@@ -4,15 +4,14 @@
     GET /monitor/activity?identity=<sub>    one identity: exchanges, refusals, holds and
                                             masked values per minute over the last hour,
                                             its totals, its latest alerts and refusals
-    GET /records/{trace_id}                 that trace's records as stored (masked), with
-                                            their place in their writer's chain
     GET /monitor/ui                         the page: all of it, live
 
 Every call but the page carries the caller's own token (Authorization: Bearer), verified
 as the approvals API verifies it (approvals/auth.py); `viewers`, when given, narrows who
 may look (`user:SUB` or `group:NAME`). Counts come from `activity_counts` (per identity,
 clock minute and metric, summed across workers and replicas by extproc/activity/);
-alerts and refusals from the records table, newest first, within the last day. Every
+alerts and refusals from the records table, newest first, within the last day; their
+records are read on the recordings page (extproc/recordings/), by its readers. Every
 query is bounded: by its key or time range, and by a LIMIT.
 Errors are JSON: {"error": code, "message": ...}.
 """
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -32,7 +30,6 @@ from aiohttp import web
 from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.identity import Authenticated
-from extproc.recording.chain import record_hash
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -43,17 +40,11 @@ _HOUR, _DAY = 60, 1440  # in minutes
 _MOST_IDENTITIES = 500
 # Alerts and refusals shown per identity (`limit`), and the most a caller may ask for.
 _LISTED, _MOST_LISTED = 20, 100
-# Records one trace answers with (an exchange, its decision record, its alert, the
-# approvers' acts: a handful).
-_MOST_RECORDS = 50
 # The overview is read at most this often per process, however many pages poll it.
 _OVERVIEW_SECONDS = 4.0
 _SUBJECT_CHARS = 1024
-_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 # Of the counts the tracker keeps, what the page shows.
 _TOTALS = ("exchanges", "refusals", "holds", "masked", "administrative")
-_RECORD_COLUMNS = ("id", "writer", "seq", "kind", "started_us", "trace_id", "identity",
-                   "target", "action", "status", "prev_hash", "hash", "content")
 
 
 def _sums(since: str = "") -> str:
@@ -85,7 +76,6 @@ class MonitorApi:
         return [
             *admin.page_routes("/monitor/ui", "extproc.monitor"),
             web.get("/monitor/activity", self._activity),
-            web.get("/records/{trace_id}", self._records),
         ]
 
     # -- activity ------------------------------------------------------------------------
@@ -172,52 +162,6 @@ class MonitorApi:
             f"WHERE {who} AND {which} AND started_us >= ? "
             "ORDER BY started_us DESC, writer, seq DESC LIMIT ?",
             (identity, since_us, limit))
-
-    # -- records -------------------------------------------------------------------------
-
-    async def _records(self, request: web.Request) -> web.Response:
-        try:
-            await self._caller(request)
-            trace_id = request.match_info["trace_id"].lower()
-            if not _TRACE_ID.fullmatch(trace_id):
-                raise MonitorError("bad_request",
-                                   "a trace id is 32 hexadecimal digits", 400)
-            rows = await self._store.execute(
-                f"SELECT {', '.join(_RECORD_COLUMNS)} FROM records WHERE trace_id = ? "
-                "ORDER BY started_us, writer, seq LIMIT ?", (trace_id, _MOST_RECORDS + 1))
-            if not rows:
-                raise MonitorError("not_found", f"no record of trace {trace_id}", 404)
-            shown = [await self._record(row) for row in rows[:_MOST_RECORDS]]
-        except MonitorError as refused:
-            return _error(refused)
-        except StoreError as exc:
-            return _error(_unavailable(exc))
-        head = orjson.dumps({"trace_id": trace_id, "truncated": len(rows) > _MOST_RECORDS})
-        return web.Response(status=200, content_type="application/json",
-                            body=head[:-1] + b',"records":[' + b",".join(shown) + b"]}")
-
-    async def _record(self, row: tuple[Any, ...]) -> bytes:
-        """One record as JSON: its columns, its place in its writer's chain (the hash it
-        follows, its own, whether that hash is its content's, the first signed
-        checkpoint at or after it), and its content exactly as stored and hashed."""
-        found = dict(zip(_RECORD_COLUMNS, row, strict=True))
-        content: str = found.pop("content")
-        checkpoint = await self._store.execute(
-            "SELECT seq, signed_us, key_id FROM checkpoints WHERE writer = ? AND seq >= ? "
-            "AND kind = 'checkpoint' ORDER BY seq LIMIT 1", (found["writer"], found["seq"]))
-        found["hash_matches"] = record_hash(found["prev_hash"], found["writer"],
-                                            found["seq"], content) == found["hash"]
-        found["checkpoint"] = dict(zip(("seq", "signed_us", "key_id"), checkpoint[0],
-                                       strict=True)) if checkpoint else None
-        try:
-            # The standard library's parser: orjson's takes no integers beyond 64 bits,
-            # which a client's JSON may have carried into the record.
-            json.loads(content)
-        except ValueError:
-            found["content_error"] = "the stored content is not JSON"
-            return orjson.dumps({**found, "content": None})
-        head = orjson.dumps(found)
-        return head[:-1] + b',"content":' + content.encode() + b"}"
 
     # -- helpers -------------------------------------------------------------------------
 

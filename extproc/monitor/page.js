@@ -1,7 +1,8 @@
 // The monitor page: which identities have been active, and for the one chosen its
 // activity per minute over the last hour (an SVG chart drawn here, no library), its
-// latest alerts and refusals, and any of their records as stored. It reads the API with
-// the approver's own token (kept for this tab only) and reads again every few seconds.
+// latest alerts and refusals, each linking to its records on the recordings page (for
+// the record's readers). It reads the API with the approver's own token (kept for this
+// tab only) and reads again every few seconds.
 // Everything shown comes from what agents did, so it is set as text, never as markup,
 // and its control and invisible characters are shown as escapes (`visible`).
 "use strict";
@@ -14,14 +15,12 @@ const SERIES = [
   { name: "masked", colour: "#bf8700", label: "masked values" },
 ];
 
-const tokenInput = document.getElementById("token");
 const monitor = document.getElementById("monitor");
 const identities = document.querySelector("#identities tbody");
 const detail = document.getElementById("detail");
 const chart = document.getElementById("chart");
 const alertRows = document.querySelector("#alerts tbody");
 const refusalRows = document.querySelector("#refusals tbody");
-const recordPanel = document.getElementById("record");
 
 function link(text, hash, className) {
   const a = document.createElement("a");
@@ -39,18 +38,21 @@ function when(us) {
   return new Date(us / 1000).toLocaleString();
 }
 
-// -- where the page is: #identity=<sub>[&record=<trace id>] ------------------------------
+// -- where the page is: #identity=<sub> -----------------------------------------------------
 
 function place() {
-  const found = new URLSearchParams(location.hash.slice(1));
-  return { identity: found.get("identity"), record: found.get("record") };
+  return { identity: new URLSearchParams(location.hash.slice(1)).get("identity") };
 }
 
-function placeHash(identity, record) {
+function placeHash(identity) {
   const found = new URLSearchParams();
   if (identity !== null) found.set("identity", identity);
-  if (record) found.set("record", record);
   return "#" + found.toString();
+}
+
+// A trace's records, on the recordings page.
+function recordHref(trace) {
+  return "/recordings/ui#" + new URLSearchParams({ record: trace }).toString();
 }
 
 let chosen = null;  // the identity shown in detail (the URL's, else the latest active)
@@ -68,7 +70,7 @@ function showIdentities(answer) {
     }
     const name = each.aggregated ? each.identity + " (beyond the bound, together)"
       : each.identity;
-    row.insertCell().append(link(name, placeHash(each.identity, null)));
+    row.insertCell().append(link(name, placeHash(each.identity)));
     cell(row, each.hour.exchanges + " / " + each.day.exchanges, "num");
     cell(row, each.day.refusals, "num");
     cell(row, each.day.masked, "num");
@@ -154,10 +156,10 @@ function showAlerts(alerts) {
     if (alert.delivery) what.append(" (webhook: " + visible(alert.delivery.error || "failed") + ")");
     cell(row, alert.target);
     const records = row.insertCell();
-    records.append(link("record", placeHash(chosen, alert.trace_id), "record"));
+    records.append(link("record", recordHref(alert.trace_id), "record"));
     // The exchanges it points to, besides the one that raised it (on its own trace).
     for (const trace of alert.trace_ids.filter((t) => t !== alert.trace_id).slice(0, 5)) {
-      records.append(" ", link(trace.slice(0, 8), placeHash(chosen, trace), "related"));
+      records.append(" ", link(trace.slice(0, 8), recordHref(trace), "related"));
     }
   }
   if (alerts.length === 0) empty(alertRows, "No alert in the last day.", 6);
@@ -175,7 +177,7 @@ function showRefusals(refusals) {
     const why = refusal.reasons.length ? refusal.reasons.join("; ")
       : refusal.rules.join(", ") || refusal.refusal || "";
     cell(row, why, "text");
-    row.insertCell().append(link("record", placeHash(chosen, refusal.trace_id), "record"));
+    row.insertCell().append(link("record", recordHref(refusal.trace_id), "record"));
   }
   if (refusals.length === 0) empty(refusalRows, "No refusal in the last day.", 6);
 }
@@ -192,63 +194,6 @@ function showIdentity(answer) {
     + day.holds + " held, " + day.administrative + " administrative.";
   showAlerts(answer.alerts);
   showRefusals(answer.refusals);
-}
-
-// -- a trace's records -------------------------------------------------------------------------
-
-function showRecords(answer) {
-  recordPanel.hidden = false;
-  document.getElementById("record-trace").textContent = answer.trace_id;
-  const list = document.getElementById("record-list");
-  list.replaceChildren();
-  for (const record of answer.records) {
-    const article = document.createElement("article");
-    article.className = "record";
-    article.dataset.id = record.id;
-    const head = document.createElement("div");
-    head.textContent = visible(record.kind + " " + record.id + ", " + record.action
-      + (record.status === null ? "" : " " + record.status) + ", "
-      + when(record.started_us));
-    const chain = document.createElement("div");
-    chain.className = "chain";
-    chain.append("seq " + record.seq + " of writer " + visible(record.writer)
-      + " · follows " + record.prev_hash.slice(0, 16) + "… · hash " + record.hash.slice(0, 16)
-      + "… ");
-    const check = document.createElement("span");
-    check.className = record.hash_matches ? "ok" : "bad";
-    check.textContent = record.hash_matches ? "(matches its content)"
-      : "(does NOT match its content)";
-    chain.append(check, record.checkpoint
-      ? " · signed in checkpoint " + record.checkpoint.seq + " (key " + record.checkpoint.key_id
-        + ")"
-      : " · no signed checkpoint covers it yet");
-    const content = document.createElement("pre");
-    content.className = "content";
-    // Line by line: the layout's newlines stay, every other one in a value is escaped.
-    content.textContent = JSON.stringify(record.content, null, 2).split("\n")
-      .map(visible).join("\n");
-    article.append(head, chain, content);
-    list.append(article);
-  }
-  if (answer.truncated) list.append("(more records than shown)");
-}
-
-let shownRecord = null;
-
-async function openRecord(trace) {
-  if (!trace) {
-    recordPanel.hidden = true;
-    shownRecord = null;
-    return;
-  }
-  if (trace === shownRecord || !sessionStorage.getItem(KEY)) return;
-  shownRecord = trace;
-  try {
-    const answer = await call("/records/" + encodeURIComponent(trace));
-    if (shownRecord === trace) showRecords(answer);
-  } catch (error) {
-    say(String(error.message), true);
-  }
 }
 
 // -- reading, again and again ----------------------------------------------------------------
@@ -292,28 +237,13 @@ async function refresh() {
   }
 }
 
-function followPlace() {
-  refresh();
-  openRecord(place().record);
-}
-
-document.getElementById("login").addEventListener("submit", (event) => {
-  event.preventDefault();
-  sessionStorage.setItem(KEY, tokenInput.value.trim());
-  tokenInput.value = "";
-  followPlace();
-});
-document.getElementById("forget").addEventListener("click", () => {
-  sessionStorage.removeItem(KEY);
+signIn(refresh, () => {
   monitor.hidden = true;
   identities.replaceChildren();
   alertRows.replaceChildren();
   refusalRows.replaceChildren();
-  document.getElementById("record-list").replaceChildren();
-  shownRecord = null;
   for (const what of Object.keys(lastShown)) delete lastShown[what];
-  say("Token forgotten.", false);
 });
-window.addEventListener("hashchange", followPlace);
+window.addEventListener("hashchange", refresh);
 setInterval(refresh, EVERY_MS);
-if (sessionStorage.getItem(KEY)) followPlace();
+if (sessionStorage.getItem(KEY)) refresh();

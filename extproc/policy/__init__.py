@@ -44,21 +44,32 @@ class PolicyEngine(Protocol):
         ...
 
 
-async def open_engine(settings: Policy, policy_dir: Path) -> PolicyEngine:
-    """The configured backend, serving the directory's policies; PolicyLoadError if it cannot."""
+async def open_engine(settings: Policy, policy_dir: Path,
+                      modules: Modules | None = None) -> PolicyEngine:
+    """The configured backend, serving the directory's policies (`modules`, when read
+    already: `load_modules`); PolicyLoadError if it cannot."""
+    if modules is None:
+        modules = load_modules(settings, policy_dir)
     if settings.engine == "opa":
         from extproc.policy.opa import OpaEngine
 
         opa = OpaEngine(settings, policy_dir)
         try:
-            await opa.load(read_modules(policy_dir) if settings.upload else [])
+            await opa.load(modules)
         except BaseException:
             await opa.close()
             raise
         return opa
     from extproc.policy.embedded import EmbeddedEngine
 
-    return EmbeddedEngine(read_modules(policy_dir), settings.query)
+    return EmbeddedEngine(modules, settings.query)
+
+
+def load_modules(settings: Policy, policy_dir: Path) -> Modules:
+    """What tollgate loads of the directory: its modules, or none when OPA loads its own."""
+    if settings.engine == "opa" and not settings.upload:
+        return []
+    return read_modules(policy_dir)
 
 
 __all__ = [
@@ -68,5 +79,6 @@ __all__ = [
     "PolicyEngine",
     "PolicyError",
     "PolicyLoadError",
+    "load_modules",
     "open_engine",
 ]

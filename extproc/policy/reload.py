@@ -10,20 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from extproc import metrics
 from extproc.policy import PolicyEngine, PolicyLoadError
-from extproc.policy.sources import fingerprint, read_modules
+from extproc.policy.sources import Modules, fingerprint, read_modules
 
 log = logging.getLogger("tollgate.policy")
 
 
 class PolicyReloader:
     def __init__(
-        self, engine: PolicyEngine, policy_dir: Path, watch_seconds: float, upload: bool = True
+        self, engine: PolicyEngine, policy_dir: Path, watch_seconds: float, upload: bool = True,
+        loaded: Callable[[Modules, str], None] | None = None,
     ) -> None:
+        """`loaded`: told of each reload that serves, with the modules and why (the
+        record keeps each load: recording/policy_loads.py)."""
         self._engine = engine
+        self._loaded = loaded
         self._dir = policy_dir
         # With OPA loading its own policies, there are no files here to watch.
         self._watch = watch_seconds if upload else 0.0
@@ -48,7 +53,8 @@ class PolicyReloader:
         """Load the directory's policies now; True when the engine serves them."""
         old = self._engine.revision
         try:
-            await self._engine.load(read_modules(self._dir) if self._upload else [])
+            modules = read_modules(self._dir) if self._upload else []
+            await self._engine.load(modules)
         except PolicyLoadError as exc:
             metrics.policy_reload_failed()
             log.error("policies not reloaded (%s); still serving revision %s: %s", why, old, exc)
@@ -59,4 +65,6 @@ class PolicyReloader:
             return False
         metrics.policy_revision(self._engine.revision)
         log.info("policies reloaded (%s): revision %s -> %s", why, old, self._engine.revision)
+        if self._loaded is not None:
+            self._loaded(modules, why)
         return True

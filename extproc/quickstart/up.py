@@ -65,6 +65,14 @@ the gateway's back; list the tools again to see what tollgate does with the new 
 
   curl -X POST http://127.0.0.1:{mcp}/demo/rug-pull
 
+Read what happened as an auditor (group auditors reads recordings; agents never can):
+each agent run as a timeline on {approvals}/recordings/ui (paste this token there), and
+the period's compliance report, signed:
+
+  export AUDITOR_TOKEN={auditor_token}
+  .venv/bin/tollgate audit report --since 1d --format html --out report.html
+
+Every look at the record is itself recorded (`tollgate audit search --kind access`).
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
 Ctrl-C stops everything.
 """
@@ -93,6 +101,8 @@ POSTGRES_PORT = 15432
 DEMO_DB_TARGET = "demo-db"
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
 APPROVER = ("dana", ["dba"])
+# Who reads the record in the quickstart: `recordings.readers` names group `auditors`.
+AUDITOR = ("ava", ["auditors"])
 TOKEN_TTL_SECONDS = 8 * 3600
 
 
@@ -146,6 +156,7 @@ def run_quickstart(config: Config) -> int:
     try:
         token = dev_tokens.mint(config, "you", ["agents"], TOKEN_TTL_SECONDS)
         approver_token = dev_tokens.mint(config, *APPROVER, TOKEN_TTL_SECONDS)
+        auditor_token = dev_tokens.mint(config, *AUDITOR, TOKEN_TTL_SECONDS)
     except dev_tokens.TokenError as exc:
         print(f"tollgate up: {exc}", file=sys.stderr)
         return 2
@@ -178,6 +189,7 @@ def run_quickstart(config: Config) -> int:
                 listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
                 postgres=POSTGRES_PORT,
                 approver_token=approver_token, approvals=config.approvals_url,
+                auditor_token=auditor_token,
                 mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
             ), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).

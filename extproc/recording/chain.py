@@ -7,7 +7,9 @@ one breaks the numbering or the link to its predecessor. Every so often the writ
 signs a checkpoint (record N of this writer has hash H) with an Ed25519 key: a chain cut
 short after a checkpoint, or rewritten whole by someone without the key, shows too.
 Pruning old records leaves a signed `prune` statement naming the last pruned hash, which
-the first remaining record links to.
+the first remaining record links to; a range pruned from among kept records (a legal hold,
+a target kept longer) leaves a signed `cut` statement naming its first and last record and
+the last one's hash, which the next remaining record links to.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def record_hash(prev_hash: str, writer: str, seq: int, content: str) -> str:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A signed statement: `writer`'s record `seq` has `hash` (kind `checkpoint`), or
-    its records up to `seq` were pruned, the last with `hash` (kind `prune`)."""
+    """A signed statement: `writer`'s record `seq` has `hash` (kind `checkpoint`), its
+    records up to `seq` were pruned, the last with `hash` (kind `prune`), or its records
+    `from_seq` to `seq` were, the last with `hash` (kind `cut`)."""
 
     writer: str
     seq: int
@@ -59,17 +62,25 @@ class Checkpoint:
     signed_us: int
     key_id: str
     signature: str
+    from_seq: int | None = None  # a cut's first record; None for every other kind
 
     def message(self) -> bytes:
-        return statement(self.kind, self.writer, self.seq, self.hash, self.signed_us)
+        return statement(self.kind, self.writer, self.seq, self.hash, self.signed_us,
+                         self.from_seq)
 
     def as_json(self) -> dict[str, Any]:
-        return {"writer": self.writer, "seq": self.seq, "kind": self.kind, "hash": self.hash,
-                "signed_us": self.signed_us, "key_id": self.key_id,
-                "signature": self.signature}
+        found = {"writer": self.writer, "seq": self.seq, "kind": self.kind, "hash": self.hash,
+                 "signed_us": self.signed_us, "key_id": self.key_id,
+                 "signature": self.signature}
+        return found if self.from_seq is None else {**found, "from_seq": self.from_seq}
 
 
-def statement(kind: str, writer: str, seq: int, hash_: str, signed_us: int) -> bytes:
+def statement(kind: str, writer: str, seq: int, hash_: str, signed_us: int,
+              from_seq: int | None = None) -> bytes:
+    """What is signed. A cut's first record is in it; the other kinds' message is as it
+    was before cuts existed, so the statements signed then still verify."""
+    if kind == "cut":
+        return f"tollgate-cut\n{writer}\n{from_seq}\n{seq}\n{hash_}\n{signed_us}".encode()
     return f"tollgate-{kind}\n{writer}\n{seq}\n{hash_}\n{signed_us}".encode()
 
 
@@ -116,10 +127,11 @@ class Signer:
                                   "the old one signed")
         return cls(_create(path))
 
-    def sign(self, kind: str, writer: str, seq: int, hash_: str, signed_us: int) -> Checkpoint:
-        signature = self._key.sign(statement(kind, writer, seq, hash_, signed_us))
+    def sign(self, kind: str, writer: str, seq: int, hash_: str, signed_us: int,
+             from_seq: int | None = None) -> Checkpoint:
+        signature = self._key.sign(statement(kind, writer, seq, hash_, signed_us, from_seq))
         return Checkpoint(writer, seq, kind, hash_, signed_us, self.public.key_id,
-                          base64.b64encode(signature).decode())
+                          base64.b64encode(signature).decode(), from_seq)
 
 
 def _signer_of(raw: bytes) -> Signer:

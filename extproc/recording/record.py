@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -163,25 +164,45 @@ class Evidence:
     duration_ms: float = 0.0
 
 
-def content_of(evidence: Evidence, masker: Masker) -> dict[str, Any]:
+class Session(NamedTuple):
+    """The agent run a record belongs to, and the rule that said so, first rule first:
+    `header` (the agent's `x-session-id`), `mcp` (its MCP session), `token` (its token's
+    `jti`) and `identity` (its `sub`), each with an idle gap (sessions.py), else `trace`."""
+
+    id: str
+    rule: str
+
+
+# The record kinds an agent's token or identity groups; the others (an approval, an alert,
+# an access) are of an exchange, and join its session by its trace.
+_GROUPED_KINDS = frozenset({"exchange", "decision"})
+_SESSION_MOST = 128  # characters of a session id kept
+
+
+def content_of(evidence: Evidence, masker: Masker,
+               session: Session | None = None) -> dict[str, Any]:
     """The record's content: a JSON object whose canonical text is hashed in the chain."""
-    (content,) = contents_of([evidence], masker)
+    (content,) = contents_of([evidence], masker, None if session is None else [session])
     if isinstance(content, Exception):
         raise content
     return content
 
 
-def contents_of(evidences: list[Evidence], masker: Masker) -> list[dict[str, Any] | Exception]:
+def contents_of(evidences: list[Evidence], masker: Masker,
+                sessions: Sequence[Session] | None = None) -> list[dict[str, Any] | Exception]:
     """Each evidence's record content, or why it could not be built; the contents are
-    masked in one scan for all of them, each exactly as it would be alone.
+    masked in one scan for all of them, each exactly as it would be alone. Each is in its
+    session of `sessions` (by position; the writer resolves them, sessions.py), else in
+    the one `session_of` finds.
 
     A scan has a fixed cost per detector whatever the text's size: a headers-only
     exchange's record alone masked in ~87 µs, fifty in one scan ~15 µs each. When the
     scan of the lot fails, each is masked alone, so that only the one at fault fails."""
     built: list[dict[str, Any] | Exception] = []
-    for evidence in evidences:
+    for n, evidence in enumerate(evidences):
         try:
-            built.append(_unmasked(evidence, masker))
+            built.append(_unmasked(evidence, masker,
+                                   session_of(evidence) if sessions is None else sessions[n]))
         except Exception as exc:  # recorded as unbuildable by the writer
             built.append(exc)
     # Each built content with whether its delivered body is scanned again, by position.
@@ -199,7 +220,7 @@ def contents_of(evidences: list[Evidence], masker: Masker) -> list[dict[str, Any
     return built
 
 
-def _unmasked(evidence: Evidence, masker: Masker) -> dict[str, Any]:
+def _unmasked(evidence: Evidence, masker: Masker, session: Session) -> dict[str, Any]:
     headers = evidence.headers
     target = evidence.target
     request = evidence.request
@@ -208,7 +229,8 @@ def _unmasked(evidence: Evidence, masker: Masker) -> dict[str, Any]:
         "trace_id": evidence.trace_id,
         "span_id": evidence.span_id,
         "request_id": headers.get("x-request-id", ""),
-        "session_id": session_of(evidence),
+        "session_id": session.id,
+        "session_rule": session.rule,
         "started_at": _timestamp(evidence.started),
         # Where the client connected from (what a copied token's investigation needs).
         "source": _source(evidence),
@@ -276,13 +298,16 @@ def _mask(masker: Masker, contents: list[tuple[dict[str, Any], bool]]) -> None:
             contents[r][0]["response"]["body"]["value"] = masked_actions[str(r)]
 
 
-def unbuildable(evidence: Evidence, error: Exception) -> dict[str, Any]:
+def unbuildable(evidence: Evidence, error: Exception,
+                session: Session | None = None) -> dict[str, Any]:
     """The record of an exchange whose full record could not be built (a bug): what is
     certain about it, and why the rest is missing. Nothing it held is in it."""
+    session = session or session_of(evidence)
     return {
         "kind": evidence.kind, "trace_id": evidence.trace_id, "span_id": evidence.span_id,
         "request_id": evidence.headers.get("x-request-id", ""),
-        "session_id": session_of(evidence), "started_at": _timestamp(evidence.started),
+        "session_id": session.id, "session_rule": session.rule,
+        "started_at": _timestamp(evidence.started),
         "identity": evidence.identity,
         "target": {"name": evidence.target.name} if evidence.target else None,
         "request": {"method": evidence.headers.get(":method", ""),
@@ -299,20 +324,47 @@ def _source(evidence: Evidence) -> dict[str, str] | None:
     return {"address": address} if isinstance(address, str) else None
 
 
-def session_of(evidence: Evidence) -> str:
-    """The agent run an exchange belongs to: the agent's `x-session-id` header when it
-    sends one, else its MCP session (`Mcp-Session-Id`, or the HTTP+SSE transport's
-    `?session_id=`, or the one the server's answer to `initialize` names), else the trace
-    (an agent that propagates its trace context)."""
+def session_of(evidence: Evidence) -> Session:
+    """The agent run an exchange belongs to, as the exchange alone says: the agent's
+    `x-session-id` header when it sends one, else its MCP session (`Mcp-Session-Id`, or
+    the HTTP+SSE transport's `?session_id=`, or the one the server's answer to
+    `initialize` names), else the trace (an agent that propagates its trace context).
+    The writer groups those left to the trace by token or identity (`grouped_by`)."""
     headers = evidence.headers
-    session = (headers.get("x-session-id", "").strip()
-               or headers.get("mcp-session-id", "").strip())
+    if session := headers.get("x-session-id", "").strip():
+        return Session(session[:_SESSION_MOST], "header")
+    session = headers.get("mcp-session-id", "").strip()
     if not session and evidence.meaning_key == "mcp" and isinstance(evidence.meaning, dict):
         session = str(evidence.meaning.get("session") or "")
     if not session and evidence.response is not None:
         # An MCP server names the session in its answer to `initialize`.
         session = evidence.response["headers"].get("mcp-session-id", "").strip()
-    return session[:128] if session else evidence.trace_id
+    if session:
+        return Session(session[:_SESSION_MOST], "mcp")
+    return Session(evidence.trace_id, "trace")
+
+
+def grouped_by(evidence: Evidence) -> tuple[str, str] | None:
+    """What groups an exchange that names no session of its own into one (rule, name):
+    its token's id when the token has one, else its authenticated subject. None: its
+    session is its own (`session_of`), or its trace (an anonymous one, or a record of
+    another kind)."""
+    identity = evidence.identity
+    if (evidence.kind not in _GROUPED_KINDS or identity is None
+            or not identity["authenticated"] or session_of(evidence).rule != "trace"):
+        return None
+    if jti := identity["jti"]:
+        return "token", jti
+    return "identity", identity["sub"]
+
+
+def grouped_session(rule: str, name: str, first_us: int) -> Session:
+    """The session a token's (or an identity's) exchanges from `first_us` on make: named
+    after both, readable, the same whichever writer names it."""
+    at = datetime.datetime.fromtimestamp(first_us // 1_000_000, datetime.UTC).strftime(
+        "@%Y-%m-%dT%H:%M:%SZ")
+    prefix = f"{rule}:"
+    return Session(prefix + name[:_SESSION_MOST - len(prefix) - len(at)] + at, rule)
 
 
 def _outcome(evidence: Evidence) -> dict[str, Any]:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from extproc.recording.chain import Checkpoint, Signer
-from extproc.store import Connection, StoreError
+from extproc.recording.chain import Checkpoint
+from extproc.store import Connection
 
 _COLUMNS = ("writer", "seq", "id", "kind", "started_us", "trace_id", "session_id", "identity",
             "target", "action", "status", "content", "prev_hash", "hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM records"
-_CHECKPOINT_COLUMNS = ("writer", "seq", "kind", "hash", "signed_us", "key_id", "signature")
+_CHECKPOINT_COLUMNS = ("writer", "seq", "kind", "hash", "signed_us", "key_id", "signature",
+                       "from_seq")
+# The recording tables' version from which checkpoints have `from_seq` (cut statements).
+CUTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,18 @@ def register(connection: Connection, registration: Registration) -> None:
 
 def registrations(connection: Connection) -> list[Registration]:
     """Every writer's starts, oldest first; none in a store from before registration."""
-    (version,) = connection.execute(
-        "SELECT version FROM tollgate_schema WHERE component = 'recording'")[0]
-    if version < 2:
+    if version(connection) < 2:
         return []
     return [Registration(*values) for values in connection.execute(
         "SELECT writer, registered_us, seq, anchor FROM writers ORDER BY registered_us")]
+
+
+def version(connection: Connection) -> int:
+    """The migration the store's recording tables have reached (the audit commands read
+    stores without migrating them)."""
+    (found,) = connection.execute(
+        "SELECT version FROM tollgate_schema WHERE component = 'recording'")[0]
+    return int(found)
 
 
 def last_of(connection: Connection, writer: str) -> tuple[int, str] | None:
@@ -122,17 +130,22 @@ def chain_rows(connection: Connection) -> Iterator[Row]:
         yield Row(*values)
 
 
-def checkpoints(connection: Connection) -> list[Checkpoint]:
+def checkpoints(connection: Connection, writers: list[str] | None = None) -> list[Checkpoint]:
+    """Every signed statement (or those about `writers`), by writer, seq and kind."""
+    columns = _CHECKPOINT_COLUMNS if version(connection) >= CUTS else _CHECKPOINT_COLUMNS[:-1]
+    where = f" WHERE writer IN ({', '.join('?' * len(writers))})" if writers else ""
     return [Checkpoint(*values) for values in connection.execute(
-        f"SELECT {', '.join(_CHECKPOINT_COLUMNS)} FROM checkpoints ORDER BY writer, seq, kind")]
+        f"SELECT {', '.join(columns)} FROM checkpoints{where} ORDER BY writer, seq, kind",
+        writers or ())]
 
 
 def search(
     connection: Connection, *, identity: str | None = None, target: str | None = None,
-    action: str | None = None, since_us: int | None = None, limit: int = 100,
+    action: str | None = None, kind: str | None = None, since_us: int | None = None,
+    limit: int = 100,
 ) -> list[Row]:
     """Records matching every filter given, newest first."""
-    where, params = _filters(identity=identity, target=target, action=action)
+    where, params = _filters(identity=identity, target=target, action=action, kind=kind)
     if since_us is not None:
         where.append("started_us >= ?")
         params.append(since_us)
@@ -151,9 +164,13 @@ def by_id(connection: Connection, key: str) -> list[Row]:
 
 
 def session(connection: Connection, session_id: str) -> list[Row]:
-    """Every record of one agent run (its x-session-id, or its trace), oldest first."""
-    rows = connection.execute(f"{_SELECT} WHERE session_id = ? OR trace_id = ? "
-                              "ORDER BY started_us, writer, seq", (session_id, session_id))
+    """Every record of one agent run (a session id, or a trace id), oldest first, with
+    the records that share a trace with them: a grouped session's alerts and approvals
+    are in their exchange's trace, not its session."""
+    rows = connection.execute(
+        f"{_SELECT} WHERE session_id = ? OR trace_id = ? OR trace_id IN "
+        "(SELECT trace_id FROM records WHERE session_id = ?) "
+        "ORDER BY started_us, writer, seq", (session_id, session_id, session_id))
     return [Row(*values) for values in rows]
 
 
@@ -166,6 +183,18 @@ def since(connection: Connection, since_us: int | None) -> Iterator[Row]:
             f"{_SELECT} WHERE started_us >= ? ORDER BY started_us", (since_us,)))
 
 
+def period(connection: Connection, since_us: int, until_us: int,
+           target: str | None = None) -> Iterator[Row]:
+    """Records started in [since_us, until_us) (of one target), chain by chain, in order:
+    what an export carries, each next to its predecessor where both are in it."""
+    where, params = _filters(target=target)
+    for values in connection.stream(
+            f"{_SELECT} WHERE started_us >= ? AND started_us < ?"
+            f"{''.join(f' AND {w}' for w in where)} ORDER BY writer, seq",
+            (since_us, until_us, *params)):
+        yield Row(*values)
+
+
 def _filters(**columns: str | None) -> tuple[list[str], list[Any]]:
     where, params = [], []
     for column, value in columns.items():
@@ -173,44 +202,3 @@ def _filters(**columns: str | None) -> tuple[list[str], list[Any]]:
             where.append(f"{column} = ?")
             params.append(value)
     return where, params
-
-
-def prune(connection: Connection, signer: Signer, cutoff_us: int) -> dict[str, int]:
-    """Delete records that started before `cutoff_us`, oldest first per chain; each
-    chain keeps a signed `prune` statement naming the last deleted record's hash, which
-    the first remaining record links to (so the chain still verifies). Returns records
-    deleted per writer."""
-    deleted: dict[str, int] = {}
-    with connection.transaction():
-        keys = {k for (k,) in connection.execute("SELECT DISTINCT key_id FROM checkpoints")}
-        if keys - {signer.public.key_id}:
-            # Pruning deletes evidence: only with the key the chain was signed with, or
-            # what remains would no longer verify.
-            raise StoreError(
-                f"{connection.where}: its checkpoints are signed with key "
-                f"{', '.join(sorted(keys))}, not {signer.public.key_id}: not pruning")
-        writers = connection.execute(
-            "SELECT writer, MAX(seq) FROM records WHERE started_us < ? GROUP BY writer",
-            (cutoff_us,))
-        for writer, _ in writers:
-            # A chain is pruned up to its first record that is recent enough (records are
-            # numbered as exchanges end, so start times are not quite in order).
-            young = connection.execute(
-                "SELECT MIN(seq) FROM records WHERE writer = ? AND started_us >= ?",
-                (writer, cutoff_us))[0][0]
-            bounds = connection.execute(
-                "SELECT MIN(seq), MAX(seq) FROM records WHERE writer = ?", (writer,))[0]
-            last = young - 1 if young is not None else bounds[1]
-            if last < bounds[0]:
-                continue
-            (last_hash,) = connection.execute(
-                "SELECT hash FROM records WHERE writer = ? AND seq = ?", (writer, last))[0]
-            marker = signer.sign("prune", writer, last, last_hash, int(time.time() * 1e6))
-            connection.execute("DELETE FROM records WHERE writer = ? AND seq <= ?",
-                               (writer, last))
-            # Statements about what is gone go too; the new prune statement replaces them.
-            connection.execute("DELETE FROM checkpoints WHERE writer = ? AND seq <= ?",
-                               (writer, last))
-            add_checkpoints(connection, [marker])
-            deleted[writer] = last - bounds[0] + 1
-    return deleted

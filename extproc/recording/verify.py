@@ -2,8 +2,11 @@
 
 For each writer's chain, in order: the numbering has no gap, each record's hash is the
 hash of its content in its place, each record names its predecessor's hash, and the
-searchable columns still match the content. Then every checkpoint: its signature is the
-audit key's, and the record it names is there with that hash.
+searchable columns still match the content. A gap is pruning's only when a validly
+signed `cut` statement covers exactly it and the record after it links to the hash the
+statement names; any other missing record is deletion, and a cut that covers no such
+gap (at a chain's end, or re-ranged) is named too. Then every checkpoint: its signature
+is the audit key's, and the record it names is there with that hash.
 
 The store alone cannot show what was cut from its end, or a writer deleted whole: so
 the anchor logs kept outside it (`anchors.py`) are held against it, both ways. What a
@@ -53,6 +56,7 @@ class Chain:
     last: int = 0
     records: int = 0
     pruned_to: int = 0  # the last seq a valid prune statement covers
+    cut: list[tuple[int, int]] = field(default_factory=list)  # ranges valid cuts cover
     checkpointed_to: int = 0  # the last seq a valid checkpoint covers
     registered: dict[int, str | None] = field(default_factory=dict)  # start µs -> its log
     anchor: str | None = None  # the log its newest registration names
@@ -64,6 +68,10 @@ class Chain:
     def end(self) -> int:
         """The newest record the store shows of this chain (pruned ones included)."""
         return self.last if self.records else self.pruned_to
+
+    def gone(self, seq: int) -> bool:
+        """Whether record `seq` was pruned (so statements naming it are stale)."""
+        return seq <= self.pruned_to or any(a <= seq <= b for a, b in self.cut)
 
 
 @dataclass
@@ -116,26 +124,28 @@ def verify(connection: Connection, verifier: Verifier,
                 _key(c) for c in named[(statement.writer, statement.seq)]}:
             named[(statement.writer, statement.seq)].append(statement)
 
-    seen = _walk(report, connection, pruned, named)
+    cuts = {(c.writer, c.from_seq): c for c in signed if c.kind == "cut"
+            and c.seq > getattr(pruned.get(c.writer), "seq", 0)}
+    seen = _walk(report, connection, pruned, named, cuts)
     for registration in store.registrations(connection):
         chain = report.chains.setdefault(registration.writer, Chain(registration.writer))
         chain.registered[registration.registered_us] = chain.anchor = registration.anchor
     for writer, start in pruned.items():
         report.chains.setdefault(writer, Chain(writer)).pruned_to = start.seq
-    shortened = _against_anchors(report, anchored, statements, pruned)
+    _unlinked_cuts(report, cuts)
+    shortened = _against_anchors(report, anchored, statements)
     _against_store(report, logs or [], anchored, signed)
-    _against_checkpoints(report, named, seen, pruned, shortened)
+    _against_checkpoints(report, named, seen, shortened)
     report.problems.sort(key=lambda p: (p.writer, p.seq or 0))
     return report
 
 
 def _against_checkpoints(report: Report, named: dict[tuple[str, int], list[Checkpoint]],
-                         seen: dict[tuple[str, int], str], pruned: dict[str, Checkpoint],
-                         shortened: set[str]) -> None:
+                         seen: dict[tuple[str, int], str], shortened: set[str]) -> None:
     """Each record a signed checkpoint names is there, with the hash it names."""
     for (writer, seq), found in named.items():
         chain = report.chains.get(writer)
-        if seq <= getattr(pruned.get(writer), "seq", 0) or (
+        if (chain is not None and chain.gone(seq)) or (
                 writer in shortened and chain is not None and seq > chain.end):
             continue  # named a record pruned since, or one the shortening names already
         for checkpoint in found:
@@ -151,9 +161,10 @@ def _against_checkpoints(report: Report, named: dict[tuple[str, int], list[Check
 
 
 def _walk(report: Report, connection: Connection, pruned: dict[str, Checkpoint],
-          named: dict[tuple[str, int], list[Checkpoint]]) -> dict[tuple[str, int], str]:
-    """Every chain in order: numbering, hashes, links, columns. Returns the hashes of the
-    records signed statements name."""
+          named: dict[tuple[str, int], list[Checkpoint]],
+          cuts: dict[tuple[str, int | None], Checkpoint]) -> dict[tuple[str, int], str]:
+    """Every chain in order: numbering, hashes, links (across cuts), columns. Returns the
+    hashes of the records signed statements name."""
     seen: dict[tuple[str, int], str] = {}
     writer, expected_seq, expected_prev = None, 0, GENESIS
     for row in store.chain_rows(connection):
@@ -163,8 +174,14 @@ def _walk(report: Report, connection: Connection, pruned: dict[str, Checkpoint],
             start = pruned.get(writer)
             expected_seq, expected_prev = (start.seq + 1, start.hash) if start else (1, GENESIS)
         chain.last, chain.records = row.seq, chain.records + 1
-        if row.seq > expected_seq:
-            _add(report, Problem(writer, expected_seq, _gap(expected_seq, row.seq)))
+        cut = cuts.get((writer, expected_seq)) if row.seq > expected_seq else None
+        if cut is not None and cut.seq == row.seq - 1:
+            chain.cut.append((expected_seq, cut.seq))
+            expected_prev = cut.hash  # the record after a cut links to its last
+        elif row.seq > expected_seq:
+            # A cut ending short of the gap covers only its part: the rest is deletion.
+            missing = cut.seq + 1 if cut is not None and cut.seq < row.seq else expected_seq
+            _add(report, Problem(writer, missing, _gap(missing, row.seq)))
             expected_prev = row.prev_hash  # the gap is the break; the link cannot be checked
         elif row.seq < expected_seq:
             _add(report, Problem(writer, row.seq,
@@ -184,6 +201,19 @@ def _walk(report: Report, connection: Connection, pruned: dict[str, Checkpoint],
         if (writer, row.seq) in named:
             seen[(writer, row.seq)] = row.hash
     return seen
+
+
+def _unlinked_cuts(report: Report, cuts: dict[tuple[str, int | None], Checkpoint]) -> None:
+    """Valid cut statements that cover no gap a remaining record links across: one at a
+    chain's end (nothing shows the range was the chain's), or one whose range differs
+    from the gap's."""
+    for cut in cuts.values():
+        chain = report.chains.get(cut.writer)
+        if chain is None or (cut.from_seq, cut.seq) not in chain.cut:
+            _add(report, Problem(cut.writer, cut.from_seq, f"a cut statement says records "
+                                 f"{cut.from_seq}..{cut.seq} were pruned, but no remaining "
+                                 "record links across exactly that gap (at the chain's end, "
+                                 "or records around it deleted or restored)"))
 
 
 def _anchored(report: Report, verifier: Verifier, logs: list[AnchorLog],
@@ -215,8 +245,7 @@ def _anchored(report: Report, verifier: Verifier, logs: list[AnchorLog],
 
 
 def _against_anchors(report: Report, anchored: dict[str, list[Checkpoint]],
-                     statements: list[Checkpoint], pruned: dict[str, Checkpoint],
-                     ) -> set[str]:
+                     statements: list[Checkpoint]) -> set[str]:
     """What the logs have and the store lacks: a writer deleted whole, a chain shortened,
     a statement or registration deleted. Returns the writers found shortened."""
     stored = {_key(c) for c in statements}
@@ -252,7 +281,7 @@ def _against_anchors(report: Report, anchored: dict[str, list[Checkpoint]],
                                          f"{statement.seq} ({utc(statement.signed_us)} UTC) "
                                          "is in the anchor log, not in the store's writers "
                                          "(registration deleted)"))
-            elif (statement.seq > getattr(pruned.get(writer), "seq", 0)
+            elif (not chain.gone(statement.seq)
                   and statement.seq <= chain.end and _key(statement) not in stored):
                 _add(report, Problem(writer, statement.seq, f"the anchored {statement.kind} "
                                      "statement is missing from the store (deleted, or "

@@ -32,15 +32,16 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from extproc.masking import Masker
-from extproc.recording import anchors, store
+from extproc.recording import anchors, retention, sessions, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
-from extproc.recording.record import contents_of, started_us, unbuildable
+from extproc.recording.record import Evidence, Session, contents_of, started_us, unbuildable
 from extproc.recording.wire import decode
 from extproc.store import Connection, StoreError, connect
 
@@ -82,6 +83,8 @@ _PRUNE_EVERY = 3600.0
 # How long a writer whose request process is gone keeps trying to write what it has.
 _ORPHAN_SECONDS = 30.0
 
+_T = TypeVar("_T")
+
 
 @dataclass
 class RecorderSettings:
@@ -91,6 +94,8 @@ class RecorderSettings:
     checkpoint_seconds: float
     checkpoint_file: Path | None = None
     retention_days: float = 0
+    # The targets that set their own retention_days (retention.py): theirs, in days.
+    target_retention_days: dict[str, float] = field(default_factory=dict)
     commit_seconds: float = 1.0
     flush_seconds: float = 0.05
     writer_id: str = field(default_factory=lambda: default_writer_id())
@@ -98,6 +103,8 @@ class RecorderSettings:
     identity_share: float = 1.0
     # The bytes of bodies one identity's records may hold an hour; None: no budget.
     identity_bytes_per_hour: int | None = None
+    # A token's (or identity's) exchanges further apart begin a new session (sessions.py).
+    session_idle_minutes: float = 30.0
 
 
 def default_writer_id() -> str:
@@ -283,24 +290,32 @@ class ChainWriter:
         return batch, False
 
     def _prune_when_due(self) -> None:
-        """Every hour (and at the first idle moment), with `retention_days` set, prune what
-        is older. Any replica may do it; a failure only waits for the next hour."""
-        days = self._settings.retention_days
-        if not days or time.monotonic() < self._prune_at:
+        """Every hour (and at the first idle moment): forget sessions idle for longer than
+        a day (sessions.py), and, with a retention set (the store's or a target's), prune
+        what is past it and not held. Any replica may do it; a failure only waits for the
+        next hour."""
+        if time.monotonic() < self._prune_at:
             return
         self._prune_at = time.monotonic() + _PRUNE_EVERY
-        cutoff = started_us(time.time() - days * 86400)
+        rules = retention.Rules(self._settings.retention_days,
+                                self._settings.target_retention_days)
+        idle_us = int(self._settings.session_idle_minutes * 60_000_000)
         try:
             if self._connection is None:
                 self._connection = connect(self._url)
-            deleted = store.prune(self._connection, self._signer, cutoff)
+            sessions.forget(self._connection, started_us(time.time()) - max(
+                idle_us, sessions.REMEMBERED_US))
+            if not rules.prunes:
+                return
+            pruned = retention.prune(self._connection, self._signer, rules)
         except StoreError as exc:
-            log.error("recording: pruning records older than %g days failed: %s", days, exc)
+            log.error("recording: pruning records past retention failed: %s", exc)
             return
-        if deleted:
-            log.info("recording: pruned %d records older than %g days (%s)",
-                     sum(deleted.values()), days,
-                     ", ".join(f"{w}: {n}" for w, n in sorted(deleted.items())))
+        if pruned.deleted or pruned.kept():
+            log.info("recording: pruned %d records past retention (%s); kept: %s",
+                     sum(pruned.deleted.values()),
+                     ", ".join(f"{w}: {n}" for w, n in sorted(pruned.deleted.items())),
+                     "; ".join(pruned.kept()) or "nothing past retention")
 
     def _checkpoint_due(self) -> bool:
         return self._since_checkpoint > 0 and (
@@ -316,16 +331,7 @@ class ChainWriter:
             time.monotonic() - self._checkpoint_at >= self._settings.checkpoint_seconds)
         checkpoints = [self._signer.sign("checkpoint", self.writer, seq, last_hash,
                                          started_us(time.time()))] if due and seq else []
-        delay, retry = _RETRY_FIRST, False
-        while True:
-            try:
-                self._insert(rows, checkpoints, retry)
-                self._anchor(checkpoints)  # again on a retry: verify reads a line twice as once
-                break
-            except StoreError as exc:
-                self._fail(str(exc))
-                time.sleep(delay)
-                delay, retry = min(delay * 2, _RETRY_MOST), True
+        self._until_stored(lambda retry: self._store(rows, checkpoints, retry))
         self._seq, self._hash = seq, last_hash
         self._since_checkpoint = 0 if checkpoints else pending_checkpoints
         if checkpoints:
@@ -333,19 +339,35 @@ class ChainWriter:
         self._failing = False
         self._acks.send(("written", seq))
 
+    def _until_stored(self, attempt: Callable[[bool], _T]) -> _T:
+        """`attempt(retry)` until the store takes it: each refusal is told, and the next
+        try waits longer (doubling, up to _RETRY_MOST)."""
+        delay, retry = _RETRY_FIRST, False
+        while True:
+            try:
+                return attempt(retry)
+            except StoreError as exc:
+                self._fail(str(exc))
+                time.sleep(delay)
+                delay, retry = min(delay * 2, _RETRY_MOST), True
+
     def _rows(self, batch: list[_Item]) -> list[store.Row]:
         decoded = [decode(item.data) for item in batch]
+        # Sessions first: what they resolve to is in the records' hashes, so a failure
+        # retries them, and the rows are built once.
+        found = self._until_stored(lambda _: self._sessions([e for e, _ in decoded]))
+        ready = [(e, s) for (e, error), s in zip(decoded, found, strict=True) if error is None]
         # Masked in one scan for the batch (contents_of says why).
-        built = iter(contents_of([e for e, error in decoded if error is None], self._masker))
+        built = iter(contents_of([e for e, _ in ready], self._masker, [s for _, s in ready]))
         rows, seq, prev = [], self._seq, self._hash
-        for evidence, error in decoded:
+        for (evidence, error), session in zip(decoded, found, strict=True):
             seq += 1
             content = next(built) if error is None else TypeError(
                 f"the evidence could not be sent: {error}")
             if isinstance(content, Exception):  # still recorded, as such
                 log.error("recording: trace %s: the record could not be built",
                           evidence.trace_id, exc_info=content)
-                content = unbuildable(evidence, content)
+                content = unbuildable(evidence, content, session)
             text = canonical(content)
             digest = record_hash(prev, self.writer, seq, text)
             rows.append(store.Row(
@@ -354,6 +376,24 @@ class ChainWriter:
                 prev_hash=prev, hash=digest, **store.projections(content)))
             prev = digest
         return rows
+
+    def _sessions(self, evidences: list[Evidence]) -> list[Session]:
+        """The evidences' sessions (sessions.py), resolved through the store."""
+        if self._connection is None:
+            self._connection = connect(self._url)
+        idle_us = int(self._settings.session_idle_minutes * 60_000_000)
+        try:
+            return sessions.resolve(self._connection, evidences, idle_us)
+        except StoreError:
+            self._connection.close()
+            self._connection = None  # reconnect on the next try
+            raise
+
+    def _store(
+        self, rows: list[store.Row], checkpoints: list[Checkpoint], retry: bool,
+    ) -> None:
+        self._insert(rows, checkpoints, retry)
+        self._anchor(checkpoints)  # again on a retry: verify reads a line twice as once
 
     def _insert(
         self, rows: list[store.Row], checkpoints: list[Checkpoint], retry: bool,

@@ -73,6 +73,19 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             # One identity's latest records (the monitor page's alerts and refusals).
             "CREATE INDEX records_identity ON records (identity, started_us)",
         ],
+        [
+            # Sessions kept whatever retention says (recording/retention.py): their records,
+            # and those sharing a trace with them, are not pruned while held.
+            """CREATE TABLE legal_holds (
+                session_id TEXT PRIMARY KEY,
+                held_us BIGINT NOT NULL,
+                held_by TEXT NOT NULL,
+                reason TEXT NOT NULL
+            )""",
+            # A `cut` statement's first record: records `from_seq`..`seq` were pruned from
+            # among kept ones, the last with `hash` (NULL for every other kind).
+            "ALTER TABLE checkpoints ADD COLUMN from_seq BIGINT",
+        ],
     ],
     "approvals": [
         [
@@ -166,6 +179,19 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 until_us BIGINT NOT NULL,
                 trace_id TEXT NOT NULL,
                 PRIMARY KEY (rule, identity)
+            )""",
+        ],
+    ],
+    "sessions": [
+        [
+            # Each token's (`token:<jti>`) and identity's (`identity:<sub>`) latest session
+            # (recording/sessions.py): its id, and the start of the first and the last
+            # exchange it holds, so every writer groups their exchanges alike.
+            """CREATE TABLE session_marks (
+                key TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                first_us BIGINT NOT NULL,
+                last_us BIGINT NOT NULL
             )""",
         ],
     ],

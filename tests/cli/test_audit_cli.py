@@ -284,8 +284,9 @@ async def test_replay_of_a_refused_response_shows_what_the_upstream_sent_and_the
 
 def test_replay_a_session_shows_its_exchanges_oldest_first(run: Path) -> None:
     result = audit(run, "replay", "--session", "run-1")
-    assert result.stdout.startswith("session run-1: 2 exchanges, oldest first\n")
+    assert result.stdout.startswith("session run-1: 2 records, oldest first\n")
     assert exchanges(result) == ["writer-a:1", "writer-a:2"]
+    assert result.stdout.count("  session run-1 (by header)\n") == 2  # which rule grouped it
     assert ("decision  request: deny  status 403  rules sql.destructive  reasons destructive "
             "SQL: DROP TABLE  policy rev-1, 40 µs") in result.stdout
     found = [json.loads(line) for line in audit(run, "replay", "--session", "run-1",
@@ -343,13 +344,15 @@ async def test_prune_then_verify_is_still_intact(sqlite_url: str, signer: Signer
     config = write_config(tmp_path, sqlite_url)
     result = audit(config, "prune", "--older-than", "30d")
     assert result.returncode == 0, result
-    assert result.stdout.splitlines()[1:] == ["  writer-a: 3"]
+    assert result.stdout.splitlines() == [
+        "retention: 30d (--older-than)",
+        "pruned 3 records; each chain keeps signed prune and cut statements:", "  writer-a: 3"]
     verified = audit(config, "verify")
     assert verified.returncode == 0, verified
     assert "chain writer-a: 2 records, 4..5" in verified.stdout
     assert "pruned: up to 3" in verified.stdout
-    assert audit(config, "prune", "--older-than", "30d").stdout.startswith(
-        "no records older than 30d")
+    assert audit(config, "prune", "--older-than", "30d").stdout.splitlines()[1] == (
+        "no records past retention to prune")
 
 
 # -- unusable input ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 import pytest
 import yaml
 
@@ -143,7 +144,8 @@ def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
     quickstart: Quickstart, script: str, streams: bool
 ) -> None:
     sub = script.removesuffix(".py")
-    seen = run_example(quickstart, script, quickstart.token(sub))
+    token = quickstart.token(sub)
+    seen = run_example(quickstart, script, token)
     assert seen["task"] == [
         "Use list_customers to show me our customers.",
         "Use run_sql to run `SELECT name, email FROM customers`.",
@@ -178,13 +180,28 @@ def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
     assert alert["meaning"]["alert"]["rule"] == "activity.admin_action"
     assert {r.document()["decisions"][0]["meaning"]["llm"]["stream"]
             for r in records if r.target == "llm" and r.kind == "exchange"} == {streams}
+    # The framework sends no session and a trace per call: the run's exchanges are one
+    # session all the same, its token's (the alert is in its exchange's trace).
+    assert_one_token_session([r for r in records if r.kind == "exchange"], token)
+    assert (alert["session_id"], alert["session_rule"]) == (alert["trace_id"], "trace")
+
+
+def assert_one_token_session(records: list[Row], token: str) -> None:
+    """The records are one session, grouped by the token's id (its jti)."""
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert len({r.trace_id for r in records}) > 1  # nothing else joins them
+    sessions = {(r.session_id, r.document()["session_rule"]) for r in records}
+    assert len(sessions) == 1, sessions
+    ((session, rule),) = sessions
+    assert rule == "token" and session.startswith(f"token:{jti}@"), session
 
 
 def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
     quickstart: Quickstart,
 ) -> None:
     sub = "mcp-agent"
-    seen = run_example(quickstart, "mcp_agent.py", quickstart.token(sub))
+    token = quickstart.token(sub)
+    seen = run_example(quickstart, "mcp_agent.py", token)
     # What McpWorkbench listed through the gateway: rotate_keys is for admins, hidden.
     assert seen["tools listed"] == ["read_file, run_shell, query, delete_customer"]
     assert seen["task"] == [
@@ -233,6 +250,7 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
     assert sorted((r.action, r.status) for r in llm) == [("allow", 200)] * 8 + [("deny", 403)]
     (denied,) = [r for r in llm if r.action == "deny"]
     assert refusal.endswith(f"(trace {denied.trace_id})")
+    assert_one_token_session(llm, token)
     tools = [r for r in records if r.target == "tools"]
     assert len(tools) == len(records) - len(llm) == 18
     documents = [r.document() for r in tools]
@@ -253,3 +271,4 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
     assert error.endswith(f"(trace {calls[1][3]})")
     # One MCP session, initialize included (its answer named the session).
     assert len({r.session_id for r in tools}) == 1
+    assert {r.document()["session_rule"] for r in tools} == {"mcp"}

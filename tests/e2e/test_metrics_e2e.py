@@ -169,7 +169,8 @@ def test_two_workers_are_added_up_and_a_restarted_one_keeps_its_counts(
     assert of(found, "tollgate_exchanges_total", target="demo", action="allow") == 20
     queue = config.load(gw.config_path).recording.queue_size
     assert of(found, "tollgate_record_queue_capacity") == 2 * queue  # two live workers
-    assert of(found, "tollgate_record_write_duration_seconds_count") == 20
+    # The exchanges', and each worker's policy load's (kind `policy`).
+    assert of(found, "tollgate_record_write_duration_seconds_count") == 20 + 2
     assert len([k for k, v in found.items() if k[0] == "tollgate_policy_info" and v]) == 1
     assert "pid=" not in text_of(gw)
 

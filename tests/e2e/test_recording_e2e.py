@@ -186,23 +186,24 @@ def test_a_chain_cut_short_under_a_running_gateway_is_named_by_verify(
     gw = make_gateway(settings={"recording": {"checkpoint_seconds": 0.2}})
     for n in range(3):
         assert gw.request("GET", f"/echo?n={n}").status == 200
-    gw.wait_for_records(3)
+    # The chain begins with the policy load's record: the third exchange is record 4.
+    assert gw.wait_for_records(3)[-1]["id"].endswith(":4")
     anchors = gw.config_path.parent / "tollgate-anchors.jsonl"
-    stack.wait_until(lambda: anchors.is_file() and '"seq":3' in anchors.read_text(), 10,
-                     "the checkpoint of record 3 in the anchor log")
+    stack.wait_until(lambda: anchors.is_file() and '"seq":4' in anchors.read_text(), 10,
+                     "the checkpoint of record 4 in the anchor log")
     verify_cli = [sys.executable, "-m", "extproc", "audit", "verify", "--config",
                   str(gw.config_path)]
     intact = subprocess.run(verify_cli, capture_output=True, text=True, timeout=60)
     assert intact.returncode == 0, intact
-    assert "anchored up to: record 3 (" in intact.stdout
+    assert "anchored up to: record 4 (" in intact.stdout
     connection = connect(gw.store_url)
     try:
-        connection.execute("DELETE FROM records WHERE seq = 3")
-        connection.execute("DELETE FROM checkpoints WHERE seq = 3")
+        connection.execute("DELETE FROM records WHERE seq = 4")
+        connection.execute("DELETE FROM checkpoints WHERE seq = 4")
         (writer,) = connection.execute("SELECT DISTINCT writer FROM records")[0]
     finally:
         connection.close()
     cut = subprocess.run(verify_cli, capture_output=True, text=True, timeout=60)
     assert cut.returncode == 1, cut
-    assert (f"  {writer}: shortened: the store's chain ends at record 2, but the anchor log "
-            "says it reached record 3 (") in cut.stdout
+    assert (f"  {writer}: shortened: the store's chain ends at record 3, but the anchor log "
+            "says it reached record 4 (") in cut.stdout

@@ -22,8 +22,6 @@ from extproc.identity import ANONYMOUS
 from extproc.monitor import MonitorApi
 from extproc.quickstart.stack import free_port
 from extproc.recording.chain import Signer
-from extproc.recording.store import by_id
-from extproc.store import connect
 from extproc.store.aio import AsyncStore, open_store
 from tests.monitor.conftest import alert, counts, refusal, series, verifier, who
 from tests.recording.conftest import evidence, record
@@ -76,11 +74,10 @@ def stranger_token() -> str:
 async def test_every_call_but_the_page_wants_a_token_that_verifies(
         sqlite_url: str, tmp_path: Path) -> None:
     """No token, or one signed by an untrusted key: 401 in the API's JSON shape, on the
-    activity and the records alike; the page and its script are served without one,
+    overview and an identity's activity alike; the page and its script are served without one,
     under a Content-Security-Policy that allows only the page's own script."""
     async with serving(sqlite_url, tmp_path) as (api, _):
-        for path in ("/monitor/activity", "/monitor/activity?identity=x",
-                     f"/records/{1:032x}"):
+        for path in ("/monitor/activity", "/monitor/activity?identity=x"):
             for token in (None, stranger_token()):
                 status, body, _ = await api.get(path, token)
                 assert status == 401, path
@@ -216,50 +213,6 @@ async def test_an_identity_without_activity_has_a_flat_hour(sqlite_url: str,
     assert body["day"]["exchanges"] == 0 and body["alerts"] == body["refusals"] == []
 
 
-async def test_a_trace_s_records_as_stored_with_their_place_in_the_chain(
-        store_url: str, tmp_path: Path, signer: Signer) -> None:
-    """`/records/{trace}`: every record of the trace, oldest first (the exchange, then
-    the alert it raised on the same trace), each with its writer, sequence number, the
-    hash it follows and its own (which matches its content), the signed checkpoint that
-    covers it, and its content exactly as stored: masked (an e-mail address in the body
-    never appears)."""
-    now = time.time()
-    await record(store_url, signer, [
-        refusal(1, "svc-autogen", body=b'{"sql": "DROP TABLE customers", '
-                                       b'"note": "mail jane.doe@example.com"}',
-                started=now - 10),
-        alert(1, "svc-autogen", started=now - 5),
-        refusal(2, "svc-autogen", started=now - 1),
-    ], checkpoint_every=2)
-    store = connect(store_url)
-    try:
-        stored = by_id(store, f"{1:032x}")
-    finally:
-        store.close()
-    async with serving(store_url, tmp_path) as (api, _):
-        status, body, _ = await api.get(f"/records/{1:032x}")
-        assert (await api.get(f"/records/{9:032x}"))[:2] == (404, {
-            "error": "not_found", "message": f"no record of trace {9:032x}"})
-        assert (await api.get("/records/not-a-trace"))[1]["error"] == "bad_request"
-    assert status == 200
-    assert body["trace_id"] == f"{1:032x}" and body["truncated"] is False
-    records = body["records"]
-    assert [r["kind"] for r in records] == ["exchange", "alert"]
-    for shown, row in zip(records, stored, strict=True):
-        assert shown["content"] == row.document()
-        assert (shown["id"], shown["writer"], shown["seq"], shown["prev_hash"],
-                shown["hash"]) == (row.id, row.writer, row.seq, row.prev_hash, row.hash)
-        assert shown["hash_matches"] is True
-        assert shown["checkpoint"]["seq"] >= row.seq
-        assert shown["checkpoint"]["key_id"] == signer.public.key_id
-    assert records[1]["prev_hash"] == records[0]["hash"]
-    assert records[0]["action"] == "deny" and records[1]["action"] == "alert"
-    assert records[1]["content"]["meaning"]["alert"]["rule"] == "activity.administrative"
-    body_text = str(records[0]["content"]["request"]["body"])
-    assert "DROP TABLE customers" in body_text
-    assert "jane.doe@example.com" not in body_text
-
-
 async def test_counts_the_tracker_wrote_are_what_the_monitor_shows(
         sqlite_url: str, tmp_path: Path) -> None:
     """A real tracker counts an exchange and a refusal and syncs them to the store: the
@@ -287,8 +240,7 @@ async def test_counts_the_tracker_wrote_are_what_the_monitor_shows(
 async def test_a_store_that_cannot_answer_is_a_503(sqlite_url: str, tmp_path: Path) -> None:
     async with serving(sqlite_url, tmp_path) as (api, store):
         await store.close()
-        for path in ("/monitor/activity", "/monitor/activity?identity=a",
-                     f"/records/{1:032x}"):
+        for path in ("/monitor/activity", "/monitor/activity?identity=a"):
             status, body, _ = await api.get(path)
             assert (status, body["error"]) == (503, "store_unavailable"), path
 

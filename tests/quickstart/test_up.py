@@ -147,6 +147,10 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         # One chain per worker, each answering its share; in the order they began (the
         # held DELETE before the approval that let it through).
         assert len({r.writer for r in rows}) == len(WORKER_PORTS)
+        # Each worker's chain opens with the policies it loaded.
+        loads = [r for r in rows if r.kind == "policy"]
+        assert sorted(r.writer for r in loads) == sorted({r.writer for r in rows})
+        rows = [r for r in rows if r.kind != "policy"]
         assert [(r.target, r.action, r.status) for r in rows] == [
             ("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
             ("demo", "alert", None),  # an agent's DROP: activity.admin_action

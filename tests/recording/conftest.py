@@ -6,6 +6,7 @@ database) and the `signer` are tests/conftest.py's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from extproc.config import Match, Target
@@ -25,6 +26,8 @@ def settings(**overrides: Any) -> RecorderSettings:
 
 TARGET = Target(name="orders", match=Match(route="orders"), protocol="http",
                 environment="prod", labels={"team": "db"})
+# A second target, for what differs per target (retention, a report on one).
+BILLING = Target(name="billing", match=Match(route="billing"))
 
 
 def evidence(
@@ -72,3 +75,11 @@ async def record(url: str, signer: Signer, evidences: list[Evidence], **override
         recorder.submit(found)
     await recorder.close()
     return recorder
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.02)

@@ -14,8 +14,8 @@ from extproc.recording import Recorder, RecordingQuota
 from extproc.recording.budget import ByteBudget, recorded_bytes
 from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
-from tests.recording.conftest import MASKER, evidence, settings
-from tests.recording.test_writer import count, wait_until
+from tests.recording.conftest import MASKER, evidence, settings, wait_until
+from tests.recording.test_writer import count
 
 KIB = 1024
 

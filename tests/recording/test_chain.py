@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from extproc.recording import store
+from extproc.recording import retention, store
 from extproc.recording.anchors import read
 from extproc.recording.chain import GENESIS, Signer, canonical, record_hash
 from extproc.recording.verify import Report, verify
@@ -189,8 +189,8 @@ async def test_pruning_keeps_what_remains_verifiable_and_its_first_record_guarde
         checkpoint_every=2, batch_size=2)
     connection = connect(store_url)
     try:
-        deleted = store.prune(connection, signer, int((now - 30 * 86400) * 1e6))
-        assert deleted == {"writer-a": 3}
+        pruned = retention.prune(connection, signer, retention.Rules(30))
+        assert pruned.deleted == {"writer-a": 3}
         report = verify(connection, signer.public)
         assert report.intact, report.problems
         assert report.chains["writer-a"].pruned_to == 3

@@ -10,8 +10,8 @@ import pytest
 
 from extproc.recording import Recorder, RecordingQuota, RecordingUnavailable
 from extproc.recording.chain import Signer
-from tests.recording.conftest import MASKER, evidence, settings
-from tests.recording.test_writer import count, wait_until
+from tests.recording.conftest import MASKER, evidence, settings, wait_until
+from tests.recording.test_writer import count
 
 
 async def test_an_identity_beyond_its_share_is_refused_while_others_pass(

@@ -70,8 +70,11 @@ def test_binary_bodies_are_kept_by_size_and_hash_only() -> None:
 
 
 def test_the_session_is_the_agents_header_or_else_the_trace() -> None:
-    assert content_of(evidence(5, session="run-42"), MASKER)["session_id"] == "run-42"
-    assert content_of(evidence(6), MASKER)["session_id"] == f"{6:032x}"
+    """Alone, as the exchange says; the writer groups the trace's by token (sessions.py)."""
+    header = content_of(evidence(5, session="run-42"), MASKER)
+    assert (header["session_id"], header["session_rule"]) == ("run-42", "header")
+    trace = content_of(evidence(6), MASKER)
+    assert (trace["session_id"], trace["session_rule"]) == (f"{6:032x}", "trace")
 
 
 def test_the_outcome_says_how_the_exchange_ended() -> None:

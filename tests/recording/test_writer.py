@@ -8,8 +8,6 @@ with a deadline.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -20,15 +18,7 @@ from extproc.recording import store as record_store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer
 from extproc.recording.verify import verify
 from extproc.store import StoreError, connect
-from tests.recording.conftest import MASKER, evidence, record, settings
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.02)
+from tests.recording.conftest import MASKER, evidence, record, settings, wait_until
 
 
 def count(url: str, table: str = "records") -> int:

@@ -78,11 +78,14 @@ class Gateway:
         """Where this gateway's tollgate records (its config's store, resolved)."""
         return config.load(self.config_path).store_url
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every record written so far, in each chain's order, as its content (plus id)."""
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every record written so far, in each chain's order, as its content (plus id);
+        the policy loads each tollgate records as it starts (kind `policy`) only when
+        asked for by `kind`, which keeps to records of that kind."""
         connection = connect(self.store_url)
         try:
-            return [{**row.document(), "id": row.id} for row in chain_rows(connection)]
+            return [{**row.document(), "id": row.id} for row in chain_rows(connection)
+                    if row.kind == kind or (kind is None and row.kind != "policy")]
         finally:
             connection.close()
 

@@ -1,0 +1,58 @@
+"""Who may read which records: the `recordings` config section applied to a verified token.
+
+A reader named in `readers` reads every record; one named only for some targets or
+environments reads those targets' records and nothing else (no record without a target:
+policy loads, other readers' accesses). A token carrying an agent group reads nothing,
+whatever else it carries: the record is evidence about agents, never theirs to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from extproc.config import Recordings, Target
+from extproc.identity import Authenticated
+
+
+class NotAReader(Exception):
+    """The caller may read no record (403); the message says why."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one caller may read: every record (`targets` None), or those of `targets`."""
+
+    targets: frozenset[str] | None
+
+    def sql(self) -> tuple[str, tuple[str, ...]]:
+        """A condition on `records` (with its parameters) keeping what the scope allows."""
+        if self.targets is None:
+            return "1 = 1", ()
+        return f"target IN ({', '.join('?' * len(self.targets))})", tuple(sorted(self.targets))
+
+
+class Readers:
+    def __init__(self, settings: Recordings, targets: Iterable[Target]) -> None:
+        self._settings = settings
+        self._agents = frozenset(settings.agent_groups)
+        scoped: dict[str, set[str]] = {}
+        for name, readers in settings.target_readers.items():
+            for reader in readers:
+                scoped.setdefault(reader, set()).add(name)
+        for target in targets:
+            for reader in settings.environment_readers.get(target.environment, ()):
+                scoped.setdefault(reader, set()).add(target.name)
+        self._scoped = {reader: frozenset(names) for reader, names in scoped.items()}
+
+    def scope(self, caller: Authenticated) -> Scope:
+        """The caller's scope, or NotAReader."""
+        if self._agents.intersection(caller["groups"]):
+            raise NotAReader("agents never read recordings")
+        names = [f"user:{caller['sub']}", *(f"group:{g}" for g in caller["groups"])]
+        if any(name in self._settings.readers for name in names):
+            return Scope(None)
+        targets = frozenset(t for name in names for t in self._scoped.get(name, ()))
+        if not targets:
+            raise NotAReader("recordings are for their readers only")
+        return Scope(targets)

@@ -1,0 +1,267 @@
+"""What a compliance report says, gathered from the audit record itself.
+
+Nothing here is typed in by a person: the chain is verified (`recording/verify.py`,
+against the anchor logs), and every figure comes from the records of the period, read
+once, oldest first, without holding them: a store may keep millions. Lists of single
+events (holds, approvals, alerts, policy loads) are kept whole up to `_MOST_LISTED`
+each, and counted beyond it; the report says so.
+
+A strict target's `decision` record repeats its exchange's request decision, so
+decisions, refusals and holds are counted from `exchange` records only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from extproc.recording import retention
+from extproc.recording.anchors import AnchorLog
+from extproc.recording.chain import Verifier
+from extproc.recording.retention import Rules
+from extproc.recording.verify import Report as Verification
+from extproc.recording.verify import verify
+from extproc.reporting.controls import controls
+from extproc.store import Connection, StoreError
+
+FORMAT = "tollgate-audit-report/1"
+# Single events listed per kind; more are counted, not listed.
+_MOST_LISTED = 1000
+# Activity is charted per hour over periods up to this long, else per day.
+_HOURLY_UP_TO_US = 3 * 86_400_000_000
+_HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
+ANONYMOUS = "(anonymous)"
+NO_TARGET = "(no target)"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report's data: JSON values only, so that it signs, renders and reloads alike."""
+
+    data: dict[str, Any]
+
+    @property
+    def intact(self) -> bool:
+        return bool(self.data["integrity"]["intact"])
+
+
+def gather(connection: Connection, since_us: int, until_us: int, target: str | None = None,
+           *, verifier: Verifier, logs: list[AnchorLog] | None = None,
+           retention: Rules | None = None) -> Report:
+    """The report on records started in [since_us, until_us), of one target or all;
+    `verifier` checks the checkpoints, `logs` are the anchor logs kept outside the store
+    (None: none, and the report says what that leaves unvouched). Synchronous: run it in
+    a thread from an event loop."""
+    generated_us = int(time.time() * 1_000_000)
+    tally = _Tally(since_us, until_us)
+    sql = ("SELECT writer, seq, kind, started_us, identity, target, action, content "
+           "FROM records WHERE started_us >= ? AND started_us < ?")
+    params: list[Any] = [since_us, until_us]
+    if target is not None:
+        sql += " AND (target = ? OR kind = 'policy')"
+        params.append(target)
+    for values in connection.stream(f"{sql} ORDER BY started_us, writer, seq", params):
+        tally.add(*values)
+    in_force = _in_force_before(connection, since_us)
+    data: dict[str, Any] = {
+        "format": FORMAT, "generated_us": generated_us, "store": connection.where,
+        "period": {"since_us": since_us, "until_us": until_us}, "target": target,
+        "integrity": _integrity(verify(connection, verifier, logs), verifier, logs),
+        **tally.as_json(in_force),
+        "retention": _retention(connection, retention or Rules(), target),
+    }
+    data["controls"] = controls(data)
+    return Report(data)
+
+
+class _Tally:
+    """Every figure of the period, added one record at a time."""
+
+    def __init__(self, since_us: int, until_us: int) -> None:
+        self.bucket_us = _HOUR_US if until_us - since_us <= _HOURLY_UP_TO_US else _DAY_US
+        self.kinds: Counter[str] = Counter()
+        self.actions: Counter[str] = Counter()
+        self.identities: dict[str, Counter[str]] = defaultdict(Counter)
+        self.targets: dict[str, Counter[str]] = defaultdict(Counter)
+        self.activity: dict[int, Counter[str]] = defaultdict(Counter)
+        self.refusals: Counter[str] = Counter()
+        self.masked: Counter[str] = Counter()
+        self.revisions: dict[str, Counter[str]] = defaultdict(Counter)
+        self.listed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.counted: Counter[str] = Counter()
+
+    def add(self, writer: str, seq: int, kind: str, started_us: int, identity: str | None,
+            target: str | None, action: str, content: str) -> None:
+        document = _parse(content)
+        record = {"id": f"{writer}:{seq}", "started_us": started_us}
+        self.kinds[kind] += 1
+        if kind == "policy":
+            self._list("policy_loads", {**record, **(document.get("meaning") or {})["policy"]})
+            return
+        self.actions[action] += 1
+        who, where = identity or ANONYMOUS, target or NO_TARGET
+        self.identities[who]["records"] += 1
+        self.targets[where]["records"] += 1
+        bucket = self.activity[started_us - started_us % self.bucket_us]
+        bucket["records"] += 1
+        record |= {"identity": who, "target": where}
+        if kind == "alert":
+            self._list("alerts", {**record, **(document.get("meaning") or {}).get("alert", {})})
+        elif kind == "approval":
+            self._list("approvals", {**record, "approval": document.get("approval"),
+                                     "answered": (document.get("response") or {})
+                                     .get("status")})
+        if kind != "exchange":
+            return
+        for name, count in (document.get("masked") or {}).items():
+            self.masked[name] += count
+        decisions = document.get("decisions") or []
+        for decision in decisions:
+            self.revisions[decision["policy_revision"]][decision["action"]] += 1
+        if action == "deny":
+            for counts in (self.identities[who], self.targets[where], bucket):
+                counts["refused"] += 1
+            rules = {rule for d in decisions if d["action"] != "allow" for rule in d["rules"]}
+            refusal = (document.get("outcome") or {}).get("refusal")
+            for rule in rules or {f"tollgate: {refusal or 'refused'}"}:
+                self.refusals[rule] += 1
+        held = [d for d in decisions if d["action"] == "hold"]
+        if held:
+            for counts in (self.identities[who], self.targets[where]):
+                counts["held"] += 1
+            self._list("held", {**record, "rules": sorted({r for d in held for r in d["rules"]}),
+                                "approvers": sorted({a for d in held for a in d["approvers"]}),
+                                "approval": document.get("approval"), "outcome": action})
+
+    def _list(self, name: str, event: dict[str, Any]) -> None:
+        self.counted[name] += 1
+        if len(self.listed[name]) < _MOST_LISTED:
+            self.listed[name].append(event)
+
+    def as_json(self, in_force: list[dict[str, Any]]) -> dict[str, Any]:
+        names = ("held", "approvals", "alerts", "policy_loads")
+        return {
+            "records": {"total": sum(self.kinds.values()), "by_kind": _sorted(self.kinds),
+                        "by_action": _sorted(self.actions)},
+            "identities": _rows(self.identities, "identity"),
+            "targets": _rows(self.targets, "target"),
+            "activity": {"bucket": "hour" if self.bucket_us == _HOUR_US else "day",
+                         "buckets": [{"start_us": start, "records": c["records"],
+                                      "refused": c["refused"]}
+                                     for start, c in sorted(self.activity.items())]},
+            "refusals_by_rule": _sorted(self.refusals),
+            "masked_by_detector": _sorted(self.masked),
+            **{name: {"count": self.counted[name], "listed": self.listed[name]}
+               for name in names},
+            "policies": _policies(in_force, self.listed["policy_loads"], self.revisions),
+            "listed_at_most": _MOST_LISTED,
+        }
+
+
+def _parse(content: str) -> dict[str, Any]:
+    """A record's content; the standard library's parser for integers beyond 64 bits."""
+    try:
+        found = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        found = json.loads(content)
+    return found if isinstance(found, dict) else {}
+
+
+def _sorted(counts: Counter[str]) -> dict[str, int]:
+    """Counts, largest first (ties by name), as an ordered object."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _rows(counts: dict[str, Counter[str]], key: str) -> list[dict[str, Any]]:
+    return [{key: name, "records": c["records"], "refused": c["refused"], "held": c["held"]}
+            for name, c in sorted(counts.items(), key=lambda item: (-item[1]["records"],
+                                                                     item[0]))]
+
+
+def _in_force_before(connection: Connection, since_us: int) -> list[dict[str, Any]]:
+    """Each writer's last policy load before the period: what it served as it began."""
+    last: dict[str, dict[str, Any]] = {}
+    for writer, seq, started_us, content in connection.stream(
+            "SELECT writer, seq, started_us, content FROM records "
+            "WHERE kind = 'policy' AND started_us < ? ORDER BY started_us, seq", (since_us,)):
+        last[writer] = {"id": f"{writer}:{seq}", "started_us": started_us,
+                        **(_parse(content).get("meaning") or {})["policy"]}
+    return sorted(last.values(), key=lambda load: load["started_us"])
+
+
+def _policies(in_force: list[dict[str, Any]], loads: list[dict[str, Any]],
+              revisions: dict[str, Counter[str]]) -> dict[str, Any]:
+    """The revisions that served in the period, each with when it loaded and the decisions
+    it made; a revision that decided with no load record says so (loaded before loads
+    were recorded, or its record pruned)."""
+    loaded: dict[str, list[int]] = defaultdict(list)
+    for load in (*in_force, *loads):
+        loaded[load["revision"]].append(load["started_us"])
+    served = sorted(set(loaded) | set(revisions))
+    return {
+        "in_force_at_start": in_force,
+        "revisions": [{"revision": revision, "loaded_us": sorted(loaded.get(revision, [])),
+                       "decisions": sum(revisions[revision].values()),
+                       "by_action": _sorted(revisions[revision])}
+                      for revision in served],
+        "unrecorded": sorted(set(revisions) - set(loaded)),
+    }
+
+
+def _integrity(report: Verification, verifier: Verifier,
+               logs: list[AnchorLog] | None) -> dict[str, Any]:
+    """What `tollgate audit verify` found, over the whole store (not only the period: a
+    chain is verified from its start), with the plain statement of it."""
+    unvouched = report.unvouched()
+    chains = [{
+        "writer": c.writer, "records": c.records,
+        "first": c.first if c.records else None, "last": c.last if c.records else None,
+        "pruned_to": c.pruned_to, "checkpointed_to": c.checkpointed_to,
+        "anchored_to": c.anchored_to if c.anchored_to >= 0 else None,
+        "anchored_us": c.anchored_us or None, "unvouched": unvouched.get(c.writer),
+    } for c in sorted(report.chains.values(), key=lambda c: c.writer)]
+    problems = [str(p) for p in report.problems]
+    if not report.intact:
+        statement = (f"BROKEN: {report.problem_count} problem(s) found; the record is not "
+                     "whole. The first broken link of each chain: "
+                     + "; ".join(str(p) for p in report.first_broken().values()))
+    elif unvouched:
+        statement = ("Nothing is missing that the store can show: every record matches its "
+                     "hash and links to the one before it, and every checkpoint is signed "
+                     "with the audit key. But no anchor log outside the store vouches for "
+                     f"{', '.join(sorted(unvouched))}: records cut from the end of those "
+                     "chains, or whole chains deleted, would not show.")
+    else:
+        statement = ("Nothing is missing: every record matches its hash and links to the one "
+                     "before it, every checkpoint is signed with the audit key, and the "
+                     "anchor logs kept outside the store vouch for every chain up to its "
+                     "last anchor.")
+    return {
+        "intact": report.intact, "vouched": report.intact and not unvouched,
+        "statement": statement, "key_id": verifier.key_id,
+        "checkpoints": report.checkpoints, "anchors": report.anchors,
+        "anchor_logs": [{"path": str(log.path), "identity": log.identity,
+                         "exists": log.exists, "statements": len(log.statements)}
+                        for log in logs or ()],
+        "chains": chains, "problem_count": report.problem_count, "problems": problems,
+    }
+
+
+def _retention(connection: Connection, rules: Rules, target: str | None) -> dict[str, Any]:
+    """How long records are kept (days; 0: for ever), and the legal holds that keep some
+    longer (a store from before holds has none)."""
+    targets = {name: days for name, days in sorted(rules.target_days.items())
+               if target is None or name == target}
+    try:
+        found: list[dict[str, Any]] | None = [
+            dataclasses.asdict(each) for each in retention.holds(connection)]
+    except StoreError:
+        found = None
+    return {"store_days": rules.store_days, "targets": targets,
+            "legal_holds": found or [], "legal_holds_table": found is not None}

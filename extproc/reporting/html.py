@@ -1,0 +1,259 @@
+"""A report as one self-contained HTML page (inline CSS and SVG, nothing fetched), and
+as PDF from that page.
+
+Much of what a report shows was written by agents or their callers (identities, reasons,
+summaries, alert messages): every value from the record is escaped here, in one place
+(`_e`), and the page's Content-Security-Policy forbids scripts and fetches besides.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from extproc.cli.text import utc
+from extproc.reporting import charts
+from extproc.reporting.evidence import Report
+
+_TEMPLATE = Template((Path(__file__).parent / "report.html").read_text(encoding="utf-8"))
+_TITLE = "Tollgate audit report"
+# Problems listed in the integrity section (the JSON has them all, up to verify's cap).
+_MOST_PROBLEMS = 50
+
+
+def render(report: Report) -> str:
+    """The page."""
+    data = report.data
+    period = data["period"]
+    scope = f"target {data['target']}" if data["target"] else "all targets"
+    meta = (f"Records started {utc(period['since_us'])} to {utc(period['until_us'])} UTC, "
+            f"{scope}; store {data['store']}; generated {utc(data['generated_us'])} UTC "
+            "from the audit record (nothing in it was entered by hand).")
+    sections = [_summary(data), _integrity(data["integrity"]), _activity(data),
+                _privileged(data), _refusals(data), _masking(data), _alerts(data),
+                _policies(data), _retention(data["retention"]), _controls(data["controls"])]
+    return _TEMPLATE.substitute(title=_TITLE, meta=_e(meta), sections="\n".join(sections))
+
+
+def pdf(report: Report) -> bytes:
+    """The page as PDF (WeasyPrint, which needs Pango from the system)."""
+    from weasyprint import HTML  # heavy, and only a PDF needs it
+
+    document: bytes = HTML(string=render(report)).write_pdf()
+    return document
+
+
+# -- sections ----------------------------------------------------------------------------
+
+
+def _summary(data: dict[str, Any]) -> str:
+    records = data["records"]
+    rows = [("records in the period", records["total"]),
+            *((f"kind {kind}", n) for kind, n in records["by_kind"].items()),
+            *((f"ended {action}", n) for action, n in records["by_action"].items()),
+            ("identities active", len(data["identities"])),
+            ("targets active", len(data["targets"]))]
+    return _section("Summary", _table(("", "count"), rows, numeric={1}))
+
+
+def _integrity(integrity: dict[str, Any]) -> str:
+    tone = ("ok" if integrity["vouched"] else "warn") if integrity["intact"] else "broken"
+    parts = [f'<p class="verdict {tone}">{_e(integrity["statement"])}</p>',
+             _p(f"Verified over the whole store with audit key {integrity['key_id']}. "
+                f"Signed statements checked: {integrity['checkpoints']}; anchored "
+                f"statements checked: {integrity['anchors']}.")]
+    parts.append(_table(
+        ("chain (writer)", "records", "first..last", "pruned up to", "signed up to",
+         "anchored up to", "vouched for"),
+        [(c["writer"], c["records"],
+          f"{c['first']}..{c['last']}" if c["records"] else "none",
+          c["pruned_to"] or "nothing", c["checkpointed_to"] or "none",
+          "none" if c["anchored_to"] is None
+          else f"{c['anchored_to']} ({utc(c['anchored_us'] or 0)} UTC)",
+          "yes" if c["unvouched"] is None else f"no: {c['unvouched']}")
+         for c in integrity["chains"]], numeric={1}))
+    logs = integrity["anchor_logs"]
+    parts.append(_table(("anchor log", "statements"), [
+        (log["path"], log["statements"] if log["exists"] else "missing") for log in logs])
+        if logs else _p("No anchor log (recording.checkpoint_file is off).", "empty"))
+    if integrity["problems"]:
+        listed = integrity["problems"][:_MOST_PROBLEMS]
+        parts.append(f"<h3>Problems ({integrity['problem_count']})</h3><ul>"
+                     + "".join(f"<li>{_e(p)}</li>" for p in listed) + "</ul>")
+    return _section("Integrity of the record", *parts)
+
+
+def _activity(data: dict[str, Any]) -> str:
+    activity = data["activity"]
+    period = data["period"]
+    chart = charts.activity(activity["buckets"], activity["bucket"], period["since_us"],
+                            period["until_us"])
+    return _section(
+        "Activity",
+        _chart(chart) if chart else _p("No records in the period.", "empty"),
+        "<h3>Identities</h3>",
+        _table(("identity", "records", "refused", "held"),
+               [(r["identity"], r["records"], r["refused"], r["held"])
+                for r in data["identities"]], numeric={1, 2, 3}),
+        "<h3>Targets</h3>",
+        _table(("target", "records", "refused", "held"),
+               [(r["target"], r["records"], r["refused"], r["held"])
+                for r in data["targets"]], numeric={1, 2, 3}))
+
+
+def _privileged(data: dict[str, Any]) -> str:
+    held, approvals = data["held"], data["approvals"]
+    return _section(
+        "Privileged and held actions",
+        _p(f"Exchanges a policy held for a person: {held['count']}"
+           + _beyond(held, data)),
+        _table(("record", "when (UTC)", "identity", "target", "rules", "approvers",
+                "approval", "ended"),
+               [(h["id"], utc(h["started_us"]), h["identity"], h["target"],
+                 ", ".join(h["rules"]), ", ".join(h["approvers"]), _approval(h["approval"]),
+                 h["outcome"]) for h in held["listed"]]),
+        _p(f"Approval decisions (who approved or denied, when, why): {approvals['count']}"
+           + _beyond(approvals, data)),
+        _table(("record", "when (UTC)", "by", "approval", "status", "asked by", "reason",
+                "what"),
+               [(a["id"], utc(a["started_us"]), a["identity"], *_decided(a))
+                for a in approvals["listed"]]))
+
+
+def _refusals(data: dict[str, Any]) -> str:
+    by_rule = data["refusals_by_rule"]
+    chart = charts.refusals(by_rule)
+    return _section(
+        "Refusals by rule",
+        _chart(chart) if chart else _p("No refusals in the period.", "empty"),
+        _table(("rule", "refusals"), list(by_rule.items()), numeric={1}) if by_rule else "")
+
+
+def _masking(data: dict[str, Any]) -> str:
+    masked = data["masked_by_detector"]
+    return _section(
+        "Masked values by detector",
+        _table(("detector", "values masked"), list(masked.items()), numeric={1})
+        if masked else _p("Nothing was masked in the period's exchanges.", "empty"))
+
+
+def _alerts(data: dict[str, Any]) -> str:
+    alerts = data["alerts"]
+    return _section(
+        "Alerts",
+        _p(f"Alerts raised: {alerts['count']}" + _beyond(alerts, data)),
+        _table(("when (UTC)", "rule", "severity", "identity", "target", "message"),
+               [(utc(a["started_us"]), a.get("rule", ""), a.get("severity", ""),
+                 a["identity"], a["target"], a.get("message", ""))
+                for a in alerts["listed"]]) if alerts["listed"] else "")
+
+
+def _policies(data: dict[str, Any]) -> str:
+    policies, loads = data["policies"], data["policy_loads"]
+    parts = [_table(("revision", "loaded (UTC)", "decisions", "by action"), [
+        (r["revision"], ", ".join(utc(us) for us in r["loaded_us"]) or "no load record",
+         r["decisions"], ", ".join(f"{a} {n}" for a, n in r["by_action"].items()))
+        for r in policies["revisions"]], numeric={2})]
+    if policies["unrecorded"]:
+        parts.append(_p("Revisions that decided with no load record in the store (loaded "
+                        "before loads were recorded, or their record pruned): "
+                        + ", ".join(policies["unrecorded"])))
+    parts.append(f"<h3>Loads ({loads['count']}{_beyond(loads, data)})</h3>")
+    parts.append(_table(("when (UTC)", "record", "revision", "engine", "why",
+                         "modules (SHA-256)", "data files"),
+                        [(utc(x["started_us"]), x["id"], x["revision"], x["engine"], x["why"],
+                          _files(x["modules"]), _files(x["data_files"]))
+                         for x in (*policies["in_force_at_start"], *loads["listed"])]))
+    return _section("Policy revisions in force", *parts)
+
+
+def _retention(retention: dict[str, Any]) -> str:
+    days = retention["store_days"]
+    parts = [_p(f"Store: records older than {days:g} days are pruned, leaving a signed prune "
+                "statement." if days else "Store: every record is kept (no retention set).")]
+    if retention["targets"]:
+        parts.append(_table(("target", "kept"), [
+            (name, f"{d:g} days" if d else "for ever")
+            for name, d in retention["targets"].items()]))
+    if not retention["legal_holds_table"]:
+        parts.append(_p("Legal holds: none (this store has no legal holds table)."))
+    elif not retention["legal_holds"]:
+        parts.append(_p("Legal holds: none."))
+    else:
+        parts.append(_table(("session held", "since (UTC)", "by", "reason"), [
+            (h["session_id"], utc(h["held_us"]), h["held_by"], h["reason"])
+            for h in retention["legal_holds"]]))
+    return _section("Retention", *parts)
+
+
+def _controls(entries: list[dict[str, str]]) -> str:
+    return _section(
+        "Controls: what this evidence shows, and what it does not",
+        _table(("framework", "control", "this report shows", "it does not show"), [
+            (e["framework"], f"{e['control']} {e['title']}", e["shows"], e["does_not_show"])
+            for e in entries]),
+        _p("The JSON form of this report is signed with the audit key; check it with "
+           "`tollgate audit verify-report`."))
+
+
+# -- pieces ------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _p(text: str, css: str | None = None) -> str:
+    return f'<p class="{css}">{_e(text)}</p>' if css else f"<p>{_e(text)}</p>"
+
+
+def _section(title: str, *parts: str) -> str:
+    return f"<section><h2>{_e(title)}</h2>\n" + "\n".join(p for p in parts if p) + \
+        "\n</section>"
+
+
+def _table(heads: Sequence[str], rows: Iterable[Sequence[Any]],
+           numeric: set[int] | frozenset[int] = frozenset()) -> str:
+    body = "".join(
+        "<tr>" + "".join(f'<td class="n">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
+                         for i, v in enumerate(row)) + "</tr>" for row in rows)
+    if not body:
+        return _p("None.", "empty")
+    head = "".join(f'<th class="n">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
+                   for i, h in enumerate(heads))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _chart(svg: str) -> str:
+    """A chart drawn by charts.py: its text is paths, nothing from the record is markup."""
+    return f'<div class="chart">{svg}</div>'
+
+
+def _beyond(listed: dict[str, Any], data: dict[str, Any]) -> str:
+    if listed["count"] <= len(listed["listed"]):
+        return ""
+    return f" (the first {data['listed_at_most']} are listed)"
+
+
+def _approval(approval: dict[str, Any] | None) -> str:
+    if not approval:
+        return "none"
+    return f"{approval.get('id')} {approval.get('status')} by {approval.get('decided_by')}"
+
+
+def _decided(record: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """An approval record's approval: its id, the status the approver left it in (or the
+    answer's status when the API refused the attempt), who asked, why, what."""
+    approval = record["approval"]
+    if not approval:
+        return "none", f"refused ({record['answered']})", "", "", ""
+    return (approval["id"], approval["status"], approval["requested_by"],
+            approval["reason"] or "", approval["summary"])
+
+
+def _files(files: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{f['name']} {(f['sha256'] or 'unreadable')[:16]}" for f in files) \
+        or "none"
