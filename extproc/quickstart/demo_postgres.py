@@ -93,7 +93,12 @@ def start(port: int, folder: Path, password: str, log_dir: Path | None,
                                      "--no-sync"]),
                           capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise stack.StackError(f"initdb for the demo database failed:\n{done.stderr[-2000:]}")
+        # Under root the programs run as another user, who must reach them: a folder on
+        # the way that only root may enter (mktemp -d makes one) hides their libraries.
+        hint = (f"\n(run as {user.pw_name}: every folder above {programs} must let that user "
+                "in, e.g. chmod o+x)") if user is not None else ""
+        raise stack.StackError(
+            f"initdb for the demo database failed:\n{done.stderr[-2000:]}{hint}")
     server = stack.Process.spawn("demo-postgres", _as(user, [
         str(programs / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
         "-k", str(sockets), "-c", "fsync=off"]), log_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from functools import cache
 from typing import Any
 
@@ -51,7 +52,10 @@ def token(
     now = int(time.time())
     payload = {
         "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "groups": groups or ["agents"],
-        "iat": now, "nbf": now, "exp": now + ttl, "jti": f"{sub}-{now}-{time.perf_counter_ns()}",
+        "iat": now, "nbf": now, "exp": now + ttl,
+        # Unique, and never a long run of digits: a 13-19 digit run may pass Luhn's
+        # check and be masked as a card number where the record keeps the jti.
+        "jti": f"{sub}-{uuid.uuid4()}",
         **claims,
     }
     payload = {name: value for name, value in payload.items() if value is not None}
