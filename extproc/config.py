@@ -602,6 +602,14 @@ class Alerts:
             raise Invalid("webhook_url", f"expected http(s)://HOST[:PORT][/PATH], got {url!r}")
 
 
+def _check_principals(key: str, names: tuple[str, ...]) -> None:
+    """Each of `names` is `group:NAME` or `user:SUB` (identity.principals)."""
+    for name in names:
+        kind, _, value = name.partition(":")
+        if kind not in ("group", "user") or not value:
+            raise Invalid(key, f"expected group:NAME or user:SUB, got {name!r}")
+
+
 @dataclass(frozen=True)
 class Monitor:
     """Who may look at the monitor page (what each identity has been doing, its alerts and
@@ -611,10 +619,7 @@ class Monitor:
     viewers: tuple[str, ...] = ("group:dba", "group:security")
 
     def __post_init__(self) -> None:
-        for viewer in self.viewers:
-            kind, _, name = viewer.partition(":")
-            if kind not in ("group", "user") or not name:
-                raise Invalid("viewers", f"expected group:NAME or user:SUB, got {viewer!r}")
+        _check_principals("viewers", self.viewers)
 
 
 @dataclass(frozen=True)
@@ -639,10 +644,8 @@ class Recordings:
                              *((f"target_readers.{k}", v) for k, v in self.target_readers.items()),
                              *((f"environment_readers.{k}", v)
                                for k, v in self.environment_readers.items())):
+            _check_principals(key, readers)
             for reader in readers:
-                kind, _, name = reader.partition(":")
-                if kind not in ("group", "user") or not name:
-                    raise Invalid(key, f"expected group:NAME or user:SUB, got {reader!r}")
                 if reader in agents:
                     raise Invalid(key, f"{reader} is an agent group (agent_groups): agents "
                                   "never read recordings")

@@ -36,6 +36,12 @@ Who = Anonymous | Authenticated
 
 ANONYMOUS: Anonymous = {"authenticated": False}
 
+def principals(caller: Authenticated) -> frozenset[str]:
+    """How config lists may name this caller (monitor viewers, recordings readers):
+    `user:SUB` and `group:NAME` for each of its groups."""
+    return frozenset([f"user:{caller['sub']}", *(f"group:{g}" for g in caller["groups"])])
+
+
 NO_SUBJECT = ("the verified token names no subject (no `sub` claim, or an empty one): "
               "it identifies nobody")
 

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
-from extproc.identity import Authenticated
+from extproc.identity import Authenticated, principals
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -171,9 +171,7 @@ class MonitorApi:
         except AuthError as exc:
             log.warning("monitor API: %s %s refused: %s", request.method, request.path, exc)
             raise MonitorError("unauthenticated", str(exc), 401) from None
-        if self._viewers is not None and not (
-                f"user:{caller['sub']}" in self._viewers
-                or any(f"group:{g}" in self._viewers for g in caller["groups"])):
+        if self._viewers is not None and not principals(caller) & self._viewers:
             log.warning("monitor API: %s %s refused: %s is no viewer", request.method,
                         request.path, caller["sub"])
             raise MonitorError("forbidden", "the monitor is for its viewers only", 403)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from extproc.config import Recordings, Target
-from extproc.identity import Authenticated
+from extproc.identity import Authenticated, principals
 
 
 class NotAReader(Exception):
@@ -34,7 +34,7 @@ class Scope:
 
 class Readers:
     def __init__(self, settings: Recordings, targets: Iterable[Target]) -> None:
-        self._settings = settings
+        self._readers = frozenset(settings.readers)
         self._agents = frozenset(settings.agent_groups)
         scoped: dict[str, set[str]] = {}
         for name, readers in settings.target_readers.items():
@@ -49,8 +49,8 @@ class Readers:
         """The caller's scope, or NotAReader."""
         if self._agents.intersection(caller["groups"]):
             raise NotAReader("agents never read recordings")
-        names = [f"user:{caller['sub']}", *(f"group:{g}" for g in caller["groups"])]
-        if any(name in self._settings.readers for name in names):
+        names = principals(caller)
+        if names & self._readers:
             return Scope(None)
         targets = frozenset(t for name in names for t in self._scoped.get(name, ()))
         if not targets:
