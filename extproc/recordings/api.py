@@ -26,11 +26,13 @@ Errors are JSON: {"error": code, "message": ...}.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import os
 import re
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,7 +219,7 @@ class RecordingsApi:
         rows = await self._store.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {' AND '.join(where)} "
             "ORDER BY started_us DESC, writer, seq DESC LIMIT ?", (*params, limit))
-        shown = [await self._record(row, with_content=False) for row in rows]
+        shown = await self._shown(rows, with_content=False)
         return Answer(_joined({"count": len(rows), "limit": limit}, "records", shown),
                       [row[0] for row in rows])
 
@@ -260,7 +262,7 @@ class RecordingsApi:
             (*traces, session_id, *params, _MOST_SESSION + 1))
         rows.sort(key=lambda row: (row[4], row[1], row[2]))
         kept = rows[:_MOST_SESSION]
-        shown = [await self._record(row) for row in kept]
+        shown = await self._shown(kept)
         head = {"session_id": session_id, "truncated": len(rows) > _MOST_SESSION,
                 "trace_url": self._settings.trace_url}
         return Answer(_joined(head, "records", shown), [row[0] for row in kept])
@@ -280,7 +282,7 @@ class RecordingsApi:
         if not rows:
             raise RecordingsError("not_found", f"no record {key}", 404)
         kept = rows[:_MOST_TRACE]
-        shown = [await self._record(row) for row in kept]
+        shown = await self._shown(kept)
         head = {"key": key, "truncated": len(rows) > _MOST_TRACE,
                 "trace_url": self._settings.trace_url}
         return Answer(_joined(head, "records", shown), [row[0] for row in kept])
@@ -325,30 +327,53 @@ class RecordingsApi:
             params.append(value)
         return where, params
 
-    async def _record(self, row: tuple[Any, ...], with_content: bool = True) -> bytes:
-        """One record as JSON: its columns, its place in its writer's chain (the hash it
-        follows, its own, whether that hash is its content's, the first signed
-        checkpoint at or after it), and its content exactly as stored and hashed."""
-        found = dict(zip(_COLUMNS, row, strict=True))
-        content: str = found.pop("content")
-        checkpoint = await self._store.execute(
-            "SELECT seq, signed_us, key_id FROM checkpoints WHERE writer = ? AND seq >= ? "
-            "AND kind = 'checkpoint' ORDER BY seq LIMIT 1", (found["writer"], found["seq"]))
-        found["hash_matches"] = record_hash(found["prev_hash"], found["writer"],
-                                            found["seq"], content) == found["hash"]
-        found["checkpoint"] = dict(zip(("seq", "signed_us", "key_id"), checkpoint[0],
-                                       strict=True)) if checkpoint else None
-        if not with_content:
-            return orjson.dumps(found)
-        try:
-            # The standard library's parser: orjson's takes no integers beyond 64 bits,
-            # which a client's JSON may have carried into the record.
-            json.loads(content)
-        except ValueError:
-            found["content_error"] = "the stored content is not JSON"
-            return orjson.dumps({**found, "content": None})
-        head = orjson.dumps(found)
-        return head[:-1] + b',"content":' + content.encode() + b"}"
+    async def _shown(self, rows: list[tuple[Any, ...]],
+                     with_content: bool = True) -> list[bytes]:
+        """Each row as JSON (`_record`) with the first signed checkpoint at or after it:
+        the checkpoints read once per writer (a session's hundreds of records are a few
+        chains), from its lowest record's to the first at or after its highest."""
+        seqs: dict[str, list[int]] = defaultdict(list)
+        for row in rows:
+            seqs[row[1]].append(row[2])
+        checkpoints: dict[str, list[tuple[Any, ...]]] = {}
+        for writer, numbers in seqs.items():
+            low, high = min(numbers), max(numbers)
+            checkpoints[writer] = await self._store.execute(
+                "SELECT seq, signed_us, key_id FROM checkpoints WHERE writer = ? "
+                "AND kind = 'checkpoint' AND seq >= ? AND seq <= COALESCE((SELECT MIN(seq) "
+                "FROM checkpoints WHERE writer = ? AND kind = 'checkpoint' AND seq >= ?), ?) "
+                "ORDER BY seq", (writer, low, writer, high, high))
+        shown = []
+        for row in rows:
+            signed = checkpoints[row[1]]
+            at = bisect.bisect_left(signed, row[2], key=lambda found: found[0])
+            shown.append(_record(row, signed[at] if at < len(signed) else None,
+                                 with_content))
+        return shown
+
+
+def _record(row: tuple[Any, ...], checkpoint: tuple[Any, ...] | None,
+            with_content: bool) -> bytes:
+    """One record as JSON: its columns, its place in its writer's chain (the hash it
+    follows, its own, whether that hash is its content's, the first signed checkpoint
+    at or after it), and its content exactly as stored and hashed."""
+    found = dict(zip(_COLUMNS, row, strict=True))
+    content: str = found.pop("content")
+    found["hash_matches"] = record_hash(found["prev_hash"], found["writer"],
+                                        found["seq"], content) == found["hash"]
+    found["checkpoint"] = dict(zip(("seq", "signed_us", "key_id"), checkpoint,
+                                   strict=True)) if checkpoint else None
+    if not with_content:
+        return orjson.dumps(found)
+    try:
+        # The standard library's parser: orjson's takes no integers beyond 64 bits,
+        # which a client's JSON may have carried into the record.
+        json.loads(content)
+    except ValueError:
+        found["content_error"] = "the stored content is not JSON"
+        return orjson.dumps({**found, "content": None})
+    head = orjson.dumps(found)
+    return head[:-1] + b',"content":' + content.encode() + b"}"
 
 
 def _seconds(since: str) -> int:

@@ -93,8 +93,9 @@ async def seed(url: str, signer: Signer) -> None:
     drop.headers["x-session-id"] = SESSION
     charge = refusal(3, "svc-pay", started=now - 10, path="/charge")
     charge.target = PAYMENTS
+    # A batch a record, a checkpoint every two: records 1 and 2 are signed by 2, 3 by 4.
     await record(url, signer, [read, drop, alert(2, "svc-autogen", started=now - 19), charge],
-                 checkpoint_every=2)
+                 checkpoint_every=2, batch_size=1)
 
 
 def accesses(url: str) -> list[dict[str, Any]]:
@@ -128,6 +129,8 @@ async def test_a_session_s_records_and_those_of_their_traces_with_their_chain_pl
         assert shown["hash_matches"] is True and shown["writer"] == "writer-a"
         assert shown["checkpoint"]["seq"] >= shown["seq"]
         assert shown["checkpoint"]["key_id"] == signer.public.key_id
+    # The first checkpoint at or after each.
+    assert [r["checkpoint"]["seq"] for r in records] == [2, 2, 4]
     assert records[1]["prev_hash"] == records[0]["hash"]
     assert records[1]["content"]["decisions"][0]["rules"] == ["sql.destructive"]
     assert body["trace_url"] is None
