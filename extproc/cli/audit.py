@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
 from extproc.cli import audit_export, audit_report, audit_retention
-from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
+from extproc.cli.common import QUICKSTART_CONFIG, Unusable, add_key_flags, parse_duration
 from extproc.cli.text import cut, print_table, utc
 from extproc.inert import json_text, terminal
 
@@ -77,14 +77,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify = actions.add_parser(
         "verify", parents=[common, as_json],
         help="recompute every chain and check every signed checkpoint")
-    verify.add_argument(
-        "--anchors", type=Path, metavar="FILE", action="append",
-        help="an anchor log kept outside the store (recording.checkpoint_file; again for "
-             "each replica's); default: the config's")
-    verify.add_argument(
-        "--public-key", type=Path, metavar="PEM",
-        help="the audit key's public half (from `tollgate audit public-key`) instead of "
-             "the config's private key")
+    add_key_flags(verify, anchors=True)
 
     actions.add_parser(
         "public-key", parents=[common],

@@ -12,12 +12,10 @@ both 2 unusable input (no such file, not an export, a bad key or argument).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
 from extproc import config as config_module
-from extproc.cli.common import Unusable, add_period, period
+from extproc.cli.common import Unusable, add_key_flags, add_period, output, period
 from extproc.inert import terminal
 
 FORMATS = ("jsonl", "ocsf")  # extproc/recording/export.py writes them
@@ -39,10 +37,7 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
         "verify-export", parents=[common],
         help="check an export: hashes, links, signatures, and what checkpoints vouch for")
     check.add_argument("file", type=Path, metavar="FILE", help="the export")
-    check.add_argument(
-        "--public-key", type=Path, metavar="PEM",
-        help="the audit key's public half (from `tollgate audit public-key`); without "
-             "it, the config's private key")
+    add_key_flags(check)
 
 
 def export(args: argparse.Namespace, config: config_module.Config) -> int:
@@ -50,20 +45,10 @@ def export(args: argparse.Namespace, config: config_module.Config) -> int:
     from extproc.recording.export import export
 
     since_us, until_us = period(args, config)
-    with _store(config) as connection:
-        if args.out is None:
-            export(connection, sys.stdout.buffer, args.format, since_us, until_us,
-                   args.target)
-            return 0
-        # Written beside, then renamed: a cut-short export never looks whole.
-        partial = args.out.with_name(f".{args.out.name}.partial")
-        try:
-            with partial.open("wb") as out:
-                done = export(connection, out, args.format, since_us, until_us, args.target)
-            os.replace(partial, args.out)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise Unusable(f"--out {args.out}: cannot write: {exc.strerror}") from None
+    with _store(config) as connection, output(args.out) as out:
+        done = export(connection, out, args.format, since_us, until_us, args.target)
+    if args.out is None:
+        return 0
     print(terminal(f"exported {done.records} records of {len(done.writers)} chains and "
                    f"{done.statements} signed statements to {args.out} ({args.format})"))
     return 0

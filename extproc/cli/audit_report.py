@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from extproc import config as config_module
-from extproc.cli.common import Unusable, add_period, period
+from extproc.cli.common import Unusable, add_key_flags, add_period, output, period
 from extproc.cli.text import utc
 from extproc.inert import terminal
 
@@ -40,19 +40,13 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
     report.add_argument("--format", required=True, choices=FORMATS)
     report.add_argument("--out", type=Path, metavar="FILE", help="where to write it "
                         "(default: standard output)")
-    report.add_argument(
-        "--anchors", type=Path, metavar="FILE", action="append",
-        help="an anchor log kept outside the store (again for each replica's); default: "
-             "the config's")
+    add_key_flags(report, anchors=True)
 
     check = actions.add_parser(
         "verify-report", parents=[common],
         help="check a JSON report's signature: nothing in it changed since it was written")
     check.add_argument("file", type=Path, metavar="FILE", help="the report (--format json)")
-    check.add_argument(
-        "--public-key", type=Path, metavar="PEM",
-        help="the audit key's public half (from `tollgate audit public-key`) instead of "
-             "the config's private key")
+    add_key_flags(check)
 
 
 def report(args: argparse.Namespace, config: config_module.Config) -> int:
@@ -67,7 +61,8 @@ def report(args: argparse.Namespace, config: config_module.Config) -> int:
     with _store(config) as connection:
         found = gather(connection, since_us, until_us, args.target, verifier=signer.public,
                        logs=logs, retention=rules_of(config))
-    _write(args.out, _rendered(found, args.format, signer))
+    with output(args.out) as out:
+        out.write(_rendered(found, args.format, signer))
     if args.out is not None:
         print(terminal(f"wrote {args.out}: {found.data['records']['total']} records "
                        f"started {utc(since_us)} to {utc(until_us)} UTC"
@@ -114,14 +109,3 @@ def _rendered(found: Report, format_: str, signer: Signer) -> bytes:
                           indent=1).encode() + b"\n"
     return html.render(found).encode() if format_ == "html" else html.pdf(found)
 
-
-def _write(out: Path | None, data: bytes) -> None:
-    if out is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        out.write_bytes(data)
-    except OSError as exc:
-        raise Unusable(f"--out {out}: cannot write: {exc.strerror}") from None

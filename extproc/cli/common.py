@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from extproc.config import Config
@@ -72,3 +76,39 @@ def period(args: argparse.Namespace, config: Config) -> tuple[int, int]:
     if args.target is not None and args.target not in {t.name for t in config.targets}:
         raise Unusable(f"--target: no target {args.target!r} in {config.source}")
     return since_us, until_us
+
+
+def add_key_flags(parser: argparse.ArgumentParser, anchors: bool = False) -> None:
+    """`--public-key` (the audit key's public half, for checking away from the gateway)
+    and, given `anchors`, `--anchors`: what the audit commands verify with."""
+    if anchors:
+        parser.add_argument(
+            "--anchors", type=Path, metavar="FILE", action="append",
+            help="an anchor log kept outside the store (recording.checkpoint_file; again "
+                 "for each replica's); default: the config's")
+    parser.add_argument(
+        "--public-key", type=Path, metavar="PEM",
+        help="the audit key's public half (from `tollgate audit public-key`) instead of "
+             "the config's private key")
+
+
+@contextmanager
+def output(path: Path | None) -> Iterator[IO[bytes]]:
+    """Where a command writes what it makes (`--out`): standard output, or `path`,
+    written beside it and renamed once whole, so a cut-short file never looks whole."""
+    if path is None:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            yield out
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise Unusable(f"--out {path}: cannot write: {exc.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
