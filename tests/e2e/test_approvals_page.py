@@ -20,12 +20,11 @@ from collections.abc import Iterator
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from extproc.inert import UNSAFE, terminal
 from tests.e2e.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for, sql
 from tests.support import tokens
-from tests.support.browser import chromium, tab
 from tests.support.gateway import Gateway, module_gateway
 from tests.test_inert import ERASE, FORGED, raw
 
@@ -40,18 +39,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Iterator[Gateway]:  # 
     with module_gateway(tmp_path_factory, otlp, "approvals_page",
                         settings={"approvals": {"max_hold_seconds": 30}}) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium("the approvals page tests") as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with tab(browser) as opened:
-        yield opened
 
 
 def open_page(page: Page, gw: Gateway, token: str | None = None) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from extproc.inert import terminal
 from extproc.quickstart import stack
@@ -38,7 +38,6 @@ from tests.e2e.test_approvals_page import WAIT_MS, foreign_token
 from tests.monitor.conftest import alert, counts, refusal, series
 from tests.recording.conftest import record
 from tests.support import png, tokens
-from tests.support.browser import chromium, tab
 from tests.support.gateway import Gateway, module_gateway
 
 DBA = tokens.token("dana", ["dba"], ttl=900)
@@ -106,19 +105,6 @@ def seeded(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, written).result()
     return Seeded(alerts=[trace[3], trace[1]], refusals=[trace[2], trace[1], trace[0]])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium("the monitor page tests") as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab of VIEWPORT's size."""
-    with tab(browser, viewport=VIEWPORT) as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")

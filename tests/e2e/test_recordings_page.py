@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import DBA, Held, api, pending_for
 from tests.e2e.test_approvals_page import WAIT_MS
 from tests.e2e.test_monitor_page import MARKUP, screenshot
 from tests.support import png, tokens
-from tests.support.browser import chromium, tab
 from tests.support.gateway import Gateway, module_gateway, route
 
 READER = tokens.token("ada", ["auditors"], ttl=900)
@@ -92,18 +91,6 @@ def run(gw: Gateway) -> Run:
                      10, f"the four exchanges of session {session}")
     return Run(session, [asked.trace_id, selected.trace_id, updated.trace_id,
                          dropped.trace_id])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium("the recordings page tests") as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with tab(browser, viewport=VIEWPORT) as opened:
-        yield opened
 
 
 def open_page(page: Page, gw: Gateway, token: str, place: str) -> None:

@@ -6,7 +6,8 @@ database) and the `signer` are tests/conftest.py's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from extproc.config import Match, Target
@@ -14,6 +15,7 @@ from extproc.masking import Masker
 from extproc.recording import Decided, Evidence, Recorder, RecorderSettings
 from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
+from extproc.store import connect
 
 MASKER = Masker(b"k" * 32)
 
@@ -83,3 +85,16 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what}")
         time.sleep(0.02)
+
+
+@contextmanager
+def table_away(url: str, table: str = "records") -> Iterator[None]:
+    """The store's `table` renamed away for the block, as an outage looks to the writer,
+    then put back."""
+    outage = connect(url)
+    outage.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        yield
+    finally:
+        outage.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+        outage.close()

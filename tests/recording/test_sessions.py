@@ -18,7 +18,14 @@ from extproc.recording.verify import verify
 from extproc.recording.wire import encode
 from extproc.recording.writer import ChainWriter, _Acks, _Item
 from extproc.store import connect
-from tests.recording.conftest import MASKER, evidence, record, settings, wait_until
+from tests.recording.conftest import (
+    MASKER,
+    evidence,
+    record,
+    settings,
+    table_away,
+    wait_until,
+)
 
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 MINUTE_US = 60_000_000
@@ -209,17 +216,12 @@ async def test_a_store_refusing_the_sessions_step_loses_nothing(store_url: str,
     for any store failure; once it is back, the record is written in its session."""
     recorder = Recorder(store_url, settings(), signer, MASKER)
     recorder.start()
-    outage = connect(store_url)
-    outage.execute("ALTER TABLE session_marks RENAME TO session_marks_away")
-    try:
+    with table_away(store_url, "session_marks"):
         recorder.admit()
         recorder.submit(exchange(1))
         await asyncio.to_thread(wait_until, lambda: recorder.failure is not None,
                                 "the writer notices the outage")
         assert recorder.written == 0
-    finally:
-        outage.execute("ALTER TABLE session_marks_away RENAME TO session_marks")
-        outage.close()
     await asyncio.to_thread(wait_until, lambda: recorder.written == 1,
                             "the record is written once the store is back")
     await recorder.close()

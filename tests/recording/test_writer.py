@@ -18,7 +18,14 @@ from extproc.recording import store as record_store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer
 from extproc.recording.verify import verify
 from extproc.store import StoreError, connect
-from tests.recording.conftest import MASKER, evidence, record, settings, wait_until
+from tests.recording.conftest import (
+    MASKER,
+    evidence,
+    record,
+    settings,
+    table_away,
+    wait_until,
+)
 
 
 def count(url: str, table: str = "records") -> int:
@@ -55,18 +62,13 @@ async def test_a_store_refusing_writes_refuses_new_exchanges_then_catches_up(
     the record is written and exchanges are admitted again."""
     recorder = Recorder(store_url, settings(), signer, MASKER)
     recorder.start()
-    outage = connect(store_url)
-    outage.execute("ALTER TABLE records RENAME TO records_away")
-    try:
+    with table_away(store_url):
         recorder.admit()
         recorder.submit(evidence(1))
         await asyncio.to_thread(wait_until, lambda: recorder.failure is not None,
                                 "the writer notices the outage")
         with pytest.raises(RecordingUnavailable, match="audit record cannot be written"):
             recorder.admit()
-    finally:
-        outage.execute("ALTER TABLE records_away RENAME TO records")
-        outage.close()
     await asyncio.to_thread(wait_until, lambda: recorder.written == 1,
                             "the queued record is written after the outage")
     recorder.admit()  # admitted again
@@ -108,14 +110,9 @@ async def test_a_strict_commit_the_store_cannot_take_in_time_is_refused(
 ) -> None:
     recorder = Recorder(store_url, settings(commit_seconds=0.3), signer, MASKER)
     recorder.start()
-    outage = connect(store_url)
-    outage.execute("ALTER TABLE records RENAME TO records_away")
-    try:
-        with pytest.raises(RecordingUnavailable, match=r"not committed within 0\.3s"):
-            await recorder.commit(evidence(8))
-    finally:
-        outage.execute("ALTER TABLE records_away RENAME TO records")
-        outage.close()
+    with table_away(store_url), pytest.raises(RecordingUnavailable,
+                                              match=r"not committed within 0\.3s"):
+        await recorder.commit(evidence(8))
     await recorder.close()  # the record goes in once the store is back
     assert count(store_url) == 1
 

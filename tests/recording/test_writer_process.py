@@ -22,7 +22,7 @@ from extproc.recording.chain import Signer
 from extproc.recording.writer import batched, unbatched
 from extproc.store import connect
 from tests.cli.test_audit_cli import REPO, audit, write_config
-from tests.recording.conftest import MASKER, evidence, settings
+from tests.recording.conftest import MASKER, evidence, settings, table_away
 from tests.recording.test_writer import count, wait_until
 
 
@@ -60,9 +60,7 @@ async def test_a_killed_writer_refuses_exchanges_until_replaced_then_writes_what
     exchanges are refused, saying why."""
     caplog.set_level(logging.INFO, "tollgate")
     recorder = started(store_url, signer)
-    outage = connect(store_url)
-    outage.execute("ALTER TABLE records RENAME TO records_away")
-    try:
+    with table_away(store_url):
         for n in range(5):
             recorder.admit()
             recorder.submit(evidence(n))
@@ -74,9 +72,6 @@ async def test_a_killed_writer_refuses_exchanges_until_replaced_then_writes_what
             "the death noticed")
         with pytest.raises(RecordingUnavailable, match="recording writer process exited"):
             recorder.admit()
-    finally:
-        outage.execute("ALTER TABLE records_away RENAME TO records")
-        outage.close()
     await asyncio.to_thread(wait_until, lambda: recorder.written == 5,
                             "the successor writes the five records")
     assert recorder.writer_process != first
