@@ -269,11 +269,10 @@ async def open_activity(config: Config, recorder: Recorder, holds: Holds,
 def recordings_api(config: Config, store: AsyncStore, verifier: Verifier,
                    recorder: Recorder) -> RecordingsApi:
     """The record, read by its readers on the admin port, each read recorded by `recorder`;
-    its reports signed with the audit key (made at start by `open_recorder`)."""
-    signer = Signer.from_file(config.resolve(config.recording.signing_key_file))
+    its reports signed with the record's own key."""
     return RecordingsApi(store, verifier, recorder, Readers(config.recordings, config.targets),
                          config.recordings, config.policy.sensitive_headers,
-                         Reports(config, signer))
+                         Reports(config, recorder.signer))
 
 
 def open_recorder(config: Config, masker: Masker) -> Recorder:

@@ -261,6 +261,12 @@ class Recorder:
         return self._gone or self._failure
 
     @property
+    def signer(self) -> Signer:
+        """The audit key the chain is signed with (what else tollgate signs, a report,
+        is signed with it too)."""
+        return self._signer
+
+    @property
     def writer_process(self) -> int | None:
         """The writer process's id (None before it started)."""
         running = self._running
