@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from extproc.egress.destination import parse_authority
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message is one line naming file and key."""
@@ -172,12 +174,27 @@ class Match:
     # (`psql postgresql://agent@gateway/DATABASE`); Envoy passes PostgreSQL's bytes
     # through, so no route or cluster names the target.
     database: str | None = None
+    # A destination of the egress proxy, `host[:port]` (80 by default): plain HTTP an
+    # agent sends there through the proxy is read as this target (its protocol, masks,
+    # credential), with input.egress beside.
+    destination: str | None = None
 
     def __post_init__(self) -> None:
-        if self.route is None and self.cluster is None and self.database is None:
-            raise Invalid(None, "needs 'route' or 'cluster' (or 'database', for postgres)")
-        if self.database is not None and (self.route is not None or self.cluster is not None):
-            raise Invalid("database", "a database is matched alone, without route or cluster")
+        given = [k for k in ("route", "cluster", "database", "destination")
+                 if getattr(self, k) is not None]
+        if not given:
+            raise Invalid(None, "needs 'route' or 'cluster' (or 'database', for postgres; "
+                          "'destination', for a destination of the egress proxy)")
+        for alone in ("database", "destination"):
+            if alone in given and len(given) > 1:
+                raise Invalid(alone, f"a {alone} is matched alone, without "
+                              f"{' or '.join(k for k in given if k != alone)}")
+        if self.destination is not None:
+            try:
+                found = parse_authority(self.destination, default_port=80)
+            except ValueError as exc:
+                raise Invalid("destination", str(exc)) from None
+            object.__setattr__(self, "destination", found.authority)
 
 
 @dataclass(frozen=True)
@@ -386,7 +403,33 @@ class PostgresTarget:
         return _host_port(self.upstream)
 
 
-_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp", "postgres": "postgres"}
+@dataclass(frozen=True)
+class Egress:
+    """How an `egress` target (the forward proxy agents go out through) finds where a
+    destination is: tollgate resolves it, decides on every address, and pins the one
+    Envoy connects to."""
+
+    # DNS servers tollgate asks (HOST:PORT, UDP, in order); empty: the system's resolver.
+    nameservers: tuple[str, ...] = ()
+    dns_timeout_seconds: float = 2.0
+    # How long an answer is reused: the DNS server's TTL, at most this (the system
+    # resolver gives no TTL: this). A pinned address cannot be rebound meanwhile.
+    dns_cache_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        for server in self.nameservers:
+            try:
+                _host_port(server)
+            except Invalid:
+                raise Invalid("nameservers", f"expected HOST:PORT, got {server!r}") from None
+        if self.dns_timeout_seconds <= 0:
+            raise Invalid("dns_timeout_seconds", "must be > 0")
+        if self.dns_cache_seconds < 0:
+            raise Invalid("dns_cache_seconds", "must be >= 0")
+
+
+_PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp", "postgres": "postgres",
+                      "egress": "egress"}
 
 
 @dataclass(frozen=True)
@@ -402,7 +445,9 @@ class Target:
     # postgres: PostgreSQL's wire protocol (psql, psycopg, asyncpg ...), through the
     # PostgreSQL front (the top-level `postgres`): each statement read into input.sql,
     # the session into input.postgres, results masked.
-    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres"] = "http"
+    # egress: the forward proxy agents reach other destinations through (input.egress:
+    # the destination, its addresses, whether it was reached before).
+    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres", "egress"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -421,6 +466,7 @@ class Target:
     k8s: K8s | None = None
     mcp: Mcp | None = None
     postgres: PostgresTarget | None = None
+    egress: Egress | None = None
     # How an allowed request waits for its record. normal: the exchange is recorded off
     # the request path, in batches (a refusal follows only when the store cannot keep
     # up). strict: the request decision's record is committed before the request
@@ -443,7 +489,10 @@ class Target:
             object.__setattr__(self, "k8s", K8s())
         if self.protocol == "mcp" and self.mcp is None:
             object.__setattr__(self, "mcp", Mcp())
+        if self.protocol == "egress" and self.egress is None:
+            object.__setattr__(self, "egress", Egress())
         self._check_postgres()
+        self._check_egress()
         if self.protocol == "mcp" and self.inspect.response != "body":
             raise Invalid("inspect.response", "an mcp target's answers are read (tool lists "
                           "filtered, definitions pinned, server requests decided): body")
@@ -451,6 +500,22 @@ class Target:
             if not _HEADER_NAME.fullmatch(name):
                 raise Invalid("strip_headers", f"not a header name: {name!r}")
         object.__setattr__(self, "strip_headers", tuple(h.lower() for h in self.strip_headers))
+
+    def _check_egress(self) -> None:
+        """The proxy is reached by route, by agents with tokens, and reads what it can:
+        a destination target is one a plain request can reach through it."""
+        if self.protocol == "egress":
+            if self.match.route is None and self.match.cluster is None:
+                raise Invalid("match", "an egress target is matched by the egress "
+                              "listener's route (match: {route: egress})")
+            if self.anonymous:
+                raise Invalid("anonymous", "an egress target needs every agent's token")
+            if self.credential is not None:
+                raise Invalid("credential", "an egress target goes to many destinations: "
+                              "configure a destination as a target of its own to give it one")
+        elif self.match.destination is not None and self.protocol == "postgres":
+            raise Invalid("match.destination", "a postgres target is reached through the "
+                          "PostgreSQL front, not the egress proxy")
 
     def _check_postgres(self) -> None:
         """A postgres target is matched by database and reached with a password or a
@@ -807,6 +872,9 @@ class Config:
         databases = [t.match.database for t in self.targets if t.match.database]
         if len(set(databases)) != len(databases):
             raise Invalid("targets", "two postgres targets match the same database")
+        destinations = [t.match.destination for t in self.targets if t.match.destination]
+        if len(set(destinations)) != len(destinations):
+            raise Invalid("targets", "two targets match the same destination")
         if databases and self.postgres is None:
             raise Invalid("postgres", "needed by the postgres targets (where tollgate takes "
                           "PostgreSQL clients: listen, tls_cert_file, tls_key_file)")

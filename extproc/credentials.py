@@ -360,7 +360,9 @@ def _check_header_names(target: Target) -> None:
 
 def _injection(target: Target, credential: Credential | None, secret: str | None) -> Injection:
     """What to remove and set for a target, computed once per version of its secret."""
-    remove = ["authorization", *target.strip_headers]
+    # Proxy-Authorization is hop-by-hop: it names the agent to tollgate's egress proxy, and
+    # goes no further (Envoy forwards it on absolute-form requests unless removed).
+    remove = ["authorization", "proxy-authorization", *target.strip_headers]
     if credential is None or secret is None:
         return Injection(tuple(dict.fromkeys(remove)))
     _check(secret, credential.type)

@@ -24,6 +24,10 @@ import yaml
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
 # Envoy's PostgreSQL listener, and the cluster of tollgate's PostgreSQL front behind it.
 POSTGRES_LISTENER = "postgres"
+# The forward proxy agents' outbound traffic takes, and the cluster it connects through
+# (the addresses tollgate pins).
+EGRESS_LISTENER = "egress"
+EGRESS_CLUSTER = "egress_destinations"
 POSTGRES_CLUSTER = "tollgate_postgres"
 # jwt_authn's filter name, for per-route configs (`typed_per_filter_config` is keyed by it).
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
@@ -56,6 +60,8 @@ class Ports:
     # from this port).
     postgres: int | None = None
     postgres_front: int = 10200
+    # Envoy's egress listener (None: it is left out, with its cluster).
+    egress: int | None = None
 
 
 def load(path: Path = QUICKSTART) -> dict[str, Any]:
@@ -128,8 +134,9 @@ def _one(found: list[Any], what: str, names: list[str]) -> Any:
 
 
 def _the_listener(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """The HTTP listener: the only one with an HTTP connection manager."""
-    found = http_listeners(bootstrap)
+    """The HTTP listener targets are reached on: the only one with an HTTP connection
+    manager, the egress listener (agents' way out) aside."""
+    found = [x for x in http_listeners(bootstrap) if x.get("name") != EGRESS_LISTENER]
     return _one(found, "listener", [x.get("name", "(unnamed)") for x in found])
 
 
@@ -165,9 +172,11 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dic
     the ports after it); and Envoy's PostgreSQL listener on `ports.postgres` with the
     cluster of tollgate's PostgreSQL front, one endpoint per worker from
     `ports.postgres_front` (both left out when `ports.postgres` is None: nothing
-    serves PostgreSQL)."""
+    serves PostgreSQL); and the egress listener on `ports.egress` (left out, with its
+    cluster, when None)."""
     config = copy.deepcopy(bootstrap)
     _postgres(config, ports.postgres, [ports.postgres_front + i for i in range(workers)])
+    _egress(config, ports.egress)
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     _the_listener(config)["address"]["socket_address"]["port_value"] = ports.listener
     moved = [(_cluster(config, DEMO_CLUSTER), ports.upstream)]
@@ -181,15 +190,25 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dic
 
 
 def _postgres(config: dict[str, Any], port: int | None, fronts: list[int]) -> None:
+    if _optional(config, POSTGRES_LISTENER, POSTGRES_CLUSTER, port):
+        _spread(_cluster(config, POSTGRES_CLUSTER), fronts)
+
+
+def _egress(config: dict[str, Any], port: int | None) -> None:
+    _optional(config, EGRESS_LISTENER, EGRESS_CLUSTER, port)
+
+
+def _optional(config: dict[str, Any], listener: str, cluster: str, port: int | None) -> bool:
+    """Move listener `listener` to `port`; or, with no port (or no such listener), leave
+    it out with its cluster `cluster`. Whether it stays."""
     resources = config["static_resources"]
-    found = [x for x in resources["listeners"] if x.get("name") == POSTGRES_LISTENER]
+    found = [x for x in resources["listeners"] if x.get("name") == listener]
     if port is None or not found:
         resources["listeners"] = [x for x in resources["listeners"] if x not in found]
-        resources["clusters"] = [c for c in resources["clusters"]
-                                 if c.get("name") != POSTGRES_CLUSTER]
-        return
+        resources["clusters"] = [c for c in resources["clusters"] if c.get("name") != cluster]
+        return False
     found[0]["address"]["socket_address"]["port_value"] = port
-    _spread(_cluster(config, POSTGRES_CLUSTER), fronts)
+    return True
 
 
 def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
@@ -305,6 +324,33 @@ def without_http_filters(bootstrap: dict[str, Any], type_url: str) -> dict[str, 
         manager["http_filters"] = [
             f for f in manager.get("http_filters", ())
             if (f.get("typed_config") or {}).get("@type") != type_url]
+    return config
+
+
+SET_FILTER_STATE_TYPE = f"{_TYPE}http.set_filter_state.v3.Config"
+
+
+def egress_alone(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """A copy whose egress listener is Envoy's dynamic forward proxy alone, the egress
+    benchmark's baseline: no ext_proc, no pin (set_filter_state), no access log to
+    tollgate, no header of tollgate's metadata, and routes that send every CONNECT and
+    request to the destinations' cluster without asking for a pin (the refusing routes
+    go). Envoy then resolves each request's host itself: never a way to run agents."""
+    config = copy.deepcopy(bootstrap)
+    managers = [m for listener, m in _managers(config) if listener == EGRESS_LISTENER]
+    if not managers:
+        raise BootstrapError(f"no {EGRESS_LISTENER} listener with an HTTP connection manager")
+    removed = {EXT_PROC_TYPE, SET_FILTER_STATE_TYPE}
+    for manager in managers:
+        manager.pop("access_log", None)
+        manager["http_filters"] = [
+            f for f in manager.get("http_filters", ())
+            if (f.get("typed_config") or {}).get("@type") not in removed]
+        for host in (manager.get("route_config") or {}).get("virtual_hosts", ()):
+            host.pop("response_headers_to_add", None)
+            host["routes"] = [route for route in host.get("routes", ()) if "route" in route]
+            for route in host["routes"]:
+                route["match"].pop("dynamic_metadata", None)
     return config
 
 

@@ -124,6 +124,12 @@ POLICY_INFO = Gauge(
     _POLICY_INFO, "The policy revision served (1; one series per revision "
     "served, two while workers or replicas differ).", ["revision"],
     multiprocess_mode="livemax")
+TUNNELS = Counter(
+    "tollgate_egress_tunnels", "Egress proxy tunnels ended, by how they ended "
+    "(client_closed, destination_closed, connect_failed ...).", ["ended"])
+TUNNEL_BYTES = Counter(
+    "tollgate_egress_tunnel_bytes", "Bytes carried by ended egress proxy tunnels, by "
+    "direction (up: agent to destination; down: destination to agent).", ["direction"])
 POLICY_RELOAD_FAILURES = Counter(
     "tollgate_policy_reload_failures",
     "Policy reloads that failed (the previous revision kept serving).")
@@ -168,10 +174,15 @@ _exchanges, _rules = _Children(EXCHANGES), _Children(EXCHANGE_RULES)
 _decisions, _durations = _Children(DECISION_SECONDS), _Children(EXCHANGE_SECONDS)
 _masked, _alerts = _Children(MASKED), _Children(ALERTS)
 _rule_values, _detector_values, _alert_values = _Values(), _Values(), _Values()
+_tunnels, _ending_values = _Children(TUNNELS), _Values()
 
 
 def observe(evidence: Evidence) -> None:
-    """Count one finished exchange (a record observer: `Recorder.observers`)."""
+    """Count one finished exchange, or an egress tunnel's end (a record observer:
+    `Recorder.observers`)."""
+    if evidence.kind == "tunnel":
+        _tunnel_ended(evidence.meaning)
+        return
     if evidence.kind != "exchange":
         return
     target = evidence.target.name if evidence.target is not None else NONE
@@ -200,6 +211,13 @@ def _action(evidence: Evidence) -> str:
     if evidence.decisions:
         return next((d.action for d in evidence.decisions if d.action != "allow"), "allow")
     return NONE  # the client went away before anything was decided
+
+
+def _tunnel_ended(tunnel: Any) -> None:
+    if isinstance(tunnel, dict):
+        _tunnels(_ending_values(str(tunnel.get("ended")))).inc()
+        TUNNEL_BYTES.labels("up").inc(int(tunnel.get("bytes_up") or 0))
+        TUNNEL_BYTES.labels("down").inc(int(tunnel.get("bytes_down") or 0))
 
 
 def alert_raised(rule: str, severity: str) -> None:

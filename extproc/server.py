@@ -11,6 +11,7 @@ import signal
 import ssl
 
 import grpc
+from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -25,6 +26,9 @@ from extproc.approvals.notify import Notifier
 from extproc.approvals.pins import StoredPins
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
+from extproc.egress.proxy import EgressProxy
+from extproc.egress.seen import Seen
+from extproc.egress.tunnels import TunnelLog
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
@@ -82,6 +86,12 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         key = hash_key(config)
         verifier = approver_verifier(config) if admin_api else None
         postgres = postgres_settings(config, verifier)
+        # The egress proxy's agents' tokens, which tollgate verifies itself.
+        proxy_verifier = None
+        if any(t.protocol == "egress" for t in config.targets):
+            proxy_verifier = agent_verifier(
+                config, verifier, "the egress targets", "in Proxy-Authorization, which Envoy "
+                "does not verify (a Basic password is out of jwt_authn's reach)")
     except (CredentialError, ValueError, VerifierError, OSError) as exc:
         raise ServeError(str(exc)) from None
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave
@@ -122,8 +132,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
 
         tracker, alerts = await open_activity(config, recorder, holds, opened)
         server = grpc.aio.server()
+        egress = open_egress(config, proxy_verifier, recorder, holds, server, opened)
         servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
-                                   holds, StoredPins(holds), tracker, alerts)
+                                   holds, StoredPins(holds), tracker, alerts, egress)
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
         front = await start_postgres(config, postgres, worker, servicer, credentials, masker,
                                      CancelKeys(holds.store.store))
@@ -210,19 +221,42 @@ def postgres_settings(config: Config, verifier: Verifier | None
     front = config.postgres
     if front is None or not any(t.protocol == "postgres" for t in config.targets):
         return None
-    bootstrap = config.identity.envoy_bootstrap
-    if bootstrap is None:
-        raise VerifierError(
-            f"{config.source}: identity.envoy_bootstrap: needed by the postgres targets, "
-            "whose agents' tokens tollgate verifies with the jwt_authn providers of that "
-            "Envoy bootstrap (they arrive as passwords, which Envoy does not read)")
-    if verifier is None:
-        verifier = Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
+    verifier = agent_verifier(config, verifier, "the postgres targets",
+                              "as passwords, which Envoy does not read")
     tls = None
     if front.tls_cert_file is not None and front.tls_key_file is not None:
         tls = tls_context(config.resolve(front.tls_cert_file),
                           config.resolve(front.tls_key_file))
     return verifier, tls
+
+
+def open_egress(config: Config, verifier: Verifier | None, recorder: Recorder,
+                holds: Holds, server: grpc.aio.Server, opened: contextlib.AsyncExitStack
+                ) -> EgressProxy | None:
+    """The egress proxy (None: no egress target, no `verifier`), and the access log of
+    its tunnels served by `server`; what it stores is written before `opened` closes."""
+    if verifier is None:
+        return None
+    seen = Seen(holds.store.store)
+    opened.push_async_callback(seen.close)
+    als_pb2_grpc.add_AccessLogServiceServicer_to_server(TunnelLog(recorder, config.targets),
+                                                         server)
+    return EgressProxy(verifier, config.targets, seen)
+
+
+def agent_verifier(config: Config, verifier: Verifier | None, needed_by: str,
+                   where: str) -> Verifier:
+    """The verifier of agents' tokens that arrive `where` Envoy cannot check them (the
+    approvers' `verifier`, built from the same bootstrap, where there is one)."""
+    if verifier is not None:
+        return verifier
+    bootstrap = config.identity.envoy_bootstrap
+    if bootstrap is None:
+        raise VerifierError(
+            f"{config.source}: identity.envoy_bootstrap: needed by {needed_by}, whose "
+            "agents' tokens tollgate verifies with the jwt_authn providers of that Envoy "
+            f"bootstrap (they arrive {where})")
+    return Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
 
 
 def approver_verifier(config: Config) -> Verifier | None:

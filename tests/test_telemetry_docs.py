@@ -11,6 +11,8 @@ Requests held for approval wait here at most 1 s (`approvals.max_hold_seconds`).
 decide through the approvals store, as the admin API does, or through the admin API itself
 (its token check played by `Approvers`), whose spans join the held request's trace.
 MCP tool definitions are pinned in the same store (`StoredPins`), as the server does.
+Requests through the egress proxy carry a proxy token that a real Verifier checks, and
+name destinations that a DNS server on 127.0.0.1 resolves.
 """
 
 from __future__ import annotations
@@ -39,15 +41,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
-from extproc import config
+from extproc import config, envoy_bootstrap
 from extproc.activity.alerts import Alerts
 from extproc.activity.tracker import Tracker
 from extproc.approvals import ApprovalStore
 from extproc.approvals.api import ApprovalsApi
+from extproc.approvals.auth import Verifier
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval
 from extproc.approvals.pins import StoredPins
 from extproc.credentials import CredentialStore
+from extproc.egress.proxy import EgressProxy
+from extproc.egress.seen import Seen
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.detectors import BY_NAME
@@ -65,6 +70,8 @@ from tests.policy.test_contract import (
     upstream_body,
     upstream_headers,
 )
+from tests.support import tokens
+from tests.support.dns import DnsServer
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "telemetry.md"
@@ -194,6 +201,9 @@ UNSAMPLED_TRACE = "0af7651916cd43dd8448eb211c80319c"
 # Values that must never reach a span: they are in bodies and credentials.
 EMAIL, SSN, AGENT_KEY = "ada.lovelace@example.com", "078-05-1120", "sk-agent-4f1c2b"
 SQL_TEXT = "SELECT id, total FROM orders WHERE id = 7"
+# The egress proxy's agent token (in Proxy-Authorization), and where its names point.
+PROXY_TOKEN = tokens.token("svc-autogen", ["agents"], ttl=900)
+EGRESS_NAMES = {"pypi.test": ["10.1.2.3", "10.1.2.4"]}
 
 
 class Envoy(Stream):
@@ -537,6 +547,16 @@ async def client_went_away(envoy: Envoy) -> None:
     await envoy.closed()
 
 
+async def egress_tunnel(envoy: Envoy) -> None:
+    """A CONNECT through the egress listener: the proxy token verified, the name decided
+    on, looked up, decided on with its addresses, and the tunnel pinned to the first."""
+    await envoy.send(headers({":method": "CONNECT", ":authority": "pypi.test:443",
+                              "user-agent": "pip/25.1", "x-request-id": "req-egress",
+                              "proxy-authorization": f"Bearer {PROXY_TOKEN}"},
+                             False, "egress", None))
+    await envoy.closed()
+
+
 async def unsampled_parent(envoy: Envoy) -> None:
     await envoy.send(request("GET", "/orders", "web",
                              traceparent=f"00-{UNSAMPLED_TRACE}-{AGENT_SPAN}-00"))
@@ -571,6 +591,7 @@ SCENARIOS: dict[str, Scenario] = {
     "mcp-refused-in-place": mcp_refused_in_place,
     "mcp-unreadable": mcp_unreadable,
     "client-went-away": client_went_away,
+    "egress-tunnel": egress_tunnel,
     "unsampled-parent": unsampled_parent,
 }
 
@@ -606,13 +627,18 @@ def trace_id_handed(replies: list[ProcessingResponse]) -> str:
 def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
     """Each scenario on a stream of its own, against one servicer (and its admin API) that
     exports its spans to memory and records to a SQLite store of its own."""
-    cfg = config.parse({"targets": TARGETS, "approvals": {"max_hold_seconds": 1}})
+    dns = DnsServer(EGRESS_NAMES, ttl=30).start()
+    cfg = config.parse({"targets": [*TARGETS, {
+        "name": "egress", "protocol": "egress", "match": {"route": "egress"},
+        "inspect": {"response": "none"}, "egress": {"nameservers": [dns.address]}}],
+        "approvals": {"max_hold_seconds": 1}})
     engine = EmbeddedEngine([("p.rego", POLICY)], "data.tollgate.decision")
     masker = Masker(b"k" * 32)
     exporter = InMemorySpanExporter()
     replies: dict[str, list[ProcessingResponse]] = {}
 
-    async def main(recorder: Recorder, engine: EmbeddedEngine, approvals_url: str) -> None:
+    async def main(recorder: Recorder, engine: EmbeddedEngine, approvals_url: str,
+                   verifier: Verifier) -> None:
         telemetry = Telemetry(cfg.telemetry, exporter)
         holds = Holds(await ApprovalStore.open(approvals_url), None, masker, cfg.approvals,
                       "http://approvals.test", "telemetry-test")
@@ -627,9 +653,10 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         tracker = Tracker(cfg.activity, approvals_url)
         recorder.observers.append(tracker.observe)
         alerts = Alerts(cfg.alerts, None, holds.store.store, recorder, tracker)
+        seen = Seen(holds.store.store)
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
             cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder, holds,
-            StoredPins(holds), tracker, alerts,
+            StoredPins(holds), tracker, alerts, EgressProxy(verifier, cfg.targets, seen),
         ), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -643,6 +670,7 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         finally:
             await server.stop(None)
             await alerts.close()
+            await seen.close()
             await tracker.close()
             await admin.close()
             await recorder.close()
@@ -654,7 +682,14 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         recorder = Recorder(url, RecorderSettings(64, 16, 1000, 3600, writer_id="telemetry"),
                             Signer.from_file(Path(tmp) / "audit.key", create=True), masker)
         recorder.start()
-        asyncio.run(main(recorder, engine, f"sqlite:///{tmp}/approvals.db"))
+        bootstrap = envoy_bootstrap.with_jwt_issuer(envoy_bootstrap.load(), tokens.ISSUER,
+                                                    [tokens.AUDIENCE], tokens.jwks())
+        verifier = Verifier.from_bootstrap(
+            envoy_bootstrap.write(bootstrap, Path(tmp) / "envoy.yaml"), cfg.identity)
+        try:
+            asyncio.run(main(recorder, engine, f"sqlite:///{tmp}/approvals.db", verifier))
+        finally:
+            dns.stop()
         del engine  # regorus's engine is freed on the thread that made it
         gc.collect()
         connection = connect(url)
@@ -982,6 +1017,45 @@ def test_the_record_repeats_the_span_as_the_mapping_table_says(
         approval = record["approval"] or {}
         assert approval.get("id") == attributes.get("tollgate.approval.id"), name
         assert approval.get("status") == attributes.get("tollgate.approval.status"), name
+        assert record["destination"] == egress_destination(attributes), name
+
+
+def egress_destination(attributes: Any) -> dict[str, Any] | None:
+    """The record's `destination`, as the mapping table builds it from the span."""
+    if "tollgate.egress.destination" not in attributes:
+        return None
+    return {
+        "destination": attributes["tollgate.egress.destination"],
+        "scheme": attributes["tollgate.egress.scheme"],
+        "addresses": [{"address": a, "range": r} for a, r in zip(
+            attributes.get("tollgate.egress.addresses", ()),
+            attributes.get("tollgate.egress.ranges", ()), strict=True)],
+        "address": attributes.get("tollgate.egress.address"),
+        "first_seen": attributes["tollgate.egress.first_seen"],
+    }
+
+
+def test_an_egress_name_is_decided_then_looked_up_and_decided_on_its_addresses(
+    emitted: dict[str, Exchange],
+) -> None:
+    """As the page's Egress section says: two request decisions, the identity from the
+    proxy token, the destination pinned to the first address."""
+    exchange = emitted["egress-tunnel"]
+    attributes = exchange.span.attributes or {}
+    assert decision_events(exchange.span) == [("request", "allow", ()),
+                                              ("request", "allow", ())]
+    assert (attributes["enduser.id"], attributes["tollgate.target"],
+            attributes["url.path"]) == ("svc-autogen", "egress", "")
+    assert (attributes["tollgate.egress.destination"], attributes["tollgate.egress.scheme"],
+            attributes["tollgate.egress.addresses"], attributes["tollgate.egress.ranges"],
+            attributes["tollgate.egress.address"]) == (
+        "pypi.test:443", "tunnel", ("10.1.2.3", "10.1.2.4"), ("private", "private"),
+        "10.1.2.3")
+    (record,) = exchange.records
+    # The reading is masked as any meaning is; `destination` keeps the addresses.
+    assert [a["address"] for a in record["meaning"]["egress"]["addresses"]] == [
+        "[REDACTED:IP_ADDRESS]"] * 2
+    assert record["destination"]["addresses"][0]["address"] == "10.1.2.3"
 
 
 def test_session_and_strict_records_join_by_trace(emitted: dict[str, Exchange]) -> None:
@@ -1005,13 +1079,13 @@ def test_session_and_strict_records_join_by_trace(emitted: dict[str, Exchange]) 
 def test_no_body_or_secret_is_on_any_span_and_the_record_masks_them(
     emitted: dict[str, Exchange],
 ) -> None:
-    never = (EMAIL, SSN, AGENT_KEY, SQL_TEXT, "rm -rf /var/log")
+    never = (EMAIL, SSN, AGENT_KEY, PROXY_TOKEN, SQL_TEXT, "rm -rf /var/log")
     for span in spans_of(emitted) + approver_spans_of(emitted):
         shown = json.dumps([dict(span.attributes), *(dict(e.attributes) for e in span.events)])
         for value in never:
             assert value not in shown, (span.name, value)
     records = json.dumps([r for exchange in emitted.values() for r in exchange.records])
-    for value in (EMAIL, SSN, AGENT_KEY):
+    for value in (EMAIL, SSN, AGENT_KEY, PROXY_TOKEN):
         assert value not in records
     assert SQL_TEXT in records  # bodies are in the record (masked), not on the span
 

@@ -1,12 +1,13 @@
 """The policy's alerts (`data.tollgate.alerts`), told to people while it is happening.
 
 An alert a decision carries goes at once onto the exchange's span (an event, and the
-`tollgate.alerts` attribute); then, once per rule and identity within `dedup_seconds`
-over every worker and replica (claimed in the store), into the chained record as a
-record of its own kind (`tollgate audit search --action alert`) and to the webhook
-(Slack-compatible text, retried). A webhook that fails for good is recorded too: an
-`alert` record saying so. A store that cannot say whether an alert was raised already
-lets it be raised again: a repeat is better than silence.
+`tollgate.alerts` attribute); then, once per rule and identity (and the alert's `key`,
+when it has one) within `dedup_seconds` over every worker and replica (claimed in the
+store), into the chained record as a record of its own kind (`tollgate audit search
+--action alert`) and to the webhook (Slack-compatible text, retried). A webhook that
+fails for good is recorded too: an `alert` record saying so. A store that cannot say
+whether an alert was raised already lets it be raised again: a repeat is better than
+silence.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ log = logging.getLogger("tollgate.alerts")
 _MOST_REMEMBERED = 10_000
 
 
+def _deduplicated(who: str, alert: Alert) -> str:
+    """What an alert is deduplicated on beside its rule: the identity, and its key."""
+    return f"{who} {alert.key}" if alert.key else who
+
+
 class Alerts:
     def __init__(self, settings: AlertsSettings, webhook_url: str | None, store: AsyncStore,
                  recorder: Recorder, tracker: Tracker | None) -> None:
@@ -53,7 +59,7 @@ class Alerts:
         exchange.outcome["tollgate.alerts"] = tuple(sorted({a.rule for a in alerts}))
         who, now, raised = exchange.who, time.monotonic(), time.time()
         for alert in alerts:
-            key = (alert.rule, who)
+            key = (alert.rule, _deduplicated(who, alert))
             if self._until.get(key, 0.0) > now:
                 continue
             if len(self._until) >= _MOST_REMEMBERED:
@@ -68,12 +74,12 @@ class Alerts:
                      raised: float) -> None:
         """`raised`: when the decision raised it (the alert record's time)."""
         who = exchange.who
-        if not await self._claim(alert, who, exchange.trace_id):
+        if not await self._claim(alert, _deduplicated(who, alert), exchange.trace_id):
             return
         metrics.alert_raised(alert.rule, alert.severity)
         found = {"rule": alert.rule, "severity": alert.severity, "message": alert.message,
                  "identity": who, "target": exchange.target.name if exchange.target else None,
-                 "trace_ids": trace_ids[:11]}
+                 "trace_ids": trace_ids[:11], **({"key": alert.key} if alert.key else {})}
         log.warning("alert %s (%s): %s — %s on %s, trace %s", alert.rule, alert.severity,
                     alert.message, who, found["target"], exchange.trace_id)
         self._record(found, exchange, raised, None)

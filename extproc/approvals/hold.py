@@ -60,7 +60,8 @@ class Holds:
             return await self._created(
                 self._settings.max_pending_per_identity, bound, evidence,
                 summary=self._masked_text(summary_of(request, evidence.meaning,
-                                                     evidence.meaning_key)),
+                                                     evidence.meaning_key,
+                                                     evidence.destination)),
                 request=self._for_approvers(request), approvers=approvers_of(decision),
                 rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
                 grant_minutes=decision.grant_minutes)
@@ -133,21 +134,30 @@ class Holds:
 
 
 def bound_to(evidence: Evidence) -> str:
-    """The fingerprint of a request as Envoy gave it: its path with the query, and a JSON
-    body as its value (key order and spacing aside), any other body as its bytes."""
+    """The fingerprint of a request as Envoy gave it: its path with the query (through the
+    egress proxy, after its destination: a CONNECT has no path), and a JSON body as its
+    value (key order and spacing aside), any other body as its bytes."""
     request: Mapping[str, Any] = evidence.request or {}
     captured = evidence.request_body
     body: Any = None
     if captured is not None and captured.size:
         json_body = is_json(evidence.headers.get("content-type", ""))
         body = request.get("body") if json_body else RawBody(captured.sha256)
-    return fingerprint(evidence.headers.get(":method", ""), evidence.headers.get(":path", ""),
+    path = evidence.headers.get(":path", "")
+    destination = evidence.destination
+    if destination is not None:
+        path = f"{destination} {path}"
+    return fingerprint(evidence.headers.get(":method", ""), path,
                        body, evidence.identity or ANONYMOUS, _target(evidence))
 
 
-def summary_of(request: Mapping[str, Any], meaning: Any, key: str | None) -> str:
-    """One line an approver can judge: the SQL, the Kubernetes call, the tool calls."""
-    if key == "sql" and isinstance(meaning, dict) and meaning.get("statements"):
+def summary_of(request: Mapping[str, Any], meaning: Any, key: str | None,
+               destination: str | None = None) -> str:
+    """One line an approver can judge: the SQL, the Kubernetes call, the tool calls; where
+    the egress proxy goes (`destination`)."""
+    if key == "egress" and destination is not None:
+        text = f"{request['method']} {destination}{request['path']}"
+    elif key == "sql" and isinstance(meaning, dict) and meaning.get("statements"):
         texts = [s["text"] for s in meaning["statements"] if not s.get("nested")]
         text = "; ".join(dict.fromkeys(texts))
     elif key == "k8s" and isinstance(meaning, dict) and meaning.get("verb"):

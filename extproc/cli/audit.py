@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from extproc import config as config_module
 from extproc.cli import audit_export, audit_report, audit_retention
 from extproc.cli.common import QUICKSTART_CONFIG, Unusable, add_key_flags, parse_duration
-from extproc.cli.text import cut, print_table, utc
+from extproc.cli.text import cut, lasted, print_table, size, utc
 from extproc.inert import json_text, terminal
 
 # The store, the chain and the policy engine are imported by the commands that use
@@ -39,7 +39,7 @@ from extproc.inert import json_text, terminal
 # record of no exchange; `unknown`: a record that could not be built whole), and what the
 # record is of (`kind`).
 ACTIONS = ("allow", "deny", "hold", "approve", "alert", "none", "unknown")
-KINDS = ("exchange", "decision", "approval", "alert", "policy", "access")
+KINDS = ("exchange", "decision", "approval", "alert", "policy", "access", "tunnel")
 
 if TYPE_CHECKING:
     from extproc.recording.anchors import AnchorLog
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 # them whole).
 _BODY_CHARS = 300
 _PATH_CHARS = 48
+_DESTINATION_CHARS = 32
 _RULES_CHARS = 40
 
 
@@ -92,7 +93,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.add_argument("--kind", choices=KINDS,
                         help="what the record is of: an agent's exchange, a strict target's "
                              "decision, an approver's act, an alert, a policy load, a "
-                             "reader's look at the record (access)")
+                             "reader's look at the record (access), how an egress tunnel "
+                             "ended (tunnel)")
     search.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
     search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
 
@@ -373,7 +375,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
         rules = sorted({r for d in content.get("decisions", []) for r in d["rules"]})
         table.append((
             utc(row.started_us), row.id, row.identity or "-", row.target or "-",
-            cut(_request_cell(content), _PATH_CHARS), row.action,
+            _request_cell(content), row.action,
             "-" if row.status is None else str(row.status),
             cut(",".join(rules), _RULES_CHARS) or "-", row.trace_id))
     print_table(table)
@@ -381,9 +383,18 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 
 
 def _request_cell(content: dict[str, Any]) -> str:
-    """What was asked, in a line: method and path; on a PostgreSQL target, where the
-    path is only the database, the message and its statement (as recorded: masked); of
-    an alert, its rule and message; of a policy load, its revision and why."""
+    """What was asked, in a line, cut: method and path; on a PostgreSQL target, where
+    the path is only the database, the message and its statement (as recorded: masked);
+    through the egress proxy, the destination before the path (a CONNECT has none); of
+    an alert, its rule and message; of a policy load, its revision and why; of a
+    tunnel's end, where it went, then (never cut) the bytes each way, how long and how
+    it ended."""
+    if content.get("kind") == "tunnel":
+        return "TUNNEL " + _tunnel_summary(_tunnel(content), cut_to=_DESTINATION_CHARS)
+    return cut(_request_text(content), _PATH_CHARS)
+
+
+def _request_text(content: dict[str, Any]) -> str:
     if content.get("kind") == "alert":
         alert = ((content.get("meaning") or {}).get("alert") or {})
         return f"ALERT {alert.get('rule')} [{alert.get('severity')}]: {alert.get('message')}"
@@ -395,7 +406,34 @@ def _request_cell(content: dict[str, Any]) -> str:
     if (content.get("target") or {}).get("protocol") == "postgres" and isinstance(
             body, dict) and body.get("encoding") == "text" and body.get("value"):
         return f"{request['method']} {' '.join(str(body['value']).split())}"
-    return f"{request['method']} {request['path']}"
+    return f"{request['method']} {_where(content)}"
+
+
+def _where(content: dict[str, Any]) -> str:
+    """The path asked for; through the egress proxy, after its destination, as approvers
+    see it (`host:port/path`; a CONNECT's path is empty)."""
+    path = content["request"]["path"]
+    destination = (content.get("destination") or {}).get("destination")
+    if destination:
+        return f"{destination}{path}"
+    if content["request"]["method"] == "CONNECT" and not path:
+        return "(destination not read)"  # refused before it was (a proxy token, say)
+    return str(path)
+
+
+def _tunnel(content: dict[str, Any]) -> dict[str, Any]:
+    """A tunnel record's `meaning.tunnel`."""
+    return dict((content.get("meaning") or {}).get("tunnel") or {})
+
+
+def _tunnel_summary(tunnel: dict[str, Any], cut_to: int) -> str:
+    """`pypi.org:443 ↑5.1 kB ↓30 kB 3.6 s client_closed`: where, bytes up (from the
+    client) and down, how long, how it ended (Envoy's words when tollgate has none)."""
+    return (f"{cut(str(tunnel.get('destination')), cut_to)} "
+            f"↑{size(int(tunnel.get('bytes_up') or 0))} "
+            f"↓{size(int(tunnel.get('bytes_down') or 0))} "
+            f"{lasted(float(tunnel.get('duration_ms') or 0))} "
+            f"{cut(str(tunnel.get('ended')), _RULES_CHARS)}")
 
 
 def _row_json(row: Row) -> str:
@@ -457,21 +495,17 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(target["labels"].items()))
         _field("target", f"{target['name']} ({target['protocol']}, "
                          f"{target['environment']}{'; ' + labels if labels else ''})")
+    if content["kind"] == "tunnel":
+        _show_tunnel(content)
+        return
     request = content["request"]
-    _field("request", f"{request['method']} {request['path']}{_query(request['query'])}")
+    _field("request", f"{request['method']} {_where(content)}{_query(request['query'])}")
+    if content.get("destination"):
+        _field("egress", _egress_line(content["destination"], content["meaning"]))
     if request["headers"]:
         _field("", "headers: " + _excerpt(json.dumps(request["headers"], ensure_ascii=False)))
     _field("", f"body: {_body(request['body'])}")
-    if content["meaning"]:
-        for key, value in content["meaning"].items():
-            _field("meaning", f"{key}: {_excerpt(json.dumps(value, ensure_ascii=False))}")
-            if key == "llm" and value and value.get("tool_calls"):
-                # What the model asked the agent to run, which the excerpt may cut.
-                _field("", "tool calls: " + _excerpt("; ".join(
-                    f"{call['name']}({call['arguments_text']})"
-                    for call in value["tool_calls"])))
-            if key == "mcp" and value:
-                _field("", "mcp: " + _excerpt(_mcp_line(value)))
+    _show_meaning(content["meaning"] or {})
     for decision in content["decisions"]:
         _field("decision", _decision(decision))
     if not content["decisions"]:
@@ -490,6 +524,59 @@ def _show_exchange(row: Row, content: dict[str, Any]) -> None:
     masked = content["masked"]
     _field("masked", ", ".join(f"{k} {n}" for k, n in masked.items()) if masked
            else "nothing")
+
+
+def _show_meaning(meaning: dict[str, Any]) -> None:
+    """What the interpreter read, cut; what the excerpt may cut and a reader looks for
+    first (a model's tool calls, an MCP call) in a line of its own."""
+    for key, value in meaning.items():
+        _field("meaning", f"{key}: {_excerpt(json.dumps(value, ensure_ascii=False))}")
+        if key == "llm" and value and value.get("tool_calls"):
+            # What the model asked the agent to run, which the excerpt may cut.
+            _field("", "tool calls: " + _excerpt("; ".join(
+                f"{call['name']}({call['arguments_text']})"
+                for call in value["tool_calls"])))
+        if key == "mcp" and value:
+            _field("", "mcp: " + _excerpt(_mcp_line(value)))
+
+
+def _egress_line(destination: dict[str, Any], meaning: dict[str, Any] | None) -> str:
+    """Where the egress proxy was asked to go, in a line: the addresses the destination
+    resolved to with their ranges (what the policy judged), the one connected to, and
+    whether this identity had been there before."""
+    scheme = "tunnel" if destination.get("scheme") == "tunnel" else "plain HTTP"
+    line = f"{scheme} to {destination['destination']}"
+    addresses = destination.get("addresses") or []
+    if addresses:
+        line += "; addresses " + ", ".join(f"{a['address']} ({a['range']})"
+                                           for a in addresses)
+    else:
+        # On the proxy's own target, the reading says why there are none.
+        resolution = ((meaning or {}).get("egress") or {}).get("resolution") or {}
+        line += {"pending": "; not looked up (decided on its name)",
+                 "failed": f"; does not resolve ({resolution.get('error')})",
+                 }.get(str(resolution.get("status")), "; no address")
+    if destination.get("address"):
+        line += f"; connected to {destination['address']}"
+    first = destination.get("first_seen")
+    if first is not None:
+        line += "; first time for this identity" if first else "; reached before"
+    return line
+
+
+def _show_tunnel(content: dict[str, Any]) -> None:
+    """A tunnel's end: what Envoy's access log said of the bytes a CONNECT carried
+    (tollgate read none of them); its decision is in the CONNECT's record, same trace."""
+    tunnel = _tunnel(content)
+    up, down = int(tunnel.get("bytes_up") or 0), int(tunnel.get("bytes_down") or 0)
+    # The address as the record's `destination` keeps it (the meaning's is masked).
+    address = (content.get("destination") or {}).get("address")
+    _field("tunnel", f"{tunnel.get('destination')}, connected to {address or '(none)'}")
+    _field("bytes", f"↑{size(up)} ({up}) from the client, ↓{size(down)} ({down}) to it")
+    _field("ended", f"{tunnel.get('ended')} after "
+                    f"{lasted(float(tunnel.get('duration_ms') or 0))} (Envoy: "
+                    f"{tunnel.get('details') or '-'}, status {tunnel.get('status') or '-'})")
+    _field("decision", "in the CONNECT's exchange record on this trace")
 
 
 def _mcp_line(reading: dict[str, Any]) -> str:

@@ -30,3 +30,29 @@ def utc(us: int, precise: bool = False) -> str:
 
 def cut(text: str, most: int) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def size(count: int) -> str:
+    """A byte count as people read it: `5 B`, `5.1 kB`, `30 kB`, `1.2 MB` (powers of 1000)."""
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 999.5 or unit == "GB":
+            break
+        value /= 1000
+    if unit == "B":
+        return f"{count} B"
+    return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
+
+
+def lasted(ms: float) -> str:
+    """A duration as people read it: `850 ms`, `3.6 s`, `42 s`, `37 min`, `5.2 h`."""
+    seconds = ms / 1000
+    if ms < 999.5:
+        return f"{ms:.0f} ms"
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    if seconds < 119.5:
+        return f"{seconds:.0f} s"
+    if seconds < 7170:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -15,7 +15,10 @@ class BadInput(Exception):
     `action` is what the record and span call it: a held request refused is a `hold`)."""
 
     def __init__(self, status: int, error: str, message: str, *,
-                 details: dict[str, Any] | None = None, action: str = "deny") -> None:
+                 details: dict[str, Any] | None = None, action: str = "deny",
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
         self.details, self.action = details or {}, action
+        # Headers the answer needs (a 407's Proxy-Authenticate).
+        self.headers = headers

@@ -46,6 +46,8 @@ class Answer:
     # reads answers elsewhere than in this exchange (MCP's HTTP+SSE transport: on its
     # GET stream); None: the answer is this exchange's.
     in_place: bytes | None = None
+    # Headers beside tollgate's own (a 407's Proxy-Authenticate, a proxy's reason).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -235,7 +237,8 @@ class Exchange:
             "tollgate.decision.action": bad.action,
             "tollgate.refusal": bad.error,
         })
-        return Answer(status, body, bad.error, self.trace_id, self._in_place(body))
+        return Answer(status, body, bad.error, self.trace_id, self._in_place(body),
+                      bad.headers)
 
     def _shaped(self, body: dict[str, Any], status: int) -> tuple[int, dict[str, Any]]:
         """The refusal in the protocol's shape, and the status it goes with."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, 
 from opentelemetry.trace import Status, StatusCode
 
 from extproc.config import Config
+from extproc.egress.proxy import EgressProxy, Outbound
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
 from extproc.exchange.recorded import recorded
@@ -39,7 +41,7 @@ from extproc.http.message import (
 from extproc.http.responses import handler_for
 from extproc.interpret.mcp import ToolPins
 from extproc.masking import Masker
-from extproc.policy import PolicyEngine
+from extproc.policy import Decision, PolicyEngine
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.telemetry import Telemetry
 
@@ -47,6 +49,8 @@ log = logging.getLogger("tollgate.exchange")
 
 # Envoy waits this much longer than a hold, so the hold's own answer comes first.
 _HOLD_MARGIN = 5
+# Why the egress proxy refused, on its answers.
+REASON_HEADER = "x-tollgate-reason"
 
 
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
@@ -54,10 +58,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
         pins: ToolPins | None = None, activity: Activity | None = None,
-        alerts: Alerts | None = None,
+        alerts: Alerts | None = None, egress: EgressProxy | None = None,
     ) -> None:
         self._pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder,
                                   holds, pins, activity, alerts)
+        # Requests through the egress listener (None: no egress target).
+        self._egress = egress
         self._payload_key = config.identity.payload_key
         # A client's copy of a target's credential header reaches policies hashed too.
         self._sensitive = tuple(dict.fromkeys([
@@ -84,33 +90,43 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         route = wire.attribute(first, "xds.route_name")
         cluster = wire.attribute(first, "xds.cluster_name")
         target = self._pipeline.target_for(route, cluster)
+        claims = wire.jwt_claims(first, self._payload_key)
+        outbound = None
+        if target is not None and target.protocol == "egress" and self._egress is not None:
+            # Through the egress proxy: its own token, and a destination maybe read as
+            # a target of its own.
+            outbound = await self._egress.read(target, headers)
+            target, claims = outbound.target, outbound.claims
         exchange = self._pipeline.open(
             f"tollgate {headers.get(':method', '')} {target.name if target else 'unknown'}",
             headers, _request_attributes(headers, target.name if target else "unknown"),
-            target, wire.jwt_claims(first, self._payload_key),
-            wire.source_address(first))
+            target, claims, wire.source_address(first))
         with recorded(self._pipeline.recorder, exchange.who, exchange.finish) as admit:
             try:
                 # A place in the record's queue first: what cannot be recorded does not pass.
                 admit()
+                if outbound is not None and self._egress is not None:
+                    await self._egress.read_destination(exchange, outbound)
                 self._pipeline.admit(exchange, f"route {route!r} or cluster {cluster!r}")
-                async for answer in self._exchange(exchange, first, messages):
+                async for answer in self._exchange(exchange, first, messages, outbound):
                     yield answer
             except Exception as exc:  # every failure is answered: fail closed
                 refused = _refusal(exchange, exc)
                 if refused is not None:
-                    yield wire.refusal(refused)
+                    yield _refusal_answer(refused, outbound)
 
     async def _exchange(self, exchange: Exchange, first: ProcessingRequest,
-                        messages: wire.Messages) -> AsyncIterator[ProcessingResponse]:
+                        messages: wire.Messages, outbound: Outbound | None
+                        ) -> AsyncIterator[ProcessingResponse]:
         pipeline, headers = self._pipeline, exchange.evidence.headers
         target = exchange.target
         assert target is not None
         exchange.request = exchange.evidence.request = request_view(headers, self._sensitive)
-        # A WebSocket or SPDY upgrade (kubectl exec) makes the stream a tunnel: it is
-        # decided on its headers, and its bytes pass unbuffered and unread (what the
-        # session runs is in the request line, which the policy saw).
-        tunnel = "upgrade" in headers
+        # A WebSocket or SPDY upgrade (kubectl exec), or a proxy's CONNECT, makes the
+        # stream a tunnel: it is decided on its headers, and its bytes pass unbuffered
+        # and unread (what a kubectl session runs is in the request line, which the
+        # policy saw; where a CONNECT goes is its destination).
+        tunnel = "upgrade" in headers or (outbound is not None and outbound.tunnel)
         has_body = not first.request_headers.end_of_stream
         wants_body = target.inspect.request_body and has_body and not tunnel
         exchange.response_mode = "none" if tunnel else target.inspect.response
@@ -126,7 +142,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             exchange.request["body"] = decode_request_body(headers, body)
         await pipeline.interpret(exchange, len(body) + len(headers.get(":path", "")))
 
-        decision = await pipeline.decide(exchange, "request")
+        decision = await self._decide_request(exchange, outbound)
         refused: Answer | None = None
         try:
             if decision.action == "hold":  # waits here for a human (or a grant)
@@ -137,7 +153,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         if refused is None and exchange.decision.action != "allow":
             refused = exchange.deny(exchange.decision)
         if refused is not None and (refused.in_place is None or not wants_body):
-            yield wire.refusal(refused)
+            yield _refusal_answer(refused, outbound)
             return
         if refused is not None:
             # The client reads its answer elsewhere (MCP's HTTP+SSE transport): what goes
@@ -155,11 +171,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         reads_body = handler is not None and handler.mode != "headers"
         # The upstream continues tollgate's span, not the agent's.
         traceparent = wire.traceparent(exchange.trace_id, exchange.evidence.span_id)
+        # Through the proxy: the address decided on, which Envoy's routes require.
+        metadata = self._egress.pin(exchange) if outbound and self._egress else None
         if wants_body:
-            yield wire.continue_request_body(injection, prompt, reads_body, traceparent)
+            yield wire.continue_request_body(injection, prompt, reads_body, traceparent,
+                                             exchange.trace_id, metadata)
         else:
             yield wire.continue_request_headers(exchange.trace_id, mode, injection, reads_body,
-                                                traceparent)
+                                                traceparent, metadata)
         if handler is None:
             return
 
@@ -173,6 +192,17 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                                       reply.response_headers.end_of_stream)
         async for answer in handler.run(pipeline, exchange, response):
             yield answer
+
+    async def _decide_request(self, exchange: Exchange, outbound: Outbound | None) -> Decision:
+        """The request's decision. Through the egress proxy, a name is decided on first
+        and looked up only if that does not refuse it; then decided on with its
+        addresses (both decisions are in the record)."""
+        decision = await self._pipeline.decide(exchange, "request")
+        if outbound is not None and self._egress is not None and decision.action != "deny" \
+                and exchange.context["resolution"]["status"] == "pending":
+            await self._egress.resolve(exchange, outbound)
+            decision = await self._pipeline.decide(exchange, "request")
+        return decision
 
     def _masked_prompt(self, exchange: Exchange, body: bytes) -> bytes | None:
         """An LLM target's request body masked as the policy asks (None: unchanged)."""
@@ -208,6 +238,20 @@ def _refusal(exchange: Exchange, exc: Exception) -> Answer | None:
     exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
     return exchange.refuse(BadInput(500, "internal_error",
                                     "tollgate could not process this request"))
+
+
+def _refusal_answer(answer: Answer, outbound: Outbound | None) -> ProcessingResponse:
+    """A refusal; the egress proxy's with its reason in a header too: curl, for one,
+    shows a failed CONNECT's status and headers, never its body."""
+    if outbound is None:
+        return wire.refusal(answer)
+    body = answer.body
+    reasons = body.get("reasons")
+    reason = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) and reasons \
+        else str(body.get("message") or body.get("error") or "refused")
+    # A header value is visible ASCII and spaces, on one line.
+    text = "".join(c if " " <= c <= "~" else "?" for c in reason)[:400]
+    return wire.refusal(replace(answer, headers=(*answer.headers, (REASON_HEADER, text))))
 
 
 def _request_attributes(headers: dict[str, str], target: str) -> dict[str, Any]:

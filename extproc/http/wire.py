@@ -144,17 +144,21 @@ def processing_mode(request_body: bool | None, response: str) -> ProcessingMode 
     return mode
 
 
-def _set_metadata(response: ProcessingResponse, trace_id: str, refusal: str | None = None) -> None:
+def _set_metadata(response: ProcessingResponse, trace_id: str, refusal: str | None = None,
+                  more: dict[str, str] | None = None) -> None:
     """What tollgate tells Envoy about the exchange (namespace `tollgate`).
 
     Envoy writes `trace_id` on the response; `refusal` marks tollgate's own
-    answers, so Envoy's local-reply rewriting leaves them alone. (Field access,
+    answers, so Envoy's local-reply rewriting leaves them alone; `more`: what else the
+    listener's filters read (the egress proxy's pinned address). (Field access,
     not Struct's dict helpers: ~3x cheaper, and this runs for every request.)
     """
     fields = response.dynamic_metadata.fields[METADATA_NAMESPACE].struct_value.fields
     fields["trace_id"].string_value = trace_id
     if refusal is not None:
         fields["refusal"].string_value = refusal
+    for name, value in (more or {}).items():
+        fields[name].string_value = value
 
 
 def traceparent(trace_id: str, span_id: str) -> str:
@@ -167,6 +171,7 @@ def traceparent(trace_id: str, span_id: str) -> str:
 def continue_request_headers(
     trace_id: str, mode: ProcessingMode | None, injection: Injection | None = None,
     plain_response: bool = False, traceparent: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> ProcessingResponse:
     """Let the request headers through, hand Envoy the trace id, ask for later phases.
 
@@ -176,7 +181,7 @@ def continue_request_headers(
     to be read comes uncompressed.
     """
     response = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
-    _set_metadata(response, trace_id)
+    _set_metadata(response, trace_id, more=metadata)
     if mode is not None:
         response.mode_override.CopyFrom(mode)
     if injection is not None:
@@ -187,11 +192,15 @@ def continue_request_headers(
 
 def continue_request_body(
     injection: Injection, body: bytes | None = None, plain_response: bool = False,
-    traceparent: str | None = None,
+    traceparent: str | None = None, trace_id: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> ProcessingResponse:
     """Let a buffered request body through (replaced by `body` when given, e.g. masked);
-    Envoy applies the header mutation with it."""
+    Envoy applies the header mutation with it. `metadata` (with the `trace_id`): what
+    the listener's filters read after this answer (the egress proxy's pin)."""
     response = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
+    if metadata is not None and trace_id is not None:
+        _set_metadata(response, trace_id, more=metadata)
     common = response.request_body.response
     _forwarded(common.header_mutation, injection, plain_response, traceparent)
     if body is not None:
@@ -287,9 +296,11 @@ def stream_response_chunk(data: bytes, end_of_stream: bool) -> ProcessingRespons
     return response
 
 
-def immediate(status: int, body: dict[str, Any], trace_id: str, error: str) -> ProcessingResponse:
+def immediate(status: int, body: dict[str, Any], trace_id: str, error: str,
+              headers: tuple[tuple[str, str], ...] = ()) -> ProcessingResponse:
     """Answer the client directly with a JSON body; the upstream never sees the request.
-    `error` is the refusal's code (`denied`, `malformed_json`...), whatever the body's shape."""
+    `error` is the refusal's code (`denied`, `malformed_json`...), whatever the body's shape;
+    `headers`: more to set."""
     response = ProcessingResponse(
         immediate_response=ImmediateResponse(
             status=HttpStatus(code=status),
@@ -297,6 +308,7 @@ def immediate(status: int, body: dict[str, Any], trace_id: str, error: str) -> P
                 set_headers=[
                     _header("content-type", "application/json"),
                     _header(TRACE_HEADER, trace_id),
+                    *(_header(name, value) for name, value in headers),
                 ]
             ),
             body=jsonenc.dumps(body).encode(),
@@ -434,4 +446,4 @@ class EnvoyResponse:
 
 def refusal(answer: Answer) -> ProcessingResponse:
     """tollgate's answer in the upstream's place."""
-    return immediate(answer.status, answer.body, answer.trace_id, answer.error)
+    return immediate(answer.status, answer.body, answer.trace_id, answer.error, answer.headers)

@@ -498,6 +498,6 @@ def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter
     return None
 
 
-KEYS = ("sql", "k8s", "llm", "mcp", "postgres")
-"""Every key an interpreter (or a front: `postgres`) may fill; the others are null in a
-target's input."""
+KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "egress")
+"""Every key an interpreter (or a front: `postgres`, `egress`) may fill; the others are
+null in a target's input."""

@@ -35,6 +35,12 @@ class Alert:
     rule: str
     severity: Literal["info", "warning", "critical"]
     message: str
+    # What else it is about, deduplicated apart ("" for none): a first-seen destination
+    # alerts once per destination, not once per identity.
+    key: str = ""
+
+
+_ALERT_KEYS = frozenset({"rule", "severity", "message", "key"})
 
 
 class MalformedDecision(ValueError):
@@ -144,17 +150,20 @@ def _alerts(value: Any) -> tuple[Alert, ...]:
         raise MalformedDecision(f"alerts must be an array, got {_kind(value)}")
     alerts = []
     for alert in value:
-        if not isinstance(alert, dict) or alert.keys() != {"rule", "severity", "message"}:
-            raise MalformedDecision(
-                "each alert must be an object of exactly rule, severity and message")
+        if not isinstance(alert, dict) or not (
+                {"rule", "severity", "message"} <= alert.keys() <= _ALERT_KEYS):
+            raise MalformedDecision("each alert must be an object of rule, severity and "
+                                    "message, and optionally key")
         rule, severity, message = alert["rule"], alert["severity"], alert["message"]
-        if not isinstance(rule, str) or not rule or not isinstance(message, str):
-            raise MalformedDecision("an alert's rule and message must be strings (a rule "
-                                    "not empty)")
+        key = alert.get("key", "")
+        if not isinstance(rule, str) or not rule or not isinstance(message, str) \
+                or not isinstance(key, str):
+            raise MalformedDecision("an alert's rule, message and key must be strings (a "
+                                    "rule not empty)")
         if severity not in _SEVERITIES:
             raise MalformedDecision(f"an alert's severity must be one of "
                                     f"{', '.join(_SEVERITIES)}, got {severity!r}")
-        alerts.append(Alert(rule, severity, message))
+        alerts.append(Alert(rule, severity, message, key))
     return tuple(alerts)
 
 

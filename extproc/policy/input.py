@@ -15,7 +15,7 @@ from extproc.identity import Who
 from extproc.interpret import KEYS
 
 # The key of the front's own context in the input, by target protocol.
-CONTEXT_KEYS = {"postgres": "postgres"}
+CONTEXT_KEYS = {"postgres": "postgres", "egress": "egress"}
 
 
 class Request(TypedDict):
@@ -54,7 +54,7 @@ class TargetInput(TypedDict):
     """`input.target`: the configured target the route belongs to."""
 
     name: str
-    protocol: str  # http, sql-http, k8s or llm
+    protocol: str  # http, sql-http, k8s, llm, mcp, postgres or egress
     environment: str
     labels: dict[str, str]
 
@@ -63,7 +63,9 @@ class InputEncoder:
     def __init__(self, target: Target, meaning_key: str | None = None) -> None:
         # What a front knows of the exchange beyond the request (a PostgreSQL session:
         # input.postgres), for the protocols that have it.
-        context_key = CONTEXT_KEYS.get(target.protocol)
+        # A destination of the egress proxy is reached only through it: input.egress.
+        context_key = "egress" if target.match.destination else CONTEXT_KEYS.get(
+            target.protocol)
         target_input: TargetInput = {
             "name": target.name,
             "protocol": target.protocol,

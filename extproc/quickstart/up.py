@@ -60,6 +60,18 @@ and the session goes on) and DELETE FROM customers (held for the dba, as above):
 
   psql "postgresql://you:$TOKEN@127.0.0.1:{postgres}/shop?sslmode=require"
 
+Agents' way out: Envoy's forward proxy on :{egress} (HTTP_PROXY / HTTPS_PROXY, the token
+as the password). Each destination is decided on its name and every address it resolves
+to, and Envoy connects only to the address decided on (policies/egress_lists.rego lists
+where each group may go; agents: PyPI). The cloud metadata address and a site not on the
+list are refused, with the reason in x-tollgate-reason:
+
+  export HTTPS_PROXY=http://you:$TOKEN@127.0.0.1:{egress} HTTP_PROXY=http://you:$TOKEN@127.0.0.1:{egress}
+  curl -sI https://pypi.org/simple/           # allowed, if pypi.org resolves to a public address
+  curl -si http://169.254.169.254/latest/meta-data/   # refused: an internal address
+  curl -sI https://example.com/               # refused: not on the agents' list
+  unset HTTPS_PROXY HTTP_PROXY
+
 A rug pull: on the MCP server's own port, this changes read_file's description behind
 the gateway's back; list the tools again to see what tollgate does with the new one:
 
@@ -97,6 +109,8 @@ EOF
 # demo-db target), and Envoy's PostgreSQL listener's (envoy/quickstart.yaml).
 DEMO_POSTGRES_PORT = 10432
 POSTGRES_PORT = 15432
+# Envoy's egress listener (envoy/quickstart.yaml): the forward proxy agents go out by.
+EGRESS_PORT = 3128
 # The target of the demo database (its credential: the gateway's password for it).
 DEMO_DB_TARGET = "demo-db"
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
@@ -122,13 +136,16 @@ def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
     return key
 
 
-def run_quickstart(config: Config) -> int:
+def _ports(config: Config) -> tuple[envoy_bootstrap.Ports, dict[int, str]]:
+    """The quickstart's ports, and what each is for (to name what holds one in use)."""
     workers = config.listen.worker_count
     front = config.postgres
+    egress = any(t.protocol == "egress" for t in config.targets)
     ports = envoy_bootstrap.Ports(
         ext_proc=config.listen.grpc_port,
         postgres=POSTGRES_PORT if front is not None else None,
-        postgres_front=front.address_of(0)[1] if front is not None else 0)
+        postgres_front=front.address_of(0)[1] if front is not None else 0,
+        egress=EGRESS_PORT if egress else None)
     roles = {
         ports.listener: "the Envoy listener",
         ports.admin: "the Envoy admin interface",
@@ -142,8 +159,17 @@ def run_quickstart(config: Config) -> int:
         roles.update({front.address_of(i)[1]: f"tollgate's PostgreSQL front (worker {i})"
                       for i in range(workers)})
         roles[DEMO_POSTGRES_PORT] = "the demo PostgreSQL database"
+    if egress:
+        roles[EGRESS_PORT] = "Envoy's egress proxy"
     if config.listen.admin_port is not None:
         roles[config.listen.admin_port] = "tollgate's admin API (approvals)"
+    return ports, roles
+
+
+def run_quickstart(config: Config) -> int:
+    workers = config.listen.worker_count
+    front = config.postgres
+    ports, roles = _ports(config)
     taken = [f"{port} ({role})" for port, role in roles.items() if stack.port_in_use(port)]
     if taken:
         print(
@@ -187,7 +213,7 @@ def run_quickstart(config: Config) -> int:
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
             print(CURL_LINES.format(
                 listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
-                postgres=POSTGRES_PORT,
+                postgres=POSTGRES_PORT, egress=EGRESS_PORT,
                 approver_token=approver_token, approvals=config.approvals_url,
                 auditor_token=auditor_token,
                 mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),

@@ -162,6 +162,8 @@ class Evidence:
     masked: Counter[str] = field(default_factory=Counter)
     upstream_ms: float | None = None
     duration_ms: float = 0.0
+    # Through the egress proxy: where to (host:port), which binds an approval too.
+    destination: str | None = None
 
 
 class Session(NamedTuple):
@@ -173,9 +175,10 @@ class Session(NamedTuple):
     rule: str
 
 
-# The record kinds an agent's token or identity groups; the others (an approval, an alert,
-# an access) are of an exchange, and join its session by its trace.
-_GROUPED_KINDS = frozenset({"exchange", "decision"})
+# The record kinds an agent's token or identity groups (a tunnel's end is its CONNECT's
+# exchange continued); the others (an approval, an alert, an access) are of an exchange,
+# and join its session by its trace.
+_GROUPED_KINDS = frozenset({"exchange", "decision", "tunnel"})
 _SESSION_MOST = 128  # characters of a session id kept
 
 
@@ -234,6 +237,8 @@ def _unmasked(evidence: Evidence, masker: Masker, session: Session) -> dict[str,
         "started_at": _timestamp(evidence.started),
         # Where the client connected from (what a copied token's investigation needs).
         "source": _source(evidence),
+        # Where the egress proxy let it go (addresses are structure here, not data).
+        "destination": _destination(evidence),
         "duration_ms": round(evidence.duration_ms, 3),
         "upstream_ms": None if evidence.upstream_ms is None else round(evidence.upstream_ms, 3),
         "identity": evidence.identity,
@@ -322,6 +327,25 @@ def unbuildable(evidence: Evidence, error: Exception,
 def _source(evidence: Evidence) -> dict[str, str] | None:
     address = evidence.outcome.get("client.address")
     return {"address": address} if isinstance(address, str) else None
+
+
+def _destination(evidence: Evidence) -> dict[str, Any] | None:
+    """An egress exchange's destination: its name, each address it resolved to with its
+    range, the one connected to, and whether the identity had reached it before."""
+    outcome = evidence.outcome
+    name = outcome.get("tollgate.egress.destination")
+    if not isinstance(name, str):
+        return None
+    addresses = outcome.get("tollgate.egress.addresses") or ()
+    ranges = outcome.get("tollgate.egress.ranges") or ()
+    return {
+        "destination": name,
+        "scheme": outcome.get("tollgate.egress.scheme"),
+        "addresses": [{"address": a, "range": r}
+                      for a, r in zip(addresses, ranges, strict=False)],
+        "address": outcome.get("tollgate.egress.address"),
+        "first_seen": outcome.get("tollgate.egress.first_seen"),
+    }
 
 
 def session_of(evidence: Evidence) -> Session:

@@ -1,10 +1,10 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres, activity) owns a list of steps; the version a
-store has reached is kept in `tollgate_schema`. A step runs once, in a transaction with
-the version bump, so two processes starting together cannot both apply it (the second
-waits for the lock, then finds the version already there). A store newer than this
-tollgate is refused rather than written with an older idea of its tables.
+Each component (recording, approvals, postgres, activity, sessions, egress) owns a list
+of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once,
+in a transaction with the version bump, so two processes starting together cannot both
+apply it (the second waits for the lock, then finds the version already there). A store
+newer than this tollgate is refused rather than written with an older idea of its tables.
 """
 
 from __future__ import annotations
@@ -192,6 +192,19 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 session_id TEXT NOT NULL,
                 first_us BIGINT NOT NULL,
                 last_us BIGINT NOT NULL
+            )""",
+        ],
+    ],
+    "egress": [
+        [
+            # Which destinations (host:port) of the egress proxy each identity (its
+            # `sub`; `*` for anyone) was let through to, and since when (egress/seen.py):
+            # input.egress.seen, a first-seen destination's alert.
+            """CREATE TABLE egress_destinations (
+                identity TEXT NOT NULL,
+                destination TEXT NOT NULL,
+                first_us BIGINT NOT NULL,
+                PRIMARY KEY (identity, destination)
             )""",
         ],
     ],

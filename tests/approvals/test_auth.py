@@ -273,16 +273,22 @@ def two_listeners(tls: TlsFiles) -> tuple[dict[str, Any], dict[str, dict[str, An
     """The test bootstrap with a TLS listener beside the plain one (as kubectl needs), and
     the TLS listener's jwt_authn providers (a copy of the plain one's, to change)."""
     config = envoy_bootstrap.with_tls(bootstrap(), tls.cert, tls.key, 10443)
-    _, secure = envoy_bootstrap.http_listeners(config)
+    _, secure = ingress_listeners(config)
     (authn,) = envoy_bootstrap.http_filters({"static_resources": {"listeners": [secure]}},
                                             envoy_bootstrap.JWT_AUTHN_TYPE)
     return config, authn["typed_config"]["providers"]
 
 
+def ingress_listeners(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTP listeners with token providers (the egress listener verifies none)."""
+    return [x for x in envoy_bootstrap.http_listeners(config)
+            if x["name"] != envoy_bootstrap.EGRESS_LISTENER]
+
+
 async def test_a_provider_every_listener_repeats_is_one_provider(tmp_path: Path,
                                                                  tls: TlsFiles) -> None:
     config, _ = two_listeners(tls)
-    assert len(envoy_bootstrap.http_listeners(config)) == 2
+    assert len(ingress_listeners(config)) == 2
     found = verifier(tmp_path, config)
     assert (await found.identity(f"Bearer {signed(claims())}"))["sub"] == "alice"
 

@@ -110,6 +110,12 @@ class Case:
     def input_json(self) -> str:
         return policy_input(self.spec)
 
+    @property
+    def egress_lists(self) -> dict[str, Any] | None:
+        """The `data.tollgate.egress` the case is decided with (`egress_lists`), when it
+        is not the default pack's."""
+        return self.spec.get("egress_lists")
+
     def expected_on(self, engine: str) -> Any:
         """The outcome owed on `engine` ("rvm", "opa" or "interpreter")."""
         if engine != "rvm" and self.divergence and engine in self.divergence:
@@ -373,3 +379,17 @@ def _response_from_http(http: dict[str, Any]) -> tuple[dict[str, Any], Any, byte
     if raw:
         response["body"] = decode_response_body(envoy_headers, content)
     return response, None, content
+
+
+def with_egress_lists(modules: list[tuple[str, str]],
+                      lists: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The pack's modules, its egress_lists.rego holding `lists` (as a user edits it), or
+    as they are when `lists` is None."""
+    if lists is None:
+        return modules
+    source = f"package tollgate\nimport rego.v1\negress := {json.dumps(lists)}\n"
+    replaced = [(name, source if Path(name).name == "egress_lists.rego" else text)
+                for name, text in modules]
+    if replaced == modules:
+        raise ValueError("the pack has no egress_lists.rego")
+    return replaced

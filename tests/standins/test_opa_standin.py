@@ -459,8 +459,15 @@ def test_corpus_case_over_http_matches_what_opa_owes(
     case: policy_corpus.Case, shared_opa: OpaStandIn
 ) -> None:
     """The stand-in's HTTP layer changes nothing: OPA's corpus outcome, over a socket."""
-    reply = call(shared_opa, "POST", DECISION,
-                 b'{"input":' + case.input_json.encode() + b"}")
+    body = b'{"input":' + case.input_json.encode() + b"}"
+    if case.egress_lists is None:
+        reply = call(shared_opa, "POST", DECISION, body)
+    else:  # the pack with the case's egress lists, put in as a user would
+        with OpaStandIn(POLICIES) as opa:
+            (_, lists), = policy_corpus.with_egress_lists(
+                [("egress_lists.rego", "")], case.egress_lists)
+            opa.put_policy("egress_lists.rego", lists)
+            reply = call(opa, "POST", DECISION, body)
     owed = case.expected_on("opa")
     if owed == "policy_error":
         assert reply.status == 500

@@ -157,6 +157,11 @@ class Gateway:
                 return int(value)
         return 0
 
+    def proxy_url(self, token: str | None = None) -> str:
+        """The egress proxy as HTTP(S)_PROXY names it: the token as the password."""
+        assert self.ports.egress is not None, "a gateway started with egress=..."
+        return f"http://agent:{token or tokens.token()}@127.0.0.1:{self.ports.egress}"
+
     def upstream_paths(self) -> list[str]:
         return [r.path for r in self.upstream.requests]
 
@@ -183,6 +188,17 @@ def tollgate_config(
     }
 
 
+def with_egress(targets: list[dict[str, Any]] | None, egress: dict[str, Any] | None
+                ) -> list[dict[str, Any]] | None:
+    """The targets (None: the default ones) and, with `egress` settings, the egress
+    proxy's target as the quickstart configures it."""
+    if egress is None:
+        return targets
+    return [*(targets or tollgate_config(POLICIES, "", 0, None)["targets"]),
+            {"name": "egress", "protocol": "egress", "match": {"route": "egress"},
+             "inspect": {"response": "none"}, "egress": egress}]
+
+
 JWT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
 UNMAPPED_ROUTE = {"name": "unmapped", "match": {"prefix": "/unmapped"},
                   "route": {"cluster": "demo_upstream"}}
@@ -207,6 +223,7 @@ class GatewayFactory:
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
         replicas: int = 1, workers: int = 1, postgres: dict[str, Any] | None = None,
+        egress: dict[str, Any] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
@@ -218,11 +235,14 @@ class GatewayFactory:
         the suite does not start a process per core for every gateway). `postgres`: the
         PostgreSQL front's settings (its listen address, TLS with tests/support/tls.py's
         certificate, each replica's listen address and `ports.postgres` for Envoy's
-        listener are filled in)."""
+        listener are filled in). `egress`: the egress target's settings (nameservers ...):
+        Envoy's egress listener on `ports.egress`, and a target `egress` of its route."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
+            egress=stack.free_port() if egress is not None else None,
         )
+        targets = with_egress(targets, egress)
         work = self._tmp / f"gw{len(self._running)}"
         work.mkdir()
         upstream = DemoUpstream(port=0).start()

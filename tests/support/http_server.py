@@ -1,19 +1,36 @@
 """A real HTTP server on a free port of 127.0.0.1, in a thread of its own, for what tollgate
 calls out to in tests (a webhook, an identity provider's key set, a scripted upstream): it
 answers every request with `answer(method, path, body)` — a status and a body, JSON unless
-a content type follows — and keeps what it received."""
+a content type follows — and keeps what it received. Given TLS files it speaks HTTPS (an
+egress destination that clients verify); a `Streamed` body is written as it is made (a
+throughput test's hundreds of megabytes)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
+import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Answer = Callable[[str, str, bytes], tuple[int, bytes] | tuple[int, bytes, str]]
+from tests.support.tls import TlsFiles
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A body of `length` bytes sent chunk by chunk, never held whole."""
+
+    length: int
+    chunks: Iterable[bytes]
+
+
+Body = bytes | Streamed
+Answer = Callable[[str, str, bytes], tuple[int, Body] | tuple[int, Body, str]]
 
 
 class Received:
@@ -25,7 +42,7 @@ class Received:
 
 
 class LocalServer:
-    def __init__(self, answer: Answer, path: str = "/") -> None:
+    def __init__(self, answer: Answer, path: str = "/", tls: TlsFiles | None = None) -> None:
         self.received: list[Received] = []
         served = self
 
@@ -40,18 +57,26 @@ class LocalServer:
                 self.send_response(status)
                 self.send_header("content-type", content_type[0] if content_type
                                  else "application/json")
-                self.send_header("content-length", str(len(reply)))
+                size, chunks = ((reply.length, reply.chunks) if isinstance(reply, Streamed)
+                                else (len(reply), (reply,)))
+                self.send_header("content-length", str(size))
                 self.end_headers()
-                self.wfile.write(reply)
+                for chunk in chunks:
+                    self.wfile.write(chunk)
 
             do_GET = do_POST = _any
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls.cert, tls.key)
+            context.set_alpn_protocols(["http/1.1"])
+        self._server = _Server(Handler, context)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}{path}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}{path}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
         self._thread.start()
@@ -60,6 +85,34 @@ class LocalServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    def __init__(self, handler: type[BaseHTTPRequestHandler],
+                 context: ssl.SSLContext | None) -> None:
+        self._context = context
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """The TLS handshake is left to the first read, in the request's own thread, so a
+        client that never finishes one holds up no other."""
+        connection, address = super().get_request()
+        if self._context is not None:
+            connection = self._context.wrap_socket(connection, server_side=True,
+                                                   do_handshake_on_connect=False)
+        return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer, or refused the certificate, is no error of
+        the server's: not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 @contextmanager

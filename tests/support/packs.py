@@ -1,5 +1,6 @@
-"""The default policy pack with other limits (`policies/limits.rego` edited as a user
-edits it), for tests and benchmarks whose traffic is not what a limit is for."""
+"""The default policy pack with other limits (`policies/limits.rego`) or egress lists
+(`policies/egress_lists.rego`), edited as a user edits them: for tests and benchmarks
+whose traffic is not what a limit is for, and end-to-end tests of the egress rules."""
 
 from __future__ import annotations
 
@@ -22,5 +23,20 @@ def pack_with_limits(where: Path, **limits: Any) -> Path:
                                    source)
         if replaced != 1:
             raise ValueError(f"{path}: no limit {name}")
+    path.write_text(source)
+    return where
+
+
+def pack_with_egress(where: Path, egress: dict[str, Any]) -> Path:
+    """A copy of the default pack at `where` whose egress_lists.rego holds these lists
+    (`data.tollgate.egress`), as a user writes them: a Rego object in JSON syntax."""
+    shutil.copytree(POLICIES, where)
+    path = where / "egress_lists.rego"
+    source = path.read_text()
+    lists = f"egress := {json.dumps(egress, indent=1)}"
+    source, replaced = re.subn(r"^egress := \{.*?^\}$", lambda _: lists, source,
+                               flags=re.MULTILINE | re.DOTALL)
+    if replaced != 1:
+        raise ValueError(f"{path}: no `egress := {{...}}` object")
     path.write_text(source)
     return where

@@ -3,7 +3,9 @@
 kubectl sends a bearer token only to a server it can verify, and Go checks the IP and DNS
 subject alternative names (never the common name), so listeners that kubectl talks to
 (the Kubernetes stand-in, Envoy's TLS listener) need a real chain. The keys and
-certificates are made once per process and written wherever a caller asks.
+certificates are made once per process and written wherever a caller asks. Servers reached
+by other names (an egress destination such as `pypi.test`) get certificates of their own from
+the same CA, so one ca.pem verifies them all.
 """
 
 from __future__ import annotations
@@ -32,6 +34,24 @@ def write_tls_files(directory: Path) -> TlsFiles:
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     ca_pem, cert_pem, key_pem = _pem_material()
+    files.ca.write_bytes(ca_pem)
+    files.cert.write_bytes(cert_pem)
+    files.key.write_bytes(key_pem)
+    files.key.chmod(0o600)
+    return files
+
+
+def write_server_files(directory: Path, names: list[str]) -> TlsFiles:
+    """A server certificate for other names than 127.0.0.1 and localhost (`pypi.test`, as a
+    forward proxy's destination is reached by name), signed by the same CA: written as
+    ca.pem, <first name>.pem and <first name>-key.pem. Names that parse as IP addresses
+    become IP subject alternative names, the others DNS names."""
+    if not names:
+        raise ValueError("a server certificate needs at least one name")
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(directory / "ca.pem", directory / f"{names[0]}.pem",
+                     directory / f"{names[0]}-key.pem")
+    ca_pem, cert_pem, key_pem = _server_material(tuple(names))
     files.ca.write_bytes(ca_pem)
     files.cert.write_bytes(cert_pem)
     files.key.write_bytes(key_pem)
@@ -85,19 +105,21 @@ def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate,
 
 @functools.cache
 def _pem_material() -> tuple[bytes, bytes, bytes]:
+    return _server_material(("localhost", "127.0.0.1"))
+
+
+@functools.cache
+def _server_material(names: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:
+    """The CA's certificate, and a server certificate for `names` (the first is its common
+    name; each is a DNS or an IP subject alternative name) with its key, as PEM."""
     ca_key, ca_cert, validity = _ca()
-    ca_name = ca_cert.subject
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = (
-        _builder(name, ca_name, key.public_key(), validity)
+        _builder(name, ca_cert.subject, key.public_key(), validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName([_alt_name(n) for n in names]),
+                       critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -114,6 +136,13 @@ def _pem_material() -> tuple[bytes, bytes, bytes]:
             serialization.NoEncryption(),
         ),
     )
+
+
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _builder(

@@ -1,0 +1,196 @@
+"""The egress proxy's side of an exchange: who asks (the proxy token), where to (the
+destination, resolved), and where Envoy may connect (the pinned address).
+
+The HTTP front drives it for requests that came through Envoy's egress listener: a
+`CONNECT host:port` (a tunnel: decided on its destination, its bytes unread) or a plain
+request in absolute form (read whole, as on any target: a destination configured as a
+target of its own is read as that target). Everything it finds goes to the policy as
+`input.egress`; the address decided on goes back to Envoy as dynamic metadata, which
+the listener's routes require, so nothing leaves unpinned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from extproc import jsonenc
+from extproc.approvals.auth import AuthError, Verifier
+from extproc.config import Target
+from extproc.egress.destination import Destination, parse_authority, range_of
+from extproc.egress.resolver import Resolution, Resolver
+from extproc.egress.seen import Seen
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Exchange
+
+# Verified proxy tokens kept per process (a client sends its token with every request
+# of a connection, and opens many): until they expire, at most this many.
+_MOST_TOKENS = 10_000
+PROXY_AUTHENTICATE = ("proxy-authenticate", 'Basic realm="tollgate", charset="UTF-8"')
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One request through the proxy, as its headers show it."""
+
+    proxy: Target  # the egress target it came through
+    target: Target  # the target it is read as: a destination's own, else `proxy`
+    tunnel: bool  # CONNECT
+    destination: Destination | None  # None: `unreadable` says why
+    unreadable: str | None
+    claims: dict[str, Any] | None  # the verified proxy token's (None: none, or refused)
+    refused_token: str | None  # why the token sent was refused
+
+
+class EgressProxy:
+    def __init__(self, verifier: Verifier, targets: tuple[Target, ...], seen: Seen) -> None:
+        self._verifier, self._seen = verifier, seen
+        self._resolvers = {t.name: Resolver(t.egress) for t in targets if t.egress}
+        self._by_destination = {t.match.destination: t for t in targets
+                                if t.match.destination}
+        self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def read(self, proxy: Target, headers: dict[str, str]) -> Outbound:
+        """What the request headers say; nothing is refused yet (`admit` does that, once
+        the exchange is open and can answer with its trace id)."""
+        tunnel = headers.get(":method") == "CONNECT"
+        destination, unreadable = None, None
+        try:
+            if not tunnel and headers.get(":scheme", "http") != "http":
+                raise ValueError("an https URL goes through the proxy as a CONNECT tunnel, "
+                                 "not as a request in absolute form")
+            destination = parse_authority(headers.get(":authority", ""),
+                                          None if tunnel else 80)
+        except ValueError as exc:
+            unreadable = str(exc)
+        target = proxy
+        if destination is not None and not tunnel:
+            target = self._by_destination.get(destination.authority, proxy)
+        claims, refused = await self._claims(headers.get("proxy-authorization"))
+        return Outbound(proxy, target, tunnel, destination, unreadable, claims, refused)
+
+    @staticmethod
+    def admit(outbound: Outbound) -> Destination:
+        """The destination of a request whose proxy token verified; else BadInput (407
+        asks the client for its credentials, as proxies do)."""
+        if outbound.claims is None:
+            message = outbound.refused_token or (
+                "the proxy needs the agent's token: Proxy-Authorization: Bearer <token>, "
+                "or the token as the password (http://agent:<token>@gateway:port)")
+            raise BadInput(407, "proxy_authentication_required", message,
+                           headers=(PROXY_AUTHENTICATE,))
+        if outbound.destination is None:
+            raise BadInput(400, "bad_destination", str(outbound.unreadable))
+        return outbound.destination
+
+    async def read_destination(self, exchange: Exchange, outbound: Outbound) -> bool:
+        """input.egress for the exchange (its context; also its meaning on the proxy's
+        own target): the destination, whether it was reached before, and for an address
+        literal its range. A name is not looked up yet: `resolve` does that once the
+        policy has not refused the name itself, so a name made to carry data to its
+        domain's nameserver (`<secret>.evil.example`) reaches no DNS server unless the
+        lists let it. Whether a name waits for `resolve`."""
+        destination = self.admit(outbound)
+        seen = await self._seen.lookup(exchange.who, destination.authority)
+        linked = self._by_destination.get(destination.authority)
+        egress: dict[str, Any] = {
+            "scheme": "tunnel" if outbound.tunnel else "http",
+            "host": destination.host,
+            "port": destination.port,
+            "destination": destination.authority,
+            "literal": destination.literal,
+            "addresses": [],
+            "resolution": {"status": "pending", "error": None},
+            "target": linked.name if linked is not None else None,
+            "seen": seen,
+        }
+        exchange.context = egress
+        exchange.evidence.destination = destination.authority
+        if exchange.target is outbound.proxy:
+            exchange.evidence.meaning_key = "egress"
+            exchange.meaning = exchange.evidence.meaning = egress
+        exchange.outcome.update({
+            "tollgate.egress.destination": destination.authority,
+            "tollgate.egress.scheme": egress["scheme"],
+            "tollgate.egress.first_seen": not seen["identity"],
+        })
+        if destination.literal:
+            self._resolved(exchange, Resolution((destination.host,)), "literal")
+            return False
+        return True
+
+    async def resolve(self, exchange: Exchange, outbound: Outbound) -> None:
+        """The name's addresses, each with its range, into input.egress."""
+        host = exchange.context["host"]
+        resolution = await self._resolvers[outbound.proxy.name].resolve(host)
+        self._resolved(exchange, resolution, "failed" if resolution.error else "resolved")
+
+    @staticmethod
+    def _resolved(exchange: Exchange, resolution: Resolution, status: str) -> None:
+        ranges = tuple(range_of(a) for a in resolution.addresses)
+        egress = exchange.context
+        egress["addresses"] = [{"address": a, "range": r}
+                               for a, r in zip(resolution.addresses, ranges, strict=True)]
+        egress["resolution"] = {"status": status, "error": resolution.error}
+        exchange.outcome.update({"tollgate.egress.addresses": resolution.addresses,
+                                 "tollgate.egress.ranges": ranges})
+
+    def pin(self, exchange: Exchange) -> dict[str, str]:
+        """The dynamic metadata that sends an allowed request to the address decided on
+        (the first the destination resolved to; the policy judged them all), and tells
+        the tunnel's access log who and what it was (egress/tunnels.py). Remembers the
+        destination as reached."""
+        egress = exchange.context
+        addresses = egress["addresses"] if isinstance(egress, dict) else []
+        if not addresses:
+            # Only a policy that allows what does not resolve gets here: nothing to pin.
+            raise BadInput(502, "destination_unresolved",
+                           f"{egress['destination'] if egress else 'the destination'} does "
+                           "not resolve: there is no address to connect to")
+        address = addresses[0]["address"]
+        self._seen.reached(exchange.who, egress["destination"])
+        exchange.outcome["tollgate.egress.address"] = address
+        pin = {"pin_host": f"[{address}]" if ":" in address else address,
+               "pin_port": str(egress["port"])}
+        if egress["scheme"] == "tunnel" and exchange.target is not None:
+            pin.update(span_id=exchange.evidence.span_id, target=exchange.target.name,
+                       destination=egress["destination"],
+                       identity=jsonenc.dumps(exchange.identity),
+                       session=exchange.evidence.headers.get("x-session-id", ""))
+        return pin
+
+    async def _claims(self, header: str | None) -> tuple[dict[str, Any] | None, str | None]:
+        """The proxy token's verified claims, or why there are none."""
+        if not header:
+            return None, None
+        scheme, _, credentials = header.strip().partition(" ")
+        token = credentials.strip()
+        if scheme.lower() == "basic":
+            try:
+                user_pass = base64.b64decode(token, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None, "Proxy-Authorization: Basic credentials that are not base64"
+            token = user_pass.partition(":")[2]
+        elif scheme.lower() != "bearer":
+            # The scheme is not echoed: a token sent without one would be it.
+            return None, "Proxy-Authorization: an unknown scheme: use Bearer, or Basic " \
+                         "with the token as the password"
+        if not token:
+            return None, "Proxy-Authorization carries no token"
+        now = time.time()
+        kept = self._tokens.get(token)
+        if kept is not None and kept[0] > now:
+            return kept[1], None
+        try:
+            claims = await self._verifier.claims(token)
+        except AuthError as exc:
+            return None, f"the proxy token was refused: {exc}"
+        if len(self._tokens) >= _MOST_TOKENS:
+            self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
+            if len(self._tokens) >= _MOST_TOKENS:
+                self._tokens.clear()
+        self._tokens[token] = (float(claims["exp"]), claims)
+        return claims, None
