@@ -66,6 +66,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.mcp_calls
 	$(BIN)/python -m bench.postgres
+	$(BIN)/python -m bench.egress
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps
