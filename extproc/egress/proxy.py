@@ -179,7 +179,8 @@ class EgressProxy:
             return None, "Proxy-Authorization: an unknown scheme: use Bearer, or Basic " \
                          "with the token as the password"
         if not token:
-            return None, "Proxy-Authorization carries no token"
+            return None, ("Proxy-Authorization carries no token (with Basic, the token is the "
+                          "password: http://agent:TOKEN@gateway:port)")
         now = time.time()
         kept = self._tokens.get(token)
         if kept is not None and kept[0] > now:
