@@ -44,6 +44,7 @@ def _host_port(value: str) -> tuple[str, int]:
 
 
 _WRITER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_LOGIN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -178,14 +179,18 @@ class Match:
     # agent sends there through the proxy is read as this target (its protocol, masks,
     # credential), with input.egress beside.
     destination: str | None = None
+    # An ssh target's: the user name agents log in to the SSH front with (`ssh
+    # LOGIN@gateway`), usually the target's name; the account on the host is `ssh.user`.
+    login: str | None = None
 
     def __post_init__(self) -> None:
-        given = [k for k in ("route", "cluster", "database", "destination")
+        given = [k for k in ("route", "cluster", "database", "destination", "login")
                  if getattr(self, k) is not None]
         if not given:
             raise Invalid(None, "needs 'route' or 'cluster' (or 'database', for postgres; "
-                          "'destination', for a destination of the egress proxy)")
-        for alone in ("database", "destination"):
+                          "'destination', for a destination of the egress proxy; 'login', "
+                          "for ssh)")
+        for alone in ("database", "destination", "login"):
             if alone in given and len(given) > 1:
                 raise Invalid(alone, f"a {alone} is matched alone, without "
                               f"{' or '.join(k for k in given if k != alone)}")
@@ -428,8 +433,45 @@ class Egress:
             raise Invalid("dns_cache_seconds", "must be >= 0")
 
 
+@dataclass(frozen=True)
+class SshTarget:
+    """How tollgate reaches an `ssh` target's host: with the gateway's own key, the host's
+    key pinned; agents never hold either."""
+
+    # The host's SSH server, HOST:PORT.
+    upstream: str
+    # The account on the host that agents' commands run as.
+    user: str
+    # The gateway's own private key for the host (OpenSSH format).
+    key_file: Path
+    # The host's public key, pinned ("ssh-ed25519 AAAA..."), or known_hosts lines for it in
+    # a file: one of the two. Any other key the host shows ends the connection.
+    host_key: str | None = None
+    host_keys_file: Path | None = None
+    connect_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            _host_port(self.upstream)
+        except Invalid as exc:
+            raise Invalid("upstream", str(exc)) from None
+        if not self.user:
+            raise Invalid("user", "the account on the host is needed")
+        if (self.host_key is None) == (self.host_keys_file is None):
+            raise Invalid("host_key", "give exactly one of 'host_key' (the host's public key, "
+                          "pinned) or 'host_keys_file' (known_hosts lines)")
+        if self.host_key is not None and len(self.host_key.split()) < 2:
+            raise Invalid("host_key", "expected a public key line: 'ssh-ed25519 AAAA...'")
+        if self.connect_timeout_seconds <= 0:
+            raise Invalid("connect_timeout_seconds", "must be > 0")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return _host_port(self.upstream)
+
+
 _PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp", "postgres": "postgres",
-                      "egress": "egress"}
+                      "egress": "egress", "ssh": "ssh"}
 
 
 @dataclass(frozen=True)
@@ -447,7 +489,10 @@ class Target:
     # the session into input.postgres, results masked.
     # egress: the forward proxy agents reach other destinations through (input.egress:
     # the destination, its addresses, whether it was reached before).
-    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres", "egress"] = "http"
+    # ssh: a host reached through the SSH front (the top-level `ssh`): each command, each
+    # line of an interactive shell and each file transfer read into input.ssh, output masked.
+    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres", "egress",
+                      "ssh"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -461,12 +506,14 @@ class Target:
     # Client headers removed before the request goes upstream (authorization always is).
     strip_headers: tuple[str, ...] = ()
     # Protocol settings: `sql` for sql-http targets (defaults apply when absent), `k8s`
-    # for k8s targets, `mcp` for mcp targets, `postgres` (required) for postgres targets.
+    # for k8s targets, `mcp` for mcp targets, `postgres` (required) for postgres targets,
+    # `ssh` (required) for ssh targets.
     sql: Sql | None = None
     k8s: K8s | None = None
     mcp: Mcp | None = None
     postgres: PostgresTarget | None = None
     egress: Egress | None = None
+    ssh: SshTarget | None = None
     # How an allowed request waits for its record. normal: the exchange is recorded off
     # the request path, in batches (a refusal follows only when the store cannot keep
     # up). strict: the request decision's record is committed before the request
@@ -493,6 +540,7 @@ class Target:
             object.__setattr__(self, "egress", Egress())
         self._check_postgres()
         self._check_egress()
+        self._check_ssh()
         if self.protocol == "mcp" and self.inspect.response != "body":
             raise Invalid("inspect.response", "an mcp target's answers are read (tool lists "
                           "filtered, definitions pinned, server requests decided): body")
@@ -516,6 +564,29 @@ class Target:
         elif self.match.destination is not None and self.protocol == "postgres":
             raise Invalid("match.destination", "a postgres target is reached through the "
                           "PostgreSQL front, not the egress proxy")
+
+    def _check_ssh(self) -> None:
+        """An ssh target is matched by login, reached with the gateway's key, and its
+        output read (and masked); no other target is matched by login."""
+        if self.protocol != "ssh":
+            if self.match.login is not None:
+                raise Invalid("match.login", "only used with protocol 'ssh'")
+            return
+        if self.ssh is None:
+            raise Invalid("ssh", "required for protocol 'ssh' (upstream, user, key_file, "
+                          "host_key)")
+        if self.match.login is None:
+            raise Invalid("match", "an ssh target is matched by 'login' (the user name "
+                          "agents give: ssh LOGIN@gateway)")
+        if not _LOGIN.fullmatch(self.match.login):
+            raise Invalid("match.login", "1-64 letters, digits, '.', '_' or '-'")
+        if self.credential is not None:
+            raise Invalid("credential", "an ssh target is reached with ssh.key_file")
+        if self.anonymous:
+            raise Invalid("anonymous", "an ssh target needs every agent's token")
+        if self.inspect.response != "body":
+            raise Invalid("inspect.response", "an ssh target's output is read (and "
+                          "masked): body")
 
     def _check_postgres(self) -> None:
         """A postgres target is matched by database and reached with a password or a
@@ -839,6 +910,45 @@ class PostgresFront:
 
 
 @dataclass(frozen=True)
+class SshFront:
+    """Where tollgate takes SSH clients (behind Envoy's tcp_proxy), and how."""
+
+    # Worker i listens on this port + i; Envoy's `tollgate_ssh` cluster lists each.
+    listen: str = "127.0.0.1:10300"
+    # The gateway's host key, which agents see and pin (an OpenSSH private key file).
+    host_key_file: Path = Path("ssh/host_ed25519")
+    # The CA that signs the short-lived user certificates `tollgate ssh login` issues;
+    # without it, agents log in with their token as the password only.
+    user_ca_key_file: Path | None = None
+    # A certificate's longest life, in minutes (never past its token's expiry).
+    certificate_minutes: int = 60
+    # The port agents reach Envoy's SSH listener on, which `tollgate ssh login` prints
+    # in the ssh command it suggests (None: not told).
+    agent_port: int | None = None
+    # How long a client may take from connecting to logging in.
+    login_seconds: float = 30.0
+    # An interactive shell's output is held back as the stream masker needs, and released
+    # whole once the host has said nothing more for this long (a prompt must show).
+    idle_release_ms: int = 50
+
+    def __post_init__(self) -> None:
+        _host_port(self.listen)
+        if self.certificate_minutes <= 0:
+            raise Invalid("certificate_minutes", "must be > 0")
+        if self.agent_port is not None and not 0 < self.agent_port < 65536:
+            raise Invalid("agent_port", "a port: 1-65535")
+        if self.login_seconds <= 0:
+            raise Invalid("login_seconds", "must be > 0")
+        if not 0 < self.idle_release_ms <= 10_000:
+            raise Invalid("idle_release_ms", "must be > 0 and <= 10000")
+
+    def address_of(self, worker: int) -> tuple[str, int]:
+        """Worker `worker`'s address: the listen port + worker."""
+        host, port = _host_port(self.listen)
+        return host, port + worker
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     listen: Listen = field(default_factory=Listen)
@@ -855,6 +965,8 @@ class Config:
     recordings: Recordings = field(default_factory=Recordings)
     # The PostgreSQL front; needed when a target speaks protocol postgres.
     postgres: PostgresFront | None = None
+    # The SSH front; needed when a target speaks protocol ssh.
+    ssh: SshFront | None = None
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 
@@ -875,6 +987,12 @@ class Config:
         destinations = [t.match.destination for t in self.targets if t.match.destination]
         if len(set(destinations)) != len(destinations):
             raise Invalid("targets", "two targets match the same destination")
+        logins = [t.match.login for t in self.targets if t.match.login]
+        if len(set(logins)) != len(logins):
+            raise Invalid("targets", "two ssh targets match the same login")
+        if logins and self.ssh is None:
+            raise Invalid("ssh", "needed by the ssh targets (where tollgate takes SSH "
+                          "clients: listen, host_key_file)")
         if databases and self.postgres is None:
             raise Invalid("postgres", "needed by the postgres targets (where tollgate takes "
                           "PostgreSQL clients: listen, tls_cert_file, tls_key_file)")

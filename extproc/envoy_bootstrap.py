@@ -29,6 +29,9 @@ POSTGRES_LISTENER = "postgres"
 EGRESS_LISTENER = "egress"
 EGRESS_CLUSTER = "egress_destinations"
 POSTGRES_CLUSTER = "tollgate_postgres"
+# Envoy's SSH listener, and the cluster of tollgate's SSH front behind it.
+SSH_LISTENER = "ssh"
+SSH_CLUSTER = "tollgate_ssh"
 # jwt_authn's filter name, for per-route configs (`typed_per_filter_config` is keyed by it).
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
 
@@ -62,6 +65,10 @@ class Ports:
     postgres_front: int = 10200
     # Envoy's egress listener (None: it is left out, with its cluster).
     egress: int | None = None
+    # Envoy's SSH listener (None: left out), and tollgate's SSH front behind it (cluster
+    # tollgate_ssh, one endpoint per worker from this port).
+    ssh: int | None = None
+    ssh_front: int = 10300
 
 
 def load(path: Path = QUICKSTART) -> dict[str, Any]:
@@ -172,10 +179,13 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dic
     the ports after it); and Envoy's PostgreSQL listener on `ports.postgres` with the
     cluster of tollgate's PostgreSQL front, one endpoint per worker from
     `ports.postgres_front` (both left out when `ports.postgres` is None: nothing
-    serves PostgreSQL); and the egress listener on `ports.egress` (left out, with its
-    cluster, when None)."""
+    serves PostgreSQL); the same for SSH (`ports.ssh`, `ports.ssh_front`); and the egress
+    listener on `ports.egress` (left out, with its cluster, when None)."""
     config = copy.deepcopy(bootstrap)
-    _postgres(config, ports.postgres, [ports.postgres_front + i for i in range(workers)])
+    _front(config, POSTGRES_LISTENER, POSTGRES_CLUSTER, ports.postgres,
+           [ports.postgres_front + i for i in range(workers)])
+    _front(config, SSH_LISTENER, SSH_CLUSTER, ports.ssh,
+           [ports.ssh_front + i for i in range(workers)])
     _egress(config, ports.egress)
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     _the_listener(config)["address"]["socket_address"]["port_value"] = ports.listener
@@ -189,9 +199,12 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dic
     return with_ext_proc_ports(config, [ports.ext_proc + i for i in range(workers)])
 
 
-def _postgres(config: dict[str, Any], port: int | None, fronts: list[int]) -> None:
-    if _optional(config, POSTGRES_LISTENER, POSTGRES_CLUSTER, port):
-        _spread(_cluster(config, POSTGRES_CLUSTER), fronts)
+def _front(config: dict[str, Any], listener: str, cluster: str, port: int | None,
+           fronts: list[int]) -> None:
+    """A listener whose tcp_proxy hands connections to one of tollgate's own protocol
+    fronts (one endpoint per worker), or neither when nothing serves it."""
+    if _optional(config, listener, cluster, port):
+        _spread(_cluster(config, cluster), fronts)
 
 
 def _egress(config: dict[str, Any], port: int | None) -> None:

@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import ssl
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from envoy.service.accesslog.v3 import als_pb2_grpc
@@ -45,6 +47,12 @@ from extproc.recording.retention import rules_of
 from extproc.recording.writer import default_writer_id
 from extproc.recordings import Readers, RecordingsApi
 from extproc.recordings.report import Reports
+from extproc.ssh.certificates import KeyFileError, UserCA
+from extproc.ssh.certificates_api import CertificatesApi
+from extproc.ssh.front import Front as SshFront
+from extproc.ssh.front import read_host_key
+from extproc.ssh.recordings import TerminalRecordings
+from extproc.ssh.upstream import Keys as SshKeys
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 from extproc.telemetry import Telemetry, TelemetryError
@@ -86,6 +94,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         key = hash_key(config)
         verifier = approver_verifier(config) if admin_api else None
         postgres = postgres_settings(config, verifier)
+        ssh = ssh_settings(config, verifier)
         # The egress proxy's agents' tokens, which tollgate verifies itself.
         proxy_verifier = None
         if any(t.protocol == "egress" for t in config.targets):
@@ -126,6 +135,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     api.routes() + MonitorApi(holds.store.store, verifier,
                                            config.monitor.viewers).routes()
                     + recordings_api(config, holds.store.store, verifier, recorder).routes()
+                    + ssh_certificates_api(config, verifier).routes()
                     + metrics.routes(holds.store.pending_count))).cleanup)
         except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
             raise ServeError(str(exc)) from None
@@ -136,8 +146,11 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
                                    holds, StoredPins(holds), tracker, alerts, egress)
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
-        front = await start_postgres(config, postgres, worker, servicer, credentials, masker,
-                                     CancelKeys(holds.store.store))
+        fronts = [f for f in (
+            await start_postgres(config, postgres, worker, servicer, credentials, masker,
+                                 CancelKeys(holds.store.store)),
+            await start_ssh(config, ssh, worker, servicer, masker, holds.store.store),
+        ) if f is not None]
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -187,7 +200,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         watching.cancel()
         await health_servicer.enter_graceful_shutdown()
         holds.store.stop_waiting()
-        if front is not None:
+        for front in fronts:
             await front.stop(config.listen.drain_seconds)
         await server.stop(config.listen.drain_seconds)
     log.info("stopped (%d exchanges recorded)", recorder.written)
@@ -210,6 +223,63 @@ async def start_postgres(
     except OSError as exc:
         raise ServeError(str(exc)) from None
     return front
+
+
+async def start_ssh(config: Config, ssh: SshSettings | None, worker: int,
+                    servicer: ExtProcServicer, masker: Masker,
+                    store: AsyncStore) -> SshFront | None:
+    """The SSH front, listening, driving the HTTP front's pipeline (None: no ssh target)."""
+    if ssh is None or config.ssh is None:
+        return None
+    front = SshFront(config.ssh, worker, servicer.pipeline, ssh.verifier, masker,
+                     config.targets, ssh.host_key, ssh.keys, ssh.ca,
+                     TerminalRecordings(store))
+    try:
+        await front.start()
+    except OSError as exc:
+        raise ServeError(str(exc)) from None
+    return front
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """What the SSH front needs, read once at start."""
+
+    verifier: Verifier
+    host_key: Any
+    keys: SshKeys
+    # The CA of `tollgate ssh login`'s certificates (None: tokens as passwords only).
+    ca: UserCA | None
+
+
+def ssh_certificates_api(config: Config, verifier: Verifier) -> CertificatesApi:
+    """`tollgate ssh login`'s route: certificates from tokens (404s without a user CA,
+    whose file is read only where a target speaks ssh)."""
+    if not any(t.protocol == "ssh" for t in config.targets):
+        return CertificatesApi(verifier, config.identity, None, None, 0, None)
+    try:
+        return CertificatesApi.of(config, verifier,
+                                  config.ssh.agent_port if config.ssh is not None else None)
+    except KeyFileError as exc:
+        raise admin.AdminError(str(exc)) from None
+
+
+def ssh_settings(config: Config, verifier: Verifier | None) -> SshSettings | None:
+    """What the SSH front needs (None: no ssh target): the verifier of agents' tokens
+    (passwords Envoy cannot read), the gateway's host key, and the targets' keys."""
+    front = config.ssh
+    if front is None or not any(t.protocol == "ssh" for t in config.targets):
+        return None
+    try:
+        ca = (None if front.user_ca_key_file is None
+              else UserCA.from_file(config.resolve(front.user_ca_key_file), config.identity))
+    except KeyFileError as exc:
+        raise ValueError(str(exc)) from None
+    return SshSettings(
+        agent_verifier(config, verifier, "the ssh targets",
+                       "as SSH passwords, which Envoy does not read"),
+        read_host_key(config.resolve(front.host_key_file)),
+        SshKeys(list(config.targets), config.resolve), ca)
 
 
 def postgres_settings(config: Config, verifier: Verifier | None

@@ -19,7 +19,7 @@ from tests.support.tls import TlsFiles, write_tls_files
 # the OTLP receiver it exports to, a PostgreSQL database); modules that start such things
 # themselves, or run the `tollgate` command as a process, set `pytestmark`.
 E2E_FOLDER = Path(__file__).parent / "e2e"
-E2E_FIXTURES = frozenset({"gateway", "make_gateway", "otlp", "pg_url"})
+E2E_FIXTURES = frozenset({"gateway", "make_gateway", "otlp", "pg_url", "sshd"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,19 +5,35 @@
 # postgresql-client, whose psql the PostgreSQL front's tests use as agents do; Pango
 # (with HarfBuzz's subsetter), which `tollgate audit report --format pdf` needs at run time
 # through WeasyPrint, and poppler-utils, whose pdftoppm and pdftotext read the PDF back in
-# tests/reporting. `make test` runs this every time: with all there, it returns at once.
+# tests/reporting; OpenSSH's server, the host behind the SSH front (tests/support/sshd.py),
+# and its client (ssh, sftp), which the SSH tests use as agents do. sshd never runs as root
+# there: when the tests do, it runs as the account tollgate-ssh, created here. `make test`
+# runs this every time: with all there, it returns at once.
 set -euo pipefail
+
+say() { echo "make test: $*" >&2; }
+
+# An unprivileged sshd logs in only the account it runs as. Sessions start in its home,
+# which must exist (sshd complains on every session's stderr otherwise) and stays empty
+# (/etc/skel's dotfiles would print or clear the screen in interactive sessions).
+ACCOUNT=tollgate-ssh
+if [ "$(id -u)" -eq 0 ] && ! getent passwd "$ACCOUNT" >/dev/null; then
+    useradd --system --user-group --home-dir "/var/lib/$ACCOUNT" --shell /bin/bash "$ACCOUNT"
+    install -d -o "$ACCOUNT" -g "$ACCOUNT" -m 700 "/var/lib/$ACCOUNT"
+    say "created the account $ACCOUNT, which the SSH tests' sshd runs as"
+fi
 
 CHROMIUM=/usr/bin/chromium
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v sftp >/dev/null || missing+=(openssh-client)
 /sbin/ldconfig -p | grep -q 'libpangoft2-1.0.so.0 ' \
     || missing+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-say() { echo "make test: $*" >&2; }
 if ! command -v apt-get >/dev/null; then
     say "the tests need ${missing[*]}; install them with your distribution's package"
     say "manager (Debian and Ubuntu: apt-get install ${missing[*]})"

@@ -116,7 +116,7 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
     assert [(t.name, t.protocol) for t in cfg.targets] == [
         ("llm", "llm"), ("demo", "sql-http"), ("tools", "mcp"), ("demo-db", "postgres"),
-        ("egress", "egress")]
+        ("demo-host", "ssh"), ("egress", "egress")]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
          "recording.session_idle_minutes: must be > 0"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql"}]},
          "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', 'mcp', "
-         "'postgres', 'egress', got 'sql'"),
+         "'postgres', 'egress', 'ssh', got 'sql'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "sql": {"dialect": "sqlite"}}]},
          "targets[0].sql: only used with protocol 'sql-http'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "mcp": {}}]},

@@ -216,7 +216,8 @@ def test_deploy_bootstrap_addresses() -> None:
                  for x in bootstrap["static_resources"]["listeners"]}
     assert listeners == {"ingress": {"address": "0.0.0.0", "port_value": 10000},
                          "egress": {"address": "0.0.0.0", "port_value": EGRESS_PORT},
-                         "postgres": {"address": "0.0.0.0", "port_value": 5432}}
+                         "postgres": {"address": "0.0.0.0", "port_value": 5432},
+                         "ssh": {"address": "0.0.0.0", "port_value": 2222}}
     by_name = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
     # The egress proxy's cluster resolves nothing itself: tollgate pins an address.
     egress = by_name.pop(envoy_bootstrap.EGRESS_CLUSTER)
@@ -225,7 +226,8 @@ def test_deploy_bootstrap_addresses() -> None:
     assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
                            "demo_upstream": ("demo-upstream", [10080]),
                            "demo_mcp": ("demo-mcp", [10081]),
-                           "tollgate_postgres": ("tollgate", [10200, 10201])}
+                           "tollgate_postgres": ("tollgate", [10200, 10201]),
+                           "tollgate_ssh": ("tollgate", [10300, 10301])}
     for cluster in by_name.values():
         assert cluster["type"] == "STRICT_DNS"
         # tollgate and the demo servers listen on IPv4 only.
@@ -634,8 +636,10 @@ def test_k8s_tollgate_is_a_headless_service_envoy_resolves(
 ) -> None:
     host, ports = endpoints()["tollgate_extproc"]
     postgres_host, postgres_ports = endpoints()["tollgate_postgres"]
-    assert postgres_host == host
-    ports = ports + postgres_ports  # the ext_proc workers', then the PostgreSQL front's
+    ssh_host, ssh_ports = endpoints()["tollgate_ssh"]
+    assert postgres_host == ssh_host == host
+    # The ext_proc workers', then the PostgreSQL front's, then the SSH front's.
+    ports = ports + postgres_ports + ssh_ports
     service = find(rendered, "Service", host)
     assert service["spec"].get("clusterIP") == "None", "Envoy would see one address, not pods"
     assert [p["port"] for p in service["spec"]["ports"]] == ports

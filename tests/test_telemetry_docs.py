@@ -833,6 +833,23 @@ def check(kind: str, emitted: dict[str, list[Any]], rows: list[Row]) -> None:
     )
 
 
+def check_front(spans: list[Any], prefixes: tuple[str, ...],
+                exempt: tuple[str, ...] = ()) -> None:
+    """A protocol front's spans (its end-to-end tests collect them from a real gateway)
+    against the page: every attribute documented, of its type; every row whose name
+    starts with one of `prefixes` emitted (but those `exempt`, which its tests cannot
+    provoke)."""
+    emitted = values_by_key(span.attributes for span in spans)
+    rows = DOCUMENTED.span
+    undocumented = sorted(k for k in emitted if not any(r.matches(k) for r in rows))
+    assert not undocumented, f"emitted but not in docs/telemetry.md: {undocumented}"
+    for key, values in emitted.items():
+        row = next(r for r in rows if r.matches(key))
+        assert all(TYPES[row.type](v) for v in values), (key, row.type, values[:3])
+    mine = [r.name for r in rows if r.name.startswith(prefixes) and r.name not in exempt]
+    assert mine and set(mine) <= set(emitted), sorted(set(mine) - set(emitted))
+
+
 def spans_of(played: dict[str, Exchange]) -> list[ReadableSpan]:
     """The exchanges' spans."""
     return [span for exchange in played.values() for span in exchange.spans]

@@ -40,7 +40,7 @@ _FORCE = frozenset({"--force", "-f", "--force-with-lease", "--mirror", "--delete
 
 
 def administrative(key: str | None, meaning: Any) -> bool:
-    """Whether the exchange whose interpreter (`key`: sql, k8s, llm, mcp) read `meaning`
+    """Whether the exchange whose interpreter (`key`: sql, k8s, llm, mcp, ssh) read `meaning`
     administers: at the response phase of a model, the tool calls it asks the agent
     to make (the history's earlier calls were counted when they were made)."""
     if not isinstance(meaning, dict):
@@ -54,6 +54,8 @@ def administrative(key: str | None, meaning: Any) -> bool:
         return any(_call(call) for call in _list(meaning.get("tool_calls")))
     if key == "mcp":
         return _call(meaning.get("call"))
+    if key == "ssh":  # a command or shell line is read as a tool call's; forwarding too
+        return meaning.get("request") == "forward" or _call(meaning)
     return False
 
 

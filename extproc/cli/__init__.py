@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from extproc import config as config_module
-from extproc.cli import approvals, audit, policy
+from extproc.cli import approvals, audit, policy, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
 from extproc.inert import LogFormatter
 
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     policy.add_parser(commands)
     audit.add_parser(commands)
     approvals.add_parser(commands)
+    ssh.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "policy":
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return audit.main(args)
     if args.command == "approvals":
         return approvals.main(args)
+    if args.command == "ssh":
+        return ssh.main(args)
     # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
     logged = logging.StreamHandler()
     # A worker of several (listen.workers) says which: they share the supervisor's output.

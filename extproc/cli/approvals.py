@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from extproc import config as config_module
-from extproc.cli.common import QUICKSTART_CONFIG, Unusable
+from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, token_of
+from extproc.cli.common import Unusable
 from extproc.cli.text import cut, print_table, utc
 from extproc.inert import json_text, terminal
 
 STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
-TOKEN_ENV = "TOLLGATE_TOKEN"
 _SUMMARY_CHARS = 60
-_TIMEOUT = 10.0
-
-
-class Refused(Exception):
-    """The API answered with an error, or could not be reached (exit 1)."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,12 +34,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = approvals.add_subparsers(dest="approvals_command", required=True,
                                        metavar="{list,show,approve,deny}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--token", help=f"your own token (default: ${TOKEN_ENV})")
-    common.add_argument("--url", help="the admin API, e.g. http://127.0.0.1:8081 "
-                                      "(default: from --config)")
-    common.add_argument("--config", type=Path, default=QUICKSTART_CONFIG,
-                        help="the tollgate config whose admin API to use (default: the "
-                             "quickstart's)")
+    add_flags(common)
     common.add_argument("--json", action="store_true", help="the API's JSON instead of text")
 
     listing = actions.add_parser("list", parents=[common],
@@ -72,7 +57,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(args: argparse.Namespace) -> int:
     try:
-        api = _Api(_url(args), _token(args))
+        api = AdminApi(admin_url(args.url, args.config), token_of(args.token))
         command = args.approvals_command
         if command == "list":
             query = urlencode({"status": args.status, "limit": args.limit})
@@ -103,56 +88,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
         return 1
     return 0
-
-
-class _Api:
-    def __init__(self, url: str, token: str) -> None:
-        self._url, self._token = url.rstrip("/"), token
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None
-             ) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self._url + path, data=data, method=method,
-            headers={"authorization": f"Bearer {self._token}",
-                     "content-type": "application/json", "accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT) as reply:
-                return json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            raise Refused(_problem(exc)) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise Refused(f"cannot reach the admin API at {self._url}: {reason}") from None
-
-
-def _problem(exc: urllib.error.HTTPError) -> str:
-    """The API's error as one line: its code and message."""
-    try:
-        answer = json.loads(exc.read())
-        return f"{exc.code} {answer['error']}: {answer['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"{exc.code} {exc.reason}"
-
-
-def _url(args: argparse.Namespace) -> str:
-    if args.url:
-        return args.url
-    try:
-        found = config_module.load(args.config).approvals_url
-    except config_module.ConfigError as exc:
-        raise Unusable(str(exc)) from None
-    if not found:
-        raise Unusable(f"{args.config}: listen.admin is off; give --url")
-    return found
-
-
-def _token(args: argparse.Namespace) -> str:
-    token = (args.token or os.environ.get(TOKEN_ENV, "")).strip()
-    if not token:
-        raise Unusable(f"no token: give --token or set {TOKEN_ENV} (your own token, "
-                       "e.g. from your identity provider)")
-    return token
 
 
 def _print_json(found: dict[str, Any]) -> None:

@@ -8,10 +8,11 @@ one agent run as it happened (`replay`), tries a policy change on recorded traff
 and key a tollgate config names (`--config`, the quickstart's by default).
 
 Exit status: 0 success (for `verify`: intact, and every chain vouched for by an anchor
-log); 1 `verify` found the record broken, or shortened; 2 unusable input (the config, the
-store, a key, a policy directory, an argument), one line on stderr; 3 `verify` found the
-record intact as far as the store shows, but some chain is vouched for by no anchor log
-given (it names them, and why).
+log); 1 `verify` found the record broken, or shortened, or `replay` a terminal recording
+that does not match its record; 2 unusable input (the config, the store, a key, a policy
+directory, an argument), one line on stderr; 3 `verify` found the record intact as far as
+the store shows, but some chain is vouched for by no anchor log given (it names them,
+and why).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
-from extproc.cli import audit_export, audit_report, audit_retention
+from extproc.cli import audit_export, audit_report, audit_retention, audit_terminal
 from extproc.cli.common import QUICKSTART_CONFIG, Unusable, add_key_flags, parse_duration
 from extproc.cli.text import cut, lasted, print_table, size, utc
 from extproc.inert import json_text, terminal
@@ -103,6 +104,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="exchanges as they happened: one record, a trace, or an agent's session")
     replay.add_argument("id", nargs="?", help="a record id (writer:seq) or a trace id")
     replay.add_argument("--session", help="every exchange of one agent run (x-session-id)")
+    audit_terminal.add_arguments(replay)
 
     whatif = actions.add_parser(
         "whatif", parents=[common, as_json],
@@ -451,6 +453,7 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
 
     if (args.id is None) == (args.session is None):
         raise Unusable("replay: give a record id or trace id, or --session SESSION")
+    playing = audit_terminal.options(args)
     with _store(config) as connection:
         if args.session is not None:
             rows = store.session(connection, args.session)
@@ -458,6 +461,10 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
         else:
             rows = store.by_id(connection, args.id)
             asked = f"record or trace {args.id!r}"
+        # A session's recordings; a record's or a trace's: its trace's.
+        recordings = [] if args.json or not rows else audit_terminal.checked(
+            connection, [args.session] if args.session is not None
+            else sorted({row.trace_id for row in rows}), rows)
         where = connection.where
     if not rows:
         raise Unusable(f"no {asked} in {where}")
@@ -471,7 +478,7 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
     for row in rows:
         print()
         _show_exchange(row, row.document())
-    return 0
+    return audit_terminal.replay(recordings, playing)
 
 
 def _show_exchange(row: Row, content: dict[str, Any]) -> None:

@@ -80,6 +80,8 @@ def _show(pruned: Pruned, store_kept: str, targets: dict[str, float]) -> None:
               "prune and cut statements:")
         for writer, count in sorted(pruned.deleted.items()):
             print(terminal(f"  {writer}: {count}"))
+    if pruned.recordings:
+        print(f"pruned {pruned.recordings} terminal recordings")
     for why in pruned.kept():
         print(terminal(f"kept, though past retention: {why}"))
 

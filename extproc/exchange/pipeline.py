@@ -18,13 +18,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Status, StatusCode
+
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
 from extproc.exchange.refusal import BadInput
-from extproc.exchange.state import Exchange, approved
+from extproc.exchange.state import Answer, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolPins
@@ -33,7 +35,7 @@ from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR
 from extproc.policy.input import InputEncoder
-from extproc.recording import Evidence
+from extproc.recording import Evidence, RecordingQuota, RecordingUnavailable
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
@@ -243,6 +245,22 @@ def approval_refusal(approval: Any, approve_url: str | None) -> BadInput:
     if state == "denied":
         return BadInput(403, "approval_denied", message, details=details)
     return BadInput(403, "approval_required", message, details=details, action="hold")
+
+
+def failure(exchange: Exchange, exc: Exception, what: str) -> Answer:
+    """Any failure of a front's exchange as its refusal, the answer failing closed: the
+    record's queue full or the identity's share spent, bad input, or an error of
+    tollgate's own (logged; `what` the exchange was: "statement", "request")."""
+    if isinstance(exc, RecordingQuota):
+        return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
+    if isinstance(exc, RecordingUnavailable):
+        return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
+    if isinstance(exc, BadInput):
+        return exchange.refuse(exc)
+    log.error("trace %s: %s failed", exchange.trace_id, what, exc_info=exc)
+    exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
+    return exchange.refuse(BadInput(500, "internal_error",
+                                    f"tollgate could not process this {what}"))
 
 
 def _held_again(exchange: Exchange, held: Decision) -> Decision:

@@ -495,9 +495,13 @@ def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter
         return Mcp(target.mcp, target.name, pins)
     if target.protocol == "postgres":
         return PostgresSql(Sql())
+    if target.protocol == "ssh":
+        from extproc.interpret.ssh import Ssh
+
+        return Ssh(target)
     return None
 
 
-KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "egress")
+KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "egress", "ssh")
 """Every key an interpreter (or a front: `postgres`, `egress`) may fill; the others are
 null in a target's input."""

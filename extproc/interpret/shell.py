@@ -229,10 +229,13 @@ def commands(text: str) -> list[list[str]]:
     return read(text).commands
 
 
-def read(text: str) -> Reading:
-    """The commands `text` would run, those of them that are opaque, and what it writes."""
+def read(text: str, stdin: bool = False) -> Reading:
+    """The commands `text` would run, those of them that are opaque, and what it writes.
+    `stdin`: the text runs with a stdin nobody here reads (an SSH exec's channel, where
+    `ssh host sh < script.sh` sends the script): every command of it, at any depth, is
+    read as one fed by a pipe, so a shell or an interpreter without a script is opaque."""
     reading = Reading()
-    _read(text, 0, reading)
+    _read(text, 0, reading, stdin)
     return reading
 
 
@@ -249,7 +252,7 @@ def argv_read(argv: list[str]) -> Reading:
     return reading
 
 
-def _read(text: str, depth: int, reading: Reading) -> None:
+def _read(text: str, depth: int, reading: Reading, session: bool = False) -> None:
     if depth > _MAX_DEPTH:
         reading.mark([text], "too_deep")
         return
@@ -260,7 +263,7 @@ def _read(text: str, depth: int, reading: Reading) -> None:
     defining: str | None = None  # the function whose body is being read
     braces = 0
     for words, stdin in simple:
-        _expand(words, stdin, depth, reading)
+        _expand(words, stdin or session, depth, reading, session)
         if words[:1] == ["function"] and len(words) > 1:
             defining, braces = words[1], 0
         elif defining is not None and words:
@@ -271,7 +274,7 @@ def _read(text: str, depth: int, reading: Reading) -> None:
             elif braces <= 0:
                 defining = None
     for inner in substitutions:
-        _read(inner, depth + 1, reading)
+        _read(inner, depth + 1, reading, session)
 
 
 def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], list[str]]:
@@ -425,7 +428,8 @@ def _ansi_char(m: re.Match[str]) -> str:
     return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
-def _expand(words: list[str], stdin: bool, depth: int, reading: Reading) -> None:
+def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
+            session: bool = False) -> None:
     """Append the argv of one simple command, then those of the commands it runs; mark
     those that are opaque.
 
@@ -463,7 +467,7 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading) -> None
             if why is not None:
                 _mark(argv, why, depth, reading)
         if script is not None:
-            _read(script, depth + 1, reading)
+            _read(script, depth + 1, reading, session)
         pending.extend(reversed(inner))
 
 

@@ -33,9 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import Status, StatusCode
-
-from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
@@ -366,7 +364,7 @@ class Session:
             else:
                 await self._pipeline.forward(exchange)  # a strict target's record first
         except Exception as exc:  # every failure is a refusal in order: fail closed
-            refusal = self._failed(exchange, exc)
+            refusal = failure(exchange, exc, "statement")
         return run, None if refusal is None else refusal_message(refusal)
 
     def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
@@ -378,7 +376,7 @@ class Session:
         try:
             admission()
         except (RecordingQuota, RecordingUnavailable) as exc:
-            refusal = refusal_message(self._failed(exchange, exc))
+            refusal = refusal_message(failure(exchange, exc, "statement"))
         self._request(exchange, "EXECUTE", statement.text)
         exchange.interpret(statement.meaning)
         exchange.decided("request", statement.decision, statement.revision,
@@ -411,18 +409,6 @@ class Session:
             f"tollgate: this statement waits up to {seconds} s for an approval "
             f"({', '.join(exchange.decision.reasons)})",
             detail=f"approval {approval.get('id')}; trace id {exchange.trace_id}"))
-
-    def _failed(self, exchange: Exchange, exc: Exception) -> Answer:
-        if isinstance(exc, RecordingQuota):
-            return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
-        if isinstance(exc, RecordingUnavailable):
-            return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
-        if isinstance(exc, BadInput):
-            return exchange.refuse(exc)
-        log.error("trace %s: statement failed", exchange.trace_id, exc_info=exc)
-        exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
-        return exchange.refuse(BadInput(500, "internal_error",
-                                        "tollgate could not process this statement"))
 
     def _result_masker(self, run: Run, columns: list[pg.Column]) -> bytes | None:
         """The masker of a result's rows; a refusal when they cannot be masked."""

@@ -1,5 +1,5 @@
 """`tollgate up`: the quickstart — Envoy, tollgate, the demo upstream, the demo MCP
-server and the demo PostgreSQL database on 127.0.0.1."""
+server, the demo PostgreSQL database and the demo SSH host on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 from extproc import envoy_bootstrap
-from extproc.config import Config, PostgresFront
-from extproc.quickstart import demo_postgres, dev_tokens, stack
+from extproc.config import Config, PostgresFront, SshFront, SshTarget
+from extproc.quickstart import demo_postgres, demo_ssh, dev_tokens, stack
 
 CURL_LINES = """\
 Tollgate is up. Every request needs a token; this one (sub "you", group "agents",
@@ -60,6 +60,25 @@ and the session goes on) and DELETE FROM customers (held for the dba, as above):
 
   psql "postgresql://you:$TOKEN@127.0.0.1:{postgres}/shop?sslmode=require"
 
+An SSH host too (demo-host: a shell in a folder of its own): ssh, scp, sftp, paramiko or
+asyncssh log in as demo-host with the token as the password, and the gateway reaches the
+host with a key of its own. Each command is decided and its output masked: `cat .env`
+shows the demo's AWS key masked, `rm -rf *` is refused and the session goes on:
+
+  ssh -o UserKnownHostsFile={known_hosts} -p {ssh} demo-host@127.0.0.1 'cat .env'
+                                                   # the password: paste $TOKEN
+  ssh -t -o UserKnownHostsFile={known_hosts} -p {ssh} demo-host@127.0.0.1
+                                                   # a shell: each line decided, replayable
+                                                   # with tollgate audit replay --session
+
+or with no password, a certificate for the token (valid an hour at most), as `tsh login`:
+
+  TOLLGATE_TOKEN=$TOKEN .venv/bin/tollgate ssh login
+                                                   # prints the ssh command to use
+
+or from Python, with asyncssh in .venv:
+
+{ssh_snippet}
 Agents' way out: Envoy's forward proxy on :{egress} (HTTP_PROXY / HTTPS_PROXY, the token
 as the password). Each destination is decided on its name and every address it resolves
 to, and Envoy connects only to the address decided on (policies/egress_lists.rego lists
@@ -105,6 +124,20 @@ async def main():
 asyncio.run(main())
 EOF
 """
+# Flush left too; the gateway's host key pinned (known_hosts), as in the ssh line.
+SSH_SNIPPET = """\
+.venv/bin/python - <<'EOF'
+import asyncio, os, asyncssh
+async def main():
+    async with asyncssh.connect("127.0.0.1", {port}, username="demo-host",
+            password=os.environ["TOKEN"], client_keys=None,
+            known_hosts="{known_hosts}") as ssh:
+        print((await ssh.run("cat .env")).stdout)
+        refused = await ssh.run("rm -rf *")
+        print(refused.exit_status, refused.stderr)
+asyncio.run(main())
+EOF
+"""
 # The demo database's port, behind the gateway (extproc/quickstart/quickstart.yaml's
 # demo-db target), and Envoy's PostgreSQL listener's (envoy/quickstart.yaml).
 DEMO_POSTGRES_PORT = 10432
@@ -113,6 +146,10 @@ POSTGRES_PORT = 15432
 EGRESS_PORT = 3128
 # The target of the demo database (its credential: the gateway's password for it).
 DEMO_DB_TARGET = "demo-db"
+# Envoy's SSH listener (envoy/quickstart.yaml), and the target of the demo SSH host (its
+# ssh.upstream: where the host listens; its ssh.key_file: the gateway's key for it).
+SSH_PORT = 2222
+DEMO_HOST_TARGET = "demo-host"
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
 APPROVER = ("dana", ["dba"])
 # Who reads the record in the quickstart: `recordings.readers` names group `auditors`.
@@ -139,13 +176,15 @@ def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
 def _ports(config: Config) -> tuple[envoy_bootstrap.Ports, dict[int, str]]:
     """The quickstart's ports, and what each is for (to name what holds one in use)."""
     workers = config.listen.worker_count
-    front = config.postgres
+    front, ssh = config.postgres, config.ssh
     egress = any(t.protocol == "egress" for t in config.targets)
     ports = envoy_bootstrap.Ports(
         ext_proc=config.listen.grpc_port,
         postgres=POSTGRES_PORT if front is not None else None,
         postgres_front=front.address_of(0)[1] if front is not None else 0,
-        egress=EGRESS_PORT if egress else None)
+        egress=EGRESS_PORT if egress else None,
+        ssh=SSH_PORT if ssh is not None else None,
+        ssh_front=ssh.address_of(0)[1] if ssh is not None else 0)
     roles = {
         ports.listener: "the Envoy listener",
         ports.admin: "the Envoy admin interface",
@@ -159,6 +198,13 @@ def _ports(config: Config) -> tuple[envoy_bootstrap.Ports, dict[int, str]]:
         roles.update({front.address_of(i)[1]: f"tollgate's PostgreSQL front (worker {i})"
                       for i in range(workers)})
         roles[DEMO_POSTGRES_PORT] = "the demo PostgreSQL database"
+    if ssh is not None:
+        roles[SSH_PORT] = "Envoy's SSH listener"
+        roles.update({ssh.address_of(i)[1]: f"tollgate's SSH front (worker {i})"
+                      for i in range(workers)})
+        demo_host = _demo_host_target(config)
+        if demo_host is not None:
+            roles[demo_host.address[1]] = "the demo SSH host"
     if egress:
         roles[EGRESS_PORT] = "Envoy's egress proxy"
     if config.listen.admin_port is not None:
@@ -168,7 +214,7 @@ def _ports(config: Config) -> tuple[envoy_bootstrap.Ports, dict[int, str]]:
 
 def run_quickstart(config: Config) -> int:
     workers = config.listen.worker_count
-    front = config.postgres
+    front, ssh = config.postgres, config.ssh
     ports, roles = _ports(config)
     taken = [f"{port} ({role})" for port, role in roles.items() if stack.port_in_use(port)]
     if taken:
@@ -208,6 +254,10 @@ def run_quickstart(config: Config) -> int:
             demo_database = _demo_database(config, front, Path(tmp)) if front else None
             if demo_database is not None:
                 processes.append(demo_database)
+            known_hosts = _ssh_keys(config, ssh) if ssh else None
+            demo_host = _demo_host(config, Path(tmp)) if ssh else None
+            if demo_host is not None:
+                processes.append(demo_host)
             processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None,
                                                   workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
@@ -217,6 +267,8 @@ def run_quickstart(config: Config) -> int:
                 approver_token=approver_token, approvals=config.approvals_url,
                 auditor_token=auditor_token,
                 mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
+                ssh=SSH_PORT, known_hosts=known_hosts,
+                ssh_snippet=SSH_SNIPPET.format(port=SSH_PORT, known_hosts=known_hosts),
             ), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
@@ -251,3 +303,40 @@ def _demo_database(config: Config, front: PostgresFront, tmp: Path) -> stack.Pro
     # Its log stays in the temporary folder: the terminal shows the gateway's lines.
     return demo_postgres.start(DEMO_POSTGRES_PORT, tmp / "demo-postgres", password,
                                log_dir=tmp)
+
+
+def _ssh_keys(config: Config, front: SshFront) -> Path:
+    """The gateway's host key (which agents see) and user CA (`tollgate ssh login`'s), made
+    on first start; and a known_hosts file pinning the host key on Envoy's SSH listener,
+    for clients to check whom they log in to: its path."""
+    host_key_file = config.resolve(front.host_key_file)
+    host_key = demo_ssh.private_key(host_key_file)
+    if front.user_ca_key_file is not None:
+        demo_ssh.private_key(config.resolve(front.user_ca_key_file))
+    known_hosts = host_key_file.with_name("known_hosts")
+    demo_ssh.write_known_hosts(known_hosts, host_key, "127.0.0.1", SSH_PORT)
+    return known_hosts
+
+
+def _demo_host_target(config: Config) -> SshTarget | None:
+    """The ssh settings of the config's demo-host target (none without one)."""
+    target = next((t for t in config.targets if t.name == DEMO_HOST_TARGET), None)
+    return target.ssh if target is not None else None
+
+
+def _demo_host(config: Config, tmp: Path) -> stack.Process | None:
+    """The demo SSH host of the config's demo-host target, letting in the gateway's key
+    for it (made on first start), with a key of its own made beside that one and pinned
+    in the target's host_keys_file; none without such a target (one that pins a key of
+    its own in ssh.host_key is not the demo's)."""
+    settings = _demo_host_target(config)
+    if settings is None or settings.host_keys_file is None:
+        return None
+    gateway_key_file = config.resolve(settings.key_file)
+    gateway_key = demo_ssh.private_key(gateway_key_file)
+    own_key_file = gateway_key_file.with_name("demo_host_ed25519")
+    own_key = demo_ssh.private_key(own_key_file)
+    host, port = settings.address
+    demo_ssh.write_known_hosts(config.resolve(settings.host_keys_file), own_key, host, port)
+    return demo_ssh.start(port, tmp / "ssh-home", own_key_file,
+                          demo_ssh.public_line(gateway_key), log_dir=None)

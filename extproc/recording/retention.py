@@ -11,6 +11,9 @@ waits for a newer record to follow it: a cut nothing links to vouches for nothin
 
 Pruning never hides a deletion it did not make: a gap no statement covers stays a gap
 (and `verify` keeps naming it); it is not merged into a range pruned next to it.
+
+Terminal recordings (ssh/recordings.py) go with the last record of their trace, in the
+same transaction; one no record vouches for, once past every retention and not held.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from extproc.config import Config
 from extproc.recording import store
 from extproc.recording.chain import Checkpoint, Signer
+from extproc.ssh import recordings
 from extproc.store import Connection, StoreError
 
 _DAY_US = 86_400_000_000
@@ -66,6 +70,7 @@ class Pruned:
     waiting: int = 0  # past retention, at a chain's end: deleted once a newer record follows
     # Past the store's retention, kept by their target's longer one (or its 0: for ever).
     by_target: dict[str, int] = field(default_factory=dict)
+    recordings: int = 0  # terminal recordings deleted
 
     def kept(self) -> list[str]:
         """Why what is past retention (the store's, or its target's) was kept."""
@@ -164,8 +169,13 @@ def prune(connection: Connection, signer: Signer, rules: Rules,
                 walk.add(seq, hash_, prev_hash, past and not kept_held)
             pruned.waiting += walk.end()
             for run in walk.runs:
-                _delete(connection, signer, writer, run)
+                pruned.recordings += _delete(connection, signer, writer, run)
                 pruned.deleted[writer] = pruned.deleted.get(writer, 0) + run.records
+        if store_cutoff is not None and None not in target_cutoffs.values():
+            # No record names the target of one that no record vouches for: it goes once
+            # past the longest retention (never while any keeps for ever).
+            pruned.recordings += recordings.prune_unrecorded(
+                connection, min(cutoffs), held)
     return pruned
 
 
@@ -224,8 +234,9 @@ class _Walk:
         self._run, self._leading = None, False
 
 
-def _delete(connection: Connection, signer: Signer, writer: str, run: _Run) -> None:
-    """Delete a run's records and the statements about them; sign what replaces them."""
+def _delete(connection: Connection, signer: Signer, writer: str, run: _Run) -> int:
+    """Delete a run's records and the statements about them, and the terminal recordings
+    whose last records they are; sign what replaces them. Returns how many recordings."""
     signed_us = int(time.time() * 1e6)
     params: tuple[object, ...]
     if run.leading:
@@ -234,9 +245,11 @@ def _delete(connection: Connection, signer: Signer, writer: str, run: _Run) -> N
     else:
         statement = signer.sign("cut", writer, run.last, run.hash, signed_us, run.first)
         where, params = "writer = ? AND seq BETWEEN ? AND ?", (writer, run.first, run.last)
+    gone = recordings.prune_with_records(connection, where, params)
     connection.execute(f"DELETE FROM records WHERE {where}", params)
     connection.execute(f"DELETE FROM checkpoints WHERE {where}", params)
     store.add_checkpoints(connection, [statement])
+    return gone
 
 
 def _check_key(connection: Connection, signer: Signer) -> None:

@@ -311,11 +311,11 @@ class ChainWriter:
         except StoreError as exc:
             log.error("recording: pruning records past retention failed: %s", exc)
             return
-        if pruned.deleted or pruned.kept():
-            log.info("recording: pruned %d records past retention (%s); kept: %s",
-                     sum(pruned.deleted.values()),
+        if pruned.deleted or pruned.recordings or pruned.kept():
+            log.info("recording: pruned %d records past retention (%s) and %d terminal "
+                     "recordings; kept: %s", sum(pruned.deleted.values()),
                      ", ".join(f"{w}: {n}" for w, n in sorted(pruned.deleted.items())),
-                     "; ".join(pruned.kept()) or "nothing past retention")
+                     pruned.recordings, "; ".join(pruned.kept()) or "nothing past retention")
 
     def _checkpoint_due(self) -> bool:
         return self._since_checkpoint > 0 and (

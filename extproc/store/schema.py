@@ -1,10 +1,11 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres, activity, sessions, egress) owns a list
-of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once,
-in a transaction with the version bump, so two processes starting together cannot both
-apply it (the second waits for the lock, then finds the version already there). A store
-newer than this tollgate is refused rather than written with an older idea of its tables.
+Each component (recording, approvals, postgres, activity, sessions, egress, terminal)
+owns a list of steps; the version a store has reached is kept in `tollgate_schema`. A step
+runs once, in a transaction with the version bump, so two processes starting together
+cannot both apply it (the second waits for the lock, then finds the version already
+there). A store newer than this tollgate is refused rather than written with an older
+idea of its tables.
 """
 
 from __future__ import annotations
@@ -206,6 +207,22 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 first_us BIGINT NOT NULL,
                 PRIMARY KEY (identity, destination)
             )""",
+        ],
+    ],
+    "terminal": [
+        [
+            # Interactive SSH sessions' output as the agent saw it, asciicast v2 lines, in
+            # chunks as written (ssh/recordings.py): `recording_id` is the trace id of the
+            # exchange whose record keeps the whole's size and SHA-256.
+            """CREATE TABLE terminal_recordings (
+                recording_id TEXT NOT NULL,
+                chunk INTEGER NOT NULL,
+                session_id TEXT NOT NULL,
+                data TEXT NOT NULL,
+                written_us BIGINT NOT NULL,
+                PRIMARY KEY (recording_id, chunk)
+            )""",
+            "CREATE INDEX terminal_recordings_session ON terminal_recordings (session_id)",
         ],
     ],
 }

@@ -5,13 +5,16 @@ model's or an MCP client's tool call), never from raw text."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from extproc.activity.administrative import administrative, command
+from extproc.config import Match, SshTarget, Target
 from extproc.interpret.k8s import k8s_request
 from extproc.interpret.llm import chat_response, tool_call
 from extproc.interpret.sql import analyze
+from extproc.interpret.ssh import Ssh
 
 
 @pytest.mark.parametrize("sql, expected", [
@@ -68,10 +71,25 @@ def test_an_mcp_tool_call_and_its_sql() -> None:
     assert not administrative("mcp", {"call": tool_call("1", "query", {"sql": "SELECT 1"})})
 
 
+@pytest.mark.parametrize("body, expected", [
+    ({"request": "exec", "command": "sudo systemctl restart nginx"}, True),
+    ({"request": "line", "command": "uptime; df -h"}, False),
+    ({"request": "exec", "command": "sh"}, True),  # a script from the channel: opaque
+    ({"request": "forward", "forward": {"kind": "local_port"}}, True),
+    ({"request": "sftp", "sftp": {"operation": "open", "path": "/tmp/x"}}, False),
+])
+def test_an_ssh_command_by_what_it_would_run(body: dict[str, object], expected: bool) -> None:
+    target = Target(name="web-1", match=Match(login="web-1"), protocol="ssh", ssh=SshTarget(
+        upstream="10.0.0.5:22", user="deploy", key_file=Path("k"), host_key="ssh-ed25519 A"))
+    meaning = Ssh(target).request({"method": "EXEC", "path": "/web-1", "query": {},
+                                   "headers": {}, "body": body})
+    assert administrative("ssh", meaning) is expected
+
+
 @pytest.mark.parametrize("meaning", [None, "DROP", [], {"statements": "DROP"},
                                      {"tool_calls": [{"commands": [[1, 2]]}]}])
 def test_readings_of_other_shapes_are_not_administrative(meaning: object) -> None:
-    for key in ("sql", "k8s", "llm", "mcp", None):
+    for key in ("sql", "k8s", "llm", "mcp", "ssh", None):
         assert administrative(key, meaning) is False
 
 

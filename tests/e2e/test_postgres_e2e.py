@@ -36,7 +36,7 @@ from tests.support import tokens
 from tests.support.databases import PG_ADMIN, throwaway_database
 from tests.support.gateway import Gateway, GatewayFactory, module_gateway
 from tests.support.tls import write_tls_files
-from tests.test_telemetry_docs import DOCUMENTED, TYPES
+from tests.test_telemetry_docs import check_front
 
 AGENT = tokens.token("svc-pg-agent", ["agents"], ttl=900)
 DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
@@ -483,19 +483,8 @@ def test_the_fronts_spans_are_the_documented_ones(gw: Gateway, otlp: Any) -> Non
         s.attributes.get("db.system") == "postgresql"
         and "tollgate.postgres.upstream_auth" in s.attributes for s in all_)
         and any(s.attributes.get("tollgate.postgres.commands") for s in all_))
-    emitted: dict[str, list[Any]] = {}
-    for span in spans:
-        if span.attributes.get("db.system") == "postgresql":
-            for key, value in span.attributes.items():
-                emitted.setdefault(key, []).append(value)
-    rows = DOCUMENTED.span
-    undocumented = sorted(k for k in emitted if not any(r.matches(k) for r in rows))
-    assert not undocumented
-    for key, values in emitted.items():
-        row = next(r for r in rows if r.matches(key))
-        assert all(TYPES[row.type](v) for v in values), (key, row.type, values[:3])
-    postgres_rows = [r.name for r in rows if r.name.startswith(("db.", "tollgate.postgres."))]
-    assert postgres_rows and set(postgres_rows) <= set(emitted)
+    check_front([s for s in spans if s.attributes.get("db.system") == "postgresql"],
+                ("db.", "tollgate.postgres."))
 
 
 def test_ctrl_c_reaching_another_replica_cancels_on_the_one_holding_the_session(

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from extproc.config import K8s, Match, Mcp, Policy, PostgresTarget, Sql, Target
+from extproc.config import K8s, Match, Mcp, Policy, PostgresTarget, Sql, SshTarget, Target
 from extproc.http.body_masking import is_event_stream
 from extproc.http.message import (
     decode_request_body,
@@ -68,11 +68,13 @@ REASONS = {
                           "not list it",
 }
 # Who approves a hold of each holding rule, and how long it waits (policies/sql.rego,
-# policies/mcp.rego).
+# policies/mcp.rego, policies/ssh.rego).
 HOLDS = {
     "sql.unbounded_write": (["group:dba"], 300),
     "mcp.opaque_tool_call": (["group:dba"], 300),
     "mcp.privileged_tool": (["group:dba"], 300),
+    "ssh.privileged_command": (["group:ops"], 300),
+    "ssh.opaque_command": (["group:ops"], 300),
 }
 # The pack's masks (policies/tollgate.rego): everything for callers outside the
 # `privileged` group (in a model's tool-call arguments, credentials, cards, SSNs and
@@ -227,7 +229,9 @@ def target_of(spec: dict[str, Any]) -> Target:
     protocol = overrides.get("protocol", "sql-http")
     return Target(
         name=overrides.get("name", "orders-sql"),
-        match=Match(database="shop") if protocol == "postgres" else Match(route="orders"),
+        match=Match(database="shop") if protocol == "postgres"
+        else Match(login=overrides.get("name", "web-1")) if protocol == "ssh"
+        else Match(route="orders"),
         protocol=protocol,
         environment=overrides.get("environment", "prod"),
         labels=overrides.get("labels", {}),
@@ -238,6 +242,10 @@ def target_of(spec: dict[str, Any]) -> Target:
         # The database a postgres target reaches: no engine reads it.
         postgres=PostgresTarget(upstream="127.0.0.1:5432", user="tollgate")
         if protocol == "postgres" else None,
+        # The host an ssh target reaches (input.ssh names it; no engine connects).
+        ssh=SshTarget(upstream="10.0.0.5:22", user="deploy", key_file=Path("gateway_ed25519"),
+                      host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPinnedHostKey")
+        if protocol == "ssh" else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import signal
 import socket
 import subprocess
@@ -34,8 +35,14 @@ WORKER_PORTS = config.load(QUICKSTART_CONFIG).listen.worker_ports
 POSTGRES_PORTS = (up.POSTGRES_PORT, *(config.load(QUICKSTART_CONFIG).postgres.address_of(i)[1]
                                       for i in range(len(WORKER_PORTS))),
                   up.DEMO_POSTGRES_PORT)
+# SSH: Envoy's listener, tollgate's front (a port per worker), the demo host.
+SSH_FRONT = config.load(QUICKSTART_CONFIG).ssh
+DEMO_HOST = next(t.ssh for t in config.load(QUICKSTART_CONFIG).targets
+                 if t.name == up.DEMO_HOST_TARGET)
+SSH_PORTS = (up.SSH_PORT, *(SSH_FRONT.address_of(i)[1] for i in range(len(WORKER_PORTS))),
+             DEMO_HOST.address[1])
 QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, PORTS.mcp,
-                    APPROVALS_PORT, *POSTGRES_PORTS)
+                    APPROVALS_PORT, *POSTGRES_PORTS, *SSH_PORTS)
 
 
 def read_lines(stream, lines: queue.Queue[str]) -> None:
@@ -129,6 +136,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         status, _, body = fetch("GET", "/echo")
         assert status == 401 and json.loads(body)["error"] == "unauthenticated"
         psql_as_printed(token, output)
+        ssh_as_printed(token, output, tmp_path)
         # The demo MCP server's route: Envoy's refusal as a JSON-RPC error.
         status, _, body = fetch("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert status == 401 and json.loads(body)["error"]["data"]["error"] == "unauthenticated"
@@ -156,11 +164,21 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
             ("demo", "alert", None),  # an agent's DROP: activity.admin_action
             ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200),
             ("demo-db", "allow", None), ("demo-db", "allow", None), ("demo-db", "deny", 403),
-            ("demo-db", "allow", None)]
+            ("demo-db", "allow", None),
+            # ssh's login and `cat .env`; the snippet's login, `cat .env` and `rm -rf *`.
+            ("demo-host", "none", None), ("demo-host", "allow", None),
+            ("demo-host", "none", None), ("demo-host", "allow", None),
+            ("demo-host", "deny", 403)]
     finally:
+        # Stopped as a user stops it, so that it stops its children: the demo database,
+        # run as another user under root, does not die with it.
         if up.poll() is None:
-            up.kill()
-            up.wait()
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
 
 
 def psql_as_printed(token: str, output: list[str]) -> None:
@@ -176,6 +194,33 @@ def psql_as_printed(token: str, output: list[str]) -> None:
     assert rows[0].startswith("Ada Lovelace|") and "512-34-6789" not in done.stdout
     assert "tollgate: destructive SQL: DROP" in done.stderr
     assert rows[-1] == "4"
+
+
+def ssh_as_printed(token: str, output: list[str], home: Path) -> None:
+    """The printed ssh line and asyncssh snippet, as a user pastes them: through the
+    gateway, whose host key they pin, the demo host's .env comes back with its AWS key
+    masked; `rm -rf *` is refused (exit status 126, the reason on stderr)."""
+    (line,) = [ln.split("#")[0].strip() for ln in output if ln.strip().startswith("ssh -o ")]
+    askpass = home / "askpass"
+    askpass.write_text("#!/bin/sh\necho \"$TOKEN\"\n")
+    askpass.chmod(0o700)
+    # OpenSSH asks for the password; askpass answers it with the token, as a user pastes.
+    env = {**os.environ, "HOME": str(home), "TOKEN": token, "SSH_ASKPASS": str(askpass),
+           "SSH_ASKPASS_REQUIRE": "force"}
+    argv = shlex.split(line)
+    done = subprocess.run([argv[0], "-F", "/dev/null", "-o", "BatchMode=no", *argv[1:]],
+                          capture_output=True, text=True, env=env, timeout=30,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "AWS_ACCESS_KEY_ID=" in done.stdout and "AKIAIOSFODNN7EXAMPLE" not in done.stdout
+    (start,) = [i for i, ln in enumerate(output)
+                if ln.endswith("<<'EOF'\n") and "asyncssh" in output[i + 1]]
+    script = "".join(output[start + 1:output.index("EOF\n", start)])
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True,
+                          text=True, env=env, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "AWS_ACCESS_KEY_ID=" in done.stdout and "AKIAIOSFODNN7EXAMPLE" not in done.stdout
+    assert "126 tollgate: refused: destructive command: rm -rf *" in done.stdout
 
 
 def approve_the_held_delete(token: str, output: list[str], home: Path) -> None:

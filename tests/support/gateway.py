@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 import yaml
 
@@ -212,6 +213,28 @@ def route(name: str, prefix: str, **jwt_per_route: Any) -> dict[str, Any]:
             **extra}
 
 
+def with_ssh(ports: envoy_bootstrap.Ports, ssh: dict[str, Any] | None, front: int,
+             work: Path) -> tuple[envoy_bootstrap.Ports, dict[str, Any] | None]:
+    """Envoy's SSH listener and the front's first port, and the front's settings with a
+    host key made for it (nothing without `ssh`)."""
+    if ssh is None:
+        return ports, None
+    host_key = work / "ssh-host-key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(host_key)
+    return (dataclasses.replace(ports, ssh=stack.free_port(), ssh_front=front),
+            {"host_key_file": str(host_key), **ssh})
+
+
+def with_front_clusters(bootstrap: dict[str, Any], workers: int,
+                        fronts: dict[str, list[int] | None]) -> dict[str, Any]:
+    """Each protocol front's cluster with every replica's workers (None: no such front)."""
+    for cluster, ports_of in fronts.items():
+        if ports_of is not None:
+            bootstrap = envoy_bootstrap.with_cluster_ports(
+                bootstrap, cluster, [port + i for port in ports_of for i in range(workers)])
+    return bootstrap
+
+
 class GatewayFactory:
     def __init__(self, tmp: Path, otlp: OtlpReceiver) -> None:
         self._tmp, self._otlp = tmp, otlp
@@ -223,7 +246,7 @@ class GatewayFactory:
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
         replicas: int = 1, workers: int = 1, postgres: dict[str, Any] | None = None,
-        egress: dict[str, Any] | None = None,
+        egress: dict[str, Any] | None = None, ssh: dict[str, Any] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
@@ -236,7 +259,8 @@ class GatewayFactory:
         PostgreSQL front's settings (its listen address, TLS with tests/support/tls.py's
         certificate, each replica's listen address and `ports.postgres` for Envoy's
         listener are filled in). `egress`: the egress target's settings (nameservers ...):
-        Envoy's egress listener on `ports.egress`, and a target `egress` of its route."""
+        Envoy's egress listener on `ports.egress`, and a target `egress` of its route.
+        `ssh`: the SSH front's settings, as `postgres` (a host key is made for it)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
@@ -249,6 +273,8 @@ class GatewayFactory:
         ports = dataclasses.replace(ports, upstream=upstream.port)
         # Each replica's PostgreSQL front (a port per worker), all in Envoy's cluster.
         fronts = [stack.free_ports(workers) for _ in range(replicas)]
+        ssh_fronts = [stack.free_ports(workers) for _ in range(replicas)]
+        ports, ssh = with_ssh(ports, ssh, ssh_fronts[0], work)
         if postgres is not None:
             ports = dataclasses.replace(ports, postgres=stack.free_port(),
                                         postgres_front=fronts[0])
@@ -263,10 +289,9 @@ class GatewayFactory:
         grpc_ports = [ports.ext_proc, *(stack.free_ports(workers) for _ in range(replicas - 1))]
         bootstrap = envoy_bootstrap.with_ext_proc_ports(
             bootstrap, [port + i for port in grpc_ports for i in range(workers)])
-        if postgres is not None:
-            bootstrap = envoy_bootstrap.with_cluster_ports(
-                bootstrap, envoy_bootstrap.POSTGRES_CLUSTER,
-                [port + i for port in fronts for i in range(workers)])
+        bootstrap = with_front_clusters(bootstrap, workers, {
+            envoy_bootstrap.POSTGRES_CLUSTER: fronts if postgres is not None else None,
+            envoy_bootstrap.SSH_CLUSTER: ssh_fronts if ssh is not None else None})
         tls_port = None
         if tls is not None:
             tls_port = stack.free_port()
@@ -278,8 +303,6 @@ class GatewayFactory:
         # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
         base["identity"] = {"envoy_bootstrap": str(envoy_path)}
         settings = dict(settings or {})
-        if postgres is not None:
-            settings["postgres"] = postgres
         for key in ("listen", "identity"):
             base[key].update(settings.pop(key, {}))
         config_paths = []
@@ -290,8 +313,11 @@ class GatewayFactory:
             if replicas > 1:
                 replica["recording"] = {**replica.get("recording", {}),
                                         "writer_id": f"replica-{n}"}
-            if postgres is not None:
-                replica["postgres"] = {**postgres, "listen": f"127.0.0.1:{fronts[n]}"}
+            # Each replica's protocol fronts listen on ports of their own.
+            for name, front, ports_of in (("postgres", postgres, fronts),
+                                          ("ssh", ssh, ssh_fronts)):
+                if front is not None:
+                    replica[name] = {**front, "listen": f"127.0.0.1:{ports_of[n]}"}
             config_paths.append(work / ("tollgate.yaml" if n == 0 else f"tollgate-{n}.yaml"))
             config_paths[-1].write_text(yaml.safe_dump(replica))
         processes: list[stack.Process] = []

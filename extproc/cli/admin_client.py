@@ -1,0 +1,85 @@
+"""The admin API as the `tollgate` commands call it with a user's own token
+(`tollgate approvals`, `tollgate ssh login`): its address, the token, one JSON call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from extproc import config as config_module
+from extproc.cli.common import QUICKSTART_CONFIG, Unusable
+
+TOKEN_ENV = "TOLLGATE_TOKEN"
+_TIMEOUT = 10.0
+
+
+class Refused(Exception):
+    """The API answered with an error, or could not be reached (exit 1)."""
+
+
+class AdminApi:
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self._token = url.rstrip("/"), token
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={"authorization": f"Bearer {self._token}",
+                     "content-type": "application/json", "accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=_TIMEOUT) as reply:
+                return json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            raise Refused(_problem(exc)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Refused(f"cannot reach the admin API at {self.url}: {reason}") from None
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """`--token`, `--url` and `--config`: who calls, and where (`token_of`, `admin_url`)."""
+    parser.add_argument("--token", help=f"your own token (default: ${TOKEN_ENV})")
+    parser.add_argument("--url", help="the admin API, e.g. http://127.0.0.1:8081 "
+                                      "(default: from --config)")
+    parser.add_argument("--config", type=Path, default=QUICKSTART_CONFIG,
+                        help="the tollgate config whose admin API to use (default: the "
+                             "quickstart's)")
+
+
+def admin_url(given: str | None, config: Path) -> str:
+    """`--url`, or where `config` says the admin API is reached (approvals.public_url,
+    else listen.admin)."""
+    if given:
+        return given
+    try:
+        found = config_module.load(config).approvals_url
+    except config_module.ConfigError as exc:
+        raise Unusable(str(exc)) from None
+    if not found:
+        raise Unusable(f"{config}: listen.admin is off; give --url")
+    return found
+
+
+def token_of(given: str | None) -> str:
+    """`--token`, or the token in $TOLLGATE_TOKEN."""
+    token = (given or os.environ.get(TOKEN_ENV, "")).strip()
+    if not token:
+        raise Unusable(f"no token: give --token or set {TOKEN_ENV} (your own token, "
+                       "e.g. from your identity provider)")
+    return token
+
+
+def _problem(exc: urllib.error.HTTPError) -> str:
+    """The API's error as one line: its code and message."""
+    try:
+        answer = json.loads(exc.read())
+        return f"{exc.code} {answer['error']}: {answer['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{exc.code} {exc.reason}"

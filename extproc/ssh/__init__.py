@@ -1,0 +1,1 @@
+"""The SSH front: agents' ssh, scp, sftp, paramiko and asyncssh reach hosts through tollgate."""

@@ -1,0 +1,94 @@
+"""An `exec` request: the command decided, run on the host, its output masked.
+
+    ssh web-1@gateway 'journalctl -u nginx | tail'   →  EXEC exchange: input.ssh.command
+      refused  → stderr: tollgate's reason and trace id; exit status 126
+      held     → stderr: who must approve, for how long; then as decided
+      allowed  → the host runs it (the gateway's key); stdout and stderr masked as they
+                 stream; the host's exit status (or signal) is the agent's
+
+The record keeps the command, the decision, the exit status and what the agent was shown
+(both streams, masked, as they were interleaved), with its size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncssh
+
+from extproc.masking import Masker
+from extproc.ssh.gate import FAILED_STATUS, REFUSED_STATUS, Gate, Verdict
+from extproc.ssh.output import MaskedOutput
+from extproc.ssh.relay import exit_with, pump_input, pump_output
+from extproc.ssh.upstream import UpstreamError, bounded
+
+Connect = Callable[[], Awaitable[asyncssh.SSHClientConnection]]
+
+
+def say(process: asyncssh.SSHServerProcess[bytes], text: str) -> None:
+    """A line of tollgate's own on the agent's stderr (CRLF on a terminal)."""
+    end = "\r\n" if process.get_terminal_type() else "\n"
+    with contextlib.suppress(OSError, asyncssh.Error):
+        process.stderr.write(f"{text}{end}".encode())
+
+
+async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
+                        connect: Connect, method: str, body: dict[str, Any],
+                        command: str | None, what: str
+                        ) -> tuple[Verdict, asyncssh.SSHClientProcess[bytes]] | None:
+    """The request (`body`: input.ssh's) decided and, allowed, running on the host with
+    the agent's terminal, if it has one; None when refused or the host cannot run it
+    (`what` it was to do): the agent was told why, and the channel ended."""
+    term = process.get_terminal_type()
+    verdict = await gate.decide(method, {**body, "pty": term is not None},
+                                lambda text: say(process, text))
+    if verdict.refusal is not None:
+        say(process, verdict.refusal)
+        process.exit(REFUSED_STATUS)
+        gate.end(verdict, status=REFUSED_STATUS)
+        return None
+    try:
+        upstream = await connect()
+        remote = bounded(await upstream.create_process(
+            command, term_type=term, term_size=process.get_terminal_size() if term else None,
+            encoding=None))
+    except (UpstreamError, OSError, asyncssh.Error) as exc:
+        text = f"tollgate: the host could not {what}: {exc} [trace {verdict.trace_id}]"
+        say(process, text)
+        process.exit(FAILED_STATUS)
+        gate.end(verdict, status=FAILED_STATUS, outcome={"tollgate.outcome": text})
+        return None
+    return verdict, remote
+
+
+async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connect: Connect,
+                   masker: Masker, idle: float) -> None:
+    command = process.command or ""
+    started = await start_on_host(process, gate, connect, "EXEC",
+                                  {"request": "exec", "command": command}, command,
+                                  "run the command")
+    if started is None:
+        return
+    verdict, remote = started
+    exchange = verdict.exchange
+    term = process.get_terminal_type()
+    capture = gate.capture(verdict)
+    out = MaskedOutput(masker, exchange.mask)
+    err = MaskedOutput(masker, exchange.mask)
+    # A terminal shows what is held once the host pauses; a pipe gets it as masked whole.
+    pause = idle if term else None
+    feeding = asyncio.ensure_future(pump_input(process, remote))
+    try:
+        await asyncio.gather(
+            pump_output(remote.stdout.read, process.stdout, out, capture, pause),
+            pump_output(remote.stderr.read, process.stderr, err, capture, pause))
+        await remote.wait_closed()
+    finally:
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+    exchange.record_masking(out.counts + err.counts)
+    gate.end(verdict, status=exit_with(process, remote),
+             outcome={"tollgate.outcome": "ran"})

@@ -1,0 +1,223 @@
+"""Each thing an agent asks of a host, as one exchange: opened, decided, held, recorded.
+
+One agent connection has one Gate: its target, its verified identity and its session id.
+A command (exec), an interactive shell, each line typed into it, each SFTP operation and
+each forwarding request goes through `decide`, which drives the exchange pipeline every
+front shares; what is refused is answered by the caller with `refusal`'s text, in the
+way its client shows (stderr and an exit status, an SFTP error). The exchange stays open
+while what was allowed runs, and `end` records what came back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from extproc.config import Target
+from extproc.exchange.pipeline import Pipeline, failure
+from extproc.exchange.recorded import Admission
+from extproc.exchange.refusal import BadInput
+from extproc.exchange.state import Answer, Exchange
+from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
+from extproc.recording.record import covers_record
+
+# The exit status of a command tollgate refused (the shell's "cannot execute"), and of
+# one it could not run (the host unreachable: what ssh itself exits with).
+REFUSED_STATUS = 126
+FAILED_STATUS = 255
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A decided exchange: `refusal` is None when it may proceed, else the text its
+    client is shown (reasons, approval, trace id)."""
+
+    exchange: Exchange
+    admission: Admission
+    refusal: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def trace_id(self) -> str:
+        return self.exchange.trace_id
+
+
+def refusal_text(answer: Answer) -> str:
+    """tollgate's refusal as one line a terminal shows: why, which approval, the trace."""
+    body = answer.body
+    if body.get("approval_id"):
+        why = str(body.get("message"))
+        if body.get("approve_url") and body.get("status") == "pending":
+            why += f" (an approver decides it at {body['approve_url']})"
+    elif body.get("reasons"):
+        why = "refused: " + "; ".join(map(str, body["reasons"]))
+        if body.get("rules"):
+            why += f" (rules: {', '.join(body['rules'])})"
+    else:
+        why = str(body.get("message") or answer.error)
+    return f"tollgate: {why} [trace {answer.trace_id}]"
+
+
+class Gate:
+    """Opens, decides and records the exchanges of one agent's SSH connection."""
+
+    def __init__(self, pipeline: Pipeline, target: Target | None,
+                 claims: dict[str, Any] | None, session_id: str, source: str | None,
+                 client: str) -> None:
+        """`target` None: a login naming no target, only ever refused."""
+        self._pipeline, self._target, self._claims = pipeline, target, claims
+        self.session_id, self._source = session_id, source
+        self._name = target.name if target is not None else "unknown"
+        self._headers = {":method": "", ":path": f"/{self._name}",
+                         "x-session-id": session_id, "user-agent": client}
+        self._attributes = {"tollgate.target": self._name,
+                            "tollgate.session_id": session_id, "network.protocol.name": "ssh"}
+
+    @property
+    def target(self) -> Target:
+        assert self._target is not None
+        return self._target
+
+    def open(self, method: str) -> tuple[Exchange, Admission]:
+        exchange = self._pipeline.open(
+            f"tollgate ssh {method} {self._name}", {**self._headers, ":method": method},
+            self._attributes, self._target, self._claims, self._source)
+        exchange.response_mode = "body"
+        return exchange, Admission(self._pipeline.recorder, exchange.who)
+
+    async def decide(self, method: str, body: dict[str, Any],
+                     waiting: Callable[[str], None] | None = None) -> Verdict:
+        """The exchange for `body` (input.ssh's request), decided; held while a human
+        approves (`waiting` is told why and how long). Every failure refuses."""
+        exchange, admission = self.open(method)
+        verdict = Verdict(exchange, admission)
+        text = body.get("command") or ""
+        exchange.request = exchange.evidence.request = {
+            "method": method, "path": f"/{self.target.name}", "query": {},
+            "headers": {"x-session-id": self.session_id}, "body": body}
+        exchange.evidence.request_body = BodyCapture.of(
+            (text if isinstance(text, str) else "").encode("utf-8", "surrogateescape"),
+            exchange.record_limit)
+        try:
+            admission()
+            self._pipeline.admit(exchange, f"login {self.target.match.login!r}")
+            await self._pipeline.interpret(exchange, len(text))
+            decision = await self._pipeline.decide(exchange, "request")
+            if decision.action == "hold":
+                async for seconds in self._pipeline.hold(exchange, decision):
+                    if waiting is not None:
+                        waiting(self._waiting(exchange, seconds))
+            if exchange.decision.action != "allow":
+                verdict.refusal = refusal_text(exchange.deny(exchange.decision))
+            else:
+                await self._pipeline.forward(exchange)  # a strict target's record first
+        except Exception as exc:  # every failure is a refusal: fail closed
+            verdict.refusal = refusal_text(failure(exchange, exc, "request"))
+        if verdict.refusal is not None:
+            exchange.outcome["tollgate.outcome"] = "refused"
+        return verdict
+
+    def refused(self, method: str, bad: BadInput) -> str:
+        """An exchange refused before any decision (a login that cannot be identified, a
+        request tollgate cannot serve): recorded when the record admits it."""
+        exchange, admission = self.open(method)
+        exchange.request = exchange.evidence.request = {
+            "method": method, "path": f"/{self._name}", "query": {},
+            "headers": {"x-session-id": self.session_id}, "body": None}
+        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
+            admission()
+        text = refusal_text(exchange.refuse(bad))
+        exchange.outcome["tollgate.outcome"] = bad.message
+        self.end(Verdict(exchange, admission, text))
+        return text
+
+    @staticmethod
+    def capture(verdict: Verdict) -> BodyCapture:
+        """Where what the agent is shown (masked) is kept for the record as it goes."""
+        exchange = verdict.exchange
+        capture = exchange.delivering()
+        exchange.evidence.response_type = "text/plain"
+        exchange.evidence.response_masked = (exchange.mask is not None
+                                             and covers_record(exchange.mask))
+        return capture
+
+    def end(self, verdict: Verdict, *, status: int | None = None,
+            output: bytes | None = None, outcome: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> None:
+        """The exchange's end: the exit status, what the agent was shown (masked), what
+        the record keeps beside (`headers`: a transfer's size and SHA-256) and what the
+        span does (`outcome`; its `tollgate.outcome` is the record's detail)."""
+        exchange = verdict.exchange
+        if outcome:
+            exchange.outcome.update(outcome)
+        if status is not None:
+            exchange.outcome["tollgate.ssh.exit_status"] = status
+        if verdict.refusal is None:
+            exchange.evidence.upstream_ms = (time.perf_counter() - verdict.started) * 1000
+            exchange.response = exchange.evidence.response = {
+                "status": status if status is not None else -1, "headers": headers or {},
+                "body": None}
+            if output is not None:
+                exchange.evidence.response_type = "text/plain"
+                exchange.delivered(output, exchange.mask)
+        evidence = exchange.finish()
+        if verdict.admission.admitted:
+            self._pipeline.recorder.submit(evidence, exchange.who)
+
+    @staticmethod
+    def _waiting(exchange: Exchange, seconds: int) -> str:
+        approval = exchange.evidence.approval or {}
+        return (f"tollgate: waiting up to {seconds} s for approval {approval.get('id')} "
+                f"by {', '.join(exchange.decision.approvers)} "
+                f"({'; '.join(exchange.decision.reasons)}) [trace {exchange.trace_id}]")
+
+
+
+class Transfers:
+    """The SFTP relay's gate (sftp.SftpGate): each file operation an exchange of its own.
+
+    File contents pass as they are — SFTP reads by offset, and a masked file would change
+    length — so a download the decision would mask is refused: what must be masked is
+    read with a command (`cat`), whose output is."""
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    async def decide(self, sftp: dict[str, Any]) -> _Ticket:
+        gate = self._gate
+        verdict = await gate.decide("SFTP", {"request": "sftp", "sftp": sftp})
+        exchange = verdict.exchange
+        if (verdict.refusal is None and sftp.get("operation") == "open"
+                and sftp.get("direction") in ("download", "both") and exchange.mask is not None):
+            verdict.refusal = refusal_text(exchange.refuse(BadInput(
+                403, "unmaskable_transfer", "this file would leave unmasked (the policy masks "
+                f"what {gate.target.name} sends, and SFTP passes a file's bytes as they are): "
+                "read it with a command, whose output is masked")))
+            exchange.outcome["tollgate.outcome"] = "refused"
+        if verdict.refusal is not None:
+            gate.end(verdict)
+        return _Ticket(gate, verdict)
+
+
+class _Ticket:
+    """An SFTP operation decided: its refusal, or what ends its exchange."""
+
+    def __init__(self, gate: Gate, verdict: Verdict) -> None:
+        self._gate, self._verdict = gate, verdict
+        self.refusal = verdict.refusal
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        """The operation's end: a transfer's size, SHA-256 and whether its bytes went
+        through in order (the record's response headers), or its error."""
+        kept = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in outcome.items() if v is not None}
+        detail = f"failed: {outcome['error']}" if outcome.get("error") else "done"
+        if "sha256" in kept:
+            detail += f": {kept.get('size')} bytes, sha256 {kept['sha256']}"
+        self._gate.end(self._verdict, outcome={
+            "tollgate.outcome": detail,
+            **{f"tollgate.ssh.transfer.{k}": v for k, v in kept.items()}}, headers=kept)
+

@@ -1,0 +1,323 @@
+# Hosts reached through the SSH front (targets of protocol ssh): decided on input.ssh, what
+# the front read a session's request to mean — a command (`exec`), a line of an interactive
+# shell (`line`), an SFTP operation, a forward, a subsystem. Commands are judged as a
+# model's tool calls are (shell.rego); file transfers go through SFTP, decided per path.
+package tollgate
+
+import rego.v1
+
+# -- what was read --------------------------------------------------------------------
+
+# An ssh target's request arrives read, as one of the kinds below; an SFTP operation names
+# absolute paths (the relay names them as the host resolves them). Anything else cannot be
+# judged.
+denials contains {"rule": "ssh.unread", "reason": reason} if {
+	input.target.protocol == "ssh"
+	some reason in ssh_unread
+}
+
+ssh_requests := {"exec", "shell", "line", "sftp", "forward", "subsystem"}
+
+sftp_operations := {"open", "remove", "rename", "mkdir", "rmdir", "setstat", "symlink", "link", "list"}
+
+ssh_unread contains "the SSH request was not read (input.ssh missing)" if not is_object(input.ssh)
+
+ssh_unread contains sprintf("unknown SSH request: %v", [object.get(input.ssh, "request", null)]) if {
+	is_object(input.ssh)
+	not ssh_request_known
+}
+
+ssh_unread contains sprintf("unknown SFTP operation: %v", [object.get(ssh_sftp, "operation", null)]) if {
+	input.ssh.request == "sftp"
+	not sftp_operation_known
+}
+
+ssh_unread contains sprintf("SFTP %s path is not absolute: %v", [ssh_sftp.operation, path]) if {
+	some path in sftp_named_paths
+	not absolute_path(path)
+}
+
+# Past this many segments a path is not judged (resolving one costs their square).
+ssh_unread contains sprintf("SFTP %s path has more than %d segments", [ssh_sftp.operation, max_path_segments]) if {
+	some path in sftp_named_paths
+	absolute_path(path)
+	not judged_path(path)
+}
+
+max_path_segments := 256
+
+# Negations of `in` go through rules of their own: on OPA, `not x in s` is false when x is
+# undefined (a key the request lacks), where regorus finds it true.
+ssh_request_known if input.ssh.request in ssh_requests
+
+sftp_operation_known if ssh_sftp.operation in sftp_operations
+
+# The SFTP operation of an sftp request ({} when it comes in no readable shape).
+ssh_sftp := input.ssh.sftp if {
+	input.ssh.request == "sftp"
+	is_object(input.ssh.sftp)
+} else := {}
+
+# The paths an SFTP operation names: its path, and the other end of a rename or a link.
+sftp_named_paths contains object.get(ssh_sftp, "path", null) if ssh_sftp.operation in sftp_operations
+
+sftp_named_paths contains object.get(ssh_sftp, "target_path", null) if {
+	ssh_sftp.operation in {"rename", "symlink", "link"}
+}
+
+absolute_path(path) if {
+	is_string(path)
+	startswith(path, "/")
+}
+
+# -- commands: exec, and each line of an interactive shell ----------------------------
+
+# The commands of an exec or a line, as the shell reader read them; without that reading
+# (a hand-built input), the argv as sent.
+ssh_commands := argvs(input.ssh.commands) if {
+	input.ssh.request in {"exec", "line"}
+	is_array(input.ssh.commands)
+} else := argvs([input.ssh.argv]) if {
+	input.ssh.request in {"exec", "line"}
+} else := []
+
+ssh_opaque := opaques(input.ssh.opaque) if {
+	input.ssh.request in {"exec", "line"}
+} else := []
+
+# A destructive command is refused to everyone, as in a tool call or a kubectl exec.
+denials contains {"rule": "ssh.destructive_command", "reason": what} if {
+	some what in ssh_destructive
+}
+
+ssh_destructive contains sprintf("destructive command: %s", [concat(" ", argv)]) if {
+	some argv in ssh_commands
+	destructive_command(argv)
+}
+
+ssh_destructive contains sprintf("destructive command: %s (%s)", [concat(" ", o.argv), o.why]) if {
+	some o in ssh_opaque
+	destructive_opaque(o)
+}
+
+ssh_destructive contains sprintf("output written to %s", [path]) if {
+	input.ssh.request in {"exec", "line"}
+	some path in array_or_empty(input.ssh.writes)
+	is_string(path)
+	destructive_write(path)
+}
+
+# Acting as another user, or on the host's services, waits for an operator. Each command
+# is named: `sudo systemctl restart nginx` is both.
+holds contains {
+	"rule": "ssh.privileged_command",
+	"reason": sprintf("privileged command: %s", [concat(" ", argv)]),
+	"approvers": ["group:ops"],
+	"seconds": 300,
+} if {
+	some argv in ssh_commands
+	privileged_command(argv)
+}
+
+privileged_command(argv) if argv[0] in {"sudo", "sudoedit", "su", "doas", "pkexec", "runuser"}
+
+privileged_command(argv) if {
+	argv[0] in {"systemctl", "service"}
+	some arg in array.slice(argv, 1, count(argv))
+	arg in service_actions
+}
+
+# What starts, stops or changes a service (`service nginx restart`, `systemctl enable
+# --now x`), with the variants of each (`try-restart`, `reload-or-restart`, `unmask`).
+service_actions := {
+	"start", "stop", "restart", "try-restart", "condrestart", "reload", "force-reload",
+	"reload-or-restart", "try-reload-or-restart", "enable", "reenable", "disable", "mask",
+	"unmask", "kill", "isolate",
+}
+
+# What runs is only known when it runs (shell.rego's `opaque`): an operator reads it
+# first, unless what can be read is destructive (refused above).
+holds contains {
+	"rule": "ssh.opaque_command",
+	"reason": sprintf("runs what cannot be read (%s): %s", [o.why, concat(" ", o.argv)]),
+	"approvers": ["group:ops"],
+	"seconds": 300,
+} if {
+	some o in ssh_opaque
+	not destructive_opaque(o)
+}
+
+# A line edited with keys tollgate does not follow (tab completion, history, cursor
+# movement) may run something other than what tollgate read: only a line read whole passes.
+denials contains {
+	"rule": "ssh.unreadable_line",
+	"reason": "a line edited with keys tollgate does not follow (completion, history, cursor movement): type it whole",
+} if {
+	input.ssh.request == "line"
+	not input.ssh.readable == true
+}
+
+# scp's and sftp-server's own protocols, run through exec, carry files tollgate cannot
+# judge path by path; through the SFTP subsystem each operation is decided. OpenSSH's scp
+# speaks SFTP (since 9.0) unless given -O.
+denials contains {
+	"rule": "ssh.transfer_command",
+	"reason": sprintf("file transfer through exec (%s): transfers go through SFTP (sftp, scp), decided path by path", [concat(" ", argv)]),
+} if {
+	input.ssh.request == "exec"
+	some argv in ssh_commands
+	transfer_command(argv)
+}
+
+transfer_command(argv) if argv[0] == "sftp-server"
+
+# rsync's server side writes (or sends) what the client names, as scp's does.
+transfer_command(argv) if {
+	argv[0] == "rsync"
+	"--server" in argv
+}
+
+# scp's server side: -t (receive) or -f (send), alone or after flags that take no value
+# (`-pt`, `-prf`); a flag that takes one ends the group (`-oStrictHostKeyChecking=no`).
+transfer_command(argv) if {
+	argv[0] == "scp"
+	some arg in argv
+	regex.match(`^-[12346ABCOTdpqRrsv]*[tf]`, arg)
+}
+
+# -- forwards and subsystems ----------------------------------------------------------
+
+# No tunnel through the gateway: a forwarded port, socket, agent or display carries bytes
+# it cannot read.
+denials contains {"rule": "ssh.forward", "reason": forward_what(forward)} if {
+	input.ssh.request == "forward"
+	forward := object.union({"kind": null, "host": null, "port": null}, object_or_empty(input.ssh.forward))
+}
+
+forward_what(f) := sprintf("local port forwarding to %v:%v", [f.host, f.port]) if {
+	f.kind == "local_port"
+} else := sprintf("remote port forwarding from %v:%v", [f.host, f.port]) if {
+	f.kind == "remote_port"
+} else := sprintf("local socket forwarding to %v", [f.host]) if {
+	f.kind == "local_socket"
+} else := sprintf("remote socket forwarding from %v", [f.host]) if {
+	f.kind == "remote_socket"
+} else := "agent forwarding" if {
+	f.kind == "agent"
+} else := "X11 forwarding" if {
+	f.kind == "x11"
+} else := sprintf("forwarding (%v)", [f.kind])
+
+denials contains {"rule": "ssh.subsystem", "reason": sprintf("subsystem %v", [object.get(input.ssh, "subsystem", null)])} if {
+	input.ssh.request == "subsystem"
+	not input.ssh.subsystem == "sftp"
+}
+
+object_or_empty(x) := x if {
+	is_object(x)
+} else := {}
+
+# -- SFTP -----------------------------------------------------------------------------
+
+# Nobody changes the host's system files over SFTP, links to them or to its secrets (a
+# link is later read or written by its own path), or touches SSH keys (who may log in
+# without the gateway).
+denials contains {
+	"rule": "ssh.sftp_system_write",
+	"reason": sprintf("SFTP %s of %s: %s", [sftp_verb, path, kind]),
+} if {
+	some path in sftp_written
+	judged_path(path)
+	kind := sftp_protected(resolved_path(path))
+	kind != null
+}
+
+sftp_verb := "upload" if {
+	ssh_sftp.operation == "open"
+} else := ssh_sftp.operation
+
+sftp_written contains ssh_sftp.path if {
+	ssh_sftp.operation == "open"
+	not sftp_direction_in({"download", "none"})
+}
+
+sftp_written contains path if {
+	ssh_sftp.operation in {"remove", "rename", "mkdir", "rmdir", "setstat", "symlink", "link"}
+	some path in sftp_named_paths
+}
+
+# What a written path is, or null when it is none of the host's own. Never undefined: the
+# compiled program takes an assignment that finds nothing for a value.
+sftp_protected(path) := "a secret" if {
+	secret_path(path)
+} else := "a system path" if {
+	destructive_write(path)
+} else := "a system path" if {
+	system_path(path)
+} else := "a system path" if {
+	regex.match(`^/(root|proc|dev|run|lib32|libx32|var/lib|var/log|var/spool)(/|$)`, path)
+} else := "an SSH key directory" if {
+	regex.match(`/\.ssh(/|$)`, path)
+} else := null
+
+# Whether an open's direction is one of `directions`. An open whose direction is unknown or
+# missing is none of them: it is judged as a read and as a write.
+sftp_direction_in(directions) if ssh_sftp.direction in directions
+
+# Nobody reads the host's secrets over SFTP: its password hashes, its host keys, anyone's
+# private SSH keys.
+denials contains {
+	"rule": "ssh.sftp_secret_read",
+	"reason": sprintf("SFTP download of %s: a secret", [ssh_sftp.path]),
+} if {
+	ssh_sftp.operation == "open"
+	not sftp_direction_in({"upload", "none"})
+	judged_path(ssh_sftp.path)
+	secret_path(resolved_path(ssh_sftp.path))
+}
+
+secret_path(path) if regex.match(`^/etc/g?shadow-?$`, path)
+
+secret_path(path) if regex.match(`^/etc/ssh/ssh_host_[^/]*_key$`, path)
+
+secret_path(path) if {
+	regex.match(`/\.ssh/id_[^/]*$`, path)
+	not endswith(path, ".pub")
+}
+
+# A path the SFTP rules judge: absolute, and at most max_path_segments long (ssh.unread
+# refuses the others).
+judged_path(path) if {
+	absolute_path(path)
+	count(split(path, "/")) <= max_path_segments
+}
+
+# An absolute path as the host resolves it, symbolic links aside: empty segments, `.` and
+# `..` (which climbs no higher than `/`) resolved, so `/tmp/../etc/shadow` is
+# `/etc/shadow`. With the depth after each segment (each name one deeper, each `..` one
+# shallower, never above `/`), a name stays unless a later depth falls below its own.
+resolved_path(path) := sprintf("/%s", [concat("/", kept)]) if {
+	segments := [s | some s in split(path, "/"); not s in {"", "."}]
+	steps := [path_step(s) | some s in segments]
+	sums := [total | some i, _ in steps; total := sum(array.slice(steps, 0, i + 1))]
+	depths := [depth |
+		some i, total in sums
+		depth := total - min(array.concat([0], array.slice(sums, 0, i + 1)))
+	]
+	kept := [segments[i] |
+		some i, segment in segments
+		segment != ".."
+		not climbed_above(depths, i)
+	]
+}
+
+path_step(segment) := -1 if {
+	segment == ".."
+} else := 1
+
+# Whether a later `..` climbs above segment i. A rule rather than an `every` in the
+# comprehension: the compiled program takes such an `every` for true whatever it finds.
+climbed_above(depths, i) if {
+	some j in numbers.range(i, count(depths) - 1)
+	depths[j] < depths[i]
+}

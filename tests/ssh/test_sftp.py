@@ -1,0 +1,496 @@
+"""The SFTP relay (extproc/ssh/sftp.py) between real clients and a real OpenSSH host:
+asyncssh's, paramiko's and OpenSSH's sftp and scp (SFTP and legacy) move files through it,
+every path is decided on where it leads on the host, a refusal reaches the client as
+FX_PERMISSION_DENIED with tollgate's reason (on stderr for OpenSSH's sftp), and each
+transfer ends with its size and SHA-256."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import pwd
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import paramiko
+import pytest
+
+from extproc.ssh.sftp import REORDER_LIMIT, Connect, SftpGate, SftpRelay, Transfer
+from extproc.ssh.upstream import UpstreamError
+from tests.support.sshd import Sshd
+
+pytestmark = pytest.mark.e2e  # a real sshd, and OpenSSH's clients run as processes
+
+SIZE = 3 * 1024 * 1024 + 12345  # several of every client's requests, and a short last one
+LOGIN = "web-1"
+
+
+@dataclass
+class Ticket:
+    sftp: dict[str, Any]
+    refusal: str | None
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        self.outcomes.append(outcome)
+
+
+class RuleGate:
+    """Refuses what `rule` names a reason for, and keeps every ticket it gave."""
+
+    def __init__(self, rule: Callable[[dict[str, Any]], str | None]) -> None:
+        self.rule = rule
+        self.tickets: list[Ticket] = []
+
+    async def decide(self, sftp: dict[str, Any]) -> Ticket:
+        ticket = Ticket(sftp, self.rule(sftp))
+        self.tickets.append(ticket)
+        return ticket
+
+    def asked(self, operation: str) -> list[Ticket]:
+        return [t for t in self.tickets if t.sftp["operation"] == operation]
+
+    def only(self, operation: str, direction: str | None = None) -> Ticket:
+        (ticket,) = [t for t in self.asked(operation)
+                     if direction is None or t.sftp["direction"] == direction]
+        return ticket
+
+
+class FailingGate:
+    async def decide(self, sftp: dict[str, Any]) -> Ticket:
+        raise RuntimeError("the store is down")
+
+
+@dataclass
+class Relay:
+    """The relay served by an asyncssh server of the test's own, in front of the host."""
+
+    port: int
+    gate: Any  # the test's own
+    host: Sshd
+    key_file: Path  # the agent's key
+    known_hosts: Path  # the relay's host key, pinned for the clients
+
+    def openssh_options(self) -> list[str]:
+        options = [f"UserKnownHostsFile={self.known_hosts}", "GlobalKnownHostsFile=/dev/null",
+                   "StrictHostKeyChecking=yes", "BatchMode=yes", "IdentitiesOnly=yes"]
+        return ["-F", "/dev/null", "-i", str(self.key_file), "-P", str(self.port),
+                *(arg for option in options for arg in ("-o", option))]
+
+    async def openssh(self, program: str, *argv: str) -> tuple[int, str]:
+        """OpenSSH's `sftp` or `scp` through the relay: its exit status and stderr."""
+        process = await asyncio.create_subprocess_exec(
+            program, *self.openssh_options(), *argv, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.returncode is not None
+        return process.returncode, err.decode()
+
+    @contextlib.asynccontextmanager
+    async def asyncssh(self) -> AsyncIterator[asyncssh.SFTPClient]:
+        async with asyncssh.connect(
+                "127.0.0.1", self.port, username=LOGIN, config=None, agent_path=None,
+                client_keys=[str(self.key_file)],
+                known_hosts=str(self.known_hosts)) as conn, conn.start_sftp_client() as sftp:
+            yield sftp
+
+    def paramiko(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect("127.0.0.1", self.port, username=LOGIN, key_filename=str(self.key_file),
+                       look_for_keys=False, allow_agent=False)
+        return client
+
+
+def secret_rule(host: Sshd) -> Callable[[dict[str, Any]], str | None]:
+    """Refuse any operation whose path or target is under the host's `secret/`."""
+    secret = f"{host.home}/secret"
+
+    def rule(sftp: dict[str, Any]) -> str | None:
+        for path in (sftp["path"], sftp["target_path"]):
+            if path is not None and (path == secret or path.startswith(secret + "/")):
+                return f"tollgate: refused: {path} is secret [trace 0123]"
+        return None
+    return rule
+
+
+def make_dir(host: Sshd, name: str) -> Path:
+    path = host.home / name
+    path.mkdir()
+    owner = host.home.stat()
+    os.chown(path, owner.st_uid, owner.st_gid)
+    return path
+
+
+def payload(size: int = SIZE) -> bytes:
+    return random.Random(size).randbytes(size)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.asynccontextmanager
+async def serve(host: Sshd, tmp: Path, gate: SftpGate, connect: Connect | None = None
+                ) -> AsyncIterator[Relay]:
+    """A relay to `host` with `gate`; `connect`: the way to the host (the gateway's key by
+    default, the host key pinned)."""
+    agent_key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp / "agent_ed25519"
+    agent_key.write_private_key(key_file)
+    key_file.chmod(0o600)
+    relay_key = asyncssh.generate_private_key("ssh-ed25519")
+    upstreams: list[asyncssh.SSHClientConnection] = []
+
+    async def to_host() -> asyncssh.SSHClientConnection:
+        upstream = await asyncssh.connect(
+            host.host, host.port, username=host.user, config=None, agent_path=None,
+            client_keys=[str(host.client_key_file)],
+            known_hosts=asyncssh.import_known_hosts(host.known_hosts))
+        upstreams.append(upstream)
+        return upstream
+
+    server = await asyncssh.create_server(
+        asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[relay_key],
+        authorized_client_keys=asyncssh.import_authorized_keys(
+            agent_key.export_public_key().decode()),
+        sftp_factory=lambda chan: SftpRelay(chan, gate, connect or to_host), allow_scp=True)
+    port = server.get_port()
+    known_hosts = tmp / "relay_known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} "
+                           f"{relay_key.export_public_key().decode()}")
+    try:
+        yield Relay(port, gate, host, key_file, known_hosts)
+    finally:
+        server.close()
+        await server.wait_closed()
+        for upstream in upstreams:
+            upstream.close()
+
+
+@pytest.fixture
+async def relay(sshd: Sshd, tmp_path: Path) -> AsyncIterator[Relay]:
+    make_dir(sshd, "secret")
+    async with serve(sshd, tmp_path, RuleGate(secret_rule(sshd))) as running:
+        yield running
+
+
+def assert_transferred(ticket: Ticket, data: bytes) -> None:
+    assert ticket.refusal is None
+    assert ticket.outcomes == [{"size": len(data), "sha256": sha256(data), "complete": True,
+                                "error": None}]
+
+
+# -- every client moves files through it, each transfer's size and digest recorded -----
+
+
+async def test_asyncssh_uploads_and_downloads(relay: Relay, tmp_path: Path) -> None:
+    data = payload()
+    (tmp_path / "up.bin").write_bytes(data)
+    relay.host.put("down.bin", data[::-1])
+    home = relay.host.home
+    async with relay.asyncssh() as sftp:
+        await sftp.put(tmp_path / "up.bin", str(home / "up.bin"))
+        await sftp.get(str(home / "down.bin"), tmp_path / "down.bin")
+    assert (home / "up.bin").read_bytes() == data
+    assert (home / "up.bin").stat().st_uid == pwd.getpwnam(relay.host.user).pw_uid  # by the host
+    assert (tmp_path / "down.bin").read_bytes() == data[::-1]
+    upload = relay.gate.only("open", "upload")
+    assert upload.sftp == {"operation": "open", "path": str(home / "up.bin"),
+                           "target_path": None, "direction": "upload"}
+    assert_transferred(upload, data)
+    assert_transferred(relay.gate.only("open", "download"), data[::-1])
+
+
+async def test_paramiko_uploads_and_downloads(relay: Relay, tmp_path: Path) -> None:
+    data = payload()
+    (tmp_path / "up.bin").write_bytes(data)
+    relay.host.put("down.bin", data[::-1])
+    home = relay.host.home
+
+    def transfer() -> None:
+        with relay.paramiko() as client, client.open_sftp() as sftp:
+            sftp.put(str(tmp_path / "up.bin"), str(home / "up.bin"))
+            sftp.get(str(home / "down.bin"), str(tmp_path / "down.bin"))
+    await asyncio.to_thread(transfer)
+    assert (home / "up.bin").read_bytes() == data
+    assert (tmp_path / "down.bin").read_bytes() == data[::-1]
+    assert_transferred(relay.gate.only("open", "upload"), data)
+    assert_transferred(relay.gate.only("open", "download"), data[::-1])
+
+
+async def test_openssh_sftp_uploads_and_downloads(relay: Relay, tmp_path: Path) -> None:
+    data = payload()
+    (tmp_path / "up.bin").write_bytes(data)
+    relay.host.put("down.bin", data[::-1])
+    home = relay.host.home
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {tmp_path / 'up.bin'} {home / 'up.bin'}\n"
+                     f"get {home / 'down.bin'} {tmp_path / 'down.bin'}\n")
+    status, err = await relay.openssh("sftp", "-b", str(batch), f"{LOGIN}@127.0.0.1")
+    assert status == 0, err
+    assert (home / "up.bin").read_bytes() == data
+    assert (tmp_path / "down.bin").read_bytes() == data[::-1]
+    assert_transferred(relay.gate.only("open", "upload"), data)
+    assert_transferred(relay.gate.only("open", "download"), data[::-1])
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["sftp-mode", "legacy-scp"])
+async def test_openssh_scp_uploads_and_downloads(relay: Relay, tmp_path: Path,
+                                                 legacy: bool) -> None:
+    data = payload()
+    (tmp_path / "up.bin").write_bytes(data)
+    relay.host.put("down.bin", data[::-1])
+    home = relay.host.home
+    mode = ["-O"] if legacy else []
+    status, err = await relay.openssh("scp", *mode, str(tmp_path / "up.bin"),
+                                      f"{LOGIN}@127.0.0.1:{home / 'up.bin'}")
+    assert status == 0, err
+    status, err = await relay.openssh("scp", *mode, f"{LOGIN}@127.0.0.1:{home / 'down.bin'}",
+                                      str(tmp_path / "down.bin"))
+    assert status == 0, err
+    assert (home / "up.bin").read_bytes() == data
+    assert (tmp_path / "down.bin").read_bytes() == data[::-1]
+    assert_transferred(relay.gate.only("open", "upload"), data)
+    assert_transferred(relay.gate.only("open", "download"), data[::-1])
+
+
+async def test_a_partial_download_is_recorded_as_incomplete(relay: Relay) -> None:
+    data = payload()
+    relay.host.put("big.bin", data)
+    async with relay.asyncssh() as sftp, sftp.open(str(relay.host.home / "big.bin"),
+                                                   "rb") as file:
+        head = await file.read(100_000)
+    assert head == data[:100_000]
+    assert relay.gate.only("open").outcomes == [
+        {"size": 100_000, "sha256": sha256(head), "complete": False, "error": None}]
+
+
+async def test_reads_in_any_order_get_the_file_as_it_is(relay: Relay) -> None:
+    data = payload()
+    path = str(relay.host.put("big.bin", data))
+    spans = [(0, 32768), (32768, 100_000), (5000, 10), (3_000_000, 200_000), (132_768, 4096),
+             (SIZE - 10, 100)]
+    async with relay.asyncssh() as sftp:
+        async with sftp.open(path, "rb") as file:
+            got = [await file.read(size, offset) for offset, size in spans]
+        async with sftp.open(path, "r+b") as file:  # written through: read as written
+            await file.write(b"new", 5000)
+            assert await file.read(10, 4998) == data[4998:5000] + b"new" + data[5003:5008]
+    assert got == [data[offset:offset + size] for offset, size in spans]
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+
+async def test_a_refused_download_is_permission_denied_with_the_reason(relay: Relay) -> None:
+    relay.host.put("secret/key.pem", b"-----BEGIN PRIVATE KEY-----\n")
+    path = str(relay.host.home / "secret/key.pem")
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied) as refused:
+            await sftp.open(path, "rb")
+    assert refused.value.reason == f"tollgate: refused: {path} is secret [trace 0123]"
+    ticket = relay.gate.only("open")
+    assert ticket.sftp["direction"] == "download"
+    assert ticket.outcomes == []  # recorded by the gate as refused; nothing ran
+
+
+async def test_a_refused_upload_leaves_the_host_unchanged(relay: Relay, tmp_path: Path) -> None:
+    (tmp_path / "evil").write_bytes(b"x")
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.put(tmp_path / "evil", str(relay.host.home / "secret/evil"))
+    assert not (relay.host.home / "secret/evil").exists()
+
+
+async def test_openssh_sftp_shows_the_reason(relay: Relay, tmp_path: Path) -> None:
+    relay.host.put("secret/key.pem", b"-----BEGIN PRIVATE KEY-----\n")
+    path = relay.host.home / "secret/key.pem"
+    batch = tmp_path / "batch"
+    batch.write_text(f"get {path} {tmp_path / 'key.pem'}\n")
+    status, err = await relay.openssh("sftp", "-b", str(batch), f"{LOGIN}@127.0.0.1")
+    assert status == 1
+    assert f"tollgate: refused: {path} is secret [trace 0123]" in err
+    assert not (tmp_path / "key.pem").exists()
+
+
+async def test_legacy_scp_shows_the_reason(relay: Relay, tmp_path: Path) -> None:
+    relay.host.put("secret/key.pem", b"-----BEGIN PRIVATE KEY-----\n")
+    path = relay.host.home / "secret/key.pem"
+    status, err = await relay.openssh("scp", "-O", f"{LOGIN}@127.0.0.1:{path}",
+                                      str(tmp_path / "key.pem"))
+    assert status == 1
+    assert f"tollgate: refused: {path} is secret [trace 0123]" in err
+    assert not (tmp_path / "key.pem").exists()
+
+
+async def test_a_path_that_is_not_utf8_is_refused(relay: Relay) -> None:
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied) as refused:
+            await sftp.mkdir(str(relay.host.home).encode() + b"/caf\xe9")
+    assert refused.value.reason == ("tollgate: refused: a path that is not UTF-8 cannot be "
+                                    "decided")
+    assert relay.gate.tickets == []
+    assert os.listdir(relay.host.home) == ["secret"]
+
+
+async def test_a_rename_into_a_refused_path_is_refused(relay: Relay) -> None:
+    relay.host.put("notes.txt", b"notes")
+    home = relay.host.home
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.rename(str(home / "secret/../notes.txt"), str(home / "./secret/notes.txt"))
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.posix_rename(str(home / "notes.txt"), str(home / "secret/notes.txt"))
+    assert (home / "notes.txt").read_bytes() == b"notes"
+    assert not (home / "secret/notes.txt").exists()
+    assert [t.sftp for t in relay.gate.asked("rename")] == 2 * [
+        {"operation": "rename", "path": str(home / "notes.txt"),
+         "target_path": str(home / "secret/notes.txt"), "direction": "none"}]
+
+
+async def test_a_symlink_to_a_refused_path_is_decided_where_it_leads(relay: Relay) -> None:
+    home = relay.host.home
+    relay.host.put("secret/key.pem", b"key")
+    make_dir(relay.host, "public")
+    (home / "public/key.pem").symlink_to(home / "secret/key.pem")
+    (home / "public/drop").symlink_to(home / "secret/new")  # dangling: where a create goes
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.open(str(home / "public/key.pem"), "rb")
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.open(str(home / "public/../public/drop"), "wb")
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.listdir(str(home / "public/../secret"))
+        # Removing a link removes the link: decided on the link, and allowed.
+        await sftp.remove(str(home / "public/key.pem"))
+    assert [t.sftp["path"] for t in relay.gate.asked("open")] == [
+        str(home / "secret/key.pem"), str(home / "secret/new")]
+    assert relay.gate.only("list").sftp["path"] == str(home / "secret")
+    assert relay.gate.only("remove").sftp["path"] == str(home / "public/key.pem")
+    assert not (home / "secret/new").exists()
+    assert (home / "secret/key.pem").read_bytes() == b"key"
+
+
+async def test_a_new_symlink_or_hard_link_is_decided_on_both_ends(relay: Relay) -> None:
+    home = relay.host.home
+    relay.host.put("secret/key.pem", b"key")
+    relay.host.put("notes.txt", b"notes")
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.symlink("secret/key.pem", str(home / "key"))  # relative to the link
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.link(str(home / "secret/key.pem"), str(home / "key"))
+        await sftp.symlink("gone/away", str(home / "dangling"))  # leads nowhere yet: allowed
+    assert [(t.sftp["path"], t.sftp["target_path"]) for t in relay.gate.tickets] == [
+        (str(home / "key"), str(home / "secret/key.pem")),
+        (str(home / "key"), str(home / "secret/key.pem")),
+        (str(home / "dangling"), str(home / "gone/away"))]
+    assert not (home / "key").exists()
+    assert os.readlink(home / "dangling") == "gone/away"
+
+
+async def test_changing_a_file_through_a_handle_opened_to_read_is_decided(
+        sshd: Sshd, tmp_path: Path) -> None:
+    path = sshd.put("tool.sh", b"#!/bin/sh\n")
+    path.chmod(0o644)
+    gate = RuleGate(lambda s: "tollgate: refused: no chmod" if s["operation"] == "setstat"
+                    else None)
+    async with serve(sshd, tmp_path, gate) as relay, relay.asyncssh() as sftp:
+        async with sftp.open(str(path), "rb") as file:
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await file.chmod(0o4755)
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.chmod(str(path), 0o4755)
+    assert path.stat().st_mode & 0o7777 == 0o644
+    assert [t.sftp["path"] for t in gate.asked("setstat")] == [str(path), str(path)]
+
+
+async def test_allowed_operations_are_finished_with_their_result(relay: Relay) -> None:
+    home = relay.host.home
+    async with relay.asyncssh() as sftp:
+        await sftp.mkdir(str(home / "made"))
+        with pytest.raises(asyncssh.SFTPFailure):
+            await sftp.mkdir(str(home / "made"))  # already there: the host says so
+        await sftp.rmdir(str(home / "made"))
+        names = await sftp.listdir(str(home))
+    assert set(names) >= {".", "..", "secret"}
+    outcomes = [(t.sftp["operation"], t.outcomes) for t in relay.gate.tickets]
+    assert outcomes == [("mkdir", [{"error": None}]), ("mkdir", [{"error": "Failure"}]),
+                        ("rmdir", [{"error": None}]), ("list", [{"error": None}])]
+
+
+async def test_a_gate_that_fails_refuses(sshd: Sshd, tmp_path: Path) -> None:
+    async with serve(sshd, tmp_path, FailingGate()) as relay, relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPFailure) as failed:
+            await sftp.mkdir(str(sshd.home / "made"))
+        assert "could not be decided; nothing was done" in failed.value.reason
+    assert not (sshd.home / "made").exists()
+
+
+async def test_a_host_out_of_reach_fails_each_operation_not_the_connection(
+        sshd: Sshd, tmp_path: Path) -> None:
+    async def unreachable() -> asyncssh.SSHClientConnection:
+        raise UpstreamError("no answer from 10.0.0.5:22 within 10 s")
+    gate = RuleGate(lambda _: None)
+    async with serve(sshd, tmp_path, gate, unreachable) as relay:
+        async with relay.asyncssh() as sftp:
+            with pytest.raises(asyncssh.SFTPFailure) as failed:
+                await sftp.stat(".")
+            assert failed.value.reason == ("tollgate: the host's SFTP server could not be "
+                                           "reached: no answer from 10.0.0.5:22 within 10 s")
+        status, err = await relay.openssh("sftp", "-b", "/dev/null", f"{LOGIN}@127.0.0.1")
+    assert status != 0
+    assert "could not be reached: no answer from 10.0.0.5:22" in err
+    assert gate.tickets == []
+
+
+# -- the transfer's digest ---------------------------------------------------------------
+
+
+def test_pieces_out_of_order_are_hashed_in_order() -> None:
+    data = payload(1000)
+    transfer = Transfer()
+    for offset in (300, 100, 0, 200, 600, 400, 500, 700, 800, 900):
+        transfer.add(offset, data[offset:offset + 100])
+    assert transfer.outcome(1000, None) == {"size": 1000, "sha256": sha256(data),
+                                            "complete": True, "error": None}
+
+
+def test_a_gap_or_a_file_longer_than_what_went_through_is_incomplete() -> None:
+    data = payload(300)
+    gap = Transfer()
+    gap.add(0, data[:100])
+    gap.add(200, data[200:])
+    assert gap.outcome(300, None)["complete"] is False
+    short = Transfer()
+    short.add(0, data[:200])
+    assert short.outcome(300, None) == {"size": 200, "sha256": sha256(data[:200]),
+                                        "complete": False, "error": None}
+
+
+def test_an_overlap_or_too_much_waiting_gives_the_digest_up() -> None:
+    data = payload(300)
+    again = Transfer()
+    again.add(0, data[:200])
+    again.add(100, data[100:300])
+    assert again.outcome(300, None)["complete"] is False
+    assert again.size == 400
+    waiting = Transfer()
+    waiting.add(1, b"x" * REORDER_LIMIT)
+    waiting.add(REORDER_LIMIT + 1, b"x")
+    waiting.add(0, b"y")
+    assert waiting.outcome(REORDER_LIMIT + 2, None)["complete"] is False
+
