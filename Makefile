@@ -57,7 +57,7 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.bench-deps
+bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.parse_cost
 	$(BIN)/python -m bench.policy_engines
 	$(BIN)/python -m bench.interpreters
@@ -67,6 +67,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.mcp_calls
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.egress
+	$(BIN)/python -m bench.ssh
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps

@@ -74,7 +74,7 @@ from typing import Any
 
 import yaml
 
-from bench.load import cpu_seconds, percentile, prioritise
+from bench.load import cpu_seconds, percentile, prioritise, recorded_config
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.config import load as load_config
@@ -234,13 +234,7 @@ def tollgate_config(grpc_port: int, bootstrap: Path, pack: Path, nameserver: str
     egress["egress"] = {**egress.get("egress", {}), "nameservers": [nameserver],
                         "dns_cache_seconds": 3600}
     return {
-        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": 1},
-        "policy": {"engine": "embedded", "dir": str(pack)},
-        "identity": {"envoy_bootstrap": str(bootstrap)},
-        "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
-        "store": {"url": f"sqlite:///{work / 'record.db'}"},
-        "recording": {"signing_key_file": str(work / "signing.key"),
-                      "checkpoint_file": str(work / "anchors.jsonl")},
+        **recorded_config(grpc_port, 1, bootstrap, otlp_endpoint, work, pack),
         "targets": [egress],
     }
 

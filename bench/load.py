@@ -449,6 +449,23 @@ def bench_pack() -> Path:
     return pack_with_limits(where / "policies", personal_values_per_hour=10**12)
 
 
+def recorded_config(grpc_port: int, workers: int, bootstrap: Path, otlp_endpoint: str,
+                    work: Path, pack: Path | None = None) -> dict[str, Any]:
+    """What a benchmark's tollgate shares with a real one beside its targets: `workers`
+    from `grpc_port`, the pack (the default one, its activity limit raised), agents'
+    tokens verified with `bootstrap`'s issuer, spans exported, the record in SQLite and
+    signed, under `work`."""
+    return {
+        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": workers},
+        "policy": {"engine": "embedded", "dir": str(pack or bench_pack())},
+        "identity": {"envoy_bootstrap": str(bootstrap)},
+        "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
+        "store": {"url": f"sqlite:///{work / 'record.db'}"},
+        "recording": {"signing_key_file": str(work / "signing.key"),
+                      "checkpoint_file": str(work / "anchors.jsonl")},
+    }
+
+
 def tollgate_config(grpc_port: int, otlp_endpoint: str, workers: int,
                     activity: bool = True) -> dict[str, Any]:
     """`workers` ext_proc processes from `grpc_port` on, and two targets: `demo` decides

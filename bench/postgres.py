@@ -48,7 +48,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from bench.load import bench_pack
+from bench.load import recorded_config
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.config import load as load_config
@@ -104,13 +104,7 @@ def tollgate_config(grpc_port: int, front_port: int, bootstrap: Path,
     """The default pack, the record in SQLite, spans to the receiver, and one postgres
     target reaching the benchmark's database as `postgres` (trust auth on 127.0.0.1)."""
     return {
-        "listen": {"grpc": f"127.0.0.1:{grpc_port}", "drain_seconds": 5, "workers": workers},
-        "policy": {"engine": "embedded", "dir": str(bench_pack())},
-        "identity": {"envoy_bootstrap": str(bootstrap)},
-        "telemetry": {"service_name": "tollgate-bench", "otlp_endpoint": otlp_endpoint},
-        "store": {"url": f"sqlite:///{work / 'record.db'}"},
-        "recording": {"signing_key_file": str(work / "signing.key"),
-                      "checkpoint_file": str(work / "anchors.jsonl")},
+        **recorded_config(grpc_port, workers, bootstrap, otlp_endpoint, work),
         "postgres": {"listen": f"127.0.0.1:{front_port}"},
         "targets": [{
             "name": "bench-db", "protocol": "postgres", "environment": "dev",
