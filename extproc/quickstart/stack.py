@@ -40,28 +40,52 @@ def envoy_binary() -> str:
     return found
 
 
-_HANDED_OUT: set[int] = set()
+# Ports for servers the tests and benchmarks start: below Linux's ephemeral range
+# (32768-60999), which the kernel hands to outgoing connections, so no client socket of
+# any process can take one between its choice and its bind.
+_PORTS = range(20000, 32768)
 
 
-def free_port() -> int:
-    """A port free now, never one this process was given before: the kernel may offer a
-    port again before whoever got it first has bound it (a listener and an admin port of
-    one Envoy, say)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
+class _Band:
+    """The ports this process hands out: a band of its own (pytest-xdist workers split
+    the range, so two never offer the same port at once), walked from an offset of its
+    own, each port at most once per pass, skipping those some listener holds."""
+
+    def __init__(self) -> None:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        size = len(_PORTS) // max(workers, 1)
+        self.ports = range(_PORTS.start + index * size, _PORTS.start + (index + 1) * size)
+        self._next = (os.getpid() * 7919) % len(self.ports)
+
+    def take(self, count: int) -> int:
+        """The first of `count` consecutive ports no listener holds."""
+        for _ in range(len(self.ports)):
+            first = self.ports.start + self._next
+            self._next = (self._next + count) % len(self.ports)
+            if first + count <= self.ports.stop and not any(
+                    port_in_use(p) for p in range(first, first + count)):
+                return first
+        raise StackError(f"no {count} free ports in {self.ports.start}-{self.ports.stop - 1}")
+
+
+_BAND: _Band | None = None
 
 
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports (tollgate's workers listen on such a run)."""
-    while True:
-        first = free_port()
-        if first + count <= 65536 and not any(port_in_use(p) for p in range(first, first + count)):
-            return first
+    """The first of `count` consecutive free ports (tollgate's workers listen on such a
+    run), never offered to another worker of the suite, nor again before the band's
+    other ports were."""
+    global _BAND
+    if _BAND is None:
+        _BAND = _Band()
+    return _BAND.take(count)
+
+
+def free_port() -> int:
+    """A port free now, for a server of the caller's (see free_ports)."""
+    return free_ports(1)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
