@@ -56,7 +56,8 @@ class Destinations:
         self.pypi = package_index(self.tls, [probe_wheel()])
         self.shop = LocalServer(lambda _m, _p, _b: (
             200, b'{"rows": [{"name": "Ann", "ssn": "123-45-6789"}]}'))
-        self.flips = iter(["127.0.0.1", "192.0.2.1"])
+        # The first lookup asks A and AAAA (in either order: each question takes one).
+        self.flips = iter(["127.0.0.1", "127.0.0.1"])
         self.dns = DnsServer({
             "app.test": ["127.0.0.1"], "secure.test": ["127.0.0.1"],
             "pypi.test": ["127.0.0.1"], "shop.test": ["127.0.0.1"],
