@@ -39,9 +39,9 @@ from tests.support.tls import TlsFiles, write_server_files
 
 pytestmark = pytest.mark.e2e
 
-AGENT = tokens.token("ada", ["agents"], ttl=900)
-CAUTIOUS = tokens.token("cato", ["cautious"], ttl=900)
-SECURITY = tokens.token("sam", ["security"], ttl=900)
+AGENT = tokens.token("ada", ["agents"], ttl=tokens.SUITE_TTL)
+CAUTIOUS = tokens.token("cato", ["cautious"], ttl=tokens.SUITE_TTL)
+SECURITY = tokens.token("sam", ["security"], ttl=tokens.SUITE_TTL)
 TIMEOUT = 30
 
 

@@ -43,6 +43,11 @@ def jwks() -> str:
     return json.dumps({"keys": entries})
 
 
+# The life of a token a test module mints as the suite is collected: longer than the
+# suite can run on a slow machine (it used to be 10-15 minutes, which a loaded run passed).
+SUITE_TTL = 4 * 3600
+
+
 def token(
     sub: str = "svc-autogen", groups: list[str] | None = None, kid: str = "test-rsa",
     ttl: int = 300, **claims: Any,
