@@ -36,10 +36,12 @@ class Invalid(ValueError):
         self.field = field
 
 
-def _host_port(value: str) -> tuple[str, int]:
+def _host_port(value: str, key: str | None = None) -> tuple[str, int]:
+    """HOST:PORT read; `key`: the field an error is about (validating), None for a value
+    already validated."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise Invalid("grpc", f"expected HOST:PORT, got {value!r}")
+        raise Invalid(key, f"expected HOST:PORT, got {value!r}")
     return host, int(port)
 
 
@@ -65,17 +67,14 @@ class Listen:
     workers: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
-        port = _host_port(self.grpc)[1]
+        port = _host_port(self.grpc, "grpc")[1]
         if self.workers != "auto" and self.workers < 1:
             raise Invalid("workers", "must be >= 1, or auto (one per core)")
         if port + self.worker_count - 1 > 65535:
             raise Invalid("workers", f"{self.worker_count} workers from port {port} run past "
                           "port 65535")
         if self.admin is not None:
-            try:
-                _host_port(self.admin)
-            except Invalid as exc:
-                raise Invalid("admin", str(exc)) from None
+            _host_port(self.admin, "admin")
         if self.drain_seconds < 0:
             raise Invalid("drain_seconds", "must be >= 0")
 
@@ -388,10 +387,7 @@ class PostgresTarget:
     connect_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        try:
-            _host_port(self.upstream)
-        except Invalid as exc:
-            raise Invalid("upstream", str(exc)) from None
+        _host_port(self.upstream, "upstream")
         if not self.user:
             raise Invalid("user", "the gateway's role on the database is needed")
         if self.sslmode in ("verify-ca", "verify-full") and self.ca_file is None:
@@ -423,10 +419,7 @@ class Egress:
 
     def __post_init__(self) -> None:
         for server in self.nameservers:
-            try:
-                _host_port(server)
-            except Invalid:
-                raise Invalid("nameservers", f"expected HOST:PORT, got {server!r}") from None
+            _host_port(server, "nameservers")
         if self.dns_timeout_seconds <= 0:
             raise Invalid("dns_timeout_seconds", "must be > 0")
         if self.dns_cache_seconds < 0:
@@ -451,10 +444,7 @@ class SshTarget:
     connect_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        try:
-            _host_port(self.upstream)
-        except Invalid as exc:
-            raise Invalid("upstream", str(exc)) from None
+        _host_port(self.upstream, "upstream")
         if not self.user:
             raise Invalid("user", "the account on the host is needed")
         if (self.host_key is None) == (self.host_keys_file is None):
@@ -894,7 +884,7 @@ class PostgresFront:
     login_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        _host_port(self.listen)
+        _host_port(self.listen, "listen")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise Invalid("tls_key_file", "give both tls_cert_file and tls_key_file, or "
                           "neither")
@@ -932,7 +922,7 @@ class SshFront:
     idle_release_ms: int = 50
 
     def __post_init__(self) -> None:
-        _host_port(self.listen)
+        _host_port(self.listen, "listen")
         if self.certificate_minutes <= 0:
             raise Invalid("certificate_minutes", "must be > 0")
         if self.agent_port is not None and not 0 < self.agent_port < 65536:
