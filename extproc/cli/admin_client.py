@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from extproc import config as config_module
 from extproc.cli.common import QUICKSTART_CONFIG, Unusable
+from extproc.inert import terminal
 
 TOKEN_ENV = "TOLLGATE_TOKEN"
 _TIMEOUT = 10.0
@@ -74,6 +76,13 @@ def token_of(given: str | None) -> str:
         raise Unusable(f"no token: give --token or set {TOKEN_ENV} (your own token, "
                        "e.g. from your identity provider)")
     return token
+
+
+def failed(command: str, exc: Unusable | Refused) -> int:
+    """A call that could not be made (2: bad usage) or that the API refused (1), said in
+    one line on stderr."""
+    print(f"{command}: {terminal(str(exc))}", file=sys.stderr)
+    return 2 if isinstance(exc, Unusable) else 1
 
 
 def _problem(exc: urllib.error.HTTPError) -> str:

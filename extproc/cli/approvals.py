@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, token_of
+from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, failed, token_of
 from extproc.cli.common import Unusable
 from extproc.cli.text import cut, print_table, utc
 from extproc.inert import json_text, terminal
@@ -81,12 +80,8 @@ def main(args: argparse.Namespace) -> int:
                 why = f": {found['reason']}" if found.get("reason") else ""
                 print(terminal(f"{found['id']} {found['status']} by {found['decided_by']}{why} "
                                f"(trace {found['trace_id']})"))
-    except Unusable as exc:
-        print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
-        return 2
-    except Refused as exc:
-        print(f"tollgate approvals: {terminal(str(exc))}", file=sys.stderr)
-        return 1
+    except (Unusable, Refused) as exc:
+        return failed("tollgate approvals", exc)
     return 0
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, token_of
+from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, failed, token_of
 from extproc.cli.common import Unusable
 from extproc.inert import terminal
 
@@ -65,12 +65,8 @@ def main(args: argparse.Namespace) -> int:
         known_hosts = key.with_name(f"{key.name}-known_hosts")
         _write(written, certificate.public_bytes().decode())
         _write(known_hosts, f"{_host_pattern(host, port)} {host_key}")
-    except Unusable as exc:
-        print(f"tollgate ssh login: {terminal(str(exc))}", file=sys.stderr)
-        return 2
-    except Refused as exc:
-        print(f"tollgate ssh login: {terminal(str(exc))}", file=sys.stderr)
-        return 1
+    except (Unusable, Refused) as exc:
+        return failed("tollgate ssh login", exc)
     command = ["ssh", "-i", str(key), "-o", f"UserKnownHostsFile={known_hosts}",
                "-o", "IdentitiesOnly=yes", *(["-p", str(port)] if port != _SSH_PORT else [])]
     until = datetime.datetime.fromtimestamp(certificate.valid_before, datetime.UTC)
