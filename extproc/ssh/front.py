@@ -213,17 +213,16 @@ class _Connection(asyncssh.SSHServer):
 
     def _refused(self, username: str, bad: BadInput) -> None:
         """A login refused: recorded under the target it named, if any."""
-        peer = self._peer()
-        gate = Gate(self._front.pipeline, self._target, None, self.session_id, peer,
+        gate = Gate(self._front.pipeline, self._target, None, self.session_id,
                     self._client())
         gate.refused("LOGIN", bad)
-        log.info("SSH login as %r from %s refused: %s", username, peer, bad.message)
+        log.info("SSH login as %r refused: %s", username, bad.message)
 
     def auth_completed(self) -> None:
         """Logged in: the LOGIN exchange, and the gate every later request goes through."""
         assert self._target is not None
         gate = self.gate = Gate(self._front.pipeline, self._target, self._claims,
-                                self.session_id, self._peer(), self._client())
+                                self.session_id, self._client())
         exchange, admission = gate.open("LOGIN")
         exchange.request = exchange.evidence.request = {
             "method": "LOGIN", "path": f"/{self._target.name}", "query": {},
@@ -233,12 +232,6 @@ class _Connection(asyncssh.SSHServer):
         with contextlib.suppress(Exception):
             admission()
         gate.end(Verdict(exchange, admission))
-
-    @staticmethod
-    def _peer() -> str | None:
-        """The agent's address: unknown here, where the peer is Envoy's tcp_proxy (as on
-        the PostgreSQL front; input.source stays null rather than name Envoy)."""
-        return None
 
     def _client(self) -> str:
         version = self._conn.get_extra_info("client_version") if self._conn else None

@@ -65,11 +65,10 @@ class Gate:
     """Opens, decides and records the exchanges of one agent's SSH connection."""
 
     def __init__(self, pipeline: Pipeline, target: Target | None,
-                 claims: dict[str, Any] | None, session_id: str, source: str | None,
-                 client: str) -> None:
+                 claims: dict[str, Any] | None, session_id: str, client: str) -> None:
         """`target` None: a login naming no target, only ever refused."""
         self._pipeline, self._target, self._claims = pipeline, target, claims
-        self.session_id, self._source = session_id, source
+        self.session_id = session_id
         self._name = target.name if target is not None else "unknown"
         self._headers = {":method": "", ":path": f"/{self._name}",
                          "x-session-id": session_id, "user-agent": client}
@@ -84,7 +83,10 @@ class Gate:
     def open(self, method: str) -> tuple[Exchange, Admission]:
         exchange = self._pipeline.open(
             f"tollgate ssh {method} {self._name}", {**self._headers, ":method": method},
-            self._attributes, self._target, self._claims, self._source)
+            self._attributes, self._target, self._claims,
+            # The agent's address is not known: the front's peer is Envoy's tcp_proxy (as
+            # on the PostgreSQL front, input.source stays null rather than name Envoy).
+            None)
         exchange.response_mode = "body"
         return exchange, Admission(self._pipeline.recorder, exchange.who)
 
@@ -145,11 +147,12 @@ class Gate:
         return capture
 
     def end(self, verdict: Verdict, *, status: int | None = None,
-            output: bytes | None = None, outcome: dict[str, Any] | None = None,
+            outcome: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> None:
-        """The exchange's end: the exit status, what the agent was shown (masked), what
-        the record keeps beside (`headers`: a transfer's size and SHA-256) and what the
-        span does (`outcome`; its `tollgate.outcome` is the record's detail)."""
+        """The exchange's end: the exit status, what the record keeps beside (`headers`:
+        a transfer's size and SHA-256) and what the span does (`outcome`; its
+        `tollgate.outcome` is the record's detail). What the agent was shown is in the
+        capture the caller filled (Gate.capture)."""
         exchange = verdict.exchange
         if outcome:
             exchange.outcome.update(outcome)
@@ -160,9 +163,6 @@ class Gate:
             exchange.response = exchange.evidence.response = {
                 "status": status if status is not None else -1, "headers": headers or {},
                 "body": None}
-            if output is not None:
-                exchange.evidence.response_type = "text/plain"
-                exchange.delivered(output, exchange.mask)
         evidence = exchange.finish()
         if verdict.admission.admitted:
             self._pipeline.recorder.submit(evidence, exchange.who)

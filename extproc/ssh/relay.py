@@ -23,11 +23,11 @@ READ_SIZE = 64 * 1024
 
 async def pump_output(read: Callable[[int], Any], writer: asyncssh.SSHWriter[bytes],
                       masked: MaskedOutput, capture: BodyCapture | None,
-                      idle: float | None, seen: Callable[[bytes, bytes], None] | None = None
+                      idle: float | None, seen: Callable[[bytes], None] | None = None
                       ) -> None:
     """Relay one output stream to its end, no faster than the agent reads it (a host
-    faster than its agent must not pile its output up in the gateway). `seen(raw,
-    shown)`: each piece the host sent and what the agent was shown of it."""
+    faster than its agent must not pile its output up in the gateway). `seen(shown)`:
+    each piece the agent was shown (a terminal's recording)."""
     pending: asyncio.Future[Any] | None = None
     unreleased = False
     try:
@@ -36,32 +36,31 @@ async def pump_output(read: Callable[[int], Any], writer: asyncssh.SSHWriter[byt
                 pending = asyncio.ensure_future(read(READ_SIZE))
             done, _ = await asyncio.wait({pending}, timeout=idle if unreleased else None)
             if not done:
-                await _out(masked.release(), b"", writer, capture, seen)
+                await _out(masked.release(), writer, capture, seen)
                 unreleased = False
                 continue
             data = pending.result()
             pending = None
             if not data:
                 break
-            await _out(masked.feed(data), data, writer, capture, seen)
+            await _out(masked.feed(data), writer, capture, seen)
             unreleased = True
     finally:
         if pending is not None:
             pending.cancel()
-    await _out(masked.finish(), b"", writer, capture, seen)
+    await _out(masked.finish(), writer, capture, seen)
 
 
-async def _out(shown: bytes, raw: bytes, writer: asyncssh.SSHWriter[bytes],
-               capture: BodyCapture | None,
-               seen: Callable[[bytes, bytes], None] | None) -> None:
-    if shown:
-        writer.write(shown)
-        if capture is not None:
-            capture.add(shown)
-    if seen is not None and (shown or raw):
-        seen(raw, shown)
-    if shown:
-        await writer.drain()
+async def _out(shown: bytes, writer: asyncssh.SSHWriter[bytes], capture: BodyCapture | None,
+               seen: Callable[[bytes], None] | None) -> None:
+    if not shown:
+        return
+    writer.write(shown)
+    if capture is not None:
+        capture.add(shown)
+    if seen is not None:
+        seen(shown)
+    await writer.drain()
 
 
 async def pump_input(process: asyncssh.SSHServerProcess[bytes],

@@ -183,9 +183,7 @@ class _Shell:
 
     # -- the host's output --------------------------------------------------------------
 
-    def seen(self, _raw: bytes, shown: bytes) -> None:
-        if not shown:
-            return
+    def seen(self, shown: bytes) -> None:
         if self._line_output is not None:
             self._line_output.add(shown)
         self._cast.output(self._now(), shown)
