@@ -39,6 +39,7 @@ from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.refusal import BadInput
 from extproc.masking import Masker
+from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.ssh.certificates import UserCA, read_certificates
 from extproc.ssh.commands import run_exec, say
 from extproc.ssh.gate import REFUSED_STATUS, Gate, Transfers, Verdict
@@ -229,7 +230,9 @@ class _Connection(asyncssh.SSHServer):
             "headers": {"x-session-id": self.session_id}, "body": None}
         exchange.outcome.update({"tollgate.outcome": "logged in",
                                  "tollgate.ssh.auth": self._method})
-        with contextlib.suppress(Exception):
+        # A login the record cannot take is let in unrecorded: each request after it is
+        # refused until the record takes them again.
+        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
             admission()
         gate.end(Verdict(exchange, admission))
 
