@@ -354,6 +354,21 @@ def test_an_interactive_shell_decides_each_line_and_is_replayable(
     assert "AKIAIOSFODNN7EXAMPLE" not in replay.stdout
 
 
+async def test_a_line_edited_with_keys_tollgate_cannot_follow_is_refused(
+        gw: Gateway, host: Sshd) -> None:
+    """Tab completion (or history, or the cursor keys) makes a line the shell's editor
+    holds something tollgate never read: refused, and the host never runs it."""
+    victim = host.put("completed.txt", b"keep\n")
+    async with connect(gw) as conn:
+        process = await conn.create_process(term_type="xterm", encoding=None)
+        process.stdin.write(f"rm {victim.parent}/comple\t\r".encode())
+        refused = await read_until(process.stdout, b"[trace ")
+        assert b"tollgate: refused: a line edited with keys tollgate does not follow" in refused
+        process.stdin.write(b"exit 0\r")
+        await process.wait_closed()
+    assert victim.read_bytes() == b"keep\n"
+
+
 async def test_a_shell_without_a_terminal_gets_each_decided_line_whole(
         gw: Gateway, host: Sshd) -> None:
     victim = host.put("kept.txt", b"keep\n")
