@@ -79,8 +79,15 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def make_gateway(tmp_path: Path, otlp: OtlpReceiver) -> Iterator[GatewayFactory]:
-    """A factory for gateways a test may change (its own policies, targets, or kill it)."""
+def make_gateway(request: pytest.FixtureRequest, tmp_path: Path,
+                 otlp: OtlpReceiver) -> Iterator[GatewayFactory]:
+    """A factory for gateways a test may change (its own policies, targets, or kill it).
+
+    A test's own database (`pg_url`) is made first, so that it is dropped after the
+    gateways stop: dropped under them, their last records could not be written, and each
+    would wait out its drain before it is killed."""
+    if "pg_url" in request.fixturenames:
+        request.getfixturevalue("pg_url")
     factory = GatewayFactory(tmp_path, otlp)
     yield factory
     factory.stop_all()

@@ -202,7 +202,7 @@ UNSAMPLED_TRACE = "0af7651916cd43dd8448eb211c80319c"
 EMAIL, SSN, AGENT_KEY = "ada.lovelace@example.com", "078-05-1120", "sk-agent-4f1c2b"
 SQL_TEXT = "SELECT id, total FROM orders WHERE id = 7"
 # The egress proxy's agent token (in Proxy-Authorization), and where its names point.
-PROXY_TOKEN = tokens.token("svc-autogen", ["agents"], ttl=tokens.SUITE_TTL)
+PROXY_TOKEN = tokens.token("svc-autogen", ["agents"])
 EGRESS_NAMES = {"pypi.test": ["10.1.2.3", "10.1.2.4"]}
 
 

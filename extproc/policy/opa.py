@@ -11,6 +11,7 @@ there, and refuses to serve otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -25,6 +26,10 @@ from extproc.policy.errors import PolicyError, PolicyLoadError
 from extproc.policy.sources import Modules, revision_of
 
 log = logging.getLogger("tollgate.policy.opa")
+
+# Loading (health, upload, listing the policies) is off the request path, and OPA may take
+# seconds to compile a pack on a busy machine: it gets this long, whatever a decision gets.
+LOAD_TIMEOUT_SECONDS = 30.0
 
 
 class OpaEngine:
@@ -42,7 +47,7 @@ class OpaEngine:
         self._uploaded: dict[str, str] = {}  # policy id -> the source OPA holds
         self._client = AsyncOpaClient(
             host=url.hostname or "", port=url.port or (443 if url.scheme == "https" else 80),
-            ssl=url.scheme == "https", retries=0, timeout=settings.timeout_seconds,
+            ssl=url.scheme == "https", retries=0, timeout=LOAD_TIMEOUT_SECONDS,
         )
         self._opened = False
 
@@ -54,7 +59,8 @@ class OpaEngine:
     async def decide(self, input_json: str) -> Decision:
         await self._open()
         try:
-            reply = await self._client.query_rule(json.loads(input_json), self._data_path)
+            async with asyncio.timeout(self._timeout):
+                reply = await self._client.query_rule(json.loads(input_json), self._data_path)
         except TimeoutError:
             raise PolicyError(f"OPA at {self.url} did not answer within {self._timeout}s") from None
         except aiohttp.ClientResponseError as exc:

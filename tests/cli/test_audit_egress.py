@@ -52,7 +52,7 @@ from tests.support.packs import pack_with_egress
 pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
 
 REPO = Path(__file__).resolve().parents[2]
-AGENT = tokens.token("ada", ["agents"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("ada", ["agents"])
 LISTS = {
     "groups": {"agents": {"allow": ["pypi.test:443", "app.test"], "hold": [],
                           "first_seen": "alert"}},

@@ -31,10 +31,10 @@ from tests.support.gateway import Gateway, GatewayFactory, Reply, module_gateway
 from tests.support.http_server import LocalServer
 from tests.test_inert import ERASE, FORGED, raw
 
-AGENT = tokens.token("svc-autogen", ["agents"], ttl=tokens.SUITE_TTL)
-DBA = tokens.token("dana", ["dba"], ttl=tokens.SUITE_TTL)
-OTHER_DBA = tokens.token("dmitri", ["dba"], ttl=tokens.SUITE_TTL)
-NOT_AN_APPROVER = tokens.token("ann", ["agents"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("svc-autogen", ["agents"])
+DBA = tokens.token("dana", ["dba"])
+OTHER_DBA = tokens.token("dmitri", ["dba"])
+NOT_AN_APPROVER = tokens.token("ann", ["agents"])
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ decision := {"action": "hold", "reasons": ["deploys need an SRE"], "rules": ["te
              "approvers": ["group:sre"], "hold_seconds": 3, "grant": "window",
              "grant_minutes": 5} if input.request.method == "PATCH"
 """
-SRE = tokens.token("sam", ["sre"], ttl=tokens.SUITE_TTL)
+SRE = tokens.token("sam", ["sre"])
 HOLD_SECONDS = 3  # the policy's; Envoy's message_timeout is 2 s
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
-from tests.support.gateway import Gateway, GatewayFactory, route
+from tests.support.gateway import Gateway, module_gateway, route
 
 # Denies /whoami with the identity it saw as the reason; the rest as the default pack
 # would, plus: group `agents` may not run DELETE, group `dba` may.
@@ -46,9 +47,10 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture
-def gw(make_gateway: GatewayFactory, policies: Path) -> Gateway:
-    return make_gateway(policy_dir=policies, targets=[
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver,
+       policies: Path) -> Iterator[Gateway]:
+    with module_gateway(tmp_path_factory, otlp, "identity", policy_dir=policies, targets=[
         {"name": "demo", "match": {"route": "demo"}},
         {"name": "open", "match": {"route": "open"}, "anonymous": True},
         {"name": "unguarded", "match": {"route": "unguarded"}},
@@ -56,7 +58,14 @@ def gw(make_gateway: GatewayFactory, policies: Path) -> Gateway:
         route("open", "/open/", requirement_name="token_if_any"),
         # A route Envoy does not check tokens on: tollgate must not trust it.
         route("unguarded", "/unguarded/", disabled=True),
-    ])
+    ]) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def upstream_forgets(gw: Gateway) -> None:
+    """One gateway serves the module: each test sees only what its own requests reached."""
+    gw.upstream.requests.clear()
 
 
 def whoami(gw: Gateway, token: str) -> dict:
@@ -126,13 +135,15 @@ def test_bad_or_missing_tokens_get_401_from_envoy_and_reach_nothing(
 ) -> None:
     token = make_token()
     headers = {"authorization": f"Bearer {token}"} if token else {}
+    asked = gw.envoy_stat("http.ingress.ext_proc.streams_started")
     reply = gw.request("POST", "/sql", {"sql": "SELECT 1"}, headers=headers, token=None)
     assert reply.status == 401, reply.body
     answer = reply.json()
     assert answer["error"] == "unauthenticated"
     assert "Jwt" in answer["message"]  # Envoy's reason, e.g. "Jwt is expired"
     assert gw.upstream.requests == []
-    assert gw.envoy_stat("http.ingress.ext_proc.streams_started") == 0  # tollgate never asked
+    # tollgate never asked
+    assert gw.envoy_stat("http.ingress.ext_proc.streams_started") == asked
 
 
 def test_a_forged_payload_header_is_stripped_and_ignored(gw: Gateway) -> None:

@@ -33,9 +33,9 @@ from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.mcp_server import CARD, McpServer
 
-AGENT = tokens.token("svc-autogen", ["agents"], ttl=tokens.SUITE_TTL)
-ADMIN_AGENT = tokens.token("svc-admin", ["agents", "admins"], ttl=tokens.SUITE_TTL)
-DBA = tokens.token("dana", ["dba"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("svc-autogen", ["agents"])
+ADMIN_AGENT = tokens.token("svc-admin", ["agents", "admins"])
+DBA = tokens.token("dana", ["dba"])
 
 
 @pytest.fixture(scope="module")

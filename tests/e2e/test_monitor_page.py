@@ -40,7 +40,7 @@ from tests.recording.conftest import record
 from tests.support import png, tokens
 from tests.support.gateway import Gateway, module_gateway
 
-DBA = tokens.token("dana", ["dba"], ttl=tokens.SUITE_TTL)
+DBA = tokens.token("dana", ["dba"])
 SEEDED = "svc-monitor"
 LIVE = "svc-monitor-live"
 VIEWPORT = {"width": 1280, "height": 1000}

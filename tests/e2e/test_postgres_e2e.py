@@ -38,7 +38,7 @@ from tests.support.gateway import Gateway, GatewayFactory, module_gateway
 from tests.support.tls import write_tls_files
 from tests.test_telemetry_docs import check_front
 
-AGENT = tokens.token("svc-pg-agent", ["agents"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("svc-pg-agent", ["agents"])
 DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
 CUSTOMERS = [
     (1, "Ada Lovelace", "ada@example.com", "078-05-1120", "4111 1111 1111 1111"),

@@ -26,7 +26,7 @@ from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.pg_cluster import PASSWORD, Cluster, cluster
 
-AGENT = tokens.token("svc-pg-agent", ["agents"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("svc-pg-agent", ["agents"])
 
 
 @pytest.fixture(scope="module")

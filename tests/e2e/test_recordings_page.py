@@ -32,8 +32,8 @@ from tests.e2e.test_monitor_page import MARKUP, screenshot
 from tests.support import png, tokens
 from tests.support.gateway import Gateway, module_gateway, route
 
-READER = tokens.token("ada", ["auditors"], ttl=tokens.SUITE_TTL)
-AGENT = tokens.token("svc-recorded", ["agents"], ttl=tokens.SUITE_TTL)
+READER = tokens.token("ada", ["auditors"])
+AGENT = tokens.token("svc-recorded", ["agents"])
 VIEWPORT = {"width": 1280, "height": 1400}
 JAEGER = "http://jaeger.test/trace/{trace_id}"
 RED = (0xD1, 0x24, 0x2F)  # a refused entry's marker

@@ -32,8 +32,8 @@ from tests.support.ssh_certificates import write_key
 from tests.support.sshd import Sshd, start_sshd
 from tests.test_telemetry_docs import check_front
 
-AGENT = tokens.token("svc-ssh-agent", ["agents"], ttl=tokens.SUITE_TTL)
-OPS = tokens.token("olga", ["ops"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("svc-ssh-agent", ["agents"])
+OPS = tokens.token("olga", ["ops"])
 LOGIN = "web-1"
 FILES = "files-1"
 

@@ -39,9 +39,9 @@ from tests.support.tls import TlsFiles, write_server_files
 
 pytestmark = pytest.mark.e2e
 
-AGENT = tokens.token("ada", ["agents"], ttl=tokens.SUITE_TTL)
-CAUTIOUS = tokens.token("cato", ["cautious"], ttl=tokens.SUITE_TTL)
-SECURITY = tokens.token("sam", ["security"], ttl=tokens.SUITE_TTL)
+AGENT = tokens.token("ada", ["agents"])
+CAUTIOUS = tokens.token("cato", ["cautious"])
+SECURITY = tokens.token("sam", ["security"])
 TIMEOUT = 30
 
 

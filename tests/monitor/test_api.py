@@ -27,8 +27,8 @@ from tests.monitor.conftest import alert, counts, refusal, series, verifier, who
 from tests.recording.conftest import evidence, record
 from tests.support import tokens
 
-DBA = tokens.token("dana", ["dba"], ttl=tokens.SUITE_TTL)
-AGENT = tokens.token("svc-autogen", ["agents"], ttl=tokens.SUITE_TTL)
+DBA = tokens.token("dana", ["dba"])
+AGENT = tokens.token("svc-autogen", ["agents"])
 # Half past a minute: a test's own minutes never roll over under it.
 NOW = (time.time() // 60 - 1) * 60 + 30
 MINUTE = int(NOW // 60)

@@ -31,11 +31,11 @@ from tests.monitor.test_api import stranger_token
 from tests.recording.conftest import MASKER, TARGET, evidence, record, settings
 from tests.support import tokens
 
-AUDITOR = tokens.token("ada", ["auditors"], ttl=tokens.SUITE_TTL)
-AGENT = tokens.token("svc-autogen", ["agents"], ttl=tokens.SUITE_TTL)
+AUDITOR = tokens.token("ada", ["auditors"])
+AGENT = tokens.token("svc-autogen", ["agents"])
 # An agent that is also in a reader group: still an agent.
-AGENT_AUDITOR = tokens.token("svc-sly", ["auditors", "agents"], ttl=tokens.SUITE_TTL)
-ORDERS_TEAM = tokens.token("olga", ["orders-team"], ttl=tokens.SUITE_TTL)
+AGENT_AUDITOR = tokens.token("svc-sly", ["auditors", "agents"])
+ORDERS_TEAM = tokens.token("olga", ["orders-team"])
 PAYMENTS = Target(name="payments", match=Match(route="payments"), protocol="http",
                   environment="pci")
 SESSION = "run/42 é"  # what an agent may name its session: path characters too

@@ -43,14 +43,15 @@ def jwks() -> str:
     return json.dumps({"keys": entries})
 
 
-# The life of a token a test module mints as the suite is collected: longer than the
-# suite can run on a slow machine (it used to be 10-15 minutes, which a loaded run passed).
+# A token's life unless a test says otherwise: longer than the suite can run on the slowest
+# machine, so a token minted when a module is collected (a constant, a parameter) is still
+# valid when its test runs, however late. Tests of expiry give their own `ttl`.
 SUITE_TTL = 4 * 3600
 
 
 def token(
     sub: str = "svc-autogen", groups: list[str] | None = None, kid: str = "test-rsa",
-    ttl: int = 300, **claims: Any,
+    ttl: int = SUITE_TTL, **claims: Any,
 ) -> str:
     """A token Envoy accepts; `claims` override or add to the standard ones (None: the
     claim is left out)."""
