@@ -32,6 +32,7 @@ from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
 from extproc.egress.tunnels import TunnelLog
 from extproc.http.front import ExtProcServicer
+from extproc.http.mcp_sessions import McpSessions
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
 from extproc.monitor import MonitorApi
@@ -144,7 +145,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         server = grpc.aio.server()
         egress = open_egress(config, proxy_verifier, recorder, holds, server, opened)
         servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
-                                   holds, StoredPins(holds), tracker, alerts, egress)
+                                   holds, StoredPins(holds), tracker, alerts, egress,
+                                   McpSessions(holds.store.store, alerts))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
         fronts = [f for f in (
             await start_postgres(config, postgres, worker, servicer, credentials, masker,

@@ -75,6 +75,18 @@ destructive_exec contains sprintf("output written to %s", [path]) if {
 	destructive_write(path)
 }
 
+# An exec that reads or writes a credential file in the container (credentials.rego): the
+# service account's token, a kubeconfig, a .env. kubectl cp is such an exec of tar
+# (`tar cf - /var/run/secrets/...` to copy out, `tar xmf - -C DIR` to copy in).
+denials contains {
+	"rule": "k8s.credential_exec",
+	"reason": sprintf("exec: %s", [what]),
+} if {
+	is_object(input.k8s.exec)
+	exec := input.k8s.exec
+	some what in credentials_in_commands(exec_commands, object.get(exec, "opaque", []), object.get(exec, "writes", []), array_or_empty(object.get(exec, "command", [])), false)
+}
+
 # An exec that runs what cannot be read (`sh -c "$(curl ...)"`, `python -c ...`, a script
 # piped into a shell) waits for a human when an agent asks, as a model's tool call does
 # (llm.opaque_tool_call); here the hold is in time: nothing has run yet.

@@ -235,3 +235,25 @@ test_a_destructive_opaque_exec_or_write_is_refused_to_everyone if {
 		write.reasons == ["destructive command in exec: output written to /dev/sda"]
 	}
 }
+
+# -- k8s.credential_exec -----------------------------------------------------------------
+
+token := "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+# kubectl cp out of a pod is `tar cf - PATH`; into one, `tar xmf - -C DIR`.
+test_kubectl_cp_of_a_credential_is_refused_to_everyone if {
+	every groups in [["agents"], ["sre"]] {
+		every commands in [[["cat", token]], [["tar", "cf", "-", token]], [["tar", "-xmf", "-", "-C", "/root/.ssh"]], [["sh", "-c", "cat ~/.kube/config"], ["cat", "~/.kube/config"]]] {
+			d := data.tollgate.decision with input as call(groups, exec_running({}, commands))
+			d.rules == ["k8s.credential_exec"]
+		}
+	}
+	d := data.tollgate.decision with input as call(["agents"], exec_running({}, [["tar", "cf", "-", token]]))
+	d.reasons == [sprintf("exec: credential %s (a Kubernetes service-account token, a container secret)", [token])]
+}
+
+test_kubectl_cp_of_other_files_passes if {
+	every commands in [[["tar", "cf", "-", "/app/logs"]], [["tar", "xmf", "-", "-C", "/tmp"]], [["ls", "/var/run"]]] {
+		data.tollgate.decision.action == "allow" with input as call(["agents"], exec_running({}, commands))
+	}
+}

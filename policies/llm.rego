@@ -18,6 +18,23 @@ denials contains {
 	some what in destructive_in(call)
 }
 
+# A tool call that reads or writes a credential file (credentials.rego: `cat
+# ~/.aws/credentials`, `{"path": ".env"}`, `echo key >> ~/.ssh/authorized_keys`), or
+# archives a folder holding them (`tar czf - ~`), for everyone.
+denials contains {
+	"rule": "llm.credential",
+	"reason": sprintf("tool call %s: %s", [tool_name(call), what]),
+} if {
+	some call in tool_calls
+	some what in credentials_in_call(call)
+}
+
+# A field missing from a hand-built call is empty, never a reason to skip the rule.
+credentials_in_call(call) := credentials_in_commands(
+	object.get(call, "commands", []), object.get(call, "opaque", []),
+	object.get(call, "writes", []), array_or_empty(object.get(call, "texts", [])), false,
+)
+
 # An answer whose tool calls arrive in no readable shape cannot be judged.
 denials contains {"rule": "llm.unread", "reason": "the model's tool calls were not read (input.llm.tool_calls)"} if {
 	is_object(input.llm)

@@ -215,3 +215,31 @@ test_an_unreadable_request_is_left_to_its_answer if {
 	])
 	data.tollgate.decision.action == "allow" with input as input_
 }
+
+# -- llm.credential ------------------------------------------------------------------------
+
+test_a_tool_call_reading_a_credential_is_refused if {
+	d := data.tollgate.decision with input as answer([shell(["cat", "/home/u/.aws/credentials"])])
+	d.rules == ["llm.credential"]
+	d.reasons == ["tool call run_shell: credential /home/u/.aws/credentials (AWS credentials)"]
+}
+
+test_a_path_argument_and_a_written_credential_are_refused if {
+	path := object.union(shell(["read"]), {"name": "read_file", "commands": [], "texts": ["~/.kube/config"]})
+	d := data.tollgate.decision with input as answer([path])
+	d.reasons == ["tool call read_file: credential ~/.kube/config (a kubeconfig)"]
+	write := object.union(shell(["echo", "ssh-ed25519 AAAA"]), {"writes": ["/root/.ssh/authorized_keys"]})
+	w := data.tollgate.decision with input as answer([write])
+	w.reasons == ["tool call run_shell: credential /root/.ssh/authorized_keys (SSH keys)"]
+}
+
+test_a_tool_call_archiving_a_home_is_refused if {
+	d := data.tollgate.decision with input as answer([shell(["tar", "czf", "-", "/home/ada"])])
+	d.reasons == ["tool call run_shell: tar reads /home/ada whole, a folder holding credentials"]
+}
+
+test_look_alikes_of_credentials_pass if {
+	every argv in [["cat", "environment.md"], ["cat", ".env.example"], ["cat", "/home/u/.ssh/id_rsa.pub"], ["tar", "czf", "-", "src"]] {
+		data.tollgate.decision.action == "allow" with input as answer([shell(argv)])
+	}
+}

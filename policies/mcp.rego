@@ -50,6 +50,24 @@ mcp_destructive contains what if {
 	some what in destructive_in(input.mcp.call)
 }
 
+# A tools/call whose arguments name a credential file, as a model's tool call
+# (llm.credential); a resources/read of one, whatever the caller.
+denials contains {"rule": "mcp.credential", "reason": what} if {
+	some what in mcp_credentials
+}
+
+mcp_credentials contains sprintf("tool call %s: %s", [tool_name(input.mcp.call), what]) if {
+	is_object(input.mcp.call)
+	some what in credentials_in_call(input.mcp.call)
+}
+
+mcp_credentials contains sprintf("resources/read of %s: a credential (%s)", [input.mcp.resource.uri, hit.kind]) if {
+	input.mcp.method == "resources/read"
+	is_string(input.mcp.resource.uri)
+	regex.match(`(?i)^file:`, input.mcp.resource.uri)
+	some hit in credentials_in_path(file_uri_path(input.mcp.resource.uri))
+}
+
 # A tool read as SQL (the target's sql_tools, or an input schema with a `sql` or `query`
 # string) runs its arguments: text there that does not parse is refused, whatever the
 # tool's name.

@@ -266,7 +266,7 @@ read(uri) := message({"method": "resources/read", "params": {"uri": uri}, "resou
 test_an_agent_reading_a_system_file_is_refused if {
 	every uri in [
 		"file:///etc/passwd", "file:///etc", "file:///", "file://localhost/etc/shadow",
-		"FILE:/root/.ssh/id_rsa", "file:///tmp/../etc/passwd", "file:///%65tc/passwd",
+		"FILE:/root/.profile", "file:///tmp/../etc/passwd", "file:///%65tc/passwd",
 		"file:///proc/self/environ", "file://///etc//passwd", "file:///home", "file:///etc/%zz",
 		"file:///etc#top", "file:///etc/passwd?raw=1", "file:///tmp/%2e%2e/etc/passwd",
 	] {
@@ -298,5 +298,29 @@ test_an_mcp_key_in_no_shape_is_no_error if {
 	every mcp in [null, "tools/call", [1], {"tool": "x", "call": [], "probe": "yes", "from": 1}, {"method": "tools/call", "tool": {"name": 1}}] {
 		d := decide(["agents"], mcp)
 		d.action in {"allow", "deny"}
+	}
+}
+
+# -- mcp.credential --------------------------------------------------------------------------
+
+test_reading_a_credential_resource_is_refused_to_everyone if {
+	every groups in [["agents"], ["admins"]] {
+		every uri in ["file:///home/ada/.aws/credentials", "file:///home/ada/%2Eaws/credentials", "file://localhost/srv/app/.ENV", "file:///C:%5CUsers%5Cada%5C.ssh%5Cid_rsa"] {
+			d := decide(groups, read(uri))
+			d.rules == ["mcp.credential"]
+			regex.match(`^resources/read of .*: a credential \((AWS credentials|an environment file|SSH keys)\)$`, d.reasons[0])
+		}
+	}
+}
+
+test_a_tool_call_naming_a_credential_is_refused if {
+	d := decide(["agents"], tools_call("read_file", "pinned", {"texts": ["/var/run/secrets/kubernetes.io/serviceaccount/token"]}))
+	d.rules == ["mcp.credential"]
+	d.reasons == ["tool call read_file: credential /var/run/secrets/kubernetes.io/serviceaccount/token (a Kubernetes service-account token, a container secret)"]
+}
+
+test_other_files_pass_mcp if {
+	every uri in ["file:///home/ada/notes/environment.md", "file:///srv/app/.env.example", "file:///home/ada/.ssh/id_ed25519.pub"] {
+		decide(["agents"], read(uri)).action == "allow"
 	}
 }

@@ -79,6 +79,7 @@ denials contains {"rule": "sql.server_access", "reason": sprintf("%s reaches the
 denials contains {"rule": "sql.privilege", "reason": sprintf("%s changes roles or privileges", [upper(s.kind)])} if {
 	some s in sql_statements
 	"privilege" in statement_effects(s)
+	not setting_statement(s)
 	not dba
 }
 
@@ -88,8 +89,75 @@ denials contains {"rule": "sql.privilege", "reason": sprintf("%s changes roles o
 denials contains {"rule": "sql.configuration", "reason": sprintf("%s changes the server's configuration", [upper(s.kind)])} if {
 	some s in sql_statements
 	"configuration" in statement_effects(s)
+	not setting_statement(s)
 	not dba
 }
+
+# Run-time settings (SET, SET LOCAL, set_config(...) anywhere in a statement; PostgreSQL,
+# input.sql.statements[].settings): a session may change those of neutral_settings, which
+# change how answers look, how long a statement may wait or run, how a transaction
+# isolates — what drivers and tools send on their own (asyncpg turns jit off to read its
+# types, pgAdmin sets DateStyle) —, never which objects a name resolves to, who runs the
+# statements, nor how their text is read. Any other (search_path, role, client_encoding
+# but to UTF-8, standard_conforming_strings, a custom `app.tenant` a row-level policy
+# reads, a name set_config only knows when it runs) is for the dba group, refused with
+# the setting named and why. RESET, SET ... TO DEFAULT and RESET ALL go back to what the
+# session started with, and are anyone's. SHOW and current_setting only read.
+denials contains {"rule": "sql.setting", "reason": setting_reason(t.name)} if {
+	some s in sql_statements
+	some t in statement_settings(s)
+	not neutral_setting(t)
+	not dba
+}
+
+neutral_settings := {
+	"application_name", "bytea_output", "client_min_messages", "datestyle",
+	"default_transaction_deferrable", "default_transaction_isolation",
+	"default_transaction_read_only", "extra_float_digits",
+	"idle_in_transaction_session_timeout", "idle_session_timeout", "intervalstyle", "jit",
+	"lc_messages", "lc_monetary", "lc_numeric", "lc_time", "lock_timeout",
+	"statement_timeout", "timezone", "transaction_deferrable", "transaction_isolation",
+	"transaction_read_only", "xmloption",
+}
+
+neutral_setting(t) if t.reset == true
+
+neutral_setting(t) if t.name in neutral_settings
+
+# The client's encoding, to UTF-8: the one the gateway reads texts in.
+neutral_setting(t) if {
+	t.name == "client_encoding"
+	is_string(t.value)
+	regex.replace(lower(t.value), "[^a-z0-9]", "") in {"utf8", "unicode"}
+}
+
+# Why a setting outside neutral_settings is refused, in the words of its risk.
+setting_risks := {
+	"search_path": "table and function names would resolve to other schemas than the ones the policy read",
+	"role": "later statements would run as another role than the gateway's",
+	"session_authorization": "later statements would run as another user than the gateway's",
+	"client_encoding": "the server would read later SQL in another encoding than UTF-8, the one the policy read it in",
+	"standard_conforming_strings": "the server would read quotes and backslashes in later SQL otherwise than the policy",
+	"backslash_quote": "the server would read quotes and backslashes in later SQL otherwise than the policy",
+	"session_replication_role": "triggers and foreign-key checks would stop firing",
+}
+
+setting_reason(name) := "set_config with a setting name computed when it runs is refused: which setting it changes cannot be known" if {
+	name == "*"
+} else := sprintf("changing %s is refused: %s", [name, setting_risks[name]]) if {
+	setting_risks[name]
+} else := sprintf("changing %s is refused: it is not a setting a session may change (the policy's neutral_settings)", [name])
+
+# A SET or RESET whose only effects are those of the settings it changes: sql.setting
+# decides it, naming them.
+setting_statement(s) if {
+	s.kind in {"set", "reset"}
+	count(statement_settings(s)) > 0
+}
+
+statement_settings(s) := [t | some t in s.settings; is_object(t)] if {
+	is_array(s.settings)
+} else := []
 
 # SQL or code carried as a string, which no parser here reads: a function or procedure
 # body, EXEC('...'), sp_executesql, query_to_xml, dblink. Only for the dba group (DO for
@@ -121,7 +189,7 @@ known_kinds := {
 	"select", "insert", "update", "delete", "merge", "drop", "truncate", "alter", "create",
 	"grant", "revoke", "copy", "do", "call", "set", "show", "explain", "prepare", "execute",
 	"transaction", "vacuum", "analyze", "lock", "notify", "comment", "reindex", "cluster",
-	"refresh", "discard", "reset", "load", "pragma", "attach",
+	"refresh", "discard", "close", "reset", "load", "pragma", "attach",
 }
 
 # Every effect the SQL interpreter names, but "unknown".
@@ -131,11 +199,25 @@ known_effects := {
 }
 
 # A read-only target takes statements that only read: no SELECT of a function that writes.
+# Transaction control and neutral settings write nothing, and drivers send them on their own.
 denials contains {"rule": "sql.read_only", "reason": sprintf("%s on a read-only target", [upper(s.kind)])} if {
 	read_only_target
 	some s in sql_statements
 	some effect in statement_effects(s)
-	effect != "read"
+	not read_only_effect(s, effect)
+}
+
+read_only_effect(_, "read") := true
+
+# (LISTEN and UNLISTEN only subscribe: NOTIFY, which sends, is a write.)
+read_only_effect(s, "session") if s.kind in {"transaction", "close", "discard", "notify"}
+
+read_only_effect(s, "session") if {
+	s.kind in {"select", "set", "reset"}
+	count(statement_settings(s)) > 0
+	every t in statement_settings(s) {
+		neutral_setting(t)
+	}
 }
 
 # A write not bounded for sure (`bounded` true): DELETE or UPDATE without a WHERE or with

@@ -267,3 +267,59 @@ test_an_unread_write_with_sql_in_its_query_is_refused_on_a_read_only_target_to_d
 	d := data.tollgate.decision with input as i
 	d.rules == ["http.read_only"]
 }
+
+setting(name, value) := {"name": name, "value": value, "reset": false}
+
+setting_stmt(kind, settings, effects) := stmt(kind, {"settings": settings, "effects": effects})
+
+test_a_neutral_setting_passes_and_writes_nothing_on_a_read_only_target if {
+	jit := setting_stmt("select", [setting("jit", "off")], ["read", "session"])
+	data.tollgate.decision.action == "allow" with input as agent([jit])
+	read_only := object.union(agent([jit]), {"target": {"labels": {"access": "read-only"}}})
+	data.tollgate.decision.action == "allow" with input as read_only
+}
+
+test_a_setting_that_changes_what_the_policy_saw_is_refused_by_name if {
+	s := setting_stmt("set", [setting("search_path", "evil")], ["session"])
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.setting"]
+	d.reasons == ["changing search_path is refused: table and function names would resolve to other schemas than the ones the policy read"]
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
+}
+
+test_set_role_is_named_once_not_as_a_privilege_too if {
+	s := setting_stmt("set", [setting("role", "postgres")], ["privilege", "session"])
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.setting"]
+	d.reasons == ["changing role is refused: later statements would run as another role than the gateway's"]
+}
+
+test_client_encoding_passes_to_utf8_only if {
+	utf8 := setting_stmt("set", [setting("client_encoding", "UTF-8")], ["session"])
+	data.tollgate.decision.action == "allow" with input as agent([utf8])
+	sjis := setting_stmt("set", [setting("client_encoding", "SJIS")], ["configuration", "session"])
+	d := data.tollgate.decision with input as agent([sjis])
+	d.rules == ["sql.setting"]
+	unknown := setting_stmt("set", [setting("client_encoding", null)], ["configuration", "session"])
+	data.tollgate.decision.action == "deny" with input as agent([unknown])
+}
+
+test_a_reset_goes_back_to_the_sessions_start if {
+	s := setting_stmt("reset", [{"name": "role", "value": null, "reset": true}], ["session"])
+	data.tollgate.decision.action == "allow" with input as agent([s])
+}
+
+test_an_unnamed_or_unknown_setting_is_refused if {
+	unnamed := setting_stmt("select", [setting("*", "x")], ["configuration", "read", "session"])
+	d := data.tollgate.decision with input as agent([unnamed])
+	d.rules == ["sql.configuration", "sql.setting"]
+	"set_config with a setting name computed when it runs is refused: which setting it changes cannot be known" in d.reasons
+	custom := setting_stmt("select", [setting("app.tenant", "2")], ["read", "session"])
+	e := data.tollgate.decision with input as agent([custom])
+	e.reasons == ["changing app.tenant is refused: it is not a setting a session may change (the policy's neutral_settings)"]
+}
+
+test_settings_of_an_odd_shape_are_no_settings if {
+	s := stmt("set", {"settings": "search_path", "effects": ["session"]})
+	data.tollgate.decision.action == "allow" with input as agent([s])
+}

@@ -107,6 +107,14 @@ ssh_destructive contains sprintf("output written to %s", [path]) if {
 	destructive_write(path)
 }
 
+# A command that reads or writes a credential file (credentials.rego), or reads a folder
+# holding them whole, is refused to everyone. An SSH command runs in the account's home:
+# `.` is one (`tar czf - .`).
+denials contains {"rule": "ssh.credential", "reason": what} if {
+	input.ssh.request in {"exec", "line"}
+	some what in credentials_in_commands(ssh_commands, ssh_opaque, object.get(input.ssh, "writes", []), [object.get(input.ssh, "command", null)], true)
+}
+
 # Acting as another user, or on the host's services, waits for an operator. Each command
 # is named: `sudo systemctl restart nginx` is both.
 holds contains {
@@ -258,6 +266,9 @@ sftp_protected(path) := "a secret" if {
 	regex.match(`^/(root|proc|dev|run|lib32|libx32|var/lib|var/log|var/spool)(/|$)`, path)
 } else := "an SSH key directory" if {
 	regex.match(`/\.ssh(/|$)`, path)
+} else := sprintf("a credential (%s)", [kinds]) if {
+	kinds := concat(", ", sort([hit.kind | some hit in credentials_in_path(path)]))
+	kinds != ""
 } else := null
 
 # Whether an open's direction is one of `directions`. An open whose direction is unknown or
@@ -274,6 +285,18 @@ denials contains {
 	not sftp_direction_in({"upload", "none"})
 	judged_path(ssh_sftp.path)
 	secret_path(resolved_path(ssh_sftp.path))
+}
+
+# Nor a credential file of the list (credentials.rego) that is no secret_path.
+denials contains {
+	"rule": "ssh.credential",
+	"reason": sprintf("SFTP download of %s: a credential (%s)", [ssh_sftp.path, hit.kind]),
+} if {
+	ssh_sftp.operation == "open"
+	not sftp_direction_in({"upload", "none"})
+	judged_path(ssh_sftp.path)
+	not secret_path(resolved_path(ssh_sftp.path))
+	some hit in credentials_in_path(resolved_path(ssh_sftp.path))
 }
 
 secret_path(path) if regex.match(`^/etc/g?shadow-?$`, path)

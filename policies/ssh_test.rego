@@ -148,7 +148,7 @@ test_subsystems_other_than_sftp_are_refused if {
 }
 
 test_scp_and_sftp_server_through_exec_are_refused if {
-	every argv in [["scp", "-t", "/tmp"], ["scp", "-f", "/etc/passwd"], ["scp", "-pt", "/tmp"], ["scp", "-r", "-d", "-t", "/srv"], ["sftp-server"], ["rsync", "--server", "-logDtpre.iLsfxCIvu", ".", "/etc/"]] {
+	every argv in [["scp", "-t", "/tmp"], ["scp", "-f", "/etc/passwd"], ["scp", "-pt", "/tmp"], ["scp", "-r", "-d", "-t", "/srv"], ["sftp-server"], ["rsync", "--server", "-logDtpre.iLsfxCIvu", "x", "/etc/"]] {
 		d := decide(["agents"], exec([argv]))
 		d.rules == ["ssh.transfer_command"]
 		d.reasons == [sprintf("file transfer through exec (%s): transfers go through SFTP (sftp, scp), decided path by path", [concat(" ", argv)])]
@@ -175,7 +175,7 @@ test_writes_under_system_paths_are_refused if {
 		"SFTP rename of /etc/passwd: a system path": sftp("rename", "none", "/tmp/p", "/etc/passwd"),
 		"SFTP symlink of /bin/sh: a system path": sftp("symlink", "none", "/tmp/l", "/bin/sh"),
 		"SFTP link of /etc/shadow: a secret": sftp("link", "none", "/tmp/l", "/etc/shadow"),
-		"SFTP upload of /home/deploy/.ssh/authorized_keys: an SSH key directory": sftp("open", "both", "/home/deploy/.ssh/authorized_keys", null),
+		"SFTP upload of /home/deploy/.ssh/id_ed25519.pub: an SSH key directory": sftp("open", "both", "/home/deploy/.ssh/id_ed25519.pub", null),
 	}
 	every reason, ssh in refused {
 		every groups in everyone {
@@ -279,4 +279,43 @@ test_the_ssh_rules_leave_other_protocols_alone if {
 		"ssh": null,
 	})
 	d.action == "allow"
+}
+
+# -- ssh.credential ----------------------------------------------------------------------
+
+test_a_command_naming_a_credential_is_refused_to_everyone if {
+	every groups in everyone {
+		every ssh in [exec([["cat", ".aws/credentials"]]), line([["base64", "/home/deploy/.ssh/id_ed25519"]]), object.union(exec([["cat"]]), {"command": "cat < .env"})] {
+			d := decide(groups, ssh)
+			d.rules == ["ssh.credential"]
+		}
+	}
+}
+
+# An SSH command runs in the account's home: `.` there is the home.
+test_archiving_the_home_is_refused if {
+	d := decide(["agents"], exec([["tar", "czf", "-", "."]]))
+	d.rules == ["ssh.credential"]
+	d.reasons == ["tar reads . whole, a folder holding credentials"]
+	r := decide(["agents"], exec([["rsync", "--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "."]]))
+	r.rules == ["ssh.credential", "ssh.transfer_command"]
+}
+
+test_sftp_reads_and_writes_of_credentials_are_refused if {
+	d := decide(["agents"], sftp("open", "download", "/home/deploy/x/../.aws/credentials", null))
+	d.rules == ["ssh.credential"]
+	d.reasons == ["SFTP download of /home/deploy/x/../.aws/credentials: a credential (AWS credentials)"]
+	u := decide(["agents"], sftp("open", "upload", "/home/deploy/.kube/config", null))
+	u.reasons == ["SFTP upload of /home/deploy/.kube/config: a credential (a kubeconfig)"]
+	b := decide(["agents"], sftp("open", "both", "/home/deploy/.ssh/authorized_keys", null))
+	b.rules == ["ssh.credential", "ssh.sftp_system_write"]
+	# A private key stays a secret_path (ssh.sftp_secret_read), named once.
+	k := decide(["agents"], sftp("open", "download", "/home/deploy/.ssh/id_rsa", null))
+	k.rules == ["ssh.sftp_secret_read"]
+}
+
+test_sftp_of_look_alikes_passes if {
+	every ssh in [sftp("open", "download", "/home/deploy/.ssh/id_rsa.pub", null), sftp("open", "download", "/srv/app/.env.example", null), sftp("list", "none", "/home/deploy/.aws", null)] {
+		decide(["agents"], ssh).action == "allow"
+	}
 }

@@ -3,6 +3,8 @@ receiver and running gateways (their machinery is tests/support/gateway.py)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,34 @@ from tests.support.tls import TlsFiles, write_tls_files
 # themselves, or run the `tollgate` command as a process, set `pytestmark`.
 E2E_FOLDER = Path(__file__).parent / "e2e"
 E2E_FIXTURES = frozenset({"gateway", "make_gateway", "otlp", "pg_url", "sshd"})
+
+
+# Devices the suite must leave as it found them: a shell run as root once wrote a regular
+# file over /dev/null (bash truncating HISTFILE=/dev/null), and later tools broke.
+DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom")
+
+
+def broken_devices() -> list[str]:
+    return [path for path in DEVICES if not stat.S_ISCHR(os.stat(path).st_mode)]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to run on a machine whose devices are already broken: the failure at the
+    end would blame this run."""
+    if broken := broken_devices():
+        raise pytest.UsageError(f"{', '.join(broken)} is not a character device before the "
+                                "suite ran: restore it (mknod -m 666 /dev/null c 1 3)")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if a test left a device other than it found it."""
+    if broken := broken_devices():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"FAILED: {', '.join(broken)} is no longer a character "
+                                "device: a test wrote over it", red=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

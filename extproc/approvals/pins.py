@@ -3,12 +3,14 @@
 A server that changes what a tool does after the agent's operators looked at it (a
 "rug pull": `read_file` redefined to send ~/.ssh elsewhere, a description carrying
 instructions for the model) must not take effect unnoticed. The first time a target's
-server lists a tool, its definition's fingerprint (`interpret.mcp.fingerprint`: name,
-title, description, input schema, annotations) is pinned. A later listing that
-declares another definition asks the target's `pin_approvers` to approve it (an
-approval like a held request's: the same store, API, page, CLI and webhook, which is
-the alert); until it is approved the tool's pin is `changed`, and the pack hides it
-and refuses calls to it. Approved, the new definition is pinned in its place.
+server lists a tool, its definition's fingerprint (`interpret.mcp.fingerprint`: the
+whole definition — name, title, description, input and output schemas, annotations,
+`_meta`, icons, whatever else it declares) is pinned: a rug pull hides anywhere a
+client or its model reads. A later listing that declares another definition asks the
+target's `pin_approvers` to approve it (an approval like a held request's: the same
+store, API, page, CLI and webhook, which is the alert); until it is approved the
+tool's pin is `changed`, and the pack hides it and refuses calls to it. Approved, the
+new definition is pinned in its place.
 
 The pins live in the store beside approvals, so every worker and replica sees one set.
 """

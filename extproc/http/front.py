@@ -32,13 +32,14 @@ from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
 from extproc.http import wire
 from extproc.http.body_masking import mask_body
+from extproc.http.mcp_sessions import McpSessions
 from extproc.http.message import (
     check_declared_length,
     decode_request_body,
     policy_headers,
     request_view,
 )
-from extproc.http.responses import handler_for
+from extproc.http.responses import ResponseHandler, ResponseWire, handler_for
 from extproc.interpret.mcp import ToolPins
 from extproc.masking import Masker
 from extproc.policy import Decision, PolicyEngine
@@ -59,9 +60,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
         pins: ToolPins | None = None, activity: Activity | None = None,
         alerts: Alerts | None = None, egress: EgressProxy | None = None,
+        sessions: McpSessions | None = None,
     ) -> None:
         self._pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder,
                                   holds, pins, activity, alerts)
+        # Who opened each MCP session (None: sessions are not bound, as in unit tests).
+        self._sessions = sessions
         # Requests through the egress listener (None: no egress target).
         self._egress = egress
         self._payload_key = config.identity.payload_key
@@ -140,7 +144,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             body = await messages.request_body()
             exchange.evidence.request_body = BodyCapture.of(body, exchange.record_limit)
             exchange.request["body"] = decode_request_body(headers, body)
-        await pipeline.interpret(exchange, len(body) + len(headers.get(":path", "")))
+        unknown = await self._interpret(exchange, len(body) + len(headers.get(":path", "")))
+        if unknown is not None:
+            yield unknown
+            return
 
         decision = await self._decide_request(exchange, outbound)
         refused: Answer | None = None
@@ -179,18 +186,44 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         else:
             yield wire.continue_request_headers(exchange.trace_id, mode, injection, reads_body,
                                                 traceparent, metadata)
+        async for answer in self._response(exchange, handler, messages, forwarded):
+            yield answer
+
+    def _mcp_sessions(self, exchange: Exchange) -> McpSessions | None:
+        target = exchange.target
+        return self._sessions if target is not None and target.protocol == "mcp" else None
+
+    async def _interpret(self, exchange: Exchange, size: int) -> ProcessingResponse | None:
+        """Read what the request means; then, on an MCP target, whether it may use the
+        session it names: None, else the server's own not-found (before any decision)."""
+        await self._pipeline.interpret(exchange, size)
+        sessions = self._mcp_sessions(exchange)
+        unknown = await sessions.check(exchange) if sessions is not None else None
+        if unknown is None:
+            return None
+        return wire.immediate_bytes(unknown.status, unknown.body, exchange.trace_id,
+                                    unknown.error, unknown.headers)
+
+    async def _response(self, exchange: Exchange, handler: ResponseHandler | None,
+                        messages: wire.Messages, forwarded: float
+                        ) -> AsyncIterator[ProcessingResponse]:
+        """The upstream's answer, as the request's handler reads it (None: it is not
+        read); an MCP session it opens is bound first, before its id goes on."""
         if handler is None:
             return
-
+        sessions = self._mcp_sessions(exchange)
         reply = await messages.expect("response_headers")
         response_headers = wire.headers_of(reply.response_headers)
-        exchange.responded(int(response_headers.get(":status", "0") or 0),
-                           policy_headers(response_headers, self._sensitive),
+        status = int(response_headers.get(":status", "0") or 0)
+        exchange.responded(status, policy_headers(response_headers, self._sensitive),
                            response_headers.get("content-type", ""),
                            (time.perf_counter() - forwarded) * 1000)
-        response = wire.EnvoyResponse(messages, response_headers,
-                                      reply.response_headers.end_of_stream)
-        async for answer in handler.run(pipeline, exchange, response):
+        response: ResponseWire[ProcessingResponse] = wire.EnvoyResponse(
+            messages, response_headers, reply.response_headers.end_of_stream)
+        if sessions is not None:
+            await sessions.answered(exchange, status, response_headers)
+            response = sessions.watched(exchange, status, response)
+        async for answer in handler.run(self._pipeline, exchange, response):
             yield answer
 
     async def _decide_request(self, exchange: Exchange, outbound: Outbound | None) -> Decision:

@@ -82,3 +82,42 @@ def event_data(raw: bytes) -> tuple[bytes | None, bool]:
         elif name not in _SSE_FIELDS:
             foreign = True
     return (b"\n".join(data) if data else None), foreign
+
+
+_BOM = "\ufeff"
+
+
+def fields(raw: bytes, *, first: bool = False) -> list[tuple[str, str]]:
+    """An event's lines as a client parses them (WHATWG's "interpret an event stream"):
+    (name, value) pairs, a comment named ":", a line without a colon a field with an
+    empty value. Names are case-sensitive (`Data` is no `data`); one space after the
+    colon is dropped; `first`: the stream's first event, whose leading BOM a client
+    strips."""
+    text = raw.decode("utf-8", "replace")
+    if first:
+        text = text.removeprefix(_BOM)
+    found = []
+    for line in _LINE_END_TEXT.split(text):
+        if not line:
+            continue
+        if line[0] == ":":
+            found.append((":", line[1:]))
+            continue
+        name, _, value = line.partition(":")
+        found.append((name, value[1:] if value[:1] == " " else value))
+    return found
+
+
+_LINE_END_TEXT = re.compile(r"\r\n|\r|\n")
+
+
+def event_of(lines: list[tuple[str, str]]) -> bytes:
+    """An event written from (name, value) pairs as `fields` reads them, LF-ended (`data`
+    a line per line of it; other values, read from one line, hold no line end)."""
+    out = []
+    for name, value in lines:
+        if name == "data":
+            out += [f"data: {part}" for part in value.split("\n")]
+        else:
+            out.append(f"{name}: {value}" if name != ":" else f":{value}")
+    return "\n".join([*out, "", ""]).encode()

@@ -301,17 +301,24 @@ def immediate(status: int, body: dict[str, Any], trace_id: str, error: str,
     """Answer the client directly with a JSON body; the upstream never sees the request.
     `error` is the refusal's code (`denied`, `malformed_json`...), whatever the body's shape;
     `headers`: more to set."""
+    return immediate_bytes(status, jsonenc.dumps(body).encode(), trace_id, error,
+                           (("content-type", "application/json"), *headers))
+
+
+def immediate_bytes(status: int, body: bytes, trace_id: str, error: str,
+                    headers: tuple[tuple[str, str], ...] = ()) -> ProcessingResponse:
+    """Answer the client directly with `body` as it is, with `headers` (its content type
+    among them, if it has one): an upstream's own answer mirrored, as MCP's not-found."""
     response = ProcessingResponse(
         immediate_response=ImmediateResponse(
             status=HttpStatus(code=status),
             headers=HeaderMutation(
                 set_headers=[
-                    _header("content-type", "application/json"),
                     _header(TRACE_HEADER, trace_id),
                     *(_header(name, value) for name, value in headers),
                 ]
             ),
-            body=jsonenc.dumps(body).encode(),
+            body=body,
             details=f"tollgate_{error}",
         )
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 import orjson
 
@@ -39,12 +39,15 @@ class Pin(TypedDict):
 
 
 class Declared(TypedDict):
-    """What a server declares about a tool (`tools/list`), as fingerprinted."""
+    """What a server declares about a tool (`tools/list`), as fingerprinted: all of it."""
 
     title: str | None
     description: str
     input_schema: Any
     annotations: Any
+    # The rest of its definition as declared (outputSchema, _meta, icons, a non-string
+    # title...), when there is any: absent, a definition fingerprints as before it was read.
+    more: NotRequired[dict[str, Any]]
 
 
 class ToolInput(TypedDict):
@@ -199,17 +202,25 @@ def declared_of(tool: Any) -> tuple[str, Declared] | None:
         return None
     title = tool.get("title")
     description = tool.get("description")
-    return tool["name"], {
+    declared: Declared = {
         "title": title if isinstance(title, str) else None,
         "description": description if isinstance(description, str) else "",
         "input_schema": tool.get("inputSchema"),
         "annotations": tool.get("annotations"),
     }
+    more = {k: v for k, v in tool.items() if k not in _READ
+            and not (k in ("title", "description") and isinstance(v, str))}
+    if more:
+        declared["more"] = more
+    return tool["name"], declared
+
+
+_READ = frozenset({"name", "inputSchema", "annotations"})  # read into Declared as they are
 
 
 def fingerprint(name: str, declared: Declared) -> str:
     """SHA-256 over a tool's name and declaration in canonical JSON: any change to its
-    description, schema or annotations is a new definition."""
+    definition (description, schemas, annotations, `_meta`...) is a new definition."""
     text = orjson.dumps({"name": name, **declared}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(text).hexdigest()
 

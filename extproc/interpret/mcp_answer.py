@@ -7,32 +7,40 @@ What the server sends reaches the client only as the policy lets it:
   approve the new one, and the tool is refused meanwhile), then probed — the policy's
   decision on a call to it with no arguments — and a denied one is left out;
 - a request the server sends the client (`sampling/createMessage`, elicitation,
-  `roots/list`) is decided; refused, it never reaches the client, and when it came in
-  the answer to a client's request, that request is answered with the refusal instead
-  (the client would otherwise wait for an answer that cannot come);
-- every message's result, error and params are masked as the request's decision asks
-  (never its id: the client matches answers by it).
+  `roots/list`) is decided; refused, it never reaches the client, and the client's
+  request whose answer is awaited is answered with the refusal instead (the client
+  would otherwise wait for an answer that cannot come): the call whose answer carried
+  it, or, asked on a stream of its own, the session's calls pending in this process;
+- every message is masked whole as the request's decision asks — result, error, params,
+  method, id, keys a client ignores — except the id of the client's own request, which
+  the client matches answers by (it sent it). A JSON value that is no message (an
+  array: a batch; a string) is read element by element, every string masked; an answer
+  on a call's stream to any other id is refused.
 
 An event stream is released event by event as it comes (an MCP event is one whole
-message), on the POST's answer as on a GET stream or the HTTP+SSE transport's.
+message), on the POST's answer as on a GET stream or the HTTP+SSE transport's, and each
+event is written anew from what was read (`_Reader.event`): nothing the server wrote
+reaches the client unread, in a field a client ignores or not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 from extproc import jsonenc
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
-from extproc.http.body_masking import event_bytes, other_lines
 from extproc.http.message import content_encoding, parse_json
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
-from extproc.http.sse import EventSplitter, event_data
+from extproc.http.sse import EventSplitter, event_of, fields
 from extproc.interpret import mcp
 
 if TYPE_CHECKING:
@@ -50,13 +58,85 @@ class McpAnswer:
 
 
 ANSWER = McpAnswer()
-# The HTTP+SSE transport's first event, naming where to POST: passed as it is.
-_ENDPOINT = (("event", " endpoint"), ("event", "endpoint"))
+# MCP's event types: `message`, and the HTTP+SSE transport's first event, `endpoint`,
+# naming where to POST (its data, a path, passes as it is). A client ignores any other.
+_MESSAGE, _ENDPOINT = "message", "endpoint"
+_ID_MAX = 256  # an event id a client keeps and sends back (Last-Event-ID): longer, dropped
+_RETRY_MAX = 9  # digits of a reconnection delay in ms (over a day: dropped)
+Refusal = tuple[str, dict[str, Any]]  # a refused server request's method, tollgate's body
+Key = tuple[str, str]  # a target's name, an MCP session
+
+
+class Awaited:
+    """The requests of each MCP session whose answer its client awaits, in this process:
+    where a server request refused on a stream of its own (a GET stream, the HTTP+SSE
+    transport's) is answered. A call answered on its own event stream (streamable HTTP)
+    waits on a future the refusal resolves; on the HTTP+SSE transport, every answer
+    comes on the GET stream, whose reader answers the ids pending itself. A call's
+    answer may start after the refusal came (the server asked aside before answering
+    the call's headers): the session's last refusal is kept, and answers a call sent
+    before it."""
+
+    def __init__(self) -> None:
+        self._calls: dict[Key, dict[bytes, tuple[Any, asyncio.Future[Refusal] | None]]] = {}
+        self._last: dict[Key, tuple[float, Refusal]] = {}  # the clock is Exchange.clock's
+
+    def expect(self, key: Key, rpc_id: Any, streamed: bool,
+               sent: float = 0.0) -> asyncio.Future[Refusal] | None:
+        """A call whose answer the client awaits (`sent`: when its request came)."""
+        calls = self._calls.setdefault(key, {})
+        if len(calls) >= _PENDING_MAX:  # a client that never gets answers: the oldest go
+            del calls[next(iter(calls))]
+        waiter = asyncio.get_running_loop().create_future() if streamed else None
+        last = self._last.get(key)
+        if waiter is not None and last is not None and last[0] >= sent:
+            waiter.set_result(last[1])
+        calls[_id_key(rpc_id)] = (rpc_id, waiter)
+        return waiter
+
+    def answered(self, key: Key, rpc_id: Any) -> None:
+        calls = self._calls.get(key, {})
+        calls.pop(_id_key(rpc_id), None)
+        if not calls:
+            self._calls.pop(key, None)
+
+    def refuse(self, key: Key, refusal: Refusal) -> list[Any]:
+        """Every pending call of the session answered with `refusal`: those on streams of
+        their own are woken; the ids whose answer the caller's stream carries are
+        returned (and forgotten)."""
+        if len(self._last) >= _PENDING_MAX:
+            del self._last[next(iter(self._last))]
+        self._last[key] = (time.perf_counter(), refusal)
+        carried = []
+        for rpc_id, waiter in self._calls.pop(key, {}).values():
+            if waiter is None:
+                carried.append(rpc_id)
+            elif not waiter.done():
+                waiter.set_result(refusal)
+        return carried
+
+    def forget(self, key: Key) -> None:
+        self._calls.pop(key, None)
+        self._last.pop(key, None)
+
+
+_PENDING_MAX = 256
+_DROPPED_KINDS = 16
+AWAITED = Awaited()
+
+
+def _id_key(rpc_id: Any) -> bytes:
+    """A JSON-RPC id as a key: 1 and "1" are two ids."""
+    return jsonenc.dumps(rpc_id).encode()
+
+
+def _same_id(a: Any, b: Any) -> bool:
+    return _id_key(a) == _id_key(b)
 
 
 class _Reader:
-    """One answer's messages, as the client gets them; what was hidden, changed, refused
-    and masked, for the span and the record once the answer ends."""
+    """One answer's messages, as the client gets them; what was hidden, changed, refused,
+    dropped and masked, for the span and the record once the answer ends."""
 
     def __init__(self, pipeline: Pipeline, exchange: Exchange) -> None:
         self._pipeline, self._exchange = pipeline, exchange
@@ -67,54 +147,182 @@ class _Reader:
         self.hidden: list[str] = []
         self.changed: list[str] = []
         self.refused: list[str] = []
+        self.dropped: Counter[str] = Counter()  # what of the server's was not passed
         self.unmaskable: list[str] = []  # what binary content answers were refused for
         # A refused server request answered the client's request: nothing more follows.
         self.ended = False
+        asked = self._asked = exchange.meaning or {}
+        # The id of the request this answer is to (None: a stream of the session's own).
+        self.call = asked.get("id") if asked.get("kind") == "request" else None
+        session = asked.get("session")
+        self.key: Key | None = None if session is None else (exchange.target.name, session)
+        self._first = True  # the next event is the stream's first (a BOM may lead it)
+        self._aside: list[Any] = []  # refusals of the session's calls, this stream carries
+        self._refused_ids: set[bytes] = set()  # calls answered so: their answers dropped
 
     async def message(self, message: Any) -> Any | None:
         """A server's message as the client gets it (None: dropped)."""
+        if not isinstance(message, dict):
+            return self._masked_message(message)  # no message: every string masked
         if mcp.server_request(message):
             return await self._server_request(message)
         refused = mcp.refusal_carried(message)
         if refused is not None:  # a refused HTTP+SSE request, answered on this stream
-            return refused
+            return self._answer(refused)
+        if "id" in message and ("result" in message or "error" in message):
+            if self.call is not None and not _same_id(message["id"], self.call):
+                return self._wrong_id(message["id"])
+            if _id_key(message["id"]) in self._refused_ids:
+                self._drop("an answer to a call already refused")
+                return None
         tools = mcp.listed_tools(message)
         if tools is not None:
             message = await self._listing(message, tools)
-        return self._masked_message(message)
+        return self._answer(message)
 
     async def event(self, raw: bytes) -> bytes:
-        """One event of a stream as the client gets it (b"": dropped)."""
-        data, _ = event_data(raw)
-        lines = other_lines(raw)
-        if data is None or any(line.partition(":")[::2] in _ENDPOINT for line in lines):
-            return raw  # a comment, a keep-alive, the HTTP+SSE transport's endpoint
-        try:
-            payload = parse_json(data.decode("utf-8", "replace"))
-        except ValueError:
-            return self.masked_text(raw)
-        out = await self.message(payload)
-        if out is None:
-            return b""
-        return raw if out is payload else event_bytes(lines, out)
+        """One event as the client gets it (b"": nothing), written anew from what a client
+        reads in it: `data` read as JSON-RPC, masked and re-encoded; `id` masked (a
+        client hands it back as Last-Event-ID); `retry` if digits; `event` if MCP's (else
+        its data is dropped: a client ignores it); a comment emptied (a keep-alive stays
+        one); any other field dropped."""
+        kept: list[tuple[str, str]] = []
+        data: list[str] = []
+        kind, comment = _MESSAGE, False
+        for name, value in fields(raw, first=self._first):
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                kind = value
+                kept.append(("event", value))
+            elif name == "id" and "\0" not in value and len(value) <= _ID_MAX:
+                kept.append(("id", self.masked_text(value.encode()).decode()))
+            elif name == "retry" and value.isascii() and value.isdigit() \
+                    and len(value) <= _RETRY_MAX:
+                kept.append(("retry", value))
+            elif name == ":":
+                comment = True
+            else:
+                self._drop(f"event field {name[:32]!r}")
+        self._first = False
+        if kind == _ENDPOINT and data:
+            self._endpoint("\n".join(data))
+            kept.append(("data", "\n".join(data)))
+        elif kind != _MESSAGE:
+            self._drop(f"event type {kind[:32]!r}")
+            kept = [(n, v) for n, v in kept if n != "event"]
+        elif data:
+            out = await self._data("\n".join(data))
+            if out is None:
+                kept = [(n, v) for n, v in kept if n != "event"]
+            else:
+                kept.append(("data", jsonenc.dumps(out)))
+        if not kept:
+            return self._carried() if not comment else b":\n\n" + self._carried()
+        return event_of(kept) + self._carried()
+
+    def awaiting(self) -> asyncio.Future[Refusal] | None:
+        """Where a refusal of a server request on the session's own stream reaches this
+        answer's call (streamable HTTP; None: no call, or no session)."""
+        if self.call is None or self.key is None or self._asked.get("transport") == "sse":
+            return None
+        return AWAITED.expect(self.key, self.call, True, self._exchange.clock)
+
+    def expected(self) -> None:
+        """An HTTP+SSE request sent: its answer comes on the session's GET stream."""
+        if self.call is not None and self.key is not None:
+            AWAITED.expect(self.key, self.call, False)
+
+    def refused_aside(self, refusal: Refusal) -> bytes:
+        """This call answered with the refusal of a server request asked on the session's
+        own stream; the rest of the answer is dropped."""
+        method, body = refusal
+        self.refused.append(method)
+        self.ended = True
+        return event_of([("event", _MESSAGE), ("data", jsonenc.dumps(
+            mcp.rpc_error(self.call, body)))])
 
     def finish(self) -> None:
         """What the answer showed, in the span and (as `meaning.mcp.answer`) the record."""
         exchange = self._exchange
+        if self.key is not None:
+            if self.call is not None and self._asked.get("transport") != "sse":
+                AWAITED.answered(self.key, self.call)
+            elif self.call is None and self._asked.get("transport") == "sse":
+                AWAITED.forget(self.key)  # the HTTP+SSE session's stream: the session
         exchange.record_masking(self._masked)
         shown = {key: names for key, names in (
             ("hidden_tools", self.hidden), ("changed_tools", self.changed),
-            ("refused_server_requests", self.refused), ("unmaskable", self.unmaskable))
-            if names}
+            ("refused_server_requests", self.refused), ("dropped", self.dropped),
+            ("unmaskable", self.unmaskable)) if names}
         for key, names in shown.items():
-            if key != "unmaskable":
+            if key not in ("unmaskable", "dropped"):
                 exchange.outcome[f"tollgate.mcp.{key}"] = tuple(names)
+        if self.dropped:
+            exchange.span.add_event("tollgate.mcp.dropped", {
+                "tollgate.mcp.dropped": tuple(self.dropped)})
         if self.ended:
             exchange.outcome["tollgate.outcome"] = "server_request_refused"
         elif self.unmaskable:
             exchange.outcome["tollgate.outcome"] = "unmaskable_content"
         if shown and isinstance(exchange.evidence.meaning, dict):
             exchange.evidence.meaning = {**exchange.evidence.meaning, "answer": shown}
+
+    def _drop(self, what: str) -> None:
+        """What of the server's does not reach the client, counted (a few kinds only: a
+        long stream of them holds no more)."""
+        if what in self.dropped or len(self.dropped) < _DROPPED_KINDS:
+            self.dropped[what] += 1
+
+    async def _data(self, text: str) -> Any | None:
+        """An event's data as the client gets it (None: dropped): JSON-RPC, a message or
+        (a batch, gone from MCP since 2025-06-18, read all the same) a list of them."""
+        try:
+            payload = parse_json(text)
+        except ValueError:
+            self._drop("event data that is no JSON")
+            log.warning("trace %s: an MCP server's event data is no JSON; dropped",
+                        self._exchange.trace_id)
+            return None
+        if isinstance(payload, list):
+            answered = [await self.message(m) for m in payload]
+            kept = [m for m in answered if m is not None]
+            return kept or None
+        return await self.message(payload)
+
+    def _endpoint(self, path: str) -> None:
+        """The HTTP+SSE transport's session is named in its endpoint: this stream's."""
+        session = parse_qs(urlsplit(path).query).get("session_id")
+        if session and self._exchange.target is not None:
+            self.key = (self._exchange.target.name, session[0])
+
+    def _carried(self) -> bytes:
+        """The refusals this stream carries for calls of the session (HTTP+SSE)."""
+        out = b"".join(event_of([("event", _MESSAGE), ("data", jsonenc.dumps(m))])
+                       for m in self._aside)
+        self._aside.clear()
+        return out
+
+    def _answer(self, message: dict[str, Any]) -> Any | None:
+        """A message masked; an answer passing on the session's stream is no longer
+        awaited."""
+        if self.call is None and self.key is not None and "id" in message \
+                and "method" not in message:
+            AWAITED.answered(self.key, message["id"])
+        return self._masked_message(message)
+
+    def _wrong_id(self, rpc_id: Any) -> dict[str, Any]:
+        """An answer on this call's stream to an id the client did not send here: refused,
+        and the call answered with the refusal (the server broke the protocol)."""
+        exchange = self._exchange
+        self._drop("an answer to another id")
+        self.ended = True
+        log.warning("trace %s: the MCP server answered id %.64s on the answer to %.64s; "
+                    "refused", exchange.trace_id, jsonenc.dumps(rpc_id),
+                    jsonenc.dumps(self.call))
+        return mcp.rpc_error(self.call, {
+            "error": "denied", "rules": [], "trace_id": exchange.trace_id,
+            "reasons": ["the server answered another request's id on this call's answer"]})
 
     async def _listing(self, message: dict[str, Any], tools: list[Any]) -> dict[str, Any]:
         exchange, target = self._exchange, self._exchange.target
@@ -161,33 +369,39 @@ class _Reader:
         self.refused.append(method)
         log.warning("trace %s: the server's %s request was refused (%s)", exchange.trace_id,
                     method, ", ".join(decision.rules))
-        if asked.get("kind") != "request" or asked.get("id") is None:
-            return None  # on a stream of its own: the server's request goes unanswered
-        self.ended = True
         body = exchange.denial(decision)
         body["reasons"] = [f"the server asked the client for {method}, which is refused: "
                            f"{'; '.join(decision.reasons) or 'denied'}"]
-        return mcp.rpc_error(asked["id"], body)
+        if self.call is not None:
+            self.ended = True
+            return mcp.rpc_error(self.call, body)
+        if self.key is not None:  # on a stream of its own: the session's calls answered
+            carried = AWAITED.refuse(self.key, (method, body))
+            self._aside += [mcp.rpc_error(rpc_id, body) for rpc_id in carried]
+            self._refused_ids |= {_id_key(rpc_id) for rpc_id in carried}
+        return None
 
     def _masked_message(self, message: Any) -> Any:
-        """A message's result, error and params masked as the decision asks (its id and
-        method never). Base64 content (an image, audio, a resource's `blob`) is masked as
-        the text it decodes to; binary content cannot be masked, and a message holding
-        some is refused rather than passed unmasked (as an HTTP body is)."""
+        """A message masked whole as the decision asks: method, keys and ids too, but the
+        id of the client's own request (it sent it, and matches the answer by it). Base64
+        content (an image, audio, a resource's `blob`) is masked as the text it decodes
+        to; binary content cannot be masked, and a message holding some is refused rather
+        than passed unmasked (as an HTTP body is)."""
         spec = self._exchange.mask
-        if spec is None or not isinstance(message, dict):
+        if spec is None:
             return message
-        masker, out = self._pipeline.masker, message
-        for key in ("result", "error", "params"):
-            if key in message:
-                decoded, binary = _decoded_blobs(message[key])
-                if binary is not None:
-                    return self._unmaskable(message, binary)
-                masked, counts = masker.mask_json(decoded, spec)
-                if counts or decoded is not message[key]:
-                    out = {**out, key: _encoded_blobs(masked)}
-                    self._masked += counts
-        return out
+        own = (isinstance(message, dict) and self.call is not None and "id" in message
+               and _same_id(message["id"], self.call))
+        read = {k: v for k, v in message.items() if k != "id"} if own else message
+        decoded, binary = _decoded_blobs(read)
+        if binary is not None:
+            return self._unmaskable(message, binary)
+        masked, counts = self._pipeline.masker.mask_json(decoded, spec)
+        if not counts and decoded is read:
+            return message
+        self._masked += counts
+        out = _encoded_blobs(masked)
+        return {"id": message["id"], **out} if own else out
 
     def _unmaskable(self, message: dict[str, Any], what: str) -> Any:
         exchange = self._exchange
@@ -196,10 +410,13 @@ class _Reader:
                   "refused rather than passed unmasked")
         body = {"error": "unmaskable_body", "reasons": [reason], "rules": [],
                 "trace_id": exchange.trace_id}
-        return mcp.rpc_error(message.get("id"), body) if "id" in message else None
+        if not isinstance(message, dict) or "id" not in message:
+            return None
+        return mcp.rpc_error(self.call if self.call is not None else message["id"], body)
 
     def masked_text(self, raw: bytes) -> bytes:
-        """What is no JSON-RPC message, masked as the text it is."""
+        """What is no JSON-RPC message (an event's id, the HTTP+SSE transport's
+        `Accepted`), masked as the text it is."""
         spec = self._exchange.mask
         if spec is None:
             return raw
@@ -220,6 +437,8 @@ async def _whole(pipeline: Pipeline, exchange: Exchange,
         yield response.keep_body()
         return
     reader = _Reader(pipeline, exchange)
+    if (exchange.meaning or {}).get("transport") == "sse":
+        reader.expected()  # its answer comes on the session's GET stream
     try:
         payload = parse_json(content.decode("utf-8", "replace"))
     except ValueError:  # no message (the HTTP+SSE transport's `Accepted`): text
@@ -245,12 +464,32 @@ async def _streamed(pipeline: Pipeline, exchange: Exchange,
     reader = _Reader(pipeline, exchange)
     events = EventSplitter()
     delivered = exchange.delivering()
-    ends = False
+    aside = reader.awaiting()
+    chunk: asyncio.Future[tuple[bytes, bool]] | None = None
+    held = b""  # a refusal that came before any of the body: Envoy takes none before it
+    ends = started = False
     try:
         while not ends:
-            chunk, ends = await response.chunk()
-            out = []
-            for raw in events.feed(chunk) + (events.finish() if ends else []):
+            chunk = chunk or asyncio.ensure_future(response.chunk())
+            if aside is not None:
+                # A server request refused on the session's own stream may answer this
+                # call before its server does: whichever comes first.
+                await asyncio.wait((chunk, aside), return_when=asyncio.FIRST_COMPLETED)
+                if aside.done():
+                    refused = b"" if reader.ended else reader.refused_aside(aside.result())
+                    aside = None
+                    if not started:
+                        held = refused
+                        continue
+                    delivered.add(refused)
+                    for answer in response.send(refused, False):
+                        yield answer
+                    continue
+            piece, ends = await chunk
+            chunk, started = None, True
+            out = [held]
+            held = b""
+            for raw in events.feed(piece) + (events.finish() if ends else []):
                 if not reader.ended:
                     out.append(await reader.event(raw))
             released = b"".join(out)
@@ -258,6 +497,8 @@ async def _streamed(pipeline: Pipeline, exchange: Exchange,
             for answer in response.send(released, ends):
                 yield answer
     finally:
+        if chunk is not None:
+            chunk.cancel()
         reader.finish()
 
 

@@ -65,7 +65,7 @@ log = logging.getLogger("tollgate.postgres")
 # sets with statements, which the policy decides.
 PASSED_PARAMETERS = frozenset({
     "application_name", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
-    "extra_float_digits", "search_path", "datestyle", "timezone", "intervalstyle",
+    "extra_float_digits", "datestyle", "timezone", "intervalstyle",
 })
 
 

@@ -438,6 +438,27 @@ def encode_parse(statement: str, text: str, types: tuple[int, ...] = ()) -> byte
                   + b"".join(struct.pack("!I", t) for t in types))
 
 
+def encode_bind(bind: Bind) -> bytes:
+    return encode(b"B", _cstr(bind.portal) + _cstr(bind.statement)
+                  + _INT16.pack(len(bind.parameter_formats))
+                  + b"".join(_INT16.pack(f) for f in bind.parameter_formats)
+                  + _INT16.pack(len(bind.parameters))
+                  + b"".join(_INT32.pack(-1) if v is None else _INT32.pack(len(v)) + v
+                             for v in bind.parameters)
+                  + _INT16.pack(len(bind.result_formats))
+                  + b"".join(_INT16.pack(f) for f in bind.result_formats))
+
+
+def encode_describe(which: bytes, name: str) -> bytes:
+    """A Describe of a statement (b"S") or portal (b"P")."""
+    return encode(b"D", which + _cstr(name))
+
+
+def encode_close(which: bytes, name: str) -> bytes:
+    """A Close of a statement (b"S") or portal (b"P")."""
+    return encode(b"C", which + _cstr(name))
+
+
 def encode_execute(portal: str, max_rows: int = 0) -> bytes:
     return encode(b"E", _cstr(portal) + _INT32.pack(max_rows))
 

@@ -1,63 +1,54 @@
 """A result's rows masked by column: the policy's detectors on the values, its field
 rules on the column names (`ssn`, `email` ... as on JSON keys).
 
-A value is read in the format its column travels in. Text-format values are text; in
-binary, the types whose encoding is text (text, varchar, json ...) or a number are read,
-the types that cannot carry text (bool, dates, uuid ...) need no reading, and any other
-binary value under a mask (bytea, arrays, composites) cannot be read, so the result is
-refused (`ResultRefused`), as an unreadable body is on HTTP. A masked value of a text
-type becomes its masked text; of any other type NULL, which every client can decode
-where `[REDACTED:...]` in an integer column would break it.
+A value is read in the format its column travels in. Text-format values are text
+(bytea's hex or escape form is read as the bytes it stands for). Binary values are read
+by `binary`: texts, numbers, addresses, and arrays, ranges and records of them, each
+masked where it sits and written back with its new length. A type tollgate does not know
+(an extension's, an enum, a composite, a domain inside an array or a record) cannot be
+read under detectors, so its result is refused (`ResultRefused`), as an unreadable body
+is on HTTP. A masked value of a text type becomes its masked text; of any other type
+NULL, which every client can decode where `[REDACTED:...]` in an integer column would
+break it.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections import Counter
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
+from extproc.postgres import binary
 from extproc.postgres.messages import Column
 
-# Type OIDs (pg_type.dat) whose values are text in either format.
+# Type OIDs whose text-format values a masked text can replace (text, varchar, bpchar,
+# name, "char", unknown, xml, json, jsonb, text[], varchar[], cstring).
 _TEXT = frozenset({25, 1043, 1042, 19, 18, 705, 142, 114, 3802, 1009, 1015, 2275})
-_JSON, _JSONB = 114, 3802
-# Binary encodings of numbers: OID -> their reader.
-_NUMBERS: dict[int, Callable[[bytes], str]] = {
-    21: lambda v: str(struct.unpack("!h", v)[0]),
-    23: lambda v: str(struct.unpack("!i", v)[0]),
-    20: lambda v: str(struct.unpack("!q", v)[0]),
-    26: lambda v: str(struct.unpack("!I", v)[0]),
-    700: lambda v: repr(struct.unpack("!f", v)[0]),
-    701: lambda v: repr(struct.unpack("!d", v)[0]),
-}
-# Types whose binary values cannot hold text a detector would find: bool, date, time,
-# timestamp, timestamptz, interval, timetz, uuid.
-_NO_TEXT = frozenset({16, 1082, 1083, 1114, 1184, 1186, 1266, 2950})
-_NUMERIC = 1700
+_JSON, _JSONB, _BYTEA = 114, 3802, 17
 
 
 class ResultRefused(Exception):
     """A result the mask cannot be applied to: the statement is refused."""
 
 
-def _numeric(value: bytes) -> str:
-    """A binary numeric (base-10000 digits, weight, sign, scale) as its text."""
-    count, weight, sign, scale = struct.unpack_from("!hhHh", value)
-    if sign == 0xC000:
-        return "NaN"
-    if sign in (0xD000, 0xF000):
-        return "Infinity" if sign == 0xD000 else "-Infinity"
-    digits = struct.unpack_from(f"!{count}h", value, 8)
-    number = Decimal(0)
-    for i, digit in enumerate(digits):
-        number += Decimal(digit).scaleb(4 * (weight - i))
-    text = f"{number:.{scale}f}"
-    return "-" + text if sign == 0x4000 else text
+def _bytea(value: bytes) -> bytes:
+    """The bytes a text-format bytea stands for (`\\x` hex, or the escape form)."""
+    if value.startswith(b"\\x"):
+        return bytes.fromhex(value[2:].decode("ascii"))
+    out, at = bytearray(), 0
+    while at < len(value):
+        if value[at:at + 2] == b"\\\\":
+            out.append(0x5C)
+            at += 2
+        elif value[at:at + 1] == b"\\":
+            out.append(int(value[at + 1:at + 4], 8))
+            at += 4
+        else:
+            out.append(value[at])
+            at += 1
+    return bytes(out)
 
 
 class ResultMasker:
@@ -66,38 +57,44 @@ class ResultMasker:
     def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column]) -> None:
         self._masker, self._spec, self._columns = masker, spec, columns
         self.masks = spec is not None and bool(spec.detectors or spec.fields)
+        self._detects = self.masks and spec is not None and bool(spec.detectors)
         self._names = [c.name for c in columns]
-        if not self.masks or not spec or not spec.detectors:
+        if not self._detects:
             return
         for column in columns:
-            if column.format == 1 and not self._readable_binary(column.type_oid):
+            if column.format == 1 and not binary.known(column.type_oid):
                 raise ResultRefused(
                     f"column {column.name!r} comes in binary (type {column.type_oid}), which "
                     "tollgate cannot read to mask it: ask for it as text")
 
-    @staticmethod
-    def _readable_binary(oid: int) -> bool:
-        return oid in _TEXT or oid in _NUMBERS or oid in _NO_TEXT or oid == _NUMERIC
-
-    def _read(self, column: Column, value: bytes) -> Any:
-        """A value as the masker scans it (None: nothing to scan)."""
+    def _read(self, column: Column, value: bytes) -> tuple[Any, binary.Node | None]:
+        """A value as the masker scans it, and its binary tree if it is binary."""
         oid = column.type_oid
         if column.format == 1:
-            if oid == _JSONB:
-                value = value[1:]  # the binary jsonb's version byte
-            elif oid in _NUMBERS:
-                return _NUMBERS[oid](value)
-            elif oid == _NUMERIC:
-                return _numeric(value)
-            elif oid not in _TEXT:
-                return None
+            try:
+                node = binary.decode(oid, value)
+            except binary.Unreadable as exc:
+                raise ResultRefused(f"column {column.name!r}: {exc}") from None
+            if self._detects and (unknown := binary.opaque(node)) is not None:
+                raise ResultRefused(
+                    f"column {column.name!r} holds a binary value of type {unknown} "
+                    "(an extension's type, an enum, a composite or a domain, inside an "
+                    "array or a record), which tollgate cannot read to mask it: ask for "
+                    "it as text")
+            return binary.view(node), node
+        if oid == _BYTEA:
+            try:
+                value = _bytea(value)
+            except ValueError:
+                raise ResultRefused(f"column {column.name!r}: a bytea that does not "
+                                    "parse") from None
         text = value.decode("utf-8", "replace")
         if oid in (_JSON, _JSONB):
             try:
-                return {"json": json.loads(text)}
+                return {"json": json.loads(text)}, None
             except ValueError:
-                return text
-        return text
+                return text, None
+        return text, None
 
     def rows(self, rows: list[list[bytes | None]]) -> tuple[list[list[bytes | None]],
                                                             Counter[str]]:
@@ -106,41 +103,31 @@ class ResultMasker:
             return rows, Counter()
         assert self._spec is not None
         columns = self._columns
-        read = [[None if v is None or i >= len(columns) else self._read(columns[i], v)
-                 for i, v in enumerate(row)] for row in rows]
+        cells = [[None if v is None or i >= len(columns) else self._read(columns[i], v)
+                  for i, v in enumerate(row)] for row in rows]
+        read = [[None if c is None else c[0] for c in row] for row in cells]
         masked, counts = self._masker.mask_json({"columns": self._names, "rows": read},
                                                 self._spec)
         if not counts:
             return rows, counts
         out: list[list[bytes | None]] = []
-        for row, before, after in zip(rows, read, masked["rows"], strict=True):
-            if before == after:
-                out.append(row)
-                continue
+        for row, before, after in zip(rows, cells, masked["rows"], strict=True):
             new = list(row)
-            for i, (old, new_value) in enumerate(zip(before, after, strict=True)):
-                if old != new_value:
-                    new[i] = self._written(columns[i], new_value)
+            for i, (cell, new_value) in enumerate(zip(before, after, strict=True)):
+                if cell is not None and cell[0] != new_value:
+                    new[i] = self._written(columns[i], cell[1], new_value)
             out.append(new)
         return out, counts
 
     @staticmethod
-    def _written(column: Column, value: Any) -> bytes | None:
+    def _written(column: Column, node: binary.Node | None, value: Any) -> bytes | None:
         """A masked value in its column's type and format (NULL where it cannot be)."""
+        if node is not None:
+            return binary.encode(node, value)
         if column.type_oid not in _TEXT:
             return None
-        if isinstance(value, dict) and "json" in value:
-            text = json.dumps(value["json"], ensure_ascii=False)
-        elif isinstance(value, dict):  # a field rule masked the JSON wrapper whole
-            return None
-        else:
-            text = str(value)
-            if column.type_oid in (_JSON, _JSONB):
-                text = json.dumps(text)
-        raw = text.encode("utf-8")
-        if column.format == 1 and column.type_oid == _JSONB:
-            raw = b"\x01" + raw
-        return raw
+        text = binary.masked_text(column.type_oid, value)
+        return None if text is None else text.encode("utf-8")
 
     def text(self, text: str, delimiter: str | None) -> tuple[str, Counter[str]]:
         """COPY's text or CSV lines, masked by the detectors (and by the header's column
@@ -172,12 +159,14 @@ def record_sample(columns: list[Column], rows: list[list[bytes | None]], limit: 
 def _shown(column: Column | None, value: bytes | None) -> Any:
     if value is None:
         return None
-    if column is None or column.format == 0 or column.type_oid in _TEXT:
-        text = value[1:] if column is not None and column.format == 1 and (
-            column.type_oid == _JSONB) else value
-        return text.decode("utf-8", "replace")
-    if column.type_oid in _NUMBERS:
-        return _NUMBERS[column.type_oid](value)
-    if column.type_oid == _NUMERIC:
-        return _numeric(value)
-    return f"<{len(value)} bytes, binary>"
+    if column is None or column.format == 0:
+        return value.decode("utf-8", "replace")
+    if column.type_oid == _BYTEA:  # as the text format shows it
+        return "\\x" + value.hex()
+    try:
+        node = binary.decode(column.type_oid, value)
+    except binary.Unreadable:
+        node = binary.Opaque(column.type_oid, value)
+    if isinstance(node, binary.Opaque):
+        return f"<{len(value)} bytes, binary>"
+    return node.text if isinstance(node, binary.Text) else binary.view(node)

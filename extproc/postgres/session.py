@@ -16,6 +16,17 @@ answers it with an error in its place and does the protocol's bookkeeping, and t
 error is replaced by tollgate's refusal (SQLSTATE 42501, the reasons, the trace id) on
 its way to the client. The client sees what a permission error would have shown.
 
+The front owns the names of prepared statements and portals. A client's names never go
+upstream: each Parse and named Bind gets a name of the gateway's own (`tollgate_s<N>`,
+`tollgate_p<N>`; the unnamed statement and portal stay unnamed, which SQL cannot name),
+and a Bind, Describe or Execute naming what the front did not prepare or bind is refused
+(recorded, SQLSTATE 26000 or 34000) rather than passed, so nothing runs upstream under
+a name the gateway did not decide: not a statement SQL's PREPARE made, not a cursor.
+SQL that names one of the gateway's own names is refused (namespace.py reads them);
+DEALLOCATE ALL, CLOSE ALL and DISCARD ALL drop the maps; portals end with their
+transaction, a failed Parse or Bind leaves no name behind; a refused Parse under a name
+in use drops the old statement on both sides.
+
 Each exchange waits in `_pending`, in the order its messages went upstream, for the
 answers that end it: ParseComplete, CommandComplete, ReadyForQuery ... An error in the
 extended protocol makes the database skip to the next Sync; the exchanges it skipped end
@@ -40,6 +51,7 @@ from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision
 from extproc.postgres import messages as pg
+from extproc.postgres import namespace
 from extproc.postgres.results import ResultMasker, ResultRefused, record_sample
 from extproc.postgres.upstream import Upstream
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
@@ -55,6 +67,9 @@ _TRANSACTION = {b"I": "idle", b"T": "in_transaction", b"E": "failed"}
 _CYCLE_ENDS = frozenset({b"Q", b"F", b"S"})
 # A refused statement's stand-in: text no PostgreSQL parses, naming the trace.
 _REFUSED = "tollgate refused this statement (trace {trace})"
+# A name the gateway never gives (its names are the prefix and a serial): a Close of a
+# name the client never had closes nothing, as PostgreSQL's own does.
+_NOBODY = namespace.PREFIX
 
 
 def sqlstate_of(status: int) -> str:
@@ -86,7 +101,7 @@ def refuse_recorded(pipeline: Pipeline, exchange: Exchange, admission: Admission
     return answer
 
 
-def refusal_message(answer: Answer, severity: str = "ERROR") -> bytes:
+def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = None) -> bytes:
     """tollgate's refusal as an ErrorResponse: SQLSTATE by its status, the reasons as the
     message, the rules, approval and trace id as the detail, what to do as the hint."""
     body = answer.body
@@ -101,7 +116,8 @@ def refusal_message(answer: Answer, severity: str = "ERROR") -> bytes:
             # Still undecided: running the statement again passes once it is approved.
             hint = (f"an approver decides it at {body['approve_url']}; run the statement "
                     "again once it is approved")
-    return pg.error(sqlstate_of(answer.status), "tollgate: " + "; ".join(map(str, reasons)),
+    return pg.error(code or sqlstate_of(answer.status),
+                    "tollgate: " + "; ".join(map(str, reasons)),
                     detail="; ".join(detail), hint=hint, severity=severity)
 
 
@@ -109,11 +125,15 @@ def refusal_message(answer: Answer, severity: str = "ERROR") -> bytes:
 class Prepared:
     """A statement the extended protocol prepared (Parse), as it was decided."""
 
+    name: str
+    upstream: str  # the gateway's name for it in the database
     text: str
     meaning: Any
     decision: Decision
     revision: str
     duration_us: int
+    # What running it drops (DEALLOCATE ALL, CLOSE ALL, DISCARD ALL).
+    use: namespace.Use
     # What the database said its rows look like (a Describe of the statement).
     columns: list[pg.Column] | None = None
     approval: Any = None
@@ -121,10 +141,14 @@ class Prepared:
 
 @dataclass(slots=True)
 class Portal:
-    """A bound statement (Bind), ready to Execute."""
+    """A bound statement (Bind), ready to Execute; `cycle`: the cycle ends (Sync, Query)
+    sent before its Bind, to end it with its transaction."""
 
-    statement: Prepared | None
+    name: str
+    upstream: str
+    statement: Prepared
     result_formats: tuple[int, ...]
+    cycle: int
     columns: list[pg.Column] | None = None
 
 
@@ -142,6 +166,8 @@ class Pending:
     portal: Portal | None = None
     statement: Prepared | None = None
     own: bool = False
+    # A cycle end's serial (Portal.cycle).
+    cycle: int = 0
 
 
 @dataclass(slots=True)
@@ -157,6 +183,7 @@ class Run:
     sample: bytearray = field(default_factory=bytearray)
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    use: namespace.Use = field(default_factory=namespace.Use)
 
 
 class Session:
@@ -175,6 +202,9 @@ class Session:
         self._first = first
         self._statements: dict[str, Prepared] = {}
         self._portals: dict[str, Portal] = {}
+        # The serial of the gateway's upstream names; the cycle ends sent so far.
+        self._serial = 0
+        self._cycles = 0
         self._pending: deque[Pending] = deque()
         self._status = upstream.transaction_status
         # After tollgate refused a result it had begun to relay: the database's answers
@@ -247,22 +277,19 @@ class Session:
             if kind == b"Q":
                 return [await self._query(pg.query(body), message)]
             if kind == b"P":
-                return [await self._parse(pg.parse(body), message)]
+                return await self._parse(pg.parse(body))
             if kind == b"F":
                 return [await self._function_call(message)]
             if kind == b"B":
-                return [self._bind(pg.bind(body), message)]
+                return [self._bind(pg.bind(body))]
             if kind == b"E":
-                return self._execute(pg.execute(body)[0], message)
+                return self._execute(*pg.execute(body))
             if kind == b"D":
-                return [self._describe(*pg.describe(body), message)]
+                return [self._describe(*pg.describe(body))]
             if kind == b"C":
-                which, name = pg.close(body)
-                (self._statements if which == b"S" else self._portals).pop(name, None)
-                self._pending.append(Pending(kind))
-            elif kind == b"S":
-                self._pending.append(Pending(kind))
-                # The unnamed portal ends at the end of a transaction; named ones too.
+                return [self._close(*pg.close(body))]
+            if kind == b"S":
+                self._pending.append(Pending(kind, cycle=self._cycle_end()))
             # Flush, and COPY's data, done and fail: no answer of their own.
         except pg.ProtocolViolation as exc:
             # A body that is not what its type says: the database would refuse it too,
@@ -270,67 +297,124 @@ class Session:
             raise _Fatal(f"a {kind.decode()} message that cannot be read: {exc}") from None
         return [message.raw()]
 
+    def _cycle_end(self) -> int:
+        self._cycles += 1
+        return self._cycles
+
+    def _upstream_name(self, kind: str, name: str) -> str:
+        """The gateway's own name for a client's named statement or portal: a new one
+        each time, so no name the client chose, nor an old one, reaches the database."""
+        if not name:
+            return ""
+        self._serial += 1
+        return f"{namespace.PREFIX}{kind}{self._serial}"
+
     async def _query(self, text: str, message: pg.Message) -> bytes:
         run, refusal = await self._decided("query", text, None)
-        self._pending.append(Pending(b"Q", run, refusal))
+        self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end()))
         if refusal is None:
+            self._drop(run.use)
             return message.raw()
         return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
 
-    async def _parse(self, parse: pg.Parse, message: pg.Message) -> bytes:
-        run, refusal = await self._decided("parse", parse.text, parse.statement)
+    async def _parse(self, parse: pg.Parse) -> list[bytes]:
+        """A statement decided on its text, prepared under a new name of the gateway's.
+        Refused, it leaves no statement under its name on either side (the old one is
+        closed); allowed under a name in use, it gets PostgreSQL's duplicate error."""
+        name = parse.statement
+        run, refusal = await self._decided("parse", parse.text, name)
         exchange = run.exchange
-        self._pending.append(Pending(b"P", run, refusal))
-        if refusal is None:
-            decided = exchange.evidence.decisions[-1]
-            self._statements[parse.statement] = Prepared(
-                parse.text, exchange.meaning, exchange.decision, decided.revision,
-                decided.duration_us, approval=exchange.approval)
-            return message.raw()
-        self._statements.pop(parse.statement, None)
-        return pg.encode_parse(parse.statement, _REFUSED.format(trace=exchange.trace_id), ())
+        old = self._statements.get(name)
+        out: list[bytes] = []
+        if refusal is None and name and old is not None:
+            refusal = self._refusal(run, "duplicate_prepared_statement", "42P05",
+                                    f'prepared statement "{name}" already exists')
+        elif refusal is not None:
+            self._statements.pop(name, None)
+            if old is not None and old.upstream:
+                self._pending.append(Pending(b"C", own=True))
+                out.append(pg.encode_close(b"S", old.upstream))
+        if refusal is not None:
+            # Unnamed, the stand-in replaces the database's unnamed statement, as the
+            # refused one would have; named, it takes a name that is never created.
+            self._pending.append(Pending(b"P", run, refusal))
+            out.append(pg.encode_parse(self._upstream_name("s", name),
+                                       _REFUSED.format(trace=exchange.trace_id)))
+            return out
+        decided = exchange.evidence.decisions[-1]
+        prepared = Prepared(name, self._upstream_name("s", name), parse.text,
+                            exchange.meaning, exchange.decision, decided.revision,
+                            decided.duration_us, run.use, approval=exchange.approval)
+        self._statements[name] = prepared
+        self._pending.append(Pending(b"P", run, statement=prepared))
+        return [pg.encode_parse(prepared.upstream, parse.text, parse.parameter_types)]
 
     async def _function_call(self, message: pg.Message) -> bytes:
         """The fast path names a function by OID, with no SQL: decided as such (the pack
         refuses it); its stand-in is a Query, which draws the same error and Ready."""
         run, refusal = await self._decided("function_call", "", None)
-        self._pending.append(Pending(b"F", run, refusal))
+        self._pending.append(Pending(b"F", run, refusal, cycle=self._cycle_end()))
         if refusal is None:
             return message.raw()
         return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
 
-    def _bind(self, bind: pg.Bind, message: pg.Message) -> bytes:
+    def _bind(self, bind: pg.Bind) -> bytes:
         statement = self._statements.get(bind.statement)
+        if statement is None:
+            return self._refused_name(b"B", "BIND", bind.statement, "26000",
+                                      "unknown_statement", _unknown("statement", bind.statement))
+        if bind.portal and bind.portal in self._portals:
+            return self._refused_name(b"B", "BIND", bind.portal, "42P03", "duplicate_portal",
+                                      f'portal "{bind.portal}" already exists')
         columns = None
-        if statement is not None and statement.columns is not None:
+        if statement.columns is not None:
             columns = _with_formats(statement.columns, bind.result_formats)
-        self._portals[bind.portal] = Portal(statement, bind.result_formats, columns)
-        self._pending.append(Pending(b"B"))
-        return message.raw()
+        portal = Portal(bind.portal, self._upstream_name("p", bind.portal), statement,
+                        bind.result_formats, self._cycles, columns)
+        self._portals[bind.portal] = portal
+        self._pending.append(Pending(b"B", portal=portal))
+        return pg.encode_bind(bind._replace(portal=portal.upstream,
+                                            statement=statement.upstream))
 
-    def _describe(self, which: bytes, name: str, message: pg.Message) -> bytes:
+    def _describe(self, which: bytes, name: str) -> bytes:
         if which == b"S":
-            self._pending.append(Pending(b"D", statement=self._statements.get(name)))
-        else:
-            self._pending.append(Pending(b"D", portal=self._portals.get(name)))
-        return message.raw()
+            statement = self._statements.get(name)
+            if statement is None:
+                return self._refused_name(b"D", "DESCRIBE", name, "26000",
+                                          "unknown_statement", _unknown("statement", name))
+            self._pending.append(Pending(b"D", statement=statement))
+            return pg.encode_describe(b"S", statement.upstream)
+        portal = self._portals.get(name)
+        if portal is None:
+            return self._refused_name(b"D", "DESCRIBE", name, "34000", "unknown_portal",
+                                      _unknown("portal", name))
+        self._pending.append(Pending(b"D", portal=portal))
+        return pg.encode_describe(b"P", portal.upstream)
 
-    def _execute(self, portal_name: str, message: pg.Message) -> list[bytes]:
+    def _close(self, which: bytes, name: str) -> bytes:
+        """A Close of what the client named; of a name it never had, a Close of nothing
+        (not an error, as in PostgreSQL)."""
+        gone: Prepared | Portal | None = (
+            self._statements.pop(name, None) if which == b"S" else self._portals.pop(name, None))
+        self._pending.append(Pending(b"C"))
+        return pg.encode_close(which, gone.upstream if gone is not None
+                               else name and _NOBODY)
+
+    def _execute(self, portal_name: str, max_rows: int) -> list[bytes]:
         """An Execute runs a statement decided at its Parse: its exchange carries that
-        decision. A portal tollgate did not see bound (one the database will refuse as
-        unknown) runs nothing, and passes for the database to say so."""
+        decision. A portal tollgate did not bind is refused: nothing else runs."""
         portal = self._portals.get(portal_name)
-        statement = portal.statement if portal is not None else None
-        if portal is None or statement is None:
-            self._pending.append(Pending(b"E"))
-            return [message.raw()]
-        run, refusal = self._carried(statement)
+        if portal is None:
+            return [self._refused_name(b"E", "EXECUTE", portal_name, "34000",
+                                       "unknown_portal", _unknown("portal", portal_name))]
+        self._drop(portal.statement.use)
+        run, refusal = self._carried(portal.statement)
         exchange = run.exchange
         out: list[bytes] = []
         if refusal is None and portal.columns is None:
             # The rows' names and types, to mask them and keep a sample: asked first.
             self._pending.append(Pending(b"D", portal=portal, own=True))
-            out.append(pg.encode(b"D", b"P" + portal_name.encode() + b"\x00"))
+            out.append(pg.encode_describe(b"P", portal.upstream))
         elif refusal is None:
             assert portal.columns is not None
             refusal = self._result_masker(run, portal.columns)
@@ -338,8 +422,46 @@ class Session:
         if refusal is not None:
             out.append(pg.encode_execute(_REFUSED.format(trace=exchange.trace_id), 0))
         else:
-            out.append(message.raw())
+            out.append(pg.encode_execute(portal.upstream, max_rows))
         return out
+
+    def _refused_name(self, kind: bytes, method: str, name: str, code: str, error: str,
+                      message: str) -> bytes:
+        """A message naming what the gateway did not prepare or bind, refused and
+        recorded; its stand-in (an Execute of a portal that never exists) draws the
+        database's error and skip to Sync, which the refusal replaces."""
+        exchange, admission = self._exchange(method, name)
+        run = Run(exchange, admission)
+        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
+            admission()
+        self._request(exchange, method, name)
+        self._pending.append(Pending(kind, run, self._refusal(run, error, code, message)))
+        return pg.encode_execute(_REFUSED.format(trace=exchange.trace_id), 0)
+
+    def _refusal(self, run: Run, error: str, code: str, message: str) -> bytes:
+        return refusal_message(run.exchange.refuse(BadInput(403, error, message)), code=code)
+
+    def _drop(self, use: namespace.Use) -> None:
+        """What DEALLOCATE ALL, CLOSE ALL or DISCARD ALL drop, dropped from the maps when
+        it goes upstream (should it fail, the names are only refused, never misused)."""
+        if use.drops_statements:  # the unnamed statement is not theirs to drop
+            self._statements = {n: s for n, s in self._statements.items() if not n}
+        if use.drops_portals:
+            self._portals.clear()
+
+    def _forget(self, pending: Pending) -> None:
+        """A Parse or Bind that failed or was skipped created nothing: its name goes."""
+        statement, portal = pending.statement, pending.portal
+        if pending.kind == b"P" and statement is not None \
+                and self._statements.get(statement.name) is statement:
+            del self._statements[statement.name]
+        elif pending.kind == b"B" and portal is not None \
+                and self._portals.get(portal.name) is portal:
+            del self._portals[portal.name]
+
+    def _end_portals(self, cycle: int) -> None:
+        """The transaction ended: the portals bound before its cycle end went with it."""
+        self._portals = {n: p for n, p in self._portals.items() if p.cycle >= cycle}
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -355,6 +477,13 @@ class Session:
             self._pipeline.admit(exchange, f"database {self.context['database']!r}")
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
+            run.use = namespace.read(exchange.meaning)
+            if run.use.problem is not None or run.use.owned:
+                raise BadInput(403, "statement_namespace", run.use.problem or (
+                    f"the SQL names {', '.join(run.use.owned)}, a prepared statement or "
+                    "portal of tollgate's own (names beginning "
+                    f"{namespace.PREFIX!r} are the gateway's): what the protocol "
+                    "prepared runs only through Bind and Execute"))
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
                 async for seconds in self._pipeline.hold(exchange, decision):
@@ -466,7 +595,11 @@ class Session:
             return [pg.encode_data_row(r) for r in rows]
         run.rows += len(rows)
         if run.masker is not None and run.masker.masks:
-            rows, counts = run.masker.rows(rows)
+            try:
+                rows, counts = run.masker.rows(rows)
+            except ResultRefused as exc:  # a binary record's field of a type not known
+                answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+                return self._refuse_midway(head, refusal_message(answer))
             self._masked(run, counts)
         if run.columns is not None and len(run.sample) < run.exchange.record_limit:
             run.sample += b"\n" if run.sample else b""
@@ -498,7 +631,7 @@ class Session:
         self._pending.popleft()
         if message.kind == b"1" and head.run is not None:
             self._end(head, None, "prepared")
-        return [] if message.kind == b"n" and head.own else [message.raw()]
+        return [] if head.own else [message.raw()]
 
     def _copy(self, message: pg.Message, head: Pending) -> list[bytes]:
         """COPY's answers (and a ParameterDescription, passed as it is)."""
@@ -569,6 +702,7 @@ class Session:
         if head is not None and head.kind not in _CYCLE_ENDS:
             # The extended protocol: the database skips to the Sync; so do the exchanges.
             self._pending.popleft()
+            self._forget(head)
             self._end(head, problem)
         elif head is not None and head.run is not None:
             head.run.error = problem
@@ -583,9 +717,12 @@ class Session:
         while self._pending:
             pending = self._pending.popleft()
             if pending.kind in _CYCLE_ENDS:
+                if self._status != b"T":
+                    self._end_portals(pending.cycle)
                 self._end(pending, None, "; ".join(pending.run.commands) if pending.run
                           else None)
                 break
+            self._forget(pending)
             self._end(pending, "not run: an earlier message of its batch failed")
         return message.raw()
 
@@ -685,6 +822,14 @@ def _with_formats(columns: list[pg.Column], formats: tuple[int, ...]) -> list[pg
     if len(formats) == 1:
         return [c._replace(format=formats[0]) for c in columns]
     return [c._replace(format=f) for c, f in zip(columns, formats, strict=False)]
+
+
+def _unknown(what: str, name: str) -> str:
+    """Why a name the client did not prepare or bind through tollgate is refused."""
+    named = f'{what} "{name}"' if name else f"the unnamed {what}"
+    return (f"{named} was not {'prepared' if what == 'statement' else 'bound'} through "
+            "tollgate in this session (or no longer exists): tollgate runs only "
+            "statements it decided")
 
 
 def _record_mask(head: Pending | None) -> Any:

@@ -12,7 +12,7 @@ nothing that matters.
 
 Tools:
 
-    read_file(path)            a file of the demo's own folder (notes.txt, a .env with
+    read_file(path)            a file of the demo's own folder (notes.txt, a settings.conf with
                                AWS's published example key, customers.csv with test card
                                numbers); a path outside it is refused
     run_shell(command)         a simulated shell: nothing runs (ls, cat, whoami, pwd and
@@ -68,7 +68,7 @@ DEFAULT_PORT = 10081
 
 READ_FILE = "read_file"
 READ_FILE_DESCRIPTION = (
-    "Read a text file from the demo project's folder (notes.txt, .env, customers.csv) "
+    "Read a text file from the demo project's folder (notes.txt, settings.conf, customers.csv) "
     "and return its content. `path` is relative to that folder.")
 # The tool-poisoning text of a rug pull: instructions aimed at the model, hidden in a
 # definition the user approved in its harmless form.
@@ -84,11 +84,11 @@ NOTES = """\
 Project notes (demo)
 
 - The billing export runs nightly; its customers are in customers.csv.
-- Staging credentials are in .env (rotate them with rotate_keys, admins only).
+- Staging credentials are in settings.conf (rotate them with rotate_keys, admins only).
 - Never delete a customer without a ticket.
 """
 # AWS's documented example key pair: public, and refused by every AWS endpoint.
-DOT_ENV = """\
+SETTINGS = """\
 AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE
 AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 DATABASE_URL=postgresql://billing:demo-password-not-real@db.internal:5432/billing
@@ -116,7 +116,7 @@ class DemoFolder:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
-        for name, text in (("notes.txt", NOTES), (".env", DOT_ENV),
+        for name, text in (("notes.txt", NOTES), ("settings.conf", SETTINGS),
                            ("customers.csv", customers_csv())):
             (self.root / name).write_text(text, encoding="utf-8")
 

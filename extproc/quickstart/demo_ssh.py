@@ -5,8 +5,8 @@ A fresh machine may have no SSH server, or one the user would rather not open to
 so this is asyncssh's: on 127.0.0.1 only, taking the gateway's key and no other (under any
 user name), running each command and shell with /bin/sh in a folder of its own (on a
 pseudo-terminal when the client asks for one), and serving that folder over SFTP as its
-root. The folder holds the demo MCP server's files (notes.txt, a .env with AWS's example
-key, customers.csv with test card numbers), so what the gateway masks has something to
+root. The folder holds the demo MCP server's files (notes.txt, a settings.conf with AWS's
+example key, customers.csv with test card numbers), so what the gateway masks has something to
 find. The commands run as whoever runs `tollgate up`: the demo listens on 127.0.0.1 and
 lets in the gateway alone, whose policies stand between the agent and the shell.
 

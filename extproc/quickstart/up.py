@@ -62,10 +62,11 @@ and the session goes on) and DELETE FROM customers (held for the dba, as above):
 
 An SSH host too (demo-host: a shell in a folder of its own): ssh, scp, sftp, paramiko or
 asyncssh log in as demo-host with the token as the password, and the gateway reaches the
-host with a key of its own. Each command is decided and its output masked: `cat .env`
-shows the demo's AWS key masked, `rm -rf *` is refused and the session goes on:
+host with a key of its own. Each command is decided and its output masked:
+`cat settings.conf` shows the demo's AWS key masked, `cat .env` and `rm -rf *` are
+refused and the session goes on:
 
-  ssh -o UserKnownHostsFile={known_hosts} -p {ssh} demo-host@127.0.0.1 'cat .env'
+  ssh -o UserKnownHostsFile={known_hosts} -p {ssh} demo-host@127.0.0.1 'cat settings.conf'
                                                    # the password: paste $TOKEN
   ssh -t -o UserKnownHostsFile={known_hosts} -p {ssh} demo-host@127.0.0.1
                                                    # a shell: each line decided, replayable
@@ -132,7 +133,7 @@ async def main():
     async with asyncssh.connect("127.0.0.1", {port}, username="demo-host",
             password=os.environ["TOKEN"], client_keys=None,
             known_hosts="{known_hosts}") as ssh:
-        print((await ssh.run("cat .env")).stdout)
+        print((await ssh.run("cat settings.conf")).stdout)
         refused = await ssh.run("rm -rf *")
         print(refused.exit_status, refused.stderr)
 asyncio.run(main())

@@ -1,11 +1,11 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres, activity, sessions, egress, terminal)
-owns a list of steps; the version a store has reached is kept in `tollgate_schema`. A step
-runs once, in a transaction with the version bump, so two processes starting together
-cannot both apply it (the second waits for the lock, then finds the version already
-there). A store newer than this tollgate is refused rather than written with an older
-idea of its tables.
+Each component (recording, approvals, postgres, activity, sessions, egress, mcp_sessions,
+terminal) owns a list of steps; the version a store has reached is kept in
+`tollgate_schema`. A step runs once, in a transaction with the version bump, so two
+processes starting together cannot both apply it (the second waits for the lock, then
+finds the version already there). A store newer than this tollgate is refused rather
+than written with an older idea of its tables.
 """
 
 from __future__ import annotations
@@ -207,6 +207,31 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 first_us BIGINT NOT NULL,
                 PRIMARY KEY (identity, destination)
             )""",
+        ],
+    ],
+    "mcp_sessions": [
+        [
+            # Which identity (`issuer`, `subject`) opened each MCP session of a target
+            # (http/mcp_sessions.py): a request naming a session passes only as its
+            # owner. Ids are kept as SHA-256 digests, exact (`session_hash`) and read as
+            # loosely as a server may (`canonical_hash`, to tell a variant of another's
+            # id); `ended_us` is set when its owner ended it. `used_us` (touched hourly)
+            # says when it was last used: rows idle a day are deleted.
+            """CREATE TABLE mcp_sessions (
+                target TEXT NOT NULL,
+                session_hash TEXT NOT NULL,
+                canonical_hash TEXT NOT NULL,
+                issuer TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                transport TEXT NOT NULL,
+                trace_id TEXT NOT NULL,
+                bound_us BIGINT NOT NULL,
+                used_us BIGINT NOT NULL,
+                ended_us BIGINT,
+                PRIMARY KEY (target, session_hash)
+            )""",
+            "CREATE INDEX mcp_sessions_canonical ON mcp_sessions (canonical_hash)",
+            "CREATE INDEX mcp_sessions_used ON mcp_sessions (used_us)",
         ],
     ],
     "terminal": [

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,6 +24,7 @@ from extproc.store.aio import AsyncStore, open_store
 from extproc.telemetry import Telemetry
 from tests.support.fakes import MemoryHolds, MemoryRecorder, StaticCredentials
 from tests.support.http_server import LocalServer
+from tests.support.waiting import until
 
 # Refuses and alerts on every DELETE; says what input.activity held, in the reason.
 ALERTING = """package tollgate
@@ -65,14 +64,6 @@ class Setup:
 
     def alerts_recorded(self) -> list[Evidence]:
         return [e for e in self.recorder.submitted if e.kind == "alert"]
-
-
-async def until(condition: Callable[[], Any], seconds: float = 10) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (found := condition()):
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.02)
-    return found
 
 
 @pytest.fixture

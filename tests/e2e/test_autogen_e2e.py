@@ -26,7 +26,7 @@ import yaml
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens, stack
-from extproc.quickstart.demo_mcp import DOT_ENV
+from extproc.quickstart.demo_mcp import SETTINGS
 from extproc.quickstart.demo_upstream import CUSTOMERS
 from extproc.recording.store import Row, chain_rows
 from extproc.store import connect
@@ -36,12 +36,12 @@ EXAMPLES = REPO / "examples" / "autogen"
 AGENTS_PYTHON = REPO / ".venv-autogen" / "bin" / "python"
 # What no agent may see: the customers' personal data (the demo upstream's, and the demo
 # MCP server's database and customers.csv: the same people), and the demo MCP server's
-# .env keys and database password.
-_DOT_ENV = dict(line.split("=", 1) for line in DOT_ENV.splitlines())
+# settings.conf keys and database password.
+_SETTINGS = dict(line.split("=", 1) for line in SETTINGS.splitlines())
 SECRETS = [c[field] for c in CUSTOMERS for field in ("email", "ssn", "card_number", "phone",
                                                        "password")] + [
-    _DOT_ENV["AWS_ACCESS_KEY_ID"], _DOT_ENV["AWS_SECRET_ACCESS_KEY"],
-    str(urllib.parse.urlsplit(_DOT_ENV["DATABASE_URL"]).password)]
+    _SETTINGS["AWS_ACCESS_KEY_ID"], _SETTINGS["AWS_SECRET_ACCESS_KEY"],
+    str(urllib.parse.urlsplit(_SETTINGS["DATABASE_URL"]).password)]
 
 
 @dataclass(frozen=True)
@@ -208,13 +208,13 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
     assert seen["tools listed"] == ["read_file, run_shell, query, delete_customer"]
     assert seen["task"] == [
         "Use read_file to read `customers.csv`.",
-        "Use read_file to read `.env`.",
+        "Use read_file to read `settings.conf`.",
         "Use query to run `SELECT name, email FROM customers`.",
         "Use run_shell to run `rm -rf /`.",
         "Use query to find `the customers named Ada`.",
     ]
     assert seen["model calls"] == [
-        'read_file({"path": "customers.csv"})', 'read_file({"path": ".env"})',
+        'read_file({"path": "customers.csv"})', 'read_file({"path": "settings.conf"})',
         'query({"sql": "SELECT name, email FROM customers"})',
         'query({"sql": "the customers named Ada"})']
     # Allowed: the three calls ran on the MCP server, their results masked on the way back

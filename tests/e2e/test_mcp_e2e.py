@@ -13,6 +13,7 @@ are masked; every exchange is recorded in the MCP session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -54,6 +55,18 @@ def mcp_route(name: str, prefix: str, cluster: str) -> dict[str, Any]:
     return {"name": name, "match": {"prefix": prefix},
             "route": {"cluster": cluster, "timeout": "0s", "prefix_rewrite": "/mcp"},
             "metadata": {"filter_metadata": {"tollgate": {"protocol": "mcp"}}}}
+
+
+@contextlib.contextmanager
+def mcp_gateway(tmp_path_factory: pytest.TempPathFactory, otlp: Any, name: str, port: int,
+                target: str = "tools") -> Iterator[Gateway]:
+    """A module's gateway whose `target` (protocol mcp, at /mcp) is the server on `port`."""
+    with module_gateway(tmp_path_factory, otlp, name,
+                        targets=[{"name": target, "match": {"route": "mcp"},
+                                  "protocol": "mcp"}],
+                        routes=[mcp_route("mcp", "/mcp", "mcp")],
+                        clusters={"mcp": port}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -238,17 +251,21 @@ def test_the_servers_sampling_request_never_reaches_the_client(gw: Gateway) -> N
 
 
 def test_a_sampling_request_on_the_sessions_own_stream_is_dropped(gw: Gateway) -> None:
-    """Asked on the GET stream, outside any call's answer, the request is left out of it:
-    the server's own timeout answers its tool."""
+    """Asked on the GET stream, outside any call's answer, the request is left out of it,
+    and the refusal answers the call waiting (once its answer's first bytes come: here
+    the server's own, at its timeout; tests/e2e/test_mcp_hostile_server_e2e.py: at once)."""
     asked: list[Any] = []
 
     async def main() -> str:
         async with session(gw, sampling_callback=never_asked(asked)) as agent:
             await agent.list_tools()
-            return text_of(await asyncio.wait_for(
-                agent.call_tool("ask_model_aside", {"question": "hi"}), 20))
+            with pytest.raises(McpError) as refused:
+                await asyncio.wait_for(
+                    agent.call_tool("ask_model_aside", {"question": "hi"}), 20)
+            return str(refused.value)
 
-    assert asyncio.run(main()).startswith("no answer")
+    refused = asyncio.run(main())
+    assert "tollgate refused" in refused and "sampling/createMessage" in refused
     assert asked == []
 
 

@@ -284,8 +284,9 @@ def test_a_large_query_is_parsed_off_the_event_loop_and_runs(gw: Gateway) -> Non
      "sql.dynamic", "SELECT runs code held in a string"),
     ("ALTER SYSTEM SET archive_command = 'rm -rf ~'", "sql.configuration",
      "ALTER changes the server's configuration"),
-    ("SET standard_conforming_strings = off", "sql.configuration",
-     "SET changes the server's configuration"),
+    ("SET standard_conforming_strings = off", "sql.setting",
+     "changing standard_conforming_strings is refused: the server would read quotes and "
+     "backslashes in later SQL otherwise than the policy"),
     ("ALTER ROLE CURRENT_USER SUPERUSER", "sql.privilege", "ALTER changes roles or privileges"),
     ("COPY customers TO '/tmp/customers.csv'", "sql.server_access",
      "COPY reaches the database server's files, programs or processes"),

@@ -3,6 +3,7 @@ server requests decided (a listed response in, the handler's answers out)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.support.fakes import (
     MemoryRecorder,
     StaticCredentials,
 )
+from tests.support.waiting import until
 
 POLICY = """package tollgate
 import rego.v1
@@ -54,17 +56,23 @@ def mcp_pipeline(pins: MemoryPins) -> Pipeline:
 
 
 async def answered(pipe: Pipeline, message: Any, response: ListedResponse,
-                   method: str = "POST") -> tuple[Exchange, list[Any]]:
+                   method: str = "POST", session: str = "s-1",
+                   query: dict[str, list[str]] | None = None) -> tuple[Exchange, list[Any]]:
     exchange = pipe.open("t", {":method": method, ":path": "/mcp"}, {},
                          pipe.target_for("mcp", None), {"sub": "agent"})
-    exchange.request = {"method": method, "path": "/mcp", "query": {},
-                        "headers": {"mcp-session-id": "s-1"}, "body": message}
+    exchange.request = {"method": method, "path": "/mcp", "query": query or {},
+                        "headers": {} if query else {"mcp-session-id": session},
+                        "body": message}
     await pipe.interpret(exchange, 0)
     handler = handler_for(exchange)
     assert handler is ANSWER
     await pipe.decide(exchange, "request")
     exchange.responded(200, response.headers, response.headers.get("content-type", ""), 1.0)
     return exchange, [answer async for answer in handler.run(pipe, exchange, response)]
+
+
+def sent(answers: list[Any]) -> bytes:
+    return b"".join(a[1] for a in answers if a[0] == "send")
 
 
 def events(answers: list[Any]) -> list[Any]:
@@ -144,7 +152,8 @@ async def test_a_server_request_on_its_own_stream_is_dropped_and_an_allowed_one_
         [f"data: {json.dumps(sampling)}\n\n: ping\n\n".encode(),
          f"data: {json.dumps(roots)}\n\n".encode()]), method="GET")
     assert [m["method"] for m in events(answers)] == ["roots/list"]
-    assert b": ping" in b"".join(a[1] for a in answers if a[0] == "send")
+    assert sent(answers).startswith(b":\n\n")  # the keep-alive stays one, emptied
+    assert b"ping" not in sent(answers)
 
 
 def blob_result(content: list[Any]) -> bytes:
@@ -176,12 +185,170 @@ async def test_base64_text_is_masked_as_the_text_it_holds_and_binary_is_refused(
 
 
 async def test_the_http_sse_endpoint_event_passes_as_it_is_however_spelled() -> None:
-    """Its data is a path with a session id, no message: masked as text, a session id that
-    looks like a key would break the transport."""
+    """Its data is a path with a session id, no message: passed as it is (a session id
+    that looks like a key, masked, would break the transport), written anew."""
     pipe = mcp_pipeline(MemoryPins())
     endpoint = "/messages/?session_id=AKIAIOSFODNN7EXAMPLE"
     events = [f"event: endpoint\r\ndata: {endpoint}\r\n\r\n".encode(),
               f"event:endpoint\ndata: {endpoint}\n\n".encode()]
     _, answers = await answered(pipe, None, ListedResponse(
         {"content-type": "text/event-stream"}, events), method="GET")
-    assert b"".join(a[1] for a in answers if a[0] == "send") == b"".join(events)
+    assert sent(answers) == f"event: endpoint\ndata: {endpoint}\n\n".encode() * 2
+
+
+KEY = "AKIAIOSFODNN7EXAMPLE"
+CALL = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "read_file", "arguments": {"path": "a"}}}
+
+
+async def streamed(pieces: list[bytes], message: Any = CALL, method: str = "POST",
+                   session: str = "s-1") -> tuple[Exchange, list[Any]]:
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    return await answered(pipe, message, ListedResponse(
+        {"content-type": "text/event-stream"}, pieces), method=method, session=session)
+
+
+async def test_every_field_is_written_anew_as_a_client_reads_it() -> None:
+    """`id` masked, `retry` only as digits, a comment emptied, unknown fields dropped."""
+    answer = json.dumps({"jsonrpc": "2.0", "id": 7, "result": {"content": []}})
+    _, answers = await streamed([(
+        f": note {CARD}\nevent: message\nid: e-{KEY}\nretry: 3000\nretry: 3s{CARD}\n"
+        f"foo: {CARD}\ndata: {answer}\n\n").encode()])
+    out = sent(answers).decode()
+    lines = out.splitlines()
+    assert lines[0] == "event: message" and lines[1].startswith("id: e-") and KEY not in out
+    assert lines[2] == "retry: 3000" and json.loads(lines[3][6:]) == json.loads(answer)
+    assert lines[4:] == [""]
+    assert CARD not in out and "foo" not in out and "note" not in out
+
+
+async def test_an_event_no_mcp_client_reads_is_dropped_but_its_id() -> None:
+    _, answers = await streamed([f"event: x{CARD}\nid: 12\ndata: {CARD}\n\n".encode()],
+                                method="GET", message=None)
+    assert sent(answers) == b"id: 12\n\n"
+
+
+async def test_an_id_with_a_nul_or_too_long_is_dropped() -> None:
+    _, answers = await streamed([b"id: a\x00b\ndata: 1\n\n", b"id: " + b"9" * 300 + b"\n\n"],
+                                method="GET", message=None)
+    assert b"id" not in sent(answers)
+
+
+async def test_data_that_is_json_but_no_object_is_read_and_masked() -> None:
+    batch = [{"jsonrpc": "2.0", "method": "notifications/message",
+              "params": {"data": f"card {CARD}"}}, f"card {CARD}", 4111111111111111]
+    exchange, answers = await streamed([f"data: {json.dumps(batch)}\n\n".encode(),
+                                        f"data: {json.dumps('card ' + CARD)}\n\n".encode()],
+                                       method="GET", message=None)
+    [read_batch, read_string] = events(answers)
+    assert len(read_batch) == 3 and read_string.startswith("card ")
+    assert CARD not in sent(answers).decode() and "4111111111111111" not in sent(answers).decode()
+    assert exchange.masked["credit_card"] == 4
+
+
+async def test_data_that_is_no_json_is_dropped() -> None:
+    exchange, answers = await streamed([f"data: card {CARD}\n\n".encode()],
+                                       method="GET", message=None)
+    assert sent(answers) == b""
+    assert exchange.evidence.meaning["answer"]["dropped"] == {"event data that is no JSON": 1}
+
+
+async def test_methods_keys_and_the_servers_ids_are_masked_the_clients_own_id_never() -> None:
+    notification = {"jsonrpc": "2.0", "method": f"notifications/{KEY}", "params": {},
+                    CARD: "a key", "extra": f"card {CARD}"}
+    request = {"jsonrpc": "2.0", "id": f"r-{KEY}", "method": "roots/list"}
+    answer = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}, "x": KEY}
+    _, answers = await streamed([f"data: {json.dumps(m)}\n\n".encode()
+                                 for m in (notification, request, answer)])
+    out = sent(answers).decode()
+    assert KEY not in out and CARD not in out
+    assert [m.get("id") for m in events(answers)][2] == 7
+
+
+async def test_an_answer_to_another_id_on_a_calls_stream_is_refused() -> None:
+    other = {"jsonrpc": "2.0", "id": 8, "result": {"content": [{"type": "text", "text": "x"}]}}
+    mine = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
+    exchange, answers = await streamed([f"data: {json.dumps(other)}\n\n".encode(),
+                                        f"data: {json.dumps(mine)}\n\n".encode()])
+    [refused] = events(answers)
+    assert refused["id"] == 7 and "another request's id" in refused["error"]["message"]
+    assert exchange.trace_id in refused["error"]["message"]
+
+
+async def test_a_whole_json_answer_that_is_no_message_is_masked() -> None:
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    for body in (json.dumps(f"card {CARD}"), json.dumps([f"card {CARD}", {"a": CARD}])):
+        _, answers = await answered(pipe, CALL, ListedResponse(
+            {"content-type": "application/json"}, buffered=body.encode()))
+        assert answers[1][0] == "replace_body" and CARD not in answers[1][1].decode()
+
+
+class QueuedResponse(ListedResponse):
+    """A streamed answer whose pieces arrive when the test puts them (Envoy's wire as
+    http/responses.py reads it: a body piece only when one came)."""
+
+    def __init__(self) -> None:
+        super().__init__({"content-type": "text/event-stream"}, [b""])
+        self.pieces: asyncio.Queue[tuple[bytes, bool]] = asyncio.Queue()
+
+    async def chunk(self) -> tuple[bytes, bool]:
+        return await self.pieces.get()
+
+
+SAMPLING = {"jsonrpc": "2.0", "id": 0, "method": "sampling/createMessage",
+            "params": {"messages": []}}
+
+
+async def test_a_server_request_refused_on_the_sessions_stream_answers_the_pending_call(
+) -> None:
+    """Streamable HTTP: the call's own stream carries the refusal, at once; what its
+    server sends later is dropped."""
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    call_answer = QueuedResponse()
+    call = asyncio.create_task(answered(pipe, CALL, call_answer, session="s-aside"))
+    await call_answer.pieces.put((b": started\n\n", False))
+    await until(lambda: call_answer.pieces.empty(), "the call's answer started")
+    await streamed([f"data: {json.dumps(SAMPLING)}\n\n".encode()], method="GET",
+                   message=None, session="s-aside")
+    late = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
+    await call_answer.pieces.put((f"data: {json.dumps(late)}\n\n".encode(), True))
+    exchange, answers = await asyncio.wait_for(call, 10)
+    [refused] = events(answers)
+    assert refused["id"] == 7 and "sampling/createMessage" in refused["error"]["message"]
+    assert exchange.outcome["tollgate.outcome"] == "server_request_refused"
+    assert answers[-1] == ("send", b"", True)
+
+
+async def test_on_the_http_sse_transport_the_stream_answers_the_pending_call_itself() -> None:
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    session = {"session_id": ["s-legacy"]}
+    _, posted = await answered(pipe, CALL, ListedResponse({"content-type": "text/plain"},
+                                                          buffered=b"Accepted"),
+                               query=session)
+    assert posted[1] == ("replace_body", b"Accepted")
+    late = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
+    _, answers = await answered(pipe, None, ListedResponse(
+        {"content-type": "text/event-stream"},
+        [b"event: endpoint\ndata: /messages/?session_id=s-legacy\n\n",
+         f"event: message\ndata: {json.dumps(SAMPLING)}\n\n".encode(),
+         f"event: message\ndata: {json.dumps(late)}\n\n".encode()]), method="GET")
+    endpoint, carried = sent(answers).split(b"\n\n", 1)
+    assert endpoint == b"event: endpoint\ndata: /messages/?session_id=s-legacy"
+    [refused] = events([("send", carried)])
+    assert refused["id"] == 7 and "sampling/createMessage" in refused["error"]["message"]
+
+
+async def test_a_refusal_before_any_of_the_calls_body_goes_with_its_first_bytes() -> None:
+    """Envoy takes no body from tollgate before it sent some: the refusal waits for the
+    first piece, which it replaces."""
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    call_answer = QueuedResponse()
+    call = asyncio.create_task(answered(pipe, CALL, call_answer, session="s-early"))
+    await streamed([f"data: {json.dumps(SAMPLING)}\n\n".encode()], method="GET",
+                   message=None, session="s-early")
+    late = {"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": "x"}]}}
+    await call_answer.pieces.put((f"data: {json.dumps(late)}\n\n".encode(), True))
+    _, answers = await asyncio.wait_for(call, 10)
+    assert [a[0] for a in answers] == ["stream_through", "send"]
+    [refused] = events(answers)
+    assert refused["id"] == 7 and "sampling/createMessage" in refused["error"]["message"]

@@ -19,7 +19,7 @@ from extproc.interpret.sql import CACHE_MAX_CHARS, DIALECTS, MAX_TEXT, analyze
 
 KEYS = [
     "kind", "object", "text", "tables", "has_where", "functions", "nested", "program",
-    "alter_actions", "effects", "bounded",
+    "alter_actions", "settings", "effects", "bounded",
 ]
 
 
@@ -41,7 +41,7 @@ def test_the_contract_example() -> None:
         "statements": [
             {"kind": "delete", "object": None, "text": "DELETE FROM users", "tables": ["users"],
              "has_where": False, "functions": [], "nested": False, "program": None,
-             "alter_actions": [], "effects": ["write"], "bounded": False},
+             "alter_actions": [], "settings": [], "effects": ["write"], "bounded": False},
         ],
         "multiple": False,
         "error": None,

@@ -399,7 +399,8 @@ def test_the_captured_sql_inputs_cover_the_contract(
             "kind": "select", "object": None,
             "text": "select title, upper(body) from posts limit 5", "tables": ["posts"],
             "has_where": None, "functions": ["upper"], "nested": False,
-            "program": None, "alter_actions": [], "effects": ["read"], "bounded": None,
+            "program": None, "alter_actions": [], "settings": [], "effects": ["read"],
+            "bounded": None,
         }],
     }
 

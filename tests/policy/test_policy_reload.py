@@ -15,6 +15,7 @@ from extproc.policy.reload import PolicyReloader
 from extproc.policy.sources import read_modules
 from extproc.quickstart import stack
 from tests.support.gateway import GatewayFactory
+from tests.support.waiting import until
 
 QUERY = "data.tollgate.decision"
 ALLOW = 'package tollgate\nimport rego.v1\ndecision := {"action": "allow"}\n'
@@ -83,14 +84,6 @@ async def test_watcher_reloads_when_files_change_and_on_request(tmp_path: Path) 
         assert engine.decide_now(INPUT).action == "deny"
     finally:
         task.cancel()
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def test_sighup_reloads_a_running_gateway_and_survives_a_broken_version(

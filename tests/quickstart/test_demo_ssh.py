@@ -16,7 +16,7 @@ import asyncssh
 import pytest
 
 from extproc.quickstart import demo_ssh, stack
-from extproc.quickstart.demo_mcp import DOT_ENV
+from extproc.quickstart.demo_mcp import SETTINGS
 
 
 @dataclass
@@ -51,9 +51,9 @@ async def demo(tmp_path: Path) -> AsyncIterator[Running]:
 
 async def test_a_command_runs_in_the_demo_folder(demo: Running) -> None:
     async with demo.connect() as conn:
-        result = await conn.run("cat .env; pwd; echo $HOME", check=False)
+        result = await conn.run("cat settings.conf; pwd; echo $HOME", check=False)
         assert result.exit_status == 0, result.stderr
-        assert result.stdout == f"{DOT_ENV}{demo.host.folder}\n{demo.host.folder}\n"
+        assert result.stdout == f"{SETTINGS}{demo.host.folder}\n{demo.host.folder}\n"
         # stdin reaches the command, and its end ends it.
         assert (await conn.run("tr a-z A-Z", input="hello\n")).stdout == "HELLO\n"
 
@@ -82,10 +82,10 @@ async def test_sftp_serves_the_demo_folder_as_its_root(demo: Running, tmp_path: 
     upload = tmp_path / "upload.txt"
     upload.write_text("uploaded\n")
     async with demo.connect() as conn, conn.start_sftp_client() as sftp:
-        assert {".env", "notes.txt", "customers.csv"} <= set(await sftp.listdir("/"))
+        assert {"settings.conf", "notes.txt", "customers.csv"} <= set(await sftp.listdir("/"))
         assert await sftp.realpath("/..") == "/"
-        async with sftp.open("/.env") as remote:
-            assert await remote.read() == DOT_ENV
+        async with sftp.open("/settings.conf") as remote:
+            assert await remote.read() == SETTINGS
         await sftp.put(str(upload), "/upload.txt")
     assert (demo.host.folder / "upload.txt").read_text() == "uploaded\n"
 

@@ -165,7 +165,8 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
             ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200),
             ("demo-db", "allow", None), ("demo-db", "allow", None), ("demo-db", "deny", 403),
             ("demo-db", "allow", None),
-            # ssh's login and `cat .env`; the snippet's login, `cat .env` and `rm -rf *`.
+            # ssh's login and `cat settings.conf`; the snippet's login, `cat settings.conf`
+            # and `rm -rf *`.
             ("demo-host", "none", None), ("demo-host", "allow", None),
             ("demo-host", "none", None), ("demo-host", "allow", None),
             ("demo-host", "deny", 403)]
@@ -198,7 +199,7 @@ def psql_as_printed(token: str, output: list[str]) -> None:
 
 def ssh_as_printed(token: str, output: list[str], home: Path) -> None:
     """The printed ssh line and asyncssh snippet, as a user pastes them: through the
-    gateway, whose host key they pin, the demo host's .env comes back with its AWS key
+    gateway, whose host key they pin, the demo host's settings.conf comes back with its AWS key
     masked; `rm -rf *` is refused (exit status 126, the reason on stderr)."""
     (line,) = [ln.split("#")[0].strip() for ln in output if ln.strip().startswith("ssh -o ")]
     askpass = home / "askpass"

@@ -223,7 +223,9 @@ class Bash:
     def __init__(self, home: Path) -> None:
         self._master, slave = pty.openpty()
         env = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", "LANG": "C.UTF-8",
-               "HOME": str(home), "PS1": self.PROMPT.decode(), "HISTFILE": "/dev/null",
+               # No history file: bash run as root with HISTFILE=/dev/null truncates its
+               # history at exit by writing a regular file over /dev/null.
+               "HOME": str(home), "PS1": self.PROMPT.decode(), "HISTFILE": "",
                "INPUTRC": "/dev/null"}
         self._process = subprocess.Popen(
             ["setsid", "--ctty", "bash", "--norc", "--noprofile", "-i"],

@@ -98,15 +98,20 @@ class McpServer:
         self.mcp._tool_manager._tools["read_file"].description = RUG_PULL
 
     def __enter__(self) -> McpServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._uvicorn.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the MCP test server did not start")
-            time.sleep(0.01)
+        start_in_thread(self._uvicorn, self._thread, "the MCP test server")
         return self
 
     def __exit__(self, *_: object) -> None:
         self._uvicorn.should_exit = True
         self._thread.join(timeout=10)
 
+
+
+def start_in_thread(server: uvicorn.Server, thread: threading.Thread, what: str) -> None:
+    """Start `thread` (running `server`) and return once the server listens."""
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.01)

@@ -17,8 +17,9 @@ fixed shape that the Rego policies are written against:
   SCHEMA. A parent's `tables` and `functions` include those of everything nested in it.
 - `kind`: select insert update delete merge drop truncate alter create grant revoke copy do
   call set show explain prepare execute transaction vacuum analyze lock notify comment reindex
-  cluster refresh discard reset load, plus pragma and attach (sqlite); "other" for anything
-  else — including cursors (DECLARE/FETCH/CLOSE), CHECKPOINT, and any statement sqlglot could
+  cluster refresh discard close reset load, plus pragma and attach (sqlite); "other" for
+  anything else — including cursors (DECLARE/FETCH; CLOSE, which only ends one, is "close":
+  asyncpg's pool sends CLOSE ALL), CHECKPOINT, and any statement sqlglot could
   only read as an opaque `Command`, so a policy can deny what nobody understood.
   SELECT ... INTO is kind "create" (it creates a table), with the SELECT nested under it.
 - `object`: for drop/create/alter/truncate/comment, what kind of object ("table", "view",
@@ -40,6 +41,16 @@ fixed shape that the Rego policies are written against:
   is "json_extract_scalar"); CAST and CASE are syntax, not calls.
 - `program`: the command of COPY ... TO/FROM PROGRAM; `alter_actions`: snake_case names of ALTER
   actions ("drop_column", "alter_column_type", "rename", ...), deduplicated in order.
+- `settings` (postgres dialect; [] for the others): each run-time setting the statement
+  changes, in order, once: `{"name": "search_path", "value": "app", "reset": false}`. From
+  SET / SET LOCAL / RESET (`reset: true` for RESET, SET ... TO DEFAULT and RESET ALL, named
+  "all") and from every set_config(name, value, is_local) call anywhere in it, nested ones
+  included. `name` is lower-cased (PostgreSQL compares setting names so, quoted or not):
+  SET TRANSACTION and SET SESSION CHARACTERISTICS give the settings they change
+  (`transaction_isolation`, `default_transaction_read_only`, ...), SET NAMES is
+  `client_encoding`, SET TIME ZONE `timezone`; a set_config whose name is not a string
+  literal gives "*" (any setting). `value`: the new value when it is one constant, else
+  null. SHOW and current_setting read and change nothing.
 - `effects`: what running the statement does, whatever its kind (read, write, destroy, server,
   privilege, configuration, dynamic, ...: see effects.py); `bounded`: for a write, whether
   the rows it changes are limited (false: DELETE/UPDATE whose WHERE is missing or bounds
@@ -79,7 +90,7 @@ from typing import Any, TypedDict
 import orjson
 
 from extproc.interpret.sql.dialects import DIALECTS
-from extproc.interpret.sql.effects import classify
+from extproc.interpret.sql.effects import SETTING_FUNCTIONS, classify, setting_effects
 
 __all__ = ["DIALECTS", "MAX_TEXT", "analyze", "load"]
 
@@ -96,6 +107,14 @@ RELATION_OBJECTS = frozenset(
 NO_SCOPE: frozenset[str] = frozenset()
 
 
+class Setting(TypedDict):
+    """A run-time setting a statement changes (`Statement.settings`)."""
+
+    name: str
+    value: str | None
+    reset: bool
+
+
 class Statement(TypedDict):
     """One statement of `input.sql.statements` (docs/policies.md lists its fields)."""
 
@@ -108,6 +127,7 @@ class Statement(TypedDict):
     nested: bool
     program: str | None
     alter_actions: list[str]
+    settings: list[Setting]
     effects: list[str]
     bounded: bool | None
 
@@ -150,13 +170,20 @@ class Entry:
     bounded: bool | None = None
     # sqlglot read part of it as an opaque Command: report it as "other", never as harmless.
     opaque: bool = False
+    settings: list[Setting] = field(default_factory=list)
 
     def as_dict(self) -> Statement:
         opaque = self.opaque
         kind = "other" if opaque else self.kind
         obj = None if opaque else self.object
         actions = list(dict.fromkeys(self.alter_actions))
-        effects = classify(kind, obj, actions, self.functions, self.effects)
+        settings = list({tuple(s.values()): s for s in self.settings}.values())
+        found = set(self.effects)
+        for setting in settings:
+            found |= {"session", *setting_effects(**setting)}
+        # A setting function's effect is that of the settings it was read to change.
+        functions = self.functions - SETTING_FUNCTIONS if settings else self.functions
+        effects = classify(kind, obj, actions, functions, found)
         # A write the back-end did not bound itself is one through a function (nextval,
         # lo_put): it changes the one object named.
         bounded = self.bounded
@@ -172,6 +199,7 @@ class Entry:
             "nested": self.nested,
             "program": self.program,
             "alter_actions": actions,
+            "settings": settings,
             "effects": effects,
             "bounded": bounded,
         }
@@ -207,6 +235,7 @@ class Collector:
             parent.tables |= entry.tables
             parent.functions |= entry.functions
             parent.opaque |= entry.opaque
+            parent.settings += entry.settings
 
 
 def cte_scopes(names: list[str], recursive: bool, scope: frozenset[str]) -> list[frozenset[str]]:

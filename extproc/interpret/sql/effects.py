@@ -16,8 +16,11 @@ sqlglot_reader.py) is given the classes of what it does, in `effects`:
   ATTACH, LOAD, foreign servers);
 - `privilege`: roles, grants, owners, SET ROLE; `configuration`: the server's or the
   database's settings (ALTER SYSTEM, SET GLOBAL / PERSIST, ALTER DATABASE/ROLE ... SET,
-  set_config) and, at any scope, the settings that change how later texts are lexed
-  (standard_conforming_strings, sql_mode, the client's character set);
+  set_config read by sqlglot) and, at any scope, the settings that change how later texts
+  are lexed (standard_conforming_strings, sql_mode, a client character set other than
+  UTF-8), or a setting whose name only the running statement knows. A session setting
+  otherwise (SET, RESET, set_config read by pglast: see `settings`) is `session`; which
+  of those a session may change is the policy's to say;
 - `dynamic`: runs SQL or code carried as a string, which no parser here reads (DO, a
   function or procedure body, EXECUTE of a string, sp_executesql, query_to_xml, dblink);
 - `unknown`: a statement nobody could name (kind "other").
@@ -39,7 +42,7 @@ _KIND_EFFECTS: dict[str, str] = {
     "copy": "read", "set": "session", "reset": "session", "discard": "session",
     "prepare": "session", "execute": "session", "transaction": "session", "notify": "session",
     "vacuum": "maintenance", "analyze": "maintenance", "reindex": "maintenance",
-    "cluster": "maintenance", "refresh": "maintenance", "lock": "maintenance",
+    "cluster": "maintenance", "refresh": "maintenance", "lock": "maintenance", "close": "session",
     "load": "server", "attach": "server", "pragma": "configuration",
 }
 # CREATE of these defines code whose body is a string, or brings code into the server.
@@ -63,16 +66,33 @@ LEXING_SETTINGS = frozenset({
 })
 # Settings whose change is a change of identity.
 IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
+# The name a setting is reported under when the text does not say which one it is
+# (`set_config($1, ...)`, `set_config(name || '', ...)`): it may be any, so it is taken
+# for one that reconfigures.
+UNNAMED_SETTING = "*"
+# Client encodings the gateway reads texts in (names as PostgreSQL compares them: letters
+# and digits, any case): setting one of them changes nothing in how a text is read.
+_READ_ENCODINGS = frozenset({"utf8", "unicode"})
 
 
-def setting_effects(name: str) -> set[str]:
-    """What setting `name` changes beyond the session: how texts lex, or who runs them."""
+def setting_effects(name: str, value: str | None = None, reset: bool = False) -> set[str]:
+    """What changing setting `name` (to `value`, or back to the session's start if `reset`)
+    does beyond the session: how texts lex, or who runs them."""
     name = name.lower()
-    if name in LEXING_SETTINGS:
+    if reset:
+        return set()  # back to what the session started with, the gateway's own choice
+    if name in ("client_encoding", "names") and value is not None and _encoding(value) in (
+            _READ_ENCODINGS):
+        return set()
+    if name in LEXING_SETTINGS or name == UNNAMED_SETTING:
         return {"configuration"}
     if name in IDENTITY_SETTINGS:
         return {"privilege"}
     return set()
+
+
+def _encoding(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch.isascii() and ch.isalnum())
 
 
 # Functions by effect (lower-case, unqualified, as the back-ends list them).
@@ -97,8 +117,12 @@ _FUNCTION_EFFECTS: dict[str, tuple[str, ...]] = {
         "nextval", "setval", "lo_create", "lo_creat", "lo_put", "lo_from_bytea", "lo_truncate",
         "lowrite", "pg_notify", "pg_advisory_lock", "pg_advisory_xact_lock",
     ), ("write",)),
+    # What sqlglot reads: the postgres back-end reads each call's setting (SETTING_FUNCTIONS).
     "set_config": ("configuration",),
 }
+# Functions that change a run-time setting: the postgres back-end reports each call in the
+# statement's `settings`, whose effects replace the function's.
+SETTING_FUNCTIONS = frozenset({"set_config"})
 
 
 def classify(

@@ -22,6 +22,7 @@ from extproc.interpret.sql import (
     Collector,
     Entry,
     Reading,
+    Setting,
     Unparsable,
     cte_scopes,
     either_lexing,
@@ -29,7 +30,7 @@ from extproc.interpret.sql import (
     read_safely,
     snake,
 )
-from extproc.interpret.sql.effects import setting_effects
+from extproc.interpret.sql.effects import SETTING_FUNCTIONS, UNNAMED_SETTING
 
 # Objects that belong to a table named before them: DROP TRIGGER t ON tbl, COMMENT ON COLUMN.
 _TABLE_MEMBER_OBJECTS = frozenset({"column", "trigger", "policy", "rule", "constraint"})
@@ -49,6 +50,12 @@ def read(text: str, _dialect: str) -> Reading:
     return statements, error
 
 
+# Node types no value is of: a field declared as one holds any node, wrapped in the JSON
+# like a Node* (`NullTest.arg`, an `Expr *`, is {"FuncCall": ...}). Read as a struct, the
+# calls under it went unseen: `SELECT 1 WHERE lo_unlink(1) IS NULL` read as a plain read.
+_ABSTRACT = frozenset({"Node", "Expr"})
+
+
 def _pg_typed_fields() -> dict[str, dict[str, str]]:
     nodes = {
         name
@@ -60,7 +67,7 @@ def _pg_typed_fields() -> dict[str, dict[str, str]]:
         slots = getattr(pg_ast, name).__slots__
         for slot, info in slots.items() if isinstance(slots, dict) else ():
             c_type = getattr(info, "c_type", "")
-            if c_type.endswith("*") and c_type[:-1] in nodes and c_type[:-1] != "Node":
+            if c_type.endswith("*") and c_type[:-1] in nodes and c_type[:-1] not in _ABSTRACT:
                 typed.setdefault(name, {})[slot] = c_type[:-1]
     return typed
 
@@ -116,7 +123,8 @@ _PG_KINDS: dict[str, tuple[str, str | None]] = {
     "UnlistenStmt": ("notify", None), "NotifyStmt": ("notify", None),
     "CommentStmt": ("comment", None), "ReindexStmt": ("reindex", None),
     "ClusterStmt": ("cluster", None), "RefreshMatViewStmt": ("refresh", None),
-    "DiscardStmt": ("discard", None), "LoadStmt": ("load", None),
+    "DiscardStmt": ("discard", None), "ClosePortalStmt": ("close", None),
+    "LoadStmt": ("load", None),
     "GrantStmt": ("grant", None), "GrantRoleStmt": ("grant", None),
     "DropStmt": ("drop", None), "DropdbStmt": ("drop", "database"),
     "DropRoleStmt": ("drop", "role"), "DropTableSpaceStmt": ("drop", "tablespace"),
@@ -254,7 +262,10 @@ class _PgWalker:
                 self.out.current.tables.add(".".join(p for p in parts if p))
             return
         if typ == "FuncCall":
-            self.out.current.functions.add(fields["funcname"][-1]["String"]["sval"].lower())
+            name = fields["funcname"][-1]["String"]["sval"].lower()
+            self.out.current.functions.add(name)
+            if name in SETTING_FUNCTIONS:
+                self.out.current.settings.append(_pg_set_config(fields.get("args", [])))
         elif typ == "SelectStmt" and "intoClause" in fields:
             # SELECT ... INTO creates a table: report it as the CREATE TABLE AS it is.
             self.out.open("create", "table", self._text)
@@ -294,7 +305,9 @@ class _PgWalker:
         elif typ == "CopyStmt":
             _pg_copy(entry, fields)
         elif typ == "VariableSetStmt":
-            entry.effects.update(setting_effects(fields.get("name", "")))
+            entry.settings.extend(_pg_set(fields))
+        elif typ == "NotifyStmt":
+            entry.effects.add("write")  # a message to other sessions, as pg_notify's
         elif typ in ("AlterDatabaseSetStmt", "AlterRoleSetStmt"):
             entry.effects.add("configuration")
         elif typ == "AlterTableStmt":
@@ -337,6 +350,54 @@ class _PgWalker:
 
 
 _PG_ROW_CHANGES = frozenset({"CMD_UPDATE", "CMD_DELETE"})
+# SET TRANSACTION and SET SESSION CHARACTERISTICS AS TRANSACTION: the prefix of the
+# settings their items change (`transaction_isolation`, `default_transaction_isolation`).
+_PG_MULTI_PREFIX = {"TRANSACTION": "", "SESSION CHARACTERISTICS": "default_"}
+
+
+def _pg_constant(node: Any) -> str | None:
+    """A constant's value as text (a string as PostgreSQL decoded it, E'' and U&'' too);
+    None for anything else: a parameter, an expression, a cast, NULL."""
+    const = node.get("A_Const") if isinstance(node, dict) else None
+    if not isinstance(const, dict):
+        return None
+    if "sval" in const:
+        return str(const["sval"].get("sval", ""))
+    if "ival" in const:
+        return str(const["ival"].get("ival", 0))
+    if "fval" in const:
+        return str(const["fval"].get("fval", ""))
+    if "boolval" in const:
+        return "on" if const["boolval"].get("boolval") else "off"
+    return None
+
+
+def _pg_set(fields: dict[str, Any]) -> list[Setting]:
+    """The settings a SET / RESET statement changes (see `settings` in __init__.py)."""
+    kind = fields.get("kind", "")
+    name = fields.get("name", "")
+    args = fields.get("args", [])
+    if kind == "VAR_RESET_ALL":
+        return [{"name": "all", "value": None, "reset": True}]
+    if kind == "VAR_SET_MULTI":
+        if name in _PG_MULTI_PREFIX:
+            return [{"name": _PG_MULTI_PREFIX[name] + item["DefElem"]["defname"].lower(),
+                     "value": _pg_constant(item["DefElem"].get("arg")), "reset": False}
+                    for item in args if "DefElem" in item]
+        name = name.replace(" ", "_")  # TRANSACTION SNAPSHOT
+    reset = kind in ("VAR_RESET", "VAR_SET_DEFAULT")
+    value = _pg_constant(args[0]) if len(args) == 1 else None
+    return [{"name": name.lower(), "value": value, "reset": reset}]
+
+
+def _pg_set_config(args: list[Any]) -> Setting:
+    """The setting a set_config(name, value, is_local) call changes: "*" when its name is
+    not a string literal, since only the running statement knows it."""
+    literal = bool(args) and "sval" in (args[0].get("A_Const") or {})
+    name = _pg_constant(args[0]) if literal else None
+    value = _pg_constant(args[1]) if len(args) > 1 else None
+    return {"name": UNNAMED_SETTING if name is None else name.lower(), "value": value,
+            "reset": False}
 
 
 

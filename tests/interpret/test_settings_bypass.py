@@ -1,0 +1,148 @@
+"""Red-team variants of run-time settings on a PostgreSQL target: an agent trying to change
+what the policy saw (which schema a name resolves in, who runs the statements, how the text
+is read) through a door the neutral settings open — set_config inside a CTE or a SELECT,
+SET LOCAL, odd case, quoting and escapes in a setting's name, a name computed when the
+statement runs — and reads with side effects dressed as catalog browsing.
+
+Each text is read by the SQL interpreter into the exact policy input the PostgreSQL front
+sends (tests/policy_corpus's `policy_input`) and decided by the embedded engine on the
+default pack, as an agent's. What is refused must be refused with a reason naming the
+setting; what is neutral must pass, so drivers keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.sources import read_modules
+from tests.policy_corpus import policy_input
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+AGENT = {"authenticated": True, "sub": "agent-1", "groups": ["agents"]}
+SEARCH_PATH = "changing search_path is refused: table and function names would resolve"
+ROLE = "changing role is refused: later statements would run as another role"
+AUTHORIZATION = "changing session_authorization is refused"
+UNNAMED = "set_config with a setting name computed when it runs is refused"
+
+
+@pytest.fixture(scope="module")
+def engine() -> EmbeddedEngine:
+    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
+
+
+def decide(engine: EmbeddedEngine, text: str, method: str = "QUERY",
+           labels: dict[str, str] | None = None) -> Any:
+    """The default pack's decision on `text`, sent by an agent to a postgres target."""
+    spec = {"identity": AGENT,
+            "target": {"protocol": "postgres", "name": "shop-db", "labels": labels or {}},
+            "request": {"method": method, "path": "/shop", "query": {}, "headers": {},
+                        "body": text}}
+    return engine.decide_now(policy_input(spec))
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("WITH x AS (SELECT set_config('search_path', 'evil', false)) SELECT * FROM x",
+     SEARCH_PATH),
+    ("SELECT * FROM customers WHERE set_config('search_path', 'evil', true) IS NOT NULL",
+     SEARCH_PATH),
+    ("SELECT pg_catalog.set_config('search_path', 'evil', false)", SEARCH_PATH),
+    ("SELECT * FROM pg_catalog.set_config('role', 'postgres', false)", ROLE),
+    ("SELECT set_config('role', 'postgres', false)", ROLE),
+    ("SELECT set_config('ROLE', 'postgres', false)", ROLE),
+    ("SET LOCAL role postgres", ROLE),
+    ("SET ROLE NONE", ROLE),
+    ("SET SESSION AUTHORIZATION postgres", AUTHORIZATION),
+    ('SET "search_PATH" = evil', SEARCH_PATH),
+    ("SET SCHEMA 'evil'", SEARCH_PATH),
+    ("SET search_path FROM CURRENT", SEARCH_PATH),
+    ("SELECT set_config(E'search\\x5fpath', 'evil', false)", SEARCH_PATH),
+    ("SELECT set_config(U&'search\\005fpath', 'evil', false)", SEARCH_PATH),
+    ("SET jit = off; SET search_path = evil", SEARCH_PATH),
+    ("EXPLAIN ANALYZE SELECT set_config('role', 'postgres', false)", ROLE),
+    ("PREPARE p AS SELECT set_config('search_path', 'evil', false)", SEARCH_PATH),
+    ("COPY (SELECT set_config('search_path', 'evil', false)) TO STDOUT", SEARCH_PATH),
+    ("UPDATE customers SET name = name WHERE id = 1 "
+     "AND set_config('role', 'postgres', true) IS NOT NULL", ROLE),
+    ("SELECT set_config('sea' || 'rch_path', 'evil', false)", UNNAMED),
+    ("SELECT set_config('search_path'::text, 'evil', false)", UNNAMED),
+    ("SELECT set_config((SELECT 'role'), 'postgres', false)", UNNAMED),
+    ("SELECT set_config(name, 'evil', false) FROM pg_settings WHERE name = 'search_path'",
+     UNNAMED),
+    ("SET client_encoding = 'SJIS'", "changing client_encoding is refused"),
+    ("SELECT set_config('client_encoding', 'BIG5', false)", "changing client_encoding"),
+    ("SET NAMES DEFAULT; SET NAMES 'GBK'", "changing client_encoding"),
+    ("SET standard_conforming_strings = off", "changing standard_conforming_strings"),
+    ("SET session_replication_role = replica", "triggers and foreign-key checks"),
+    ("SELECT set_config('app.tenant_id', '2', false)", "changing app.tenant_id is refused"),
+    ("SET row_security = off", "changing row_security is refused"),
+    # A backslash ends the string one way and not the other: both readings are judged.
+    ("SELECT set_config('jit', 'o\\', 'x'); SET search_path = evil; --', false)", SEARCH_PATH),
+])
+def test_a_setting_that_changes_what_the_policy_saw_is_refused_by_name(
+        engine: EmbeddedEngine, text: str, says: str) -> None:
+    decision = decide(engine, text)
+    assert decision.action == "deny"
+    assert "sql.setting" in decision.rules
+    assert any(says in reason for reason in decision.reasons), decision.reasons
+
+
+def test_a_prepared_setting_is_decided_on_its_text(engine: EmbeddedEngine) -> None:
+    decision = decide(engine, "SELECT set_config('search_path', $1, false)", method="PARSE")
+    assert (decision.action, decision.rules) == ("deny", ("sql.setting",))
+
+
+def test_alter_role_set_is_configuration_not_a_session_setting(engine: EmbeddedEngine) -> None:
+    decision = decide(engine, "ALTER ROLE CURRENT_USER SET search_path = evil")
+    assert (decision.action, decision.rules) == ("deny", ("sql.configuration", "sql.privilege"))
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("SELECT pg_read_file('/etc/passwd')", "sql.server_access"),
+    ("SELECT pg_ls_dir('.')", "sql.server_access"),
+    ("SELECT lo_import('/etc/passwd')", "sql.server_access"),
+    ("SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity", "sql.server_access"),
+    ("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(i int)", "sql.server_access"),
+    ("SELECT c.relname, pg_catalog.pg_read_binary_file('global/pg_control') "
+     "FROM pg_catalog.pg_class c", "sql.server_access"),
+    ("SELECT n.nspname, lo_unlink(16400) FROM pg_catalog.pg_namespace n", "sql.destructive"),
+    ("SELECT set_config('jit', 'off', false), pg_reload_conf()", "sql.server_access"),
+    # Under an expression field (a NullTest's, a CASE's, a BooleanTest's): once unread.
+    ("SELECT * FROM pg_catalog.pg_class WHERE pg_read_file('/etc/passwd') IS NOT NULL",
+     "sql.server_access"),
+    ("SELECT 1 WHERE lo_unlink(16400) IS NULL", "sql.destructive"),
+    ("SELECT CASE WHEN pg_ls_dir('.') IS NULL THEN 1 END", "sql.server_access"),
+    ("SELECT 1 WHERE (pg_terminate_backend(1)) IS TRUE", "sql.server_access"),
+])
+def test_a_read_with_side_effects_among_catalog_reads_stays_refused(
+        engine: EmbeddedEngine, text: str, rule: str) -> None:
+    decision = decide(engine, text)
+    assert decision.action == "deny" and rule in decision.rules
+
+
+@pytest.mark.parametrize("text", [
+    'SET "JIT" = off',
+    "SET LOCAL jit TO 'off'",
+    "SELECT set_config('JIT', 'off', false)",
+    "SELECT set_config('TimeZone', 'UTC', true)",
+    "SET TIME ZONE 'Europe/Paris'",
+    "SET LOCAL statement_timeout = 0",
+    "SET lock_timeout = '2s'; SET idle_in_transaction_session_timeout = '1min'",
+    "SET NAMES 'UTF8'",
+    "SET client_encoding = 'utf-8'",
+    "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY",
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "RESET search_path",
+    "SET search_path TO DEFAULT",
+    "RESET ROLE",
+    "RESET ALL",
+    "SHOW search_path",
+    "SELECT current_setting('search_path'), current_setting('role')",
+])
+def test_a_neutral_setting_or_a_return_to_the_sessions_start_passes(
+        engine: EmbeddedEngine, text: str) -> None:
+    decision = decide(engine, text)
+    assert (decision.action, decision.reasons) == ("allow", ())

@@ -1,0 +1,163 @@
+"""The record is complete: proven against the database's own statement log (issue 36).
+
+A cluster of the test's own logs every statement it runs (`log_statement = all`:
+`statement: ...` for a simple Query, `execute <name>: ...` for each Execute, resumed
+portals too). Hypothesis drives generated sessions through Envoy and the PostgreSQL front
+— simple and extended protocol, names reused, refusals, holds that expire, cancels,
+pipelines of several batches, transactions — and each session's server log is compared
+with its record: every statement the server ran appears in the record, allowed, as often
+as it ran; nothing the record only ever refused appears in the server's log.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from extproc.postgres import messages as pg
+from extproc.quickstart import stack
+from tests.e2e.test_postgres_e2e import _Raw
+from tests.e2e.test_postgres_namespace_e2e import SYNC, bind, execute, parse, query, run
+from tests.support import pg_cluster
+from tests.support.gateway import Gateway, module_gateway
+
+ALLOWED = ["SELECT 1", "SELECT email FROM customers ORDER BY id",
+           "SELECT count(*) FROM customers", "INSERT INTO scratch VALUES (1)",
+           "SELECT id FROM scratch ORDER BY id LIMIT 3"]
+REFUSED = ["DROP TABLE customers", "TRUNCATE scratch", "ALTER TABLE scratch DROP COLUMN id"]
+SESSION = ["BEGIN", "COMMIT", "ROLLBACK", "PREPARE q AS SELECT email FROM customers",
+           "EXECUTE q", "DEALLOCATE q", "DISCARD ALL", "EXECUTE tollgate_s1",
+           "FETCH ALL FROM tollgate_p2", "SELECT 1; DROP TABLE customers"]
+HELD = "DELETE FROM scratch"  # held for a dba's approval, which never comes: refused
+SLEEP = "SELECT pg_sleep(0.3)"  # cancelled as it runs
+STATEMENTS = ["", "a", "b"]
+PORTALS = ["", "p"]
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory,
+           otlp: Any) -> Iterator[tuple[Gateway, pg_cluster.Cluster]]:
+    with pg_cluster.cluster() as cluster:
+        with psycopg.connect(cluster.admin_url.rsplit("/", 1)[0] + "/shop",
+                             autocommit=True) as shop:
+            shop.execute("CREATE TABLE scratch (id int)")
+        target = {"name": "shop", "protocol": "postgres", "match": {"database": "shop"},
+                  "environment": "test",
+                  "postgres": {"upstream": f"127.0.0.1:{cluster.port}", "user": "postgres",
+                               "database": "shop", "sslmode": "disable"}}
+        with module_gateway(tmp_path_factory, otlp, "differential", targets=[target],
+                            postgres={},
+                            settings={"approvals": {"max_hold_seconds": 1}}) as gw:
+            yield gw, cluster
+
+
+extended_op = st.one_of(
+    st.tuples(st.just("parse"), st.sampled_from(STATEMENTS),
+              st.sampled_from(ALLOWED + REFUSED + ["SELECT 1 +"])),
+    st.tuples(st.just("bind"), st.sampled_from(PORTALS), st.sampled_from(STATEMENTS)),
+    st.tuples(st.just("execute"), st.sampled_from(PORTALS), st.sampled_from([0, 1])),
+    st.tuples(st.just("describe"), st.sampled_from([b"S", b"P"]),
+              st.sampled_from(STATEMENTS + PORTALS)),
+    st.tuples(st.just("close"), st.sampled_from([b"S", b"P"]),
+              st.sampled_from(STATEMENTS + PORTALS)),
+)
+step = st.one_of(
+    st.tuples(st.just("query"), st.sampled_from(ALLOWED + REFUSED + SESSION)),
+    st.tuples(st.just("batch"), st.lists(extended_op, min_size=1, max_size=6)),
+    st.tuples(st.just("pipeline"), st.lists(st.lists(extended_op, min_size=1, max_size=3),
+                                            min_size=2, max_size=3)),
+    st.tuples(st.just("hold"), st.just(HELD)),
+    st.tuples(st.just("cancel"), st.just(SLEEP)),
+)
+
+
+def message(op: tuple[Any, ...]) -> bytes:
+    kind, first, second = op
+    if kind == "parse":
+        return parse(first, second)
+    if kind == "bind":
+        return bind(first, second)
+    if kind == "execute":
+        return execute(first, second)
+    if kind == "describe":
+        return pg.encode_describe(first, second)
+    return pg.encode_close(first, second)
+
+
+def drive(gw: Gateway, client: _Raw, key: tuple[int, bytes], steps: list[Any]) -> None:
+    for kind, what in steps:
+        if kind in ("query", "hold"):
+            run(client, query(what))
+        elif kind == "batch":
+            run(client, *map(message, what), SYNC)
+        elif kind == "pipeline":
+            run(client, *[m for batch in what for m in (*map(message, batch), SYNC)])
+        else:  # a statement cancelled as it runs (or just after: either is fine here)
+            client.send(query(what))
+            with socket.create_connection(("127.0.0.1", gw.ports.postgres), 10) as cancel:
+                cancel.sendall(struct.pack("!iii", 16, 80877102, key[0]) + key[1])
+            client.messages_until(b"Z")
+
+
+def text(record: dict[str, Any]) -> str | None:
+    """The statement a record's request carries."""
+    body = record["request"]["body"]
+    return None if body is None else str(body["value"])
+
+
+def ran(log: str) -> Counter[str]:
+    """The statements a server log says ran: simple Queries' texts and Executes'."""
+    texts: Counter[str] = Counter()
+    for line in log.splitlines():
+        for marker in ("LOG:  statement: ", "LOG:  execute "):
+            if marker in line:
+                text = line.split(marker, 1)[1]
+                texts[text.split(": ", 1)[1] if marker.endswith("execute ") else text] += 1
+    return texts
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(steps=st.lists(step, min_size=1, max_size=6))
+def test_every_statement_the_server_ran_is_in_the_record_allowed(
+        logged: tuple[Gateway, pg_cluster.Cluster], steps: list[Any]) -> None:
+    gw, cluster = logged
+    before = len(cluster.log)
+    client = _Raw(gw)
+    try:
+        key = client.login()
+        drive(gw, client, key, steps)
+        sentinel = f"SELECT 'end of session {uuid.uuid4()}'"
+        run(client, query(sentinel))
+    finally:
+        client.sock.close()
+    stack.wait_until(lambda: sentinel in cluster.log[before:], 10, "the server's log")
+    mine: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        ended = [r for r in gw.records() if text(r) == sentinel]
+        mine[:] = [r for r in gw.records() if ended
+                   and r["session_id"] == ended[0]["session_id"]]
+        return bool(ended)
+
+    stack.wait_until(recorded, 10, "the session's record")
+    allowed = Counter(text(r) for r in mine
+                      if r["request"]["method"] in ("QUERY", "EXECUTE")
+                      and r["outcome"]["action"] == "allow")
+    refused = {text(r) for r in mine if r["outcome"]["action"] != "allow"}
+    server = ran(cluster.log[before:])
+    missing = server - allowed
+    assert not missing, f"the server ran what the record does not allow: {missing}"
+    for statement in refused - set(allowed):
+        assert statement not in server, f"refused, yet the server ran {statement!r}"
+    assert server[sentinel] == 1

@@ -1,0 +1,20 @@
+"""Waiting in async tests for what the code under test does in its own tasks: a condition
+polled with a deadline, never a fixed sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+async def until(condition: Callable[[], Any], what: str = "the condition",
+                seconds: float = 10.0, pause: float = 0.01) -> Any:
+    """`condition()`'s first truthy value, polled every `pause` seconds (the loop's other
+    tasks run meanwhile); the test fails naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"{what} never held within {seconds} s"
+        await asyncio.sleep(pause)
+    return found
