@@ -5,13 +5,18 @@ Run from the repository root: `python -m bench.activity [--identities N] [--roun
 
 In process, timed with `time.perf_counter_ns` over many calls on this machine's CPU:
 
-    read      `Tracker.input_json`: what each decision pays to put the identity's and its
+    read      `Tracker.counts_json`: what each decision pays to put the identity's and its
               token's counts in the policy input (no I/O: the view is in memory; encoded
               again after each exchange counted)
     policy    the default pack's decision with those counts in its input and with
               activity off: regorus reads the larger input (~1.3 KB more)
     observe   `Tracker.observe`: what each finished exchange pays to be counted, off the
               request path (after its answer left; a record observer)
+    live      `Live.read`: what each request's decision pays for the counts summed over
+              every process (one store round trip: the identity's refusals, the token's
+              addresses, the target's and 2 groups' masked values, an hour of minutes
+              written), and `Live.refused`, what a refusal pays before it is answered;
+              on a SQLite file and on the machine's PostgreSQL
     sync      one sync of a process tracking N identities and N tokens with a delta each:
               the upsert batch and the grouped SELECT, on a SQLite file and on the
               machine's PostgreSQL (a throwaway database); off the request path, on a
@@ -37,6 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from extproc.activity.live import Live
 from extproc.activity.tracker import Tracker
 from extproc.config import Activity, Match, Target
 from extproc.identity import Who
@@ -91,6 +97,31 @@ async def sync_ms(url: str, identities: int, rounds: int) -> float:
     return statistics.median(taken)
 
 
+async def live_us(url: str, calls: int) -> dict[str, float]:
+    """Median µs of a decision's live reading and of a refusal's count, after an hour of
+    masked values per minute on the target and its groups."""
+    live = Live(url, 5.0)
+    await live.start()
+    try:
+        for minute_ago in range(60):
+            live.count_masked("shop", ["agents", "sales"], {"email": 3, "phone": 2})
+            for key, minute, metric in list(live._pending):  # spread over the hour
+                live._pending[(key, minute - minute_ago, metric)] = 1
+        assert await live.flush(), "the store did not answer"
+        taken: dict[str, list[float]] = {"read": [], "refused": []}
+        for n in range(calls):
+            started = time.perf_counter_ns()
+            await live.read("sub:agent-0", "jti:token-0", "shop", ["agents", "sales"],
+                            f"10.0.{n % 2}.7", "production")
+            taken["read"].append((time.perf_counter_ns() - started) / 1000)
+            started = time.perf_counter_ns()
+            assert await live.refused("sub:agent-0") is not None
+            taken["refused"].append((time.perf_counter_ns() - started) / 1000)
+        return {name: statistics.median(values) for name, values in taken.items()}
+    finally:
+        await live.close()
+
+
 def policy_us(tracker: Tracker, who: Who) -> float:
     """The default pack's decision on a GET to a sql-http target (bench/load.py's
     headers-only one), with this tracker's `input.activity` in its input."""
@@ -101,7 +132,7 @@ def policy_us(tracker: Tracker, who: Who) -> float:
                         "headers": {"host": "127.0.0.1"}, "body": None}
     policy_input = InputEncoder(target, "sql").encode(
         "request", who, request, None, {"statements": []}, None, None, "10.0.0.7",
-        tracker.input_json(who, False))
+        tracker.counts_json(who, False))
     assert engine.decide_now(policy_input).action == "allow"
     return per_call_us(lambda: engine.decide_now(policy_input), 3000)
 
@@ -115,12 +146,12 @@ def in_process(identities: int, rounds: int) -> dict[str, float]:
 
     def read_after_an_exchange() -> None:
         tracker.observe(one)
-        tracker.input_json(who, False)
+        tracker.counts_json(who, False)
 
     observe = per_call_us(lambda: tracker.observe(one), 20_000)
     found = {
         "read µs/decision, nothing counted since": per_call_us(
-            lambda: tracker.input_json(who, False), 20_000),
+            lambda: tracker.counts_json(who, False), 20_000),
         "read µs/decision, after an exchange": per_call_us(read_after_an_exchange, 20_000)
         - observe,
         "observe µs/exchange (2 KB JSON answer, masked)": observe,
@@ -131,9 +162,13 @@ def in_process(identities: int, rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as work:
         found[f"sync ms, {identities} identities, SQLite"] = asyncio.run(
             sync_ms(f"sqlite:///{work}/store.db", identities, rounds))
+        for name, value in asyncio.run(live_us(f"sqlite:///{work}/live.db", 2000)).items():
+            found[f"live {name} µs, SQLite"] = value
     with throwaway_database("tollgate_bench") as url:
         found[f"sync ms, {identities} identities, PostgreSQL"] = asyncio.run(
             sync_ms(url, identities, rounds))
+        for name, value in asyncio.run(live_us(url, 2000)).items():
+            found[f"live {name} µs, PostgreSQL"] = value
     return found
 
 

@@ -446,7 +446,9 @@ def bench_pack() -> Path:
     times a second, which the pack would rightly hold for approval after 500 values."""
     where = Path(tempfile.mkdtemp(prefix="tollgate-bench-pack-"))
     atexit.register(shutil.rmtree, where, ignore_errors=True)
-    return pack_with_limits(where / "policies", personal_values_per_hour=10**12)
+    return pack_with_limits(where / "policies", personal_values_per_hour=10**12,
+                            personal_values_per_hour_per_target=10**12,
+                            personal_values_per_hour_per_group=10**12)
 
 
 def recorded_config(grpc_port: int, workers: int, bootstrap: Path, otlp_endpoint: str,

@@ -216,6 +216,10 @@ class Inspect:
     # which catches bodies sent without a length. Also the most a compressed response
     # may decode to.
     max_body_bytes: int = 1024 * 1024
+    # How long a request body tollgate reads may take to arrive once its headers have:
+    # a body trickled slower is answered 408 (Envoy's request_timeout, which must
+    # outlast a hold, is no bound for it).
+    body_seconds: float = 60.0
     # A response in a content-encoding tollgate cannot decode (gzip, deflate and br it
     # can): `refuse` it (502), or `pass` it unread and unmasked (an explicit opt-out).
     unreadable_encoding: Literal["refuse", "pass"] = "refuse"
@@ -223,6 +227,8 @@ class Inspect:
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
             raise Invalid("max_body_bytes", "must be > 0")
+        if self.body_seconds <= 0:
+            raise Invalid("body_seconds", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -694,9 +700,16 @@ class Activity:
     # The most identities (and as many tokens) counted apart in a process; those beyond
     # it are counted together as one, and the policy input says so (`aggregated`).
     max_identities: int = 10_000
+    # Read the few counts a rule needs summed over every process (refusals in the minute,
+    # a token's addresses, personal values per target and group) from the store at each
+    # request's decision: one round trip (activity/live.py). Off: those rules see the
+    # synced counts only, within two syncs.
+    live: bool = True
+    # A live reading the store has not answered in this long is `unknown` to the policy.
+    live_timeout_seconds: float = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("sync_seconds", "stale_seconds"):
+        for name in ("sync_seconds", "stale_seconds", "live_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
         if self.stale_seconds < 2 * self.sync_seconds:
@@ -880,7 +893,8 @@ class PostgresFront:
     # The largest protocol message taken (a statement, a COPY row, a result row); a
     # larger one ends the session with a protocol error.
     max_message_bytes: int = 16 * 1024 * 1024
-    # How long a client may take from connecting to sending its token.
+    # How long a client may take from connecting to being logged in: SSLRequest, TLS
+    # handshake, startup, token, the database reached. Past it the connection is closed.
     login_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -920,6 +934,8 @@ class SshFront:
     # An interactive shell's output is held back as the stream masker needs, and released
     # whole once the host has said nothing more for this long (a prompt must show).
     idle_release_ms: int = 50
+    # The largest file an SFTP download under a mask reads whole to mask (larger: refused).
+    sftp_masked_max_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _host_port(self.listen, "listen")
@@ -931,6 +947,8 @@ class SshFront:
             raise Invalid("login_seconds", "must be > 0")
         if not 0 < self.idle_release_ms <= 10_000:
             raise Invalid("idle_release_ms", "must be > 0 and <= 10000")
+        if self.sftp_masked_max_bytes <= 0:
+            raise Invalid("sftp_masked_max_bytes", "must be > 0")
 
     def address_of(self, worker: int) -> tuple[str, int]:
         """Worker `worker`'s address: the listen port + worker."""

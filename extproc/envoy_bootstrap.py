@@ -301,6 +301,10 @@ def with_clusters(bootstrap: dict[str, Any], clusters: dict[str, int]) -> dict[s
     return config
 
 
+# How long a client of a TLS listener `with_tls` adds may take over its handshake.
+TLS_HANDSHAKE_TIMEOUT = "10s"
+
+
 def with_tls(bootstrap: dict[str, Any], cert: Path, key: Path, port: int) -> dict[str, Any]:
     """A copy with a second listener on `port`: the (only) listener's twin, serving TLS
     with this certificate (kubectl, for one, sends its bearer token only over TLS)."""
@@ -310,6 +314,9 @@ def with_tls(bootstrap: dict[str, Any], cert: Path, key: Path, port: int) -> dic
     twin["name"] = f"{plain['name']}_tls"
     twin["address"]["socket_address"]["port_value"] = port
     for chain in twin["filter_chains"]:
+        # A client that stalls in its TLS handshake is closed, as one slow with its
+        # headers is (request_headers_timeout only counts once TLS is up).
+        chain["transport_socket_connect_timeout"] = TLS_HANDSHAKE_TIMEOUT
         chain["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {

@@ -8,6 +8,15 @@
 # are stale past their bound: a store outage) the counts cannot be trusted, and only
 # activity.personal_volume fails closed.
 #
+# input.activity.live holds the few counts summed over every worker and replica at the
+# moment of a request's decision (extproc/activity/live.py: the identity's refusals in
+# the minute, the token's addresses and environments in the day, the personal values
+# masked on the target and for each of the identity's groups in the hour): the rules
+# guarding against bursts, copies and volume across identities read them, so a burst
+# Envoy spreads over processes faster than their syncs is seen. null on a response's
+# decision and where not tracked; with `status: "unknown"` (the store did not answer in
+# time) activity.shared_volume fails closed.
+#
 # Alerts go in `alerts`, objects {"rule", "severity" ("info", "warning" or "critical"),
 # "message"}, which any file of package tollgate extends and tollgate.rego puts in the
 # decision (extproc/activity/alerts.py delivers them). A rule of `alerts` may read
@@ -113,6 +122,96 @@ activity_read if {
 	request_method == "GET"
 }
 
+# -- activity.shared_volume -------------------------------------------------------------------
+#
+# More than limits.personal_values_per_hour_per_target personal values masked on this
+# target, or more than limits.personal_values_per_hour_per_group for one of the identity's
+# groups, within the last hour over every identity (input.activity.live, summed over every
+# process at this decision): one deployment reading under the identity's limit with many
+# identities. Its further reads (as activity.personal_volume's: same reads, same
+# exceptions) wait for a dba, and a warning alert per target or group (its `key`). While
+# the live counts are unknown (the store did not answer in time), the same reads are held.
+
+holds contains {
+	"rule": "activity.shared_volume",
+	"reason": sprintf("%v personal values masked on target %v in the last hour over every identity (the limit is %v): reads wait for approval",
+		[activity_target_values, input.target.name, activity_limit("personal_values_per_hour_per_target")]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	activity_personal_read
+	activity_target_values > activity_limit("personal_values_per_hour_per_target")
+}
+
+holds contains {
+	"rule": "activity.shared_volume",
+	"reason": sprintf("%v personal values masked for group %v in the last hour over every identity (the limit is %v): reads wait for approval",
+		[n, group, activity_limit("personal_values_per_hour_per_group")]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	activity_personal_read
+	some group, n in activity_group_values
+	n > activity_limit("personal_values_per_hour_per_group")
+}
+
+holds contains {
+	"rule": "activity.shared_volume",
+	"reason": "the shared counts of personal values could not be read (the store did not answer in time): reads wait for approval until it answers",
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	activity_personal_read
+	input.activity.live.status == "unknown"
+	activity_shared_limits
+}
+
+alerts contains {
+	"rule": "activity.shared_volume",
+	"severity": "warning",
+	"message": sprintf("%v personal values masked on target %v in the last hour over every identity (the limit is %v); a read by %v is held",
+		[activity_target_values, input.target.name, activity_limit("personal_values_per_hour_per_target"), activity_who]),
+	"key": sprintf("target:%v", [input.target.name]),
+} if {
+	activity_personal_read
+	activity_target_values > activity_limit("personal_values_per_hour_per_target")
+}
+
+alerts contains {
+	"rule": "activity.shared_volume",
+	"severity": "warning",
+	"message": sprintf("%v personal values masked for group %v in the last hour over every identity (the limit is %v); a read by %v is held",
+		[n, group, activity_limit("personal_values_per_hour_per_group"), activity_who]),
+	"key": sprintf("group:%v", [group]),
+} if {
+	activity_personal_read
+	some group, n in activity_group_values
+	n > activity_limit("personal_values_per_hour_per_group")
+}
+
+activity_shared_limits if {
+	some name in ["personal_values_per_hour_per_target", "personal_values_per_hour_per_group"]
+	activity_limit(name)
+}
+
+# The personal values masked within the hour in `masked` (detector -> count).
+activity_personal_sum(masked) := sum([n |
+	some detector in array_or_empty(object.get(data.tollgate.limits, "personal_detectors", []))
+	n := masked[detector]
+	is_number(n)
+])
+
+activity_target_values := activity_personal_sum(input.activity.live.target.hour.masked) if {
+	input.activity.live.status == "known"
+	is_object(input.activity.live.target.hour.masked)
+}
+
+activity_group_values := {group: activity_personal_sum(counts.hour.masked) |
+	input.activity.live.status == "known"
+	some group, counts in input.activity.live.groups
+	is_object(counts.hour.masked)
+}
+
 # -- activity.admin_action --------------------------------------------------------------------
 #
 # An administrative action by an agent (input.activity.exchange.administrative, as the
@@ -186,6 +285,11 @@ activity_token_tracked if {
 	is_object(input.activity.token)
 }
 
+activity_token_tracked if {
+	activity_tracked
+	is_object(input.activity.live.token)
+}
+
 activity_jti := input.identity.jti if {
 	is_string(input.identity.jti)
 } else := "(no jti)"
@@ -197,10 +301,20 @@ activity_token_addresses contains address if {
 	is_string(address)
 }
 
+activity_token_addresses contains address if {
+	some address in array_or_empty(input.activity.live.token.seen.addresses)
+	is_string(address)
+}
+
 activity_token_addresses contains input.source.address if is_string(input.source.address)
 
 activity_token_environments contains environment if {
 	some environment in array_or_empty(input.activity.token.seen.environments)
+	is_string(environment)
+}
+
+activity_token_environments contains environment if {
+	some environment in array_or_empty(input.activity.live.token.seen.environments)
 	is_string(environment)
 }
 
@@ -210,19 +324,33 @@ activity_token_environments contains input.target.environment if is_string(input
 #
 # A refused exchange (a denial: a hold is no refusal) that brings the identity's refusals
 # within the last minute to limits.refusals_per_minute or more: a warning (tollgate sends
-# it once per identity for a while, not for every refusal of the burst). Only on known
-# counts (stale ones may hold a minute long past), and not for identities beyond the
-# tracking bound (the count is all of theirs, not this one's).
+# it once per identity for a while, not for every refusal of the burst). The count is the
+# larger of the live one (every process's refusals, each counted before it was answered)
+# and the synced one; the synced one only on known counts (stale ones may hold a minute
+# long past), and not for identities beyond the tracking bound (the count is all of
+# theirs, not this one's).
 
 alerts contains {
 	"rule": "activity.refusal_burst",
 	"severity": "warning",
 	"message": sprintf("%v was refused %v times within a minute, this time by %v (the limit is %v)",
-		[activity_who, input.activity.identity.minute.refusals + 1, concat(", ", sort({d.rule | some d in denials})), activity_limit("refusals_per_minute")]),
+		[activity_who, activity_minute_refusals + 1, concat(", ", sort({d.rule | some d in denials})), activity_limit("refusals_per_minute")]),
 } if {
 	count(denials) > 0
+	activity_minute_refusals + 1 >= activity_limit("refusals_per_minute")
+}
+
+activity_minute_refusals := max(activity_refusal_counts) if count(activity_refusal_counts) > 0
+
+activity_refusal_counts contains n if {
+	input.activity.live.status == "known"
+	n := input.activity.live.identity.minute.refusals
+	is_number(n)
+}
+
+activity_refusal_counts contains n if {
 	input.activity.status == "known"
 	not input.activity.aggregated == true
-	is_number(input.activity.identity.minute.refusals)
-	input.activity.identity.minute.refusals + 1 >= activity_limit("refusals_per_minute")
+	n := input.activity.identity.minute.refusals
+	is_number(n)
 }

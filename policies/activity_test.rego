@@ -446,4 +446,124 @@ test_the_default_limits if {
 	data.tollgate.limits.refusals_per_minute == 10
 	data.tollgate.limits.token_addresses == 1
 	data.tollgate.limits.token_environments == 1
+	data.tollgate.limits.personal_values_per_hour_per_target == 10000
+	data.tollgate.limits.personal_values_per_hour_per_group == 5000
+}
+
+# -- input.activity.live: the counts every process wrote, read at the decision ------------------
+
+# `live` as activity/live.py builds it: the identity's refusals in the minute, the token's
+# values seen, the personal values masked on orders-sql and for group agents in the hour.
+live(refusals, addresses, environments, target_masked, group_masked) := {
+	"status": "known",
+	"identity": {"minute": {"refusals": refusals}},
+	"token": {"seen": {"addresses": addresses, "environments": environments}},
+	"target": {"hour": {"masked": target_masked}},
+	"groups": {"agents": {"hour": {"masked": group_masked}}},
+}
+
+live_unknown := {"status": "unknown", "identity": null, "token": null, "target": null, "groups": {}}
+
+# The synced view knows nothing yet (another process made the counts, within its sync).
+with_live(l) := object.union(known(quiet), {"live": l})
+
+test_a_burst_spread_over_processes_alerts_on_the_live_count if {
+	d := data.tollgate.decision with input as agent_sql([drop], with_live(live(9, [], [], {}, {})))
+	d.alerts == [burst_alert]
+	alerts_of(agent_sql([drop], with_live(live(8, [], [], {}, {})))) == []
+}
+
+test_the_larger_of_the_live_and_synced_refusals_counts if {
+	synced_more := object.union(refused_before(9), {"live": live(2, [], [], {}, {})})
+	data.tollgate.decision.alerts == [burst_alert] with input as agent_sql([drop], synced_more)
+}
+
+test_live_refusals_count_for_identities_counted_together_and_on_stale_counts if {
+	together := object.union(with_live(live(9, [], [], {}, {})), {"aggregated": true})
+	data.tollgate.decision.alerts == [burst_alert] with input as agent_sql([drop], together)
+	stale := object.union(with_live(live(9, [], [], {}, {})), {"status": "unknown"})
+	data.tollgate.decision.alerts == [burst_alert] with input as agent_sql([drop], stale)
+	alerts_of(agent_sql([drop], with_live(live_unknown))) == []
+}
+
+test_a_copy_seen_by_another_process_is_refused_on_the_live_addresses if {
+	d := data.tollgate.decision with input as agent_sql([select], with_live(live(0, ["10.9.9.9"], ["prod"], {}, {})))
+	d.action == "deny"
+	d.reasons == [addresses_reason]
+	[a.rule | some a in d.alerts] == ["activity.token_reuse"]
+	envs := data.tollgate.decision with input as agent_sql([select], with_live(live(0, [], ["dev"], {}, {})))
+	envs.reasons == [environments_reason]
+}
+
+test_a_token_beyond_the_bound_is_refused_on_its_live_addresses if {
+	beyond := object.union(with_live(live(0, ["10.9.9.9"], [], {}, {})), {"token": null})
+	data.tollgate.decision.reasons == [addresses_reason] with input as agent_sql([select], beyond)
+}
+
+test_a_token_seen_only_here_passes_live if {
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], with_live(live(0, ["10.0.0.7"], ["prod"], {}, {})))
+}
+
+# -- activity.shared_volume -----------------------------------------------------------------------
+
+target_reason := "10001 personal values masked on target orders-sql in the last hour over every identity (the limit is 10000): reads wait for approval"
+
+group_reason := "5001 personal values masked for group agents in the last hour over every identity (the limit is 5000): reads wait for approval"
+
+test_reads_past_a_targets_hour_over_every_identity_are_held_and_alerted if {
+	d := data.tollgate.decision with input as agent_sql([select], with_live(live(0, [], [], {"email": 10000, "phone": 1}, {})))
+	d.action == "hold"
+	d.rules == ["activity.shared_volume"]
+	d.reasons == [target_reason]
+	d.approvers == ["group:dba"]
+	d.alerts == [{
+		"rule": "activity.shared_volume", "severity": "warning", "key": "target:orders-sql",
+		"message": "10001 personal values masked on target orders-sql in the last hour over every identity (the limit is 10000); a read by svc-autogen is held",
+	}]
+}
+
+test_reads_past_a_groups_hour_over_every_identity_are_held_and_alerted if {
+	d := data.tollgate.decision with input as agent_sql([select], with_live(live(0, [], [], {}, {"us_ssn": 5001})))
+	d.action == "hold"
+	d.reasons == [group_reason]
+	d.alerts[0].key == "group:agents"
+}
+
+test_shared_volume_up_to_the_limits_and_of_other_detectors_passes if {
+	at := with_live(live(0, [], [], {"email": 10000, "ip_address": 90000}, {"phone": 5000}))
+	d := data.tollgate.decision with input as agent_sql([select], at)
+	d.action == "allow"
+	object.get(d, "alerts", []) == []
+}
+
+test_shared_volume_holds_reads_only if {
+	over := with_live(live(0, [], [], {"email": 20000}, {"email": 20000}))
+	data.tollgate.decision.action == "allow" with input as agent_sql([insert], over)
+	data.tollgate.decision.action == "allow" with input as sql_as(["agents", "privileged"], [select], over)
+	data.tollgate.decision.action == "allow" with input as http_as("GET", {"masking": "off"}, over)
+	data.tollgate.decision.action == "hold" with input as http_as("GET", {}, over)
+}
+
+test_reads_are_held_while_the_live_counts_are_unknown if {
+	d := data.tollgate.decision with input as agent_sql([select], with_live(live_unknown))
+	d.action == "hold"
+	d.rules == ["activity.shared_volume"]
+	contains(d.reasons[0], "could not be read")
+	data.tollgate.decision.action == "allow" with input as agent_sql([insert], with_live(live_unknown))
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], with_live(live_unknown))
+		with data.tollgate.limits as {"personal_detectors": ["email"]}
+}
+
+test_no_live_counts_no_shared_volume_rule if {
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], with_live(null))
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], known(quiet))
+}
+
+test_the_shared_limits_are_data if {
+	over := with_live(live(0, [], [], {"email": 3}, {}))
+	d := data.tollgate.decision with input as agent_sql([select], over)
+		with data.tollgate.limits as {"personal_detectors": ["email"], "personal_values_per_hour_per_target": 2}
+	d.action == "hold"
+	data.tollgate.decision.action == "allow" with input as agent_sql([select], over)
+		with data.tollgate.limits as {"personal_detectors": ["email"]}
 }

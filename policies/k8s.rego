@@ -98,7 +98,7 @@ holds contains {
 } if {
 	agent
 	some o in opaques(input.k8s.exec.opaque)
-	not destructive_opaque(o)
+	opaque_held(o)
 }
 
 # The exec's commands as the interpreter read them; without that reading (an older

@@ -16,6 +16,11 @@ limits := {
 	# financial data. Credentials are not personal data, and an IP address (ip_address)
 	# is mostly a machine's in what agents read (logs, configurations).
 	"personal_detectors": ["credit_card", "email", "iban", "phone", "us_ssn"],
+	# activity.shared_volume: once more than this many personal values were masked on one
+	# target, or for one group of identities, within the last hour over every identity,
+	# further reads there (or by the group's members) wait for approval.
+	"personal_values_per_hour_per_target": 10000,
+	"personal_values_per_hour_per_group": 5000,
 	# activity.refusal_burst: a refused exchange alerts once the identity has this many
 	# refusals within the last minute, that exchange included.
 	"refusals_per_minute": 10,

@@ -76,7 +76,7 @@ holds contains {
 	agent
 	some call in tool_calls
 	some o in opaques(call.opaque)
-	not destructive_opaque(o)
+	opaque_held(o)
 }
 
 tool_name(call) := call.name if {

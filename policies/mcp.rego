@@ -89,7 +89,7 @@ holds contains {
 	not mcp_probe
 	is_object(input.mcp.call)
 	some o in opaques(input.mcp.call.opaque)
-	not destructive_opaque(o)
+	opaque_held(o)
 }
 
 # A tool its server declares destructive (annotations.destructiveHint true, and not

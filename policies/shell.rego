@@ -14,13 +14,100 @@ argvs(commands) := [argv |
 	every arg in argv { is_string(arg) }
 ]
 
-# rm, recursive, at the root, a home, a system directory, or everything here.
+# A command is destructive by what it does (destructive_effect), also when a program the
+# pack does not know runs it: `mywrap -q rm -rf /` is judged as `rm -rf /`. A program of
+# `operand_runners_known` is never read so: it runs nothing (`echo rm -rf /`), or the shell
+# reader reads through it already (`sudo`, `timeout 5`, `kubectl exec ... --`).
+destructive_command(argv) if destructive_effect(argv)
+
 destructive_command(argv) if {
+	not argv[0] in operand_runners_known
+	some i, word in argv
+	i > 0
+	name := program_name(word)
+	destructive_program(name)
+	destructive_effect(array.concat([name], array.slice(argv, i + 1, count(argv))))
+}
+
+program_name(word) := word if {
+	not contains(word, "/")
+} else := regex.replace(word, `^.*/`, "")
+
+destructive_program(name) if name in destructive_programs
+
+destructive_program(name) if startswith(name, "mkfs")
+
+# The programs destructive_effect judges (mkfs* too).
+destructive_programs := {
+	"rm", "unlink", "dd", "shred", "wipefs", "blkdiscard", "mke2fs", "mkswap", "mkdosfs",
+	"mkntfs", "shutdown", "reboot", "halt", "poweroff", "systemctl", "loginctl", "init",
+	"telinit", "chmod", "chown", "chgrp", "find", "cp", "mv", "install", "ln", "rsync", "tee",
+	"truncate",
+}
+
+# Programs whose operands are not read as a command (data): those that run none, and the
+# wrappers the shell reader reads through (extproc/interpret/shell.py; a test keeps this
+# list a superset of the reader's).
+operand_runners_known := {
+	"echo", "printf", "grep", "egrep", "fgrep", "rg", "ag", "ack", "man", "info", "help",
+	"whatis", "apropos", "which", "whereis", "type", "hash", "alias", "unalias", "history",
+	"ls", "cat", "less", "more", "head", "tail", "wc", "file", "stat", "touch", "mkdir",
+	"logger", "test", "[", "true", "false", ":", "function",
+	"sudo", "doas", "env", "nohup", "nice", "timeout", "time", "exec", "command", "xargs",
+	"busybox", "setsid", "stdbuf", "chroot", "eval", "ssh", "watch", "coproc", "flock",
+	"pkexec", "nsenter", "unshare", "ionice", "taskset", "caffeinate", "strace", "ltrace",
+	"systemd-run", "setpriv", "runuser", "chrt", "setarch", "gosu", "su-exec", "setuidgid",
+	"prlimit", "numactl", "unbuffer", "faketime", "torsocks", "proxychains", "proxychains4",
+	"firejail", "fakeroot", "parallel", "screen", "kubectl", "oc", "docker", "podman",
+	"nerdctl", "tmux", "su", "script", "sg", "sh", "bash", "zsh", "dash", "ksh", "ash", "mksh",
+	"fish", "find",
+}
+
+# -- where destroying is destructive (data) ---------------------------------------------
+# The session's root folder is where its commands start: the login's home for an SSH exec,
+# unknown for a tool call or a shell's line. The root folder itself (`.`, `*`) and what
+# climbs above it (`..`, `../x`) are destructive targets whatever the root is: the shell
+# reader follows `cd`/`pushd` and folds `..`, so `cd ..; rm -rf x` reads as `rm -rf ../x`
+# and `cd /etc && rm -rf *` as `rm -rf /etc/*`; a folder it cannot know (`cd "$D"`) stays
+# computed (`$D/x`), as a variable is (system_path).
+# `system_trees`: folders whose every path is the system's. `system_folders`: folders whose
+# entries are each the system's (`/var/log`, `/home/bob`, `/tmp`), not what is below them.
+system_trees := [
+	"/etc", "/usr", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/root",
+	"/sys", "/proc", "/dev", "/snap",
+]
+
+system_folders := ["/", "/home", "/Users", "/var", "/var/lib", "/opt", "/srv", "/mnt", "/media", "/run"]
+
+system_trees_regex := sprintf(`^(%s)(/|$)`, [concat("|", system_trees)])
+
+system_folders_regex := sprintf(`^(%s)/[^/]+$`, [concat("|", [trim_suffix(f, "/") | some f in system_folders])])
+
+# A system path (system_path), what is under a system tree or is an entry of a system
+# folder, or what climbs above the root folder: a recursive chmod or a find -delete there
+# is destructive.
+system_target(path) if system_path(path)
+
+system_target(path) if regex.match(`^\.\.(/|$)`, path)
+
+system_target(path) if regex.match(system_trees_regex, normal_path(path))
+
+system_target(path) if regex.match(system_folders_regex, normal_path(path))
+
+# rm, recursive, at a system target or at everything in the root folder.
+destructive_effect(argv) if {
 	argv[0] == "rm"
 	some flag in argv
 	recursive_rm_flag(flag)
 	some path in argv
 	rm_target(path)
+}
+
+# Removing a disk or a system file, recursive or not (`rm -f /etc/passwd`).
+destructive_effect(argv) if {
+	argv[0] in {"rm", "unlink"}
+	some path in array.slice(argv, 1, count(argv))
+	destructive_write(path)
 }
 
 # GNU getopt takes any unambiguous prefix of a long option (`--rec`, `--r`).
@@ -30,7 +117,7 @@ recursive_rm_flag(flag) if regex.match(`^-[A-Za-z]*[rR][A-Za-z]*$`, flag)
 
 rm_target(path) if path in {"*", ".", "..", "./*", "../*"}
 
-rm_target(path) if system_path(path)
+rm_target(path) if system_target(path)
 
 # The root, a home or a system directory, however spelled (`//`, `/./`, a trailing `/`,
 # a glob or a variable the shell would expand there: `/?*`, `$HOME`, `$(echo /)`).
@@ -53,15 +140,15 @@ normal_path(path) := "/" if {
 	regex.match(`^/[/.]*$`, path)
 } else := trim_suffix(regex.replace(regex.replace(path, `/(\./)+`, "/"), `/+`, "/"), "/")
 
-destructive_command(argv) if regex.match(`^(mkfs(\..+)?|mke2fs|mkswap|mkdosfs|mkntfs)$`, argv[0])
+destructive_effect(argv) if regex.match(`^(mkfs(\..+)?|mke2fs|mkswap|mkdosfs|mkntfs)$`, argv[0])
 
-destructive_command(argv) if {
+destructive_effect(argv) if {
 	argv[0] in {"systemctl", "loginctl"}
 	some arg in argv
 	arg in {"poweroff", "reboot", "halt", "kexec", "rescue", "emergency", "suspend", "hibernate"}
 }
 
-destructive_command(argv) if {
+destructive_effect(argv) if {
 	argv[0] in {"init", "telinit"}
 	some arg in argv
 	arg in {"0", "6"}
@@ -78,32 +165,118 @@ stdin_shell(argv) if {
 	}
 }
 
-destructive_command(argv) if {
+# dd writing onto a disk or a system file (`of=/dev/null` is none).
+destructive_effect(argv) if {
 	argv[0] == "dd"
 	some arg in argv
-	startswith(arg, "of=/dev/")
+	startswith(arg, "of=")
+	destructive_write(substring(arg, 3, -1))
 }
 
-destructive_command(argv) if argv[0] in {"shred", "wipefs", "shutdown", "reboot", "halt", "poweroff"}
+destructive_effect(argv) if argv[0] in {"shred", "wipefs", "blkdiscard", "shutdown", "reboot", "halt", "poweroff"}
 
-destructive_command(argv) if {
+# Copying, moving, linking or writing over a disk or a system file: `cp x /usr/bin/ls`,
+# `mv x /etc/passwd`, `install x /sbin/init`, `tee /etc/hosts`, `truncate -s0 /etc/shadow`,
+# `cp img /dev/sda`. The destination is the last operand or `-t DIR`.
+destructive_effect(argv) if {
+	argv[0] in {"cp", "mv", "install", "ln", "rsync"}
+	not "--server" in argv # rsync's far end over SSH: ssh.transfer_command's
+	destructive_write(argv[count(argv) - 1])
+}
+
+destructive_effect(argv) if {
+	argv[0] in {"cp", "mv", "install", "ln"}
+	some i, flag in argv
+	flag in {"-t", "--target-directory"}
+	destructive_write(argv[i + 1])
+}
+
+destructive_effect(argv) if {
+	argv[0] in {"cp", "mv", "install", "ln"}
+	some flag in argv
+	startswith(flag, "--target-directory=")
+	destructive_write(substring(flag, 19, -1))
+}
+
+destructive_effect(argv) if {
+	argv[0] in {"tee", "truncate"}
+	some path in array.slice(argv, 1, count(argv))
+	destructive_write(path)
+}
+
+# mv takes its sources away: moving a system file or a system target is removing it
+# (`mv /etc /tmp/x`, `mv /usr/bin/sudo x`).
+destructive_effect(argv) if {
+	argv[0] == "mv"
+	some path in array.slice(argv, 1, count(argv) - 1)
+	moved_away(path)
+}
+
+moved_away(path) if destructive_write(path)
+
+moved_away(path) if system_target(path)
+
+destructive_effect(argv) if {
 	argv[0] in {"chmod", "chown", "chgrp"}
 	some flag in argv
 	regex.match(`^(--recursive|-[A-Za-z]*R[A-Za-z]*)$`, flag)
 	some path in argv
-	system_path(path)
+	system_target(path)
 }
 
-destructive_command(argv) if {
+# find deleting (`-delete`, or `-exec`/`-execdir`/`-ok` running rm, unlink or shred on
+# what it finds) from a system target, or everything in the root folder: from `.` (the
+# default start) with no test choosing what (`find . -delete`, `find . -type f -exec rm
+# {} +`; `find . -name '*.pyc' -delete` chooses).
+destructive_effect(argv) if {
 	argv[0] == "find"
-	"-delete" in argv
-	some path in argv
-	system_path(path)
+	find_deletes(argv)
+	some path in find_starts(argv)
+	find_destroys(path, argv)
+}
+
+find_deletes(argv) if "-delete" in argv
+
+find_deletes(argv) if {
+	some i, word in argv
+	word in {"-exec", "-execdir", "-ok", "-okdir"}
+	program_name(argv[i + 1]) in {"rm", "unlink", "shred"}
+}
+
+# The start points: the operands before the expression (`find -L / -delete`: /); `.` if none.
+find_starts(argv) := starts if {
+	ends := [i | some i, word in argv; i > 0; find_expression(word)]
+	starts := [w | some w in array.slice(argv, 1, min(array.concat(ends, [count(argv)]))); not w in {"-H", "-L", "-P"}]
+	count(starts) > 0
+} else := ["."]
+
+find_expression(word) if {
+	startswith(word, "-")
+	not word in {"-H", "-L", "-P"}
+}
+
+find_expression(word) if word in {"(", "!", ","}
+
+find_destroys(path, _) if system_target(path)
+
+find_destroys(path, argv) if {
+	path in {".", "./", "*", "./*"}
+	not find_chooses(argv)
+}
+
+find_chooses(argv) if {
+	some word in argv
+	word in {
+		"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex",
+		"-iregex", "-lname", "-ilname", "-newer", "-mtime", "-mmin", "-atime", "-amin",
+		"-ctime", "-cmin", "-size", "-empty", "-user", "-group", "-perm", "-samefile",
+		"-inum", "-links",
+	}
 }
 
 # The fork bomb `:(){ :|:& };:` defines a function named ":" (the shell reader gives a
 # definition as ["function", name]).
-destructive_command(argv) if argv == ["function", ":"]
+destructive_effect(argv) if argv == ["function", ":"]
 
 # Opaque commands (the shell reader's `opaque`: {"argv", "why"}): what runs is only known
 # when it runs, a computed program (`$(echo rm) -rf /`), a script from a pipe or a
@@ -128,6 +301,31 @@ destructive_opaque(o) if {
 
 # A function that calls itself: the fork bomb, whatever its name (`b(){ b|b& };b`).
 destructive_opaque(o) if o.why == "recursive_function"
+
+# An opaque command waits for a human (the packs' *.opaque_* holds) unless it is
+# destructive, or it only reads whatever operands it is given (`ls | xargs grep foo`,
+# `find . -print0 | xargs -0 wc -l`): what runs is known, only which files it reads is not.
+# A program that is a bare `*` is none in prose (a Markdown list's `* item`, `count(*)`
+# read as shell): it is held only when destructive, as every opaque command is.
+opaque_held(o) if {
+	not destructive_opaque(o)
+	not operands_read_only(o)
+	not bare_glob(o)
+}
+
+bare_glob(o) if {
+	o.why == "computed_program"
+	regex.match(`^\*+$`, o.argv[0])
+}
+
+operands_read_only(o) if {
+	o.why == "stdin_operands"
+	o.argv[0] in {
+		"grep", "egrep", "fgrep", "rg", "cat", "head", "tail", "wc", "ls", "file", "stat",
+		"du", "echo", "printf", "md5sum", "sha1sum", "sha256sum", "sha512sum", "basename",
+		"dirname", "realpath", "readlink",
+	}
+}
 
 # Output redirected into a disk, the kernel's memory or a system directory's files
 # (`cat /dev/zero > /dev/sda`, `> /etc/passwd`, `> /proc/sysrq-trigger`).

@@ -152,7 +152,7 @@ holds contains {
 	"seconds": 300,
 } if {
 	some o in ssh_opaque
-	not destructive_opaque(o)
+	opaque_held(o)
 }
 
 # A line edited with keys tollgate does not follow (tab completion, history, cursor
@@ -270,6 +270,49 @@ sftp_protected(path) := "a secret" if {
 	kinds := concat(", ", sort([hit.kind | some hit in credentials_in_path(path)]))
 	kinds != ""
 } else := null
+
+# Removing or renaming (either end) what the host or the session stands on is destructive,
+# as `rm -rf` or `mv` of it is in a command (shell.rego's system_path): the root, a
+# top-level directory, a home, a system directory's own folders (`/var/www`, `/opt/app`),
+# and the session's root (the host's starting directory) or a folder above it. System
+# files, secrets and credentials are ssh.sftp_system_write's, links to them too (a link
+# never replaces a name: SFTP's symlink and link fail on one that exists).
+denials contains {
+	"rule": "ssh.sftp_destructive",
+	"reason": sprintf("SFTP %s of %s: %s", [ssh_sftp.operation, path, what]),
+} if {
+	some path in sftp_moved
+	judged_path(path)
+	sftp_protected(resolved_path(path)) == null
+	what := sftp_destroys(resolved_path(path))
+	what != null
+}
+
+# The names a removal or a rename takes away (a rename's both ends: the new one replaced).
+sftp_moved contains path if {
+	ssh_sftp.operation in {"remove", "rmdir", "rename"}
+	some path in sftp_named_paths
+}
+
+# What a resolved path is to the host or the session, or null. A function of ssh.rego's
+# own until shell.rego's destructive targets take the session's root. (The root itself is a
+# system path: ssh.sftp_system_write's.)
+sftp_destroys(path) := "a top-level directory" if {
+	regex.match(`^/[^/]+$`, path)
+} else := "a home" if {
+	regex.match(`^/(home|Users)/[^/]+$`, path)
+} else := "a system directory's folder" if {
+	regex.match(`^/(var|opt|srv|usr/local|mnt|media|snap)/[^/]+$`, path)
+} else := "the session's root" if {
+	path == sftp_root
+} else := "a folder above the session's root" if {
+	startswith(sftp_root, concat("", [path, "/"]))
+} else := null
+
+# The session's root as the host resolves it ("" when the relay did not say).
+sftp_root := resolved_path(ssh_sftp.root) if {
+	judged_path(ssh_sftp.root)
+} else := ""
 
 # Whether an open's direction is one of `directions`. An open whose direction is unknown or
 # missing is none of them: it is judged as a read and as a write.

@@ -196,6 +196,66 @@ test_writes_elsewhere_are_allowed if {
 	}
 }
 
+# An SFTP operation of a session whose root (starting directory) is `root`.
+sftp_in(root, operation, path, target_path) := {"request": "sftp", "sftp": {
+	"operation": operation, "direction": "none", "path": path, "target_path": target_path,
+	"root": root,
+}}
+
+test_removals_and_renames_of_what_the_session_stands_on_are_destructive if {
+	root := "/data/agents/bob"
+	refused := {
+		"SFTP rename of /data/agents/bob: the session's root": sftp_in(root, "rename", "/data/agents/bob", "/tmp/bob"),
+		"SFTP rename of /data/agents/bob/: the session's root": sftp_in(root, "rename", "/tmp/x", "/data/agents/bob/"),
+		"SFTP rmdir of /data/agents: a folder above the session's root": sftp_in(root, "rmdir", "/data/agents", null),
+		"SFTP rmdir of /data/agents/bob/x/../..: a folder above the session's root": sftp_in(root, "rmdir", "/data/agents/bob/x/../..", null),
+		"SFTP rename of /data: a top-level directory": sftp_in(root, "rename", "/data", "/data.old/x"),
+		"SFTP remove of /tmp: a top-level directory": sftp_in(root, "remove", "/tmp", null),
+		"SFTP rmdir of /home/alice: a home": sftp_in(root, "rmdir", "/home/alice", null),
+		"SFTP remove of /var/www: a system directory's folder": sftp_in(root, "remove", "/var/www", null),
+		"SFTP rename of /opt/app: a system directory's folder": sftp_in(root, "rename", "/opt/app", "/data/agents/bob/app"),
+	}
+	every reason, ssh in refused {
+		every groups in everyone {
+			d := decide(groups, ssh)
+			d.rules == ["ssh.sftp_destructive"]
+			d.reasons == [reason]
+		}
+	}
+}
+
+test_a_rename_is_judged_on_both_ends if {
+	d := decide(["agents"], sftp_in("/home/bob", "rename", "/home/alice", "/home/bob"))
+	d.reasons == ["SFTP rename of /home/alice: a home", "SFTP rename of /home/bob: a home"]
+}
+
+test_system_paths_and_credentials_stay_system_writes if {
+	every ssh in [
+		sftp_in("/home/bob", "rmdir", "/home", null), sftp_in("/home/bob", "remove", "/etc/passwd", null),
+		sftp_in("/home/bob", "rename", "/home/bob/.aws/credentials", "/home/bob/c"),
+		sftp_in("/home/bob", "rename", "/home/bob/k", "/home/bob/.ssh/authorized_keys"),
+	] {
+		decide(["agents"], ssh).rules == ["ssh.sftp_system_write"]
+	}
+}
+
+test_ordinary_removals_and_renames_are_allowed if {
+	root := "/data/agents/bob"
+	every ssh in [
+		sftp_in(root, "rename", "/data/agents/bob/a.txt", "/data/agents/bob/b.txt"),
+		sftp_in(root, "remove", "/data/agents/bob/a.txt", null),
+		sftp_in(root, "rmdir", "/data/agents/bob/build", null),
+		sftp_in(root, "rename", "/data/agents/alice2", "/data/agents/alice3"),
+		sftp_in(root, "remove", "/var/www/old.html", null),
+		sftp_in(root, "symlink", "/data/agents/bob/current", "/data/agents/bob/releases/7"),
+		sftp_in(root, "mkdir", "/data/agents/bob/new", null),
+		# Without a root (an input built by hand) only the root's own rules are left out.
+		sftp("rename", "none", "/data/agents/bob", "/data/agents/bob2"),
+	] {
+		decide(["agents"], ssh).action == "allow"
+	}
+}
+
 test_reads_of_secrets_are_refused if {
 	every path in [
 		"/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/root/.ssh/id_rsa",

@@ -37,13 +37,13 @@ decision := with_alerts({
 	"rules": sort(held_rules),
 	"approvers": sort(approvers),
 	"hold_seconds": min({h.seconds | some h in holds}),
-	"mask": mask,
+	"mask": with_derived(mask),
 }) if {
 	count(denials) == 0
 	count(holds) > 0
 }
 
-decision := with_alerts({"action": "allow", "reasons": [], "rules": [], "mask": mask}) if {
+decision := with_alerts({"action": "allow", "reasons": [], "rules": [], "mask": with_derived(mask)}) if {
 	count(denials) == 0
 	count(holds) == 0
 }
@@ -97,14 +97,9 @@ mask := {} if {
 	"privileged" in groups
 } else := {"detectors": ["all"], "actions": action_detectors, "strategy": "redact"}
 
-unmasked if input.target.labels.masking == "off"
-
-unmasked if input.k8s.verb in {"exec", "attach", "portforward"}
-
-# The egress proxy's own target (a destination no target is configured for): a tunnel's
-# bytes cannot be read, and an unknown site's pages are not data of ours to mask. A
-# destination configured as a target is decided under that target, and keeps its mask.
-unmasked if input.target.protocol == "egress"
+# `unmasked` (no mask at all) is lineage.rego's: its derived columns follow it too, and a
+# rule of its own used here keeps the files' dependency one way (a cycle cannot be loaded
+# into OPA in any order).
 
 # JSON keys whose values are masked whole for the privileged: credentials only
 # (everyone else gets tollgate's default key-name rules, ssn and card_number too).

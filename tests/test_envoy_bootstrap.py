@@ -27,6 +27,7 @@ def test_a_tls_twin_serves_the_same_routes_and_filters_on_its_own_port() -> None
     (chain,) = secure["filter_chains"]
     context = chain.pop("transport_socket")["typed_config"]["common_tls_context"]
     assert context["tls_certificates"][0]["certificate_chain"] == {"filename": str(CERT)}
+    assert chain.pop("transport_socket_connect_timeout") == eb.TLS_HANDSHAKE_TIMEOUT
     assert chain == plain["filter_chains"][0]
 
 

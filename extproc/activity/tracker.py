@@ -15,6 +15,11 @@ one's weighted by how much of it is still within 60 s (the sliding-window estima
 source addresses are counted as the values with exchanges in the window; the day's
 values themselves (`seen`, at most 16 each) let a rule ask whether this one is new.
 
+The few counts a rule needs summed over every process at the moment it decides (an
+identity's refusals within the minute, a token's addresses, personal values per target
+and group) are read from the store at each request's decision instead (`live.py`, one
+round trip), and put beside the view as `live`.
+
 Memory is bounded: at most `max_identities` identities (and as many tokens) are counted
 apart; those beyond are counted together under one key and the input says
 `aggregated`. A store that cannot be reached for `stale_seconds` makes the counts
@@ -35,7 +40,8 @@ from typing import Any
 
 import orjson
 
-from extproc.config import Activity
+from extproc.activity.live import Live
+from extproc.config import Activity, Target
 from extproc.identity import Who
 from extproc.recording import Evidence
 from extproc.store import Connection, StoreError, connect
@@ -217,11 +223,33 @@ class Tracker:
         self._running: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.syncs = 0
+        self.live = Live(store_url, settings.live_timeout_seconds) \
+            if settings.enabled and settings.live else None
 
     # -- the request path ----------------------------------------------------------------
 
-    def input_json(self, identity: Who | None, administrative: bool) -> str:
-        """`input.activity` for this identity acting now, as JSON text."""
+    async def input_json(self, identity: Who | None, administrative: bool,
+                         target: Target | None = None, source: str | None = None) -> str:
+        """`input.activity` for this identity acting now, as JSON text. With the
+        exchange's `target` (a request's decision), its `live` counts are read from the
+        store (one round trip); without, `live` is null."""
+        counts = self.counts_json(identity, administrative)
+        if target is None or self.live is None:
+            return counts[:-1] + ',"live":null}'
+        sub, jti = keys_of(identity)
+        groups = identity["groups"] if identity is not None and identity["authenticated"] \
+            else []
+        live = await self.live.read(sub, jti, target.name, groups, source,
+                                    target.environment)
+        return f'{counts[:-1]},"live":{live.decode()}}}'
+
+    async def refused(self, identity: Who | None) -> None:
+        """Count a refusal in the live counts, before it is answered."""
+        if self.live is not None:
+            await self.live.refused(keys_of(identity)[0])
+
+    def counts_json(self, identity: Who | None, administrative: bool) -> str:
+        """`input.activity` but its `live`: the process's view, read without I/O."""
         exchange = b'{"administrative":true}' if administrative else \
             b'{"administrative":false}'
         if not self._settings.enabled:
@@ -286,6 +314,12 @@ class Tracker:
                 if value:
                     entry.add(metric, value)
                     self._pending[(key, minute, metric)] += value
+        if self.live is not None and evidence.masked:
+            identity = evidence.identity
+            self.live.count_masked(
+                evidence.target.name if evidence.target else None,
+                identity["groups"] if identity is not None and identity["authenticated"]
+                else [], evidence.masked)
         if len(self._pending) > _MOST_PENDING:  # the store has been away a long time
             for oldest in sorted(self._pending, key=lambda k: k[1])[:len(self._pending) // 10]:
                 del self._pending[oldest]
@@ -296,6 +330,8 @@ class Tracker:
         """Sync now (the first decisions see the store's counts), then every
         `sync_seconds` until `close`."""
         await self.sync()
+        if self.live is not None:
+            await self.live.start()
         self._running = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -405,6 +441,8 @@ class Tracker:
             await self._running  # a sync under way ends, then the last one
         elif self._pending:
             await self.sync()
+        if self.live is not None:
+            await self.live.close()
         if self._connection is not None:
             with contextlib.suppress(StoreError):
                 self._connection.close()

@@ -150,7 +150,11 @@ class Pipeline:
             acts = administrative(exchange.evidence.meaning_key, exchange.meaning)
             if acts:
                 exchange.outcome["tollgate.activity.administrative"] = True
-            activity = self._activity.input_json(exchange.identity, acts)
+            # The live counts are read for the request's decision (the response's is
+            # on the same exchange).
+            activity = await self._activity.input_json(
+                exchange.identity, acts, target if phase == "request" else None,
+                exchange.source)
         try:
             decision = await self._engine.decide(exchange.policy_input(phase, activity))
             if decision.action == "allow" and decision.masks_anything:
@@ -173,6 +177,8 @@ class Pipeline:
             decision = _held_again(exchange, decision)
         exchange.decided(phase, decision, self._engine.revision,
                          int((time.perf_counter() - started) * 1e6))
+        if decision.action == "deny" and self._activity is not None:
+            await self._activity.refused(exchange.identity)
         if decision.alerts and self._alerts is not None:
             self._alerts.raised(exchange, decision.alerts)
         return decision

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from extproc.approvals.model import Approval
+from extproc.config import Target
 from extproc.credentials import Injection
 from extproc.identity import Who
 from extproc.policy import Decision
@@ -74,8 +75,15 @@ class Credentials(Protocol):
 class Activity(Protocol):
     """What each identity has been doing (activity/tracker.py)."""
 
-    def input_json(self, identity: Who | None, administrative: bool) -> str:
-        """`input.activity` for `identity` acting now, as JSON text, read without I/O."""
+    async def input_json(self, identity: Who | None, administrative: bool,
+                         target: Target | None = None, source: str | None = None) -> str:
+        """`input.activity` for `identity` acting now, as JSON text: the process's view
+        (no I/O), and with `target` the live counts every process wrote (one round trip
+        to the store)."""
+        ...
+
+    async def refused(self, identity: Who | None) -> None:
+        """Count a refusal where every process sees it, before it is answered."""
         ...
 
 

@@ -12,6 +12,7 @@ plain values, and every refusal is an answer in the protocol's shape, with the t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -141,7 +142,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         if wants_body:
             check_declared_length(headers, target.inspect.max_body_bytes)
             yield wire.continue_request_headers(exchange.trace_id, mode)
-            body = await messages.request_body()
+            body = await _body_by_deadline(messages, target.inspect.body_seconds)
             exchange.evidence.request_body = BodyCapture.of(body, exchange.record_limit)
             exchange.request["body"] = decode_request_body(headers, body)
         unknown = await self._interpret(exchange, len(body) + len(headers.get(":path", "")))
@@ -248,6 +249,16 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             return None
         exchange.record_masking(counts, "request")
         return masked
+
+
+async def _body_by_deadline(messages: wire.Messages, seconds: float) -> bytes:
+    """The request body Envoy buffered, or a 408 once `seconds` passed: Envoy has no
+    deadline of its own for a body trickled in (its request_timeout outlasts holds)."""
+    try:
+        return await asyncio.wait_for(messages.request_body(), seconds)
+    except TimeoutError:
+        raise BadInput(408, "request_timeout", "the request body did not arrive within "
+                       f"{seconds:g} s of its headers (inspect.body_seconds)") from None
 
 
 def _refusal(exchange: Exchange, exc: Exception) -> Answer | None:

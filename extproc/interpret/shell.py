@@ -11,11 +11,15 @@ command is returned as its argv. What hides a command from a plain split is unwr
 - leading `VAR=value` assignments are skipped;
 - wrappers (`sudo`, `doas`, `env`, `nohup`, `nice`, `timeout`, `time`, `exec`, `command`,
   `xargs`, `busybox`, `setsid`, `stdbuf`, `chroot`, `coproc`, `flock`, `pkexec`,
-  `nsenter`, `unshare`, `ionice`, `taskset`, `caffeinate`): the wrapper's argv is
-  returned and so is the command it runs (both execute; `env -S '...'` runs the command
-  line it splits);
+  `nsenter`, `unshare`, `ionice`, `taskset`, `caffeinate`, `strace`, `ltrace`,
+  `systemd-run`, `setpriv`, `runuser -u`, `chrt`, `setarch`, `gosu`, `parallel`, `screen`,
+  ...; subcommands `kubectl|oc exec ... --`, `docker|podman|nerdctl exec`, tmux's
+  `new-session`, `run-shell`, ... and `send-keys`, screen's `-X stuff`, whose keys are
+  read as the line they type): the wrapper's argv is returned and so is the command it
+  runs (both execute; `env -S '...'` runs the command line it splits);
 - scripts passed as strings are read too: `sh|bash|zsh|dash|ksh|ash|mksh|fish -c '...'`,
-  `su|runuser -c '...'`, `eval ...`, `ssh host ...`, `watch ...`, `find ... -exec cmd ;`;
+  `su|runuser|script|flock|sg -c '...'`, `eval ...`, `ssh host ...`, `watch ...`,
+  `find ... -exec cmd ;`;
 - command substitutions `$(...)` and backticks, unquoted or inside double quotes, and
   process substitutions `<(...)`, `>(...)` are read as commands (inside single quotes
   they are text, as in sh);
@@ -23,12 +27,20 @@ command is returned as its argv. What hides a command from a plain split is unwr
 - a function definition `f() { ...; }` (or `function f`) is returned as the command
   `["function", "f"]` followed by its body's commands (a fork bomb is visible as such);
 - redirections and their targets are not argv; output redirections' targets are
-  `writes` (`> /dev/sda`); a heredoc's body is read as commands (what `sh <<EOF` would run).
+  `writes` (`> /dev/sda`); a heredoc's body is read as commands (what `sh <<EOF` would run);
+- `cd`, `pushd` and `popd` are followed (a nested script's end with it, eval's do not):
+  a command whose path operands land elsewhere than they read, after a `cd` or through
+  `..`, is returned again with them resolved (`cd /etc && rm -rf *` also gives `rm -rf
+  /etc/*`; `rm -rf x/../..` gives `rm -rf ..`). The start is unknown (a login's home for an
+  SSH exec): a path above it stays `..`, a folder only known when it runs stays computed
+  (`cd "$D"; rm -rf x` gives `rm -rf $D/x`). Conditions are not weighed: `cd /x || rm y`
+  judges `rm` in both folders.
 
 What can only be known when it runs is not guessed: such a command is returned, and
-marked `opaque` with why (OPAQUE_REASONS): a program that is a substitution or a variable
-(`$(echo rm) -rf /`, `a=rm; $a -rf /`, `eval "$x"`), a script from a pipe, a redirection
-or a process substitution (`curl ... | sh`, `source <(...)`, `cat q.sql | psql`),
+marked `opaque` with why (OPAQUE_REASONS): a program that is a substitution, a variable
+or a glob (`$(echo rm) -rf /`, `a=rm; $a -rf /`, `eval "$x"`, `/bin/r? -rf /`), a
+script from a pipe, a redirection or a process substitution (`curl ... | sh`,
+`source <(...)`, `cat q.sql | psql`),
 another language's inline code (`python -c`, `perl -e`, `node -e`, `php -r`, awk calling
 system(); the strings in the code are read as commands too), operands given at run time
 (`xargs rm -rf`, `find -exec rm {} +`), scripts nested past depth 16, a function that
@@ -37,7 +49,8 @@ stdin is a session (`kubectl exec -it pod -- sh`), not opaque. Of a chain of wra
 most 16 argvs are returned, and always the innermost command. It errs on the side of
 reporting: a commented-out or unreachable command is still a command here. Text that sh
 itself could not parse (an unclosed quote or substitution) is split on whitespace
-instead. Not followed: variables' values, aliases, functions' later calls.
+instead. Not followed: variables' values, aliases, functions' later calls, CDPATH,
+`env -C`/`git -C` folders.
 
 The lexer is a compiled regex rather than `shlex`: shlex loses the quoting a `$(...)`
 stood in (so `echo '$(rm -rf /)'` would read as rm), its comment handling swallows the
@@ -87,6 +100,10 @@ _DOUBLE = re.compile(
     """,
     re.X,
 )
+# `$((...))` of numbers and operators alone: arithmetic that runs nothing. Any name, `$`,
+# backtick or subscript stays a substitution read as a script (bash evaluates a variable's
+# value as an expression, and `a[$(cmd)]` in it runs cmd): opaque, as before.
+_PURE_ARITHMETIC = re.compile(r"\([0-9\s+\-*/%<>=!&|^~?:(),]*\)")
 # What can stand between the parentheses of $(...) without closing it.
 _PARENS = re.compile(r"""[()]|'[^']*'|"(?:[^"\\]|\\.)*"|\\.""", re.S)
 _ANSI_ESCAPE = re.compile(
@@ -134,6 +151,7 @@ class _Wrapper:
     long_with_value: frozenset[str] = frozenset()  # long ones (`--user root`, `--user=root`)
     operands: int = 0  # operands before the command (`timeout 5`, `chroot /srv`, `ssh host`)
     script: bool = False  # the rest is joined into a script for sh (`eval`, `ssh`, `watch`)
+    dashes: bool = False  # the command follows the first `--` when there is one (kubectl exec)
 
 
 _WRAPPERS: dict[str, _Wrapper] = {
@@ -167,7 +185,82 @@ _WRAPPERS: dict[str, _Wrapper] = {
     "ionice": _Wrapper("cnp", frozenset({"class", "classdata", "pid"})),
     "taskset": _Wrapper("", operands=1),
     "caffeinate": _Wrapper(),
+    "strace": _Wrapper("abeEIoOpPsSuUX", frozenset({
+        "output", "trace", "signal", "attach", "user", "env", "string-limit", "columns",
+        "trace-path", "summary-sort-by", "inject", "fault", "status", "abbrev", "verbose",
+        "raw", "read", "write"})),
+    "ltrace": _Wrapper("aAeEFlnopsuwxX", frozenset({"output", "library", "align", "indent"})),
+    "systemd-run": _Wrapper("upHME", frozenset({
+        "unit", "property", "description", "slice", "uid", "gid", "nice", "working-directory",
+        "setenv", "host", "machine", "service-type", "on-active", "on-boot", "on-startup",
+        "on-unit-active", "on-unit-inactive", "on-calendar", "path-property",
+        "socket-property", "timer-property"})),
+    "setpriv": _Wrapper("", frozenset({
+        "reuid", "regid", "ruid", "euid", "rgid", "egid", "groups", "inh-caps", "ambient-caps",
+        "bounding-set", "securebits", "selinux-label", "apparmor-profile", "pdeathsig",
+        "landlock-access", "landlock-rule"})),
+    # `runuser -u USER CMD` (with -c it runs a script: _SCRIPT_OPTION).
+    "runuser": _Wrapper("ugGsw", frozenset({
+        "user", "group", "supp-group", "shell", "whitelist-environment"})),
+    "chrt": _Wrapper("T", frozenset({"sched-runtime", "sched-deadline", "sched-period"}),
+                     operands=1),
+    "setarch": _Wrapper("", operands=1),
+    "gosu": _Wrapper("", operands=1),
+    "su-exec": _Wrapper("", operands=1),
+    "setuidgid": _Wrapper("", operands=1),
+    "prlimit": _Wrapper("p", frozenset({"pid", "output"})),
+    "numactl": _Wrapper("CimNpP", frozenset({
+        "physcpubind", "interleave", "membind", "cpunodebind", "preferred"})),
+    "unbuffer": _Wrapper(),
+    "faketime": _Wrapper("", operands=1),
+    "torsocks": _Wrapper("uPa", frozenset({"user", "pass", "address", "port"})),
+    "proxychains": _Wrapper("f"),
+    "proxychains4": _Wrapper("f"),
+    "firejail": _Wrapper(),  # its options are all --name=value
+    "fakeroot": _Wrapper("ls", frozenset({"lib", "faked"})),
+    "parallel": _Wrapper("adEIjLnNSsC", frozenset({
+        "arg-file", "delimiter", "jobs", "max-args", "max-lines", "sshlogin", "sshloginfile",
+        "joblog", "results", "tmpdir", "workdir", "wd", "timeout", "delay", "retries",
+        "colsep", "max-chars", "tagstring", "env", "load", "memfree", "basefile",
+        "transfer-file", "return", "template"})),
+    # `screen CMD ARGS` (and `screen -X stuff TEXT`, which types TEXT: _typed).
+    "screen": _Wrapper("cehpSTts", operands=0),
 }
+# Programs whose subcommand runs a command: `kubectl exec POD -- CMD`, `docker exec C CMD`,
+# `tmux new-session 'CMD'`, `tmux send-keys 'CMD' Enter` (keys typed into a shell: _typed).
+_KUBECTL_EXEC = _Wrapper("cf", frozenset({"container", "filename", "pod-running-timeout"}),
+                         operands=1, dashes=True)
+_DOCKER_EXEC = _Wrapper("ewu", frozenset({"env", "env-file", "user", "workdir",
+                                          "detach-keys"}), operands=1)
+_SUBCOMMANDS: dict[str, dict[str, _Wrapper]] = {
+    "kubectl": {"exec": _KUBECTL_EXEC},
+    "oc": {"exec": _KUBECTL_EXEC},
+    "docker": {"exec": _DOCKER_EXEC},
+    "podman": {"exec": _DOCKER_EXEC},
+    "nerdctl": {"exec": _DOCKER_EXEC},
+    "tmux": {
+        **dict.fromkeys(("new-session", "new"), _Wrapper("cefFnstxy", script=True)),
+        **dict.fromkeys(("new-window", "neww"), _Wrapper("ceFnt", script=True)),
+        **dict.fromkeys(("split-window", "splitw"), _Wrapper("ceFlt", script=True)),
+        **dict.fromkeys(("respawn-pane", "respawnp", "respawn-window", "respawnw"),
+                        _Wrapper("cet", script=True)),
+        **dict.fromkeys(("run-shell", "run"), _Wrapper("cdt", script=True)),
+        **dict.fromkeys(("display-popup", "popup"), _Wrapper("bcdeEhsStTwxy", script=True)),
+        **dict.fromkeys(("send-keys", "send"), _Wrapper("Nt", script=True)),
+    },
+}
+# What runs its operands as given to it, without a command of its own: `xargs CMD` and
+# `parallel CMD` take the command's operands from stdin (or `:::`).
+_FEEDS = frozenset({"xargs", "parallel"})
+# Programs that run a script given with `-c` (or `--command`), as su does.
+_SCRIPT_OPTION = frozenset({"su", "runuser", "script", "flock", "sg"})
+# Key names of tmux's send-keys that type a blank or end a line.
+_KEYS = {"Enter": "\n", "C-m": "\n", "KPEnter": "\n", "C-j": "\n", "Space": " ", "Tab": " "}
+# A program word the shell expands into other words: a glob or a brace list (`/bin/r?`,
+# `/bin/{rm,x}`): what runs is only known when it runs.
+_GLOB = re.compile(r"[*?\[]|\{[^{}]*,")
+# Programs that change the folder the next commands run in (_Folders.change).
+_FOLDER_CHANGERS = frozenset({"cd", "pushd", "popd"})
 
 
 class _Unbalanced(ValueError):
@@ -186,27 +279,84 @@ class Opaque(TypedDict):
 
 
 @dataclass(slots=True)
+class _Folders:
+    """Where the commands read so far leave the shell (`cd`, `pushd`, `popd`): the folder
+    the next one runs in, relative to where the text starts (`""` there; else `/etc`,
+    `~/x`, `../..`, or `$D/x` when computed), the one before it (`cd -`), pushd's stack."""
+
+    here: str = ""
+    previous: str = ""
+    stack: list[str] = field(default_factory=list)
+
+    def copy(self) -> _Folders:
+        return _Folders(self.here, self.previous, list(self.stack))
+
+    def change(self, argv: list[str]) -> None:
+        """Follow `argv`, a cd, pushd or popd. What it cannot follow (`pushd +1`, a swap)
+        leaves a computed folder, which a policy judges as it judges `$D`."""
+        name = argv[0]
+        operands = [a for a in argv[1:] if a == "-" or a[:1] != "-"]
+        if name == "popd":
+            if self.stack:
+                self.previous, self.here = self.here, self.stack.pop()
+            return
+        if name == "pushd":
+            self.stack.append(self.here)
+        target = operands[0] if operands else "~" if name == "cd" else "$DIRSTACK"
+        if target == "-":
+            new = self.previous
+        elif target[:1] == "+":
+            new = "$DIRSTACK"
+        else:
+            new = _resolve(target, self.here)
+        self.previous, self.here = self.here, new
+
+    def locate(self, argv: list[str]) -> list[str] | None:
+        """`argv` with its path operands where they land (after a `cd`, or through `..`),
+        or None when none moves."""
+        located = [argv[0], *map(self._word, argv[1:])]
+        return located if located != argv else None
+
+    def _word(self, word: str) -> str:
+        key, eq, value = word.partition("=")
+        if eq and value and key.isalpha():
+            return f"{key}={self._word(value)}"  # dd's `of=sda`
+        if (not word or word[:1] in "-+" or "://" in word or "{}" in word
+                or any(c.isspace() for c in word)):
+            return word
+        if (self.here and word[:1] not in "/~$`") or ".." in word.split("/"):
+            return _resolve(word, self.here)
+        return word
+
+
+@dataclass(slots=True)
 class Reading:
     """What a command line runs: `commands` (argvs), `opaque` (the commands whose program,
     script or operands are only known when they run, `why` explained in OPAQUE_REASONS)
-    and `writes` (the files its output redirections write)."""
+    and `writes` (the files its output redirections write). A command whose path operands
+    land elsewhere than they read, after a `cd` or through `..` (`cd /etc && rm -rf *`,
+    `rm -rf x/../..`), is in `commands` twice: as written, then with them resolved
+    (`rm -rf /etc/*`, `rm -rf ..`)."""
 
     commands: list[list[str]] = field(default_factory=list)
     opaque: list[Opaque] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
+    where: _Folders = field(default_factory=_Folders, repr=False, compare=False)
 
     def mark(self, argv: list[str], why: OpaqueReason) -> None:
         self.opaque.append({"argv": argv, "why": why})
 
 
 OPAQUE_REASONS: dict[OpaqueReason, str] = {
-    "computed_program": "the program is a substitution or a variable: `$(echo rm) -rf /`",
+    "computed_program": "the program is a substitution, a variable or a glob: "
+                        "`$(echo rm) -rf /`, `/bin/r? -rf /`",
     "computed_script": "a script computed or read at run time: `source <(curl ...)`, "
                        "`bash \"$x\"`, a shell or a database client fed by a pipe, `<` or "
-                       "a here-document",
+                       "a here-document, `parallel` without a command",
     "inline_code": "another language's code: `python -c`, `perl -e`, `node -e`, `php -r`, "
                    "`awk` calling system() or a pipe",
-    "stdin_operands": "operands read at run time: `xargs CMD`, `find -exec CMD {}`",
+    "stdin_operands": "operands read at run time: `xargs CMD`, `parallel CMD`, "
+                      "`find -exec CMD {}`",
     "too_deep": f"scripts nested deeper than {_MAX_DEPTH} levels",
     "recursive_function": "a function that calls itself (the fork bomb's shape)",
 }
@@ -252,10 +402,13 @@ def argv_read(argv: list[str]) -> Reading:
     return reading
 
 
-def _read(text: str, depth: int, reading: Reading, session: bool = False) -> None:
+def _read(text: str, depth: int, reading: Reading, session: bool = False,
+          keep: bool = False) -> None:
+    """Read `text` into `reading`; a nested script's `cd` ends with it, unless `keep` (eval)."""
     if depth > _MAX_DEPTH:
         reading.mark([text], "too_deep")
         return
+    outer = reading.where.copy() if depth and not keep else None
     try:
         simple, substitutions = _parse(text, reading)
     except _Unbalanced:
@@ -275,6 +428,8 @@ def _read(text: str, depth: int, reading: Reading, session: bool = False) -> Non
                 defining = None
     for inner in substitutions:
         _read(inner, depth + 1, reading, session)
+    if outer is not None:
+        reading.where = outer
 
 
 def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], list[str]]:
@@ -407,7 +562,9 @@ def _substitution(text: str, start: int, pos: int, opener: str, found: list[str]
         elif token == ")":
             depth -= 1
             if depth == 0:
-                found.append(text[pos:m.start()])
+                inner = text[pos:m.start()]
+                if not _PURE_ARITHMETIC.fullmatch(inner):
+                    found.append(inner)
                 return m.end()
     raise _Unbalanced(f"unclosed $( at {start}")
 
@@ -457,7 +614,7 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
             script, why = None, None
         else:
             inner, script, why = _runs(words, start, stop, argv, fed, stdin)
-        if "$" in name or "`" in name or name[:2] in ("<(", ">("):
+        if _computed(name, words[start]):
             why = "computed_program"
         elif why is None and fed:
             why = "stdin_operands"
@@ -466,9 +623,21 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
             layers += bool(inner)
             if why is not None:
                 _mark(argv, why, depth, reading)
+        _follow(argv, bool(inner) or script is not None, reading)
         if script is not None:
-            _read(script, depth + 1, reading, session)
+            _read(script, depth + 1, reading, session, keep=name == "eval")
         pending.extend(reversed(inner))
+
+
+def _follow(argv: list[str], wraps: bool, reading: Reading) -> None:
+    """Follow `argv` when it changes the folder; else, unless it only wraps another command
+    (judged itself), give it again where its paths land."""
+    if argv[0] in _FOLDER_CHANGERS:
+        reading.where.change(argv)
+    elif not wraps:
+        located = reading.where.locate(argv)
+        if located is not None:
+            reading.commands.append(located)
 
 
 def _runs(words: list[str], start: int, stop: int, argv: list[str], fed: bool, stdin: bool
@@ -477,22 +646,67 @@ def _runs(words: list[str], start: int, stop: int, argv: list[str], fed: bool, s
     it wraps (and whether that one's operands are fed at run time), a script it runs, and
     why it is opaque by what it is (None: it is not)."""
     name = argv[0]
-    wrapper = _WRAPPERS.get(name)
+    if name in _SCRIPT_OPTION:
+        script = _script_operand(argv)
+        if script is not None:
+            return [], script, None
+    wrapper, at = _WRAPPERS.get(name), start
+    subcommands = _SUBCOMMANDS.get(name)
+    if subcommands is not None:
+        at = next((i for i in range(start + 1, stop) if words[i] in subcommands), stop)
+        wrapper = subcommands.get(words[at]) if at < stop else None
     if wrapper is not None:
-        begin = _operands_start(words, start, stop, wrapper)
+        begin = _operands_start(words, at, stop, wrapper)
         while name == "eval" and begin < stop and words[begin] == "eval":
             begin += 1  # `eval eval X` runs X as `eval X` does: no depth spent on it
+        if words[at] in ("send-keys", "send") or (name == "screen" and words[begin:begin + 1]
+                                                  == ["stuff"]):
+            return [], _typed(words[begin + (name == "screen"):stop]), None
         split = _split_string(words[start + 1:begin]) if name == "env" else None
         if wrapper.script or split is not None:
             return [], " ".join([*([split] if split is not None else []), *words[begin:stop]]), None
-        return ([(begin, stop, fed or name == "xargs")] if begin < stop else []), None, None
-    if name in _SHELLS or name in ("su", "runuser"):
+        if begin >= stop and name == "parallel":
+            return [], None, "computed_script"  # it runs its input's lines as commands
+        return ([(begin, stop, fed or name in _FEEDS)] if begin < stop else []), None, None
+    if name in _SHELLS:
         script = _script_operand(argv)
-        why = _stdin_script(argv[1:], stdin) if script is None and name in _SHELLS else None
-        return [], script, why
+        return [], script, _stdin_script(argv[1:], stdin) if script is None else None
     if name in _MAYBE_OPAQUE or stdin or name.startswith(("python", "pypy")):
         return [], None, _opaque_program(argv, stdin)
     return [], None, None
+
+
+def _computed(name: str, word: str) -> bool:
+    """Whether the program's word is only known when it runs: a substitution, a variable,
+    a process substitution, a glob or a brace list (`/bin/r?`, `/bin/{rm,x}`)."""
+    return ("$" in name or "`" in name or name[:2] in ("<(", ">(")
+            or (word not in ("[", "[[") and _GLOB.search(word) is not None))
+
+
+def _typed(keys: list[str]) -> str:
+    """The text keys type into a shell (tmux send-keys, screen's `stuff`): key names and
+    escaped line ends as what they type."""
+    text = "".join(_KEYS.get(k, k) for k in keys)
+    return text.replace("\\n", "\n").replace("\\r", "\n").replace("^M", "\n").replace("^J", "\n")
+
+
+def _resolve(word: str, here: str) -> str:
+    """Where path `word` lands from folder `here` (as _Folders.here), `..` folded: what
+    climbs above the start stays `..` (`../x`), above a home or a computed folder stays
+    on it (`~/..`), above `/` is `/`."""
+    path = word if word[:1] in "/~$`" or not here else f"{here}/{word}"
+    absolute = path[:1] == "/"
+    kept: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and kept and kept[-1] != ".." and (
+                len(kept) > 1 or absolute or kept[0][:1] not in "~$`"):
+            kept.pop()
+        elif not (part == ".." and absolute):
+            kept.append(part)
+    joined = "/".join(kept)
+    return "/" + joined if absolute else joined or "."
 
 
 def _mark(argv: list[str], why: OpaqueReason, depth: int, reading: Reading) -> None:
@@ -598,7 +812,9 @@ def _basename(program: str) -> str:
 
 def _operands_start(words: list[str], start: int, stop: int, wrapper: _Wrapper) -> int:
     """Where the command wrapped by `words[start]` starts: after the wrapper's options,
-    assignments and operands."""
+    assignments and operands (and a `--` ending them)."""
+    if wrapper.dashes and "--" in words[start:stop]:
+        return words.index("--", start, stop) + 1
     i = start + 1
     while i < stop:
         arg = words[i]
@@ -619,7 +835,8 @@ def _operands_start(words: list[str], start: int, stop: int, wrapper: _Wrapper) 
             i += 1  # env VAR=x, sudo VAR=x
         else:
             break
-    return i + wrapper.operands
+    i += wrapper.operands
+    return i + 1 if wrapper.operands and i < stop and words[i] == "--" else i
 
 
 def _script_operand(argv: list[str]) -> str | None:
@@ -628,7 +845,7 @@ def _script_operand(argv: list[str]) -> str | None:
     `sh -c SCRIPT`, with options anywhere before it (`bash -lc`, `sh -c -e`);
     `fish --command=SCRIPT`; `su -c SCRIPT user`, `su - user --command SCRIPT`.
     """
-    if argv[0] in ("su", "runuser"):
+    if argv[0] in _SCRIPT_OPTION:
         for i, arg in enumerate(argv[1:-1], start=1):
             if arg == "--command" or (arg[:1] == "-" and arg[1:2] != "-" and arg[-1] == "c"):
                 return argv[i + 1]

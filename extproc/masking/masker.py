@@ -26,6 +26,9 @@ DEFAULT_FIELDS: frozenset[str] = frozenset({
     "awssecretaccesskey", "socialsecuritynumber",
 })
 
+# A derived rule naming every column (an unknown lineage: `SELECT * FROM f()`).
+DERIVED_ALL = "*"
+
 # The kind of a masked field value that no detector recognises as a whole.
 FIELD = Detector("field", "FIELD", lambda _t: (), max_len=0)
 
@@ -49,6 +52,10 @@ class MaskSpec:
         addresses (a URL, a recipient) that masking would break.
     keep_masked: leave what a strategy already wrote as it is (`strategies.is_masked`):
         a second masking, the audit record's, then shows what the client got.
+    derived: result columns (JSON keys, a table's column names; normalised) whose values
+        the SQL computed from a protected column (interpret/sql/lineage.py): masked whole
+        as `[REDACTED:DERIVED]`, whatever they look like and whatever the strategy;
+        `*` names every column.
     """
 
     detectors: frozenset[str] = ALL_DETECTORS
@@ -57,6 +64,7 @@ class MaskSpec:
     overrides: Mapping[str, Strategy] = field(default_factory=dict, hash=False)
     actions: frozenset[str] | None = None
     keep_masked: bool = False
+    derived: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = set(self.detectors) - ALL_DETECTORS
@@ -73,6 +81,7 @@ class MaskSpec:
                 raise ValueError(f"unknown strategy {strategy!r}; one of {strategies.STRATEGIES}")
         object.__setattr__(self, "detectors", frozenset(self.detectors))
         object.__setattr__(self, "fields", frozenset(normalise_field(f) for f in self.fields))
+        object.__setattr__(self, "derived", frozenset(map(normalise_field, self.derived)))
         object.__setattr__(self, "overrides", dict(self.overrides))
         if self.actions is not None:
             object.__setattr__(self, "actions", frozenset(self.actions))
@@ -94,7 +103,7 @@ class MaskSpec:
         key-name rules (so a policy can leave `ssn` readable for a privileged caller),
         else the defaults apply; one strategy.
         """
-        unknown = set(mask) - {"detectors", "actions", "fields", "strategy"}
+        unknown = set(mask) - {"detectors", "actions", "fields", "strategy", "derived"}
         if unknown:
             raise ValueError(f"unknown mask keys: {', '.join(sorted(unknown))}")
         strategy = mask.get("strategy", ("redact",))
@@ -104,6 +113,7 @@ class MaskSpec:
             detectors=_named(mask.get("detectors", ())),
             actions=_named(mask["actions"]) if "actions" in mask else None,
             fields=frozenset(mask["fields"]) if "fields" in mask else DEFAULT_FIELDS,
+            derived=frozenset(mask.get("derived", ())),
             strategy=strategy[0],  # type: ignore[arg-type]  # checked in __post_init__
         )
 
@@ -270,7 +280,7 @@ class Masker:
         model's tool-call arguments are masked as `spec.for_actions` says.
         """
         counts: Counter[str] = Counter()
-        doc = _Document(value, spec.fields)
+        doc = _Document(value, spec.fields | spec.derived)
         changes: list[tuple[Any, Any, Any]] = []
         renames = [self._masked_keys(keys, part, counts) for keys, part in (
             (doc.data_keys, spec), (doc.action_keys, spec.for_actions))]
@@ -280,7 +290,8 @@ class Masker:
                 text, spans = scalars.text(i), found.pop(i, [])
                 if not (strategies.is_redaction(_encode(text)) if not part.keep_masked
                         else strategies.is_masked(text)):
-                    changes.append((*scalars.ref(i), self._mask_field(text, spans, part)))
+                    changes.append((*scalars.ref(i), strategies.DERIVED if rule in part.derived
+                                    else self._mask_field(text, spans, part)))
                     counts[f"field:{rule}"] += 1
             masked = scalars.masked_texts(found, partial(self.splice, spec=part, counts=counts))
             changes += ((*scalars.ref(i), text) for i, text in masked.items())
@@ -597,7 +608,7 @@ def _table(node: dict[Any, Any], fields: frozenset[str]) -> tuple[str, _Names] |
         name = column.get("name") if type(column) is dict else column
         text = name if type(name) is str else ""
         rule = normalise_field(text)
-        names.append((text, rule if rule in fields else None))
+        names.append((text, _rule(rule, fields)))
     return at, tuple(names)
 
 
@@ -622,7 +633,12 @@ def _frame(node: Any, is_dict: bool, holds: str | None, acting: bool, part: _Par
 def _key(k: Any, fields: frozenset[str]) -> tuple[str, str | None]:
     """A key's text and the field rule it names, if any."""
     name = normalise_field(str(k))
-    return str(k), name if name in fields else None
+    return str(k), _rule(name, fields)
+
+
+def _rule(name: str, fields: frozenset[str]) -> str | None:
+    """The field rule a normalised key falls under (`*`: a derived rule naming all)."""
+    return name if name in fields else DERIVED_ALL if DERIVED_ALL in fields else None
 
 
 def _part(k: Any, t: type, table: tuple[str, _Names] | None, rows: _Names | None

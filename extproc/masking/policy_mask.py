@@ -34,7 +34,8 @@ def spec_of(masks: Iterable[Mapping[str, Sequence[str]]]) -> MaskSpec | None:
     """
     merged: dict[str, tuple[str, ...]] = {}
     for mask in masks:
-        if not (mask.get("detectors") or mask.get("fields") or mask.get("actions")):
+        if not (mask.get("detectors") or mask.get("fields") or mask.get("actions")
+                or mask.get("derived")):
             continue
         if "actions" not in mask:
             mask = {**mask, "actions": mask.get("detectors", ())}

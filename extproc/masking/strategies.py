@@ -28,8 +28,9 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 _PARTIAL_MIN = 8
 _REVEAL = 4  # the most `partial` shows
 
-# A token `redact` or `hash` writes, of a kind that exists ("FIELD": a key-name rule's value).
-_ENTITIES = sorted({d.entity for d in DETECTORS} | {"FIELD"})
+# A token `redact` or `hash` writes, of a kind that exists ("FIELD": a key-name rule's
+# value, "DERIVED": a derived column's).
+_ENTITIES = sorted({d.entity for d in DETECTORS} | {"FIELD", "DERIVED"})
 _KINDS = "(?:" + "|".join(_ENTITIES) + ")"
 _TOKEN = rf"\[(?:REDACTED:{_KINDS}|HASH:{_KINDS}:[0-9a-f]{{16}})\]"
 _TOKEN_STR = re.compile(_TOKEN)
@@ -37,6 +38,10 @@ _REDACTION = re.compile(rf"\[REDACTED:{_KINDS}\]".encode())
 _TOKEN_BYTES = re.compile(_TOKEN.encode())
 TOKEN_MAX = len("[HASH::]") + max(map(len, _ENTITIES)) + 16  # the longest, in bytes
 Finding = tuple[int, int, Detector]
+
+
+# A value the SQL computed from a protected column (MaskSpec.derived): nothing remains.
+DERIVED = "[REDACTED:DERIVED]"
 
 
 def redact(kind: Detector) -> str:

@@ -14,8 +14,8 @@ import orjson
 
 Action = Literal["allow", "deny", "hold"]
 _ACTIONS = ("allow", "deny", "hold")
-_MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy"})
-_MASK_LISTS = ("detectors", "actions", "fields")
+_MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy", "derived"})
+_MASK_LISTS = ("detectors", "actions", "fields", "derived")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
     "grant_minutes", "alerts",
@@ -56,7 +56,8 @@ class Decision:
     status: int = 403
     # What to mask in what is let through: {"detectors": [...] (or ["all"]), "actions":
     # [...] (the detectors of a model's tool-call arguments), "fields": [...] (JSON keys
-    # masked whole, beyond the default ones), "strategy": ("hash",)}.
+    # masked whole, beyond the default ones), "derived": [...] (result columns the SQL
+    # computed from protected ones, masked whole), "strategy": ("hash",)}.
     mask: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # A hold: who may approve (e.g. "group:dba"), and how long the request waits.
     approvers: tuple[str, ...] = ()

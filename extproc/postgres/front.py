@@ -180,8 +180,11 @@ class Front:
                         raise LoginRefused(pg.error("08P01", "tollgate: data after an "
                                                     "SSLRequest", severity="FATAL"))
                     writer.write(b"S")
-                    await writer.drain()
-                    await writer.start_tls(self._tls)
+                    # The handshake is part of the login, and of its deadline: a client
+                    # that sends half a ClientHello, or nothing, is closed by it.
+                    async with asyncio.timeout(login.remaining()):
+                        await writer.drain()
+                        await writer.start_tls(self._tls)
                     tls = True
                 elif startup.code in (pg.SSL_REQUEST, pg.GSSENC_REQUEST):
                     writer.write(b"N")  # no TLS here (or already), no GSSAPI: fall back
@@ -461,10 +464,13 @@ class _LoginReader:
         """What the client sent after the messages taken: the session's first bytes."""
         return b"".join(m.raw() for m in self._read) + self.framer.take_rest()
 
+    def remaining(self) -> float:
+        """The seconds left of the login."""
+        return max(0.0, self._deadline - time.monotonic())
+
     async def next(self) -> pg.Message:
         while not self._read:
-            data = await asyncio.wait_for(self.reader.read(65536),
-                                          self._deadline - time.monotonic())
+            data = await asyncio.wait_for(self.reader.read(65536), self.remaining())
             if not data:
                 if self.framer.buffered:  # bad input, recorded; a bare probe is not
                     raise pg.ProtocolViolation(

@@ -9,17 +9,21 @@ masked where it sits and written back with its new length. A type tollgate does 
 read under detectors, so its result is refused (`ResultRefused`), as an unreadable body
 is on HTTP. A masked value of a text type becomes its masked text; of any other type
 NULL, which every client can decode where `[REDACTED:...]` in an integer column would
-break it.
+break it. A column the mask names `derived` (computed by the SQL from a protected column)
+is masked whole, by its name as the RowDescription gives it: `[REDACTED:DERIVED]` in a
+text column (a JSON string in a json one), NULL in any other.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from extproc.masking import Masker
-from extproc.masking.masker import MaskSpec
+from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
+from extproc.masking.strategies import DERIVED
 from extproc.postgres import binary
 from extproc.postgres.messages import Column
 
@@ -27,6 +31,8 @@ from extproc.postgres.messages import Column
 # name, "char", unknown, xml, json, jsonb, text[], varchar[], cstring).
 _TEXT = frozenset({25, 1043, 1042, 19, 18, 705, 142, 114, 3802, 1009, 1015, 2275})
 _JSON, _JSONB, _BYTEA = 114, 3802, 17
+# Scalar text types, whose values `[REDACTED:DERIVED]` can replace in either format.
+_SCALAR_TEXT = frozenset({25, 1043, 1042, 19, 705, 142, 2275})
 
 
 class ResultRefused(Exception):
@@ -55,8 +61,14 @@ class ResultMasker:
     """One result's masking: `rows` of values as they travel, masked."""
 
     def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column]) -> None:
-        self._masker, self._spec, self._columns = masker, spec, columns
-        self.masks = spec is not None and bool(spec.detectors or spec.fields)
+        self._masker, self._columns = masker, columns
+        derived = spec.derived if spec is not None else frozenset()
+        # Masked whole here; the rest by the spec without them (the table's own names
+        # would otherwise fall under a derived `*`).
+        self._derived = {i: _derived_value(c) for i, c in enumerate(columns)
+                         if DERIVED_ALL in derived or normalise_field(c.name) in derived}
+        self._spec = replace(spec, derived=frozenset()) if spec and derived else spec
+        self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
         self._detects = self.masks and spec is not None and bool(spec.detectors)
         self._names = [c.name for c in columns]
         if not self._detects:
@@ -102,12 +114,20 @@ class ResultMasker:
         if not self.masks or not rows:
             return rows, Counter()
         assert self._spec is not None
+        derived = self._derived
+        hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
+        if hidden:
+            rows = [[derived[i] if i in derived and v is not None else v
+                     for i, v in enumerate(row)] for row in rows]
         columns = self._columns
-        cells = [[None if v is None or i >= len(columns) else self._read(columns[i], v)
+        cells = [[None if v is None or i >= len(columns) or i in derived
+                  else self._read(columns[i], v)
                   for i, v in enumerate(row)] for row in rows]
         read = [[None if c is None else c[0] for c in row] for row in cells]
         masked, counts = self._masker.mask_json({"columns": self._names, "rows": read},
                                                 self._spec)
+        if hidden:
+            counts["derived"] += hidden
         if not counts:
             return rows, counts
         out: list[list[bytes | None]] = []
@@ -136,6 +156,17 @@ class ResultMasker:
             return text, Counter()
         assert self._spec is not None
         return self._masker.mask_text(text, self._spec, delimiter)
+
+
+def _derived_value(column: Column) -> bytes | None:
+    """What a derived column's values become: the token where its type is text (a JSON
+    string in json; jsonb's binary form has a version byte), else NULL."""
+    if column.type_oid in _SCALAR_TEXT:
+        return DERIVED.encode()
+    if column.type_oid in (_JSON, _JSONB):
+        text = json.dumps(DERIVED).encode()
+        return b"\x01" + text if column.format == 1 and column.type_oid == _JSONB else text
+    return None
 
 
 def record_sample(columns: list[Column], rows: list[list[bytes | None]], limit: int) -> bytes:

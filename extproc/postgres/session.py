@@ -41,7 +41,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extproc.exchange.pipeline import Pipeline, failure
@@ -833,8 +833,11 @@ def _unknown(what: str, name: str) -> str:
 
 
 def _record_mask(head: Pending | None) -> Any:
-    """What masks text the database sends outside rows: the exchange's mask, or every
-    detector when no exchange is in progress (a notice between statements)."""
+    """What masks text the database sends outside rows: the exchange's mask less its
+    derived columns (they name a result's columns, not an error's or a notice's fields),
+    or every detector when no exchange is in progress (a notice between statements)."""
     run = head.run if head is not None else None
     mask = run.exchange.mask if run is not None else None
-    return mask if mask is not None else RECORD_MASK
+    if mask is None:
+        return RECORD_MASK
+    return replace(mask, derived=frozenset()) if mask.derived else mask

@@ -98,12 +98,12 @@ class Front:
         for connection in list(self.connections):
             connection.close()
 
-    @staticmethod
-    def _sftp(channel: asyncssh.SSHServerChannel[bytes]) -> SftpRelay:
+    def _sftp(self, channel: asyncssh.SSHServerChannel[bytes]) -> SftpRelay:
         """An SFTP session (and legacy scp's): each operation decided and relayed."""
         connection = channel.get_connection().get_owner()
         assert isinstance(connection, _Connection) and connection.gate is not None
-        return SftpRelay(channel, Transfers(connection.gate), connection.upstream)
+        return SftpRelay(channel, Transfers(connection.gate, self.masker),
+                         connection.upstream, self._settings.sftp_masked_max_bytes)
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         """A session channel's request: a command, a shell or a subsystem."""

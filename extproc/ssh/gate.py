@@ -21,8 +21,10 @@ from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
+from extproc.masking import Masker, MaskSpec
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import covers_record
+from extproc.ssh.sftp import mask_file
 
 # The exit status of a command tollgate refused (the shell's "cannot execute"), and of
 # one it could not run (the host unreachable: what ssh itself exits with).
@@ -178,36 +180,46 @@ class Gate:
 
 class Transfers:
     """The SFTP relay's gate (sftp.SftpGate): each file operation an exchange of its own.
+    A download the decision masks is given the decision's mask, which the relay applies
+    to the whole file (sftp.py)."""
 
-    File contents pass as they are — SFTP reads by offset, and a masked file would change
-    length — so a download the decision would mask is refused: what must be masked is
-    read with a command (`cat`), whose output is."""
-
-    def __init__(self, gate: Gate) -> None:
-        self._gate = gate
+    def __init__(self, gate: Gate, masker: Masker) -> None:
+        self._gate, self._masker = gate, masker
 
     async def decide(self, sftp: dict[str, Any]) -> _Ticket:
         gate = self._gate
         verdict = await gate.decide("SFTP", {"request": "sftp", "sftp": sftp})
-        exchange = verdict.exchange
-        if (verdict.refusal is None and sftp.get("operation") == "open"
-                and sftp.get("direction") in ("download", "both") and exchange.mask is not None):
-            verdict.refusal = refusal_text(exchange.refuse(BadInput(
-                403, "unmaskable_transfer", "this file would leave unmasked (the policy masks "
-                f"what {gate.target.name} sends, and SFTP passes a file's bytes as they are): "
-                "read it with a command, whose output is masked")))
-            exchange.outcome["tollgate.outcome"] = "refused"
         if verdict.refusal is not None:
             gate.end(verdict)
-        return _Ticket(gate, verdict)
+        reads = sftp.get("operation") == "open" and sftp.get("direction") != "upload"
+        return _Ticket(gate, verdict, self._masker if reads else None)
 
 
 class _Ticket:
     """An SFTP operation decided: its refusal, or what ends its exchange."""
 
-    def __init__(self, gate: Gate, verdict: Verdict) -> None:
+    def __init__(self, gate: Gate, verdict: Verdict, masker: Masker | None) -> None:
         self._gate, self._verdict = gate, verdict
         self.refusal = verdict.refusal
+        spec = verdict.exchange.mask
+        self.mask: Callable[[bytes], bytes] | None = None
+        if masker is not None and spec is not None and self.refusal is None:
+            self.mask = lambda data: self._masked(masker, spec, data)
+
+    def _masked(self, masker: Masker, spec: MaskSpec, data: bytes) -> bytes:
+        masked, counts = mask_file(masker, spec, data)
+        self._verdict.exchange.record_masking(counts)
+        return masked
+
+    def refuse(self, reason: str) -> str:
+        """The relay cannot do what was allowed as the decision asks (a file it cannot
+        mask): the exchange ends refused, with `reason`."""
+        exchange = self._verdict.exchange
+        self.refusal = self._verdict.refusal = refusal_text(exchange.refuse(BadInput(
+            403, "unmaskable_transfer", reason)))
+        exchange.outcome["tollgate.outcome"] = "refused"
+        self._gate.end(self._verdict)
+        return self.refusal
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """The operation's end: a transfer's size, SHA-256 and whether its bytes went

@@ -10,6 +10,17 @@ operation decided on the host's own path before the host sees it.
       stat, lstat, fstat, realpath, readlink, statvfs, fsync → passed: metadata only
       read, write          → passed on the handle its open decided; counted and hashed
 
+The decision names the session's root too (the host's starting directory, its realpath
+when the session opened), which a removal or a rename must not take away.
+
+A download the decision masks is served from a masked copy: at its open the whole file is
+read from the host (a regular file of at most `masked_max` bytes, text: UTF-8 without
+NUL), masked whole in place (`mask_file`: each secret's bytes become `*`, so the size a
+path's STAT or a listing showed still holds), and every READ at any offset, and the
+handle's FSTAT, answered from that copy: a client that reads in parallel or out of order
+gets one consistent file, whatever the host changes after the open. What cannot be masked
+that way (binary, larger, not a regular file, opened to write too) is refused.
+
 A path is decided as the host resolves it: the host's realpath, so a relative path, `..`
 and a symlink under an allowed directory pointing at a refused one are decided on where
 they lead; an operation that acts on a name itself (remove, rename, mkdir, rmdir, a link's
@@ -36,11 +47,13 @@ import logging
 import os
 import posixpath
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, cast
 
 import asyncssh
 from asyncssh import (
+    FILEXFER_TYPE_REGULAR,
     FX_CONNECTION_LOST,
     FX_FAILURE,
     FX_NO_CONNECTION,
@@ -59,6 +72,8 @@ from asyncssh import (
     SFTPVFSAttrs,
 )
 
+from extproc.masking import Masker, MaskSpec
+from extproc.masking.detectors import Text, scan
 from extproc.ssh.upstream import UpstreamError
 
 log = logging.getLogger("tollgate.ssh.sftp")
@@ -68,19 +83,32 @@ Connect = Callable[[], Awaitable[asyncssh.SSHClientConnection]]
 # Pieces of a transfer that arrive ahead of the next expected offset wait this long for
 # what comes before them; beyond it the digest is given up (the transfer is not complete).
 REORDER_LIMIT = 16 * 1024 * 1024
+# The largest file a masked download reads whole (ssh.sftp_masked_max_bytes's default).
+MASKED_MAX = 16 * 1024 * 1024
 # How far ahead a file read in sequence is fetched from the host.
 READ_AHEAD = 2 * 1024 * 1024
 
 
+class Unmaskable(Exception):
+    """A download under a mask that cannot be served masked; its text says why."""
+
+
 class Ticket(Protocol):
     """One decided operation. `refusal` None: allowed; else what the client is told (the
-    refusal is already recorded)."""
+    refusal is already recorded). `mask`: None when a download's bytes pass as they are;
+    else what the whole file goes through (raising Unmaskable for what it cannot mask)."""
 
     refusal: str | None
+    mask: Callable[[bytes], bytes] | None
+
+    def refuse(self, reason: str) -> str:
+        """An allowed operation refused after all (what the decision asks cannot be done):
+        recorded as refused; the text the client is told."""
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """Once, when an allowed operation ends. An open's outcome: size (bytes moved),
-        sha256, complete (the whole file went through in order), error; the others': error.
+        sha256, complete (the whole file went through in order), error, masked (served
+        from a masked copy); the others': error.
         """
 
 
@@ -125,11 +153,12 @@ class Transfer:
             self._ahead.clear()
             self._waiting = 0
 
-    def outcome(self, end: int | None, error: str | None) -> dict[str, Any]:
+    def outcome(self, end: int | None, error: str | None, masked: bool = False
+                ) -> dict[str, Any]:
         """`end`: the file's size when the transfer ended (None: unknown)."""
         complete = self.in_order and not self._ahead and end == self.hashed
         return {"size": self.size, "sha256": self._digest.hexdigest(), "complete": complete,
-                "error": error}
+                "error": error, **({"masked": True} if masked else {})}
 
     def _take(self, data: bytes) -> None:
         self._digest.update(data)
@@ -144,6 +173,7 @@ class _Handle:
         self.file, self.ticket, self.path = file, ticket, path
         self.transfer = Transfer()
         self.error: str | None = None
+        self.masked: bytes | None = None  # a masked download's copy, which reads are from
         self._read_ahead = read_ahead
         self._next = 0
         self._window_at, self._window = 0, b""
@@ -153,6 +183,8 @@ class _Handle:
         wait for the host in turn. A handle opened only to read (nothing the agent writes
         through it to see) is fetched a window ahead where it is read in sequence, the host
         answering the window's parts in parallel."""
+        if self.masked is not None:
+            return self.masked[offset:offset + size]
         if not self._read_ahead:
             return cast(bytes, await self.file.read(size, offset))
         start = offset - self._window_at
@@ -184,14 +216,21 @@ class SftpRelay(asyncssh.SFTPServer):
     """
 
     def __init__(self, chan: asyncssh.SSHServerChannel[bytes], gate: SftpGate,
-                 connect: Connect) -> None:
+                 connect: Connect, masked_max: int = MASKED_MAX) -> None:
         super().__init__(chan)
         self._gate = gate
+        self._masked_max = masked_max
+        self._root = ""  # the host's starting directory, known once the host answered
         self._starting = asyncio.ensure_future(self._start(connect))
 
-    @staticmethod
-    async def _start(connect: Connect) -> SFTPClient:
-        return await (await connect()).start_sftp_client()
+    async def _start(self, connect: Connect) -> SFTPClient:
+        host = await (await connect()).start_sftp_client()
+        try:
+            self._root = (await host.realpath(b".")).decode()
+        except UnicodeDecodeError:
+            host.exit()
+            raise asyncssh.SFTPFailure("its starting directory is not UTF-8") from None
+        return host
 
     async def _host(self) -> SFTPClient:
         try:
@@ -215,7 +254,7 @@ class SftpRelay(asyncssh.SFTPServer):
         try:
             sftp = {"operation": operation, "path": path.decode(),
                     "target_path": target.decode() if target is not None else None,
-                    "direction": direction}
+                    "direction": direction, "root": self._root}
         except UnicodeDecodeError:
             raise self._refused(FX_PERMISSION_DENIED, "tollgate: refused: a path that is "
                                 "not UTF-8 cannot be decided") from None
@@ -251,13 +290,54 @@ class SftpRelay(asyncssh.SFTPServer):
         # An exclusive create does not follow a symlink: it fails on the link itself.
         exclusive = bool(pflags & FXF_CREAT and pflags & FXF_EXCL)
         real = await _resolve(host, path, follow=not exclusive)
-        ticket = await self._decide("open", real, direction=_direction(pflags))
+        direction = _direction(pflags)
+        ticket = await self._decide("open", real, direction=direction)
+        if ticket.mask is not None and direction != "download":
+            # Before the host opens it: an open to write may create or truncate.
+            raise self._refused(FX_PERMISSION_DENIED, ticket.refuse(
+                "this file would be read unmasked through a handle that also writes: open "
+                "it to read only, and it is served masked"))
         try:
             file = await host.open(real, pflags, attrs, encoding=None)
         except BaseException as exc:
             ticket.finish(Transfer().outcome(None, _reason(exc)))
             raise
-        return _Handle(file, ticket, real.decode(), _direction(pflags) == "download")
+        handle = _Handle(file, ticket, real.decode(), direction == "download")
+        if ticket.mask is not None:
+            await self._mask(handle, ticket.mask)
+        return handle
+
+    async def _mask(self, handle: _Handle, mask: Callable[[bytes], bytes]) -> None:
+        """The whole file read now and masked: every READ is served from that copy. What
+        cannot be is refused, the host's handle closed."""
+        limit = self._masked_max
+        try:
+            attrs = await handle.file.stat()
+            if attrs.type != FILEXFER_TYPE_REGULAR:
+                raise Unmaskable("not a regular file, so it cannot be read whole and masked")
+            if (attrs.size or 0) > limit:
+                raise Unmaskable(f"{attrs.size} bytes, more than the {limit} a masked "
+                                 "download reads (ssh.sftp_masked_max_bytes)")
+            data = cast(bytes, await handle.file.read(limit + 1, 0))
+            if len(data) > limit:
+                raise Unmaskable(f"more than the {limit} bytes a masked download reads "
+                                 "(ssh.sftp_masked_max_bytes)")
+            # Off the event loop: ~50 ms a MB, which every other session would wait out.
+            masked = await asyncio.to_thread(mask, data)
+            if len(masked) != len(data):  # what a client was told by STAT would not hold
+                raise Unmaskable("masking would change its size")
+        except Unmaskable as exc:
+            text = handle.ticket.refuse(f"the policy masks what this host sends, and this "
+                                        f"file cannot be served masked: {exc}")
+            with contextlib.suppress(SFTPError):
+                await handle.file.close()
+            raise self._refused(FX_PERMISSION_DENIED, text) from None
+        except BaseException as exc:
+            handle.ticket.finish(Transfer().outcome(None, _reason(exc)))
+            with contextlib.suppress(SFTPError):
+                await handle.file.close()
+            raise
+        handle.masked = masked
 
     def open56(self, *_: Any) -> _Handle:
         """SFTP 5 and 6's open, which asyncssh offers only above the version 3 the front
@@ -288,9 +368,10 @@ class SftpRelay(asyncssh.SFTPServer):
         """Close on the host; the open's ticket gets the transfer, judged complete against
         the file's size as the host has it at the end."""
         handle = cast(_Handle, file_obj)
-        end: int | None = None
-        with contextlib.suppress(SFTPError):  # no size: not known to be complete
-            end = (await handle.file.stat()).size
+        end = len(handle.masked) if handle.masked is not None else None
+        if end is None:
+            with contextlib.suppress(SFTPError):  # no size: not known to be complete
+                end = (await handle.file.stat()).size
         try:
             await handle.file.close()
         except SFTPError as exc:
@@ -300,10 +381,16 @@ class SftpRelay(asyncssh.SFTPServer):
             if exc.code not in (FX_NO_CONNECTION, FX_CONNECTION_LOST):
                 raise
         finally:
-            handle.ticket.finish(handle.transfer.outcome(end, handle.error))
+            handle.ticket.finish(handle.transfer.outcome(end, handle.error,
+                                                         handle.masked is not None))
 
     async def fstat(self, file_obj: object) -> SFTPAttrs:
-        return await cast(_Handle, file_obj).file.stat()
+        """The host's attributes; a masked download's size is its copy's."""
+        handle = cast(_Handle, file_obj)
+        attrs = await handle.file.stat()
+        if handle.masked is not None:
+            attrs.size = len(handle.masked)
+        return attrs
 
     async def fsetstat(self, file_obj: object, attrs: SFTPAttrs) -> None:
         handle = cast(_Handle, file_obj)
@@ -416,6 +503,26 @@ class SftpRelay(asyncssh.SFTPServer):
         elif not self._starting.cancelled() and self._starting.exception() is None:
             self._starting.result().exit()
         self.channel.exit(0)
+
+
+def mask_file(masker: Masker, spec: MaskSpec, data: bytes) -> tuple[bytes, Counter[str]]:
+    """A file's bytes masked whole, and what each detector masked. Each value the masker
+    finds becomes as many `*` as it had bytes (its line breaks kept), whatever the
+    strategy: the file keeps its size, which clients learn from a path's STAT before they
+    open it (asyncssh's get and `scp -O` read exactly that many bytes). Only text (UTF-8
+    without NUL) is read by the detectors as it is meant: anything else is Unmaskable,
+    since masked it would be a corrupt file, and unmasked a leak."""
+    if b"\0" in data:
+        raise Unmaskable("binary (it holds NUL bytes)")
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        raise Unmaskable("not UTF-8 text") from None
+    found = scan(Text(data), masker.detectors(spec))
+    out = bytearray(data)
+    for start, end, _ in found:
+        out[start:end] = bytes(c if c in b"\r\n" else 0x2A for c in data[start:end])  # "*"
+    return bytes(out), Counter(detector.name for _, _, detector in found)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,32 +1,37 @@
-"""An interactive shell: each line the agent enters decided before the host runs it.
+"""An interactive shell: each line the agent enters decided before any of it reaches the host.
 
     ssh -t web-1@gateway            →  SHELL exchange (may this agent open a shell?)
-      keystrokes                    →  to the host as typed (its shell echoes and edits),
-                                       except Enter, held while the line is decided
-      Enter                         →  LINE exchange: input.ssh.command is the line as the
-                                       shell's editor would have it (lines.py)
-        allowed                     →  Enter goes on; the line's output is its response
-        refused                     →  the agent is told why; the host gets Ctrl-U and
-                                       an empty Enter in the Enter's place, which drop the
-                                       line and prompt anew (Ctrl-C inside a paste)
+      keystrokes                    →  edited by the gateway (lines.py): echoed, erased;
+                                       nothing reaches the host yet
+      Enter                         →  LINE exchange: input.ssh.command is the line
+        allowed                     →  the line goes to the host whole, with CR; the
+                                       host's echo of it is not shown again (HostEcho)
+        refused                     →  the agent is told why; the host gets nothing
+      keys typed meanwhile          →  wait in the gateway, edited as the next line
+      Ctrl-C, Ctrl-D on no line     →  to the host (an interrupt, the end of input);
+                                       after Ctrl-C an empty Enter, and the next line
+                                       once the host answered each
       output                        →  masked (released when the host pauses, so a prompt
                                        shows), recorded as asciicast v2 (cast.py) in the
                                        store in chunks; its size and SHA-256 in the SHELL
                                        exchange's record, which replay checks
 
-Without a terminal (`ssh host < script`), keystrokes are not sent as typed: each decided
-line goes to the host whole, so nothing undecided sits in its input.
+A program in the foreground (an editor, a pager, `top`, a REPL, a password prompt) gets
+what the shell gets: decided lines, each with its Enter, and Ctrl-C or Ctrl-D alone; a
+line typed into it is decided as a command line and recorded as a LINE exchange (`q`
+leaves a pager; an editor's own keys — ESC, arrows — are refused).
+
+Without a terminal (`ssh host < script`), the input is read as a stream: each line (to
+LF) decided and sent whole.
 
 Best effort, and written down in docs/architecture.md: what a line runs is read from
-what was typed, so commands a script or a program produces on the host are not seen; a
-line edited with keys tollgate does not follow (tab completion, history, cursor movement)
-is not readable, and the default pack refuses it; a line typed into another program
-(an editor, a REPL, a password prompt) is read as a command line too.
+what was typed, so commands a script or a program produces on the host are not seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -38,7 +43,7 @@ from extproc.recording import BodyCapture
 from extproc.ssh.cast import MEDIA_TYPE, CastWriter
 from extproc.ssh.commands import Connect, say, start_on_host
 from extproc.ssh.gate import FAILED_STATUS, Gate, Verdict
-from extproc.ssh.lines import LineTracker, Submitted
+from extproc.ssh.lines import Echo, Interrupt, LineEditor, Submitted
 from extproc.ssh.output import MaskedOutput
 from extproc.ssh.recordings import TerminalRecordings
 from extproc.ssh.relay import exit_with, pump_input, pump_output
@@ -48,11 +53,13 @@ log = logging.getLogger("tollgate.ssh")
 # The recording goes to the store in chunks of about this size, or this often.
 _CHUNK_BYTES = 16 * 1024
 _CHUNK_SECONDS = 1.0
-_CTRL_C = b"\x03"
-# In a refused line's Enter's place: Ctrl-U erases the line (the shell's editor's, or the
-# terminal's own in a program reading lines), and an empty Enter prompts anew. Ctrl-C
-# would too, but its signal flushes lines the agent typed ahead, unread.
-_DROP_LINE = b"\x15\r"
+_CTRL_C, _CTRL_D = b"\x03", b"\x04"
+# After Ctrl-C or Ctrl-D went to the host, the next line waits for the host's answer (its
+# output, then a pause), at most this long: bash's readline, interrupted, drops the keys
+# it read before it handles the signal, which would cut the front off a line sent at once.
+# The terminal's own echo of the key (^C) is no answer: it comes before the shell's.
+_ANSWER_SECONDS = 2.0
+_KEY_ECHO = b"^C"
 
 
 class RecordingFailed(Exception):
@@ -67,11 +74,11 @@ async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, conne
         return
     verdict, remote = started
     term = process.get_terminal_type()
-    shell = _Shell(process, remote, gate, verdict, masker, recordings)
+    shell = _Shell(process, remote, gate, verdict, masker, recordings, idle)
     status: int | None = FAILED_STATUS
     feeding = asyncio.ensure_future(pump_input(process, remote, shell.take))
     try:
-        streams = [pump_output(remote.stdout.read, process.stdout, shell.out,
+        streams = [pump_output(shell.read_host, process.stdout, shell.out,
                                None, idle if term else None, shell.seen)]
         if not term:  # with a terminal, the host's stderr is on the same pty
             streams.append(pump_output(remote.stderr.read, process.stderr,
@@ -95,14 +102,21 @@ class _Shell:
 
     def __init__(self, process: asyncssh.SSHServerProcess[bytes],
                  remote: asyncssh.SSHClientProcess[bytes], gate: Gate, verdict: Verdict,
-                 masker: Masker, recordings: TerminalRecordings) -> None:
+                 masker: Masker, recordings: TerminalRecordings, idle: float) -> None:
         self._process, self._remote, self._gate = process, remote, gate
+        self._idle = idle
+        self._heard = asyncio.Event()  # the host's answer to the last key sent alone
+        self._key_echo = b""  # what of the terminal's echo of that key may come still
+        self._heard_at = 0.0
+        self._key_sent = False  # a Ctrl-C or Ctrl-D the host may not have answered yet
+        self._interrupted = False  # that key was Ctrl-C
         self._verdict, self._masker = verdict, masker
         self._pty = process.get_terminal_type() is not None
         exchange = verdict.exchange
         self.out = MaskedOutput(masker, exchange.mask)
         self.err = MaskedOutput(masker, exchange.mask)
-        self._lines = LineTracker()
+        self._lines = LineEditor(terminal=self._pty)
+        self._echo = HostEcho()
         self._line: Verdict | None = None  # the line whose output is showing
         self._line_output: BodyCapture | None = None
         self._started = time.time()
@@ -129,47 +143,96 @@ class _Shell:
         if not data:  # the agent's input ended: a last line without a newline is one too
             last = self._lines.finish()
             if last is not None:
-                await self._submitted(last)
+                await self._submitted(last, b"")
             return
         for piece in self._lines.feed(data):
-            if isinstance(piece, Submitted):
-                await self._submitted(piece)
-            elif self._pty:  # the host's shell echoes and edits; without one, lines go whole
-                self._remote.stdin.write(piece)
+            if isinstance(piece, Echo):
+                self._show(piece.shown)
+            elif isinstance(piece, Submitted):
+                await self._submitted(piece, b"\r" if self._pty else b"\n")
+            elif self._pty:
+                key = _CTRL_C if isinstance(piece, Interrupt) else _CTRL_D
+                self._cast.marker(self._now(), "Ctrl-C to the host" if key == _CTRL_C
+                                  else "Ctrl-D to the host")
+                await self._answered()
+                self._remote.stdin.write(key)
+                self._key_sent, self._interrupted = True, key == _CTRL_C
+                self._key_echo = _KEY_ECHO
+                self._heard.clear()
         await self._remote.stdin.drain()
 
-    async def _submitted(self, line: Submitted) -> None:
+    async def _submitted(self, line: Submitted, enter: bytes) -> None:
         self._end_line()
         if not line.line.strip() and line.readable:
-            self._send(line)
+            await self._send(line, enter)
             return
-        verdict = await self._gate.decide(
-            "LINE", {"request": "line", "command": line.line, "pty": self._pty,
-                     "readable": line.readable}, self._say)
+        body = {"request": "line", "command": line.line, "pty": self._pty,
+                "readable": line.readable}
+        if line.why is not None:
+            body["unreadable"] = line.why
+        verdict = await self._gate.decide("LINE", body, self._say)
         self._cast.marker(self._now(), f"{verdict.exchange.decision.action} "
                                        f"[trace {verdict.trace_id}]")
         if verdict.refusal is not None:
-            self._say(verdict.refusal)
-            if self._pty and self._lines.pasting:
-                # Keys in a paste are text to the host's editor: only Ctrl-C (a signal
-                # from its terminal) drops the line, and the paste with it.
-                self._remote.stdin.write(_CTRL_C)
-                self._lines.abandon()
-            elif self._pty:
-                self._remote.stdin.write(_DROP_LINE)
+            self._say(verdict.refusal if line.why is None
+                      else f"{verdict.refusal} (the line: {line.why})")
             self._gate.end(verdict)
             return
-        self._send(line)
+        await self._send(line, enter)
         self._line, self._line_output = verdict, self._gate.capture(verdict)
 
-    def _send(self, line: Submitted) -> None:
-        self._remote.stdin.write(line.enter if self._pty
-                                 else line.line.encode("utf-8", "surrogateescape") + line.enter)
+    async def _send(self, line: Submitted, enter: bytes) -> None:
+        """A decided line to the host, whole; its echo there is what the agent saw."""
+        await self._answered()
+        sent = line.line.encode("utf-8", "surrogateescape")
+        if self._pty:
+            self._echo.expect(sent + b"\r\n")
+        self._remote.stdin.write(sent + enter)
+
+    def _answer(self, data: bytes) -> None:
+        """Output from the host: an answer to the key sent alone, past its echo."""
+        echo, self._key_echo = self._key_echo, b""
+        if data.startswith(echo):
+            data = data[len(echo):]
+        elif echo.startswith(data):
+            self._key_echo, data = echo[len(data):], b""
+        if data:
+            self._heard.set()
+
+    async def _answered(self) -> None:
+        """After a Ctrl-C or Ctrl-D sent alone: until the host answered it. After Ctrl-C,
+        an empty Enter too, answered: bash's readline handles the interrupt only when it
+        reads the next key, and drops what it read until then."""
+        if not self._key_sent:
+            return
+        self._key_sent = False
+        await self._quiet_after_answer()
+        if self._interrupted:
+            self._interrupted = False
+            self._heard.clear()
+            self._remote.stdin.write(b"\r")
+            await self._quiet_after_answer()
+
+    async def _quiet_after_answer(self) -> None:
+        """Until the host's output since the last key, then `idle` seconds without any;
+        _ANSWER_SECONDS at most."""
+        deadline = time.monotonic() + _ANSWER_SECONDS
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heard.wait(), _ANSWER_SECONDS)
+        while (quiet := self._heard_at + self._idle - time.monotonic()) > 0:
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(quiet)
+
+    def _show(self, shown: bytes) -> None:
+        """The editor's echo, on the agent's terminal and in the recording."""
+        self._process.stdout.write(shown)
+        self._cast.output(self._now(), shown)
 
     def _say(self, text: str) -> None:
         """A line of tollgate's own: on the terminal, or on stderr without one."""
-        if self._pty:
-            shown = f"\r\n{text}\r\n"
+        if self._pty:  # after the editor's echo of the Enter: at a line's start
+            shown = f"{text}\r\n"
             self._process.stdout.write(shown.encode())
         else:
             shown = f"{text}\n"
@@ -182,6 +245,16 @@ class _Shell:
             self._line = self._line_output = None
 
     # -- the host's output --------------------------------------------------------------
+
+    async def read_host(self, size: int) -> bytes:
+        """The host's terminal output, less its echo of the lines sent (b"": the end)."""
+        while True:
+            data = await self._remote.stdout.read(size)
+            self._heard_at = time.monotonic()
+            self._answer(data)
+            shown = self._echo.strip(data) if data else data
+            if shown or not data:
+                return shown
 
     def seen(self, shown: bytes) -> None:
         if self._line_output is not None:
@@ -234,3 +307,28 @@ class _Shell:
         return time.time() - self._started
 
 
+
+
+class HostEcho:
+    """The host's echo of the lines the gateway sent, dropped: the agent saw each line
+    already, as the editor echoed it. The output must begin with the echo expected
+    (the line, CR LF); at the first byte that differs, nothing more is dropped, and what
+    differs is shown (a line wider than the terminal, echoed with readline's redisplay,
+    may then show twice)."""
+
+    def __init__(self) -> None:
+        self._expected = bytearray()
+
+    def expect(self, echo: bytes) -> None:
+        self._expected += echo
+
+    def strip(self, data: bytes) -> bytes:
+        expected = self._expected
+        same = 0
+        while same < min(len(data), len(expected)) and data[same] == expected[same]:
+            same += 1
+        if same < len(data) or same == len(expected):
+            expected.clear()  # it differs, or all that was expected came
+        else:
+            del expected[:same]
+        return data[same:]

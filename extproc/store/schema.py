@@ -1,8 +1,8 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres, activity, sessions, egress, mcp_sessions,
-terminal) owns a list of steps; the version a store has reached is kept in
-`tollgate_schema`. A step runs once, in a transaction with the version bump, so two
+Each component (recording, approvals, postgres, activity, activity_live, sessions,
+egress, mcp_sessions, terminal) owns a list of steps; the version a store has reached is
+kept in `tollgate_schema`. A step runs once, in a transaction with the version bump, so two
 processes starting together cannot both apply it (the second waits for the lock, then
 finds the version already there). A store newer than this tollgate is refused rather
 than written with an older idea of its tables.
@@ -181,6 +181,31 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 trace_id TEXT NOT NULL,
                 PRIMARY KEY (rule, identity)
             )""",
+        ],
+    ],
+    "activity_live": [
+        [
+            # The few counts a rule needs summed over every process at decision time
+            # (activity/live.py), per clock minute: an identity's refusals (`sub:`), the
+            # personal values masked per target (`target:`) and per group (`group:`).
+            # Written as they happen, not every sync; kept two hours.
+            """CREATE TABLE activity_live (
+                key TEXT NOT NULL,
+                minute BIGINT NOT NULL,
+                metric TEXT NOT NULL,
+                value BIGINT NOT NULL,
+                PRIMARY KEY (key, minute, metric)
+            )""",
+            "CREATE INDEX activity_live_minute ON activity_live (minute)",
+            # The source addresses (`address:A`) and environments (`environment:E`) each
+            # token (`jti:`) was used from, and the last minute it was: one row each.
+            """CREATE TABLE activity_seen (
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                last_minute BIGINT NOT NULL,
+                PRIMARY KEY (key, value)
+            )""",
+            "CREATE INDEX activity_seen_last ON activity_seen (last_minute)",
         ],
     ],
     "sessions": [

@@ -54,7 +54,7 @@ def evidence(identity: Who | None = None, *, target: Target = SHOP, action: str 
 
 def view(tracker: Tracker, identity: Who | None = None,
          administrative: bool = False) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(tracker.input_json(identity or who(), administrative))
+    result: dict[str, Any] = json.loads(tracker.counts_json(identity or who(), administrative))
     return result
 
 

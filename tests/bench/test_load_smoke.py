@@ -12,7 +12,10 @@ today's ratios (2026-11-23, 2-core machine at load average 5 from other test run
 throughput 0.47 / 0.34-0.41 / 0.25-0.28 of the floor, CPU 2.6-2.8 / 3.2-3.4 / 4.1-4.4x
 the floor's) loosened by ~1.5x, which short phases on a busy machine need, and no more,
 so that a change that halves throughput or doubles CPU per request crosses them. When
-issue 17's work lands, tighten them toward half the goals' ratios.
+issue 17's work lands, tighten them toward half the goals' ratios. On a quiet machine the
+floor costs less and the ratios are higher (2026-11-25, load average under 1, before that
+day's changes: CPU 3.8 / 3.8 / 4.9x the floor's; after: 3.7-4.2 / 3.8-4.5 / 5.1-5.4x), so
+headers-only CPU's bound is 5.0, where 4.2 had left a quiet run no room.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tests.bench import run
 
 # set-up: (throughput at max at least, CPU per request at most), as ratios to its floor.
 THRESHOLDS = {
-    "tollgate-headers": (0.3, 4.2),
+    "tollgate-headers": (0.3, 5.0),
     "tollgate-body": (0.22, 5.0),
     "tollgate-masked": (0.16, 6.5),
 }

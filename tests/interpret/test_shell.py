@@ -299,3 +299,71 @@ def test_plain_words_split_as_shlex_splits_them(text: str) -> None:
     except ValueError:  # unbalanced quote or trailing escape
         expected = [text.split()]
     assert commands(text) == [argv for argv in expected if argv]
+
+
+# Where a command's paths land: after `cd`/`pushd`/`popd` (a nested script's own `cd` ends
+# with it; eval's does not), and through `..` (above the start it stays `..`).
+@pytest.mark.parametrize(("text", "located"), [
+    ("cd / && rm -rf *", ["rm", "-rf", "/*"]),
+    ("cd ..; cd ..; rm -rf x", ["rm", "-rf", "../../x"]),
+    ("pushd /etc; rm -rf *", ["rm", "-rf", "/etc/*"]),
+    ("rm -rf x/../..", ["rm", "-rf", ".."]),
+    ("rm -rf /tmp/../../etc", ["rm", "-rf", "/etc"]),
+    ("cd; rm -rf x", ["rm", "-rf", "~/x"]),
+    ("cd ~/a/../..; rm -rf x", ["rm", "-rf", "~/../x"]),
+    ('cd "$D" && rm -rf x', ["rm", "-rf", "$D/x"]),
+    ("cd /etc; cd /tmp; cd -; rm x", ["rm", "/etc/x"]),
+    ("pushd /usr; pushd /tmp; popd; rm x", ["rm", "/usr/x"]),
+    ("pushd /a; pushd +1; rm x", ["rm", "$DIRSTACK/x"]),
+    ("eval 'cd /etc'; rm x", ["rm", "/etc/x"]),
+    ("cd /dev && dd of=sda", ["dd", "of=/dev/sda"]),
+    ("cd /srv && sudo rm -rf app", ["rm", "-rf", "/srv/app"]),
+    ("sh -c 'cd /boot && rm -rf grub'", ["rm", "-rf", "/boot/grub"]),
+], ids=["cd-root", "cd-up", "pushd", "climb", "absolute-climb", "cd-home", "home-climb",
+        "computed", "cd-dash", "popd", "pushd-rotate", "eval-keeps", "key-value", "wrapper",
+        "nested"])
+def test_a_commands_paths_are_given_where_they_land(text: str, located: list[str]) -> None:
+    assert located in commands(text)
+
+
+@pytest.mark.parametrize(("text", "unmoved"), [
+    ("sh -c 'cd /etc'; rm x", ["rm", "x"]),
+    ("echo $(cd /etc); rm x", ["rm", "x"]),
+    ("rm -rf ./build", ["rm", "-rf", "./build"]),
+    ("cd /tmp && curl -s https://x.example/a", ["curl", "-s", "https://x.example/a"]),
+], ids=["nested-cd-ends", "substitution-cd-ends", "no-climb", "url"])
+def test_a_command_whose_paths_do_not_move_is_given_once(text: str, unmoved: list[str]) -> None:
+    assert [argv for argv in commands(text) if argv[0] == unmoved[0]] == [unmoved]
+
+
+@pytest.mark.parametrize("text", ["/bin/r? -rf /", "/usr/bin/[r]m x", "./r* x", "/bin/{rm,x} y",
+                                  "$X -rf /", "${X} y"])
+def test_a_program_word_only_known_when_it_runs_is_opaque(text: str) -> None:
+    assert [o["why"] for o in read(text).opaque] == ["computed_program"]
+
+
+@pytest.mark.parametrize("text", ["[ -f x ]", "[[ -f x ]]", "ls *.py"])
+def test_a_test_bracket_and_glob_operands_are_no_computed_program(text: str) -> None:
+    assert read(text).opaque == []
+
+
+@pytest.mark.parametrize("text", [
+    "strace -f -o /tmp/t rm -rf /", "ltrace -o t rm -rf /", "systemd-run -p A=b --unit x rm -rf /",
+    "setpriv --reuid=0 rm -rf /", "runuser -u bob -- rm -rf /", "runuser bob -c 'rm -rf /'",
+    "chrt -f 10 rm -rf /", "gosu root rm -rf /", "parallel -j2 rm -rf",
+    "flock /tmp/l -c 'rm -rf /'", "flock -w 5 /tmp/l rm -rf /", "script -qc 'rm -rf /' log",
+    "tmux new -d -s x 'rm -rf /'", "tmux -L s neww -t x 'rm -rf /'",
+    "tmux send-keys -t x 'rm -rf /' Enter", "tmux send -t x rm Space -rf Space / C-m",
+    "screen -dmS x rm -rf /", "screen -S x -X stuff 'rm -rf /\\n'",
+    "kubectl exec pod -- rm -rf /", "kubectl --context c exec -it pod -c app -- rm -rf /",
+    "kubectl exec pod rm -rf /", "docker exec -it -e A=b c rm -rf /", "podman exec c rm -rf /",
+    "ssh -p 22 h rm -rf /",
+])
+def test_a_wrapper_is_read_through(text: str) -> None:
+    found = read(text)
+    assert ["rm", "-rf", "/"] in found.commands or (
+        found.commands[-1][:2] == ["rm", "-rf"] and found.opaque), found
+
+
+def test_parallel_without_a_command_runs_its_input_as_commands() -> None:
+    assert read("cat cmds | parallel").opaque == [{"argv": ["parallel"], "why": "computed_script"}]

@@ -19,7 +19,7 @@ from extproc.interpret.sql import CACHE_MAX_CHARS, DIALECTS, MAX_TEXT, analyze
 
 KEYS = [
     "kind", "object", "text", "tables", "has_where", "functions", "nested", "program",
-    "alter_actions", "settings", "effects", "bounded",
+    "alter_actions", "settings", "effects", "bounded", "columns",
 ]
 
 
@@ -41,7 +41,8 @@ def test_the_contract_example() -> None:
         "statements": [
             {"kind": "delete", "object": None, "text": "DELETE FROM users", "tables": ["users"],
              "has_where": False, "functions": [], "nested": False, "program": None,
-             "alter_actions": [], "settings": [], "effects": ["write"], "bounded": False},
+             "alter_actions": [], "settings": [], "effects": ["write"], "bounded": False,
+             "columns": None},
         ],
         "multiple": False,
         "error": None,

@@ -401,6 +401,9 @@ def test_the_captured_sql_inputs_cover_the_contract(
             "has_where": None, "functions": ["upper"], "nested": False,
             "program": None, "alter_actions": [], "settings": [], "effects": ["read"],
             "bounded": None,
+            "columns": [
+                {"name": "title", "sources": ["title"], "plain": True, "known": True},
+                {"name": None, "sources": ["body"], "plain": False, "known": True}],
         }],
     }
 

@@ -21,7 +21,15 @@ import asyncssh
 import paramiko
 import pytest
 
-from extproc.ssh.sftp import REORDER_LIMIT, Connect, SftpGate, SftpRelay, Transfer
+from extproc.masking import Masker, MaskSpec
+from extproc.ssh.sftp import (
+    REORDER_LIMIT,
+    Connect,
+    SftpGate,
+    SftpRelay,
+    Transfer,
+    mask_file,
+)
 from extproc.ssh.upstream import UpstreamError
 from tests.support.sshd import Sshd
 
@@ -35,21 +43,35 @@ LOGIN = "web-1"
 class Ticket:
     sftp: dict[str, Any]
     refusal: str | None
+    mask: Callable[[bytes], bytes] | None = None
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    refused_after: list[str] = field(default_factory=list)  # refuse()'s reasons
 
     def finish(self, outcome: dict[str, Any]) -> None:
         self.outcomes.append(outcome)
 
+    def refuse(self, reason: str) -> str:
+        self.refused_after.append(reason)
+        self.refusal = f"tollgate: refused: {reason} [trace 0123]"
+        return self.refusal
+
+
+MASKER = Masker(b"test-masking-key-0123456789")
+
 
 class RuleGate:
-    """Refuses what `rule` names a reason for, and keeps every ticket it gave."""
+    """Refuses what `rule` names a reason for, and keeps every ticket it gave. `masked`:
+    a download is given the default mask, through the real masker (as gate.Transfers)."""
 
-    def __init__(self, rule: Callable[[dict[str, Any]], str | None]) -> None:
-        self.rule = rule
+    def __init__(self, rule: Callable[[dict[str, Any]], str | None],
+                 masked: bool = False) -> None:
+        self.rule, self.masked = rule, masked
         self.tickets: list[Ticket] = []
 
     async def decide(self, sftp: dict[str, Any]) -> Ticket:
         ticket = Ticket(sftp, self.rule(sftp))
+        if self.masked and sftp["operation"] == "open" and sftp["direction"] != "upload":
+            ticket.mask = lambda data: mask_file(MASKER, MaskSpec(), data)[0]
         self.tickets.append(ticket)
         return ticket
 
@@ -142,11 +164,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def root_of(host: Sshd) -> str:
+    """The session's root the relay names: the host account's own home, where sshd starts."""
+    return os.path.realpath(pwd.getpwnam(host.user).pw_dir)
+
+
 @contextlib.asynccontextmanager
-async def serve(host: Sshd, tmp: Path, gate: SftpGate, connect: Connect | None = None
-                ) -> AsyncIterator[Relay]:
+async def serve(host: Sshd, tmp: Path, gate: SftpGate, connect: Connect | None = None,
+                masked_max: int | None = None) -> AsyncIterator[Relay]:
     """A relay to `host` with `gate`; `connect`: the way to the host (the gateway's key by
-    default, the host key pinned)."""
+    default, the host key pinned); `masked_max`: the relay's bound on a masked file."""
     agent_key = asyncssh.generate_private_key("ssh-ed25519")
     key_file = tmp / "agent_ed25519"
     agent_key.write_private_key(key_file)
@@ -166,7 +193,9 @@ async def serve(host: Sshd, tmp: Path, gate: SftpGate, connect: Connect | None =
         asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[relay_key],
         authorized_client_keys=asyncssh.import_authorized_keys(
             agent_key.export_public_key().decode()),
-        sftp_factory=lambda chan: SftpRelay(chan, gate, connect or to_host), allow_scp=True)
+        sftp_factory=lambda chan: SftpRelay(chan, gate, connect or to_host,
+                                            *([masked_max] if masked_max else [])),
+        allow_scp=True)
     port = server.get_port()
     known_hosts = tmp / "relay_known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} "
@@ -209,7 +238,8 @@ async def test_asyncssh_uploads_and_downloads(relay: Relay, tmp_path: Path) -> N
     assert (tmp_path / "down.bin").read_bytes() == data[::-1]
     upload = relay.gate.only("open", "upload")
     assert upload.sftp == {"operation": "open", "path": str(home / "up.bin"),
-                           "target_path": None, "direction": "upload"}
+                           "target_path": None, "direction": "upload",
+                           "root": root_of(relay.host)}
     assert_transferred(upload, data)
     assert_transferred(relay.gate.only("open", "download"), data[::-1])
 
@@ -358,7 +388,8 @@ async def test_a_rename_into_a_refused_path_is_refused(relay: Relay) -> None:
     assert not (home / "secret/notes.txt").exists()
     assert [t.sftp for t in relay.gate.asked("rename")] == 2 * [
         {"operation": "rename", "path": str(home / "notes.txt"),
-         "target_path": str(home / "secret/notes.txt"), "direction": "none"}]
+         "target_path": str(home / "secret/notes.txt"), "direction": "none",
+         "root": root_of(relay.host)}]
 
 
 async def test_a_symlink_to_a_refused_path_is_decided_where_it_leads(relay: Relay) -> None:
@@ -494,3 +525,146 @@ def test_an_overlap_or_too_much_waiting_gives_the_digest_up() -> None:
     waiting.add(0, b"y")
     assert waiting.outcome(REORDER_LIMIT + 2, None)["complete"] is False
 
+
+
+# -- downloads under a mask: served from a masked copy of the whole file ---------------
+
+README = (b"# Deploying\n\nSet AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE before running.\n"
+          + b"ordinary line of the readme\n" * 4000  # many of each client's requests
+          + b"card on file: 4111 1111 1111 1111\nthe end\n")
+
+
+def masked_readme() -> bytes:
+    return mask_file(MASKER, MaskSpec(), README)[0]
+
+
+@pytest.fixture
+async def masking(sshd: Sshd, tmp_path: Path) -> AsyncIterator[Relay]:
+    """A relay whose gate masks every download, the host holding README.md."""
+    sshd.put("README.md", README)
+    async with serve(sshd, tmp_path, RuleGate(lambda _: None, masked=True)) as running:
+        yield running
+
+
+def assert_sent_masked(ticket: Ticket, sent: bytes) -> None:
+    """The record's transfer is what the agent got: the masked copy, whole and in order."""
+    assert ticket.refusal is None
+    assert ticket.outcomes == [{"size": len(sent), "sha256": sha256(sent), "complete": True,
+                                "error": None, "masked": True}]
+
+
+def test_a_file_is_masked_in_place_keeping_its_size() -> None:
+    """Each secret's bytes become `*` (line breaks kept), the rest byte for byte."""
+    masked = masked_readme()
+    assert masked.startswith(b"# Deploying\n\nSet AWS_ACCESS_KEY_ID=" + b"*" * 20 + b" before")
+    assert masked.endswith(b"card on file: " + b"*" * 19 + b"\nthe end\n")
+    assert len(masked) == len(README)
+    pem = ("-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEowIBAAKCAQEA1x" * 4
+           + "\n-----END RSA PRIVATE KEY-----\n").encode()
+    starred, counts = mask_file(MASKER, MaskSpec(), b"key:\n" + pem)
+    assert starred == b"key:\n" + bytes(c if c in b"\n" else ord("*") for c in pem)
+    assert counts == {"private_key": 1}
+    # A value of characters of several bytes: as many stars as it had bytes.
+    assert mask_file(MASKER, MaskSpec(), "password=hé€llo x\n".encode()) == (
+        b"password=" + b"*" * len("hé€llo".encode()) + b" x\n", {"field": 1})
+
+
+async def test_asyncssh_gets_a_masked_readme_with_its_masked_size(
+        masking: Relay, tmp_path: Path) -> None:
+    path = str(masking.host.home / "README.md")
+    async with masking.asyncssh() as sftp:
+        await sftp.get(path, tmp_path / "README.md")
+        async with sftp.open(path, "rb") as file:
+            size = (await file.stat()).size
+    assert (tmp_path / "README.md").read_bytes() == masked_readme()
+    assert size == len(masked_readme())  # FSTAT of the handle: the copy's size
+    assert_sent_masked(masking.gate.tickets[0], masked_readme())
+
+
+async def test_paramiko_prefetch_gets_the_masked_readme(masking: Relay, tmp_path: Path) -> None:
+    """paramiko's get prefetches as far as the path's STAT says: the masked file whole."""
+    path = str(masking.host.home / "README.md")
+
+    def get() -> None:
+        with masking.paramiko() as client, client.open_sftp() as sftp:
+            sftp.get(path, str(tmp_path / "README.md"))
+    await asyncio.to_thread(get)
+    assert (tmp_path / "README.md").read_bytes() == masked_readme()
+    assert_sent_masked(masking.gate.only("open"), masked_readme())
+
+
+@pytest.mark.parametrize("program", ["sftp", "scp"])
+async def test_openssh_gets_the_masked_readme(masking: Relay, tmp_path: Path,
+                                              program: str) -> None:
+    path = masking.host.home / "README.md"
+    if program == "sftp":
+        batch = tmp_path / "batch"
+        batch.write_text(f"get {path} {tmp_path / 'README.md'}\n")
+        status, err = await masking.openssh("sftp", "-b", str(batch), f"{LOGIN}@127.0.0.1")
+    else:
+        status, err = await masking.openssh("scp", f"{LOGIN}@127.0.0.1:{path}",
+                                            str(tmp_path / "README.md"))
+    assert status == 0, err
+    assert (tmp_path / "README.md").read_bytes() == masked_readme()
+    assert_sent_masked(masking.gate.only("open"), masked_readme())
+
+
+async def test_reads_at_any_offset_come_from_one_masked_copy(masking: Relay) -> None:
+    masked = masked_readme()
+    spans = [(len(masked) - 50, 100), (0, 40), (30, 60), (70_000, 5000), (10, 1)]
+    async with masking.asyncssh() as sftp, sftp.open(
+            str(masking.host.home / "README.md"), "rb") as file:
+        got = [await file.read(size, offset) for offset, size in spans]
+    assert got == [masked[offset:offset + size] for offset, size in spans]
+    assert b"AKIA" not in b"".join(got)
+
+
+async def test_legacy_scp_gets_the_masked_readme(masking: Relay, tmp_path: Path) -> None:
+    """`scp -O` announces the size a STAT gave before the bytes: the masked copy has it."""
+    path = masking.host.home / "README.md"
+    status, err = await masking.openssh("scp", "-O", f"{LOGIN}@127.0.0.1:{path}",
+                                        str(tmp_path / "README.md"))
+    assert status == 0, err
+    assert (tmp_path / "README.md").read_bytes() == masked_readme()
+    assert_sent_masked(masking.gate.only("open"), masked_readme())
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"\x7fELF\x02\x01\x01\x00AKIAIOSFODNN7EXAMPLE", "binary (it holds NUL bytes)"),
+    (b"caf\xe9 AKIAIOSFODNN7EXAMPLE\n", "not UTF-8 text"),
+], ids=["nul", "latin-1"])
+async def test_a_file_the_masker_cannot_read_is_refused(masking: Relay, content: bytes,
+                                                        why: str) -> None:
+    path = str(masking.host.put("data.bin", content))
+    async with masking.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied) as refused:
+            await sftp.open(path, "rb")
+    assert why in refused.value.reason and "[trace 0123]" in refused.value.reason
+    assert masking.gate.only("open").refused_after == [
+        f"the policy masks what this host sends, and this file cannot be served masked: {why}"]
+
+
+async def test_a_file_larger_than_the_bound_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    path = str(sshd.put("README.md", README))
+    gate = RuleGate(lambda _: None, masked=True)
+    async with serve(sshd, tmp_path, gate, masked_max=len(README) - 1) as relay, \
+            relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied) as refused:
+            await sftp.open(path, "rb")
+        assert f"{len(README)} bytes, more than the {len(README) - 1}" in refused.value.reason
+    async with serve(sshd, tmp_path, gate, masked_max=len(README)) as relay, \
+            relay.asyncssh() as sftp, sftp.open(path, "rb") as file:  # at the bound: served
+        assert await file.read(12) == b"# Deploying\n"
+
+
+async def test_an_open_that_writes_too_is_refused_before_the_host_opens_it(
+        masking: Relay) -> None:
+    path = masking.host.home / "README.md"
+    async with masking.asyncssh() as sftp:
+        for mode in ("w+b", "r+b", "a+b"):
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="open it to read only"):
+                await sftp.open(str(path), mode)
+        await sftp.put(__file__, str(masking.host.home / "up.py"))  # uploads pass
+    assert path.read_bytes() == README  # "w+" would have truncated it
+    assert [t.sftp["direction"] for t in masking.gate.asked("open")] == ["both"] * 3 + [
+        "upload"]

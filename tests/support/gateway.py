@@ -12,7 +12,7 @@ import dataclasses
 import http.client
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,7 @@ class GatewayFactory:
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
         replicas: int = 1, workers: int = 1, postgres: dict[str, Any] | None = None,
         egress: dict[str, Any] | None = None, ssh: dict[str, Any] | None = None,
+        envoy: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
@@ -260,7 +261,8 @@ class GatewayFactory:
         certificate, each replica's listen address and `ports.postgres` for Envoy's
         listener are filled in). `egress`: the egress target's settings (nameservers ...):
         Envoy's egress listener on `ports.egress`, and a target `egress` of its route.
-        `ssh`: the SSH front's settings, as `postgres` (a host key is made for it)."""
+        `ssh`: the SSH front's settings, as `postgres` (a host key is made for it).
+        `envoy`: a last change to Envoy's bootstrap (shorter timeouts, say)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
@@ -296,6 +298,8 @@ class GatewayFactory:
         if tls is not None:
             tls_port = stack.free_port()
             bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls, tls_port)
+        if envoy is not None:
+            bootstrap = envoy(bootstrap)
         envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
         admin_ports = [stack.free_port() for _ in grpc_ports]
         base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy,

@@ -86,9 +86,9 @@ class Sshd:
 
 
 @contextlib.contextmanager
-def start_sshd(tmp: Path, timeout: float = 10.0) -> Iterator[Sshd]:
+def start_sshd(tmp: Path, timeout: float = 10.0, extra: str = "") -> Iterator[Sshd]:
     """A running sshd, stopped afterwards with every session it started, its files removed
-    (the gateway's key and the log stay in `tmp`)."""
+    (the gateway's key and the log stay in `tmp`); `extra`: more sshd_config lines."""
     if not SSHD.exists():
         raise RuntimeError(f"no {SSHD}: install Debian's openssh-server ({SETUP})")
     account = _account()
@@ -105,7 +105,8 @@ def start_sshd(tmp: Path, timeout: float = 10.0) -> Iterator[Sshd]:
         client_key = client_side / "gateway_ed25519"
         host_key_line = _new_key(host_key)
         authorized_keys.write_text(_new_key(client_key) + "\n")
-        config.write_text(CONFIG.format(host_key=host_key, authorized_keys=authorized_keys))
+        config.write_text(CONFIG.format(host_key=host_key, authorized_keys=authorized_keys)
+                          + extra)
         for path in (server_side, home, host_key, authorized_keys, config):
             os.chown(path, account.pw_uid, account.pw_gid)
         log_file = client_side / "sshd.log"  # Process.spawn's: stdout and stderr (-e)

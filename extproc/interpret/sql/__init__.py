@@ -91,6 +91,7 @@ import orjson
 
 from extproc.interpret.sql.dialects import DIALECTS
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, classify, setting_effects
+from extproc.interpret.sql.lineage import Column
 
 __all__ = ["DIALECTS", "MAX_TEXT", "analyze", "load"]
 
@@ -130,6 +131,7 @@ class Statement(TypedDict):
     settings: list[Setting]
     effects: list[str]
     bounded: bool | None
+    columns: list[Column] | None  # a top-level statement's result columns (lineage.py)
 
 
 class Analysis(TypedDict):
@@ -171,6 +173,8 @@ class Entry:
     # sqlglot read part of it as an opaque Command: report it as "other", never as harmless.
     opaque: bool = False
     settings: list[Setting] = field(default_factory=list)
+    # A top-level statement's result columns; None where the back-end computed none.
+    columns: list[Column] | None = None
 
     def as_dict(self) -> Statement:
         opaque = self.opaque
@@ -202,6 +206,7 @@ class Entry:
             "settings": settings,
             "effects": effects,
             "bounded": bounded,
+            "columns": self.columns,
         }
 
 

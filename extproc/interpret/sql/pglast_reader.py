@@ -26,6 +26,7 @@ from extproc.interpret.sql import (
     Unparsable,
     cte_scopes,
     either_lexing,
+    lineage,
     one_line,
     read_safely,
     snake,
@@ -239,7 +240,10 @@ class _PgWalker:
 
     def statement(self, node: dict[str, Any], text: str) -> None:
         self._text = text
+        first = len(self.out.entries)
         self._wrapped(node, NO_SCOPE, force=True)
+        if len(self.out.entries) > first:
+            self.out.entries[first].columns = lineage.result_columns(node)
 
     def _wrapped(self, node: Any, scope: frozenset[str], force: bool = False) -> None:
         if isinstance(node, dict):

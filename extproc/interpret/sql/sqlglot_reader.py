@@ -28,6 +28,7 @@ from extproc.interpret.sql import (
     Unparsable,
     cte_scopes,
     either_lexing,
+    glot_lineage,
     one_line,
     read_safely,
     snake,
@@ -259,7 +260,10 @@ class _GlotWalker:
 
     def statement(self, node: exp.Expr, text: str) -> None:
         self._text = text
+        first = len(self.out.entries)
         self._expr(node, NO_SCOPE, force=True)
+        if len(self.out.entries) > first:
+            self.out.entries[first].columns = glot_lineage.result_columns(node)
 
     def _fold(self, part: exp.Expr) -> str:
         name = part.name

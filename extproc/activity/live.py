@@ -1,0 +1,396 @@
+"""The few counts a rule needs summed over every worker and replica at the moment it
+decides, read from the store in one round trip per request's decision.
+
+The tracker's counts (tracker.py) reach the other processes every `sync_seconds`: a burst
+faster than that, spread by Envoy over workers or replicas, is invisible to each alone.
+The rules that guard against bursts, copies and volume across identities read these:
+
+- an identity's refusals within the last minute (key `sub:S`, metric `refusals`, per
+  clock minute), incremented before the refusal is answered: whatever exchange starts
+  after it, anywhere, counts it;
+- a token's source addresses and environments within the day (`activity_seen`, key
+  `jti:J`), upserted in the same round trip as the decision's read the first time in a
+  clock minute this process sees the value;
+- the personal values masked per target (`target:T`) and per group (`group:G`) within
+  the hour, per detector, written as soon as the exchange is counted (`count_masked`,
+  off the request path).
+
+A reading the store does not give within `live_timeout_seconds` is `unknown` (for a
+second after a failure, without asking again): the pack fails closed on it where its
+rule needs the count. Deltas the store could not take are kept (bounded) and written
+once it answers. Nothing here holds content: subjects, token ids, target and group
+names, addresses, detector names and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from extproc.store import Connection, StoreError, connect
+from extproc.store.connection import one_line, postgres_sql
+
+log = logging.getLogger("tollgate.activity")
+
+Rows = list[tuple[Any, ...]]
+
+# The groups of an identity whose masked values are counted (the first, sorted).
+GROUPS_MOST = 8
+# A token's addresses and environments read back (more only says "many").
+SEEN_MOST = 16
+_HOUR, _DAY = 60, 1440  # in minutes
+_KEEP_MINUTES = 2 * _HOUR  # activity_live rows older than this are deleted
+_PRUNE_EVERY = 300.0
+_RETRY_SECONDS = 1.0
+# Masked counts gathered this long before they are written: one write for the exchanges
+# of a busy moment rather than one each, soon enough for the next reads to see them.
+_GATHER_SECONDS = 0.01
+# A reading is reused this long by the same process for the same identity, token and
+# target when the request adds nothing new to the store (no address or environment the
+# token has not shown this process this minute): steady traffic costs a round trip per
+# second, not per request, while a copied token's first request from a new address, and
+# the first decision after one of this process's refusals, always read afresh.
+FRESH_SECONDS = 1.0
+_FRESH_MOST = 10_000  # cached readings kept at most (then all are dropped)
+_MOST_PENDING = 100_000
+UNKNOWN = b'{"status":"unknown","identity":null,"token":null,"target":null,"groups":{}}'
+
+_UPSERT = ("INSERT INTO activity_live (key, minute, metric, value) VALUES (?, ?, ?, ?) "
+           "ON CONFLICT (key, minute, metric) "
+           "DO UPDATE SET value = activity_live.value + excluded.value")
+_SEEN = ("INSERT INTO activity_seen (key, value, last_minute) VALUES {rows} "
+         "ON CONFLICT (key, value) DO UPDATE SET last_minute = excluded.last_minute "
+         "WHERE activity_seen.last_minute < excluded.last_minute")
+
+
+@functools.cache
+def _select(keys: int, token: bool) -> str:
+    """The reading: each key's (metric, this minute, the last one, the hour) sums, and
+    the token's values seen within the day."""
+    sql = ("SELECT key, metric, SUM(CASE WHEN minute = ? THEN value ELSE 0 END),"
+           " SUM(CASE WHEN minute = ? THEN value ELSE 0 END), SUM(value)"
+           f" FROM activity_live WHERE minute > ? AND key IN ({', '.join('?' * keys)})"
+           " GROUP BY key, metric")
+    if token:
+        sql += (" UNION ALL SELECT * FROM (SELECT key, value, 0 AS a, 0 AS b, 0 AS c"
+                " FROM activity_seen WHERE key = ? AND last_minute > ?"
+                f" LIMIT {SEEN_MOST + 1}) AS seen")
+    return sql
+
+
+class _Sqlite:
+    """One connection on a thread of its own: a call's statements take one hop, in one
+    transaction when they write."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._connection: Connection | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tollgate-live")
+
+    async def open(self) -> None:
+        """Nothing to do: connected at the first call."""
+
+    async def read(self, select: str, params: Sequence[Any],
+                   seen: list[tuple[str, str, int]]) -> Rows:
+        def work(connection: Connection) -> Rows:
+            if not seen:
+                return connection.execute(select, params)
+            with connection.transaction():  # read as PostgreSQL's CTE does: before
+                found = connection.execute(select, params)
+                connection.executemany(_SEEN.format(rows="(?, ?, ?)"), seen)
+                return found
+        return await self._run(work)
+
+    async def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> Rows:
+        def work(connection: Connection) -> Rows:
+            if len(rows) == 1:
+                return connection.execute(sql, rows[0])
+            with connection.transaction():
+                connection.executemany(sql, rows)
+            return []
+        return await self._run(work)
+
+    async def _run(self, work: Callable[[Connection], Rows]) -> Rows:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._on_thread, work)
+
+    def _on_thread(self, work: Callable[[Connection], Rows]) -> Rows:
+        if self._connection is None:
+            self._connection = connect(self._url)
+            # Counts, not records: a power cut may lose the latest, never corrupt them.
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return work(self._connection)
+        except StoreError:
+            self._connection.close()
+            self._connection = None
+            raise
+
+    async def close(self) -> None:
+        def closing() -> None:
+            if self._connection is not None:
+                self._connection.close()
+        await asyncio.get_running_loop().run_in_executor(self._thread, closing)
+        self._thread.shutdown()
+
+
+class _Postgres:
+    """A small pool on the event loop: a reading is one statement (its upsert of the
+    token's values a CTE of it), so one round trip."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._url = url
+        # No connection within the live timeout: the store is as good as down.
+        self._pool = AsyncConnectionPool(url, min_size=1, max_size=4, open=False,
+                                         kwargs={"autocommit": True}, timeout=timeout)
+
+    async def open(self) -> None:
+        """Tables brought up to date, then the pool connects in the background: a store
+        down at the start makes the first readings unknown, not the start fail."""
+        with contextlib.suppress(StoreError):
+            (await asyncio.to_thread(connect, self._url)).close()
+        await self._pool.open(wait=False)
+
+    async def read(self, select: str, params: Sequence[Any],
+                   seen: list[tuple[str, str, int]]) -> Rows:
+        if seen:
+            rows = ", ".join(["(?, ?, ?)"] * len(seen))
+            select = f"WITH seen_now AS ({_SEEN.format(rows=rows)}) {select}"
+            params = [*(v for row in seen for v in row), *params]
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(postgres_sql(select), params)
+                return await cursor.fetchall()
+        except (psycopg.Error, OSError) as exc:  # PoolTimeout included
+            raise StoreError(f"PostgreSQL store: {one_line(exc)}") from None
+
+    async def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> Rows:
+        try:
+            async with self._pool.connection() as connection:
+                if len(rows) == 1:
+                    cursor = await connection.execute(postgres_sql(sql), rows[0])
+                    return await cursor.fetchall() if cursor.description else []
+                async with connection.transaction(), connection.cursor() as cursor:
+                    await cursor.executemany(postgres_sql(sql), rows)
+                return []
+        except (psycopg.Error, OSError) as exc:
+            raise StoreError(f"PostgreSQL store: {one_line(exc)}") from None
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+class Live:
+    def __init__(self, url: str, timeout: float) -> None:
+        self._store = _Postgres(url, timeout) \
+            if url.startswith(("postgresql://", "postgres://")) else _Sqlite(url)
+        self._timeout = timeout
+        self._down_until = 0.0  # monotonic: readings are unknown until then
+        self._failing = False
+        # (token key, value) this process upserted within the clock minute `_minute`.
+        self._registered: set[tuple[str, str]] = set()
+        self._minute = 0
+        # Deltas not written yet: (key, minute, metric) -> value; observers may run on
+        # other threads than the loop's.
+        self._pending: Counter[tuple[str, int, str]] = Counter()
+        self._lock = threading.Lock()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._pruned = 0.0
+        # sub -> (jti, target, groups) -> (monotonic time read, reading).
+        self._fresh: dict[str, dict[tuple[Any, ...], tuple[float, bytes]]] = {}
+
+    async def start(self) -> None:
+        await self._store.open()
+        self._loop = asyncio.get_running_loop()
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    # -- the request path ----------------------------------------------------------------
+
+    async def read(self, sub: str, jti: str | None, target: str | None,
+                   groups: Sequence[str], address: str | None,
+                   environment: str | None) -> bytes:
+        """`input.activity.live` as JSON: the sums every process wrote, as of now. The
+        token's address and environment are upserted in the same round trip."""
+        if time.monotonic() < self._down_until:
+            return UNKNOWN
+        now = time.time()
+        minute = int(now // 60)
+        groups = sorted(groups)[:GROUPS_MOST]
+        keys = [sub, *([f"target:{target}"] if target else []), *(f"group:{g}" for g in groups)]
+        seen = self._first_seen(jti, minute, address, environment)
+        asked = (jti, target, tuple(groups))
+        cached = self._fresh.get(sub, {}).get(asked)
+        if not seen and cached is not None and time.monotonic() - cached[0] < FRESH_SECONDS:
+            return cached[1]
+        params: list[Any] = [minute, minute - 1, minute - _HOUR, *keys]
+        if jti is not None:
+            params += [jti, minute - _DAY]
+        try:
+            rows = await asyncio.wait_for(
+                self._store.read(_select(len(keys), jti is not None), params, seen),
+                self._timeout)
+        except (StoreError, TimeoutError) as exc:
+            self._registered.difference_update((key, value) for key, value, _ in seen)
+            self._failed(exc)
+            return UNKNOWN
+        self._answered()
+        reading = _reading(rows, sub, jti, target, groups, now)
+        if sum(map(len, self._fresh.values())) >= _FRESH_MOST:
+            self._fresh.clear()
+        self._fresh.setdefault(sub, {})[asked] = (time.monotonic(), reading)
+        return reading
+
+    def _first_seen(self, jti: str | None, minute: int, address: str | None,
+                    environment: str | None) -> list[tuple[str, str, int]]:
+        """The token's values this process has not upserted in this clock minute."""
+        if jti is None:
+            return []
+        if minute != self._minute:
+            self._minute, self._registered = minute, set()
+        values = [f"{kind}:{value}" for kind, value in
+                  (("address", address), ("environment", environment)) if value]
+        new = [(jti, value, minute) for value in values
+               if (jti, value) not in self._registered]
+        self._registered.update((jti, value) for _, value, _ in new)
+        return new
+
+    async def refused(self, sub: str) -> int | None:
+        """Count a refusal before it is answered; the identity's refusals in this clock
+        minute (None: the store did not answer, the count is written later). The next
+        decision for this identity in this process reads afresh."""
+        self._fresh.pop(sub, None)
+        row = (sub, int(time.time() // 60), "refusals", 1)
+        try:
+            rows = await asyncio.wait_for(
+                self._store.write(f"{_UPSERT} RETURNING value", [row]), self._timeout)
+        except (StoreError, TimeoutError) as exc:
+            self._failed(exc)
+            self._add([(row[0], row[1], row[2], row[3])])
+            return None
+        self._answered()
+        return int(rows[0][0])
+
+    # -- after the exchange ----------------------------------------------------------------
+
+    def count_masked(self, target: str | None, groups: Sequence[str],
+                     masked: Mapping[str, int]) -> None:
+        """Count the values masked in an exchange's answer for its target and groups;
+        written at once, off the request path."""
+        minute = int(time.time() // 60)
+        keys = [*([f"target:{target}"] if target else []),
+                *(f"group:{g}" for g in sorted(groups)[:GROUPS_MOST])]
+        self._add([(key, minute, f"masked:{detector}", n)
+                   for key in keys for detector, n in masked.items() if n > 0])
+
+    def _add(self, deltas: list[tuple[str, int, str, int]]) -> None:
+        if not deltas:
+            return
+        with self._lock:
+            for key, minute, metric, value in deltas:
+                self._pending[(key, minute, metric)] += value
+            if len(self._pending) > _MOST_PENDING:  # the store has been away long
+                for oldest in sorted(self._pending, key=lambda k: k[1])[:_MOST_PENDING // 10]:
+                    del self._pending[oldest]
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _flush_loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _PRUNE_EVERY)
+            if not self._stopping:
+                await asyncio.sleep(_GATHER_SECONDS)
+            self._wake.clear()
+            if not await self.flush() and not self._stopping:
+                with contextlib.suppress(TimeoutError):  # the store is away: not at once
+                    await asyncio.wait_for(self._wake.wait(), _RETRY_SECONDS)
+                self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write the pending deltas (and delete old rows now and then); False if the store
+        did not take them (they are kept)."""
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+        current = int(time.time() // 60)
+        try:
+            if pending:
+                # In one order, so two replicas' upserts cannot deadlock on PostgreSQL.
+                await self._store.write(_UPSERT, [(*k, v) for k, v in sorted(pending.items())])
+            if time.monotonic() - self._pruned > _PRUNE_EVERY:
+                await self._store.write("DELETE FROM activity_live WHERE minute < ?",
+                                        [(current - _KEEP_MINUTES,)])
+                await self._store.write("DELETE FROM activity_seen WHERE last_minute < ?",
+                                        [(current - _DAY - _HOUR,)])
+                self._pruned = time.monotonic()
+        except StoreError as exc:
+            self._add([(*k, v) for k, v in pending.items()])
+            self._failed(exc)
+            return False
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + _RETRY_SECONDS
+        if not self._failing:
+            log.error("activity: the store gives no live counts (%s): the rules that need "
+                      "them see them unknown", str(exc) or "no answer in time")
+        self._failing = True
+
+    def _answered(self) -> None:
+        if self._failing:
+            log.info("activity: the store gives live counts again")
+        self._failing = False
+
+    async def close(self) -> None:
+        """Stop; write what is still pending (nothing to do if never started)."""
+        if self._loop is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        if self._flusher is not None:
+            await self._flusher
+        await self.flush()
+        await self._store.close()
+
+
+def _reading(rows: Rows, sub: str, jti: str | None, target: str | None,
+             groups: Sequence[str], now: float) -> bytes:
+    """The reading's JSON from its rows: the minute's refusals are this minute's plus the
+    last one's weighted by how much of it is still within 60 s (as tracker.py's)."""
+    weight = 1.0 - (now % 60) / 60
+    refusals = 0
+    seen: dict[str, list[str]] = {"address": [], "environment": []}
+    masked: dict[str, dict[str, int]] = {}
+    for key, metric, this_minute, last_minute, hour in rows:
+        kind, _, name = metric.partition(":")
+        if key == jti:
+            seen.setdefault(kind, []).append(name)
+        elif key == sub and metric == "refusals":
+            refusals = int(this_minute) + math.ceil(int(last_minute) * weight)
+        elif kind == "masked":
+            masked.setdefault(key, {})[name] = int(hour)
+    return orjson.dumps({
+        "status": "known",
+        "identity": {"minute": {"refusals": refusals}},
+        "token": None if jti is None else {"seen": {
+            "addresses": sorted(seen["address"])[:SEEN_MOST],
+            "environments": sorted(seen["environment"])[:SEEN_MOST]}},
+        "target": None if target is None else {
+            "hour": {"masked": masked.get(f"target:{target}", {})}},
+        "groups": {g: {"hour": {"masked": masked.get(f"group:{g}", {})}} for g in groups},
+    })

@@ -1,0 +1,116 @@
+# Derived values through SQL (sql-http and postgres targets): a result column the query
+# computed from a protected column (`encode(ssn::bytea, 'base64')`, `replace(email, '@',
+# ' at ')`, `md5(ssn)`, `string_agg(email, ',')`, `to_jsonb(customers)`) no longer looks
+# like what it is, so masking by pattern or by column name cannot see it. The SQL
+# interpreter reads each result column's lineage from the parse tree
+# (input.sql.statements[].columns: name, sources, plain, known); a column that exposes a
+# protected column in another form is masked whole (`[REDACTED:DERIVED]`, the mask's
+# `derived`, matched by result column name), or the statement is refused, as
+# the target's label `derived_values` says. A column exposes one when it is derived (not a
+# plain reference) from it, or from a whole row (`*`), or from what the interpreter
+# cannot see through (`known` false: a function it does not know, EXECUTE, CALL, FETCH);
+# or when it is a plain reference renamed (`ssn AS note`): the name is what the mask's
+# field rules read. A column named by the rows only ("*" of an unknown lineage, or a name
+# the dialect gives an unnamed expression, null) names every column of the result.
+package tollgate
+
+import rego.v1
+
+# Protected columns, per target name ("*": every SQL target without an entry of its own):
+# column names, `*` matching any characters. Sources are lower-case, unqualified.
+protected_columns := {"*": [
+	"ssn", "*social_security*", "*email*", "card*", "*card_number*", "cvv", "cvc", "iban",
+	"*phone*", "password*", "passwd", "*secret*", "*token*", "*api_key*", "*private_key*",
+]}
+
+# What the privileged group (who sees personal data, tollgate.rego's mask) still may not
+# read derived: credentials.
+credential_columns := ["password*", "passwd", "*secret*", "*token*", "*api_key*", "*private_key*"]
+
+# "mask": masked whole (the default); "refuse": the statement is refused — on a target
+# labelled `derived_values: refuse`.
+derived_action := "refuse" if {
+	input.target.labels.derived_values == "refuse"
+} else := "mask"
+
+target_protected := object.get(protected_columns, input.target.name, protected_columns["*"])
+
+# What no mask applies to at all (tollgate.rego's mask is empty then).
+unmasked if input.target.labels.masking == "off"
+
+unmasked if input.k8s.verb in {"exec", "attach", "portforward"}
+
+# The egress proxy's own target (a destination no target is configured for): a tunnel's
+# bytes cannot be read, and an unknown site's pages are not data of ours to mask. A
+# destination configured as a target is decided under that target, and keeps its mask.
+unmasked if input.target.protocol == "egress"
+
+active_protected := [] if {
+	unmasked
+} else := [p | some p in credential_columns; p in target_protected] if {
+	"privileged" in groups
+} else := target_protected
+
+protected_name(name) if {
+	some pattern in active_protected
+	regex.match(sprintf("^%s$", [replace(pattern, "*", ".*")]), lower(name))
+}
+
+# A column of a top-level statement's result that exposes a protected column.
+exposed_columns contains c if {
+	some s in sql_statements
+	s.nested == false
+	is_array(s.columns)
+	some c in s.columns
+	count(active_protected) > 0
+	exposes(c)
+}
+
+exposes(c) if c.known == false
+
+exposes(c) if {
+	c.plain == false
+	some source in c.sources
+	protected_source(source)
+}
+
+exposes(c) if {
+	c.plain == true
+	some source in c.sources
+	protected_name(source)
+	not same_name(c.name, source)
+}
+
+protected_source("*") := true
+
+protected_source(source) if protected_name(source)
+
+same_name(name, source) if {
+	is_string(name)
+	lower(name) == source
+}
+
+# The result column names the mask hides whole ("*": every column).
+derived_columns contains name if {
+	derived_action == "mask"
+	some c in exposed_columns
+	name := column_name(c)
+}
+
+column_name(c) := c.name if {
+	is_string(c.name)
+} else := "*"
+
+denials contains {
+	"rule": "sql.derived",
+	"reason": sprintf("result column %s is computed from a protected column (%s): derived values of protected columns are refused on this target", [column_name(c), concat(", ", c.sources)]),
+} if {
+	derived_action == "refuse"
+	some c in exposed_columns
+}
+
+# tollgate.rego's mask, with the derived columns to hide whole.
+with_derived(m) := object.union(m, {"derived": sort(derived_columns)}) if {
+	count(m) > 0
+	count(derived_columns) > 0
+} else := m

@@ -1,0 +1,207 @@
+"""The live counts against real stores (a SQLite file, a PostgreSQL database of the test's
+own), two `Live` instances standing for two workers or replicas: what one writes, the
+other reads at its next decision, with no sync between; increments are atomic; windows
+end; a store that does not answer makes the reading unknown and loses no count."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from extproc.activity.live import FRESH_SECONDS, SEEN_MOST, UNKNOWN, Live
+from extproc.activity.tracker import Tracker
+from extproc.config import Activity
+from extproc.store import connect
+from tests.activity.test_tracker import SHOP, evidence, rows, who
+
+TIMEOUT = 2.0
+
+
+@pytest.fixture
+async def two(store_url: str) -> AsyncIterator[tuple[Live, Live]]:
+    """Two processes' live counts on one store."""
+    first, second = Live(store_url, TIMEOUT), Live(store_url, TIMEOUT)
+    await first.start()
+    await second.start()
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def reading(live: Live, sub: str = "sub:agent-1", jti: str | None = "jti:t-1",
+                  target: str | None = "shop", groups: tuple[str, ...] = ("agents",),
+                  address: str | None = "10.0.0.7",
+                  environment: str | None = "production") -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(
+        await live.read(sub, jti, target, groups, address, environment))
+    return found
+
+
+async def until(check: Callable[[], Any], what: str, seconds: float = 10.0) -> Any:
+    """An asynchronous condition's first truthy value, waited for with a deadline."""
+    deadline = time.monotonic() + seconds
+    while not (found := await check()):
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        await asyncio.sleep(0.01)
+    return found
+
+
+async def test_a_refusal_counted_by_one_process_is_read_by_the_other_at_once(
+        two: tuple[Live, Live]) -> None:
+    first, second = two
+    assert (await reading(second))["identity"] == {"minute": {"refusals": 0}}
+    assert await first.refused("sub:agent-1") == 1
+    assert await second.refused("sub:agent-1") == 2
+    # No sync in between: the next decision of either reads both.
+    for live in two:
+        assert (await reading(live))["identity"]["minute"]["refusals"] == 2
+    assert (await reading(first, sub="sub:agent-2"))["identity"]["minute"]["refusals"] == 0
+
+
+async def test_concurrent_refusals_over_two_processes_are_each_counted_once(
+        two: tuple[Live, Live]) -> None:
+    """The increment-and-read is atomic: 40 refusals at once, 20 per process, leave 40,
+    and each saw a count of its own (the one that reaches a limit is exactly one)."""
+    counts = await asyncio.gather(*(two[n % 2].refused("sub:burst") for n in range(40)))
+    if time.time() % 60 > 1:  # not split by a clock minute: one row, 1..40
+        assert sorted(c for c in counts if c is not None) == list(range(1, 41))
+    assert (await reading(two[0], sub="sub:burst"))["identity"]["minute"]["refusals"] == 40
+
+
+async def test_a_tokens_addresses_and_environments_are_shared_at_decision_time(
+        two: tuple[Live, Live]) -> None:
+    first, second = two
+    # A reading shows what was written before it: this exchange's own values are the
+    # pack's to add.
+    assert (await reading(first, address="10.0.0.7"))["token"] == {
+        "seen": {"addresses": [], "environments": []}}
+    copied = await reading(second, address="10.0.0.8", environment="staging")
+    assert copied["token"] == {"seen": {"addresses": ["10.0.0.7"],
+                                        "environments": ["production"]}}
+    # The first process's own next request adds nothing new: it reuses its reading
+    # (FRESH_SECONDS), then reads the copy's values afresh.
+    assert (await reading(first, address="10.0.0.7"))["token"]["seen"]["addresses"] == []
+
+    async def both_seen() -> dict[str, Any]:
+        back = await reading(first, address="10.0.0.7")
+        return back if len(back["token"]["seen"]["addresses"]) == 2 else {}
+
+    back = await until(both_seen, "the copy's address", seconds=FRESH_SECONDS + 5)
+    assert back["token"]["seen"]["addresses"] == ["10.0.0.7", "10.0.0.8"]
+    assert back["token"]["seen"]["environments"] == ["production", "staging"]
+    assert (await reading(first, jti="jti:other"))["token"]["seen"]["addresses"] == []
+    assert (await reading(first, jti=None))["token"] is None
+
+
+async def test_a_token_seen_from_many_addresses_reads_a_bounded_list(
+        two: tuple[Live, Live]) -> None:
+    for n in range(SEEN_MOST + 5):
+        await reading(two[n % 2], address=f"10.1.0.{n}")
+    seen = (await reading(two[0]))["token"]["seen"]
+    assert len(seen["addresses"]) + len(seen["environments"]) <= SEEN_MOST + 1
+    assert len(seen["addresses"]) >= SEEN_MOST - 1
+
+
+async def test_masked_values_are_summed_per_target_and_group_over_identities(
+        two: tuple[Live, Live]) -> None:
+    first, second = two
+    first.count_masked("shop", ["agents", "sales"], {"email": 3, "phone": 1})
+    second.count_masked("shop", ["agents"], {"email": 4})
+    second.count_masked("crm", ["sales"], {"us_ssn": 2})
+
+    async def summed() -> bool:
+        found = await reading(first, groups=("agents", "sales"))
+        return bool(found["target"] == {"hour": {"masked": {"email": 7, "phone": 1}}}
+                    and found["groups"] == {
+                        "agents": {"hour": {"masked": {"email": 7, "phone": 1}}},
+                        "sales": {"hour": {"masked": {"email": 3, "phone": 1, "us_ssn": 2}}}})
+
+    await until(summed, "sums over both processes")
+    assert (await reading(second, target=None, groups=()))["target"] is None
+
+
+async def test_windows_end(store_url: str) -> None:
+    """Refusals count within the minute (the last one weighted), masked values within
+    the hour, a token's values within the day."""
+    live = Live(store_url, TIMEOUT)
+    await live.start()
+    try:
+        await reading(live)  # the tables exist
+        minute = int(time.time() // 60)
+        store = connect(store_url)
+        try:
+            store.executemany(
+                "INSERT INTO activity_live (key, minute, metric, value) VALUES (?, ?, ?, ?)",
+                [("sub:old", minute - 2, "refusals", 50),
+                 ("target:old", minute - 60, "masked:email", 70),
+                 ("target:old", minute - 59, "masked:email", 5)])
+            store.executemany(
+                "INSERT INTO activity_seen (key, value, last_minute) VALUES (?, ?, ?)",
+                [("jti:old", "address:10.0.0.1", minute - 1440),
+                 ("jti:old", "address:10.0.0.2", minute - 1439)])
+        finally:
+            store.close()
+        found = await reading(live, sub="sub:old", jti="jti:old", target="old", groups=(),
+                              address=None, environment=None)
+        assert found["identity"]["minute"]["refusals"] == 0
+        assert found["target"]["hour"]["masked"] == {"email": 5}
+        assert found["token"]["seen"]["addresses"] == ["10.0.0.2"]
+    finally:
+        await live.close()
+
+
+async def test_an_unreachable_store_makes_the_reading_unknown_and_loses_no_count(
+        closed_port: int, sqlite_url: str) -> None:
+    live = Live(f"postgresql://postgres@127.0.0.1:{closed_port}/nothing", 0.3)
+    await live.start()
+    try:
+        started = time.monotonic()
+        assert await live.read("sub:a", "jti:b", "shop", ["agents"], "10.0.0.7",
+                               "production") == UNKNOWN
+        assert time.monotonic() - started < 1.0, "the decision waited past the timeout"
+        assert await live.refused("sub:a") is None
+        live.count_masked("shop", [], {"email": 2})
+        assert not await live.flush()
+    finally:
+        await live.close()
+    # What could not be written is kept: the same deltas reach a store that answers.
+    kept = Live(sqlite_url, TIMEOUT)
+    kept._pending = live._pending  # the deltas the closed store kept, on a working one
+    await kept.start()
+    try:
+        assert await kept.flush()
+        found = await reading(kept, sub="sub:a", groups=())
+        assert found["identity"]["minute"]["refusals"] == 1
+        assert found["target"]["hour"]["masked"] == {"email": 2}
+    finally:
+        await kept.close()
+
+
+async def test_the_tracker_puts_live_counts_in_the_input_for_a_request(
+        sqlite_url: str) -> None:
+    tracker = Tracker(Activity(), sqlite_url)
+    await tracker.start()
+    try:
+        await tracker.refused(who())
+        tracker.observe(evidence(masked={"email": 2}))
+        assert tracker.live is not None and await tracker.live.flush()
+        found = json.loads(await tracker.input_json(who(), False, SHOP, "10.0.0.7"))
+        assert found["live"]["status"] == "known"
+        assert found["live"]["identity"]["minute"]["refusals"] == 1
+        assert found["live"]["target"]["hour"]["masked"] == {"email": 2}
+        assert found["live"]["groups"]["agents"]["hour"]["masked"] == {"email": 2}
+        # A response's decision reads none.
+        assert json.loads(await tracker.input_json(who(), False))["live"] is None
+    finally:
+        await tracker.close()
+    off = Tracker(Activity(live=False), sqlite_url)
+    assert off.live is None
+    assert json.loads(await off.input_json(who(), False, SHOP, "10.0.0.7"))["live"] is None
+    assert rows(sqlite_url, "SELECT key, metric, value FROM activity_live ORDER BY key") == [
+        ("group:agents", "masked:email", 2), ("sub:agent-1", "refusals", 1),
+        ("target:shop", "masked:email", 2)]

@@ -1,0 +1,198 @@
+"""What an identity spreads over workers or replicas is still counted (issue 47, items 2
+and 3), through a real Envoy balancing new connections over two workers of one tollgate
+(one SQLite store) and over two replicas (one PostgreSQL store), with the default pack.
+
+The shared counts sync every 30 s here, so nothing these attacks do can reach the other
+process through a sync within the test: what catches them is the live count each
+decision reads from the store (extproc/activity/live.py). Each attack is a variant of the
+issue's: refused statements of several kinds, each on a new connection; one token from
+two or three addresses, interleaved or after a run of legitimate uses; personal data read
+under the identity's limit by many identities on one target, or in one group over two
+targets. Each test prints its reaction (exchanges and seconds until the rule fired).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from extproc.activity.live import FRESH_SECONDS
+from extproc.quickstart import stack
+from extproc.store import connect
+from tests.e2e.test_activity_e2e import SELECT, record_of, sql
+from tests.standins.otlp_receiver import OtlpReceiver
+from tests.support import packs, tokens
+from tests.support.databases import throwaway_database
+from tests.support.gateway import Gateway, module_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SETTINGS = {"activity": {"sync_seconds": 30, "stale_seconds": 60},
+            "approvals": {"max_hold_seconds": 1}}
+# Four customers, an e-mail and a phone each: a read masks 8 personal values.
+PERSONAL = "SELECT name, email, phone FROM customers"
+GROUP_LIMIT, TARGET_LIMIT = 10, 60
+
+
+@pytest.fixture(scope="module", params=["two workers", "two replicas"])
+def spread(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           otlp: OtlpReceiver) -> Iterator[Gateway]:
+    pack = packs.pack_with_limits(
+        tmp_path_factory.mktemp("pack") / "policies",
+        personal_values_per_hour_per_group=GROUP_LIMIT,
+        personal_values_per_hour_per_target=TARGET_LIMIT)
+    if request.param == "two workers":
+        with module_gateway(tmp_path_factory, otlp, "spread", policy_dir=pack, workers=2,
+                            settings=SETTINGS) as gateway:
+            yield gateway
+        return
+    with throwaway_database() as url, module_gateway(  # the database outlives the gateway
+            tmp_path_factory, otlp, "spread", policy_dir=pack, replicas=2,
+            settings={**SETTINGS, "store": {"url": url}}) as gateway:
+        yield gateway
+
+
+def writers(gateway: Gateway, trace_ids: list[str | None]) -> set[str]:
+    """The workers or replicas that answered these exchanges."""
+    return {record_of(gateway, t)["writer"] for t in trace_ids}
+
+
+def masked_in(gateway: Gateway, key: str) -> int:
+    """The personal values masked under `key` (`group:G`, `target:T`) the live counts hold."""
+    connection = connect(gateway.store_url)
+    try:
+        ((total,),) = connection.execute(
+            "SELECT COALESCE(SUM(value), 0) FROM activity_live WHERE key = ? "
+            "AND metric LIKE 'masked:%'", (key,))
+    finally:
+        connection.close()
+    return int(total)
+
+
+def alert_of(gateway: Gateway, rule: str, identity: str) -> dict[str, Any]:
+    """The alert record of `rule` for `identity`, once it is written."""
+    found: list[dict[str, Any]] = []
+
+    def written() -> bool:
+        found[:] = [r["meaning"]["alert"] for r in gateway.records("alert")
+                    if r["meaning"]["alert"]["rule"] == rule
+                    and r["meaning"]["alert"]["identity"] == identity]
+        return bool(found)
+
+    stack.wait_until(written, 10, f"a {rule} alert for {identity}")
+    return found[0]
+
+
+def reaction(what: str, exchanges: int, started: float) -> None:
+    print(f"\nreaction, {what}: the rule fired at exchange {exchanges}, "
+          f"{(time.monotonic() - started) * 1000:.0f} ms after the first")
+
+
+@pytest.mark.parametrize("statements", [
+    ["DROP TABLE customers"],
+    ["DROP TABLE customers", "TRUNCATE customers", "GRANT ALL ON customers TO public"],
+])
+def test_refusals_spread_over_processes_raise_the_burst_alert_at_the_tenth(
+        spread: Gateway, statements: list[str]) -> None:
+    """The issue's 18 refused DROPs in under a minute, each on a new connection (or
+    refused statements of several kinds): the alert's first trace is the 10th refusal."""
+    token = tokens.token(f"prober-{len(statements)}")
+    started, refused = time.monotonic(), []
+    for n in range(18):
+        reply = sql(spread, statements[n % len(statements)], token)
+        assert reply.status == 403 and reply.json()["error"] == "denied", reply.body
+        refused.append(reply.trace_id)
+    assert len(writers(spread, refused)) == 2, "one process answered them all"
+    alert = alert_of(spread, "activity.refusal_burst", f"prober-{len(statements)}")
+    fired_at = refused.index(alert["trace_ids"][0]) + 1
+    reaction(f"refusal burst ({len(statements)} kinds)", fired_at, started)
+    assert fired_at == 10
+
+
+@pytest.mark.parametrize("addresses, legitimate", [
+    (["127.0.0.1", "127.0.0.2"], 0),   # the issue's: interleaved within a second
+    (["127.0.0.1", "127.0.0.3"], 5),   # the copy comes after a run of the owner's uses
+    (["127.0.0.1", "127.0.0.2", "127.0.0.3"], 0),
+])
+def test_a_token_from_several_addresses_is_refused_at_its_first_copied_use(
+        spread: Gateway, addresses: list[str], legitimate: int) -> None:
+    token = tokens.token(f"copied-{len(addresses)}-{legitimate}")
+    for _ in range(legitimate):
+        assert sql(spread, SELECT, token, addresses[0]).status == 200
+    started, replies = time.monotonic(), []
+    for n in range(12):
+        replies.append(sql(spread, SELECT, token, addresses[n % len(addresses)]))
+    assert time.monotonic() - started < 5
+    assert len(writers(spread, [r.trace_id for r in replies])) == 2
+    assert replies[0].status == 200
+    # Every use from another address is refused, from the first: it is new to the process
+    # that gets it, which reads afresh. The owner's address is refused too once its
+    # process's reading is older than live.FRESH_SECONDS.
+    for n, reply in enumerate(replies[1:], 1):
+        if n % len(addresses):
+            assert reply.status == 403, reply.body
+            assert "activity.token_reuse" in reply.json()["rules"]
+    reaction(f"token reuse from {len(addresses)} addresses", legitimate + 2, started)
+    stack.wait_until(lambda: sql(spread, SELECT, token, addresses[0]).status == 403,
+                     FRESH_SECONDS + 5, "the owner's address refused too")
+    alert = alert_of(spread, "activity.token_reuse", f"copied-{len(addresses)}-{legitimate}")
+    assert alert["severity"] == "critical"
+
+
+def test_personal_data_read_by_many_identities_in_one_group_is_held(spread: Gateway) -> None:
+    """Each identity reads once (8 values, far under its own 500 an hour); the group's
+    sum passes its limit (10) at the second read: the third is held, whoever reads. Each
+    read's count is in the store before the next read (it is written just after its
+    exchange): what is tested is the decision on the sum, not how fast a busy machine
+    writes it."""
+    group = "team-spread"
+    started, reads = time.monotonic(), 0
+    for n in range(6):
+        token = tokens.token(f"member-{n}", [group])
+        reply = sql(spread, PERSONAL, token)
+        reads += 1
+        if reply.status == 403:
+            break
+        assert reply.status == 200 and "[REDACTED" in reply.body.decode()
+        stack.wait_until(lambda n=n: masked_in(spread, f"group:{group}") >= 8 * (n + 1), 10,
+                         f"read {n + 1}'s count in the store")
+    assert reply.json()["error"] == "approval_required", reply.body
+    held_by = f"member-{reads - 1}"
+    assert "activity.shared_volume" in reply.json()["rules"]
+    assert f"for group {group}" in " ".join(reply.json()["reasons"])
+    reaction("personal values per group", reads, started)
+    assert reads == 3
+    alert = alert_of(spread, "activity.shared_volume", held_by)
+    assert (alert["key"], alert["severity"]) == (f"group:{group}", "warning")
+    # A member of no such group still reads (the target's sum is under its limit).
+    assert sql(spread, SELECT, tokens.token("outsider")).status == 200
+
+
+def test_personal_data_read_by_many_identities_on_one_target_is_held(
+        spread: Gateway) -> None:
+    """Identities of groups of their own each read once: the target's sum over them all
+    passes its limit (60) and further reads there are held, for anyone but a dba's
+    approval."""
+    started, reads, held = time.monotonic(), 0, None
+    n = 0
+    for n in range(12):
+        before = masked_in(spread, "target:demo")
+        reply = sql(spread, PERSONAL, tokens.token(f"lone-{n}", [f"lone-group-{n}"]))
+        reads += 1
+        if reply.status == 403:
+            held = reply
+            break
+        assert reply.status == 200, reply.body
+        # Its count in the store before the next read (as in the group's test).
+        stack.wait_until(lambda before=before: masked_in(spread, "target:demo") >= before + 8,
+                         10, f"read {n + 1}'s count in the store")
+    assert held is not None, "no read was held"
+    assert "activity.shared_volume" in held.json()["rules"]
+    assert "on target" in " ".join(held.json()["reasons"])
+    reaction("personal values per target", reads, started)
+    assert reads <= TARGET_LIMIT // 8 + 3
+    alert = alert_of(spread, "activity.shared_volume", f"lone-{n}")
+    assert alert["key"].startswith("target:")
