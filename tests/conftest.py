@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.sources import read_modules
 from extproc.recording.chain import Signer
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support.databases import throwaway_database
-from tests.support.gateway import Gateway, GatewayFactory, module_gateway
+from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
 from tests.support.http_server import refusing_port
 from tests.support.tls import TlsFiles, write_tls_files
 
@@ -93,6 +95,14 @@ def closed_port() -> Iterator[int]:
     """A port of 127.0.0.1 where nothing listens, kept so for the test."""
     with refusing_port() as port:
         yield port
+
+
+@pytest.fixture(scope="session")
+def engine() -> EmbeddedEngine:
+    """The default pack on the embedded engine, compiled once per test process (the
+    bypass tables and corpora decide thousands of inputs with it; it keeps no state
+    between decisions)."""
+    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
 
 @pytest.fixture(scope="session")

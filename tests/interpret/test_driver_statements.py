@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.sources import read_modules
 from tests.policy_corpus import policy_input
 
 HERE = Path(__file__).resolve().parent / "driver_statements"
@@ -27,11 +26,6 @@ CORPUS = {(path.stem, tool): texts for path in sorted(HERE.glob("*.json"))
           for tool, texts in json.loads(path.read_text())["statements"].items()}
 STATEMENTS = [pytest.param(text, id=f"{file}-{tool}-{i}")
               for (file, tool), texts in CORPUS.items() for i, text in enumerate(texts)]
-
-
-@pytest.fixture(scope="module")
-def engine() -> EmbeddedEngine:
-    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
 
 def test_every_tool_is_there() -> None:

@@ -14,7 +14,6 @@ import pytest
 from extproc.interpret.sql import analyze
 from extproc.masking.masker import Masker, MaskSpec
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.sources import read_modules
 from tests.policy_corpus import policy_input
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -64,11 +63,6 @@ UNTOUCHED = [
     ("star", "SELECT * FROM customers"),
     ("constants", "SELECT 1, now(), 'ssn'"),
 ]
-
-
-@pytest.fixture(scope="module")
-def engine() -> EmbeddedEngine:
-    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
 
 def masked_row(engine: EmbeddedEngine, text: str) -> tuple[list[Any], list[Any]]:

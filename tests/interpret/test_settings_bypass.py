@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.sources import read_modules
 from tests.policy_corpus import policy_input
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -27,11 +26,6 @@ SEARCH_PATH = "changing search_path is refused: table and function names would r
 ROLE = "changing role is refused: later statements would run as another role"
 AUTHORIZATION = "changing session_authorization is refused"
 UNNAMED = "set_config with a setting name computed when it runs is refused"
-
-
-@pytest.fixture(scope="module")
-def engine() -> EmbeddedEngine:
-    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
 
 def decide(engine: EmbeddedEngine, text: str, method: str = "QUERY",

@@ -186,11 +186,6 @@ ALLOWED: list[tuple[str, str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engine() -> EmbeddedEngine:
-    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
-
-
 @pytest.mark.parametrize("command", [pytest.param(c, id=i) for i, c in REFUSED])
 def test_destructive_effect_is_refused_in_a_tool_call(engine: EmbeddedEngine,
                                                       command: str) -> None:

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.sources import read_modules
-from tests.policy.test_pack_bypass import AGENT, POLICIES, k8s_exec, shell, tool
+from tests.policy.test_pack_bypass import AGENT, k8s_exec, shell, tool
 from tests.policy_corpus import policy_input
 
 Spec = dict[str, Any]
@@ -179,11 +178,6 @@ PASSES: list[tuple[str, Spec]] = [
     ("mcp-resource-notes", resource("file:///home/ada/notes/environment.md")),
     ("mcp-resource-example", resource("file:///srv/app/.env.example")),
 ]
-
-
-@pytest.fixture(scope="module")
-def engine() -> EmbeddedEngine:
-    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
 
 @pytest.mark.parametrize(("spec", "expected"), [pytest.param(s, e, id=i) for i, s, e in CAUGHT])

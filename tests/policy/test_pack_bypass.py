@@ -30,7 +30,6 @@ from extproc.approvals.model import Approval
 from extproc.approvals.notify import message
 from extproc.inert import LogFormatter, terminal
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.sources import read_modules
 from tests.policy_corpus import policy_input
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -665,11 +664,6 @@ FOUND: list[tuple[str, Spec, str, str]] = [
          "nesting past the reader's depth"),
     ]),
 ]
-
-
-@pytest.fixture(scope="module")
-def engine() -> EmbeddedEngine:
-    return EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
 
 
 @pytest.mark.parametrize(("spec", "expected"), [pytest.param(s, e, id=i) for i, s, e in CAUGHT])
