@@ -25,7 +25,8 @@ from typing import Any
 from faker import Faker
 
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
-from extproc.masking.detectors import DETECTORS, Text, scan
+from extproc.masking.catalog import DETECTORS
+from extproc.masking.detectors import Text, scan
 
 LOCALES = ("en_US", "de_DE", "fr_FR", "en_GB", "nl_NL")
 SHARED = {  # tollgate detector -> Presidio entity

@@ -55,7 +55,7 @@ from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
-from extproc.masking.detectors import BY_NAME
+from extproc.masking.catalog import BY_NAME
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording import store as record_store

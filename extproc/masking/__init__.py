@@ -6,7 +6,8 @@ carry), which JSON fields and which strategy; a `Masker` applies a spec to text
 (`mask_text`), to parsed JSON (`mask_json`) and to bodies arriving in chunks (`stream`).
 """
 
-from extproc.masking.detectors import DETECTORS, PEM_MAX
+from extproc.masking.catalog import DETECTORS
+from extproc.masking.detectors import PEM_MAX
 from extproc.masking.masker import (
     ALL_DETECTORS,
     DEFAULT_FIELDS,

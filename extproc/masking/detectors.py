@@ -34,16 +34,16 @@ _SHAPE = bytes(
 )
 
 
-def _table(chars: bytes) -> bytes:
+def table(chars: bytes) -> bytes:
     return bytes(1 if b in chars else 0 for b in range(256))
 
 
-_ALNUM = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_DIGIT = _table(b"0123456789")
-_WORD = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-_NOT_DIGIT = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
-_BASE64 = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/")
-_TOKEN = _table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
+ALNUM = table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+DIGIT = table(b"0123456789")
+WORD = table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+NOT_DIGIT = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+BASE64 = table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/")
+TOKEN = table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
 
 _DIGIT_RUN = re.compile(rb"000000000+")
 
@@ -56,8 +56,16 @@ class Text:
     (see `private_key`), in `source`.
     """
 
-    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "pem_resume", "raw", "shape",
-                 "source")
+    __slots__ = (
+        "_folded",
+        "_key_ids",
+        "_lower",
+        "pem_resume",
+        "raw",
+        "runs",
+        "shape",
+        "source",
+    )
 
     def __init__(self, source: bytes, pem_resume: int | None = None) -> None:
         self.source = source
@@ -66,7 +74,7 @@ class Text:
         self.shape = self.raw.translate(_SHAPE)
         self.pem_resume = pem_resume if pem_resume is None else self.to_raw(pem_resume)
         self._lower: bytes | None = None
-        self._runs: list[tuple[int, int]] | None = None
+        self.runs: list[tuple[int, int]] | None = None
         self._key_ids: list[tuple[int, int]] | None = None  # AWS's, for two detectors
 
     def to_source(self, pos: int) -> int:
@@ -86,9 +94,9 @@ class Text:
     @property
     def digit_runs(self) -> list[tuple[int, int]]:
         """Spans of the runs of 9 digits or more: cards, SSNs and phone numbers share them."""
-        if self._runs is None:
-            self._runs = [m.span() for m in _DIGIT_RUN.finditer(self.shape)]
-        return self._runs
+        if self.runs is None:
+            self.runs = [m.span() for m in _DIGIT_RUN.finditer(self.shape)]
+        return self.runs
 
     def before(self, pos: int, width: int) -> bytes:
         """Up to `width` bytes before `pos`, lowercase, back to a NUL at most.
@@ -138,30 +146,30 @@ class Detector:
 _NOT_DECIMAL = re.compile(r"[^0-9]", re.ASCII)
 
 
-def _digits(value: str) -> str:
+def digits(value: str) -> str:
     """The ASCII digits of a value, whatever script it is written in."""
     return _NOT_DECIMAL.sub("", value.translate(ASCII_DIGITS))
 
 
-def _alnum_upper(value: str) -> str:
+def alnum_upper(value: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKC", value) if c.isalnum()).upper()
 
 
-def _bounded(t: Text, s: int, e: int, table: bytes = _ALNUM) -> bool:
+def bounded(t: Text, s: int, e: int, table: bytes = ALNUM) -> bool:
     """Neither the byte before `s` nor the one at `e` continues the finding."""
     return not t.at(table, s - 1) and not t.at(table, e)
 
 
-def _continues(t: Text, e: int, seps: bytes) -> bool:
+def continues(t: Text, e: int, seps: bytes) -> bool:
     """The finding at `e` goes on as another number: a separator then a digit."""
-    return e < len(t.raw) and t.raw[e] in seps and t.at(_DIGIT, e + 1)
+    return e < len(t.raw) and t.raw[e] in seps and t.at(DIGIT, e + 1)
 
 
-def _extends_back(t: Text, s: int, seps: bytes) -> bool:
-    return s > 1 and t.raw[s - 1] in seps and t.at(_DIGIT, s - 2)
+def extends_back(t: Text, s: int, seps: bytes) -> bool:
+    return s > 1 and t.raw[s - 1] in seps and t.at(DIGIT, s - 2)
 
 
-def _matches(
+def matches(
     pattern: re.Pattern[bytes],
     check: Callable[[Text, int, int], tuple[int, int] | None],
     *,
@@ -177,7 +185,7 @@ def _matches(
     return find
 
 
-def _runs(
+def runs(
     shortest: int, longest: int, check: Callable[[Text, int, int], tuple[int, int] | None]
 ) -> Callable[[Text], Found]:
     """A find function: every run of `shortest` to `longest` digits that `check` accepts."""
@@ -189,11 +197,11 @@ def _runs(
     return find
 
 
-def _both(*finds: Callable[[Text], Found]) -> Callable[[Text], Found]:
+def both(*finds: Callable[[Text], Found]) -> Callable[[Text], Found]:
     return lambda t: [span for find in finds for span in find(t)]
 
 
-def _context(pattern: bytes, width: int) -> Callable[[Text, int], bool]:
+def context(pattern: bytes, width: int) -> Callable[[Text, int], bool]:
     """Whether a context word (regex on lowercase) occurs within `width` bytes before a finding."""
     compiled = re.compile(pattern)
     return lambda t, s: compiled.search(t.before(s, width)) is not None
@@ -205,11 +213,11 @@ _AUTHORITY_END = re.compile(rb"[\s\"'<>\x00\x01/?#]")
 _AUTHORITY_REACH = 256
 
 
-def _in_authority(t: Text, s: int) -> bool:
+def in_authority(t: Text, s: int) -> bool:
     """Whether `s` is inside a URL's authority: its host (or user) is structure a link
     needs to work, not personal data. What follows the authority is read as any text."""
     scheme = t.raw.rfind(b"://", max(0, s - _AUTHORITY_REACH), s)
-    return (scheme != -1 and t.at(_ALNUM, scheme - 1)
+    return (scheme != -1 and t.at(ALNUM, scheme - 1)
             and _AUTHORITY_END.search(t.raw, scheme + 3, s) is None)
 
 
@@ -234,12 +242,12 @@ def _card_number(digits: str) -> bool:
 
 def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
     # Digits going on past a "." make a decimal number, not a card, unless all zeros.
-    if _extends_back(t, s, b".") and (exponent := _EXPONENT.match(t.raw, e)) is not None:
+    if extends_back(t, s, b".") and (exponent := _EXPONENT.match(t.raw, e)) is not None:
         return _card_exponent(t, s - 2, exponent.end())
-    if not _bounded(t, s, e, _WORD) or _extends_back(t, s, b"."):
+    if not bounded(t, s, e, WORD) or extends_back(t, s, b"."):
         return None
     end = e
-    if _continues(t, e, b"."):
+    if continues(t, e, b"."):
         if (fraction := _ZERO_FRACTION.match(t.raw, e)) is None:
             return None
         end = fraction.end()
@@ -250,7 +258,7 @@ def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
 
 def _card_exponent(t: Text, s: int, e: int) -> tuple[int, int] | None:
     """A float in exponent notation (`d.ddd…e15`) whose value is a whole card number."""
-    if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS) or t.at(_WORD, e):
+    if t.at(WORD, s - 1) or extends_back(t, s, _CARD_SEPS) or t.at(WORD, e):
         return None
     mantissa, _, exponent = t.raw[s:e].lower().partition(b"e")
     whole, _, fraction = mantissa.partition(b".")
@@ -263,58 +271,21 @@ def _card_exponent(t: Text, s: int, e: int) -> tuple[int, int] | None:
 
 def _card_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
     """Grouped digits; trailing groups that are not part of the card (an expiry) fall off."""
-    if t.at(_WORD, s - 1) or _extends_back(t, s, _CARD_SEPS + b"."):
+    if t.at(WORD, s - 1) or extends_back(t, s, _CARD_SEPS + b"."):
         return None
     groups = re.split(rb"[ ./-]", t.raw[s:e])
     for n in range(len(groups), 2, -1):
         end = s + sum(len(g) + 1 for g in groups[:n]) - 1
         if _card_number(b"".join(groups[:n]).decode()):
-            return (s, end) if not t.at(_WORD, end) else None
+            return (s, end) if not t.at(WORD, end) else None
     return None
 
 
 credit_card = Detector(
     "credit_card", "CREDIT_CARD",
-    _both(_runs(12, 19, _card_run), _matches(_CARD_GROUPS, _card_groups, shape=True)),
-    max_len=26, reveal=4, canonical=_digits,
+    both(runs(12, 19, _card_run), matches(_CARD_GROUPS, _card_groups, shape=True)),
+    max_len=26, reveal=4, canonical=digits,
     gate=lambda t: b"0000" in t.shape,  # 12 digits in a run, or a group of 4
-)
-
-# --- US social security numbers ----------------------------------------------------------
-
-# With dashes anywhere; with spaces, dots, slashes or none (9 digits) only after a
-# context word, because 9-digit ids (orders, routing numbers, zip+4) and other dotted
-# or slashed numbers are far more common than bare SSNs.
-_SSN_GROUPS = re.compile(rb"000(?P<sep>[ ./])00(?P=sep)0000")
-_SSN_CONTEXT = _context(
-    rb"(?<![a-z])(?:ssns?|ss#|social[ _-]?sec(?:urity)?|soc\.?[ _-]?sec)(?![a-z])", 48
-)
-_SSN_EDGE = b"-./+_"
-
-
-def _ssn_span(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
-    if t.at(_ALNUM, s - 1) or t.at(_ALNUM, e) or _continues(t, e, _SSN_EDGE):
-        return None
-    if s > 0 and t.raw[s - 1] in _SSN_EDGE:
-        return None
-    if not checks.ssn_valid(_digits(t.raw[s:e].decode())):
-        return None
-    return (s, e) if dashed or _SSN_CONTEXT(t, s) else None
-
-
-def _ssn_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    seps = t.raw[s + 3 : s + 4] + t.raw[s + 6 : s + 7]
-    if seps not in (b"--", b"  ", b"..", b"//"):
-        return None
-    return _ssn_span(t, s, e, dashed=seps == b"--")
-
-
-us_ssn = Detector(
-    "us_ssn", "US_SSN",
-    _both(_matches(_SSN_GROUPS, _ssn_groups, shape=True),
-          _runs(9, 9, lambda t, s, e: _ssn_span(t, s, e, dashed=False))),
-    max_len=13, reveal=4, canonical=_digits,
-    gate=lambda t: b"0000" in t.shape,  # a run of 9, or the last group
 )
 
 # --- IBAN -------------------------------------------------------------------------------
@@ -335,11 +306,11 @@ _IBAN_EXACT = {
 
 def _iban(t: Text, s: int, _e: int) -> tuple[int, int] | None:
     """Cut the candidate at its country's length, then check mod-97."""
-    if t.raw[s : s + 2] not in _IBAN_COUNTRIES or t.at(_ALNUM, s - 1):
+    if t.raw[s : s + 2] not in _IBAN_COUNTRIES or t.at(ALNUM, s - 1):
         return None
     length = checks.IBAN_LENGTHS[t.raw[s : s + 2].upper().decode()]
     m = _IBAN_EXACT[length].match(t.raw, s)
-    if m is None or t.at(_ALNUM, m.end()):
+    if m is None or t.at(ALNUM, m.end()):
         return None
     return m.span() if checks.iban_valid(m[0].replace(b" ", b"").upper().decode()) else None
 
@@ -359,8 +330,8 @@ def _iban_lower(t: Text) -> Iterator[tuple[int, int]]:
         pos = shape.find(b"aa00", end)
 
 
-iban = Detector("iban", "IBAN_CODE", _both(_matches(_IBAN, _iban, shape=True), _iban_lower),
-                max_len=70, reveal=4, canonical=_alnum_upper,
+iban = Detector("iban", "IBAN_CODE", both(matches(_IBAN, _iban, shape=True), _iban_lower),
+                max_len=70, reveal=4, canonical=alnum_upper,
                 gate=lambda t: b"AA00" in t.shape or b"aa00" in t.shape)
 
 # --- e-mail -----------------------------------------------------------------------------
@@ -382,89 +353,15 @@ def _email(t: Text) -> Iterator[tuple[int, int]]:
         s = at - local.end()
         while s < at and t.raw[s] == 0x2E:  # a local part does not start with a dot
             s += 1
-        if s == at or t.at(_ALNUM, s - 1):
+        if s == at or t.at(ALNUM, s - 1):
             continue
-        if _in_authority(t, s):
+        if in_authority(t, s):
             continue  # a URL's user and host (scheme://user@host), not an address
         yield s, m.end()
 
 
 email = Detector("email", "EMAIL_ADDRESS", _email, max_len=348, reveal=4,
                  canonical=str.lower, gate=lambda t: b"@" in t.raw)
-
-# --- phone numbers ----------------------------------------------------------------------
-
-# Forms that read as phone numbers and not as dates, versions or ids: international
-# (+CC ...), North American with separators, a parenthesised area code, national numbers
-# with a trunk 0 and a separator, and a bare run of 10-15 digits after a phone word.
-_EXT_BODY = rb" ?(?:x|ext\.?|#) ?[0-9]{1,6}"
-_EXT = rb"(?:" + _EXT_BODY + rb")?"
-_PHONE_INTL = re.compile(
-    rb"\+[1-9][0-9]{0,2}(?:[ .\-/]?(?:\(0\)|\([0-9]{1,4}\)))?(?:[ .\-/]?[0-9]{1,6}){1,6}" + _EXT
-)
-_PHONE_PAREN = re.compile(
-    rb"\((?:0[1-9][0-9]{1,4}|[2-9][0-9]{2})\)[ \-]?[0-9]{3,8}(?:[ \-][0-9]{3,4})?" + _EXT
-)
-_PHONE_NATIONAL = re.compile(
-    rb"0[1-9](?:[0-9]{0,3}[ /\-](?:[0-9]{5,9}|[0-9]{3,4}[ \-][0-9]{3,4})|(?:[ .][0-9]{2}){4})"
-    + _EXT
-)
-_PHONE_NANP = (re.compile(rb"000 000 0000"), re.compile(rb"000\.000\.0000"))  # shape
-_PHONE_NANP_RAW = re.compile(
-    rb"(?:(?:00)?1[ .\-])?[2-9][0-9]{2}([ .\-])[2-9][0-9]{2}\1[0-9]{4}" + _EXT
-)
-_PHONE_CONTEXT = _context(
-    rb"(?<![a-z])(?:phone|tel|telephone|mobile|mob|cell|fax|call|sms|whatsapp|telefon|gsm"
-    rb"|handy|portable)s?(?![a-z])", 32
-)
-_PHONE_EDGE = b".+_/:-"
-
-
-_EXT_TAIL = re.compile(_EXT_BODY + rb"\Z")
-
-
-def _phone_ends(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    """Nothing continues the number, and it has 8-15 digits (a national "(0)" and any
-    extension aside)."""
-    if t.at(_ALNUM, e) or _continues(t, e, b".:/-"):
-        return None
-    main = _EXT_TAIL.sub(b"", t.raw[s:e].replace(b"(0)", b""))
-    return (s, e) if 8 <= len(main.translate(None, _NOT_DIGIT)) <= 15 else None
-
-
-def _phone(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    if t.at(_ALNUM, s - 1) or (s > 0 and t.raw[s - 1] in _PHONE_EDGE):
-        return None
-    return _phone_ends(t, s, e)
-
-
-def _phone_intl(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    return None if t.at(_ALNUM, s - 1) else _phone_ends(t, s, e)
-
-
-def _phone_nanp(t: Text) -> Iterator[tuple[int, int]]:
-    """Shape finds the 3-3-4 digits; the raw pattern, run around it, reads the rest."""
-    for gate in _PHONE_NANP:
-        for m in gate.finditer(t.shape):
-            for r in _PHONE_NANP_RAW.finditer(t.raw, max(0, m.start() - 4), m.end() + 16):
-                if r.start() <= m.start() < r.end() and (span := _phone(t, *r.span())):
-                    yield span
-
-
-def _phone_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    if t.at(_WORD, s - 1) or t.at(_WORD, e) or not _PHONE_CONTEXT(t, s):
-        return None
-    return s, e
-
-
-phone = Detector(
-    "phone", "PHONE_NUMBER",
-    _both(_matches(_PHONE_INTL, _phone_intl), _matches(_PHONE_PAREN, _phone),
-          _matches(_PHONE_NATIONAL, _phone), _phone_nanp,
-          _runs(10, 15, _phone_run)),
-    max_len=72, reveal=4, canonical=_digits,
-    gate=lambda t: t.shape.count(b"0") >= 8,  # every form has 8 digits at least
-)
 
 # --- IP addresses -----------------------------------------------------------------------
 
@@ -481,16 +378,16 @@ _PRODUCT_BEFORE = re.compile(rb"(?<![/A-Za-z0-9._-])[A-Za-z0-9._-]{1,64}/\Z")
 def _ipv4(t: Text, s: int, _e: int) -> tuple[int, int] | None:
     """The shape match starts at the first octet's last digit: step back to its first."""
     for _ in range(2):
-        if t.at(_DIGIT, s - 1):
+        if t.at(DIGIT, s - 1):
             s -= 1
-    if t.at(_WORD, s - 1) or (s > 0 and t.raw[s - 1] == 0x2E):
+    if t.at(WORD, s - 1) or (s > 0 and t.raw[s - 1] == 0x2E):
         return None
     if s > 1 and t.raw[s - 1] == 0x2F and _PRODUCT_BEFORE.search(t.raw, max(0, s - 66), s):
         return None
     m = _IPV4.match(t.raw, s)
-    if m is None or t.at(_WORD, m.end()) or _VERSION_BEFORE.search(t.before(s, 16)):
+    if m is None or t.at(WORD, m.end()) or _VERSION_BEFORE.search(t.before(s, 16)):
         return None
-    return None if _in_authority(t, s) else m.span()
+    return None if in_authority(t, s) else m.span()
 
 
 _IPV6_GATE = re.compile(rb":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)")
@@ -512,9 +409,9 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
             e -= 1
         last_end = e
         candidate = t.raw[s:e].decode()
-        if t.at(_WORD, s - 1) or t.at(_WORD, e) or not any(c.isdigit() for c in candidate):
+        if t.at(WORD, s - 1) or t.at(WORD, e) or not any(c.isdigit() for c in candidate):
             continue
-        if _in_authority(t, s):  # http://[fe80::1]:8080/
+        if in_authority(t, s):  # http://[fe80::1]:8080/
             continue
         try:
             ipaddress.IPv6Address(candidate)
@@ -524,132 +421,8 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
 
 
 ip_address = Detector("ip_address", "IP_ADDRESS",
-                      _both(_matches(_IPV4_SHAPE, _ipv4, shape=True), _ipv6),
+                      both(matches(_IPV4_SHAPE, _ipv4, shape=True), _ipv6),
                       max_len=90, reveal=4, gate=lambda t: b"0." in t.shape or b":" in t.raw)
-
-# --- cloud and SaaS credentials -----------------------------------------------------------
-
-
-def _token(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    return (s, e) if _bounded(t, s, e, _TOKEN) else None
-
-
-def _random_looking(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    """A generated key mixes cases and digits; prose and identifiers rarely do all three."""
-    body = t.raw[s:e]
-    if body.lower() == body or body.upper() == body or not any(_DIGIT[c] for c in body):
-        return None
-    return _token(t, s, e)
-
-
-def _prefixed(*patterns: bytes, check: Callable[[Text, int, int], tuple[int, int] | None] = _token
-              ) -> Callable[[Text], Found]:
-    return _both(*(_matches(re.compile(p), check) for p in patterns))
-
-
-# Upper case as AWS issues them, or lower case (AWS and its SDKs take either); a lower
-# case one has a digit, as nearly every key id does and `asia…` words do not.
-_AWS_KEY_ID = re.compile(rb"A[KS]IA[A-Z0-9]{16}")
-_AWS_KEY_ID_LOWER = (re.compile(rb"akia[a-z0-9]{16}"), re.compile(rb"asia[a-z0-9]{16}"))
-
-
-def _aws_key_id_lower(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    return (s, e) if _bounded(t, s, e) and t.raw[s + 4 : e].translate(
-        None, _NOT_DIGIT) else None
-
-
-def _aws_key_ids(t: Text) -> list[tuple[int, int]]:
-    """Key ids, found once a text: the key id detector's findings, and context for the
-    secret key's."""
-    if t._key_ids is None:
-        t._key_ids = [m.span() for m in _AWS_KEY_ID.finditer(t.raw) if _bounded(t, *m.span())]
-        t._key_ids += [span for pattern in _AWS_KEY_ID_LOWER if pattern.pattern[:4] in t.raw
-                       for m in pattern.finditer(t.raw)
-                       if (span := _aws_key_id_lower(t, *m.span()))]
-    return t._key_ids
-
-
-def _aws_key_id_gate(t: Text) -> bool:
-    return b"akia" in t.lower or b"asia" in t.lower
-
-
-aws_access_key_id = Detector("aws_access_key_id", "AWS_ACCESS_KEY_ID", _aws_key_ids,
-                             max_len=22, reveal=4, gate=_aws_key_id_gate)
-
-# An AWS secret access key is 40 characters of base64 with nothing else to recognise it
-# by: any 40-character base64 run would do. So one is a finding only within 160 bytes
-# after an AWS word ("aws", "secret_access_key", "SecretAccessKey") or a key id.
-_BASE64_CLASS = bytes(0x62 if _BASE64[b] else 0x20 for b in range(256))
-_FORTY = b"b" * 40
-_AWS_WORDS = (b"aws", b"secretaccesskey", b"secret_access_key")
-_AWS_REACH = 160
-
-
-def _aws_contexts(t: Text) -> Iterator[int]:
-    lower = t.lower
-    for word in _AWS_WORDS:
-        pos = lower.find(word)
-        while pos != -1:
-            if word != b"aws" or not (pos and 0x61 <= lower[pos - 1] <= 0x7A):
-                yield pos + len(word)
-            pos = lower.find(word, pos + 1)
-    for _, e in _aws_key_ids(t):
-        yield e
-
-
-def _aws_secret(t: Text) -> Iterator[tuple[int, int]]:
-    """Runs of exactly 40 base64 characters, unpadded, starting within reach of a context.
-
-    Base64 characters become "b" and all others a space, so that a run of 40 is a
-    literal that `bytes.find` skips to.
-    """
-    contexts = sorted(set(_aws_contexts(t)))
-    if not contexts:
-        return
-    view = t.raw.translate(_BASE64_CLASS)
-    seen: set[int] = set()
-    for ctx in contexts:
-        stop = t.raw.find(b"\x00", ctx)
-        reach = min(len(t.raw) if stop == -1 else stop, ctx + _AWS_REACH + 40)
-        s = view.find(_FORTY, ctx, reach)
-        while s != -1 and s <= ctx + _AWS_REACH:
-            e = view.find(b" ", s)
-            e = len(view) if e == -1 else e
-            if (e - s == 40 and s not in seen and not t.at(_BASE64, s - 1)
-                    and t.raw[e : e + 1] != b"=" and _random_looking(t, s, e)):
-                seen.add(s)
-                yield s, e
-            s = view.find(_FORTY, e, reach)
-
-
-aws_secret_key = Detector(
-    "aws_secret_key", "AWS_SECRET_KEY", _aws_secret, max_len=42,
-    gate=lambda t: b"aws" in t.lower or b"secret" in t.lower or _aws_key_id_gate(t),
-)
-
-github_token = Detector(
-    "github_token", "GITHUB_TOKEN",
-    _prefixed(rb"gh[pousr]_[A-Za-z0-9]{36,251}", rb"github_pat_[A-Za-z0-9_]{22,255}"),
-    max_len=268, gate=lambda t: b"gh" in t.raw or b"github_pat_" in t.raw,
-)
-gitlab_token = Detector(
-    "gitlab_token", "GITLAB_TOKEN",
-    _prefixed(rb"glpat-[A-Za-z0-9_-]{20,200}(?:\.[A-Za-z0-9_-]{1,50}){0,2}"), max_len=310,
-    gate=lambda t: b"glpat-" in t.raw,
-)
-slack_token = Detector("slack_token", "SLACK_TOKEN",
-                       _prefixed(rb"xox[abposr]-[A-Za-z0-9-]{10,250}"), max_len=257,
-                       gate=lambda t: b"xox" in t.raw)
-stripe_key = Detector(
-    "stripe_key", "STRIPE_KEY",
-    _prefixed(rb"sk_(?:live|test)_[A-Za-z0-9]{10,247}", rb"rk_(?:live|test)_[A-Za-z0-9]{10,247}"),
-    max_len=257, gate=lambda t: b"k_live_" in t.raw or b"k_test_" in t.raw,
-)
-openai_key = Detector(
-    "openai_key", "OPENAI_KEY",
-    _prefixed(rb"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,250}", check=_random_looking),
-    max_len=266, gate=lambda t: b"sk-" in t.raw,
-)
 
 # --- JWT --------------------------------------------------------------------------------
 
@@ -661,13 +434,13 @@ _JWT = re.compile(
 
 
 def _jwt(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    if t.at(_TOKEN, s - 1) or t.at(_TOKEN, e):
+    if t.at(TOKEN, s - 1) or t.at(TOKEN, e):
         return None
     return (s, e) if checks.jwt_header_ok(t.raw[s : t.raw.index(b".", s)]) else None
 
 
 jwt = Detector(
-    "jwt", "JWT", _matches(_JWT, _jwt), max_len=3 * _JWT_PART + 8,
+    "jwt", "JWT", matches(_JWT, _jwt), max_len=3 * _JWT_PART + 8,
     gate=lambda t: b"eyJ" in t.raw,
     pending=re.compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}\Z"),
 )
@@ -720,17 +493,10 @@ _CONN = re.compile(
 
 connection_password = Detector(
     "connection_password", "PASSWORD",
-    _matches(_CONN, lambda t, s, e: (s, e) if t.at(_ALNUM, t.raw.rfind(b"://", 0, s) - 1)
+    matches(_CONN, lambda t, s, e: (s, e) if t.at(ALNUM, t.raw.rfind(b"://", 0, s) - 1)
              else None, group=1),
     max_len=200, gate=lambda t: b"://" in t.raw,
 )
-
-DETECTORS: tuple[Detector, ...] = (
-    private_key, jwt, credit_card, us_ssn, iban, email, phone, ip_address, aws_access_key_id,
-    aws_secret_key, github_token, gitlab_token, slack_token, stripe_key, openai_key,
-    connection_password,
-)
-BY_NAME: dict[str, Detector] = {d.name: d for d in DETECTORS}
 
 
 def gate_passes(d: Detector, t: Text) -> bool:

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
 
-from extproc.masking import detectors, strategies
+from extproc.masking import catalog, strategies
 from extproc.masking.detectors import Detector, Text, scan
 from extproc.masking.strategies import Strategy
 from extproc.masking.stream import MaskingStream
 
-ALL_DETECTORS: frozenset[str] = frozenset(detectors.BY_NAME)
+ALL_DETECTORS: frozenset[str] = frozenset(catalog.BY_NAME)
 
 # Keys whose whole value is masked, whatever it looks like. Compared after
 # `normalise_field`, exactly: `token` masks {"token": ...} and {"Token": ...}, not
@@ -158,7 +158,7 @@ def _assignments(raw: bytes) -> Iterator[tuple[bytes, int, int]]:
 def _detectors(names: frozenset[str], fields: frozenset[str]) -> tuple[Detector, ...]:
     """The detectors a spec names, in scanning order (chosen once per spec: every body
     masked, the record's included, asks again)."""
-    chosen = tuple(d for d in detectors.DETECTORS if d.name in names)
+    chosen = tuple(d for d in catalog.DETECTORS if d.name in names)
     return (*chosen, field_in_text(fields)) if fields else chosen
 
 

@@ -21,7 +21,8 @@ import hmac
 import re
 from typing import Literal, get_args
 
-from extproc.masking.detectors import DETECTORS, Detector
+from extproc.masking.catalog import DETECTORS
+from extproc.masking.detectors import Detector
 
 Strategy = Literal["redact", "partial", "hash"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from extproc.masking import Masker, detectors
-from extproc.masking.detectors import BY_NAME, Detector, Text, scan
+from extproc.masking.catalog import BY_NAME
+from extproc.masking.detectors import Detector, Text, scan
 
 KEY = b"tollgate-test-hmac-key-0123456789"
 

@@ -19,7 +19,8 @@ from functools import cache
 import pytest
 from faker import Faker
 
-from extproc.masking.detectors import DETECTORS, Text, scan
+from extproc.masking.catalog import DETECTORS
+from extproc.masking.detectors import Text, scan
 
 LOCALES = ("en_US", "de_DE", "fr_FR", "en_GB", "nl_NL")
 PER_LOCALE = 200
