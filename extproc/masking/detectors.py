@@ -53,19 +53,12 @@ class Text:
     given, or that text itself), their shape, lowercase on demand.
 
     `pem_resume` is where a private key block, cut into pieces by a stream, carries on
-    (see `private_key`), in `source`.
+    (see `private_key`), in `source`. `memo` holds what a family of detectors reads once
+    per text and shares among its detectors (a prefilter's hits, say), keyed by module.
     """
 
-    __slots__ = (
-        "_folded",
-        "_key_ids",
-        "_lower",
-        "pem_resume",
-        "raw",
-        "runs",
-        "shape",
-        "source",
-    )
+    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "memo", "pem_resume", "raw",
+                 "shape", "source")
 
     def __init__(self, source: bytes, pem_resume: int | None = None) -> None:
         self.source = source
@@ -74,8 +67,9 @@ class Text:
         self.shape = self.raw.translate(_SHAPE)
         self.pem_resume = pem_resume if pem_resume is None else self.to_raw(pem_resume)
         self._lower: bytes | None = None
-        self.runs: list[tuple[int, int]] | None = None
+        self._runs: list[tuple[int, int]] | None = None
         self._key_ids: list[tuple[int, int]] | None = None  # AWS's, for two detectors
+        self.memo: dict[str, object] = {}
 
     def to_source(self, pos: int) -> int:
         """Where position `pos` of `raw` is in `source`."""
@@ -94,9 +88,9 @@ class Text:
     @property
     def digit_runs(self) -> list[tuple[int, int]]:
         """Spans of the runs of 9 digits or more: cards, SSNs and phone numbers share them."""
-        if self.runs is None:
-            self.runs = [m.span() for m in _DIGIT_RUN.finditer(self.shape)]
-        return self.runs
+        if self._runs is None:
+            self._runs = [m.span() for m in _DIGIT_RUN.finditer(self.shape)]
+        return self._runs
 
     def before(self, pos: int, width: int) -> bytes:
         """Up to `width` bytes before `pos`, lowercase, back to a NUL at most.
