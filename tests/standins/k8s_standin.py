@@ -19,10 +19,28 @@ reached "the cluster" and what did not:
     DELETE .../{resource}/{name}          the object, gone; a namespace is answered
                                            Terminating (as kube-apiserver answers) and
                                            finalised at once, with what it held
-    GET  .../pods/{name}/exec|attach      WebSocket, subprotocol v5.channel.k8s.io (or v4):
-                                           "runs" the command by writing
-                                           `executed: <argv>\\n` on stdout (channel 1),
-                                           then a Success Status on channel 3, then closes
+    GET  .../pods/{name}/exec|attach      WebSocket streaming (k8s_exec.py), with the
+         .../pods/{name}/portforward       subprotocols and framing kube negotiates
+                                           (k8s_channels.py): see below
+
+Exec, attach and port-forward. Started with `pods=<folder>`, the stand-in runs real
+processes (k8s_pods.py): each pod's filesystem root is `<folder>/<namespace>/<pod>`
+(`pod_root()`), the working directory and HOME of what runs there. An exec runs its argv
+there (stdin, stdout, stderr on channels 0-2; under `tty=true` a pseudo-terminal, stderr
+merged, resize messages on channel 4 applied to it); when it exits, channel 3 carries the
+metav1.Status kube sends (Success, or Failure/NonZeroExitCode with the ExitCode cause),
+then a close frame. `kubectl exec`, `exec -i`, `exec -it`, `cp` (tar over exec) and
+`attach` work against it, as does the `kubernetes` Python client's `stream()` and
+`portforward()`. Attach joins the pod's long-running container process (`sh` reading its
+stdin). Port-forward connects pod port P to 127.0.0.1:`ports[P]`. Without `pods`, exec and
+attach run nothing: they answer `executed: <argv>` / `attached: <container>` on stdout
+and Success.
+
+Every exec, attach and port-forward is in `execs` (an `Exec`: namespace, pod, container,
+argv, transport, the streams asked for, ports); its `transcript`, complete once
+`transcript.wait()` returns, holds the negotiated subprotocol, the bytes each side sent
+per channel (the first 64 KiB; totals counted), resizes, channels the client closed,
+messages dropped and why, the exit code, the Status sent and the close frame.
 
 Objects are seeded: namespaces default, staging (environment=staging) and prod
 (environment=production), each with pod web-1 (container app, Running) and secret
@@ -31,8 +49,13 @@ otherwise, whatever the path). The server serves TLS (certificates from tests/su
 plain HTTP (behind the gateway's Envoy, which terminates TLS).
 
 Where the stand-in is not kube-apiserver:
-- SPDY (POST with `Upgrade: SPDY/3.1`, kubectl's older exec transport) is recorded, then
-  refused with a 400 Status: the framing is not implemented;
+- SPDY (POST with `Upgrade: SPDY/3.1`, kubectl's older exec transport, and its
+  port-forward, SPDY tunnelled over WebSocket) is recorded, then refused with a 400
+  Status: the framing is not implemented;
+- pod processes are not isolated (no container: an absolute path is this machine's);
+  a client that leaves before its command ends gets it killed (kube lets it run on); a
+  message after which kube ends the connection gets close 1002 with the reason (kube
+  sends 1000); a refused subprotocol offer gets a 403 with a Status body (kube's is empty);
 - `refuse_exec=True` answers every exec/attach, WebSocket or SPDY, the way the gateway
   refuses one (403, `{"error": "denied", "reasons": [...]}`), to observe what kubectl
   does then;
@@ -71,15 +94,26 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
+from tests.standins import k8s_channels as ch
+from tests.standins.k8s_exec import (
+    Connection,
+    Streams,
+    Transcript,
+    serve_attach,
+    serve_echo,
+    serve_exec,
+    serve_port_forward,
+)
+from tests.standins.k8s_pods import Pods
 from tests.support.tls import TlsFiles
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
-_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")  # preferred first
-_STDOUT, _ERROR = b"\x01", b"\x03"
 _TRANSPORTS = {"websocket": "websocket", "spdy/3.1": "spdy"}  # Upgrade header -> transport
-_SUCCESS = {"metadata": {}, "status": "Success"}
+_STREAMED = ("exec", "attach", "portforward")  # pod subresources served over WebSocket
 _REFUSAL = "exec refused by the stand-in (refuse_exec)"
 _ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 _SELECTOR_TERM = re.compile(r"([^!=]+)(!=|==|=)(.*)")
@@ -158,7 +192,9 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Exec:
-    """A command the stand-in "ran" (or refused, when `refused`)."""
+    """An exec, attach or port-forward as the pod saw it (or refused, when `refused`):
+    what was asked, and in `transcript` what went over the session once it is done
+    (`transcript.wait()`)."""
 
     namespace: str
     pod: str
@@ -166,6 +202,13 @@ class Exec:
     command: list[str]
     transport: str  # "websocket" | "spdy"
     refused: bool = False
+    subresource: str = "exec"  # "exec" | "attach" | "portforward"
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False  # false under tty, whatever was asked: the kubelet drops it
+    tty: bool = False
+    ports: tuple[int, ...] = ()  # port-forward's pod ports
+    transcript: Transcript = field(default_factory=Transcript, compare=False, repr=False)
 
 
 @dataclass
@@ -173,19 +216,29 @@ class _State:
     objects: dict[tuple[str, str, str, str], dict[str, Any]]  # (group, resource, ns, name)
     requests: list[Recorded] = field(default_factory=list)
     execs: list[Exec] = field(default_factory=list)
+    connections: set[Connection] = field(default_factory=set)
     resource_version: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class K8sStandIn:
-    """The Kubernetes API stand-in on 127.0.0.1 (a free port), in a background thread."""
+    """The Kubernetes API stand-in on 127.0.0.1 (a free port), in a background thread.
+
+    `pods`: a folder under which each pod gets its filesystem root
+    (`<pods>/<namespace>/<pod>`, see `pod_root`) and exec/attach run real processes;
+    without it they only echo (`executed: <argv>`). `ports`: pod port -> local TCP port
+    that port-forward connects (the same for every pod); other ports are refused.
+    """
 
     def __init__(
-        self, token: str, tls: TlsFiles | None = None, *, refuse_exec: bool = False
+        self, token: str, tls: TlsFiles | None = None, *, refuse_exec: bool = False,
+        pods: Path | None = None, ports: dict[int, int] | None = None,
     ) -> None:
         self.token = token
         self.tls = tls
         self.refuse_exec = refuse_exec
+        self.pods = Pods(pods) if pods is not None else None
+        self.ports = dict(ports or {})
         self._state = _State(objects=_seed(datetime.datetime.now(datetime.UTC)))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +259,11 @@ class K8sStandIn:
         with self._state.lock:
             return list(self._state.execs)
 
+    def pod_root(self, namespace: str, pod: str) -> Path:
+        """The pod's filesystem root: the working directory and HOME of what runs in it."""
+        assert self.pods is not None, "the stand-in was started without pods"
+        return self.pods.root_of(namespace, pod)
+
     def object(self, resource: str, namespace: str, name: str, group: str = "") -> Any:
         """The stored object, or None: what the cluster holds now."""
         with self._state.lock:
@@ -224,6 +282,12 @@ class K8sStandIn:
         return self
 
     def stop(self) -> None:
+        if self.pods is not None:
+            self.pods.stop()
+        with self._state.lock:
+            connections = list(self._state.connections)
+        for connection in connections:
+            connection.shutdown()
         if self._server is not None and self._thread is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -233,7 +297,7 @@ class K8sStandIn:
     def __enter__(self) -> K8sStandIn:
         return self.start()
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, *_: Any) -> None:  # `object` is a method's name here
         self.stop()
 
 
@@ -298,8 +362,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._discovery()
         elif match is None or (kind := _kind_of(match)) is None:
             self._status(404, "NotFound", "the server could not find the requested resource")
-        elif match["subresource"] in ("exec", "attach") and kind.resource == "pods":
-            self._exec(kind, match["namespace"] or "", match["name"], match["subresource"])
+        elif match["subresource"] in _STREAMED and kind.resource == "pods":
+            self._stream(match["namespace"] or "", match["name"], match["subresource"])
         elif match["subresource"]:
             self._status(405, "MethodNotAllowed", f"{match['subresource']} is not served here")
         elif self.command == "GET" and _flag(self._query, "watch"):
@@ -427,11 +491,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(200, found)
 
-    # -- exec --------------------------------------------------------------------
+    # -- exec, attach, port-forward ------------------------------------------------
 
-    def _exec(self, kind: _Kind, namespace: str, pod_name: str, subresource: str) -> None:
+    def _stream(self, namespace: str, pod_name: str, subresource: str) -> None:
         standin = self.server.standin
-        pod = standin.object(kind.resource, namespace, pod_name)
+        pod = standin.object("pods", namespace, pod_name)
         if pod is None:
             self._status(404, "NotFound", f'pods "{pod_name}" not found',
                          details={"name": pod_name, "kind": "pods"})
@@ -446,46 +510,93 @@ class _Handler(BaseHTTPRequestHandler):
         if transport is None:
             self._status(400, "BadRequest", "Upgrade request required")
             return
-        command = self._query.get("command", []) if subresource == "exec" else []
-        refused = transport == "spdy" or standin.refuse_exec
+        tty = _flag(self._query, "tty")
+        streams = Streams(_flag(self._query, "stdin"), _flag(self._query, "stdout"),
+                          _flag(self._query, "stderr") and not tty, tty)
+        offer = ch.offered(self._headers.get("sec-websocket-protocol", ""))
+        tunnelled = any(p.startswith("SPDY/3.1+") for p in offer)  # kubectl port-forward
+        try:
+            ports = _ports(self._query) if (
+                subresource == "portforward" and transport == "websocket" and not tunnelled
+            ) else ()
+        except ValueError as exc:
+            self._status(400, "BadRequest", str(exc))
+            return
+        record = Exec(namespace, pod_name, container,
+                      self._query.get("command", []) if subresource == "exec" else [],
+                      transport, transport == "spdy" or standin.refuse_exec, subresource,
+                      *(streams.stdin, streams.stdout, streams.stderr, streams.tty), ports)
         with standin._state.lock:
-            standin._state.execs.append(
-                Exec(namespace, pod_name, container, list(command), transport, refused))
+            standin._state.execs.append(record)
         if standin.refuse_exec:
             self._json(403, {"error": "denied", "reasons": [_REFUSAL]})
-        elif transport == "spdy":
+        elif transport == "spdy" or tunnelled:
             self._status(400, "BadRequest", "the Kubernetes stand-in does not implement SPDY "
-                         "streaming; use WebSocket (v5.channel.k8s.io)")
-        elif subresource == "exec":
-            self._websocket(f"executed: {' '.join(command)}\n".encode())
+                         "streaming; use WebSocket (v5.channel.k8s.io)" + (
+                             f", not SPDY tunnelled over it ({', '.join(offer)})"
+                             if tunnelled else ""))
+        elif subresource != "portforward" and not (
+                streams.stdin or streams.stdout or streams.stderr):
+            self._status(400, "BadRequest", "you must specify at least 1 of stdin, stdout, "
+                         "stderr")
         else:
-            self._websocket(f"attached: {container}\n".encode())
+            self._websocket(record, streams, offer, pod["metadata"]["uid"])
+        record.transcript.done.set()
 
-    def _websocket(self, stdout: bytes) -> None:
-        """Accept the upgrade (websockets' sans-I/O server), send the output and the exit
-        Status on their channels, close, and wait for the client's close frame."""
-        protocol = ServerProtocol(subprotocols=list(_SUBPROTOCOLS))
+    def _websocket(self, record: Exec, streams: Streams, offer: list[str], uid: str) -> None:
+        """Negotiate the subprotocol as kube does, accept the upgrade (websockets' sans-I/O
+        server) and serve the session on this request's socket until it ends."""
+        portforward = record.subresource == "portforward"
+        supported = ch.PORT_FORWARD_PROTOCOLS if portforward else ch.EXEC_PROTOCOLS
+        chosen = ch.negotiate(offer, supported)
+        if chosen is None:  # kube's WebSocket server refuses the handshake: 403
+            self._status(403, "Forbidden", f"requested protocol(s) are not supported: "
+                         f"{offer}; supports {sorted(supported)}")
+            return
+        protocol = ServerProtocol(
+            select_subprotocol=lambda _p, _o: Subprotocol(chosen.name) if chosen.name else None)
         head = f"{self.command} {self.path} HTTP/1.1\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in self.headers.items())
+            f"{k}: {v}\r\n" for k, v in self.headers.items()
+            if v.strip() or k.lower() != "sec-websocket-protocol")  # kube: empty = none
         protocol.receive_data(f"{head}\r\n".encode("latin-1"))
         [request] = protocol.events_received()
+        assert isinstance(request, Request)
         response = protocol.accept(request)
         protocol.send_response(response)
         self._record(response.status_code)
         self.close_connection = True  # after the handler returns, which closes the socket
-        if response.status_code == 101:
-            protocol.send_binary(_STDOUT + stdout)
-            protocol.send_binary(_ERROR + json.dumps(_SUCCESS).encode())
-            protocol.send_close(1000)
         for chunk in protocol.data_to_send():
             self.wfile.write(chunk)
-        # RFC 6455: the server closes the connection once it has the client's close frame
-        # (a timeout or the client going away ends the wait too).
-        while response.status_code == 101 and protocol.close_rcvd is None:
-            data = self.rfile.read1(65536)
-            if not data:
-                break
-            protocol.receive_data(data)
+        if response.status_code != 101:
+            return
+        record.transcript.subprotocol = chosen.name
+        connection = Connection(self.request, protocol, chosen,
+                                2 * len(record.ports) if portforward else 5,
+                                record.transcript)
+        state = self.server.standin._state
+        with state.lock:
+            state.connections.add(connection)
+        try:
+            self._session(connection, record, streams, uid)
+        finally:
+            with state.lock:
+                state.connections.discard(connection)
+
+    def _session(self, connection: Connection, record: Exec, streams: Streams,
+                 uid: str) -> None:
+        standin = self.server.standin
+        if record.subresource == "portforward":
+            serve_port_forward(connection, record.pod, uid, record.ports, standin.ports)
+        elif standin.pods is None:
+            text = (f"executed: {' '.join(record.command)}" if record.subresource == "exec"
+                    else f"attached: {record.container}")
+            serve_echo(connection, f"{text}\n".encode(), streams)
+        elif record.subresource == "exec":
+            serve_exec(connection, standin.pods, record.namespace, record.pod,
+                       record.command, streams)
+        else:
+            serve_attach(connection, standin.pods.container(record.namespace, record.pod),
+                         streams)
 
     # -- answers -----------------------------------------------------------------
 
@@ -835,5 +946,22 @@ def _seed(created: datetime.datetime) -> dict[tuple[str, str, str, str], dict[st
 
 
 def _flag(query: dict[str, list[str]], key: str) -> bool:
-    value = (query.get(key) or [None])[0]
-    return value is not None and value.lower() not in ("0", "false")
+    values = query.get(key) or []
+    return bool(values) and values[0].lower() not in ("0", "false")
+
+
+def _ports(query: dict[str, list[str]]) -> tuple[int, ...]:
+    """port-forward's `ports` parameter (repeated, comma-separated), as the kubelet reads
+    it; ValueError with its message."""
+    values = query.get("ports") or []
+    if not values:
+        raise ValueError('query parameter "port" is required')
+    ports = []
+    for value in values:
+        if not value:
+            raise ValueError('query parameter "port" cannot be empty')
+        for part in value.split(","):
+            if not part.isdigit() or not 0 < int(part) < 65536:
+                raise ValueError(f'unable to parse "{value}" as a port')
+            ports.append(int(part))
+    return tuple(ports)

@@ -7,15 +7,32 @@ discovery is non-resource, the rest the verb, resource, namespace and name each 
 
 from __future__ import annotations
 
+import base64
+import fcntl
 import json
+import os
+import pty
+import select
+import socket
+import ssl
+import struct
+import subprocess
+import termios
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from extproc.interpret.k8s import k8s_request
-from tests.standins.k8s_standin import Exec, K8sStandIn, Kubectl, write_kubeconfig
+from tests.standins.k8s_exec import RECORD_LIMIT, Transcript
+from tests.standins.k8s_standin import KUBECTL, Exec, K8sStandIn, Kubectl, write_kubeconfig
 from tests.support.tls import TlsFiles
 
 TOKEN = "standin-token-7f3a"
@@ -161,7 +178,8 @@ def test_delete_answers_the_namespace_terminating(kubectl: Kubectl) -> None:
 def test_exec_runs_over_websocket(standin: K8sStandIn, kubectl: Kubectl) -> None:
     result = kubectl("exec", "web-1", "-n", "prod", "--", "ls", "/")
     assert (result.returncode, result.stdout, result.stderr) == (0, "executed: ls /\n", "")
-    assert standin.execs == [Exec("prod", "web-1", "app", ["ls", "/"], "websocket")]
+    assert standin.execs == [Exec("prod", "web-1", "app", ["ls", "/"], "websocket",
+                                  stdout=True, stderr=True)]
     assert resource_requests(standin) == [
         ("get", "pods", "prod", "web-1", 200), ("exec", "pods", "prod", "web-1", 101)]
     upgrade = standin.requests[-1]
@@ -191,6 +209,7 @@ def test_exec_with_stdin_and_attach_stream_over_websocket(
     assert resource_requests(standin)[-1] == (subresource, "pods", "prod", "web-1", 101)
     upgrade = standin.requests[-1]
     streams = k8s_request(upgrade.method, upgrade.path, upgrade.query, upgrade.headers)["exec"]
+    assert streams is not None
     assert (streams["command"], streams["stdin"], streams["transport"]) == (
         command, stdin is not None, "websocket")
 
@@ -242,8 +261,8 @@ def test_refused_websocket_exec_falls_back_to_spdy(tmp_path: Path, tls: TlsFiles
     assert (websocket.method, websocket.headers["upgrade"], websocket.status) == (
         "GET", "websocket", 403)
     assert (spdy.method, spdy.headers["upgrade"], spdy.status) == ("POST", "SPDY/3.1", 403)
-    assert [k8s_request(r.method, r.path, r.query, r.headers)["exec"]["transport"]
-            for r in (websocket, spdy)] == ["websocket", "spdy"]
+    execs = [k8s_request(r.method, r.path, r.query, r.headers)["exec"] for r in (websocket, spdy)]
+    assert [e and e["transport"] for e in execs] == ["websocket", "spdy"]
 
 
 def test_spdy_exec_is_recorded_and_refused(standin: K8sStandIn, kubectl: Kubectl) -> None:
@@ -252,9 +271,478 @@ def test_spdy_exec_is_recorded_and_refused(standin: K8sStandIn, kubectl: Kubectl
     assert result.returncode == 1
     assert result.stderr.startswith(
         "error: unable to upgrade connection: the Kubernetes stand-in does not implement SPDY")
-    assert standin.execs == [Exec("prod", "web-1", "app", ["ls"], "spdy", refused=True)]
+    assert standin.execs == [Exec("prod", "web-1", "app", ["ls"], "spdy", refused=True,
+                                  stdout=True, stderr=True)]
     assert resource_requests(standin) == [
         ("get", "pods", "prod", "web-1", 200), ("exec", "pods", "prod", "web-1", 400)]
     spdy = standin.requests[-1]
     assert spdy.method == "POST"
     assert spdy.headers["x-stream-protocol-version"].startswith("v5.channel.k8s.io")
+
+
+# -- real processes: exec, attach, cp, port-forward -----------------------------------
+#
+# With `pods=`, every pod has a folder of its own under tmp_path and what kubectl (or the
+# Python client, or a bare WebSocket) asks for runs there as a real process.
+
+
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    """A local TCP server that answers each connection's bytes upper-cased, then closes."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(conn.recv(1024).upper())
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def pods(tls: TlsFiles, tmp_path: Path, echo_port: int) -> Iterator[K8sStandIn]:
+    with K8sStandIn(TOKEN, tls, pods=tmp_path / "pods", ports={80: echo_port}) as server:
+        yield server
+
+
+@pytest.fixture
+def pod_kubectl(pods: K8sStandIn, tmp_path: Path, tls: TlsFiles) -> Kubectl:
+    return kubectl_for(pods, tmp_path, TOKEN, tls)
+
+
+def last_session(server: K8sStandIn) -> tuple[Exec, Transcript]:
+    record = server.execs[-1]
+    return record, record.transcript.wait()
+
+
+def test_exec_runs_the_command_with_its_streams_and_exit_code(
+    pods: K8sStandIn, pod_kubectl: Kubectl
+) -> None:
+    result = pod_kubectl("exec", "web-1", "-n", "prod", "--",
+                         "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        3, "out\n", "err\ncommand terminated with exit code 3\n")
+    record, transcript = last_session(pods)
+    assert (record.command, record.stdin, record.tty) == (
+        ["sh", "-c", "echo out; echo err >&2; exit 3"], False, False)
+    assert (transcript.subprotocol, transcript.exit_code) == ("v5.channel.k8s.io", 3)
+    assert (transcript.text(1), transcript.text(2)) == ("out\n", "err\n")
+    assert transcript.status == {  # what the API server's stream translator sends
+        "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+        "message": "command terminated with non-zero exit code: command terminated with "
+                   "exit code 3",
+        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}
+    assert (transcript.close, transcript.ignored) == ((1000, ""), [])
+
+
+def test_exec_runs_in_the_pod_root_with_a_container_environment(
+    pods: K8sStandIn, pod_kubectl: Kubectl
+) -> None:
+    result = pod_kubectl("exec", "web-1", "-n", "staging", "--", "sh", "-c", "pwd; env")
+    assert result.returncode == 0, result.stderr
+    root = pods.pod_root("staging", "web-1")
+    cwd, *env = result.stdout.splitlines()
+    assert cwd == str(root)
+    assert dict(line.split("=", 1) for line in env) == {
+        "HOME": str(root), "HOSTNAME": "web-1", "PWD": str(root),
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    assert pods.execs[-1].transcript.wait().status == {"metadata": {}, "status": "Success"}
+
+
+def test_exec_of_a_missing_command_is_an_internal_error(
+    pods: K8sStandIn, pod_kubectl: Kubectl
+) -> None:
+    result = pod_kubectl("exec", "web-1", "-n", "prod", "--", "no-such-tool", "-x")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: Internal error occurred: Internal error occurred: error executing command "
+        'in container: exec: "no-such-tool": executable file not found in $PATH\n')
+    assert last_session(pods)[1].exit_code is None  # nothing ran
+
+
+def test_exec_with_stdin_feeds_the_process_and_closes_it(
+    pods: K8sStandIn, pod_kubectl: Kubectl
+) -> None:
+    result = pod_kubectl("exec", "-i", "web-1", "-n", "prod", "--",
+                         "sh", "-c", "cat > note.txt; wc -c < note.txt", stdin="hello\n")
+    assert (result.returncode, result.stdout.strip()) == (0, "6"), result.stderr
+    assert (pods.pod_root("prod", "web-1") / "note.txt").read_text() == "hello\n"
+    record, transcript = last_session(pods)
+    assert record.stdin
+    assert transcript.text(0, sent=False) == "hello\n"
+    assert transcript.closed == [0]  # v5: kubectl closes stdin at EOF
+
+
+def test_exec_tty_runs_under_a_terminal_of_kubectls_size(
+    pods: K8sStandIn, tmp_path: Path, tls: TlsFiles
+) -> None:
+    """kubectl exec -it, its stdin a real terminal: a shell prompt, the terminal's size,
+    stderr merged into stdout, the exit code."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig-tty", pods.url, TOKEN, tls.ca)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    process = subprocess.Popen(
+        ["setsid", "--ctty", KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir",
+         str(tmp_path / "cache"), "exec", "-it", "web-1", "-n", "prod", "--",
+         "env", "PS1=pod> ", "sh", "-i"],
+        stdin=slave, stdout=slave, stderr=slave, env={**env, "KUBECTL_KUBERC": "false"})
+    os.close(slave)
+    terminal = Terminal(master)
+    try:
+        terminal.read_until("pod> ")
+        terminal.write("stty size; echo oops >&2\r")
+        screen = terminal.read_until("pod> ")
+        assert "30 100\r\n" in screen and "oops\r\n" in screen
+        terminal.write("exit 7\r")
+        assert process.wait(timeout=30) == 7
+    finally:
+        process.kill()
+        process.wait()
+        os.close(master)
+    record, transcript = last_session(pods)
+    assert (record.stdin, record.stdout, record.stderr, record.tty) == (True, True, False, True)
+    assert transcript.resizes[0] == (100, 30)
+    assert 2 not in transcript.sent  # one stream: the terminal
+    assert transcript.exit_code == 7
+
+
+class Terminal:
+    """The master side of a pseudo-terminal, read until an expected text shows."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.seen = fd, ""
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def read_until(self, text: str, timeout: float = 30) -> str:
+        """Everything read up to and including `text` (the rest is kept for later)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                raise AssertionError(f"no {text!r} in {self.seen!r}")
+            self.seen += os.read(self.fd, 4096).decode(errors="replace")
+        head, _, self.seen = self.seen.partition(text)
+        return head + text
+
+
+def test_kubectl_cp_copies_both_ways_through_tar(
+    pods: K8sStandIn, pod_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    root = pods.pod_root("prod", "web-1")
+    (root / "data").mkdir()
+    local = tmp_path / "report.txt"
+    local.write_text("quarterly numbers\n")
+    upload = pod_kubectl("cp", str(local), "prod/web-1:data/report.txt")
+    assert upload.returncode == 0, upload.stderr
+    assert (root / "data" / "report.txt").read_text() == "quarterly numbers\n"
+    (root / "data" / "answer.txt").write_text("from the pod\n")
+    download = pod_kubectl("cp", "prod/web-1:data/answer.txt", str(tmp_path / "answer.txt"))
+    assert download.returncode == 0, download.stderr
+    assert (tmp_path / "answer.txt").read_text() == "from the pod\n"
+    assert [(e.command, e.stdin) for e in pods.execs] == [
+        (["test", "-d", "data/report.txt"], False),
+        (["tar", "-xmf", "-", "-C", "data"], True),
+        (["tar", "cf", "-", "data/answer.txt"], False),
+    ]
+    untar = pods.execs[1].transcript.wait()
+    assert b"quarterly numbers" in untar.received[0]  # the tar stream kubectl sent
+
+
+def test_kubectl_cp_into_a_missing_folder_fails_as_tar_fails(
+    pods: K8sStandIn, pod_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    local = tmp_path / "x.txt"
+    local.write_text("x")
+    result = pod_kubectl("cp", str(local), "prod/web-1:nowhere/x.txt")
+    assert result.returncode != 0
+    assert "command terminated with exit code 2" in result.stderr
+    assert not (pods.pod_root("prod", "web-1") / "nowhere").exists()
+
+
+def test_attach_relays_the_container_process_from_the_moment_of_attaching(
+    pods: K8sStandIn,
+) -> None:
+    """Two clients attach to the pod's long-running `sh`: the second sees only what the
+    container printed after it joined; the container's exit ends both sessions."""
+    first = RawClient(pods, "attach", {"stdin": "true", "stdout": "true"})
+    first.send(0, b"echo before\n")
+    assert first.read_until(1, b"before\n") == b"before\n"
+    second = RawClient(pods, "attach", {"stdout": "true"})
+    first.send(0, b"echo after; exit 0\n")
+    assert second.read_until(1, b"after\n") == b"after\n"
+    for client in (first, second):
+        assert client.finish() == {"metadata": {}, "status": "Success"}
+    assert [e.subresource for e in pods.execs] == ["attach", "attach"]
+    assert pods.execs[0].transcript.wait().text(1) == "before\nafter\n"
+    assert pods.execs[1].transcript.wait().text(1) == "after\n"
+
+
+def test_kubectl_attach_with_stdin(pods: K8sStandIn, pod_kubectl: Kubectl) -> None:
+    result = pod_kubectl("attach", "-i", "web-1", "-n", "prod", stdin="echo hello; exit 0\n")
+    assert (result.returncode, result.stdout) == (0, "hello\n"), result.stderr
+    record, transcript = last_session(pods)
+    assert (record.subresource, record.stdin, transcript.closed) == ("attach", True, [0])
+
+
+class RawClient:
+    """A bare WebSocket client of the stand-in's pod subresources (websockets' sync
+    client), reading messages as they come."""
+
+    def __init__(self, server: K8sStandIn, subresource: str, query: dict[str, Any],
+                 protocols: tuple[str, ...] = ("v5.channel.k8s.io",), pod: str = "web-1",
+                 namespace: str = "prod") -> None:
+        context = ssl.create_default_context(cafile=str(server.tls.ca if server.tls else ""))
+        url = server.url.replace("https", "wss") + (
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/{subresource}?"
+            f"{urlencode(query, doseq=True)}")
+        self.ws = connect(url, ssl=context, subprotocols=[Subprotocol(p) for p in protocols],
+                          additional_headers={"Authorization": f"Bearer {TOKEN}"},
+                          compression=None, proxy=None, open_timeout=10, legacy=True)
+        self.base64 = "base64" in (self.ws.subprotocol or "")
+        self.received: dict[int, bytes] = {}
+
+    def send(self, channel: int, payload: bytes) -> None:
+        if self.base64:
+            self.ws.send(f"{channel}{base64.b64encode(payload).decode()}")
+        else:
+            self.ws.send(bytes((channel,)) + payload)
+
+    def message(self) -> tuple[int, bytes]:
+        raw = self.ws.recv(timeout=30)
+        if isinstance(raw, str):
+            return int(raw[0]), base64.b64decode(raw[1:])
+        return raw[0], raw[1:]
+
+    def read_until(self, channel: int, wanted: bytes) -> bytes:
+        while wanted not in self.received.get(channel, b""):
+            got, payload = self.message()
+            self.received[got] = self.received.get(got, b"") + payload
+        return self.received[channel]
+
+    def finish(self) -> Any:
+        """Read to the server's close; what the error channel carried (JSON when it is)."""
+        try:
+            while True:
+                got, payload = self.message()
+                self.received[got] = self.received.get(got, b"") + payload
+        except ConnectionClosedOK:
+            pass
+        error = self.received.get(3, b"")
+        return json.loads(error) if error.startswith(b"{") else error.decode()
+
+
+def test_python_client_negotiates_v5_and_reads_the_channels(
+    pods: K8sStandIn, tls: TlsFiles
+) -> None:
+    import kubernetes
+    from kubernetes.stream import stream
+
+    api = python_client(kubernetes, pods, tls)
+    response = stream(api.connect_get_namespaced_pod_exec, "web-1", "prod",
+                      command=["sh", "-c", "read line; echo got $line; echo oops >&2; exit 4"],
+                      stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False)
+    assert response.subprotocol == "v5.channel.k8s.io"
+    response.write_stdin("hi\n")
+    response.close_channel(0)
+    response.run_forever(timeout=30)
+    assert (response.read_stdout(), response.read_stderr()) == ("got hi\n", "oops\n")
+    assert response.returncode == 4
+    transcript = pods.execs[-1].transcript.wait()
+    assert (transcript.closed, transcript.exit_code) == ([0], 4)
+
+
+def test_python_client_resize_reaches_the_terminal(pods: K8sStandIn, tls: TlsFiles) -> None:
+    import kubernetes
+    from kubernetes.stream import stream
+
+    api = python_client(kubernetes, pods, tls)
+    response = stream(api.connect_get_namespaced_pod_exec, "web-1", "prod",
+                      command=["sh", "-c", "read a; stty size; read b; stty size"],
+                      stdin=True, stdout=True, stderr=True, tty=True, _preload_content=False)
+    output = ""
+    for width, height in ((120, 40), (81, 25)):
+        # resize then a line, in this order on the connection: `stty size` sees the size
+        response.write_channel(4, json.dumps({"Width": width, "Height": height}))
+        response.write_stdin("\n")
+        deadline = time.monotonic() + 30
+        while f"{height} {width}\r\n" not in output and time.monotonic() < deadline:
+            response.update(timeout=deadline - time.monotonic())
+            output += response.read_stdout(timeout=0) or ""
+    response.run_forever(timeout=30)
+    assert [line for line in output.split("\r\n") if line] == ["40 120", "25 81"]
+    assert response.returncode == 0
+    transcript = pods.execs[-1].transcript.wait()
+    assert (pods.execs[-1].stderr, transcript.resizes) == (False, [(120, 40), (81, 25)])
+
+
+def test_python_client_port_forward_reaches_the_mapped_port(
+    pods: K8sStandIn, tls: TlsFiles
+) -> None:
+    import kubernetes
+    from kubernetes.stream import portforward
+
+    api = python_client(kubernetes, pods, tls)
+    forward = portforward(api.connect_get_namespaced_pod_portforward, "web-1", "prod",
+                          ports="80,81")
+    sock = forward.socket(80)
+    sock.settimeout(30)
+    sock.sendall(b"ping")
+    assert sock.recv(1024) == b"PING"
+    assert forward.error(80) is None
+    refused = forward.socket(81)
+    refused.settimeout(30)
+    assert refused.recv(1024) == b""  # the client closes it when the error comes
+    assert forward.error(81).startswith("error forwarding port 81 to pod web-1, uid ")
+    forward.close()
+    record = pods.execs[-1]
+    assert (record.subresource, record.ports) == ("portforward", (80, 81))
+    transcript = record.transcript.wait()
+    assert transcript.subprotocol == "v4.channel.k8s.io"  # the kubelet's: v5 is exec's
+    assert transcript.text(0, sent=False) == "ping"
+    assert bytes(transcript.sent[0]) == b"P\x00PING"  # the port (80, little-endian) first
+
+
+def test_kubectl_port_forward_is_refused_clearly(
+    pods: K8sStandIn, pod_kubectl: Kubectl
+) -> None:
+    result = pod_kubectl("port-forward", "web-1", "-n", "prod", "0:80")
+    assert result.returncode == 1
+    assert "the Kubernetes stand-in does not implement SPDY streaming" in result.stderr
+    tunnel, spdy = pods.requests[-2:]
+    assert (tunnel.headers["sec-websocket-protocol"], tunnel.status) == (
+        "SPDY/3.1+portforward.k8s.io", 400)
+    assert (spdy.method, spdy.status) == ("POST", 400)
+
+
+def python_client(kubernetes: Any, server: K8sStandIn, tls: TlsFiles) -> Any:
+    configuration = kubernetes.client.Configuration()
+    configuration.host = server.url
+    configuration.ssl_ca_cert = str(tls.ca)
+    configuration.api_key = {"authorization": TOKEN}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
+
+
+EXIT_2 = {"query": {"command": ["sh", "-c", "echo hi; exit 2"], "stdout": "true"}}
+
+
+@pytest.mark.parametrize(("offer", "negotiated", "status"), [
+    (("v4.channel.k8s.io", "channel.k8s.io"), "v4.channel.k8s.io", {
+        "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+        "message": "command terminated with non-zero exit code: error executing command "
+                   "[sh -c echo hi; exit 2], exit code 2",
+        "details": {"causes": [{"reason": "ExitCode", "message": "2"}]}}),
+    (("v4.base64.channel.k8s.io",), "v4.base64.channel.k8s.io", {
+        "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+        "message": "command terminated with non-zero exit code: error executing command "
+                   "[sh -c echo hi; exit 2], exit code 2",
+        "details": {"causes": [{"reason": "ExitCode", "message": "2"}]}}),
+    (("base64.channel.k8s.io",), "base64.channel.k8s.io",
+     "command terminated with non-zero exit code: error executing command "
+     "[sh -c echo hi; exit 2], exit code 2"),
+    (("channel.k8s.io", "v5.channel.k8s.io"), "v5.channel.k8s.io", {
+        "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+        "message": "command terminated with non-zero exit code: command terminated with "
+                   "exit code 2",
+        "details": {"causes": [{"reason": "ExitCode", "message": "2"}]}}),
+    ((), None, "command terminated with non-zero exit code: error executing command "
+     "[sh -c echo hi; exit 2], exit code 2"),
+], ids=["v4", "v4-base64", "base64", "v5-wins", "none"])
+def test_subprotocols_are_negotiated_and_framed_as_kube_does(
+    pods: K8sStandIn, offer: tuple[str, ...], negotiated: str | None, status: Any
+) -> None:
+    client = RawClient(pods, "exec", EXIT_2["query"], protocols=offer)
+    assert client.ws.subprotocol == negotiated
+    assert client.message() == (1, b"")  # kube's "the session is up"
+    assert client.finish() == status
+    assert client.received[1] == b"hi\n"
+    assert pods.execs[-1].transcript.wait().subprotocol == (negotiated or "")
+
+
+def test_an_offer_of_nothing_kube_speaks_is_refused(pods: K8sStandIn) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        RawClient(pods, "exec", EXIT_2["query"], protocols=("v9.channel.k8s.io",))
+    assert refused.value.response.status_code == 403
+    assert b"requested protocol(s) are not supported" in refused.value.response.body
+    assert pods.execs[-1].transcript.wait().subprotocol is None
+
+
+def test_frames_kube_ignores_are_ignored_and_recorded(pods: K8sStandIn) -> None:
+    client = RawClient(pods, "exec", {"command": ["cat"], "stdin": "true", "stdout": "true"})
+    client.ws.send(b"")  # no channel byte
+    client.send(9, b"nowhere")  # no such channel
+    client.send(1, b"to stdout?")  # a channel the client does not write
+    client.send(0, b"kept\n")
+    client.send(255, b"\x00")  # v5: stdin closed
+    client.send(0, b"after close\n")
+    assert client.finish() == {"metadata": {}, "status": "Success"}
+    assert client.received[1] == b"kept\n"
+    transcript = pods.execs[-1].transcript.wait()
+    assert transcript.ignored == [
+        "empty message", "message for channel 9, which does not exist",
+        "channel 1 is not read from the client", "stdin data after the client closed stdin"]
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    (b"\xff", "a close signal is one channel byte, not 0"),
+    (b"\xff\x00\x01", "a close signal is one channel byte, not 2"),
+    (b"\xff\x07", "close signal for channel 7, which does not exist"),
+])
+def test_a_malformed_close_signal_ends_the_session(
+    pods: K8sStandIn, message: bytes, reason: str
+) -> None:
+    client = RawClient(pods, "exec", {"command": ["cat"], "stdin": "true", "stdout": "true"})
+    assert client.message() == (1, b"")
+    client.ws.send(message)
+    with pytest.raises(ConnectionClosedError) as closed:
+        client.message()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1002, reason)
+    transcript = pods.execs[-1].transcript.wait()
+    assert transcript.close == (1002, reason)
+    assert transcript.exit_code == 137  # cat was killed
+
+
+def test_a_truncated_websocket_frame_ends_the_session(pods: K8sStandIn) -> None:
+    client = RawClient(pods, "exec", {"command": ["cat"], "stdin": "true", "stdout": "true"})
+    assert client.message() == (1, b"")
+    # A masked binary frame announcing 100 bytes, of which 3 come before the client leaves.
+    client.ws.socket.sendall(bytes((0x82, 0x80 | 100)) + b"\x00\x00\x00\x00" + b"\x00ab")
+    client.ws.socket.shutdown(socket.SHUT_WR)
+    transcript = pods.execs[-1].transcript.wait()
+    assert transcript.exit_code == 137
+    assert transcript.received_bytes[0] == 0
+    client.ws.close()
+
+
+def test_the_record_is_bounded_but_counts_everything(pods: K8sStandIn) -> None:
+    client = RawClient(pods, "exec", {
+        "command": ["sh", "-c", "yes | head -c 200000"], "stdout": "true"})
+    assert client.finish() == {"metadata": {}, "status": "Success"}
+    assert len(client.received[1]) == 200000
+    transcript = pods.execs[-1].transcript.wait()
+    assert (len(transcript.sent[1]), transcript.sent_bytes[1]) == (RECORD_LIMIT, 200000)
+
+
+def test_exec_needs_a_stream(pods: K8sStandIn) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        RawClient(pods, "exec", {"command": ["true"]})
+    assert refused.value.response.status_code == 400
+    assert b"you must specify at least 1 of stdin, stdout, stderr" in (
+        refused.value.response.body)
+
+
+def test_stopping_the_stand_in_ends_running_sessions(tls: TlsFiles, tmp_path: Path) -> None:
+    with K8sStandIn(TOKEN, tls, pods=tmp_path / "pods") as server:
+        client = RawClient(server, "exec", {
+            "command": ["sleep", "600"], "stdout": "true"})
+        assert client.message() == (1, b"")
+    assert server.execs[-1].transcript.wait().exit_code == 137
+    client.ws.close()
