@@ -39,14 +39,73 @@ denials contains {
 # `SELECT lo_unlink(1)` destroys, `SET sql_mode = ...` reconfigures.
 
 # Statements that lose data or schema (DROP, TRUNCATE, destructive ALTERs, CREATE OR
-# REPLACE TABLE, MySQL's ENGINE=BLACKHOLE, lo_unlink), only for the dba group.
-denials contains {"rule": "sql.destructive", "reason": sprintf("destructive SQL: %s", [upper(s.kind)])} if {
+# REPLACE TABLE, MySQL's ENGINE=BLACKHOLE, lo_unlink), or take them away from the
+# applications that use them though they stay (a table renamed or moved, row-level
+# security, a restrictive or altered row policy, a dropped default, NOT NULL or
+# constraint, CLUSTER, VACUUM FULL, a LOCK that blocks), only for the dba group.
+denials contains {"rule": "sql.destructive", "reason": reason} if {
 	some s in sql_statements
 	destructive_statement(s)
 	not dba
+	some reason in destructive_reasons(s)
 }
 
 destructive_statement(s) if "destroy" in statement_effects(s)
+
+# Why: what applications lose, in words, where the statement takes data away from them;
+# "destructive SQL: KIND" otherwise.
+destructive_reasons(s) := reasons if {
+	reasons := withdrawal_reasons(s)
+	count(reasons) > 0
+} else := {sprintf("destructive SQL: %s", [upper(s.kind)])}
+
+withdrawal_reasons(s) := {sprintf("%s %s: %s", [statement_head(s), words[0], sprintf(words[1], [data_subject(s)])]) |
+	s.kind == "alter"
+	some action in array_or_empty(s.alter_actions)
+	some named, words in withdrawing_actions
+	named == action
+} | {sprintf("%s %s: %s", [words[0], data_subject(s), sprintf(words[1], [data_subject(s)])]) |
+	some key, words in withdrawing_statements
+	key == statement_key(s)
+}
+
+# ALTER actions that take data away: [what it says, what applications lose].
+withdrawing_actions := {
+	"rename": ["RENAME", "applications reading %s by its name lose it"],
+	"rename_column": ["RENAME COLUMN", "applications reading the column of %s by its name lose it"],
+	"set_schema": ["SET SCHEMA", "applications reading %s in its schema lose it"],
+	"enable_row_security": ["ENABLE ROW LEVEL SECURITY", "rows of %s that no policy admits disappear for every role but its owner"],
+	"force_row_security": ["FORCE ROW LEVEL SECURITY", "rows of %s that no policy admits disappear for its owner too"],
+	"drop_default": ["DROP DEFAULT", "applications inserting into %s without the column store NULL or fail"],
+	"drop_not_null": ["DROP NOT NULL", "applications reading %s may get NULLs where they rely on a value"],
+	"drop_constraint": ["DROP CONSTRAINT", "applications relying on the constraint may get rows of %s that break it"],
+	"alter_column_type": ["ALTER COLUMN TYPE", "the column of %s is rewritten: applications read another type, and a USING clause may lose its values"],
+	"swap_table": ["SWAP WITH", "applications reading %s read the other table's rows"],
+}
+
+# Statements that take data away whenever they destroy (the interpreter marks only
+# VACUUM FULL, a LOCK from SHARE mode up, a restrictive or altered row policy).
+withdrawing_statements := {
+	"vacuum": ["VACUUM FULL", "applications cannot read or write %s until it is rewritten"],
+	"cluster": ["CLUSTER", "applications cannot read or write %s until it is rewritten"],
+	"lock": ["LOCK TABLE", "applications' writes to %s, and in ACCESS EXCLUSIVE mode their reads, wait until the transaction ends"],
+	"create policy": ["CREATE POLICY AS RESTRICTIVE ON", "rows of %s it does not admit disappear for the roles it names"],
+	"alter policy": ["ALTER POLICY ON", "rows of %s the changed policy does not admit disappear for the roles it names"],
+}
+
+statement_key(s) := sprintf("%s %s", [s.kind, s.object]) if is_string(s.object) else := s.kind
+
+# "ALTER TABLE customers": a column's ALTER is ALTER TABLE's.
+statement_head(s) := concat(" ", [part |
+	some part in [upper(s.kind), object_word(s.object), concat(", ", statement_tables(s))]
+	part != ""
+])
+
+object_word(obj) := "TABLE" if obj == "column" else := upper(replace(obj, "_", " ")) if is_string(obj) else := ""
+
+data_subject(s) := concat(", ", statement_tables(s)) if count(statement_tables(s)) > 0 else := "it"
+
+statement_tables(s) := [t | some t in array_or_empty(s.tables); is_string(t)]
 
 # COPY ... TO/FROM PROGRAM runs a shell command on the database server: for no one.
 denials contains {"rule": "sql.copy_program", "reason": "COPY ... PROGRAM runs a command on the database server"} if {
@@ -220,9 +279,15 @@ read_only_effect(s, "session") if {
 	}
 }
 
-# A write not bounded for sure (`bounded` true): DELETE or UPDATE without a WHERE or with
-# one that keeps every row (`WHERE true`, `1 = 1`), MERGE that updates or deletes, an
-# upsert or INSERT OR REPLACE from a query, CALL. A human approves it first.
+# A write not bounded for sure (`bounded` true): DELETE or UPDATE without a WHERE, or
+# whose WHERE cannot be shown to pick a bounded set of rows from the text alone — only an
+# equality of one of its table's columns to a constant, an IN list of at most 100
+# constants, an AND with such a term, an OR of such branches, WHERE CURRENT OF, or a
+# LIMIT of at most 1000 where the dialect honours it (MySQL, SQLite) bound a write
+# (extproc/interpret/sql/bounds.py); `IS NOT NULL`, LIKE, ranges, subqueries, functions and
+# conditions true for every row do not. Also a MERGE that updates or deletes by such a
+# condition, unless its source is a few constant rows; an upsert or INSERT OR REPLACE from
+# a query; CALL. A human approves it first.
 holds contains {
 	"rule": "sql.unbounded_write",
 	"reason": unbounded_reason(s),

@@ -45,6 +45,53 @@ test_destructive_alter_is_denied if {
 	d.reasons == ["destructive SQL: ALTER"]
 }
 
+# Schema changes that take data away from applications (issue 45): refused like other
+# destructive DDL, with what applications lose in words.
+test_a_rename_says_what_applications_lose if {
+	d := data.tollgate.decision with input as agent([stmt("alter", {"object": "table", "alter_actions": ["rename"], "effects": ["destroy", "schema"]})])
+	d.rules == ["sql.destructive"]
+	d.reasons == ["ALTER TABLE customers RENAME: applications reading customers by its name lose it"]
+}
+
+test_each_withdrawing_action_gives_its_reason if {
+	d := data.tollgate.decision with input as agent([stmt("alter", {"object": "table", "alter_actions": ["drop_column", "drop_default", "drop_not_null"], "effects": ["destroy", "schema"]})])
+	d.reasons == [
+		"ALTER TABLE customers DROP DEFAULT: applications inserting into customers without the column store NULL or fail",
+		"ALTER TABLE customers DROP NOT NULL: applications reading customers may get NULLs where they rely on a value",
+	]
+}
+
+test_a_column_rename_is_an_alter_table if {
+	d := data.tollgate.decision with input as agent([stmt("alter", {"object": "column", "alter_actions": ["rename_column"], "effects": ["destroy", "schema"]})])
+	d.reasons == ["ALTER TABLE customers RENAME COLUMN: applications reading the column of customers by its name lose it"]
+}
+
+test_statements_that_block_or_hide_rows_say_so if {
+	d := data.tollgate.decision with input as agent([
+		stmt("vacuum", {"effects": ["destroy", "maintenance"]}),
+		stmt("create", {"object": "policy", "effects": ["destroy", "schema"]}),
+	])
+	d.reasons == [
+		"CREATE POLICY AS RESTRICTIVE ON customers: rows of customers it does not admit disappear for the roles it names",
+		"VACUUM FULL customers: applications cannot read or write customers until it is rewritten",
+	]
+}
+
+test_a_withdrawal_without_tables_names_it if {
+	d := data.tollgate.decision with input as agent([stmt("alter", {"object": "schema", "tables": [], "alter_actions": ["rename"], "effects": ["destroy", "schema"]})])
+	d.reasons == ["ALTER SCHEMA RENAME: applications reading it by its name lose it"]
+}
+
+test_a_withdrawal_is_allowed_for_dba if {
+	d := data.tollgate.decision with input as as_group(["dba"], [stmt("alter", {"object": "table", "alter_actions": ["set_schema"], "effects": ["destroy", "schema"]})])
+	d.action == "allow"
+}
+
+test_a_withdrawing_action_the_interpreter_did_not_mark_is_not_refused if {
+	# An index rename: the interpreter gives it no destroy effect, and the words alone refuse nothing.
+	data.tollgate.decision.action == "allow" with input as agent([stmt("alter", {"object": "index", "alter_actions": ["rename"], "effects": ["schema"]})])
+}
+
 test_additive_alter_is_allowed if {
 	data.tollgate.decision.action == "allow" with input as agent([stmt("alter", {"alter_actions": ["add_column"]})])
 }
@@ -128,6 +175,17 @@ test_a_write_that_may_change_every_row_is_held if {
 	}
 	d := data.tollgate.decision with input as agent([stmt("delete", {"has_where": true, "effects": ["write"], "bounded": false})])
 	d.reasons == ["DELETE may change every row"]
+}
+
+# A WHERE is judged by whether the interpreter could show it bounded (bounds.py), never by
+# its having one: `WHERE id IS NOT NULL` is read bounded false, and held.
+test_a_where_that_bounds_nothing_is_held_whatever_its_shape if {
+	every bounded in [false, null] {
+		d := data.tollgate.decision with input as agent([stmt("update", {"has_where": true, "effects": ["write"], "bounded": bounded})])
+		d.action == "hold"
+		d.reasons == ["UPDATE may change every row"]
+	}
+	data.tollgate.decision.action == "allow" with input as agent([stmt("update", {"has_where": true, "effects": ["write"], "bounded": true})])
 }
 
 test_ordinary_functions_are_allowed if {

@@ -744,6 +744,8 @@ def _show_tally(label: str, tally: Tally) -> None:
     print(terminal(f"  {label}: {tally.count}"))
     for example in tally.examples:
         print(f"    {terminal(str(example))}")
+        for reason in example.reasons:
+            print(f"      {terminal(reason)}")
 
 
 # -- shared ------------------------------------------------------------------------------

@@ -31,6 +31,10 @@ Each exchange waits in `_pending`, in the order its messages went upstream, for 
 answers that end it: ParseComplete, CommandComplete, ReadyForQuery ... An error in the
 extended protocol makes the database skip to the next Sync; the exchanges it skipped end
 at that Sync's ReadyForQuery, as not run.
+
+Before a write is decided, the planner is asked what it touches (estimate.py), in this
+session's own upstream connection once it is at rest: the front's questions wait in
+`_pending` as a `Probe`, whose answers never reach the client.
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision
+from extproc.postgres import estimate, namespace
 from extproc.postgres import messages as pg
-from extproc.postgres import namespace
 from extproc.postgres.results import ResultMasker, ResultRefused, record_sample
 from extproc.postgres.upstream import Upstream
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
@@ -70,6 +74,17 @@ _REFUSED = "tollgate refused this statement (trace {trace})"
 # A name the gateway never gives (its names are the prefix and a serial): a Close of a
 # name the client never had closes nothing, as PostgreSQL's own does.
 _NOBODY = namespace.PREFIX
+# How long a write's estimate may wait for the session to come to rest (the answers to
+# what the client sent before), and for the planner's answers.
+_REST_SECONDS = 30.0
+_ESTIMATE_SECONDS = 10.0
+# The extended protocol's messages that leave a batch open until the client's Sync; and
+# those after which the planner may still be asked, their answers in (a driver prepares
+# with Parse, Describe and Flush, then binds and executes with a Sync: asyncpg): they
+# create nothing a transaction holds, so the front's questions, which end theirs, lose
+# nothing of the client's (a Bind's portal would go with it).
+_BATCHED = frozenset({b"P", b"B", b"E", b"D", b"C"})
+_PREPARING = frozenset({b"P", b"D", b"C"})
 
 
 def sqlstate_of(status: int) -> str:
@@ -168,6 +183,28 @@ class Pending:
     own: bool = False
     # A cycle end's serial (Portal.cycle).
     cycle: int = 0
+    # The front's own questions (a write's estimate): their answers go to it alone.
+    probe: Probe | None = None
+
+
+class Probe:
+    """The front's own messages upstream: their answers, up to the `cycles`-th
+    ReadyForQuery, collected for the one who asked."""
+
+    def __init__(self, cycles: int) -> None:
+        self.remaining = cycles
+        self.answers: list[pg.Message] = []
+        self.done: asyncio.Future[list[pg.Message]] = (
+            asyncio.get_running_loop().create_future())
+
+    def take(self, message: pg.Message) -> bool:
+        """One answer; whether it was the last."""
+        self.answers.append(message)
+        if message.kind == b"Z":
+            self.remaining -= 1
+        if self.remaining == 0 and not self.done.done():
+            self.done.set_result(self.answers)
+        return self.remaining == 0
 
 
 @dataclass(slots=True)
@@ -212,6 +249,12 @@ class Session:
         self._swallowing = False
         # Inside COPY ... TO STDOUT: the database's CopyData rows, masked.
         self._copy_out: ResultMasker | None = None
+        # The kinds of message of the extended-protocol batch the client has not ended
+        # with a Sync yet, and whether one of them failed (the database then skips to
+        # the Sync); `_drained`: set whenever nothing waits for an answer any more.
+        self._batch: set[bytes] = set()
+        self._batch_failed = False
+        self._drained = asyncio.Event()
 
     async def relay(self) -> None:
         """Both directions until either side ends; every exchange still open ends then."""
@@ -274,21 +317,14 @@ class Session:
         """What goes upstream for one client message (pending answers noted)."""
         kind, body = message.kind, message.body
         try:
+            if kind in _BATCHED:
+                return await self._batched(message)
             if kind == b"Q":
                 return [await self._query(pg.query(body), message)]
-            if kind == b"P":
-                return await self._parse(pg.parse(body))
             if kind == b"F":
                 return [await self._function_call(message)]
-            if kind == b"B":
-                return [self._bind(pg.bind(body))]
-            if kind == b"E":
-                return self._execute(*pg.execute(body))
-            if kind == b"D":
-                return [self._describe(*pg.describe(body))]
-            if kind == b"C":
-                return [self._close(*pg.close(body))]
             if kind == b"S":
+                self._batch.clear()
                 self._pending.append(Pending(kind, cycle=self._cycle_end()))
             # Flush, and COPY's data, done and fail: no answer of their own.
         except pg.ProtocolViolation as exc:
@@ -296,6 +332,22 @@ class Session:
             # but it must not be passed on unread.
             raise _Fatal(f"a {kind.decode()} message that cannot be read: {exc}") from None
         return [message.raw()]
+
+    async def _batched(self, message: pg.Message) -> list[bytes]:
+        """A message of the extended protocol: the batch stays open until a Sync."""
+        kind, body = message.kind, message.body
+        if kind == b"P":
+            out = await self._parse(pg.parse(body))
+        elif kind == b"B":
+            out = [self._bind(pg.bind(body))]
+        elif kind == b"E":
+            out = self._execute(*pg.execute(body))
+        elif kind == b"D":
+            out = [self._describe(*pg.describe(body))]
+        else:
+            out = [self._close(*pg.close(body))]
+        self._batch.add(kind)
+        return out
 
     def _cycle_end(self) -> int:
         self._cycles += 1
@@ -322,7 +374,7 @@ class Session:
         Refused, it leaves no statement under its name on either side (the old one is
         closed); allowed under a name in use, it gets PostgreSQL's duplicate error."""
         name = parse.statement
-        run, refusal = await self._decided("parse", parse.text, name)
+        run, refusal = await self._decided("parse", parse.text, name, parse.parameter_types)
         exchange = run.exchange
         old = self._statements.get(name)
         out: list[bytes] = []
@@ -465,10 +517,12 @@ class Session:
 
     # -- decisions ---------------------------------------------------------------------
 
-    async def _decided(self, what: str, text: str,
-                       statement_name: str | None) -> tuple[Run, bytes | None]:
-        """An exchange for a statement's text: opened, decided, held if the policy says;
-        and its refusal (None: allowed)."""
+    async def _decided(self, what: str, text: str, statement_name: str | None,
+                       parameter_types: tuple[int, ...] | None = None
+                       ) -> tuple[Run, bytes | None]:
+        """An exchange for a statement's text: opened, estimated if it writes, decided,
+        held if the policy says; and its refusal (None: allowed). `parameter_types`: a
+        Parse's (a Query has no parameters)."""
         exchange, admission = self._exchange(what.upper(), statement_name)
         run = Run(exchange, admission)
         refusal: Answer | None = None
@@ -484,6 +538,8 @@ class Session:
                     "portal of tollgate's own (names beginning "
                     f"{namespace.PREFIX!r} are the gateway's): what the protocol "
                     "prepared runs only through Bind and Execute"))
+            if what != "function_call":
+                await self._estimate(exchange, text, parameter_types)
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
                 async for seconds in self._pipeline.hold(exchange, decision):
@@ -495,6 +551,64 @@ class Session:
         except Exception as exc:  # every failure is a refusal in order: fail closed
             refusal = failure(exchange, exc, "statement")
         return run, None if refusal is None else refusal_message(refusal)
+
+    async def _estimate(self, exchange: Exchange, text: str,
+                        parameter_types: tuple[int, ...] | None) -> None:
+        """What the text's writes touch, by the planner, on their statements in
+        input.sql (and so in the record), and in brief on the span."""
+        meaning = exchange.meaning
+        if not isinstance(meaning, dict) or meaning.get("error"):
+            return
+        writes = estimate.planned(text)
+        if not writes:
+            return
+        problem = await self._at_rest()
+        try:
+            found = [(p, estimate.missing(problem)) for p in writes] if problem else (
+                await estimate.estimates(self._ask, writes, parameter_types, self._status))
+        except TimeoutError:
+            found = [(p, estimate.missing("the database did not answer the planner's "
+                                          "questions in time")) for p in writes]
+        for _, found_estimate in found:
+            # The database's messages can quote the statement's values: masked as the
+            # record masks them, for the approver sees this reason.
+            if found_estimate["unavailable"]:
+                found_estimate["unavailable"] = str(self._masker.mask_json(
+                    found_estimate["unavailable"], RECORD_MASK)[0])
+        estimate.attach(meaning, found)
+        rows = [w["rows"] for _, e in found for w in e["writes"]]
+        if rows:
+            exchange.outcome["tollgate.sql.estimated_rows"] = max(rows)
+        unavailable = next((e["unavailable"] for _, e in found if e["unavailable"]), None)
+        if unavailable:
+            exchange.outcome["tollgate.sql.estimate_unavailable"] = unavailable
+
+    async def _at_rest(self) -> str | None:
+        """Once every answer the client awaits has come back: None, or why the session
+        cannot be asked (estimate.py says why it must be at rest)."""
+        if self._batch - _PREPARING:
+            return ("it came in a pipeline (an extended-protocol batch not ended by a "
+                    "Sync): the planner is asked only between the client's batches")
+        try:
+            async with asyncio.timeout(_REST_SECONDS):
+                while self._pending:
+                    self._drained.clear()
+                    await self._drained.wait()
+        except TimeoutError:
+            return (f"what the client sent before it was still running after "
+                    f"{_REST_SECONDS:g} s")
+        if self._batch and self._batch_failed:
+            return ("an earlier message of its batch failed: the database runs nothing "
+                    "until the client's Sync")
+        return None
+
+    async def _ask(self, messages: list[bytes], cycles: int) -> list[pg.Message]:
+        """The front's own messages upstream, answered to it alone (estimate.Ask)."""
+        probe = Probe(cycles)
+        self._pending.append(Pending(b"Q", probe=probe))
+        self._upstream.writer.write(b"".join(messages))
+        await self._upstream.writer.drain()
+        return await asyncio.wait_for(asyncio.shield(probe.done), _ESTIMATE_SECONDS)
 
     def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
         """An Execute's exchange: the statement it runs, under its Parse's decision; and
@@ -571,6 +685,10 @@ class Session:
             out: list[bytes] = []
             rows: list[list[bytes | None]] = []
             for message in framer.feed(data):
+                head = self._head()
+                if head is not None and head.probe is not None:
+                    out += self._probed(head.probe, message)
+                    continue
                 if message.kind == b"D" and not self._swallowing:
                     rows.append(pg.data_row(message.body))
                     continue
@@ -580,9 +698,21 @@ class Session:
                 out += self._server_message(message)
             if rows:
                 out += self._rows(rows)
+            if not self._pending:
+                self._drained.set()
             if out:
                 client.write(b"".join(out))
                 await client.drain()
+
+    def _probed(self, probe: Probe, message: pg.Message) -> list[bytes]:
+        """An answer to the front's own questions: the probe's; a notification or a
+        setting's new value is the client's, whenever it comes."""
+        if message.kind in (b"A", b"S"):
+            return [self._asynchronous(message)]
+        if probe.take(message):
+            self._pending.popleft()
+            self._status = pg.ready_for_query(message.body)
+        return []
 
     def _head(self) -> Pending | None:
         return self._pending[0] if self._pending else None
@@ -701,6 +831,7 @@ class Session:
             f"error {fields.get('C', '')}: {fields.get('M', '')}")
         if head is not None and head.kind not in _CYCLE_ENDS:
             # The extended protocol: the database skips to the Sync; so do the exchanges.
+            self._batch_failed = True
             self._pending.popleft()
             self._forget(head)
             self._end(head, problem)
@@ -712,6 +843,7 @@ class Session:
     def _ready(self, message: pg.Message) -> bytes:
         """ReadyForQuery: the cycle in progress ends, every exchange in it with it."""
         self._status = pg.ready_for_query(message.body)
+        self._batch_failed = False
         self._swallowing = False
         self._copy_out = None
         while self._pending:

@@ -12,6 +12,12 @@ values, headers and the interpreter's reading masked, and bodies past
 may come out differently. Decisions whose input lacks part of a body are counted as
 approximate, so a reader can weigh the changes.
 
+The interpreter's reading is replayed as recorded, with what the gateway learned beyond
+the request: a PostgreSQL write's estimate (extproc/postgres/estimate.py), so candidate
+limits in policies/blast.rego show which recorded writes they would have held (records
+from before estimates carry none, and those rules cannot fire on them). Each example
+names the candidate's reasons: for such a hold, the rows the write was estimated to touch.
+
 What is compared is the policy's own answer, so replaying the policies that made the
 record changes nothing: the gateway's rewrites of an answer are undone first (a hold
 at the response phase is recorded as the allow its approval made it, or as a deny; a
@@ -26,9 +32,10 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from extproc.config import Match, Target
+from extproc.config import Match, PostgresTarget, SshTarget, Target
 from extproc.policy import PolicyError
 from extproc.policy.decision import APPROVED, HOLD_TOO_LATE
 from extproc.policy.embedded import EmbeddedEngine
@@ -55,6 +62,8 @@ class Example:
     method: str
     path: str
     identity: str
+    # The candidate's reasons for its answer ("DELETE touches about 4 of 4 rows of ...").
+    reasons: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.id}  {self.phase:<8}  {self.method} {self.path}  {self.identity}"
@@ -73,7 +82,8 @@ class Tally:
             self.examples.append(example)
 
     def as_json(self) -> dict[str, Any]:
-        return {"count": self.count, "examples": [vars(e) for e in self.examples]}
+        return {"count": self.count,
+                "examples": [{**vars(e), "reasons": list(e.reasons)} for e in self.examples]}
 
 
 @dataclass
@@ -172,11 +182,25 @@ def _encoder(cache: dict[tuple[str, str | None], InputEncoder], target: dict[str
     a configured Target's name, protocol, environment and labels; its match is unused."""
     key = (canonical(target), meaning_key)
     if key not in cache:
-        snapshot = Target(name=target["name"], match=Match(route=target["name"]),
-                          protocol=target["protocol"], environment=target["environment"],
-                          labels=target["labels"])
+        snapshot = Target(name=target["name"], protocol=target["protocol"],
+                          environment=target["environment"], labels=target["labels"],
+                          **_reached(target["protocol"], target["name"]))
         cache[key] = InputEncoder(snapshot, meaning_key)
     return cache[key]
+
+
+def _reached(protocol: str, name: str) -> dict[str, Any]:
+    """A match and the settings a target of `protocol` cannot be configured without (a
+    postgres target's database, an ssh target's host): stand-ins the encoder never
+    reads, the record keeping none of them."""
+    if protocol == "postgres":
+        return {"match": Match(database=name),
+                "postgres": PostgresTarget(upstream="replay.invalid:5432", user="replay")}
+    if protocol == "ssh":
+        return {"match": Match(login="replay"),
+                "ssh": SshTarget(upstream="replay.invalid:22", user="replay",
+                                 key_file=Path("replay"), host_key="ssh-ed25519 replay")}
+    return {"match": Match(route=name)}
 
 
 def _request(content: dict[str, Any]) -> Request:
@@ -229,18 +253,27 @@ def _approximate(content: dict[str, Any], decision: dict[str, Any]) -> bool:
     return bool(body.get("truncated"))
 
 
-def _decide(engine: EmbeddedEngine, input_json: str) -> tuple[str, frozenset[str]]:
+@dataclass(frozen=True)
+class _Answer:
+    """The candidate's answer: what it did, by which rules, why."""
+
+    action: str
+    rules: frozenset[str]
+    reasons: tuple[str, ...] = ()
+
+
+def _decide(engine: EmbeddedEngine, input_json: str) -> _Answer:
     try:
         decision = engine.decide_now(input_json)
     except PolicyError:
-        return POLICY_ERROR, frozenset()
-    return decision.action, frozenset(decision.rules)
+        return _Answer(POLICY_ERROR, frozenset())
+    return _Answer(decision.action, frozenset(decision.rules), tuple(decision.reasons))
 
 
 def _compare(report: WhatIf, row: Row, content: dict[str, Any], recorded: dict[str, Any],
-             answer: tuple[str, frozenset[str]], approximate: bool) -> None:
+             answer: _Answer, approximate: bool) -> None:
     old_action, old_rules = recorded_answer(recorded)
-    new_action, new_rules = answer
+    new_action, new_rules = answer.action, answer.rules
     report.decisions += 1
     report.approximate += approximate
     report.policy_errors += new_action == POLICY_ERROR
@@ -251,7 +284,7 @@ def _compare(report: WhatIf, row: Row, content: dict[str, Any], recorded: dict[s
         return
     report.changed += 1
     report.approximate_changed += approximate
-    example = _example(row, content, recorded["phase"])
+    example = _example(row, content, recorded["phase"], answer.reasons)
     if old_action != new_action:
         report.actions.setdefault((old_action, new_action), Tally()).add(
             example, report.examples)
@@ -262,11 +295,12 @@ def _compare(report: WhatIf, row: Row, content: dict[str, Any], recorded: dict[s
             report.quiet.setdefault(rule, Tally()).add(example, report.examples)
 
 
-def _example(row: Row, content: dict[str, Any], phase: str) -> Example:
+def _example(row: Row, content: dict[str, Any], phase: str,
+             reasons: tuple[str, ...]) -> Example:
     identity = content.get("identity") or {}
     who = identity.get("sub") if identity.get("authenticated") else "(anonymous)"
     return Example(row.id, phase, content["request"]["method"], content["request"]["path"],
-                   who or "(no subject)")
+                   who or "(no subject)", reasons)
 
 
 def _by_count(tallies: dict[Any, Tally]) -> list[tuple[Any, Tally]]:

@@ -52,12 +52,21 @@ fixed shape that the Rego policies are written against:
   literal gives "*" (any setting). `value`: the new value when it is one constant, else
   null. SHOW and current_setting read and change nothing.
 - `effects`: what running the statement does, whatever its kind (read, write, destroy, server,
-  privilege, configuration, dynamic, ...: see effects.py); `bounded`: for a write, whether
-  the rows it changes are limited (false: DELETE/UPDATE whose WHERE is missing or bounds
-  nothing, MERGE ON true, an upsert from a query, CALL; see pglast_reader.py); null otherwise.
+  privilege, configuration, dynamic, ...: see effects.py; `destroy` covers data taken away
+  from applications too: a renamed table, row-level security switched on); `bounded`: for a
+  write, true only when the text shows its rows limited (an equality or a short IN list on
+  the written table's columns, CURRENT OF, an honoured LIMIT: see bounds.py); null otherwise.
 - A text with a backslash is read as the server's escaping settings allow it both ways
   (standard_conforming_strings, NO_BACKSLASH_ESCAPES), and the statements of both readings
   are listed (see either_lexing).
+- `estimate` (PostgreSQL's wire protocol only; absent elsewhere and from every reading this
+  module makes): on a top-level statement that writes rows the planner can count (UPDATE,
+  DELETE, MERGE, INSERT from a query, EXECUTE, a CTE that writes), what the database's
+  planner estimated before it ran, per table written: `{"writes": [{"table":
+  "public.customers", "operation": "delete", "rows": 4, "table_rows": 4, "counted": true,
+  "statistics": "fresh"}], "unavailable": null}`; or, when it could not be asked, `writes`
+  [] and `unavailable` saying why. The PostgreSQL front adds it (extproc/postgres/
+  estimate.py); `Estimate` is its shape.
 - `error`: a one-line message when the text does not parse; `statements` is then [] and the
   caller fails closed. Empty or comment-only text is no statement and no error.
 
@@ -85,7 +94,7 @@ import gc
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 
@@ -93,7 +102,7 @@ from extproc.interpret.sql.dialects import DIALECTS
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, classify, setting_effects
 from extproc.interpret.sql.lineage import Column
 
-__all__ = ["DIALECTS", "MAX_TEXT", "analyze", "load"]
+__all__ = ["DIALECTS", "MAX_TEXT", "Estimate", "EstimatedWrite", "analyze", "load"]
 
 MAX_TEXT = 2000
 # Agents repeat their queries; texts up to this size are answered from an LRU cache.
@@ -116,6 +125,25 @@ class Setting(TypedDict):
     reset: bool
 
 
+class EstimatedWrite(TypedDict):
+    """One table a statement writes, as the planner estimated it (`Estimate.writes`)."""
+
+    table: str  # "schema.name", as the plan names it
+    operation: str  # insert, update, delete, merge
+    rows: int  # the rows the planner expects the write to touch
+    table_rows: int | None  # the table's rows (None: the plan wrote a table not named)
+    counted: bool  # table_rows is an exact count (a small table), not statistics
+    statistics: str  # fresh, stale (changed a lot since ANALYZE), none (never analysed)
+
+
+class Estimate(TypedDict):
+    """What the database's planner said a write touches; `unavailable`: why it could not
+    be asked (then `writes` is [])."""
+
+    writes: list[EstimatedWrite]
+    unavailable: str | None
+
+
 class Statement(TypedDict):
     """One statement of `input.sql.statements` (docs/policies.md lists its fields)."""
 
@@ -132,6 +160,7 @@ class Statement(TypedDict):
     effects: list[str]
     bounded: bool | None
     columns: list[Column] | None  # a top-level statement's result columns (lineage.py)
+    estimate: NotRequired[Estimate]  # added by the PostgreSQL front, never by `analyze`
 
 
 class Analysis(TypedDict):

@@ -10,7 +10,11 @@ sqlglot_reader.py) is given the classes of what it does, in `effects`:
   `maintenance`: VACUUM, ANALYZE, REINDEX, CLUSTER, REFRESH, LOCK; `session`: transaction
   control, session settings, PREPARE/EXECUTE, NOTIFY;
 - `destroy`: loses data or schema (DROP, TRUNCATE, a destructive ALTER action, CREATE OR
-  REPLACE TABLE, MySQL's ENGINE=BLACKHOLE, lo_unlink);
+  REPLACE TABLE, MySQL's ENGINE=BLACKHOLE, lo_unlink), or takes them away from the
+  applications that use them though they stay (WITHDRAWING_ACTIONS: a table renamed or moved
+  to another schema, row-level security enabled, a default or NOT NULL they rely on dropped;
+  a restrictive or altered row policy; CLUSTER, VACUUM FULL and a LOCK that block readers or
+  writers: see the back-ends);
 - `server`: reaches the server's files, programs, processes or other servers (COPY to or
   from a file or a program, pg_read_file, LOAD_FILE, xp_cmdshell, OPENROWSET, dblink,
   ATTACH, LOAD, foreign servers);
@@ -57,6 +61,20 @@ _REMOTE = frozenset({"server", "user_mapping", "foreign_data_wrapper", "subscrip
 DESTRUCTIVE_ACTIONS = frozenset({
     "drop_column", "drop_constraint", "alter_column_type", "drop_identity", "drop_expression",
     "detach_partition", "drop_inherit", "drop_of", "discard_tablespace",
+})
+# ALTER actions that take data away from the applications reading it, though it stays: rows
+# that no row policy admits disappear (enable/force_row_security), Snowflake's SWAP WITH
+# gives the name another table's rows, a dropped default or NOT NULL breaks the inserts and
+# reads that relied on it (as a dropped constraint does, above).
+WITHDRAWING_ACTIONS = frozenset({
+    "enable_row_security", "force_row_security", "drop_default", "drop_not_null", "swap_table",
+})
+# ALTER actions that change the name applications find an object by; they take it away
+# from them when the object holds data they read (NAMED_DATA), not an index or a constraint.
+RENAMING_ACTIONS = frozenset({"rename", "rename_column", "set_schema"})
+NAMED_DATA = frozenset({
+    "table", "view", "materialized_view", "foreign_table", "sequence", "column", "schema",
+    "database",
 })
 # Settings that change how the server lexes the texts sent after them, at any scope: the
 # gateway reads with the defaults, so a text could mean one thing here and another there.
@@ -143,6 +161,8 @@ def classify(
         effects.add("privilege")
     if kind == "alter":
         effects.update(_alter_effects(obj, alter_actions))
+    if kind == "cluster":
+        effects.add("destroy")  # it rewrites its tables under a lock no reader passes
     if kind == "drop" and obj == "owned":
         effects.add("privilege")
     for name in functions:
@@ -152,14 +172,16 @@ def classify(
 
 def _alter_effects(obj: str | None, actions: Iterable[str]) -> set[str]:
     """What an ALTER does beyond changing the schema: to the server's settings, to
-    privileges, to data (DESTRUCTIVE_ACTIONS: a dropped column, a column's new type ...)."""
+    privileges, to data (DESTRUCTIVE_ACTIONS: a dropped column, a column's new type ...;
+    WITHDRAWING_ACTIONS and a renamed or moved NAMED_DATA object: data applications lose)."""
     effects: set[str] = set()
     if obj == "system":
         effects.add("configuration")
     elif obj in ("default_privileges", "owned"):
         effects.add("privilege")
     for action in actions:
-        if action in DESTRUCTIVE_ACTIONS:
+        if action in DESTRUCTIVE_ACTIONS or action in WITHDRAWING_ACTIONS or (
+                action in RENAMING_ACTIONS and obj in NAMED_DATA):
             effects.add("destroy")
         elif action == "change_owner":
             effects.add("privilege")

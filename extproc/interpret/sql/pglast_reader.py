@@ -24,6 +24,7 @@ from extproc.interpret.sql import (
     Reading,
     Setting,
     Unparsable,
+    bounds,
     cte_scopes,
     either_lexing,
     lineage,
@@ -288,40 +289,31 @@ class _PgWalker:
     def _describe(self, entry: Entry, typ: str, fields: dict[str, Any]) -> None:
         if typ in ("UpdateStmt", "DeleteStmt"):
             entry.has_where = "whereClause" in fields
-            entry.bounded = _pg_bounds(fields.get("whereClause"))
+            entry.bounded = _pg_write_bounded(
+                fields, "fromClause" if typ == "UpdateStmt" else "usingClause")
         elif typ == "InsertStmt":
             # An upsert from a query may rewrite every row the query returns.
             upsert = (fields.get("onConflictClause") or {}).get("action") == "ONCONFLICT_UPDATE"
             source = (fields.get("selectStmt") or {}).get("SelectStmt", {})
             entry.bounded = not (upsert and "valuesLists" not in source)
         elif typ == "MergeStmt":
-            # Changes only the rows its ON condition matches, unless that bounds nothing
-            # or a WHEN NOT MATCHED BY SOURCE clause changes the rows nothing matches.
-            clauses = [c.get("MergeWhenClause", {}) for c in fields.get("mergeWhenClauses", ())]
-            entry.bounded = not any(
-                c.get("commandType") in _PG_ROW_CHANGES
-                and (c.get("matchKind") == "MERGE_WHEN_NOT_MATCHED_BY_SOURCE"
-                     or not _pg_bounds(fields.get("joinCondition")))
-                for c in clauses
-            )
+            entry.bounded = _pg_merge_bounded(fields)
         elif typ == "CallStmt":
             entry.bounded = False  # a procedure may change any row
         elif typ == "CopyStmt":
             _pg_copy(entry, fields)
         elif typ == "VariableSetStmt":
             entry.settings.extend(_pg_set(fields))
-        elif typ == "NotifyStmt":
-            entry.effects.add("write")  # a message to other sessions, as pg_notify's
-        elif typ in ("AlterDatabaseSetStmt", "AlterRoleSetStmt"):
-            entry.effects.add("configuration")
         elif typ == "AlterTableStmt":
             entry.alter_actions = [
-                _PG_ALTER_ACTIONS.get(cmd["AlterTableCmd"].get("subtype", ""), "other")
+                _pg_alter_action(cmd["AlterTableCmd"])
                 for cmd in fields.get("cmds", ())
                 if "AlterTableCmd" in cmd
             ]
         elif typ in _PG_FIXED_ACTIONS:
-            entry.alter_actions = [_PG_FIXED_ACTIONS[typ]]
+            column = typ == "RenameStmt" and entry.object == "column"
+            entry.alter_actions = ["rename_column" if column else _PG_FIXED_ACTIONS[typ]]
+        entry.effects |= _pg_found_effects(typ, fields)
         if typ in ("DropStmt", "CommentStmt"):
             objects = fields.get("objects", ()) if typ == "DropStmt" else (fields.get("object"),)
             entry.tables.update(filter(None, (_pg_object_table(entry.object, node)
@@ -354,6 +346,54 @@ class _PgWalker:
 
 
 _PG_ROW_CHANGES = frozenset({"CMD_UPDATE", "CMD_DELETE"})
+# LOCK modes from SHARE up (pglast's LockStmt.mode): they block other sessions' writes, and
+# ACCESS EXCLUSIVE (8, LOCK's default) their reads, until the transaction ends.
+_PG_BLOCKING_LOCK = 5
+
+
+def _pg_alter_action(cmd: dict[str, Any]) -> str:
+    """An ALTER TABLE action's name; DROP DEFAULT apart from SET DEFAULT (both ColumnDefault)."""
+    subtype = cmd.get("subtype", "")
+    if subtype == "AT_ColumnDefault" and "def" not in cmd:
+        return "drop_default"
+    return _PG_ALTER_ACTIONS.get(subtype, "other")
+
+
+def _pg_found_effects(typ: str, fields: dict[str, Any]) -> set[str]:
+    """Effects of a statement that only its node shows (effects.classify adds the rest)."""
+    if typ == "NotifyStmt":
+        return {"write"}  # a message to other sessions, as pg_notify's
+    if typ in ("AlterDatabaseSetStmt", "AlterRoleSetStmt"):
+        return {"configuration"}
+    return {"destroy"} if _pg_withdraws(typ, fields) else set()
+
+
+def _pg_withdraws(typ: str, fields: dict[str, Any]) -> bool:
+    """Statements that take a table's rows away from the applications reading it, though
+    they stay (effects.py): VACUUM FULL rewrites it under a lock no reader passes, a LOCK
+    from SHARE up blocks them, a restrictive row policy hides rows, and so may an altered
+    one (its USING, its roles)."""
+    if typ == "VacuumStmt":
+        return bool(fields.get("is_vacuumcmd")) and any(
+            _pg_option_on(o.get("DefElem", {}), "full") for o in fields.get("options", ()))
+    if typ == "LockStmt":
+        return int(fields.get("mode", 0)) >= _PG_BLOCKING_LOCK
+    if typ == "CreatePolicyStmt":
+        return not fields.get("permissive")
+    return typ == "AlterPolicyStmt"
+
+
+def _pg_option_on(option: dict[str, Any], name: str) -> bool:
+    """Whether a statement's option `name` is given and not turned off (`FULL false`)."""
+    if option.get("defname") != name:
+        return False
+    arg = option.get("arg") or {}
+    if "Integer" in arg:  # an empty object is 0
+        return bool(arg["Integer"].get("ival", 0))
+    value = str(arg.get("String", {}).get("sval", "on"))
+    return value.lower() not in ("false", "off", "no")
+
+
 # SET TRANSACTION and SET SESSION CHARACTERISTICS AS TRANSACTION: the prefix of the
 # settings their items change (`transaction_isolation`, `default_transaction_isolation`).
 _PG_MULTI_PREFIX = {"TRANSACTION": "", "SESSION CHARACTERISTICS": "default_"}
@@ -405,45 +445,164 @@ def _pg_set_config(args: list[Any]) -> Setting:
 
 
 
-def _pg_bounds(where: Any) -> bool:
-    """Whether a WHERE limits the rows it keeps: it refers to a column and is no evident
-    tautology. `true`, `1 = 1`, `$1`, `c = c` and an OR with such a branch bound nothing
-    (an AND is bounded by any of its terms); WHERE CURRENT OF is one row. A heuristic for
-    the constant WHERE: a WHERE that is always true for a reason needing the data is not
-    seen (`c IS NULL OR c IS NOT NULL`)."""
-    if not isinstance(where, dict) or len(where) != 1:
+# --- bounds: a write's condition in bounds.py's terms -----------------------------------------
+
+
+def _pg_target(relation: dict[str, Any], alone: bool,
+               constants: frozenset[tuple[str, ...]] = frozenset()) -> bounds.Target:
+    alias = (relation.get("alias") or {}).get("aliasname")
+    names = bounds.table_names(relation.get("relname", ""), relation.get("schemaname"),
+                               relation.get("catalogname"), alias)
+    return bounds.Target(names, alone, constants)
+
+
+def _pg_write_bounded(fields: dict[str, Any], others: str) -> bool:
+    """An UPDATE's or DELETE's rows are bounded (bounds.py): `others` is the field of the
+    relations joined to the target (FROM, USING), whose columns do not bound it."""
+    where = fields.get("whereClause")
+    if where is None:
         return False
-    ((typ, fields),) = where.items()
-    if typ == "BoolExpr":
-        args = fields.get("args", ())
-        if fields.get("boolop") == "AND_EXPR":
-            return any(map(_pg_bounds, args))
-        if fields.get("boolop") == "OR_EXPR":
-            return all(map(_pg_bounds, args))
-    elif typ == "CurrentOfExpr":
+    target = _pg_target(fields.get("relation") or {}, alone=not fields.get(others))
+    return bounds.write_bounded(_pg_predicate(where, target))
+
+
+def _pg_merge_bounded(fields: dict[str, Any]) -> bool:
+    """A MERGE changes bounded rows: no WHEN NOT MATCHED BY SOURCE updates or deletes, and its
+    ON condition bounds the target, a source of constant rows (VALUES) counting as constants."""
+    clauses = [c.get("MergeWhenClause", {}) for c in fields.get("mergeWhenClauses", ())]
+    changes = [c for c in clauses if c.get("commandType") in _PG_ROW_CHANGES]
+    if not changes:
         return True
-    elif typ == "A_Expr" and _pg_same(fields.get("lexpr"), fields.get("rexpr")):
+    if any(c.get("matchKind") == "MERGE_WHEN_NOT_MATCHED_BY_SOURCE" for c in changes):
         return False
-    return _pg_has_column(where)
+    source = (fields.get("sourceRelation") or {}).get("RangeSubselect") or {}
+    alias = (source.get("alias") or {}).get("aliasname")
+    rows = _pg_constant_rows(source.get("subquery"))
+    constants = frozenset({(alias,)}) if alias and rows is not None else frozenset()
+    target = _pg_target(fields.get("relation") or {}, alone=False, constants=constants)
+    on = fields.get("joinCondition")
+    return on is not None and bounds.write_bounded(
+        _pg_predicate(on, target), rows=1 if rows is None else rows)
 
 
-def _pg_has_column(node: Any) -> bool:
-    if isinstance(node, dict):
-        return "ColumnRef" in node or any(map(_pg_has_column, node.values()))
-    if isinstance(node, list):
-        return any(map(_pg_has_column, node))
-    return False
+def _pg_constant_rows(query: Any) -> int | None:
+    """How many rows a MERGE source of constants has: a VALUES list, or a SELECT of constants
+    without FROM; None for any other source."""
+    select = (query or {}).get("SelectStmt") if isinstance(query, dict) else None
+    if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return None
+    if "valuesLists" in select:
+        return len(select["valuesLists"])
+    targets = [t.get("ResTarget", {}).get("val") for t in select.get("targetList", ())]
+    constant = all(isinstance(_pg_term(v, _PG_NO_TARGET), bounds.Const) for v in targets)
+    return 1 if constant and _PG_PLAIN_SELECT.issuperset(select) else None
 
 
-def _pg_same(left: Any, right: Any) -> bool:
-    """The same expression, wherever written (locations aside)."""
-    if isinstance(left, dict) and isinstance(right, dict):
-        keys = left.keys() - {"location"}
-        return keys == right.keys() - {"location"} and all(
-            _pg_same(left[k], right[k]) for k in keys)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_pg_same, left, right))
-    return left == right and left is not None
+# A SELECT with only these fields has no FROM, WHERE, GROUP BY...: it is one row.
+_PG_PLAIN_SELECT = frozenset({"targetList", "limitOption", "op"})
+_PG_NO_TARGET = bounds.Target(frozenset(), alone=False)
+_PG_COMPARISONS = {"=": "=", "<>": "<>", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+# Operators of constants that give one constant (not functions, which may be volatile).
+_PG_ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "||"})
+
+
+def _pg_operator(fields: dict[str, Any]) -> str | None:
+    """An operator's name, if it is the built-in one (unqualified or pg_catalog's)."""
+    name = [part.get("String", {}).get("sval") for part in fields.get("name", ())]
+    if len(name) == 1 or (len(name) == 2 and name[0] == "pg_catalog"):
+        return name[-1]
+    return None
+
+
+def _pg_predicate(node: Any, target: bounds.Target) -> bounds.Predicate:
+    if not isinstance(node, dict) or len(node) != 1:
+        return bounds.OPAQUE
+    ((typ, fields),) = node.items()
+    if typ == "BoolExpr":
+        terms = tuple(_pg_predicate(arg, target) for arg in fields.get("args", ()))
+        if fields.get("boolop") == "NOT_EXPR":
+            return bounds.Not(terms[0])
+        return bounds.Logic(fields.get("boolop") == "AND_EXPR", terms)
+    if typ == "A_Expr":
+        found = _pg_comparison(fields, target)
+        if found is not None:
+            return found
+    elif typ == "NullTest":
+        return bounds.NullTest(_pg_term(fields.get("arg"), target),
+                               fields.get("nulltesttype") == "IS_NULL")
+    elif typ == "CurrentOfExpr":
+        return bounds.CurrentOf()
+    return _pg_term(node, target)
+
+
+def _pg_comparison(fields: dict[str, Any], target: bounds.Target) -> bounds.Predicate | None:
+    kind, op = fields.get("kind"), _pg_operator(fields)
+    left, right = fields.get("lexpr"), fields.get("rexpr")
+    if left is None:
+        return None
+    if kind == "AEXPR_OP" and op in _PG_COMPARISONS:
+        return bounds.Compare(op, _pg_term(left, target), _pg_term(right, target))
+    if kind in ("AEXPR_NOT_DISTINCT", "AEXPR_DISTINCT"):
+        distinct = "distinct" if kind == "AEXPR_DISTINCT" else "not_distinct"
+        return bounds.Compare(distinct, _pg_term(left, target), _pg_term(right, target))
+    items = None
+    if kind == "AEXPR_IN" and isinstance(right, dict):
+        items = right.get("List", {}).get("items")
+    elif kind == "AEXPR_OP_ANY" and op == "=" and isinstance(right, dict):
+        items = right.get("A_ArrayExpr", {}).get("elements")
+    if items is None:
+        return None
+    member = bounds.Member(_pg_term(left, target), tuple(_pg_term(i, target) for i in items))
+    return member if op == "=" else bounds.Not(member)
+
+
+def _pg_term(node: Any, target: bounds.Target) -> bounds.Term:
+    """A value in a condition: a constant, a column, or opaque."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return bounds.OPAQUE
+    ((typ, fields),) = node.items()
+    if typ == "A_Const":
+        return _pg_literal(fields)
+    if typ == "ParamRef":
+        return bounds.UNKNOWN_VALUE
+    if typ == "ColumnRef":
+        parts = fields.get("fields", ())
+        if not parts or "String" not in parts[-1]:
+            return bounds.OPAQUE  # t.*
+        return target.column(tuple(p.get("String", {}).get("sval", "") for p in parts[:-1]))
+    if typ == "CollateClause":
+        return _pg_term(fields.get("arg"), target)
+    if typ == "TypeCast":
+        inner = _pg_term(fields.get("arg"), target)
+        return bounds.UNKNOWN_VALUE if isinstance(inner, bounds.Const) else bounds.OPAQUE
+    if typ == "A_Expr" and fields.get("kind") == "AEXPR_OP":
+        return _pg_arithmetic(fields, target)
+    return bounds.OPAQUE
+
+
+def _pg_arithmetic(fields: dict[str, Any], target: bounds.Target) -> bounds.Term:
+    """An operator over constants is one constant (`-1`, `2 * 3`, `'a' || 'b'`)."""
+    if _pg_operator(fields) not in _PG_ARITHMETIC:
+        return bounds.OPAQUE
+    operands = [_pg_term(fields[side], target) for side in ("lexpr", "rexpr") if side in fields]
+    if not all(isinstance(o, bounds.Const) for o in operands):
+        return bounds.OPAQUE
+    return bounds.UNKNOWN_VALUE
+
+
+def _pg_literal(fields: dict[str, Any]) -> bounds.Const:
+    # In pglast's JSON a zero, false or empty value is an empty object: {"ival": {}} is 0.
+    if fields.get("isnull"):
+        return bounds.Const(None)
+    if "ival" in fields:
+        return bounds.Const(int(fields["ival"].get("ival", 0)))
+    if "fval" in fields:
+        return bounds.number(str(fields["fval"].get("fval", "")))
+    if "sval" in fields:
+        return bounds.Const(str(fields["sval"].get("sval", "")))
+    if "boolval" in fields:
+        return bounds.Const(bool(fields["boolval"].get("boolval", False)))
+    return bounds.UNKNOWN_VALUE  # a bit string
 
 
 def _read_postgres(text: str) -> list[Entry]:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.dialects.mysql import MySQL
+from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
@@ -26,6 +28,7 @@ from extproc.interpret.sql import (
     Entry,
     Reading,
     Unparsable,
+    bounds,
     cte_scopes,
     either_lexing,
     glot_lineage,
@@ -113,48 +116,43 @@ def _glot_kind(node: exp.Expr) -> tuple[str, str | None] | None:
 _GLOT_CONSTRAINTS = frozenset({"constraint", "foreign key", "primary key", "check", "unique"})
 
 
+# ALTER actions whose name their class alone gives.
+_GLOT_ACTIONS: dict[type[exp.Expr], str] = {
+    exp.ColumnDef: "add_column", exp.DropPrimaryKey: "drop_constraint",
+    exp.AlterRename: "rename", exp.RenameColumn: "rename_column",
+    exp.ModifyColumn: "alter_column_type", exp.Command: "other",
+}
+
+
 def _glot_action(action: exp.Expr) -> str:
     """An ALTER action in the names pglast's AlterTableType gives PostgreSQL's."""
-    if isinstance(action, exp.ColumnDef):
-        return "add_column"
+    named = next((name for cls, name in _GLOT_ACTIONS.items() if isinstance(action, cls)), None)
+    if named is not None:
+        return named
     if isinstance(action, exp.Drop):
         kind = str(action.args.get("kind") or "column").lower()
         return "drop_constraint" if kind in _GLOT_CONSTRAINTS else f"drop_{kind.replace(' ', '_')}"
-    if isinstance(action, exp.DropPrimaryKey):
-        return "drop_constraint"
-    if isinstance(action, (exp.AlterRename, exp.RenameColumn)):
-        return "rename"
-    if isinstance(action, exp.ModifyColumn):
-        return "alter_column_type"
     if isinstance(action, exp.AlterColumn):
-        args = action.args
-        if args.get("dtype"):
-            return "alter_column_type"
-        if args.get("allow_null") is not None:
-            return "drop_not_null" if args.get("drop") else "set_not_null"
-        if args.get("default") or args.get("drop"):
-            return "column_default"
-        return "rename" if args.get("rename_to") else "alter_column"
-    if isinstance(action, exp.Command):
-        return "other"
+        return _glot_alter_column(action.args)
     return snake(type(action).__name__)
+
+
+def _glot_alter_column(args: dict[str, object]) -> str:
+    """ALTER COLUMN's action: DROP DEFAULT apart from SET DEFAULT, as pglast_reader says."""
+    if args.get("dtype"):
+        return "alter_column_type"
+    if args.get("allow_null") is not None:
+        return "drop_not_null" if args.get("drop") else "set_not_null"
+    if args.get("default"):
+        return "column_default"
+    if args.get("drop"):
+        return "drop_default"
+    return "rename_column" if args.get("rename_to") else "alter_column"
 
 
 _STDIO = frozenset({"STDIN", "STDOUT"})
 # Scopes of a SET that outlive the session.
 _GLOT_SERVER_SCOPES = frozenset({"GLOBAL", "PERSIST", "PERSIST_ONLY"})
-
-
-def _glot_bounds(where: exp.Expr) -> bool:
-    """As pglast_reader._pg_bounds, on sqlglot's tree."""
-    where = where.unnest()
-    if isinstance(where, exp.And):
-        return _glot_bounds(where.this) or _glot_bounds(where.expression)
-    if isinstance(where, exp.Or):
-        return _glot_bounds(where.this) and _glot_bounds(where.expression)
-    if isinstance(where, exp.Binary) and where.this == where.expression:
-        return False
-    return where.find(exp.Column) is not None
 
 
 def _glot_setting_effects(item: exp.Expr) -> set[str]:
@@ -210,6 +208,112 @@ def _glot_execute(entry: Entry, node: exp.Execute) -> None:
         entry.bounded = False  # a procedure may change any row
 
 
+# --- bounds: a write's condition in bounds.py's terms -----------------------------------------
+
+_GLOT_COMPARISONS: dict[type, str] = {
+    exp.EQ: "=", exp.NEQ: "<>", exp.LT: "<", exp.GT: ">", exp.LTE: "<=", exp.GTE: ">=",
+    exp.NullSafeEQ: "not_distinct", exp.NullSafeNEQ: "distinct",
+}
+# Operators over constants that give one constant (not functions, which may be volatile).
+_GLOT_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.DPipe)
+_GLOT_PARAMETERS = (exp.Placeholder, exp.Parameter, exp.SessionParameter, exp.HexString)
+# Clauses a SELECT of one row of constants may have (no FROM, WHERE, GROUP BY, ...).
+_GLOT_PLAIN_SELECT = frozenset({"expressions", "kind", "distinct", "limit"})
+
+
+def _glot_table_names(table: exp.Table, fold: Callable[[exp.Expr], str]
+                      ) -> frozenset[tuple[str, ...]]:
+    """The qualifiers of the written table's columns, folded as the walker folds names."""
+    alias = table.args.get("alias")
+    catalog, db = (fold(p) if p is not None else None
+                   for p in (table.args.get("catalog"), table.args.get("db")))
+    return bounds.table_names(fold(table.this), db, catalog,
+                              fold(alias.this) if alias and alias.this else None)
+
+
+class _GlotCondition:
+    """Translates sqlglot's condition of a write into bounds.py's predicates."""
+
+    __slots__ = ("_fold", "_target")
+
+    def __init__(self, fold: Callable[[exp.Expr], str], target: bounds.Target) -> None:
+        self._fold = fold
+        self._target = target
+
+    def predicate(self, node: exp.Expr) -> bounds.Predicate:
+        node = node.unnest()
+        if isinstance(node, exp.Connector):
+            terms = tuple(self.predicate(term) for term in node.flatten())
+            return bounds.Logic(isinstance(node, exp.And), terms)
+        if isinstance(node, exp.Not):
+            return bounds.Not(self.predicate(node.this))
+        op = _GLOT_COMPARISONS.get(type(node))
+        if op is not None:
+            any_of = node.expression.unnest()
+            if op == "=" and isinstance(any_of, exp.Any):
+                array = any_of.this.unnest()
+                if isinstance(array, exp.Array):
+                    return self._member(node.this, array.expressions)
+            return bounds.Compare(op, self.term(node.this), self.term(node.expression))
+        if isinstance(node, exp.In) and not (node.args.get("query") or node.args.get("unnest")
+                                             or node.args.get("field")):
+            return self._member(node.this, node.expressions)
+        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
+            return bounds.NullTest(self.term(node.this), is_null=True)
+        return self.term(node)
+
+    def _member(self, subject: exp.Expr, items: list[exp.Expr]) -> bounds.Member:
+        return bounds.Member(self.term(subject), tuple(self.term(item) for item in items))
+
+    def term(self, node: exp.Expr) -> bounds.Term:
+        node = node.unnest()
+        if isinstance(node, exp.Literal):
+            return bounds.Const(node.name) if node.is_string else bounds.number(node.name)
+        if isinstance(node, exp.Boolean):
+            return bounds.Const(bool(node.this))
+        if isinstance(node, exp.Null):
+            return bounds.Const(None)
+        if isinstance(node, _GLOT_PARAMETERS):
+            return bounds.UNKNOWN_VALUE
+        if isinstance(node, exp.Column):
+            if isinstance(node.this, exp.Star):
+                return bounds.OPAQUE
+            parts = [node.args.get(key) for key in ("catalog", "db", "table")]
+            return self._target.column(tuple(self._fold(p) for p in parts if p is not None))
+        if isinstance(node, exp.Collate):
+            return self.term(node.this)
+        if isinstance(node, exp.Neg):
+            inner = self.term(node.this)
+            if isinstance(inner, bounds.Const) and isinstance(inner.value, Decimal):
+                return bounds.Const(-inner.value)
+            return bounds.UNKNOWN_VALUE if isinstance(inner, bounds.Const) else bounds.OPAQUE
+        if isinstance(node, (exp.Cast, *_GLOT_ARITHMETIC)):
+            operands = [self.term(o) for o in (node.this, node.args.get("expression")) if o]
+            if all(isinstance(o, bounds.Const) for o in operands):
+                return bounds.UNKNOWN_VALUE
+        return bounds.OPAQUE
+
+
+def _glot_constant_rows(source: exp.Expr | None) -> int | None:
+    """How many rows a MERGE source of constants has: VALUES, or a SELECT of constants
+    without FROM; None for any other source."""
+    if isinstance(source, exp.Values):
+        return len(source.expressions)
+    query = source.this if isinstance(source, exp.Subquery) else None
+    if isinstance(query, exp.Values):
+        return len(query.expressions)
+    if not isinstance(query, exp.Select) or not _GLOT_PLAIN_SELECT.issuperset(
+            k for k, v in query.args.items() if v):
+        return None
+    constants = _GlotCondition(lambda part: part.name, _GLOT_NO_TARGET)
+    found = [constants.term(e.this if isinstance(e, exp.Alias) else e)
+             for e in query.expressions]
+    return 1 if all(isinstance(t, bounds.Const) for t in found) else None
+
+
+_GLOT_NO_TARGET = bounds.Target(frozenset(), alone=False)
+
+
 class _Folding(Enum):
     POSTGRES = "postgres"  # unquoted lower-cased, quoted kept
     INSENSITIVE = "insensitive"  # every name lower-cased
@@ -224,6 +328,10 @@ class _GlotDialect:
     executable_comments: bool
     # MySQL with sql_mode NO_BACKSLASH_ESCAPES reads a backslash in a string as itself.
     literal_backslashes: type[Tokenizer] | None
+    # MySQL compares a string with a number as numbers ('abc' = 0): see bounds.py.
+    numeric_strings: bool
+    # MySQL and SQLite honour LIMIT on DELETE and UPDATE.
+    write_limits: bool
 
 
 @functools.cache
@@ -245,17 +353,20 @@ def _glot_dialect(name: str) -> _GlotDialect:
             "STRING_ESCAPES": [e for e in base.STRING_ESCAPES if e != "\\"],
             "BYTE_STRING_ESCAPES": [e for e in base.BYTE_STRING_ESCAPES if e != "\\"],
         })
-    return _GlotDialect(dialect, folding, isinstance(dialect, MySQL), literal)
+    mysql = isinstance(dialect, MySQL)
+    return _GlotDialect(dialect, folding, mysql, literal, numeric_strings=mysql,
+                        write_limits=mysql or isinstance(dialect, SQLite))
 
 
 class _GlotWalker:
     """Walks sqlglot expressions, filling a Collector."""
 
-    __slots__ = ("_folding", "_text", "out")
+    __slots__ = ("_folding", "_setup", "_text", "out")
 
-    def __init__(self, folding: _Folding) -> None:
+    def __init__(self, setup: _GlotDialect) -> None:
         self.out = Collector()
-        self._folding = folding
+        self._setup = setup
+        self._folding = setup.folding
         self._text = ""
 
     def statement(self, node: exp.Expr, text: str) -> None:
@@ -318,22 +429,16 @@ class _GlotWalker:
         if isinstance(node, exp.Command):
             entry.opaque = True
         elif isinstance(node, (exp.Update, exp.Delete)):
-            where = node.args.get("where")
-            entry.has_where = where is not None
-            entry.bounded = where is not None and _glot_bounds(where.this)
+            entry.has_where = node.args.get("where") is not None
+            entry.bounded = self._write_bounded(node)
         elif isinstance(node, exp.Insert):
             conflict = node.args.get("conflict")
             rewrites = node.args.get("alternative") == "REPLACE" or (
                 conflict is not None
                 and (conflict.args.get("duplicate") or conflict.args.get("expressions")))
             entry.bounded = not (rewrites and isinstance(node.expression, exp.Query))
-        elif isinstance(node, exp.Merge):  # as pglast_reader reads MERGE
-            whens = node.args.get("whens")
-            on = node.args.get("on")
-            entry.bounded = not any(
-                isinstance(when.args.get("then"), (exp.Update, exp.Var))
-                and (when.args.get("source") or on is None or not _glot_bounds(on))
-                for when in (whens.expressions if whens else ()))
+        elif isinstance(node, exp.Merge):
+            entry.bounded = self._merge_bounded(node)
         elif isinstance(node, exp.Alter):
             _glot_alter(entry, node)
         elif isinstance(node, exp.Create):
@@ -346,6 +451,47 @@ class _GlotWalker:
                 entry.effects.update(_glot_setting_effects(item))
         elif isinstance(node, exp.Execute):
             _glot_execute(entry, node)
+
+    def _write_bounded(self, node: exp.Update | exp.Delete) -> bool:
+        """An UPDATE's or DELETE's rows are bounded (bounds.py). A write to several tables
+        at once (MySQL's `DELETE t1, t2 FROM ...`, `UPDATE t1 JOIN t2 ...`) is not: its
+        condition may bound one of them only."""
+        table = node.this
+        if not isinstance(table, exp.Table) or table.args.get("joins") or node.args.get(
+                "tables"):
+            return False
+        alone = not (node.args.get("using") or node.args.get("from_"))
+        condition = _GlotCondition(
+            self._fold, bounds.Target(_glot_table_names(table, self._fold), alone))
+        where, limit = node.args.get("where"), node.args.get("limit")
+        rows = limit.expression if isinstance(limit, exp.Limit) else None
+        honoured = (self._setup.write_limits and isinstance(rows, exp.Literal)
+                    and rows.is_int)
+        return bounds.write_bounded(
+            condition.predicate(where.this) if where is not None else None,
+            limit=int(rows.name) if honoured and rows is not None else None,
+            numeric_strings=self._setup.numeric_strings)
+
+    def _merge_bounded(self, node: exp.Merge) -> bool:
+        """As pglast_reader reads MERGE: no WHEN NOT MATCHED BY SOURCE updates or deletes, and
+        the ON condition bounds the target, a source of constant rows counting as constants."""
+        whens = node.args.get("whens")
+        changes = [when for when in (whens.expressions if whens else ())
+                   if isinstance(when.args.get("then"), (exp.Update, exp.Var))]
+        if not changes:
+            return True
+        on, table, source = node.args.get("on"), node.this, node.args.get("using")
+        if any(when.args.get("source") for when in changes) or on is None or not isinstance(
+                table, exp.Table):
+            return False
+        rows = _glot_constant_rows(source)
+        alias = source.args.get("alias") if isinstance(source, exp.Expr) else None
+        constants = (frozenset({(self._fold(alias.this),)})
+                     if rows is not None and alias is not None and alias.this else frozenset())
+        target = bounds.Target(_glot_table_names(table, self._fold), False, constants)
+        return bounds.write_bounded(_GlotCondition(self._fold, target).predicate(on),
+                                    rows=1 if rows is None else rows,
+                                    numeric_strings=self._setup.numeric_strings)
 
     def _args(self, node: exp.Expr, scope: frozenset[str], skip: Iterable[str] = ()) -> None:
         with_clause = node.args.get("with_")
@@ -423,7 +569,7 @@ def _read_sqlglot(text: str, name: str, literal_backslashes: bool = False) -> li
     chunks = _chunks(tokens)
     if len(chunks) != len(nodes):
         raise Unparsable("statements could not be delimited")
-    walker = _GlotWalker(setup.folding)
+    walker = _GlotWalker(setup)
     for chunk, node in zip(chunks, nodes, strict=True):
         if node is None or isinstance(node, exp.Semicolon):
             continue

@@ -1,0 +1,84 @@
+# How much a write touches (postgres targets): before a write is decided, the PostgreSQL
+# front asks the database's planner how many rows it expects the write to touch, and how
+# big each table it writes is (extproc/postgres/estimate.py); each top-level statement
+# that writes carries the answer in input.sql.statements[].estimate:
+#   {"writes": [{"table": "public.customers", "operation": "delete", "rows": 4,
+#                "table_rows": 4, "counted": true, "statistics": "fresh"}],
+#    "unavailable": null}
+# A write over its target's limits, or whose estimate could not be had, waits for a dba.
+# A statement without `estimate` (sql-http targets, records from before it) is left to
+# sql.rego, which holds a write its text does not bound.
+package tollgate
+
+import rego.v1
+
+# The limits, per target name ("*": every target without an entry of its own, whose
+# missing keys it fills). A write is held when the planner expects it to touch more than
+# `rows` rows, or — an UPDATE, DELETE or MERGE of more than `floor` rows — more than
+# `percent` percent of its table. A table too big to count whose statistics are stale or
+# missing (`statistics`: the estimate may be far off) counts as touched for at least
+# `stale_percent` percent of its rows. E.g. {"*": {...}, "orders-db": {"rows": 50000}}.
+blast_limits := {"*": {"rows": 1000, "percent": 20, "floor": 1, "stale_percent": 1}}
+
+blast_limit := object.union(blast_limits["*"], object.get(blast_limits, input.target.name, {}))
+
+holds contains {
+	"rule": "blast.rows",
+	"reason": blast_reason(w),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	some s in estimated_statements
+	some w in s.estimate.writes
+	is_object(w)
+	blast_over(w)
+}
+
+# The planner could not be asked (a pipeline, a failed transaction, a function defined in
+# the database, a foreign table, a statement it cannot plan): how much the write touches is
+# not known, so it waits as one over the limits would.
+holds contains {
+	"rule": "blast.unknown",
+	"reason": sprintf("%s: how many rows it touches is not known: %s", [upper(object.get(s, "kind", "statement")), s.estimate.unavailable]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	some s in estimated_statements
+	is_string(s.estimate.unavailable)
+}
+
+estimated_statements := [s | some s in input.sql.statements; is_object(s); is_object(s.estimate)] if {
+	is_array(input.sql.statements)
+} else := []
+
+blast_over(w) if w.rows > blast_limit.rows
+
+blast_over(w) if {
+	w.operation in {"update", "delete", "merge"}
+	w.rows > blast_limit.floor
+	is_number(w.table_rows)
+	w.rows * 100 > blast_limit.percent * w.table_rows
+}
+
+blast_over(w) if {
+	blast_unsure(w)
+	w.table_rows * blast_limit.stale_percent > blast_limit.rows * 100
+}
+
+blast_unsure(w) if {
+	w.counted == false
+	w.statistics in {"stale", "none"}
+	is_number(w.table_rows)
+}
+
+blast_reason(w) := sprintf("%s%s", [blast_size(w), blast_doubt(w)])
+
+blast_size(w) := sprintf("%s touches about %d of %d rows of %s", [upper(w.operation), w.rows, w.table_rows, w.table]) if {
+	is_number(w.table_rows)
+} else := sprintf("%s touches about %d rows of %s", [upper(w.operation), w.rows, w.table])
+
+blast_doubt(w) := sprintf(" (the table's statistics are %s: the estimate may be far off; ANALYZE %s)", [blast_statistics[w.statistics], w.table]) if {
+	blast_unsure(w)
+} else := ""
+
+blast_statistics := {"stale": "stale", "none": "missing"}
