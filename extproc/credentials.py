@@ -5,6 +5,9 @@ sent for it (`authorization` always, the target's `strip_headers`, the
 credential's own header) and sets the target's credential instead, as one
 header mutation precomputed per target: the request path does a dict lookup.
 
+On a `k8s` target the Impersonate-User, -Group and -Uid headers are removed too: with
+the gateway's credential they would make the API server act as anyone.
+
 The agent's `authorization` is removed for targets without a credential too:
 that token is for the gateway (Envoy's jwt_authn verified it), never for the
 upstream, and on a target open to anonymous clients it may not even be a token
@@ -55,6 +58,13 @@ from extproc.config import Config, Credential, Target
 log = logging.getLogger("tollgate.credentials")
 
 MAX_SECRET_BYTES = 16 * 1024
+
+# The headers that make the Kubernetes API server act as someone else with the gateway's
+# credential; the policy refuses them (k8s.impersonation), and these never reach it even
+# under a pack that does not. Impersonate-Extra-<key> has no fixed name to remove, but the
+# API server refuses it (400) without an Impersonate-User, and so it is inert once that
+# one is gone (k8s.io/apiserver, filters/impersonation.go, as Group and Uid would be).
+K8S_IMPERSONATION = ("impersonate-user", "impersonate-group", "impersonate-uid")
 
 
 class CredentialError(Exception):
@@ -363,6 +373,8 @@ def _injection(target: Target, credential: Credential | None, secret: str | None
     # Proxy-Authorization is hop-by-hop: it names the agent to tollgate's egress proxy, and
     # goes no further (Envoy forwards it on absolute-form requests unless removed).
     remove = ["authorization", "proxy-authorization", *target.strip_headers]
+    if target.protocol == "k8s":
+        remove += K8S_IMPERSONATION
     if credential is None or secret is None:
         return Injection(tuple(dict.fromkeys(remove)))
     _check(secret, credential.type)

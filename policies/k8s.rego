@@ -18,6 +18,7 @@ denials contains {
 } if {
 	agent
 	is_string(input.k8s.object.error)
+	not rbac_call # what it grants cannot be read: k8s.privilege's
 }
 
 # A Kubernetes target whose request arrives without the interpreter's reading.
@@ -172,4 +173,240 @@ object_name := input.k8s.name if {
 denials contains {"rule": "k8s.namespace_delete", "reason": "namespace deletion"} if {
 	input.k8s.resource == "namespaces"
 	input.k8s.verb in {"delete", "deletecollection"}
+}
+
+# -- what a call does: effects and scope -------------------------------------------------
+# The interpreter classifies each call as it does SQL statements (extproc/interpret/k8s.py):
+# read, write, destroy, privilege, runs_code, connect, unknown, and how far it reaches
+# (input.k8s.scope: object, collection, namespace, cluster). What a write's body adds is
+# in input.k8s.object.effects (a patch that rewrites a pod spec runs code).
+
+# The group that administers clusters: it may grant what no one else may through here.
+cluster_admin if "cluster-admins" in groups
+
+# Impersonate-User, -Group, -Uid and -Extra-<key> (in any case, as HTTP names go) make the
+# API server act as someone else with the gateway's credential: what is decided and
+# recorded here would not be who acts. Refused to everyone: tollgate also strips them
+# (extproc/credentials.py), and a request stripped of them would run as the gateway
+# itself, with more than its caller asked for. X-Impersonate-User and the like are not
+# read by the API server, and pass.
+denials contains {
+	"rule": "k8s.impersonation",
+	"reason": sprintf("impersonation headers %s: the API server would act as someone else with the gateway's credential", [concat(", ", sort(impersonation_headers))]),
+} if {
+	input.target.protocol == "k8s"
+	count(impersonation_headers) > 0
+}
+
+impersonation_headers contains name if {
+	is_object(input.request.headers)
+	some header, _ in input.request.headers
+	name := lower(header)
+	impersonating(name)
+}
+
+impersonating(name) if name in {"impersonate-user", "impersonate-group", "impersonate-uid"}
+
+impersonating(name) if startswith(name, "impersonate-extra-")
+
+# An RBAC write that escalates (input.k8s.object.grants: a binding of cluster-admin, admin
+# or a system: ClusterRole, or of anything to every authenticated user; a rule granting
+# escalate, bind, impersonate, `*` verbs or every resource; aggregation), or whose body
+# cannot be read: for the cluster-admins group only, as SQL privileges are the dba
+# group's. The API server lets the gateway's credential grant all it holds. A dry run
+# (dryRun=All, which create, update and patch take from the query only) grants nothing.
+denials contains {
+	"rule": "k8s.privilege",
+	"reason": sprintf("%s of %s %s: %s", [input.k8s.verb, input.k8s.object.kind, object_name, grant]),
+} if {
+	rbac_write
+	not cluster_admin
+	some grant in array_or_empty(input.k8s.object.grants)
+	is_string(grant)
+}
+
+denials contains {
+	"rule": "k8s.privilege",
+	"reason": sprintf("%s of %s: what it grants cannot be read: %s", [input.k8s.verb, input.k8s.resource, unread_grant]),
+} if {
+	rbac_write
+	not cluster_admin
+	not grants_read
+}
+
+# (Negated as rules: OPA and regorus differ on `not is_array(input.k8s.object.grants)`
+# when the object is null.)
+grants_read if is_array(input.k8s.object.grants)
+
+rbac_resources := {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
+
+rbac_call if input.k8s.resource in rbac_resources
+
+rbac_write if {
+	rbac_call
+	input.k8s.verb in {"create", "update", "patch"}
+	not input.k8s.dry_run == true
+}
+
+unread_grant := input.k8s.object.error if {
+	is_string(input.k8s.object.error)
+} else := "the body was not read"
+
+# Any other change of who may do what (a Role, a binding of another role), of what the
+# API server admits (an admission webhook or policy), or a credential made (a certificate
+# approved, a service account's token): an agent's waits for a cluster admin.
+holds contains {
+	"rule": "k8s.privilege_change",
+	"reason": sprintf("%s of %s%s%s: %s", [
+		input.k8s.verb, k8s_what, k8s_named, k8s_where,
+		object.get(privilege_whys, input.k8s.resource, "changes privileges"),
+	]),
+	"approvers": ["group:cluster-admins"],
+	"seconds": 300,
+} if {
+	agent
+	not cluster_admin
+	"privilege" in k8s_effects
+	not input.k8s.dry_run == true
+}
+
+privilege_whys := {
+	"roles": "changes who may do what",
+	"clusterroles": "changes who may do what",
+	"rolebindings": "changes who may do what",
+	"clusterrolebindings": "changes who may do what",
+	"mutatingwebhookconfigurations": "changes what the API server admits",
+	"validatingwebhookconfigurations": "changes what the API server admits",
+	"validatingadmissionpolicies": "changes what the API server admits",
+	"validatingadmissionpolicybindings": "changes what the API server admits",
+	"mutatingadmissionpolicies": "changes what the API server admits",
+	"mutatingadmissionpolicybindings": "changes what the API server admits",
+	"certificatesigningrequests": "approves a certificate, a credential for the user it names",
+	"serviceaccounts": "issues a credential of the service account",
+}
+
+# Deleting what takes much with it, cluster-wide (scope cluster: a CustomResourceDefinition,
+# a PersistentVolume, a Node, a StorageClass, an admission configuration, an APIService, a
+# ClusterRole or ClusterRoleBinding, every object of a resource across the cluster): not
+# for agents. A dry run is no exception: a DELETE's options come from its body when it has
+# one, and the API server then ignores dryRun in the query.
+denials contains {
+	"rule": "k8s.cluster_destroy",
+	"reason": cluster_destroy_words,
+} if {
+	agent
+	"destroy" in k8s_effects
+	input.k8s.scope == "cluster"
+	input.k8s.resource != "namespaces" # k8s.namespace_delete's, for everyone
+}
+
+# "delete Node n1: it takes its pods with it", "delete every Node: each takes ...".
+cluster_destroy_words := sprintf("%s: %s %s", [destroy_words, it_or_each, cluster_losses[input.k8s.resource]]) if {
+	cluster_losses[input.k8s.resource]
+} else := sprintf("%s across the cluster", [destroy_words])
+
+it_or_each := "it" if is_string(input.k8s.name) else := "each"
+
+cluster_losses := {
+	"customresourcedefinitions": "deletes every object of its kind, in every namespace",
+	"persistentvolumes": "may delete the data on it",
+	"nodes": "takes its pods with it",
+	"storageclasses": "leaves the claims that name it without volumes",
+	"mutatingwebhookconfigurations": "stops the admission changes it makes",
+	"validatingwebhookconfigurations": "stops the admission checks it makes",
+	"validatingadmissionpolicies": "stops the admission checks it makes",
+	"validatingadmissionpolicybindings": "stops the admission checks it makes",
+	"mutatingadmissionpolicies": "stops the admission changes it makes",
+	"mutatingadmissionpolicybindings": "stops the admission changes it makes",
+	"apiservices": "takes the API it serves with it",
+	"clusterroles": "takes away what it grants, from the control plane too",
+	"clusterrolebindings": "takes away what it grants, from the control plane too",
+}
+
+# An agent's destroy in a production namespace — one object (a Deployment, a Service, a
+# claim and its data) or every object of a resource there — waits for a cluster admin.
+# Deleting one Pod passes: its controller makes another (a pod restart).
+holds contains {
+	"rule": "k8s.production_destroy",
+	"reason": destroy_words,
+	"approvers": ["group:cluster-admins"],
+	"seconds": 300,
+} if {
+	agent
+	"destroy" in k8s_effects
+	input.k8s.namespace_labels.environment == "production"
+	not one_pod
+}
+
+one_pod if {
+	input.k8s.resource == "pods"
+	is_string(input.k8s.name)
+}
+
+# A destroy in words: "delete Deployment web in namespace prod", "delete every Deployment
+# matching app=web in namespace prod". (An eviction names one pod: it passes, above.)
+destroy_words := sprintf("delete %s %s%s", [k8s_what, input.k8s.name, k8s_where]) if {
+	is_string(input.k8s.name)
+} else := sprintf("delete %s%s%s", [every_what, selected, k8s_where])
+
+# The kind a resource serves where the pack knows it ("Deployment"), else the resource.
+k8s_what := sprintf("%s/%s", [k8s_kind, input.k8s.subresource]) if {
+	is_string(input.k8s.subresource)
+} else := k8s_kind
+
+k8s_kind := object.get(kinds, input.k8s.resource, input.k8s.resource)
+
+every_what := sprintf("every %s", [kinds[input.k8s.resource]]) if {
+	kinds[input.k8s.resource]
+} else := sprintf("all %s", [input.k8s.resource])
+
+# The call's object's name, from the path, else the body (a create's); "" without one.
+k8s_named := sprintf(" %s", [object_name]) if {
+	object_name != "(unnamed)"
+} else := ""
+
+k8s_where := sprintf(" in namespace %s", [input.k8s.namespace]) if {
+	is_string(input.k8s.namespace)
+} else := ""
+
+selected := sprintf(" matching %s", [concat(", ", selectors)]) if {
+	selectors := [s | some s in [input.k8s.label_selector, input.k8s.field_selector]; is_string(s); s != ""]
+	count(selectors) > 0
+} else := ""
+
+kinds := {
+	"pods": "Pod", "deployments": "Deployment", "statefulsets": "StatefulSet",
+	"daemonsets": "DaemonSet", "replicasets": "ReplicaSet",
+	"replicationcontrollers": "ReplicationController", "jobs": "Job", "cronjobs": "CronJob",
+	"services": "Service", "configmaps": "ConfigMap", "secrets": "Secret",
+	"persistentvolumeclaims": "PersistentVolumeClaim", "persistentvolumes": "PersistentVolume",
+	"ingresses": "Ingress", "serviceaccounts": "ServiceAccount", "namespaces": "Namespace",
+	"nodes": "Node", "storageclasses": "StorageClass",
+	"customresourcedefinitions": "CustomResourceDefinition", "apiservices": "APIService",
+	"mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
+	"validatingwebhookconfigurations": "ValidatingWebhookConfiguration",
+	"validatingadmissionpolicies": "ValidatingAdmissionPolicy",
+	"validatingadmissionpolicybindings": "ValidatingAdmissionPolicyBinding",
+	"mutatingadmissionpolicies": "MutatingAdmissionPolicy",
+	"mutatingadmissionpolicybindings": "MutatingAdmissionPolicyBinding",
+	"roles": "Role", "clusterroles": "ClusterRole", "rolebindings": "RoleBinding",
+	"clusterrolebindings": "ClusterRoleBinding",
+	"certificatesigningrequests": "CertificateSigningRequest",
+}
+
+# The call's effects (input.k8s.effects) with what its body adds (input.k8s.object.effects).
+# Without the interpreter's effects (an older tollgate, a hand-built input), those its verb
+# alone implies.
+k8s_effects := call_effects | {e | some e in array_or_empty(input.k8s.object.effects)}
+
+call_effects := {e | some e in input.k8s.effects} if {
+	is_array(input.k8s.effects)
+} else := {verb_effects[input.k8s.verb]} if {
+	verb_effects[input.k8s.verb]
+} else := {"unknown"}
+
+verb_effects := {
+	"get": "read", "list": "read", "watch": "read", "create": "write", "update": "write",
+	"patch": "write", "delete": "destroy", "deletecollection": "destroy",
+	"exec": "runs_code", "attach": "runs_code", "portforward": "connect", "proxy": "connect",
 }

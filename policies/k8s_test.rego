@@ -257,3 +257,178 @@ test_kubectl_cp_of_other_files_passes if {
 		data.tollgate.decision.action == "allow" with input as call(["agents"], exec_running({}, commands))
 	}
 }
+
+# -- effects and scope: destroys, privilege, impersonation ---------------------------------
+
+destroy(k8s) := object.union({"effects": ["destroy"], "namespace": "prod", "namespace_labels": production}, k8s)
+
+test_an_agents_destroy_in_production_waits_for_a_cluster_admin if {
+	every case in [
+		[{"verb": "delete", "resource": "deployments", "name": "web", "scope": "object"}, "delete Deployment web in namespace prod"],
+		[{"verb": "deletecollection", "resource": "deployments", "scope": "collection"}, "delete every Deployment in namespace prod"],
+		[{"verb": "deletecollection", "resource": "pods", "scope": "collection", "label_selector": "app=web"}, "delete every Pod matching app=web in namespace prod"],
+		[{"verb": "deletecollection", "resource": "widgets", "scope": "collection", "field_selector": "metadata.name=w"}, "delete all widgets matching metadata.name=w in namespace prod"],
+		[{"verb": "delete", "resource": "persistentvolumeclaims", "name": "data", "scope": "object"}, "delete PersistentVolumeClaim data in namespace prod"],
+	] {
+		d := data.tollgate.decision with input as call(["agents"], destroy(case[0]))
+		d.action == "hold"
+		d.rules == ["k8s.production_destroy"]
+		d.reasons == [case[1]]
+		d.approvers == ["group:cluster-admins"]
+		d.hold_seconds == 300
+	}
+}
+
+test_one_pod_deleted_or_evicted_in_production_passes if {
+	every k8s in [
+		{"verb": "delete", "resource": "pods", "name": "web-1", "scope": "object"},
+		{"verb": "create", "resource": "pods", "subresource": "eviction", "name": "web-1", "scope": "object"},
+	] {
+		data.tollgate.decision.action == "allow" with input as call(["agents"], destroy(k8s))
+	}
+}
+
+test_a_destroy_outside_production_or_by_a_person_passes if {
+	k8s := {"verb": "deletecollection", "resource": "deployments", "scope": "collection"}
+	data.tollgate.decision.action == "allow" with input as call(["agents"], destroy(object.union(k8s, {"namespace": "staging", "namespace_labels": {"environment": "staging"}})))
+	data.tollgate.decision.action == "allow" with input as call(["sre"], destroy(k8s))
+}
+
+test_a_dry_run_destroy_is_still_held if {
+	# A DELETE's options come from its body when it has one: the query's dryRun is then ignored.
+	k8s := {"verb": "delete", "resource": "deployments", "name": "web", "scope": "object", "dry_run": true}
+	data.tollgate.decision.rules == ["k8s.production_destroy"] with input as call(["agents"], destroy(k8s))
+}
+
+cluster_destroy(k8s) := object.union({"effects": ["destroy"], "namespace": null, "scope": "cluster"}, k8s)
+
+test_agents_cannot_destroy_what_takes_much_with_it if {
+	every case in [
+		[{"verb": "delete", "resource": "customresourcedefinitions", "name": "widgets.example.com"}, "delete CustomResourceDefinition widgets.example.com: it deletes every object of its kind, in every namespace"],
+		[{"verb": "deletecollection", "resource": "nodes"}, "delete every Node: each takes its pods with it"],
+		[{"verb": "delete", "resource": "persistentvolumes", "name": "pv-1"}, "delete PersistentVolume pv-1: it may delete the data on it"],
+		[{"verb": "delete", "resource": "validatingwebhookconfigurations", "name": "policy"}, "delete ValidatingWebhookConfiguration policy: it stops the admission checks it makes"],
+		[{"verb": "deletecollection", "resource": "priorityclasses"}, "delete all priorityclasses across the cluster"],
+	] {
+		d := data.tollgate.decision with input as call(["agents"], cluster_destroy(case[0]))
+		d.rules == ["k8s.cluster_destroy"]
+		d.reasons == [case[1]]
+	}
+	data.tollgate.decision.action == "allow" with input as call(["sre"], cluster_destroy({"verb": "delete", "resource": "nodes", "name": "n1"}))
+}
+
+test_a_namespace_destroy_is_namespace_deletions_alone if {
+	every k8s in [
+		{"verb": "delete", "resource": "namespaces", "name": "prod", "scope": "namespace"},
+		{"verb": "deletecollection", "resource": "namespaces", "scope": "cluster"},
+	] {
+		data.tollgate.decision.rules == ["k8s.namespace_delete"] with input as call(["agents"], destroy(k8s))
+	}
+}
+
+binding(grants) := {"verb": "create", "resource": "clusterrolebindings", "namespace": null, "effects": ["privilege", "write"], "scope": "object",
+	"object": {"kind": "ClusterRoleBinding", "namespace": null, "name": "ci-admin", "patch": null, "pod": null, "effects": ["privilege"], "grants": grants}}
+
+test_an_escalating_grant_is_for_cluster_admins_only if {
+	k8s := binding(["binds ClusterRole cluster-admin to ServiceAccount prod/ci"])
+	every groups in [["agents"], ["sre"], ["dba"]] {
+		d := data.tollgate.decision with input as call(groups, k8s)
+		d.rules == ["k8s.privilege"]
+		d.reasons == ["create of ClusterRoleBinding ci-admin: binds ClusterRole cluster-admin to ServiceAccount prod/ci"]
+	}
+	data.tollgate.decision.action == "allow" with input as call(["cluster-admins"], k8s)
+	data.tollgate.decision.action == "allow" with input as call(["agents", "cluster-admins"], k8s)
+}
+
+test_each_escalating_grant_is_a_reason if {
+	d := data.tollgate.decision with input as call(["sre"], binding(["grants * on *", "adds its rules to ClusterRole edit (to everyone bound to it)"]))
+	d.reasons == [
+		"create of ClusterRoleBinding ci-admin: adds its rules to ClusterRole edit (to everyone bound to it)",
+		"create of ClusterRoleBinding ci-admin: grants * on *",
+	]
+}
+
+test_an_rbac_write_whose_grants_cannot_be_read_is_refused if {
+	every case in [
+		[{"error": "a create of clusterrolebindings sent as application/vnd.kubernetes.protobuf is not read (send JSON or YAML)"}, "a create of clusterrolebindings sent as application/vnd.kubernetes.protobuf is not read (send JSON or YAML)"],
+		[null, "the body was not read"],
+	] {
+		d := data.tollgate.decision with input as call(["sre"], object.union(object.remove(binding([]), ["object"]), {"object": case[0]}))
+		d.rules == ["k8s.privilege"]
+		d.reasons == [sprintf("create of clusterrolebindings: what it grants cannot be read: %s", [case[1]])]
+	}
+}
+
+test_an_agents_other_privilege_change_waits_for_a_cluster_admin if {
+	every case in [
+		[binding([]), "create of ClusterRoleBinding ci-admin: changes who may do what"],
+		[{"verb": "patch", "resource": "mutatingwebhookconfigurations", "name": "inject", "namespace": null, "effects": ["privilege", "write"]}, "patch of MutatingWebhookConfiguration inject: changes what the API server admits"],
+		[{"verb": "update", "resource": "certificatesigningrequests", "subresource": "approval", "name": "csr-1", "namespace": null, "effects": ["privilege", "write"]}, "update of CertificateSigningRequest/approval csr-1: approves a certificate, a credential for the user it names"],
+		[{"verb": "create", "resource": "widgetgrants", "namespace": null, "effects": ["privilege", "write"]}, "create of widgetgrants: changes privileges"],
+	] {
+		d := data.tollgate.decision with input as call(["agents"], case[0])
+		d.action == "hold"
+		d.rules == ["k8s.privilege_change"]
+		d.reasons == [case[1]]
+		d.approvers == ["group:cluster-admins"]
+	}
+	data.tollgate.decision.action == "allow" with input as call(["sre"], binding([]))
+	data.tollgate.decision.action == "allow" with input as call(["agents", "cluster-admins"], binding([]))
+}
+
+test_a_dry_run_grant_grants_nothing if {
+	every groups in [["agents"], ["sre"]] {
+		k8s := object.union(binding(["binds ClusterRole cluster-admin to User eve"]), {"dry_run": true})
+		data.tollgate.decision.action == "allow" with input as call(groups, k8s)
+	}
+}
+
+test_without_the_interpreters_effects_the_verb_says_what_a_call_does if {
+	d := data.tollgate.decision with input as call(["agents"], object.remove(destroy({"verb": "delete", "resource": "deployments", "name": "web"}), ["effects"]))
+	d.rules == ["k8s.production_destroy"]
+	every k8s in [{"verb": "frob"}, {"verb": ["delete"]}] {
+		data.tollgate.decision.action == "allow" with input as call(["agents"], object.remove(destroy(k8s), ["effects"]))
+	}
+}
+
+test_a_patch_that_rewrites_a_pod_spec_runs_code_by_its_body if {
+	# call effects say write; the body adds runs_code (input.k8s.object.effects)
+	k8s := object.union(write("patch", {}, pod({})), {"effects": ["write"], "object": {"effects": ["runs_code"]}})
+	"runs_code" in data.tollgate.k8s_effects with input as call(["agents"], k8s)
+	not "runs_code" in data.tollgate.k8s_effects with input as call(["agents"], object.union(k8s, {"object": {"effects": []}}))
+}
+
+with_headers(groups, headers) := object.union(call(groups, {"verb": "list"}), {"request": {"headers": headers}})
+
+test_impersonation_headers_are_refused_to_everyone if {
+	every headers in [
+		{"impersonate-user": "system:admin"},
+		{"Impersonate-Group": "system:masters"},
+		{"IMPERSONATE-UID": "0"},
+		{"impersonate-extra-scopes": "view"},
+		{"Impersonate-Extra-": "x"},
+	] {
+		every groups in [["agents"], ["sre"], ["cluster-admins"]] {
+			d := data.tollgate.decision with input as with_headers(groups, headers)
+			d.rules == ["k8s.impersonation"]
+		}
+	}
+	d := data.tollgate.decision with input as with_headers(["agents"], {"impersonate-user": "a", "impersonate-group": "g", "accept": "*/*"})
+	d.reasons == ["impersonation headers impersonate-group, impersonate-user: the API server would act as someone else with the gateway's credential"]
+}
+
+test_look_alike_headers_pass if {
+	every headers in [
+		{"x-impersonate-user": "admin"},
+		{"impersonate": "admin"},
+		{"impersonate-users": "admin"},
+		{"impersonate_user": "admin"},
+		{"impersonated-by": "ci"},
+	] {
+		data.tollgate.decision.action == "allow" with input as with_headers(["agents"], headers)
+	}
+	# on a target of another protocol, the header is the upstream's own business
+	http := object.union(with_headers(["agents"], {"impersonate-user": "a"}), {"target": {"protocol": "http"}})
+	not "k8s.impersonation" in data.tollgate.decision.rules with input as http
+	data.tollgate.decision.action == "allow" with input as object.union(with_headers(["agents"], {}), {"request": {"headers": ["impersonate-user"]}})
+}

@@ -25,6 +25,7 @@ from extproc.credentials import (
     Injection,
     redacted,
 )
+from extproc.http.wire import continue_request_headers
 
 # Every secret a test uses is listed here, so that leak checks search for all of them.
 SECRETS = (
@@ -147,6 +148,37 @@ def test_a_target_without_credential_still_loses_the_agents_token(tmp_path: Path
     assert injection.header is None and injection.value == b""
     with pytest.raises(KeyError):
         store.injection("not-a-target")
+
+
+@pytest.mark.parametrize("credential", [None, {"type": "bearer", "from_env": "CLUSTER_TOKEN"}],
+                         ids=["no-credential", "bearer"])
+def test_a_k8s_target_never_forwards_impersonation_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credential: dict[str, Any] | None
+) -> None:
+    """Defence in depth behind the pack's k8s.impersonation: the gateway's credential with an
+    agent's Impersonate-User would act as anyone. Impersonate-Extra-<key> is left to the API
+    server, which refuses it without Impersonate-User."""
+    monkeypatch.setenv("CLUSTER_TOKEN", TOKEN)
+    store = CredentialStore.from_config(config(tmp_path, credential, protocol="k8s"))
+    mutation = continue_request_headers("0" * 32, None, store.injection("orders")) \
+        .request_headers.response.header_mutation
+    removed = list(mutation.remove_headers)
+    assert {"impersonate-user", "impersonate-group", "impersonate-uid"} <= set(removed)
+    assert not any("x-impersonate" in h or "extra" in h for h in removed)
+    assert removed[:2] == ["authorization", "proxy-authorization"]
+    assert [h.header.key for h in mutation.set_headers] == (["authorization"] if credential
+                                                            else [])
+
+
+@pytest.mark.parametrize("protocol", ["http", "sql-http", "llm", "mcp"])
+def test_other_targets_keep_impersonation_headers_the_api_server_alone_reads(
+    tmp_path: Path, protocol: str
+) -> None:
+    """Impersonate-* means something to kube-apiserver only; elsewhere it is the upstream's
+    own header, and is left alone (like X-Impersonate-User on a k8s target)."""
+    extra = {"sql": {"dialect": "postgres"}} if protocol == "sql-http" else {}
+    store = CredentialStore.from_config(config(tmp_path, None, protocol=protocol, **extra))
+    assert not any(h.startswith("impersonate") for h in store.injection("orders").remove)
 
 
 def test_relative_file_resolves_against_the_config_folder(

@@ -279,7 +279,7 @@ class Kubernetes(_Plain):
                           request["headers"])
         written: K8sObject | ObjectError | None = None
         verb, resource = call["verb"], call["resource"]
-        if verb and resource and self._objects.writes_pod(verb, resource, call["subresource"]):
+        if verb and resource and self._objects.reads_body(verb, resource, call["subresource"]):
             # What a workload runs and mounts is in the body (k8s_object.py).
             try:
                 written = self._objects.read_object(

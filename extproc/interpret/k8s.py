@@ -31,7 +31,13 @@ Where this deliberately differs from RequestInfo:
   400 to those, so they act on nothing.
 
 Non-resource requests (/version, discovery, /healthz, /openapi/...) keep kube's verb, the
-lower-case HTTP method ("get", "post"), as RBAC's nonResourceURLs rules use it. The path
+lower-case HTTP method ("get", "post"), as RBAC's nonResourceURLs rules use it.
+
+Beside the call, what it does (`effects`, as a SQL statement's) and how far it reaches
+(`scope`), so that a rule can say "hold every destroy of a collection in production"
+without knowing every resource: see `call_effects` and `call_scope`. What a write's body
+adds (a patch that rewrites a pod spec runs code; what an RBAC object grants) is read by
+k8s_object.py into `object.effects` and `object.grants`. The path
 is percent-decoded exactly once, as Go's `net/url` does for `req.URL.Path`, and split on
 `/` afterwards, so `%2F` separates segments here as it does in the API server; `path` in
 the result is that decoded path.
@@ -43,12 +49,15 @@ import re
 from typing import TYPE_CHECKING, Literal, TypedDict
 from urllib.parse import unquote
 
+from extproc.interpret.k8s_object import RBAC, WORKLOADS, WRITES
 from extproc.interpret.shell import Opaque, argv_read
 
 if TYPE_CHECKING:
     from extproc.interpret.k8s_object import K8sObject
 
 Transport = Literal["websocket", "spdy"]
+Effect = Literal["read", "write", "destroy", "privilege", "runs_code", "connect", "unknown"]
+Scope = Literal["object", "collection", "namespace", "cluster"]
 
 
 class Exec(TypedDict):
@@ -82,6 +91,8 @@ class K8sCall(TypedDict):
     label_selector: str | None
     field_selector: str | None
     dry_run: bool
+    effects: list[Effect]
+    scope: Scope | None
     error: str | None
 
 
@@ -186,30 +197,109 @@ def k8s_request(
         "label_selector": _first(query, "labelSelector") if selectors else None,
         "field_selector": _first(query, "fieldSelector") if selectors else None,
         "dry_run": dry_run,
+        "effects": call_effects(verb, resource, subresource or None),
+        "scope": call_scope(verb, resource, subresource or None, namespace, name),
         "error": None,
     }
 
 
 def _non_resource(method: str, path: str, dry_run: bool) -> K8sCall:
     """Discovery, /version, /healthz...: the verb is the lower-case method, as in kube."""
-    return _skeleton(method.lower(), path, False, dry_run, None)
+    effect: Effect = "read" if method in _READ_METHODS else "unknown"
+    return _skeleton(method.lower(), path, False, dry_run, effect, None)
 
 
 def _malformed(path: str, dry_run: bool, error: str) -> K8sCall:
     """No verb, and "may act on a resource": a rule that forgets to check `error` and allows
     reads, or allows non-resource requests, still does not match."""
-    return _skeleton(None, path, True, dry_run, error)
+    return _skeleton(None, path, True, dry_run, "unknown", error)
 
 
 def _skeleton(
-    verb: str | None, path: str, resource_request: bool, dry_run: bool, error: str | None
+    verb: str | None, path: str, resource_request: bool, dry_run: bool, effect: Effect,
+    error: str | None,
 ) -> K8sCall:
     return {
         "verb": verb, "api_group": None, "api_version": None, "resource": None,
         "subresource": None, "namespace": None, "name": None, "path": path,
         "resource_request": resource_request, "exec": None, "label_selector": None,
-        "field_selector": None, "dry_run": dry_run, "error": error,
+        "field_selector": None, "dry_run": dry_run, "effects": [effect], "scope": None,
+        "error": error,
     }
+
+
+# -- what a call does ---------------------------------------------------------------------
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_VERBS = frozenset({"get", "list", "watch"})
+_DESTROY_VERBS = frozenset({"delete", "deletecollection"})
+# Cluster-scoped objects whose loss takes much with it: a CustomResourceDefinition every
+# object of its kind, a PersistentVolume its data (reclaim policy Delete), a Node its pods,
+# a StorageClass the claims that name it, an admission configuration every check it makes,
+# an APIService the API group it serves, a ClusterRole or ClusterRoleBinding permissions
+# the control plane itself runs on. Matched whatever the API group: reading more only
+# refuses more.
+CLUSTER_LOSSES = frozenset({
+    "customresourcedefinitions", "persistentvolumes", "nodes", "storageclasses",
+    "mutatingwebhookconfigurations", "validatingwebhookconfigurations",
+    "validatingadmissionpolicies", "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "apiservices",
+    "clusterroles", "clusterrolebindings",
+})
+# Writing these changes who may do what (RBAC) or what the API server admits (a mutating
+# webhook rewrites every object it matches, a validating one can refuse them all).
+_PRIVILEGE_RESOURCES = frozenset(RBAC) | {
+    "mutatingwebhookconfigurations", "validatingwebhookconfigurations",
+    "validatingadmissionpolicies", "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies", "mutatingadmissionpolicybindings",
+}
+# A certificate approved (one for any user name the request chose) and a token issued for
+# a service account are credentials: privilege, though the resource is not RBAC's.
+_PRIVILEGE_SUBRESOURCES = frozenset({
+    ("certificatesigningrequests", "approval"), ("serviceaccounts", "token"),
+})
+
+
+def call_effects(verb: str, resource: str, subresource: str | None) -> list[Effect]:
+    """What a resource call does, by its verb, resource and subresource alone: `read`,
+    `write`, `destroy`, `privilege` (RBAC, admission, credentials), `runs_code` (exec,
+    attach, a debug container, the kubelet through nodes/proxy, a create or replace of a
+    workload: its pod spec runs), `connect` (port-forward, a pod's or service's proxy),
+    `unknown`. A patch of a workload is a `write` here: whether it rewrites the pod spec
+    is in its body (`object.effects`)."""
+    if verb in _READ_VERBS:
+        return ["read"]
+    if verb in _DESTROY_VERBS or (resource, subresource, verb) == ("pods", "eviction", "create"):
+        return ["destroy"]
+    if verb in ("exec", "attach") or (verb, resource) == ("proxy", "nodes"):
+        return ["runs_code"]
+    if verb in ("portforward", "proxy"):
+        return ["connect"]
+    if verb not in WRITES:
+        return ["unknown"]
+    found: list[Effect] = []  # in sorted order
+    if resource in _PRIVILEGE_RESOURCES or (resource, subresource) in _PRIVILEGE_SUBRESOURCES:
+        found.append("privilege")
+    if (resource, subresource) == ("pods", "ephemeralcontainers") or (
+            verb != "patch" and subresource is None and resource in WORKLOADS):
+        found.append("runs_code")
+    found.append("write")
+    return found
+
+
+def call_scope(verb: str, resource: str, subresource: str | None, namespace: str,
+               name: str) -> Scope:
+    """How far a resource call reaches: one `object` (a create makes one), a `collection`
+    of one namespace (a list, a deletecollection), a whole `namespace` (deleting one), or
+    the `cluster` (a collection across namespaces or of cluster-scoped objects, and the
+    deletion of one whose loss takes much with it, CLUSTER_LOSSES)."""
+    if resource == "namespaces" and verb in _DESTROY_VERBS:
+        return "namespace" if name else "cluster"
+    if verb in _DESTROY_VERBS and resource in CLUSTER_LOSSES and subresource is None:
+        return "cluster"
+    if name or verb == "create":
+        return "object"
+    return "collection" if namespace else "cluster"
 
 
 def _decoded_path(path: str) -> str:

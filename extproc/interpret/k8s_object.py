@@ -1,4 +1,4 @@
-"""What a Kubernetes write puts in a pod: the body of a create, update or patch, read.
+"""What a Kubernetes write puts in a pod, or grants: the body of a create, update or patch.
 
 Creating or patching a workload runs whatever command, image and mounts its pod spec
 names, so a verb alone cannot tell `kubectl scale` from `kubectl run -- sh`, nor a pod
@@ -12,6 +12,14 @@ Where the pod spec sits is fixed by the resource, as the API server decodes the 
 into the endpoint's kind (`spec` of a Pod, `spec.jobTemplate.spec.template.spec` of a
 CronJob, `spec.template.spec` of the others). A patch is read for what it writes: what the
 stored object already holds is not in the request, and stays the object's own.
+
+An RBAC write (a Role, ClusterRole, RoleBinding or ClusterRoleBinding) is read the same
+way, for what it grants that no reviewer lets pass unseen (`grants`): a binding of
+cluster-admin, admin or a control-plane (`system:`) ClusterRole, or of anything to every
+authenticated user; a rule with the verbs `escalate`, `bind`, `impersonate` or `*`, or on
+every resource; an aggregation (rules taken from other ClusterRoles, unseen here) or an
+`aggregate-to-*` label (rules given to everyone bound to admin, edit, view). A patch of a
+binding's subjects that does not name its role grants what the request does not show.
 
 What cannot be read (another media type, protobuf or CBOR, a body that does not parse, a
 JSON patch that moves or copies into the spec values this reading cannot see, no body at
@@ -40,6 +48,9 @@ WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
     "replicasets": ("ReplicaSet", _TEMPLATE),
     "replicationcontrollers": ("ReplicationController", _TEMPLATE),
 }
+# Resource -> the RBAC kind it serves; bindings are the two whose name ends so.
+RBAC = {"roles": "Role", "clusterroles": "ClusterRole", "rolebindings": "RoleBinding",
+        "clusterrolebindings": "ClusterRoleBinding"}
 WRITES = frozenset({"create", "update", "patch"})
 Patch = Literal["json", "merge", "strategic", "apply"]
 # Content-Type -> patch type, as kube-apiserver serves PATCH.
@@ -74,25 +85,35 @@ class Pod(TypedDict):
 
 
 class K8sObject(TypedDict):
-    """`input.k8s.object`: what a write's body puts in a pod."""
+    """`input.k8s.object`: what a write's body puts in a pod, or grants."""
 
     kind: str
     namespace: str | None
     name: str | None
     patch: Patch | None
     pod: Pod | None
+    # What the body adds to the call's effects: runs_code where it writes a pod spec,
+    # privilege for an RBAC object.
+    effects: list[Literal["runs_code", "privilege"]]
+    # An RBAC object's grants that escalate, in words; None for a workload.
+    grants: list[str] | None
 
 
 class Unreadable(ValueError):
     """A write whose pod spec cannot be read; the message says why."""
 
 
-def writes_pod(verb: str | None, resource: str | None, subresource: str | None) -> bool:
-    """Whether a call may write a pod spec (a workload's create, update or patch, or a debug
-    container's pods/ephemeralcontainers): only these bodies are read. A subresource such
-    as status or scale carries none."""
-    return verb in WRITES and resource in WORKLOADS and (
-        subresource is None or (resource, subresource) == ("pods", "ephemeralcontainers"))
+def reads_body(verb: str | None, resource: str | None, subresource: str | None) -> bool:
+    """Whether a call's body is read: a write that may carry a pod spec (a workload's
+    create, update or patch, or a debug container's pods/ephemeralcontainers) or an RBAC
+    object. A subresource such as status or scale carries neither."""
+    if verb not in WRITES or resource is None:
+        return False
+    if subresource is None:
+        return resource in WORKLOADS or resource in RBAC
+    return (resource, subresource) == ("pods", "ephemeralcontainers")
+
+
 
 
 def read_object(resource: str, verb: str, content_type: str, body: Any) -> K8sObject:
@@ -116,17 +137,25 @@ def read_object(resource: str, verb: str, content_type: str, body: Any) -> K8sOb
         body = _json_patch_object(body)
     if not isinstance(body, dict):
         raise Unreadable(f"the body of a {verb} of {resource} is not an object")
-    kind, location = WORKLOADS[resource]
     metadata = found if isinstance(found := body.get("metadata"), dict) else {}
-    spec: Any = body
-    for key in location:
-        spec = spec.get(key) if isinstance(spec, dict) else None
+    pod: Pod | None = None
+    granted: list[str] | None = None
+    if resource in RBAC:
+        kind, granted = RBAC[resource], grants(resource, body)
+    else:
+        kind, location = WORKLOADS[resource]
+        spec: Any = body
+        for key in location:
+            spec = spec.get(key) if isinstance(spec, dict) else None
+        pod = pod_summary(spec) if isinstance(spec, dict) else None
     return {
         "kind": kind,  # what the API server decodes the body into, whatever it says
         "namespace": _text(metadata.get("namespace")),
         "name": _text(metadata.get("name")),
         "patch": patch,
-        "pod": pod_summary(spec) if isinstance(spec, dict) else None,
+        "pod": pod,
+        "effects": ["privilege"] if granted is not None else ["runs_code"] if pod else [],
+        "grants": granted,
     }
 
 
@@ -154,6 +183,84 @@ def pod_summary(spec: dict[str, Any]) -> Pod:
         "host_paths": [p for v in volumes if isinstance(p := _dig(v, "hostPath", "path"), str)],
         "privileged": any(_dig(c, "securityContext", "privileged") is True for c in containers),
     }
+
+
+_ADMIN_ROLES = frozenset({"cluster-admin", "admin"})
+_ESCALATING_VERBS = ("*", "escalate", "bind", "impersonate")
+# Subjects that are everyone of a kind: a binding to one grants its role to all of them.
+_EVERYONE = {
+    ("Group", "system:authenticated"): "every authenticated user",
+    ("Group", "system:unauthenticated"): "every anonymous caller",
+    ("User", "system:anonymous"): "every anonymous caller",
+    ("Group", "system:serviceaccounts"): "every service account",
+}
+_AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def grants(resource: str, body: dict[str, Any]) -> list[str]:
+    """What an RBAC object (or the part of it a patch writes) grants that escalates, in
+    words an approver reads: the API server lets the gateway's credential grant all it
+    holds, so what the agent asks for is what it gets."""
+    if resource.endswith("bindings"):
+        return _binding_grants(body)
+    found = [_rule_grant(rule) for rule in _dicts(body.get("rules"))]
+    if isinstance(body.get("aggregationRule"), dict):
+        found.append("aggregates the rules of other ClusterRoles: what it grants is not "
+                     "in the request")
+    labels = _dig(body, "metadata", "labels")
+    if isinstance(labels, dict):
+        found += [f"adds its rules to ClusterRole {key.removeprefix(_AGGREGATE_TO)} (to "
+                  "everyone bound to it)" for key, value in sorted(labels.items())
+                  if key.startswith(_AGGREGATE_TO) and value == "true"]
+    return [grant for grant in found if grant]
+
+
+def _binding_grants(body: dict[str, Any]) -> list[str]:
+    subjects = _dicts(body.get("subjects"))
+    if not subjects:
+        return []  # binds no one (a patch that leaves subjects alone, or removes some)
+    who = ", ".join(_subject(s) for s in subjects)
+    ref = found if isinstance(found := body.get("roleRef"), dict) else {}
+    role, kind = _text(ref.get("name")), _text(ref.get("kind"))
+    if role is None:  # roleRef cannot change: a patch of subjects leaves it unsaid
+        return [f"binds {who} to a role the request does not name"]
+    role_words = f"{kind or 'role'} {role}"
+    grant = []
+    if kind != "Role" and (role in _ADMIN_ROLES or role.startswith("system:")):
+        grant.append(f"binds {role_words} to {who}")
+    grant += [f"binds {role_words} to {_EVERYONE[key]} ({key[0]} {key[1]})"
+              for s in subjects if (key := (str(s.get("kind")), str(s.get("name")))) in _EVERYONE]
+    return grant
+
+
+def _subject(subject: dict[str, Any]) -> str:
+    kind, name = _text(subject.get("kind")) or "subject", _text(subject.get("name"))
+    namespace = _text(subject.get("namespace"))
+    if kind == "ServiceAccount" and namespace:
+        return f"ServiceAccount {namespace}/{name}"
+    return f"{kind} {name or '(unnamed)'}"
+
+
+def _rule_grant(rule: dict[str, Any]) -> str | None:
+    """A PolicyRule's escalating grant, None where it has none. A patch may write only part
+    of a rule (one verb): what it does not write is the stored rule's."""
+    verbs, resources = _words(rule.get("verbs")), _words(rule.get("resources"))
+    on = (", ".join(resources or _words(rule.get("nonResourceURLs")))
+          or "the resources the stored rule names")
+    risky = [verb for verb in _ESCALATING_VERBS if verb in verbs]
+    if risky:
+        return f"grants {', '.join(risky)} on {on}"
+    if any(r == "*" or r.startswith("*/") for r in resources):
+        return f"grants {', '.join(verbs) or 'its verbs'} on every resource ({on})"
+    return None
+
+
+def _words(value: Any) -> list[str]:
+    """A list of strings as RBAC has them; a lone string counted as one (kube refuses it,
+    and reading it costs nothing)."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _ref(reference: Any, key: str) -> str | None:

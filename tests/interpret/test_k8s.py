@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from extproc.interpret.k8s import k8s_request
 
@@ -19,7 +21,7 @@ SPDY = {"upgrade": "SPDY/3.1", "connection": "Upgrade",
         "x-stream-protocol-version": "v4.channel.k8s.io"}
 KEYS = ["verb", "api_group", "api_version", "resource", "subresource", "namespace", "name",
         "path", "resource_request", "exec", "label_selector", "field_selector", "dry_run",
-        "error"]
+        "effects", "scope", "error"]
 EXEC_KEYS = ["command", "commands", "opaque", "writes", "container", "stdin", "stdout", "stderr",
              "tty", "transport"]
 POD = "/api/v1/namespaces/prod/pods"
@@ -227,7 +229,8 @@ def test_the_contract_example_reads_exactly() -> None:
                  "opaque": [], "writes": [],
                  "container": "app", "stdin": True,
                  "stdout": True, "stderr": True, "tty": False, "transport": "websocket"},
-        "label_selector": None, "field_selector": None, "dry_run": False, "error": None,
+        "label_selector": None, "field_selector": None, "dry_run": False,
+        "effects": ["runs_code"], "scope": "object", "error": None,
     }
 
 
@@ -264,3 +267,107 @@ def test_an_exec_runs_what_the_shell_reader_reads_in_its_argv(
 def test_an_attach_runs_no_command() -> None:
     read = k8s_request("POST", f"{POD}/web-1/attach", {"command": ["rm"]}, SPDY)["exec"]
     assert (read["command"], read["commands"]) == ([], [])
+
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+APPS = "/apis/apps/v1/namespaces/prod/deployments"
+EFFECTS: list[tuple[str, str, list[str], str | None]] = [
+    # reads, by how far they reach
+    ("GET", f"{POD}/web-1", ["read"], "object"),
+    ("GET", POD, ["read"], "collection"),
+    ("GET", f"{POD}?fieldSelector=metadata.name%3Dweb-1", ["read"], "object"),
+    ("GET", "/api/v1/pods", ["read"], "cluster"),
+    ("GET", "/api/v1/watch/namespaces/prod/pods", ["read"], "collection"),
+    ("GET", "/api/v1/nodes/n1", ["read"], "object"),
+    ("GET", "/version", ["read"], None),
+    ("HEAD", "/healthz", ["read"], None),
+    ("POST", "/apis", ["unknown"], None),
+    ("GET", "/api/v1/namespaces/x/../prod/pods", ["unknown"], None),
+    # writes: plain, what runs code, what changes privileges
+    ("POST", "/api/v1/namespaces/prod/configmaps", ["write"], "object"),
+    ("PATCH", f"{APPS}/web/scale", ["write"], "object"),
+    ("PATCH", f"{APPS}/web", ["write"], "object"),  # the body says whether it runs code
+    ("PUT", f"{APPS}/web", ["runs_code", "write"], "object"),
+    ("POST", "/apis/apps/v1beta1/namespaces/prod/deployments", ["runs_code", "write"], "object"),
+    ("POST", POD, ["runs_code", "write"], "object"),
+    ("PATCH", f"{POD}/web-1/ephemeralcontainers", ["runs_code", "write"], "object"),
+    ("PUT", f"{POD}/web-1/status", ["write"], "object"),
+    ("POST", f"{RBAC}/clusterrolebindings", ["privilege", "write"], "object"),
+    ("PATCH", f"{RBAC}/namespaces/prod/roles/r", ["privilege", "write"], "object"),
+    ("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+     ["privilege", "write"], "object"),
+    ("PUT", "/apis/certificates.k8s.io/v1/certificatesigningrequests/c/approval",
+     ["privilege", "write"], "object"),
+    ("POST", "/api/v1/namespaces/prod/serviceaccounts/default/token", ["privilege", "write"],
+     "object"),
+    # sessions
+    ("POST", f"{POD}/web-1/exec?command=ls", ["runs_code"], "object"),
+    ("POST", f"{POD}/web-1/attach", ["runs_code"], "object"),
+    ("GET", "/api/v1/nodes/n1/proxy/run/prod/w/c", ["runs_code"], "object"),
+    ("GET", "/api/v1/proxy/nodes/n1/pods", ["runs_code"], "object"),
+    ("GET", f"{POD}/web-1/portforward", ["connect"], "object"),
+    ("GET", "/api/v1/namespaces/prod/services/web/proxy/admin", ["connect"], "object"),
+    ("OPTIONS", POD, ["unknown"], "collection"),
+    # destroys, scaled by scope
+    ("DELETE", f"{APPS}/web", ["destroy"], "object"),
+    ("DELETE", APPS, ["destroy"], "collection"),
+    ("DELETE", f"{APPS}?labelSelector=app%3Dweb", ["destroy"], "collection"),
+    ("DELETE", f"{APPS}?fieldSelector=metadata.name%3Dweb", ["destroy"], "collection"),
+    ("POST", f"{POD}/web-1/eviction", ["destroy"], "object"),
+    ("DELETE", "/api/v1/namespaces/prod", ["destroy"], "namespace"),
+    ("DELETE", "/api/v1/namespaces/prod/finalize", ["destroy"], "namespace"),
+    ("DELETE", "/api/v1/namespaces", ["destroy"], "cluster"),
+    ("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/w.example.com",
+     ["destroy"], "cluster"),
+    ("DELETE", "/api/v1/persistentvolumes/pv-1", ["destroy"], "cluster"),
+    ("DELETE", "/api/v1/nodes/n1", ["destroy"], "cluster"),
+    ("DELETE", "/apis/storage.k8s.io/v1/storageclasses/fast", ["destroy"], "cluster"),
+    ("DELETE", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/v",
+     ["destroy"], "cluster"),
+    ("DELETE", f"{RBAC}/clusterrolebindings/ops", ["destroy"], "cluster"),
+    ("DELETE", f"{RBAC}/namespaces/prod/rolebindings/ops", ["destroy"], "object"),
+    ("DELETE", "/api/v1/namespaces/prod/persistentvolumeclaims/data", ["destroy"], "object"),
+    ("DELETE", "/apis/example.com/v1/widgets", ["destroy"], "cluster"),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "effects", "scope"), EFFECTS,
+                         ids=[f"{m} {t}" for m, t, _, _ in EFFECTS])
+def test_each_call_is_classified_by_effect_and_scope(
+    method: str, target: str, effects: list[str], scope: str | None
+) -> None:
+    result = meaning(method, target)
+    assert (result["effects"], result["scope"]) == (effects, scope)
+
+
+def test_a_dry_run_keeps_its_effects() -> None:
+    """dryRun=All changes nothing, but the effects say what the call is; the pack decides
+    what a dry run may skip (and a DELETE's body can turn the query's dryRun off)."""
+    result = meaning("DELETE", f"{APPS}/web?dryRun=All")
+    assert (result["dry_run"], result["effects"]) == (True, ["destroy"])
+
+
+SEGMENTS = st.sampled_from([
+    "api", "apis", "v1", "apps", "watch", "proxy", "namespaces", "prod", "pods", "web-1",
+    "exec", "eviction", "status", "finalize", "nodes", "deployments", "clusterroles",
+    "customresourcedefinitions", "ephemeralcontainers", "scale", "%2e%2e", "",
+])
+VOCABULARY = {"read", "write", "destroy", "privilege", "runs_code", "connect", "unknown"}
+
+
+@given(method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+       segments=st.lists(SEGMENTS, max_size=9))
+def test_every_call_has_effects_and_a_scope_a_rule_can_judge(
+    method: str, segments: list[str]
+) -> None:
+    result = k8s_request(method, "/" + "/".join(segments), {}, {})
+    effects, verb = result["effects"], result["verb"]
+    assert effects and set(effects) <= VOCABULARY and effects == sorted(set(effects))
+    assert (result["scope"] is None) == (result["error"] is not None
+                                         or not result["resource_request"])
+    destroys = result["resource_request"] and (verb in ("delete", "deletecollection") or (
+        verb, result["subresource"]) == ("create", "eviction"))
+    assert ("destroy" in effects) is destroys
+    assert effects == ["read"] or "read" not in effects  # a read is nothing else
+    if result["error"] is not None:
+        assert effects == ["unknown"]

@@ -1,5 +1,5 @@
-"""The body of a Kubernetes write, read for what it puts in a pod: every shape the API
-server accepts (a whole object in JSON or YAML, each patch type), decoded from its bytes
+"""The body of a Kubernetes write, read for what it puts in a pod or grants: every shape the
+API server accepts (a whole object in JSON or YAML, each patch type), decoded from its bytes
 as the gateway decodes them, and what cannot be read."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from extproc.config import K8s
 from extproc.http.message import decode_request_body
 from extproc.interpret import Kubernetes
-from extproc.interpret.k8s_object import Unreadable, read_object, writes_pod
+from extproc.interpret.k8s_object import Unreadable, read_object, reads_body
 
 SECRET_VOLUME = {"name": "creds", "secret": {"secretName": "db"}}
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "staging"},
@@ -110,7 +110,8 @@ def test_a_pod_spec_is_summarised() -> None:
     assert obj == {"kind": "Job", "namespace": None, "name": None, "patch": None, "pod": {
         "containers": [{"name": "a", "image": "busybox", "command": ["sh"], "args": None}],
         "secrets": [], "service_account": "builder", "host_network": True, "host_pid": True,
-        "host_ipc": False, "host_paths": ["/"], "privileged": True}}
+        "host_ipc": False, "host_paths": ["/"], "privileged": True},
+        "effects": ["runs_code"], "grants": None}
 
 
 @pytest.mark.parametrize(("resource", "patch"), [
@@ -125,6 +126,7 @@ def test_a_patch_that_leaves_the_pod_spec_alone_writes_no_pod(
 ) -> None:
     read_ = read(resource, "patch", "application/strategic-merge-patch+json", as_json(patch))
     assert read_["pod"] is None
+    assert read_["effects"] == []  # runs nothing new: the call's own effects stand
 
 
 def test_a_json_patch_removal_in_the_pod_spec_writes_it() -> None:
@@ -188,11 +190,17 @@ def test_what_cannot_be_read_is_unreadable(
     ("create", "configmaps", None, False),
     ("get", "pods", None, False),
     ("create", "pods", "eviction", False),
+    ("create", "clusterrolebindings", None, True),
+    ("patch", "roles", None, True),
+    ("update", "clusterroles", None, True),
+    ("delete", "rolebindings", None, False),
+    ("get", "clusterroles", None, False),
+    ("update", "clusterroles", "status", False),
 ])
-def test_only_writes_of_a_pod_spec_are_read(
+def test_only_writes_of_a_pod_spec_or_of_rbac_are_read(
     verb: str, resource: str, subresource: str | None, reads: bool
 ) -> None:
-    assert writes_pod(verb, resource, subresource) is reads
+    assert reads_body(verb, resource, subresource) is reads
 
 
 def test_the_interpreter_sets_the_object_or_why_it_could_not() -> None:
@@ -217,3 +225,148 @@ def test_the_kind_is_the_resources_whatever_the_body_says() -> None:
     """The API server decodes a POST to pods into a Pod (or refuses it)."""
     body = as_json({**POD, "kind": "ConfigMap"})
     assert read("pods", "create", "application/json", body)["kind"] == "Pod"
+
+
+# -- RBAC: what a write grants ---------------------------------------------------------------
+
+CLUSTER_ADMIN = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                 "name": "cluster-admin"}
+CI = {"kind": "ServiceAccount", "name": "ci", "namespace": "prod"}
+BINDING = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+           "metadata": {"name": "ci-admin"}, "roleRef": CLUSTER_ADMIN, "subjects": [CI]}
+BINDING_YAML = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: ci-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects:
+- {kind: ServiceAccount, name: ci, namespace: prod}
+"""
+CI_ADMIN = "binds ClusterRole cluster-admin to ServiceAccount prod/ci"
+
+
+@pytest.mark.parametrize(("verb", "content_type", "body"), [
+    pytest.param("create", "application/json", as_json(BINDING), id="create-json"),
+    pytest.param("create", "application/yaml", BINDING_YAML.encode(), id="create-yaml"),
+    pytest.param("update", "application/json", as_json(BINDING), id="update"),
+    pytest.param("patch", "application/apply-patch+yaml", BINDING_YAML.encode(),
+                 id="server-side-apply"),
+    pytest.param("patch", "application/merge-patch+json",
+                 as_json({"roleRef": CLUSTER_ADMIN, "subjects": [CI]}), id="merge"),
+    pytest.param("patch", "application/json-patch+json",
+                 as_json([{"op": "replace", "path": "", "value": BINDING}]), id="json-root"),
+])
+def test_a_cluster_admin_binding_is_read_in_every_shape(
+    verb: str, content_type: str, body: bytes
+) -> None:
+    obj = read("clusterrolebindings", verb, content_type, body)
+    assert (obj["kind"], obj["pod"], obj["effects"], obj["grants"]) == (
+        "ClusterRoleBinding", None, ["privilege"], [CI_ADMIN])
+
+
+@pytest.mark.parametrize(("ref", "subjects", "grants"), [
+    ({"kind": "ClusterRole", "name": "admin"}, [{"kind": "User", "name": "bob"}],
+     ["binds ClusterRole admin to User bob"]),
+    ({"kind": "ClusterRole", "name": "system:controller:clusterrole-aggregation-controller"},
+     [{"kind": "Group", "name": "devs"}],
+     ["binds ClusterRole system:controller:clusterrole-aggregation-controller to Group devs"]),
+    ({"kind": "ClusterRole", "name": "view"},
+     [{"kind": "Group", "name": "system:authenticated"}, {"kind": "User", "name": "ann"}],
+     ["binds ClusterRole view to every authenticated user (Group system:authenticated)"]),
+    ({"kind": "ClusterRole", "name": "view"}, [{"kind": "User", "name": "system:anonymous"}],
+     ["binds ClusterRole view to every anonymous caller (User system:anonymous)"]),
+    ({"kind": "ClusterRole", "name": "cluster-admin"}, [{"name": "x"}],
+     ["binds ClusterRole cluster-admin to subject x"]),
+    # a patch of subjects: roleRef is immutable, so the request does not say what it binds
+    (None, [{"kind": "User", "name": "eve"}],
+     ["binds User eve to a role the request does not name"]),
+    # negatives: an ordinary role, a namespace's own Role named admin, nobody bound
+    ({"kind": "ClusterRole", "name": "view"}, [{"kind": "User", "name": "bob"}], []),
+    ({"kind": "Role", "name": "admin"}, [{"kind": "User", "name": "bob"}], []),
+    ({"kind": "ClusterRole", "name": "cluster-admin"}, [], []),
+    ({"kind": "ClusterRole", "name": "cluster-admin"}, [None, "User bob"], []),
+], ids=["admin", "system-role", "authenticated", "anonymous", "subject-without-kind",
+        "subjects-patch", "view", "namespace-role-named-admin", "no-subjects", "odd-subjects"])
+def test_what_a_binding_grants(ref: dict[str, str] | None, subjects: list[Any],
+                               grants: list[str]) -> None:
+    body = {"subjects": subjects, **({"roleRef": ref} if ref else {})}
+    assert read("rolebindings", "create", "application/json", as_json(body))["grants"] == grants
+
+
+@pytest.mark.parametrize(("rules", "grants"), [
+    ([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}], ["grants * on *"]),
+    ([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+       "verbs": ["bind", "escalate"]}], ["grants escalate, bind on clusterroles"]),
+    ([{"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"],
+       "verbs": ["impersonate"]}], ["grants impersonate on users, groups, serviceaccounts"]),
+    ([{"apiGroups": ["apps"], "resources": ["*"], "verbs": ["get", "list"]}],
+     ["grants get, list on every resource (*)"]),
+    ([{"apiGroups": [""], "resources": ["*/scale"], "verbs": ["update"]}],
+     ["grants update on every resource (*/scale)"]),
+    ([{"nonResourceURLs": ["*"], "verbs": ["*"]}], ["grants * on *"]),
+    ([{"resources": "pods", "verbs": "*"}], ["grants * on pods"]),  # strings, read as lists
+    # negatives: what a reader or a deployer is given
+    ([{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+      {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch"]}], []),
+    ([{"nonResourceURLs": ["/healthz", "/version"], "verbs": ["get"]}], []),
+    ([{"resources": ["pods*"], "verbs": ["get"]}], []),
+    ([], []),
+])
+def test_what_a_roles_rules_grant(rules: list[dict[str, Any]], grants: list[str]) -> None:
+    for resource in ("roles", "clusterroles"):
+        body = as_json({"kind": "Role", "rules": rules})
+        assert read(resource, "create", "application/json", body)["grants"] == grants
+
+
+def test_a_json_patch_that_adds_a_verb_or_an_aggregation_label_escalates() -> None:
+    body = as_json([
+        {"op": "add", "path": "/rules/0/verbs/-", "value": "escalate"},
+        {"op": "add", "path": "/metadata/labels/rbac.authorization.k8s.io~1aggregate-to-edit",
+         "value": "true"},
+    ])
+    assert read("clusterroles", "patch", "application/json-patch+json", body)["grants"] == [
+        "grants escalate on the resources the stored rule names",
+        "adds its rules to ClusterRole edit (to everyone bound to it)"]
+
+
+@pytest.mark.parametrize(("body", "grants"), [
+    ({"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]}, "rules": []},
+     ["aggregates the rules of other ClusterRoles: what it grants is not in the request"]),
+    ({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true",
+                              "rbac.authorization.k8s.io/aggregate-to-admin": "false",
+                              "app": "x"}}, "rules": []},
+     ["adds its rules to ClusterRole view (to everyone bound to it)"]),
+    ({"aggregationRule": None, "metadata": {"labels": None}}, []),
+])
+def test_a_cluster_role_that_takes_or_gives_rules_by_aggregation(
+    body: dict[str, Any], grants: list[str]
+) -> None:
+    assert read("clusterroles", "update", "application/json", as_json(body))["grants"] == grants
+
+
+def test_a_patch_that_leaves_rules_and_subjects_alone_grants_nothing() -> None:
+    for resource in ("clusterroles", "rolebindings"):
+        body = as_json({"metadata": {"annotations": {"owner": "team-a"}}})
+        obj = read(resource, "patch", "application/merge-patch+json", body)
+        assert (obj["grants"], obj["effects"]) == ([], ["privilege"])
+
+
+@pytest.mark.parametrize(("content_type", "body", "why"), [
+    ("application/vnd.kubernetes.protobuf", b"k8s\x00\n\x02", "is not read"),
+    ("application/json", b"", "was not read"),
+    ("", b"{", "does not parse as JSON"),
+])
+def test_an_rbac_body_that_cannot_be_read_is_unreadable(
+    content_type: str, body: bytes, why: str
+) -> None:
+    with pytest.raises(Unreadable, match=why):
+        read("clusterrolebindings", "create", content_type, body)
+
+
+def test_the_interpreter_reads_what_an_rbac_write_grants() -> None:
+    interpreter = Kubernetes(K8s())
+    reading = interpreter.request({
+        "method": "POST", "path": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        "query": {}, "headers": {"content-type": "application/json"}, "body": BINDING})
+    assert reading["effects"] == ["privilege", "write"] and reading["scope"] == "object"
+    assert reading["object"]["grants"] == [CI_ADMIN]

@@ -425,7 +425,8 @@ def test_the_captured_k8s_inputs_cover_the_contract(
         "verb": "list", "api_group": "", "api_version": "v1", "resource": "pods",
         "subresource": None, "namespace": "payments", "name": None,
         "path": "/api/v1/namespaces/payments/pods", "resource_request": True, "exec": None,
-        "label_selector": "app=web", "field_selector": None, "dry_run": False, "error": None,
+        "label_selector": "app=web", "field_selector": None, "dry_run": False,
+        "effects": ["read"], "scope": "collection", "error": None,
         "namespace_labels": {"environment": "production", "team": "pay"}, "object": None,
     }
 
@@ -568,10 +569,12 @@ VALID_K8S_INPUT: dict[str, Any] = {
         "subresource": "exec", "namespace": "payments", "name": "web-1",
         "path": "/api/v1/namespaces/payments/pods/web-1/exec", "resource_request": True,
         "exec": EXEC, "label_selector": None, "field_selector": None, "dry_run": False,
-        "error": None, "namespace_labels": {"environment": "production"}, "object": None,
+        "effects": ["runs_code"], "scope": "object", "error": None,
+        "namespace_labels": {"environment": "production"}, "object": None,
     },
 }
-K8S_OBJECT = {"kind": "Pod", "namespace": None, "name": "x", "patch": None, "pod": {
+K8S_OBJECT = {"kind": "Pod", "namespace": None, "name": "x", "patch": None,
+              "effects": ["runs_code"], "grants": None, "pod": {
     "containers": [{"name": "x", "image": "busybox", "command": None, "args": ["sh"]}],
     "secrets": ["db"], "service_account": None, "host_network": False, "host_pid": False,
     "host_ipc": False, "host_paths": [], "privileged": False}}

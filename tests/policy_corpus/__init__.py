@@ -75,6 +75,8 @@ HOLDS = {
     "mcp.privileged_tool": (["group:dba"], 300),
     "ssh.privileged_command": (["group:ops"], 300),
     "ssh.opaque_command": (["group:ops"], 300),
+    "k8s.production_destroy": (["group:cluster-admins"], 300),
+    "k8s.privilege_change": (["group:cluster-admins"], 300),
 }
 # The pack's masks (policies/tollgate.rego): everything for callers outside the
 # `privileged` group (in a model's tool-call arguments, credentials, cards, SSNs and
