@@ -442,7 +442,11 @@ test_other_files_may_add_alerts if {
 # The limits shipped: the thresholds activity.rego's comments and docs/policies.md name.
 test_the_default_limits if {
 	data.tollgate.limits.personal_values_per_hour == 500
-	data.tollgate.limits.personal_detectors == ["credit_card", "email", "iban", "phone", "us_ssn"]
+	data.tollgate.limits.personal_detectors == [
+		"credit_card", "email", "iban", "phone", "us_ssn", "uk_nino", "in_aadhaar", "de_tax_id",
+		"nl_bsn", "es_nif", "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr",
+		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv",
+	]
 	data.tollgate.limits.refusals_per_minute == 10
 	data.tollgate.limits.token_addresses == 1
 	data.tollgate.limits.token_environments == 1

@@ -15,7 +15,11 @@ limits := {
 	# The masking detectors (extproc/masking/detectors.py) whose findings are personal or
 	# financial data. Credentials are not personal data, and an IP address (ip_address)
 	# is mostly a machine's in what agents read (logs, configurations).
-	"personal_detectors": ["credit_card", "email", "iban", "phone", "us_ssn"],
+	"personal_detectors": [
+		"credit_card", "email", "iban", "phone", "us_ssn", "uk_nino", "in_aadhaar", "de_tax_id",
+		"nl_bsn", "es_nif", "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr",
+		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv",
+	],
 	# activity.shared_volume: once more than this many personal values were masked on one
 	# target, or for one group of identities, within the last hour over every identity,
 	# further reads there (or by the group's members) wait for approval.

@@ -111,7 +111,8 @@ credential_fields := [
 
 credential_detectors := [
 	"aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token", "slack_token",
-	"stripe_key", "openai_key", "jwt", "private_key", "connection_password",
+	"stripe_key", "openai_key", "jwt", "private_key", "connection_password", "vendor_key",
+	"generic_secret",
 ]
 
 action_detectors := array.concat(credential_detectors, ["credit_card", "us_ssn", "iban"])

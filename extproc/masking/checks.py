@@ -28,30 +28,42 @@ IBAN_LENGTHS: dict[str, int] = {
 _LETTER_VALUES = {ord(c): str(i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10)}
 
 
+# A digit doubled, its digits summed (5 -> 10 -> 1), as ASCII.
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
+
+
 def luhn(digits: str) -> bool:
-    """The Luhn checksum of a card number (digits only)."""
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = ord(c) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """The Luhn checksum of a card number (ASCII digits only): every second digit from the
+    right doubled, all summed as bytes (each ASCII digit is its value plus 48)."""
+    number = digits.encode()[::-1]
+    return (sum(number[::2]) + sum(number[1::2].translate(_DOUBLED)) - 48 * len(number)) % 10 == 0
+
+
+# Card lengths -> the first digits of the networks that issue cards of that length (ISO/IEC
+# 7812 IIN ranges as the networks publish them, coarsened to two or three digits where a
+# range is wide). A length outside the table is no card.
+_CARD_PREFIXES: dict[int, tuple[str, ...]] = {
+    12: ("5018", "5020", "5038", "56", "57", "58", "6304", "6390", "6759", "6761", "6762",
+         "6763"),  # Maestro
+    13: ("4",),  # Visa (old)
+    14: ("300", "301", "302", "303", "304", "305", "309", "36", "38", "39"),  # Diners
+    15: ("34", "37", "1800", "2131"),  # Amex, old JCB
+    # Mir/Mastercard 2-series, Diners, JCB, Visa, Mastercard/Maestro, Discover/UnionPay...
+    16: ("22", "23", "24", "25", "26", "27", "30", "35", "36", "38", "39", "4", "5", "6"),
+    **dict.fromkeys((17, 18, 19), ("220", "35", "36", "4", "50", "56", "57", "58", "59", "6")),
+}
 
 
 def card_issuer_plausible(digits: str) -> bool:
-    """Length and first digits of a payment card: 13-19 digits from a major network's range.
+    """Length and first digits of a payment card: a length some network issues, starting
+    with one of that network's ranges.
 
-    First digit 2-6 covers Mastercard, Visa, Amex/Diners/JCB, Discover/UnionPay and most
-    Maestro; old JCB 15-digit cards start 1800 or 2131. 12-digit cards exist only as
-    Maestro (50, 56-69). Random Luhn-valid ids outside these ranges are not cards.
+    Per length, not "13-19 digits starting 2-6": a Luhn-valid number is one in ten, so
+    the prefixes are what tells a card from a timestamp (`20241023174846`: 14 digits, no
+    Diners range), an epoch in micro- or nanoseconds (starts with 1), a 15-digit parcel
+    number (only Amex and old JCB are 15 digits long) or a Chinese EAN-13 (69...).
     """
-    n = len(digits)
-    if n == 12:
-        return digits[:2] == "50" or "56" <= digits[:2] <= "69"
-    if not 13 <= n <= 19:
-        return False
-    return "2" <= digits[0] <= "6" or digits.startswith("1800")
+    return digits.startswith(_CARD_PREFIXES.get(len(digits), ()))
 
 
 def ssn_valid(digits: str) -> bool:
@@ -67,10 +79,11 @@ def iban_valid(compact: str) -> bool:
     return int((compact[4:] + compact[:4]).translate(_LETTER_VALUES)) % 97 == 1
 
 
-def jwt_header_ok(header_b64: bytes) -> bool:
-    """A JWT's first part is base64url JSON naming its algorithm (`alg`)."""
+def jwt_header(header_b64: bytes) -> dict[str, object] | None:
+    """A JWT's first part, decoded: base64url JSON naming its algorithm (`alg`); None if
+    it is not one."""
     try:
         header = json.loads(base64.urlsafe_b64decode(header_b64 + b"=" * (-len(header_b64) % 4)))
     except (binascii.Error, ValueError):
-        return False
-    return isinstance(header, dict) and "alg" in header
+        return None
+    return header if isinstance(header, dict) and "alg" in header else None

@@ -15,13 +15,16 @@ Everything is compiled at import, once per process.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from extproc.masking import checks
+from extproc.masking.prefilter import PASS, Hits
 from extproc.masking.shadow import ASCII_DIGITS, fold
 
 Found = Iterable[tuple[int, int]]
@@ -53,12 +56,13 @@ class Text:
     given, or that text itself), their shape, lowercase on demand.
 
     `pem_resume` is where a private key block, cut into pieces by a stream, carries on
-    (see `private_key`), in `source`. `memo` holds what a family of detectors reads once
-    per text and shares among its detectors (a prefilter's hits, say), keyed by module.
+    (see `private_key`), in `source`. `hits` is what the detectors look for first, found
+    by one pass (prefilter.py). `memo` holds what a family of detectors reads once per
+    text and shares among its detectors, keyed by module.
     """
 
-    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "memo", "pem_resume", "raw",
-                 "shape", "source")
+    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "hits", "memo", "pem_resume",
+                 "raw", "shape", "source")
 
     def __init__(self, source: bytes, pem_resume: int | None = None) -> None:
         self.source = source
@@ -69,6 +73,7 @@ class Text:
         self._lower: bytes | None = None
         self._runs: list[tuple[int, int]] | None = None
         self._key_ids: list[tuple[int, int]] | None = None  # AWS's, for two detectors
+        self.hits: Hits = PASS.scan(self.raw, self.shape)  # every text is scanned
         self.memo: dict[str, object] = {}
 
     def to_source(self, pos: int) -> int:
@@ -123,8 +128,11 @@ class Detector:
     False, `find` cannot find anything, and `scan` does not ask it. Most texts (a header,
     a reason, a short JSON document) hold nothing for most detectors, and a `find` costs
     its regular expressions' calls whatever the text's size (~50 µs for all sixteen);
-    the gates cost ~2 µs. tests/masking/conftest.py runs every finder a gate refuses and
-    fails if it finds anything.
+    the gates cost ~2 µs. `family` is the same for a family of detectors that share one
+    reading of a text (national_ids.py's prefilter): it gives the names of the members
+    that may find something, and `scan` asks it once per text, so that a member it rules
+    out costs a set lookup and no gate call of its own. tests/masking/conftest.py runs
+    every finder a gate or a family refuses and fails if it finds anything.
     """
 
     name: str
@@ -135,6 +143,7 @@ class Detector:
     pending: re.Pattern[bytes] | None = None
     canonical: Callable[[str], str] = str
     gate: Callable[[Text], bool] | None = None
+    family: Callable[[Text], frozenset[str]] | None = None
 
 
 _NOT_DECIMAL = re.compile(r"[^0-9]", re.ASCII)
@@ -215,19 +224,53 @@ def in_authority(t: Text, s: int) -> bool:
             and _AUTHORITY_END.search(t.raw, scheme + 3, s) is None)
 
 
+# Rare marks some detectors look for before anything else (an address spelled out, a key
+# block's first line), in any case, and the literals of other detectors' gates: found by
+# the one pass (prefilter.py), where `in` would cost a pass over the text each.
+_SPELLED_EMAIL = PASS.add(rb"[(\[{<][ \t]*(?:at|@)[ \t]*[)\]}>]|%40|&#(?:0*64|x0*40);"
+                          rb"|[ \t]dot[ \t]|[(\[{<][ \t]*dot[ \t]*[)\]}>]|%2e| @[ \t]",
+                          caseless=True, first=True)
+_KEY_BLOCK = PASS.add(rb"BEGIN |PuTTY-User-Key-File-|LS0tLS1CRUdJTi", caseless=True, first=True)
+_GROUP_OF_4 = PASS.literal(b"0000", shape=True, first=True)  # cards
+_DIGIT_DOT = PASS.literal(b"0.", shape=True, first=True)  # IPv4
+_JWT_HEADER = PASS.literal(b"eyJ", first=True)
+_SCHEME = PASS.literal(b"://", first=True)  # connection strings
+
+
 # --- payment cards ---------------------------------------------------------------------
 
 # Contiguous 12-19 digits, or groups: 4-4-4(-1..4)(-1..4) and Amex/Diners 4-6-4/5,
-# separated by spaces or dashes, or by dots or slashes alike. A comma next to one is a
-# delimiter (CSV), never a thousands separator: a thousands group has exactly 3 digits,
-# and no card or group does. A number written with a zero fraction (`….0`) or an
-# exponent (`4.111111111111111e15`: a float printed) is read as its integer.
-# On the shape, where a dash is a space: one separator throughout.
+# separated by spaces, dashes, dots, slashes, underscores or tabs, or by a run of up to
+# three of them (`4111 - 1111`, double spaces). A comma next to one is a delimiter (CSV),
+# never a thousands separator: a thousands group has exactly 3 digits, and no card or
+# group does. A number written with a zero fraction (`….0`) or an exponent
+# (`4.111111111111111e15`: a float printed) is read as its integer. Letters glued to
+# either end (`card4111…`, `…1111x`) do not hide a card; digits do (see `_glued`).
+_CARD_SEP = rb"[ \t./_]{1,3}"  # on the shape, where a dash is a space
 _CARD_GROUPS = re.compile(
-    rb"0000(?P<sep>[ ./])(?:0000(?P=sep)0000(?:(?P=sep)0{1,4}){0,2}|000000(?P=sep)0{4,5})")
+    rb"0000%s(?:0000%s0000(?:%s0{1,4}){0,2}|000000%s0{4,5})" % ((_CARD_SEP,) * 4))
 _CARD_SEPS = b" -./"
+_SEP_RUN_BACK = re.compile(rb"[0-9][ \t./_-]{1,3}\Z")
+_GROUP_AFTER = re.compile(rb"[ \t./_-]{1,3}[0-9]{4}")
 _ZERO_FRACTION = re.compile(rb"\.0+(?![0-9])")
 _EXPONENT = re.compile(rb"[eE]\+?[0-9]{1,2}")  # after a run of digits: `d.ddd…e15`
+_DIGITS = re.compile(rb"[0-9]+")
+_LETTER = table(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _word_edge(t: Text, pos: int, step: int) -> int:
+    """Past the letters glued at `pos` (going back from `pos - 1` when `step` is -1)."""
+    raw, i = t.raw, pos if step > 0 else pos - 1
+    while 0 <= i < len(raw) and _LETTER[raw[i]]:
+        i += step
+    return i
+
+
+def _glued(t: Text, s: int, e: int) -> bool:
+    """Whether a number at `s:e` stands on its own: nothing but letters glued to it, up
+    to a word's edge. A word of letters around it (`card4111…`, `cc…exp`) is a label; a
+    word that also holds other digits (`c0ffee4111…`, UPS's `1Z…`, `0x…`) is an id."""
+    return not t.at(DIGIT, _word_edge(t, s, -1)) and not t.at(DIGIT, _word_edge(t, e, 1))
 
 
 def _card_number(digits: str) -> bool:
@@ -238,7 +281,7 @@ def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
     # Digits going on past a "." make a decimal number, not a card, unless all zeros.
     if extends_back(t, s, b".") and (exponent := _EXPONENT.match(t.raw, e)) is not None:
         return _card_exponent(t, s - 2, exponent.end())
-    if not bounded(t, s, e, WORD) or extends_back(t, s, b"."):
+    if not _glued(t, s, e) or extends_back(t, s, b"."):
         return None
     end = e
     if continues(t, e, b"."):
@@ -264,14 +307,25 @@ def _card_exponent(t: Text, s: int, e: int) -> tuple[int, int] | None:
 
 
 def _card_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    """Grouped digits; trailing groups that are not part of the card (an expiry) fall off."""
-    if t.at(WORD, s - 1) or extends_back(t, s, _CARD_SEPS + b"."):
+    """Grouped digits; trailing groups that are not part of the card (an expiry) fall off.
+
+    Groups apart by one space, dash, dot or slash are how cards are printed. Other
+    separators (tabs, underscores, runs, a mix) are also how a table or a list of numbers
+    is laid out, so there the card must be 15 digits or more, and no 4-digit group may
+    follow it."""
+    if t.at(DIGIT, _word_edge(t, s, -1)) or _SEP_RUN_BACK.search(t.raw, max(0, s - 4), s):
         return None
-    groups = re.split(rb"[ ./-]", t.raw[s:e])
+    groups = [m.span() for m in _DIGITS.finditer(t.raw, s, e)]
+    seps = {t.raw[a[1] : b[0]] for a, b in itertools.pairwise(groups)}
+    printed = len(seps) == 1 and len(sep := next(iter(seps))) == 1 and sep in _CARD_SEPS
     for n in range(len(groups), 2, -1):
-        end = s + sum(len(g) + 1 for g in groups[:n]) - 1
-        if _card_number(b"".join(groups[:n]).decode()):
-            return (s, end) if not t.at(WORD, end) else None
+        end = groups[n - 1][1]
+        number = b"".join(t.raw[a:b] for a, b in groups[:n])
+        if len(number) < 13 or not _card_number(number.decode()):
+            continue  # a 12-digit card (Maestro) is printed whole, not as 4-4-4
+        if not printed and (len(number) < 15 or _GROUP_AFTER.match(t.raw, end)):
+            return None
+        return None if t.at(DIGIT, _word_edge(t, end, 1)) else (s, end)
     return None
 
 
@@ -279,7 +333,7 @@ credit_card = Detector(
     "credit_card", "CREDIT_CARD",
     both(runs(12, 19, _card_run), matches(_CARD_GROUPS, _card_groups, shape=True)),
     max_len=26, reveal=4, canonical=digits,
-    gate=lambda t: b"0000" in t.shape,  # 12 digits in a run, or a group of 4
+    gate=lambda t: _GROUP_OF_4 in t.hits,  # 12 digits in a run, or a group of 4
 )
 
 # --- IBAN -------------------------------------------------------------------------------
@@ -309,63 +363,158 @@ def _iban(t: Text, s: int, _e: int) -> tuple[int, int] | None:
     return m.span() if checks.iban_valid(m[0].replace(b" ", b"").upper().decode()) else None
 
 
+# Where a candidate starts, each place found by the one pass (prefilter.py): `re` looking
+# for `aa00` stops at every lower-case letter of the shape, `bytes.find` at most (~2 µs on
+# 2 KB of prose); hex ids (UUIDs) are full of `aa00`.
+_IBAN_UPPER_START, _IBAN_LOWER_START = (PASS.literal(start, shape=True)
+                                        for start in (b"AA00", b"aa00"))
+
+
+def _iban_upper(t: Text) -> Iterator[tuple[int, int]]:
+    """Upper-case candidates, read as `re.finditer` reads `_IBAN`: from each start, past
+    the last match."""
+    shape, last = t.shape, 0
+    for end in t.hits.get(_IBAN_UPPER_START, ()):
+        if end - 4 >= last and (m := _IBAN.match(shape, end - 4)) is not None:
+            last = m.end()
+            if span := _iban(t, *m.span()):
+                yield span
+
+
 def _iban_lower(t: Text) -> Iterator[tuple[int, int]]:
-    """Lower-case candidates, from `bytes.find` and a country first: `re` looking for
-    `aa00` stops at every lower-case letter of the shape (~4x slower on text), and hex
-    ids (UUIDs) are full of `aa00`."""
-    shape, raw = t.shape, t.raw
-    pos = shape.find(b"aa00")
-    while pos != -1:
-        end = pos + 1
-        if (raw[pos : pos + 2] in _IBAN_COUNTRIES and (m := _IBAN_LOWER.match(shape, pos))
-                and (span := _iban(t, *m.span()))):
+    """Lower-case candidates, a country first."""
+    shape, raw, last = t.shape, t.raw, 0
+    for end in t.hits.get(_IBAN_LOWER_START, ()):
+        pos = end - 4
+        if (pos >= last and raw[pos : pos + 2] in _IBAN_COUNTRIES
+                and (m := _IBAN_LOWER.match(shape, pos)) and (span := _iban(t, *m.span()))):
             yield span
-            end = span[1]
-        pos = shape.find(b"aa00", end)
+            last = span[1]
 
 
-iban = Detector("iban", "IBAN_CODE", both(matches(_IBAN, _iban, shape=True), _iban_lower),
-                max_len=70, reveal=4, canonical=alnum_upper,
-                gate=lambda t: b"AA00" in t.shape or b"aa00" in t.shape)
+iban = Detector("iban", "IBAN_CODE", both(_iban_upper, _iban_lower), max_len=70, reveal=4,
+                canonical=alnum_upper,
+                gate=lambda t: _IBAN_UPPER_START in t.hits or _IBAN_LOWER_START in t.hits)
 
 # --- e-mail -----------------------------------------------------------------------------
 
 # Found from the "@": the domain forward by pattern, the local part backward by pattern.
+# Both may hold other scripts' letters (an internationalised address: `jürgen@müller.de`,
+# `用户@例子.中国`), read as any non-ASCII byte and then cut at the first character
+# that is no letter or digit (`。`, a CJK full stop, ends a sentence, not a domain). A
+# quoted local part (`"john doe"@example.com`, its quotes escaped in JSON) is read whole.
 _EMAIL_DOMAIN = re.compile(
-    rb"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,24}"
-    rb"(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
+    rb"@(?:[A-Za-z0-9\x80-\xff](?:[A-Za-z0-9\x80-\xff-]{0,61}[A-Za-z0-9\x80-\xff])?\.){1,4}"
+    rb"(?:[A-Za-z]{2,24}|[\x80-\xff]{4,64})(?![A-Za-z0-9\x80-\xff-]|\.[A-Za-z0-9\x80-\xff])"
 )
-_EMAIL_LOCAL_REVERSED = re.compile(rb"[A-Za-z0-9._%+-]{1,64}")
+# What is left of a non-ASCII domain once cut: still two labels or more, a top-level one
+# of letters.
+_EMAIL_IDN = re.compile(rb"@(?:[^.@]+\.){1,4}(?:[A-Za-z]{2,24}|[\x80-\xff]{4,64})")
+_EMAIL_LOCAL_REVERSED = re.compile(rb"[A-Za-z0-9._%+\x80-\xff-]{1,64}")
+_EMAIL_QUOTED_REVERSED = re.compile(rb'"\\?[^"\\\r\n\x00\x01]{1,62}"\\?')
+_EMAIL_LOCAL_REACH = 66  # how far back from the "@" a local part is read
 
 
-def _email(t: Text) -> Iterator[tuple[int, int]]:
-    for m in _EMAIL_DOMAIN.finditer(t.raw):
+def _letters(part: bytes, back: bool) -> int:
+    """How many bytes of `part` (from its end when `back`) are ASCII, letters or digits,
+    up to the first other character."""
+    chars = part.decode("utf-8", "ignore")
+    n = 0
+    for c in reversed(chars) if back else chars:
+        if not (c.isascii() or c.isalnum()):
+            break
+        n += len(c.encode())
+    return n
+
+
+def _email_at(t: Text) -> Iterator[tuple[int, int]]:
+    """Addresses written with an "@". An ASCII part is all letters and digits to
+    `_letters` (and an ASCII domain that `_EMAIL_DOMAIN` matched is one `_EMAIL_IDN`
+    matches), so only a part with other bytes is cut: most texts with an accent
+    somewhere hold ASCII addresses."""
+    raw = t.raw
+    foreign = not raw.isascii()
+    for m in _EMAIL_DOMAIN.finditer(raw):
+        at, end = m.span()
+        if foreign and not raw[at:end].isascii():
+            end = at + 1 + _letters(raw[at + 1 : end], back=False)
+            if _EMAIL_IDN.fullmatch(raw, at, end) is None:
+                continue
+        before = raw[max(0, at - _EMAIL_LOCAL_REACH) : at][::-1]
+        if (local := _EMAIL_LOCAL_REVERSED.match(before)) is not None:
+            s = at - local.end()
+            if foreign and not raw[s:at].isascii():
+                s = at - _letters(raw[s:at], back=True)
+            while s < at and raw[s] == 0x2E:  # a local part does not start with a dot
+                s += 1
+        elif (quoted := _EMAIL_QUOTED_REVERSED.match(before)) is not None:
+            s = at - quoted.end()
+        else:
+            continue
+        if s < at and not t.at(ALNUM, s - 1) and not in_authority(t, s):
+            yield s, end  # (a URL's user and host, scheme://user@host, are no address)
+
+
+# An address spelled to slip past a pattern: the "@" as `(at)`, `[at]`, `{at}`, `<at>`,
+# ` at `, ` @ `, `%40` (URL-encoded) or `&#64;` (an HTML entity), the dots as `(dot)`,
+# ` dot `, `%2e` or `.`, in any case. ` at ` is a word of prose ("look at example.com"),
+# so there the dots must be spelled too: `john at example dot com`.
+_OPEN, _CLOSE = rb"[ \t]*[(\[{<][ \t]*", rb"[ \t]*[)\]}>][ \t]*"
+# Groups: 1 an "@" between spaces, 2 ` at `, 3 an "@" alone (its dots are spelled).
+_SPELLED_AT = re.compile(
+    rb"[(\[{<][ \t]*(?:at|@)%s|%%40|&#(?:0*64|x0*40);| (?:(@)|(at))[ \t]+|(@)" % _CLOSE)
+_SPELLED_DOT = rb"%sdot%s|[ \t]+dot[ \t]+|%%2e" % (_OPEN, _CLOSE)
+_LABEL = rb"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# Keyed by whether the dots must be spelled.
+_SPELLED_DOMAIN = {
+    spelled: re.compile(rb"[ \t]*(?:%s(?:%s)){1,4}[a-z]{2,24}(?![a-z0-9-]|\.[a-z0-9])"
+                        % (_LABEL, _SPELLED_DOT if spelled else rb"\.|" + _SPELLED_DOT))
+    for spelled in (False, True)
+}
+_SPELLED_LOCAL_REVERSED = re.compile(
+    rb"[ \t]*[a-z0-9_%%+-]{1,64}(?:(?:\.|%stod%s|[ \t]+tod[ \t]+)[a-z0-9_%%+-]{1,64}){0,4}"
+    % (_CLOSE, _OPEN))
+_BLANK = table(b" \t")
+
+
+def _email_spelled(t: Text) -> Iterator[tuple[int, int]]:
+    """Addresses written with the "@" or the dots spelled out (see `_SPELLED_AT`)."""
+    if _SPELLED_EMAIL not in t.hits:
+        return
+    lower = t.lower
+    for m in _SPELLED_AT.finditer(lower):
         at = m.start()
-        local = _EMAIL_LOCAL_REVERSED.match(t.raw[max(0, at - 65) : at][::-1])
-        if local is None:
+        if m.start(3) != -1 and t.at(_BLANK, at - 1):
+            continue  # `ping @john.doe`: a handle, not an address
+        domain = _SPELLED_DOMAIN[m.start(2) != -1].match(lower, m.end())
+        local = _SPELLED_LOCAL_REVERSED.match(lower[max(0, at - 256) : at][::-1])
+        if domain is None or local is None:
             continue
         s = at - local.end()
-        while s < at and t.raw[s] == 0x2E:  # a local part does not start with a dot
-            s += 1
-        if s == at or t.at(ALNUM, s - 1):
-            continue
-        if in_authority(t, s):
-            continue  # a URL's user and host (scheme://user@host), not an address
-        yield s, m.end()
+        if not t.at(ALNUM, s - 1) and not in_authority(t, s):
+            yield s, domain.end()
 
 
-email = Detector("email", "EMAIL_ADDRESS", _email, max_len=348, reveal=4,
-                 canonical=str.lower, gate=lambda t: b"@" in t.raw)
+email = Detector(
+    "email", "EMAIL_ADDRESS", both(_email_at, _email_spelled), max_len=420, reveal=4,
+    canonical=str.lower, gate=lambda t: b"@" in t.raw or _SPELLED_EMAIL in t.hits,
+)
 
 # --- IP addresses -----------------------------------------------------------------------
 
 _OCTET = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
-_IPV4 = re.compile(_OCTET + rb"(?:\." + _OCTET + rb"){3}(?![0-9]|\.[0-9])")
+# Not followed by more parts: a fifth number, or a name's (`foo-1.2.3.4.tar.gz`).
+_IPV4 = re.compile(_OCTET + rb"(?:\." + _OCTET + rb"){3}(?![0-9]|\.[0-9A-Za-z])")
 # A dotted quad right after a version word or a product name ("Chrome/120.0.0.1") is a
-# version, not an address; anything else shaped and ranged like an address is one. A
-# name that is itself after a "/" is a path's segment (`/hosts/10.1.2.3`), not a product.
-_VERSION_BEFORE = re.compile(rb"(?<![a-z])(?:version|ver\.?|release|build|firmware|fw)[ :=]*\Z")
+# version, not an address; so is one a package manager pins (`pkg==1.2.3.4`, `>=`, `~=`,
+# `pkg@1.2.3.4`), one after a package's name and a dash (`foo-1.2.3.4`), or one quoted
+# as an argument of a version word (`AssemblyVersion("1.0.0.0")`). Anything else
+# shaped and ranged like an address is one. A name that is itself after a "/" is a
+# path's segment (`/hosts/10.1.2.3`), not a product.
+_VERSION_BEFORE = re.compile(
+    rb"(?:(?:version|(?<![a-z])(?:ver\.?|release|build|firmware|fw|rev))[ :=(\"'\[]*"
+    rb"|[=<>~!^]=|[a-z0-9]@|[a-z]-)\Z")
 _PRODUCT_BEFORE = re.compile(rb"(?<![/A-Za-z0-9._-])[A-Za-z0-9._-]{1,64}/\Z")
 
 
@@ -416,65 +565,141 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
 
 ip_address = Detector("ip_address", "IP_ADDRESS",
                       both(matches(_IPV4_SHAPE, _ipv4, shape=True), _ipv6),
-                      max_len=90, reveal=4, gate=lambda t: b"0." in t.shape or b":" in t.raw)
+                      max_len=90, reveal=4, gate=lambda t: b":" in t.raw or _DIGIT_DOT in t.hits)
 
 # --- JWT --------------------------------------------------------------------------------
 
+# A JWS (header.payload.signature, the payload empty when detached) or a JWE (five
+# parts: header.key.iv.ciphertext.tag), found from its header: base64url of a JSON
+# object, `{"…` (`eyJ`). It is found glued to what precedes it (`Bearer` without a
+# space, `tokeneyJ…`): the header's JSON naming `alg` (checks.jwt_header) tells a token,
+# not a word's edge.
 _JWT_PART = 8192
 _JWT = re.compile(
-    rb"eyJ[A-Za-z0-9_-]{5,%d}\.[A-Za-z0-9_-]{1,%d}\.[A-Za-z0-9_-]{0,%d}(?![A-Za-z0-9_-])"
-    % (_JWT_PART, _JWT_PART, _JWT_PART)
+    rb"eyJ[A-Za-z0-9_-]{5,%d}(?:\.[A-Za-z0-9_-]{0,%d}){2}(?:(?:\.[A-Za-z0-9_-]{0,%d}){2})?"
+    rb"(?![A-Za-z0-9_-])" % ((_JWT_PART,) * 3)
 )
 
 
-def _jwt(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    if t.at(TOKEN, s - 1) or t.at(TOKEN, e):
-        return None
-    return (s, e) if checks.jwt_header_ok(t.raw[s : t.raw.index(b".", s)]) else None
+def _jwt(t: Text) -> Iterator[tuple[int, int]]:
+    """Five parts are a JWE only if the header names its `enc`; else the token is its
+    first three. A candidate whose header is not a JWT's may hold one further on."""
+    raw, pos = t.raw, 0
+    while (m := _JWT.search(raw, pos)) is not None:
+        s, e = m.span()
+        header = checks.jwt_header(raw[s : raw.index(b".", s)])
+        if header is None:  # not a token; one may start inside (`eyJ…` glued by a dot)
+            pos = s + 1
+            continue
+        if m[0].count(b".") == 4 and "enc" not in header:
+            e = s + len(b".".join(m[0].split(b".", 3)[:3]))
+        yield s, e
+        pos = e
 
 
 jwt = Detector(
-    "jwt", "JWT", matches(_JWT, _jwt), max_len=3 * _JWT_PART + 8,
-    gate=lambda t: b"eyJ" in t.raw,
-    pending=re.compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}\Z"),
+    "jwt", "JWT", _jwt, max_len=5 * _JWT_PART + 8, gate=lambda t: _JWT_HEADER in t.hits,
+    pending=re.compile(rb"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,4}\Z"),
 )
 
 # --- PEM private keys ---------------------------------------------------------------------
 
-# From the BEGIN line to the END line. A block with no END line within PEM_MAX bytes
-# (truncated, or longer than any real key: RSA-16384 is ~12.7 KB) is masked through the
-# end of its base64 body, in pieces of at most PEM_MAX bytes, so that no piece of it
-# passes in clear and a stream never holds back more than PEM_MAX.
+# From the BEGIN line to the END line, in any of the spellings keys are written in: PEM
+# (`-----BEGIN RSA PRIVATE KEY-----`, EC, DSA, OPENSSH, ENCRYPTED, PKCS#8, a PGP PRIVATE
+# KEY BLOCK), an SSH2 (RFC 4716) encrypted key, a PuTTY key file (its `Private-MAC`
+# line ends it), and a PEM file encoded as base64 once more (`LS0tLS1CRUdJTi…` is
+# `-----BEGIN`: a Kubernetes secret's data, an environment variable), which is masked
+# whole. Between the two lines anything printable may come: line breaks real or escaped
+# (`\n` in JSON, `\\n` twice escaped, CRLF, `<br>`), indentation (YAML), quotes of a
+# string split over lines, headers (`Proc-Type`, `DEK-Info`, a PGP `Comment:` with an
+# address in it). A block with no END line within PEM_MAX bytes (truncated, or longer
+# than any real key: RSA-16384 is ~12.7 KB) is masked through its last line that looks
+# like a key's (see `_pem_end`), in pieces of at most PEM_MAX bytes, so that no piece of
+# it passes in clear and a stream never holds back more than PEM_MAX.
 PEM_MAX = 16 * 1024
-_PEM_LABEL = rb"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-_PEM_BODY = rb"[A-Za-z0-9+/=\s:,.\\]"  # base64, line breaks (or escaped \n), PEM headers
-_PEM = re.compile(
-    rb"-----BEGIN " + _PEM_LABEL
-    + rb"(?:(?:%s|-){0,%d}?-----END %s|%s{0,%d})" % (_PEM_BODY, PEM_MAX, _PEM_LABEL, _PEM_BODY,
-                                                      PEM_MAX)
-)
-_PEM_PIECE = re.compile(_PEM_BODY + rb"{1,%d}" % PEM_MAX)
+_PEM_LABEL = rb"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"
+_PEM_START = (rb"-----BEGIN %s-----|---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----"
+              rb"|PuTTY-User-Key-File-[0-9]: " % _PEM_LABEL)
+_PEM_END = (rb"-----END %s-----|---- END SSH2 ENCRYPTED PRIVATE KEY ----"
+            rb"|Private-MAC: [0-9A-Fa-f]{1,128}" % _PEM_LABEL)
+# Printable ASCII and line breaks, up to another block's start.
+_PEM_BODY = rb"(?:[\t\n\r !-,.-~]|-(?!----BEGIN ))"
+_PEM = re.compile(rb"(?:%s)(?:%s{0,%d}?(?:%s)|%s{0,%d})"
+                  % (_PEM_START, _PEM_BODY, PEM_MAX, _PEM_END, _PEM_BODY, PEM_MAX))
+_PEM_STARTS = re.compile(_PEM_START)
+_PEM_PIECE = re.compile(rb"%s{1,%d}?(?:%s)|%s{1,%d}"
+                        % (_PEM_BODY, PEM_MAX, _PEM_END, _PEM_BODY, PEM_MAX))
+_PEM_ENDS = re.compile(rb"(?:%s)\Z" % _PEM_END)
+_B64_LINES = rb"(?:[A-Za-z0-9+/=]|\r?\n|\\r?\\n)"
+_PEM_BASE64 = re.compile(rb"LS0tLS1CRUdJTi%s{0,%d}" % (_B64_LINES, PEM_MAX - 14))
+_PEM_LABEL_START = re.compile(rb"-----BEGIN %s" % _PEM_LABEL)
+# Where a line ends, and what a line of a key is: base64, or a header.
+_LINE_BREAK = re.compile(rb"\r\n|\n|\r|(?:\\{1,2}r)?\\{1,2}n|<br\s*/?>")
+_KEY_LINE = re.compile(rb"[A-Za-z0-9+/=]+|[A-Za-z][A-Za-z0-9-]{0,40}: .*", re.DOTALL)
+_KEY_WORD = re.compile(rb"[A-Za-z0-9+/=]{12,}")
+
+
+def pem_starts_at(raw: bytes, pos: int) -> bool:
+    """Whether a key block (not a piece of one) starts at `pos`: a stream resumes inside
+    a block only after a piece."""
+    return _PEM_STARTS.match(raw, pos) is not None or raw.startswith(b"LS0tLS1CRUdJTi", pos)
+
+
+def _pem_end(t: Text, s: int, e: int) -> int:
+    """Where a block without its END line stops: after its last line of base64 or of a
+    header, or its last long base64 word, so that prose after a truncated key stays."""
+    head = _PEM_STARTS.match(t.raw, s)
+    floor = head.end() if head is not None else s
+    line_end = e
+    for brk in reversed([*_LINE_BREAK.finditer(t.raw, floor, e), None]):
+        line_start = brk.end() if brk is not None else floor
+        line = t.raw[line_start:line_end]
+        stripped = line.strip(b" \t\"',;+")
+        if stripped and _KEY_LINE.fullmatch(stripped):
+            return line_start + line.rindex(stripped[-1:]) + 1
+        words = list(_KEY_WORD.finditer(line))
+        if words:
+            return line_start + words[-1].end()
+        if brk is not None:
+            line_end = brk.start()
+    return floor
 
 
 def _pem_pieces(t: Text, s: int, e: int) -> Iterator[tuple[int, int]]:
-    """A capped piece is followed by the next one for as long as the body goes on."""
-    yield s, e
-    while e - s >= PEM_MAX and (m := _PEM_PIECE.match(t.raw, e)) is not None:
+    """A capped piece is followed by the next one for as long as the body goes on; the
+    last one of a block without its END line stops at `_pem_end`."""
+    while True:
+        ended = _PEM_ENDS.search(t.raw, s, e) is not None
+        if not ended and e - s < PEM_MAX:
+            e = _pem_end(t, s, e)
+        if e > s:
+            yield s, e
+        if ended or e - s < PEM_MAX or (m := _PEM_PIECE.match(t.raw, e)) is None:
+            return
         s, e = m.span()
-        yield s, e
 
 
 def _private_key(t: Text) -> Iterator[tuple[int, int]]:
-    if t.pem_resume is not None and (m := _PEM_PIECE.match(t.raw, t.pem_resume)) is not None:
+    raw = t.raw
+    if t.pem_resume is not None and (m := _PEM_PIECE.match(raw, t.pem_resume)) is not None:
         yield from _pem_pieces(t, *m.span())
-    for m in _PEM.finditer(t.raw):
+    if _KEY_BLOCK not in t.hits:
+        return
+    for m in _PEM.finditer(raw):
         yield from _pem_pieces(t, *m.span())
+    if b"LS0tLS1CRUdJTi" in raw:
+        for m in _PEM_BASE64.finditer(raw):
+            chunk = re.sub(rb"[^A-Za-z0-9+/]", b"", m[0][:96])[:64]
+            head = base64.b64decode(chunk[: len(chunk) // 4 * 4])
+            if _PEM_LABEL_START.match(head):
+                yield from _pem_pieces(t, *m.span())
 
 
 private_key = Detector(
     "private_key", "PRIVATE_KEY", _private_key, max_len=PEM_MAX + 64,
-    gate=lambda t: t.pem_resume is not None or b"-----BEGIN " in t.raw,
-    pending=re.compile(rb"-----BEGIN " + _PEM_LABEL + rb"(?:%s|-)*\Z" % _PEM_BODY),
+    gate=lambda t: t.pem_resume is not None or _KEY_BLOCK in t.hits,
+    pending=re.compile(rb"(?:(?:%s)%s*|LS0tLS1CRUdJTi%s*)\Z"
+                       % (_PEM_START, _PEM_BODY, _B64_LINES)),
 )
 
 # --- passwords in connection strings ------------------------------------------------------
@@ -489,7 +714,7 @@ connection_password = Detector(
     "connection_password", "PASSWORD",
     matches(_CONN, lambda t, s, e: (s, e) if t.at(ALNUM, t.raw.rfind(b"://", 0, s) - 1)
              else None, group=1),
-    max_len=200, gate=lambda t: b"://" in t.raw,
+    max_len=200, gate=lambda t: _SCHEME in t.hits,
 )
 
 
@@ -498,15 +723,32 @@ def gate_passes(d: Detector, t: Text) -> bool:
     return d.gate is None or d.gate(t)
 
 
+def admitted(family: Callable[[Text], frozenset[str]], t: Text) -> Container[str]:
+    """The names of the members `family` lets `scan` ask in `t` (tests replace this with
+    a checking one)."""
+    return family(t)
+
+
 def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detector]]:
     """Findings of `detectors` in `t`, overlapping ones merged, in order, in `t.source`.
 
-    Overlaps are merged rather than one dropped, so that nothing of either passes in
-    clear; the merged finding takes the longest member's detector.
+    A detector is asked only if its family (asked once per text) admits it and its gate
+    passes. Overlaps are merged rather than one dropped, so that nothing of either passes
+    in clear; the merged finding takes the longest member's detector.
     """
     chosen = tuple(detectors)
-    found = sorted((s, -e, i) for i, d in enumerate(chosen) if gate_passes(d, t)
-                   for s, e in d.find(t))
+    verdicts: dict[Callable[[Text], frozenset[str]], Container[str]] = {}
+    found: list[tuple[int, int, int]] = []
+    for i, d in enumerate(chosen):
+        if (family := d.family) is not None:
+            names = verdicts.get(family)
+            if names is None:
+                names = verdicts[family] = admitted(family, t)
+            if d.name not in names:
+                continue
+        if gate_passes(d, t):
+            found.extend((s, -e, i) for s, e in d.find(t))
+    found.sort()
     if t.raw is not t.source:
         found = [(t.to_source(s), -t.to_source(-neg_e), i) for s, neg_e, i in found]
     merged: list[list[int]] = []  # start, end, detector index, its finding's length

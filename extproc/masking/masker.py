@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
 
-from extproc.masking import catalog, strategies
+from extproc.masking import catalog, phone_context, strategies
 from extproc.masking.detectors import Detector, Text, scan
 from extproc.masking.strategies import Strategy
 from extproc.masking.stream import MaskingStream
@@ -132,9 +132,9 @@ _QUOTED_PAIR = re.compile(
     rb'"([A-Za-z0-9_.\-]{1,%d})"\s{0,8}:\s{0,8}"((?:[^"\\]|\\.){0,%d})"' % (_MAX_KEY, _MAX_VALUE)
 )
 # `key=value`: a key of 1-64 of these, not preceded by another, then `=` and a value.
-# Found from the `=` (a literal `re` skips to), the key read backwards: a pattern that
-# starts at every key character, with a look-behind, costs ~30x more on prose.
-_ASSIGNMENT_KEY_REVERSED = re.compile(rb"[A-Za-z0-9_.\-]{1,%d}" % (_MAX_KEY + 1))
+# Found from the `=` (a literal `re` skips to), the key read backwards (`rstrip`): a
+# pattern that starts at every key character, with a look-behind, costs ~30x more on prose.
+_ASSIGNMENT_KEY = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _ASSIGNMENT_VALUE = re.compile(rb"=([^&\s\"';,]{1,%d})" % _MAX_VALUE)
 
 
@@ -143,11 +143,11 @@ def _assignments(raw: bytes) -> Iterator[tuple[bytes, int, int]]:
     done = 0  # where the last one ends: the next one's key starts here or later
     eq = raw.find(b"=")
     while eq != -1:
-        key = _ASSIGNMENT_KEY_REVERSED.match(raw[max(0, eq - _MAX_KEY - 1) : eq][::-1])
+        before = raw[max(0, eq - _MAX_KEY - 1) : eq]
+        key = len(before) - len(before.rstrip(_ASSIGNMENT_KEY))  # up to 65: one too many
         value = _ASSIGNMENT_VALUE.match(raw, eq)
-        if (key is not None and key.end() <= _MAX_KEY and eq - key.end() >= done
-                and value is not None):
-            yield raw[eq - key.end() : eq], *value.span(1)
+        if 0 < key <= _MAX_KEY and eq - key >= done and value is not None:
+            yield raw[eq - key : eq], *value.span(1)
             done = value.end()
             eq = raw.find(b"=", done)
         else:
@@ -174,7 +174,7 @@ def field_in_text(fields: frozenset[str]) -> Detector:
             found += [m.span(2) for m in _QUOTED_PAIR.finditer(t.raw)
                       if m.end(2) > m.start(2) and normalise_field(m.group(1).decode()) in fields]
         found += [(s, e) for key, s, e in _assignments(t.raw)
-                  if normalise_field(key.decode()) in fields]
+                  if key.lower().translate(None, b"-_").decode() in fields]  # normalised
         return found
 
     # Enough hold-back for the key, its separators and the longest value, plus quotes.
@@ -255,11 +255,11 @@ class Masker:
         out: list[bytes] = []
         pos = 0
         for s, e, d in found:
-            value = _decode(raw[s:e])
             strategy = spec.overrides.get(d.name, spec.strategy)
-            out += (raw[pos:s], _encode(strategies.rewrite(strategy, value, d, self._key)))
+            out += (raw[pos:s], _redaction(d) if strategy == "redact" else _encode(
+                strategies.rewrite(strategy, _decode(raw[s:e]), d, self._key)))
             pos = e
-            counts[d.name] += 1
+            counts[d.name] = counts.get(d.name, 0) + 1  # (`+= 1` calls Counter.__missing__)
         out.append(raw[pos:])
         return b"".join(out)
 
@@ -271,13 +271,14 @@ class Masker:
         as a phone number). A value under a field rule is masked whole, every scalar of
         it if it is an object or a list, counted as `field:<rule>`; a table's cells
         (`{"columns": [...], "rows": [[...]]}`, see `_table`) are under their column's
-        name as under a key. A number of 9 digits or more, an integer or a float without
-        a fraction, is scanned as its digits (a card number written as a number is still
-        a card) and, if masked, becomes a string. Other floats, booleans and null pass,
-        except under a field rule (null always passes). Keys are scanned too, each
-        distinct key once: a key that is data (`{"ann@example.com": {...}}`) is renamed
-        masked (`[REDACTED:EMAIL_ADDRESS]`, then ` #2`... where two would collide). A
-        model's tool-call arguments are masked as `spec.for_actions` says.
+        name as under a key. A number of 9 digits or more (7 or more under a phone key,
+        `msisdn`), an integer or a float without a fraction, is scanned as its digits (a
+        card number written as a number is still a card) and, if masked, becomes a string.
+        Other floats, booleans and null pass, except under a field rule (null always
+        passes). Keys are scanned too, each distinct key once: a key that is data
+        (`{"ann@example.com": {...}}`) is renamed masked (`[REDACTED:EMAIL_ADDRESS]`, then
+        ` #2`... where two would collide). A model's tool-call arguments are masked as
+        `spec.for_actions` says.
         """
         counts: Counter[str] = Counter()
         doc = _Document(value, spec.fields | spec.derived)
@@ -297,12 +298,12 @@ class Masker:
             changes += ((*scalars.ref(i), text) for i, text in masked.items())
         return doc.rebuild(changes, *renames), counts
 
-    def _masked_keys(self, keys: Iterable[Any], spec: MaskSpec, counts: Counter[str]
+    def _masked_keys(self, keys: Mapping[Any, _KeyInfo], spec: MaskSpec, counts: Counter[str]
                      ) -> dict[str, str]:
         """Key -> its masked text, for the keys with findings (scanned without context)."""
         scalars = _Scalars()
-        for k in keys:
-            if type(k) is str and (len(k) >= _KEY_PLAIN_MAX or _KEY_DATA_HINT.search(k)):
+        for k, (_, _, scanned) in keys.items():
+            if scanned:
                 scalars.add(None, k, "", k, None)
         found = scalars.findings(self.detectors(spec), spec.keep_masked)
         masked = scalars.masked_texts(
@@ -331,6 +332,12 @@ def _scan(t: Text, dets: tuple[Detector, ...], keep_masked: bool) -> Found:
         t.source, found)
 
 
+@lru_cache(maxsize=256)
+def _redaction(d: Detector) -> bytes:
+    """What `redact` writes for `d`'s findings, encoded: the same for every finding."""
+    return _encode(strategies.redact(d))
+
+
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
@@ -340,6 +347,7 @@ def _decode(raw: bytes) -> str:
 
 
 _BIG = 10**8  # numbers from 9 digits on can be SSNs, phone numbers or cards
+_PHONE_SHORTEST = 10**6  # a local number without its area code: 7 digits
 
 # A key shorter than the shortest token without a digit (a Slack token's 15 characters)
 # and without any of these holds no finding: most keys (`name`, `card_number`) are not
@@ -469,8 +477,8 @@ class _Document:
     def _read(self, root: Any, fields: frozenset[str]) -> None:
         self.root = root
         self.data, self.actions = _Scalars(), _Scalars()
-        self.data_keys: Iterable[Any] = ()
-        self.action_keys: Iterable[Any] = ()
+        self.data_keys: Mapping[Any, _KeyInfo] = {}
+        self.action_keys: Mapping[Any, _KeyInfo] = {}
         self._parents: dict[int, tuple[Any, Any]] = {}
         self._acting: set[int] = set()  # containers inside a tool call's arguments
         self._holder = [root]  # the root sits in a one-element list: it too has a container
@@ -481,9 +489,9 @@ class _Document:
         actions = self.actions
         pieces, refs, found_refs, rules = (
             self.data.pieces.extend, self.data.refs.extend, self.data.refs, self.data.field_rules)
-        # key -> its text, its field rule; one cache per part, so each lists its keys
-        data_keys: dict[Any, tuple[str, str | None]] = {}
-        action_keys: dict[Any, tuple[str, str | None]] = {}
+        # key -> what `_key` says of it; one per part, so each lists its keys
+        data_keys: dict[Any, _KeyInfo] = {}
+        action_keys: dict[Any, _KeyInfo] = {}
         # A container, its key, the field rule over it, which of its keys holds a tool
         # call's arguments (if any), whether it is inside such arguments, and if it is a
         # table's list of rows or one row, the table's column names (see `_table`).
@@ -500,7 +508,7 @@ class _Document:
                 if is_dict:
                     if (known := keys.get(k)) is None:
                         known = keys[k] = _key(k, fields)
-                    key, inner = known
+                    key, inner, _ = known
                     inner = inner or rule
                 elif row is not None:  # a table's cell: under its column's name
                     key, inner = row[k] if k < len(row) else (own_key, None)
@@ -514,7 +522,7 @@ class _Document:
                     stack.append((v, key, inner, None if action or not is_dict
                                   else _ACTION_UNDER.get(k), action, _part(k, t, table, rows)))
                     continue
-                elif (text := _scanned_text(v, t, inner)) is None:
+                elif (text := _scanned_text(v, t, inner, key)) is None:
                     continue
                 if acting or (holds is not None and k == holds):
                     actions.add(node, k, key, text, inner)
@@ -630,10 +638,25 @@ def _frame(node: Any, is_dict: bool, holds: str | None, acting: bool, part: _Par
     return holds, table, rows, row
 
 
-def _key(k: Any, fields: frozenset[str]) -> tuple[str, str | None]:
-    """A key's text and the field rule it names, if any."""
-    name = normalise_field(str(k))
-    return str(k), _rule(name, fields)
+# A key's text, the field rule it names (if any), and whether it is scanned itself.
+_KeyInfo = tuple[str, str | None, bool]
+
+
+def _key(k: Any, fields: frozenset[str]) -> _KeyInfo:
+    """What the walk needs of a key: an API's documents repeat the same few keys, so
+    what a short one says is kept across documents (a long one is more likely data)."""
+    if type(k) is str and len(k) < _KEY_PLAIN_MAX:
+        return _short_key(k, fields)
+    return _key_info(k, fields)
+
+
+def _key_info(k: Any, fields: frozenset[str]) -> _KeyInfo:
+    text = str(k)
+    scanned = type(k) is str and (len(k) >= _KEY_PLAIN_MAX or _KEY_DATA_HINT.search(k) is not None)
+    return text, _rule(normalise_field(text), fields), scanned
+
+
+_short_key = lru_cache(maxsize=4096)(_key_info)
 
 
 def _rule(name: str, fields: frozenset[str]) -> str | None:
@@ -651,16 +674,19 @@ def _part(k: Any, t: type, table: tuple[str, _Names] | None, rows: _Names | None
     return None
 
 
-def _scanned_text(value: Any, t: type, rule: str | None) -> str | None:
+def _scanned_text(value: Any, t: type, rule: str | None, key: str) -> str | None:
     """A non-string scalar's text to scan, or None when it passes: any but null under a
-    field rule; else a number of 9 digits or more, without a fraction, as its digits."""
+    field rule; else a number without a fraction, as its digits, of 9 digits or more, or
+    of 7 or more under a phone key (`{"msisdn": 41141707}`)."""
     if rule is not None and value is not None:
         return _scalar_text(value)
-    if t is int and not -_BIG < value < _BIG:
+    if (t is not int and t is not float) or -_PHONE_SHORTEST < value < _PHONE_SHORTEST:
+        return None  # most numbers: counts, amounts, ids
+    if -_BIG < value < _BIG and not phone_context.phone_key(key):
+        return None
+    if t is int:
         return str(value)
-    if t is float and not -_BIG < value < _BIG and value.is_integer():
-        return str(int(value))  # 4111111111111111.0, 4.111111111111111e15
-    return None
+    return str(int(value)) if value.is_integer() else None  # 4.111111111111111e15
 
 
 def _untangled(value: Any) -> Any:

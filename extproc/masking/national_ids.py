@@ -1,57 +1,488 @@
-"""National identity numbers: US social security numbers."""
+"""National identity numbers: US social security numbers and fifteen other countries' ids.
+
+Each is found by its shape and kept only if its issuing rules and checksum hold
+(id_checks.py). Where they still let too many ordinary numbers through (an 11-test
+passes one 9-digit number in 11; a date and a Luhn digit one timestamp in ten), a *cue*
+is required as well: a word such as "bsn" within 48 bytes before the number, in the name
+of its JSON key, or in the header of its CSV column (however far above). Besides each
+id's own words, the English ones a document in any language may use for any id
+(`id_number`, `national_id`, `tax_id`: `_ANY_ID`) are cues of every id that needs one.
+Forms no ordinary number takes (letters, a printed CPF, a dotted AHV number) need none.
+
+Shapes other than the SSN's are fixed strings on `Text.shape` (`0000 0000 0000`) or
+runs of digits (`Text.digit_runs`). The one Hyperscan pass per text (prefilter.py) finds
+the strings and the cues' stems, from which `Prefilter` decides which detectors of the
+family may find anything (`Detector.family`: `scan` asks it once per text, and no gate of
+a detector it rules out); a find reads only its own candidates, however many detectors
+and however long the text. The cue itself is read last, before a candidate whose checksum holds.
+"""
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import cast
 
-from extproc.masking import checks
+from extproc.masking import checks, id_checks
 from extproc.masking.detectors import (
     ALNUM,
+    DIGIT,
     Detector,
     Text,
+    alnum_upper,
     both,
-    context,
     continues,
     digits,
-    matches,
-    runs,
+    extends_back,
+    table,
 )
+from extproc.masking.prefilter import PASS, escaped
+
+# --- cues: context words, JSON keys, CSV headers --------------------------------------------
+
+_DELIMITERS = b",\t|;"
+_LINE_ENDS = b"\r\n\x00"
+
+
+def column_name(t: Text, s: int, e: int) -> bytes | None:
+    """The header (lowercase) of the delimited-text column (CSV, TSV, `|`, `;`) whose cell
+    is `s:e`, or None: the cell is whole (quotes aside), the delimiter is a byte next to
+    it, and the header is the first line of its text (of its JSON value, in a document)."""
+    raw = t.raw
+    if s > 0 and e < len(raw) and raw[s - 1] == raw[e] == 0x22:
+        s, e = s - 1, e + 1
+    before = raw[s - 1] if s > 0 else 0x0A
+    after = raw[e] if e < len(raw) else 0x0A
+    delimiter = before if before in _DELIMITERS else after
+    if (delimiter not in _DELIMITERS or before not in (delimiter, 0x0A, 0x01)
+            or after not in (delimiter, *_LINE_ENDS)):
+        return None
+    top = max(raw.rfind(b"\x00", 0, s), raw.rfind(b"\x01", 0, s)) + 1
+    line = raw.rfind(b"\n", top, s) + 1
+    if line == 0:
+        return None  # the first line: no header above it
+    sep = chr(delimiter)
+    column = len(next(csv.reader([raw[line:s].decode("utf-8", "replace")], delimiter=sep))) - 1
+    header = raw[top : raw.index(b"\n", top)].rstrip(b"\r").decode("utf-8", "replace")
+    names = next(csv.reader([header], delimiter=sep), [])
+    return names[column].lower().encode() if column < len(names) else None
+
+
+Places = dict[int, list[tuple[int, int]]]
+
+
+class Prefilter:
+    """What this family's gates ask, read from the one pass (prefilter.py): cue stems (any
+    case; whether they occur) and shapes (literals on `Text.shape`; every place each
+    is), with the text's digit runs by length. From these it decides every detector of
+    the family at once (`family`), so that `scan` asks no gate of a detector it rules
+    out, and a find reads only its own candidates. `in` tests, one per literal, and one
+    gate's logic per detector would cost more than the pass. Each shape is a pattern of
+    its own, so that where it starts is where it ends less its length."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[bytes, ...], int] = {}
+        # Pass id -> key and length (0: a stem's, whose places are not kept).
+        self._ids: dict[int, tuple[int, int]] = {}
+        self._routes: dict[int, list[tuple[str, int | None]]] = {}
+
+    def stems(self, *literals: bytes) -> int:
+        """The key `read(t)` has (with no places) where any of `literals` occurs, any case
+        (a literal of digits and separators only: where its shape occurs)."""
+        key = self._key(literals)
+        if (key, 0) not in self._ids.values():
+            shaped = not any(c.isalpha() for c in b"".join(literals).decode())
+            self._ids[PASS.add(b"|".join(map(escaped, literals)), shape=shaped,
+                               caseless=not shaped, first=True)] = key, 0
+        return key
+
+    def shapes(self, *literals: bytes) -> int:
+        """The key under which `read(t)` has the places of `literals` in a text's shape."""
+        key = self._key(literals)
+        if key not in {k for k, _ in self._ids.values()}:
+            for literal in literals:
+                self._ids[PASS.literal(literal, shape=True)] = key, len(literal)
+        return key
+
+    def _key(self, literals: tuple[bytes, ...]) -> int:
+        return self._keys.setdefault(literals, len(self._keys))
+
+    def route(self, name: str, keys: Iterable[int], stem: int | None = None) -> None:
+        """Detector `name` may find something in a text that has one of `keys` (a shape's,
+        or `-length` for a run of digits) and, if given, `stem`. Routes of a name add up."""
+        for key in keys:
+            self._routes.setdefault(key, []).append((name, stem))
+
+    def family(self, t: Text) -> frozenset[str]:
+        """The detectors of the family that may find something in `t` (`Detector.family`):
+        from which shapes, stems and lengths of digit runs it holds, not where."""
+        passing = t.memo.get(_PASSING)
+        if passing is None:
+            ids = self._ids
+            keys = {entry[0] for i in t.hits if (entry := ids.get(i)) is not None}
+            keys.update(s - e for s, e in t.digit_runs)
+            routes = self._routes
+            passing = t.memo[_PASSING] = frozenset(
+                name for key in keys if key in routes
+                for name, stem in routes[key] if stem is None or stem in keys)
+        return cast("frozenset[str]", passing)
+
+    def places(self, t: Text, key: int) -> list[tuple[int, int]]:
+        """Where a shape (a key from `shapes`) or a digit run (`-length`) is in `t`, in
+        order (of two shapes of a key ending together, the longer): read only once a
+        member the family admits looks for its candidates."""
+        places = t.memo.get(_PLACES)
+        if places is None:
+            places = t.memo[_PLACES] = self._places(t)
+        return cast("Places", places).get(key, [])
+
+    def _places(self, t: Text) -> Places:
+        places: Places = {}
+        ids = self._ids
+        merged = []  # keys of more than one shape found
+        for i, ends in t.hits.items():
+            if (entry := ids.get(i)) is None or not (length := entry[1]):
+                continue
+            key = entry[0]
+            if key in places:
+                merged.append(key)
+            places.setdefault(key, []).extend([(end - length, end) for end in ends])
+        for key in merged:
+            leftmost: dict[int, int] = {}
+            for s, e in places[key]:
+                if leftmost.get(e, e) > s:
+                    leftmost[e] = s
+            places[key] = [(s, e) for e, s in sorted(leftmost.items())]
+        for s, e in t.digit_runs:
+            places.setdefault(s - e, []).append((s, e))
+        return places
+
+    def gate(self, name: str) -> Callable[[Text], bool]:
+        """Detector `name`'s own gate, for callers that ask detectors one by one."""
+        return lambda t: name in self.family(t)
+
+
+_PASSING, _PLACES = f"{__name__}.passing", f"{__name__}.places"
+PREFILTER = Prefilter()
+_FAMILY = PREFILTER.family  # one object: `scan` asks it once per text
+
+
+def places(t: Text, key: int) -> list[tuple[int, int]]:
+    """Where a shape (a key from `PREFILTER.shapes`) or a digit run (`-length`) is in `t`."""
+    return PREFILTER.places(t, key)
+
+
+_KEY_END = rb"[\"']?[\x01:=]"
+
+
+def joined(first: bytes, *then: bytes) -> list[bytes]:
+    """Stems for `first` followed by one of `then`, joined by nothing, " ", "_" or "-"."""
+    return [first + sep + word for word in then for sep in (b"", b" ", b"_", b"-")]
+
+
+_KEY_ENDS = [bytes([c]) for c in b"\"'\x01:=\t\r\n,;|"]  # `_KEY_END`, or a CSV cell's end
+
+
+def as_key(*words: bytes) -> list[bytes]:
+    """Stems for words that count as a cue only as a key, a label or a column's name."""
+    return [word + end for word in words for end in _KEY_ENDS]
+
+
+# Words that name an identity number of any country, as English keys and labels say it
+# (`id_number`, `national_id`, `tax_id`, "personal identity code"): a cue for every id
+# that needs one, since a document in any language may use them. `id` alone (`user_id`,
+# `order_id`) is no cue.
+_ANY_ID = (rb"id[ _-]?(?:numbers?|num|no|nr)"
+           rb"|(?:personal|national|citizen)[ _-]?(?:id|identity|identification|numbers?|no|nr"
+           rb"|code)|identi(?:ty|fication)(?:[ _-]?(?:numbers?|no|nr|code|card))?"
+           rb"|tax(?:payer)?[ _-]?(?:id|identification|numbers?|no|nr)|taxpayer")
+_ID_TAILS = (b"id", b"ident", b"num", b"no", b"nr", b"code")
+_ANY_ID_STEMS = (*joined(b"id", b"num", b"no", b"nr"), *joined(b"personal", *_ID_TAILS),
+                 *joined(b"national", *_ID_TAILS), *joined(b"citizen", *_ID_TAILS),
+                 b"identity", b"identification", *joined(b"tax", b"id", b"ident", b"num", b"no",
+                                                          b"nr", b"payer"))
+
+
+class Cue:
+    """What makes a number of some shape an id of one kind: one of `words` (a regular
+    expression on lowercase text) within `width` bytes before it, or naming its JSON key
+    (`key SOH value`) or its CSV column. `keys` are words that are also ordinary words
+    ("tin", "social"): they count only as a key or a label, followed by `:`, `=` or the
+    key's end. Unless `any_id` is False, the words that name an id of any country
+    (`_ANY_ID`) count too. Every word and key contains one of `stems` (if given): a text
+    with none of them has no cue (for a gate)."""
+
+    def __init__(self, words: bytes, stems: tuple[bytes, ...] = (), keys: bytes = b"",
+                 width: int = 48, *, any_id: bool = True) -> None:
+        either = words + (b"|" + _ANY_ID if any_id else b"") + (
+            rb"|(?:%s)(?=%s)" % (keys, _KEY_END) if keys else b"")
+        self._words = re.compile(rb"(?<![a-z0-9])(?:%s)(?![a-z])" % either)
+        self.stems = PREFILTER.stems(*stems, *(_ANY_ID_STEMS if any_id else ())) if stems else None
+        self._width = width
+
+    def __call__(self, t: Text, s: int, e: int) -> bool:
+        if self._words.search(t.before(s, self._width)):
+            return True
+        name = column_name(t, s, e)
+        return name is not None and self._words.search(name + b"\x01") is not None
+
+
+# --- forms --------------------------------------------------------------------------------
+
+# Joined to a number by one of these (or by a letter or digit), digits are another id's part.
+_JOINS = table(b"-./+_#0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_EDGE = b"-./+_#"
+
+
+def _apart(t: Text, s: int, e: int) -> bool:
+    """Nothing joins the candidate to what is around it: no letter, digit or `-./+_#`
+    before it, no letter or digit after it, and no such separator and a digit."""
+    return ((s == 0 or not _JOINS[t.raw[s - 1]]) and not t.at(ALNUM, e)
+            and not continues(t, e, _EDGE))
+
+
+def _one_separator(t: Text, s: int, e: int, seps: bytes) -> bool:
+    """The groups are joined by one of `seps`, the same throughout."""
+    used = set(t.raw[s:e].translate(None, b"0123456789"))
+    return len(used) == 1 and used <= set(seps)
+
+
+class DigitId:
+    """A form of an id written in digits: bare (`lengths`, 9 digits or more:
+    `Text.digit_runs`) or in groups (`groups`, joined by one of `seps` throughout), valid
+    by `valid` (on its digits), and after `cue` if there is one."""
+
+    def __init__(self, valid: Callable[[str], bool], lengths: tuple[int, ...],
+                 groups: tuple[tuple[int, ...], ...], seps: bytes, cue: Cue | None) -> None:
+        self.valid, self.seps, self.cue = valid, seps, cue
+        shaped = {b" " if c == 0x2D else bytes([c]) for c in seps}  # "-" is " " in a shape
+        forms = [sep.join(b"0" * n for n in sizes) for sizes in groups for sep in shaped]
+        # Where its candidates are in `PREFILTER.places`: runs by -length, groups by shape.
+        self.keys = frozenset([-n for n in lengths]
+                              + ([PREFILTER.shapes(*sorted(forms))] if forms else []))
+        self.longest = max([*lengths, *map(len, forms)])
+
+    def find(self, t: Text) -> Iterator[tuple[int, int]]:
+        for key in self.keys:
+            for s, e in places(t, key):
+                if key >= 0 and not _one_separator(t, s, e, self.seps):
+                    continue
+                if (_apart(t, s, e) and self.valid(digits(t.raw[s:e].decode()))
+                        and (self.cue is None or self.cue(t, s, e))):
+                    yield s, e
+
+
+class Shaped:
+    """A form of an id with letters or mixed separators: one of `forms` (literals on
+    `Text.shape`, where a digit is `0`, a capital `A` and a dash a space), valid by
+    `valid` (on the text as written, separators kept), after `cue` if there is one."""
+
+    def __init__(self, valid: Callable[[str], bool], *forms: bytes, cue: Cue | None = None
+                 ) -> None:
+        self.valid, self.cue = valid, cue
+        self._key = PREFILTER.shapes(*forms)
+        self.keys = frozenset([self._key])
+        self.longest = max(map(len, forms))
+
+    def find(self, t: Text) -> Iterator[tuple[int, int]]:
+        for s, e in places(t, self._key):
+            if (_apart(t, s, e) and self.valid(t.raw[s:e].decode())
+                    and (self.cue is None or self.cue(t, s, e))):
+                yield s, e
+
+
+def national_id(name: str, entity: str, *forms: DigitId | Shaped,
+                canonical: Callable[[str], str] = digits) -> Detector:
+    """A Detector finding any of `forms`, routed through the family's prefilter."""
+    for form in forms:
+        PREFILTER.route(name, form.keys, form.cue.stems if form.cue is not None else None)
+    return Detector(name, entity, both(*(f.find for f in forms)) if len(forms) > 1
+                    else forms[0].find, max_len=max(f.longest for f in forms) + 2, reveal=4,
+                    canonical=canonical, gate=PREFILTER.gate(name), family=_FAMILY)
+
 
 # --- US social security numbers ----------------------------------------------------------
 
-# With dashes anywhere; with spaces, dots, slashes or none (9 digits) only after a
-# context word, because 9-digit ids (orders, routing numbers, zip+4) and other dotted
-# or slashed numbers are far more common than bare SSNs.
-_SSN_GROUPS = re.compile(rb"000(?P<sep>[ ./])00(?P=sep)0000")
-_SSN_CONTEXT = context(
-    rb"(?<![a-z])(?:ssns?|ss#|social[ _-]?sec(?:urity)?|soc\.?[ _-]?sec)(?![a-z])", 48
-)
+# Dashed anywhere. With other separators (spaces, tabs, dots, slashes, underscores), with
+# none, with a letter glued to either end, or in the IRS's ITIN ranges, only with a cue:
+# 9-digit ids (orders, routing numbers, zip+4) and other grouped numbers are far more
+# common than bare SSNs. Its own words only: SSN rules let most 9-digit numbers through,
+# too many for a key as loose as `id_number`.
+_SSN_CUE = Cue(
+    rb"ssns?|ss#|social[ _-]?sec(?:urity)?|soc\.?[ _-]?sec|tax(?:payer)?[ _-]?id(?:entification)?"
+    rb"|taxpayer|national[ _-]?id|itins?", keys=rb"tins?|social", any_id=False)
+_SSN_SEPS = rb"[ ./_\t]{1,3}"  # on the shape, where "-" is " "
+_SSN_GROUPS = re.compile(rb"000(%s)00(%s)0000" % (_SSN_SEPS, _SSN_SEPS))
+# The last group after its separator: the mark of a text `_ssn_groups` may find one in.
+_SSN_GROUPS_END = PREFILTER.stems(*(b"%s0000" % bytes([c]) for c in b" ./_\t"))
 _SSN_EDGE = b"-./+_"
+_SSN_PUNCT = (b"-", b".", b"/", b"_")
 
 
-def _ssn_span(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
-    if t.at(ALNUM, s - 1) or t.at(ALNUM, e) or continues(t, e, _SSN_EDGE):
+def _ssn_at(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
+    if s > 0 and t.raw[s - 1] in _SSN_EDGE:  # first: an id's tail (`ORD-123456789`)
         return None
-    if s > 0 and t.raw[s - 1] in _SSN_EDGE:
+    glued = False
+    for letter, beyond in ((s - 1, s - 2), (e, e + 1)):
+        if t.at(ALNUM, letter):
+            if t.at(DIGIT, letter) or t.at(ALNUM, beyond):
+                return None  # digits go on, or the letter is a word's
+            glued = True
+    if continues(t, e, _SSN_EDGE):
         return None
-    if not checks.ssn_valid(digits(t.raw[s:e].decode())):
+    number = digits(t.raw[s:e].decode())
+    ssn = checks.ssn_valid(number)
+    if not ssn and not id_checks.us_itin(number):
         return None
-    return (s, e) if dashed or _SSN_CONTEXT(t, s) else None
+    return (s, e) if (ssn and dashed and not glued) or _SSN_CUE(t, s, e) else None
 
 
-def _ssn_groups(t: Text, s: int, e: int) -> tuple[int, int] | None:
-    seps = t.raw[s + 3 : s + 4] + t.raw[s + 6 : s + 7]
-    if seps not in (b"--", b"  ", b"..", b"//"):
-        return None
-    return _ssn_span(t, s, e, dashed=seps == b"--")
+def _ssn_groups(t: Text) -> Iterator[tuple[int, int]]:
+    for m in _SSN_GROUPS.finditer(t.shape):
+        first, second = t.raw[m.start(1) : m.end(1)], t.raw[m.start(2) : m.end(2)]
+        spaced = not (first + second).strip(b" \t")
+        if spaced and (continues(t, m.end(), b" \t") or extends_back(t, m.start(), b" \t")):
+            continue  # a longer spaced number
+        if ((spaced or (first == second and first in _SSN_PUNCT))
+                and (span := _ssn_at(t, *m.span(), dashed=first == b"-")) is not None):
+            yield span
 
 
+def _ssn_runs(t: Text) -> Iterator[tuple[int, int]]:
+    for s, e in t.digit_runs:
+        if e - s == 9 and (span := _ssn_at(t, s, e, dashed=False)) is not None:
+            yield span
+
+
+PREFILTER.route("us_ssn", [-9, _SSN_GROUPS_END])  # a run of 9, or the groups
 us_ssn = Detector(
-    "us_ssn", "US_SSN",
-    both(matches(_SSN_GROUPS, _ssn_groups, shape=True),
-          runs(9, 9, lambda t, s, e: _ssn_span(t, s, e, dashed=False))),
-    max_len=13, reveal=4, canonical=digits,
-    gate=lambda t: b"0000" in t.shape,  # a run of 9, or the last group
+    "us_ssn", "US_SSN", both(_ssn_groups, _ssn_runs),
+    max_len=17, reveal=4, canonical=digits, gate=PREFILTER.gate("us_ssn"), family=_FAMILY,
 )
 
-DETECTORS: tuple[Detector, ...] = (us_ssn,)
+# --- ids in digits ---------------------------------------------------------------------------
+
+# Aadhaar: a Verhoeff digit passes one random number in ten, grouped `1234 5678 9012` too.
+_AADHAAR_CUE = Cue(rb"aadhaa?r|aadhar|uidai|uid[ _-]?(?:no|number)",
+                   (b"aadha", b"uidai", *joined(b"uid", b"no", b"num")))
+in_aadhaar = national_id("in_aadhaar", "IN_AADHAAR", DigitId(
+    id_checks.in_aadhaar, (12,), ((4, 4, 4),), b" -", _AADHAAR_CUE))
+
+_DE_CUE = Cue(rb"steuer[ _-]?id(?:nr)?|steuer[ _-]?identifikationsnummer|idnr"
+              rb"|identifikationsnummer|steuerliche identifikationsnummer",
+              (b"steuer", b"idnr", b"identifikation", *as_key(b"tin")), keys=rb"tin")
+de_tax_id = national_id("de_tax_id", "DE_TAX_ID", DigitId(
+    id_checks.de_tax_id, (11,), ((2, 3, 3, 3),), b" /", _DE_CUE))
+
+_BSN_CUE = Cue(rb"bsn|burger[ _-]?service[ _-]?nummer|sofi[ _-]?(?:nummer|nr)",
+               (b"bsn", *joined(b"burger", b"service"), *joined(b"sofi", b"n")))
+nl_bsn = national_id("nl_bsn", "NL_BSN", DigitId(
+    id_checks.nl_bsn, (9,), ((3, 3, 3), (4, 2, 3)), b" .", _BSN_CUE))
+
+_PESEL_CUE = Cue(rb"pesel", (b"pesel",))
+pl_pesel = national_id("pl_pesel", "PL_PESEL", DigitId(
+    id_checks.pl_pesel, (11,), (), b"", _PESEL_CUE))
+
+# Swedish and Danish numbers start with a date, and so do compact timestamps
+# (`240115-0930`): a cue always.
+_SE_CUE = Cue(rb"person[ _-]?(?:nummer|nr)|pnr|samordningsnummer",
+              (*joined(b"person", b"num", b"nr"), b"pnr", b"samordning"))
+se_personnummer = national_id("se_personnummer", "SE_PERSONNUMMER", DigitId(
+    id_checks.se_personnummer, (10, 12), ((6, 4), (8, 4)), b"-+", _SE_CUE))
+
+_CPR_CUE = Cue(rb"cpr(?:[ _-]?(?:nr|nummer|number|no))?|person[ _-]?nummer",
+               (b"cpr", *joined(b"person", b"num")))
+dk_cpr = national_id("dk_cpr", "DK_CPR", DigitId(
+    id_checks.dk_cpr, (10,), ((6, 4),), b"-", _CPR_CUE))
+
+_SIN_CUE = Cue(rb"social[ _-]?insurance|assurance[ _-]sociale",
+               (b"insurance", b"assurance", *as_key(b"sin", b"nas")), keys=rb"sin|nas")
+ca_sin = national_id("ca_sin", "CA_SIN", DigitId(
+    id_checks.ca_sin, (9,), ((3, 3, 3),), b" -", _SIN_CUE))
+
+_TFN_CUE = Cue(rb"tfn|tax[ _-]?file(?:[ _-]?(?:number|no))?", (b"tfn", *joined(b"tax", b"file")))
+au_tfn = national_id("au_tfn", "AU_TFN", DigitId(
+    id_checks.au_tfn, (9,), ((3, 3, 3),), b" -", _TFN_CUE))
+
+# Brazilian CPF: printed `000.000.000-00` (two check digits and that mix of separators)
+# anywhere; 11 bare digits, or `000000000-00`, after a cue.
+_CPF_CUE = Cue("cpf|cadastro de pessoas? f(?:í|i)sicas?".encode(), (b"cpf", b"cadastro"))
+br_cpf = national_id(
+    "br_cpf", "BR_CPF",
+    Shaped(lambda code: code[11] == "-" and id_checks.br_cpf(digits(code)), b"000.000.000 00"),
+    DigitId(id_checks.br_cpf, (11,), ((9, 2),), b"-", _CPF_CUE))
+
+# Swiss AHV/AVS number: dotted `756.0000.0000.00` anywhere (the country prefix and an
+# EAN-13 digit); 13 bare digits or spaced groups after a cue, as 756 starts Swiss
+# products' barcodes too.
+_AHV_CUE = Cue(rb"ahv(?:n13|13)?|avs|sozialversicherungsnummer|assicurazione vecchiaia",
+               (b"ahv", b"avs", b"sozialversicherung", b"vecchiaia"))
+ch_ahv = national_id(
+    "ch_ahv", "CH_AHV",
+    Shaped(lambda code: id_checks.ch_ahv(code.replace(".", "")), b"000.0000.0000.00"),
+    DigitId(id_checks.ch_ahv, (13,), ((3, 4, 4, 2),), b" ", _AHV_CUE))
+
+# French NIR: 15 digits, a mod-97 key of two; Corsican numbers carry 2A or 2B, spaced
+# `1 85 05 2A 006 084 36` or not.
+fr_nir = national_id(
+    "fr_nir", "FR_NIR",
+    DigitId(id_checks.fr_nir, (15,), ((1, 2, 2, 2, 3, 3, 2),), b" ", None),
+    Shaped(lambda code: code.count(" ") in (0, 6) and id_checks.fr_nir(code.replace(" ", "")),
+           b"0 00 00 0A 000 000 00", b"000000A00000000"),
+    canonical=alnum_upper)
+
+# --- ids with letters ------------------------------------------------------------------------
+
+
+def _nino(code: str) -> bool:
+    """Spaced with spaces only (a dash is a space in the shape)."""
+    return code.count(" ") == len(code) - 9 and id_checks.uk_nino(code.replace(" ", ""))
+
+
+# UK NINO: spaced (`AB 12 34 56 C`, `AB 123456 C`) anywhere; compact only with a cue, as
+# part numbers and SKUs take its shape.
+_NINO_CUE = Cue(rb"nino|national[ _-]?insurance|ni[ _-]?(?:no|num|number)",
+                (b"insurance", *joined(b"ni", b"no", b"num")))
+uk_nino = national_id("uk_nino", "UK_NINO", Shaped(_nino, b"AA 00 00 00 A", b"AA 000000 A"),
+                      Shaped(_nino, b"AA000000A", cue=_NINO_CUE), canonical=alnum_upper)
+
+
+def _nif(code: str) -> bool:
+    """A dash before the letter, never a space; a DNI starts with a digit, an NIE with
+    X, Y or Z."""
+    return (code[-2] != " " and (code[0].isdigit() or code[0] in "XYZ")
+            and id_checks.es_nif(code.replace("-", "")))
+
+
+# Spanish DNI (8 digits and a letter) or NIE (X, Y, Z, 7 digits and a letter), the
+# letter checking the number: anywhere, upper case, a dash before the letter or not.
+es_nif = national_id("es_nif", "ES_NIF", Shaped(
+    _nif, b"00000000A", b"00000000 A", b"A0000000A", b"A0000000 A"), canonical=alnum_upper)
+
+# Italian codice fiscale: 16 upper-case letters and digits in a fixed pattern and a
+# control letter. A digit replaced by a letter (omocodia) is read as that digit, except
+# in the 7th place: a code with all seven replaced is not found.
+# Omocodia replaces digits right to left: the shapes with 0 to 6 of them replaced.
+_CF_REPLACED_FIRST = (14, 13, 12, 10, 9, 7)
+it_fiscal_code = national_id("it_fiscal_code", "IT_FISCAL_CODE", Shaped(
+    id_checks.it_fiscal_code, *(bytes(0x41 if i in _CF_REPLACED_FIRST[:n] else c
+                                      for i, c in enumerate(b"AAAAAA00A00A000A"))
+                                for n in range(7))), canonical=alnum_upper)
+
+# Finnish HETU: a date, the century sign, an individual number and a check character mod
+# 31. Written with a letter (the check character, or the sign of a birth since 2000) or
+# with `+`, it is masked anywhere; in digits with a dash (`131052-3081`) it reads as a
+# compact timestamp (`yymmdd-hhmm`) just as well, so there a cue is needed.
+_HETU_CUE = Cue("henkil(?:ö|o)tunnus|hetu|personbeteckning|sotu".encode(),
+                (b"henkil", b"hetu", b"personbeteckning", b"sotu"))
+fi_hetu = national_id(
+    "fi_hetu", "FI_HETU",
+    Shaped(id_checks.fi_hetu, b"000000 000A", b"000000+0000", b"000000+000A", b"000000A0000",
+           b"000000A000A"),
+    Shaped(id_checks.fi_hetu, b"000000 0000", cue=_HETU_CUE), canonical=alnum_upper)
+
+DETECTORS: tuple[Detector, ...] = (
+    us_ssn, uk_nino, in_aadhaar, de_tax_id, nl_bsn, es_nif, it_fiscal_code, fr_nir, pl_pesel,
+    se_personnummer, dk_cpr, ca_sin, au_tfn, fi_hetu, br_cpf, ch_ahv,
+)

@@ -7,10 +7,12 @@ The stream releases text only once nothing later can change how it masks:
   e-mail address is read over up to 348), so any finding that could still grow is held
   whole;
 - a JWT or a private key block can be kilobytes long, so rather than always holding that
-  much, the stream holds back from where one is still open (an `eyJ...` run or a BEGIN
-  line reaching the end of what has arrived), up to the detector's bound: 24 KiB for a
-  JWT, 16 KiB for a private key block; a block longer than that is masked in 16 KiB
-  pieces, as `mask_text` does;
+  much, the stream holds back from where one is still open (an `eyJ...` run, or a key
+  block's first line followed by nothing but printable text up to the end of what has
+  arrived), up to the detector's bound: 40 KiB for a JWT (a JWE has five parts), 16 KiB
+  for a private key block; a block longer than that is masked in 16 KiB pieces, as
+  `mask_text` does. A block whose END line never comes (truncated) is held until
+  something unprintable follows or the bound passes, since its END line could still;
 - the released text's last bytes stay as context for what follows (context words, the
   byte before a finding), and are not released twice.
 
@@ -18,7 +20,7 @@ So the concatenated output of `feed`s and `finish` is exactly `mask_text` of the
 concatenated input, wherever the chunks were cut. To bound CPU when something is held
 long, a stream re-scans only once the unreleased text has grown by 64 bytes, or by half
 its excess over the hold: nothing open, text is released at most `hold` + 64 bytes
-(plus one chunk) behind; a JWT or key block open, at most 1.5 times its bound (~37 KiB).
+(plus one chunk) behind; a JWT or key block open, at most 1.5 times its bound (~61 KiB).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from extproc.masking.detectors import Detector, Text, private_key, scan
+from extproc.masking.detectors import (
+    Detector,
+    Text,
+    gate_passes,
+    pem_starts_at,
+    private_key,
+    scan,
+)
 from extproc.masking.strategies import TOKEN_MAX, unmasked, unredacted
 
 if TYPE_CHECKING:
@@ -76,7 +85,7 @@ class MaskingStream:
         ]
         out = self._masker.splice(text[base:cut], released, self._spec, self.counts)
         self._pem_open = any(
-            d is private_key and s == cut and not text.startswith(b"-----BEGIN", s)
+            d is private_key and s == cut and not pem_starts_at(text, s)
             for s, _, d in found
         )
         self._context = text[max(0, cut - _CONTEXT) : cut]
@@ -91,8 +100,9 @@ class MaskingStream:
         measured there, and mapped back."""
         text, end, folded_end = t.source, len(t.source), len(t.raw)
         cut = t.to_source(max(0, folded_end - self.hold))
-        for d in self._long:
-            m = d.pending.search(t.raw, t.to_raw(base)) if d.pending else None
+        for d in self._long:  # a gate (memoised by the scan) spares most texts the search
+            m = (d.pending.search(t.raw, t.to_raw(base))
+                 if d.pending is not None and gate_passes(d, t) else None)
             if m is not None and folded_end - m.start() <= d.max_len:
                 cut = min(cut, t.to_source(m.start()))
         for s, e, _ in reversed(found):

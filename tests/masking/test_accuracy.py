@@ -1,129 +1,128 @@
-"""Accuracy against seeded Faker data in five locales, and against a false-positive corpus.
+"""Accuracy of the detectors on bench/labelled.py's set, so that a regression fails.
 
-Recall is measured per detector on entities Faker generates (Luhn-valid cards, mod-97
-IBANs, valid SSNs, e-mail addresses, phone numbers, IPv4 and IPv6), each in a sentence.
-The checksum-validated ones (cards, IBANs, SSNs) must reach 0.99, and so must e-mail
-and IP; phone formats are open-ended, so its floor is lower and its figure is reported.
-Precision is measured on the same findings plus a corpus of look-alikes that are none
-of these: order ids, timestamps, UUIDs, 9-digit numbers, Luhn-failing 16-digit numbers,
-versions, git SHAs, base64 blobs.
+The set: personal data from Faker in thirteen locales, in sentences, JSON, CSV and log
+lines; vendor secrets in their documented formats; hard negatives (Luhn-valid
+timestamps, ISBNs, tracking numbers...). Scoring (bench/scoring.py): a label is found
+when findings of its own category cover all its letters and digits; a hard negative is
+flagged when anything is found in it.
+
+Each floor is today's figure, rounded down; the comment beside it is Presidio's figure
+for the same type on the same set (`python -m bench.masking`, run on 2026-11-25 with
+presidio-analyzer 2.2.366, every recognizer of the type enabled), the goal being to be at
+least that. A type with no floor yet (0.0) is not asserted: give it one when a detector
+for it lands. Raising a floor is a change of one number.
 """
 
 from __future__ import annotations
 
-import base64
-import random
-import uuid
 from functools import cache
 
 import pytest
-from faker import Faker
 
-from extproc.masking.catalog import DETECTORS
-from extproc.masking.detectors import Text, scan
+from bench.labelled import NEGATIVES, VENDORS, labelled_set
+from bench.scoring import Score, score, tollgate_finder
 
-LOCALES = ("en_US", "de_DE", "fr_FR", "en_GB", "nl_NL")
-PER_LOCALE = 200
-TEMPLATES = ("Please use {} for this.", "value: {}\n", '{{"field": "{}"}}', "({})")
-FLOORS = {"credit_card": 0.99, "iban": 0.99, "us_ssn": 0.99, "email": 0.99,
-          "ip_address": 0.99, "phone": 0.85}
-
-
-def _entities() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {name: [] for name in FLOORS}
-    for locale in LOCALES:
-        fake = Faker(locale)
-        fake.seed_instance(2026)
-        for _ in range(PER_LOCALE):
-            out["credit_card"].append(fake.credit_card_number())
-            out["iban"].append(fake.iban())
-            out["email"].append(fake.email())
-            out["phone"].append(fake.phone_number())
-            out["ip_address"].append(fake.ipv4() if len(out["ip_address"]) % 2 else fake.ipv6())
-            if locale == "en_US":
-                out["us_ssn"].append(fake.ssn())
-    return out
-
-
-def _look_alikes() -> dict[str, list[str]]:
-    rnd = random.Random(2026)
-    n = 300
-
-    def luhn_fails(digits: str) -> bool:
-        from extproc.masking.checks import luhn
-
-        return not luhn(digits)
-
-    sixteen = (str(rnd.randrange(10**15, 10**16)) for _ in range(10 * n))
-    return {
-        "order ids": [f"ORD-{rnd.randrange(10**9):09d}" if i % 2 else f"#{rnd.randrange(10**7)}"
-                      for i in range(n)],
-        "timestamps": [f"2026-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}T"
-                       f"{rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:00Z" for _ in range(n)],
-        "epoch millis": [str(rnd.randrange(1_600_000_000_000, 1_800_000_000_000))
-                         for _ in range(n)],
-        "uuids": [str(uuid.UUID(int=rnd.getrandbits(128), version=4)) for _ in range(n)],
-        "9-digit numbers": [str(rnd.randrange(10**8, 10**9)) for _ in range(n)],
-        "16-digit, not Luhn": [d for d in sixteen if luhn_fails(d)][:n],
-        "versions": [f"{'v' if i % 3 == 0 else 'version ' if i % 3 == 1 else ''}"
-                     f"{rnd.randint(0, 30)}.{rnd.randint(0, 300)}.{rnd.randint(0, 9999)}"
-                     for i in range(n)],
-        "git shas": [f"{rnd.getrandbits(160):040x}" for _ in range(n)],
-        "base64 blobs": [base64.b64encode(rnd.randbytes(rnd.randint(20, 90))).decode()
-                         for _ in range(n)],
-        "sk- words": [rnd.choice(["skeleton", "task-force", "desk-lamp", "risk-free", "ask-me"])
-                      + f" {rnd.randint(1, 99)}" for _ in range(n)],
-        "amounts": [f"${rnd.randint(1, 10**6):,}.{rnd.randint(0, 99):02d}" for _ in range(n)],
-    }
-
-
-def _findings(text: str) -> list[tuple[int, int, str]]:
-    raw = text.encode()
-    return [(s, e, d.name) for s, e, d in scan(Text(raw), DETECTORS)]
+# Recall floors per category (the personal types, national_id) and per national identifier.
+RECALL_FLOORS: dict[str, float] = {
+    "email": 1.0,  # Presidio 1.000
+    "phone": 0.99,  # Presidio 0.890
+    "credit_card": 0.99,  # Presidio 0.727
+    "iban": 1.0,  # Presidio 0.987
+    "ip_address": 1.0,  # Presidio 1.000
+    "national_id": 0.99,  # Presidio 0.762 (no recognizer of fr_nir, br_cpf, ch_ahv)
+    "us_ssn": 1.0,  # Presidio 1.000
+    "uk_nino": 1.0,  # Presidio 1.000
+    # Six of the set's Steuer-IDs repeat a digit three times in a row, which ELSTER's
+    # rules (Prüfung der Steuer- und Steueridentifikationsnummer, ch. 2) never issue.
+    "de_tax_id": 1.0,  # Presidio 1.000
+    "fr_nir": 1.0,  # Presidio 0.000
+    "es_nif": 1.0,  # Presidio 1.000
+    "es_nie": 1.0,  # Presidio 1.000
+    "it_fiscal_code": 1.0,  # Presidio 1.000
+    "nl_bsn": 1.0,  # Presidio 1.000
+    "br_cpf": 1.0,  # Presidio 0.000
+    "in_aadhaar": 1.0,  # Presidio 1.000
+    "se_personnummer": 1.0,  # Presidio 1.000
+    "pl_pesel": 1.0,  # Presidio 1.000
+    "fi_hetu": 1.0,  # Presidio 1.000
+    "ch_ahv": 1.0,  # Presidio 0.000
+}
+# Secrets (Presidio has no recognizer of any: 0.000 each); the goal is 0.95 overall.
+SECRETS_FLOOR = 0.98
+VENDOR_FLOORS: dict[str, float] = {
+    "github": 1.0, "gitlab": 1.0, "slack": 1.0, "stripe": 1.0, "openai": 1.0, "anthropic": 1.0,
+    "aws": 1.0, "aws_secret": 1.0, "google": 1.0, "npm": 1.0, "sendgrid": 1.0,
+    "huggingface": 1.0, "twilio": 1.0, "mailgun": 0.8, "azure_storage": 1.0,
+}
+# Hard negatives: the share of samples flagged, overall (the goal: below 0.005; Presidio
+# 0.145) and per kind (every kind not named: none flagged).
+NEGATIVES_CEILING = 0.01
+NEGATIVE_CEILINGS: dict[str, float] = {
+    "isbn": 0.03,  # Presidio 0.320
+    "not_luhn_16": 0.04,  # Presidio 0.090
+    "tracking_number": 0.04,  # Presidio 0.100
+}
+PRECISION_FLOOR = 0.99  # findings on a label, over the whole set; Presidio 0.937
 
 
 @cache
-def recall_by_detector() -> dict[str, tuple[int, int]]:
-    """Detector -> (entities found by it, entities)."""
-    out = {}
-    for name, values in _entities().items():
-        hits = 0
-        for i, value in enumerate(values):
-            text = TEMPLATES[i % len(TEMPLATES)].format(value)
-            start = text.encode().index(value.encode())
-            end = start + len(value.encode())
-            hits += any(d == name and s <= start and end <= e for s, e, d in _findings(text))
-        out[name] = (hits, len(values))
-    return out
+def scores() -> dict[str, Score]:
+    """tollgate's scores on each group of the set (built and scored once per process)."""
+    find = tollgate_finder()
+    s = labelled_set()
+    return {"personal": score(s.personal, find), "secrets": score(s.secrets, find),
+            "negatives": score(s.negatives, find)}
 
 
-@cache
-def false_positives() -> dict[str, tuple[int, int]]:
-    """Look-alike kind -> (texts with any finding, texts)."""
-    return {
-        kind: (sum(bool(_findings(f"ref {v} ok")) for v in values), len(values))
-        for kind, values in _look_alikes().items()
-    }
+def _recall(kind: str) -> tuple[float, int, int]:
+    personal = scores()["personal"]
+    tally = personal.recall[kind] if kind in personal.recall else personal.category(kind)
+    return tally.rate, tally.hits, tally.total
 
 
-@pytest.mark.parametrize("detector", sorted(FLOORS))
-def test_recall(detector: str) -> None:
-    hits, total = recall_by_detector()[detector]
-    recall = hits / total
-    print(f"{detector}: recall {recall:.4f} ({hits}/{total})")
-    assert recall >= FLOORS[detector], f"{detector}: recall {recall:.4f} ({hits}/{total})"
+def test_floors_name_every_type_of_the_set() -> None:
+    """A type the set gains (or a vendor, or a hard negative kind) gets a floor here."""
+    personal, secrets = scores()["personal"], scores()["secrets"]
+    assert set(personal.recall) <= set(RECALL_FLOORS)
+    assert {v.name for v in VENDORS} == set(VENDOR_FLOORS)
+    assert set(NEGATIVE_CEILINGS) <= set(NEGATIVES)
+    assert len(secrets.recall) == len(VENDORS)
 
 
-@pytest.mark.parametrize("kind", sorted(_look_alikes()))
-def test_look_alikes_are_left_alone(kind: str) -> None:
-    flagged, total = false_positives()[kind]
-    print(f"{kind}: {flagged}/{total} flagged")
-    assert flagged / total <= 0.01, f"{kind}: {flagged}/{total} flagged"
+@pytest.mark.parametrize("kind", [k for k, floor in RECALL_FLOORS.items() if floor > 0])
+def test_recall(kind: str) -> None:
+    rate, hits, total = _recall(kind)
+    assert total >= 15, f"{kind}: only {total} labels"
+    assert rate >= RECALL_FLOORS[kind], f"{kind}: recall {rate:.3f} ({hits}/{total})"
+
+
+def test_secrets_recall() -> None:
+    tally = scores()["secrets"].category("secret")
+    assert tally.rate >= SECRETS_FLOOR, f"secrets: {tally.rate:.3f} ({tally.hits}/{tally.total})"
+
+
+@pytest.mark.parametrize("name", [k for k, floor in VENDOR_FLOORS.items() if floor > 0])
+def test_vendor_recall(name: str) -> None:
+    tally = scores()["secrets"].recall[f"secret:{name}"]
+    assert tally.rate >= VENDOR_FLOORS[name], (
+        f"{name}: {tally.rate:.3f} ({tally.hits}/{tally.total})")
+
+
+def test_hard_negatives_flagged() -> None:
+    negatives = scores()["negatives"]
+    assert negatives.false_positive_rate < NEGATIVES_CEILING, {
+        kind: t.hits for kind, t in negatives.flagged.items() if t.hits}
+
+
+@pytest.mark.parametrize("kind", sorted(NEGATIVES))
+def test_hard_negative_kind(kind: str) -> None:
+    tally = scores()["negatives"].flagged[kind]
+    assert tally.total >= 50
+    assert tally.rate <= NEGATIVE_CEILINGS.get(kind, 0.0), (
+        f"{kind}: {tally.hits}/{tally.total} flagged")
 
 
 def test_precision() -> None:
-    true_positives = sum(hits for hits, _ in recall_by_detector().values())
-    false = sum(flagged for flagged, _ in false_positives().values())
-    precision = true_positives / (true_positives + false)
-    print(f"precision {precision:.4f} ({true_positives} true, {false} false)")
-    assert precision >= 0.99
+    true = sum(s.true_findings for s in scores().values())
+    false = sum(s.false_findings for s in scores().values())
+    assert true / (true + false) >= PRECISION_FLOOR, f"{true} true, {false} false findings"

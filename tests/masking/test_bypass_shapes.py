@@ -41,7 +41,8 @@ JSON_SHAPES: list[tuple[str, Any, Any]] = [
     ("sql-columns-rows", {"columns": ["id", "password", "ssn"],
                           "rows": [[1, "hunter2-horse", "219-09-9999"], [2, "x", None]]},
      {"columns": ["id", "password", "ssn"],
-      "rows": [[1, "[REDACTED:FIELD]", "[REDACTED:US_SSN]"], [2, "[REDACTED:FIELD]", None]]}),
+      # The password is a secret by its looks too: the detector's label wins over the field's.
+      "rows": [[1, "[REDACTED:SECRET]", "[REDACTED:US_SSN]"], [2, "[REDACTED:FIELD]", None]]}),
     ("datasette-arrays", {"ok": True, "columns": ["name", "api_key"],
                           "rows": [["Ada", "k-123"]], "truncated": False},
      {"ok": True, "columns": ["name", "api_key"], "rows": [["Ada", "[REDACTED:FIELD]"]],
@@ -88,6 +89,19 @@ TEXT_SHAPES: list[tuple[str, str, str]] = [
     ("iban-lower", "iban de89370400440532013000", "de89370400440532013000"),
     ("iban-lower-spaced", "iban de89 3704 0044 0532 0130 00", "0532 0130"),
     ("full-width-email", "mail " + full_width("ann@example.com"), full_width("ann")),
+    # issue 39: every shape a value takes in text
+    ("tabbed-card", "card\t4111\t1111\t1111\t1111\tok", "1111\t1111"),
+    ("underscored-card", "card 4111_1111_1111_1111", "1111_1111"),
+    ("spaced-dash-card", "card 4111 - 1111 - 1111 - 1111", "1111 - 1111"),
+    ("glued-card", "cardno4111111111111111exp", "4111111111111111"),
+    ("spelled-email", "mail jo.doe (at) example (dot) com", "jo.doe"),
+    ("word-spelled-email", "mail jo dot doe at example dot com now", "jo dot doe"),
+    ("url-encoded-email", "mailto:jo%40example.com", "jo%40"),
+    ("glued-jwt", "authBearereyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "c2lnbmF0"),
+    ("base64-pem", "key " + "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JSUJWUUlCQURBTkJna3Foa2lHOXcw"
+     "QkFRRUZBQVNDQVQ4d2dnRTdBZ0VBQWtFQQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0t", "LS0tLS1C"),
+    ("putty-key", "PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nPrivate-Lines: 1\n"
+     "AAAAgQCxyz0123456789abcdefABCDEF\nPrivate-MAC: 0123456789abcdef", "AAAAgQCxyz"),
 ]
 TEXT_LOOKALIKES: list[tuple[str, str]] = [
     ("full-width-order-id", "order " + digits_in(FULL_WIDTH, "4111 1111 1111 1112")),  # Luhn
@@ -99,6 +113,11 @@ TEXT_LOOKALIKES: list[tuple[str, str]] = [
     ("hex-id-not-iban", "id de89370400440532013001"),  # fails mod-97
     ("long-run-of-invisibles", "4111" + "\u200b" * 17 + "111111111111"),
     ("accents-and-dashes", "Grüße \u2014 naïve café, 12\u201314 Uhr"),
+    ("hex-id-with-a-card-run", "sha c0ffee4111111111111111beef"),
+    ("table-row-of-numbers", "5612\t3456\t7890\t1234\t5678"),
+    ("prose-at-a-site", "I looked at example.com (at least twice)"),
+    ("assembly-version", 'AssemblyVersion("10.2.3.4")'),
+    ("pinned-version", "pip install pkg==10.2.3.4 and foo-10.2.3.4.tar.gz"),
 ]
 
 

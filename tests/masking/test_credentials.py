@@ -1,5 +1,8 @@
 """Cloud and SaaS credentials: AWS, GitHub, GitLab, Slack, Stripe, OpenAI.
 
+AWS ids are found with every IAM prefix (AKIA, ASIA, AGPA, AIDA, AROA, AIPA, ANPA, ANVA,
+APKA, ABIA, ACCA, and the early A3T), in upper case; AKIA and ASIA ids in lower case too.
+
 An AWS secret access key is 40 base64 characters and nothing more: it is a finding only
 within 160 bytes after an AWS word ("aws", "secret_access_key", "SecretAccessKey") or an
 AWS key id. OpenAI keys (and AWS secrets) must mix upper case, lower case and digits,
@@ -41,7 +44,13 @@ OPENAI = "sk-" + "T3BlbkFJ" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE"
         ("stripe_key", "sk_test_" + "4eC39HqLyjWDarjt", ["sk_test_4eC39HqLyjWDarjt"]),
         ("openai_key", f"OPENAI_API_KEY={OPENAI}", [OPENAI]),
         ("openai_key", "sk-proj-" + "Ab1_Cd2-" * 8, ["sk-proj-" + "Ab1_Cd2-" * 8]),
+        *(("aws_access_key_id", f"arn {p}IOSFODNN7EXAMPLE.", [f"{p}IOSFODNN7EXAMPLE"])
+          for p in ("AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA", "ABIA", "ACCA")),
+        ("aws_access_key_id", "A3TXIOSFODNN7EXAMPLE", ["A3TXIOSFODNN7EXAMPLE"]),
         # negatives
+        ("aws_access_key_id", "AXPAIOSFODNN7EXAMPLE", []),  # no IAM prefix
+        ("aws_access_key_id", "aroaiosfodnn7example", []),  # lower case: AKIA, ASIA only
+        ("aws_access_key_id", "AROAIOSFODNN7EXAMPLE1", []),  # 21 characters
         ("aws_access_key_id", "AKIAIOSFODNN7EXAMPL", []),  # 19 characters
         ("aws_access_key_id", "XAKIAIOSFODNN7EXAMPLE", []),
         ("aws_access_key_id", "asiapacificheadquart", []),  # lower case without a digit

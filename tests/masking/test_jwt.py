@@ -25,7 +25,8 @@ UNSIGNED = "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."
         ("eyJub3QiOiJhIGp3dCJ9.eyJzdWIiOiIxIn0.c2ln", []),  # header without "alg"
         ("eyJhbGciOiJIUzI1Ni.eyJzdWIiOiIxIn0.abc", []),  # header is not JSON
         ("eyJhbGciOiJIUzI1NiJ9", []),  # one part
-        ("xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc", []),  # inside another token
+        # glued to a word (`Bearer` without its space): the header tells the token
+        ("xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc", ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc"]),
         ("c29tZSBiYXNlNjQgYmxvYg.c29tZQ.YmxvYg", []),  # base64, not a JWT
     ],
 )

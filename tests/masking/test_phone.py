@@ -2,7 +2,8 @@
 
 International (+CC ...), North American with separators, a parenthesised area code,
 national numbers with a trunk 0 and a separator, and a bare 10-15 digit run only after
-a phone word (or under a phone key in JSON).
+a phone word (or under a phone key in JSON). Each country's own forms, checked against
+libphonenumber: test_phone_national.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.masking.conftest import found
         ("(0406)-812415", ["(0406)-812415"]),
         ("tel: 4155552671", ["4155552671"]),
         ("phones\x010612345678", ["0612345678"]),  # a JSON key as context
+        ("030 123 456 78", ["030 123 456 78"]),  # was cut short at "030 123 456"
         # negatives
         ("2026-11-23T05:10:00Z", []),
         ("2026-11-23 14:05:33", []),

@@ -11,7 +11,10 @@ def test_every_detector_has_a_stable_name_and_entity() -> None:
     assert {d.name for d in DETECTORS} == {
         "credit_card", "us_ssn", "iban", "email", "phone", "ip_address", "aws_access_key_id",
         "aws_secret_key", "github_token", "gitlab_token", "slack_token", "stripe_key",
-        "openai_key", "jwt", "private_key", "connection_password",
+        "openai_key", "jwt", "private_key", "connection_password", "vendor_key",
+        "generic_secret", "uk_nino", "in_aadhaar", "de_tax_id", "nl_bsn", "es_nif",
+        "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr", "ca_sin", "au_tfn",
+        "fi_hetu", "br_cpf", "ch_ahv",
     }
     assert all(d.entity.isupper() for d in DETECTORS)
 

@@ -1,15 +1,22 @@
-"""us_ssn: SSA issuing rules; dashed anywhere, spaced or bare 9 digits only after a context word.
+"""us_ssn: SSA issuing rules; dashed anywhere, any other way only with a cue.
 
 A bare 9-digit number is far more often an order id, a routing number or a zip+4 than
-an SSN: without "ssn", "social security" or the like within 48 bytes before it (or in
-its JSON key), it is not one.
+an SSN, and spaced, dotted or slashed digits are dates, versions and phone fragments:
+without "ssn", "social security", "tax id" or the like within 48 bytes before it, in its
+JSON key or its CSV column's header, such a number is not one. Each way of writing an
+SSN below is a class: found with a cue, left alone without one.
 """
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from extproc.masking import Masker, MaskSpec
 from tests.masking.conftest import found
+
+NO_FIELDS = MaskSpec(fields=frozenset())  # "ssn" is a default field rule: the detector alone
 
 
 @pytest.mark.parametrize(
@@ -49,6 +56,155 @@ def test_us_ssn(text: str, expected: list[str]) -> None:
     assert found("us_ssn", text) == expected
 
 
+# One class per way of writing it: (the SSN as written, found with a cue, without one).
+FORMS = {
+    "dashes": ("078-05-1120", True),
+    "spaces": ("078 05 1120", False),
+    "dots": ("078.05.1120", False),
+    "slashes": ("078/05/1120", False),
+    "underscores": ("078_05_1120", False),
+    "tabs": ("078\t05\t1120", False),
+    "runs of spaces": ("078  05   1120", False),
+    "spaces and a tab": ("078 \t05 1120", False),
+    "none": ("078051120", False),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("cue", ["SSN", "ssn:", "Social security no.", "tax ID", "Taxpayer ID:",
+                                 "national id", "TIN:", "ITIN"])
+def test_each_form_is_found_after_a_cue(form: str, cue: str) -> None:
+    value, _ = FORMS[form]
+    assert found("us_ssn", f"{cue} {value} on file") == [value]
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_only_dashes_need_no_cue(form: str) -> None:
+    value, alone = FORMS[form]
+    assert found("us_ssn", f"ref {value} ok") == ([value] if alone else [])
+
+
+@pytest.mark.parametrize(
+    "key", ["ssn", "SSN", "tax_id", "taxId", "taxpayer_id", "national_id", "social", "ssn_number",
+            "tin", "TIN", "itin", "customer_ssn", "social_security_number"])
+@pytest.mark.parametrize("form", ["none", "spaces", "dots"])
+def test_a_json_key_is_a_cue(masker: Masker, key: str, form: str) -> None:
+    value, _ = FORMS[form]
+    masked, counts = masker.mask_json({"id": 7, key: value, "note": "x"}, NO_FIELDS)
+    assert masked[key] == "[REDACTED:US_SSN]" and counts == {"us_ssn": 1}
+
+
+@pytest.mark.parametrize("key", ["id", "order_id", "routing", "zip", "phone_ext", "tint", "costin",
+                                 "social_media", "tin_can_count"])
+def test_other_keys_are_no_cue(key: str) -> None:
+    assert found("us_ssn", f"{key}\x01078051120\x00") == []
+
+
+@pytest.mark.parametrize("key", ["id_number", "identity", "personal_id", "tax_number"])
+def test_the_other_ids_english_keys_are_no_ssn_cue(key: str) -> None:
+    """They are cues of every other id (national_ids._ANY_ID), whose checksums pass one
+    number in ten or fewer; SSN rules pass most 9-digit numbers."""
+    assert found("us_ssn", f"{key}\x01078051120\x00") == []
+    assert found("us_ssn", f"{key}: 078 05 1120") == []
+
+
+@pytest.mark.parametrize("sep", [",", "\t", "|", ";"])
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_a_csv_header_is_a_cue(masker: Masker, sep: str, quote: str) -> None:
+    header = sep.join(["id", "name", f"{quote}Tax ID{quote}", "city"])
+    rows = [sep.join(["1", "Ann", f"{quote}078051120{quote}", "Paris"]),
+            sep.join(["2", "Bob", f"{quote}536 90 1234{quote}", "Rome"])]
+    masked, counts = masker.mask_text("\r\n".join([header, *rows]), NO_FIELDS, delimiter=sep)
+    assert counts == {"us_ssn": 2}
+    assert "078051120" not in masked and "536 90 1234" not in masked
+
+
+def test_another_columns_header_is_no_cue() -> None:
+    filler = ",".join(["x" * 20] * 3)
+    text = f"id,ssn,order\n{filler}\n1,078-05-1120,{' ' * 40}536901234\n"
+    assert found("us_ssn", text) == ["078-05-1120"]
+
+
+def test_a_header_cell_is_no_finding() -> None:
+    """The first line has no header above it: a header that is itself a number stays."""
+    assert found("us_ssn", "ssn,536901234\n1,2\n") == ["536901234"]  # the "ssn" word before
+    assert found("us_ssn", "x,536901234\n1,2\n") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SSN:078-05-1120x", ["078-05-1120"]),
+        ("ssn: a078051120", ["078051120"]),
+        ("ssn\x01078051120b\x00", ["078051120"]),
+        ("SSN 078 05 1120Z", ["078 05 1120"]),
+        # negatives: no cue, a word (two letters or more), or digits glued
+        ("a078051120", []),
+        ("078-05-1120x", []),
+        ("ref ab078051120", []),
+        ("ssn: ab078051120", []),
+        ("ssn: 078051120ab", []),
+        ("ssn: 1078051120", []),
+        ("ssn: a1078051120", []),
+    ],
+)
+def test_a_letter_glued_to_either_end(text: str, expected: list[str]) -> None:
+    assert found("us_ssn", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ITIN: 912-70-1234", ["912-70-1234"]),
+        ("itin\x01912701234\x00", ["912701234"]),
+        ("tax id 950-65-4321", ["950-65-4321"]),
+        ("912-70-1234", []),  # an ITIN without a cue: SSN-shaped, not SSN-valid
+        ("itin: 912-69-1234", []),  # group 69: no ITIN range
+        ("itin: 912-93-1234", []),
+    ],
+)
+def test_itins_after_a_cue(text: str, expected: list[str]) -> None:
+    assert found("us_ssn", text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 078051120 shipped",  # 9-digit order id
+        "zip 94105-1234",  # zip+4
+        "routing 021000021",  # ABA routing number
+        "call 415 555 2671 or 415.555.2671",  # phone fragments
+        "dated 2024.05.1234",
+        "on 12/05/2024 at 10:30",  # dates
+        "build 123.45.6789",  # a version
+        "ids 078 05 1120 and 078.05.1120",  # spaced and dotted, no cue
+        "in tin cans: 078051120",  # "tin" as a word, not a key
+        "social media 078051120",
+        "ssn: 12-345-6789",  # other grouping
+        "ssn: 078-05-1120-44",  # more digits after
+        "ssn: 078 05 1120 44",
+        "ssn: 078.05.11200",
+        "ssn: 078//05//1120",  # doubled punctuation is no SSN separator
+    ],
+)
+def test_look_alikes_stay(text: str) -> None:
+    assert found("us_ssn", text) == []
+
+
 def test_context_is_only_the_value_and_its_key() -> None:
     """In a JSON document's joined text, another value's "ssn" is no context."""
     assert found("us_ssn", "note\x01ssn\x00id\x01536901234\x00") == []
+
+
+@given(area=st.integers(1, 899).filter(lambda a: a != 666), group=st.integers(1, 99),
+       serial=st.integers(1, 9999), sep=st.sampled_from(["-", " ", ".", "/", "_", "\t", "  ", ""]))
+def test_every_valid_ssn_after_a_cue_is_found(area: int, group: int, serial: int,
+                                              sep: str) -> None:
+    value = f"{area:03d}{sep}{group:02d}{sep}{serial:04d}"
+    assert found("us_ssn", f"SSN {value}") == [value]
+    assert found("us_ssn", f"tax_id\x01{value}\x00") == [value]
+
+
+@given(number=st.integers(100_000_000, 999_999_999), key=st.sampled_from(["id", "order", "ref"]))
+def test_no_bare_nine_digits_without_a_cue(number: int, key: str) -> None:
+    assert found("us_ssn", f"{key}\x01{number}\x00 {key}: {number}") == []

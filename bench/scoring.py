@@ -1,0 +1,148 @@
+"""Scoring a masker on labelled samples: recall per kind, false positives, precision.
+
+A masker is seen as a `Finder`: text in, findings out, each a character span and the
+category of what it found (bench/labelled.py's categories). A label counts as found
+when findings of its own category cover every letter and digit of it: a finding that
+stops short of a phone number's `+` still masks it, one that leaves digits out does not,
+and a phone detector's finding on a national identifier does not count for either (the
+set judges types; a masker that only masked everything would still fail precision).
+
+tollgate is judged by its detectors, each run on its own (as `scan` does before merging
+overlaps), read from `catalog.DETECTORS` when the finder is made, so that detectors added
+to the catalog are judged without a change here. Key-name rules (`MaskSpec.fields`) are
+left out: they mask a value by its key, whatever it is, and would make any figure here
+a figure of the key names the set happens to use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from bench.labelled import SECRET, Sample, Span, category
+from extproc.masking import catalog, detectors, keys, national_ids, phones
+from extproc.masking.detectors import Detector, Text
+
+Finding = tuple[int, int, str]  # start, end (characters), category
+Finder = Callable[[str], list[Finding]]
+
+# tollgate's entity names of the shared personal-data categories.
+_BY_ENTITY = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "CREDIT_CARD": "credit_card",
+              "IBAN_CODE": "iban", "IP_ADDRESS": "ip_address"}
+
+
+def tollgate_category(d: Detector) -> str:
+    """The category a detector's findings count in: its family module's, else its
+    entity's; whatever else it finds is a secret (keys, tokens, passwords, JWTs)."""
+    if d in phones.DETECTORS:
+        return "phone"
+    if d in national_ids.DETECTORS:
+        return "national_id"
+    if d in keys.DETECTORS:
+        return "secret"
+    return _BY_ENTITY.get(d.entity, "secret")
+
+
+def tollgate_finder(only: Iterable[Detector] | None = None) -> Finder:
+    """Findings of each detector (`only` these, or the catalog's as it is now), unmerged.
+
+    Gates are asked through the module (`detectors.gate_passes`), so that the tests'
+    check of every gate (tests/masking/conftest.py) covers the labelled set too.
+    """
+    chosen = [(d, tollgate_category(d)) for d in (catalog.DETECTORS if only is None
+                                                   else only)]
+
+    def find(text: str) -> list[Finding]:
+        raw = text.encode("utf-8", "surrogatepass")
+        t = Text(raw)
+        spans = [(t.to_source(s), t.to_source(e), cat) for d, cat in chosen
+                 if detectors.gate_passes(d, t) for s, e in d.find(t)]
+        if text.isascii():
+            return spans
+        chars = [len(raw[:pos].decode("utf-8", "ignore")) for pos in range(len(raw) + 1)]
+        return [(chars[s], chars[e], cat) for s, e, cat in spans]
+
+    return find
+
+
+def covered(text: str, span: Span, findings: list[Finding]) -> bool:
+    """Whether findings of the label's category cover every letter and digit of it."""
+    want = category(span.kind)
+    mine = [(s, e) for s, e, cat in findings if cat == want and s < span.end and e > span.start]
+    return all(any(s <= i < e for s, e in mine)
+               for i in range(span.start, span.end) if text[i].isalnum())
+
+
+@dataclass
+class Tally:
+    hits: int = 0
+    total: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.total if self.total else 0.0
+
+    def add(self, hit: bool) -> None:
+        self.hits += hit
+        self.total += 1
+
+
+@dataclass
+class Score:
+    """What one finder did on a set: recall per label kind, hard negatives flagged per
+    kind, findings true (on a label) and false, and the time it took on how many bytes."""
+
+    recall: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    flagged: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    true_findings: int = 0
+    false_findings: int = 0
+    seconds: float = 0.0
+    size: int = 0
+
+    def category(self, name: str) -> Tally:
+        """Recall over every kind of a category (national_id, secret, or a PERSONAL kind)."""
+        out = Tally()
+        for kind, tally in self.recall.items():
+            if category(kind) == name:
+                out.hits += tally.hits
+                out.total += tally.total
+        return out
+
+    @property
+    def false_positive_rate(self) -> float:
+        """Share of hard-negative samples with any finding."""
+        return sum(t.hits for t in self.flagged.values()) / max(
+            1, sum(t.total for t in self.flagged.values()))
+
+    @property
+    def precision(self) -> float:
+        return self.true_findings / max(1, self.true_findings + self.false_findings)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.size / self.seconds / 1e6 if self.seconds else 0.0
+
+
+def score(samples: Iterable[Sample], finder: Finder, into: Score | None = None) -> Score:
+    """Runs `finder` on each sample and tallies it (into `into`, to add sets together)."""
+    out = Score() if into is None else into
+    for sample in samples:
+        start = time.perf_counter()
+        findings = finder(sample.text)
+        out.seconds += time.perf_counter() - start
+        out.size += len(sample.text.encode("utf-8", "surrogatepass"))
+        for span in sample.spans:
+            out.recall[span.kind].add(covered(sample.text, span, findings))
+        if not sample.spans:
+            out.flagged[sample.origin].add(bool(findings))
+        true = sum(any(s < span.end and e > span.start for span in sample.spans)
+                   for s, e, _ in findings)
+        out.true_findings += true
+        out.false_findings += len(findings) - true
+    return out
+
+
+def vendor(kind: str) -> str:
+    return kind.removeprefix(SECRET)

@@ -1,0 +1,144 @@
+"""Secrets known only by the name they are given: `password: hunter2-Xy9`, `API_KEY=…`,
+`"token" => "…"`, `--password …`, a JSON value under `db_password`.
+
+A value is a candidate when it is assigned to a key-like name: one ending in a word of
+`_ENDINGS` (`db_password`, `GITHUB_TOKEN`, `x-api-key`), after `:`, `=`, `:=`, `=>`, `==`,
+a JSON key's SOH, or a space after a `--flag`. Most such values are not secrets: code
+(`password = settings.DB_PASSWORD`, `token = get_token()`), prose (`Token: 5 minutes`),
+placeholders (`<your-token>`, `${TOKEN}`, `changeme`, `xxxx`), booleans, numbers, dates,
+paths and URLs. So a candidate is a finding only if it looks generated: a password (8
+characters or more) has letters and digits, or three kinds of character of lower,
+upper, digit and symbol; any other secret is 16 characters or more with at least four
+letters and a digit, and Shannon entropy of 3 bits a character or more. JSON keys in
+masker.DEFAULT_FIELDS (`password`, `token`...) are masked whole before this is asked
+(as SECRET when this finds all of the value); this covers the other names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import cast
+
+from extproc.masking.detectors import Text
+from extproc.masking.vendor_rules import entropy
+
+# Words one of which a key-like name holds (gate literals; any case).
+NAMES: tuple[bytes, ...] = (
+    b"secret", b"token", b"password", b"passwd", b"pwd", b"passphrase", b"apikey", b"api_key",
+    b"api-key", b"auth", b"credential", b"creds", b"private",
+)
+# How a key-like name ends, normalised (lower case, without `_`, `-`, `.`).
+_ENDINGS = (b"secret", b"secretkey", b"token", b"apikey", b"password", b"passwd", b"pwd",
+            b"passphrase", b"auth", b"credential", b"credentials", b"creds", b"private",
+            b"privatekey")
+_PASSWORDS = (b"password", b"passwd", b"pwd", b"passphrase")
+# Names that end like a secret's and are not: pagination cursors an agent must pass back.
+_NOT_SECRETS = (b"pagetoken", b"nexttoken", b"continuationtoken", b"synctoken",
+                b"cursortoken", b"resumetoken")
+_NORMALISE = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+
+MAX_VALUE = 256
+_NAME = re.compile(rb"[A-Za-z0-9_.-]{0,64}")  # read forward, or backward on a reversed slice
+_SEPARATOR = re.compile(rb"[\"']?[ \t]{0,4}(?:\x01|=>|:=|==?|:)[ \t]{0,4}")
+_FLAG_SEPARATOR = re.compile(rb"(?:=|[ \t]{1,4})")
+_QUOTED = {q: re.compile(rb"%s([^%s\n\x00]{1,%d})%s" % (q, q, MAX_VALUE, q))
+           for q in (b'"', b"'", b"`")}
+# A bare value ends at a space, a quote, `,` `;`, or an `&` that starts a URL query's
+# next parameter (`&page=2`; any other `&` is part of a password).
+_BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]|&(?![A-Za-z0-9_.-]{1,64}=)){1,%d}"
+                   % (MAX_VALUE + 1))
+_JSON_VALUE = re.compile(rb"[^\x00]{1,%d}" % (MAX_VALUE + 1))
+_TRAILING = b".)]}"
+
+# Values that are not secrets whatever their characters.
+_PLACEHOLDER = re.compile(
+    rb"(?i)your|example|placeholder|redacted|changeme|change_me|dummy|sample|xxxx|\*\*\*"
+    rb"|^[<$%{]|[>}]$|://|^(?:\.{0,2}/|~/|[a-z]:\\)")
+_CODE = re.compile(rb"[A-Za-z0-9_][(\[]|[{}]")  # a call, an index, a template: `get(`
+_TIMESTAMP = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DOTTED_NAME = re.compile(rb"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z_]*)+")
+_LOWER, _UPPER, _DIGIT = (frozenset(range(a, b + 1)) for a, b in (
+    (0x61, 0x7A), (0x41, 0x5A), (0x30, 0x39)))
+_LETTERS = _LOWER | _UPPER
+
+
+def _kinds(value: bytes) -> tuple[bool, bool, bool, bool]:
+    chars = set(value)
+    lower, upper, digit = bool(chars & _LOWER), bool(chars & _UPPER), bool(chars & _DIGIT)
+    return lower, upper, digit, bool(chars - _LOWER - _UPPER - _DIGIT)
+
+
+def looks_generated(value: bytes, password: bool) -> bool:
+    """Whether a value assigned to a key-like name is a secret rather than code, prose,
+    a placeholder, a number, a path or a URL."""
+    if not 8 <= len(value) <= MAX_VALUE or any(c in b" \t\r\n" for c in value):
+        return False
+    if _PLACEHOLDER.search(value) or _DOTTED_NAME.fullmatch(value) or _CODE.search(value):
+        return False
+    lower, upper, digit, symbol = _kinds(value)
+    letters = lower or upper
+    if password:
+        return letters and (digit or lower + upper + digit + symbol >= 3)
+    if _TIMESTAMP.match(value) or sum(1 for c in value if c in _LETTERS) < 4:
+        return False
+    return len(value) >= 16 and letters and digit and entropy(value) >= 3.0
+
+
+def candidates(t: Text, positions: Mapping[bytes, list[int]]) -> list[tuple[int, int, bool]]:
+    """Values assigned to key-like names, given where the words of `NAMES` occur in `t`
+    (literals.py): start, end, and whether the name is a password's. Read once per
+    text (aws_secret_key asks too)."""
+    memo = t.memo.get(__name__)
+    if memo is None:
+        memo = t.memo[__name__] = list(_candidates(t, positions))
+    return cast("list[tuple[int, int, bool]]", memo)  # a string: no alias built per call
+
+
+def _candidates(t: Text, positions: Mapping[bytes, list[int]]) -> Iterator[tuple[int, int, bool]]:
+    seen: set[int] = set()
+    for word in NAMES:
+        for pos in positions.get(word, ()):
+            start, end = _name_span(t.raw, pos, pos + len(word))
+            if end not in seen:
+                seen.add(end)
+                found = _value(t, start, end)
+                if found is not None:
+                    yield found
+
+
+def _name_span(raw: bytes, s: int, e: int) -> tuple[int, int]:
+    """The name a word is part of: name characters either side, 64 bytes at most."""
+    back = _NAME.match(raw[max(0, s - 64) : s][::-1])
+    ahead = _NAME.match(raw, e)
+    return s - (back.end() if back else 0), ahead.end() if ahead else e
+
+
+def _value(t: Text, start: int, end: int) -> tuple[int, int, bool] | None:
+    """The value assigned to the name at `start:end`, if it is a key-like name and a
+    value follows it."""
+    name = t.raw[start:end].translate(_NORMALISE, b"_-.")
+    if not name.endswith(_ENDINGS) or name.endswith(_NOT_SECRETS):
+        return None
+    password = name.endswith(_PASSWORDS)
+    flag = t.raw.startswith(b"--", start)
+    sep = (_FLAG_SEPARATOR if flag else _SEPARATOR).match(t.raw, end)
+    if sep is None:
+        return None
+    at = sep.end()
+    if sep.group().endswith(b"\x01"):  # a JSON value: all of it, up to its NUL
+        m = _JSON_VALUE.match(t.raw, at)
+        span = m.span() if m else None
+    elif (quote := _QUOTED.get(t.raw[at : at + 1])) is not None:
+        m = quote.match(t.raw, at)
+        span = m.span(1) if m else None
+    else:
+        m = _BARE.match(t.raw, at)
+        span = (m.start(), m.start() + len(m.group().rstrip(_TRAILING))) if m else None
+    return (*span, password) if span and span[1] - span[0] <= MAX_VALUE else None
+
+
+def find(t: Text, positions: Mapping[bytes, list[int]]) -> list[tuple[int, int]]:
+    """The candidates that look generated (see `looks_generated`)."""
+    return [(s, e) for s, e, password in candidates(t, positions)
+            if looks_generated(t.raw[s:e], password)]

@@ -1,0 +1,201 @@
+"""The one Hyperscan pass (prefilter.py), and the finders that read it instead of looking
+again: each gives what a plain reading of its rule gives (a reference written here the
+simple way, with `re` and `bytes.find`), on texts built to hold near misses."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extproc.masking import checks, keys, phones
+from extproc.masking.detectors import (
+    _IBAN,
+    _IBAN_COUNTRIES,
+    _IBAN_LOWER,
+    BASE64,
+    Text,
+    _iban,
+    iban,
+)
+from extproc.masking.masker import _assignments
+from extproc.masking.prefilter import Pass
+
+
+def test_every_occurrence_of_a_pattern_is_reported_by_its_end() -> None:
+    p = Pass()
+    word = p.literal(b"ab", caseless=True)
+    first = p.literal(b"ab", first=True)
+    shaped = p.literal(b"00", shape=True)
+    hits = p.scan(b"ab AB aab", b"aa AA aaa")
+    assert hits[word] == [2, 5, 9]  # any case, overlapping none here
+    assert hits[first] == [2]  # the first only
+    assert shaped not in hits  # a shape without a digit is not scanned
+    assert p.scan(b"12x", b"00x")[shaped] == [2]
+
+
+def test_a_pattern_added_after_the_first_scan_is_refused() -> None:
+    p = Pass()
+    p.literal(b"x")
+    p.scan(b"x", b"x")
+    with pytest.raises(RuntimeError):
+        p.literal(b"y")
+
+
+def test_a_shape_pattern_without_a_digit_is_refused() -> None:
+    with pytest.raises(ValueError, match="digit"):
+        Pass().literal(b"AA", shape=True)
+
+
+@given(st.binary(min_size=1, max_size=4), st.binary(max_size=40))
+def test_a_literal_matches_itself_only_whatever_its_bytes(literal: bytes, text: bytes) -> None:
+    p = Pass()
+    found = p.literal(literal)
+    expected, at = [], text.find(literal)
+    while at != -1:
+        expected.append(at + len(literal))
+        at = text.find(literal, at + 1)
+    assert p.scan(text, b"").get(found, []) == expected
+
+
+@given(st.text("0123456789", max_size=25))
+def test_luhn_is_the_textbook_checksum(digits: str) -> None:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = int(c) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    assert checks.luhn(digits) is (total % 10 == 0)
+
+
+# Near misses: country codes, check digits, letters and digits, separators.
+_IBANISH = st.lists(st.sampled_from(
+    ["GB", "gb", "DE", "de", "XX", "82", "89", "WEST", "west", "1234", "5698", "76", "AA",
+     " ", "  ", "-", "\x00", "a", "0", "3704", "0044", "0532", "0130", "00"]), max_size=30
+).map("".join)
+
+
+def _iban_reference(t: Text) -> list[tuple[int, int]]:
+    """Upper case by `re.finditer`; lower case from `bytes.find`, past each finding."""
+    found = [span for m in _IBAN.finditer(t.shape) if (span := _iban(t, *m.span()))]
+    pos = t.shape.find(b"aa00")
+    while pos != -1:
+        end = pos + 1
+        if (t.raw[pos : pos + 2] in _IBAN_COUNTRIES and (m := _IBAN_LOWER.match(t.shape, pos))
+                and (span := _iban(t, *m.span()))):
+            found.append(span)
+            end = span[1]
+        pos = t.shape.find(b"aa00", end)
+    return found
+
+
+@settings(max_examples=300)
+@given(_IBANISH)
+def test_ibans_from_the_pass_are_those_a_search_finds(text: str) -> None:
+    t = Text(text.encode())
+    assert list(iban.find(t)) == _iban_reference(t)
+
+
+def test_an_iban_in_either_case_is_found_from_the_pass() -> None:
+    t = Text(b"to GB82WEST12345698765432 or gb82 west 1234 5698 7654 32.")
+    assert [t.raw[s:e] for s, e in iban.find(t)] == [b"GB82WEST12345698765432",
+                                                     b"gb82 west 1234 5698 7654 32"]
+
+
+_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_AWSISH = st.lists(st.sampled_from(
+    ["aws", "AWS_", "secret_access_key", "AKIAIOSFODNN7EXAMPLE", _SECRET, _SECRET + "x",
+     "=", " ", "\x00", "\x01", "x" * 50, "y" * 150, "word ", "/"]), max_size=14
+).map("".join)
+
+
+def _aws_reference(t: Text) -> list[tuple[int, int]]:
+    """From each context: a run of exactly 40 base64 bytes starting within reach, in the
+    same JSON value, not followed by `=`, that looks generated."""
+    raw, found = t.raw, []
+    view = raw.translate(keys._BASE64_CLASS)
+    for ctx in sorted(set(keys._aws_contexts(t))):
+        stop = raw.find(b"\x00", ctx)
+        reach = min(len(raw) if stop == -1 else stop, ctx + keys._AWS_REACH + 40)
+        s = view.find(keys._FORTY, ctx, reach)
+        while s != -1 and s <= ctx + keys._AWS_REACH:
+            e = view.find(b" ", s)
+            e = len(view) if e == -1 else e
+            if (e - s == 40 and (s, e) not in found and not t.at(BASE64, s - 1)
+                    and raw[e : e + 1] != b"=" and keys._random_looking(t, s, e)):
+                found.append((s, e))
+            s = view.find(keys._FORTY, e, reach)
+    return sorted(found)
+
+
+@settings(max_examples=300)
+@given(_AWSISH)
+def test_aws_secrets_near_a_context_are_those_each_context_finds(text: str) -> None:
+    t = Text(text.encode())
+    assert list(keys._aws_secret_near_context(t)) == _aws_reference(t)
+
+
+_ASSIGNED = st.lists(st.sampled_from(
+    ["a", "KEY", "_", ".", "-", "=", "==", "v", "&", " ", ";", "x" * 60, "password"]),
+    max_size=20).map("".join)
+_KEY_REVERSED = re.compile(rb"[A-Za-z0-9_.\-]{1,65}")
+_VALUE = re.compile(rb"=([^&\s\"';,]{1,512})")
+
+
+@given(_ASSIGNED)
+def test_assignments_read_their_key_back_from_the_equals_sign(text: str) -> None:
+    raw, expected, done = text.encode(), [], 0
+    for eq in (i for i, c in enumerate(raw) if c == 0x3D):
+        key = _KEY_REVERSED.match(raw[max(0, eq - 65) : eq][::-1])
+        value = _VALUE.match(raw, eq)
+        if eq >= done and key and key.end() <= 64 and eq - key.end() >= done and value:
+            expected.append((raw[eq - key.end() : eq], *value.span(1)))
+            done = value.end()
+    assert list(_assignments(raw)) == expected
+
+
+_NUMBERISH = st.lists(st.sampled_from(
+    ["0", "1", "5", "9", " ", "-", ".", "/", "(", ")", "+", "x", "phone ", "\x01"]),
+    max_size=30).map("".join)
+_BACK_REVERSED = re.compile(rb"[0-9 ./()+\-]*")
+
+
+@given(_NUMBERISH)
+def test_a_phone_candidate_starts_where_reading_back_stops(text: str) -> None:
+    t = Text(text.encode())
+    for end in range(1, len(t.raw) + 1):
+        back = _BACK_REVERSED.match(t.raw[max(0, end - 64) : end][::-1])
+        s = end - (back.end() if back else 0)
+        while s < end and t.raw[s] in b" ./)+-":
+            s += 1
+        starts = (s, s + 1) if t.raw[s : s + 1] == b"(" else (s,)
+        expected = next((x for x in starts if phones._CANDIDATE.fullmatch(t.raw, x, end)), None)
+        assert phones._start(t, end) == expected
+
+
+@given(_NUMBERISH)
+def test_north_american_numbers_from_the_pass_are_those_a_search_finds(text: str) -> None:
+    t = Text(text.encode())
+    expected = []
+    for shape in (re.compile(rb"000 000 0000"), re.compile(rb"000\.000\.0000")):
+        for m in shape.finditer(t.shape):
+            for r in phones._PHONE_NANP_RAW.finditer(t.raw, max(0, m.start() - 4), m.end() + 16):
+                if r.start() <= m.start() < r.end() and (span := phones._phone(t, *r.span())):
+                    expected.append(span)
+    assert list(phones._phone_nanp(t)) == expected
+
+
+def test_a_run_beyond_one_context_is_found_near_the_next() -> None:
+    far = "aws " + "x " * 100 + "aws " + _SECRET  # 200 bytes past the first, 1 past the second
+    t = Text(far.encode())
+    assert [t.raw[s:e].decode() for s, e in keys._aws_secret_near_context(t)] == [_SECRET]
+    alone = Text(("aws " + "x " * 100 + _SECRET).encode())
+    assert list(keys._aws_secret_near_context(alone)) == []
+
+
+@pytest.mark.parametrize(("gap", "found"), [(1, True), (160, True), (161, False), (168, False)])
+def test_a_run_counts_up_to_its_reach_after_a_context(gap: int, found: bool) -> None:
+    t = Text(("aws" + "." * gap + _SECRET).encode())
+    assert list(keys._aws_secret_near_context(t)) == _aws_reference(t)
+    assert bool(_aws_reference(t)) is found
