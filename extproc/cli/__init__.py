@@ -16,8 +16,9 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc.cli import approvals, audit, policy, ssh
-from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
-from extproc.inert import LogFormatter
+from extproc.cli.common import QUICKSTART_CONFIG
+from extproc.codecs.durations import Unusable, parse_duration
+from extproc.codecs.inert import LogFormatter
 
 # Development tokens are for trying things: a week at most.
 _TOKEN_TTL_MOST = 7 * 86400

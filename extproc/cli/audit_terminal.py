@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from extproc.cli.common import Unusable
-from extproc.cli.text import size, utc
-from extproc.inert import terminal
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import terminal
+from extproc.codecs.text import size, utc
 
 if TYPE_CHECKING:
     from extproc.recording.store import Row

@@ -42,11 +42,11 @@ from aiohttp import web
 
 from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
-from extproc.cli.audit import ACTIONS, KINDS
-from extproc.cli.common import Unusable, parse_duration
+from extproc.codecs.durations import Unusable, parse_duration
+from extproc.codecs.message import request_view
+from extproc.codecs.vocabulary import ACTIONS, KINDS
 from extproc.config import Recordings
 from extproc.exchange.recorded import recorded
-from extproc.http.message import request_view
 from extproc.identity import Authenticated
 from extproc.recording import Evidence, Recorder, RecordingUnavailable
 from extproc.recording.chain import record_hash

@@ -35,9 +35,9 @@ from typing import Any
 import asyncssh
 
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.codecs.refusal import BadInput
 from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.refusal import BadInput
 from extproc.masking import Masker
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.ssh.certificates import UserCA, read_certificates
