@@ -2,5 +2,5 @@
 event-stream splitting, JSON encoding, text made inert for the people who read it, OTLP,
 the CLI's tables, and the refusal (`BadInput`) a reader raises for what it cannot read.
 
-The foundation's bottom: imports nothing of tollgate's.
+Layer: foundation (pyproject.toml's import contract): imports nothing of tollgate's.
 """

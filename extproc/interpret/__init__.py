@@ -5,6 +5,9 @@ CTE), so each target protocol has an interpreter that fills one key of the polic
 input — `sql`, `k8s`, `llm` or `mcp` — from the request as `codecs.message.request_view`
 shows it. The exchange pipeline picks a target's interpreter once, at start; the modules beside
 this one are pure functions that know nothing of Envoy or of the config.
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Pag
 
 
 def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page: Page) -> None:
-    """The admin pages' shared script's `visible` (extproc/admin_page.js, which the monitor
+    """The admin pages' shared script's `visible` (extproc/admin/admin_page.js, which the monitor
     page loads too) and extproc.codecs.inert's `terminal` give the same text for the first
     0x3000 code points (controls, bidi, zero-width, separators among them) and on either
     side of every edge of the unsafe class."""

@@ -13,9 +13,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config
-from extproc.activity.alerts import Alerts
 from extproc.codecs.message import request_view
 from extproc.codecs.refusal import BadInput
+from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.http.mcp_sessions import (

@@ -58,7 +58,7 @@ class ApprovalsApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            *admin.page_routes("/approvals/ui", "extproc.approvals"),
+            *admin.page_routes("/approvals/ui", "extproc.admin.approvals"),
             web.get("/approvals", self._list),
             web.get("/approvals/{id}", self._show),
             web.post("/approvals/{id}/approve", self._approve),
