@@ -9,7 +9,9 @@
 # tools are the demo MCP server's, through the gateway's /mcp route);
 # and: make bench (benchmarks against Envoy alone), make soak (the audit record under
 # minutes of traffic): neither is part of CI; make bench-smoke (the load benchmark's
-# few seconds that make test runs too, as tests/bench/test_load_smoke.py).
+# few seconds that make test runs too, as tests/bench/test_load_smoke.py);
+# make docs (the documentation site, from docs/ into build/docs; make test builds it too,
+# as tests/docs/, with its links and commands checked).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +19,7 @@ BIN    := $(VENV)/bin
 # The agent examples' own environment (examples/autogen/requirements.txt says why).
 AGENTS ?= .venv-autogen
 
-.PHONY: run test test-unit lint bench bench-smoke soak clean system-deps autogen ag2 \
+.PHONY: run test test-unit lint docs bench bench-smoke soak clean system-deps autogen ag2 \
         mcp-agent
 
 run: $(VENV)/.run-deps
@@ -57,6 +59,11 @@ mcp-agent: $(AGENTS)/.deps $(VENV)/.run-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# MkDocs with --strict (mkdocs.yml): a broken link or anchor, or a page left out of the
+# nav, fails the build. TOLLGATE_REPO_URL set links the pages' source files to it.
+docs: $(VENV)/.test-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.parse_cost
@@ -117,4 +124,4 @@ $(AGENTS)/.deps: examples/autogen/requirements.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(AGENTS) *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(AGENTS) *.egg-info .pytest_cache .ruff_cache .mypy_cache build/docs

@@ -1,0 +1,155 @@
+"""Which test runs each command the README and docs/ show (tests/docs/commands.py says
+how commands are read, and how a page marks one that no test runs).
+
+Each entry names where the command runs, as `path::name` (a test function, a helper
+the test calls, or the table a parametrized test reads) or a file CI executes, and
+`shows`: text of that source which is the command being run, or its request. Where the
+test runs it otherwise than the page shows it (through `python -m extproc` rather than
+`.venv/bin/tollgate`, against a stand-in), `note` says how.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where a command shown in the documentation is run."""
+
+    test: str
+    shows: str
+    note: str = ""
+
+
+UP = "tests/quickstart/test_up.py::test_up_runs_the_quickstart_and_stops_every_child"
+HELD = "tests/quickstart/test_up.py::approve_the_held_delete"
+TOKEN = Run("tests/quickstart/test_dev_tokens.py::"
+            "test_prints_one_token_the_quickstart_jwks_verifies",
+            '"--sub", "alice", "--groups"', "as `python -m extproc token`, other names")
+EGRESS = "tests/egress/test_egress_e2e.py"
+K8S = "tests/e2e/test_k8s_e2e.py"
+AGENT = Run("tests/e2e/test_autogen_e2e.py::"
+            "test_the_agent_sees_masked_data_and_the_reason_of_a_refusal",
+            "run_example(quickstart, script, token)",
+            "the Makefile's recipe: the example with a token of its own (agent.py, ag2_agent.py)")
+REFUSED_CURL = Run(f"{EGRESS}::test_curl_shows_the_reason_of_a_refused_tunnel",
+                   'curl(gw, "https://meta.test/latest/meta-data/")',
+                   "curl -v through the proxy, a name resolving to the metadata address; "
+                   "the x-tollgate headers read from its output")
+DROP = ('curl -i -X POST http://127.0.0.1:10000/sql -H "authorization: Bearer $TOKEN" '
+        "-H 'content-type: application/json' -d '{\"sql\": \"DROP TABLE customers\"}'")
+
+REGISTRY: dict[str, Run] = {
+    # The two commands.
+    "make run": Run(UP, '"-m", "extproc", "up"', "make run's recipe is `tollgate up`"),
+    "make test": Run(".ci/run", "make test", "CI runs it on every change"),
+    # HTTP, and the quickstart's tour.
+    "export TOKEN=$(.venv/bin/tollgate token --sub you --groups agents)": TOKEN,
+    "export TOLLGATE_TOKEN=$(.venv/bin/tollgate token --sub dana --groups dba)": TOKEN,
+    'curl -i http://127.0.0.1:10000/api/customers -H "authorization: Bearer $TOKEN"':
+        Run(UP, 'fetch("GET", "/api/customers", token=token)', "the same request, urllib"),
+    DROP: Run(UP, '{"sql": "DROP TABLE customers"}', "the same request, urllib"),
+    "curl -i -X POST http://127.0.0.1:10000/sql -H \"authorization: Bearer $TOKEN\" "
+    "-H 'content-type: application/json' -d '{\"sql\": \"SELECT 1; DrOp/**/TABLE customers\"}'":
+        Run(f"{EGRESS}::test_plain_http_to_a_destination_target_is_read_decided_and_masked_as_that_target",
+            '\'{"sql": "SELECT 1; DrOp/**/TABLE customers"}\'',
+            "curl with this body to a SQL target, reached through the egress proxy"),
+    "curl -i http://127.0.0.1:10000/echo": Run(UP, 'fetch("GET", "/echo")', "urllib"),
+    "curl -i -X POST http://127.0.0.1:10000/sql -H \"authorization: Bearer $TOKEN\" "
+    "-H 'content-type: application/json' -d '{\"sql\": \"DELETE FROM customers\"}'":
+        Run(HELD, '{"sql": "DELETE FROM customers"}', "the same request, urllib"),
+    ".venv/bin/tollgate approvals list": Run(HELD, '"approvals", "list"'),
+    '.venv/bin/tollgate approvals approve <ID> --reason "cleanup"':
+        Run(HELD, '"approvals", "approve"'),
+    ".venv/bin/tollgate audit search --since 1h":
+        Run("tests/cli/test_audit_cli.py::test_search_filters_by_identity_target_action_and_since",
+            'audit(mixed, "search", "--since", "1h")'),
+    ".venv/bin/tollgate audit verify":
+        Run("tests/cli/test_audit_cli.py::test_verify_an_intact_store_exits_0_and_describes_each_chain",
+            '"verify"'),
+    # LLM and agents.
+    "make autogen": AGENT,
+    "make ag2": AGENT,
+    "make mcp-agent": Run(
+        "tests/e2e/test_autogen_e2e.py::test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side",
+        'run_example(quickstart, "mcp_agent.py", token)', "the Makefile's recipe"),
+    # MCP.
+    "curl -X POST http://127.0.0.1:10081/demo/rug-pull": Run(
+        "tests/quickstart/test_demo_mcp.py::test_the_rug_pull_switch_changes_the_listed_definition",
+        "http.post(server.rug_pull_url)", "the same POST, httpx"),
+    # PostgreSQL.
+    'psql "postgresql://you:$TOKEN@127.0.0.1:15432/shop?sslmode=require"':
+        Run("tests/quickstart/test_up.py::psql_as_printed", 'startswith("psql ")',
+            "the line `tollgate up` prints, which is this one"),
+    # SSH.
+    "ssh -o UserKnownHostsFile=~/.tollgate/ssh/known_hosts -p 2222 demo-host@127.0.0.1 "
+    "'cat settings.conf'": Run("tests/quickstart/test_up.py::ssh_as_printed",
+                               'startswith("ssh -o ")', "the line `tollgate up` prints"),
+    "ssh ... demo-host@127.0.0.1 'cat .env'": Run(
+        "tests/policy/test_credential_paths_bypass.py::CAUGHT", 'ssh("cat .env", "line")',
+        "the default pack's decision on it, as the SSH front asks it"),
+    "ssh ... demo-host@127.0.0.1 'rm -rf *'": Run(
+        "tests/quickstart/test_up.py::ssh_as_printed",
+        '"126 tollgate: refused: destructive command: rm -rf *"',
+        "run by the asyncssh snippet `tollgate up` prints"),
+    "ssh ... demo-host@127.0.0.1 'sudo systemctl restart nginx'": Run(
+        "tests/e2e/test_ssh_e2e.py::test_sudo_waits_for_an_approval_then_runs", "sudo -n true",
+        "another sudo: the hold and its approval"),
+    "ssh -t ... demo-host@127.0.0.1": Run(
+        "tests/e2e/test_ssh_e2e.py::test_openssh_interactive_session_with_a_forced_terminal",
+        '"ssh", "-tt"'),
+    "TOLLGATE_TOKEN=$TOKEN .venv/bin/tollgate ssh login": Run(
+        "tests/cli/test_ssh_login.py::test_the_printed_command_logs_in_with_the_certificate",
+        '"--token", tokens.token("svc-autogen", ttl=600)', "the token given by --token"),
+    # Egress.
+    "export HTTPS_PROXY=http://agent:$TOKEN@127.0.0.1:3128 "
+    "HTTP_PROXY=http://agent:$TOKEN@127.0.0.1:3128": Run(
+        f"{EGRESS}::client_env", "HTTP_PROXY=proxy, HTTPS_PROXY=proxy",
+        "the environment every client of the egress tests runs in"),
+    "curl -si http://169.254.169.254/latest/meta-data/": REFUSED_CURL,
+    "curl -sIv https://example.com/ 2>&1 | grep '< x-tollgate'": REFUSED_CURL,
+    # Kubernetes: the real kubectl against the API server's stand-in.
+    "kubectl get pods -n prod": Run(
+        f"{K8S}::test_an_agent_lists_pods_with_the_clusters_token_injected",
+        'agent("get", "pods", "-n", "prod")'),
+    "kubectl exec web-1 -n staging -- ls /": Run(
+        f"{K8S}::test_an_agent_may_exec_into_staging",
+        'agent("exec", "web-1", "-n", "staging", "--", "ls", "/")'),
+    "kubectl exec web-1 -n prod -- rm -rf /": Run(
+        f"{K8S}::test_kubectl_exec_rm_rf_into_production_is_refused_on_both_transports",
+        'agent("exec", "web-1", "-n", "prod", "--", "rm", "-rf", "/")'),
+    "kubectl get secrets -n staging": Run(
+        f"{K8S}::test_an_agent_cannot_read_secrets", 'agent("get", "secrets", "-n", "staging")'),
+    # Policies.
+    "tollgate policy test [DIR]": Run(
+        "tests/cli/test_policy_cli.py::test_the_pack_passes_with_one_line_per_test",
+        'tollgate("test")'),
+    "tollgate policy eval --input input.json": Run(
+        "tests/cli/test_policy_cli.py::test_eval_drop_table_is_denied_and_names_the_rules_that_fired",
+        'tollgate("eval", "--input"'),
+    "tollgate policy test --run 'drop|truncate'": Run(
+        "tests/cli/test_policy_cli.py::test_run_selects_tests_by_full_name",
+        '"--run"', "another pattern"),
+    "tollgate policy eval --input drop.json": Run(
+        "tests/cli/test_policy_cli.py::test_eval_drop_table_is_denied_and_names_the_rules_that_fired",
+        'tollgate("eval", "--input"'),
+    # Approvals, from the approver's side.
+    "export TOLLGATE_TOKEN=...": Run(HELD, '"TOLLGATE_TOKEN": approver'),
+    "tollgate approvals list [--status pending] [--json]": Run(
+        "tests/e2e/test_approvals_e2e.py::test_an_agents_terminal_tricks_reach_the_approver_inert",
+        'cli(gw, "list")'),
+    "tollgate approvals show ap-6f1d2c3b4a5e6d7c": Run(
+        "tests/e2e/test_approvals_e2e.py::test_an_agents_terminal_tricks_reach_the_approver_inert",
+        'cli(gw, "show", approval["id"])'),
+    'tollgate approvals approve ap-6f1d2c3b4a5e6d7c --reason "cleanup ticket 42"': Run(
+        "tests/e2e/test_approvals_e2e.py::test_a_held_delete_approved_with_the_cli_completes_with_200",
+        '"--reason", "cleanup ticket 42"'),
+    'tollgate approvals deny ap-6f1d2c3b4a5e6d7c --reason "not during the freeze"': Run(
+        "tests/e2e/test_approvals_e2e.py::test_a_held_write_denied_gets_403_and_never_runs",
+        '"--reason", "not during the freeze"'),
+    # The audit record.
+    "tollgate audit replay TRACE_ID": Run(
+        "tests/cli/test_audit_cli.py::test_replay_a_trace_id_shows_every_record_of_the_trace",
+        'audit(run, "replay", f"{7:032x}")'),
+}
