@@ -81,3 +81,19 @@ def test_every_package_says_its_layer(index: int, package: str) -> None:
     init = ROOT / "extproc" / package / "__init__.py"
     doc = ast.get_docstring(ast.parse(init.read_text())) or ""
     assert f"Layer: {LABELS[index]} (" in " ".join(doc.split()), package
+
+
+def diagram() -> str:
+    """The contract's layers as docs/architecture.md draws them, top to bottom."""
+    rows, previous = [], None
+    for label, layer in zip(LABELS, LAYERS, strict=True):
+        shown = " | ".join(name.strip() for name in re.split(r"[|:]", layer))
+        rows.append(f"{'' if label == previous else label:<23} {shown}")
+        previous = label
+    return "\n".join(rows)
+
+
+def test_the_architecture_page_draws_the_contract() -> None:
+    """docs/architecture.md's layer diagram is the contract's, so the two cannot drift."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    assert f"```text\n{diagram()}\n```" in page, diagram()
