@@ -31,6 +31,7 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps $(AGENTS)/.deps system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest -n 3 -m "not timing"
 	$(BIN)/pytest -m timing
 
@@ -56,9 +57,11 @@ ag2: $(AGENTS)/.deps $(VENV)/.run-deps
 mcp-agent: $(AGENTS)/.deps $(VENV)/.run-deps
 	$(AGENT_TOKEN) $(AGENTS)/bin/python examples/autogen/mcp_agent.py
 
+# ruff, mypy, and the layers of extproc/ (pyproject.toml's import contract).
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 # MkDocs with --strict (mkdocs.yml): a broken link or anchor, or a page left out of the
 # nav, fails the build. TOLLGATE_REPO_URL set links the pages' source files to it.

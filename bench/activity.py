@@ -44,10 +44,11 @@ from typing import Any
 
 from extproc.activity.live import Live
 from extproc.activity.tracker import Tracker
+from extproc.codecs.message import Request
 from extproc.config import Activity, Match, Target
 from extproc.identity import Who
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.input import InputEncoder, Request
+from extproc.policy.input import InputEncoder
 from extproc.policy.sources import read_modules
 from extproc.recording import BodyCapture, Decided, Evidence
 from tests.support.databases import throwaway_database

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from extproc import config
-from extproc.http.message import decode_request_body, request_view
+from extproc.codecs.message import decode_request_body, request_view
 from extproc.interpret import Interpreter, Llm, interpreter_for
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.input import InputEncoder

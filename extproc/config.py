@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from extproc.egress.destination import parse_authority
+from extproc.codecs.destination import parse_authority
 
 
 class ConfigError(Exception):
@@ -301,7 +301,7 @@ class Sql:
     max_statements: int = 200
 
     def __post_init__(self) -> None:
-        from extproc.interpret.sql.dialects import DIALECTS
+        from extproc.codecs.sql_dialects import DIALECTS
 
         if self.dialect not in DIALECTS:
             raise Invalid("dialect", f"unknown SQL dialect {self.dialect!r} (known: postgres, "
@@ -314,7 +314,7 @@ class Sql:
             raise Invalid(None, "names nowhere to find SQL: set json_field, query_param or "
                           "raw_body")
         if self.paths is not None:
-            from extproc.interpret.paths import pattern_problem
+            from extproc.codecs.paths import pattern_problem
 
             object.__setattr__(self, "paths", tuple(self.paths))
             if not self.paths:

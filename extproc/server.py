@@ -19,9 +19,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc import admin, metrics
 from extproc.activity import Tracker
-from extproc.activity.alerts import Alerts
+from extproc.admin.approvals.api import ApprovalsApi
+from extproc.admin.monitor import MonitorApi
+from extproc.admin.recordings import Readers, RecordingsApi
+from extproc.admin.recordings.report import Reports
 from extproc.approvals import ApprovalStore
-from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
 from extproc.approvals.notify import Notifier
@@ -31,11 +33,11 @@ from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
 from extproc.egress.tunnels import TunnelLog
+from extproc.exchange.alerts import Alerts
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
-from extproc.monitor import MonitorApi
 from extproc.policy import load_modules, open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.postgres.cancel_keys import CancelKeys
@@ -45,14 +47,12 @@ from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.recording.policy_loads import record_load
 from extproc.recording.retention import rules_of
+from extproc.recording.terminal import TerminalRecordings
 from extproc.recording.writer import default_writer_id
-from extproc.recordings import Readers, RecordingsApi
-from extproc.recordings.report import Reports
 from extproc.ssh.certificates import KeyFileError, UserCA
 from extproc.ssh.certificates_api import CertificatesApi
 from extproc.ssh.front import Front as SshFront
 from extproc.ssh.front import read_host_key
-from extproc.ssh.recordings import TerminalRecordings
 from extproc.ssh.upstream import Keys as SshKeys
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore

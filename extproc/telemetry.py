@@ -53,7 +53,7 @@ def _otlp_exporter(endpoint: str) -> SpanExporter:
             ExportTraceServiceRequest,
         )
 
-        from extproc.otlp_encoding import encode_request
+        from extproc.codecs.otlp_encoding import encode_request
     except ImportError as exc:
         # xds-protos ships an old copy of opentelemetry/proto/*; installed after
         # opentelemetry-proto, it replaces that package's files (see the Makefile).

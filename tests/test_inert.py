@@ -1,4 +1,4 @@
-"""Agent-controlled text made inert for each output that reaches a human (extproc/inert.py):
+"""Agent-controlled text made inert for each output that reaches a human (extproc/codecs/inert.py):
 a terminal, JSON printed to one, a Slack-compatible webhook text, tollgate's log."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import unicodedata
 
 import pytest
 
-from extproc.inert import UNSAFE, LogFormatter, json_text, slack, terminal
+from extproc.codecs.inert import UNSAFE, LogFormatter, json_text, slack, terminal
 
 # Unicode's controls, format characters (bidi, zero-width, tags), surrogates, separators.
 UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
@@ -26,7 +26,7 @@ HOSTILE = (f"UPDATE customers SET name = '{ERASE}\x1b[32m{FORGED}\x1b[0m' "
 
 def raw(text: str) -> list[str]:
     """The control and invisible characters in `text` besides its newlines, by Unicode's
-    own table (not extproc.inert's)."""
+    own table (not extproc.codecs.inert's)."""
     return [c for c in text if c != "\n" and unicodedata.category(c) in UNSAFE_CATEGORIES]
 
 

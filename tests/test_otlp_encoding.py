@@ -20,7 +20,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from extproc.otlp_encoding import encode_request
+from extproc.codecs.otlp_encoding import encode_request
 
 
 class Keep(SpanExporter):
@@ -103,7 +103,7 @@ def test_no_spans_is_an_empty_request() -> None:
 
 
 def test_unencodable_value_is_refused() -> None:
-    from extproc import otlp_encoding
+    from extproc.codecs import otlp_encoding
 
     with pytest.raises(TypeError):
         otlp_encoding._any_value(object())

@@ -42,10 +42,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from extproc import config, envoy_bootstrap
-from extproc.activity.alerts import Alerts
 from extproc.activity.tracker import Tracker
+from extproc.admin.approvals.api import ApprovalsApi
 from extproc.approvals import ApprovalStore
-from extproc.approvals.api import ApprovalsApi
 from extproc.approvals.auth import Verifier
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval
@@ -53,6 +52,7 @@ from extproc.approvals.pins import StoredPins
 from extproc.credentials import CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
+from extproc.exchange.alerts import Alerts
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.catalog import BY_NAME

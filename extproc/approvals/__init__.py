@@ -3,6 +3,9 @@
 `model.py` says what an approval is and who may decide it, `store.py` keeps approvals
 (SQLite or PostgreSQL) and wakes the requests waiting on them, `notify.py` tells
 approvers (a webhook), `hold.py` is what the exchange pipeline does with a `hold` decision.
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from extproc.approvals.model import Approval, ApprovalError, fingerprint

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from extproc import jsonenc
 from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
+from extproc.codecs import jsonenc
+from extproc.codecs.message import is_json
+from extproc.codecs.refusal import BadInput
 from extproc.config import Approvals
-from extproc.exchange.refusal import BadInput
-from extproc.http.message import is_json
 from extproc.identity import ANONYMOUS, Who, subject_of
 from extproc.masking import Masker
 from extproc.policy import Decision

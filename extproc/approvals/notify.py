@@ -13,7 +13,7 @@ from typing import Any
 
 from extproc.approvals.model import Approval
 from extproc.approvals.store import ApprovalStore
-from extproc.inert import slack
+from extproc.codecs.inert import slack
 from extproc.store import StoreError
 from extproc.webhook import Background, Webhook
 

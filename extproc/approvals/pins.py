@@ -26,7 +26,7 @@ import orjson
 
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval, ApprovalError, now
-from extproc.exchange.refusal import BadInput
+from extproc.codecs.refusal import BadInput
 from extproc.interpret.mcp import UNKNOWN, Declared, Pin, fingerprint
 from extproc.recording import Evidence
 from extproc.store import StoreError

@@ -4,6 +4,9 @@ Exit status: 0 on success, 1 when a running service fails (for `policy`: a
 Rego test fails, or the policy cannot give a valid decision; for `audit verify`:
 the record is broken), 2 when the command line, the configuration, the policies,
 the store or an input file are unusable (one line on stderr says which file and key).
+
+Layer: entry points (pyproject.toml's import contract): imports its own package and the
+layers below it.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc.cli import approvals, audit, policy, ssh
-from extproc.cli.common import QUICKSTART_CONFIG, Unusable, parse_duration
-from extproc.inert import LogFormatter
+from extproc.cli.common import QUICKSTART_CONFIG
+from extproc.codecs.durations import Unusable, parse_duration
+from extproc.codecs.inert import LogFormatter
 
 # Development tokens are for trying things: a week at most.
 _TOKEN_TTL_MOST = 7 * 86400

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from extproc import config as config_module
-from extproc.cli.common import QUICKSTART_CONFIG, Unusable
-from extproc.inert import terminal
+from extproc.cli.common import QUICKSTART_CONFIG
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import terminal
 
 TOKEN_ENV = "TOLLGATE_TOKEN"
 _TIMEOUT = 10.0

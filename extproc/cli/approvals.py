@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, failed, token_of
-from extproc.cli.common import Unusable
-from extproc.cli.text import cut, print_table, utc
-from extproc.inert import json_text, terminal
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import json_text, terminal
+from extproc.codecs.text import cut, print_table, utc
 
 STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
 _SUMMARY_CHARS = 60

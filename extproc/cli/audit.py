@@ -22,16 +22,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
+from extproc.cli import audit_access as access
 from extproc.cli import audit_export, audit_report, audit_retention, audit_terminal
-from extproc.cli.common import QUICKSTART_CONFIG, Unusable, add_key_flags, parse_duration
-from extproc.cli.text import cut, lasted, print_table, size, utc
-from extproc.inert import json_text, terminal
+from extproc.cli.common import QUICKSTART_CONFIG, add_key_flags
+from extproc.codecs.durations import Unusable, parse_duration
+from extproc.codecs.inert import json_text, terminal
+from extproc.codecs.text import cut, lasted, print_table, size, utc
+from extproc.codecs.vocabulary import ACTIONS, KINDS
 
 # The store, the chain and the policy engine are imported by the commands that use
 # them: `tollgate token` and `tollgate serve` need not load them for the parser.
@@ -39,16 +40,13 @@ from extproc.inert import json_text, terminal
 # (`action`: a decision's, an approver's, an alert; `none`: nothing was decided, or a
 # record of no exchange; `unknown`: a record that could not be built whole), and what the
 # record is of (`kind`).
-ACTIONS = ("allow", "deny", "hold", "approve", "alert", "none", "unknown")
-KINDS = ("exchange", "decision", "approval", "alert", "policy", "access", "tunnel")
 
 if TYPE_CHECKING:
     from extproc.recording.anchors import AnchorLog
-    from extproc.recording.chain import Signer, Verifier
+    from extproc.recording.chain import Verifier
     from extproc.recording.store import Row
     from extproc.recording.verify import Problem, Report
     from extproc.recording.whatif import Tally, WhatIf
-    from extproc.store import Connection
 
 # Bodies, rules and paths longer than these are cut in the human listings (--json has
 # them whole).
@@ -150,9 +148,9 @@ def main(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace, config: config_module.Config) -> int:
     from extproc.recording.verify import Problem, verify
 
-    verifier, key_from = _verifier(args, config)
-    logs = _anchor_logs(args, config)
-    with _store(config) as connection:
+    verifier, key_from = access.verifier(args, config)
+    logs = access.anchor_logs(args, config)
+    with access.store(config) as connection:
         report = verify(connection, verifier, logs)
         where = connection.where
     replaced = _key_file_replaced(args, config, verifier)
@@ -180,55 +178,8 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _public_key(_args: argparse.Namespace, config: config_module.Config) -> int:
-    print(_signer(config).public.public_pem().decode(), end="")
+    print(access.signer(config).public.public_pem().decode(), end="")
     return 0
-
-
-def _verifier(args: argparse.Namespace, config: config_module.Config,
-              ) -> tuple[Verifier, str]:
-    """The key checkpoints are checked with, and where it came from (for the report)."""
-    from extproc.recording.chain import SigningKeyError, Verifier
-
-    if args.public_key is None:
-        return _signer(config).public, f"the public half of {_key_path(config)}"
-    try:
-        return Verifier.from_public_file(args.public_key), str(args.public_key)
-    except SigningKeyError as exc:
-        raise Unusable(f"--public-key {exc}") from None
-
-
-def _signer(config: config_module.Config) -> Signer:
-    from extproc.recording.chain import Signer, SigningKeyError
-
-    try:
-        return Signer.from_file(_key_path(config))
-    except SigningKeyError as exc:
-        raise Unusable(f"{exc} (recording.signing_key_file in {config.source})") from None
-
-
-def _key_path(config: config_module.Config) -> Path:
-    return config.resolve(config.recording.signing_key_file)
-
-
-def _anchor_logs(args: argparse.Namespace, config: config_module.Config,
-                 ) -> list[AnchorLog] | None:
-    """The logs `--anchors` names, else the config's own (recording.checkpoint_file: a
-    missing one is read as empty, which verify holds against the writers registered with
-    it); None when there is none (anchoring is off)."""
-    from extproc.recording.anchors import AnchorLogError, read
-
-    paths = args.anchors or ([config.resolve(config.recording.checkpoint_file)]
-                             if config.recording.checkpoint_file else [])
-    logs = []
-    for path in paths:
-        try:
-            log = read(path)
-        except AnchorLogError as exc:
-            raise Unusable(f"--anchors {exc}" if args.anchors else str(exc)) from None
-        if args.anchors and not log.exists:
-            raise Unusable(f"--anchors {path}: no such file")
-        logs.append(log)
-    return logs or None
 
 
 def _key_file_replaced(args: argparse.Namespace, config: config_module.Config,
@@ -240,12 +191,12 @@ def _key_file_replaced(args: argparse.Namespace, config: config_module.Config,
     if args.public_key is None:
         return None
     try:
-        found = Signer.from_file(_key_path(config)).public.key_id
+        found = Signer.from_file(access.key_path(config)).public.key_id
     except SigningKeyError:
         return None  # an auditor's copy of the config, without the private key
     if found == verifier.key_id:
         return None
-    return (f"{_key_path(config)} holds key {found}, not {verifier.key_id} (--public-key): "
+    return (f"{access.key_path(config)} holds key {found}, not {verifier.key_id} (--public-key): "
             "the signing key was replaced; what it signs does not vouch for anything")
 
 
@@ -359,7 +310,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 
     since_us = _since_us(args.since, "--since") if args.since else None
     limit = _positive(args.limit, "--limit")
-    with _store(config) as connection:
+    with access.store(config) as connection:
         rows = store.search(connection, identity=args.identity, target=args.target,
                             action=args.action, kind=args.kind, since_us=since_us,
                             limit=limit)
@@ -454,7 +405,7 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
     if (args.id is None) == (args.session is None):
         raise Unusable("replay: give a record id or trace id, or --session SESSION")
     playing = audit_terminal.options(args)
-    with _store(config) as connection:
+    with access.store(config) as connection:
         if args.session is not None:
             rows = store.session(connection, args.session)
             asked = f"session {args.session!r}"
@@ -698,7 +649,7 @@ def _whatif(args: argparse.Namespace, config: config_module.Config) -> int:
         engine = EmbeddedEngine(read_modules(args.policies), config.policy.query)
     except PolicyLoadError as exc:
         raise Unusable(f"--policies {args.policies}: {exc}") from None
-    with _store(config) as connection:
+    with access.store(config) as connection:
         rows = (row for row in store.since(connection, since_us)
                 if args.target is None or row.target == args.target)
         report = whatif(rows, engine, examples)
@@ -756,50 +707,6 @@ def _load(path: Path) -> config_module.Config:
         return config_module.load(path)
     except config_module.ConfigError as exc:
         raise Unusable(str(exc)) from None
-
-
-@contextmanager
-def _store(config: config_module.Config) -> Iterator[Connection]:
-    """The config's store, opened without creating or migrating anything: an audit
-    command never makes an empty store where a misspelled path points, and can read a
-    read-only replica."""
-    from extproc.store import StoreError, connect
-
-    url = config.store_url
-    path = Path(url.removeprefix("sqlite:///"))
-    if url.startswith("sqlite:///") and not path.is_file():
-        raise Unusable(f"{path}: no such store (store.url in {config.source})")
-    try:
-        connection = connect(url, migrate=False)
-    except StoreError as exc:
-        raise Unusable(str(exc)) from None
-    try:
-        _check_tables(connection)
-        yield connection
-    except StoreError as exc:
-        raise Unusable(str(exc)) from None
-    finally:
-        connection.close()
-
-
-def _check_tables(connection: Connection) -> None:
-    """The store holds an audit record this tollgate can read."""
-    from extproc.store import StoreError
-    from extproc.store.schema import MIGRATIONS
-
-    try:
-        found = connection.execute(
-            "SELECT version FROM tollgate_schema WHERE component = ?", ("recording",))
-    except StoreError:
-        found = []
-    if not found:
-        raise Unusable(f"{connection.where}: no audit record in this store (no tollgate "
-                       "recording tables)")
-    known = len(MIGRATIONS["recording"])
-    if found[0][0] > known:
-        raise Unusable(f"{connection.where}: its recording tables are at version "
-                       f"{found[0][0]}, newer than this tollgate knows ({known}); upgrade "
-                       "tollgate")
 
 
 def _since_us(text: str, flag: str) -> int:

@@ -15,8 +15,10 @@ import argparse
 from pathlib import Path
 
 from extproc import config as config_module
-from extproc.cli.common import Unusable, add_key_flags, add_period, output, period
-from extproc.inert import terminal
+from extproc.cli import audit_access as access
+from extproc.cli.common import add_key_flags, add_period, output, period
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import terminal
 
 FORMATS = ("jsonl", "ocsf")  # extproc/recording/export.py writes them
 
@@ -41,11 +43,10 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def export(args: argparse.Namespace, config: config_module.Config) -> int:
-    from extproc.cli.audit import _store
     from extproc.recording.export import export
 
     since_us, until_us = period(args, config)
-    with _store(config) as connection, output(args.out) as out:
+    with access.store(config) as connection, output(args.out) as out:
         done = export(connection, out, args.format, since_us, until_us, args.target)
     if args.out is None:
         return 0
@@ -55,7 +56,6 @@ def export(args: argparse.Namespace, config: config_module.Config) -> int:
 
 
 def verify_export(args: argparse.Namespace, config: config_module.Config | None) -> int:
-    from extproc.cli.audit import _verifier
     from extproc.recording.chain import SigningKeyError, Verifier
     from extproc.recording.export import ExportError, verify
 
@@ -66,7 +66,7 @@ def verify_export(args: argparse.Namespace, config: config_module.Config | None)
             raise Unusable(f"--public-key {exc}") from None
         key_from = str(args.public_key)
     else:
-        verifier, key_from = _verifier(args, config)
+        verifier, key_from = access.verifier(args, config)
     if not args.file.is_file():
         raise Unusable(f"{args.file}: no such file")
     try:

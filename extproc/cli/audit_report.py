@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from extproc import config as config_module
-from extproc.cli.common import Unusable, add_key_flags, add_period, output, period
-from extproc.cli.text import utc
-from extproc.inert import terminal
+from extproc.cli import audit_access as access
+from extproc.cli.common import add_key_flags, add_period, output, period
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import terminal
+from extproc.codecs.text import utc
 
 if TYPE_CHECKING:
     from extproc.recording.chain import Signer
@@ -51,14 +53,13 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def report(args: argparse.Namespace, config: config_module.Config) -> int:
     # audit.py imports this module to register it: its helpers are imported when used.
-    from extproc.cli.audit import _anchor_logs, _signer, _store
     from extproc.recording.retention import rules_of
     from extproc.reporting import gather
 
     since_us, until_us = period(args, config)
-    signer = _signer(config)
-    logs = _anchor_logs(args, config)
-    with _store(config) as connection:
+    signer = access.signer(config)
+    logs = access.anchor_logs(args, config)
+    with access.store(config) as connection:
         found = gather(connection, since_us, until_us, args.target, verifier=signer.public,
                        logs=logs, retention=rules_of(config))
     with output(args.out) as out:
@@ -75,7 +76,6 @@ def report(args: argparse.Namespace, config: config_module.Config) -> int:
 
 
 def verify_report(args: argparse.Namespace, config: config_module.Config) -> int:
-    from extproc.cli.audit import _verifier
     from extproc.reporting.signing import problem
 
     try:
@@ -84,7 +84,7 @@ def verify_report(args: argparse.Namespace, config: config_module.Config) -> int
         raise Unusable(f"{args.file}: cannot read: {exc.strerror}") from None
     except ValueError:
         raise Unusable(f"{args.file}: not JSON (not a --format json report)") from None
-    verifier, key_from = _verifier(args, config)
+    verifier, key_from = access.verifier(args, config)
     try:
         found = problem(document, verifier)
     except ValueError as exc:

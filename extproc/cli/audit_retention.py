@@ -17,9 +17,10 @@ import os
 from typing import TYPE_CHECKING
 
 from extproc import config as config_module
-from extproc.cli.common import Unusable, parse_duration
-from extproc.cli.text import print_table, utc
-from extproc.inert import terminal
+from extproc.cli import audit_access as access
+from extproc.codecs.durations import Unusable, parse_duration
+from extproc.codecs.inert import terminal
+from extproc.codecs.text import print_table, utc
 
 if TYPE_CHECKING:
     from extproc.recording.retention import Pruned
@@ -47,7 +48,6 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def prune(args: argparse.Namespace, config: config_module.Config) -> int:
     # audit.py imports this module to register it: its helpers are imported when used.
-    from extproc.cli.audit import _signer, _store
     from extproc.recording.retention import prune, rules_of
     from extproc.store import StoreError
 
@@ -57,8 +57,8 @@ def prune(args: argparse.Namespace, config: config_module.Config) -> int:
     if not rules.prunes:
         raise Unusable(f"no retention in {config.source} (store.retention_days is 0 and no "
                        "target sets retention_days): give --older-than")
-    signer = _signer(config)
-    with _store(config) as connection:
+    signer = access.signer(config)
+    with access.store(config) as connection:
         try:
             pruned = prune(connection, signer, rules)
         except StoreError as exc:
@@ -87,12 +87,11 @@ def _show(pruned: Pruned, store_kept: str, targets: dict[str, float]) -> None:
 
 
 def hold(args: argparse.Namespace, config: config_module.Config) -> int:
-    from extproc.cli.audit import _store
     from extproc.recording import retention
     from extproc.store import StoreError
 
     _check_hold_arguments(args)
-    with _store(config) as connection:
+    with access.store(config) as connection:
         try:
             if args.list:
                 found = retention.holds(connection)

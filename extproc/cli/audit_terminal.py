@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from extproc.cli.common import Unusable
-from extproc.cli.text import size, utc
-from extproc.inert import terminal
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import terminal
+from extproc.codecs.text import size, utc
 
 if TYPE_CHECKING:
     from extproc.recording.store import Row
-    from extproc.ssh.recordings import Stored
+    from extproc.recording.terminal import Stored
     from extproc.store import Connection
 
 _DEFAULT_MAX_WAIT = 2.0
@@ -85,7 +85,7 @@ def checked(connection: Connection, keys: list[str], rows: list[Row]) -> list[Ch
     """The recordings of the sessions or traces `keys` (whose records are `rows`), each
     checked against the record of its exchange."""
     from extproc.recording import store
-    from extproc.ssh.recordings import load
+    from extproc.recording.terminal import load
 
     found: dict[str, Checked] = {}
     for key in keys:
@@ -120,7 +120,7 @@ def _check(stored: Stored, rows: list[Row]) -> Checked:
 def replay(found: list[Checked], chosen: Options) -> int:
     """Each recording: what it is, its verdict, then played (or written to a file).
     Returns 1 when one does not match its record or cannot be played, else 0."""
-    from extproc.ssh.cast import CastError, play
+    from extproc.codecs.cast import CastError, play
 
     status = 0
     for n, each in enumerate(found):

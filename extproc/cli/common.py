@@ -1,12 +1,10 @@
-"""What every `tollgate` command shares: the quickstart's config, the error that exits 2,
-how a duration, a moment and a period of the record are written on the command line."""
+"""What every `tollgate` command shares: the quickstart's config, how a period of the
+record is written on the command line (durations and moments: codecs/durations.py)."""
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -14,54 +12,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from extproc.codecs.durations import MOMENT, Unusable, moment_us
+
 if TYPE_CHECKING:
     from extproc.config import Config
 
 # The default `--config`: the commands work against `tollgate up` with no flag.
 QUICKSTART_CONFIG = Path(__file__).parent.parent / "quickstart" / "quickstart.yaml"
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_MOMENT = "a duration before now (30m, 7d, 1d12h) or a UTC date (2026-11-01, 2026-11-01T09:00)"
-
-
-class Unusable(Exception):
-    """Input the command cannot work with (exit 2); the message is the one line printed on
-    stderr."""
-
-
-def parse_duration(text: str, flag: str, examples: str) -> int:
-    """Seconds in `90s`, `30m`, `1h`, `2d`, `2w` or a combination such as `1d12h`; zero
-    is no duration. `flag` and `examples` word the error as the command's help does."""
-    parts = _DURATION.findall(text)
-    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    if not parts or "".join(n + u for n, u in parts) != text or not seconds:
-        raise Unusable(f"{flag}: expected a duration such as {examples}, got {text!r}")
-    return seconds
-
-
-def moment_us(text: str, flag: str, now_us: int) -> int:
-    """`text` as µs since the epoch: a duration before `now_us`, or an ISO date or time
-    (UTC unless it says otherwise)."""
-    if text[:1].isdigit() and text[-1:] in "smhdw":
-        return now_us - parse_duration(text, flag, _MOMENT) * 1_000_000
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise Unusable(f"{flag}: expected {_MOMENT}, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp() * 1_000_000)
-
-
 def add_period(parser: argparse.ArgumentParser, since: str | None = None) -> None:
     """`--since` (required unless it has a default), `--until` and `--target`: which
     records a command reads (`period` reads them back)."""
     parser.add_argument("--since", default=since, required=since is None, metavar="WHEN",
-                        help=f"records started from then: {_MOMENT}"
+                        help=f"records started from then: {MOMENT}"
                              + (f" (default {since})" if since else ""))
     parser.add_argument("--until", metavar="WHEN",
-                        help=f"and before then (default now): {_MOMENT}")
+                        help=f"and before then (default now): {MOMENT}")
     parser.add_argument("--target", metavar="NAME", help="only this target's records")
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import regorus
 
-from extproc.cli.common import Unusable
-from extproc.http.message import parse_json
-from extproc.inert import json_text, terminal
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import json_text, terminal
+from extproc.codecs.message import parse_json
 from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.embedded import UNDEFINED, EmbeddedEngine, clean_regorus_error

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, failed, token_of
-from extproc.cli.common import Unusable
-from extproc.inert import terminal
+from extproc.codecs.durations import Unusable
+from extproc.codecs.inert import terminal
 
 # The admin API's route (extproc/ssh/certificates_api.py).
 _API_PATH = "/v1/ssh/certificates"

@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from extproc import jsonenc
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.codecs import jsonenc
+from extproc.codecs.destination import Destination, parse_authority, range_of
+from extproc.codecs.refusal import BadInput
 from extproc.config import Target
-from extproc.egress.destination import Destination, parse_authority, range_of
 from extproc.egress.resolver import Resolution, Resolver
 from extproc.egress.seen import Seen
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 
 # Verified proxy tokens kept per process (a client sends its token with every request

@@ -7,4 +7,7 @@ stores, `refusal.py` what any step raises for what it will not pass, `recorded.p
 admit → span → submit order every recorded act follows. Fronts (the Envoy HTTP
 ext_proc front in extproc/http/) turn their wire into calls on the pipeline; nothing
 here knows Envoy's messages or HTTP.
+
+Layer: the exchange pipeline (pyproject.toml's import contract): imports its own package and
+the layers below it.
 """

@@ -22,10 +22,10 @@ from opentelemetry.trace import Status, StatusCode
 
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
+from extproc.codecs.refusal import BadInput
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for

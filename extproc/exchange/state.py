@@ -17,17 +17,18 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from extproc import jsonenc
 from extproc.approvals.model import Approval
+from extproc.codecs import jsonenc
+from extproc.codecs.message import Request, Response
+from extproc.codecs.refusal import BadInput
 from extproc.config import Target
-from extproc.exchange.refusal import BadInput
 from extproc.identity import Who, subject_of
 from extproc.interpret import Interpreter
 from extproc.masking import MaskSpec
 from extproc.masking.policy_mask import spec_of
 from extproc.policy import Decision
 from extproc.policy.decision import APPROVED
-from extproc.policy.input import InputEncoder, Request, Response
+from extproc.policy.input import InputEncoder
 from extproc.recording import BodyCapture, Decided, Evidence
 from extproc.recording.record import covers_record
 from extproc.telemetry import ExchangeSpan

@@ -24,25 +24,26 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 from opentelemetry.trace import Status, StatusCode
 
-from extproc.config import Config
-from extproc.egress.proxy import EgressProxy, Outbound
-from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
-from extproc.exchange.recorded import recorded
-from extproc.exchange.refusal import BadInput
-from extproc.exchange.state import Answer, Exchange
-from extproc.http import wire
-from extproc.http.body_masking import mask_body
-from extproc.http.mcp_sessions import McpSessions
-from extproc.http.message import (
+from extproc.codecs.message import (
     check_declared_length,
     decode_request_body,
     policy_headers,
     request_view,
 )
-from extproc.http.responses import ResponseHandler, ResponseWire, handler_for
+from extproc.codecs.refusal import BadInput
+from extproc.config import Config
+from extproc.egress.proxy import EgressProxy, Outbound
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
+from extproc.exchange.recorded import recorded
+from extproc.exchange.state import Answer, Exchange
+from extproc.http import wire
+from extproc.http.answers import handler_for
+from extproc.http.mcp_sessions import McpSessions
+from extproc.http.responses import ResponseHandler, ResponseWire
 from extproc.interpret.mcp import ToolPins
 from extproc.masking import Masker
+from extproc.masking.body import mask_body
 from extproc.policy import Decision, PolicyEngine
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.telemetry import Telemetry

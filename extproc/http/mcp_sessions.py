@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Any, Generic
 from urllib.parse import unquote_plus, urlsplit
 
+from extproc.codecs.refusal import BadInput
+from extproc.codecs.sse import EventSplitter, fields
 from extproc.exchange.ports import Alerts
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 from extproc.http.responses import Out, ResponseWire
-from extproc.http.sse import EventSplitter, fields
 from extproc.identity import Who
 from extproc.policy.decision import Alert
 from extproc.recording import BodyCapture

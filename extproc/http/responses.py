@@ -5,7 +5,7 @@ in wire.EnvoyResponse, a list in the unit tests), decides on it with the pipelin
 masks it, and yields the front's answers. Which handler, and so which phases the front
 asks its peer for, is known from the request: headers only, the body (buffered, or
 masked as it streams when it is an event stream), or a model's answer read as it
-streams (interpret/llm_answer.py).
+streams (http/llm_answer.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Literal, Protocol, TypeVar
 
+from extproc.codecs.message import content_encoding, decode_response_body, decoded_content
+from extproc.codecs.refusal import BadInput
 from extproc.config import Inspect, Target
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
-from extproc.http.body_masking import ByteStream, is_event_stream, mask_body
-from extproc.http.message import content_encoding, decode_response_body, decoded_content
+from extproc.masking.body import ByteStream, is_event_stream, mask_body
 
 Out = TypeVar("Out")
 Out_co = TypeVar("Out_co", covariant=True)
@@ -84,20 +84,6 @@ class ResponseHandler(Protocol):
     def run(self, pipeline: Pipeline, exchange: Exchange,
             response: ResponseWire[Out]) -> AsyncIterator[Out]:
         ...
-
-
-def handler_for(exchange: Exchange) -> ResponseHandler | None:
-    """The handler of this request's response, from what the target inspects and what the
-    interpreter knows of the request (None: the response is not read at all)."""
-    if exchange.response_mode == "none":
-        return None
-    if exchange.response_mode == "headers":
-        return HEADERS
-    if exchange.interpreter is not None and exchange.request is not None:
-        answer = exchange.interpreter.response_handler(exchange.request)
-        if answer is not None:
-            return answer
-    return BODY
 
 
 class Headers:

@@ -26,7 +26,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.protobuf.struct_pb2 import Value
 
-from extproc import jsonenc
+from extproc.codecs import jsonenc
 
 if TYPE_CHECKING:
     from extproc.credentials import Injection

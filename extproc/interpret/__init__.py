@@ -2,9 +2,12 @@
 
 Regexes over raw bytes are how gateways get bypassed (`DrOp/**/TABLE`, a DELETE in a
 CTE), so each target protocol has an interpreter that fills one key of the policy
-input — `sql`, `k8s`, `llm` or `mcp` — from the request as `http.message.request_view`
+input — `sql`, `k8s`, `llm` or `mcp` — from the request as `codecs.message.request_view`
 shows it. The exchange pipeline picks a target's interpreter once, at start; the modules beside
 this one are pure functions that know nothing of Envoy or of the config.
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from __future__ import annotations
@@ -14,19 +17,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
+from extproc.codecs.jsonenc import json_type
+from extproc.codecs.message import NotJsonText, is_json, media_type, parse_json
 from extproc.config import K8s, Sql, Target
 from extproc.config import Mcp as McpSettings
-from extproc.http.message import NotJsonText, is_json, media_type, parse_json
-from extproc.jsonenc import json_type
 
 if TYPE_CHECKING:
-    from extproc.http.responses import ResponseHandler
+    from extproc.codecs.message import Request
     from extproc.interpret.k8s import K8sReading, ObjectError
     from extproc.interpret.k8s_object import K8sObject
     from extproc.interpret.llm import ChatStream, LlmReading
     from extproc.interpret.mcp import McpReading, ToolPins
     from extproc.interpret.sql import SqlReading, Statement
-    from extproc.policy.input import Request
 
 
 class Interpreter(Protocol):
@@ -49,9 +51,10 @@ class Interpreter(Protocol):
         with; `meaning`: what the request was read to mean, if it was."""
         ...
 
-    def response_handler(self, request: Request) -> ResponseHandler | None:
-        """A handler of its own for this request's response (a model's answer, read as
-        it streams), or None for the HTTP front's."""
+    def reads_answer(self, request: Request) -> bool:
+        """Whether this request's answer has a reader of the protocol's own (a model's
+        answer, read as it streams; an MCP server's messages), which the HTTP front
+        picks by `key`; False: the front's own reading."""
         ...
 
 
@@ -64,8 +67,8 @@ class _Plain:
         return status, body
 
     @staticmethod
-    def response_handler(_request: Request) -> ResponseHandler | None:
-        return None
+    def reads_answer(_request: Request) -> bool:
+        return False
 
 
 class SqlHttp(_Plain):
@@ -84,8 +87,8 @@ class SqlHttp(_Plain):
     key = "sql"
 
     def __init__(self, settings: Sql) -> None:
+        from extproc.codecs.paths import path_matcher
         from extproc.interpret import sql
-        from extproc.interpret.paths import path_matcher
 
         sql.load(settings.dialect)
         self._analyze = sql.analyze
@@ -327,10 +330,8 @@ class Llm:
 
     def __init__(self) -> None:
         from extproc.interpret import llm
-        from extproc.interpret.llm_answer import ModelAnswer
 
         self._llm = llm
-        self._answer = ModelAnswer(self)
 
     def request(self, request: Request) -> LlmReading | None:
         api = model_api(request)
@@ -354,9 +355,10 @@ class Llm:
             "trace_id": body["trace_id"],
         }
 
-    def response_handler(self, request: Request) -> ResponseHandler | None:
+    @staticmethod
+    def reads_answer(request: Request) -> bool:
         """A model's answer may hold tool calls: it is read as it streams."""
-        return None if model_api(request) is None else self._answer
+        return model_api(request) is not None
 
     def attributes(self, meaning: LlmReading | None) -> dict[str, Any]:
         if meaning is None:
@@ -455,7 +457,7 @@ class Mcp(_Plain):
         """On the HTTP+SSE transport a client reads every answer on its GET stream, never
         the POST's: a refused request goes upstream as a `ping` whose id carries the
         refusal, and the stream's reader turns the server's answer to it into the
-        refusal (interpret/mcp_answer.py). None elsewhere: the POST's answer is read."""
+        refusal (http/mcp_answer.py). None elsewhere: the POST's answer is read."""
         from extproc.interpret.mcp import refused_ping
 
         if (meaning is None or meaning["transport"] != "sse" or meaning["kind"] != "request"
@@ -464,11 +466,9 @@ class Mcp(_Plain):
         return refused_ping(refusal)
 
     @staticmethod
-    def response_handler(_request: Request) -> ResponseHandler | None:
+    def reads_answer(_request: Request) -> bool:
         """Every answer is read: lists filtered, results masked, server requests decided."""
-        from extproc.interpret.mcp_answer import ANSWER
-
-        return ANSWER
+        return True
 
     def attributes(self, meaning: McpReading) -> dict[str, Any]:
         found: dict[str, Any] = {"tollgate.mcp.kind": meaning["kind"]}
@@ -501,7 +501,3 @@ def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter
         return Ssh(target)
     return None
 
-
-KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "egress", "ssh")
-"""Every key an interpreter (or a front: `postgres`, `egress`) may fill; the others are
-null in a target's input."""

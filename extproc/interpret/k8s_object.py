@@ -33,7 +33,7 @@ from typing import Any, Literal, TypedDict
 
 import yaml
 
-from extproc.http.message import media_type
+from extproc.codecs.message import media_type
 
 # Resource -> (its kind, where its pod spec sits). Matched whatever the API group, so an
 # older group (extensions/v1beta1) is read too; reading more only refuses more.
@@ -119,7 +119,7 @@ def reads_body(verb: str | None, resource: str | None, subresource: str | None) 
 def read_object(resource: str, verb: str, content_type: str, body: Any) -> K8sObject:
     """`input.k8s.object`: the kind, metadata and pod spec summary a write's body carries.
 
-    `body` is the request body as `http.message.decode_request_body` gives it (JSON
+    `body` is the request body as `codecs.message.decode_request_body` gives it (JSON
     parsed, other text as str, None when absent or binary). Raises Unreadable."""
     media = media_type(content_type)
     patch = _PATCHES.get(media) if verb == "patch" else None

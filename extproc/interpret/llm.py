@@ -64,10 +64,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import orjson
 
-from extproc import jsonenc
-from extproc.http.sse import EventSplitter, event_data
+from extproc.codecs import jsonenc
+from extproc.codecs.jsonenc import json_type
+from extproc.codecs.sse import EventSplitter, event_data
 from extproc.interpret import shell
-from extproc.jsonenc import json_type
 
 if TYPE_CHECKING:
     from extproc.interpret.sql import Statement

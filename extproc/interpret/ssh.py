@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from extproc.codecs.message import Request
 from extproc.config import Target
 from extproc.interpret import _Plain
 from extproc.interpret import shell as shell_reader
-from extproc.policy.input import Request
 
 # What the front may ask about, as input.ssh.request.
 REQUESTS = frozenset({"exec", "shell", "line", "sftp", "forward", "subsystem"})

@@ -4,6 +4,9 @@ Detectors (detectors.py) find spans; strategies (strategies.py) rewrite them; a
 `MaskSpec` says which detectors (in data, and in the actions a model's tool calls
 carry), which JSON fields and which strategy; a `Masker` applies a spec to text
 (`mask_text`), to parsed JSON (`mask_json`) and to bodies arriving in chunks (`stream`).
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from extproc.masking.catalog import DETECTORS

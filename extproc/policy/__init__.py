@@ -3,6 +3,9 @@
 Backends differ in where Rego runs (in process, or in an OPA server), never in
 what they answer: a result is a `Decision`, and anything else is a `PolicyError`
 that the caller turns into a refusal (or, for a fail-open target, a logged allow).
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from __future__ import annotations

@@ -9,32 +9,17 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from extproc import jsonenc
+from extproc.codecs import jsonenc
+from extproc.codecs.message import Request, Response
 from extproc.config import Target
 from extproc.identity import Who
-from extproc.interpret import KEYS
+
+KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "egress", "ssh")
+"""Every key an interpreter (or a front: `postgres`, `egress`) may fill; the others are
+null in a target's input."""
 
 # The key of the front's own context in the input, by target protocol.
 CONTEXT_KEYS = {"postgres": "postgres", "egress": "egress"}
-
-
-class Request(TypedDict):
-    """`input.request`: headers without pseudo-headers, secrets redacted; `body` decoded
-    (JSON parsed, text as text), None when absent, binary or not inspected."""
-
-    method: str
-    path: str  # without the query string
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-class Response(TypedDict):
-    """`input.response` (null at the request phase); `body` only when the target reads it."""
-
-    status: int
-    headers: dict[str, str]
-    body: Any
 
 
 class ApprovalInput(TypedDict):

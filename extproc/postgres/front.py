@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, Target
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.postgres import messages as pg

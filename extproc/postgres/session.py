@@ -48,9 +48,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from extproc.codecs.refusal import BadInput
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision

@@ -4,6 +4,9 @@
 `recorder.py` how the request path hands them over without losing any, `wire.py` in
 what form, `writer.py` the process that writes them, `store.py` the tables,
 `verify.py` how a chain is checked.
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from extproc.recording.record import BodyCapture, Decided, Evidence

@@ -23,7 +23,7 @@ from extproc.recording.record import Evidence
 from extproc.recording.recorder import RecordingUnavailable
 
 if TYPE_CHECKING:
-    from extproc.exchange.ports import Recorder
+    from extproc.recording.recorder import Recorder
 
 log = logging.getLogger("tollgate.policy")
 

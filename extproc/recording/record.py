@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from extproc.codecs.message import Request, Response, is_json, media_type, parse_json
 from extproc.config import Target
-from extproc.http.body_masking import EventMasking
-from extproc.http.message import is_json, media_type, parse_json
 from extproc.identity import Who
 from extproc.interpret.llm import ChatStream
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
-from extproc.policy.input import Request, Response
+from extproc.masking.body import EventMasking
 
 # The record's masking: every detector and the default field rules, redacted; what the
 # gateway already masked is left as the client got it.

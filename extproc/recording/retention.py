@@ -12,7 +12,7 @@ waits for a newer record to follow it: a cut nothing links to vouches for nothin
 Pruning never hides a deletion it did not make: a gap no statement covers stays a gap
 (and `verify` keeps naming it); it is not merged into a range pruned next to it.
 
-Terminal recordings (ssh/recordings.py) go with the last record of their trace, in the
+Terminal recordings (recording/terminal.py) go with the last record of their trace, in the
 same transaction; one no record vouches for, once past every retention and not held.
 """
 
@@ -23,9 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from extproc.config import Config
-from extproc.recording import store
+from extproc.recording import store, terminal
 from extproc.recording.chain import Checkpoint, Signer
-from extproc.ssh import recordings
 from extproc.store import Connection, StoreError
 
 _DAY_US = 86_400_000_000
@@ -174,7 +173,7 @@ def prune(connection: Connection, signer: Signer, rules: Rules,
         if store_cutoff is not None and None not in target_cutoffs.values():
             # No record names the target of one that no record vouches for: it goes once
             # past the longest retention (never while any keeps for ever).
-            pruned.recordings += recordings.prune_unrecorded(
+            pruned.recordings += terminal.prune_unrecorded(
                 connection, min(cutoffs), held)
     return pruned
 
@@ -245,7 +244,7 @@ def _delete(connection: Connection, signer: Signer, writer: str, run: _Run) -> i
     else:
         statement = signer.sign("cut", writer, run.last, run.hash, signed_us, run.first)
         where, params = "writer = ? AND seq BETWEEN ? AND ?", (writer, run.first, run.last)
-    gone = recordings.prune_with_records(connection, where, params)
+    gone = terminal.prune_with_records(connection, where, params)
     connection.execute(f"DELETE FROM records WHERE {where}", params)
     connection.execute(f"DELETE FROM checkpoints WHERE {where}", params)
     store.add_checkpoints(connection, [statement])

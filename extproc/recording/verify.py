@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from extproc.cli.text import utc
+from extproc.codecs.text import utc
 from extproc.recording import store
 from extproc.recording.anchors import AnchorLog
 from extproc.recording.chain import GENESIS, Checkpoint, Verifier, record_hash

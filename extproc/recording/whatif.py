@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from extproc.codecs.message import Request, Response
 from extproc.config import Match, PostgresTarget, SshTarget, Target
 from extproc.policy import PolicyError
 from extproc.policy.decision import APPROVED, HOLD_TOO_LATE
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.policy.input import InputEncoder, Request, Response
+from extproc.policy.input import InputEncoder
 from extproc.recording.chain import canonical
 from extproc.recording.store import Row
 

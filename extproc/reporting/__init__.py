@@ -5,6 +5,9 @@ period), `controls.py` maps it to the controls auditors ask about, `charts.py` d
 charts, `html.py` renders it as a page and as PDF, `signing.py` signs its JSON with the
 audit key. `gather` and the renderers are synchronous: the admin API runs them in a
 thread.
+
+Layer: services (pyproject.toml's import contract): imports its own package and the layers
+below it.
 """
 
 from extproc.reporting.evidence import Report, gather

@@ -14,7 +14,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from extproc.cli.text import utc
+from extproc.codecs.text import utc
 from extproc.reporting import charts
 from extproc.reporting.evidence import Report
 

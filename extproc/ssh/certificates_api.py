@@ -25,8 +25,8 @@ import orjson
 from aiohttp import web
 
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.codecs.message import parse_json
 from extproc.config import Config, Identity
-from extproc.http.message import parse_json
 from extproc.identity import NO_SUBJECT, identity_of
 from extproc.ssh.certificates import CertificateError, UserCA, host_key_line
 

@@ -35,15 +35,15 @@ from typing import Any
 import asyncssh
 
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.codecs.refusal import BadInput
 from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.refusal import BadInput
 from extproc.masking import Masker
 from extproc.recording import RecordingQuota, RecordingUnavailable
+from extproc.recording.terminal import TerminalRecordings
 from extproc.ssh.certificates import UserCA, read_certificates
 from extproc.ssh.commands import run_exec, say
 from extproc.ssh.gate import REFUSED_STATUS, Gate, Transfers, Verdict
-from extproc.ssh.recordings import TerminalRecordings
 from extproc.ssh.sftp import SftpRelay
 from extproc.ssh.terminal import run_shell
 from extproc.ssh.upstream import Keys

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from extproc.codecs.refusal import BadInput
 from extproc.config import Target
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker, MaskSpec
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable

@@ -38,14 +38,14 @@ from typing import Any
 
 import asyncssh
 
+from extproc.codecs.cast import MEDIA_TYPE, CastWriter
 from extproc.masking import Masker
 from extproc.recording import BodyCapture
-from extproc.ssh.cast import MEDIA_TYPE, CastWriter
+from extproc.recording.terminal import TerminalRecordings
 from extproc.ssh.commands import Connect, say, start_on_host
 from extproc.ssh.gate import FAILED_STATUS, Gate, Verdict
 from extproc.ssh.lines import Echo, Interrupt, LineEditor, Submitted
 from extproc.ssh.output import MaskedOutput
-from extproc.ssh.recordings import TerminalRecordings
 from extproc.ssh.relay import exit_with, pump_input, pump_output
 
 log = logging.getLogger("tollgate.ssh")

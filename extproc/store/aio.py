@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from extproc.store.connection import StoreError, connect, one_line, postgres_sql
+from extproc.store.connection import connect, one_line, postgres_sql
+from extproc.store.errors import StoreError
 
 log = logging.getLogger("tollgate.store")
 

@@ -11,11 +11,7 @@ from typing import Any
 import psycopg
 
 from extproc.store import schema
-
-
-class StoreError(Exception):
-    """The store cannot answer (unreachable, refused, corrupt); the message is one line."""
-
+from extproc.store.errors import StoreError
 
 # Seconds a SQLite writer waits for another's lock before giving up (busy_timeout).
 _SQLITE_BUSY_SECONDS = 5.0

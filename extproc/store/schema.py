@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from extproc.store.errors import StoreError
+
 if TYPE_CHECKING:
     from extproc.store.connection import Connection
 
@@ -284,8 +286,6 @@ _CREATE_LOCK = int.from_bytes(b"tollgate")
 
 def migrate(connection: Connection) -> None:
     """Bring every component's tables to the newest version this tollgate knows."""
-    from extproc.store.connection import StoreError
-
     with connection.transaction():
         if connection.backend == "postgresql":
             # CREATE TABLE IF NOT EXISTS is not safe against itself on PostgreSQL: of two

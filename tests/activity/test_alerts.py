@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 
 from extproc import config
-from extproc.activity.alerts import Alerts
 from extproc.activity.tracker import Tracker
+from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from extproc.approvals.api import ApprovalsApi
+from extproc.admin.approvals.api import ApprovalsApi
 from tests.approvals.conftest import create, opened
 
 DBA = {"sub": "dana", "groups": ["dba"]}

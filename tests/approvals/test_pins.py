@@ -101,7 +101,7 @@ def test_tools_of_other_targets_are_pinned_apart(sqlite_url: str) -> None:
 def test_a_store_that_cannot_answer_refuses_what_needs_the_pins(store_url: str) -> None:
     """Fail closed: a call or a listing that cannot be checked against its pins does not
     pass (503, the exchange's refusal), on either backend."""
-    from extproc.exchange.refusal import BadInput
+    from extproc.codecs.refusal import BadInput
 
     async def steps(pins: StoredPins, store: Any) -> list[BadInput]:
         await store.store.execute("DROP TABLE mcp_tools")  # every statement on it fails

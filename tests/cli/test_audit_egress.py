@@ -28,7 +28,6 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingResponse
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config, envoy_bootstrap
-from extproc.activity.alerts import Alerts
 from extproc.approvals import ApprovalStore
 from extproc.approvals.auth import Verifier
 from extproc.approvals.hold import Holds
@@ -36,6 +35,7 @@ from extproc.credentials import CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
 from extproc.egress.tunnels import TunnelLog
+from extproc.exchange.alerts import Alerts
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.cli.common import Unusable, parse_duration
+from extproc.codecs.durations import Unusable, parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Page, expect
 
-from extproc.inert import UNSAFE, terminal
+from extproc.codecs.inert import UNSAFE, terminal
 from tests.e2e.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for, sql
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
@@ -221,8 +221,8 @@ def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Pag
 
 
 def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page: Page) -> None:
-    """The admin pages' shared script's `visible` (extproc/admin_page.js, which the monitor
-    page loads too) and extproc.inert's `terminal` give the same text for the first
+    """The admin pages' shared script's `visible` (extproc/admin/admin_page.js, which the monitor
+    page loads too) and extproc.codecs.inert's `terminal` give the same text for the first
     0x3000 code points (controls, bidi, zero-width, separators among them) and on either
     side of every edge of the unsafe class."""
     inside = [UNSAFE.match(chr(c)) is not None for c in range(sys.maxunicode + 1)]

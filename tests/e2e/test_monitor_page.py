@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from extproc.inert import terminal
+from extproc.codecs.inert import terminal
 from extproc.quickstart import stack
 from extproc.recording.chain import Signer
 from tests.e2e.test_approvals_page import WAIT_MS, foreign_token

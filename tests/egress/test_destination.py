@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.egress.destination import Destination, parse_authority, range_of
+from extproc.codecs.destination import Destination, parse_authority, range_of
 
 LABEL_63 = "a" * 63
 NAME_253 = ".".join([LABEL_63, LABEL_63, LABEL_63, "b" * 61])  # 4 labels, 253 characters

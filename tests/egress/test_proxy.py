@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from extproc import config, envoy_bootstrap
 from extproc.approvals.auth import Verifier
+from extproc.codecs.refusal import BadInput
 from extproc.config import Target
 from extproc.egress.proxy import EgressProxy, Outbound
 from extproc.egress.seen import Seen
 from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 from extproc.http import wire
 from extproc.masking import Masker

@@ -8,9 +8,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config
+from extproc.codecs.refusal import BadInput
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.recorded import recorded
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.policy.decision import APPROVED

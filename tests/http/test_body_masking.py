@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from extproc.exchange.refusal import BadInput
-from extproc.http.body_masking import ByteStream, EventMasking, mask_body
+from extproc.codecs.refusal import BadInput
 from extproc.interpret.llm import ChatStream
 from extproc.masking import Masker
+from extproc.masking.body import ByteStream, EventMasking, mask_body
 from extproc.masking.policy_mask import spec_of
 
 MASKER = Masker(b"k" * 32)

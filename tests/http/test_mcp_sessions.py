@@ -13,9 +13,10 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config
-from extproc.activity.alerts import Alerts
+from extproc.codecs.message import request_view
+from extproc.codecs.refusal import BadInput
+from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
 from extproc.http.mcp_sessions import (
     NOT_FOUND,
@@ -26,7 +27,6 @@ from extproc.http.mcp_sessions import (
     canonical,
     named,
 )
-from extproc.http.message import request_view
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.recording import Evidence

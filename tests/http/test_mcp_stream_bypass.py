@@ -16,7 +16,7 @@ import pytest
 from httpx_sse import EventSource
 
 from extproc.interpret.mcp import declared_of, fingerprint
-from tests.interpret.test_mcp_answer import CALL, CARD, KEY, events, sent, streamed
+from tests.http.test_mcp_answer import CALL, CARD, KEY, events, sent, streamed
 
 SECRETS = (CARD, CARD.replace(" ", ""), KEY)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.http.message import (
+from extproc.codecs.message import (
     BadInput,
     decode_request_body,
     decode_response_body,

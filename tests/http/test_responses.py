@@ -7,8 +7,9 @@ from typing import Any
 
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange
-from extproc.http.responses import BODY, HEADERS, handler_for
-from extproc.interpret.llm_answer import ModelAnswer
+from extproc.http.answers import handler_for
+from extproc.http.llm_answer import MODEL_ANSWER
+from extproc.http.responses import BODY, HEADERS
 from tests.exchange.test_pipeline import pipeline
 from tests.support.fakes import ListedResponse
 
@@ -55,8 +56,7 @@ def test_the_handler_is_chosen_from_the_request() -> None:
     bodies, _ = pipeline(MASK_ALL, inspect={"response": "body"})
     assert handler_for(exchange_of(bodies)) is BODY
     model, _ = pipeline(MASK_ALL, protocol="llm", inspect={"response": "body"})
-    assert isinstance(handler_for(exchange_of(model, "POST", "/v1/chat/completions")),
-                      ModelAnswer)
+    assert handler_for(exchange_of(model, "POST", "/v1/chat/completions")) is MODEL_ANSWER
     assert handler_for(exchange_of(model, "GET", "/v1/models")) is BODY
     none, _ = pipeline(MASK_ALL, inspect={"response": "none"})
     assert handler_for(exchange_of(none)) is None

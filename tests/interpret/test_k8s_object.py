@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from extproc.codecs.message import decode_request_body
 from extproc.config import K8s
-from extproc.http.message import decode_request_body
 from extproc.interpret import Kubernetes
 from extproc.interpret.k8s_object import Unreadable, read_object, reads_body
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.interpret.paths import path_matcher, pattern_problem
+from extproc.codecs.paths import path_matcher, pattern_problem
 
 DATASETTE = path_matcher(["/datasette/*/-/query*", "/datasette/*/-/execute-write", "/sql"])
 

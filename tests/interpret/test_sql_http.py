@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from extproc.codecs.message import decode_request_body, request_view
+from extproc.codecs.refusal import BadInput
 from extproc.config import Sql
-from extproc.exchange.refusal import BadInput
-from extproc.http.message import decode_request_body, request_view
 from extproc.interpret import SqlHttp
 
 

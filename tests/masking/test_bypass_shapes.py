@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from extproc.http.body_masking import ByteStream, EventMasking, mask_body
 from extproc.masking import Masker, MaskSpec, shadow
+from extproc.masking.body import ByteStream, EventMasking, mask_body
 from extproc.masking.policy_mask import spec_of
 
 SPEC = MaskSpec()

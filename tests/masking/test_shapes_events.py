@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from extproc.http.body_masking import ByteStream
 from extproc.masking import Masker, MaskSpec
+from extproc.masking.body import ByteStream
 
 SPEC = MaskSpec()
 SECRET = "card 4111 1111 1111 1111 and mail jo.doe@example.com ok"

@@ -1,7 +1,7 @@
 """What the monitor reads, seeded as tollgate writes it: activity counts in the store's
 `activity_counts` (per key, clock minute and metric, as the tracker's upserts leave
 them), and records written through a real Recorder (chained, masked, checkpointed):
-refused exchanges, and alerts as extproc/activity/alerts.py records them.
+refused exchanges, and alerts as extproc/exchange/alerts.py records them.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from extproc import admin
 from extproc.activity.tracker import Tracker
+from extproc.admin.monitor import MonitorApi
 from extproc.config import Activity
 from extproc.identity import ANONYMOUS
-from extproc.monitor import MonitorApi
 from extproc.quickstart.stack import free_port
 from extproc.recording.chain import Signer
 from extproc.store.aio import AsyncStore, open_store

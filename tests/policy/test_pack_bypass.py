@@ -28,7 +28,7 @@ import pytest
 
 from extproc.approvals.model import Approval
 from extproc.approvals.notify import message
-from extproc.inert import LogFormatter, terminal
+from extproc.codecs.inert import LogFormatter, terminal
 from extproc.policy.embedded import EmbeddedEngine
 from tests.policy_corpus import policy_input
 

@@ -2,7 +2,7 @@
 
 Each `*.json` file here is a list of cases (format in README.md). A case's input is
 built the way tollgate's servicer builds it — the HTTP request through
-`extproc.http.message`, its meaning through the target's protocol interpreter
+`extproc.codecs.message`, its meaning through the target's protocol interpreter
 (`extproc.interpret.interpreter_for(target)`: `input.sql`, `input.k8s`, `input.llm`), then
 `extproc.policy.input.InputEncoder` for the JSON text — so the corpus exercises the real
 reading and encoding path, not a hand-written imitation of it. An MCP target's reading is
@@ -20,18 +20,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from extproc.config import K8s, Match, Mcp, Policy, PostgresTarget, Sql, SshTarget, Target
-from extproc.http.body_masking import is_event_stream
-from extproc.http.message import (
+from extproc.codecs.message import (
     decode_request_body,
     decode_response_body,
     decoded_content,
     policy_headers,
     request_view,
 )
+from extproc.config import K8s, Match, Mcp, Policy, PostgresTarget, Sql, SshTarget, Target
 from extproc.identity import ANONYMOUS
 from extproc.interpret import Llm, interpreter_for
 from extproc.interpret import mcp as mcp_reading
+from extproc.masking.body import is_event_stream
 from extproc.policy.input import InputEncoder
 
 HERE = Path(__file__).resolve().parent

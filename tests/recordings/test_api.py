@@ -17,13 +17,13 @@ import aiohttp
 import orjson
 
 from extproc import admin
+from extproc.admin.recordings import Readers, RecordingsApi
+from extproc.admin.recordings.report import Reports
 from extproc.config import Match, Recordings, Target, parse
 from extproc.quickstart.stack import free_port
 from extproc.recording import Recorder
 from extproc.recording.chain import Signer
 from extproc.recording.store import by_id
-from extproc.recordings import Readers, RecordingsApi
-from extproc.recordings.report import Reports
 from extproc.store import connect
 from extproc.store.aio import open_store
 from tests.monitor.conftest import alert, refusal, verifier

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from extproc.admin.recordings import Readers
+from extproc.admin.recordings.readers import NotAReader, Scope
 from extproc.config import ConfigError, Match, Target, parse
 from extproc.identity import Authenticated
-from extproc.recordings import Readers
-from extproc.recordings.readers import NotAReader, Scope
 
 TARGETS = [{"name": "orders", "match": {"route": "orders"}, "environment": "prod"},
            {"name": "payments", "match": {"route": "payments"}, "environment": "pci"}]

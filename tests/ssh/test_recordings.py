@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from extproc.codecs.cast import MEDIA_TYPE, CastWriter
 from extproc.recording import Evidence, retention
 from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture, RecordedTarget
 from extproc.recording.retention import Rules
-from extproc.ssh.cast import MEDIA_TYPE, CastWriter
-from extproc.ssh.recordings import TerminalRecordings, available, load
+from extproc.recording.terminal import TerminalRecordings, available, load
 from extproc.store import Connection, StoreError, connect
 from extproc.store.aio import open_store
 from tests.recording.conftest import evidence, record

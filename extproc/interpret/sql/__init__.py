@@ -98,7 +98,7 @@ from typing import Any, NotRequired, TypedDict
 
 import orjson
 
-from extproc.interpret.sql.dialects import DIALECTS
+from extproc.codecs.sql_dialects import DIALECTS
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, classify, setting_effects
 from extproc.interpret.sql.lineage import Column
 

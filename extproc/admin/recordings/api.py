@@ -41,17 +41,17 @@ import orjson
 from aiohttp import web
 
 from extproc import admin
+from extproc.admin.recordings.readers import NotAReader, Readers, Scope
+from extproc.admin.recordings.report import FORMATS, ReportError, Reports
 from extproc.approvals.auth import AuthError, Verifier
-from extproc.cli.audit import ACTIONS, KINDS
-from extproc.cli.common import Unusable, parse_duration
+from extproc.codecs.durations import Unusable, parse_duration
+from extproc.codecs.message import request_view
+from extproc.codecs.vocabulary import ACTIONS, KINDS
 from extproc.config import Recordings
 from extproc.exchange.recorded import recorded
-from extproc.http.message import request_view
 from extproc.identity import Authenticated
 from extproc.recording import Evidence, Recorder, RecordingUnavailable
 from extproc.recording.chain import record_hash
-from extproc.recordings.readers import NotAReader, Readers, Scope
-from extproc.recordings.report import FORMATS, ReportError, Reports
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -109,7 +109,7 @@ class RecordingsApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            *admin.page_routes("/recordings/ui", "extproc.recordings"),
+            *admin.page_routes("/recordings/ui", "extproc.admin.recordings"),
             web.get("/recordings/search", self._reading("search", self._search)),
             web.get("/recordings/sessions", self._reading("sessions", self._sessions)),
             web.get("/recordings/sessions/{id}", self._reading("session", self._session)),

@@ -5,7 +5,7 @@ traces and single records (each read itself a record of kind `access`), `page.ht
 `page.js` show one agent run as a timeline.
 """
 
-from extproc.recordings.api import RecordingsApi
-from extproc.recordings.readers import Readers
+from extproc.admin.recordings.api import RecordingsApi
+from extproc.admin.recordings.readers import Readers
 
 __all__ = ["Readers", "RecordingsApi"]

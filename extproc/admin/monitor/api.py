@@ -74,7 +74,7 @@ class MonitorApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            *admin.page_routes("/monitor/ui", "extproc.monitor"),
+            *admin.page_routes("/monitor/ui", "extproc.admin.monitor"),
             web.get("/monitor/activity", self._activity),
         ]
 

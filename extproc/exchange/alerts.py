@@ -18,10 +18,10 @@ from typing import Any
 
 from extproc import metrics
 from extproc.activity.tracker import Tracker
+from extproc.codecs.inert import slack
 from extproc.config import Alerts as AlertsSettings
 from extproc.exchange.ports import Recorder
 from extproc.exchange.state import Exchange
-from extproc.inert import slack
 from extproc.policy.decision import Alert
 from extproc.recording import Evidence, RecordingUnavailable
 from extproc.store import StoreError

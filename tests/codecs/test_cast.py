@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from extproc.ssh.cast import CastError, CastWriter, ScreenFilter, play
+from extproc.codecs.cast import CastError, CastWriter, ScreenFilter, play
 
 STARTED = 1_760_000_000.25
 

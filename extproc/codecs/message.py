@@ -10,15 +10,31 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qs
 
 import brotli
 
-from extproc.exchange.refusal import BadInput
+from extproc.codecs.refusal import BadInput
 
-if TYPE_CHECKING:
-    from extproc.policy.input import Request
+
+class Request(TypedDict):
+    """`input.request`: headers without pseudo-headers, secrets redacted; `body` decoded
+    (JSON parsed, text as text), None when absent, binary or not inspected."""
+
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+class Response(TypedDict):
+    """`input.response` (null at the request phase); `body` only when the target reads it."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
 
 
 def redact(value: str) -> str:

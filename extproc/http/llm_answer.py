@@ -15,14 +15,13 @@ error event, which OpenAI-compatible clients raise as an error.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from extproc import jsonenc
+from extproc.codecs import jsonenc
+from extproc.codecs.message import content_encoding, decode_response_body
+from extproc.codecs.refusal import BadInput
 from extproc.exchange.pipeline import Pipeline, off_loop
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
-from extproc.http.body_masking import EventMasking, is_event_stream
-from extproc.http.message import content_encoding, decode_response_body
 from extproc.http.responses import (
     Mode,
     Out,
@@ -31,21 +30,24 @@ from extproc.http.responses import (
     masked_as_asked,
     readable,
 )
+from extproc.interpret import Llm
+from extproc.masking.body import EventMasking, is_event_stream
 from extproc.policy import Decision
 from extproc.recording import BodyCapture
 
 if TYPE_CHECKING:
-    from extproc.interpret import Llm
     from extproc.interpret.llm import Event
+
+
+def _llm(exchange: Exchange) -> Llm:
+    """The model target's interpreter: only its requests are answered here."""
+    return cast(Llm, exchange.interpreter)
 
 
 class ModelAnswer:
     """The answer to a chat completion or a Responses API call."""
 
     mode: Mode = "duplex"
-
-    def __init__(self, llm: Llm) -> None:
-        self._llm = llm
 
     async def run(self, pipeline: Pipeline, exchange: Exchange,
                   response: ResponseWire[Out]) -> AsyncIterator[Out]:
@@ -63,7 +65,7 @@ class ModelAnswer:
         # Read whatever its declared type, as clients read it; a body in an encoding
         # tollgate cannot read is read as the bytes it is (an error, refused to agents).
         meaning, body = await off_loop(
-            len(raw), self._llm.answer, exchange.meaning, raw if content is None else content)
+            len(raw), _llm(exchange).answer, exchange.meaning, raw if content is None else content)
         if body is None and content is not None:
             body = decode_response_body(headers, content)
         exchange.response["body"] = body
@@ -88,7 +90,7 @@ class ModelAnswer:
         if content_encoding(response.headers) != "identity":
             raise BadInput(502, "unreadable_encoding",
                            "a compressed event stream cannot be read as it flows; it is refused")
-        stream = self._llm.stream()
+        stream = _llm(exchange).stream()
         spec = exchange.mask
         masking = EventMasking(pipeline.masker, spec) if spec is not None else None
         held: list[bytes] = []  # from the first tool-call delta on
@@ -108,7 +110,7 @@ class ModelAnswer:
                 for answer in _sent(response, delivered, flowing, not headers_sent, False):
                     yield answer
                 headers_sent = True
-        exchange.interpret(await off_loop(received.size, self._llm.streamed, exchange.meaning,
+        exchange.interpret(await off_loop(received.size, _llm(exchange).streamed, exchange.meaning,
                                           stream))
         decision = await pipeline.decide(exchange, "response")
         if masking is not None:
@@ -129,7 +131,7 @@ class ModelAnswer:
     def _error_event(self, exchange: Exchange, decision: Decision) -> bytes:
         """A refusal inside an event stream already under way: an event carrying the
         error, which OpenAI-compatible clients raise as an error; no `[DONE]` follows."""
-        _, refusal = self._llm.refusal(exchange.denial(decision), 200, exchange.meaning)
+        _, refusal = _llm(exchange).refusal(exchange.denial(decision), 200, exchange.meaning)
         return f"data: {jsonenc.dumps(refusal)}\n\n".encode()
 
 
@@ -156,3 +158,6 @@ def _sent(response: ResponseWire[Out], delivered: BodyCapture, parts: list[bytes
         yield response.send_headers(None)
     delivered.add(data)
     yield from response.send(data, end)
+
+
+MODEL_ANSWER = ModelAnswer()

@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from extproc import config
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
-from extproc.http.responses import handler_for
-from extproc.interpret.mcp_answer import ANSWER
+from extproc.http.answers import handler_for
+from extproc.http.mcp_answer import ANSWER
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.telemetry import Telemetry

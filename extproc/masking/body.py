@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from extproc import jsonenc
-from extproc.exchange.refusal import BadInput
-from extproc.http.message import is_json, media_type, parse_json
+from extproc.codecs import jsonenc
+from extproc.codecs.message import is_json, media_type, parse_json
+from extproc.codecs.refusal import BadInput
 from extproc.masking import Masker, MaskingStream, MaskSpec, normalise_field
 
 log = logging.getLogger("tollgate.masking")

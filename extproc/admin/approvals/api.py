@@ -30,9 +30,9 @@ from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
 from extproc.approvals.store import ApprovalStore
+from extproc.codecs.message import parse_json, request_view
 from extproc.config import Target
 from extproc.exchange.recorded import recorded
-from extproc.http.message import parse_json, request_view
 from extproc.identity import Authenticated
 from extproc.recording import BodyCapture, Evidence, Recorder, RecordingUnavailable
 from extproc.store import StoreError
@@ -58,7 +58,7 @@ class ApprovalsApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            *admin.page_routes("/approvals/ui", "extproc.approvals"),
+            *admin.page_routes("/approvals/ui", "extproc.admin.approvals"),
             web.get("/approvals", self._list),
             web.get("/approvals/{id}", self._show),
             web.post("/approvals/{id}/approve", self._approve),

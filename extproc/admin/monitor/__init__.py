@@ -6,6 +6,6 @@ and `page.js` draw it, live, each alert and refusal linking to its records on th
 recordings page (extproc/recordings/).
 """
 
-from extproc.monitor.api import MonitorApi
+from extproc.admin.monitor.api import MonitorApi
 
 __all__ = ["MonitorApi"]

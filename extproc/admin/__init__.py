@@ -4,6 +4,9 @@ recordings, the metrics.
 It runs on tollgate's event loop, beside the gRPC server, so an approval given here
 wakes a request held in this process at once. Anything it cannot route, or fails at,
 is answered in the same JSON error shape as the API.
+
+Layer: fronts and surfaces (pyproject.toml's import contract): imports its own package and
+the layers below it.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 async def start(address: str, routes: list[web.RouteDef]) -> web.AppRunner:
     """Serve `routes` on HOST:PORT until the runner is cleaned up."""
     app = web.Application(middlewares=[_json_errors], client_max_size=_MOST_BODY_BYTES)
-    common = resources.files("extproc").joinpath("admin_page.js").read_text(encoding="utf-8")
+    common = resources.files("extproc.admin").joinpath("admin_page.js").read_text(encoding="utf-8")
     app.add_routes([*routes, web.get(COMMON_SCRIPT, _asset(common, "text/javascript"))])
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

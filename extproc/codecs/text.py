@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
-from extproc.inert import terminal
+from extproc.codecs.inert import terminal
 
 
 def print_table(lines: Sequence[Sequence[str]]) -> None:

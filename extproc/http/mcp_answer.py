@@ -34,13 +34,13 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from extproc import jsonenc
+from extproc.codecs import jsonenc
+from extproc.codecs.message import content_encoding, parse_json
+from extproc.codecs.refusal import BadInput
+from extproc.codecs.sse import EventSplitter, event_of, fields
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.refusal import BadInput
 from extproc.exchange.state import Exchange
-from extproc.http.message import content_encoding, parse_json
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
-from extproc.http.sse import EventSplitter, event_of, fields
 from extproc.interpret import mcp
 
 if TYPE_CHECKING:
