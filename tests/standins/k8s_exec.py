@@ -283,13 +283,30 @@ def serve_exec(connection: Connection, pods: Pods, namespace: str, pod: str,
 
 
 def serve_attach(connection: Connection, container: Container, streams: Streams) -> None:
-    """Join the pod's container process: its output from now on, stdin if asked."""
-    connection.send(streams.opening_channel(), b"")
+    """Join the pod's container process: its output from now on, stdin if asked. The
+    "session is up" message goes out once joined (output meanwhile waits behind it), so a
+    client that has read it knows it sees everything printed after."""
 
     class Attached:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.waiting: list[tuple[int, bytes]] | None = []  # None: the session is up
+
         def output(self, channel: int, data: bytes) -> None:
-            if streams.stdout if channel == ch.STDOUT else streams.stderr:
-                connection.send(channel, data)
+            if not (streams.stdout if channel == ch.STDOUT else streams.stderr):
+                return
+            with self.lock:
+                if self.waiting is not None:
+                    self.waiting.append((channel, data))
+                    return
+            connection.send(channel, data)
+
+        def up(self) -> None:
+            with self.lock:
+                connection.send(streams.opening_channel(), b"")
+                for channel, data in self.waiting or ():
+                    connection.send(channel, data)
+                self.waiting = None
 
         def exited(self) -> None:
             connection.finish(ch.success(connection.subprotocol))
@@ -305,7 +322,9 @@ def serve_attach(connection: Connection, container: Container, streams: Streams)
 
     connection.on_message = on_message
     connection.on_gone = lambda: container.detach(attached)
-    if not container.attach(attached):
+    joined = container.attach(attached)
+    attached.up()
+    if not joined:
         connection.finish(ch.success(connection.subprotocol))
     connection.run()
 

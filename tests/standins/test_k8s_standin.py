@@ -475,6 +475,7 @@ def test_attach_relays_the_container_process_from_the_moment_of_attaching(
     first.send(0, b"echo before\n")
     assert first.read_until(1, b"before\n") == b"before\n"
     second = RawClient(pods, "attach", {"stdout": "true"})
+    assert second.message() == (1, b"")  # the session is up: joined
     first.send(0, b"echo after; exit 0\n")
     assert second.read_until(1, b"after\n") == b"after\n"
     for client in (first, second):
