@@ -120,7 +120,7 @@ class Session:
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-@settings(derandomize=True, database=None, max_examples=60, deadline=None,
+@settings(derandomize=True, database=None, max_examples=45, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(keys=KEYS, stty=st.sampled_from(STTY),
