@@ -27,10 +27,12 @@ import pytest
 from tests.bench import run
 
 # set-up: (throughput at max at least, CPU per request at most), as ratios to its floor.
+# The masked answer's bound rose from 6.5 to 7.5 when masking grew from 16 detectors to 31
+# (national phones and ids, gitleaks' rules, generic secrets): 6.1-6.5x measured since.
 THRESHOLDS = {
     "tollgate-headers": (0.3, 5.0),
     "tollgate-body": (0.22, 5.0),
-    "tollgate-masked": (0.16, 6.5),
+    "tollgate-masked": (0.16, 7.5),
 }
 
 
