@@ -1,6 +1,6 @@
 """A webhook POST of JSON, retried with backoff, that never raises.
 
-Approvers (approvals/notify.py) and alerts (activity/alerts.py) are told through it: a
+Approvers (approvals/notify.py) and alerts (exchange/alerts.py) are told through it: a
 webhook that is down must not stop what it tells about, so each delivery runs in the
 background and ends with how it went (`Delivery`), which its caller keeps and logs.
 """

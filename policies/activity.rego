@@ -19,7 +19,7 @@
 #
 # Alerts go in `alerts`, objects {"rule", "severity" ("info", "warning" or "critical"),
 # "message"}, which any file of package tollgate extends and tollgate.rego puts in the
-# decision (extproc/activity/alerts.py delivers them). A rule of `alerts` may read
+# decision (extproc/exchange/alerts.py delivers them). A rule of `alerts` may read
 # `denials` and `holds`; no rule of `denials` or `holds` may read `alerts` (or `decision`).
 package tollgate
 

@@ -1,7 +1,7 @@
 """`tollgate audit replay`'s terminal recordings: each checked against its record, then
 played as the agent saw it, or written to a .cast file.
 
-A recording (ssh/recordings.py) is stored apart from the chained records, so the store
+A recording (recording/terminal.py) is stored apart from the chained records, so the store
 alone could be edited; the SHELL exchange's record (same trace) keeps its size and
 SHA-256, and only a recording that matches them is said to be verified. Playing goes
 through cast.py's ScreenFilter: what the agent's output could do to the operator's

@@ -88,7 +88,7 @@ class Activity(Protocol):
 
 
 class Alerts(Protocol):
-    """Where the policy's alerts go (activity/alerts.py)."""
+    """Where the policy's alerts go (exchange/alerts.py)."""
 
     def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
         """On the exchange's span at once; to the record and the webhook in the

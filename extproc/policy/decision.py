@@ -67,7 +67,7 @@ class Decision:
     # approvers, not those it denies).
     grant: Literal["once", "window"] = "once"
     grant_minutes: int | None = None
-    # Raised with this decision, whatever its action (activity/alerts.py delivers them).
+    # Raised with this decision, whatever its action (exchange/alerts.py delivers them).
     alerts: tuple[Alert, ...] = ()
 
     @classmethod

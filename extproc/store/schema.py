@@ -175,7 +175,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             )""",
             "CREATE INDEX activity_counts_minute ON activity_counts (minute)",
             # Which alert (rule, identity) was last raised, and until when a repeat is
-            # not (activity/alerts.py): one alert per burst over every replica.
+            # not (exchange/alerts.py): one alert per burst over every replica.
             """CREATE TABLE alerts_raised (
                 rule TEXT NOT NULL,
                 identity TEXT NOT NULL,
@@ -264,7 +264,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
     "terminal": [
         [
             # Interactive SSH sessions' output as the agent saw it, asciicast v2 lines, in
-            # chunks as written (ssh/recordings.py): `recording_id` is the trace id of the
+            # chunks as written (recording/terminal.py): `recording_id` is the trace id of the
             # exchange whose record keeps the whole's size and SHA-256.
             """CREATE TABLE terminal_recordings (
                 recording_id TEXT NOT NULL,
