@@ -20,10 +20,11 @@ from typing import Any
 import asyncssh
 
 from extproc.masking import Masker
-from extproc.ssh.gate import FAILED_STATUS, REFUSED_STATUS, Gate, Verdict
-from extproc.ssh.output import MaskedOutput
-from extproc.ssh.relay import exit_with, pump_input, pump_output
+from extproc.ssh.relay import exit_with, pump_input
 from extproc.ssh.upstream import UpstreamError, bounded
+from extproc.terminal.gate import FAILED_STATUS, REFUSED_STATUS, Gate, Verdict
+from extproc.terminal.output import MaskedOutput
+from extproc.terminal.relay import pump_output
 
 Connect = Callable[[], Awaitable[asyncssh.SSHClientConnection]]
 

@@ -43,10 +43,10 @@ from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.recording.terminal import TerminalRecordings
 from extproc.ssh.certificates import UserCA, read_certificates
 from extproc.ssh.commands import run_exec, say
-from extproc.ssh.gate import REFUSED_STATUS, Gate, Transfers, Verdict
 from extproc.ssh.sftp import SftpRelay
 from extproc.ssh.terminal import run_shell
 from extproc.ssh.upstream import Keys
+from extproc.terminal.gate import REFUSED_STATUS, Door, Gate, Transfers, Verdict
 
 log = logging.getLogger("tollgate.ssh")
 
@@ -215,15 +215,21 @@ class _Connection(asyncssh.SSHServer):
     def _refused(self, username: str, bad: BadInput) -> None:
         """A login refused: recorded under the target it named, if any."""
         gate = Gate(self._front.pipeline, self._target, None, self.session_id,
-                    self._client())
+                    self._client(), self._door())
         gate.refused("LOGIN", bad)
         log.info("SSH login as %r refused: %s", username, bad.message)
+
+    def _door(self) -> Door:
+        """What the SSH front's requests look like to the pipeline: `/<target>`."""
+        name = self._target.name if self._target is not None else "unknown"
+        login = self._target.match.login if self._target is not None else None
+        return Door("ssh", f"/{name}", detail=f"login {login!r}")
 
     def auth_completed(self) -> None:
         """Logged in: the LOGIN exchange, and the gate every later request goes through."""
         assert self._target is not None
         gate = self.gate = Gate(self._front.pipeline, self._target, self._claims,
-                                self.session_id, self._client())
+                                self.session_id, self._client(), self._door())
         exchange, admission = gate.open("LOGIN")
         exchange.request = exchange.evidence.request = {
             "method": "LOGIN", "path": f"/{self._target.name}", "query": {},

@@ -47,7 +47,6 @@ import logging
 import os
 import posixpath
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -72,9 +71,8 @@ from asyncssh import (
     SFTPVFSAttrs,
 )
 
-from extproc.masking import Masker, MaskSpec
-from extproc.masking.detectors import Text, scan
 from extproc.ssh.upstream import UpstreamError
+from extproc.terminal.files import Unmaskable
 
 log = logging.getLogger("tollgate.ssh.sftp")
 
@@ -87,10 +85,6 @@ REORDER_LIMIT = 16 * 1024 * 1024
 MASKED_MAX = 16 * 1024 * 1024
 # How far ahead a file read in sequence is fetched from the host.
 READ_AHEAD = 2 * 1024 * 1024
-
-
-class Unmaskable(Exception):
-    """A download under a mask that cannot be served masked; its text says why."""
 
 
 class Ticket(Protocol):
@@ -503,26 +497,6 @@ class SftpRelay(asyncssh.SFTPServer):
         elif not self._starting.cancelled() and self._starting.exception() is None:
             self._starting.result().exit()
         self.channel.exit(0)
-
-
-def mask_file(masker: Masker, spec: MaskSpec, data: bytes) -> tuple[bytes, Counter[str]]:
-    """A file's bytes masked whole, and what each detector masked. Each value the masker
-    finds becomes as many `*` as it had bytes (its line breaks kept), whatever the
-    strategy: the file keeps its size, which clients learn from a path's STAT before they
-    open it (asyncssh's get and `scp -O` read exactly that many bytes). Only text (UTF-8
-    without NUL) is read by the detectors as it is meant: anything else is Unmaskable,
-    since masked it would be a corrupt file, and unmasked a leak."""
-    if b"\0" in data:
-        raise Unmaskable("binary (it holds NUL bytes)")
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        raise Unmaskable("not UTF-8 text") from None
-    found = scan(Text(data), masker.detectors(spec))
-    out = bytearray(data)
-    for start, end, _ in found:
-        out[start:end] = bytes(c if c in b"\r\n" else 0x2A for c in data[start:end])  # "*"
-    return bytes(out), Counter(detector.name for _, _, detector in found)
 
 
 def _reason(exc: BaseException) -> str:

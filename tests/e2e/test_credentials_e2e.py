@@ -19,7 +19,7 @@ import pytest
 from mcp import McpError
 from pydantic import AnyUrl
 
-from extproc.ssh.gate import REFUSED_STATUS
+from extproc.terminal.gate import REFUSED_STATUS
 from tests.e2e.test_mcp_e2e import (  # noqa: F401  (server: the fixture, reused)
     mcp_gateway,
     server,

@@ -24,7 +24,7 @@ import paramiko
 import pytest
 
 from extproc.quickstart import stack
-from extproc.ssh.gate import REFUSED_STATUS
+from extproc.terminal.gate import REFUSED_STATUS
 from tests.e2e.test_approvals_e2e import Held, api
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway

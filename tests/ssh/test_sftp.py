@@ -28,9 +28,9 @@ from extproc.ssh.sftp import (
     SftpGate,
     SftpRelay,
     Transfer,
-    mask_file,
 )
 from extproc.ssh.upstream import UpstreamError
+from extproc.terminal.files import mask_file
 from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.e2e  # a real sshd, and OpenSSH's clients run as processes

@@ -20,7 +20,7 @@ from paramiko.sftp import CMD_CLOSE, CMD_READ, int64
 from extproc.masking.policy_mask import spec_of
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
-from extproc.ssh.sftp import mask_file
+from extproc.terminal.files import mask_file
 from tests.policy_corpus import policy_input
 from tests.ssh.test_sftp import MASKER, Relay, Ticket, make_dir, root_of, serve, sha256
 from tests.support.sshd import Sshd

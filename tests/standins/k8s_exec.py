@@ -35,7 +35,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from tests.standins import k8s_channels as ch
+from extproc.codecs import k8s_channels as ch
 from tests.standins.k8s_pods import Container, Pods, StartError, Writer, pump
 
 RECORD_LIMIT = 64 * 1024  # bytes kept per channel and direction; totals are always counted

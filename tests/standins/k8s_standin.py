@@ -21,7 +21,7 @@ reached "the cluster" and what did not:
                                            finalised at once, with what it held
     GET  .../pods/{name}/exec|attach      WebSocket streaming (k8s_exec.py), with the
          .../pods/{name}/portforward       subprotocols and framing kube negotiates
-                                           (k8s_channels.py): see below
+                                           (extproc/codecs/k8s_channels.py): see below
 
 Exec, attach and port-forward. Started with `pods=<folder>`, the stand-in runs real
 processes (k8s_pods.py): each pod's filesystem root is `<folder>/<namespace>/<pod>`
@@ -98,7 +98,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from tests.standins import k8s_channels as ch
+from extproc.codecs import k8s_channels as ch
 from tests.standins.k8s_exec import (
     Connection,
     Streams,

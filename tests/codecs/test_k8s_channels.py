@@ -1,4 +1,4 @@
-"""The Kubernetes channel framing (tests/standins/k8s_channels.py): negotiation as kube
+"""The Kubernetes channel framing (extproc/codecs/k8s_channels.py): negotiation as kube
 does it, messages that round-trip, and what is ignored or ends a connection."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.standins import k8s_channels as ch
+from extproc.codecs import k8s_channels as ch
 
 EXEC = ch.EXEC_PROTOCOLS
 PROTOCOLS = st.sampled_from(sorted(EXEC.values(), key=lambda p: p.name))

@@ -1,8 +1,10 @@
-"""Each thing an agent asks of a host, as one exchange: opened, decided, held, recorded.
+"""Each thing an agent asks of a host or a pod, as one exchange: opened, decided, held,
+recorded.
 
-One agent connection has one Gate: its target, its verified identity and its session id.
-A command (exec), an interactive shell, each line typed into it, each SFTP operation and
-each forwarding request goes through `decide`, which drives the exchange pipeline every
+One agent connection (SSH) or stream (Kubernetes exec) has one Gate: its target, its
+verified identity and its session id. A command (exec), an interactive shell, each line
+typed into it, each file operation (SFTP, a file in kubectl cp's archive) and each
+forwarding request goes through `decide`, which drives the exchange pipeline every
 front shares; what is refused is answered by the caller with `refusal`'s text, in the
 way its client shows (stderr and an exit status, an SFTP error). The exchange stays open
 while what was allowed runs, and `end` records what came back.
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from extproc.codecs.message import Request
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
 from extproc.exchange.pipeline import Pipeline, failure
@@ -24,10 +27,11 @@ from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker, MaskSpec
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import covers_record
-from extproc.ssh.sftp import mask_file
+from extproc.terminal.files import mask_file
 
 # The exit status of a command tollgate refused (the shell's "cannot execute"), and of
-# one it could not run (the host unreachable: what ssh itself exits with).
+# one it could not run (the host unreachable: what ssh itself exits with; kubectl exec
+# shows its own message).
 REFUSED_STATUS = 126
 FAILED_STATUS = 255
 
@@ -63,19 +67,35 @@ def refusal_text(answer: Answer) -> str:
     return f"tollgate: {why} [trace {answer.trace_id}]"
 
 
+@dataclass(frozen=True, slots=True)
+class Door:
+    """How a front's requests look to the pipeline: its protocol's name (span names, the
+    `network.protocol.name` attribute), the request path and query the target's
+    interpreter reads (SSH: `/<target>`; Kubernetes: the exec's own URL), the headers it
+    reads beside the session's, and how the front looked for the target."""
+
+    protocol: str
+    path: str
+    query: dict[str, list[str]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    detail: str = ""
+
+
 class Gate:
-    """Opens, decides and records the exchanges of one agent's SSH connection."""
+    """Opens, decides and records the exchanges of one agent's connection or stream."""
 
     def __init__(self, pipeline: Pipeline, target: Target | None,
-                 claims: dict[str, Any] | None, session_id: str, client: str) -> None:
+                 claims: dict[str, Any] | None, session_id: str, client: str,
+                 door: Door) -> None:
         """`target` None: a login naming no target, only ever refused."""
         self._pipeline, self._target, self._claims = pipeline, target, claims
         self.session_id = session_id
         self._name = target.name if target is not None else "unknown"
-        self._headers = {":method": "", ":path": f"/{self._name}",
+        self._door = door
+        self._headers = {":method": "", ":path": door.path,
                          "x-session-id": session_id, "user-agent": client}
-        self._attributes = {"tollgate.target": self._name,
-                            "tollgate.session_id": session_id, "network.protocol.name": "ssh"}
+        self._attributes = {"tollgate.target": self._name, "tollgate.session_id": session_id,
+                            "network.protocol.name": door.protocol}
 
     @property
     def target(self) -> Target:
@@ -84,7 +104,8 @@ class Gate:
 
     def open(self, method: str) -> tuple[Exchange, Admission]:
         exchange = self._pipeline.open(
-            f"tollgate ssh {method} {self._name}", {**self._headers, ":method": method},
+            f"tollgate {self._door.protocol} {method} {self._name}",
+            {**self._headers, ":method": method},
             self._attributes, self._target, self._claims,
             # The agent's address is not known: the front's peer is Envoy's tcp_proxy (as
             # on the PostgreSQL front, input.source stays null rather than name Envoy).
@@ -94,20 +115,19 @@ class Gate:
 
     async def decide(self, method: str, body: dict[str, Any],
                      waiting: Callable[[str], None] | None = None) -> Verdict:
-        """The exchange for `body` (input.ssh's request), decided; held while a human
-        approves (`waiting` is told why and how long). Every failure refuses."""
+        """The exchange for `body` (what the target's interpreter reads), decided; held
+        while a human approves (`waiting` is told why and how long). Every failure
+        refuses."""
         exchange, admission = self.open(method)
         verdict = Verdict(exchange, admission)
         text = body.get("command") or ""
-        exchange.request = exchange.evidence.request = {
-            "method": method, "path": f"/{self.target.name}", "query": {},
-            "headers": {"x-session-id": self.session_id}, "body": body}
+        exchange.request = exchange.evidence.request = self._request(method, body)
         exchange.evidence.request_body = BodyCapture.of(
             (text if isinstance(text, str) else "").encode("utf-8", "surrogateescape"),
             exchange.record_limit)
         try:
             admission()
-            self._pipeline.admit(exchange, f"login {self.target.match.login!r}")
+            self._pipeline.admit(exchange, self._door.detail)
             await self._pipeline.interpret(exchange, len(text))
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
@@ -128,15 +148,18 @@ class Gate:
         """An exchange refused before any decision (a login that cannot be identified, a
         request tollgate cannot serve): recorded when the record admits it."""
         exchange, admission = self.open(method)
-        exchange.request = exchange.evidence.request = {
-            "method": method, "path": f"/{self._name}", "query": {},
-            "headers": {"x-session-id": self.session_id}, "body": None}
+        exchange.request = exchange.evidence.request = self._request(method, None)
         with contextlib.suppress(RecordingQuota, RecordingUnavailable):
             admission()
         text = refusal_text(exchange.refuse(bad))
         exchange.outcome["tollgate.outcome"] = bad.message
         self.end(Verdict(exchange, admission, text))
         return text
+
+    def _request(self, method: str, body: dict[str, Any] | None) -> Request:
+        door = self._door
+        return {"method": method, "path": door.path, "query": door.query,
+                "headers": {**door.headers, "x-session-id": self.session_id}, "body": body}
 
     @staticmethod
     def capture(verdict: Verdict) -> BodyCapture:
@@ -159,7 +182,7 @@ class Gate:
         if outcome:
             exchange.outcome.update(outcome)
         if status is not None:
-            exchange.outcome["tollgate.ssh.exit_status"] = status
+            exchange.outcome[f"tollgate.{self._door.protocol}.exit_status"] = status
         if verdict.refusal is None:
             exchange.evidence.upstream_ms = (time.perf_counter() - verdict.started) * 1000
             exchange.response = exchange.evidence.response = {

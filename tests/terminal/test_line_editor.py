@@ -1,4 +1,4 @@
-"""The gateway's line editor (extproc/ssh/lines.py): what keys make of a line, what the
+"""The gateway's line editor (extproc/terminal/lines.py): what keys make of a line, what the
 agent is shown, and what may go to the host (Ctrl-C, Ctrl-D on an empty line).
 
 Each case is checked fed whole, cut at every byte boundary and a byte at a time: the
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.ssh.lines import (
+from extproc.terminal.lines import (
     END_OF_INPUT,
     INTERRUPT,
     Echo,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from extproc.ssh.lines import EndOfInput, Interrupt, LineEditor, Submitted
+from extproc.terminal.lines import EndOfInput, Interrupt, LineEditor, Submitted
 from tests.support.line_shells import SHELLS, STTY, LoggedShell, PtyShell
 
 # (name, keys, the lines the editor reads readable: what the host may run)

@@ -1,4 +1,4 @@
-"""A host's output masked as it streams (extproc/ssh/output.py): byte-exact where nothing
+"""A host's output masked as it streams (extproc/terminal/output.py): byte-exact where nothing
 matches, whatever the split; a secret cut between reads masked whole."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from extproc.masking.policy_mask import new_masker, spec_of
-from extproc.ssh.output import MaskedOutput
+from extproc.terminal.output import MaskedOutput
 
 MASKER = new_masker(None)
 ALL = spec_of([{"detectors": ["all"]}])

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from extproc.ssh.continuation import unreadable
+from extproc.terminal.continuation import unreadable
 
 # Characters a line keeps; beyond, it is cut and not readable (a shell's line, not a file).
 MAX_LINE = 64 * 1024

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.ssh.continuation import unreadable
-from extproc.ssh.lines import LineEditor, Submitted
-from tests.ssh.test_line_editor import CASES
+from extproc.terminal.continuation import unreadable
+from extproc.terminal.lines import LineEditor, Submitted
+from tests.terminal.test_line_editor import CASES
 
 COMPLETE = [
     "ls -l", "echo 'it''s' \"a b\"", "for i in 1 2; do echo $i; done", "if true; then ls; fi",
