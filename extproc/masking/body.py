@@ -10,15 +10,16 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from extproc.codecs import jsonenc
+from extproc.codecs import jsonenc, sse
 from extproc.codecs.message import is_json, media_type, parse_json
 from extproc.codecs.refusal import BadInput
 from extproc.masking import Masker, MaskingStream, MaskSpec, normalise_field
+from extproc.masking.stream import PartStream
 
 log = logging.getLogger("tollgate.masking")
 
@@ -64,11 +65,11 @@ _DELIMITERS = {"text/csv": ",", "text/tab-separated-values": "\t"}
 class ByteStream:
     """A masked body fed as bytes: UTF-8 characters cut between chunks are rejoined.
 
-    For an event stream, each complete event (ended by a blank line) is masked by an
-    `EventMasking` and released whole at once, so an event is never held back waiting
-    for the next one (only text streaming across events is). An event still arriving is
-    held until it ends, up to `_EVENT_MAX` characters: one longer streams through the
-    masker as text, with its held-back tail.
+    For an event stream, each complete event (ended by a blank line, after LF, CRLF or
+    CR line ends as in the SSE spec) is masked by an `EventMasking`, which releases it at
+    once or, where its text streams on into later events, with them. An event still
+    arriving is held until it ends, up to `_EVENT_MAX` characters: one longer streams
+    through the masker as text, with its held-back tail.
     """
 
     def __init__(self, masker: Masker, spec: MaskSpec, events: bool = False) -> None:
@@ -77,9 +78,8 @@ class ByteStream:
         self._masking = EventMasking(masker, spec)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._counts: Counter[str] = Counter()
-        self._event = ""  # the event arriving, so far
+        self._event = ""  # the event arriving, so far (its last characters, once long)
         self._long = False  # it is over `_EVENT_MAX`: streamed as text
-        self._ends_with_newline = False
 
     @property
     def counts(self) -> Counter[str]:
@@ -89,58 +89,75 @@ class ByteStream:
         text = self._decoder.decode(chunk)
         if not self._events:
             return self._stream.feed(text).encode()
-        out = []
-        while (cut := self._event_end(text)) is not None:
-            out.append(self._complete(text[:cut]))
-            text = text[cut:]
-            self._ends_with_newline = False
-        if text:
-            self._ends_with_newline = text.endswith("\n")
-        self._event += text
-        if self._long or len(self._event) > _EVENT_MAX:
-            self._long = True
-            out.append(self._stream.feed(self._event))
-            self._event = ""
-        return "".join(out).encode()
+        return self._split(text, final=False).encode()
 
     def finish(self) -> bytes:
         tail = self._decoder.decode(b"", final=True)
         if not self._events:
             return (self._stream.feed(tail) + self._stream.finish()).encode()
-        last = self._complete(tail) if self._event or tail or self._long else ""
-        return last.encode() + self._masking.finish()
+        out = self._split(tail, final=True)
+        if self._event or self._long:  # an event the stream ended without its blank line
+            out += self._complete(len(self._event))
+        return out.encode() + self._masking.finish()
 
-    def _complete(self, text: str) -> str:
-        """The event ending with `text`, masked."""
-        event, self._event = self._event + text, ""
+    def _split(self, text: str, final: bool) -> str:
+        """The events `text` completes, masked; the rest held (or, once long, streamed)."""
+        search = max(0, len(self._event) - 3)  # an end may begin in the last 3 characters
+        self._event += text
+        out = []
+        while (end := _event_end(self._event, search, not self._long, final)) is not None:
+            out.append(self._complete(end))
+            search = 0
+        if self._long or len(self._event) > _EVENT_MAX:
+            if not self._long:  # the events held before it go out before it
+                out.append(self._masking.end_plain().decode())
+            self._long = True
+            out.append(self._stream.feed(self._event[:-3]))
+            self._event = self._event[-3:]
+        return "".join(out)
+
+    def _complete(self, end: int) -> str:
+        """The event ending at `end` of what arrived, masked."""
+        event, self._event = self._event[:end], self._event[end:]
         if not self._long:
-            return self._masking.event(event.encode(), _payload(event)).decode()
+            raw = event.encode()
+            return self._masking.event(raw, _payload(raw)).decode()
         self._long = False
         out = self._stream.feed(event) + self._stream.finish()
         self._counts += self._stream.counts
         self._stream = self._masker.stream(self._spec)
         return out
 
-    def _event_end(self, text: str) -> int | None:
-        """Where the first event ending in `text` ends (its blank line included)."""
-        if self._ends_with_newline and text[:1] == "\n":
-            return 1
-        if self._ends_with_newline and text[:2] == "\r\n":
-            return 2
-        ends = [i + len(b) for b in ("\n\n", "\r\n\r\n") if (i := text.find(b)) >= 0]
-        return min(ends) if ends else None
-
 
 _EVENT_MAX = 1 << 20
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# A line end then a blank line; a CR is a line end of its own only when no LF follows it.
+_EVENT_END = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r|\n)")
 
 
-def _payload(event: str) -> Any:
+def _event_end(text: str, search: int, at_start: bool, final: bool) -> int | None:
+    """Where the first event in `text` ends (its blank line included), searching from
+    `search`; `at_start`: `text` begins the event (so a blank line there ends it). None
+    while it has not, or a last CR may still be the first half of a CRLF."""
+    m = (at_start and _LINE_END.match(text)) or _EVENT_END.search(text, search)
+    if not m or (not final and m.end() == len(text) and text[-1] == "\r"):
+        return None
+    return m.end()
+
+
+def _payload(raw: bytes) -> Any:
     """An event's data as JSON (None: no data, or not JSON)."""
-    data = [line[5:].removeprefix(" ") for line in event.splitlines() if line.startswith("data:")]
+    data, _ = sse.event_data(raw)
     try:
-        return parse_json("\n".join(data)) if data else None
+        return parse_json(data.decode("utf-8", "replace")) if data is not None else None
     except ValueError:
         return None
+
+
+def _data(lines: list[tuple[str, str]]) -> str | None:
+    """An event's data, from its lines as `sse.fields` reads them (None: it has none)."""
+    data = [value for name, value in lines if name == "data"]
+    return "\n".join(data) if data else None
 
 
 class EventMasking:
@@ -158,9 +175,20 @@ class EventMasking:
     is masked as the JSON it is. A stream ends, releasing what it still holds, when its
     chat choice finishes (`finish_reason`), when an event of another kind with the same
     identity comes (the Responses API's `….done`, Anthropic's `content_block_stop`), or
-    when the event stream does (or says it does: `data: [DONE]`): what it held goes out
-    in a copy of its last event before that (or in the finishing choice's own event). An
-    event that is not JSON is masked as text.
+    when the event stream does (or says it does: `data: [DONE]`, or an event says it
+    finishes: Cohere's `is_finished`, a `finish_reason` or `stop_reason` of its own): what
+    it held goes out in a copy of its last event before that (or in the finishing
+    event itself).
+
+    An event whose data is text, not a JSON object or list (a stream of plain tokens,
+    Replicate's `output` events), is one part of the text of the events of its name
+    (`event:`), which one PartStream masks: text events go out whole, masked, in the
+    order they came (byte for byte where nothing is found), each once what follows it
+    cannot change how it masks: the stream's hold of text (~600 bytes), or the end of the
+    text, where the event stream turns to a JSON event (Replicate's `done`, a closing
+    status), ends, or says it does. Every other event is masked as text and goes out at
+    once: a JSON list; a comment, or any event without data, even while text is held
+    (a keep-alive keeps the connection alive).
     """
 
     def __init__(self, masker: Masker, spec: MaskSpec) -> None:
@@ -172,19 +200,71 @@ class EventMasking:
         self._clean: set[tuple[str, str]] = set()
         self._remembers = spec.for_actions.detectors <= spec.detectors
         self._rules: dict[str, bool] = {}
+        self._plain: dict[str, _Plain] = {}  # by event name
+        self._queue: deque[_Held] = deque()  # the text events held, in order
 
     @property
     def counts(self) -> Counter[str]:
-        return sum((s.masking.counts for s in self._streams.values()), self._counts)
+        counts = sum((s.masking.counts for s in self._streams.values()), self._counts)
+        return sum((p.masking.counts for p in self._plain.values()), counts)
 
     def event(self, raw: bytes, payload: Any) -> bytes:
-        """One event (its bytes, and its `data` parsed as JSON, or None), masked."""
-        if not isinstance(payload, dict):
-            text, counts = self._masker.mask_text(raw.decode("utf-8", "replace"), self._spec)
+        """One event (its bytes, and its `data` parsed as JSON, or None), masked; with
+        what earlier events held that it releases, before it."""
+        if isinstance(payload, dict):
+            return self.end_plain() + self._json(raw, payload)
+        lines = sse.fields(raw)
+        data = _data(lines)
+        done = data is not None and data.startswith("[DONE]")  # as the openai client reads it
+        if data is not None and not done and not isinstance(payload, list):
+            return self._text(raw, lines, data)
+        text, counts = self._masker.mask_text(raw.decode("utf-8", "replace"), self._spec)
+        self._counts += counts
+        # `[DONE]` ends the stream for a client: what is held goes out before it.
+        ending = self.finish() if done else self.end_plain() if data is not None else b""
+        return ending + text.encode()
+
+    def finish(self) -> bytes:
+        """Events with whatever is still held when the event stream ends: held text is
+        released, masked, never dropped."""
+        return b"".join(self._flush(key) for key in list(self._streams)) + self.end_plain()
+
+    def end_plain(self) -> bytes:
+        """The text events held, released: their text has ended."""
+        for plain in self._plain.values():
+            for held, out in zip(plain.held, plain.masking.finish_parts(), strict=True):
+                held.out = out
+            self._counts += plain.masking.counts
+        self._plain.clear()
+        return self._released()
+
+    def _text(self, raw: bytes, lines: list[tuple[str, str]], data: str) -> bytes:
+        """An event whose data is text: held, with those of its name, until released."""
+        name = next((value for key, value in reversed(lines) if key == "event"), "")
+        plain = self._plain.get(name)
+        if plain is None:
+            plain = self._plain[name] = _Plain(PartStream(self._masker, self._spec))
+        others = [line for line in lines if line[0] != "data"]
+        head = sse.event_of(others)[:-2].decode() if others else ""
+        masked_head, counts = self._masker.mask_text(head, self._spec) if head else ("", None)
+        if counts:
             self._counts += counts
-            # `[DONE]` ends the stream for a client: what is held goes out before it.
-            ending = self.finish() if _DONE.search(text) else b""
-            return ending + text.encode()
+        held = _Held(raw, data, head, masked_head)
+        self._queue.append(held)
+        plain.held.append(held)
+        for out in plain.masking.feed_part(data):
+            plain.held.popleft().out = out
+        return self._released()
+
+    def _released(self) -> bytes:
+        """The text events at the head of the queue that are released, written."""
+        out = []
+        while self._queue and self._queue[0].out is not None:
+            out.append(self._queue.popleft().written())
+        return b"".join(out)
+
+    def _json(self, raw: bytes, payload: dict[str, Any]) -> bytes:
+        """An event whose data is a JSON object, masked."""
         kind, identity = _kind(payload), _identity(payload)
         fields, pairs = _read(payload, self._is_rule)
         fed = {(kind, identity, key_path) for _, key_path, _ in fields}
@@ -206,11 +286,6 @@ class EventMasking:
         if not fields and masked is payload:
             return b"".join(out) + raw
         return b"".join(out) + event_bytes(lines, released)
-
-    def finish(self) -> bytes:
-        """Events with whatever is still held when the event stream ends: held text is
-        released, masked, never dropped."""
-        return b"".join(self._flush(key) for key in list(self._streams))
 
     def _masked(self, payload: dict[str, Any], pairs: set[tuple[str, str]] | None) -> Any:
         """`payload` masked as JSON. A model's events repeat their other fields (`id`,
@@ -234,15 +309,19 @@ class EventMasking:
 
     def _ended(self, kind: str, identity: tuple[Any, ...], payload: dict[str, Any],
                fed: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """The streams this event ends: those of a chat choice it finishes, and those of
-        another kind with its identity."""
+        """The streams this event ends (those it feeds included: an event may start and
+        end one): those of a chat choice it finishes, those of another kind with its
+        identity, and all those of its identity if it says it finishes."""
         choices = payload.get("choices")
         finished = {("choices", _index_of(c, i)) for i, c in enumerate(
             choices if isinstance(choices, list) else ())
             if isinstance(c, dict) and c.get("finish_reason") is not None}
-        return [key for key in self._streams
+        done = payload.get("is_finished") is True or any(
+            payload.get(k) is not None for k in ("finish_reason", "stop_reason"))
+        return [key for key in (*self._streams, *(k for k in fed if k not in self._streams))
                 if (key[0] == kind and key[2][:2] in finished)
-                or (identity and key[1] == identity and key[0] != kind and key not in fed)]
+                or (key[1] == identity and (done or (
+                    identity and key[0] != kind and key not in fed)))]
 
     def _stream(self, key: tuple[Any, ...], path: tuple[Any, ...], lines: list[str],
                 masked: dict[str, Any], kind: str) -> _Stream:
@@ -268,6 +347,31 @@ class EventMasking:
 
 
 @dataclass(slots=True)
+class _Held:
+    """A text event held: its bytes, its data, and its other lines (as written, and
+    masked); `out`, once released, its data masked."""
+
+    raw: bytes
+    data: str
+    head: str
+    masked_head: str
+    out: str | None = None
+
+    def written(self) -> bytes:
+        """The event as it goes out: as it came where masking changed nothing."""
+        if self.out == self.data and self.masked_head == self.head:
+            return self.raw
+        head = f"{self.masked_head}\n" if self.masked_head else ""
+        return head.encode() + sse.event_of([("data", self.out or "")])
+
+
+@dataclass(slots=True)
+class _Plain:
+    masking: PartStream
+    held: deque[_Held] = field(default_factory=deque)  # its events not yet released
+
+
+@dataclass(slots=True)
 class _Stream:
     masking: MaskingStream
     # Its last event: its other lines, its payload masked without the streams' texts, and
@@ -277,11 +381,13 @@ class _Stream:
 
 # What streams: a string under a `delta` (chat completions' and Anthropic's deltas, the
 # Responses API's `delta`) named as text is; or, in an event that names no kind (Gemini's
-# chunks, a generic stream of `{"text": ...}`), any `text`.
+# chunks, a generic stream of `{"text": ...}`), any `text`; a choice's `text` (legacy
+# completions: OpenAI's, vLLM's, llama.cpp's); and the top-level piece of the kinds that
+# stream one there (Cohere v1's `text-generation`, Anthropic's legacy `completion`).
 _DELTA_TEXTS = frozenset({"content", "refusal", "reasoning_content", "reasoning", "text",
                           "partial_json", "thinking", "arguments"})
 _KIND_KEYS = ("type", "object", "event_type", "event")
-_DONE = re.compile(r"^data: ?\[DONE\]\r?$", re.MULTILINE)
+_PIECES = {"text-generation": "text", "completion": "completion"}
 _IDENTITY = ("item_id", "output_index", "content_index", "index")
 # A tool call's arguments: what the agent acts on.
 _ACTION_KEYS = frozenset({"tool_calls", "function_call", "partial_json"})
@@ -319,6 +425,7 @@ def _read(payload: dict[str, Any], is_rule: Callable[[str], bool]
     context), its keys alone, or None where it reads more (a key-name rule, a table, a
     number of 9 digits or more)."""
     generic = not any(k in payload for k in _KIND_KEYS)
+    piece = _PIECES.get(_kind(payload))
     found: Streamed = []
     pairs: set[tuple[str, str]] | None = set()
     # A container, its path, its path by index, whether under a `delta`, its key, and
@@ -342,7 +449,9 @@ def _read(payload: dict[str, Any], is_rule: Callable[[str], bool]
                     pairs.add(("", k))
             if isinstance(v, str):
                 if not rule and (k == "delta" or (in_delta and k in _DELTA_TEXTS)
-                                 or (generic and k == "text")):
+                                 or (k == "text" and (generic or (
+                                     len(path) == 2 and path[0] == "choices")))
+                                 or (not path and k == piece)):
                     found.append((at, (*key_path, k), v))
                 elif pairs is not None:
                     pairs.add((key, v))

@@ -21,6 +21,9 @@ concatenated input, wherever the chunks were cut. To bound CPU when something is
 long, a stream re-scans only once the unreleased text has grown by 64 bytes, or by half
 its excess over the hold: nothing open, text is released at most `hold` + 64 bytes
 (plus one chunk) behind; a JWT or key block open, at most 1.5 times its bound (~61 KiB).
+
+A PartStream releases only at the cuts between the parts fed, each part whole and
+masked, for text whose pieces must stay pieces (the events of an event stream).
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class MaskingStream:
         self._pending = b""  # not released yet
         self._scan_at = self.hold + _MIN_STEP
         self._pem_open = False  # the text held begins inside a private key block
+        self._parts = False  # a PartStream: its output keeps the cuts between parts
+        self._ends: list[int] = []  # where each part held ends (a PartStream's)
         self.counts: Counter[str] = Counter()
 
     def feed(self, chunk: str) -> str:
@@ -66,13 +71,14 @@ class MaskingStream:
         self._pending += chunk.encode("utf-8", "surrogatepass")
         if len(self._pending) < self._scan_at:
             return ""
-        return self._release(final=False)
+        return "".join(self._release(final=False))
 
     def finish(self) -> str:
         """The end of the body: return the rest, masked."""
-        return self._release(final=True)
+        return "".join(self._release(final=True))
 
-    def _release(self, final: bool) -> str:
+    def _release(self, final: bool) -> list[str]:
+        """The masked text that may be released now: one piece, or a PartStream's parts."""
         text = self._context + self._pending
         base, end = len(self._context), len(text)
         t = Text(text, base if self._pem_open else None)
@@ -80,18 +86,31 @@ class MaskingStream:
         if found:
             found = unmasked(text, found) if self._spec.keep_masked else unredacted(text, found)
         cut = end if final else self._safe_cut(t, base, found)
-        released = [
-            (max(s, base) - base, e - base, d) for s, e, d in found if e > base and e <= cut
-        ]
-        out = self._masker.splice(text[base:cut], released, self._spec, self.counts)
+        if not self._parts:
+            cuts = [cut]
+        else:
+            cuts = _part_ends(self._ends, base, cut, found)
+            cut = cuts[-1] if cuts else base
+            self._ends = [x - (cut - base) for x in self._ends[len(cuts):]]
+        out, start = [], base
+        for c in cuts:  # a finding goes with the piece it starts in (or the first)
+            spans = [(max(s, start) - start, e - start, d) for s, e, d in found
+                     if e > start and max(s, start) < c]
+            out.append(self._masker.splice(text[start:c], spans, self._spec, self.counts)
+                       .decode("utf-8", "surrogatepass"))
+            start = c
         self._pem_open = any(
             d is private_key and s == cut and not pem_starts_at(text, s)
             for s, _, d in found
         )
         self._context = text[max(0, cut - _CONTEXT) : cut]
         self._pending = text[cut:]
-        self._scan_at = len(self._pending) + max(_MIN_STEP, (len(self._pending) - self.hold) // 2)
-        return out.decode("utf-8", "surrogatepass")
+        held = len(self._pending)
+        floor = self.hold + (self._ends[0] if self._ends else 0)
+        self._scan_at = held + max(_MIN_STEP, (held - floor) // 2)
+        if self._parts:  # nothing can be released before the first part's end
+            self._scan_at = max(self._scan_at, floor)
+        return out
 
     def _safe_cut(self, t: Text, base: int, found: list[tuple[int, int, Detector]]) -> int:
         """How far text can be released: before anything that could still grow or change.
@@ -112,3 +131,45 @@ class MaskingStream:
         while base < cut < end and text[cut] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
             cut -= 1
         return cut
+
+
+class PartStream(MaskingStream):
+    """A MaskingStream whose output keeps the cuts between the parts fed: each part
+    comes back whole, masked, in order, once nothing later can change how it masks (a
+    finding cut between parts goes into the part it starts in, and the parts it covers
+    lose what it took of them). So the joined output is still `mask_text` of the joined
+    input, and where nothing is found each part comes back as it went in: what streams
+    in pieces that must stay pieces (the events of an event stream whose data is text).
+    """
+
+    def __init__(self, masker: Masker, spec: MaskSpec) -> None:
+        super().__init__(masker, spec)
+        self._parts = True
+
+    def feed_part(self, part: str) -> list[str]:
+        """Take the next part; return the parts (masked) that can be released now."""
+        self._pending += part.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._pending))
+        if len(self._pending) < self._scan_at:
+            return []
+        return self._release(final=False)
+
+    def finish_parts(self) -> list[str]:
+        """The end: every part still held, masked."""
+        return self._release(final=True)
+
+
+def _part_ends(ends: list[int], base: int, cut: int,
+               found: list[tuple[int, int, Detector]]) -> list[int]:
+    """Where the parts that end by `cut` end in the text (their held bytes from `base`
+    on), each moved past a finding it would cut."""
+    out = []
+    for rel in ends:
+        b = base + rel
+        for s, e, _ in found:
+            if s < b < e:
+                b = e
+        if b > cut:
+            break
+        out.append(b)
+    return out

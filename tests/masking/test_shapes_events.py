@@ -2,10 +2,10 @@
 shapes of LLM APIs, and the new shapes of values cut anywhere in a stream.
 
 A stream masks what it releases exactly as `mask_text` masks the whole, wherever the
-chunks were cut (stream.py); the event streams of body_masking.py feed each stream of
-text pieces through one MaskingStream. Event shapes whose text pieces are not read as
-streaming are marked `xfail(strict=True)`: they leak today, and the marker fails the
-day body_masking.py reads them (see the reason), so that it is then removed.
+chunks were cut (stream.py); the event streams of extproc/masking/body.py feed each
+stream of text pieces through one MaskingStream, wherever an API puts them (under a
+`delta`, in a legacy completion's choice, at the top of Cohere v1's events), and the
+events whose data is plain text through one PartStream per event name.
 """
 
 from __future__ import annotations
@@ -82,6 +82,12 @@ def cohere_v1(pieces: list[str]) -> list[dict[str, Any]]:
     return [{"is_finished": False, "event_type": "text-generation", "text": p} for p in pieces]
 
 
+def anthropic_legacy(pieces: list[str]) -> list[dict[str, Any]]:
+    """Anthropic's legacy /v1/complete: `completion` at the top of `completion` events."""
+    return [{"type": "completion", "completion": p, "stop_reason": None, "model": "claude-2.1"}
+            for p in pieces]
+
+
 def strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -113,21 +119,99 @@ def test_a_value_split_between_two_events_is_masked(masker: Masker, make: Events
     assert [cut for cut in range(1, len(SECRET)) if leaked(masker, events(make, cut))] == []
 
 
-GAP = ("body_masking.py reads a string as streaming text only under a `delta`, or any "
-       "`text` in an event naming no kind: see the report of issue 39 (H4)")
-
-
-@pytest.mark.xfail(strict=True, reason=GAP)
-@pytest.mark.parametrize("make", [completions, cohere_v1])
+@pytest.mark.parametrize("make", [completions, cohere_v1, anthropic_legacy])
 def test_text_of_events_that_name_their_kind_outside_a_delta(masker: Masker,
                                                              make: Events) -> None:
     assert [cut for cut in range(1, len(SECRET)) if leaked(masker, events(make, cut))] == []
 
 
-@pytest.mark.xfail(strict=True, reason="body_masking.EventMasking masks an event that is no "
-                   "JSON on its own: see the report of issue 39 (H4)")
 def test_plain_text_events(masker: Masker) -> None:
     def plain(cut: int) -> bytes:
         return f"data: {SECRET[:cut]}\n\ndata: {SECRET[cut:]}\n\n".encode()
 
     assert [cut for cut in range(1, len(SECRET)) if leaked(masker, plain(cut))] == []
+
+
+def sse(payloads: list[dict[str, Any]]) -> bytes:
+    return b"".join(f"data: {json.dumps(p)}\n\n".encode() for p in payloads)
+
+
+def masked_events(masker: Masker, data: bytes) -> list[dict[str, Any]]:
+    stream = ByteStream(masker, SPEC, events=True)
+    out = (stream.feed(data) + stream.finish()).decode()
+    return [json.loads(block[6:]) for block in out.split("\n\n") if block.startswith("data: {")]
+
+
+OTHER = "ssn 512-34-6789 then card 5500 0000 0000 0004 end"
+
+
+def test_legacy_completions_stream_each_choice_apart(masker: Masker) -> None:
+    """`n=2`: the choices' pieces interleave, in events of their own or together (listed in
+    any order: a choice is its `index`); each choice is masked as its own whole, and what
+    it held goes out in the event that finishes it."""
+    for cut in range(1, len(SECRET), 5):
+        other = cut * len(OTHER) // len(SECRET)
+
+        def choice(index: int, text: str, finish: str | None = None) -> dict[str, Any]:
+            return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+
+        data = sse([{"object": "text_completion", "choices": c} for c in (
+            [choice(0, SECRET[:cut])], [choice(1, OTHER[:other])],
+            [choice(1, OTHER[other:]), choice(0, SECRET[cut:])],
+            [choice(1, "", "length"), choice(0, "", "stop")])]) + b"data: [DONE]\n\n"
+        out = masked_events(masker, data)
+        texts = {i: "".join(c["text"] for e in out for c in e["choices"] if c["index"] == i)
+                 for i in (0, 1)}
+        assert texts == {0: masker.mask_text(SECRET, SPEC)[0],
+                         1: masker.mask_text(OTHER, SPEC)[0]}, cut
+        assert len(out) == 4, cut  # nothing after the finishing event
+
+
+def test_a_whole_completion_in_one_event_is_released_at_once(masker: Masker) -> None:
+    stream = ByteStream(masker, SPEC, events=True)
+    payload = {"object": "text_completion",
+               "choices": [{"index": 0, "text": SECRET, "finish_reason": "stop"}]}
+    out = json.loads(stream.feed(sse([payload]))[6:])
+    assert out["choices"][0]["text"] == masker.mask_text(SECRET, SPEC)[0]
+
+
+def test_cohere_v1_releases_what_it_held_before_stream_end(masker: Masker) -> None:
+    """`stream-end` (`is_finished`) ends the text: what it held goes out before it; its
+    whole `response.text` is masked as JSON."""
+    cut = SECRET.index("1111") + 2
+    data = sse([{"is_finished": False, "event_type": "stream-start", "generation_id": "g1"},
+                *cohere_v1([SECRET[:cut], SECRET[cut:]]),
+                {"is_finished": True, "event_type": "stream-end", "finish_reason": "COMPLETE",
+                 "response": {"text": SECRET, "generation_id": "g1"}}])
+    out = masked_events(masker, data)
+    expected = masker.mask_text(SECRET, SPEC)[0]
+    assert [e["event_type"] for e in out][-1] == "stream-end"
+    assert "".join(e["text"] for e in out if e["event_type"] == "text-generation") == expected
+    assert out[-1]["response"]["text"] == expected
+
+
+def test_anthropic_legacy_releases_what_it_held_in_its_last_event(masker: Masker) -> None:
+    data = sse([*anthropic_legacy([SECRET[:12], SECRET[12:]]),
+                {"type": "completion", "completion": "", "stop_reason": "stop_sequence",
+                 "model": "claude-2.1"}])
+    out = masked_events(masker, data)
+    assert len(out) == 3 and out[-1]["stop_reason"] == "stop_sequence"
+    assert "".join(e["completion"] for e in out) == masker.mask_text(SECRET, SPEC)[0]
+
+
+@pytest.mark.parametrize("payload", [
+    {"type": "response.output_text.done", "item_id": "m", "text": SECRET},
+    {"is_finished": False, "event_type": "search-results",
+     "documents": [{"id": "d1", "text": SECRET}]},
+    {"object": "chat.completion", "choices": [{"index": 0, "message": {"content": SECRET},
+                                               "finish_reason": None}]},
+    {"object": "text_completion", "choices": [{"index": 0, "logprobs": {"text": SECRET}}]},
+], ids=["responses-done", "cohere-documents", "whole-chat", "nested-in-a-choice"])
+def test_a_whole_text_of_a_kind_that_names_itself_is_masked_at_once(
+        masker: Masker, payload: dict[str, Any]) -> None:
+    """Negatives: a `text` that is no piece (a kind's whole text, one nested deeper than
+    a choice, a document) is masked as JSON in its own event, released at once."""
+    stream = ByteStream(masker, SPEC, events=True)
+    out = stream.feed(sse([payload]))
+    assert json.loads(out[6:]) == masker.mask_json(payload, SPEC)[0]
+    assert stream.finish() == b""
