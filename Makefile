@@ -83,6 +83,7 @@ bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.egress
 	$(BIN)/python -m bench.ssh
+	$(BIN)/python -m bench.k8s_streams
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps

@@ -70,6 +70,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -276,6 +277,45 @@ def cpu_seconds(pid: int) -> float:
             total += sum(int(f) for f in stats[current][11:15])
             pending += children.get(current, [])
     return total * TICK_SECONDS
+
+
+# How long tollgate's CPU must stand still before a measurement counts as over.
+SETTLED_SECONDS = 0.3
+
+
+def settle(processes: dict[str, stack.Process]) -> None:
+    """Wait until tollgate's CPU (role `tollgate`, if there is one) has stopped moving (its
+    record written): what it does after the answers counts."""
+    if "tollgate" not in processes:
+        return
+    pid = processes["tollgate"].pid
+    last = [cpu_seconds(pid), time.monotonic()]  # the CPU, and since when it is that
+
+    def still() -> bool:
+        now, cpu = time.monotonic(), cpu_seconds(pid)
+        if cpu != last[0]:
+            last[:] = [cpu, now]
+        return now - last[1] >= SETTLED_SECONDS
+
+    with contextlib.suppress(stack.StackError):  # never still: count what was seen
+        stack.wait_until(still, 5, "tollgate's CPU to settle")
+
+
+async def measured(processes: dict[str, stack.Process],
+                   job: Awaitable[list[float] | float]) -> dict[str, Any]:
+    """One measurement of one path: what `job` gives, and each process's CPU seconds over
+    it (and over what tollgate did after it)."""
+    before = {role: cpu_seconds(p.pid) for role, p in processes.items()}
+    result = await job
+    settle(processes)
+    return {"result": result, "cpu_seconds": {role: cpu_seconds(p.pid) - before[role]
+                                              for role, p in processes.items()}}
+
+
+def cpu_cell(row: dict[str, Any], key: str, role: str, form: str) -> str:
+    """A table's cell: a role's figure, formatted, or - where the path has no such role."""
+    value = row[key].get(role)
+    return "-" if value is None else format(value, form)
 
 
 def _sleep_until(deadline_ns: int) -> None:

@@ -61,7 +61,7 @@ import asyncssh
 import yaml
 
 from bench.egress import child, otlp
-from bench.load import cpu_seconds, percentile, prioritise, recorded_config
+from bench.load import cpu_cell, measured, percentile, prioritise, recorded_config, settle
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.config import load as load_config
@@ -77,7 +77,6 @@ LOREM = (b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusm
 CHUNK = 1 << 20
 TIMEOUT = 30.0
 # tollgate has settled once its CPU time has not moved for this long (/proc counts ticks).
-SETTLED_SECONDS = 0.3
 
 
 class Failed(Exception):
@@ -206,35 +205,6 @@ async def cat(path: str, conn: asyncssh.SSHClientConnection, name: Path,
 # ---- Measuring -----------------------------------------------------------------------------
 
 
-def settle(way: Way) -> None:
-    """Wait until tollgate's CPU has stopped moving (its record written): what it does
-    after the answers counts."""
-    if way.processes is None or "tollgate" not in way.processes:
-        return
-    pid = way.processes["tollgate"].pid
-    last = [cpu_seconds(pid), time.monotonic()]  # the CPU, and since when it is that
-
-    def still() -> bool:
-        now, cpu = time.monotonic(), cpu_seconds(pid)
-        if cpu != last[0]:
-            last[:] = [cpu, now]
-        return now - last[1] >= SETTLED_SECONDS
-
-    with contextlib.suppress(stack.StackError):  # never still: count what was seen
-        stack.wait_until(still, 5, "tollgate's CPU to settle")
-
-
-async def measured(way: Way, run: Awaitable[list[float] | float]) -> dict[str, Any]:
-    """One measurement of one path: what `run` gives, and each process's CPU seconds over
-    it (and over what tollgate did after it)."""
-    processes = way.processes or {}
-    before = {role: cpu_seconds(p.pid) for role, p in processes.items()}
-    result = await run
-    settle(way)
-    return {"result": result, "cpu_seconds": {role: cpu_seconds(p.pid) - before[role]
-                                              for role, p in processes.items()}}
-
-
 async def rounds(ways: dict[str, Way], name: Path, content: bytes,
                  args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """One connection per path, warmed up; then `args.rounds` rounds of every measurement
@@ -251,13 +221,13 @@ async def rounds(ways: dict[str, Way], name: Path, content: bytes,
         for path in PATHS:  # every path answers before anything is timed
             conns[path] = await connections.enter_async_context(await connect(ways[path]))
             await execs(path, conns[path], args.warmup)
-            settle(ways[path])
+            settle(ways[path].processes or {})
         for round_ in range(args.rounds):
             order = PATHS[round_ % 3:] + PATHS[:round_ % 3]
             for measure, run in jobs.items():
                 for path in order:
                     results[measure][path].append(
-                        await measured(ways[path], run(path, conns[path])))
+                        await measured(ways[path].processes or {}, run(path, conns[path])))
             print(f"  round {round_ + 1}/{args.rounds}: exec p50 "
                   + ", ".join(f"{p} {percentile(results['exec'][p][-1]['result'], 50):.2f} ms"
                               for p in PATHS)
@@ -314,11 +284,6 @@ def figures(results: dict[str, dict[str, list[dict[str, Any]]]],
     }
 
 
-def _cpu(row: dict[str, Any], key: str, role: str, form: str) -> str:
-    value = row[key].get(role)
-    return "-" if value is None else format(value, form)
-
-
 def table(found: dict[str, Any], args: argparse.Namespace) -> str:
     rows = found["exec"]
     lines = [f"SSH front, {args.rounds} rounds (median of the rounds' figures), one "
@@ -330,8 +295,8 @@ def table(found: dict[str, Any], args: argparse.Namespace) -> str:
     for path, row in rows.items():
         plus = "-" if path == "direct" else f"{row['p50_ms'] - rows['direct']['p50_ms']:+.3f}"
         lines.append(f"{path:10s}{row['p50_ms']:8.3f}{row['p95_ms']:8.3f}{plus:>16s}"
-                     f"{_cpu(row, 'cpu_us', 'envoy', '.0f'):>14s}"
-                     f"{_cpu(row, 'cpu_us', 'tollgate', '.0f'):>17s}")
+                     f"{cpu_cell(row, 'cpu_us', 'envoy', '.0f'):>14s}"
+                     f"{cpu_cell(row, 'cpu_us', 'tollgate', '.0f'):>17s}")
     rows = found["cat"]
     lines += ["", f"cat of {args.megabytes} MB (stdout as bytes): asking to the last byte",
               f"{'path':10s}{'MB/s':>8s}{'x direct':>10s}{'envoy CPU ms/MB':>17s}"
@@ -339,8 +304,8 @@ def table(found: dict[str, Any], args: argparse.Namespace) -> str:
     for path, row in rows.items():
         lines.append(f"{path:10s}{row['mb_per_s']:8.1f}"
                      f"{row['mb_per_s'] / rows['direct']['mb_per_s']:10.2f}"
-                     f"{_cpu(row, 'cpu_ms_per_mb', 'envoy', '.2f'):>17s}"
-                     f"{_cpu(row, 'cpu_ms_per_mb', 'tollgate', '.2f'):>20s}")
+                     f"{cpu_cell(row, 'cpu_ms_per_mb', 'envoy', '.2f'):>17s}"
+                     f"{cpu_cell(row, 'cpu_ms_per_mb', 'tollgate', '.2f'):>20s}")
     added, ratio = found["added_exec_ms"], found["cat_ratio"]
     lines += ["", "tollgate adds per exec: "
               f"{added['tollgate - direct']['p50']:.2f} ms p50 / "

@@ -337,6 +337,19 @@ class K8s:
     # Namespace name -> its labels, as the policy sees them (input.k8s.namespace_labels);
     # e.g. {payments: {environment: production}}. A namespace not listed has none.
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The API server the Kubernetes stream front (`kube:`) relays exec, attach, cp and
+    # port-forward to: https://host:port (or http:// for a server behind a proxy that
+    # terminates TLS). None: those streams are refused (Envoy routes them to the front,
+    # which cannot reach the cluster without it).
+    upstream: str | None = None
+    # The CA that signs the API server's certificate (None: the system's CAs).
+    ca_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.upstream is not None:
+            scheme, _, rest = self.upstream.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/"):
+                raise Invalid("upstream", "an API server's URL: https://host:port")
 
 
 @dataclass(frozen=True)
@@ -957,6 +970,41 @@ class SshFront:
 
 
 @dataclass(frozen=True)
+class KubeFront:
+    """Where tollgate takes the Kubernetes streams Envoy routes to it (exec, attach, cp,
+    port-forward: the WebSocket upgrades of k8s targets), and how."""
+
+    # Worker i listens on this port + i; Envoy's `tollgate_k8s` cluster lists each.
+    listen: str = "127.0.0.1:10400"
+    # An interactive session's output is held back as the stream masker needs, and
+    # released whole once the pod has said nothing more for this long (a prompt shows).
+    idle_release_ms: int = 50
+    # The largest file of a `kubectl cp` under a mask read whole to mask (larger: refused).
+    copy_masked_max_bytes: int = 16 * 1024 * 1024
+    # Terminal resizes a client may send per second (a burst of 20 more); beyond, the
+    # stream is closed: a flood is no terminal.
+    resizes_per_second: int = 10
+    # How long a client may leave the gateway's output unread before its stream is closed.
+    client_read_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        _host_port(self.listen, "listen")
+        if not 0 < self.idle_release_ms <= 10_000:
+            raise Invalid("idle_release_ms", "must be > 0 and <= 10000")
+        if self.copy_masked_max_bytes <= 0:
+            raise Invalid("copy_masked_max_bytes", "must be > 0")
+        if self.resizes_per_second <= 0:
+            raise Invalid("resizes_per_second", "must be > 0")
+        if self.client_read_seconds <= 0:
+            raise Invalid("client_read_seconds", "must be > 0")
+
+    def address_of(self, worker: int) -> tuple[str, int]:
+        """Worker `worker`'s address: the listen port + worker."""
+        host, port = _host_port(self.listen)
+        return host, port + worker
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     listen: Listen = field(default_factory=Listen)
@@ -975,6 +1023,8 @@ class Config:
     postgres: PostgresFront | None = None
     # The SSH front; needed when a target speaks protocol ssh.
     ssh: SshFront | None = None
+    # The Kubernetes stream front; used by k8s targets with an upstream (k8s.upstream).
+    kube: KubeFront | None = None
     # Where the file was read from; relative paths inside it resolve against its folder.
     source: Path = Path("<memory>")
 
@@ -989,6 +1039,15 @@ class Config:
         for name in self.recordings.target_readers:
             if name not in seen:
                 raise Invalid(f"recordings.target_readers.{name}", "no target of that name")
+        self._check_fronts()
+        writer_id, workers = self.recording.writer_id, self.listen.worker_count
+        if writer_id is not None and workers > 1 \
+                and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):
+            raise Invalid("recording.writer_id", f"with {workers} workers (listen.workers), "
+                          f"each writes as {writer_id}-w<worker>: at most 64 characters")
+
+    def _check_fronts(self) -> None:
+        """Each front its targets need is configured, and no two targets match alike."""
         databases = [t.match.database for t in self.targets if t.match.database]
         if len(set(databases)) != len(databases):
             raise Invalid("targets", "two postgres targets match the same database")
@@ -1001,14 +1060,14 @@ class Config:
         if logins and self.ssh is None:
             raise Invalid("ssh", "needed by the ssh targets (where tollgate takes SSH "
                           "clients: listen, host_key_file)")
+        streamed = [t.name for t in self.targets if t.k8s is not None and t.k8s.upstream]
+        if streamed and self.kube is None:
+            raise Invalid("kube", f"needed by the k8s targets with an upstream "
+                          f"({', '.join(streamed)}): where tollgate takes the exec, attach, "
+                          "cp and port-forward streams Envoy routes to it (listen)")
         if databases and self.postgres is None:
             raise Invalid("postgres", "needed by the postgres targets (where tollgate takes "
                           "PostgreSQL clients: listen, tls_cert_file, tls_key_file)")
-        writer_id, workers = self.recording.writer_id, self.listen.worker_count
-        if writer_id is not None and workers > 1 \
-                and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):
-            raise Invalid("recording.writer_id", f"with {workers} workers (listen.workers), "
-                          f"each writes as {writer_id}-w<worker>: at most 64 characters")
 
     def of_worker(self, worker: int) -> Config:
         """Worker `worker`'s config: its own port (listen.grpc's + worker) and chain (a

@@ -32,6 +32,10 @@ POSTGRES_CLUSTER = "tollgate_postgres"
 # Envoy's SSH listener, and the cluster of tollgate's SSH front behind it.
 SSH_LISTENER = "ssh"
 SSH_CLUSTER = "tollgate_ssh"
+# tollgate's Kubernetes stream front, and the header its stream routes name their k8s
+# route in (extproc/kube/front.py's ROUTE_HEADER).
+KUBE_CLUSTER = "tollgate_k8s"
+KUBE_ROUTE_HEADER = "x-tollgate-route"
 # jwt_authn's filter name, for per-route configs (`typed_per_filter_config` is keyed by it).
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
 
@@ -40,6 +44,7 @@ CONNECTION_MANAGER_TYPE = (
     f"{_TYPE}network.http_connection_manager.v3.HttpConnectionManager")
 JWT_AUTHN_TYPE = f"{_TYPE}http.jwt_authn.v3.JwtAuthentication"
 EXT_PROC_TYPE = f"{_TYPE}http.ext_proc.v3.ExternalProcessor"
+EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 # The clusters `with_ports` moves, by name: the rest are left as they are.
 EXT_PROC_CLUSTER = "tollgate_extproc"
 DEMO_CLUSTER = "demo_upstream"
@@ -298,6 +303,46 @@ def with_clusters(bootstrap: dict[str, Any], clusters: dict[str, int]) -> dict[s
                  "address": "127.0.0.1", "port_value": port}}}}]}]}}
         for name, port in clusters.items()
     ]
+    return config
+
+
+def stream_route(route: dict[str, Any], cluster: str = KUBE_CLUSTER) -> dict[str, Any]:
+    """The route that sends a k8s route's WebSocket upgrades (kubectl exec, attach, cp,
+    port-forward) to tollgate's Kubernetes stream front, to go ahead of `route`: the same
+    match with an `Upgrade: websocket` header; ext_proc off (the front decides the stream
+    itself, and reads it), jwt_authn off so that the token reaches the front, which
+    verifies it as Envoy would; the k8s route's name in KUBE_ROUTE_HEADER, replacing any
+    the client sent; no timeout (a session lasts as long as it is used)."""
+    match = {**copy.deepcopy(route["match"]), "headers": [
+        {"name": "upgrade", "string_match": {"exact": "websocket", "ignore_case": True}}]}
+    return {
+        "name": f"{route['name']}_streams", "match": match,
+        "route": {"cluster": cluster, "timeout": "0s"},
+        "metadata": copy.deepcopy(route.get("metadata", {})),
+        "request_headers_to_add": [{
+            "header": {"key": KUBE_ROUTE_HEADER, "value": route["name"]},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "typed_per_filter_config": {
+            EXT_PROC_FILTER: {
+                "@type": f"{_TYPE}http.ext_proc.v3.ExtProcPerRoute", "disabled": True},
+            JWT_AUTHN_FILTER: {
+                "@type": f"{_TYPE}http.jwt_authn.v3.PerRouteConfig", "disabled": True},
+        },
+    }
+
+
+def with_stream_front(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
+    """A copy with tollgate's Kubernetes stream front as cluster KUBE_CLUSTER (one
+    endpoint per worker on `ports`, plain HTTP/1.1 on 127.0.0.1), and a stream route ahead
+    of every route whose protocol is k8s."""
+    config = with_clusters(bootstrap, {KUBE_CLUSTER: ports[0]})
+    _spread(_cluster(config, KUBE_CLUSTER), ports)
+    for manager in connection_managers(config):
+        for host in manager["route_config"]["virtual_hosts"]:
+            routes = host["routes"]
+            host["routes"] = [r for route in routes
+                              for r in ([stream_route(route), route]
+                                        if route_protocol(route) == "k8s" else [route])]
     return config
 
 

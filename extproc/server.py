@@ -36,6 +36,7 @@ from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.alerts import Alerts
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
+from extproc.kube.front import Front as KubeFront
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
 from extproc.policy import load_modules, open_engine
@@ -96,6 +97,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         verifier = approver_verifier(config) if admin_api else None
         postgres = postgres_settings(config, verifier)
         ssh = ssh_settings(config, verifier)
+        kube = kube_verifier(config, verifier)
         # The egress proxy's agents' tokens, which tollgate verifies itself.
         proxy_verifier = None
         if any(t.protocol == "egress" for t in config.targets):
@@ -152,6 +154,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             await start_postgres(config, postgres, worker, servicer, credentials, masker,
                                  CancelKeys(holds.store.store)),
             await start_ssh(config, ssh, worker, servicer, masker, holds.store.store),
+            await start_kube(config, kube, worker, servicer, credentials, masker,
+                             holds.store.store),
         ) if f is not None]
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -236,6 +240,31 @@ async def start_ssh(config: Config, ssh: SshSettings | None, worker: int,
     front = SshFront(config.ssh, worker, servicer.pipeline, ssh.verifier, masker,
                      config.targets, ssh.host_key, ssh.keys, ssh.ca,
                      TerminalRecordings(store))
+    try:
+        await front.start()
+    except OSError as exc:
+        raise ServeError(str(exc)) from None
+    return front
+
+
+def kube_verifier(config: Config, verifier: Verifier | None) -> Verifier | None:
+    """The verifier of the agents' tokens the Kubernetes stream front reads itself (None:
+    no k8s target has an upstream for streams)."""
+    if config.kube is None or not any(t.k8s is not None and t.k8s.upstream
+                                      for t in config.targets):
+        return None
+    return agent_verifier(config, verifier, "the k8s targets' streams",
+                          "on the stream route, where Envoy's jwt_authn is off")
+
+
+async def start_kube(config: Config, verifier: Verifier | None, worker: int,
+                     servicer: ExtProcServicer, credentials: CredentialStore,
+                     masker: Masker, store: AsyncStore) -> KubeFront | None:
+    """The Kubernetes stream front, listening (None: nothing to stream)."""
+    if verifier is None or config.kube is None:
+        return None
+    front = KubeFront(config.kube, worker, servicer.pipeline, verifier, masker,
+                      config.targets, credentials, TerminalRecordings(store), config.resolve)
     try:
         await front.start()
     except OSError as exc:

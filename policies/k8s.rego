@@ -88,6 +88,84 @@ denials contains {
 	some what in credentials_in_commands(exec_commands, object.get(exec, "opaque", []), object.get(exec, "writes", []), array_or_empty(object.get(exec, "command", [])), false)
 }
 
+# A line typed into an exec or attach session, which the stream front decides before the
+# pod receives it, that is not what the pod's shell would run as typed (an editing key
+# tollgate does not model, an open quote, a heredoc): as an SSH session's (ssh.rego).
+denials contains {
+	"rule": "k8s.unreadable_line",
+	"reason": sprintf("a line tollgate cannot read as the pod's shell would: %s", [why]),
+} if {
+	is_string(input.k8s.exec.line)
+	input.k8s.exec.readable == false
+	why := object.get(input.k8s.exec, "unreadable", null)
+}
+
+# kubectl cp's files, each decided before any of its bytes pass, as SFTP's paths are
+# (ssh.rego): no secret or credential file copied out of a pod, nothing copied over a
+# system path, a secret or a credential, no link or path that leaves the folder copied to,
+# no link to a secret or a system file. A path relative to a folder tollgate does not
+# know (tar run where the container starts) is judged as if under /.
+denials contains {
+	"rule": "k8s.cp_credential",
+	"reason": sprintf("kubectl cp download of %s: %s", [file.path, what]),
+} if {
+	file := input.k8s.exec.file
+	file.direction == "download"
+	what := copied_secret(file.path)
+	what != null
+}
+
+denials contains {
+	"rule": "k8s.cp_system_write",
+	"reason": sprintf("kubectl cp upload of %s: %s", [file.path, what]),
+} if {
+	file := input.k8s.exec.file
+	file.direction == "upload"
+	is_string(file.path)
+	what := sftp_protected(resolved_path(file.path))
+	what != null
+}
+
+denials contains {
+	"rule": "k8s.cp_escape",
+	"reason": sprintf("kubectl cp upload of %s: %s", [file.path, what]),
+} if {
+	file := input.k8s.exec.file
+	file.direction == "upload"
+	some what in copy_escapes(file)
+}
+
+copied_secret(path) := "a secret" if {
+	secret_path(resolved_path(path))
+} else := sprintf("a credential (%s)", [kinds]) if {
+	kinds := concat(", ", sort([hit.kind | some hit in credentials_in_path(path)]))
+	kinds != ""
+} else := null
+
+copy_escapes(file) := {what |
+	some what in ["a path through ..", "a link that leaves the folder"]
+	copy_escape(file, what)
+} | {sprintf("a link to %s, %s", [file.target, what]) |
+	# A link to a secret or a system file gives it a second name, which a later read or
+	# write through the link would not be judged by.
+	file.type in {"symlink", "hardlink"}
+	is_string(file.target)
+	some what in [copied_secret(file.target), sftp_protected(resolved_path(file.target))]
+	what != null
+}
+
+copy_escape(file, "a path through ..") if ".." in split(file.path, "/")
+
+copy_escape(file, "a link that leaves the folder") if {
+	file.type in {"symlink", "hardlink"}
+	is_string(file.link)
+	link_leaves(file.link)
+}
+
+link_leaves(link) if startswith(link, "/")
+
+link_leaves(link) if ".." in split(link, "/")
+
 # An exec that runs what cannot be read (`sh -c "$(curl ...)"`, `python -c ...`, a script
 # piped into a shell) waits for a human when an agent asks, as a model's tool call does
 # (llm.opaque_tool_call); here the hold is in time: nothing has run yet.

@@ -32,8 +32,19 @@ test_agents_cannot_attach_or_port_forward_in_production if {
 	}
 }
 
-test_agents_may_exec_elsewhere_unmasked if {
-	d := data.tollgate.decision with input as call(["agents"], exec_into({"environment": "staging"}))
+# An exec's and an attach's output is read (the stream front, extproc/kube/) and masked;
+# a port-forward's bytes are a tunnel no mask applies to.
+test_agents_may_exec_elsewhere_masked if {
+	every verb in ["exec", "attach"] {
+		d := data.tollgate.decision with input as call(["agents"], object.union(exec_into({"environment": "staging"}), {"verb": verb}))
+		d.action == "allow"
+		d.mask.detectors == ["all"]
+	}
+}
+
+test_a_port_forward_elsewhere_is_unmasked if {
+	forward := object.union(exec_into({"environment": "staging"}), {"verb": "portforward", "subresource": "portforward", "exec": null})
+	d := data.tollgate.decision with input as call(["agents"], forward)
 	d.action == "allow"
 	d.mask == {}
 }
@@ -255,6 +266,131 @@ test_kubectl_cp_of_a_credential_is_refused_to_everyone if {
 test_kubectl_cp_of_other_files_passes if {
 	every commands in [[["tar", "cf", "-", "/app/logs"]], [["tar", "xmf", "-", "-C", "/tmp"]], [["ls", "/var/run"]]] {
 		data.tollgate.decision.action == "allow" with input as call(["agents"], exec_running({}, commands))
+	}
+}
+
+# -- inside a session the stream front relays: lines typed, kubectl cp's files -----------
+
+# A line typed into `kubectl exec -it ... -- sh`, as extproc/interpret/k8s.py reads it: the
+# exec's streams, with `commands` the line's.
+typed(commands, readable, why) := object.union(exec_into({}), {"exec": {
+	"command": ["sh"], "commands": commands, "opaque": [], "writes": [],
+	"line": concat(" ", commands[0]), "readable": readable, "unreadable": why,
+}})
+
+test_a_typed_line_is_judged_as_an_execs_argv if {
+	every groups in [["agents"], ["sre"]] {
+		d := data.tollgate.decision with input as call(groups, typed([["rm", "-rf", "/"]], true, null))
+		d.rules == ["k8s.destructive_exec"]
+		d.reasons == ["destructive command in exec: rm -rf /"]
+		read := data.tollgate.decision with input as call(groups, typed([["cat", token]], true, null))
+		read.rules == ["k8s.credential_exec"]
+	}
+}
+
+test_a_harmless_typed_line_passes_masked if {
+	d := data.tollgate.decision with input as call(["agents"], typed([["ls", "-la", "/app"]], true, null))
+	d.action == "allow"
+	d.mask.detectors == ["all"]
+}
+
+test_an_unreadable_line_is_refused_to_everyone if {
+	every groups in [["agents"], ["sre", "privileged"]] {
+		d := data.tollgate.decision with input as call(groups, typed([["echo", "'x"]], false, "an open quote"))
+		d.rules == ["k8s.unreadable_line"]
+		d.reasons == ["a line tollgate cannot read as the pod's shell would: an open quote"]
+	}
+}
+
+test_only_a_line_typed_is_unreadable if {
+	# a reason beside a readable line, or `readable: false` outside a line, refuses nothing
+	data.tollgate.decision.action == "allow" with input as call(["agents"], typed([["ls"]], true, "an open quote"))
+	outside := object.union(exec_into({}), {"exec": {"line": null, "readable": false, "unreadable": "x"}})
+	data.tollgate.decision.action == "allow" with input as call(["agents"], outside)
+}
+
+# A file of kubectl cp's archive (`tar cf -` out of the pod, `tar xmf - -C DIR` into it).
+copied(direction, path, type, link) := object.union(exec_into({}), {"exec": {
+	"command": ["tar", "cf", "-", "/srv"], "commands": [["tar", "cf", "-", "/srv"]],
+	"file": {"path": path, "direction": direction, "type": type, "size": 10, "link": link},
+}})
+
+test_no_secret_or_credential_is_copied_out_of_a_pod if {
+	every groups in [["agents"], ["sre"]] {
+		every path_what in [
+			["/etc/shadow", "a secret"],
+			["/tmp/../etc/gshadow", "a secret"],
+			["/home/app/.ssh/id_ed25519", "a secret"],
+			["app/.env", "a credential (an environment file)"],
+			["/srv/ops/.kube/config", "a credential (a kubeconfig)"],
+			[token, "a credential (a Kubernetes service-account token, a container secret)"],
+		] {
+			d := data.tollgate.decision with input as call(groups, copied("download", path_what[0], "file", null))
+			d.rules == ["k8s.cp_credential"]
+			d.reasons == [sprintf("kubectl cp download of %s: %s", path_what)]
+		}
+	}
+}
+
+test_other_files_are_copied_out_masked if {
+	every path in ["/app/log/app.log", "app/.env.example", "/etc/passwd", "/home/app/.ssh/known_hosts"] {
+		d := data.tollgate.decision with input as call(["agents"], copied("download", path, "file", null))
+		d.action == "allow"
+		d.mask.detectors == ["all"]
+	}
+}
+
+test_nothing_is_copied_over_a_system_path_a_secret_or_a_credential if {
+	every groups in [["agents"], ["sre"]] {
+		every path_what in [
+			["/etc/passwd", "a system path"],
+			["/usr/local/bin/kubectl", "a system path"],
+			["/etc/shadow", "a secret"],
+			["/srv/app/.ssh/authorized_keys", "an SSH key directory"],
+			["/srv/app/.env", "a credential (an environment file)"],
+		] {
+			d := data.tollgate.decision with input as call(groups, copied("upload", path_what[0], "file", null))
+			d.rules == ["k8s.cp_system_write"]
+			d.reasons == [sprintf("kubectl cp upload of %s: %s", path_what)]
+		}
+	}
+}
+
+test_no_upload_leaves_the_folder_copied_to if {
+	every file in [
+		["/tmp/up/../x", "file", null, "a path through .."],
+		["../x", "dir", null, "a path through .."],
+		["/tmp/up/conf", "symlink", "/etc", "a link that leaves the folder"],
+		["/tmp/up/l", "symlink", "a/../../b", "a link that leaves the folder"],
+		["/tmp/up/x", "hardlink", "../../x", "a link that leaves the folder"],
+	] {
+		d := data.tollgate.decision with input as call(["sre"], copied("upload", file[0], file[1], file[2]))
+		d.rules == ["k8s.cp_escape"]
+		d.reasons == [sprintf("kubectl cp upload of %s: %s", [file[0], file[3]])]
+	}
+	both := data.tollgate.decision with input as call(["agents"], copied("upload", "/tmp/up/../l", "symlink", "/etc"))
+	both.reasons == ["kubectl cp upload of /tmp/up/../l: a link that leaves the folder", "kubectl cp upload of /tmp/up/../l: a path through .."]
+	onto := data.tollgate.decision with input as call(["agents"], copied("upload", "/tmp/up/../../etc/passwd", "file", null))
+	onto.rules == ["k8s.cp_escape", "k8s.cp_system_write"]
+}
+
+test_names_and_links_that_stay_in_the_folder_pass if {
+	every file in [
+		["/tmp/up/report.csv", "file", null],
+		["/tmp/up/current", "symlink", "releases/v2"],
+		["/tmp/up/x", "hardlink", "tmp/up/y"],
+		["/tmp/up/a..b", "file", null],
+		["/tmp/up/..data", "dir", null],
+		["/tmp/up/f", "file", "/etc"], # a link only a link's type follows
+	] {
+		d := data.tollgate.decision with input as call(["agents"], copied("upload", file[0], file[1], file[2]))
+		d.action == "allow"
+	}
+}
+
+test_a_download_writes_nothing_in_the_pod if {
+	every file in [["/etc/passwd", "file", null], ["/tmp/up/../x", "file", null], ["/srv/l", "symlink", "/etc"]] {
+		data.tollgate.decision.action == "allow" with input as call(["agents"], copied("download", file[0], file[1], file[2]))
 	}
 }
 

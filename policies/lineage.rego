@@ -38,7 +38,7 @@ target_protected := object.get(protected_columns, input.target.name, protected_c
 # What no mask applies to at all (tollgate.rego's mask is empty then).
 unmasked if input.target.labels.masking == "off"
 
-unmasked if input.k8s.verb in {"exec", "attach", "portforward"}
+unmasked if input.k8s.verb == "portforward"
 
 # The egress proxy's own target (a destination no target is configured for): a tunnel's
 # bytes cannot be read, and an unknown site's pages are not data of ours to mask. A

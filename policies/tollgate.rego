@@ -85,8 +85,8 @@ approvers contains a if {
 # sensitive JSON fields masked; `privileged` sees personal data, never credentials.
 # A target labelled `masking: "off"` is left alone (a target that carries no data,
 # configured without inspecting responses: a mask there would refuse everything),
-# and so is a Kubernetes session (exec, attach, port-forward): its bytes are a
-# tunnel tollgate cannot read, so whoever may open one sees what the container says.
+# and so is a Kubernetes port-forward: its bytes are a tunnel tollgate does not read
+# (an exec's and an attach's output is read, and masked as an SSH command's is).
 # In what the agent is told to do (a model's tool-call arguments), `actions` leaves
 # the addresses an action needs (a URL's, a recipient's: e-mails, phones, IPs) and
 # masks credentials, cards, SSNs and IBANs, which no action needs. Those addresses the

@@ -21,9 +21,11 @@ portforward/websocket.go):
 - port-forward always reaches the kubelet: "", v4.channel.k8s.io, v4.base64.channel.k8s.io.
 
 Where kube ignores a frame (empty message, unknown channel, a channel not opened, bad
-base64, data after the client closed the channel) the stand-in ignores it too, and says
-so in the transcript; where kube ends the connection (a malformed close signal), this
-module raises ProtocolError.
+base64, data after the client closed the channel), `decode` says so (`Ignored`); where
+kube ends the connection (a malformed close signal), it raises ProtocolError. Two readers
+share it: tollgate's Kubernetes stream front (extproc/kube/), which ends the stream on
+anything kube would ignore (it passes nothing it did not read), and the tests' API
+stand-in, which ignores it as kube does and says so in its transcript.
 """
 
 from __future__ import annotations

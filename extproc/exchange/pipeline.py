@@ -286,4 +286,8 @@ def _unmaskable(exchange: Exchange) -> str:
     if exchange.response_mode != "none" or target.inspect.response != "body":
         return (f"masking requested, but target {target.name} does not inspect "
                 "response bodies (inspect.response: body)")
+    if target.protocol == "k8s":  # SPDY, or a bootstrap without the stream route
+        return ("a Kubernetes stream is read only over WebSocket, through tollgate's "
+                "Kubernetes front: this one came another way (SPDY, kubectl's fallback "
+                "after a WebSocket attempt failed, or a route that skips the front)")
     return "masking requested, but an upgraded connection (WebSocket, SPDY) cannot be masked"

@@ -56,6 +56,23 @@ _HOLD_MARGIN = 5
 REASON_HEADER = "x-tollgate-reason"
 
 
+def _decided_refusal(exchange: Exchange, upgrade: bool) -> Answer | None:
+    """The decision's refusal; or, for a Kubernetes stream it allowed, tollgate's own
+    (`upgrade`: the request asks to upgrade the connection)."""
+    if exchange.decision.action != "allow":
+        return exchange.deny(exchange.decision)
+    target = exchange.target
+    if upgrade and target is not None and target.protocol == "k8s":
+        return exchange.refuse(_UNRELAYED_STREAM)
+    return None
+
+# An allowed Kubernetes stream that reached ext_proc rather than the stream front.
+_UNRELAYED_STREAM = BadInput(
+    400, "stream_not_relayed", "this Kubernetes stream is not relayed: kubectl's WebSocket "
+    "streams go through tollgate's Kubernetes front (Envoy's stream route; "
+    "docs/architecture.md), and SPDY is refused (unset KUBECTL_REMOTE_COMMAND_WEBSOCKETS and "
+    "KUBECTL_PORT_FORWARD_WEBSOCKETS)")
+
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     def __init__(
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
@@ -128,10 +145,12 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         target = exchange.target
         assert target is not None
         exchange.request = exchange.evidence.request = request_view(headers, self._sensitive)
-        # A WebSocket or SPDY upgrade (kubectl exec), or a proxy's CONNECT, makes the
-        # stream a tunnel: it is decided on its headers, and its bytes pass unbuffered
-        # and unread (what a kubectl session runs is in the request line, which the
-        # policy saw; where a CONNECT goes is its destination).
+        # A WebSocket or SPDY upgrade, or a proxy's CONNECT, makes the stream a tunnel:
+        # it is decided on its headers, and its bytes pass unbuffered and unread (where
+        # a CONNECT goes is its destination). A Kubernetes exec, attach or port-forward
+        # is decided, then refused even when allowed: its WebSocket goes to the stream
+        # front (extproc/kube/), which reads it; what reaches ext_proc is SPDY or a
+        # bootstrap without the stream route.
         tunnel = "upgrade" in headers or (outbound is not None and outbound.tunnel)
         has_body = not first.request_headers.end_of_stream
         wants_body = target.inspect.request_body and has_body and not tunnel
@@ -159,8 +178,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
         except BadInput as bad:  # the hold's refusal: not approved (in time)
             refused = exchange.refuse(bad)
-        if refused is None and exchange.decision.action != "allow":
-            refused = exchange.deny(exchange.decision)
+        if refused is None:
+            refused = _decided_refusal(exchange, tunnel and outbound is None)
         if refused is not None and (refused.in_place is None or not wants_body):
             yield _refusal_answer(refused, outbound)
             return

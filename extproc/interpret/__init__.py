@@ -271,15 +271,20 @@ class Kubernetes(_Plain):
 
     def __init__(self, settings: K8s) -> None:
         from extproc.interpret import k8s_object
-        from extproc.interpret.k8s import k8s_request
+        from extproc.interpret.k8s import STREAM_METHODS, k8s_request, within_stream
 
         self._read = k8s_request
+        self._stream_methods, self._within_stream = STREAM_METHODS, within_stream
         self._objects = k8s_object
         self._labels = settings.namespace_labels
 
     def request(self, request: Request) -> K8sReading:
-        call = self._read(request["method"], request["path"], request["query"],
+        method = request["method"]
+        inside = method in self._stream_methods
+        call = self._read("GET" if inside else method, request["path"], request["query"],
                           request["headers"])
+        if inside:  # a line or a file inside a stream the front relays
+            call = self._within_stream(call, method, request["body"])
         written: K8sObject | ObjectError | None = None
         verb, resource = call["verb"], call["resource"]
         if verb and resource and self._objects.reads_body(verb, resource, call["subresource"]):

@@ -51,6 +51,7 @@ from urllib.parse import unquote
 
 from extproc.interpret.k8s_object import RBAC, WORKLOADS, WRITES
 from extproc.interpret.shell import Opaque, argv_read
+from extproc.interpret.shell import read as read_line
 
 if TYPE_CHECKING:
     from extproc.interpret.k8s_object import K8sObject
@@ -60,8 +61,21 @@ Effect = Literal["read", "write", "destroy", "privilege", "runs_code", "connect"
 Scope = Literal["object", "collection", "namespace", "cluster"]
 
 
+class StreamFile(TypedDict):
+    """A file in `kubectl cp`'s archive (the Kubernetes stream front reads the tar)."""
+
+    path: str  # as the pod names it: absolute where the archive's base is known
+    direction: Literal["download", "upload"]
+    type: str  # file, dir, symlink, hardlink, ...
+    size: int
+    link: str | None  # as the archive names it
+    target: str | None  # the file the link names, as a path in the pod
+
+
 class Exec(TypedDict):
-    """The streams of an exec or attach, and what an exec runs."""
+    """The streams of an exec or attach, and what an exec runs. Inside a session the
+    stream front relays, one exchange per line typed (`line`: `commands`, `opaque` and
+    `writes` are then the line's) and per file of `kubectl cp` (`file`)."""
 
     command: list[str]
     commands: list[list[str]]
@@ -73,6 +87,10 @@ class Exec(TypedDict):
     stderr: bool
     tty: bool
     transport: Transport | None
+    line: str | None
+    readable: bool
+    unreadable: str | None
+    file: StreamFile | None
 
 
 class K8sCall(TypedDict):
@@ -182,6 +200,10 @@ def k8s_request(
             "stderr": _flag(query, "stderr"),
             "tty": _flag(query, "tty"),
             "transport": _transport(method, headers),
+            "line": None,
+            "readable": True,
+            "unreadable": None,
+            "file": None,
         }
     return {
         "verb": verb,
@@ -393,3 +415,37 @@ def _transport(method: str, headers: dict[str, str]) -> Transport | None:
     if upgrade == "spdy/3.1":
         return "spdy"
     return None
+
+
+# What the stream front asks about inside an exec or attach it relays (input.request's
+# method): a line typed into the session, a file of kubectl cp's archive.
+STREAM_METHODS = frozenset({"LINE", "FILE"})
+
+
+def within_stream(call: K8sCall, method: str, body: object) -> K8sCall:
+    """`call` (the exec or attach, read from its URL) with what the stream front asks
+    about: a line (read by the shell reader, as an SSH session's lines are) or a file.
+    A body that says neither is an error in the reading: refused."""
+    streams = call["exec"]
+    part = body if isinstance(body, dict) else {}
+    if streams is None:
+        return _malformed(call["path"], call["dry_run"], f"{method} outside an exec or attach")
+    if method == "LINE" and isinstance(part.get("command"), str):
+        line = part["command"]
+        reading = read_line(line)
+        readable = part.get("readable", True) is not False
+        unreadable = part.get("unreadable")
+        return {**call, "exec": {
+            **streams, "commands": reading.commands, "opaque": reading.opaque,
+            "writes": reading.writes, "line": line, "readable": readable,
+            "unreadable": unreadable if isinstance(unreadable, str) else None}}
+    found = part.get("file")
+    if method == "FILE" and isinstance(found, dict) and isinstance(found.get("path"), str) \
+            and found.get("direction") in ("download", "upload"):
+        file: StreamFile = {
+            "path": found["path"], "direction": found["direction"],
+            "type": str(found.get("type") or "file"), "size": int(found.get("size") or 0),
+            "link": found["link"] if isinstance(found.get("link"), str) else None,
+            "target": found["target"] if isinstance(found.get("target"), str) else None}
+        return {**call, "exec": {**streams, "file": file}}
+    return _malformed(call["path"], call["dry_run"], f"an unreadable {method} in an exec stream")

@@ -44,6 +44,7 @@ class Verdict:
     exchange: Exchange
     admission: Admission
     refusal: str | None = None
+    answer: Answer | None = None  # the refusal as tollgate answers it (status, body)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -79,6 +80,9 @@ class Door:
     query: dict[str, list[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     detail: str = ""
+    # Span attributes of every exchange through this door (the HTTP request that opened
+    # a Kubernetes stream: its method and path).
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class Gate:
@@ -95,7 +99,7 @@ class Gate:
         self._headers = {":method": "", ":path": door.path,
                          "x-session-id": session_id, "user-agent": client}
         self._attributes = {"tollgate.target": self._name, "tollgate.session_id": session_id,
-                            "network.protocol.name": door.protocol}
+                            "network.protocol.name": door.protocol, **door.attributes}
 
     @property
     def target(self) -> Target:
@@ -135,26 +139,33 @@ class Gate:
                     if waiting is not None:
                         waiting(self._waiting(exchange, seconds))
             if exchange.decision.action != "allow":
-                verdict.refusal = refusal_text(exchange.deny(exchange.decision))
+                verdict.answer = exchange.deny(exchange.decision)
+                verdict.refusal = refusal_text(verdict.answer)
             else:
                 await self._pipeline.forward(exchange)  # a strict target's record first
         except Exception as exc:  # every failure is a refusal: fail closed
-            verdict.refusal = refusal_text(failure(exchange, exc, "request"))
+            verdict.answer = failure(exchange, exc, "request")
+            verdict.refusal = refusal_text(verdict.answer)
         if verdict.refusal is not None:
             exchange.outcome["tollgate.outcome"] = "refused"
         return verdict
 
     def refused(self, method: str, bad: BadInput) -> str:
         """An exchange refused before any decision (a login that cannot be identified, a
-        request tollgate cannot serve): recorded when the record admits it."""
+        request tollgate cannot serve): recorded when the record admits it; the text its
+        client is shown."""
+        return refusal_text(self.refuse(method, bad))
+
+    def refuse(self, method: str, bad: BadInput) -> Answer:
+        """`refused`, as tollgate's answer (status, body) for a front that answers it."""
         exchange, admission = self.open(method)
         exchange.request = exchange.evidence.request = self._request(method, None)
         with contextlib.suppress(RecordingQuota, RecordingUnavailable):
             admission()
-        text = refusal_text(exchange.refuse(bad))
+        answer = exchange.refuse(bad)
         exchange.outcome["tollgate.outcome"] = bad.message
-        self.end(Verdict(exchange, admission, text))
-        return text
+        self.end(Verdict(exchange, admission, refusal_text(answer), answer))
+        return answer
 
     def _request(self, method: str, body: dict[str, Any] | None) -> Request:
         door = self._door

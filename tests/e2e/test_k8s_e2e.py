@@ -46,13 +46,14 @@ def gw(
                 "name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
                 "environment": "prod",
                 "k8s": {"namespace_labels": {"prod": {"environment": "production"},
-                                             "staging": {"environment": "staging"}}},
+                                             "staging": {"environment": "staging"}},
+                        "upstream": cluster.url},
                 "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
             }],
             routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
                      "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
             clusters={"k8s": int(cluster.url.rsplit(":", 1)[1])},
-            tls=(tls.cert, tls.key),
+            tls=(tls.cert, tls.key), kube={},
             env={"CLUSTER_TOKEN": CLUSTER_TOKEN},
     ) as running:
         yield running

@@ -21,36 +21,29 @@ what it does.
 from __future__ import annotations
 
 import asyncio
-import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extproc.quickstart import stack
 from tests.e2e.test_ssh_e2e import connect, web
 from tests.support.gateway import Gateway, module_gateway
+from tests.support.line_sessions import (
+    CUTS,
+    DIFFERENTIAL,
+    END_OF_KEYS,
+    KEYS,
+    RecordedSession,
+    cut,
+)
 from tests.support.line_shells import SHELLS, STTY, LoggedShell
 from tests.support.sshd import Sshd, start_sshd
-
-# A line: its command's first word, edits, what may end it unread, and how it ends.
-COMMANDS = [b": ", b"echo ", b"true ", b"shred ", b"rm -rf "]
-EDITS = [b"alpha ", b"beta ", b"gamma", b"\x7f", b"\x08", b"\x17", b"\x15",
-         b"y\x04",  # Ctrl-D on a line: ignored
-         b"\t", b"\x1b[D", b"\x16x", b"\x0f", b"\x12", "é".encode(),  # not modeled
-         b"\\", b"'", b" !a"]  # continued, or rewritten by history
-TAILS = [b"", b"", b"", b" |", b" <<E", b" \\"]  # the shell would read on
-ENDS = [b"\r", b"\n", b"z\x03"]  # Enter, or the line dropped with Ctrl-C
-LINE = st.builds(lambda c, e, t, end: c + b"".join(e) + t + end, st.sampled_from(COMMANDS),
-                 st.lists(st.sampled_from(EDITS), max_size=5), st.sampled_from(TAILS),
-                 st.sampled_from(ENDS))
-KEYS = st.lists(LINE, min_size=1, max_size=6).map(b"".join)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +73,10 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, host: Sshd) -> Itera
         yield running
 
 
-class Session:
+class Session(RecordedSession):
     """One interactive session through the gateway, to a shell just prepared."""
 
-    def __init__(self, gw: Gateway, shells: LoggedShell) -> None:
-        self.gw, self.shells = gw, shells
-        self.known = {r["session_id"] for r in gw.records()}
+    closing = "SHELL"
 
     async def type(self, chunks: list[bytes], sentinel: str) -> list[str]:
         """`chunks` typed ahead, then `sentinel` as a line: what the host ran before it."""
@@ -99,42 +90,21 @@ class Session:
             process.close()
         return ran
 
-    def allowed(self) -> list[str]:
-        """The session's LINE records allowed, in order, once its SHELL record is in."""
-        found: dict[str, list[dict[str, Any]]] = {}
-
-        def closed() -> bool:
-            records = [r for r in self.gw.records() if r["session_id"] not in self.known]
-            found["lines"] = [r for r in records if r["request"]["method"] == "LINE"]
-            return any(r["request"]["method"] == "SHELL" for r in records)
-
-        stack.wait_until(closed, 20, "the session's records")
-        return [self._words(r["meaning"]["ssh"]["command"]) for r in found["lines"]
-                if r["outcome"]["action"] == "allow"]
-
-    def _words(self, command: str) -> str:
-        """A command as its shell's log shows it: bash's, as typed (blanks made single);
-        dash's, traced, as the words it ran (`\\a` ran as `a`)."""
-        return " ".join(shlex.split(command) if self.shells.shell == "dash"
-                        else command.split())
+    def line_of(self, record: dict[str, Any]) -> str:
+        return str(record["meaning"]["ssh"]["command"])
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-@settings(derandomize=True, database=None, max_examples=45, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow])
-@given(keys=KEYS, stty=st.sampled_from(STTY),
-       cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=5))
+@settings(DIFFERENTIAL, max_examples=45)
+@given(keys=KEYS, stty=st.sampled_from(STTY), cuts=CUTS)
 def test_the_host_runs_exactly_the_lines_the_record_allowed(
         gw: Gateway, shells: LoggedShell, shell: str, keys: bytes, stty: str,
         cuts: list[int]) -> None:
     shells.prepare(shell, stty)
     session = Session(gw, shells)
-    bounds = sorted({min(c, len(keys)) for c in cuts} | {0, len(keys)})
-    chunks = [keys[a:b] for a, b in pairwise(bounds)]
-    ran = asyncio.run(session.type(chunks, ": end-of-keys"))
+    ran = asyncio.run(session.type(cut(keys, cuts), END_OF_KEYS))
     allowed = session.allowed()
-    assert allowed[-1] == ": end-of-keys"
+    assert allowed[-1] == END_OF_KEYS
     assert ran == allowed[:-1], (keys, stty)
 
 
@@ -165,6 +135,10 @@ def test_ctrl_c_interrupts_what_runs_and_the_next_line_runs_whole(
             process = await conn.create_process(term_type="xterm", encoding=None)
             process.stdin.write(b"sleep 30\r")
             await asyncio.to_thread(shells.wait_for, "sleep 30", 10)
+            # The shell logs a command before it runs it: a Ctrl-C sent before `sleep` is
+            # the terminal's foreground process would reach the shell instead.
+            await asyncio.to_thread(stack.wait_until, sleep_in_foreground, 10,
+                                    "`sleep 30` in its terminal's foreground")
             process.stdin.write(b": dropped\x03\x03: after interrupt\r: done\r")
             ran = await asyncio.to_thread(shells.wait_for, ": done", 10)
             process.close()
@@ -173,3 +147,18 @@ def test_ctrl_c_interrupts_what_runs_and_the_next_line_runs_whole(
     ran = asyncio.run(typed())
     assert ran == ["sleep 30", ": after interrupt"]
     assert session.allowed() == ["sleep 30", ": after interrupt", ": done"]
+
+
+def sleep_in_foreground() -> bool:
+    """Whether a `sleep 30` runs as its terminal's foreground process group (/proc's stat:
+    its process group is the terminal's)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry / "cmdline").read_bytes() != b"sleep\x0030\x00":
+                continue
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[2] == fields[5]:  # pgrp == tpgid
+            return True
+    return False

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extproc.interpret.k8s import k8s_request
+from extproc.interpret.k8s import k8s_request, within_stream
 
 WS = {"upgrade": "websocket", "connection": "Upgrade"}
 SPDY = {"upgrade": "SPDY/3.1", "connection": "Upgrade",
@@ -23,7 +23,10 @@ KEYS = ["verb", "api_group", "api_version", "resource", "subresource", "namespac
         "path", "resource_request", "exec", "label_selector", "field_selector", "dry_run",
         "effects", "scope", "error"]
 EXEC_KEYS = ["command", "commands", "opaque", "writes", "container", "stdin", "stdout", "stderr",
-             "tty", "transport"]
+             "tty", "transport", "line", "readable", "unreadable", "file"]
+# What an exec or attach read from its URL says of a line or a file: none (the stream
+# front's LINE and FILE requests fill them).
+OUTSIDE_A_STREAM = {"line": None, "readable": True, "unreadable": None, "file": None}
 POD = "/api/v1/namespaces/prod/pods"
 EXEC_WEB_1 = ("exec", "pods", "prod", "web-1", "exec")  # verb, resource, namespace, name, sub
 
@@ -45,7 +48,8 @@ def streams(transport: str | None, command: list[str] | None = None, container: 
     base = {"stdin": False, "stdout": False, "stderr": False, "tty": False}
     return {"command": command or [], "commands": [command] if command else [],
             "opaque": [], "writes": [],
-            "container": container, **base, **flags, "transport": transport}
+            "container": container, **base, **flags, "transport": transport,
+            **OUTSIDE_A_STREAM}
 
 
 ROWS: list[tuple[str, str, dict[str, str], dict[str, Any]]] = [
@@ -228,7 +232,8 @@ def test_the_contract_example_reads_exactly() -> None:
         "exec": {"command": ["rm", "-rf", "/"], "commands": [["rm", "-rf", "/"]],
                  "opaque": [], "writes": [],
                  "container": "app", "stdin": True,
-                 "stdout": True, "stderr": True, "tty": False, "transport": "websocket"},
+                 "stdout": True, "stderr": True, "tty": False, "transport": "websocket",
+                 **OUTSIDE_A_STREAM},
         "label_selector": None, "field_selector": None, "dry_run": False,
         "effects": ["runs_code"], "scope": "object", "error": None,
     }
@@ -371,3 +376,50 @@ def test_every_call_has_effects_and_a_scope_a_rule_can_judge(
     assert effects == ["read"] or "read" not in effects  # a read is nothing else
     if result["error"] is not None:
         assert effects == ["unknown"]
+
+
+def test_a_line_inside_a_session_is_read_as_the_shell_would_run_it() -> None:
+    """The stream front's LINE: the exec's call, its commands the line's (the same rules
+    then judge a typed line and an exec's argv)."""
+    call = meaning("GET", f"{POD}/web-1/exec?command=sh&stdin=true&tty=true", WS)
+    line = within_stream(call, "LINE", {"request": "line", "command": "cd / && rm -rf *",
+                                        "readable": True})
+    assert line["exec"] is not None and line["error"] is None
+    assert line["exec"]["line"] == "cd / && rm -rf *"
+    assert ["rm", "-rf", "/*"] in line["exec"]["commands"]
+    assert line["exec"]["command"] == ["sh"]  # the session's own argv stays
+    unreadable = within_stream(call, "LINE", {"command": "echo 'open", "readable": False,
+                                              "unreadable": "an open quote"})
+    assert unreadable["exec"] is not None
+    assert (unreadable["exec"]["readable"], unreadable["exec"]["unreadable"]) == (
+        False, "an open quote")
+
+
+def test_a_file_of_kubectl_cp_is_read_with_its_path_and_direction() -> None:
+    call = meaning("GET", f"{POD}/web-1/exec?command=tar&command=cf&command=-&command=/data",
+                   WS)
+    read = within_stream(call, "FILE", {"file": {"path": "/data/.env", "direction": "download",
+                                                 "type": "file", "size": 12, "link": None}})
+    assert read["exec"] is not None and read["exec"]["file"] == {
+        "path": "/data/.env", "direction": "download", "type": "file", "size": 12,
+        "link": None, "target": None}
+
+
+@pytest.mark.parametrize(("method", "body"), [
+    ("LINE", {"request": "line"}),
+    ("LINE", "rm -rf /"),
+    ("FILE", {"file": {"path": "/x", "direction": "sideways"}}),
+    ("FILE", {"file": {"direction": "upload"}}),
+    ("FILE", None),
+])
+def test_a_line_or_file_that_says_neither_is_an_error(method: str, body: Any) -> None:
+    call = meaning("GET", f"{POD}/web-1/exec?command=sh&stdin=true", WS)
+    assert within_stream(call, method, body)["error"]
+
+
+def test_a_line_outside_an_exec_is_an_error_with_no_verb() -> None:
+    """As every reading in error: no verb, so that no rule allowing a verb matches it."""
+    call = meaning("GET", f"{POD}/web-1")
+    read = within_stream(call, "LINE", {"command": "ls"})
+    assert (read["error"], read["verb"], read["exec"]) == (
+        "LINE outside an exec or attach", None, None)

@@ -441,6 +441,7 @@ def test_the_captured_k8s_inputs_cover_the_contract(
         "opaque": [], "writes": [],
         "container": "app", "stdin": True,
         "stdout": True, "stderr": False, "tty": True, "transport": "websocket",
+        "line": None, "readable": True, "unreadable": None, "file": None,
     }
     assert k8s["namespace_labels"] == {"environment": "production"}
 
@@ -560,7 +561,8 @@ VALID_SQL_INPUT: dict[str, Any] = {
             "unread_write": False},
 }
 EXEC = {"command": ["sh"], "commands": [["sh"]], "opaque": [], "writes": [], "container": None,
-        "stdin": True, "stdout": True, "stderr": False, "tty": True, "transport": "websocket"}
+        "stdin": True, "stdout": True, "stderr": False, "tty": True, "transport": "websocket",
+        "line": None, "readable": True, "unreadable": None, "file": None}
 VALID_K8S_INPUT: dict[str, Any] = {
     **VALID_INPUT,
     "target": {"name": "cluster", "protocol": "k8s", "environment": "prod", "labels": {}},

@@ -18,7 +18,6 @@ import ssl
 import struct
 import subprocess
 import termios
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from websockets.typing import Subprotocol
 from extproc.interpret.k8s import k8s_request
 from tests.standins.k8s_exec import RECORD_LIMIT, Transcript
 from tests.standins.k8s_standin import KUBECTL, Exec, K8sStandIn, Kubectl, write_kubeconfig
+from tests.support.echo import upper_echo
 from tests.support.tls import TlsFiles
 
 TOKEN = "standin-token-7f3a"
@@ -288,19 +288,8 @@ def test_spdy_exec_is_recorded_and_refused(standin: K8sStandIn, kubectl: Kubectl
 
 @pytest.fixture
 def echo_port() -> Iterator[int]:
-    """A local TCP server that answers each connection's bytes upper-cased, then closes."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                with conn:
-                    conn.sendall(conn.recv(1024).upper())
-
-        threading.Thread(target=serve, daemon=True).start()
-        yield server.getsockname()[1]
+    with upper_echo() as port:
+        yield port
 
 
 @pytest.fixture

@@ -235,6 +235,16 @@ def with_front_clusters(bootstrap: dict[str, Any], workers: int,
     return bootstrap
 
 
+def with_kube(bootstrap: dict[str, Any], kube: dict[str, Any] | None,
+              fronts: list[list[int]], workers: int) -> dict[str, Any]:
+    """The Kubernetes stream front's cluster (every replica's workers) and stream routes,
+    when the gateway has the front (`kube` not None)."""
+    if kube is None:
+        return bootstrap
+    return envoy_bootstrap.with_stream_front(
+        bootstrap, [port + i for port in fronts for i in range(workers)])
+
+
 class GatewayFactory:
     def __init__(self, tmp: Path, otlp: OtlpReceiver) -> None:
         self._tmp, self._otlp = tmp, otlp
@@ -247,6 +257,7 @@ class GatewayFactory:
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
         replicas: int = 1, workers: int = 1, postgres: dict[str, Any] | None = None,
         egress: dict[str, Any] | None = None, ssh: dict[str, Any] | None = None,
+        kube: dict[str, Any] | None = None,
         envoy: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
@@ -262,6 +273,8 @@ class GatewayFactory:
         listener are filled in). `egress`: the egress target's settings (nameservers ...):
         Envoy's egress listener on `ports.egress`, and a target `egress` of its route.
         `ssh`: the SSH front's settings, as `postgres` (a host key is made for it).
+        `kube`: the Kubernetes stream front's settings (its listen addresses are filled
+        in; Envoy gets its cluster and a stream route ahead of each k8s route).
         `envoy`: a last change to Envoy's bootstrap (shorter timeouts, say)."""
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(),
@@ -276,6 +289,7 @@ class GatewayFactory:
         # Each replica's PostgreSQL front (a port per worker), all in Envoy's cluster.
         fronts = [stack.free_ports(workers) for _ in range(replicas)]
         ssh_fronts = [stack.free_ports(workers) for _ in range(replicas)]
+        kube_fronts = [stack.free_ports(workers) for _ in range(replicas)]
         ports, ssh = with_ssh(ports, ssh, ssh_fronts[0], work)
         if postgres is not None:
             ports = dataclasses.replace(ports, postgres=stack.free_port(),
@@ -288,6 +302,7 @@ class GatewayFactory:
             tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
         ), [UNMAPPED_ROUTE, *(routes or [])])
         bootstrap = envoy_bootstrap.with_clusters(bootstrap, clusters or {})
+        bootstrap = with_kube(bootstrap, kube, kube_fronts, workers)
         grpc_ports = [ports.ext_proc, *(stack.free_ports(workers) for _ in range(replicas - 1))]
         bootstrap = envoy_bootstrap.with_ext_proc_ports(
             bootstrap, [port + i for port in grpc_ports for i in range(workers)])
@@ -319,7 +334,8 @@ class GatewayFactory:
                                         "writer_id": f"replica-{n}"}
             # Each replica's protocol fronts listen on ports of their own.
             for name, front, ports_of in (("postgres", postgres, fronts),
-                                          ("ssh", ssh, ssh_fronts)):
+                                          ("ssh", ssh, ssh_fronts),
+                                          ("kube", kube, kube_fronts)):
                 if front is not None:
                     replica[name] = {**front, "listen": f"127.0.0.1:{ports_of[n]}"}
             config_paths.append(work / ("tollgate.yaml" if n == 0 else f"tollgate-{n}.yaml"))

@@ -1,0 +1,377 @@
+"""Kubernetes exec, attach, cp and port-forward through the stream front, end to end: the
+real kubectl and the `kubernetes` Python client, a real Envoy serving TLS (its stream
+route sends WebSocket upgrades to tollgate's Kubernetes front), and the API stand-in
+running real processes in each pod's folder (tests/standins/k8s_standin.py: no API server
+can run here).
+
+What the pod did (the stand-in's transcript: what each process received) is compared
+with what the record says was allowed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extproc.quickstart import stack
+from tests.e2e.test_approvals_e2e import api
+from tests.standins.k8s_standin import KUBECTL, K8sStandIn, Kubectl, write_kubeconfig
+from tests.support import tokens
+from tests.support.echo import upper_echo
+from tests.support.gateway import Gateway, module_gateway
+from tests.support.tls import TlsFiles
+
+CLUSTER_TOKEN = "cluster-admin-token-7c2a"
+SECRET = "AKIAIOSFODNN7EXAMPLE"  # an AWS access key id: masked wherever it shows
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K8sStandIn]:
+    with upper_echo() as port, K8sStandIn(CLUSTER_TOKEN, pods=tmp_path_factory.mktemp("pods"),
+                                         ports={80: port}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gw(
+    tmp_path_factory: pytest.TempPathFactory, otlp, tls: TlsFiles,  # type: ignore[no-untyped-def]
+    cluster: K8sStandIn,
+) -> Iterator[Gateway]:
+    with module_gateway(tmp_path_factory, otlp, "k8s-streams",
+            targets=[{
+                "name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
+                "environment": "prod",
+                "k8s": {"namespace_labels": {"prod": {"environment": "production"},
+                                             "staging": {"environment": "staging"}},
+                        "upstream": cluster.url},
+                "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
+            }],
+            routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
+                     "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
+            clusters={"k8s": int(cluster.url.rsplit(":", 1)[1])},
+            tls=(tls.cert, tls.key), kube={},
+            env={"CLUSTER_TOKEN": CLUSTER_TOKEN},
+    ) as running:
+        yield running
+
+
+def kubectl_as(gw: Gateway, tls: TlsFiles, work: Path, groups: list[str]) -> Kubectl:
+    token = tokens.token(sub="-".join(groups), groups=groups, ttl=600)
+    kubeconfig = write_kubeconfig(work / f"kubeconfig-{'-'.join(groups)}",
+                                  f"https://127.0.0.1:{gw.tls_port}", token, tls.ca)
+    return Kubectl(kubeconfig, work / f"cache-{'-'.join(groups)}")
+
+
+@pytest.fixture
+def agent(gw: Gateway, tls: TlsFiles, tmp_path: Path) -> Kubectl:
+    return kubectl_as(gw, tls, tmp_path, ["agents"])
+
+
+@pytest.fixture
+def sre(gw: Gateway, tls: TlsFiles, tmp_path: Path) -> Kubectl:
+    return kubectl_as(gw, tls, tmp_path, ["sre"])
+
+
+def pod(cluster: K8sStandIn, namespace: str = "staging") -> Path:
+    return cluster.pod_root(namespace, "web-1")
+
+
+def test_exec_output_is_masked_as_it_streams(agent: Kubectl, cluster: K8sStandIn) -> None:
+    (pod(cluster) / "app.conf").write_text(f"region=eu\naws_key={SECRET}\n")
+    result = agent("exec", "web-1", "-n", "staging", "--", "cat", "app.conf")
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout
+    assert result.stdout.startswith("region=eu\naws_key=")
+
+
+def test_exec_output_is_byte_exact_where_nothing_matches(
+    agent: Kubectl, cluster: K8sStandIn
+) -> None:
+    data = bytes(range(256)) * 64
+    (pod(cluster) / "blob.bin").write_bytes(data)
+    result = subprocess.run([*agent_argv(agent), "exec", "web-1", "-n", "staging", "--",
+                             "cat", "blob.bin"], capture_output=True, timeout=60, check=False,
+                            env=kubectl_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+
+
+def test_exit_status_and_stderr_pass(agent: Kubectl) -> None:
+    result = agent("exec", "web-1", "-n", "staging", "--",
+                   "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout) == (3, "out\n")
+    assert result.stderr.startswith("err\n")
+
+
+def test_a_destructive_exec_never_reaches_the_pod(agent: Kubectl, cluster: K8sStandIn) -> None:
+    before = len(cluster.execs)
+    result = agent("exec", "web-1", "-n", "staging", "--", "rm", "-rf", "/")
+    assert result.returncode != 0
+    assert "tollgate refused: destructive command in exec: rm -rf / (trace " in result.stderr
+    assert len(cluster.execs) == before
+
+
+def agent_argv(kubectl: Kubectl) -> list[str]:
+    return [KUBECTL, "--kubeconfig", str(kubectl.kubeconfig), "--cache-dir",
+            str(kubectl.cache_dir)]
+
+
+def kubectl_env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")},
+            "KUBECTL_KUBERC": "false"}
+
+
+class Terminal:
+    """kubectl under a real pseudo-terminal (exec -it), read until a text shows."""
+
+    def __init__(self, kubectl: Kubectl, *args: str, rows: int = 30, cols: int = 100) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.process = subprocess.Popen(
+            ["setsid", "--ctty", *agent_argv(kubectl), *args],
+            stdin=slave, stdout=slave, stderr=slave, env=kubectl_env())
+        os.close(slave)
+        self.fd, self.seen = master, ""
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def read_until(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                raise AssertionError(f"no {text!r} in {self.seen!r}")
+            try:
+                self.seen += os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:
+                raise AssertionError(f"no {text!r} in {self.seen!r}") from None
+        head, _, self.seen = self.seen.partition(text)
+        return head + text
+
+    def close(self) -> int:
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            self.process.kill()
+            os.close(self.fd)
+
+
+def test_an_interactive_session_decides_each_line(sre: Kubectl, cluster: K8sStandIn) -> None:
+    marker = pod(cluster) / "gone"
+    marker.write_text("x")
+    terminal = Terminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
+                        "env", "PS1=pod> ", "sh", "-i")
+    try:
+        terminal.read_until("pod> ")
+        terminal.write("echo hello-$((6*7))\r")
+        assert "hello-42" in terminal.read_until("pod> ")
+        terminal.write("rm -rf /\r")
+        shown = terminal.read_until("destructive command")
+        assert "tollgate: refused:" in shown
+        terminal.write("echo still-here\r")
+        assert "still-here" in terminal.read_until("pod> ")
+        terminal.write("exit 5\r")
+    finally:
+        status = terminal.close()
+    assert status == 5
+    session = cluster.execs[-1].transcript.wait()
+    typed = bytes(session.received.get(0, b""))
+    assert b"echo hello" in typed and b"rm -rf" not in typed
+
+
+def test_kubectl_cp_masks_a_downloaded_file_and_leaves_out_a_credential(
+    agent: Kubectl, cluster: K8sStandIn, tmp_path: Path
+) -> None:
+    data = pod(cluster) / "export"
+    data.mkdir()
+    (data / "report.txt").write_text(f"total=12\nkey={SECRET}\n")
+    (data / ".env").write_text("DATABASE_PASSWORD=hunter2\n")
+    (data / "notes.txt").write_text("nothing to hide\n")
+    result = agent("cp", "staging/web-1:export", str(tmp_path / "out"))
+    # The pod's stderr, where tollgate says what it left out: kubectl cp prints it.
+    assert "kubectl cp download of export/.env: a credential" in result.stdout, result
+    out = tmp_path / "out"
+    assert (out / "notes.txt").read_text() == "nothing to hide\n"
+    report = (out / "report.txt").read_text()
+    assert SECRET not in report and report.startswith("total=12\nkey=")
+    assert len(report) == len(f"total=12\nkey={SECRET}\n")  # masked in place, same size
+    assert not (out / ".env").exists()
+
+
+def test_kubectl_cp_upload_is_decided_file_by_file(
+    sre: Kubectl, cluster: K8sStandIn, tmp_path: Path
+) -> None:
+    (pod(cluster) / "in").mkdir()
+    local = tmp_path / "report.txt"
+    local.write_text("quarterly numbers\n")
+    result = sre("cp", str(local), "staging/web-1:in/report.txt")
+    assert result.returncode == 0, result.stderr
+    assert (pod(cluster) / "in" / "report.txt").read_text() == "quarterly numbers\n"
+
+
+def test_a_compressed_archive_is_refused_unread(agent: Kubectl, cluster: K8sStandIn) -> None:
+    before = len(cluster.execs)
+    result = agent("exec", "web-1", "-n", "staging", "--", "tar", "czf", "-", ".")
+    assert result.returncode != 0
+    # Refused in the stream, after the upgrade: kubectl prints the Status and does not
+    # retry over SPDY.
+    assert "a compressed archive cannot be read" in result.stderr, result.stderr
+    assert len(cluster.execs) == before
+
+
+def test_the_api_servers_own_refusal_is_what_kubectl_prints(agent: Kubectl) -> None:
+    result = agent("exec", "no-such-pod", "-n", "staging", "--", "ls")
+    assert result.returncode != 0
+    assert 'pods "no-such-pod" not found' in result.stderr, result.stderr
+
+
+def python_api(gw: Gateway, tls: TlsFiles, groups: list[str]) -> Any:
+    import kubernetes
+
+    configuration = kubernetes.client.Configuration()
+    configuration.host = f"https://127.0.0.1:{gw.tls_port}"
+    configuration.ssl_ca_cert = str(tls.ca)
+    configuration.api_key = {"authorization": tokens.token(sub="py-" + "-".join(groups),
+                                                           groups=groups, ttl=600)}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
+
+
+def test_the_python_clients_stream_reads_masked_channels(gw: Gateway, tls: TlsFiles) -> None:
+    from kubernetes.stream import stream
+
+    api = python_api(gw, tls, ["agents"])
+    response = stream(api.connect_get_namespaced_pod_exec, "web-1", "staging",
+                      command=["sh", "-c", f"read line; echo got $line {SECRET}; "
+                                           "echo oops >&2; exit 4"],
+                      stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False)
+    assert response.subprotocol == "v5.channel.k8s.io"
+    response.write_stdin("hi\n")
+    response.close_channel(0)
+    response.run_forever(timeout=30)
+    out = response.read_stdout()
+    assert out.startswith("got hi ") and SECRET not in out
+    assert response.read_stderr() == "oops\n"
+    assert response.returncode == 4
+
+
+def test_port_forward_passes_unread_and_the_record_says_so(
+    gw: Gateway, tls: TlsFiles, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from kubernetes.stream import portforward
+
+    api = python_api(gw, tls, ["sre"])
+    forward = portforward(api.connect_get_namespaced_pod_portforward, "web-1", "staging",
+                          ports="80")
+    sock = forward.socket(80)
+    sock.settimeout(30)
+    sock.sendall(b"ping")
+    reply = sock.recv(1024)
+    forward.close()
+    assert reply == b"PING"  # the pod's port 80 answered through the unread tunnel
+    ended = gw.otlp.wait_for(lambda spans: any(
+        s.attributes.get("tollgate.k8s.verb") == "portforward"
+        and s.attributes.get("tollgate.k8s.unread") for s in spans))
+    span = next(s for s in ended if s.attributes.get("tollgate.k8s.unread"))
+    assert "not read" in span.attributes["tollgate.outcome"]
+
+
+def test_attach_with_stdin_is_a_session_whose_lines_are_decided(
+    agent: Kubectl, cluster: K8sStandIn
+) -> None:
+    result = agent("attach", "-i", "web-1", "-n", "staging",
+                   stdin="echo hello-attach\nrm -rf /\necho after; exit 0\n")
+    assert "hello-attach\n" in result.stdout, result
+    assert "after\n" in result.stdout
+    assert "destructive command" in result.stderr + result.stdout
+    received = bytes(cluster.execs[-1].transcript.wait().received.get(0, b""))
+    assert b"echo hello-attach" in received and b"rm -rf" not in received
+
+
+def test_a_session_is_recorded_and_replayable(
+    gw: Gateway, sre: Kubectl, cluster: K8sStandIn
+) -> None:
+    (pod(cluster) / "creds.txt").write_text(f"key={SECRET}\n")
+    terminal = Terminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
+                        "env", "PS1=pod> ", "sh", "-i")
+    try:
+        terminal.read_until("pod> ")
+        terminal.write("echo ready-$((40+2))\r")
+        terminal.read_until("ready-42")
+        terminal.write("cat creds.txt; echo after-$((1+1))\r")
+        shown = terminal.read_until("after-2")
+        assert SECRET not in shown and "key=" in shown
+        terminal.write("exit 0\r")
+    finally:
+        terminal.close()
+    found: dict[str, Any] = {}
+
+    def recorded() -> bool:
+        records = gw.records()
+        first = [r for r in records if r["request"]["method"] == "LINE"
+                 and (r["meaning"] or {}).get("k8s", {}).get("exec", {}).get("line")
+                 == "echo ready-$((40+2))"]
+        if not first:
+            return False
+        mine = [r for r in records if r["session_id"] == first[-1]["session_id"]]
+        found["session"] = first[-1]["session_id"]
+        found["lines"] = [r for r in mine if r["request"]["method"] == "LINE"]
+        return len(found["lines"]) == 3 and any(r["request"]["method"] == "GET" for r in mine)
+
+    stack.wait_until(recorded, 10, "the session's records")
+    replay = subprocess.run(
+        [sys.executable, "-m", "extproc", "audit", "replay", "--session", found["session"],
+         "--no-wait", "--config", str(gw.config_path)], capture_output=True, text=True,
+        timeout=60, check=False)
+    assert replay.returncode == 0, replay.stderr
+    assert "verified" in replay.stdout and "DOES NOT MATCH" not in replay.stdout
+    assert "ready-42" in replay.stdout and "after-2" in replay.stdout
+    assert SECRET not in replay.stdout
+
+
+DBA = tokens.token("dora", ["dba"])
+
+
+def test_a_held_line_waits_in_the_session_then_runs(
+    gw: Gateway, agent: Kubectl, cluster: K8sStandIn
+) -> None:
+    """A line the pack holds (an agent's script computed at run time) is shown as waiting,
+    in the session; approved, it runs, and the session goes on."""
+    marker = pod(cluster) / "held.txt"
+    terminal = Terminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
+                        "env", "PS1=pod> ", "sh", "-i")
+    line = 'sh -c "$(echo echo approved)" > held.txt; echo done-$((2+3))'
+    try:
+        terminal.read_until("pod> ")
+        terminal.write(line + "\r")
+        assert "by group:dba" in terminal.read_until("[trace ")
+        found: list[dict[str, Any]] = []
+
+        def pending() -> bool:
+            _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+            found[:] = [a for a in answer["approvals"] if a["request"]["method"] == "LINE"]
+            return bool(found)
+
+        stack.wait_until(pending, 15, "the line's approval")
+        assert not marker.exists()  # nothing ran while it waited
+        status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/approve", DBA,
+                        {"reason": "looked at it"})
+        assert status == 200
+        terminal.read_until("done-5")
+        terminal.write("exit 0\r")
+    finally:
+        terminal.close()
+    assert marker.read_text() == "approved\n"
