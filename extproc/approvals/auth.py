@@ -39,6 +39,14 @@ class VerifierError(Exception):
     """The bootstrap names no usable token provider (the message says why)."""
 
 
+def unverified(exc: AuthError) -> str:
+    """A token refused, in one sentence under "the token does not verify" (what the
+    verifier says may begin so already)."""
+    text = str(exc)
+    prefix = "the token does not verify"
+    return text if text.startswith(prefix) else f"{prefix}: {text}"
+
+
 @dataclass(frozen=True)
 class _Provider:
     issuer: str | None

@@ -193,7 +193,8 @@ class ResizeReader:
         self._pending = ""
 
     def feed(self, payload: bytes) -> list[tuple[int, int]]:
-        """(width, height) of each object completed by `payload`; ValueError on junk."""
+        """(width, height) of each object completed by `payload`; ValueError on junk
+        (what is no JSON, no TerminalSize, or a size past kube's uint16)."""
         self._pending += payload.decode()
         sizes = []
         decoder = json.JSONDecoder()
@@ -204,8 +205,18 @@ class ResizeReader:
                 if not text.startswith("{") or len(text) > 4096:
                     raise ValueError(f"resize channel: not JSON: {text[:40]!r}") from None
                 break  # an object cut short: the rest comes in the next message
+            except RecursionError:
+                raise ValueError("resize channel: JSON nested too deep") from None
             self._pending = text[end:]
             if not isinstance(size, dict):
                 raise ValueError("resize channel: not a TerminalSize object")
-            sizes.append((int(size.get("Width", 0)), int(size.get("Height", 0))))
+            sizes.append((_dimension(size, "Width"), _dimension(size, "Height")))
         return sizes
+
+
+def _dimension(size: dict[str, Any], key: str) -> int:
+    """One side of a TerminalSize: an integer 0-65535 (kube's uint16), else ValueError."""
+    value = size.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+        raise ValueError(f"resize channel: {key} is not a size: {str(value)[:40]!r}")
+    return value

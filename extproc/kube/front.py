@@ -47,7 +47,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from extproc.approvals.auth import AuthError, Verifier
+from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs import k8s_channels as ch
 from extproc.codecs.refusal import BadInput
 from extproc.config import KubeFront, Target
@@ -165,8 +165,7 @@ class Front:
             claims = await self.verifier.claims(_bearer(headers))
         except AuthError as exc:
             gate = Gate(self.pipeline, target, None, str(uuid.uuid4()), client, door)
-            return self._refused(gate, BadInput(401, "unauthenticated",
-                                                f"the token does not verify: {exc}"))
+            return self._refused(gate, BadInput(401, "unauthenticated", unverified(exc)))
         gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door)
         verdict = await gate.decide("GET", {})
         if verdict.refusal is not None:
@@ -252,7 +251,7 @@ class Front:
         verdict.refusal = f"tollgate: {bad.message} [trace {exchange.trace_id}]"
         exchange.outcome["tollgate.outcome"] = "refused"
         gate.end(verdict)
-        _, status = Kubernetes.refusal(answer.body, answer.status, None)
+        _, status = _as_status(answer)
         self._fail(connection, request, str((exchange.meaning or {}).get("verb")), status)
 
     def _fail(self, connection: ServerConnection, request: Request, verb: str,
@@ -340,10 +339,17 @@ def _unrelayable(target: Target, meaning: dict[str, Any],
 
 def _status_response(answer: Answer) -> Response:
     """A refusal as the API server words one, as the HTTP front answers k8s targets: a
-    Status kubectl prints ("unable to upgrade connection: tollgate refused: ...")."""
-    status, body = Kubernetes.refusal(answer.body, answer.status, None)
+    Status kubectl prints ("unable to upgrade connection: tollgate refused: ..."). The
+    exchange shaped it already (the k8s interpreter's refusal)."""
+    status, body = _as_status(answer)
     return Response(status, http.HTTPStatus(status).phrase,
                     Headers([("Content-Type", "application/json")]), json.dumps(body).encode())
+
+
+def _as_status(answer: Answer) -> tuple[int, dict[str, Any]]:
+    if answer.body.get("kind") == "Status":
+        return answer.status, answer.body
+    return Kubernetes.refusal(answer.body, answer.status, None)
 
 
 def _upstream_tls(target: Target, resolve: Any) -> ssl.SSLContext | None:

@@ -29,7 +29,7 @@ import logging
 import posixpath
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,8 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "mksh", "yash", 
 _OUTBOX_BYTES = 256 * 1024
 # Resizes a client may send at once beyond its rate.
 _RESIZE_BURST = 20
+# How long a stream's end may wait on each step (its tasks, each peer's close).
+_ENDING_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,13 @@ class StreamSettings:
 
 
 class StreamClosed(Exception):
-    """The stream ends at tollgate's word: the close frame's code and reason."""
+    """The stream ends at tollgate's word: the close frame's code and reason; `stalled`
+    when the client is the one reading nothing (it gets no close frame: its connection
+    is dropped)."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, stalled: bool = False) -> None:
         super().__init__(reason)
-        self.code, self.reason = code, reason
+        self.code, self.reason, self.stalled = code, reason, stalled
 
 
 class Outbox:
@@ -99,13 +103,14 @@ class Outbox:
 
     async def drain(self) -> None:
         try:
-            await asyncio.wait_for(self._room.wait(), self._patience)
+            async with asyncio.timeout(self._patience):
+                await self._room.wait()
         except TimeoutError:
             raise self._stalled() from None
 
     def _stalled(self) -> StreamClosed:
         return StreamClosed(1008, f"tollgate: {self._who} read nothing for "
-                                  f"{self._patience:g} s")
+                                  f"{self._patience:g} s", self._who == "the client")
 
     async def flushed(self) -> None:
         await self._empty.wait()
@@ -116,7 +121,10 @@ class Outbox:
             while self._queue:
                 message = self._queue[0]
                 try:
-                    await asyncio.wait_for(self._peer.send(message), self._patience)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the
+                    # cancellation that ends the stream (bpo-42130), and the stream hangs.
+                    async with asyncio.timeout(self._patience):
+                        await self._peer.send(message)
                 except TimeoutError:
                     raise self._stalled() from None
                 self._queue.popleft()
@@ -279,44 +287,54 @@ class _Stream:
     async def run(self) -> None:
         outcome = "ran" if self._session is None else "closed"
         close: tuple[int, str] = (1000, "")
+        stalled = False  # the client reads nothing: no close handshake to wait for
         senders = [asyncio.ensure_future(self._to_client.run()),
                    asyncio.ensure_future(self._to_pod.run())]
         from_client = asyncio.ensure_future(self._from_client())
         readers = [from_client, asyncio.ensure_future(self._from_pod())]
         outputs = asyncio.ensure_future(self._outputs())
         try:
-            waiting: set[asyncio.Future[Any]] = {*senders, *readers, outputs}
-            # Until the pod's output has gone out (the command ended) or the client left.
-            while not (outputs.done() or from_client.done()):
-                done, waiting = await asyncio.wait(waiting,
-                                                   return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    failed = task.exception()
-                    if failed is not None:
-                        raise failed
-            if not outputs.done():
+            if not await _first_of(outputs, from_client, {*senders, *readers, outputs}):
                 outcome = "the client left"
         except StreamClosed as exc:
             outcome, close = f"ended by tollgate: {exc.reason}", (exc.code, exc.reason)
+            stalled = exc.stalled
         except ArchiveRefused as exc:
             outcome = f"refused: {exc}"
-            close = (1000, "")
             await self._end_with(ch.internal_error(self._protocol, str(exc)) or b"")
         except RecordingFailed as exc:
             outcome, close = f"ended: {exc}", (1011, f"tollgate: {exc}")
-        except ConnectionClosed:
-            outcome = "the client left" if self._client.close_code is not None else outcome
+        except ConnectionClosed as exc:
+            outcome = _closed_outcome(exc, self._client, outcome)
+        except Exception as exc:  # fail closed: whatever else ends the stream, said so
+            log.exception("Kubernetes stream of %s failed", self._gate.session_id)
+            outcome = f"ended by tollgate: an internal error ({type(exc).__name__})"
+            close = (1011, "tollgate: an internal error")
         finally:
-            for task in (*readers, outputs):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._to_client.flushed(), 1.0)
-            for task in senders:
-                task.cancel()
-            await asyncio.gather(*senders, *readers, outputs, return_exceptions=True)
-            await self._client.close(*close)
-            await self._upstream.close()
+            await self._end(senders, [*readers, outputs], close, stalled)
             await self._finish(outcome)
+
+    async def _end(self, senders: Sequence[asyncio.Future[Any]],
+                   others: Sequence[asyncio.Future[Any]], close: tuple[int, str],
+                   stalled: bool) -> None:
+        """Every task stopped (what the client was sent goes first, unless it reads
+        nothing), then both peers closed; each step bounded."""
+        for task in others:
+            task.cancel()
+        if not stalled:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_ENDING_SECONDS):
+                    await self._to_client.flushed()
+        for task in senders:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_ENDING_SECONDS):
+                await asyncio.gather(*senders, *others, return_exceptions=True)
+        if stalled:
+            self._client.transport.abort()
+        else:
+            await closed(self._client, *close)
+        await closed(self._upstream, 1000, "")
 
     async def _end_with(self, status: bytes) -> None:
         """The stream's end said on the error channel (an archive refused mid-way)."""
@@ -387,11 +405,12 @@ class _Stream:
             self._to_pod.put(bytes((ch.CLOSE, ch.STDIN)))
 
     def _resize(self, payload: bytes) -> None:
-        self._resizes.take()
         try:
             sizes = self._resize_reader.feed(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # UnicodeDecodeError too
             raise StreamClosed(1002, f"tollgate: {exc}") from None
+        for _ in range(max(1, len(sizes))):  # each size counts, and a message without one
+            self._resizes.take()
         for width, height in sizes:
             if self._session is not None:
                 self._session.resize(width, height)
@@ -480,6 +499,40 @@ class _Stream:
     def _tell(self, text: str) -> None:
         """tollgate's own line to the client, on stderr (kubectl prints it)."""
         (self._err if self._streams["stderr"] else self._out).write(f"{text}\n".encode())
+
+
+async def _first_of(outputs: asyncio.Future[Any], from_client: asyncio.Future[Any],
+                    tasks: set[asyncio.Future[Any]]) -> bool:
+    """Until the pod's output has gone out (True: the command ended) or the client left
+    (False); the first task that fails raises its error."""
+    waiting = tasks
+    while not (outputs.done() or from_client.done()):
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            failed = task.exception()
+            if failed is not None:
+                raise failed
+    return outputs.done()
+
+
+async def closed(peer: Peer, code: int = 1000, reason: str = "") -> None:
+    """`peer` closed with `code`: its close handshake if it takes part within
+    _ENDING_SECONDS, else its connection dropped (a peer that reads nothing would hold
+    the close, and the stream's record, for ever)."""
+    try:
+        async with asyncio.timeout(_ENDING_SECONDS):
+            await peer.close(code, reason)
+    except TimeoutError:
+        peer.transport.abort()
+
+
+def _closed_outcome(exc: ConnectionClosed, client: ServerConnection, default: str) -> str:
+    """What the record says of a stream a close ended: tollgate's own close (a message
+    over the size limit, say), the client's, or the pod's (`default`)."""
+    sent = exc.sent
+    if sent is not None and (exc.rcvd is None or exc.rcvd_then_sent is False):
+        return f"ended by tollgate: close {sent.code} {sent.reason}".rstrip()
+    return "the client left" if client.close_code is not None else default
 
 
 def _reads_commands(argv: list[str]) -> bool:

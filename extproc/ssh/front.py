@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncssh
 
-from extproc.approvals.auth import AuthError, Verifier
+from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
@@ -199,8 +199,7 @@ class _Connection(asyncssh.SSHServer):
         try:
             claims = await self._front.verifier.claims(password.strip())
         except AuthError as exc:
-            self._refused(username, BadInput(401, "unauthenticated",
-                                             f"the token does not verify: {exc}"))
+            self._refused(username, BadInput(401, "unauthenticated", unverified(exc)))
             return False
         self._claims, self._method = claims, "token"
         return True
