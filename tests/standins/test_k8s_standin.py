@@ -188,7 +188,8 @@ def test_exec_runs_over_websocket(standin: K8sStandIn, kubectl: Kubectl) -> None
     assert exec_meaning["exec"] == {
         "command": ["ls", "/"], "commands": [["ls", "/"]], "opaque": [], "writes": [],
         "container": "app", "stdin": False,
-        "stdout": True, "stderr": True, "tty": False, "transport": "websocket"}
+        "stdout": True, "stderr": True, "tty": False, "transport": "websocket",
+        "line": None, "readable": True, "unreadable": None, "file": None}
 
 
 @pytest.mark.parametrize(
