@@ -253,14 +253,17 @@ class Masker:
                counts: Counter[str]) -> bytes:
         """`raw` with each finding (in order, not overlapping) rewritten, and counted."""
         out: list[bytes] = []
+        names: list[str] = []  # counted at the end, by `Counter.update` in C
+        overrides, default = spec.overrides, spec.strategy
         pos = 0
         for s, e, d in found:
-            strategy = spec.overrides.get(d.name, spec.strategy)
+            strategy = overrides.get(d.name, default) if overrides else default
             out += (raw[pos:s], _redaction(d) if strategy == "redact" else _encode(
                 strategies.rewrite(strategy, _decode(raw[s:e]), d, self._key)))
             pos = e
-            counts[d.name] = counts.get(d.name, 0) + 1  # (`+= 1` calls Counter.__missing__)
+            names.append(d.name)
         out.append(raw[pos:])
+        counts.update(names)
         return b"".join(out)
 
     def mask_json(self, value: Any, spec: MaskSpec) -> tuple[Any, Counter[str]]:

@@ -120,7 +120,7 @@ class Prefilter:
         passing = t.memo.get(_PASSING)
         if passing is None:
             ids = self._ids
-            keys = {entry[0] for i in t.hits if (entry := ids.get(i)) is not None}
+            keys = {ids[i][0] for i in ids.keys() & t.hits.keys()}
             keys.update(s - e for s, e in t.digit_runs)
             routes = self._routes
             passing = t.memo[_PASSING] = frozenset(

@@ -29,7 +29,6 @@ from extproc.masking.detectors import (
     context,
     continues,
     digits,
-    matches,
     runs,
     table,
 )
@@ -61,8 +60,8 @@ _PHONE_NANP_RAW = re.compile(
     rb"(?:(?:00)?1[ .\-])?[2-9][0-9]{2}([ .\-])[2-9][0-9]{2}\1[0-9]{4}" + _EXT
 )
 _PHONE_CONTEXT = context(
-    rb"(?<![a-z])(?:phone|tel|telephone|mobile|mob|cell|fax|call|sms|whatsapp|telefon|gsm"
-    rb"|handy|portable)s?(?![a-z])", 32
+    (b"phone", b"tel", b"telephone", b"mobile", b"mob", b"cell", b"fax", b"call", b"sms",
+     b"whatsapp", b"telefon", b"gsm", b"handy", b"portable"), 32
 )
 _PHONE_EDGE = b".+_/:-"
 
@@ -157,15 +156,18 @@ def _phone_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
     return s, e
 
 
-# The forms every text is read for; and the two that start with a rarer literal, each with
-# that literal and its length: the one pass (prefilter.py) reports the end of the first
-# place each occurs, and a form's `re` runs only from there (most texts hold neither "+"
-# and a digit, nor a bracketed code).
-_FORMS: tuple[Callable[[Text], Iterable[Span]], ...] = (
-    matches(_PHONE_NATIONAL, _phone), _phone_nanp, runs(10, 15, _phone_run))
-_GATED: tuple[tuple[bytes, int, Callable[[Text, int], list[Span]]], ...] = (
-    (rb"\+[1-9]", 2, _matches_from(_PHONE_INTL, _phone_intl)),
-    (rb"\((?:0[1-9]|[2-9][0-9])", 3, _matches_from(_PHONE_PAREN, _phone)),
+# The forms found from the one pass's places (prefilter.py) or the text's digit runs; and
+# those that start with something rarer than a digit, each registered with how far before
+# its end a match can start: the pass reports the end of the first place each occurs, and
+# a form's `re` runs only from there (most texts hold no "+" and a digit, no bracketed
+# code, and no trunk "0" with a separator and three digits after: on the shape, `0` a
+# digit and a dash a space).
+_FORMS: tuple[Callable[[Text], Iterable[Span]], ...] = (_phone_nanp, runs(10, 15, _phone_run))
+_GATED: tuple[tuple[int, int, Callable[[Text, int], list[Span]]], ...] = (
+    (PASS.add(rb"\+[1-9]", first=True), 2, _matches_from(_PHONE_INTL, _phone_intl)),
+    (PASS.add(rb"\((?:0[1-9]|[2-9][0-9])", first=True), 3, _matches_from(_PHONE_PAREN, _phone)),
+    (PASS.add(rb"00{1,4}[ /]000|00(?:[ .]00){4}", shape=True, first=True), 14,
+     _matches_from(_PHONE_NATIONAL, _phone)),
 )
 
 # --- national numbers, validated ----------------------------------------------------------
@@ -180,13 +182,12 @@ _GATED: tuple[tuple[bytes, int, Callable[[Text, int], list[Span]]], ...] = (
 # `re` takes 1-4 ms: digits are everywhere there); `re` then reads the few candidates back.
 _GROUPS = (rb"(?:(?:\(\+?[0-9]{1,4}\)[ \-]?)?[0-9]{2}(?:[0-9]|[ /\-] ?[0-9]|/ [0-9]| / [0-9]){5,}"
            rb"|0[0-9](?:[0-9]|[./][0-9]){5,})")
-# Registered with the one pass (prefilter.py): where national candidates end, and where
-# each gated form's literal first occurs.
+# Registered with the one pass (prefilter.py): where national candidates end.
 _CANDIDATE_ENDS = PASS.add(rb"(?:^|[^0-9A-Za-z_.:+#/\\\-])" + _GROUPS
                            + rb"(?:[^0-9A-Za-z_ ./:\-]|[ ./:\-](?:[^0-9]|$)|$)")
-_GATED_IDS = tuple(PASS.add(start, first=True) for start, _, _ in _GATED)
 _CANDIDATE = re.compile(_GROUPS)
-_NOT_BEFORE = b".:+#/\\-"
+# What a candidate may not follow: a word's byte, or a mark an id's digits follow.
+_NOT_BEFORE = table(bytes(b for b in range(256) if WORD[b]) + b".:+#/\\-")
 _REACH = 64  # a candidate's longest: 15 digits, 6 separators of 3, a bracketed code
 _BACK = b"0123456789 ./()+-"  # what a candidate is made of, read back from its end
 _LEADING = b" ./)+-"
@@ -217,19 +218,20 @@ def _money(t: Text, s: int, e: int) -> bool:
 
 
 def _validated(t: Text, s: int, e: int) -> bool:
-    """Whether the candidate at s:e is one number, and libphonenumber's a phone number."""
+    """Whether the candidate at s:e is one number (not a piece of a longer one: its shape
+    tells most candidates first), and libphonenumber's a phone number."""
     raw = t.raw[s:e]
-    groups = _GROUP.findall(raw)
-    if len(groups) == 1:  # a bare run: a phone number only where something says so
-        if len(raw) > 15:
+    if raw.isdigit():  # a bare run: a phone number only where something says so
+        if len(raw) > 15 or _in_run(t, s, e):
             return False
         label = phone_context.label(t, s)
         return label is not None and label.phone and _phone_for(raw.decode(), label)
+    groups = _GROUP.findall(raw)
     lengths = tuple(map(len, groups))
     number = b"".join(groups).decode()
     if (len(number) > 15 or min(lengths) == 1 or lengths == (3, 2, 4)
-            or (len(groups) > 2 and _date(groups))):
-        return False  # versions, an SSN, a date
+            or (len(groups) > 2 and _date(groups)) or _in_run(t, s, e)):
+        return False  # versions, an SSN, a date, a piece of a longer number
     bracket = raw[0] == 0x28  # "("
     label = phone_context.label(t, s)
     if label is None and (len(number) < 8 or (not bracket and _thousands(lengths))):
@@ -275,9 +277,8 @@ def _national(t: Text, ends: Iterable[int], found: list[Span]) -> Iterator[Span]
         if i < len(found) and found[i][1] == end:
             continue  # a fixed form found it
         s = _start(t, end)
-        if (s is None or t.at(WORD, s - 1) or (s > 0 and raw[s - 1] in _NOT_BEFORE)
-                or _in_run(t, s, end)):
-            continue  # inside a word or an id, or a piece of a longer number
+        if s is None or (s > 0 and _NOT_BEFORE[raw[s - 1]]):
+            continue  # inside a word or an id
         if _validated(t, s, end):
             yield s, end
 
@@ -289,16 +290,25 @@ def _end(span: Span) -> int:
 def _phone_find(t: Text) -> list[Span]:
     hits = t.hits
     found = [span for find in _FORMS for span in find(t)]
-    for gated, (_, length, find) in zip(_GATED_IDS, _GATED, strict=True):
+    for gated, reach, find in _GATED:
         if (ends := hits.get(gated)) is not None:
-            found += find(t, max(0, ends[0] - length))
+            found += find(t, max(0, ends[0] - reach))
     found.sort(key=_end)
     return found + list(_national(t, hits.get(_CANDIDATE_ENDS, ()), found))
 
 
+# Where the pass found none of what a form starts from, and no run of 10 digits is in the
+# text, no form finds anything.
+_FORM_IDS = frozenset({*_NANP_IDS, *(gated for gated, _, _ in _GATED), _CANDIDATE_ENDS})
+
+
+def _may_find(t: Text) -> bool:
+    return not _FORM_IDS.isdisjoint(t.hits) or any(e - s >= 10 for s, e in t.digit_runs)
+
+
 phone = Detector(
     "phone", "PHONE_NUMBER", _phone_find, max_len=72, reveal=4, canonical=digits,
-    gate=lambda t: t.shape.count(b"0") >= 7,  # every form has 7 digits at least
+    gate=_may_find,
 )
 
 DETECTORS: tuple[Detector, ...] = (phone,)

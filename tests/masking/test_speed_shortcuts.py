@@ -1,0 +1,131 @@
+"""The masker's shortcuts read a text as the plain readings they stand for.
+
+Each shortcut exists for speed (a set lookup for a regular expression, a form read from
+the first place the one pass found, a family's members under one verdict); each test
+here states the plain reading and checks that the shortcut gives the same answer on
+generated texts, so that a faster reading never finds more or less.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extproc.masking import catalog, national_ids, phone_context, phones
+from extproc.masking.detectors import Detector, Text, _runs, context, digits, scan
+from extproc.masking.masker import field_in_text
+from extproc.masking.shadow import ASCII_DIGITS
+
+SETTINGS = settings(max_examples=400, derandomize=True, database=None, deadline=None)
+
+_VOCABULARY = [word.decode() for word, _, _ in phone_context._VOCABULARY]
+_PIECES = [*_VOCABULARY, "s", "x", "é", "É", "TEL", " ", ":", "(", ")", "\n", "1", "42",
+           "the", "no.", "_", "-", "ß", "phones", "tels"]
+# Windows as `label` reads them: lowercase bytes before a number, up to 48.
+windows = st.lists(st.sampled_from(_PIECES), max_size=14).map(
+    lambda pieces: "".join(pieces).encode()[-48:])
+
+
+def _is_letter(b: int) -> bool:
+    return 0x61 <= b <= 0x7A or b >= 0x80
+
+
+def _plain_in_text(window: bytes) -> phone_context.Context | None:
+    """phone_context's reading as its docstring states it: of the words of the vocabulary
+    standing as words (a stem's letters after it, a word's plural), the one that ends
+    last (of two ending together the longer) labels the number, when at most 24 bytes
+    and no digit come between."""
+    best: tuple[int, int, phone_context.Context] | None = None
+    for word, stem, label in phone_context._VOCABULARY:
+        for m in re.finditer(b"(?=%s)" % re.escape(word), window):
+            start, end = m.start(), m.start() + len(word)
+            if start > 0 and _is_letter(window[start - 1]):
+                continue
+            if stem:
+                while end < len(window) and _is_letter(window[end]):
+                    end += 1
+            else:
+                end += end < len(window) and window[end] == 0x73
+                if end < len(window) and _is_letter(window[end]):
+                    continue
+            if best is None or (end, len(word)) > best[:2]:
+                best = (end, len(word), label)
+    if best is None:
+        return None
+    filler = window[best[0]:]
+    return best[2] if len(filler) <= 24 and not re.search(rb"[0-9]", filler) else None
+
+
+@SETTINGS
+@given(window=windows)
+def test_a_label_is_read_from_the_words_before_the_number(window: bytes) -> None:
+    assert phone_context._in_text(window) == _plain_in_text(window)
+
+
+_CONTEXT_WORDS = (b"phone", b"tel", b"telephone", b"cell", b"sms")
+
+
+@SETTINGS
+@given(before=st.lists(st.sampled_from(
+    [*(w.decode() for w in _CONTEXT_WORDS), "s", "x", "é", "TEL", " ", "\x00", "1", "_"]),
+    max_size=12).map("".join))
+def test_a_context_word_is_a_word_of_the_set(before: str) -> None:
+    """`context` looks words up in a set where a regular expression read each byte."""
+    plain = re.compile(rb"(?<![a-z])(?:%s)s?(?![a-z])" % b"|".join(_CONTEXT_WORDS))
+    raw = before.encode() + b"5551234567"
+    t, s = Text(raw), len(raw) - 10
+    assert context(_CONTEXT_WORDS, 32)(t, s) == (plain.search(t.before(s, 32)) is not None)
+
+
+# Other scripts' digits: Arabic-Indic three and four, Devanagari seven, Thai nine.
+_DIGITS = "0123456789 -./abcXYZé\u0663\u0664\u096d\u0e59"
+
+
+@SETTINGS
+@given(value=st.text(st.sampled_from(_DIGITS)))
+def test_digits_of_an_ascii_value_are_read_by_deleting_bytes(value: str) -> None:
+    plain = re.sub("[^0-9]", "", value.translate(ASCII_DIGITS), flags=re.ASCII)
+    assert digits(value) == plain
+
+
+# Texts of trunk numbers (`030 1234567`, `01 23 45 67 89`) among digits, separators and
+# letters: where they and their look-alikes are.
+digit_texts = st.lists(st.one_of(
+    st.from_regex(phones._PHONE_NATIONAL, fullmatch=True),
+    st.sampled_from([b"0", b"01", b"7", b"12", b"345", b" ", b"-", b"/", b".", b"x12", b"a",
+                     b"\n", b"+"])), max_size=8).map(b"".join)
+
+
+@SETTINGS
+@given(raw=digit_texts)
+def test_the_trunk_form_is_read_from_the_first_place_the_pass_found(raw: bytes) -> None:
+    """National numbers with a trunk "0" are read by `re` from shortly before the first
+    place the one pass found their shape (`000 000`), not from the text's start."""
+    t = Text(raw)
+    gated, reach, find = phones._GATED[2]
+    from_start = find(t, 0)
+    ends = t.hits.get(gated)
+    assert (find(t, max(0, ends[0] - reach)) if ends is not None else []) == from_start
+
+
+def test_each_detector_is_asked_once_in_its_order() -> None:
+    """`scan` asks a family's members under one verdict and the others alone, in the
+    catalog's order; a family split by another detector is still asked once."""
+    chosen = (*catalog.DETECTORS, field_in_text(frozenset({"password"})))
+    asked = [i for _, members in _runs(chosen) for i, _ in members]
+    assert asked == list(range(len(chosen)))
+    ssn, aadhaar = national_ids.us_ssn, national_ids.in_aadhaar
+    split: tuple[Detector, ...] = (ssn, phones.phone, aadhaar)
+    runs = _runs(split)
+    assert [[i for i, _ in members] for _, members in runs] == [[0, 2], [1]]
+    assert [family for family, _ in runs] == [ssn.family, None]
+
+
+def test_a_split_family_finds_what_its_members_find() -> None:
+    raw = b"SSN 123-45-6789, phone 030 1234567, Aadhaar 2345 6789 0124"
+    members = (national_ids.us_ssn, phones.phone, national_ids.in_aadhaar)
+    alone = {(s, e, d.name) for one in members for s, e, d in scan(Text(raw), [one])}
+    assert {(s, e, d.name) for s, e, d in scan(Text(raw), members)} == alone
+    assert {name for _, _, name in alone} >= {"us_ssn", "phone"}
