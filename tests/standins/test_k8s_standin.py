@@ -417,7 +417,10 @@ class Terminal:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
                 raise AssertionError(f"no {text!r} in {self.seen!r}")
-            self.seen += os.read(self.fd, 4096).decode(errors="replace")
+            try:
+                self.seen += os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:  # EIO: the terminal's other side closed
+                raise AssertionError(f"no {text!r} in {self.seen!r}") from None
         head, _, self.seen = self.seen.partition(text)
         return head + text
 
