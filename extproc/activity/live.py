@@ -211,7 +211,7 @@ class Live:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._pruned = 0.0
+        self._pruned = -math.inf  # never: the monotonic clock counts from boot
         # sub -> (jti, target, groups) -> (monotonic time read, reading).
         self._fresh: dict[str, dict[tuple[Any, ...], tuple[float, bytes]]] = {}
 

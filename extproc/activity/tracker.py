@@ -218,7 +218,7 @@ class Tracker:
         self._pending: Counter[tuple[str, int, str]] = Counter()
         self._connection: Connection | None = None
         self._synced = -math.inf  # monotonic time of the last sync that reached the store
-        self._pruned = 0.0
+        self._pruned = -math.inf  # never: the monotonic clock counts from boot
         self._failing = False
         self._running: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()

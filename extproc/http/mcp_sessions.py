@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -161,7 +162,9 @@ class McpSessions:
 
     def __init__(self, store: AsyncStore, alerts: Alerts | None) -> None:
         self._store, self._alerts = store, alerts
-        self._pruned = 0.0
+        # Never 0.0: the monotonic clock counts from boot, so a machine up less than
+        # _PRUNE_EVERY would skip a process's first prune.
+        self._pruned = -math.inf
 
     async def check(self, exchange: Exchange) -> NotFound | None:
         """None when the request names no session, or only its identity's on its target;

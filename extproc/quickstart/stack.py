@@ -246,7 +246,7 @@ def envoy_ready(admin_port: int) -> Callable[[], bool]:
     return check
 
 
-def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Process:
+def start_upstream(port: int, log_dir: Path | None, timeout: float = 30.0) -> Process:
     proc = Process.spawn(
         "upstream",
         [sys.executable, "-m", "extproc.quickstart.demo_upstream",
@@ -258,7 +258,7 @@ def start_upstream(port: int, log_dir: Path | None, timeout: float = 15.0) -> Pr
 
 
 def start_demo_mcp(port: int, folder: Path, log_dir: Path | None, json_response: bool = False,
-                   timeout: float = 15.0) -> Process:
+                   timeout: float = 30.0) -> Process:
     """The demo MCP server (extproc/quickstart/demo_mcp.py), its files in `folder`."""
     proc = Process.spawn(
         "demo-mcp",
@@ -271,7 +271,7 @@ def start_demo_mcp(port: int, folder: Path, log_dir: Path | None, json_response:
 
 
 def start_tollgate(
-    config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 20.0,
+    config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 60.0,
     extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
     name: str = "tollgate", workers: int = 1,
 ) -> Process:
@@ -288,7 +288,7 @@ def start_tollgate(
 
 
 def start_envoy(
-    bootstrap_path: Path, admin_port: int, log_dir: Path | None, timeout: float = 30.0,
+    bootstrap_path: Path, admin_port: int, log_dir: Path | None, timeout: float = 60.0,
     log_level: str = "warning", concurrency: int = 1,
 ) -> Process:
     proc = Process.spawn(

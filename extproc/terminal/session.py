@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any, Protocol
 
@@ -94,7 +95,7 @@ class Session:
         self._idle = idle
         self._heard = asyncio.Event()  # the host's answer to the last key sent alone
         self._key_echo = b""  # what of the terminal's echo of that key may come still
-        self._heard_at = 0.0
+        self._heard_at = -math.inf  # never heard: no quiet to wait for
         self._key_sent = False  # a Ctrl-C or Ctrl-D the host may not have answered yet
         self._interrupted = False  # that key was Ctrl-C
         self._verdict, self._masker = verdict, masker

@@ -18,9 +18,10 @@ from extproc.recording.chain import Signer
 from extproc.recording.record import BodyCapture
 from extproc.store import connect
 from tests.recording.conftest import evidence, record
+from tests.support.cli import tollgate
 from tests.test_inert import ERASE, FORGED, raw
 
-pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
+pytestmark = pytest.mark.e2e  # `tollgate audit` run from its command line (tests/support/cli.py)
 
 REPO = Path(__file__).resolve().parents[2]
 BILLING = Target(name="billing", match=Match(route="billing"), environment="prod")
@@ -41,9 +42,8 @@ def write_config(tmp_path: Path, url: str, *, key: Path | None = None,
 
 
 def audit(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extproc", "audit", *args, "--config", str(config)],
-        capture_output=True, text=True, cwd=REPO, timeout=60)
+    """`tollgate audit ARGS --config CONFIG` (in this process: tests/support/cli.py)."""
+    return tollgate("audit", *args, "--config", config)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:

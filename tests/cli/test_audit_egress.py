@@ -12,8 +12,6 @@ import asyncio
 import base64
 import gc
 import json
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -46,10 +44,11 @@ from extproc.telemetry import Telemetry
 from tests.egress.test_tunnels import access_log_entry
 from tests.http.test_front import Stream, headers
 from tests.support import tokens
+from tests.support.cli import tollgate
 from tests.support.dns import DnsServer
 from tests.support.packs import pack_with_egress
 
-pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
+pytestmark = pytest.mark.e2e  # `tollgate audit` run from its command line (tests/support/cli.py)
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = tokens.token("ada", ["agents"])
@@ -197,9 +196,7 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
 
 
 def audit(played: Played, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "extproc", "audit", *args, "--config", str(played.config)],
-        capture_output=True, text=True, cwd=REPO, timeout=60)
+    result = tollgate("audit", *args, "--config", played.config)
     assert result.returncode == 0, result
     return result.stdout
 

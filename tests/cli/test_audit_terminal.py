@@ -6,19 +6,18 @@ SQLite store, then the recording checked against its record and played, or writt
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from extproc.recording.chain import Signer
 from extproc.store import connect
-from tests.cli.test_audit_cli import REPO, audit, execute, one_line, write_config
+from tests.cli.test_audit_cli import audit, execute, one_line, write_config
 from tests.recording.conftest import evidence, record
 from tests.ssh.test_recordings import OLD, WEB_1, shell, store_chunks
+from tests.support.cli import tollgate
 
-pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
+pytestmark = pytest.mark.e2e  # `tollgate audit` run from its command line (tests/support/cli.py)
 
 # What the host showed: colours (played), a title and a cursor position report (not).
 OUTPUT = ("\x1b]0;deploy@web-1\a\x1b[1;32mdeploy@web-1\x1b[0m:~$ ",
@@ -29,11 +28,9 @@ PLAYED = "\x1b[1;32mdeploy@web-1\x1b[0m:~$ uptime\r\n 10:00:00 up 1 day\r\n\x1b[
 def replayed(config: Path, *args: str) -> tuple[int, str]:
     """`tollgate audit replay`'s exit status and output, its line ends as written (what a
     terminal is sent: the recording's CR LF)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "extproc", "audit", "replay", *args, "--config", str(config)],
-        capture_output=True, cwd=REPO, timeout=60)
+    result = tollgate("audit", "replay", *args, "--config", config, newlines=False)
     assert not result.stderr, result.stderr
-    return result.returncode, result.stdout.decode()
+    return result.returncode, result.stdout
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,10 @@ from extproc.config import Sql
 from extproc.interpret import Llm, SqlHttp
 from extproc.policy import rego_tests
 from tests.policy_corpus import MASK_ALL
+from tests.support import cli
 from tests.test_inert import ERASE, FORGED, raw
 
-pytestmark = pytest.mark.e2e  # `tollgate policy` run as a process
+pytestmark = pytest.mark.e2e  # `tollgate policy` run from its command line (tests/support/cli.py)
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -54,10 +54,8 @@ GET_INPUT = {
 def tollgate(
     *args: str, cwd: Path = REPO, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extproc", "policy", *args], capture_output=True, text=True,
-        cwd=cwd, input=stdin, timeout=60,
-    )
+    """`tollgate policy ARGS` (in this process: tests/support/cli.py)."""
+    return cli.tollgate("policy", *args, cwd=cwd, stdin=stdin or "")
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -18,6 +18,7 @@ from extproc.codecs.refusal import BadInput
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
+from extproc.http import mcp_sessions
 from extproc.http.mcp_sessions import (
     NOT_FOUND,
     RULE,
@@ -250,8 +251,12 @@ async def test_every_process_sharing_the_store_agrees(
         await other_store.close()
 
 
+@pytest.mark.parametrize("uptime", [5.0, None], ids=["machine-up-5s", "machine-up-long"])
 async def test_a_session_idle_a_day_is_forgotten(
-        store: AsyncStore, made: list[Setup]) -> None:
+        store: AsyncStore, made: list[Setup], uptime: float | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if uptime is not None:  # the monotonic clock counts from boot: a first prune still runs
+        monkeypatch.setattr(mcp_sessions.time, "monotonic", lambda: uptime)
     setup = Setup(store, made)
     await setup.opened()
     day_ago = int((time.time() - 86_401) * 1e6)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,14 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens
+from tests.support import cli
 
-pytestmark = pytest.mark.e2e  # `tollgate token` run as a process
+pytestmark = pytest.mark.e2e  # `tollgate token` run from its command line (tests/support/cli.py)
 
 def tollgate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extproc", "token", *args],
-        capture_output=True, text=True, timeout=60,
-    )
+    """`tollgate token ARGS` (in this process: tests/support/cli.py)."""
+    return cli.tollgate("token", *args)
 
 
 def test_prints_one_token_the_quickstart_jwks_verifies() -> None:

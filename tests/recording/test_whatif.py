@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from extproc.policy.embedded import EmbeddedEngine
@@ -19,6 +18,7 @@ from extproc.recording.record import BodyCapture
 from extproc.recording.whatif import POLICY_ERROR, WhatIf, recorded_answer, whatif
 from extproc.store import connect
 from tests.recording.conftest import TARGET, evidence, record
+from tests.support.cli import tollgate
 
 REPO = Path(__file__).resolve().parents[2]
 QUERY = "data.tollgate.decision"
@@ -213,10 +213,8 @@ async def test_the_whatif_command_reports_changes_and_says_bodies_are_masked(
     candidate = policies(tmp_path, NO_DROP)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "extproc", "audit", "whatif", "--config", str(config),
-             "--policies", str(candidate), *args],
-            capture_output=True, text=True, cwd=REPO, timeout=60)
+        return tollgate("audit", "whatif", "--config", config, "--policies", candidate,
+                        *args)
 
     result = run("--target", "orders")
     assert result.returncode == 0, result
