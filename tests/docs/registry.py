@@ -4,8 +4,8 @@ how commands are read, and how a page marks one that no test runs).
 Each entry names where the command runs, as `path::name` (a test function, a helper
 the test calls, or the table a parametrized test reads) or a file CI executes, and
 `shows`: text of that source which is the command being run, or its request. Where the
-test runs it otherwise than the page shows it (through `python -m extproc` rather than
-`.venv/bin/tollgate`, against a stand-in), `note` says how.
+test runs it otherwise than the page shows it (through `python -m extproc` or
+extproc.cli.main rather than `.venv/bin/tollgate`, against a stand-in), `note` says how.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ UP = "tests/quickstart/test_up.py::test_up_runs_the_quickstart_and_stops_every_c
 HELD = "tests/quickstart/test_up.py::approve_the_held_delete"
 TOKEN = Run("tests/quickstart/test_dev_tokens.py::"
             "test_prints_one_token_the_quickstart_jwks_verifies",
-            '"--sub", "alice", "--groups"', "as `python -m extproc token`, other names")
+            '"--sub", "alice", "--groups"', "as extproc.cli.main([\"token\", ...]), other names")
 EGRESS = "tests/egress/test_egress_e2e.py"
 K8S = "tests/e2e/test_k8s_e2e.py"
 AGENT = Run("tests/e2e/test_autogen_e2e.py::"
