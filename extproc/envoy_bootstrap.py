@@ -3,6 +3,7 @@
 `tollgate up`, the end-to-end tests and the benchmark all start Envoy from
 `envoy/quickstart.yaml`; this module moves its listener, admin and cluster
 endpoints to the ports asked for, so the file users read is the file that runs.
+`tollgate envoy-bootstrap` writes one from it for any tollgate config (`for_config`).
 
 A real bootstrap has several listeners (a plain one and a TLS one for kubectl, say),
 each with filter chains and HTTP connection managers: every reader here goes over
@@ -14,12 +15,16 @@ filter's `name` is free text).
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from extproc.config import Config, Target
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
 # Envoy's PostgreSQL listener, and the cluster of tollgate's PostgreSQL front behind it.
@@ -422,3 +427,425 @@ def egress_alone(bootstrap: dict[str, Any]) -> dict[str, Any]:
 def write(bootstrap: dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(bootstrap, sort_keys=False), encoding="utf-8")
     return path
+
+
+# -- A bootstrap written for a tollgate config (`tollgate envoy-bootstrap`) -----------
+
+# The HTTP listener targets are reached on (envoy/quickstart.yaml's).
+INGRESS_LISTENER = "ingress"
+# The cluster of a target matched by route: `target_<name>` (one matched by cluster
+# name is sent to a cluster of that name).
+TARGET_CLUSTER = "target_{}"
+# The token provider and its keys' cluster written where no bootstrap gives one.
+IDENTITY_PROVIDER = "identity_provider"
+# The address of every cluster whose upstream neither the config nor a flag gives.
+PLACEHOLDER_HOST = "placeholder.invalid"
+# tollgate's own clusters and the egress proxy's: written from the config, never a
+# target's.
+TOLLGATE_CLUSTERS = frozenset({EXT_PROC_CLUSTER, POSTGRES_CLUSTER, SSH_CLUSTER, KUBE_CLUSTER,
+                               EGRESS_CLUSTER})
+# Routes of these protocols keep a request open as long as it lasts (an event stream, a
+# watch): no route timeout. A model's answer may take minutes: the OpenAI client's 10.
+_ROUTE_TIMEOUTS = {"llm": "600s", "mcp": "0s", "k8s": "0s"}
+# The protocols whose routes name them, for Envoy's own answers' shape (local_reply_config).
+_NAMED_PROTOCOLS = frozenset({"llm", "mcp", "k8s"})
+_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_JWT_PER_ROUTE = f"{_TYPE}http.jwt_authn.v3.PerRouteConfig"
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Where a bootstrap written for a tollgate config has Envoy listen (its admin on
+    127.0.0.1 only), and where Envoy reaches tollgate."""
+
+    address: str = "127.0.0.1"
+    http: int = 10000
+    admin: int = 9901
+    egress: int = 3128
+    postgres: int = 15432
+    # None: the config's ssh.agent_port (the port `tollgate ssh login` prints), else 2222.
+    ssh: int | None = None
+    # The host Envoy reaches every tollgate listener on; None: each listen address's own
+    # (127.0.0.1 for a wildcard one, 0.0.0.0 or ::).
+    tollgate_host: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """A bootstrap for a config, what it holds (`summary`: names and addresses) and what
+    is left to the operator (`todo`: placeholders, guesses)."""
+
+    bootstrap: dict[str, Any]
+    summary: list[str]
+    todo: list[str]
+
+    def text(self, source: Path) -> str:
+        """The bootstrap as YAML, its summary and to-do list as a leading comment."""
+        lines = [f"Envoy bootstrap for the tollgate config {source}, written by",
+                 "`tollgate envoy-bootstrap`: envoy/quickstart.yaml says why each setting is",
+                 "what it is.", "", *self.summary]
+        if self.todo:
+            lines += ["", "To do before it serves:", *(f"- {item}" for item in self.todo)]
+        header = "".join(f"# {line}".rstrip() + "\n" for line in lines)
+        return header + yaml.dump(self.bootstrap, Dumper=_Plain, sort_keys=False)
+
+
+class _Plain(yaml.SafeDumper):
+    """YAML without anchors: the template's shared pieces written out where used."""
+
+    def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - every datum alike
+        return True
+
+
+def for_config(config: Config, listeners: Listeners = Listeners(),
+               upstreams: dict[str, str] | None = None) -> Written:
+    """An Envoy bootstrap serving `config`, from envoy/quickstart.yaml's settings.
+
+    Listeners: `ingress` (HTTP, when a target is matched by route or cluster), `egress`
+    (an egress target), `postgres` and `ssh` (the config's fronts). Clusters: tollgate's
+    (tollgate_extproc, tollgate_postgres, tollgate_ssh, tollgate_k8s: one endpoint per
+    worker, each listen port + i), and one per HTTP target (`target_<name>`, or its
+    match.cluster) at its upstream: `upstreams` (target name -> http(s)://HOST[:PORT]),
+    a k8s target's k8s.upstream, else PLACEHOLDER_HOST. The routes and token providers
+    of the bootstrap the config names (identity.envoy_bootstrap) are kept, by name."""
+    written = _Writer(config, listeners, upstreams or {})
+    kinds = ["Listener", "Admin", "Route", "Cluster", "Token"]
+    doors = [INGRESS_LISTENER, EGRESS_LISTENER, POSTGRES_LISTENER, SSH_LISTENER]
+    summary = sorted(written.summary, key=lambda line: (
+        kinds.index(line.split()[0].rstrip(":")),
+        doors.index(line.split()[1].rstrip(":")) if line.startswith("Listener") else 0))
+    return Written(written.bootstrap, summary, written.todo)
+
+
+class _Writer:
+    """One bootstrap being written (see for_config)."""
+
+    def __init__(self, config: Config, listeners: Listeners, upstreams: dict[str, str]) -> None:
+        unknown = sorted(set(upstreams) - {t.name for t in config.targets})
+        if unknown:
+            raise BootstrapError(f"--upstream {unknown[0]}: the config has no such target")
+        self.config, self.listeners, self.upstreams = config, listeners, upstreams
+        self.summary: list[str] = []
+        self.todo: list[str] = []
+        self.named = self._named()
+        self.bootstrap = load()
+        self.bootstrap["admin"]["address"]["socket_address"].update(
+            address="127.0.0.1", port_value=listeners.admin)
+        self.summary.append(f"Admin: Envoy's admin interface, 127.0.0.1:{listeners.admin}.")
+        self.bootstrap["static_resources"]["clusters"] = [
+            c for c in self.bootstrap["static_resources"]["clusters"]
+            if c["name"] in TOLLGATE_CLUSTERS]
+        self._tollgate(EXT_PROC_CLUSTER, config.listen.grpc, config.listen.worker_count,
+                       "ext_proc (listen.grpc)")
+        if config.listen.workers == "auto":
+            self.todo.append(f"listen.workers is auto: {config.listen.worker_count} endpoints "
+                             "per tollgate cluster, this machine's cores; set listen.workers "
+                             "to the gateway's and write this again")
+        self._fronts()
+        self._egress()
+        self._http()
+
+    def _named(self) -> dict[str, Any] | None:
+        """The bootstrap the config names, whose routes and providers are kept."""
+        name = self.config.identity.envoy_bootstrap
+        if name is None:
+            return None
+        path = self.config.resolve(name)
+        try:
+            named = load(path)
+            listeners(named)
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else f"not a bootstrap: {exc}"
+            self.todo.append(f"identity.envoy_bootstrap {path} cannot be read ({reason}): "
+                             "no route or token provider was taken from it")
+            return None
+        return named
+
+    def _host(self, listen: str) -> str:
+        """Where Envoy reaches a tollgate listener on `listen` (HOST:PORT)."""
+        if self.listeners.tollgate_host is not None:
+            return self.listeners.tollgate_host
+        host = listen.rpartition(":")[0].strip("[]")
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def _tollgate(self, name: str, listen: str, workers: int, what: str) -> None:
+        """tollgate's cluster `name`: an endpoint per worker, from `listen`'s port."""
+        host, port = self._host(listen), int(listen.rpartition(":")[2])
+        _point(_cluster(self.bootstrap, name), host, [port + i for i in range(workers)])
+        last = f"-{port + workers - 1}" if workers > 1 else ""
+        self.summary.append(f"Cluster {name}: tollgate's {what}, {host}:{port}{last} "
+                            f"({workers} worker{'s' if workers > 1 else ''}: port + i).")
+
+    def _listener(self, name: str, port: int, what: str) -> None:
+        (found,) = [x for x in listeners(self.bootstrap) if x.get("name") == name]
+        found["address"]["socket_address"].update(address=self.listeners.address,
+                                                   port_value=port)
+        self.summary.append(f"Listener {name}: {what}, {self.listeners.address}:{port}.")
+
+    def _fronts(self) -> None:
+        """The PostgreSQL and SSH listeners, and their fronts' clusters, where the config
+        has those fronts (left out otherwise)."""
+        config, workers = self.config, self.config.listen.worker_count
+        _optional(self.bootstrap, POSTGRES_LISTENER, POSTGRES_CLUSTER,
+                  self.listeners.postgres if config.postgres else None)
+        if config.postgres is not None:
+            self._listener(POSTGRES_LISTENER, self.listeners.postgres, "PostgreSQL clients")
+            self._tollgate(POSTGRES_CLUSTER, config.postgres.listen, workers,
+                           "PostgreSQL front (postgres.listen)")
+        ssh = config.ssh
+        port = self.listeners.ssh or (ssh.agent_port if ssh else None) or 2222
+        _optional(self.bootstrap, SSH_LISTENER, SSH_CLUSTER, port if ssh else None)
+        if ssh is not None:
+            self._listener(SSH_LISTENER, port, "SSH clients")
+            self._tollgate(SSH_CLUSTER, ssh.listen, workers, "SSH front (ssh.listen)")
+            if ssh.agent_port != port:
+                self.todo.append(f"ssh.agent_port is {ssh.agent_port}: set it to {port}, the "
+                                 "port `tollgate ssh login` tells agents to use")
+
+    def _egress(self) -> None:
+        """The egress listener, its routes named as the (first) egress target matches."""
+        proxies = [t for t in self.config.targets if t.protocol == "egress"]
+        _optional(self.bootstrap, EGRESS_LISTENER, EGRESS_CLUSTER,
+                  self.listeners.egress if proxies else None)
+        if not proxies:
+            return
+        if proxies[0].match.route is None:
+            raise BootstrapError(f"target {proxies[0].name}: an egress target is matched by "
+                                 "the egress listener's route here (match: {route: egress})")
+        route = proxies[0].match.route
+        if len(proxies) > 1:
+            self.todo.append(f"{len(proxies)} egress targets: the egress listener's routes "
+                             f"are named {route}, target {proxies[0].name}'s")
+        for listener, manager in _managers(self.bootstrap):
+            if listener == EGRESS_LISTENER:
+                for host in manager["route_config"]["virtual_hosts"]:
+                    for each in host["routes"]:
+                        each["name"] = route
+        self._listener(EGRESS_LISTENER, self.listeners.egress,
+                       f"agents' forward proxy (routes {route}, cluster {EGRESS_CLUSTER})")
+
+    def _http(self) -> None:
+        """The ingress listener: a route per HTTP target, the Kubernetes stream front's
+        routes, the token providers; left out when no target is reached over HTTP."""
+        targets = [t for t in self.config.targets
+                   if t.protocol not in ("postgres", "ssh", "egress")
+                   and (t.match.route or t.match.cluster)]
+        resources = self.bootstrap["static_resources"]
+        if not targets:
+            resources["listeners"] = [x for x in resources["listeners"]
+                                      if x.get("name") != INGRESS_LISTENER]
+            return
+        kept = self._kept_routes({t.match.route for t in targets if t.match.route})
+        made = [self._route(t) for t in targets if t.match.route not in {r["name"] for r in kept}]
+        (manager,) = [m for name, m in _managers(self.bootstrap) if name == INGRESS_LISTENER]
+        (prototype,) = manager["route_config"]["virtual_hosts"]
+        hosts = [{**copy.deepcopy(prototype), "routes": kept}] if kept else []
+        if len(made) == 1 and not kept:
+            hosts.append({**copy.deepcopy(prototype), "routes": made})
+        else:
+            hosts += [{**copy.deepcopy(prototype), "name": r["name"],
+                       "domains": [r["name"], f"{r['name']}:*", f"{r['name']}.*"],
+                       "routes": [r]} for r in made]
+            if made:
+                self.todo.append("routes " + ", ".join(r["name"] for r in made) + " are "
+                                 "told apart by the Host header (a virtual host each: "
+                                 "ROUTE, ROUTE:PORT, ROUTE.DOMAIN); match them by path "
+                                 "instead if their upstreams' paths differ")
+        manager["route_config"]["virtual_hosts"] = hosts
+        self._listener(INGRESS_LISTENER, self.listeners.http, "HTTP targets")
+        matched = {t.match.route or t.match.cluster: t.name for t in targets}
+        for route, how in [*((r, " (as in identity.envoy_bootstrap)") for r in kept),
+                           *((r, "") for r in made)]:
+            self.summary.append(
+                f"Route {route['name']} -> cluster "
+                f"{route.get('route', {}).get('cluster', '(see the route)')}: target "
+                f"{matched[route['name']]}{how}.")
+        if self.config.kube is not None:
+            self.bootstrap = with_stream_front(self.bootstrap, [0])
+            self._tollgate(KUBE_CLUSTER, self.config.kube.listen,
+                           self.config.listen.worker_count, "Kubernetes stream front (kube.listen)")
+            for route in (*kept, *made):
+                if route_protocol(route) == "k8s":
+                    self.summary.append(
+                        f"Route {route['name']}_streams -> cluster {KUBE_CLUSTER}: route "
+                        f"{route['name']}'s WebSocket upgrades (exec, attach, cp, "
+                        f"port-forward), with {KUBE_ROUTE_HEADER}: {route['name']}.")
+        self._providers()
+
+    def _kept_routes(self, names: set[str]) -> list[dict[str, Any]]:
+        """The named bootstrap's routes of these names, in its order, with the clusters
+        they send to."""
+        if self.named is None:
+            return []
+        kept: list[dict[str, Any]] = []
+        for listener, manager in _managers(self.named):
+            for host in (manager.get("route_config") or {}).get("virtual_hosts", ()):
+                for route in host.get("routes", ()):
+                    if (listener != EGRESS_LISTENER and route.get("name") in names
+                            and route["name"] not in {r["name"] for r in kept}):
+                        kept.append(copy.deepcopy(route))
+        for route in kept:
+            action = route.get("route") or {}
+            for name in [action.get("cluster"),
+                         *(c.get("name") for c in
+                           (action.get("weighted_clusters") or {}).get("clusters", ()))]:
+                if name is not None:
+                    self._keep_cluster(name, f"route {route['name']}")
+        return kept
+
+    def _keep_cluster(self, name: str, user: str) -> None:
+        """The named bootstrap's cluster `name` (a placeholder when it has none)."""
+        clusters = self.bootstrap["static_resources"]["clusters"]
+        if any(c["name"] == name for c in clusters):
+            return
+        if name in TOLLGATE_CLUSTERS:
+            raise BootstrapError(f"{user} sends to {name}, tollgate's own cluster")
+        found = [c for c in (self.named or {}).get("static_resources", {}).get("clusters", ())
+                 if c.get("name") == name]
+        if found:
+            clusters.append(copy.deepcopy(found[0]))
+            self.summary.append(f"Cluster {name}: as in identity.envoy_bootstrap ({user}).")
+        else:
+            clusters.append(_upstream_cluster(name, "http", PLACEHOLDER_HOST, 80, None))
+            self.todo.append(f"cluster {name} ({user}) is a placeholder: set its address")
+
+    def _route(self, target: Target) -> dict[str, Any]:
+        """A route for `target` to a cluster of its own, at its upstream."""
+        name = target.match.route or target.match.cluster or target.name
+        cluster = target.match.cluster or TARGET_CLUSTER.format(target.name)
+        if cluster in TOLLGATE_CLUSTERS:
+            raise BootstrapError(f"target {target.name}: match.cluster {cluster} is "
+                                 "tollgate's own cluster")
+        action: dict[str, Any] = {"cluster": cluster}
+        if target.protocol in _ROUTE_TIMEOUTS:
+            action["timeout"] = _ROUTE_TIMEOUTS[target.protocol]
+        route: dict[str, Any] = {"name": name, "match": {"prefix": "/"}, "route": action}
+        if target.protocol in _NAMED_PROTOCOLS:
+            route["metadata"] = {"filter_metadata": {"tollgate": {"protocol": target.protocol}}}
+        if target.anonymous:
+            route["typed_per_filter_config"] = {JWT_AUTHN_FILTER: {
+                "@type": _JWT_PER_ROUTE, "requirement_name": "token_if_any"}}
+        url = self.upstreams.get(target.name) or (target.k8s.upstream if target.k8s else None)
+        ca_file = self.config.resolve(target.k8s.ca_file) \
+            if target.k8s and target.k8s.ca_file and target.name not in self.upstreams else None
+        if url is None:
+            upstream = _upstream_cluster(cluster, "http", PLACEHOLDER_HOST, 80, None)
+            self.todo.append(f"cluster {cluster} (target {target.name}) is a placeholder: set "
+                             f"its address, or write this again with --upstream "
+                             f"{target.name}=URL")
+        else:
+            scheme, host, port = _url(url, target.name)
+            upstream = _upstream_cluster(cluster, scheme, host, port, ca_file)
+            self.summary.append(f"Cluster {cluster}: target {target.name}'s upstream, "
+                                f"{scheme}://{host}:{port}.")
+            if scheme == "https" and not _is_ip(host):
+                action["host_rewrite_literal"] = host
+        self.bootstrap["static_resources"]["clusters"].append(upstream)
+        return route
+
+    def _providers(self) -> None:
+        """The named bootstrap's token providers (their keys' clusters too), else a
+        placeholder one; each puts the verified claims where identity.payload_key says."""
+        providers = jwt_providers(self.named) if self.named is not None else {}
+        # Requirements routes of the named bootstrap may name (token_if_any is written).
+        required_by_name = {name: requirement for authn in http_filters(
+            self.named or {"static_resources": {}}, JWT_AUTHN_TYPE)
+            for name, requirement in (authn["typed_config"].get("requirement_map")
+                                      or {}).items()}
+        if providers:
+            self.summary.append("Token providers: " + ", ".join(providers)
+                                + " (as in identity.envoy_bootstrap).")
+        else:
+            self.bootstrap["static_resources"]["clusters"].append(
+                _upstream_cluster(IDENTITY_PROVIDER, "https", PLACEHOLDER_HOST, 443, None))
+            providers = {IDENTITY_PROVIDER: {
+                "issuer": f"https://{PLACEHOLDER_HOST}", "audiences": ["tollgate"],
+                "require_expiration": True, "max_lifetime": "604800s",
+                "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                "forward": False, "clock_skew_seconds": 30,
+                "remote_jwks": {
+                    "http_uri": {"uri": f"https://{PLACEHOLDER_HOST}/jwks",
+                                 "cluster": IDENTITY_PROVIDER, "timeout": "2s"},
+                    "cache_duration": "300s", "async_fetch": {}}}}
+            self.todo.append(f"token provider {IDENTITY_PROVIDER} is a placeholder "
+                             "(identity.envoy_bootstrap gives none): set its issuer, "
+                             f"audiences and JWKS, and cluster {IDENTITY_PROVIDER}'s address; "
+                             "until then every token is refused")
+        providers = copy.deepcopy(providers)
+        for provider in providers.values():
+            provider["payload_in_metadata"] = self.config.identity.payload_key
+            jwks = (provider.get("remote_jwks") or {}).get("http_uri") or {}
+            if "cluster" in jwks:
+                self._keep_cluster(jwks["cluster"], "the token provider's keys")
+        names = [{"provider_name": name} for name in providers]
+        required = names[0] if len(names) == 1 else {"requires_any": {"requirements": names}}
+        for authn in http_filters(self.bootstrap, JWT_AUTHN_TYPE):
+            authn["typed_config"].update(
+                providers=providers, rules=[{"match": {"prefix": "/"}, "requires": required}],
+                requirement_map={**required_by_name, "token_if_any": {"requires_any": {
+                    "requirements": [*names, {"allow_missing": {}}]}}})
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _url(url: str, target: str) -> tuple[str, str, int]:
+    """An upstream's scheme, host and port, from http(s)://HOST[:PORT]."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+        parts = parts._replace(scheme="")
+    if parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.path not in ("", "/") or parts.query:
+        raise BootstrapError(f"target {target}: upstream {url!r}: expected "
+                             "http(s)://HOST[:PORT]")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _point(cluster: dict[str, Any], host: str, ports: list[int]) -> None:
+    """`cluster`'s endpoints: `host` on each port (a name is looked up: STRICT_DNS)."""
+    endpoints = [{"endpoint": {"address": {"socket_address": {
+        "address": host, "port_value": port}}}} for port in ports]
+    cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": endpoints}]
+    cluster["type"] = "STATIC" if _is_ip(host) else "STRICT_DNS"
+    if not _is_ip(host):
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+
+
+def _upstream_cluster(name: str, scheme: str, host: str, port: int,
+                      ca_file: Path | None) -> dict[str, Any]:
+    """A target's upstream: plain HTTP/1.1, or TLS whose certificate must chain to
+    `ca_file` (else the system's CAs) and name the host (a DNS name: the Host header
+    the route rewrites to it; an address: with `ca_file` only)."""
+    cluster: dict[str, Any] = {"name": name, "connect_timeout": "5s",
+                               "load_assignment": {"cluster_name": name, "endpoints": []}}
+    _point(cluster, host, [port])
+    if scheme == "https":
+        trust: dict[str, Any] = ({"trusted_ca": {"filename": str(ca_file)}} if ca_file
+                                 else {"system_root_certs": {}})
+        http: dict[str, Any] = {"explicit_http_config": {"http_protocol_options": {}}}
+        if _is_ip(host):
+            if ca_file is None:
+                raise BootstrapError(f"cluster {name}: {host} is an address: Envoy checks "
+                                     "it against its certificate only with the CA that "
+                                     "signs it (k8s.ca_file), or use a DNS name")
+            trust["match_typed_subject_alt_names"] = [
+                {"san_type": "IP_ADDRESS", "matcher": {"exact": host}}]
+        else:
+            http["upstream_http_protocol_options"] = {"auto_sni": True,
+                                                      "auto_san_validation": True}
+        cluster["typed_extension_protocol_options"] = {
+            _HTTP_OPTIONS: {"@type": f"type.googleapis.com/{_HTTP_OPTIONS}", **http}}
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {"@type": _TLS, **({} if _is_ip(host) else {"sni": host}),
+                             "common_tls_context": {"validation_context": trust}}}
+    return cluster

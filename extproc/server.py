@@ -200,15 +200,16 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
 
         # Health turns NOT_SERVING first so Envoy stops sending new exchanges here;
         # those already in flight get up to drain_seconds to finish, and those held for
-        # approval are answered now (their approvals stay, for a retry to pass).
-        log.info("draining (up to %.0fs)", config.listen.drain_seconds)
+        # approval are answered now (their approvals stay, for a retry to pass). The
+        # fronts and the ext_proc server drain side by side: drain_seconds in all, not
+        # once per front.
+        drain = config.listen.drain_seconds
+        log.info("draining (up to %gs)", drain)
         reloading.cancel()
         watching.cancel()
         await health_servicer.enter_graceful_shutdown()
         holds.store.stop_waiting()
-        for front in fronts:
-            await front.stop(config.listen.drain_seconds)
-        await server.stop(config.listen.drain_seconds)
+        await asyncio.gather(server.stop(drain), *(front.stop(drain) for front in fronts))
     log.info("stopped (%d exchanges recorded)", recorder.written)
 
 

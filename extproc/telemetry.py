@@ -40,6 +40,10 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
 _PRIMITIVE = (str, bool, int, float)
 _PRIMITIVE_SET = frozenset(_PRIMITIVE)
+# The version of OpenTelemetry's semantic conventions the spans follow, as the scope's
+# schema URL tells backends: the one the SDK's opentelemetry-semantic-conventions
+# package holds (tests/test_telemetry_semconv.py checks every attribute name against it).
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
 
 
 class TelemetryError(Exception):
@@ -96,10 +100,10 @@ class Telemetry:
             self._add(BatchSpanProcessor(otlp, max_export_batch_size=batch))
         if exporter is not None:
             self._add(SimpleSpanProcessor(exporter))
-        self._tracer = self._provider.get_tracer("tollgate", __version__)
+        self._tracer = self._provider.get_tracer("tollgate", __version__, SCHEMA_URL)
         # What every exchange's span is exported with.
         self.resource = self._provider.resource
-        self.scope = InstrumentationScope("tollgate", __version__)
+        self.scope = InstrumentationScope("tollgate", __version__, SCHEMA_URL)
         self._ids = self._provider.id_generator
 
     def _add(self, processor: SpanProcessor) -> None:

@@ -7,10 +7,13 @@ connections, and Envoy holds few, long-lived ones). They share the store; each r
 its own chain; worker 0 also serves the admin API; a decision made there wakes a request
 held by any of them (approvals/wakeup.py on SQLite, NOTIFY on PostgreSQL).
 
-The supervisor makes, once and before any worker starts, what workers would otherwise
-race for (the signing key, the store's tables) and checks what would make all of them
-fail alike (credentials, keys, policies), so a bad config is one line, exit 2. Then it
-runs the workers, forwards SIGTERM/SIGINT (drain) and SIGHUP (reload policies), and
+Before it starts any worker, what would make all of them fail alike is found once: the
+files the config names (extproc/preflight.py, which the command runs first: a line
+per problem, exit 2) and the policies (compiled, or OPA reached); and the supervisor
+makes what workers would otherwise race for (the signing key, the store's tables).
+Then it runs the workers, forwards SIGHUP (reload policies) and SIGTERM/SIGINT (drain:
+each worker gets listen.drain_seconds for its exchanges in flight and a few seconds to
+write their records; one still running then is killed, so that stopping ends), and
 restarts a worker that dies (with backoff; Envoy's health check skips it meanwhile).
 Workers count their metrics in a directory the supervisor makes for the run and removes
 at its end (PROMETHEUS_MULTIPROC_DIR: extproc/metrics.py), which worker 0 serves. A
@@ -38,13 +41,10 @@ import yaml
 from prometheus_client.multiprocess import mark_process_dead
 
 from extproc import envoy_bootstrap
-from extproc.approvals.auth import VerifierError
 from extproc.config import Config
-from extproc.credentials import CredentialError, CredentialStore
 from extproc.metrics import MULTIPROC_ENV
 from extproc.policy import PolicyLoadError, open_engine
 from extproc.recording.chain import Signer, SigningKeyError
-from extproc.server import approver_verifier, hash_key
 from extproc.store import StoreError, connect
 
 log = logging.getLogger("tollgate.workers")
@@ -59,6 +59,11 @@ _FIRST_DELAY, _MOST_DELAY = 1.0, 30.0
 # A worker that ran this long before dying is restarted after the first delay again.
 _STEADY_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1
+# How long a worker may take after its drain (listen.drain_seconds) before it is killed:
+# closing writes its last records and flushes its telemetry (~0.1 s measured). The
+# shipped deployments wait longer before killing tollgate itself (compose 20 s for a
+# 10 s drain, the pod 40 s for 15 s of preStop and the drain).
+STOP_MARGIN_SECONDS = 5.0
 
 
 def unlisted_ports(config: Config) -> list[int]:
@@ -93,16 +98,14 @@ class PrepareError(Exception):
 
 
 async def prepare(config: Config) -> None:
-    """Make what workers must share, and check what all of them need, once."""
+    """Make what workers must share, and check the policies all of them serve, once (the
+    files they read: extproc/preflight.py, before)."""
     engine = await open_engine(config.policy, config.policy_dir)  # PolicyLoadError
     await engine.close()
     try:
-        CredentialStore.from_config(config)
-        hash_key(config)
-        approver_verifier(config)
         Signer.from_file(config.resolve(config.recording.signing_key_file), create=True)
         (await asyncio.to_thread(connect, config.store_url)).close()  # tables made
-    except (CredentialError, ValueError, VerifierError, SigningKeyError, StoreError) as exc:
+    except (SigningKeyError, StoreError) as exc:
         raise PrepareError(str(exc)) from None
 
 
@@ -123,13 +126,17 @@ def worker_argv(config_path: Path, worker: int, log_level: str) -> list[str]:
 
 
 class Supervisor:
-    """Runs workers (`argv[i]` starts worker i) until told to stop; they count their
-    metrics in `metrics_dir`."""
+    """Runs workers (`argv[i]` starts worker i) until told to stop, then gives them
+    `drain_seconds` (and STOP_MARGIN_SECONDS) to end; they count their metrics in
+    `metrics_dir`."""
 
-    def __init__(self, argv: list[list[str]], metrics_dir: str) -> None:
+    def __init__(self, argv: list[list[str]], metrics_dir: str,
+                 drain_seconds: float) -> None:
         self._argv, self._count = argv, len(argv)
         self._running: dict[int, asyncio.subprocess.Process] = {}
         self._stopping = asyncio.Event()
+        self._patience = drain_seconds + STOP_MARGIN_SECONDS
+        self._deadline: asyncio.TimerHandle | None = None
         self._metrics_dir = metrics_dir
         self._env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()),
                      HASH_KEY_ENV: secrets.token_hex(32), MULTIPROC_ENV: metrics_dir}
@@ -140,6 +147,8 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         statuses = await asyncio.gather(*(self._keep(i) for i in range(self._count)))
+        if self._deadline is not None:
+            self._deadline.cancel()
         failed = {i: status for i, status in enumerate(statuses) if status}
         if failed:
             log.error("stopped; workers that did not end cleanly: %s", ", ".join(
@@ -149,11 +158,22 @@ class Supervisor:
         return 0
 
     def stop(self) -> None:
-        """Every worker drains (SIGTERM); none is restarted."""
+        """Every worker drains (SIGTERM); none is restarted, and one still running once
+        its drain and the margin are over is killed."""
         if not self._stopping.is_set():
-            log.info("stopping %d workers", self._count)
+            log.info("stopping %d workers (in at most %gs)", self._count, self._patience)
+            self._deadline = asyncio.get_running_loop().call_later(self._patience,
+                                                                   self._kill)
         self._stopping.set()
         self._forward(signal.SIGTERM)
+
+    def _kill(self) -> None:
+        for worker, process in self._running.items():
+            log.error("worker %d (pid %d) still running %gs after SIGTERM "
+                      "(listen.drain_seconds and %gs): killed", worker, process.pid,
+                      self._patience, STOP_MARGIN_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
     def _forward(self, sig: int) -> None:
         for process in self._running.values():
@@ -209,7 +229,8 @@ def supervise(config: Config, config_path: Path, log_level: str) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="tollgate-metrics-")
         try:
             return await Supervisor([worker_argv(config_path, i, log_level)
-                                     for i in range(count)], metrics_dir).run()
+                                     for i in range(count)], metrics_dir,
+                                    config.listen.drain_seconds).run()
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

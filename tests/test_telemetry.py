@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from extproc import config
-from extproc.telemetry import Telemetry, span_id_of, trace_id_of
+from extproc.telemetry import SCHEMA_URL, Telemetry, span_id_of, trace_id_of
 
 AGENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 AGENT_SPAN = "00f067aa0ba902b7"
@@ -40,6 +40,9 @@ def test_an_exchange_span_reaches_the_processors_whole_when_it_ends() -> None:
     assert done.start_time is not None and done.end_time is not None
     assert done.start_time <= event.timestamp <= done.end_time
     assert done.resource.attributes["service.name"] == "tollgate"
+    # The semantic conventions' version its attributes follow, for backends to read.
+    assert done.instrumentation_scope is not None
+    assert done.instrumentation_scope.schema_url == SCHEMA_URL
     assert trace_id_of(span) == f"{done.context.trace_id:032x}"
     assert span_id_of(span) == f"{done.context.span_id:016x}"
 

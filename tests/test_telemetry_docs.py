@@ -72,6 +72,7 @@ from tests.policy.test_contract import (
 )
 from tests.support import tokens
 from tests.support.dns import DnsServer
+from tests.support.semconv import not_conventions
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "telemetry.md"
@@ -433,14 +434,30 @@ async def llm_tool_call(envoy: Envoy) -> None:
     await envoy.tell(upstream_headers({":status": "200", "content-type": "application/json"},
                                       False))
     await envoy.send(json_chunk({
-        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini",
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18",
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": None, "tool_calls": [{
                 "id": "call_1", "type": "function",
                 "function": {"name": "run_shell", "arguments": SHELL_CALL},
             }],
         }}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
     }))
+    await envoy.closed()
+
+
+async def llm_embeddings(envoy: Envoy) -> None:
+    """A model call tollgate does not read (input.llm is null): named by the GenAI
+    conventions all the same."""
+    await envoy.send(request("POST", "/v1/embeddings", "openai",
+                             authorization=f"Bearer {AGENT_KEY}"))
+    await envoy.send(body({"model": "text-embedding-3-small", "input": "orders of May"}))
+    await envoy.send(upstream_headers({":status": "200", "content-type": "application/json"},
+                                      False))
+    await envoy.send(upstream_body(json.dumps({
+        "object": "list", "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2]}],
+        "usage": {"prompt_tokens": 3, "total_tokens": 3}}).encode()))
     await envoy.closed()
 
 
@@ -485,7 +502,19 @@ async def listing(envoy: Envoy, read_file: str, **extra: str) -> None:
 
 async def mcp_list(envoy: Envoy) -> None:
     """The first listing: its tools are pinned as they are (trust on first sight)."""
-    await listing(envoy, f"reads a file; support: {EMAIL}")
+    await listing(envoy, f"reads a file; support: {EMAIL}",
+                  **{"mcp-protocol-version": "2025-06-18"})
+
+
+async def mcp_prompt(envoy: Envoy) -> None:
+    """A prompts/get, answered with JSON."""
+    await envoy.send(request("POST", "/mcp", "tools", **{"mcp-session-id": MCP_SESSION}))
+    await envoy.send(rpc({"jsonrpc": "2.0", "id": "p-1", "method": "prompts/get",
+                          "params": {"name": "code_review", "arguments": {"lang": "py"}}}))
+    await envoy.tell(upstream_headers(MCP_JSON, False))
+    await envoy.send(json_chunk({"jsonrpc": "2.0", "id": "p-1", "result": {"messages": [
+        {"role": "user", "content": {"type": "text", "text": "review this"}}]}}))
+    await envoy.closed()
 
 
 async def mcp_rug_pull(envoy: Envoy) -> None:
@@ -584,9 +613,11 @@ SCENARIOS: dict[str, Scenario] = {
     "sql-unreadable": sql_unreadable,
     "k8s-exec": k8s_exec,
     "llm-tool-call": llm_tool_call,
+    "llm-embeddings": llm_embeddings,
     "mcp-list": mcp_list,
     "mcp-rug-pull": mcp_rug_pull,  # after "mcp-list": its tools are pinned
     "mcp-sampling": mcp_sampling,
+    "mcp-prompt": mcp_prompt,
     "mcp-refused-call": mcp_refused_call,
     "mcp-refused-in-place": mcp_refused_in_place,
     "mcp-unreadable": mcp_unreadable,
@@ -916,12 +947,69 @@ def test_enumerated_values_emitted_are_documented(emitted: dict[str, Exchange]) 
     """Attributes whose values are a fixed set: each value seen is named on the page."""
     enumerated = ("tollgate.decision.action", "tollgate.refusal", "tollgate.outcome",
                   "tollgate.phase", "tollgate.masking.body", "tollgate.approval.status",
-                  "tollgate.approval.grant", "tollgate.approval.action", "tollgate.mcp.kind")
+                  "tollgate.approval.grant", "tollgate.approval.action", "tollgate.mcp.kind",
+                  "gen_ai.operation.name", "error.type")
     for span in spans_of(emitted) + approver_spans_of(emitted):
         for attributes in (span.attributes, *(e.attributes for e in span.events)):
             for key in enumerated:
                 if key in attributes:
                     assert f"`{attributes[key]}`" in DOCUMENTED.text, (key, attributes[key])
+
+
+def test_every_attribute_emitted_outside_tollgate_is_a_semantic_convention(
+    emitted: dict[str, Exchange],
+) -> None:
+    spans = spans_of(emitted) + approver_spans_of(emitted)
+    assert not not_conventions(key for span in spans for attributes in (
+        span.attributes, span.resource.attributes, *(e.attributes for e in span.events))
+        for key in attributes)
+
+
+def conventional(exchange: Exchange, *prefixes: str) -> dict[str, Any]:
+    """The span's attributes of OpenTelemetry's conventions, by prefix."""
+    return {k: v for k, v in (exchange.span.attributes or {}).items() if k.startswith(prefixes)}
+
+
+def test_each_kind_of_exchange_carries_its_conventions(emitted: dict[str, Exchange]) -> None:
+    """What Jaeger, Tempo and the GenAI tools read, beside tollgate's own attributes."""
+    assert conventional(emitted["sql"], "db.") == {
+        "db.system.name": "postgresql", "db.operation.name": "SELECT",
+        "db.collection.name": "orders", "db.query.summary": "SELECT orders",
+        "db.query.text": "SELECT id, total FROM orders WHERE id = ?"}
+    assert conventional(emitted["llm-tool-call"], "gen_ai.") == {
+        "gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.id": "chatcmpl-1", "gen_ai.response.finish_reasons": ("tool_calls",),
+        "gen_ai.usage.input_tokens": 42, "gen_ai.usage.output_tokens": 7,
+        "gen_ai.tool.name": "run_shell", "gen_ai.tool.call.id": "call_1"}
+    assert conventional(emitted["llm-embeddings"], "gen_ai.") == {
+        "gen_ai.provider.name": "openai", "gen_ai.operation.name": "embeddings",
+        "gen_ai.request.model": "text-embedding-3-small"}
+    assert conventional(emitted["mcp-list"], "mcp.", "jsonrpc.", "gen_ai.") == {
+        "mcp.method.name": "tools/list", "mcp.session.id": MCP_SESSION,
+        "mcp.protocol.version": "2025-06-18", "jsonrpc.request.id": "1"}
+    assert conventional(emitted["mcp-sampling"], "gen_ai.", "error.") == {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "summarize",
+        "error.type": "server_request_refused"}
+    assert conventional(emitted["mcp-prompt"], "gen_ai.", "jsonrpc.") == {
+        "gen_ai.prompt.name": "code_review", "jsonrpc.request.id": "p-1"}
+
+
+def test_a_refusal_says_its_error_type(emitted: dict[str, Exchange]) -> None:
+    """error.type: tollgate's refusal code, `denied` for the policy's deny, nothing when
+    the client got its answer."""
+    for name, exchange in emitted.items():
+        attributes = exchange.span.attributes or {}
+        refusal = attributes.get("tollgate.refusal")
+        if refusal is not None:
+            assert attributes["error.type"] == refusal, name
+        elif attributes.get("tollgate.decision.action") == "deny":
+            assert attributes["error.type"] == "denied", name
+        elif name != "mcp-sampling":
+            assert "error.type" not in attributes, name
+    assert emitted["hold"].span.attributes["error.type"] == "approval_required"
+    assert emitted["mcp-refused-call"].span.attributes["error.type"] == "denied"
+    assert emitted["unauthenticated"].span.attributes["error.type"] == "unauthenticated"
 
 
 # -- the join the page describes --

@@ -12,6 +12,7 @@ and a token must name its subject and expire, no further ahead than the provider
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 from dataclasses import dataclass, replace
@@ -39,12 +40,19 @@ class VerifierError(Exception):
     """The bootstrap names no usable token provider (the message says why)."""
 
 
+# Every refusal of a token the verifier reads begins so (pages and clients show it).
+_UNVERIFIED = "the token does not verify"
+# A token that is no JWT at all: PyJWT says "Not enough segments", "Invalid header
+# padding", "Invalid crypto padding"...; its user needs to know what a JWT looks like.
+NOT_A_JWT = (f"{_UNVERIFIED}: it is not a JWT (it should be three base64url parts "
+             "separated by dots)")
+
+
 def unverified(exc: AuthError) -> str:
     """A token refused, in one sentence under "the token does not verify" (what the
     verifier says may begin so already)."""
     text = str(exc)
-    prefix = "the token does not verify"
-    return text if text.startswith(prefix) else f"{prefix}: {text}"
+    return text if text.startswith(_UNVERIFIED) else f"{_UNVERIFIED}: {text}"
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,15 @@ class _Provider:
             # Unreachable, or not a key set (not JSON: ValueError; no usable key:
             # PyJWKSetError, which is no PyJWKClientError).
             except (jwt.PyJWTError, ValueError) as exc:
-                raise AuthError(f"no key for the token ({exc})") from None
+                raise AuthError(f"the issuer's key set has no key for the token, or cannot "
+                                f"be fetched ({exc})") from None
         # A key that declares no alg serves every algorithm of its type (an RSA key:
         # RS* and PS*), as Envoy takes it; a wrong type fails the signature check.
         for key_id, declared, key in self.keys:
             if kid in (key_id, None) and declared in (algorithm, None):
                 return key.key
-        raise AuthError(f"no key {kid!r} for {algorithm} in the issuer's key set")
+        raise AuthError(f"the token names key {kid!r} ({algorithm}), which is not in the "
+                        "issuer's key set")
 
 
 class Verifier:
@@ -110,12 +120,14 @@ class Verifier:
         or an agent's that arrived where Envoy cannot read it (PostgreSQL's password)."""
         try:
             header = jwt.get_unverified_header(token)
-            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
-        except jwt.PyJWTError as exc:
-            raise AuthError(f"not a token ({exc})") from None
+            unread = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise AuthError(NOT_A_JWT) from None
+        issuer = unread.get("iss")
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
-            raise AuthError(f"tokens signed with {algorithm!r} are not accepted")
+            raise AuthError(f"{_UNVERIFIED}: it is signed with {algorithm!r}, which is not "
+                            "accepted (only a key pair's: RS*, PS*, ES* or EdDSA)")
         provider = next((p for p in self._providers if p.issuer in (issuer, None)), None)
         if provider is None:
             raise AuthError(f"the token's issuer {issuer!r} is not trusted")
@@ -128,12 +140,49 @@ class Verifier:
                 options={"require": ["exp", "sub"], "verify_aud": bool(provider.audiences)},
             )
         except jwt.PyJWTError as exc:
-            raise AuthError(f"the token does not verify: {exc}") from None
+            raise AuthError(_why(exc, unread, provider)) from None
         if provider.max_lifetime is not None and claims["exp"] - time.time() > (
                 provider.max_lifetime):
-            raise AuthError(f"the token expires more than {provider.max_lifetime:g} s ahead "
-                            "(the issuer's max_lifetime)")
+            raise AuthError(f"{_UNVERIFIED}: it expires at {_utc(claims['exp'])}, more than "
+                            f"{provider.max_lifetime:g} s ahead (the issuer's max_lifetime)")
         return claims
+
+
+def _why(exc: jwt.PyJWTError, unread: dict[str, Any], provider: _Provider) -> str:
+    """What PyJWT found wrong with a token, as a sentence its holder can act on, with
+    the claims' values where they say more than PyJWT's words ("Signature has
+    expired", "Invalid audience")."""
+    now = time.time()
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        why = f"it expired at {_utc(unread['exp'])} ({now - unread['exp']:.0f} s ago)"
+    elif isinstance(exc, jwt.ImmatureSignatureError):
+        claim = "nbf" if "(nbf)" in str(exc) else "iat"
+        why = (f"it is not valid yet: its {claim} is {_utc(unread[claim])} "
+               f"({unread[claim] - now:.0f} s from now)")
+    elif isinstance(exc, jwt.InvalidAudienceError):
+        why = (f"it is for another audience: its aud is {unread.get('aud')!r}, this gateway "
+               f"accepts {', '.join(map(repr, provider.audiences))}")
+    elif isinstance(exc, jwt.MissingRequiredClaimError):
+        why = ("it never expires (no exp claim), and such tokens are not accepted"
+               if exc.claim == "exp" else
+               f"it has no {exc.claim} claim: it names no subject, whose token it is")
+    elif isinstance(exc, jwt.InvalidSignatureError):
+        why = ("its signature is not the issuer's (another key signed it, or it was changed "
+               "after signing)")
+    elif isinstance(exc, jwt.DecodeError):  # its signature's base64 ("Invalid crypto padding")
+        return NOT_A_JWT
+    else:
+        why = str(exc)
+    return f"{_UNVERIFIED}: {why}"
+
+
+def _utc(epoch: Any) -> str:
+    """A claim's time as people read it (a claim that is no number, as it is)."""
+    try:
+        at = datetime.datetime.fromtimestamp(float(epoch), datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return repr(epoch)
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _provider(name: str, found: dict[str, Any], path: Path) -> _Provider:

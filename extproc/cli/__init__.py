@@ -18,15 +18,18 @@ import sys
 from pathlib import Path
 
 from extproc import config as config_module
-from extproc.cli import approvals, audit, policy, ssh
-from extproc.cli.common import QUICKSTART_CONFIG
+from extproc import envoy_bootstrap
+from extproc.cli import approvals, audit, bootstrap, policy, ssh
+from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
+from extproc.quickstart import layout
 
 # Development tokens are for trying things: a week at most.
 _TOKEN_TTL_MOST = 7 * 86400
 
 
+@reader_may_leave  # `tollgate ... | head` ends quietly (common.py)
 def main(argv: list[str] | None = None) -> int:
     # regorus errors are shown as one line; with RUST_BACKTRACE set, it would also capture
     # a backtrace per error (~140 ms for the first) — on the request path, a policy error's.
@@ -44,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         "up", help="run Envoy, tollgate and a demo upstream on 127.0.0.1 (the quickstart)"
     )
     up.add_argument("--config", type=Path, default=QUICKSTART_CONFIG, help="tollgate YAML config")
+    # extproc/quickstart/layout.py: where each port goes.
+    up.add_argument(layout.BASE_FLAG, type=bootstrap.port, metavar="N",
+                    help="move every port of the stack to N and the ports after it")
+    for flag, listener, default in (
+            ("--http-port", "HTTP listener", envoy_bootstrap.Ports().listener),
+            ("--postgres-port", "PostgreSQL listener", layout.POSTGRES_PORT),
+            ("--ssh-port", "SSH listener", layout.SSH_PORT),
+            ("--egress-port", "egress proxy", layout.EGRESS_PORT)):
+        up.add_argument(flag, type=bootstrap.port, metavar="PORT",
+                        help=f"Envoy's {listener} (default {default}, or --base-port's)")
 
     token = commands.add_parser(
         "token", help="print a token signed with the quickstart's development key"
@@ -60,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_parser(commands)
     approvals.add_parser(commands)
     ssh.add_parser(commands)
+    bootstrap.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "policy":
@@ -70,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return approvals.main(args)
     if args.command == "ssh":
         return ssh.main(args)
+    if args.command == "envoy-bootstrap":
+        return bootstrap.main(args)
     # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
     logged = logging.StreamHandler()
     # A worker of several (listen.workers) says which: they share the supervisor's output.
@@ -88,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return _token(config, args)
     from extproc.quickstart.up import run_quickstart
 
-    return run_quickstart(config)
+    return run_quickstart(config, layout.Moves(args.base_port, args.http_port,
+                                               args.postgres_port, args.ssh_port,
+                                               args.egress_port))
 
 
 def _token(config: config_module.Config, args: argparse.Namespace) -> int:
@@ -112,10 +130,17 @@ def _serve(config: config_module.Config, args: argparse.Namespace) -> int:
 
     from extproc import workers
     from extproc.policy import PolicyLoadError
+    from extproc.preflight import PreflightError, preflight
     from extproc.server import ServeError, serve
 
     worker: int | None = args.worker
-    if worker is None:
+    if worker is None:  # one process, or the supervisor: before any worker starts
+        try:
+            preflight(config)
+        except PreflightError as exc:
+            for line in exc.lines:
+                print(f"tollgate: {line}", file=sys.stderr)
+            return 2
         workers.warn_unlisted_ports(config)
         if config.listen.worker_count > 1:
             return workers.supervise(config, args.config, args.log_level)

@@ -1,25 +1,25 @@
-"""`tollgate audit`: the audit record from a shell — verify, search, replay, what-if, prune.
+"""`tollgate audit`: the record from a shell — verify, search, sessions, replay, what-if, prune.
 
 An auditor verifies the chains with the public half of the signing key (`public-key`
 prints it, so the private key need not leave the gateway's host), and with the
-checkpoints anchored outside the store; an operator finds exchanges (`search`), reads
-one agent run as it happened (`replay`), tries a policy change on recorded traffic
-(`whatif`) and prunes what retention allows (`prune`). Every sub-command reads the store
-and key a tollgate config names (`--config`, the quickstart's by default).
+checkpoints anchored outside the store; an operator finds exchanges (`search`) and agent
+runs (`sessions`), reads one run as it happened (`replay`), tries a policy change on
+recorded traffic (`whatif`) and prunes what retention allows (`prune`). Every
+sub-command reads the store and key a tollgate config names (`--config`, the
+quickstart's by default).
 
 Exit status: 0 success (for `verify`: intact, and every chain vouched for by an anchor
 log); 1 `verify` found the record broken, or shortened, or `replay` a terminal recording
 that does not match its record; 2 unusable input (the config, the store, a key, a policy
 directory, an argument), one line on stderr; 3 `verify` found the record intact as far as
 the store shows, but some chain is vouched for by no anchor log given (it names them,
-and why).
+and why); 141 the output's reader left (`| head`: common.reader_may_leave).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,8 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from extproc import config as config_module
 from extproc.cli import audit_access as access
-from extproc.cli import audit_export, audit_report, audit_retention, audit_terminal
-from extproc.cli.common import QUICKSTART_CONFIG, add_key_flags
+from extproc.cli import (
+    audit_export,
+    audit_report,
+    audit_retention,
+    audit_sessions,
+    audit_terminal,
+)
+from extproc.cli.common import QUICKSTART_CONFIG, add_key_flags, positive
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import json_text, terminal
 from extproc.codecs.text import cut, lasted, print_table, size, utc
@@ -58,14 +64,14 @@ _RULES_CHARS = 40
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `audit verify|public-key|search|replay|whatif|keygen` under `tollgate`,
-    `report|verify-report` (audit_report.py), `prune|hold` (audit_retention.py) and
-    `export|verify-export` (audit_export.py)."""
+    `sessions` (audit_sessions.py), `report|verify-report` (audit_report.py),
+    `prune|hold` (audit_retention.py) and `export|verify-export` (audit_export.py)."""
     audit = commands.add_parser(
         "audit", help="verify, search and replay the audit record; try policies on it")
     actions = audit.add_subparsers(
         dest="audit_command", required=True,
-        metavar="{verify,public-key,search,replay,whatif,prune,hold,keygen,report,"
-                "verify-report,export,verify-export}")
+        metavar="{verify,public-key,search,sessions,replay,whatif,prune,hold,keygen,"
+                "report,verify-report,export,verify-export}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", type=Path, default=QUICKSTART_CONFIG,
@@ -94,14 +100,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              "decision, an approver's act, an alert, a policy load, a "
                              "reader's look at the record (access), how an egress tunnel "
                              "ended (tunnel)")
+    search.add_argument("--session", metavar="ID",
+                        help="one agent run's records, and those sharing their traces (as "
+                             "`replay --session` shows them)")
     search.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
     search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
+
+    audit_sessions.add_parser(actions, common, as_json)
 
     replay = actions.add_parser(
         "replay", parents=[common, as_json],
         help="exchanges as they happened: one record, a trace, or an agent's session")
     replay.add_argument("id", nargs="?", help="a record id (writer:seq) or a trace id")
-    replay.add_argument("--session", help="every exchange of one agent run (x-session-id)")
+    replay.add_argument("--session", metavar="ID",
+                        help="every exchange of one agent run, in order (a session id from "
+                             "`audit sessions`, or a trace id)")
     audit_terminal.add_arguments(replay)
 
     whatif = actions.add_parser(
@@ -135,11 +148,6 @@ def main(args: argparse.Namespace) -> int:
     except Unusable as exc:
         print(f"tollgate: {terminal(str(exc))}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # The reader left (`tollgate audit search | head`): no traceback, no more output,
-        # and not a success: a verification's verdict may be in what went unread.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
 
 
 # -- verify, public-key ----------------------------------------------------------------
@@ -309,11 +317,18 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
     from extproc.recording import store
 
     since_us = _since_us(args.since, "--since") if args.since else None
-    limit = _positive(args.limit, "--limit")
+    limit = positive(args.limit, "--limit")
     with access.store(config) as connection:
-        rows = store.search(connection, identity=args.identity, target=args.target,
-                            action=args.action, kind=args.kind, since_us=since_us,
-                            limit=limit)
+        if args.session is None:
+            rows = store.search(connection, identity=args.identity, target=args.target,
+                                action=args.action, kind=args.kind, since_us=since_us,
+                                limit=limit)
+        else:  # store.search takes no session: its other filters, applied here
+            wanted = {"identity": args.identity, "target": args.target,
+                      "action": args.action, "kind": args.kind}
+            rows = [row for row in reversed(store.session(connection, args.session))
+                    if all(v is None or getattr(row, k) == v for k, v in wanted.items())
+                    and (since_us is None or row.started_us >= since_us)][:limit]
     if args.json:
         for row in rows:
             print(_row_json(row))
@@ -322,7 +337,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
         print("no records match")
         return 0
     table = [("TIME (UTC)", "RECORD", "IDENTITY", "TARGET", "REQUEST", "ACTION", "STATUS",
-              "RULES", "TRACE")]
+              "RULES", "SESSION", "TRACE")]
     for row in rows:
         content = row.document()
         rules = sorted({r for d in content.get("decisions", []) for r in d["rules"]})
@@ -330,7 +345,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
             utc(row.started_us), row.id, row.identity or "-", row.target or "-",
             _request_cell(content), row.action,
             "-" if row.status is None else str(row.status),
-            cut(",".join(rules), _RULES_CHARS) or "-", row.trace_id))
+            cut(",".join(rules), _RULES_CHARS) or "-", row.session_id, row.trace_id))
     print_table(table)
     return 0
 
@@ -423,20 +438,37 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
         for row in rows:
             print(_row_json(row))
         return 0
+    began = None
     if args.session is not None:
-        print(terminal(f"session {args.session}: {len(rows)} "
-                       f"{'record' if len(rows) == 1 else 'records'}, oldest first"))
+        began = _show_session(args.session, rows)
     for row in rows:
         print()
-        _show_exchange(row, row.document())
+        _show_exchange(row, row.document(), began)
     return audit_terminal.replay(recordings, playing)
 
 
-def _show_exchange(row: Row, content: dict[str, Any]) -> None:
-    """One exchange as a timeline: who asked what, what was decided, what came back."""
+def _show_session(asked: str, rows: list[Row]) -> int:
+    """What a session's replay says first: how many records, then the run in a line
+    (whose, what kind, when, how long, how its exchanges ended), as `audit sessions`
+    lists it (not given a trace id: its records are part of a session). Returns when
+    its first record began."""
+    from extproc.recording.sessions import fold
+
+    print(terminal(f"session {asked}: {len(rows)} "
+                   f"{'record' if len(rows) == 1 else 'records'}, oldest first"))
+    for summary in fold((row.session_id, row.kind, row.started_us, row.identity, row.action,
+                         row.content) for row in rows if row.session_id == asked):
+        print(terminal(f"  {audit_sessions.describe(summary)}"))
+    return rows[0].started_us
+
+
+def _show_exchange(row: Row, content: dict[str, Any], began: int | None = None) -> None:
+    """One exchange as a timeline: who asked what, what was decided, what came back;
+    in a session's replay, how long after its first record it began."""
     target = content["target"] or {}
     kind = "" if content["kind"] == "exchange" else f" ({content['kind']} record)"
-    print(terminal(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC  "
+    after = "" if began is None else f" +{lasted((row.started_us - began) / 1000)}"
+    print(terminal(f"== {row.id}{kind}  {utc(row.started_us, precise=True)} UTC{after}  "
                    f"target {target.get('name', '(none)')}"))
     source = (content.get("source") or {}).get("address")
     _field("who", _who(content["identity"]) + (f" from {source}" if source else ""))
@@ -644,7 +676,7 @@ def _whatif(args: argparse.Namespace, config: config_module.Config) -> int:
     from extproc.recording.whatif import whatif
 
     since_us = _since_us(args.since, "--since")
-    examples = _positive(args.examples, "--examples", zero=True)
+    examples = positive(args.examples, "--examples", zero=True)
     try:
         engine = EmbeddedEngine(read_modules(args.policies), config.policy.query)
     except PolicyLoadError as exc:
@@ -715,17 +747,6 @@ def _since_us(text: str, flag: str) -> int:
     return int((time.time() - seconds) * 1_000_000)
 
 
-def _positive(text: str, flag: str, zero: bool = False) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < (0 if zero else 1):
-        raise Unusable(f"{flag}: expected a whole number {'>= 0' if zero else '> 0'}, "
-                       f"got {text!r}")
-    return value
-
-
 def _excerpt(text: str) -> str:
     """Text on one line, cut to `_BODY_CHARS`, saying how much more there is."""
     flat = " ".join(text.split())
@@ -735,7 +756,8 @@ def _excerpt(text: str) -> str:
 
 
 _COMMANDS = {
-    "verify": _verify, "public-key": _public_key, "search": _search, "replay": _replay,
+    "verify": _verify, "public-key": _public_key, "search": _search,
+    "sessions": audit_sessions.sessions, "replay": _replay,
     "whatif": _whatif, "prune": audit_retention.prune, "hold": audit_retention.hold,
     "export": audit_export.export, "verify-export": audit_export.verify_export,
     "report": audit_report.report, "verify-report": audit_report.verify_report,

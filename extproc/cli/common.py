@@ -4,13 +4,14 @@ record is written on the command line (durations and moments: codecs/durations.p
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, ParamSpec
 
 from extproc.codecs.durations import MOMENT, Unusable, moment_us
 
@@ -19,6 +20,32 @@ if TYPE_CHECKING:
 
 # The default `--config`: the commands work against `tollgate up` with no flag.
 QUICKSTART_CONFIG = Path(__file__).parent.parent / "quickstart" / "quickstart.yaml"
+# The status of a command whose reader left (`| head`): a shell's for a process that
+# SIGPIPE ended (128 + 13), as `set -o pipefail` sees other commands end. Not 0: what
+# went unread (a verification's verdict, say) was never seen.
+READER_LEFT = 141
+
+Arguments = ParamSpec("Arguments")
+
+
+def reader_may_leave(main: Callable[Arguments, int]) -> Callable[Arguments, int]:
+    """`main`, ending quietly when its output's reader goes away: Python ignores SIGPIPE,
+    so a write to a closed pipe raises BrokenPipeError wherever it happens. Handled
+    once here, as the Python documentation says (signal module, "Note on SIGPIPE"):
+    standard output is pointed at /dev/null, so that the flush at exit of what is still
+    buffered raises nothing more, and no traceback follows."""
+    @functools.wraps(main)
+    def run(*args: Arguments.args, **kwargs: Arguments.kwargs) -> int:
+        try:
+            try:
+                return main(*args, **kwargs)
+            finally:  # what is buffered, here rather than at exit (--help's text too)
+                sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return READER_LEFT
+
+    return run
 
 def add_period(parser: argparse.ArgumentParser, since: str | None = None) -> None:
     """`--since` (required unless it has a default), `--until` and `--target`: which
@@ -42,6 +69,18 @@ def period(args: argparse.Namespace, config: Config) -> tuple[int, int]:
     if args.target is not None and args.target not in {t.name for t in config.targets}:
         raise Unusable(f"--target: no target {args.target!r} in {config.source}")
     return since_us, until_us
+
+
+def positive(text: str, flag: str, zero: bool = False) -> int:
+    """`text` as a whole number > 0 (>= 0 given `zero`), else Unusable naming `flag`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < (0 if zero else 1):
+        raise Unusable(f"{flag}: expected a whole number {'>= 0' if zero else '> 0'}, "
+                       f"got {text!r}")
+    return value
 
 
 def add_key_flags(parser: argparse.ArgumentParser, anchors: bool = False) -> None:

@@ -1,11 +1,13 @@
 """`tollgate ssh login`: your token traded for a short-lived SSH certificate, like `tsh login`.
 
 The admin API (POST /v1/ssh/certificates) has the gateway's user CA certify your key:
-`--key` (~/.tollgate/ssh/id_ed25519 by default, made if missing). The certificate is
-written beside it as KEY-cert.pub, where ssh finds it for `-i KEY`, and the gateway's
-host key as KEY-known_hosts, so the first login already checks whom it talks to; then
-`ssh`, `scp` and `sftp` log in to TARGET@gateway with no token typed, until the
-certificate expires (minutes, never past the token). The token comes from `--token` or
+`--key` (~/.tollgate/ssh-login/id_ed25519 by default, made if missing: a folder of its
+own, apart from ~/.tollgate/ssh/, where the quickstart keeps the gateway's keys and its
+user CA). The certificate is written beside it as KEY-cert.pub, where ssh finds it for
+`-i KEY`, and the gateway's host key as KEY-known_hosts, so the first login already
+checks whom it talks to; then `ssh`, `scp` and `sftp` (batch mode too, which cannot type
+a password) log in to TARGET@gateway with no token typed, until the certificate expires
+(minutes, never past the token). The token comes from `--token` or
 $TOLLGATE_TOKEN, the API's address from `--url` or the config.
 
 Exit status: 0 success; 1 the API refused (the token, the key, no user CA) or cannot be
@@ -32,7 +34,9 @@ from extproc.codecs.inert import terminal
 
 # The admin API's route (extproc/ssh/certificates_api.py).
 _API_PATH = "/v1/ssh/certificates"
-DEFAULT_KEY = Path("~/.tollgate/ssh/id_ed25519")
+DEFAULT_KEY = Path("~/.tollgate/ssh-login/id_ed25519")
+# Where the default key was before it had a folder of its own (the quickstart's).
+_EARLIER_KEY = Path("~/.tollgate/ssh/id_ed25519")
 _SSH_PORT = 22
 
 
@@ -107,6 +111,11 @@ def _make_key(key: Path, public: Path) -> None:
     except OSError as exc:
         raise Unusable(f"{key}: cannot make a key there ({exc.strerror})") from None
     print(f"made a new key: {key}", file=sys.stderr)
+    earlier = _EARLIER_KEY.expanduser()
+    if key == DEFAULT_KEY.expanduser() and earlier.exists():
+        print(f"{earlier} (and its .pub, -cert.pub, -known_hosts) is no longer used: "
+              "the quickstart's folder keeps the gateway's keys only; remove them",
+              file=sys.stderr)
 
 
 def _gateway(args: argparse.Namespace, url: str) -> tuple[str, int | None]:

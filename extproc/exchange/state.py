@@ -105,7 +105,7 @@ class Exchange:
         """Take what the interpreter read (for the policy), and its summary (for the span)."""
         self.meaning = self.evidence.meaning = meaning
         if self.interpreter is not None:
-            self.outcome.update(self.interpreter.attributes(meaning))
+            self.outcome.update(self.interpreter.attributes(meaning, self.request))
 
     def policy_input(self, phase: str, activity: str | None = None) -> str:
         """The policy input at `phase`; `activity`: input.activity as JSON text."""
@@ -182,6 +182,8 @@ class Exchange:
                   upstream_ms: float) -> None:
         """The upstream's response headers, as the policy sees them (its body comes later)."""
         self.outcome["http.response.status_code"] = status
+        if status >= 500:  # as the HTTP conventions' error.type of a server's failure
+            self.outcome["error.type"] = str(status)
         self.response = self.evidence.response = {
             "status": status, "headers": headers, "body": None,
         }
@@ -261,11 +263,30 @@ class Exchange:
 
     def finish(self) -> Evidence:
         """End the span with the outcome; the evidence, complete, for the record."""
+        _error_type(self.outcome)
         self.span.set_attributes(self.outcome)
         self.span.end()
         self.evidence.outcome = self.outcome
         self.evidence.duration_ms = (time.perf_counter() - self.clock) * 1000
         return self.evidence
+
+
+def _error_type(outcome: dict[str, Any]) -> None:
+    """OpenTelemetry's `error.type` of an exchange the client did not get its answer to:
+    tollgate's refusal code; `denied` for the policy's deny; an MCP answer refused in
+    part, as tollgate.outcome says. Else what an answer's part set (an upstream's 5xx, a
+    database's SQLSTATE), if anything."""
+    refusal = outcome.get("tollgate.refusal")
+    if refusal is not None:
+        outcome["error.type"] = refusal
+    elif outcome.get("tollgate.decision.action") == "deny":
+        outcome["error.type"] = "denied"
+    elif outcome.get("tollgate.outcome") in _REFUSED_IN_PART:
+        outcome["error.type"] = outcome["tollgate.outcome"]
+
+
+# tollgate.outcome of an allowed exchange whose answer the client got an error in place of.
+_REFUSED_IN_PART = frozenset({"server_request_refused", "unmaskable_content"})
 
 
 def approved(held: Decision, approval: Approval) -> Decision:

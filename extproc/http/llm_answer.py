@@ -15,7 +15,7 @@ error event, which OpenAI-compatible clients raise as an error.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, decode_response_body
@@ -30,7 +30,7 @@ from extproc.http.responses import (
     masked_as_asked,
     readable,
 )
-from extproc.interpret import Llm
+from extproc.interpret import Llm, answer_attributes
 from extproc.masking.body import EventMasking, is_event_stream
 from extproc.policy import Decision
 from extproc.recording import BodyCapture
@@ -69,6 +69,7 @@ class ModelAnswer:
         if body is None and content is not None:
             body = decode_response_body(headers, content)
         exchange.response["body"] = body
+        answer_attributes(body, exchange.outcome)
         exchange.interpret(meaning)
         decision = await pipeline.decide(exchange, "response")
         out = raw if content is None else content
@@ -103,6 +104,7 @@ class ModelAnswer:
             events = stream.feed(chunk)
             if ends:
                 events += stream.finish()
+            _told(events, exchange.outcome)
             flowing = _flowing(events, masking, held)
             if masking is not None and ends:
                 held.append(masking.finish())
@@ -133,6 +135,12 @@ class ModelAnswer:
         error, which OpenAI-compatible clients raise as an error; no `[DONE]` follows."""
         _, refusal = _llm(exchange).refusal(exchange.denial(decision), 200, exchange.meaning)
         return f"data: {jsonenc.dumps(refusal)}\n\n".encode()
+
+
+def _told(events: list[Event], outcome: dict[str, Any]) -> None:
+    """What the events say of the answer (its model, id, token usage), for the span."""
+    for event in events:
+        answer_attributes(event.payload, outcome)
 
 
 def _flowing(events: list[Event], masking: EventMasking | None, held: list[bytes]

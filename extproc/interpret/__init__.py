@@ -13,6 +13,7 @@ below it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
@@ -39,9 +40,11 @@ class Interpreter(Protocol):
         """The meaning of a request (`input.request`, body decoded), as a JSON value."""
         ...
 
-    def attributes(self, meaning: Any) -> dict[str, Any]:
-        """The meaning in brief, as span attributes (`tollgate.<key>.*`): evidence a
-        trace search can filter on."""
+    def attributes(self, meaning: Any, request: Request | None) -> dict[str, Any]:
+        """The meaning in brief, as span attributes: tollgate's own (`tollgate.<key>.*`),
+        evidence a trace search can filter on, and OpenTelemetry's semantic conventions
+        for the protocol (`db.*`, `gen_ai.*`, `mcp.*`), which tracing backends show as
+        they are. `request`: what the meaning was read from (None: not known)."""
         ...
 
     def refusal(self, body: dict[str, Any], status: int,
@@ -89,9 +92,10 @@ class SqlHttp(_Plain):
     def __init__(self, settings: Sql) -> None:
         from extproc.codecs.paths import path_matcher
         from extproc.interpret import sql
+        from extproc.interpret.query_text import query_text
 
         sql.load(settings.dialect)
-        self._analyze = sql.analyze
+        self._analyze, self._query_text = sql.analyze, query_text
         self._settings = settings
         # Whether the upstream runs the SQL a request to a path carries (sql.paths).
         self._runs_sql: Callable[[str], bool] = (
@@ -106,8 +110,8 @@ class SqlHttp(_Plain):
                                    and not (body_texts and self._runs_sql(request["path"])))
         return reading
 
-    def attributes(self, meaning: SqlReading) -> dict[str, Any]:
-        return sql_attributes(meaning)
+    def attributes(self, meaning: SqlReading, _request: Request | None) -> dict[str, Any]:
+        return sql_attributes(meaning, self._query_text)
 
     def _query_texts(self, request: Request) -> list[str]:
         """The SQL texts of the query parameter the target names, in any case (`?SQL=`)."""
@@ -164,14 +168,71 @@ class SqlHttp(_Plain):
         return None
 
 
-def sql_attributes(meaning: SqlReading) -> dict[str, Any]:
-    """A SQL reading in brief, for the span: the kinds and tables of its statements."""
+def sql_attributes(meaning: SqlReading, query_text: QueryText) -> dict[str, Any]:
+    """A SQL reading in brief, for the span: the kinds and tables of its statements; and
+    as OpenTelemetry's database conventions have it (`db.*`), with its statements' text
+    as `query_text` gives it (query_text.py's, which its interpreter loads)."""
     statements = meaning["statements"]
-    return {
+    found: dict[str, Any] = {
         "tollgate.sql.kinds": tuple(s["kind"] for s in statements),
         "tollgate.sql.tables": tuple(sorted({t for s in statements for t in s["tables"]})),
         **({"tollgate.sql.error": meaning["error"]} if meaning["error"] else {}),
+        "db.system.name": _DB_SYSTEMS.get(meaning["dialect"], meaning["dialect"]),
     }
+    top = [s for s in statements if not s["nested"]]
+    if not top:
+        return found
+    if len(top) == 1:  # most exchanges: spared the batch's loops (this runs on every one)
+        operation = _operation(top[0])
+        tables = top[0]["tables"]
+        words = [operation, *tables]
+        if len(tables) == 1:
+            found["db.collection.name"] = tables[0]
+    else:
+        operations = [_operation(s) for s in top]
+        words = [w for s, op in zip(top, operations, strict=True) for w in (op, *s["tables"])]
+        operation = "BATCH" + (f" {operations[0]}" if len(set(operations)) == 1 else "")
+    found["db.operation.name"] = operation
+    found["db.query.summary"] = _summary(words)
+    text = query_text(top, meaning["dialect"])
+    if text:
+        found["db.query.text"] = text
+    return found
+
+
+# The statements' text for db.query.text, sanitized, in the dialect.
+QueryText = Callable[[list["Statement"], str], str]
+# db.system.name of each dialect with a well-known one; any other is the dialect's name,
+# the DBMS's own in lower case, as the conventions ask of a DBMS they do not list.
+_DB_SYSTEMS = {"postgres": "postgresql", "tsql": "microsoft.sql_server",
+               "oracle": "oracle.db", "redshift": "aws.redshift", "spark2": "spark",
+               "prql": "other_sql"}
+# Statement kinds that name no one operation: the statement's first word does.
+_UNNAMED_KINDS = frozenset({"other", "transaction"})
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/|#[^\n]*)*([A-Za-z_]{1,32})\b", re.S)
+# The conventions' bound on a query summary.
+_SUMMARY_CHARS = 255
+
+
+def _operation(statement: Statement) -> str:
+    """A statement's db.operation.name: its kind, upper-case (SELECT, DROP ...), or its
+    first word where the kind names no one operation (BEGIN, COMMIT, FETCH ...)."""
+    kind = statement["kind"]
+    if kind in _UNNAMED_KINDS:
+        first = _FIRST_WORD.match(statement["text"])
+        if first:
+            return first[1].upper()
+    return kind.upper()
+
+
+def _summary(words: list[str]) -> str:
+    """db.query.summary: each statement's operation and tables, in order, cut between
+    words at 255 characters (an operation is one short word: the first always fits)."""
+    summary = " ".join(words)
+    if len(summary) <= _SUMMARY_CHARS:
+        return summary
+    cut = summary[:_SUMMARY_CHARS + 1]
+    return cut[:cut.rindex(" ")]
 
 
 def read_sql(texts: list[str], settings: Sql, analyze: Callable[[str, str], Any],
@@ -209,9 +270,10 @@ class PostgresSql(_Plain):
 
     def __init__(self, settings: Sql) -> None:
         from extproc.interpret import sql
+        from extproc.interpret.query_text import query_text
 
         sql.load("postgres")
-        self._analyze = sql.analyze
+        self._analyze, self._query_text = sql.analyze, query_text
         self._settings = settings
 
     def request(self, request: Request) -> SqlReading:
@@ -220,8 +282,8 @@ class PostgresSql(_Plain):
             return read_sql([], self._settings, self._analyze, "no SQL text to read")
         return read_sql([body], self._settings, self._analyze)
 
-    def attributes(self, meaning: SqlReading) -> dict[str, Any]:
-        return sql_attributes(meaning)
+    def attributes(self, meaning: SqlReading, _request: Request | None) -> dict[str, Any]:
+        return sql_attributes(meaning, self._query_text)
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -311,7 +373,7 @@ class Kubernetes(_Plain):
             **{k: v for k, v in body.items() if k != "message"},  # it is in Status's own
         }
 
-    def attributes(self, meaning: K8sReading) -> dict[str, Any]:
+    def attributes(self, meaning: K8sReading, _request: Request | None) -> dict[str, Any]:
         found: dict[str, Any] = {f"tollgate.k8s.{key}": meaning[key]
                  for key in ("verb", "resource", "subresource", "namespace", "name")
                  if meaning[key] is not None}
@@ -365,13 +427,30 @@ class Llm:
         """A model's answer may hold tool calls: it is read as it streams."""
         return model_api(request) is not None
 
-    def attributes(self, meaning: LlmReading | None) -> dict[str, Any]:
+    def attributes(self, meaning: LlmReading | None,
+                   request: Request | None) -> dict[str, Any]:
+        """tollgate's summary, and OpenTelemetry's GenAI conventions (`gen_ai.*`) for the
+        call: the provider is the API's (an OpenAI-compatible one, whoever serves it),
+        the operation `chat` for both APIs read. A tool call the answer asks for is named
+        by gen_ai.tool.* when it is the only one (tollgate.llm.tool_calls lists them all)."""
         if meaning is None:
-            return {}
-        return {
+            return _unread_model_call(request)
+        found: dict[str, Any] = {
             "tollgate.llm.model": str(meaning["model"] or ""),
             "tollgate.llm.tool_calls": tuple(str(c["name"]) for c in meaning["tool_calls"]),
+            "gen_ai.provider.name": GEN_AI_PROVIDER, "gen_ai.operation.name": "chat",
         }
+        if meaning["model"]:
+            found["gen_ai.request.model"] = meaning["model"]
+        if meaning["finish_reason"]:
+            found["gen_ai.response.finish_reasons"] = (meaning["finish_reason"],)
+        if len(meaning["tool_calls"]) == 1:
+            (call,) = meaning["tool_calls"]
+            if call["name"]:
+                found["gen_ai.tool.name"] = call["name"]
+            if call["id"]:
+                found["gen_ai.tool.call.id"] = call["id"]
+        return found
 
     def answer(self, meaning: LlmReading | None, content: bytes
                ) -> tuple[LlmReading | None, Any]:
@@ -407,6 +486,66 @@ def model_api(request: Request) -> str | None:
     if path.endswith("/chat/completions"):
         return "chat.completions"
     return "responses" if path.endswith("/responses") else None
+
+
+# The GenAI conventions' provider for an OpenAI-compatible API, whoever serves it (their
+# note: "based on the instrumentation's best knowledge").
+GEN_AI_PROVIDER = "openai"
+# The model calls tollgate does not read, by the path's end, as the GenAI conventions
+# name their operation.
+_UNREAD_OPERATIONS = (("/embeddings", "embeddings"), ("/completions", "text_completion"))
+
+
+def _unread_model_call(request: Request | None) -> dict[str, Any]:
+    """A model call tollgate does not read (embeddings, legacy completions) as the GenAI
+    conventions name it, with the model its body asks for; nothing for other calls
+    (`GET /v1/models` ...)."""
+    if request is None or request["method"] != "POST":
+        return {}
+    operation = next((op for end, op in _UNREAD_OPERATIONS if request["path"].endswith(end)),
+                     None)
+    if operation is None:
+        return {}
+    found: dict[str, Any] = {"gen_ai.provider.name": GEN_AI_PROVIDER,
+                             "gen_ai.operation.name": operation}
+    body = request["body"]
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str) and model:
+        found["gen_ai.request.model"] = model
+    return found
+
+
+def answer_attributes(payload: Any, found: dict[str, Any]) -> None:
+    """What a model's answer says of itself, into `found` (the GenAI conventions'
+    gen_ai.response.* and gen_ai.usage.*): from a whole answer, or from each event of a
+    stream (a chat chunk, a Responses API event, whose `response` carries them). Only
+    top-level keys are looked at: this runs on every event."""
+    if type(payload) is not dict:
+        return
+    response = payload.get("response")
+    if type(response) is dict:
+        payload = response
+    elif "usage" not in payload and "gen_ai.response.model" in found:
+        return  # a chunk like every other: its model and id are known already
+    if "gen_ai.response.model" not in found:
+        model, answer_id = payload.get("model"), payload.get("id")
+        if isinstance(model, str) and model:
+            found["gen_ai.response.model"] = model[:_ANSWER_CHARS]
+        if isinstance(answer_id, str) and answer_id:
+            found["gen_ai.response.id"] = answer_id[:_ANSWER_CHARS]
+    usage = payload.get("usage")
+    if type(usage) is dict:
+        for key, names in _USAGE:
+            count = next((usage[n] for n in names if type(usage.get(n)) is int), None)
+            if count is not None:
+                found[key] = count
+
+
+# The longest model name or answer id kept: the upstream's words, not tollgate's.
+_ANSWER_CHARS = 256
+# Token counts, as chat completions and the Responses API name them.
+_USAGE = (("gen_ai.usage.input_tokens", ("prompt_tokens", "input_tokens")),
+          ("gen_ai.usage.output_tokens", ("completion_tokens", "output_tokens")))
 
 
 class Mcp(_Plain):
@@ -475,16 +614,29 @@ class Mcp(_Plain):
         """Every answer is read: lists filtered, results masked, server requests decided."""
         return True
 
-    def attributes(self, meaning: McpReading) -> dict[str, Any]:
+    def attributes(self, meaning: McpReading, request: Request | None) -> dict[str, Any]:
+        """tollgate's summary, and OpenTelemetry's MCP conventions (`mcp.*`, the JSON-RPC
+        id; a tools/call as GenAI's `execute_tool` of its tool, a prompts/get its
+        prompt)."""
         found: dict[str, Any] = {"tollgate.mcp.kind": meaning["kind"]}
         if meaning["method"] is not None:
-            found["tollgate.mcp.method"] = meaning["method"]
+            found["tollgate.mcp.method"] = found["mcp.method.name"] = meaning["method"]
         if meaning["session"] is not None:
-            found["tollgate.mcp.session"] = meaning["session"][:128]
+            found["tollgate.mcp.session"] = found["mcp.session.id"] = meaning["session"][:128]
+        rpc_id = meaning["id"]
+        if type(rpc_id) in (str, int):
+            found["jsonrpc.request.id"] = str(rpc_id)[:128]
         if meaning["tool"] is not None:
-            found["tollgate.mcp.tool"] = meaning["tool"]["name"]
+            found["tollgate.mcp.tool"] = found["gen_ai.tool.name"] = meaning["tool"]["name"]
+            found["gen_ai.operation.name"] = "execute_tool"
+        prompt = meaning["prompt"]
+        if prompt is not None and isinstance(prompt["name"], str):
+            found["gen_ai.prompt.name"] = prompt["name"][:128]
         if meaning["error"] is not None:
             found["tollgate.mcp.error"] = meaning["error"]
+        version = request["headers"].get("mcp-protocol-version") if request else None
+        if version:
+            found["mcp.protocol.version"] = version[:32]
         return found
 
 

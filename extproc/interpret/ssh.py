@@ -61,7 +61,7 @@ class Ssh(_Plain):
         }
 
     @staticmethod
-    def attributes(meaning: dict[str, Any]) -> dict[str, Any]:
+    def attributes(meaning: dict[str, Any], _request: Request | None) -> dict[str, Any]:
         found = {"tollgate.ssh.request": meaning["request"]}
         if meaning["argv"]:
             found["tollgate.ssh.program"] = meaning["argv"][0]

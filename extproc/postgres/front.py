@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extproc.approvals.auth import AuthError, Verifier
+from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, Target
 from extproc.exchange.pipeline import Pipeline
@@ -284,7 +284,7 @@ class Front:
         try:
             claims = await self._verifier.claims(token.strip())
         except AuthError as exc:
-            problem = str(exc)
+            problem = unverified(exc)
         del token
         opener = _Opener(self._pipeline, target, claims, passed, context, session_id)
         exchange = opener("CONNECT", {**context, "message": "connect",
@@ -319,7 +319,7 @@ class Front:
         try:
             admission()
             if problem is not None:
-                raise BadInput(401, "unauthenticated", f"the token does not verify: {problem}")
+                raise BadInput(401, "unauthenticated", problem)
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
             started = time.perf_counter()
             upstream = await connect(self._upstream_settings(target), passed)

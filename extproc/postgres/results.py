@@ -76,8 +76,9 @@ class ResultMasker:
         for column in columns:
             if column.format == 1 and not binary.known(column.type_oid):
                 raise ResultRefused(
-                    f"column {column.name!r} comes in binary (type {column.type_oid}), which "
-                    "tollgate cannot read to mask it: ask for it as text")
+                    f"column {column.name!r} comes in binary (type {column.type_oid}), as the "
+                    "client library asked for it, which tollgate cannot read to mask it: "
+                    f"{_as_text(column)}")
 
     def _read(self, column: Column, value: bytes) -> tuple[Any, binary.Node | None]:
         """A value as the masker scans it, and its binary tree if it is binary."""
@@ -91,8 +92,8 @@ class ResultMasker:
                 raise ResultRefused(
                     f"column {column.name!r} holds a binary value of type {unknown} "
                     "(an extension's type, an enum, a composite or a domain, inside an "
-                    "array or a record), which tollgate cannot read to mask it: ask for "
-                    "it as text")
+                    "array or a record), which tollgate cannot read to mask it: "
+                    f"{_as_text(column)}")
             return binary.view(node), node
         if oid == _BYTEA:
             try:
@@ -156,6 +157,13 @@ class ResultMasker:
             return text, Counter()
         assert self._spec is not None
         return self._masker.mask_text(text, self._spec, delimiter)
+
+
+def _as_text(column: Column) -> str:
+    """What to do about a binary column: a driver picks the format (asyncpg asks for
+    binary wherever it has a codec), the query can still make it text."""
+    return (f"cast it to text in the query ({column.name}::text), which every client "
+            "receives as text")
 
 
 def _derived_value(column: Column) -> bytes | None:

@@ -54,8 +54,9 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision
-from extproc.postgres import estimate, namespace
+from extproc.postgres import drivers, estimate, namespace
 from extproc.postgres import messages as pg
+from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, record_sample
 from extproc.postgres.upstream import Upstream
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
@@ -116,9 +117,11 @@ def refuse_recorded(pipeline: Pipeline, exchange: Exchange, admission: Admission
     return answer
 
 
-def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = None) -> bytes:
+def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = None,
+                    note: str | None = None) -> bytes:
     """tollgate's refusal as an ErrorResponse: SQLSTATE by its status, the reasons as the
-    message, the rules, approval and trace id as the detail, what to do as the hint."""
+    message (and `note`, whose statement it is: drivers.py), the rules, approval and
+    trace id as the detail, what to do as the hint."""
     body = answer.body
     reasons = body.get("reasons") or [body.get("message") or answer.error]
     detail = [f"trace id {answer.trace_id}"]
@@ -131,8 +134,9 @@ def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = 
             # Still undecided: running the statement again passes once it is approved.
             hint = (f"an approver decides it at {body['approve_url']}; run the statement "
                     "again once it is approved")
+    message = "tollgate: " + "; ".join(map(str, reasons))
     return pg.error(code or sqlstate_of(answer.status),
-                    "tollgate: " + "; ".join(map(str, reasons)),
+                    message if note is None else f"{message} ({note})",
                     detail="; ".join(detail), hint=hint, severity=severity)
 
 
@@ -248,13 +252,16 @@ class Session:
         # up to its ReadyForQuery go nowhere (the client has its error).
         self._swallowing = False
         # Inside COPY ... TO STDOUT: the database's CopyData rows, masked.
-        self._copy_out: ResultMasker | None = None
+        self._copy_out: CopyRows | None = None
         # The kinds of message of the extended-protocol batch the client has not ended
         # with a Sync yet, and whether one of them failed (the database then skips to
         # the Sync); `_drained`: set whenever nothing waits for an answer any more.
         self._batch: set[bytes] = set()
         self._batch_failed = False
         self._drained = asyncio.Event()
+        # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
+        # sends as a session opens (drivers.py).
+        self._opening = True
 
     async def relay(self) -> None:
         """Both directions until either side ends; every exchange still open ends then."""
@@ -526,11 +533,16 @@ class Session:
         exchange, admission = self._exchange(what.upper(), statement_name)
         run = Run(exchange, admission)
         refusal: Answer | None = None
+        shape: str | None = None
+        opening = self._opening
         try:
             admission()
             self._pipeline.admit(exchange, f"database {self.context['database']!r}")
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
+            if opening:
+                shape = drivers.shape(exchange.meaning)
+                self._opening = shape in (drivers.CATALOG, drivers.SETTING)
             run.use = namespace.read(exchange.meaning)
             if run.use.problem is not None or run.use.owned:
                 raise BadInput(403, "statement_namespace", run.use.problem or (
@@ -550,7 +562,10 @@ class Session:
                 await self._pipeline.forward(exchange)  # a strict target's record first
         except Exception as exc:  # every failure is a refusal in order: fail closed
             refusal = failure(exchange, exc, "statement")
-        return run, None if refusal is None else refusal_message(refusal)
+        if refusal is None:
+            return run, None
+        shape = shape if opening else drivers.shape(exchange.meaning)
+        return run, refusal_message(refusal, note=drivers.note(shape, opening, text))
 
     async def _estimate(self, exchange: Exchange, text: str,
                         parameter_types: tuple[int, ...] | None) -> None:
@@ -829,6 +844,9 @@ class Session:
             out = head.refusal  # the stand-in's error: tollgate's refusal in its place
         problem = "refused" if head is not None and head.refusal is not None else (
             f"error {fields.get('C', '')}: {fields.get('M', '')}")
+        if head is not None and head.run is not None and head.refusal is None and fields.get("C"):
+            # The database conventions' error.type: the SQLSTATE the database answered.
+            head.run.exchange.outcome["error.type"] = fields["C"]
         if head is not None and head.kind not in _CYCLE_ENDS:
             # The extended protocol: the database skips to the Sync; so do the exchanges.
             self._batch_failed = True
@@ -878,32 +896,30 @@ class Session:
         return pg.encode_fields(kind, {**fields, **masked})
 
     def _copy_out_begins(self, message: pg.Message, head: Pending) -> list[bytes]:
-        """COPY ... TO STDOUT: its rows come as CopyData, masked as text or CSV lines;
-        a binary COPY under a mask cannot be read, and is refused."""
+        """COPY ... TO STDOUT: its rows come as CopyData, masked by the columns its
+        statement names (copy_rows.py); one that cannot be read so is refused."""
         overall, formats = pg.copy_response(message.body)
         run = head.run
         mask = run.exchange.mask if run is not None else None
         if run is None or mask is None:
             return [message.raw()]
-        problem = ("a binary COPY cannot be read to mask it" if overall == 1 else
-                   "COPY names no columns, so the mask's column rules cannot apply; "
-                   "SELECT the rows instead" if mask.fields else None)
-        if problem is not None:
-            answer = run.exchange.refuse(BadInput(403, "unmaskable_result", problem))
+        exchange = run.exchange
+        try:
+            statement = str(exchange.request["body"]) if exchange.request else ""
+            self._copy_out = rows_of(self._masker, mask, statement, exchange.meaning,
+                                     overall == 1, len(formats))
+        except ResultRefused as exc:
+            answer = exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
             return self._refuse_midway(head, refusal_message(answer))
-        # Detectors only (no field rules): the rows are text, whatever their format.
-        self._copy_out = ResultMasker(self._masker, mask, [
-            pg.Column(f"column{i + 1}", 0, 0, 25, -1, -1, 0) for i in range(len(formats))])
         return [message.raw()]
 
     def _copy_data(self, message: pg.Message, head: Pending) -> bytes:
         assert self._copy_out is not None
-        text = message.body.decode("utf-8", "replace")
-        masked, counts = self._copy_out.text(text, None)
+        masked, counts = self._copy_out.line(message.body)
         if head.run is not None:
             head.run.rows += 1
             self._masked(head.run, counts)
-        return pg.encode(b"d", masked.encode())
+        return pg.encode(b"d", masked)
 
     # -- ends ---------------------------------------------------------------------------
 

@@ -10,9 +10,23 @@ import tempfile
 import threading
 from pathlib import Path
 
-from extproc import envoy_bootstrap
-from extproc.config import Config, PostgresFront, SshFront, SshTarget
+from extproc.config import Config, PostgresFront, SshFront
 from extproc.quickstart import demo_postgres, demo_ssh, dev_tokens, stack
+from extproc.quickstart.layout import (
+    DEMO_DB_TARGET,
+    Layout,
+    LayoutError,
+    Moves,
+    demo_host_target,
+    plan,
+)
+
+# The quickstart's ports and demo targets are layout.py's; these are read as up.* too.
+from extproc.quickstart.layout import DEMO_HOST_TARGET as DEMO_HOST_TARGET
+from extproc.quickstart.layout import DEMO_POSTGRES_PORT as DEMO_POSTGRES_PORT
+from extproc.quickstart.layout import EGRESS_PORT as EGRESS_PORT
+from extproc.quickstart.layout import POSTGRES_PORT as POSTGRES_PORT
+from extproc.quickstart.layout import SSH_PORT as SSH_PORT
 
 CURL_LINES = """\
 Tollgate is up. Every request needs a token; this one (sub "you", group "agents",
@@ -37,8 +51,8 @@ Try:
 While the DELETE waits, approve (or deny) it as a dba, with a token of the dba's own:
 
   export TOLLGATE_TOKEN={approver_token}
-  .venv/bin/tollgate approvals list
-  .venv/bin/tollgate approvals approve <ID> --reason "cleanup ticket"
+  .venv/bin/tollgate approvals list{admin_url}
+  .venv/bin/tollgate approvals approve <ID>{admin_url} --reason "cleanup ticket"
 
 or on the page {approvals}/approvals/ui (paste the dba token there).
 
@@ -74,7 +88,7 @@ refused and the session goes on:
 
 or with no password, a certificate for the token (valid an hour at most), as `tsh login`:
 
-  TOLLGATE_TOKEN=$TOKEN .venv/bin/tollgate ssh login
+  TOLLGATE_TOKEN=$TOKEN .venv/bin/tollgate ssh login{admin_url}
                                                    # prints the ssh command to use
 
 or from Python, with asyncssh in .venv:
@@ -139,18 +153,6 @@ async def main():
 asyncio.run(main())
 EOF
 """
-# The demo database's port, behind the gateway (extproc/quickstart/quickstart.yaml's
-# demo-db target), and Envoy's PostgreSQL listener's (envoy/quickstart.yaml).
-DEMO_POSTGRES_PORT = 10432
-POSTGRES_PORT = 15432
-# Envoy's egress listener (envoy/quickstart.yaml): the forward proxy agents go out by.
-EGRESS_PORT = 3128
-# The target of the demo database (its credential: the gateway's password for it).
-DEMO_DB_TARGET = "demo-db"
-# Envoy's SSH listener (envoy/quickstart.yaml), and the target of the demo SSH host (its
-# ssh.upstream: where the host listens; its ssh.key_file: the gateway's key for it).
-SSH_PORT = 2222
-DEMO_HOST_TARGET = "demo-host"
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
 APPROVER = ("dana", ["dba"])
 # Who reads the record in the quickstart: `recordings.readers` names group `auditors`.
@@ -174,57 +176,21 @@ def move_legacy_key(config: Config, legacy: Path = LEGACY_KEY) -> Path | None:
     return key
 
 
-def _ports(config: Config) -> tuple[envoy_bootstrap.Ports, dict[int, str]]:
-    """The quickstart's ports, and what each is for (to name what holds one in use)."""
-    workers = config.listen.worker_count
-    front, ssh = config.postgres, config.ssh
-    egress = any(t.protocol == "egress" for t in config.targets)
-    ports = envoy_bootstrap.Ports(
-        ext_proc=config.listen.grpc_port,
-        postgres=POSTGRES_PORT if front is not None else None,
-        postgres_front=front.address_of(0)[1] if front is not None else 0,
-        egress=EGRESS_PORT if egress else None,
-        ssh=SSH_PORT if ssh is not None else None,
-        ssh_front=ssh.address_of(0)[1] if ssh is not None else 0)
-    roles = {
-        ports.listener: "the Envoy listener",
-        ports.admin: "the Envoy admin interface",
-        **{port: f"tollgate's ext_proc service (worker {i})"
-           for i, port in enumerate(config.listen.worker_ports)},
-        ports.upstream: "the demo upstream",
-        ports.mcp: "the demo MCP server",
-    }
-    if front is not None:
-        roles[POSTGRES_PORT] = "Envoy's PostgreSQL listener"
-        roles.update({front.address_of(i)[1]: f"tollgate's PostgreSQL front (worker {i})"
-                      for i in range(workers)})
-        roles[DEMO_POSTGRES_PORT] = "the demo PostgreSQL database"
-    if ssh is not None:
-        roles[SSH_PORT] = "Envoy's SSH listener"
-        roles.update({ssh.address_of(i)[1]: f"tollgate's SSH front (worker {i})"
-                      for i in range(workers)})
-        demo_host = _demo_host_target(config)
-        if demo_host is not None:
-            roles[demo_host.address[1]] = "the demo SSH host"
-    if egress:
-        roles[EGRESS_PORT] = "Envoy's egress proxy"
-    if config.listen.admin_port is not None:
-        roles[config.listen.admin_port] = "tollgate's admin API (approvals)"
-    return ports, roles
-
-
-def run_quickstart(config: Config) -> int:
-    workers = config.listen.worker_count
-    front, ssh = config.postgres, config.ssh
-    ports, roles = _ports(config)
-    taken = [f"{port} ({role})" for port, role in roles.items() if stack.port_in_use(port)]
-    if taken:
-        print(
-            f"tollgate up: port {', '.join(taken)} already in use on 127.0.0.1; stop what "
-            "holds it (`ss -ltnp` shows the process) and try again",
-            file=sys.stderr,
-        )
+def run_quickstart(config: Config, moves: Moves | None = None) -> int:
+    """The quickstart's stack, its ports moved as `moves` asks (layout.py), until Ctrl-C
+    or a child's death."""
+    try:
+        layout = plan(config, moves or Moves())
+    except LayoutError as exc:
+        print(f"tollgate up: {exc}", file=sys.stderr)
         return 2
+    taken = layout.taken(stack.port_in_use)
+    if taken:
+        print(f"tollgate up: {layout.in_use_message(taken)}", file=sys.stderr)
+        return 2
+    config, ports = layout.config, layout.envoy
+    workers = config.listen.worker_count
+    front, ssh = config.postgres, config.ssh
 
     try:
         token = dev_tokens.mint(config, "you", ["agents"], TOKEN_TTL_SECONDS)
@@ -245,31 +211,30 @@ def run_quickstart(config: Config) -> int:
 
     processes: list[stack.Process] = []
     with tempfile.TemporaryDirectory(prefix="tollgate-up-") as tmp:
-        bootstrap = envoy_bootstrap.write(
-            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports, workers),
-            Path(tmp) / "envoy.yaml")
+        served, bootstrap = layout.write(Path(tmp))
         try:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_demo_mcp(ports.mcp, Path(tmp) / "mcp-files",
                                                   log_dir=None))
-            demo_database = _demo_database(config, front, Path(tmp)) if front else None
+            demo_database = (_demo_database(config, front, Path(tmp), layout.demo_postgres)
+                             if front else None)
             if demo_database is not None:
                 processes.append(demo_database)
-            known_hosts = _ssh_keys(config, ssh) if ssh else None
+            known_hosts = _ssh_keys(config, ssh, layout.ssh) if ssh else None
             demo_host = _demo_host(config, Path(tmp)) if ssh else None
             if demo_host is not None:
                 processes.append(demo_host)
-            processes.append(stack.start_tollgate(config.source, ports.ext_proc, log_dir=None,
+            processes.append(stack.start_tollgate(served, ports.ext_proc, log_dir=None,
                                                   workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
             print(CURL_LINES.format(
                 listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
-                postgres=POSTGRES_PORT, egress=EGRESS_PORT,
+                postgres=layout.postgres, egress=layout.egress,
                 approver_token=approver_token, approvals=config.approvals_url,
-                auditor_token=auditor_token,
+                auditor_token=auditor_token, admin_url=_admin_url(layout),
                 mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
-                ssh=SSH_PORT, known_hosts=known_hosts,
-                ssh_snippet=SSH_SNIPPET.format(port=SSH_PORT, known_hosts=known_hosts),
+                ssh=layout.ssh, known_hosts=known_hosts,
+                ssh_snippet=SSH_SNIPPET.format(port=layout.ssh, known_hosts=known_hosts),
             ), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
@@ -290,10 +255,18 @@ def run_quickstart(config: Config) -> int:
                 process.stop()
 
 
-def _demo_database(config: Config, front: PostgresFront, tmp: Path) -> stack.Process | None:
+def _admin_url(layout: Layout) -> str:
+    """The admin API's `--url` for the commands that use it, where it moved (they find it
+    in the quickstart's config otherwise)."""
+    moved = layout.config.listen.admin != layout.given.listen.admin
+    return f" --url {layout.config.approvals_url}" if moved else ""
+
+
+def _demo_database(config: Config, front: PostgresFront, tmp: Path,
+                   port: int) -> stack.Process | None:
     """The demo database of the config's demo-db target (none without one), with the
-    target's password for the gateway's role; and the certificate the gateway shows
-    PostgreSQL clients (made on first start)."""
+    target's password for the gateway's role, on `port`; and the certificate the gateway
+    shows PostgreSQL clients (made on first start)."""
     if front.tls_cert_file is not None and front.tls_key_file is not None:
         demo_postgres.certificate(config.resolve(front.tls_cert_file),
                                   config.resolve(front.tls_key_file))
@@ -302,27 +275,21 @@ def _demo_database(config: Config, front: PostgresFront, tmp: Path) -> stack.Pro
         return None
     password = config.resolve(target.credential.from_file).read_text().strip()
     # Its log stays in the temporary folder: the terminal shows the gateway's lines.
-    return demo_postgres.start(DEMO_POSTGRES_PORT, tmp / "demo-postgres", password,
+    return demo_postgres.start(port, tmp / "demo-postgres", password,
                                log_dir=tmp)
 
 
-def _ssh_keys(config: Config, front: SshFront) -> Path:
+def _ssh_keys(config: Config, front: SshFront, port: int) -> Path:
     """The gateway's host key (which agents see) and user CA (`tollgate ssh login`'s), made
-    on first start; and a known_hosts file pinning the host key on Envoy's SSH listener,
-    for clients to check whom they log in to: its path."""
+    on first start; and a known_hosts file pinning the host key on Envoy's SSH listener
+    (`port`), for clients to check whom they log in to: its path."""
     host_key_file = config.resolve(front.host_key_file)
     host_key = demo_ssh.private_key(host_key_file)
     if front.user_ca_key_file is not None:
         demo_ssh.private_key(config.resolve(front.user_ca_key_file))
     known_hosts = host_key_file.with_name("known_hosts")
-    demo_ssh.write_known_hosts(known_hosts, host_key, "127.0.0.1", SSH_PORT)
+    demo_ssh.write_known_hosts(known_hosts, host_key, "127.0.0.1", port)
     return known_hosts
-
-
-def _demo_host_target(config: Config) -> SshTarget | None:
-    """The ssh settings of the config's demo-host target (none without one)."""
-    target = next((t for t in config.targets if t.name == DEMO_HOST_TARGET), None)
-    return target.ssh if target is not None else None
 
 
 def _demo_host(config: Config, tmp: Path) -> stack.Process | None:
@@ -330,7 +297,7 @@ def _demo_host(config: Config, tmp: Path) -> stack.Process | None:
     for it (made on first start), with a key of its own made beside that one and pinned
     in the target's host_keys_file; none without such a target (one that pins a key of
     its own in ssh.host_key is not the demo's)."""
-    settings = _demo_host_target(config)
+    settings = demo_host_target(config)
     if settings is None or settings.host_keys_file is None:
         return None
     gateway_key_file = config.resolve(settings.key_file)

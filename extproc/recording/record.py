@@ -272,7 +272,11 @@ def _mask(masker: Masker, contents: list[tuple[dict[str, Any], bool]]) -> None:
     actions: dict[str, Any] = {}  # record -> its delivered body, of which only actions
     for r, (content, rescan_body) in enumerate(contents):
         own = [(content["request"], "query"), (content["request"], "headers"),
-               (content, "meaning"), (content["outcome"], "policy_error")]
+               (content["outcome"], "policy_error")]
+        if content["kind"] != "tunnel":
+            # A tunnel's meaning is Envoy's numbers and its own destination and address
+            # (kept in `destination` unmasked too): nothing of the bytes it carried.
+            own.append((content, "meaning"))
         for decision in content["decisions"]:
             own += [(decision, "reasons"), (decision, "meaning")]
         response = content["response"]

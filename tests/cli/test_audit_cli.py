@@ -193,10 +193,11 @@ def test_search_lists_newest_first_with_every_column(mixed: Path) -> None:
     assert ids(result) == ["writer-a:4", "writer-a:3", "writer-a:2", "writer-a:1"]
     header, _, denial = result.stdout.splitlines()[:3]
     assert header.split() == ["TIME", "(UTC)", "RECORD", "IDENTITY", "TARGET", "REQUEST",
-                              "ACTION", "STATUS", "RULES", "TRACE"]
+                              "ACTION", "STATUS", "RULES", "SESSION", "TRACE"]
+    day, moment = denial.split()[:2]  # its session: its token's, from its start on
     assert denial.split()[2:] == ["writer-a:3", "svc-autogen", "orders", "POST",
                                   "/api/orders/drop", "deny", "403", "sql.destructive",
-                                  f"{3:032x}"]
+                                  f"token:j-3@{day}T{moment}Z", f"{3:032x}"]
 
 
 def test_search_filters_by_identity_target_action_and_since(mixed: Path) -> None:

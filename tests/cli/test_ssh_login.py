@@ -96,15 +96,27 @@ async def test_the_printed_command_logs_in_with_the_certificate(
 
 async def test_the_default_key_is_made_once_readable_by_its_owner_alone(
         ca: UserCA, tmp_path: Path) -> None:
-    """~/.tollgate/ssh/id_ed25519 is made on the first login (0600, in a 0700 folder) and
-    certified again on the next; the token may come from $TOLLGATE_TOKEN."""
-    key = tmp_path / ".tollgate" / "ssh" / "id_ed25519"
+    """~/.tollgate/ssh-login/id_ed25519 is made on the first login (0600, in a 0700
+    folder of its own) and certified again on the next; the token may come from
+    $TOLLGATE_TOKEN. The quickstart's folder (~/.tollgate/ssh/: the gateway's host key,
+    its user CA, known_hosts) gets nothing of it; a key an earlier version left there is
+    named, to be removed, and never used."""
+    key = tmp_path / ".tollgate" / "ssh-login" / "id_ed25519"
+    quickstart = tmp_path / ".tollgate" / "ssh"
+    earlier = quickstart / "id_ed25519"
+    write_key(earlier)
+    (quickstart / "user_ca").write_text("the quickstart's CA\n")
+    before = sorted(p.name for p in quickstart.iterdir())
     async with gateway(ca, tmp_path) as (url, _):
         first = await tollgate(tmp_path, "--url", url, TOLLGATE_TOKEN=tokens.token())
         public = key.with_name("id_ed25519.pub").read_text()
         again = await tollgate(tmp_path, "--url", url, "--token", tokens.token())
     assert (first[0], again[0]) == (0, 0), (first, again)
     assert "made a new key" in first[2] and "made a new key" not in again[2]
+    assert f"{earlier} (and its .pub, -cert.pub, -known_hosts) is no longer used" in first[2]
+    assert sorted(p.name for p in quickstart.iterdir()) == before
+    assert public != earlier.with_name("id_ed25519.pub").read_text()
+    assert f"-i {key} " in first[1]
     assert key.with_name("id_ed25519.pub").read_text() == public
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
@@ -119,8 +131,8 @@ async def test_refusals_exit_with_one_line_and_write_nothing(
     written = [key.with_name("id_ed25519-cert.pub"), key.with_name("id_ed25519-known_hosts")]
     async with gateway(ca, tmp_path) as (url, _):
         cases = [
-            (["--token", tokens.token(ttl=-120)], 1, "401 unauthenticated: the token does "
-                                                      "not verify: Signature has expired"),
+            (["--token", tokens.token(ttl=-120)], 1, "401 unauthenticated: the token "
+                                                      "does not verify: it expired at "),
             ([], 2, "no token: give --token or set TOLLGATE_TOKEN (your own token, e.g. "
                     "from your identity provider)"),
             (["--token", "t", "--port", "0"], 2, "--port: expected 1-65535, got 0"),
@@ -129,7 +141,8 @@ async def test_refusals_exit_with_one_line_and_write_nothing(
             status, out, err = await tollgate(tmp_path, "--url", url, "--key", str(key),
                                               *argv)
             assert (status, out) == (expected, ""), argv
-            assert err == f"tollgate ssh login: {why}\n"
+            # One line; the expired token's names its time, which changes.
+            assert err.startswith(f"tollgate ssh login: {why}") and err.count("\n") == 1
     status, _, err = await tollgate(tmp_path, "--url", url, "--key", str(key),
                                     "--token", tokens.token())
     assert status == 1 and err.startswith(f"tollgate ssh login: cannot reach the admin API "

@@ -37,6 +37,20 @@ REFUSED_CURL = Run(f"{EGRESS}::test_curl_shows_the_reason_of_a_refused_tunnel",
                    'curl(gw, "https://meta.test/latest/meta-data/")',
                    "curl -v through the proxy, a name resolving to the metadata address; "
                    "the x-tollgate headers read from its output")
+# The README's SSH section: batch scp and sftp with `tollgate ssh login`'s certificate.
+BATCH = ("tests/e2e/test_ssh_batch_certificate_e2e.py::"
+         "test_batch_scp_and_sftp_log_in_with_the_certificate")
+SSH_LOGIN_OPTIONS = ("-i ~/.tollgate/ssh-login/id_ed25519 -o IdentitiesOnly=yes "
+                     "-o UserKnownHostsFile=~/.tollgate/ssh-login/id_ed25519-known_hosts")
+README_EGRESS = Run("tests/egress/test_readme_egress_e2e.py::"
+                    "test_the_readme_egress_example_is_answered_by_the_proxy",
+                    "run_as_shown(gw, shown, tmp_path)",
+                    "the README's block itself, run by bash, Envoy's egress port for 3128")
+# The quickstart moved, and Envoy's bootstrap written for a config (issue 44).
+UP_PORTS = "tests/cli/test_up_ports.py::test_up_on_a_base_port_serves_every_door_there"
+BOOTSTRAP = "tests/test_envoy_bootstrap_command.py"
+EVERY_KIND = f"{BOOTSTRAP}::test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes"
+SESSIONS = "tests/cli/test_audit_sessions.py"
 DROP = ('curl -i -X POST http://127.0.0.1:10000/sql -H "authorization: Bearer $TOKEN" '
         "-H 'content-type: application/json' -d '{\"sql\": \"DROP TABLE customers\"}'")
 
@@ -44,6 +58,9 @@ REGISTRY: dict[str, Run] = {
     # The two commands.
     "make run": Run(UP, '"-m", "extproc", "up"', "make run's recipe is `tollgate up`"),
     "make test": Run(".ci/run", "make test", "CI runs it on every change"),
+    ".venv/bin/tollgate up --base-port 20000": Run(
+        UP_PORTS, '"up", "--base-port", str(base)',
+        "as `python -m extproc up`, from the first of a free run of ports"),
     # HTTP, and the quickstart's tour.
     "export TOKEN=$(.venv/bin/tollgate token --sub you --groups agents)": TOKEN,
     "export TOLLGATE_TOKEN=$(.venv/bin/tollgate token --sub dana --groups dba)": TOKEN,
@@ -102,11 +119,15 @@ REGISTRY: dict[str, Run] = {
     "TOLLGATE_TOKEN=$TOKEN .venv/bin/tollgate ssh login": Run(
         "tests/cli/test_ssh_login.py::test_the_printed_command_logs_in_with_the_certificate",
         '"--token", tokens.token("svc-autogen", ttl=600)', "the token given by --token"),
+    f"scp {SSH_LOGIN_OPTIONS} -P 2222 demo-host@127.0.0.1:settings.conf .": Run(
+        BATCH, '"scp", *options', "a file of the test's host; the key's path spelt out"),
+    f"sftp -b batch.txt {SSH_LOGIN_OPTIONS} -P 2222 demo-host@127.0.0.1": Run(
+        BATCH, '"sftp", "-b", str(batch), *options',
+        "a `get` of the test's file; the key's path spelt out"),
     # Egress.
-    "export HTTPS_PROXY=http://agent:$TOKEN@127.0.0.1:3128 "
-    "HTTP_PROXY=http://agent:$TOKEN@127.0.0.1:3128": Run(
-        f"{EGRESS}::client_env", "HTTP_PROXY=proxy, HTTPS_PROXY=proxy",
-        "the environment every client of the egress tests runs in"),
+    "export http_proxy=http://agent:$TOKEN@127.0.0.1:3128": README_EGRESS,
+    "export https_proxy=$http_proxy HTTPS_PROXY=$http_proxy HTTP_PROXY=$http_proxy":
+        README_EGRESS,
     "curl -si http://169.254.169.254/latest/meta-data/": REFUSED_CURL,
     "curl -sIv https://example.com/ 2>&1 | grep '< x-tollgate'": REFUSED_CURL,
     # Kubernetes: the real kubectl against the API server's stand-in.
@@ -152,4 +173,27 @@ REGISTRY: dict[str, Run] = {
     "tollgate audit replay TRACE_ID": Run(
         "tests/cli/test_audit_cli.py::test_replay_a_trace_id_shows_every_record_of_the_trace",
         'audit(run, "replay", f"{7:032x}")'),
+    "tollgate audit sessions --since 1d --kind llm": Run(
+        f"{SESSIONS}::test_kind_lists_the_runs_that_reached_a_target_of_it",
+        'listed(runs, "--kind", kind)',
+        "each kind, llm among them, over the default week, which holds the same runs"),
+    "tollgate audit replay --session llm-1": Run(
+        f"{SESSIONS}::test_replay_of_a_run_says_what_it_was_then_shows_each_exchange_when",
+        'audit(on_sqlite.config, "replay", "--session", "llm-1")'),
+    # Envoy's bootstrap for a config (docs/operators/deploy.md).
+    ".venv/bin/tollgate envoy-bootstrap --config tollgate.yaml --out envoy.yaml": Run(
+        EVERY_KIND, '"envoy-bootstrap", "--config", str(path), "--out", str(out)',
+        "through main(), a config with a target of every kind"),
+    ".venv/bin/envoy --mode validate -c envoy.yaml": Run(
+        f"{BOOTSTRAP}::envoy_validates", '"--mode", "validate", "-c", str(path)',
+        "on each bootstrap the tests write"),
+    ".venv/bin/tollgate envoy-bootstrap --config tollgate.yaml --out envoy.yaml "
+    "--upstream model=https://api.openai.com": Run(
+        EVERY_KIND, '"--upstream", "model=https://api.openai.example"',
+        "a host of the .example domain: the bootstrap is validated, never run"),
+    ".venv/bin/tollgate envoy-bootstrap --config tollgate.yaml --out envoy.yaml "
+    "--listen-address 0.0.0.0 --tollgate-host tollgate": Run(
+        f"{BOOTSTRAP}::test_addresses_and_ports_come_from_the_flags",
+        '"--listen-address", "0.0.0.0", "--tollgate-host", "tollgate"',
+        "with the listeners' ports moved too"),
 }

@@ -24,6 +24,8 @@ from tests.support.http_server import refusing_port
 
 ASK = [{"role": "user", "content": "How big is the disk?"}]
 EXPIRED = tokens.token(ttl=-300)  # past jwt_authn's 30 s of clock skew
+# jwt_authn's reason for it, in a sentence (local_reply_config), Envoy's words after it.
+EXPIRED_SAID = "the token has expired: get a new one (Envoy: Jwt is expired)"
 
 
 def tagged(name: str, prefix: str, protocol: str, cluster: str = "demo_upstream",
@@ -73,8 +75,9 @@ def client(gw: Gateway, token: str, path: str = "/v1") -> openai.OpenAI:
 
 
 @pytest.mark.parametrize(("token", "reason"), [
-    (EXPIRED, "Jwt is expired"),
-    (tokens.token(aud="someone-else"), "Audiences in Jwt are not allowed"),
+    (EXPIRED, EXPIRED_SAID),
+    (tokens.token(aud="someone-else"), "the token is for another audience (aud) than this "
+                                       "gateway (Envoy: Audiences in Jwt are not allowed)"),
 ], ids=["expired", "other-audience"])
 def test_a_refused_token_reaches_the_openai_client_with_its_reason(
     gw: Gateway, token: str, reason: str
@@ -103,19 +106,19 @@ def test_one_refusal_in_each_routes_shape(gw: Gateway) -> None:
         return answer
 
     assert refused("/v1/models") == {"error": {
-        "message": "Jwt is expired", "type": "unauthenticated", "code": "unauthenticated",
+        "message": EXPIRED_SAID, "type": "unauthenticated", "code": "unauthenticated",
         "param": None, "trace_id": None}}
     assert refused("/api/v1/namespaces/prod/pods") == {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "Jwt is expired", "reason": "Unauthorized", "code": 401,
+        "message": EXPIRED_SAID, "reason": "Unauthorized", "code": 401,
         "error": "unauthenticated", "trace_id": None}
     # The quickstart's mcp route (its own, in every test gateway): a JSON-RPC error, of
     # no request id (Envoy reads no body).
     assert refused("/mcp") == {"jsonrpc": "2.0", "id": None, "error": {
-        "code": -32001, "message": "Jwt is expired", "data": {
-            "error": "unauthenticated", "message": "Jwt is expired", "trace_id": None}}}
+        "code": -32001, "message": EXPIRED_SAID, "data": {
+            "error": "unauthenticated", "message": EXPIRED_SAID, "trace_id": None}}}
     assert refused("/echo") == {
-        "error": "unauthenticated", "message": "Jwt is expired", "trace_id": None}
+        "error": "unauthenticated", "message": EXPIRED_SAID, "trace_id": None}
 
 
 def test_tollgates_own_refusals_keep_their_shape(gw: Gateway) -> None:

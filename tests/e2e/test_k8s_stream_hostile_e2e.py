@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import ssl
 import time
@@ -650,7 +651,7 @@ def test_a_stream_without_a_verified_token_is_refused_before_the_pod(
 
 @pytest.mark.parametrize(("authorization", "why"), [
     (None, "no bearer token in Authorization"),
-    (f"Bearer {LATE}", "Signature has expired"),
+    (f"Bearer {LATE}", r"it expired at \S+ \S+ UTC \(\d+ s ago\)"),
 ], ids=["none", "expired"])
 def test_a_refused_upgrade_says_why_once(
     gw: Gateway, tls: TlsFiles, authorization: str | None, why: str,
@@ -658,8 +659,8 @@ def test_a_refused_upgrade_says_why_once(
     _, body = refused_upgrade(
         tls_url(gw, exec_path(["sh", "-c", "cat"])),
         [("Authorization", authorization)] if authorization is not None else [], tls)
-    said = f"tollgate refused: the token does not verify: {why} (trace {body['trace_id']})"
-    assert body["message"] == said, body["message"]
+    said = f"tollgate refused: the token does not verify: {why} \\(trace {body['trace_id']}\\)"
+    assert re.fullmatch(said, body["message"]), body["message"]
 
 
 @pytest.mark.parametrize(("plain", "forged"), [

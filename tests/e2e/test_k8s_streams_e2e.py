@@ -13,10 +13,12 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import select
 import struct
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ import pytest
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import api
 from tests.standins.k8s_standin import KUBECTL, K8sStandIn, Kubectl, write_kubeconfig
-from tests.standins.test_k8s_standin import Terminal
 from tests.support import tokens
 from tests.support.echo import upper_echo
 from tests.support.gateway import Gateway, module_gateway
@@ -132,7 +133,7 @@ def kubectl_env() -> dict[str, str]:
             "KUBECTL_KUBERC": "false"}
 
 
-class KubectlTerminal(Terminal):
+class Terminal:
     """kubectl under a real pseudo-terminal (exec -it), read until a text shows."""
 
     def __init__(self, kubectl: Kubectl, *args: str, rows: int = 30, cols: int = 100) -> None:
@@ -142,7 +143,23 @@ class KubectlTerminal(Terminal):
             ["setsid", "--ctty", *agent_argv(kubectl), *args],
             stdin=slave, stdout=slave, stderr=slave, env=kubectl_env())
         os.close(slave)
-        super().__init__(master)
+        self.fd, self.seen = master, ""
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def read_until(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                raise AssertionError(f"no {text!r} in {self.seen!r}")
+            try:
+                self.seen += os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:
+                raise AssertionError(f"no {text!r} in {self.seen!r}") from None
+        head, _, self.seen = self.seen.partition(text)
+        return head + text
 
     def close(self) -> int:
         try:
@@ -155,7 +172,7 @@ class KubectlTerminal(Terminal):
 def test_an_interactive_session_decides_each_line(sre: Kubectl, cluster: K8sStandIn) -> None:
     marker = pod(cluster) / "gone"
     marker.write_text("x")
-    terminal = KubectlTerminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
+    terminal = Terminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
     try:
         terminal.read_until("pod> ")
@@ -288,7 +305,7 @@ def test_a_session_is_recorded_and_replayable(
     gw: Gateway, sre: Kubectl, cluster: K8sStandIn
 ) -> None:
     (pod(cluster) / "creds.txt").write_text(f"key={SECRET}\n")
-    terminal = KubectlTerminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
+    terminal = Terminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
     try:
         terminal.read_until("pod> ")
@@ -334,7 +351,7 @@ def test_a_held_line_waits_in_the_session_then_runs(
     """A line the pack holds (an agent's script computed at run time) is shown as waiting,
     in the session; approved, it runs, and the session goes on."""
     marker = pod(cluster) / "held.txt"
-    terminal = KubectlTerminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
+    terminal = Terminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
     line = 'sh -c "$(echo echo approved)" > held.txt; echo done-$((2+3))'
     try:

@@ -274,17 +274,18 @@ def test_what_changes_who_acts_or_how_texts_are_read_is_refused(
         assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
 
 
-def test_copy_out_under_column_rules_is_refused_and_copy_in_decided(
+def test_copy_out_of_unnamed_columns_is_refused_and_copy_in_decided(
         gw: Gateway, upstream_db: str) -> None:
-    """COPY TO STDOUT's rows carry no column names (CopyOutResponse has formats only),
-    so a mask with column rules, as the default pack's, cannot be applied: refused,
-    saying what to do. COPY FROM STDIN is a write, decided on its statement; FROM
-    PROGRAM runs a command on the server and is refused."""
+    """COPY TO STDOUT's rows carry no column names (CopyOutResponse has formats only):
+    a COPY of a table's every column names none, so a mask with column rules, as the
+    default pack's, cannot be applied: refused, saying what to do (one that names them is
+    masked by them: tests/e2e/test_postgres_copy_e2e.py). COPY FROM STDIN is a write,
+    decided on its statement; FROM PROGRAM runs a command on the server and is refused."""
     with psycopg.connect(url(gw), autocommit=True) as conn:
         with conn.cursor() as cur:
             with (pytest.raises(psycopg.errors.InsufficientPrivilege,
-                                match="SELECT the rows instead"),
-                  cur.copy("COPY customers (id, email, ssn) TO STDOUT") as copy):
+                                match=r"name them .* or SELECT the rows"),
+                  cur.copy("COPY customers TO STDOUT") as copy):
                 list(copy.rows())
             with cur.copy("COPY scratch (id) FROM STDIN") as copy:
                 copy.write_row((41,))

@@ -171,11 +171,14 @@ async def test_a_verified_token_is_kept_until_it_expires(setup: Setup) -> None:
 
 
 @pytest.mark.parametrize(("header", "why"), [
-    ("Bearer not-a-token", "the proxy token was refused: not a token"),
-    (f"Bearer {tokens.token(ttl=-120)}", "Signature has expired"),
+    ("Bearer not-a-token",
+     "the proxy token was refused: the token does not verify: it is not a JWT"),
+    (f"Bearer {tokens.token(ttl=-120)}",
+     "the proxy token was refused: the token does not verify: it expired at "),
     (f"Bearer {tokens.token(iss='https://evil.test')}",
      "the token's issuer 'https://evil.test' is not trusted"),
-    (f"Bearer {tokens.token(aud='someone-else')}", "Audience doesn't match"),
+    (f"Bearer {tokens.token(aud='someone-else')}",
+     "the token does not verify: it is for another audience: its aud is 'someone-else'"),
     ("Bearer", "Proxy-Authorization carries no token"),
     ("Bearer    ", "Proxy-Authorization carries no token"),
     (basic(b"agent:"), "Proxy-Authorization carries no token"),
@@ -203,7 +206,7 @@ async def test_a_token_signed_by_an_untrusted_key_is_refused(setup: Setup) -> No
                "exp": int(time.time()) + 300}
     token = jwt.encode(payload, impostor, algorithm="RS256", headers={"kid": "test-rsa"})
     outbound = await setup.read("pypi.test:443", token)
-    assert outbound.claims is None and "Signature verification failed" in str(
+    assert outbound.claims is None and "its signature is not the issuer's" in str(
         outbound.refused_token)
     assert refused(outbound).status == 407
 

@@ -19,6 +19,8 @@ from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from extproc import config
 from extproc.egress.tunnels import TunnelLog
 from extproc.http import wire
+from extproc.masking import Masker
+from extproc.recording.record import content_of
 from tests.support.fakes import MemoryRecorder
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -187,6 +189,25 @@ def test_a_tunnel_the_record_cannot_take_is_logged(caplog: pytest.LogCaptureFixt
         recorder = recorded(access_log_entry(), recorder=MemoryRecorder(full=True))
     assert recorder.submitted == []
     assert f"pypi.test:443 (trace {TRACE_ID}) could not be recorded" in caplog.text
+
+
+# -- in the record ------------------------------------------------------------------------
+
+
+def test_the_record_of_a_tunnel_to_an_address_keeps_its_destination() -> None:
+    """A tunnel's meaning is its own metadata (where it went, Envoy's numbers), not data
+    it carried: the record keeps an address destination as it is, in `meaning.tunnel`
+    as in `destination`, where `tollgate audit` reads it. The CONNECT's exchange record
+    is masked as every exchange's."""
+    pin = {**PIN, "destination": "10.20.30.40:8443", "pin_host": "10.20.30.40"}
+    entry = access_log_entry(pin=pin, authority="10.20.30.40:8443",
+                             upstream=("10.20.30.40", 8443))
+    [evidence] = recorded(entry).submitted
+    content = content_of(evidence, Masker(b"k" * 32))
+    assert content["meaning"]["tunnel"]["destination"] == "10.20.30.40:8443"
+    assert content["meaning"]["tunnel"]["address"] == "10.20.30.40:8443"
+    assert content["destination"]["destination"] == "10.20.30.40:8443"
+    assert "REDACTED" not in json.dumps(content)
 
 
 # -- through gRPC, as Envoy streams it -----------------------------------------------------

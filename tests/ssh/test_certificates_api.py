@@ -91,7 +91,7 @@ def stranger_token() -> str:
     (lambda: "Bearer ", "the agent's token is needed"),
     (lambda: f"Bearer {stranger_token()}", "the token does not verify"),
     (lambda: f"Bearer {tokens.token(ttl=-120)}",
-     "the token does not verify: Signature has expired"),
+     "the token does not verify: it expired at "),
     (lambda: f"Bearer {tokens.token(sub='')}", "names no subject"),
 ], ids=["none", "basic", "empty", "stranger", "expired", "no-subject"])
 async def test_no_certificate_without_a_token_that_verifies(

@@ -3,8 +3,9 @@
 Masking by pattern on what comes back loses to a query that transforms what it reads
 (`encode(ssn::bytea, 'base64')`, `replace(email, '@', ' at ')`, `reverse(ssn)`): the
 output no longer looks like what it is. The query says what it reads, so each result
-column of a top-level statement (a SELECT, VALUES, TABLE, a write's RETURNING) is
-described from the parse tree as `input.sql.statements[].columns`:
+column of a top-level statement (a SELECT, VALUES, TABLE, a write's RETURNING, the rows
+COPY ... TO STDOUT sends) is described from the parse tree as
+`input.sql.statements[].columns`:
 
     {"name": "encode", "sources": ["ssn"], "plain": false, "known": true}
 
@@ -214,9 +215,26 @@ def result_columns(node: dict[str, Any]) -> list[Column] | None:
                 scope.relations += _from({"RangeVar": item} if key == "relation" else item,
                                          scope)
         return [column(name, lineage) for name, lineage in _targets(returning, scope)]
+    if typ == "CopyStmt":
+        return _copied_out(fields)
     if typ in ("ExecuteStmt", "CallStmt", "FetchStmt"):
         return UNKNOWN_RESULT
     return None
+
+
+def _copied_out(fields: dict[str, Any]) -> list[Column] | None:
+    """The rows COPY ... TO STDOUT sends: its query's result columns, or its table's,
+    named by its column list (a star without one); None for COPY FROM, and for COPY to
+    a server file or program, which sends the client none."""
+    if fields.get("is_from") or "filename" in fields or fields.get("is_program"):
+        return None
+    query = fields.get("query")
+    if query:
+        return result_columns(query)
+    scope = Scope(_from({"RangeVar": fields.get("relation") or {}}, NO_SCOPE), {})
+    named = _names(fields.get("attlist"))
+    found = [(n, resolve([n], scope)) for n in named] if named else star([], scope)
+    return [column(name, lineage) for name, lineage in found]
 
 
 # A write's relations its RETURNING sees.

@@ -1,0 +1,235 @@
+"""`tollgate envoy-bootstrap`: the Envoy bootstrap a tollgate config needs, written for it,
+valid for the pinned Envoy (`envoy --mode validate`), its names the ones tollgate uses."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extproc import config, envoy_bootstrap
+from extproc.cli import QUICKSTART_CONFIG, main
+from extproc.quickstart import stack
+from tests.support.tls import write_tls_files
+
+WORKERS = 3
+
+
+def envoy_validates(path: Path) -> None:
+    """The pinned Envoy takes the bootstrap at `path` (files it names must exist)."""
+    result = subprocess.run(
+        [stack.envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in items}
+
+
+def endpoints(cluster: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(e["endpoint"]["address"]["socket_address"]["address"],
+             e["endpoint"]["address"]["socket_address"]["port_value"])
+            for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]]
+
+
+def port_of(listener: dict[str, Any]) -> tuple[str, int]:
+    address = listener["address"]["socket_address"]
+    return address["address"], address["port_value"]
+
+
+def sorted_resources(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    resources = bootstrap["static_resources"]
+    return {**bootstrap, "static_resources": {
+        kind: sorted(resources[kind], key=lambda x: x["name"]) for kind in resources}}
+
+
+def every_kind(tmp: Path, **more: Any) -> Path:
+    """A config with targets of every kind (an HTTP one, anonymous; an llm and a SQL API
+    one matched by cluster; two k8s ones with upstreams; postgres, ssh, egress), its
+    fronts on every interface, three workers."""
+    ca = write_tls_files(tmp / "tls").ca
+    settings = {
+        "listen": {"grpc": "0.0.0.0:50051", "workers": WORKERS},
+        "targets": [
+            {"name": "model", "match": {"route": "llm"}, "protocol": "llm"},
+            {"name": "wiki", "match": {"route": "wiki"}, "anonymous": True},
+            {"name": "db-api", "match": {"cluster": "dbapi"}, "protocol": "sql-http"},
+            {"name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
+             "k8s": {"upstream": "https://kube.example.com:6443", "ca_file": str(ca)}},
+            {"name": "prod", "match": {"route": "k8s-prod"}, "protocol": "k8s",
+             "k8s": {"upstream": "https://10.0.0.1:6443", "ca_file": str(ca)}},
+            {"name": "shop", "match": {"database": "shop"}, "protocol": "postgres",
+             "postgres": {"upstream": "db.internal:5432", "user": "gateway"}},
+            {"name": "host", "match": {"login": "host"}, "protocol": "ssh",
+             "ssh": {"upstream": "host.internal:22", "user": "ops", "key_file": "key",
+                     "host_key": "ssh-ed25519 AAAA"}},
+            {"name": "out", "match": {"route": "out"}, "protocol": "egress",
+             "inspect": {"response": "none"}},
+        ],
+        "postgres": {"listen": "0.0.0.0:10200"},
+        "ssh": {"listen": "0.0.0.0:10300", "agent_port": 2200},
+        "kube": {"listen": "0.0.0.0:10400"},
+        **more,
+    }
+    path = tmp / "tollgate.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def test_the_quickstart_config_gives_the_bootstrap_tollgate_up_runs(tmp_path: Path) -> None:
+    """Its routes, upstream clusters and token provider are kept from the bootstrap it
+    names (identity.envoy_bootstrap, envoy/quickstart.yaml): the result is envoy/
+    quickstart.yaml as `tollgate up` moves it for the config's workers."""
+    quickstart = config.load(QUICKSTART_CONFIG)
+    out = tmp_path / "envoy.yaml"
+    assert main(["envoy-bootstrap", "--config", str(QUICKSTART_CONFIG), "--out", str(out)]) == 0
+    written = yaml.safe_load(out.read_text())
+    ran = envoy_bootstrap.with_ports(
+        envoy_bootstrap.load(), envoy_bootstrap.Ports(postgres=15432, egress=3128, ssh=2222),
+        quickstart.listen.worker_count)
+    assert sorted_resources(written) == sorted_resources(ran)
+    envoy_validates(out)
+
+
+def test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, out = every_kind(tmp_path), tmp_path / "envoy.yaml"
+    assert main(["envoy-bootstrap", "--config", str(path), "--out", str(out),
+                 "--upstream", "model=https://api.openai.example"]) == 0
+    envoy_validates(out)
+    bootstrap = envoy_bootstrap.load(out)
+    listeners = by_name(envoy_bootstrap.listeners(bootstrap))
+    assert {name: port_of(x) for name, x in listeners.items()} == {
+        envoy_bootstrap.INGRESS_LISTENER: ("127.0.0.1", 10000),
+        envoy_bootstrap.EGRESS_LISTENER: ("127.0.0.1", 3128),
+        envoy_bootstrap.POSTGRES_LISTENER: ("127.0.0.1", 15432),
+        envoy_bootstrap.SSH_LISTENER: ("127.0.0.1", 2200)}  # ssh.agent_port
+    clusters = by_name(bootstrap["static_resources"]["clusters"])
+    # tollgate's listeners on every interface: Envoy reaches them on 127.0.0.1, a worker
+    # per port from each listen port.
+    for name, first in ((envoy_bootstrap.EXT_PROC_CLUSTER, 50051),
+                        (envoy_bootstrap.POSTGRES_CLUSTER, 10200),
+                        (envoy_bootstrap.SSH_CLUSTER, 10300),
+                        (envoy_bootstrap.KUBE_CLUSTER, 10400)):
+        assert endpoints(clusters[name]) == [("127.0.0.1", first + i) for i in range(WORKERS)]
+    assert envoy_bootstrap.ext_proc_ports(bootstrap) == set(
+        config.load(path).listen.worker_ports)
+
+    # A route per HTTP target, named as it matches, to a cluster of its own (or of the
+    # name it matches); Envoy's answers on llm and k8s routes in their protocols' shape.
+    routes = by_name(envoy_bootstrap.routes(bootstrap))
+    assert {name: r["route"]["cluster"] for name, r in routes.items()
+            if name in ("llm", "wiki", "dbapi", "k8s", "k8s-prod")} == {
+        "llm": "target_model", "wiki": "target_wiki", "dbapi": "dbapi",
+        "k8s": "target_cluster", "k8s-prod": "target_prod"}
+    assert {name: envoy_bootstrap.route_protocol(r) for name, r in routes.items()
+            if name in ("llm", "wiki", "dbapi", "k8s")} == {
+        "llm": "llm", "wiki": None, "dbapi": None, "k8s": "k8s"}
+    authn = routes["wiki"]["typed_per_filter_config"][envoy_bootstrap.JWT_AUTHN_FILTER]
+    assert authn["requirement_name"] == "token_if_any"  # anonymous: true
+    # Kubernetes streams go to the stream front, the k8s route named in x-tollgate-route.
+    streams = routes["k8s_streams"]
+    assert streams["route"]["cluster"] == envoy_bootstrap.KUBE_CLUSTER
+    assert streams["request_headers_to_add"][0]["header"] == {
+        "key": envoy_bootstrap.KUBE_ROUTE_HEADER, "value": "k8s"}
+    # The egress listener's routes carry the egress target's route name.
+    (egress,) = [m for m in envoy_bootstrap.connection_managers(bootstrap)
+                 if m["stat_prefix"] == "egress"]
+    assert {r["name"] for r in egress["route_config"]["virtual_hosts"][0]["routes"]} == {"out"}
+
+    # Upstreams: a flag's (TLS, the system's CAs, the host's name checked), a k8s
+    # target's (its CA; an address checked as an address), else a placeholder.
+    assert endpoints(clusters["target_model"]) == [("api.openai.example", 443)]
+    assert routes["llm"]["route"]["host_rewrite_literal"] == "api.openai.example"
+    tls = clusters["target_prod"]["transport_socket"]["typed_config"]
+    assert tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"] \
+        == [{"san_type": "IP_ADDRESS", "matcher": {"exact": "10.0.0.1"}}]
+    assert endpoints(clusters["target_wiki"]) == [(envoy_bootstrap.PLACEHOLDER_HOST, 80)]
+    said = capsys.readouterr().err
+    text = out.read_text()
+    for placeholder in ("cluster target_wiki (target wiki) is a placeholder",
+                        "cluster dbapi (target db-api) is a placeholder",
+                        "token provider identity_provider is a placeholder"):
+        assert placeholder in said and placeholder in text.split("\nadmin:")[0]
+
+
+def test_the_kept_routes_and_providers_survive_writing_it_again(tmp_path: Path) -> None:
+    """A bootstrap written once, its placeholders filled in by hand and named by the
+    config, is written again with those edits: only what the config says is rewritten."""
+    first = tmp_path / "envoy.yaml"
+    assert main(["envoy-bootstrap", "--config", str(every_kind(tmp_path)),
+                 "--out", str(first)]) == 0
+    edited = envoy_bootstrap.load(first)
+    wiki = by_name(edited["static_resources"]["clusters"])["target_wiki"]
+    wiki["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"]["address"] = "10.1.2.3"
+    envoy_bootstrap.write(edited, first)
+    again = every_kind(tmp_path, identity={"envoy_bootstrap": str(first)},
+                       listen={"grpc": "127.0.0.1:7000", "workers": 2})
+    written = envoy_bootstrap.for_config(config.load(again))
+    clusters = by_name(written.bootstrap["static_resources"]["clusters"])
+    assert endpoints(clusters["target_wiki"]) == [("10.1.2.3", 80)]
+    assert endpoints(clusters[envoy_bootstrap.EXT_PROC_CLUSTER]) == [
+        ("127.0.0.1", 7000), ("127.0.0.1", 7001)]
+    assert not any("target_wiki" in item for item in written.todo)
+    assert list(envoy_bootstrap.jwt_providers(written.bootstrap)) == [
+        envoy_bootstrap.IDENTITY_PROVIDER]
+
+
+def test_addresses_and_ports_come_from_the_flags(tmp_path: Path) -> None:
+    path, out = every_kind(tmp_path), tmp_path / "envoy.yaml"
+    assert main(["envoy-bootstrap", "--config", str(path), "--out", str(out),
+                 "--listen-address", "0.0.0.0", "--tollgate-host", "tollgate",
+                 "--http-port", "8000", "--egress-port", "8001", "--postgres-port", "5432",
+                 "--ssh-port", "22", "--admin-port", "8002"]) == 0
+    envoy_validates(out)
+    bootstrap = envoy_bootstrap.load(out)
+    assert {x["name"]: port_of(x) for x in envoy_bootstrap.listeners(bootstrap)} == {
+        "ingress": ("0.0.0.0", 8000), "egress": ("0.0.0.0", 8001),
+        "postgres": ("0.0.0.0", 5432), "ssh": ("0.0.0.0", 22)}
+    assert bootstrap["admin"]["address"]["socket_address"] == {
+        "address": "127.0.0.1", "port_value": 8002}
+    ext_proc = by_name(bootstrap["static_resources"]["clusters"])["tollgate_extproc"]
+    assert ext_proc["type"] == "STRICT_DNS"  # a name, looked up
+    assert endpoints(ext_proc) == [("tollgate", 50051 + i) for i in range(WORKERS)]
+
+
+def test_a_config_without_http_targets_has_no_http_listener(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "tollgate.yaml"
+    path.write_text(yaml.safe_dump({
+        "listen": {"workers": 1},
+        "targets": [{"name": "shop", "match": {"database": "shop"}, "protocol": "postgres",
+                     "postgres": {"upstream": "db:5432", "user": "gateway"}}],
+        "postgres": {}}))
+    assert main(["envoy-bootstrap", "--config", str(path)]) == 0
+    written = capsys.readouterr().out
+    assert written.startswith(f"# Envoy bootstrap for the tollgate config {path}")
+    (tmp_path / "envoy.yaml").write_text(written)
+    envoy_validates(tmp_path / "envoy.yaml")
+    bootstrap = yaml.safe_load(written)
+    assert [x["name"] for x in envoy_bootstrap.listeners(bootstrap)] == ["postgres"]
+    assert sorted(c["name"] for c in bootstrap["static_resources"]["clusters"]) == [
+        "tollgate_extproc", "tollgate_postgres"]
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--upstream", "nobody=http://x"], "--upstream nobody: the config has no such target"),
+    (["--upstream", "wiki=ftp://x"], "target wiki: upstream 'ftp://x': expected "
+                                     "http(s)://HOST[:PORT]"),
+    (["--upstream", "wiki=https://10.0.0.9"], "cluster target_wiki: 10.0.0.9 is an address"),
+])
+def test_unusable_upstreams_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str,
+) -> None:
+    out = tmp_path / "envoy.yaml"
+    assert main(["envoy-bootstrap", "--config", str(every_kind(tmp_path)),
+                 "--out", str(out), *argv]) == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()
