@@ -132,7 +132,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                 api = ApprovalsApi(
                     holds.store, verifier, recorder, telemetry,
                     {t.name: t for t in config.targets}, config.approvals_url,
-                    config.policy.sensitive_headers, config.recording.max_body_bytes)
+                    config.policy.sensitive_headers, config.recording.max_body_bytes,
+                    hold_seconds=config.approvals.max_hold_seconds,
+                    trace_url=config.recordings.trace_url)
                 opened.push_async_callback((await admin.start(
                     config.listen.admin,
                     api.routes() + MonitorApi(holds.store.store, verifier,

@@ -41,10 +41,58 @@ async function call(path, method = "GET", body = undefined) {
   });
   const answer = await reply.json().catch(() => ({}));
   if (!reply.ok) {
-    throw new Error((answer.error || reply.status) + ": " + (answer.message || reply.statusText));
+    const error = new Error((answer.error || reply.status) + ": "
+                            + (answer.message || reply.statusText));
+    error.status = reply.status;  // 401: the token is missing, expired or not trusted
+    error.code = answer.error;
+    throw error;
   }
   return answer;
 }
+
+// Times as every surface shows them: the CLI and the report in UTC ("2026-11-25
+// 23:33:15 UTC"), the pages relative ("3 min ago") with that UTC time on hover.
+const AdminTime = Object.freeze({
+  // Microseconds since the epoch, in UTC to the second.
+  utc(us) {
+    return new Date(us / 1000).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  },
+  // A span of milliseconds, in its two largest units: "45 s", "3 min 5 s", "2 h 10 min"
+  // (minutes alone from 10 min).
+  duration(ms) {
+    const seconds = Math.max(0, Math.round(ms / 1000));
+    if (seconds < 60) return seconds + " s";
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 10 && seconds % 60) return minutes + " min " + (seconds % 60) + " s";
+    if (minutes < 60) return minutes + " min";
+    const hours = Math.floor(minutes / 60);
+    if (hours < 48) return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
+    return Math.floor(hours / 24) + " days";
+  },
+  // "3 min ago", "in 5 min", "just now".
+  relative(us, nowMs = Date.now()) {
+    const ms = us / 1000 - nowMs;
+    if (Math.abs(ms) < 1000) return "just now";
+    return ms < 0 ? AdminTime.duration(-ms) + " ago" : "in " + AdminTime.duration(ms);
+  },
+  // A <time> showing `us` relative, its UTC time on hover; `AdminTime.update` redraws
+  // every such element of a page as time passes.
+  element(us, nowMs = Date.now()) {
+    const made = document.createElement("time");
+    made.dataset.us = String(us);
+    made.dateTime = new Date(us / 1000).toISOString();
+    made.title = AdminTime.utc(us);
+    made.textContent = AdminTime.relative(us, nowMs);
+    return made;
+  },
+  update(root = document) {
+    const nowMs = Date.now();
+    for (const shown of root.querySelectorAll("time[data-us]")) {
+      const text = AdminTime.relative(Number(shown.dataset.us), nowMs);
+      if (shown.textContent !== text) shown.textContent = text;
+    }
+  },
+});
 
 // As extproc/inert.py's UNSAFE (tests/e2e/test_approvals_page.py compares the two): controls,
 // bidi controls, zero-width and other invisible characters, separators, lone surrogates.

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
-from extproc.codecs import jsonenc
 from extproc.codecs.message import is_json
 from extproc.codecs.refusal import BadInput
 from extproc.config import Approvals
 from extproc.identity import ANONYMOUS, Who, subject_of
+from extproc.interpret.what import what_of
 from extproc.masking import Masker
 from extproc.policy import Decision
 from extproc.policy.decision import DEFAULT_HOLD_SECONDS
@@ -59,9 +58,8 @@ class Holds:
         try:
             return await self._created(
                 self._settings.max_pending_per_identity, bound, evidence,
-                summary=self._masked_text(summary_of(request, evidence.meaning,
-                                                     evidence.meaning_key,
-                                                     evidence.destination)),
+                summary=self._masked_text(what_of(request, evidence.meaning_key,
+                                                  evidence.meaning, evidence.destination)),
                 request=self._for_approvers(request), approvers=approvers_of(decision),
                 rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
                 grant_minutes=decision.grant_minutes)
@@ -149,32 +147,6 @@ def bound_to(evidence: Evidence) -> str:
         path = f"{destination} {path}"
     return fingerprint(evidence.headers.get(":method", ""), path,
                        body, evidence.identity or ANONYMOUS, _target(evidence))
-
-
-def summary_of(request: Mapping[str, Any], meaning: Any, key: str | None,
-               destination: str | None = None) -> str:
-    """One line an approver can judge: the SQL, the Kubernetes call, the tool calls; where
-    the egress proxy goes (`destination`)."""
-    if key == "egress" and destination is not None:
-        text = f"{request['method']} {destination}{request['path']}"
-    elif key == "sql" and isinstance(meaning, dict) and meaning.get("statements"):
-        texts = [s["text"] for s in meaning["statements"] if not s.get("nested")]
-        text = "; ".join(dict.fromkeys(texts))
-    elif key == "k8s" and isinstance(meaning, dict) and meaning.get("verb"):
-        where = f" in namespace {meaning['namespace']}" if meaning.get("namespace") else ""
-        name = f"/{meaning['name']}" if meaning.get("name") else ""
-        text = f"{meaning['verb']} {meaning.get('resource') or meaning.get('path')}{name}{where}"
-        if meaning.get("exec") and meaning["exec"].get("command"):
-            text += f": {' '.join(meaning['exec']['command'])}"
-    elif key == "llm" and isinstance(meaning, dict) and meaning.get("tool_calls"):
-        text = "tool calls " + ", ".join(str(c.get("name")) for c in meaning["tool_calls"])
-    elif key == "mcp" and isinstance(meaning, dict) and meaning.get("tool"):
-        tool = meaning["tool"]
-        text = f"MCP tool call {tool['name']}({jsonenc.dumps(tool['arguments'])})"
-    else:
-        query = urlencode(request["query"], doseq=True)
-        text = f"{request['method']} {request['path']}{'?' + query if query else ''}"
-    return text[:_SUMMARY_CHARS]
 
 
 def approvers_of(decision: Decision) -> tuple[str, ...]:

@@ -19,9 +19,20 @@ from extproc.webhook import Background, Webhook
 
 log = logging.getLogger("tollgate.approvals")
 
+
+def page_url(approve_url: str | None, approval_id: str) -> str | None:
+    """The approval's own view on the approvers' page (`/approvals/ui#ID`), beside its
+    API URL (`.../approvals/ID`); None without an admin API."""
+    if not approve_url:
+        return None
+    base, found, _ = approve_url.rpartition("/approvals/")
+    return f"{base}/approvals/ui#{approval_id}" if found else None
+
+
 def message(approval: Approval, approve_url: str | None) -> dict[str, Any]:
-    """The webhook body: `text` for chat tools (Slack, Mattermost, Teams connectors), and
-    the approval's fields, exact, for anything that reads JSON.
+    """The webhook body: `text` for chat tools (Slack, Mattermost, Teams connectors),
+    ending with the link to the approval's view on the page (where an approver reads it
+    in full and decides), and the approval's fields, exact, for anything that reads JSON.
 
     What the agent sent reaches `text` inert (`inert.slack`: no markup, link or mention
     of its own), and `mrkdwn: false` asks Slack to apply no formatting at all."""
@@ -29,17 +40,19 @@ def message(approval: Approval, approve_url: str | None) -> dict[str, Any]:
     requester, target = slack(approval.requester), slack(approval.target)
     grant = ("this one request" if approval.grant_mode == "once"
              else f"{requester} on {target} for {approval.grant_minutes} min")
+    view = page_url(approve_url, approval.id)
+    where = (f"Review and decide: {view}" if view
+             else f"tollgate approvals show {approval.id}")
     text = (f"tollgate: {requester} waits for approval on {target}: "
             f"{slack(approval.summary)} ({slack(why)}). Approvers: "
-            f"{slack(', '.join(approval.approvers))}; approving grants {grant}. "
-            f"{approve_url or f'tollgate approvals approve {approval.id}'}")
+            f"{slack(', '.join(approval.approvers))}; approving grants {grant}. {where}")
     return {"text": text, "mrkdwn": False, "approval": {
         "id": approval.id, "requester": approval.requester, "target": approval.target,
         "summary": approval.summary, "reasons": list(approval.reasons),
         "rules": list(approval.rules), "approvers": list(approval.approvers),
         "grant": approval.grant_mode, "grant_minutes": approval.grant_minutes,
         "expires_us": approval.expires_us, "trace_id": approval.trace_id,
-        "approve_url": approve_url,
+        "approve_url": approve_url, "page_url": view,
     }}
 
 

@@ -22,7 +22,7 @@ from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import json_text, terminal
 from extproc.codecs.text import cut, print_table, utc
 
-STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
+STATUSES = ("pending", "approved", "denied", "used", "expired", "decided", "all")
 _SUMMARY_CHARS = 60
 
 
@@ -39,10 +39,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = actions.add_parser("list", parents=[common],
                                  help="approvals you may decide, and your own requests")
     listing.add_argument("--status", default="pending", choices=STATUSES,
-                         help="which (default: pending)")
+                         help="which (default: pending; decided: all but pending)")
+    listing.add_argument("--requester", help="only those this subject asked for")
     listing.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
 
-    show = actions.add_parser("show", parents=[common], help="one approval in full")
+    show = actions.add_parser("show", parents=[common],
+                              help="one approval in full, with the link to its page")
     show.add_argument("id")
 
     approve = actions.add_parser("approve", parents=[common], help="let the request through")
@@ -59,7 +61,8 @@ def main(args: argparse.Namespace) -> int:
         api = AdminApi(admin_url(args.url, args.config), token_of(args.token))
         command = args.approvals_command
         if command == "list":
-            query = urlencode({"status": args.status, "limit": args.limit})
+            query = urlencode({"status": args.status, "limit": args.limit,
+                               **({"requester": args.requester} if args.requester else {})})
             found = api.call("GET", f"/approvals?{query}")
             if args.json:
                 _print_json(found)
@@ -70,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json(found)
             else:
-                _print_approval(found)
+                _print_approval(found, api.url)
         else:
             body = {"reason": args.reason} if args.reason else {}
             found = api.call("POST", f"/approvals/{quote(args.id, safe='')}/{command}", body)
@@ -103,8 +106,11 @@ def _print_list(approvals: list[dict[str, Any]]) -> None:
     print_table(table)
 
 
-def _print_approval(found: dict[str, Any]) -> None:
+def _print_approval(found: dict[str, Any], admin: str) -> None:
+    """The approval, a field a line; `page` its view on the approvers' page (the API's
+    link, else one on the admin API this command called)."""
     request = found["request"]
+    page = found.get("page_url") or f"{admin}/approvals/ui#{found['id']}"
     lines = [
         ("approval", f"{found['id']}  {found['status']}"),
         ("requester", found["requester"]),
@@ -120,13 +126,32 @@ def _print_approval(found: dict[str, Any]) -> None:
         ("decided", f"{found['decided_by']} at {_utc(found['decided_us'])} UTC"
                     + (f": {found['reason']}" if found["reason"] else "")
          if found["decided_by"] else "-"),
-        ("trace", found["trace_id"]),
-        ("approve", found["approve_url"]),
+        ("waiting", _waiting(found)),
+        ("trace", found.get("trace_url") or found["trace_id"]),
+        ("record", found.get("record_url") or f"{admin}/recordings/ui#record="
+                                              f"{found['trace_id']}"),
+        ("page", page),
+        ("api", found["approve_url"]),
     ]
     if request.get("body") is not None:
         lines.insert(4, ("body", json.dumps(request["body"], ensure_ascii=False)))
     for label, text in lines:
         print(f"{label:<10} {terminal(text)}")
+
+
+def _waiting(found: dict[str, Any]) -> str:
+    """How the held request waits, as the page says it (without the relative times)."""
+    wait = found.get("wait") or {}
+    answered = wait.get("answered")
+    if answered:
+        why = f" {answered['refusal']}" if answered.get("refusal") else ""
+        return (f"answered {answered['status']}{why} at {_utc(answered['at_us'])} UTC "
+                f"(the approval was {answered['approval_status']} then)")
+    if found["status"] != "pending":
+        return "-"
+    if wait.get("until_us"):
+        return f"since {_utc(wait['since_us'])} UTC, at most until {_utc(wait['until_us'])} UTC"
+    return f"since {_utc(found['created_us'])} UTC"
 
 
 def _grant(found: dict[str, Any]) -> str:

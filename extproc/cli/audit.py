@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 # Bodies, rules and paths longer than these are cut in the human listings (--json has
 # them whole).
 _BODY_CHARS = 300
-_PATH_CHARS = 48
+_PATH_CHARS = 60
 _DESTINATION_CHARS = 32
 _RULES_CHARS = 40
 
@@ -336,7 +336,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
     if not rows:
         print("no records match")
         return 0
-    table = [("TIME (UTC)", "RECORD", "IDENTITY", "TARGET", "REQUEST", "ACTION", "STATUS",
+    table = [("TIME (UTC)", "RECORD", "IDENTITY", "TARGET", "WHAT", "ACTION", "STATUS",
               "RULES", "SESSION", "TRACE")]
     for row in rows:
         content = row.document()
@@ -351,10 +351,9 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 
 
 def _request_cell(content: dict[str, Any]) -> str:
-    """What was asked, in a line, cut: method and path; on a PostgreSQL target, where
-    the path is only the database, the message and its statement (as recorded: masked);
-    through the egress proxy, the destination before the path (a CONNECT has none); of
-    an alert, its rule and message; of a policy load, its revision and why; of a
+    """What was asked, in a line, cut: the record's `what` (the statement, the command,
+    the tool call, the Kubernetes call: extproc/interpret/what.py), as recorded (masked);
+    of an alert, its rule and message; of a policy load, its revision and why; of a
     tunnel's end, where it went, then (never cut) the bytes each way, how long and how
     it ended."""
     if content.get("kind") == "tunnel":
@@ -369,6 +368,9 @@ def _request_text(content: dict[str, Any]) -> str:
     if content.get("kind") == "policy":
         policy = ((content.get("meaning") or {}).get("policy") or {})
         return f"POLICY {policy.get('revision')} loaded ({policy.get('why')})"
+    if content.get("what"):
+        return str(content["what"])
+    # A record written before records said what the exchange does.
     request = content["request"]
     body = request.get("body")
     if (content.get("target") or {}).get("protocol") == "postgres" and isinstance(

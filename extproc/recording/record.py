@@ -23,6 +23,7 @@ from extproc.codecs.message import Request, Response, is_json, media_type, parse
 from extproc.config import Target
 from extproc.identity import Who
 from extproc.interpret.llm import ChatStream
+from extproc.interpret.what import what_of
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
 from extproc.masking.body import EventMasking
 
@@ -226,8 +227,14 @@ def _unmasked(evidence: Evidence, masker: Masker, session: Session) -> dict[str,
     headers = evidence.headers
     target = evidence.target
     request = evidence.request
+    line = {"method": headers.get(":method", ""),
+            "path": headers.get(":path", "").partition("?")[0],
+            "query": request["query"] if request else {}}
     return {
         "kind": evidence.kind,
+        # What the exchange does, in one line (extproc/interpret/what.py): every page,
+        # listing and report shows this, masked with the rest.
+        "what": what_of(line, evidence.meaning_key, evidence.meaning, evidence.destination),
         "trace_id": evidence.trace_id,
         "span_id": evidence.span_id,
         "request_id": headers.get("x-request-id", ""),
@@ -276,7 +283,7 @@ def _mask(masker: Masker, contents: list[tuple[dict[str, Any], bool]]) -> None:
         if content["kind"] != "tunnel":
             # A tunnel's meaning is Envoy's numbers and its own destination and address
             # (kept in `destination` unmasked too): nothing of the bytes it carried.
-            own.append((content, "meaning"))
+            own += [(content, "meaning"), (content, "what")]
         for decision in content["decisions"]:
             own += [(decision, "reasons"), (decision, "meaning")]
         response = content["response"]

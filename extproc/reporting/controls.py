@@ -18,6 +18,9 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
     refused = sum(data["refusals_by_rule"].values())
     identities, targets = len(data["identities"]), len(data["targets"])
     held, approvals = data["held"]["count"], data["approvals"]["count"]
+    attempts = data["refused_attempts"]["count"]
+    approvers, readers = len(data["approvers"]), len(data["readers"])
+    reads = sum(r["reads"] for r in data["readers"])
     alerts, loads = data["alerts"]["count"], data["policy_loads"]["count"]
     masked = sum(data["masked_by_detector"].values())
     whole = "intact" if integrity["intact"] else "BROKEN (see Integrity)"
@@ -27,15 +30,18 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
     entries = [
         ("SOC 2", "CC6.1", "Logical access security",
          f"Every exchange through tollgate was decided before it reached its target: "
-         f"{records} records from {identities} identities to {targets} targets, each with "
-         "the identity its verified token named (anonymous only where a target allows "
-         "it) and the policy's decision.",
+         f"{records} records, from {identities} identities acting on {targets} targets, "
+         f"{approvers} approvers and {readers} readers of the record (counted apart), each "
+         "with the identity its verified token named (anonymous only where a target "
+         "allows it) and the policy's decision.",
          "That the agents' credentials are issued, rotated and revoked properly; that the "
          "gateway is the only network path to the targets."),
         ("SOC 2", "CC6.3", "Access authorised, modified and removed by role",
          f"Policy decided each access: {refused} refusals by rule, {held} actions held for "
-         f"a person, {approvals} approval decisions with who decided, when and why; the "
-         f"policy revisions in force and {loads} recorded loads.",
+         f"a person, {approvals} approval decisions with who decided, when and why, "
+         f"{attempts} refused attempts at deciding (one's own request, a denial without a "
+         f"reason, not an approver); the policy revisions in force and {loads} recorded "
+         "loads.",
          "That the policies match the organisation's access matrix, or that approvers "
          "were the right people: both are reviews people do."),
         ("SOC 2", "CC6.6 / CC6.7", "Boundaries; data in transit restricted",
@@ -67,7 +73,9 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
          "logs); that clocks were synchronised (10.6), which the hosts' NTP shows."),
         ("PCI DSS v4.0", "10.3", "Audit logs protected",
          f"SHA-256 chaining and Ed25519-signed checkpoints (key {integrity['key_id']}); "
-         "anchor logs outside the store; this report is itself signed.",
+         "anchor logs outside the store; this report is itself signed. Reads of the "
+         f"record through the recordings API are recorded too: {reads} by {readers} "
+         "readers in the period.",
          "Who can read the store or the signing key: that is the host's access "
          "control."),
         ("PCI DSS v4.0", "10.5", "Audit log history retained",

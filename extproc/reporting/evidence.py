@@ -8,6 +8,13 @@ each, and counted beyond it; the report says so.
 
 A strict target's `decision` record repeats its exchange's request decision, so
 decisions, refusals and holds are counted from `exchange` records only.
+
+Who appears is counted by what they did: identities that acted through the gateway
+(exchanges, decision records, tunnels, the alerts about them), approvers (`approval`
+records: decisions, and attempts the approvals API refused, such as approving one's own
+request or denying without a reason) and readers of the record (`access` records: the
+recordings API's reads), each apart. Held exchanges and approvals are listed with what
+they did (the record's `what`, the approval's summary): the line a person decided on.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ _HOURLY_UP_TO_US = 3 * 86_400_000_000
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
 ANONYMOUS = "(anonymous)"
 NO_TARGET = "(no target)"
+# Records of people looking at or deciding about what agents did, not of agents acting.
+_NOT_ACTING = frozenset({"policy", "approval", "access"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class _Tally:
         self.kinds: Counter[str] = Counter()
         self.actions: Counter[str] = Counter()
         self.identities: dict[str, Counter[str]] = defaultdict(Counter)
+        self.approvers: dict[str, Counter[str]] = defaultdict(Counter)
+        self.readers: dict[str, Counter[str]] = defaultdict(Counter)
         self.targets: dict[str, Counter[str]] = defaultdict(Counter)
         self.activity: dict[int, Counter[str]] = defaultdict(Counter)
         self.refusals: Counter[str] = Counter()
@@ -106,19 +117,24 @@ class _Tally:
             return
         self.actions[action] += 1
         who, where = identity or ANONYMOUS, target or NO_TARGET
-        self.identities[who]["records"] += 1
-        self.targets[where]["records"] += 1
         bucket = self.activity[started_us - started_us % self.bucket_us]
         bucket["records"] += 1
         record |= {"identity": who, "target": where}
+        if kind == "approval":
+            self._approval(record, who, document)
+            return
+        if kind == "access":
+            self._access(who, document)
+            return
+        self.identities[who]["records"] += 1
+        self.targets[where]["records"] += 1
         if kind == "alert":
             self._list("alerts", {**record, **(document.get("meaning") or {}).get("alert", {})})
-        elif kind == "approval":
-            self._list("approvals", {**record, "approval": document.get("approval"),
-                                     "answered": (document.get("response") or {})
-                                     .get("status")})
-        if kind != "exchange":
-            return
+        if kind == "exchange":
+            self._exchange(record, who, where, action, bucket, document)
+
+    def _exchange(self, record: dict[str, Any], who: str, where: str, action: str,
+                  bucket: Counter[str], document: dict[str, Any]) -> None:
         for name, count in (document.get("masked") or {}).items():
             self.masked[name] += count
         decisions = document.get("decisions") or []
@@ -135,9 +151,37 @@ class _Tally:
         if held:
             for counts in (self.identities[who], self.targets[where]):
                 counts["held"] += 1
-            self._list("held", {**record, "rules": sorted({r for d in held for r in d["rules"]}),
+            self._list("held", {**record, "what": _what(document),
+                                "rules": sorted({r for d in held for r in d["rules"]}),
                                 "approvers": sorted({a for d in held for a in d["approvers"]}),
                                 "approval": document.get("approval"), "outcome": action})
+
+    def _approval(self, record: dict[str, Any], who: str, document: dict[str, Any]) -> None:
+        """An approver's attempt at deciding: a decision made, or an attempt the approvals
+        API refused (its code says why: `self_approval`, `reason_required`, ...)."""
+        outcome = document.get("outcome") or {}
+        answered = (document.get("response") or {}).get("status")
+        approval = document.get("approval")
+        refusal = outcome.get("refusal")
+        if refusal is None and (approval is None or answered not in (None, 200)):
+            refusal = f"answered {answered}"  # a record from before refusals were coded
+        event = {**record, "approval": approval, "answered": answered,
+                 "tried": outcome.get("action")}
+        if refusal is None:
+            self.approvers[who]["decisions"] += 1
+            self._list("approvals", event)
+        else:
+            self.approvers[who]["refused"] += 1
+            self._list("refused_attempts", {**event, "refusal": refusal})
+
+    def _access(self, who: str, document: dict[str, Any]) -> None:
+        """A read of the record (the recordings API's), by a reader or refused."""
+        access = (document.get("meaning") or {}).get("access") or {}
+        refused = (document.get("outcome") or {}).get("action") == "deny"
+        reader = self.readers[who]
+        reader["reads"] += 1
+        reader["refused"] += int(refused)
+        reader["returned"] += 0 if refused else int(access.get("count") or 0)
 
     def _list(self, name: str, event: dict[str, Any]) -> None:
         self.counted[name] += 1
@@ -145,11 +189,17 @@ class _Tally:
             self.listed[name].append(event)
 
     def as_json(self, in_force: list[dict[str, Any]]) -> dict[str, Any]:
-        names = ("held", "approvals", "alerts", "policy_loads")
+        names = ("held", "approvals", "refused_attempts", "alerts", "policy_loads")
         return {
             "records": {"total": sum(self.kinds.values()), "by_kind": _sorted(self.kinds),
                         "by_action": _sorted(self.actions)},
             "identities": _rows(self.identities, "identity"),
+            "approvers": [{"approver": name, "decisions": c["decisions"],
+                           "refused_attempts": c["refused"]}
+                          for name, c in _busiest(self.approvers)],
+            "readers": [{"reader": name, "reads": c["reads"], "refused": c["refused"],
+                         "records_returned": c["returned"]}
+                        for name, c in _busiest(self.readers)],
             "targets": _rows(self.targets, "target"),
             "activity": {"bucket": "hour" if self.bucket_us == _HOUR_US else "day",
                          "buckets": [{"start_us": start, "records": c["records"],
@@ -176,6 +226,20 @@ def _parse(content: str) -> dict[str, Any]:
 def _sorted(counts: Counter[str]) -> dict[str, int]:
     """Counts, largest first (ties by name), as an ordered object."""
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _what(document: dict[str, Any]) -> str:
+    """What the exchange did, in one line (the record's `what`; for a record from before
+    it, its request line)."""
+    what = document.get("what")
+    if isinstance(what, str) and what:
+        return what
+    request = document.get("request") or {}
+    return f"{request.get('method') or ''} {request.get('path') or ''}".strip()
+
+
+def _busiest(counts: dict[str, Counter[str]]) -> list[tuple[str, Counter[str]]]:
+    return sorted(counts.items(), key=lambda item: (-item[1].total(), item[0]))
 
 
 def _rows(counts: dict[str, Counter[str]], key: str) -> list[dict[str, Any]]:

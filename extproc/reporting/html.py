@@ -4,6 +4,10 @@ as PDF from that page.
 Much of what a report shows was written by agents or their callers (identities, reasons,
 summaries, alert messages): every value from the record is escaped here, in one place
 (`_e`), and the page's Content-Security-Policy forbids scripts and fetches besides.
+
+Nothing is cut off on paper: every cell wraps, anywhere when a word is longer than its
+column (an identity, a statement); tables of many columns are laid out with fixed column
+shares (`widths`), and the sections that hold them are printed on landscape pages.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ _TEMPLATE = Template((Path(__file__).parent / "report.html").read_text(encoding=
 _TITLE = "Tollgate audit report"
 # Problems listed in the integrity section (the JSON has them all, up to verify's cap).
 _MOST_PROBLEMS = 50
+# Why the approvals API refused an attempt at deciding, in words (its code follows).
+_REFUSED_BECAUSE = {
+    "self_approval": "their own request: nobody decides their own",
+    "reason_required": "a denial without a reason",
+    "forbidden": "not one of its approvers",
+    "not_pending": "no longer pending (decided or expired)",
+    "not_found": "no such approval",
+    "bad_request": "a malformed request",
+    "recording_unavailable": "the record could not take it",
+    "store_unavailable": "the store could not answer",
+    "internal_error": "an error in tollgate",
+}
 
 
 def render(report: Report) -> str:
@@ -54,8 +70,10 @@ def _summary(data: dict[str, Any]) -> str:
     rows = [("records in the period", records["total"]),
             *((f"kind {kind}", n) for kind, n in records["by_kind"].items()),
             *((f"ended {action}", n) for action, n in records["by_action"].items()),
-            ("identities active", len(data["identities"])),
-            ("targets active", len(data["targets"]))]
+            ("identities acting through the gateway", len(data["identities"])),
+            ("approvers (deciding, not acting)", len(data["approvers"])),
+            ("readers of the record (reading, not acting)", len(data["readers"])),
+            ("targets acted on", len(data["targets"]))]
     return _section("Summary", _table(("", "count"), rows, numeric={1}))
 
 
@@ -74,7 +92,8 @@ def _integrity(integrity: dict[str, Any]) -> str:
           "none" if c["anchored_to"] is None
           else f"{c['anchored_to']} ({utc(c['anchored_us'] or 0)} UTC)",
           "yes" if c["unvouched"] is None else f"no: {c['unvouched']}")
-         for c in integrity["chains"]], numeric={1}))
+         for c in integrity["chains"]], numeric={1},
+        widths=(18, 9, 13, 12, 12, 20, 16)))
     logs = integrity["anchor_logs"]
     parts.append(_table(("anchor log", "statements"), [
         (log["path"], log["statements"] if log["exists"] else "missing") for log in logs])
@@ -94,10 +113,22 @@ def _activity(data: dict[str, Any]) -> str:
     return _section(
         "Activity",
         _chart(chart) if chart else _p("No records in the period.", "empty"),
-        "<h3>Identities</h3>",
+        "<h3>Identities acting through the gateway</h3>",
         _table(("identity", "records", "refused", "held"),
                [(r["identity"], r["records"], r["refused"], r["held"])
                 for r in data["identities"]], numeric={1, 2, 3}),
+        "<h3>Approvers</h3>",
+        _p("People who decided held actions, counted apart from the identities acting: "
+           "their decisions, and their attempts the approvals API refused."),
+        _table(("approver", "decisions", "refused attempts"),
+               [(r["approver"], r["decisions"], r["refused_attempts"])
+                for r in data["approvers"]], numeric={1, 2}),
+        "<h3>Readers of the record</h3>",
+        _p("People who read recordings through the recordings API (each read is itself "
+           "a record), counted apart from the identities acting."),
+        _table(("reader", "reads", "refused", "records returned"),
+               [(r["reader"], r["reads"], r["refused"], r["records_returned"])
+                for r in data["readers"]], numeric={1, 2, 3}),
         "<h3>Targets</h3>",
         _table(("target", "records", "refused", "held"),
                [(r["target"], r["records"], r["refused"], r["held"])
@@ -105,22 +136,32 @@ def _activity(data: dict[str, Any]) -> str:
 
 
 def _privileged(data: dict[str, Any]) -> str:
-    held, approvals = data["held"], data["approvals"]
+    held, approvals, refused = data["held"], data["approvals"], data["refused_attempts"]
     return _section(
         "Privileged and held actions",
         _p(f"Exchanges a policy held for a person: {held['count']}"
            + _beyond(held, data)),
-        _table(("record", "when (UTC)", "identity", "target", "rules", "approvers",
+        _table(("record", "when (UTC)", "identity", "target", "what", "rules", "approvers",
                 "approval", "ended"),
-               [(h["id"], utc(h["started_us"]), h["identity"], h["target"],
+               [(h["id"], utc(h["started_us"]), h["identity"], h["target"], h["what"],
                  ", ".join(h["rules"]), ", ".join(h["approvers"]), _approval(h["approval"]),
-                 h["outcome"]) for h in held["listed"]]),
+                 h["outcome"]) for h in held["listed"]],
+               widths=(9, 10, 12, 8, 23, 10, 9, 12, 7)),
         _p(f"Approval decisions (who approved or denied, when, why): {approvals['count']}"
            + _beyond(approvals, data)),
-        _table(("record", "when (UTC)", "by", "approval", "status", "asked by", "reason",
+        _table(("record", "when (UTC)", "by", "approval", "decision", "asked by", "reason",
                 "what"),
                [(a["id"], utc(a["started_us"]), a["identity"], *_decided(a))
-                for a in approvals["listed"]]))
+                for a in approvals["listed"]],
+               widths=(9, 10, 11, 9, 9, 11, 17, 24)),
+        _p("Refused attempts at deciding (the approvals API refused them; nothing was "
+           f"decided): {refused['count']}" + _beyond(refused, data)),
+        _table(("record", "when (UTC)", "by", "tried to", "approval", "refused because",
+                "asked by", "what"),
+               [(a["id"], utc(a["started_us"]), a["identity"], a["tried"] or "decide",
+                 *_attempted(a)) for a in refused["listed"]],
+               widths=(9, 10, 11, 7, 9, 19, 11, 24)),
+        wide=True)
 
 
 def _refusals(data: dict[str, Any]) -> str:
@@ -148,7 +189,8 @@ def _alerts(data: dict[str, Any]) -> str:
         _table(("when (UTC)", "rule", "severity", "identity", "target", "message"),
                [(utc(a["started_us"]), a.get("rule", ""), a.get("severity", ""),
                  a["identity"], a["target"], a.get("message", ""))
-                for a in alerts["listed"]]) if alerts["listed"] else "")
+                for a in alerts["listed"]], widths=(13, 16, 9, 16, 12, 34))
+        if alerts["listed"] else "")
 
 
 def _policies(data: dict[str, Any]) -> str:
@@ -166,8 +208,9 @@ def _policies(data: dict[str, Any]) -> str:
                          "modules (SHA-256)", "data files"),
                         [(utc(x["started_us"]), x["id"], x["revision"], x["engine"], x["why"],
                           _files(x["modules"]), _files(x["data_files"]))
-                         for x in (*policies["in_force_at_start"], *loads["listed"])]))
-    return _section("Policy revisions in force", *parts)
+                         for x in (*policies["in_force_at_start"], *loads["listed"])],
+                        widths=(11, 10, 12, 8, 8, 31, 20)))
+    return _section("Policy revisions in force", *parts, wide=True)
 
 
 def _retention(retention: dict[str, Any]) -> str:
@@ -210,13 +253,19 @@ def _p(text: str, css: str | None = None) -> str:
     return f'<p class="{css}">{_e(text)}</p>' if css else f"<p>{_e(text)}</p>"
 
 
-def _section(title: str, *parts: str) -> str:
-    return f"<section><h2>{_e(title)}</h2>\n" + "\n".join(p for p in parts if p) + \
+def _section(title: str, *parts: str, wide: bool = False) -> str:
+    """A section; `wide`: its tables have many columns, and it is printed landscape."""
+    start = '<section class="wide">' if wide else "<section>"
+    return f"{start}<h2>{_e(title)}</h2>\n" + "\n".join(p for p in parts if p) + \
         "\n</section>"
 
 
 def _table(heads: Sequence[str], rows: Iterable[Sequence[Any]],
-           numeric: set[int] | frozenset[int] = frozenset()) -> str:
+           numeric: set[int] | frozenset[int] = frozenset(),
+           widths: Sequence[int] | None = None) -> str:
+    """A table; `widths`: each column's share of the width (in per cent), for a table of
+    many columns, so that a long value wraps in its own column rather than squeezing the
+    others."""
     body = "".join(
         "<tr>" + "".join(f'<td class="n">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
                          for i, v in enumerate(row)) + "</tr>" for row in rows)
@@ -224,7 +273,12 @@ def _table(heads: Sequence[str], rows: Iterable[Sequence[Any]],
         return _p("None.", "empty")
     head = "".join(f'<th class="n">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
                    for i, h in enumerate(heads))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if widths is None:
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    assert len(widths) == len(heads) and sum(widths) == 100, widths
+    columns = "".join(f'<col style="width: {w}%">' for w in widths)
+    return (f'<table class="fixed"><colgroup>{columns}</colgroup><thead><tr>{head}</tr>'
+            f"</thead><tbody>{body}</tbody></table>")
 
 
 def _chart(svg: str) -> str:
@@ -239,19 +293,32 @@ def _beyond(listed: dict[str, Any], data: dict[str, Any]) -> str:
 
 
 def _approval(approval: dict[str, Any] | None) -> str:
+    """A held exchange's approval: its id, and who decided it, or that nobody has."""
     if not approval:
         return "none"
-    return f"{approval.get('id')} {approval.get('status')} by {approval.get('decided_by')}"
+    status = approval.get("status")
+    if not approval.get("decided_by"):
+        return f"{approval.get('id')} {'' if status == 'pending' else f'{status}, '}not decided"
+    return f"{approval.get('id')} {status} by {approval['decided_by']}"
 
 
 def _decided(record: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """An approval record's approval: its id, the status the approver left it in (or the
-    answer's status when the API refused the attempt), who asked, why, what."""
-    approval = record["approval"]
-    if not approval:
-        return "none", f"refused ({record['answered']})", "", "", ""
-    return (approval["id"], approval["status"], approval["requested_by"],
-            approval["reason"] or "", approval["summary"])
+    """An approver's decision: the approval's id, the status they left it in, who asked,
+    why, what the held exchange does."""
+    approval = record["approval"] or {}
+    return (approval.get("id") or "none", approval.get("status") or "",
+            approval.get("requested_by") or "", approval.get("reason") or "",
+            approval.get("summary") or "")
+
+
+def _attempted(record: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A refused attempt at deciding: the approval (as it stayed), why the API refused,
+    who asked, what the held exchange does."""
+    approval = record["approval"] or {}
+    code = record["refusal"]
+    because = f"{_REFUSED_BECAUSE[code]} ({code})" if code in _REFUSED_BECAUSE else code
+    return (approval.get("id") or "none", because, approval.get("requested_by") or "",
+            approval.get("summary") or "")
 
 
 def _files(files: list[dict[str, Any]]) -> str:

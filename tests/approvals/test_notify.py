@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from extproc.approvals.model import Approval
-from extproc.approvals.notify import Notifier
+from extproc.approvals.notify import Notifier, page_url
 from extproc.approvals.store import ApprovalStore
 from tests.approvals.conftest import REQUESTER, create, eventually, opened
 from tests.support.http_server import LocalServer
 
-APPROVE_URL = "https://tollgate.example.com/approvals/ap-x"
+BASE = "https://tollgate.example.com"
+APPROVE_URL = f"{BASE}/approvals/ap-x"
 
 
 def webhook_answering(statuses: list[int]) -> LocalServer:
@@ -76,15 +77,18 @@ async def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
     body = post.json()
     assert post.headers["content-type"] == "application/json"
     text = body["text"]
-    for part in (REQUESTER, "orders", approval.summary, APPROVE_URL, "group:dba",
+    for part in (REQUESTER, "orders", approval.summary, "group:dba",
                  "deletes in prod need a DBA"):
         assert part in text, part
+    # The link is the approval's view on the approvers' page, not the API's JSON.
+    page = f"{BASE}/approvals/ui#{approval.id}"
+    assert text.endswith(f"Review and decide: {page}")
     assert body["approval"] == {
         "id": approval.id, "requester": REQUESTER, "target": "orders",
         "summary": approval.summary, "reasons": list(approval.reasons),
         "rules": list(approval.rules), "approvers": ["group:dba"], "grant": "once",
         "grant_minutes": None, "expires_us": approval.expires_us,
-        "trace_id": approval.trace_id, "approve_url": APPROVE_URL,
+        "trace_id": approval.trace_id, "approve_url": APPROVE_URL, "page_url": page,
     }
     # The outcome is logged as well as kept.
     logged = [r.getMessage() for r in caplog.records
@@ -92,14 +96,22 @@ async def test_the_webhook_gets_a_slack_compatible_text_and_the_approval(
     assert any(approval.id in m and "attempt 1" in m for m in logged), logged
 
 
+def test_the_page_link_sits_beside_the_api_link_under_any_base_path() -> None:
+    assert page_url("https://gw.example/tollgate/approvals/ap-1", "ap-1") == (
+        "https://gw.example/tollgate/approvals/ui#ap-1")
+    assert page_url(None, "ap-1") is None
+    assert page_url("", "ap-1") is None
+
+
 async def test_without_an_approve_url_the_text_names_the_command(
         sqlite_url: str, webhook: LocalServer) -> None:
     approval = await notified_once(sqlite_url, webhook, None, grant_mode="window",
                                    grant_minutes=30)
     body = webhook.received[0].json()
-    assert f"tollgate approvals approve {approval.id}" in body["text"]
+    assert body["text"].endswith(f"tollgate approvals show {approval.id}")
     assert f"{REQUESTER} on orders for 30 min" in body["text"]
     assert body["approval"]["approve_url"] is None
+    assert body["approval"]["page_url"] is None
     assert body["approval"]["grant"] == "window"
 
 
@@ -164,6 +176,6 @@ async def test_what_the_agent_sent_reaches_the_chat_inert(sqlite_url: str,
     assert text.startswith("tollgate: &lt;!here&gt; agent waits for approval on orders: ")
     assert "(&lt;\uff20U024BE7LH&gt; said so)" in text
     assert "@here" not in text and "\x1b" not in text and "\u202e" not in text
-    assert text.endswith(APPROVE_URL)
+    assert text.endswith(f"{BASE}/approvals/ui#{approval.id}")
     assert body["approval"]["summary"] == approval.summary == summary
     assert body["approval"]["requester"] == requester

@@ -23,10 +23,9 @@ DOWNLOAD_PATHS = {"direct", "envoy", "tollgate"}
 ROUNDS, OPERATIONS = 2, 10  # --smoke's
 
 
-# e2e: real Envoys (two), tollgate, destinations and a DNS server; timing, as the other
-# benchmark smokes: `make test` runs it alone, after the rest.
+# e2e: real Envoys (two), tollgate, destinations and a DNS server. Not timing: it checks
+# no ratio (above), so it runs beside the other tests.
 @pytest.mark.e2e
-@pytest.mark.timing
 @pytest.mark.slow
 def test_the_four_paths_carry_connects_requests_and_a_download(tmp_path: Path) -> None:
     saved, printed = run("bench.egress", "--smoke", out=tmp_path / "egress.json")

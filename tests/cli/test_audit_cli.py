@@ -192,7 +192,7 @@ def test_search_lists_newest_first_with_every_column(mixed: Path) -> None:
     result = audit(mixed, "search")
     assert ids(result) == ["writer-a:4", "writer-a:3", "writer-a:2", "writer-a:1"]
     header, _, denial = result.stdout.splitlines()[:3]
-    assert header.split() == ["TIME", "(UTC)", "RECORD", "IDENTITY", "TARGET", "REQUEST",
+    assert header.split() == ["TIME", "(UTC)", "RECORD", "IDENTITY", "TARGET", "WHAT",
                               "ACTION", "STATUS", "RULES", "SESSION", "TRACE"]
     day, moment = denial.split()[:2]  # its session: its token's, from its start on
     assert denial.split()[2:] == ["writer-a:3", "svc-autogen", "orders", "POST",
@@ -431,19 +431,22 @@ async def test_replay_shows_a_record_that_could_not_be_built_whole(
     assert "error     the record could not be built: AttributeError" in result.stdout
 
 
-async def test_search_shows_a_postgresql_statement_not_its_database(
+async def test_search_shows_what_an_exchange_does_not_its_door(
         sqlite_url: str, signer: Signer, tmp_path: Path) -> None:
-    """On a postgres target the path is only the database: the REQUEST column shows the
-    message and its statement (as recorded, masked; on one line) instead."""
+    """The WHAT column is the record's `what`: a PostgreSQL statement (whose path is only
+    the database), an SSH command, masked as recorded and on one line; an exchange with
+    nothing read (a connection) shows its request line."""
     shop = Target(name="shop", match=Match(database="shop"), protocol="postgres",
                   postgres=PostgresTarget(upstream="127.0.0.1:5432", user="tollgate"))
-    await record(sqlite_url, signer, [
-        evidence(1, target=shop, method="CONNECT", path="/shop"),
-        evidence(2, target=shop, method="QUERY", path="/shop",
-                 body=b"DELETE FROM customers\n  WHERE id = 1"),
-    ])
+    connection = evidence(1, target=shop, method="CONNECT", path="/shop")
+    statement = evidence(2, target=shop, method="QUERY", path="/shop",
+                         body=b"DELETE FROM customers\n  WHERE ssn = '078-05-1120'")
+    statement.meaning_key, statement.meaning = "sql", {"statements": [
+        {"text": "DELETE FROM customers\n  WHERE ssn = '078-05-1120'", "nested": False}]}
+    await record(sqlite_url, signer, [connection, statement])
     result = audit(write_config(tmp_path, sqlite_url), "search")
     assert result.returncode == 0, result
     rows = result.stdout.splitlines()[1:]
-    assert "QUERY DELETE FROM customers WHERE id = 1 " in rows[0]
+    assert "DELETE FROM customers WHERE ssn = '[REDACTED:US_SSN]' " in rows[0]
+    assert "078-05-1120" not in result.stdout
     assert "CONNECT /shop " in rows[1]

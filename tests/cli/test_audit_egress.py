@@ -206,7 +206,7 @@ def rows(played: Played, *args: str) -> dict[str, list[list[str]]]:
     several on one trace in the table's order (newest first)."""
     lines = audit(played, "search", *args).splitlines()
     starts = [lines[0].index(name) for name in (
-        "TIME", "RECORD", "IDENTITY", "TARGET", "REQUEST", "ACTION", "STATUS", "RULES",
+        "TIME", "RECORD", "IDENTITY", "TARGET", "WHAT", "ACTION", "STATUS", "RULES",
         "SESSION", "TRACE")]
     found: dict[str, list[list[str]]] = {}
     for line in lines[1:]:
@@ -266,7 +266,7 @@ def test_search_by_kind_finds_tunnel_records(played: Played) -> None:
 
 def test_search_shows_a_plain_request_after_its_destination(played: Played) -> None:
     assert row(played, played.traces["plain"], "GET") == [
-        "ada", "egress", "GET app.test:8080/simple/probe/", "allow", "-", "-"]
+        "ada", "egress", "GET app.test:8080/simple/probe/?x=1", "allow", "-", "-"]
 
 
 def test_search_shows_refused_connects_by_destination_or_why_it_has_none(

@@ -25,6 +25,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from extproc.codecs.inert import terminal
 from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, GatewayFactory, Reply, module_gateway
@@ -211,7 +212,12 @@ def test_an_agents_terminal_tricks_reach_the_approver_inert(gw: Gateway) -> None
     assert shown.returncode == 0, shown.stderr
     assert raw(shown.stdout) == []
     lines = shown.stdout.splitlines()
-    assert f"what       UPDATE customers SET name = '\\x1b[2K\\r{FORGED} \\u202e'" in lines
+    # The one-line what (its line break a space), and the body exactly as sent.
+    assert f"what       {terminal(approval['summary'])}" in lines
+    assert "\\x1b[2K" in terminal(approval["summary"])
+    body = next(line for line in lines if line.startswith("body "))
+    assert f"\\u001b[2K\\r{FORGED} \\u202e" in body
+    assert f"page       {gw.admin_url}/approvals/ui#{approval['id']}" in lines
     assert not any(line.startswith(FORGED) for line in lines)
 
     assert cli(gw, "deny", approval["id"], "--reason", "terminal tricks").returncode == 0
@@ -382,8 +388,12 @@ def test_approvers_are_told_at_the_webhook_and_its_link_decides(short: Gateway,
     message = message_for(webhook, approval["id"])
     text = message["text"]
     for part in ("svc-autogen", "deploys", "PUT /echo?case=told", "writes need a dba",
-                 "group:dba", approval["approve_url"]):
+                 "group:dba"):
         assert part in text, (part, text)
+    # The link opens the approval's view on the approvers' page; the API's is in the JSON.
+    assert approval["page_url"] == f"{short.admin_url}/approvals/ui#{approval['id']}"
+    assert text.endswith(f"Review and decide: {approval['page_url']}")
+    assert message["approval"]["page_url"] == approval["page_url"]
     status, _ = api(short, "POST", message["approval"]["approve_url"].removeprefix(
         short.admin_url) + "/approve", DBA, {})
     assert status == 200

@@ -2,10 +2,14 @@
 driven by Playwright's sync API, against a real Envoy, tollgate and the demo's SQL upstream.
 
 An agent's unbounded write is held (the default pack holds an UPDATE or DELETE without
-WHERE for `group:dba`); an approver opens `/approvals/ui` on tollgate's admin port, gives
-their own token, and approves or denies the held request with the page's buttons; the
-held HTTP request then completes (200) or is refused (403). The page is served under a
-Content-Security-Policy, and what agents sent is shown as text, never as markup.
+WHERE for `group:dba`); an approver opens `/approvals/ui` on tollgate's admin port (or an
+approval's own view, `/approvals/ui#ID`, the link the webhook gives), gives their own
+token, reads what the agent asks, why, what approving grants and how long the agent has
+waited, and approves or denies it after a confirmation, with the mouse or the keyboard
+alone; the held HTTP request then completes (200) or is refused (403). The page works at a
+phone's width (rows become cards, their buttons in view), passes axe-core's check with no
+serious violation, loads nothing from outside the gateway, is served under a
+Content-Security-Policy, and shows what agents sent as text, never as markup.
 
 Playwright never downloads a browser here: it launches the distribution's Chromium
 (`apt-get install chromium`); without it these tests fail, they do not skip.
@@ -14,39 +18,66 @@ Playwright never downloads a browser here: it launches the distribution's Chromi
 from __future__ import annotations
 
 import re
+import struct
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from extproc.codecs.inert import UNSAFE, terminal
+from extproc.codecs.text import utc
+from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for, sql
 from tests.support import tokens
+from tests.support.axe import serious_violations
+from tests.support.browser import tab
 from tests.support.gateway import Gateway, module_gateway
 from tests.test_inert import ERASE, FORGED, raw
 
 WAIT_MS = 10_000  # the longest any condition is waited for in the browser
 # The page lists again every 5 s; a condition that needs one such refresh waits longer.
-REFRESH_MS = 12_000
+REFRESH_MS = 15_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# The approvals page keeps the token here, for this tab only (extproc/admin/admin_page.js).
+TOKEN_KEY = "tollgate.approver-token"
+UTC_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Iterator[Gateway]:  # type: ignore[no-untyped-def]
-    """The default pack; a hold waits up to 30 s (the page decides within it)."""
+    """The default pack; a hold waits up to 30 s (the page decides within it). The dbas
+    read the record too, so an approval's view shows the requester's recent activity."""
     with module_gateway(tmp_path_factory, otlp, "approvals_page",
-                        settings={"approvals": {"max_hold_seconds": 30}}) as running:
+                        settings={"approvals": {"max_hold_seconds": 30},
+                                  "recordings": {"readers": ["group:dba"]}}) as running:
         yield running
 
 
-def open_page(page: Page, gw: Gateway, token: str | None = None) -> None:
-    """Open the approvals page and, given a token, sign in with it."""
-    page.goto(gw.admin_url + "/approvals/ui")
+def open_page(page: Page, gw: Gateway, token: str | None = None, view: str = "") -> None:
+    """Open the approvals page (at `view`, its fragment) and, given a token, sign in."""
+    page.goto(gw.admin_url + "/approvals/ui" + view)
     if token is not None:
         page.fill("#token", token)
         page.click("#login button[type=submit]")
+
+
+def row_of(page: Page, approval: dict[str, Any]) -> Locator:
+    return page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
+
+
+def confirm(page: Page, reason: str | None) -> None:
+    """In the open confirmation, give `reason` and confirm."""
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible(timeout=WAIT_MS)
+    if reason is not None:
+        dialog.locator("textarea").fill(reason)
+    dialog.locator("#confirm-yes").click()
 
 
 def foreign_token(sub: str, groups: list[str]) -> str:
@@ -57,6 +88,40 @@ def foreign_token(sub: str, groups: list[str]) -> str:
               "exp": 2**31 - 1}
     return jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": "test-rsa"})
 
+
+def deny_with_api(gw: Gateway, approval: dict[str, Any], held: Held[Any]) -> None:
+    """End a test's held request: denied by another dba through the API."""
+    code, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA,
+                  {"reason": "the test is over"})
+    assert code == 200
+    assert held.result().status == 403
+
+
+def tab_to(page: Page, selector: str, most: int = 60) -> None:
+    """Press Tab until `selector` has the focus (fails after `most` presses)."""
+    for _ in range(most):
+        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        page.keyboard.press("Tab")
+    pytest.fail(f"{most} presses of Tab never reached {selector}")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG's width and height, read from its IHDR chunk (it must be a PNG)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def inside(box: dict[str, float] | None, viewport: dict[str, int]) -> bool:
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["width"] > 0
+            and box["x"] + box["width"] <= viewport["width"]
+            and box["y"] + box["height"] <= viewport["height"])
+
+
+# -- what the page loads, and from where ------------------------------------------------
 
 def test_the_page_is_served_under_a_content_security_policy(gw: Gateway, page: Page) -> None:
     """`/approvals/ui` and its script carry a CSP that allows only the page's own script,
@@ -81,9 +146,29 @@ def test_the_page_is_served_under_a_content_security_policy(gw: Gateway, page: P
     assert ran is None
 
 
-def test_without_a_token_or_with_a_bad_one_nothing_is_listed(gw: Gateway, page: Page) -> None:
+def test_nothing_is_loaded_from_outside_the_gateway(gw: Gateway, page: Page) -> None:
+    """Signed in, listing, and an approval's view with the requester's activity: every
+    request the browser makes goes to tollgate's admin port."""
+    text = "UPDATE customers SET phone = phone || ''"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    open_page(page, gw, DBA)
+    expect(row_of(page, approval)).to_be_visible(timeout=WAIT_MS)
+    page.goto(gw.admin_url + f"/approvals/ui#{approval['id']}")
+    expect(page.locator("#detail-activity ul")).to_be_visible(timeout=WAIT_MS)
+    assert any(url.startswith(gw.admin_url + "/recordings/search?") for url in asked), asked
+    assert [url for url in asked if not url.startswith(gw.admin_url + "/")] == []
+    deny_with_api(gw, approval, held)
+
+
+# -- signing in, and in again -----------------------------------------------------------
+
+def test_without_a_token_or_with_a_bad_one_it_asks_for_a_token(gw: Gateway, page: Page) -> None:
     """Without a token the page asks for one and shows no table; a token signed by a key
-    the gateway does not trust gets the API's 401 error in the status line."""
+    the gateway does not trust gets a sign-in prompt saying why (the API's 401), with the
+    form to give another: never an empty page."""
     open_page(page, gw)
     status, table = page.locator("#status"), page.locator("table#approvals")
     expect(status).to_have_text(re.compile("Paste your token"))
@@ -92,37 +177,97 @@ def test_without_a_token_or_with_a_bad_one_nothing_is_listed(gw: Gateway, page: 
 
     page.fill("#token", foreign_token("mallory", ["dba"]))
     page.click("#login button[type=submit]")
-    expect(status).to_have_class("error", timeout=WAIT_MS)
-    expect(status).to_have_text(
-        re.compile(r"^unauthenticated: the token does not verify"), timeout=WAIT_MS)
+    prompt = page.locator("#signin-again")
+    expect(prompt).to_be_visible(timeout=WAIT_MS)
+    expect(prompt).to_have_text(re.compile(
+        r"^That token is not accepted: sign in with your own\. unauthenticated: the token "
+        r"does not verify"))
+    expect(page.locator("#token")).to_be_visible()
+    expect(status).to_have_class("error")
     expect(table).to_be_hidden()
 
 
+def test_an_expired_token_asks_to_sign_in_again_and_keeps_the_page(gw: Gateway,
+                                                                   page: Page) -> None:
+    """Rows shown, then the token expires: the next listing asks the approver to sign in
+    again, saying the token expired and how old what is shown is; the rows stay. A new
+    token takes the prompt away."""
+    text = "UPDATE customers SET phone = trim(phone)"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    open_page(page, gw, DBA)
+    row = row_of(page, approval)
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#login")).to_be_hidden()
+    expect(page.locator("#who")).to_have_text("dana")
+
+    expired = tokens.token("dana", ["dba"], ttl=-600)
+    page.evaluate("([key, token]) => sessionStorage.setItem(key, token)", [TOKEN_KEY, expired])
+    prompt = page.locator("#signin-again")
+    expect(prompt).to_be_visible(timeout=REFRESH_MS)
+    expect(prompt).to_have_text(re.compile(
+        r"^Your token is no longer accepted: sign in again\. unauthenticated: the token does "
+        r"not verify: it expired at .* UTC .*What is shown below is as of \d{4}-\d\d-\d\d "
+        r"\d\d:\d\d:\d\d UTC\.$"))
+    expect(page.locator("#token")).to_be_visible()
+    expect(row).to_be_visible()  # the page is not emptied
+    expect(row.locator("td.summary")).to_contain_text(text)
+
+    page.fill("#token", DBA)
+    page.click("#login button[type=submit]")
+    expect(prompt).to_be_hidden(timeout=WAIT_MS)
+    expect(page.locator("#login")).to_be_hidden()
+    expect(row).to_be_visible()
+
+    # "Use another token" opens the form, which the periodic listing leaves open.
+    page.click("#switch")
+    expect(page.locator("#token")).to_be_focused()
+    status = page.locator("#status")
+    before = status.inner_text()
+    expect(status).not_to_have_text(before, timeout=REFRESH_MS)
+    expect(page.locator("#login")).to_be_visible()
+    deny_with_api(gw, approval, held)
+
+
+# -- the list, and deciding from it -------------------------------------------------------
+
 def test_an_approver_approves_a_held_request_and_it_completes(gw: Gateway, page: Page) -> None:
-    """A held UPDATE appears as a row with who asks, the target, the SQL and the
-    approvers; Approve with a reason lets the held request complete with 200, the row
-    goes, and the API shows the approval decided by the approver with that reason."""
+    """A held UPDATE appears as a row with the SQL (a link to its view), who asks, the
+    target, why, what approving grants and times relative (UTC on hover); Approve asks
+    for confirmation, with the reason, and lets the held request complete with 200; the
+    row goes, and the API shows the approval decided by the approver with that reason."""
     text = "UPDATE customers SET phone = phone"
     held = Held(lambda: sql(gw, text))
     approval = pending_for(gw, text)
     open_page(page, gw, DBA)
 
-    row = page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
+    row = row_of(page, approval)
     expect(row).to_be_visible(timeout=WAIT_MS)
     cells = row.locator("td")
-    expect(cells.nth(0)).to_have_text(approval["id"])
+    expect(cells.nth(0).locator("a")).to_have_text(text)
+    expect(cells.nth(0).locator("a")).to_have_attribute("href", f"#{approval['id']}")
+    expect(cells.nth(0).locator(".id")).to_have_text(approval["id"])
     expect(cells.nth(1)).to_have_text("svc-autogen")
     expect(cells.nth(2)).to_have_text(approval["target"])
-    expect(cells.nth(3)).to_have_text(text)
-    expect(cells.nth(5)).to_have_text("group:dba")
+    expect(cells.nth(4)).to_have_text("this request, once")
+    asked = cells.nth(5).locator("time")
+    expect(asked).to_have_text(re.compile(r"^(just now|\d+ s ago)$"))
+    expect(asked).to_have_attribute("title", utc(approval["created_us"]) + " UTC")
     assert approval["target"]
     assert not held.answered
 
-    row.locator("input").fill("ticket 42: phones normalised")
     row.locator("button.approve").click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#confirm-what")).to_have_text(text)
+    expect(dialog.locator("#confirm-grant")).to_contain_text(
+        "Approving grants this request, once.")
+    assert not held.answered  # nothing is decided before the confirmation
+    confirm(page, "ticket 42: phones normalised")
     status = page.locator("#status")
     expect(status).to_have_text(f"{approval['id']} approved by dana.", timeout=WAIT_MS)
     expect(status).not_to_have_class("error")
+    expect(dialog).to_be_hidden()
     expect(row).to_have_count(0)
     reply = held.result()
     assert reply.status == 200, reply.body
@@ -132,36 +277,47 @@ def test_an_approver_approves_a_held_request_and_it_completes(gw: Gateway, page:
     assert shown["status"] in ("approved", "used")
     assert (shown["decided_by"], shown["reason"]) == ("dana", "ticket 42: phones normalised")
 
+    # The history tab lists it, decided by the approver with the reason.
+    page.click("#tab-history")
+    decided = page.locator(f'table#history tr[data-id="{approval["id"]}"]')
+    expect(decided).to_be_visible(timeout=WAIT_MS)
+    expect(decided.locator("td").nth(3)).to_have_text(re.compile("^(approved|used)$"))
+    expect(decided.locator("td").nth(4)).to_have_text("dana")
+    expect(decided.locator("td").nth(6)).to_have_text("ticket 42: phones normalised")
+
 
 def test_a_denial_needs_a_reason_and_then_refuses_the_request(gw: Gateway, page: Page) -> None:
-    """Deny without a reason shows the API's `reason_required` error and the request stays
-    held; a reason typed in the row survives the page's periodic refresh (text and focus);
-    Deny with it refuses the held request with 403 `approval_denied`."""
+    """Deny asks for confirmation; confirmed without a reason it says one is needed and
+    the request stays held; a reason typed in the confirmation survives the page's
+    periodic refresh (text and focus); confirmed with it, the held request is refused 403
+    `approval_denied` with that reason."""
     text = "UPDATE customers SET email = email"
     held = Held(lambda: sql(gw, text))
     approval = pending_for(gw, text)
     open_page(page, gw, DBA)
 
-    row = page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
+    row = row_of(page, approval)
     status = page.locator("#status")
     row.locator("button.deny").click()
-    expect(status).to_have_text(re.compile(r"^reason_required: "), timeout=WAIT_MS)
-    expect(status).to_have_class("error")
-    expect(row).to_be_visible()
+    confirm(page, None)
+    error = page.locator("#confirm-error")
+    expect(error).to_have_text("A denial needs a reason: the agent is told it.")
+    expect(page.locator("dialog#confirm")).to_be_visible()
     assert not held.answered
     assert api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["status"] == "pending"
 
-    reason = row.locator("input")
-    reason.fill("not during the freeze")
-    # The next periodic listing replaces the status line (the error, or an older
-    # listing's time); the typed reason must outlive it.
+    reason = page.locator("#confirm-reason")
+    expect(reason).to_be_focused()
+    reason.type("not during the freeze")
+    # The next periodic listing replaces the status line (its time); the typed reason
+    # must outlive it.
     before = status.inner_text()
     expect(status).not_to_have_text(before, timeout=REFRESH_MS)
-    expect(status).to_have_text(re.compile(r"^1 pending\. Updated"))
+    expect(status).to_have_text(re.compile(r"^\d+ pending\. Updated"))
     expect(reason).to_have_value("not during the freeze")
     expect(reason).to_be_focused()
 
-    row.locator("button.deny").click()
+    page.locator("#confirm-yes").click()
     expect(status).to_have_text(f"{approval['id']} denied by dana.", timeout=WAIT_MS)
     expect(row).to_have_count(0)
     reply = held.result()
@@ -171,9 +327,277 @@ def test_a_denial_needs_a_reason_and_then_refuses_the_request(gw: Gateway, page:
     assert "not during the freeze" in body["message"]
 
 
+def test_keyboard_alone_approves_and_denies(gw: Gateway, page: Page) -> None:
+    """Tab to a row's Approve, Enter: the confirmation opens with the focus on its reason;
+    Escape cancels (the focus back on the button, nothing decided). Enter again, type a
+    reason, Tab to the confirmation's Approve, Enter: approved. Then Tab to another
+    request's link, Enter opens its view with the focus on its heading; Tab to Deny,
+    Enter, type the reason, Tab, Enter: denied."""
+    first, second = "UPDATE customers SET name = name", "UPDATE customers SET name = trim(name)"
+    held_first = Held(lambda: sql(gw, first))
+    approval = pending_for(gw, first)
+    held_second = Held(lambda: sql(gw, second))
+    other = pending_for(gw, second)
+    open_page(page, gw, DBA)
+    expect(row_of(page, approval)).to_be_visible(timeout=WAIT_MS)
+    expect(row_of(page, other)).to_be_visible(timeout=WAIT_MS)
+
+    approve = f'tr[data-id="{approval["id"]}"] button.approve'
+    page.locator("body").focus()
+    tab_to(page, approve)
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#confirm-reason")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator(approve)).to_be_focused()
+    assert api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["status"] == "pending"
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#confirm-reason")).to_be_focused()
+    page.keyboard.type("keyboard approval")
+    page.keyboard.press("Tab")
+    expect(page.locator("#confirm-yes")).to_be_focused()
+    page.keyboard.press("Enter")
+    status = page.locator("#status")
+    expect(status).to_have_text(f"{approval['id']} approved by dana.", timeout=WAIT_MS)
+    assert held_first.result().status == 200
+    expect(page.locator("#pending-title")).to_be_focused()  # its row is gone
+
+    tab_to(page, f'tr[data-id="{other["id"]}"] td.summary a')
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-title")).to_be_focused(timeout=WAIT_MS)
+    expect(page.locator("#detail-what")).to_have_text(second)
+    tab_to(page, "#detail-actions button.deny")
+    page.keyboard.press("Enter")
+    expect(page.locator("#confirm-reason")).to_be_focused()
+    page.keyboard.type("keyboard denial")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(status).to_have_text(f"{other['id']} denied by dana.", timeout=WAIT_MS)
+    expect(page.locator("#detail-title .state")).to_have_text("denied")
+    expect(page.locator("#detail-title")).to_be_focused()
+    reply = held_second.result()
+    assert reply.status == 403 and "keyboard denial" in reply.json()["message"]
+
+
+# -- an approval's own view -----------------------------------------------------------------
+
+def test_an_approvals_view_shows_what_why_the_grant_the_wait_and_the_links(
+        gw: Gateway, page: Page) -> None:
+    """The link the API (and so the webhook and `approvals show`) gives opens the
+    approval's view once signed in: the SQL, the reasons and rules, what approving grants,
+    how long the agent has waited, the masked request, the trace and the record, the
+    requester's other pending request and recent activity (from the record)."""
+    allowed = "SELECT count(*) FROM customers"
+    assert sql(gw, allowed).status == 200
+
+    def recorded() -> bool:
+        code, found = api(gw, "GET", "/recordings/search?identity=svc-autogen&limit=50", DBA)
+        return code == 200 and len(found["records"]) > 0
+
+    stack.wait_until(recorded, 15, "the agent's SELECT in the record")
+    text, other_text = "DELETE FROM customers", "UPDATE customers SET ssn = ssn"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    other_held = Held(lambda: sql(gw, other_text))
+    other = pending_for(gw, other_text)
+    assert approval["page_url"] == f"{gw.admin_url}/approvals/ui#{approval['id']}"
+
+    page.goto(approval["page_url"])
+    page.fill("#token", DBA)
+    page.click("#login button[type=submit]")
+    title = page.locator("#detail-title")
+    expect(title).to_have_text(re.compile(rf"^Approval {approval['id']} pending$"),
+                               timeout=WAIT_MS)
+    expect(page.locator("#detail-what")).to_have_text(text)
+    reasons = page.locator("#detail-reasons li")
+    expect(reasons).to_have_text(approval["reasons"])
+    assert approval["reasons"]
+    expect(page.locator("#detail-rules")).to_have_text(", ".join(approval["rules"]))
+    expect(page.locator("#detail-grant")).to_have_text("this request, once")
+    expect(page.locator("#detail-wait")).to_have_text(re.compile(
+        r"^The agent has waited \d+ (s|min)\b.* Approving now lets the waiting request "
+        r"through at once\."))
+    expect(page.locator("#detail-actions button.approve")).to_be_visible()
+    expect(page.locator("#detail-actions button.deny")).to_be_visible()
+    expect(page.locator("#detail-request")).to_contain_text("POST /sql")
+    expect(page.locator("#detail-request")).to_contain_text(text)
+    # No trace UI configured: the trace id, as text; the record's link on the page.
+    expect(page.locator("#detail-trace")).to_have_text(approval["trace_id"])
+    assert page.locator("a#detail-trace").count() == 0
+    expect(page.locator("#detail-record")).to_have_attribute(
+        "href", f"/recordings/ui#record={approval['trace_id']}")
+    others = page.locator("#detail-others a")
+    expect(others).to_have_text([other_text])
+    expect(others).to_have_attribute("href", f"#{other['id']}")
+    activity = page.locator("#detail-activity li a")
+    expect(activity.first).to_be_visible(timeout=WAIT_MS)
+    assert all(href.startswith("/recordings/ui#record=") for href in
+               activity.evaluate_all("(links) => links.map((a) => a.getAttribute('href'))"))
+    for shown in page.locator("#detail time").all():
+        assert UTC_TIME.match(shown.get_attribute("title") or ""), shown.get_attribute("title")
+
+    # The other request's link opens its view; back goes to the list.
+    others.click()
+    expect(page.locator("#detail-what")).to_have_text(other_text, timeout=WAIT_MS)
+    page.click("#detail a.back")
+    expect(row_of(page, approval)).to_be_visible(timeout=WAIT_MS)
+    deny_with_api(gw, approval, held)
+    deny_with_api(gw, other, other_held)
+
+
+def test_the_wait_says_until_when_or_that_the_agent_gave_up(gw: Gateway, page: Page) -> None:
+    """The sentences the view shows of a wait (the page's own function, given an
+    approval as the API answers it): the agent waits at most so long more; it gave up
+    (refused 403) and approving now lets its next try through until the approval
+    expires; a window grant opens from now."""
+    open_page(page, gw)
+    now_us = 1_800_000_000_000_000
+    base = {"grant_mode": "once", "grant_minutes": None, "requester": "svc-autogen",
+            "target": "orders", "status": "pending", "created_us": now_us - 90_000_000,
+            "expires_us": now_us + 3_000_000_000}
+
+    def said(approval: dict[str, Any]) -> str:
+        return page.evaluate("""([approval, nowMs]) => {
+            const parts = waitParts(approval, nowMs);
+            return sentence(null, parts, nowMs).textContent;
+        }""", [approval, now_us / 1000])
+
+    def hovered(approval: dict[str, Any]) -> list[str]:
+        return page.evaluate("""([approval, nowMs]) => Array.from(
+            sentence(null, waitParts(approval, nowMs), nowMs).querySelectorAll("time"),
+            (shown) => shown.title)""", [approval, now_us / 1000])
+
+    until_us = now_us + 210_000_000
+    waiting = {**base, "wait": {"since_us": base["created_us"], "until_us": until_us,
+                                "answered": None}}
+    assert said(waiting) == ("The agent has waited 1 min 30 s and waits at most 3 min 30 s "
+                             "more. Approving now lets the waiting request through at once.")
+    assert hovered(waiting) == [utc(until_us) + " UTC"]
+    gave_up = {**base, "wait": {"since_us": base["created_us"], "until_us": None,
+                                "answered": {"at_us": now_us - 60_000_000, "status": 403,
+                                             "refusal": "approval_required",
+                                             "approval_status": "pending"}}}
+    assert said(gave_up) == (
+        "The agent gave up waiting 1 min ago after 30 s: its request was refused (403 "
+        "approval_required). Approving now lets the agent's next try of exactly this request "
+        "through, once, until this approval expires in 50 min.")
+    assert hovered(gave_up) == [utc(now_us - 60_000_000) + " UTC",
+                                utc(base["expires_us"]) + " UTC"]
+    window = {**waiting, "grant_mode": "window", "grant_minutes": 30}
+    assert said(window).endswith(
+        "Approving now lets the waiting request through at once and opens a 30-minute "
+        "window from now for svc-autogen on orders.")
+
+
+def test_the_agents_own_token_never_sees_approve_or_deny(gw: Gateway, page: Page) -> None:
+    """An agent's token is valid but names no approver group: the page lists what the
+    agent itself asked for, without Approve or Deny, in the list and in its view."""
+    text = "UPDATE customers SET ssn = trim(ssn)"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    open_page(page, gw, AGENT)
+
+    row = row_of(page, approval)
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    expect(row.locator("td.actions")).to_have_text("Your own request: group:dba decide it.")
+    expect(page.locator("button.approve, button.deny")).to_have_count(0)
+
+    row.locator("td.summary a").click()
+    expect(page.locator("#detail-what")).to_have_text(text, timeout=WAIT_MS)
+    expect(page.locator("#detail-actions")).to_have_text(
+        "Your own request: group:dba decide it.")
+    expect(page.locator("button.approve, button.deny")).to_have_count(0)
+    # The record is not an agent's to read; the view says so.
+    expect(page.locator("#detail-activity")).to_have_text(re.compile(
+        r"^The record is read by its readers only \(forbidden: agents never read"),
+        timeout=WAIT_MS)
+    assert not held.answered
+    deny_with_api(gw, approval, held)
+
+
+# -- a phone, screenshots, accessibility ----------------------------------------------------
+
+def test_at_a_phones_width_rows_are_cards_with_their_buttons_in_view(
+        gw: Gateway, browser: Browser, tmp_path: Path) -> None:
+    """At 390x844 the newest request is a card whose Approve and Deny lie inside the
+    viewport, nothing overflows sideways, and its view's buttons are in view too; the
+    screenshots at a desktop's and a phone's width are PNGs of those sizes."""
+    text = "UPDATE customers SET email = lower(email)"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        with tab(browser, viewport=viewport) as page:
+            open_page(page, gw, DBA)
+            row = row_of(page, approval)
+            expect(row).to_be_visible(timeout=WAIT_MS)
+            # Newest first: the held request is the first row.
+            assert page.locator("table#approvals tbody tr").first.get_attribute(
+                "data-id") == approval["id"]
+            for button in ("approve", "deny"):
+                box = row.locator(f"button.{button}").bounding_box()
+                assert inside(box, viewport), (name, button, box)
+            width = page.evaluate("document.scrollingElement.scrollWidth")
+            assert width <= viewport["width"], (name, width)
+            if name == "phone":
+                # A card: its cells stacked, each labelled.
+                assert row.evaluate("(r) => getComputedStyle(r).display") == "block"
+                label = row.locator("td").nth(1).evaluate(
+                    "(td) => getComputedStyle(td, '::before').content")
+                assert label == '"Who asks: "'
+            shot = tmp_path / f"approvals-{name}.png"
+            page.screenshot(path=str(shot))
+            assert png_size(shot) == (viewport["width"], viewport["height"])
+            assert shot.stat().st_size > 1000
+
+            row.locator("td.summary a").click()
+            expect(page.locator("#detail-what")).to_have_text(text, timeout=WAIT_MS)
+            for button in ("approve", "deny"):
+                box = page.locator(f"#detail-actions button.{button}").bounding_box()
+                assert inside(box, viewport), (name, "view", button, box)
+            shot = tmp_path / f"approval-view-{name}.png"
+            page.screenshot(path=str(shot))
+            assert png_size(shot) == (viewport["width"], viewport["height"])
+    deny_with_api(gw, approval, held)
+
+
+def test_axe_finds_no_serious_violation(gw: Gateway, browser: Browser) -> None:
+    """axe-core on the list (a row with its buttons), the confirmation, an approval's
+    view, and the history, at a desktop's width and a phone's: no violation of impact
+    serious or critical."""
+    text = "UPDATE customers SET phone = upper(phone)"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    for viewport in (DESKTOP, PHONE):
+        with tab(browser, viewport=viewport) as page:
+            open_page(page, gw)
+            assert serious_violations(page) == [], "signed out"
+            page.fill("#token", DBA)
+            page.click("#login button[type=submit]")
+            row = row_of(page, approval)
+            expect(row.locator("button.approve")).to_be_visible(timeout=WAIT_MS)
+            assert serious_violations(page) == [], "the list"
+            row.locator("button.deny").click()
+            expect(page.locator("dialog#confirm")).to_be_visible()
+            assert serious_violations(page) == [], "the confirmation"
+            page.keyboard.press("Escape")
+            row.locator("td.summary a").click()
+            expect(page.locator("#detail-activity ul")).to_be_visible(timeout=WAIT_MS)
+            assert serious_violations(page) == [], "the approval's view"
+            page.click("#tab-history")
+            expect(page.locator("table#history")).to_be_visible(timeout=WAIT_MS)
+            assert serious_violations(page) == [], "the history"
+    deny_with_api(gw, approval, held)
+
+
+# -- what agents send, shown inert ------------------------------------------------------
+
 def test_what_agents_send_is_shown_as_text_never_markup(gw: Gateway, page: Page) -> None:
     """SQL carrying an <img onerror=...> (and a requester named like one) appears
-    literally in the row; no element is made from it and its handler never runs."""
+    literally in the row and in its view; no element is made from it and its handler
+    never runs."""
     markup = "<img src=x onerror=window.__pwned=1>"
     text = f"UPDATE customers SET name = '{markup}'"
     requester = "<img src=x onerror=window.__pwned=2>"
@@ -183,41 +607,47 @@ def test_what_agents_send_is_shown_as_text_never_markup(gw: Gateway, page: Page)
     assert approval["requester"] == requester
     open_page(page, gw, DBA)
 
-    row = page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
+    row = row_of(page, approval)
     expect(row).to_be_visible(timeout=WAIT_MS)
-    summary = row.locator("td.summary")
-    expect(summary).to_contain_text(markup)
+    summary = row.locator("td.summary a")
+    expect(summary).to_have_text(text)
     assert markup in summary.inner_text()
     expect(row.locator("td").nth(1)).to_have_text(requester)
-    expect(page.locator("table#approvals img")).to_have_count(0)
+    summary.click()
+    expect(page.locator("#detail-what")).to_have_text(text, timeout=WAIT_MS)
+    expect(page.locator("#detail")).to_contain_text(f"{requester} asks, on")
     assert page.locator("img").count() == 0
     assert page.evaluate("typeof window.__pwned") == "undefined"
 
-    code, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA,
-                  {"reason": "markup in a customer's name"})
-    assert code == 200
-    assert held.result().status == 403
+    deny_with_api(gw, approval, held)
 
 
 def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Page) -> None:
     """A held statement that would erase a terminal line and reverse text with a bidi
-    override is shown with both as escapes (as `tollgate approvals` shows them), so the
-    approver sees they are there; the row's text holds no such character."""
+    override is shown with both as escapes (as `tollgate approvals` shows them), in the
+    row and in its view, so the approver sees they are there; no shown text holds such a
+    character."""
     text = f"UPDATE customers SET name = '{ERASE}{FORGED} \u202egnp.exe'"
     held = Held(lambda: sql(gw, text))
     approval = pending_for(gw, text)
     open_page(page, gw, DBA)
 
-    row = page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
-    summary = row.locator("td.summary")
-    expect(summary).to_have_text(terminal(text), timeout=WAIT_MS)
-    assert "\\x1b[2K\\r" in summary.inner_text() and "\\u202egnp.exe" in summary.inner_text()
-    assert [raw(cell) for cell in row.locator("td").all_inner_texts()] == [[]] * 9
+    # The summary is the statement as the record's "what" gives it, masked.
+    shown = terminal(approval["summary"])
+    assert "\\x1b[2K" in shown and "\\u202egnp.exe" in shown
+    row = row_of(page, approval)
+    summary = row.locator("td.summary a")
+    expect(summary).to_have_text(shown, timeout=WAIT_MS)
+    assert [raw(cell) for cell in row.locator("td").all_inner_texts()] == [[]] * 8
+    summary.click()
+    expect(page.locator("#detail-what")).to_have_text(shown, timeout=WAIT_MS)
+    # The request's body, as JSON, shows the statement exactly as sent: JSON's escapes
+    # for controls, the page's for what JSON leaves as it is (the bidi override).
+    expect(page.locator("#detail-request")).to_contain_text(
+        "'\\u001b[2K\\rSELECT count(*) FROM customers \\u202egnp.exe'")
+    assert raw(page.locator("#detail").inner_text()) == []
 
-    code, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA,
-                  {"reason": "terminal tricks"})
-    assert code == 200
-    assert held.result().status == 403
+    deny_with_api(gw, approval, held)
 
 
 def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page: Page) -> None:
@@ -225,32 +655,10 @@ def test_the_page_and_the_terminal_escape_the_same_characters(gw: Gateway, page:
     page loads too) and extproc.codecs.inert's `terminal` give the same text for the first
     0x3000 code points (controls, bidi, zero-width, separators among them) and on either
     side of every edge of the unsafe class."""
-    inside = [UNSAFE.match(chr(c)) is not None for c in range(sys.maxunicode + 1)]
-    edges = {c + step for c in range(1, len(inside)) if inside[c] != inside[c - 1]
-             for step in (-1, 0)}
+    inside_class = [UNSAFE.match(chr(c)) is not None for c in range(sys.maxunicode + 1)]
+    edges = {c + step for c in range(1, len(inside_class))
+             if inside_class[c] != inside_class[c - 1] for step in (-1, 0)}
     # One apart from the next: two lone surrogates side by side would make a pair.
     text = " ".join(chr(c) for c in sorted(edges | set(range(0x3000))))
     open_page(page, gw)
     assert page.evaluate("(text) => visible(text)", text) == terminal(text)
-
-
-def test_the_agents_own_token_sees_nothing_to_decide(gw: Gateway, page: Page) -> None:
-    """An agent's token is valid but names no approver group: the page lists only what
-    the agent itself asked for, which it cannot decide (the API refuses it)."""
-    text = "UPDATE customers SET ssn = ssn"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
-    open_page(page, gw, AGENT)
-
-    row = page.locator(f'table#approvals tr[data-id="{approval["id"]}"]')
-    expect(row).to_be_visible(timeout=WAIT_MS)
-    row.locator("button.approve").click()
-    status = page.locator("#status")
-    expect(status).to_have_class("error", timeout=WAIT_MS)
-    expect(status).to_have_text(re.compile(r"^self_approval: "))
-    assert not held.answered
-
-    code, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA,
-                  {"reason": "agents do not approve themselves"})
-    assert code == 200
-    assert held.result().status == 403

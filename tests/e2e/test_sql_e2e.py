@@ -22,6 +22,7 @@ import pytest
 
 from extproc.quickstart import stack
 from tests.support import tokens
+from tests.support.cli import tollgate
 from tests.support.gateway import Gateway, Reply, module_gateway
 
 DBA = ["dba"]
@@ -450,3 +451,22 @@ def test_a_card_number_in_a_csv_export_is_masked(gw: Gateway) -> None:
     text = reply.body.decode()
     assert text.splitlines() == ["id,card", "1,[REDACTED:CREDIT_CARD]",
                                  "2,[REDACTED:CREDIT_CARD]"], text
+
+
+def test_a_drop_sent_through_a_query_parameter_is_recorded_as_the_drop(gw: Gateway) -> None:
+    """What the record, and every page and listing reading it, says the exchange did: the
+    statement sent in `?sql=`, not the page it was sent to."""
+    reply = datasette_query(gw, "DROP TABLE customers")
+    assert reply.status == 403
+    found: list[dict[str, object]] = []
+
+    def recorded() -> bool:
+        found[:] = [r for r in gw.records() if r["trace_id"] == reply.trace_id]
+        return bool(found)
+
+    stack.wait_until(recorded, 10, "the refusal's record")
+    assert found[0]["what"] == "DROP TABLE customers"
+    listed = tollgate("audit", "search", "--action", "deny", "--config", gw.config_path)
+    assert listed.returncode == 0, listed
+    (row,) = [r for r in listed.stdout.splitlines() if str(reply.trace_id) in r]
+    assert " DROP TABLE customers " in row and "/datasette" not in row

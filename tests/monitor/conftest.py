@@ -41,11 +41,15 @@ def who(sub: str) -> Who:
 def refusal(n: int, sub: str, *, path: str = "/api/orders", started: float | None = None,
             body: bytes | None = None, rules: tuple[str, ...] = ("sql.destructive",),
             reasons: tuple[str, ...] = ("destructive SQL: DROP",),
-            trace: str | None = None) -> Evidence:
-    """A refused exchange of `sub`, on trace n (or `trace`)."""
+            trace: str | None = None, statement: str | None = None,
+            target: Target = TARGET) -> Evidence:
+    """A refused exchange of `sub`, on trace n (or `trace`); with `statement`, the SQL it
+    sent (the record's `what`), else its request line is what it did."""
     found = evidence(n, action="deny", sub=sub, method="POST", path=path, status=403,
-                     body=body, rules=rules, reasons=reasons, started=started)
+                     body=body, rules=rules, reasons=reasons, started=started, target=target)
     found.trace_id = trace or found.trace_id
+    if statement is not None:
+        found.meaning_key, found.meaning = "sql", {"statements": [{"text": statement}]}
     return found
 
 

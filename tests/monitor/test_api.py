@@ -1,7 +1,8 @@
 """The monitoring API on a real admin server, over real stores (a SQLite file and a
 PostgreSQL database of the test's own): activity counts seeded as the tracker writes
 them, records written through a real Recorder; approvers' tokens verified as the
-approvals API verifies them."""
+approvals API verifies them. Every answer is over a time range the caller chooses;
+refusals come grouped, identical ones together."""
 
 from __future__ import annotations
 
@@ -13,20 +14,23 @@ from typing import Any
 
 import aiohttp
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from extproc import admin
 from extproc.activity.tracker import Tracker
 from extproc.admin.monitor import MonitorApi
-from extproc.config import Activity
+from extproc.admin.monitor import api as monitor_api
+from extproc.config import Activity, Match, Target
 from extproc.identity import ANONYMOUS
 from extproc.quickstart.stack import free_port
 from extproc.recording.chain import Signer
 from extproc.store.aio import AsyncStore, open_store
 from tests.monitor.conftest import alert, counts, refusal, series, verifier, who
-from tests.recording.conftest import evidence, record
+from tests.recording.conftest import TARGET, evidence, record
 from tests.support import tokens
 
+BILLING = Target(name="billing", match=Match(route="billing"), environment="prod")
 DBA = tokens.token("dana", ["dba"])
 AGENT = tokens.token("svc-autogen", ["agents"])
 # Half past a minute: a test's own minutes never roll over under it.
@@ -101,12 +105,12 @@ async def test_viewers_narrow_who_may_look(sqlite_url: str, tmp_path: Path) -> N
         assert (await api.get("/monitor/activity", tokens.token("sam", ["sre"])))[0] == 200
 
 
-async def test_the_overview_lists_identities_of_the_day_latest_first(
+async def test_the_overview_lists_identities_of_the_range_latest_first(
         store_url: str, tmp_path: Path) -> None:
-    """Identities with counts in the last 1,440 minutes, the most recently active first,
-    with their totals over the hour and the day (masked values summed over detectors);
-    tokens' keys are not identities; the aggregate beyond the tracker's bound is named
-    so; older counts are left out."""
+    """Identities with counts in the range (the last hour unless asked), the most recently
+    active first, with their totals over it (masked values summed over detectors;
+    allowed: the exchanges not refused); tokens' keys are not identities; the aggregate
+    beyond the tracker's bound is named so; counts outside the range are left out."""
     counts(store_url, [
         *series(MINUTE, "sub:alice", {0: {"exchanges": 3, "refusals": 1,
                                           "masked:email": 2, "masked:iban": 5},
@@ -115,24 +119,30 @@ async def test_the_overview_lists_identities_of_the_day_latest_first(
         *series(MINUTE, "sub:bob", {5: {"exchanges": 1}}),
         *series(MINUTE, "sub:~others", {2: {"exchanges": 7}}),
         *series(MINUTE, "jti:j-alice", {0: {"exchanges": 3}}),
+        *series(MINUTE, "sub:dave", {200: {"exchanges": 4}}),  # in 6 hours, not in 1
         *series(MINUTE, "sub:carol", {1440: {"exchanges": 99}}),  # a day ago: gone
     ])
     async with serving(store_url, tmp_path) as (api, _):
-        status, body, _ = await api.get("/monitor/activity")
+        status, hour, _ = await api.get("/monitor/activity")
+        assert (await api.get("/monitor/activity?range=1h"))[1] == hour
+        _, day, _ = await api.get("/monitor/activity?range=24h")
     assert status == 200
-    assert [i["identity"] for i in body["identities"]] == ["alice", "~others", "bob"]
-    alice, others, bob = body["identities"]
+    assert hour["range"] == {"name": "1h", "since": (MINUTE - 59) * 60,
+                             "until": (MINUTE + 1) * 60, "step": 60, "minutes": 60}
+    assert [i["identity"] for i in hour["identities"]] == ["alice", "~others", "bob"]
+    alice, others, bob = hour["identities"]
     assert alice == {
         "identity": "alice", "aggregated": False, "last_active": MINUTE * 60,
-        "hour": {"exchanges": 3, "refusals": 1, "holds": 0, "masked": 7,
-                 "administrative": 0},
-        "day": {"exchanges": 13, "refusals": 1, "holds": 2, "masked": 7,
-                "administrative": 1},
-    }
-    assert others["aggregated"] is True and others["day"]["exchanges"] == 7
+        "totals": {"exchanges": 3, "allowed": 2, "refusals": 1, "holds": 0, "masked": 7,
+                   "administrative": 0}}
+    assert others["aggregated"] is True and others["totals"]["exchanges"] == 7
     assert bob["last_active"] == (MINUTE - 5) * 60
-    assert body["truncated"] is False
-    assert body["since"] == (MINUTE - 1439) * 60
+    assert hour["truncated"] is False
+    assert [i["identity"] for i in day["identities"]] == ["alice", "~others", "bob", "dave"]
+    assert day["identities"][0]["totals"] == {
+        "exchanges": 13, "allowed": 12, "refusals": 1, "holds": 2, "masked": 7,
+        "administrative": 1}
+    assert day["range"]["since"] == (MINUTE - 1439) * 60
 
 
 async def test_the_overview_is_bounded(sqlite_url: str, tmp_path: Path) -> None:
@@ -140,17 +150,78 @@ async def test_the_overview_is_bounded(sqlite_url: str, tmp_path: Path) -> None:
     counts(sqlite_url, [(f"sub:agent-{n}", MINUTE - n % 600, "exchanges", 1)
                         for n in range(520)])
     async with serving(sqlite_url, tmp_path) as (api, _):
-        _, body, _ = await api.get("/monitor/activity")
+        _, body, _ = await api.get("/monitor/activity?range=24h")
     assert len(body["identities"]) == 500 and body["truncated"] is True
     assert body["identities"][0]["identity"] == "agent-0"
+
+
+async def test_each_range_is_drawn_in_buckets_the_page_can_show(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """15 minutes and an hour per minute, 6 hours per 5 minutes, a day per 15: each
+    bucket holds the sum of its minutes, the last ends with the current minute; a
+    custom range (since, until: seconds) is its whole minutes, within the last day."""
+    counts(sqlite_url, series(MINUTE, "sub:ranged", {
+        0: {"exchanges": 1}, 14: {"exchanges": 2}, 15: {"exchanges": 4},
+        59: {"exchanges": 8, "refusals": 8}, 60: {"exchanges": 16, "holds": 16},
+        359: {"exchanges": 32, "masked:email": 3}, 360: {"exchanges": 64},
+        1439: {"exchanges": 128}}))
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        found = {}
+        for name in ("15m", "1h", "6h", "24h"):
+            status, body, _ = await api.get(f"/monitor/activity?identity=ranged&range={name}")
+            assert status == 200, body
+            found[name] = body
+        since, until = (MINUTE - 60) * 60 + 10, (MINUTE - 14) * 60 + 5
+        _, custom, _ = await api.get(
+            f"/monitor/activity?identity=ranged&since={since}&until={until}")
+    for name, minutes, step, total in (("15m", 15, 1, 3), ("1h", 60, 1, 15),
+                                       ("6h", 360, 5, 63), ("24h", 1440, 15, 255)):
+        body = found[name]
+        buckets = body["buckets"]
+        assert body["range"] == {"name": name, "since": (MINUTE - minutes + 1) * 60,
+                                 "until": (MINUTE + 1) * 60, "step": step * 60,
+                                 "minutes": minutes}, name
+        assert len(buckets) == minutes // step, name
+        assert buckets[-1]["start"] == (MINUTE + 1 - step) * 60, name
+        assert [b["start"] for b in buckets] == [
+            (MINUTE + 1 - (len(buckets) - i) * step) * 60 for i in range(len(buckets))]
+        assert body["totals"]["exchanges"] == total, name
+    # The held and masked series, and allowed beside refused, per bucket.
+    six = found["6h"]["buckets"]
+    assert (six[-12]["exchanges"], six[-12]["refusals"], six[-12]["allowed"]) == (8, 8, 0)
+    assert (six[-13]["holds"], six[-13]["allowed"]) == (16, 16)
+    assert (six[0]["exchanges"], six[0]["masked"]) == (32, 3)
+    # A day per 15 minutes: 0..14 minutes back, then 15..29.
+    assert [b["exchanges"] for b in found["24h"]["buckets"]][-2:] == [4, 1 + 2]
+    # Custom: the minutes it touches, 60 back (since's) to 14 back (until's).
+    assert custom["range"] == {"name": "custom", "since": (MINUTE - 60) * 60,
+                               "until": (MINUTE - 13) * 60, "step": 60, "minutes": 47}
+    assert len(custom["buckets"]) == 47
+    assert custom["totals"]["exchanges"] == 2 + 4 + 8 + 16
+
+
+async def test_a_range_it_cannot_show_is_a_400(sqlite_url: str, tmp_path: Path) -> None:
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        for query, says in (
+                ("range=2h", "range must be one of 15m, 1h, 6h, 24h"),
+                ("since=100", "until must be seconds since the epoch"),
+                (f"since={NOW}&until=x", "until must be seconds since the epoch"),
+                (f"since={NOW}&until={NOW - 60}", "since must be before until"),
+                (f"since={NOW - 2 * 86400}&until={NOW}", "within the last day"),
+                (f"since={NOW + 600}&until={NOW + 900}", "in the future"),
+                (f"range=1h&since={NOW - 60}&until={NOW}", "not both")):
+            for path in ("/monitor/activity?", "/monitor/activity?identity=a&"):
+                status, body, _ = await api.get(path + query)
+                assert (status, body["error"]) == (400, "bad_request"), query
+                assert says in body["message"], (query, body)
 
 
 async def test_one_identity_per_minute_with_its_latest_alerts_and_refusals(
         store_url: str, tmp_path: Path, signer: Signer) -> None:
     """An identity's hour is 60 minutes, oldest first, the minutes without counts at
     zero; its latest alerts (rule, severity, message, the traces they point to) and
-    refused exchanges (what was asked, why), newest first and each with its trace id,
-    leave out other identities', allowed exchanges, and those older than a day."""
+    refused exchanges (what they did, why), newest first and each with its trace id,
+    leave out other identities', allowed exchanges, and those outside the range."""
     counts(store_url, series(MINUTE, "sub:svc-autogen", {
         0: {"exchanges": 4, "refusals": 2, "masked:email": 1},
         7: {"exchanges": 9, "masked:phone": 3, "masked:email": 2, "holds": 1},
@@ -164,31 +235,35 @@ async def test_one_identity_per_minute_with_its_latest_alerts_and_refusals(
         alert(3, "svc-autogen", rule="activity.refusal_burst", severity="critical",
               message="12 refusals in a minute", trace_ids=(f"{1:032x}",),
               started=now - 400),
-        refusal(4, "svc-autogen", path="/sql/new", started=now - 300),
+        refusal(4, "svc-autogen", path="/sql/new", started=now - 300,
+                statement="DROP TABLE customers"),
         refusal(5, "someone-else", started=now - 200),
         alert(6, "someone-else", started=now - 100),
         refusal(7, "svc-autogen", path="/sql/yesterday", started=now - 2 * 86400),
         alert(8, "svc-autogen", started=now - 2 * 86400),
+        refusal(9, "svc-autogen", path="/sql/two-hours-ago", started=now - 7200),
     ])
     async with serving(store_url, tmp_path) as (api, _):
         status, body, _ = await api.get("/monitor/activity?identity=svc-autogen")
         assert (await api.get("/monitor/activity?identity=svc-autogen&limit=1"))[1][
             "refusals"][0]["path"] == "/sql/new"
+        _, six, _ = await api.get("/monitor/activity?identity=svc-autogen&range=6h")
         for bad in ("limit=0", "limit=101", "limit=x", "identity="):
             query = bad if bad.startswith("identity") else f"identity=a&{bad}"
             found = await api.get(f"/monitor/activity?{query}")
             assert (found[0], found[1]["error"]) == (400, "bad_request"), bad
     assert status == 200 and body["identity"] == "svc-autogen"
-    minutes = body["minutes"]
+    minutes = body["buckets"]
     assert len(minutes) == 60
     assert [m["start"] for m in minutes] == [(MINUTE - 59 + i) * 60 for i in range(60)]
-    assert minutes[-1] == {"start": MINUTE * 60, "exchanges": 4, "refusals": 2, "holds": 0,
-                           "masked": 1, "administrative": 0}
+    assert minutes[-1] == {"start": MINUTE * 60, "exchanges": 4, "allowed": 2, "refusals": 2,
+                           "holds": 0, "masked": 1, "administrative": 0}
     assert minutes[-8]["exchanges"] == 9 and minutes[-8]["masked"] == 5
+    assert minutes[-8]["holds"] == 1
     assert minutes[0]["exchanges"] == 1
     assert sum(m["exchanges"] for m in minutes) == 14
-    assert body["hour"] == {"exchanges": 14, "refusals": 2, "holds": 1, "masked": 6,
-                            "administrative": 0}
+    assert body["totals"] == {"exchanges": 14, "allowed": 12, "refusals": 2, "holds": 1,
+                              "masked": 6, "administrative": 0}
     assert body["day"]["exchanges"] == 64
 
     (raised,) = body["alerts"]
@@ -200,8 +275,62 @@ async def test_one_identity_per_minute_with_its_latest_alerts_and_refusals(
     assert [r["path"] for r in body["refusals"]] == ["/sql/new", "/sql/old"]
     newest = body["refusals"][0]
     assert newest["trace_id"] == f"{4:032x}" and newest["status"] == 403
-    assert (newest["method"], newest["rules"], newest["reasons"]) == (
-        "POST", ["sql.destructive"], ["destructive SQL: DROP"])
+    assert (newest["what"], newest["method"], newest["rules"], newest["reasons"]) == (
+        "DROP TABLE customers", "POST", ["sql.destructive"], ["destructive SQL: DROP"])
+    assert body["refusals"][1]["what"] == "POST /sql/old"
+    # Six hours reach the refusal of two hours ago, not yesterday's.
+    assert [r["path"] for r in six["refusals"]] == ["/sql/new", "/sql/old",
+                                                    "/sql/two-hours-ago"]
+
+
+async def test_identical_refusals_are_one_group_with_their_count_and_what(
+        store_url: str, tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refusals of the same statement, by the same rules, on the same target are one
+    group: how many, the first and last, the identities that sent them, their reasons,
+    the newest traces; another rule or target is another group; the most frequent come
+    first. The overview groups every identity's; an identity's, its own; the range
+    bounds both; past the bound on refusals grouped, the answer says so."""
+    now = time.time()
+    drop = "DROP TABLE customers"
+    found = [refusal(n, "svc-a", statement=drop, started=now - 1000 + n) for n in range(1, 5)]
+    found += [refusal(5, "svc-b", statement=drop, started=now - 500,
+                      reasons=("destructive SQL: DROP by svc-b",)),
+              refusal(6, "svc-a", statement=drop, rules=("sql.other",), started=now - 400),
+              refusal(7, "svc-a", statement=drop, target=BILLING, started=now - 300),
+              refusal(8, "svc-b", statement="GRANT ALL ON customers TO public",
+                      rules=("sql.privilege",), started=now - 200),
+              refusal(9, "svc-a", statement=drop, started=now - 7200)]  # outside the hour
+    await record(store_url, signer, found)
+    async with serving(store_url, tmp_path) as (api, _):
+        _, overview, _ = await api.get("/monitor/activity")
+        _, mine, _ = await api.get("/monitor/activity?identity=svc-b")
+        _, six, _ = await api.get("/monitor/activity?range=6h&limit=1")
+        monkeypatch.setattr(monitor_api, "_MOST_GROUPED", 3)
+        _, bounded, _ = await api.get("/monitor/activity?identity=svc-a")
+    groups = overview["refusal_groups"]
+    assert (groups["count"], groups["grouped"], groups["truncated"]) == (4, 8, False)
+    first, *others = groups["groups"]
+    assert first == {
+        "what": drop, "rules": ["sql.destructive"], "target": TARGET.name, "count": 5,
+        "first_us": int((now - 999) * 1e6), "last_us": int((now - 500) * 1e6),
+        "identities": ["svc-a", "svc-b"], "identities_count": 2,
+        "reasons": ["destructive SQL: DROP by svc-b", "destructive SQL: DROP"],
+        "refusal": None, "status": 403,
+        "trace_ids": [f"{n:032x}" for n in (5, 4, 3, 2, 1)]}
+    # The rest, one each, the latest first.
+    assert [(g["what"], g["rules"], g["target"], g["count"], g["identities"])
+            for g in others] == [
+        ("GRANT ALL ON customers TO public", ["sql.privilege"], TARGET.name, 1, ["svc-b"]),
+        (drop, ["sql.destructive"], BILLING.name, 1, ["svc-a"]),
+        (drop, ["sql.other"], TARGET.name, 1, ["svc-a"])]
+    assert [(g["what"], g["count"]) for g in mine["refusal_groups"]["groups"]] == [
+        ("GRANT ALL ON customers TO public", 1), (drop, 1)]
+    assert (six["refusal_groups"]["count"], six["refusal_groups"]["groups"][0]["count"]) == (
+        4, 6)
+    assert len(six["refusal_groups"]["groups"]) == 1
+    assert bounded["refusal_groups"]["truncated"] is True
+    assert bounded["refusal_groups"]["grouped"] == 3
 
 
 async def test_an_identity_without_activity_has_a_flat_hour(sqlite_url: str,
@@ -209,8 +338,10 @@ async def test_an_identity_without_activity_has_a_flat_hour(sqlite_url: str,
     async with serving(sqlite_url, tmp_path) as (api, _):
         status, body, _ = await api.get("/monitor/activity?identity=nobody")
     assert status == 200
-    assert [m["exchanges"] for m in body["minutes"]] == [0] * 60
+    assert [m["exchanges"] for m in body["buckets"]] == [0] * 60
     assert body["day"]["exchanges"] == 0 and body["alerts"] == body["refusals"] == []
+    assert body["refusal_groups"] == {"groups": [], "count": 0, "grouped": 0,
+                                      "truncated": False}
 
 
 async def test_counts_the_tracker_wrote_are_what_the_monitor_shows(
@@ -233,8 +364,8 @@ async def test_counts_the_tracker_wrote_are_what_the_monitor_shows(
         _, one, _ = await api.get("/monitor/activity?identity=svc-tracked")
     (tracked,) = overview["identities"]
     assert tracked["identity"] == "svc-tracked"
-    assert (tracked["hour"]["exchanges"], tracked["hour"]["refusals"]) == (2, 1)
-    assert sum(m["exchanges"] for m in one["minutes"]) == 2
+    assert (tracked["totals"]["exchanges"], tracked["totals"]["refusals"]) == (2, 1)
+    assert sum(m["exchanges"] for m in one["buckets"]) == 2
 
 
 async def test_a_store_that_cannot_answer_is_a_503(sqlite_url: str, tmp_path: Path) -> None:
@@ -249,7 +380,7 @@ async def test_anonymous_refusals_are_the_anonymous_identity_s(
         sqlite_url: str, tmp_path: Path, signer: Signer) -> None:
     """Counts of unauthenticated requests go to `sub:anonymous`; their records name no
     identity: asking for `anonymous` finds them."""
-    found = refusal(1, "x")
+    found = refusal(1, "x", started=NOW - 5)
     found.identity = ANONYMOUS
     await record(sqlite_url, signer, [found])
     async with serving(sqlite_url, tmp_path) as (api, _):

@@ -68,10 +68,11 @@ async def serving(url: str, tmp_path: Path, signer: Signer, recorder: Recorder |
     if recorder is None:
         recorder = Recorder(url, settings(writer_id="api"), signer, MASKER)
         recorder.start()
+    player = options.pop("player", None)
     config = Recordings(**options)
     api = RecordingsApi(store, verifier(tmp_path), recorder,
                         Readers(config, [TARGET, PAYMENTS]), config, ("authorization",),
-                        reports)
+                        reports, player=player)
     address = f"127.0.0.1:{free_port()}"
     runner = await admin.start(address, api.routes())
     try:
@@ -160,7 +161,7 @@ async def test_one_record_one_trace_and_searches(store_url: str, tmp_path: Path,
     assert all("content" not in r and r["hash_matches"] for r in denied["records"])
     assert [r["kind"] for r in autogen["records"]] == ["alert", "exchange", "exchange"]
     (run,) = runs["sessions"]
-    assert (run["session_id"], run["records"], run["targets"]) == (SESSION, 2, ["orders"])
+    assert (run["session_id"], run["exchanges"], run["targets"]) == (SESSION, 2, ["orders"])
     assert bad == ["bad_request"] * 4
 
 

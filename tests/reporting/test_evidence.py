@@ -14,7 +14,7 @@ from extproc.recording.chain import Signer
 from extproc.recording.retention import Rules
 from extproc.reporting import Report, gather, html, signing
 from extproc.store import connect
-from tests.reporting.conftest import HOSTILE, NOW
+from tests.reporting.conftest import HELD_WHAT, HOSTILE, LONG_IDENTITY, LONG_WHAT, NOW
 
 HOUR_AGO_US, NOW_US = int((NOW - 3600) * 1e6), int((time.time() + 60) * 1e6)
 
@@ -44,35 +44,54 @@ def test_the_figures_are_what_was_recorded(recorded: str, signer: Signer,
                       "VALUES ('run-7', 1, 'counsel', 'case 12')")
     data = report_of(recorded, signer, tmp_path).data
     assert data["records"] == {
-        "total": 12, "by_kind": {"exchange": 9, "alert": 1, "approval": 1, "policy": 1},
-        "by_action": {"allow": 6, "deny": 3, "alert": 1, "hold": 1}}
+        "total": 17, "by_kind": {"exchange": 10, "approval": 3, "access": 2, "alert": 1,
+                                 "policy": 1},
+        "by_action": {"allow": 6, "deny": 5, "approve": 2, "hold": 2, "alert": 1}}
+    # Identities acting through the gateway; approvers and readers apart.
     assert data["identities"] == [
         {"identity": "svc-autogen", "records": 8, "refused": 2, "held": 1},
         {"identity": HOSTILE, "records": 1, "refused": 1, "held": 0},
-        {"identity": "alice", "records": 1, "refused": 0, "held": 0},
-        {"identity": "svc-rogue", "records": 1, "refused": 0, "held": 0}]
+        {"identity": "svc-rogue", "records": 1, "refused": 0, "held": 0},
+        {"identity": LONG_IDENTITY, "records": 1, "refused": 0, "held": 1}]
+    assert data["approvers"] == [
+        {"approver": "alice", "decisions": 1, "refused_attempts": 0},
+        {"approver": "bob", "decisions": 0, "refused_attempts": 1},
+        {"approver": "svc-autogen", "decisions": 0, "refused_attempts": 1}]
+    assert data["readers"] == [
+        {"reader": "auditor-ann", "reads": 1, "refused": 0, "records_returned": 3},
+        {"reader": "svc-nosy", "reads": 1, "refused": 1, "records_returned": 0}]
     assert [(t["target"], t["records"]) for t in data["targets"]] == [("orders", 9),
                                                                        ("billing", 2)]
     assert data["refusals_by_rule"] == {"sql.write": 2, "k8s.secrets": 1,
                                         "tollgate: unauthenticated": 1}
     assert data["masked_by_detector"] == {"email": 3, "credit_card": 1}
-    (held,) = data["held"]["listed"]
-    assert (held["rules"], held["approvers"], held["approval"]["decided_by"]) == (
-        ["orders.delete"], ["ops"], "alice")
+    # Each held exchange with what it does (the record's `what`) and its approval.
+    held, waiting = data["held"]["listed"]
+    assert (held["what"], held["rules"], held["approvers"], held["approval"]["decided_by"]) \
+        == (HELD_WHAT, ["orders.delete"], ["ops"], "alice")
+    assert (waiting["identity"], waiting["what"], waiting["approval"]["decided_by"]) == (
+        LONG_IDENTITY, LONG_WHAT, None)
+    # Decisions made, and attempts the approvals API refused, apart.
     (decided,) = data["approvals"]["listed"]
     assert decided["identity"] == "alice"
     assert decided["approval"]["status"] == "approved"
     assert decided["approval"]["reason"] == "ticket OPS-1 " + HOSTILE
+    assert decided["approval"]["summary"] == HELD_WHAT
+    assert data["refused_attempts"]["count"] == 2
+    assert [(a["identity"], a["tried"], a["refusal"], a["answered"], a["approval"]["status"])
+            for a in data["refused_attempts"]["listed"]] == [
+        ("svc-autogen", "approve", "self_approval", 403, "pending"),
+        ("bob", "deny", "reason_required", 400, "pending")]
     (alert,) = data["alerts"]["listed"]
     assert (alert["rule"], alert["severity"], alert["message"]) == (
         "activity.burst", "high", HOSTILE)
     (load,) = data["policy_loads"]["listed"]
     assert load["revision"] == "rev-1" and load["modules"][0]["name"] == "policy.rego"
     assert data["policies"]["revisions"] == [{
-        "revision": "rev-1", "loaded_us": [load["started_us"]], "decisions": 9,
-        "by_action": {"allow": 5, "deny": 3, "hold": 1}}]
+        "revision": "rev-1", "loaded_us": [load["started_us"]], "decisions": 10,
+        "by_action": {"allow": 5, "deny": 3, "hold": 2}}]
     assert data["policies"]["unrecorded"] == []
-    assert sum(b["records"] for b in data["activity"]["buckets"]) == 11
+    assert sum(b["records"] for b in data["activity"]["buckets"]) == 16
     assert data["activity"]["bucket"] == "hour"
     assert data["retention"] == {
         "store_days": 30, "targets": {"billing": 7, "orders": 0},
@@ -81,7 +100,7 @@ def test_the_figures_are_what_was_recorded(recorded: str, signer: Signer,
     integrity = data["integrity"]
     assert integrity["intact"] and integrity["vouched"]
     assert integrity["statement"].startswith("Nothing is missing")
-    assert [c["records"] for c in integrity["chains"]] == [12]
+    assert [c["records"] for c in integrity["chains"]] == [17]
 
 
 def test_one_target_and_the_revision_in_force_before_the_period(
@@ -128,6 +147,30 @@ def test_the_page_escapes_what_agents_wrote(recorded: str, signer: Signer,
     references = [ref for pair in found for ref in pair if ref]
     assert references and all(ref.startswith("#") for ref in references)
     assert page.count("<svg") == 2  # activity and refusals, inline
+
+
+def test_the_page_tells_decisions_refused_attempts_and_who_did_what_apart(
+        recorded: str, signer: Signer, tmp_path: Path) -> None:
+    """A held exchange nobody decided yet is "not decided" (never "by None"); refused
+    attempts at deciding are listed as such, with why in words; approvers and readers
+    have tables of their own, and the summary counts them apart from acting identities."""
+    page = html.render(report_of(recorded, signer, tmp_path))
+    assert "by None" not in page and ">None<" not in page
+    assert "<td>a-22 not decided</td>" in page and "<td>a-21 approved by alice</td>" in page
+    attempts = page[page.index("Refused attempts at deciding"):]
+    attempts = attempts[:attempts.index("</table>")]
+    assert "decided): 2" in attempts
+    assert "their own request: nobody decides their own (self_approval)" in attempts
+    assert "a denial without a reason (reason_required)" in attempts
+    assert f"<td>{LONG_WHAT}</td>" in attempts
+    decisions = page[page.index("Approval decisions"):page.index("Refused attempts")]
+    assert "self_approval" not in decisions and "reason_required" not in decisions
+    for row in ("identities acting through the gateway</td><td class=\"n\">4",
+                "approvers (deciding, not acting)</td><td class=\"n\">3",
+                "readers of the record (reading, not acting)</td><td class=\"n\">2"):
+        assert row in page, row
+    assert "<h3>Approvers</h3>" in page and "<h3>Readers of the record</h3>" in page
+    assert f"<td>{HELD_WHAT}</td>" in page
 
 
 def test_the_signed_report_verifies_and_one_changed_value_does_not(

@@ -1,16 +1,23 @@
 """The approvers' HTTP API on the admin port, and the page that drives it.
 
-    GET  /approvals?status=pending&limit=100   approvals the caller may see, newest first
-    GET  /approvals/{id}                       one approval
+    GET  /approvals?status=pending&requester=SUB&limit=100
+                                               approvals the caller may see, newest first
+                                               (status `decided`: every one but pending)
+    GET  /approvals/{id}                       one approval, with how its request waits
     POST /approvals/{id}/approve  {"reason": "..."}   (reason optional)
     POST /approvals/{id}/deny     {"reason": "..."}   (reason required)
-    GET  /approvals/ui                         the page: pending approvals, approve / deny
+    GET  /approvals/ui                         the page: pending and decided approvals,
+                                               each in its own view (/approvals/ui#ID)
 
 Every call but the page carries the caller's own token (Authorization: Bearer), verified
 by tollgate (auth.py); a call without one that verifies is answered 401 and logged, as
 Envoy answers agents' (neither reaches the record: nobody is known to have acted). A caller
 sees the approvals they asked for and those they may decide; they may decide those whose
-approvers name them or a group of theirs, never their own. Every decision, and every
+approvers name them or a group of theirs, never their own (each approval shown says
+whether the caller may: `may_decide`, so the page offers no buttons on the others).
+Whether a held request still waits is read from the record of its exchange (its trace's
+`exchange` record is written once it is answered), a fact about the approval and nothing
+more of the record, which the recordings API serves to its readers. Every decision, and every
 refused attempt at one, is a span under the held request's trace and a record in the audit
 chain; a decision that cannot be recorded is not made.
 Errors are JSON: {"error": code, "message": ..., "trace_id": ...}.
@@ -18,6 +25,7 @@ Errors are JSON: {"error": code, "message": ..., "trace_id": ...}.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -29,6 +37,7 @@ from opentelemetry.trace import Span
 from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
+from extproc.approvals.notify import page_url
 from extproc.approvals.store import ApprovalStore
 from extproc.codecs.message import parse_json, request_view
 from extproc.config import Target
@@ -40,21 +49,29 @@ from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
 log = logging.getLogger("tollgate.approvals")
 
-_STATUSES = ("pending", "approved", "denied", "used", "expired", "all")
+_STATUSES = ("pending", "approved", "denied", "used", "expired", "decided", "all")
 _MOST_LISTED = 500
 _REASON_CHARS = 1000
+_SUBJECT_CHARS = 1000
+# Exchange records one trace holds at most: the held request's own, its strict decision.
+_MOST_TRACE_RECORDS = 10
 
 
 class ApprovalsApi:
     def __init__(
         self, store: ApprovalStore, verifier: Verifier, recorder: Recorder,
         telemetry: Telemetry, targets: dict[str, Target], approvals_url: str,
-        sensitive: tuple[str, ...], record_limit: int,
+        sensitive: tuple[str, ...], record_limit: int, hold_seconds: int | None = None,
+        trace_url: str | None = None,
     ) -> None:
+        """`hold_seconds`: the longest a held request waits (`approvals.max_hold_seconds`:
+        when it is known, the page says until when the agent waits at most);
+        `trace_url`: the trace UI's URL with "{trace_id}" in it (`recordings.trace_url`)."""
         self._store, self._verifier = store, verifier
         self._recorder, self._telemetry = recorder, telemetry
         self._targets, self._url, self._sensitive = targets, approvals_url, sensitive
         self._record_limit = record_limit
+        self._hold_seconds, self._trace_url = hold_seconds, trace_url
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -76,22 +93,33 @@ class ApprovalsApi:
                     "bad_request", f"status must be one of {', '.join(_STATUSES)}, got "
                     f"{status!r}", 400)
             limit = _limit(request.query.get("limit", "100"))
-            visible = await self._visible(caller, None if status == "all" else status, limit)
+            requester = request.query.get("requester")
+            if requester is not None and not 1 <= len(requester) <= _SUBJECT_CHARS:
+                raise ApprovalError("bad_request", f"requester must be 1-{_SUBJECT_CHARS} "
+                                    "characters", 400)
+            visible = await self._visible(caller, None if status == "all" else status, limit,
+                                          requester)
         except ApprovalError as refused:
             return _error(refused)
         except StoreError as exc:
             return _error(_unavailable(exc))
-        return _json(200, {"approvals": [self._shown(a) for a in visible]})
+        return _json(200, {"approvals": [self._shown(a, caller) for a in visible],
+                           "caller": {"sub": caller["sub"], "groups": caller["groups"]}})
 
-    async def _visible(self, caller: Authenticated, status: str | None,
-                       limit: int) -> list[Approval]:
-        """Up to `limit` approvals the caller may see, newest first: pages of the store
-        read until enough are found (whom an approval names is in its JSON)."""
+    async def _visible(self, caller: Authenticated, status: str | None, limit: int,
+                       requester: str | None = None) -> list[Approval]:
+        """Up to `limit` approvals the caller may see (of `requester` only, when given),
+        newest first: pages of the store read until enough are found (whom an approval
+        names is in its JSON). `status` None: all; `decided`: every one no longer
+        pending (expired ones too)."""
         found: list[Approval] = []
         before: int | None = None
+        stored = None if status == "decided" else status
         while len(found) < limit:
-            page = await self._store.list(status, _MOST_LISTED, before)
-            found += [a for a in page if a.visible_to(caller["sub"], caller["groups"])]
+            page = await self._store.list(stored, _MOST_LISTED, before)
+            found += [a for a in page if a.visible_to(caller["sub"], caller["groups"])
+                      and (requester is None or a.requester == requester)
+                      and (status != "decided" or a.state() != "pending")]
             if len(page) < _MOST_LISTED:
                 break
             before = page[-1].created_us
@@ -103,11 +131,41 @@ class ApprovalsApi:
             approval = await self._store.get(request.match_info["id"])
             if not approval.visible_to(caller["sub"], caller["groups"]):
                 raise ApprovalError("not_found", f"no approval {approval.id}", 404)
+            wait = await self._wait(approval)
         except ApprovalError as refused:
             return _error(refused)
         except StoreError as exc:
             return _error(_unavailable(exc))
-        return _json(200, self._shown(approval))
+        return _json(200, {**self._shown(approval, caller), "wait": wait})
+
+    async def _wait(self, approval: Approval) -> dict[str, Any]:
+        """How the held request waits: since when, until when at most (when the longest
+        hold is known), and how it was answered once it was (from its exchange's record:
+        when, the status, the refusal, the approval's status then). A request held past
+        its approval's creation by a retry shows the first request's answer."""
+        until = (min(approval.created_us + self._hold_seconds * 1_000_000, approval.expires_us)
+                 if self._hold_seconds else None)
+        answered = None
+        rows = await self._store.store.execute(
+            "SELECT started_us, status, content FROM records WHERE trace_id = ? "
+            "AND kind = 'exchange' ORDER BY started_us LIMIT ?",
+            (approval.trace_id, _MOST_TRACE_RECORDS))
+        for started_us, status, content in rows:
+            try:
+                found = json.loads(content)
+            except ValueError:
+                continue
+            held = found.get("approval") or {}
+            if held.get("id") != approval.id:
+                continue
+            outcome = found.get("outcome") or {}
+            answered = {
+                "at_us": started_us + int((found.get("duration_ms") or 0) * 1000),
+                "status": status, "refusal": outcome.get("refusal"),
+                "approval_status": held.get("status"),
+            }
+            break
+        return {"since_us": approval.created_us, "until_us": until, "answered": answered}
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -174,7 +232,8 @@ class ApprovalsApi:
                 refusal = ApprovalError("internal_error",
                                         "tollgate could not process this request", 500)
             if refusal is None and decided is not None:
-                response = _json(200, {**self._shown(decided), "trace_id": trace_id})
+                response = _json(200, {**self._shown(decided, caller),
+                                       "trace_id": trace_id})
             else:
                 assert refusal is not None
                 outcome["tollgate.refusal"] = refusal.code
@@ -217,8 +276,20 @@ class ApprovalsApi:
             log.warning("approvals API: %s %s refused: %s", request.method, request.path, exc)
             raise ApprovalError("unauthenticated", str(exc), 401) from None
 
-    def _shown(self, approval: Approval) -> dict[str, Any]:
-        return {**approval.as_json(), "approve_url": approve_url(self._url, approval.id)}
+    def _shown(self, approval: Approval, caller: Authenticated) -> dict[str, Any]:
+        """The approval as the API answers it: its fields, where it is decided (the API's
+        URL, the page's view of it), where its trace and record are read, and whether the
+        caller may decide it (the requester never may)."""
+        api_url = approve_url(self._url, approval.id)
+        return {
+            **approval.as_json(), "approve_url": api_url,
+            "page_url": page_url(api_url, approval.id),
+            "record_url": (f"{self._url}/recordings/ui#record={approval.trace_id}"
+                           if self._url else None),
+            "trace_url": (self._trace_url.replace("{trace_id}", approval.trace_id)
+                          if self._trace_url else None),
+            "may_decide": approval.may_decide(caller["sub"], caller["groups"]) is None,
+        }
 
 
 def _reason(raw: bytes, required: bool) -> str | None:

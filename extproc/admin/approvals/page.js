@@ -1,54 +1,238 @@
-// The approvals page: lists what waits for the approver, approves or denies it through
-// the API with the approver's own token (kept for this tab only). Everything shown comes
-// from requests agents made, so it is set as text, never as markup, and its control and
+// The approvals page: what waits for the approver (#pending), what was decided (#history),
+// and each approval in a view of its own (#<id>, the link the webhook and `tollgate
+// approvals show` give): what the agent asks, why it is held, what approving grants, how
+// long the agent has waited and will still wait, the requester's other requests and
+// recent activity, links to the trace and the record. Approve and Deny (offered only to
+// those who may decide: never to the requester) ask for confirmation first. It calls the
+// API with the approver's own token (kept for this tab only); a token that stops working
+// asks for a new one and leaves what is shown in place. Everything shown comes from
+// requests agents made, so it is set as text, never as markup, and its control and
 // invisible characters are shown as escapes (`visible`).
 "use strict";
 
-const table = document.getElementById("approvals");
-const rows = table.querySelector("tbody");
+const REFRESH_MS = 5000;
+const views = {
+  pending: document.getElementById("pending-view"),
+  history: document.getElementById("history-view"),
+  detail: document.getElementById("detail"),
+};
+const pendingRows = document.querySelector("#approvals tbody");
+const historyRows = document.querySelector("#history tbody");
+const loginForm = document.getElementById("login");
+const sessionBar = document.getElementById("session");
+const signInAgain = document.getElementById("signin-again");
+const dialog = document.getElementById("confirm");
+const confirmForm = document.getElementById("confirm-form");
+const confirmReason = document.getElementById("confirm-reason");
+const confirmError = document.getElementById("confirm-error");
+const confirmYes = document.getElementById("confirm-yes");
+
+let generation = 0;     // the latest drawing asked for: an older answer arriving late is stale
+let shownOnce = false;  // whether anything was drawn with a token (kept if it stops working)
+let updatedUs = null;   // when what is shown was last read
+let activityFor = null; // the approval whose requester's recent activity is shown
+let deciding = null;    // {approval, verb, opener} while the confirmation is open
+let switching = false;  // the form opened to give another token: it stays until used
+
+// -- building blocks -------------------------------------------------------------------
+
+function made(name, className, text) {
+  const element = document.createElement(name);
+  if (className) element.className = className;
+  if (text !== undefined && text !== null) element.textContent = visible(text);
+  return element;
+}
+
+function anchor(text, href, className) {
+  const a = made("a", className, text);
+  a.href = href;
+  return a;
+}
+
+function viewHref(id) {
+  return "#" + encodeURIComponent(id);
+}
+
+// Text with some times in it: `parts` are strings, {us} (a time, shown relative to
+// `nowMs`, its UTC time on hover), {ms} (a duration) and {ms, us} (a duration ending at
+// `us`, whose UTC time is on hover).
+function sentence(className, parts, nowMs = Date.now()) {
+  const p = made("p", className);
+  for (const part of parts) {
+    if (typeof part === "string") {
+      p.append(part);
+    } else if (part.ms === undefined) {
+      p.append(AdminTime.element(part.us, nowMs));
+    } else if (part.us === undefined) {
+      p.append(AdminTime.duration(part.ms));
+    } else {
+      const until = made("time", null, AdminTime.duration(part.ms));
+      until.dateTime = new Date(part.us / 1000).toISOString();
+      until.title = AdminTime.utc(part.us);
+      p.append(until);
+    }
+  }
+  return p;
+}
+
+function labelledCell(row, label, className) {
+  const td = row.insertCell();
+  td.dataset.label = label;
+  if (className) td.className = className;
+  return td;
+}
 
 function grantText(approval) {
   return approval.grant_mode === "window"
-    ? approval.requester + " on " + approval.target + " for " + approval.grant_minutes + " min"
+    ? "a window of " + approval.grant_minutes + " min from the approval: every request of "
+      + approval.requester + " on " + approval.target + " that "
+      + approval.approvers.join(", ") + " would decide passes"
     : "this request, once";
 }
 
-function rowFor(approval) {
+function whyHeld(approval) {
+  return approval.reasons.join("; ") || approval.rules.join(", ") || "held by policy";
+}
+
+function stateBadge(approval) {
+  return made("span", "state state-" + approval.status, approval.status);
+}
+
+// -- how long the agent waits, and what approving now does ------------------------------
+
+function waitParts(approval, nowMs) {
+  const wait = approval.wait || {};
+  const since = wait.since_us || approval.created_us;
+  const answered = wait.answered;
+  if (approval.status !== "pending") {
+    if (!answered) return null;
+    return ["Its request was answered " + answered.status
+            + (answered.refusal ? " (" + answered.refusal + ")" : "") + " ",
+            { us: answered.at_us }, ", the approval being " + answered.approval_status + "."];
+  }
+  const window = approval.grant_mode === "window";
+  const opens = " opens a " + approval.grant_minutes + "-minute window from now for "
+    + approval.requester + " on " + approval.target + ".";
+  const later = ["Approving now lets the agent's next try of exactly this request through, "
+                 + "once, until this approval expires ", { us: approval.expires_us },
+                 window ? "; it also" + opens : "."];
+  const gaveUp = answered && answered.approval_status === "pending";
+  if (gaveUp) {
+    return ["The agent gave up waiting ", { us: answered.at_us }, " after ",
+            { ms: (answered.at_us - since) / 1000 }, ": its request was refused ("
+            + answered.status + (answered.refusal ? " " + answered.refusal : "") + "). ",
+            ...later];
+  }
+  if (wait.until_us && nowMs * 1000 >= wait.until_us) {
+    return ["The agent's wait ended ", { us: wait.until_us }, " after ",
+            { ms: (wait.until_us - since) / 1000 }, ". ", ...later];
+  }
+  const waited = ["The agent has waited ", { ms: nowMs - since / 1000 }];
+  const now = window ? "Approving now lets the waiting request through at once and" + opens
+    : "Approving now lets the waiting request through at once.";
+  if (wait.until_us) {
+    return [...waited, " and waits at most ",
+            { ms: wait.until_us / 1000 - nowMs, us: wait.until_us }, " more. ", now];
+  }
+  return [...waited, "; its request is held until its hold ends. ", now,
+          " If it has stopped waiting, approving lets its next try of exactly this "
+          + "request through, once."];
+}
+
+// -- signing in, and signing in again -----------------------------------------------------
+
+function signedIn(caller) {
+  if (caller) document.getElementById("who").textContent = visible(caller.sub);
+  signInAgain.hidden = true;
+  if (switching) return;
+  loginForm.hidden = true;
+  sessionBar.hidden = false;
+}
+
+function signedOut() {
+  loginForm.hidden = false;
+  sessionBar.hidden = true;
+}
+
+// The token stopped working (expired, or not trusted): ask for a new one, and keep what
+// is shown, saying how old it is.
+function needSignIn(error) {
+  signedOut();
+  const asOf = shownOnce && updatedUs
+    ? " What is shown below is as of " + AdminTime.utc(updatedUs) + "." : "";
+  const text = visible(
+    (shownOnce ? "Your token is no longer accepted: sign in again. "
+      : "That token is not accepted: sign in with your own. ") + error.message + "." + asOf);
+  // Said once: each refresh with the same token would say it again.
+  if (signInAgain.textContent !== text || signInAgain.hidden) {
+    signInAgain.textContent = text;
+    signInAgain.hidden = false;
+  }
+  say("Sign in to go on.", true);
+}
+
+// -- the views -------------------------------------------------------------------------
+
+function route() {
+  let hash = location.hash.slice(1);
+  try {
+    hash = decodeURIComponent(hash);
+  } catch (error) {
+    // a malformed escape: taken as written
+  }
+  if (hash === "" || hash === "pending") return { view: "pending" };
+  if (hash === "history") return { view: "history" };
+  return { view: "detail", id: hash };
+}
+
+function showView(name) {
+  for (const [key, section] of Object.entries(views)) section.hidden = key !== name;
+  for (const tab of ["pending", "history"]) {
+    const link = document.getElementById("tab-" + tab);
+    if (tab === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+function decideControls(approval, me) {
+  if (!approval.may_decide) {
+    const who = approval.approvers.join(", ") || "nobody";
+    return [made("span", "note", approval.requester === me
+      ? "Your own request: " + who + " decide it."
+      : "Decided by " + who + ".")];
+  }
+  return ["approve", "deny"].map((verb) => {
+    const button = made("button", verb, verb === "approve" ? "Approve" : "Deny");
+    button.type = "button";
+    button.setAttribute("aria-label", (verb === "approve" ? "Approve " : "Deny ") + approval.id);
+    button.addEventListener("click", () => openConfirm(approval, verb, button));
+    return button;
+  });
+}
+
+function pendingRow(approval, me) {
   const row = document.createElement("tr");
   row.dataset.id = approval.id;
-  cell(row, approval.id);
-  cell(row, approval.requester);
-  cell(row, approval.target);
-  cell(row, approval.summary, "summary");
-  cell(row, approval.reasons.join("; ") || approval.rules.join(", "));
-  cell(row, approval.approvers.join(", "));
-  cell(row, grantText(approval));
-  cell(row, new Date(approval.expires_us / 1000).toLocaleString());
-  const actions = cell(row, "", "actions");
-  const reason = document.createElement("input");
-  reason.placeholder = "reason (needed to deny)";
-  reason.setAttribute("aria-label", "reason for " + approval.id);
-  const approve = document.createElement("button");
-  approve.textContent = "Approve";
-  approve.className = "approve";
-  approve.addEventListener("click", () => decide(approval.id, "approve", reason.value));
-  const deny = document.createElement("button");
-  deny.textContent = "Deny";
-  deny.className = "deny";
-  deny.addEventListener("click", () => decide(approval.id, "deny", reason.value));
-  actions.append(reason, approve, deny);
+  const what = labelledCell(row, "What", "summary");
+  what.append(anchor(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
+  labelledCell(row, "Who asks").textContent = visible(approval.requester);
+  labelledCell(row, "Target").textContent = visible(approval.target);
+  labelledCell(row, "Why held").textContent = visible(whyHeld(approval));
+  labelledCell(row, "Approving grants").textContent = visible(grantText(approval));
+  labelledCell(row, "Asked").append(AdminTime.element(approval.created_us));
+  labelledCell(row, "Expires").append(AdminTime.element(approval.expires_us));
+  labelledCell(row, "Decide", "actions").append(...decideControls(approval, me));
   return row;
 }
 
-function show(approvals) {
-  table.hidden = false;
-  // A row already shown stays as it is, so a reason being typed keeps its text and focus
-  // across the periodic listing; rows no longer pending go, new ones are added in order.
+// Rows already shown stay as they are (focus stays on a button across the periodic
+// listing); rows no longer listed go, new ones are added in order.
+function drawRows(rows, approvals, build, columns, emptyText) {
   const shown = new Map(Array.from(rows.querySelectorAll("tr[data-id]"),
                                    (row) => [row.dataset.id, row]));
-  const pending = new Set(approvals.map((approval) => approval.id));
+  const listed = new Set(approvals.map((approval) => approval.id));
   for (const row of Array.from(rows.rows)) {
-    if (!pending.has(row.dataset.id)) row.remove();
+    if (!listed.has(row.dataset.id)) row.remove();
   }
   let next = rows.firstElementChild;
   for (const approval of approvals) {
@@ -56,48 +240,390 @@ function show(approvals) {
     if (row !== undefined && row === next) {
       next = row.nextElementSibling;
     } else {
-      rows.insertBefore(row || rowFor(approval), next);
+      rows.insertBefore(row || build(approval), next);
     }
   }
   if (approvals.length === 0) {
-    const td = cell(rows.insertRow(), "Nothing waits for you.", "empty");
-    td.colSpan = 9;
+    const empty = rows.insertRow();
+    const td = cell(empty, emptyText, "empty");
+    td.colSpan = columns;
   }
+  AdminTime.update(rows);
 }
 
-let listing = 0;  // the latest listing asked for: an older answer arriving late is stale
+async function showPending(current) {
+  const answer = await call("/approvals?status=pending");
+  if (!current()) return;
+  const me = answer.caller && answer.caller.sub;
+  signedIn(answer.caller);
+  showView("pending");
+  drawRows(pendingRows, answer.approvals, (a) => pendingRow(a, me), 8,
+           "Nothing waits for you.");
+  say(answer.approvals.length + " pending. Updated " + AdminTime.utc(Date.now() * 1000).slice(11)
+      + ".", false);
+}
 
-async function refresh() {
-  if (!sessionStorage.getItem(KEY)) return;
-  const mine = ++listing;
+function historyRow(approval) {
+  const row = document.createElement("tr");
+  row.dataset.id = approval.id;
+  const what = labelledCell(row, "What", "summary");
+  what.append(anchor(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
+  labelledCell(row, "Who asks").textContent = visible(approval.requester);
+  labelledCell(row, "Target").textContent = visible(approval.target);
+  labelledCell(row, "Outcome").append(stateBadge(approval));
+  labelledCell(row, "Decided by").textContent = visible(approval.decided_by || "nobody");
+  const at = approval.decided_us || approval.expires_us;
+  labelledCell(row, "When").append(AdminTime.element(at));
+  labelledCell(row, "Reason").textContent = visible(approval.reason || "");
+  return row;
+}
+
+async function showHistory(current) {
+  const answer = await call("/approvals?status=decided&limit=100");
+  if (!current()) return;
+  signedIn(answer.caller);
+  showView("history");
+  // A decided approval can still change (approved, then used): changed rows are redrawn.
+  for (const row of Array.from(historyRows.querySelectorAll("tr[data-id]"))) {
+    const now = answer.approvals.find((a) => a.id === row.dataset.id);
+    if (now && row.dataset.state !== now.status) row.remove();
+  }
+  drawRows(historyRows, answer.approvals, (a) => {
+    const row = historyRow(a);
+    row.dataset.state = a.status;
+    return row;
+  }, 7, "Nothing decided yet that you may see.");
+  say(answer.approvals.length + " decided. Updated " + AdminTime.utc(Date.now() * 1000).slice(11)
+      + ".", false);
+}
+
+// -- one approval ----------------------------------------------------------------------
+
+function fact(list, term, ...content) {
+  list.append(made("dt", null, term));
+  const dd = made("dd");
+  dd.append(...content.map((c) => (typeof c === "string" ? visible(c) : c)));
+  list.append(dd);
+  return dd;
+}
+
+function requestText(request) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(request.query || {})) {
+    for (const each of Array.isArray(value) ? value : [value]) query.append(name, String(each));
+  }
+  const search = query.toString();
+  const line = request.method + " " + request.path + (search ? "?" + search : "");
+  const body = request.body === null || request.body === undefined ? ""
+    : "\n\n" + (typeof request.body === "string" ? request.body
+      : JSON.stringify(request.body, null, 2));
+  // Line by line: its newlines stay, every other control character is escaped.
+  return (line + body).split("\n").map(visible).join("\n");
+}
+
+function relatedList(id, approvals, emptyText) {
+  const list = made("ul", "related");
+  list.id = id;
+  if (approvals.length === 0) list.append(made("li", "empty", emptyText));
+  for (const approval of approvals) {
+    const item = made("li");
+    item.append(anchor(approval.summary, viewHref(approval.id), "summary"), " ",
+                stateBadge(approval), " ",
+                AdminTime.element(approval.decided_us || approval.created_us));
+    list.append(item);
+  }
+  return list;
+}
+
+function drawDetail(approval, others, recent, me) {
+  const detail = views.detail;
+  const focused = detail.contains(document.activeElement) ? document.activeElement.id : null;
+  detail.replaceChildren();
+  detail.append(anchor("← All waiting requests", "#pending", "back"));
+  const title = made("h2");
+  title.id = "detail-title";
+  title.tabIndex = -1;
+  title.append("Approval " + approval.id + " ", stateBadge(approval));
+  detail.append(title);
+
+  detail.append(made("p", "label", approval.requester + " asks, on " + approval.target + ":"));
+  const what = made("p", "what", approval.summary);
+  what.id = "detail-what";
+  detail.append(what);
+
+  const actions = made("div", "actions");
+  actions.id = "detail-actions";
+  if (approval.status === "pending") actions.append(...decideControls(approval, me));
+  else actions.append(made("span", "note", "Decided: " + approval.status + "."));
+  detail.append(actions);
+
+  const wait = made("div", "wait");
+  wait.id = "detail-wait";
+  detail.append(wait);
+
+  const facts = made("dl", "facts");
+  fact(facts, "Approving grants", grantText(approval)).id = "detail-grant";
+  const reasons = made("ul");
+  reasons.id = "detail-reasons";
+  for (const reason of approval.reasons.length ? approval.reasons : ["(no reason given)"]) {
+    reasons.append(made("li", null, reason));
+  }
+  fact(facts, "Why held", reasons);
+  fact(facts, "Rules", approval.rules.join(", ") || "-").id = "detail-rules";
+  fact(facts, "Who asks", approval.requester);
+  fact(facts, "Target", approval.target);
+  fact(facts, "Who may decide", approval.approvers.join(", ") || "nobody");
+  fact(facts, "Asked", AdminTime.element(approval.created_us));
+  fact(facts, approval.status === "pending" ? "Expires" : "Expiry",
+       AdminTime.element(approval.expires_us));
+  if (approval.decided_by) {
+    fact(facts, "Decided", approval.status + " by " + approval.decided_by + " ",
+         AdminTime.element(approval.decided_us),
+         approval.reason ? ": " + approval.reason : "");
+  }
+  if (approval.used_us) fact(facts, "Used", AdminTime.element(approval.used_us));
+  if (approval.grant_until_us) fact(facts, "Window until", AdminTime.element(approval.grant_until_us));
+  const trace = approval.trace_url
+    ? anchor(approval.trace_id, approval.trace_url) : made("code", null, approval.trace_id);
+  trace.id = "detail-trace";
+  fact(facts, "Trace", trace);
+  const record = anchor("this request in the record",
+                        "/recordings/ui#record=" + encodeURIComponent(approval.trace_id));
+  record.id = "detail-record";
+  fact(facts, "Record", record);
+  detail.append(facts);
+
+  detail.append(made("h3", null, "The request (masked)"));
+  const request = made("pre");
+  request.id = "detail-request";
+  request.textContent = requestText(approval.request);
+  detail.append(request);
+
+  detail.append(made("h3", null, "Other requests of " + approval.requester + " waiting"));
+  detail.append(relatedList("detail-others", others, "None that you may see."));
+  detail.append(made("h3", null, approval.requester + "'s recent approvals"));
+  detail.append(relatedList("detail-recent", recent, "None that you may see."));
+  detail.append(made("h3", null, approval.requester + "'s recent activity"));
+  const activity = made("div");
+  activity.id = "detail-activity";
+  activity.append(made("p", "note", "Reading the record…"));
+  detail.append(activity);
+  activityFor = null;
+  drawWait(approval);
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+}
+
+function drawWait(approval) {
+  const wait = document.getElementById("detail-wait");
+  if (!wait) return;
+  const nowMs = Date.now();
+  const parts = waitParts(approval, nowMs);
+  wait.replaceChildren(...(parts ? [sentence(null, parts, nowMs)] : []));
+  wait.hidden = parts === null;
+}
+
+// The requester's recent records, read through the recordings API with the viewer's
+// token: once per view (each read is itself recorded), for its readers only.
+async function drawActivity(approval) {
+  if (activityFor === approval.id) return;
+  activityFor = approval.id;
+  const box = document.getElementById("detail-activity");
+  let found;
   try {
-    // What this approver may decide, and their own requests (which they may not).
-    const answer = await call("/approvals?status=pending");
-    if (mine !== listing) return;
-    show(answer.approvals);
-    say(answer.approvals.length + " pending. Updated " + new Date().toLocaleTimeString() + ".",
-        false);
+    found = await call("/recordings/search?since=1d&limit=10&identity="
+                       + encodeURIComponent(approval.requester));
   } catch (error) {
-    if (mine !== listing) return;
-    table.hidden = true;
-    say(String(error.message), true);
+    if (error.status === 401) {
+      activityFor = null;
+      throw error;
+    }
+    box.replaceChildren(made("p", "note", "The record is read by its readers only ("
+                             + error.message + ")."));
+    return;
+  }
+  if (!box.isConnected) return;
+  const list = made("ul", "related");
+  if (found.records.length === 0) list.append(made("li", "empty", "Nothing in the last day."));
+  for (const record of found.records) {
+    const item = made("li");
+    item.append(AdminTime.element(record.started_us), " ",
+                anchor([record.kind, record.action, record.target || "", record.status || ""]
+                  .filter((part) => part !== "").join(" "),
+                       "/recordings/ui#record=" + encodeURIComponent(record.id)));
+    if (record.what) item.append(" ", made("span", "summary", record.what));
+    list.append(item);
+  }
+  box.replaceChildren(list);
+}
+
+async function showDetail(id, current, moved) {
+  let approval;
+  try {
+    approval = await call("/approvals/" + encodeURIComponent(id));
+  } catch (error) {
+    if (error.status !== 404 || !current()) throw error;
+    signInAgain.hidden = true;
+    showView("detail");
+    delete views.detail.dataset.key;
+    const title = made("h2", null, "No approval " + id + " that you may see");
+    title.id = "detail-title";
+    title.tabIndex = -1;
+    views.detail.replaceChildren(anchor("← All waiting requests", "#pending", "back"), title);
+    if (moved) title.focus();
+    say(error.message, true);
+    return;
+  }
+  const mine = "requester=" + encodeURIComponent(approval.requester);
+  const [others, recent] = await Promise.all([
+    call("/approvals?status=pending&limit=20&" + mine),
+    call("/approvals?status=decided&limit=10&" + mine),
+  ]);
+  if (!current()) return;
+  const me = others.caller && others.caller.sub;
+  signedIn(others.caller);
+  showView("detail");
+  const otherPending = others.approvals.filter((a) => a.id !== approval.id);
+  const otherDecided = recent.approvals.filter((a) => a.id !== approval.id);
+  const key = JSON.stringify([{ ...approval, wait: null }, otherPending, otherDecided, me]);
+  if (views.detail.dataset.key !== key) {
+    views.detail.dataset.key = key;
+    drawDetail(approval, otherPending, otherDecided, me);
+  } else {
+    drawWait(approval);
+    AdminTime.update(views.detail);
+  }
+  if (moved) document.getElementById("detail-title").focus();
+  say(approval.id + " is " + approval.status + ". Updated "
+      + AdminTime.utc(Date.now() * 1000).slice(11) + ".", false);
+  await drawActivity(approval);
+}
+
+// -- drawing what the address names ----------------------------------------------------
+
+async function refresh(moved = false) {
+  if (!sessionStorage.getItem(KEY)) return;
+  const mine = ++generation;
+  const current = () => mine === generation;
+  const where = route();
+  try {
+    if (where.view === "pending") await showPending(current);
+    else if (where.view === "history") await showHistory(current);
+    else await showDetail(where.id, current, moved);
+    if (!current()) return;
+    shownOnce = true;
+    updatedUs = Date.now() * 1000;
+    if (moved && where.view !== "detail") views[where.view].querySelector("h2").focus();
+  } catch (error) {
+    if (!current()) return;
+    if (error.status === 401) needSignIn(error);
+    else say(String(error.message), true);
   }
 }
 
-async function decide(id, verb, reason) {
+window.addEventListener("hashchange", () => {
+  delete views.detail.dataset.key;
+  refresh(true);
+});
+
+// -- deciding, after a confirmation ------------------------------------------------------
+
+function openConfirm(approval, verb, opener) {
+  deciding = { approval, verb, opener };
+  const approving = verb === "approve";
+  document.getElementById("confirm-title").textContent =
+    (approving ? "Approve " : "Deny ") + "this request of " + visible(approval.requester) + "?";
+  document.getElementById("confirm-what").textContent = visible(approval.summary);
+  const grant = document.getElementById("confirm-grant");
+  if (approving) {
+    grant.replaceChildren("Approving grants " + visible(grantText(approval)) + ".");
+    const parts = approval.wait ? waitParts(approval, Date.now()) : null;
+    if (parts) grant.append(" ", ...sentence(null, parts).childNodes);
+  } else {
+    grant.replaceChildren("Denying refuses it: the agent is told your reason.");
+  }
+  document.getElementById("confirm-reason-label").textContent = approving
+    ? "Reason (optional; kept in the audit record)" : "Reason (needed; the agent is told it)";
+  confirmReason.value = "";
+  confirmReason.removeAttribute("aria-invalid");
+  confirmError.textContent = "";
+  confirmYes.textContent = approving ? "Approve" : "Deny";
+  confirmYes.className = verb;
+  dialog.showModal();
+  confirmReason.focus();
+}
+
+confirmForm.noValidate = true;
+confirmForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (deciding === null) return;
+  const { approval, verb } = deciding;
+  const reason = confirmReason.value.trim();
+  if (verb === "deny" && !reason) {
+    confirmError.textContent = "A denial needs a reason: the agent is told it.";
+    confirmReason.setAttribute("aria-invalid", "true");
+    confirmReason.focus();
+    return;
+  }
+  confirmYes.disabled = true;
   try {
-    const body = reason.trim() ? { reason: reason.trim() } : {};
-    const answer = await call("/approvals/" + encodeURIComponent(id) + "/" + verb, "POST", body);
+    const answer = await call("/approvals/" + encodeURIComponent(approval.id) + "/" + verb,
+                              "POST", reason ? { reason } : {});
+    // Redrawn first: closing then finds the decided row gone, and focuses the heading.
     await refresh();
+    dialog.close();
     say(answer.id + " " + answer.status + " by " + answer.decided_by + ".", false);
   } catch (error) {
-    say(String(error.message), true);
+    if (error.status === 401) {
+      dialog.close();
+      needSignIn(error);
+    } else {
+      confirmError.textContent = visible(error.message);
+    }
+  } finally {
+    confirmYes.disabled = false;
   }
-}
-
-signIn(refresh, () => {
-  rows.replaceChildren();
-  table.hidden = true;
 });
-setInterval(refresh, 5000);
+
+document.getElementById("confirm-no").addEventListener("click", () => dialog.close());
+
+// Closed (decided, cancelled, Escape): focus goes back where the decision was asked, or,
+// its button gone with its row, to the view's heading.
+dialog.addEventListener("close", () => {
+  const opener = deciding && deciding.opener;
+  deciding = null;
+  if (opener && opener.isConnected) {
+    opener.focus();
+  } else {
+    const view = Object.values(views).find((section) => !section.hidden);
+    const heading = view && view.querySelector("h2");
+    if (heading) heading.focus();
+  }
+});
+
+// -- signing in --------------------------------------------------------------------------
+
+signIn(() => {
+  switching = false;
+  delete views.detail.dataset.key;
+  activityFor = null;
+  refresh();
+}, () => {
+  pendingRows.replaceChildren();
+  historyRows.replaceChildren();
+  views.detail.replaceChildren();
+  delete views.detail.dataset.key;
+  for (const section of Object.values(views)) section.hidden = true;
+  shownOnce = false;
+  switching = false;
+  signInAgain.hidden = true;
+  signedOut();
+});
+
+document.getElementById("switch").addEventListener("click", () => {
+  switching = true;
+  loginForm.hidden = false;
+  document.getElementById("token").focus();
+});
+
+setInterval(refresh, REFRESH_MS);
 refresh();

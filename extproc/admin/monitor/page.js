@@ -1,26 +1,42 @@
-// The monitor page: which identities have been active, and for the one chosen its
-// activity per minute over the last hour (an SVG chart drawn here, no library), its
-// latest alerts and refusals, each linking to its records on the recordings page (for
-// the record's readers). It reads the API with the approver's own token (kept for this
-// tab only) and reads again every few seconds.
+// The monitor page: which identities have been active in a time range, the refusals of
+// the range with identical ones together (what was done, the rules that refused it, the
+// target: how many times, when first and last, by whom), and for the identity chosen its
+// activity over the range (an SVG chart drawn here, no library: allowed, refused, held
+// and masked values, each series with its own dash and marker shape, a tooltip on each
+// point, and the same numbers as a table), its refusals grouped and its alerts, each
+// linking to its records on the recordings page (for the record's readers). It reads the
+// API with the approver's own token (kept for this tab only) and reads again every few
+// seconds. Where the page is (identity, range) is in the URL's fragment.
 // Everything shown comes from what agents did, so it is set as text, never as markup,
 // and its control and invisible characters are shown as escapes (`visible`).
 "use strict";
 
 const EVERY_MS = 5000;
 const SVG = "http://www.w3.org/2000/svg";
+const RANGES = ["15m", "1h", "6h", "24h"];
+// Each series is told apart by its colour, its dash and its marker's shape, and named in
+// the legend, the tooltip and the table: never by colour alone.
 const SERIES = [
-  { name: "exchanges", colour: "#1f6feb", label: "exchanges" },
-  { name: "refusals", colour: "#d1242f", label: "refused" },
-  { name: "masked", colour: "#bf8700", label: "masked values" },
+  { name: "allowed", label: "allowed", colour: "#1f6feb", dash: "", shape: "circle" },
+  { name: "refusals", label: "refused", colour: "#d1242f", dash: "7 4", shape: "square" },
+  { name: "holds", label: "held", colour: "#8250df", dash: "2 3", shape: "triangle" },
+  { name: "masked", label: "masked values", colour: "#9a6700", dash: "10 3 2 3",
+    shape: "diamond" },
 ];
 
 const monitor = document.getElementById("monitor");
 const identities = document.querySelector("#identities tbody");
 const detail = document.getElementById("detail");
+const plot = document.getElementById("plot");
 const chart = document.getElementById("chart");
+const tip = document.getElementById("tip");
+const chartRows = document.querySelector("#chart-table tbody");
+const groupRows = document.querySelector("#groups tbody");
+const allGroupRows = document.querySelector("#all-groups tbody");
 const alertRows = document.querySelector("#alerts tbody");
-const refusalRows = document.querySelector("#refusals tbody");
+const customFields = document.getElementById("custom");
+const sinceInput = document.getElementById("since");
+const untilInput = document.getElementById("until");
 
 function link(text, hash, className) {
   const a = document.createElement("a");
@@ -34,20 +50,52 @@ function empty(rows, text, columns) {
   cell(rows.insertRow(), text, "empty").colSpan = columns;
 }
 
+// Each cell labelled with its column's heading, for the narrow layout's cards.
+function label(rows) {
+  const heads = Array.from(rows.closest("table").tHead.rows[0].cells, (th) => th.textContent);
+  for (const row of rows.rows) {
+    Array.from(row.cells).forEach((td, i) => {
+      if (td.colSpan === 1 && heads[i]) td.dataset.label = heads[i];
+    });
+  }
+}
+
 function when(us) {
   return new Date(us / 1000).toLocaleString();
 }
 
-// -- where the page is: #identity=<sub> -----------------------------------------------------
-
-function place() {
-  return { identity: new URLSearchParams(location.hash.slice(1)).get("identity") };
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function placeHash(identity) {
+// -- where the page is: #identity=<sub>&range=1h (or &since=S&until=U) ----------------------
+
+function place() {
+  const found = new URLSearchParams(location.hash.slice(1));
+  const since = found.get("since"), until = found.get("until");
+  const custom = since !== null && until !== null;
+  const range = found.get("range");
+  return { identity: found.get("identity"), since: custom ? since : null,
+           until: custom ? until : null,
+           range: custom ? "custom" : (RANGES.includes(range) ? range : "1h") };
+}
+
+function placeHash(identity, where) {
   const found = new URLSearchParams();
   if (identity !== null) found.set("identity", identity);
+  if (where.range === "custom") {
+    found.set("since", where.since);
+    found.set("until", where.until);
+  } else if (where.range !== "1h") {
+    found.set("range", where.range);
+  }
   return "#" + found.toString();
+}
+
+function rangeQuery(where) {
+  return where.range === "custom"
+    ? "since=" + encodeURIComponent(where.since) + "&until=" + encodeURIComponent(where.until)
+    : "range=" + where.range;
 }
 
 // A trace's records, on the recordings page.
@@ -57,9 +105,66 @@ function recordHref(trace) {
 
 let chosen = null;  // the identity shown in detail (the URL's, else the latest active)
 
+// -- the time range --------------------------------------------------------------------------
+
+// A datetime-local field's value for a moment, in the viewer's time zone.
+function localInput(seconds) {
+  const at = new Date(seconds * 1000);
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+let choosing = false;  // the viewer is giving a range of their own, not yet shown
+let shownRange = null;  // the range of the latest answer
+
+function showRange(where, range) {
+  if (range) shownRange = range;
+  if (!choosing) {
+    for (const radio of document.querySelectorAll("#range input[name=range]")) {
+      radio.checked = radio.value === where.range;
+    }
+    customFields.hidden = where.range !== "custom";
+    if (range) {
+      sinceInput.value = localInput(range.since);
+      untilInput.value = localInput(range.until);
+    }
+  }
+  if (range) {
+    const per = range.step === 60 ? "per minute" : "per " + range.step / 60 + " minutes";
+    document.getElementById("per").textContent = per;
+    document.getElementById("range-said").textContent = "From " + when(range.since * 1e6)
+      + " to " + when(range.until * 1e6) + " (" + range.minutes + " minutes), " + per + ".";
+  }
+}
+
+document.getElementById("range").addEventListener("change", (event) => {
+  if (event.target.name !== "range") return;
+  choosing = event.target.value === "custom";
+  if (choosing) {
+    customFields.hidden = false;
+    if (shownRange) {
+      sinceInput.value = localInput(shownRange.since);
+      untilInput.value = localInput(shownRange.until);
+    }
+    return;
+  }
+  location.hash = placeHash(place().identity, { range: event.target.value });
+});
+
+document.getElementById("apply").addEventListener("click", () => {
+  const since = new Date(sinceInput.value).getTime() / 1000;
+  const until = new Date(untilInput.value).getTime() / 1000;
+  if (!Number.isFinite(since) || !Number.isFinite(until) || since >= until) {
+    say("Give the range's start and end, the start first.", true);
+    return;
+  }
+  choosing = false;
+  location.hash = placeHash(place().identity, { range: "custom", since: String(since),
+                                                until: String(until) });
+});
+
 // -- the overview --------------------------------------------------------------------------
 
-function showIdentities(answer) {
+function showIdentities(answer, where) {
   identities.replaceChildren();
   for (const each of answer.identities) {
     const row = identities.insertRow();
@@ -70,14 +175,56 @@ function showIdentities(answer) {
     }
     const name = each.aggregated ? each.identity + " (beyond the bound, together)"
       : each.identity;
-    row.insertCell().append(link(name, placeHash(each.identity)));
-    cell(row, each.hour.exchanges + " / " + each.day.exchanges, "num");
-    cell(row, each.day.refusals, "num");
-    cell(row, each.day.masked, "num");
+    row.insertCell().append(link(name, placeHash(each.identity, where)));
+    for (const metric of ["allowed", "refusals", "holds", "masked"]) {
+      cell(row, each.totals[metric], "num");
+    }
   }
   if (answer.identities.length === 0) {
-    empty(identities, "Nobody has been active in the last day.", 4);
+    empty(identities, "Nobody has been active in this range.", 5);
   }
+}
+
+// Refusals, identical ones together: how many, what, why, where, (by whom,) when.
+function showGroups(rows, found, withIdentities, more) {
+  rows.replaceChildren();
+  for (const group of found.groups) {
+    const row = rows.insertRow();
+    row.dataset.what = group.what;
+    row.dataset.traces = group.trace_ids.join(" ");
+    cell(row, group.count, "num");
+    cell(row, group.what, "text");
+    const why = group.reasons.length ? group.reasons.join("; ") + " (" + group.rules.join(", ")
+      + ")" : group.rules.join(", ");
+    cell(row, why, "why");
+    cell(row, group.target);
+    if (withIdentities) {
+      const others = group.identities_count - group.identities.length;
+      cell(row, group.identities.join(", ") + (others > 0 ? " and " + others + " more" : ""),
+           "who");
+    }
+    cell(row, when(group.first_us));
+    cell(row, when(group.last_us));
+    const records = row.insertCell();
+    const [latest, ...older] = group.trace_ids;
+    records.append(link("latest", recordHref(latest), "record"));
+    for (const trace of older) records.append(" ", link(trace.slice(0, 8), recordHref(trace),
+                                                        "related"));
+  }
+  if (found.groups.length === 0) {
+    empty(rows, "No refusal in this range.", withIdentities ? 8 : 7);
+  }
+  label(rows);
+  const notes = [];
+  if (found.count > found.groups.length) {
+    notes.push("The " + found.groups.length + " most frequent of " + found.count
+               + " kinds of refusal are listed.");
+  }
+  if (found.truncated) {
+    notes.push("Only the newest " + found.grouped + " refusals of the range are grouped.");
+  }
+  more.textContent = notes.join(" ");
+  more.hidden = notes.length === 0;
 }
 
 // -- one identity ----------------------------------------------------------------------------
@@ -96,52 +243,172 @@ function ceiling(largest) {
   return [1, 2, 5, 10].map((step) => step * power).find((top) => top >= largest);
 }
 
-function drawChart(minutes) {
-  const width = 720, height = 240;
-  const left = 44, right = 12, top = 12, bottom = 28;
+// A marker's outline, centred on (x, y).
+function marker(shape, x, y) {
+  const r = 3.5;
+  const at = (dx, dy) => (x + dx).toFixed(1) + " " + (y + dy).toFixed(1);
+  switch (shape) {
+    case "circle":
+      return "M " + at(-r, 0) + " a " + r + " " + r + " 0 1 0 " + 2 * r + " 0 a " + r + " "
+        + r + " 0 1 0 " + -2 * r + " 0 Z";
+    case "square":
+      return "M " + at(-r, -r) + " L " + at(r, -r) + " L " + at(r, r) + " L " + at(-r, r) + " Z";
+    case "triangle":
+      return "M " + at(0, -1.3 * r) + " L " + at(1.2 * r, r) + " L " + at(-1.2 * r, r) + " Z";
+    default:  // diamond
+      return "M " + at(0, -1.4 * r) + " L " + at(1.4 * r, 0) + " L " + at(0, 1.4 * r) + " L "
+        + at(-1.4 * r, 0) + " Z";
+  }
+}
+
+// The legend: each series' dash and marker, drawn as on the chart, and its name.
+function drawLegend() {
+  const legend = document.getElementById("legend");
+  legend.replaceChildren();
+  for (const series of SERIES) {
+    const item = document.createElement("li");
+    item.dataset.series = series.name;
+    const key = svg("svg", { width: 34, height: 12, viewBox: "0 0 34 12",
+                             "aria-hidden": "true" }, item);
+    svg("line", { x1: 1, x2: 33, y1: 6, y2: 6, stroke: series.colour, "stroke-width": 2,
+                  "stroke-dasharray": series.dash }, key);
+    svg("path", { d: marker(series.shape, 17, 6), fill: series.colour,
+                  "data-shape": series.shape }, key);
+    item.append(series.label);
+    legend.append(item);
+  }
+}
+
+let drawn = null;  // { buckets, range, x }: the chart as drawn, for its tooltips
+let pointed = null;  // the bucket the tooltip tells, by index
+
+function bucketText(bucket, range) {
+  return clock(bucket.start) + "–" + clock(bucket.start + range.step) + ": "
+    + bucket.allowed + " allowed, " + bucket.refusals + " refused, " + bucket.holds
+    + " held, " + bucket.masked + " masked values";
+}
+
+function drawChart(buckets, range) {
+  const width = Math.max(300, Math.round(plot.clientWidth || 720));
+  const height = width < 500 ? 200 : 240;
+  const left = 40, right = 12, top = 12, bottom = 28;
   const plotW = width - left - right, plotH = height - top - bottom;
-  const largest = Math.max(0, ...minutes.flatMap((m) => SERIES.map((s) => m[s.name])));
+  const largest = Math.max(0, ...buckets.flatMap((b) => SERIES.map((s) => b[s.name])));
   const topValue = ceiling(largest);
-  const x = (i) => left + (minutes.length > 1 ? i * plotW / (minutes.length - 1) : 0);
+  const x = (i) => left + (buckets.length > 1 ? i * plotW / (buckets.length - 1) : plotW / 2);
   const y = (value) => top + plotH - value * plotH / topValue;
   chart.replaceChildren();
+  chart.setAttribute("viewBox", "0 0 " + width + " " + height);
   chart.dataset.max = String(topValue);
+  chart.dataset.buckets = String(buckets.length);
+  chart.dataset.step = String(range.step);
   const grid = svg("g", { class: "grid" }, chart);
   for (const share of [0, 0.25, 0.5, 0.75, 1]) {
     const value = topValue * share;
     svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value),
                   stroke: share === 0 ? "#888" : "#e5e5e5", "stroke-width": 1 }, grid);
-    const label = svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end" }, grid);
-    label.textContent = Number.isInteger(value) ? String(value) : value.toFixed(1);
+    const text = svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end" }, grid);
+    text.textContent = Number.isInteger(value) ? String(value) : value.toFixed(1);
   }
-  const last = minutes.length - 1;
-  for (const back of [60, 45, 30, 15, 0]) {
-    const label = svg("text", { x: x(Math.max(0, last - back)), y: height - 8,
-                                "text-anchor": back === 0 ? "end" : back === 60 ? "start"
-                                  : "middle" }, grid);
-    label.textContent = back === 0 ? "now" : "-" + back + " min";
+  const labels = width < 500 ? 3 : 5;
+  for (let n = 0; n < labels; n++) {
+    const i = Math.round(n * (buckets.length - 1) / (labels - 1));
+    const text = svg("text", { x: x(i), y: height - 8, "text-anchor": n === 0 ? "start"
+                                 : n === labels - 1 ? "end" : "middle" }, grid);
+    text.textContent = clock(buckets[i].start);
   }
+  // One hover target per bucket, under the lines, telling its counts.
+  const slots = svg("g", { class: "slots" }, chart);
+  const slot = plotW / Math.max(1, buckets.length - 1);
+  buckets.forEach((bucket, i) => {
+    const area = svg("rect", { x: x(i) - slot / 2, y: top, width: slot, height: plotH,
+                               fill: "transparent", class: "slot", "data-index": i }, slots);
+    svg("title", {}, area).textContent = bucketText(bucket, range);
+  });
+  svg("line", { class: "guide", x1: 0, x2: 0, y1: top, y2: top + plotH, stroke: "#555",
+                "stroke-width": 1, visibility: "hidden", "pointer-events": "none" }, chart);
   for (const series of SERIES) {
-    const values = minutes.map((m) => m[series.name]);
+    const values = buckets.map((b) => b[series.name]);
     const line = svg("polyline", {
       points: values.map((v, i) => x(i).toFixed(1) + "," + y(v).toFixed(1)).join(" "),
-      fill: "none", stroke: series.colour, "stroke-width": 2,
-      "stroke-linejoin": "round", "data-series": series.name,
+      fill: "none", stroke: series.colour, "stroke-width": 2, "stroke-dasharray": series.dash,
+      "stroke-linejoin": "round", "data-series": series.name, "pointer-events": "none",
     }, chart);
     line.dataset.values = values.join(",");
     svg("title", {}, line).textContent = series.label;
+    // A marker on each point with a count, its tooltip saying which and how many.
+    const marks = svg("g", { class: "markers", "data-series": series.name }, chart);
+    values.forEach((value, i) => {
+      if (!value) return;
+      const mark = svg("path", { d: marker(series.shape, x(i), y(value)), fill: series.colour,
+                                 stroke: "#fff", "stroke-width": 1, "data-shape": series.shape,
+                                 "data-index": i }, marks);
+      svg("title", {}, mark).textContent = clock(buckets[i].start) + ": " + value + " "
+        + series.label;
+    });
   }
-  // One hover target per minute, telling its counts.
-  const hover = svg("g", { class: "minutes" }, chart);
-  const slot = plotW / Math.max(1, minutes.length - 1);
-  minutes.forEach((m, i) => {
-    const area = svg("rect", { x: x(i) - slot / 2, y: top, width: slot, height: plotH,
-                               fill: "transparent" }, hover);
-    const at = new Date(m.start * 1000).toLocaleTimeString([], { hour: "2-digit",
-                                                                 minute: "2-digit" });
-    svg("title", {}, area).textContent = at + ": " + m.exchanges + " exchanges, "
-      + m.refusals + " refused, " + m.masked + " masked values, " + m.holds + " held";
-  });
+  drawn = { buckets, range, x };
+  if (pointed !== null) pointAt(Math.min(pointed, buckets.length - 1), !tip.hidden);
+}
+
+// The tooltip and the guide on one bucket (`show`: make the tooltip seen).
+function pointAt(index, show = true) {
+  if (drawn === null) return;
+  pointed = Math.max(0, Math.min(index, drawn.buckets.length - 1));
+  const at = drawn.x(pointed);
+  const guide = chart.querySelector("line.guide");
+  guide.setAttribute("x1", at);
+  guide.setAttribute("x2", at);
+  guide.setAttribute("visibility", show ? "visible" : "hidden");
+  tip.textContent = bucketText(drawn.buckets[pointed], drawn.range);
+  tip.dataset.index = String(pointed);
+  tip.hidden = !show;
+  if (show) {
+    const scale = chart.getBoundingClientRect().width / chart.viewBox.baseVal.width;
+    const room = plot.clientWidth - tip.offsetWidth;
+    tip.style.left = Math.max(0, Math.min(room, at * scale - tip.offsetWidth / 2)) + "px";
+  }
+}
+
+function unpoint() {
+  if (document.activeElement === chart) return;
+  tip.hidden = true;
+  const guide = chart.querySelector("line.guide");
+  if (guide) guide.setAttribute("visibility", "hidden");
+}
+
+chart.addEventListener("mouseover", (event) => {
+  const found = event.target.closest("[data-index]");
+  if (found) pointAt(Number(found.dataset.index));
+});
+chart.addEventListener("mouseleave", unpoint);
+chart.addEventListener("focus", () => {
+  if (drawn) pointAt(pointed === null ? drawn.buckets.length - 1 : pointed);
+});
+chart.addEventListener("blur", unpoint);
+chart.addEventListener("keydown", (event) => {
+  if (drawn === null) return;
+  const last = drawn.buckets.length - 1;
+  const moves = { ArrowLeft: (pointed ?? last) - 1, ArrowRight: (pointed ?? last) + 1,
+                  Home: 0, End: last };
+  if (!(event.key in moves)) return;
+  event.preventDefault();
+  pointAt(moves[event.key]);
+});
+// Drawn again at the width it has, so that its text stays legible on a phone.
+new ResizeObserver(() => {
+  if (drawn && Math.abs(plot.clientWidth - chart.viewBox.baseVal.width) > 8) {
+    drawChart(drawn.buckets, drawn.range);
+  }
+}).observe(plot);
+
+function showChartTable(buckets) {
+  chartRows.replaceChildren();
+  for (const bucket of buckets) {
+    const row = chartRows.insertRow();
+    cell(row, when(bucket.start * 1e6));
+    for (const series of SERIES) cell(row, bucket[series.name], "num");
+  }
 }
 
 function showAlerts(alerts) {
@@ -162,38 +429,23 @@ function showAlerts(alerts) {
       records.append(" ", link(trace.slice(0, 8), recordHref(trace), "related"));
     }
   }
-  if (alerts.length === 0) empty(alertRows, "No alert in the last day.", 6);
-}
-
-function showRefusals(refusals) {
-  refusalRows.replaceChildren();
-  for (const refusal of refusals) {
-    const row = refusalRows.insertRow();
-    row.dataset.trace = refusal.trace_id;
-    cell(row, when(refusal.started_us));
-    cell(row, refusal.target);
-    cell(row, (refusal.method || "") + " " + (refusal.path || ""), "text");
-    cell(row, refusal.status);
-    const why = refusal.reasons.length ? refusal.reasons.join("; ")
-      : refusal.rules.join(", ") || refusal.refusal || "";
-    cell(row, why, "text");
-    row.insertCell().append(link("record", recordHref(refusal.trace_id), "record"));
-  }
-  if (refusals.length === 0) empty(refusalRows, "No refusal in the last day.", 6);
+  if (alerts.length === 0) empty(alertRows, "No alert in this range.", 6);
+  label(alertRows);
 }
 
 function showIdentity(answer) {
   detail.hidden = false;
   document.getElementById("who").textContent = visible(answer.identity);
-  drawChart(answer.minutes);
-  const hour = answer.hour, day = answer.day;
+  drawChart(answer.buckets, answer.range);
+  showChartTable(answer.buckets);
+  const sum = answer.totals, day = answer.day;
   document.getElementById("totals").textContent =
-    "Last hour: " + hour.exchanges + " exchanges, " + hour.refusals + " refused, "
-    + hour.masked + " masked values, " + hour.holds + " held. Last day: " + day.exchanges
-    + " exchanges, " + day.refusals + " refused, " + day.masked + " masked values, "
-    + day.holds + " held, " + day.administrative + " administrative.";
+    "In this range: " + sum.allowed + " allowed, " + sum.refusals + " refused, " + sum.holds
+    + " held, " + sum.masked + " masked values, " + sum.administrative + " administrative. "
+    + "Last day: " + day.exchanges + " exchanges, " + day.refusals + " refused, " + day.holds
+    + " held, " + day.masked + " masked values, " + day.administrative + " administrative.";
+  showGroups(groupRows, answer.refusal_groups, false, document.getElementById("groups-more"));
   showAlerts(answer.alerts);
-  showRefusals(answer.refusals);
 }
 
 // -- reading, again and again ----------------------------------------------------------------
@@ -211,25 +463,34 @@ function changed(what, answer) {
 async function refresh() {
   if (!sessionStorage.getItem(KEY)) return;
   const mine = ++reading;
+  const where = place();
+  showRange(where, null);
   try {
-    const overview = await call("/monitor/activity");
+    const overview = await call("/monitor/activity?" + rangeQuery(where));
     if (mine !== reading) return;
-    const wanted = place().identity;
-    chosen = wanted !== null ? wanted
+    chosen = where.identity !== null ? where.identity
       : (overview.identities.length ? overview.identities[0].identity : null);
     monitor.hidden = false;
+    showRange(where, overview.range);
     // Drawn again only when changed, so a reader's selection or hover outlives a reading.
-    if (changed("overview", [chosen, overview.identities])) showIdentities(overview);
+    if (changed("overview", [chosen, where, overview.identities])) {
+      showIdentities(overview, where);
+    }
+    if (changed("groups", overview.refusal_groups)) {
+      showGroups(allGroupRows, overview.refusal_groups, true,
+                 document.getElementById("all-groups-more"));
+    }
     if (chosen !== null) {
-      const one = await call("/monitor/activity?identity=" + encodeURIComponent(chosen));
+      const one = await call("/monitor/activity?identity=" + encodeURIComponent(chosen)
+                             + "&" + rangeQuery(where));
       if (mine !== reading) return;
-      const { now, since_us: since, ...shown } = one;
+      const { now, ...shown } = one;
       if (changed("identity", shown)) showIdentity(one);
     } else {
       detail.hidden = true;
       changed("identity", null);
     }
-    say(overview.identities.length + " active in the last day. Updated "
+    say(overview.identities.length + " active in this range. Updated "
         + new Date().toLocaleTimeString() + ".", false);
   } catch (error) {
     if (mine !== reading) return;
@@ -237,11 +498,13 @@ async function refresh() {
   }
 }
 
+drawLegend();
 signIn(refresh, () => {
   monitor.hidden = true;
   identities.replaceChildren();
   alertRows.replaceChildren();
-  refusalRows.replaceChildren();
+  groupRows.replaceChildren();
+  allGroupRows.replaceChildren();
   for (const what of Object.keys(lastShown)) delete lastShown[what];
 });
 window.addEventListener("hashchange", refresh);

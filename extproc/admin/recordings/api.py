@@ -2,19 +2,29 @@
 
     GET /recordings/search?identity=&target=&action=&kind=&since=7d&limit=50
                                         records, newest first (as `tollgate audit search`)
-    GET /recordings/sessions?identity=&target=&since=7d&limit=50
-                                        agent runs, the latest active first
+    GET /recordings/sessions?identity=&target=&kind=&since=7d&sort=start&order=desc
+                            &offset=0&limit=50
+                                        agent runs (recording/sessions.py sums them up:
+                                        kind, whose, when, how long, how they ended),
+                                        sorted by any of those, a page at a time
     GET /recordings/sessions/{id}       one run: its records and those sharing their
-                                        traces (alerts, approvals, decision records)
+                                        traces (alerts, approvals, decision records), its
+                                        summary, what grouped it, its terminal recordings
+    GET /recordings/terminal/{trace}    one terminal recording (asciicast v2), checked
+                                        against the record of its exchange
     GET /recordings/records/{key}       one record (writer:seq), or one trace's records
     GET /recordings/report?since=30d&target=&format=html|json
                                         the compliance report (extproc/reporting/)
-    GET /recordings/ui                  the page: a run as a timeline
+    GET /recordings/ui                  the page: runs listed, a run as a timeline, its
+                                        terminal recordings played
+    GET /recordings/player/asciinema-player.min.js, .../asciinema-player.css
+                                        the page's terminal player (asciinema-player, from
+                                        the npm registry: the Makefile puts it in vendor/)
 
-Every call but the page carries the caller's own token (Authorization: Bearer), verified
-as the approvals API verifies it; readers.py says whose token reads what. Each record is
-answered with its place in its writer's chain: the hash it follows, its own, whether that
-hash is its content's, the first signed checkpoint at or after it.
+Every call but the page and its player carries the caller's own token (Authorization:
+Bearer), verified as the approvals API verifies it; readers.py says whose token reads
+what. Each record is answered with its place in its writer's chain: the hash it follows,
+its own, whether that hash is its content's, the first signed checkpoint at or after it.
 
 Every read is itself a record, of kind `access`: who asked, for what, and the records it
 was answered with (or why it was refused, 401 and 403 included). It takes its place in the
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +46,8 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.abc import Traversable
 from typing import Any
 
 import orjson
@@ -52,6 +65,7 @@ from extproc.exchange.recorded import recorded
 from extproc.identity import Authenticated
 from extproc.recording import Evidence, Recorder, RecordingUnavailable
 from extproc.recording.chain import record_hash
+from extproc.recording.sessions import Summary, fold, page_query, records_query
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -75,6 +89,33 @@ _SUMMARY = ("id", "writer", "seq", "kind", "started_us", "trace_id", "session_id
 _COLUMNS = (*_SUMMARY, "content")
 # What the access record keeps of the records returned: their ids, up to this many.
 _MOST_IDS_KEPT = _MOST_SESSION
+
+# Session kinds, and the target protocols each is made of: `tollgate audit sessions
+# --kind`'s (extproc/cli/audit_sessions.py; tests/recordings holds the two alike).
+SESSION_KINDS: dict[str, frozenset[str]] = {
+    "http": frozenset({"http", "egress"}), "llm": frozenset({"llm"}),
+    "mcp": frozenset({"mcp"}), "sql": frozenset({"sql-http", "postgres"}),
+    "ssh": frozenset({"ssh"}), "kubernetes": frozenset({"k8s"}),
+}
+# What a session list sorts by. By start, newest first (the default), a page is chosen
+# on the indexed columns and only its sessions are read; by anything else, the latest
+# begun _MOST_SORTED of the period are summed up, _FOLDED at a time, and sorted.
+SORTS = ("start", "duration", "identity", "kind", "exchanges", "allowed", "refused", "held",
+         "masked")
+_MOST_SORTED, _FOLDED = 500, 50
+# A terminal recording's chunks answered at most (a chunk is a few seconds of output).
+_MOST_CHUNKS = 20_000
+# The page may run the terminal player's WebAssembly (compiled from the player's own
+# script: 'wasm-unsafe-eval', which lets no string be run as script) and use its
+# stylesheet ('self'); everything else as every admin page (extproc/admin/__init__.py).
+_PAGE_POLICY = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
+                "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; "
+                "base-uri 'none'; form-action 'none'")
+_PAGE_HEADERS = {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",
+                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+# The player's files (Makefile: `make` copies them from the npm registry's package).
+PLAYER_FILES = {"asciinema-player.min.js": "text/javascript",
+                "asciinema-player.css": "text/css"}
 
 
 class RecordingsError(Exception):
@@ -102,17 +143,24 @@ class RecordingsApi:
     def __init__(self, store: AsyncStore, verifier: Verifier, recorder: Recorder,
                  readers: Readers, settings: Recordings, sensitive: tuple[str, ...],
                  reports: Reports | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 player: Traversable | None = None) -> None:
+        """`player`: the folder of the player's files (default: this package's vendor/,
+        which an install without npm lacks)."""
         self._store, self._verifier, self._recorder = store, verifier, recorder
         self._readers, self._settings, self._sensitive = readers, settings, sensitive
         self._reports, self._clock = reports, clock
+        self._player = player or resources.files("extproc.admin.recordings").joinpath("vendor")
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            *admin.page_routes("/recordings/ui", "extproc.admin.recordings"),
+            *_page_routes(),
+            *(web.get(f"/recordings/player/{name}", _player_file(self._player, name, kind))
+              for name, kind in PLAYER_FILES.items()),
             web.get("/recordings/search", self._reading("search", self._search)),
             web.get("/recordings/sessions", self._reading("sessions", self._sessions)),
             web.get("/recordings/sessions/{id}", self._reading("session", self._session)),
+            web.get("/recordings/terminal/{id}", self._reading("terminal", self._terminal)),
             web.get("/recordings/records/{key}", self._reading("records", self._records)),
             web.get("/recordings/report", self._reading("report", self._report)),
         ]
@@ -224,25 +272,85 @@ class RecordingsApi:
                       [row[0] for row in rows])
 
     async def _sessions(self, request: web.Request, scope: Scope) -> Answer:
-        """Agent runs (sessions of exchanges) matching the filters, the latest active
-        first: their first and last exchange, how many, whose, on which target."""
+        """Agent runs with records matching the filters, each summed up from its records
+        (recording/sessions.py, as `tollgate audit sessions`): its kinds, whose, when,
+        how long, how its exchanges ended; sorted, a page at a time."""
+        query = request.query
         where, params = self._filters(request, scope)
-        limit = _limit(request.query.get("limit", str(_LISTED)))
-        rows = await self._store.execute(
-            "SELECT session_id, MIN(started_us), MAX(started_us), COUNT(*), MIN(identity), "
-            "MIN(target), MAX(target) FROM records WHERE kind IN ('exchange', 'decision') "
-            f"AND {' AND '.join(where)} GROUP BY session_id "
-            "ORDER BY MAX(started_us) DESC, session_id LIMIT ?", (*params, limit))
-        sessions = [{"session_id": sid, "first_us": first, "last_us": last, "records": count,
-                     "identity": identity,
-                     "targets": sorted({t for t in (low, high) if t is not None})}
-                    for sid, first, last, count, identity, low, high in rows]
-        return Answer(orjson.dumps({"sessions": sessions, "limit": limit}),
-                      [row[0] for row in rows])
+        limit = _limit(query.get("limit", str(_LISTED)))
+        offset = _number(query.get("offset", "0"), "offset", _MOST_SORTED)
+        sort, order = query.get("sort", "start"), query.get("order", "desc")
+        if sort not in SORTS:
+            raise RecordingsError("bad_request", f"sort must be one of {', '.join(SORTS)}", 400)
+        if order not in ("asc", "desc"):
+            raise RecordingsError("bad_request", "order must be asc or desc", 400)
+        kind, protocols = query.get("kind"), None
+        head: dict[str, Any] = {"sort": sort, "order": order, "offset": offset,
+                                "limit": limit, "kind": kind}
+        if kind is not None:
+            if kind not in SESSION_KINDS:
+                raise RecordingsError("bad_request",
+                                      f"kind must be one of {', '.join(SESSION_KINDS)}", 400)
+            protocols = SESSION_KINDS[kind]
+            targets = await self._targets_of(protocols, self._since_us(request))
+            if not targets:
+                return Answer(orjson.dumps({**head, "more": False, "sorted_among": None,
+                                            "sorted_truncated": False, "sessions": []}))
+            where.append(f"target IN ({', '.join('?' * len(targets))})")
+            params += targets
+        fast = sort == "start" and order == "desc"
+        sql, chosen = page_query(where, params, offset + limit + 1 if fast
+                                 else _MOST_SORTED + 1)
+        ids = [row[0] for row in await self._store.execute(sql, chosen)]
+        among = None
+        if fast:
+            more = len(ids) > offset + limit
+            found = await self._summed(ids[offset:offset + limit], scope)
+        else:
+            among = min(len(ids), _MOST_SORTED)
+            found = await self._summed(ids[:_MOST_SORTED], scope)
+            found.sort(key=lambda s: (_sort_key(s, sort), s.first_us, s.session_id),
+                       reverse=order == "desc")
+        if protocols is not None:
+            found = [s for s in found if not s.protocols.isdisjoint(protocols)]
+        if not fast:
+            more = len(found) > offset + limit
+            found = found[offset:offset + limit]
+        head.update(more=more, sorted_among=among,
+                    sorted_truncated=among is not None and len(ids) > _MOST_SORTED)
+        return Answer(orjson.dumps({**head, "sessions": [_summary(s) for s in found]}),
+                      [s.session_id for s in found])
+
+    async def _summed(self, session_ids: list[str], scope: Scope) -> list[Summary]:
+        """These sessions summed up from their records the caller may read, newest
+        first."""
+        allowed, scoped = scope.sql()
+        found: list[Summary] = []
+        for at in range(0, len(session_ids), _FOLDED):
+            sql, params = records_query(session_ids[at:at + _FOLDED])
+            found += fold(await self._store.execute(f"{sql} AND {allowed}",
+                                                    (*params, *scoped)))
+        return sorted(found, key=lambda s: (s.first_us, s.session_id), reverse=True)
+
+    async def _targets_of(self, protocols: frozenset[str], since_us: int) -> list[str]:
+        """The targets of the exchanges since `since_us` that speak one of `protocols`,
+        as each target's latest record says (as recording/sessions.py reads them)."""
+        found = []
+        for name, latest in await self._store.execute(
+                "SELECT target, MAX(started_us) FROM records WHERE kind = 'exchange' AND "
+                "target IS NOT NULL AND started_us >= ? GROUP BY target", (since_us,)):
+            contents = await self._store.execute(
+                "SELECT content FROM records WHERE kind = 'exchange' AND target = ? AND "
+                "started_us = ? LIMIT 1", (name, latest))
+            if contents and (_document(contents[0][0]).get("target") or {}).get(
+                    "protocol") in protocols:
+                found.append(name)
+        return sorted(found)
 
     async def _session(self, request: web.Request, scope: Scope) -> Answer:
         """One run's records, and the others of their traces (an alert, an approval, a
-        strict target's decision record), oldest first."""
+        strict target's decision record), oldest first; the run summed up, what grouped
+        it, and its terminal recordings (without their contents)."""
         session_id = request.match_info["id"]
         if len(session_id) > _TEXT_CHARS:
             raise RecordingsError("bad_request",
@@ -254,6 +362,7 @@ class RecordingsApi:
             (session_id, *params, _MOST_SESSION + 1)))
         if not rows:
             raise RecordingsError("not_found", f"no record of session {session_id}", 404)
+        own = rows[:_MOST_SESSION]
         traces = sorted({row[5] for row in rows})
         rows += await self._store.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM records WHERE trace_id IN "
@@ -263,9 +372,67 @@ class RecordingsApi:
         rows.sort(key=lambda row: (row[4], row[1], row[2]))
         kept = rows[:_MOST_SESSION]
         shown = await self._shown(kept)
+        # Summed up as the list sums it (from the records read here: all of them, unless
+        # the session has more than a page holds).
+        summed = fold((row[6], row[3], row[4], row[7], row[9], row[13]) for row in own)
         head = {"session_id": session_id, "truncated": len(rows) > _MOST_SESSION,
-                "trace_url": self._settings.trace_url}
+                "trace_url": self._settings.trace_url,
+                "summary": _summary(summed[0]) if summed else None,
+                "grouping": _grouping(own),
+                "terminals": await self._terminals(session_id, traces, scope)}
         return Answer(_joined(head, "records", shown), [row[0] for row in kept])
+
+    async def _terminals(self, session_id: str, traces: list[str],
+                         scope: Scope) -> list[dict[str, Any]]:
+        """The session's terminal recordings, oldest first: each named by the trace of
+        the exchange that vouches for it; a full reader also gets those of the session no
+        record vouches for yet (the shell still open)."""
+        if not traces or not await self._store.execute(
+                "SELECT version FROM tollgate_schema WHERE component = 'terminal'"):
+            return []
+        either = "" if scope.targets is not None else " OR session_id = ?"
+        rows = await self._store.execute(
+            "SELECT recording_id, MIN(session_id), COUNT(*), MAX(chunk), SUM(LENGTH(data)), "
+            "MIN(written_us), MAX(written_us) FROM terminal_recordings WHERE recording_id "
+            f"IN ({', '.join('?' * len(traces))}){either} GROUP BY recording_id "
+            "ORDER BY MIN(written_us), recording_id LIMIT ?",
+            (*traces, *((session_id,) if either else ()), _MOST_TRACE))
+        return [{"recording_id": recording, "session_id": session, "chunks": chunks,
+                 "missing": chunks != last + 1, "bytes": size, "first_us": first,
+                 "last_us": written, "recorded": recording in traces}
+                for recording, session, chunks, last, size, first, written in rows]
+
+    async def _terminal(self, request: web.Request, scope: Scope) -> Answer:
+        """One terminal recording (asciicast v2) as stored, checked against the record of
+        the exchange it belongs to (its size and SHA-256), with that exchange's trace's
+        records for its access record. A reader of some targets reads the recordings of
+        their targets' exchanges only."""
+        recording_id = request.match_info["id"].lower()
+        if not _TRACE_ID.fullmatch(recording_id):
+            raise RecordingsError("bad_request", "expected a recording id (its exchange's "
+                                  "trace id: 32 hexadecimal digits)", 400)
+        allowed, params = scope.sql()
+        rows = await self._store.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM records WHERE trace_id = ? AND {allowed} "
+            "ORDER BY started_us, writer, seq LIMIT ?", (recording_id, *params, _MOST_TRACE))
+        chunks = []
+        if rows or scope.targets is None:
+            chunks = await self._store.execute(
+                "SELECT chunk, session_id, data, written_us FROM terminal_recordings WHERE "
+                "recording_id = ? ORDER BY chunk LIMIT ?", (recording_id, _MOST_CHUNKS + 1))
+        if not chunks:
+            raise RecordingsError("not_found", f"no terminal recording {recording_id}", 404)
+        kept = chunks[:_MOST_CHUNKS]
+        data = "".join(str(chunk[2]) for chunk in kept).encode("utf-8")
+        numbers = {int(chunk[0]) for chunk in kept}
+        verified, detail = _checked(data, rows)
+        answer = {"recording_id": recording_id, "session_id": kept[0][1],
+                  "chunks": len(kept), "truncated": len(chunks) > _MOST_CHUNKS,
+                  "missing": [n for n in range(max(numbers)) if n not in numbers],
+                  "bytes": len(data), "first_us": min(int(c[3]) for c in kept),
+                  "last_us": max(int(c[3]) for c in kept), "verified": verified,
+                  "detail": detail, "cast": data.decode("utf-8")}
+        return Answer(orjson.dumps(answer), [row[0] for row in rows])
 
     async def _records(self, request: web.Request, scope: Scope) -> Answer:
         """One record by its id, or every record of a trace, oldest first."""
@@ -310,12 +477,15 @@ class RecordingsApi:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _since_us(self, request: web.Request) -> int:
+        return int((self._clock() - _seconds(request.query.get("since", _DEFAULT_SINCE)))
+                   * 1e6)
+
     def _filters(self, request: web.Request, scope: Scope) -> tuple[list[str], list[Any]]:
         """The conditions every search takes: the scope, identity, target, since."""
         allowed, scoped = scope.sql()
         where: list[str] = [allowed, "started_us >= ?"]
-        seconds = _seconds(request.query.get("since", _DEFAULT_SINCE))
-        params: list[Any] = [*scoped, int((self._clock() - seconds) * 1e6)]
+        params: list[Any] = [*scoped, self._since_us(request)]
         for column in ("identity", "target"):
             value = request.query.get(column)
             if value is None:
@@ -393,6 +563,133 @@ def _limit(text: str) -> int:
         raise RecordingsError("bad_request", f"limit must be 1-{_MOST_LISTED}, got {text!r}",
                               400)
     return int(text)
+
+
+def _number(text: str, name: str, most: int) -> int:
+    if not text.isdigit() or int(text) > most:
+        raise RecordingsError("bad_request", f"{name} must be 0-{most}, got {text!r}", 400)
+    return int(text)
+
+
+def _document(content: str) -> dict[str, Any]:
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def kinds_of(protocols: set[str]) -> list[str]:
+    """A session's kinds, by its targets' protocols (in SESSION_KINDS' order)."""
+    return [kind for kind, made_of in SESSION_KINDS.items()
+            if not made_of.isdisjoint(protocols)]
+
+
+def _summary(summary: Summary) -> dict[str, Any]:
+    return {**summary.as_json(), "kinds": kinds_of(summary.protocols)}
+
+
+def _sort_key(summary: Summary, sort: str) -> Any:
+    if sort == "start":
+        return summary.first_us
+    if sort == "duration":
+        return summary.duration_us
+    if sort == "identity":
+        return ", ".join(each or "" for each in summary.named_identities())
+    if sort == "kind":
+        return "+".join(kinds_of(summary.protocols))
+    return getattr(summary, sort)
+
+
+def _grouping(rows: list[tuple[Any, ...]]) -> dict[str, str] | None:
+    """What grouped the session, as its first record that says (`session_rule`, what
+    recording/record.py's `session_of` and `grouped_by` found), in words: the SSH and
+    Kubernetes stream fronts name each connection or stream themselves (as the agent's
+    `x-session-id` would), so for them that header is theirs, not the agent's."""
+    for row in rows:
+        document = _document(row[13])
+        rule = document.get("session_rule")
+        if not isinstance(rule, str):
+            continue
+        protocol = (document.get("target") or {}).get("protocol")
+        k8s = ((document.get("meaning") or {}).get("k8s") or {})
+        if rule == "header" and protocol == "ssh":
+            words = ("one SSH connection: tollgate names each connection an agent opens, "
+                     "and every command, line typed and file moved in it is of it")
+        elif rule == "header" and protocol == "k8s" and isinstance(k8s.get("exec"), dict):
+            words = ("one Kubernetes exec, attach or cp stream: tollgate names each stream "
+                     "it relays, and every line typed and file moved in it is of it")
+        elif rule == "header":
+            words = "the agent's own x-session-id header, which every exchange here sent"
+        elif rule == "mcp":
+            words = ("one MCP session: the Mcp-Session-Id the MCP server gave the agent "
+                     "when it initialized")
+        elif rule == "token":
+            words = ("the agent's token (its jti): its exchanges that named no session, "
+                     "none more than recording.session_idle_minutes after the one before")
+        elif rule == "identity":
+            words = ("the agent's identity (its token's subject; the token has no jti): its "
+                     "exchanges that named no session, none more than "
+                     "recording.session_idle_minutes after the one before")
+        elif rule == "trace":
+            words = ("one trace: the exchange named no session, and no verified token "
+                     "groups it with others")
+        else:
+            words = f"rule {rule}"
+        return {"rule": rule, "words": words}
+    return None
+
+
+def _checked(data: bytes, rows: list[tuple[Any, ...]]) -> tuple[bool | None, str]:
+    """Whether a recording is the one the record of its exchange vouches for (its size
+    and SHA-256, which `tollgate audit replay` checks too); None: nothing to check it
+    against."""
+    exchanges = [row for row in rows if row[3] == "exchange"]
+    if not exchanges:
+        return None, ("not verified: no record of its exchange (the session may still be "
+                      "open, or tollgate stopped before its end)")
+    record_id, body = exchanges[0][0], (
+        (_document(exchanges[0][13]).get("response") or {}).get("body") or {})
+    if "sha256" not in body:
+        return None, f"not verified: record {record_id} keeps no SHA-256 of it"
+    digest = hashlib.sha256(data).hexdigest()
+    if body.get("size") == len(data) and body["sha256"] == digest:
+        return True, (f"verified: its size and SHA-256 are those record {record_id} keeps "
+                      f"({len(data)} bytes, sha256 {digest[:16]}…)")
+    return False, (f"DOES NOT MATCH the record: record {record_id} keeps {body.get('size')} "
+                   f"bytes, sha256 {str(body['sha256'])[:16]}…; the store holds {len(data)} "
+                   f"bytes, sha256 {digest[:16]}…")
+
+
+def _page_routes() -> list[web.RouteDef]:
+    """The page and its script, under the page's own policy (`_PAGE_POLICY`)."""
+    package = resources.files("extproc.admin.recordings")
+    return [web.get(path, _served(package.joinpath(name).read_bytes(), kind, _PAGE_HEADERS))
+            for path, name, kind in (("/recordings/ui", "page.html", "text/html"),
+                                     ("/recordings/ui.js", "page.js", "text/javascript"))]
+
+
+def _player_file(folder: Traversable, name: str, kind: str) -> admin.Handler:
+    """One of the player's files, read once; a 404 saying why when it is not installed."""
+    path = folder.joinpath(name)
+    if path.is_file():
+        return _served(path.read_bytes(), kind, {"X-Content-Type-Options": "nosniff",
+                                                  "Cache-Control": "no-cache"})
+    missing = _error(RecordingsError(
+        "not_found", f"the terminal player is not installed here ({name}: `make` puts it "
+        "in extproc/admin/recordings/vendor/ from the npm registry)", 404))
+
+    async def absent(_request: web.Request) -> web.Response:
+        return missing
+
+    return absent
+
+
+def _served(body: bytes, kind: str, headers: dict[str, str]) -> admin.Handler:
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
+
+    return serve
 
 
 def _error(refused: RecordingsError) -> web.Response:

@@ -1,15 +1,36 @@
-// The recordings page: sessions found by identity and target, one agent run as a
-// timeline (the prompt, the model's answer and tool calls, the requests they led to, the
-// decisions with their rules and reasons, the approvals, the masked responses), and any
-// record as stored with its place in the chain. It reads the API with the reader's own
+// The recordings page: sessions listed (kind, whose, when, how long, how their exchanges
+// ended; sorted by any column, a page at a time), one agent run as a timeline (what each
+// exchange does, the prompt, the model's answer and tool calls, the requests they led to,
+// the decisions with their rules and reasons, the approvals, the masked responses), an
+// SSH shell's or a `kubectl exec`'s terminal recording played (asciinema-player, served by
+// tollgate: a marker on its timeline per decided line, which leads to that decision), and
+// any record as stored with its place in the chain. It reads the API with the reader's own
 // token (kept for this tab only); each read is itself recorded. Everything shown comes
-// from what agents did, so it is set as text, never as markup (`visible`).
+// from what agents did, so it is set as text, never as markup (`visible`); the player
+// draws a recording's output as text too.
 "use strict";
 
 const recordings = document.getElementById("recordings");
 const sessionRows = document.querySelector("#session-list tbody");
 const timeline = document.getElementById("timeline");
+const plumbingToggle = document.getElementById("plumbing");
+const terminals = document.getElementById("terminals");
 const TEXT_MOST = 4000;  // characters of one message shown; the record has them all
+const KIND_NAMES = { http: "HTTP", llm: "LLM", mcp: "MCP", sql: "SQL", ssh: "SSH",
+                     kubernetes: "Kubernetes" };
+// A new sort starts from the order that shows the most telling first.
+const FIRST_ORDER = { identity: "asc", kind: "asc" };
+const PER_PAGE = "25";
+// MCP's protocol plumbing (with notifications/*, and the transport's event streams and
+// session ends): collapsed in a session's timeline until asked for.
+const PLUMBING = new Set(["initialize", "ping", "tools/list", "resources/list",
+                          "resources/templates/list", "prompts/list"]);
+const PLUMBING_NAMES = ["initialize", "notifications", "listings", "ping", "event streams",
+                        "the session's end"];
+// Idle gaps in a terminal recording are played this long at most (as `tollgate audit
+// replay` plays them by default).
+const MOST_IDLE_S = 2;
+const PLAYER = "/recordings/player/asciinema-player";
 
 function element(name, className, text) {
   const made = document.createElement(name);
@@ -24,8 +45,29 @@ function link(text, hash, className) {
   return a;
 }
 
+// Times as every admin page shows them (AdminTime, /ui/common.js): in UTC to the second,
+// or relative with the UTC time on hover.
 function when(us) {
-  return new Date(us / 1000).toLocaleString();
+  return AdminTime.utc(us);
+}
+
+// A session's length: under a second in milliseconds (as `tollgate audit sessions`
+// says it), else as every admin page says a span.
+function lasted(ms) {
+  return ms < 1000 ? Math.round(ms) + " ms" : AdminTime.duration(ms);
+}
+
+// A moment of a recording: minutes, seconds and tenths (a line is decided in less).
+function clock(seconds) {
+  const tenths = Math.max(0, Math.floor(seconds * 10));
+  const s = Math.floor(tenths / 10);
+  return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") + "." + (tenths % 10);
+}
+
+function button(text, className) {
+  const made = element("button", className, text);
+  made.type = "button";
+  return made;
 }
 
 function cut(text) {
@@ -125,6 +167,32 @@ function traceLink(traceId, template) {
 
 // -- the timeline --------------------------------------------------------------------------
 
+function mcpMethod(record) {
+  const meaning = (record.content || {}).meaning || {};
+  return meaning.mcp && typeof meaning.mcp.method === "string" ? meaning.mcp.method : null;
+}
+
+// MCP's plumbing, shown on demand: what of it a record is (initialize, a notification, a
+// listing, ping, the event stream a GET opens, the session's end a DELETE asks), or null.
+function plumbingOf(record) {
+  const meaning = ((record.content || {}).meaning || {}).mcp;
+  if (!meaning || typeof meaning !== "object") return null;
+  const method = mcpMethod(record);
+  if (method === null) {
+    if (meaning.kind !== "stream") return null;
+    return ((record.content.request || {}).method === "DELETE") ? "the session's end"
+      : "event streams";
+  }
+  if (method.startsWith("notifications/")) return "notifications";
+  if (!PLUMBING.has(method)) return null;
+  return method.endsWith("/list") ? "listings" : method;
+}
+
+function isLine(record) {
+  const request = (record.content || {}).request || {};
+  return record.kind === "exchange" && request.method === "LINE";
+}
+
 function entry(record, template, pendingCalls) {
   const content = record.content || {};
   const request = content.request || {};
@@ -132,11 +200,15 @@ function entry(record, template, pendingCalls) {
   const item = element("li", "entry " + record.action);
   item.dataset.id = record.id;
   item.dataset.kind = record.kind;
+  item.dataset.trace = record.trace_id;
+  item.tabIndex = -1;  // a marker on the player's timeline brings the focus here
   const head = element("div", "head");
+  const what = content.what || [request.method, request.path].filter(Boolean).join(" ");
   head.append(link(record.kind + " " + record.id, hashOf({ record: record.id }), "record"),
               " · " + visible(when(record.started_us)) + " · "
-              + visible([target, request.method, request.path].filter(Boolean).join(" "))
-              + " · " + visible(record.action)
+              + (target ? visible(target) + " · " : ""));
+  head.append(element("span", "what", what));
+  head.append(" · " + visible(record.action)
               + (record.status === null ? "" : " " + record.status));
   const trace = element("div", "chain");
   trace.append("trace ", traceLink(record.trace_id, template));
@@ -194,20 +266,338 @@ function entry(record, template, pendingCalls) {
   return item;
 }
 
+function showPlumbing(shown) {
+  const hidden = timeline.querySelectorAll("li.plumbing");
+  const present = new Set([...hidden].map((item) => item.dataset.plumbing));
+  const what = PLUMBING_NAMES.filter((name) => present.has(name));
+  for (const item of hidden) item.hidden = !shown;
+  plumbingToggle.hidden = hidden.length === 0;
+  plumbingToggle.setAttribute("aria-expanded", String(shown));
+  plumbingToggle.textContent = (shown ? "Hide " : "Show ") + hidden.length
+    + " MCP protocol " + (hidden.length === 1 ? "exchange" : "exchanges")
+    + " (" + what.join(", ") + ")";
+}
+
+function summaryText(summary) {
+  if (!summary) return "";
+  const kinds = summary.kinds.map((k) => KIND_NAMES[k] || k).join(" + ") || "no known kind";
+  return kinds + " · " + (summary.identities.map((i) => i === null ? "(anonymous)" : i)
+    .join(", ") || "-") + " · " + (summary.targets.join(", ") || "no target")
+    + " · began " + when(summary.first_us) + ", lasted " + lasted(summary.duration_ms)
+    + " · " + summary.exchanges + (summary.exchanges === 1 ? " exchange: " : " exchanges: ")
+    + summary.allowed + " allowed, " + summary.refused + " refused, " + summary.held
+    + " held, " + summary.masked + " masked";
+}
+
+let shownSession = 0;  // the session drawn last: a recording arriving late for another is dropped
+
 function showSession(answer) {
+  const drawing = ++shownSession;
   document.getElementById("session").hidden = false;
   document.getElementById("session-id").textContent = visible(answer.session_id);
-  const first = answer.records.find((r) => r.content && r.content.session_id
-                                      === answer.session_id);
-  const rule = first && first.content.session_rule;
-  document.getElementById("session-rule").textContent = rule
-    ? "(grouped by " + visible(rule) + ")" : "";
+  const grouping = answer.grouping;
+  document.getElementById("session-rule").textContent = grouping
+    ? visible(grouping.words) + " (" + visible(grouping.rule) + ")" : "(no record says)";
+  document.getElementById("session-summary").textContent = visible(summaryText(answer.summary));
   timeline.replaceChildren();
   const pendingCalls = [];
   for (const record of answer.records) {
-    timeline.append(entry(record, answer.trace_url, pendingCalls));
+    const item = entry(record, answer.trace_url, pendingCalls);
+    const plumbing = plumbingOf(record);
+    if (plumbing !== null) {
+      item.classList.add("plumbing");
+      item.dataset.plumbing = plumbing;
+    }
+    timeline.append(item);
   }
   if (answer.truncated) timeline.append(element("li", "empty", "(more records than shown)"));
+  showPlumbing(false);
+  stopPlayers();
+  terminals.replaceChildren();
+  for (const meta of answer.terminals || []) {
+    const view = terminalView(meta);
+    terminals.append(view.block);
+    call("/recordings/terminal/" + encodeURIComponent(meta.recording_id))
+      .then((recording) => { if (drawing === shownSession) play(view, recording); })
+      .catch((error) => { view.verdict.textContent = visible(String(error.message)); });
+  }
+}
+
+plumbingToggle.addEventListener("click", () => {
+  showPlumbing(plumbingToggle.getAttribute("aria-expanded") !== "true");
+});
+
+// -- terminal recordings --------------------------------------------------------------------
+
+let playerLoaded = null;  // the player's script and stylesheet, loaded once when needed
+const players = [];
+
+function loadPlayer() {
+  if (!playerLoaded) {
+    playerLoaded = new Promise((resolve, reject) => {
+      const style = document.createElement("link");
+      style.rel = "stylesheet";
+      style.href = PLAYER + ".css";
+      document.head.append(style);
+      const script = document.createElement("script");
+      script.src = PLAYER + ".min.js";
+      script.onload = () => window.AsciinemaPlayer ? resolve(window.AsciinemaPlayer)
+        : reject(new Error("no player"));
+      script.onerror = () => reject(new Error("no player"));
+      document.head.append(script);
+    });
+  }
+  return playerLoaded;
+}
+
+// What the terminal showed, as plain text: escape sequences dropped, a line rewritten
+// after a carriage return kept as rewritten, erased characters gone.
+function plainText(output) {
+  let text = output
+    .replace(/\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?/g, "")
+    .replace(/\x1b[P^_X][\s\S]*?(?:\x1b\\|$)/g, "")
+    .replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, "")
+    .replace(/\x1b[ -/]*[0-~]/g, "")
+    .replace(/\r+\n/g, "\n");
+  text = text.split("\n").map((line) => line.slice(line.lastIndexOf("\r") + 1)).join("\n");
+  for (let before = ""; before !== text;) {
+    before = text;
+    text = text.replace(/[^\n\x08]\x08/g, "");
+  }
+  return text;
+}
+
+// An asciicast v2 recording read for playing: its idle gaps cut to MOST_IDLE_S, its
+// markers (tollgate's, one per decided line: "allow [trace …]") at their times, its
+// output as plain text.
+function readCast(text) {
+  const lines = text.split("\n").filter((line) => line.trim());
+  let header = {};
+  try { header = JSON.parse(lines[0]) || {}; } catch (error) { /* played at 80x24 */ }
+  const events = [], markers = [];
+  let output = "", last = 0, at = 0;
+  for (const line of lines.slice(1)) {
+    let event;
+    try { event = JSON.parse(line); } catch (error) { continue; }
+    if (!Array.isArray(event) || typeof event[0] !== "number") continue;
+    at += Math.min(Math.max(event[0] - last, 0), MOST_IDLE_S);
+    last = event[0];
+    const time = Math.round(at * 1000) / 1000;
+    if (event[1] === "m") {
+      const found = /\[trace ([0-9a-f]{32})\]/.exec(String(event[2]));
+      markers.push({ time, label: String(event[2]), trace: found ? found[1] : null });
+      continue;
+    }
+    if (event[1] === "o") output += String(event[2]);
+    events.push([time, event[1], event[2]]);
+  }
+  const cast = [JSON.stringify({ version: 2, width: header.width || 80,
+                                 height: header.height || 24 }),
+                ...events.map((event) => JSON.stringify(event))].join("\n") + "\n";
+  return { cast, markers, duration: Math.round(at * 1000) / 1000,
+           transcript: plainText(output) };
+}
+
+function terminalView(meta) {
+  const block = element("section", "terminal");
+  block.dataset.recording = meta.recording_id;
+  const title = element("h3", "", "Terminal recording " + meta.recording_id);
+  const verdict = element("p", "verdict", "Reading the recording…");
+  const missing = element("p", "player-missing", "The terminal player is not installed on "
+    + "this gateway (`make` installs it from the npm registry): the decisions below and "
+    + "this text transcript show the session.");
+  missing.hidden = true;
+  const controls = element("div", "controls");
+  controls.setAttribute("role", "group");
+  controls.setAttribute("aria-label", "Player of terminal recording " + meta.recording_id);
+  const playButton = button("Play", "play");
+  const speedLabel = element("label", "", "Speed ");
+  const speed = element("select", "speed");
+  for (const value of ["0.5", "1", "2", "4", "8"]) {
+    const option = element("option", "", value + "×");
+    option.value = value;
+    option.selected = value === "1";
+    speed.append(option);
+  }
+  speedLabel.append(speed);
+  const time = element("span", "clock", "0:00");
+  controls.append(playButton, speedLabel, time);
+  const screen = element("div", "screen");
+  const track = element("div", "track");
+  const position = element("input", "position");
+  position.type = "range";
+  position.min = "0";
+  position.step = "0.1";
+  position.value = "0";
+  position.setAttribute("aria-label", "Position in the recording");
+  track.append(position);
+  const markerList = element("ol", "markers");
+  markerList.setAttribute("aria-label", "Decided lines: each plays from its decision "
+    + "and shows it in the list below");
+  const transcript = element("details", "transcript");
+  transcript.append(element("summary", "", "Text transcript"));
+  const text = element("pre", "transcript");
+  text.tabIndex = 0;
+  transcript.append(text);
+  controls.hidden = track.hidden = true;
+  block.append(title, verdict, missing, controls, screen, track, markerList, transcript);
+  const view = { block, verdict, missing, controls, playButton, speed, time, screen, track,
+                 position, markerList, transcript, text, player: null,
+                 playing: false, at: 0, read: null, timer: null };
+  playButton.addEventListener("click", () => {
+    if (!view.player) return;
+    if (view.playing) view.player.pause(); else view.player.play();
+  });
+  speed.addEventListener("change", () => {
+    if (!view.player) return;
+    view.at = view.player.getCurrentTime() || view.at;
+    makePlayer(view, view.playing);
+  });
+  position.addEventListener("input", () => seek(view, Number(position.value)));
+  return view;
+}
+
+function showTime(view, at) {
+  view.at = Math.min(Math.max(at, 0), view.read.duration);
+  view.position.value = String(view.at);
+  view.time.textContent = clock(view.at) + " / " + clock(view.read.duration);
+}
+
+function setPlaying(view, playing) {
+  view.playing = playing;
+  view.playButton.textContent = playing ? "Pause" : "Play";
+  view.block.dataset.playing = String(playing);
+  clearInterval(view.timer);
+  if (playing) {
+    view.timer = setInterval(() => showTime(view, view.player.getCurrentTime() || 0), 200);
+  } else if (view.player) {
+    showTime(view, view.player.getCurrentTime() || view.at);
+  }
+}
+
+function makePlayer(view, autoPlay) {
+  if (view.player) view.player.dispose();
+  clearInterval(view.timer);
+  view.screen.replaceChildren();
+  const speed = Number(view.speed.value);
+  view.player = window.AsciinemaPlayer.create({ data: view.read.cast }, view.screen, {
+    controls: false, fit: "width", preload: true, autoPlay, speed, startAt: view.at,
+    markers: view.read.markers.map((marker) => [marker.time, marker.label]),
+  });
+  view.screen.dataset.speed = String(speed);
+  for (const name of ["play", "playing"]) {
+    view.player.addEventListener(name, () => setPlaying(view, true));
+  }
+  for (const name of ["pause", "ended"]) {
+    view.player.addEventListener(name, () => setPlaying(view, false));
+  }
+  view.player.addEventListener("marker", ({ index }) => {
+    const marker = view.read.markers[index];
+    if (marker) markCurrent(decisionOf(marker));
+  });
+  setPlaying(view, autoPlay);
+}
+
+function seek(view, at) {
+  showTime(view, at);
+  if (view.player) view.player.seek(view.at);
+}
+
+function decisionOf(marker) {
+  if (!marker.trace) return null;
+  return timeline.querySelector('li.entry[data-kind="exchange"][data-trace="'
+                                + marker.trace + '"]');
+}
+
+function markCurrent(item) {
+  for (const other of timeline.querySelectorAll("li.entry.current")) {
+    other.classList.remove("current");
+  }
+  if (item) item.classList.add("current");
+}
+
+// A marker chosen: the recording at that moment, and its decision in the list, focused.
+function jump(view, marker) {
+  seek(view, marker.time);
+  const item = decisionOf(marker);
+  markCurrent(item);
+  if (item) {
+    item.focus({ preventScroll: true });
+    item.scrollIntoView({ block: "center" });
+  }
+}
+
+function play(view, recording) {
+  view.verdict.textContent = visible(recording.detail
+    + (recording.missing.length ? "; chunks " + recording.missing.join(", ") + " are missing"
+      : "") + (recording.truncated ? "; too long to show whole here" : ""));
+  view.verdict.classList.toggle("bad", recording.verified === false);
+  view.read = readCast(recording.cast);
+  view.text.textContent = view.read.transcript.split("\n").map(visible).join("\n");
+  view.position.max = String(view.read.duration);
+  showTime(view, 0);
+  view.markerList.replaceChildren();
+  for (const marker of view.read.markers) {
+    const item = decisionOf(marker);
+    const action = marker.label.split(" ")[0];
+    const words = clock(marker.time) + " " + action + ": "
+      + (item ? item.querySelector(".what").textContent : marker.label);
+    const tick = element("span", "tick " + action);
+    tick.dataset.at = String(view.read.duration ? marker.time / view.read.duration : 0);
+    tick.title = words;
+    tick.setAttribute("aria-hidden", "true");  // the list below is the keyboard's way
+    tick.addEventListener("click", () => jump(view, marker));
+    view.track.append(tick);
+    const choose = button(words, action);
+    choose.addEventListener("click", () => jump(view, marker));
+    const li = element("li");
+    li.append(choose);
+    view.markerList.append(li);
+    if (item && !item.querySelector("button.at")) {
+      const at = button("Play from here (" + clock(marker.time) + " in the recording)", "at");
+      at.addEventListener("click", () => {
+        seek(view, marker.time);
+        view.block.scrollIntoView({ block: "start" });
+        view.playButton.focus({ preventScroll: true });
+      });
+      item.querySelector(".head").append(at);
+    }
+  }
+  loadPlayer().then(() => {
+    view.controls.hidden = view.track.hidden = false;
+    spread(view.track);
+    players.push(view);
+    makePlayer(view, false);
+  }).catch(() => {
+    view.missing.hidden = false;
+    view.transcript.open = true;
+  });
+}
+
+// Each tick at its moment on the track, or just after the one before when lines were
+// decided closer together than the ticks are wide: each can be seen and chosen.
+const TICK_GAP_PX = 7;
+
+function spread(track) {
+  const width = track.clientWidth;
+  if (!width) return;
+  let last = -Infinity;
+  for (const tick of track.querySelectorAll(".tick")) {
+    const left = Math.max(Number(tick.dataset.at) * width, last + TICK_GAP_PX);
+    tick.style.left = (100 * Math.min(left, width) / width) + "%";
+    last = left;
+  }
+}
+
+window.addEventListener("resize", () => {
+  for (const view of players) spread(view.track);
+});
+
+function stopPlayers() {
+  for (const view of players.splice(0)) {
+    clearInterval(view.timer);
+    if (view.player) view.player.dispose();
+  }
 }
 
 // -- one record, or one trace's -------------------------------------------------------------
@@ -237,23 +627,77 @@ function showRecords(answer) {
 
 // -- sessions found --------------------------------------------------------------------------
 
-function showSessions(answer) {
+const LISTED = ["identity", "target", "kind", "since", "limit"];
+
+// The list's place: its filters, sort, order and page, as the hash says (or the defaults).
+function listing(where) {
+  const sort = where.get("sort") || "start";
+  return {
+    sort, order: where.get("order") || FIRST_ORDER[sort] || "desc",
+    page: Math.max(1, parseInt(where.get("page") || "1", 10) || 1),
+    limit: where.get("limit") || PER_PAGE,
+  };
+}
+
+function listHash(changes) {
+  const values = Object.fromEntries(place());
+  for (const [name, value] of Object.entries(changes)) {
+    if (value === null) delete values[name]; else values[name] = value;
+  }
+  return hashOf(values);
+}
+
+function showSessions(answer, shown) {
   document.getElementById("sessions").hidden = false;
+  for (const th of document.querySelectorAll("#session-list th[data-sort]")) {
+    th.setAttribute("aria-sort", th.dataset.sort !== shown.sort ? "none"
+      : shown.order === "asc" ? "ascending" : "descending");
+  }
   sessionRows.replaceChildren();
   for (const each of answer.sessions) {
     const row = sessionRows.insertRow();
     row.dataset.session = each.session_id;
-    cell(row, when(each.last_us));
+    row.insertCell().append(AdminTime.element(each.first_us));
     row.insertCell().append(link(each.session_id, hashOf({ session: each.session_id }),
                                  "session"));
-    cell(row, each.identity);
-    cell(row, each.targets.join(", "));
-    cell(row, each.records);
+    cell(row, each.kinds.map((k) => KIND_NAMES[k] || k).join(" + ") || "-");
+    cell(row, each.identities.map((i) => i === null ? "(anonymous)" : i).join(", ") || "-");
+    cell(row, lasted(each.duration_ms), "number");
+    for (const name of ["exchanges", "allowed", "refused", "held", "masked"]) {
+      cell(row, each[name], "number");
+    }
   }
   if (answer.sessions.length === 0) {
-    cell(sessionRows.insertRow(), "No session found.", "empty").colSpan = 5;
+    cell(sessionRows.insertRow(), "No session found.", "empty").colSpan = 10;
   }
+  const first = answer.offset + 1;
+  document.getElementById("page-place").textContent = answer.sessions.length
+    ? "Page " + shown.page + ": sessions " + first + " to "
+      + (first + answer.sessions.length - 1)
+    : "Page " + shown.page;
+  document.getElementById("previous").disabled = answer.offset === 0;
+  document.getElementById("next").disabled = !answer.more;
+  document.getElementById("sessions-note").textContent = answer.sorted_truncated
+    ? "Sorted among the " + answer.sorted_among + " latest begun sessions of the period: "
+      + "narrow it (since, identity, target, kind) to sort them all." : "";
 }
+
+for (const th of document.querySelectorAll("#session-list th[data-sort]")) {
+  th.querySelector("button").addEventListener("click", () => {
+    const shown = listing(place());
+    const sort = th.dataset.sort;
+    const order = sort !== shown.sort ? FIRST_ORDER[sort] || "desc"
+      : shown.order === "asc" ? "desc" : "asc";
+    location.hash = listHash({ sort, order, page: null });
+  });
+}
+document.getElementById("previous").addEventListener("click", () => {
+  const page = listing(place()).page - 1;
+  location.hash = listHash({ page: page > 1 ? String(page) : null });
+});
+document.getElementById("next").addEventListener("click", () => {
+  location.hash = listHash({ page: String(listing(place()).page + 1) });
+});
 
 // -- reading -----------------------------------------------------------------------------------
 
@@ -264,6 +708,10 @@ async function follow() {
   for (const id of ["sessions", "session", "record"]) {
     document.getElementById(id).hidden = true;
   }
+  if (!where.has("session")) {
+    stopPlayers();
+    terminals.replaceChildren();
+  }
   try {
     if (where.has("session")) {
       showSession(await call("/recordings/sessions/"
@@ -271,13 +719,19 @@ async function follow() {
     } else if (where.has("record")) {
       showRecords(await call("/recordings/records/" + encodeURIComponent(where.get("record"))));
     } else {
+      const shown = listing(where);
       const query = new URLSearchParams();
-      for (const name of ["identity", "target", "since"]) {
+      for (const name of LISTED) {
         const value = where.get(name);
-        document.getElementById(name).value = value || (name === "since" ? "7d" : "");
+        const field = document.getElementById(name);
+        field.value = value || (name === "since" ? "7d" : name === "limit" ? PER_PAGE : "");
         if (value) query.set(name, value);
       }
-      showSessions(await call("/recordings/sessions?" + query.toString()));
+      query.set("limit", shown.limit);
+      query.set("sort", shown.sort);
+      query.set("order", shown.order);
+      query.set("offset", String((shown.page - 1) * Number(shown.limit)));
+      showSessions(await call("/recordings/sessions?" + query.toString()), shown);
     }
     say("Read at " + new Date().toLocaleTimeString() + " (this read is recorded).", false);
   } catch (error) {
@@ -287,18 +741,24 @@ async function follow() {
 
 signIn(follow, () => {
   recordings.hidden = true;
+  stopPlayers();
   sessionRows.replaceChildren();
   timeline.replaceChildren();
+  terminals.replaceChildren();
   document.getElementById("record-list").replaceChildren();
 });
 document.getElementById("search").addEventListener("submit", (event) => {
   event.preventDefault();
   const values = {};
-  for (const name of ["identity", "target", "since"]) {
+  for (const name of LISTED) {
     const value = document.getElementById(name).value.trim();
-    if (value) values[name] = value;
+    if (value && !(name === "limit" && value === PER_PAGE)) values[name] = value;
   }
+  const shown = listing(place());
+  if (shown.sort !== "start") values.sort = shown.sort;
+  if (place().has("order")) values.order = shown.order;
   location.hash = hashOf(values);
 });
 window.addEventListener("hashchange", follow);
+setInterval(() => AdminTime.update(sessionRows), 30000);  // "3 min ago" stays true
 if (sessionStorage.getItem(KEY)) follow();
