@@ -17,17 +17,12 @@ from extproc.cli import audit_access as access
 from extproc.cli.common import add_period, period, positive
 from extproc.codecs.inert import json_text
 from extproc.codecs.text import cut, lasted, print_table, utc
+from extproc.codecs.vocabulary import SESSION_KINDS, session_kinds
 
 if TYPE_CHECKING:
     from extproc import config as config_module
     from extproc.recording.sessions import Summary
 
-# Session kinds, and the target protocols (config.Target.protocol) each is made of.
-KINDS: dict[str, frozenset[str]] = {
-    "http": frozenset({"http", "egress"}), "llm": frozenset({"llm"}),
-    "mcp": frozenset({"mcp"}), "sql": frozenset({"sql-http", "postgres"}),
-    "ssh": frozenset({"ssh"}), "kubernetes": frozenset({"k8s"}),
-}
 _DEFAULT_LIMIT = 50
 _CELL_CHARS = 32
 
@@ -41,7 +36,7 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
     add_period(sessions, since="7d")
     sessions.add_argument("--identity", metavar="SUB",
                           help="runs with records of this subject (the token's) then")
-    sessions.add_argument("--kind", choices=KINDS,
+    sessions.add_argument("--kind", choices=SESSION_KINDS,
                           help="runs that reached a target of this kind then (by its "
                                "protocol: http and egress; llm; mcp; sql-http and postgres; "
                                "ssh; k8s)")
@@ -58,7 +53,7 @@ def sessions(args: argparse.Namespace, config: config_module.Config) -> int:
     with access.store(config) as connection:
         found = listing(connection, since_us=since_us, until_us=until_us,
                         identity=args.identity, target=args.target, limit=limit,
-                        protocols=None if args.kind is None else KINDS[args.kind])
+                        protocols=None if args.kind is None else SESSION_KINDS[args.kind])
     if args.json:
         for summary in found:
             print(json_text(json.dumps(as_json(summary), ensure_ascii=False)))
@@ -93,8 +88,7 @@ def describe(summary: Summary) -> str:
 
 
 def kinds(summary: Summary) -> list[str]:
-    return [kind for kind, protocols in KINDS.items()
-            if not protocols.isdisjoint(summary.protocols)]
+    return session_kinds(summary.protocols)
 
 
 def identities(summary: Summary) -> str:

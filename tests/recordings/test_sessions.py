@@ -17,7 +17,6 @@ import orjson
 import pytest
 
 from extproc.admin.recordings import api as recordings_api
-from extproc.cli.audit_sessions import KINDS
 from extproc.codecs.cast import MEDIA_TYPE, CastWriter
 from extproc.config import Match, Target
 from extproc.recording import Evidence
@@ -72,10 +71,6 @@ async def seed_sessions(url: str, signer: Signer) -> None:
 
 def ids(answer: dict[str, Any]) -> list[str]:
     return [s["session_id"] for s in answer["sessions"]]
-
-
-def test_the_kinds_are_those_of_audit_sessions() -> None:
-    assert recordings_api.SESSION_KINDS == KINDS
 
 
 async def test_sessions_summed_up_as_audit_sessions_sums_them_sorted_and_paged(

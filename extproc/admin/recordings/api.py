@@ -59,7 +59,7 @@ from extproc.admin.recordings.report import FORMATS, ReportError, Reports
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.message import request_view
-from extproc.codecs.vocabulary import ACTIONS, KINDS
+from extproc.codecs.vocabulary import ACTIONS, KINDS, SESSION_KINDS, session_kinds
 from extproc.config import Recordings
 from extproc.exchange.recorded import recorded
 from extproc.identity import Authenticated
@@ -90,13 +90,6 @@ _COLUMNS = (*_SUMMARY, "content")
 # What the access record keeps of the records returned: their ids, up to this many.
 _MOST_IDS_KEPT = _MOST_SESSION
 
-# Session kinds, and the target protocols each is made of: `tollgate audit sessions
-# --kind`'s (extproc/cli/audit_sessions.py; tests/recordings holds the two alike).
-SESSION_KINDS: dict[str, frozenset[str]] = {
-    "http": frozenset({"http", "egress"}), "llm": frozenset({"llm"}),
-    "mcp": frozenset({"mcp"}), "sql": frozenset({"sql-http", "postgres"}),
-    "ssh": frozenset({"ssh"}), "kubernetes": frozenset({"k8s"}),
-}
 # What a session list sorts by. By start, newest first (the default), a page is chosen
 # on the indexed columns and only its sessions are read; by anything else, the latest
 # begun _MOST_SORTED of the period are summed up, _FOLDED at a time, and sorted.
@@ -579,14 +572,8 @@ def _document(content: str) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def kinds_of(protocols: set[str]) -> list[str]:
-    """A session's kinds, by its targets' protocols (in SESSION_KINDS' order)."""
-    return [kind for kind, made_of in SESSION_KINDS.items()
-            if not made_of.isdisjoint(protocols)]
-
-
 def _summary(summary: Summary) -> dict[str, Any]:
-    return {**summary.as_json(), "kinds": kinds_of(summary.protocols)}
+    return {**summary.as_json(), "kinds": session_kinds(summary.protocols)}
 
 
 def _sort_key(summary: Summary, sort: str) -> Any:
@@ -597,7 +584,7 @@ def _sort_key(summary: Summary, sort: str) -> Any:
     if sort == "identity":
         return ", ".join(each or "" for each in summary.named_identities())
     if sort == "kind":
-        return "+".join(kinds_of(summary.protocols))
+        return "+".join(session_kinds(summary.protocols))
     return getattr(summary, sort)
 
 
