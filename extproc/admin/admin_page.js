@@ -121,3 +121,17 @@ function cell(row, text, className) {
   return td;
 }
 
+
+// An element with its class and its text, agents' text made visible (none for null).
+function made(name, className, text) {
+  const element = document.createElement(name);
+  if (className) element.className = className;
+  if (text !== undefined && text !== null) element.textContent = visible(text);
+  return element;
+}
+
+function link(text, href, className) {
+  const a = made("a", className, text);
+  a.href = href;
+  return a;
+}

@@ -36,19 +36,6 @@ let switching = false;  // the form opened to give another token: it stays until
 
 // -- building blocks -------------------------------------------------------------------
 
-function made(name, className, text) {
-  const element = document.createElement(name);
-  if (className) element.className = className;
-  if (text !== undefined && text !== null) element.textContent = visible(text);
-  return element;
-}
-
-function anchor(text, href, className) {
-  const a = made("a", className, text);
-  a.href = href;
-  return a;
-}
-
 function viewHref(id) {
   return "#" + encodeURIComponent(id);
 }
@@ -214,7 +201,7 @@ function pendingRow(approval, me) {
   const row = document.createElement("tr");
   row.dataset.id = approval.id;
   const what = labelledCell(row, "What", "summary");
-  what.append(anchor(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
+  what.append(link(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
   labelledCell(row, "Who asks").textContent = visible(approval.requester);
   labelledCell(row, "Target").textContent = visible(approval.target);
   labelledCell(row, "Why held").textContent = visible(whyHeld(approval));
@@ -267,7 +254,7 @@ function historyRow(approval) {
   const row = document.createElement("tr");
   row.dataset.id = approval.id;
   const what = labelledCell(row, "What", "summary");
-  what.append(anchor(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
+  what.append(link(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
   labelledCell(row, "Who asks").textContent = visible(approval.requester);
   labelledCell(row, "Target").textContent = visible(approval.target);
   labelledCell(row, "Outcome").append(stateBadge(approval));
@@ -327,7 +314,7 @@ function relatedList(id, approvals, emptyText) {
   if (approvals.length === 0) list.append(made("li", "empty", emptyText));
   for (const approval of approvals) {
     const item = made("li");
-    item.append(anchor(approval.summary, viewHref(approval.id), "summary"), " ",
+    item.append(link(approval.summary, viewHref(approval.id), "summary"), " ",
                 stateBadge(approval), " ",
                 AdminTime.element(approval.decided_us || approval.created_us));
     list.append(item);
@@ -339,7 +326,7 @@ function drawDetail(approval, others, recent, me) {
   const detail = views.detail;
   const focused = detail.contains(document.activeElement) ? document.activeElement.id : null;
   detail.replaceChildren();
-  detail.append(anchor("← All waiting requests", "#pending", "back"));
+  detail.append(link("← All waiting requests", "#pending", "back"));
   const title = made("h2");
   title.id = "detail-title";
   title.tabIndex = -1;
@@ -384,10 +371,10 @@ function drawDetail(approval, others, recent, me) {
   if (approval.used_us) fact(facts, "Used", AdminTime.element(approval.used_us));
   if (approval.grant_until_us) fact(facts, "Window until", AdminTime.element(approval.grant_until_us));
   const trace = approval.trace_url
-    ? anchor(approval.trace_id, approval.trace_url) : made("code", null, approval.trace_id);
+    ? link(approval.trace_id, approval.trace_url) : made("code", null, approval.trace_id);
   trace.id = "detail-trace";
   fact(facts, "Trace", trace);
-  const record = anchor("this request in the record",
+  const record = link("this request in the record",
                         "/recordings/ui#record=" + encodeURIComponent(approval.trace_id));
   record.id = "detail-record";
   fact(facts, "Record", record);
@@ -447,7 +434,7 @@ async function drawActivity(approval) {
   for (const record of found.records) {
     const item = made("li");
     item.append(AdminTime.element(record.started_us), " ",
-                anchor([record.kind, record.action, record.target || "", record.status || ""]
+                link([record.kind, record.action, record.target || "", record.status || ""]
                   .filter((part) => part !== "").join(" "),
                        "/recordings/ui#record=" + encodeURIComponent(record.id)));
     if (record.what) item.append(" ", made("span", "summary", record.what));
@@ -468,7 +455,7 @@ async function showDetail(id, current, moved) {
     const title = made("h2", null, "No approval " + id + " that you may see");
     title.id = "detail-title";
     title.tabIndex = -1;
-    views.detail.replaceChildren(anchor("← All waiting requests", "#pending", "back"), title);
+    views.detail.replaceChildren(link("← All waiting requests", "#pending", "back"), title);
     if (moved) title.focus();
     say(error.message, true);
     return;

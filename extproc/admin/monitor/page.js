@@ -38,14 +38,6 @@ const customFields = document.getElementById("custom");
 const sinceInput = document.getElementById("since");
 const untilInput = document.getElementById("until");
 
-function link(text, hash, className) {
-  const a = document.createElement("a");
-  a.href = hash;
-  a.textContent = visible(text);
-  if (className) a.className = className;
-  return a;
-}
-
 function empty(rows, text, columns) {
   cell(rows.insertRow(), text, "empty").colSpan = columns;
 }

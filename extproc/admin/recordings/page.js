@@ -32,19 +32,6 @@ const PLUMBING_NAMES = ["initialize", "notifications", "listings", "ping", "even
 const MOST_IDLE_S = 2;
 const PLAYER = "/recordings/player/asciinema-player";
 
-function element(name, className, text) {
-  const made = document.createElement(name);
-  if (className) made.className = className;
-  if (text !== undefined) made.textContent = visible(text);
-  return made;
-}
-
-function link(text, hash, className) {
-  const a = element("a", className, text);
-  a.href = hash;
-  return a;
-}
-
 // Times as every admin page shows them (AdminTime, /ui/common.js): in UTC to the second,
 // or relative with the UTC time on hover.
 function when(us) {
@@ -65,9 +52,9 @@ function clock(seconds) {
 }
 
 function button(text, className) {
-  const made = element("button", className, text);
-  made.type = "button";
-  return made;
+  const pressed = made("button", className, text);
+  pressed.type = "button";
+  return pressed;
 }
 
 function cut(text) {
@@ -77,11 +64,11 @@ function cut(text) {
 
 // A labelled part of an entry: its label, then each text in a block of its own.
 function part(label, texts, className) {
-  const section = element("div", "part " + (className || ""));
-  section.append(element("div", "label", label));
+  const section = made("div", "part " + (className || ""));
+  section.append(made("div", "label", label));
   for (const text of texts) {
     // Line by line: the text's newlines stay, every other control character is escaped.
-    const block = element("div", "text");
+    const block = made("div", "text");
     block.textContent = cut(text).split("\n").map(visible).join("\n");
     section.append(block);
   }
@@ -143,11 +130,11 @@ function answerOf(value) {
 }
 
 function chainLine(record) {
-  const chain = element("div", "chain");
+  const chain = made("div", "chain");
   chain.append("seq " + record.seq + " of writer " + visible(record.writer)
     + " · follows " + record.prev_hash.slice(0, 16) + "… · hash " + record.hash.slice(0, 16)
     + "… ");
-  const check = element("span", record.hash_matches ? "ok" : "bad",
+  const check = made("span", record.hash_matches ? "ok" : "bad",
     record.hash_matches ? "(matches its content)" : "(does NOT match its content)");
   chain.append(check, record.checkpoint
     ? " · signed in checkpoint " + record.checkpoint.seq + " (key "
@@ -157,7 +144,7 @@ function chainLine(record) {
 }
 
 function traceLink(traceId, template) {
-  if (!template) return element("code", "trace", traceId);
+  if (!template) return made("code", "trace", traceId);
   const a = link(traceId, template.replace("{trace_id}", encodeURIComponent(traceId)),
                  "trace");
   a.rel = "noreferrer";
@@ -197,20 +184,20 @@ function entry(record, template, pendingCalls) {
   const content = record.content || {};
   const request = content.request || {};
   const target = content.target ? content.target.name : "";
-  const item = element("li", "entry " + record.action);
+  const item = made("li", "entry " + record.action);
   item.dataset.id = record.id;
   item.dataset.kind = record.kind;
   item.dataset.trace = record.trace_id;
   item.tabIndex = -1;  // a marker on the player's timeline brings the focus here
-  const head = element("div", "head");
+  const head = made("div", "head");
   const what = content.what || [request.method, request.path].filter(Boolean).join(" ");
   head.append(link(record.kind + " " + record.id, hashOf({ record: record.id }), "record"),
               " · " + visible(when(record.started_us)) + " · "
               + (target ? visible(target) + " · " : ""));
-  head.append(element("span", "what", what));
+  head.append(made("span", "what", what));
   head.append(" · " + visible(record.action)
               + (record.status === null ? "" : " " + record.status));
-  const trace = element("div", "chain");
+  const trace = made("div", "chain");
   trace.append("trace ", traceLink(record.trace_id, template));
   item.append(head, trace, chainLine(record));
   if (content.error) item.append(part("Not recorded whole", [content.error], "deny-text"));
@@ -310,7 +297,7 @@ function showSession(answer) {
     }
     timeline.append(item);
   }
-  if (answer.truncated) timeline.append(element("li", "empty", "(more records than shown)"));
+  if (answer.truncated) timeline.append(made("li", "empty", "(more records than shown)"));
   showPlumbing(false);
   stopPlayers();
   terminals.replaceChildren();
@@ -399,44 +386,44 @@ function readCast(text) {
 }
 
 function terminalView(meta) {
-  const block = element("section", "terminal");
+  const block = made("section", "terminal");
   block.dataset.recording = meta.recording_id;
-  const title = element("h3", "", "Terminal recording " + meta.recording_id);
-  const verdict = element("p", "verdict", "Reading the recording…");
-  const missing = element("p", "player-missing", "The terminal player is not installed on "
+  const title = made("h3", "", "Terminal recording " + meta.recording_id);
+  const verdict = made("p", "verdict", "Reading the recording…");
+  const missing = made("p", "player-missing", "The terminal player is not installed on "
     + "this gateway (`make` installs it from the npm registry): the decisions below and "
     + "this text transcript show the session.");
   missing.hidden = true;
-  const controls = element("div", "controls");
+  const controls = made("div", "controls");
   controls.setAttribute("role", "group");
   controls.setAttribute("aria-label", "Player of terminal recording " + meta.recording_id);
   const playButton = button("Play", "play");
-  const speedLabel = element("label", "", "Speed ");
-  const speed = element("select", "speed");
+  const speedLabel = made("label", "", "Speed ");
+  const speed = made("select", "speed");
   for (const value of ["0.5", "1", "2", "4", "8"]) {
-    const option = element("option", "", value + "×");
+    const option = made("option", "", value + "×");
     option.value = value;
     option.selected = value === "1";
     speed.append(option);
   }
   speedLabel.append(speed);
-  const time = element("span", "clock", "0:00");
+  const time = made("span", "clock", "0:00");
   controls.append(playButton, speedLabel, time);
-  const screen = element("div", "screen");
-  const track = element("div", "track");
-  const position = element("input", "position");
+  const screen = made("div", "screen");
+  const track = made("div", "track");
+  const position = made("input", "position");
   position.type = "range";
   position.min = "0";
   position.step = "0.1";
   position.value = "0";
   position.setAttribute("aria-label", "Position in the recording");
   track.append(position);
-  const markerList = element("ol", "markers");
+  const markerList = made("ol", "markers");
   markerList.setAttribute("aria-label", "Decided lines: each plays from its decision "
     + "and shows it in the list below");
-  const transcript = element("details", "transcript");
-  transcript.append(element("summary", "", "Text transcript"));
-  const text = element("pre", "transcript");
+  const transcript = made("details", "transcript");
+  transcript.append(made("summary", "", "Text transcript"));
+  const text = made("pre", "transcript");
   text.tabIndex = 0;
   transcript.append(text);
   controls.hidden = track.hidden = true;
@@ -542,7 +529,7 @@ function play(view, recording) {
     const action = marker.label.split(" ")[0];
     const words = clock(marker.time) + " " + action + ": "
       + (item ? item.querySelector(".what").textContent : marker.label);
-    const tick = element("span", "tick " + action);
+    const tick = made("span", "tick " + action);
     tick.dataset.at = String(view.read.duration ? marker.time / view.read.duration : 0);
     tick.title = words;
     tick.setAttribute("aria-hidden", "true");  // the list below is the keyboard's way
@@ -550,7 +537,7 @@ function play(view, recording) {
     view.track.append(tick);
     const choose = button(words, action);
     choose.addEventListener("click", () => jump(view, marker));
-    const li = element("li");
+    const li = made("li");
     li.append(choose);
     view.markerList.append(li);
     if (item && !item.querySelector("button.at")) {
@@ -608,15 +595,15 @@ function showRecords(answer) {
   const list = document.getElementById("record-list");
   list.replaceChildren();
   for (const record of answer.records) {
-    const article = element("article", "record");
+    const article = made("article", "record");
     article.dataset.id = record.id;
-    const head = element("div", "head", record.kind + " " + record.id + ", " + record.action
+    const head = made("div", "head", record.kind + " " + record.id + ", " + record.action
       + (record.status === null ? "" : " " + record.status) + ", " + when(record.started_us));
-    const session = element("div", "chain");
+    const session = made("div", "chain");
     session.append("session ", link(record.session_id, hashOf({ session: record.session_id }),
                                     "session"), " · trace ",
                    traceLink(record.trace_id, answer.trace_url));
-    const content = element("pre", "content");
+    const content = made("pre", "content");
     content.textContent = JSON.stringify(record.content, null, 2).split("\n")
       .map(visible).join("\n");
     article.append(head, session, chainLine(record), content);
