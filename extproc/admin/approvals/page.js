@@ -197,13 +197,19 @@ function decideControls(approval, me) {
   });
 }
 
-function pendingRow(approval, me) {
+// A row of either tab, begun with what both show: what, who asks, on which target.
+function approvalRow(approval) {
   const row = document.createElement("tr");
   row.dataset.id = approval.id;
   const what = labelledCell(row, "What", "summary");
   what.append(link(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
   labelledCell(row, "Who asks").textContent = visible(approval.requester);
   labelledCell(row, "Target").textContent = visible(approval.target);
+  return row;
+}
+
+function pendingRow(approval, me) {
+  const row = approvalRow(approval);
   labelledCell(row, "Why held").textContent = visible(whyHeld(approval));
   labelledCell(row, "Approving grants").textContent = visible(grantText(approval));
   labelledCell(row, "Asked").append(AdminTime.element(approval.created_us));
@@ -251,12 +257,7 @@ async function showPending(current) {
 }
 
 function historyRow(approval) {
-  const row = document.createElement("tr");
-  row.dataset.id = approval.id;
-  const what = labelledCell(row, "What", "summary");
-  what.append(link(approval.summary, viewHref(approval.id)), made("span", "id", approval.id));
-  labelledCell(row, "Who asks").textContent = visible(approval.requester);
-  labelledCell(row, "Target").textContent = visible(approval.target);
+  const row = approvalRow(approval);
   labelledCell(row, "Outcome").append(stateBadge(approval));
   labelledCell(row, "Decided by").textContent = visible(approval.decided_by || "nobody");
   const at = approval.decided_us || approval.expires_us;
