@@ -116,9 +116,13 @@ bench-smoke: $(VENV)/.test-deps
 soak: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.soak --minutes 10 --rate 200
 
+# uv (from PyPI) installs the packages: a clean clone's venvs take seconds, not a minute
+# of pip. It reads pip's find-links from the environment when this machine sets them.
+UV_INSTALL = uv pip install -q $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip uv
 
 # xds-protos ships an old copy of opentelemetry/proto/* that overwrites the files of
 # opentelemetry-proto (the OTLP exporter then fails to import), depending on install
@@ -128,8 +132,9 @@ $(VENV)/bin/python:
 comma := ,
 OTEL_PROTO = $$(grep -o 'opentelemetry-proto==[0-9.]*' pyproject.toml)
 define install
-	$(BIN)/pip install -q -e '.$(1)'
-	$(BIN)/pip install -q --no-deps --force-reinstall "$(OTEL_PROTO)"
+	$(BIN)/$(UV_INSTALL) --python $(BIN)/python -e '.$(1)'
+	$(BIN)/$(UV_INSTALL) --python $(BIN)/python --no-deps --reinstall-package \
+		opentelemetry-proto "$(OTEL_PROTO)"
 	touch $@
 endef
 
@@ -162,8 +167,8 @@ $(VENV)/.bench-deps: pyproject.toml $(VENV)/.test-deps
 
 $(AGENTS)/.deps: examples/autogen/requirements.txt
 	$(PYTHON) -m venv $(AGENTS)
-	$(AGENTS)/bin/pip install -q --upgrade pip
-	$(AGENTS)/bin/pip install -q -r examples/autogen/requirements.txt
+	$(AGENTS)/bin/pip install -q --upgrade pip uv
+	$(AGENTS)/bin/$(UV_INSTALL) --python $(AGENTS)/bin/python -r examples/autogen/requirements.txt
 	touch $@
 
 clean:

@@ -41,6 +41,7 @@ class EmbeddedEngine:
         # data.tollgate.decides_responses), read once per target and revision.
         self._hint_rule = f"{query.rpartition('.')[0]}.decides_responses"
         self._hints: dict[str, bool] = {}
+        self._hint_engine: regorus.Engine | None = None
         self._vm, self.revision = self._compile(modules)
 
     def _compile(self, modules: Modules) -> tuple[regorus.Rvm, str]:
@@ -50,7 +51,7 @@ class EmbeddedEngine:
             raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
         vm = regorus.Rvm()
         vm.load_program(program)
-        self._modules, self._hints = modules, {}
+        self._modules, self._hints, self._hint_engine = modules, {}, None
         return vm, revision_of(modules)
 
     def decides_responses(self, target_json: str) -> bool:
@@ -62,12 +63,14 @@ class EmbeddedEngine:
     def _read_hint(self, target_json: str) -> bool:
         """The pack's word for one target: only an explicit false skips responses; a rule
         that is missing, undefined, not a boolean or failing decides every response."""
-        engine = regorus.Engine()
         try:
-            for path, source in self._modules:
-                engine.add_policy(path, source)
-            engine.set_input_json(target_json)
-            return engine.eval_rule(self._hint_rule) is not False
+            if self._hint_engine is None:  # one interpreter of the pack, for every target
+                engine = regorus.Engine()
+                for path, source in self._modules:
+                    engine.add_policy(path, source)
+                self._hint_engine = engine
+            self._hint_engine.set_input_json(target_json)
+            return self._hint_engine.eval_rule(self._hint_rule) is not False
         except RuntimeError:
             return True
 

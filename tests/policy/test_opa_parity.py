@@ -31,13 +31,14 @@ from extproc.policy.decision import MalformedDecision
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules, rego_files
 from tests import policy_corpus
+from tests.support.packs import pack_rego_tests
 
 pytestmark = pytest.mark.slow  # the pack's tests and the whole corpus, on three engines
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 QUERY = "data.tollgate.decision"
 CASES = policy_corpus.load()
-_, PACK_TESTS = rego_tests.load_engine(POLICIES)
+PACK_TESTS = pack_rego_tests()
 
 # -- one outcome per engine, in one comparable shape -----------------------------------
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from extproc.policy import PolicyLoadError, rego_tests
+from tests.support.packs import pack_rego_tests
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-_, PACK_TESTS = rego_tests.load_engine(POLICIES)
+PACK_TESTS = pack_rego_tests()
 
 
 def test_the_pack_has_tests() -> None:

@@ -13,6 +13,7 @@ completed as the servicer completes it, with what the case says its server decla
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -129,7 +130,13 @@ class Case:
 
 
 def load(directory: Path = HERE) -> list[Case]:
-    """Every case of every corpus file, checked for shape and unique names."""
+    """Every case of every corpus file, checked for shape and unique names (read once per
+    process: three test modules make cases of them)."""
+    return list(_load(directory))
+
+
+@functools.cache
+def _load(directory: Path) -> tuple[Case, ...]:
     cases: list[Case] = []
     for path in sorted(directory.glob("*.json")):
         for spec in json.loads(path.read_text(encoding="utf-8")):
@@ -151,7 +158,7 @@ def load(directory: Path = HERE) -> list[Case]:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"case names used twice: {sorted(duplicates)}")
-    return cases
+    return tuple(cases)
 
 
 def outcome_of(expected: Any) -> Any:

@@ -1,16 +1,27 @@
-"""The default policy pack with other limits (`policies/limits.rego`) or egress lists
-(`policies/egress_lists.rego`), edited as a user edits them: for tests and benchmarks
-whose traffic is not what a limit is for, and end-to-end tests of the egress rules."""
+"""The default policy pack's own unit tests; the pack with other limits
+(`policies/limits.rego`) or egress lists (`policies/egress_lists.rego`), edited as a user
+edits them: for tests and benchmarks whose traffic is not what a limit is for, and
+end-to-end tests of the egress rules."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from extproc.policy import rego_tests
+
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
+@functools.cache
+def pack_rego_tests() -> tuple[rego_tests.RegoTest, ...]:
+    """The default pack's Rego unit tests, read once per process (two test modules make a
+    case of each)."""
+    return tuple(rego_tests.load_engine(POLICIES)[1])
 
 
 def pack_with_limits(where: Path, **limits: Any) -> Path:
