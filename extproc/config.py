@@ -789,6 +789,10 @@ class Recordings:
     # A trace id on the session page links here ("{trace_id}" replaced), e.g.
     # http://localhost:16686/trace/{trace_id}; none: the trace id is plain text.
     trace_url: str | None = None
+    # The folder of the terminal player's files (asciinema-player.min.js and .css),
+    # relative to this file; none: those `make` installs with tollgate from the npm
+    # registry. Read as the page asks for them: an install without npm can add them later.
+    player_dir: Path | None = None
 
     def __post_init__(self) -> None:
         agents = {f"group:{group}" for group in self.agent_groups}

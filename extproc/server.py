@@ -133,7 +133,6 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     holds.store, verifier, recorder, telemetry,
                     {t.name: t for t in config.targets}, config.approvals_url,
                     config.policy.sensitive_headers, config.recording.max_body_bytes,
-                    hold_seconds=config.approvals.max_hold_seconds,
                     trace_url=config.recordings.trace_url)
                 opened.push_async_callback((await admin.start(
                     config.listen.admin,
@@ -408,9 +407,11 @@ def recordings_api(config: Config, store: AsyncStore, verifier: Verifier,
                    recorder: Recorder) -> RecordingsApi:
     """The record, read by its readers on the admin port, each read recorded by `recorder`;
     its reports signed with the record's own key."""
+    player = config.recordings.player_dir
     return RecordingsApi(store, verifier, recorder, Readers(config.recordings, config.targets),
                          config.recordings, config.policy.sensitive_headers,
-                         Reports(config, recorder.signer))
+                         Reports(config, recorder.signer),
+                         player=None if player is None else config.resolve(player))
 
 
 def open_recorder(config: Config, masker: Masker) -> Recorder:

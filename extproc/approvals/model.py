@@ -49,6 +49,7 @@ class Approval:
     used_us: int | None = None
     used_trace_id: str | None = None
     notified: dict[str, Any] | None = field(default=None)
+    hold_until_us: int | None = None  # the held request waits at most until then
 
     def state(self, now_us: int | None = None) -> str:
         """The status as it stands now: a pending approval past its expiry has expired."""

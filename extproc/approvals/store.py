@@ -35,7 +35,7 @@ _COLUMNS = (
     "id", "fingerprint", "requester", "identity", "target", "summary", "request",
     "approvers", "rules", "reasons", "grant_mode", "grant_minutes", "status", "created_us",
     "expires_us", "trace_id", "span_id", "held_by", "decided_by", "decided_us", "reason",
-    "grant_until_us", "used_us", "used_trace_id", "notified",
+    "grant_until_us", "used_us", "used_trace_id", "notified", "hold_until_us",
 )
 _JSON = frozenset({"identity", "request", "notified"})
 _LISTS = frozenset({"approvers", "rules", "reasons"})
@@ -116,16 +116,19 @@ class ApprovalStore:
         return _approval(rows[0]) if rows else None
 
     async def create(self, max_pending: int, **fields: Any) -> Approval:
-        """A new pending approval (`fields`: every column but id, status and times), unless
-        its requester already has `max_pending` (ApprovalError `too_many_pending`, 429).
+        """A new pending approval (`fields`: every column but id, status and times, and
+        `hold_seconds` when a request waits on it), unless its requester already has
+        `max_pending` (ApprovalError `too_many_pending`, 429).
 
         Count and insert are one transaction that holds the requester's lock (SQLite:
         every write transaction is serialised; PostgreSQL: an advisory lock), so replicas
         racing for the last place cannot both take it."""
         at = now()
+        held = fields.pop("hold_seconds", None)
         approval = Approval(
             id=f"ap-{secrets.token_hex(8)}", status="pending", created_us=at,
-            expires_us=at + int(fields.pop("expire_seconds") * 1_000_000), **fields)
+            expires_us=at + int(fields.pop("expire_seconds") * 1_000_000),
+            hold_until_us=None if held is None else at + int(held * 1_000_000), **fields)
         async with self._store.transaction() as execute:
             await self._store.serialise(execute, f"tollgate-pending:{approval.requester}")
             ((pending,),) = await execute(

@@ -146,6 +146,12 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 PRIMARY KEY (target, tool)
             )""",
         ],
+        [
+            # Until when the held request waits at most (its policy's `hold_seconds`,
+            # capped): what approvers are told. NULL where nothing waits (a changed MCP
+            # tool definition) and on approvals older than this step.
+            "ALTER TABLE approvals ADD COLUMN hold_until_us BIGINT",
+        ],
     ],
     "postgres": [
         [

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from extproc import admin
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.approvals.store import ApprovalStore
-from extproc.quickstart.stack import free_port
 from extproc.recording.chain import Signer
 from tests.approvals.conftest import REQUESTER, create, opened
 from tests.monitor.conftest import verifier
 from tests.recording.conftest import evidence, record
 from tests.support import tokens
+from tests.support.admin_server import AdminClient, admin_serving
 
 DBA = {"sub": "dana", "groups": ["dba"]}
 
@@ -47,30 +43,14 @@ SRE_TOKEN = tokens.token("sam", ["sre"])
 REQUESTER_TOKEN = tokens.token(REQUESTER, ["agents"])
 
 
-@dataclass
-class Admin:
-    url: str
-    session: aiohttp.ClientSession
-
-    async def get(self, path: str, token: str) -> tuple[int, Any]:
-        async with self.session.get(self.url + path,
-                                    headers={"authorization": f"Bearer {token}"}) as reply:
-            return reply.status, await reply.json()
-
-
 @asynccontextmanager
 async def serving(store: ApprovalStore, tmp_path: Path, **options: Any,
-                  ) -> AsyncIterator[Admin]:
+                  ) -> AsyncIterator[AdminClient]:
     """The approvals API on a real admin server (no recorder: these tests only read)."""
     api = ApprovalsApi(store, verifier(tmp_path), None, None, {}, BASE,  # type: ignore[arg-type]
                        (), 1024, **options)
-    address = f"127.0.0.1:{free_port()}"
-    runner = await admin.start(address, api.routes())
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Admin(f"http://{address}", session)
-    finally:
-        await runner.cleanup()
+    async with admin_serving(api.routes()) as client:
+        yield client
 
 
 async def test_each_approval_says_whether_the_caller_may_decide_it_and_where_it_is_read(
@@ -135,12 +115,12 @@ async def test_a_listing_of_one_requesters_approvals_and_of_decided_ones(
 
 async def test_show_says_how_long_the_held_request_waits_and_how_it_was_answered(
         store_url: str, tmp_path: Path, signer: Signer) -> None:
-    """With the longest hold known, until when the agent waits at most; once its exchange
-    is in the record, when and how it was answered (here: it gave up, refused 403
+    """Until when the agent waits at most (its policy's hold); once its exchange is in the
+    record, when and how it was answered (here: it gave up, refused 403
     approval_required while the approval was pending)."""
     async with opened(store_url) as store:
-        approval = await create(store)
-        async with serving(store, tmp_path, hold_seconds=30) as api:
+        approval = await create(store, hold_seconds=30)
+        async with serving(store, tmp_path) as api:
             wait = (await api.get(f"/approvals/{approval.id}", DBA_TOKEN))[1]["wait"]
             assert wait == {"since_us": approval.created_us,
                             "until_us": approval.created_us + 30_000_000, "answered": None}
@@ -161,6 +141,11 @@ async def test_show_says_how_long_the_held_request_waits_and_how_it_was_answered
             assert wait["answered"] == {
                 "at_us": int(refused.started * 1_000_000) + 30_000_000, "status": 403,
                 "refusal": "approval_required", "approval_status": "pending"}
-        async with serving(store, tmp_path) as api:  # the longest hold unknown
-            wait = (await api.get(f"/approvals/{approval.id}", DBA_TOKEN))[1]["wait"]
-            assert wait["until_us"] is None and wait["answered"]["status"] == 403
+            # An approval no request waits on (a changed MCP tool) says no "until"; nor
+            # does a hold longer than the approval lives say it waits past its expiry.
+            unwaited = await create(store, fingerprint="tool")
+            wait = (await api.get(f"/approvals/{unwaited.id}", DBA_TOKEN))[1]["wait"]
+            assert wait["until_us"] is None
+            long = await create(store, fingerprint="long", hold_seconds=3600)
+            wait = (await api.get(f"/approvals/{long.id}", DBA_TOKEN))[1]["wait"]
+            assert wait["until_us"] == long.expires_us

@@ -19,9 +19,9 @@ def fields(printed: str) -> dict[str, str]:
 
 async def test_show_prints_the_link_to_the_approvals_page(sqlite_url: str,
                                                           tmp_path: Path) -> None:
-    async with opened(sqlite_url) as store, serving(store, tmp_path, hold_seconds=30,
+    async with opened(sqlite_url) as store, serving(store, tmp_path,
                                                     trace_url=TRACE_UI) as api:
-        approval = await create(store)
+        approval = await create(store, hold_seconds=30)
         shown = await asyncio.to_thread(tollgate, "approvals", "show", approval.id,
                                         "--url", api.url, "--token", DBA_TOKEN)
     assert shown.returncode == 0, shown.stderr

@@ -527,3 +527,30 @@ async def test_replicas_starting_together_on_a_new_database_all_open(pg_url: str
                 await store.close()
     assert schema_versions(pg_url) == sorted(
         (component, len(steps)) for component, steps in MIGRATIONS.items())
+
+
+async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store one step behind (no `hold_until_us`) with a pending approval, as an older
+    tollgate wrote it: opened by this one, it gains the column, the old approval reads as
+    waiting on nothing known, and a new one keeps its hold."""
+    with monkeypatch.context() as older:
+        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-1])
+        connection = connect(store_url)
+    try:
+        assert "hold_until_us" not in columns(store_url)
+        at = now()
+        connection.execute(
+            "INSERT INTO approvals (id, fingerprint, requester, identity, target, summary, "
+            "request, approvers, rules, reasons, grant_mode, status, created_us, expires_us, "
+            "trace_id, span_id, held_by) VALUES ('ap-old', 'f', ?, '{}', 'orders', 'DELETE', "
+            "'{}', '[\"group:dba\"]', '[]', '[]', 'once', 'pending', ?, ?, 't', 's', 'r')",
+            (REQUESTER, at, at + 300_000_000))
+    finally:
+        connection.close()
+    async with opened(store_url) as store:
+        old = await store.get("ap-old")
+        assert (old.state(), old.hold_until_us) == ("pending", None)
+        new = await create(store, fingerprint="new", hold_seconds=5)
+        assert (await store.get(new.id)).hold_until_us == new.created_us + 5_000_000
+    assert "hold_until_us" in columns(store_url)

@@ -8,13 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import queue
 import shlex
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -24,7 +21,8 @@ import yaml
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG, main
 from extproc.quickstart import layout, stack
-from tests.quickstart.test_up import psql_as_printed, read_lines, ssh_as_printed, wait_for_line
+from tests.quickstart.test_up import psql_as_printed, ssh_as_printed
+from tests.support.quickstart import running_up
 from tests.test_envoy_bootstrap_command import by_name, endpoints, envoy_validates
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,17 +201,9 @@ def test_up_on_a_base_port_serves_every_door_there(
     settings = tmp_path / "tollgate.yaml"
     settings.write_text(yaml.safe_dump(layout.portable(given)))
     base = stack.free_ports(layout.plan(given, layout.Moves(base=1)).span)
-    up = subprocess.Popen(
-        [sys.executable, "-m", "extproc", "up", "--base-port", str(base),
-         "--config", str(settings)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=read_lines, args=(up.stdout, lines), daemon=True).start()
-    try:
-        output = wait_for_line(lines, "Tollgate is up", 60)
-        output += wait_for_line(lines, "Ctrl-C stops everything", 5)
-        (token,) = [line.split("export TOKEN=", 1)[1].strip()
-                    for line in output if "export TOKEN=" in line]
+    with running_up("--base-port", str(base), "--config", str(settings)) as up:
+        output = up.output
+        token = up.exported("TOKEN")
         request = urllib.request.Request(f"http://127.0.0.1:{base}/api/customers",
                                          headers={"authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -221,8 +211,7 @@ def test_up_on_a_base_port_serves_every_door_there(
         psql_as_printed(token, output)  # on Envoy's PostgreSQL listener, base + 3
         assert any(f"@127.0.0.1:{base + 3}/shop" in line for line in output)
         ssh_as_printed(token, output, tmp_path)  # base + 4
-        (approver,) = [line.split("export TOLLGATE_TOKEN=", 1)[1].strip()
-                       for line in output if "export TOLLGATE_TOKEN=" in line]
+        approver = up.exported("TOLLGATE_TOKEN")
         (listing,) = [line.strip() for line in output if "tollgate approvals list" in line]
         assert listing.endswith(f"--url http://127.0.0.1:{base + 5}")
         listed = subprocess.run(
@@ -230,16 +219,7 @@ def test_up_on_a_base_port_serves_every_door_there(
             env={**os.environ, "TOLLGATE_TOKEN": approver}, capture_output=True, text=True,
             timeout=30, check=True)
         assert json.loads(listed.stdout)["approvals"] == []
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(30) == 0
-        for port in layout.plan(given, layout.Moves(base=base)).ports:
-            stack.wait_until(lambda p=port.number: not stack.port_in_use(p), 10,
-                             f"port {port.number} ({port.role}) free")
-    finally:
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            try:
-                up.wait(30)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait()
+        assert up.stop() == 0
+    for port in layout.plan(given, layout.Moves(base=base)).ports:
+        stack.wait_until(lambda p=port.number: not stack.port_in_use(p), 10,
+                         f"port {port.number} ({port.role}) free")

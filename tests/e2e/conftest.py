@@ -1,5 +1,6 @@
-"""What the admin pages' browser tests share: one headless Chromium per module, and a
-fresh tab per test, of the module's VIEWPORT when it sets one."""
+"""What the e2e modules share: one headless Chromium per module and a fresh tab per test
+(of the module's VIEWPORT when it sets one), for the admin pages' browser tests; a real
+sshd per module, for the SSH ones."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.support.browser import chromium, tab
+from tests.support.sshd import Sshd, start_sshd
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +24,10 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     viewport = getattr(request.module, "VIEWPORT", None)
     with tab(browser, **({"viewport": viewport} if viewport else {})) as opened:
         yield opened
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """Debian's sshd on a port of its own, for the module's SSH targets."""
+    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

@@ -452,7 +452,7 @@ def test_the_wait_says_until_when_or_that_the_agent_gave_up(gw: Gateway, page: P
     """The sentences the view shows of a wait (the page's own function, given an
     approval as the API answers it): the agent waits at most so long more; it gave up
     (refused 403) and approving now lets its next try through until the approval
-    expires; a window grant opens from now."""
+    expires; nothing waits on it (a changed MCP tool); a window grant opens from now."""
     open_page(page, gw)
     now_us = 1_800_000_000_000_000
     base = {"grant_mode": "once", "grant_minutes": None, "requester": "svc-autogen",
@@ -486,6 +486,11 @@ def test_the_wait_says_until_when_or_that_the_agent_gave_up(gw: Gateway, page: P
         "through, once, until this approval expires in 50 min.")
     assert hovered(gave_up) == [utc(now_us - 60_000_000) + " UTC",
                                 utc(base["expires_us"]) + " UTC"]
+    unwaited = {**base, "wait": {"since_us": base["created_us"], "until_us": None,
+                                 "answered": None}}
+    assert said(unwaited) == (
+        "It was asked 1 min 30 s ago. No request is known to wait on it: approving lets the "
+        "next try of exactly this request through, once.")
     window = {**waiting, "grant_mode": "window", "grant_minutes": 30}
     assert said(window).endswith(
         "Approving now lets the waiting request through at once and opens a 30-minute "

@@ -10,24 +10,27 @@ with what the record says was allowed.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import struct
+import re
 import subprocess
 import sys
-import termios
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import api
-from tests.standins.k8s_standin import KUBECTL, K8sStandIn, Kubectl, write_kubeconfig
+from tests.e2e.test_approvals_page import WAIT_MS
+from tests.e2e.test_recordings_page import READER, open_page, terminal_of
+from tests.standins.k8s_standin import (
+    K8sStandIn,
+    Kubectl,
+    KubectlTerminal,
+    write_kubeconfig,
+)
 from tests.support import tokens
 from tests.support.echo import upper_echo
 from tests.support.gateway import Gateway, module_gateway
@@ -101,9 +104,9 @@ def test_exec_output_is_byte_exact_where_nothing_matches(
 ) -> None:
     data = bytes(range(256)) * 64
     (pod(cluster) / "blob.bin").write_bytes(data)
-    result = subprocess.run([*agent_argv(agent), "exec", "web-1", "-n", "staging", "--",
+    result = subprocess.run([*agent.argv(), "exec", "web-1", "-n", "staging", "--",
                              "cat", "blob.bin"], capture_output=True, timeout=60, check=False,
-                            env=kubectl_env())
+                            env=agent.env())
     assert result.returncode == 0, result.stderr
     assert result.stdout == data
 
@@ -123,56 +126,10 @@ def test_a_destructive_exec_never_reaches_the_pod(agent: Kubectl, cluster: K8sSt
     assert len(cluster.execs) == before
 
 
-def agent_argv(kubectl: Kubectl) -> list[str]:
-    return [KUBECTL, "--kubeconfig", str(kubectl.kubeconfig), "--cache-dir",
-            str(kubectl.cache_dir)]
-
-
-def kubectl_env() -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")},
-            "KUBECTL_KUBERC": "false"}
-
-
-class Terminal:
-    """kubectl under a real pseudo-terminal (exec -it), read until a text shows."""
-
-    def __init__(self, kubectl: Kubectl, *args: str, rows: int = 30, cols: int = 100) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.process = subprocess.Popen(
-            ["setsid", "--ctty", *agent_argv(kubectl), *args],
-            stdin=slave, stdout=slave, stderr=slave, env=kubectl_env())
-        os.close(slave)
-        self.fd, self.seen = master, ""
-
-    def write(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def read_until(self, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                raise AssertionError(f"no {text!r} in {self.seen!r}")
-            try:
-                self.seen += os.read(self.fd, 4096).decode(errors="replace")
-            except OSError:
-                raise AssertionError(f"no {text!r} in {self.seen!r}") from None
-        head, _, self.seen = self.seen.partition(text)
-        return head + text
-
-    def close(self) -> int:
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self.process.kill()
-            os.close(self.fd)
-
-
 def test_an_interactive_session_decides_each_line(sre: Kubectl, cluster: K8sStandIn) -> None:
     marker = pod(cluster) / "gone"
     marker.write_text("x")
-    terminal = Terminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
+    terminal = KubectlTerminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
     try:
         terminal.read_until("pod> ")
@@ -301,11 +258,20 @@ def test_attach_with_stdin_is_a_session_whose_lines_are_decided(
     assert b"echo hello-attach" in received and b"rm -rf" not in received
 
 
-def test_a_session_is_recorded_and_replayable(
-    gw: Gateway, sre: Kubectl, cluster: K8sStandIn
-) -> None:
+@dataclass
+class ExecSession:
+    session: str
+    lines: list[dict[str, Any]]  # the three typed lines' records, oldest first
+
+
+@pytest.fixture(scope="module")
+def exec_session(gw: Gateway, tls: TlsFiles, cluster: K8sStandIn,
+                 tmp_path_factory: pytest.TempPathFactory) -> ExecSession:
+    """An SRE's `kubectl exec -it` shell: two lines (one prints a credential), then
+    `exit`; its records written."""
+    sre = kubectl_as(gw, tls, tmp_path_factory.mktemp("exec-it"), ["sre"])
     (pod(cluster) / "creds.txt").write_text(f"key={SECRET}\n")
-    terminal = Terminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
+    terminal = KubectlTerminal(sre, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
     try:
         terminal.read_until("pod> ")
@@ -332,14 +298,45 @@ def test_a_session_is_recorded_and_replayable(
         return len(found["lines"]) == 3 and any(r["request"]["method"] == "GET" for r in mine)
 
     stack.wait_until(recorded, 10, "the session's records")
+    return ExecSession(found["session"], found["lines"])
+
+
+def test_a_session_is_recorded_and_replayable(gw: Gateway, exec_session: ExecSession) -> None:
     replay = subprocess.run(
-        [sys.executable, "-m", "extproc", "audit", "replay", "--session", found["session"],
+        [sys.executable, "-m", "extproc", "audit", "replay", "--session", exec_session.session,
          "--no-wait", "--config", str(gw.config_path)], capture_output=True, text=True,
         timeout=60, check=False)
     assert replay.returncode == 0, replay.stderr
     assert "verified" in replay.stdout and "DOES NOT MATCH" not in replay.stdout
     assert "ready-42" in replay.stdout and "after-2" in replay.stdout
     assert SECRET not in replay.stdout
+
+
+def test_an_exec_session_plays_in_the_recordings_page(
+        gw: Gateway, exec_session: ExecSession, page: Page) -> None:
+    """The exec shell's recording plays in a real browser as an SSH one does
+    (tests/e2e/test_recordings_page.py): checked against its record, labelled as the
+    Kubernetes stream it is, a marker per typed line that leads to its decision, played
+    to its end with the credential masked."""
+    open_page(page, gw, READER, f"#session={exec_session.session}")
+    terminal = terminal_of(page)
+    expect(page.locator("#session-rule")).to_contain_text(
+        "one Kubernetes exec, attach or cp stream")
+    markers = terminal.locator("ol.markers button")
+    expect(markers).to_have_count(3)
+    expect(markers.nth(0)).to_have_text(re.compile(r"^0:0\d\.\d allow: .*echo ready-"))
+    expect(markers.nth(1)).to_contain_text("cat creds.txt; echo after-$((1+1))")
+    play, screen = terminal.locator("button.play"), terminal.locator(".screen")
+    terminal.locator("select.speed").select_option("8")
+    play.click()
+    expect(screen).to_contain_text("after-2", timeout=WAIT_MS)
+    expect(play).to_have_text("Play", timeout=WAIT_MS)
+    assert SECRET not in screen.inner_text()
+    markers.nth(1).click()
+    expect(page.locator("#timeline li.entry:focus")).to_have_attribute(
+        "data-id", exec_session.lines[1]["id"], timeout=WAIT_MS)
+    expect(screen).to_contain_text("ready-42", timeout=WAIT_MS)
+    expect(screen).not_to_contain_text("after-2")
 
 
 DBA = tokens.token("dora", ["dba"])
@@ -351,7 +348,7 @@ def test_a_held_line_waits_in_the_session_then_runs(
     """A line the pack holds (an agent's script computed at run time) is shown as waiting,
     in the session; approved, it runs, and the session goes on."""
     marker = pod(cluster) / "held.txt"
-    terminal = Terminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
+    terminal = KubectlTerminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
     line = 'sh -c "$(echo echo approved)" > held.txt; echo done-$((2+3))'
     try:

@@ -11,7 +11,6 @@ send theirs there. A column the driver asked for in binary says how to have it a
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -23,9 +22,8 @@ import psycopg
 import pytest
 import sqlalchemy
 
-from tests.e2e.test_postgres_drivers_e2e import TYPES
-from tests.e2e.test_postgres_e2e import AGENT, DATABASE, shop, url
-from tests.support.databases import throwaway_database
+from tests.e2e.test_postgres_drivers_e2e import asyncpg_fetchrow, typed_database
+from tests.e2e.test_postgres_e2e import shop, url
 from tests.support.gateway import POLICIES, Gateway, module_gateway
 
 pytestmark = pytest.mark.e2e
@@ -50,9 +48,7 @@ denials contains {
 
 @pytest.fixture(scope="module")
 def typed_db() -> Iterator[str]:
-    with throwaway_database("tollgate_driver_refusals") as db:
-        with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute(TYPES)
+    with typed_database("tollgate_driver_refusals") as db:
         yield db
 
 
@@ -75,24 +71,11 @@ def plain(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
         yield running
 
 
-def _asyncpg(gw: Gateway, query: str) -> Any:
-    async def run() -> Any:
-        conn = await asyncpg.connect(
-            f"postgresql://svc-pg-agent@127.0.0.1:{gw.ports.postgres}/{DATABASE}",
-            password=AGENT, timeout=10)
-        try:
-            return await conn.fetchrow(query)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
 def test_asyncpgs_type_introspection_refused_says_it_is_asyncpgs(gw: Gateway) -> None:
     """`moods` is an array of an enum asyncpg has no codec for: before the caller's rows
     are read, asyncpg asks the catalogs what the type is, and that statement is refused."""
     with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError) as refused:
-        _asyncpg(gw, "SELECT moods FROM things")
+        asyncpg_fetchrow(gw, "SELECT moods FROM things")
     message = str(refused.value)
     assert message.startswith("tollgate: agents may not read the system catalogs here (")
     assert LIBRARY in message and "WITH RECURSIVE typeinfo_tree" in message
@@ -152,9 +135,9 @@ def test_a_column_asked_for_in_binary_says_how_to_have_it_as_text(plain: Gateway
     """asyncpg asks for an enum in binary, which the front cannot read to mask: the
     caller can still cast it (tests/e2e/test_postgres_drivers_e2e.py's strict xfail)."""
     with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError) as refused:
-        _asyncpg(plain, "SELECT mood FROM things")
+        asyncpg_fetchrow(plain, "SELECT mood FROM things")
     message = str(refused.value)
     assert "as the client library asked for it" in message
     assert "cast it to text in the query (mood::text)" in message
-    assert _asyncpg(plain, "SELECT mood::text FROM things")["mood"] == "happy"
+    assert asyncpg_fetchrow(plain, "SELECT mood::text FROM things")["mood"] == "happy"
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -39,12 +40,18 @@ INSERT INTO things VALUES (1, '{a,b}', '{sad,ok}', 'happy', ROW('Main St', 'Pari
 """
 
 
-@pytest.fixture(scope="module")
-def typed_db() -> Iterator[str]:
+@contextmanager
+def typed_database(name: str) -> Iterator[str]:
     """A throwaway database whose table holds an array, an enum, a composite and a domain."""
-    with throwaway_database("tollgate_drivers") as db:
+    with throwaway_database(name) as db:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute(TYPES)
+        yield db
+
+
+@pytest.fixture(scope="module")
+def typed_db() -> Iterator[str]:
+    with typed_database("tollgate_drivers") as db:
         yield db
 
 
@@ -60,15 +67,20 @@ def _asyncpg_dsn(gw: Gateway) -> str:
     return f"postgresql://svc-pg-agent@127.0.0.1:{gw.ports.postgres}/{DATABASE}"
 
 
-def _asyncpg_row(gw: Gateway, columns: str) -> asyncpg.Record:
+def asyncpg_fetchrow(gw: Gateway, query: str) -> asyncpg.Record:
+    """`query`'s first row, read by asyncpg through the gateway as the agent."""
     async def run() -> asyncpg.Record:
         conn = await asyncpg.connect(_asyncpg_dsn(gw), password=AGENT, timeout=10)
         try:
-            return await conn.fetchrow(f"SELECT {columns} FROM things")
+            return await conn.fetchrow(query)
         finally:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def _asyncpg_row(gw: Gateway, columns: str) -> asyncpg.Record:
+    return asyncpg_fetchrow(gw, f"SELECT {columns} FROM things")
 
 
 def test_asyncpg_introspects_and_reads_an_array_and_a_domain(gw: Gateway) -> None:

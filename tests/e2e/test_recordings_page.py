@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +40,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncssh
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from extproc.admin.recordings.api import PLAYER_FILES
 from extproc.quickstart import stack
 from extproc.recording.sessions import Summary, listing
 from extproc.store import connect
@@ -51,13 +52,15 @@ from tests.e2e.test_approvals_page import WAIT_MS
 from tests.e2e.test_mcp_e2e import mcp_route
 from tests.e2e.test_mcp_e2e import session as mcp_session
 from tests.e2e.test_monitor_page import MARKUP, screenshot
+from tests.e2e.test_ssh_e2e import connect as ssh_connect
 from tests.e2e.test_ssh_e2e import read_until, web
+from tests.recordings.test_sessions import VENDOR
 from tests.support import png, tokens
 from tests.support.axe import serious_violations
 from tests.support.browser import tab
 from tests.support.gateway import Gateway, module_gateway, route
 from tests.support.mcp_server import McpServer
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 
 READER = tokens.token("ada", ["auditors"])
 AGENT = tokens.token("svc-recorded", ["agents"])
@@ -81,20 +84,27 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def tools() -> Iterator[McpServer]:
     with McpServer() as running:
         yield running
 
 
 @pytest.fixture(scope="module")
+def player(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway's player folder (`recordings.player_dir`): a copy of the one `make`
+    installed, which a test may empty for a while."""
+    folder = tmp_path_factory.mktemp("player")
+    for name in PLAYER_FILES:
+        installed = VENDOR / name
+        if not installed.is_file():
+            pytest.fail(f"no {installed}: `make` installs it from the npm registry")
+        shutil.copyfile(installed, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp, host: Sshd,  # type: ignore[no-untyped-def]
-       tools: McpServer) -> Iterator[Gateway]:
+       tools: McpServer, player: Path) -> Iterator[Gateway]:
     with module_gateway(
             tmp_path_factory, otlp, "recordings_page",
             targets=[{"name": "demo", "match": {"route": "demo"}, "protocol": "sql-http",
@@ -106,7 +116,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp, host: Sshd,  # type: igno
                       "environment": "test"}],
             routes=[route("llm", "/v1/"), mcp_route("mcp", "/mcp", "mcp")],
             clusters={"mcp": tools.port}, ssh={},
-            settings={"recordings": {"trace_url": JAEGER}}) as running:
+            settings={"recordings": {"trace_url": JAEGER,
+                                     "player_dir": str(player)}}) as running:
         yield running
 
 
@@ -160,10 +171,7 @@ def shell(gw: Gateway, host: Sshd) -> Shell:
     victim = host.put("precious.txt", b"keep\n")
 
     async def typed() -> None:
-        assert gw.ports.ssh is not None
-        async with asyncssh.connect("127.0.0.1", gw.ports.ssh, username="web-1",
-                                    password=AGENT, known_hosts=None, client_keys=None,
-                                    agent_path=None, config=None) as conn:
+        async with ssh_connect(gw, token=AGENT) as conn:
             process = await conn.create_process(term_type="xterm", term_size=(80, 24),
                                                 encoding=None)
             process.stdin.write(b"echo ready-$((40+2))\r")
@@ -503,14 +511,27 @@ def test_an_ssh_session_plays_with_a_marker_per_decided_line(
     assert elsewhere == []
 
 
+@pytest.fixture
+def no_player(player: Path, tmp_path: Path) -> Iterator[None]:
+    """The gateway's player folder emptied for one test (as an install without npm has
+    it), then filled again."""
+    for name in PLAYER_FILES:
+        (player / name).rename(tmp_path / name)
+    try:
+        yield
+    finally:
+        for name in PLAYER_FILES:
+            (tmp_path / name).rename(player / name)
+
+
+@pytest.mark.usefixtures("no_player")
 def test_without_the_player_a_line_says_so_and_the_decisions_and_transcript_remain(
         gw: Gateway, shell: Shell, page: Page) -> None:
-    """Where tollgate was installed without npm, the player's files are a 404 (the API's
-    own answer, tests/recordings/test_sessions.py): the page says so in one line, and
-    the session's decisions and the recording's text transcript are all there."""
-    page.route("**/recordings/player/**", lambda route: route.fulfill(
-        status=404, content_type="application/json",
-        body='{"error": "not_found", "message": "the terminal player is not installed here"}'))
+    """Where tollgate was installed without npm, the gateway answers the player's files
+    with a 404: the page says so in one line, and the session's decisions and the
+    recording's text transcript are all there."""
+    status, answer = api(gw, "GET", "/recordings/player/asciinema-player.min.js", READER)
+    assert (status, answer["error"]) == (404, "not_found")
     open_page(page, gw, READER, f"#session={shell.session}")
     terminal = page.locator("#terminals section.terminal")
     missing = terminal.locator(".player-missing")

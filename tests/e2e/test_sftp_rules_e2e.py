@@ -28,7 +28,7 @@ from tests.e2e.test_ssh_e2e import (
     web,
 )
 from tests.support.gateway import Gateway, module_gateway
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 
 README = (b"# Service\n\nexport AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n"
           + b"how to run it, line by line\n" * 5000
@@ -36,12 +36,6 @@ README = (b"# Service\n\nexport AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n"
 MASKED = (b"# Service\n\nexport AWS_ACCESS_KEY_ID=" + b"*" * 20 + b"\n"
           + b"how to run it, line by line\n" * 5000
           + b"billing card " + b"*" * 19 + b"\n")
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,12 @@ import pytest
 from tests.e2e.test_ssh_e2e import AGENT, LOGIN, web
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.ssh_certificates import write_key
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.e2e
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SETTINGS = f"region = eu-west-1\naws_access_key_id = {AWS_KEY}\n".encode()
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -29,19 +29,13 @@ from tests.e2e.test_approvals_e2e import Held, api
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.ssh_certificates import write_key
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 from tests.test_telemetry_docs import check_front
 
 AGENT = tokens.token("svc-ssh-agent", ["agents"])
 OPS = tokens.token("olga", ["ops"])
 LOGIN = "web-1"
 FILES = "files-1"
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 def web(host: Sshd) -> dict[str, Any]:

@@ -412,6 +412,9 @@ def test_a_hold_nobody_decides_in_time_is_refused_naming_its_approval() -> None:
         assert answer["approve_url"] == f"http://approvals.test/approvals/{answer['approval_id']}"
         assert answer["rules"] == ["t.hold"] and answer["reasons"] == ["needs a dba"]
         assert await stream.ended()
+        # Approvers are told the wait the policy chose (1 s), not the longest allowed.
+        approval = await stream.approvals.get(answer["approval_id"])
+        assert approval.hold_until_us == approval.created_us + 1_000_000
 
     (record,) = run(scenario, HOLDING)
     assert record["outcome"]["action"] == "hold"

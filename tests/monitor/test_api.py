@@ -12,23 +12,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from extproc import admin
 from extproc.activity.tracker import Tracker
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.monitor import api as monitor_api
 from extproc.config import Activity, Match, Target
 from extproc.identity import ANONYMOUS
-from extproc.quickstart.stack import free_port
 from extproc.recording.chain import Signer
 from extproc.store.aio import AsyncStore, open_store
 from tests.monitor.conftest import alert, counts, refusal, series, verifier, who
 from tests.recording.conftest import TARGET, evidence, record
 from tests.support import tokens
+from tests.support.admin_server import AdminClient, admin_serving
 
 BILLING = Target(name="billing", match=Match(route="billing"), environment="prod")
 DBA = tokens.token("dana", ["dba"])
@@ -38,32 +36,15 @@ NOW = (time.time() // 60 - 1) * 60 + 30
 MINUTE = int(NOW // 60)
 
 
-class Admin:
-    """A running admin server with the monitor's routes; `get` answers (status, JSON)."""
-
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url, self._session = url, session
-
-    async def get(self, path: str, token: str | None = DBA) -> tuple[int, Any, Any]:
-        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
-        async with self._session.get(self.url + path, headers=headers) as reply:
-            body = await reply.json() if reply.content_type == "application/json" \
-                else await reply.text()
-            return reply.status, body, reply.headers
-
-
 @asynccontextmanager
 async def serving(url: str, tmp_path: Path, clock: Callable[[], float] = lambda: NOW,
-                  **options: Any) -> AsyncIterator[tuple[Admin, AsyncStore]]:
+                  **options: Any) -> AsyncIterator[tuple[AdminClient, AsyncStore]]:
     store = await open_store(url)
     api = MonitorApi(store, verifier(tmp_path), clock=clock, **options)
-    address = f"127.0.0.1:{free_port()}"
-    runner = await admin.start(address, api.routes())
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Admin(f"http://{address}", session), store
+        async with admin_serving(api.routes(), DBA) as client:
+            yield client, store
     finally:
-        await runner.cleanup()
         await store.close()
 
 
@@ -83,14 +64,14 @@ async def test_every_call_but_the_page_wants_a_token_that_verifies(
     async with serving(sqlite_url, tmp_path) as (api, _):
         for path in ("/monitor/activity", "/monitor/activity?identity=x"):
             for token in (None, stranger_token()):
-                status, body, _ = await api.get(path, token)
+                status, body, _ = await api.read(path, token)
                 assert status == 401, path
                 assert body["error"] == "unauthenticated"
-        status, page, headers = await api.get("/monitor/ui", None)
+        status, page, headers = await api.read("/monitor/ui", None)
         assert status == 200 and '<script src="/monitor/ui.js">' in page
         policy = headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "default-src 'none'" in policy
-        status, script, headers = await api.get("/monitor/ui.js", None)
+        status, script, headers = await api.read("/monitor/ui.js", None)
         assert status == 200 and headers["Content-Type"].startswith("text/javascript")
         assert "drawChart" in script and headers["Content-Security-Policy"] == policy
 
@@ -99,10 +80,10 @@ async def test_viewers_narrow_who_may_look(sqlite_url: str, tmp_path: Path) -> N
     """Given viewers, a verified token outside them gets 403; a member of a viewer group
     or a named user gets the answer."""
     async with serving(sqlite_url, tmp_path, viewers=("group:dba", "user:sam")) as (api, _):
-        assert (await api.get("/monitor/activity", AGENT))[:2] == (403, {
+        assert (await api.read("/monitor/activity", AGENT))[:2] == (403, {
             "error": "forbidden", "message": "the monitor is for its viewers only"})
-        assert (await api.get("/monitor/activity", DBA))[0] == 200
-        assert (await api.get("/monitor/activity", tokens.token("sam", ["sre"])))[0] == 200
+        assert (await api.read("/monitor/activity", DBA))[0] == 200
+        assert (await api.read("/monitor/activity", tokens.token("sam", ["sre"])))[0] == 200
 
 
 async def test_the_overview_lists_identities_of_the_range_latest_first(
@@ -123,9 +104,9 @@ async def test_the_overview_lists_identities_of_the_range_latest_first(
         *series(MINUTE, "sub:carol", {1440: {"exchanges": 99}}),  # a day ago: gone
     ])
     async with serving(store_url, tmp_path) as (api, _):
-        status, hour, _ = await api.get("/monitor/activity")
-        assert (await api.get("/monitor/activity?range=1h"))[1] == hour
-        _, day, _ = await api.get("/monitor/activity?range=24h")
+        status, hour, _ = await api.read("/monitor/activity")
+        assert (await api.read("/monitor/activity?range=1h"))[1] == hour
+        _, day, _ = await api.read("/monitor/activity?range=24h")
     assert status == 200
     assert hour["range"] == {"name": "1h", "since": (MINUTE - 59) * 60,
                              "until": (MINUTE + 1) * 60, "step": 60, "minutes": 60}
@@ -150,7 +131,7 @@ async def test_the_overview_is_bounded(sqlite_url: str, tmp_path: Path) -> None:
     counts(sqlite_url, [(f"sub:agent-{n}", MINUTE - n % 600, "exchanges", 1)
                         for n in range(520)])
     async with serving(sqlite_url, tmp_path) as (api, _):
-        _, body, _ = await api.get("/monitor/activity?range=24h")
+        _, body, _ = await api.read("/monitor/activity?range=24h")
     assert len(body["identities"]) == 500 and body["truncated"] is True
     assert body["identities"][0]["identity"] == "agent-0"
 
@@ -168,11 +149,11 @@ async def test_each_range_is_drawn_in_buckets_the_page_can_show(
     async with serving(sqlite_url, tmp_path) as (api, _):
         found = {}
         for name in ("15m", "1h", "6h", "24h"):
-            status, body, _ = await api.get(f"/monitor/activity?identity=ranged&range={name}")
+            status, body, _ = await api.read(f"/monitor/activity?identity=ranged&range={name}")
             assert status == 200, body
             found[name] = body
         since, until = (MINUTE - 60) * 60 + 10, (MINUTE - 14) * 60 + 5
-        _, custom, _ = await api.get(
+        _, custom, _ = await api.read(
             f"/monitor/activity?identity=ranged&since={since}&until={until}")
     for name, minutes, step, total in (("15m", 15, 1, 3), ("1h", 60, 1, 15),
                                        ("6h", 360, 5, 63), ("24h", 1440, 15, 255)):
@@ -211,7 +192,7 @@ async def test_a_range_it_cannot_show_is_a_400(sqlite_url: str, tmp_path: Path) 
                 (f"since={NOW + 600}&until={NOW + 900}", "in the future"),
                 (f"range=1h&since={NOW - 60}&until={NOW}", "not both")):
             for path in ("/monitor/activity?", "/monitor/activity?identity=a&"):
-                status, body, _ = await api.get(path + query)
+                status, body, _ = await api.read(path + query)
                 assert (status, body["error"]) == (400, "bad_request"), query
                 assert says in body["message"], (query, body)
 
@@ -244,13 +225,13 @@ async def test_one_identity_per_minute_with_its_latest_alerts_and_refusals(
         refusal(9, "svc-autogen", path="/sql/two-hours-ago", started=now - 7200),
     ])
     async with serving(store_url, tmp_path) as (api, _):
-        status, body, _ = await api.get("/monitor/activity?identity=svc-autogen")
-        assert (await api.get("/monitor/activity?identity=svc-autogen&limit=1"))[1][
+        status, body, _ = await api.read("/monitor/activity?identity=svc-autogen")
+        assert (await api.read("/monitor/activity?identity=svc-autogen&limit=1"))[1][
             "refusals"][0]["path"] == "/sql/new"
-        _, six, _ = await api.get("/monitor/activity?identity=svc-autogen&range=6h")
+        _, six, _ = await api.read("/monitor/activity?identity=svc-autogen&range=6h")
         for bad in ("limit=0", "limit=101", "limit=x", "identity="):
             query = bad if bad.startswith("identity") else f"identity=a&{bad}"
-            found = await api.get(f"/monitor/activity?{query}")
+            found = await api.read(f"/monitor/activity?{query}")
             assert (found[0], found[1]["error"]) == (400, "bad_request"), bad
     assert status == 200 and body["identity"] == "svc-autogen"
     minutes = body["buckets"]
@@ -303,11 +284,11 @@ async def test_identical_refusals_are_one_group_with_their_count_and_what(
               refusal(9, "svc-a", statement=drop, started=now - 7200)]  # outside the hour
     await record(store_url, signer, found)
     async with serving(store_url, tmp_path) as (api, _):
-        _, overview, _ = await api.get("/monitor/activity")
-        _, mine, _ = await api.get("/monitor/activity?identity=svc-b")
-        _, six, _ = await api.get("/monitor/activity?range=6h&limit=1")
+        _, overview, _ = await api.read("/monitor/activity")
+        _, mine, _ = await api.read("/monitor/activity?identity=svc-b")
+        _, six, _ = await api.read("/monitor/activity?range=6h&limit=1")
         monkeypatch.setattr(monitor_api, "_MOST_GROUPED", 3)
-        _, bounded, _ = await api.get("/monitor/activity?identity=svc-a")
+        _, bounded, _ = await api.read("/monitor/activity?identity=svc-a")
     groups = overview["refusal_groups"]
     assert (groups["count"], groups["grouped"], groups["truncated"]) == (4, 8, False)
     first, *others = groups["groups"]
@@ -336,7 +317,7 @@ async def test_identical_refusals_are_one_group_with_their_count_and_what(
 async def test_an_identity_without_activity_has_a_flat_hour(sqlite_url: str,
                                                            tmp_path: Path) -> None:
     async with serving(sqlite_url, tmp_path) as (api, _):
-        status, body, _ = await api.get("/monitor/activity?identity=nobody")
+        status, body, _ = await api.read("/monitor/activity?identity=nobody")
     assert status == 200
     assert [m["exchanges"] for m in body["buckets"]] == [0] * 60
     assert body["day"]["exchanges"] == 0 and body["alerts"] == body["refusals"] == []
@@ -360,8 +341,8 @@ async def test_counts_the_tracker_wrote_are_what_the_monitor_shows(
     finally:
         await tracker.close()
     async with serving(sqlite_url, tmp_path, clock=time.time) as (api, _):
-        _, overview, _ = await api.get("/monitor/activity")
-        _, one, _ = await api.get("/monitor/activity?identity=svc-tracked")
+        _, overview, _ = await api.read("/monitor/activity")
+        _, one, _ = await api.read("/monitor/activity?identity=svc-tracked")
     (tracked,) = overview["identities"]
     assert tracked["identity"] == "svc-tracked"
     assert (tracked["totals"]["exchanges"], tracked["totals"]["refusals"]) == (2, 1)
@@ -372,7 +353,7 @@ async def test_a_store_that_cannot_answer_is_a_503(sqlite_url: str, tmp_path: Pa
     async with serving(sqlite_url, tmp_path) as (api, store):
         await store.close()
         for path in ("/monitor/activity", "/monitor/activity?identity=a"):
-            status, body, _ = await api.get(path)
+            status, body, _ = await api.read(path)
             assert (status, body["error"]) == (503, "store_unavailable"), path
 
 
@@ -384,7 +365,7 @@ async def test_anonymous_refusals_are_the_anonymous_identity_s(
     found.identity = ANONYMOUS
     await record(sqlite_url, signer, [found])
     async with serving(sqlite_url, tmp_path) as (api, _):
-        _, body, _ = await api.get("/monitor/activity?identity=anonymous")
+        _, body, _ = await api.read("/monitor/activity?identity=anonymous")
     assert [r["trace_id"] for r in body["refusals"]] == [f"{1:032x}"]
 
 
@@ -393,7 +374,7 @@ async def test_the_overview_is_read_at_most_every_few_seconds(
     """Many pages polling cost one query per few seconds: a second reading within them
     is the first's answer."""
     async with serving(sqlite_url, tmp_path) as (api, _):
-        _, first, _ = await api.get("/monitor/activity")
+        _, first, _ = await api.read("/monitor/activity")
         counts(sqlite_url, [("sub:late", MINUTE, "exchanges", 1)])
-        _, second, _ = await api.get("/monitor/activity")
+        _, second, _ = await api.read("/monitor/activity")
         assert first == second

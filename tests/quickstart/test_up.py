@@ -6,12 +6,10 @@ import json
 import os
 import queue
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +21,7 @@ from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import stack, up
 from extproc.recording.store import chain_rows
 from extproc.store import connect
+from tests.support.quickstart import Up, running_up
 
 # The quickstart itself: a real Envoy, tollgate and demo servers on their fixed ports.
 pytestmark = pytest.mark.e2e
@@ -43,27 +42,6 @@ SSH_PORTS = (up.SSH_PORT, *(SSH_FRONT.address_of(i)[1] for i in range(len(WORKER
              DEMO_HOST.address[1])
 QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, PORTS.mcp,
                     APPROVALS_PORT, *POSTGRES_PORTS, *SSH_PORTS)
-
-
-def read_lines(stream, lines: queue.Queue[str]) -> None:
-    for line in iter(stream.readline, ""):
-        lines.put(line)
-
-
-def wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list[str]:
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no line with {needle!r} in {timeout}s; got:\n{''.join(seen)}")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if needle in line:
-            return seen
 
 
 def fetch(
@@ -104,20 +82,12 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
     if busy:
         pytest.fail(f"quickstart ports {busy} are taken on this machine; free them to run this")
     # The quickstart keeps its record under ~/.tollgate: a home of its own here.
-    up = subprocess.Popen(
-        [sys.executable, "-m", "extproc", "up"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env={**os.environ, "HOME": str(tmp_path)},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=read_lines, args=(up.stdout, lines), daemon=True).start()
-    try:
-        output = wait_for_line(lines, "Tollgate is up", 60)
-        output += wait_for_line(lines, "Ctrl-C stops everything", 5)
+    with running_up(env={**os.environ, "HOME": str(tmp_path)}) as up:
+        output = up.output
         assert any("curl -i http://127.0.0.1:10000/api/customers" in line for line in output)
         assert any(line.startswith("  make autogen ") for line in output)
         assert any('"http://127.0.0.1:10000/mcp", http_client=http)' in line for line in output)
-        (token,) = [line.split("export TOKEN=", 1)[1].strip()
-                    for line in output if "export TOKEN=" in line]
+        token = up.exported("TOKEN")
 
         status, headers, body = fetch("GET", "/api/customers", token=token)
         assert status == 200 and "customers" in json.loads(body)
@@ -132,7 +102,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         assert status == 403 and json.loads(body)["rules"] == ["sql.destructive"]
         status, _, body = fetch("POST", "/sql", {"sql": "SELECT count(*) FROM customers"}, token)
         assert status == 200
-        approve_the_held_delete(token, output, tmp_path)
+        approve_the_held_delete(token, up, tmp_path)
         status, _, body = fetch("GET", "/echo")
         assert status == 401 and json.loads(body)["error"] == "unauthenticated"
         psql_as_printed(token, output)
@@ -141,45 +111,34 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         status, _, body = fetch("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert status == 401 and json.loads(body)["error"]["data"]["error"] == "unauthenticated"
 
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(30) == 0
-        for port in QUICKSTART_PORTS:
-            stack.wait_until(lambda p=port: not stack.port_in_use(p), 10, f"port {port} free")
-        # Every exchange is in the record, written before tollgate stopped (the request
-        # without a token never reached tollgate: Envoy's jwt_authn refused it).
-        connection = connect(f"sqlite:///{tmp_path}/.tollgate/quickstart.db")
-        try:
-            rows = sorted(chain_rows(connection), key=lambda r: r.started_us)
-        finally:
-            connection.close()
-        # One chain per worker, each answering its share; in the order they began (the
-        # held DELETE before the approval that let it through).
-        assert len({r.writer for r in rows}) == len(WORKER_PORTS)
-        # Each worker's chain opens with the policies it loaded.
-        loads = [r for r in rows if r.kind == "policy"]
-        assert sorted(r.writer for r in loads) == sorted({r.writer for r in rows})
-        rows = [r for r in rows if r.kind != "policy"]
-        assert [(r.target, r.action, r.status) for r in rows] == [
-            ("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
-            ("demo", "alert", None),  # an agent's DROP: activity.admin_action
-            ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200),
-            ("demo-db", "allow", None), ("demo-db", "allow", None), ("demo-db", "deny", 403),
-            ("demo-db", "allow", None),
-            # ssh's login and `cat settings.conf`; the snippet's login, `cat settings.conf`
-            # and `rm -rf *`.
-            ("demo-host", "none", None), ("demo-host", "allow", None),
-            ("demo-host", "none", None), ("demo-host", "allow", None),
-            ("demo-host", "deny", 403)]
+        assert up.stop() == 0
+    for port in QUICKSTART_PORTS:
+        stack.wait_until(lambda p=port: not stack.port_in_use(p), 10, f"port {port} free")
+    # Every exchange is in the record, written before tollgate stopped (the request
+    # without a token never reached tollgate: Envoy's jwt_authn refused it).
+    connection = connect(f"sqlite:///{tmp_path}/.tollgate/quickstart.db")
+    try:
+        rows = sorted(chain_rows(connection), key=lambda r: r.started_us)
     finally:
-        # Stopped as a user stops it, so that it stops its children: the demo database,
-        # run as another user under root, does not die with it.
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            try:
-                up.wait(30)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait()
+        connection.close()
+    # One chain per worker, each answering its share; in the order they began (the
+    # held DELETE before the approval that let it through).
+    assert len({r.writer for r in rows}) == len(WORKER_PORTS)
+    # Each worker's chain opens with the policies it loaded.
+    loads = [r for r in rows if r.kind == "policy"]
+    assert sorted(r.writer for r in loads) == sorted({r.writer for r in rows})
+    rows = [r for r in rows if r.kind != "policy"]
+    assert [(r.target, r.action, r.status) for r in rows] == [
+        ("demo", "allow", 200), ("llm", "allow", 200), ("demo", "deny", 403),
+        ("demo", "alert", None),  # an agent's DROP: activity.admin_action
+        ("demo", "allow", 200), ("demo", "allow", 200), ("demo", "approve", 200),
+        ("demo-db", "allow", None), ("demo-db", "allow", None), ("demo-db", "deny", 403),
+        ("demo-db", "allow", None),
+        # ssh's login and `cat settings.conf`; the snippet's login, `cat settings.conf`
+        # and `rm -rf *`.
+        ("demo-host", "none", None), ("demo-host", "allow", None),
+        ("demo-host", "none", None), ("demo-host", "allow", None),
+        ("demo-host", "deny", 403)]
 
 
 def psql_as_printed(token: str, output: list[str]) -> None:
@@ -224,11 +183,10 @@ def ssh_as_printed(token: str, output: list[str], home: Path) -> None:
     assert "126 tollgate: refused: destructive command: rm -rf *" in done.stdout
 
 
-def approve_the_held_delete(token: str, output: list[str], home: Path) -> None:
+def approve_the_held_delete(token: str, up: Up, home: Path) -> None:
     """As the printed lines say: the DELETE waits; a dba approves it with
     `tollgate approvals` and the token `up` printed for them; the DELETE then runs."""
-    (approver,) = [line.split("export TOLLGATE_TOKEN=", 1)[1].strip()
-                   for line in output if "export TOLLGATE_TOKEN=" in line]
+    approver = up.exported("TOLLGATE_TOKEN")
     replies: queue.Queue[tuple[int, dict, bytes]] = queue.Queue()
     threading.Thread(target=lambda: replies.put(fetch(
         "POST", "/sql", {"sql": "DELETE FROM customers"}, token, timeout=60)),

@@ -8,19 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
-from extproc import admin
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
 from extproc.config import Match, Recordings, Target, parse
-from extproc.quickstart.stack import free_port
 from extproc.recording import Recorder
 from extproc.recording.chain import Signer
 from extproc.recording.store import by_id
@@ -30,6 +26,7 @@ from tests.monitor.conftest import alert, refusal, verifier
 from tests.monitor.test_api import stranger_token
 from tests.recording.conftest import MASKER, TARGET, evidence, record, settings
 from tests.support import tokens
+from tests.support.admin_server import AdminClient, admin_serving
 
 AUDITOR = tokens.token("ada", ["auditors"])
 AGENT = tokens.token("svc-autogen", ["agents"])
@@ -42,25 +39,9 @@ SESSION = "run/42 é"  # what an agent may name its session: path characters too
 SESSION_PATH = f"/recordings/sessions/{quote(SESSION, safe='')}"
 
 
-@dataclass
-class Admin:
-    url: str
-    session: aiohttp.ClientSession
-
-    async def get(self, path: str, token: str | None = AUDITOR) -> tuple[int, Any]:
-        status, body, _ = await self.fetch(path, token)
-        return status, orjson.loads(body)
-
-    async def fetch(self, path: str, token: str | None = AUDITOR,
-                    ) -> tuple[int, bytes, Any]:
-        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
-        async with self.session.get(self.url + path, headers=headers) as reply:
-            return reply.status, await reply.read(), reply.headers
-
-
 @asynccontextmanager
 async def serving(url: str, tmp_path: Path, signer: Signer, recorder: Recorder | None = None,
-                  reports: Reports | None = None, **options: Any) -> AsyncIterator[Admin]:
+                  reports: Reports | None = None, **options: Any) -> AsyncIterator[AdminClient]:
     """The recordings API, its reads recorded by `recorder` (else a running one of its
     own, closed, all its records written, when the block ends)."""
     store = await open_store(url)
@@ -73,13 +54,10 @@ async def serving(url: str, tmp_path: Path, signer: Signer, recorder: Recorder |
     api = RecordingsApi(store, verifier(tmp_path), recorder,
                         Readers(config, [TARGET, PAYMENTS]), config, ("authorization",),
                         reports, player=player)
-    address = f"127.0.0.1:{free_port()}"
-    runner = await admin.start(address, api.routes())
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Admin(f"http://{address}", session)
+        async with admin_serving(api.routes(), AUDITOR) as client:
+            yield client
     finally:
-        await runner.cleanup()
         if own:
             await recorder.close()
         await store.close()

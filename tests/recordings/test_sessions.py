@@ -7,6 +7,7 @@ saying why, where it was installed without npm)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -264,6 +265,9 @@ async def test_the_page_runs_under_its_policy_and_its_player_is_served_or_said_m
         absent = await bare.fetch("/recordings/player/asciinema-player.min.js", None)
         session = await bare.get("/recordings/sessions/ssh-9")
         terminal = await bare.get(f"/recordings/terminal/{evidences[0].trace_id}")
+        # Put in its folder later (recordings.player_dir), it is served without a restart.
+        shutil.copyfile(VENDOR / "asciinema-player.min.js", empty / "asciinema-player.min.js")
+        added = await bare.fetch("/recordings/player/asciinema-player.min.js", None)
     policy = page[2]["Content-Security-Policy"].split("; ")
     assert "script-src 'self' 'wasm-unsafe-eval'" in policy
     assert "style-src 'self' 'unsafe-inline'" in policy
@@ -278,7 +282,8 @@ async def test_the_page_runs_under_its_policy_and_its_player_is_served_or_said_m
     assert orjson.loads(absent[1]) == {
         "error": "not_found", "message": "the terminal player is not installed here "
         "(asciinema-player.min.js: `make` puts it in extproc/admin/recordings/vendor/ "
-        "from the npm registry)"}
+        "from the npm registry, or recordings.player_dir names a folder holding it)"}
+    assert added[:2] == (200, script[1])
     assert session[0] == 200 and len(session[1]["terminals"]) == 1
     assert terminal[0] == 200 and terminal[1]["verified"] is True
 

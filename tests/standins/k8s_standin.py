@@ -75,16 +75,22 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import fcntl
 import hmac
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -652,21 +658,73 @@ class Kubectl:
     kubeconfig: Path
     cache_dir: Path
 
+    def argv(self, *args: str) -> list[str]:
+        return [KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir",
+                str(self.cache_dir), *args]
+
+    @staticmethod
+    def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The caller's environment without its KUBE* settings, plus `extra`."""
+        return {**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")},
+                "KUBECTL_KUBERC": "false", **(extra or {})}
+
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
         timeout: float = 30,
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl; `env` adds settings (e.g. KUBECTL_REMOTE_COMMAND_WEBSOCKETS)."""
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("KUBE")},
-            "KUBECTL_KUBERC": "false",
-            **(env or {}),
-        }
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir),
-             *args],
-            input=stdin, capture_output=True, text=True, timeout=timeout, env=env, check=False,
-        )
+        return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True,
+                              timeout=timeout, env=self.env(env), check=False)
+
+
+class KubectlTerminal:
+    """kubectl under a real pseudo-terminal of `rows` x `cols` (exec -it, attach -it), its
+    screen read until an expected text shows."""
+
+    def __init__(self, kubectl: Kubectl, *args: str, rows: int = 30, cols: int = 100) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.process = subprocess.Popen(["setsid", "--ctty", *kubectl.argv(*args)],
+                                        stdin=slave, stdout=slave, stderr=slave,
+                                        env=kubectl.env())
+        os.close(slave)
+        self.fd, self.seen = master, ""
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def read_until(self, text: str, timeout: float = 30) -> str:
+        """Everything read up to and including `text` (the rest is kept for later)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                raise AssertionError(f"no {text!r} in {self.seen!r}")
+            try:
+                self.seen += os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:  # kubectl ended: the terminal is gone
+                raise AssertionError(f"no {text!r} in {self.seen!r}") from None
+        head, _, self.seen = self.seen.partition(text)
+        return head + text
+
+    def close(self) -> int:
+        """kubectl's exit status (waited for 30 s at most, then killed); once closed,
+        closing again answers the same."""
+        if self.fd < 0:
+            return self.process.wait()
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            self.process.kill()
+            self.process.wait()
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> KubectlTerminal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 # -- what the stand-in serves -----------------------------------------------------------

@@ -8,16 +8,9 @@ discovery is non-resource, the rest the verb, resource, namespace and name each 
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
-import os
-import pty
-import select
 import socket
 import ssl
-import struct
-import subprocess
-import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +24,13 @@ from websockets.typing import Subprotocol
 
 from extproc.interpret.k8s import k8s_request
 from tests.standins.k8s_exec import RECORD_LIMIT, Transcript
-from tests.standins.k8s_standin import KUBECTL, Exec, K8sStandIn, Kubectl, write_kubeconfig
+from tests.standins.k8s_standin import (
+    Exec,
+    K8sStandIn,
+    Kubectl,
+    KubectlTerminal,
+    write_kubeconfig,
+)
 from tests.support.echo import upper_echo
 from tests.support.tls import TlsFiles
 
@@ -372,54 +371,19 @@ def test_exec_tty_runs_under_a_terminal_of_kubectls_size(
 ) -> None:
     """kubectl exec -it, its stdin a real terminal: a shell prompt, the terminal's size,
     stderr merged into stdout, the exit code."""
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig-tty", pods.url, TOKEN, tls.ca)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
-    process = subprocess.Popen(
-        ["setsid", "--ctty", KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir",
-         str(tmp_path / "cache"), "exec", "-it", "web-1", "-n", "prod", "--",
-         "env", "PS1=pod> ", "sh", "-i"],
-        stdin=slave, stdout=slave, stderr=slave, env={**env, "KUBECTL_KUBERC": "false"})
-    os.close(slave)
-    terminal = Terminal(master)
-    try:
+    with KubectlTerminal(kubectl_for(pods, tmp_path, TOKEN, tls), "exec", "-it", "web-1",
+                         "-n", "prod", "--", "env", "PS1=pod> ", "sh", "-i") as terminal:
         terminal.read_until("pod> ")
         terminal.write("stty size; echo oops >&2\r")
         screen = terminal.read_until("pod> ")
         assert "30 100\r\n" in screen and "oops\r\n" in screen
         terminal.write("exit 7\r")
-        assert process.wait(timeout=30) == 7
-    finally:
-        process.kill()
-        process.wait()
-        os.close(master)
+        assert terminal.close() == 7
     record, transcript = last_session(pods)
     assert (record.stdin, record.stdout, record.stderr, record.tty) == (True, True, False, True)
     assert transcript.resizes[0] == (100, 30)
     assert 2 not in transcript.sent  # one stream: the terminal
     assert transcript.exit_code == 7
-
-
-class Terminal:
-    """The master side of a pseudo-terminal, read until an expected text shows."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.seen = fd, ""
-
-    def write(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def read_until(self, text: str, timeout: float = 30) -> str:
-        """Everything read up to and including `text` (the rest is kept for later)."""
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                raise AssertionError(f"no {text!r} in {self.seen!r}")
-            self.seen += os.read(self.fd, 4096).decode(errors="replace")
-        head, _, self.seen = self.seen.partition(text)
-        return head + text
 
 
 def test_kubectl_cp_copies_both_ways_through_tar(

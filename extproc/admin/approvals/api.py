@@ -61,17 +61,14 @@ class ApprovalsApi:
     def __init__(
         self, store: ApprovalStore, verifier: Verifier, recorder: Recorder,
         telemetry: Telemetry, targets: dict[str, Target], approvals_url: str,
-        sensitive: tuple[str, ...], record_limit: int, hold_seconds: int | None = None,
-        trace_url: str | None = None,
+        sensitive: tuple[str, ...], record_limit: int, trace_url: str | None = None,
     ) -> None:
-        """`hold_seconds`: the longest a held request waits (`approvals.max_hold_seconds`:
-        when it is known, the page says until when the agent waits at most);
-        `trace_url`: the trace UI's URL with "{trace_id}" in it (`recordings.trace_url`)."""
+        """`trace_url`: the trace UI's URL with "{trace_id}" in it (`recordings.trace_url`)."""
         self._store, self._verifier = store, verifier
         self._recorder, self._telemetry = recorder, telemetry
         self._targets, self._url, self._sensitive = targets, approvals_url, sensitive
         self._record_limit = record_limit
-        self._hold_seconds, self._trace_url = hold_seconds, trace_url
+        self._trace_url = trace_url
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -139,12 +136,14 @@ class ApprovalsApi:
         return _json(200, {**self._shown(approval, caller), "wait": wait})
 
     async def _wait(self, approval: Approval) -> dict[str, Any]:
-        """How the held request waits: since when, until when at most (when the longest
-        hold is known), and how it was answered once it was (from its exchange's record:
-        when, the status, the refusal, the approval's status then). A request held past
-        its approval's creation by a retry shows the first request's answer."""
-        until = (min(approval.created_us + self._hold_seconds * 1_000_000, approval.expires_us)
-                 if self._hold_seconds else None)
+        """How the held request waits: since when, until when at most (its policy's hold,
+        capped, and never past the approval's expiry; none where nothing waits, as for a
+        changed MCP tool definition), and how it was answered once it was (from its
+        exchange's record: when, the status, the refusal, the approval's status then). A
+        request held past its approval's creation by a retry shows the first request's
+        answer."""
+        until = (None if approval.hold_until_us is None
+                 else min(approval.hold_until_us, approval.expires_us))
         answered = None
         rows = await self._store.store.execute(
             "SELECT started_us, status, content FROM records WHERE trace_id = ? "

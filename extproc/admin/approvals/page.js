@@ -121,9 +121,8 @@ function waitParts(approval, nowMs) {
     return [...waited, " and waits at most ",
             { ms: wait.until_us / 1000 - nowMs, us: wait.until_us }, " more. ", now];
   }
-  return [...waited, "; its request is held until its hold ends. ", now,
-          " If it has stopped waiting, approving lets its next try of exactly this "
-          + "request through, once."];
+  return ["It was asked ", { us: since }, ". No request is known to wait on it: approving "
+          + "lets the next try of exactly this request through, once."];
 }
 
 // -- signing in, and signing in again -----------------------------------------------------

@@ -657,19 +657,23 @@ def _page_routes() -> list[web.RouteDef]:
 
 
 def _player_file(folder: Traversable, name: str, kind: str) -> admin.Handler:
-    """One of the player's files, read once; a 404 saying why when it is not installed."""
+    """One of the player's files, read as asked (it may be installed after the start); a
+    404 saying why when it is not there."""
     path = folder.joinpath(name)
-    if path.is_file():
-        return _served(path.read_bytes(), kind, {"X-Content-Type-Options": "nosniff",
-                                                  "Cache-Control": "no-cache"})
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     missing = _error(RecordingsError(
         "not_found", f"the terminal player is not installed here ({name}: `make` puts it "
-        "in extproc/admin/recordings/vendor/ from the npm registry)", 404))
+        "in extproc/admin/recordings/vendor/ from the npm registry, or "
+        "recordings.player_dir names a folder holding it)", 404))
 
-    async def absent(_request: web.Request) -> web.Response:
-        return missing
+    async def player(_request: web.Request) -> web.Response:
+        try:
+            body = path.read_bytes()
+        except OSError:
+            return missing
+        return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
 
-    return absent
+    return player
 
 
 def _served(body: bytes, kind: str, headers: dict[str, str]) -> admin.Handler:
