@@ -135,11 +135,11 @@ define install
 	$(BIN)/$(UV_INSTALL) --python $(BIN)/python -e '.$(1)'
 	$(BIN)/$(UV_INSTALL) --python $(BIN)/python --no-deps --reinstall-package \
 		opentelemetry-proto "$(OTEL_PROTO)"
-	touch $@
 endef
 
 $(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,)
+	touch $@
 
 # The real OPA engine, in process, for the parity tests and the OPA stand-in (no OPA
 # binary can be installed here). Its metadata asks for Python >= 3.14, yet it works on
@@ -149,6 +149,7 @@ OPA_BINDINGS = opa-golib-python-bindings==0.4.4
 $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,[test])
 	$(BIN)/pip install -q --ignore-requires-python "$(OPA_BINDINGS)"
+	touch $@
 
 $(AXE): Makefile
 	npm install -s --no-save --no-audit --no-fund --prefix build/npm "axe-core@$(AXE_CORE)"
@@ -164,6 +165,7 @@ $(PLAYER): Makefile
 
 $(VENV)/.bench-deps: pyproject.toml $(VENV)/.test-deps
 	$(call install,[test$(comma)bench])
+	touch $@
 
 $(AGENTS)/.deps: examples/autogen/requirements.txt
 	$(PYTHON) -m venv $(AGENTS)

@@ -214,7 +214,7 @@ class Front:
         why it was refused), and answered with a FATAL error."""
         exchange = self._pipeline.open(
             f"tollgate postgres LOGIN {target.name if target else 'unknown'}",
-            {":method": "LOGIN", ":path": ""}, {"db.system": "postgresql"}, target, None)
+            {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None)
         answer = refuse_recorded(self._pipeline, exchange,
                                  Admission(self._pipeline.recorder, exchange.who),
                                  BadInput(status, error, message))
@@ -426,6 +426,11 @@ class Front:
                 self._pipeline.recorder.submit(evidence, exchange.who)
 
 
+# Every exchange of the front, its logins too: the conventions' name, and the older one
+# (tests/support/semconv.py's LEGACY) that searches written against it still find.
+_DB_SYSTEM = {"db.system": "postgresql", "db.system.name": "postgresql"}
+
+
 class _Opener:
     """Opens the exchanges of one session: its target, identity and session id."""
 
@@ -435,7 +440,7 @@ class _Opener:
         self._headers = {":method": "", ":path": f"/{context['database']}",
                          "x-session-id": session_id,
                          "user-agent": parameters.get("application_name", "")}
-        self._attributes = {"db.system": "postgresql", "db.namespace": context["database"],
+        self._attributes = {**_DB_SYSTEM, "db.namespace": context["database"],
                             "db.user": context["role"], "tollgate.target": target.name,
                             "tollgate.session_id": session_id}
 

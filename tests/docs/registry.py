@@ -56,10 +56,11 @@ DROP = ('curl -i -X POST http://127.0.0.1:10000/sql -H "authorization: Bearer $T
 
 REGISTRY: dict[str, Run] = {
     # The two commands.
-    "make run": Run(UP, '"-m", "extproc", "up"', "make run's recipe is `tollgate up`"),
+    "make run": Run(UP, "with running_up(", "make run's recipe is `tollgate up`, which "
+                    "tests/support/quickstart.py runs as `python -m extproc up`"),
     "make test": Run(".ci/run", "make test", "CI runs it on every change"),
     ".venv/bin/tollgate up --base-port 20000": Run(
-        UP_PORTS, '"up", "--base-port", str(base)',
+        UP_PORTS, 'running_up("--base-port", str(base)',
         "as `python -m extproc up`, from the first of a free run of ports"),
     # HTTP, and the quickstart's tour.
     "export TOKEN=$(.venv/bin/tollgate token --sub you --groups agents)": TOKEN,

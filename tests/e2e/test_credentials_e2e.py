@@ -26,13 +26,7 @@ from tests.e2e.test_mcp_e2e import (  # noqa: F401  (server: the fixture, reused
     session,
     text_of,
 )
-from tests.e2e.test_ssh_e2e import (  # noqa: F401  (host: the fixture, reused)
-    connect,
-    files,
-    host,
-    run,
-    web,
-)
+from tests.e2e.test_ssh_e2e import connect, files, run, web
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.mcp_server import McpServer
 from tests.support.sshd import Sshd
@@ -47,7 +41,7 @@ def mcp_gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
 
 @pytest.fixture(scope="module")
 def ssh_gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
-           host: Sshd) -> Iterator[Gateway]:  # noqa: F811
+           host: Sshd) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "credentials-ssh",
                         targets=[web(host), files(host)], ssh={}) as running:
         yield running
@@ -74,7 +68,7 @@ def test_mcp_resources_and_tool_arguments_naming_credentials_are_refused(
 
 
 async def test_ssh_commands_naming_credentials_never_run(ssh_gw: Gateway,
-                                                         host: Sshd) -> None:  # noqa: F811
+                                                         host: Sshd) -> None:
     secret = host.put(".env", b"API_KEY=sk-live-0123456789\n")
     host.put(".env.example", b"API_KEY=\n")
     refused = await run(ssh_gw, f"F={secret}; base64 < $F")
@@ -88,7 +82,7 @@ async def test_ssh_commands_naming_credentials_never_run(ssh_gw: Gateway,
 
 
 async def test_an_sftp_download_of_a_credential_is_refused(ssh_gw: Gateway,
-                                                           host: Sshd) -> None:  # noqa: F811
+                                                           host: Sshd) -> None:
     secret = host.put(".pgpass", b"db:5432:*:app:hunter2\n")
     target = host.home.parent / "copied.pgpass"
     async with connect(ssh_gw, "files-1") as conn, conn.start_sftp_client() as sftp:

@@ -56,6 +56,9 @@ def test_statements_carry_the_database_conventions(gw: Gateway, otlp: Any) -> No
     (failed,) = [s for s in spans if s.attributes.get("error.type") == "42P01"]
     assert failed.attributes["db.query.text"] == MISSING
     postgres = [s for s in spans if s.attributes.get("db.system") == "postgresql"]
+    # Every span of the front names the system, the login's (CONNECT) too.
+    assert {s.attributes.get("db.system.name") for s in postgres} == {"postgresql"}
+    assert any(s.name.startswith("tollgate postgres CONNECT") for s in postgres)
     shown = str([s.attributes for s in postgres])
     assert "078-05-1120" not in shown and "4242" not in shown and "a comment" not in shown
     assert not not_conventions(k for s in postgres for k in s.attributes)
