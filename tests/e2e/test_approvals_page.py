@@ -517,7 +517,8 @@ def test_the_agents_own_token_never_sees_approve_or_deny(gw: Gateway, page: Page
     expect(page.locator("button.approve, button.deny")).to_have_count(0)
     # The record is not an agent's to read; the view says so.
     expect(page.locator("#detail-activity")).to_have_text(re.compile(
-        r"^The record is read by its readers only \(forbidden: agents never read"),
+        r"^Only the record's readers \(recordings.readers\) see what the requester did; "
+        r"this token is not one of theirs \(forbidden: agents never read"),
         timeout=WAIT_MS)
     assert not held.answered
     deny_with_api(gw, approval, held)

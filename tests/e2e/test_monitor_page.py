@@ -281,6 +281,10 @@ def test_an_identity_s_hour_its_refusals_grouped_and_its_alerts(
     expect(drops.locator("a.record")).to_have_attribute(
         "href", f"/recordings/ui#record={seeded.drops[0]}")
     expect(drops.locator("a.related")).to_have_count(2)
+    # First and last seen: relative, the UTC time (as the CLI and the report say it) on hover.
+    for seen in (drops.locator("time").nth(0), drops.locator("time").nth(1)):
+        expect(seen).to_have_text(re.compile(r" ago$"))
+        expect(seen).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
     marked = groups.nth(1)
     assert marked.locator("td.text").inner_text() == terminal(
         f"POST /sql/{MARKUP}\u202egnp.exe")
@@ -408,10 +412,11 @@ def test_the_time_range_the_page_and_the_api_honour(gw: Gateway, seeded: Seeded,
     page.check("#range input[value='custom']")
     expect(page.locator("#custom")).to_be_visible()
     since, until = (seeded.minute - 27) * 60, (seeded.minute - 20) * 60
-    local = "(s) => { const d = new Date(s * 1000); " \
-        "return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); }"
-    page.fill("#since", page.evaluate(local, since))
-    page.fill("#until", page.evaluate(local, until))
+    def utc(seconds: int) -> str:  # as the page says times, and reads its range
+        return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(seconds))
+
+    page.fill("#since", utc(since))
+    page.fill("#until", utc(until))
     page.click("#apply")
     expect(chart).to_have_attribute("data-buckets", "7", timeout=WAIT_MS)
     hash_now = page.evaluate("location.hash")
@@ -421,7 +426,10 @@ def test_the_time_range_the_page_and_the_api_honour(gw: Gateway, seeded: Seeded,
         assert sum(values(page, name)) == total(name, window), name
     expect(page.locator("#groups tbody td.empty")).to_have_text("No refusal in this range.")
     expect(page.locator("#range input[value='custom']")).to_be_checked()
-    expect(page.locator("#range-said")).to_contain_text("(7 minutes), per minute")
+    expect(page.locator("#range-said")).to_have_text(
+        f"From {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(since))} UTC to "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(until))} UTC (7 minutes), "
+        "per minute.")
 
 
 # -- keyboard, phone, accessibility --------------------------------------------------------

@@ -424,8 +424,10 @@ async function drawActivity(approval) {
       activityFor = null;
       throw error;
     }
-    box.replaceChildren(made("p", "note", "The record is read by its readers only ("
-                             + error.message + ")."));
+    box.replaceChildren(made("p", "note", error.status === 403
+      ? "Only the record's readers (recordings.readers) see what the requester did; "
+        + "this token is not one of theirs (" + error.message + ")."
+      : "The record could not be read (" + error.message + ")."));
     return;
   }
   if (!box.isConnected) return;

@@ -52,12 +52,19 @@ function label(rows) {
   }
 }
 
+// Times as every admin page, the CLI and the report show them: in UTC (AdminTime); in a
+// table, relative with the UTC time on hover.
 function when(us) {
-  return new Date(us / 1000).toLocaleString();
+  return AdminTime.utc(us);
 }
 
+function whenCell(row, us) {
+  row.insertCell().append(AdminTime.element(us));
+}
+
+// A chart's hours and minutes, in UTC.
 function clock(seconds) {
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return new Date(seconds * 1000).toISOString().slice(11, 16);
 }
 
 // -- where the page is: #identity=<sub>&range=1h (or &since=S&until=U) ----------------------
@@ -100,9 +107,13 @@ let chosen = null;  // the identity shown in detail (the URL's, else the latest 
 // -- the time range --------------------------------------------------------------------------
 
 // A datetime-local field's value for a moment, in the viewer's time zone.
-function localInput(seconds) {
-  const at = new Date(seconds * 1000);
-  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+// A datetime-local input's value for `seconds`, and back: in UTC, as the page says times.
+function utcInput(seconds) {
+  return new Date(seconds * 1000).toISOString().slice(0, 16);
+}
+
+function fromUtcInput(value) {
+  return Date.parse(value + "Z") / 1000;
 }
 
 let choosing = false;  // the viewer is giving a range of their own, not yet shown
@@ -116,8 +127,8 @@ function showRange(where, range) {
     }
     customFields.hidden = where.range !== "custom";
     if (range) {
-      sinceInput.value = localInput(range.since);
-      untilInput.value = localInput(range.until);
+      sinceInput.value = utcInput(range.since);
+      untilInput.value = utcInput(range.until);
     }
   }
   if (range) {
@@ -134,8 +145,8 @@ document.getElementById("range").addEventListener("change", (event) => {
   if (choosing) {
     customFields.hidden = false;
     if (shownRange) {
-      sinceInput.value = localInput(shownRange.since);
-      untilInput.value = localInput(shownRange.until);
+      sinceInput.value = utcInput(shownRange.since);
+      untilInput.value = utcInput(shownRange.until);
     }
     return;
   }
@@ -143,8 +154,8 @@ document.getElementById("range").addEventListener("change", (event) => {
 });
 
 document.getElementById("apply").addEventListener("click", () => {
-  const since = new Date(sinceInput.value).getTime() / 1000;
-  const until = new Date(untilInput.value).getTime() / 1000;
+  const since = fromUtcInput(sinceInput.value);
+  const until = fromUtcInput(untilInput.value);
   if (!Number.isFinite(since) || !Number.isFinite(until) || since >= until) {
     say("Give the range's start and end, the start first.", true);
     return;
@@ -195,8 +206,8 @@ function showGroups(rows, found, withIdentities, more) {
       cell(row, group.identities.join(", ") + (others > 0 ? " and " + others + " more" : ""),
            "who");
     }
-    cell(row, when(group.first_us));
-    cell(row, when(group.last_us));
+    whenCell(row, group.first_us);
+    whenCell(row, group.last_us);
     const records = row.insertCell();
     const [latest, ...older] = group.trace_ids;
     records.append(link("latest", recordHref(latest), "record"));
@@ -408,7 +419,7 @@ function showAlerts(alerts) {
   for (const alert of alerts) {
     const row = alertRows.insertRow();
     row.dataset.trace = alert.trace_id;
-    cell(row, when(alert.started_us));
+    whenCell(row, alert.started_us);
     cell(row, alert.severity, "severity-" + alert.severity);
     cell(row, alert.rule, "text");
     const what = cell(row, alert.message, "text");
@@ -483,7 +494,7 @@ async function refresh() {
       changed("identity", null);
     }
     say(overview.identities.length + " active in this range. Updated "
-        + new Date().toLocaleTimeString() + ".", false);
+        + AdminTime.utc(Date.now() * 1000).slice(11) + ".", false);
   } catch (error) {
     if (mine !== reading) return;
     say(String(error.message), true);

@@ -720,7 +720,8 @@ async function follow() {
       query.set("offset", String((shown.page - 1) * Number(shown.limit)));
       showSessions(await call("/recordings/sessions?" + query.toString()), shown);
     }
-    say("Read at " + new Date().toLocaleTimeString() + " (this read is recorded).", false);
+    say("Read at " + AdminTime.utc(Date.now() * 1000).slice(11) + " (this read is recorded).",
+        false);
   } catch (error) {
     say(String(error.message), true);
   }
