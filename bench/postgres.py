@@ -1,5 +1,6 @@
 """PostgreSQL benchmark: pgbench's select-only script direct, through Envoy's `tcp_proxy`
-alone, and through Tollgate, in one run; and tollgate's CPU per statement.
+alone, through Envoy and a do-nothing relay front, and through Tollgate, in one run; and
+tollgate's CPU per statement against the relay's.
 
 Run from the repository root: `python -m bench.postgres [--seconds S] [--clients C]
 [--rounds R] [--json-out PATH]` (`make bench` does, with the defaults).
@@ -10,6 +11,10 @@ The machine's PostgreSQL (127.0.0.1:5432) holds a throwaway database initialised
     direct    pgbench ─► PostgreSQL
     envoy     pgbench ─► Envoy (envoy/quickstart.yaml's PostgreSQL listener, tcp_proxy)
                         ─► PostgreSQL: the listener's cluster pointed at the database
+    relay     pgbench ─► Envoy ─► bench/pg_relay.py ─► PostgreSQL: the floor, as many
+                        processes as tollgate has workers, each message framed as
+                        tollgate's front frames it (the same asyncio streams and
+                        Framer), nothing decided, masked or recorded
     tollgate  pgbench ─► Envoy ─► tollgate's PostgreSQL front ─► PostgreSQL: the agent's
                         token checked at login, each statement parsed (pglast) and decided
                         by the default pack, each row masked by its detectors, each
@@ -24,7 +29,8 @@ path once, in a rotating order, so a shared machine's drift falls on all three a
 path's figure is the median of its rounds.
 
 tollgate's CPU is its supervisor's and workers' user + system time (/proc) over the
-timed run, divided by the statements it carried: what one statement costs the gateway.
+timed run, divided by the statements it carried: what one statement costs the gateway;
+the relay's likewise, the floor it is compared with.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "tollgate_bench_pgbench"
 AGENT_DATABASE = "bench"  # what pgbench asks the gateway for: the target's match
-PATHS = ("direct", "envoy", "tollgate")
+PATHS = ("direct", "envoy", "relay", "tollgate")
 TOKEN = dev_tokens.mint(load_config(QUICKSTART_CONFIG), "svc-bench", ["agents"], 4 * 3600)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -118,17 +124,18 @@ def tollgate_config(grpc_port: int, front_port: int, bootstrap: Path,
 
 def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
           workers: int) -> dict[str, Way]:
-    """Envoy alone and Envoy with tollgate, beside the database: each path's address."""
+    """Envoy alone, Envoy with the relay front and Envoy with tollgate, beside the
+    database: each path's address."""
 
     def stopped_on_exit(process: stack.Process) -> stack.Process:
         cleanup.callback(process.stop)
         return process
 
     paths = {"direct": Way(5432, "postgres", DATABASE, None)}
-    for path in ("envoy", "tollgate"):
+    for path in ("envoy", "relay", "tollgate"):
         logs = work / path
         logs.mkdir()
-        front = stack.free_ports(workers) if path == "tollgate" else 5432
+        front = stack.free_ports(workers) if path != "envoy" else 5432
         ports = envoy_bootstrap.Ports(
             listener=stack.free_port(), admin=stack.free_port(), ext_proc=stack.free_ports(workers),
             upstream=stack.free_port(), mcp=stack.free_port(), postgres=stack.free_port(),
@@ -145,12 +152,23 @@ def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
                 encoding="utf-8")
             process = stopped_on_exit(stack.start_tollgate(config, ports.ext_proc, logs,
                                                            workers=workers))
+        elif path == "relay":
+            process = stopped_on_exit(start_relay(front, workers, logs))
         stopped_on_exit(stack.start_envoy(bootstrap, ports.admin, logs))
         assert ports.postgres is not None
         paths[path] = (Way(ports.postgres, "svc-bench", AGENT_DATABASE, TOKEN, process)
                        if path == "tollgate" else Way(ports.postgres, "postgres", DATABASE,
-                                                        None))
+                                                        None, process))
     return paths
+
+
+def start_relay(port: int, processes: int, logs: Path) -> stack.Process:
+    """The floor (bench/pg_relay.py) on `port`, relaying to the database."""
+    process = stack.Process.spawn(
+        "pg-relay", [sys.executable, "-m", "bench.pg_relay", "--listen", f"127.0.0.1:{port}",
+                     "--upstream", "127.0.0.1:5432", "--processes", str(processes)], logs)
+    process.ready_or_fail(stack.tcp_accepts(port), 30, f"the relay accepting on {port}")
+    return process
 
 
 def cpu_seconds(process: stack.Process) -> float:
@@ -196,7 +214,7 @@ def measure(paths: dict[str, Way], seconds: int, clients: int,
             rounds: int) -> dict[str, list[dict[str, float]]]:
     results: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
     for round_ in range(rounds):
-        order = PATHS[round_ % 3:] + PATHS[:round_ % 3]
+        order = PATHS[round_ % len(PATHS):] + PATHS[:round_ % len(PATHS)]
         for path in order:
             results[path].append(run(paths[path], seconds, clients))
             print(f"  round {round_ + 1} {path:9s} {results[path][-1]['tps']:9.0f} tps",
@@ -219,6 +237,11 @@ def figures(results: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
                              "tollgate": latency["tollgate"] - latency["direct"],
                              "tollgate_over_envoy": latency["tollgate"] - latency["envoy"]},
         "tollgate_cpu_us_per_statement": median["tollgate"]["cpu_us_per_statement"],
+        "relay_cpu_us_per_statement": median["relay"]["cpu_us_per_statement"],
+        "cpu_ratio": {"tollgate/relay": median["tollgate"]["cpu_us_per_statement"]
+                      / median["relay"]["cpu_us_per_statement"]},
+        "tps_ratio_relay": {"relay/envoy": tps["relay"] / tps["envoy"],
+                            "tollgate/relay": tps["tollgate"] / tps["relay"]},
     }
 
 
@@ -235,7 +258,11 @@ def table(found: dict[str, Any], settings: dict[str, Any]) -> str:
     lines += [f"added latency: envoy {added['envoy']:.3f} ms, tollgate {added['tollgate']:.3f} "
               f"ms ({added['tollgate_over_envoy']:.3f} ms over Envoy alone)",
               f"tollgate/envoy tps: {found['tps_ratio']['tollgate/envoy']:.2f}; tollgate CPU "
-              f"per statement: {found['tollgate_cpu_us_per_statement']:.0f} µs"]
+              f"per statement: {found['tollgate_cpu_us_per_statement']:.0f} µs",
+              f"the relay floor: {found['relay_cpu_us_per_statement']:.0f} µs of CPU per "
+              f"statement, tps {found['tps_ratio_relay']['relay/envoy']:.2f}x Envoy alone; "
+              f"tollgate/relay: CPU {found['cpu_ratio']['tollgate/relay']:.1f}x, tps "
+              f"{found['tps_ratio_relay']['tollgate/relay']:.2f}x"]
     return "\n".join(lines)
 
 

@@ -1,10 +1,11 @@
 """The PostgreSQL benchmark's smoke (`python -m bench.postgres` for a second a path):
-pgbench's select-only script still runs on its three paths, ~20 s.
+pgbench's select-only script still runs on its four paths, ~20 s.
 
 It checks no ratio (a second of a busy machine says nothing): that pgbench completed
-statements directly, through Envoy alone and through Envoy + tollgate (whose path needs
-the agent's token: a login tollgate did not check would not have been accepted), and
-that tollgate's CPU per statement was measured.
+statements directly, through Envoy alone, through Envoy and the do-nothing relay front
+(bench/pg_relay.py, the floor) and through Envoy + tollgate (whose path needs the agent's
+token: a login tollgate did not check would not have been accepted), and that the CPU
+per statement of tollgate and of the relay was measured.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from tests.bench import run
 # that every path ran and was measured, no ratio, so it runs beside the other tests.
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_pgbench_runs_on_the_three_paths(tmp_path: Path) -> None:
+def test_pgbench_runs_on_the_four_paths(tmp_path: Path) -> None:
     saved, printed = run("bench.postgres", "--seconds", "1", "--rounds", "1", "--scale", "1",
                          out=tmp_path / "postgres.json")
-    assert set(saved["paths"]) == {"direct", "envoy", "tollgate"}
+    assert set(saved["paths"]) == {"direct", "envoy", "relay", "tollgate"}
     for path, row in saved["paths"].items():
         assert row["statements"] > 0 and row["tps"] > 0, f"{path}: {row}"
-    cpu = saved["tollgate_cpu_us_per_statement"]
-    assert math.isfinite(cpu) and cpu > 0
-    assert "tollgate CPU per statement" in printed
+    for cpu in (saved["tollgate_cpu_us_per_statement"], saved["relay_cpu_us_per_statement"]):
+        assert math.isfinite(cpu) and cpu > 0
+    assert "tollgate CPU per statement" in printed and "the relay floor: " in printed
