@@ -40,8 +40,9 @@ run: $(VENV)/.run-deps $(PLAYER)
 # The suite on four processes: much of an end-to-end test is waiting (on Envoy, tollgate,
 # a hold), so on two cores more processes than cores keep both busy (10,200 tests: 7 m 16 s
 # on four, 7 m 58 s on three, 8 m 39 s on six; 2026-11-26, 10,218 tests: 8 m 0 s on four,
-# 9 m 16 s on six, 4.6 CPU-min each in the test processes and in their children), each
-# taking the next test as it is free
+# 9 m 16 s on six, 4.6 CPU-min each in the test processes and in their children; 10,286
+# tests, a clean clone: 8 m 42 s to 9 m 42 s on four, 8 m 30 s on six, as busy as the VM
+# is), each taking the next test as it is free
 # (worksteal: a long test late in one's share does not leave the others idle); then alone
 # the tests that time the code, which another process would fail, collected from the files
 # that mark them (collecting the whole suite for them took 12 s).
