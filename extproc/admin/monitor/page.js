@@ -106,7 +106,6 @@ let chosen = null;  // the identity shown in detail (the URL's, else the latest 
 
 // -- the time range --------------------------------------------------------------------------
 
-// A datetime-local field's value for a moment, in the viewer's time zone.
 // A datetime-local input's value for `seconds`, and back: in UTC, as the page says times.
 function utcInput(seconds) {
   return new Date(seconds * 1000).toISOString().slice(0, 16);
