@@ -159,13 +159,50 @@ class Transfer:
         self.hashed += len(data)
 
 
+class CopyTransfer:
+    """What a masked download's handle moved, every read served from the one masked copy.
+
+    The bytes at an offset are the copy's whatever the order, so pieces read twice or
+    overlapping (paramiko's prefetch asks again for what it has not received yet) take
+    nothing from the record: the transfer is complete once its pieces cover the copy from
+    0, and its digest is that of the part covered from 0. `size` is every byte moved.
+    """
+
+    def __init__(self, copy: bytes) -> None:
+        self.copy = copy
+        self.size = 0
+        self.covered = 0  # the copy is covered from 0 up to here
+        self._ahead: dict[int, int] = {}  # pieces beyond it: start -> furthest end
+
+    def add(self, offset: int, data: bytes) -> None:
+        self.size += len(data)
+        end = offset + len(data)
+        if end <= self.covered:
+            return
+        if offset > self.covered:
+            self._ahead[offset] = max(end, self._ahead.get(offset, 0))
+            return
+        self.covered = end
+        while reached := [start for start in self._ahead if start <= self.covered]:
+            for start in reached:
+                self.covered = max(self.covered, self._ahead.pop(start))
+
+    def outcome(self, end: int | None, error: str | None, masked: bool = True
+                ) -> dict[str, Any]:
+        """`end`: the copy's size (a masked copy's is known)."""
+        complete = end == len(self.copy) == self.covered
+        return {"size": self.size,
+                "sha256": hashlib.sha256(self.copy[:self.covered]).hexdigest(),
+                "complete": complete, "error": error, **({"masked": True} if masked else {})}
+
+
 class _Handle:
     """A file open on the host, the decision that opened it and what went through it."""
 
     def __init__(self, file: SFTPClientFile, ticket: Ticket, path: str,
                  read_ahead: bool) -> None:
         self.file, self.ticket, self.path = file, ticket, path
-        self.transfer = Transfer()
+        self.transfer: Transfer | CopyTransfer = Transfer()
         self.error: str | None = None
         self.masked: bytes | None = None  # a masked download's copy, which reads are from
         self._read_ahead = read_ahead
@@ -332,6 +369,7 @@ class SftpRelay(asyncssh.SFTPServer):
                 await handle.file.close()
             raise
         handle.masked = masked
+        handle.transfer = CopyTransfer(masked)
 
     def open56(self, *_: Any) -> _Handle:
         """SFTP 5 and 6's open, which asyncssh offers only above the version 3 the front
