@@ -185,6 +185,15 @@ def test_https_server_streams_large_bodies(tls: TlsFiles, tmp_path: Path) -> Non
     assert missing.stdout == b"404"
 
 
+def test_https_server_can_end_a_body_by_closing(tls: TlsFiles, tmp_path: Path) -> None:
+    """`?until-close`: no length announced, the body whole all the same."""
+    with https_server(tls) as server:
+        done = _curl("--cacert", str(tls.ca), "-o", str(tmp_path / "body"), "-D", "-",
+                     f"{server.url}bytes/70000?until-close")
+    assert b"content-length" not in done.stdout.lower(), done.stdout
+    assert (tmp_path / "body").read_bytes() == pattern_bytes(70000)
+
+
 # --- package index ---------------------------------------------------------------------
 
 

@@ -23,9 +23,10 @@ from tests.support.tls import TlsFiles
 
 @dataclass(frozen=True)
 class Streamed:
-    """A body of `length` bytes sent chunk by chunk, never held whole."""
+    """A body of `length` bytes sent chunk by chunk, never held whole (`length` None: not
+    announced, the body ends as the server closes the connection, HTTP/1.0's way)."""
 
-    length: int
+    length: int | None
     chunks: Iterable[bytes]
 
 
@@ -59,7 +60,8 @@ class LocalServer:
                                  else "application/json")
                 size, chunks = ((reply.length, reply.chunks) if isinstance(reply, Streamed)
                                 else (len(reply), (reply,)))
-                self.send_header("content-length", str(size))
+                if size is not None:
+                    self.send_header("content-length", str(size))
                 self.end_headers()
                 for chunk in chunks:
                     self.wfile.write(chunk)

@@ -1,6 +1,7 @@
 """An HTTPS destination for the egress tests: `LocalServer` with TLS files, answering
 `GET /bytes/N` with N bytes itself (streamed, so throughput through the proxy can be measured
-on hundreds of megabytes) and everything else with the test's own answer.
+on hundreds of megabytes; `?until-close`: their length not announced, so the client learns
+the end only as the server closes) and everything else with the test's own answer.
 
 The bytes follow a pattern (byte i is i % 256) rather than zeros, so a body that arrives
 reordered, cut or padded is told from the right one.
@@ -18,8 +19,8 @@ _BYTES = re.compile(r"/bytes/(\d+)")
 _CHUNK = bytes(range(256)) * 256  # 64 KiB, a whole number of patterns
 
 
-def pattern(size: int) -> Streamed:
-    """`size` bytes of the pattern, made as they are sent."""
+def pattern(size: int, announced: bool = True) -> Streamed:
+    """`size` bytes of the pattern, made as they are sent (`announced`: their length)."""
 
     def chunks() -> Iterator[bytes]:
         left = size
@@ -28,7 +29,7 @@ def pattern(size: int) -> Streamed:
             yield _CHUNK[:step]  # the whole chunk is no copy
             left -= step
 
-    return Streamed(size, chunks())
+    return Streamed(size if announced else None, chunks())
 
 
 def pattern_bytes(size: int) -> bytes:
@@ -41,9 +42,11 @@ def with_bytes(answer: Answer | None = None) -> Answer:
     (404 when there is none)."""
 
     def answered(method: str, path: str, body: bytes) -> tuple[int, bytes | Streamed, str]:
-        found = _BYTES.fullmatch(path.split("?", 1)[0])
+        where, _, query = path.partition("?")
+        found = _BYTES.fullmatch(where)
         if method == "GET" and found:
-            return 200, pattern(int(found.group(1))), "application/octet-stream"
+            return (200, pattern(int(found.group(1)), announced=query != "until-close"),
+                    "application/octet-stream")
         if answer is None:
             return 404, b'{"error": "not found"}', "application/json"
         status, reply, *content_type = answer(method, path, body)
