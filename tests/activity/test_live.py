@@ -9,10 +9,12 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from extproc.activity import live as live_counts
 from extproc.activity.live import FRESH_SECONDS, SEEN_MOST, UNKNOWN, Live
 from extproc.activity.tracker import Tracker
 from extproc.config import Activity
@@ -74,7 +76,12 @@ async def test_concurrent_refusals_over_two_processes_are_each_counted_once(
 
 
 async def test_a_tokens_addresses_and_environments_are_shared_at_decision_time(
-        two: tuple[Live, Live]) -> None:
+        two: tuple[Live, Live], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The readings' own clock, moved by the test: how long a reading is reused is what
+    # is tested, not how fast the store answers.
+    now = [1000.0]
+    monkeypatch.setattr(live_counts, "time",
+                        SimpleNamespace(time=time.time, monotonic=lambda: now[0]))
     first, second = two
     # A reading shows what was written before it: this exchange's own values are the
     # pack's to add.
@@ -88,10 +95,11 @@ async def test_a_tokens_addresses_and_environments_are_shared_at_decision_time(
     assert (await reading(first, address="10.0.0.7"))["token"]["seen"]["addresses"] == []
 
     async def both_seen() -> dict[str, Any]:
+        now[0] += FRESH_SECONDS  # each look a fresh reading
         back = await reading(first, address="10.0.0.7")
         return back if len(back["token"]["seen"]["addresses"]) == 2 else {}
 
-    back = await until(both_seen, "the copy's address", seconds=FRESH_SECONDS + 5)
+    back = await until(both_seen, "the copy's address")
     assert back["token"]["seen"]["addresses"] == ["10.0.0.7", "10.0.0.8"]
     assert back["token"]["seen"]["environments"] == ["production", "staging"]
     assert (await reading(first, jti="jti:other"))["token"]["seen"]["addresses"] == []
