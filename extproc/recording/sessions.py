@@ -29,7 +29,6 @@ in ~0.5 s, nearly all of it choosing the page (a shared 2-CPU machine under load
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from extproc.recording.record import (
     session_of,
     started_us,
 )
+from extproc.recording.store import content_of
 from extproc.store import Connection
 
 # The mark's session is kept (and widened) unless the run began more than the gap after
@@ -188,7 +188,7 @@ def fold(rows: Iterable[Folded]) -> list[Summary]:
     for session_id, kind, started, identity, action, content in rows:
         if kind not in _GROUPED_KINDS:
             continue
-        document = _document(content)
+        document = content_of(content)
         ended = started + int(float(document.get("duration_ms") or 0) * 1000)
         summary = found.get(session_id)
         if summary is None:
@@ -209,16 +209,6 @@ def fold(rows: Iterable[Folded]) -> list[Summary]:
         summary.held += action == "hold" or document.get("approval") is not None
         summary.masked += bool(document.get("masked"))
     return sorted(found.values(), key=lambda s: (s.first_us, s.session_id), reverse=True)
-
-
-def _document(content: str) -> dict[str, Any]:
-    """A record's content; an unreadable one (an edited store: `verify` says so) as
-    empty, so the listing still shows its session."""
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def listing(connection: Connection, *, since_us: int, until_us: int,
@@ -283,7 +273,7 @@ def _targets_of(connection: Connection, protocols: Collection[str], since_us: in
         contents = connection.execute(
             "SELECT content FROM records WHERE kind = 'exchange' AND target = ? AND "
             "started_us = ? LIMIT 1", (name, latest))
-        protocol = (_document(contents[0][0]).get("target") or {}).get("protocol") \
+        protocol = (content_of(contents[0][0]).get("target") or {}).get("protocol") \
             if contents else None
         if protocol in protocols:
             found.append(name)

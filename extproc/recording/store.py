@@ -48,6 +48,17 @@ class Row:
         return json.loads(self.content)
 
 
+def content_of(content: str) -> dict[str, Any]:
+    """A record's content as `Row.document` reads it, or {} where it is not a JSON object
+    (an edited store, which `tollgate audit verify` names): a listing or a page built
+    from many records still shows the others."""
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
 def projections(content: dict[str, Any]) -> dict[str, Any]:
     """The searchable columns a record's content gives (verify checks them against it)."""
     identity = content.get("identity") or {}

@@ -25,7 +25,6 @@ Errors are JSON: {"error": code, "message": ..., "trace_id": ...}.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -44,6 +43,7 @@ from extproc.config import Target
 from extproc.exchange.recorded import recorded
 from extproc.identity import Authenticated
 from extproc.recording import BodyCapture, Evidence, Recorder, RecordingUnavailable
+from extproc.recording.store import content_of
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
@@ -150,10 +150,7 @@ class ApprovalsApi:
             "AND kind = 'exchange' ORDER BY started_us LIMIT ?",
             (approval.trace_id, _MOST_TRACE_RECORDS))
         for started_us, status, content in rows:
-            try:
-                found = json.loads(content)
-            except ValueError:
-                continue
+            found = content_of(content)
             held = found.get("approval") or {}
             if held.get("id") != approval.id:
                 continue

@@ -31,7 +31,6 @@ Errors are JSON: {"error": code, "message": ...}.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -45,6 +44,7 @@ from aiohttp import web
 from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.identity import Authenticated, principals
+from extproc.recording.store import content_of
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -345,18 +345,10 @@ def _who(identity: str | None) -> tuple[str, tuple[str, ...]]:
     return "identity = ? AND", (identity,)
 
 
-def _document(content: str) -> dict[str, Any]:
-    try:
-        found = json.loads(content)
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
 def _alert(row: tuple[Any, ...]) -> dict[str, Any]:
     """An alert record as the page lists it: what the alert says (`meaning.alert`)."""
     record_id, trace_id, started_us, target, _status, content = row
-    alert = (_document(content).get("meaning") or {}).get("alert") or {}
+    alert = (content_of(content).get("meaning") or {}).get("alert") or {}
     return {
         "record_id": record_id, "trace_id": trace_id, "started_us": started_us,
         "target": target, "rule": alert.get("rule"), "severity": alert.get("severity"),
@@ -369,7 +361,7 @@ def _refusal(row: tuple[Any, ...]) -> dict[str, Any]:
     """A refused exchange as the page lists it: what it did (the record's `what`; for a
     record from before it, its request line), why it was refused."""
     record_id, trace_id, started_us, target, status, content = row
-    document = _document(content)
+    document = content_of(content)
     request = document.get("request") or {}
     decisions = [d for d in document.get("decisions") or [] if d.get("action") == "deny"]
     what = document.get("what")

@@ -66,6 +66,7 @@ from extproc.identity import Authenticated
 from extproc.recording import Evidence, Recorder, RecordingUnavailable
 from extproc.recording.chain import record_hash
 from extproc.recording.sessions import Summary, fold, page_query, records_query
+from extproc.recording.store import content_of
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -335,7 +336,7 @@ class RecordingsApi:
             contents = await self._store.execute(
                 "SELECT content FROM records WHERE kind = 'exchange' AND target = ? AND "
                 "started_us = ? LIMIT 1", (name, latest))
-            if contents and (_document(contents[0][0]).get("target") or {}).get(
+            if contents and (content_of(contents[0][0]).get("target") or {}).get(
                     "protocol") in protocols:
                 found.append(name)
         return sorted(found)
@@ -564,14 +565,6 @@ def _number(text: str, name: str, most: int) -> int:
     return int(text)
 
 
-def _document(content: str) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
 def _summary(summary: Summary) -> dict[str, Any]:
     return {**summary.as_json(), "kinds": session_kinds(summary.protocols)}
 
@@ -594,7 +587,7 @@ def _grouping(rows: list[tuple[Any, ...]]) -> dict[str, str] | None:
     Kubernetes stream fronts name each connection or stream themselves (as the agent's
     `x-session-id` would), so for them that header is theirs, not the agent's."""
     for row in rows:
-        document = _document(row[13])
+        document = content_of(row[13])
         rule = document.get("session_rule")
         if not isinstance(rule, str):
             continue
@@ -636,7 +629,7 @@ def _checked(data: bytes, rows: list[tuple[Any, ...]]) -> tuple[bool | None, str
         return None, ("not verified: no record of its exchange (the session may still be "
                       "open, or tollgate stopped before its end)")
     record_id, body = exchanges[0][0], (
-        (_document(exchanges[0][13]).get("response") or {}).get("body") or {})
+        (content_of(exchanges[0][13]).get("response") or {}).get("body") or {})
     if "sha256" not in body:
         return None, f"not verified: record {record_id} keeps no SHA-256 of it"
     digest = hashlib.sha256(data).hexdigest()
