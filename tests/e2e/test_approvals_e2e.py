@@ -121,6 +121,14 @@ def sql(gw: Gateway, text: str, token: str = AGENT, timeout: float = 40) -> Repl
     return gw.request("POST", "/sql", {"sql": text}, token=token, timeout=timeout)
 
 
+def held_sql(gw: Gateway, text: str, token: str = AGENT
+             ) -> tuple[Held[Reply], dict[str, Any]]:
+    """`text` sent as `token`'s agent, held: the waiting request, and its approval once
+    pending."""
+    held = Held(lambda: sql(gw, text, token=token))
+    return held, pending_for(gw, text)
+
+
 def names(gw: Gateway) -> list[str]:
     reply = sql(gw, "SELECT name FROM customers ORDER BY id")
     return [row[0] for row in reply.json()["rows"]]
@@ -129,8 +137,7 @@ def names(gw: Gateway) -> list[str]:
 def test_a_held_write_denied_gets_403_and_never_runs(gw: Gateway) -> None:
     text = "DELETE FROM customers"
     before = len(gw.upstream.requests)
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     done = cli(gw, "deny", approval["id"], "--reason", "not during the freeze")
     assert done.returncode == 0, done.stderr
     reply = held.result()
@@ -146,8 +153,7 @@ def test_a_held_write_denied_gets_403_and_never_runs(gw: Gateway) -> None:
 def test_nobody_approves_their_own_request(gw: Gateway) -> None:
     """A dba's own unbounded write is held too, and their own token cannot approve it."""
     text = "UPDATE customers SET email = email"
-    held = Held(lambda: sql(gw, text, token=DBA))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text, token=DBA)
     assert approval["requester"] == "dana"
     refused = cli(gw, "approve", approval["id"], token=DBA)
     assert refused.returncode == 1
@@ -163,8 +169,7 @@ def test_a_held_delete_approved_with_the_cli_completes_with_200(gw: Gateway) -> 
     within the hold: it runs. (After the tests above, which need the customers.)"""
     text = "DELETE FROM customers"
     before = len(gw.upstream.requests)
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     # Held in-stream: no answer yet, and the upstream has seen nothing.
     assert not held.answered
     assert len(gw.upstream.requests) == before
@@ -199,8 +204,7 @@ def test_an_agents_terminal_tricks_reach_the_approver_inert(gw: Gateway) -> None
     with a bidi override: `tollgate approvals list` and `show` print no control byte and
     show the tricks as escapes, so the approver sees the real statement and what is in it."""
     text = f"UPDATE customers SET name = '{ERASE}{FORGED} \u202e'"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
 
     listed = cli(gw, "list")
     assert listed.returncode == 0, listed.stderr

@@ -32,7 +32,15 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from extproc.codecs.inert import UNSAFE, terminal
 from extproc.codecs.text import utc
 from extproc.quickstart import stack
-from tests.e2e.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for, sql
+from tests.e2e.test_approvals_e2e import (
+    AGENT,
+    DBA,
+    OTHER_DBA,
+    Held,
+    api,
+    held_sql,
+    sql,
+)
 from tests.support import tokens
 from tests.support.axe import serious_violations
 from tests.support.browser import tab
@@ -150,8 +158,7 @@ def test_nothing_is_loaded_from_outside_the_gateway(gw: Gateway, page: Page) -> 
     """Signed in, listing, and an approval's view with the requester's activity: every
     request the browser makes goes to tollgate's admin port."""
     text = "UPDATE customers SET phone = phone || ''"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
     open_page(page, gw, DBA)
@@ -193,8 +200,7 @@ def test_an_expired_token_asks_to_sign_in_again_and_keeps_the_page(gw: Gateway,
     again, saying the token expired and how old what is shown is; the rows stay. A new
     token takes the prompt away."""
     text = "UPDATE customers SET phone = trim(phone)"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     open_page(page, gw, DBA)
     row = row_of(page, approval)
     expect(row).to_be_visible(timeout=WAIT_MS)
@@ -237,8 +243,7 @@ def test_an_approver_approves_a_held_request_and_it_completes(gw: Gateway, page:
     for confirmation, with the reason, and lets the held request complete with 200; the
     row goes, and the API shows the approval decided by the approver with that reason."""
     text = "UPDATE customers SET phone = phone"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     open_page(page, gw, DBA)
 
     row = row_of(page, approval)
@@ -292,8 +297,7 @@ def test_a_denial_needs_a_reason_and_then_refuses_the_request(gw: Gateway, page:
     periodic refresh (text and focus); confirmed with it, the held request is refused 403
     `approval_denied` with that reason."""
     text = "UPDATE customers SET email = email"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     open_page(page, gw, DBA)
 
     row = row_of(page, approval)
@@ -334,10 +338,8 @@ def test_keyboard_alone_approves_and_denies(gw: Gateway, page: Page) -> None:
     request's link, Enter opens its view with the focus on its heading; Tab to Deny,
     Enter, type the reason, Tab, Enter: denied."""
     first, second = "UPDATE customers SET name = name", "UPDATE customers SET name = trim(name)"
-    held_first = Held(lambda: sql(gw, first))
-    approval = pending_for(gw, first)
-    held_second = Held(lambda: sql(gw, second))
-    other = pending_for(gw, second)
+    held_first, approval = held_sql(gw, first)
+    held_second, other = held_sql(gw, second)
     open_page(page, gw, DBA)
     expect(row_of(page, approval)).to_be_visible(timeout=WAIT_MS)
     expect(row_of(page, other)).to_be_visible(timeout=WAIT_MS)
@@ -399,10 +401,8 @@ def test_an_approvals_view_shows_what_why_the_grant_the_wait_and_the_links(
 
     stack.wait_until(recorded, 15, "the agent's SELECT in the record")
     text, other_text = "DELETE FROM customers", "UPDATE customers SET ssn = ssn"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
-    other_held = Held(lambda: sql(gw, other_text))
-    other = pending_for(gw, other_text)
+    held, approval = held_sql(gw, text)
+    other_held, other = held_sql(gw, other_text)
     assert approval["page_url"] == f"{gw.admin_url}/approvals/ui#{approval['id']}"
 
     page.goto(approval["page_url"])
@@ -501,8 +501,7 @@ def test_the_agents_own_token_never_sees_approve_or_deny(gw: Gateway, page: Page
     """An agent's token is valid but names no approver group: the page lists what the
     agent itself asked for, without Approve or Deny, in the list and in its view."""
     text = "UPDATE customers SET ssn = trim(ssn)"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     open_page(page, gw, AGENT)
 
     row = row_of(page, approval)
@@ -532,8 +531,7 @@ def test_at_a_phones_width_rows_are_cards_with_their_buttons_in_view(
     viewport, nothing overflows sideways, and its view's buttons are in view too; the
     screenshots at a desktop's and a phone's width are PNGs of those sizes."""
     text = "UPDATE customers SET email = lower(email)"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         with tab(browser, viewport=viewport) as page:
             open_page(page, gw, DBA)
@@ -574,8 +572,7 @@ def test_axe_finds_no_serious_violation(gw: Gateway, browser: Browser) -> None:
     view, and the history, at a desktop's width and a phone's: no violation of impact
     serious or critical."""
     text = "UPDATE customers SET phone = upper(phone)"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     for viewport in (DESKTOP, PHONE):
         with tab(browser, viewport=viewport) as page:
             open_page(page, gw)
@@ -608,8 +605,7 @@ def test_what_agents_send_is_shown_as_text_never_markup(gw: Gateway, page: Page)
     text = f"UPDATE customers SET name = '{markup}'"
     requester = "<img src=x onerror=window.__pwned=2>"
     agent = tokens.token(requester, ["agents"], ttl=600)
-    held = Held(lambda: sql(gw, text, token=agent))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text, token=agent)
     assert approval["requester"] == requester
     open_page(page, gw, DBA)
 
@@ -634,8 +630,7 @@ def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Pag
     row and in its view, so the approver sees they are there; no shown text holds such a
     character."""
     text = f"UPDATE customers SET name = '{ERASE}{FORGED} \u202egnp.exe'"
-    held = Held(lambda: sql(gw, text))
-    approval = pending_for(gw, text)
+    held, approval = held_sql(gw, text)
     open_page(page, gw, DBA)
 
     # The summary is the statement as the record's "what" gives it, masked.

@@ -283,22 +283,10 @@ def exec_session(gw: Gateway, tls: TlsFiles, cluster: K8sStandIn,
         terminal.write("exit 0\r")
     finally:
         terminal.close()
-    found: dict[str, Any] = {}
-
-    def recorded() -> bool:
-        records = gw.records()
-        first = [r for r in records if r["request"]["method"] == "LINE"
-                 and (r["meaning"] or {}).get("k8s", {}).get("exec", {}).get("line")
-                 == "echo ready-$((40+2))"]
-        if not first:
-            return False
-        mine = [r for r in records if r["session_id"] == first[-1]["session_id"]]
-        found["session"] = first[-1]["session_id"]
-        found["lines"] = [r for r in mine if r["request"]["method"] == "LINE"]
-        return len(found["lines"]) == 3 and any(r["request"]["method"] == "GET" for r in mine)
-
-    stack.wait_until(recorded, 10, "the session's records")
-    return ExecSession(found["session"], found["lines"])
+    lines = gw.terminal_lines(
+        lambda r: (r["meaning"] or {}).get("k8s", {}).get("exec", {}).get("line")
+        == "echo ready-$((40+2))", 3, "GET", timeout=10)
+    return ExecSession(lines[0]["session_id"], lines)
 
 
 def test_a_session_is_recorded_and_replayable(gw: Gateway, exec_session: ExecSession) -> None:

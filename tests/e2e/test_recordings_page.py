@@ -53,7 +53,7 @@ from tests.e2e.test_mcp_e2e import mcp_route
 from tests.e2e.test_mcp_e2e import session as mcp_session
 from tests.e2e.test_monitor_page import MARKUP, screenshot
 from tests.e2e.test_ssh_e2e import connect as ssh_connect
-from tests.e2e.test_ssh_e2e import read_until, web
+from tests.e2e.test_ssh_e2e import first_typed, read_until, web
 from tests.recordings.test_sessions import VENDOR
 from tests.support import png, tokens
 from tests.support.axe import serious_violations
@@ -186,21 +186,7 @@ def shell(gw: Gateway, host: Sshd) -> Shell:
             await process.wait_closed()
 
     in_thread(typed)
-    found: dict[str, Any] = {}
-
-    def recorded() -> bool:
-        records = gw.records()
-        first = [r for r in records if r["request"]["method"] == "LINE"
-                 and r["meaning"]["ssh"]["command"] == "echo ready-$((40+2))"]
-        if not first:
-            return False
-        mine = [r for r in records if r["session_id"] == first[-1]["session_id"]]
-        found["lines"] = [r for r in mine if r["request"]["method"] == "LINE"]
-        return len(found["lines"]) == 4 and any(
-            r["request"]["method"] == "SHELL" for r in mine)
-
-    stack.wait_until(recorded, 15, "the shell's records")
-    lines = found["lines"]
+    lines = gw.terminal_lines(first_typed, 4, "SHELL")
     assert [r["outcome"]["action"] for r in lines] == ["allow", "deny", "allow", "allow"]
     return Shell(lines[0]["session_id"], lines)
 

@@ -283,6 +283,11 @@ def test_openssh_scp_and_sftp_download_from_an_unmasked_target(
     assert "tollgate" in refused.stderr
 
 
+def first_typed(record: dict[str, Any]) -> bool:
+    """The first line the shell tests type (its LINE record)."""
+    return bool(record["meaning"]["ssh"]["command"] == "echo ready-$((40+2))")
+
+
 async def read_until(stdout: asyncssh.SSHReader[bytes], marker: bytes,
                      timeout: float = 15) -> bytes:
     """What the terminal showed, up to and including `marker` (a deadline, no sleeps)."""
@@ -322,22 +327,7 @@ def test_an_interactive_shell_decides_each_line_and_is_replayable(
 
     assert asyncio.run(session()) == 7
     assert victim.read_bytes() == b"keep\n"
-    found: dict[str, list[dict[str, Any]]] = {}
-
-    def recorded() -> bool:
-        """This session's SHELL record and its four lines, once written."""
-        records = gw.records()
-        first = [r for r in records if r["request"]["method"] == "LINE"
-                 and r["meaning"]["ssh"]["command"] == "echo ready-$((40+2))"]
-        if not first:
-            return False
-        mine = [r for r in records if r["session_id"] == first[-1]["session_id"]]
-        found["lines"] = [r for r in mine if r["request"]["method"] == "LINE"]
-        return len(found["lines"]) == 4 and any(
-            r["request"]["method"] == "SHELL" for r in mine)
-
-    stack.wait_until(recorded, 10, "the session's records")
-    lines = found["lines"]
+    lines = gw.terminal_lines(first_typed, 4, "SHELL", timeout=10)
     session = lines[0]["session_id"]
     assert [r["outcome"]["action"] for r in lines] == ["allow", "deny", "allow", "allow"]
     replay = subprocess.run(

@@ -90,6 +90,28 @@ class Gateway:
         finally:
             connection.close()
 
+    def terminal_lines(self, first: Callable[[dict[str, Any]], bool], lines: int,
+                       opened_by: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The LINE records, oldest first, of the terminal session of the latest line
+        `first` picks, once it holds `lines` of them and the record of what opened it
+        (`opened_by`: SHELL for an SSH shell, GET for a Kubernetes exec): a session's
+        records are written as its lines are decided and as it ends."""
+        found: list[dict[str, Any]] = []
+
+        def recorded() -> bool:
+            nonlocal found
+            records = self.records()
+            picked = [r for r in records if r["request"]["method"] == "LINE" and first(r)]
+            if not picked:
+                return False
+            mine = [r for r in records if r["session_id"] == picked[-1]["session_id"]]
+            found = [r for r in mine if r["request"]["method"] == "LINE"]
+            return len(found) == lines and any(
+                r["request"]["method"] == opened_by for r in mine)
+
+        stack.wait_until(recorded, timeout, f"a terminal session's {lines} lines")
+        return found
+
     def wait_for_records(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The records once there are at least `count` (they are written in batches, off
         the request path)."""
