@@ -99,6 +99,7 @@ docs: $(VENV)/.test-deps
 bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.parse_cost
 	$(BIN)/python -m bench.policy_engines
+	$(BIN)/python -m bench.pack_cost
 	$(BIN)/python -m bench.interpreters
 	$(BIN)/python -m bench.masking
 	$(BIN)/python -m bench.approvals

@@ -12,6 +12,15 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (sql_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+# (sql_exchange: sql.rego's.)
+
+holds contains x if {
+	sql_exchange
+	some x in blast_holds
+}
+
 # The limits, per target name ("*": every target without an entry of its own, whose
 # missing keys it fills). A write is held when the planner expects it to touch more than
 # `rows` rows, or — an UPDATE, DELETE or MERGE of more than `floor` rows — more than
@@ -22,7 +31,7 @@ blast_limits := {"*": {"rows": 1000, "percent": 20, "floor": 1, "stale_percent":
 
 blast_limit := object.union(blast_limits["*"], object.get(blast_limits, input.target.name, {}))
 
-holds contains {
+blast_holds contains {
 	"rule": "blast.rows",
 	"reason": blast_reason(w),
 	"approvers": ["group:dba"],
@@ -37,7 +46,7 @@ holds contains {
 # The planner could not be asked (a pipeline, a failed transaction, a function defined in
 # the database, a foreign table, a statement it cannot plan): how much the write touches is
 # not known, so it waits as one over the limits would.
-holds contains {
+blast_holds contains {
 	"rule": "blast.unknown",
 	"reason": sprintf("%s: how many rows it touches is not known: %s", [upper(object.get(s, "kind", "statement")), s.estimate.unavailable]),
 	"approvers": ["group:dba"],
@@ -47,9 +56,7 @@ holds contains {
 	is_string(s.estimate.unavailable)
 }
 
-estimated_statements := [s | some s in input.sql.statements; is_object(s); is_object(s.estimate)] if {
-	is_array(input.sql.statements)
-} else := []
+estimated_statements := [s | some s in sql_statements; is_object(s.estimate)]
 
 blast_over(w) if w.rows > blast_limit.rows
 

@@ -15,6 +15,25 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (egress_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+egress_exchange if input.egress != null
+
+denials contains x if {
+	egress_exchange
+	some x in egress_denials
+}
+
+holds contains x if {
+	egress_exchange
+	some x in egress_holds
+}
+
+alerts contains x if {
+	egress_exchange
+	some x in egress_alerts
+}
+
 egress_decided if {
 	input.egress != null
 	not input.phase == "response"
@@ -148,7 +167,7 @@ egress_lists_file := "data.tollgate.egress (policies/egress_lists.rego)"
 
 # -- egress.unauthenticated: no verified proxy token, no destination --------------------------
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.unauthenticated",
 	"reason": sprintf("%s: the egress proxy takes no one without a verified token (send it as the proxy password, or as Proxy-Authorization: Bearer)", [egress_destination]),
 } if {
@@ -158,7 +177,7 @@ denials contains {
 
 # -- egress.unresolved: no address to connect to ----------------------------------------------
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.unresolved",
 	"reason": sprintf("%s does not resolve%s: there is no address to reach", [egress_destination, egress_resolution_note]),
 } if {
@@ -173,7 +192,7 @@ egress_resolution_note := sprintf(" (%s)", [input.egress.resolution.error]) if {
 
 # -- egress.forbidden_range: multicast, reserved, unspecified: never, whatever the lists ------
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.forbidden_range",
 	"reason": sprintf("%s is at %s: multicast, reserved and unspecified addresses are never reached, whatever the lists say", [egress_destination, concat(", ", sort(egress_forbidden_addresses))]),
 } if {
@@ -189,7 +208,7 @@ denials contains {
 # IP literal, listed as such: never through a name, however exactly listed, since whoever
 # controls the name's DNS could point it there.
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.internal_address",
 	"reason": sprintf("%s is at an internal address, %s: it is reached only when listed by its exact name (the identity's groups: %s); add \"%s\" (not a wildcard) to the allow or hold list of one of them or of \"*\" in %s", [
 		egress_destination, concat(", ", sort(egress_internal_addresses)),
@@ -201,7 +220,7 @@ denials contains {
 	not egress_named
 }
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.internal_address",
 	"reason": sprintf("%s is at a cloud metadata address, %s: it is reached only by that address itself, listed as an IP literal in %s", [
 		egress_destination, concat(", ", sort(egress_metadata_addresses)), egress_lists_file,
@@ -220,7 +239,7 @@ egress_metadata_addresses contains egress_describe(a) if {
 
 # -- egress.not_allowed: on no list of the identity's groups ----------------------------------
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.not_allowed",
 	"reason": sprintf("%s%s is on no allow or hold list for this identity (its groups: %s): add \"%s\" to the allow list of one of them or of \"*\" (or to a hold list, to approve each request) in %s", [
 		egress_destination, egress_at, egress_groups_text, egress_destination, egress_lists_file,
@@ -232,7 +251,7 @@ denials contains {
 
 # -- egress.held: on a hold list (and no allow list) -------------------------------------------
 
-holds contains {
+egress_holds contains {
 	"rule": "egress.held",
 	"reason": sprintf("%s%s is on a hold list for this identity (its groups: %s) in %s: each request to it waits for approval (put it on an allow list to let it through)", [
 		egress_destination, egress_at, egress_groups_text, egress_lists_file,
@@ -270,7 +289,7 @@ egress_seen_note := " (whether it did is unknown: the store of reached destinati
 	input.egress.seen.status == "unknown"
 } else := ""
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.first_seen",
 	"reason": sprintf("%s never reached %s before%s, and a first request to a destination is refused (first_seen \"deny\" for its groups: %s, in %s)", [
 		activity_who, egress_destination, egress_seen_note, egress_groups_text, egress_lists_file,
@@ -280,7 +299,7 @@ denials contains {
 	egress_first_seen == 3
 }
 
-holds contains {
+egress_holds contains {
 	"rule": "egress.first_seen",
 	"reason": sprintf("%s never reached %s before%s: a first request to a destination waits for approval (first_seen \"hold\" for its groups: %s, in %s)", [
 		activity_who, egress_destination, egress_seen_note, egress_groups_text, egress_lists_file,
@@ -296,7 +315,7 @@ holds contains {
 # Only when the exchange goes through now: a refused one reached nothing, and a held one
 # is let through by a person who saw it; and only on the decision with the addresses (a
 # name is decided on first, before it is looked up, and may yet be refused for them).
-alerts contains {
+egress_alerts contains {
 	"rule": "egress.first_seen",
 	"severity": "warning",
 	"message": sprintf("%s reached %s for the first time", [activity_who, egress_destination]),
@@ -311,7 +330,7 @@ alerts contains {
 
 # -- egress.tunnel_to_target: a configured target is read, not tunnelled to --------------------
 
-denials contains {
+egress_denials contains {
 	"rule": "egress.tunnel_to_target",
 	"reason": sprintf("a CONNECT tunnel to %s is refused: it is the configured target %s, whose requests tollgate reads; send plain HTTP through the proxy (http://%s/...) so it can be read", [
 		egress_destination, egress_target_name, egress_destination,

@@ -5,14 +5,30 @@ package tollgate
 
 import rego.v1
 
-denials contains {"rule": "k8s.unreadable", "reason": sprintf("unreadable Kubernetes request: %v", [input.k8s.error])} if {
+# Read only for exchanges this file can concern (k8s_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+k8s_exchange if input.target.protocol == "k8s"
+
+k8s_exchange if input.k8s != null
+
+denials contains x if {
+	k8s_exchange
+	some x in k8s_denials
+}
+
+holds contains x if {
+	k8s_exchange
+	some x in k8s_holds
+}
+
+k8s_denials contains {"rule": "k8s.unreadable", "reason": sprintf("unreadable Kubernetes request: %v", [input.k8s.error])} if {
 	input.k8s.error != null
 }
 
 # A write of a pod spec whose body cannot be read (protobuf, which `kubectl create
 # deployment` sends; an unknown patch type; no body read): what it runs and mounts is
 # unknown, so an agent may not make it. A person's write passes: no rule for them needs it.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.unread_workload",
 	"reason": sprintf("%s of %s: what it puts in the pod cannot be read: %v", [input.k8s.verb, input.k8s.resource, input.k8s.object.error]),
 } if {
@@ -22,7 +38,7 @@ denials contains {
 }
 
 # A Kubernetes target whose request arrives without the interpreter's reading.
-denials contains {"rule": "k8s.unread", "reason": "the Kubernetes request was not read (input.k8s missing)"} if {
+k8s_denials contains {"rule": "k8s.unread", "reason": "the Kubernetes request was not read (input.k8s missing)"} if {
 	input.target.protocol == "k8s"
 	not k8s_read
 }
@@ -31,7 +47,7 @@ k8s_read if is_object(input.k8s)
 
 # No shell into production for agents: exec, attach and port-forward are sessions
 # whose commands tollgate sees only at the start.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.production_session",
 	"reason": sprintf("%s into production namespace %s", [session, input.k8s.namespace]),
 } if {
@@ -53,7 +69,7 @@ production_session(k8s) := {k8s.verb} if {
 # as a shell runs it (`sh -c '...'` unwrapped) and refused when destructive (shell.rego),
 # in every namespace, to everyone. An interactive shell (`-- sh`) is a session: what it
 # reads from stdin passes unread, and agents open none in production.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.destructive_exec",
 	"reason": sprintf("destructive command in exec: %s", [what]),
 } if {
@@ -79,7 +95,7 @@ destructive_exec contains sprintf("output written to %s", [path]) if {
 # An exec that reads or writes a credential file in the container (credentials.rego): the
 # service account's token, a kubeconfig, a .env. kubectl cp is such an exec of tar
 # (`tar cf - /var/run/secrets/...` to copy out, `tar xmf - -C DIR` to copy in).
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.credential_exec",
 	"reason": sprintf("exec: %s", [what]),
 } if {
@@ -91,7 +107,7 @@ denials contains {
 # A line typed into an exec or attach session, which the stream front decides before the
 # pod receives it, that is not what the pod's shell would run as typed (an editing key
 # tollgate does not model, an open quote, a heredoc): as an SSH session's (ssh.rego).
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.unreadable_line",
 	"reason": sprintf("a line tollgate cannot read as the pod's shell would: %s", [why]),
 } if {
@@ -105,7 +121,7 @@ denials contains {
 # system path, a secret or a credential, no link or path that leaves the folder copied to,
 # no link to a secret or a system file. A path relative to a folder tollgate does not
 # know (tar run where the container starts) is judged as if under /.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.cp_credential",
 	"reason": sprintf("kubectl cp download of %s: %s", [file.path, what]),
 } if {
@@ -115,7 +131,7 @@ denials contains {
 	what != null
 }
 
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.cp_system_write",
 	"reason": sprintf("kubectl cp upload of %s: %s", [file.path, what]),
 } if {
@@ -126,7 +142,7 @@ denials contains {
 	what != null
 }
 
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.cp_escape",
 	"reason": sprintf("kubectl cp upload of %s: %s", [file.path, what]),
 } if {
@@ -169,7 +185,7 @@ link_leaves(link) if ".." in split(link, "/")
 # An exec that runs what cannot be read (`sh -c "$(curl ...)"`, `python -c ...`, a script
 # piped into a shell) waits for a human when an agent asks, as a model's tool call does
 # (llm.opaque_tool_call); here the hold is in time: nothing has run yet.
-holds contains {
+k8s_holds contains {
 	"rule": "k8s.opaque_exec",
 	"reason": sprintf("exec runs what cannot be read (%s): %s", [o.why, concat(" ", o.argv)]),
 	"approvers": ["group:dba"],
@@ -188,7 +204,7 @@ exec_commands := input.k8s.exec.commands if {
 
 # A node's proxy reaches the kubelet's own API: /exec, /run, /attach into any pod of the
 # node, whatever its namespace. No agent goes there.
-denials contains {"rule": "k8s.node_proxy", "reason": "the kubelet API through nodes/proxy"} if {
+k8s_denials contains {"rule": "k8s.node_proxy", "reason": "the kubelet API through nodes/proxy"} if {
 	agent
 	input.k8s.resource == "nodes"
 	input.k8s.verb == "proxy"
@@ -196,7 +212,7 @@ denials contains {"rule": "k8s.node_proxy", "reason": "the kubelet API through n
 
 # Agents never read secrets: a list or a watch returns their values too, and so does
 # the answer to an update, a patch or a delete (even a dry run). Creating one reads none.
-denials contains {"rule": "k8s.secrets", "reason": sprintf("%s secrets", [input.k8s.verb])} if {
+k8s_denials contains {"rule": "k8s.secrets", "reason": sprintf("%s secrets", [input.k8s.verb])} if {
 	agent
 	input.k8s.resource == "secrets"
 	input.k8s.verb != "create"
@@ -204,7 +220,7 @@ denials contains {"rule": "k8s.secrets", "reason": sprintf("%s secrets", [input.
 
 # A TokenRequest (serviceaccounts/token, kubectl create token) answers with a new
 # credential of the service account: a secret read.
-denials contains {"rule": "k8s.secrets", "reason": "create serviceaccounts/token"} if {
+k8s_denials contains {"rule": "k8s.secrets", "reason": "create serviceaccounts/token"} if {
 	agent
 	input.k8s.resource == "serviceaccounts"
 	input.k8s.subresource == "token"
@@ -213,7 +229,7 @@ denials contains {"rule": "k8s.secrets", "reason": "create serviceaccounts/token
 # A pod that mounts a Secret (a volume, a projected source, an env var or envFrom) can
 # print it: writing one is a secret read, in every namespace. input.k8s.object is what
 # the write's body puts in the pod spec (a patch: what it adds).
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.secret_mount",
 	"reason": sprintf("%s %s mounts secret %s", [input.k8s.object.kind, object_name, secret]),
 } if {
@@ -226,7 +242,7 @@ denials contains {
 # runs the image and command the caller chose: as exec is, refused to agents in
 # production. A write that leaves the pod spec alone (scale, labels, a rollout
 # restart's template annotation) runs nothing new.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.production_workload",
 	"reason": sprintf("%s of %s %s in production namespace %s", [
 		input.k8s.verb, input.k8s.object.kind,
@@ -248,7 +264,7 @@ object_name := input.k8s.name if {
 } else := "(unnamed)"
 
 # Deleting a namespace deletes everything in it: for no one through this gateway.
-denials contains {"rule": "k8s.namespace_delete", "reason": "namespace deletion"} if {
+k8s_denials contains {"rule": "k8s.namespace_delete", "reason": "namespace deletion"} if {
 	input.k8s.resource == "namespaces"
 	input.k8s.verb in {"delete", "deletecollection"}
 }
@@ -268,7 +284,7 @@ cluster_admin if "cluster-admins" in groups
 # (extproc/credentials.py), and a request stripped of them would run as the gateway
 # itself, with more than its caller asked for. X-Impersonate-User and the like are not
 # read by the API server, and pass.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.impersonation",
 	"reason": sprintf("impersonation headers %s: the API server would act as someone else with the gateway's credential", [concat(", ", sort(impersonation_headers))]),
 } if {
@@ -293,7 +309,7 @@ impersonating(name) if startswith(name, "impersonate-extra-")
 # cannot be read: for the cluster-admins group only, as SQL privileges are the dba
 # group's. The API server lets the gateway's credential grant all it holds. A dry run
 # (dryRun=All, which create, update and patch take from the query only) grants nothing.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.privilege",
 	"reason": sprintf("%s of %s %s: %s", [input.k8s.verb, input.k8s.object.kind, object_name, grant]),
 } if {
@@ -303,7 +319,7 @@ denials contains {
 	is_string(grant)
 }
 
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.privilege",
 	"reason": sprintf("%s of %s: what it grants cannot be read: %s", [input.k8s.verb, input.k8s.resource, unread_grant]),
 } if {
@@ -333,7 +349,7 @@ unread_grant := input.k8s.object.error if {
 # Any other change of who may do what (a Role, a binding of another role), of what the
 # API server admits (an admission webhook or policy), or a credential made (a certificate
 # approved, a service account's token): an agent's waits for a cluster admin.
-holds contains {
+k8s_holds contains {
 	"rule": "k8s.privilege_change",
 	"reason": sprintf("%s of %s%s%s: %s", [
 		input.k8s.verb, k8s_what, k8s_named, k8s_where,
@@ -368,7 +384,7 @@ privilege_whys := {
 # ClusterRole or ClusterRoleBinding, every object of a resource across the cluster): not
 # for agents. A dry run is no exception: a DELETE's options come from its body when it has
 # one, and the API server then ignores dryRun in the query.
-denials contains {
+k8s_denials contains {
 	"rule": "k8s.cluster_destroy",
 	"reason": cluster_destroy_words,
 } if {
@@ -404,7 +420,7 @@ cluster_losses := {
 # An agent's destroy in a production namespace — one object (a Deployment, a Service, a
 # claim and its data) or every object of a resource there — waits for a cluster admin.
 # Deleting one Pod passes: its controller makes another (a pod restart).
-holds contains {
+k8s_holds contains {
 	"rule": "k8s.production_destroy",
 	"reason": destroy_words,
 	"approvers": ["group:cluster-admins"],

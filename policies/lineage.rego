@@ -16,8 +16,18 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (sql_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+# (sql_exchange: sql.rego's.)
+
+denials contains x if {
+	sql_exchange
+	some x in lineage_denials
+}
+
 # Protected columns, per target name ("*": every SQL target without an entry of its own):
-# column names, `*` matching any characters. Sources are lower-case, unqualified.
+# column names, `*` matching any characters (glob.match's patterns, no
+# delimiter). Sources are lower-case, unqualified.
 protected_columns := {"*": [
 	"ssn", "*social_security*", "*email*", "card*", "*card_number*", "cvv", "cvc", "iban",
 	"*phone*", "password*", "passwd", "*secret*", "*token*", "*api_key*", "*private_key*",
@@ -51,10 +61,11 @@ active_protected := [] if {
 	"privileged" in groups
 } else := target_protected
 
-protected_name(name) if {
-	some pattern in active_protected
-	regex.match(sprintf("^%s$", [replace(pattern, "*", ".*")]), lower(name))
-}
+protected_name(name) if glob.match(protected_glob, [], lower(name))
+
+# The active patterns as one glob (`{ssn,*email*,…}`), matched once per name: a regex per
+# pattern cost ~5 µs each (regorus compiles one on every call), 15 per result column.
+protected_glob := sprintf("{%s}", [concat(",", active_protected)])
 
 # A column of a top-level statement's result that exposes a protected column.
 exposed_columns contains c if {
@@ -101,7 +112,7 @@ column_name(c) := c.name if {
 	is_string(c.name)
 } else := "*"
 
-denials contains {
+lineage_denials contains {
 	"rule": "sql.derived",
 	"reason": sprintf("result column %s is computed from a protected column (%s): derived values of protected columns are refused on this target", [column_name(c), concat(", ", c.sources)]),
 } if {

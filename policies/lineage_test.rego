@@ -76,3 +76,13 @@ test_an_unmasked_target_has_no_derived_mask if {
 		{"target": {"name": "shop", "protocol": "postgres", "labels": {"masking": "off"}}})
 	d.mask == {}
 }
+
+test_protected_patterns_match_whole_names if {
+	data.tollgate.protected_name("SSN") with input as agent([])
+	not data.tollgate.protected_name("ssn2") with input as agent([])
+	data.tollgate.protected_name("card_holder") with input as agent([])
+	not data.tollgate.protected_name("discard") with input as agent([])
+	data.tollgate.protected_name("work_email_address") with input as agent([])
+	data.tollgate.protected_name("private_key_pem") with input as agent([])
+	not data.tollgate.protected_name("balance") with input as agent([])
+}

@@ -5,12 +5,28 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (llm_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+llm_exchange if input.target.protocol == "llm"
+
+llm_exchange if input.llm != null
+
+denials contains x if {
+	llm_exchange
+	some x in llm_denials
+}
+
+holds contains x if {
+	llm_exchange
+	some x in llm_holds
+}
+
 # The model's tool calls as objects, whatever shape input.llm arrives in.
 tool_calls := [c | some c in input.llm.tool_calls; is_object(c)] if {
 	is_array(input.llm.tool_calls)
 } else := []
 
-denials contains {
+llm_denials contains {
 	"rule": "llm.destructive_tool_call",
 	"reason": sprintf("tool call %s: %s", [tool_name(call), what]),
 } if {
@@ -21,7 +37,7 @@ denials contains {
 # A tool call that reads or writes a credential file (credentials.rego: `cat
 # ~/.aws/credentials`, `{"path": ".env"}`, `echo key >> ~/.ssh/authorized_keys`), or
 # archives a folder holding them (`tar czf - ~`), for everyone.
-denials contains {
+llm_denials contains {
 	"rule": "llm.credential",
 	"reason": sprintf("tool call %s: %s", [tool_name(call), what]),
 } if {
@@ -36,7 +52,7 @@ credentials_in_call(call) := credentials_in_commands(
 )
 
 # An answer whose tool calls arrive in no readable shape cannot be judged.
-denials contains {"rule": "llm.unread", "reason": "the model's tool calls were not read (input.llm.tool_calls)"} if {
+llm_denials contains {"rule": "llm.unread", "reason": "the model's tool calls were not read (input.llm.tool_calls)"} if {
 	is_object(input.llm)
 	not is_array(input.llm.tool_calls)
 }
@@ -46,7 +62,7 @@ denials contains {"rule": "llm.unread", "reason": "the model's tool calls were n
 # a client would run cannot be judged, so no agent gets it. An upstream's failure (a
 # status from 400 up) is passed on as it is: no client runs a tool call from it. A request
 # is not refused for it: no tool call is in there, and its answer is judged.
-denials contains {"rule": "llm.unreadable", "reason": sprintf("the model's answer was not read: %s", [what])} if {
+llm_denials contains {"rule": "llm.unreadable", "reason": sprintf("the model's answer was not read: %s", [what])} if {
 	agent
 	input.phase == "response"
 	not upstream_failed
@@ -67,7 +83,7 @@ upstream_failed if input.response.status >= 400
 # group of approvers the pack knows (identity.rego) and `tollgate up` provisions. At the
 # response phase no approval can come in time (the model has answered), so tollgate refuses
 # it, saying why (tollgate.hold_too_late).
-holds contains {
+llm_holds contains {
 	"rule": "llm.opaque_tool_call",
 	"reason": sprintf("tool call %s runs what cannot be read (%s): %s", [tool_name(call), o.why, concat(" ", o.argv)]),
 	"approvers": ["group:dba"],

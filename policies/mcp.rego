@@ -11,6 +11,20 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (mcp_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+mcp_exchange if input.mcp != null
+
+denials contains x if {
+	mcp_exchange
+	some x in mcp_denials
+}
+
+holds contains x if {
+	mcp_exchange
+	some x in mcp_holds
+}
+
 # Which tools of which MCP target only some groups may call (and see listed), as data:
 # target name -> tool name -> the groups (input.identity.groups) whose members may. A
 # caller in none of them is refused the tool, and a tools/list does not show it. Edit
@@ -25,7 +39,7 @@ mcp_tool_groups := {"tools": {"rotate_keys": ["admins"]}}
 
 # A message the interpreter could not read (no JSON, a batch, no JSON-RPC 2.0, a
 # tools/call without a tool name, arguments past the reading's limits) cannot be judged.
-denials contains {"rule": "mcp.unreadable", "reason": sprintf("the MCP message was not read: %s", [what])} if {
+mcp_denials contains {"rule": "mcp.unreadable", "reason": sprintf("the MCP message was not read: %s", [what])} if {
 	some what in mcp_unread
 }
 
@@ -38,7 +52,7 @@ mcp_unread contains sprintf("tool call %s: %s", [tool_name(input.mcp.call), inpu
 
 # A tools/call whose arguments carry a destructive command, SQL or write: the same
 # judgement as a model's tool call (llm.destructive_tool_call), for everyone.
-denials contains {
+mcp_denials contains {
 	"rule": "mcp.destructive_tool_call",
 	"reason": sprintf("tool call %s: %s", [tool_name(input.mcp.call), what]),
 } if {
@@ -52,7 +66,7 @@ mcp_destructive contains what if {
 
 # A tools/call whose arguments name a credential file, as a model's tool call
 # (llm.credential); a resources/read of one, whatever the caller.
-denials contains {"rule": "mcp.credential", "reason": what} if {
+mcp_denials contains {"rule": "mcp.credential", "reason": what} if {
 	some what in mcp_credentials
 }
 
@@ -79,7 +93,7 @@ mcp_destructive contains "SQL that does not parse" if {
 
 # A call that runs what cannot be read waits for a human, as a model's does
 # (llm.opaque_tool_call).
-holds contains {
+mcp_holds contains {
 	"rule": "mcp.opaque_tool_call",
 	"reason": sprintf("tool call %s runs what cannot be read (%s): %s", [tool_name(input.mcp.call), o.why, concat(" ", o.argv)]),
 	"approvers": ["group:dba"],
@@ -95,7 +109,7 @@ holds contains {
 # A tool its server declares destructive (annotations.destructiveHint true, and not
 # readOnlyHint true) waits for a human when an agent calls it. The annotations are the
 # server's word, pinned with the rest of the definition (mcp.tool_changed).
-holds contains {
+mcp_holds contains {
 	"rule": "mcp.privileged_tool",
 	"reason": sprintf("tool %s is declared destructive by its server (destructiveHint)", [mcp_tool_name]),
 	"approvers": ["group:dba"],
@@ -112,7 +126,7 @@ holds contains {
 # pinned when it was first seen or last approved: its description may now instruct the
 # model otherwise (a rug pull). Refused, and hidden from tools/list, until someone
 # approves the new definition (tollgate asks the target's mcp.pin_approvers).
-denials contains {
+mcp_denials contains {
 	"rule": "mcp.tool_changed",
 	"reason": sprintf("tool %s changed its definition since it was pinned (a rug pull?); it is refused until someone approves the new definition", [mcp_tool_name]),
 } if {
@@ -122,7 +136,7 @@ denials contains {
 
 # A call to a tool tollgate never saw this target's server declare (in a tools/list):
 # nothing was pinned for it, so nothing says what it is.
-denials contains {
+mcp_denials contains {
 	"rule": "mcp.tool_unknown",
 	"reason": sprintf("tool %s is unknown: the gateway never saw the server declare it (list the server's tools first)", [mcp_tool_name]),
 } if {
@@ -133,7 +147,7 @@ denials contains {
 
 # A tool kept to some groups (mcp_tool_groups, above): refused to, and hidden from, a
 # caller in none of them.
-denials contains {
+mcp_denials contains {
 	"rule": "mcp.tool_not_allowed",
 	"reason": sprintf("tool %s of %s is for the groups %s only", [mcp_tool_name, input.target.name, concat(", ", allowed)]),
 } if {
@@ -157,7 +171,7 @@ mcp_in_any(allowed) if {
 # answers the server; elicitation/create: the user is asked; roots/list: the client's
 # directories are listed) is refused unless the target's label `mcp-server-requests`
 # names its method (comma-separated: "sampling/createMessage, roots/list").
-denials contains {
+mcp_denials contains {
 	"rule": "mcp.server_request",
 	"reason": sprintf("server request %s: the target's label mcp-server-requests does not list it", [mcp_method]),
 } if {
@@ -176,7 +190,7 @@ mcp_server_requests := {trim_space(m) |
 # An agent reading a file:// resource at the root, a home, a system directory or below
 # /etc, /root, /boot, /dev, /proc or /sys (shell.rego's system_path; `..` climbing
 # there too).
-denials contains {
+mcp_denials contains {
 	"rule": "mcp.resource_path",
 	"reason": sprintf("resources/read of %s: a system path", [input.mcp.resource.uri]),
 } if {

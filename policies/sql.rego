@@ -6,14 +6,30 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (sql_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+sql_exchange if input.target.protocol in {"sql-http", "postgres"}
+
+sql_exchange if input.sql != null
+
+denials contains x if {
+	sql_exchange
+	some x in sql_denials
+}
+
+holds contains x if {
+	sql_exchange
+	some x in sql_holds
+}
+
 # SQL that does not parse cannot be judged: refused (fail closed).
-denials contains {"rule": "sql.unparseable", "reason": sprintf("unparseable SQL: %v", [input.sql.error])} if {
+sql_denials contains {"rule": "sql.unparseable", "reason": sprintf("unparseable SQL: %v", [input.sql.error])} if {
 	input.sql.error != null
 }
 
 # A SQL target whose request arrives without the interpreter's reading (a tollgate
 # too old for this pack, a hand-built input) cannot be judged either.
-denials contains {"rule": "sql.unread", "reason": "the request's SQL was not read (input.sql missing)"} if {
+sql_denials contains {"rule": "sql.unread", "reason": "the request's SQL was not read (input.sql missing)"} if {
 	input.target.protocol in {"sql-http", "postgres"}
 	not sql_read
 }
@@ -25,7 +41,7 @@ sql_read if is_array(input.sql.statements)
 # JSON write API (Datasette's POST /db/t/-/drop, /-/insert, a row's /-/delete) changes
 # data with no statement to judge. Like a statement the parser cannot name, it is
 # refused to all but the dba group.
-denials contains {
+sql_denials contains {
 	"rule": "sql.unread_write",
 	"reason": sprintf("%s %s may write and carries no SQL to judge", [request_method, request_path]),
 } if {
@@ -43,7 +59,7 @@ denials contains {
 # applications that use them though they stay (a table renamed or moved, row-level
 # security, a restrictive or altered row policy, a dropped default, NOT NULL or
 # constraint, CLUSTER, VACUUM FULL, a LOCK that blocks), only for the dba group.
-denials contains {"rule": "sql.destructive", "reason": reason} if {
+sql_denials contains {"rule": "sql.destructive", "reason": reason} if {
 	some s in sql_statements
 	destructive_statement(s)
 	not dba
@@ -108,7 +124,7 @@ data_subject(s) := concat(", ", statement_tables(s)) if count(statement_tables(s
 statement_tables(s) := [t | some t in array_or_empty(s.tables); is_string(t)]
 
 # COPY ... TO/FROM PROGRAM runs a shell command on the database server: for no one.
-denials contains {"rule": "sql.copy_program", "reason": "COPY ... PROGRAM runs a command on the database server"} if {
+sql_denials contains {"rule": "sql.copy_program", "reason": "COPY ... PROGRAM runs a command on the database server"} if {
 	some s in sql_statements
 	copy_program(s)
 }
@@ -119,7 +135,7 @@ copy_program(s) if {
 }
 
 # DO runs an anonymous code block whose statements no parser here can see into: for no one.
-denials contains {"rule": "sql.do_block", "reason": "DO blocks run code that cannot be inspected"} if {
+sql_denials contains {"rule": "sql.do_block", "reason": "DO blocks run code that cannot be inspected"} if {
 	some s in sql_statements
 	s.kind == "do"
 }
@@ -127,7 +143,7 @@ denials contains {"rule": "sql.do_block", "reason": "DO blocks run code that can
 # The server's files, programs, processes and other servers (COPY to or from a file,
 # pg_read_file, LOAD_FILE, xp_cmdshell, OPENROWSET, dblink, ATTACH, LOAD), only for the
 # dba group (COPY ... PROGRAM for no one, above).
-denials contains {"rule": "sql.server_access", "reason": sprintf("%s reaches the database server's files, programs or processes", [upper(s.kind)])} if {
+sql_denials contains {"rule": "sql.server_access", "reason": sprintf("%s reaches the database server's files, programs or processes", [upper(s.kind)])} if {
 	some s in sql_statements
 	"server" in statement_effects(s)
 	not copy_program(s)
@@ -135,7 +151,7 @@ denials contains {"rule": "sql.server_access", "reason": sprintf("%s reaches the
 }
 
 # Roles, grants, owners, SET ROLE (ALTER ROLE ... SUPERUSER): only for the dba group.
-denials contains {"rule": "sql.privilege", "reason": sprintf("%s changes roles or privileges", [upper(s.kind)])} if {
+sql_denials contains {"rule": "sql.privilege", "reason": sprintf("%s changes roles or privileges", [upper(s.kind)])} if {
 	some s in sql_statements
 	"privilege" in statement_effects(s)
 	not setting_statement(s)
@@ -145,7 +161,7 @@ denials contains {"rule": "sql.privilege", "reason": sprintf("%s changes roles o
 # The server's or database's settings (ALTER SYSTEM, SET GLOBAL / PERSIST, ALTER
 # DATABASE ... SET, set_config, PRAGMA), and at any scope a setting that changes how the
 # server lexes later texts (standard_conforming_strings, sql_mode): only for the dba group.
-denials contains {"rule": "sql.configuration", "reason": sprintf("%s changes the server's configuration", [upper(s.kind)])} if {
+sql_denials contains {"rule": "sql.configuration", "reason": sprintf("%s changes the server's configuration", [upper(s.kind)])} if {
 	some s in sql_statements
 	"configuration" in statement_effects(s)
 	not setting_statement(s)
@@ -162,7 +178,7 @@ denials contains {"rule": "sql.configuration", "reason": sprintf("%s changes the
 # reads, a name set_config only knows when it runs) is for the dba group, refused with
 # the setting named and why. RESET, SET ... TO DEFAULT and RESET ALL go back to what the
 # session started with, and are anyone's. SHOW and current_setting only read.
-denials contains {"rule": "sql.setting", "reason": setting_reason(t.name)} if {
+sql_denials contains {"rule": "sql.setting", "reason": setting_reason(t.name)} if {
 	some s in sql_statements
 	some t in statement_settings(s)
 	not neutral_setting(t)
@@ -221,7 +237,7 @@ statement_settings(s) := [t | some t in s.settings; is_object(t)] if {
 # SQL or code carried as a string, which no parser here reads: a function or procedure
 # body, EXEC('...'), sp_executesql, query_to_xml, dblink. Only for the dba group (DO for
 # no one, above).
-denials contains {"rule": "sql.dynamic", "reason": sprintf("%s runs code held in a string", [upper(s.kind)])} if {
+sql_denials contains {"rule": "sql.dynamic", "reason": sprintf("%s runs code held in a string", [upper(s.kind)])} if {
 	some s in sql_statements
 	"dynamic" in statement_effects(s)
 	s.kind != "do"
@@ -230,7 +246,7 @@ denials contains {"rule": "sql.dynamic", "reason": sprintf("%s runs code held in
 
 # A statement the parser could not name ("other"), of a kind this pack does not know, or
 # with an effect it does not know, is refused to all but the dba group.
-denials contains {"rule": "sql.unrecognised", "reason": "unrecognised SQL statement"} if {
+sql_denials contains {"rule": "sql.unrecognised", "reason": "unrecognised SQL statement"} if {
 	some s in sql_statements
 	unrecognised(s)
 	not dba
@@ -259,7 +275,7 @@ known_effects := {
 
 # A read-only target takes statements that only read: no SELECT of a function that writes.
 # Transaction control and neutral settings write nothing, and drivers send them on their own.
-denials contains {"rule": "sql.read_only", "reason": sprintf("%s on a read-only target", [upper(s.kind)])} if {
+sql_denials contains {"rule": "sql.read_only", "reason": sprintf("%s on a read-only target", [upper(s.kind)])} if {
 	read_only_target
 	some s in sql_statements
 	some effect in statement_effects(s)
@@ -288,7 +304,7 @@ read_only_effect(s, "session") if {
 # conditions true for every row do not. Also a MERGE that updates or deletes by such a
 # condition, unless its source is a few constant rows; an upsert or INSERT OR REPLACE from
 # a query; CALL. A human approves it first.
-holds contains {
+sql_holds contains {
 	"rule": "sql.unbounded_write",
 	"reason": unbounded_reason(s),
 	"approvers": ["group:dba"],

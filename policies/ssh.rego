@@ -6,12 +6,28 @@ package tollgate
 
 import rego.v1
 
+# Read only for exchanges this file can concern (ssh_exchange): the embedded engine pays
+# for every rule it evaluates, fired or not, and most exchanges are of other protocols.
+ssh_exchange if input.target.protocol == "ssh"
+
+ssh_exchange if input.ssh != null
+
+denials contains x if {
+	ssh_exchange
+	some x in ssh_denials
+}
+
+holds contains x if {
+	ssh_exchange
+	some x in ssh_holds
+}
+
 # -- what was read --------------------------------------------------------------------
 
 # An ssh target's request arrives read, as one of the kinds below; an SFTP operation names
 # absolute paths (the relay names them as the host resolves them). Anything else cannot be
 # judged.
-denials contains {"rule": "ssh.unread", "reason": reason} if {
+ssh_denials contains {"rule": "ssh.unread", "reason": reason} if {
 	input.target.protocol == "ssh"
 	some reason in ssh_unread
 }
@@ -86,7 +102,7 @@ ssh_opaque := opaques(input.ssh.opaque) if {
 } else := []
 
 # A destructive command is refused to everyone, as in a tool call or a kubectl exec.
-denials contains {"rule": "ssh.destructive_command", "reason": what} if {
+ssh_denials contains {"rule": "ssh.destructive_command", "reason": what} if {
 	some what in ssh_destructive
 }
 
@@ -110,14 +126,14 @@ ssh_destructive contains sprintf("output written to %s", [path]) if {
 # A command that reads or writes a credential file (credentials.rego), or reads a folder
 # holding them whole, is refused to everyone. An SSH command runs in the account's home:
 # `.` is one (`tar czf - .`).
-denials contains {"rule": "ssh.credential", "reason": what} if {
+ssh_denials contains {"rule": "ssh.credential", "reason": what} if {
 	input.ssh.request in {"exec", "line"}
 	some what in credentials_in_commands(ssh_commands, ssh_opaque, object.get(input.ssh, "writes", []), [object.get(input.ssh, "command", null)], true)
 }
 
 # Acting as another user, or on the host's services, waits for an operator. Each command
 # is named: `sudo systemctl restart nginx` is both.
-holds contains {
+ssh_holds contains {
 	"rule": "ssh.privileged_command",
 	"reason": sprintf("privileged command: %s", [concat(" ", argv)]),
 	"approvers": ["group:ops"],
@@ -145,7 +161,7 @@ service_actions := {
 
 # What runs is only known when it runs (shell.rego's `opaque`): an operator reads it
 # first, unless what can be read is destructive (refused above).
-holds contains {
+ssh_holds contains {
 	"rule": "ssh.opaque_command",
 	"reason": sprintf("runs what cannot be read (%s): %s", [o.why, concat(" ", o.argv)]),
 	"approvers": ["group:ops"],
@@ -157,7 +173,7 @@ holds contains {
 
 # A line edited with keys tollgate does not follow (tab completion, history, cursor
 # movement) may run something other than what tollgate read: only a line read whole passes.
-denials contains {
+ssh_denials contains {
 	"rule": "ssh.unreadable_line",
 	"reason": "a line edited with keys tollgate does not follow (completion, history, cursor movement): type it whole",
 } if {
@@ -168,7 +184,7 @@ denials contains {
 # scp's and sftp-server's own protocols, run through exec, carry files tollgate cannot
 # judge path by path; through the SFTP subsystem each operation is decided. OpenSSH's scp
 # speaks SFTP (since 9.0) unless given -O.
-denials contains {
+ssh_denials contains {
 	"rule": "ssh.transfer_command",
 	"reason": sprintf("file transfer through exec (%s): transfers go through SFTP (sftp, scp), decided path by path", [concat(" ", argv)]),
 } if {
@@ -197,7 +213,7 @@ transfer_command(argv) if {
 
 # No tunnel through the gateway: a forwarded port, socket, agent or display carries bytes
 # it cannot read.
-denials contains {"rule": "ssh.forward", "reason": forward_what(forward)} if {
+ssh_denials contains {"rule": "ssh.forward", "reason": forward_what(forward)} if {
 	input.ssh.request == "forward"
 	forward := object.union({"kind": null, "host": null, "port": null}, object_or_empty(input.ssh.forward))
 }
@@ -216,7 +232,7 @@ forward_what(f) := sprintf("local port forwarding to %v:%v", [f.host, f.port]) i
 	f.kind == "x11"
 } else := sprintf("forwarding (%v)", [f.kind])
 
-denials contains {"rule": "ssh.subsystem", "reason": sprintf("subsystem %v", [object.get(input.ssh, "subsystem", null)])} if {
+ssh_denials contains {"rule": "ssh.subsystem", "reason": sprintf("subsystem %v", [object.get(input.ssh, "subsystem", null)])} if {
 	input.ssh.request == "subsystem"
 	not input.ssh.subsystem == "sftp"
 }
@@ -230,7 +246,7 @@ object_or_empty(x) := x if {
 # Nobody changes the host's system files over SFTP, links to them or to its secrets (a
 # link is later read or written by its own path), or touches SSH keys (who may log in
 # without the gateway).
-denials contains {
+ssh_denials contains {
 	"rule": "ssh.sftp_system_write",
 	"reason": sprintf("SFTP %s of %s: %s", [sftp_verb, path, kind]),
 } if {
@@ -277,7 +293,7 @@ sftp_protected(path) := "a secret" if {
 # and the session's root (the host's starting directory) or a folder above it. System
 # files, secrets and credentials are ssh.sftp_system_write's, links to them too (a link
 # never replaces a name: SFTP's symlink and link fail on one that exists).
-denials contains {
+ssh_denials contains {
 	"rule": "ssh.sftp_destructive",
 	"reason": sprintf("SFTP %s of %s: %s", [ssh_sftp.operation, path, what]),
 } if {
@@ -320,7 +336,7 @@ sftp_direction_in(directions) if ssh_sftp.direction in directions
 
 # Nobody reads the host's secrets over SFTP: its password hashes, its host keys, anyone's
 # private SSH keys.
-denials contains {
+ssh_denials contains {
 	"rule": "ssh.sftp_secret_read",
 	"reason": sprintf("SFTP download of %s: a secret", [ssh_sftp.path]),
 } if {
@@ -331,7 +347,7 @@ denials contains {
 }
 
 # Nor a credential file of the list (credentials.rego) that is no secret_path.
-denials contains {
+ssh_denials contains {
 	"rule": "ssh.credential",
 	"reason": sprintf("SFTP download of %s: a credential (%s)", [ssh_sftp.path, hit.kind]),
 } if {

@@ -1,7 +1,8 @@
 """The default policy pack's own unit tests; the pack with other limits
 (`policies/limits.rego`) or egress lists (`policies/egress_lists.rego`), edited as a user
 edits them: for tests and benchmarks whose traffic is not what a limit is for, and
-end-to-end tests of the egress rules."""
+end-to-end tests of the egress rules; the pack without its protocol gates, to show that
+they change no decision and what they save."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ def pack_with_egress(where: Path, egress: dict[str, Any]) -> Path:
         raise ValueError(f"{path}: no `egress := {{...}}` object")
     path.write_text(source)
     return where
+
+
+SETS = ("denials", "holds", "alerts")
+# A protocol file's gate: `denials contains x if { k8s_exchange; some x in k8s_denials }`.
+GATE = re.compile(rf"^({'|'.join(SETS)}) contains x if \{{\n\t(\w+_exchange)\n\tsome x in "
+                  rf"\w+_({'|'.join(SETS)})\n\}}\n", re.MULTILINE)
+# A rule behind a gate: `k8s_denials contains {...}`.
+GATED_RULE = re.compile(rf"^\w+?_({'|'.join(SETS)}) contains", re.MULTILINE)
+
+
+def ungated(modules: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pack as it was before its protocol gates (docs/policies.md, "The default
+    pack"): every rule adds to `denials`, `holds` and `alerts` directly."""
+    return [(path, source if path.endswith("_test.rego")
+             else GATED_RULE.sub(r"\1 contains", GATE.sub("", source)))
+            for path, source in modules]
