@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+from extproc.codecs.rows import rows_sample
 from extproc.masking import Masker
 from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
 from extproc.masking.strategies import DERIVED
@@ -180,19 +181,9 @@ def _derived_value(column: Column) -> bytes | None:
 def record_sample(columns: list[Column], rows: list[list[bytes | None]], limit: int) -> bytes:
     """Rows as the record keeps them (JSON: columns, rows, how many left out), within
     `limit` bytes; a value the record cannot read as text is shown by its size."""
-    names = [c.name for c in columns]
-    kept: list[list[Any]] = []
-    size = len(json.dumps(names)) + 64
-    for row in rows:
-        shown = [_shown(columns[i] if i < len(columns) else None, v)
-                 for i, v in enumerate(row)]
-        cost = len(json.dumps(shown, ensure_ascii=False).encode()) + 2  # and its ", "
-        if size + cost > limit:
-            break
-        kept.append(shown)
-        size += cost
-    return json.dumps({"columns": names, "rows": kept, "rows_left_out": len(rows) - len(kept)},
-                      ensure_ascii=False).encode()
+    shown = ([_shown(columns[i] if i < len(columns) else None, v) for i, v in enumerate(row)]
+             for row in rows)
+    return rows_sample([c.name for c in columns], shown, len(rows), limit)
 
 
 def _shown(column: Column | None, value: bytes | None) -> Any:
