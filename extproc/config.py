@@ -170,9 +170,9 @@ class Match:
 
     route: str | None = None
     cluster: str | None = None
-    # A postgres target's: the database name a client asks for in its startup message
-    # (`psql postgresql://agent@gateway/DATABASE`); Envoy passes PostgreSQL's bytes
-    # through, so no route or cluster names the target.
+    # A postgres or mysql target's: the database name a client asks for as it logs in
+    # (`psql postgresql://agent@gateway/DATABASE`, `mariadb -D DATABASE`); Envoy passes
+    # the protocol's bytes through, so no route or cluster names the target.
     database: str | None = None
     # A destination of the egress proxy, `host[:port]` (80 by default): plain HTTP an
     # agent sends there through the proxy is read as this target (its protocol, masks,
@@ -186,7 +186,8 @@ class Match:
         given = [k for k in ("route", "cluster", "database", "destination", "login")
                  if getattr(self, k) is not None]
         if not given:
-            raise Invalid(None, "needs 'route' or 'cluster' (or 'database', for postgres; "
+            raise Invalid(None, "needs 'route' or 'cluster' (or 'database', for postgres "
+                          "and mysql; "
                           "'destination', for a destination of the egress proxy; 'login', "
                           "for ssh)")
         for alone in ("database", "destination", "login"):
@@ -237,8 +238,9 @@ class Credential:
 
     # bearer: `authorization: Bearer <secret>`; basic: the secret is `user:password`,
     # sent as `authorization: Basic base64(...)`; header: the secret as the value of `header`.
-    # password: a postgres target's: the gateway's own password for `postgres.user`
-    # (SCRAM-SHA-256, md5 or cleartext, as the database asks).
+    # password: a postgres or mysql target's: the gateway's own password for
+    # `postgres.user` (SCRAM-SHA-256, md5 or cleartext, as the database asks) or
+    # `mysql.user` (mysql_native_password or caching_sha2_password).
     type: Literal["bearer", "basic", "header", "password"]
     # Where the secret is read from: an environment variable, or a file (relative to the
     # config file; re-read when it changes). Exactly one.
@@ -378,49 +380,70 @@ class Mcp:
 
 
 @dataclass(frozen=True)
-class PostgresTarget:
-    """How tollgate reaches a `postgres` target's database: with its own role and
+class _DatabaseUpstream:
+    """How tollgate reaches a database target's server: with its own account and
     credential (`credential: {type: password, ...}`, or a client certificate), never the
-    agent's token; the role the agent asks for is a policy input, not a credential."""
+    agent's token; the account the agent names is a policy input, not a credential."""
 
     # The database server, HOST:PORT.
     upstream: str
-    # The gateway's own role on the database.
+    # The gateway's own role or account on the server.
     user: str
     # The database opened there (default: the one the client asked for).
     database: str | None = None
-    # TLS to the database, as libpq's sslmode: disable, prefer (TLS when offered),
-    # require (TLS, unverified), verify-ca, verify-full (the host name checked too).
-    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    # The CA that signed the database's certificate (verify-ca, verify-full).
+    # The CA that signed the server's certificate (verify-ca, verify-full).
     ca_file: Path | None = None
-    # A client certificate and its key, for pg_hba's `cert` method.
+    # A client certificate and its key (pg_hba's `cert` method, MySQL's REQUIRE X509).
     cert_file: Path | None = None
     key_file: Path | None = None
-    # SCRAM channel binding (SCRAM-SHA-256-PLUS) over TLS, as libpq's: prefer, require,
-    # disable.
-    channel_binding: Literal["disable", "prefer", "require"] = "prefer"
     # Take an agent's token over a connection without TLS. Only for local development:
     # anyone on the path reads the token.
     plaintext_token: bool = False
     connect_timeout_seconds: float = 10.0
 
-    def __post_init__(self) -> None:
+    def _check(self, tls_mode: str, key: str) -> None:
         _host_port(self.upstream, "upstream")
         if not self.user:
-            raise Invalid("user", "the gateway's role on the database is needed")
-        if self.sslmode in ("verify-ca", "verify-full") and self.ca_file is None:
-            raise Invalid("ca_file", f"needed for sslmode {self.sslmode}")
+            raise Invalid("user", "the gateway's account on the database is needed")
+        if tls_mode in ("verify-ca", "verify-full") and self.ca_file is None:
+            raise Invalid("ca_file", f"needed for {key} {tls_mode}")
         if (self.cert_file is None) != (self.key_file is None):
             raise Invalid("key_file", "give both cert_file and key_file, or neither")
-        if self.channel_binding == "require" and self.sslmode == "disable":
-            raise Invalid("channel_binding", "require needs TLS (sslmode is disable)")
         if self.connect_timeout_seconds <= 0:
             raise Invalid("connect_timeout_seconds", "must be > 0")
 
     @property
     def address(self) -> tuple[str, int]:
         return _host_port(self.upstream)
+
+
+@dataclass(frozen=True)
+class PostgresTarget(_DatabaseUpstream):
+    """How tollgate reaches a `postgres` target's database."""
+
+    # TLS to the database, as libpq's sslmode: disable, prefer (TLS when offered),
+    # require (TLS, unverified), verify-ca, verify-full (the host name checked too).
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    # SCRAM channel binding (SCRAM-SHA-256-PLUS) over TLS, as libpq's: prefer, require,
+    # disable.
+    channel_binding: Literal["disable", "prefer", "require"] = "prefer"
+
+    def __post_init__(self) -> None:
+        self._check(self.sslmode, "sslmode")
+        if self.channel_binding == "require" and self.sslmode == "disable":
+            raise Invalid("channel_binding", "require needs TLS (sslmode is disable)")
+
+
+@dataclass(frozen=True)
+class MysqlTarget(_DatabaseUpstream):
+    """How tollgate reaches a `mysql` target's server (MySQL or MariaDB)."""
+
+    # TLS to the server, as libpq's sslmode: disable, prefer (TLS when offered), require
+    # (TLS, unverified), verify-ca, verify-full (the host name checked too).
+    tls: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+    def __post_init__(self) -> None:
+        self._check(self.tls, "tls")
 
 
 @dataclass(frozen=True)
@@ -480,7 +503,9 @@ class SshTarget:
 
 
 _PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp", "postgres": "postgres",
-                      "egress": "egress", "ssh": "ssh"}
+                      "mysql": "mysql", "egress": "egress", "ssh": "ssh"}
+# The protocols whose targets a client names by database as it logs in.
+DATABASE_PROTOCOLS = ("postgres", "mysql")
 
 
 @dataclass(frozen=True)
@@ -496,12 +521,15 @@ class Target:
     # postgres: PostgreSQL's wire protocol (psql, psycopg, asyncpg ...), through the
     # PostgreSQL front (the top-level `postgres`): each statement read into input.sql,
     # the session into input.postgres, results masked.
+    # mysql: MySQL and MariaDB's protocol (the mariadb and mysql clients, PyMySQL ...),
+    # through the MySQL front (the top-level `mysql`): each statement read by the MySQL
+    # dialect into input.sql, the session into input.mysql, results masked.
     # egress: the forward proxy agents reach other destinations through (input.egress:
     # the destination, its addresses, whether it was reached before).
     # ssh: a host reached through the SSH front (the top-level `ssh`): each command, each
     # line of an interactive shell and each file transfer read into input.ssh, output masked.
-    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres", "egress",
-                      "ssh"] = "http"
+    protocol: Literal["http", "sql-http", "k8s", "llm", "mcp", "postgres", "mysql",
+                      "egress", "ssh"] = "http"
     environment: str = "dev"
     labels: dict[str, str] = field(default_factory=dict)
     # closed: a policy that cannot answer refuses the request. open: it lets it through.
@@ -516,11 +544,12 @@ class Target:
     strip_headers: tuple[str, ...] = ()
     # Protocol settings: `sql` for sql-http targets (defaults apply when absent), `k8s`
     # for k8s targets, `mcp` for mcp targets, `postgres` (required) for postgres targets,
-    # `ssh` (required) for ssh targets.
+    # `mysql` (required) for mysql targets, `ssh` (required) for ssh targets.
     sql: Sql | None = None
     k8s: K8s | None = None
     mcp: Mcp | None = None
     postgres: PostgresTarget | None = None
+    mysql: MysqlTarget | None = None
     egress: Egress | None = None
     ssh: SshTarget | None = None
     # How an allowed request waits for its record. normal: the exchange is recorded off
@@ -547,7 +576,7 @@ class Target:
             object.__setattr__(self, "mcp", Mcp())
         if self.protocol == "egress" and self.egress is None:
             object.__setattr__(self, "egress", Egress())
-        self._check_postgres()
+        self._check_database()
         self._check_egress()
         self._check_ssh()
         if self.protocol == "mcp" and self.inspect.response != "body":
@@ -570,9 +599,9 @@ class Target:
             if self.credential is not None:
                 raise Invalid("credential", "an egress target goes to many destinations: "
                               "configure a destination as a target of its own to give it one")
-        elif self.match.destination is not None and self.protocol == "postgres":
-            raise Invalid("match.destination", "a postgres target is reached through the "
-                          "PostgreSQL front, not the egress proxy")
+        elif self.match.destination is not None and self.protocol in DATABASE_PROTOCOLS:
+            raise Invalid("match.destination", f"a {self.protocol} target is reached "
+                          "through its own front, not the egress proxy")
 
     def _check_ssh(self) -> None:
         """An ssh target is matched by login, reached with the gateway's key, and its
@@ -597,26 +626,28 @@ class Target:
             raise Invalid("inspect.response", "an ssh target's output is read (and "
                           "masked): body")
 
-    def _check_postgres(self) -> None:
-        """A postgres target is matched by database and reached with a password or a
-        certificate; no other target is."""
+    def _check_database(self) -> None:
+        """A postgres or mysql target is matched by database and reached with a password
+        or a certificate; no other target is."""
         password = self.credential is not None and self.credential.type == "password"
-        if self.protocol != "postgres":
+        protocol = self.protocol
+        if protocol not in DATABASE_PROTOCOLS:
             if self.match.database is not None:
-                raise Invalid("match.database", "only used with protocol 'postgres'")
+                raise Invalid("match.database", "only used with protocol 'postgres' or "
+                              "'mysql'")
             if password:
-                raise Invalid("credential.type", "password is for postgres targets")
+                raise Invalid("credential.type", "password is for postgres and mysql targets")
             return
-        if self.postgres is None:
-            raise Invalid("postgres", "required for protocol 'postgres' (upstream, user)")
+        if getattr(self, protocol) is None:
+            raise Invalid(protocol, f"required for protocol {protocol!r} (upstream, user)")
         if self.match.database is None:
-            raise Invalid("match", "a postgres target is matched by 'database' (the name "
+            raise Invalid("match", f"a {protocol} target is matched by 'database' (the name "
                           "clients ask for)")
         if self.credential is not None and not password:
-            raise Invalid("credential.type", "a postgres target's credential is a password "
-                          "(type: password), or none with a client certificate")
+            raise Invalid("credential.type", f"a {protocol} target's credential is a "
+                          "password (type: password), or none with a client certificate")
         if self.inspect.response != "body":
-            raise Invalid("inspect.response", "a postgres target's results are read (and "
+            raise Invalid("inspect.response", f"a {protocol} target's results are read (and "
                           "masked): body")
 
 
@@ -898,20 +929,20 @@ class Recording:
 
 
 @dataclass(frozen=True)
-class PostgresFront:
-    """Where tollgate takes PostgreSQL clients (behind Envoy's tcp_proxy), and how."""
+class _DatabaseFront:
+    """Where tollgate takes a database protocol's clients (behind Envoy's tcp_proxy)."""
 
-    # Worker i listens on this port + i; Envoy's `tollgate_postgres` cluster lists each.
-    listen: str = "127.0.0.1:10200"
-    # The certificate clients see when they ask for TLS (sslmode=require and up). Without
-    # one, TLS is refused, and only `plaintext_token` targets can be reached.
+    # Worker i listens on this port + i; Envoy's cluster of the front lists each.
+    listen: str = ""
+    # The certificate clients see when they ask for TLS. Without one, TLS is refused,
+    # and only `plaintext_token` targets can be reached.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
-    # The largest protocol message taken (a statement, a COPY row, a result row); a
-    # larger one ends the session with a protocol error.
+    # The largest protocol message taken (a statement, a row); a larger one ends the
+    # session with a protocol error.
     max_message_bytes: int = 16 * 1024 * 1024
-    # How long a client may take from connecting to being logged in: SSLRequest, TLS
-    # handshake, startup, token, the database reached. Past it the connection is closed.
+    # How long a client may take from connecting to being logged in: TLS handshake,
+    # token, the database reached. Past it the connection is closed.
     login_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -928,6 +959,20 @@ class PostgresFront:
         """Worker `worker`'s address: the listen port + worker."""
         host, port = _host_port(self.listen)
         return host, port + worker
+
+
+@dataclass(frozen=True)
+class PostgresFront(_DatabaseFront):
+    """Where tollgate takes PostgreSQL clients (sslmode=require and up ask for TLS)."""
+
+    listen: str = "127.0.0.1:10200"
+
+
+@dataclass(frozen=True)
+class MysqlFront(_DatabaseFront):
+    """Where tollgate takes MySQL and MariaDB clients (`--ssl` asks for TLS)."""
+
+    listen: str = "127.0.0.1:10500"
 
 
 @dataclass(frozen=True)
@@ -1025,6 +1070,8 @@ class Config:
     recordings: Recordings = field(default_factory=Recordings)
     # The PostgreSQL front; needed when a target speaks protocol postgres.
     postgres: PostgresFront | None = None
+    # The MySQL front; needed when a target speaks protocol mysql.
+    mysql: MysqlFront | None = None
     # The SSH front; needed when a target speaks protocol ssh.
     ssh: SshFront | None = None
     # The Kubernetes stream front; used by k8s targets with an upstream (k8s.upstream).
@@ -1052,9 +1099,11 @@ class Config:
 
     def _check_fronts(self) -> None:
         """Each front its targets need is configured, and no two targets match alike."""
-        databases = [t.match.database for t in self.targets if t.match.database]
-        if len(set(databases)) != len(databases):
-            raise Invalid("targets", "two postgres targets match the same database")
+        for protocol in DATABASE_PROTOCOLS:
+            named = [t.match.database for t in self.targets
+                     if t.match.database and t.protocol == protocol]
+            if len(set(named)) != len(named):
+                raise Invalid("targets", f"two {protocol} targets match the same database")
         destinations = [t.match.destination for t in self.targets if t.match.destination]
         if len(set(destinations)) != len(destinations):
             raise Invalid("targets", "two targets match the same destination")
@@ -1069,9 +1118,11 @@ class Config:
             raise Invalid("kube", f"needed by the k8s targets with an upstream "
                           f"({', '.join(streamed)}): where tollgate takes the exec, attach, "
                           "cp and port-forward streams Envoy routes to it (listen)")
-        if databases and self.postgres is None:
-            raise Invalid("postgres", "needed by the postgres targets (where tollgate takes "
-                          "PostgreSQL clients: listen, tls_cert_file, tls_key_file)")
+        for protocol, name in (("postgres", "PostgreSQL"), ("mysql", "MySQL")):
+            if getattr(self, protocol) is None and any(t.protocol == protocol
+                                                       for t in self.targets):
+                raise Invalid(protocol, f"needed by the {protocol} targets (where tollgate "
+                              f"takes {name} clients: listen, tls_cert_file, tls_key_file)")
 
     def of_worker(self, worker: int) -> Config:
         """Worker `worker`'s config: its own port (listen.grpc's + worker) and chain (a

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ POSTGRES_LISTENER = "postgres"
 EGRESS_LISTENER = "egress"
 EGRESS_CLUSTER = "egress_destinations"
 POSTGRES_CLUSTER = "tollgate_postgres"
+MYSQL_LISTENER = "mysql"
+MYSQL_CLUSTER = "tollgate_mysql"
 # Envoy's SSH listener, and the cluster of tollgate's SSH front behind it.
 SSH_LISTENER = "ssh"
 SSH_CLUSTER = "tollgate_ssh"
@@ -73,6 +76,9 @@ class Ports:
     # from this port).
     postgres: int | None = None
     postgres_front: int = 10200
+    # The same for MySQL (cluster tollgate_mysql).
+    mysql: int | None = None
+    mysql_front: int = 10500
     # Envoy's egress listener (None: it is left out, with its cluster).
     egress: int | None = None
     # Envoy's SSH listener (None: left out), and tollgate's SSH front behind it (cluster
@@ -182,6 +188,28 @@ def jwt_provider(bootstrap: dict[str, Any]) -> dict[str, Any]:
     return _one(list(providers.values()), "jwt_authn provider", list(providers))
 
 
+def _with_mysql(config: dict[str, Any]) -> None:
+    """The MySQL listener and its front's cluster, made from the PostgreSQL ones where
+    the bootstrap has none: the same tcp_proxy to one of tollgate's fronts, so the
+    template (envoy/quickstart.yaml, deploy/) holds it once."""
+    resources = config["static_resources"]
+    if any(x.get("name") == MYSQL_LISTENER for x in resources["listeners"]):
+        return
+    listener = next((x for x in resources["listeners"] if x.get("name") == POSTGRES_LISTENER),
+                    None)
+    cluster = next((c for c in resources["clusters"] if c.get("name") == POSTGRES_CLUSTER),
+                   None)
+    if listener is None or cluster is None:
+        return
+    text = json.dumps(listener).replace(f'"{POSTGRES_CLUSTER}"', f'"{MYSQL_CLUSTER}"')
+    made = json.loads(text.replace('"stat_prefix": "postgres"', '"stat_prefix": "mysql"')
+                      .replace("] postgres %", "] mysql %"))
+    made["name"] = MYSQL_LISTENER
+    resources["listeners"].append(made)
+    resources["clusters"].append(json.loads(json.dumps(cluster).replace(
+        f'"{POSTGRES_CLUSTER}"', f'"{MYSQL_CLUSTER}"')))
+
+
 def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dict[str, Any]:
     """A copy of a bootstrap listening and connecting on `ports`: its HTTP listener,
     admin, the cluster demo_upstream, the cluster demo_mcp (when it has one), and the
@@ -189,11 +217,15 @@ def with_ports(bootstrap: dict[str, Any], ports: Ports, workers: int = 1) -> dic
     the ports after it); and Envoy's PostgreSQL listener on `ports.postgres` with the
     cluster of tollgate's PostgreSQL front, one endpoint per worker from
     `ports.postgres_front` (both left out when `ports.postgres` is None: nothing
-    serves PostgreSQL); the same for SSH (`ports.ssh`, `ports.ssh_front`); and the egress
+    serves PostgreSQL); the same for MySQL (`ports.mysql`, `ports.mysql_front`) and SSH
+    (`ports.ssh`, `ports.ssh_front`); and the egress
     listener on `ports.egress` (left out, with its cluster, when None)."""
     config = copy.deepcopy(bootstrap)
+    _with_mysql(config)
     _front(config, POSTGRES_LISTENER, POSTGRES_CLUSTER, ports.postgres,
            [ports.postgres_front + i for i in range(workers)])
+    _front(config, MYSQL_LISTENER, MYSQL_CLUSTER, ports.mysql,
+           [ports.mysql_front + i for i in range(workers)])
     _front(config, SSH_LISTENER, SSH_CLUSTER, ports.ssh,
            [ports.ssh_front + i for i in range(workers)])
     _egress(config, ports.egress)
@@ -442,8 +474,8 @@ IDENTITY_PROVIDER = "identity_provider"
 PLACEHOLDER_HOST = "placeholder.invalid"
 # tollgate's own clusters and the egress proxy's: written from the config, never a
 # target's.
-TOLLGATE_CLUSTERS = frozenset({EXT_PROC_CLUSTER, POSTGRES_CLUSTER, SSH_CLUSTER, KUBE_CLUSTER,
-                               EGRESS_CLUSTER})
+TOLLGATE_CLUSTERS = frozenset({EXT_PROC_CLUSTER, POSTGRES_CLUSTER, MYSQL_CLUSTER, SSH_CLUSTER,
+                               KUBE_CLUSTER, EGRESS_CLUSTER})
 # Routes of these protocols keep a request open as long as it lasts (an event stream, a
 # watch): no route timeout. A model's answer may take minutes: the OpenAI client's 10.
 _ROUTE_TIMEOUTS = {"llm": "600s", "mcp": "0s", "k8s": "0s"}
@@ -464,6 +496,7 @@ class Listeners:
     admin: int = 9901
     egress: int = 3128
     postgres: int = 15432
+    mysql: int = 13306
     # None: the config's ssh.agent_port (the port `tollgate ssh login` prints), else 2222.
     ssh: int | None = None
     # The host Envoy reaches every tollgate listener on; None: each listen address's own
@@ -503,15 +536,16 @@ def for_config(config: Config, listeners: Listeners = Listeners(),
     """An Envoy bootstrap serving `config`, from envoy/quickstart.yaml's settings.
 
     Listeners: `ingress` (HTTP, when a target is matched by route or cluster), `egress`
-    (an egress target), `postgres` and `ssh` (the config's fronts). Clusters: tollgate's
-    (tollgate_extproc, tollgate_postgres, tollgate_ssh, tollgate_k8s: one endpoint per
+    (an egress target), `postgres`, `mysql` and `ssh` (the config's fronts). Clusters:
+    tollgate's (tollgate_extproc, tollgate_postgres, tollgate_mysql, tollgate_ssh,
+    tollgate_k8s: one endpoint per
     worker, each listen port + i), and one per HTTP target (`target_<name>`, or its
     match.cluster) at its upstream: `upstreams` (target name -> http(s)://HOST[:PORT]),
     a k8s target's k8s.upstream, else PLACEHOLDER_HOST. The routes and token providers
     of the bootstrap the config names (identity.envoy_bootstrap) are kept, by name."""
     written = _Writer(config, listeners, upstreams or {})
     kinds = ["Listener", "Admin", "Route", "Cluster", "Token"]
-    doors = [INGRESS_LISTENER, EGRESS_LISTENER, POSTGRES_LISTENER, SSH_LISTENER]
+    doors = [INGRESS_LISTENER, EGRESS_LISTENER, POSTGRES_LISTENER, MYSQL_LISTENER, SSH_LISTENER]
     summary = sorted(written.summary, key=lambda line: (
         kinds.index(line.split()[0].rstrip(":")),
         doors.index(line.split()[1].rstrip(":")) if line.startswith("Listener") else 0))
@@ -530,6 +564,7 @@ class _Writer:
         self.todo: list[str] = []
         self.named = self._named()
         self.bootstrap = load()
+        _with_mysql(self.bootstrap)
         self.bootstrap["admin"]["address"]["socket_address"].update(
             address="127.0.0.1", port_value=listeners.admin)
         self.summary.append(f"Admin: Envoy's admin interface, 127.0.0.1:{listeners.admin}.")
@@ -584,15 +619,18 @@ class _Writer:
         self.summary.append(f"Listener {name}: {what}, {self.listeners.address}:{port}.")
 
     def _fronts(self) -> None:
-        """The PostgreSQL and SSH listeners, and their fronts' clusters, where the config
-        has those fronts (left out otherwise)."""
+        """The PostgreSQL, MySQL and SSH listeners, and their fronts' clusters, where the
+        config has those fronts (left out otherwise)."""
         config, workers = self.config, self.config.listen.worker_count
-        _optional(self.bootstrap, POSTGRES_LISTENER, POSTGRES_CLUSTER,
-                  self.listeners.postgres if config.postgres else None)
-        if config.postgres is not None:
-            self._listener(POSTGRES_LISTENER, self.listeners.postgres, "PostgreSQL clients")
-            self._tollgate(POSTGRES_CLUSTER, config.postgres.listen, workers,
-                           "PostgreSQL front (postgres.listen)")
+        for front, listener, cluster, port, name in (
+                (config.postgres, POSTGRES_LISTENER, POSTGRES_CLUSTER,
+                 self.listeners.postgres, "PostgreSQL"),
+                (config.mysql, MYSQL_LISTENER, MYSQL_CLUSTER, self.listeners.mysql, "MySQL")):
+            _optional(self.bootstrap, listener, cluster, port if front else None)
+            if front is not None:
+                self._listener(listener, port, f"{name} clients")
+                self._tollgate(cluster, front.listen, workers,
+                               f"{name} front ({listener}.listen)")
         ssh = config.ssh
         port = self.listeners.ssh or (ssh.agent_port if ssh else None) or 2222
         _optional(self.bootstrap, SSH_LISTENER, SSH_CLUSTER, port if ssh else None)
@@ -629,7 +667,7 @@ class _Writer:
         """The ingress listener: a route per HTTP target, the Kubernetes stream front's
         routes, the token providers; left out when no target is reached over HTTP."""
         targets = [t for t in self.config.targets
-                   if t.protocol not in ("postgres", "ssh", "egress")
+                   if t.protocol not in ("postgres", "mysql", "ssh", "egress")
                    and (t.match.route or t.match.cluster)]
         resources = self.bootstrap["static_resources"]
         if not targets:

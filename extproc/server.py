@@ -39,6 +39,7 @@ from extproc.http.mcp_sessions import McpSessions
 from extproc.kube.front import Front as KubeFront
 from extproc.masking import Masker
 from extproc.masking.policy_mask import new_masker
+from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import load_modules, open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.postgres.cancel_keys import CancelKeys
@@ -95,7 +96,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         credentials = CredentialStore.from_config(config)
         key = hash_key(config)
         verifier = approver_verifier(config) if admin_api else None
-        postgres = postgres_settings(config, verifier)
+        postgres = database_front_settings(config, verifier, "postgres")
+        mysql = database_front_settings(config, verifier, "mysql")
         ssh = ssh_settings(config, verifier)
         kube = kube_verifier(config, verifier)
         # The egress proxy's agents' tokens, which tollgate verifies itself.
@@ -154,6 +156,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         fronts = [f for f in (
             await start_postgres(config, postgres, worker, servicer, credentials, masker,
                                  CancelKeys(holds.store.store)),
+            await start_mysql(config, mysql, worker, servicer, credentials, masker),
             await start_ssh(config, ssh, worker, servicer, masker, holds.store.store),
             await start_kube(config, kube, worker, servicer, credentials, masker,
                              holds.store.store),
@@ -226,6 +229,23 @@ async def start_postgres(
     front = PostgresFront(config.postgres, worker, servicer.pipeline, postgres[0],
                           credentials, masker, config.targets, postgres[1], config.resolve,
                           keys)
+    try:
+        await front.start()
+    except OSError as exc:
+        raise ServeError(str(exc)) from None
+    return front
+
+
+async def start_mysql(
+    config: Config, mysql: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
+    servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
+) -> MysqlFront | None:
+    """The MySQL front, listening, driving the HTTP front's pipeline (None: no mysql
+    target)."""
+    if mysql is None or config.mysql is None:
+        return None
+    front = MysqlFront(config.mysql, worker, servicer.pipeline, mysql[0], credentials,
+                       masker, config.targets, mysql[1], config.resolve)
     try:
         await front.start()
     except OSError as exc:
@@ -315,16 +335,16 @@ def ssh_settings(config: Config, verifier: Verifier | None) -> SshSettings | Non
         SshKeys(list(config.targets), config.resolve), ca)
 
 
-def postgres_settings(config: Config, verifier: Verifier | None
-                      ) -> tuple[Verifier, ssl.SSLContext | None] | None:
-    """What the PostgreSQL front needs (None: no postgres target): the verifier of
-    agents' tokens, which arrive as passwords where Envoy cannot read them (the
-    approvers' `verifier`, built from the same bootstrap, where there is one), and the
-    TLS clients see."""
-    front = config.postgres
-    if front is None or not any(t.protocol == "postgres" for t in config.targets):
+def database_front_settings(config: Config, verifier: Verifier | None, protocol: str
+                            ) -> tuple[Verifier, ssl.SSLContext | None] | None:
+    """What the PostgreSQL or MySQL front needs (None: no target of the protocol): the
+    verifier of agents' tokens, which arrive as passwords where Envoy cannot read them
+    (the approvers' `verifier`, built from the same bootstrap, where there is one), and
+    the TLS clients see."""
+    front = config.postgres if protocol == "postgres" else config.mysql
+    if front is None or not any(t.protocol == protocol for t in config.targets):
         return None
-    verifier = agent_verifier(config, verifier, "the postgres targets",
+    verifier = agent_verifier(config, verifier, f"the {protocol} targets",
                               "as passwords, which Envoy does not read")
     tls = None
     if front.tls_cert_file is not None and front.tls_key_file is not None:

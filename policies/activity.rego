@@ -112,7 +112,7 @@ activity_personal_read if {
 activity_target_unmasked if input.target.labels.masking == "off"
 
 activity_read if {
-	input.target.protocol in {"sql-http", "postgres"}
+	input.target.protocol in {"sql-http", "postgres", "mysql"}
 	some s in sql_statements
 	"read" in statement_effects(s)
 }

@@ -10,7 +10,7 @@ denials contains {"rule": "http.read_only", "reason": sprintf("%s on a read-only
 	method := request_method
 	not method in {"GET", "HEAD", "OPTIONS"}
 	not carries_sql # SQL is judged by its statements (sql.read_only)
-	not input.target.protocol == "postgres" # no HTTP method: statements only
+	not input.target.protocol in {"postgres", "mysql"} # no HTTP method: statements only
 }
 
 # A Kubernetes session (exec, attach, port-forward, proxy) starts with a GET: it is no read.

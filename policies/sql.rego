@@ -1,4 +1,4 @@
-# SQL (targets of protocol sql-http, and postgres: PostgreSQL's wire protocol): decided
+# SQL (targets of protocol sql-http, postgres and mysql: the databases' own protocols): decided
 # on the statements PostgreSQL's own parser (or sqlglot, for other dialects) read from
 # the request — input.sql.
 # Every statement counts, those nested in a CTE or under EXPLAIN ANALYZE too.
@@ -8,7 +8,7 @@ import rego.v1
 
 # Read only for exchanges this file can concern (sql_exchange): the embedded engine pays
 # for every rule it evaluates, fired or not, and most exchanges are of other protocols.
-sql_exchange if input.target.protocol in {"sql-http", "postgres"}
+sql_exchange if input.target.protocol in {"sql-http", "postgres", "mysql"}
 
 sql_exchange if input.sql != null
 
@@ -30,7 +30,7 @@ sql_denials contains {"rule": "sql.unparseable", "reason": sprintf("unparseable 
 # A SQL target whose request arrives without the interpreter's reading (a tollgate
 # too old for this pack, a hand-built input) cannot be judged either.
 sql_denials contains {"rule": "sql.unread", "reason": "the request's SQL was not read (input.sql missing)"} if {
-	input.target.protocol in {"sql-http", "postgres"}
+	input.target.protocol in {"sql-http", "postgres", "mysql"}
 	not sql_read
 }
 

@@ -35,7 +35,7 @@ POSTGRES_MISTAKES = [
      "targets[0].credential.type: a postgres target's credential is a password"),
     ({**PG_FRONT, "targets": [{"name": "a", "match": {"route": "a"},
                                "credential": {"type": "password", "from_env": "X"}}]},
-     "targets[0].credential.type: password is for postgres targets"),
+     "targets[0].credential.type: password is for postgres and mysql targets"),
     ({**PG_FRONT, "targets": [{**PG, "postgres": {"upstream": "db", "user": "g"}}]},
      "targets[0].postgres.upstream: expected HOST:PORT"),
     ({**PG_FRONT, "targets": [{**PG, "postgres": {"upstream": "db:5432", "user": "g",
@@ -173,7 +173,7 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
          "recording.session_idle_minutes: must be > 0"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "protocol": "sql"}]},
          "targets[0].protocol: expected one of 'http', 'sql-http', 'k8s', 'llm', 'mcp', "
-         "'postgres', 'egress', 'ssh', got 'sql'"),
+         "'postgres', 'mysql', 'egress', 'ssh', got 'sql'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "sql": {"dialect": "sqlite"}}]},
          "targets[0].sql: only used with protocol 'sql-http'"),
         ({"targets": [{"name": "a", "match": {"route": "a"}, "mcp": {}}]},

@@ -49,7 +49,7 @@ def sorted_resources(bootstrap: dict[str, Any]) -> dict[str, Any]:
 
 def every_kind(tmp: Path, **more: Any) -> Path:
     """A config with targets of every kind (an HTTP one, anonymous; an llm and a SQL API
-    one matched by cluster; two k8s ones with upstreams; postgres, ssh, egress), its
+    one matched by cluster; two k8s ones with upstreams; postgres, mysql, ssh, egress), its
     fronts on every interface, three workers."""
     ca = write_tls_files(tmp / "tls").ca
     settings = {
@@ -64,6 +64,8 @@ def every_kind(tmp: Path, **more: Any) -> Path:
              "k8s": {"upstream": "https://10.0.0.1:6443", "ca_file": str(ca)}},
             {"name": "shop", "match": {"database": "shop"}, "protocol": "postgres",
              "postgres": {"upstream": "db.internal:5432", "user": "gateway"}},
+            {"name": "orders", "match": {"database": "orders"}, "protocol": "mysql",
+             "mysql": {"upstream": "mysql.internal:3306", "user": "gateway"}},
             {"name": "host", "match": {"login": "host"}, "protocol": "ssh",
              "ssh": {"upstream": "host.internal:22", "user": "ops", "key_file": "key",
                      "host_key": "ssh-ed25519 AAAA"}},
@@ -71,6 +73,7 @@ def every_kind(tmp: Path, **more: Any) -> Path:
              "inspect": {"response": "none"}},
         ],
         "postgres": {"listen": "0.0.0.0:10200"},
+        "mysql": {"listen": "0.0.0.0:10500"},
         "ssh": {"listen": "0.0.0.0:10300", "agent_port": 2200},
         "kube": {"listen": "0.0.0.0:10400"},
         **more,
@@ -108,12 +111,14 @@ def test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes(
         envoy_bootstrap.INGRESS_LISTENER: ("127.0.0.1", 10000),
         envoy_bootstrap.EGRESS_LISTENER: ("127.0.0.1", 3128),
         envoy_bootstrap.POSTGRES_LISTENER: ("127.0.0.1", 15432),
+        envoy_bootstrap.MYSQL_LISTENER: ("127.0.0.1", 13306),
         envoy_bootstrap.SSH_LISTENER: ("127.0.0.1", 2200)}  # ssh.agent_port
     clusters = by_name(bootstrap["static_resources"]["clusters"])
     # tollgate's listeners on every interface: Envoy reaches them on 127.0.0.1, a worker
     # per port from each listen port.
     for name, first in ((envoy_bootstrap.EXT_PROC_CLUSTER, 50051),
                         (envoy_bootstrap.POSTGRES_CLUSTER, 10200),
+                        (envoy_bootstrap.MYSQL_CLUSTER, 10500),
                         (envoy_bootstrap.SSH_CLUSTER, 10300),
                         (envoy_bootstrap.KUBE_CLUSTER, 10400)):
         assert endpoints(clusters[name]) == [("127.0.0.1", first + i) for i in range(WORKERS)]
@@ -186,12 +191,12 @@ def test_addresses_and_ports_come_from_the_flags(tmp_path: Path) -> None:
     assert main(["envoy-bootstrap", "--config", str(path), "--out", str(out),
                  "--listen-address", "0.0.0.0", "--tollgate-host", "tollgate",
                  "--http-port", "8000", "--egress-port", "8001", "--postgres-port", "5432",
-                 "--ssh-port", "22", "--admin-port", "8002"]) == 0
+                 "--mysql-port", "3306", "--ssh-port", "22", "--admin-port", "8002"]) == 0
     envoy_validates(out)
     bootstrap = envoy_bootstrap.load(out)
     assert {x["name"]: port_of(x) for x in envoy_bootstrap.listeners(bootstrap)} == {
         "ingress": ("0.0.0.0", 8000), "egress": ("0.0.0.0", 8001),
-        "postgres": ("0.0.0.0", 5432), "ssh": ("0.0.0.0", 22)}
+        "postgres": ("0.0.0.0", 5432), "mysql": ("0.0.0.0", 3306), "ssh": ("0.0.0.0", 22)}
     assert bootstrap["admin"]["address"]["socket_address"] == {
         "address": "127.0.0.1", "port_value": 8002}
     ext_proc = by_name(bootstrap["static_resources"]["clusters"])["tollgate_extproc"]

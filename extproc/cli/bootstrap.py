@@ -51,6 +51,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             ("--http-port", "HTTP listener (ingress)", str(defaults.http)),
             ("--egress-port", "egress proxy (egress)", str(defaults.egress)),
             ("--postgres-port", "PostgreSQL listener (postgres)", str(defaults.postgres)),
+            ("--mysql-port", "MySQL listener (mysql)", str(defaults.mysql)),
             ("--ssh-port", "SSH listener (ssh)", "ssh.agent_port, else 2222"),
             ("--admin-port", "admin interface, on 127.0.0.1", str(defaults.admin))):
         parser.add_argument(flag, type=port, metavar="PORT",
@@ -69,7 +70,8 @@ def main(args: argparse.Namespace) -> int:
     listeners = envoy_bootstrap.Listeners(
         address=args.listen_address, http=args.http_port or defaults.http,
         admin=args.admin_port or defaults.admin, egress=args.egress_port or defaults.egress,
-        postgres=args.postgres_port or defaults.postgres, ssh=args.ssh_port,
+        postgres=args.postgres_port or defaults.postgres,
+        mysql=args.mysql_port or defaults.mysql, ssh=args.ssh_port,
         tollgate_host=args.tollgate_host)
     try:
         config = config_module.load(args.config)

@@ -12,6 +12,7 @@ denies, an approvals store that cannot answer refuses the hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from extproc.codecs.refusal import BadInput
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
+from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for
@@ -120,6 +122,19 @@ class Pipeline:
         if unidentified is not None:
             raise BadInput(401, "unauthenticated", unidentified)
         return target
+
+    def refuse_recorded(self, exchange: Exchange, admission: Admission,
+                        bad: BadInput) -> Answer:
+        """An exchange refused before any decision (bad input, a login that cannot be
+        identified), recorded when the record admits it: the refusal still goes out."""
+        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
+            admission()
+        answer = exchange.refuse(bad)
+        exchange.outcome["tollgate.outcome"] = bad.message  # the record's outcome.detail
+        evidence = exchange.finish()
+        if admission.admitted:
+            self.recorder.submit(evidence, exchange.who)
+        return answer
 
     async def interpret(self, exchange: Exchange, size: int) -> None:
         """What the request means (`size`: the bytes its interpreter reads)."""

@@ -261,10 +261,11 @@ def read_sql(texts: list[str], settings: Sql, analyze: Callable[[str, str], Any]
     }
 
 
-class PostgresSql(_Plain):
-    """SQL from PostgreSQL's wire protocol: the text of a Query, or of a Parse (a
-    prepared statement), as the PostgreSQL front puts it in the request's body. Read by
-    PostgreSQL's own parser, as the database will read it."""
+class WireSql(_Plain):
+    """SQL from a database's own protocol, as its front puts it in the request's body:
+    the text of a PostgreSQL Query or Parse, of a MySQL COM_QUERY or COM_STMT_PREPARE.
+    Read in the target's dialect (`settings.dialect`): PostgreSQL's own parser for
+    PostgreSQL, as the database will read it; sqlglot's MySQL dialect for MySQL."""
 
     key = "sql"
 
@@ -272,7 +273,7 @@ class PostgresSql(_Plain):
         from extproc.interpret import sql
         from extproc.interpret.query_text import query_text
 
-        sql.load("postgres")
+        sql.load(settings.dialect)
         self._analyze, self._query_text = sql.analyze, query_text
         self._settings = settings
 
@@ -651,7 +652,9 @@ def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter
     if target.protocol == "mcp" and target.mcp is not None:
         return Mcp(target.mcp, target.name, pins)
     if target.protocol == "postgres":
-        return PostgresSql(Sql())
+        return WireSql(Sql())
+    if target.protocol == "mysql":
+        return WireSql(Sql(dialect="mysql"))
     if target.protocol == "ssh":
         from extproc.interpret.ssh import Ssh
 

@@ -14,12 +14,12 @@ from extproc.codecs.message import Request, Response
 from extproc.config import Target
 from extproc.identity import Who
 
-KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "egress", "ssh")
-"""Every key an interpreter (or a front: `postgres`, `egress`) may fill; the others are
-null in a target's input."""
+KEYS = ("sql", "k8s", "llm", "mcp", "postgres", "mysql", "egress", "ssh")
+"""Every key an interpreter (or a front: `postgres`, `mysql`, `egress`) may fill; the
+others are null in a target's input."""
 
 # The key of the front's own context in the input, by target protocol.
-CONTEXT_KEYS = {"postgres": "postgres", "egress": "egress"}
+CONTEXT_KEYS = {"postgres": "postgres", "mysql": "mysql", "egress": "egress"}
 
 
 class ApprovalInput(TypedDict):
@@ -39,15 +39,15 @@ class TargetInput(TypedDict):
     """`input.target`: the configured target the route belongs to."""
 
     name: str
-    protocol: str  # http, sql-http, k8s, llm, mcp, postgres or egress
+    protocol: str  # http, sql-http, k8s, llm, mcp, postgres, mysql, egress or ssh
     environment: str
     labels: dict[str, str]
 
 
 class InputEncoder:
     def __init__(self, target: Target, meaning_key: str | None = None) -> None:
-        # What a front knows of the exchange beyond the request (a PostgreSQL session:
-        # input.postgres), for the protocols that have it.
+        # What a front knows of the exchange beyond the request (a PostgreSQL or MySQL
+        # session: input.postgres, input.mysql), for the protocols that have it.
         # A destination of the egress proxy is reached only through it: input.egress.
         context_key = "egress" if target.match.destination else CONTEXT_KEYS.get(
             target.protocol)

@@ -46,7 +46,7 @@ from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.postgres import messages as pg
 from extproc.postgres.cancel_keys import CancelKeys
-from extproc.postgres.session import Session, refusal_message, refuse_recorded, sqlstate_of
+from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (
     Upstream,
     UpstreamError,
@@ -215,7 +215,7 @@ class Front:
         exchange = self._pipeline.open(
             f"tollgate postgres LOGIN {target.name if target else 'unknown'}",
             {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None)
-        answer = refuse_recorded(self._pipeline, exchange,
+        answer = self._pipeline.refuse_recorded(exchange,
                                  Admission(self._pipeline.recorder, exchange.who),
                                  BadInput(status, error, message))
         return pg.error(code or sqlstate_of(status), f"tollgate: {message}",

@@ -103,20 +103,6 @@ def sqlstate_of(status: int) -> str:
     return "58000"  # system_error
 
 
-def refuse_recorded(pipeline: Pipeline, exchange: Exchange, admission: Admission,
-                    bad: BadInput) -> Answer:
-    """An exchange refused before any decision (bad input, a login that cannot be
-    identified), recorded when the record admits it: the refusal still goes out."""
-    with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-        admission()
-    answer = exchange.refuse(bad)
-    exchange.outcome["tollgate.outcome"] = bad.message  # the record's outcome.detail
-    evidence = exchange.finish()
-    if admission.admitted:
-        pipeline.recorder.submit(evidence, exchange.who)
-    return answer
-
-
 def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = None,
                     note: str | None = None) -> bytes:
     """tollgate's refusal as an ErrorResponse: SQLSTATE by its status, the reasons as the
@@ -290,7 +276,7 @@ class Session:
         """Bad input from the client ends the session: recorded as a refused exchange,
         answered with a FATAL protocol_violation naming its trace."""
         exchange, admission = self._exchange("PROTOCOL", None)
-        answer = refuse_recorded(self._pipeline, exchange, admission,
+        answer = self._pipeline.refuse_recorded(exchange, admission,
                                  BadInput(400, "protocol_violation", problem))
         self._client_error(pg.error("08P01", f"tollgate: {problem}",
                                     detail=f"trace id {answer.trace_id}", severity="FATAL"))

@@ -100,6 +100,11 @@ REGISTRY: dict[str, Run] = {
     'psql "postgresql://you:$TOKEN@127.0.0.1:15432/shop?sslmode=require"':
         Run("tests/quickstart/test_up.py::psql_as_printed", 'startswith("psql ")',
             "the line `tollgate up` prints, which is this one"),
+    # MySQL.
+    "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you --ssl "
+    "--skip-ssl-verify-server-cert -D shop": Run(
+        "tests/e2e/test_mysql_e2e.py::cli", '"--ssl", "--skip-ssl-verify-server-cert"',
+        "the same client and options (MYSQL_PWD the token), on a test gateway's port"),
     # SSH.
     "ssh -o UserKnownHostsFile=~/.tollgate/ssh/known_hosts -p 2222 demo-host@127.0.0.1 "
     "'cat settings.conf'": Run("tests/quickstart/test_up.py::ssh_as_printed",

@@ -12,7 +12,7 @@ import pytest
 
 from extproc.codecs.message import decode_request_body, request_view
 from extproc.config import Match, Sql, SshTarget, Target
-from extproc.interpret import PostgresSql, SqlHttp
+from extproc.interpret import SqlHttp, WireSql
 from extproc.interpret.k8s import k8s_request
 from extproc.interpret.llm import chat_request
 from extproc.interpret.mcp import read_request
@@ -52,7 +52,7 @@ def test_a_statement_in_a_json_body_is_the_statement_every_one_once() -> None:
 
 
 def test_sql_the_reader_cannot_read_says_so() -> None:
-    meaning = PostgresSql(Sql()).request(
+    meaning = WireSql(Sql()).request(
         {"method": "QUERY", "path": "/shop", "query": {}, "headers": {},
          "body": "SELEC * FRM t"})
     assert what_of({"method": "QUERY", "path": "/shop"}, "sql", meaning).startswith(

@@ -247,6 +247,20 @@ def with_ssh(ports: envoy_bootstrap.Ports, ssh: dict[str, Any] | None, front: in
             {"host_key_file": str(host_key), **ssh})
 
 
+def with_database_front(ports: envoy_bootstrap.Ports, name: str,
+                        front: dict[str, Any] | None, first: int, work: Path
+                        ) -> tuple[envoy_bootstrap.Ports, dict[str, Any] | None]:
+    """The PostgreSQL or MySQL front (`name`) in the gateway, when it has one: Envoy's
+    listener on a free port, the front's first port, and TLS with tests/support/tls.py's
+    certificate."""
+    if front is None:
+        return ports, None
+    ports = dataclasses.replace(ports, **{name: stack.free_port(), f"{name}_front": first})
+    tls_files = write_tls_files(work / f"{name}-tls")
+    return ports, {"tls_cert_file": str(tls_files.cert), "tls_key_file": str(tls_files.key),
+                   **front}
+
+
 def with_front_clusters(bootstrap: dict[str, Any], workers: int,
                         fronts: dict[str, list[int] | None]) -> dict[str, Any]:
     """Each protocol front's cluster with every replica's workers (None: no such front)."""
@@ -278,6 +292,7 @@ class GatewayFactory:
         env: dict[str, str] | None = None, clusters: dict[str, int] | None = None,
         tls: tuple[Path, Path] | None = None, settings: dict[str, Any] | None = None,
         replicas: int = 1, workers: int = 1, postgres: dict[str, Any] | None = None,
+        mysql: dict[str, Any] | None = None,
         egress: dict[str, Any] | None = None, ssh: dict[str, Any] | None = None,
         kube: dict[str, Any] | None = None,
         envoy: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -292,7 +307,8 @@ class GatewayFactory:
         the suite does not start a process per core for every gateway). `postgres`: the
         PostgreSQL front's settings (its listen address, TLS with tests/support/tls.py's
         certificate, each replica's listen address and `ports.postgres` for Envoy's
-        listener are filled in). `egress`: the egress target's settings (nameservers ...):
+        listener are filled in); `mysql`: the MySQL front's, likewise. `egress`: the
+        egress target's settings (nameservers ...):
         Envoy's egress listener on `ports.egress`, and a target `egress` of its route.
         `ssh`: the SSH front's settings, as `postgres` (a host key is made for it).
         `kube`: the Kubernetes stream front's settings (its listen addresses are filled
@@ -310,15 +326,12 @@ class GatewayFactory:
         ports = dataclasses.replace(ports, upstream=upstream.port)
         # Each replica's PostgreSQL front (a port per worker), all in Envoy's cluster.
         fronts = [stack.free_ports(workers) for _ in range(replicas)]
+        mysql_fronts = [stack.free_ports(workers) for _ in range(replicas)]
         ssh_fronts = [stack.free_ports(workers) for _ in range(replicas)]
         kube_fronts = [stack.free_ports(workers) for _ in range(replicas)]
         ports, ssh = with_ssh(ports, ssh, ssh_fronts[0], work)
-        if postgres is not None:
-            ports = dataclasses.replace(ports, postgres=stack.free_port(),
-                                        postgres_front=fronts[0])
-            tls_files = write_tls_files(work / "postgres-tls")
-            postgres = {"tls_cert_file": str(tls_files.cert),
-                        "tls_key_file": str(tls_files.key), **postgres}
+        ports, postgres = with_database_front(ports, "postgres", postgres, fronts[0], work)
+        ports, mysql = with_database_front(ports, "mysql", mysql, mysql_fronts[0], work)
         bootstrap = envoy_bootstrap.with_routes(envoy_bootstrap.with_jwt_issuer(
             envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports),
             tokens.ISSUER, [tokens.AUDIENCE], tokens.jwks(),
@@ -330,6 +343,7 @@ class GatewayFactory:
             bootstrap, [port + i for port in grpc_ports for i in range(workers)])
         bootstrap = with_front_clusters(bootstrap, workers, {
             envoy_bootstrap.POSTGRES_CLUSTER: fronts if postgres is not None else None,
+            envoy_bootstrap.MYSQL_CLUSTER: mysql_fronts if mysql is not None else None,
             envoy_bootstrap.SSH_CLUSTER: ssh_fronts if ssh is not None else None})
         tls_port = None
         if tls is not None:
@@ -356,6 +370,7 @@ class GatewayFactory:
                                         "writer_id": f"replica-{n}"}
             # Each replica's protocol fronts listen on ports of their own.
             for name, front, ports_of in (("postgres", postgres, fronts),
+                                          ("mysql", mysql, mysql_fronts),
                                           ("ssh", ssh, ssh_fronts),
                                           ("kube", kube, kube_fronts)):
                 if front is not None:

@@ -89,8 +89,9 @@ IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
 # for one that reconfigures.
 UNNAMED_SETTING = "*"
 # Client encodings the gateway reads texts in (names as PostgreSQL compares them: letters
-# and digits, any case): setting one of them changes nothing in how a text is read.
-_READ_ENCODINGS = frozenset({"utf8", "unicode"})
+# and digits, any case), PostgreSQL's and MySQL's names of UTF-8: setting one of them
+# changes nothing in how a text is read.
+_READ_ENCODINGS = frozenset({"utf8", "unicode", "utf8mb4", "utf8mb3"})
 
 
 def setting_effects(name: str, value: str | None = None, reset: bool = False) -> set[str]:

@@ -159,7 +159,10 @@ def _glot_setting_effects(item: exp.Expr) -> set[str]:
     """The effects of one SET item: a scope beyond the session, or a setting that does."""
     kind = str(item.args.get("kind") or "").upper()
     if kind == "NAMES" or kind.startswith("CHARACTER"):
-        return {"configuration"}
+        # MySQL's client character set: to UTF-8, what the gateway reads texts in, it
+        # changes nothing in how they lex (drivers send SET NAMES utf8mb4 as they connect).
+        value = item.this.name if isinstance(item.this, (exp.Var, exp.Literal)) else None
+        return setting_effects("names", value)
     target = item.this.this if isinstance(item.this, exp.EQ) else item.this
     if kind in _GLOT_SERVER_SCOPES or (
         isinstance(target, exp.SessionParameter)

@@ -1,0 +1,362 @@
+"""The MySQL front: where agents' mariadb and mysql clients, PyMySQL and their kin log in.
+
+    client ─TCP─► Envoy (tcp_proxy) ─► this worker's port
+      handshake        ← tollgate's own: a fresh scramble, `mysql_clear_password` asked
+      SSLRequest       → TLS with tollgate's certificate (offered only with one)
+      HandshakeResponse→ the target by database; the agent's token as the password
+                         (an AuthSwitchRequest to mysql_clear_password when the client
+                         offered another plugin), over TLS unless the target allows not
+      token verified   → issuer, audience, expiry, signature, as Envoy verifies them
+      upstream         → the server, as the gateway's own account (upstream.py)
+      → session.Session decides every command
+
+Envoy's MySQL filter only reads the protocol (for statistics); it cannot answer a client
+or hold a statement, so Envoy terminates TCP and tollgate speaks the protocol itself
+(docs/architecture.md, "MySQL targets").
+
+The login is an exchange of its own in the record (`CONNECT`), refused or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from extproc.approvals.auth import AuthError, Verifier, unverified
+from extproc.codecs.refusal import BadInput
+from extproc.config import MysqlFront, Target
+from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.ports import Credentials
+from extproc.exchange.recorded import Admission
+from extproc.exchange.state import Exchange
+from extproc.masking import Masker
+from extproc.mysql import packets as my
+from extproc.mysql.session import Session, refusal_packet
+from extproc.mysql.upstream import UpstreamError, UpstreamSettings, connect
+from extproc.recording import RecordingQuota, RecordingUnavailable
+
+log = logging.getLogger("tollgate.mysql")
+
+SERVER_VERSION = "8.0.0-tollgate"
+CLEAR_PASSWORD = "mysql_clear_password"
+UTF8MB4 = 45  # utf8mb4_general_ci: what tollgate asks the server for, and reads texts in
+# What tollgate offers a client. Never CLIENT_LOCAL_FILES (the server asking the client
+# for a file), CLIENT_COMPRESS (bytes tollgate would have to inflate to read) or
+# CLIENT_DEPRECATE_EOF and CLIENT_SESSION_TRACK (answers framed otherwise than the
+# server's, which tollgate does not translate).
+_OFFERED = (my.CLIENT_LONG_PASSWORD | my.CLIENT_FOUND_ROWS | my.CLIENT_LONG_FLAG
+            | my.CLIENT_CONNECT_WITH_DB | my.CLIENT_PROTOCOL_41 | my.CLIENT_TRANSACTIONS
+            | my.CLIENT_SECURE_CONNECTION | my.CLIENT_MULTI_STATEMENTS
+            | my.CLIENT_MULTI_RESULTS | my.CLIENT_PS_MULTI_RESULTS | my.CLIENT_PLUGIN_AUTH
+            | my.CLIENT_CONNECT_ATTRS | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+            | my.CLIENT_INTERACTIVE)
+# What a client's choice passes on to the server (how answers count or come).
+_PASSED = (my.CLIENT_FOUND_ROWS | my.CLIENT_MULTI_STATEMENTS | my.CLIENT_MULTI_RESULTS
+           | my.CLIENT_PS_MULTI_RESULTS | my.CLIENT_INTERACTIVE)
+_UPSTREAM = (my.CLIENT_LONG_PASSWORD | my.CLIENT_LONG_FLAG | my.CLIENT_PROTOCOL_41
+             | my.CLIENT_TRANSACTIONS | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH
+             | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | my.CLIENT_CONNECT_WITH_DB)
+_DB_SYSTEM = {"db.system": "mysql", "db.system.name": "mysql"}
+
+
+class LoginRefused(Exception):
+    """The client may not log in: `packet` is the ERR it gets."""
+
+    def __init__(self, packet: bytes) -> None:
+        super().__init__("login refused")
+        self.packet = packet
+
+
+class Front:
+    """One worker's MySQL listener: its TLS and its sessions."""
+
+    def __init__(self, settings: MysqlFront, worker: int, pipeline: Pipeline,
+                 verifier: Verifier, credentials: Credentials, masker: Masker,
+                 targets: Sequence[Target], tls: ssl.SSLContext | None,
+                 resolve: Callable[[Path], Path]) -> None:
+        self._settings, self._worker, self._resolve = settings, worker, resolve
+        self._pipeline, self._verifier = pipeline, verifier
+        self._credentials, self._masker, self._tls = credentials, masker, tls
+        self._targets = {t.match.database: t for t in targets
+                         if t.protocol == "mysql" and t.match.database}
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._connection_ids = iter(range(1, 1 << 32))
+
+    async def start(self) -> None:
+        host, port = self._settings.address_of(self._worker)
+        try:
+            self._server = await asyncio.start_server(self._accept, host, port)
+        except OSError as exc:
+            raise OSError(f"cannot listen for MySQL clients on {host}:{port}: "
+                          f"{exc.strerror}") from None
+        log.info("serving MySQL clients on %s:%d (%d targets, TLS %s)", host, port,
+                 len(self._targets), "on" if self._tls else "off: no tls_cert_file")
+
+    async def stop(self, grace: float) -> None:
+        """No new sessions; those open get `grace` seconds, then are closed."""
+        if self._server is not None:
+            self._server.close()
+        if self._sessions:
+            _, running = await asyncio.wait(self._sessions, timeout=grace)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            session = await self._login(reader, writer)
+            if session is not None:
+                await session.relay()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away, or never logged in in time
+        except asyncio.CancelledError:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.write(my.encode(0, my.encode_err(1053, "08S01",
+                                                        "tollgate is shutting down")))
+        except Exception:
+            log.exception("MySQL session failed")
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _login(self, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> Session | None:
+        login = _LoginReader(reader, self._settings.max_message_bytes,
+                             time.monotonic() + self._settings.login_seconds)
+        scramble = bytes(0x21 + b % 0x5E for b in os.urandom(20))  # printable, no NUL
+        offered = _OFFERED | (my.CLIENT_SSL if self._tls is not None else 0)
+        writer.write(my.encode(0, my.encode_handshake(my.Handshake(
+            server_version=SERVER_VERSION, connection_id=next(self._connection_ids),
+            scramble=scramble, capabilities=offered, charset=UTF8MB4,
+            status=my.SERVER_STATUS_AUTOCOMMIT, auth_plugin=CLEAR_PASSWORD))))
+        try:
+            packet = await login.next()
+            tls = False
+            if my.is_ssl_request(packet.payload):
+                if self._tls is None:
+                    raise my.ProtocolViolation("an SSL request where TLS was not offered")
+                async with asyncio.timeout(login.remaining()):
+                    await _start_tls(reader, writer, self._tls)
+                tls = True
+                packet = await login.next()
+            response = my.parse_handshake_response(packet.payload)
+            return await self._logged_in(response, packet.seq, login, writer, tls)
+        except my.ProtocolViolation as exc:
+            writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
+        except LoginRefused as refused:
+            writer.write(refused.packet)
+        return None
+
+    async def _logged_in(self, response: my.HandshakeResponse, seq: int,
+                         login: _LoginReader, writer: asyncio.StreamWriter,
+                         tls: bool) -> Session:
+        """The client's token and target, the server reached: a session, or
+        LoginRefused."""
+        database = response.database
+        target = self._targets.get(database)
+        refuse = self._refuser(target, seq + 1)
+        if not database:
+            raise refuse(404, "unknown_target", "no database in the login: name the "
+                         "target's database (mariadb -D DATABASE)", 1049, "42000")
+        if target is None:
+            raise refuse(404, "unknown_target", f"no target serves database {database!r}",
+                         1049, "42000")
+        assert target.mysql is not None
+        if not tls and not target.mysql.plaintext_token:
+            raise refuse(401, "tls_required", "tollgate takes tokens only over TLS: "
+                         "connect with --ssl" + ("" if self._tls else " (and give tollgate "
+                                                 "a certificate: mysql.tls_cert_file)"),
+                         1045, "28000")
+        token = response.auth_response
+        if response.auth_plugin != CLEAR_PASSWORD:
+            # The token is asked for in clear (inside TLS): any other plugin's answer is a
+            # scramble of it, which a token cannot be checked against.
+            seq += 2
+            writer.write(my.encode(seq - 1, my.encode_auth_switch(
+                my.AuthSwitchRequest(CLEAR_PASSWORD, b""))))
+            reply = await login.next()
+            seq, token = reply.seq, reply.payload
+        session_id = str(uuid.uuid4())
+        context = {"database": database, "user": response.username, "session_id": session_id,
+                   "tls": tls}
+        claims, problem = None, None
+        try:
+            claims = await self._verifier.claims(token.rstrip(b"\x00").decode(
+                "utf-8", "replace").strip())
+        except AuthError as exc:
+            problem = unverified(exc)
+        del token
+        opener = _Opener(self._pipeline, target, claims, context)
+        exchange = opener("CONNECT", {**context, "command": "connect"})
+        admission = Admission(self._pipeline.recorder, exchange.who)
+        try:
+            upstream = await self._connect(exchange, admission, target, response, problem,
+                                           seq + 1)
+        finally:
+            evidence = exchange.finish()
+            if admission.admitted:
+                self._pipeline.recorder.submit(evidence, exchange.who)
+        writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
+            status=upstream.status, capabilities=response.capabilities)))
+        return Session(self._pipeline, self._masker, opener, login.reader, writer,
+                       my.Framer(self._settings.max_message_bytes), upstream,
+                       {"database": database, "policy": context})
+
+    async def _connect(self, exchange: Exchange, admission: Admission, target: Target,
+                       response: my.HandshakeResponse, problem: str | None,
+                       seq: int) -> Any:
+        """The login's exchange: the token's verdict, then the server reached as the
+        gateway's own account (LoginRefused, recorded, when either fails)."""
+        try:
+            admission()
+            if problem is not None:
+                raise BadInput(401, "unauthenticated", problem)
+            self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            started = time.perf_counter()
+            upstream = await connect(self._upstream_settings(target, response.database),
+                                     _UPSTREAM | (response.capabilities & _PASSED),
+                                     UTF8MB4, self._settings.max_message_bytes)
+            exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            status = 429 if isinstance(exc, RecordingQuota) else 503
+            raise LoginRefused(refusal_packet(exchange.refuse(
+                BadInput(status, "recording_unavailable", str(exc))), seq)) from None
+        except BadInput as bad:
+            raise LoginRefused(refusal_packet(exchange.refuse(bad), seq)) from None
+        except UpstreamError as exc:
+            exchange.outcome["tollgate.outcome"] = f"upstream refused: {exc.message}"
+            log.warning("trace %s: server of target %s refused the gateway: %s",
+                        exchange.trace_id, target.name, exc.message)
+            raise LoginRefused(my.encode(seq, my.encode_err(
+                exc.code, exc.sqlstate, f"tollgate could not open the database: "
+                f"{exc.message} (trace id {exchange.trace_id})"))) from None
+        exchange.outcome.update({
+            "tollgate.outcome": "connected", "tollgate.decision.action": "allow",
+            "tollgate.mysql.upstream_auth": upstream.auth_plugin,
+            "tollgate.mysql.upstream_tls": upstream.tls,
+        })
+        return upstream
+
+    def _refuser(self, target: Target | None, seq: int) -> Callable[..., LoginRefused]:
+        def refuse(status: int, error: str, message: str, code: int,
+                   sqlstate: str) -> LoginRefused:
+            return LoginRefused(self._refused_login(target, status, error, message, seq,
+                                                    (code, sqlstate)))
+        return refuse
+
+    def _refused_login(self, target: Target | None, status: int, error: str, message: str,
+                       seq: int = 2, code: tuple[int, str] = (1045, "28000")) -> bytes:
+        """A login refused before anyone is identified: recorded, answered with ERR."""
+        exchange = self._pipeline.open(
+            f"tollgate mysql LOGIN {target.name if target else 'unknown'}",
+            {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None)
+        answer = self._pipeline.refuse_recorded(
+            exchange, Admission(self._pipeline.recorder, exchange.who),
+            BadInput(status, error, message))
+        return my.encode(seq, my.encode_err(*code, f"tollgate: {message} (trace id "
+                                            f"{answer.trace_id})"))
+
+    def _upstream_settings(self, target: Target, database: str) -> UpstreamSettings:
+        settings = target.mysql
+        assert settings is not None
+        host, port = settings.address
+        secret = self._credentials.injection(target.name).value
+
+        def resolve(path: Path | None) -> Path | None:
+            return None if path is None else self._resolve(path)
+
+        return UpstreamSettings(
+            host=host, port=port, user=settings.user,
+            password=secret.decode("utf-8") if secret else None,
+            database=settings.database or database, tls=settings.tls,
+            ca_file=resolve(settings.ca_file), cert_file=resolve(settings.cert_file),
+            key_file=resolve(settings.key_file),
+            connect_timeout=settings.connect_timeout_seconds)
+
+
+async def _start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     context: ssl.SSLContext) -> None:
+    """TLS on a client's connection, as StreamWriter.start_tls, but for what the client
+    sent after its SSLRequest: a MySQL client does not wait for an answer to it and sends
+    its ClientHello at once, so that may already sit in the stream's buffer. Those bytes
+    go to the TLS layer first, as the bytes it would have read; read as TLS, never as
+    the login's packets."""
+    loop = asyncio.get_running_loop()
+    transport = writer.transport
+    stream: Any = transport.get_protocol()  # asyncio's (or uvloop's) StreamReaderProtocol
+    stream_reader: Any = reader
+    buffered: bytearray = stream_reader._buffer  # what the stream read past the request
+    early = bytes(buffered)
+    buffered.clear()
+    starting = asyncio.ensure_future(loop.start_tls(transport, stream, context,
+                                                    server_side=True))
+    await asyncio.sleep(0)  # start_tls has put its TLS protocol on the transport
+    tls: Any = transport.get_protocol()
+    if tls is stream or not hasattr(tls, "buffer_updated"):
+        raise RuntimeError("the TLS protocol is not in place")
+    # Before its connection_made (scheduled, not yet run) the TLS protocol only stores
+    # what it is given, and reads it as the handshake's first bytes.
+    while early:
+        into = memoryview(tls.get_buffer(len(early)))
+        taken = min(len(into), len(early))
+        into[:taken] = early[:taken]
+        tls.buffer_updated(taken)
+        early = early[taken:]
+    stream_writer: Any = writer
+    stream_writer._transport = await starting  # as StreamWriter.start_tls does
+    stream._replace_writer(writer)
+
+
+class _Opener:
+    """Opens the exchanges of one session: its target, identity and session id."""
+
+    def __init__(self, pipeline: Pipeline, target: Target, claims: dict[str, Any] | None,
+                 context: dict[str, Any]) -> None:
+        self._pipeline, self._target, self._claims = pipeline, target, claims
+        self._headers = {":method": "", ":path": f"/{context['database']}",
+                         "x-session-id": context["session_id"]}
+        self._attributes = {**_DB_SYSTEM, "db.namespace": context["database"],
+                            "db.user": context["user"], "tollgate.target": target.name,
+                            "tollgate.session_id": context["session_id"]}
+
+    def __call__(self, method: str, context: dict[str, Any]) -> Exchange:
+        exchange = self._pipeline.open(f"tollgate mysql {method} {self._target.name}",
+                                       {**self._headers, ":method": method},
+                                       self._attributes, self._target, self._claims)
+        exchange.context = context
+        return exchange
+
+
+class _LoginReader:
+    """The login's packets one at a time, by a deadline, each read exactly: what the
+    client sends after an SSLRequest is TLS (_start_tls), never a packet read ahead."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_size: int,
+                 deadline: float) -> None:
+        self.reader, self._max, self._deadline = reader, max_size, deadline
+
+    def remaining(self) -> float:
+        return max(0.0, self._deadline - time.monotonic())
+
+    async def next(self) -> my.Packet:
+        async with asyncio.timeout(self.remaining()):
+            header = await self.reader.readexactly(4)
+            length = int.from_bytes(header[:3], "little")
+            if length >= min(self._max, my.MAX_PAYLOAD):
+                raise my.ProtocolViolation(f"a login packet of {length} bytes")
+            return my.Packet(header[3], await self.reader.readexactly(length))

@@ -1,0 +1,84 @@
+"""A MySQL result's rows masked by column: the policy's detectors on the values, its field
+rules on the column names, as the PostgreSQL front masks its rows.
+
+Rows of the text protocol (COM_QUERY's) carry every value as text in the connection's
+character set, which the front fixes to utf8mb4. A masked value of a string type (CHAR,
+VARCHAR, TEXT and the BLOBs, JSON, ENUM, SET) becomes its masked text; of any other type
+NULL: a client parses an INT or a DATETIME column's text, and `[REDACTED:...]` there
+would break it. A column the mask names `derived` is masked whole, by its name:
+`[REDACTED:DERIVED]` where its type is a string, else NULL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from extproc.codecs.rows import rows_sample
+from extproc.masking import Masker
+from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
+from extproc.masking.strategies import DERIVED
+from extproc.mysql.packets import STRING_TYPES, ColumnDefinition
+
+
+def is_text(column: ColumnDefinition) -> bool:
+    """Whether a masked text can stand in for the column's values."""
+    return column.type in STRING_TYPES
+
+
+class ResultMasker:
+    """One result's masking: `rows` of text-protocol values, masked."""
+
+    def __init__(self, masker: Masker, spec: MaskSpec | None,
+                 columns: list[ColumnDefinition]) -> None:
+        self._masker, self._columns = masker, columns
+        derived = spec.derived if spec is not None else frozenset()
+        self._derived = {i: (DERIVED.encode() if is_text(c) else None)
+                         for i, c in enumerate(columns)
+                         if DERIVED_ALL in derived or normalise_field(c.name) in derived}
+        self._spec = replace(spec, derived=frozenset()) if spec and derived else spec
+        self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
+        self._names = [c.name for c in columns]
+
+    def rows(self, rows: list[list[bytes | None]]) -> tuple[list[list[bytes | None]],
+                                                            Counter[str]]:
+        """The rows masked, and what was masked by detector."""
+        if not self.masks or not rows:
+            return rows, Counter()
+        assert self._spec is not None
+        derived = self._derived
+        hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
+        if hidden:
+            rows = [[derived[i] if i in derived and v is not None else v
+                     for i, v in enumerate(row)] for row in rows]
+        read = [[None if v is None or i in derived else v.decode("utf-8", "replace")
+                 for i, v in enumerate(row)] for row in rows]
+        masked, counts = self._masker.mask_json({"columns": self._names, "rows": read},
+                                                self._spec)
+        if hidden:
+            counts["derived"] += hidden
+        if not counts:
+            return rows, counts
+        out: list[list[bytes | None]] = []
+        for row, before, after in zip(rows, read, masked["rows"], strict=True):
+            new = list(row)
+            for i, (old, value) in enumerate(zip(before, after, strict=True)):
+                if old is not None and old != value:
+                    new[i] = (_text(value) if i < len(self._columns)
+                              and is_text(self._columns[i]) else None)
+            out.append(new)
+        return out, counts
+
+
+def _text(value: Any) -> bytes:
+    return (value if isinstance(value, str) else json.dumps(value)).encode("utf-8")
+
+
+def record_sample(columns: list[ColumnDefinition], rows: list[list[bytes | None]],
+                  limit: int) -> bytes:
+    """Rows as the record keeps them (JSON: columns, rows, how many left out), within
+    `limit` bytes."""
+    shown = ([None if v is None else v.decode("utf-8", "replace") for v in row] for row in rows)
+    return rows_sample([c.name for c in columns], shown, len(rows), limit)

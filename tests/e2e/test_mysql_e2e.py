@@ -1,0 +1,194 @@
+"""MySQL targets end to end: real clients, through a real Envoy, to the machine's real
+MariaDB (127.0.0.1:3306).
+
+The `mariadb` command-line client and PyMySQL connect to Envoy's MySQL listener with
+their token as the password, over TLS, as agents would; Envoy's tcp_proxy hands the
+connection to tollgate's MySQL front, which logs in to the server as its own account.
+The default pack decides each statement: a SELECT passes with personal data masked, a
+DROP TABLE is refused with the protocol's ERR packet and the session goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from extproc.mysql import packets as my
+from tests.support import tokens
+from tests.support.gateway import Gateway, module_gateway
+from tests.test_telemetry_docs import check_front
+
+AGENT = tokens.token("svc-my-agent", ["agents"])
+DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
+ROOT = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", "3306", "-uroot"]
+CUSTOMERS = [
+    (1, "Ada Lovelace", "ada@example.com", "078-05-1120"),
+    (2, "Alan Turing", "alan@example.org", "219-09-9999"),
+]
+
+
+def as_root(sql: str, database: str | None = None) -> str:
+    """`sql` run by the server's root account beside the gateway: what it printed."""
+    done = subprocess.run([*ROOT, *(["-D", database] if database else []), "-N", "-B",
+                           "-e", sql], capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def server_account() -> Iterator[tuple[str, str, str]]:
+    """A throwaway database with customers, and the gateway's own account on it:
+    (database, user, password)."""
+    suffix = secrets.token_hex(4)
+    database, user, password = f"tollgate_my_{suffix}", f"tollgate_gw_{suffix}", \
+        secrets.token_hex(12)
+    as_root(f"CREATE DATABASE {database}; "
+            f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
+            f"GRANT ALL ON {database}.* TO '{user}'@'127.0.0.1'")
+    try:
+        rows = ", ".join(f"({i}, '{n}', '{e}', '{s}')" for i, n, e, s in CUSTOMERS)
+        as_root("CREATE TABLE customers (id int PRIMARY KEY, name text, email text, "
+                f"ssn text); INSERT INTO customers VALUES {rows}", database)
+        yield database, user, password
+    finally:
+        as_root(f"DROP DATABASE IF EXISTS {database}; "
+                f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
+       server_account: tuple[str, str, str]) -> Iterator[Gateway]:
+    database, user, password = server_account
+    target = {"name": "shop-my", "protocol": "mysql", "match": {"database": DATABASE},
+              "environment": "test",
+              "mysql": {"upstream": "127.0.0.1:3306", "user": user, "database": database,
+                        "tls": "disable"},
+              "credential": {"type": "password", "from_env": "SHOP_MY_PASSWORD"}}
+    with module_gateway(tmp_path_factory, otlp, "mysql", targets=[target], mysql={},
+                        env={"SHOP_MY_PASSWORD": password}) as running:
+        yield running
+
+
+def cli(gw: Gateway, *statements: str, token: str = AGENT) -> subprocess.CompletedProcess[str]:
+    """The `mariadb` client as an agent runs it: TLS, the token as the password; one
+    statement a line on its standard input (`--force` goes on to the next line after an
+    error, never to the rest of one)."""
+    client = shutil.which("mariadb")
+    assert client, "the machine's MariaDB client (Debian's mariadb-client)"
+    return subprocess.run(
+        [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(gw.ports.mysql),
+         "-u", "svc-my-agent", "--ssl", "--skip-ssl-verify-server-cert", "-D", DATABASE,
+         "-N", "-B", "--force"], input="".join(f"{s};\n" for s in statements),
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "MYSQL_PWD": token})
+
+
+@contextlib.contextmanager
+def pymysql_session(gw: Gateway, token: str = AGENT) -> Iterator[Any]:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection = pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user="svc-my-agent",
+                                 password=token, database=DATABASE, ssl=context,
+                                 connect_timeout=10)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def test_mariadb_cli_select_is_masked_drop_refused_and_the_session_goes_on(
+        gw: Gateway) -> None:
+    done = cli(gw, "SELECT id, email, ssn FROM customers ORDER BY id",
+               "DROP TABLE customers", "SELECT count(*) FROM customers")
+    out = done.stdout
+    assert "078-05-1120" not in out and "ada@example.com" not in out, out
+    assert out.splitlines()[0].startswith("1\t"), (out, done.stderr)
+    assert "ERROR 1142 (42000)" in done.stderr and "tollgate: destructive SQL: DROP" in \
+        done.stderr, done.stderr
+    assert out.strip().splitlines()[-1] == "2"  # the session went on after the refusal
+
+
+def test_pymysql_reads_masked_rows_and_gets_a_refusal_it_can_catch(
+        gw: Gateway, server_account: tuple[str, str, str]) -> None:
+    with pymysql_session(gw) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT name, email FROM customers WHERE id = %s", (1,))
+        name, email = cursor.fetchone()
+        assert name == "Ada Lovelace" and email != "ada@example.com"
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            cursor.execute("DROP TABLE customers")
+        code, message = refused.value.args
+        assert code == 1142 and "tollgate: destructive SQL: DROP" in message
+        assert "trace id" in message
+        cursor.execute("SELECT count(*) FROM customers")
+        assert cursor.fetchone() == (2,)
+    assert as_root("SELECT count(*) FROM customers", server_account[0]).strip() == "2"
+
+
+def test_a_wrong_token_is_refused_at_login(gw: Gateway) -> None:
+    done = cli(gw, "SELECT 1", token=AGENT[:-4] + "AAAA")
+    assert done.returncode != 0
+    assert "ERROR 1045 (28000)" in done.stderr and "tollgate:" in done.stderr, done.stderr
+
+
+def test_the_fronts_spans_are_the_documented_ones(gw: Gateway, otlp: Any) -> None:
+    """Every attribute of the MySQL front's spans is in docs/telemetry.md with the type
+    it has, and the rows the page marks MySQL's are all emitted."""
+    with pymysql_session(gw) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT email FROM customers WHERE id = 1")
+    spans = otlp.wait_for(lambda all_: any(
+        s.attributes.get("db.system") == "mysql"
+        and "tollgate.mysql.upstream_auth" in s.attributes for s in all_)
+        and any(s.attributes.get("tollgate.mysql.rows") for s in all_))
+    check_front([s for s in spans if s.attributes.get("db.system") == "mysql"],
+                ("tollgate.mysql.",))
+
+
+def test_a_client_hello_sent_with_the_ssl_request_is_read_as_tls(gw: Gateway) -> None:
+    """A MySQL client does not wait for an answer to its SSLRequest: its TLS ClientHello
+    may reach the front in the same read. Sent in one write here, the handshake still
+    completes, and the login goes on over TLS."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="gateway")
+    with socket.create_connection(("127.0.0.1", gw.ports.mysql), timeout=10) as sock:
+        greeting = read_packet(sock)
+        assert my.parse_handshake(greeting.payload).capabilities & my.CLIENT_SSL
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.do_handshake()
+        request = my.encode_ssl_request(my.SslRequest(
+            my.CLIENT_PROTOCOL_41 | my.CLIENT_SSL | my.CLIENT_SECURE_CONNECTION
+            | my.CLIENT_PLUGIN_AUTH | my.CLIENT_CONNECT_WITH_DB, 1 << 24, 45))
+        sock.sendall(my.encode(1, request) + outgoing.read())  # one write, one segment
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                assert data, "the front closed the connection during the handshake"
+                incoming.write(data)
+        sock.sendall(outgoing.read())
+        assert tls.version() is not None  # a TLS session: the login goes on inside it
+
+
+def read_packet(sock: socket.socket) -> my.Packet:
+    """One packet, read exactly from a plain socket."""
+    framer = my.Framer(1 << 20)
+    while True:
+        data = sock.recv(1)
+        assert data, "the front closed the connection"
+        found = framer.feed(data)
+        if found:
+            return found[0]
