@@ -899,6 +899,10 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     settings["telemetry"]["otlp_endpoint"] = None  # no Jaeger here
     opa = OpaStandIn().start()  # no OPA binary here: the stand-in on the real OPA engine
     settings["policy"]["url"] = opa.url
+    # The stand-in answers over Python's HTTP server, slower than OPA: under a busy suite
+    # the deploy's 0.5 s passed and the pack's decisions failed closed. Still below
+    # Envoy's 2 s message_timeout, which is what the deploy's value is chosen against.
+    settings["policy"]["timeout_seconds"] = 1.5
     settings["store"]["url"] = database_url
     key = PurePosixPath(settings["recording"]["signing_key_file"])
     settings["recording"]["signing_key_file"] = str(tmp / key.parent.name / key.name)

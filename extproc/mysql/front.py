@@ -297,18 +297,25 @@ async def _start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     go to the TLS layer first, as the bytes it would have read; read as TLS, never as
     the login's packets."""
     loop = asyncio.get_running_loop()
-    transport = writer.transport
+    transport: Any = writer.transport  # a socket's: it reads too
     stream: Any = transport.get_protocol()  # asyncio's (or uvloop's) StreamReaderProtocol
+    # Nothing more reaches the stream from here: what it holds is all the TLS layer misses.
+    transport.pause_reading()
     stream_reader: Any = reader
     buffered: bytearray = stream_reader._buffer  # what the stream read past the request
     early = bytes(buffered)
     buffered.clear()
     starting = asyncio.ensure_future(loop.start_tls(transport, stream, context,
                                                     server_side=True))
-    await asyncio.sleep(0)  # start_tls has put its TLS protocol on the transport
+    # start_tls says nothing when its TLS protocol is in place (its first step, a turn of
+    # the loop away): the loop is turned until it is.
+    while transport.get_protocol() is stream and not starting.done():  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    if starting.done():
+        await starting  # it failed before: raises why
     tls: Any = transport.get_protocol()
-    if tls is stream or not hasattr(tls, "buffer_updated"):
-        raise RuntimeError("the TLS protocol is not in place")
+    if not hasattr(tls, "buffer_updated"):
+        raise RuntimeError("the TLS protocol takes no bytes handed to it")
     # Before its connection_made (scheduled, not yet run) the TLS protocol only stores
     # what it is given, and reads it as the handshake's first bytes.
     while early:

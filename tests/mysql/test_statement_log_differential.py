@@ -140,7 +140,7 @@ def text(record: dict[str, Any]) -> str | None:
     return None if body is None else str(body["value"])
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=1, max_size=6))
 def test_every_command_the_server_ran_is_in_the_record_allowed(

@@ -106,7 +106,7 @@ def mutated(draw: st.DrawFn) -> Any:
     return value
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(value=mutated())
 def test_mutated_inputs_are_decided_alike(packs: tuple[regorus.Rvm, regorus.Rvm],
                                           value: Any) -> None:
