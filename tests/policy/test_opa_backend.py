@@ -236,7 +236,9 @@ def test_serve_refuses_to_start_when_opa_is_down(opa: OpaStandIn, tmp_path: Path
 
 
 def test_gateway_with_opa_engine_end_to_end(opa: OpaStandIn, make_gateway: GatewayFactory) -> None:
-    gw = make_gateway(policy={"engine": "opa", "url": opa.url})
+    # The stand-in's HTTP is Python's: on a busy machine the default 0.5 s passed and the
+    # first decision failed closed. Still below Envoy's 2 s message_timeout.
+    gw = make_gateway(policy={"engine": "opa", "url": opa.url, "timeout_seconds": 1.5})
     assert gw.request("POST", "/sql", {"sql": "SELECT 1"}).status == 200
     denied = gw.request("POST", "/sql", {"sql": "DROP TABLE customers"})
     assert denied.status == 403 and denied.json()["rules"] == ["sql.destructive"]
