@@ -30,17 +30,9 @@ import regorus
 
 from extproc.policy.sources import read_modules
 from tests import policy_corpus
-from tests.support.packs import POLICIES, ungated
+from tests.support.packs import POLICIES, decision_program, ungated
 
 BIG = 100_000  # inputs over this many characters measure their size, not the pack
-
-
-def program(modules: list[tuple[str, str]]) -> regorus.Rvm:
-    vm = regorus.Rvm()
-    vm.load_program(regorus.Program.compile_from_modules(
-        "{}", [m for m in modules if not m[0].endswith("_test.rego")],
-        ["data.tollgate.decision"]))
-    return vm
 
 
 def cost(vm: regorus.Rvm, input_json: str, batches: int) -> float:
@@ -65,7 +57,7 @@ def decision(vm: regorus.Rvm, input_json: str) -> str:
 
 def measure(batches: int, files: set[str] | None) -> dict[str, Any]:
     modules = read_modules(POLICIES)
-    gated, plain = program(modules), program(ungated(modules))
+    gated, plain = decision_program(modules), decision_program(ungated(modules))
     rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
     differing = []
     for case in policy_corpus.load():

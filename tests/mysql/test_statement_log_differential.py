@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from extproc.mysql import packets as my
 from extproc.quickstart import stack
 from tests.support import tokens
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import Gateway, module_gateway, request_text
 from tests.support.mariadb import MariaDb, private_mariadb
 
 pytestmark = pytest.mark.e2e
@@ -135,11 +135,6 @@ def _denied_database(text: str) -> str:
     return denied[1] if denied else text
 
 
-def text(record: dict[str, Any]) -> str | None:
-    body = record["request"]["body"]
-    return None if body is None else str(body["value"])
-
-
 @settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=1, max_size=6))
@@ -165,26 +160,18 @@ def test_every_command_the_server_ran_is_in_the_record_allowed(
     ran = Counter((command, _denied_database(t) if command == "Init DB" else t)
                   for n, command, t in log
                   if n == thread and command not in ("Connect", "Quit"))
-    mine: list[dict[str, Any]] = []
-
-    def recorded() -> bool:
-        ended = [r for r in gw.records() if text(r) == sentinel]
-        mine[:] = [r for r in gw.records() if ended
-                   and r["session_id"] == ended[0]["session_id"]]
-        return bool(ended)
-
-    stack.wait_until(recorded, 10, "the session's record")
+    mine = gw.session_records(sentinel)
     allowed: Counter[tuple[str, str]] = Counter()
     for r in mine:
         if r["outcome"]["action"] != "allow" or r["request"]["method"] not in (
                 "QUERY", "INIT_DB"):
             continue
-        statement = text(r) or ""
+        statement = request_text(r) or ""
         allowed[("Query", statement) if r["request"]["method"] == "QUERY"
                 else ("Init DB", statement[5:-1].replace("``", "`"))] += 1
     missing = ran - allowed
     assert not missing, f"the server ran what the record does not allow: {missing}"
-    refused = {text(r) for r in mine if r["outcome"]["action"] != "allow"}
+    refused = {request_text(r) for r in mine if r["outcome"]["action"] != "allow"}
     for statement in refused - {t for _, t in allowed}:
         assert ("Query", statement) not in ran, f"refused, yet the server ran {statement!r}"
     assert ran[("Query", sentinel)] == 1

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from extproc.policy.sources import read_modules
 from tests import policy_corpus
-from tests.support.packs import GATE, GATED_RULE, POLICIES, SETS, ungated
+from tests.support.packs import GATE, GATED_RULE, POLICIES, SETS, decision_program, ungated
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +34,6 @@ PROTOCOLS = ("http", "sql-http", "k8s", "llm", "mcp", "postgres", "egress", "ssh
 
 def gated_files(modules: list[tuple[str, str]]) -> set[str]:
     return {path.rsplit("/", 1)[-1] for path, source in modules if GATE.search(source)}
-
-
-def program(modules: list[tuple[str, str]]) -> regorus.Rvm:
-    vm = regorus.Rvm()
-    vm.load_program(regorus.Program.compile_from_modules(
-        "{}", [m for m in modules if not m[0].endswith("_test.rego")],
-        ["data.tollgate.decision"]))
-    return vm
 
 
 def decide(vm: regorus.Rvm, value: Any) -> str:
@@ -61,7 +53,7 @@ READINGS = {key: [i[key] for i in INPUTS if isinstance(i, dict) and i.get(key) i
 
 @pytest.fixture(scope="module")
 def packs() -> tuple[regorus.Rvm, regorus.Rvm]:
-    return program(MODULES), program(ungated(MODULES))
+    return decision_program(MODULES), decision_program(ungated(MODULES))
 
 
 def test_the_gates_cover_the_protocol_files_and_undo_cleanly() -> None:

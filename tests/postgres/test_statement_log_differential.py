@@ -29,7 +29,7 @@ from extproc.quickstart import stack
 from tests.e2e.test_postgres_e2e import _Raw
 from tests.e2e.test_postgres_namespace_e2e import SYNC, bind, execute, parse, query, run
 from tests.support import pg_cluster
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import Gateway, module_gateway, request_text
 
 ALLOWED = ["SELECT 1", "SELECT email FROM customers ORDER BY id",
            "SELECT count(*) FROM customers", "INSERT INTO scratch VALUES (1)",
@@ -109,12 +109,6 @@ def drive(gw: Gateway, client: _Raw, key: tuple[int, bytes], steps: list[Any]) -
             client.messages_until(b"Z")
 
 
-def text(record: dict[str, Any]) -> str | None:
-    """The statement a record's request carries."""
-    body = record["request"]["body"]
-    return None if body is None else str(body["value"])
-
-
 def ran(log: str) -> Counter[str]:
     """The statements a server log says ran: simple Queries' texts and Executes'."""
     texts: Counter[str] = Counter()
@@ -143,23 +137,15 @@ def test_every_statement_the_server_ran_is_in_the_record_allowed(
     finally:
         client.sock.close()
     stack.wait_until(lambda: sentinel in cluster.log[before:], 10, "the server's log")
-    mine: list[dict[str, Any]] = []
-
-    def recorded() -> bool:
-        ended = [r for r in gw.records() if text(r) == sentinel]
-        mine[:] = [r for r in gw.records() if ended
-                   and r["session_id"] == ended[0]["session_id"]]
-        return bool(ended)
-
-    stack.wait_until(recorded, 10, "the session's record")
-    allowed = Counter(text(r) for r in mine
+    mine = gw.session_records(sentinel)
+    allowed = Counter(request_text(r) for r in mine
                       if r["request"]["method"] in ("QUERY", "EXECUTE")
                       and r["outcome"]["action"] == "allow")
-    refused = {text(r) for r in mine if r["outcome"]["action"] != "allow"}
+    refused = {request_text(r) for r in mine if r["outcome"]["action"] != "allow"}
     server = ran(cluster.log[before:])
     # The front's own questions to the planner before a write (extproc/postgres/
     # estimate.py), each marked: an EXPLAIN only of a statement the record holds.
-    texts = {text(r) for r in mine}
+    texts = {request_text(r) for r in mine}
     for statement in [s for s in server if s.startswith(estimate.MARK)]:
         asked = statement.removeprefix(estimate.MARK)
         explained = asked.removeprefix("EXPLAIN (FORMAT JSON, VERBOSE) ")

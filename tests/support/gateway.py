@@ -79,6 +79,21 @@ class Gateway:
         """Where this gateway's tollgate records (its config's store, resolved)."""
         return config.load(self.config_path).store_url
 
+    def session_records(self, last: str) -> list[dict[str, Any]]:
+        """The records of the database session whose statement `last` (its request's
+        body) is recorded, once it is: what a statement-log differential compares."""
+        mine: list[dict[str, Any]] = []
+
+        def recorded() -> bool:
+            records = self.records()
+            ended = [r for r in records if request_text(r) == last]
+            mine[:] = [r for r in records
+                       if ended and r["session_id"] == ended[0]["session_id"]]
+            return bool(ended)
+
+        stack.wait_until(recorded, 10, "the session's record")
+        return mine
+
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every record written so far, in each chain's order, as its content (plus id);
         the policy loads each tollgate records as it starts (kind `policy`) only when
@@ -411,3 +426,9 @@ def module_gateway(
         yield factory(**options)
     finally:
         factory.stop_all()
+
+
+def request_text(record: dict[str, Any]) -> str | None:
+    """The statement a database front's record carries (its request's body)."""
+    body = record["request"]["body"]
+    return None if body is None else str(body["value"])

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import regorus
+
 from extproc.policy import rego_tests
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -68,3 +70,13 @@ def ungated(modules: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(path, source if path.endswith("_test.rego")
              else GATED_RULE.sub(r"\1 contains", GATE.sub("", source)))
             for path, source in modules]
+
+
+def decision_program(modules: list[tuple[str, str]]) -> regorus.Rvm:
+    """The RVM program of `data.tollgate.decision` over a pack's rules (its tests left
+    out), as the embedded engine runs it."""
+    vm = regorus.Rvm()
+    vm.load_program(regorus.Program.compile_from_modules(
+        "{}", [m for m in modules if not m[0].endswith("_test.rego")],
+        ["data.tollgate.decision"]))
+    return vm
