@@ -110,8 +110,11 @@ def test_kubectl_exec_rm_rf_into_production_is_refused_on_both_transports(
     assert not any(e.namespace == "prod" for e in cluster.execs)
 
     def exec_into_prod(span) -> bool:  # type: ignore[no-untyped-def]
+        # The agent's own: an sre's `rm -rf /` into prod (another test, the same gateway)
+        # is refused by k8s.destructive_exec alone.
         return (span.attributes.get("tollgate.k8s.verb") == "exec"
-                and span.attributes.get("tollgate.k8s.namespace") == "prod")
+                and span.attributes.get("tollgate.k8s.namespace") == "prod"
+                and span.attributes.get("enduser.id") == "agents")
 
     def refused_twice(spans) -> bool:  # type: ignore[no-untyped-def]
         # WebSocket first (a GET), then kubectl's SPDY fallback (a POST).

@@ -372,8 +372,12 @@ class GatewayFactory:
                                workers)
         # Approvers' tokens are verified with the same issuer as agents' (this bootstrap's).
         base["identity"] = {"envoy_bootstrap": str(envoy_path)}
+        # A live activity reading gets 5 s, not the default 0.25 s: on a busy machine the
+        # store's answer can take longer, and the pack then holds masked reads (status
+        # "unknown"), which only the tests that set their own timeout are about.
+        base["activity"] = {"live_timeout_seconds": 5.0}
         settings = dict(settings or {})
-        for key in ("listen", "identity"):
+        for key in ("listen", "identity", "activity"):
             base[key].update(settings.pop(key, {}))
         config_paths = []
         for n, (grpc_port, admin_port) in enumerate(zip(grpc_ports, admin_ports, strict=True)):
