@@ -42,7 +42,6 @@ from extproc.masking.policy_mask import new_masker
 from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import load_modules, open_engine
 from extproc.policy.reload import PolicyReloader
-from extproc.postgres.cancel_keys import CancelKeys
 from extproc.postgres.front import Front as PostgresFront
 from extproc.postgres.front import tls_context
 from extproc.recording import Recorder, RecorderSettings
@@ -58,6 +57,7 @@ from extproc.ssh.front import read_host_key
 from extproc.ssh.upstream import Keys as SshKeys
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
+from extproc.store.session_keys import SessionKeys
 from extproc.telemetry import Telemetry, TelemetryError
 
 log = logging.getLogger("tollgate.server")
@@ -155,8 +155,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
         fronts = [f for f in (
             await start_postgres(config, postgres, worker, servicer, credentials, masker,
-                                 CancelKeys(holds.store.store)),
-            await start_mysql(config, mysql, worker, servicer, credentials, masker),
+                                 SessionKeys(holds.store.store, "postgres")),
+            await start_mysql(config, mysql, worker, servicer, credentials, masker,
+                              SessionKeys(holds.store.store, "mysql")),
             await start_ssh(config, ssh, worker, servicer, masker, holds.store.store),
             await start_kube(config, kube, worker, servicer, credentials, masker,
                              holds.store.store),
@@ -220,7 +221,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
 async def start_postgres(
     config: Config, postgres: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
     servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
-    keys: CancelKeys,
+    keys: SessionKeys,
 ) -> PostgresFront | None:
     """The PostgreSQL front, listening, driving the HTTP front's pipeline, its cancel
     keys shared through the store (None: no postgres target)."""
@@ -239,13 +240,14 @@ async def start_postgres(
 async def start_mysql(
     config: Config, mysql: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
     servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
+    keys: SessionKeys,
 ) -> MysqlFront | None:
-    """The MySQL front, listening, driving the HTTP front's pipeline (None: no mysql
-    target)."""
+    """The MySQL front, listening, driving the HTTP front's pipeline, its connection ids
+    shared through the store (None: no mysql target)."""
     if mysql is None or config.mysql is None:
         return None
     front = MysqlFront(config.mysql, worker, servicer.pipeline, mysql[0], credentials,
-                       masker, config.targets, mysql[1], config.resolve)
+                       masker, config.targets, mysql[1], config.resolve, keys)
     try:
         await front.start()
     except OSError as exc:

@@ -218,7 +218,8 @@ activity_group_values := {group: activity_personal_sum(counts.hour.masked) |
 # interpreters classify it: SQL that destroys, grants, reconfigures or reaches the server;
 # Kubernetes exec, attach, port-forward, delete, RBAC writes; sudo, su, systemctl, mkfs,
 # `git push --force`, `kubectl delete` in a tool call ...): a warning, whether the pack
-# refused it or not. Whatever the counts' status: it is this exchange's.
+# refused it or not. Whatever the counts' status: it is this exchange's. A KILL the MySQL
+# front does for the agent's own connection (input.mysql.kill: its Ctrl-C) is none.
 
 alerts contains {
 	"rule": "activity.admin_action",
@@ -229,6 +230,7 @@ alerts contains {
 	activity_tracked
 	input.activity.exchange.administrative == true
 	agent
+	not input.mysql.kill.own == true
 }
 
 # -- activity.token_reuse ---------------------------------------------------------------------

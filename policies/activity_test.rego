@@ -272,6 +272,14 @@ test_an_agent_without_a_subject_is_named_anonymous if {
 	d.alerts[0].message == "agent anonymous made an administrative request on orders-sql (prod): refused"
 }
 
+test_killing_ones_own_statement_through_the_mysql_front_does_not_alert if {
+	kill := stmt("kill", ["server"])
+	own := with_fields(agent_sql([kill], administrative(known(quiet))), {"mysql": {"kill": {"connection_id": 7, "scope": "query", "own": true}}})
+	d := data.tollgate.decision with input as own
+	d.action == "allow"
+	object.get(d, "alerts", []) == []
+}
+
 test_a_dbas_administrative_action_does_not_alert if {
 	d := data.tollgate.decision with input as sql_as(["dba"], [drop], administrative(known(quiet)))
 	d.action == "allow"

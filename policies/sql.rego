@@ -147,7 +147,19 @@ sql_denials contains {"rule": "sql.server_access", "reason": sprintf("%s reaches
 	some s in sql_statements
 	"server" in statement_effects(s)
 	not copy_program(s)
+	not own_kill(s)
 	not dba
+}
+
+# KILL names a connection. Through the MySQL front it names a connection id the gateway
+# gave out, and the front does it only for a session of the same identity and target
+# (input.mysql.kill; any other it refuses before asking): ending one's own statement,
+# as the mariadb client's Ctrl-C does, is anyone's. Anywhere else (a SQL target of the
+# mysql dialect, `mysql -e` in a shell) KILL names the server's own threads, any
+# session's: sql.server_access.
+own_kill(s) if {
+	s.kind == "kill"
+	input.mysql.kill.own == true
 }
 
 # Roles, grants, owners, SET ROLE (ALTER ROLE ... SUPERUSER): only for the dba group.
@@ -264,7 +276,7 @@ known_kinds := {
 	"select", "insert", "update", "delete", "merge", "drop", "truncate", "alter", "create",
 	"grant", "revoke", "copy", "do", "call", "set", "show", "explain", "prepare", "execute",
 	"transaction", "vacuum", "analyze", "lock", "notify", "comment", "reindex", "cluster",
-	"refresh", "discard", "close", "reset", "load", "pragma", "attach",
+	"refresh", "discard", "close", "reset", "load", "pragma", "attach", "kill",
 }
 
 # Every effect the SQL interpreter names, but "unknown".
@@ -283,6 +295,9 @@ sql_denials contains {"rule": "sql.read_only", "reason": sprintf("%s on a read-o
 }
 
 read_only_effect(_, "read") := true
+
+# Ending one's own statement writes nothing.
+read_only_effect(s, "server") if own_kill(s)
 
 # (LISTEN and UNLISTEN only subscribe: NOTIFY, which sends, is a write.)
 read_only_effect(s, "session") if s.kind in {"transaction", "close", "discard", "notify"}
@@ -350,7 +365,7 @@ kind_effects := {
 	"delete": "write", "merge": "write", "call": "write", "drop": "destroy",
 	"truncate": "destroy", "alter": "schema", "create": "schema", "comment": "schema",
 	"grant": "privilege", "revoke": "privilege", "do": "dynamic", "copy": "server",
-	"load": "server", "attach": "server", "pragma": "configuration",
+	"load": "server", "attach": "server", "kill": "server", "pragma": "configuration",
 }
 
 # The statements as objects, whatever shape input.sql arrives in.

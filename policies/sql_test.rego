@@ -146,6 +146,22 @@ test_server_access_is_for_dba_only if {
 	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
 }
 
+# KILL of a server thread reaches any session; through the MySQL front (input.mysql.kill)
+# it names one of the agent's own connections, which the front checked: anyone's.
+test_kill_is_for_dba_only_unless_the_mysql_front_made_it_ones_own if {
+	s := stmt("kill", {"object": "query", "effects": ["server"]})
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.server_access"]
+	d.reasons == ["KILL reaches the database server's files, programs or processes"]
+	own := object.union(agent([s]), {"target": {"protocol": "mysql"}, "mysql": {"kill": {"connection_id": 7, "scope": "query", "own": true}}})
+	data.tollgate.decision.action == "allow" with input as own
+	read_only := object.union(own, {"target": {"labels": {"access": "read-only"}}})
+	data.tollgate.decision.action == "allow" with input as read_only
+	other := object.union(agent([s, stmt("select", {"functions": ["load_file"], "effects": ["read", "server"]})]), {"mysql": {"kill": {"connection_id": 7, "scope": "query", "own": true}}})
+	d2 := data.tollgate.decision with input as other
+	d2.reasons == ["SELECT reaches the database server's files, programs or processes"]
+}
+
 test_privilege_changes_are_for_dba_only if {
 	s := stmt("alter", {"object": "role", "effects": ["privilege", "schema"]})
 	d := data.tollgate.decision with input as agent([s])

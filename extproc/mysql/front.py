@@ -1,14 +1,20 @@
 """The MySQL front: where agents' mariadb and mysql clients, PyMySQL and their kin log in.
 
     client ─TCP─► Envoy (tcp_proxy) ─► this worker's port
-      handshake        ← tollgate's own: a fresh scramble, `mysql_clear_password` asked
+      handshake        ← tollgate's own: a fresh scramble, `mysql_clear_password` asked,
+                         a connection id of tollgate's (kills.py), unique across processes
       SSLRequest       → TLS with tollgate's certificate (offered only with one)
       HandshakeResponse→ the target by database; the agent's token as the password
                          (an AuthSwitchRequest to mysql_clear_password when the client
                          offered another plugin), over TLS unless the target allows not
+                         (login.py: COM_CHANGE_USER takes the same steps)
       token verified   → issuer, audience, expiry, signature, as Envoy verifies them
       upstream         → the server, as the gateway's own account (upstream.py)
       → session.Session decides every command
+
+A login naming no database is the mariadb client's Ctrl-C, connecting again to send
+KILL QUERY: its token is verified all the same, and it reaches no server (a session for
+KILL only). A KILL another front hands over comes in a login's place (kills.py).
 
 Envoy's MySQL filter only reads the protocol (for statistics); it cannot answer a client
 or hold a statement, so Envoy terminates TCP and tollgate speaks the protocol itself
@@ -30,23 +36,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from extproc.approvals.auth import AuthError, Verifier, unverified
+from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import BadInput
 from extproc.config import MysqlFront, Target
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Exchange
+from extproc.identity import refusal
 from extproc.masking import Masker
 from extproc.mysql import packets as my
+from extproc.mysql.kills import Connections, Kill, is_handover
+from extproc.mysql.login import CLEAR_PASSWORD, DB_SYSTEM, Bound, Logins, Opener
 from extproc.mysql.session import Session, refusal_packet
-from extproc.mysql.upstream import UpstreamError, UpstreamSettings, connect
+from extproc.mysql.upstream import Upstream, UpstreamError, UpstreamSettings, connect
 from extproc.recording import RecordingQuota, RecordingUnavailable
+from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.mysql")
 
 SERVER_VERSION = "8.0.0-tollgate"
-CLEAR_PASSWORD = "mysql_clear_password"
 UTF8MB4 = 45  # utf8mb4_general_ci: what tollgate asks the server for, and reads texts in
 # What tollgate offers a client. Never CLIENT_LOCAL_FILES (the server asking the client
 # for a file), CLIENT_COMPRESS (bytes tollgate would have to inflate to read) or
@@ -64,7 +73,6 @@ _PASSED = (my.CLIENT_FOUND_ROWS | my.CLIENT_MULTI_STATEMENTS | my.CLIENT_MULTI_R
 _UPSTREAM = (my.CLIENT_LONG_PASSWORD | my.CLIENT_LONG_FLAG | my.CLIENT_PROTOCOL_41
              | my.CLIENT_TRANSACTIONS | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH
              | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | my.CLIENT_CONNECT_WITH_DB)
-_DB_SYSTEM = {"db.system": "mysql", "db.system.name": "mysql"}
 
 
 class LoginRefused(Exception):
@@ -76,20 +84,22 @@ class LoginRefused(Exception):
 
 
 class Front:
-    """One worker's MySQL listener: its TLS and its sessions."""
+    """One worker's MySQL listener: its TLS, its sessions and their connection ids."""
 
     def __init__(self, settings: MysqlFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, credentials: Credentials, masker: Masker,
                  targets: Sequence[Target], tls: ssl.SSLContext | None,
-                 resolve: Callable[[Path], Path]) -> None:
+                 resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
         self._settings, self._worker, self._resolve = settings, worker, resolve
-        self._pipeline, self._verifier = pipeline, verifier
+        self._pipeline = pipeline
         self._credentials, self._masker, self._tls = credentials, masker, tls
         self._targets = {t.match.database: t for t in targets
                          if t.protocol == "mysql" and t.match.database}
+        self._offered = _OFFERED | (my.CLIENT_SSL if tls is not None else 0)
+        self._logins = Logins(verifier, self._targets, tls is not None)
+        self._connections = Connections(keys, self._kill_thread)
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
-        self._connection_ids = iter(range(1, 1 << 32))
 
     async def start(self) -> None:
         host, port = self._settings.address_of(self._worker)
@@ -116,9 +126,13 @@ class Front:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
+        connection_id = None
         try:
-            session = await self._login(reader, writer)
+            host, port = writer.get_extra_info("sockname")[:2]
+            connection_id = await self._connections.open(f"{host}:{port}")
+            session = await self._login(reader, writer, connection_id)
             if session is not None:
+                await self._connections.bind(session)
                 await session.relay()
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away, or never logged in in time
@@ -130,22 +144,27 @@ class Front:
             log.exception("MySQL session failed")
         finally:
             self._sessions.discard(task)
+            if connection_id is not None:
+                await self._connections.close(connection_id)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _login(self, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> Session | None:
+    async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     connection_id: int) -> Session | None:
         login = _LoginReader(reader, self._settings.max_message_bytes,
                              time.monotonic() + self._settings.login_seconds)
         scramble = bytes(0x21 + b % 0x5E for b in os.urandom(20))  # printable, no NUL
-        offered = _OFFERED | (my.CLIENT_SSL if self._tls is not None else 0)
         writer.write(my.encode(0, my.encode_handshake(my.Handshake(
-            server_version=SERVER_VERSION, connection_id=next(self._connection_ids),
-            scramble=scramble, capabilities=offered, charset=UTF8MB4,
+            server_version=SERVER_VERSION, connection_id=connection_id,
+            scramble=scramble, capabilities=self._offered, charset=UTF8MB4,
             status=my.SERVER_STATUS_AUTOCOMMIT, auth_plugin=CLEAR_PASSWORD))))
         try:
             packet = await login.next()
+            if is_handover(packet.payload):  # a KILL another front hands to this one
+                writer.write(my.encode((packet.seq + 1) & 0xFF,
+                                       await self._connections.serve(packet.payload)))
+                return None
             tls = False
             if my.is_ssl_request(packet.payload):
                 if self._tls is None:
@@ -155,7 +174,8 @@ class Front:
                 tls = True
                 packet = await login.next()
             response = my.parse_handshake_response(packet.payload)
-            return await self._logged_in(response, packet.seq, login, writer, tls)
+            return await self._logged_in(response, packet.seq, login, writer, tls,
+                                         connection_id)
         except my.ProtocolViolation as exc:
             writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
         except LoginRefused as refused:
@@ -164,45 +184,26 @@ class Front:
 
     async def _logged_in(self, response: my.HandshakeResponse, seq: int,
                          login: _LoginReader, writer: asyncio.StreamWriter,
-                         tls: bool) -> Session:
+                         tls: bool, connection_id: int) -> Session:
         """The client's token and target, the server reached: a session, or
-        LoginRefused."""
+        LoginRefused. A login naming no database reaches no server (KILL only)."""
         database = response.database
-        target = self._targets.get(database)
+        target = self._logins.target(database) if database else None
         refuse = self._refuser(target, seq + 1)
-        if not database:
-            raise refuse(404, "unknown_target", "no database in the login: name the "
-                         "target's database (mariadb -D DATABASE)", 1049, "42000")
-        if target is None:
+        if database and target is None:
             raise refuse(404, "unknown_target", f"no target serves database {database!r}",
                          1049, "42000")
-        assert target.mysql is not None
-        if not tls and not target.mysql.plaintext_token:
-            raise refuse(401, "tls_required", "tollgate takes tokens only over TLS: "
-                         "connect with --ssl" + ("" if self._tls else " (and give tollgate "
-                                                 "a certificate: mysql.tls_cert_file)"),
-                         1045, "28000")
-        token = response.auth_response
-        if response.auth_plugin != CLEAR_PASSWORD:
-            # The token is asked for in clear (inside TLS): any other plugin's answer is a
-            # scramble of it, which a token cannot be checked against.
-            seq += 2
-            writer.write(my.encode(seq - 1, my.encode_auth_switch(
-                my.AuthSwitchRequest(CLEAR_PASSWORD, b""))))
-            reply = await login.next()
-            seq, token = reply.seq, reply.payload
-        session_id = str(uuid.uuid4())
-        context = {"database": database, "user": response.username, "session_id": session_id,
-                   "tls": tls}
-        claims, problem = None, None
-        try:
-            claims = await self._verifier.claims(token.rstrip(b"\x00").decode(
-                "utf-8", "replace").strip())
-        except AuthError as exc:
-            problem = unverified(exc)
+        plaintext = self._logins.plaintext_refused(target, tls)
+        if plaintext is not None:
+            raise refuse(401, "tls_required", plaintext, 1045, "28000")
+        token, seq = await self._logins.token(response.auth_plugin, response.auth_response,
+                                              seq, writer, login.next)
+        claims, problem = await self._logins.identify(token)
         del token
-        opener = _Opener(self._pipeline, target, claims, context)
-        exchange = opener("CONNECT", {**context, "command": "connect"})
+        bound = Bound(target, claims, response.username, database, str(uuid.uuid4()), tls,
+                      response.capabilities & self._offered)
+        opener = Opener(self._pipeline, bound)
+        exchange = opener("CONNECT", {**bound.context(), "command": "connect"})
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
             upstream = await self._connect(exchange, admission, target, response, problem,
@@ -212,20 +213,30 @@ class Front:
             if admission.admitted:
                 self._pipeline.recorder.submit(evidence, exchange.who)
         writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
-            status=upstream.status, capabilities=response.capabilities)))
-        return Session(self._pipeline, self._masker, opener, login.reader, writer,
-                       my.Framer(self._settings.max_message_bytes), upstream,
-                       {"database": database, "policy": context})
+            status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
+            capabilities=bound.capabilities)))
+        return Session(self._pipeline, self._masker, self._logins, bound,
+                       self._connections, connection_id, login.reader, writer,
+                       my.Framer(self._settings.max_message_bytes), upstream)
 
-    async def _connect(self, exchange: Exchange, admission: Admission, target: Target,
-                       response: my.HandshakeResponse, problem: str | None,
-                       seq: int) -> Any:
+    async def _connect(self, exchange: Exchange, admission: Admission,
+                       target: Target | None, response: my.HandshakeResponse,
+                       problem: str | None, seq: int) -> Upstream | None:
         """The login's exchange: the token's verdict, then the server reached as the
-        gateway's own account (LoginRefused, recorded, when either fails)."""
+        gateway's own account (LoginRefused, recorded, when either fails); no server
+        for a login naming no database."""
         try:
             admission()
             if problem is not None:
                 raise BadInput(401, "unauthenticated", problem)
+            if target is None:
+                unidentified = refusal(exchange.claims, exchange.identity, "(none)", False)
+                if unidentified is not None:
+                    raise BadInput(401, "unauthenticated", unidentified)
+                exchange.outcome.update({
+                    "tollgate.outcome": "connected: no database (KILL only)",
+                    "tollgate.decision.action": "allow"})
+                return None
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
             started = time.perf_counter()
             upstream = await connect(self._upstream_settings(target, response.database),
@@ -241,7 +252,7 @@ class Front:
         except UpstreamError as exc:
             exchange.outcome["tollgate.outcome"] = f"upstream refused: {exc.message}"
             log.warning("trace %s: server of target %s refused the gateway: %s",
-                        exchange.trace_id, target.name, exc.message)
+                        exchange.trace_id, getattr(target, "name", None), exc.message)
             raise LoginRefused(my.encode(seq, my.encode_err(
                 exc.code, exc.sqlstate, f"tollgate could not open the database: "
                 f"{exc.message} (trace id {exchange.trace_id})"))) from None
@@ -251,6 +262,23 @@ class Front:
             "tollgate.mysql.upstream_tls": upstream.tls,
         })
         return upstream
+
+    async def _kill_thread(self, target: Target, thread: int, query: bool) -> None:
+        """KILL [QUERY] of a session's thread on its target's server, on a connection of
+        the gateway's own account (the session's own is busy with the statement);
+        UpstreamError when the server refuses."""
+        upstream = await connect(
+            self._upstream_settings(target, target.match.database or ""), _UPSTREAM,
+            UTF8MB4, self._settings.max_message_bytes)
+        try:
+            upstream.writer.write(my.encode(0, bytes((my.COM_QUERY,))
+                                            + Kill(thread, query).text().encode()))
+            answer = (await upstream.read()).payload
+        finally:
+            await upstream.close()
+        if my.is_err(answer):
+            err = my.parse_err(answer)
+            raise UpstreamError(err.code, err.sqlstate, err.message)
 
     def _refuser(self, target: Target | None, seq: int) -> Callable[..., LoginRefused]:
         def refuse(status: int, error: str, message: str, code: int,
@@ -264,7 +292,7 @@ class Front:
         """A login refused before anyone is identified: recorded, answered with ERR."""
         exchange = self._pipeline.open(
             f"tollgate mysql LOGIN {target.name if target else 'unknown'}",
-            {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None)
+            {":method": "LOGIN", ":path": ""}, dict(DB_SYSTEM), target, None)
         answer = self._pipeline.refuse_recorded(
             exchange, Admission(self._pipeline.recorder, exchange.who),
             BadInput(status, error, message))
@@ -327,26 +355,6 @@ async def _start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     stream_writer: Any = writer
     stream_writer._transport = await starting  # as StreamWriter.start_tls does
     stream._replace_writer(writer)
-
-
-class _Opener:
-    """Opens the exchanges of one session: its target, identity and session id."""
-
-    def __init__(self, pipeline: Pipeline, target: Target, claims: dict[str, Any] | None,
-                 context: dict[str, Any]) -> None:
-        self._pipeline, self._target, self._claims = pipeline, target, claims
-        self._headers = {":method": "", ":path": f"/{context['database']}",
-                         "x-session-id": context["session_id"]}
-        self._attributes = {**_DB_SYSTEM, "db.namespace": context["database"],
-                            "db.user": context["user"], "tollgate.target": target.name,
-                            "tollgate.session_id": context["session_id"]}
-
-    def __call__(self, method: str, context: dict[str, Any]) -> Exchange:
-        exchange = self._pipeline.open(f"tollgate mysql {method} {self._target.name}",
-                                       {**self._headers, ":method": method},
-                                       self._attributes, self._target, self._claims)
-        exchange.context = context
-        return exchange
 
 
 class _LoginReader:

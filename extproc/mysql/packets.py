@@ -710,6 +710,101 @@ def encode_auth_more_data(data: bytes) -> bytes:
     return bytes((AUTH_MORE_DATA_HEADER,)) + data
 
 
+# -- commands with arguments ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeUser:
+    """COM_CHANGE_USER: the session goes on as another user, authenticated anew.
+
+    Laid out as the handshake response's tail: the auth response (1-byte length with
+    CLIENT_SECURE_CONNECTION), the database, then, when the client sends more, its
+    character set, its auth plugin (CLIENT_PLUGIN_AUTH) and attributes
+    (CLIENT_CONNECT_ATTRS), by the capabilities the login agreed.
+    """
+
+    username: str
+    auth_response: bytes = b""
+    database: str = ""
+    charset: int = 0
+    auth_plugin: str = ""
+    connect_attrs: dict[str, str] = field(default_factory=dict)
+
+
+def parse_change_user(payload: bytes, capabilities: int) -> ChangeUser:
+    r = Reader(payload)
+    _header(r, COM_CHANGE_USER, "a COM_CHANGE_USER")
+    username = _text(r.cstring())
+    secure = capabilities & CLIENT_SECURE_CONNECTION
+    auth_response = r.fixed(r.int1()) if secure else r.cstring()
+    database = _text(r.cstring())
+    charset, auth_plugin, attrs = 0, "", {}
+    if r.remaining:
+        charset = r.int2()
+    if capabilities & CLIENT_PLUGIN_AUTH and r.remaining:
+        auth_plugin = _text(r.cstring())
+    if capabilities & CLIENT_CONNECT_ATTRS and r.remaining:
+        attrs = _parse_attrs(r.lenenc_str())
+    r.done()
+    return ChangeUser(username, auth_response, database, charset, auth_plugin, attrs)
+
+
+def encode_change_user(request: ChangeUser, capabilities: int) -> bytes:
+    auth = request.auth_response
+    out = [bytes((COM_CHANGE_USER,)), _cstr(request.username)]
+    if capabilities & CLIENT_SECURE_CONNECTION:
+        if len(auth) > 0xFF:
+            raise ValueError(f"an auth response of {len(auth)} bytes in a COM_CHANGE_USER")
+        out.append(bytes((len(auth),)) + auth)
+    else:
+        out.append(_cstr(auth))
+    out += [_cstr(request.database), _INT2.pack(request.charset)]
+    if capabilities & CLIENT_PLUGIN_AUTH:
+        out.append(_cstr(request.auth_plugin))
+    if capabilities & CLIENT_CONNECT_ATTRS:
+        out.append(lenenc_str(b"".join(lenenc_str(_raw(k)) + lenenc_str(_raw(v))
+                                       for k, v in request.connect_attrs.items())))
+    return b"".join(out)
+
+
+class FieldList(NamedTuple):
+    """COM_FIELD_LIST (deprecated; the mariadb client's auto-rehash sends it): the
+    columns of a table of the current database whose names match a LIKE `wildcard`
+    (empty: all). Either is None when its bytes are not UTF-8."""
+
+    table: str | None
+    wildcard: str | None
+
+
+def parse_field_list(payload: bytes) -> FieldList:
+    """The table, NUL-terminated, then the wildcard to the end. A table without its NUL
+    is refused: MariaDB reads on past the packet's end for one."""
+    r = Reader(payload)
+    _header(r, COM_FIELD_LIST, "a COM_FIELD_LIST")
+    table, wildcard = r.cstring(), r.rest()
+    return FieldList(_utf8(table), _utf8(wildcard))
+
+
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def encode_field_list(table: str, wildcard: str = "") -> bytes:
+    return bytes((COM_FIELD_LIST,)) + _cstr(table) + _raw(wildcard)
+
+
+def parse_process_kill(payload: bytes) -> int:
+    """COM_PROCESS_KILL's connection id (the command form of KILL CONNECTION)."""
+    r = Reader(payload)
+    _header(r, COM_PROCESS_KILL, "a COM_PROCESS_KILL")
+    connection_id = r.int4()
+    r.done()
+    return connection_id
+
+
 # -- OK, ERR, EOF -----------------------------------------------------------------------------
 
 
@@ -874,9 +969,10 @@ class ColumnDefinition(NamedTuple):
     decimals: int = 0
 
 
-def parse_column_definition(payload: bytes) -> ColumnDefinition:
-    """A column definition as a client without MariaDB's extended metadata reads it
-    (COM_FIELD_LIST's, which adds default values, is not read)."""
+def parse_column_definition(payload: bytes, field_list: bool = False) -> ColumnDefinition:
+    """A column definition as a client without MariaDB's extended metadata reads it;
+    `field_list`: one answering COM_FIELD_LIST, whose default value, when the column
+    has one, follows (read past, not kept)."""
     r = Reader(payload)
     catalog, schema, table, org_table, name, org_name = (
         _text(r.lenenc_str()) for _ in range(6))
@@ -884,6 +980,8 @@ def parse_column_definition(payload: bytes) -> ColumnDefinition:
     if fixed != _COLUMN_FIXED.size:
         raise ProtocolViolation(f"a column definition's fixed part of {fixed} bytes, not 12")
     charset, length, column_type, flags, decimals = _COLUMN_FIXED.unpack(r.fixed(fixed))
+    if field_list and r.remaining:
+        r.nullable_str()
     r.done()
     return ColumnDefinition(catalog, schema, table, org_table, name, org_name, charset,
                             length, column_type, flags, decimals)

@@ -8,12 +8,27 @@ masked by column.
 
 Every command is decided or refused; none passes undecided:
 
-    COM_QUERY     the text read by the MySQL dialect, each statement decided
-    COM_INIT_DB   decided as the `USE` it stands for
-    COM_PING      carries nothing: relayed
-    COM_QUIT      ends the session
-    any other     refused (ER_UNKNOWN_COM_ERROR): prepared statements, COM_FIELD_LIST,
-                  COM_CHANGE_USER, replication, COM_PROCESS_KILL ... are not relayed yet
+    COM_QUERY         the text read by the MySQL dialect, each statement decided; a KILL
+                      of a connection id tollgate gave out is done by tollgate (kills.py)
+    COM_INIT_DB       decided as the `USE` it stands for
+    COM_FIELD_LIST    decided as the `SHOW COLUMNS FROM t [LIKE 'w']` it stands for; its
+                      column definitions relayed
+    COM_PROCESS_KILL  decided as the `KILL CONNECTION n` it stands for, done as a KILL
+    COM_CHANGE_USER   a token asked for and verified as at login, the session rebound to
+                      it on the same target; the server's session reset by the gateway's
+                      own account (COM_RESET_CONNECTION, COM_INIT_DB if a database was
+                      asked). Refused, the connection ends, as a failed login's would
+    COM_PING          carries nothing: relayed
+    COM_QUIT          ends the session
+    COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_REGISTER_SLAVE, COM_TABLE_DUMP
+                      refused: replication reads every change of the server, which no
+                      decision covers
+    any other         refused (ER_UNKNOWN_COM_ERROR): prepared statements ... are not
+                      relayed yet
+
+A connection that named no database (the mariadb client's Ctrl-C opens one to send its
+KILL) has no server: it takes KILL, COM_PING (answered by tollgate) and COM_QUIT, and a
+KILL there is decided on the target of the session it names.
 
 The server never asks for a local file: tollgate does not offer CLIENT_LOCAL_FILES
 upstream, and a LOAD DATA LOCAL request arriving anyway is answered with no file.
@@ -25,9 +40,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 from extproc.codecs.refusal import BadInput
 from extproc.exchange.pipeline import Pipeline, failure
@@ -35,18 +49,30 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.mysql import packets as my
+from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
+from extproc.mysql.login import Bound, Logins, Opener
 from extproc.mysql.results import ResultMasker, record_sample
-from extproc.mysql.upstream import Upstream
+from extproc.mysql.upstream import Upstream, UpstreamError
 from extproc.recording import BodyCapture
 from extproc.recording.record import RECORD_MASK
 
 _READ_SIZE = 256 * 1024
-_RELAYED = frozenset({my.COM_PING})
+_REPLICATION = frozenset({my.COM_BINLOG_DUMP, my.COM_BINLOG_DUMP_GTID,
+                          my.COM_REGISTER_SLAVE, my.COM_TABLE_DUMP})
 # ER_TABLEACCESS_DENIED_ERROR, and ER_SPECIFIC_ACCESS_DENIED_ERROR for what needs a
 # privilege beyond tables (the server's, roles, settings).
 _ACCESS_DENIED, _PRIVILEGE_DENIED = 1142, 1227
 _PRIVILEGE_RULES = frozenset({"sql.privilege", "sql.configuration", "sql.server_access",
                               "sql.setting", "sql.dynamic"})
+# The server's own code for what tollgate refuses, where the client knows one:
+# ER_DBACCESS_DENIED_ERROR, ER_NO_DB_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR (a
+# replication privilege), ER_UNKNOWN_COM_ERROR, and KILL's (kills.py).
+_CODES = {**CODES, "database_refused": (1044, "42000"), "no_database": (1046, "3D000"),
+          "replication": (_PRIVILEGE_DENIED, "42000"),
+          "unsupported_command": (1047, "08S01")}
+_NO_DATABASE = ("this connection named no database: it takes KILL [QUERY] <connection id> "
+                "alone, as the mariadb client's Ctrl-C sends; name a target's database to "
+                "run statements (mariadb -D DATABASE)")
 
 
 class Closed(Exception):
@@ -64,7 +90,9 @@ def refusal_packet(answer: Answer, seq: int = 1) -> bytes:
         notes.insert(0, "rules: " + ", ".join(rules))
     if body.get("approval_id"):
         notes.insert(0, f"approval {body['approval_id']} ({body.get('status')})")
-    if answer.status == 403:
+    if answer.error in _CODES:
+        code, sqlstate = _CODES[answer.error]
+    elif answer.status == 403:
         code = _PRIVILEGE_DENIED if _PRIVILEGE_RULES & set(rules) else _ACCESS_DENIED
         sqlstate = "42000"
     elif answer.status in (401, 407):
@@ -77,7 +105,8 @@ def refusal_packet(answer: Answer, seq: int = 1) -> bytes:
 
 @dataclass(slots=True)
 class Run:
-    """An exchange in flight: a command and its answer."""
+    """An exchange in flight: a command and its answer (`kill`: a KILL tollgate does,
+    and the session it names)."""
 
     exchange: Exchange
     admission: Admission
@@ -86,33 +115,56 @@ class Run:
     sample: bytearray = field(default_factory=bytearray)
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    kill: tuple[Kill, Victim] | None = None
 
 
 class Session:
-    """A client's commands, decided, and their answers, relayed and masked."""
+    """A client's commands, decided, and their answers, relayed and masked. `upstream`
+    None: a connection that named no database (KILL only)."""
 
-    def __init__(self, pipeline: Pipeline, masker: Masker,
-                 exchange_for: Callable[[str, dict[str, Any]], Exchange],
+    def __init__(self, pipeline: Pipeline, masker: Masker, logins: Logins, bound: Bound,
+                 connections: Connections, connection_id: int,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 framer: my.Framer, upstream: Upstream, context: dict[str, Any]) -> None:
-        self._pipeline, self._masker, self._open = pipeline, masker, exchange_for
+                 framer: my.Framer, upstream: Upstream | None) -> None:
+        self._pipeline, self._masker, self._logins = pipeline, masker, logins
+        self._bound, self._open = bound, Opener(pipeline, bound)
+        self._connections, self.connection_id = connections, connection_id
         self._reader, self._writer, self._framer = reader, writer, framer
         self._upstream = upstream
-        self._capabilities = upstream.capabilities
-        self.context = context
+        self._capabilities = upstream.capabilities if upstream else my.CLIENT_PROTOCOL_41
+        # The server's status as its last answer gave it (in a transaction or not).
+        self._status = upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT
         # Packets framed and not yet taken; the server's login may have read past its end.
         self._from_client: deque[my.Packet] = deque()
-        self._from_server: deque[my.Packet] = deque(upstream.pending)
+        self._from_server: deque[my.Packet] = deque(upstream.pending if upstream else ())
+        # A statement waiting for approval (a KILL QUERY ends it); a command in flight;
+        # a KILL CONNECTION's end, once that command is answered.
+        self._hold: asyncio.Future[None] | None = None
+        self._busy = self._ending = False
+
+    @property
+    def subject(self) -> str:
+        """Whose session it is: the token's subject."""
+        return str((self._bound.claims or {}).get("sub") or "")
+
+    @property
+    def target_name(self) -> str | None:
+        return self._bound.target.name if self._bound.target is not None else None
 
     async def relay(self) -> None:
         """Commands until the client quits or either side goes away."""
         try:
-            while (packet := await self._client_packet()) is not None:
-                await self._command(packet)
+            while not self._ending and (packet := await self._client_packet()) is not None:
+                self._busy = True
+                try:
+                    await self._command(packet)
+                finally:
+                    self._busy = False
         except (Closed, my.ProtocolViolation, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            await self._upstream.close()
+            if self._upstream is not None:
+                await self._upstream.close()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -124,12 +176,24 @@ class Session:
             self._from_client.extend(self._framer.feed(data))
         return self._from_client.popleft()
 
+    async def _next_client_packet(self) -> my.Packet:
+        """The client's next packet, inside a command (Closed when it left)."""
+        packet = await self._client_packet()
+        if packet is None:
+            raise Closed("the client left inside a command")
+        return packet
+
+    @property
+    def _server(self) -> Upstream:
+        assert self._upstream is not None, "a connection naming no database has no server"
+        return self._upstream
+
     async def _server_packet(self) -> my.Packet:
         while not self._from_server:
-            data = await self._upstream.reader.read(_READ_SIZE)
+            data = await self._server.reader.read(_READ_SIZE)
             if not data:
                 raise Closed("the server closed the connection")
-            self._from_server.extend(self._upstream.framer.feed(data))
+            self._from_server.extend(self._server.framer.feed(data))
         return self._from_server.popleft()
 
     # -- commands -----------------------------------------------------------------------
@@ -139,64 +203,320 @@ class Session:
         command = payload[0] if payload else -1
         if command == my.COM_QUIT:
             raise Closed("the client quit")
-        if command in _RELAYED:
+        if command == my.COM_QUERY:
+            await self._statement(packet, "QUERY", _text(payload[1:]))
+        elif command == my.COM_PROCESS_KILL:
+            await self._process_kill(packet)
+        elif self._upstream is None:
+            await self._without_database(command)
+        elif command == my.COM_PING:
             self._upstream.writer.write(packet.raw())
             answer = await self._server_packet()
             self._writer.write(answer.raw())
-            return
-        if command == my.COM_QUERY:
-            await self._statement(packet, "QUERY", _text(payload[1:]))
         elif command == my.COM_INIT_DB:
             name = _text(payload[1:])
             await self._statement(packet, "INIT_DB", None if name is None
                                   else "USE `" + name.replace("`", "``") + "`")
+        elif command == my.COM_FIELD_LIST:
+            await self._field_list(packet)
+        elif command == my.COM_CHANGE_USER:
+            await self._change_user(packet)
+        elif command in _REPLICATION:
+            name = my.command_name(command)
+            self._refuse(name, BadInput(
+                403, "replication", f"{name} is replication, which tollgate refuses: a "
+                "replica reads every change the server makes, which no decision covers"))
         else:
-            await self._unrelayed(my.command_name(command))
+            self._unrelayed(my.command_name(command))
 
-    async def _unrelayed(self, name: str) -> None:
-        exchange, admission = self._exchange(name)
-        answer = self._pipeline.refuse_recorded(exchange, admission, BadInput(
+    def _unrelayed(self, name: str) -> None:
+        self._refuse(name, BadInput(
             400, "unsupported_command", f"{name} is not relayed by tollgate's MySQL front "
-            "(COM_QUERY, COM_INIT_DB, COM_PING and COM_QUIT are)"))
-        self._writer.write(my.encode(1, my.encode_err(1047, "08S01", "tollgate: "
-                                                      f"{answer.body.get('message')} "
-                                                      f"(trace id {answer.trace_id})")))
+            "(COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_PROCESS_KILL, COM_CHANGE_USER, "
+            "COM_PING and COM_QUIT are)"))
 
-    async def _statement(self, packet: my.Packet, method: str, text: str | None) -> None:
-        """A command that carries SQL: decided, then sent on and its answer relayed, or
-        refused."""
+    async def _without_database(self, command: int) -> None:
+        """A connection that named no database: COM_PING answered here; no command but
+        KILL reaches anything."""
+        if command == my.COM_PING:
+            self._writer.write(my.encode(1, my.encode_ok(
+                status=self._status, capabilities=self._bound.capabilities)))
+        else:
+            self._refuse(my.command_name(command), BadInput(400, "no_database", _NO_DATABASE))
+
+    def _refuse(self, method: str, bad: BadInput) -> None:
+        """A command refused before any decision: recorded, answered with ERR."""
         exchange, admission = self._exchange(method)
-        run = Run(exchange, admission)
-        refusal: Answer | None = None
+        self._writer.write(refusal_packet(self._pipeline.refuse_recorded(
+            exchange, admission, bad)))
+
+    async def _process_kill(self, packet: my.Packet) -> None:
         try:
-            admission()
-            self._pipeline.admit(exchange, f"database {self.context['database']!r}")
+            connection_id = my.parse_process_kill(packet.payload)
+        except my.ProtocolViolation as exc:
+            self._refuse("PROCESS_KILL", BadInput(400, "protocol_violation",
+                                                  f"COM_PROCESS_KILL: {exc}"))
+            return
+        await self._statement(packet, "PROCESS_KILL", Kill(connection_id, False).text())
+
+    async def _field_list(self, packet: my.Packet) -> None:
+        try:
+            request = my.parse_field_list(packet.payload)
+        except my.ProtocolViolation as exc:
+            self._refuse("FIELD_LIST", BadInput(400, "protocol_violation",
+                                                f"COM_FIELD_LIST: {exc}"))
+            return
+        text = None
+        if request.table is not None and request.wildcard is not None:
+            text = "SHOW COLUMNS FROM `" + request.table.replace("`", "``") + "`"
+            if request.wildcard:
+                escaped = request.wildcard.replace("\\", "\\\\").replace("'", "''")
+                text += f" LIKE '{escaped}'"
+        await self._statement(packet, "FIELD_LIST", text, self._columns)
+
+    async def _statement(self, packet: my.Packet, method: str, text: str | None,
+                         answer: Callable[[Run], Awaitable[None]] | None = None) -> None:
+        """A command that carries SQL: decided, then sent on and its answer relayed
+        (`answer`: how, a statement's by default), or refused. A KILL goes to no server
+        as sent: tollgate does it."""
+        opener = self._open
+        if self._upstream is None:
+            found = await self._kill_opener(method, text)
+            if found is None:
+                return
+            opener = found
+        run = Run(*self._exchange(method, opener))
+        refusal = await self._decide(run, method, text)
+        if refusal is not None:
+            self._writer.write(refusal_packet(refusal))
+            run.error = "refused"
+            self._end(run)
+            return
+        if run.kill is not None:
+            self._writer.write(my.encode(1, my.encode_ok(
+                status=self._status, capabilities=self._bound.capabilities)))
+            self._end(run)
+            return
+        self._server.writer.write(packet.raw())
+        try:
+            await (answer or self._answer)(run)
+        except Closed as exc:
+            run.error = str(exc)  # the server went away mid-answer (a KILL CONNECTION)
+            raise
+        finally:
+            self._end(run)
+
+    async def _decide(self, run: Run, method: str, text: str | None) -> Answer | None:
+        """The statement decided, held if the policy says, and a KILL done: the
+        refusal, if it is refused (every failure is one: fail closed)."""
+        exchange = run.exchange
+        try:
+            run.admission()
+            self._pipeline.admit(exchange, f"database {self._bound.database!r}")
             if text is None:
                 raise BadInput(400, "client_encoding", "the command's text is not UTF-8, "
                                "the character set tollgate reads statements in: connect "
                                "with --default-character-set=utf8mb4")
             self._request(exchange, method, text)
             await self._pipeline.interpret(exchange, len(text))
+            run.kill = await self._victim(exchange, text)
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
-                async for _ in self._pipeline.hold(exchange, decision):
-                    pass  # MySQL has no notice a waiting client would show
+                await self._held(exchange, decision)
             if exchange.decision.action != "allow":
-                refusal = exchange.deny(exchange.decision)
-            else:
-                await self._pipeline.forward(exchange)
-        except Exception as exc:  # every failure is a refusal: fail closed
-            refusal = failure(exchange, exc, "statement")
-        if refusal is not None:
-            self._writer.write(refusal_packet(refusal))
-            run.error = "refused"
-            self._end(run)
-            return
-        self._upstream.writer.write(packet.raw())
+                return exchange.deny(exchange.decision)
+            await self._pipeline.forward(exchange)
+            if run.kill is not None:
+                kill, victim = run.kill
+                run.results.append(await self._connections.kill(victim, kill.query,
+                                                                self.subject))
+        except Exception as exc:
+            return failure(exchange, exc, "statement")
+        return None
+
+    async def _held(self, exchange: Exchange, decision: object) -> None:
+        """The policy's hold, until a human decides or it ends; a KILL QUERY of this
+        session ends it sooner, the statement then refused as interrupted (its approval
+        stays pending: the same statement sent again waits on it)."""
+
+        async def waiting() -> None:
+            async for _ in self._pipeline.hold(exchange, decision):  # type: ignore[arg-type]
+                pass  # MySQL has no notice a waiting client would show
+
+        self._hold = asyncio.ensure_future(waiting())
         try:
-            await self._answer(run)
+            await self._hold
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the front is stopping
+            raise BadInput(409, "interrupted", "the statement held for approval was "
+                           "interrupted by a KILL; its approval stays pending, and the "
+                           "same statement sent again waits on it", action="hold") from None
         finally:
-            self._end(run)
+            self._hold = None
+
+    async def _kill_opener(self, method: str, text: str | None) -> Opener | None:
+        """Where a connection naming no database decides a statement: on the target of
+        the session its KILL names. None when it is no KILL of a session tollgate
+        knows: refused here."""
+        kill = read_kill(text) if text is not None else None
+        victim = await self._connections.find(kill.connection_id) if kill else None
+        target = self._logins.named(victim.target) if victim and victim.target else None
+        if target is not None:
+            return Opener(self._pipeline, self._bound, target)
+        self._refuse(method, BadInput(400, "no_database", _NO_DATABASE) if kill is None
+                     else BadInput(404, "unknown_connection", _unknown(kill.connection_id)))
+        return None
+
+    async def _victim(self, exchange: Exchange, text: str) -> tuple[Kill, Victim] | None:
+        """A KILL, alone in its text, of a session of the same identity and target: what
+        it names (input.mysql.kill says so to the policy). None: the text kills
+        nothing; BadInput for any other KILL."""
+        statements = (exchange.meaning or {}).get("statements") or []
+        if not any(s.get("kind") == "kill" for s in statements):
+            return None
+        kill = read_kill(text)
+        if kill is None or len(statements) != 1:
+            raise BadInput(400, "kill_form", "tollgate does a KILL sent alone, as KILL "
+                           "[QUERY|CONNECTION] <connection id>, the id a connection's "
+                           "handshake announced")
+        identity = exchange.identity
+        if not identity["authenticated"]:
+            raise BadInput(401, "unauthenticated", "a KILL needs a verified token: it ends "
+                           "only its identity's own connections' statements")
+        n = kill.connection_id
+        victim = await self._connections.find(n)
+        if victim is None:
+            raise BadInput(404, "unknown_connection", _unknown(n))
+        if victim.subject != identity["sub"]:
+            raise BadInput(403, "kill_denied", f"connection {n} is another identity's: a "
+                           "KILL ends only your own connections' statements")
+        target = exchange.target.name if exchange.target is not None else None
+        if victim.target != target:
+            raise BadInput(403, "kill_denied", f"connection {n} is a session of "
+                           f"{'target ' + victim.target if victim.target else 'no target'}, "
+                           f"not of {target}: KILL it from a connection to its target, or "
+                           "from one naming no database")
+        exchange.context["kill"] = {"connection_id": n, "own": True,
+                                    "scope": "query" if kill.query else "connection"}
+        return kill, victim
+
+    async def killed(self, query: bool, by: str) -> str:
+        """A KILL naming this session, from a connection of `by` (here or handed over
+        by another front): a statement held for approval ends; else its thread's
+        statement (KILL QUERY) or the thread (KILL CONNECTION), by the gateway's own
+        account, and then the session. What was done, or BadInput."""
+        if not by or by != self.subject:
+            raise BadInput(403, "kill_denied", f"connection {self.connection_id} is "
+                           "another identity's: a KILL ends only your own connections' "
+                           "statements")
+        what = "statement" if query else "connection"
+        if self._hold is not None and not self._hold.done():
+            self._hold.cancel()
+            done = f"connection {self.connection_id}: its statement held for approval " \
+                   "refused as interrupted"
+        elif self._upstream is not None and self._bound.target is not None:
+            try:
+                await self._connections.kill_thread(self._bound.target,
+                                                    self._upstream.connection_id, query)
+            except UpstreamError as exc:
+                raise BadInput(502, "kill_failed", f"the server did not kill connection "
+                               f"{self.connection_id}'s {what}: {exc.message}") from None
+            done = f"connection {self.connection_id}: its {what} killed on the server"
+        else:
+            done = f"connection {self.connection_id}: nothing to kill"
+        if not query:
+            self._ending = True
+            if not self._busy:
+                self._writer.close()  # the loop's read ends; else once its command is done
+            done += "; the connection closed"
+        return done
+
+    # -- COM_CHANGE_USER ----------------------------------------------------------------
+
+    async def _change_user(self, packet: my.Packet) -> None:
+        """Another identity for the session: its token asked for and verified as at login
+        (mysql_clear_password, inside TLS), the same target only, the server's session
+        reset by the gateway's own account. Recorded under the new identity; refused, the
+        connection ends (Closed), as a failed login's would."""
+        request, seq, claims, problem = None, packet.seq, None, None
+        try:
+            request = my.parse_change_user(packet.payload, self._bound.capabilities)
+        except my.ProtocolViolation as exc:
+            problem = BadInput(400, "protocol_violation", f"COM_CHANGE_USER: {exc}")
+        if request is not None:
+            refused = self._logins.plaintext_refused(self._bound.target, self._bound.tls)
+            if refused is not None:
+                problem = BadInput(401, "tls_required", refused)
+            else:
+                token, seq = await self._logins.token(
+                    request.auth_plugin, request.auth_response, seq, self._writer,
+                    self._next_client_packet)
+                claims, unverified = await self._logins.identify(token)
+                del token
+                if unverified is not None:
+                    problem = BadInput(401, "unauthenticated", unverified)
+        was = self.subject
+        bound = replace(self._bound, claims=claims,
+                        user=request.username if request else self._bound.user)
+        opener = Opener(self._pipeline, bound)
+        exchange = opener("CHANGE_USER", {**bound.context(), "command": "change_user"})
+        admission = Admission(self._pipeline.recorder, exchange.who)
+        try:
+            admission()
+            if problem is not None:
+                raise problem
+            status = await self._reset(exchange, request.database if request else "")
+            exchange.outcome.update({"tollgate.outcome": f"user changed (from {was})",
+                                     "tollgate.decision.action": "allow"})
+        except Exception as exc:
+            answer = failure(exchange, exc, "change of user")
+            exchange.outcome["tollgate.outcome"] = answer.body.get("message") or "refused"
+            self._writer.write(refusal_packet(answer, (seq + 1) & 0xFF))
+            raise Closed("a change of user refused") from None
+        finally:
+            self._record(exchange, admission)
+        self._session_reset()
+        self._bound, self._open, self._status = bound, opener, status
+        await self._connections.bind(self)
+        self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
+            status=status, capabilities=bound.capabilities)))
+
+    async def _reset(self, exchange: Exchange, database: str) -> int:
+        """The new identity admitted to the session's target (`database`, if named, must
+        be its), and the server's session reset: COM_RESET_CONNECTION, then COM_INIT_DB
+        to the target's database when one was asked. The server's status after."""
+        target = self._bound.target
+        assert target is not None and target.mysql is not None
+        if database and self._logins.target(database) is not target:
+            raise BadInput(403, "database_refused", f"COM_CHANGE_USER keeps the session's "
+                           f"target ({target.name}, database {self._bound.database!r}): "
+                           f"{database!r} is not its database; connect anew for another")
+        self._pipeline.admit(exchange, f"database {self._bound.database!r}")
+        started = time.perf_counter()
+        status = await self._server_command(bytes((my.COM_RESET_CONNECTION,)))
+        if database:
+            status = await self._server_command(
+                bytes((my.COM_INIT_DB,)) + (target.mysql.database or database).encode())
+        exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
+        return status
+
+    async def _server_command(self, payload: bytes) -> int:
+        """A command of tollgate's own to the server, answered OK (its status), or
+        BadInput with the server's reason."""
+        self._server.writer.write(my.encode(0, payload))
+        answer = (await self._server_packet()).payload
+        if my.is_err(answer):
+            err = my.parse_err(answer)
+            raise BadInput(502, "session_reset", f"the server did not reset the session "
+                           f"({my.command_name(payload[0])}): {err.message}")
+        return my.parse_ok(answer, self._capabilities).status
+
+    def _session_reset(self) -> None:
+        """What tollgate keeps of the server's session, forgotten once the server reset
+        it (COM_CHANGE_USER): nothing yet (the status comes with the reset's OK);
+        prepared statements' ids go here."""
 
     # -- answers ------------------------------------------------------------------------
 
@@ -211,8 +531,8 @@ class Session:
             if payload[:1] == b"\x00":
                 self._writer.write(first.raw())
                 run.results.append("OK")
-                if not my.parse_ok(payload, self._capabilities).status \
-                        & my.SERVER_MORE_RESULTS_EXISTS:
+                self._status = my.parse_ok(payload, self._capabilities).status
+                if not self._status & my.SERVER_MORE_RESULTS_EXISTS:
                     return
                 continue
             if payload[:1] == b"\xfb":
@@ -257,10 +577,27 @@ class Session:
         self._writer.write(b"".join(out))
         await self._writer.drain()
         run.results.append(f"{count} columns")
-        status = (my.parse_ok(end.payload, self._capabilities).status
-                  if my.is_ok(end.payload, self._capabilities)
-                  else my.parse_eof(end.payload).status)
-        return bool(status & my.SERVER_MORE_RESULTS_EXISTS)
+        self._status = (my.parse_ok(end.payload, self._capabilities).status
+                        if my.is_ok(end.payload, self._capabilities)
+                        else my.parse_eof(end.payload).status)
+        return bool(self._status & my.SERVER_MORE_RESULTS_EXISTS)
+
+    async def _columns(self, run: Run) -> None:
+        """COM_FIELD_LIST's answer: a column definition a column (no rows: names, types
+        and defaults, relayed as they are), then EOF, or ERR."""
+        out: list[bytes] = []
+        columns: list[my.ColumnDefinition] = []
+        while not my.is_eof((packet := await self._server_packet()).payload):
+            if my.is_err(packet.payload):
+                self._writer.write(b"".join(out))
+                self._error(run, packet)
+                return
+            columns.append(my.parse_column_definition(packet.payload, field_list=True))
+            out.append(packet.raw())
+        self._status = my.parse_eof(packet.payload).status
+        self._writer.write(b"".join(out) + packet.raw())
+        run.results.append(f"{len(columns)} columns")
+        run.sample += record_sample(columns, [], run.exchange.record_limit)
 
     def _rows(self, run: Run, masker: ResultMasker, columns: list[my.ColumnDefinition],
               packets: list[my.Packet]) -> list[bytes]:
@@ -292,7 +629,7 @@ class Session:
     async def _no_local_file(self, run: Run, request: my.Packet) -> None:
         """LOAD DATA LOCAL: the server asks the client for a file. None is sent (an empty
         packet ends it), and the client is told why."""
-        self._upstream.writer.write(my.encode((request.seq + 1) & 0xFF, b""))
+        self._server.writer.write(my.encode((request.seq + 1) & 0xFF, b""))
         answer = await self._server_packet()
         while my.is_ok(answer.payload, self._capabilities) and my.parse_ok(
                 answer.payload, self._capabilities).status & my.SERVER_MORE_RESULTS_EXISTS:
@@ -305,15 +642,17 @@ class Session:
 
     # -- exchanges ----------------------------------------------------------------------
 
-    def _exchange(self, method: str) -> tuple[Exchange, Admission]:
-        exchange = self._open(method, {**self.context["policy"], "command": method.lower()})
+    def _exchange(self, method: str,
+                  opener: Opener | None = None) -> tuple[Exchange, Admission]:
+        exchange = (opener or self._open)(method, {**self._bound.context(),
+                                                   "command": method.lower()})
         exchange.response_mode = "body"
         return exchange, Admission(self._pipeline.recorder, exchange.who)
 
     def _request(self, exchange: Exchange, method: str, text: str) -> None:
         """The statement as the exchange's request (input.request, and the record's)."""
         exchange.request = exchange.evidence.request = {
-            "method": method, "path": f"/{self.context['database']}", "query": {},
+            "method": method, "path": f"/{self._bound.database}", "query": {},
             "headers": {}, "body": text}
         exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
 
@@ -330,9 +669,19 @@ class Session:
         if run.sample:
             exchange.evidence.response_type = "application/x-ndjson"
             exchange.delivered(bytes(run.sample), exchange.mask)
+        self._record(exchange, run.admission)
+
+    def _record(self, exchange: Exchange, admission: Admission) -> None:
         evidence = exchange.finish()
-        if run.admission.admitted:
+        if admission.admitted:
             self._pipeline.recorder.submit(evidence, exchange.who)
+
+
+def _unknown(connection_id: int) -> str:
+    return (f"KILL names connection {connection_id}, which is no connection id tollgate "
+            "gave out: a server thread id (CONNECTION_ID()'s) is not taken; KILL the id the "
+            "connection's handshake announced (mariadb's `status` shows it as "
+            "\"Connection id\", PyMySQL's thread_id() returns it)")
 
 
 def _text(payload: bytes) -> str | None:

@@ -4,6 +4,7 @@
       SSLRequest      → 'S', then TLS with tollgate's certificate ('N' without one)
       GSSENCRequest   → 'N': clients fall back to TLS or a plain connection
       CancelRequest   → the session its key names, here or on the front the store names
+                        (store/session_keys.py)
       StartupMessage  → the target by database; protocol 3.0 (newer minors negotiated
                         down); the agent's token asked for as the password, over TLS
       token verified  → issuer, audience, expiry, signature, as Envoy verifies them
@@ -45,7 +46,6 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.postgres import messages as pg
-from extproc.postgres.cancel_keys import CancelKeys
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (
     Upstream,
@@ -57,6 +57,7 @@ from extproc.postgres.upstream import (
 )
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.store import StoreError
+from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.postgres")
 
@@ -108,7 +109,7 @@ class Front:
     def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, credentials: Credentials, masker: Masker,
                  targets: Sequence[Target], tls: ssl.SSLContext | None,
-                 resolve: Callable[[Path], Path], keys: CancelKeys) -> None:
+                 resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
         self._settings, self._worker, self._resolve = settings, worker, resolve
         self._pipeline, self._verifier = pipeline, verifier
         self._credentials, self._masker, self._tls = credentials, masker, tls
@@ -117,10 +118,6 @@ class Front:
         # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
         self._shared = keys
-        # The addresses clients reached this front at (registered with its keys), and
-        # when it started: keys an earlier process left there are dropped.
-        self._addresses: set[str] = set()
-        self._started_us = time.time_ns() // 1000
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -205,8 +202,7 @@ class Front:
             await session.relay()
         finally:
             self._keys.pop(key, None)
-            with contextlib.suppress(StoreError):
-                await self._shared.forget(key)
+            await self._shared.forget(key)
 
     def _refused_login(self, target: Target | None, status: int, error: str,
                        message: str, code: str | None = None) -> bytes:
@@ -372,26 +368,10 @@ class Front:
         """A cancel key of tollgate's own for the client (the database's never leaves),
         registered in the store with the address the client reached this front at."""
         host, port = writer.get_extra_info("sockname")[:2]
-        address = f"{host}:{port}"
-        try:
-            if address not in self._addresses:
-                await self._shared.drop_older(address, self._started_us)
-                self._addresses.add(address)
-            process_id, secret = await self._shared.new(address)
-        except StoreError as exc:
-            # The session goes on; its Ctrl+C works only where it reaches this front.
-            log.warning("cancel key not shared (%s): a cancel request reaching another "
-                        "worker or replica will not find this session", exc)
-            process_id, secret = self._local_key()
+        process_id, secret = await self._shared.new(f"{host}:{port}", 4)
         self._keys[process_id] = _Key(secret, self._upstream_settings(target),
                                       upstream.process_id, upstream.secret, opener)
         return process_id, secret
-
-    def _local_key(self) -> tuple[int, bytes]:
-        while True:
-            process_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
-            if process_id and process_id not in self._keys:
-                return process_id, os.urandom(4)
 
     async def _cancel(self, process_id: int, secret: bytes) -> None:
         """Ctrl+C: the database's own cancel for the session the key names, when this
@@ -400,12 +380,13 @@ class Front:
         if key is None:
             holder = None
             with contextlib.suppress(StoreError):
-                holder = await self._shared.holder(process_id, secret)
-            if holder is None or holder in self._addresses:
+                holder = await self._shared.holder(process_id)
+            if holder is None or self._shared.here(holder.address) or \
+                    not hmac.compare_digest(holder.secret, secret):
                 log.warning("a cancel request with an unknown key (process id %d)",
                             process_id)
                 return
-            host, _, port = holder.rpartition(":")
+            host, _, port = holder.address.rpartition(":")
             await send_cancel(host, int(port), process_id, secret, _HANDOVER_SECONDS)
             return
         if not hmac.compare_digest(key.secret, secret):

@@ -1,11 +1,11 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres, activity, activity_live, sessions,
-egress, mcp_sessions, terminal) owns a list of steps; the version a store has reached is
-kept in `tollgate_schema`. A step runs once, in a transaction with the version bump, so two
-processes starting together cannot both apply it (the second waits for the lock, then
-finds the version already there). A store newer than this tollgate is refused rather
-than written with an older idea of its tables.
+Each component (recording, approvals, postgres, session_keys, activity, activity_live,
+sessions, egress, mcp_sessions, terminal) owns a list of steps; the version a store has
+reached is kept in `tollgate_schema`. A step runs once, in a transaction with the
+version bump, so two processes starting together cannot both apply it (the second waits
+for the lock, then finds the version already there). A store newer than this tollgate
+is refused rather than written with an older idea of its tables.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
     ],
     "postgres": [
         [
-            # The cancel keys the PostgreSQL front gave its clients (postgres/cancel_keys.py):
+            # The cancel keys the PostgreSQL front gave its clients (in session_keys since):
             # a CancelRequest is a connection of its own, which Envoy may hand to any
             # worker of any replica; this says which front holds the session.
             """CREATE TABLE postgres_cancel_keys (
@@ -163,6 +163,29 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 secret TEXT NOT NULL,
                 address TEXT NOT NULL,
                 created_us BIGINT NOT NULL
+            )""",
+        ],
+        [
+            # Its keys are in session_keys now, beside the MySQL front's connection ids.
+            "DROP TABLE postgres_cancel_keys",
+        ],
+    ],
+    "session_keys": [
+        [
+            # The ids the protocol fronts gave their clients' sessions (store/
+            # session_keys.py): PostgreSQL's cancel keys, MySQL's connection ids. A
+            # request naming one (a CancelRequest, a KILL) is a connection of its own,
+            # which Envoy may hand to any worker of any replica; this says which front
+            # holds the session, and whose it is (`target`, `subject`: NULL before a login).
+            """CREATE TABLE session_keys (
+                front TEXT NOT NULL,
+                id BIGINT NOT NULL,
+                secret TEXT NOT NULL,
+                address TEXT NOT NULL,
+                target TEXT,
+                subject TEXT,
+                created_us BIGINT NOT NULL,
+                PRIMARY KEY (front, id)
             )""",
         ],
     ],

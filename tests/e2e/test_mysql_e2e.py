@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import socket
 import ssl
@@ -26,55 +25,24 @@ import pytest
 from extproc.mysql import packets as my
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
+from tests.support.mariadb import Shop, as_root, machine_shop
 from tests.test_telemetry_docs import check_front
 
 AGENT = tokens.token("svc-my-agent", ["agents"])
 DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
-ROOT = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", "3306", "-uroot"]
-CUSTOMERS = [
-    (1, "Ada Lovelace", "ada@example.com", "078-05-1120"),
-    (2, "Alan Turing", "alan@example.org", "219-09-9999"),
-]
-
-
-def as_root(sql: str, database: str | None = None) -> str:
-    """`sql` run by the server's root account beside the gateway: what it printed."""
-    done = subprocess.run([*ROOT, *(["-D", database] if database else []), "-N", "-B",
-                           "-e", sql], capture_output=True, text=True, timeout=30, check=True)
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
-def server_account() -> Iterator[tuple[str, str, str]]:
-    """A throwaway database with customers, and the gateway's own account on it:
-    (database, user, password)."""
-    suffix = secrets.token_hex(4)
-    database, user, password = f"tollgate_my_{suffix}", f"tollgate_gw_{suffix}", \
-        secrets.token_hex(12)
-    as_root(f"CREATE DATABASE {database}; "
-            f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
-            f"GRANT ALL ON {database}.* TO '{user}'@'127.0.0.1'")
-    try:
-        rows = ", ".join(f"({i}, '{n}', '{e}', '{s}')" for i, n, e, s in CUSTOMERS)
-        as_root("CREATE TABLE customers (id int PRIMARY KEY, name text, email text, "
-                f"ssn text); INSERT INTO customers VALUES {rows}", database)
-        yield database, user, password
-    finally:
-        as_root(f"DROP DATABASE IF EXISTS {database}; "
-                f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+def server_account() -> Iterator[Shop]:
+    with machine_shop() as shop:
+        yield shop
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
-       server_account: tuple[str, str, str]) -> Iterator[Gateway]:
-    database, user, password = server_account
-    target = {"name": "shop-my", "protocol": "mysql", "match": {"database": DATABASE},
-              "environment": "test",
-              "mysql": {"upstream": "127.0.0.1:3306", "user": user, "database": database,
-                        "tls": "disable"},
-              "credential": {"type": "password", "from_env": "SHOP_MY_PASSWORD"}}
-    with module_gateway(tmp_path_factory, otlp, "mysql", targets=[target], mysql={},
-                        env={"SHOP_MY_PASSWORD": password}) as running:
+       server_account: Shop) -> Iterator[Gateway]:
+    with module_gateway(tmp_path_factory, otlp, "mysql", targets=[server_account.target()],
+                        mysql={}, env=server_account.env) as running:
         yield running
 
 
@@ -118,7 +86,7 @@ def test_mariadb_cli_select_is_masked_drop_refused_and_the_session_goes_on(
 
 
 def test_pymysql_reads_masked_rows_and_gets_a_refusal_it_can_catch(
-        gw: Gateway, server_account: tuple[str, str, str]) -> None:
+        gw: Gateway, server_account: Shop) -> None:
     with pymysql_session(gw) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT name, email FROM customers WHERE id = %s", (1,))
         name, email = cursor.fetchone()
@@ -130,7 +98,7 @@ def test_pymysql_reads_masked_rows_and_gets_a_refusal_it_can_catch(
         assert "trace id" in message
         cursor.execute("SELECT count(*) FROM customers")
         assert cursor.fetchone() == (2,)
-    assert as_root("SELECT count(*) FROM customers", server_account[0]).strip() == "2"
+    assert as_root("SELECT count(*) FROM customers", server_account.database).strip() == "2"
 
 
 def test_a_wrong_token_is_refused_at_login(gw: Gateway) -> None:

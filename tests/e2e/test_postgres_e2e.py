@@ -511,8 +511,8 @@ def test_ctrl_c_reaching_another_replica_cancels_on_the_one_holding_the_session(
     client = _Raw(gw)
     process_id, secret = client.login()
     with psycopg.connect(pg_url) as store:
-        ((holder,),) = store.execute("SELECT address FROM postgres_cancel_keys "
-                                     "WHERE process_id = %s", (process_id,)).fetchall()
+        ((holder,),) = store.execute("SELECT address FROM session_keys WHERE front = "
+                                     "'postgres' AND id = %s", (process_id,)).fetchall()
     (other,) = [port for port in fronts if holder != f"127.0.0.1:{port}"]
     sql = "SELECT pg_sleep(62)"
     client.query(sql)

@@ -485,6 +485,76 @@ def test_the_auth_exchange_packets_read_back() -> None:
         my.parse_auth_more_data(b"\x00\x03")
 
 
+# -- commands with arguments ------------------------------------------------------------------
+
+# libmariadb 3.3.20's mysql_change_user("other", "tollgate-secret", "shop"), sent on a
+# connection whose greeting's scramble was SCRAMBLE_VECTOR (so its answer is NATIVE_VECTOR).
+LIBMARIADB_CHANGE_USER = bytes.fromhex(
+    "116f74686572001418baf2b72fefe7b6ca71800d06d78225502403c673686f70002d006d7973716c5f6e"
+    "61746976655f70617373776f7264006c035f6f73054c696e75780c5f636c69656e745f6e616d650a6c"
+    "69626d617269616462045f7069640533323639300f5f636c69656e745f76657273696f6e06332e332e"
+    "3230095f706c6174666f726d067838365f36340c5f7365727665725f686f7374093132372e302e302e31")
+CHANGE_USER_CAPS = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION
+                    | my.CLIENT_PLUGIN_AUTH | my.CLIENT_CONNECT_ATTRS)
+
+
+def test_libmariadbs_change_user_reads_as_it_was_sent() -> None:
+    request = my.parse_change_user(LIBMARIADB_CHANGE_USER, CHANGE_USER_CAPS)
+    assert (request.username, request.auth_response, request.database, request.charset,
+            request.auth_plugin) == ("other", NATIVE_VECTOR, "shop", 45,
+                                     auth.NATIVE_PASSWORD)
+    assert request.connect_attrs["_client_name"] == "libmariadb"
+    assert my.encode_change_user(request, CHANGE_USER_CAPS) == LIBMARIADB_CHANGE_USER
+
+
+@settings(PROPERTIES, max_examples=40)
+@given(st.sampled_from([my.CLIENT_PROTOCOL_41, CHANGE_USER_CAPS, my.CLIENT_PROTOCOL_41
+                        | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH]),
+       NAME, st.binary(max_size=255), NAME, st.integers(0, 0xFFFF), NAME,
+       st.dictionaries(NAME, NAME, max_size=3))
+def test_change_user_requests_read_back(caps: int, user: str, response: bytes, database: str,
+                                        charset: int, plugin: str,
+                                        attrs: dict[str, str]) -> None:
+    if not caps & my.CLIENT_SECURE_CONNECTION:
+        response = response.replace(b"\x00", b"")
+    request = my.ChangeUser(user, response, database, charset,
+                            plugin if caps & my.CLIENT_PLUGIN_AUTH else "",
+                            attrs if caps & my.CLIENT_CONNECT_ATTRS else {})
+    assert my.parse_change_user(my.encode_change_user(request, caps), caps) == request
+
+
+def test_a_change_user_without_its_tail_reads_as_far_as_it_goes() -> None:
+    """An old client stops after the database: no character set, plugin or attributes."""
+    payload = b"\x11bob\x00\x00shop\x00"
+    assert my.parse_change_user(payload, CHANGE_USER_CAPS) == my.ChangeUser("bob", b"", "shop")
+    with pytest.raises(my.ProtocolViolation):
+        my.parse_change_user(b"\x11bob\x00\x05ab", CHANGE_USER_CAPS)
+
+
+def test_field_list_and_process_kill_read_their_arguments() -> None:
+    assert my.parse_field_list(my.encode_field_list("customers", "e%")) == (
+        my.FieldList("customers", "e%"))
+    assert my.parse_field_list(b"\x04t\x00") == my.FieldList("t", "")
+    assert my.parse_field_list(b"\x04\xff\x00\xfe") == my.FieldList(None, None)
+    with pytest.raises(my.ProtocolViolation):  # the server would read on past the packet
+        my.parse_field_list(b"\x04customers")
+    assert my.parse_process_kill(b"\x0c" + (2**31 - 1).to_bytes(4, "little")) == 2**31 - 1
+    for short_or_long in (b"\x0c\x01\x00", b"\x0c" + bytes(5)):
+        with pytest.raises(my.ProtocolViolation):
+            my.parse_process_kill(short_or_long)
+
+
+def test_a_field_lists_column_definition_carries_a_default() -> None:
+    column = my.ColumnDefinition(schema="shop", table="customers", name="email",
+                                 type=my.MYSQL_TYPE_VAR_STRING)
+    plain = my.encode_column_definition(column)
+    for default in (my.lenenc_str(b"nobody@example.com"), b"\xfb"):  # a value, NULL
+        assert my.parse_column_definition(plain + default, field_list=True) == column
+        with pytest.raises(my.ProtocolViolation):
+            my.parse_column_definition(plain + default)
+    assert my.parse_column_definition(plain, field_list=True) == column
+
+
 # -- OK, ERR, EOF -----------------------------------------------------------------------------
 
 CAPS_41 = my.CLIENT_PROTOCOL_41 | my.CLIENT_TRANSACTIONS

@@ -4,8 +4,9 @@ A private MariaDB (tests/support/mariadb.py) logs every command it runs
 (`--general-log`: `Query`, `Init DB` ... with the connection's thread id). Hypothesis
 drives generated sessions through Envoy and the MySQL front with PyMySQL: reads, writes,
 refusals, multi-statement texts, texts a reader could take otherwise than the server
-(executable comments, backslashes in strings, `#` comments), settings, COM_INIT_DB and
-commands the front does not relay. Each session's part of the server's log is compared
+(executable comments, backslashes in strings, `#` comments), settings, COM_INIT_DB,
+COM_FIELD_LIST, COM_PROCESS_KILL (of no session: refused) and commands the front does
+not relay. Each session's part of the server's log is compared
 with its record: every text the server ran is in the record, allowed, as often as it
 ran; nothing the record refused reaches the server.
 """
@@ -50,7 +51,7 @@ TRICKY = ["SELECT 1 /*!, (SELECT 2) */", "/*!50000 DROP TABLE customers */",
           "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE scratch", "SELECT 1 +"]
 DATABASES = ["shop", "mysql", "nosuch"]
 COMMAND_ARGUMENTS = {my.COM_STMT_PREPARE: "SELECT email FROM customers",
-                     my.COM_FIELD_LIST: "customers"}
+                     my.COM_FIELD_LIST: "customers\0", my.COM_PROCESS_KILL: "\x01\0\0\0"}
 
 step = st.one_of(
     st.tuples(st.just("query"), st.sampled_from(ALLOWED + REFUSED + TRICKY)),
@@ -105,7 +106,11 @@ def drive(connection: Any, steps: list[tuple[str, Any]]) -> None:
             else:
                 # A command PyMySQL has no method for, with an argument the server takes.
                 connection._execute_command(what, COMMAND_ARGUMENTS.get(what, ""))
-                connection._read_ok_packet()
+                if what == my.COM_FIELD_LIST:  # column definitions, then EOF (or ERR)
+                    while not connection._read_packet().is_eof_packet():
+                        pass
+                else:
+                    connection._read_ok_packet()
         except pymysql.err.MySQLError:
             pass
 
@@ -127,6 +132,21 @@ def entries(log: str) -> list[tuple[int, str, str]]:
             thread, command, text = found[-1]
             found[-1] = (thread, command, f"{text}\n{line}")
     return found
+
+
+_SHOW_COLUMNS = re.compile(r"SHOW COLUMNS FROM `((?:[^`]|``)*)`(?: LIKE '(.*)')?", re.S)
+
+
+def logged_as(method: str, statement: str) -> tuple[str, str]:
+    """How the server's general log shows a command the record allowed, by the statement
+    the record decided it as (COM_FIELD_LIST's: `table wildcard`)."""
+    if method == "INIT_DB":
+        return "Init DB", statement[5:-1].replace("``", "`")
+    columns = _SHOW_COLUMNS.fullmatch(statement)
+    if method == "FIELD_LIST" and columns:
+        wildcard = (columns[2] or "").replace("''", "'").replace("\\\\", "\\")
+        return "Field List", f"{columns[1].replace('``', '`')} {wildcard}"
+    return "Query", statement
 
 
 def _denied_database(text: str) -> str:
@@ -161,14 +181,9 @@ def test_every_command_the_server_ran_is_in_the_record_allowed(
                   for n, command, t in log
                   if n == thread and command not in ("Connect", "Quit"))
     mine = gw.session_records(sentinel)
-    allowed: Counter[tuple[str, str]] = Counter()
-    for r in mine:
-        if r["outcome"]["action"] != "allow" or r["request"]["method"] not in (
-                "QUERY", "INIT_DB"):
-            continue
-        statement = request_text(r) or ""
-        allowed[("Query", statement) if r["request"]["method"] == "QUERY"
-                else ("Init DB", statement[5:-1].replace("``", "`"))] += 1
+    allowed = Counter(logged_as(r["request"]["method"], request_text(r) or "") for r in mine
+                      if r["outcome"]["action"] == "allow"
+                      and r["request"]["method"] in ("QUERY", "INIT_DB", "FIELD_LIST"))
     missing = ran - allowed
     assert not missing, f"the server ran what the record does not allow: {missing}"
     refused = {request_text(r) for r in mine if r["outcome"]["action"] != "allow"}

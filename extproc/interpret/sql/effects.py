@@ -17,7 +17,7 @@ sqlglot_reader.py) is given the classes of what it does, in `effects`:
   writers: see the back-ends);
 - `server`: reaches the server's files, programs, processes or other servers (COPY to or
   from a file or a program, pg_read_file, LOAD_FILE, xp_cmdshell, OPENROWSET, dblink,
-  ATTACH, LOAD, foreign servers);
+  ATTACH, LOAD, foreign servers, KILL of a thread);
 - `privilege`: roles, grants, owners, SET ROLE; `configuration`: the server's or the
   database's settings (ALTER SYSTEM, SET GLOBAL / PERSIST, ALTER DATABASE/ROLE ... SET,
   set_config read by sqlglot) and, at any scope, the settings that change how later texts
@@ -47,7 +47,7 @@ _KIND_EFFECTS: dict[str, str] = {
     "prepare": "session", "execute": "session", "transaction": "session", "notify": "session",
     "vacuum": "maintenance", "analyze": "maintenance", "reindex": "maintenance",
     "cluster": "maintenance", "refresh": "maintenance", "lock": "maintenance", "close": "session",
-    "load": "server", "attach": "server", "pragma": "configuration",
+    "load": "server", "attach": "server", "kill": "server", "pragma": "configuration",
 }
 # CREATE of these defines code whose body is a string, or brings code into the server.
 _ROUTINES = frozenset({

@@ -68,7 +68,7 @@ _GLOT_KINDS: dict[type, str] = {
     exp.Transaction: "transaction", exp.Commit: "transaction", exp.Rollback: "transaction",
     exp.EndStatement: "transaction", exp.Pragma: "pragma", exp.Attach: "attach",
     exp.Analyze: "analyze", exp.Refresh: "refresh", exp.Comment: "comment",
-    exp.Execute: "execute", exp.Command: "other", exp.Detach: "other", exp.Kill: "other",
+    exp.Execute: "execute", exp.Command: "other", exp.Detach: "other", exp.Kill: "kill",
     exp.Install: "other", exp.Summarize: "other", exp.Declare: "other", exp.Cache: "other",
     exp.Uncache: "other", exp.Export: "other",
 }
@@ -109,6 +109,8 @@ def _glot_kind(node: exp.Expr) -> tuple[str, str | None] | None:
         obj = "database" if node.args.get("is_database") else "table"
     elif isinstance(node, exp.Describe) and not isinstance(node.this, _GLOT_STATEMENT_SQL):
         kind = "show"
+    elif isinstance(node, exp.Kill):  # KILL n ends the connection
+        obj = str(node.args.get("kind") or "connection").lower()
     return kind, obj
 
 
