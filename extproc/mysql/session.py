@@ -53,6 +53,7 @@ from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
 from extproc.mysql.results import ResultMasker, record_sample
 from extproc.mysql.upstream import Upstream, UpstreamError
+from extproc.policy import Decision
 from extproc.recording import BodyCapture
 from extproc.recording.record import RECORD_MASK
 
@@ -320,6 +321,8 @@ class Session:
             self._request(exchange, method, text)
             await self._pipeline.interpret(exchange, len(text))
             run.kill = await self._victim(exchange, text)
+            if run.kill is None and self._upstream is None:
+                raise BadInput(400, "no_database", _NO_DATABASE)
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
                 await self._held(exchange, decision)
@@ -334,13 +337,13 @@ class Session:
             return failure(exchange, exc, "statement")
         return None
 
-    async def _held(self, exchange: Exchange, decision: object) -> None:
+    async def _held(self, exchange: Exchange, decision: Decision) -> None:
         """The policy's hold, until a human decides or it ends; a KILL QUERY of this
         session ends it sooner, the statement then refused as interrupted (its approval
         stays pending: the same statement sent again waits on it)."""
 
         async def waiting() -> None:
-            async for _ in self._pipeline.hold(exchange, decision):  # type: ignore[arg-type]
+            async for _ in self._pipeline.hold(exchange, decision):
                 pass  # MySQL has no notice a waiting client would show
 
         self._hold = asyncio.ensure_future(waiting())
