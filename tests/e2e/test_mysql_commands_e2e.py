@@ -142,7 +142,9 @@ def error_code(exc: BaseException | None) -> int:
     return int(exc.args[0])
 
 
-def kill_records(gw: Gateway, text: str) -> list[dict[str, Any]]:
+def records_of(gw: Gateway, text: str) -> list[dict[str, Any]]:
+    """The records whose statement is `text`, once there is one (records are written off
+    the request path)."""
     found: list[dict[str, Any]] = []
 
     def recorded() -> bool:
@@ -153,20 +155,24 @@ def kill_records(gw: Gateway, text: str) -> list[dict[str, Any]]:
     return found
 
 
+def mariadb(gw: Gateway, *options: str) -> list[str]:
+    """The mariadb client's command line as an agent runs it (TLS; MYSQL_PWD the token)."""
+    client = shutil.which("mariadb")
+    assert client, "the machine's MariaDB client (Debian's mariadb-client)"
+    return [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(gw.ports.mysql), "-u",
+            "svc-my-agent", "--ssl", "--skip-ssl-verify-server-cert", *options]
+
+
 # -- KILL ---------------------------------------------------------------------------------
 
 
 def test_ctrl_c_in_the_mariadb_client_kills_its_query(gw: Gateway, shop: Shop) -> None:
     """The mariadb client's Ctrl-C connects again (same host, user, token; no database)
     and sends KILL QUERY with the id its first connection's handshake announced."""
-    client = shutil.which("mariadb")
-    assert client, "the machine's MariaDB client (Debian's mariadb-client)"
     sql = "SELECT SLEEP(31)"
-    process = subprocess.Popen(
-        [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(gw.ports.mysql), "-u",
-         "svc-my-agent", "--ssl", "--skip-ssl-verify-server-cert", "-D", DATABASE, "-e", sql],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "MYSQL_PWD": AGENT})
+    process = subprocess.Popen(mariadb(gw, "-D", DATABASE, "-e", sql),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "MYSQL_PWD": AGENT})
     try:
         stack.wait_until(running(shop, sql), 15, "the statement on the server")
         interrupted = time.monotonic()
@@ -191,6 +197,22 @@ def test_ctrl_c_in_the_mariadb_client_kills_its_query(gw: Gateway, shop: Shop) -
     (kill,) = found
     assert kill["outcome"]["action"] == "allow", kill["outcome"]
     assert "killed on the server" in kill["outcome"]["detail"]
+
+
+def test_a_connection_naming_no_database_takes_kill_alone(gw: Gateway) -> None:
+    """What Ctrl-C opens: its token verified as any login's, no server behind it, and
+    anything but KILL refused (ER_NO_DB_ERROR)."""
+    bare = mariadb_cli(gw, "SELECT 1")
+    assert "ERROR 1046 (3D000)" in bare.stderr and "named no database" in bare.stderr, \
+        bare.stderr
+    unverified = mariadb_cli(gw, "SELECT 1", token=AGENT[:-4] + "AAAA")
+    assert "ERROR 1045 (28000)" in unverified.stderr, unverified.stderr
+
+
+def mariadb_cli(gw: Gateway, sql: str, token: str = AGENT) -> subprocess.CompletedProcess[str]:
+    """The mariadb client, naming no database, as its Ctrl-C connects."""
+    return subprocess.run(mariadb(gw, "-e", sql), capture_output=True, text=True, timeout=30,
+                          check=False, env={**os.environ, "MYSQL_PWD": token})
 
 
 def test_kill_query_from_a_connection_to_another_worker_ends_the_statement(
@@ -222,13 +244,14 @@ def test_com_process_kill_ends_the_connection(gw: Gateway, shop: Shop) -> None:
             killer._execute_command(my.COM_PROCESS_KILL, struct.pack("<I", connection_id))
             killer._read_ok_packet()
         assert statement.join() < 10
-        assert error_code(statement.error) == 2013  # CR_SERVER_LOST, as from the server
+        # The connection lost (CR_SERVER_LOST), or the server's ER_CONNECTION_KILLED first.
+        assert error_code(statement.error) in (2013, 1927)
         with pytest.raises(pymysql.err.Error):
             query(victim, "SELECT 1")
-    (record,) = kill_records(gw, f"KILL CONNECTION {connection_id}")
+    (record,) = records_of(gw, f"KILL CONNECTION {connection_id}")
     assert record["request"]["method"] == "PROCESS_KILL"
     assert record["outcome"]["action"] == "allow"
-    (killed,) = kill_records(gw, sql)
+    (killed,) = records_of(gw, sql)
     assert killed["outcome"]["detail"] == "the server closed the connection"
 
 
@@ -279,6 +302,7 @@ def test_kill_query_ends_a_statement_held_for_approval(gw: Gateway, shop: Shop) 
         assert statement.join() < 10
         assert error_code(statement.error) == 1317
         assert "interrupted by a KILL" in str(statement.error)
+        assert held()  # the approval stays pending: the statement sent again waits on it
         assert query(victim, "SELECT 3") == ((3,),)
 
 
@@ -293,7 +317,7 @@ def test_field_list_is_decided_as_show_columns_and_relayed(gw: Gateway) -> None:
             conn.list_fields("nosuch")
         assert missing.value.code == 1146  # ER_NO_SUCH_TABLE, the server's
         assert conn.query("SELECT 4") == [("4",)]
-    (record,) = kill_records(gw, "SHOW COLUMNS FROM `customers` LIKE 'e%'")
+    (record,) = records_of(gw, "SHOW COLUMNS FROM `customers` LIKE 'e%'")
     assert record["request"]["method"] == "FIELD_LIST"
     assert record["outcome"]["action"] == "allow"
 
@@ -307,7 +331,7 @@ def test_change_user_rebinds_the_session_and_resets_the_server_side(gw: Gateway)
         conn.change_user("svc-my-other", OTHER, DATABASE)
         assert conn.query("SELECT @left_behind, 'after the change'") == [
             (None, "after the change")]
-    (after,) = kill_records(gw, "SELECT @left_behind, 'after the change'")
+    (after,) = records_of(gw, "SELECT @left_behind, 'after the change'")
     assert after["identity"]["sub"] == "svc-my-other"
     records = [r for r in gw.records() if r["session_id"] == after["session_id"]]
     methods = [(r["request"]["method"], r["identity"]["sub"]) for r in records]
