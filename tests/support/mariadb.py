@@ -10,8 +10,6 @@ one of tempfile's, removed afterwards (as tests/support/pg_cluster.py's).
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from extproc.quickstart import stack
+from extproc.quickstart import demo_mariadb, stack
 from tests.support.tls import TlsFiles, write_tls_files
 
 _STARTUP_SECONDS = 60
@@ -42,9 +40,7 @@ class MariaDb:
 
     def root(self, sql: str) -> subprocess.CompletedProcess[str]:
         """`sql` run as root over the socket (-N -B: tab-separated, no headers)."""
-        return subprocess.run(["mariadb", "--no-defaults", "-S", str(self.socket), "-uroot",
-                               "-N", "-B", "-e", sql],
-                              capture_output=True, text=True, timeout=30, check=False)
+        return demo_mariadb.root(self.socket, sql)
 
 
 def _started(process: subprocess.Popen[bytes], server: MariaDb, log: Path) -> None:
@@ -67,25 +63,20 @@ def private_mariadb(*options: str, prepare: Sequence[Path] = ()) -> Iterator[Mar
     """A private MariaDB 10.11 on a free port with TLS (a certificate for 127.0.0.1 and
     localhost) and `options` added to mariadbd's; `prepare`: more files it must read,
     handed to its user."""
-    owner = "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    owner = demo_mariadb.owner()
     directory = Path(tempfile.mkdtemp(prefix="tollgate-mariadb-"))
     try:
         tls = write_tls_files(directory / "tls")
         for path in (directory, directory / "tls", *(directory / "tls").iterdir(), *prepare):
             shutil.chown(path, owner)
-        data, unix_socket, log = directory / "data", directory / "sock", directory / "error.log"
-        small = "--innodb-log-file-size=4M"  # 96 MiB by default
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}",
-                        f"--user={owner}", "--auth-root-authentication-method=normal",
-                        "--skip-test-db", small], check=True, capture_output=True, timeout=120)
-        server = MariaDb(stack.free_port(), unix_socket, directory, tls)
+        data, log = directory / "data", directory / "error.log"
+        demo_mariadb.install(data, owner)
+        server = MariaDb(stack.free_port(), directory / "sock", directory, tls)
         process = subprocess.Popen(
-            ["mariadbd", "--no-defaults", f"--datadir={data}", f"--user={owner}",
-             f"--port={server.port}", "--bind-address=127.0.0.1", f"--socket={unix_socket}",
-             "--skip-log-bin", "--skip-name-resolve", small, f"--tmpdir={directory}",
-             f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}", f"--ssl-ca={tls.ca}",
-             f"--pid-file={directory / 'pid'}", f"--log-error={log}",
-             f"--general-log-file={server.general_log}", *options],
+            demo_mariadb.server_argv(data, owner, server.port, server.socket, directory, [
+                f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}", f"--ssl-ca={tls.ca}",
+                f"--log-error={log}", f"--general-log-file={server.general_log}",
+                *options]),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _started(process, server, log)
