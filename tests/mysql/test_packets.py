@@ -652,7 +652,7 @@ PARAMETER = st.sampled_from(sorted({*FIXED, *TEMPORAL, *my.LENGTH_ENCODED_TYPES}
                         st.none() | binary_value(t)))
 
 
-@PROPERTIES
+@settings(PROPERTIES, max_examples=40)
 @given(st.lists(PARAMETER, max_size=12), st.integers(0, 2**32 - 1), st.booleans())
 def test_executes_read_back_binding_their_types_or_the_last_ones(
         typed: list[tuple[my.ParameterType, bytes | None]], statement: int,
