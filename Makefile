@@ -148,7 +148,9 @@ $(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
 # 3.11; it is a test tool, never a runtime dependency.
 OPA_BINDINGS = opa-golib-python-bindings==0.4.4
 
-$(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
+# After system-deps (order only: it never makes this stale): mysqlclient, of the test extra,
+# builds from source on the Debian packages it installs.
+$(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python system-deps
 	$(call install,[test])
 	$(BIN)/pip install -q --ignore-requires-python "$(OPA_BINDINGS)"
 	touch $@

@@ -45,7 +45,13 @@ from extproc.recording import RecordingQuota, RecordingUnavailable
 
 log = logging.getLogger("tollgate.mysql")
 
-SERVER_VERSION = "8.0.0-tollgate"
+# The version the greeting announces. It comes before the client names its database, so
+# before tollgate knows which server it will reach: it cannot be the server's (a client
+# that needs that asks, as SQLAlchemy does: SELECT VERSION()). Clients pick defaults by it:
+# mysql-connector-python asks 8.0 and later for utf8mb4_0900_ai_ci, a collation MariaDB
+# lacks, and older servers for utf8mb4_general_ci, which all have (UTF8MB4 below). 5.7's
+# last release, so what clients gate on a 5.7 release (COM_RESET_CONNECTION) still applies.
+SERVER_VERSION = "5.7.44-tollgate"
 CLEAR_PASSWORD = "mysql_clear_password"
 UTF8MB4 = 45  # utf8mb4_general_ci: what tollgate asks the server for, and reads texts in
 # What tollgate offers a client. Never CLIENT_LOCAL_FILES (the server asking the client
