@@ -106,6 +106,7 @@ bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.mcp_calls
 	$(BIN)/python -m bench.postgres
+	$(BIN)/python -m bench.mysql
 	$(BIN)/python -m bench.egress
 	$(BIN)/python -m bench.ssh
 	$(BIN)/python -m bench.k8s_streams
