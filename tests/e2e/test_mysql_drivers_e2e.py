@@ -334,6 +334,19 @@ def test_sqlalchemy_reflects_the_table_and_its_core_select_is_masked(
         MASKED_ADA, ("Alan Turing", "[REDACTED:EMAIL_ADDRESS]", "[REDACTED:US_SSN]")]
 
 
+def test_a_driver_without_tls_is_refused_at_login(gw: Gateway) -> None:
+    """mysqlclient without `ssl=True`: refused, saying how to connect (and, the greeting
+    naming mysql_native_password, with no token sent in clear: tests/mysql/
+    test_greeting.py)."""
+    with pytest.raises(MySQLdb.OperationalError) as refused:
+        MySQLdb.connect(host="127.0.0.1", port=gw.ports.mysql, user=AGENT_NAME,
+                        password=AGENT, database=DATABASE, connect_timeout=10)
+    code, message = refused.value.args
+    assert code == 1045, message
+    assert message.startswith("tollgate: tollgate takes tokens only over TLS: connect with "
+                              "--ssl (trace id "), message
+
+
 # -- settings ---------------------------------------------------------------------------------
 
 
