@@ -71,7 +71,7 @@ def test_a_client_without_tls_answers_the_greeting_without_the_token() -> None:
             connection.settimeout(10)
             with connection:
                 connection.sendall(greeting)
-                framer, packets = my.Framer(1 << 16), []
+                framer, packets = my.Framer(1 << 16), list[my.Packet]()
                 while not packets and (data := connection.recv(65536)):
                     packets = framer.feed(data)
                 answers.extend(p.payload for p in packets[:1])
