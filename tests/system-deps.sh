@@ -7,8 +7,10 @@
 # through WeasyPrint, and poppler-utils, whose pdftoppm and pdftotext read the PDF back in
 # tests/reporting; OpenSSH's server, the host behind the SSH front (tests/support/sshd.py),
 # and its client (ssh, sftp), which the SSH tests use as agents do. sshd never runs as root
-# there: when the tests do, it runs as the account tollgate-ssh, created here. `make test`
-# runs this every time: with all there, it returns at once.
+# there: when the tests do, it runs as the account tollgate-ssh, created here. MariaDB
+# Connector/C's headers (libmariadb-dev) and pkgconf, which the mysqlclient driver of the
+# test extra builds from source with: the Makefile runs this before it installs that extra.
+# `make test` runs this every time: with all there, it returns at once.
 set -euo pipefail
 
 say() { echo "make test: $*" >&2; }
@@ -30,6 +32,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v sftp >/dev/null || missing+=(openssh-client)
+command -v pkg-config >/dev/null || missing+=(pkgconf)
+[ -f /usr/include/mariadb/mysql.h ] || missing+=(libmariadb-dev)
 /sbin/ldconfig -p | grep -q 'libpangoft2-1.0.so.0 ' \
     || missing+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 [ ${#missing[@]} -eq 0 ] && exit 0

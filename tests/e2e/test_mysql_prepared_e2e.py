@@ -71,13 +71,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
 
 def connector(gw: Gateway) -> Any:
     """mysql-connector-python as an agent connects: TLS, the token as a cleartext
-    password (the plugin tollgate asks for); the collation named, since its default for
-    the "8.0" tollgate's greeting announces is MySQL's, which MariaDB has not."""
+    password (the plugin tollgate asks for), its defaults otherwise."""
     return mysql.connector.connect(
         host="127.0.0.1", port=gw.ports.mysql, user="svc-my-prepared", password=AGENT,
         database=DATABASE, use_pure=True, ssl_disabled=False, ssl_verify_cert=False,
-        auth_plugin="mysql_clear_password", connection_timeout=10, charset="utf8mb4",
-        collation="utf8mb4_general_ci")
+        auth_plugin="mysql_clear_password", connection_timeout=10)
 
 
 def recorded(gw: Gateway, wanted: Callable[[dict[str, Any]], bool],
