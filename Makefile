@@ -106,6 +106,7 @@ bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.mcp_calls
 	$(BIN)/python -m bench.postgres
+	$(BIN)/python -m bench.mysql
 	$(BIN)/python -m bench.egress
 	$(BIN)/python -m bench.ssh
 	$(BIN)/python -m bench.k8s_streams
@@ -148,7 +149,9 @@ $(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
 # 3.11; it is a test tool, never a runtime dependency.
 OPA_BINDINGS = opa-golib-python-bindings==0.4.4
 
-$(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
+# After system-deps (order only: it never makes this stale): mysqlclient, of the test extra,
+# builds from source on the Debian packages it installs.
+$(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python system-deps
 	$(call install,[test])
 	$(BIN)/pip install -q --ignore-requires-python "$(OPA_BINDINGS)"
 	touch $@

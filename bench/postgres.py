@@ -28,37 +28,31 @@ differ by the relay and the gateway's work alone, not by encryption. Each round 
 path once, in a rotating order, so a shared machine's drift falls on all three alike; a
 path's figure is the median of its rounds.
 
-tollgate's CPU is its supervisor's and workers' user + system time (/proc) over the
-timed run, divided by the statements it carried: what one statement costs the gateway;
-the relay's likewise, the floor it is compared with.
+tollgate's CPU is the user + system time of its processes (the supervisor, its workers
+and theirs: bench/load.py's cpu_seconds, from /proc) over the timed run, divided by the
+statements it carried: what one statement costs the gateway; the relay's likewise, the
+floor it is compared with.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
-from bench.load import recorded_config
-from extproc import envoy_bootstrap
-from extproc.cli import QUICKSTART_CONFIG
-from extproc.config import load as load_config
-from extproc.quickstart import dev_tokens, stack
+from bench import fronts
+from bench.load import TOKEN, cpu_seconds, recorded_config
+from extproc.quickstart import stack
 from tests.standins.otlp_receiver import OtlpReceiver
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,8 +60,6 @@ ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "tollgate_bench_pgbench"
 AGENT_DATABASE = "bench"  # what pgbench asks the gateway for: the target's match
 PATHS = ("direct", "envoy", "relay", "tollgate")
-TOKEN = dev_tokens.mint(load_config(QUICKSTART_CONFIG), "svc-bench", ["agents"], 4 * 3600)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def pgbench() -> str:
@@ -126,35 +118,21 @@ def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
           workers: int) -> dict[str, Way]:
     """Envoy alone, Envoy with the relay front and Envoy with tollgate, beside the
     database: each path's address."""
-
-    def stopped_on_exit(process: stack.Process) -> stack.Process:
-        cleanup.callback(process.stop)
-        return process
-
     paths = {"direct": Way(5432, "postgres", DATABASE, None)}
     for path in ("envoy", "relay", "tollgate"):
         logs = work / path
         logs.mkdir()
         front = stack.free_ports(workers) if path != "envoy" else 5432
-        ports = envoy_bootstrap.Ports(
-            listener=stack.free_port(), admin=stack.free_port(), ext_proc=stack.free_ports(workers),
-            upstream=stack.free_port(), mcp=stack.free_port(), postgres=stack.free_port(),
-            postgres_front=front)
-        bootstrap = envoy_bootstrap.write(
-            envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports,
-                                       workers if path == "tollgate" else 1),
-            logs / "envoy.yaml")
+        ports, bootstrap = fronts.envoy_before("postgres", front, workers,
+                                               workers if path == "tollgate" else 1, logs)
         process = None
         if path == "tollgate":
-            config = logs / "tollgate.yaml"
-            config.write_text(yaml.safe_dump(tollgate_config(
-                ports.ext_proc, front, bootstrap, otlp_endpoint, logs, workers)),
-                encoding="utf-8")
-            process = stopped_on_exit(stack.start_tollgate(config, ports.ext_proc, logs,
-                                                           workers=workers))
+            process = fronts.start_tollgate(cleanup, tollgate_config(
+                ports.ext_proc, front, bootstrap, otlp_endpoint, logs, workers), ports,
+                workers, logs)
         elif path == "relay":
-            process = stopped_on_exit(start_relay(front, workers, logs))
-        stopped_on_exit(stack.start_envoy(bootstrap, ports.admin, logs))
+            process = fronts.stopped_on_exit(cleanup, start_relay(front, workers, logs))
+        fronts.start_envoy(cleanup, ports, bootstrap, logs)
         assert ports.postgres is not None
         paths[path] = (Way(ports.postgres, "svc-bench", AGENT_DATABASE, TOKEN, process)
                        if path == "tollgate" else Way(ports.postgres, "postgres", DATABASE,
@@ -171,27 +149,17 @@ def start_relay(port: int, processes: int, logs: Path) -> stack.Process:
     return process
 
 
-def cpu_seconds(process: stack.Process) -> float:
-    """User + system time of the process and its children now (its workers)."""
-    total = 0
-    for pid in (process.pid, *process.children()):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
 def run(path: Way, seconds: int, clients: int) -> dict[str, float]:
     """One pgbench -S run: tps, mean latency, statements, and the gateway's CPU."""
     env = {**os.environ, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
     if path.password is not None:
         env["PGPASSWORD"] = path.password
-    before = cpu_seconds(path.process) if path.process else 0.0
+    before = cpu_seconds(path.process.pid) if path.process else 0.0
     done = subprocess.run(
         [pgbench(), "-S", "-n", "-T", str(seconds), "-c", str(clients),
          "-j", str(min(clients, 2)), "-h", "127.0.0.1", "-p", str(path.port), "-U", path.user,
          path.database], capture_output=True, text=True, env=env, timeout=seconds + 120)
-    cpu = (cpu_seconds(path.process) - before) if path.process else float("nan")
+    cpu = (cpu_seconds(path.process.pid) - before) if path.process else float("nan")
     if done.returncode != 0:
         raise SystemExit(f"bench.postgres: pgbench failed on port {path.port}:\n"
                          f"{done.stdout[-1500:]}{done.stderr[-1500:]}")
@@ -210,22 +178,9 @@ def run(path: Way, seconds: int, clients: int) -> dict[str, float]:
             "cpu_us_per_statement": cpu / statements * 1e6 if path.process else float("nan")}
 
 
-def measure(paths: dict[str, Way], seconds: int, clients: int,
-            rounds: int) -> dict[str, list[dict[str, float]]]:
-    results: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
-    for round_ in range(rounds):
-        order = PATHS[round_ % len(PATHS):] + PATHS[:round_ % len(PATHS)]
-        for path in order:
-            results[path].append(run(paths[path], seconds, clients))
-            print(f"  round {round_ + 1} {path:9s} {results[path][-1]['tps']:9.0f} tps",
-                  file=sys.stderr, flush=True)
-    return results
-
-
 def figures(results: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     """Each path's median tps and latency; the ratios the README quotes."""
-    median = {path: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-              for path, runs in results.items()}
+    median = fronts.medians(results)
     tps = {p: median[p]["tps"] for p in PATHS}
     latency = {p: median[p]["latency_ms"] for p in PATHS}
     return {
@@ -285,14 +240,12 @@ def main(argv: list[str] | None = None) -> int:
             paths = start(Path(tmp), cleanup, otlp.endpoint, args.workers)
             for path in PATHS:  # every path answers before anything is timed
                 run(paths[path], 1, 1)
-            found = figures(measure(paths, args.seconds, args.clients, args.rounds))
+            found = figures(fronts.in_rounds(
+                PATHS, args.rounds, lambda path: run(paths[path], args.seconds, args.clients),
+                ["tps"]))
     finally:
         drop()
-    report = {"benchmark": "postgres", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "settings": settings, **found}
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    fronts.save("postgres", settings, found, args.json_out)
     print(table(found, settings))
     return 0
 

@@ -6,11 +6,13 @@
 # (with HarfBuzz's subsetter), which `tollgate audit report --format pdf` needs at run time
 # through WeasyPrint, and poppler-utils, whose pdftoppm and pdftotext read the PDF back in
 # tests/reporting; OpenSSH's server, the host behind the SSH front (tests/support/sshd.py),
-# and its client (ssh, sftp), which the SSH tests use as agents do; MariaDB Connector/C
-# (libmariadb3, under the mariadb client), which the MySQL front's tests drive through
-# ctypes for the commands no Python driver sends. sshd never runs as root
-# there: when the tests do, it runs as the account tollgate-ssh, created here. `make test`
-# runs this every time: with all there, it returns at once.
+# and its client (ssh, sftp), which the SSH tests use as agents do. sshd never runs as root
+# there: when the tests do, it runs as the account tollgate-ssh, created here. MariaDB
+# Connector/C: its library (libmariadb3, under the mariadb client), which the MySQL
+# front's tests drive through ctypes for the commands no Python driver sends, and its
+# headers (libmariadb-dev) and pkgconf, which the mysqlclient driver of the test extra
+# builds from source with: the Makefile runs this before it installs that extra.
+# `make test` runs this every time: with all there, it returns at once.
 set -euo pipefail
 
 say() { echo "make test: $*" >&2; }
@@ -32,6 +34,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v sftp >/dev/null || missing+=(openssh-client)
+command -v pkg-config >/dev/null || missing+=(pkgconf)
+[ -f /usr/include/mariadb/mysql.h ] || missing+=(libmariadb-dev)
 /sbin/ldconfig -p | grep -q 'libmariadb.so.3 ' || missing+=(libmariadb3)
 /sbin/ldconfig -p | grep -q 'libpangoft2-1.0.so.0 ' \
     || missing+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)

@@ -12,7 +12,7 @@ import yaml
 
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG, main
-from extproc.quickstart import stack
+from extproc.quickstart import layout, stack
 from tests.support.tls import write_tls_files
 
 WORKERS = 3
@@ -91,9 +91,8 @@ def test_the_quickstart_config_gives_the_bootstrap_tollgate_up_runs(tmp_path: Pa
     out = tmp_path / "envoy.yaml"
     assert main(["envoy-bootstrap", "--config", str(QUICKSTART_CONFIG), "--out", str(out)]) == 0
     written = yaml.safe_load(out.read_text())
-    ran = envoy_bootstrap.with_ports(
-        envoy_bootstrap.load(), envoy_bootstrap.Ports(postgres=15432, egress=3128, ssh=2222),
-        quickstart.listen.worker_count)
+    ran = envoy_bootstrap.with_ports(envoy_bootstrap.load(), layout.plan(quickstart).envoy,
+                                     quickstart.listen.worker_count)
     assert sorted_resources(written) == sorted_resources(ran)
     envoy_validates(out)
 

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag, listener, default in (
             ("--http-port", "HTTP listener", envoy_bootstrap.Ports().listener),
             ("--postgres-port", "PostgreSQL listener", layout.POSTGRES_PORT),
+            ("--mysql-port", "MySQL listener", layout.MYSQL_PORT),
             ("--ssh-port", "SSH listener", layout.SSH_PORT),
             ("--egress-port", "egress proxy", layout.EGRESS_PORT)):
         up.add_argument(flag, type=bootstrap.port, metavar="PORT",
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_quickstart(config, layout.Moves(args.base_port, args.http_port,
                                                args.postgres_port, args.ssh_port,
-                                               args.egress_port))
+                                               args.egress_port, args.mysql_port))
 
 
 def _token(config: config_module.Config, args: argparse.Namespace) -> int:

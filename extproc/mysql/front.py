@@ -1,13 +1,13 @@
 """The MySQL front: where agents' mariadb and mysql clients, PyMySQL and their kin log in.
 
     client ─TCP─► Envoy (tcp_proxy) ─► this worker's port
-      handshake        ← tollgate's own: a fresh scramble, `mysql_clear_password` asked,
+      handshake        ← tollgate's own: a fresh scramble, `mysql_native_password` named,
                          a connection id of tollgate's (kills.py), unique across processes
       SSLRequest       → TLS with tollgate's certificate (offered only with one)
-      HandshakeResponse→ the target by database; the agent's token as the password
-                         (an AuthSwitchRequest to mysql_clear_password when the client
-                         offered another plugin), over TLS unless the target allows not
-                         (login.py: COM_CHANGE_USER takes the same steps)
+      HandshakeResponse→ the target by database; over TLS unless the target allows not,
+                         the agent's token as the password (an AuthSwitchRequest to
+                         mysql_clear_password when the client offered another plugin;
+                         login.py: COM_CHANGE_USER takes the same steps)
       token verified   → issuer, audience, expiry, signature, as Envoy verifies them
       upstream         → the server, as the gateway's own account (upstream.py)
       → session.Session decides every command
@@ -46,8 +46,9 @@ from extproc.exchange.state import Exchange
 from extproc.identity import refusal
 from extproc.masking import Masker
 from extproc.mysql import packets as my
+from extproc.mysql.auth import NATIVE_PASSWORD
 from extproc.mysql.kills import Connections, Kill, is_handover
-from extproc.mysql.login import CLEAR_PASSWORD, DB_SYSTEM, Bound, Logins, Opener
+from extproc.mysql.login import DB_SYSTEM, Bound, Logins, Opener
 from extproc.mysql.session import Session, refusal_packet
 from extproc.mysql.upstream import Upstream, UpstreamError, UpstreamSettings, connect
 from extproc.recording import RecordingQuota, RecordingUnavailable
@@ -55,7 +56,18 @@ from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.mysql")
 
-SERVER_VERSION = "8.0.0-tollgate"
+# The version the greeting announces. It comes before the client names its database, so
+# before tollgate knows which server it will reach: it cannot be the server's (a client
+# that needs that asks, as SQLAlchemy does: SELECT VERSION()). Clients pick defaults by it:
+# mysql-connector-python asks 8.0 and later for utf8mb4_0900_ai_ci, a collation MariaDB
+# lacks, and older servers for utf8mb4_general_ci, which all have (UTF8MB4 below). 5.7's
+# last release, so what clients gate on a 5.7 release (COM_RESET_CONNECTION) still applies.
+SERVER_VERSION = "5.7.44-tollgate"
+# The plugin the greeting names, which a client answers first with, before the front knows
+# whether TLS is required: a hash of the password. Named mysql_clear_password, a client
+# (libmariadb's) sends the token itself, in clear when it forgot TLS. The front asks for
+# the token once the login is known to be encrypted, or allowed not to be.
+GREETING_PLUGIN = NATIVE_PASSWORD
 UTF8MB4 = 45  # utf8mb4_general_ci: what tollgate asks the server for, and reads texts in
 # What tollgate offers a client. Never CLIENT_LOCAL_FILES (the server asking the client
 # for a file), CLIENT_COMPRESS (bytes tollgate would have to inflate to read) or
@@ -158,7 +170,7 @@ class Front:
         writer.write(my.encode(0, my.encode_handshake(my.Handshake(
             server_version=SERVER_VERSION, connection_id=connection_id,
             scramble=scramble, capabilities=self._offered, charset=UTF8MB4,
-            status=my.SERVER_STATUS_AUTOCOMMIT, auth_plugin=CLEAR_PASSWORD))))
+            status=my.SERVER_STATUS_AUTOCOMMIT, auth_plugin=GREETING_PLUGIN))))
         try:
             packet = await login.next()
             if is_handover(packet.payload):  # a KILL another front hands to this one

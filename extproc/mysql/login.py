@@ -19,8 +19,8 @@ from extproc.config import Target
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.mysql import packets as my
+from extproc.mysql.auth import CLEAR_PASSWORD
 
-CLEAR_PASSWORD = "mysql_clear_password"
 # Every exchange of the front, its logins too: the conventions' name, and the older one
 # (tests/support/semconv.py's LEGACY) that searches written against it still find.
 DB_SYSTEM = {"db.system": "mysql", "db.system.name": "mysql"}

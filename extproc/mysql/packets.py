@@ -732,11 +732,28 @@ class ChangeUser:
 
 
 def parse_change_user(payload: bytes, capabilities: int) -> ChangeUser:
+    """A COM_CHANGE_USER as servers read it, its auth response's length one byte (with
+    CLIENT_SECURE_CONNECTION). mysql-connector-python (pure Python) writes that length
+    length-encoded, which differs past 250 bytes (a token as mysql_clear_password's
+    answer): a request the one-byte reading cannot take is read so, if that takes it."""
+    try:
+        return _parse_change_user(payload, capabilities, False)
+    except ProtocolViolation as exc:
+        if not capabilities & CLIENT_SECURE_CONNECTION:
+            raise
+        try:
+            return _parse_change_user(payload, capabilities, True)
+        except ProtocolViolation:
+            raise exc from None
+
+
+def _parse_change_user(payload: bytes, capabilities: int, lenenc: bool) -> ChangeUser:
     r = Reader(payload)
     _header(r, COM_CHANGE_USER, "a COM_CHANGE_USER")
     username = _text(r.cstring())
     secure = capabilities & CLIENT_SECURE_CONNECTION
-    auth_response = r.fixed(r.int1()) if secure else r.cstring()
+    auth_response = (r.fixed(r.lenenc_int() if lenenc else r.int1()) if secure
+                     else r.cstring())
     database = _text(r.cstring())
     charset, auth_plugin, attrs = 0, "", {}
     if r.remaining:
@@ -1105,3 +1122,181 @@ def encode_prepare_ok(ok: PrepareOk) -> bytes:
     return _PREPARE_OK.pack(OK_HEADER, ok.statement_id, ok.num_columns, ok.num_params,
                             ok.warnings)
 
+
+# The statement id MariaDB reads as "the statement prepared last on this connection" (its
+# Connector/C sends a COM_STMT_EXECUTE naming it right behind the COM_STMT_PREPARE).
+LAST_STATEMENT_ID = 0xFFFFFFFF
+# COM_STMT_EXECUTE's flags: the cursor types (MySQL 8 adds a parameter count, 1 << 3, with
+# CLIENT_QUERY_ATTRIBUTES only, which no front here offers).
+CURSOR_TYPE_READ_ONLY = 1 << 0
+CURSOR_TYPE_FOR_UPDATE = 1 << 1
+CURSOR_TYPE_SCROLLABLE = 1 << 2
+_PARAMETER_UNSIGNED = 0x8000  # a bound parameter type's flag, in its 2 bytes
+
+
+def statement_id(payload: bytes) -> int:
+    """The statement id a COM_STMT_* command names (EXECUTE, SEND_LONG_DATA, CLOSE, RESET,
+    FETCH, BULK_EXECUTE: its first field)."""
+    return Reader(payload, 1).int4()
+
+
+def encode_statement_command(command: int, statement: int) -> bytes:
+    """A command that is a statement id alone (COM_STMT_CLOSE, COM_STMT_RESET)."""
+    return bytes((command,)) + _INT4.pack(statement)
+
+
+def with_statement_id(payload: bytes, statement: int) -> bytes:
+    """A COM_STMT_* command naming `statement` instead, its other bytes as they were."""
+    statement_id(payload)  # the command has one to replace
+    return payload[:1] + _INT4.pack(statement) + payload[5:]
+
+
+class ParameterType(NamedTuple):
+    """A parameter's type as COM_STMT_EXECUTE binds it (a MYSQL_TYPE_* and its sign)."""
+
+    type: int
+    unsigned: bool = False
+
+
+class StmtExecute(NamedTuple):
+    """A COM_STMT_EXECUTE. `types`: the parameter types it binds, None when it binds none
+    (the previous execute's stand); `values`: each parameter's value as the binary
+    protocol lays it out, None for NULL and for a parameter sent as long data (whose
+    value is not in the packet)."""
+
+    statement_id: int
+    flags: int
+    iterations: int
+    types: tuple[ParameterType, ...] | None
+    values: tuple[bytes | None, ...]
+
+
+def parse_stmt_execute(payload: bytes, num_params: int,
+                       bound: Sequence[ParameterType] | None,
+                       long_data: Iterable[int] = ()) -> StmtExecute:
+    """A COM_STMT_EXECUTE of a statement of `num_params` parameters, the types `bound`
+    by an earlier execute (None: none yet), `long_data` the parameters whose values came
+    by COM_STMT_SEND_LONG_DATA since (the server reads no value of theirs here)."""
+    r = Reader(payload)
+    _header(r, COM_STMT_EXECUTE, "a COM_STMT_EXECUTE")
+    statement, flags, iterations = r.int4(), r.int1(), r.int4()
+    types: tuple[ParameterType, ...] | None = None
+    values: list[bytes | None] = []
+    if num_params:
+        nulls = r.fixed((num_params + 7) // 8)
+        if r.int1():
+            codes = [r.int2() for _ in range(num_params)]
+            types = tuple(ParameterType(c & 0xFF, bool(c & _PARAMETER_UNSIGNED))
+                          for c in codes)
+        reading = types if types is not None else bound
+        if reading is None or len(reading) != num_params:
+            raise ProtocolViolation("a COM_STMT_EXECUTE binds no parameter types, and no "
+                                    "earlier one did")
+        skipped = frozenset(long_data)
+        for i, parameter in enumerate(reading):
+            if i in skipped or nulls[i >> 3] >> (i & 7) & 1:
+                values.append(None)
+            else:
+                values.append(_read_binary_value(r, parameter.type))
+    r.done()
+    return StmtExecute(statement, flags, iterations, types, tuple(values))
+
+
+def encode_stmt_execute(statement: int, types: Sequence[ParameterType] | None,
+                        values: Sequence[bytes | None], flags: int = 0,
+                        bound: Sequence[ParameterType] | None = None) -> bytes:
+    """A COM_STMT_EXECUTE binding `types` (None: those `bound` before, not sent again)
+    to `values` (None: NULL)."""
+    out = [bytes((COM_STMT_EXECUTE,)), _INT4.pack(statement), bytes((flags,)), _INT4.pack(1)]
+    if values:
+        reading = types if types is not None else bound
+        if reading is None or len(reading) != len(values):
+            raise ValueError(f"{len(values)} values for the parameter types given")
+        nulls = bytearray((len(values) + 7) // 8)
+        for i, value in enumerate(values):
+            if value is None:
+                nulls[i >> 3] |= 1 << (i & 7)
+        out += [bytes(nulls), b"\x01" + _type_codes(types) if types is not None else b"\x00"]
+        out += [encode_binary_value(t.type, v) for t, v in zip(reading, values, strict=True)
+                if v is not None]
+    return b"".join(out)
+
+
+class LongData(NamedTuple):
+    """A COM_STMT_SEND_LONG_DATA: a piece of one parameter's value."""
+
+    statement_id: int
+    parameter: int
+    data: bytes
+
+
+def parse_long_data(payload: bytes) -> LongData:
+    r = Reader(payload)
+    _header(r, COM_STMT_SEND_LONG_DATA, "a COM_STMT_SEND_LONG_DATA")
+    return LongData(r.int4(), r.int2(), r.rest())
+
+
+def encode_long_data(data: LongData) -> bytes:
+    return (bytes((COM_STMT_SEND_LONG_DATA,)) + _INT4.pack(data.statement_id)
+            + _INT2.pack(data.parameter) + data.data)
+
+
+def binary_readable(column_type: int) -> bool:
+    """Whether the binary protocol's values of `column_type` can be read here."""
+    return (column_type in _FIXED_SIZES or column_type in _TEMPORAL_LENGTHS
+            or column_type in LENGTH_ENCODED_TYPES)
+
+
+_INTEGERS = {MYSQL_TYPE_TINY: "b", MYSQL_TYPE_SHORT: "h", MYSQL_TYPE_YEAR: "h",
+             MYSQL_TYPE_INT24: "i", MYSQL_TYPE_LONG: "i", MYSQL_TYPE_LONGLONG: "q"}
+_DATES = frozenset({MYSQL_TYPE_DATE, MYSQL_TYPE_NEWDATE})
+
+
+def binary_text(column_type: int, unsigned: bool, value: bytes) -> bytes:
+    """A binary value (as parse_binary_row gives it) as the text protocol writes it: an
+    integer's digits, a float's shortest digits, a date `YYYY-MM-DD[ hh:mm:ss[.ffffff]]`,
+    a time `[-]hhh:mm:ss[.ffffff]`; a string's (a decimal's, a BIT's) bytes as they are."""
+    code = _INTEGERS.get(column_type)
+    if code is not None:
+        (number,) = struct.unpack("<" + (code.upper() if unsigned else code), value)
+        return str(number).encode()
+    if column_type in (MYSQL_TYPE_FLOAT, MYSQL_TYPE_DOUBLE):
+        (real,) = struct.unpack("<f" if column_type == MYSQL_TYPE_FLOAT else "<d", value)
+        text = f"{real:.7g}" if column_type == MYSQL_TYPE_FLOAT else repr(real)
+        return text.removesuffix(".0").encode()
+    if column_type == MYSQL_TYPE_TIME:
+        return _time_text(value).encode()
+    if column_type in _TEMPORAL_LENGTHS:
+        return _date_text(value, column_type in _DATES).encode()
+    return value
+
+
+def _date_text(value: bytes, date_only: bool) -> str:
+    year, month, day, hour, minute, second, micro = (
+        struct.unpack("<HBBBBBI", value.ljust(11, b"\x00")))
+    text = f"{year:04d}-{month:02d}-{day:02d}"
+    if date_only:
+        return text
+    text += f" {hour:02d}:{minute:02d}:{second:02d}"
+    return text + (f".{micro:06d}" if len(value) == 11 else "")
+
+
+def _time_text(value: bytes) -> str:
+    negative, days, hour, minute, second, micro = (
+        struct.unpack("<BIBBBI", value.ljust(12, b"\x00")))
+    text = f"{'-' if negative else ''}{days * 24 + hour:02d}:{minute:02d}:{second:02d}"
+    return text + (f".{micro:06d}" if len(value) == 12 else "")
+
+
+def bind_types(payload: bytes, num_params: int, types: Sequence[ParameterType]) -> bytes:
+    """A COM_STMT_EXECUTE that binds no types, binding `types` instead (its values as
+    they were)."""
+    at = 10 + (num_params + 7) // 8  # command, id, flags, iterations, NULL bitmap
+    if not num_params or len(types) != num_params or payload[at:at + 1] != b"\x00":
+        raise ValueError("not a COM_STMT_EXECUTE of these parameters binding no types")
+    return payload[:at] + b"\x01" + _type_codes(types) + payload[at + 1:]
+
+
+def _type_codes(types: Sequence[ParameterType]) -> bytes:
+    return b"".join(_INT2.pack(t.type | (_PARAMETER_UNSIGNED if t.unsigned else 0))
+                    for t in types)

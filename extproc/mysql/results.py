@@ -7,6 +7,13 @@ VARCHAR, TEXT and the BLOBs, JSON, ENUM, SET) becomes its masked text; of any ot
 NULL: a client parses an INT or a DATETIME column's text, and `[REDACTED:...]` there
 would break it. A column the mask names `derived` is masked whole, by its name:
 `[REDACTED:DERIVED]` where its type is a string, else NULL.
+
+Rows of the binary protocol (COM_STMT_EXECUTE's) carry each value as its type lays it
+out. They are read as the text protocol would have written them (`binary_text`: an
+integer's digits, a date's `YYYY-MM-DD`) and masked as text rows are; a value that
+changes is written back in its type: a string as its masked text, anything else as NULL
+(its bit set in the row's NULL bitmap). A column whose binary values cannot be read (a
+type the codec does not know) is refused before its rows go by (`unreadable`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,16 @@ from extproc.codecs.rows import rows_sample
 from extproc.masking import Masker
 from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
 from extproc.masking.strategies import DERIVED
-from extproc.mysql.packets import STRING_TYPES, ColumnDefinition
+from extproc.mysql.packets import (
+    STRING_TYPES,
+    UNSIGNED_FLAG,
+    ColumnDefinition,
+    binary_readable,
+    binary_text,
+    type_name,
+)
+
+Rows = list[list[bytes | None]]
 
 
 def is_text(column: ColumnDefinition) -> bool:
@@ -42,8 +58,7 @@ class ResultMasker:
         self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
         self._names = [c.name for c in columns]
 
-    def rows(self, rows: list[list[bytes | None]]) -> tuple[list[list[bytes | None]],
-                                                            Counter[str]]:
+    def rows(self, rows: Rows) -> tuple[Rows, Counter[str]]:
         """The rows masked, and what was masked by detector."""
         if not self.masks or not rows:
             return rows, Counter()
@@ -71,13 +86,37 @@ class ResultMasker:
             out.append(new)
         return out, counts
 
+    def binary_rows(self, rows: Rows) -> tuple[Rows, Rows, Counter[str]]:
+        """Binary-protocol rows masked: as they go to the client, as text (for the
+        record), and what was masked by detector."""
+        columns = self._columns
+        texts: Rows = [[None if v is None else binary_text(
+            c.type, bool(c.flags & UNSIGNED_FLAG), v) for c, v in zip(columns, row, strict=True)]
+            for row in rows]
+        masked, counts = self.rows(texts)
+        if not counts:
+            return rows, texts, counts
+        # A string's binary value is its text; any other changed value is None already.
+        out = [[value if after == before else after
+                for value, before, after in zip(row, text, new, strict=True)]
+               for row, text, new in zip(rows, texts, masked, strict=True)]
+        return out, masked, counts
+
+
+def unreadable(columns: list[ColumnDefinition]) -> str | None:
+    """Why a binary result of these columns cannot be masked (None: it can)."""
+    for column in columns:
+        if not binary_readable(column.type):
+            return (f"column {column.name!r} is of type {type_name(column.type)}, whose "
+                    "binary-protocol values tollgate cannot read to mask them")
+    return None
+
 
 def _text(value: Any) -> bytes:
     return (value if isinstance(value, str) else json.dumps(value)).encode("utf-8")
 
 
-def record_sample(columns: list[ColumnDefinition], rows: list[list[bytes | None]],
-                  limit: int) -> bytes:
+def record_sample(columns: list[ColumnDefinition], rows: Rows, limit: int) -> bytes:
     """Rows as the record keeps them (JSON: columns, rows, how many left out), within
     `limit` bytes."""
     shown = ([None if v is None else v.decode("utf-8", "replace") for v in row] for row in rows)

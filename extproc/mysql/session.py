@@ -8,23 +8,39 @@ masked by column.
 
 Every command is decided or refused; none passes undecided:
 
-    COM_QUERY         the text read by the MySQL dialect, each statement decided; a KILL
-                      of a connection id tollgate gave out is done by tollgate (kills.py)
-    COM_INIT_DB       decided as the `USE` it stands for
-    COM_FIELD_LIST    decided as the `SHOW COLUMNS FROM t [LIKE 'w']` it stands for; its
-                      column definitions relayed
-    COM_PROCESS_KILL  decided as the `KILL CONNECTION n` it stands for, done as a KILL
-    COM_CHANGE_USER   a token asked for and verified as at login, the session rebound to
-                      it on the same target; the server's session reset by the gateway's
-                      own account (COM_RESET_CONNECTION, COM_INIT_DB if a database was
-                      asked). Refused, the connection ends, as a failed login's would
-    COM_PING          carries nothing: relayed
-    COM_QUIT          ends the session
+    COM_QUERY             the text read by the MySQL dialect, each statement decided; a
+                          KILL of a connection id tollgate gave out is done by tollgate
+                          (kills.py)
+    COM_INIT_DB           decided as the `USE` it stands for
+    COM_FIELD_LIST        decided as the `SHOW COLUMNS FROM t [LIKE 'w']` it stands for;
+                          its column definitions relayed
+    COM_PROCESS_KILL      decided as the `KILL CONNECTION n` it stands for, done as a KILL
+    COM_STMT_PREPARE      its text decided as a COM_QUERY's (a KILL is not prepared: it is
+                          tollgate's to do); prepared, the statement gets an id of
+                          tollgate's own (statements.py)
+    COM_STMT_EXECUTE      an exchange of its own under its prepare's decision (its
+                          parameters in the record), its binary rows masked
+    COM_STMT_SEND_LONG_DATA, COM_STMT_RESET, COM_STMT_CLOSE
+                          sent on under the server's id of the statement
+    COM_STMT_FETCH        refused, and so is an execute asking for a cursor: server-side
+                          cursors are not relayed
+    COM_RESET_CONNECTION  relayed: it carries nothing; the statement ids go with it
+    COM_CHANGE_USER       a token asked for and verified as at login, the session rebound to
+                          it on the same target; the server's session reset by the gateway's
+                          own account (COM_RESET_CONNECTION, COM_INIT_DB if a database was
+                          asked), the statement ids with it. Refused, the connection ends, as
+                          a failed login's would
+    COM_PING              carries nothing: relayed
+    COM_QUIT              ends the session
     COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_REGISTER_SLAVE, COM_TABLE_DUMP
-                      refused: replication reads every change of the server, which no
-                      decision covers
-    any other         refused (ER_UNKNOWN_COM_ERROR): prepared statements ... are not
-                      relayed yet
+                          refused: replication reads every change of the server, which no
+                          decision covers
+    any other             refused (ER_UNKNOWN_COM_ERROR): COM_STMT_BULK_EXECUTE (tollgate
+                          offers no MariaDB capability it needs), COM_SET_OPTION ...
+
+A command naming a prepared statement by an id tollgate did not hand out, or one closed,
+is refused (ER_UNKNOWN_STMT_HANDLER; CLOSE and SEND_LONG_DATA have no answer in the
+protocol, so theirs is none, as the server's would be) and recorded, never sent.
 
 A connection that named no database (the mariadb client's Ctrl-C opens one to send its
 KILL) has no server: it takes KILL, COM_PING (answered by tollgate) and COM_QUIT, and a
@@ -39,7 +55,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -51,10 +67,11 @@ from extproc.masking import Masker
 from extproc.mysql import packets as my
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
-from extproc.mysql.results import ResultMasker, record_sample
+from extproc.mysql.results import ResultMasker, record_sample, unreadable
+from extproc.mysql.statements import LongData, Prepared, Statements
 from extproc.mysql.upstream import Upstream, UpstreamError
 from extproc.policy import Decision
-from extproc.recording import BodyCapture
+from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import RECORD_MASK
 
 _READ_SIZE = 256 * 1024
@@ -67,13 +84,28 @@ _PRIVILEGE_RULES = frozenset({"sql.privilege", "sql.configuration", "sql.server_
                               "sql.setting", "sql.dynamic"})
 # The server's own code for what tollgate refuses, where the client knows one:
 # ER_DBACCESS_DENIED_ERROR, ER_NO_DB_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR (a
-# replication privilege), ER_UNKNOWN_COM_ERROR, and KILL's (kills.py).
+# replication privilege), ER_UNKNOWN_COM_ERROR, ER_UNKNOWN_STMT_HANDLER,
+# ER_NOT_SUPPORTED_YET, and KILL's (kills.py).
 _CODES = {**CODES, "database_refused": (1044, "42000"), "no_database": (1046, "3D000"),
           "replication": (_PRIVILEGE_DENIED, "42000"),
-          "unsupported_command": (1047, "08S01")}
+          "unsupported_command": (1047, "08S01"), "unknown_statement": (1243, "HY000"),
+          "unsupported_cursor": (1235, "42000")}
 _NO_DATABASE = ("this connection named no database: it takes KILL [QUERY] <connection id> "
                 "alone, as the mariadb client's Ctrl-C sends; name a target's database to "
                 "run statements (mariadb -D DATABASE)")
+# The commands naming a prepared statement, as the record names them; those the server
+# never answers (a refusal of theirs is answered with nothing either).
+_STATEMENT_METHODS = {my.COM_STMT_EXECUTE: "EXECUTE", my.COM_STMT_SEND_LONG_DATA: "LONG_DATA",
+                      my.COM_STMT_RESET: "RESET", my.COM_STMT_CLOSE: "CLOSE",
+                      my.COM_STMT_FETCH: "FETCH"}
+_UNANSWERED = frozenset({my.COM_STMT_SEND_LONG_DATA, my.COM_STMT_CLOSE})
+# Why a command is not relayed, where more can be said than that it is not.
+_UNRELAYED = {my.COM_STMT_BULK_EXECUTE: (
+    "COM_STMT_BULK_EXECUTE (MariaDB's array binding) is not relayed: tollgate offers none "
+    "of MariaDB's extended capabilities, so a client executes once per row")}
+_CURSORS = my.CURSOR_TYPE_READ_ONLY | my.CURSOR_TYPE_FOR_UPDATE | my.CURSOR_TYPE_SCROLLABLE
+_NO_CURSORS = ("tollgate does not relay server-side cursors (COM_STMT_FETCH, an execute "
+               "asking for a cursor): execute without one, and read the rows as they come")
 
 
 class Closed(Exception):
@@ -82,7 +114,8 @@ class Closed(Exception):
 
 def refusal_packet(answer: Answer, seq: int = 1) -> bytes:
     """tollgate's refusal as an ERR packet: the reasons, the rules, an approval's state
-    and the trace id in its message, which every client shows."""
+    and the trace id in its message, which every client shows; its code the server's own
+    for that refusal where there is one (_CODES), else the one its status stands for."""
     body = answer.body
     reasons = body.get("reasons") or [body.get("message") or answer.error]
     notes = [f"trace id {answer.trace_id}"]
@@ -138,6 +171,14 @@ class Session:
         # Packets framed and not yet taken; the server's login may have read past its end.
         self._from_client: deque[my.Packet] = deque()
         self._from_server: deque[my.Packet] = deque(upstream.pending if upstream else ())
+        self._statements = Statements()
+        # The commands of a session with a server, beside COM_QUERY and COM_PROCESS_KILL.
+        self._handlers: dict[int, Callable[[my.Packet], Awaitable[None]]] = {
+            my.COM_PING: self._ping, my.COM_INIT_DB: self._init_db,
+            my.COM_FIELD_LIST: self._field_list, my.COM_STMT_PREPARE: self._prepare,
+            **dict.fromkeys(_STATEMENT_METHODS, self._statement_command),
+            my.COM_RESET_CONNECTION: self._reset_connection,
+            my.COM_CHANGE_USER: self._change_user}
         # A statement waiting for approval (a KILL QUERY ends it); a command in flight;
         # a KILL CONNECTION's end, once that command is answered.
         self._hold: asyncio.Future[None] | None = None
@@ -209,47 +250,55 @@ class Session:
         elif command == my.COM_PROCESS_KILL:
             await self._process_kill(packet)
         elif self._upstream is None:
-            await self._without_database(command)
-        elif command == my.COM_PING:
-            self._upstream.writer.write(packet.raw())
-            answer = await self._server_packet()
-            self._writer.write(answer.raw())
-        elif command == my.COM_INIT_DB:
-            name = _text(payload[1:])
-            await self._statement(packet, "INIT_DB", None if name is None
-                                  else "USE `" + name.replace("`", "``") + "`")
-        elif command == my.COM_FIELD_LIST:
-            await self._field_list(packet)
-        elif command == my.COM_CHANGE_USER:
-            await self._change_user(packet)
-        elif command in _REPLICATION:
-            name = my.command_name(command)
+            self._without_database(command)
+        elif (handler := self._handlers.get(command)) is not None:
+            await handler(packet)
+        else:
+            self._unrelayed(command)
+
+    async def _ping(self, packet: my.Packet) -> None:
+        self._server.writer.write(packet.raw())
+        self._writer.write((await self._server_packet()).raw())
+
+    async def _init_db(self, packet: my.Packet) -> None:
+        name = _text(packet.payload[1:])
+        await self._statement(packet, "INIT_DB", None if name is None
+                              else "USE `" + name.replace("`", "``") + "`")
+
+    def _unrelayed(self, command: int) -> None:
+        """A command tollgate does not relay: replication, saying so, and any other."""
+        name = my.command_name(command)
+        if command in _REPLICATION:
             self._refuse(name, BadInput(
                 403, "replication", f"{name} is replication, which tollgate refuses: a "
                 "replica reads every change the server makes, which no decision covers"))
-        else:
-            self._unrelayed(my.command_name(command))
+            return
+        self._refuse(name, BadInput(400, "unsupported_command", _UNRELAYED.get(command, (
+            f"{name} is not relayed by tollgate's MySQL front (COM_QUERY, COM_INIT_DB, "
+            "COM_FIELD_LIST, COM_PROCESS_KILL, prepared statements, COM_RESET_CONNECTION, "
+            "COM_CHANGE_USER, COM_PING and COM_QUIT are)"))))
 
-    def _unrelayed(self, name: str) -> None:
-        self._refuse(name, BadInput(
-            400, "unsupported_command", f"{name} is not relayed by tollgate's MySQL front "
-            "(COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_PROCESS_KILL, COM_CHANGE_USER, "
-            "COM_PING and COM_QUIT are)"))
-
-    async def _without_database(self, command: int) -> None:
+    def _without_database(self, command: int) -> None:
         """A connection that named no database: COM_PING answered here; no command but
         KILL reaches anything."""
         if command == my.COM_PING:
             self._writer.write(my.encode(1, my.encode_ok(
                 status=self._status, capabilities=self._bound.capabilities)))
         else:
-            self._refuse(my.command_name(command), BadInput(400, "no_database", _NO_DATABASE))
+            self._refuse(my.command_name(command), BadInput(400, "no_database", _NO_DATABASE),
+                         answered=command not in _UNANSWERED)
 
-    def _refuse(self, method: str, bad: BadInput) -> None:
-        """A command refused before any decision: recorded, answered with ERR."""
+    def _refuse(self, method: str, bad: BadInput, answered: bool = True,
+                named: str | None = None) -> None:
+        """A command refused before any decision, recorded (`named`: the statement it
+        names, as its request); answered with ERR unless the protocol has no answer to
+        it (the server answers those with nothing too)."""
         exchange, admission = self._exchange(method)
-        self._writer.write(refusal_packet(self._pipeline.refuse_recorded(
-            exchange, admission, bad)))
+        if named is not None:
+            self._request(exchange, method, named)
+        answer = self._pipeline.refuse_recorded(exchange, admission, bad)
+        if answered:
+            self._writer.write(refusal_packet(answer))
 
     async def _process_kill(self, packet: my.Packet) -> None:
         try:
@@ -289,9 +338,7 @@ class Session:
         run = Run(*self._exchange(method, opener))
         refusal = await self._decide(run, method, text)
         if refusal is not None:
-            self._writer.write(refusal_packet(refusal))
-            run.error = "refused"
-            self._end(run)
+            self._refused(run, refusal)
             return
         if run.kill is not None:
             self._writer.write(my.encode(1, my.encode_ok(
@@ -299,8 +346,17 @@ class Session:
             self._end(run)
             return
         self._server.writer.write(packet.raw())
+        await self._answered(run, (answer or self._answer)(run))
+
+    def _refused(self, run: Run, refusal: Answer) -> None:
+        self._writer.write(refusal_packet(refusal))
+        run.error = "refused"
+        self._end(run)
+
+    async def _answered(self, run: Run, answer: Awaitable[None]) -> None:
+        """A command sent on: its answer relayed (`answer` reads it), then its record."""
         try:
-            await (answer or self._answer)(run)
+            await answer
         except Closed as exc:
             run.error = str(exc)  # the server went away mid-answer (a KILL CONNECTION)
             raise
@@ -308,8 +364,8 @@ class Session:
             self._end(run)
 
     async def _decide(self, run: Run, method: str, text: str | None) -> Answer | None:
-        """The statement decided, held if the policy says, and a KILL done: the
-        refusal, if it is refused (every failure is one: fail closed)."""
+        """A command's SQL text read, decided, held if the policy says, and a KILL done:
+        the refusal, if it is refused (every failure is one: fail closed)."""
         exchange = run.exchange
         try:
             run.admission()
@@ -320,7 +376,7 @@ class Session:
                                "with --default-character-set=utf8mb4")
             self._request(exchange, method, text)
             await self._pipeline.interpret(exchange, len(text))
-            run.kill = await self._victim(exchange, text)
+            run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
                 raise BadInput(400, "no_database", _NO_DATABASE)
             decision = await self._pipeline.decide(exchange, "request")
@@ -359,6 +415,8 @@ class Session:
         finally:
             self._hold = None
 
+    # -- KILL ---------------------------------------------------------------------------
+
     async def _kill_opener(self, method: str, text: str | None) -> Opener | None:
         """Where a connection naming no database decides a statement: on the target of
         the session its KILL names. None when it is no KILL of a session tollgate
@@ -372,18 +430,21 @@ class Session:
                      else BadInput(404, "unknown_connection", _unknown(kill.connection_id)))
         return None
 
-    async def _victim(self, exchange: Exchange, text: str) -> tuple[Kill, Victim] | None:
+    async def _victim(self, exchange: Exchange, method: str,
+                      text: str) -> tuple[Kill, Victim] | None:
         """A KILL, alone in its text, of a session of the same identity and target: what
         it names (input.mysql.kill says so to the policy). None: the text kills
-        nothing; BadInput for any other KILL."""
+        nothing; BadInput for any other KILL, and for one prepared (tollgate does a KILL
+        when it comes: a prepared one would reach the server as written)."""
         statements = (exchange.meaning or {}).get("statements") or []
         if not any(s.get("kind") == "kill" for s in statements):
             return None
         kill = read_kill(text)
-        if kill is None or len(statements) != 1:
+        if kill is None or len(statements) != 1 or method == "PREPARE":
             raise BadInput(400, "kill_form", "tollgate does a KILL sent alone, as KILL "
-                           "[QUERY|CONNECTION] <connection id>, the id a connection's "
-                           "handshake announced")
+                           "[QUERY|CONNECTION] <connection id> (the id a connection's "
+                           "handshake announced) in a COM_QUERY, or COM_PROCESS_KILL; "
+                           "never prepared")
         identity = exchange.identity
         if not identity["authenticated"]:
             raise BadInput(401, "unauthenticated", "a KILL needs a verified token: it ends "
@@ -436,7 +497,165 @@ class Session:
             done += "; the connection closed"
         return done
 
-    # -- COM_CHANGE_USER ----------------------------------------------------------------
+    # -- prepared statements -------------------------------------------------------------
+
+    async def _prepare(self, packet: my.Packet) -> None:
+        """COM_STMT_PREPARE: its text decided as a COM_QUERY's, so a statement refused or
+        held and denied never exists on the server; prepared, it gets an id of tollgate's
+        own (statements.py)."""
+        text = _text(packet.payload[1:])
+        run = Run(*self._exchange("PREPARE"))
+        refusal = await self._decide(run, "PREPARE", text)
+        if refusal is None:
+            try:
+                self._statements.next_id()
+            except ValueError as exc:
+                refusal = run.exchange.refuse(BadInput(429, "statement_ids", str(exc)))
+        if refusal is not None:
+            self._statements.not_prepared()
+            self._refused(run, refusal)
+            return
+        assert text is not None  # a text that is not UTF-8 was refused
+        self._server.writer.write(packet.raw())
+        await self._answered(run, self._prepared(run, text))
+
+    async def _prepared(self, run: Run, text: str) -> None:
+        """The server's answer to a prepare: an ERR, or its statement under tollgate's id,
+        the definitions of its parameters and columns after it as they came."""
+        first = await self._server_packet()
+        if my.is_err(first.payload):
+            self._statements.not_prepared()
+            self._error(run, first)
+            return
+        ok = my.parse_prepare_ok(first.payload)
+        exchange = run.exchange
+        decided = exchange.evidence.decisions[-1]
+        prepared = self._statements.add(Prepared(
+            self._statements.next_id(), ok.statement_id, text, ok.num_params, exchange.meaning,
+            exchange.decision, decided.revision, decided.duration_us, exchange.approval))
+        out = [my.encode(first.seq, my.encode_prepare_ok(ok._replace(statement_id=prepared.id)))]
+        for count in (ok.num_params, ok.num_columns):
+            for _ in range(count):
+                packet = await self._server_packet()
+                my.parse_column_definition(packet.payload)
+                out.append(packet.raw())
+            if count and not self._capabilities & my.CLIENT_DEPRECATE_EOF:
+                out.append((await self._server_packet()).raw())
+        self._writer.write(b"".join(out))
+        run.results.append(f"statement {prepared.id}: {ok.num_params} parameters, "
+                           f"{ok.num_columns} columns")
+
+    async def _statement_command(self, packet: my.Packet) -> None:
+        """A command naming a prepared statement: by an id tollgate handed out, sent on
+        under the server's id; by any other, refused (recorded), never sent."""
+        command = packet.payload[0]
+        method = _STATEMENT_METHODS[command]
+        answered = command not in _UNANSWERED
+        try:
+            statement_id = my.statement_id(packet.payload)
+        except my.ProtocolViolation as exc:
+            self._refuse(method, BadInput(400, "protocol_violation", f"a "
+                                          f"{my.command_name(command)} that cannot be read: "
+                                          f"{exc}"), answered)
+            return
+        prepared = self._statements.get(statement_id)
+        if prepared is None:
+            self._refuse(method, BadInput(
+                400, "unknown_statement", f"statement {statement_id} was not prepared "
+                "through tollgate in this session (or was closed): tollgate runs only "
+                "statements it decided"), answered, named=f"statement {statement_id}")
+        elif command == my.COM_STMT_EXECUTE:
+            await self._execute(packet, prepared)
+        elif command == my.COM_STMT_FETCH:
+            self._refuse(method, BadInput(400, "unsupported_cursor", _NO_CURSORS),
+                         named=prepared.text)
+        elif command == my.COM_STMT_SEND_LONG_DATA:
+            self._long_data(packet, prepared)
+        else:
+            if command == my.COM_STMT_CLOSE:
+                self._statements.close(statement_id)
+            self._server.writer.write(my.encode(packet.seq, my.with_statement_id(
+                packet.payload, prepared.server_id)))
+            if command == my.COM_STMT_RESET:
+                answer = await self._server_packet()
+                if not my.is_err(answer.payload):
+                    prepared.long_data.clear()
+                self._writer.write(answer.raw())
+
+    def _long_data(self, packet: my.Packet, prepared: Prepared) -> None:
+        """A piece of a parameter's value: sent on, and kept (its first bytes) for the
+        execute's record."""
+        try:
+            piece = my.parse_long_data(packet.payload)
+        except my.ProtocolViolation as exc:
+            self._refuse("LONG_DATA", BadInput(400, "protocol_violation", "a "
+                                               "COM_STMT_SEND_LONG_DATA that cannot be "
+                                               f"read: {exc}"), answered=False)
+            return
+        prepared.long_data.setdefault(piece.parameter, LongData()).add(piece.data)
+        self._server.writer.write(my.encode(packet.seq, my.with_statement_id(
+            packet.payload, prepared.server_id)))
+
+    async def _execute(self, packet: my.Packet, prepared: Prepared) -> None:
+        """COM_STMT_EXECUTE: an exchange of its own, under its prepare's decision (the
+        parameters in its record); its binary rows masked as text rows are."""
+        exchange, admission = self._exchange("EXECUTE")
+        run = Run(exchange, admission)
+        execute: my.StmtExecute | None = None
+        problem: Exception | None = None
+        try:
+            admission()
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            problem = exc
+        try:
+            execute = my.parse_stmt_execute(packet.payload, prepared.num_params,
+                                            prepared.types, prepared.long_data)
+        except my.ProtocolViolation as exc:
+            problem = problem or BadInput(400, "protocol_violation", "a COM_STMT_EXECUTE "
+                                          f"that cannot be read: {exc}")
+        self._request(exchange, "EXECUTE", prepared.text, None if execute is None else {
+            "parameters": prepared.parameters(execute)})
+        exchange.interpret(prepared.meaning)
+        # The prepare's decision, as it stood once settled (an approved hold's allow): the
+        # approval that let it through covers its executions.
+        exchange.decided("request", prepared.decision, prepared.revision, prepared.duration_us)
+        exchange.approval = prepared.approval
+        if problem is None and execute is not None and execute.flags:
+            problem = BadInput(400, "unsupported_cursor", _NO_CURSORS if (
+                execute.flags & _CURSORS) else f"execute flags 0x{execute.flags:02x}, "
+                "which tollgate does not relay")
+        if problem is not None or execute is None:
+            if prepared.refused(execute):
+                await self._reset_quietly(prepared)
+            assert problem is not None
+            self._refused(run, failure(exchange, problem, "statement"))
+            return
+        payload = packet.payload
+        if prepared.ran(execute):
+            assert prepared.types is not None
+            payload = my.bind_types(payload, prepared.num_params, prepared.types)
+        self._server.writer.write(my.encode(packet.seq, my.with_statement_id(
+            payload, prepared.server_id)))
+        await self._answered(run, self._answer(run, binary=True))
+
+    async def _reset_quietly(self, prepared: Prepared) -> None:
+        """The long data of an execute tollgate refused, dropped on the server as that
+        execute would have (its answer is tollgate's alone)."""
+        self._server.writer.write(my.encode(0, my.encode_statement_command(
+            my.COM_STMT_RESET, prepared.server_id)))
+        await self._server_packet()
+
+    # -- the server's session reset -----------------------------------------------------
+
+    async def _reset_connection(self, packet: my.Packet) -> None:
+        """COM_RESET_CONNECTION: relayed; once the server reset its session, so does
+        tollgate its picture of it (_session_reset)."""
+        self._server.writer.write(packet.raw())
+        answer = await self._server_packet()
+        if not my.is_err(answer.payload):
+            self._session_reset()
+            self._status = my.parse_ok(answer.payload, self._capabilities).status
+        self._writer.write(answer.raw())
 
     async def _change_user(self, packet: my.Packet) -> None:
         """Another identity for the session: its token asked for and verified as at login
@@ -518,13 +737,15 @@ class Session:
 
     def _session_reset(self) -> None:
         """What tollgate keeps of the server's session, forgotten once the server reset
-        it (COM_CHANGE_USER): nothing yet (the status comes with the reset's OK);
-        prepared statements' ids go here."""
+        it (COM_RESET_CONNECTION, COM_CHANGE_USER): the prepared statements, which the
+        server dropped, and their ids with them (the status comes with the reset's OK)."""
+        self._statements.clear()
 
     # -- answers ------------------------------------------------------------------------
 
-    async def _answer(self, run: Run) -> None:
-        """The server's answer to a statement, every result of it, relayed."""
+    async def _answer(self, run: Run, binary: bool = False) -> None:
+        """The server's answer to a statement, every result of it, relayed; `binary`: its
+        rows are the binary protocol's (an execute's)."""
         while True:
             first = await self._server_packet()
             payload = first.payload
@@ -534,17 +755,16 @@ class Session:
             if payload[:1] == b"\x00":
                 self._writer.write(first.raw())
                 run.results.append("OK")
-                self._status = my.parse_ok(payload, self._capabilities).status
-                if not self._status & my.SERVER_MORE_RESULTS_EXISTS:
+                if not self._more_results(first):
                     return
                 continue
             if payload[:1] == b"\xfb":
                 await self._no_local_file(run, first)
                 return
-            if not await self._result(run, first):
+            if not await self._result(run, first, binary):
                 return
 
-    async def _result(self, run: Run, first: my.Packet) -> bool:
+    async def _result(self, run: Run, first: my.Packet, binary: bool) -> bool:
         """A result set: its columns, its rows masked, its end. Whether another result
         of the same statement follows."""
         out = [first.raw()]
@@ -556,6 +776,12 @@ class Session:
             out.append(packet.raw())
         if not self._capabilities & my.CLIENT_DEPRECATE_EOF:
             out.append((await self._server_packet()).raw())
+        if binary and (problem := unreadable(columns)) is not None:
+            await self._skip(await self._skip_rows())
+            refusal = run.exchange.refuse(BadInput(403, "unmaskable_result", problem))
+            self._writer.write(refusal_packet(refusal, first.seq))
+            run.error = "refused: unmaskable result"
+            return False
         masker = ResultMasker(self._masker, run.exchange.mask, columns)
         while True:
             rows: list[my.Packet] = []
@@ -566,7 +792,7 @@ class Session:
                     end = packet
                 else:
                     rows.append(packet)
-            out += self._rows(run, masker, columns, rows)
+            out += self._rows(run, masker, columns, rows, binary)
             if end is not None:
                 break
             self._writer.write(b"".join(out))
@@ -580,10 +806,37 @@ class Session:
         self._writer.write(b"".join(out))
         await self._writer.drain()
         run.results.append(f"{count} columns")
+        return self._more_results(end)
+
+    def _more_results(self, end: my.Packet) -> bool:
+        """Whether another result follows the one this OK or EOF ends; the server's
+        status, as it gives it there, kept."""
         self._status = (my.parse_ok(end.payload, self._capabilities).status
                         if my.is_ok(end.payload, self._capabilities)
                         else my.parse_eof(end.payload).status)
         return bool(self._status & my.SERVER_MORE_RESULTS_EXISTS)
+
+    async def _skip_rows(self) -> bool:
+        """A result's rows the client will not get, read to their end; whether another
+        result follows."""
+        while not my.ends_rows((end := await self._server_packet()).payload,
+                               self._capabilities):
+            pass
+        return not my.is_err(end.payload) and self._more_results(end)
+
+    async def _skip(self, more: bool) -> None:
+        """The results left of an answer the client will not get, read to its end."""
+        while more:
+            first = await self._server_packet()
+            if my.is_err(first.payload):
+                return
+            if first.payload[:1] == b"\x00":
+                more = self._more_results(first)
+                continue
+            count = my.Reader(first.payload).lenenc_int()
+            for _ in range(count + (0 if self._capabilities & my.CLIENT_DEPRECATE_EOF else 1)):
+                await self._server_packet()
+            more = await self._skip_rows()
 
     async def _columns(self, run: Run) -> None:
         """COM_FIELD_LIST's answer: a column definition a column (no rows: names, types
@@ -603,22 +856,30 @@ class Session:
         run.sample += record_sample(columns, [], run.exchange.record_limit)
 
     def _rows(self, run: Run, masker: ResultMasker, columns: list[my.ColumnDefinition],
-              packets: list[my.Packet]) -> list[bytes]:
-        """Text-protocol rows, masked as the exchange's decision says; recorded."""
+              packets: list[my.Packet], binary: bool) -> list[bytes]:
+        """A result's rows, masked as the exchange's decision says; recorded."""
         if not packets:
             return []
-        rows = [my.parse_text_row(p.payload, len(columns)) for p in packets]
+        counts: Counter[str] = Counter()
+        if binary:
+            sent, rows, counts = masker.binary_rows(
+                [my.parse_binary_row(p.payload, columns) for p in packets])
+        else:
+            rows = [my.parse_text_row(p.payload, len(columns)) for p in packets]
+            if masker.masks:
+                rows, counts = masker.rows(rows)
+            sent = rows
         run.rows += len(rows)
-        if masker.masks:
-            rows, counts = masker.rows(rows)
-            if counts:
-                run.exchange.record_masking(counts)
+        if counts:
+            run.exchange.record_masking(counts)
         limit = run.exchange.record_limit
         if len(run.sample) < limit:
             run.sample += b"\n" if run.sample else b""
             run.sample += record_sample(columns, rows, limit)
-        return [my.encode(p.seq, my.encode_text_row(r))
-                for p, r in zip(packets, rows, strict=True)]
+        if binary:
+            return [my.encode(p.seq, my.encode_binary_row(r, columns))
+                    for p, r in zip(packets, sent, strict=True)]
+        return [my.encode(p.seq, my.encode_text_row(r)) for p, r in zip(packets, sent, strict=True)]
 
     def _error(self, run: Run, packet: my.Packet) -> None:
         """The server's error, its message masked (a duplicate key quotes the row)."""
@@ -652,10 +913,12 @@ class Session:
         exchange.response_mode = "body"
         return exchange, Admission(self._pipeline.recorder, exchange.who)
 
-    def _request(self, exchange: Exchange, method: str, text: str) -> None:
-        """The statement as the exchange's request (input.request, and the record's)."""
+    def _request(self, exchange: Exchange, method: str, text: str,
+                 query: dict[str, list[str]] | None = None) -> None:
+        """The statement as the exchange's request (input.request, and the record's);
+        `query`: an execute's parameters (the record masks them as it masks queries)."""
         exchange.request = exchange.evidence.request = {
-            "method": method, "path": f"/{self._bound.database}", "query": {},
+            "method": method, "path": f"/{self._bound.database}", "query": query or {},
             "headers": {}, "body": text}
         exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
 

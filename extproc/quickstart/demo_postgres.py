@@ -136,9 +136,10 @@ def _seed(admin: str, password: str) -> None:
 
 
 def certificate(cert: Path, key: Path) -> None:
-    """The certificate the gateway shows PostgreSQL clients (sslmode=require), made on
-    first start: self-signed, for localhost and 127.0.0.1. A client that verifies it
-    (verify-full) is given it as its root (sslrootcert)."""
+    """The certificate the gateway shows database clients (PostgreSQL's sslmode=require,
+    MySQL's --ssl; the MySQL front's too), made on first start: self-signed, for
+    localhost and 127.0.0.1. A client that verifies it (verify-full) is given it as its
+    root (sslrootcert, --ssl-ca)."""
     if cert.exists() and key.exists():
         return
     cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -7,13 +7,15 @@
     N+2    Envoy's egress proxy              N+7    the demo MCP server
     N+3    Envoy's PostgreSQL listener       N+8    the demo PostgreSQL database
     N+4    Envoy's SSH listener              N+9    the demo SSH host
-    N+10 + i          tollgate's ext_proc worker i (listen.grpc)
-    N+10 + W + i      tollgate's PostgreSQL front, worker i (postgres.listen)
-    N+10 + 2W + i     tollgate's SSH front, worker i (ssh.listen)
-    N+10 + 3W + i     tollgate's Kubernetes stream front, worker i (kube.listen)
+    N+10   Envoy's MySQL listener            N+11   the demo MariaDB
+    N+12 + i          tollgate's ext_proc worker i (listen.grpc)
+    N+12 + W + i      tollgate's PostgreSQL front, worker i (postgres.listen)
+    N+12 + 2W + i     tollgate's SSH front, worker i (ssh.listen)
+    N+12 + 3W + i     tollgate's Kubernetes stream front, worker i (kube.listen)
+    N+12 + 4W + i     tollgate's MySQL front, worker i (mysql.listen)
 
-and `--http-port`, `--postgres-port`, `--ssh-port`, `--egress-port` move the listeners
-agents use, alone or after `--base-port`. tollgate's own ports are in its config, so a
+and `--http-port`, `--postgres-port`, `--mysql-port`, `--ssh-port`, `--egress-port` move
+the listeners agents use, alone or after `--base-port`. tollgate's own ports are in its config, so a
 moved stack runs a copy of the config with those moved (and every path in it absolute,
 as the copy lives elsewhere); Envoy runs envoy/quickstart.yaml moved (`with_ports`).
 """
@@ -31,20 +33,25 @@ import yaml
 from extproc import envoy_bootstrap
 from extproc.config import Config, SshTarget, Target
 
-# Envoy's listeners agents use (envoy/quickstart.yaml): PostgreSQL, SSH, the egress proxy.
+# Envoy's listeners agents use (envoy/quickstart.yaml): PostgreSQL, MySQL, SSH, the
+# egress proxy.
 POSTGRES_PORT = 15432
+MYSQL_PORT = envoy_bootstrap.Listeners.mysql
 SSH_PORT = 2222
 EGRESS_PORT = 3128
-# The demo database's port, behind the gateway (quickstart.yaml's demo-db target).
+# The demo databases' ports, behind the gateway (quickstart.yaml's demo-db and
+# demo-mysql targets).
 DEMO_POSTGRES_PORT = 10432
-# The targets of the demo database and the demo SSH host `tollgate up` starts.
+DEMO_MYSQL_PORT = 10306
+# The targets of the demo databases and the demo SSH host `tollgate up` starts.
 DEMO_DB_TARGET = "demo-db"
+DEMO_MYSQL_TARGET = "demo-mysql"
 DEMO_HOST_TARGET = "demo-host"
 # The ports at fixed places from --base-port's N (the module's docstring), then one run of
 # listen.workers ports for each of tollgate's listeners.
 _FIXED = ("http", "admin", "egress", "postgres", "ssh", "approvals", "upstream", "mcp",
-          "demo_postgres", "demo_ssh")
-_RUNS = 4
+          "demo_postgres", "demo_ssh", "mysql", "demo_mysql")
+_RUNS = 5
 BASE_FLAG = "--base-port"
 
 
@@ -61,6 +68,7 @@ class Moves:
     postgres: int | None = None
     ssh: int | None = None
     egress: int | None = None
+    mysql: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,11 +86,14 @@ class Layout:
 
     given: Config  # the config as read
     config: Config  # as tollgate serves it: its listen addresses (and demo targets') moved
-    envoy: envoy_bootstrap.Ports  # Envoy's (postgres, ssh, egress: None where unserved)
-    postgres: int  # Envoy's PostgreSQL listener, SSH listener and egress proxy, served or not
+    envoy: envoy_bootstrap.Ports  # Envoy's (postgres, mysql, ssh, egress: None where unserved)
+    # Envoy's PostgreSQL, MySQL and SSH listeners and egress proxy, served or not.
+    postgres: int
+    mysql: int
     ssh: int
     egress: int
     demo_postgres: int
+    demo_mysql: int
     ports: tuple[Port, ...]
     span: int  # how many ports from --base-port's N the layout takes
 
@@ -128,22 +139,27 @@ def plan(config: Config, moves: Moves = Moves()) -> Layout:
     defaults = envoy_bootstrap.Ports()
     http = moves.http or at.get("http", defaults.listener)
     postgres = moves.postgres or at.get("postgres", POSTGRES_PORT)
+    mysql = moves.mysql or at.get("mysql", MYSQL_PORT)
     ssh = moves.ssh or at.get("ssh", SSH_PORT)
     egress = moves.egress or at.get("egress", EGRESS_PORT)
     served = _moved_config(config, run, at, ssh if moves.ssh or base is not None else None)
-    front, ssh_front = served.postgres, served.ssh
+    front, mysql_front, ssh_front = served.postgres, served.mysql, served.ssh
     envoy = envoy_bootstrap.Ports(
         listener=http, admin=at.get("admin", defaults.admin),
         ext_proc=served.listen.grpc_port, upstream=at.get("upstream", defaults.upstream),
         mcp=at.get("mcp", defaults.mcp),
         postgres=postgres if front is not None else None,
         postgres_front=front.address_of(0)[1] if front is not None else 0,
+        mysql=mysql if mysql_front is not None else None,
+        mysql_front=mysql_front.address_of(0)[1] if mysql_front is not None else 0,
         egress=egress if any(t.protocol == "egress" for t in config.targets) else None,
         ssh=ssh if ssh_front is not None else None,
         ssh_front=ssh_front.address_of(0)[1] if ssh_front is not None else 0)
     demo_postgres = at.get("demo_postgres", DEMO_POSTGRES_PORT)
-    ports = _ports(served, envoy, demo_postgres)
-    return Layout(config, served, envoy, postgres, ssh, egress, demo_postgres, ports, span)
+    demo_mysql = at.get("demo_mysql", DEMO_MYSQL_PORT)
+    ports = _ports(served, envoy, demo_postgres, demo_mysql)
+    return Layout(config, served, envoy, postgres, mysql, ssh, egress, demo_postgres,
+                  demo_mysql, ports, span)
 
 
 def _moved_config(config: Config, run: list[int], at: dict[str, int],
@@ -154,6 +170,7 @@ def _moved_config(config: Config, run: list[int], at: dict[str, int],
     if not run and agent_port is None:
         return config
     listen, postgres, ssh, kube = config.listen, config.postgres, config.ssh, config.kube
+    mysql = config.mysql
     if run:
         listen = dataclasses.replace(
             listen, grpc=_at(listen.grpc, run[0]),
@@ -161,11 +178,12 @@ def _moved_config(config: Config, run: list[int], at: dict[str, int],
         postgres = postgres and dataclasses.replace(postgres, listen=_at(postgres.listen, run[1]))
         ssh = ssh and dataclasses.replace(ssh, listen=_at(ssh.listen, run[2]))
         kube = kube and dataclasses.replace(kube, listen=_at(kube.listen, run[3]))
+        mysql = mysql and dataclasses.replace(mysql, listen=_at(mysql.listen, run[4]))
     if ssh is not None and agent_port is not None:
         ssh = dataclasses.replace(ssh, agent_port=agent_port)
     targets = tuple(_demo_moved(t, at) for t in config.targets) if run else config.targets
     return dataclasses.replace(config, listen=listen, postgres=postgres, ssh=ssh, kube=kube,
-                               targets=targets)
+                               mysql=mysql, targets=targets)
 
 
 def _at(address: str, port: int) -> str:
@@ -173,11 +191,15 @@ def _at(address: str, port: int) -> str:
 
 
 def _demo_moved(target: Target, at: dict[str, int]) -> Target:
-    """The demo database's and SSH host's targets, reaching them where they moved."""
+    """The demo databases' and SSH host's targets, reaching them where they moved."""
     if target.name == DEMO_DB_TARGET and target.postgres is not None:
         upstream = _at(target.postgres.upstream, at["demo_postgres"])
         return dataclasses.replace(
             target, postgres=dataclasses.replace(target.postgres, upstream=upstream))
+    if target.name == DEMO_MYSQL_TARGET and target.mysql is not None:
+        upstream = _at(target.mysql.upstream, at["demo_mysql"])
+        return dataclasses.replace(
+            target, mysql=dataclasses.replace(target.mysql, upstream=upstream))
     if target.name == DEMO_HOST_TARGET and target.ssh is not None:
         upstream = _at(target.ssh.upstream, at["demo_ssh"])
         return dataclasses.replace(target, ssh=dataclasses.replace(target.ssh, upstream=upstream))
@@ -190,8 +212,8 @@ def demo_host_target(config: Config) -> SshTarget | None:
     return target.ssh if target is not None else None
 
 
-def _ports(config: Config, envoy: envoy_bootstrap.Ports, demo_postgres: int
-           ) -> tuple[Port, ...]:
+def _ports(config: Config, envoy: envoy_bootstrap.Ports, demo_postgres: int,
+           demo_mysql: int) -> tuple[Port, ...]:
     """Every port the stack listens on, what for and the flag that moves it; two roles on
     one port are an error naming both."""
     workers = range(config.listen.worker_count)
@@ -206,6 +228,13 @@ def _ports(config: Config, envoy: envoy_bootstrap.Ports, demo_postgres: int
                   *(Port(front.address_of(i)[1], f"tollgate's PostgreSQL front (worker {i})")
                     for i in workers),
                   Port(demo_postgres, "the demo PostgreSQL database")]
+    if config.mysql is not None and envoy.mysql is not None:
+        mysql = config.mysql
+        ports += [Port(envoy.mysql, "Envoy's MySQL listener", "--mysql-port"),
+                  *(Port(mysql.address_of(i)[1], f"tollgate's MySQL front (worker {i})")
+                    for i in workers)]
+        if any(t.name == DEMO_MYSQL_TARGET for t in config.targets):
+            ports.append(Port(demo_mysql, "the demo MariaDB"))
     if config.ssh is not None and envoy.ssh is not None:
         ssh = config.ssh
         ports += [Port(envoy.ssh, "Envoy's SSH listener", "--ssh-port"),

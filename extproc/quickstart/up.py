@@ -1,5 +1,6 @@
 """`tollgate up`: the quickstart — Envoy, tollgate, the demo upstream, the demo MCP
-server, the demo PostgreSQL database and the demo SSH host on 127.0.0.1."""
+server, the demo PostgreSQL database, the demo MariaDB (where the machine has one to
+run) and the demo SSH host on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from extproc.config import Config, PostgresFront, SshFront
-from extproc.quickstart import demo_postgres, demo_ssh, dev_tokens, stack
+from extproc.config import Config, MysqlFront, PostgresFront, SshFront
+from extproc.quickstart import demo_mariadb, demo_postgres, demo_ssh, dev_tokens, stack
 from extproc.quickstart.layout import (
     DEMO_DB_TARGET,
+    DEMO_MYSQL_TARGET,
     Layout,
     LayoutError,
     Moves,
@@ -23,8 +25,10 @@ from extproc.quickstart.layout import (
 
 # The quickstart's ports and demo targets are layout.py's; these are read as up.* too.
 from extproc.quickstart.layout import DEMO_HOST_TARGET as DEMO_HOST_TARGET
+from extproc.quickstart.layout import DEMO_MYSQL_PORT as DEMO_MYSQL_PORT
 from extproc.quickstart.layout import DEMO_POSTGRES_PORT as DEMO_POSTGRES_PORT
 from extproc.quickstart.layout import EGRESS_PORT as EGRESS_PORT
+from extproc.quickstart.layout import MYSQL_PORT as MYSQL_PORT
 from extproc.quickstart.layout import POSTGRES_PORT as POSTGRES_PORT
 from extproc.quickstart.layout import SSH_PORT as SSH_PORT
 
@@ -73,7 +77,7 @@ password, over TLS. SELECT the customers (masked), try DROP TABLE customers (ref
 and the session goes on) and DELETE FROM customers (held for the dba, as above):
 
   psql "postgresql://you:$TOKEN@127.0.0.1:{postgres}/shop?sslmode=require"
-
+{mysql_lines}
 An SSH host too (demo-host: a shell in a folder of its own): ssh, scp, sftp, paramiko or
 asyncssh log in as demo-host with the token as the password, and the gateway reaches the
 host with a key of its own. Each command is decided and its output masked:
@@ -153,6 +157,18 @@ async def main():
 asyncio.run(main())
 EOF
 """
+# The MariaDB paragraph of CURL_LINES, where the demo server runs; else why it does not.
+MYSQL_LINES = """
+A MariaDB database too (demo-mysql: the same customers): the mariadb or mysql client,
+PyMySQL and their kin, with the token as the password over TLS:
+
+  MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P {mysql} -u you -D shop \\
+      --ssl-ca={certificate} --ssl-verify-server-cert
+"""
+NO_MYSQL_LINES = """
+No demo MariaDB: {why}. Everything else runs; a server of your own is a target as
+docs/getting-started/mysql.md says.
+"""
 # Who approves in the quickstart: group `dba` is the pack's approver for unbounded writes.
 APPROVER = ("dana", ["dba"])
 # Who reads the record in the quickstart: `recordings.readers` names group `auditors`.
@@ -190,7 +206,7 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
         return 2
     config, ports = layout.config, layout.envoy
     workers = config.listen.worker_count
-    front, ssh = config.postgres, config.ssh
+    ssh = config.ssh
 
     try:
         token = dev_tokens.mint(config, "you", ["agents"], TOKEN_TTL_SECONDS)
@@ -216,10 +232,8 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_demo_mcp(ports.mcp, Path(tmp) / "mcp-files",
                                                   log_dir=None))
-            demo_database = (_demo_database(config, front, Path(tmp), layout.demo_postgres)
-                             if front else None)
-            if demo_database is not None:
-                processes.append(demo_database)
+            databases, mysql_lines = _demo_databases(config, Path(tmp), layout)
+            processes += databases
             known_hosts = _ssh_keys(config, ssh, layout.ssh) if ssh else None
             demo_host = _demo_host(config, Path(tmp)) if ssh else None
             if demo_host is not None:
@@ -229,7 +243,7 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
             print(CURL_LINES.format(
                 listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
-                postgres=layout.postgres, egress=layout.egress,
+                postgres=layout.postgres, egress=layout.egress, mysql_lines=mysql_lines,
                 approver_token=approver_token, approvals=config.approvals_url,
                 auditor_token=auditor_token, admin_url=_admin_url(layout),
                 mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
@@ -262,6 +276,18 @@ def _admin_url(layout: Layout) -> str:
     return f" --url {layout.config.approvals_url}" if moved else ""
 
 
+def _demo_databases(config: Config, tmp: Path, layout: Layout
+                    ) -> tuple[list[stack.Process], str]:
+    """The demo databases the config's fronts and targets call for, and what to print
+    of the MariaDB."""
+    started = []
+    if config.postgres is not None:
+        started.append(_demo_database(config, config.postgres, tmp, layout.demo_postgres))
+    mariadb, mysql_lines = _demo_mysql(config, config.mysql, tmp, layout)
+    started.append(mariadb)
+    return [p for p in started if p is not None], mysql_lines
+
+
 def _demo_database(config: Config, front: PostgresFront, tmp: Path,
                    port: int) -> stack.Process | None:
     """The demo database of the config's demo-db target (none without one), with the
@@ -277,6 +303,28 @@ def _demo_database(config: Config, front: PostgresFront, tmp: Path,
     # Its log stays in the temporary folder: the terminal shows the gateway's lines.
     return demo_postgres.start(port, tmp / "demo-postgres", password,
                                log_dir=tmp)
+
+
+def _demo_mysql(config: Config, front: MysqlFront | None, tmp: Path,
+                layout: Layout) -> tuple[stack.Process | None, str]:
+    """The demo MariaDB of the config's demo-mysql target, with the target's password
+    for the gateway's account, and the certificate the gateway shows MySQL clients (made
+    on first start); and what to print of it. None without a MySQL front with TLS and
+    such a target, or where the machine has no MariaDB to run (the lines say why)."""
+    target = next((t for t in config.targets if t.name == DEMO_MYSQL_TARGET), None)
+    if (front is None or front.tls_cert_file is None or front.tls_key_file is None
+            or target is None or target.credential is None
+            or target.credential.from_file is None):
+        return None, ""
+    certificate = config.resolve(front.tls_cert_file)
+    demo_postgres.certificate(certificate, config.resolve(front.tls_key_file))
+    why = demo_mariadb.missing()
+    if why is not None:
+        return None, NO_MYSQL_LINES.format(why=why)
+    password = config.resolve(target.credential.from_file).read_text().strip()
+    server = demo_mariadb.start(layout.demo_mysql, tmp / "demo-mariadb", password,
+                                log_dir=tmp)
+    return server, MYSQL_LINES.format(mysql=layout.mysql, certificate=certificate)
 
 
 def _ssh_keys(config: Config, front: SshFront, port: int) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -128,11 +129,27 @@ def _sqlite(url: str) -> Connection:
                               check_same_thread=False)
         # WAL: readers (`tollgate audit`) never block the writer; FULL: a committed
         # record survives a power cut, not only a crash of tollgate.
-        raw.execute("PRAGMA journal_mode=WAL")
+        _wal(raw)
         raw.execute("PRAGMA synchronous=FULL")
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"{url}: {one_line(exc)}") from None
     return Connection(url, raw, "sqlite")
+
+
+def _wal(raw: sqlite3.Connection) -> None:
+    """The file in WAL mode. Turning a new file to WAL takes its lock without SQLite's
+    busy handler: two processes opening a new store at once (workers starting) saw
+    "database is locked" at once about one time in a hundred. So this statement waits
+    for the other as every other does, up to busy_timeout."""
+    deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _postgres(url: str) -> Connection:

@@ -21,7 +21,7 @@ import yaml
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG, main
 from extproc.quickstart import layout, stack
-from tests.quickstart.test_up import psql_as_printed, ssh_as_printed
+from tests.quickstart.test_up import mariadb_as_printed, psql_as_printed, ssh_as_printed
 from tests.support.quickstart import running_up
 from tests.test_envoy_bootstrap_command import by_name, endpoints, envoy_validates
 
@@ -49,11 +49,13 @@ def test_base_port_moves_every_port_in_the_documented_order() -> None:
         "Envoy's SSH listener": n + 4, "tollgate's admin API (approvals)": n + 5,
         "the demo upstream": n + 6, "the demo MCP server": n + 7,
         "the demo PostgreSQL database": n + 8, "the demo SSH host": n + 9,
-        **{f"tollgate's ext_proc service (worker {i})": n + 10 + i for i in range(w)},
-        **{f"tollgate's PostgreSQL front (worker {i})": n + 10 + w + i for i in range(w)},
-        **{f"tollgate's SSH front (worker {i})": n + 10 + 2 * w + i for i in range(w)},
+        "Envoy's MySQL listener": n + 10, "the demo MariaDB": n + 11,
+        **{f"tollgate's ext_proc service (worker {i})": n + 12 + i for i in range(w)},
+        **{f"tollgate's PostgreSQL front (worker {i})": n + 12 + w + i for i in range(w)},
+        **{f"tollgate's SSH front (worker {i})": n + 12 + 2 * w + i for i in range(w)},
+        **{f"tollgate's MySQL front (worker {i})": n + 12 + 4 * w + i for i in range(w)},
     }
-    assert moved.span == 10 + 4 * w  # the Kubernetes stream front's run last (none here)
+    assert moved.span == 12 + 5 * w  # the Kubernetes stream front's run (none here), MySQL's
 
 
 def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
@@ -65,16 +67,19 @@ def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
     served_path, bootstrap_path = moved.write(tmp_path)
     assert served_path.parent == tmp_path
     served = config.load(served_path)
-    assert (served.listen.grpc, served.listen.admin) == ("127.0.0.1:21010", "127.0.0.1:21005")
-    assert served.listen.worker_ports == [n + 10 + i for i in range(w)]
-    assert served.postgres is not None and served.postgres.listen == f"127.0.0.1:{n + 10 + w}"
-    assert served.ssh is not None and served.ssh.listen == f"127.0.0.1:{n + 10 + 2 * w}"
+    assert (served.listen.grpc, served.listen.admin) == ("127.0.0.1:21012", "127.0.0.1:21005")
+    assert served.listen.worker_ports == [n + 12 + i for i in range(w)]
+    assert served.postgres is not None and served.postgres.listen == f"127.0.0.1:{n + 12 + w}"
+    assert served.ssh is not None and served.ssh.listen == f"127.0.0.1:{n + 12 + 2 * w}"
+    assert served.mysql is not None and served.mysql.listen == f"127.0.0.1:{n + 12 + 4 * w}"
     assert served.ssh.agent_port == n + 4  # what `tollgate ssh login` prints
     targets = {t.name: t for t in served.targets}
     demo_db = targets[layout.DEMO_DB_TARGET].postgres
     assert demo_db is not None and demo_db.upstream == f"127.0.0.1:{n + 8}"
     demo_host = targets[layout.DEMO_HOST_TARGET].ssh
     assert demo_host is not None and demo_host.upstream == f"127.0.0.1:{n + 9}"
+    demo_mysql = targets[layout.DEMO_MYSQL_TARGET].mysql
+    assert demo_mysql is not None and demo_mysql.upstream == f"127.0.0.1:{n + 11}"
     # The copy's paths are the original's, wherever it is read from.
     assert served.policy_dir == given.policy_dir == REPO / "policies"
     assert served.store_url == given.store_url
@@ -86,14 +91,16 @@ def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
     bootstrap = envoy_bootstrap.load(bootstrap_path)
     assert {x["name"]: x["address"]["socket_address"]["port_value"]
             for x in envoy_bootstrap.listeners(bootstrap)} == {
-        "ingress": n, "egress": n + 2, "postgres": n + 3, "ssh": n + 4}
+        "ingress": n, "egress": n + 2, "postgres": n + 3, "ssh": n + 4, "mysql": n + 10}
     assert bootstrap["admin"]["address"]["socket_address"]["port_value"] == n + 1
     clusters = by_name(bootstrap["static_resources"]["clusters"])
     assert {name: [port for _, port in endpoints(clusters[name])] for name in (
-        "tollgate_extproc", "tollgate_postgres", "tollgate_ssh", "demo_upstream", "demo_mcp")
+        "tollgate_extproc", "tollgate_postgres", "tollgate_ssh", "tollgate_mysql",
+        "demo_upstream", "demo_mcp")
     } == {"tollgate_extproc": served.listen.worker_ports,
-          "tollgate_postgres": [n + 10 + w + i for i in range(w)],
-          "tollgate_ssh": [n + 10 + 2 * w + i for i in range(w)],
+          "tollgate_postgres": [n + 12 + w + i for i in range(w)],
+          "tollgate_ssh": [n + 12 + 2 * w + i for i in range(w)],
+          "tollgate_mysql": [n + 12 + 4 * w + i for i in range(w)],
           "demo_upstream": [n + 6], "demo_mcp": [n + 7]}
 
 
@@ -122,6 +129,8 @@ def test_without_flags_nothing_moves(tmp_path: Path) -> None:
         "the demo PostgreSQL database": 10432, "Envoy's SSH listener": 2222,
         "tollgate's SSH front (worker 0)": 10300, "tollgate's SSH front (worker 1)": 10301,
         "the demo SSH host": 10022, "Envoy's egress proxy": 3128,
+        "Envoy's MySQL listener": 13306, "tollgate's MySQL front (worker 0)": 10500,
+        "tollgate's MySQL front (worker 1)": 10501, "the demo MariaDB": 10306,
         "tollgate's admin API (approvals)": 8081}
     served, _ = kept.write(tmp_path)
     assert served == QUICKSTART_CONFIG
@@ -146,8 +155,8 @@ def test_a_listener_flag_moves_that_listener_alone(tmp_path: Path) -> None:
                               "the Envoy admin interface (--base-port): move one"),
     (layout.Moves(base=20000, egress=20000), "port 20000 is both the Envoy listener "
                                              "(--http-port) and Envoy's egress proxy"),
-    (layout.Moves(base=65530), "--base-port 65530: the stack takes 22 ports from it "
-                               "(3 workers): at most 65514"),
+    (layout.Moves(base=65530), "--base-port 65530: the stack takes 27 ports from it "
+                               "(3 workers): at most 65509"),
 ])
 def test_ports_that_cannot_all_be_had_are_named(moves: layout.Moves, said: str) -> None:
     with pytest.raises(layout.LayoutError) as error:
@@ -177,6 +186,10 @@ def test_up_names_the_flag_that_moves_a_taken_port(capsys: pytest.CaptureFixture
     with hold(postgres):
         assert main(["up", "--base-port", str(base), "--postgres-port", str(postgres)]) == 2
     assert f"{postgres} (Envoy's PostgreSQL listener)" in capsys.readouterr().err
+    mysql = stack.free_port()
+    with hold(mysql):
+        assert main(["up", "--base-port", str(base), "--mysql-port", str(mysql)]) == 2
+    assert f"{mysql} (Envoy's MySQL listener)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["--base-port", "0"], ["--http-port", "65536"],
@@ -192,7 +205,7 @@ def test_a_port_flag_takes_a_port(argv: list[str], capsys: pytest.CaptureFixture
 def test_up_on_a_base_port_serves_every_door_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The whole quickstart on ports of the test's own: HTTP, PostgreSQL and SSH as the
+    """The whole quickstart on ports of the test's own: HTTP, PostgreSQL, MySQL and SSH as the
     printed lines say, the approvals commands told where the admin API moved to, and every
     port free again once it stops. One worker (the suite's machines are shared), and a
     home of its own: the copy's `~` paths (the record, keys) are made absolute in it."""
@@ -211,6 +224,8 @@ def test_up_on_a_base_port_serves_every_door_there(
         psql_as_printed(token, output)  # on Envoy's PostgreSQL listener, base + 3
         assert any(f"@127.0.0.1:{base + 3}/shop" in line for line in output)
         ssh_as_printed(token, output, tmp_path)  # base + 4
+        mariadb_as_printed(token, output)  # base + 10
+        assert any(f"-P {base + 10} " in line for line in output)
         approver = up.exported("TOLLGATE_TOKEN")
         (listing,) = [line.strip() for line in output if "tollgate approvals list" in line]
         assert listing.endswith(f"--url http://127.0.0.1:{base + 5}")

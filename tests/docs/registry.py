@@ -101,6 +101,10 @@ REGISTRY: dict[str, Run] = {
         Run("tests/quickstart/test_up.py::psql_as_printed", 'startswith("psql ")',
             "the line `tollgate up` prints, which is this one"),
     # MySQL.
+    "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you -D shop "
+    "--ssl-ca=$HOME/.tollgate/mysql/server.pem --ssl-verify-server-cert": Run(
+        "tests/quickstart/test_up.py::mariadb_as_printed", 'startswith("MYSQL_PWD=")',
+        "the lines `tollgate up` prints, which are these with $HOME expanded"),
     "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you --ssl "
     "--skip-ssl-verify-server-cert -D shop": Run(
         "tests/e2e/test_mysql_e2e.py::cli", '"--ssl", "--skip-ssl-verify-server-cert"',

@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import ssl
 import struct
 import subprocess
 import threading
@@ -30,40 +29,45 @@ from extproc.mysql import packets as my
 from extproc.quickstart import stack
 from extproc.store import connect
 from tests.support import tokens
-from tests.support.gateway import Gateway, module_gateway, request_text
+from tests.support.gateway import Gateway, request_text
 from tests.support.libmariadb import Connection, MariaDbError
 from tests.support.libmariadb import connect as libmariadb
-from tests.support.mariadb import Shop, as_root, machine_shop
+from tests.support.mysql_shop import (
+    AGENT_NAME,
+    DATABASE,
+    Account,
+    as_root,
+    shop_account,
+    shop_gateway,
+    unverified_tls,
+)
 
 AGENT = tokens.token("svc-my-killer", ["agents"])
 OTHER = tokens.token("svc-my-other", ["agents"])
-DATABASE = "shop"
 SLEEP = "SELECT SLEEP(30)"
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[Shop]:
-    with machine_shop() as made:
+def shop() -> Iterator[Account]:
+    with shop_account() as made:
         yield made
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, shop: Shop) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
+       shop: Account) -> Iterator[Gateway]:
     # A held statement waits a minute: a KILL, not the hold's end, must end it.
-    with module_gateway(tmp_path_factory, otlp, "mysql-commands", targets=[shop.target()],
-                        mysql={}, env=shop.env, workers=2,
-                        settings={"approvals": {"max_hold_seconds": 60}}) as running:
+    with shop_gateway(tmp_path_factory, otlp, "mysql-commands", shop, workers=2,
+                      settings={"approvals": {"max_hold_seconds": 60}}) as running:
         yield running
 
 
 @contextlib.contextmanager
 def session(gw: Gateway, token: str = AGENT, port: int | None = None) -> Iterator[Any]:
     """PyMySQL as an agent uses it, through Envoy (or straight to a worker's `port`)."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     connection = pymysql.connect(host="127.0.0.1", port=port or gw.ports.mysql,
-                                 user="svc-my-agent", password=token, database=DATABASE,
-                                 ssl=context, connect_timeout=10, read_timeout=60)
+                                 user=AGENT_NAME, password=token, database=DATABASE,
+                                 ssl=unverified_tls(), connect_timeout=10, read_timeout=60)
     try:
         yield connection
     finally:
@@ -74,7 +78,7 @@ def session(gw: Gateway, token: str = AGENT, port: int | None = None) -> Iterato
 def library(gw: Gateway) -> contextlib.AbstractContextManager[Connection]:
     """MariaDB Connector/C as an agent's program uses it, through Envoy."""
     assert gw.ports.mysql is not None
-    return libmariadb("127.0.0.1", gw.ports.mysql, "svc-my-agent", AGENT, DATABASE)
+    return libmariadb("127.0.0.1", gw.ports.mysql, AGENT_NAME, AGENT, DATABASE)
 
 
 def query(connection: Any, sql: str) -> Any:
@@ -104,7 +108,7 @@ def other_worker(gw: Gateway, connection_id: int) -> int:
     return other
 
 
-def running(shop: Shop, sql: str) -> Callable[[], bool]:
+def running(shop: Account, sql: str) -> Callable[[], bool]:
     """Whether the server runs `sql` for the gateway's account now."""
     def found() -> bool:
         return as_root(f"SELECT count(*) FROM information_schema.PROCESSLIST WHERE "
@@ -160,13 +164,13 @@ def mariadb(gw: Gateway, *options: str) -> list[str]:
     client = shutil.which("mariadb")
     assert client, "the machine's MariaDB client (Debian's mariadb-client)"
     return [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(gw.ports.mysql), "-u",
-            "svc-my-agent", "--ssl", "--skip-ssl-verify-server-cert", *options]
+            AGENT_NAME, "--ssl", "--skip-ssl-verify-server-cert", *options]
 
 
 # -- KILL ---------------------------------------------------------------------------------
 
 
-def test_ctrl_c_in_the_mariadb_client_kills_its_query(gw: Gateway, shop: Shop) -> None:
+def test_ctrl_c_in_the_mariadb_client_kills_its_query(gw: Gateway, shop: Account) -> None:
     """The mariadb client's Ctrl-C connects again (same host, user, token; no database)
     and sends KILL QUERY with the id its first connection's handshake announced."""
     sql = "SELECT SLEEP(31)"
@@ -216,7 +220,7 @@ def mariadb_cli(gw: Gateway, sql: str, token: str = AGENT) -> subprocess.Complet
 
 
 def test_kill_query_from_a_connection_to_another_worker_ends_the_statement(
-        gw: Gateway, shop: Shop) -> None:
+        gw: Gateway, shop: Account) -> None:
     """Through the gateway: the KILL reaches the worker that does not hold the session,
     which hands it over; the sleep ends at once, the session goes on."""
     with session(gw) as victim:
@@ -231,7 +235,7 @@ def test_kill_query_from_a_connection_to_another_worker_ends_the_statement(
         assert query(victim, "SELECT 1") == ((1,),)
 
 
-def test_com_process_kill_ends_the_connection(gw: Gateway, shop: Shop) -> None:
+def test_com_process_kill_ends_the_connection(gw: Gateway, shop: Account) -> None:
     """COM_PROCESS_KILL (the command form; drivers of old sent it), decided as the KILL
     CONNECTION it stands for: the sleep ends, and the connection with it (here from a
     connection on the same worker)."""
@@ -255,7 +259,7 @@ def test_com_process_kill_ends_the_connection(gw: Gateway, shop: Shop) -> None:
     assert killed["outcome"]["detail"] == "the server closed the connection"
 
 
-def test_another_identitys_kill_is_refused(gw: Gateway, shop: Shop) -> None:
+def test_another_identitys_kill_is_refused(gw: Gateway, shop: Account) -> None:
     with session(gw) as victim, session(gw, token=OTHER) as stranger:
         connection_id = victim.thread_id()
         with pytest.raises(pymysql.err.OperationalError) as refused:
@@ -265,7 +269,7 @@ def test_another_identitys_kill_is_refused(gw: Gateway, shop: Shop) -> None:
         assert query(victim, "SELECT 2") == ((2,),)
 
 
-def test_a_server_thread_id_is_refused(gw: Gateway, shop: Shop) -> None:
+def test_a_server_thread_id_is_refused(gw: Gateway, shop: Account) -> None:
     """The server's own id of a session (what CONNECTION_ID() returns; the pack masks it
     for agents, a value derived by the server) names any session of the gateway's
     account: KILL does not take it."""
@@ -281,7 +285,7 @@ def test_a_server_thread_id_is_refused(gw: Gateway, shop: Shop) -> None:
         assert query(connection, "SELECT 7") == ((7,),)
 
 
-def test_kill_query_ends_a_statement_held_for_approval(gw: Gateway, shop: Shop) -> None:
+def test_kill_query_ends_a_statement_held_for_approval(gw: Gateway, shop: Account) -> None:
     statement_text = "UPDATE scratch SET id = id"  # unbounded: held for a dba
     with session(gw) as victim:
         connection_id = victim.thread_id()
@@ -304,6 +308,24 @@ def test_kill_query_ends_a_statement_held_for_approval(gw: Gateway, shop: Shop) 
         assert "interrupted by a KILL" in str(statement.error)
         assert held()  # the approval stays pending: the statement sent again waits on it
         assert query(victim, "SELECT 3") == ((3,),)
+
+
+def test_a_kill_is_never_prepared(gw: Gateway) -> None:
+    """tollgate does a KILL as it comes: prepared (COM_STMT_PREPARE, or SQL's PREPARE), it
+    would reach the server as written, its id taken for a server thread's. Refused, and
+    both sessions go on."""
+    with session(gw) as victim, session(gw) as killer:
+        kill = f"KILL QUERY {victim.thread_id()}"
+        killer._execute_command(my.COM_STMT_PREPARE, kill)
+        with pytest.raises(pymysql.err.MySQLError) as prepared:
+            killer._read_packet()
+        with pytest.raises(pymysql.err.MySQLError) as in_sql:
+            query(killer, f"PREPARE k FROM '{kill}'")
+        for refused in (prepared, in_sql):
+            code, message = refused.value.args
+            assert code == 1105 and "tollgate does a KILL sent alone" in message, message
+        assert query(victim, "SELECT 8") == ((8,),)
+        assert query(killer, "SELECT 9") == ((9,),)
 
 
 # -- COM_FIELD_LIST -----------------------------------------------------------------------

@@ -23,26 +23,30 @@ import pymysql
 import pytest
 
 from extproc.mysql import packets as my
-from tests.support import tokens
-from tests.support.gateway import Gateway, module_gateway
-from tests.support.mariadb import Shop, as_root, machine_shop
+from tests.support.gateway import Gateway
+from tests.support.mysql_shop import (
+    AGENT,
+    AGENT_NAME,
+    DATABASE,
+    Account,
+    as_root,
+    shop_account,
+    shop_gateway,
+    unverified_tls,
+)
 from tests.test_telemetry_docs import check_front
-
-AGENT = tokens.token("svc-my-agent", ["agents"])
-DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
 
 
 @pytest.fixture(scope="module")
-def server_account() -> Iterator[Shop]:
-    with machine_shop() as shop:
-        yield shop
+def server_account() -> Iterator[Account]:
+    with shop_account() as account:
+        yield account
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
-       server_account: Shop) -> Iterator[Gateway]:
-    with module_gateway(tmp_path_factory, otlp, "mysql", targets=[server_account.target()],
-                        mysql={}, env=server_account.env) as running:
+       server_account: Account) -> Iterator[Gateway]:
+    with shop_gateway(tmp_path_factory, otlp, "mysql", server_account) as running:
         yield running
 
 
@@ -54,7 +58,7 @@ def cli(gw: Gateway, *statements: str, token: str = AGENT) -> subprocess.Complet
     assert client, "the machine's MariaDB client (Debian's mariadb-client)"
     return subprocess.run(
         [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(gw.ports.mysql),
-         "-u", "svc-my-agent", "--ssl", "--skip-ssl-verify-server-cert", "-D", DATABASE,
+         "-u", AGENT_NAME, "--ssl", "--skip-ssl-verify-server-cert", "-D", DATABASE,
          "-N", "-B", "--force"], input="".join(f"{s};\n" for s in statements),
         capture_output=True, text=True, timeout=30, check=False,
         env={**os.environ, "MYSQL_PWD": token})
@@ -62,10 +66,8 @@ def cli(gw: Gateway, *statements: str, token: str = AGENT) -> subprocess.Complet
 
 @contextlib.contextmanager
 def pymysql_session(gw: Gateway, token: str = AGENT) -> Iterator[Any]:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    connection = pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user="svc-my-agent",
-                                 password=token, database=DATABASE, ssl=context,
+    connection = pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user=AGENT_NAME,
+                                 password=token, database=DATABASE, ssl=unverified_tls(),
                                  connect_timeout=10)
     try:
         yield connection
@@ -86,7 +88,7 @@ def test_mariadb_cli_select_is_masked_drop_refused_and_the_session_goes_on(
 
 
 def test_pymysql_reads_masked_rows_and_gets_a_refusal_it_can_catch(
-        gw: Gateway, server_account: Shop) -> None:
+        gw: Gateway, server_account: Account) -> None:
     with pymysql_session(gw) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT name, email FROM customers WHERE id = %s", (1,))
         name, email = cursor.fetchone()
@@ -124,10 +126,8 @@ def test_a_client_hello_sent_with_the_ssl_request_is_read_as_tls(gw: Gateway) ->
     """A MySQL client does not wait for an answer to its SSLRequest: its TLS ClientHello
     may reach the front in the same read. Sent in one write here, the handshake still
     completes, and the login goes on over TLS."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname="gateway")
+    tls = unverified_tls().wrap_bio(incoming, outgoing, server_hostname="gateway")
     with socket.create_connection(("127.0.0.1", gw.ports.mysql), timeout=10) as sock:
         greeting = read_packet(sock)
         assert my.parse_handshake(greeting.payload).capabilities & my.CLIENT_SSL

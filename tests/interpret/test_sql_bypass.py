@@ -149,6 +149,20 @@ def test_postgres(text: str, expected: str) -> None:
         ("mysql", "SELECT 1 /* ; DROP TABLE x */", "select"),
         ("mysql", "FLUSH PRIVILEGES", ERROR),
         ("mysql", "EXPLAIN DELETE FROM t", "explain >delete"),
+        # SQL's prepared statements: the string a PREPARE takes is read as what it runs
+        ("mysql", "PREPARE s FROM 'DROP TABLE x'", "prepare >drop"),
+        ("mysql", "PrEpArE s FrOm 'SELECT 1; DELETE FROM t'", "prepare >select >delete"),
+        ("mysql", "PREPARE s FROM 'SELECT \\'x\\'; DROP TABLE t; -- '",
+         "prepare >select >drop prepare"),  # each lexing of the backslash: both read
+        ("mysql", "PREPARE s FROM 'SELECT 1 /*!, (DELETE FROM t) */'", ERROR),
+        ("mysql", "PREPARE s FROM 'SELECT 1 --\u00a0x'", ERROR),
+        ("mysql", "EXECUTE IMMEDIATE 'DELETE FROM t'", "execute >delete"),
+        ("mysql", "PREPARE s FROM @sql", "prepare"),  # dynamic: no text to read
+        ("mysql", "PREPARE s FROM CONCAT('DROP ', 'TABLE x')", "prepare"),
+        ("mysql", "EXECUTE s", "execute"),
+        ("mysql", "EXECUTE s USING @a, 'x', 1; DROP TABLE t", "execute drop"),
+        ("mysql", "EXECUTE s USING (SELECT ssn FROM t)", "other"),
+        ("mysql", "DROP PREPARE s", "discard"),
         ("tsql", "SELECT * INTO x FROM t", "create >select"),
         ("tsql", "DROP TABLE [Users]", "drop"),
         ("duckdb", "ALTER TABLE t DROP PRIMARY KEY", "other"),  # sqlglot: action unread

@@ -153,8 +153,15 @@ def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
      ["dynamic", "read", "server"], None),
     ("tsql", "EXEC('DROP TABLE t')", ["dynamic"], None),
     ("tsql", "EXEC sp_executesql N'DROP TABLE t'", ["dynamic"], None),
+    ("mysql", "PREPARE s FROM @v", ["dynamic", "session"], None),
+    ("mysql", "EXECUTE IMMEDIATE CONCAT('DROP ', 'TABLE t')", ["dynamic"], None),
+    ("mysql", "PREPARE s FROM 'DROP ' 'TABLE t'", ["dynamic", "session"], None),
+    # a prepared statement's string is read: its statements are nested under it
+    ("mysql", "PREPARE s FROM 'DROP TABLE t'", ["session"], None),
+    ("mysql", "EXECUTE s USING @a, 1", ["session"], None),
+    ("mysql", "DROP PREPARE s", ["session"], None),
     # unknown
-    ("mysql", "PREPARE s FROM 'DROP TABLE t'", ["unknown"], None),
+    ("mysql", "EXECUTE s USING (SELECT ssn FROM t)", ["unknown"], None),
     ("postgres", "CHECKPOINT", ["unknown"], None),
 ])
 def test_effects(dialect: str, text: str, effects: list[str], bounded: bool | None) -> None:

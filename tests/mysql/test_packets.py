@@ -19,6 +19,7 @@ from itertools import pairwise
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mysql.connector.protocol import MySQLProtocol
 
 from extproc.mysql import auth
 from extproc.mysql import packets as my
@@ -523,6 +524,26 @@ def test_change_user_requests_read_back(caps: int, user: str, response: bytes, d
     assert my.parse_change_user(my.encode_change_user(request, caps), caps) == request
 
 
+def test_mysql_connectors_change_user_with_a_token_reads_as_it_was_sent() -> None:
+    """mysql-connector-python (pure Python) writes the auth response's length
+    length-encoded: a token as mysql_clear_password's answer, longer than the one byte
+    servers read allows, reads whole, and the rest of the request after it."""
+    token = secrets.token_urlsafe(450)
+    payload, _ = MySQLProtocol.make_auth(
+        handshake={"auth_data": SCRAMBLE_VECTOR, "auth_plugin": auth.NATIVE_PASSWORD},
+        username="other", password=token, database="shop", charset=45,
+        client_flags=CHANGE_USER_CAPS | my.CLIENT_CONNECT_WITH_DB,
+        auth_plugin=auth.CLEAR_PASSWORD, conn_attrs={"_client_name": "mysql-connector"},
+        is_change_user_request=True, ssl_enabled=True)
+    request = my.parse_change_user(payload, CHANGE_USER_CAPS)
+    assert (request.username, request.auth_response, request.database, request.charset,
+            request.auth_plugin, request.connect_attrs) == (
+        "other", token.encode() + b"\x00", "shop", 45, auth.CLEAR_PASSWORD,
+        {"_client_name": "mysql-connector"})
+    with pytest.raises(my.ProtocolViolation):  # neither reading takes a request cut short
+        my.parse_change_user(payload[:-3], CHANGE_USER_CAPS)
+
+
 def test_a_change_user_without_its_tail_reads_as_far_as_it_goes() -> None:
     """An old client stops after the database: no character set, plugin or attributes."""
     payload = b"\x11bob\x00\x00shop\x00"
@@ -696,6 +717,111 @@ def test_prepare_oks_read_back() -> None:
     assert my.parse_prepare_ok(payload[:10]) == my.PrepareOk(2, 9, 0)  # pre-4.1: no count
 
 
+# mysql-connector-python 9.7's COM_STMT_EXECUTE of statement 7 with (42, 'ada', None,
+# 1.5) (its make_stmt_execute): the NULL bitmap, the types bound (42 as an unsigned TINY,
+# a STRING, NULL, a DOUBLE), the values.
+CONNECTOR_EXECUTE = (
+    b"\x17\x07\x00\x00\x00\x00\x01\x00\x00\x00\x04\x01\x01\x80\xfe\x00\x06\x00\x05\x00"
+    b"*\x03ada\x00\x00\x00\x00\x00\x00\xf8?")
+CONNECTOR_TYPES = (my.ParameterType(my.MYSQL_TYPE_TINY, unsigned=True),
+                   my.ParameterType(my.MYSQL_TYPE_STRING), my.ParameterType(my.MYSQL_TYPE_NULL),
+                   my.ParameterType(my.MYSQL_TYPE_DOUBLE))
+
+
+def test_a_connectors_execute_reads_as_its_parameters() -> None:
+    execute = my.parse_stmt_execute(CONNECTOR_EXECUTE, 4, None)
+    assert execute == my.StmtExecute(7, 0, 1, CONNECTOR_TYPES, (
+        b"*", b"ada", None, struct.pack("<d", 1.5)))
+    assert my.encode_stmt_execute(7, CONNECTOR_TYPES, execute.values) == CONNECTOR_EXECUTE
+    assert my.statement_id(CONNECTOR_EXECUTE) == 7
+    assert my.statement_id(my.with_statement_id(CONNECTOR_EXECUTE, 2**32 - 2)) == 2**32 - 2
+    assert my.with_statement_id(CONNECTOR_EXECUTE, 9)[5:] == CONNECTOR_EXECUTE[5:]
+
+
+PARAMETER = st.sampled_from(sorted({*FIXED, *TEMPORAL, *my.LENGTH_ENCODED_TYPES})).flatmap(
+    lambda t: st.tuples(st.builds(my.ParameterType, st.just(t), st.booleans()),
+                        st.none() | binary_value(t)))
+
+
+@settings(PROPERTIES, max_examples=40)
+@given(st.lists(PARAMETER, max_size=12), st.integers(0, 2**32 - 1), st.booleans())
+def test_executes_read_back_binding_their_types_or_the_last_ones(
+        typed: list[tuple[my.ParameterType, bytes | None]], statement: int,
+        again: bool) -> None:
+    types = [t for t, _ in typed]
+    values = tuple(v for _, v in typed)
+    payload = my.encode_stmt_execute(statement, None if again else types, values,
+                                     bound=types)
+    execute = my.parse_stmt_execute(payload, len(types), types if again else None)
+    assert execute.values == values and execute.statement_id == statement
+    assert execute.types == (None if again or not types else tuple(types))
+    if again and types:  # the types bound into it: the same execute as if it had sent them
+        assert my.bind_types(payload, len(types), types) == my.encode_stmt_execute(
+            statement, types, values)
+
+
+def test_an_executes_long_data_parameters_carry_no_value() -> None:
+    types = [my.ParameterType(my.MYSQL_TYPE_BLOB), my.ParameterType(my.MYSQL_TYPE_LONG)]
+    # No value for a parameter sent as long data (the server reads none), no NULL bit.
+    payload = (my.encode_stmt_execute(3, types, [None, struct.pack("<i", 5)])[:10]
+               + b"\x00\x01\xfc\x00\x03\x00" + struct.pack("<i", 5))
+    assert my.parse_stmt_execute(payload, 2, None, long_data={0}).values == (
+        None, struct.pack("<i", 5))
+    with pytest.raises(my.ProtocolViolation):
+        my.parse_stmt_execute(payload, 2, None)  # read as a BLOB, the value is short
+
+
+@pytest.mark.parametrize(("payload", "params", "bound", "problem"), [
+    (CONNECTOR_EXECUTE[:-1], 4, None, "ends inside"),
+    (CONNECTOR_EXECUTE + b"\x00", 4, None, "past a packet"),
+    (CONNECTOR_EXECUTE[:10] + b"\x04\x00", 4, None, "binds no parameter types"),
+    (b"\x17\x07\x00\x00", 0, None, "ends inside"),
+    (b"\x16" + CONNECTOR_EXECUTE[1:], 4, None, "starting with 0x16"),
+    (CONNECTOR_EXECUTE[:12] + b"\x11\x00" + CONNECTOR_EXECUTE[14:], 4, None,
+     "binary protocol does not carry"),
+])
+def test_an_execute_that_is_not_its_statements_is_refused(
+        payload: bytes, params: int, bound: Sequence[my.ParameterType] | None,
+        problem: str) -> None:
+    with pytest.raises(my.ProtocolViolation, match=problem):
+        my.parse_stmt_execute(payload, params, bound)
+
+
+def test_long_data_and_statement_ids_read_back() -> None:
+    piece = my.LongData(5, 1, b"\x00some bytes")
+    assert my.parse_long_data(my.encode_long_data(piece)) == piece
+    assert my.statement_id(my.encode_long_data(piece)) == 5
+    with pytest.raises(my.ProtocolViolation):
+        my.parse_long_data(b"\x18\x05\x00\x00\x00\x01")
+    with pytest.raises(my.ProtocolViolation):
+        my.statement_id(b"\x19\x01\x00")
+    with pytest.raises(ValueError, match="binding no types"):
+        my.bind_types(CONNECTOR_EXECUTE, 4, CONNECTOR_TYPES)
+
+
+@pytest.mark.parametrize(("column_type", "unsigned", "value", "text"), [
+    (my.MYSQL_TYPE_TINY, False, b"\xff", b"-1"),
+    (my.MYSQL_TYPE_TINY, True, b"\xff", b"255"),
+    (my.MYSQL_TYPE_YEAR, True, struct.pack("<H", 2024), b"2024"),
+    (my.MYSQL_TYPE_LONGLONG, False, struct.pack("<q", 4111111111111111), b"4111111111111111"),
+    (my.MYSQL_TYPE_LONGLONG, True, b"\xff" * 8, b"18446744073709551615"),
+    (my.MYSQL_TYPE_DOUBLE, False, struct.pack("<d", 4111111111111111.0), b"4111111111111111"),
+    (my.MYSQL_TYPE_DOUBLE, False, struct.pack("<d", 0.1), b"0.1"),
+    (my.MYSQL_TYPE_FLOAT, False, struct.pack("<f", 1.5), b"1.5"),
+    (my.MYSQL_TYPE_DATETIME, False, MARIADB_BINARY_VALUES[0], b"2024-01-02 03:04:05.678901"),
+    (my.MYSQL_TYPE_TIMESTAMP, False, MARIADB_BINARY_VALUES[8], b"2024-01-02 03:04:05"),
+    (my.MYSQL_TYPE_DATETIME, False, b"", b"0000-00-00 00:00:00"),
+    (my.MYSQL_TYPE_DATE, False, MARIADB_BINARY_VALUES[2], b"2024-01-02"),
+    (my.MYSQL_TYPE_TIME, False, MARIADB_BINARY_VALUES[1], b"-838:59:59"),
+    (my.MYSQL_TYPE_TIME, False, struct.pack("<BIBBBI", 0, 0, 1, 2, 3, 4), b"01:02:03.000004"),
+    (my.MYSQL_TYPE_NEWDECIMAL, False, b"2.50", b"2.50"),
+    (my.MYSQL_TYPE_VAR_STRING, False, b"ada@example.com", b"ada@example.com"),
+])
+def test_binary_values_read_as_the_text_protocol_writes_them(
+        column_type: int, unsigned: bool, value: bytes, text: bytes) -> None:
+    assert my.binary_text(column_type, unsigned, value) == text
+
+
 def test_every_command_has_its_byte_and_its_name() -> None:
     expected = {"COM_QUIT": 0x01, "COM_INIT_DB": 0x02, "COM_QUERY": 0x03,
                 "COM_CHANGE_USER": 0x11, "COM_BINLOG_DUMP": 0x12, "COM_REGISTER_SLAVE": 0x15,
@@ -852,12 +978,8 @@ def definitions(conn: Connection, caps: int, count: int) -> list[my.ColumnDefini
 
 def execute(statement_id: int, params: Sequence[tuple[int, bytes]] = ()) -> bytes:
     """COM_STMT_EXECUTE's body: no cursor, one iteration, the parameters' types bound."""
-    body = struct.pack("<IBI", statement_id, 0, 1)
-    if params:
-        body += (bytes((len(params) + 7) // 8) + b"\x01"
-                 + b"".join(bytes((t, 0)) for t, _ in params)
-                 + b"".join(my.encode_binary_value(t, v) for t, v in params))
-    return body
+    return my.encode_stmt_execute(statement_id, [my.ParameterType(t) for t, _ in params] or None,
+                                  [v for _, v in params])[1:]
 
 
 BASE_CAPS = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH

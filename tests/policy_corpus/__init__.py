@@ -265,7 +265,7 @@ def target_of(spec: dict[str, Any]) -> Target:
         k8s=K8s(**overrides["k8s"]) if "k8s" in overrides else None,
         mcp=Mcp(**{k: tuple(v) for k, v in overrides["mcp"].items()})
         if "mcp" in overrides else None,
-        # The server a database target reaches: no engine reads it.
+        # The database a postgres or mysql target reaches: no engine reads it.
         postgres=PostgresTarget(upstream="127.0.0.1:5432", user="tollgate")
         if protocol == "postgres" else None,
         mysql=MysqlTarget(upstream="127.0.0.1:3306", user="tollgate")

@@ -40,8 +40,12 @@ DEMO_HOST = next(t.ssh for t in config.load(QUICKSTART_CONFIG).targets
                  if t.name == up.DEMO_HOST_TARGET)
 SSH_PORTS = (up.SSH_PORT, *(SSH_FRONT.address_of(i)[1] for i in range(len(WORKER_PORTS))),
              DEMO_HOST.address[1])
+# MySQL: Envoy's listener, tollgate's front (a port per worker), the demo MariaDB.
+MYSQL_FRONT = config.load(QUICKSTART_CONFIG).mysql
+MYSQL_PORTS = (up.MYSQL_PORT, *(MYSQL_FRONT.address_of(i)[1] for i in range(len(WORKER_PORTS))),
+               up.DEMO_MYSQL_PORT)
 QUICKSTART_PORTS = (PORTS.listener, PORTS.admin, *WORKER_PORTS, PORTS.upstream, PORTS.mcp,
-                    APPROVALS_PORT, *POSTGRES_PORTS, *SSH_PORTS)
+                    APPROVALS_PORT, *POSTGRES_PORTS, *SSH_PORTS, *MYSQL_PORTS)
 
 
 def fetch(
@@ -107,6 +111,7 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         assert status == 401 and json.loads(body)["error"] == "unauthenticated"
         psql_as_printed(token, output)
         ssh_as_printed(token, output, tmp_path)
+        mariadb_as_printed(token, output)
         # The demo MCP server's route: Envoy's refusal as a JSON-RPC error.
         status, _, body = fetch("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert status == 401 and json.loads(body)["error"]["data"]["error"] == "unauthenticated"
@@ -138,7 +143,11 @@ def test_up_runs_the_quickstart_and_stops_every_child(tmp_path: Path) -> None:
         # and `rm -rf *`.
         ("demo-host", "none", None), ("demo-host", "allow", None),
         ("demo-host", "none", None), ("demo-host", "allow", None),
-        ("demo-host", "deny", 403)]
+        ("demo-host", "deny", 403),
+        # The mariadb line's login, its SELECT and DROP (activity.admin_action alerted
+        # on the first DROP already, as for demo-db's).
+        ("demo-mysql", "allow", None), ("demo-mysql", "allow", None),
+        ("demo-mysql", "deny", 403)]
 
 
 def psql_as_printed(token: str, output: list[str]) -> None:
@@ -154,6 +163,22 @@ def psql_as_printed(token: str, output: list[str]) -> None:
     assert rows[0].startswith("Ada Lovelace|") and "512-34-6789" not in done.stdout
     assert "tollgate: destructive SQL: DROP" in done.stderr
     assert rows[-1] == "4"
+
+
+def mariadb_as_printed(token: str, output: list[str]) -> None:
+    """The printed mariadb line, as a user pastes it (its two lines): the demo MariaDB's
+    customers come back masked, a DROP TABLE is refused."""
+    (start,) = [i for i, ln in enumerate(output) if ln.strip().startswith("MYSQL_PWD=")]
+    line = (output[start].strip().removesuffix("\\") + output[start + 1]).strip()
+    argv = shlex.split(line.removeprefix("MYSQL_PWD=$TOKEN "))
+    done = subprocess.run(
+        [argv[0], "--no-defaults", *argv[1:], "-N", "-B", "-e",
+         "SELECT name, ssn FROM customers ORDER BY id; DROP TABLE customers"],
+        capture_output=True, text=True, env={**os.environ, "MYSQL_PWD": token}, timeout=30,
+        check=False)
+    assert done.stdout.splitlines()[0] == "Ada Lovelace\t[REDACTED:US_SSN]", done
+    assert "512-34-6789" not in done.stdout
+    assert "ERROR 1142 (42000) at line 1: tollgate: destructive SQL: DROP" in done.stderr
 
 
 def ssh_as_printed(token: str, output: list[str], home: Path) -> None:

@@ -14,7 +14,9 @@ fixed shape that the Rego policies are written against:
   significant statements found inside it (`nested: true`): a DML statement in a CTE at any
   depth, the statement under EXPLAIN / PREPARE / DECLARE, the query of CREATE TABLE AS /
   SELECT INTO / CREATE VIEW / COPY (...), the actions of CREATE RULE, the elements of CREATE
-  SCHEMA. A parent's `tables` and `functions` include those of everything nested in it.
+  SCHEMA, the statements of the string MySQL's `PREPARE s FROM '...'` and `EXECUTE
+  IMMEDIATE '...'` run (from anything but one string literal: effect `dynamic`). A
+  parent's `tables` and `functions` include those of everything nested in it.
 - `kind`: select insert update delete merge drop truncate alter create grant revoke copy do
   call set show explain prepare execute transaction vacuum analyze lock notify comment reindex
   cluster refresh discard close reset load, plus pragma and attach (sqlite); "other" for

@@ -584,5 +584,98 @@ def _read_sqlglot(text: str, name: str, literal_backslashes: bool = False) -> li
                 f'not a SQL statement at or near "{one_line(first.text, 60)}", '
                 f"at index {first.start}"
             )
-        walker.statement(node, text[first.start : chunk[-1].end + 1].strip())
+        statement = text[first.start : chunk[-1].end + 1].strip()
+        if not (setup.executable_comments and isinstance(node, exp.Command)
+                and _mysql_prepared(walker.out, node, statement, name, literal_backslashes)):
+            walker.statement(node, statement)
     return walker.out.entries
+
+
+# --- MySQL's prepared statements in SQL --------------------------------------------------------
+#
+# sqlglot reads PREPARE, EXECUTE and DROP PREPARE as opaque Commands (kind "other"). What
+# they run is read here instead: `PREPARE s FROM '...'` and `EXECUTE IMMEDIATE '...'` as the
+# statements of their string, nested under them (the string read as the server will read
+# it: its escapes undone by the same lexing); a statement taken from anything but one
+# string literal (`FROM @v`, a CONCAT) as `dynamic`, code no parser here sees; `EXECUTE s`
+# as running what a decided PREPARE made, its result columns of unknown lineage; `DROP
+# PREPARE s` as a session statement. EXECUTE's USING takes user variables and literals
+# only: anything else (an expression, a subquery) leaves the statement opaque.
+
+_USING_VALUES = frozenset({TokenType.STRING, TokenType.NUMBER, TokenType.NULL})
+
+
+def _mysql_prepared(out: Collector, node: exp.Command, statement: str, name: str,
+                    literal_backslashes: bool) -> bool:
+    """A PREPARE, EXECUTE or DROP PREPARE described into `out`; False for any other
+    Command (and for one of those whose form is not read here: it stays opaque)."""
+    keyword = node.name.upper()
+    rest = node.args.get("expression")
+    setup = _glot_dialect(name)
+    tokenizer = setup.literal_backslashes if literal_backslashes else None
+    try:
+        tokens = (tokenizer(dialect=setup.dialect) if tokenizer else setup.dialect).tokenize(
+            rest.name if isinstance(rest, exp.Expr) else str(rest or ""))
+    except SqlglotError:
+        return False
+    # Keywords by their token's type, so that a string saying USING is not one.
+    words = [t.text.upper() if t.token_type is not TokenType.STRING else "" for t in tokens]
+    if keyword == "DROP":
+        if len(tokens) != 2 or words[0] != "PREPARE":
+            return False
+        out.open("discard", None, statement)
+        out.close()
+        return True
+    if keyword == "PREPARE" and len(tokens) >= 3 and words[1] == "FROM":
+        _mysql_dynamic(out.open("prepare", None, statement), out, tokens[2:], name,
+                       literal_backslashes)
+        out.close()
+        return True
+    if keyword != "EXECUTE" or not tokens:
+        return False
+    immediate = words[0] == "IMMEDIATE"
+    using = words.index("USING") if "USING" in words else len(tokens)
+    if not _using_values(tokens[using + 1:]) or (not immediate and using != 1):
+        return False
+    entry = out.open("execute", None, statement)
+    entry.columns = glot_lineage.result_columns(node)  # what a statement prepared returns
+    if immediate:
+        _mysql_dynamic(entry, out, tokens[1:using], name, literal_backslashes)
+    out.close()
+    return True
+
+
+def _mysql_dynamic(entry: Entry, out: Collector, source: list[Token], name: str,
+                   literal_backslashes: bool) -> None:
+    """The statements a PREPARE's or EXECUTE IMMEDIATE's source runs, nested under
+    `entry`; `dynamic` when the source is not one string literal."""
+    if len(source) != 1 or source[0].token_type is not TokenType.STRING:
+        entry.effects.add("dynamic")
+        return
+    text = source[0].text
+    if _MYSQL_DASHES.search(text):
+        raise Unparsable("`--` before a non-ASCII character (MySQL reads no comment there) "
+                         "is not analysed")
+    for inner in _read_sqlglot(text, name, literal_backslashes):
+        inner.nested, inner.text, inner.columns = True, entry.text, None
+        out.entries.append(inner)
+        entry.tables |= inner.tables
+        entry.functions |= inner.functions
+        entry.opaque |= inner.opaque
+
+
+def _using_values(tokens: list[Token]) -> bool:
+    """Whether EXECUTE's USING list (its tokens) is user variables and literals alone."""
+    items: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.token_type is TokenType.COMMA:
+            items.append([])
+        else:
+            items[-1].append(token)
+    if items == [[]]:
+        return True
+    return all(
+        (len(item) == 1 and item[0].token_type in _USING_VALUES)
+        or (len(item) == 2 and item[0].token_type is TokenType.PARAMETER and item[0].text == "@"
+            and item[1].token_type in (TokenType.VAR, TokenType.IDENTIFIER))
+        for item in items)

@@ -1,0 +1,51 @@
+"""The quickstart's demo MariaDB (extproc/quickstart/demo_mariadb.py): a real server
+seeded as `tollgate up` starts it, and what `up` says on a machine without one."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from extproc import config
+from extproc.cli import QUICKSTART_CONFIG
+from extproc.quickstart import demo_mariadb, layout, stack, up
+from extproc.quickstart.demo_upstream import CUSTOMERS
+
+
+def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
+    """A password with a quote and a backslash is the account's, as given: the seed's
+    literals are escaped as the server reads them."""
+    password = "it's a \\ test"
+    with tempfile.TemporaryDirectory(prefix="tollgate-demo-mariadb-") as tmp:
+        port = stack.free_port()
+        server = demo_mariadb.start(port, Path(tmp) / "db", password, log_dir=None)
+        try:
+            connection = pymysql.connect(host="127.0.0.1", port=port, user=demo_mariadb.ACCOUNT,
+                                         password=password, database=demo_mariadb.DATABASE)
+            with connection, connection.cursor() as cursor:
+                cursor.execute("SELECT id, name, ssn FROM customers ORDER BY id")
+                assert cursor.fetchall() == tuple(
+                    (c["id"], c["name"], c["ssn"]) for c in CUSTOMERS)
+        finally:
+            assert server.stop() == 0
+
+
+def test_without_mariadb_up_says_why_and_how_to_add_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(demo_mariadb, "_PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert demo_mariadb.missing() == (
+        "no mariadbd, mariadb-install-db, mariadb on this machine (Debian: apt-get install "
+        "mariadb-server mariadb-client)")
+    quickstart = config.load(QUICKSTART_CONFIG)
+    server, lines = up._demo_mysql(quickstart, quickstart.mysql, tmp_path,
+                                   layout.plan(quickstart))
+    assert server is None
+    assert lines.startswith("\nNo demo MariaDB: no mariadbd, mariadb-install-db, mariadb on "
+                            "this machine (Debian: apt-get install mariadb-server")
+    # The front's certificate is made all the same: a server of one's own needs it.
+    assert (tmp_path / ".tollgate" / "mysql" / "server.pem").is_file()

@@ -1,0 +1,100 @@
+"""The machine's MariaDB (127.0.0.1:3306, root without a password) as the MySQL front's
+end-to-end tests reach it: a throwaway database of customers, the gateway's own account
+on it, and a gateway whose target `shop` opens it. What the modules that drive clients
+through the front share (tests/e2e/test_mysql_e2e.py, test_mysql_drivers_e2e.py,
+test_mysql_commands_e2e.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.standins.otlp_receiver import OtlpReceiver
+from tests.support import tokens
+from tests.support.gateway import Gateway, module_gateway
+
+AGENT_NAME = "svc-my-agent"
+AGENT = tokens.token(AGENT_NAME, ["agents"])
+DATABASE = "shop"  # what clients ask for; the target opens a throwaway database
+ROOT = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", "3306", "-uroot"]
+CUSTOMERS = [
+    (1, "Ada Lovelace", "ada@example.com", "078-05-1120"),
+    (2, "Alan Turing", "alan@example.org", "219-09-9999"),
+]
+
+
+def as_root(sql: str, database: str | None = None) -> str:
+    """`sql` run by the server's root account beside the gateway: what it printed."""
+    done = subprocess.run([*ROOT, *(["-D", database] if database else []), "-N", "-B",
+                           "-e", sql], capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Account:
+    """A throwaway database and the gateway's account on it (ALL on that database)."""
+
+    database: str
+    user: str
+    password: str = field(repr=False)
+
+    def target(self, name: str = "shop-my", match: str = DATABASE,
+               upstream: str = "127.0.0.1:3306") -> dict[str, Any]:
+        """A mysql target clients reach as database `match`: the account's database, over
+        plain TCP to the server at `upstream` (the gateway's password from `env`)."""
+        return {"name": name, "protocol": "mysql", "match": {"database": match},
+                "environment": "test",
+                "mysql": {"upstream": upstream, "user": self.user,
+                          "database": self.database, "tls": "disable"},
+                "credential": {"type": "password", "from_env": "SHOP_MY_PASSWORD"}}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The gateway's environment for the target's credential."""
+        return {"SHOP_MY_PASSWORD": self.password}
+
+
+@contextlib.contextmanager
+def shop_account(prefix: str = "tollgate_my") -> Iterator[Account]:
+    """A throwaway database holding CUSTOMERS (id, name, email, ssn) and an empty
+    `scratch` (id), and the gateway's account on it, both dropped on leaving."""
+    suffix = secrets.token_hex(4)
+    account = Account(f"{prefix}_{suffix}", f"tollgate_gw_{suffix}", secrets.token_hex(12))
+    as_root(f"CREATE DATABASE {account.database}; "
+            f"CREATE USER '{account.user}'@'127.0.0.1' IDENTIFIED BY '{account.password}'; "
+            f"GRANT ALL ON {account.database}.* TO '{account.user}'@'127.0.0.1'")
+    try:
+        rows = ", ".join(f"({i}, '{n}', '{e}', '{s}')" for i, n, e, s in CUSTOMERS)
+        as_root("CREATE TABLE customers (id int PRIMARY KEY, name text, email text, "
+                f"ssn text); INSERT INTO customers VALUES {rows}; "
+                "CREATE TABLE scratch (id int)", account.database)
+        yield account
+    finally:
+        as_root(f"DROP DATABASE IF EXISTS {account.database}; "
+                f"DROP USER IF EXISTS '{account.user}'@'127.0.0.1'")
+
+
+@contextlib.contextmanager
+def shop_gateway(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver, name: str,
+                 account: Account, **options: Any) -> Iterator[Gateway]:
+    """A module's gateway with the MySQL front and the shop target (`options`: more of
+    module_gateway's, workers or settings)."""
+    with module_gateway(tmp_path_factory, otlp, name, targets=[account.target()],
+                        mysql={}, env=account.env, **options) as running:
+        yield running
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """TLS as the tests' clients speak it: the gateway's certificate is the tests' own
+    (tests/support/tls.py), so it is not verified; the token still travels encrypted."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
