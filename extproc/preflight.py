@@ -376,7 +376,8 @@ def _credentials(config: Config) -> Iterator[str]:
 def _secret_of(target: Target) -> str:
     assert target.credential is not None
     return {"bearer": "the token", "basic": "user:password", "header": "the header's value",
-            "password": "the database password of its postgres.user"}[target.credential.type]
+            "password": f"the database password of its {target.protocol}.user"
+            }[target.credential.type]
 
 
 def _postgres(config: Config) -> Iterator[str]:

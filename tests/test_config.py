@@ -116,7 +116,7 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
     assert [(t.name, t.protocol) for t in cfg.targets] == [
         ("llm", "llm"), ("demo", "sql-http"), ("tools", "mcp"), ("demo-db", "postgres"),
-        ("demo-host", "ssh"), ("egress", "egress")]
+        ("demo-mysql", "mysql"), ("demo-host", "ssh"), ("egress", "egress")]
 
 
 @pytest.mark.parametrize(

@@ -98,11 +98,11 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]
     data["policy"]["dir"] = str(original.policy_dir)
     for key in ("development_key", "envoy_bootstrap"):
         data["identity"][key] = str(original.resolve(Path(data["identity"][key])))
-    # The agents reach HTTP targets only: no PostgreSQL or SSH front on the quickstart's
-    # ports (nor the SSH keys `tollgate up` makes).
-    del data["postgres"], data["ssh"]
+    # The agents reach HTTP targets only: no PostgreSQL, MySQL or SSH front on the
+    # quickstart's ports (nor the SSH keys `tollgate up` makes).
+    del data["postgres"], data["mysql"], data["ssh"]
     data["targets"] = [t for t in data["targets"]
-                       if t.get("protocol") not in ("postgres", "ssh")]
+                       if t.get("protocol") not in ("postgres", "mysql", "ssh")]
     config_path = work / "tollgate.yaml"
     config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
     bootstrap = envoy_bootstrap.write(
