@@ -26,7 +26,6 @@ The login is an exchange of its own in the record (`CONNECT`), refused or not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
@@ -39,6 +38,7 @@ from typing import Any
 from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import BadInput
 from extproc.config import MysqlFront, Target
+from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
@@ -95,13 +95,14 @@ class LoginRefused(Exception):
         self.packet = packet
 
 
-class Front:
+class Front(StreamListener):
     """One worker's MySQL listener: its TLS, its sessions and their connection ids."""
 
     def __init__(self, settings: MysqlFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, credentials: Credentials, masker: Masker,
                  targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
+        super().__init__("MySQL", settings.address_of(worker))
         self._settings, self._worker, self._resolve = settings, worker, resolve
         self._pipeline = pipeline
         self._credentials, self._masker, self._tls = credentials, masker, tls
@@ -110,57 +111,26 @@ class Front:
         self._offered = _OFFERED | (my.CLIENT_SSL if tls is not None else 0)
         self._logins = Logins(verifier, self._targets, tls is not None)
         self._connections = Connections(keys, self._kill_thread)
-        self._server: asyncio.Server | None = None
-        self._sessions: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        host, port = self._settings.address_of(self._worker)
-        try:
-            self._server = await asyncio.start_server(self._accept, host, port)
-        except OSError as exc:
-            raise OSError(f"cannot listen for MySQL clients on {host}:{port}: "
-                          f"{exc.strerror}") from None
-        log.info("serving MySQL clients on %s:%d (%d targets, TLS %s)", host, port,
+        await super().start()
+        log.info("serving MySQL clients on %s:%d (%d targets, TLS %s)", *self._address,
                  len(self._targets), "on" if self._tls else "off: no tls_cert_file")
 
-    async def stop(self, grace: float) -> None:
-        """No new sessions; those open get `grace` seconds, then are closed."""
-        if self._server is not None:
-            self._server.close()
-        if self._sessions:
-            _, running = await asyncio.wait(self._sessions, timeout=grace)
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+    def goodbye(self) -> bytes:
+        return my.encode(0, my.encode_err(1053, "08S01", "tollgate is shutting down"))
 
-    async def _accept(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._sessions.add(task)
-        connection_id = None
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A connection: an id of tollgate's (KILL names it), the login, the session."""
+        host, port = writer.get_extra_info("sockname")[:2]
+        connection_id = await self._connections.open(f"{host}:{port}")
         try:
-            host, port = writer.get_extra_info("sockname")[:2]
-            connection_id = await self._connections.open(f"{host}:{port}")
             session = await self._login(reader, writer, connection_id)
             if session is not None:
                 await self._connections.bind(session)
                 await session.relay()
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # the client went away, or never logged in in time
-        except asyncio.CancelledError:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.write(my.encode(0, my.encode_err(1053, "08S01",
-                                                        "tollgate is shutting down")))
-        except Exception:
-            log.exception("MySQL session failed")
         finally:
-            self._sessions.discard(task)
-            if connection_id is not None:
-                await self._connections.close(connection_id)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            await self._connections.close(connection_id)
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      connection_id: int) -> Session | None:

@@ -40,6 +40,7 @@ from typing import Any
 from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, Target
+from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
@@ -103,13 +104,14 @@ class _Key:
     exchange_for: Any  # opens an exchange in the session it cancels
 
 
-class Front:
+class Front(StreamListener):
     """One worker's PostgreSQL listener: its TLS, its sessions and their cancel keys."""
 
     def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, credentials: Credentials, masker: Masker,
                  targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
+        super().__init__("PostgreSQL", settings.address_of(worker))
         self._settings, self._worker, self._resolve = settings, worker, resolve
         self._pipeline, self._verifier = pipeline, verifier
         self._credentials, self._masker, self._tls = credentials, masker, tls
@@ -118,51 +120,16 @@ class Front:
         # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
         self._shared = keys
-        self._server: asyncio.Server | None = None
-        self._sessions: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        host, port = self._settings.address_of(self._worker)
-        try:
-            self._server = await asyncio.start_server(self._accept, host, port)
-        except OSError as exc:
-            raise OSError(f"cannot listen for PostgreSQL clients on {host}:{port}: "
-                          f"{exc.strerror}") from None
-        log.info("serving PostgreSQL clients on %s:%d (%d targets, TLS %s)", host, port,
+        await super().start()
+        log.info("serving PostgreSQL clients on %s:%d (%d targets, TLS %s)", *self._address,
                  len(self._targets), "on" if self._tls else "off: no tls_cert_file")
 
-    async def stop(self, grace: float) -> None:
-        """No new sessions; those open get `grace` seconds, then are closed."""
-        if self._server is not None:
-            self._server.close()
-        if self._sessions:
-            _, running = await asyncio.wait(self._sessions, timeout=grace)
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+    def goodbye(self) -> bytes:
+        return pg.error("57P01", "tollgate is shutting down", severity="FATAL")
 
-    async def _accept(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._sessions.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # the client went away, or never logged in in time
-        except asyncio.CancelledError:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.write(pg.error("57P01", "tollgate is shutting down",
-                                      severity="FATAL"))
-        except Exception:
-            log.exception("PostgreSQL session failed")
-        finally:
-            self._sessions.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         login = _LoginReader(reader, pg.Framer(pg.FRONTEND_KINDS,
                                                self._settings.max_message_bytes, untyped=True),
                              time.monotonic() + self._settings.login_seconds)
