@@ -384,6 +384,27 @@ def test_keyboard_alone_approves_and_denies(gw: Gateway, page: Page) -> None:
     assert reply.status == 403 and "keyboard denial" in reply.json()["message"]
 
 
+def test_a_confirmation_closed_and_opened_again_at_once_still_decides(
+        gw: Gateway, page: Page) -> None:
+    """A dialog's close event comes after the close, as a task of its own. Closed and
+    opened again within one task (Escape then Enter, as fast as a browser under load
+    takes them), that late event must not end the new confirmation: its Approve approves."""
+    held, approval = held_sql(gw, "UPDATE customers SET email = email")
+    open_page(page, gw, DBA)
+    approve = f'tr[data-id="{approval["id"]}"] button.approve'
+    expect(page.locator(approve)).to_be_visible(timeout=WAIT_MS)
+    page.click(approve)
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible()
+    page.evaluate("(s) => { document.getElementById('confirm').close(); "
+                  "document.querySelector(s).click(); }", approve)
+    expect(dialog).to_be_visible()
+    page.click("#confirm-yes")
+    expect(page.locator("#status")).to_have_text(f"{approval['id']} approved by dana.",
+                                                 timeout=WAIT_MS)
+    assert held.result().status == 200
+
+
 # -- an approval's own view -----------------------------------------------------------------
 
 def test_an_approvals_view_shows_what_why_the_grant_the_wait_and_the_links(

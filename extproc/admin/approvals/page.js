@@ -576,8 +576,11 @@ confirmForm.addEventListener("submit", async (event) => {
 document.getElementById("confirm-no").addEventListener("click", () => dialog.close());
 
 // Closed (decided, cancelled, Escape): focus goes back where the decision was asked, or,
-// its button gone with its row, to the view's heading.
+// its button gone with its row, to the view's heading. The event comes after the close,
+// as a task of its own: a confirmation opened again meanwhile (Escape, then Enter at
+// once) is not this close's to end.
 dialog.addEventListener("close", () => {
+  if (dialog.open) return;
   const opener = deciding && deciding.opener;
   deciding = null;
   if (opener && opener.isConnected) {
