@@ -35,7 +35,7 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.mysql import packets as my
-from extproc.mysql.results import ResultMasker, record_sample
+from extproc.mysql.results import ResultMasker, error_message, record_sample
 from extproc.mysql.upstream import Upstream
 from extproc.recording import BodyCapture
 from extproc.recording.record import RECORD_MASK
@@ -283,7 +283,10 @@ class Session:
     def _error(self, run: Run, packet: my.Packet) -> None:
         """The server's error, its message masked (a duplicate key quotes the row)."""
         err = my.parse_err(packet.payload)
-        masked, _ = self._masker.mask_json(err.message, RECORD_MASK)
+        request = run.exchange.request
+        message = error_message(err.message, err.code,
+                                str(request["body"]) if request else "", run.exchange.mask)
+        masked, _ = self._masker.mask_json(message, RECORD_MASK)
         run.error = f"error {err.code} ({err.sqlstate})"
         run.exchange.outcome["error.type"] = str(err.code)
         self._writer.write(my.encode(packet.seq, my.encode_err(err.code, err.sqlstate,

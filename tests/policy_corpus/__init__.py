@@ -28,7 +28,17 @@ from extproc.codecs.message import (
     policy_headers,
     request_view,
 )
-from extproc.config import K8s, Match, Mcp, Policy, PostgresTarget, Sql, SshTarget, Target
+from extproc.config import (
+    K8s,
+    Match,
+    Mcp,
+    MysqlTarget,
+    Policy,
+    PostgresTarget,
+    Sql,
+    SshTarget,
+    Target,
+)
 from extproc.identity import ANONYMOUS
 from extproc.interpret import Llm, interpreter_for
 from extproc.interpret import mcp as mcp_reading
@@ -239,7 +249,7 @@ def target_of(spec: dict[str, Any]) -> Target:
     protocol = overrides.get("protocol", "sql-http")
     return Target(
         name=overrides.get("name", "orders-sql"),
-        match=Match(database="shop") if protocol == "postgres"
+        match=Match(database="shop") if protocol in ("postgres", "mysql")
         else Match(login=overrides.get("name", "web-1")) if protocol == "ssh"
         else Match(route="orders"),
         protocol=protocol,
@@ -252,6 +262,8 @@ def target_of(spec: dict[str, Any]) -> Target:
         # The database a postgres target reaches: no engine reads it.
         postgres=PostgresTarget(upstream="127.0.0.1:5432", user="tollgate")
         if protocol == "postgres" else None,
+        mysql=MysqlTarget(upstream="127.0.0.1:3306", user="tollgate")
+        if protocol == "mysql" else None,
         # The host an ssh target reaches (input.ssh names it; no engine connects).
         ssh=SshTarget(upstream="10.0.0.5:22", user="deploy", key_file=Path("gateway_ed25519"),
                       host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPinnedHostKey")

@@ -160,6 +160,7 @@ class Statement(TypedDict):
     effects: list[str]
     bounded: bool | None
     columns: list[Column] | None  # a top-level statement's result columns (lineage.py)
+    stores: list[Column] | None  # what a top-level statement stores (lineage.py)
     estimate: NotRequired[Estimate]  # added by the PostgreSQL front, never by `analyze`
 
 
@@ -204,6 +205,8 @@ class Entry:
     settings: list[Setting] = field(default_factory=list)
     # A top-level statement's result columns; None where the back-end computed none.
     columns: list[Column] | None = None
+    # What a top-level statement stores for later statements to read; None: nothing.
+    stores: list[Column] | None = None
 
     def as_dict(self) -> Statement:
         opaque = self.opaque
@@ -236,6 +239,7 @@ class Entry:
             "effects": effects,
             "bounded": bounded,
             "columns": self.columns,
+            "stores": self.stores,
         }
 
 
