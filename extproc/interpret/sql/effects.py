@@ -119,14 +119,23 @@ def setting_effects(name: str, value: str | None = None, reset: bool = False) ->
     if name in CLIENT_CHARSET_SETTINGS | {"client_encoding"} and value is not None and (
             _encoding(value) in _READ_ENCODINGS):
         return set()
-    if name in RUN_SETTINGS or (name in CLIENT_CHARSET_SETTINGS and (
-            value is None or _encoding(value) in SWALLOWING_CHARSETS | {"default"})):
+    if name in RUN_SETTINGS or (name in CLIENT_CHARSET_SETTINGS and not _safe_charset(value)):
         return {"configuration", "unreadable"}
     if name in LEXING_SETTINGS or name == UNNAMED_SETTING:
         return {"configuration"}
     if name in IDENTITY_SETTINGS:
         return {"privilege"}
     return set()
+
+
+def _safe_charset(value: str | None) -> bool:
+    """Whether a client character set, as a setting's value names it, lexes a text as
+    UTF-8 does: named (not DEFAULT, the server's own; not a number, a collation's id that
+    may be gbk's 28), and no character of it ends in an ASCII byte."""
+    if value is None:
+        return False
+    name = _encoding(value)
+    return not (name.isdigit() or name in SWALLOWING_CHARSETS or name == "default")
 
 
 def _encoding(value: str) -> str:
