@@ -121,7 +121,16 @@ class Session:
             data = await self._reader.read(_READ_SIZE)
             if not data:
                 return None
-            self._from_client.extend(self._framer.feed(data))
+            try:
+                self._from_client.extend(self._framer.feed(data))
+            except my.ProtocolViolation as exc:
+                # Told why before the session ends (ER_NET_PACKET_TOO_LARGE's code).
+                if exc.reply_seq is not None:
+                    self._writer.write(my.encode(exc.reply_seq, my.encode_err(
+                        1153, "08S01", f"tollgate: {exc}; the session ends")))
+                    with contextlib.suppress(ConnectionError):
+                        await self._writer.drain()
+                raise
         return self._from_client.popleft()
 
     async def _server_packet(self) -> my.Packet:
