@@ -30,6 +30,14 @@ COPY ... TO STDOUT sends) is described from the parse tree as
 Statements that return no rows (or none of a table's data: SHOW, EXPLAIN) have null.
 What the WHERE, JOIN or ORDER BY of a query let one infer from which rows come back is
 not lineage. Pure and in memory: the tree is the one the reader already parsed.
+
+A value stored where a later statement reads it back escapes a mask that sees only that
+later read: `CREATE VIEW v AS SELECT reverse(ssn) AS r ...`, then `SELECT r FROM v`. So
+what a statement stores is described the same way (`stores`, `stored_columns`): each
+value under the name it is stored by — a table's or a view's column (CREATE TABLE AS,
+CREATE VIEW, SELECT INTO, INSERT, UPDATE, an upsert's update, MERGE, a generated column;
+a write in a CTE too), a setting (set_config), a notification's payload or a large object
+(no name) — with its lineage.
 """
 
 from __future__ import annotations
