@@ -16,7 +16,10 @@ Every command is decided or refused; none passes undecided:
                   COM_CHANGE_USER, replication, COM_PROCESS_KILL ... are not relayed yet
 
 The server never asks for a local file: tollgate does not offer CLIENT_LOCAL_FILES
-upstream, and a LOAD DATA LOCAL request arriving anyway is answered with no file.
+upstream, and a LOAD DATA LOCAL request arriving anyway is answered with no file. A
+command whose sequence id is not 0, and a packet the framer refuses (too large, a
+continuation out of sequence), are answered with an ERR and end the session, as the
+server would end it.
 """
 
 from __future__ import annotations
@@ -146,6 +149,8 @@ class Session:
     async def _command(self, packet: my.Packet) -> None:
         payload = packet.payload
         command = payload[0] if payload else -1
+        if packet.seq != 0:
+            await self._out_of_order(packet.seq, my.command_name(command))
         if command == my.COM_QUIT:
             raise Closed("the client quit")
         if command in _RELAYED:
@@ -161,6 +166,21 @@ class Session:
                                   else "USE `" + name.replace("`", "``") + "`")
         else:
             await self._unrelayed(my.command_name(command))
+
+    async def _out_of_order(self, seq: int, name: str) -> None:
+        """A command starts a conversation at sequence id 0; the server answers any other
+        with ER_NET_PACKETS_OUT_OF_ORDER and hangs up, so the front does, recorded, never
+        relaying a command the server would not take."""
+        exchange, admission = self._exchange(name)
+        answer = self._pipeline.refuse_recorded(exchange, admission, BadInput(
+            400, "packets_out_of_order", f"a command with sequence id {seq}, not 0: the "
+            "session ends"))
+        self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_err(
+            1156, "08S01", f"tollgate: {answer.body.get('message')} "
+            f"(trace id {answer.trace_id})")))
+        with contextlib.suppress(ConnectionError):
+            await self._writer.drain()
+        raise Closed("a command out of sequence")
 
     async def _unrelayed(self, name: str) -> None:
         exchange, admission = self._exchange(name)

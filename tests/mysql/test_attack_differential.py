@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import socket
 import ssl
 import struct
 import uuid
@@ -85,6 +86,8 @@ LEXING_TEMPLATES = [
     "SELECT X'41', 0x41, b'1', _binary'b'; {hide}",
     "SELECT 1 --\u00a0; {hide}",
     "SELECT\u00a01; {hide}",
+    "SELECT 1\x00; {hide}",
+    "SELECT _gbk'中\\\\', ' ; {hide}; -- '",  # an introducer leaves the lexing alone
 ]
 # An agent may insert into canary, not drop it: the generated sessions hide the INSERT (what
 # the reader sees runs, and must be in the record), the explicit test the DROP.
@@ -476,11 +479,20 @@ def test_an_empty_command_packet_is_refused_and_the_session_goes_on(env: Env) ->
     finish(env, connection, session)
 
 
-def test_a_command_with_a_sequence_id_out_of_order_is_still_decided(env: Env) -> None:
-    connection, session = raw_session(env)
-    send(connection, packet(b"\x03DROP TABLE canary", seq=5))
-    assert answer(connection)[:1] == b"\xff"
-    finish(env, connection, session)
+def test_a_command_out_of_sequence_is_refused_and_the_session_ends(env: Env) -> None:
+    """A command starts at sequence id 0; the server hangs up on any other, so the front
+    answers it (recorded) and ends the session, relaying nothing."""
+    connection, _ = raw_session(env)
+    send(connection, packet(b"\x03SELECT 42", seq=5))
+    error = read_packet(connection)
+    assert error[:3] == b"\xff\x84\x04" and b"sequence id 5, not 0" in error  # 1156
+    with pytest.raises(ConnectionError):
+        read_packet(connection)
+    stack.wait_until(lambda: any(
+        r["request"]["method"] == "COM_QUERY"
+        and r["outcome"]["refusal"] == "packets_out_of_order" for r in env.gw.records()),
+        10, "the refusal's record")
+    assert "SELECT 42" not in env.server.general_log.read_text()
 
 
 def test_a_statement_split_over_packets_is_decided_whole(env: Env) -> None:
@@ -523,3 +535,26 @@ def test_multi_statements_not_asked_for_stay_off(env: Env) -> None:
     assert session.errors and not session.errors[-1][1].startswith("tollgate")
     finish(env, connection, session)
     assert env.server.root("SELECT count(*) FROM shop.canary").stdout.strip() == "0"
+
+
+
+
+
+
+def test_a_client_that_never_reads_is_held_back_not_buffered(env: Env) -> None:
+    """64 MiB asked for and never read: the front stops reading the server as its client
+    stops reading (the server's thread waits, writing to the net), rather than holding the
+    answer in memory; other sessions go on meanwhile."""
+    connection, _ = raw_session(env)
+    send(connection, packet(b"\x03SELECT REPEAT('x', 1048576) AS x FROM seq_1_to_64"))
+
+    def held_back() -> bool:
+        listed = env.server.root("SELECT STATE FROM information_schema.processlist "
+                                 "WHERE INFO LIKE 'SELECT REPEAT%'").stdout
+        return "Writing to net" in listed
+
+    stack.wait_until(held_back, 20, "the server writing to a front that stopped reading")
+    session = play(env, ["SELECT count(*) FROM customers"])
+    assert session.received[0] == 2
+    connection._sock.shutdown(socket.SHUT_RDWR)
+    connection.close()
