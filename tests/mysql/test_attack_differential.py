@@ -100,7 +100,7 @@ SETTINGS = [
     "SET sql_mode = 'ANSI_QUOTES'", "SET @@session.sql_mode = 'NO_BACKSLASH_ESCAPES'",
     "SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
     "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT 1", "/*!40101 SET NAMES gbk */",
-    "SET NAMES utf8mb4", "SET PASSWORD = PASSWORD('x')",
+    "SET NAMES utf8mb4", "SET PASSWORD = PASSWORD('x')", "CHARSET gbk",
     # What gbk would make of the next text: the DROP runs where no reading sees it.
     f"SELECT '中\\\\', ' ; {HIDDEN}; -- '",
 ]
@@ -109,7 +109,7 @@ DYNAMIC = [
     "PREPARE s FROM 'DROP TABLE canary'", "SET @q = CONCAT('DR', 'OP TABLE canary')",
     "PREPARE s FROM @q", "EXECUTE s", "EXECUTE IMMEDIATE 'DROP TABLE canary'", "CALL p()",
     "CREATE PROCEDURE p() DROP TABLE canary", "DO (SELECT 1)", "HANDLER canary OPEN",
-    "SELECT 'x' INTO OUTFILE '/tmp/tollgate-attack-outfile'", "SELECT LOAD_FILE('/etc/passwd')",
+    "SELECT 'x' INTO OUTFILE 'attack-outfile'", "SELECT LOAD_FILE('/etc/passwd')",
     "LOAD DATA INFILE '/etc/passwd' INTO TABLE scratch", "INSTALL SONAME 'ha_connect'",
     "SHUTDOWN", "KILL CONNECTION_ID()", "BINLOG 'AAAA'", "GRANT ALL ON *.* TO CURRENT_USER",
     "CREATE USER intruder", "RENAME TABLE canary TO gone", "TRUNCATE canary",
@@ -119,7 +119,10 @@ DYNAMIC = [
     "DELETE s FROM scratch s JOIN canary c ON s.id = c.v WHERE s.id = 1",
     "CREATE TABLE fx (a int) ENGINE=FEDERATED CONNECTION='mysql://root@127.0.0.1/mysql/user'",
     "SHOW FULL PROCESSLIST", "SELECT info FROM information_schema.processlist",
-    "SET GLOBAL init_connect = 'SET NAMES gbk'", "USE mysql", "TABLE canary",
+    "LOAD XML INFILE '/etc/passwd' INTO TABLE scratch", "ALTER USER CURRENT_USER "
+    "IDENTIFIED BY 'x'", "CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DO DROP TABLE canary",
+    "CREATE TRIGGER t AFTER INSERT ON scratch FOR EACH ROW DELETE FROM canary",
+    "SET GLOBAL init_connect = 'SET NAMES gbk'", "VALUES (1)", "USE mysql", "TABLE canary",
 ]
 # 4. Protected values taken out of the mask.
 MASKING = [
