@@ -120,6 +120,45 @@ lineage_denials contains {
 	some c in exposed_columns
 }
 
+# Derived values stored: a statement that stores a protected column's values where a
+# later statement reads them back under another name or in another form — a view or a
+# table made from a query, INSERT ... SELECT, UPDATE's SET, ON DUPLICATE KEY UPDATE, a
+# generated column, a MySQL variable (`SELECT ssn INTO @v`, `SET @v = (...)`,
+# `@v := ssn`, then `SELECT @v` or information_schema.user_variables) — lets that later
+# read escape the mask, whose field rules and lineage see only what it reads. The
+# interpreter lists what each statement stores and by which name
+# (input.sql.statements[].stores: name, sources, plain, known). A value stored plainly
+# under its own name keeps its mask (`CREATE VIEW v AS SELECT ssn FROM customers`,
+# `INSERT INTO archive (email) SELECT email ...`, a view of `*`) and passes; any other
+# store of a protected column is refused, whatever the target's derived_values. The dba
+# group, trusted with the schema (it may rename a column), is not held to it.
+lineage_denials contains {
+	"rule": "sql.derived_store",
+	"reason": sprintf("%s stores %s computed from a protected column (%s): read back later, it would escape the mask", [upper(s.kind), stored_name(c), concat(", ", c.sources)]),
+} if {
+	count(active_protected) > 0
+	not dba
+	some s in sql_statements
+	is_array(s.stores)
+	some c in s.stores
+	stores_protected(c)
+}
+
+stores_protected(c) if {
+	some source in c.sources
+	protected_source(source)
+	not kept_as_is(c, source)
+}
+
+kept_as_is(c, source) if {
+	c.plain == true
+	same_name(c.name, source)
+}
+
+stored_name(c) := sprintf("%s", [c.name]) if {
+	is_string(c.name)
+} else := "a value"
+
 # tollgate.rego's mask, with the derived columns to hide whole.
 with_derived(m) := object.union(m, {"derived": sort(derived_columns)}) if {
 	count(m) > 0

@@ -86,3 +86,43 @@ test_protected_patterns_match_whole_names if {
 	data.tollgate.protected_name("private_key_pem") with input as agent([])
 	not data.tollgate.protected_name("balance") with input as agent([])
 }
+
+# What a statement stores (input.sql.statements[].stores) is refused when a later read of
+# it would escape the mask: a protected column's values renamed or transformed.
+stored(kind, stores) := object.union(select([]), {"kind": kind, "columns": null, "stores": stores})
+
+as_stores(groups, kind, stores) := object.union(as_group(groups, "shop", []),
+	{"sql": {"dialect": "mysql", "statements": [stored(kind, stores)], "multiple": false, "error": null}})
+
+test_a_protected_value_stored_under_another_name_is_refused if {
+	d := data.tollgate.decision with input as as_stores(["agents"], "select", [col("@v", ["ssn"], true)])
+	d.action == "deny"
+	d.rules == ["sql.derived_store"]
+	d.reasons == ["SELECT stores @v computed from a protected column (ssn): read back later, it would escape the mask"]
+}
+
+test_a_derived_value_stored_even_under_its_own_name_is_refused if {
+	d := data.tollgate.decision with input as as_stores(["agents"], "update", [col("email", ["email"], false)])
+	d.rules == ["sql.derived_store"]
+	n := data.tollgate.decision with input as as_stores(["agents"], "insert", [col(null, ["*"], true)])
+	n.reasons == ["INSERT stores a value computed from a protected column (*): read back later, it would escape the mask"]
+}
+
+test_a_plain_copy_under_its_own_name_and_unprotected_stores_pass if {
+	every stores in [[col("ssn", ["ssn"], true)], [col("*", ["*"], true)], [col("note", ["name"], true)], [col("@n", [], false)]] {
+		data.tollgate.decision.action == "allow" with input as as_stores(["agents"], "create", stores)
+	}
+}
+
+test_stores_bind_neither_the_dba_group_nor_an_unmasked_target if {
+	data.tollgate.decision.action == "allow" with input as as_stores(["dba"], "create", [col("note", ["ssn"], true)])
+	i := object.union(as_stores(["agents"], "create", [col("note", ["ssn"], true)]),
+		{"target": {"name": "shop", "protocol": "postgres", "labels": {"masking": "off"}}})
+	data.tollgate.decision.action == "allow" with input as i
+}
+
+test_the_privileged_may_store_personal_data_not_credentials if {
+	data.tollgate.decision.action == "allow" with input as as_stores(["privileged"], "create", [col("note", ["ssn"], true)])
+	d := data.tollgate.decision with input as as_stores(["privileged"], "create", [col("h", ["password_hash"], false)])
+	d.rules == ["sql.derived_store"]
+}

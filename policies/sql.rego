@@ -256,6 +256,19 @@ sql_denials contains {"rule": "sql.dynamic", "reason": sprintf("%s runs code hel
 	not dba
 }
 
+# A setting after which the server reads or runs SQL otherwise than tollgate reads it
+# (effect `unreadable`: a MySQL client character set whose characters can end in a
+# backslash or a quote — gbk, big5, sjis, cp932, gb18030 — or one only the server knows,
+# DEFAULT or an expression; init_connect, SQL run as each connection opens): for no one.
+# Every later statement of the session would be decided on a reading the server does not
+# share: in `SELECT '中\\', ' ; DROP TABLE t; -- '` gbk reads the last byte of 中 and a
+# backslash as one character, the next backslash escapes the quote, and DROP TABLE runs:
+# read with backslashes as escapes or not, the text is one SELECT of two strings.
+sql_denials contains {"rule": "sql.unreadable", "reason": sprintf("%s would make the server read later SQL otherwise than tollgate reads it", [upper(s.kind)])} if {
+	some s in sql_statements
+	"unreadable" in statement_effects(s)
+}
+
 # A statement the parser could not name ("other"), of a kind this pack does not know, or
 # with an effect it does not know, is refused to all but the dba group.
 sql_denials contains {"rule": "sql.unrecognised", "reason": "unrecognised SQL statement"} if {
@@ -282,7 +295,7 @@ known_kinds := {
 # Every effect the SQL interpreter names, but "unknown".
 known_effects := {
 	"read", "write", "schema", "maintenance", "session", "destroy", "server", "privilege",
-	"configuration", "dynamic",
+	"configuration", "dynamic", "unreadable",
 }
 
 # A read-only target takes statements that only read: no SELECT of a function that writes.
@@ -340,7 +353,7 @@ unbounded_reason(s) := sprintf("%s without WHERE", [upper(s.kind)]) if {
 } else := sprintf("%s may change every row", [upper(s.kind)])
 
 # Effects no agent's statement may have (llm.rego refuses them in a model's tool calls).
-refused_effects := {"destroy", "server", "privilege", "configuration", "dynamic"}
+refused_effects := {"destroy", "server", "privilege", "configuration", "dynamic", "unreadable"}
 
 # A statement's effects as the interpreter read them. A statement without them (an older
 # tollgate's reading, a hand-built input) has those its kind and object alone imply.

@@ -397,3 +397,14 @@ test_settings_of_an_odd_shape_are_no_settings if {
 	s := stmt("set", {"settings": "search_path", "effects": ["session"]})
 	data.tollgate.decision.action == "allow" with input as agent([s])
 }
+
+# A setting after which the server reads SQL otherwise than tollgate (a MySQL client
+# character set such as gbk, init_connect) is refused to everyone, the dba group too.
+test_an_unreadable_setting_is_refused_to_everyone if {
+	s := stmt("set", {"effects": ["configuration", "session", "unreadable"]})
+	d := data.tollgate.decision with input as agent([s])
+	d.rules == ["sql.configuration", "sql.unreadable"]
+	"SET would make the server read later SQL otherwise than tollgate reads it" in d.reasons
+	dba := data.tollgate.decision with input as as_group(["dba"], [s])
+	dba.rules == ["sql.unreadable"]
+}

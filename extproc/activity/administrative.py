@@ -13,9 +13,10 @@ from typing import Any
 
 # SQL effects (interpret/sql/effects.py) that administer rather than use the data, and
 # those that hide what a statement does (code in a string, a statement nobody could
-# name): what cannot be read is counted as administering.
+# name, a setting after which the server reads SQL otherwise): what cannot be read is
+# counted as administering.
 _SQL_EFFECTS = frozenset({"destroy", "privilege", "configuration", "server", "dynamic",
-                          "unknown"})
+                          "unreadable", "unknown"})
 # Kubernetes verbs that reach into or remove workloads.
 _K8S_VERBS = frozenset({"exec", "attach", "portforward", "delete", "deletecollection"})
 # Kubernetes resources whose every write changes who may do what.

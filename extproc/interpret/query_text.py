@@ -101,12 +101,13 @@ def _postgres(text: str) -> Iterable[Lexeme]:
 
 
 def _glot(text: str, dialect: str) -> Iterable[Lexeme]:
-    from sqlglot.dialects.dialect import Dialect
     from sqlglot.errors import SqlglotError
     from sqlglot.tokens import TokenType
 
+    from extproc.interpret.sql.sqlglot_reader import tokenize
+
     try:
-        tokens = Dialect.get_or_raise(dialect).tokenize(text)
+        tokens = tokenize(text, dialect)
     except SqlglotError:
         raise _Unlexable from None
     quoted_names = dialect == "sqlite"

@@ -234,7 +234,13 @@ def type_name(column_type: int) -> str:
 
 
 class ProtocolViolation(Exception):
-    """Bytes that are not MySQL's protocol: the connection cannot go on."""
+    """Bytes that are not MySQL's protocol: the connection cannot go on. `reply_seq`: the
+    sequence id an answer to the offending packet takes, where the framer read its header
+    (the sender can then be told why, before the end)."""
+
+    def __init__(self, message: str, reply_seq: int | None = None) -> None:
+        super().__init__(message)
+        self.reply_seq = reply_seq
 
 
 def _text(raw: bytes) -> str:
@@ -313,11 +319,12 @@ class Framer:
             length, seq = header & MAX_PAYLOAD, header >> 24
             if self._split and seq != self._next_seq:
                 raise ProtocolViolation(
-                    f"a continuation packet with sequence id {seq}, not {self._next_seq}")
+                    f"a continuation packet with sequence id {seq}, not {self._next_seq}",
+                    (seq + 1) & 0xFF)
             if len(self._parts) + length > self.max_size:
                 raise ProtocolViolation(
                     f"a payload of {len(self._parts) + length} bytes or more, over the "
-                    f"{self.max_size} this gateway accepts")
+                    f"{self.max_size} this gateway accepts", (seq + 1) & 0xFF)
             if end - pos < 4 + length:
                 break
             body = buffer[pos + 4:pos + 4 + length]

@@ -14,11 +14,19 @@ integer's digits, a date's `YYYY-MM-DD`) and masked as text rows are; a value th
 changes is written back in its type: a string as its masked text, anything else as NULL
 (its bit set in the row's NULL bitmap). A column whose binary values cannot be read (a
 type the codec does not know) is refused before its rows go by (`unreadable`).
+
+The server's error messages can quote what a statement read: `XPATH syntax error:
+'~<ssn>'` (EXTRACTVALUE and UPDATEXML of a column), `Duplicate entry '<ssn>' for key`,
+`Unknown or incorrect time zone: '<ssn>'`. Where a mask applies, `error_message` keeps a
+message only when it can quote nothing but names and the statement's own text, or when the
+value it quotes is in that text (the client sent it); it masks any other value it quotes,
+and withholds any other message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -121,3 +129,44 @@ def record_sample(columns: list[ColumnDefinition], rows: Rows, limit: int) -> by
     `limit` bytes."""
     shown = ([None if v is None else v.decode("utf-8", "replace") for v in row] for row in rows)
     return rows_sample([c.name for c in columns], shown, len(rows), limit)
+
+
+# Errors whose message quotes only names (of a table, a column, a key, a user) or the
+# statement's own text (a syntax error's `near '...'`), never a value read: MariaDB's
+# errmsg templates.
+_NAMES_ONLY = frozenset({
+    1040, 1044, 1045, 1046, 1047, 1048, 1049, 1050, 1051, 1052, 1054, 1060, 1061, 1064,
+    1065, 1066, 1067, 1068, 1075, 1090, 1091, 1094, 1099, 1100, 1109, 1110, 1113, 1136,
+    1142, 1143, 1146, 1153, 1156, 1166, 1175, 1192, 1205, 1213, 1215, 1216, 1217, 1222,
+    1226, 1227, 1235, 1241, 1242, 1248, 1264, 1265, 1290, 1305, 1317, 1327, 1356, 1364,
+    1365, 1406, 1451, 1452, 1630, 1701, 1969, 4025,
+})
+# From the first quote to the last: the one value these messages quote, e.g.
+# `Incorrect integer value: '...' for column `db`.`t`.`c` at row 1`.
+_ONE_VALUE = re.compile(r"([^']*')(.*)('[^']*)", re.DOTALL)
+# Errors that quote a value, and where: (before it, the value, after it).
+_QUOTED_VALUE = {
+    1062: re.compile(r"(Duplicate entry ')(.*)(' for key (?:'[^']*'|\d+))", re.DOTALL),
+    1231: re.compile(r"(Variable '[^']*' can't be set to the value of ')(.*)(')", re.DOTALL),
+    1292: _ONE_VALUE, 1298: _ONE_VALUE, 1366: _ONE_VALUE, 1411: _ONE_VALUE, 1525: _ONE_VALUE,
+}
+
+
+def masks(spec: MaskSpec | None) -> bool:
+    """Whether a mask hides anything."""
+    return spec is not None and bool(spec.detectors or spec.fields or spec.derived)
+
+
+def error_message(message: str, code: int, statement: str, spec: MaskSpec | None) -> str:
+    """The server's error message as a client under `spec` may read it: quoting only
+    names or the statement's text, or a value the statement holds; a value it does not
+    masked; any other message withheld. Unmasked, as the server wrote it."""
+    if not masks(spec) or code in _NAMES_ONLY:
+        return message
+    pattern = _QUOTED_VALUE.get(code)
+    found = pattern.fullmatch(message) if pattern is not None else None
+    if found is None:
+        return (f"tollgate: the server's message is withheld (it may quote values the "
+                f"statement read, which this session's mask hides): error {code}")
+    before, value, after = found.groups()
+    return message if value in statement else before + DERIVED + after

@@ -47,7 +47,10 @@ KILL) has no server: it takes KILL, COM_PING (answered by tollgate) and COM_QUIT
 KILL there is decided on the target of the session it names.
 
 The server never asks for a local file: tollgate does not offer CLIENT_LOCAL_FILES
-upstream, and a LOAD DATA LOCAL request arriving anyway is answered with no file.
+upstream, and a LOAD DATA LOCAL request arriving anyway is answered with no file. A
+command whose sequence id is not 0, and a packet the framer refuses (too large, a
+continuation out of sequence), are answered with an ERR and end the session, as the
+server would end it.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from extproc.masking import Masker
 from extproc.mysql import packets as my
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
-from extproc.mysql.results import ResultMasker, record_sample, unreadable
+from extproc.mysql.results import ResultMasker, error_message, record_sample, unreadable
 from extproc.mysql.statements import LongData, Prepared, Statements
 from extproc.mysql.upstream import Upstream, UpstreamError
 from extproc.policy import Decision
@@ -89,7 +92,8 @@ _PRIVILEGE_RULES = frozenset({"sql.privilege", "sql.configuration", "sql.server_
 _CODES = {**CODES, "database_refused": (1044, "42000"), "no_database": (1046, "3D000"),
           "replication": (_PRIVILEGE_DENIED, "42000"),
           "unsupported_command": (1047, "08S01"), "unknown_statement": (1243, "HY000"),
-          "unsupported_cursor": (1235, "42000")}
+          "unsupported_cursor": (1235, "42000"),
+          "packets_out_of_order": (1156, "08S01")}
 _NO_DATABASE = ("this connection named no database: it takes KILL [QUERY] <connection id> "
                 "alone, as the mariadb client's Ctrl-C sends; name a target's database to "
                 "run statements (mariadb -D DATABASE)")
@@ -215,7 +219,16 @@ class Session:
             data = await self._reader.read(_READ_SIZE)
             if not data:
                 return None
-            self._from_client.extend(self._framer.feed(data))
+            try:
+                self._from_client.extend(self._framer.feed(data))
+            except my.ProtocolViolation as exc:
+                # Told why before the session ends (ER_NET_PACKET_TOO_LARGE's code).
+                if exc.reply_seq is not None:
+                    self._writer.write(my.encode(exc.reply_seq, my.encode_err(
+                        1153, "08S01", f"tollgate: {exc}; the session ends")))
+                    with contextlib.suppress(ConnectionError):
+                        await self._writer.drain()
+                raise
         return self._from_client.popleft()
 
     async def _next_client_packet(self) -> my.Packet:
@@ -243,6 +256,8 @@ class Session:
     async def _command(self, packet: my.Packet) -> None:
         payload = packet.payload
         command = payload[0] if payload else -1
+        if packet.seq != 0:
+            await self._out_of_order(packet.seq, my.command_name(command))
         if command == my.COM_QUIT:
             raise Closed("the client quit")
         if command == my.COM_QUERY:
@@ -259,6 +274,17 @@ class Session:
     async def _ping(self, packet: my.Packet) -> None:
         self._server.writer.write(packet.raw())
         self._writer.write((await self._server_packet()).raw())
+
+    async def _out_of_order(self, seq: int, name: str) -> None:
+        """A command starts a conversation at sequence id 0; the server answers any other
+        with ER_NET_PACKETS_OUT_OF_ORDER and hangs up, so the front does, recorded, never
+        relaying a command the server would not take."""
+        self._refuse(name, BadInput(400, "packets_out_of_order", f"a command with sequence "
+                                    f"id {seq}, not 0: the session ends"),
+                     seq=(seq + 1) & 0xFF)
+        with contextlib.suppress(ConnectionError):
+            await self._writer.drain()
+        raise Closed("a command out of sequence")
 
     async def _init_db(self, packet: my.Packet) -> None:
         name = _text(packet.payload[1:])
@@ -289,16 +315,16 @@ class Session:
                          answered=command not in _UNANSWERED)
 
     def _refuse(self, method: str, bad: BadInput, answered: bool = True,
-                named: str | None = None) -> None:
+                named: str | None = None, seq: int = 1) -> None:
         """A command refused before any decision, recorded (`named`: the statement it
-        names, as its request); answered with ERR unless the protocol has no answer to
-        it (the server answers those with nothing too)."""
+        names, as its request); answered with ERR (sequence id `seq`) unless the protocol
+        has no answer to it (the server answers those with nothing too)."""
         exchange, admission = self._exchange(method)
         if named is not None:
             self._request(exchange, method, named)
         answer = self._pipeline.refuse_recorded(exchange, admission, bad)
         if answered:
-            self._writer.write(refusal_packet(answer))
+            self._writer.write(refusal_packet(answer, seq))
 
     async def _process_kill(self, packet: my.Packet) -> None:
         try:
@@ -884,7 +910,10 @@ class Session:
     def _error(self, run: Run, packet: my.Packet) -> None:
         """The server's error, its message masked (a duplicate key quotes the row)."""
         err = my.parse_err(packet.payload)
-        masked, _ = self._masker.mask_json(err.message, RECORD_MASK)
+        request = run.exchange.request
+        message = error_message(err.message, err.code,
+                                str(request["body"]) if request else "", run.exchange.mask)
+        masked, _ = self._masker.mask_json(message, RECORD_MASK)
         run.error = f"error {err.code} ({err.sqlstate})"
         run.exchange.outcome["error.type"] = str(err.code)
         self._writer.write(my.encode(packet.seq, my.encode_err(err.code, err.sqlstate,

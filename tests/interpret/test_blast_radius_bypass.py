@@ -112,6 +112,18 @@ EVERY_ROW: list[tuple[str, str, tuple[str, ...]]] = [
     ("mysql-a-large-limit", "DELETE FROM customers LIMIT 1000000", ("mysql",)),
     ("mysql-multi-table", "DELETE c FROM customers c JOIN orders o ON c.id = o.cid "
      "WHERE c.id = 7", ("mysql",)),
+    ("mysql-update-ordered-with-a-large-limit",
+     "UPDATE customers SET tier = 'x' ORDER BY id LIMIT 100000", ("mysql",)),
+    ("mysql-limit-of-a-variable", "DELETE FROM customers LIMIT @n", ("mysql",)),
+    ("mysql-limit-in-hexadecimal", "UPDATE customers SET tier = 'x' LIMIT 0x7fffffff",
+     ("mysql",)),
+    ("mysql-update-of-a-join", "UPDATE customers c JOIN orders o ON o.cid = c.id "
+     "SET c.tier = 'x' WHERE c.id = 7", ("mysql",)),
+    ("mysql-delete-using-bounded-on-the-other-side",
+     "DELETE FROM o USING customers c JOIN orders o ON c.id = o.cid WHERE c.id = 7",
+     ("mysql",)),
+    ("mysql-delete-using-a-self-join",
+     "DELETE FROM customers USING customers JOIN customers c2 WHERE c2.id = 7", ("mysql",)),
 ]
 
 # Writes that bound their rows: none may be held.
@@ -136,6 +148,11 @@ NEGATIVE: list[tuple[str, str, tuple[str, ...]]] = [
     ("upsert-of-values", "INSERT INTO customers (id, tier) VALUES (7, 'x') "
      "ON CONFLICT (id) DO UPDATE SET tier = excluded.tier", PG),
     ("mysql-a-small-limit", "DELETE FROM logs WHERE created < '2024-01-01' LIMIT 1000",
+     ("mysql",)),
+    ("mysql-ordered-limit-one", "UPDATE customers SET tier = 'x' ORDER BY id LIMIT 1",
+     ("mysql",)),
+    ("mysql-delete-using-bounded-on-its-target",
+     "DELETE FROM c USING customers c JOIN orders o ON c.id = o.cid WHERE c.id = 7",
      ("mysql",)),
     ("sqlite-a-parameter", "DELETE FROM customers WHERE id = ?", ("sqlite",)),
 ]

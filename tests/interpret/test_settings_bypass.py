@@ -140,3 +140,82 @@ def test_a_neutral_setting_or_a_return_to_the_sessions_start_passes(
         engine: EmbeddedEngine, text: str) -> None:
     decision = decide(engine, text)
     assert (decision.action, decision.reasons) == ("allow", ())
+
+
+# -- MySQL: settings that change how the server lexes later texts ----------------------------
+
+UNREADABLE = "SET would make the server read later SQL otherwise than tollgate reads it"
+DBA = {"authenticated": True, "sub": "dba-1", "groups": ["dba"]}
+
+
+def decide_mysql(engine: EmbeddedEngine, text: str, who: dict[str, Any] = AGENT) -> Any:
+    """The default pack's decision on `text`, a COM_QUERY's on a mysql target."""
+    spec = {"identity": who, "target": {"protocol": "mysql", "name": "shop-my"},
+            "request": {"method": "QUERY", "path": "/shop", "query": {}, "headers": {},
+                        "body": text}}
+    return engine.decide_now(policy_input(spec))
+
+
+# A client character set whose characters can end in a backslash or a quote (in gbk, the
+# last byte of 中 and a backslash are one character: `SELECT '中\\', ' ; DROP TABLE t; -- '`
+# runs the DROP), or one only the server knows, in every spelling: refused to everyone.
+@pytest.mark.parametrize("text", [
+    "SET NAMES gbk", "SET NAMES 'big5'", "SET NAMES 'gbk' COLLATE 'gbk_bin'",
+    "SET NAMES _utf8mb4'gbk'", "SET NAMES x'67626b'", "SET NAMES DEFAULT", "SET NAMES 28",
+    "SET CHARACTER SET sjis", "SET CHARSET cp932", "SET character_set_client = gbk",
+    "SET SESSION character_set_client = 'gb18030'", "SET @@character_set_client = gbk",
+    "SET @@session.character_set_client = gbk", "SET @@local.character_set_client = gbk",
+    "SET character_set_client := gbk", "SET `character_set_client` = gbk",
+    "SET character_set_client = @cs", "SET character_set_client = (SELECT 'gbk')",
+    "SET character_set_client = CONCAT('g', 'bk')", "SET character_set_client = 0x67626b",
+    "SET character_set_client = 28",  # gbk_chinese_ci's id
+    "SET character_set_client = DEFAULT", "SET @a = 1, character_set_client = gbk",
+    "SET NAMES gbk, @a = 1", "SET GLOBAL init_connect = 'SET NAMES gbk'",
+    "SET @@global.init_connect = 'SELECT 1'",
+])
+def test_a_mysql_setting_no_reading_follows_is_refused_to_everyone(
+        engine: EmbeddedEngine, text: str) -> None:
+    for who in (AGENT, DBA):
+        decision = decide_mysql(engine, text, who)
+        assert decision.action == "deny" and "sql.unreadable" in decision.rules, (who, text)
+        assert UNREADABLE in decision.reasons
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("SET sql_mode = 'ANSI_QUOTES'", "sql.configuration"),
+    ("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'", "sql.configuration"),
+    ("SET @@sql_mode = 'ANSI'", "sql.configuration"),
+    ("SET @@session.sql_mode = 'ORACLE'", "sql.configuration"),
+    ("SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')", "sql.configuration"),
+    ("SET @x = 1, sql_mode = 'ANSI_QUOTES'", "sql.configuration"),
+    ("SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT 1", "sql.unrecognised"),
+    ("/*!40101 SET sql_mode = 'ANSI_QUOTES' */", "sql.unparseable"),
+    ("SET NAMES latin1", "sql.configuration"),
+    ("SET PASSWORD = PASSWORD('x')", "sql.privilege"),  # the gateway's own account's
+    ("SET PASSWORD FOR gw = 'x'", "sql.unrecognised"),
+])
+def test_a_mysql_setting_that_changes_the_lexing_is_for_the_dba_group(
+        engine: EmbeddedEngine, text: str, rule: str) -> None:
+    decision = decide_mysql(engine, text)
+    assert decision.action == "deny" and rule in decision.rules, decision
+
+
+def test_what_the_dba_group_sets_in_sql_mode_the_readings_follow(
+        engine: EmbeddedEngine) -> None:
+    """sql_mode may make backslashes letters and "..." names: every text is read in each
+    of those lexings, so a dba's ANSI_QUOTES leaves nothing unread."""
+    assert decide_mysql(engine, "SET sql_mode = 'ANSI_QUOTES'", DBA).action == "allow"
+    after = decide_mysql(engine, 'SELECT REVERSE("ssn") FROM customers', DBA)
+    assert after.action == "allow" and list(after.mask["derived"]) == ["*"]
+    hidden = decide_mysql(engine, "SELECT 'a\\'', \"b\\\"; DROP TABLE customers; -- \"")
+    assert hidden.rules == ("sql.destructive",)
+
+
+@pytest.mark.parametrize("text", [
+    "SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'",
+    "SET character_set_client = utf8mb4", "SET autocommit = 1", "SET @a = 1",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+])
+def test_what_drivers_set_on_a_mysql_session_passes(engine: EmbeddedEngine, text: str) -> None:
+    decision = decide_mysql(engine, text)
+    assert (decision.action, decision.reasons) == ("allow", ())

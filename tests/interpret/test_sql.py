@@ -19,7 +19,7 @@ from extproc.interpret.sql import CACHE_MAX_CHARS, DIALECTS, MAX_TEXT, analyze
 
 KEYS = [
     "kind", "object", "text", "tables", "has_where", "functions", "nested", "program",
-    "alter_actions", "settings", "effects", "bounded", "columns",
+    "alter_actions", "settings", "effects", "bounded", "columns", "stores",
 ]
 
 
@@ -42,7 +42,7 @@ def test_the_contract_example() -> None:
             {"kind": "delete", "object": None, "text": "DELETE FROM users", "tables": ["users"],
              "has_where": False, "functions": [], "nested": False, "program": None,
              "alter_actions": [], "settings": [], "effects": ["write"], "bounded": False,
-             "columns": None},
+             "columns": None, "stores": None},
         ],
         "multiple": False,
         "error": None,

@@ -163,6 +163,62 @@ def test_postgres(text: str, expected: str) -> None:
         ("mysql", "EXECUTE s USING @a, 'x', 1; DROP TABLE t", "execute drop"),
         ("mysql", "EXECUTE s USING (SELECT ssn FROM t)", "other"),
         ("mysql", "DROP PREPARE s", "discard"),
+        # MySQL's lexer, as MariaDB runs a text (tests/mysql/test_attack_differential.py
+        # proves them against the server). sqlglot read `{# ... #}` as a comment (Jinja's);
+        # MariaDB reads `{` and a `#` comment to the end of the line, then the DROP.
+        ("mysql", "SELECT 1, {# \n d '2020-01-01'}; DROP TABLE x; -- #} 2", ERROR),
+        ("mysql", "SELECT 1 {# ; DROP TABLE x #}", ERROR),
+        ("mysql", "SELECT 1 #{\n; DROP TABLE x", "select drop"),
+        ("mysql", "SELECT 1--1; DROP TABLE x", "select drop"),  # `--` needs a blank after
+        ("mysql", "SELECT 1-- 1; DROP TABLE x", "select"),
+        ("mysql", "SELECT 1--\x01; DROP TABLE x", "select"),  # or a control character
+        ("mysql", "SELECT 1 --\u00a0; DROP TABLE x", ERROR),
+        ("mysql", "SELECT 1 /* /* */ ; DROP TABLE x; /* */", "select drop"),  # no nesting
+        ("mysql", "SELECT 1 /*!50000 ; DROP TABLE x */", ERROR),
+        ("mysql", "SELECT 1 /*M! ; DROP TABLE x */", ERROR),
+        ("mysql", "SELECT 1 /*M!100101 ; DROP TABLE x */", ERROR),
+        ("mysql", "SELECT 1 /*+ ; DROP TABLE x */", "select"),  # a hint is a comment
+        ("mysql", "SELECT 'a''; DROP TABLE x; -- '", "select"),
+        ('mysql', 'SELECT "a""; DROP TABLE x; -- "', "select select"),  # a string, a name
+        # NO_BACKSLASH_ESCAPES: the backslash ends nothing; ANSI_QUOTES: "..." is a name,
+        # where a backslash escapes nothing either. Every sql_mode's reading is listed.
+        ("mysql", "SELECT 'a\\'; DROP TABLE x; -- '", "select select drop"),
+        ("mysql", "SELECT N'a\\'; DROP TABLE x; -- '", "select select drop"),
+        ("mysql", "SELECT _utf8mb4'a\\'; DROP TABLE x; -- '", "select select drop"),
+        ("mysql", "SELECT 'a\\'', \"b\\\"; DROP TABLE x; -- \"", "select select drop"),
+        ("mysql", "SELECT `a;b`, `c``; DROP TABLE x; -- `", "select"),
+        ("mysql", "SELECT `a\\`; DROP TABLE x; -- `", "select drop"),
+        ("mysql", "SELECT X'4\\'; DROP TABLE x; -- '", ERROR),
+        ("mysql", "SELECT X'41', 0x41, b'1', _utf8mb4'a', N'a', _binary'b'", "select"),
+        # Dynamic and deferred SQL: a PREPARE's string read as what it runs (above); what no
+        # reading sees into is "other", `dynamic` (sql.dynamic), or no statement.
+        ("mysql", "SET @q = CONCAT('DR', 'OP TABLE x'); PREPARE s FROM @q; EXECUTE s",
+         "set prepare execute"),
+        ("mysql", "EXECUTE IMMEDIATE 'DROP TABLE x'", "execute >drop"),
+        ("mysql", "DEALLOCATE PREPARE s", ERROR),
+        ("mysql", "CALL p()", "other"),
+        ("mysql", "DO (SELECT 1)", ERROR),
+        ("mysql", "HANDLER customers OPEN", ERROR),
+        ("mysql", "SELECT ssn FROM customers INTO OUTFILE '/tmp/x'", ERROR),
+        ("mysql", "SELECT ssn INTO DUMPFILE '/tmp/x' FROM customers", ERROR),
+        ("mysql", "LOAD DATA INFILE '/etc/passwd' INTO TABLE t", ERROR),
+        ("mysql", "LOAD XML INFILE '/x' INTO TABLE t", "other"),
+        ("mysql", "INSTALL SONAME 'ha_connect'", ERROR),
+        ("mysql", "SHUTDOWN", ERROR),
+        ("mysql", "KILL QUERY 5", "kill"),
+        ("mysql", "BINLOG 'AAAA'", ERROR),
+        ("mysql", "SET PASSWORD FOR root@localhost = 'x'", "other"),
+        ("mysql", "GRANT ALL ON *.* TO x", "other"),
+        ("mysql", "CREATE USER x", "other"),
+        ("mysql", "ALTER USER root IDENTIFIED BY 'x'", "other"),
+        ("mysql", "RENAME TABLE a TO b", "other"),
+        ("mysql", "REPLACE INTO t SELECT * FROM u", "other"),
+        ("mysql", "CREATE PROCEDURE p() BEGIN DROP TABLE x; END", ERROR),
+        ("mysql", "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW DELETE FROM u", "other"),
+        ("mysql", "CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DO DROP TABLE x", "other"),
+        ("mysql", "BEGIN NOT ATOMIC DROP TABLE x; END", ERROR),
+        ("mysql", "SET STATEMENT sql_mode = '' FOR DROP TABLE x", "other"),
+        ("mysql", "SELECT ssn INTO @v FROM customers", "select"),  # no table: variables
         ("tsql", "SELECT * INTO x FROM t", "create >select"),
         ("tsql", "DROP TABLE [Users]", "drop"),
         ("duckdb", "ALTER TABLE t DROP PRIMARY KEY", "other"),  # sqlglot: action unread
@@ -172,6 +228,37 @@ def test_postgres(text: str, expected: str) -> None:
 )
 def test_other_dialects(dialect: str, text: str, expected: str) -> None:
     assert kinds(text, dialect) == expected
+
+
+@pytest.mark.parametrize(("text", "effect"), [
+    ("SET PASSWORD = PASSWORD('x')", "privilege"),  # the gateway's own account's
+    ("SET NAMES gbk", "unreadable"),
+    ("SET CHARSET big5", "unreadable"),
+    ("SET @@session.character_set_client = sjis", "unreadable"),
+    ("SET character_set_client = @cs", "unreadable"),
+    ("SET NAMES DEFAULT", "unreadable"),
+    ("SET GLOBAL init_connect = 'SELECT 1'", "unreadable"),
+    ("SELECT ssn INTO @v FROM customers", "session"),
+    ("CREATE TABLE f (a int) ENGINE=FEDERATED CONNECTION='mysql://u@h/db/t'", "server"),
+    ("CREATE TABLE f (a text) ENGINE=CONNECT TABLE_TYPE=CSV FILE_NAME='/etc/passwd'", "server"),
+    ("ALTER TABLE t ENGINE=SPIDER", "server"),
+    ("SHOW FULL PROCESSLIST", "server"),
+    ("SELECT info FROM information_schema.PROCESSLIST", "server"),
+    ("SELECT LOAD_FILE('/etc/passwd')", "server"),
+])
+def test_mysql_effects(text: str, effect: str) -> None:
+    result = analyze(text, "mysql")
+    assert result["error"] is None
+    assert any(effect in s["effects"] for s in result["statements"])
+
+
+@pytest.mark.parametrize("text", [
+    "SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE utf8mb4_bin",
+    "SET character_set_client = utf8mb4", "SET NAMES latin1",
+])
+def test_mysql_client_charsets_tollgate_reads_as_the_server(text: str) -> None:
+    (statement,) = analyze(text, "mysql")["statements"]
+    assert "unreadable" not in statement["effects"]
 
 
 def first(text: str, dialect: str = "postgres", nested: bool = False) -> dict[str, Any]:

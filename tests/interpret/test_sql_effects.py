@@ -140,7 +140,7 @@ def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
     ("mysql", "SET PERSIST local_infile = 1", ["configuration", "session"], None),
     ("mysql", "SET @@global.general_log = 1", ["configuration", "session"], None),
     ("mysql", "SET sql_mode = 'NO_BACKSLASH_ESCAPES'", ["configuration", "session"], None),
-    ("mysql", "SET NAMES sjis", ["configuration", "session"], None),
+    ("mysql", "SET NAMES sjis", ["configuration", "session", "unreadable"], None),
     ("mysql", "SET SESSION wait_timeout = 10", ["session"], None),
     ("tsql", "SET QUOTED_IDENTIFIER OFF", ["configuration", "session"], None),
     # dynamic

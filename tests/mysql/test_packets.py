@@ -125,20 +125,23 @@ def test_a_continuation_out_of_sequence_is_refused() -> None:
     first = my.encode(0, bytes(my.MAX_PAYLOAD))[:4 + my.MAX_PAYLOAD]
     framer = my.Framer(1 << 25)
     assert framer.feed(first) == []
-    with pytest.raises(my.ProtocolViolation, match="sequence id 5, not 1"):
+    with pytest.raises(my.ProtocolViolation, match="sequence id 5, not 1") as refused:
         framer.feed(b"\x01\x00\x00\x05x")
+    assert refused.value.reply_seq == 6  # the sender is answered after what it sent
 
 
 def test_an_oversize_payload_is_refused_from_its_header() -> None:
-    with pytest.raises(my.ProtocolViolation, match="1025 bytes or more, over the 1024"):
+    with pytest.raises(my.ProtocolViolation, match="1025 bytes or more, over the 1024") as refused:
         my.Framer(1024).feed((1025).to_bytes(3, "little") + b"\x00")
+    assert refused.value.reply_seq == 1
 
 
 def test_an_oversize_split_payload_is_refused_at_its_continuation() -> None:
     framer = my.Framer(my.MAX_PAYLOAD + 10)
     assert framer.feed(my.encode(0, bytes(my.MAX_PAYLOAD))[:4 + my.MAX_PAYLOAD]) == []
-    with pytest.raises(my.ProtocolViolation, match="over the"):
+    with pytest.raises(my.ProtocolViolation, match="over the") as refused:
         framer.feed(b"\x0b\x00\x00\x01")
+    assert refused.value.reply_seq == 2
 
 
 # -- length-encoded values --------------------------------------------------------------------

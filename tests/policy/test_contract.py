@@ -404,6 +404,7 @@ def test_the_captured_sql_inputs_cover_the_contract(
             "columns": [
                 {"name": "title", "sources": ["title"], "plain": True, "known": True},
                 {"name": None, "sources": ["body"], "plain": False, "known": True}],
+            "stores": None,
         }],
     }
 

@@ -60,7 +60,12 @@ fixed shape that the Rego policies are written against:
   the written table's columns, CURRENT OF, an honoured LIMIT: see bounds.py); null otherwise.
 - A text with a backslash is read as the server's escaping settings allow it both ways
   (standard_conforming_strings, NO_BACKSLASH_ESCAPES), and the statements of both readings
-  are listed (see either_lexing).
+  are listed (see either_lexing); a MySQL text with a `"`, with `"..."` as a string and as
+  a name too (ANSI_QUOTES).
+- `columns`: a top-level statement's result columns with their lineage (lineage.py);
+  `stores`: what it stores for a later statement to read back (a table's or a view's
+  column, a MySQL variable, a PostgreSQL setting), by the name it is stored under, with
+  the lineage of each value; null when it stores nothing.
 - `estimate` (PostgreSQL's wire protocol only; absent elsewhere and from every reading this
   module makes): on a top-level statement that writes rows the planner can count (UPDATE,
   DELETE, MERGE, INSERT from a query, EXECUTE, a CTE that writes), what the database's
@@ -162,6 +167,7 @@ class Statement(TypedDict):
     effects: list[str]
     bounded: bool | None
     columns: list[Column] | None  # a top-level statement's result columns (lineage.py)
+    stores: list[Column] | None  # what a top-level statement stores (lineage.py)
     estimate: NotRequired[Estimate]  # added by the PostgreSQL front, never by `analyze`
 
 
@@ -206,6 +212,8 @@ class Entry:
     settings: list[Setting] = field(default_factory=list)
     # A top-level statement's result columns; None where the back-end computed none.
     columns: list[Column] | None = None
+    # What a top-level statement stores for later statements to read; None: nothing.
+    stores: list[Column] | None = None
 
     def as_dict(self) -> Statement:
         opaque = self.opaque
@@ -238,6 +246,7 @@ class Entry:
             "effects": effects,
             "bounded": bounded,
             "columns": self.columns,
+            "stores": self.stores,
         }
 
 

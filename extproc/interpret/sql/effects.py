@@ -27,6 +27,11 @@ sqlglot_reader.py) is given the classes of what it does, in `effects`:
   of those a session may change is the policy's to say;
 - `dynamic`: runs SQL or code carried as a string, which no parser here reads (DO, a
   function or procedure body, EXECUTE of a string, sp_executesql, query_to_xml, dblink);
+- `unreadable`: after it, the server reads or runs SQL in a way no reading here follows:
+  a MySQL client character set whose characters can end in a backslash or a quote (gbk,
+  big5, sjis, cp932, gb18030: the server then reads `'\xbf\\'` as one character and a
+  quote, where the gateway read an escaped quote), or one only the server knows
+  (DEFAULT, an expression); init_connect, SQL the server runs as each connection opens;
 - `unknown`: a statement nobody could name (kind "other").
 
 The back-ends add what only their trees show (a COPY's file, a SET's scope, an EXEC's
@@ -82,8 +87,18 @@ LEXING_SETTINGS = frozenset({
     "standard_conforming_strings", "backslash_quote", "client_encoding", "sql_mode",
     "character_set_client", "names", "character set", "charset", "quoted_identifier",
 })
-# Settings whose change is a change of identity.
-IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
+# Settings whose change is a change of identity (MySQL's SET PASSWORD changes the
+# gateway's own account's).
+IDENTITY_SETTINGS = frozenset({"role", "session_authorization", "password"})
+# MySQL's names of the client character set, the one the server lexes texts in.
+CLIENT_CHARSET_SETTINGS = frozenset({"names", "character set", "charset",
+                                     "character_set_client"})
+# Client character sets whose two-byte characters can end in an ASCII byte: `\` (0x5c)
+# or a quote there is part of a character, no escape (MySQL refuses ucs2, utf16 and
+# utf32 as a client's).
+SWALLOWING_CHARSETS = frozenset({"big5", "cp932", "gbk", "gb18030", "sjis"})
+# Settings whose value is SQL the server runs unread.
+RUN_SETTINGS = frozenset({"init_connect"})
 # The name a setting is reported under when the text does not say which one it is
 # (`set_config($1, ...)`, `set_config(name || '', ...)`): it may be any, so it is taken
 # for one that reconfigures.
@@ -96,18 +111,31 @@ _READ_ENCODINGS = frozenset({"utf8", "unicode", "utf8mb4", "utf8mb3"})
 
 def setting_effects(name: str, value: str | None = None, reset: bool = False) -> set[str]:
     """What changing setting `name` (to `value`, or back to the session's start if `reset`)
-    does beyond the session: how texts lex, or who runs them."""
+    does beyond the session: how texts lex, or who runs them. `value` None: not one
+    constant."""
     name = name.lower()
     if reset:
         return set()  # back to what the session started with, the gateway's own choice
-    if name in ("client_encoding", "names") and value is not None and _encoding(value) in (
-            _READ_ENCODINGS):
+    if name in CLIENT_CHARSET_SETTINGS | {"client_encoding"} and value is not None and (
+            _encoding(value) in _READ_ENCODINGS):
         return set()
+    if name in RUN_SETTINGS or (name in CLIENT_CHARSET_SETTINGS and not _safe_charset(value)):
+        return {"configuration", "unreadable"}
     if name in LEXING_SETTINGS or name == UNNAMED_SETTING:
         return {"configuration"}
     if name in IDENTITY_SETTINGS:
         return {"privilege"}
     return set()
+
+
+def _safe_charset(value: str | None) -> bool:
+    """Whether a client character set, as a setting's value names it, lexes a text as
+    UTF-8 does: named (not DEFAULT, the server's own; not a number, a collation's id that
+    may be gbk's 28), and no character of it ends in an ASCII byte."""
+    if value is None:
+        return False
+    name = _encoding(value)
+    return not (name.isdigit() or name in SWALLOWING_CHARSETS or name == "default")
 
 
 def _encoding(value: str) -> str:

@@ -30,6 +30,14 @@ COPY ... TO STDOUT sends) is described from the parse tree as
 Statements that return no rows (or none of a table's data: SHOW, EXPLAIN) have null.
 What the WHERE, JOIN or ORDER BY of a query let one infer from which rows come back is
 not lineage. Pure and in memory: the tree is the one the reader already parsed.
+
+A value stored where a later statement reads it back escapes a mask that sees only that
+later read: `CREATE VIEW v AS SELECT reverse(ssn) AS r ...`, then `SELECT r FROM v`. So
+what a statement stores is described the same way (`stores`, `stored_columns`): each
+value under the name it is stored by — a table's or a view's column (CREATE TABLE AS,
+CREATE VIEW, SELECT INTO, INSERT, UPDATE, an upsert's update, MERGE, a generated column;
+a write in a CTE too), a setting (set_config), a notification's payload or a large object
+(no name) — with its lineage.
 """
 
 from __future__ import annotations
@@ -208,18 +216,23 @@ def result_columns(node: dict[str, Any]) -> list[Column] | None:
             "returningList")
         if not returning:
             return None
-        scope = Scope([], _ctes(fields, NO_SCOPE))
-        for key in _DML_RELATIONS[typ]:
-            value = fields.get(key)
-            for item in value if isinstance(value, list) else [value] if value else []:
-                scope.relations += _from({"RangeVar": item} if key == "relation" else item,
-                                         scope)
+        scope = _dml_scope(typ, fields, NO_SCOPE)
         return [column(name, lineage) for name, lineage in _targets(returning, scope)]
     if typ == "CopyStmt":
         return _copied_out(fields)
     if typ in ("ExecuteStmt", "CallStmt", "FetchStmt"):
         return UNKNOWN_RESULT
     return None
+
+
+def _dml_scope(typ: str, fields: dict[str, Any], outer: Scope) -> Scope:
+    """The relations a write's expressions see: its table, its FROM, USING or source."""
+    scope = Scope([], _ctes(fields, outer), outer)
+    for key in _DML_RELATIONS[typ]:
+        value = fields.get(key)
+        for item in value if isinstance(value, list) else [value] if value else []:
+            scope.relations += _from({"RangeVar": item} if key == "relation" else item, scope)
+    return scope
 
 
 def _copied_out(fields: dict[str, Any]) -> list[Column] | None:
@@ -297,9 +310,13 @@ def _select(fields: dict[str, Any], outer: Scope) -> list[tuple[str, Lineage]]:
         width = max(map(len, rows), default=0)
         return [(f"column{i + 1}", merged(_expr(row[i], scope).derived() for row in rows
                                           if i < len(row))) for i in range(width)]
+    _add_from(fields, scope)
+    return _targets(fields.get("targetList", ()), scope)
+
+
+def _add_from(fields: dict[str, Any], scope: Scope) -> None:
     for item in fields.get("fromClause", ()):
         scope.relations += _from(item, scope)
-    return _targets(fields.get("targetList", ()), scope)
 
 
 def _targets(targets: list[Any], scope: Scope) -> list[tuple[str, Lineage]]:
@@ -531,3 +548,147 @@ def _first_target(body: dict[str, Any]) -> str | None:
         return str(target["name"])
     name, _ = _figure_name(target.get("val"))
     return name
+
+
+# --- what a statement stores (pglast) ---------------------------------------------------
+
+Stored = list[tuple[str | None, Lineage]]
+# Functions that store their argument where a later statement reads it back: a run-time
+# setting (`current_setting`, SHOW), a notification's payload, a large object.
+_STORING_FUNCTIONS = {"set_config": 1, "pg_notify": 1, "lo_from_bytea": 1, "lo_put": 2}
+STORING_FUNCTIONS = frozenset(_STORING_FUNCTIONS)
+
+
+def stored_columns(node: dict[str, Any], deep: bool = True) -> list[Column] | None:
+    """What a top-level statement stores where a later statement reads it back, each value
+    under the name it is stored by (a table's or a view's column, a setting's name; None
+    where the text does not say); with `deep`, the writes of its CTEs and the storing
+    functions it calls too (a caller that knows there are none saves the walk). None when
+    it stores nothing."""
+    stored: Stored = []
+    if deep:
+        _walk_stores(node, NO_SCOPE, stored)
+    else:
+        ((typ, fields),) = node.items()
+        _stores_of(typ, fields, NO_SCOPE, stored)
+    return [column(name, lineage) for name, lineage in stored] or None
+
+
+def _walk_stores(node: Any, scope: Scope, stored: Stored) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk_stores(item, scope, stored)
+        return
+    if not isinstance(node, dict):
+        return
+    if len(node) == 1:
+        ((typ, fields),) = node.items()
+        if isinstance(fields, dict) and typ[:1].isupper():
+            scope = _stores_of(typ, fields, scope, stored)
+            if typ == "FuncCall":
+                _stored_argument(fields, scope, stored)
+    for value in node.values():
+        _walk_stores(value, scope, stored)
+
+
+def _stores_of(typ: str, fields: dict[str, Any], scope: Scope, stored: Stored) -> Scope:
+    """What the statement `typ` itself stores; the scope its expressions see."""
+    if typ == "SelectStmt":
+        inner = Scope([], _ctes(fields, scope), scope)
+        if "intoClause" in fields:
+            body = {key: value for key, value in fields.items() if key != "intoClause"}
+            stored += _named_as(_select(body, scope),
+                                _names(fields["intoClause"].get("colNames")))
+        _add_from(fields, inner)
+        return inner
+    if typ in ("CreateTableAsStmt", "ViewStmt"):
+        query = (fields.get("query") or {}).get("SelectStmt", {})
+        names = _names((fields.get("into") or {}).get("colNames") if typ ==
+                       "CreateTableAsStmt" else fields.get("aliases"))
+        stored += _named_as(_select(query, scope), names)
+    elif typ in _DML_RELATIONS:
+        inner = _dml_scope(typ, fields, scope)
+        stored += _written(typ, fields, inner)
+        return inner
+    elif typ == "AlterTableStmt":
+        inner = Scope(_from({"RangeVar": fields.get("relation") or {}}, scope), {}, scope)
+        for command in fields.get("cmds", ()):
+            definition = (command.get("AlterTableCmd") or {}).get("def") or {}
+            column_def = definition.get("ColumnDef") or {}
+            for constraint in column_def.get("constraints", ()):
+                generated = constraint.get("Constraint") or {}
+                if generated.get("contype") == "CONSTR_GENERATED":
+                    stored.append((column_def.get("colname"),
+                                   _expr(generated.get("raw_expr"), inner)))
+    return scope
+
+
+def _named_as(found: list[tuple[str, Lineage]], names: list[str]) -> Stored:
+    """A query's columns under the names a column list gives them, in order."""
+    return [(names[i] if i < len(names) else name, lineage)
+            for i, (name, lineage) in enumerate(found)]
+
+
+def _written(typ: str, fields: dict[str, Any], scope: Scope) -> Stored:
+    """The values an INSERT, UPDATE or MERGE writes, under the columns they go to."""
+    if typ == "UpdateStmt":
+        return _set_list(fields.get("targetList", ()), scope)
+    if typ == "InsertStmt":
+        names: list[str | None] = [(item.get("ResTarget") or {}).get("name")
+                                   for item in fields.get("cols", ())]
+        query = (fields.get("selectStmt") or {}).get("SelectStmt")
+        found = _select(query, scope) if query else []
+        if not names and query and _copies_itself(query, fields.get("relation") or {}):
+            names = [ALL_COLUMNS]  # each value back into the column it came from
+        written: Stored = [(names[i] if i < len(names) else None, lineage)
+                           for i, (_, lineage) in enumerate(found)]
+        # ON CONFLICT DO UPDATE: `excluded` is the row the INSERT proposed.
+        proposed = [(name, lineage) for name, lineage in written if name is not None]
+        excluded = (Relation("excluded", proposed) if len(proposed) == len(written)
+                    else Relation("excluded", every=merged(v for _, v in written)))
+        conflict = fields.get("onConflictClause") or {}
+        return written + _set_list(conflict.get("targetList", ()),
+                                   Scope([*scope.relations, excluded], scope.ctes, scope.outer))
+    written = []
+    for item in fields.get("mergeWhenClauses", ()):
+        when = item.get("MergeWhenClause") or {}
+        if when.get("commandType") == "CMD_INSERT":
+            targets = [(t.get("ResTarget") or {}).get("name") for t in when.get("targetList", ())]
+            values = when.get("values", ())
+            written += [(targets[i] if i < len(targets) else None, _expr(value, scope))
+                        for i, value in enumerate(values)]
+        else:
+            written += _set_list(when.get("targetList", ()), scope)
+    return written
+
+
+def _copies_itself(query: dict[str, Any], table: dict[str, Any]) -> bool:
+    """`INSERT INTO t SELECT * FROM t`: the rows of the table it writes, whole."""
+    targets = query.get("targetList") or []
+    sources = query.get("fromClause") or []
+    if len(targets) != 1 or len(sources) != 1 or "RangeVar" not in sources[0]:
+        return False
+    fields = ((targets[0].get("ResTarget") or {}).get("val") or {}).get("ColumnRef") or {}
+    source = sources[0]["RangeVar"]
+    return (fields.get("fields") == [{"A_Star": {}}]
+            and (source.get("schemaname"), source.get("relname"))
+            == (table.get("schemaname"), table.get("relname")))
+
+
+def _set_list(targets: Any, scope: Scope) -> Stored:
+    """SET's `column = value` pairs, each value under its column."""
+    return [(target.get("name"), _expr(target.get("val"), scope))
+            for item in targets or () if "val" in (target := item.get("ResTarget") or {})]
+
+
+def _stored_argument(fields: dict[str, Any], scope: Scope, stored: Stored) -> None:
+    """A storing function's value (set_config's under its setting's name)."""
+    name = fields["funcname"][-1]["String"]["sval"].lower()
+    position = _STORING_FUNCTIONS.get(name)
+    args = fields.get("args") or []
+    if position is None or len(args) <= position:
+        return
+    setting = None
+    if name == "set_config":
+        setting = ((args[0].get("A_Const") or {}).get("sval") or {}).get("sval")
+    stored.append((setting, _expr(args[position], scope)))

@@ -230,6 +230,10 @@ def _pg_copy(entry: Entry, fields: dict[str, Any]) -> None:
         entry.effects.add("server")  # a file or a program on the server, not STDIN
 
 
+# Statements that may store values a later statement reads (SELECT INTO is a create).
+_STORING_KINDS = frozenset({"create", "insert", "update", "merge", "alter"})
+
+
 class _PgWalker:
     """Walks pglast's JSON statements, filling a Collector."""
 
@@ -244,7 +248,13 @@ class _PgWalker:
         first = len(self.out.entries)
         self._wrapped(node, NO_SCOPE, force=True)
         if len(self.out.entries) > first:
-            self.out.entries[first].columns = lineage.result_columns(node)
+            top = self.out.entries[first]
+            top.columns = lineage.result_columns(node)
+            # Walked again only where something may store (most reads store nothing).
+            deep = bool(top.functions & lineage.STORING_FUNCTIONS) or any(
+                entry.kind in _STORING_KINDS for entry in self.out.entries[first + 1:])
+            if deep or top.kind in _STORING_KINDS:
+                top.stores = lineage.stored_columns(node, deep)
 
     def _wrapped(self, node: Any, scope: frozenset[str], force: bool = False) -> None:
         if isinstance(node, dict):

@@ -46,17 +46,30 @@ _MYSQL_DASHES = re.compile(r"--[^\x00-\x7f]")
 
 
 def read(text: str, dialect: str) -> Reading:
-    """The statements of `text` in `dialect`; for MySQL, with and without
-    NO_BACKSLASH_ESCAPES (see either_lexing)."""
+    """The statements of `text` in `dialect`; for MySQL, in every lexing its sql_mode can
+    give the text: with and without NO_BACKSLASH_ESCAPES, with and without ANSI_QUOTES
+    (see either_lexing)."""
     setup = _glot_dialect(dialect)
     if setup.executable_comments and _MYSQL_DASHES.search(text):
         return [], ("`--` before a non-ASCII character (MySQL reads no comment there) is not "
                     "analysed")
-    statements, error = read_safely(functools.partial(_read_sqlglot, name=dialect), text)
-    if error is None and "\\" in text and setup.literal_backslashes:
-        literal = functools.partial(_read_sqlglot, name=dialect, literal_backslashes=True)
-        return either_lexing(statements, read_safely(literal, text))
-    return statements, error
+    default, *others = setup.lexings
+    statements, error = read_safely(
+        functools.partial(_read_sqlglot, name=dialect, tokenizer=default.tokenizer), text)
+    if error is not None:
+        return statements, error
+    for lexing in others:
+        if all(mark in text for mark in lexing.marks):
+            other = functools.partial(_read_sqlglot, name=dialect, tokenizer=lexing.tokenizer)
+            statements, _ = either_lexing(statements, read_safely(other, text))
+    return statements, None
+
+
+def tokenize(text: str, dialect: str) -> list[Token]:
+    """`text`'s tokens as the dialect's server lexes it by default (what query_text.py
+    sanitizes)."""
+    setup = _glot_dialect(dialect)
+    return setup.lexings[0].tokenizer(dialect=setup.dialect).tokenize(text)
 
 
 _GLOT_KINDS: dict[type, str] = {
@@ -163,15 +176,27 @@ def _glot_setting_effects(item: exp.Expr) -> set[str]:
     if kind == "NAMES" or kind.startswith("CHARACTER"):
         # MySQL's client character set: to UTF-8, what the gateway reads texts in, it
         # changes nothing in how they lex (drivers send SET NAMES utf8mb4 as they connect).
-        value = item.this.name if isinstance(item.this, (exp.Var, exp.Literal)) else None
-        return setting_effects("names", value)
-    target = item.this.this if isinstance(item.this, exp.EQ) else item.this
+        return setting_effects("names", _glot_constant(item.this))
+    assignment = isinstance(item.this, exp.EQ)
+    target = item.this.this if assignment else item.this
+    value = _glot_constant(item.this.expression) if assignment else None
+    effects = setting_effects(target.name if isinstance(target, exp.Expr) else "", value)
     if kind in _GLOT_SERVER_SCOPES or (
         isinstance(target, exp.SessionParameter)
         and str(target.args.get("kind") or "").upper() in _GLOT_SERVER_SCOPES
     ):
-        return {"configuration"}
-    return setting_effects(target.name if isinstance(target, exp.Expr) else "")
+        effects.add("configuration")
+    return effects
+
+
+def _glot_constant(node: exp.Expr | None) -> str | None:
+    """A setting's value when it is one constant: a string, a number, a bare word (`gbk`,
+    `` `gbk` ``, DEFAULT); None for anything computed."""
+    if isinstance(node, (exp.Literal, exp.Var, exp.Identifier)):
+        return node.name
+    if isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier):
+        return node.name
+    return None
 
 
 def _glot_execute_effects(node: exp.Execute) -> set[str]:
@@ -190,9 +215,63 @@ def _glot_execute_effects(node: exp.Execute) -> set[str]:
 
 def _glot_alter(entry: Entry, node: exp.Alter) -> None:
     entry.alter_actions = [_glot_action(a) for a in node.args.get("actions") or ()]
+    options = node.args.get("options") or ()
     if any(isinstance(option, exp.EngineProperty) and option.name.upper() == "BLACKHOLE"
-           for option in node.args.get("options") or ()):
+           for option in options):
         entry.effects.add("destroy")  # MySQL's BLACKHOLE engine keeps no row
+    if _remote_storage(options):
+        entry.effects.add("server")
+
+
+def _glot_create(entry: Entry, node: exp.Create) -> None:
+    if node.args.get("replace") and entry.object == "table":
+        entry.effects.add("destroy")  # the old table and its rows are gone
+    properties = node.args.get("properties")
+    if properties is not None and _remote_storage(properties.expressions):
+        entry.effects.add("server")
+
+
+def _glot_read(entry: Entry, node: exp.Select | exp.Show) -> None:
+    """What a read does besides reading: MySQL's SELECT ... INTO @v sets variables, its
+    process list shows the server's sessions."""
+    if isinstance(node, exp.Select) and node.args.get("into"):
+        entry.effects.add("session")
+    elif isinstance(node, exp.Show) and node.name.upper() in _PROCESS_SHOWS:
+        entry.effects.add("server")
+
+
+# MySQL's and MariaDB's storage engines that keep a table's rows in another server, a
+# file of the server's, or a cloud store; and the options that say where.
+_REMOTE_ENGINES = frozenset({"FEDERATED", "FEDERATEDX", "CONNECT", "SPIDER", "S3"})
+_REMOTE_OPTIONS = frozenset({"CONNECTION", "FILE_NAME"})
+
+
+def _remote_storage(properties: Iterable[exp.Expr]) -> bool:
+    """Whether a table's options put its rows elsewhere than the server's own storage
+    (`ENGINE=FEDERATED CONNECTION='mysql://...'`, CONNECT's FILE_NAME='/etc/passwd')."""
+    for option in properties:
+        if isinstance(option, exp.EngineProperty):
+            if option.name.upper() in _REMOTE_ENGINES:
+                return True
+        elif isinstance(option, exp.Property) and option.name.upper() in _REMOTE_OPTIONS:
+            return True
+    return False
+
+
+# What shows the server's threads and the statements they run: every session of the
+# gateway's account, other agents' statements and the values they carry.
+_PROCESS_SHOWS = frozenset({"PROCESSLIST", "ENGINE"})
+_PROCESS_TABLES = frozenset({"information_schema.processlist"})
+
+
+def _into_variables(node: exp.Select) -> bool:
+    """Whether a SELECT ... INTO sets variables (MySQL's `INTO @v`), not a new table."""
+    into = node.args["into"]
+    targets = [into.this, *into.expressions] if isinstance(into, exp.Into) else []
+    return bool(targets) and all(
+        isinstance(t, exp.Parameter) or (isinstance(t, exp.Table)
+                                         and isinstance(t.this, exp.Parameter))
+        for t in targets if t is not None)
 
 
 def _glot_copy(entry: Entry, node: exp.Copy | exp.LoadData) -> None:
@@ -326,17 +405,60 @@ class _Folding(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class _Lexing:
+    """One way a server may lex a text: its tokenizer, and the characters a text must
+    hold for it to be read otherwise than the default (none for the default itself)."""
+
+    tokenizer: type[Tokenizer]
+    marks: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class _GlotDialect:
     dialect: Dialect
     folding: _Folding
     # MySQL runs the text inside /*! ... */ comments.
     executable_comments: bool
-    # MySQL with sql_mode NO_BACKSLASH_ESCAPES reads a backslash in a string as itself.
-    literal_backslashes: type[Tokenizer] | None
+    # The default lexing first, then the others a server's settings can give (MySQL's
+    # sql_mode: NO_BACKSLASH_ESCAPES reads a backslash in a string as itself, ANSI_QUOTES
+    # a "..." as a name).
+    lexings: tuple[_Lexing, ...]
     # MySQL compares a string with a number as numbers ('abc' = 0): see bounds.py.
     numeric_strings: bool
     # MySQL and SQLite honour LIMIT on DELETE and UPDATE.
     write_limits: bool
+
+
+# sqlglot reads `{# ... #}` as a comment in every dialect (a Jinja template's), which no
+# server does: MySQL reads `{` and a `#` comment to the end of its line, and runs what
+# the next lines hold (`SELECT 1, {#\n d '2020-01-01'}; DROP TABLE t; -- #}`).
+_TEMPLATE_COMMENT = "{#"
+
+
+def _server_tokenizer(base: type[Tokenizer], name: str,
+                      **overrides: object) -> type[Tokenizer]:
+    """`base` with `overrides`, and without the comments no server reads."""
+    tokenizer: type[Tokenizer] = type(name, (base,), overrides)
+    tokenizer._COMMENTS = {start: end for start, end in tokenizer._COMMENTS.items()
+                           if start != _TEMPLATE_COMMENT}
+    return tokenizer
+
+
+def _mysql_lexings(base: type[Tokenizer]) -> tuple[_Lexing, ...]:
+    """MySQL's four lexings: backslashes as escapes or as themselves (NO_BACKSLASH_ESCAPES),
+    "..." as a string or as a name (ANSI_QUOTES, a name where a backslash escapes nothing)."""
+    literal = {
+        "STRING_ESCAPES": [e for e in base.STRING_ESCAPES if e != "\\"],
+        "BYTE_STRING_ESCAPES": [e for e in base.BYTE_STRING_ESCAPES if e != "\\"],
+    }
+    ansi = {"QUOTES": [q for q in base.QUOTES if q != '"'],
+            "IDENTIFIERS": [*base.IDENTIFIERS, '"']}
+    return (
+        _Lexing(_server_tokenizer(base, "MySQLServer")),
+        _Lexing(_server_tokenizer(base, "MySQLLiteralBackslashes", **literal), "\\"),
+        _Lexing(_server_tokenizer(base, "MySQLAnsiQuotes", **ansi), '"'),
+        _Lexing(_server_tokenizer(base, "MySQLAnsiLiteral", **ansi, **literal), '"\\'),
+    )
 
 
 @functools.cache
@@ -351,15 +473,11 @@ def _glot_dialect(name: str) -> _GlotDialect:
         folding = _Folding.UPPER
     else:
         folding = _Folding.POSTGRES
-    literal = None
-    if isinstance(dialect, MySQL):
-        base = dialect.tokenizer_class
-        literal = type(f"{type(dialect).__name__}LiteralBackslashes", (base,), {
-            "STRING_ESCAPES": [e for e in base.STRING_ESCAPES if e != "\\"],
-            "BYTE_STRING_ESCAPES": [e for e in base.BYTE_STRING_ESCAPES if e != "\\"],
-        })
     mysql = isinstance(dialect, MySQL)
-    return _GlotDialect(dialect, folding, mysql, literal, numeric_strings=mysql,
+    base = dialect.tokenizer_class
+    lexings = (_mysql_lexings(base) if mysql
+               else (_Lexing(_server_tokenizer(base, f"{base.__name__}Server")),))
+    return _GlotDialect(dialect, folding, mysql, lexings, numeric_strings=mysql,
                         write_limits=mysql or isinstance(dialect, SQLite))
 
 
@@ -380,6 +498,7 @@ class _GlotWalker:
         self._expr(node, NO_SCOPE, force=True)
         if len(self.out.entries) > first:
             self.out.entries[first].columns = glot_lineage.result_columns(node)
+            self.out.entries[first].stores = glot_lineage.stored_columns(node, text)
 
     def _fold(self, part: exp.Expr) -> str:
         name = part.name
@@ -407,7 +526,7 @@ class _GlotWalker:
         ):
             name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
             self.out.current.functions.add(name.lower())
-        if isinstance(node, exp.Select) and node.args.get("into"):
+        if isinstance(node, exp.Select) and node.args.get("into") and not _into_variables(node):
             # SELECT ... INTO creates a table: report it as the CREATE TABLE AS it is.
             self.out.open("create", "table", self._text)
             self._expr(node.args["into"], scope)
@@ -447,8 +566,9 @@ class _GlotWalker:
         elif isinstance(node, exp.Alter):
             _glot_alter(entry, node)
         elif isinstance(node, exp.Create):
-            if node.args.get("replace") and entry.object == "table":
-                entry.effects.add("destroy")  # the old table and its rows are gone
+            _glot_create(entry, node)
+        elif isinstance(node, (exp.Select, exp.Show)):
+            _glot_read(entry, node)
         elif isinstance(node, (exp.Copy, exp.LoadData)):
             _glot_copy(entry, node)
         elif isinstance(node, exp.Set):
@@ -524,7 +644,10 @@ class _GlotWalker:
             qualifiers = [self._fold(part) for part in parts if part is not None]
             folded = self._fold(name)
             if qualifiers or folded not in scope:
-                self.out.current.tables.add(".".join([*qualifiers, folded]))
+                table_name = ".".join([*qualifiers, folded])
+                self.out.current.tables.add(table_name)
+                if self._setup.executable_comments and table_name in _PROCESS_TABLES:
+                    self.out.current.effects.add("server")
         skip = ("this", "catalog", "db") if isinstance(name, exp.Identifier) else ()
         self._args(table, scope, skip=skip)
 
@@ -559,15 +682,14 @@ def _glot_error(error: SqlglotError) -> str:
     return one_line(f"{type(error).__name__}: {error}")
 
 
-def _read_sqlglot(text: str, name: str, literal_backslashes: bool = False) -> list[Entry]:
+def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer]) -> list[Entry]:
     setup = _glot_dialect(name)
     # Looked for anywhere, string literals included: a rare false alarm that fails closed is
     # cheaper than a second lexer.
     if setup.executable_comments and ("/*!" in text or "/*M!" in text):
         raise Unparsable("MySQL executable comments (/*! ... */) are not analysed")
-    tokenizer = setup.literal_backslashes if literal_backslashes else None
     try:
-        tokens = (tokenizer(dialect=setup.dialect) if tokenizer else setup.dialect).tokenize(text)
+        tokens = tokenizer(dialect=setup.dialect).tokenize(text)
         nodes = setup.dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, text)
     except SqlglotError as error:
         raise Unparsable(_glot_error(error)) from None
@@ -586,7 +708,7 @@ def _read_sqlglot(text: str, name: str, literal_backslashes: bool = False) -> li
             )
         statement = text[first.start : chunk[-1].end + 1].strip()
         if not (setup.executable_comments and isinstance(node, exp.Command)
-                and _mysql_prepared(walker.out, node, statement, name, literal_backslashes)):
+                and _mysql_prepared(walker.out, node, statement, name, tokenizer)):
             walker.statement(node, statement)
     return walker.out.entries
 
@@ -606,15 +728,14 @@ _USING_VALUES = frozenset({TokenType.STRING, TokenType.NUMBER, TokenType.NULL})
 
 
 def _mysql_prepared(out: Collector, node: exp.Command, statement: str, name: str,
-                    literal_backslashes: bool) -> bool:
+                    tokenizer: type[Tokenizer]) -> bool:
     """A PREPARE, EXECUTE or DROP PREPARE described into `out`; False for any other
     Command (and for one of those whose form is not read here: it stays opaque)."""
     keyword = node.name.upper()
     rest = node.args.get("expression")
     setup = _glot_dialect(name)
-    tokenizer = setup.literal_backslashes if literal_backslashes else None
     try:
-        tokens = (tokenizer(dialect=setup.dialect) if tokenizer else setup.dialect).tokenize(
+        tokens = tokenizer(dialect=setup.dialect).tokenize(
             rest.name if isinstance(rest, exp.Expr) else str(rest or ""))
     except SqlglotError:
         return False
@@ -628,7 +749,7 @@ def _mysql_prepared(out: Collector, node: exp.Command, statement: str, name: str
         return True
     if keyword == "PREPARE" and len(tokens) >= 3 and words[1] == "FROM":
         _mysql_dynamic(out.open("prepare", None, statement), out, tokens[2:], name,
-                       literal_backslashes)
+                       tokenizer)
         out.close()
         return True
     if keyword != "EXECUTE" or not tokens:
@@ -640,13 +761,13 @@ def _mysql_prepared(out: Collector, node: exp.Command, statement: str, name: str
     entry = out.open("execute", None, statement)
     entry.columns = glot_lineage.result_columns(node)  # what a statement prepared returns
     if immediate:
-        _mysql_dynamic(entry, out, tokens[1:using], name, literal_backslashes)
+        _mysql_dynamic(entry, out, tokens[1:using], name, tokenizer)
     out.close()
     return True
 
 
 def _mysql_dynamic(entry: Entry, out: Collector, source: list[Token], name: str,
-                   literal_backslashes: bool) -> None:
+                   tokenizer: type[Tokenizer]) -> None:
     """The statements a PREPARE's or EXECUTE IMMEDIATE's source runs, nested under
     `entry`; `dynamic` when the source is not one string literal."""
     if len(source) != 1 or source[0].token_type is not TokenType.STRING:
@@ -656,7 +777,7 @@ def _mysql_dynamic(entry: Entry, out: Collector, source: list[Token], name: str,
     if _MYSQL_DASHES.search(text):
         raise Unparsable("`--` before a non-ASCII character (MySQL reads no comment there) "
                          "is not analysed")
-    for inner in _read_sqlglot(text, name, literal_backslashes):
+    for inner in _read_sqlglot(text, name, tokenizer):
         inner.nested, inner.text, inner.columns = True, entry.text, None
         out.entries.append(inner)
         entry.tables |= inner.tables
