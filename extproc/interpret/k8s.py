@@ -291,7 +291,9 @@ def call_effects(verb: str, resource: str, subresource: str | None) -> list[Effe
     is in its body (`object.effects`)."""
     if verb in _READ_VERBS:
         return ["read"]
-    if verb in _DESTROY_VERBS or (resource, subresource, verb) == ("pods", "eviction", "create"):
+    # An eviction ends a pod; on whatever resource a path names it, it is read as one (a
+    # path the API server would not take costs a refusal, never a pass).
+    if verb in _DESTROY_VERBS or (subresource, verb) == ("eviction", "create"):
         return ["destroy"]
     if verb in ("exec", "attach") or (verb, resource) == ("proxy", "nodes"):
         return ["runs_code"]
