@@ -43,6 +43,7 @@ from tests.mysql.test_statement_log_differential import entries
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
 from tests.support.mariadb import MariaDb, private_mariadb
+from tests.support.mysql_shop import Account
 
 pytestmark = pytest.mark.e2e
 
@@ -205,14 +206,11 @@ def env(tmp_path_factory: pytest.TempPathFactory, otlp: Any) -> Iterator[Env]:
                          "--max-allowed-packet=64M") as server:
         setup = server.root(SCHEMA)
         assert setup.returncode == 0, setup.stderr
-        target = {"name": "shop-my", "protocol": "mysql", "match": {"database": "shop"},
-                  "environment": "test",
-                  "mysql": {"upstream": f"127.0.0.1:{server.port}", "user": "gw",
-                            "database": "shop", "tls": "require"},
-                  "credential": {"type": "password", "from_env": "GW_PASSWORD"}}
+        account = Account("shop", "gw", PASSWORD)
+        target = account.target(upstream=f"127.0.0.1:{server.port}", tls="require")
         with module_gateway(tmp_path_factory, otlp, "mysql-attack", targets=[target],
                             mysql={"max_message_bytes": MAX_MESSAGE},
-                            env={"GW_PASSWORD": PASSWORD},
+                            env=account.env,
                             settings={"approvals": {"max_hold_seconds": 1}}) as gw:
             yield Env(gw, server)
 

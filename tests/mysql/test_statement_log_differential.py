@@ -37,6 +37,7 @@ from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
 from tests.support.mariadb import MariaDb, private_mariadb
+from tests.support.mysql_shop import Account
 
 pytestmark = pytest.mark.e2e
 
@@ -103,13 +104,10 @@ def logged(tmp_path_factory: pytest.TempPathFactory,
             f"CREATE USER 'gw'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
             "GRANT ALL ON shop.* TO 'gw'@'127.0.0.1'")
         assert setup.returncode == 0, setup.stderr
-        target = {"name": "shop-my", "protocol": "mysql", "match": {"database": "shop"},
-                  "environment": "test",
-                  "mysql": {"upstream": f"127.0.0.1:{server.port}", "user": "gw",
-                            "database": "shop", "tls": "require"},
-                  "credential": {"type": "password", "from_env": "GW_PASSWORD"}}
+        account = Account("shop", "gw", PASSWORD)
+        target = account.target(upstream=f"127.0.0.1:{server.port}", tls="require")
         with module_gateway(tmp_path_factory, otlp, "mysql-differential", targets=[target],
-                            mysql={}, env={"GW_PASSWORD": PASSWORD},
+                            mysql={}, env=account.env,
                             settings={"approvals": {"max_hold_seconds": 1}}) as gw:
             yield gw, server
 

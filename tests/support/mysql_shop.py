@@ -47,13 +47,14 @@ class Account:
     password: str = field(repr=False)
 
     def target(self, name: str = "shop-my", match: str = DATABASE,
-               upstream: str = "127.0.0.1:3306") -> dict[str, Any]:
-        """A mysql target clients reach as database `match`: the account's database, over
-        plain TCP to the server at `upstream` (the gateway's password from `env`)."""
+               upstream: str = "127.0.0.1:3306", tls: str = "disable") -> dict[str, Any]:
+        """A mysql target clients reach as database `match`: the account's database on the
+        server at `upstream`, over plain TCP by default (the gateway's password from
+        `env`)."""
         return {"name": name, "protocol": "mysql", "match": {"database": match},
                 "environment": "test",
                 "mysql": {"upstream": upstream, "user": self.user,
-                          "database": self.database, "tls": "disable"},
+                          "database": self.database, "tls": tls},
                 "credential": {"type": "password", "from_env": "SHOP_MY_PASSWORD"}}
 
     @property
