@@ -50,13 +50,30 @@ class Alerts:
         self._until: dict[tuple[str, str], float] = {}  # (rule, identity) -> monotonic
         self._background = Background()
 
-    def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+    async def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        """The alerts on the span at once; each new one claimed in the store before this
+        returns (the decision's answer waits for it: of two processes raising the same
+        alert one after the other, the first is the one claimed), then recorded and sent
+        in the background."""
+        self._on_span(exchange, alerts)
+        await self._claimed(exchange, alerts)
+
+    def raise_soon(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        """`raised`, for code that cannot wait for the store: on the span at once, claimed
+        in the background."""
+        self._on_span(exchange, alerts)
+        self._background.spawn(self._claimed(exchange, alerts))
+
+    def _on_span(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
         for alert in alerts:
             exchange.span.add_event("tollgate.alert", {
                 "tollgate.alert.rule": alert.rule, "tollgate.alert.severity": alert.severity,
                 "tollgate.alert.message": alert.message,
             })
         exchange.outcome["tollgate.alerts"] = tuple(sorted({a.rule for a in alerts}))
+
+    async def _claimed(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        """Each alert not raised within the window claimed, then recorded and sent."""
         who, now, raised = exchange.who, time.monotonic(), time.time()
         for alert in alerts:
             key = (alert.rule, _deduplicated(who, alert))
@@ -68,14 +85,14 @@ class Alerts:
             trace_ids = [exchange.trace_id, *(
                 t for t in (self._tracker.notable(exchange.identity) if self._tracker else [])
                 if t != exchange.trace_id)]
-            self._background.spawn(self._raise(alert, exchange, trace_ids, raised))
+            if await self._claim(alert, _deduplicated(who, alert), exchange.trace_id):
+                self._background.spawn(self._raise(alert, exchange, trace_ids, raised))
 
     async def _raise(self, alert: Alert, exchange: Exchange, trace_ids: list[str],
                      raised: float) -> None:
-        """`raised`: when the decision raised it (the alert record's time)."""
+        """A claimed alert recorded and sent; `raised`: when the decision raised it (the
+        alert record's time)."""
         who = exchange.who
-        if not await self._claim(alert, _deduplicated(who, alert), exchange.trace_id):
-            return
         metrics.alert_raised(alert.rule, alert.severity)
         found = {"rule": alert.rule, "severity": alert.severity, "message": alert.message,
                  "identity": who, "target": exchange.target.name if exchange.target else None,

@@ -195,7 +195,7 @@ class Pipeline:
         if decision.action == "deny" and self._activity is not None:
             await self._activity.refused(exchange.identity)
         if decision.alerts and self._alerts is not None:
-            self._alerts.raised(exchange, decision.alerts)
+            await self._alerts.raised(exchange, decision.alerts)
         return decision
 
     async def probe(self, exchange: Exchange, phase: str, meaning: Any) -> Decision:

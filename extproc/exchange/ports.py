@@ -90,7 +90,12 @@ class Activity(Protocol):
 class Alerts(Protocol):
     """Where the policy's alerts go (exchange/alerts.py)."""
 
-    def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
-        """On the exchange's span at once; to the record and the webhook in the
-        background, once per rule and identity within the deduplication window."""
+    async def raised(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        """On the exchange's span at once; claimed (once per rule and identity within the
+        deduplication window, over every process) before it returns; to the record and
+        the webhook in the background."""
+        ...
+
+    def raise_soon(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+        """`raised` in the background, for code that cannot wait."""
         ...

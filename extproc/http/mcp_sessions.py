@@ -302,7 +302,7 @@ class McpSessions:
                      "hold: not found", exchange.trace_id, owner, target)
         elif self._alerts is not None:
             whose = sorted({f"{b.owner} on target {b.target}" for b in others})
-            self._alerts.raised(exchange, (Alert(RULE, "critical", (
+            self._alerts.raise_soon(exchange, (Alert(RULE, "critical", (
                 f"{owner} named an MCP session of {', '.join(whose)} on target {target}: "
                 "refused as not found (a leaked session id?)")),))
         return NotFound(status, body, headers)

@@ -113,6 +113,28 @@ async def test_an_alert_is_on_the_span_in_the_record_and_sent_once_a_burst(
         hook.stop()
 
 
+async def test_the_alert_is_claimed_before_the_decision_returns(
+        store: AsyncStore, store_url: str) -> None:
+    """Of two processes deciding one after the other, the first raises the alert: its
+    claim is in the store once its decision is made, before the answer goes (claimed in
+    the background, the second's claim could come first, and the alert then named the
+    later exchange)."""
+    one, other = Setup(store, store_url, None), Setup(store, store_url, None)
+    try:
+        first = await one.exchange()
+        assert await store.execute("SELECT trace_id FROM alerts_raised WHERE rule = ?",
+                                   ("t.delete",)) == [(first.trace_id,)]
+        await other.exchange()
+        (recorded,) = await until(one.alerts_recorded)
+        assert recorded.trace_id == first.trace_id
+        await until(lambda: other.alerts._background._tasks == set())
+        assert other.alerts_recorded() == []
+    finally:
+        for setup in (one, other):
+            await setup.alerts.close()
+            await setup.tracker.close()
+
+
 async def test_two_processes_raise_one_alert_and_the_window_ends(
         store: AsyncStore, store_url: str) -> None:
     one, other = Setup(store, store_url, None, dedup=0.5), Setup(store, store_url, None,
