@@ -131,10 +131,28 @@ class Pipeline:
             admission()
         answer = exchange.refuse(bad)
         exchange.outcome["tollgate.outcome"] = bad.message  # the record's outcome.detail
+        self.finished(exchange, admission)
+        return answer
+
+    def finished(self, exchange: Exchange, admission: Admission) -> None:
+        """The exchange ends: its span, and its record when the record admitted it."""
         evidence = exchange.finish()
         if admission.admitted:
             self.recorder.submit(evidence, exchange.who)
-        return answer
+
+    def command_answered(self, exchange: Exchange, admission: Admission, started: float,
+                         headers: dict[str, str], sample: bytes) -> None:
+        """A database session's command ends, its answer gone by (or refused): what it
+        returned as the record's response (`headers`: its summary; `sample`: its rows as
+        NDJSON, masked as delivered), how long the server took since `started`
+        (perf_counter), then `finished`."""
+        exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
+        exchange.evidence.response = exchange.response = {
+            "status": 0, "headers": headers, "body": None}
+        if sample:
+            exchange.evidence.response_type = "application/x-ndjson"
+            exchange.delivered(sample, exchange.mask)
+        self.finished(exchange, admission)
 
     async def interpret(self, exchange: Exchange, size: int) -> None:
         """What the request means (`size`: the bytes its interpreter reads)."""

@@ -191,9 +191,7 @@ class Front(StreamListener):
             upstream = await self._connect(exchange, admission, target, response, problem,
                                            seq + 1)
         finally:
-            evidence = exchange.finish()
-            if admission.admitted:
-                self._pipeline.recorder.submit(evidence, exchange.who)
+            self._pipeline.finished(exchange, admission)
         writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
             capabilities=bound.capabilities)))

@@ -724,7 +724,7 @@ class Session:
             self._writer.write(refusal_packet(answer, (seq + 1) & 0xFF))
             raise Closed("a change of user refused") from None
         finally:
-            self._record(exchange, admission)
+            self._pipeline.finished(exchange, admission)
         self._session_reset()
         self._bound, self._open, self._status = bound, opener, status
         await self._connections.bind(self)
@@ -957,19 +957,9 @@ class Session:
         outcome = exchange.outcome
         outcome["tollgate.outcome"] = run.error or "; ".join(run.results) or "done"
         outcome["tollgate.mysql.rows"] = run.rows
-        exchange.evidence.upstream_ms = (time.perf_counter() - run.started) * 1000
-        exchange.evidence.response = exchange.response = {
-            "status": 0, "headers": {"results": "; ".join(run.results),
-                                     "rows": str(run.rows)}, "body": None}
-        if run.sample:
-            exchange.evidence.response_type = "application/x-ndjson"
-            exchange.delivered(bytes(run.sample), exchange.mask)
-        self._record(exchange, run.admission)
-
-    def _record(self, exchange: Exchange, admission: Admission) -> None:
-        evidence = exchange.finish()
-        if admission.admitted:
-            self._pipeline.recorder.submit(evidence, exchange.who)
+        self._pipeline.command_answered(
+            exchange, run.admission, run.started,
+            {"results": "; ".join(run.results), "rows": str(run.rows)}, bytes(run.sample))
 
 
 def _unknown(connection_id: int) -> str:

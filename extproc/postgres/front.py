@@ -257,9 +257,7 @@ class Front(StreamListener):
         try:
             upstream = await self._connect(exchange, admission, target, passed, problem)
         finally:
-            evidence = exchange.finish()
-            if admission.admitted:
-                self._pipeline.recorder.submit(evidence, exchange.who)
+            self._pipeline.finished(exchange, admission)
         process_id, secret = await self._key(upstream, target, opener, writer)
         writer.write(b"".join([
             pg.encode_authentication(0),
@@ -369,9 +367,7 @@ class Front(StreamListener):
         except (RecordingQuota, RecordingUnavailable) as exc:
             exchange.outcome["tollgate.outcome"] = f"cancel not sent: {exc}"
         finally:
-            evidence = exchange.finish()
-            if admission.admitted:
-                self._pipeline.recorder.submit(evidence, exchange.who)
+            self._pipeline.finished(exchange, admission)
 
 
 # Every exchange of the front, its logins too: the conventions' name, and the older one

@@ -929,16 +929,9 @@ class Session:
         outcome["tollgate.postgres.rows"] = run.rows
         if run.commands:
             outcome["tollgate.postgres.commands"] = tuple(run.commands)
-        exchange.evidence.upstream_ms = (time.perf_counter() - run.started) * 1000
-        exchange.evidence.response = exchange.response = {
-            "status": 0, "headers": {"command": "; ".join(run.commands),
-                                     "rows": str(run.rows)}, "body": None}
-        if run.sample:
-            exchange.evidence.response_type = "application/x-ndjson"
-            exchange.delivered(bytes(run.sample), exchange.mask)
-        evidence = exchange.finish()
-        if run.admission.admitted:
-            self._pipeline.recorder.submit(evidence, exchange.who)
+        self._pipeline.command_answered(
+            exchange, run.admission, run.started,
+            {"command": "; ".join(run.commands), "rows": str(run.rows)}, bytes(run.sample))
 
     def _client_error(self, message: bytes) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):

@@ -199,9 +199,7 @@ class Gate:
             exchange.response = exchange.evidence.response = {
                 "status": status if status is not None else -1, "headers": headers or {},
                 "body": None}
-        evidence = exchange.finish()
-        if verdict.admission.admitted:
-            self._pipeline.recorder.submit(evidence, exchange.who)
+        self._pipeline.finished(exchange, verdict.admission)
 
     @staticmethod
     def _waiting(exchange: Exchange, seconds: int) -> str:
