@@ -12,11 +12,13 @@ import pytest
 
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
+from extproc.quickstart import stack
 from extproc.recording.chain import Signer
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support.databases import throwaway_database
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
 from tests.support.http_server import refusing_port
+from tests.support.suite_ports import quickstart_ports, suite_ports, workers_of
 from tests.support.tls import TlsFiles, write_tls_files
 
 # `e2e` by folder (tests/e2e/ runs through a real Envoy) or by fixture (a running gateway,
@@ -33,6 +35,18 @@ DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom")
 
 def broken_devices() -> list[str]:
     return [path for path in DEVICES if not stat.S_ISCHR(os.stat(path).st_mode)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run on ports the suite cannot use (TOLLGATE_TEST_PORTS, in
+    docs/development.md), once, before any test runs, rather than fail every test that
+    starts a server."""
+    try:
+        suite_ports(os.environ.get(stack.PORTS_VARIABLE),
+                    workers_of(len(config.getoption("tx", None) or ())),
+                    stack.ephemeral_ports(), quickstart_ports())
+    except stack.StackError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,10 +41,56 @@ def envoy_binary() -> str:
     return found
 
 
-# Ports for servers the tests and benchmarks start: below Linux's ephemeral range
-# (32768-60999), which the kernel hands to outgoing connections, so no client socket of
-# any process can take one between its choice and its bind.
-_PORTS = range(20000, 32768)
+# Ports for servers the tests and benchmarks start: 20000-32767, or the range
+# TOLLGATE_TEST_PORTS=LOW-HIGH names (beside a quickstart moved by --base-port, or another
+# clone's suite; docs/development.md). Always below the kernel's ephemeral range, which it
+# hands to outgoing connections, so no client socket of any process can take one between
+# its choice and its bind; and clear of the quickstart's own ports, which tests start it on
+# (tests/conftest.py checks the range before the suite runs).
+PORTS_VARIABLE = "TOLLGATE_TEST_PORTS"
+DEFAULT_PORTS = range(20000, 32768)
+# The fewest ports a test process's band may hold: a test's gateways, with their replicas'
+# fronts, hold a few dozen at once, and a band walked round too soon offers one again.
+MIN_BAND = 100
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_RANGE = re.compile(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", re.ASCII)
+
+
+def ephemeral_ports(path: Path = EPHEMERAL_RANGE_FILE) -> range:
+    """The kernel's ephemeral ports (Linux's default, 32768-60999, where unreadable)."""
+    try:
+        low, high = (int(n) for n in path.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return range(32768, 61000)
+    return range(low, high + 1)
+
+
+def port_range(value: str | None, workers: int, ephemeral: range) -> range:
+    """The ports TOLLGATE_TEST_PORTS's `value` names (DEFAULT_PORTS unset or empty), for
+    `workers` test processes; StackError, naming the variable, where a value is no
+    LOW-HIGH of ports 1024-65535, reaches into the `ephemeral` range, or holds fewer than
+    MIN_BAND ports a process."""
+    ports, named = DEFAULT_PORTS, f"the suite's default ports ({PORTS_VARIABLE} unset)"
+    if value and value.strip():
+        named = f"{PORTS_VARIABLE}={value}"
+        found = _RANGE.fullmatch(value)
+        if found is None:
+            raise StackError(f"{named}: expected LOW-HIGH, e.g. {PORTS_VARIABLE}=20000-32767")
+        low, high = int(found[1]), int(found[2])
+        if not 1024 <= low <= high <= 65535:
+            raise StackError(f"{named}: expected ports 1024-65535, LOW at most HIGH")
+        ports = range(low, high + 1)
+    if ports.start < ephemeral.stop and ephemeral.start < ports.stop:
+        raise StackError(
+            f"{named} ({ports.start}-{ports.stop - 1}) reaches into the kernel's ephemeral "
+            f"ports {ephemeral.start}-{ephemeral.stop - 1} ({EPHEMERAL_RANGE_FILE}), which "
+            f"outgoing connections take: set {PORTS_VARIABLE} to a range below {ephemeral.start}"
+            f" or above {ephemeral.stop - 1}")
+    if len(ports) < workers * MIN_BAND:
+        raise StackError(
+            f"{named} holds {len(ports)} ports; {workers} test processes need "
+            f"{MIN_BAND} each ({workers * MIN_BAND}): widen it, or run fewer (-n)")
+    return ports
 
 
 class _Band:
@@ -52,11 +99,12 @@ class _Band:
     own, each port at most once per pass, skipping those some listener holds."""
 
     def __init__(self) -> None:
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+        workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), 1)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-        index = int(worker[2:]) if worker[2:].isdigit() else 0
-        size = len(_PORTS) // max(workers, 1)
-        self.ports = range(_PORTS.start + index * size, _PORTS.start + (index + 1) * size)
+        index = (int(worker[2:]) if worker[2:].isdigit() else 0) % workers
+        ports = port_range(os.environ.get(PORTS_VARIABLE), workers, ephemeral_ports())
+        size = len(ports) // workers
+        self.ports = range(ports.start + index * size, ports.start + (index + 1) * size)
         self._next = (os.getpid() * 7919) % len(self.ports)
 
     def take(self, count: int) -> int:
