@@ -5,11 +5,12 @@ No wheel carries a MariaDB or MySQL server (PyPI has clients and drivers only; c
 2026-11-26), so the server is Debian's `mariadb-server` (10.11: `mariadbd` and
 `mariadb-install-db`, with the `mariadb` client), which the machines tollgate is built
 and tested on have. Where it is missing, `tollgate up` serves everything else and says
-how to add it (`missing`). Each `up` makes a new data folder in its temporary one (under
-a second), seeded with the demo upstream's customers, listening on 127.0.0.1 only. The
-gateway logs in as its own account (`tollgate_demo`, by mysql_native_password, MariaDB's
-default) with the password of the quickstart config's demo-mysql target; agents never
-see it. As root the server runs as `mysql` (mariadbd drops to it itself).
+how to add it (`missing`). Each `up` makes a new data folder in a private folder of the
+server's account (under a second), seeded with the demo upstream's customers, listening
+on 127.0.0.1 only. The gateway logs in as its own account (`tollgate_demo`, by
+mysql_native_password, MariaDB's default) with the password of the quickstart config's
+demo-mysql target; agents never see it. Under root the server runs as `mysql`
+(accounts.py), never as root.
 
 The tests' private servers (tests/support/mariadb.py) are made by the same two steps,
 `install` and `server_argv`.
@@ -18,13 +19,12 @@ The tests' private servers (tests/support/mariadb.py) are made by the same two s
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from extproc.quickstart import stack
+from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_upstream import CUSTOMERS
 
 ACCOUNT = "tollgate_demo"  # the gateway's own account on the demo server
@@ -51,10 +51,8 @@ def missing() -> str | None:
             "mariadb-server mariadb-client)")
 
 
-def owner() -> str:
-    """Whose the server's files are and who it runs as: `mysql` under root (mariadbd
-    refuses root), else this user."""
-    return "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+# Who runs the server under root, which mariadbd refuses (accounts.py).
+ACCOUNTS = ("mysql",)
 
 
 def install(data: Path, user: str, timeout: float = 120.0) -> None:
@@ -85,19 +83,16 @@ def root(unix_socket: Path, sql: str, timeout: float = 30.0) -> subprocess.Compl
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def start(port: int, folder: Path, password: str, log_dir: Path | None,
-          timeout: float = 60.0) -> stack.Process:
-    """A new server in `folder` (a new folder in a temporary one) on 127.0.0.1:`port`,
-    seeded, the gateway's account given `password`; ready once it takes a login."""
-    user = owner()
+def start(port: int, folder: Path, account: accounts.Account | None, password: str,
+          log_dir: Path | None, timeout: float = 60.0) -> stack.Process:
+    """A new server in `folder` (a private folder of `account`'s: accounts.py), run as
+    `account` (None: as this user) on 127.0.0.1:`port`, seeded, the gateway's account
+    given `password`; ready once it takes a login."""
+    user = accounts.owner(account)
     data, unix_socket = folder / "data", folder / "sock"
-    folder.mkdir(mode=0o700)
-    if os.geteuid() == 0:  # the server's user must reach its folder, in a temporary one
-        shutil.chown(folder, user)
-        folder.parent.chmod(folder.parent.stat().st_mode | 0o001)
     install(data, user, timeout)
-    server = stack.Process.spawn("demo-mariadb", server_argv(
-        data, user, port, unix_socket, folder), log_dir)
+    server = stack.Process.spawn("demo-mariadb", accounts.run_as(account, server_argv(
+        data, user, port, unix_socket, folder)), log_dir)
     server.ready_or_fail(lambda: root(unix_socket, "SELECT 1").returncode == 0, timeout,
                          f"logins on port {port}")
     done = root(unix_socket, seed_sql(password))

