@@ -76,9 +76,24 @@ def main(args: argparse.Namespace) -> int:
     until = datetime.datetime.fromtimestamp(certificate.valid_before, datetime.UTC)
     print(terminal(f"certificate for {certificate.key_id.decode(errors='replace')} until "
                    f"{until:%Y-%m-%d %H:%M:%S} UTC: {written}"))
-    print("log in to a target (its login, e.g. web-1) with:")
-    print(f"  {shlex.join(command)} TARGET@{shlex.quote(host)}")
+    logins = _logins(answer)
+    if len(logins) == 1:
+        print(f"log in to {logins[0]}, this gateway's SSH target, with:")
+    elif logins:
+        print(f"log in to a target, TARGET one of its logins ({', '.join(logins)}), with:")
+    else:
+        print("log in to a target (TARGET: its login; this gateway names none) with:")
+    print(f"  {shlex.join(command)} {shlex.quote(logins[0] if len(logins) == 1 else 'TARGET')}"
+          f"@{shlex.quote(host)}")
     return 0
+
+
+def _logins(answer: dict[str, Any]) -> list[str]:
+    """The logins of the gateway's SSH targets, as its answer names them, shown safely."""
+    named = answer.get("logins")
+    if not isinstance(named, list):
+        return []
+    return [terminal(login) for login in named if isinstance(login, str) and login]
 
 
 def _public_key(key: Path) -> str:

@@ -3,14 +3,16 @@
     POST /v1/ssh/certificates  {"public_key": "ssh-ed25519 AAAA..."}
       → {"certificate": "ssh-ed25519-cert-v01@openssh.com AAAA...", "key_id": SUB,
          "principals": ["tollgate:front"], "valid_before": "2026-11-25T13:00:00Z",
-         "gateway_host_key": "ssh-ed25519 AAAA...", "ssh_port": 2222 | null}
+         "gateway_host_key": "ssh-ed25519 AAAA...", "ssh_port": 2222 | null,
+         "logins": ["web-1", ...]}
 
 The caller is an agent, with its own token (Authorization: Bearer), verified as Envoy
 verifies it (approvals/auth.py); the certificate carries that token's claims and lives
 `ssh.certificate_minutes`, never past the token (certificates.py). The answer names the
 front's host key, so that the client pins it before its first login, and the port agents
-reach the front on (Envoy's ssh listener), when tollgate knows it. `tollgate ssh login`
-is the client (extproc/cli/ssh.py).
+reach the front on (Envoy's ssh listener), when tollgate knows it, and the logins of the
+config's ssh targets (the user names that reach them), so the client's hint names what
+exists. `tollgate ssh login` is the client (extproc/cli/ssh.py).
 Errors are JSON: {"error": code, "message": ...}: 401 no token that verifies, 400 a body
 or a key that cannot be certified, 404 when this gateway has no user CA.
 """
@@ -43,9 +45,11 @@ class _Refused(Exception):
 
 class CertificatesApi:
     def __init__(self, verifier: Verifier, identity: Identity, ca: UserCA | None,
-                 host_key: str | None, minutes: int, ssh_port: int | None) -> None:
+                 host_key: str | None, minutes: int, ssh_port: int | None,
+                 logins: tuple[str, ...] = ()) -> None:
         self._verifier, self._identity, self._ca = verifier, identity, ca
         self._host_key, self._minutes, self._ssh_port = host_key, minutes, ssh_port
+        self._logins = logins
 
     @classmethod
     def of(cls, config: Config, verifier: Verifier, ssh_port: int | None) -> CertificatesApi:
@@ -54,10 +58,11 @@ class CertificatesApi:
         front = config.ssh
         if front is None or front.user_ca_key_file is None:
             return cls(verifier, config.identity, None, None, 0, ssh_port)
+        logins = tuple(t.match.login for t in config.targets if t.match.login is not None)
         return cls(verifier, config.identity,
                    UserCA.from_file(config.resolve(front.user_ca_key_file), config.identity),
                    host_key_line(config.resolve(front.host_key_file)),
-                   front.certificate_minutes, ssh_port)
+                   front.certificate_minutes, ssh_port, logins)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(PATH, self._issue)]
@@ -81,6 +86,7 @@ class CertificatesApi:
             "certificate": issued.line, "key_id": issued.key_id,
             "principals": list(issued.principals), "valid_before": shown,
             "gateway_host_key": self._host_key, "ssh_port": self._ssh_port,
+            "logins": list(self._logins),
         })
 
     async def _caller(self, request: web.Request) -> dict[str, Any]:

@@ -59,12 +59,13 @@ def ca() -> UserCA:
 
 
 @asynccontextmanager
-async def gateway(ca: UserCA, tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
+async def gateway(ca: UserCA, tmp_path: Path, logins: tuple[str, ...] = ("web-1",)
+                  ) -> AsyncIterator[tuple[str, int]]:
     """The certificate route, naming the host key and port of an SSH server that trusts
-    `ca` as the front does: (admin API URL, SSH port)."""
+    `ca` as the front does, and the logins of its targets: (admin API URL, SSH port)."""
     async with certificate_front(ca, tmp_path) as front:
         api = CertificatesApi(agent_verifier(tmp_path), Identity(), ca, front.host_key_line,
-                              60, front.port)
+                              60, front.port, logins)
         async with admin_api(api.routes()) as url:
             yield url, front.port
 
@@ -85,13 +86,31 @@ async def test_the_printed_command_logs_in_with_the_certificate(
         assert known_hosts.read_text().split()[0] == f"[127.0.0.1]:{port}"
         status, shown, _ = await run("ssh-keygen", "-L", "-f", str(certificate))
         assert status == 0 and 'Key ID: "svc-autogen"' in shown
+        assert out.splitlines()[1] == "log in to web-1, this gateway's SSH target, with:"
         command = shlex.split(out.splitlines()[-1])
         assert command == ["ssh", "-i", str(key), "-o", f"UserKnownHostsFile={known_hosts}",
-                           "-o", "IdentitiesOnly=yes", "-p", str(port), "TARGET@127.0.0.1"]
+                           "-o", "IdentitiesOnly=yes", "-p", str(port), "web-1@127.0.0.1"]
         status, ran, complaint = await run(
-            *command[:-1], "-F", "/dev/null", "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes", "web-1@127.0.0.1", "id")
+            *command, "-F", "/dev/null", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes", "id")
         assert (status, ran) == (0, "login=web-1 sub=svc-autogen pty=None\n"), complaint
+
+
+@pytest.mark.parametrize(("logins", "hint", "target"), [
+    (("web-1", "db-jump"), "log in to a target, TARGET one of its logins (web-1, db-jump), "
+                           "with:", "TARGET"),
+    ((), "log in to a target (TARGET: its login; this gateway names none) with:", "TARGET"),
+])
+async def test_the_hint_names_the_targets_the_gateway_has(
+        ca: UserCA, tmp_path: Path, logins: tuple[str, ...], hint: str, target: str) -> None:
+    """The printed hint names the logins of the running gateway's SSH targets (never an
+    example host it does not have); with several or none, the command says TARGET."""
+    async with gateway(ca, tmp_path, logins) as (url, _):
+        status, out, err = await tollgate(tmp_path, "--url", url, "--token",
+                                          tokens.token("svc-autogen", ttl=600))
+    assert status == 0, err
+    assert out.splitlines()[1] == hint
+    assert out.splitlines()[2].endswith(f" {target}@127.0.0.1")
 
 
 async def test_the_default_key_is_made_once_readable_by_its_owner_alone(
