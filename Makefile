@@ -1,5 +1,7 @@
 # The two commands of a fresh machine:
-#   make run    create .venv, install, run `tollgate up` (Envoy + tollgate + demo upstream)
+#   make run    create .venv, install, run `tollgate up` (Envoy + tollgate + demo upstream);
+#               ARGS are `tollgate up`'s: make run ARGS="--base-port 20000" moves every port
+#               (`tollgate up --help` lists the flags that move them one by one)
 #   make test   create .venv (and .venv-autogen for the agent examples), install with test
 #               extras, install Debian's Chromium if missing, run ruff, mypy and the whole suite
 # and while working: make test-unit (the tests not marked e2e, slow or timing: no Envoy,
@@ -34,8 +36,11 @@ PLAYER = extproc/admin/recordings/vendor/asciinema-player.min.js
 .PHONY: run test test-unit lint docs bench bench-smoke soak clean system-deps autogen ag2 \
         mcp-agent
 
+# `tollgate up`'s arguments, for make run.
+ARGS ?=
+
 run: $(VENV)/.run-deps $(PLAYER)
-	$(BIN)/tollgate up
+	$(BIN)/tollgate up $(ARGS)
 
 # The suite on four processes: much of an end-to-end test is waiting (on Envoy, tollgate,
 # a hold), so on two cores more processes than cores keep both busy (10,200 tests: 7 m 16 s
