@@ -13,7 +13,8 @@
 # minutes of traffic): neither is part of CI; make bench-smoke (the load benchmark's
 # few seconds that make test runs too, as tests/bench/test_load_smoke.py);
 # make docs (the documentation site, from docs/ into build/docs; make test builds it too,
-# as tests/docs/, with its links and commands checked).
+# as tests/docs/, with its links and commands checked); make docs-serve (the same site served
+# at http://127.0.0.1:8000 and rebuilt as its pages change; DOCS_PORT=N moves it).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -33,8 +34,8 @@ PLAYER_VERSION = 3.18.0
 PLAYER_DIST = build/player/node_modules/asciinema-player
 PLAYER = extproc/admin/recordings/vendor/asciinema-player.min.js
 
-.PHONY: run test test-unit lint docs bench bench-smoke soak clean system-deps autogen ag2 \
-        mcp-agent
+.PHONY: run test test-unit lint docs docs-serve bench bench-smoke soak clean system-deps \
+        autogen ag2 mcp-agent
 
 # `tollgate up`'s arguments, for make run.
 ARGS ?=
@@ -97,9 +98,16 @@ lint: $(VENV)/.test-deps
 	$(BIN)/lint-imports --no-logo
 
 # MkDocs with --strict (mkdocs.yml): a broken link or anchor, or a page left out of the
-# nav, fails the build. TOLLGATE_REPO_URL set links the pages' source files to it.
-docs: $(VENV)/.test-deps
+# nav, fails the build. TOLLGATE_REPO_URL set links the pages' source files to it. Only
+# the docs extra: no test tools, no Debian packages.
+docs: $(VENV)/.docs-deps
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The site served as its pages are edited, on 127.0.0.1 only, at a port clear of the
+# quickstart's (README), of the suite's (20000-32767) and of the kernel's ephemeral ones.
+DOCS_PORT ?= 8000
+docs-serve: $(VENV)/.docs-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.parse_cost
@@ -147,6 +155,10 @@ endef
 
 $(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
 	$(call install,)
+	touch $@
+
+$(VENV)/.docs-deps: pyproject.toml | $(VENV)/bin/python
+	$(call install,[docs])
 	touch $@
 
 # The real OPA engine, in process, for the parity tests and the OPA stand-in (no OPA
