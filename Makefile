@@ -14,7 +14,9 @@
 # few seconds that make test runs too, as tests/bench/test_load_smoke.py);
 # make docs (the documentation site, from docs/ into build/docs; make test builds it too,
 # as tests/docs/, with its links and commands checked); make docs-serve (the same site served
-# at http://127.0.0.1:8000 and rebuilt as its pages change; DOCS_PORT=N moves it).
+# at http://127.0.0.1:8000 and rebuilt as its pages change; DOCS_PORT=N moves it);
+# make clean (removes the venvs, the site and the tools' caches).
+# Each target installs what it needs first, on a fresh clone too (tests/test_make_targets.py).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -69,8 +71,9 @@ test: $(VENV)/.test-deps $(AGENTS)/.deps $(AXE) $(PLAYER) system-deps
 	wait $$checking && exit $$tested
 	$(BIN)/pytest -m timing $(TIMING_TESTS)
 
-# pyproject.toml says what the markers mean; tests/conftest.py marks most e2e tests.
-test-unit: $(VENV)/.test-deps
+# pyproject.toml says what the markers mean; tests/conftest.py marks most e2e tests. The
+# recordings page's tests read the player (on SQLite they are not e2e).
+test-unit: $(VENV)/.test-deps $(PLAYER)
 	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto
 
 # What the tests need from the system: checked on every run (a few milliseconds once
