@@ -40,11 +40,12 @@ def broken_devices() -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     """Refuse to run on ports the suite cannot use (TOLLGATE_TEST_PORTS, in
     docs/development.md), once, before any test runs, rather than fail every test that
-    starts a server."""
+    starts a server. The default range is clear of the quickstart's ports
+    (tests/test_suite_ports.py), which are read only for a range set."""
+    value = os.environ.get(stack.PORTS_VARIABLE)
     try:
-        suite_ports(os.environ.get(stack.PORTS_VARIABLE),
-                    workers_of(len(config.getoption("tx", None) or ())),
-                    stack.ephemeral_ports(), quickstart_ports())
+        suite_ports(value, workers_of(len(config.getoption("tx", None) or ())),
+                    stack.ephemeral_ports(), quickstart_ports() if value and value.strip() else ())
     except stack.StackError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -160,5 +160,8 @@ def test_the_suite_refuses_to_start_on_a_bad_range(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(VARIABLE, "21000")
     with pytest.raises(pytest.UsageError, match=f"^{VARIABLE}=21000: expected LOW-HIGH"):
         conftest.pytest_configure(pytestconfig)
+    monkeypatch.setenv(VARIABLE, "10000-19999")
+    with pytest.raises(pytest.UsageError, match=r"the quickstart.s own ports \(10000, the"):
+        conftest.pytest_configure(pytestconfig)
     monkeypatch.setenv(VARIABLE, "21000-25999")
     conftest.pytest_configure(pytestconfig)
