@@ -53,7 +53,7 @@ async def serve(api: CertificatesApi) -> AsyncIterator[Client]:
 @pytest.fixture
 async def client(ca: UserCA, tmp_path: Path) -> AsyncIterator[Client]:
     api = CertificatesApi(agent_verifier(tmp_path), Identity(), ca, "ssh-ed25519 AAAAHOST",
-                          60, 2222)
+                          60, 2222, ("web-1", "db-jump"))
     async with serve(api) as found:
         yield found
 
@@ -61,13 +61,13 @@ async def client(ca: UserCA, tmp_path: Path) -> AsyncIterator[Client]:
 async def test_an_agents_token_and_key_get_a_certificate(ca: UserCA, client: Client) -> None:
     """The certificate carries the token's subject and groups, names tollgate's principal,
     ends with the token (five minutes, though an hour is allowed); the answer names the
-    gateway's host key and SSH port."""
+    gateway's host key, its SSH port and its targets' logins."""
     token = tokens.token("svc-autogen", ["agents", "deployers"], ttl=300)
     status, body = await client.post({"public_key": public_line(
         ed25519.Ed25519PrivateKey.generate())}, token)
     assert status == 200, body
     assert set(body) == {"certificate", "key_id", "principals", "valid_before",
-                         "gateway_host_key", "ssh_port"}
+                         "gateway_host_key", "ssh_port", "logins"}
     carried = ca.claims_of(body["certificate"])
     assert (carried["sub"], carried["groups"]) == ("svc-autogen", ["agents", "deployers"])
     assert (body["key_id"], body["principals"]) == ("svc-autogen", [PRINCIPAL])
@@ -75,6 +75,7 @@ async def test_an_agents_token_and_key_get_a_certificate(ca: UserCA, client: Cli
     assert body["valid_before"] == datetime.datetime.fromtimestamp(
         expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert (body["gateway_host_key"], body["ssh_port"]) == ("ssh-ed25519 AAAAHOST", 2222)
+    assert body["logins"] == ["web-1", "db-jump"]
 
 
 def stranger_token() -> str:
