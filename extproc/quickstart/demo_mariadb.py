@@ -56,10 +56,11 @@ ACCOUNTS = ("mysql",)
 
 
 def install(data: Path, user: str, timeout: float = 120.0) -> None:
-    """A new data folder (system tables, root with no password over the socket)."""
+    """A new data folder (system tables, root with no password over the socket), its
+    temporary files beside it: $TMPDIR may be one the server's user cannot write."""
     done = subprocess.run([_need("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
                            f"--user={user}", "--auth-root-authentication-method=normal",
-                           "--skip-test-db", _SMALL_LOG],
+                           "--skip-test-db", _SMALL_LOG, f"--tmpdir={data.parent}"],
                           capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise stack.StackError(f"mariadb-install-db failed:\n{done.stderr[-2000:]}")

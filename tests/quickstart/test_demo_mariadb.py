@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pymysql
@@ -36,6 +38,24 @@ def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
                     (c["id"], c["name"], c["ssn"]) for c in CUSTOMERS)
         finally:
             assert server.stop() == 0
+
+
+def test_a_temporary_folder_its_account_cannot_write_is_no_matter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """$TMPDIR passable but not writable for `mysql` (as a user's own): the server and
+    its installation keep their temporary files in its private folder."""
+    shared = Path(tempfile.mkdtemp(prefix="tollgate-test-"))
+    try:
+        shared.chmod(0o711)
+        monkeypatch.setenv("TMPDIR", str(shared))
+        monkeypatch.setattr(tempfile, "tempdir", str(shared))
+        account = accounts.service_account(*demo_mariadb.ACCOUNTS)
+        with accounts.private_folder(account, "demo-mariadb") as folder:
+            server = demo_mariadb.start(stack.free_port(), folder, account, "pw", log_dir=None)
+            assert server.stop() == 0
+        assert list(shared.iterdir()) == []
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_without_mariadb_up_says_why_and_how_to_add_it(
