@@ -5,6 +5,7 @@ run) and the demo SSH host on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 import signal
 import sys
@@ -12,6 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from extproc import envoy_bootstrap
 from extproc.config import Config, MysqlFront, PostgresFront, SshFront
 from extproc.quickstart import (
     accounts,
@@ -63,21 +65,21 @@ Try:
 While the DELETE waits, approve (or deny) it as a dba, with a token of the dba's own:
 
   export TOLLGATE_TOKEN={approver_token}
-  .venv/bin/tollgate approvals list{admin_url}
-  .venv/bin/tollgate approvals approve <ID>{admin_url} --reason "cleanup ticket"
+  {tollgate} approvals list{admin_url}
+  {tollgate} approvals approve <ID>{admin_url} --reason "cleanup ticket"
 
-or on the page {approvals}/approvals/ui (paste the dba token there).
+or on the page {approvals}/approvals/ui (paste the dba token there). Approved, the DELETE
+empties the demo's customers until the next `tollgate up`, which starts every demo server
+and its data afresh: walk the tour again after a restart.
 
 An AutoGen agent whose model (the demo's scripted one, on /v1/) and tools all go through
 the gateway: a tool call allowed, the customers masked, a DROP TABLE refused. In another
 shell:
 
-  make autogen        # or make ag2: the same agent in AG2
-  make mcp-agent      # an agent whose tools are the MCP server's below (McpWorkbench)
-
+{agents}
 An MCP server too: the demo's tools (read_file, run_shell, query, ...) at
 http://127.0.0.1:{listener}/mcp, with the same token in an Authorization header. With the
-`mcp` SDK in .venv:
+`mcp` SDK of tollgate's venv:
 
 {mcp_snippet}
 A PostgreSQL database too (demo-db): psql, psycopg or asyncpg with the token as the
@@ -100,23 +102,25 @@ refused and the session goes on:
 
 or with no password, a certificate for the token (valid an hour at most), as `tsh login`:
 
-  TOLLGATE_TOKEN=$TOKEN .venv/bin/tollgate ssh login{admin_url}
+  TOLLGATE_TOKEN=$TOKEN {tollgate} ssh login{admin_url}
                                                    # prints the ssh command to use
 
-or from Python, with asyncssh in .venv:
+or from Python, with the asyncssh of tollgate's venv:
 
 {ssh_snippet}
-Agents' way out: Envoy's forward proxy on :{egress} (HTTP_PROXY / HTTPS_PROXY, the token
-as the password). Each destination is decided on its name and every address it resolves
-to, and Envoy connects only to the address decided on (policies/egress_lists.rego lists
-where each group may go; agents: PyPI). The cloud metadata address and a site not on the
-list are refused, with the reason in x-tollgate-reason:
+Agents' way out: Envoy's forward proxy on :{egress} (http_proxy / https_proxy, the token
+as the password; curl reads only the lower-case http_proxy, other tools the upper-case
+names, so both are set). Each destination is decided on its name and every address it
+resolves to, and Envoy connects only to the address decided on (policies/egress_lists.rego
+lists where each group may go; agents: PyPI). The cloud metadata address and a site not
+on the list are refused, with the reason in x-tollgate-reason:
 
-  export HTTPS_PROXY=http://you:$TOKEN@127.0.0.1:{egress} HTTP_PROXY=http://you:$TOKEN@127.0.0.1:{egress}
+  export http_proxy=http://you:$TOKEN@127.0.0.1:{egress}
+  export https_proxy=$http_proxy HTTP_PROXY=$http_proxy HTTPS_PROXY=$http_proxy
   curl -sI https://pypi.org/simple/           # allowed, if pypi.org resolves to a public address
   curl -si http://169.254.169.254/latest/meta-data/   # refused: an internal address
   curl -sI https://example.com/               # refused: not on the agents' list
-  unset HTTPS_PROXY HTTP_PROXY
+  unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 
 A rug pull: on the MCP server's own port, this changes read_file's description behind
 the gateway's back; list the tools again to see what tollgate does with the new one:
@@ -128,7 +132,7 @@ each agent run as a timeline on {approvals}/recordings/ui (paste this token ther
 the period's compliance report, signed:
 
   export AUDITOR_TOKEN={auditor_token}
-  .venv/bin/tollgate audit report --since 1d --format html --out report.html
+  {tollgate} audit report --since 1d --format html --out report.html
 
 Every look at the record is itself recorded (`tollgate audit search --kind access`).
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
@@ -136,7 +140,7 @@ Ctrl-C stops everything.
 """
 # Flush left, so that it can be pasted into a shell as it is.
 MCP_SNIPPET = """\
-.venv/bin/python - <<'EOF'
+{python} - <<'EOF'
 import asyncio, os, httpx
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -153,7 +157,7 @@ EOF
 """
 # Flush left too; the gateway's host key pinned (known_hosts), as in the ssh line.
 SSH_SNIPPET = """\
-.venv/bin/python - <<'EOF'
+{python} - <<'EOF'
 import asyncio, os, asyncssh
 async def main():
     async with asyncssh.connect("127.0.0.1", {port}, username="demo-host",
@@ -164,6 +168,15 @@ async def main():
         print(refused.exit_status, refused.stderr)
 asyncio.run(main())
 EOF
+"""
+# The agent examples' lines of CURL_LINES: make in the checkout tollgate runs from, told
+# where the gateway listens when it moved (examples/autogen/gateway.py's TOLLGATE_URL).
+AGENT_LINES = """\
+  make -C {checkout} autogen{url}     # or ag2: the same agent in AG2
+  make -C {checkout} mcp-agent{url}   # an agent whose tools are the MCP server's below
+"""
+NO_AGENT_LINES = """\
+  (the agent examples are in tollgate's repository, examples/autogen/, not in this install)
 """
 # The MariaDB paragraph of CURL_LINES, where the demo server runs; else why it does not.
 MYSQL_LINES = """
@@ -253,12 +266,15 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
             print(CURL_LINES.format(
                 listener=ports.listener, admin=ports.admin, mcp=ports.mcp, token=token,
+                tollgate=_command("tollgate"), agents=_agent_lines(ports.listener),
                 postgres=layout.postgres, egress=layout.egress, mysql_lines=mysql_lines,
                 approver_token=approver_token, approvals=config.approvals_url,
                 auditor_token=auditor_token, admin_url=_admin_url(layout),
-                mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp"),
+                mcp_snippet=MCP_SNIPPET.format(url=f"http://127.0.0.1:{ports.listener}/mcp",
+                                               python=shlex.quote(sys.executable)),
                 ssh=layout.ssh, known_hosts=known_hosts,
-                ssh_snippet=SSH_SNIPPET.format(port=layout.ssh, known_hosts=known_hosts),
+                ssh_snippet=SSH_SNIPPET.format(port=layout.ssh, known_hosts=known_hosts,
+                                               python=shlex.quote(sys.executable)),
             ), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
@@ -277,6 +293,24 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
         finally:
             for process in reversed(processes):
                 process.stop()
+
+
+def _command(name: str) -> str:
+    """`name` as installed beside this Python (tollgate's venv), by its whole path, so the
+    printed line works in any shell and folder; else as PATH finds it."""
+    beside = Path(sys.executable).parent / name
+    return shlex.quote(str(beside)) if beside.exists() else name
+
+
+def _agent_lines(listener: int) -> str:
+    """How to run the agent examples against this stack: from the checkout tollgate runs
+    from (an installed wheel has none), told the gateway's address where it moved."""
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "Makefile").is_file() or not (checkout / "examples").is_dir():
+        return NO_AGENT_LINES
+    moved = listener != envoy_bootstrap.Ports().listener
+    url = f" TOLLGATE_URL=http://127.0.0.1:{listener}" if moved else ""
+    return AGENT_LINES.format(checkout=shlex.quote(str(checkout)), url=url)
 
 
 def _admin_url(layout: Layout) -> str:

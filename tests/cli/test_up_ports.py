@@ -6,13 +6,7 @@ that moves it. Nothing is started: the same `plan` and `write` run the stack."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import shlex
 import socket
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,8 +15,6 @@ import yaml
 from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG, main
 from extproc.quickstart import layout, stack
-from tests.quickstart.test_up import mariadb_as_printed, psql_as_printed, ssh_as_printed
-from tests.support.quickstart import running_up
 from tests.test_envoy_bootstrap_command import by_name, endpoints, envoy_validates
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,42 +191,3 @@ def test_a_port_flag_takes_a_port(argv: list[str], capsys: pytest.CaptureFixture
         main(["up", *argv])
     assert exited.value.code == 2
     assert "expected a port (1-65535)" in capsys.readouterr().err
-
-
-@pytest.mark.e2e
-def test_up_on_a_base_port_serves_every_door_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The whole quickstart on ports of the test's own: HTTP, PostgreSQL, MySQL and SSH as the
-    printed lines say, the approvals commands told where the admin API moved to, and every
-    port free again once it stops. One worker (the suite's machines are shared), and a
-    home of its own: the copy's `~` paths (the record, keys) are made absolute in it."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    given = quickstart(workers=1)
-    settings = tmp_path / "tollgate.yaml"
-    settings.write_text(yaml.safe_dump(layout.portable(given)))
-    base = stack.free_ports(layout.plan(given, layout.Moves(base=1)).span)
-    with running_up("--base-port", str(base), "--config", str(settings)) as up:
-        output = up.output
-        token = up.exported("TOKEN")
-        request = urllib.request.Request(f"http://127.0.0.1:{base}/api/customers",
-                                         headers={"authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            assert "customers" in json.loads(reply.read())
-        psql_as_printed(token, output)  # on Envoy's PostgreSQL listener, base + 3
-        assert any(f"@127.0.0.1:{base + 3}/shop" in line for line in output)
-        ssh_as_printed(token, output, tmp_path)  # base + 4
-        mariadb_as_printed(token, output)  # base + 10
-        assert any(f"-P {base + 10} " in line for line in output)
-        approver = up.exported("TOLLGATE_TOKEN")
-        (listing,) = [line.strip() for line in output if "tollgate approvals list" in line]
-        assert listing.endswith(f"--url http://127.0.0.1:{base + 5}")
-        listed = subprocess.run(
-            [sys.executable, "-m", "extproc", *shlex.split(listing)[1:], "--json"],
-            env={**os.environ, "TOLLGATE_TOKEN": approver}, capture_output=True, text=True,
-            timeout=30, check=True)
-        assert json.loads(listed.stdout)["approvals"] == []
-        assert up.stop() == 0
-    for port in layout.plan(given, layout.Moves(base=base)).ports:
-        stack.wait_until(lambda p=port.number: not stack.port_in_use(p), 10,
-                         f"port {port.number} ({port.role}) free")

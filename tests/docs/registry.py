@@ -22,8 +22,11 @@ class Run:
     note: str = ""
 
 
-UP = "tests/quickstart/test_up.py::test_up_runs_the_quickstart_and_stops_every_child"
-HELD = "tests/quickstart/test_up.py::approve_the_held_delete"
+# The quickstart's tour, run as printed from a fresh checkout with its ports moved.
+TOUR = "tests/quickstart/test_tour.py"
+UP = f"{TOUR}::test_a_fresh_checkout_in_a_closed_folder_runs_and_its_tour_does_what_it_says"
+HELD = f"{TOUR}::http_part"
+PRINTED = "the line `tollgate up` prints, on the port it moved to"
 TOKEN = Run("tests/quickstart/test_dev_tokens.py::"
             "test_prints_one_token_the_quickstart_jwks_verifies",
             '"--sub", "alice", "--groups"', "as extproc.cli.main([\"token\", ...]), other names")
@@ -46,8 +49,7 @@ README_EGRESS = Run("tests/egress/test_readme_egress_e2e.py::"
                     "test_the_readme_egress_example_is_answered_by_the_proxy",
                     "run_as_shown(gw, shown, tmp_path)",
                     "the README's block itself, run by bash, Envoy's egress port for 3128")
-# The quickstart moved, and Envoy's bootstrap written for a config (issue 44).
-UP_PORTS = "tests/cli/test_up_ports.py::test_up_on_a_base_port_serves_every_door_there"
+# Envoy's bootstrap written for a config (issue 44).
 BOOTSTRAP = "tests/test_envoy_bootstrap_command.py"
 EVERY_KIND = f"{BOOTSTRAP}::test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes"
 SESSIONS = "tests/cli/test_audit_sessions.py"
@@ -56,30 +58,32 @@ DROP = ('curl -i -X POST http://127.0.0.1:10000/sql -H "authorization: Bearer $T
 
 REGISTRY: dict[str, Run] = {
     # The two commands.
-    "make run": Run(UP, "with running_up(", "make run's recipe is `tollgate up`, which "
-                    "tests/support/quickstart.py runs as `python -m extproc up`"),
+    "make run": Run(UP, '["make", "run", f"ARGS=--base-port {base}"]',
+                    "with ARGS moving every port, in a checkout only its owner may enter"),
     "make test": Run(".ci/run", "make test", "CI runs it on every change"),
     ".venv/bin/tollgate up --base-port 20000": Run(
-        UP_PORTS, 'running_up("--base-port", str(base)',
-        "as `python -m extproc up`, from the first of a free run of ports"),
+        UP, '[tollgate, "up", "--base-port", str(base)]',
+        "from the first of a free run of ports"),
     # HTTP, and the quickstart's tour.
     "export TOKEN=$(.venv/bin/tollgate token --sub you --groups agents)": TOKEN,
     "export TOLLGATE_TOKEN=$(.venv/bin/tollgate token --sub dana --groups dba)": TOKEN,
     'curl -i http://127.0.0.1:10000/api/customers -H "authorization: Bearer $TOKEN"':
-        Run(UP, 'fetch("GET", "/api/customers", token=token)', "the same request, urllib"),
-    DROP: Run(UP, '{"sql": "DROP TABLE customers"}', "the same request, urllib"),
+        Run(HELD, 'tour.take(r"/api/customers")', PRINTED),
+    DROP: Run("tests/e2e/test_e2e.py::"
+              "test_drop_table_is_denied_with_reason_and_never_reaches_upstream",
+              '{"sql": "DROP TABLE customers"}', "the same request, to a test gateway"),
     "curl -i -X POST http://127.0.0.1:10000/sql -H \"authorization: Bearer $TOKEN\" "
     "-H 'content-type: application/json' -d '{\"sql\": \"SELECT 1; DrOp/**/TABLE customers\"}'":
         Run(f"{EGRESS}::test_plain_http_to_a_destination_target_is_read_decided_and_masked_as_that_target",
             '\'{"sql": "SELECT 1; DrOp/**/TABLE customers"}\'',
             "curl with this body to a SQL target, reached through the egress proxy"),
-    "curl -i http://127.0.0.1:10000/echo": Run(UP, 'fetch("GET", "/echo")', "urllib"),
+    "curl -i http://127.0.0.1:10000/echo": Run(HELD, r'tour.take(r"/echo\s*$")', PRINTED),
     "curl -i -X POST http://127.0.0.1:10000/sql -H \"authorization: Bearer $TOKEN\" "
     "-H 'content-type: application/json' -d '{\"sql\": \"DELETE FROM customers\"}'":
-        Run(HELD, '{"sql": "DELETE FROM customers"}', "the same request, urllib"),
-    ".venv/bin/tollgate approvals list": Run(HELD, '"approvals", "list"'),
+        Run(HELD, 'tour.take(r"DELETE FROM customers")', PRINTED),
+    ".venv/bin/tollgate approvals list": Run(HELD, 'tour.take(r"approvals list")', PRINTED),
     '.venv/bin/tollgate approvals approve <ID> --reason "cleanup"':
-        Run(HELD, '"approvals", "approve"'),
+        Run(HELD, 'tour.take(r"approvals approve <ID>")', "the printed line, its own reason"),
     ".venv/bin/tollgate audit search --since 1h":
         Run("tests/cli/test_audit_cli.py::test_search_filters_by_identity_target_action_and_since",
             'audit(mixed, "search", "--since", "1h")'),
@@ -98,26 +102,25 @@ REGISTRY: dict[str, Run] = {
         "http.post(server.rug_pull_url)", "the same POST, httpx"),
     # PostgreSQL.
     'psql "postgresql://you:$TOKEN@127.0.0.1:15432/shop?sslmode=require"':
-        Run("tests/quickstart/test_up.py::psql_as_printed", 'startswith("psql ")',
-            "the line `tollgate up` prints, which is this one"),
+        Run(f"{TOUR}::psql_part", 'tour.take(r"^psql ")', PRINTED),
     # MySQL.
     "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you -D shop "
     "--ssl-ca=$HOME/.tollgate/mysql/server.pem --ssl-verify-server-cert": Run(
-        "tests/quickstart/test_up.py::mariadb_as_printed", 'startswith("MYSQL_PWD=")',
-        "the lines `tollgate up` prints, which are these with $HOME expanded"),
+        f"{TOUR}::mariadb_part", r'tour.take(r"^MYSQL_PWD=\$TOKEN mariadb ")',
+        "the lines `tollgate up` prints: these, on the port it moved to, $HOME expanded"),
     "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you --ssl "
     "--skip-ssl-verify-server-cert -D shop": Run(
         "tests/e2e/test_mysql_e2e.py::cli", '"--ssl", "--skip-ssl-verify-server-cert"',
         "the same client and options (MYSQL_PWD the token), on a test gateway's port"),
     # SSH.
     "ssh -o UserKnownHostsFile=~/.tollgate/ssh/known_hosts -p 2222 demo-host@127.0.0.1 "
-    "'cat settings.conf'": Run("tests/quickstart/test_up.py::ssh_as_printed",
-                               'startswith("ssh -o ")', "the line `tollgate up` prints"),
+    "'cat settings.conf'": Run(f"{TOUR}::ssh_part",
+                               """tour.take(r"^ssh -o .* 'cat settings.conf'")""", PRINTED),
     "ssh ... demo-host@127.0.0.1 'cat .env'": Run(
         "tests/policy/test_credential_paths_bypass.py::CAUGHT", 'ssh("cat .env", "line")',
         "the default pack's decision on it, as the SSH front asks it"),
     "ssh ... demo-host@127.0.0.1 'rm -rf *'": Run(
-        "tests/quickstart/test_up.py::ssh_as_printed",
+        f"{TOUR}::ssh_part",
         '"126 tollgate: refused: destructive command: rm -rf *"',
         "run by the asyncssh snippet `tollgate up` prints"),
     "ssh ... demo-host@127.0.0.1 'sudo systemctl restart nginx'": Run(
@@ -166,7 +169,7 @@ REGISTRY: dict[str, Run] = {
         "tests/cli/test_policy_cli.py::test_eval_drop_table_is_denied_and_names_the_rules_that_fired",
         'tollgate("eval", "--input"'),
     # Approvals, from the approver's side.
-    "export TOLLGATE_TOKEN=...": Run(HELD, '"TOLLGATE_TOKEN": approver'),
+    "export TOLLGATE_TOKEN=...": Run(HELD, 'tour.take(r"^export TOLLGATE_TOKEN=")', PRINTED),
     "tollgate approvals list [--status pending] [--json]": Run(
         "tests/e2e/test_approvals_e2e.py::test_an_agents_terminal_tricks_reach_the_approver_inert",
         'cli(gw, "list")'),

@@ -282,7 +282,7 @@ def test_the_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
 def test_the_snippet_tollgate_up_prints_runs(tmp_path: Path) -> None:
     """Straight to the server (which reads no token): the gateway's part is its own tests'."""
     with DemoMcp(tmp_path / "files") as server:
-        snippet = up.MCP_SNIPPET.format(url=server.url)
+        snippet = up.MCP_SNIPPET.format(url=server.url, python=sys.executable)
         script = snippet.split("<<'EOF'\n", 1)[1].rsplit("EOF\n", 1)[0]
         result = subprocess.run(
             [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=60,

@@ -1,8 +1,11 @@
-"""`tollgate up` run as a user runs it, for the tests of the README's first command: its
-printed lines read as they come, until it says it is up; stopped as a user stops it."""
+"""`tollgate up` (or `make run`) run as a user runs it, for the tests of the README's first
+command: its printed lines read as they come, until it says it is up; stopped as a user
+stops it, with Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import signal
 import subprocess
@@ -12,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 
@@ -27,41 +31,55 @@ class Up:
         return value
 
     def stop(self) -> int:
-        """SIGTERM, as Ctrl-C in `up`'s terminal; its exit status."""
-        self.process.send_signal(signal.SIGTERM)
+        """Ctrl-C in its terminal: SIGINT to its whole process group; its exit status."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGINT)
         return self.process.wait(30)
 
 
 @contextmanager
 def running_up(*args: str, env: dict[str, str] | None = None) -> Iterator[Up]:
-    """`python -m extproc up ARGS`, once it printed that it is up. However the block ends,
-    it is stopped with SIGTERM, which stops its children, killed only after 30 s."""
-    process = subprocess.Popen([sys.executable, "-m", "extproc", "up", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env)
-    lines: queue.Queue[str] = queue.Queue()
+    """`python -m extproc up ARGS`, once it printed that it is up (started_up)."""
+    with started_up([sys.executable, "-m", "extproc", "up", *args], None, env, 60) as up:
+        yield up
+
+
+@contextmanager
+def started_up(argv: list[str], cwd: Path | None, env: dict[str, str] | None,
+               timeout: float) -> Iterator[Up]:
+    """`argv` (`tollgate up`, or `make run`) in a terminal session of its own, once it
+    printed that it is up, within `timeout` s. However the block ends, it is stopped as
+    Ctrl-C stops it (SIGINT to its process group), killed only after 30 s."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, cwd=cwd, env=env, start_new_session=True)
+    lines: queue.Queue[str | None] = queue.Queue()
     assert process.stdout is not None
     threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
     try:
-        output = _wait_for_line(lines, "Tollgate is up", 60)
+        output = _wait_for_line(lines, "Tollgate is up", timeout)
         output += _wait_for_line(lines, "Ctrl-C stops everything", 5)
         yield Up(process, output)
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
 
-def _read_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
+def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    """Each line as it comes, then None: the output has ended."""
     for line in iter(stream.readline, ""):
         lines.put(line)
+    lines.put(None)
 
 
-def _wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list[str]:
+def _wait_for_line(lines: queue.Queue[str | None], needle: str, timeout: float) -> list[str]:
+    """The lines up to the first holding `needle`; fails, with them, after `timeout` s
+    or as soon as the output ends without one."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -72,6 +90,9 @@ def _wait_for_line(lines: queue.Queue[str], needle: str, timeout: float) -> list
             line = lines.get(timeout=remaining)
         except queue.Empty:
             continue
+        if line is None:
+            raise AssertionError(f"the output ended with no line with {needle!r}:\n"
+                                 f"{''.join(seen)}")
         seen.append(line)
         if needle in line:
             return seen
