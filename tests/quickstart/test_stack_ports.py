@@ -12,6 +12,9 @@ from extproc.quickstart import stack
 
 
 def band(monkeypatch: pytest.MonkeyPatch, worker: str, count: str) -> range:
+    """The band of `worker` of `count`, in the suite's default range (whatever range this
+    run was given)."""
+    monkeypatch.delenv(stack.PORTS_VARIABLE, raising=False)
     monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", count)
     return stack._Band().ports
@@ -27,6 +30,7 @@ def test_workers_get_disjoint_bands_below_the_ephemeral_range(
 
 def test_ports_are_not_offered_twice_and_a_held_one_is_skipped(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(stack.PORTS_VARIABLE, raising=False)
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "64")  # a small band: 199 ports
     ports = stack._Band()
