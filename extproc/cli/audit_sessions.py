@@ -38,8 +38,8 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
                           help="runs with records of this subject (the token's) then")
     sessions.add_argument("--kind", choices=SESSION_KINDS,
                           help="runs that reached a target of this kind then (by its "
-                               "protocol: http and egress; llm; mcp; sql-http and postgres; "
-                               "ssh; k8s)")
+                               "protocol: http and egress; llm; mcp; sql-http, postgres and "
+                               "mysql; ssh; k8s)")
     sessions.add_argument("--limit", default=str(_DEFAULT_LIMIT), metavar="N",
                           help=f"at most N (default {_DEFAULT_LIMIT}); `--until` the last "
                                "one's start lists those begun before it")

@@ -11,7 +11,7 @@ KINDS = ("exchange", "decision", "approval", "alert", "policy", "access", "tunne
 # `tollgate audit sessions --kind` and the recordings page filter and label sessions by.
 SESSION_KINDS: dict[str, frozenset[str]] = {
     "http": frozenset({"http", "egress"}), "llm": frozenset({"llm"}),
-    "mcp": frozenset({"mcp"}), "sql": frozenset({"sql-http", "postgres"}),
+    "mcp": frozenset({"mcp"}), "sql": frozenset({"sql-http", "postgres", "mysql"}),
     "ssh": frozenset({"ssh"}), "kubernetes": frozenset({"k8s"}),
 }
 
