@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap.add_parser(commands)
 
     args = parser.parse_args(argv)
+    # As typed: what a look at the record recorded ran (extproc/cli/audit_looks.py).
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "policy":
         return policy.main(args)
     if args.command == "audit":

@@ -6,7 +6,8 @@ checkpoints anchored outside the store; an operator finds exchanges (`search`) a
 runs (`sessions`), reads one run as it happened (`replay`), tries a policy change on
 recorded traffic (`whatif`) and prunes what retention allows (`prune`). Every
 sub-command reads the store and key a tollgate config names (`--config`, the
-quickstart's by default).
+quickstart's by default). Each that shows what the record holds records the look first,
+as a record of kind `access` (audit_looks.py): nobody looks unrecorded.
 
 Exit status: 0 success (for `verify`: intact, and every chain vouched for by an anchor
 log); 1 `verify` found the record broken, or shortened, or `replay` a terminal recording
@@ -34,6 +35,7 @@ from extproc.cli import (
     audit_sessions,
     audit_terminal,
 )
+from extproc.cli import audit_looks as looks
 from extproc.cli.common import QUICKSTART_CONFIG, add_key_flags, positive
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import json_text, terminal
@@ -90,20 +92,31 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="print the public half of the signing key, for verifying elsewhere")
 
     search = actions.add_parser(
-        "search", parents=[common, as_json], help="records matching filters, newest first")
-    search.add_argument("--identity", metavar="SUB", help="the token's subject")
+        "search", parents=[common, as_json], help="records matching filters, newest first",
+        description="Records matching every filter given, newest first. The search is itself "
+                    "recorded, as every command that shows the record is: a look at the "
+                    "record (kind access), by this OS user, naming what it showed.")
+    search.add_argument("--identity", metavar="SUB",
+                        help="who acted: the token's subject (an agent's, an approver's, a "
+                             "reader's), or the OS user of a look from this command line")
     search.add_argument("--target", metavar="NAME", help="the target's name")
     search.add_argument("--action", choices=ACTIONS,
-                        help="how the exchange ended (approve, deny: an approver's decision)")
+                        help="how it ended: allow, deny (refused: an exchange, a read of the "
+                             "record), hold (an exchange refused or left while held); "
+                             "approve, deny (an approver's act, refused attempts too: STATUS "
+                             "says); alert; none (nothing decided, a policy load); unknown (a "
+                             "record that could not be built whole)")
     search.add_argument("--kind", choices=KINDS,
                         help="what the record is of: an agent's exchange, a strict target's "
-                             "decision, an approver's act, an alert, a policy load, a "
-                             "reader's look at the record (access), how an egress tunnel "
-                             "ended (tunnel)")
+                             "decision, an approver's act, an alert, a policy load, a look "
+                             "at the record (access: through the recordings API, or one of "
+                             "these commands), how an egress tunnel ended (tunnel)")
     search.add_argument("--session", metavar="ID",
                         help="one agent run's records, and those sharing their traces (as "
                              "`replay --session` shows them)")
-    search.add_argument("--since", metavar="DURATION", help="e.g. 30m, 1h, 7d")
+    search.add_argument("--since", metavar="DURATION",
+                        help="records of this last while (a tunnel's is when it ended), "
+                             "e.g. 30m, 1h, 7d")
     search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
 
     audit_sessions.add_parser(actions, common, as_json)
@@ -318,7 +331,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
 
     since_us = _since_us(args.since, "--since") if args.since else None
     limit = positive(args.limit, "--limit")
-    with access.store(config) as connection:
+    with looks.looking(config, args) as (connection, look):
         if args.session is None:
             rows = store.search(connection, identity=args.identity, target=args.target,
                                 action=args.action, kind=args.kind, since_us=since_us,
@@ -329,6 +342,7 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
             rows = [row for row in reversed(store.session(connection, args.session))
                     if all(v is None or getattr(row, k) == v for k, v in wanted.items())
                     and (since_us is None or row.started_us >= since_us)][:limit]
+        look.shown([row.id for row in rows])
     if args.json:
         for row in rows:
             print(_row_json(row))
@@ -422,20 +436,20 @@ def _replay(args: argparse.Namespace, config: config_module.Config) -> int:
     if (args.id is None) == (args.session is None):
         raise Unusable("replay: give a record id or trace id, or --session SESSION")
     playing = audit_terminal.options(args)
-    with access.store(config) as connection:
+    with looks.looking(config, args) as (connection, look):
         if args.session is not None:
             rows = store.session(connection, args.session)
             asked = f"session {args.session!r}"
         else:
             rows = store.by_id(connection, args.id)
             asked = f"record or trace {args.id!r}"
+        if not rows:
+            raise Unusable(f"no {asked} in {connection.where}")
         # A session's recordings; a record's or a trace's: its trace's.
-        recordings = [] if args.json or not rows else audit_terminal.checked(
+        recordings = [] if args.json else audit_terminal.checked(
             connection, [args.session] if args.session is not None
             else sorted({row.trace_id for row in rows}), rows)
-        where = connection.where
-    if not rows:
-        raise Unusable(f"no {asked} in {where}")
+        look.shown([row.id for row in rows])
     if args.json:
         for row in rows:
             print(_row_json(row))
@@ -683,10 +697,14 @@ def _whatif(args: argparse.Namespace, config: config_module.Config) -> int:
         engine = EmbeddedEngine(read_modules(args.policies), config.policy.query)
     except PolicyLoadError as exc:
         raise Unusable(f"--policies {args.policies}: {exc}") from None
-    with access.store(config) as connection:
+    with looks.looking(config, args) as (connection, look):
         rows = (row for row in store.since(connection, since_us)
                 if args.target is None or row.target == args.target)
         report = whatif(rows, engine, examples)
+        # What it shows of records: the examples (their ids), of how many re-evaluated.
+        shown = [e.id for tallies in (report.actions, report.fired, report.quiet)
+                 for tally in tallies.values() for e in tally.examples]
+        look.shown(list(dict.fromkeys(shown)), count=report.records)
     scope = f"the last {args.since}" + (f", target {args.target}" if args.target else "")
     if args.json:
         print(json_text(json.dumps({"policies": str(args.policies), "since": args.since,

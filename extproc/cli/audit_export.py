@@ -16,6 +16,7 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc.cli import audit_access as access
+from extproc.cli import audit_looks as looks
 from extproc.cli.common import add_key_flags, add_period, output, period
 from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import terminal
@@ -46,8 +47,12 @@ def export(args: argparse.Namespace, config: config_module.Config) -> int:
     from extproc.recording.export import export
 
     since_us, until_us = period(args, config)
-    with access.store(config) as connection, output(args.out) as out:
-        done = export(connection, out, args.format, since_us, until_us, args.target)
+    with looks.looking(config, args) as (connection, look):
+        # Recorded before it is written: what it holds is the period's records (of the
+        # target), as the store then held them; how many, the look does not know yet.
+        look.shown()
+        with output(args.out) as out:
+            done = export(connection, out, args.format, since_us, until_us, args.target)
     if args.out is None:
         return 0
     print(terminal(f"exported {done.records} records of {len(done.writers)} chains and "

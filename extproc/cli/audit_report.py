@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from extproc import config as config_module
 from extproc.cli import audit_access as access
+from extproc.cli import audit_looks as looks
 from extproc.cli.common import add_key_flags, add_period, output, period
 from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import terminal
@@ -58,10 +59,12 @@ def report(args: argparse.Namespace, config: config_module.Config) -> int:
 
     since_us, until_us = period(args, config)
     signer = access.signer(config)
-    logs = access.anchor_logs(args, config)
-    with access.store(config) as connection:
+    with looks.looking(config, args) as (connection, look):
+        # Read once this look's own chain is registered (in the store and the logs).
+        logs = access.anchor_logs(args, config)
         found = gather(connection, since_us, until_us, args.target, verifier=signer.public,
                        logs=logs, retention=rules_of(config))
+        look.shown(count=found.data["records"]["total"])
     with output(args.out) as out:
         out.write(_rendered(found, args.format, signer))
     if args.out is not None:

@@ -13,7 +13,7 @@ import datetime
 import json
 from typing import TYPE_CHECKING, Any
 
-from extproc.cli import audit_access as access
+from extproc.cli import audit_looks as looks
 from extproc.cli.common import add_period, period, positive
 from extproc.codecs.inert import json_text
 from extproc.codecs.text import cut, lasted, print_table, utc
@@ -50,10 +50,11 @@ def sessions(args: argparse.Namespace, config: config_module.Config) -> int:
 
     since_us, until_us = period(args, config)
     limit = positive(args.limit, "--limit")
-    with access.store(config) as connection:
+    with looks.looking(config, args) as (connection, look):
         found = listing(connection, since_us=since_us, until_us=until_us,
                         identity=args.identity, target=args.target, limit=limit,
                         protocols=None if args.kind is None else SESSION_KINDS[args.kind])
+        look.shown([summary.session_id for summary in found])
     if args.json:
         for summary in found:
             print(json_text(json.dumps(as_json(summary), ensure_ascii=False)))

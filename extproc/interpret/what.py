@@ -121,6 +121,13 @@ def _ssh(meaning: dict[str, Any]) -> str | None:
     return None
 
 
+def _access(meaning: dict[str, Any]) -> str | None:
+    """A look at the record from the command line: the command as run (a look through
+    the recordings API is its request line)."""
+    line = meaning.get("command_line")
+    return line if isinstance(line, str) else None
+
+
 _READERS: dict[str, Callable[[dict[str, Any]], str | None]] = {
-    "sql": _sql, "k8s": _k8s, "llm": _llm, "mcp": _mcp, "ssh": _ssh,
+    "sql": _sql, "k8s": _k8s, "llm": _llm, "mcp": _mcp, "ssh": _ssh, "access": _access,
 }

@@ -42,7 +42,7 @@ from extproc.masking import Masker
 from extproc.recording import anchors, retention, sessions, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
 from extproc.recording.record import Evidence, Session, contents_of, started_us, unbuildable
-from extproc.recording.wire import decode
+from extproc.recording.wire import decode, encode
 from extproc.store import Connection, StoreError, connect
 
 log = logging.getLogger("tollgate.recording")
@@ -219,7 +219,7 @@ class ChainWriter:
     signed and anchored, old records pruned."""
 
     def __init__(self, url: str, settings: RecorderSettings, signer: Signer, masker: Masker,
-                 acks: _Acks) -> None:
+                 acks: _Acks | _Unheard) -> None:
         self.writer = settings.writer_id
         self._url, self._settings, self._signer, self._masker = url, settings, signer, masker
         self._acks = acks
@@ -233,7 +233,8 @@ class ChainWriter:
         """Open the store, continue this writer's chain (or begin it) and register it;
         the last record of the chain. Raises StoreError when the store or the anchor log
         cannot be written: tollgate does not serve unrecorded, nor unanchored."""
-        self._connection = connect(self._url)
+        if self._connection is None:  # a LoneWriter's is its caller's
+            self._connection = connect(self._url)
         last = store.last_of(self._connection, self.writer)
         if last is not None:  # a configured writer_id, or a restarted writer process
             self._seq, self._hash = last
@@ -432,3 +433,40 @@ class ChainWriter:
         except OSError as exc:
             raise StoreError(f"{path}: cannot append to the anchor log "
                              f"(recording.checkpoint_file): {exc.strerror}") from None
+
+
+class _Unheard:
+    """Where a LoneWriter's acknowledgements go: nowhere (its caller waits on each write
+    itself, and is told of a failure by its exception)."""
+
+    def send(self, _message: tuple[Any, ...]) -> bool:
+        return True
+
+
+class LoneWriter(ChainWriter):
+    """A chain of its own in a store its caller has open, for a few records each written
+    at once and then checkpointed and anchored: a look at the record from the command
+    line (extproc/cli/audit_looks.py). It registers first (`start`), as every writer
+    does; a write the store or the anchor log refuses raises StoreError, not retried:
+    the caller refuses what cannot be recorded."""
+
+    def __init__(self, connection: Connection, settings: RecorderSettings, signer: Signer,
+                 masker: Masker) -> None:
+        super().__init__(connection.url, settings, signer, masker, _Unheard())
+        self._connection = self._given = connection
+
+    def start(self) -> int:
+        """Register as ChainWriter.start does, in one transaction with the anchoring: a
+        start the anchor log refuses leaves no registration behind (which verify would
+        name as a log cut short)."""
+        with self._given.transaction():
+            return super().start()
+
+    def write(self, evidences: list[Evidence]) -> list[str]:
+        """The evidences' records, written, checkpointed and anchored: their ids."""
+        first = self._seq + 1
+        self._write([_Item(encode(evidence), True) for evidence in evidences], final=True)
+        return [store.record_id(self.writer, seq) for seq in range(first, self._seq + 1)]
+
+    def _until_stored(self, attempt: Callable[[bool], _T]) -> _T:
+        return attempt(False)

@@ -74,10 +74,10 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
         ("PCI DSS v4.0", "10.3", "Audit logs protected",
          f"SHA-256 chaining and Ed25519-signed checkpoints (key {integrity['key_id']}); "
          "anchor logs outside the store; this report is itself signed. Reads of the "
-         f"record through the recordings API are recorded too: {reads} by {readers} "
-         "readers in the period.",
+         "record through the recordings API and tollgate's audit commands are recorded "
+         f"too: {reads} by {readers} readers in the period.",
          "Who can read the store or the signing key: that is the host's access "
-         "control."),
+         "control; a read of the store itself, not through tollgate, leaves no record."),
         ("PCI DSS v4.0", "10.5", "Audit log history retained",
          f"Records are kept {kept}; per-target retention and legal holds are listed "
          "under Retention, and pruning leaves signed prune statements.",

@@ -12,9 +12,10 @@ decisions, refusals and holds are counted from `exchange` records only.
 Who appears is counted by what they did: identities that acted through the gateway
 (exchanges, decision records, tunnels, the alerts about them), approvers (`approval`
 records: decisions, and attempts the approvals API refused, such as approving one's own
-request or denying without a reason) and readers of the record (`access` records: the
-recordings API's reads), each apart. Held exchanges and approvals are listed with what
-they did (the record's `what`, the approval's summary): the line a person decided on.
+request or denying without a reason) and readers of the record (`access` records: reads
+through the recordings API, and looks from `tollgate audit`'s commands), each apart.
+Held exchanges and approvals are listed with what they did (the record's `what`, the
+approval's summary): the line a person decided on.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ class _Tally:
             self._list("refused_attempts", {**event, "refusal": refusal})
 
     def _access(self, who: str, document: dict[str, Any]) -> None:
-        """A read of the record (the recordings API's), by a reader or refused."""
+        """A read of the record (the recordings API's, or a `tollgate audit` command's),
+        by a reader or refused."""
         access = (document.get("meaning") or {}).get("access") or {}
         refused = (document.get("outcome") or {}).get("action") == "deny"
         reader = self.readers[who]

@@ -201,12 +201,17 @@ def test_search_lists_newest_first_with_every_column(mixed: Path) -> None:
 
 
 def test_search_filters_by_identity_target_action_and_since(mixed: Path) -> None:
+    """Each filter on the four exchanges; each search is itself a record (a look, of kind
+    access, by a chain of its own): the later searches of the last hour find the earlier
+    ones. tests/cli/test_audit_search_filters.py tries every filter on every kind."""
     assert ids(audit(mixed, "search", "--identity", "alice")) == ["writer-a:2"]
     assert ids(audit(mixed, "search", "--target", "billing")) == ["writer-a:4"]
     assert ids(audit(mixed, "search", "--action", "deny")) == ["writer-a:3"]
-    assert ids(audit(mixed, "search", "--since", "1h")) == [
-        "writer-a:4", "writer-a:3", "writer-a:2"]
-    assert ids(audit(mixed, "search", "--since", "1h", "--limit", "1")) == ["writer-a:4"]
+    recent = ids(audit(mixed, "search", "--since", "1h"))
+    looks = [each for each in recent if each.startswith("cli-")]
+    assert len(looks) == 3 and recent == [*looks, "writer-a:4", "writer-a:3", "writer-a:2"]
+    assert ids(audit(mixed, "search", "--since", "1h", "--kind", "exchange", "--limit",
+                     "1")) == ["writer-a:4"]
     assert audit(mixed, "search", "--identity", "nobody").stdout == "no records match\n"
 
 
@@ -321,12 +326,13 @@ async def test_replay_and_search_show_what_an_agent_sent_inert(
     assert "reasons destructive SQL\\n  decision  request: allow" in replay.stdout
     assert f'"sql": "DROP TABLE orders; -- \\u001b[2K\\r{FORGED}"' in replay.stdout
 
-    search = audit(config, "search")
+    # The exchange's record (the replay above is a record too: a look, of kind access).
+    search = audit(config, "search", "--kind", "exchange")
     assert search.returncode == 0, search
     assert raw(search.stdout) == []
     assert search.stdout.splitlines()[1].split()[3] == "agent-\\u202e1-nimda"
 
-    as_json = audit(config, "search", "--json")
+    as_json = audit(config, "search", "--kind", "exchange", "--json")
     assert raw(as_json.stdout) == []
     (found,) = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert found["identity"]["sub"] == sub

@@ -42,11 +42,13 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("command", [
-    ["audit", "search", "--limit", str(RECORDS)],
-    ["audit", "search", "--json", "--limit", str(RECORDS)],
+    ["audit", "search", "--kind", "exchange", "--limit", str(RECORDS)],
+    ["audit", "search", "--kind", "exchange", "--json", "--limit", str(RECORDS)],
     ["audit", "sessions", "--limit", str(RECORDS)],
 ])
 def test_a_listing_into_head_ends_quietly(config: Path, command: list[str]) -> None:
+    """(The exchanges alone: each run is a look at the record, recorded, which the next
+    run's full listing would show first.)"""
     whole = subprocess.run([sys.executable, "-m", "extproc", *command, "--config",
                             str(config)], capture_output=True, cwd=REPO, timeout=120,
                            env=BUFFERED)

@@ -209,6 +209,8 @@ async def test_the_whatif_command_reports_changes_and_says_bodies_are_masked(
     config = tmp_path / "tollgate.yaml"
     config.write_text(json.dumps({
         "store": {"url": sqlite_url},
+        # The key signs the record of this look at the record (cli/audit_looks.py).
+        "recording": {"signing_key_file": str(tmp_path / "audit.key")},
         "targets": [{"name": "orders", "match": {"route": "orders"}}]}))
     candidate = policies(tmp_path, NO_DROP)
 
