@@ -271,6 +271,12 @@ def audit_part(tour: Tour, tollgate: str, work: Path) -> None:
     ran = tour.run(report, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert "<html" in (work / "report.html").read_text()
+    # "Every look at the record is itself recorded (`tollgate audit search --kind access`)":
+    # the report just made was one.
+    said = tour.run(report, text=f"{tollgate} audit search --kind access --json\n")
+    assert said.returncode == 0, said.stderr
+    looks = [json.loads(line)["what"] for line in said.stdout.splitlines()]
+    assert any(look.startswith("tollgate audit report --since 1d") for look in looks), looks
 
 
 def walk_again(up: Up, env: dict[str, str], work: Path) -> dict[str, str]:
