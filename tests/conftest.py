@@ -15,6 +15,7 @@ from extproc.policy.sources import read_modules
 from extproc.quickstart import stack
 from extproc.recording.chain import Signer
 from tests.standins.otlp_receiver import OtlpReceiver
+from tests.support import footprint
 from tests.support.databases import throwaway_database
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
 from tests.support.http_server import refusing_port
@@ -50,23 +51,40 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+BEFORE = pytest.StashKey[footprint.Footprint]()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to run on a machine whose devices are already broken: the failure at the
-    end would blame this run."""
+    end would blame this run. The run's controller (xdist's, or the only process) notes
+    what else the suite may not change (tests/support/footprint.py)."""
     if broken := broken_devices():
         raise pytest.UsageError(f"{', '.join(broken)} is not a character device before the "
                                 "suite ran: restore it (mknod -m 666 /dev/null c 1 3)")
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[BEFORE] = footprint.take(Path.home())
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Fail the run if a test left a device other than it found it."""
+    """Fail the run if a test left a device other than it found it, or changed the
+    machine outside its temporary folders (a name in the home folder or ~/.ssh, a file
+    under /etc)."""
+    said = []
     if broken := broken_devices():
+        said.append(f"{', '.join(broken)} is no longer a character device: a test wrote "
+                    "over it")
+    before = session.config.stash.get(BEFORE, None)
+    if before is not None:
+        changed = footprint.changes(before, footprint.take(Path.home()), Path.home())
+        said += [f"{line}: a test changed the machine outside its temporary folders"
+                 for line in changed]
+    if said:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"FAILED: {', '.join(broken)} is no longer a character "
-                                "device: a test wrote over it", red=True)
+        for line in said:
+            if reporter is not None:
+                reporter.write_line(f"FAILED: {line}", red=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
