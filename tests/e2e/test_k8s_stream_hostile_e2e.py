@@ -17,7 +17,6 @@ import contextlib
 import json
 import re
 import socket
-import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,10 +28,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.frames import Close, Frame, Opcode
-from websockets.protocol import Event
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Subprotocol
+from websockets.frames import Close
 
 from extproc import config
 from extproc.codecs import k8s_channels as ch
@@ -45,6 +41,7 @@ from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.tls import TlsFiles
+from tests.support.websocket import WebSocket
 
 # The API stand-in, its pods running real processes: the kubectl tests' fixture.
 cluster = kubectl_e2e.cluster
@@ -97,23 +94,13 @@ HUNG: set[str] = set()
 # -- a raw client ------------------------------------------------------------------------
 
 
-class _Client(ClientConnection):
-    """Ends the TCP connection once the closing handshake is done (RFC 6455 lets either
-    end do it): a client that waits for the server to waits out Envoy's delayed close,
-    a second a stream."""
-
-    def process_event(self, event: Event) -> None:
-        super().process_event(event)
-        if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
-            with contextlib.suppress(OSError):
-                self.socket.shutdown(socket.SHUT_RDWR)
-
-
 @dataclass
 class Stream:
-    """One exec stream as a client drives it, message by message."""
+    """One exec stream as a client drives it, message by message (tests/support/websocket.py:
+    one thread reads and writes its TLS connection, where websockets' sync client used two,
+    which OpenSSL does not allow)."""
 
-    ws: ClientConnection
+    ws: WebSocket
     protocol: ch.Subprotocol
     tag: str
     shown: bytearray = field(default_factory=bytearray)  # stdout and stderr, as read
@@ -200,12 +187,13 @@ def stream(gw: Gateway, tls: TlsFiles, script: str = "cat", *, stdin: bool = Tru
     command = (["env", f"TAG={tag}", f"PS1={PROMPT.decode()}", "sh", "-i"] if tty
                else ["sh", "-c", script, tag])
     path = exec_path(command, stdin=stdin, tty=tty)
-    with connect(f"ws://127.0.0.1:{gw.ports.listener}{path}" if plain else tls_url(gw, path),
-                 ssl=None if plain else ssl.create_default_context(cafile=str(tls.ca)),
-                 subprotocols=[Subprotocol(protocol)], proxy=None,
-                 additional_headers=[("Authorization", f"Bearer {AGENT}"), *headers],
-                 compression=None, ping_interval=None, max_size=None,
-                 close_timeout=1, create_connection=_Client) as ws:
+    # hang_up: the client ends TCP once the closing handshake is done (RFC 6455 lets either
+    # end do it): a client that waits for the server to waits out Envoy's delayed close, a
+    # second a stream.
+    with WebSocket(f"ws://127.0.0.1:{gw.ports.listener}{path}" if plain else tls_url(gw, path),
+                   ca=None if plain else tls.ca, subprotocols=[protocol],
+                   headers=[("Authorization", f"Bearer {AGENT}"), *headers], max_size=None,
+                   close_timeout=1, hang_up=True) as ws:
         assert ws.subprotocol == protocol
         yield Stream(ws, ch.EXEC_PROTOCOLS[protocol], tag)
 
@@ -414,7 +402,7 @@ def test_resizes_past_the_rate_end_the_stream(
             except ConnectionClosed:
                 break
             pod_has(cluster, s.tag, lambda pod: len(pod.resizes) >= sent  # noqa: B023
-                    or s.ws.protocol.close_rcvd is not None)
+                    or s.ws.close_received())
         assert s.closed() == (POLICY_VIOLATION, FLOOD)
     assert RESIZE_BURST <= len(pod_got(cluster, s.tag).resizes) < sent
     ended_by_tollgate(gw, s.tag, FLOOD)
@@ -611,10 +599,8 @@ def unsigned_token() -> str:
 def refused_upgrade(url: str, headers: Sequence[tuple[str, str]],
                     tls: TlsFiles | None = None) -> tuple[int, dict[str, Any]]:
     """The HTTP answer to an upgrade that is refused: its status and JSON body."""
-    with pytest.raises(InvalidStatus) as refused, connect(
-            url, ssl=ssl.create_default_context(cafile=str(tls.ca)) if tls else None,
-            subprotocols=[Subprotocol(ch.V5)], additional_headers=list(headers),
-            compression=None, proxy=None):
+    with pytest.raises(InvalidStatus) as refused, WebSocket(
+            url, ca=tls.ca if tls else None, subprotocols=[ch.V5], headers=headers):
         pass
     response = refused.value.response
     return response.status_code, json.loads(response.body)

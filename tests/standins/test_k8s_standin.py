@@ -8,11 +8,8 @@ discovery is non-resource, the rest the verb, resource, namespace and name each 
 from __future__ import annotations
 
 import base64
-import collections
-import contextlib
 import json
 import socket
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
-from websockets.frames import Frame, Opcode
-from websockets.protocol import State
-from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
 
 from extproc.interpret.k8s import k8s_request
 from tests.standins.k8s_exec import RECORD_LIMIT, Transcript
@@ -38,6 +30,7 @@ from tests.standins.k8s_standin import (
 )
 from tests.support.echo import upper_echo
 from tests.support.tls import TlsFiles
+from tests.support.websocket import WebSocket
 
 TOKEN = "standin-token-7f3a"
 DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -453,15 +446,8 @@ def test_kubectl_attach_with_stdin(pods: K8sStandIn, pod_kubectl: Kubectl) -> No
 
 class RawClient:
     """A bare WebSocket client of the stand-in's pod subresources, reading messages as they
-    come: websockets' sans-I/O client protocol on a socket that only the test's own thread
-    reads and writes.
-
-    Not websockets' sync client: it reads its socket in a thread of its own while the
-    caller writes, and on TLS that is two threads in one OpenSSL connection, which OpenSSL
-    does not allow. The stand-in's TLS 1.3 session tickets arrive just as the client sends
-    its upgrade request, so the reading thread was processing them while the caller wrote:
-    the request failed with "[SSL] internal error" or never reached the stand-in (which
-    closed the connection after its 10 s read timeout: InvalidMessage)."""
+    come (tests/support/websocket.py: one thread reads and writes its TLS connection, where
+    websockets' sync client used two, which OpenSSL does not allow)."""
 
     def __init__(self, server: K8sStandIn, subresource: str, query: dict[str, Any],
                  protocols: tuple[str, ...] = ("v5.channel.k8s.io",), pod: str = "web-1",
@@ -469,59 +455,23 @@ class RawClient:
         url = server.url.replace("http", "ws", 1) + (
             f"/api/v1/namespaces/{namespace}/pods/{pod}/{subresource}?"
             f"{urlencode(query, doseq=True)}")
-        uri = parse_uri(url)
-        self.protocol = ClientProtocol(uri, subprotocols=[Subprotocol(p) for p in protocols])
-        self.socket = socket.create_connection((uri.host, uri.port), timeout=30)
-        if server.tls is not None:
-            context = ssl.create_default_context(cafile=str(server.tls.ca))
-            self.socket = context.wrap_socket(self.socket, server_hostname=uri.host)
-        self._events: collections.deque[Frame] = collections.deque()
-        request = self.protocol.connect()
-        request.headers["Authorization"] = f"Bearer {TOKEN}"
-        self.protocol.send_request(request)
-        self._flush()
-        deadline = time.monotonic() + 30
-        while self.protocol.state is State.CONNECTING and self.protocol.handshake_exc is None:
-            self._read(deadline)
-        if self.protocol.handshake_exc is not None:
-            self.socket.close()
-            raise self.protocol.handshake_exc
-        self.subprotocol = self.protocol.subprotocol
-        self.base64 = "base64" in (self.subprotocol or "")
+        self.ws = WebSocket(url, ca=server.tls.ca if server.tls else None,
+                            subprotocols=protocols,
+                            headers=[("Authorization", f"Bearer {TOKEN}")], timeout=30)
+        self.base64 = "base64" in (self.ws.subprotocol or "")
         self.received: dict[int, bytes] = {}
 
     def send(self, channel: int, payload: bytes) -> None:
         if self.base64:
-            self.send_message(f"{channel}{base64.b64encode(payload).decode()}")
+            self.ws.send(f"{channel}{base64.b64encode(payload).decode()}")
         else:
-            self.send_message(bytes((channel,)) + payload)
-
-    def send_message(self, message: bytes | str) -> None:
-        """One WebSocket message as it is (text for a str), whatever the subprotocol."""
-        if isinstance(message, str):
-            self.protocol.send_text(message.encode())
-        else:
-            self.protocol.send_binary(message)
-        self._flush()
+            self.ws.send(bytes((channel,)) + payload)
 
     def message(self) -> tuple[int, bytes]:
-        """The next message (30 s at most), as (channel, payload); the connection's
-        ConnectionClosed once it is closed."""
-        deadline = time.monotonic() + 30
-        fragments: list[Frame] = []
-        while True:
-            while self._events:
-                frame = self._events.popleft()
-                if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                    fragments.append(frame)
-                    if frame.fin:
-                        raw = b"".join(bytes(f.data) for f in fragments)
-                        if fragments[0].opcode is Opcode.TEXT:
-                            return int(chr(raw[0])), base64.b64decode(raw[1:])
-                        return raw[0], raw[1:]
-            if self.protocol.state is State.CLOSED:
-                raise self.protocol.close_exc
-            self._read(deadline)
+        raw = self.ws.recv(timeout=30)
+        if isinstance(raw, str):
+            return int(raw[0]), base64.b64decode(raw[1:])
+        return raw[0], raw[1:]
 
     def read_until(self, channel: int, wanted: bytes) -> bytes:
         while wanted not in self.received.get(channel, b""):
@@ -539,44 +489,6 @@ class RawClient:
             pass
         error = self.received.get(3, b"")
         return json.loads(error) if error.startswith(b"{") else error.decode()
-
-    def close(self) -> None:
-        """Close (a close frame when the connection is still open), then drop the socket."""
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_close()
-            with contextlib.suppress(OSError):
-                self._flush()
-        self.socket.close()
-
-    def _read(self, deadline: float) -> None:
-        """Feed the protocol what the socket has (waiting until `deadline`), answer what it
-        answers (a pong, the close frame), and keep the frames it parsed."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("no WebSocket message from the stand-in within 30 s")
-        self.socket.settimeout(remaining)
-        try:
-            data = self.socket.recv(65536)
-        except TimeoutError:
-            raise
-        except OSError:  # reset: the server is gone, as at EOF
-            data = b""
-        if data:
-            self.protocol.receive_data(data)
-        else:
-            self.protocol.receive_eof()
-        for event in self.protocol.events_received():
-            if isinstance(event, Frame):
-                self._events.append(event)
-        with contextlib.suppress(OSError):  # a reply to a server that is gone
-            self._flush()
-        if self.protocol.state is State.CLOSED:
-            self.socket.close()
-
-    def _flush(self) -> None:
-        for chunk in self.protocol.data_to_send():
-            if chunk:  # b"" asks to half-close: the client only ever closes after the server
-                self.socket.sendall(chunk)
 
 
 def test_python_client_negotiates_v5_and_reads_the_channels(
@@ -700,7 +612,7 @@ def test_subprotocols_are_negotiated_and_framed_as_kube_does(
     pods: K8sStandIn, offer: tuple[str, ...], negotiated: str | None, status: Any
 ) -> None:
     client = RawClient(pods, "exec", EXIT_2["query"], protocols=offer)
-    assert client.subprotocol == negotiated
+    assert client.ws.subprotocol == negotiated
     assert client.message() == (1, b"")  # kube's "the session is up"
     assert client.finish() == status
     assert client.received[1] == b"hi\n"
@@ -717,7 +629,7 @@ def test_an_offer_of_nothing_kube_speaks_is_refused(pods: K8sStandIn) -> None:
 
 def test_frames_kube_ignores_are_ignored_and_recorded(pods: K8sStandIn) -> None:
     client = RawClient(pods, "exec", {"command": ["cat"], "stdin": "true", "stdout": "true"})
-    client.send_message(b"")  # no channel byte
+    client.ws.send(b"")  # no channel byte
     client.send(9, b"nowhere")  # no such channel
     client.send(1, b"to stdout?")  # a channel the client does not write
     client.send(0, b"kept\n")
@@ -741,7 +653,7 @@ def test_a_malformed_close_signal_ends_the_session(
 ) -> None:
     client = RawClient(pods, "exec", {"command": ["cat"], "stdin": "true", "stdout": "true"})
     assert client.message() == (1, b"")
-    client.send_message(message)
+    client.ws.send(message)
     with pytest.raises(ConnectionClosedError) as closed:
         client.message()
     assert closed.value.rcvd is not None
@@ -755,12 +667,12 @@ def test_a_truncated_websocket_frame_ends_the_session(pods: K8sStandIn) -> None:
     client = RawClient(pods, "exec", {"command": ["cat"], "stdin": "true", "stdout": "true"})
     assert client.message() == (1, b"")
     # A masked binary frame announcing 100 bytes, of which 3 come before the client leaves.
-    client.socket.sendall(bytes((0x82, 0x80 | 100)) + b"\x00\x00\x00\x00" + b"\x00ab")
-    client.socket.shutdown(socket.SHUT_WR)
+    client.ws.socket.sendall(bytes((0x82, 0x80 | 100)) + b"\x00\x00\x00\x00" + b"\x00ab")
+    client.ws.socket.shutdown(socket.SHUT_WR)
     transcript = pods.execs[-1].transcript.wait()
     assert transcript.exit_code == 137
     assert transcript.received_bytes[0] == 0
-    client.close()
+    client.ws.close()
 
 
 def test_the_record_is_bounded_but_counts_everything(pods: K8sStandIn) -> None:
@@ -786,4 +698,4 @@ def test_stopping_the_stand_in_ends_running_sessions(tls: TlsFiles, tmp_path: Pa
             "command": ["sleep", "600"], "stdout": "true"})
         assert client.message() == (1, b"")
     assert server.execs[-1].transcript.wait().exit_code == 137
-    client.close()
+    client.ws.close()
