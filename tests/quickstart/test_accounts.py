@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from extproc.quickstart import accounts, stack
+from tests.support.folders import passable_folder
 from tests.support.processes import process_uid
 
 NOBODY = accounts.Account.of(pwd.getpwnam("nobody"))
@@ -33,14 +33,8 @@ def closed_folder(parent: Path, name: str) -> Path:
 
 @pytest.fixture
 def open_base() -> Iterator[Path]:
-    """A folder of the test's own that every account may pass through (pytest's own
-    temporary folders are closed to all but their owner)."""
-    base = Path(tempfile.mkdtemp(prefix="tollgate-test-"))
-    base.chmod(0o711)
-    try:
+    with passable_folder() as base:
         yield base
-    finally:
-        shutil.rmtree(base)
 
 
 def test_the_first_folder_closed_to_the_account_is_named(open_base: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from extproc import config
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import accounts, demo_mariadb, layout, stack, up
 from extproc.quickstart.demo_upstream import CUSTOMERS
+from tests.support.folders import passable_folder
 from tests.support.processes import process_uid
 
 
@@ -44,9 +44,7 @@ def test_a_temporary_folder_its_account_cannot_write_is_no_matter(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """$TMPDIR passable but not writable for `mysql` (as a user's own): the server and
     its installation keep their temporary files in its private folder."""
-    shared = Path(tempfile.mkdtemp(prefix="tollgate-test-"))
-    try:
-        shared.chmod(0o711)
+    with passable_folder() as shared:
         monkeypatch.setenv("TMPDIR", str(shared))
         monkeypatch.setattr(tempfile, "tempdir", str(shared))
         account = accounts.service_account(*demo_mariadb.ACCOUNTS)
@@ -54,8 +52,6 @@ def test_a_temporary_folder_its_account_cannot_write_is_no_matter(
             server = demo_mariadb.start(stack.free_port(), folder, account, "pw", log_dir=None)
             assert server.stop() == 0
         assert list(shared.iterdir()) == []
-    finally:
-        shutil.rmtree(shared)
 
 
 def test_without_mariadb_up_says_why_and_how_to_add_it(

@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import layout, stack
 from extproc.recording.store import chain_rows
 from extproc.store import connect
+from tests.support.folders import passable_folder
 from tests.support.quickstart import Up, started_up
 from tests.support.tour import Tour, printed_commands
 
@@ -58,12 +58,8 @@ def checkout(into: Path) -> Path:
 def temporary() -> Iterator[Path]:
     """The TMPDIR of the stack: a folder of the test's own that every account may pass
     through, as /tmp is, so that what the demo servers leave there is seen."""
-    folder = Path(tempfile.mkdtemp(prefix="tollgate-tour-"))
-    folder.chmod(0o711)
-    try:
+    with passable_folder("tollgate-tour-") as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder)
 
 
 def test_a_fresh_checkout_in_a_closed_folder_runs_and_its_tour_does_what_it_says(
