@@ -119,6 +119,8 @@ def reachable(programs: Path, parts: Iterable[str], account: Account | None,
             shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
         else:
             _link_or_copy(str(source), str(target))
+    # The folders keep their modes (copytree), which an install under umask 077 leaves
+    # closed to others: the account owns them, so that it may pass through.
     for path in (copy, *copy.rglob("*")):
         if path.is_dir() and not path.is_symlink():
             os.chown(path, account.uid, account.gid)
