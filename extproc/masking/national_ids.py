@@ -63,7 +63,9 @@ def column_name(t: Text, s: int, e: int) -> bytes | None:
     if line == 0:
         return None  # the first line: no header above it
     sep = chr(delimiter)
-    column = len(next(csv.reader([raw[line:s].decode("utf-8", "replace")], delimiter=sep))) - 1
+    # The cells before this one (csv reads an empty line as no cell at all: the first).
+    before_cell = next(csv.reader([raw[line:s].decode("utf-8", "replace")], delimiter=sep))
+    column = max(len(before_cell) - 1, 0)
     header = raw[top : raw.index(b"\n", top)].rstrip(b"\r").decode("utf-8", "replace")
     names = next(csv.reader([header], delimiter=sep), [])
     return names[column].lower().encode() if column < len(names) else None

@@ -352,6 +352,10 @@ def test_a_column_header_is_found_only_for_a_whole_cell() -> None:
     inner = raw.index(b"111222333", cell + 1)
     assert column_name(Text(raw), inner, inner + 9) is None
     assert column_name(Text(b"111222333;bsn\n"), 0, 9) is None  # no header above
+    # The first cell of its line, under an empty header line (hypothesis found it: an
+    # IndexError, as csv reads an empty line as no cell at all).
+    assert column_name(Text(b"\n111222333,"), 1, 10) is None
+    assert column_name(Text(b"bsn,x\n111222333,"), 6, 15) == b"bsn"
 
 
 @pytest.mark.parametrize(
