@@ -102,11 +102,11 @@ REGISTRY: dict[str, Run] = {
         "http.post(server.rug_pull_url)", "the same POST, httpx"),
     # PostgreSQL.
     'psql "postgresql://you:$TOKEN@127.0.0.1:15432/shop?sslmode=require"':
-        Run(f"{TOUR}::psql_part", 'tour.take(r"^psql ")', PRINTED),
+        Run(f"{TOUR}::psql_part", 'r"^psql "', PRINTED),
     # MySQL.
     "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you -D shop "
     "--ssl-ca=$HOME/.tollgate/mysql/server.pem --ssl-verify-server-cert": Run(
-        f"{TOUR}::mariadb_part", r'tour.take(r"^MYSQL_PWD=\$TOKEN mariadb ")',
+        f"{TOUR}::mariadb_part", r'r"^MYSQL_PWD=\$TOKEN mariadb "',
         "the lines `tollgate up` prints: these, on the port it moved to, $HOME expanded"),
     "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you --ssl "
     "--skip-ssl-verify-server-cert -D shop": Run(
