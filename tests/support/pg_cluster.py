@@ -11,19 +11,20 @@ certificate) and `log_statement = all`.
 from __future__ import annotations
 
 import contextlib
+import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from extproc.quickstart import stack
+from extproc.quickstart import accounts, stack
 from tests.support.tls import write_client_files, write_tls_files
 
 BIN = Path("/usr/lib/postgresql/15/bin")
+POSTGRES = accounts.Account.of(pwd.getpwnam("postgres"))  # never root: the server refuses
 # The gateway's roles, one per way of logging in (pg_hba.conf below).
 PASSWORD = "gateway-secret-9"
 HBA = """\
@@ -53,19 +54,18 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
-def _as_postgres(*argv: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True,
-                   capture_output=True, timeout=60)
+def _as_postgres(*argv: str, check: bool = True) -> None:
+    subprocess.run(accounts.run_as(POSTGRES, list(argv)), check=check, capture_output=True,
+                   timeout=60)
 
 
 @contextlib.contextmanager
 def cluster() -> Iterator[Cluster]:
-    """A running cluster with the roles of HBA and a `shop` database; removed after."""
-    directory = Path(tempfile.mkdtemp(prefix="tollgate-pg-"))
-    try:
+    """A running cluster with the roles of HBA and a `shop` database, in a private folder
+    of `postgres`'s (extproc/quickstart/accounts.py); removed after."""
+    with accounts.private_folder(POSTGRES, "pg") as directory:
         tls = write_tls_files(directory / "tls")
         cert, key = write_client_files(directory / "client", "gateway_cert")
-        shutil.chown(directory, "postgres")
         for path in (directory / "tls").iterdir():
             shutil.chown(path, "postgres")
         port = stack.free_port()
@@ -98,8 +98,5 @@ def cluster() -> Iterator[Cluster]:
                              "gateway_cert")
             yield running
         finally:
-            subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "-D",
-                            str(data), "-m", "immediate", "stop"], capture_output=True,
-                           timeout=60, check=False)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+            _as_postgres(str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop",
+                         check=False)
