@@ -320,6 +320,14 @@ def _admin_url(layout: Layout) -> str:
     return f" --url {layout.config.approvals_url}" if moved else ""
 
 
+def _private(folders: contextlib.ExitStack, names: tuple[str, ...], server: str
+             ) -> tuple[accounts.Account | None, Path]:
+    """Who runs a demo server (the first of `names` under root, else this user) and its
+    private folder, which `folders` removes once the servers have stopped."""
+    account = accounts.service_account(*names)
+    return account, folders.enter_context(accounts.private_folder(account, server))
+
+
 def _demo_databases(config: Config, tmp: Path, folders: contextlib.ExitStack, layout: Layout
                     ) -> tuple[list[stack.Process], str]:
     """The demo databases the config's fronts and targets call for, each in a private
@@ -346,8 +354,7 @@ def _demo_database(config: Config, front: PostgresFront, tmp: Path,
     if target is None or target.credential is None or target.credential.from_file is None:
         return None
     password = config.resolve(target.credential.from_file).read_text().strip()
-    account = accounts.service_account(*demo_postgres.ACCOUNTS)
-    folder = folders.enter_context(accounts.private_folder(account, "demo-postgres"))
+    account, folder = _private(folders, demo_postgres.ACCOUNTS, "demo-postgres")
     # Its log stays in the temporary folder: the terminal shows the gateway's lines.
     return demo_postgres.start(port, folder, account, password, log_dir=tmp)
 
@@ -370,8 +377,7 @@ def _demo_mysql(config: Config, front: MysqlFront | None, tmp: Path,
     if why is not None:
         return None, NO_MYSQL_LINES.format(why=why)
     password = config.resolve(target.credential.from_file).read_text().strip()
-    account = accounts.service_account(*demo_mariadb.ACCOUNTS)
-    folder = folders.enter_context(accounts.private_folder(account, "demo-mariadb"))
+    account, folder = _private(folders, demo_mariadb.ACCOUNTS, "demo-mariadb")
     server = demo_mariadb.start(layout.demo_mysql, folder, account, password, log_dir=tmp)
     return server, MYSQL_LINES.format(mysql=layout.mysql, certificate=certificate)
 
@@ -404,7 +410,6 @@ def _demo_host(config: Config, folders: contextlib.ExitStack) -> stack.Process |
     own_key = demo_ssh.private_key(own_key_file)
     host, port = settings.address
     demo_ssh.write_known_hosts(config.resolve(settings.host_keys_file), own_key, host, port)
-    account = accounts.service_account(*demo_ssh.ACCOUNTS)
-    home = folders.enter_context(accounts.private_folder(account, "demo-host"))
+    account, home = _private(folders, demo_ssh.ACCOUNTS, "demo-host")
     return demo_ssh.start(port, home, account, own_key_file,
                           demo_ssh.public_line(gateway_key), log_dir=None)
