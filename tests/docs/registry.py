@@ -26,6 +26,7 @@ class Run:
 TOUR = "tests/quickstart/test_tour.py"
 UP = f"{TOUR}::test_a_fresh_checkout_in_a_closed_folder_runs_and_its_tour_does_what_it_says"
 HELD = f"{TOUR}::http_part"
+APPROVE = f"{TOUR}::approve_the_delete"
 PRINTED = "the line `tollgate up` prints, on the port it moved to"
 TOKEN = Run("tests/quickstart/test_dev_tokens.py::"
             "test_prints_one_token_the_quickstart_jwks_verifies",
@@ -81,9 +82,9 @@ REGISTRY: dict[str, Run] = {
     "curl -i -X POST http://127.0.0.1:10000/sql -H \"authorization: Bearer $TOKEN\" "
     "-H 'content-type: application/json' -d '{\"sql\": \"DELETE FROM customers\"}'":
         Run(HELD, 'tour.take(r"DELETE FROM customers")', PRINTED),
-    ".venv/bin/tollgate approvals list": Run(HELD, 'tour.take(r"approvals list")', PRINTED),
+    ".venv/bin/tollgate approvals list": Run(APPROVE, 'tour.take(r"approvals list")', PRINTED),
     '.venv/bin/tollgate approvals approve <ID> --reason "cleanup"':
-        Run(HELD, 'tour.take(r"approvals approve <ID>")', "the printed line, its own reason"),
+        Run(APPROVE, 'tour.take(r"approvals approve <ID>")', "the printed line, its own reason"),
     ".venv/bin/tollgate audit search --since 1h":
         Run("tests/cli/test_audit_cli.py::test_search_filters_by_identity_target_action_and_since",
             'audit(mixed, "search", "--since", "1h")'),

@@ -83,7 +83,7 @@ def test_a_fresh_checkout_in_a_closed_folder_runs_and_its_tour_does_what_it_says
     # walk: the same answers.
     tollgate = str(clone / ".venv" / "bin" / "tollgate")
     with started_up([tollgate, "up", "--base-port", str(base)], clone, env, 120) as up:
-        assert walk_again(up, env, work) == first
+        assert walk_again(up, env, work, tollgate) == first
         assert up.stop() == 0
     assert_nothing_left(base, span, temporary)
 
@@ -131,6 +131,16 @@ def http_part(tour: Tour, tollgate: str) -> dict[str, str]:
     assert held.says == "held: waits for a dba's approval"
     waiting = tour.start(held)
     tour.take(r"^export TOLLGATE_TOKEN=")
+    out, err = approve_the_delete(tour, waiting, tollgate)
+    assert out.startswith("HTTP/1.1 200"), out + err
+    answers["deleted"] = body(out)
+    return answers
+
+
+def approve_the_delete(tour: Tour, waiting: subprocess.Popen[str], tollgate: str
+                       ) -> tuple[str, str]:
+    """As a dba, with the printed lines: the held DELETE listed as pending, approved by
+    its id; what the waiting curl then printed (its output, its errors)."""
     listing = tour.take(r"approvals list")
     assert listing.text.startswith(tollgate)
     found: list[str] = []
@@ -146,10 +156,7 @@ def http_part(tour: Tour, tollgate: str) -> dict[str, str]:
     approve = tour.take(r"approvals approve <ID>")
     approved = tour.run(approve, text=approve.text.replace("<ID>", found[0]))
     assert approved.returncode == 0, approved.stderr
-    out, err = waiting.communicate(timeout=60)
-    assert out.startswith("HTTP/1.1 200"), out + err
-    answers["deleted"] = body(out)
-    return answers
+    return waiting.communicate(timeout=60)
 
 
 def agents(tour: Tour, clone: Path, base: int) -> None:
@@ -279,7 +286,7 @@ def audit_part(tour: Tour, tollgate: str, work: Path) -> None:
     assert any(look.startswith("tollgate audit report --since 1d") for look in looks), looks
 
 
-def walk_again(up: Up, env: dict[str, str], work: Path) -> dict[str, str]:
+def walk_again(up: Up, env: dict[str, str], work: Path, tollgate: str) -> dict[str, str]:
     """The second walk's answers to what the first one's were kept of."""
     tour = Tour(printed_commands(up.output), env, work)
     tour.take(r"^export TOKEN=")
@@ -288,18 +295,7 @@ def walk_again(up: Up, env: dict[str, str], work: Path) -> dict[str, str]:
     tour.take(r"^export TOLLGATE_TOKEN=")
     # Held again: the first walk's approval was used up by its DELETE.
     waiting = tour.start(tour.take(r"DELETE FROM customers"))
-    listing = tour.take(r"approvals list")
-    found: list[str] = []
-
-    def listed() -> bool:
-        found[:] = re.findall(r"^(\S+)\s+pending\s+you\s+demo\s+DELETE FROM customers",
-                              tour.run(listing).stdout, re.MULTILINE)
-        return bool(found)
-
-    stack.wait_until(listed, 30, "the second DELETE listed as pending")
-    approve = tour.take(r"approvals approve <ID>")
-    assert tour.run(approve, text=approve.text.replace("<ID>", found[0])).returncode == 0
-    answers["deleted"] = body(waiting.communicate(timeout=60)[0])
+    answers["deleted"] = body(approve_the_delete(tour, waiting, tollgate)[0])
     answers["mcp"] = tour.run(tour.take(r"from mcp import ClientSession")).stdout.splitlines()[0]
     answers["psql"] = psql_part(tour)
     return answers
