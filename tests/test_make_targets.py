@@ -25,7 +25,6 @@ import importlib.metadata
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,10 +44,10 @@ from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import layout, stack
 from tests.docs.commands import commands
 from tests.docs.pages import pages
+from tests.support.checkout import REPO, work_tree_copy
 
 pytestmark = pytest.mark.e2e  # git, make and pytest, run as a user runs them
 
-REPO = Path(__file__).resolve().parents[1]
 PROJECT_NAME = "tollgate"
 PACKAGE = "extproc"  # the project's own package, which `-e .` installs
 FIRST_PARTY = {"bench", "tests", "examples"}  # followed, file by file
@@ -95,30 +94,9 @@ DOCUMENTED = documented_targets()
 
 # -- a clean clone, and make's dry runs and rules there ------------------------------------
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True, timeout=120).stdout
-
-
-def fresh_clone(where: Path) -> Path:
-    """A clone of this repository with the work tree's changes on top (what a commit of
-    the work tree would hold), where `make` never ran."""
-    git("clone", "-q", str(REPO), str(where))
-    changed = [*git("diff", "--name-only", "-z", "HEAD").split("\0"),
-               *git("ls-files", "--others", "--exclude-standard", "-z").split("\0")]
-    for name in filter(None, changed):
-        source, copy = REPO / name, where / name
-        if source.is_file():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy)
-        elif copy.is_file():
-            copy.unlink()
-    return where
-
-
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fresh_clone(tmp_path_factory.mktemp("clone") / "tollgate")
+    return work_tree_copy(tmp_path_factory.mktemp("clone") / "tollgate")
 
 
 def make(root: Path, *args: str) -> str:
@@ -747,7 +725,7 @@ def test_what_the_makefile_makes_is_read_from_its_rules(clone: Path) -> None:
 def test_a_need_a_target_lacks_is_named(tmp_path: Path) -> None:
     """test-unit without the player (the Makefile before this test), and a new unit test
     that reads axe-core: each is named, with the test that needs it."""
-    root = fresh_clone(tmp_path / "tollgate")
+    root = work_tree_copy(tmp_path / "tollgate")
     by_needle = {m.needle: m for m in rules(root).made}
     player, axe = (next(m for n, m in by_needle.items() if n.startswith(word))
                    for word in ("asciinema", "axe"))

@@ -1,11 +1,13 @@
 """A newcomer's first hour, as a test: the checkout in a folder only root may enter (root's
 home, say), `make run` there with every port moved, and every command the quickstart
-prints run as printed, each doing what its line says; then `make run` again, and the
-tour gives the same answers (each `up` starts the demo's data afresh).
+prints run as printed, each doing what its line says; then `.venv/bin/tollgate up
+--base-port N` there, as the README moves it, and the tour gives the same answers (each
+`up` starts the demo's data afresh).
 
 The checkout is the work tree's files as a clone has them, its changes included, their
-times kept: `make autogen` then finds the agents' venv of this work tree up to date
-(AGENTS names it, the Makefile's variable for it) rather than making one of its own.
+times kept (tests/support/checkout.py): `make autogen` then finds the agents' venv of
+this work tree up to date (AGENTS names it, the Makefile's variable for it) rather than
+making one of its own.
 Its ports are a run the suite's own range hands out, so it runs beside a quickstart.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -28,30 +29,17 @@ from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import layout, stack
 from extproc.recording.store import chain_rows
 from extproc.store import connect
+from tests.support.checkout import REPO, work_tree_copy
 from tests.support.folders import passable_folder
 from tests.support.quickstart import Up, started_up
 from tests.support.tour import Tour, printed_commands
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 AGENTS = REPO / ".venv-autogen"
 # The demo's people, as the demo upstream holds them; what the tour may show of them.
 SSN = "512-34-6789"  # Ada Lovelace's
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"  # the demo host's settings.conf
-
-
-def checkout(into: Path) -> Path:
-    """The work tree's files (tracked, and new ones not ignored) copied into `into`,
-    their modes and times kept: what a clone holds, with the changes not yet committed."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=REPO, capture_output=True, check=True)
-    for name in listed.stdout.decode().split("\0"):
-        source = REPO / name
-        if name and source.is_file():  # a file deleted but not yet committed is left out
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, into / name)
-    return into
 
 
 @pytest.fixture
@@ -66,7 +54,7 @@ def test_a_fresh_checkout_in_a_closed_folder_runs_and_its_tour_does_what_it_says
         tmp_path: Path, temporary: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    clone = checkout(closed / "tollgate")
+    clone = work_tree_copy(closed / "tollgate")
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
