@@ -9,7 +9,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,24 +23,11 @@ class Up:
     process: subprocess.Popen[str]
     output: list[str]  # what it printed until "Ctrl-C stops everything"
 
-    def exported(self, name: str) -> str:
-        """The value of the one printed `export NAME=...` line."""
-        (value,) = [line.split(f"export {name}=", 1)[1].strip()
-                    for line in self.output if f"export {name}=" in line]
-        return value
-
     def stop(self) -> int:
         """Ctrl-C in its terminal: SIGINT to its whole process group; its exit status."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGINT)
         return self.process.wait(30)
-
-
-@contextmanager
-def running_up(*args: str, env: dict[str, str] | None = None) -> Iterator[Up]:
-    """`python -m extproc up ARGS`, once it printed that it is up (started_up)."""
-    with started_up([sys.executable, "-m", "extproc", "up", *args], None, env, 60) as up:
-        yield up
 
 
 @contextmanager
