@@ -177,9 +177,15 @@ def test_a_killed_worker_is_restarted_and_envoy_answers_through_the_other_meanwh
     os.kill(before[1], signal.SIGKILL)
     port = gw.ports.ext_proc + 1
     stack.wait_until(lambda: not stack.grpc_serving(port)(), 10, "worker 1 gone")
+    # Envoy's health check, every second even before any traffic (no_traffic_interval:
+    # its default, a minute, once left a dead worker in the balancing until its restart),
+    # finds it gone. No request has been sent yet.
+    stack.wait_until(lambda: gw.envoy_stat(
+        "cluster.tollgate_extproc.health_check.network_failure") >= 1, 10,
+        "Envoy's health check to find worker 1 gone")
     # Meanwhile (its restart waits a second), what Envoy sends to worker 1 is refused
-    # (fail closed: nothing passes undecided) until its health check, every second,
-    # takes it out; then worker 0 answers everything.
+    # (fail closed: nothing passes undecided); once the check took it out, worker 0
+    # answers everything.
     def only_worker_0_answers() -> bool:
         replies = [gw.request("GET", "/echo") for _ in range(6)]
         for reply in replies:
