@@ -6,7 +6,8 @@ masker scans of it (texts, numbers as their digits, arrays and records as lists)
 masked text of another length inside an array or a record stays well-formed. What
 does not change keeps its bytes exactly.
 
-Only built-in types are known: their OIDs are fixed. An extension's type (citext,
+Only built-in types are known: their OIDs are fixed (void too: a function that returns
+nothing, its value no bytes). An extension's type (citext,
 hstore), an enum, a composite, a domain's values inside an array or a record (which
 carry the domain's own OID; a domain column itself arrives as its base type) have OIDs
 of the database's own, whose bytes tollgate cannot read for sure: they are `Opaque`,
@@ -126,6 +127,13 @@ def _bits(raw: bytes) -> str:
     return "".join(f"{b:08b}" for b in raw[4:])[:count]
 
 
+def _void(raw: bytes) -> str:
+    """What a function that returns nothing (pg_sleep) returns: no bytes."""
+    if raw:
+        raise Unreadable(f"a void of {len(raw)} bytes")
+    return ""
+
+
 # Types read for scanning, as a text of their own; masked, NULL.
 _READERS: dict[int, Callable[[bytes], str]] = {
     21: _packed("!h"), 23: _packed("!i"), 20: _packed("!q"), 790: _packed("!q"),
@@ -136,7 +144,7 @@ _READERS: dict[int, Callable[[bytes], str]] = {
     600: _packed("!2d"), 601: _packed("!4d"), 603: _packed("!4d"), 628: _packed("!3d"),
     718: _packed("!3d"), 602: lambda raw: _points(raw, "!?i"),
     604: lambda raw: _points(raw, "!i"),
-    869: _inet, 650: _inet, 1560: _bits, 1562: _bits,
+    869: _inet, 650: _inet, 1560: _bits, 1562: _bits, 2278: _void,
     17: lambda raw: raw.decode("utf-8", "replace"),  # bytea: what it holds, if text
 }
 # Types whose bytes cannot hold text a detector would find (bool, "char", dates and
@@ -220,7 +228,9 @@ def _range(subtype: int, raw: bytes) -> list[Any]:
     return [view(_decode(subtype, p)) for p in parts if p is not None]
 
 
-def _array(oid: int, raw: bytes) -> Array:
+def _array_items(oid: int, raw: bytes) -> tuple[int, tuple[tuple[int, int], ...],
+                                                 list[bytes | None]]:
+    """An array's element type, dimensions and values' bytes, checked against `oid`."""
     dimensions, has_null, element = struct.unpack_from("!iiI", raw)
     if not 0 <= dimensions <= _MAX_DIMENSIONS or has_null not in (0, 1):
         raise Unreadable(f"an array of {dimensions} dimensions, null flag {has_null}")
@@ -236,8 +246,27 @@ def _array(oid: int, raw: bytes) -> Array:
     values, at = _items(raw, 12 + 8 * dimensions, count)
     if at != len(raw):
         raise Unreadable("bytes after an array's last element")
+    return element, sizes, values
+
+
+def _array(oid: int, raw: bytes) -> Array:
+    element, sizes, values = _array_items(oid, raw)
     return Array(element, raw, sizes,
                  tuple(None if v is None else _decode(element, v) for v in values))
+
+
+def each_replaced(oid: int, raw: bytes, item: Callable[[int], bytes | None]) -> bytes:
+    """An array of type `oid` (one `ARRAYS` knows) with every value replaced by
+    `item(element type)` (None: NULL), its dimensions, bounds and NULLs kept; its
+    values are never read."""
+    try:
+        element, sizes, values = _array_items(oid, raw)
+    except (struct.error, ValueError) as exc:
+        raise Unreadable(f"a binary value of type {oid} does not parse: {exc}") from None
+    replacement = item(element)
+    items = [None if v is None else replacement for v in values]
+    return struct.pack(f"!iiI{2 * len(sizes)}i", len(sizes), int(None in items), element,
+                       *(n for pair in sizes for n in pair)) + _joined(items)
 
 
 def _record(raw: bytes) -> Record:

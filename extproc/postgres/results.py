@@ -11,7 +11,9 @@ is on HTTP. A masked value of a text type becomes its masked text; of any other 
 NULL, which every client can decode where `[REDACTED:...]` in an integer column would
 break it. A column the mask names `derived` (computed by the SQL from a protected column)
 is masked whole, by its name as the RowDescription gives it: `[REDACTED:DERIVED]` in a
-text column (a JSON string in a json one), NULL in any other.
+text column (a JSON string in a json one), NULL in any other; an array of a built-in
+type (`array_agg(email)`, which asyncpg asks for in binary) stays an array, each value
+so replaced, its NULLs, dimensions and bounds kept, its values never read.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ _TEXT = frozenset({25, 1043, 1042, 19, 18, 705, 142, 114, 3802, 1009, 1015, 2275
 _JSON, _JSONB, _BYTEA = 114, 3802, 17
 # Scalar text types, whose values `[REDACTED:DERIVED]` can replace in either format.
 _SCALAR_TEXT = frozenset({25, 1043, 1042, 19, 705, 142, 2275})
+# box[], the one built-in array whose text form separates its values with `;`.
+_BOX_ARRAY = 1020
 
 
 class ResultRefused(Exception):
@@ -66,7 +70,7 @@ class ResultMasker:
         derived = spec.derived if spec is not None else frozenset()
         # Masked whole here; the rest by the spec without them (the table's own names
         # would otherwise fall under a derived `*`).
-        self._derived = {i: _derived_value(c) for i, c in enumerate(columns)
+        self._derived = {i for i, c in enumerate(columns)
                          if DERIVED_ALL in derived or normalise_field(c.name) in derived}
         self._spec = replace(spec, derived=frozenset()) if spec and derived else spec
         self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
@@ -118,10 +122,10 @@ class ResultMasker:
         assert self._spec is not None
         derived = self._derived
         hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
-        if hidden:
-            rows = [[derived[i] if i in derived and v is not None else v
-                     for i, v in enumerate(row)] for row in rows]
         columns = self._columns
+        if hidden:
+            rows = [[_derived_value(columns[i], v) if i in derived and v is not None else v
+                     for i, v in enumerate(row)] for row in rows]
         cells = [[None if v is None or i >= len(columns) or i in derived
                   else self._read(columns[i], v)
                   for i, v in enumerate(row)] for row in rows]
@@ -167,15 +171,71 @@ def _as_text(column: Column) -> str:
             "receives as text")
 
 
-def _derived_value(column: Column) -> bytes | None:
-    """What a derived column's values become: the token where its type is text (a JSON
-    string in json; jsonb's binary form has a version byte), else NULL."""
-    if column.type_oid in _SCALAR_TEXT:
+def _derived_value(column: Column, value: bytes) -> bytes | None:
+    """What a derived column's value becomes: the token where its type is text (a JSON
+    string in json; jsonb's binary form has a version byte); an array of the built-in
+    types the same array, each value so replaced (NULL where not text); else NULL."""
+    oid, binary_format = column.type_oid, column.format == 1
+    if oid not in binary.ARRAYS:
+        return _derived_item(oid, binary_format)
+    if binary_format:
+        try:
+            return binary.each_replaced(oid, value, lambda e: _derived_item(e, True))
+        except binary.Unreadable:
+            return None
+    return _text_array_replaced(value.decode("utf-8", "replace"),
+                                _derived_item(binary.ARRAYS[oid], False),
+                                ";" if oid == _BOX_ARRAY else ",")
+
+
+def _derived_item(oid: int, binary_format: bool) -> bytes | None:
+    """A derived value of type `oid`, as a text type holds it (else NULL)."""
+    if oid in _SCALAR_TEXT:
         return DERIVED.encode()
-    if column.type_oid in (_JSON, _JSONB):
+    if oid in (_JSON, _JSONB):
         text = json.dumps(DERIVED).encode()
-        return b"\x01" + text if column.format == 1 and column.type_oid == _JSONB else text
+        return b"\x01" + text if binary_format and oid == _JSONB else text
     return None
+
+
+def _text_array_replaced(text: str, item: bytes | None, delimiter: str) -> bytes | None:
+    """A text-format array (`[0:1]={{"a",NULL},...}`, as PostgreSQL writes one) with
+    every value replaced by `item` (None: NULL), its bounds, dimensions and NULLs kept;
+    None where the text is not one."""
+    if item is None:
+        shown = "NULL"
+    else:
+        escaped = item.decode().replace("\\", "\\\\").replace('"', '\\"')
+        shown = f'"{escaped}"'
+    bounds, _, body = text.partition("=") if text.startswith("[") else ("", "", text)
+    out, at, depth = [bounds + ("=" if bounds else "")], 0, 0
+    try:
+        while at < len(body):
+            char = body[at]
+            if char in "{}":
+                depth += 1 if char == "{" else -1
+                out.append(char)
+                at += 1
+            elif char == delimiter and depth:
+                out.append(char)
+                at += 1
+            elif char == '"':
+                at += 1
+                while body[at] != '"':
+                    at += 2 if body[at] == "\\" else 1
+                out.append(shown)
+                at += 1
+            else:
+                end = at
+                while body[end] not in (delimiter, "}"):
+                    end += 1
+                out.append("NULL" if body[at:end] == "NULL" else shown)
+                at = end
+            if depth < 0 or (not depth and at < len(body)):
+                return None
+    except IndexError:
+        return None
+    return "".join(out).encode() if depth == 0 and body.startswith("{") else None
 
 
 def record_sample(columns: list[Column], rows: list[list[bytes | None]], limit: int) -> bytes:

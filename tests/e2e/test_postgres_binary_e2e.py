@@ -31,6 +31,7 @@ from tests.support.gateway import Gateway, module_gateway
 SECRETS = ("ann@example.com", "078-05-1120", "4111 1111 1111 1111", "bob@example.org")
 WORDS = st.text(string.ascii_letters + " _.", max_size=12)
 TEXTS = st.one_of(WORDS, st.sampled_from(SECRETS))
+DERIVED = "[REDACTED:DERIVED]"
 PLAIN = "plain"  # a second target, on the same database, whose data is not masked
 
 
@@ -210,7 +211,7 @@ def test_generated_values_round_trip_equal_or_masked(clients: Clients,
 def test_array_agg_of_emails_is_masked_and_decodes_in_both_drivers(
         clients: Clients) -> None:
     # Values of no protected column, found by the detectors inside binary arrays and
-    # records; a protected column's aggregate is derived (lineage) and comes back NULL.
+    # records; a protected column's aggregate is derived (lineage): each value redacted.
     # (Named apart: the front matches derived columns by name, and all three would be
     # `array_agg`.)
     sql = ("SELECT array_agg(name || ' <' || lower(name) || '@example.org>' ORDER BY id) "
@@ -226,7 +227,7 @@ def test_array_agg_of_emails_is_masked_and_decodes_in_both_drivers(
         assert all("@example.org" not in e for e in got_emails)
         assert [r[0] for r in got_rows] == [1, 2]
         assert "078-05-1120" not in str(got_rows)
-        assert got_derived is None
+        assert got_derived == [DERIVED, DERIVED]
 
 
 def test_a_domain_inside_a_record_is_refused_and_the_session_goes_on(
@@ -240,3 +241,48 @@ def test_a_domain_inside_a_record_is_refused_and_the_session_goes_on(
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="type"):
         conn.cursor(binary=True).execute("SELECT ARRAY[name::email_d] FROM customers")
     assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+
+
+# Arrays derived from protected columns: (SQL, each driver's value). The aggregate of a
+# protected column is derived (lineage), so every value is redacted where it sits, NULLs,
+# dimensions and bounds kept; where the element's type is not text, NULL.
+DERIVED_ARRAYS = {
+    "text": ("SELECT array_agg(email ORDER BY id) AS a FROM customers", [DERIVED, DERIVED]),
+    "nulls": ("SELECT array_agg(CASE WHEN id = 2 THEN ssn END ORDER BY id) AS a "
+              "FROM customers", [None, DERIVED]),
+    "two-dimensions": ("SELECT ARRAY[[email, NULL], [ssn, name]] AS a FROM customers "
+                       "WHERE id = 1", [[DERIVED, None], [DERIVED, DERIVED]]),
+    "bounds": ("SELECT array_fill(ssn, ARRAY[2], ARRAY[0]) AS a FROM customers WHERE id = 1",
+               [DERIVED, DERIVED]),
+    "varchar": ("SELECT array_agg(email::varchar(40) ORDER BY id) AS a FROM customers",
+                [DERIVED, DERIVED]),
+    "jsonb": ("SELECT array_agg(to_jsonb(ssn) ORDER BY id) AS a FROM customers",
+              [DERIVED, DERIVED]),
+    "integer": ("SELECT array_agg(length(ssn) ORDER BY id) AS a FROM customers", [None, None]),
+}
+
+
+@pytest.mark.parametrize(("sql", "want"), DERIVED_ARRAYS.values(), ids=DERIVED_ARRAYS.keys())
+def test_a_derived_array_comes_back_an_array_of_masked_values(
+        clients: Clients, sql: str, want: list[Any]) -> None:
+    conn = clients.psycopg["masked"]
+    got = {"psycopg-text": conn.execute(sql).fetchone(),
+           "psycopg-binary": conn.cursor(binary=True).execute(sql).fetchone(),
+           "asyncpg": clients.loop.run_until_complete(clients.asyncpg["masked"].fetchrow(sql))}
+    for driver, row in got.items():
+        assert row is not None
+        value = row[0]
+        if driver == "asyncpg" and "jsonb" in sql:  # asyncpg leaves JSON as its text
+            value = [json.loads(v) for v in value]
+        assert value == want, driver
+        assert not _planted(value)
+
+
+def test_asyncpg_reads_a_void_in_binary(clients: Clients) -> None:
+    """pg_sleep returns void, which asyncpg asks for in binary: no bytes, nothing to mask."""
+    record = clients.loop.run_until_complete(
+        clients.asyncpg["masked"].fetchrow("SELECT pg_sleep(0), 1 AS one"))
+    assert record is not None and tuple(record.values()) == (None, 1)
+    read = {where: clients.psycopg[where].cursor(binary=True).execute(
+        "SELECT pg_sleep(0)").fetchone() for where in ("masked", "direct")}
+    assert read["masked"] == read["direct"] == (b"",)  # psycopg has no loader for void
