@@ -20,7 +20,9 @@ The server's error messages can quote what a statement read: `XPATH syntax error
 `Unknown or incorrect time zone: '<ssn>'`. Where a mask applies, `error_message` keeps a
 message only when it can quote nothing but names and the statement's own text, or when the
 value it quotes is in that text (the client sent it); it masks any other value it quotes,
-and withholds any other message.
+and withholds any other message: the rule is shared with the PostgreSQL front
+(`extproc/masking/server_text.py`), the forms (MariaDB's templates by code) are this
+module's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from extproc.codecs.rows import rows_sample
 from extproc.masking import Masker
 from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
+from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
 from extproc.mysql.packets import (
     STRING_TYPES,
@@ -143,30 +146,22 @@ _NAMES_ONLY = frozenset({
 })
 # From the first quote to the last: the one value these messages quote, e.g.
 # `Incorrect integer value: '...' for column `db`.`t`.`c` at row 1`.
-_ONE_VALUE = re.compile(r"([^']*')(.*)('[^']*)", re.DOTALL)
-# Errors that quote a value, and where: (before it, the value, after it).
+_ONE_VALUE = re.compile(r"[^']*'(.*)'[^']*", re.DOTALL)
+# Errors that quote a value: their form, the value its group.
 _QUOTED_VALUE = {
-    1062: re.compile(r"(Duplicate entry ')(.*)(' for key (?:'[^']*'|\d+))", re.DOTALL),
-    1231: re.compile(r"(Variable '[^']*' can't be set to the value of ')(.*)(')", re.DOTALL),
+    1062: re.compile(r"Duplicate entry '(.*)' for key (?:'[^']*'|\d+)", re.DOTALL),
+    1231: re.compile(r"Variable '[^']*' can't be set to the value of '(.*)'", re.DOTALL),
     1292: _ONE_VALUE, 1298: _ONE_VALUE, 1366: _ONE_VALUE, 1411: _ONE_VALUE, 1525: _ONE_VALUE,
 }
 
 
-def masks(spec: MaskSpec | None) -> bool:
-    """Whether a mask hides anything."""
-    return spec is not None and bool(spec.detectors or spec.fields or spec.derived)
-
-
 def error_message(message: str, code: int, statement: str, spec: MaskSpec | None) -> str:
-    """The server's error message as a client under `spec` may read it: quoting only
-    names or the statement's text, or a value the statement holds; a value it does not
-    masked; any other message withheld. Unmasked, as the server wrote it."""
+    """The server's error message as a client under `spec` may read it
+    (`extproc/masking/server_text.py`): quoting only names or the statement's text, or a
+    value the statement holds; a value it does not masked; any other message withheld.
+    Unmasked, as the server wrote it."""
     if not masks(spec) or code in _NAMES_ONLY:
         return message
     pattern = _QUOTED_VALUE.get(code)
-    found = pattern.fullmatch(message) if pattern is not None else None
-    if found is None:
-        return (f"tollgate: the server's message is withheld (it may quote values the "
-                f"statement read, which this session's mask hides): error {code}")
-    before, value, after = found.groups()
-    return message if value in statement else before + DERIVED + after
+    shown = kept(message, statement, () if pattern is None else (pattern,))
+    return f"{WITHHELD}: error {code}" if shown is None else shown

@@ -14,11 +14,17 @@ is masked whole, by its name as the RowDescription gives it: `[REDACTED:DERIVED]
 text column (a JSON string in a json one), NULL in any other; an array of a built-in
 type (`array_agg(email)`, which asyncpg asks for in binary) stays an array, each value
 so replaced, its NULLs, dimensions and bounds kept, its values never read.
+
+The server's errors and notices quote values (a cast's input, a unique key, a failing
+row), derived ones too: `error_fields` keeps what the statement's text or the error's
+own names hold, and masks or withholds the rest (the rule MySQL's front shares:
+`extproc/masking/server_text.py`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -26,6 +32,7 @@ from typing import Any
 from extproc.codecs.rows import rows_sample
 from extproc.masking import Masker
 from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
+from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
 from extproc.postgres import binary
 from extproc.postgres.messages import Column
@@ -260,3 +267,72 @@ def _shown(column: Column | None, value: bytes | None) -> Any:
     if isinstance(node, binary.Opaque):
         return f"<{len(value)} bytes, binary>"
     return node.text if isinstance(node, binary.Text) else binary.view(node)
+
+
+# The texts of an ErrorResponse or a NoticeResponse: message, detail, hint, context.
+_TEXTS = "MDHW"
+# The names the server gives beside its texts (schema, table, column, type, constraint):
+# catalog names, never values, so a text may quote them.
+_NAMES = "stcdn"
+# SQLSTATE classes whose texts can carry a value unquoted (a data exception's, an
+# integrity violation's `Failing row contains (...)`, a function's RAISE of any class,
+# notices and warnings): a line without a quote, of no known form, is withheld.
+_UNQUOTED_VALUES = ("00", "01", "22", "23", "2F", "38", "39", "P0", "XX")
+# Forms whose values are not (only) in double quotes; a group is a value, the rest
+# PostgreSQL's words or names (an index's columns, a referenced table).
+_PG_FORMS = tuple(re.compile(form) for form in (
+    r"Key \((?:.*?)\)=\((.*)\)(?: already exists| is not present in table \"[^\"]*\""
+    r"| is still referenced from table \"[^\"]*\")?\.",
+    r"Failing row contains \((.*)\)\.",
+    r"JSON data, line \d+: (.*)",
+    r"invalid byte sequence for encoding \"[^\"]*\": (.*)",
+    r"character with byte sequence (.*) in encoding \"[^\"]*\" has no equivalent in "
+    r"encoding \"[^\"]*\"",
+    r"Character with value (.*) must be escaped\.",
+    # `invalid input syntax for type integer: "..."` and every message ending so: from
+    # the first quote to the last, one value (it may hold a quote).
+    r"[^\"]*: \"(.*)\"",
+    # Data exceptions that quote nothing.
+    r"division by zero|(?:small|big)?int(?:eger)? out of range|numeric field overflow"
+    r"|value overflows numeric format|value too long for type [a-z ]+\(\d+\)"
+    r"|invalid input syntax for type json|The input string ended unexpectedly\."
+    r"|A field with precision \d+, scale \d+ must round to an absolute value less than "
+    r"10\^-?\d+\.|Value must be an integer\.|cannot cast jsonb [a-z]+ to type [a-z ]+"
+    r"|Perhaps you need a different \"datestyle\" setting\.",
+))
+
+
+def error_fields(fields: dict[str, str], statement: str,
+                 spec: MaskSpec | None) -> dict[str, str]:
+    """An error's or a notice's fields as a client under `spec` may read them
+    (`extproc/masking/server_text.py`): each line of a text keeps the values it quotes
+    that `statement` or the error's own names hold, the others masked; a message that
+    cannot be kept so is withheld (its SQLSTATE kept), any other text dropped; the
+    internal query (a function's statement) is kept only if the statement holds it."""
+    if not masks(spec):
+        return fields
+    names = {fields[k] for k in _NAMES if k in fields}
+    unquoted = fields.get("C", "XX")[:2] in _UNQUOTED_VALUES
+    out = dict(fields)
+    for key in _TEXTS:
+        if key not in fields:
+            continue
+        lines = [_line(line, statement, names, unquoted) for line in fields[key].split("\n")]
+        if all(line is not None for line in lines):
+            out[key] = "\n".join(line for line in lines if line is not None)
+        elif key == "M":
+            out[key] = f"{WITHHELD}: SQLSTATE {fields.get('C', '')}"
+        else:
+            del out[key]
+    if "q" in fields and fields["q"] not in statement:
+        out.pop("q")
+        out.pop("p", None)
+    return out
+
+
+def _line(line: str, statement: str, names: set[str], unquoted: bool) -> str | None:
+    """A line of a text as `error_fields` shows it (None: withheld)."""
+    shown = kept(line, statement, _PG_FORMS, quote='"', names=names)
+    if shown is None and '"' not in line and not unquoted:
+        return line  # no quote, no known form: PostgreSQL's own words
+    return shown

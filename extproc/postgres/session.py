@@ -57,7 +57,7 @@ from extproc.policy import Decision
 from extproc.postgres import drivers, estimate, namespace
 from extproc.postgres import messages as pg
 from extproc.postgres.copy_rows import CopyRows, rows_of
-from extproc.postgres.results import ResultMasker, ResultRefused, record_sample
+from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
 from extproc.postgres.upstream import Upstream
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import RECORD_MASK
@@ -876,7 +876,13 @@ class Session:
     def _masked_fields(self, kind: bytes, fields: dict[str, str],
                        head: Pending | None) -> bytes:
         """An error or notice with its texts masked: a unique violation's detail quotes
-        the row (`Key (ssn)=(078-05-1120) already exists`)."""
+        the row (`Key (ssn)=(078-05-1120) already exists`), a cast's message the value
+        (`ssn::int`), which may be derived: kept only as the statement's text holds it."""
+        run = head.run if head is not None else None
+        if run is not None:
+            request = run.exchange.request
+            fields = error_fields(fields, str(request["body"]) if request else "",
+                                  run.exchange.mask)
         texts = {k: v for k, v in fields.items() if k in "MDHWqp"}
         masked, _ = self._masker.mask_json(texts, _record_mask(head))
         return pg.encode_fields(kind, {**fields, **masked})
