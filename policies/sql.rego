@@ -218,6 +218,17 @@ neutral_setting(t) if {
 	regex.replace(lower(t.value), "[^a-z0-9]", "") in {"utf8", "unicode"}
 }
 
+# search_path emptied, or pg_catalog alone, as pg_dump and its scripts set it: tables are
+# then found in pg_temp and pg_catalog only, which PostgreSQL searches first under any path
+# (pg_catalog implicitly, pg_temp for tables), so a name resolves to the object the
+# policy's reading, made for the default path, names, or to nothing (an error). Any other
+# value (pg_temp listed, where functions are found too; a schema of the caller's) could
+# make it resolve elsewhere.
+neutral_setting(t) if {
+	t.name == "search_path"
+	t.value in {"", "pg_catalog"}
+}
+
 # Why a setting outside neutral_settings is refused, in the words of its risk.
 setting_risks := {
 	"search_path": "table and function names would resolve to other schemas than the ones the policy read",
@@ -227,6 +238,8 @@ setting_risks := {
 	"standard_conforming_strings": "the server would read quotes and backslashes in later SQL otherwise than the policy",
 	"backslash_quote": "the server would read quotes and backslashes in later SQL otherwise than the policy",
 	"session_replication_role": "triggers and foreign-key checks would stop firing",
+	# Sent by pg_dump alone, as it begins a dump: the reason says who may dump.
+	"synchronize_seqscans": "pg_dump sets it as it begins a dump, and dumping a database is for the dba group",
 }
 
 setting_reason(name) := "set_config with a setting name computed when it runs is refused: which setting it changes cannot be known" if {

@@ -361,6 +361,29 @@ test_a_setting_that_changes_what_the_policy_saw_is_refused_by_name if {
 	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
 }
 
+# pg_dump empties search_path: names then resolve to what the default path gives them,
+# or to nothing. Any other value, pg_temp first or a list, stays refused.
+test_search_path_may_be_emptied_or_pg_catalog_alone if {
+	every value in ["", "pg_catalog"] {
+		s := setting_stmt("select", [setting("search_path", value)], ["read", "session"])
+		data.tollgate.decision.action == "allow" with input as agent([s])
+	}
+	every value in ["pg_temp", "pg_catalog, pg_temp", "PG_CATALOG", "public", " "] {
+		s := setting_stmt("select", [setting("search_path", value)], ["read", "session"])
+		d := data.tollgate.decision with input as agent([s])
+		d.rules == ["sql.setting"]
+	}
+	many := setting_stmt("set", [setting("search_path", null)], ["session"])
+	data.tollgate.decision.action == "deny" with input as agent([many])
+}
+
+test_a_dump_is_refused_saying_who_may_dump if {
+	s := setting_stmt("set", [setting("synchronize_seqscans", "off")], ["session"])
+	d := data.tollgate.decision with input as agent([s])
+	d.reasons == ["changing synchronize_seqscans is refused: pg_dump sets it as it begins a dump, and dumping a database is for the dba group"]
+	data.tollgate.decision.action == "allow" with input as as_group(["dba"], [s])
+}
+
 test_set_role_is_named_once_not_as_a_privilege_too if {
 	s := setting_stmt("set", [setting("role", "postgres")], ["privilege", "session"])
 	d := data.tollgate.decision with input as agent([s])

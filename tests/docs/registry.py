@@ -102,6 +102,11 @@ REGISTRY: dict[str, Run] = {
         "tests/quickstart/test_demo_mcp.py::test_the_rug_pull_switch_changes_the_listed_definition",
         "http.post(server.rug_pull_url)", "the same POST, httpx"),
     # PostgreSQL.
+    'PGPASSWORD=$TOKEN pg_dump "postgresql://you@127.0.0.1:15432/shop?sslmode=require" > '
+    "shop.sql": Run("tests/e2e/test_postgres_dump_e2e.py::"
+                    "test_a_dbas_dump_is_whole_masked_and_recorded",
+                    'pg_dump(gw, "dba-dump", DBA)',
+                    "pg_dump with the token in PGPASSWORD, to a test gateway"),
     'psql "postgresql://you:$TOKEN@127.0.0.1:15432/shop?sslmode=require"':
         Run(f"{TOUR}::psql_part", 'r"^psql "', PRINTED),
     # MySQL.
