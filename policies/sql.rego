@@ -272,12 +272,15 @@ sql_denials contains {"rule": "sql.dynamic", "reason": sprintf("%s runs code hel
 # A setting after which the server reads or runs SQL otherwise than tollgate reads it
 # (effect `unreadable`: a MySQL client character set whose characters can end in a
 # backslash or a quote — gbk, big5, sjis, cp932, gb18030 — or one only the server knows,
-# DEFAULT or an expression; init_connect, SQL run as each connection opens): for no one.
+# DEFAULT or an expression; init_connect, SQL run as each connection opens; a MySQL
+# results character set but UTF-8's, NULL and binary too, in which the front's masking
+# would read other text than the client: SET character_set_results = utf16 puts a NUL
+# before every ASCII letter, and no detector matches): for no one.
 # Every later statement of the session would be decided on a reading the server does not
 # share: in `SELECT '中\\', ' ; DROP TABLE t; -- '` gbk reads the last byte of 中 and a
 # backslash as one character, the next backslash escapes the quote, and DROP TABLE runs:
 # read with backslashes as escapes or not, the text is one SELECT of two strings.
-sql_denials contains {"rule": "sql.unreadable", "reason": sprintf("%s would make the server read later SQL otherwise than tollgate reads it", [upper(s.kind)])} if {
+sql_denials contains {"rule": "sql.unreadable", "reason": sprintf("%s would make the server read later SQL, or write its answers, otherwise than tollgate reads them", [upper(s.kind)])} if {
 	some s in sql_statements
 	"unreadable" in statement_effects(s)
 }

@@ -427,7 +427,7 @@ test_an_unreadable_setting_is_refused_to_everyone if {
 	s := stmt("set", {"effects": ["configuration", "session", "unreadable"]})
 	d := data.tollgate.decision with input as agent([s])
 	d.rules == ["sql.configuration", "sql.unreadable"]
-	"SET would make the server read later SQL otherwise than tollgate reads it" in d.reasons
+	"SET would make the server read later SQL, or write its answers, otherwise than tollgate reads them" in d.reasons
 	dba := data.tollgate.decision with input as as_group(["dba"], [s])
 	dba.rules == ["sql.unreadable"]
 }

@@ -94,6 +94,32 @@ def test_alter_role_set_is_configuration_not_a_session_setting(engine: EmbeddedE
     assert (decision.action, decision.rules) == ("deny", ("sql.configuration", "sql.privilege"))
 
 
+# A results character set but UTF-8's: the front reads answers as UTF-8, so in utf16 (a NUL
+# before each ASCII letter) or unconverted (NULL, binary: each value in its column's own
+# set) no detector of the mask would match what the client reads. Refused to everyone, in
+# every spelling; SET NAMES and CHARACTER SET set the results too.
+@pytest.mark.parametrize("text", [
+    "SET character_set_results = utf16", "SET SESSION character_set_results = 'utf32'",
+    "SET @@character_set_results = ucs2", "SET @@session.character_set_results = utf16le",
+    "SET @@local.character_set_results = latin1", "SET `character_set_results` = utf16",
+    "SET character_set_results = NULL",  # `= binary`: a keyword sqlglot refuses to read
+    "SET character_set_results = 'binary'", "SET character_set_results = DEFAULT",
+    "SET character_set_results = 54", "SET character_set_results = @cs",
+    "SET character_set_results = CONCAT('utf', '16')", "SET @a = 1, character_set_results = utf16",
+    "SET autocommit = 1, character_set_results = utf16", "SET NAMES latin1",
+    "SET NAMES 'latin1' COLLATE 'latin1_bin'", "SET CHARACTER SET latin1", "SET CHARSET ascii",
+    "SET STATEMENT character_set_results = utf16 FOR SELECT note FROM scratch",
+    "SET STATEMENT max_statement_time = 1, character_set_results = NULL FOR SELECT 1",
+    "SET SESSION character_set_results = 'utf8mb4'; SET character_set_results = utf16",
+])
+def test_a_mysql_results_character_set_but_utf8_is_refused_to_everyone(
+        engine: EmbeddedEngine, text: str) -> None:
+    for who in (AGENT, DBA):
+        decision = decide_mysql(engine, text, who)
+        assert decision.action == "deny" and "sql.unreadable" in decision.rules, (who, text)
+        assert any(UNREADABLE.removeprefix("SET") in r for r in decision.reasons), decision
+
+
 @pytest.mark.parametrize(("text", "rule"), [
     ("SELECT pg_read_file('/etc/passwd')", "sql.server_access"),
     ("SELECT pg_ls_dir('.')", "sql.server_access"),
@@ -144,7 +170,8 @@ def test_a_neutral_setting_or_a_return_to_the_sessions_start_passes(
 
 # -- MySQL: settings that change how the server lexes later texts ----------------------------
 
-UNREADABLE = "SET would make the server read later SQL otherwise than tollgate reads it"
+UNREADABLE = ("SET would make the server read later SQL, or write its answers, otherwise "
+              "than tollgate reads them")
 DBA = {"authenticated": True, "sub": "dba-1", "groups": ["dba"]}
 
 
@@ -213,6 +240,8 @@ def test_what_the_dba_group_sets_in_sql_mode_the_readings_follow(
 
 @pytest.mark.parametrize("text", [
     "SET NAMES utf8mb4", "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_unicode_ci'",
+    "SET character_set_results = utf8mb4", "SET SESSION character_set_results = 'utf8'",
+    "SET @@character_set_results = utf8mb3",
     "SET character_set_client = utf8mb4", "SET autocommit = 1", "SET @a = 1",
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 ])

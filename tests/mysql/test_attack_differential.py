@@ -161,6 +161,17 @@ MASKING = [
     "SHOW CREATE TABLE customers",
 ]
 
+# 5. Results character sets the front does not read answers in (it reads UTF-8): in utf16
+# a NUL precedes each ASCII letter, unconverted (NULL) each value comes in its column's own
+# set, and the detectors of the mask match nothing.
+RESULTS_CHARSETS = [
+    "SET character_set_results = utf16", "SET SESSION character_set_results = 'utf32'",
+    "SET @@character_set_results = ucs2", "SET @@session.character_set_results = utf16le",
+    "SET @@session.character_set_results = NULL", "SET @a = 1, character_set_results = utf16",
+    "SET NAMES latin1", "SET CHARACTER SET latin1",
+    "SET STATEMENT character_set_results = utf16 FOR SELECT note FROM notes",
+]
+
 # Pieces the generated texts are made of: around a statement, inside it, after it.
 PIECES = ["", " ", "\n", "'", '"', "`", "\\", "\\'", "''", "--", "-- ", "--\t", "#", "/*", "*/",
           "/*+", "{#", "#}", "{", "}", ";", "\x01", "\u00a0", "x'41'", "0x41", "N'", "@", "1"]
@@ -181,6 +192,9 @@ SCHEMA = (
     "CREATE TABLE shop.scratch (id int, note text); "
     "CREATE TABLE shop.canary (v int); "
     f"CREATE TABLE shop.twins (k text); INSERT INTO shop.twins VALUES ('{SSN}'), ('{SSN}'); "
+    # An e-mail in a column no rule names: only the mask's detectors see it.
+    f"CREATE TABLE shop.notes (note text); INSERT INTO shop.notes VALUES ('to {EMAIL_USER}"
+    "@example.com'); "
     f"CREATE USER 'gw'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
     "GRANT ALL ON shop.* TO 'gw'@'127.0.0.1'"
 )
@@ -559,3 +573,16 @@ def test_a_client_that_never_reads_is_held_back_not_buffered(env: Env) -> None:
     assert session.received[0] == 2
     connection._sock.shutdown(socket.SHUT_RDWR)
     connection.close()
+
+
+def test_a_results_character_set_the_front_does_not_read_is_refused_to_everyone(
+        env: Env) -> None:
+    """Each spelling refused, the dba's too (the pack masks the dba): the e-mail only a
+    detector finds stays masked, however the client decodes what it got."""
+    for who in (AGENT_NAME, DBA_NAME):
+        session = play(env, [*RESULTS_CHARSETS, "SELECT note FROM notes"], who)
+        refused = [m for _, m in session.errors if "sql.unreadable" in m]
+        assert len(refused) == len(RESULTS_CHARSETS), (who, session.errors)
+        assert "write its answers" in refused[0]
+        assert "to [REDACTED:EMAIL_ADDRESS]" in session.received, (who, session.received)
+        assert not [v for v in session.received if reveals(str(v).replace("\x00", ""))]

@@ -32,6 +32,10 @@ sqlglot_reader.py) is given the classes of what it does, in `effects`:
   big5, sjis, cp932, gb18030: the server then reads `'\xbf\\'` as one character and a
   quote, where the gateway read an escaped quote), or one only the server knows
   (DEFAULT, an expression); init_connect, SQL the server runs as each connection opens;
+  or writes its answers in a character set the MySQL front does not read them in (a
+  results character set but UTF-8's, by SET NAMES, CHARACTER SET or
+  character_set_results, NULL and binary too: masking would read other text than the
+  client does);
 - `unknown`: a statement nobody could name (kind "other").
 
 The back-ends add what only their trees show (a COPY's file, a SET's scope, an EXEC's
@@ -93,6 +97,12 @@ IDENTITY_SETTINGS = frozenset({"role", "session_authorization", "password"})
 # MySQL's names of the client character set, the one the server lexes texts in.
 CLIENT_CHARSET_SETTINGS = frozenset({"names", "character set", "charset",
                                      "character_set_client"})
+# MySQL's names of the results character set, the one the server writes answers in: the
+# front reads answers as UTF-8, so in any other (utf16 puts a NUL before each ASCII
+# letter; binary or NULL sends each value in its column's own set) every detector of the
+# mask reads something else than the client. SET NAMES and SET CHARACTER SET set it too.
+RESULTS_CHARSET_SETTINGS = frozenset({"names", "character set", "charset",
+                                      "character_set_results"})
 # Client character sets whose two-byte characters can end in an ASCII byte: `\` (0x5c)
 # or a quote there is part of a character, no escape (MySQL refuses ucs2, utf16 and
 # utf32 as a client's).
@@ -116,10 +126,11 @@ def setting_effects(name: str, value: str | None = None, reset: bool = False) ->
     name = name.lower()
     if reset:
         return set()  # back to what the session started with, the gateway's own choice
-    if name in CLIENT_CHARSET_SETTINGS | {"client_encoding"} and value is not None and (
-            _encoding(value) in _READ_ENCODINGS):
+    charsets = CLIENT_CHARSET_SETTINGS | RESULTS_CHARSET_SETTINGS | {"client_encoding"}
+    if name in charsets and value is not None and _encoding(value) in _READ_ENCODINGS:
         return set()
-    if name in RUN_SETTINGS or (name in CLIENT_CHARSET_SETTINGS and not _safe_charset(value)):
+    if name in RUN_SETTINGS or name in RESULTS_CHARSET_SETTINGS or (
+            name in CLIENT_CHARSET_SETTINGS and not _safe_charset(value)):
         return {"configuration", "unreadable"}
     if name in LEXING_SETTINGS or name == UNNAMED_SETTING:
         return {"configuration"}

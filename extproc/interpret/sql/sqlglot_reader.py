@@ -189,6 +189,21 @@ def _glot_setting_effects(item: exp.Expr) -> set[str]:
     return effects
 
 
+# MariaDB's `SET STATEMENT a = x, ... FOR statement`, an opaque Command here (the dba
+# group's), sets its settings for that one statement: `character_set_results = utf16`
+# there writes its answer in a set the front does not read. Any character set named in
+# it counts, wherever (over-refusing a rare form, never under-).
+_SET_STATEMENT_CHARSET = re.compile(r"character_set", re.IGNORECASE)
+
+
+def _glot_set_statement_effects(node: exp.Command) -> set[str]:
+    rest = node.args.get("expression")
+    text = rest.name if isinstance(rest, exp.Expr) else str(rest or "")
+    if node.name.upper() == "SET" and _SET_STATEMENT_CHARSET.search(text):
+        return {"configuration", "unreadable"}
+    return set()
+
+
 def _glot_constant(node: exp.Expr | None) -> str | None:
     """A setting's value when it is one constant: a string, a number, a bare word (`gbk`,
     `` `gbk` ``, DEFAULT); None for anything computed."""
@@ -552,6 +567,7 @@ class _GlotWalker:
     def _describe(self, entry: Entry, node: exp.Expr) -> None:
         if isinstance(node, exp.Command):
             entry.opaque = True
+            entry.effects.update(_glot_set_statement_effects(node))
         elif isinstance(node, (exp.Update, exp.Delete)):
             entry.has_where = node.args.get("where") is not None
             entry.bounded = self._write_bounded(node)
