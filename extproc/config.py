@@ -400,11 +400,24 @@ class _DatabaseUpstream:
     # anyone on the path reads the token.
     plaintext_token: bool = False
     connect_timeout_seconds: float = 10.0
+    # The roles the gateway may run a session as (least privilege per identity): the
+    # login's decision names one (`database_role`; the pack maps groups to roles) and
+    # the session runs as it (PostgreSQL's SET ROLE, MariaDB/MySQL's SET ROLE), which
+    # the client cannot change. With roles listed, a login whose decision names none of
+    # them is refused. `user` should then hold no privilege of its own (`tollgate db
+    # grants` writes the SQL). Empty: sessions run as `user`.
+    roles: tuple[str, ...] = ()
 
     def _check(self, tls_mode: str, key: str) -> None:
         _host_port(self.upstream, "upstream")
         if not self.user:
             raise Invalid("user", "the gateway's account on the database is needed")
+        for role in self.roles:
+            if not role or "\0" in role:
+                raise Invalid("roles", f"{role!r} is not a role name")
+        if self.user in self.roles:
+            raise Invalid("roles", f"{self.user!r} is the gateway's own account: a role "
+                          "the sessions take must be another")
         if tls_mode in ("verify-ca", "verify-full") and self.ca_file is None:
             raise Invalid("ca_file", f"needed for {key} {tls_mode}")
         if (self.cert_file is None) != (self.key_file is None):

@@ -28,10 +28,12 @@ sql_denials contains {"rule": "sql.unparseable", "reason": sprintf("unparseable 
 }
 
 # A SQL target whose request arrives without the interpreter's reading (a tollgate
-# too old for this pack, a hand-built input) cannot be judged either.
+# too old for this pack, a hand-built input) cannot be judged either. A database
+# session's login carries no SQL (roles.rego decides it).
 sql_denials contains {"rule": "sql.unread", "reason": "the request's SQL was not read (input.sql missing)"} if {
 	input.target.protocol in {"sql-http", "postgres", "mysql"}
 	not sql_read
+	not database_login
 }
 
 sql_read if is_array(input.sql.statements)

@@ -4,7 +4,7 @@
 # `data.tollgate.decision` with the exchange as `input` and expects
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
 # plus optional "status", "mask", "approvers", "hold_seconds", "grant",
-# "grant_minutes", "alerts". Anything else — an undefined result, an error, another
+# "grant_minutes", "alerts", "database_role". Anything else — an undefined result, an error, another
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
@@ -31,19 +31,19 @@ decision := with_alerts({
 	count(denials) > 0
 }
 
-decision := with_alerts({
+decision := with_alerts(with_role({
 	"action": "hold",
 	"reasons": sort([h.reason | some h in holds]),
 	"rules": sort(held_rules),
 	"approvers": sort(approvers),
 	"hold_seconds": min({h.seconds | some h in holds}),
 	"mask": with_derived(mask),
-}) if {
+})) if {
 	count(denials) == 0
 	count(holds) > 0
 }
 
-decision := with_alerts({"action": "allow", "reasons": [], "rules": [], "mask": with_derived(mask)}) if {
+decision := with_alerts(with_role({"action": "allow", "reasons": [], "rules": [], "mask": with_derived(mask)})) if {
 	count(denials) == 0
 	count(holds) == 0
 }
@@ -72,6 +72,11 @@ with_alerts(d) := object.union(d, {"alerts": alert_list}) if {
 } else := d
 
 alert_list := sort([a | some a in data.tollgate.alerts])
+
+# A database session's login carries the role it runs as (roles.rego).
+with_role(d) := object.union(d, {"database_role": database_role}) if {
+	database_role
+} else := d
 
 held_rules contains h.rule if some h in holds
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc import envoy_bootstrap
-from extproc.cli import approvals, audit, bootstrap, policy, ssh
+from extproc.cli import approvals, audit, bootstrap, db, policy, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     approvals.add_parser(commands)
     ssh.add_parser(commands)
     bootstrap.add_parser(commands)
+    db.add_parser(commands)
 
     args = parser.parse_args(argv)
     # As typed: what a look at the record recorded ran (extproc/cli/audit_looks.py).
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return ssh.main(args)
     if args.command == "envoy-bootstrap":
         return bootstrap.main(args)
+    if args.command == "db":
+        return db.main(args)
     # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
     logged = logging.StreamHandler()
     # A worker of several (listen.workers) says which: they share the supervisor's output.

@@ -32,12 +32,14 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import BadInput
 from extproc.config import MysqlFront, Target
+from extproc.exchange.database_roles import login_role
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
@@ -50,7 +52,13 @@ from extproc.mysql.auth import NATIVE_PASSWORD
 from extproc.mysql.kills import Connections, Kill, is_handover
 from extproc.mysql.login import DB_SYSTEM, Bound, Logins, Opener
 from extproc.mysql.session import Session, refusal_packet
-from extproc.mysql.upstream import Upstream, UpstreamError, UpstreamSettings, connect
+from extproc.mysql.upstream import (
+    Upstream,
+    UpstreamError,
+    UpstreamSettings,
+    connect,
+    set_role,
+)
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.store.session_keys import SessionKeys
 
@@ -186,12 +194,17 @@ class Front(StreamListener):
                       response.capabilities & self._offered)
         opener = Opener(self._pipeline, bound)
         exchange = opener("CONNECT", {**bound.context(), "command": "connect"})
+        exchange.request = exchange.evidence.request = {
+            "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": {},
+            "body": None}
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
             upstream = await self._connect(exchange, admission, target, response, problem,
                                            seq + 1)
         finally:
             self._pipeline.finished(exchange, admission)
+        if upstream is not None and upstream.role is not None:
+            bound = replace(bound, role=upstream.role)
         writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
             capabilities=bound.capabilities)))
@@ -218,10 +231,19 @@ class Front(StreamListener):
                     "tollgate.decision.action": "allow"})
                 return None
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            assert target.mysql is not None
+            role = await login_role(self._pipeline, exchange, target.mysql.roles)
             started = time.perf_counter()
-            upstream = await connect(self._upstream_settings(target, response.database),
+            settings = self._upstream_settings(target, response.database)
+            upstream = await connect(settings if role is None else replace(settings, database=""),
                                      _UPSTREAM | (response.capabilities & _PASSED),
                                      UTF8MB4, self._settings.max_message_bytes)
+            if role is not None:
+                try:
+                    await set_role(upstream, role, settings.database)
+                except BaseException:
+                    await upstream.close()
+                    raise
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
         except (RecordingQuota, RecordingUnavailable) as exc:
             status = 429 if isinstance(exc, RecordingQuota) else 503
@@ -237,7 +259,8 @@ class Front(StreamListener):
                 exc.code, exc.sqlstate, f"tollgate could not open the database: "
                 f"{exc.message} (trace id {exchange.trace_id})"))) from None
         exchange.outcome.update({
-            "tollgate.outcome": "connected", "tollgate.decision.action": "allow",
+            "tollgate.outcome": "connected" if role is None else f"connected as {role}",
+            "tollgate.decision.action": "allow",
             "tollgate.mysql.upstream_auth": upstream.auth_plugin,
             "tollgate.mysql.upstream_tls": upstream.tls,
         })

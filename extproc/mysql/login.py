@@ -40,11 +40,16 @@ class Bound:
     session_id: str
     tls: bool
     capabilities: int
+    # The role the session runs as on the server (the login's decision; None: the
+    # gateway's account).
+    role: str | None = None
 
     def context(self) -> dict[str, Any]:
         """input.mysql, but its `command`."""
+        roles = self.target.mysql.roles if self.target and self.target.mysql else ()
         return {"database": self.database, "user": self.user,
-                "session_id": self.session_id, "tls": self.tls}
+                "session_id": self.session_id, "tls": self.tls, "roles": list(roles),
+                "database_role": self.role}
 
 
 class Opener:

@@ -63,6 +63,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from extproc.codecs.refusal import BadInput
+from extproc.exchange.database_roles import login_role, refuse_role_change
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
@@ -72,7 +73,7 @@ from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
 from extproc.mysql.results import ResultMasker, error_message, record_sample, unreadable
 from extproc.mysql.statements import LongData, Prepared, Statements
-from extproc.mysql.upstream import Upstream, UpstreamError
+from extproc.mysql.upstream import Upstream, UpstreamError, set_role_statement
 from extproc.policy import Decision
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import RECORD_MASK
@@ -110,6 +111,11 @@ _UNRELAYED = {my.COM_STMT_BULK_EXECUTE: (
 _CURSORS = my.CURSOR_TYPE_READ_ONLY | my.CURSOR_TYPE_FOR_UPDATE | my.CURSOR_TYPE_SCROLLABLE
 _NO_CURSORS = ("tollgate does not relay server-side cursors (COM_STMT_FETCH, an execute "
                "asking for a cursor): execute without one, and read the rows as they come")
+
+
+# The server's errors that say the account (or its role) lacks a privilege: access to a
+# database, a table, a column, a routine, or one of the global privileges.
+_PRIVILEGE_ERRORS = frozenset({1044, 1142, 1143, 1227, 1370})
 
 
 class Closed(Exception):
@@ -402,6 +408,8 @@ class Session:
                                "with --default-character-set=utf8mb4")
             self._request(exchange, method, text)
             await self._pipeline.interpret(exchange, len(text))
+            if self._bound.role is not None:
+                refuse_role_change(exchange.meaning)
             run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
                 raise BadInput(400, "no_database", _NO_DATABASE)
@@ -681,6 +689,15 @@ class Session:
         if not my.is_err(answer.payload):
             self._session_reset()
             self._status = my.parse_ok(answer.payload, self._capabilities).status
+            if self._bound.role is not None:
+                # The reset took the session back to the gateway's account's default
+                # role: the session's own is set again before anything else runs.
+                try:
+                    self._status = await self._server_command(
+                        set_role_statement(self._bound.role))
+                except BadInput as exc:
+                    raise Closed(f"the session's role could not be set again: "
+                                 f"{exc.message}") from None
         self._writer.write(answer.raw())
 
     async def _change_user(self, packet: my.Packet) -> None:
@@ -710,12 +727,16 @@ class Session:
                         user=request.username if request else self._bound.user)
         opener = Opener(self._pipeline, bound)
         exchange = opener("CHANGE_USER", {**bound.context(), "command": "change_user"})
+        exchange.request = exchange.evidence.request = {
+            "method": "CHANGE_USER", "path": f"/{bound.database}", "query": {},
+            "headers": {}, "body": None}
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
             admission()
             if problem is not None:
                 raise problem
-            status = await self._reset(exchange, request.database if request else "")
+            status, role = await self._reset(exchange, request.database if request else "")
+            bound = replace(bound, role=role)
             exchange.outcome.update({"tollgate.outcome": f"user changed (from {was})",
                                      "tollgate.decision.action": "allow"})
         except Exception as exc:
@@ -731,10 +752,11 @@ class Session:
         self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=status, capabilities=bound.capabilities)))
 
-    async def _reset(self, exchange: Exchange, database: str) -> int:
+    async def _reset(self, exchange: Exchange, database: str) -> tuple[int, str | None]:
         """The new identity admitted to the session's target (`database`, if named, must
-        be its), and the server's session reset: COM_RESET_CONNECTION, then COM_INIT_DB
-        to the target's database when one was asked. The server's status after."""
+        be its) and its role decided, and the server's session reset: COM_RESET_CONNECTION,
+        then COM_INIT_DB to the target's database when one was asked, then the role set.
+        The server's status after, and the role."""
         target = self._bound.target
         assert target is not None and target.mysql is not None
         if database and self._logins.target(database) is not target:
@@ -742,13 +764,16 @@ class Session:
                            f"target ({target.name}, database {self._bound.database!r}): "
                            f"{database!r} is not its database; connect anew for another")
         self._pipeline.admit(exchange, f"database {self._bound.database!r}")
+        role = await login_role(self._pipeline, exchange, target.mysql.roles)
         started = time.perf_counter()
         status = await self._server_command(bytes((my.COM_RESET_CONNECTION,)))
+        if role is not None:  # first: the gateway's account alone may use no database
+            status = await self._server_command(set_role_statement(role))
         if database:
             status = await self._server_command(
                 bytes((my.COM_INIT_DB,)) + (target.mysql.database or database).encode())
         exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
-        return status
+        return status, role
 
     async def _server_command(self, payload: bytes) -> int:
         """A command of tollgate's own to the server, answered OK (its status), or
@@ -914,7 +939,8 @@ class Session:
         message = error_message(err.message, err.code,
                                 str(request["body"]) if request else "", run.exchange.mask)
         masked, _ = self._masker.mask_json(message, RECORD_MASK)
-        run.error = f"error {err.code} ({err.sqlstate})"
+        run.error = (f"{'refused by the database' if err.code in _PRIVILEGE_ERRORS else 'error'}"
+                     f" {err.code} ({err.sqlstate})")
         run.exchange.outcome["error.type"] = str(err.code)
         self._writer.write(my.encode(packet.seq, my.encode_err(err.code, err.sqlstate,
                                                                str(masked))))

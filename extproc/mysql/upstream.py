@@ -146,6 +146,8 @@ class Upstream:
     auth_plugin: str
     framer: my.Framer
     pending: list[my.Packet] = field(default_factory=list)
+    # The role the session runs as (set_role), None: the gateway's account.
+    role: str | None = None
 
     @property
     def connection_id(self) -> int:
@@ -260,6 +262,24 @@ async def _connect(settings: UpstreamSettings, capabilities: int, charset: int,
     except BaseException:
         writer.close()
         raise
+
+
+def set_role_statement(role: str) -> bytes:
+    """The COM_QUERY that makes `role` the session's current role."""
+    return bytes((my.COM_QUERY,)) + f"SET ROLE `{role.replace('`', '``')}`".encode()
+
+
+async def set_role(upstream: Upstream, role: str, database: str) -> None:
+    """The session runs as `role` from now on, in `database` (its status updated), or
+    UpstreamError with the server's reason: the gateway's account was not granted the
+    role, say. The login names no database: the account alone may use none."""
+    for command in (set_role_statement(role), bytes((my.COM_INIT_DB,)) + database.encode()):
+        upstream.writer.write(my.encode(0, command))
+        answer = (await upstream.read()).payload
+        if my.is_err(answer):
+            raise _refused(my.parse_err(answer))
+        upstream.status = my.parse_ok(answer, upstream.capabilities).status
+    upstream.role = role
 
 
 def _tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:

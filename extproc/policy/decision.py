@@ -18,7 +18,7 @@ _MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy", "derived"}
 _MASK_LISTS = ("detectors", "actions", "fields", "derived")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
-    "grant_minutes", "alerts",
+    "grant_minutes", "alerts", "database_role",
 })
 _SEVERITIES = ("info", "warning", "critical")
 _GRANTS = ("once", "window")
@@ -69,6 +69,9 @@ class Decision:
     grant_minutes: int | None = None
     # Raised with this decision, whatever its action (exchange/alerts.py delivers them).
     alerts: tuple[Alert, ...] = ()
+    # A database session's login (postgres and mysql targets): the role the session runs
+    # as on the server, one of its target's `roles`; None: the policy names none.
+    database_role: str | None = None
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -121,6 +124,7 @@ class Decision:
             grant=grant,
             grant_minutes=minutes,
             alerts=_alerts(value.get("alerts", [])),
+            database_role=_role(value.get("database_role")),
         )
 
     @staticmethod
@@ -166,6 +170,12 @@ def _alerts(value: Any) -> tuple[Alert, ...]:
                                     f"{', '.join(_SEVERITIES)}, got {severity!r}")
         alerts.append(Alert(rule, severity, message, key))
     return tuple(alerts)
+
+
+def _role(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise MalformedDecision(f"database_role must be a non-empty string, got {value!r}")
+    return value
 
 
 def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -40,6 +40,7 @@ from typing import Any
 from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, Target
+from extproc.exchange.database_roles import login_role
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
@@ -241,7 +242,8 @@ class Front(StreamListener):
         session_id = str(uuid.uuid4())
         context = {"database": database, "role": role,
                    "application_name": parameters.get("application_name"),
-                   "session_id": session_id, "tls": tls}
+                   "session_id": session_id, "tls": tls,
+                   "roles": list(target.postgres.roles), "database_role": None}
         claims = None
         problem = None
         try:
@@ -253,11 +255,16 @@ class Front(StreamListener):
         exchange = opener("CONNECT", {**context, "message": "connect",
                                       "statement_name": None,
                                       "transaction_status": "idle"})
+        exchange.request = exchange.evidence.request = {
+            "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": passed,
+            "body": None}
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
             upstream = await self._connect(exchange, admission, target, passed, problem)
         finally:
             self._pipeline.finished(exchange, admission)
+        # Every later exchange of the session says which role it runs as.
+        context["database_role"] = upstream.role
         process_id, secret = await self._key(upstream, target, opener, writer)
         writer.write(b"".join([
             pg.encode_authentication(0),
@@ -282,8 +289,14 @@ class Front(StreamListener):
             if problem is not None:
                 raise BadInput(401, "unauthenticated", problem)
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            role = await login_role(self._pipeline, exchange, target.postgres.roles)
             started = time.perf_counter()
-            upstream = await connect(self._upstream_settings(target), passed)
+            # The role as a startup parameter, not a SET: it is then the session's reset
+            # value too, so RESET ROLE or RESET ALL keep it (the gateway refuses them
+            # anyway; this is the database's own line).
+            upstream = await connect(self._upstream_settings(target),
+                                     passed if role is None else {**passed, "role": role})
+            upstream.role = role
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
         except (RecordingQuota, RecordingUnavailable) as exc:
             status = 429 if isinstance(exc, RecordingQuota) else 503
@@ -306,7 +319,8 @@ class Front(StreamListener):
                 f"{fields.get('M', 'no answer')}", detail=f"trace id {exchange.trace_id}",
                 severity="FATAL")) from None
         exchange.outcome.update({
-            "tollgate.outcome": "connected", "tollgate.decision.action": "allow",
+            "tollgate.outcome": "connected" if role is None else f"connected as {role}",
+            "tollgate.decision.action": "allow",
             "tollgate.postgres.upstream_auth": upstream.auth_method,
             "tollgate.postgres.upstream_tls": upstream.tls,
         })

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extproc.codecs.refusal import BadInput
+from extproc.exchange.database_roles import refuse_role_change
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
@@ -526,6 +527,8 @@ class Session:
             self._pipeline.admit(exchange, f"database {self.context['database']!r}")
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
+            if self.context["policy"]["database_role"] is not None:
+                refuse_role_change(exchange.meaning)
             if opening:
                 shape = drivers.shape(exchange.meaning)
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)
@@ -829,6 +832,8 @@ class Session:
         if head is not None and head.refusal is not None and not fatal:
             out = head.refusal  # the stand-in's error: tollgate's refusal in its place
         problem = "refused" if head is not None and head.refusal is not None else (
+            f"refused by the database (42501): {fields.get('M', '')}"
+            if fields.get("C") == "42501" else
             f"error {fields.get('C', '')}: {fields.get('M', '')}")
         if head is not None and head.run is not None and head.refusal is None and fields.get("C"):
             # The database conventions' error.type: the SQLSTATE the database answered.

@@ -82,6 +82,8 @@ class Upstream:
     auth_method: str
     tls: bool
     notices: list[bytes] = field(default_factory=list)
+    # The role the session runs as (the login's decision), None: the gateway's account.
+    role: str | None = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

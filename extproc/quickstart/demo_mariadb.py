@@ -24,10 +24,14 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from extproc import grants
 from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_upstream import CUSTOMERS
 
 ACCOUNT = "tollgate_demo"  # the gateway's own account on the demo server
+# The roles the quickstart's demo-mysql sessions run as (its `roles`), as on demo-db.
+ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",))
+              for role in ("tollgate_agent", "tollgate_dba"))
 DATABASE = "shop"
 COLUMNS = ("id", "name", "email", "ssn", "card_number", "phone")
 # The server's programs: Debian installs mariadbd in /usr/sbin, which a user's PATH may
@@ -104,22 +108,16 @@ def start(port: int, folder: Path, account: accounts.Account | None, password: s
 
 
 def seed_sql(password: str) -> str:
-    """The gateway's account and the shop database with the demo's customers."""
-    rows = ", ".join("(" + ", ".join(_literal(str(c[k])) for k in COLUMNS) + ")"
+    """The shop database with the demo's customers; the gateway's account, which holds
+    no privilege of its own, and the roles its sessions run as (grants.py)."""
+    rows = ", ".join("(" + ", ".join(grants.mysql_literal(str(c[k])) for k in COLUMNS) + ")"
                      for c in CUSTOMERS)
-    account = f"'{ACCOUNT}'@'127.0.0.1'"
-    return (f"CREATE DATABASE {DATABASE}; "
-            f"CREATE USER {account} IDENTIFIED BY {_literal(password)}; "
-            f"GRANT ALL ON {DATABASE}.* TO {account}; "
-            f"CREATE TABLE {DATABASE}.customers (id varchar(16) PRIMARY KEY, name text, "
-            "email text, ssn text, card_number text, phone text) CHARACTER SET utf8mb4; "
-            f"INSERT INTO {DATABASE}.customers VALUES {rows}")
-
-
-def _literal(text: str) -> str:
-    """A MariaDB string literal (backslashes and quotes escaped, as its default
-    sql_mode reads them)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "; ".join([
+        f"CREATE DATABASE {DATABASE}",
+        f"CREATE TABLE {DATABASE}.customers (id varchar(16) PRIMARY KEY, name text, "
+        "email text, ssn text, card_number text, phone text) CHARACTER SET utf8mb4",
+        f"INSERT INTO {DATABASE}.customers VALUES {rows}",
+        *grants.mysql(ACCOUNT, "127.0.0.1", DATABASE, ROLES, password)])
 
 
 def _need(name: str) -> str:

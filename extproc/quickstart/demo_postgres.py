@@ -6,9 +6,12 @@ A fresh machine has no PostgreSQL server, so the binaries come from the
 starts a new cluster in its own temporary folder, seeded with the demo upstream's
 customers, listening on 127.0.0.1 only. The gateway logs in to it as its own role
 (`tollgate_demo`, by SCRAM-SHA-256, PostgreSQL's default) with the password of the
-quickstart config's demo-db target; agents never see it. PostgreSQL refuses to run as
-root, so under root the server runs as `postgres` (or `nobody`), in a folder of that
-account's own, from a copy of the programs where they are out of its reach (accounts.py).
+quickstart config's demo-db target; agents never see it. That login holds no privilege
+of its own: a session runs as the role its identity's login decision names
+(tollgate_agent or tollgate_dba), which may read and write the customers only.
+PostgreSQL refuses to run as root, so under root the server runs as `postgres` (or
+`nobody`), in a folder of that account's own, from a copy of the programs where they are
+out of its reach (accounts.py).
 """
 
 from __future__ import annotations
@@ -26,10 +29,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from extproc import grants
 from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_upstream import CUSTOMERS
 
-ROLE = "tollgate_demo"  # the gateway's own role on the demo database
+ROLE = "tollgate_demo"  # the gateway's own login on the demo database
+# The roles the quickstart's demo-db sessions run as (its `roles`; the pack's roles.rego
+# names one per identity): agents and dbas read and write the customers, nothing else.
+ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",))
+              for role in ("tollgate_agent", "tollgate_dba"))
 DATABASE = "shop"
 COLUMNS = ("id", "name", "email", "ssn", "card_number", "phone")
 # Who runs the server under root, which PostgreSQL refuses (accounts.py).
@@ -93,21 +101,24 @@ def _answers(conninfo: str) -> bool:
 
 
 def _seed(admin: str, password: str) -> None:
-    """The gateway's role and the shop database with the demo's customers."""
+    """The shop database with the demo's customers, owned by the cluster's superuser;
+    the gateway's login, which holds no privilege of its own, and the roles its sessions
+    run as (grants.py: what `tollgate db grants` prints for a database of one's own)."""
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("SET password_encryption = 'scram-sha-256'")
-        conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            psycopg.sql.Identifier(ROLE), psycopg.sql.Literal(password)))
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            psycopg.sql.Identifier(DATABASE), psycopg.sql.Identifier(ROLE)))
+        conn.execute(psycopg.sql.SQL(
+            grants.postgres(ROLE, DATABASE, (), password)[0]))
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(
+            psycopg.sql.Identifier(DATABASE)))
     with psycopg.connect(admin.replace("dbname=postgres", f"dbname={DATABASE}"),
                          autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(ROLE)))
         conn.execute("CREATE TABLE customers (id text PRIMARY KEY, name text, email text, "
                      "ssn text, card_number text, phone text)")
         with conn.cursor() as cursor:
             cursor.executemany("INSERT INTO customers VALUES (%s, %s, %s, %s, %s, %s)",
                                [tuple(c[k] for k in COLUMNS) for c in CUSTOMERS])
+        for statement in grants.postgres(ROLE, DATABASE, ROLES):
+            conn.execute(psycopg.sql.SQL(statement))
 
 
 def certificate(cert: Path, key: Path) -> None:

@@ -32,6 +32,7 @@ TOKEN = Run("tests/quickstart/test_dev_tokens.py::"
             "test_prints_one_token_the_quickstart_jwks_verifies",
             '"--sub", "alice", "--groups"', "as extproc.cli.main([\"token\", ...]), other names")
 EGRESS = "tests/egress/test_egress_e2e.py"
+ROLES = "tests/e2e/test_database_roles_e2e.py"
 K8S = "tests/e2e/test_k8s_e2e.py"
 AGENT = Run("tests/e2e/test_autogen_e2e.py::"
             "test_the_agent_sees_masked_data_and_the_reason_of_a_refusal",
@@ -107,9 +108,25 @@ REGISTRY: dict[str, Run] = {
                     "test_a_dbas_dump_is_whole_masked_and_recorded",
                     'pg_dump(gw, "dba-dump", DBA)',
                     "pg_dump with the token in PGPASSWORD, to a test gateway"),
+    "tollgate db grants orders-db --config tollgate.yaml --read "
+    "tollgate_agent=orders,customers --write tollgate_agent=orders --read "
+    "tollgate_dba=orders,customers --write tollgate_dba=orders,customers > grants.sql": Run(
+        f"{ROLES}::pg", '"db", "grants", "shop-pg", "--config"',
+        "python -m extproc, for the test cluster's target and its one table"),
+    "psql -d orders -f grants.sql": Run(
+        f"{ROLES}::pg", '"-v", "ON_ERROR_STOP=1"',
+        "the SQL on psql's stdin, as the test cluster's superuser"),
     'psql "postgresql://you:$TOKEN@127.0.0.1:15432/shop?sslmode=require"':
         Run(f"{TOUR}::psql_part", 'r"^psql "', PRINTED),
     # MySQL.
+    "tollgate db grants shop-db --config tollgate.yaml --host 10.0.0.% --read "
+    "tollgate_agent=customers,orders --write tollgate_agent=orders > grants.sql": Run(
+        f"{ROLES}::test_tollgate_db_grants_sets_a_mariadb_server_up",
+        '"db", "grants", "shop-db", "--config"',
+        "python -m extproc, the host 127.0.0.1 and one role of the test's own"),
+    "mariadb -u root < grants.sql": Run(
+        f"{ROLES}::test_tollgate_db_grants_sets_a_mariadb_server_up",
+        "subprocess.run([*ROOT], input=printed", "the SQL on the client's stdin"),
     "MYSQL_PWD=$TOKEN mariadb -h 127.0.0.1 -P 13306 -u you -D shop "
     "--ssl-ca=$HOME/.tollgate/mysql/server.pem --ssl-verify-server-cert": Run(
         f"{TOUR}::mariadb_part", r'r"^MYSQL_PWD=\$TOKEN mariadb "',

@@ -21,7 +21,8 @@ from tests.support.processes import process_uid
 
 def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
     """A password with a quote and a backslash is the account's, as given: the seed's
-    literals are escaped as the server reads them."""
+    literals are escaped as the server reads them. The account alone may use nothing;
+    as a role of the demo's it reads and writes the customers, and creates nothing."""
     password = "it's a \\ test"
     account = accounts.service_account(*demo_mariadb.ACCOUNTS)
     with accounts.private_folder(account, "demo-mariadb") as folder:
@@ -30,12 +31,25 @@ def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
         try:
             # Never as root: as `mysql` under root, else as whoever runs `up`.
             assert process_uid(server.pid) == (os.getuid() if account is None else account.uid)
+            with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+                pymysql.connect(host="127.0.0.1", port=port, user=demo_mariadb.ACCOUNT,
+                                password=password, database=demo_mariadb.DATABASE)
             connection = pymysql.connect(host="127.0.0.1", port=port, user=demo_mariadb.ACCOUNT,
-                                         password=password, database=demo_mariadb.DATABASE)
+                                         password=password)
             with connection, connection.cursor() as cursor:
+                cursor.execute("SET ROLE tollgate_agent")
+                cursor.execute(f"USE {demo_mariadb.DATABASE}")
                 cursor.execute("SELECT id, name, ssn FROM customers ORDER BY id")
                 assert cursor.fetchall() == tuple(
                     (c["id"], c["name"], c["ssn"]) for c in CUSTOMERS)
+                assert cursor.execute("UPDATE customers SET name = name") == 0
+                # (ANALYZE TABLE takes SELECT and INSERT on MariaDB; the histograms it
+                # writes are in mysql.column_stats, which the role cannot read.)
+                for denied in ("CREATE TABLE t (i int)", "CREATE VIEW v AS SELECT 1",
+                               "ALTER TABLE customers ADD COLUMN x int",
+                               "SELECT * FROM mysql.column_stats"):
+                    with pytest.raises(pymysql.err.OperationalError, match="command denied"):
+                        cursor.execute(denied)
         finally:
             assert server.stop() == 0
 

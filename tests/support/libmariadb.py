@@ -37,6 +37,7 @@ def _library() -> ctypes.CDLL:
         "mysql_real_connect": ([handle, text, text, text, text, ctypes.c_uint, text,
                                 ctypes.c_ulong], handle),
         "mysql_change_user": ([handle, text, text, text], ctypes.c_char),
+        "mysql_reset_connection": ([handle], ctypes.c_int),
         "mysql_list_fields": ([handle, text, text], handle),
         "mysql_real_query": ([handle, text, ctypes.c_ulong], ctypes.c_int),
         "mysql_store_result": ([handle], handle),
@@ -94,6 +95,11 @@ class Connection:
         """COM_CHANGE_USER (mysql_change_user); MariaDbError when refused."""
         if self._lib.mysql_change_user(self._handle, user.encode(), password.encode(),
                                        None if database is None else database.encode()) != b"\x00":
+            raise self._failed()
+
+    def reset(self) -> None:
+        """COM_RESET_CONNECTION (mysql_reset_connection); MariaDbError when refused."""
+        if self._lib.mysql_reset_connection(self._handle):
             raise self._failed()
 
     def list_fields(self, table: str, wildcard: str | None = None) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from extproc import grants
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
@@ -45,6 +46,9 @@ class Account:
     database: str
     user: str
     password: str = field(repr=False)
+    # The roles sessions run as (the target's `roles`), where the account holds none of
+    # its own: the agents' first, the dbas' second.
+    roles: tuple[str, ...] = ()
 
     def target(self, name: str = "shop-my", match: str = DATABASE,
                upstream: str = "127.0.0.1:3306", tls: str = "disable") -> dict[str, Any]:
@@ -54,7 +58,7 @@ class Account:
         return {"name": name, "protocol": "mysql", "match": {"database": match},
                 "environment": "test",
                 "mysql": {"upstream": upstream, "user": self.user,
-                          "database": self.database, "tls": tls},
+                          "database": self.database, "tls": tls, "roles": list(self.roles)},
                 "credential": {"type": "password", "from_env": "SHOP_MY_PASSWORD"}}
 
     @property
@@ -64,23 +68,31 @@ class Account:
 
 
 @contextlib.contextmanager
-def shop_account(prefix: str = "tollgate_my") -> Iterator[Account]:
+def shop_account(prefix: str = "tollgate_my", roles: bool = False) -> Iterator[Account]:
     """A throwaway database holding CUSTOMERS (id, name, email, ssn) and an empty
-    `scratch` (id), and the gateway's account on it, both dropped on leaving."""
+    `scratch` (id), and the gateway's account on it (ALL on the database; with `roles`,
+    nothing of its own and two roles, tollgate_agent_* and tollgate_dba_*, that read and
+    write the customers, as grants.py sets them up), all dropped on leaving."""
     suffix = secrets.token_hex(4)
-    account = Account(f"{prefix}_{suffix}", f"tollgate_gw_{suffix}", secrets.token_hex(12))
-    as_root(f"CREATE DATABASE {account.database}; "
-            f"CREATE USER '{account.user}'@'127.0.0.1' IDENTIFIED BY '{account.password}'; "
-            f"GRANT ALL ON {account.database}.* TO '{account.user}'@'127.0.0.1'")
+    names = (f"tollgate_agent_{suffix}", f"tollgate_dba_{suffix}") if roles else ()
+    account = Account(f"{prefix}_{suffix}", f"tollgate_gw_{suffix}", secrets.token_hex(12),
+                      names)
+    rows = ", ".join(f"({i}, '{n}', '{e}', '{s}')" for i, n, e, s in CUSTOMERS)
     try:
-        rows = ", ".join(f"({i}, '{n}', '{e}', '{s}')" for i, n, e, s in CUSTOMERS)
-        as_root("CREATE TABLE customers (id int PRIMARY KEY, name text, email text, "
+        as_root(f"CREATE DATABASE {account.database}; USE {account.database}; "
+                "CREATE TABLE customers (id int PRIMARY KEY, name text, email text, "
                 f"ssn text); INSERT INTO customers VALUES {rows}; "
-                "CREATE TABLE scratch (id int)", account.database)
+                "CREATE TABLE scratch (id int); " + "; ".join(grants.mysql(
+                    account.user, "127.0.0.1", account.database,
+                    [grants.RoleGrants(n, read=("customers",), write=("customers",))
+                     for n in names], account.password))
+                + ("" if roles else f"; GRANT ALL ON {account.database}.* TO "
+                                    f"'{account.user}'@'127.0.0.1'"))
         yield account
     finally:
         as_root(f"DROP DATABASE IF EXISTS {account.database}; "
-                f"DROP USER IF EXISTS '{account.user}'@'127.0.0.1'")
+                f"DROP USER IF EXISTS '{account.user}'@'127.0.0.1'"
+                + "".join(f"; DROP ROLE IF EXISTS {name}" for name in names))
 
 
 @contextlib.contextmanager

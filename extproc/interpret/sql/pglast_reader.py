@@ -314,6 +314,10 @@ class _PgWalker:
             _pg_copy(entry, fields)
         elif typ == "VariableSetStmt":
             entry.settings.extend(_pg_set(fields))
+        elif typ == "DiscardStmt" and fields.get("target", "DISCARD_ALL") == "DISCARD_ALL":
+            # DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT, then RESET ALL.
+            entry.settings += [{"name": "session_authorization", "value": None, "reset": True},
+                               {"name": "all", "value": None, "reset": True}]
         elif typ == "AlterTableStmt":
             entry.alter_actions = [
                 _pg_alter_action(cmd["AlterTableCmd"])

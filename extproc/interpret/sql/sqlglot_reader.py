@@ -724,9 +724,30 @@ def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer]) -> list[Entr
             )
         statement = text[first.start : chunk[-1].end + 1].strip()
         if not (setup.executable_comments and isinstance(node, exp.Command)
-                and _mysql_prepared(walker.out, node, statement, name, tokenizer)):
+                and (_mysql_prepared(walker.out, node, statement, name, tokenizer)
+                     or _mysql_role(walker.out, node, statement))):
             walker.statement(node, statement)
     return walker.out.entries
+
+
+# SET ROLE name, SET ROLE `name`, SET DEFAULT ROLE ... (the name only when it is alone).
+_MYSQL_ROLE = re.compile(
+    r"\s*(?:(?P<default>DEFAULT\s+)ROLE\b|ROLE\b\s*(?:[`'\"]?(?P<name>\w+)[`'\"]?\s*$)?)",
+    re.IGNORECASE)
+
+
+def _mysql_role(out: Collector, node: exp.Command, statement: str) -> bool:
+    """MySQL's and MariaDB's SET ROLE and SET DEFAULT ROLE (opaque Commands to sqlglot)
+    described as the setting of `role` they are; False for any other Command."""
+    found = _MYSQL_ROLE.match(str(node.args.get("expression") or ""))
+    if node.name.upper() != "SET" or found is None:
+        return False
+    value = None if found["default"] else found["name"]
+    entry = out.open("set", None, statement)
+    entry.settings.append({"name": "role", "value": value, "reset": False})
+    entry.effects |= setting_effects("role", value)
+    out.close()
+    return True
 
 
 # --- MySQL's prepared statements in SQL --------------------------------------------------------
