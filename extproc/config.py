@@ -407,6 +407,14 @@ class _DatabaseUpstream:
     # them is refused. `user` should then hold no privilege of its own (`tollgate db
     # grants` writes the SQL). Empty: sessions run as `user`.
     roles: tuple[str, ...] = ()
+    # How many sessions one identity may have open on this target at once (per tollgate
+    # worker): one token cannot take every connection the server has (PostgreSQL's 100,
+    # MariaDB's 151 by default), locking the others out.
+    max_sessions_per_identity: int = 10
+    # How long a session may sit inside a transaction waiting for its client before
+    # tollgate ends it (its transaction rolled back): an idle agent holding a lock stalls
+    # every other session. 0: never.
+    idle_in_transaction_seconds: float = 60.0
 
     def _check(self, tls_mode: str, key: str) -> None:
         _host_port(self.upstream, "upstream")
@@ -415,6 +423,10 @@ class _DatabaseUpstream:
         for role in self.roles:
             if not role or "\0" in role:
                 raise Invalid("roles", f"{role!r} is not a role name")
+        if self.max_sessions_per_identity < 1:
+            raise Invalid("max_sessions_per_identity", "must be >= 1")
+        if self.idle_in_transaction_seconds < 0:
+            raise Invalid("idle_in_transaction_seconds", "must be >= 0 (0: never)")
         if self.user in self.roles:
             raise Invalid("roles", f"{self.user!r} is the gateway's own account: a role "
                           "the sessions take must be another")

@@ -44,6 +44,7 @@ from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
+from extproc.exchange.session_limits import SessionLimits
 from extproc.exchange.state import Exchange
 from extproc.identity import refusal
 from extproc.masking import Masker
@@ -57,7 +58,9 @@ from extproc.mysql.upstream import (
     UpstreamError,
     UpstreamSettings,
     connect,
-    set_role,
+    owned,
+    set_up,
+    setup_commands,
 )
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.store.session_keys import SessionKeys
@@ -119,6 +122,9 @@ class Front(StreamListener):
         self._offered = _OFFERED | (my.CLIENT_SSL if tls is not None else 0)
         self._logins = Logins(verifier, self._targets, tls is not None)
         self._connections = Connections(keys, self._kill_thread)
+        # Each session's slot among its identity's (session_limits.py), by connection id.
+        self._limits = SessionLimits()
+        self._slots: dict[int, Callable[[], None]] = {}
 
     async def start(self) -> None:
         await super().start()
@@ -138,6 +144,7 @@ class Front(StreamListener):
                 await self._connections.bind(session)
                 await session.relay()
         finally:
+            self._slots.pop(connection_id, _nothing)()
             await self._connections.close(connection_id)
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -200,11 +207,12 @@ class Front(StreamListener):
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
             upstream = await self._connect(exchange, admission, target, response, problem,
-                                           seq + 1)
+                                           seq + 1, connection_id)
         finally:
             self._pipeline.finished(exchange, admission)
-        if upstream is not None and upstream.role is not None:
-            bound = replace(bound, role=upstream.role)
+        if upstream is not None:
+            bound = replace(bound, role=upstream.role, setup=upstream.setup,
+                            owned=owned(upstream.role, upstream.setup))
         writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
             capabilities=bound.capabilities)))
@@ -214,7 +222,7 @@ class Front(StreamListener):
 
     async def _connect(self, exchange: Exchange, admission: Admission,
                        target: Target | None, response: my.HandshakeResponse,
-                       problem: str | None, seq: int) -> Upstream | None:
+                       problem: str | None, seq: int, connection_id: int) -> Upstream | None:
         """The login's exchange: the token's verdict, then the server reached as the
         gateway's own account (LoginRefused, recorded, when either fails); no server
         for a login naming no database."""
@@ -233,14 +241,20 @@ class Front(StreamListener):
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
             assert target.mysql is not None
             role = await login_role(self._pipeline, exchange, target.mysql.roles)
+            release = self._limits.take(target.name, exchange.who,
+                                        target.mysql.max_sessions_per_identity)
+            self._slots[connection_id] = release
             started = time.perf_counter()
             settings = self._upstream_settings(target, response.database)
             upstream = await connect(settings if role is None else replace(settings, database=""),
                                      _UPSTREAM | (response.capabilities & _PASSED),
                                      UTF8MB4, self._settings.max_message_bytes)
-            if role is not None:
+            upstream.role = role
+            upstream.setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
+                                            upstream.server_version)
+            if upstream.setup:
                 try:
-                    await set_role(upstream, role, settings.database)
+                    await set_up(upstream, upstream.setup, settings.database)
                 except BaseException:
                     await upstream.close()
                     raise
@@ -378,3 +392,7 @@ class _LoginReader:
             if length >= min(self._max, my.MAX_PAYLOAD):
                 raise my.ProtocolViolation(f"a login packet of {length} bytes")
             return my.Packet(header[3], await self.reader.readexactly(length))
+
+
+def _nothing() -> None:
+    """A connection that took no session slot gives none back."""

@@ -41,8 +41,11 @@ class Bound:
     tls: bool
     capabilities: int
     # The role the session runs as on the server (the login's decision; None: the
-    # gateway's account).
+    # gateway's account), the commands that set the session up so (run again after a
+    # reset) and the settings they keep from the client (database_roles.py).
     role: str | None = None
+    setup: tuple[bytes, ...] = ()
+    owned: frozenset[str] = frozenset()
 
     def context(self) -> dict[str, Any]:
         """input.mysql, but its `command`."""

@@ -63,7 +63,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from extproc.codecs.refusal import BadInput
-from extproc.exchange.database_roles import login_role, refuse_role_change
+from extproc.exchange.database_roles import login_role, refuse_owned_change
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
@@ -73,7 +73,7 @@ from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
 from extproc.mysql.results import ResultMasker, error_message, record_sample, unreadable
 from extproc.mysql.statements import LongData, Prepared, Statements
-from extproc.mysql.upstream import Upstream, UpstreamError, set_role_statement
+from extproc.mysql.upstream import Upstream, UpstreamError, owned, setup_commands
 from extproc.policy import Decision
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import RECORD_MASK
@@ -408,8 +408,7 @@ class Session:
                                "with --default-character-set=utf8mb4")
             self._request(exchange, method, text)
             await self._pipeline.interpret(exchange, len(text))
-            if self._bound.role is not None:
-                refuse_role_change(exchange.meaning)
+            refuse_owned_change(exchange.meaning, self._bound.owned)
             run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
                 raise BadInput(400, "no_database", _NO_DATABASE)
@@ -689,15 +688,14 @@ class Session:
         if not my.is_err(answer.payload):
             self._session_reset()
             self._status = my.parse_ok(answer.payload, self._capabilities).status
-            if self._bound.role is not None:
-                # The reset took the session back to the gateway's account's default
-                # role: the session's own is set again before anything else runs.
-                try:
-                    self._status = await self._server_command(
-                        set_role_statement(self._bound.role))
-                except BadInput as exc:
-                    raise Closed(f"the session's role could not be set again: "
-                                 f"{exc.message}") from None
+            # The reset took the session back to the gateway's account's default role
+            # and the server's defaults: the session's own are set again first.
+            try:
+                for command in self._bound.setup:
+                    self._status = await self._server_command(command)
+            except BadInput as exc:
+                raise Closed(f"the session could not be set up again: {exc.message}"
+                             ) from None
         self._writer.write(answer.raw())
 
     async def _change_user(self, packet: my.Packet) -> None:
@@ -735,8 +733,9 @@ class Session:
             admission()
             if problem is not None:
                 raise problem
-            status, role = await self._reset(exchange, request.database if request else "")
-            bound = replace(bound, role=role)
+            status, setup = await self._reset(exchange, request.database if request else "")
+            bound = replace(bound, role=exchange.decision.database_role, setup=setup,
+                            owned=owned(exchange.decision.database_role, setup))
             exchange.outcome.update({"tollgate.outcome": f"user changed (from {was})",
                                      "tollgate.decision.action": "allow"})
         except Exception as exc:
@@ -752,11 +751,12 @@ class Session:
         self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=status, capabilities=bound.capabilities)))
 
-    async def _reset(self, exchange: Exchange, database: str) -> tuple[int, str | None]:
+    async def _reset(self, exchange: Exchange, database: str
+                     ) -> tuple[int, tuple[bytes, ...]]:
         """The new identity admitted to the session's target (`database`, if named, must
         be its) and its role decided, and the server's session reset: COM_RESET_CONNECTION,
-        then COM_INIT_DB to the target's database when one was asked, then the role set.
-        The server's status after, and the role."""
+        then the session set up (its role, its timeouts), then COM_INIT_DB to the
+        target's database when one was asked. The server's status after, and the setup."""
         target = self._bound.target
         assert target is not None and target.mysql is not None
         if database and self._logins.target(database) is not target:
@@ -765,15 +765,17 @@ class Session:
                            f"{database!r} is not its database; connect anew for another")
         self._pipeline.admit(exchange, f"database {self._bound.database!r}")
         role = await login_role(self._pipeline, exchange, target.mysql.roles)
+        setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
+                               self._server.server_version)
         started = time.perf_counter()
         status = await self._server_command(bytes((my.COM_RESET_CONNECTION,)))
-        if role is not None:  # first: the gateway's account alone may use no database
-            status = await self._server_command(set_role_statement(role))
+        for command in setup:  # first: the gateway's account alone may use no database
+            status = await self._server_command(command)
         if database:
             status = await self._server_command(
                 bytes((my.COM_INIT_DB,)) + (target.mysql.database or database).encode())
         exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
-        return status, role
+        return status, setup
 
     async def _server_command(self, payload: bytes) -> int:
         """A command of tollgate's own to the server, answered OK (its status), or

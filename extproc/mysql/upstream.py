@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from extproc.exchange.database_roles import owned_settings
 from extproc.mysql import auth
 from extproc.mysql import packets as my
 
@@ -146,8 +148,10 @@ class Upstream:
     auth_plugin: str
     framer: my.Framer
     pending: list[my.Packet] = field(default_factory=list)
-    # The role the session runs as (set_role), None: the gateway's account.
+    # The role the session runs as (None: the gateway's account) and the commands that
+    # set it up so (setup_commands), run again after a reset of the session.
     role: str | None = None
+    setup: tuple[bytes, ...] = ()
 
     @property
     def connection_id(self) -> int:
@@ -264,22 +268,40 @@ async def _connect(settings: UpstreamSettings, capabilities: int, charset: int,
         raise
 
 
-def set_role_statement(role: str) -> bytes:
-    """The COM_QUERY that makes `role` the session's current role."""
-    return bytes((my.COM_QUERY,)) + f"SET ROLE `{role.replace('`', '``')}`".encode()
+# MariaDB's: how long a session may sit idle inside a transaction (MySQL has none).
+IDLE_SETTING = "idle_transaction_timeout"
 
 
-async def set_role(upstream: Upstream, role: str, database: str) -> None:
-    """The session runs as `role` from now on, in `database` (its status updated), or
+def setup_commands(role: str | None, idle_seconds: float, server_version: str
+                   ) -> tuple[bytes, ...]:
+    """The COM_QUERYs that set a session up as the gateway keeps it: its role, and (on
+    MariaDB, which has the setting; MySQL has none) how long it may sit idle inside a
+    transaction before the server ends it."""
+    out = []
+    if role is not None:
+        out.append(f"SET ROLE `{role.replace('`', '``')}`")
+    if idle_seconds and "mariadb" in server_version.lower():
+        out.append(f"SET SESSION {IDLE_SETTING} = {math.ceil(idle_seconds)}")
+    return tuple(bytes((my.COM_QUERY,)) + text.encode() for text in out)
+
+
+def owned(role: str | None, setup: tuple[bytes, ...]) -> frozenset[str]:
+    """The settings a session set up by `setup` keeps from its client."""
+    timeouts = [IDLE_SETTING] if any(IDLE_SETTING.encode() in c for c in setup) else []
+    return owned_settings(role, timeouts)
+
+
+async def set_up(upstream: Upstream, commands: tuple[bytes, ...], database: str) -> None:
+    """`commands` run, then `database` made the session's (its status updated), or
     UpstreamError with the server's reason: the gateway's account was not granted the
-    role, say. The login names no database: the account alone may use none."""
-    for command in (set_role_statement(role), bytes((my.COM_INIT_DB,)) + database.encode()):
+    role, say. A session with a role logs in to no database: the account alone may use
+    none."""
+    for command in (*commands, bytes((my.COM_INIT_DB,)) + database.encode()):
         upstream.writer.write(my.encode(0, command))
         answer = (await upstream.read()).payload
         if my.is_err(answer):
             raise _refused(my.parse_err(answer))
         upstream.status = my.parse_ok(answer, upstream.capabilities).status
-    upstream.role = role
 
 
 def _tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:

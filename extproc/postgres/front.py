@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import os
 import ssl
 import time
@@ -39,12 +40,13 @@ from typing import Any
 
 from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
-from extproc.config import PostgresFront, Target
-from extproc.exchange.database_roles import login_role
+from extproc.config import PostgresFront, PostgresTarget, Target
+from extproc.exchange.database_roles import login_role, owned_settings
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
+from extproc.exchange.session_limits import SessionLimits
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.postgres import messages as pg
@@ -121,6 +123,7 @@ class Front(StreamListener):
         # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
         self._shared = keys
+        self._limits = SessionLimits()
 
     async def start(self) -> None:
         await super().start()
@@ -159,7 +162,7 @@ class Front(StreamListener):
                 else:
                     break
             login.framer.untyped = False
-            session, key = await self._login(startup, login, writer, tls)
+            session, key, release = await self._login(startup, login, writer, tls)
         except pg.ProtocolViolation as exc:
             writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
             return
@@ -169,6 +172,7 @@ class Front(StreamListener):
         try:
             await session.relay()
         finally:
+            release()
             self._keys.pop(key, None)
             await self._shared.forget(key)
 
@@ -186,9 +190,10 @@ class Front(StreamListener):
                         detail=f"trace id {answer.trace_id}", severity="FATAL")
 
     async def _login(self, startup: pg.Startup, login: _LoginReader,
-                     writer: asyncio.StreamWriter, tls: bool) -> tuple[Session, int]:
-        """The client's startup, token and upstream: a session and its cancel key's
-        process id, or LoginRefused."""
+                     writer: asyncio.StreamWriter, tls: bool
+                     ) -> tuple[Session, int, Callable[[], None]]:
+        """The client's startup, token and upstream: a session, its cancel key's process
+        id and what gives its slot back (session_limits.py), or LoginRefused."""
         version = startup.code
         parameters = startup.parameters
         role = parameters.get("user", "")
@@ -260,12 +265,18 @@ class Front(StreamListener):
             "body": None}
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
-            upstream = await self._connect(exchange, admission, target, passed, problem)
+            upstream, release = await self._connect(exchange, admission, target, passed,
+                                                    problem)
         finally:
             self._pipeline.finished(exchange, admission)
         # Every later exchange of the session says which role it runs as.
         context["database_role"] = upstream.role
-        process_id, secret = await self._key(upstream, target, opener, writer)
+        try:
+            process_id, secret = await self._key(upstream, target, opener, writer)
+        except BaseException:
+            release()
+            upstream.close()
+            raise
         writer.write(b"".join([
             pg.encode_authentication(0),
             *(pg.encode_parameter_status(k, v) for k, v in upstream.parameters.items()),
@@ -275,29 +286,39 @@ class Front(StreamListener):
         ]))
         session = Session(self._pipeline, self._masker, opener, login.reader, writer,
                           upstream, {"database": database, "parameters": passed,
-                                     "policy": context}, self._settings.max_message_bytes,
-                          login.rest())
-        return session, process_id
+                                     "policy": context,
+                                     "owned": owned_settings(upstream.role, [
+                                         k for k in _kept(upstream.role, target.postgres)
+                                         if k != "role"])},
+                          self._settings.max_message_bytes, login.rest())
+        return session, process_id, release
 
     async def _connect(self, exchange: Exchange, admission: Admission, target: Target,
-                       passed: dict[str, str], problem: str | None) -> Upstream:
+                       passed: dict[str, str], problem: str | None
+                       ) -> tuple[Upstream, Callable[[], None]]:
         """The login's exchange: the token's verdict, then the database reached with
-        the gateway's own credential (LoginRefused, recorded, when either fails)."""
+        the gateway's own credential (LoginRefused, recorded, when either fails); and
+        what gives the identity's session slot back."""
         assert target.postgres is not None
+        release: Callable[[], None] | None = None
+        connected: Callable[[], None] | None = None
         try:
             admission()
             if problem is not None:
                 raise BadInput(401, "unauthenticated", problem)
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
             role = await login_role(self._pipeline, exchange, target.postgres.roles)
+            release = self._limits.take(target.name, exchange.who,
+                                        target.postgres.max_sessions_per_identity)
             started = time.perf_counter()
             # The role as a startup parameter, not a SET: it is then the session's reset
             # value too, so RESET ROLE or RESET ALL keep it (the gateway refuses them
             # anyway; this is the database's own line).
             upstream = await connect(self._upstream_settings(target),
-                                     passed if role is None else {**passed, "role": role})
+                                     {**passed, **_kept(role, target.postgres)})
             upstream.role = role
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
+            connected = release
         except (RecordingQuota, RecordingUnavailable) as exc:
             status = 429 if isinstance(exc, RecordingQuota) else 503
             raise LoginRefused(refusal_message(exchange.refuse(
@@ -318,13 +339,17 @@ class Front(StreamListener):
                 fields.get("C", "08001"), "tollgate could not open the database: "
                 f"{fields.get('M', 'no answer')}", detail=f"trace id {exchange.trace_id}",
                 severity="FATAL")) from None
+        finally:
+            if release is not None and connected is None:
+                release()  # refused after its slot was taken
         exchange.outcome.update({
             "tollgate.outcome": "connected" if role is None else f"connected as {role}",
             "tollgate.decision.action": "allow",
             "tollgate.postgres.upstream_auth": upstream.auth_method,
             "tollgate.postgres.upstream_tls": upstream.tls,
         })
-        return upstream
+        assert connected is not None
+        return upstream, connected
 
     def _upstream_settings(self, target: Target) -> UpstreamSettings:
         settings = target.postgres
@@ -387,6 +412,17 @@ class Front(StreamListener):
 # Every exchange of the front, its logins too: the conventions' name, and the older one
 # (tests/support/semconv.py's LEGACY) that searches written against it still find.
 _DB_SYSTEM = {"db.system": "postgresql", "db.system.name": "postgresql"}
+
+
+def _kept(role: str | None, settings: PostgresTarget) -> dict[str, str]:
+    """The startup parameters the gateway gives a session and keeps from its client: its
+    role, and how long it may sit idle in a transaction before the server ends it (as
+    startup parameters they are the session's reset values too: RESET keeps them)."""
+    kept = {} if role is None else {"role": role}
+    if settings.idle_in_transaction_seconds:
+        kept["idle_in_transaction_session_timeout"] = str(
+            math.ceil(settings.idle_in_transaction_seconds * 1000))
+    return kept
 
 
 class _Opener:

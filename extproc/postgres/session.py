@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extproc.codecs.refusal import BadInput
-from extproc.exchange.database_roles import refuse_role_change
+from extproc.exchange.database_roles import refuse_owned_change
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
@@ -527,8 +527,7 @@ class Session:
             self._pipeline.admit(exchange, f"database {self.context['database']!r}")
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
-            if self.context["policy"]["database_role"] is not None:
-                refuse_role_change(exchange.meaning)
+            refuse_owned_change(exchange.meaning, self.context["owned"])
             if opening:
                 shape = drivers.shape(exchange.meaning)
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)

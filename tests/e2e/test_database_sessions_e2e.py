@@ -1,0 +1,155 @@
+"""What one identity's database sessions may take from everyone else, end to end: how
+many it may hold open on a target (max_sessions_per_identity), and how long one may sit
+idle inside a transaction (idle_in_transaction_seconds) before the server ends it.
+
+The machine's PostgreSQL (a throwaway database) and MariaDB (tests/support/mysql_shop.py),
+each through a real Envoy and its front, with the default pack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+
+from extproc.quickstart import stack
+from tests.support import tokens
+from tests.support.databases import throwaway_database
+from tests.support.gateway import Gateway, module_gateway
+from tests.support.mysql_shop import Account, as_root, shop_account, unverified_tls
+
+pytestmark = [pytest.mark.e2e]
+
+AGENT = tokens.token("svc-sessions-agent", ["agents"])
+OTHER = tokens.token("svc-sessions-other", ["agents"])
+MOST = 3
+IDLE = 1  # second: the idle transaction's test waits for it
+
+
+@pytest.fixture(scope="module")
+def maria() -> Iterator[Account]:
+    with shop_account("tollgate_sessions") as account:
+        yield account
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
+       maria: Account) -> Iterator[Gateway]:
+    limits = {"max_sessions_per_identity": MOST, "idle_in_transaction_seconds": IDLE}
+    with throwaway_database("tollgate_sessions") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE customers (id int PRIMARY KEY, email text)")
+        my = maria.target()
+        targets = [
+            {"name": "shop-pg", "protocol": "postgres", "match": {"database": "shop"},
+             "environment": "test",
+             "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
+                          "database": url.rsplit("/", 1)[1], "sslmode": "disable",
+                          **limits}},
+            {**my, "match": {"database": "shop-my"}, "mysql": {**my["mysql"], **limits}}]
+        with module_gateway(tmp_path_factory, otlp, "sessions", targets=targets,
+                            postgres={}, mysql={}, env=maria.env) as running:
+            yield running
+
+
+def pg(gw: Gateway, token: str = AGENT) -> psycopg.Connection[Any]:
+    return psycopg.connect(f"postgresql://agent:{token}@127.0.0.1:{gw.ports.postgres}/shop"
+                           "?sslmode=require", autocommit=True, connect_timeout=10)
+
+
+def maria_session(gw: Gateway, token: str = AGENT) -> pymysql.Connection[Any]:
+    assert gw.ports.mysql is not None
+    return pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user="agent",
+                           password=token, database="shop-my", ssl=unverified_tls(),
+                           connect_timeout=10)
+
+
+def readable(fileno: int) -> bool:
+    """Whether the connection has something to read (the server's goodbye) within 10 s."""
+    return bool(select.select([fileno], [], [], 10)[0])
+
+
+def test_one_identity_holds_at_most_its_postgres_sessions(gw: Gateway) -> None:
+    with contextlib.ExitStack() as open_ones:
+        first = [open_ones.enter_context(pg(gw)) for _ in range(MOST)]
+        with pytest.raises(psycopg.OperationalError,
+                           match="max_sessions_per_identity") as refused:
+            pg(gw)
+        assert "53400" in str(refused.value) or refused.value.sqlstate in (None, "53400")
+        with pg(gw, OTHER) as other:  # another identity is not locked out
+            assert other.execute("SELECT 1").fetchone() == (1,)
+        first[0].close()
+
+        def reconnects() -> bool:
+            with contextlib.suppress(psycopg.OperationalError), pg(gw):
+                return True
+            return False
+
+        # The slot comes back once the front has seen the session end.
+        stack.wait_until(reconnects, 10, "a session slot given back")
+
+
+def test_one_identity_holds_at_most_its_mariadb_sessions(gw: Gateway) -> None:
+    first = [maria_session(gw) for _ in range(MOST)]
+    try:
+        with pytest.raises(pymysql.err.OperationalError, match="max_sessions_per_identity"):
+            maria_session(gw)
+        with maria_session(gw, OTHER) as other, other.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        first.pop().close()
+
+        def reconnects() -> bool:
+            with contextlib.suppress(pymysql.err.OperationalError), maria_session(gw):
+                return True
+            return False
+
+        stack.wait_until(reconnects, 10, "a session slot given back")
+    finally:
+        for conn in first:
+            conn.close()
+
+
+def test_an_idle_postgres_transaction_is_ended_and_the_client_cannot_stop_it(
+        gw: Gateway) -> None:
+    with pg(gw) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="the gateway sets it for every session"):
+            conn.execute("SET idle_in_transaction_session_timeout = 0")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT set_config('idle_in_transaction_session_timeout', '0', "
+                         "false)")
+        conn.execute("RESET ALL")  # back to the value the gateway gave it at startup
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (
+            f"{IDLE}s",)
+        conn.execute("BEGIN")
+        conn.execute("SELECT email FROM customers FOR UPDATE")
+        # Nothing is sent meanwhile (a statement would make it busy again): the server's
+        # FATAL arrives through the front when the transaction has idled too long.
+        assert readable(conn.fileno()), "the server said nothing for 10 s"
+        with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+            conn.execute("SELECT 1")
+
+
+def test_an_idle_mariadb_transaction_is_ended_and_the_client_cannot_stop_it(
+        gw: Gateway, maria: Account) -> None:
+    with maria_session(gw) as conn, conn.cursor() as cursor:
+        with pytest.raises(pymysql.err.OperationalError,
+                           match="the gateway sets it for every session"):
+            cursor.execute("SET SESSION idle_transaction_timeout = 0")
+        cursor.execute("SELECT @@idle_transaction_timeout")
+        assert cursor.fetchone() == (IDLE,)
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT email FROM customers FOR UPDATE")
+        # MariaDB closes the idle session without a word: seen in its process list, the
+        # gateway's account's only session there gone.
+        stack.wait_until(lambda: as_root(
+            "SELECT COUNT(*) FROM information_schema.processlist "
+            f"WHERE USER = '{maria.user}'").strip() == "0", 10,
+            "the idle transaction ended by the server")
+        with pytest.raises(pymysql.err.OperationalError):
+            cursor.execute("SELECT 1")
