@@ -12,6 +12,7 @@ below it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -261,6 +262,10 @@ def read_sql(texts: list[str], settings: Sql, analyze: Callable[[str, str], Any]
     }
 
 
+# The request header a database front gives the server's version in (MySQL's handshake's).
+SERVER_VERSION = "server-version"
+
+
 class WireSql(_Plain):
     """SQL from a database's own protocol, as its front puts it in the request's body:
     the text of a PostgreSQL Query or Parse, of a MySQL COM_QUERY or COM_STMT_PREPARE.
@@ -281,7 +286,11 @@ class WireSql(_Plain):
         body = request["body"]
         if not isinstance(body, str):  # the front always sends the text: fail closed
             return read_sql([], self._settings, self._analyze, "no SQL text to read")
-        return read_sql([body], self._settings, self._analyze)
+        # The server's version, where the front knows it (its reading of MySQL's
+        # executable comments depends on it).
+        version = request["headers"].get(SERVER_VERSION)
+        return read_sql([body], self._settings, functools.partial(
+            self._analyze, server_version=version) if version else self._analyze)
 
     def attributes(self, meaning: SqlReading, _request: Request | None) -> dict[str, Any]:
         return sql_attributes(meaning, self._query_text)

@@ -37,7 +37,7 @@ def decide(engine: EmbeddedEngine, text: str, identity: dict[str, Any] = AGENT) 
     ("PREPARE s FROM @statement", "sql.dynamic"),
     ("PREPARE s FROM CONCAT('DROP TABLE ', 'customers')", "sql.dynamic"),
     ("EXECUTE IMMEDIATE @statement", "sql.dynamic"),
-    ("PREPARE s FROM 'SELECT 1 /*!, 2 */'", "sql.unparseable"),
+    ("PREPARE s FROM 'SELECT 1 /*!50000 , 2 */'", "sql.unparseable"),
     ("EXECUTE s USING (SELECT ssn FROM customers)", "sql.unrecognised"),
 ])
 def test_what_a_prepared_statement_would_run_is_refused_as_if_it_came_alone(

@@ -372,7 +372,7 @@ def test_text_is_cut_at_max_text(dialect: str) -> None:
         ("sqlite", "SELECT * FROM t WHERE", "Required keyword: 'this' missing"),
         ("sqlite", "hello world", 'not a SQL statement at or near "hello", at index 0'),
         ("sqlite", "SELECT '\ud800'", "SQL text is not valid Unicode (lone surrogate)"),
-        ("mysql", "SELECT 1 /*!50000 , 2 */", "MySQL executable comments"),
+        ("mysql", "SELECT 1 /*!50000 , 2 */", "the executable comment /*!50000 runs or not"),
     ],
 )
 def test_an_error_is_one_line_and_leaves_no_statements(

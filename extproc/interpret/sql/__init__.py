@@ -409,13 +409,16 @@ def _is_utf8_encodable(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _cached(text: str, dialect: str) -> bytes:
+def _cached(text: str, dialect: str, server_version: str | None) -> bytes:
     # Kept as JSON bytes: every hit decodes a fresh copy, so no caller can alter the cache.
-    return orjson.dumps(_analyze(text, dialect))
+    return orjson.dumps(_analyze(text, dialect, server_version))
 
 
-def analyze(text: str, dialect: str = "postgres") -> Analysis:
+def analyze(text: str, dialect: str = "postgres",
+            server_version: str | None = None) -> Analysis:
     """What the SQL `text` means, in the shape policies match on (see the module docstring).
+    `server_version`: the version the server announced, where its reading depends on it
+    (MySQL's executable comments, /*!NNNNN ... */); unknown, what depends on it is an error.
 
     Never raises for bad SQL — that is `error` — only ValueError for a dialect outside
     DIALECTS, which configuration validates at start.
@@ -423,8 +426,8 @@ def analyze(text: str, dialect: str = "postgres") -> Analysis:
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
     if len(text) <= CACHE_MAX_CHARS:
-        return orjson.loads(_cached(text, dialect))
-    return _analyze(text, dialect)
+        return orjson.loads(_cached(text, dialect, server_version))
+    return _analyze(text, dialect, server_version)
 
 
 def load(dialect: str) -> None:
@@ -434,24 +437,24 @@ def load(dialect: str) -> None:
 
 
 @functools.cache
-def _back_end(dialect: str) -> Callable[[str, str], Reading]:
+def _back_end(dialect: str) -> Callable[[str, str, str | None], Reading]:
     if dialect == "postgres":
         from extproc.interpret.sql import pglast_reader
 
-        return pglast_reader.read
+        return lambda text, name, _version: pglast_reader.read(text, name)
     from extproc.interpret.sql import sqlglot_reader
 
     return sqlglot_reader.read
 
 
-def _analyze(text: str, dialect: str) -> Analysis:
+def _analyze(text: str, dialect: str, server_version: str | None = None) -> Analysis:
     statements: list[Statement] = []
     if "\x00" in text:
         error: str | None = "NUL byte in SQL text"
     elif not text.isascii() and not _is_utf8_encodable(text):
         error = "SQL text is not valid Unicode (lone surrogate)"
     else:
-        statements, error = _back_end(dialect)(text, dialect)
+        statements, error = _back_end(dialect)(text, dialect, server_version)
     return {
         "dialect": dialect,
         "statements": statements,

@@ -45,22 +45,26 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)
 _MYSQL_DASHES = re.compile(r"--[^\x00-\x7f]")
 
 
-def read(text: str, dialect: str) -> Reading:
+def read(text: str, dialect: str, server_version: str | None = None) -> Reading:
     """The statements of `text` in `dialect`; for MySQL, in every lexing its sql_mode can
     give the text: with and without NO_BACKSLASH_ESCAPES, with and without ANSI_QUOTES
-    (see either_lexing)."""
+    (see either_lexing), its executable comments as the server of `server_version` (its
+    handshake's) runs them."""
+    version = server_version_id(server_version)
     setup = _glot_dialect(dialect)
     if setup.executable_comments and _MYSQL_DASHES.search(text):
         return [], ("`--` before a non-ASCII character (MySQL reads no comment there) is not "
                     "analysed")
     default, *others = setup.lexings
     statements, error = read_safely(
-        functools.partial(_read_sqlglot, name=dialect, tokenizer=default.tokenizer), text)
+        functools.partial(_read_sqlglot, name=dialect, tokenizer=default.tokenizer,
+                          version=version), text)
     if error is not None:
         return statements, error
     for lexing in others:
         if all(mark in text for mark in lexing.marks):
-            other = functools.partial(_read_sqlglot, name=dialect, tokenizer=lexing.tokenizer)
+            other = functools.partial(_read_sqlglot, name=dialect, tokenizer=lexing.tokenizer,
+                                      version=version)
             statements, _ = either_lexing(statements, read_safely(other, text))
     return statements, None
 
@@ -698,12 +702,12 @@ def _glot_error(error: SqlglotError) -> str:
     return one_line(f"{type(error).__name__}: {error}")
 
 
-def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer]) -> list[Entry]:
+def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
+                  version: int | None = None) -> list[Entry]:
     setup = _glot_dialect(name)
-    # Looked for anywhere, string literals included: a rare false alarm that fails closed is
-    # cheaper than a second lexer.
-    if setup.executable_comments and ("/*!" in text or "/*M!" in text):
-        raise Unparsable("MySQL executable comments (/*! ... */) are not analysed")
+    if setup.executable_comments:
+        text = executable_comments(text, version, "\\" in tokenizer.STRING_ESCAPES,
+                                   '"' in tokenizer.IDENTIFIERS)
     try:
         tokens = tokenizer(dialect=setup.dialect).tokenize(text)
         nodes = setup.dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, text)
@@ -837,3 +841,119 @@ def _using_values(tokens: list[Token]) -> bool:
         or (len(item) == 2 and item[0].token_type is TokenType.PARAMETER and item[0].text == "@"
             and item[1].token_type in (TokenType.VAR, TokenType.IDENTIFIER))
         for item in items)
+
+
+# -- MySQL's executable comments ----------------------------------------------------------
+# MariaDB's lexer (sql_lex.cc): `/*!` or `/*M!`, then a version of exactly 5 or 6 digits, or
+# none. No version: the text inside is SQL. A version at most the server's own
+# (MYSQL_VERSION_ID, 101119 for 10.11.19): SQL, but for MySQL-only versions
+# 50700-99999 in a `/*!` comment, which MariaDB leaves out (5.7's syntax is not its own);
+# above it: a comment, skipped to its first `*/` (one `/* */` inside it nests, which
+# is refused here rather than followed). Inside a comment that runs, strings are strings:
+# `'*/'` does not end it.
+_MARIADB_VERSION = re.compile(r"(?:\d+\.\d+\.\d+-)?(\d+)\.(\d+)\.(\d+)-MariaDB", re.IGNORECASE)
+_MYSQL_ONLY = range(50700, 100000)
+_PLAIN = re.compile(r"['\"`#/*-]")  # where something but plain text may start
+
+
+def server_version_id(version: str | None) -> int | None:
+    """A MariaDB server's version as its lexer compares it (10.11.19 -> 101119), from the
+    version its handshake announced (MariaDB 10's `5.5.5-10.11.19-MariaDB-...`); None for
+    another server's or none: its versioned comments are refused, never guessed."""
+    found = _MARIADB_VERSION.match(version or "")
+    if found is None:
+        return None
+    major, minor, patch = map(int, found.groups())
+    return major * 10000 + minor * 100 + patch
+
+
+def executable_comments(text: str, version: int | None, backslashes: bool = True,
+                        ansi_quotes: bool = False) -> str:
+    """`text` as MariaDB `version` runs it: each executable comment that runs as its SQL,
+    each that does not as a space (`backslashes`: a backslash escapes in strings, as
+    without NO_BACKSLASH_ESCAPES; `ansi_quotes`: "..." is a name). Unparsable for a
+    comment that depends on the version where it is unknown (None), and for the forms
+    whose reading is the server's alone: an executable comment inside one, a line
+    comment inside one, one never closed, a comment nested in one that is skipped."""
+    if "/*" not in text:
+        return text
+    out: list[str] = []
+    i, n, inside = 0, len(text), False
+    while i < n:
+        c = text[i]
+        if c in "'\"`":
+            end = _quoted_end(text, i, backslashes and (
+                c == "'" or (c == '"' and not ansi_quotes)))
+        elif c == "#" or (text.startswith("--", i) and (i + 2 >= n or text[i + 2] <= " ")):
+            if inside:
+                raise Unparsable("a line comment inside an executable comment (/*! ... */) "
+                                 "is not analysed")
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+        elif inside and text.startswith("*/", i):
+            out.append(" ")
+            i, inside = i + 2, False
+            continue
+        elif text.startswith("/*", i):
+            marker = _EXECUTABLE.match(text, i)
+            if marker is None:  # a comment: to its first */
+                end = text.find("*/", i + 2)
+                if end < 0:
+                    raise Unparsable("a comment never closed is not analysed")
+                end += 2
+            else:
+                if inside:
+                    raise Unparsable("an executable comment (/*! ... */) inside another is "
+                                     "not analysed")
+                out.append(" ")
+                i, inside = _executable(text, marker, version)
+                continue
+        else:
+            plain = _PLAIN.search(text, i + 1)
+            end = n if plain is None else plain.start()
+        out.append(text[i:end])
+        i = end
+    if inside:
+        raise Unparsable("an executable comment (/*! ... */) never closed is not analysed")
+    return "".join(out)
+
+
+_EXECUTABLE = re.compile(r"/\*(M?)!(\d{5,6})?")
+
+
+def _executable(text: str, marker: re.Match[str], version: int | None) -> tuple[int, bool]:
+    """An executable comment's opening: where reading goes on, and whether its text runs
+    (else it was skipped to its end)."""
+    digits = marker.group(2)
+    if digits is not None and version is None:
+        raise Unparsable(f"the executable comment {marker.group(0)} runs or not by the "
+                         "server's version, which tollgate does not know here (a MariaDB "
+                         "server's is read from its handshake)")
+    if digits is None or (int(digits) <= (version or 0) and (
+            bool(marker.group(1)) or int(digits) not in _MYSQL_ONLY)):
+        return marker.end(), True
+    end = text.find("*/", marker.end())
+    if end < 0:
+        raise Unparsable("an executable comment (/*! ... */) never closed is not analysed")
+    if "/*" in text[marker.end():end]:
+        raise Unparsable("a comment inside an executable comment the server skips is not "
+                         "analysed")
+    return end + 2, False
+
+
+def _quoted_end(text: str, start: int, backslashes: bool) -> int:
+    """Where the string or name opened at `start` ends (past its closing quote; a quote
+    doubled is one inside it). Never closed: the text's end (the parser refuses it)."""
+    quote, i, n = text[start], start + 1, len(text)
+    while i < n:
+        c = text[i]
+        if backslashes and c == "\\":
+            i += 2
+        elif c == quote:
+            if i + 1 < n and text[i + 1] == quote:
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return n
