@@ -74,6 +74,9 @@ class Exchange:
     # What the front knows beyond the request, for the policy (input.postgres: the
     # PostgreSQL session the statement runs in); None where the protocol has none.
     context: Any = None
+    # What a write did, as the database measured it (input.effect; the PostgreSQL
+    # front's, postgres/effect.py); None: not measured, and input.effect absent.
+    effect: Any = None
     # How much of the response tollgate reads: none, headers, body.
     response_mode: str = "body"
     decisions: list[Decision] = field(default_factory=list)
@@ -114,7 +117,7 @@ class Exchange:
         approval = self.approval.for_policy() if self.approval is not None else None
         return self.encoder.encode(phase, self.identity, self.request, self.response,
                                    self.meaning, approval, self.context, self.source,
-                                   activity)
+                                   activity, self.effect)
 
     def decided(self, phase: str, decision: Decision, revision: str, duration_us: int) -> None:
         """A decision: in the span (an event, the closing attributes) and in the record."""

@@ -72,16 +72,20 @@ class InputEncoder:
         self, phase: str, identity: Who, request: Request, response: Response | None,
         meaning: Any = None,
         approval: ApprovalInput | None = None, context: Any = None,
-        source: str | None = None, activity: str | None = None,
+        source: str | None = None, activity: str | None = None, effect: Any = None,
     ) -> str:
         """`approval`: the approval that let a held request through (null before one did,
         so always null in the request phase's first decision); `context`: the front's
         (input.postgres), for a protocol that has one; `source`: the client's address
         (None where the front cannot know it); `activity`: input.activity as JSON text
-        (activity/tracker.py; None: null, as in a what-if replay of an old record)."""
+        (activity/tracker.py; None: null, as in a what-if replay of an old record);
+        `effect`: input.effect, what a write did as the database measured it (None:
+        absent)."""
         meaning_json = f"{self._meaning}{jsonenc.dumps(meaning)}" if self._meaning else ""
         if self._context:
             meaning_json += f"{self._context}{jsonenc.dumps(context)}"
+        if effect is not None:
+            meaning_json += f',"effect":{jsonenc.dumps(effect)}'
         return (
             f'{self._prefix},"phase":"{phase}","identity":{jsonenc.dumps(identity)},'
             f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)},'

@@ -55,7 +55,7 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision
-from extproc.postgres import drivers, estimate, namespace
+from extproc.postgres import drivers, effect, estimate, namespace
 from extproc.postgres import messages as pg
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
@@ -176,6 +176,11 @@ class Pending:
     cycle: int = 0
     # The front's own questions (a write's estimate): their answers go to it alone.
     probe: Probe | None = None
+    # A write whose effect is measured (effect.py): its answers wait in `buffer` for the
+    # verdict; `measured` is set at its ReadyForQuery, which the client gets only then.
+    buffer: list[bytes] | None = None
+    measured: asyncio.Future[None] | None = None
+    opened: bool = False  # its transaction is the front's, opened for it
 
 
 class Probe:
@@ -212,6 +217,8 @@ class Run:
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
     use: namespace.Use = field(default_factory=namespace.Use)
+    # A write whose effect the database is to measure before the verdict (effect.py).
+    measure: bool = False
 
 
 class Session:
@@ -357,6 +364,11 @@ class Session:
 
     async def _query(self, text: str, message: pg.Message) -> bytes:
         run, refusal = await self._decided("query", text, None)
+        if refusal is None and run.measure:
+            refusal = await self._measured(run, message)
+            if refusal is None:
+                return b""  # ran, its answers relayed with the verdict
+            run.rows, run.commands, run.error = 0, [], None
         self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end()))
         if refusal is None:
             self._drop(run.use)
@@ -540,6 +552,8 @@ class Session:
                     "prepared runs only through Bind and Execute"))
             if what != "function_call":
                 await self._estimate(exchange, text, parameter_types)
+            if what == "query" and estimate.planned(text):
+                run.measure = self._measurable(exchange, text)
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
                 async for seconds in self._pipeline.hold(exchange, decision):
@@ -612,6 +626,140 @@ class Session:
         self._upstream.writer.write(b"".join(messages))
         await self._upstream.writer.drain()
         return await asyncio.wait_for(asyncio.shield(probe.done), _ESTIMATE_SECONDS)
+
+    def _measurable(self, exchange: Exchange, text: str) -> bool:
+        """Whether the write's effect can be measured (effect.py); if not, the first
+        decision is told why (`input.effect`), and what it allows runs unmeasured."""
+        problem = effect.unmeasurable(text) or (
+            "the transaction has failed: the database runs nothing until it ends"
+            if self._status == b"E" else None)
+        if problem is not None:
+            exchange.effect = effect.unmeasured(problem)
+            return False
+        return True
+
+    async def _measured(self, run: Run, message: pg.Message) -> bytes | None:
+        """The write run where its effect is measured; the verdict on the effect; the
+        client's answers relayed when it stands (None), else its refusal (rolled back).
+        Over the limits it is held, and on approval run again, checked against the
+        effect approved."""
+        exchange = run.exchange
+        try:
+            found = await self._run_measured(run, message)
+            if found is None:
+                return None  # it failed: the client has the database's error
+            measured, pending = found
+            decision = await self._effect_decision(exchange, measured)
+            if decision.action == "allow":
+                await self._settle(run, pending, commit=True)
+                return None
+            await self._settle(run, pending, commit=False)
+            if decision.action != "hold":
+                return refusal_message(exchange.deny(decision))
+            async for seconds in self._pipeline.hold(exchange, decision):
+                approval = exchange.evidence.approval or {}
+                if approval.get("id"):
+                    effect.APPROVED[str(approval["id"])] = measured
+                self._notice(exchange, seconds)
+            assert exchange.approval is not None
+            approved = effect.APPROVED.get(exchange.approval.id)
+            if approved is None:
+                raise BadInput(403, "effect_unknown", (
+                    f"approval {exchange.approval.id} was given for an effect this gateway "
+                    "did not measure (another replica's, or before a restart): a retry "
+                    "asks anew"))
+            run.rows, run.commands, run.error = 0, [], None
+            again = await self._run_measured(run, message)
+            if again is None:
+                return None
+            measured, pending = again
+            exchange.effect = measured
+            grew = effect.within(measured, approved)
+            if grew is not None:
+                await self._settle(run, pending, commit=False)
+                raise BadInput(403, "effect_grew", f"run again once approved, {grew}: "
+                               "rolled back")
+            await self._settle(run, pending, commit=True)
+            return None
+        except Exception as exc:  # fail closed: refused, in order
+            return refusal_message(failure(exchange, exc, "statement"))
+
+    async def _effect_decision(self, exchange: Exchange, measured: effect.Effect) -> Decision:
+        """The policy's decision on the measured effect (`input.effect`). A statement
+        its first decision held, and an approver let through, stands approved: the
+        approver judged it (its estimate, its text) before it ran."""
+        exchange.effect = measured
+        decision = await self._pipeline.decide(exchange, "request")
+        if decision.action == "hold" and exchange.approval is not None:
+            return exchange.approved(exchange.approval)
+        return decision
+
+    async def _run_measured(self, run: Run, message: pg.Message
+                            ) -> tuple[effect.Effect, Pending] | None:
+        """The client's Query between the two readings, in a savepoint of the client's
+        transaction (or a transaction of the front's): the effect, and the statement's
+        pending answers (buffered); None when it failed (its answers relayed, as the
+        database left the transaction: rolled back if the front had opened it)."""
+        opened = self._status == b"I"
+        before, after = Probe(1), Probe(1)
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        statement = Pending(b"Q", run, cycle=self._cycle_end(), buffer=[], measured=answered,
+                            opened=opened)
+        enter = "BEGIN" if opened else f"SAVEPOINT {effect.SAVEPOINT}"
+        self._pending += (Pending(b"Q", probe=before), statement, Pending(b"Q", probe=after))
+        self._upstream.writer.write(b"".join((
+            pg.encode_query(f"{effect.MARK}{enter}; {effect.BEFORE}"), message.raw(),
+            pg.encode_query(effect.AFTER))))
+        await self._upstream.writer.drain()
+        first, last = await asyncio.gather(before.done, after.done)
+        await answered
+        rows_before, error = effect.rows_of(first)
+        rows_after, failed = effect.rows_of(last)
+        if error is not None or run.error is not None or failed is not None:
+            if run.error is None:  # the front's reading failed, the statement not
+                await self._settle(run, statement, commit=False)
+                raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+                               f"read: {effect.reason_of(error or failed or {})}")
+            # The statement failed: the client's transaction is as the database left
+            # it (failed), or the front's is rolled back.
+            ready = (await self._ask([pg.encode_query(effect.MARK + "ROLLBACK")], 1))[-1] \
+                if opened else pg.Message(b"Z", b"E")
+            self._relay(run, statement, ready)
+            return None
+        meaning = run.exchange.meaning if isinstance(run.exchange.meaning, dict) else {}
+        planned = sorted({w["table"] for s in meaning.get("statements", ())
+                          for w in (s.get("estimate") or {}).get("writes", ())})
+        measured = effect.difference(effect.reading(rows_before), effect.reading(rows_after),
+                                     planned)
+        return measured, statement
+
+    async def _settle(self, run: Run, pending: Pending, commit: bool) -> None:
+        """The measured write kept (released, committed: its answers relayed) or undone."""
+        opened = pending.opened
+        if commit:
+            text = "COMMIT" if opened else f"RELEASE SAVEPOINT {effect.SAVEPOINT}"
+        else:
+            text = "ROLLBACK" if opened else (f"ROLLBACK TO SAVEPOINT {effect.SAVEPOINT}; "
+                                              f"RELEASE SAVEPOINT {effect.SAVEPOINT}")
+        answers = await self._ask([pg.encode_query(effect.MARK + text)], 1)
+        if not commit:
+            run.error = "rolled back: its measured effect was not allowed"
+            return
+        problem = next((m for m in answers if m.kind == b"E"), None)
+        if problem is not None:  # a deferred constraint, a serialization failure
+            fields = pg.fields(problem.body)
+            run.error = f"error {fields.get('C', '')}: {fields.get('M', '')}"
+            assert pending.buffer is not None
+            pending.buffer.append(self._masked_fields(b"E", fields, pending))
+        self._relay(run, pending, answers[-1])
+
+    def _relay(self, run: Run, pending: Pending, ready: pg.Message) -> None:
+        """The statement's buffered answers to the client, with the Ready the verdict
+        left; its exchange ends."""
+        assert pending.buffer is not None
+        self._writer.write(b"".join(pending.buffer) + ready.raw())
+        pending.run = run
+        self._end(pending, None, "; ".join(run.commands))
 
     def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
         """An Execute's exchange: the statement it runs, under its Parse's decision; and
@@ -692,15 +840,19 @@ class Session:
                 if head is not None and head.probe is not None:
                     out += self._probed(head.probe, message)
                     continue
+                # A measured write's answers wait for its verdict.
+                sink = out if head is None or head.buffer is None else head.buffer
                 if message.kind == b"D" and not self._swallowing:
                     rows.append(pg.data_row(message.body))
                     continue
                 if rows:
-                    out += self._rows(rows)
+                    sink += self._rows(rows)
                     rows = []
-                out += self._server_message(message)
+                sink += self._server_message(message)
             if rows:
-                out += self._rows(rows)
+                head = self._head()
+                (out if head is None or head.buffer is None else head.buffer).extend(
+                    self._rows(rows))
             if not self._pending:
                 self._drained.set()
             if out:
@@ -856,6 +1008,10 @@ class Session:
         self._copy_out = None
         while self._pending:
             pending = self._pending.popleft()
+            if pending.measured is not None:
+                # The verdict ends its exchange, and gives the client its Ready.
+                pending.measured.set_result(None)
+                return b""
             if pending.kind in _CYCLE_ENDS:
                 if self._status != b"T":
                     self._end_portals(pending.cycle)

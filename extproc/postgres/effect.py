@@ -1,0 +1,195 @@
+"""What a write did, as the database measured it: the rows it changed in every table.
+
+The planner's estimate (estimate.py) reads the statement; the database's state decides
+what it does: a foreign key `ON DELETE CASCADE`, a trigger, a view whose rows are not
+the ones its text names, statistics that are wrong. So a write the pack limits (what
+estimate.planned() finds) runs inside a savepoint of the client's transaction, or a
+transaction the front opens for it, between two readings of `pg_stat_xact_user_tables`:
+the rows inserted, updated and deleted in each table by the current transaction, through
+cascades, triggers, rules and views, counted by the server (a subtransaction rolled back
+still counts what it attempted, so the counters only grow). The difference is the
+write's effect; the policy decides on it (`input.effect`) before the transaction goes on:
+released (committed) within the limits, rolled back otherwise.
+
+Each changed table's size before the write is its count after (at most COUNT_CAP + 1
+rows, read through `query_to_xml`, as the session's role sees the table) with the write's
+own changes undone; past the cap, or where the role cannot read it, its statistics.
+
+Not measured, and said why (`measured` false: the pack holds it): a text that ends or
+begins a transaction, or mixes transaction control with a write (the front's own
+transaction would end under it); COPY ... FROM (rows from the client, outside the
+exchange); a failed transaction (nothing runs). What a rollback cannot undo is not an
+effect this reading sees: a sequence's nextval, dblink or a foreign server's writes, a
+TRUNCATE run by a trigger (PostgreSQL's counters forget a truncated table's rows: a
+counter that goes back makes the effect not measured).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TypedDict
+
+import orjson
+from pglast import parser as pg_parser
+
+from extproc.postgres import messages as pg
+
+COUNT_CAP = 10000
+SAVEPOINT = "tollgate_effect"
+MARK = "/* tollgate: effect */ "
+# Every table the current transaction changed, its counters; and its size by statistics
+# (reltuples scaled to its pages, as the planner scales them).
+_COUNTERS = """SELECT s.relid, s.schemaname || '.' || s.relname, s.n_tup_ins,
+       s.n_tup_upd, s.n_tup_del,
+       CASE WHEN c.relpages > 0 THEN c.reltuples / c.relpages
+            * pg_catalog.pg_relation_size(c.oid)
+            / pg_catalog.current_setting('block_size')::float8
+            ELSE greatest(c.reltuples, 0) END,
+       pg_catalog.has_table_privilege(s.relid, 'SELECT')
+FROM pg_catalog.pg_stat_xact_user_tables s JOIN pg_catalog.pg_class c ON c.oid = s.relid
+WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0"""
+BEFORE = MARK + _COUNTERS
+# After: the same, and each changed table's count (capped) as the statement left it.
+AFTER = MARK + (
+    "SELECT t.*, CASE WHEN t.has_table_privilege THEN (pg_catalog.xpath('/row/n/text()', "
+    "pg_catalog.query_to_xml('SELECT pg_catalog.count(*) AS n FROM (SELECT FROM ' || "
+    f"t.relid::pg_catalog.regclass::text || ' LIMIT {COUNT_CAP + 1}) AS x', false, true, "
+    "'')))[1]::text END FROM (" + _COUNTERS + ") t")
+# Top-level statements that end or begin a transaction, or cannot run inside one.
+_CONTROL = frozenset({"TransactionStmt", "VacuumStmt", "CreatedbStmt", "DropdbStmt",
+                      "ReindexStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
+                      "DropTableSpaceStmt", "CallStmt", "DoStmt"})
+
+
+class TableEffect(TypedDict):
+    table: str
+    inserted: int
+    updated: int
+    deleted: int
+    table_rows: int | None
+
+
+class Effect(TypedDict, total=False):
+    """`input.effect`: what the write did (`measured`), or why it was not measured."""
+
+    measured: bool
+    tables: list[TableEffect]
+    rows: int
+    written: list[str]  # the tables the statement itself writes (by its plan)
+    unavailable: str | None
+
+
+def unmeasured(why: str) -> Effect:
+    return {"measured": False, "tables": [], "rows": 0, "written": [], "unavailable": why}
+
+
+def unmeasurable(text: str) -> str | None:
+    """Why this Query's text cannot be measured in a transaction the front controls."""
+    try:
+        tree = orjson.loads(pg_parser.parse_sql_json(text))
+    except (pg_parser.ParseError, orjson.JSONDecodeError):
+        return "its text does not parse"
+    for raw in tree.get("stmts", ()):
+        ((kind, node),) = raw["stmt"].items()
+        if kind in _CONTROL:
+            return (f"it runs {kind.removesuffix('Stmt').upper()} with the write: the "
+                    "transaction the effect is measured in would end, or not hold it")
+        if kind == "CopyStmt" and node.get("is_from"):
+            return "COPY ... FROM takes its rows from the client, outside the exchange"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The counters of the tables the transaction changed, by relid."""
+
+    tables: dict[str, tuple[str, int, int, int, float, int | None]]
+
+
+def reading(rows: list[list[bytes | None]]) -> Reading:
+    tables = {}
+    for row in rows:
+        values = ["" if v is None else v.decode() for v in row]
+        relid, name, ins, upd, dele, size = values[:6]
+        count = int(values[7]) if len(values) > 7 and values[7] else None
+        tables[relid] = (name, int(ins), int(upd), int(dele), float(size or 0), count)
+    return Reading(tables)
+
+
+def difference(before: Reading, after: Reading, written: list[str]) -> Effect:
+    """The effect between two readings of one transaction; not measured if a counter
+    went back (a TRUNCATE forgets its table's counts)."""
+    tables: list[TableEffect] = []
+    for relid, (name, ins, upd, dele, size, count) in sorted(
+            after.tables.items(), key=lambda item: item[1][0]):
+        _, ins0, upd0, dele0, _, _ = before.tables.get(relid, (name, 0, 0, 0, 0.0, None))
+        changed = (ins - ins0, upd - upd0, dele - dele0)
+        if min(changed) < 0:
+            return unmeasured(f"the counters of {name} went back (a TRUNCATE in the "
+                              "write's transaction): its effect is not known")
+        if not any(changed):
+            continue
+        inserted, updated, deleted = changed
+        if count is not None and count <= COUNT_CAP:
+            table_rows: int | None = count - inserted + deleted
+        else:
+            table_rows = max(round(size), count or 0) or None
+        tables.append({"table": name, "inserted": inserted, "updated": updated,
+                       "deleted": deleted, "table_rows": table_rows})
+    gone = sorted(before.tables.keys() - after.tables.keys())
+    if gone:
+        return unmeasured(f"the counters of {before.tables[gone[0]][0]} went back: its "
+                          "effect is not known")
+    return {"measured": True, "tables": tables,
+            "rows": sum(t["inserted"] + t["updated"] + t["deleted"] for t in tables),
+            "written": written, "unavailable": None}
+
+
+def within(effect: Effect, approved: Effect) -> str | None:
+    """Why `effect` is more than the `approved` one (None: it is not): a table changed
+    that was not, or more rows of one."""
+    allowed = {t["table"]: t for t in approved.get("tables", ())}
+    for table in effect.get("tables", ()):
+        before = allowed.get(table["table"])
+        for what in ("inserted", "updated", "deleted"):
+            limit = 0 if before is None else before[what]
+            done = table[what]
+            if done > limit:
+                return (f"it {what} {done} rows of {table['table']} where the approved "
+                        f"run {what} {limit}")
+    return None
+
+
+class Approved:
+    """The effect each approval was asked for, by approval id: an approved retry is
+    checked against it. Kept by this process (bounded): a retry through another replica
+    does not find it and is refused, saying so."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._effects: OrderedDict[str, Effect] = OrderedDict()
+        self._size = size
+
+    def __setitem__(self, approval_id: str, effect: Effect) -> None:
+        self._effects[approval_id] = effect
+        self._effects.move_to_end(approval_id)
+        while len(self._effects) > self._size:
+            self._effects.popitem(last=False)
+
+    def get(self, approval_id: str) -> Effect | None:
+        return self._effects.get(approval_id)
+
+
+APPROVED = Approved()
+
+
+def rows_of(answers: list[pg.Message]) -> tuple[list[list[bytes | None]], dict[str, str] | None]:
+    """A probe's rows, or its error's fields."""
+    for message in answers:
+        if message.kind == b"E":
+            return [], pg.fields(message.body)
+    return [pg.data_row(m.body) for m in answers if m.kind == b"D"], None
+
+
+def reason_of(error: dict[str, str]) -> str:
+    return f"{error.get('M', 'an error')} (SQLSTATE {error.get('C', '?')})"
