@@ -89,3 +89,58 @@ blast_doubt(w) := sprintf(" (the table's statistics are %s: the estimate may be 
 } else := ""
 
 blast_statistics := {"stale": "stale", "none": "missing"}
+
+# What the write did (postgres targets, a simple Query): the PostgreSQL front runs a write
+# the estimate let through inside a savepoint (or a transaction of its own), reads the
+# rows the database changed in every table — through cascades, triggers and views — and
+# asks again with input.effect (extproc/postgres/effect.py):
+#   {"measured": true, "rows": 4, "written": ["public.orders"], "unavailable": null,
+#    "tables": [{"table": "public.customers", "inserted": 0, "updated": 0, "deleted": 4,
+#                "table_rows": 4}]}
+# A table over the same limits holds it (rolled back meanwhile); once approved it runs
+# again, refused if it changes more than it did. An effect that could not be measured
+# (transaction control in its text, COPY FROM, a failed transaction) waits for a dba.
+blast_holds contains {
+	"rule": "blast.effect",
+	"reason": blast_effect_reason(t),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	input.effect.measured == true
+	some t in input.effect.tables
+	is_object(t)
+	blast_effect_over(t)
+}
+
+blast_holds contains {
+	"rule": "blast.effect_unknown",
+	"reason": sprintf("what the write changes cannot be measured: %s", [input.effect.unavailable]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	input.effect.measured == false
+	is_string(input.effect.unavailable)
+}
+
+blast_effect_over(t) if t.inserted + t.updated + t.deleted > blast_limit.rows
+
+blast_effect_over(t) if {
+	t.updated + t.deleted > blast_limit.floor
+	is_number(t.table_rows)
+	t.table_rows > 0
+	(t.updated + t.deleted) * 100 > blast_limit.percent * t.table_rows
+}
+
+blast_effect_reason(t) := sprintf("would %s of %s%s", [concat(" and ", blast_effect_counts(t)), t.table, blast_effect_through(t)])
+
+blast_effect_counts(t) := [sprintf("%s %d rows", [verb, n]) |
+	some [verb, n] in [["insert", t.inserted], ["update", t.updated], ["delete", t.deleted]]
+	n > 0
+]
+
+blast_effect_through(t) := sprintf(" (through a cascade, trigger or view from %s)", [concat(", ", input.effect.written)]) if {
+	count(input.effect.written) > 0
+	not t.table in input.effect.written
+} else := sprintf(" (a table of %d rows)", [t.table_rows]) if {
+	is_number(t.table_rows)
+} else := ""

@@ -89,3 +89,66 @@ test_a_statement_without_an_estimate_is_left_to_sql_rego if {
 	d := data.tollgate.decision with input as on_postgres([object.remove(statement("delete", {}), ["estimate"])], "pg")
 	d.action == "allow"
 }
+
+# The measured effect (input.effect): the second decision on a write that ran, rolled back.
+
+measured(tables, written) := d if {
+	one := write({"rows": 1, "table_rows": 100})
+	base := on_postgres([statement("delete", {"writes": [one], "unavailable": null})], "pg")
+	d := data.tollgate.decision with input as object.union(base, {"effect": {
+		"measured": true, "tables": tables, "written": written, "unavailable": null,
+		"rows": 0,
+	}})
+}
+
+changed(table, deleted, table_rows) := {
+	"table": table, "inserted": 0, "updated": 0, "deleted": deleted, "table_rows": table_rows,
+}
+
+test_a_cascade_that_empties_a_table_is_held_naming_where_it_came_from if {
+	d := measured([changed("public.orders", 1, 100), changed("public.customers", 4, 4)], ["public.orders"])
+	d.action == "hold"
+	d.rules == ["blast.effect"]
+	d.reasons == ["would delete 4 rows of public.customers (through a cascade, trigger or view from public.orders)"]
+	d.approvers == ["group:dba"]
+}
+
+test_the_statements_own_table_over_its_share_is_held if {
+	d := measured([changed("public.orders", 40, 100)], ["public.orders"])
+	d.rules == ["blast.effect"]
+	d.reasons == ["would delete 40 rows of public.orders (a table of 100 rows)"]
+}
+
+test_a_measured_effect_within_the_limits_passes if {
+	d := measured([changed("public.orders", 1, 100), changed("public.audit", 0, 0)], ["public.orders"])
+	d.action == "allow"
+}
+
+test_rows_over_the_limit_are_held_whatever_the_table_size if {
+	d := measured([{"table": "public.log", "inserted": 1001, "updated": 0, "deleted": 0, "table_rows": null}], [])
+	d.rules == ["blast.effect"]
+	d.reasons == ["would insert 1001 rows of public.log"]
+}
+
+test_an_update_and_a_delete_are_both_named if {
+	t := {"table": "public.t", "inserted": 0, "updated": 3, "deleted": 2, "table_rows": 10}
+	d := measured([t], ["public.t"])
+	d.reasons == ["would update 3 rows and delete 2 rows of public.t (a table of 10 rows)"]
+}
+
+test_an_effect_not_measured_waits_for_a_dba if {
+	base := on_postgres([statement("delete", {"writes": [write({"rows": 1, "table_rows": 100})], "unavailable": null})], "pg")
+	d := data.tollgate.decision with input as object.union(base, {"effect": {
+		"measured": false, "tables": [], "rows": 0, "written": [],
+		"unavailable": "COPY ... FROM takes its rows from the client",
+	}})
+	d.action == "hold"
+	d.rules == ["blast.effect_unknown"]
+	d.reasons == ["what the write changes cannot be measured: COPY ... FROM takes its rows from the client"]
+}
+
+test_an_effect_of_the_wrong_shape_holds_nothing_and_errs_nowhere if {
+	base := on_postgres([statement("delete", {"writes": [write({"rows": 1, "table_rows": 100})], "unavailable": null})], "pg")
+	d := data.tollgate.decision with input as object.union(base, {"effect": {"measured": true, "tables": ["x", 3]}})
+	d.action == "allow"
+}

@@ -1,0 +1,207 @@
+"""Writes judged by what the database measured, end to end: psql and asyncpg (simple
+Query) through a real Envoy and PostgreSQL front to the machine's PostgreSQL. The
+statement's text and the planner see a small write; the database's state (a cascade, a
+trigger, a view, statistics that lie) makes it large. The front runs it in a savepoint
+or a transaction of its own, reads `pg_stat_xact_user_tables`, and the default pack
+holds it on the effect: rolled back, the data intact. Holds wait 1 s here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+
+from extproc.quickstart import stack
+from tests.e2e.test_approvals_e2e import DBA, api
+from tests.e2e.test_postgres_e2e import shop, upstream, url
+from tests.support.databases import throwaway_database
+from tests.support.gateway import Gateway, module_gateway
+
+SETUP = (
+    # orders 1..100; items: four per order 1, cascading from it.
+    "CREATE TABLE orders (id int PRIMARY KEY, note text)",
+    "INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 100) g",
+    "CREATE TABLE items (id int PRIMARY KEY, order_id int REFERENCES orders ON DELETE CASCADE)",
+    "INSERT INTO items SELECT g, 1 FROM generate_series(1, 4) g",
+    # A view whose constant column matches every row.
+    "CREATE TABLE secrets (id int PRIMARY KEY, v text)",
+    "INSERT INTO secrets SELECT g, 's' || g FROM generate_series(1, 4) g",
+    "CREATE VIEW tagged AS SELECT id, v, 'k'::text AS k FROM secrets",
+    "CREATE VIEW graded AS SELECT id, v, CASE WHEN id > 0 THEN 'a' ELSE 'b' END AS g "
+    "FROM secrets",
+    # A trigger that empties another table.
+    "CREATE TABLE events (id int PRIMARY KEY)",
+    "INSERT INTO events SELECT g FROM generate_series(1, 100) g",
+    "CREATE TABLE audit (id int PRIMARY KEY)",
+    "INSERT INTO audit SELECT g FROM generate_series(1, 4) g",
+    "CREATE FUNCTION wipe() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN DELETE FROM audit; RETURN OLD; END $$",
+    "CREATE TRIGGER wipe AFTER DELETE ON events FOR EACH ROW EXECUTE FUNCTION wipe()",
+    "ANALYZE",
+    # Statistics of ten rows, where there are twenty thousand (never analysed since).
+    "CREATE TABLE ledger (n int, kind text) WITH (autovacuum_enabled = false)",
+    "INSERT INTO ledger SELECT g, 'a' FROM generate_series(1, 10) g",
+    "ANALYZE ledger",
+    "INSERT INTO ledger SELECT g, 'k' FROM generate_series(11, 20000) g",
+    "CREATE TABLE small (id int PRIMARY KEY, name text)",
+    "INSERT INTO small SELECT g, 'n' || g FROM generate_series(1, 100) g",
+)
+
+
+@pytest.fixture(scope="module")
+def upstream_db() -> Iterator[str]:
+    with throwaway_database("tollgate_effect") as database:
+        with psycopg.connect(database, autocommit=True) as conn:
+            for sql in SETUP:
+                conn.execute(sql)
+        yield database
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
+       upstream_db: str) -> Iterator[Gateway]:
+    with module_gateway(tmp_path_factory, otlp, "effect", targets=[shop(upstream_db)],
+                        postgres={}, settings={"approvals": {"max_hold_seconds": 1}}
+                        ) as running:
+        yield running
+
+
+def psql(gw: Gateway, *sql: str) -> subprocess.CompletedProcess[str]:
+    command = [shutil.which("psql") or "psql", "-X", "-A", "-t", url(gw)]
+    for text in sql:
+        command += ["-c", text]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+
+def count(upstream_db: str, table: str) -> int:
+    ((n,),) = upstream(upstream_db, f"SELECT count(*) FROM {table}")
+    return int(n)
+
+
+@pytest.mark.parametrize(("sql", "reason", "table", "rows"), [
+    ("DELETE FROM orders WHERE id = 1",
+     "would delete 4 rows of public.items (through a cascade, trigger or view from "
+     "public.orders)", "items", 4),
+    ("DELETE FROM events WHERE id = 7",
+     "would delete 4 rows of public.audit (through a cascade, trigger or view from "
+     "public.events)", "audit", 4),
+    ("DELETE FROM tagged WHERE k = 'k'",
+     "would delete 4 rows of public.secrets (a table of 4 rows)", "secrets", 4),
+    ("DELETE FROM graded WHERE g = 'a'",
+     "would delete 4 rows of public.secrets (a table of 4 rows)", "secrets", 4),
+    ("UPDATE tagged SET v = 'gone' WHERE k = 'k'",
+     "would update 4 rows of public.secrets (a table of 4 rows)", "secrets", 4),
+    ("DELETE FROM ledger WHERE kind = 'k'",
+     "would delete 19990 rows of public.ledger (a table of 20000 rows)", "ledger", 20000),
+])
+def test_a_small_looking_write_is_held_on_what_it_did_and_rolled_back(
+        gw: Gateway, upstream_db: str, sql: str, reason: str, table: str, rows: int) -> None:
+    done = psql(gw, sql)
+    assert reason in done.stderr, done.stderr
+    assert "blast.effect" in done.stderr
+    assert count(upstream_db, table) == rows
+    _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+    (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == sql]
+    assert reason in approval["reasons"]
+    assert upstream(upstream_db, "SELECT count(*) FROM secrets WHERE v = 'gone'") == [(0,)]
+
+
+def test_a_small_write_passes_with_its_answers_and_status(gw: Gateway,
+                                                          upstream_db: str) -> None:
+    done = psql(gw, "INSERT INTO small VALUES (1001, 'x')",
+                "DELETE FROM small WHERE id = 1001 RETURNING id, name")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["INSERT 0 1", "1001|x", "DELETE 1"]
+    assert count(upstream_db, "small") == 100
+
+
+async def test_transaction_status_and_the_clients_savepoints_stay_the_clients(
+        gw: Gateway, upstream_db: str) -> None:
+    conn = await asyncpg.connect(url(gw), ssl="require")
+    try:
+        assert await conn.execute("UPDATE small SET name = 'a' WHERE id = 1") == "UPDATE 1"
+        assert not conn.is_in_transaction()
+        assert upstream(upstream_db, "SELECT name FROM small WHERE id = 1") == [("a",)]
+        await conn.execute("BEGIN")
+        await conn.execute("SAVEPOINT mine")
+        assert await conn.execute("UPDATE small SET name = 'b' WHERE id = 2") == "UPDATE 1"
+        assert conn.is_in_transaction()
+        await conn.execute("ROLLBACK TO SAVEPOINT mine")
+        assert await conn.execute("UPDATE small SET name = 'c' WHERE id = 3") == "UPDATE 1"
+        await conn.execute("COMMIT")
+        assert not conn.is_in_transaction()
+        # Held inside the client's transaction: refused, the transaction failed as a
+        # refusal leaves it, nothing of the cascade done.
+        await conn.execute("BEGIN")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match=r"public\.items"):
+            await conn.execute("DELETE FROM orders WHERE id = 1")
+        await conn.execute("ROLLBACK")
+        # A write that fails runs as it would: the database's error, the status kept.
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute("UPDATE small SET id = 5 WHERE id = 4")
+        assert not conn.is_in_transaction()
+    finally:
+        await conn.close()
+    assert upstream(upstream_db, "SELECT id, name FROM small WHERE id IN (1, 2, 3) "
+                                 "ORDER BY id") == [(1, "a"), (2, "n2"), (3, "c")]
+    assert count(upstream_db, "items") == 4
+
+
+def approve(gw: Gateway, sql: str) -> None:
+    """`sql` held on its effect, and its approval given."""
+    assert "blast.effect" in psql(gw, sql).stderr
+    _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+    (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == sql]
+    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA, {})
+    assert status == 200
+
+
+def test_an_approved_write_runs_once_and_one_that_grew_is_refused(
+        gw: Gateway, upstream_db: str) -> None:
+    sql = "DELETE FROM orders WHERE id = 1"
+    approve(gw, sql)
+    # The cascade grows after the approval: the retry changes more than was approved.
+    with psycopg.connect(upstream_db, autocommit=True) as admin:
+        admin.execute("INSERT INTO items VALUES (5, 1)")
+    done = psql(gw, sql)
+    assert "it deleted 5 rows of public.items where the approved run deleted 4" in (
+        done.stderr), done.stderr
+    assert count(upstream_db, "items") == 5
+    with psycopg.connect(upstream_db, autocommit=True) as admin:
+        admin.execute("DELETE FROM items WHERE id = 5")
+    # Approved as it is, it runs.
+    approve(gw, sql)
+    done = psql(gw, sql)
+    assert done.returncode == 0 and done.stdout.strip() == "DELETE 1", done.stderr
+    assert count(upstream_db, "items") == 0
+    with psycopg.connect(upstream_db, autocommit=True) as admin:
+        admin.execute("INSERT INTO orders VALUES (1, 'o1')")
+        admin.execute("INSERT INTO items SELECT g, 1 FROM generate_series(1, 4) g")
+
+
+def test_what_cannot_be_measured_waits_saying_why(gw: Gateway, upstream_db: str) -> None:
+    done = psql(gw, "BEGIN; DELETE FROM small WHERE id = 50; COMMIT")
+    assert "blast.effect_unknown" in done.stderr
+    assert "cannot be measured: it runs TRANSACTION" in done.stderr
+    assert count(upstream_db, "small") == 100
+
+
+def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
+    sql = "DELETE FROM events WHERE id = 9"
+    psql(gw, sql)
+    found: list[dict[str, Any]] = []
+
+    def written() -> bool:
+        found[:] = [r for r in gw.records()
+                    if (r["request"]["body"] or {}).get("value") == sql]
+        return bool(found)
+
+    stack.wait_until(written, 10, "the record")
+    text = str(found[0])
+    assert "blast.effect" in text and "would delete 4 rows of public.audit" in text
