@@ -26,6 +26,7 @@ The login is an exchange of its own in the record (`CONNECT`), refused or not.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import ssl
@@ -218,7 +219,34 @@ class Front(StreamListener):
             capabilities=bound.capabilities)))
         return Session(self._pipeline, self._masker, self._logins, bound,
                        self._connections, connection_id, login.reader, writer,
-                       my.Framer(self._settings.max_message_bytes), upstream)
+                       my.Framer(self._settings.max_message_bytes), upstream,
+                       None if upstream else functools.partial(self._bind, response,
+                                                               connection_id))
+
+    async def _bind(self, response: my.HandshakeResponse, connection_id: int, bound: Bound,
+                    database: str) -> tuple[Upstream, Bound] | bytes:
+        """A login that named no database (mysqldump's) bound to `database`'s target once
+        it names one: the login's steps then, recorded as a CONNECT; the server and the
+        session's Bound, or the ERR refusing it (session.py, _bind)."""
+        target = self._logins.target(database)
+        bound = replace(bound, target=target, database=database)
+        exchange = Opener(self._pipeline, bound)("CONNECT", {**bound.context(),
+                                                             "command": "connect"})
+        exchange.request = exchange.evidence.request = {
+            "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": {},
+            "body": None}
+        admission = Admission(self._pipeline.recorder, exchange.who)
+        try:
+            upstream = await self._connect(exchange, admission, target,
+                                           replace(response, database=database), None, 1,
+                                           connection_id)
+        except LoginRefused as refused:
+            return refused.packet
+        finally:
+            self._pipeline.finished(exchange, admission)
+        assert upstream is not None
+        return upstream, replace(bound, role=upstream.role, setup=upstream.setup,
+                                 owned=owned(upstream.role, upstream.setup))
 
     async def _connect(self, exchange: Exchange, admission: Admission,
                        target: Target | None, response: my.HandshakeResponse,

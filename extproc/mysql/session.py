@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,8 @@ from extproc.exchange.database_roles import login_role, refuse_owned_change
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
+from extproc.interpret import SERVER_VERSION
+from extproc.interpret.sql import analyze
 from extproc.masking import Masker
 from extproc.mysql import packets as my
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
@@ -116,6 +119,21 @@ _NO_CURSORS = ("tollgate does not relay server-side cursors (COM_STMT_FETCH, an 
 # The server's errors that say the account (or its role) lacks a privilege: access to a
 # database, a table, a column, a routine, or one of the global privileges.
 _PRIVILEGE_ERRORS = frozenset({1044, 1142, 1143, 1227, 1370})
+
+
+# `SET [SESSION] character_set_results = binary | utf8mb4`, alone: what mysqldump sends
+# around SHOW CREATE TABLE (and back). The front answers it itself (_results_view).
+_RESULTS_VIEW = re.compile(
+    r"\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?character_set_results\s*=\s*"
+    r"(?P<q>'?)(?P<set>binary|utf8mb4)(?P=q)\s*;?\s*", re.IGNORECASE)
+_BINARY = 63  # the binary character set's id, in a column definition
+# Where a connection that named no database may keep a setting until it names one.
+_KEPT = ("kept: a connection that named no database runs its settings once it names "
+         "one (COM_INIT_DB), each decided then on that database's target")
+# A binder: a connection that named no database bound to the target of `database`, as
+# its login would have (the front's steps, recorded as a CONNECT): the server reached
+# and the session's new Bound, or the ERR packet refusing it.
+Binder = Callable[[Bound, str], Awaitable["tuple[Upstream, Bound] | bytes"]]
 
 
 class Closed(Exception):
@@ -169,7 +187,8 @@ class Session:
     def __init__(self, pipeline: Pipeline, masker: Masker, logins: Logins, bound: Bound,
                  connections: Connections, connection_id: int,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 framer: my.Framer, upstream: Upstream | None) -> None:
+                 framer: my.Framer, upstream: Upstream | None,
+                 binder: Binder | None = None) -> None:
         self._pipeline, self._masker, self._logins = pipeline, masker, logins
         self._bound, self._open = bound, Opener(pipeline, bound)
         self._connections, self.connection_id = connections, connection_id
@@ -193,6 +212,13 @@ class Session:
         # a KILL CONNECTION's end, once that command is answered.
         self._hold: asyncio.Future[None] | None = None
         self._busy = self._ending = False
+        # A connection that named no database: its settings kept until it names one,
+        # and how it is bound then.
+        self._kept: list[str] = []
+        self._binder = binder
+        # The client's view of character_set_results: binary (mysqldump's, around SHOW
+        # CREATE TABLE) while the server's stays utf8mb4 (_results_view).
+        self._binary_results = False
 
     @property
     def subject(self) -> str:
@@ -267,9 +293,18 @@ class Session:
         if command == my.COM_QUIT:
             raise Closed("the client quit")
         if command == my.COM_QUERY:
-            await self._statement(packet, "QUERY", _text(payload[1:]))
+            text = _text(payload[1:])
+            if text is not None and (view := _RESULTS_VIEW.fullmatch(text)) is not None \
+                    and self._upstream is not None:
+                self._results_view(text, view.group("set").lower() == "binary")
+            elif self._upstream is None and text is not None and _a_setting(text):
+                self._keep(text)
+            else:
+                await self._statement(packet, "QUERY", text)
         elif command == my.COM_PROCESS_KILL:
             await self._process_kill(packet)
+        elif self._upstream is None and command == my.COM_INIT_DB and self._binder:
+            await self._bind(packet)
         elif self._upstream is None:
             self._without_database(command)
         elif (handler := self._handlers.get(command)) is not None:
@@ -293,9 +328,108 @@ class Session:
         raise Closed("a command out of sequence")
 
     async def _init_db(self, packet: my.Packet) -> None:
+        """COM_INIT_DB, decided as its USE; the target's own database name (the one the
+        client logs in with) sent on as the server's database it stands for."""
         name = _text(packet.payload[1:])
+        target = self._bound.target
+        if name == self._bound.database and target is not None and target.mysql is not None \
+                and target.mysql.database:
+            packet = my.Packet(packet.seq, bytes((my.COM_INIT_DB,))
+                               + target.mysql.database.encode())
         await self._statement(packet, "INIT_DB", None if name is None
                               else "USE `" + name.replace("`", "``") + "`")
+
+    def _results_view(self, text: str, binary: bool) -> None:
+        """`SET character_set_results = binary` (or back to utf8mb4), answered by the front:
+        the server's results stay utf8mb4, which the front reads and masks, and the
+        column definitions the client reads say binary (63) until it sets them back, as
+        the server's would. Nothing reaches the server; recorded all the same."""
+        exchange, admission = self._exchange("QUERY")
+        try:
+            admission()
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            self._writer.write(refusal_packet(failure(exchange, exc, "statement")))
+            return
+        self._request(exchange, "QUERY", text)
+        self._binary_results = binary
+        exchange.outcome.update({
+            "tollgate.outcome": "answered by tollgate: the server's results stay utf8mb4; "
+                                f"column definitions say {'binary' if binary else 'utf8mb4'}",
+            "tollgate.decision.action": "allow"})
+        self._pipeline.finished(exchange, admission)
+        self._writer.write(my.encode(1, my.encode_ok(status=self._status,
+                                                     capabilities=self._bound.capabilities)))
+
+    def _keep(self, text: str) -> None:
+        """A setting on a connection that named no database (mysqldump's, before its
+        COM_INIT_DB): answered OK, recorded as kept, run once the connection names its
+        database, decided then (_bind)."""
+        exchange, admission = self._exchange("QUERY")
+        try:
+            admission()
+        except (RecordingQuota, RecordingUnavailable) as exc:
+            self._writer.write(refusal_packet(failure(exchange, exc, "statement")))
+            return
+        self._request(exchange, "QUERY", text)
+        self._kept.append(text)
+        exchange.outcome["tollgate.outcome"] = _KEPT
+        self._pipeline.finished(exchange, admission)
+        self._writer.write(my.encode(1, my.encode_ok(status=self._status,
+                                                     capabilities=self._bound.capabilities)))
+
+    async def _bind(self, packet: my.Packet) -> None:
+        """COM_INIT_DB on a connection that named no database: the session bound to the
+        target of the database it names, as a login naming it would have been (the
+        front's binder), its kept settings decided and run in order, then the
+        COM_INIT_DB itself. Any refused: the COM_INIT_DB answered with that refusal, and
+        the connection names no database still."""
+        assert self._binder is not None
+        name = _text(packet.payload[1:]) or ""
+        if self._logins.target(name) is None:
+            self._refuse("INIT_DB", BadInput(404, "database_refused", f"no target serves "
+                                             f"database {name!r}"), named=f"USE `{name}`")
+            return
+        bound = await self._binder(self._bound, name)
+        if isinstance(bound, bytes):
+            self._writer.write(bound)
+            return
+        unbound = self._bound
+        upstream, self._bound = bound
+        self._open = Opener(self._pipeline, self._bound)
+        self._upstream, self._capabilities = upstream, upstream.capabilities
+        self._status = upstream.status
+        self._from_server = deque(upstream.pending)
+        kept, self._kept = self._kept, []
+        for text in kept:
+            if not await self._run_kept(text):
+                await upstream.close()
+                self._upstream, self._bound = None, unbound
+                self._open = Opener(self._pipeline, unbound)
+                self._from_server.clear()
+                return
+        await self._connections.bind(self)
+        await self._init_db(packet)
+
+    async def _run_kept(self, text: str) -> bool:
+        """A kept setting decided on the bound target and run; refused or failed, the
+        COM_INIT_DB that bound it is answered so. Whether it ran."""
+        run = Run(*self._exchange("QUERY"))
+        refusal = await self._decide(run, "QUERY", text)
+        if refusal is not None:
+            self._refused(run, refusal)
+            return False
+        self._server.writer.write(my.encode(0, bytes((my.COM_QUERY,)) + text.encode()))
+        try:
+            while True:
+                answer = await self._server_packet()
+                if my.is_err(answer.payload):
+                    self._error(run, answer)
+                    return False
+                run.results.append("OK")
+                if not self._more_results(answer):
+                    return True
+        finally:
+            self._end(run)
 
     def _unrelayed(self, command: int) -> None:
         """A command tollgate does not relay: replication, saying so, and any other."""
@@ -793,6 +927,7 @@ class Session:
         it (COM_RESET_CONNECTION, COM_CHANGE_USER): the prepared statements, which the
         server dropped, and their ids with them (the status comes with the reset's OK)."""
         self._statements.clear()
+        self._binary_results = False
 
     # -- answers ------------------------------------------------------------------------
 
@@ -825,8 +960,10 @@ class Session:
         columns = []
         for _ in range(count):
             packet = await self._server_packet()
-            columns.append(my.parse_column_definition(packet.payload))
-            out.append(packet.raw())
+            columns.append(column := my.parse_column_definition(packet.payload))
+            out.append(packet.raw() if not self._binary_results or column.charset == _BINARY
+                       else my.encode(packet.seq, my.encode_column_definition(column._replace(
+                           charset=_BINARY, length=column.length // 4))))
         if not self._capabilities & my.CLIENT_DEPRECATE_EOF:
             out.append((await self._server_packet()).raw())
         if binary and (problem := unreadable(columns)) is not None:
@@ -976,7 +1113,8 @@ class Session:
         `query`: an execute's parameters (the record masks them as it masks queries)."""
         exchange.request = exchange.evidence.request = {
             "method": method, "path": f"/{self._bound.database}", "query": query or {},
-            "headers": {}, "body": text}
+            "headers": {SERVER_VERSION: self._upstream.server_version}
+            if self._upstream is not None else {}, "body": text}
         exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
 
     def _end(self, run: Run) -> None:
@@ -995,6 +1133,16 @@ def _unknown(connection_id: int) -> str:
             "gave out: a server thread id (CONNECTION_ID()'s) is not taken; KILL the id the "
             "connection's handshake announced (mariadb's `status` shows it as "
             "\"Connection id\", PyMySQL's thread_id() returns it)")
+
+
+def _a_setting(text: str) -> bool:
+    """Whether a connection that named no database may keep `text` until it names one:
+    SET statements alone, read with every versioned comment that could run running (the
+    reading that decides them comes once the server's version is known)."""
+    reading = analyze(text, "mysql", "999.99.99-MariaDB")
+    statements = reading["statements"]
+    return reading["error"] is None and bool(statements) and all(
+        s["kind"] == "set" and not s["nested"] for s in statements)
 
 
 def _text(payload: bytes) -> str | None:
