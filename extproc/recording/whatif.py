@@ -138,7 +138,8 @@ def whatif(rows: Iterable[Row], engine: EmbeddedEngine, examples: int = 3) -> Wh
             answer = _decide(engine, encoder.encode(
                 phase, content["identity"], _request(content),
                 _response(content, recorded) if phase == "response" else None,
-                seen.get(meaning_key) if meaning_key else None))
+                seen.get(meaning_key) if meaning_key else None,
+                context=_login(content)))
             _compare(report, row, content, recorded, answer,
                      _approximate(content, recorded))
     return report
@@ -236,6 +237,18 @@ def _body_value(body: dict[str, Any] | None) -> Any:
     if body is None or body.get("encoding") not in ("json", "text"):
         return None
     return body.get("value")
+
+
+def _login(content: dict[str, Any]) -> dict[str, Any] | None:
+    """A database session's login, as much of input.postgres or input.mysql as the
+    record keeps (its method): the pack decides a login apart from a statement."""
+    protocol = content["target"].get("protocol")
+    method = (content.get("request") or {}).get("method")
+    if protocol == "postgres" and method == "CONNECT":
+        return {"message": "connect"}
+    if protocol == "mysql" and method in ("CONNECT", "CHANGE_USER"):
+        return {"command": method.lower()}
+    return None
 
 
 def _approximate(content: dict[str, Any], decision: dict[str, Any]) -> bool:
