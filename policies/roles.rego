@@ -46,3 +46,16 @@ denials contains {
 }
 
 login_groups := concat(", ", groups) if count(groups) > 0 else := "none"
+
+# How long one statement of an agent's session may run before the server cancels it (a
+# runaway query holds its locks and a connection); the dba group's run as long as the
+# server lets them.
+agent_statement_timeout_seconds := 300
+
+login_terms contains ["database_role", database_role] if database_role
+
+login_terms contains ["statement_timeout_seconds", agent_statement_timeout_seconds] if {
+	database_login
+	agent
+	not dba
+}

@@ -58,3 +58,13 @@ test_a_target_of_its_own_maps_its_groups if {
 		with data.tollgate.database_roles as {"*": [], "shop-db": [{"group": "agents", "role": "orders_reader"}]}
 	d.database_role == "orders_reader"
 }
+
+test_an_agents_statements_may_run_five_minutes if {
+	d := data.tollgate.decision with input as login("postgres", ["agents"], ["tollgate_agent"])
+	d.statement_timeout_seconds == 300
+}
+
+test_a_dbas_statements_run_as_long_as_the_server_lets_them if {
+	d := data.tollgate.decision with input as login("mysql", ["agents", "dba"], ["tollgate_agent", "tollgate_dba"])
+	not d.statement_timeout_seconds
+}

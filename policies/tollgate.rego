@@ -4,7 +4,7 @@
 # `data.tollgate.decision` with the exchange as `input` and expects
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
 # plus optional "status", "mask", "approvers", "hold_seconds", "grant",
-# "grant_minutes", "alerts", "database_role". Anything else — an undefined result, an error, another
+# "grant_minutes", "alerts", "database_role", "statement_timeout_seconds". Anything else — an undefined result, an error, another
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
@@ -73,9 +73,10 @@ with_alerts(d) := object.union(d, {"alerts": alert_list}) if {
 
 alert_list := sort([a | some a in data.tollgate.alerts])
 
-# A database session's login carries the role it runs as (roles.rego).
-with_role(d) := object.union(d, {"database_role": database_role}) if {
-	database_role
+# A database session's login carries the role it runs as and how long one of its
+# statements may run (roles.rego).
+with_role(d) := object.union(d, {t[0]: t[1] | some t in login_terms}) if {
+	count(login_terms) > 0
 } else := d
 
 held_rules contains h.rule if some h in holds

@@ -62,7 +62,9 @@ from extproc.mysql.upstream import (
     owned,
     set_up,
     setup_commands,
+    setup_detail,
 )
+from extproc.policy import Decision
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.store.session_keys import SessionKeys
 
@@ -212,8 +214,7 @@ class Front(StreamListener):
         finally:
             self._pipeline.finished(exchange, admission)
         if upstream is not None:
-            bound = replace(bound, role=upstream.role, setup=upstream.setup,
-                            owned=owned(upstream.role, upstream.setup))
+            bound = _set_up(bound, upstream, exchange.decision)
         writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
             capabilities=bound.capabilities)))
@@ -245,8 +246,7 @@ class Front(StreamListener):
         finally:
             self._pipeline.finished(exchange, admission)
         assert upstream is not None
-        return upstream, replace(bound, role=upstream.role, setup=upstream.setup,
-                                 owned=owned(upstream.role, upstream.setup))
+        return upstream, _set_up(bound, upstream, exchange.decision)
 
     async def _connect(self, exchange: Exchange, admission: Admission,
                        target: Target | None, response: my.HandshakeResponse,
@@ -279,10 +279,12 @@ class Front(StreamListener):
                                      UTF8MB4, self._settings.max_message_bytes)
             upstream.role = role
             upstream.setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
-                                            upstream.server_version)
+                                            upstream.server_version,
+                                            exchange.decision.statement_timeout_seconds)
             if upstream.setup:
                 try:
-                    await set_up(upstream, upstream.setup, settings.database)
+                    await set_up(upstream, upstream.setup,
+                                 None if role is None else settings.database)
                 except BaseException:
                     await upstream.close()
                     raise
@@ -301,7 +303,8 @@ class Front(StreamListener):
                 exc.code, exc.sqlstate, f"tollgate could not open the database: "
                 f"{exc.message} (trace id {exchange.trace_id})"))) from None
         exchange.outcome.update({
-            "tollgate.outcome": "connected" if role is None else f"connected as {role}",
+            "tollgate.outcome": ("connected" if role is None else f"connected as {role}")
+                                + setup_detail(upstream.setup),
             "tollgate.decision.action": "allow",
             "tollgate.mysql.upstream_auth": upstream.auth_plugin,
             "tollgate.mysql.upstream_tls": upstream.tls,
@@ -420,6 +423,13 @@ class _LoginReader:
             if length >= min(self._max, my.MAX_PAYLOAD):
                 raise my.ProtocolViolation(f"a login packet of {length} bytes")
             return my.Packet(header[3], await self.reader.readexactly(length))
+
+
+def _set_up(bound: Bound, upstream: Upstream, decision: Decision) -> Bound:
+    """The session as its login set it up: its role, the commands that did, and what of
+    it the client may not change (the timeouts where the pack restricts the session)."""
+    return replace(bound, role=upstream.role, setup=upstream.setup, owned=owned(
+        upstream.role, upstream.setup, decision.statement_timeout_seconds is not None))
 
 
 def _nothing() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from extproc.approvals.auth import AuthError, Verifier, unverified
@@ -45,7 +45,7 @@ class Bound:
     # reset) and the settings they keep from the client (database_roles.py).
     role: str | None = None
     setup: tuple[bytes, ...] = ()
-    owned: frozenset[str] = frozenset()
+    owned: Mapping[str, int | None] = field(default_factory=dict)
 
     def context(self) -> dict[str, Any]:
         """input.mysql, but its `command`."""

@@ -76,7 +76,13 @@ from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
 from extproc.mysql.results import ResultMasker, error_message, record_sample, unreadable
 from extproc.mysql.statements import LongData, Prepared, Statements
-from extproc.mysql.upstream import Upstream, UpstreamError, owned, setup_commands
+from extproc.mysql.upstream import (
+    Upstream,
+    UpstreamError,
+    owned,
+    setup_commands,
+    setup_detail,
+)
 from extproc.policy import Decision
 from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import RECORD_MASK
@@ -868,9 +874,11 @@ class Session:
             if problem is not None:
                 raise problem
             status, setup = await self._reset(exchange, request.database if request else "")
-            bound = replace(bound, role=exchange.decision.database_role, setup=setup,
-                            owned=owned(exchange.decision.database_role, setup))
-            exchange.outcome.update({"tollgate.outcome": f"user changed (from {was})",
+            decided = exchange.decision
+            bound = replace(bound, role=decided.database_role, setup=setup, owned=owned(
+                decided.database_role, setup, decided.statement_timeout_seconds is not None))
+            exchange.outcome.update({"tollgate.outcome": f"user changed (from {was})"
+                                                         + setup_detail(setup),
                                      "tollgate.decision.action": "allow"})
         except Exception as exc:
             answer = failure(exchange, exc, "change of user")
@@ -900,7 +908,8 @@ class Session:
         self._pipeline.admit(exchange, f"database {self._bound.database!r}")
         role = await login_role(self._pipeline, exchange, target.mysql.roles)
         setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
-                               self._server.server_version)
+                               self._server.server_version,
+                               exchange.decision.statement_timeout_seconds)
         started = time.perf_counter()
         status = await self._server_command(bytes((my.COM_RESET_CONNECTION,)))
         for command in setup:  # first: the gateway's account alone may use no database

@@ -270,33 +270,52 @@ async def _connect(settings: UpstreamSettings, capabilities: int, charset: int,
 
 # MariaDB's: how long a session may sit idle inside a transaction (MySQL has none).
 IDLE_SETTING = "idle_transaction_timeout"
+# The timeouts setup_commands may give a session.
+_TIMEOUTS = (IDLE_SETTING, "max_statement_time", "max_execution_time")
 
 
-def setup_commands(role: str | None, idle_seconds: float, server_version: str
-                   ) -> tuple[bytes, ...]:
-    """The COM_QUERYs that set a session up as the gateway keeps it: its role, and (on
+def setup_commands(role: str | None, idle_seconds: float, server_version: str,
+                   statement_seconds: int | None = None) -> tuple[bytes, ...]:
+    """The COM_QUERYs that set a session up as the gateway keeps it: its role; (on
     MariaDB, which has the setting; MySQL has none) how long it may sit idle inside a
-    transaction before the server ends it."""
+    transaction before the server ends it; how long one statement may run (the login's
+    decision: MariaDB's max_statement_time, MySQL's max_execution_time, its SELECTs')."""
+    mariadb = "mariadb" in server_version.lower()
     out = []
     if role is not None:
         out.append(f"SET ROLE `{role.replace('`', '``')}`")
-    if idle_seconds and "mariadb" in server_version.lower():
+    if idle_seconds and mariadb:
         out.append(f"SET SESSION {IDLE_SETTING} = {math.ceil(idle_seconds)}")
+    if statement_seconds is not None:
+        out.append(f"SET SESSION max_statement_time = {statement_seconds}" if mariadb else
+                   f"SET SESSION max_execution_time = {statement_seconds * 1000}")
     return tuple(bytes((my.COM_QUERY,)) + text.encode() for text in out)
 
 
-def owned(role: str | None, setup: tuple[bytes, ...]) -> frozenset[str]:
-    """The settings a session set up by `setup` keeps from its client."""
-    timeouts = [IDLE_SETTING] if any(IDLE_SETTING.encode() in c for c in setup) else []
-    return owned_settings(role, timeouts)
+def setup_detail(setup: tuple[bytes, ...]) -> str:
+    """What the record's outcome says the gateway ran to set a session up ("" if
+    nothing): the server's statement log holds these too."""
+    return "".join(f"; set up: {command[1:].decode()}" for command in setup)
 
 
-async def set_up(upstream: Upstream, commands: tuple[bytes, ...], database: str) -> None:
-    """`commands` run, then `database` made the session's (its status updated), or
-    UpstreamError with the server's reason: the gateway's account was not granted the
+def owned(role: str | None, setup: tuple[bytes, ...],
+          restricted: bool) -> dict[str, int | None]:
+    """The settings a session set up by `setup` keeps from its client: its role, and its
+    timeouts where the pack restricts the session (its login's decision set a statement
+    timeout: agents'). MySQL's SET is not read for values: no change at all."""
+    timeouts = [name for name in _TIMEOUTS
+                if restricted and any(name.encode() in command for command in setup)]
+    return owned_settings(role, dict.fromkeys(timeouts))
+
+
+async def set_up(upstream: Upstream, commands: tuple[bytes, ...],
+                 database: str | None) -> None:
+    """`commands` run, then `database` (if any) made the session's (its status updated),
+    or UpstreamError with the server's reason: the gateway's account was not granted the
     role, say. A session with a role logs in to no database: the account alone may use
     none."""
-    for command in (*commands, bytes((my.COM_INIT_DB,)) + database.encode()):
+    enter = () if database is None else (bytes((my.COM_INIT_DB,)) + database.encode(),)
+    for command in (*commands, *enter):
         upstream.writer.write(my.encode(0, command))
         answer = (await upstream.read()).payload
         if my.is_err(answer):

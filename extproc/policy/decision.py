@@ -18,7 +18,7 @@ _MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy", "derived"}
 _MASK_LISTS = ("detectors", "actions", "fields", "derived")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
-    "grant_minutes", "alerts", "database_role",
+    "grant_minutes", "alerts", "database_role", "statement_timeout_seconds",
 })
 _SEVERITIES = ("info", "warning", "critical")
 _GRANTS = ("once", "window")
@@ -72,6 +72,9 @@ class Decision:
     # A database session's login (postgres and mysql targets): the role the session runs
     # as on the server, one of its target's `roles`; None: the policy names none.
     database_role: str | None = None
+    # With it: how long one statement of the session may run before the server cancels
+    # it (None: the server's own setting).
+    statement_timeout_seconds: int | None = None
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -125,6 +128,7 @@ class Decision:
             grant_minutes=minutes,
             alerts=_alerts(value.get("alerts", [])),
             database_role=_role(value.get("database_role")),
+            statement_timeout_seconds=_timeout(value.get("statement_timeout_seconds")),
         )
 
     @staticmethod
@@ -175,6 +179,13 @@ def _alerts(value: Any) -> tuple[Alert, ...]:
 def _role(value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
         raise MalformedDecision(f"database_role must be a non-empty string, got {value!r}")
+    return value
+
+
+def _timeout(value: Any) -> int | None:
+    if value is not None and (type(value) is not int or not 1 <= value <= 86400):
+        raise MalformedDecision("statement_timeout_seconds must be an integer 1-86400, "
+                                f"got {value!r}")
     return value
 
 

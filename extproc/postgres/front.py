@@ -49,6 +49,7 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.session_limits import SessionLimits
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
+from extproc.policy import Decision
 from extproc.postgres import messages as pg
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (
@@ -287,9 +288,8 @@ class Front(StreamListener):
         session = Session(self._pipeline, self._masker, opener, login.reader, writer,
                           upstream, {"database": database, "parameters": passed,
                                      "policy": context,
-                                     "owned": owned_settings(upstream.role, [
-                                         k for k in _kept(upstream.role, target.postgres)
-                                         if k != "role"])},
+                                     "owned": _owned(upstream.role, target.postgres,
+                                                     exchange.decision)},
                           self._settings.max_message_bytes, login.rest())
         return session, process_id, release
 
@@ -314,8 +314,8 @@ class Front(StreamListener):
             # The role as a startup parameter, not a SET: it is then the session's reset
             # value too, so RESET ROLE or RESET ALL keep it (the gateway refuses them
             # anyway; this is the database's own line).
-            upstream = await connect(self._upstream_settings(target),
-                                     {**passed, **_kept(role, target.postgres)})
+            upstream = await connect(self._upstream_settings(target), {**passed, **_kept(
+                role, target.postgres, exchange.decision.statement_timeout_seconds)})
             upstream.role = role
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
             connected = release
@@ -414,15 +414,32 @@ class Front(StreamListener):
 _DB_SYSTEM = {"db.system": "postgresql", "db.system.name": "postgresql"}
 
 
-def _kept(role: str | None, settings: PostgresTarget) -> dict[str, str]:
+def _kept(role: str | None, settings: PostgresTarget,
+          statement_seconds: int | None) -> dict[str, str]:
     """The startup parameters the gateway gives a session and keeps from its client: its
-    role, and how long it may sit idle in a transaction before the server ends it (as
-    startup parameters they are the session's reset values too: RESET keeps them)."""
+    role, how long it may sit idle in a transaction before the server ends it, how long
+    one statement may run (the login's decision) — as startup parameters they are the
+    session's reset values too: RESET keeps them."""
     kept = {} if role is None else {"role": role}
     if settings.idle_in_transaction_seconds:
         kept["idle_in_transaction_session_timeout"] = str(
             math.ceil(settings.idle_in_transaction_seconds * 1000))
+    if statement_seconds is not None:
+        kept["statement_timeout"] = str(statement_seconds * 1000)
     return kept
+
+
+def _owned(role: str | None, settings: PostgresTarget,
+           decision: Decision) -> dict[str, int | None]:
+    """What the client may not change of what the gateway kept (database_roles.py): its
+    role; and its timeouts where the pack restricts the session (its login's decision set
+    a statement timeout: agents'), which it may only lower. A dba's pg_dump turns the
+    idle timeout off for its long transaction."""
+    timeouts = {}
+    if decision.statement_timeout_seconds is not None:
+        timeouts = {name: int(value) for name, value in _kept(
+            None, settings, decision.statement_timeout_seconds).items()}
+    return owned_settings(role, timeouts)
 
 
 class _Opener:

@@ -45,16 +45,19 @@ AGENT = tokens.token("svc-roles-agent", ["agents"])
 DBA = tokens.token("svc-roles-dba", ["dba"])
 NOBODY = tokens.token("svc-roles-sales", ["sales"])
 ROLES = ("tollgate_agent", "tollgate_dba")
-# A pack that lets everything through and names the agents' role at a login: what the
-# database refuses with it, it refuses on its own.
+# A pack that lets everything through and names the agents' role at a login, its
+# statements cancelled after a second: what the database refuses with it, it refuses on
+# its own.
 PERMISSIVE = """package tollgate
 
 import rego.v1
 
-decision := {"action": "allow", "reasons": [], "rules": [], "database_role": role} if {
+decision := {"action": "allow", "reasons": [], "rules": [], "database_role": role,
+\t"statement_timeout_seconds": 1} if {
 \tinput.postgres.message == "connect"
 \trole := "tollgate_agent"
-} else := {"action": "allow", "reasons": [], "rules": [], "database_role": role} if {
+} else := {"action": "allow", "reasons": [], "rules": [], "database_role": role,
+\t"statement_timeout_seconds": 1} if {
 \tinput.mysql.command in {"connect", "change_user"}
 \trole := input.mysql.roles[0]
 } else := {"action": "allow", "reasons": [], "rules": []}
@@ -432,3 +435,35 @@ def test_tollgate_db_grants_says_what_is_wrong(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and says in done.stderr, (argv, done.stderr)
         assert done.stdout == ""
+
+
+def test_a_postgres_agents_statements_run_as_long_as_the_pack_says(
+        gw: Gateway, open_gw: Gateway) -> None:
+    """The pack gives agents 300 s (statement_timeout, a startup parameter: RESET keeps
+    it), which they cannot change; a pack's 1 s cancels a longer statement."""
+    with psycopg.connect(pg_url(gw), autocommit=True) as conn:
+        conn.execute("RESET statement_timeout")
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("5min",)
+        for change in ("SET statement_timeout = 0",
+                       "SELECT set_config('statement_timeout', '0', false)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                               match="the gateway sets it for every session"):
+                conn.execute(change)
+    with psycopg.connect(pg_url(gw, DBA), autocommit=True) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+    with psycopg.connect(pg_url(open_gw), autocommit=True) as conn, pytest.raises(
+            psycopg.errors.QueryCanceled, match="statement timeout"):
+        conn.execute("SELECT pg_sleep(5)")
+
+
+def test_a_mariadb_agents_statements_run_as_long_as_the_pack_says(
+        gw: Gateway, open_gw: Gateway) -> None:
+    with maria_session(gw) as session:
+        assert session.query("SELECT @@max_statement_time") == [("300.000000",)]
+        with pytest.raises(MariaDbError, match="the gateway sets it for every session"):
+            session.query("SET SESSION max_statement_time = 0")
+        session.reset()  # set up again after the reset
+        assert session.query("SELECT @@max_statement_time") == [("300.000000",)]
+    with maria_session(open_gw) as session, pytest.raises(
+            MariaDbError, match="max_statement_time exceeded"):
+        session.query("SELECT SLEEP(5) FROM customers")

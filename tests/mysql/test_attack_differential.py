@@ -43,7 +43,7 @@ from tests.mysql.test_statement_log_differential import entries
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
 from tests.support.mariadb import MariaDb, private_mariadb
-from tests.support.mysql_shop import Account
+from tests.support.mysql_shop import Account, set_up
 
 pytestmark = pytest.mark.e2e
 
@@ -337,6 +337,9 @@ def audit(env: Env, session: Session) -> None:
     allowed: Counter[str] = Counter()
     read: Counter[str] = Counter()
     for record in records:
+        if record["outcome"]["action"] == "allow":
+            allowed.update(set_up(record))
+            read.update("set" for _ in set_up(record))
         if record["request"]["method"] != "QUERY":
             continue
         text = request_text(record) or ""

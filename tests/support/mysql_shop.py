@@ -111,3 +111,9 @@ def unverified_tls() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     return context
+
+
+def set_up(record: dict[str, Any]) -> list[str]:
+    """What the gateway ran to set a session up (its role, its timeouts), as a login's
+    or a COM_CHANGE_USER's record says: the server's statement log holds these too."""
+    return (record["outcome"]["detail"] or "").split("; set up: ")[1:]
