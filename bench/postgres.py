@@ -21,7 +21,10 @@ The machine's PostgreSQL (127.0.0.1:5432) holds a throwaway database initialised
                         statement recorded and its span exported to a real OTLP receiver
 
 pgbench's `-S` transaction is one `SELECT abalance FROM pgbench_accounts WHERE aid = :aid`
-(the simple query protocol, pgbench's default), so transactions are statements. The
+(the simple query protocol, pgbench's default), so transactions are statements. Then the
+writes, apart: one `UPDATE pgbench_accounts ... WHERE aid = :aid` each, which tollgate
+estimates, runs inside a savepoint between two readings of the tables' counters and
+decides on its measured effect (what reads never pay). The
 clients connect once, before the timed window. No path uses TLS: tollgate's target takes
 the token without it (`plaintext_token`, for local development only), so the three paths
 differ by the relay and the gateway's work alone, not by encryption. Each round runs every
@@ -149,14 +152,22 @@ def start_relay(port: int, processes: int, logs: Path) -> stack.Process:
     return process
 
 
-def run(path: Way, seconds: int, clients: int) -> dict[str, float]:
-    """One pgbench -S run: tps, mean latency, statements, and the gateway's CPU."""
+# The writes' script: one UPDATE of a random account, a bounded write the pack limits,
+# so through tollgate it is estimated, run inside a savepoint and measured.
+WRITE = ("\\set aid random(1, 100000 * :scale)\n"
+         "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n")
+
+
+def run(path: Way, seconds: int, clients: int,
+        script: tuple[str, ...] = ("-S",)) -> dict[str, float]:
+    """One pgbench run (`script`: -S, the select-only one, or -f FILE): tps, mean
+    latency, statements, and the gateway's CPU."""
     env = {**os.environ, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
     if path.password is not None:
         env["PGPASSWORD"] = path.password
     before = cpu_seconds(path.process.pid) if path.process else 0.0
     done = subprocess.run(
-        [pgbench(), "-S", "-n", "-T", str(seconds), "-c", str(clients),
+        [pgbench(), *script, "-n", "-T", str(seconds), "-c", str(clients),
          "-j", str(min(clients, 2)), "-h", "127.0.0.1", "-p", str(path.port), "-U", path.user,
          path.database], capture_output=True, text=True, env=env, timeout=seconds + 120)
     cpu = (cpu_seconds(path.process.pid) - before) if path.process else float("nan")
@@ -200,8 +211,9 @@ def figures(results: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     }
 
 
-def table(found: dict[str, Any], settings: dict[str, Any]) -> str:
-    lines = [f"pgbench -S (select-only), {settings['clients']} clients, "
+def table(found: dict[str, Any], settings: dict[str, Any],
+          what: str = "pgbench -S (select-only)") -> str:
+    lines = [f"{what}, {settings['clients']} clients, "
              f"{settings['seconds']} s x {settings['rounds']} rounds per path, "
              f"scale {settings['scale']}, tollgate workers {settings['workers']}",
              f"{'path':10s}{'tps':>10s}{'latency ms':>12s}{'x direct':>10s}"]
@@ -243,10 +255,17 @@ def main(argv: list[str] | None = None) -> int:
             found = figures(fronts.in_rounds(
                 PATHS, args.rounds, lambda path: run(paths[path], args.seconds, args.clients),
                 ["tps"]))
+            script = Path(tmp) / "write.sql"
+            script.write_text(WRITE)
+            writes = ("-f", str(script), "-D", f"scale={args.scale}")
+            found["writes"] = figures(fronts.in_rounds(
+                PATHS, args.rounds,
+                lambda path: run(paths[path], args.seconds, args.clients, writes), ["tps"]))
     finally:
         drop()
     fronts.save("postgres", settings, found, args.json_out)
     print(table(found, settings))
+    print(table(found["writes"], settings, "an UPDATE of one account (the effect measured)"))
     return 0
 
 

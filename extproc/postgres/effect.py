@@ -73,11 +73,17 @@ class TableEffect(TypedDict):
 class Effect(TypedDict, total=False):
     """`input.effect`: what the write did (`measured`), or why it was not measured."""
 
-    measured: bool
+    measured: bool | None  # None: to be measured (a write's first decision)
     tables: list[TableEffect]
     rows: int
     written: list[str]  # the tables the statement itself writes (by its plan)
     unavailable: str | None
+
+
+def to_come() -> Effect:
+    """A write's first decision, when its effect will be measured (`measured` null): the
+    pack need not hold it for an estimate it could not have or doubts."""
+    return {"measured": None, "tables": [], "rows": 0, "written": [], "unavailable": None}
 
 
 def unmeasured(why: str) -> Effect:

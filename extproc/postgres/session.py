@@ -628,14 +628,16 @@ class Session:
         return await asyncio.wait_for(asyncio.shield(probe.done), _ESTIMATE_SECONDS)
 
     def _measurable(self, exchange: Exchange, text: str) -> bool:
-        """Whether the write's effect can be measured (effect.py); if not, the first
-        decision is told why (`input.effect`), and what it allows runs unmeasured."""
+        """Whether the write's effect can be measured (effect.py): the first decision is
+        told so (`input.effect`, `measured` null), or why not (false), and what it allows
+        then runs unmeasured."""
         problem = effect.unmeasurable(text) or (
             "the transaction has failed: the database runs nothing until it ends"
             if self._status == b"E" else None)
         if problem is not None:
             exchange.effect = effect.unmeasured(problem)
             return False
+        exchange.effect = effect.to_come()
         return True
 
     async def _measured(self, run: Run, message: pg.Message) -> bytes | None:

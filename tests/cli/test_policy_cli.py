@@ -307,14 +307,15 @@ def test_eval_explain_lists_the_lines_evaluated(tmp_path: Path) -> None:
                   and p.name not in ("shell.rego", "egress_lists.rego", "credentials.rego"))
     assert sorted(sections) == pack
     # A GET to an http target: the allow was reached; no SQL rule produced a denial.
-    assert re.search(r'^  \+ +\d+  decision := with_alerts\(\{"action": "allow"',
+    assert re.search(r'^  \+ +\d+  decision := with_alerts\(with_role\(\{"action": "allow"',
                      sections["policies/tollgate.rego"], re.MULTILINE)
     assert re.search(r'^  - +\d+  sql_denials contains \{"rule": "sql\.destructive"',
                      sections["policies/sql.rego"], re.MULTILINE)
     as_json = tollgate("eval", "-i", str(tmp_path / "input.json"), "--explain", "-f", "json")
     coverage = {c["path"]: c for c in json.loads(as_json.stdout)["coverage"]}
     assert sorted(coverage) == pack
-    allow = line_of(POLICIES / "tollgate.rego", 'decision := with_alerts({"action": "allow"')
+    allow = line_of(POLICIES / "tollgate.rego",
+                    'decision := with_alerts(with_role({"action": "allow"')
     assert allow in coverage["policies/tollgate.rego"]["covered"]
     destructive = line_of(POLICIES / "sql.rego", 'sql_denials contains {"rule": "sql.destructive"')
     assert destructive in coverage["policies/sql.rego"]["not_covered"]
