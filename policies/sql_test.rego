@@ -297,8 +297,8 @@ test_a_select_of_a_writing_function_is_refused_on_a_read_only_target if {
 	s := stmt("select", {"functions": ["count", "setval"], "effects": ["read", "write"], "bounded": true})
 	read_only := object.union(agent([s]), {"target": {"labels": {"access": "read-only"}}})
 	d := data.tollgate.decision with input as read_only
-	d.rules == ["sql.read_only"]
-	d.reasons == ["SELECT on a read-only target"]
+	"sql.read_only" in d.rules
+	"SELECT on a read-only target" in d.reasons
 }
 
 test_a_write_without_sql_to_a_read_only_sql_target_is_refused if {

@@ -467,3 +467,33 @@ def test_a_mariadb_agents_statements_run_as_long_as_the_pack_says(
     with maria_session(open_gw) as session, pytest.raises(
             MariaDbError, match="max_statement_time exceeded"):
         session.query("SELECT SLEEP(5) FROM customers")
+
+
+@pytest.fixture(scope="module")
+def pack_only(factory: GatewayFactory, tmp_path_factory: pytest.TempPathFactory,
+              pg: Cluster, maria: Account) -> Gateway:
+    """The default pack, the sessions as the cluster's superuser, which the database lets
+    do anything: the pack's line on its own."""
+    folder = _pack(tmp_path_factory.mktemp("pack-only") / "pack", maria)
+    target = pg_target(pg, roles=False)
+    target["postgres"] = {**target["postgres"], "user": "postgres"}
+    return factory(policy_dir=folder, targets=[target], postgres={},
+                   env={"GATEWAY_MD5_PASSWORD": PASSWORD})
+
+
+# What the pack refuses an agent of the database's state (state.rego), as the agents'
+# role is refused it: CREATE TABLE, nextval and TRUNCATE stay the role's to refuse, and
+# a view's writes are judged by their measured effect (tests/e2e/test_measured_effect.py).
+PACK_REFUSES = [*(s for s in PG_DENIED if not s.startswith(
+    ("CREATE TABLE", "CREATE TEMP", "CREATE VIEW", "SELECT nextval", "TRUNCATE"))),
+    "ANALYZE customers",
+    "SELECT * FROM pg_catalog.pg_stats_ext", "SELECT pg_advisory_xact_lock_shared(7)"]
+
+
+@pytest.mark.parametrize("statement", PACK_REFUSES)
+def test_the_pack_alone_refuses_what_the_agents_role_may_not(pack_only: Gateway,
+                                                             statement: str) -> None:
+    with psycopg.connect(pg_url(pack_only), autocommit=True) as conn, pytest.raises(
+            psycopg.errors.InsufficientPrivilege, match="tollgate") as refused:
+        conn.execute(statement)
+    assert "trace id" in str(refused.value)

@@ -326,7 +326,7 @@ def test_a_read_only_sql_target_refuses_a_select_that_writes(gw: Gateway) -> Non
     before = len(gw.upstream.requests)
     reply = gw.request("POST", "/reports/sql", {"sql": "SELECT setval('s', 1)"})
     assert reply.status == 403
-    assert reply.json()["reasons"] == ["SELECT on a read-only target"]
+    assert "SELECT on a read-only target" in reply.json()["reasons"]
     assert len(gw.upstream.requests) == before
 
 

@@ -316,10 +316,10 @@ KEPT = [
     "CREATE POLICY own ON customers USING (owner = current_user)",
     "CREATE INDEX CONCURRENTLY customers_email ON customers (email)",
     "VACUUM customers",
-    "VACUUM (FULL false, ANALYZE) customers",
-    "ANALYZE customers",
     "LOCK TABLE customers IN ROW EXCLUSIVE MODE",
 ]
+# (ANALYZE, and VACUUM with it, are refused to agents: the statistics they write steer
+# every later write's estimate; tests/policy_corpus/state.json.)
 
 
 @pytest.mark.parametrize(("text", "dialect", "reason"),
