@@ -62,6 +62,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from extproc.codecs.refusal import BadInput
 from extproc.exchange.database_roles import login_role, refuse_owned_change
@@ -350,38 +351,34 @@ class Session:
         the server's results stay utf8mb4, which the front reads and masks, and the
         column definitions the client reads say binary (63) until it sets them back, as
         the server's would. Nothing reaches the server; recorded all the same."""
-        exchange, admission = self._exchange("QUERY")
-        try:
-            admission()
-        except (RecordingQuota, RecordingUnavailable) as exc:
-            self._writer.write(refusal_packet(failure(exchange, exc, "statement")))
-            return
-        self._request(exchange, "QUERY", text)
-        self._binary_results = binary
-        exchange.outcome.update({
-            "tollgate.outcome": "answered by tollgate: the server's results stay utf8mb4; "
-                                f"column definitions say {'binary' if binary else 'utf8mb4'}",
-            "tollgate.decision.action": "allow"})
-        self._pipeline.finished(exchange, admission)
-        self._writer.write(my.encode(1, my.encode_ok(status=self._status,
-                                                     capabilities=self._bound.capabilities)))
+        if self._answered_here(text, {
+                "tollgate.outcome": "answered by tollgate: the server's results stay utf8mb4; "
+                                    f"column definitions say {'binary' if binary else 'utf8mb4'}",
+                "tollgate.decision.action": "allow"}):
+            self._binary_results = binary
 
     def _keep(self, text: str) -> None:
         """A setting on a connection that named no database (mysqldump's, before its
         COM_INIT_DB): answered OK, recorded as kept, run once the connection names its
         database, decided then (_bind)."""
+        if self._answered_here(text, {"tollgate.outcome": _KEPT}):
+            self._kept.append(text)
+
+    def _answered_here(self, text: str, outcome: dict[str, Any]) -> bool:
+        """A statement the front answers itself, with OK (nothing reaches the server),
+        recorded with `outcome`; False when it cannot be recorded (then refused)."""
         exchange, admission = self._exchange("QUERY")
         try:
             admission()
         except (RecordingQuota, RecordingUnavailable) as exc:
             self._writer.write(refusal_packet(failure(exchange, exc, "statement")))
-            return
+            return False
         self._request(exchange, "QUERY", text)
-        self._kept.append(text)
-        exchange.outcome["tollgate.outcome"] = _KEPT
+        exchange.outcome.update(outcome)
         self._pipeline.finished(exchange, admission)
         self._writer.write(my.encode(1, my.encode_ok(status=self._status,
                                                      capabilities=self._bound.capabilities)))
+        return True
 
     async def _bind(self, packet: my.Packet) -> None:
         """COM_INIT_DB on a connection that named no database: the session bound to the
