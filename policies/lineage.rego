@@ -150,6 +150,23 @@ stores_protected(c) if {
 	not kept_as_is(c, source)
 }
 
+# A store whose sources the reader cannot trace (`known` false: a column of a FROM item's
+# own column list, `customers AS c(i, n, e)`, which names the table's columns by position;
+# a function it does not know) may be a protected column's, as an unknown result column
+# may (exposes): refused alike.
+lineage_denials contains {
+	"rule": "sql.derived_store",
+	"reason": sprintf("%s stores %s whose source cannot be traced: it may be a protected column's, read back later under another name", [upper(s.kind), stored_name(c)]),
+} if {
+	count(active_protected) > 0
+	not dba
+	some s in sql_statements
+	is_array(s.stores)
+	count(array_or_empty(s.tables)) > 0 # no table read, no column's value to carry
+	some c in s.stores
+	c.known == false
+}
+
 kept_as_is(c, source) if {
 	c.plain == true
 	same_name(c.name, source)
