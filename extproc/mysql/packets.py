@@ -910,6 +910,22 @@ def parse_ok(payload: bytes, capabilities: int) -> Ok:
     return Ok(affected_rows, last_insert_id, status, warnings, _text(info), session_state)
 
 
+def without_status(payload: bytes, capabilities: int, bits: int) -> bytes:
+    """An OK or EOF packet's payload with the status `bits` cleared: the front's own
+    transaction, around a write it measures, hidden from a client that opened none."""
+    if is_ok(payload, capabilities) and capabilities & CLIENT_PROTOCOL_41:
+        r = Reader(payload, 1)
+        r.lenenc_int()
+        r.lenenc_int()
+        at = r.pos
+    elif is_eof(payload) and len(payload) == 5:
+        at = 3
+    else:
+        return payload
+    status = int.from_bytes(payload[at:at + 2], "little") & ~bits
+    return payload[:at] + status.to_bytes(2, "little") + payload[at + 2:]
+
+
 def encode_ok(affected_rows: int = 0, last_insert_id: int = 0, status: int = 0,
               warnings: int = 0, info: str = "", *,
               capabilities: int = CLIENT_PROTOCOL_41, session_state: bytes = b"",

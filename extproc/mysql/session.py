@@ -66,12 +66,14 @@ from typing import Any
 
 from extproc.codecs.refusal import BadInput
 from extproc.exchange.database_roles import login_role, refuse_owned_change
+from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.interpret import SERVER_VERSION
 from extproc.interpret.sql import analyze
 from extproc.masking import Masker
+from extproc.mysql import effect
 from extproc.mysql import packets as my
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, Opener
@@ -185,6 +187,27 @@ class Run:
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
     kill: tuple[Kill, Victim] | None = None
+    # A write whose effect the server is to measure before the verdict (effect.py).
+    measure: bool = False
+
+
+@dataclass(slots=True)
+class Measuring:
+    """A write run where its effect is measured: its answer held back (`answer`) until
+    the verdict, in the front's transaction (`mode` "commit": to commit; "keep": left
+    open, as autocommit off would leave it) or a savepoint of the client's."""
+
+    raw: bytes
+    binary: bool
+    mode: str
+    ran: bool = False
+    answer: list[bytes] = field(default_factory=list)
+
+    def write(self, data: bytes) -> None:
+        self.answer.append(data)
+
+    async def drain(self) -> None:
+        pass
 
 
 class Session:
@@ -199,7 +222,10 @@ class Session:
         self._pipeline, self._masker, self._logins = pipeline, masker, logins
         self._bound, self._open = bound, Opener(pipeline, bound)
         self._connections, self.connection_id = connections, connection_id
-        self._reader, self._writer, self._framer = reader, writer, framer
+        self._reader, self._framer = reader, framer
+        # The client's stream; where answers go (held back while a write is measured).
+        self._client = writer
+        self._writer: asyncio.StreamWriter | Measuring = writer
         self._upstream = upstream
         self._capabilities = upstream.capabilities if upstream else my.CLIENT_PROTOCOL_41
         # The server's status as its last answer gave it (in a transaction or not).
@@ -226,6 +252,9 @@ class Session:
         # The client's view of character_set_results: binary (mysqldump's, around SHOW
         # CREATE TABLE) while the server's stays utf8mb4 (_results_view).
         self._binary_results = False
+        # Status bits the client's answers do not show: the front's transaction around
+        # a write it measures, where the client opened none.
+        self._hidden_status = 0
 
     @property
     def subject(self) -> str:
@@ -514,6 +543,9 @@ class Session:
                 status=self._status, capabilities=self._bound.capabilities)))
             self._end(run)
             return
+        if run.measure and answer is None:
+            await self._answered(run, self._measured(run, packet.raw(), binary=False))
+            return
         self._server.writer.write(packet.raw())
         await self._answered(run, (answer or self._answer)(run))
 
@@ -549,6 +581,7 @@ class Session:
             run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
                 raise BadInput(400, "no_database", _NO_DATABASE)
+            run.measure = self._measurable(exchange)
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
                 await self._held(exchange, decision)
@@ -563,14 +596,16 @@ class Session:
             return failure(exchange, exc, "statement")
         return None
 
-    async def _held(self, exchange: Exchange, decision: Decision) -> None:
+    async def _held(self, exchange: Exchange, decision: Decision,
+                    asked: Callable[[], None] | None = None) -> None:
         """The policy's hold, until a human decides or it ends; a KILL QUERY of this
         session ends it sooner, the statement then refused as interrupted (its approval
         stays pending: the same statement sent again waits on it)."""
 
         async def waiting() -> None:
             async for _ in self._pipeline.hold(exchange, decision):
-                pass  # MySQL has no notice a waiting client would show
+                if asked is not None:  # MySQL has no notice a waiting client would show
+                    asked()
 
         self._hold = asyncio.ensure_future(waiting())
         try:
@@ -584,6 +619,221 @@ class Session:
                            "same statement sent again waits on it", action="hold") from None
         finally:
             self._hold = None
+
+    # -- measured effect ----------------------------------------------------------------
+
+    def _measurable(self, exchange: Exchange) -> bool:
+        """Whether a write's effect is to be measured (effect.py): its decisions are told
+        so (`input.effect`, `measured` null), or why it cannot be (false: what it allows
+        runs unmeasured). Not a write: not measured, no input.effect."""
+        statements = (exchange.meaning or {}).get("statements") or []
+        if self._upstream is None or not effect.writes(statements):
+            return False
+        problem = effect.unmeasurable(statements)
+        exchange.effect = to_come() if problem is None else unmeasured(problem)
+        return problem is None
+
+    async def _measured(self, run: Run, raw: bytes, binary: bool) -> None:
+        """The write run where its effect is measured, and the verdict on it: its answer
+        relayed if it stands, else its refusal (rolled back). Failing, it is refused."""
+        exchange = run.exchange
+        write: Measured[Measuring] = Measured(
+            lambda: self._run_measured(run, raw, binary),
+            lambda pending, keep: self._settle(run, pending, keep),
+            lambda decision, asked: self._held(exchange, decision, asked))
+        try:
+            refusal = await judged(lambda: self._pipeline.decide(exchange, "request"),
+                                   exchange, write)
+        except Exception as exc:  # fail closed: refused, the write undone
+            refusal = failure(exchange, exc, "statement")
+        if refusal is not None:
+            self._writer.write(refusal_packet(refusal))
+            run.error = run.error or "refused"
+
+    async def _run_measured(self, run: Run, raw: bytes, binary: bool
+                            ) -> tuple[Effect, Measuring] | None:
+        """The write between two readings, in a savepoint of the client's transaction or
+        a transaction of the front's: its effect, and its answer held back. What cannot
+        be measured is not run: its effect says why. None: the write failed (the client
+        has the server's error; the front's transaction rolled back)."""
+        mode = ("savepoint" if self._status & my.SERVER_STATUS_IN_TRANS else
+                "commit" if self._status & my.SERVER_STATUS_AUTOCOMMIT else "keep")
+        pending = Measuring(raw, binary, mode)
+        run.error, run.results, run.rows = None, [], 0  # a retry's: its own
+        await self._own_command(
+            f"SAVEPOINT {effect.SAVEPOINT}" if mode == "savepoint" else "START TRANSACTION")
+        try:
+            assert run.exchange.request is not None
+            plan = await self._effect_plan(str(run.exchange.request["body"]), (
+                run.exchange.meaning or {}).get("statements") or [])
+            if isinstance(plan, str):
+                return unmeasured(plan), pending
+            written, reached, sizes = plan
+            before = await self._effect_reading(reached)
+            pending.ran = True
+            self._hidden_status = my.SERVER_STATUS_IN_TRANS if mode == "commit" else 0
+            self._writer = pending
+            self._server.writer.write(raw)
+            await self._answer(run, binary)
+        except BaseException:
+            await self._leave(mode, keep=False)
+            raise
+        finally:
+            self._writer, self._hidden_status = self._client, 0
+        if run.error is not None:  # the write failed: the server's error relayed
+            await self._leave(mode, keep=False)
+            self._writer.write(b"".join(pending.answer))
+            return None
+        try:
+            after = await self._effect_reading(reached)
+        except BaseException:
+            await self._leave(mode, keep=False)
+            raise
+        return effect.difference(before, after, written, reached, sizes), pending
+
+    async def _effect_plan(self, text: str, statements: list[dict[str, Any]]) -> tuple[
+            list[effect.Target], list[effect.Reached], dict[effect.Target, int | None]] | str:
+        """What the write's tables are, as the catalog has them: the tables written, the
+        tables their triggers and cascades reach, each written one's size; or why its
+        effect cannot be measured."""
+        ((current,),) = await self._own_rows("SELECT DATABASE()")
+        write = effect.written(text, None if current is None else current.decode(),
+                               statements)
+        if isinstance(write, str):
+            return write
+        if not write.tables:
+            return "which tables it writes could not be read"
+        catalog = effect.read_catalog(await self._own_rows(effect.catalog_query(write.tables)))
+        direct = [t for t in write.tables if t in catalog.engines]
+        bases, triggered = list(direct), list[effect.Target]()
+        views, frontier, asked = list(catalog.views), list(direct), set()
+        for _ in range(effect.DEPTH):  # views over views; triggers writing with triggers
+            if not views and not frontier:
+                break
+            found = [b for (definition,) in (await self._own_rows(effect.views_query(
+                views)) if views else []) for b in effect.view_bases((definition or b"").decode())]
+            ask = [t for t in dict.fromkeys(frontier + found) if t not in asked]
+            asked.update(ask)
+            fired = [t for t in effect.trigger_tables(await self._own_rows(
+                effect.triggers_query(ask))) if t not in bases and t not in triggered
+                     ] if ask else []
+            more = effect.read_catalog(await self._own_rows(effect.catalog_query(
+                found + fired))) if found or fired else effect.Catalog()
+            catalog.engines.update(more.engines)
+            catalog.sizes.update(more.sizes)
+            frontier = [t for t in dict.fromkeys(found + fired) if t in more.engines
+                        and t not in bases and t not in triggered]
+            bases += [t for t in frontier if t in found]
+            triggered += [t for t in frontier if t not in found]
+            views = list(more.views)
+        schemas = {t.schema for t in bases + triggered}
+        rules = await self._own_rows(effect.rules_query(schemas)) if schemas else []
+        keys = effect.keys(rules, await self._own_rows(effect.columns_query(
+            {(r[0] or b"").decode() for r in rules}))) if rules else []
+        # Through a view, which of its base's columns an UPDATE sets is not read: any.
+        reached = effect.cascades(keys, [
+            (t, write.deletes, write.columns if t in direct else None) for t in bases],
+            triggered)
+        if isinstance(reached, str):
+            return reached
+        unknown = [r.target for r in reached if r.target not in catalog.engines]
+        if unknown:
+            more = effect.read_catalog(await self._own_rows(effect.catalog_query(unknown)))
+            catalog.engines.update(more.engines)
+            catalog.sizes.update(more.sizes)
+        problem = effect.not_transactional(catalog, bases + [r.target for r in reached])
+        if problem is not None:
+            return problem
+        sizes: dict[effect.Target, int | None] = {}
+        for target in write.tables:
+            counted, failed = await self._own_query(effect.size_query(target))
+            sizes[target] = (int(counted[0][0] or 0) if failed is None and counted
+                             else catalog.sizes.get(target))
+        for r in reached:
+            sizes.setdefault(r.target, catalog.sizes.get(r.target))
+        return write.tables, reached, sizes
+
+    async def _effect_reading(self, reached: list[effect.Reached]) -> list[int]:
+        return effect.reading(await self._own_rows(effect.reading_query(reached)))
+
+    async def _settle(self, run: Run, pending: Measuring, keep: bool) -> None:
+        """The measured write kept (its answer relayed) or undone. One that could not be
+        measured, and is let through (approved), runs now, as any statement."""
+        if not pending.ran:
+            await self._leave(pending.mode, keep=False)
+            if keep:
+                self._server.writer.write(pending.raw)
+                await self._answer(run, pending.binary)
+            return
+        if not keep:
+            await self._leave(pending.mode, keep=False)
+            run.error, run.results, run.rows = (
+                "rolled back: its measured effect was not allowed", [], 0)
+            return
+        failed = await self._leave(pending.mode, keep=True)
+        if failed is not None:  # the commit failed (a deadlock): its error, not its OK
+            self._error(run, failed)
+            return
+        self._writer.write(b"".join(pending.answer))
+
+    async def _leave(self, mode: str, keep: bool) -> my.Packet | None:
+        """The front's transaction (or savepoint) ended: kept, or rolled back. The
+        server's error, if committing failed; rolling back, a savepoint the server
+        already lost with its transaction (a deadlock) is no error."""
+        if mode == "keep" and keep:
+            return None
+        text = ("ROLLBACK" if mode != "savepoint" else
+                f"ROLLBACK TO SAVEPOINT {effect.SAVEPOINT}") if not keep else (
+            "COMMIT" if mode == "commit" else f"RELEASE SAVEPOINT {effect.SAVEPOINT}")
+        answer = await self._own_packet(text)
+        if mode == "savepoint" and not keep and not my.is_err(answer.payload):
+            answer = await self._own_packet(f"RELEASE SAVEPOINT {effect.SAVEPOINT}")
+        return answer if keep and my.is_err(answer.payload) else None
+
+    async def _own_command(self, text: str) -> None:
+        """A statement of the front's own, answered OK, or BadInput with the server's
+        reason (the write is then refused)."""
+        answer = await self._own_packet(text)
+        if my.is_err(answer.payload):
+            raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+                           f"measured: {my.parse_err(answer.payload).message}")
+
+    async def _own_packet(self, text: str) -> my.Packet:
+        """A statement of the front's own, its OK or ERR (the status kept)."""
+        self._server.writer.write(my.encode(0, bytes((my.COM_QUERY,))
+                                            + (effect.MARK + text).encode()))
+        answer = await self._server_packet()
+        if my.is_ok(answer.payload, self._capabilities):
+            self._status = my.parse_ok(answer.payload, self._capabilities).status
+        return answer
+
+    async def _own_rows(self, text: str) -> list[list[bytes | None]]:
+        """A query of the front's own: its rows, or BadInput with the server's reason."""
+        rows, failed = await self._own_query(text)
+        if failed is not None:
+            raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+                           f"measured: {failed.message}")
+        return rows
+
+    async def _own_query(self, text: str) -> tuple[list[list[bytes | None]], my.Err | None]:
+        """A query of the front's own (its text starts with effect.MARK): its rows in
+        text, or the server's error."""
+        first = await self._own_packet(text)
+        if my.is_err(first.payload):
+            return [], my.parse_err(first.payload)
+        if my.is_ok(first.payload, self._capabilities):
+            return [], None
+        count = my.Reader(first.payload).lenenc_int()
+        for _ in range(count + (0 if self._capabilities & my.CLIENT_DEPRECATE_EOF else 1)):
+            await self._server_packet()
+        rows = []
+        while not my.ends_rows((packet := await self._server_packet()).payload,
+                               self._capabilities):
+            rows.append(my.parse_text_row(packet.payload, count))
+        if my.is_err(packet.payload):
+            return [], my.parse_err(packet.payload)
+        self._more_results(packet)
+        return rows, None
 
     # -- KILL ---------------------------------------------------------------------------
 
@@ -663,7 +913,7 @@ class Session:
         if not query:
             self._ending = True
             if not self._busy:
-                self._writer.close()  # the loop's read ends; else once its command is done
+                self._client.close()  # the loop's read ends; else once its command is done
             done += "; the connection closed"
         return done
 
@@ -804,8 +1054,11 @@ class Session:
         if prepared.ran(execute):
             assert prepared.types is not None
             payload = my.bind_types(payload, prepared.num_params, prepared.types)
-        self._server.writer.write(my.encode(packet.seq, my.with_statement_id(
-            payload, prepared.server_id)))
+        raw = my.encode(packet.seq, my.with_statement_id(payload, prepared.server_id))
+        if self._measurable(exchange):
+            await self._answered(run, self._measured(run, raw, binary=True))
+            return
+        self._server.writer.write(raw)
         await self._answered(run, self._answer(run, binary=True))
 
     async def _reset_quietly(self, prepared: Prepared) -> None:
@@ -851,7 +1104,7 @@ class Session:
                 problem = BadInput(401, "tls_required", refused)
             else:
                 token, seq = await self._logins.token(
-                    request.auth_plugin, request.auth_response, seq, self._writer,
+                    request.auth_plugin, request.auth_response, seq, self._client,
                     self._next_client_packet)
                 claims, unverified = await self._logins.identify(token)
                 del token
@@ -947,7 +1200,7 @@ class Session:
                 self._error(run, first)
                 return
             if payload[:1] == b"\x00":
-                self._writer.write(first.raw())
+                self._writer.write(self._relayed(first))
                 run.results.append("OK")
                 if not self._more_results(first):
                     return
@@ -998,11 +1251,18 @@ class Session:
             self._writer.write(b"".join(out))
             self._error(run, end)
             return False
-        out.append(end.raw())
+        out.append(self._relayed(end))
         self._writer.write(b"".join(out))
         await self._writer.drain()
         run.results.append(f"{count} columns")
         return self._more_results(end)
+
+    def _relayed(self, end: my.Packet) -> bytes:
+        """An OK or EOF for the client: the status bits it does not see cleared."""
+        if not self._hidden_status:
+            return end.raw()
+        return my.encode(end.seq, my.without_status(end.payload, self._capabilities,
+                                                     self._hidden_status))
 
     def _more_results(self, end: my.Packet) -> bool:
         """Whether another result follows the one this OK or EOF ends; the server's

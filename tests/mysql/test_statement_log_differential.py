@@ -37,7 +37,7 @@ from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
 from tests.support.mariadb import MariaDb, private_mariadb
-from tests.support.mysql_shop import Account, set_up
+from tests.support.mysql_shop import Account, effect_statements, set_up
 
 pytestmark = pytest.mark.e2e
 
@@ -361,6 +361,8 @@ def test_every_command_the_server_ran_is_in_the_record_allowed(
                   for command, t in mine_in_log
                   if command not in ("Execute", "Close stmt", "Reset stmt", "Long Data"))
     records = gw.session_records(sentinel)
+    for own in effect_statements([t for _, t in ran], records):
+        del ran[("Query", own)]
     allowed, templates = allowances(records, sum(kind == "reset" for kind, _ in steps))
     missing = ran - allowed
     assert not missing, f"the server ran what the record does not allow: {missing}"

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from extproc import grants
+from extproc.mysql import effect
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
@@ -117,3 +118,30 @@ def set_up(record: dict[str, Any]) -> list[str]:
     """What the gateway ran to set a session up (its role, its timeouts), as a login's
     or a COM_CHANGE_USER's record says: the server's statement log holds these too."""
     return (record["outcome"]["detail"] or "").split("; set up: ")[1:]
+
+
+# What the front runs itself around a write whose effect it measures (extproc/mysql/
+# effect.py), after its mark: its transaction's ends, and its readings of the catalog
+# and of the session's counters.
+_OWN = (f"SAVEPOINT {effect.SAVEPOINT}", f"ROLLBACK TO SAVEPOINT {effect.SAVEPOINT}",
+        f"RELEASE SAVEPOINT {effect.SAVEPOINT}", "START TRANSACTION", "COMMIT", "ROLLBACK",
+        "SELECT DATABASE()")
+_OWN_READINGS = tuple(query.split(" FROM ")[0] + " FROM " for query in (
+    effect.catalog_query([]), effect.views_query([]), effect.rules_query(set()),
+    effect.columns_query(set()), effect.triggers_query([]), effect.reading_query([]),
+    effect.size_query(effect.Target("", ""))))
+
+
+def effect_statements(texts: list[str], records: list[dict[str, Any]]) -> list[str]:
+    """The texts of a session's log the front ran to measure a write's effect: each
+    marked and of the front's forms, and only in a session where a write's first
+    decision allowed it to be measured (a statement-log differential leaves these out
+    of what the server ran)."""
+    own = [t for t in texts if t.startswith(effect.MARK) and (
+        (rest := t.removeprefix(effect.MARK)) in _OWN or rest.startswith(_OWN_READINGS))]
+    if own:
+        assert any("write" in s.get("effects", ()) for r in records
+                   if r["decisions"] and r["decisions"][0]["action"] == "allow"
+                   for s in ((r.get("meaning") or {}).get("sql") or {}).get("statements", ())
+                   ), f"the front measured an effect where no write was allowed: {own}"
+    return own
