@@ -18,11 +18,14 @@ ways (bench/fronts.py):
                         each statement recorded and its span exported to a real OTLP
                         receiver
 
-Two workloads, a run of each per path and round:
+Three workloads, a run of each per path and round:
 
     point  SELECT balance FROM accounts WHERE id = <random>: one row, nothing to mask
     rows   SELECT id, name, email FROM customers WHERE id BETWEEN <k> AND <k + 4>: five
            rows whose e-mail addresses tollgate masks (checked before anything is timed)
+    write  UPDATE accounts SET balance = balance + 1 WHERE id = <random>: a write, whose
+           effect tollgate measures (extproc/mysql/effect.py) before it stands; reads
+           pay nothing of it
 
 mariadb-slap cannot take this path: its first connection names no database, and the
 front picks the target by the database a login names. So each client is a process of its
@@ -72,6 +75,8 @@ WORKLOADS: dict[str, tuple[str, Callable[[random.Random, int], tuple[int, ...]]]
               lambda rng, rows: (rng.randint(1, rows),)),
     "rows": ("SELECT id, name, email FROM customers WHERE id BETWEEN %s AND %s",
              lambda rng, rows: (k := rng.randint(1, rows - RANGE + 1), k + RANGE - 1)),
+    "write": ("UPDATE accounts SET balance = balance + 1 WHERE id = %s",
+              lambda rng, rows: (rng.randint(1, rows),)),
 }
 MASKED_EMAIL = "[REDACTED:EMAIL_ADDRESS]"
 TIMEOUT = 60.0  # for a client to connect, or to report once its time is up
@@ -111,7 +116,7 @@ def as_root() -> Iterator[Any]:
 @contextlib.contextmanager
 def server(rows: int) -> Iterator[Server]:
     """A database of `rows` accounts and customers (MariaDB's sequence engine fills them),
-    and an account that may read it; both dropped on leaving."""
+    and an account that may read it and update the accounts; both dropped on leaving."""
     suffix = secrets.token_hex(4)
     made = Server(f"tollgate_bench_mysql_{suffix}", f"tollgate_bench_{suffix}",
                   secrets.token_hex(12), rows)
@@ -123,6 +128,7 @@ def server(rows: int) -> Iterator[Server]:
             cursor.execute(f"GRANT SELECT ON {made.database}.* TO {account}")
             cursor.execute(f"USE {made.database}")
             cursor.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
+            cursor.execute(f"GRANT UPDATE ON {made.database}.accounts TO {account}")
             cursor.execute("CREATE TABLE customers (id int PRIMARY KEY, name varchar(64), "
                            "email varchar(128))")
             cursor.execute(f"INSERT INTO accounts SELECT seq, seq % 10007 FROM seq_1_to_{rows}")
@@ -315,7 +321,7 @@ def figures(results: fronts.Results, clients: int) -> dict[str, Any]:
 
 
 def table(found: dict[str, Any], settings: dict[str, Any]) -> str:
-    lines = [f"PyMySQL read loops, {settings['clients']} client processes, "
+    lines = [f"PyMySQL loops, {settings['clients']} client processes, "
              f"{settings['seconds']} s x {settings['rounds']} rounds per path and workload, "
              f"{settings['rows']} rows, tollgate workers {settings['workers']}",
              f"{'workload':9s}{'path':10s}{'q/s':>9s}{'mean ms':>9s}{'x direct':>10s}"
@@ -362,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         found = figures(fronts.in_rounds(
             PATHS, args.rounds,
             lambda path: run_path(clients, paths[path], args.rows, args.seconds),
-            ["point_qps", "rows_qps"]), args.clients)
+            [f"{workload}_qps" for workload in WORKLOADS]), args.clients)
     fronts.save("mysql", settings, found, args.json_out)
     print(table(found, settings))
     return 0

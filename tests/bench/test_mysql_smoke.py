@@ -2,7 +2,7 @@
 the read loops still run on their three paths, ~7 s.
 
 It checks no ratio (a second of a busy machine says nothing): that the clients completed
-statements of both workloads directly, through Envoy alone and through Envoy + tollgate
+statements of the three workloads directly, through Envoy alone and through Envoy + tollgate
 (whose path needs the agent's token: a login tollgate did not check would not have been
 accepted, and the benchmark refuses to time a path that masks otherwise than it should),
 and that tollgate's CPU per statement was measured.
@@ -27,10 +27,10 @@ def test_the_read_loops_run_on_the_three_paths(tmp_path: Path) -> None:
                          "--clients", "2", out=tmp_path / "mysql.json")
     assert set(saved["paths"]) == {"direct", "envoy", "tollgate"}
     for path, row in saved["paths"].items():
-        for workload in ("point", "rows"):
+        for workload in ("point", "rows", "write"):
             assert row[f"{workload}_statements"] > 0 and row[f"{workload}_qps"] > 0, \
                 f"{path}: {row}"
-    for workload in ("point", "rows"):
+    for workload in ("point", "rows", "write"):
         cpu = saved[workload]["tollgate_cpu_us_per_statement"]
         assert math.isfinite(cpu) and cpu > 0
     assert "tollgate CPU per statement" in printed
