@@ -15,13 +15,47 @@ Each changed table's size before the write is its count after (at most COUNT_CAP
 rows, read through `query_to_xml`, as the session's role sees the table) with the write's
 own changes undone; past the cap, or where the role cannot read it, its statistics.
 
+The extended protocol (Parse, Bind, Execute, Sync: psycopg with parameters, asyncpg,
+pipelines) is measured at each Execute of a statement whose Parse found such writes (its
+first decision, at the Parse, is told the effect is to come). Inside a batch PostgreSQL
+runs an implicit transaction until the client's Sync, where SAVEPOINT is refused and a
+simple Query would end the transaction and drop the batch's unnamed statement and
+portal. So the front's own statements there go by the extended protocol too, under a
+name of its own (`tollgate_effect`), in one round trip with the client's Execute: its
+BEGIN, when the batch began idle (it makes the implicit transaction explicit, keeping
+what the batch did before), SAVEPOINT, BEFORE, the Execute (its answers held), AFTER,
+and a Sync of its own, which ends no explicit transaction nor its portals. The verdict
+as for a Query: released, or rolled back to the savepoint (held: bound again and run
+again once approved, checked against the effect approved; refused: a stand-in in its
+place draws the database's error, so the batch fails as the refused statement's error
+would have failed it). A transaction the front opened ends at the client's Sync, as the
+implicit one would: the front's COMMIT goes just before the Sync, skipped if the batch
+failed (then rolled back); the client sees ReadyForQuery 'I', and a COMMIT's error (a
+deferred constraint) as the Sync's. After an error in the batch the database skips to
+the Sync; where the front's own Sync ended that skip (the Execute failed, or an earlier
+message of the batch had, and the Execute was skipped), the front skips the client's
+messages to its Sync itself. Each Execute of a batch is measured alone, after what the
+batch ran before it (its counters are in both readings); a transaction statement the
+batch ran before (BEGIN, COMMIT ...) sets the status the Execute is measured in.
+
 Not measured, and said why (`measured` false: the pack holds it): a text that ends or
 begins a transaction, or mixes transaction control with a write (the front's own
 transaction would end under it); COPY ... FROM (rows from the client, outside the
-exchange); a failed transaction (nothing runs). What a rollback cannot undo is not an
-effect this reading sees: a sequence's nextval, dblink or a foreign server's writes, a
-TRUNCATE run by a trigger (PostgreSQL's counters forget a truncated table's rows: a
-counter that goes back makes the effect not measured).
+exchange); a simple Query in a failed transaction (nothing runs; an Execute there runs
+nothing either, and goes as it came). What a rollback cannot undo is not an effect this
+reading sees: a sequence's nextval, dblink or a foreign server's writes, a TRUNCATE run
+by a trigger (PostgreSQL's counters forget a truncated table's rows: a counter that goes
+back makes the effect not measured).
+
+Where the extended protocol's transaction is the front's and not the implicit one, it
+shows, in what clients rarely do: a simple Query or FunctionCall sent inside the batch
+(before its Sync) after a measured write finds the batch's work committed first, where
+PostgreSQL would commit it with the Query's; a transaction statement the client runs in
+the batch after the front's BEGIN runs in an explicit transaction (the batch's status is
+then the database's: a SAVEPOINT succeeds where PostgreSQL would refuse it outside a
+block, a BEGIN warns that a transaction is in progress). A write measured in a pipeline
+has no estimate (the planner is asked only at rest), so `written` is empty: its
+reason does not say a table was reached through a cascade.
 """
 
 from __future__ import annotations
@@ -88,6 +122,29 @@ def to_come() -> Effect:
 
 def unmeasured(why: str) -> Effect:
     return {"measured": False, "tables": [], "rows": 0, "written": [], "unavailable": why}
+
+
+def transaction_status(text: str) -> bytes | None:
+    """The ReadyForQuery status a transaction statement leaves when it succeeds: b"T"
+    (it begins one, or chains one), b"I" (it ends one), b"" (it leaves the block as it
+    was: SAVEPOINT, RELEASE, ROLLBACK TO); None for any other text."""
+    try:
+        tree = orjson.loads(pg_parser.parse_sql_json(text))
+    except (pg_parser.ParseError, orjson.JSONDecodeError):
+        return None
+    status: bytes | None = None
+    for raw in tree.get("stmts", ()):
+        ((kind, node),) = raw["stmt"].items()
+        if kind != "TransactionStmt":
+            continue
+        what = node.get("kind", "")
+        if what in ("TRANS_STMT_BEGIN", "TRANS_STMT_START") or node.get("chain"):
+            status = b"T"
+        elif what in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"):
+            status = b"I"
+        elif status is None:
+            status = b""
+    return status
 
 
 def unmeasurable(text: str) -> str | None:

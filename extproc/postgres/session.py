@@ -34,17 +34,21 @@ at that Sync's ReadyForQuery, as not run.
 
 Before a write is decided, the planner is asked what it touches (estimate.py), in this
 session's own upstream connection once it is at rest: the front's questions wait in
-`_pending` as a `Probe`, whose answers never reach the client.
+`_pending` as a `Probe`, whose answers never reach the client. A limited write's effect
+is measured as it runs (effect.py): a Query's in a savepoint or a transaction of the
+front's, an Execute's inside the client's batch, by extended-protocol messages of the
+front's own between it and the readings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -87,6 +91,10 @@ _ESTIMATE_SECONDS = 10.0
 # nothing of the client's (a Bind's portal would go with it).
 _BATCHED = frozenset({b"P", b"B", b"E", b"D", b"C"})
 _PREPARING = frozenset({b"P", b"D", b"C"})
+_SYNC = pg.encode(b"S", b"")
+# The front's own statement and portal inside a client's batch (a measured Execute's
+# probes): named, for the client's unnamed ones must survive them.
+_OWN = f"{namespace.PREFIX}effect"
 
 
 def sqlstate_of(status: int) -> str:
@@ -143,6 +151,10 @@ class Prepared:
     # What the database said its rows look like (a Describe of the statement).
     columns: list[pg.Column] | None = None
     approval: Any = None
+    # A write whose Execute is measured (effect.py); a transaction statement's status
+    # once it ran (effect.transaction_status; None: not one).
+    measure: bool = False
+    control: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -156,6 +168,10 @@ class Portal:
     result_formats: tuple[int, ...]
     cycle: int
     columns: list[pg.Column] | None = None
+    # A measured write's Bind as it went upstream (to bind it again for an approved
+    # run); whether an Execute ran it (a suspended portal's next Execute writes nothing).
+    bind: bytes = b""
+    ran: bool = False
 
 
 @dataclass(slots=True)
@@ -185,22 +201,38 @@ class Pending:
 
 class Probe:
     """The front's own messages upstream: their answers, up to the `cycles`-th
-    ReadyForQuery, collected for the one who asked."""
+    ReadyForQuery, collected for the one who asked. `commands`: a part of a batch that
+    goes on after it, done after that many CommandCompletes, an error (the database
+    then skips to the Sync: `then`, the client's message after it, does not run), or the
+    batch's ReadyForQuery (it was skipped whole)."""
 
-    def __init__(self, cycles: int) -> None:
+    def __init__(self, cycles: int, commands: int = 0) -> None:
         self.remaining = cycles
+        self.commands = commands
+        self.then: Pending | None = None
         self.answers: list[pg.Message] = []
         self.done: asyncio.Future[list[pg.Message]] = (
             asyncio.get_running_loop().create_future())
 
+    @property
+    def partial(self) -> bool:
+        """Still waiting for its part's commands (a ReadyForQuery now: it was skipped)."""
+        return self.commands > 0
+
     def take(self, message: pg.Message) -> bool:
         """One answer; whether it was the last."""
         self.answers.append(message)
-        if message.kind == b"Z":
-            self.remaining -= 1
-        if self.remaining == 0 and not self.done.done():
+        if self.commands:
+            self.commands -= message.kind == b"C"
+            done = self.commands == 0 or message.kind in (b"E", b"Z")
+            if message.kind == b"E" and self.then is not None:
+                self.then.run = None  # skipped, its exchange the asker's to end
+        else:
+            self.remaining -= message.kind == b"Z"
+            done = self.remaining == 0
+        if done and not self.done.done():
             self.done.set_result(self.answers)
-        return self.remaining == 0
+        return done
 
 
 @dataclass(slots=True)
@@ -253,6 +285,19 @@ class Session:
         self._batch: set[bytes] = set()
         self._batch_failed = False
         self._drained = asyncio.Event()
+        # Set whenever the database's answers have been read.
+        self._progress = asyncio.Event()
+        # A measured Execute in the client's batch (effect.py): `_opened`, the front
+        # opened the batch's transaction (it ends at the client's Sync); `_skipping`,
+        # the client's batch failed and the front's own Sync ended the database's skip,
+        # so the front skips the client's messages to its Sync; `_batch_status`, the
+        # status the batch's transaction statements left (None: as `_status` says).
+        self._opened = False
+        self._skipping = False
+        self._batch_status: bytes | None = None
+        # A measured write kept in the front's transaction leaves its savepoint to the
+        # transaction's end (or the next measured write's readings): one round trip less.
+        self._savepoint = False
         # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
         # sends as a session opens (drivers.py).
         self._opening = True
@@ -304,7 +349,7 @@ class Session:
             for message in framer.feed(data):
                 if message.kind == b"X":
                     return
-                if message.kind in (b"Q", b"P", b"F") and out:
+                if (message.kind in (b"Q", b"P", b"F") or self._waits(message)) and out:
                     # A decision may wait (a hold): what came before it goes first.
                     upstream.write(b"".join(out))
                     out.clear()
@@ -318,14 +363,26 @@ class Session:
         """What goes upstream for one client message (pending answers noted)."""
         kind, body = message.kind, message.body
         try:
+            if self._skipping and kind != b"S":
+                return []  # the database would skip it: the client's batch failed
             if kind in _BATCHED:
                 return await self._batched(message)
+            if kind in (b"Q", b"F"):
+                self._batch_status = None
+                if self._opened and await self._end_opened(_SYNC, relay=False):
+                    self._skipping = True  # inside a failed batch: skipped
+                    return []
             if kind == b"Q":
                 return [await self._query(pg.query(body), message)]
             if kind == b"F":
                 return [await self._function_call(message)]
             if kind == b"S":
                 self._batch.clear()
+                self._batch_status = None
+                self._skipping = False
+                if self._opened:
+                    await self._end_opened(message.raw(), relay=True)
+                    return []
                 self._pending.append(Pending(kind, cycle=self._cycle_end()))
             # Flush, and COPY's data, done and fail: no answer of their own.
         except pg.ProtocolViolation as exc:
@@ -342,13 +399,24 @@ class Session:
         elif kind == b"B":
             out = [self._bind(pg.bind(body))]
         elif kind == b"E":
-            out = self._execute(*pg.execute(body))
+            out = await self._execute(*pg.execute(body))
         elif kind == b"D":
             out = [self._describe(*pg.describe(body))]
         else:
             out = [self._close(*pg.close(body))]
         self._batch.add(kind)
         return out
+
+    def _waits(self, message: pg.Message) -> bool:
+        """Whether the front may answer this message only after a round trip of its own
+        (a measured Execute, the Sync that ends a transaction the front opened): what the
+        client sent before it goes upstream first."""
+        if message.kind == b"S":
+            return self._opened
+        if message.kind != b"E" or self._skipping:
+            return False
+        portal = self._portals.get(pg.execute(message.body)[0])
+        return portal is not None and portal.statement.measure and not portal.ran
 
     def _cycle_end(self) -> int:
         self._cycles += 1
@@ -368,7 +436,7 @@ class Session:
             refusal = await self._measured(run, message)
             if refusal is None:
                 return b""  # ran, its answers relayed with the verdict
-            run.rows, run.commands, run.error = 0, [], None
+            _unrun(run)
         self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end()))
         if refusal is None:
             self._drop(run.use)
@@ -402,7 +470,9 @@ class Session:
         decided = exchange.evidence.decisions[-1]
         prepared = Prepared(name, self._upstream_name("s", name), parse.text,
                             exchange.meaning, exchange.decision, decided.revision,
-                            decided.duration_us, run.use, approval=exchange.approval)
+                            decided.duration_us, run.use, approval=exchange.approval,
+                            measure=run.measure, control=_control(exchange.meaning,
+                                                                  parse.text))
         self._statements[name] = prepared
         self._pending.append(Pending(b"P", run, statement=prepared))
         return [pg.encode_parse(prepared.upstream, parse.text, parse.parameter_types)]
@@ -431,8 +501,11 @@ class Session:
                         bind.result_formats, self._cycles, columns)
         self._portals[bind.portal] = portal
         self._pending.append(Pending(b"B", portal=portal))
-        return pg.encode_bind(bind._replace(portal=portal.upstream,
-                                            statement=statement.upstream))
+        encoded = pg.encode_bind(bind._replace(portal=portal.upstream,
+                                               statement=statement.upstream))
+        if statement.measure:
+            portal.bind = encoded
+        return encoded
 
     def _describe(self, which: bytes, name: str) -> bytes:
         if which == b"S":
@@ -458,15 +531,33 @@ class Session:
         return pg.encode_close(which, gone.upstream if gone is not None
                                else name and _NOBODY)
 
-    def _execute(self, portal_name: str, max_rows: int) -> list[bytes]:
+    async def _execute(self, portal_name: str, max_rows: int) -> list[bytes]:
         """An Execute runs a statement decided at its Parse: its exchange carries that
-        decision. A portal tollgate did not bind is refused: nothing else runs."""
+        decision; a limited write's is measured (effect.py). A portal tollgate did not
+        bind is refused: nothing else runs."""
         portal = self._portals.get(portal_name)
         if portal is None:
             return [self._refused_name(b"E", "EXECUTE", portal_name, "34000",
                                        "unknown_portal", _unknown("portal", portal_name))]
-        self._drop(portal.statement.use)
-        run, refusal = self._carried(portal.statement)
+        statement = portal.statement
+        self._drop(statement.use)
+        run, refusal = self._carried(statement)
+        if refusal is None and statement.measure and not portal.ran:
+            portal.ran = True
+            return await self._execute_measured(portal, max_rows, run)
+        portal.ran = True
+        if statement.control is not None:
+            # The client's own transaction statement: the status it leaves is the
+            # batch's from here (a transaction the front opened is the client's now).
+            self._opened = self._savepoint = False
+            if statement.control:
+                self._batch_status = statement.control
+        return self._executed(portal, max_rows, run, refusal)
+
+    def _executed(self, portal: Portal, max_rows: int, run: Run,
+                  refusal: bytes | None) -> list[bytes]:
+        """An Execute as it goes upstream: the portal's columns asked first if not known,
+        a stand-in in its place if refused."""
         exchange = run.exchange
         out: list[bytes] = []
         if refusal is None and portal.columns is None:
@@ -550,10 +641,12 @@ class Session:
                     "portal of tollgate's own (names beginning "
                     f"{namespace.PREFIX!r} are the gateway's): what the protocol "
                     "prepared runs only through Bind and Execute"))
-            if what != "function_call":
-                await self._estimate(exchange, text, parameter_types)
-            if what == "query" and estimate.planned(text):
-                run.measure = self._measurable(exchange, text)
+            writes = what != "function_call" and await self._estimate(
+                exchange, text, parameter_types)
+            if what in ("query", "parse") and writes:
+                # A Parse's writes are measured at their Execute: the transaction's
+                # status then, not now, says whether they can be.
+                run.measure = self._measurable(exchange, text, what == "query")
             decision = await self._pipeline.decide(exchange, "request")
             if decision.action == "hold":
                 async for seconds in self._pipeline.hold(exchange, decision):
@@ -570,15 +663,16 @@ class Session:
         return run, refusal_message(refusal, note=drivers.note(shape, opening, text))
 
     async def _estimate(self, exchange: Exchange, text: str,
-                        parameter_types: tuple[int, ...] | None) -> None:
+                        parameter_types: tuple[int, ...] | None) -> bool:
         """What the text's writes touch, by the planner, on their statements in
-        input.sql (and so in the record), and in brief on the span."""
+        input.sql (and so in the record), and in brief on the span; whether it writes
+        what the planner can count (estimate.planned)."""
         meaning = exchange.meaning
         if not isinstance(meaning, dict) or meaning.get("error"):
-            return
+            return bool(estimate.planned(text))
         writes = estimate.planned(text)
         if not writes:
-            return
+            return False
         problem = await self._at_rest()
         try:
             found = [(p, estimate.missing(problem)) for p in writes] if problem else (
@@ -599,6 +693,7 @@ class Session:
         unavailable = next((e["unavailable"] for _, e in found if e["unavailable"]), None)
         if unavailable:
             exchange.outcome["tollgate.sql.estimate_unavailable"] = unavailable
+        return True
 
     async def _at_rest(self) -> str | None:
         """Once every answer the client awaits has come back: None, or why the session
@@ -627,13 +722,13 @@ class Session:
         await self._upstream.writer.drain()
         return await asyncio.wait_for(asyncio.shield(probe.done), _ESTIMATE_SECONDS)
 
-    def _measurable(self, exchange: Exchange, text: str) -> bool:
+    def _measurable(self, exchange: Exchange, text: str, now: bool = True) -> bool:
         """Whether the write's effect can be measured (effect.py): the first decision is
         told so (`input.effect`, `measured` null), or why not (false), and what it allows
-        then runs unmeasured."""
+        then runs unmeasured. `now`: it runs now (a Query; a Parse's runs at Execute)."""
         problem = effect.unmeasurable(text) or (
             "the transaction has failed: the database runs nothing until it ends"
-            if self._status == b"E" else None)
+            if now and self._status == b"E" else None)
         if problem is not None:
             exchange.effect = effect.unmeasured(problem)
             return False
@@ -641,21 +736,27 @@ class Session:
         return True
 
     async def _measured(self, run: Run, message: pg.Message) -> bytes | None:
-        """The write run where its effect is measured; the verdict on the effect; the
-        client's answers relayed when it stands (None), else its refusal (rolled back).
-        Over the limits it is held, and on approval run again, checked against the
-        effect approved."""
+        """A Query's write run where its effect is measured, and its verdict."""
+        measure = functools.partial(self._run_measured, run, message)
+        return await self._verdict(run, measure, measure, self._settle)
+
+    async def _verdict(self, run: Run, first: _Measure, again: _Measure,
+                       settle: _Settle) -> bytes | None:
+        """The write run where its effect is measured (`first`); the verdict on the
+        effect; the client's answers relayed when it stands (None), else its refusal
+        (rolled back). Over the limits it is held, and on approval run again (`again`),
+        checked against the effect approved."""
         exchange = run.exchange
         try:
-            found = await self._run_measured(run, message)
+            found = await first()
             if found is None:
                 return None  # it failed: the client has the database's error
             measured, pending = found
             decision = await self._effect_decision(exchange, measured)
             if decision.action == "allow":
-                await self._settle(run, pending, commit=True)
+                await settle(run, pending, True)
                 return None
-            await self._settle(run, pending, commit=False)
+            await settle(run, pending, False)
             if decision.action != "hold":
                 return refusal_message(exchange.deny(decision))
             async for seconds in self._pipeline.hold(exchange, decision):
@@ -670,19 +771,21 @@ class Session:
                     f"approval {exchange.approval.id} was given for an effect this gateway "
                     "did not measure (another replica's, or before a restart): a retry "
                     "asks anew"))
-            run.rows, run.commands, run.error = 0, [], None
-            again = await self._run_measured(run, message)
-            if again is None:
+            _unrun(run)
+            found = await again()
+            if found is None:
                 return None
-            measured, pending = again
+            measured, pending = found
             exchange.effect = measured
             grew = effect.within(measured, approved)
             if grew is not None:
-                await self._settle(run, pending, commit=False)
+                await settle(run, pending, False)
                 raise BadInput(403, "effect_grew", f"run again once approved, {grew}: "
                                "rolled back")
-            await self._settle(run, pending, commit=True)
+            await settle(run, pending, True)
             return None
+        except _Refused as exc:
+            return exc.refusal
         except Exception as exc:  # fail closed: refused, in order
             return refusal_message(failure(exchange, exc, "statement"))
 
@@ -762,6 +865,179 @@ class Session:
         self._writer.write(b"".join(pending.buffer) + ready.raw())
         pending.run = run
         self._end(pending, None, "; ".join(run.commands))
+
+    # -- a measured Execute (the extended protocol) ---------------------------------------
+
+    async def _execute_measured(self, portal: Portal, max_rows: int,
+                                run: Run) -> list[bytes]:
+        """A limited write's Execute, its effect measured before it stands (effect.py):
+        in the batch's transaction made explicit (the front's BEGIN when the session was
+        idle: it ends at the client's Sync, as the implicit one would) and under a
+        savepoint, between two readings, all ended by a Sync of the front's (which ends
+        no explicit transaction, nor its portals); the verdict; the savepoint released,
+        or rolled back to. What goes upstream for the client after it (a refusal's
+        stand-in), if anything."""
+        run.measure = True
+        # The status the batch began in: every earlier cycle's ReadyForQuery in.
+        while any(p.kind in _CYCLE_ENDS for p in self._pending):
+            self._progress.clear()
+            await self._progress.wait()
+        status = self._batch_status or self._status
+        if status == b"E":
+            # Nothing runs in a failed transaction: it goes as it came.
+            return self._executed(portal, max_rows, run, None)
+        refusal = None if portal.columns is None else self._result_masker(run, portal.columns)
+        if refusal is None:
+            refusal = await self._verdict(
+                run, functools.partial(self._run_measured_execute, run, portal, max_rows,
+                                       status == b"I", False),
+                functools.partial(self._run_measured_execute, run, portal, max_rows,
+                                  False, True),
+                self._settle_execute)
+        if refusal is None:
+            return []  # it stands, its answers relayed; or it failed, the batch skipped
+        _unrun(run)
+        # Its stand-in draws the database's error and skip to the Sync: the batch's
+        # transaction fails, as the refused statement's error would have failed it.
+        return self._executed(portal, 0, run, refusal)
+
+    async def _run_measured_execute(self, run: Run, portal: Portal, max_rows: int,
+                                    begin: bool, rebind: bool
+                                    ) -> tuple[effect.Effect, Pending] | None:
+        """The client's Execute between the two readings, in a savepoint (after the
+        front's BEGIN, `begin`; bound again, `rebind`, for a run after approval), in one
+        round trip: the effect, and the statement's pending answers (buffered); None
+        when it did not run (an earlier message of the batch failed) or failed (its
+        error relayed): the front's Sync ended the database's skip, so the front skips
+        the client's batch to its Sync, as the database would have."""
+        release = self._opened and self._savepoint
+        self._savepoint = False
+        enter = [*(["BEGIN"] if begin else []),
+                 *([f"RELEASE SAVEPOINT {effect.SAVEPOINT}"] if release else []),
+                 f"SAVEPOINT {effect.SAVEPOINT}", effect.BEFORE]
+        before, after = Probe(1, commands=len(enter)), Probe(1)
+        buffer: list[bytes] = []
+        statement = Pending(b"E", run, buffer=buffer)
+        before.then = statement
+        pending: list[Pending] = []
+        out: list[bytes] = []
+        if portal.columns is None:
+            # Its rows' names and types, to mask them (NoData: none).
+            pending.append(Pending(b"D", portal=portal, own=True))
+            out.append(pg.encode_describe(b"P", portal.upstream))
+        pending.append(Pending(b"S", probe=before))
+        out += [m for text in enter for m in _own_statement(text)]
+        if rebind:
+            if self._statements.get(portal.statement.name) is not portal.statement:
+                raise BadInput(403, "effect_unmeasured", "its prepared statement was "
+                               "replaced before it could run again")
+            pending += (Pending(b"C", own=True, buffer=buffer),
+                        Pending(b"B", own=True, buffer=buffer))
+            out += (pg.encode_close(b"P", portal.upstream), portal.bind)
+        pending += (statement, Pending(b"S", probe=after))
+        out += (pg.encode_execute(portal.upstream, max_rows), *_own_statement(effect.AFTER),
+                _SYNC)
+        self._pending += pending
+        self._upstream.writer.write(b"".join(out))
+        await self._upstream.writer.drain()
+        first, last = await before.done, await after.done
+        if begin:
+            self._opened = self._status != b"I"
+        if first[-1].kind == b"Z":  # skipped: an earlier message of the batch failed
+            self._skipping = True
+            return None
+        rows_before, error = effect.rows_of(first)
+        if error is not None:
+            await self._settle_execute(run, None, False)
+            raise BadInput(403, "effect_unmeasured", "the write's effect could not be read: "
+                           f"{effect.reason_of(error)}")
+        rows_after, failed = effect.rows_of(last)
+        if statement.run is None:  # it failed
+            self._writer.write(b"".join(buffer))
+            self._skipping = True
+            return None
+        if statement.refusal is not None or failed is not None:
+            await self._settle_execute(run, None, False)
+            if statement.refusal is not None:  # its rows cannot be masked
+                raise _Refused(statement.refusal)
+            raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+                           f"read: {effect.reason_of(failed or {})}")
+        meaning = run.exchange.meaning if isinstance(run.exchange.meaning, dict) else {}
+        planned = sorted({w["table"] for s in meaning.get("statements", ())
+                          for w in (s.get("estimate") or {}).get("writes", ())})
+        measured = effect.difference(effect.reading(rows_before), effect.reading(rows_after),
+                                     planned)
+        return measured, statement
+
+    async def _settle_execute(self, run: Run, pending: Pending | None, commit: bool) -> None:
+        """A measured Execute kept (its savepoint released, its answers relayed: the
+        transaction goes on to the client's Sync) or undone (rolled back to it). In the
+        front's own transaction the savepoint is released later, by its COMMIT or the
+        next measured write's readings (the client has none of its own there)."""
+        release = f"RELEASE SAVEPOINT {effect.SAVEPOINT}"
+        if commit and self._opened and pending is not None:
+            self._savepoint, answers = True, []
+        elif commit:
+            answers = await self._own(release)
+        else:
+            answers = await self._own(f"ROLLBACK TO SAVEPOINT {effect.SAVEPOINT}", release)
+        if not commit or pending is None:
+            run.error = "rolled back: its measured effect was not allowed"
+            return
+        _, problem = effect.rows_of(answers)
+        if problem is not None:
+            raise BadInput(403, "effect_unmeasured", "the savepoint the write was "
+                           f"measured in could not be released: {effect.reason_of(problem)}")
+        assert pending.buffer is not None
+        self._writer.write(b"".join(pending.buffer))
+        pending.run = run
+        self._end(pending, None, "; ".join(run.commands))
+
+    async def _own(self, *texts: str) -> list[pg.Message]:
+        """The front's own statements inside the client's batch, by the extended protocol,
+        ended by a Sync of its own (in an explicit transaction, which it does not end):
+        their answers, to it alone."""
+        probe = Probe(1)
+        self._pending.append(Pending(b"S", probe=probe))
+        self._upstream.writer.write(b"".join(
+            [m for text in texts for m in _own_statement(text)] + [_SYNC]))
+        await self._upstream.writer.drain()
+        return await probe.done
+
+    async def _end_opened(self, sync: bytes, relay: bool) -> bool:
+        """The end of a batch whose transaction the front opened for a measured write
+        (the client's Sync; or the front's own, before a Query the client sent inside
+        the batch): the front's COMMIT goes just before it, so the transaction ends as
+        the batch's implicit one would have: committed, or rolled back if the batch
+        failed (the COMMIT skipped); the client is told its status (`relay`). Whether
+        the batch had failed."""
+        self._opened = self._savepoint = False
+        probe = Probe(1)
+        pending = Pending(b"S", probe=probe, cycle=self._cycle_end())
+        self._pending.append(pending)
+        self._upstream.writer.write(b"".join((*_own_statement("COMMIT"), sync)))
+        await self._upstream.writer.drain()
+        # A deferred constraint, a serialization failure: the batch's error at its end.
+        out = [self._masked_fields(b"E", pg.fields(m.body), None)
+               for m in await probe.done if m.kind == b"E"]
+        failed = self._status == b"E"
+        if failed:
+            await self._own_query("ROLLBACK")
+        self._end_portals(pending.cycle)
+        if relay:
+            out.append(pg.encode_ready(self._status))
+        if out:
+            self._writer.write(b"".join(out))
+        return failed
+
+    async def _own_query(self, text: str) -> list[pg.Message]:
+        """A simple Query of the front's between the client's cycles, without the
+        estimate's time limit (a COMMIT may wait for the disk)."""
+        probe = Probe(1)
+        self._pending.append(Pending(b"Q", probe=probe))
+        self._upstream.writer.write(pg.encode_query(effect.MARK + text))
+        await self._upstream.writer.drain()
+        return await probe.done
 
     def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
         """An Execute's exchange: the statement it runs, under its Parse's decision; and
@@ -857,6 +1133,7 @@ class Session:
                     self._rows(rows))
             if not self._pending:
                 self._drained.set()
+            self._progress.set()
             if out:
                 client.write(b"".join(out))
                 await client.drain()
@@ -868,7 +1145,12 @@ class Session:
             return [self._asynchronous(message)]
         if probe.take(message):
             self._pending.popleft()
-            self._status = pg.ready_for_query(message.body)
+            if message.kind == b"Z" and probe.partial:
+                # Its part of the batch was skipped: the batch's end ends what follows.
+                return [self._ready(message)]
+            if message.kind == b"Z":
+                self._status = pg.ready_for_query(message.body)
+                self._batch_status = None
         return []
 
     def _head(self) -> Pending | None:
@@ -880,6 +1162,8 @@ class Session:
         run = head.run if head is not None else None
         if run is None:
             return [pg.encode_data_row(r) for r in rows]
+        if head is not None and head.buffer is not None and head.refusal is not None:
+            return []  # a measured write's rows, refused: it is rolled back
         run.rows += len(rows)
         if run.masker is not None and run.masker.masks:
             try:
@@ -942,7 +1226,8 @@ class Session:
             if head.portal is not None:
                 head.portal.columns = columns
             if head.own:
-                following = self._head()
+                # The Execute it was asked for (a measured one's readings may be between).
+                following = next((p for p in self._pending if p.probe is None), None)
                 run = following.run if following is not None else None
                 if run is not None:
                     refused = self._result_masker(run, columns)
@@ -959,7 +1244,13 @@ class Session:
 
     def _refuse_midway(self, head: Pending | None, refusal: bytes) -> list[bytes]:
         """A result tollgate cannot mask, its statement already running: the client gets
-        the refusal, and nothing more of the database's answers until its Ready."""
+        the refusal, and nothing more of the database's answers until its Ready. A
+        measured write's answers wait for its verdict: the refusal is its verdict."""
+        if head is not None and head.buffer is not None:
+            head.refusal = refusal
+            if head.run is not None:
+                head.run.error = "refused"
+            return []
         self._swallowing = True
         if head is not None and head.run is not None:
             head.run.error = "refused"
@@ -972,7 +1263,8 @@ class Session:
                                 else "EMPTY" if message.kind == b"I" else "SUSPENDED")
             if head.kind == b"E":
                 self._pending.popleft()
-                self._end(head, None, run.commands[-1])
+                if head.buffer is None:  # a measured write's ends with its verdict
+                    self._end(head, None, run.commands[-1])
         elif head.kind == b"E":
             self._pending.popleft()
         self._copy_out = None
@@ -1010,6 +1302,14 @@ class Session:
         self._copy_out = None
         while self._pending:
             pending = self._pending.popleft()
+            if pending.probe is not None:
+                # The front's own messages, after messages of the batch the database
+                # skipped: a part of it skipped too; its end, the front's own Sync.
+                pending.probe.take(message)
+                if pending.probe.partial:
+                    continue
+                self._batch_status = None
+                return b""
             if pending.measured is not None:
                 # The verdict ends its exchange, and gives the client its Ready.
                 pending.measured.set_result(None)
@@ -1108,6 +1408,47 @@ class Session:
 
 class _Fatal(Exception):
     """The session cannot go on (the message goes to the client as a FATAL error)."""
+
+
+class _Refused(Exception):
+    """A measured write refused by a refusal already recorded (its rows unmaskable)."""
+
+    def __init__(self, refusal: bytes) -> None:
+        super().__init__("refused")
+        self.refusal = refusal
+
+
+# A measured write run (its effect and pending answers; None: it failed), and its end
+# (kept or undone).
+_Measure = Callable[[], Awaitable[tuple[effect.Effect, Pending] | None]]
+_Settle = Callable[[Run, Pending, bool], Awaitable[None]]
+
+
+def _unrun(run: Run) -> None:
+    """A run undone (rolled back): what it answered is not what the client is told."""
+    run.rows, run.commands, run.error = 0, [], None
+    run.sample.clear()
+
+
+def _own_statement(text: str) -> list[bytes]:
+    """One statement of the front's inside a client's batch, by the extended protocol
+    under a name of its own (the client's unnamed statement and portal stay as they
+    were); what a failure left under that name closed first."""
+    if not text.startswith(effect.MARK):
+        text = effect.MARK + text
+    return [pg.encode_close(b"S", _OWN), pg.encode_close(b"P", _OWN),
+            pg.encode_parse(_OWN, text),
+            pg.encode_bind(pg.Bind(_OWN, _OWN, (), (), ())),
+            pg.encode_execute(_OWN, 0)]
+
+
+def _control(meaning: Any, text: str) -> bytes | None:
+    """A prepared transaction statement's status once it ran (effect.transaction_status);
+    None for any other statement (read from the interpreter's kinds: no parse then)."""
+    statements = meaning.get("statements", ()) if isinstance(meaning, dict) else ()
+    if not any(isinstance(s, dict) and s.get("kind") == "transaction" for s in statements):
+        return None
+    return effect.transaction_status(text)
 
 
 def _with_formats(columns: list[pg.Column], formats: tuple[int, ...]) -> list[pg.Column]:

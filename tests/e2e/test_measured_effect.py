@@ -1,5 +1,6 @@
 """Writes judged by what the database measured, end to end: psql and asyncpg (simple
-Query) through a real Envoy and PostgreSQL front to the machine's PostgreSQL. The
+Query), psycopg and asyncpg (the extended protocol: Parse, Bind, Execute, Sync; psycopg's
+pipelines) through a real Envoy and PostgreSQL front to the machine's PostgreSQL. The
 statement's text and the planner see a small write; the database's state (a cascade, a
 trigger, a view, statistics that lie) makes it large. The front runs it in a savepoint
 or a transaction of its own, reads `pg_stat_xact_user_tables`, and the default pack
@@ -8,6 +9,7 @@ holds it on the effect: rolled back, the data intact. Holds wait 1 s here.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -51,6 +53,14 @@ SETUP = (
     "INSERT INTO ledger SELECT g, 'k' FROM generate_series(11, 20000) g",
     "CREATE TABLE small (id int PRIMARY KEY, name text)",
     "INSERT INTO small SELECT g, 'n' || g FROM generate_series(1, 100) g",
+    # The extended protocol's: carts 1..3 have four lines each, carts 4..9 one; deleting
+    # one of the first cascades to 4 of 18 lines (over 20%).
+    "CREATE TABLE carts (id int PRIMARY KEY, note text)",
+    "INSERT INTO carts SELECT g, 'c' || g FROM generate_series(1, 100) g",
+    "CREATE TABLE lines (id int PRIMARY KEY, cart_id int REFERENCES carts ON DELETE CASCADE)",
+    "INSERT INTO lines SELECT g, (g - 1) / 4 + 1 FROM generate_series(1, 12) g",
+    "INSERT INTO lines SELECT g, g - 9 FROM generate_series(13, 18) g",
+    "ANALYZE carts, lines",
 )
 
 
@@ -205,3 +215,200 @@ def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
     stack.wait_until(written, 10, "the record")
     text = str(found[0])
     assert "blast.effect" in text and "would delete 4 rows of public.audit" in text
+
+
+# -- the extended protocol ----------------------------------------------------------------
+
+CASCADE = ("would delete 4 rows of public.lines (through a cascade, trigger or view from "
+           "public.carts)")
+
+
+def lines_of(upstream_db: str, cart: int) -> int:
+    ((n,),) = upstream(upstream_db, f"SELECT count(*) FROM lines WHERE cart_id = {cart}")
+    return int(n)
+
+
+def note_of(upstream_db: str, cart: int) -> str:
+    ((note,),) = upstream(upstream_db, f"SELECT note FROM carts WHERE id = {cart}")
+    return str(note)
+
+
+def executions(gw: Gateway, sql: str, count: int) -> list[dict[str, Any]]:
+    """The records of `count` Executes of `sql` (waited for: records are written apart)."""
+    found: list[dict[str, Any]] = []
+
+    def written() -> bool:
+        found[:] = [r for r in gw.records() if r["request"]["method"] == "EXECUTE"
+                    and (r["request"]["body"] or {}).get("value") == sql]
+        return len(found) >= count
+
+    stack.wait_until(written, 10, f"{count} records of {sql}")
+    return found
+
+
+def deny(gw: Gateway, *sql: str) -> None:
+    """The holds of `sql` denied (an identity may have 10 pending: the module's holds
+    would reach it)."""
+    _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+    for approval in answer["approvals"]:
+        if approval["request"]["body"] in sql:
+            status, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA,
+                            {"reason": "a test's hold"})
+            assert status == 200
+
+
+def measured(record: dict[str, Any]) -> bool:
+    """An Execute decided again on its measured effect: its Parse's decision, then the
+    effect's."""
+    return [d["phase"] for d in record["decisions"]] == ["request", "request"]
+
+
+async def test_an_extended_cascade_is_held_on_what_it_did_and_rolled_back(
+        gw: Gateway, upstream_db: str) -> None:
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=re.escape(CASCADE)
+                           ) as refused:
+            conn.execute("DELETE FROM carts WHERE id = %s", (1,))
+        assert "blast.effect" in str(refused.value.diag.message_detail)
+        # The session goes on, idle, the cascade undone.
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT count(*) FROM lines WHERE cart_id = %s",
+                            (1,)).fetchone() == (4,)
+    aconn = await asyncpg.connect(url(gw), ssl="require")
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match=re.escape(CASCADE)):
+            await aconn.execute("DELETE FROM carts WHERE id IN ($1)", 2)
+        assert not aconn.is_in_transaction()
+        assert await aconn.fetchval("SELECT count(*) FROM lines WHERE cart_id = $1", 2) == 4
+    finally:
+        await aconn.close()
+    assert lines_of(upstream_db, 1) == lines_of(upstream_db, 2) == 4
+    deny(gw, "DELETE FROM carts WHERE id = $1", "DELETE FROM carts WHERE id IN ($1)")
+
+
+async def test_an_extended_write_within_the_limits_stands_with_its_answers(
+        gw: Gateway, upstream_db: str) -> None:
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        deleted = conn.execute("DELETE FROM carts WHERE id = %s RETURNING id, note", (4,))
+        assert deleted.fetchall() == [(4, "c4")] and deleted.rowcount == 1
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    aconn = await asyncpg.connect(url(gw), ssl="require")
+    try:
+        sql = "UPDATE carts SET note = $1 WHERE id = $2 RETURNING note"
+        # Prepared once (asyncpg's statement cache), executed twice: each measured.
+        assert [r["note"] for r in await aconn.fetch(sql, "x", 5)] == ["x"]
+        assert await aconn.fetchval(sql, "y", 5) == "y"
+        # Several Executes in one batch (asyncpg's executemany): each measured.
+        await aconn.executemany("UPDATE carts SET note = $1 WHERE id = $2",
+                                [("m", 10), ("m", 11), ("m", 12)])
+        # A write that fails fails as it would: the database's error, the status kept.
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await aconn.execute("UPDATE carts SET id = $1 WHERE id = $2", 6, 7)
+        assert not aconn.is_in_transaction()
+    finally:
+        await aconn.close()
+    assert lines_of(upstream_db, 4) == 0 and note_of(upstream_db, 5) == "y"
+    assert upstream(upstream_db, "SELECT count(*) FROM carts WHERE note = 'm'") == [(3,)]
+    assert all(measured(r) for r in executions(gw, sql, 2))
+    with psycopg.connect(upstream_db, autocommit=True) as admin:
+        admin.execute("INSERT INTO carts VALUES (4, 'c4')")
+        admin.execute("INSERT INTO lines VALUES (13, 4)")
+
+
+def test_an_extended_write_in_the_clients_transaction_is_the_clients(
+        gw: Gateway, upstream_db: str) -> None:
+    with psycopg.connect(url(gw)) as conn:  # psycopg's BEGIN: the client's transaction
+        assert conn.execute("UPDATE carts SET note = %s WHERE id = %s",
+                            ("t", 6)).rowcount == 1
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert conn.execute("SELECT note FROM carts WHERE id = 6").fetchone() == ("t",)
+        # Held inside it: refused, the transaction failed as a refusal leaves it.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=re.escape(CASCADE)):
+            conn.execute("DELETE FROM carts WHERE id = %s", (3,))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        conn.rollback()
+        # The client's ROLLBACK undoes what it let stand.
+        assert conn.execute("SELECT note FROM carts WHERE id = 6").fetchone() == ("c6",)
+    assert note_of(upstream_db, 6) == "c6" and lines_of(upstream_db, 3) == 4
+    deny(gw, "DELETE FROM carts WHERE id = $1")
+
+
+def test_a_pipelines_measured_write_ends_with_its_batch(gw: Gateway,
+                                                        upstream_db: str) -> None:
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        # A later statement of the batch fails: the write goes with the batch's
+        # transaction, as PostgreSQL's implicit one would take it.
+        with pytest.raises(psycopg.errors.DivisionByZero), conn.pipeline():
+            conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("p", 8))
+            conn.execute("SELECT 1 / %s", (0,))
+            conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("skipped", 9))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT note FROM carts WHERE id = 8").fetchone() == ("c8",)
+        # An earlier statement fails: the write, and what follows, skipped to the Sync.
+        with pytest.raises(psycopg.errors.DivisionByZero), conn.pipeline():
+            conn.execute("SELECT 1 / %s", (0,))
+            conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("p", 8))
+            conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("skipped", 9))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # The measured write fails: what follows it in the batch is skipped, as the
+        # database skips to the Sync.
+        with pytest.raises(psycopg.errors.UniqueViolation), conn.pipeline():
+            conn.execute("UPDATE carts SET id = %s WHERE id = %s", (6, 7))
+            conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("skipped", 9))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # Measured after a read in the same batch, it stands, committed at the Sync.
+        with conn.pipeline():
+            counted = conn.execute("SELECT count(*) FROM carts")
+            updated = conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("q", 8))
+            conn.execute("UPDATE carts SET note = %s WHERE id = %s", ("q", 9))
+        assert counted.fetchone() == (100,) and updated.rowcount == 1
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # The cascade in a pipeline: held on what it did (the planner not asked, the
+        # table the statement writes is not named: not said to be a cascade's).
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match=re.escape("would delete 4 rows of public.lines (a table")
+                           ), conn.pipeline():
+            conn.execute("SELECT 1")
+            conn.execute("DELETE FROM carts WHERE %s = id", (1,))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert note_of(upstream_db, 8) == note_of(upstream_db, 9) == "q"
+    assert lines_of(upstream_db, 1) == 4
+    deny(gw, "DELETE FROM carts WHERE $1 = id")
+
+
+async def test_an_approved_extended_write_runs_once_and_one_that_grew_is_refused(
+        gw: Gateway, upstream_db: str) -> None:
+    sql = "DELETE FROM carts WHERE id = $1::int"
+    conn = await asyncpg.connect(url(gw), ssl="require")
+
+    async def approve() -> None:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match=re.escape(CASCADE)):
+            await conn.execute(sql, 1)
+        _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+        (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == sql]
+        status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA, {})
+        assert status == 200
+
+    try:
+        await approve()
+        # The cascade grows after the approval: the retry changes more than was approved.
+        with psycopg.connect(upstream_db, autocommit=True) as admin:
+            admin.execute("INSERT INTO lines VALUES (100, 1)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError,
+                           match=r"it deleted 5 rows of public\.lines where the approved run "
+                                 "deleted 4"):
+            await conn.execute(sql, 1)
+        assert not conn.is_in_transaction()
+        assert lines_of(upstream_db, 1) == 5
+        with psycopg.connect(upstream_db, autocommit=True) as admin:
+            admin.execute("DELETE FROM lines WHERE id = 100")
+        # Approved as it is, it runs (bound again, after its first run rolled back).
+        await approve()
+        assert await conn.execute(sql, 1) == "DELETE 1"
+        assert not conn.is_in_transaction()
+    finally:
+        await conn.close()
+    assert lines_of(upstream_db, 1) == 0
+    with psycopg.connect(upstream_db, autocommit=True) as admin:
+        admin.execute("INSERT INTO carts VALUES (1, 'c1')")
+        admin.execute("INSERT INTO lines SELECT g, 1 FROM generate_series(1, 4) g")
