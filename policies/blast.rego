@@ -101,10 +101,11 @@ blast_doubt(w) := sprintf(" (the table's statistics are %s: the estimate may be 
 
 blast_statistics := {"stale": "stale", "none": "missing"}
 
-# What the write did (postgres targets, a simple Query): the PostgreSQL front runs a write
-# the estimate let through inside a savepoint (or a transaction of its own), reads the
-# rows the database changed in every table — through cascades, triggers and views — and
-# asks again with input.effect (extproc/postgres/effect.py):
+# What the write did (postgres targets: a simple Query, or an Execute of the extended
+# protocol): the PostgreSQL front runs a write the estimate let through inside a savepoint
+# (or a transaction of its own), reads the rows the database changed in every table —
+# through cascades, triggers and views — and asks again with input.effect
+# (extproc/postgres/effect.py):
 #   {"measured": true, "rows": 4, "written": ["public.orders"], "unavailable": null,
 #    "tables": [{"table": "public.customers", "inserted": 0, "updated": 0, "deleted": 4,
 #                "table_rows": 4}]}
