@@ -101,12 +101,16 @@ Run = TypeVar("Run")
 class Measured(Generic[Run]):
     """A front's way to run a write where its effect is measured: `run` runs it (None:
     it failed, and the client has the database's error), `settle` keeps or undoes it,
-    `hold` waits for a human (calling its callback once the approval is asked)."""
+    `hold` waits for a human (calling its callback once the approval is asked), `again`
+    runs it after approval (`run` by default)."""
 
     def __init__(self, run: Callable[[], Awaitable[tuple[Effect, Run] | None]],
                  settle: Callable[[Run, bool], Awaitable[None]],
-                 hold: Callable[[Decision, Callable[[], None]], Awaitable[None]]) -> None:
+                 hold: Callable[[Decision, Callable[[], None]], Awaitable[None]],
+                 again: Callable[[], Awaitable[tuple[Effect, Run] | None]] | None = None
+                 ) -> None:
         self.run, self.settle, self.hold = run, settle, hold
+        self.again = again or run
 
 
 async def judged(decide: Callable[[], Awaitable[Decision]], exchange: Exchange,
@@ -143,7 +147,7 @@ async def judged(decide: Callable[[], Awaitable[Decision]], exchange: Exchange,
         raise BadInput(403, "effect_unknown", (
             f"approval {exchange.approval.id} was given for an effect this gateway did "
             "not measure (another replica's, or before a restart): a retry asks anew"))
-    again = await write.run()
+    again = await write.again()
     if again is None:
         return None
     effect, pending = again

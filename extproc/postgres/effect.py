@@ -60,16 +60,14 @@ reason does not say a table was reached through a cascade.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TypedDict
 
 import orjson
 from pglast import parser as pg_parser
 
+from extproc.exchange.effect import COUNT_CAP, Effect, TableEffect, measured, unmeasured
 from extproc.postgres import messages as pg
 
-COUNT_CAP = 10000
 SAVEPOINT = "tollgate_effect"
 MARK = "/* tollgate: effect */ "
 # Every table the current transaction changed, its counters; and its size by statistics
@@ -94,34 +92,6 @@ AFTER = MARK + (
 _CONTROL = frozenset({"TransactionStmt", "VacuumStmt", "CreatedbStmt", "DropdbStmt",
                       "ReindexStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
                       "DropTableSpaceStmt", "CallStmt", "DoStmt"})
-
-
-class TableEffect(TypedDict):
-    table: str
-    inserted: int
-    updated: int
-    deleted: int
-    table_rows: int | None
-
-
-class Effect(TypedDict, total=False):
-    """`input.effect`: what the write did (`measured`), or why it was not measured."""
-
-    measured: bool | None  # None: to be measured (a write's first decision)
-    tables: list[TableEffect]
-    rows: int
-    written: list[str]  # the tables the statement itself writes (by its plan)
-    unavailable: str | None
-
-
-def to_come() -> Effect:
-    """A write's first decision, when its effect will be measured (`measured` null): the
-    pack need not hold it for an estimate it could not have or doubts."""
-    return {"measured": None, "tables": [], "rows": 0, "written": [], "unavailable": None}
-
-
-def unmeasured(why: str) -> Effect:
-    return {"measured": False, "tables": [], "rows": 0, "written": [], "unavailable": why}
 
 
 def transaction_status(text: str) -> bytes | None:
@@ -204,46 +174,7 @@ def difference(before: Reading, after: Reading, written: list[str]) -> Effect:
     if gone:
         return unmeasured(f"the counters of {before.tables[gone[0]][0]} went back: its "
                           "effect is not known")
-    return {"measured": True, "tables": tables,
-            "rows": sum(t["inserted"] + t["updated"] + t["deleted"] for t in tables),
-            "written": written, "unavailable": None}
-
-
-def within(effect: Effect, approved: Effect) -> str | None:
-    """Why `effect` is more than the `approved` one (None: it is not): a table changed
-    that was not, or more rows of one."""
-    allowed = {t["table"]: t for t in approved.get("tables", ())}
-    for table in effect.get("tables", ()):
-        before = allowed.get(table["table"])
-        for what in ("inserted", "updated", "deleted"):
-            limit = 0 if before is None else before[what]
-            done = table[what]
-            if done > limit:
-                return (f"it {what} {done} rows of {table['table']} where the approved "
-                        f"run {what} {limit}")
-    return None
-
-
-class Approved:
-    """The effect each approval was asked for, by approval id: an approved retry is
-    checked against it. Kept by this process (bounded): a retry through another replica
-    does not find it and is refused, saying so."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._effects: OrderedDict[str, Effect] = OrderedDict()
-        self._size = size
-
-    def __setitem__(self, approval_id: str, effect: Effect) -> None:
-        self._effects[approval_id] = effect
-        self._effects.move_to_end(approval_id)
-        while len(self._effects) > self._size:
-            self._effects.popitem(last=False)
-
-    def get(self, approval_id: str) -> Effect | None:
-        return self._effects.get(approval_id)
-
-
-APPROVED = Approved()
+    return measured(tables, written)
 
 
 def rows_of(answers: list[pg.Message]) -> tuple[list[list[bytes | None]], dict[str, str] | None]:

@@ -54,6 +54,7 @@ from typing import Any
 
 from extproc.codecs.refusal import BadInput
 from extproc.exchange.database_roles import refuse_owned_change
+from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
@@ -730,9 +731,9 @@ class Session:
             "the transaction has failed: the database runs nothing until it ends"
             if now and self._status == b"E" else None)
         if problem is not None:
-            exchange.effect = effect.unmeasured(problem)
+            exchange.effect = unmeasured(problem)
             return False
-        exchange.effect = effect.to_come()
+        exchange.effect = to_come()
         return True
 
     async def _measured(self, run: Run, message: pg.Message) -> bytes | None:
@@ -742,65 +743,32 @@ class Session:
 
     async def _verdict(self, run: Run, first: _Measure, again: _Measure,
                        settle: _Settle) -> bytes | None:
-        """The write run where its effect is measured (`first`); the verdict on the
-        effect; the client's answers relayed when it stands (None), else its refusal
-        (rolled back). Over the limits it is held, and on approval run again (`again`),
-        checked against the effect approved."""
+        """The write run where its effect is measured (`first`), and the verdict on it
+        (exchange/effect.py): the client's answers relayed when it stands (None), else
+        its refusal (rolled back). Approved after a hold, it runs again (`again`)."""
         exchange = run.exchange
-        try:
-            found = await first()
-            if found is None:
-                return None  # it failed: the client has the database's error
-            measured, pending = found
-            decision = await self._effect_decision(exchange, measured)
-            if decision.action == "allow":
-                await settle(run, pending, True)
-                return None
-            await settle(run, pending, False)
-            if decision.action != "hold":
-                return refusal_message(exchange.deny(decision))
-            async for seconds in self._pipeline.hold(exchange, decision):
-                approval = exchange.evidence.approval or {}
-                if approval.get("id"):
-                    effect.APPROVED[str(approval["id"])] = measured
-                self._notice(exchange, seconds)
-            assert exchange.approval is not None
-            approved = effect.APPROVED.get(exchange.approval.id)
-            if approved is None:
-                raise BadInput(403, "effect_unknown", (
-                    f"approval {exchange.approval.id} was given for an effect this gateway "
-                    "did not measure (another replica's, or before a restart): a retry "
-                    "asks anew"))
+
+        async def rerun() -> tuple[Effect, Pending] | None:
             _unrun(run)
-            found = await again()
-            if found is None:
-                return None
-            measured, pending = found
-            exchange.effect = measured
-            grew = effect.within(measured, approved)
-            if grew is not None:
-                await settle(run, pending, False)
-                raise BadInput(403, "effect_grew", f"run again once approved, {grew}: "
-                               "rolled back")
-            await settle(run, pending, True)
-            return None
+            return await again()
+
+        async def hold(decision: Decision, asked: Callable[[], None]) -> None:
+            async for seconds in self._pipeline.hold(exchange, decision):
+                asked()
+                self._notice(exchange, seconds)
+
+        try:
+            refusal = await judged(
+                lambda: self._pipeline.decide(exchange, "request"), exchange,
+                Measured(first, functools.partial(settle, run), hold, rerun))
         except _Refused as exc:
             return exc.refusal
         except Exception as exc:  # fail closed: refused, in order
             return refusal_message(failure(exchange, exc, "statement"))
-
-    async def _effect_decision(self, exchange: Exchange, measured: effect.Effect) -> Decision:
-        """The policy's decision on the measured effect (`input.effect`). A statement
-        its first decision held, and an approver let through, stands approved: the
-        approver judged it (its estimate, its text) before it ran."""
-        exchange.effect = measured
-        decision = await self._pipeline.decide(exchange, "request")
-        if decision.action == "hold" and exchange.approval is not None:
-            return exchange.approved(exchange.approval)
-        return decision
+        return None if refusal is None else refusal_message(refusal)
 
     async def _run_measured(self, run: Run, message: pg.Message
-                            ) -> tuple[effect.Effect, Pending] | None:
+                            ) -> tuple[Effect, Pending] | None:
         """The client's Query between the two readings, in a savepoint of the client's
         transaction (or a transaction of the front's): the effect, and the statement's
         pending answers (buffered); None when it failed (its answers relayed, as the
@@ -903,7 +871,7 @@ class Session:
 
     async def _run_measured_execute(self, run: Run, portal: Portal, max_rows: int,
                                     begin: bool, rebind: bool
-                                    ) -> tuple[effect.Effect, Pending] | None:
+                                    ) -> tuple[Effect, Pending] | None:
         """The client's Execute between the two readings, in a savepoint (after the
         front's BEGIN, `begin`; bound again, `rebind`, for a run after approval), in one
         round trip: the effect, and the statement's pending answers (buffered); None
@@ -1420,7 +1388,7 @@ class _Refused(Exception):
 
 # A measured write run (its effect and pending answers; None: it failed), and its end
 # (kept or undone).
-_Measure = Callable[[], Awaitable[tuple[effect.Effect, Pending] | None]]
+_Measure = Callable[[], Awaitable[tuple[Effect, Pending] | None]]
 _Settle = Callable[[Run, Pending, bool], Awaitable[None]]
 
 
