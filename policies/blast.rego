@@ -102,16 +102,18 @@ blast_doubt(w) := sprintf(" (the table's statistics are %s: the estimate may be 
 blast_statistics := {"stale": "stale", "none": "missing"}
 
 # What the write did (postgres targets: a simple Query, or an Execute of the extended
-# protocol): the PostgreSQL front runs a write the estimate let through inside a savepoint
-# (or a transaction of its own), reads the rows the database changed in every table —
-# through cascades, triggers and views — and asks again with input.effect
-# (extproc/postgres/effect.py):
+# protocol; mysql targets: a COM_QUERY or a prepared statement's execute): the front runs
+# a write the estimate (or the text) let through inside a savepoint (or a transaction of
+# its own), reads the rows the database changed in every table — through cascades,
+# triggers and views — and asks again with input.effect (extproc/postgres/effect.py,
+# extproc/mysql/effect.py):
 #   {"measured": true, "rows": 4, "written": ["public.orders"], "unavailable": null,
 #    "tables": [{"table": "public.customers", "inserted": 0, "updated": 0, "deleted": 4,
 #                "table_rows": 4}]}
 # A table over the same limits holds it (rolled back meanwhile); once approved it runs
 # again, refused if it changes more than it did. An effect that could not be measured
-# (transaction control in its text, COPY FROM, a failed transaction) waits for a dba.
+# (transaction control in its text, COPY FROM, a failed transaction; on MySQL also a
+# table no rollback undoes, ON UPDATE CASCADE) waits for a dba.
 blast_holds contains {
 	"rule": "blast.effect",
 	"reason": blast_effect_reason(t),
