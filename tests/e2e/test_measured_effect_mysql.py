@@ -164,8 +164,12 @@ def test_the_clients_transaction_and_autocommit_stay_the_clients(
         gw: Gateway, account: Account) -> None:
     with session(gw) as conn, conn.cursor() as cursor:
         conn.begin()
-        assert cursor.execute("UPDATE small SET name = 'c' WHERE id = 3") == 1
+        cursor.execute("SAVEPOINT mine")
+        assert cursor.execute("UPDATE small SET name = 'b' WHERE id = 2") == 1
         assert _in_transaction(conn)
+        cursor.execute("ROLLBACK TO SAVEPOINT mine")
+        cursor.execute("RELEASE SAVEPOINT mine")
+        assert cursor.execute("UPDATE small SET name = 'c' WHERE id = 3") == 1
         # Held inside the client's transaction: refused, the transaction goes on.
         with pytest.raises(pymysql.err.OperationalError, match=r"\.items"):
             cursor.execute("DELETE FROM orders WHERE id = 1")

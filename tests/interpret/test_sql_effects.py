@@ -160,6 +160,11 @@ def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
     ("mysql", "PREPARE s FROM 'DROP TABLE t'", ["session"], None),
     ("mysql", "EXECUTE s USING @a, 1", ["session"], None),
     ("mysql", "DROP PREPARE s", ["session"], None),
+    # savepoints (sqlglot's MySQL parser knows ROLLBACK TO alone)
+    ("mysql", "SAVEPOINT sp1", ["session"], None),
+    ("mysql", "savepoint `a b`", ["session"], None),
+    ("mysql", "RELEASE SAVEPOINT sp1", ["session"], None),
+    ("mysql", "ROLLBACK TO SAVEPOINT sp1", ["session"], None),
     # unknown
     ("mysql", "EXECUTE s USING (SELECT ssn FROM t)", ["unknown"], None),
     ("postgres", "CHECKPOINT", ["unknown"], None),
@@ -196,3 +201,12 @@ def test_mysql_dash_dash_before_a_non_ascii_character_is_refused() -> None:
     text = "SELECT 1 --\u00a0 FROM (SELECT 1 AS `\u00a0`) x; DROP TABLE t"
     assert "--" in str(analyze(text, "mysql")["error"])
     assert analyze("SELECT 1 -- x\u00e9\n", "mysql")["error"] is None
+
+
+def test_a_savepoint_is_read_as_one_statement_of_its_text() -> None:
+    """Beside others, and never a column named savepoint: each statement as it is."""
+    statements = analyze("SAVEPOINT s; DROP TABLE t; SELECT savepoint FROM x",
+                         dialect="mysql", server_version="10.11.19-MariaDB")["statements"]
+    assert [(s["kind"], s["effects"]) for s in statements] == [
+        ("transaction", ["session"]), ("drop", ["destroy"]), ("select", ["read"])]
+    assert analyze("SAVEPOINT a b", dialect="mysql")["error"]

@@ -710,6 +710,8 @@ def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
                                    '"' in tokenizer.IDENTIFIERS)
     try:
         tokens = tokenizer(dialect=setup.dialect).tokenize(text)
+        if setup.executable_comments:
+            tokens = _mysql_savepoints(tokens)
         nodes = setup.dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, text)
     except SqlglotError as error:
         raise Unparsable(_glot_error(error)) from None
@@ -729,9 +731,54 @@ def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
         statement = text[first.start : chunk[-1].end + 1].strip()
         if not (setup.executable_comments and isinstance(node, exp.Command)
                 and (_mysql_prepared(walker.out, node, statement, name, tokenizer)
-                     or _mysql_role(walker.out, node, statement))):
+                     or _mysql_role(walker.out, node, statement)
+                     or _mysql_savepoint(walker.out, node, statement))):
             walker.statement(node, statement)
     return walker.out.entries
+
+
+# SAVEPOINT s and RELEASE SAVEPOINT s: MySQL's and MariaDB's, which sqlglot's MySQL parser
+# does not know (ROLLBACK TO SAVEPOINT it does). Alone in their statement, their first
+# token is made a Command's, and the Command read as the transaction statement it is.
+_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+_MYSQL_SAVEPOINT = re.compile(r"(?:RELEASE\s+)?SAVEPOINT\s+(?:\w+|`(?:[^`]|``)+`)",
+                              re.IGNORECASE)
+
+
+def _mysql_savepoints(tokens: list[Token]) -> list[Token]:
+    """`tokens`, each savepoint statement's as a Command's: its keyword, then the rest of
+    it as one string (what sqlglot's tokenizer makes of a Command's words)."""
+    out: list[Token] = []
+    statement: list[Token] = []
+    for token in [*tokens, None]:
+        if token is not None and token.token_type is not TokenType.SEMICOLON:
+            statement.append(token)
+            continue
+        words = [t.text.upper() for t in statement[:-1]]
+        if (words in (["SAVEPOINT"], ["RELEASE", "SAVEPOINT"])
+                and statement[-1].token_type in _NAMES):
+            first, rest = statement[0], statement[1:]
+            statement = [
+                Token(TokenType.COMMAND, first.text, first.line, first.col, first.start,
+                      first.end, first.comments),
+                Token(TokenType.STRING, " ".join(t.text for t in rest), rest[-1].line,
+                      rest[0].col, rest[0].start, rest[-1].end, rest[-1].comments)]
+        out += statement
+        statement = []
+        if token is not None:
+            out.append(token)
+    return out
+
+
+def _mysql_savepoint(out: Collector, node: exp.Command, statement: str) -> bool:
+    """A SAVEPOINT or RELEASE SAVEPOINT (a Command by _mysql_savepoints) described as a
+    transaction statement; False for any other Command."""
+    if node.name.upper() not in ("SAVEPOINT", "RELEASE") or not _MYSQL_SAVEPOINT.fullmatch(
+            statement.rstrip(";").strip()):
+        return False
+    out.open("transaction", None, statement)
+    out.close()
+    return True
 
 
 # SET ROLE name, SET ROLE `name`, SET DEFAULT ROLE ... (the name only when it is alone).
