@@ -799,12 +799,7 @@ class Session:
                 if opened else pg.Message(b"Z", b"E")
             self._relay(run, statement, ready)
             return None
-        meaning = run.exchange.meaning if isinstance(run.exchange.meaning, dict) else {}
-        planned = sorted({w["table"] for s in meaning.get("statements", ())
-                          for w in (s.get("estimate") or {}).get("writes", ())})
-        measured = effect.difference(effect.reading(rows_before), effect.reading(rows_after),
-                                     planned)
-        return measured, statement
+        return _difference(run, rows_before, rows_after), statement
 
     async def _settle(self, run: Run, pending: Pending, commit: bool) -> None:
         """The measured write kept (released, committed: its answers relayed) or undone."""
@@ -930,12 +925,7 @@ class Session:
                 raise _Refused(statement.refusal)
             raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
                            f"read: {effect.reason_of(failed or {})}")
-        meaning = run.exchange.meaning if isinstance(run.exchange.meaning, dict) else {}
-        planned = sorted({w["table"] for s in meaning.get("statements", ())
-                          for w in (s.get("estimate") or {}).get("writes", ())})
-        measured = effect.difference(effect.reading(rows_before), effect.reading(rows_after),
-                                     planned)
-        return measured, statement
+        return _difference(run, rows_before, rows_after), statement
 
     async def _settle_execute(self, run: Run, pending: Pending | None, commit: bool) -> None:
         """A measured Execute kept (its savepoint released, its answers relayed: the
@@ -1388,6 +1378,16 @@ class _Refused(Exception):
 
 # A measured write run (its effect and pending answers; None: it failed), and its end
 # (kept or undone).
+def _difference(run: Run, before: list[list[bytes | None]],
+                after: list[list[bytes | None]]) -> Effect:
+    """A measured write's effect between its readings, the tables its plan writes named
+    as written."""
+    meaning = run.exchange.meaning if isinstance(run.exchange.meaning, dict) else {}
+    planned = sorted({w["table"] for s in meaning.get("statements", ())
+                      for w in (s.get("estimate") or {}).get("writes", ())})
+    return effect.difference(effect.reading(before), effect.reading(after), planned)
+
+
 _Measure = Callable[[], Awaitable[tuple[Effect, Pending] | None]]
 _Settle = Callable[[Run, Pending, bool], Awaitable[None]]
 

@@ -205,15 +205,7 @@ def test_what_cannot_be_measured_waits_saying_why(gw: Gateway, upstream_db: str)
 def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
     sql = "DELETE FROM events WHERE id = 9"
     psql(gw, sql)
-    found: list[dict[str, Any]] = []
-
-    def written() -> bool:
-        found[:] = [r for r in gw.records()
-                    if (r["request"]["body"] or {}).get("value") == sql]
-        return bool(found)
-
-    stack.wait_until(written, 10, "the record")
-    text = str(found[0])
+    text = str(gw.record_of(sql))
     assert "blast.effect" in text and "would delete 4 rows of public.audit" in text
 
 

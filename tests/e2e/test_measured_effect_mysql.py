@@ -19,7 +19,6 @@ from typing import Any
 import pymysql
 import pytest
 
-from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import DBA, api
 from tests.support.gateway import Gateway
 from tests.support.mysql_shop import (
@@ -270,13 +269,5 @@ def test_what_cannot_be_measured_waits_saying_why(gw: Gateway, account: Account,
 def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
     sql = "DELETE FROM events WHERE id = 9"
     cli(gw, sql)
-    found: list[dict[str, Any]] = []
-
-    def written() -> bool:
-        found[:] = [r for r in gw.records()
-                    if (r["request"]["body"] or {}).get("value") == sql]
-        return bool(found)
-
-    stack.wait_until(written, 10, "the record")
-    text = str(found[0])
+    text = str(gw.record_of(sql))
     assert "blast.effect" in text and "would delete 4 rows of" in text and ".audit" in text

@@ -105,6 +105,17 @@ class Gateway:
         finally:
             connection.close()
 
+    def record_of(self, text: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The latest record whose request carries `text`, once it is written."""
+        found: list[dict[str, Any]] = []
+
+        def written() -> bool:
+            found[:] = [r for r in self.records() if request_text(r) == text]
+            return bool(found)
+
+        stack.wait_until(written, timeout, f"the record of {text!r}")
+        return found[-1]
+
     def terminal_lines(self, first: Callable[[dict[str, Any]], bool], lines: int,
                        opened_by: str, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The LINE records, oldest first, of the terminal session of the latest line
