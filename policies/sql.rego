@@ -29,7 +29,8 @@ sql_denials contains {"rule": "sql.unparseable", "reason": sprintf("unparseable 
 
 # A SQL target whose request arrives without the interpreter's reading (a tollgate
 # too old for this pack, a hand-built input) cannot be judged either. A database
-# session's login carries no SQL (roles.rego decides it).
+# session's login carries SQL only for the settings its client named at startup (the
+# SETs they stand for); roles.rego decides the login itself.
 sql_denials contains {"rule": "sql.unread", "reason": "the request's SQL was not read (input.sql missing)"} if {
 	input.target.protocol in {"sql-http", "postgres", "mysql"}
 	not sql_read

@@ -29,6 +29,7 @@ import hmac
 import logging
 import math
 import os
+import re
 import ssl
 import time
 import uuid
@@ -41,7 +42,7 @@ from typing import Any
 from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, PostgresTarget, Target
-from extproc.exchange.database_roles import login_role, owned_settings
+from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
@@ -60,19 +61,24 @@ from extproc.postgres.upstream import (
     connect,
     send_cancel,
 )
-from extproc.recording import RecordingQuota, RecordingUnavailable
+from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.store import StoreError
 from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.postgres")
 
-# Startup parameters passed to the database. Any other (`options` can SET ROLE at
-# startup, `replication` opens another protocol) is refused: what a session sets, it
-# sets with statements, which the policy decides.
+# Startup parameters passed to the database as they are. Any other setting a client
+# names at startup (asyncpg's server_settings, libpq's PGOPTIONS-free ones) is decided as
+# the `SET name TO 'value'` it stands for, in the login's decision; `options` (it can
+# set anything, a role too, in words the server parses) and `replication` (another
+# protocol) are refused.
 PASSED_PARAMETERS = frozenset({
     "application_name", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
     "extra_float_digits", "datestyle", "timezone", "intervalstyle",
 })
+_NEVER_PASSED = frozenset({"options", "replication"})
+# A setting's name as SET takes it unquoted (a custom one with its prefix).
+_SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
 
 
 # The client encodings whose texts tollgate reads as the database will: UTF-8, and
@@ -220,13 +226,17 @@ class Front(StreamListener):
                 target, 401, "tls_required", "tollgate takes tokens only over TLS: connect "
                 "with sslmode=require" + ("" if self._tls else " (and give tollgate a "
                                           "certificate: postgres.tls_cert_file)")))
-        unpassed = sorted(p for p in parameters if p not in PASSED_PARAMETERS
-                          and p not in ("user", "database") and not p.startswith("_pq_."))
+        settings = {p: v for p, v in parameters.items() if p not in PASSED_PARAMETERS
+                    and p not in ("user", "database") and not p.startswith("_pq_.")}
+        unpassed = sorted(p for p in settings
+                          if p in _NEVER_PASSED or not _SETTING.fullmatch(p))
         if unpassed:
             raise LoginRefused(self._refused_login(
                 target, 400, "startup_parameter", f"startup parameter {', '.join(unpassed)} "
-                "is not passed to the database: set what a session needs with SET "
-                "statements, which the policy decides", "0A000"))
+                "is not passed to the database: `options` sets anything in words only the "
+                "server parses, `replication` opens another protocol; set what a session "
+                "needs as startup settings by name, or with SET statements, which the "
+                "policy decides", "0A000"))
         encoding = next((v for k, v in parameters.items() if k.lower() == "client_encoding"),
                         None)
         if encoding is not None and "".join(
@@ -261,13 +271,19 @@ class Front(StreamListener):
         exchange = opener("CONNECT", {**context, "message": "connect",
                                       "statement_name": None,
                                       "transaction_status": "idle"})
+        # The settings named at startup, decided with the login as the SETs they are.
+        statements = "; ".join(f"SET {name} TO '{value.replace(chr(39), chr(39) * 2)}'"
+                               for name, value in sorted(settings.items()))
         exchange.request = exchange.evidence.request = {
             "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": passed,
-            "body": None}
+            "body": statements or None}
+        if statements:
+            exchange.evidence.request_body = BodyCapture.of(statements.encode(),
+                                                            exchange.record_limit)
         admission = Admission(self._pipeline.recorder, exchange.who)
         try:
-            upstream, release = await self._connect(exchange, admission, target, passed,
-                                                    problem)
+            upstream, release = await self._connect(exchange, admission, target,
+                                                    {**passed, **settings}, problem)
         finally:
             self._pipeline.finished(exchange, admission)
         # Every later exchange of the session says which role it runs as.
@@ -307,7 +323,12 @@ class Front(StreamListener):
             if problem is not None:
                 raise BadInput(401, "unauthenticated", problem)
             self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            statements = exchange.request["body"] if exchange.request else None
+            if statements:
+                await self._pipeline.interpret(exchange, len(str(statements)))
             role = await login_role(self._pipeline, exchange, target.postgres.roles)
+            refuse_owned_change(exchange.meaning,
+                                _owned(role, target.postgres, exchange.decision))
             release = self._limits.take(target.name, exchange.who,
                                         target.postgres.max_sessions_per_identity)
             started = time.perf_counter()

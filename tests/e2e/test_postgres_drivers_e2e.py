@@ -26,9 +26,10 @@ import psycopg
 import pytest
 import sqlalchemy
 
+from extproc.quickstart import stack
 from tests.e2e.test_postgres_e2e import AGENT, DATABASE, shop, url
 from tests.support.databases import throwaway_database
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import Gateway, module_gateway, request_text
 
 TYPES = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -177,11 +178,49 @@ def test_neutral_settings_pass_and_take_effect(gw: Gateway) -> None:
 
 def test_a_search_path_asked_for_at_login_is_refused(gw: Gateway) -> None:
     """A search_path among the startup parameters (asyncpg's server_settings) would decide
-    where names resolve before any statement is read: refused at login, as SET is after."""
+    where names resolve before any statement is read: decided with the login as the SET
+    it stands for, and refused to an agent as that SET is after."""
     async def run() -> None:
         await asyncpg.connect(_asyncpg_dsn(gw), password=AGENT, timeout=10, ssl="require",
                               server_settings={"search_path": "evil, public"})
 
-    with pytest.raises(asyncpg.exceptions.FeatureNotSupportedError) as refused:
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError) as refused:
         asyncio.run(run())
-    assert "startup parameter search_path is not passed" in str(refused.value)
+    assert "changing search_path is refused" in str(refused.value)
+    assert "sql.setting" in str(refused.value)
+
+
+def test_a_harmless_setting_asked_for_at_login_is_the_sessions(gw: Gateway) -> None:
+    """asyncpg's server_settings as its users pass them: each decided as its SET, passed to
+    the database as a startup parameter (so RESET goes back to it), and the login's
+    record says what was asked. `options` stays refused: it sets anything, in words only
+    the server parses."""
+    async def run() -> tuple[str, str]:
+        conn = await asyncpg.connect(
+            _asyncpg_dsn(gw), password=AGENT, timeout=10, ssl="require",
+            server_settings={"client_min_messages": "warning", "lock_timeout": "2s"})
+        try:
+            await conn.execute("SET client_min_messages = 'error'")
+            await conn.execute("RESET client_min_messages")
+            return (await conn.fetchval("SHOW client_min_messages"),
+                    await conn.fetchval("SHOW lock_timeout"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == ("warning", "2s")
+    asked = "SET client_min_messages TO 'warning'; SET lock_timeout TO '2s'"
+    stack.wait_until(lambda: any(
+        r["request"]["method"] == "CONNECT" and request_text(r) == asked
+        for r in gw.records()), 10, "the login's record")
+
+    async def login(settings: dict[str, str]) -> None:
+        await asyncpg.connect(_asyncpg_dsn(gw), password=AGENT, timeout=10, ssl="require",
+                              server_settings=settings)
+
+    with pytest.raises(asyncpg.exceptions.FeatureNotSupportedError,
+                       match="startup parameter options is not passed"):
+        asyncio.run(login({"options": "-c role=postgres"}))
+    # The gateway's own: an agent's statement timeout, which it may only lower.
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError,
+                       match="statement_timeout"):
+        asyncio.run(login({"statement_timeout": "0"}))
