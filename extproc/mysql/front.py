@@ -71,12 +71,14 @@ from extproc.store.session_keys import SessionKeys
 log = logging.getLogger("tollgate.mysql")
 
 # The version the greeting announces. It comes before the client names its database, so
-# before tollgate knows which server it will reach: it cannot be the server's (a client
-# that needs that asks, as SQLAlchemy does: SELECT VERSION()). Clients pick defaults by it:
-# mysql-connector-python asks 8.0 and later for utf8mb4_0900_ai_ci, a collation MariaDB
-# lacks, and older servers for utf8mb4_general_ci, which all have (UTF8MB4 below). 5.7's
-# last release, so what clients gate on a 5.7 release (COM_RESET_CONNECTION) still applies.
+# before tollgate knows which server it will reach: the servers' own where every target's
+# server announces the same (Front.greeting_version: clients choose their SQL by it, MariaDB's
+# or MySQL's), else this one. Clients pick defaults by it: mysql-connector-python asks 8.0
+# and later for utf8mb4_0900_ai_ci, a collation MariaDB lacks, and older servers for
+# utf8mb4_general_ci, which all have (UTF8MB4 below). 5.7's last release, so what clients
+# gate on a 5.7 release (COM_RESET_CONNECTION) still applies.
 SERVER_VERSION = "5.7.44-tollgate"
+_VERSION_SECONDS = 2.0  # how long a server's login may take as the front starts
 # The plugin the greeting names, which a client answers first with, before the front knows
 # whether TLS is required: a hash of the password. Named mysql_clear_password, a client
 # (libmariadb's) sends the token itself, in clear when it forgot TLS. The front asks for
@@ -128,11 +130,41 @@ class Front(StreamListener):
         # Each session's slot among its identity's (session_limits.py), by connection id.
         self._limits = SessionLimits()
         self._slots: dict[int, Callable[[], None]] = {}
+        # The version each target's server announced (read as the front starts, and at
+        # each login since: a server upgraded under it is followed).
+        self._versions: dict[str, str | None] = {}
+
+    @property
+    def greeting_version(self) -> str:
+        """The servers' version, where every target's announced the same; else tollgate's."""
+        versions = {self._versions.get(t.name) for t in self._targets.values()}
+        version = versions.pop() if len(versions) == 1 else None
+        return version or SERVER_VERSION
 
     async def start(self) -> None:
+        targets = list(self._targets.values())
+        found = await asyncio.gather(*(self._announced(t) for t in targets))
+        self._versions = {t.name: v for t, v in zip(targets, found, strict=True)}
         await super().start()
         log.info("serving MySQL clients on %s:%d (%d targets, TLS %s)", *self._address,
                  len(self._targets), "on" if self._tls else "off: no tls_cert_file")
+
+    async def _announced(self, target: Target) -> str | None:
+        """The version `target`'s server announces (None: not reached in time). A whole
+        login to no database, then COM_QUIT: a connection dropped before its login
+        counts against the gateway's host on the server (max_connect_errors)."""
+        try:
+            async with asyncio.timeout(_VERSION_SECONDS):
+                upstream = await connect(replace(self._upstream_settings(target, ""),
+                                                 database=""), _UPSTREAM, UTF8MB4,
+                                         self._settings.max_message_bytes)
+                await upstream.close()
+        except Exception as exc:  # the server down, its credential missing: not fatal
+            log.warning("target %s: its server's version not read (%s): the greeting "
+                        "announces %s until a login reads it", target.name, exc,
+                        SERVER_VERSION)
+            return None
+        return upstream.server_version
 
     def goodbye(self) -> bytes:
         return my.encode(0, my.encode_err(1053, "08S01", "tollgate is shutting down"))
@@ -156,7 +188,7 @@ class Front(StreamListener):
                              time.monotonic() + self._settings.login_seconds)
         scramble = bytes(0x21 + b % 0x5E for b in os.urandom(20))  # printable, no NUL
         writer.write(my.encode(0, my.encode_handshake(my.Handshake(
-            server_version=SERVER_VERSION, connection_id=connection_id,
+            server_version=self.greeting_version, connection_id=connection_id,
             scramble=scramble, capabilities=self._offered, charset=UTF8MB4,
             status=my.SERVER_STATUS_AUTOCOMMIT, auth_plugin=GREETING_PLUGIN))))
         try:
@@ -278,6 +310,7 @@ class Front(StreamListener):
                                      _UPSTREAM | (response.capabilities & _PASSED),
                                      UTF8MB4, self._settings.max_message_bytes)
             upstream.role = role
+            self._versions[target.name] = upstream.server_version
             upstream.setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
                                             upstream.server_version,
                                             exchange.decision.statement_timeout_seconds)

@@ -103,6 +103,22 @@ def test_pymysql_reads_masked_rows_and_gets_a_refusal_it_can_catch(
     assert as_root("SELECT count(*) FROM customers", server_account.database).strip() == "2"
 
 
+def test_the_greeting_announces_the_servers_version(gw: Gateway,
+                                                    server_account: Account) -> None:
+    """Clients choose their SQL by the greeting's version (PyMySQL's statement time limit
+    as MariaDB's SET STATEMENT or MySQL's optimizer hint, SQLAlchemy's dialect): the
+    front announces the version the target's server announces, read as it started."""
+    direct = pymysql.connect(host="127.0.0.1", port=3306, user=server_account.user,
+                             password=server_account.password, connect_timeout=10)
+    try:
+        expected = direct.get_server_info()
+    finally:
+        direct.close()
+    assert "MariaDB" in expected
+    with pymysql_session(gw) as connection:
+        assert connection.get_server_info() == expected
+
+
 def test_a_wrong_token_is_refused_at_login(gw: Gateway) -> None:
     done = cli(gw, "SELECT 1", token=AGENT[:-4] + "AAAA")
     assert done.returncode != 0

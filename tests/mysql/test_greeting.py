@@ -1,7 +1,9 @@
 """The MySQL front's greeting as clients read it: it comes before the client names its
 database, so the version it announces and the auth plugin it names decide what clients do
 before they know which server is behind the gateway, or whether TLS is required
-(extproc/mysql/front.py, SERVER_VERSION and GREETING_PLUGIN)."""
+(extproc/mysql/front.py, SERVER_VERSION and GREETING_PLUGIN). A front that knows no
+server's version, as here, announces its own; tests/e2e/test_mysql_e2e.py has one
+announcing its server's."""
 
 from __future__ import annotations
 
