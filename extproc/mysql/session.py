@@ -72,6 +72,7 @@ from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.interpret import SERVER_VERSION
 from extproc.interpret.sql import analyze
+from extproc.interpret.sql.sqlglot_reader import within_strings
 from extproc.masking import Masker
 from extproc.mysql import effect
 from extproc.mysql import packets as my
@@ -136,6 +137,7 @@ _RESULTS_VIEW = re.compile(
     r"\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?character_set_results\s*=\s*"
     r"(?P<q>'?)(?P<set>binary|utf8mb4)(?P=q)\s*;?\s*", re.IGNORECASE)
 _BINARY = 63  # the binary character set's id, in a column definition
+_UNREAD = re.compile("[\udc80-\udcff]")  # a byte no UTF-8 reading took
 # Where a connection that named no database may keep a setting until it names one.
 _KEPT = ("kept: a connection that named no database runs its settings once it names "
          "one (COM_INIT_DB), each decided then on that database's target")
@@ -1380,8 +1382,9 @@ class Session:
         exchange.request = exchange.evidence.request = {
             "method": method, "path": f"/{self._bound.database}", "query": query or {},
             "headers": {SERVER_VERSION: self._upstream.server_version}
-            if self._upstream is not None else {}, "body": text}
-        exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
+            if self._upstream is not None else {}, "body": _UNREAD.sub("\ufffd", text)}
+        exchange.evidence.request_body = BodyCapture.of(
+            text.encode("utf-8", "surrogateescape"), exchange.record_limit)
 
     def _end(self, run: Run) -> None:
         """A command's answer went by (or never will): its record."""
@@ -1412,7 +1415,13 @@ def _a_setting(text: str) -> bool:
 
 
 def _text(payload: bytes) -> str | None:
-    """A command's text, as UTF-8 (None when it is not: refused, never guessed)."""
+    """A command's text, as UTF-8 (None when it is not: refused, never guessed). Bytes
+    that are not UTF-8 are taken inside string literals alone (a BLOB sent as
+    `_binary'...'`, PyMySQL's and mysqlclient's way), kept as surrogates (the record
+    keeps the bytes; the policy reads U+FFFD): the server lexes them as single bytes,
+    which never end a literal, so the reading of the SQL around them is the server's."""
     with contextlib.suppress(UnicodeDecodeError):
         return payload.decode("utf-8")
-    return None
+    escaped = payload.decode("utf-8", "surrogateescape")
+    positions = [found.start() for found in _UNREAD.finditer(escaped)]
+    return escaped if within_strings(escaped, "mysql", positions) else None

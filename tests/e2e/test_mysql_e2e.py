@@ -119,6 +119,27 @@ def test_the_greeting_announces_the_servers_version(gw: Gateway,
         assert connection.get_server_info() == expected
 
 
+def test_a_blob_is_written_as_its_bytes_and_sql_around_them_stays_read(
+        gw: Gateway, server_account: Account) -> None:
+    """PyMySQL (as mysqlclient) sends bytes as `_binary'...'` with their bytes as they
+    are: not UTF-8 there, they are a value, written and read back whole. Outside a
+    string literal, however the server may lex the text, they are refused, unread."""
+    as_root("CREATE TABLE IF NOT EXISTS blobs (id int PRIMARY KEY, b blob)",
+            server_account.database)
+    value = bytes(range(256)) + b"\xff'\\\x80\xc3"
+    with pymysql_session(gw) as connection, connection.cursor() as cursor:
+        assert cursor.execute("INSERT INTO blobs VALUES (1, %s)", (value,)) == 1
+        connection.commit()
+        cursor.execute("SELECT b FROM blobs WHERE id = 1")
+        assert cursor.fetchone() == (value,)
+        for text in (b"SELECT 1 \xff", b"SELECT `\xff` FROM blobs",
+                     b"SELECT 1 /* \xff */", b'SELECT "\xff" FROM blobs'):
+            with pytest.raises(pymysql.err.OperationalError, match="not UTF-8"):
+                cursor.execute(text)
+    assert as_root("SELECT HEX(b) FROM blobs WHERE id = 1",
+                   server_account.database).strip() == value.hex().upper()
+
+
 def test_a_wrong_token_is_refused_at_login(gw: Gateway) -> None:
     done = cli(gw, "SELECT 1", token=AGENT[:-4] + "AAAA")
     assert done.returncode != 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from extproc.interpret.sql import analyze
+from extproc.interpret.sql.sqlglot_reader import within_strings
 
 
 def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
@@ -210,3 +211,17 @@ def test_a_savepoint_is_read_as_one_statement_of_its_text() -> None:
     assert [(s["kind"], s["effects"]) for s in statements] == [
         ("transaction", ["session"]), ("drop", ["destroy"]), ("select", ["read"])]
     assert analyze("SAVEPOINT a b", dialect="mysql")["error"]
+
+
+@pytest.mark.parametrize(("text", "inside"), [
+    ("INSERT INTO t VALUES (_binary'a\udcffb')", True),
+    ("SELECT N'\udcff', 'x'", True),
+    ("SELECT 1 \udcff", False),
+    ("SELECT `\udcff`", False),
+    ("SELECT 1 /* \udcff */", False),
+    ('SELECT "\udcff"', False),  # a name, where ANSI_QUOTES is on
+    ("SELECT '\\' \udcff '", False),  # outside the string, where backslashes escape nothing
+])
+def test_a_byte_no_reading_takes_is_a_value_only_inside_a_string(text: str,
+                                                                 inside: bool) -> None:
+    assert within_strings(text, "mysql", [text.index("\udcff")]) is inside

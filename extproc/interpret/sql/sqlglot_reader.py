@@ -76,6 +76,25 @@ def tokenize(text: str, dialect: str) -> list[Token]:
     return setup.lexings[0].tokenizer(dialect=setup.dialect).tokenize(text)
 
 
+_STRINGS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING})
+
+
+def within_strings(text: str, dialect: str, positions: list[int]) -> bool:
+    """Whether each of `positions` lies inside a string literal however the server may
+    lex `text` (each of the dialect's lexings): there, and only there, a byte no
+    character set reads (a BLOB's, in `_binary'...'`) is a value, never SQL."""
+    setup = _glot_dialect(dialect)
+    for lexing in setup.lexings:
+        try:
+            tokens = lexing.tokenizer(dialect=setup.dialect).tokenize(text)
+        except SqlglotError:
+            return False
+        spans = [(t.start, t.end) for t in tokens if t.token_type in _STRINGS]
+        if not all(any(start < at < end for start, end in spans) for at in positions):
+            return False
+    return True
+
+
 _GLOT_KINDS: dict[type, str] = {
     exp.Query: "select", exp.Values: "select", exp.Insert: "insert", exp.Update: "update",
     exp.Delete: "delete", exp.Merge: "merge", exp.Drop: "drop", exp.TruncateTable: "truncate",
