@@ -390,10 +390,12 @@ class Front(StreamListener):
 
     async def _key(self, upstream: Upstream, target: Target, opener: _Opener,
                    writer: asyncio.StreamWriter) -> tuple[int, bytes]:
-        """A cancel key of tollgate's own for the client (the database's never leaves),
+        """The client's cancel key: the server's pid where no other session holds it (so
+        the pid the client holds is the one pg_terminate_backend, NOTIFY and
+        pg_stat_activity name), a secret of tollgate's own (the database's never leaves);
         registered in the store with the address the client reached this front at."""
         host, port = writer.get_extra_info("sockname")[:2]
-        process_id, secret = await self._shared.new(f"{host}:{port}", 4)
+        process_id, secret = await self._shared.new(f"{host}:{port}", 4, upstream.process_id)
         self._keys[process_id] = _Key(secret, self._upstream_settings(target),
                                       upstream.process_id, upstream.secret, opener)
         return process_id, secret

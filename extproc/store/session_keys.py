@@ -6,10 +6,12 @@ CancelRequest with the key its session got at login, the mariadb client's sends
 connection to any worker of any replica, so each id is registered here (the record's
 store, which replicas share) with the address of the front holding the session, a
 secret, and once someone logged in, its target and subject: the front that gets an id it
-does not hold looks it up and hands the request to that address. Ids are random (a
-request names nothing else), never 0, below 2^31 (clients read them signed or not), and
-unique per front among the sessions of every process. What a session's database calls
-it (a backend's key, a server's thread id) never leaves the front holding it.
+does not hold looks it up and hands the request to that address. Ids are never 0, below
+2^31 (clients read them signed or not), and unique per front among the sessions of every
+process: the one a front asks for where it is free (PostgreSQL's backend pid, so that
+the pid a client holds is the one pg_terminate_backend, NOTIFY and pg_stat_activity
+name), else random. The secret is always the front's own: what the database would take
+to cancel a statement never leaves the front holding it.
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ class SessionKeys:
         is not, is a session that ended)."""
         return address in self._addresses
 
-    async def new(self, address: str, secret_bytes: int) -> tuple[int, bytes]:
-        """An id no other session holds and its secret, registered for the front at
-        `address`. A store that cannot take it leaves an id unique in this process only,
-        unregistered: the session is found from connections reaching this process alone
-        (a warning), and has its statements all the same."""
+    async def new(self, address: str, secret_bytes: int,
+                  wanted: int | None = None) -> tuple[int, bytes]:
+        """An id no other session holds (`wanted`, where it is free and a valid id) and
+        its secret, registered for the front at `address`. A store that cannot take it
+        leaves an id unique in this process only, unregistered: the session is found
+        from connections reaching this process alone (a warning), and has its
+        statements all the same."""
         secret = secrets.token_bytes(secret_bytes)
         try:
             if address not in self._addresses:
@@ -68,19 +72,19 @@ class SessionKeys:
                     "DELETE FROM session_keys WHERE front = ? AND address = ? "
                     "AND created_us < ?", (self._front, address, self._started_us))
                 self._addresses.add(address)
-            key = await self._registered(address, secret)
+            key = await self._registered(address, secret, wanted)
         except StoreError as exc:
             log.warning("%s session id not shared (%s): a request naming it that reaches "
                         "another worker or replica will not find the session", self._front,
                         exc)
-            key = self._unregistered()
+            key = self._unregistered(wanted)
         self._live.add(key)
         return key, secret
 
-    async def _registered(self, address: str, secret: bytes) -> int:
-        for _ in range(_TRIES):
-            key = secrets.randbelow(2**31 - 1) + 1
-            if key in self._live:
+    async def _registered(self, address: str, secret: bytes, wanted: int | None) -> int:
+        for attempt in range(_TRIES + 1):
+            key = wanted if attempt == 0 and _valid(wanted) else _random()
+            if key is None or key in self._live:
                 continue
             if await self._store.execute(
                     "INSERT INTO session_keys (front, id, secret, address, created_us) "
@@ -89,9 +93,11 @@ class SessionKeys:
                 return key
         raise StoreError(f"no free id after {_TRIES} tries")
 
-    def _unregistered(self) -> int:
+    def _unregistered(self, wanted: int | None) -> int:
+        if wanted is not None and _valid(wanted) and wanted not in self._live:
+            return wanted
         while True:
-            key = secrets.randbelow(2**31 - 1) + 1
+            key = _random()
             if key not in self._live:
                 return key
 
@@ -123,3 +129,11 @@ class SessionKeys:
         except StoreError as exc:
             log.debug("%s session id %d not forgotten in the store: %s", self._front, key,
                       exc)
+
+
+def _valid(key: int | None) -> bool:
+    return key is not None and 0 < key < 2**31
+
+
+def _random() -> int:
+    return secrets.randbelow(2**31 - 1) + 1

@@ -176,6 +176,30 @@ def test_neutral_settings_pass_and_take_effect(gw: Gateway) -> None:
         assert conn.execute("SHOW jit").fetchone() == ("off",)
 
 
+def test_the_pid_a_client_holds_is_its_backends(gw: Gateway) -> None:
+    """psycopg's backend_pid and asyncpg's server pid are the ones pg_backend_pid(),
+    pg_stat_activity and NOTIFY's sender name: a client ends or recognises its own
+    backend by it. Its Ctrl+C still goes through the front (the secret is tollgate's)."""
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        (backend,) = conn.execute("SELECT pg_backend_pid()").fetchone() or (None,)
+        assert conn.info.backend_pid == backend
+        conn.execute("LISTEN tollgate_pids")
+        conn.execute("NOTIFY tollgate_pids")
+        (notice,) = list(conn.notifies(timeout=10, stop_after=1))
+        assert notice.pid == backend
+
+    async def run() -> tuple[int, int]:
+        conn = await asyncpg.connect(_asyncpg_dsn(gw), password=AGENT, timeout=10,
+                                     ssl="require")
+        try:
+            return conn.get_server_pid(), await conn.fetchval("SELECT pg_backend_pid()")
+        finally:
+            await conn.close()
+
+    held, server = asyncio.run(run())
+    assert held == server
+
+
 def test_a_search_path_asked_for_at_login_is_refused(gw: Gateway) -> None:
     """A search_path among the startup parameters (asyncpg's server_settings) would decide
     where names resolve before any statement is read: decided with the login as the SET

@@ -44,6 +44,22 @@ async def test_ids_are_registered_bound_and_forgotten(store: AsyncStore) -> None
     assert await SessionKeys(store, "postgres").holder(second) is None  # per front
 
 
+async def test_the_id_a_front_asks_for_is_given_where_it_is_free(store: AsyncStore) -> None:
+    """PostgreSQL's front asks for the server's backend pid: given where no session of
+    any process holds it, else a random one; the secret is always the front's own."""
+    keys, other = SessionKeys(store, "postgres"), SessionKeys(store, "postgres")
+    first, secret = await keys.new(ADDRESS, 4, 4242)
+    assert first == 4242 and len(secret) == 4
+    taken, _ = await other.new("127.0.0.1:15432", 4, 4242)  # another server's same pid
+    assert taken != 4242 and 0 < taken < 2**31
+    for invalid in (0, -1, 2**31):
+        given, _ = await keys.new(ADDRESS, 4, invalid)
+        assert given != invalid and 0 < given < 2**31
+    await keys.forget(first)
+    again, _ = await other.new("127.0.0.1:15432", 4, 4242)
+    assert again == 4242
+
+
 async def test_a_later_process_at_the_address_drops_what_an_earlier_one_left(
         store: AsyncStore) -> None:
     crashed, other_front = SessionKeys(store, "mysql"), SessionKeys(store, "postgres")
