@@ -66,7 +66,6 @@ import orjson
 from pglast import parser as pg_parser
 
 from extproc.exchange.effect import COUNT_CAP, Effect, TableEffect, measured, unmeasured
-from extproc.postgres import messages as pg
 
 SAVEPOINT = "tollgate_effect"
 MARK = "/* tollgate: effect */ "
@@ -175,15 +174,3 @@ def difference(before: Reading, after: Reading, written: list[str]) -> Effect:
         return unmeasured(f"the counters of {before.tables[gone[0]][0]} went back: its "
                           "effect is not known")
     return measured(tables, written)
-
-
-def rows_of(answers: list[pg.Message]) -> tuple[list[list[bytes | None]], dict[str, str] | None]:
-    """A probe's rows, or its error's fields."""
-    for message in answers:
-        if message.kind == b"E":
-            return [], pg.fields(message.body)
-    return [pg.data_row(m.body) for m in answers if m.kind == b"D"], None
-
-
-def reason_of(error: dict[str, str]) -> str:
-    return f"{error.get('M', 'an error')} (SQLSTATE {error.get('C', '?')})"

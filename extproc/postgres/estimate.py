@@ -318,7 +318,7 @@ async def _catalog(ask: Ask, enter: str, leave: str, writes: list[Planned]
     await questions.ask(ask)
     rows, error = questions.result(catalog)
     if error is not None:
-        raise _CatalogError(f"the catalog could not be read: {_why(error)}")
+        raise _CatalogError(f"the catalog could not be read: {pg.error_text(error)}")
     tables: dict[str, _Table] = {}
     functions: set[str] = set()
     for row in rows:
@@ -370,7 +370,7 @@ class _Questions:
         """The rows of the last of these cycles, or the first error among them."""
         rows: list[list[bytes | None]] = []
         for position in positions:
-            rows, error = _result(self._answers[position])
+            rows, error = pg.answer_rows(self._answers[position])
             if error is not None:
                 return [], error
         return rows, None
@@ -418,7 +418,7 @@ async def _plans(ask: Ask, enter: str, leave: str, writes: list[Planned],
         elif p.first_execute and error.get("C") == _UNDEFINED_STATEMENT:
             found[p.index] = {"writes": [], "unavailable": None}  # the database refuses it
         else:
-            found[p.index] = missing(f"the planner could not plan it: {_why(error)}")
+            found[p.index] = missing(f"the planner could not plan it: {pg.error_text(error)}")
     return found
 
 
@@ -480,19 +480,6 @@ def _cycles(answers: list[pg.Message]) -> list[list[pg.Message]]:
         if message.kind == b"Z":
             out.append([])
     return out[:-1]
-
-
-def _result(cycle: list[pg.Message]
-            ) -> tuple[list[list[bytes | None]], dict[str, str] | None]:
-    """A cycle's rows, or its error's fields."""
-    for message in cycle:
-        if message.kind == b"E":
-            return [], pg.fields(message.body)
-    return [pg.data_row(m.body) for m in cycle if m.kind == b"D"], None
-
-
-def _why(error: dict[str, str]) -> str:
-    return f"{error.get('M', 'an error')} (SQLSTATE {error.get('C', '?')})"
 
 
 class _CatalogError(Exception):

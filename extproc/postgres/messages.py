@@ -350,6 +350,20 @@ def fields(body: bytes) -> dict[str, str]:
     return out
 
 
+def answer_rows(answers: list[Message]) -> tuple[list[list[bytes | None]],
+                                                dict[str, str] | None]:
+    """The rows of the gateway's own query's answers, or its error's fields."""
+    for message in answers:
+        if message.kind == b"E":
+            return [], fields(message.body)
+    return [data_row(m.body) for m in answers if m.kind == b"D"], None
+
+
+def error_text(error: dict[str, str]) -> str:
+    """An error's message and SQLSTATE, for a reason."""
+    return f"{error.get('M', 'an error')} (SQLSTATE {error.get('C', '?')})"
+
+
 def command_complete(body: bytes) -> str:
     return query(body)
 

@@ -786,13 +786,13 @@ class Session:
         await self._upstream.writer.drain()
         first, last = await asyncio.gather(before.done, after.done)
         await answered
-        rows_before, error = effect.rows_of(first)
-        rows_after, failed = effect.rows_of(last)
+        rows_before, error = pg.answer_rows(first)
+        rows_after, failed = pg.answer_rows(last)
         if error is not None or run.error is not None or failed is not None:
             if run.error is None:  # the front's reading failed, the statement not
                 await self._settle(run, statement, commit=False)
                 raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
-                               f"read: {effect.reason_of(error or failed or {})}")
+                               f"read: {pg.error_text(error or failed or {})}")
             # The statement failed: the client's transaction is as the database left
             # it (failed), or the front's is rolled back.
             ready = (await self._ask([pg.encode_query(effect.MARK + "ROLLBACK")], 1))[-1] \
@@ -909,12 +909,12 @@ class Session:
         if first[-1].kind == b"Z":  # skipped: an earlier message of the batch failed
             self._skipping = True
             return None
-        rows_before, error = effect.rows_of(first)
+        rows_before, error = pg.answer_rows(first)
         if error is not None:
             await self._settle_execute(run, None, False)
             raise BadInput(403, "effect_unmeasured", "the write's effect could not be read: "
-                           f"{effect.reason_of(error)}")
-        rows_after, failed = effect.rows_of(last)
+                           f"{pg.error_text(error)}")
+        rows_after, failed = pg.answer_rows(last)
         if statement.run is None:  # it failed
             self._writer.write(b"".join(buffer))
             self._skipping = True
@@ -924,7 +924,7 @@ class Session:
             if statement.refusal is not None:  # its rows cannot be masked
                 raise _Refused(statement.refusal)
             raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
-                           f"read: {effect.reason_of(failed or {})}")
+                           f"read: {pg.error_text(failed or {})}")
         return _difference(run, rows_before, rows_after), statement
 
     async def _settle_execute(self, run: Run, pending: Pending | None, commit: bool) -> None:
@@ -942,10 +942,10 @@ class Session:
         if not commit or pending is None:
             run.error = "rolled back: its measured effect was not allowed"
             return
-        _, problem = effect.rows_of(answers)
+        _, problem = pg.answer_rows(answers)
         if problem is not None:
             raise BadInput(403, "effect_unmeasured", "the savepoint the write was "
-                           f"measured in could not be released: {effect.reason_of(problem)}")
+                           f"measured in could not be released: {pg.error_text(problem)}")
         assert pending.buffer is not None
         self._writer.write(b"".join(pending.buffer))
         pending.run = run
