@@ -220,11 +220,18 @@ def keys(rules: list[list[bytes | None]],
 
 @dataclass(slots=True)
 class Catalog:
-    """What the catalog says of the written tables: engines, views, cascades."""
+    """What the catalog says of tables: their engines and sizes (by statistics), and
+    which of those asked of are views."""
 
     engines: dict[Target, str] = field(default_factory=dict)
     sizes: dict[Target, int | None] = field(default_factory=dict)
-    views: dict[Target, str] = field(default_factory=dict)
+    views: list[Target] = field(default_factory=list)
+
+    def add(self, more: Catalog) -> None:
+        """What a later question found, beside what this one holds (its views are that
+        question's own)."""
+        self.engines.update(more.engines)
+        self.sizes.update(more.sizes)
 
 
 def read_catalog(rows: list[list[bytes | None]]) -> Catalog:
@@ -232,7 +239,7 @@ def read_catalog(rows: list[list[bytes | None]]) -> Catalog:
     for schema, table, kind, engine, size in _text(rows):
         target = Target(schema, table)
         if kind == "VIEW":
-            catalog.views[target] = ""
+            catalog.views.append(target)
         else:
             catalog.engines[target] = engine or "?"
             catalog.sizes[target] = int(size) if size else None

@@ -721,8 +721,7 @@ class Session:
                      ] if ask else []
             more = effect.read_catalog(await self._own_rows(effect.catalog_query(
                 found + fired))) if found or fired else effect.Catalog()
-            catalog.engines.update(more.engines)
-            catalog.sizes.update(more.sizes)
+            catalog.add(more)
             frontier = [t for t in dict.fromkeys(found + fired) if t in more.engines
                         and t not in bases and t not in triggered]
             bases += [t for t in frontier if t in found]
@@ -740,9 +739,8 @@ class Session:
             return reached
         unknown = [r.target for r in reached if r.target not in catalog.engines]
         if unknown:
-            more = effect.read_catalog(await self._own_rows(effect.catalog_query(unknown)))
-            catalog.engines.update(more.engines)
-            catalog.sizes.update(more.sizes)
+            catalog.add(effect.read_catalog(await self._own_rows(
+                effect.catalog_query(unknown))))
         problem = effect.not_transactional(catalog, bases + [r.target for r in reached])
         if problem is not None:
             return problem
