@@ -117,6 +117,15 @@ def pending_for(gw: Gateway, sql: str, timeout: float = 15) -> dict[str, Any]:
     return found[0]
 
 
+def approve_pending(gw: Gateway, body: Any) -> None:
+    """The pending approval of the request whose body was `body` (a database front's
+    statement: its text), given by a dba."""
+    _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+    (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == body]
+    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA, {})
+    assert status == 200
+
+
 def sql(gw: Gateway, text: str, token: str = AGENT, timeout: float = 40) -> Reply:
     return gw.request("POST", "/sql", {"sql": text}, token=token, timeout=timeout)
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from extproc.quickstart import stack
-from tests.e2e.test_approvals_e2e import DBA, api
+from tests.e2e.test_approvals_e2e import DBA, api, approve_pending
 from tests.e2e.test_postgres_e2e import shop, upstream, url
 from tests.support.databases import throwaway_database
 from tests.support.gateway import Gateway, module_gateway
@@ -166,10 +166,7 @@ async def test_transaction_status_and_the_clients_savepoints_stay_the_clients(
 def approve(gw: Gateway, sql: str) -> None:
     """`sql` held on its effect, and its approval given."""
     assert "blast.effect" in psql(gw, sql).stderr
-    _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
-    (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == sql]
-    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA, {})
-    assert status == 200
+    approve_pending(gw, sql)
 
 
 def test_an_approved_write_runs_once_and_one_that_grew_is_refused(

@@ -19,7 +19,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.e2e.test_approvals_e2e import DBA, api
+from tests.e2e.test_approvals_e2e import DBA, api, approve_pending
 from tests.support.gateway import Gateway
 from tests.support.mysql_shop import (
     AGENT,
@@ -219,10 +219,7 @@ def test_a_prepared_write_is_measured_too(gw: Gateway, account: Account) -> None
 def approve(gw: Gateway, sql: str) -> None:
     """`sql` held on its effect, and its approval given."""
     assert "blast.effect" in cli(gw, sql).stderr
-    _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
-    (approval,) = [a for a in answer["approvals"] if a["request"]["body"] == sql]
-    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA, {})
-    assert status == 200
+    approve_pending(gw, sql)
 
 
 def test_an_approved_write_runs_once_and_one_that_grew_is_refused(
