@@ -21,8 +21,9 @@ fixed shape that the Rego policies are written against:
   call set show explain prepare execute transaction vacuum analyze lock notify comment reindex
   cluster refresh discard close reset load, plus pragma and attach (sqlite); "other" for
   anything else — including cursors (DECLARE/FETCH; CLOSE, which only ends one, is "close":
-  asyncpg's pool sends CLOSE ALL), CHECKPOINT, and any statement sqlglot could
-  only read as an opaque `Command`, so a policy can deny what nobody understood.
+  asyncpg's pool sends CLOSE ALL; DEALLOCATE, which only drops prepared statements, is
+  "discard", as DISCARD and MySQL's DROP PREPARE), CHECKPOINT, and any statement sqlglot
+  could only read as an opaque `Command`, so a policy can deny what nobody understood.
   SELECT ... INTO is kind "create" (it creates a table), with the SELECT nested under it.
 - `object`: for drop/create/alter/truncate/comment, what kind of object ("table", "view",
   "materialized_view", "function", "role", "column", ...); null otherwise.
