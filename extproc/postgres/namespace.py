@@ -2,13 +2,15 @@
 
 The database keeps prepared statements and portals in namespaces SQL shares with the
 protocol: `EXECUTE`, `DEALLOCATE`, `PREPARE` name statements, `DECLARE`, `FETCH`, `MOVE`,
-`CLOSE` name portals (cursors). The front prepares and binds every protocol statement
-under a name of its own (`tollgate_s<N>`, `tollgate_p<N>`), so a client's SQL must never
-name one: it would run, replace or drop a statement under a decision taken for another
-text. `read` finds every such name in the statements the SQL interpreter read (both
-lexings, nested ones too: `EXPLAIN EXECUTE`, `CREATE TABLE AS EXECUTE`), by PostgreSQL's
-own parser, and what drops whole namespaces (`DEALLOCATE ALL`, `CLOSE ALL`,
-`DISCARD ALL`), which the front's maps must follow.
+`CLOSE` name portals (cursors). The front prepares every protocol statement under a
+name of its own (`tollgate_s<N>`), so a client's SQL must never name one: it would run,
+replace or drop a statement under a decision taken for another text. Portals keep the
+client's names (a driver's cursor moves its protocol portal with SQL's MOVE: asyncpg),
+and the front keeps the map of them: what each runs, under which decision. `read` finds
+every name in the statements the SQL interpreter read (both lexings, nested ones too:
+`EXPLAIN EXECUTE`, `CREATE TABLE AS EXECUTE`), by PostgreSQL's own parser: the cursors
+a text declares (which the map gains), fetches or moves (which must be in it), closes,
+and what drops whole namespaces (`DEALLOCATE ALL`, `CLOSE ALL`, `DISCARD ALL`).
 """
 
 from __future__ import annotations
@@ -23,24 +25,32 @@ from pglast import parser as pg_parser
 # The prefix of every name the front gives the database; names compared case-blind,
 # which refuses more than the database's own comparison, never less.
 PREFIX = "tollgate_"
-# The interpreter's kinds of statement that can name a statement or portal (cursors,
-# DEALLOCATE, FETCH, MOVE and CLOSE are "other"); EXPLAIN and CREATE TABLE AS nest theirs.
-_KINDS = frozenset({"prepare", "execute", "discard", "other"})
+# The interpreter's kinds of statement that can name a statement or portal (DECLARE,
+# DEALLOCATE, FETCH and MOVE are "other"); EXPLAIN and CREATE TABLE AS nest theirs.
+_KINDS = frozenset({"prepare", "execute", "discard", "close", "other"})
 # Node -> its field naming a statement (PrepareStmt ...) or a portal (FetchStmt ...).
 _NAMED = {"PrepareStmt": "name", "ExecuteStmt": "name", "DeallocateStmt": "name",
           "DeclareCursorStmt": "portalname", "FetchStmt": "portalname",
           "ClosePortalStmt": "portalname"}
+_HOLD = 0x20  # CURSOR_OPT_HOLD: the cursor outlives its transaction's commit
 
 
 @dataclass(frozen=True, slots=True)
 class Use:
     """The names a text uses, and whether it drops every prepared statement or portal.
+    `declared`: the cursors it declares, in order, and whether each is WITH HOLD;
+    `fetched`: those it fetches from or moves; `closed`: those it closes;
+    `deallocated`: the prepared statements it deallocates by name.
     `problem`: a statement whose names cannot be read (the caller refuses it)."""
 
     names: frozenset[str] = frozenset()
     drops_statements: bool = False
     drops_portals: bool = False
     problem: str | None = None
+    declared: tuple[tuple[str, bool], ...] = ()
+    fetched: frozenset[str] = frozenset()
+    closed: frozenset[str] = frozenset()
+    deallocated: frozenset[str] = frozenset()
 
     @property
     def owned(self) -> list[str]:
@@ -53,6 +63,10 @@ def read(meaning: Any) -> Use:
     statements = meaning.get("statements") if isinstance(meaning, dict) else None
     texts = {s["text"] for s in statements or () if s.get("kind") in _KINDS}
     names: set[str] = set()
+    fetched: set[str] = set()
+    closed: set[str] = set()
+    deallocated: set[str] = set()
+    declared: dict[str, bool] = {}
     drops_statements = drops_portals = False
     for text in sorted(texts):
         try:
@@ -68,8 +82,19 @@ def read(meaning: Any) -> Use:
             elif node == "DiscardStmt" and fields.get("target") == "DISCARD_ALL":
                 drops_statements = drops_portals = True
             elif node in _NAMED and fields.get(_NAMED[node]):
-                names.add(fields[_NAMED[node]])
-    return Use(frozenset(names), drops_statements, drops_portals)
+                name = fields[_NAMED[node]]
+                names.add(name)
+                if node == "DeclareCursorStmt":
+                    declared[name] = bool(fields.get("options", 0) & _HOLD)
+                elif node == "FetchStmt":
+                    fetched.add(name)
+                elif node == "ClosePortalStmt":
+                    closed.add(name)
+                elif node == "DeallocateStmt":
+                    deallocated.add(name)
+    return Use(frozenset(names), drops_statements, drops_portals,
+               declared=tuple(declared.items()), fetched=frozenset(fetched),
+               closed=frozenset(closed), deallocated=frozenset(deallocated))
 
 
 def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -16,16 +16,21 @@ answers it with an error in its place and does the protocol's bookkeeping, and t
 error is replaced by tollgate's refusal (SQLSTATE 42501, the reasons, the trace id) on
 its way to the client. The client sees what a permission error would have shown.
 
-The front owns the names of prepared statements and portals. A client's names never go
-upstream: each Parse and named Bind gets a name of the gateway's own (`tollgate_s<N>`,
-`tollgate_p<N>`; the unnamed statement and portal stay unnamed, which SQL cannot name),
-and a Bind, Describe or Execute naming what the front did not prepare or bind is refused
-(recorded, SQLSTATE 26000 or 34000) rather than passed, so nothing runs upstream under
-a name the gateway did not decide: not a statement SQL's PREPARE made, not a cursor.
-SQL that names one of the gateway's own names is refused (namespace.py reads them);
-DEALLOCATE ALL, CLOSE ALL and DISCARD ALL drop the maps; portals end with their
-transaction, a failed Parse or Bind leaves no name behind; a refused Parse under a name
-in use drops the old statement on both sides.
+The front owns the names of prepared statements and portals. A client's statement names
+never go upstream: each named Parse gets a name of the gateway's own (`tollgate_s<N>`;
+the unnamed statement stays unnamed, which SQL cannot name). Portals keep the client's
+names, for SQL shares them with the protocol (a driver moves its protocol cursor with
+MOVE, fetches a DECLARE'd one with Describe and Execute), and the front keeps the map of
+every portal: one a Bind made runs its statement's decision, a cursor SQL declared runs
+its DECLARE's. A Bind, Describe or Execute of a name the map lacks, and SQL's FETCH or
+MOVE of one, are refused (recorded, SQLSTATE 26000 or 34000) rather than passed, so
+nothing runs upstream under a name the gateway did not decide: not a statement SQL's
+PREPARE made, not a cursor a function opened. A cursor's rows are masked as its DECLARE
+or statement asked, besides what the FETCH's own decision asks. SQL that names one of
+the gateway's own names is refused (namespace.py reads them); DEALLOCATE ALL, CLOSE ALL
+and DISCARD ALL drop the maps; portals end with their transaction (a cursor WITH HOLD
+with its CLOSE), a failed Parse, Bind or DECLARE leaves no name behind; a refused Parse
+under a name in use drops the old statement on both sides.
 
 Each exchange waits in `_pending`, in the order its messages went upstream, for the
 answers that end it: ParseComplete, CommandComplete, ReadyForQuery ... An error in the
@@ -59,6 +64,7 @@ from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
+from extproc.masking.policy_mask import spec_of
 from extproc.policy import Decision
 from extproc.postgres import drivers, effect, estimate, namespace
 from extproc.postgres import messages as pg
@@ -173,6 +179,10 @@ class Portal:
     # run); whether an Execute ran it (a suspended portal's next Execute writes nothing).
     bind: bytes = b""
     ran: bool = False
+    # A cursor SQL's DECLARE made (`statement`: the DECLARE, under its decision); WITH
+    # HOLD, it outlives its transaction.
+    declared: bool = False
+    hold: bool = False
 
 
 @dataclass(slots=True)
@@ -198,6 +208,8 @@ class Pending:
     buffer: list[bytes] | None = None
     measured: asyncio.Future[None] | None = None
     opened: bool = False  # its transaction is the front's, opened for it
+    # The cursors its statement declared: gone again if it fails.
+    declared: tuple[Portal, ...] = ()
 
 
 class Probe:
@@ -252,6 +264,8 @@ class Run:
     use: namespace.Use = field(default_factory=namespace.Use)
     # A write whose effect the database is to measure before the verdict (effect.py).
     measure: bool = False
+    # The statements of the cursors it fetches from: their masks apply to its rows.
+    cursors: tuple[Prepared, ...] = ()
 
 
 class Session:
@@ -423,13 +437,13 @@ class Session:
         self._cycles += 1
         return self._cycles
 
-    def _upstream_name(self, kind: str, name: str) -> str:
-        """The gateway's own name for a client's named statement or portal: a new one
-        each time, so no name the client chose, nor an old one, reaches the database."""
+    def _upstream_name(self, name: str) -> str:
+        """The gateway's own name for a client's named statement: a new one each time,
+        so no name the client chose, nor an old one, reaches the database."""
         if not name:
             return ""
         self._serial += 1
-        return f"{namespace.PREFIX}{kind}{self._serial}"
+        return f"{namespace.PREFIX}s{self._serial}"
 
     async def _query(self, text: str, message: pg.Message) -> bytes:
         run, refusal = await self._decided("query", text, None)
@@ -438,11 +452,26 @@ class Session:
             if refusal is None:
                 return b""  # ran, its answers relayed with the verdict
             _unrun(run)
-        self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end()))
+        declared = self._apply(run.use, self._declaring(run, text)) if refusal is None else ()
+        self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end(),
+                                     declared=declared))
         if refusal is None:
-            self._drop(run.use)
-            return message.raw()
+            return self._deallocating(run, message)
         return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
+
+    def _deallocating(self, run: Run, message: pg.Message) -> bytes:
+        """A Query as it goes upstream. SQL's DEALLOCATE of a statement the protocol
+        prepared (how a driver without the protocol's Close evicts one: psycopg on a
+        libpq before 17), the text's only statement, deallocates it by the gateway's
+        name; elsewhere the database answers for the name the client gave."""
+        names = run.use.deallocated
+        meaning = run.exchange.meaning
+        top = [s for s in meaning.get("statements") or () if not s.get("nested")] \
+            if isinstance(meaning, dict) else []
+        if len(names) != 1 or len(top) != 1 or next(iter(names)) not in self._statements:
+            return message.raw()
+        gone = self._statements.pop(next(iter(names)))
+        return pg.encode_query(f'DEALLOCATE "{gone.upstream}"')
 
     async def _parse(self, parse: pg.Parse) -> list[bytes]:
         """A statement decided on its text, prepared under a new name of the gateway's.
@@ -465,15 +494,10 @@ class Session:
             # Unnamed, the stand-in replaces the database's unnamed statement, as the
             # refused one would have; named, it takes a name that is never created.
             self._pending.append(Pending(b"P", run, refusal))
-            out.append(pg.encode_parse(self._upstream_name("s", name),
+            out.append(pg.encode_parse(self._upstream_name(name),
                                        _REFUSED.format(trace=exchange.trace_id)))
             return out
-        decided = exchange.evidence.decisions[-1]
-        prepared = Prepared(name, self._upstream_name("s", name), parse.text,
-                            exchange.meaning, exchange.decision, decided.revision,
-                            decided.duration_us, run.use, approval=exchange.approval,
-                            measure=run.measure, control=_control(exchange.meaning,
-                                                                  parse.text))
+        prepared = _prepared(name, self._upstream_name(name), parse.text, run)
         self._statements[name] = prepared
         self._pending.append(Pending(b"P", run, statement=prepared))
         return [pg.encode_parse(prepared.upstream, parse.text, parse.parameter_types)]
@@ -492,14 +516,17 @@ class Session:
         if statement is None:
             return self._refused_name(b"B", "BIND", bind.statement, "26000",
                                       "unknown_statement", _unknown("statement", bind.statement))
+        if bind.portal.lower().startswith(namespace.PREFIX):
+            return self._refused_name(b"B", "BIND", bind.portal, "42501",
+                                      "statement_namespace", _owned(bind.portal))
         if bind.portal and bind.portal in self._portals:
             return self._refused_name(b"B", "BIND", bind.portal, "42P03", "duplicate_portal",
                                       f'portal "{bind.portal}" already exists')
         columns = None
         if statement.columns is not None:
             columns = _with_formats(statement.columns, bind.result_formats)
-        portal = Portal(bind.portal, self._upstream_name("p", bind.portal), statement,
-                        bind.result_formats, self._cycles, columns)
+        portal = Portal(bind.portal, bind.portal, statement, bind.result_formats,
+                        self._cycles, columns)
         self._portals[bind.portal] = portal
         self._pending.append(Pending(b"B", portal=portal))
         encoded = pg.encode_bind(bind._replace(portal=portal.upstream,
@@ -541,8 +568,13 @@ class Session:
             return [self._refused_name(b"E", "EXECUTE", portal_name, "34000",
                                        "unknown_portal", _unknown("portal", portal_name))]
         statement = portal.statement
-        self._drop(statement.use)
+        use = namespace.Use() if portal.declared else statement.use
+        problem = self._cursor_problem(use)
+        if problem is not None:
+            return [self._refused_name(b"E", "EXECUTE", portal_name, *problem)]
         run, refusal = self._carried(statement)
+        run.cursors = self._cursors(use)
+        declared = self._apply(use, statement) if refusal is None else ()
         if refusal is None and statement.measure and not portal.ran:
             portal.ran = True
             return await self._execute_measured(portal, max_rows, run)
@@ -553,10 +585,10 @@ class Session:
             self._opened = self._savepoint = False
             if statement.control:
                 self._batch_status = statement.control
-        return self._executed(portal, max_rows, run, refusal)
+        return self._executed(portal, max_rows, run, refusal, declared)
 
-    def _executed(self, portal: Portal, max_rows: int, run: Run,
-                  refusal: bytes | None) -> list[bytes]:
+    def _executed(self, portal: Portal, max_rows: int, run: Run, refusal: bytes | None,
+                  declared: tuple[Portal, ...] = ()) -> list[bytes]:
         """An Execute as it goes upstream: the portal's columns asked first if not known,
         a stand-in in its place if refused."""
         exchange = run.exchange
@@ -568,7 +600,7 @@ class Session:
         elif refusal is None:
             assert portal.columns is not None
             refusal = self._result_masker(run, portal.columns)
-        self._pending.append(Pending(b"E", run, refusal))
+        self._pending.append(Pending(b"E", run, refusal, declared=declared))
         if refusal is not None:
             out.append(pg.encode_execute(_REFUSED.format(trace=exchange.trace_id), 0))
         else:
@@ -591,16 +623,47 @@ class Session:
     def _refusal(self, run: Run, error: str, code: str, message: str) -> bytes:
         return refusal_message(run.exchange.refuse(BadInput(403, error, message)), code=code)
 
-    def _drop(self, use: namespace.Use) -> None:
-        """What DEALLOCATE ALL, CLOSE ALL or DISCARD ALL drop, dropped from the maps when
-        it goes upstream (should it fail, the names are only refused, never misused)."""
+    def _apply(self, use: namespace.Use, statement: Prepared) -> tuple[Portal, ...]:
+        """What a statement does to the maps, as it goes upstream: what DEALLOCATE ALL,
+        CLOSE ALL, DISCARD ALL and CLOSE drop (should it fail, the names are only
+        refused, never misused); the cursors it declares, run under its decision
+        (should it fail, they go again: `_forget`)."""
         if use.drops_statements:  # the unnamed statement is not theirs to drop
             self._statements = {n: s for n, s in self._statements.items() if not n}
         if use.drops_portals:
             self._portals.clear()
+        for name in use.closed:
+            self._portals.pop(name, None)
+        declared = tuple(Portal(name, name, statement, (), self._cycles, declared=True,
+                                hold=hold) for name, hold in use.declared)
+        self._portals.update((p.name, p) for p in declared)
+        return declared
+
+    def _declaring(self, run: Run, text: str) -> Prepared:
+        """A Query as the statement its cursors run: its decision, nothing to redo."""
+        return replace(_prepared("", "", text, run), use=namespace.Use())
+
+    def _cursor_problem(self, use: namespace.Use) -> tuple[str, str, str] | None:
+        """Why a statement's cursors cannot be used (SQLSTATE, error, message): a cursor
+        declared again while the front holds one of that name (the database would keep
+        the old one, which the map would then misname), or a FETCH or MOVE of a cursor
+        the front did not see declared or bound (a function's, one gone)."""
+        declared = {name for name, _ in use.declared}
+        for name in sorted(declared & self._portals.keys()):
+            return "42P03", "duplicate_cursor", f'cursor "{name}" already exists'
+        for name in sorted(use.fetched - declared - self._portals.keys()):
+            return "34000", "unknown_portal", _unknown("portal", name)
+        return None
+
+    def _cursors(self, use: namespace.Use) -> tuple[Prepared, ...]:
+        """The statements of the cursors a FETCH or MOVE reads (those it declares itself
+        are its own decision's)."""
+        return tuple(self._portals[n].statement for n in sorted(use.fetched)
+                     if n in self._portals)
 
     def _forget(self, pending: Pending) -> None:
-        """A Parse or Bind that failed or was skipped created nothing: its name goes."""
+        """A Parse, Bind or DECLARE that failed or was skipped created nothing: its
+        names go."""
         statement, portal = pending.statement, pending.portal
         if pending.kind == b"P" and statement is not None \
                 and self._statements.get(statement.name) is statement:
@@ -608,10 +671,15 @@ class Session:
         elif pending.kind == b"B" and portal is not None \
                 and self._portals.get(portal.name) is portal:
             del self._portals[portal.name]
+        for cursor in pending.declared:
+            if self._portals.get(cursor.name) is cursor:
+                del self._portals[cursor.name]
 
     def _end_portals(self, cycle: int) -> None:
-        """The transaction ended: the portals bound before its cycle end went with it."""
-        self._portals = {n: p for n, p in self._portals.items() if p.cycle >= cycle}
+        """The transaction ended: the portals bound or declared before its cycle end
+        went with it, but cursors WITH HOLD."""
+        self._portals = {n: p for n, p in self._portals.items()
+                         if p.cycle >= cycle or p.hold}
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -637,11 +705,13 @@ class Session:
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)
             run.use = namespace.read(exchange.meaning)
             if run.use.problem is not None or run.use.owned:
-                raise BadInput(403, "statement_namespace", run.use.problem or (
-                    f"the SQL names {', '.join(run.use.owned)}, a prepared statement or "
-                    "portal of tollgate's own (names beginning "
-                    f"{namespace.PREFIX!r} are the gateway's): what the protocol "
-                    "prepared runs only through Bind and Execute"))
+                raise BadInput(403, "statement_namespace",
+                               run.use.problem or _owned(*run.use.owned))
+            if what == "query":  # a Parse's cursors are seen to at each Execute
+                code, error, problem = self._cursor_problem(run.use) or (None, "", "")
+                if code is not None:
+                    raise _NameRefused(code, error, problem)
+                run.cursors = self._cursors(run.use)
             writes = what != "function_call" and await self._estimate(
                 exchange, text, parameter_types)
             if what in ("query", "parse") and writes:
@@ -656,6 +726,8 @@ class Session:
                 refusal = exchange.deny(exchange.decision)
             else:
                 await self._pipeline.forward(exchange)  # a strict target's record first
+        except _NameRefused as exc:
+            return run, self._refusal(run, exc.error, exc.code, exc.message)
         except Exception as exc:  # every failure is a refusal in order: fail closed
             refusal = failure(exchange, exc, "statement")
         if refusal is None:
@@ -1043,8 +1115,12 @@ class Session:
     def _result_masker(self, run: Run, columns: list[pg.Column]) -> bytes | None:
         """The masker of a result's rows; a refusal when they cannot be masked."""
         run.columns = columns
+        mask = run.exchange.mask
+        if run.cursors:  # a cursor's rows: as its own statement asked, too
+            mask = spec_of([*(d.mask for d in run.exchange.decisions),
+                            *(s.decision.mask for s in run.cursors)])
         try:
-            run.masker = ResultMasker(self._masker, run.exchange.mask, columns)
+            run.masker = ResultMasker(self._masker, mask, columns)
         except ResultRefused as exc:
             answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
             return refusal_message(answer)
@@ -1247,8 +1323,10 @@ class Session:
             self._pending.popleft()
             self._forget(head)
             self._end(head, problem)
-        elif head is not None and head.run is not None:
-            head.run.error = problem
+        elif head is not None:
+            self._forget(head)  # a Query's cursors, should it have declared any
+            if head.run is not None:
+                head.run.error = problem
         self._copy_out = None
         return [out]
 
@@ -1368,6 +1446,14 @@ class _Fatal(Exception):
     """The session cannot go on (the message goes to the client as a FATAL error)."""
 
 
+class _NameRefused(Exception):
+    """A statement naming a cursor the front cannot run it with: its SQLSTATE."""
+
+    def __init__(self, code: str, error: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.error, self.message = code, error, message
+
+
 class _Refused(Exception):
     """A measured write refused by a refusal already recorded (its rows unmaskable)."""
 
@@ -1431,9 +1517,26 @@ def _with_formats(columns: list[pg.Column], formats: tuple[int, ...]) -> list[pg
 def _unknown(what: str, name: str) -> str:
     """Why a name the client did not prepare or bind through tollgate is refused."""
     named = f'{what} "{name}"' if name else f"the unnamed {what}"
-    return (f"{named} was not {'prepared' if what == 'statement' else 'bound'} through "
-            "tollgate in this session (or no longer exists): tollgate runs only "
-            "statements it decided")
+    done = "prepared" if what == "statement" else "bound (nor declared)"
+    return (f"{named} was not {done} through tollgate in this session (or no longer "
+            "exists): tollgate runs only statements it decided")
+
+
+def _owned(*names: str) -> str:
+    """Why a name of the gateway's own is refused to the client."""
+    return (f"{', '.join(names)} names a prepared statement or portal of tollgate's own "
+            f"(names beginning {namespace.PREFIX!r} are the gateway's): what the "
+            "protocol prepared runs only through Bind and Execute")
+
+
+def _prepared(name: str, upstream: str, text: str, run: Run) -> Prepared:
+    """A statement as its run decided it: what its executions carry."""
+    exchange = run.exchange
+    decided = exchange.evidence.decisions[-1]
+    return Prepared(name, upstream, text, exchange.meaning, exchange.decision,
+                    decided.revision, decided.duration_us, run.use,
+                    approval=exchange.approval, measure=run.measure,
+                    control=_control(exchange.meaning, text))
 
 
 def _record_mask(head: Pending | None) -> Any:

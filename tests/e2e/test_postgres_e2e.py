@@ -370,12 +370,12 @@ class _Raw:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         self.sock = context.wrap_socket(self.sock)
 
-    def login(self) -> tuple[int, bytes]:
-        """Logged in over TLS with the agent's token: the cancel key the gateway gave."""
+    def login(self, token: str = AGENT) -> tuple[int, bytes]:
+        """Logged in over TLS with a token (the agent's): the cancel key the gateway gave."""
         self.tls()
         self.send(_startup(3 << 16, user="svc-pg-agent", database=DATABASE))
         assert self.messages_until(b"R")[-1] == (b"R", struct.pack("!i", 3))
-        self.send(b"p" + struct.pack("!i", 4 + len(AGENT) + 1) + AGENT.encode() + b"\x00")
+        self.send(b"p" + struct.pack("!i", 4 + len(token) + 1) + token.encode() + b"\x00")
         (key,) = [body for kind, body in self.messages_until(b"Z") if kind == b"K"]
         return struct.unpack("!i", key[:4])[0], key[4:]
 

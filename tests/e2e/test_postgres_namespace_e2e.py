@@ -229,3 +229,15 @@ def test_a_dba_cursor_is_masked_and_cannot_fetch_the_gateways_portals(gw: Gatewa
         conn.rollback()
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="tollgate_p1"):
             conn.execute("FETCH ALL FROM tollgate_p1")
+
+
+def test_sql_deallocate_of_a_protocol_statement_deallocates_it(client: _Raw) -> None:
+    """psycopg on a libpq before 17 evicts its prepared statements with SQL's
+    DEALLOCATE, naming them as it prepared them."""
+    run(client, parse("_pg3_0", "SELECT email FROM customers"), SYNC)
+    answers = run(client, query("DEALLOCATE _pg3_0"))
+    assert not errors(answers) and (b"C", b"DEALLOCATE\x00") in answers, answers
+    held = rows(run(client, query("SELECT name FROM pg_prepared_statements")))
+    assert held == [], held
+    refused(run(client, bind("", "_pg3_0"), execute(), SYNC), "26000",
+            'statement "_pg3_0" was not prepared')
