@@ -1,0 +1,194 @@
+"""The database drivers' own test suites, run straight to the database and through Envoy
+and tollgate, test by test compared: what passes directly passes through tollgate, or
+tests/drivers/refusals.toml says why not.
+
+The pack lets everything through and masks nothing, and the targets let one identity
+hold as many sessions as the suites open and idle in a transaction as long as they
+like: what is measured is the front's fidelity to the protocol, not a policy. Each run
+gets servers of its own (servers.py), the same programs and settings both times; the
+run through tollgate logs in with a token as the password, as the same user and to the
+same database names as the direct one.
+
+`make test` runs the chunks of the suites that CI can have (suites.py says where each
+comes from); `make test-drivers` runs every suite whole (TOLLGATE_DRIVER_SUITES=full),
+psycopg's and PyMySQL's from clones named by PSYCOPG_SOURCE and PYMYSQL_SOURCE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extproc.quickstart import stack
+from tests.drivers import outcomes, servers, suites
+from tests.standins.otlp_receiver import OtlpReceiver
+from tests.support import tokens
+from tests.support.gateway import GatewayFactory
+
+pytestmark = pytest.mark.e2e
+
+FULL = os.environ.get("TOLLGATE_DRIVER_SUITES") == "full"
+IDENTITY = tokens.token("svc-driver-suites", ["agents"])
+PERMISSIVE = """package tollgate
+
+import rego.v1
+
+# Everything allowed, nothing masked: the driver suites measure the fronts alone.
+default decision := {"action": "allow", "reasons": [], "rules": []}
+"""
+# A whole run's limit (the suites' own take a few minutes at most).
+RUN_SECONDS = 1200.0
+# What a target lets one identity do, for a suite's pools and long transactions.
+UNLIMITED = {"max_sessions_per_identity": 1000, "idle_in_transaction_seconds": 0}
+# The databases the suites connect to: their own, and `postgres` (asyncpg's pools);
+# `testdb` and `asyncpg_intro_test` asyncpg's tests make, then connect to.
+PG_DATABASES = ("suite", "postgres", "testdb", "asyncpg_intro_test")
+MY_DATABASES = ("test1", "test2")
+
+
+def _runs() -> list[Any]:
+    """(suite, chunk name, selection) for each run this session makes: every suite whole
+    under `make test-drivers`, the chunks CI can have otherwise."""
+    if FULL:
+        return [pytest.param(s, "full", s.full, id=s.name) for s in suites.SUITES.values()]
+    return [pytest.param(s, name, selection, id=f"{s.name}-{name}")
+            for s in suites.SUITES.values() for name, selection in s.chunks.items()]
+
+
+@contextlib.contextmanager
+def _servers(database: str) -> Iterator[tuple[int, Path, str]]:
+    """A fresh server of `database`'s kind with the suites' databases: its port, its CA,
+    and the account the suites and the gateway log in as."""
+    if database == "postgres":
+        with servers.private_postgres() as pg:
+            pg.create_database("suite")
+            yield pg.port, pg.ca_file, servers.SUPERUSER
+    else:
+        with servers.private_server_mariadb() as maria:
+            maria.root("; ".join(f"CREATE DATABASE {name} DEFAULT CHARACTER SET utf8mb4"
+                                 for name in MY_DATABASES))
+            yield maria.port, maria.ca_file, maria.user
+
+
+def _targets(database: str, port: int, user: str) -> list[dict[str, Any]]:
+    """A target per database the suites use, each opening the same name upstream.
+
+    The PostgreSQL targets reach their server without TLS (the clients' side is TLS
+    either way): with sslmode require, each session's connection to the server outlived
+    its client (2026-11-27: idle on the server until tollgate stopped), and a suite's
+    thousand sessions used up the server's connections within a minute."""
+    if database == "postgres":
+        return [{"name": f"drivers-{name}", "protocol": "postgres",
+                 "match": {"database": name}, "environment": "test",
+                 "postgres": {"upstream": f"127.0.0.1:{port}", "user": user,
+                              "database": name, "sslmode": "disable", **UNLIMITED}}
+                for name in PG_DATABASES]
+    return [{"name": f"drivers-{name}", "protocol": "mysql", "match": {"database": name},
+             "environment": "test",
+             "mysql": {"upstream": f"127.0.0.1:{port}", "user": user, "database": name,
+                       "tls": "require", **UNLIMITED}}
+            for name in MY_DATABASES]
+
+
+def _run(suite: suites.Suite, tree: Path, selection: tuple[str, ...], work: Path,
+         to: suites.Endpoint) -> suites.Ran:
+    work.mkdir()
+    prepared = suite.prepare(suite, tree, to, work)
+    return suites.run(prepared, selection, work, RUN_SECONDS)
+
+
+@pytest.mark.parametrize(("suite", "chunk", "selection"), _runs())
+def test_what_passes_directly_passes_through_tollgate(
+        suite: suites.Suite, chunk: str, selection: tuple[str, ...], tmp_path: Path,
+        otlp: OtlpReceiver) -> None:
+    try:
+        tree = suite.source.obtain()
+    except suites.SuiteUnavailable as unavailable:
+        pytest.fail(f"{suite.name}: {unavailable}")
+    listed = outcomes.refusals(suite.name)
+    with _servers(suite.database) as (port, ca_file, user):
+        direct = _run(suite, tree, selection, tmp_path / "direct",
+                      suites.Endpoint(port, user, "", ca_file))
+    before = outcomes.outcomes(direct.lines)
+    assert before, f"the direct run reported no test:\n{direct.output}"
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "tollgate.rego").write_text(PERMISSIVE)
+    (tmp_path / "gateway").mkdir()
+    factory = GatewayFactory(tmp_path / "gateway", otlp)
+    on_postgres = suite.database == "postgres"
+    try:
+        with _servers(suite.database) as (port, ca_file, user):
+            gateway = factory(policy_dir=pack, targets=_targets(suite.database, port, user),
+                              postgres={} if on_postgres else None,
+                              mysql=None if on_postgres else {})
+            listener = gateway.ports.postgres if on_postgres else gateway.ports.mysql
+            assert listener is not None
+            endpoint = suites.Endpoint(listener, user, IDENTITY, ca_file)
+            through = _run(suite, tree, selection, tmp_path / "through", endpoint)
+            after = outcomes.outcomes(through.lines)
+            # What fails through tollgate and nowhere listed runs once more, alone: a
+            # test that passes then (a cancel that reached a busy server late) is
+            # reported as flaky, not failed.
+            first = outcomes.compare(before, after, listed, whole_suite=False)
+            flaky: list[str] = []
+            if first.regressions:
+                again = outcomes.outcomes(_run(
+                    suite, tree, tuple(sorted(first.regressions)), tmp_path / "again",
+                    endpoint).lines)
+                flaky = sorted(n for n in first.regressions
+                               if n in again and again[n].passing)
+                after.update({n: again[n] for n in flaky})
+            gateway_cpu = cpu_seconds([p.pid for p in gateway.processes])
+    finally:
+        factory.stop_all()
+    comparison = outcomes.compare(before, after, listed, whole_suite=chunk == "full")
+    print(summary(suite.name, chunk, direct, through, before, after, comparison))
+    print(f"  the gateway (Envoy, tollgate): {gateway_cpu:.1f} s CPU")
+    for nodeid in flaky:
+        print(f"  failed through tollgate once, passed when run again: {nodeid}")
+    assert comparison.holds, outcomes.explain(comparison) + \
+        f"\n\nthe run through tollgate said:\n{through.output}"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time `pids` and their descendants have spent so far (their own, and that
+    of their children that have ended)."""
+    stats = stack.process_stats()
+    tree, found = set(pids), True
+    while found:
+        found = False
+        for pid, fields in stats.items():
+            if pid not in tree and int(fields[1]) in tree:
+                tree.add(pid)
+                found = True
+    # After the command: state, ppid, ..., utime (index 11), stime, cutime, cstime.
+    ticks = sum(sum(int(f) for f in stats[pid][11:15]) for pid in tree if pid in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def summary(name: str, chunk: str, direct: suites.Ran, through: suites.Ran,
+            before: dict[str, outcomes.Outcome], after: dict[str, outcomes.Outcome],
+            comparison: outcomes.Comparison) -> str:
+    """A line per run (tests passed, failed, skipped; seconds; the suite process's CPU)
+    and the refused tests by entry."""
+    def counts(found: dict[str, outcomes.Outcome], ran: suites.Ran) -> str:
+        states = [o.state for o in found.values()]
+        return (f"{sum(s in outcomes.PASSING for s in states)} passed, "
+                f"{states.count('failed')} failed, "
+                f"{states.count('skipped') + states.count('xfailed')} skipped; "
+                f"{ran.seconds:.1f} s, {ran.cpu_seconds:.1f} s CPU")
+    lines = [f"{name} ({chunk}): {comparison.compared} compared",
+             f"  directly:         {counts(before, direct)}",
+             f"  through tollgate: {counts(after, through)}"]
+    by_entry: dict[str, list[str]] = {}
+    for nodeid, (entry, _) in comparison.refused.items():
+        by_entry.setdefault(f"{entry.kind}: {entry.reason}", []).append(nodeid)
+    for reason, nodeids in by_entry.items():
+        lines.append(f"  refused, {len(nodeids)}: {reason}")
+    return "\n".join(lines)
