@@ -40,7 +40,7 @@ class Use:
     """The names a text uses, and whether it drops every prepared statement or portal.
     `declared`: the cursors it declares, in order, and whether each is WITH HOLD;
     `fetched`: those it fetches from or moves; `closed`: those it closes;
-    `deallocated`: the prepared statements it deallocates by name.
+    `deallocated`, `executed`: the prepared statements it deallocates, executes, by name.
     `problem`: a statement whose names cannot be read (the caller refuses it)."""
 
     names: frozenset[str] = frozenset()
@@ -51,6 +51,7 @@ class Use:
     fetched: frozenset[str] = frozenset()
     closed: frozenset[str] = frozenset()
     deallocated: frozenset[str] = frozenset()
+    executed: frozenset[str] = frozenset()
 
     @property
     def owned(self) -> list[str]:
@@ -62,10 +63,7 @@ def read(meaning: Any) -> Use:
     """The names used by the statements of an interpreter's reading (`input.sql`)."""
     statements = meaning.get("statements") if isinstance(meaning, dict) else None
     texts = {s["text"] for s in statements or () if s.get("kind") in _KINDS}
-    names: set[str] = set()
-    fetched: set[str] = set()
-    closed: set[str] = set()
-    deallocated: set[str] = set()
+    named: dict[str, set[str]] = {node: set() for node in _NAMED}
     declared: dict[str, bool] = {}
     drops_statements = drops_portals = False
     for text in sorted(texts):
@@ -82,19 +80,15 @@ def read(meaning: Any) -> Use:
             elif node == "DiscardStmt" and fields.get("target") == "DISCARD_ALL":
                 drops_statements = drops_portals = True
             elif node in _NAMED and fields.get(_NAMED[node]):
-                name = fields[_NAMED[node]]
-                names.add(name)
+                named[node].add(fields[_NAMED[node]])
                 if node == "DeclareCursorStmt":
-                    declared[name] = bool(fields.get("options", 0) & _HOLD)
-                elif node == "FetchStmt":
-                    fetched.add(name)
-                elif node == "ClosePortalStmt":
-                    closed.add(name)
-                elif node == "DeallocateStmt":
-                    deallocated.add(name)
-    return Use(frozenset(names), drops_statements, drops_portals,
-               declared=tuple(declared.items()), fetched=frozenset(fetched),
-               closed=frozenset(closed), deallocated=frozenset(deallocated))
+                    declared[fields["portalname"]] = bool(fields.get("options", 0) & _HOLD)
+    return Use(frozenset().union(*named.values()), drops_statements, drops_portals,
+               declared=tuple(declared.items()),
+               fetched=frozenset(named["FetchStmt"]),
+               closed=frozenset(named["ClosePortalStmt"]),
+               deallocated=frozenset(named["DeallocateStmt"]),
+               executed=frozenset(named["ExecuteStmt"]))
 
 
 def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -109,3 +103,21 @@ def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
                 stack.append(item)
         elif isinstance(value, list):
             stack.extend(value)
+
+
+def renamed(text: str, upstream: str) -> str | None:
+    """A text that is one `EXECUTE name ...` or `DEALLOCATE [PREPARE] name` statement
+    (the caller knows it is one), with the name replaced by `upstream` (quoted) and
+    every other character kept; None for any other. The name is the token after the
+    keywords, by PostgreSQL's scanner (its offsets count characters)."""
+    try:
+        tokens = [t for t in pg_parser.scan(text) if not t.name.endswith("_COMMENT")]
+    except pg_parser.ParseError:
+        return None
+    words = [t.name for t in tokens[:2]]
+    at = 2 if words == ["DEALLOCATE", "PREPARE"] else 1 if words[:1] in (
+        ["EXECUTE"], ["DEALLOCATE"]) else 0
+    if not at or len(tokens) <= at:
+        return None
+    name = tokens[at]
+    return f'{text[:name.start]}"{upstream}"{text[name.end + 1:]}'

@@ -264,8 +264,11 @@ class Run:
     use: namespace.Use = field(default_factory=namespace.Use)
     # A write whose effect the database is to measure before the verdict (effect.py).
     measure: bool = False
-    # The statements of the cursors it fetches from: their masks apply to its rows.
-    cursors: tuple[Prepared, ...] = ()
+    # Its text as it goes upstream, where it differs from the client's (`_renamed`).
+    upstream_text: str | None = None
+    # The statements whose rows it returns (of the cursors it fetches from, of the
+    # protocol's statements SQL's EXECUTE runs): their masks apply to its rows too.
+    sources: tuple[Prepared, ...] = ()
 
 
 class Session:
@@ -447,6 +450,8 @@ class Session:
 
     async def _query(self, text: str, message: pg.Message) -> bytes:
         run, refusal = await self._decided("query", text, None)
+        if refusal is None and run.upstream_text is not None:
+            message = pg.Message(b"Q", pg.encode_query(run.upstream_text)[5:])
         if refusal is None and run.measure:
             refusal = await self._measured(run, message)
             if refusal is None:
@@ -456,22 +461,8 @@ class Session:
         self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end(),
                                      declared=declared))
         if refusal is None:
-            return self._deallocating(run, message)
-        return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
-
-    def _deallocating(self, run: Run, message: pg.Message) -> bytes:
-        """A Query as it goes upstream. SQL's DEALLOCATE of a statement the protocol
-        prepared (how a driver without the protocol's Close evicts one: psycopg on a
-        libpq before 17), the text's only statement, deallocates it by the gateway's
-        name; elsewhere the database answers for the name the client gave."""
-        names = run.use.deallocated
-        meaning = run.exchange.meaning
-        top = [s for s in meaning.get("statements") or () if not s.get("nested")] \
-            if isinstance(meaning, dict) else []
-        if len(names) != 1 or len(top) != 1 or next(iter(names)) not in self._statements:
             return message.raw()
-        gone = self._statements.pop(next(iter(names)))
-        return pg.encode_query(f'DEALLOCATE "{gone.upstream}"')
+        return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
 
     async def _parse(self, parse: pg.Parse) -> list[bytes]:
         """A statement decided on its text, prepared under a new name of the gateway's.
@@ -500,7 +491,8 @@ class Session:
         prepared = _prepared(name, self._upstream_name(name), parse.text, run)
         self._statements[name] = prepared
         self._pending.append(Pending(b"P", run, statement=prepared))
-        return [pg.encode_parse(prepared.upstream, parse.text, parse.parameter_types)]
+        return [pg.encode_parse(prepared.upstream, run.upstream_text or parse.text,
+                                parse.parameter_types)]
 
     async def _function_call(self, message: pg.Message) -> bytes:
         """The fast path names a function by OID, with no SQL: decided as such (the pack
@@ -573,7 +565,7 @@ class Session:
         if problem is not None:
             return [self._refused_name(b"E", "EXECUTE", portal_name, *problem)]
         run, refusal = self._carried(statement)
-        run.cursors = self._cursors(use)
+        run.sources = self._sources(use)
         declared = self._apply(use, statement) if refusal is None else ()
         if refusal is None and statement.measure and not portal.ran:
             portal.ran = True
@@ -634,6 +626,8 @@ class Session:
             self._portals.clear()
         for name in use.closed:
             self._portals.pop(name, None)
+        for name in use.deallocated:
+            self._statements.pop(name, None)
         declared = tuple(Portal(name, name, statement, (), self._cycles, declared=True,
                                 hold=hold) for name, hold in use.declared)
         self._portals.update((p.name, p) for p in declared)
@@ -642,6 +636,19 @@ class Session:
     def _declaring(self, run: Run, text: str) -> Prepared:
         """A Query as the statement its cursors run: its decision, nothing to redo."""
         return replace(_prepared("", "", text, run), use=namespace.Use())
+
+    def _renamed(self, use: namespace.Use, meaning: Any, text: str) -> str | None:
+        """The text as it goes upstream, where it differs: SQL's EXECUTE or DEALLOCATE
+        of a statement the protocol prepared, the text's only statement, names it by
+        the gateway's name (asyncpg lets a client name its statements and EXECUTE them
+        in SQL; psycopg on a libpq before 17 evicts them with DEALLOCATE). Elsewhere the
+        database answers for the name the client gave."""
+        names = use.deallocated | use.executed
+        top = [s for s in meaning.get("statements") or () if not s.get("nested")] \
+            if isinstance(meaning, dict) else []
+        statement = self._statements.get(next(iter(names))) \
+            if len(names) == 1 and len(top) == 1 else None
+        return None if statement is None else namespace.renamed(text, statement.upstream)
 
     def _cursor_problem(self, use: namespace.Use) -> tuple[str, str, str] | None:
         """Why a statement's cursors cannot be used (SQLSTATE, error, message): a cursor
@@ -655,11 +662,14 @@ class Session:
             return "34000", "unknown_portal", _unknown("portal", name)
         return None
 
-    def _cursors(self, use: namespace.Use) -> tuple[Prepared, ...]:
-        """The statements of the cursors a FETCH or MOVE reads (those it declares itself
-        are its own decision's)."""
-        return tuple(self._portals[n].statement for n in sorted(use.fetched)
-                     if n in self._portals)
+    def _sources(self, use: namespace.Use) -> tuple[Prepared, ...]:
+        """The statements whose rows a text returns besides its own: of the cursors it
+        fetches from (those it declares itself are its own decision's), of the
+        protocol's statements it executes."""
+        return tuple([self._portals[n].statement for n in sorted(use.fetched)
+                      if n in self._portals]
+                     + [self._statements[n] for n in sorted(use.executed)
+                        if n in self._statements])
 
     def _forget(self, pending: Pending) -> None:
         """A Parse, Bind or DECLARE that failed or was skipped created nothing: its
@@ -711,9 +721,10 @@ class Session:
                 code, error, problem = self._cursor_problem(run.use) or (None, "", "")
                 if code is not None:
                     raise _NameRefused(code, error, problem)
-                run.cursors = self._cursors(run.use)
+                run.sources = self._sources(run.use)
+            run.upstream_text = self._renamed(run.use, exchange.meaning, text)
             writes = what != "function_call" and await self._estimate(
-                exchange, text, parameter_types)
+                exchange, run.upstream_text or text, parameter_types)
             if what in ("query", "parse") and writes:
                 # A Parse's writes are measured at their Execute: the transaction's
                 # status then, not now, says whether they can be.
@@ -1116,9 +1127,9 @@ class Session:
         """The masker of a result's rows; a refusal when they cannot be masked."""
         run.columns = columns
         mask = run.exchange.mask
-        if run.cursors:  # a cursor's rows: as its own statement asked, too
+        if run.sources:  # a cursor's rows: as its own statement asked, too
             mask = spec_of([*(d.mask for d in run.exchange.decisions),
-                            *(s.decision.mask for s in run.cursors)])
+                            *(s.decision.mask for s in run.sources)])
         try:
             run.masker = ResultMasker(self._masker, mask, columns)
         except ResultRefused as exc:

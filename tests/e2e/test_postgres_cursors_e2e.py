@@ -7,7 +7,8 @@ and FETCH in SQL; asyncpg's cursors bind a protocol portal, Execute it with a ro
 and MOVE it in SQL. The pack here lets everything through and masks `ssn` only where a
 statement reads `customers`: a FETCH, which names no table, asks for no mask of its own,
 so every masked value below was masked by the DECLARE's (or the Bind's statement's)
-decision the front carried to the cursor. A cursor the front did not see declared or
+decision the front carried to the cursor; so for SQL's EXECUTE of a statement the
+protocol prepared. A cursor the front did not see declared or
 bound (one a function opened, one a failed DECLARE never made, one CLOSE ended) is
 refused, naming its trace.
 """
@@ -119,6 +120,24 @@ def test_an_asyncpg_cursor_moves_and_fetches_masked(gw: Gateway) -> None:
     moved, streamed = asyncio.run(use())
     assert [r["id"] for r in moved] == [2] and [r["id"] for r in streamed] == [1, 2]
     masked([r["ssn"] for r in moved + streamed])
+
+
+def test_an_asyncpg_statement_named_by_the_client_runs_by_sql_execute_masked(
+        gw: Gateway) -> None:
+    async def use() -> list[Any]:
+        conn = await asyncpg.connect(url(gw))
+        try:
+            statement = await conn.prepare("SELECT id, ssn FROM customers ORDER BY id",
+                                           name="foobar")
+            executed = list(await conn.fetch("EXECUTE foobar"))
+            assert statement.get_name() == "foobar"  # held, so asyncpg keeps it prepared
+            return executed
+        finally:
+            await conn.close()
+
+    executed = asyncio.run(use())
+    assert [r["id"] for r in executed] == [1, 2]
+    masked([r["ssn"] for r in executed])
 
 
 def test_a_cursor_with_hold_outlives_its_commit_and_ends_with_close(gw: Gateway) -> None:

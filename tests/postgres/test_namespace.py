@@ -52,3 +52,24 @@ def test_what_drops_a_whole_map(text: str, statements: bool, portals: bool) -> N
 def test_the_gateways_own_names_are_found_in_cursor_statements() -> None:
     assert use("FETCH ALL FROM tollgate_effect").owned == ["tollgate_effect"]
     assert use("DECLARE Tollgate_S1 CURSOR FOR SELECT 1").owned == ["tollgate_s1"]
+
+
+@pytest.mark.parametrize(("text", "sent"), [
+    ("EXECUTE q", 'EXECUTE "tollgate_s9"'),
+    ('execute "Q"(1, $$;$$);', 'execute "tollgate_s9"(1, $$;$$);'),
+    ("/* é */ DEALLOCATE PREPARE q", '/* é */ DEALLOCATE PREPARE "tollgate_s9"'),
+    ("DEALLOCATE\n  q ;", 'DEALLOCATE\n  "tollgate_s9" ;'),
+])
+def test_a_lone_execute_or_deallocate_is_sent_under_the_gateways_name(
+        text: str, sent: str) -> None:
+    assert namespace.renamed(text, "tollgate_s9") == sent
+
+
+@pytest.mark.parametrize("text", ["SELECT 1", "EXPLAIN EXECUTE q", "PREPARE q AS SELECT 1"])
+def test_any_other_text_is_not_renamed(text: str) -> None:
+    assert namespace.renamed(text, "tollgate_s9") is None
+
+
+def test_execute_names_the_statement_it_runs() -> None:
+    assert use("EXPLAIN ANALYZE EXECUTE q(1)").executed == {"q"}
+    assert use("DEALLOCATE PREPARE q").deallocated == {"q"}
