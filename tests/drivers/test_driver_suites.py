@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,9 @@ def test_what_passes_directly_passes_through_tollgate(
     print(f"  the gateway (Envoy, tollgate): {gateway_cpu:.1f} s CPU")
     for nodeid in flaky:
         print(f"  failed through tollgate once, passed when run again: {nodeid}")
+    for entry, pattern in comparison.fixed:
+        warnings.warn(f"refusals.toml [[{suite.name}]] {pattern!r} ({entry.kind}): every "
+                      "test it names passes through tollgate now: remove it", stacklevel=1)
     assert comparison.holds, outcomes.explain(comparison) + \
         f"\n\nthe run through tollgate said:\n{through.output}"
 

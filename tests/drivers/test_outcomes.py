@@ -83,6 +83,21 @@ def test_an_entry_whose_tests_pass_through_now_is_stale() -> None:
     assert "passes through tollgate now" in outcomes.explain(comparison)
 
 
+def test_a_fix_under_way_that_landed_is_reported_not_failed() -> None:
+    fixing = Refusal("s", ("t.py::test_fixing",), "being fixed", "a change under way")
+    comparison = outcomes.compare({"t.py::test_fixing": PASSED},
+                                  {"t.py::test_fixing": PASSED}, [fixing], whole_suite=True)
+    assert comparison.holds and comparison.fixed == [(fixing, "t.py::test_fixing")]
+
+
+def test_a_racy_entry_is_never_stale() -> None:
+    racy = Refusal("s", ("t.py::test_race",), "racy", "buffers against the error")
+    for there in (PASSED, FAILED):
+        comparison = outcomes.compare({"t.py::test_race": PASSED}, {"t.py::test_race": there},
+                                      [racy], whole_suite=True)
+        assert comparison.holds and not comparison.fixed
+
+
 def test_an_entry_whose_tests_fail_directly_is_stale() -> None:
     comparison = outcomes.compare({"t.py::test_by_design[1]": FAILED},
                                   {"t.py::test_by_design[1]": FAILED}, [ENTRY],
