@@ -91,7 +91,7 @@ class Sdist:
         requirement = downloads / f"{self.project}.txt"
         requirement.write_text(f"{self.project}=={self.version} --hash=sha256:{self.sha256}\n")
         fetched = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-cache-dir",
              "--no-binary", ":all:", "--require-hashes", "-r", str(requirement),
              "-d", str(downloads)], capture_output=True, text=True, timeout=300, check=False)
         if fetched.returncode:
