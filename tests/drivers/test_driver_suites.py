@@ -110,7 +110,7 @@ def test_what_passes_directly_passes_through_tollgate(
     try:
         tree = suite.source.obtain()
     except suites.SuiteUnavailable as unavailable:
-        pytest.fail(f"{suite.name}: {unavailable}")
+        pytest.fail(f"{suite.name}: {unavailable}", pytrace=False)
     listed = outcomes.refusals(suite.name)
     with _servers(suite.database) as (port, ca_file, user):
         direct = _run(suite, tree, selection, tmp_path / "direct",
