@@ -96,6 +96,14 @@ def _targets(database: str, port: int, user: str) -> list[dict[str, Any]]:
             for name in MY_DATABASES]
 
 
+def _source(suite: suites.Suite) -> Path | str:
+    """The suite's folder, or what to do to have it."""
+    try:
+        return suite.source.obtain()
+    except suites.SuiteUnavailable as unavailable:
+        return f"{suite.name}: {unavailable}"
+
+
 def _run(suite: suites.Suite, tree: Path, selection: tuple[str, ...], work: Path,
          to: suites.Endpoint) -> suites.Ran:
     work.mkdir()
@@ -107,10 +115,9 @@ def _run(suite: suites.Suite, tree: Path, selection: tuple[str, ...], work: Path
 def test_what_passes_directly_passes_through_tollgate(
         suite: suites.Suite, chunk: str, selection: tuple[str, ...], tmp_path: Path,
         otlp: OtlpReceiver) -> None:
-    try:
-        tree = suite.source.obtain()
-    except suites.SuiteUnavailable as unavailable:
-        pytest.fail(f"{suite.name}: {unavailable}", pytrace=False)
+    tree = _source(suite)
+    if isinstance(tree, str):
+        pytest.fail(tree, pytrace=False)
     listed = outcomes.refusals(suite.name)
     with _servers(suite.database) as (port, ca_file, user):
         direct = _run(suite, tree, selection, tmp_path / "direct",
