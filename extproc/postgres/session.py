@@ -332,6 +332,9 @@ class Session:
             for task in (client, server):
                 task.cancel()
             await asyncio.gather(client, server, return_exceptions=True)
+            # Closed here, not left to the collector: over TLS nothing else closes it,
+            # and the server's backend would wait for it until the gateway stops.
+            self._upstream.close()
             while self._pending:
                 self._end(self._pending.popleft(), "connection closed before its answer")
 

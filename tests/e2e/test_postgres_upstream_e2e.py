@@ -142,3 +142,21 @@ def test_a_wrong_token_never_reaches_the_database(gw: Gateway, pg: Cluster) -> N
     stack.wait_until(lambda: pg.log.count("connection received") > before, 10,
                      "the good login's connection in the log")
     assert pg.log.count("connection received") == before + 1
+
+
+@pytest.mark.parametrize("database", ["shop-scram", "shop-md5", "shop-cert"])
+def test_a_sessions_database_connection_ends_with_it(gw: Gateway, pg: Cluster,
+                                                     database: str) -> None:
+    """Over TLS as over plain TCP: a connection left behind holds one of the server's
+    few slots until the gateway stops (asyncpg's pools used up 200 in a minute)."""
+    name = f"ends-{database}"
+    assert psql(gw, database, "SELECT 1", f"application_name={name}").returncode == 0
+
+    def backends() -> int:
+        with psycopg.connect(pg.admin_url) as admin:
+            row = admin.execute("SELECT count(*) FROM pg_stat_activity "
+                                "WHERE application_name = %s", (name,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    stack.wait_until(lambda: backends() == 0, 10, f"{database}'s backend to end")
