@@ -77,17 +77,14 @@ def _servers(database: str) -> Iterator[tuple[int, Path, str]]:
 
 
 def _targets(database: str, port: int, user: str) -> list[dict[str, Any]]:
-    """A target per database the suites use, each opening the same name upstream.
-
-    The PostgreSQL targets reach their server without TLS (the clients' side is TLS
-    either way): with sslmode require, each session's connection to the server outlived
-    its client (2026-11-27: idle on the server until tollgate stopped), and a suite's
-    thousand sessions used up the server's connections within a minute."""
+    """A target per database the suites use, each opening the same name upstream, over
+    TLS as the clients' side is (a suite's thousand sessions found the front leaving
+    each TLS connection to the server open after its client: used up within a minute)."""
     if database == "postgres":
         return [{"name": f"drivers-{name}", "protocol": "postgres",
                  "match": {"database": name}, "environment": "test",
                  "postgres": {"upstream": f"127.0.0.1:{port}", "user": user,
-                              "database": name, "sslmode": "disable", **UNLIMITED}}
+                              "database": name, "sslmode": "require", **UNLIMITED}}
                 for name in PG_DATABASES]
     return [{"name": f"drivers-{name}", "protocol": "mysql", "match": {"database": name},
              "environment": "test",
