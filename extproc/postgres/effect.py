@@ -66,6 +66,7 @@ import orjson
 from pglast import parser as pg_parser
 
 from extproc.exchange.effect import COUNT_CAP, Effect, TableEffect, measured, unmeasured
+from extproc.postgres import messages as pg
 
 SAVEPOINT = "tollgate_effect"
 MARK = "/* tollgate: effect */ "
@@ -142,7 +143,7 @@ class Reading:
 def reading(rows: list[list[bytes | None]]) -> Reading:
     tables = {}
     for row in rows:
-        values = ["" if v is None else v.decode() for v in row]
+        values = ["" if v is None else pg.value_text(v) for v in row]
         relid, name, ins, upd, dele, size = values[:6]
         count = int(values[7]) if len(values) > 7 and values[7] else None
         tables[relid] = (name, int(ins), int(upd), int(dele), float(size or 0), count)

@@ -323,7 +323,7 @@ async def _catalog(ask: Ask, enter: str, leave: str, writes: list[Planned]
     functions: set[str] = set()
     for row in rows:
         kind, name, asked_as, relkind, size, unanalyzed, modified, readable, quoted = (
-            "" if v is None else v.decode() for v in row)
+            "" if v is None else pg.value_text(v) for v in row)
         if kind == "function":
             functions.add(name)
             continue

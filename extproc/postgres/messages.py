@@ -8,12 +8,20 @@ several, one message may span many reads, so `Framer` keeps what it has not yet 
 A reader raises `ProtocolViolation` for a body that is not what its type says (a missing
 terminator, a count past the end): the gateway answers such input with an error, never
 by passing it on unread.
+
+Strings are in the session's encoding (encodings.wire()). A client's string that is not
+valid in it raises `Undecodable`, which the session answers as PostgreSQL does (22021)
+and goes on; the database's strings are read leniently, U+FFFD for bytes that do not
+read (they are masked and written again: such bytes never pass as they came), and the
+front's own texts to the client are written with `?` for what the encoding lacks.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import NamedTuple
+
+from extproc.postgres import encodings
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
@@ -33,6 +41,17 @@ _STARTUP_MAX = 10_000  # libpq's own bound on a startup packet
 
 class ProtocolViolation(Exception):
     """Bytes that are not PostgreSQL's protocol: the connection cannot go on."""
+
+
+class Undecodable(ProtocolViolation):
+    """A client's string not valid in the session's encoding, as PostgreSQL says it;
+    `text`, what could be read of it (U+FFFD for the rest)."""
+
+    def __init__(self, problem: UnicodeDecodeError, text: str) -> None:
+        bad = problem.object[problem.start:problem.end][:8]
+        super().__init__(f'invalid byte sequence for encoding "{encodings.wire().name}": '
+                         + " ".join(f"0x{b:02x}" for b in bad))
+        self.text = text
 
 
 class Message(NamedTuple):
@@ -121,12 +140,13 @@ class Framer:
 
 
 class _Reader:
-    """A cursor over one message's body; every read checks the bounds."""
+    """A cursor over one message's body; every read checks the bounds. `lenient`: the
+    database's, whose strings are read with U+FFFD for bytes its encoding does not hold."""
 
-    __slots__ = ("body", "pos")
+    __slots__ = ("body", "lenient", "pos")
 
-    def __init__(self, body: bytes) -> None:
-        self.body, self.pos = body, 0
+    def __init__(self, body: bytes, lenient: bool = False) -> None:
+        self.body, self.pos, self.lenient = body, 0, lenient
 
     def int16(self) -> int:
         return self._unpack(_INT16)
@@ -163,10 +183,15 @@ class _Reader:
             raise ProtocolViolation("a string without its terminator")
         value = self.body[self.pos:end]
         self.pos = end + 1
+        encoding = encodings.wire()
+        if self.lenient:
+            return encoding.decode(value, "replace")
         try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolViolation("a string that is not UTF-8") from None
+            return encoding.decode(value)
+        except UnicodeDecodeError as problem:
+            raise Undecodable(problem, "\ufffd".join(
+                encoding.decode(part, "replace")
+                for part in (value[:problem.start], value[problem.end:]))) from None
 
     def value(self) -> bytes | None:
         """A length-prefixed value; -1 is NULL."""
@@ -316,7 +341,7 @@ class Column(NamedTuple):
 
 
 def row_description(body: bytes) -> list[Column]:
-    r = _Reader(body)
+    r = _Reader(body, lenient=True)
     columns = [Column(r.cstring(), r.uint32(), r.int16(), r.uint32(), r.int16(), r.int32(),
                       r.int16()) for _ in range(r.int16())]
     r.done()
@@ -325,8 +350,9 @@ def row_description(body: bytes) -> list[Column]:
 
 def encode_row_description(columns: list[Column]) -> bytes:
     return encode(b"T", _INT16.pack(len(columns)) + b"".join(
-        _cstr(c.name) + struct.pack("!IhIhih", c.table_oid, c.attribute, c.type_oid,
-                                    c.type_size, c.type_modifier, c.format)
+        _cstr(c.name, "replace") + struct.pack(
+            "!IhIhih", c.table_oid, c.attribute, c.type_oid, c.type_size, c.type_modifier,
+            c.format)
         for c in columns))
 
 
@@ -340,7 +366,7 @@ def data_row(body: bytes) -> list[bytes | None]:
 def fields(body: bytes) -> dict[str, str]:
     """An ErrorResponse's or NoticeResponse's fields by their code (S, C, M, D, H ...)."""
     out: dict[str, str] = {}
-    r = _Reader(body)
+    r = _Reader(body, lenient=True)
     while True:
         code = r.byte()
         if code == b"\x00":
@@ -365,7 +391,16 @@ def error_text(error: dict[str, str]) -> str:
 
 
 def command_complete(body: bytes) -> str:
-    return query(body)
+    r = _Reader(body, lenient=True)
+    tag = r.cstring()
+    r.done()
+    return tag
+
+
+def value_text(value: bytes) -> str:
+    """A text-format value of a row the front asked for itself (its catalog reads, a
+    write's counters), in the session's encoding."""
+    return encodings.wire().decode(value, "replace")
 
 
 def ready_for_query(body: bytes) -> bytes:
@@ -381,7 +416,7 @@ class Notification(NamedTuple):
 
 
 def notification(body: bytes) -> Notification:
-    r = _Reader(body)
+    r = _Reader(body, lenient=True)
     note = Notification(r.uint32(), r.cstring(), r.cstring())
     r.done()
     return note
@@ -394,7 +429,7 @@ def authentication(body: bytes) -> tuple[int, bytes]:
 
 
 def sasl_mechanisms(rest: bytes) -> list[str]:
-    r = _Reader(rest)
+    r = _Reader(rest, lenient=True)
     names = []
     while True:
         name = r.cstring()
@@ -414,7 +449,7 @@ def backend_key_data(body: bytes) -> tuple[int, bytes]:
 
 
 def parameter_status(body: bytes) -> tuple[str, str]:
-    r = _Reader(body)
+    r = _Reader(body, lenient=True)
     name, value = r.cstring(), r.cstring()
     r.done()
     return name, value
@@ -436,8 +471,10 @@ def encode(kind: bytes, body: bytes) -> bytes:
     return kind + _LENGTH.pack(len(body) + 4) + body
 
 
-def _cstr(text: str) -> bytes:
-    raw = text.encode("utf-8")
+def _cstr(text: str, errors: str = "strict") -> bytes:
+    """A string in the session's encoding; `errors="replace"` for the front's own texts
+    to the client (`?` for what the encoding cannot hold), strict for SQL."""
+    raw = encodings.wire().encode(text, errors)
     if b"\x00" in raw:
         raise ValueError("a protocol string cannot hold a NUL")
     return raw + b"\x00"
@@ -499,7 +536,8 @@ def encode_data_row(values: list[bytes | None]) -> bytes:
 def encode_fields(kind: bytes, values: dict[str, str]) -> bytes:
     """An ErrorResponse (b"E") or NoticeResponse (b"N") of these fields."""
     return encode(kind, b"".join(
-        k.encode("latin-1") + _cstr(v.replace("\x00", "")) for k, v in values.items())
+        k.encode("latin-1") + _cstr(v.replace("\x00", ""), "replace")
+        for k, v in values.items())
         + b"\x00")
 
 
@@ -529,7 +567,7 @@ def encode_authentication(code: int, rest: bytes = b"") -> bytes:
 
 
 def encode_parameter_status(name: str, value: str) -> bytes:
-    return encode(b"S", _cstr(name) + _cstr(value))
+    return encode(b"S", _cstr(name, "replace") + _cstr(value, "replace"))
 
 
 def encode_backend_key(process_id: int, secret: bytes) -> bytes:
@@ -543,9 +581,9 @@ def encode_negotiate_version(minor: int, names: list[str]) -> bytes:
 
 
 def encode_notification(note: Notification) -> bytes:
-    return encode(b"A", struct.pack("!I", note.process_id) + _cstr(note.channel)
-                  + _cstr(note.payload))
+    return encode(b"A", struct.pack("!I", note.process_id) + _cstr(note.channel, "replace")
+                  + _cstr(note.payload, "replace"))
 
 
 def encode_command_complete(tag: str) -> bytes:
-    return encode(b"C", _cstr(tag))
+    return encode(b"C", _cstr(tag, "replace"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from extproc.postgres import encodings
 from extproc.postgres import messages as pg
 
 # A session's client side as psycopg sends it: Parse/Bind/Describe/Execute/Sync, a
@@ -110,3 +111,24 @@ def test_codecs_read_what_they_write() -> None:
     assert pg.execute(pg.encode_execute("p", 10)[5:]) == ("p", 10)
     assert pg.backend_key_data(pg.encode_backend_key(0xFFFFFFFF, b"k" * 4)[5:]) == (
         0xFFFFFFFF, b"kkkk")
+
+
+def test_strings_are_read_and_written_in_the_sessions_encoding() -> None:
+    """A client's string in the session's encoding is read as it; one not valid in it
+    is Undecodable (PostgreSQL's 22021, the session goes on), with what could be read;
+    the database's strings are read with U+FFFD where they do not read; the front's
+    own texts are written with `?` for what the encoding cannot hold."""
+    euc_jp = encodings.for_session("EUC_JP")
+    with encodings.speaking(euc_jp):
+        assert pg.query(euc_jp.encode("SELECT '山田'") + b"\x00") == "SELECT '山田'"
+        with pytest.raises(pg.Undecodable) as bad:
+            pg.parse(b"s\x00SELECT '\xa4\x27 -- '\x00\x00\x00")
+        assert str(bad.value) == 'invalid byte sequence for encoding "EUC_JP": 0xa4'
+        assert bad.value.text == "SELECT '\ufffd' -- '"
+        fields = pg.fields(b"Mvalue \xa4\x27 here\x00\x00")
+        assert fields == {"M": "value \ufffd' here"}
+        assert pg.error("XX000", "refused: ¥ 山")[5:].endswith(b"Mrefused: ? \xbb\xb3\x00\x00")
+    with encodings.speaking(encodings.for_session("LATIN9")):
+        assert pg.encode_query("SELECT '€'") == pg.encode(b"Q", b"SELECT '\xa4'\x00")
+        with pytest.raises(UnicodeEncodeError):  # SQL is never written otherwise
+            pg.encode_query("SELECT '山'")
