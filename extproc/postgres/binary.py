@@ -12,7 +12,8 @@ hstore), an enum, a composite, a domain's values inside an array or a record (wh
 carry the domain's own OID; a domain column itself arrives as its base type) have OIDs
 of the database's own, whose bytes tollgate cannot read for sure: they are `Opaque`,
 and the caller refuses them where a detector could apply. Bytes that do not parse as
-their type says raise `Unreadable`.
+their type says raise `Unreadable`, as does a text not valid in the session's encoding
+(the database writes a text's binary form in the client_encoding, as its text form).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from extproc.postgres.encodings import UTF8, Encoding
 
 JSON, JSONB, JSONPATH, RECORD, RECORD_ARRAY = 114, 3802, 4072, 2249, 2287
 # Types whose binary value is their text: text, varchar, bpchar, name, unknown, xml,
@@ -171,37 +174,38 @@ def known(oid: int) -> bool:
             or oid in _RANGES or oid in _MULTIRANGES or oid == RECORD)
 
 
-def decode(oid: int, raw: bytes) -> Node:
-    """A binary value of type `oid` as a tree (`Opaque` if the type is not known)."""
+def decode(oid: int, raw: bytes, encoding: Encoding = UTF8) -> Node:
+    """A binary value of type `oid` as a tree (`Opaque` if the type is not known), its
+    texts read in `encoding`."""
     try:
-        return _decode(oid, raw)
+        return _decode(oid, raw, encoding)
     except (struct.error, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Unreadable(f"a binary value of type {oid} does not parse: {exc}") from None
 
 
-def _decode(oid: int, raw: bytes) -> Node:
+def _decode(oid: int, raw: bytes, encoding: Encoding) -> Node:
     if oid in _TEXT:
         if oid in _VERSIONED:
             if raw[:1] != b"\x01":
                 raise Unreadable(f"type {oid}'s binary version {raw[:1]!r} is not 1")
-            return Text(oid, raw, raw[1:].decode("utf-8", "surrogateescape"))
-        return Text(oid, raw, raw.decode("utf-8", "surrogateescape"))
+            return Text(oid, raw, encoding.decode(raw[1:]))
+        return Text(oid, raw, encoding.decode(raw))
     if oid in _READERS:
         return Scalar(oid, raw, _READERS[oid](raw))
     if oid in _NO_TEXT:
         return Scalar(oid, raw, f"<type {oid}>")
     if oid in ARRAYS:
-        return _array(oid, raw)
+        return _array(oid, raw, encoding)
     if oid == RECORD:
-        return _record(raw)
+        return _record(raw, encoding)
     if oid in _RANGES:
-        return Scalar(oid, raw, _range(_RANGES[oid], raw))
+        return Scalar(oid, raw, _range(_RANGES[oid], raw, encoding))
     if oid in _MULTIRANGES:
         subtype, count = _MULTIRANGES[oid], struct.unpack_from("!i", raw)[0]
         parts, at = _items(raw, 4, count)
         if at != len(raw):
             raise Unreadable("bytes after a multirange's last range")
-        return Scalar(oid, raw, [_range(subtype, p or b"") for p in parts])
+        return Scalar(oid, raw, [_range(subtype, p or b"", encoding) for p in parts])
     return Opaque(oid, raw)
 
 
@@ -218,14 +222,14 @@ def _items(raw: bytes, at: int, count: int) -> tuple[list[bytes | None], int]:
     return out, at
 
 
-def _range(subtype: int, raw: bytes) -> list[Any]:
+def _range(subtype: int, raw: bytes, encoding: Encoding) -> list[Any]:
     """A range's bounds' views (none if empty or unbounded)."""
     flags = raw[0]
     bounds = sum(1 for absent in (0x29, 0x51) if not flags & absent)  # empty, null, inf
     parts, at = _items(raw, 1, bounds)
     if at != len(raw):
         raise Unreadable("bytes after a range's bounds")
-    return [view(_decode(subtype, p)) for p in parts if p is not None]
+    return [view(_decode(subtype, p, encoding)) for p in parts if p is not None]
 
 
 def _array_items(oid: int, raw: bytes) -> tuple[int, tuple[tuple[int, int], ...],
@@ -249,10 +253,10 @@ def _array_items(oid: int, raw: bytes) -> tuple[int, tuple[tuple[int, int], ...]
     return element, sizes, values
 
 
-def _array(oid: int, raw: bytes) -> Array:
+def _array(oid: int, raw: bytes, encoding: Encoding) -> Array:
     element, sizes, values = _array_items(oid, raw)
     return Array(element, raw, sizes,
-                 tuple(None if v is None else _decode(element, v) for v in values))
+                 tuple(None if v is None else _decode(element, v, encoding) for v in values))
 
 
 def each_replaced(oid: int, raw: bytes, item: Callable[[int], bytes | None]) -> bytes:
@@ -269,13 +273,13 @@ def each_replaced(oid: int, raw: bytes, item: Callable[[int], bytes | None]) -> 
                        *(n for pair in sizes for n in pair)) + _joined(items)
 
 
-def _record(raw: bytes) -> Record:
+def _record(raw: bytes, encoding: Encoding) -> Record:
     (count,) = struct.unpack_from("!i", raw)
     at, fields = 4, []
     for _ in range(count):
         (oid,) = struct.unpack_from("!I", raw, at)
         (value,), at = _items(raw, at + 4, 1)
-        fields.append((oid, None if value is None else _decode(oid, value)))
+        fields.append((oid, None if value is None else _decode(oid, value, encoding)))
     if at != len(raw):
         raise Unreadable("bytes after a record's last field")
     return Record(raw, tuple(fields))
@@ -309,26 +313,26 @@ def opaque(node: Node | None) -> int | None:
     return next((oid for i in inner if (oid := opaque(i)) is not None), None)
 
 
-def encode(node: Node, masked: Any) -> bytes | None:
+def encode(node: Node, masked: Any, encoding: Encoding = UTF8) -> bytes | None:
     """`node` written with its masked view: unchanged parts as they came, masked texts
-    as their new text, anything else masked as NULL (None)."""
+    as their new text in `encoding`, anything else masked as NULL (None)."""
     if masked == view(node):
         return node.raw
     if isinstance(node, Text):
         text = masked_text(node.oid, masked)
         if text is None:
             return None
-        raw = text.encode("utf-8", "surrogateescape")
+        raw = encoding.encode(text, "replace")
         return b"\x01" + raw if node.oid in _VERSIONED else raw
     if isinstance(node, Array):
-        items = [None if i is None else encode(i, m)
+        items = [None if i is None else encode(i, m, encoding)
                  for i, m in zip(node.items, masked, strict=True)]
         head = struct.pack(f"!iiI{2 * len(node.dimensions)}i", len(node.dimensions),
                            int(None in items), node.oid,
                            *(n for pair in node.dimensions for n in pair))
         return head + _joined(items)
     if isinstance(node, Record):
-        fields = [(oid, None if v is None else encode(v, m))
+        fields = [(oid, None if v is None else encode(v, m, encoding))
                   for (oid, v), m in zip(node.fields, masked, strict=True)]
         return struct.pack("!i", len(fields)) + b"".join(
             struct.pack("!I", oid) + _joined([v]) for oid, v in fields)

@@ -7,12 +7,17 @@ columns name too); how each line splits into values are its options
 (interpret/sql/copy_out.py). Each CopyData line is split into its values, the values
 masked by ResultMasker under those names (text: masked values stay text, a derived
 column's become `[REDACTED:DERIVED]`), and each changed value written back in the
-line's format; the rest of the line is left byte for byte. A header line passes.
+line's format; the rest of the line is left as it reads (a line where nothing changed,
+byte for byte). A header line passes.
+
+The lines are in the COPY's ENCODING if it names one, else in the session's: one in an
+encoding the front does not read (encodings.py), or a line not valid in its encoding,
+is refused under any mask, as a result value would be.
 
 What cannot be read so is refused when a mask has column rules or derived columns: a
 COPY whose columns have no names (a table's every column, `*`), one among other
-statements of a Query, one in another ENCODING than UTF-8, a binary one. With
-detectors only the lines are masked as text, as before.
+statements of a Query, a binary one. With detectors only the lines are masked as
+text, as before.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 from extproc.interpret.sql.copy_out import CopyOut, copy_out
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
+from extproc.postgres import encodings
+from extproc.postgres.encodings import Encoding
 from extproc.postgres.messages import Column
 from extproc.postgres.results import ResultMasker, ResultRefused
 
@@ -31,45 +38,49 @@ _TEXT_OID = 25
 # PostgreSQL's escapes of COPY's text format (CopyAttributeOutText / CopyReadAttributes).
 _ESCAPES = {"\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t", "\v": "v"}
 _UNESCAPES = {v: k for k, v in _ESCAPES.items()}
-_UTF8 = frozenset({"utf8", "utf-8", "unicode"})
 _NAME_THEM = ("name them (COPY customers (id, email) TO STDOUT, or COPY (SELECT id, email "
               "FROM customers) TO STDOUT) so that the mask's column rules apply, or SELECT "
               "the rows")
 
 
 class CopyRows:
-    """One COPY's lines on their way to the client, masked."""
+    """One COPY's lines on their way to the client, masked; in `encoding`."""
 
-    def __init__(self, masker: ResultMasker, layout: CopyOut | None) -> None:
-        self._masker, self._layout = masker, layout
+    def __init__(self, masker: ResultMasker, layout: CopyOut | None,
+                 encoding: Encoding) -> None:
+        self._masker, self._layout, self._encoding = masker, layout, encoding
         # The header line names the columns: it passes as it is.
         self._header = layout is not None and layout.header
 
     def line(self, data: bytes) -> tuple[bytes, Counter[str]]:
         """A CopyData's line masked, and what was masked by detector."""
-        layout = self._layout
-        if layout is None:  # detectors only, the line as text
-            text, counts = self._masker.text(data.decode("utf-8", "replace"), None)
-            return text.encode(), counts
+        layout, encoding = self._layout, self._encoding
         if self._header:
             self._header = False
             return data, Counter()
-        text = data.decode("utf-8", "surrogateescape")
+        try:
+            text = encoding.decode(data)
+        except UnicodeDecodeError as exc:
+            raise ResultRefused(f"a line of the COPY is not {encoding.name} text "
+                                f"({exc.reason}): tollgate cannot read it to mask it") from None
+        if layout is None:  # detectors only, the line as text
+            masked, counts = self._masker.text(text, None)
+            return (encoding.encode(masked, "replace") if counts else data), counts
         body, end = (text[:-1], "\n") if text.endswith("\n") else (text, "")
         spans = _split(body, layout)
         values = [_value(body[start:stop], layout) for start, stop in spans]
-        (row,), counts = self._masker.rows([[None if v is None else v.encode(
-            "utf-8", "surrogateescape") for v in values]])
+        (row,), counts = self._masker.rows([[None if v is None else encoding.encode(v)
+                                             for v in values]])
         if not counts:
             return data, counts
         out, at = [], 0
         for (start, stop), old, new in zip(spans, values, row, strict=True):
-            value = None if new is None else new.decode("utf-8", "surrogateescape")
+            value = None if new is None else encoding.decode(new, "replace")
             if value != old:
                 out += [body[at:start], _written(value, layout)]
                 at = stop
         out += [body[at:], end]
-        return "".join(out).encode("utf-8", "surrogateescape"), counts
+        return encoding.encode("".join(out), "replace"), counts
 
 
 def rows_of(masker: Masker, mask: MaskSpec, statement: str, meaning: Any, binary: bool,
@@ -80,14 +91,19 @@ def rows_of(masker: Masker, mask: MaskSpec, statement: str, meaning: Any, binary
         raise ResultRefused("a binary COPY cannot be read to mask it: COPY it as text or "
                             "CSV, or SELECT the rows")
     layout = copy_out(statement)
+    encoding = encodings.wire()
+    if layout is not None and layout.encoding is not None:
+        named = encodings.readable(layout.encoding)
+        if named is None:
+            raise ResultRefused(f"a COPY in ENCODING {layout.encoding!r} cannot be read to "
+                                "mask it: leave out ENCODING (the rows then come in the "
+                                "session's client_encoding)")
+        encoding = named
     names = _names(meaning)
     problem = None
     if layout is None:
         problem = ("a COPY TO STDOUT among other statements of one query cannot be read by "
                    "its columns: send it alone")
-    elif layout.encoding is not None and layout.encoding.lower() not in _UTF8:
-        problem = (f"a COPY in ENCODING {layout.encoding!r} cannot be read to mask it: "
-                   "leave it in UTF-8")
     elif names is None:
         problem = ("COPY sends its rows without their columns' names, and this one names "
                    f"none (a table's every column, or *): {_NAME_THEM}")
@@ -97,12 +113,13 @@ def rows_of(masker: Masker, mask: MaskSpec, statement: str, meaning: Any, binary
     if problem is None:
         assert names is not None
         columns = [Column(name, 0, 0, _TEXT_OID, -1, -1, 0) for name in names]
-        return CopyRows(ResultMasker(masker, mask, columns), layout)
+        return CopyRows(ResultMasker(masker, mask, columns, encoding), layout, encoding)
     if by_columns:
         raise ResultRefused(problem)
     # Detectors only (no column rules): the rows are text, whatever their format.
     return CopyRows(ResultMasker(masker, mask, [
-        Column(f"column{i + 1}", 0, 0, _TEXT_OID, -1, -1, 0) for i in range(width)]), None)
+        Column(f"column{i + 1}", 0, 0, _TEXT_OID, -1, -1, 0) for i in range(width)],
+        encoding), None, encoding)
 
 
 def _names(meaning: Any) -> list[str] | None:

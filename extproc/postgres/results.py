@@ -1,19 +1,21 @@
 """A result's rows masked by column: the policy's detectors on the values, its field
 rules on the column names (`ssn`, `email` ... as on JSON keys).
 
-A value is read in the format its column travels in. Text-format values are text
-(bytea's hex or escape form is read as the bytes it stands for). Binary values are read
-by `binary`: texts, numbers, addresses, and arrays, ranges and records of them, each
-masked where it sits and written back with its new length. A type tollgate does not know
-(an extension's, an enum, a composite, a domain inside an array or a record) cannot be
-read under detectors, so its result is refused (`ResultRefused`), as an unreadable body
-is on HTTP. A masked value of a text type becomes its masked text; of any other type
-NULL, which every client can decode where `[REDACTED:...]` in an integer column would
-break it. A column the mask names `derived` (computed by the SQL from a protected column)
-is masked whole, by its name as the RowDescription gives it: `[REDACTED:DERIVED]` in a
-text column (a JSON string in a json one), NULL in any other; an array of a built-in
-type (`array_agg(email)`, which asyncpg asks for in binary) stays an array, each value
-so replaced, its NULLs, dimensions and bounds kept, its values never read.
+A value is read in the format its column travels in. Text-format values are text in the
+session's encoding (bytea's hex or escape form is read as the bytes it stands for);
+under a mask, one not valid in it is refused with its result, as it cannot be read for
+sure. Binary values are read by `binary`: texts, numbers, addresses, and arrays, ranges
+and records of them, each masked where it sits and written back with its new length. A
+type tollgate does not know (an extension's, an enum, a composite, a domain inside an
+array or a record) cannot be read under detectors, so its result is refused
+(`ResultRefused`), as an unreadable body is on HTTP. A masked value of a text type
+becomes its masked text; of any other type NULL, which every client can decode where
+`[REDACTED:...]` in an integer column would break it. A column the mask names `derived`
+(computed by the SQL from a protected column) is masked whole, by its name as the
+RowDescription gives it: `[REDACTED:DERIVED]` in a text column (a JSON string in a json
+one), NULL in any other; an array of a built-in type (`array_agg(email)`, which asyncpg
+asks for in binary) stays an array, each value so replaced, its NULLs, dimensions and
+bounds kept, its values never read.
 
 The server's errors and notices quote values (a cast's input, a unique key, a failing
 row), derived ones too: `error_fields` keeps what the statement's text or the error's
@@ -34,7 +36,8 @@ from extproc.masking import Masker
 from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
 from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
-from extproc.postgres import binary
+from extproc.postgres import binary, encodings
+from extproc.postgres.encodings import Encoding
 from extproc.postgres.messages import Column
 
 # Type OIDs whose text-format values a masked text can replace (text, varchar, bpchar,
@@ -70,10 +73,13 @@ def _bytea(value: bytes) -> bytes:
 
 
 class ResultMasker:
-    """One result's masking: `rows` of values as they travel, masked."""
+    """One result's masking: `rows` of values as they travel, masked; their texts in
+    `encoding` (None: the session's)."""
 
-    def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column]) -> None:
+    def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column],
+                 encoding: Encoding | None = None) -> None:
         self._masker, self._columns = masker, columns
+        self._encoding = encoding or encodings.wire()
         derived = spec.derived if spec is not None else frozenset()
         # Masked whole here; the rest by the spec without them (the table's own names
         # would otherwise fall under a derived `*`).
@@ -97,7 +103,7 @@ class ResultMasker:
         oid = column.type_oid
         if column.format == 1:
             try:
-                node = binary.decode(oid, value)
+                node = binary.decode(oid, value, self._encoding)
             except binary.Unreadable as exc:
                 raise ResultRefused(f"column {column.name!r}: {exc}") from None
             if self._detects and (unknown := binary.opaque(node)) is not None:
@@ -109,11 +115,19 @@ class ResultMasker:
             return binary.view(node), node
         if oid == _BYTEA:
             try:
-                value = _bytea(value)
+                # Bytes in no encoding: read for the detectors as UTF-8, where it is.
+                text = _bytea(value).decode("utf-8", "replace")
             except ValueError:
                 raise ResultRefused(f"column {column.name!r}: a bytea that does not "
                                     "parse") from None
-        text = value.decode("utf-8", "replace")
+        else:
+            try:
+                text = self._encoding.decode(value)
+            except UnicodeDecodeError as exc:
+                raise ResultRefused(
+                    f"column {column.name!r} holds a value that is not "
+                    f"{self._encoding.name} text ({exc.reason}), which tollgate cannot "
+                    "read to mask it") from None
         if oid in (_JSON, _JSONB):
             try:
                 return {"json": json.loads(text)}, None
@@ -131,7 +145,8 @@ class ResultMasker:
         hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
         columns = self._columns
         if hidden:
-            rows = [[_derived_value(columns[i], v) if i in derived and v is not None else v
+            rows = [[_derived_value(columns[i], v, self._encoding)
+                     if i in derived and v is not None else v
                      for i, v in enumerate(row)] for row in rows]
         cells = [[None if v is None or i >= len(columns) or i in derived
                   else self._read(columns[i], v)
@@ -152,15 +167,14 @@ class ResultMasker:
             out.append(new)
         return out, counts
 
-    @staticmethod
-    def _written(column: Column, node: binary.Node | None, value: Any) -> bytes | None:
+    def _written(self, column: Column, node: binary.Node | None, value: Any) -> bytes | None:
         """A masked value in its column's type and format (NULL where it cannot be)."""
         if node is not None:
-            return binary.encode(node, value)
+            return binary.encode(node, value, self._encoding)
         if column.type_oid not in _TEXT:
             return None
         text = binary.masked_text(column.type_oid, value)
-        return None if text is None else text.encode("utf-8")
+        return None if text is None else self._encoding.encode(text, "replace")
 
     def text(self, text: str, delimiter: str | None) -> tuple[str, Counter[str]]:
         """COPY's text or CSV lines, masked by the detectors (and by the header's column
@@ -178,10 +192,11 @@ def _as_text(column: Column) -> str:
             "receives as text")
 
 
-def _derived_value(column: Column, value: bytes) -> bytes | None:
+def _derived_value(column: Column, value: bytes, encoding: Encoding) -> bytes | None:
     """What a derived column's value becomes: the token where its type is text (a JSON
     string in json; jsonb's binary form has a version byte); an array of the built-in
-    types the same array, each value so replaced (NULL where not text); else NULL."""
+    types the same array, each value so replaced (NULL where not text, or where the
+    array's text does not read in `encoding`); else NULL."""
     oid, binary_format = column.type_oid, column.format == 1
     if oid not in binary.ARRAYS:
         return _derived_item(oid, binary_format)
@@ -190,8 +205,11 @@ def _derived_value(column: Column, value: bytes) -> bytes | None:
             return binary.each_replaced(oid, value, lambda e: _derived_item(e, True))
         except binary.Unreadable:
             return None
-    return _text_array_replaced(value.decode("utf-8", "replace"),
-                                _derived_item(binary.ARRAYS[oid], False),
+    try:
+        text = encoding.decode(value)
+    except UnicodeDecodeError:
+        return None
+    return _text_array_replaced(text, _derived_item(binary.ARRAYS[oid], False),
                                 ";" if oid == _BOX_ARRAY else ",")
 
 
@@ -257,11 +275,11 @@ def _shown(column: Column | None, value: bytes | None) -> Any:
     if value is None:
         return None
     if column is None or column.format == 0:
-        return value.decode("utf-8", "replace")
+        return encodings.wire().decode(value, "replace")
     if column.type_oid == _BYTEA:  # as the text format shows it
         return "\\x" + value.hex()
     try:
-        node = binary.decode(column.type_oid, value)
+        node = binary.decode(column.type_oid, value, encodings.wire())
     except binary.Unreadable:
         node = binary.Opaque(column.type_oid, value)
     if isinstance(node, binary.Opaque):

@@ -1258,7 +1258,7 @@ class Session:
         if kind == b"H":
             return self._copy_out_begins(message, head)
         if kind == b"d" and self._copy_out is not None:
-            return [self._copy_data(message, head)]
+            return self._copy_data(message, head)
         if kind == b"c":
             self._copy_out = None
         if kind == b"W":
@@ -1417,13 +1417,20 @@ class Session:
             return self._refuse_midway(head, refusal_message(answer))
         return [message.raw()]
 
-    def _copy_data(self, message: pg.Message, head: Pending) -> bytes:
+    def _copy_data(self, message: pg.Message, head: Pending) -> list[bytes]:
         assert self._copy_out is not None
-        masked, counts = self._copy_out.line(message.body)
-        if head.run is not None:
-            head.run.rows += 1
-            self._masked(head.run, counts)
-        return pg.encode(b"d", masked)
+        run = head.run
+        try:
+            masked, counts = self._copy_out.line(message.body)
+        except ResultRefused as exc:  # a line not in its encoding
+            if run is None:
+                raise _Fatal(str(exc)) from None
+            answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+            return self._refuse_midway(head, refusal_message(answer))
+        if run is not None:
+            run.rows += 1
+            self._masked(run, counts)
+        return [pg.encode(b"d", masked)]
 
     # -- ends ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import pytest
 from extproc.interpret.sql import analyze
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
+from extproc.postgres import encodings
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultRefused
 
@@ -91,10 +92,9 @@ def test_old_spellings_of_the_options() -> None:
     ("COPY customers TO STDOUT", "names none (a table's every column, or *)"),
     ("COPY (SELECT * FROM customers) TO STDOUT", "names none (a table's every column, or *)"),
     ("SELECT 1; COPY customers (id, ssn, note) TO STDOUT", "send it alone"),
-    ("COPY customers (id, ssn, note) TO STDOUT WITH (ENCODING 'LATIN1')", "ENCODING 'LATIN1'"),
     ("COPY customers (id, ssn) TO STDOUT", "the COPY's rows have 3 columns where tollgate "
                                            "read 2"),
-], ids=["table", "star", "among-others", "encoding", "width"])
+], ids=["table", "star", "among-others", "width"])
 def test_what_cannot_be_read_by_its_columns_is_refused_under_column_rules(
         statement: str, says: str) -> None:
     with pytest.raises(ResultRefused, match=says.replace("(", r"\(").replace(")", r"\)")
@@ -114,3 +114,30 @@ def test_with_detectors_only_an_unnamed_copy_is_masked_as_text() -> None:
     copy = rows("COPY customers TO STDOUT", MaskSpec(fields=frozenset()))
     out, counts = line(copy, f"1\tssn {SSN}\tann@example.com\n")
     assert SSN not in out and "ann@example.com" not in out and counts
+
+
+def test_a_copy_is_read_in_its_encoding_or_the_sessions() -> None:
+    """COPY's lines come in its ENCODING if it names one, else in the session's: read
+    in it, masked, written back in it."""
+    copy = rows("COPY customers (id, name, note) TO STDOUT WITH (ENCODING 'LATIN1')")
+    out, counts = copy.line("1\tZoë\tzoë@example.com\n".encode("latin-1"))
+    assert out.startswith("1\tZoë\t".encode("latin-1")) and b"example" not in out and counts
+    euc_jp = encodings.for_session("EUC_JP")
+    with encodings.speaking(euc_jp):
+        copy = rows("COPY (SELECT id, name, note FROM customers) TO STDOUT")
+        data = euc_jp.encode("1\t山田\t太郎 taro@example.jp\n")
+        out, counts = copy.line(data)
+        assert euc_jp.decode(out).startswith("1\t山田\t太郎 ") and b"example" not in out
+        assert copy.line(euc_jp.encode("2\t山田\t太郎\n"))[0] == euc_jp.encode(
+            "2\t山田\t太郎\n")
+
+
+@pytest.mark.parametrize("mask", [MaskSpec(), MaskSpec(fields=frozenset())],
+                         ids=["columns", "detectors"])
+def test_what_the_front_cannot_read_is_refused_under_any_mask(mask: MaskSpec) -> None:
+    """An ENCODING the front does not read, and a line not valid in its encoding."""
+    with pytest.raises(ResultRefused, match="ENCODING 'SJIS' cannot be read"):
+        rows("COPY customers (id, ssn, note) TO STDOUT WITH (ENCODING 'SJIS')", mask)
+    copy = rows("COPY customers (id, ssn, note) TO STDOUT", mask)
+    with pytest.raises(ResultRefused, match="a line of the COPY is not UTF8 text"):
+        copy.line(b"1\t078-05-1120\t\xff\n")

@@ -10,6 +10,7 @@ import pytest
 
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
+from extproc.postgres import encodings
 from extproc.postgres.messages import Column
 from extproc.postgres.results import ResultMasker, ResultRefused, record_sample
 
@@ -84,3 +85,29 @@ def test_the_record_sample_shows_binary_values_as_their_text_format_would() -> N
     columns = [column("tags", 1009, 1), column("blob", 17, 1), column("nick", 16390, 1)]
     sample = json.loads(record_sample(columns, [[array, b"\x00\xff", b"ann"]], 1000))
     assert sample["rows"] == [[["a", "bc"], "\\x00ff", "<3 bytes, binary>"]]
+
+
+def test_values_are_read_and_masked_in_the_sessions_encoding() -> None:
+    """In EUC_JP, text and binary alike (the database writes a text's binary form in
+    the client encoding too): the name is kept as it came, the address masked and
+    written in EUC_JP."""
+    euc_jp = encodings.for_session("EUC_JP")
+    value = euc_jp.encode("山田 taro@example.jp")
+    columns = [column("note", 25), column("note", 25, fmt=1)]
+    with encodings.speaking(euc_jp):
+        rows, counts = ResultMasker(MASKER, SPEC, columns).rows([[value, value]])
+    for masked in rows[0]:
+        assert masked is not None and masked != value
+        text = euc_jp.decode(masked)
+        assert text.startswith("山田 ") and "taro@example.jp" not in text
+    assert counts
+
+
+@pytest.mark.parametrize("fmt", [0, 1], ids=["text", "binary"])
+def test_a_value_not_valid_in_the_sessions_encoding_is_refused_not_relayed(fmt: int) -> None:
+    """What cannot be read cannot be masked for sure: its result is refused (a lenient
+    reading could have a multibyte lead swallow the digits a detector looks for)."""
+    with encodings.speaking(encodings.for_session("EUC_JP")), \
+            pytest.raises(ResultRefused, match="column 'note'"):
+        ResultMasker(MASKER, SPEC, [column("note", 25, fmt)]).rows(
+            [[b"call \x8f\xa2\xb7078-05-1120"]])
