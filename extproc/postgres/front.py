@@ -51,6 +51,7 @@ from extproc.exchange.session_limits import SessionLimits
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision
+from extproc.postgres import encodings
 from extproc.postgres import messages as pg
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (
@@ -67,7 +68,8 @@ from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.postgres")
 
-# Startup parameters passed to the database as they are. Any other setting a client
+# Startup parameters passed to the database as they are (client_encoding as PostgreSQL
+# names the encoding the session reads in: encodings.py). Any other setting a client
 # names at startup (asyncpg's server_settings, libpq's PGOPTIONS-free ones) is decided as
 # the `SET name TO 'value'` it stands for, in the login's decision; `options` (it can
 # set anything, a role too, in words the server parses) and `replication` (another
@@ -79,16 +81,7 @@ PASSED_PARAMETERS = frozenset({
 _NEVER_PASSED = frozenset({"options", "replication"})
 # A setting's name as SET takes it unquoted (a custom one with its prefix).
 _SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
-
-
-# The client encodings whose texts tollgate reads as the database will: UTF-8, and
-# SQL_ASCII (bytes as they are, read here as UTF-8). Any other would let the database
-# read a statement's bytes otherwise than the policy did (in SJIS or BIG5 a byte after
-# a multibyte lead is no quote or backslash): refused. The database is always asked
-# for UTF8, so rows come back as tollgate reads them.
-# Names compared as PostgreSQL compares them: letters and digits only, any case (and a
-# value may come quoted: asyncpg sends 'utf-8').
-READ_ENCODINGS = frozenset({"utf8", "unicode", "sqlascii"})
+_ENCODING = "client_encoding"
 
 
 # How long handing a CancelRequest to the front holding its session may take.
@@ -177,7 +170,8 @@ class Front(StreamListener):
             writer.write(refused.message)
             return
         try:
-            await session.relay()
+            with encodings.speaking(session.context["encoding"]):
+                await session.relay()
         finally:
             release()
             self._keys.pop(key, None)
@@ -226,8 +220,11 @@ class Front(StreamListener):
                 target, 401, "tls_required", "tollgate takes tokens only over TLS: connect "
                 "with sslmode=require" + ("" if self._tls else " (and give tollgate a "
                                           "certificate: postgres.tls_cert_file)")))
+        # client_encoding in any case (a setting's name is case-blind) is the session's
+        # encoding, read below, never a setting passed beside it.
         settings = {p: v for p, v in parameters.items() if p not in PASSED_PARAMETERS
-                    and p not in ("user", "database") and not p.startswith("_pq_.")}
+                    and p.lower() != _ENCODING and p not in ("user", "database")
+                    and not p.startswith("_pq_.")}
         unpassed = sorted(p for p in settings
                           if p in _NEVER_PASSED or not _SETTING.fullmatch(p))
         if unpassed:
@@ -237,14 +234,8 @@ class Front(StreamListener):
                 "server parses, `replication` opens another protocol; set what a session "
                 "needs as startup settings by name, or with SET statements, which the "
                 "policy decides", "0A000"))
-        encoding = next((v for k, v in parameters.items() if k.lower() == "client_encoding"),
-                        None)
-        if encoding is not None and "".join(
-                c for c in encoding.lower() if c.isascii() and c.isalnum()) not in READ_ENCODINGS:
-            raise LoginRefused(self._refused_login(
-                target, 400, "client_encoding", f"client_encoding {encoding!r} is not read "
-                "by tollgate, which reads statements as UTF-8: connect with "
-                "client_encoding=UTF8 (PGCLIENTENCODING=UTF8)", "22021"))
+        encoding = self._encoding(target, [v for k, v in parameters.items()
+                                           if k.lower() == _ENCODING])
         writer.write(pg.encode_authentication(3))  # the token, as a cleartext password
         await writer.drain()
         reply = await login.next()
@@ -253,8 +244,8 @@ class Front(StreamListener):
                 target, 400, "protocol_violation", "expected a password message", "08P01"))
         token = pg.password(reply.body)
         passed = {k: v for k, v in parameters.items()
-                  if k in PASSED_PARAMETERS and k != "client_encoding"}
-        passed["client_encoding"] = "UTF8"
+                  if k in PASSED_PARAMETERS and k != _ENCODING}
+        passed[_ENCODING] = encoding.name
         session_id = str(uuid.uuid4())
         context = {"database": database, "role": role,
                    "application_name": parameters.get("application_name"),
@@ -296,18 +287,30 @@ class Front(StreamListener):
             raise
         writer.write(b"".join([
             pg.encode_authentication(0),
-            *(pg.encode_parameter_status(k, v) for k, v in upstream.parameters.items()),
+            *upstream.statuses,
             pg.encode_backend_key(process_id, secret),
             *upstream.notices,
             pg.encode_ready(upstream.transaction_status),
         ]))
         session = Session(self._pipeline, self._masker, opener, login.reader, writer,
                           upstream, {"database": database, "parameters": passed,
-                                     "policy": context,
+                                     "policy": context, "encoding": encoding,
                                      "owned": _owned(upstream.role, target.postgres,
                                                      exchange.decision)},
                           self._settings.max_message_bytes, login.rest())
         return session, process_id, release
+
+    def _encoding(self, target: Target, asked: list[str]) -> encodings.Encoding:
+        """The encoding the session speaks, by its client_encoding (LoginRefused, saying
+        which are read, for one the front does not read, or one named twice: the
+        database would take the last, a reader here might take another)."""
+        try:
+            if len(asked) > 1:
+                raise encodings.Refused("client_encoding is given twice")
+            return encodings.for_session(asked[0] if asked else None)
+        except encodings.Refused as refused:
+            raise LoginRefused(self._refused_login(
+                target, 400, "client_encoding", str(refused), "0A000")) from None
 
     async def _connect(self, exchange: Exchange, admission: Admission, target: Target,
                        passed: dict[str, str], problem: str | None

@@ -66,7 +66,7 @@ from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker
 from extproc.masking.policy_mask import spec_of
 from extproc.policy import Decision
-from extproc.postgres import drivers, effect, estimate, namespace
+from extproc.postgres import drivers, effect, encodings, estimate, namespace
 from extproc.postgres import messages as pg
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
@@ -713,6 +713,7 @@ class Session:
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
             refuse_owned_change(exchange.meaning, self.context["owned"])
+            encodings.refuse_change(exchange.meaning)
             if opening:
                 shape = drivers.shape(exchange.meaning)
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)
@@ -1383,6 +1384,9 @@ class Session:
             note = pg.notification(message.body)
             masked, _ = self._masker.mask_json(note.payload, _record_mask(self._head()))
             return pg.encode_notification(note._replace(payload=str(masked)))
+        problem = encodings.reported(*pg.parameter_status(message.body))
+        if problem is not None:
+            raise _Fatal(problem)
         return message.raw()
 
     def _masked_fields(self, kind: bytes, fields: dict[str, str],

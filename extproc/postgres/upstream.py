@@ -82,6 +82,9 @@ class Upstream:
     auth_method: str
     tls: bool
     notices: list[bytes] = field(default_factory=list)
+    # The ParameterStatus messages, as they came: relayed to the client as they are
+    # (their values are in the session's encoding, which the login does not read in).
+    statuses: list[bytes] = field(default_factory=list)
     # The role the session runs as (the login's decision), None: the gateway's account.
     role: str | None = None
 
@@ -120,6 +123,7 @@ async def _connect(settings: UpstreamSettings, parameters: dict[str, str]) -> Up
             if message.kind == b"S":
                 name, value = pg.parameter_status(message.body)
                 out.parameters[name] = value
+                out.statuses.append(message.raw())
             elif message.kind == b"K":
                 out.process_id, out.secret = pg.backend_key_data(message.body)
             elif message.kind == b"N":

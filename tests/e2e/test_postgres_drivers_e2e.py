@@ -7,8 +7,8 @@ composite it then asks for in binary, which the front cannot mask yet: a strict 
 and its pool
 resets a connection it takes back (CLOSE ALL, UNLISTEN *, RESET ALL); psql's backslash
 commands are catalog reads. All pass. A setting that changes what the policy saw
-(search_path, role, a client encoding other than UTF-8) is refused with the setting named
-and why, with the trace id, and the session goes on.
+(search_path, role, a client encoding other than the session's) is refused with the
+setting named and why, with the trace id, and the session goes on.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def test_sqlalchemy_reflects_the_schema_through_the_front(gw: Gateway) -> None:
      "gateway's"),
     ("SET client_encoding = 'SJIS'",
      "changing client_encoding is refused: the server would read later SQL in another "
-     "encoding than UTF-8"),
+     "encoding than UTF8"),
 ], ids=["set-search-path", "set-config-search-path", "set-local-role", "client-encoding"])
 def test_a_setting_that_changes_what_the_policy_saw_is_refused_by_name(
         gw: Gateway, statement: str, says: str) -> None:

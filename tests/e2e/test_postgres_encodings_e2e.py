@@ -1,0 +1,188 @@
+"""PostgreSQL sessions in the client encodings the database converts (issue: LATIN9 and
+EUC_JP clients were refused, undecodable bytes closed the connection).
+
+Real clients through a real Envoy and the front, to the machine's PostgreSQL. A
+session in LATIN9 or EUC_JP is read in it: its statements are decided and recorded as
+the database reads them, its rows masked in it (text, binary, COPY); the client-only
+encodings are refused at login saying why (tests/e2e/test_postgres_e2e.py). Each
+encoding the front reads is checked against the server, byte sequence by byte
+sequence. (The database converts, and checks, every text it sends: a value the front
+cannot read is refused, tests/postgres/test_results.py.)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from extproc.postgres import encodings
+from extproc.postgres import messages as pg
+from tests.e2e.test_postgres_e2e import _Raw, customers_database, shop, url
+from tests.postgres.test_encodings import READ, SERVER, sequences
+from tests.support import tokens
+from tests.support.gateway import Gateway, module_gateway, request_text
+
+PEOPLE = [
+    (1, "山田 太郎", "taro@example.jp", "東京の窓口"),
+    (2, "Zoë Gruyère", "zoe@example.com", "prix : 5 €"),
+    # Where PostgreSQL's EUC_JP reads otherwise than Python's euc_jp (which psycopg
+    # decodes with, so only a raw client reads them): IBM's 﨑 and 髙, NEC's ①,
+    # CP932's fullwidth tilde.
+    (3, "山﨑 髙志", "takashi@example.jp", "①番 \uff5e 東京"),
+]
+
+
+@pytest.fixture(scope="module")
+def people_db() -> Iterator[str]:
+    with customers_database("tollgate_enc", "CREATE TABLE people (id int PRIMARY KEY, "
+                            "name text, email text, note text)",
+                            "CREATE TABLE notes (id int, note text)") as database:
+        with psycopg.connect(database, autocommit=True) as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO people VALUES (%s, %s, %s, %s)", PEOPLE)
+        yield database
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
+       people_db: str) -> Iterator[Gateway]:
+    with module_gateway(tmp_path_factory, otlp, "postgres-encodings",
+                        targets=[shop(people_db)], postgres={}) as running:
+        yield running
+
+
+def _answers(client: _Raw, *messages: bytes) -> list[tuple[bytes, bytes]]:
+    """`messages` sent at once; the answers up to a ReadyForQuery."""
+    client.send(b"".join(messages))
+    return client.messages_until(b"Z")
+
+
+def _raw(kind: bytes, *strings: bytes, tail: bytes = b"") -> bytes:
+    """A message whose strings are the bytes given, in whatever encoding (`tail`, the
+    rest of its body)."""
+    body = b"".join(s + b"\x00" for s in strings) + tail
+    return kind + struct.pack("!i", 4 + len(body)) + body
+
+
+# -- each encoding read as the server reads it ---------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", READ, ids=SERVER)
+def test_every_byte_sequence_reads_as_postgresql_reads_it(
+        people_db: str, encoding: encodings.Encoding) -> None:
+    """Every sequence of one or two bytes above 0x7F, and of three after an EUC code
+    set shift, as the server converts it to its UTF8 (convert_from, the conversion a
+    client's bytes go through): where the server reads one, the front reads the same.
+    A single-byte encoding's longer sequences are its bytes one by one; UTF8 is read
+    alike by construction past two bytes. A sequence the server refuses never runs,
+    whatever the front read in it (Python's euc_jis_2004 reads JIS X 0212 rows there)."""
+    single = not encoding.name.startswith(("EUC", "UTF"))
+    found = [s for s in sequences(encoding) if not single or len(s) == 1]
+    with psycopg.connect(people_db, autocommit=True) as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION pg_temp.read(b bytea, e text) RETURNS text "
+                     "AS $$ BEGIN RETURN convert_from(b, e); EXCEPTION WHEN others THEN "
+                     "RETURN NULL; END $$ LANGUAGE plpgsql")
+        server: list[str | None] = []
+        for at in range(0, len(found), 20_000):
+            server += [row[0] for row in conn.execute(
+                "SELECT pg_temp.read(b, %s) FROM unnest(%s::bytea[]) b",
+                (encoding.name, found[at:at + 20_000]))]
+    differ = []
+    for sequence, read in zip(found, server, strict=True):
+        if read is None:
+            continue
+        try:
+            ours: str | None = encoding.decode(sequence)
+        except UnicodeDecodeError:
+            ours = None
+        if ours != read:
+            differ.append((sequence.hex(), read, ours))
+    assert not differ, differ[:10]
+
+
+# -- sessions in LATIN9 and EUC_JP -------------------------------------------------------
+
+
+def test_a_latin9_session_reads_and_writes_the_euro_and_records_it(
+        gw: Gateway, people_db: str) -> None:
+    """'€' is 0xA4 in LATIN9: the statement is decided and recorded as the database
+    reads it, and the row the database stores, and sends back, is the euro."""
+    statement = "INSERT INTO notes VALUES (7, 'œuvre : 12 € payée')"
+    with psycopg.connect(url(gw), client_encoding="LATIN9", autocommit=True) as conn:
+        assert conn.execute("SHOW client_encoding").fetchone() == ("LATIN9",)
+        conn.execute(statement)
+        conn.execute("INSERT INTO notes VALUES (%s, %s)", (8, "reçu 3 €"))
+        rows = conn.execute("SELECT note FROM notes WHERE id IN (7, 8) ORDER BY id").fetchall()
+    assert rows == [("œuvre : 12 € payée",), ("reçu 3 €",)]
+    assert request_text(gw.record_of(statement)) == statement
+    with psycopg.connect(people_db) as upstream:
+        stored = upstream.execute("SELECT note FROM notes WHERE id = 7").fetchone()
+    assert stored == ("œuvre : 12 € payée",)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_an_euc_jp_session_reads_japanese_and_masks_in_it(gw: Gateway, binary: bool) -> None:
+    """The names come back as the database sent them, the e-mail addresses masked, in
+    text and in binary; the statement is recorded as read."""
+    statement = "SELECT name, email, note FROM people WHERE name = '山田 太郎'"
+    with psycopg.connect(url(gw), client_encoding="EUC_JP", autocommit=True) as conn, \
+            conn.cursor(binary=binary) as cur:
+        row = cur.execute(statement).fetchone()
+    assert row is not None and row[0] == "山田 太郎" and row[2] == "東京の窓口"
+    assert "taro@example.jp" not in row[1] and "[REDACTED" in row[1]
+    assert request_text(gw.record_of(statement)) == statement
+
+
+def test_an_euc_jp_copy_is_masked_in_it(gw: Gateway) -> None:
+    with psycopg.connect(url(gw), client_encoding="EUC_JP", autocommit=True) as conn, \
+            conn.cursor() as cur, cur.copy("COPY (SELECT name, email FROM people WHERE "
+                                           "id < 3 ORDER BY id) TO STDOUT") as copy:
+        rows = list(copy.rows())
+    assert [r[0] for r in rows] == ["山田 太郎", "Zoë Gruyère"]
+    assert not any("@example" in r[1] for r in rows)
+
+
+def test_euc_jp_reads_as_postgresql_where_python_does_not(gw: Gateway, people_db: str) -> None:
+    """A statement naming 山﨑 髙志 in PostgreSQL's EUC_JP bytes (Python's euc_jp reads
+    neither 﨑 nor 髙) is decided and recorded as the database reads it; the row comes
+    back in the bytes the database sent, its e-mail address masked."""
+    euc_jp = encodings.for_session("EUC_JP")
+    statement = "SELECT name, email, note FROM people WHERE name = '山﨑 髙志'"
+    client = _Raw(gw)
+    client.login(client_encoding="EUC_JP")
+    answers = _answers(client, _raw(b"Q", euc_jp.encode(statement)))
+    client.sock.close()
+    ((_, row),) = [(kind, body) for kind, body in answers if kind == b"D"]
+    name, email, note = pg.data_row(row)
+    with psycopg.connect(people_db) as upstream:
+        sent = upstream.execute("SELECT convert_to(name, 'EUC_JP'), convert_to(note, "
+                                "'EUC_JP') FROM people WHERE id = 3").fetchone()
+    assert (name, note) == sent
+    assert email is not None and b"takashi@example.jp" not in email
+    assert request_text(gw.record_of(statement)) == statement
+
+
+def test_the_sessions_encoding_is_not_changed_midway(gw: Gateway) -> None:
+    """The pack lets anyone set client_encoding to UTF8; in a LATIN9 session the front
+    would then read the database's bytes otherwise: refused, whatever the pack says."""
+    with psycopg.connect(url(gw), client_encoding="LATIN9", autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="in another encoding than LATIN9"):
+            conn.execute("SET client_encoding TO 'UTF8'")
+        assert conn.execute("SHOW client_encoding").fetchone() == ("LATIN9",)
+
+
+def test_an_encoding_the_database_reports_changed_ends_the_session(gw: Gateway) -> None:
+    """set_config of a name only known when it runs is the dba group's (pg_dump sends
+    one); should it change client_encoding, the front can no longer read the session
+    as the database does: it ends, saying so, rather than relay it."""
+    dba = tokens.token("dba-encoding", ["dba"])
+    with psycopg.connect(url(gw, token=dba), autocommit=True) as conn:
+        with pytest.raises(psycopg.OperationalError,
+                           match="the database now reads this session in SJIS, not UTF8"):
+            conn.execute("SELECT set_config(name, 'SJIS', false) FROM pg_settings "
+                         "WHERE name = 'client_encoding'")
+        assert conn.closed
