@@ -84,6 +84,9 @@ _TRANSACTION = {b"I": "idle", b"T": "in_transaction", b"E": "failed"}
 _CYCLE_ENDS = frozenset({b"Q", b"F", b"S"})
 # A refused statement's stand-in: text no PostgreSQL parses, naming the trace.
 _REFUSED = "tollgate refused this statement (trace {trace})"
+# The client's messages that carry strings, by the method their exchanges record.
+_METHODS = {b"Q": "QUERY", b"P": "PARSE", b"B": "BIND", b"E": "EXECUTE", b"D": "DESCRIBE",
+            b"C": "CLOSE"}
 # A name the gateway never gives (its names are the prefix and a serial): a Close of a
 # name the client never had closes nothing, as PostgreSQL's own does.
 _NOBODY = namespace.PREFIX
@@ -406,6 +409,14 @@ class Session:
                     return []
                 self._pending.append(Pending(kind, cycle=self._cycle_end()))
             # Flush, and COPY's data, done and fail: no answer of their own.
+        except pg.Undecodable as problem:
+            # Bytes the session's encoding does not read: refused as PostgreSQL refuses
+            # them, and the session goes on.
+            if kind != b"Q":
+                self._batch.add(kind)
+            return [self._stood_in(kind, _METHODS.get(kind, "PROTOCOL"), None, problem.text,
+                                   "22021", BadInput(400, "character_not_in_repertoire",
+                                                     str(problem)))]
         except pg.ProtocolViolation as exc:
             # A body that is not what its type says: the database would refuse it too,
             # but it must not be passed on unread.
@@ -436,7 +447,10 @@ class Session:
             return self._opened
         if message.kind != b"E" or self._skipping:
             return False
-        portal = self._portals.get(pg.execute(message.body)[0])
+        try:
+            portal = self._portals.get(pg.execute(message.body)[0])
+        except pg.ProtocolViolation:
+            return False  # refused as it is read
         return portal is not None and portal.statement.measure and not portal.ran
 
     def _cycle_end(self) -> int:
@@ -605,15 +619,27 @@ class Session:
     def _refused_name(self, kind: bytes, method: str, name: str, code: str, error: str,
                       message: str) -> bytes:
         """A message naming what the gateway did not prepare or bind, refused and
-        recorded; its stand-in (an Execute of a portal that never exists) draws the
-        database's error and skip to Sync, which the refusal replaces."""
+        recorded (`_stood_in`)."""
+        return self._stood_in(kind, method, name, name, code, BadInput(403, error, message))
+
+    def _stood_in(self, kind: bytes, method: str, name: str | None, text: str, code: str,
+                  problem: BadInput) -> bytes:
+        """A message refused as it is read, recorded with `text`; its stand-in (a Query
+        of text that does not parse for a Query, else an Execute of a portal that never
+        exists) draws the database's error, and skip to Sync, which the refusal
+        replaces."""
         exchange, admission = self._exchange(method, name)
         run = Run(exchange, admission)
         with contextlib.suppress(RecordingQuota, RecordingUnavailable):
             admission()
-        self._request(exchange, method, name)
-        self._pending.append(Pending(kind, run, self._refusal(run, error, code, message)))
-        return pg.encode_execute(_REFUSED.format(trace=exchange.trace_id), 0)
+        self._request(exchange, method, text)
+        refusal = refusal_message(exchange.refuse(problem), code=code)
+        stand_in = _REFUSED.format(trace=exchange.trace_id)
+        if kind == b"Q":
+            self._pending.append(Pending(kind, run, refusal, cycle=self._cycle_end()))
+            return pg.encode_query(stand_in)
+        self._pending.append(Pending(kind, run, refusal))
+        return pg.encode_execute(stand_in, 0)
 
     def _refusal(self, run: Run, error: str, code: str, message: str) -> bytes:
         return refusal_message(run.exchange.refuse(BadInput(403, error, message)), code=code)

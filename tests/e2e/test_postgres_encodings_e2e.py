@@ -4,7 +4,8 @@ EUC_JP clients were refused, undecodable bytes closed the connection).
 Real clients through a real Envoy and the front, to the machine's PostgreSQL. A
 session in LATIN9 or EUC_JP is read in it: its statements are decided and recorded as
 the database reads them, its rows masked in it (text, binary, COPY); the client-only
-encodings are refused at login saying why (tests/e2e/test_postgres_e2e.py). Each
+encodings are refused at login saying why (tests/e2e/test_postgres_e2e.py); bytes its
+encoding does not read get 22021, as from PostgreSQL, and the session goes on. Each
 encoding the front reads is checked against the server, byte sequence by byte
 sequence. (The database converts, and checks, every text it sends: a value the front
 cannot read is refused, tests/postgres/test_results.py.)
@@ -186,3 +187,38 @@ def test_an_encoding_the_database_reports_changed_ends_the_session(gw: Gateway) 
             conn.execute("SELECT set_config(name, 'SJIS', false) FROM pg_settings "
                          "WHERE name = 'client_encoding'")
         assert conn.closed
+
+
+# -- bytes a session's encoding does not read ----------------------------------------
+
+
+def _error(answers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    (body,) = [body for kind, body in answers if kind == b"E"]
+    return {f[:1].decode(): f[1:].decode("utf-8", "replace") for f in body.split(b"\x00") if f}
+
+
+@pytest.mark.parametrize(("encoding", "bad", "says"), [
+    ("UTF8", b"\xff", '"UTF8": 0xff'),
+    ("EUC_JP", b"\x8f\xa2\xb7", '"EUC_JP": 0x8f 0xa2 0xb7'),  # Python reads `~`
+], ids=["utf8", "euc-jp"])
+def test_bytes_the_encoding_does_not_read_get_22021_and_the_session_goes_on(
+        gw: Gateway, encoding: str, bad: bytes, says: str) -> None:
+    """A simple Query, and a Parse in a batch, whose text holds bytes the session's
+    encoding does not read: 22021 as PostgreSQL answers, recorded, and the session goes
+    on (the connection was closed)."""
+    client = _Raw(gw)
+    client.login(client_encoding=encoding)
+    text = b"SELECT 'x" + bad + b"' AS v"
+    refused = _error(_answers(client, _raw(b"Q", text)))
+    assert refused["C"] == "22021" and says in refused["M"], refused
+    no_params = struct.pack("!hhh", 0, 0, 0)
+    answers = _answers(client, _raw(b"P", b"", text, tail=b"\x00\x00"),
+                       _raw(b"B", b"", b"", tail=no_params), _raw(b"E", b"", tail=b"\x00" * 4),
+                       pg.encode(b"S", b""))
+    assert [kind for kind, _ in answers] == [b"E", b"Z"]
+    assert _error(answers)["C"] == "22021"
+    answers = _answers(client, pg.encode_query("SELECT 41 + 1"))
+    assert [body for kind, body in answers if kind == b"D"] == [b"\x00\x01\x00\x00\x00\x0242"]
+    client.sock.close()
+    # Recorded with what could be read of it.
+    assert gw.record_of("SELECT 'x\ufffd' AS v")["request"]["method"] == "PARSE"
