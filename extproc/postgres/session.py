@@ -528,7 +528,7 @@ class Session:
         if bind.portal.lower().startswith(namespace.PREFIX):
             return self._refused_name(b"B", "BIND", bind.portal, "42501",
                                       "statement_namespace", _owned(bind.portal))
-        if bind.portal and bind.portal in self._portals:
+        if bind.portal and self._holds(bind.portal):
             return self._refused_name(b"B", "BIND", bind.portal, "42P03", "duplicate_portal",
                                       f'portal "{bind.portal}" already exists')
         columns = None
@@ -666,6 +666,15 @@ class Session:
         """A Query as the statement its cursors run: its decision, nothing to redo."""
         return replace(_prepared("", "", text, run), use=namespace.Use())
 
+    def _holds(self, name: str) -> bool:
+        """Whether the database holds a portal of that name for sure: one made since the
+        last cycle end sent, or a cursor WITH HOLD. One made before may have ended with
+        its transaction, which only the cycle's Ready tells: a name bound or declared
+        again meanwhile (COMMIT and a Bind pipelined) goes to the database, whose
+        duplicate error then leaves the front knowing neither, refusing both."""
+        portal = self._portals.get(name)
+        return portal is not None and (portal.cycle == self._cycles or portal.hold)
+
     def _renamed(self, use: namespace.Use, meaning: Any, text: str) -> str | None:
         """The text as it goes upstream, where it differs: SQL's EXECUTE or DEALLOCATE
         of a statement the protocol prepared, the text's only statement, names it by
@@ -685,7 +694,7 @@ class Session:
         the old one, which the map would then misname), or a FETCH or MOVE of a cursor
         the front did not see declared or bound (a function's, one gone)."""
         declared = {name for name, _ in use.declared}
-        for name in sorted(declared & self._portals.keys()):
+        for name in sorted(n for n in declared if self._holds(n)):
             return "42P03", "duplicate_cursor", f'cursor "{name}" already exists'
         for name in sorted(use.fetched - declared - self._portals.keys()):
             return "34000", "unknown_portal", _unknown("portal", name)
@@ -1392,7 +1401,9 @@ class Session:
                 pending.measured.set_result(None)
                 return b""
             if pending.kind in _CYCLE_ENDS:
-                if self._status != b"T":
+                if self._status == b"I":
+                    # A failed transaction's portals last until its ROLLBACK: the
+                    # database answers their use with its own error (25P02).
                     self._end_portals(pending.cycle)
                 self._end(pending, None, "; ".join(pending.run.commands) if pending.run
                           else None)

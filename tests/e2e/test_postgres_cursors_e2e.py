@@ -173,17 +173,23 @@ def test_a_cursor_the_gateway_did_not_see_declared_is_refused(
     assert refused["outcome"]["action"] == "deny", refused
 
 
-def test_a_name_in_use_cannot_be_declared_again(raw: _Raw) -> None:
-    answers = run(raw, query("BEGIN"), parse("", "SELECT id FROM customers"),
-                  bind("p", ""), SYNC,
-                  query("DECLARE p CURSOR FOR SELECT ssn FROM customers"))
-    (error,) = [pg.fields(b) for k, b in answers if k == b"E"]
-    assert error["C"] == "42P03" and error["M"].startswith("tollgate: "), error
-    # The portal is the Bind's still, its rows what the Bind's statement selects.
-    assert [r[0] for r in rows(run(raw, query("ROLLBACK"), query("BEGIN"),
-                                   parse("", "SELECT id FROM customers ORDER BY id"),
-                                   bind("p", ""), execute("p"), SYNC,
-                                   query("COMMIT")))] == ["1", "2"]
+def test_a_name_in_use_cannot_be_declared_again(gw: Gateway) -> None:
+    with psycopg.connect(url(gw), autocommit=True) as conn:
+        conn.execute("DECLARE again CURSOR WITH HOLD FOR SELECT id FROM customers "
+                     "ORDER BY id")
+        with pytest.raises(psycopg.errors.DuplicateCursor, match=r"^tollgate: "):
+            conn.execute("DECLARE again CURSOR WITH HOLD FOR SELECT ssn FROM customers")
+        # The cursor is the first DECLARE's still, its rows what that one selects.
+        assert [r[0] for r in conn.execute("FETCH ALL FROM again")] == [1, 2]
+        conn.execute("CLOSE again")
+
+
+def test_a_portal_bound_again_after_its_commit_is_a_new_one(raw: _Raw) -> None:
+    answers = run(raw, query("BEGIN"), parse("", "SELECT ssn FROM customers"),
+                  bind("p", ""), SYNC, query("COMMIT"),
+                  parse("", "SELECT id FROM customers ORDER BY id"), bind("p", ""),
+                  execute("p"), SYNC)
+    assert [r[0] for r in rows(answers)] == ["1", "2"], answers
 
 
 def test_a_portal_named_as_the_gateways_is_refused(raw: _Raw) -> None:

@@ -144,10 +144,6 @@ CASES: dict[str, tuple[list[bytes], list[bytes], str, str]] = {
     "a Parse skipped after an error in its batch": (
         [parse("", "DROP TABLE customers"), parse("k", "SELECT email FROM customers"), SYNC],
         [bind("", "k"), execute(), SYNC], "26000", 'statement "k" was not prepared'),
-    "a portal resumed after its transaction failed": (
-        [query("BEGIN"), parse("", "SELECT ssn FROM customers"), bind("cur", ""),
-         execute("cur", 1), SYNC, query("DROP TABLE customers")],
-        [execute("cur", 0), SYNC, query("ROLLBACK")], "34000", 'portal "cur" was not bound'),
     "the unnamed portal after its implicit transaction": (
         [parse("", "SELECT ssn FROM customers"), bind("", ""), SYNC],
         [execute(""), SYNC], "34000", "the unnamed portal"),
@@ -173,6 +169,20 @@ def test_nothing_runs_under_a_name_the_gateway_did_not_decide(
     assert record["outcome"]["action"] == "deny", record
     # The session goes on, its statements decided as ever.
     assert rows(run(client, query("SELECT 1"))) == [["1"]]
+
+
+def test_a_portal_resumed_after_its_transaction_failed_gets_the_databases_error(
+        client: _Raw) -> None:
+    """As directly (asyncpg's cursor after a timeout expects it): the transaction's
+    portals last until its ROLLBACK, and the database runs none of them meanwhile."""
+    no_data_of_customers(run(client, query("BEGIN"),
+                             parse("", "SELECT ssn FROM customers"), bind("cur", ""),
+                             execute("cur", 1), SYNC, query("DROP TABLE customers")))
+    answers = run(client, execute("cur", 0), SYNC)
+    (error,) = errors(answers)
+    assert error["C"] == "25P02" and not rows(answers), error
+    run(client, query("ROLLBACK"))
+    refused(run(client, execute("cur", 0), SYNC), "34000", 'portal "cur" was not bound')
 
 
 def test_a_refused_parse_leaves_no_statement_on_either_side(client: _Raw) -> None:
