@@ -682,10 +682,10 @@ class Session:
         in SQL; psycopg on a libpq before 17 evicts them with DEALLOCATE). Elsewhere the
         database answers for the name the client gave."""
         names = use.deallocated | use.executed
-        top = [s for s in meaning.get("statements") or () if not s.get("nested")] \
-            if isinstance(meaning, dict) else []
-        statement = self._statements.get(next(iter(names))) \
-            if len(names) == 1 and len(top) == 1 else None
+        if len(names) != 1 or not isinstance(meaning, dict):
+            return None  # every other text: nothing more to read
+        top = [s for s in meaning.get("statements") or () if not s.get("nested")]
+        statement = self._statements.get(next(iter(names))) if len(top) == 1 else None
         return None if statement is None else namespace.renamed(text, statement.upstream)
 
     def _cursor_problem(self, use: namespace.Use) -> tuple[str, str, str] | None:
