@@ -188,9 +188,12 @@ sql_denials contains {"rule": "sql.configuration", "reason": sprintf("%s changes
 # change how answers look, how long a statement may wait or run, how a transaction
 # isolates — what drivers and tools send on their own (asyncpg turns jit off to read its
 # types, pgAdmin sets DateStyle) —, never which objects a name resolves to, who runs the
-# statements, nor how their text is read. Any other (search_path, role, client_encoding
-# but to UTF-8, standard_conforming_strings, a custom `app.tenant` a row-level policy
-# reads, a name set_config only knows when it runs) is for the dba group, refused with
+# statements, nor how their text is read. client_encoding may be set to any encoding
+# named: the PostgreSQL front reads the session in it from then on (and refuses those
+# it does not read), as it does a session that logs in with it. Any other (search_path,
+# role, client_encoding given as a value only known when it runs,
+# standard_conforming_strings, a custom `app.tenant` a row-level policy reads, a name
+# set_config only knows when it runs) is for the dba group, refused with
 # the setting named and why. RESET, SET ... TO DEFAULT and RESET ALL go back to what the
 # session started with, and are anyone's. SHOW and current_setting only read.
 sql_denials contains {"rule": "sql.setting", "reason": setting_reason(t.name)} if {
@@ -214,11 +217,10 @@ neutral_setting(t) if t.reset == true
 
 neutral_setting(t) if t.name in neutral_settings
 
-# The client's encoding, to UTF-8: the one the gateway reads texts in.
+# The client's encoding, to one named: the gateway follows it.
 neutral_setting(t) if {
 	t.name == "client_encoding"
 	is_string(t.value)
-	regex.replace(lower(t.value), "[^a-z0-9]", "") in {"utf8", "unicode"}
 }
 
 # search_path emptied, or pg_catalog alone, as pg_dump and its scripts set it: tables are
@@ -237,7 +239,7 @@ setting_risks := {
 	"search_path": "table and function names would resolve to other schemas than the ones the policy read",
 	"role": "later statements would run as another role than the gateway's",
 	"session_authorization": "later statements would run as another user than the gateway's",
-	"client_encoding": "the server would read later SQL in another encoding than UTF-8, the one the policy read it in",
+	"client_encoding": "its value is only known when the statement runs, and the encoding it names is read from then on",
 	"standard_conforming_strings": "the server would read quotes and backslashes in later SQL otherwise than the policy",
 	"backslash_quote": "the server would read quotes and backslashes in later SQL otherwise than the policy",
 	"session_replication_role": "triggers and foreign-key checks would stop firing",

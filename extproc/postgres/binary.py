@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from extproc.postgres.encodings import UTF8, Encoding
+from extproc.postgres.encodings import UTF8, Reading
 
 JSON, JSONB, JSONPATH, RECORD, RECORD_ARRAY = 114, 3802, 4072, 2249, 2287
 # Types whose binary value is their text: text, varchar, bpchar, name, unknown, xml,
@@ -174,7 +174,7 @@ def known(oid: int) -> bool:
             or oid in _RANGES or oid in _MULTIRANGES or oid == RECORD)
 
 
-def decode(oid: int, raw: bytes, encoding: Encoding = UTF8) -> Node:
+def decode(oid: int, raw: bytes, encoding: Reading = UTF8) -> Node:
     """A binary value of type `oid` as a tree (`Opaque` if the type is not known), its
     texts read in `encoding`."""
     try:
@@ -183,7 +183,7 @@ def decode(oid: int, raw: bytes, encoding: Encoding = UTF8) -> Node:
         raise Unreadable(f"a binary value of type {oid} does not parse: {exc}") from None
 
 
-def _decode(oid: int, raw: bytes, encoding: Encoding) -> Node:
+def _decode(oid: int, raw: bytes, encoding: Reading) -> Node:
     if oid in _TEXT:
         if oid in _VERSIONED:
             if raw[:1] != b"\x01":
@@ -222,7 +222,7 @@ def _items(raw: bytes, at: int, count: int) -> tuple[list[bytes | None], int]:
     return out, at
 
 
-def _range(subtype: int, raw: bytes, encoding: Encoding) -> list[Any]:
+def _range(subtype: int, raw: bytes, encoding: Reading) -> list[Any]:
     """A range's bounds' views (none if empty or unbounded)."""
     flags = raw[0]
     bounds = sum(1 for absent in (0x29, 0x51) if not flags & absent)  # empty, null, inf
@@ -253,7 +253,7 @@ def _array_items(oid: int, raw: bytes) -> tuple[int, tuple[tuple[int, int], ...]
     return element, sizes, values
 
 
-def _array(oid: int, raw: bytes, encoding: Encoding) -> Array:
+def _array(oid: int, raw: bytes, encoding: Reading) -> Array:
     element, sizes, values = _array_items(oid, raw)
     return Array(element, raw, sizes,
                  tuple(None if v is None else _decode(element, v, encoding) for v in values))
@@ -273,7 +273,7 @@ def each_replaced(oid: int, raw: bytes, item: Callable[[int], bytes | None]) -> 
                        *(n for pair in sizes for n in pair)) + _joined(items)
 
 
-def _record(raw: bytes, encoding: Encoding) -> Record:
+def _record(raw: bytes, encoding: Reading) -> Record:
     (count,) = struct.unpack_from("!i", raw)
     at, fields = 4, []
     for _ in range(count):
@@ -313,7 +313,7 @@ def opaque(node: Node | None) -> int | None:
     return next((oid for i in inner if (oid := opaque(i)) is not None), None)
 
 
-def encode(node: Node, masked: Any, encoding: Encoding = UTF8) -> bytes | None:
+def encode(node: Node, masked: Any, encoding: Reading = UTF8) -> bytes | None:
     """`node` written with its masked view: unchanged parts as they came, masked texts
     as their new text in `encoding`, anything else masked as NULL (None)."""
     if masked == view(node):

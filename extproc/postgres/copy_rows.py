@@ -30,7 +30,7 @@ from extproc.interpret.sql.copy_out import CopyOut, copy_out
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
 from extproc.postgres import encodings
-from extproc.postgres.encodings import Encoding
+from extproc.postgres.encodings import Reading
 from extproc.postgres.messages import Column
 from extproc.postgres.results import ResultMasker, ResultRefused
 
@@ -47,7 +47,7 @@ class CopyRows:
     """One COPY's lines on their way to the client, masked; in `encoding`."""
 
     def __init__(self, masker: ResultMasker, layout: CopyOut | None,
-                 encoding: Encoding) -> None:
+                 encoding: Reading) -> None:
         self._masker, self._layout, self._encoding = masker, layout, encoding
         # The header line names the columns: it passes as it is.
         self._header = layout is not None and layout.header

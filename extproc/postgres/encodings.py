@@ -32,12 +32,14 @@ The session's encoding is its wire's: every message the session's tasks read or 
 session's life (`speaking`). A context variable rather than an argument through every
 reader and writer: each connection is a task of its own, whose context no other sees.
 
-A statement that would change the encoding mid-session (SET client_encoding, SET NAMES,
-set_config('client_encoding', ...)) is refused whatever the pack says, as a change of
-role is: after it the database would read texts the front reads otherwise. One whose
-setting's name is only known when it runs (set_config(name, ...), as pg_dump sends)
-is the pack's to refuse, all but the dba group's; should the database then report
-another encoding, the session ends (`reported`).
+A session may change its encoding midway (SET client_encoding, SET NAMES, set_config,
+RESET): the front follows the database (Wire). The database reads each message in the
+encoding in effect as it reads it, and reports a change just before its next Ready; in
+between, the front reads only what every encoding the session may be in reads alike
+(Unsettled: ASCII, and bytes those encodings agree on), and refuses the rest as bytes
+not read (22021), so that it never reads a text otherwise than the database. A change
+to an encoding it does not read is refused (as at login); one the database reports
+that no statement announced (a function's own set_config) ends the session.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from extproc.codecs.refusal import BadInput
+from extproc.interpret.sql.effects import UNNAMED_SETTING
 
 # Bytes 0x80-0xFF, which an ASCII-safe encoding never reads as ASCII characters.
 _HIGH = bytes(range(0x80, 0x100))
@@ -260,54 +264,251 @@ def for_session(value: str | None) -> Encoding:
         return UTF8
     if name in _READ:
         return _READ[name]
-    why = "not an encoding PostgreSQL knows" if name is None else _REFUSED[name]
-    shown = f"{value!r}" if name is None or name == value else f"{value!r} ({name})"
-    raise Refused(f"client_encoding {shown} is not read by tollgate: {why}. It reads "
+    raise Refused(f"client_encoding {_why_not(value or '')}. It reads "
                   f"{', '.join(_READ)} (and SQL_ASCII, as UTF8): connect with "
                   "client_encoding=UTF8 (PGCLIENTENCODING=UTF8)")
 
 
-_WIRE: ContextVar[Encoding] = ContextVar("tollgate_postgres_wire", default=UTF8)
+def _why_not(value: str) -> str:
+    """`value`, and why the front does not read it."""
+    name = named(value)
+    why = ("not an encoding PostgreSQL knows" if name is None
+           else _REFUSED.get(name, "bytes as they are, in the database's own encoding, "
+                                   "SQL_ASCII here, which checks none"))
+    shown = f"{value!r}" if name is None or name == value else f"{value!r} ({name})"
+    return f"{shown} is not read by tollgate: {why}"
 
 
-def wire() -> Encoding:
-    """The encoding of the session whose task runs (UTF8 outside one: a login's)."""
-    return _WIRE.get()
+class Unsettled:
+    """The session's encoding while a change may or may not have taken: a text is read
+    only as every candidate reads it (None: any encoding, a value only known when it
+    runs; then ASCII alone), so that whichever the database is in, it reads what the
+    front read; other bytes get 22021 as bytes the encoding does not read."""
+
+    def __init__(self, candidates: frozenset[Encoding] | None) -> None:
+        self.candidates = candidates
+        self.name = ("any encoding" if candidates is None
+                     else " or ".join(sorted(e.name for e in candidates)))
+
+    def __repr__(self) -> str:
+        return f"Unsettled({self.name})"
+
+    def decode(self, data: bytes, errors: str = "strict") -> str:
+        if data.isascii():
+            return data.decode("ascii")
+        if self.candidates is not None:
+            reads = {e.decode(data, errors) for e in self.candidates}
+            if len(reads) == 1:
+                return reads.pop()
+        if errors != "strict":
+            return data.decode("ascii", "replace")
+        start = next(at for at, byte in enumerate(data) if byte >= 0x80)
+        end = next((at for at in range(start, len(data)) if data[at] < 0x80), len(data))
+        raise UnicodeDecodeError(self.name, data, start, end, (
+            "read otherwise in each encoding the session may be in: its client_encoding "
+            "is changing, and the change is known at the next Sync"))
+
+    def encode(self, text: str, errors: str = "strict") -> bytes:
+        if text.isascii():
+            return text.encode("ascii")
+        if self.candidates is not None:
+            written = {e.encode(text, errors) for e in self.candidates}
+            if len(written) == 1:
+                return written.pop()
+        if errors != "strict":
+            return text.encode("ascii", "replace")
+        start = next(at for at, char in enumerate(text) if not char.isascii())
+        raise UnicodeEncodeError(self.name, text, start, len(text),
+                                 "written otherwise in each encoding the session may be in")
+
+
+# How the session's texts are read and written now: its encoding, or while it changes,
+# what every candidate agrees on.
+Reading = Encoding | Unsettled
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a statement may do to the session's encoding: set one of `to` (None: one
+    only known when it runs), or end a transaction (which may take back a change);
+    `sets`, the one a lone SET or RESET leaves once it completed."""
+
+    to: frozenset[Encoding] | None = frozenset()
+    ends_transaction: bool = False
+    sets: Encoding | None = None
+
+
+NO_CHANGE = Change()
+
+
+class Wire:
+    """A session's encoding as the front follows the database's.
+
+    The database reads a message in the encoding in effect when it reads it, and reports
+    a change (ParameterStatus) just before its next ReadyForQuery. So: from the moment a
+    statement that may change it goes upstream until the Ready of its cycle, `reading`
+    (the client's texts) is Unsettled between what it was and what it may become; at
+    that Ready, it is what the database reported. The database writes in the encoding
+    in effect as it writes: `output` (its answers) is Unsettled only from the answers
+    of that statement on, and after a lone SET's completion, what it set. A
+    transaction's end may take back a change made in it (a rollback, SET LOCAL at
+    commit): `_reverts` keeps what it may go back to until the session is idle. A
+    change the front did not see coming (a function's set_config) ends the session,
+    before anything could be read otherwise."""
+
+    def __init__(self, encoding: Encoding, database: Encoding | None = None) -> None:
+        self.login = self.settled = self.reported = encoding
+        # The database's own encoding (its server_encoding), if the front reads it: a
+        # session set to SQL_ASCII is read in it, as the database reads it then.
+        self.database = database
+        self.reading: Reading = encoding
+        self.output: Reading = encoding
+        self._until = 0  # the cycle end whose Ready settles a change (0: none pending)
+        self._candidates: frozenset[Encoding] | None = frozenset()
+        self._reverts: set[Encoding] = set()
+
+    def going(self, change: Change, cycle: int) -> bool:
+        """A statement that may `change` the encoding goes upstream, in the cycle that
+        ends at cycle end `cycle`: whether it may (its answers then say, `answering`)."""
+        to = change.to
+        if change.ends_transaction and to is not None:
+            to = to | self._reverts
+        if to is not None and not to - {self.settled} and not (self._until and to):
+            return False
+        self._widen(to, cycle)
+        return True
+
+    def ending(self, cycle: int) -> None:
+        """Cycle end `cycle` goes upstream. Any statement may fail, and a failure in a
+        transaction that changed the encoding takes the change back then (PostgreSQL
+        aborts it at once); the database skips the rest of the cycle, so what it reads
+        otherwise is what comes after this cycle's end, until its Ready."""
+        back = self._reverts - {self.settled}
+        if back:
+            self._widen(frozenset(back), cycle)
+
+    def _widen(self, to: frozenset[Encoding] | None, cycle: int) -> None:
+        self._reverts.add(self.settled)
+        was = self._candidates if self._until else frozenset({self.settled})
+        self._candidates = None if to is None or was is None else was | to
+        self._until = cycle
+        self.reading = Unsettled(self._candidates)
+
+    def answering(self, change: Change, completed: bool) -> None:
+        """An answer of a statement that may `change` the encoding (`completed`: its
+        CommandComplete), which went upstream: what the database writes from here."""
+        if not self._until:
+            return
+        if completed and change.sets is not None:
+            self.output = change.sets
+        else:
+            self.output = Unsettled(self._candidates)
+
+    def report(self, value: str) -> str | None:
+        """The database's new client_encoding: why it ends the session, if it does (one
+        the front does not read, or one nothing it saw could set)."""
+        encoding = self.encoding_of(value)
+        if encoding is None:
+            return (f"the database now speaks {value} to this session, which tollgate "
+                    "does not read: it cannot be relayed further")
+        expected = self._candidates if self._until else frozenset({self.settled})
+        if expected is not None and encoding not in expected:
+            return (f"the database now reads this session in {value}, not "
+                    f"{self.settled.name}, by a statement that did not say it would (a "
+                    "function's set_config): it cannot be relayed further")
+        self.reported = encoding
+        return None
+
+    def encoding_of(self, value: str) -> Encoding | None:
+        """The encoding a client_encoding of `value` has the session read in (None: one
+        the front does not read). SQL_ASCII converts nothing: the database reads and
+        writes the client's bytes as its own encoding's, after checking them."""
+        if named(value) == SQL_ASCII:
+            return self.database
+        return readable(value)
+
+    def ready(self, cycle: int, status: bytes) -> None:
+        """The database's ReadyForQuery ending cycle end `cycle`, with its `status`."""
+        if self._until and cycle >= self._until:
+            self._until = 0
+            self.settled = self.reported
+            self.reading = self.output = self.settled
+        if not self._until and status == b"I":
+            self._reverts.clear()
+
+
+_WIRE: ContextVar[Wire | None] = ContextVar("tollgate_postgres_wire", default=None)
+# Set in the task that reads the database's answers, which are in `Wire.output`.
+_ANSWERS: ContextVar[bool] = ContextVar("tollgate_postgres_answers", default=False)
+
+
+def wire() -> Reading:
+    """The encoding the session whose task runs reads and writes in now: the client's
+    texts' (UTF8 outside a session: a login's), or in the task answers are read in,
+    the database's."""
+    following = _WIRE.get()
+    if following is None:
+        return UTF8
+    return following.output if _ANSWERS.get() else following.reading
+
+
+def reading_answers() -> None:
+    """The running task reads the database's answers (its context is its own)."""
+    _ANSWERS.set(True)
+
+
+def following() -> Wire:
+    """The session's Wire, whose changes its tasks follow (one of its own if none)."""
+    current = _WIRE.get()
+    if current is None:
+        current = Wire(UTF8)
+        _WIRE.set(current)
+    return current
 
 
 @contextlib.contextmanager
-def speaking(encoding: Encoding) -> Iterator[None]:
-    """The session's messages read and written in `encoding` while it is open."""
-    token = _WIRE.set(encoding)
+def speaking(encoding: Encoding | Wire) -> Iterator[Wire]:
+    """The session's messages read and written in `encoding` while it is open (a Wire:
+    in what the database changes it to)."""
+    current = encoding if isinstance(encoding, Wire) else Wire(encoding)
+    token = _WIRE.set(current)
     try:
-        yield
+        yield current
     finally:
         _WIRE.reset(token)
 
 
-def refuse_change(meaning: Any) -> None:
-    """BadInput (403) when a statement (input.sql) would have the database read the
-    session's later texts in another encoding than `wire()`'s."""
+def changes(meaning: Any) -> Change:
+    """What a statement (input.sql) may do to the session's encoding; BadInput (403) if
+    it would set one the front does not read (client-only, SQL_ASCII, unknown)."""
     statements = meaning.get("statements") if isinstance(meaning, dict) else None
-    session = wire().name
+    to: set[Encoding] | None = set()
+    ends = False
+    wire = following()
+    lone = len(statements or ()) == 1
     for statement in statements or ():
-        settings = statement.get("settings") if isinstance(statement, dict) else None
-        for setting in settings or ():
-            if not isinstance(setting, dict) or setting.get("reset"):
-                continue  # back to the session's start: its own encoding
+        if not isinstance(statement, dict):
+            continue
+        ends = ends or statement.get("kind") == "transaction"
+        for setting in statement.get("settings") or ():
+            if not isinstance(setting, dict):
+                continue
             name, value = setting.get("name"), setting.get("value")
-            if name == "client_encoding" and (
-                    not isinstance(value, str) or named(value) != session):
-                raise BadInput(403, "session_setting", "changing client_encoding is "
-                               "refused: the server would read later SQL in another "
-                               f"encoding than {session}, the one tollgate reads this "
-                               "session in (connect with the client_encoding you need)")
-
-
-def reported(name: str, value: str) -> str | None:
-    """Why a ParameterStatus the database sent ends the session: its client_encoding is
-    no longer the one the front reads in (None: nothing changed that the front reads)."""
-    if name.lower() != "client_encoding" or named(value) == wire().name:
-        return None
-    return (f"the database now reads this session in {value}, not {wire().name} as "
-            "tollgate does: it cannot be relayed further")
+            if setting.get("reset") and name in ("client_encoding", "all"):
+                target: Encoding | None = wire.login
+            elif name == UNNAMED_SETTING or (name == "client_encoding" and
+                                             not isinstance(value, str)):
+                target = None
+            elif name == "client_encoding" and isinstance(value, str):
+                target = wire.encoding_of(value)
+                if target is None:
+                    raise BadInput(403, "session_setting", "changing client_encoding to "
+                                   f"{_why_not(value)}")
+            else:
+                continue
+            to = None if to is None or target is None else to | {target}
+            lone = lone and statement.get("kind") in ("set", "reset")
+    if to == set() and not ends:
+        return NO_CHANGE
+    sets = next(iter(to)) if lone and to is not None and len(to) == 1 else None
+    return Change(None if to is None else frozenset(to), ends, sets)

@@ -170,7 +170,7 @@ class Front(StreamListener):
             writer.write(refused.message)
             return
         try:
-            with encodings.speaking(session.context["encoding"]):
+            with encodings.speaking(session.wire):
                 await session.relay()
         finally:
             release()

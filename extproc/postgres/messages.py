@@ -49,8 +49,10 @@ class Undecodable(ProtocolViolation):
 
     def __init__(self, problem: UnicodeDecodeError, text: str) -> None:
         bad = problem.object[problem.start:problem.end][:8]
-        super().__init__(f'invalid byte sequence for encoding "{encodings.wire().name}": '
-                         + " ".join(f"0x{b:02x}" for b in bad))
+        reading = encodings.wire()
+        why = f" ({problem.reason})" if isinstance(reading, encodings.Unsettled) else ""
+        super().__init__(f'invalid byte sequence for encoding "{reading.name}": '
+                         + " ".join(f"0x{b:02x}" for b in bad) + why)
         self.text = text
 
 

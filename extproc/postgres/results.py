@@ -37,7 +37,7 @@ from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
 from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
 from extproc.postgres import binary, encodings
-from extproc.postgres.encodings import Encoding
+from extproc.postgres.encodings import Reading
 from extproc.postgres.messages import Column
 
 # Type OIDs whose text-format values a masked text can replace (text, varchar, bpchar,
@@ -77,7 +77,7 @@ class ResultMasker:
     `encoding` (None: the session's)."""
 
     def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column],
-                 encoding: Encoding | None = None) -> None:
+                 encoding: Reading | None = None) -> None:
         self._masker, self._columns = masker, columns
         self._encoding = encoding or encodings.wire()
         derived = spec.derived if spec is not None else frozenset()
@@ -192,7 +192,7 @@ def _as_text(column: Column) -> str:
             "receives as text")
 
 
-def _derived_value(column: Column, value: bytes, encoding: Encoding) -> bytes | None:
+def _derived_value(column: Column, value: bytes, encoding: Reading) -> bytes | None:
     """What a derived column's value becomes: the token where its type is text (a JSON
     string in json; jsonb's binary form has a version byte); an array of the built-in
     types the same array, each value so replaced (NULL where not text, or where the

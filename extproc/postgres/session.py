@@ -272,6 +272,10 @@ class Run:
     # The statements whose rows it returns (of the cursors it fetches from, of the
     # protocol's statements SQL's EXECUTE runs): their masks apply to its rows too.
     sources: tuple[Prepared, ...] = ()
+    # What it may do to the session's client_encoding (encodings.Wire follows it), and
+    # whether it went upstream so (its answers are then read as the Wire says).
+    change: encodings.Change = encodings.NO_CHANGE
+    unsettles: bool = False
 
 
 class Session:
@@ -285,6 +289,9 @@ class Session:
         self._open = exchange_for
         self._reader, self._writer, self._upstream = reader, writer, upstream
         self.context = context
+        # The session's encoding, as the database's changes it (front.py speaks it).
+        self.wire = encodings.Wire(context["encoding"], encodings.readable(
+            upstream.parameters.get("server_encoding", "")))
         self._max = max_message
         # What the client sent before its login ended (the session's first bytes).
         self._first = first
@@ -455,6 +462,7 @@ class Session:
 
     def _cycle_end(self) -> int:
         self._cycles += 1
+        self.wire.ending(self._cycles)
         return self._cycles
 
     def _upstream_name(self, name: str) -> str:
@@ -470,6 +478,7 @@ class Session:
         if refusal is None and run.upstream_text is not None:
             message = pg.Message(b"Q", pg.encode_query(run.upstream_text)[5:])
         if refusal is None and run.measure:
+            run.unsettles = self.wire.going(run.change, self._cycles + 1)
             refusal = await self._measured(run, message)
             if refusal is None:
                 return b""  # ran, its answers relayed with the verdict
@@ -478,6 +487,7 @@ class Session:
         self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end(),
                                      declared=declared))
         if refusal is None:
+            run.unsettles = self.wire.going(run.change, self._cycles)
             return message.raw()
         return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
 
@@ -517,6 +527,9 @@ class Session:
         run, refusal = await self._decided("function_call", "", None)
         self._pending.append(Pending(b"F", run, refusal, cycle=self._cycle_end()))
         if refusal is None:
+            # A function named by OID may be set_config: any encoding may follow.
+            run.change = encodings.Change(None)
+            run.unsettles = self.wire.going(run.change, self._cycles)
             return message.raw()
         return pg.encode_query(_REFUSED.format(trace=run.exchange.trace_id))
 
@@ -583,7 +596,10 @@ class Session:
             return [self._refused_name(b"E", "EXECUTE", portal_name, *problem)]
         run, refusal = self._carried(statement)
         run.sources = self._sources(use)
+        run.change = encodings.changes(statement.meaning)
         declared = self._apply(use, statement) if refusal is None else ()
+        if refusal is None:
+            run.unsettles = self.wire.going(run.change, self._cycles + 1)
         if refusal is None and statement.measure and not portal.ran:
             portal.ran = True
             return await self._execute_measured(portal, max_rows, run)
@@ -748,7 +764,7 @@ class Session:
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
             refuse_owned_change(exchange.meaning, self.context["owned"])
-            encodings.refuse_change(exchange.meaning)
+            run.change = encodings.changes(exchange.meaning)
             if opening:
                 shape = drivers.shape(exchange.meaning)
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)
@@ -1179,6 +1195,7 @@ class Session:
     # -- the database's answers --------------------------------------------------------
 
     async def _from_server(self) -> None:
+        encodings.reading_answers()
         try:
             await self._server_loop()
         except (_Fatal, pg.ProtocolViolation) as exc:
@@ -1199,6 +1216,8 @@ class Session:
             rows: list[list[bytes | None]] = []
             for message in framer.feed(data):
                 head = self._head()
+                if head is not None and head.run is not None and head.run.unsettles:
+                    self.wire.answering(head.run.change, message.kind == b"C")
                 if head is not None and head.probe is not None:
                     out += self._probed(head.probe, message)
                     continue
@@ -1228,13 +1247,14 @@ class Session:
         if message.kind in (b"A", b"S"):
             return [self._asynchronous(message)]
         if probe.take(message):
-            self._pending.popleft()
+            done = self._pending.popleft()
             if message.kind == b"Z" and probe.partial:
                 # Its part of the batch was skipped: the batch's end ends what follows.
                 return [self._ready(message)]
             if message.kind == b"Z":
                 self._status = pg.ready_for_query(message.body)
                 self._batch_status = None
+                self.wire.ready(done.cycle, self._status)
         return []
 
     def _head(self) -> Pending | None:
@@ -1388,6 +1408,8 @@ class Session:
         self._copy_out = None
         while self._pending:
             pending = self._pending.popleft()
+            if pending.cycle:
+                self.wire.ready(pending.cycle, self._status)
             if pending.probe is not None:
                 # The front's own messages, after messages of the batch the database
                 # skipped: a part of it skipped too; its end, the front's own Sync.
@@ -1421,7 +1443,8 @@ class Session:
             note = pg.notification(message.body)
             masked, _ = self._masker.mask_json(note.payload, _record_mask(self._head()))
             return pg.encode_notification(note._replace(payload=str(masked)))
-        problem = encodings.reported(*pg.parameter_status(message.body))
+        name, value = pg.parameter_status(message.body)
+        problem = self.wire.report(value) if name.lower() == "client_encoding" else None
         if problem is not None:
             raise _Fatal(problem)
         return message.raw()

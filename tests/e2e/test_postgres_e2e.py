@@ -261,13 +261,13 @@ def test_pg8000_masked_refused_and_goes_on(gw: Gateway, tmp_path: Path,
     (("SET ROLE postgres", "SET SESSION AUTHORIZATION postgres"),
      "would run as another (role|user) than the gateway's"),
     (("SET client_encoding TO 'SJIS'", "SET NAMES 'BIG5'"),
-     "in another encoding than UTF8, the one tollgate reads this session in"),
+     "is not read by tollgate: a client-only encoding"),
 ], ids=["role", "encoding"])
 def test_what_changes_who_acts_or_how_texts_are_read_is_refused(
         gw: Gateway, statements: tuple[str, ...], says: str) -> None:
-    """The role a session acts as is the gateway's (for the dba group only), and another
-    client encoding than the session's would have the database read bytes otherwise
-    than tollgate (for no one: extproc/postgres/encodings.py)."""
+    """The role a session acts as is the gateway's (for the dba group only), and a
+    client encoding the front does not read would have the database read bytes
+    otherwise than tollgate (for no one: extproc/postgres/encodings.py)."""
     with psycopg.connect(url(gw), autocommit=True) as conn:
         for statement in statements:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match=says):

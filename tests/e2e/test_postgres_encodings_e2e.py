@@ -166,26 +166,103 @@ def test_euc_jp_reads_as_postgresql_where_python_does_not(gw: Gateway, people_db
     assert request_text(gw.record_of(statement)) == statement
 
 
-def test_the_sessions_encoding_is_not_changed_midway(gw: Gateway) -> None:
-    """The pack lets anyone set client_encoding to UTF8; in a LATIN9 session the front
-    would then read the database's bytes otherwise: refused, whatever the pack says."""
+def test_a_change_midway_is_followed_and_a_rollback_takes_it_back(
+        gw: Gateway, people_db: str) -> None:
+    """A LATIN9 session that sets UTF8, then EUC_JP: each statement is read, decided and
+    recorded in the encoding the database reads it in, and the rows come back in it,
+    masked; a change rolled back is followed back (psycopg encodes as the database's
+    ParameterStatus says)."""
+    euro = "INSERT INTO notes VALUES (21, 'reçu 5 € en UTF8')"
+    japanese = "SELECT name, email FROM people WHERE name = '山田 太郎'"
+    with psycopg.connect(url(gw), client_encoding="LATIN9", autocommit=True) as conn:
+        conn.execute("SET client_encoding TO 'UTF8'")
+        assert conn.info.encoding == "utf-8"
+        conn.execute(euro)
+        assert conn.execute("SELECT note FROM notes WHERE id = 21").fetchone() == (
+            "reçu 5 € en UTF8",)
+        conn.execute("SET NAMES 'EUC_JP'")
+        row = conn.execute(japanese).fetchone()
+        assert row is not None and row[0] == "山田 太郎" and "taro@" not in row[1]
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET client_encoding TO 'LATIN1'")
+            assert conn.info.encoding == "iso8859-1"
+            assert conn.execute("SELECT 'Zoë'").fetchone() == ("Zoë",)
+        assert conn.info.encoding == "euc_jp"
+        assert conn.execute("SHOW client_encoding").fetchone() == ("EUC_JP",)
+    assert request_text(gw.record_of(euro)) == euro
+    assert request_text(gw.record_of(japanese)) == japanese
+    with psycopg.connect(people_db) as upstream:
+        assert upstream.execute("SELECT note FROM notes WHERE id = 21").fetchone() == (
+            "reçu 5 € en UTF8",)
+
+
+def test_texts_sent_before_a_change_is_known_are_read_only_where_both_agree(
+        gw: Gateway) -> None:
+    """A batch that sets LATIN1 and, before its Sync, sends a text whose bytes LATIN1
+    and UTF8 read otherwise (0xC3 0xA9: é or Ã©): the database would read it in one,
+    the front cannot know which yet; refused with 22021 (the database skips to the
+    Sync, and the failed batch takes the SET back). ASCII passes; the session is read
+    in what the database reports after each Sync."""
+    client = _Raw(gw)
+    client.login()
+    no_params = struct.pack("!hhh", 0, 0, 0)
+
+    def statement(text: bytes) -> bytes:
+        return (_raw(b"P", b"", text, tail=b"\x00\x00") + _raw(b"B", b"", b"", tail=no_params)
+                + _raw(b"E", b"", tail=b"\x00" * 4))
+
+    answers = _answers(client, statement(b"SET client_encoding TO 'LATIN1'"),
+                       statement(b"SELECT 'ascii' AS v"), statement(b"SELECT '\xc3\xa9' AS v"),
+                       pg.encode(b"S", b""))
+    assert [body for kind, body in answers if kind == b"D"] == [b"\x00\x01\x00\x00\x00\x05ascii"]
+    (refused,) = [body for kind, body in answers if kind == b"E"]
+    assert _error(answers)["C"] == "22021", refused
+    assert _error(answers)["M"] == (
+        'tollgate: invalid byte sequence for encoding "LATIN1 or UTF8": 0xc3 0xa9 (read '
+        "otherwise in each encoding the session may be in: its client_encoding is "
+        "changing, and the change is known at the next Sync)")
+    assert not [body for kind, body in answers if kind == b"S"]  # taken back
+    answers = _answers(client, _raw(b"Q", "SELECT 'ça' AS v".encode()))
+    assert [body for kind, body in answers if kind == b"D"] == [
+        b"\x00\x01\x00\x00\x00\x03\xc3\xa7a"]
+    answers = _answers(client, _raw(b"Q", b"SET client_encoding TO 'LATIN1'"))
+    assert (b"S", b"client_encoding\x00LATIN1\x00") in answers
+    answers = _answers(client, _raw(b"Q", b"SELECT '\xe9t\xe9' AS v"))  # LATIN1's été
+    assert [body for kind, body in answers if kind == b"D"] == [
+        b"\x00\x01\x00\x00\x00\x03\xe9t\xe9"]
+    client.sock.close()
+    assert gw.record_of("SELECT 'été' AS v")["request"]["method"] == "QUERY"
+
+
+def test_a_change_to_an_encoding_not_read_is_refused(gw: Gateway) -> None:
     with psycopg.connect(url(gw), client_encoding="LATIN9", autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege,
-                           match="in another encoding than LATIN9"):
-            conn.execute("SET client_encoding TO 'UTF8'")
+                           match="changing client_encoding to 'SJIS' is not read by "
+                                 "tollgate: a client-only encoding"):
+            conn.execute("SET client_encoding TO 'SJIS'")
         assert conn.execute("SHOW client_encoding").fetchone() == ("LATIN9",)
 
 
-def test_an_encoding_the_database_reports_changed_ends_the_session(gw: Gateway) -> None:
-    """set_config of a name only known when it runs is the dba group's (pg_dump sends
-    one); should it change client_encoding, the front can no longer read the session
-    as the database does: it ends, saying so, rather than relay it."""
+@pytest.mark.parametrize(("statement", "says"), [
+    # set_config of a name only known when it runs is the dba group's (pg_dump sends one).
+    ("SELECT set_config(name, 'SJIS', false) FROM pg_settings WHERE name = "
+     "'client_encoding'", "the database now speaks SJIS to this session, which tollgate "
+                          "does not read"),
+    # A function's own set_config: nothing in the statement says it changes the encoding.
+    ("SELECT to_latin1()", "the database now reads this session in LATIN1, not UTF8, by a "
+                           "statement that did not say it would"),
+], ids=["not-read", "not-announced"])
+def test_an_encoding_the_front_cannot_follow_ends_the_session(
+        gw: Gateway, people_db: str, statement: str, says: str) -> None:
+    """The database reports the change; the front cannot read the session as the
+    database does from then on: it ends, saying so, rather than relay it."""
+    with psycopg.connect(people_db, autocommit=True) as upstream:
+        upstream.execute("CREATE OR REPLACE FUNCTION to_latin1() RETURNS text LANGUAGE sql "
+                         "AS $$ SELECT set_config('client_encoding', 'LATIN1', false) $$")
     dba = tokens.token("dba-encoding", ["dba"])
     with psycopg.connect(url(gw, token=dba), autocommit=True) as conn:
-        with pytest.raises(psycopg.OperationalError,
-                           match="the database now reads this session in SJIS, not UTF8"):
-            conn.execute("SELECT set_config(name, 'SJIS', false) FROM pg_settings "
-                         "WHERE name = 'client_encoding'")
+        with pytest.raises(psycopg.OperationalError, match=says):
+            conn.execute(statement)
         assert conn.closed
 
 

@@ -129,7 +129,11 @@ def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
      None),
     ("postgres", "SELECT set_config($1, 'off', false)", ["configuration", "read", "session"],
      None),
+    # A named encoding the PostgreSQL front follows (or refuses); one given as a value
+    # only known when it runs reconfigures.
     ("postgres", "SELECT set_config('client_encoding', 'SJIS', false)",
+     ["read", "session"], None),
+    ("postgres", "SELECT set_config('client_encoding', $1, false)",
      ["configuration", "read", "session"], None),
     ("postgres", "SET client_encoding = 'UTF-8'", ["session"], None),
     ("postgres", "RESET ROLE", ["session"], None),

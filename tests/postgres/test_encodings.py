@@ -170,33 +170,128 @@ def test_the_wire_is_utf8_but_where_a_session_speaks() -> None:
     assert encodings.wire() is encodings.UTF8
 
 
-@pytest.mark.parametrize(("statement", "refused"), [
-    ("SET client_encoding TO 'UTF8'", "changing client_encoding is refused: the server "
-                                      "would read later SQL in another encoding than LATIN9"),
-    ("SET NAMES 'SJIS'", "in another encoding than LATIN9"),
-    ("SELECT set_config('client_encoding', 'WIN1252', false)", "than LATIN9"),
-    ("SET LOCAL client_encoding = DEFAULT", None),
-    ("SET client_encoding TO 'iso-8859-15'", None),
-    ("RESET client_encoding", None),
-    ("DISCARD ALL", None),
-    # A name only known when it runs: the pack's to refuse (pg_dump sends one); should
-    # the database report another encoding then, the session ends.
-    ("SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'jit'", None),
+LATIN9, LATIN1, UTF8 = (encodings.for_session(n) for n in ("LATIN9", "LATIN1", "UTF8"))
+EUC_JP = encodings.for_session("EUC_JP")
+
+
+@pytest.mark.parametrize(("statement", "to", "ends"), [
+    ("SET client_encoding TO 'UTF8'", {UTF8}, False),
+    ("SET NAMES 'latin1'", {LATIN1}, False),
+    ("SELECT set_config('client_encoding', 'iso-8859-15', false)", {LATIN9}, False),
+    ("SET LOCAL client_encoding = DEFAULT", {LATIN9}, False),  # the login's
+    ("RESET client_encoding", {LATIN9}, False),
+    ("RESET ALL", {LATIN9}, False),
+    ("DISCARD ALL", {LATIN9}, False),
+    # A value or a name only known when it runs: any encoding may follow.
+    ("SELECT set_config('client_encoding', $1, false)", None, False),
+    ("SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'jit'", None, False),
+    ("SET search_path TO app", set(), False),
+    ("BEGIN; SET LOCAL client_encoding TO 'EUC_JP'; COMMIT", {EUC_JP}, True),
+    ("ROLLBACK", set(), True),
 ])
-def test_a_change_of_the_sessions_encoding_is_refused(statement: str,
-                                                      refused: str | None) -> None:
-    with encodings.speaking(encodings.for_session("LATIN9")):
-        if refused is None:
-            encodings.refuse_change(analyze(statement))
-            return
-        with pytest.raises(BadInput) as problem:
-            encodings.refuse_change(analyze(statement))
-    assert problem.value.status == 403 and refused in problem.value.message
+def test_what_a_statement_may_do_to_the_encoding(
+        statement: str, to: set[encodings.Encoding] | None, ends: bool) -> None:
+    with encodings.speaking(LATIN9):
+        change = encodings.changes(analyze(statement))
+    assert change.to == (None if to is None else frozenset(to))
+    assert change.ends_transaction is ends
 
 
-def test_a_reported_change_ends_the_session() -> None:
-    with encodings.speaking(encodings.for_session("EUC_JP")):
-        assert encodings.reported("client_encoding", "EUC_JP") is None
-        assert encodings.reported("TimeZone", "UTC") is None
-        assert "now reads this session in SJIS, not EUC_JP" in str(
-            encodings.reported("client_encoding", "SJIS"))
+@pytest.mark.parametrize(("statement", "says"), [
+    ("SET NAMES 'SJIS'", "'SJIS' is not read by tollgate: a client-only encoding"),
+    # With a database in SQL_ASCII: no reading is checked (a UTF8 one's is read in it).
+    ("SET client_encoding TO 'SQL_ASCII'", "'SQL_ASCII' is not read by tollgate: bytes as"),
+    ("SELECT set_config('client_encoding', 'EBCDIC', false)",
+     "'EBCDIC' is not read by tollgate: not an encoding PostgreSQL knows"),
+    ("SELECT set_config('client_encoding', 'BIG5', false)", "'BIG5' is not read"),
+    ("SET NAMES DEFAULT; SET NAMES 'GBK'", "'GBK' is not read"),
+    ("SET client_encoding TO 'mule_internal'", "no codec here reads it"),
+])
+def test_a_change_to_an_encoding_not_read_is_refused(statement: str, says: str) -> None:
+    with encodings.speaking(encodings.Wire(UTF8, database=None)), \
+            pytest.raises(BadInput) as problem:
+        encodings.changes(analyze(statement))
+    assert problem.value.status == 403
+    assert problem.value.message.startswith("changing client_encoding to ")
+    assert says in problem.value.message
+
+
+def test_sql_ascii_is_read_in_the_databases_encoding() -> None:
+    with encodings.speaking(encodings.Wire(LATIN9, database=UTF8)):
+        change = encodings.changes(analyze("SET client_encoding TO 'sql_ascii'"))
+    assert change.to == {UTF8} and change.sets is UTF8
+    wire = encodings.Wire(LATIN9, database=UTF8)
+    wire.going(change, cycle=1)
+    assert wire.report("SQL_ASCII") is None
+    wire.ready(1, b"I")
+    assert wire.reading is UTF8
+
+
+def test_a_change_reads_only_what_either_encoding_reads_alike_until_its_ready() -> None:
+    wire = encodings.Wire(UTF8)
+    wire.going(encodings.Change(frozenset({LATIN1})), cycle=3)
+    assert isinstance(wire.reading, encodings.Unsettled)
+    assert wire.reading.decode(b"SELECT 'ascii'") == "SELECT 'ascii'"
+    with pytest.raises(UnicodeDecodeError, match="client_encoding is changing") as misread:
+        wire.reading.decode(b"SELECT '\xc3\xa9'")  # UTF8's é, LATIN1's Ã©
+    assert misread.value.start == 8
+    with pytest.raises(UnicodeEncodeError):
+        wire.reading.encode("é")
+    assert wire.reading.encode("é", "replace") == b"?"
+    assert wire.report("LATIN1") is None
+    wire.ready(2, b"I")  # an earlier cycle's Ready settles nothing
+    assert isinstance(wire.reading, encodings.Unsettled)
+    wire.ready(3, b"I")
+    assert wire.reading is LATIN1 and wire.settled is LATIN1
+    assert wire.reading.decode(b"\xe9") == "é"
+
+
+def test_a_change_that_did_not_take_settles_on_what_the_database_kept() -> None:
+    wire = encodings.Wire(UTF8)
+    wire.going(encodings.Change(frozenset({LATIN1})), cycle=1)
+    wire.ready(1, b"I")  # no ParameterStatus: the SET failed
+    assert wire.reading is UTF8
+
+
+def test_a_rollback_may_take_a_change_back() -> None:
+    """BEGIN; SET client_encoding (settled in the transaction); ROLLBACK: until its
+    Ready, the ROLLBACK may have gone back to the encoding before the transaction."""
+    wire = encodings.Wire(UTF8)
+    wire.going(encodings.Change(frozenset({LATIN1})), cycle=1)
+    assert wire.report("LATIN1") is None
+    wire.ready(1, b"T")
+    assert wire.reading is LATIN1
+    wire.going(encodings.Change(frozenset(), ends_transaction=True), cycle=2)
+    assert isinstance(wire.reading, encodings.Unsettled)
+    assert wire.reading.candidates == {UTF8, LATIN1}
+    assert wire.report("UTF8") is None
+    wire.ready(2, b"I")
+    assert wire.reading is UTF8
+    wire.going(encodings.Change(frozenset(), ends_transaction=True), cycle=3)
+    assert wire.reading is UTF8  # idle since: nothing left to take back
+
+
+def test_an_unknown_value_reads_ascii_alone_until_the_database_says() -> None:
+    wire = encodings.Wire(UTF8)
+    wire.going(encodings.Change(None), cycle=1)
+    assert wire.reading.decode(b"SELECT 1") == "SELECT 1"
+    with pytest.raises(UnicodeDecodeError):
+        wire.reading.decode("é".encode())
+    assert wire.report("EUC_JP") is None
+    wire.ready(1, b"I")
+    assert wire.reading is EUC_JP
+
+
+@pytest.mark.parametrize(("announced", "value", "says"), [
+    (False, "LATIN1", "now reads this session in LATIN1, not UTF8, by a statement that "
+                      "did not say it would"),
+    (True, "LATIN2", "now reads this session in LATIN2"),
+    (True, "SJIS", "now speaks SJIS to this session, which tollgate does not read"),
+])
+def test_a_change_nothing_announced_ends_the_session(announced: bool, value: str,
+                                                      says: str) -> None:
+    wire = encodings.Wire(UTF8)
+    if announced:
+        wire.going(encodings.Change(frozenset({LATIN1})), cycle=1)
+    problem = wire.report(value)
+    assert problem is not None and says in problem

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extproc.postgres import estimate
+from extproc.postgres import encodings, estimate
 from extproc.postgres import messages as pg
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import DBA
@@ -142,6 +142,50 @@ cursor_step = st.one_of(
     st.tuples(st.just("query"), st.sampled_from(CURSORS)),
     st.tuples(st.just("batch"), st.lists(cursor_op, min_size=1, max_size=4)),
 )
+# Encodings changed midway (SET, RESET, SET LOCAL, rolled back), and texts written in
+# any of them, the session's or not, in a Query or a batch after a change in it: what
+# the server ran (its log, in the database's UTF8) is what the record says was read.
+ENCODINGS = ["UTF8", "LATIN1", "LATIN9", "EUC_JP"]
+ENCODED = ["SELECT 'été' AS v", "SELECT '山田 ①' AS v", "SELECT 'Zoë 5 €' AS v",
+           "SELECT 'ascii' AS v", *(f"SET client_encoding TO '{e}'" for e in ENCODINGS),
+           "SET LOCAL client_encoding TO 'LATIN1'", "RESET client_encoding", "BEGIN",
+           "ROLLBACK", "COMMIT", "SELECT 1/0"]
+encoded_text = st.tuples(st.sampled_from(ENCODED), st.sampled_from(ENCODINGS))
+encoded_batch = st.lists(encoded_text, min_size=1, max_size=4)
+encoding_step = st.one_of(
+    st.tuples(st.just("query"), encoded_text),
+    st.tuples(st.just("batch"), encoded_batch),
+    # Batches and Queries sent at once: each read before the database answered those
+    # before it, which may have changed the encoding, or failed and taken one back.
+    st.tuples(st.just("pipeline"), st.lists(st.one_of(encoded_text, encoded_batch),
+                                            min_size=2, max_size=3)),
+)
+
+
+def in_encoding(text: str, name: str) -> bytes:
+    return encodings.for_session(name).encode(text, "replace")
+
+
+def encoded_messages(kind: str, what: Any) -> list[bytes]:
+    """A Query (`what`: a text and its encoding), a batch (a list of them) ended by a
+    Sync, or a pipeline of either."""
+    if kind == "query":
+        return [pg.encode(b"Q", in_encoding(*what) + b"\x00")]
+    if kind == "pipeline":
+        return [m for part in what
+                for m in encoded_messages("batch" if isinstance(part, list) else "query", part)]
+    no_params = struct.pack("!hhh", 0, 0, 0)
+    return [*(m for text in what for m in (
+        pg.encode(b"P", b"\x00" + in_encoding(*text) + b"\x00\x00\x00"),
+        pg.encode(b"B", b"\x00\x00" + no_params), pg.encode(b"E", b"\x00" + bytes(4)))),
+        SYNC]
+
+
+def drive_encoded(client: _Raw, steps: list[Any]) -> None:
+    for kind, what in steps:
+        run(client, *encoded_messages(kind, what))
+
+
 DIFFERENTIAL = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                         suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                HealthCheck.too_slow,
@@ -162,15 +206,25 @@ def test_every_cursor_read_the_server_ran_is_in_the_record_allowed(
     compare(logged, steps, DBA)
 
 
+@DIFFERENTIAL
+@given(steps=st.lists(encoding_step, min_size=1, max_size=8))
+def test_every_text_the_server_ran_in_any_encoding_is_in_the_record_as_it_read_it(
+        logged: tuple[Gateway, pg_cluster.Cluster], steps: list[Any]) -> None:
+    compare(logged, steps, AGENT, encoded=True)
+
+
 def compare(logged: tuple[Gateway, pg_cluster.Cluster], steps: list[Any],
-            token: str) -> None:
+            token: str, encoded: bool = False) -> None:
     """One generated session through the front, its record against the server's log."""
     gw, cluster = logged
     before = len(cluster.log)
     client = _Raw(gw)
     try:
         key = client.login(token)
-        drive(gw, client, key, steps)
+        if encoded:
+            drive_encoded(client, steps)
+        else:
+            drive(gw, client, key, steps)
         sentinel = f"SELECT 'end of session {uuid.uuid4()}'"
         run(client, query(sentinel))
     finally:

@@ -70,8 +70,9 @@ def cluster() -> Iterator[Cluster]:
             shutil.chown(path, "postgres")
         port = stack.free_port()
         data = directory / "data"
+        # UTF8 whatever the machine's locale (SQL_ASCII under C would convert nothing).
         _as_postgres(str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                     "--no-sync")
+                     "-E", "UTF8", "--locale=C", "--no-sync")
         (data / "pg_hba.conf").write_text(HBA)
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\n"

@@ -126,9 +126,11 @@ def setting_effects(name: str, value: str | None = None, reset: bool = False) ->
     name = name.lower()
     if reset:
         return set()  # back to what the session started with, the gateway's own choice
-    charsets = CLIENT_CHARSET_SETTINGS | RESULTS_CHARSET_SETTINGS | {"client_encoding"}
+    charsets = CLIENT_CHARSET_SETTINGS | RESULTS_CHARSET_SETTINGS
     if name in charsets and value is not None and _encoding(value) in _READ_ENCODINGS:
         return set()
+    if name == "client_encoding" and value is not None:
+        return set()  # PostgreSQL's front follows it, or refuses one it does not read
     if name in RUN_SETTINGS or name in RESULTS_CHARSET_SETTINGS or (
             name in CLIENT_CHARSET_SETTINGS and not _safe_charset(value)):
         return {"configuration", "unreadable"}
