@@ -162,3 +162,9 @@ def test_a_drivers_binary_literal_reads_back_as_its_bytes(value: bytes,
     assert len(strings) == 1
     assert strings[0].text.encode("utf-8", "surrogateescape") == value
     assert kinds(UNREAD.sub("\ufffd", text), backslashes) == "insert"
+
+
+def test_a_dialect_of_one_lexing_reads_alike_whatever_the_escaping_said() -> None:
+    for backslashes in (True, False, None):
+        found = analyze("SELECT 'a\\'; DROP TABLE x", "sqlite", backslashes=backslashes)
+        assert [s["kind"] for s in found["statements"]] == ["select", "drop"]

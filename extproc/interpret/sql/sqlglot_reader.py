@@ -56,7 +56,7 @@ def read(text: str, dialect: str, server_version: str | None = None,
     `server_version` (its handshake's) runs them."""
     version = server_version_id(server_version)
     setup = _glot_dialect(dialect)
-    if setup.executable_comments and not _dashes_in_values(text, backslashes):
+    if setup.executable_comments and not _dashes_in_values(text, dialect, backslashes):
         return [], ("`--` before a non-ASCII character (MySQL reads no comment there) is not "
                     "analysed")
     default, *others = setup.lexing(backslashes)
@@ -73,7 +73,7 @@ def read(text: str, dialect: str, server_version: str | None = None,
     return statements, None
 
 
-def _dashes_in_values(text: str, backslashes: bool | None) -> bool:
+def _dashes_in_values(text: str, dialect: str, backslashes: bool | None) -> bool:
     """Whether every `--` before a non-ASCII character (where MySQL reads no comment and
     sqlglot would) lies in a string literal, a value there (a BLOB's bytes), and before a
     character read_safely leaves as it is (a space there would open a comment in a
@@ -81,7 +81,7 @@ def _dashes_in_values(text: str, backslashes: bool | None) -> bool:
     dashes = [found.start() for found in _MYSQL_DASHES.finditer(text)]
     return not dashes or (
         not any(UNICODE_SPACE.match(text, at + 2) for at in dashes)
-        and within_strings(text, "mysql", dashes, backslashes))
+        and within_strings(text, dialect, dashes, backslashes))
 
 
 def tokenize(text: str, dialect: str, backslashes: bool | None = None) -> list[Token]:
@@ -507,10 +507,10 @@ class _GlotDialect:
     write_limits: bool
 
     def lexing(self, backslashes: bool | None) -> tuple[_Lexing, ...]:
-        """The lexings of a server whose backslashes escape or not (None: unknown, all)."""
-        if backslashes is None:
-            return self.lexings
-        return tuple(lx for lx in self.lexings if lx.backslashes == backslashes)
+        """The lexings of a server whose backslashes escape or not (None: unknown, all; a
+        dialect of one lexing has it either way)."""
+        found = tuple(lx for lx in self.lexings if lx.backslashes == backslashes)
+        return found if backslashes is not None and found else self.lexings
 
 
 # sqlglot reads `{# ... #}` as a comment in every dialect (a Jinja template's), which no
