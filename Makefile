@@ -16,9 +16,9 @@
 # as tests/docs/, with its links and commands checked); make docs-serve (the same site served
 # at http://127.0.0.1:8000 and rebuilt as its pages change; DOCS_PORT=N moves it);
 # make test-drivers (the database drivers' own test suites whole, straight to the database
-# and through tollgate, compared test by test: asyncpg's from its sdist, psycopg's and
-# PyMySQL's from clones named by PSYCOPG_SOURCE and PYMYSQL_SOURCE; not in CI, where
-# make test runs a chunk of asyncpg's, tests/drivers/);
+# and through tollgate, compared test by test: asyncpg's from its sdist, psycopg's,
+# PyMySQL's and mysqlclient's from clones named by PSYCOPG_SOURCE, PYMYSQL_SOURCE and
+# MYSQLCLIENT_SOURCE; not in CI, where make test runs a chunk of asyncpg's, tests/drivers/);
 # make clean (removes the venvs, the site and the tools' caches).
 # Each target installs what it needs first, on a fresh clone too (tests/test_make_targets.py).
 
@@ -82,14 +82,17 @@ test-unit: $(VENV)/.test-deps $(PLAYER)
 	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto
 
 # The drivers' suites whole (tests/drivers/test_driver_suites.py), one process each:
-# ~10 CPU-minutes, 7 of them psycopg's, ~10 minutes on two cores (2026-11-27). psycopg's and PyMySQL's tests are in no
-# sdist: clones of their repositories at the release tags (docs/development.md says
-# which), read and never written; without one, its suite fails saying how to get it.
+# ~10 CPU-minutes, 7 of them psycopg's, ~10 minutes on two cores (2026-11-27). psycopg's,
+# PyMySQL's and mysqlclient's tests are in no sdist: clones of their repositories at the
+# release tags (docs/development.md says which), read and never written; without one,
+# its suite fails saying how to get it.
 PSYCOPG_SOURCE ?=
 PYMYSQL_SOURCE ?=
+MYSQLCLIENT_SOURCE ?=
 test-drivers: $(VENV)/.test-deps system-deps
 	TOLLGATE_DRIVER_SUITES=full PSYCOPG_SOURCE="$(PSYCOPG_SOURCE)" \
-		PYMYSQL_SOURCE="$(PYMYSQL_SOURCE)" $(BIN)/pytest -n 3 -rP tests/drivers/test_driver_suites.py
+		PYMYSQL_SOURCE="$(PYMYSQL_SOURCE)" MYSQLCLIENT_SOURCE="$(MYSQLCLIENT_SOURCE)" \
+		$(BIN)/pytest -n 3 -rP tests/drivers/test_driver_suites.py
 
 # What the tests need from the system: checked on every run (a few milliseconds once
 # installed), never remembered by a stamp that would outlive an uninstall.

@@ -264,6 +264,10 @@ def read_sql(texts: list[str], settings: Sql, analyze: Callable[[str, str], Any]
 
 # The request header a database front gives the server's version in (MySQL's handshake's).
 SERVER_VERSION = "server-version"
+# The request header the MySQL front says in how the server lexes a backslash in a string:
+# "on" (an escape), "off" (itself: NO_BACKSLASH_ESCAPES); absent, it is not known.
+BACKSLASH_ESCAPES = "backslash-escapes"
+_ESCAPING = {"on": True, "off": False}
 
 
 class WireSql(_Plain):
@@ -286,11 +290,12 @@ class WireSql(_Plain):
         body = request["body"]
         if not isinstance(body, str):  # the front always sends the text: fail closed
             return read_sql([], self._settings, self._analyze, "no SQL text to read")
-        # The server's version, where the front knows it (its reading of MySQL's
-        # executable comments depends on it).
+        # The server's version and escaping, where the front knows them (its reading of
+        # MySQL's executable comments and strings depends on them).
         version = request["headers"].get(SERVER_VERSION)
+        backslashes = _ESCAPING.get(request["headers"].get(BACKSLASH_ESCAPES, ""))
         return read_sql([body], self._settings, functools.partial(
-            self._analyze, server_version=version) if version else self._analyze)
+            self._analyze, server_version=version, backslashes=backslashes))
 
     def attributes(self, meaning: SqlReading, _request: Request | None) -> dict[str, Any]:
         return sql_attributes(meaning, self._query_text)

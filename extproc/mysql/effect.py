@@ -45,6 +45,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
 from extproc.exchange.effect import COUNT_CAP, Effect, TableEffect, measured
+from extproc.interpret.sql.sqlglot_reader import parsed
 
 SAVEPOINT = "tollgate_effect"
 MARK = "/* tollgate: effect */ "
@@ -107,17 +108,15 @@ class Written:
     columns: frozenset[str] | None
 
 
-def written(text: str, database: str | None,
-            statements: list[dict[str, Any]]) -> Written | str:
+def written(text: str, database: str | None, statements: list[dict[str, Any]],
+            backslashes: bool | None = None) -> Written | str:
     """What the write statements of `text` write (all the tables of a multi-table
-    UPDATE's), or why it cannot be read. The tables are those of its default reading,
-    and those of every write the interpreter's readings found (`statements`: another
-    sql_mode or character set reads another write; a table it only reads is taken as
-    written too, which costs a count, never an effect)."""
-    try:
-        nodes = sqlglot.parse(text, read="mysql")
-    except SqlglotError:
-        nodes = []
+    UPDATE's), or why it cannot be read. The tables are those of its readings as the
+    server may lex it (`backslashes`: its escaping, where known), and those of every
+    write the interpreter's readings found (`statements`: another sql_mode or character
+    set reads another write; a table it only reads is taken as written too, which costs
+    a count, never an effect)."""
+    nodes = parsed(text, "mysql", backslashes)
     found: list[Target] = []
     deletes, columns = False, set[str]()
     named = [(t.db, t.name) for node in nodes for t in _written(node)] + [

@@ -46,6 +46,10 @@ A connection that named no database (the mariadb client's Ctrl-C opens one to se
 KILL) has no server: it takes KILL, COM_PING (answered by tollgate) and COM_QUIT, and a
 KILL there is decided on the target of the session it names.
 
+A text is read as the server lexes it: backslashes as escapes or not as the server's
+status said where it is the session's (_follow_sql_mode), bytes that are no UTF-8 (and
+NUL) taken inside string literals alone (_sql).
+
 The server never asks for a local file: tollgate does not offer CLIENT_LOCAL_FILES
 upstream, and a LOAD DATA LOCAL request arriving anyway is answered with no file. A
 command whose sequence id is not 0, and a packet the framer refuses (too large, a
@@ -70,9 +74,9 @@ from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasure
 from extproc.exchange.pipeline import Pipeline, failure
 from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
-from extproc.interpret import SERVER_VERSION
+from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
 from extproc.interpret.sql import analyze
-from extproc.interpret.sql.sqlglot_reader import within_strings
+from extproc.interpret.sql.sqlglot_reader import sql_mode_change, within_strings
 from extproc.masking import Masker
 from extproc.mysql import effect
 from extproc.mysql import packets as my
@@ -137,7 +141,9 @@ _RESULTS_VIEW = re.compile(
     r"\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?character_set_results\s*=\s*"
     r"(?P<q>'?)(?P<set>binary|utf8mb4)(?P=q)\s*;?\s*", re.IGNORECASE)
 _BINARY = 63  # the binary character set's id, in a column definition
-_UNREAD = re.compile("[\udc80-\udcff]")  # a byte no UTF-8 reading took
+# What a statement's text may hold inside its string literals alone: a byte no UTF-8
+# reading took (kept as a surrogate), and NUL (a BLOB's, under NO_BACKSLASH_ESCAPES).
+_UNREAD = re.compile("[\x00\udc80-\udcff]")
 # Where a connection that named no database may keep a setting until it names one.
 _KEPT = ("kept: a connection that named no database runs its settings once it names "
          "one (COM_INIT_DB), each decided then on that database's target")
@@ -232,6 +238,10 @@ class Session:
         self._capabilities = upstream.capabilities if upstream else my.CLIENT_PROTOCOL_41
         # The server's status as its last answer gave it (in a transaction or not).
         self._status = upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT
+        # How the server lexes a backslash in a string (True: an escape), as its status
+        # said where it is the session's (_follow_sql_mode); None: not known, every text
+        # read both ways. A connection that named no database has no server.
+        self._backslashes = _escapes(self._status) if upstream else None
         # Packets framed and not yet taken; the server's login may have read past its end.
         self._from_client: deque[my.Packet] = deque()
         self._from_server: deque[my.Packet] = deque(upstream.pending if upstream else ())
@@ -331,7 +341,7 @@ class Session:
         if command == my.COM_QUIT:
             raise Closed("the client quit")
         if command == my.COM_QUERY:
-            text = _text(payload[1:])
+            text = _sql(payload[1:], self._backslashes)
             if text is not None and (view := _RESULTS_VIEW.fullmatch(text)) is not None \
                     and self._upstream is not None:
                 self._results_view(text, view.group("set").lower() == "binary")
@@ -368,7 +378,7 @@ class Session:
     async def _init_db(self, packet: my.Packet) -> None:
         """COM_INIT_DB, decided as its USE; the target's own database name (the one the
         client logs in with) sent on as the server's database it stands for."""
-        name = _text(packet.payload[1:])
+        name = _name(packet.payload[1:])
         target = self._bound.target
         if name == self._bound.database and target is not None and target.mysql is not None \
                 and target.mysql.database:
@@ -418,7 +428,7 @@ class Session:
         COM_INIT_DB itself. Any refused: the COM_INIT_DB answered with that refusal, and
         the connection names no database still."""
         assert self._binder is not None
-        name = _text(packet.payload[1:]) or ""
+        name = _name(packet.payload[1:]) or ""
         if self._logins.target(name) is None:
             self._refuse("INIT_DB", BadInput(404, "database_refused", f"no target serves "
                                              f"database {name!r}"), named=f"USE `{name}`")
@@ -432,6 +442,7 @@ class Session:
         self._open = Opener(self._pipeline, self._bound)
         self._upstream, self._capabilities = upstream, upstream.capabilities
         self._status = upstream.status
+        self._backslashes = _escapes(self._status)
         self._from_server = deque(upstream.pending)
         kept, self._kept = self._kept, []
         for text in kept:
@@ -452,7 +463,8 @@ class Session:
         if refusal is not None:
             self._refused(run, refusal)
             return False
-        self._server.writer.write(my.encode(0, bytes((my.COM_QUERY,)) + text.encode()))
+        self._server.writer.write(my.encode(0, bytes((my.COM_QUERY,))
+                                            + text.encode("utf-8", "surrogateescape")))
         try:
             while True:
                 answer = await self._server_packet()
@@ -463,6 +475,7 @@ class Session:
                 if not self._more_results(answer):
                     return True
         finally:
+            self._follow_sql_mode(text, run.error is None)
             self._end(run)
 
     def _unrelayed(self, command: int) -> None:
@@ -547,9 +560,11 @@ class Session:
             return
         if run.measure and answer is None:
             await self._answered(run, self._measured(run, packet.raw(), binary=False))
-            return
-        self._server.writer.write(packet.raw())
-        await self._answered(run, (answer or self._answer)(run))
+        else:
+            self._server.writer.write(packet.raw())
+            await self._answered(run, (answer or self._answer)(run))
+        if method == "QUERY" and text is not None:
+            self._follow_sql_mode(text, run.error is None)
 
     def _refused(self, run: Run, refusal: Answer) -> None:
         self._writer.write(refusal_packet(refusal))
@@ -574,8 +589,9 @@ class Session:
             run.admission()
             self._pipeline.admit(exchange, f"database {self._bound.database!r}")
             if text is None:
-                raise BadInput(400, "client_encoding", "the command's text is not UTF-8, "
-                               "the character set tollgate reads statements in: connect "
+                raise BadInput(400, "client_encoding", "the command's text is not UTF-8 "
+                               "outside its string literals (or holds a NUL there), the "
+                               "character set tollgate reads statements in: connect "
                                "with --default-character-set=utf8mb4")
             self._request(exchange, method, text)
             await self._pipeline.interpret(exchange, len(text))
@@ -597,6 +613,18 @@ class Session:
         except Exception as exc:
             return failure(exchange, exc, "statement")
         return None
+
+    def _follow_sql_mode(self, text: str, ran: bool) -> None:
+        """How the server lexes the next text, once `text` ran (`ran`: answered without
+        error): as its status says after a SET of sql_mode; as before after a text that
+        cannot change it, whatever the status says then (a stored program's SET leaves
+        its mode in the status bit though the caller's mode is back: MariaDB 10.11);
+        not known after anything else, until a SET of it or a reset says."""
+        change = sql_mode_change(_UNREAD.sub("\ufffd", text), self._backslashes,
+                                 self._upstream.server_version if self._upstream else None)
+        if change is False:
+            return
+        self._backslashes = _escapes(self._status) if change and ran else None
 
     async def _held(self, exchange: Exchange, decision: Decision,
                     asked: Callable[[], None] | None = None) -> None:
@@ -700,7 +728,7 @@ class Session:
         effect cannot be measured."""
         ((current,),) = await self._own_rows("SELECT DATABASE()")
         write = effect.written(text, None if current is None else current.decode(),
-                               statements)
+                               statements, self._backslashes)
         if isinstance(write, str):
             return write
         if not write.tables:
@@ -923,7 +951,7 @@ class Session:
         """COM_STMT_PREPARE: its text decided as a COM_QUERY's, so a statement refused or
         held and denied never exists on the server; prepared, it gets an id of tollgate's
         own (statements.py)."""
-        text = _text(packet.payload[1:])
+        text = _sql(packet.payload[1:], self._backslashes)
         run = Run(*self._exchange("PREPARE"))
         refusal = await self._decide(run, "PREPARE", text)
         if refusal is None:
@@ -1057,9 +1085,10 @@ class Session:
         raw = my.encode(packet.seq, my.with_statement_id(payload, prepared.server_id))
         if self._measurable(exchange):
             await self._answered(run, self._measured(run, raw, binary=True))
-            return
-        self._server.writer.write(raw)
-        await self._answered(run, self._answer(run, binary=True))
+        else:
+            self._server.writer.write(raw)
+            await self._answered(run, self._answer(run, binary=True))
+        self._follow_sql_mode(prepared.text, run.error is None)
 
     async def _reset_quietly(self, prepared: Prepared) -> None:
         """The long data of an execute tollgate refused, dropped on the server as that
@@ -1086,6 +1115,7 @@ class Session:
             except BadInput as exc:
                 raise Closed(f"the session could not be set up again: {exc.message}"
                              ) from None
+            self._backslashes = _escapes(self._status)
         self._writer.write(answer.raw())
 
     async def _change_user(self, packet: my.Packet) -> None:
@@ -1139,6 +1169,7 @@ class Session:
             self._pipeline.finished(exchange, admission)
         self._session_reset()
         self._bound, self._open, self._status = bound, opener, status
+        self._backslashes = _escapes(status)
         await self._connections.bind(self)
         self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=status, capabilities=bound.capabilities)))
@@ -1377,10 +1408,13 @@ class Session:
                  query: dict[str, list[str]] | None = None) -> None:
         """The statement as the exchange's request (input.request, and the record's);
         `query`: an execute's parameters (the record masks them as it masks queries)."""
+        headers = {} if self._upstream is None else {
+            SERVER_VERSION: self._upstream.server_version}
+        if self._backslashes is not None:
+            headers[BACKSLASH_ESCAPES] = "on" if self._backslashes else "off"
         exchange.request = exchange.evidence.request = {
             "method": method, "path": f"/{self._bound.database}", "query": query or {},
-            "headers": {SERVER_VERSION: self._upstream.server_version}
-            if self._upstream is not None else {}, "body": _UNREAD.sub("\ufffd", text)}
+            "headers": headers, "body": _UNREAD.sub("\ufffd", text)}
         exchange.evidence.request_body = BodyCapture.of(
             text.encode("utf-8", "surrogateescape"), exchange.record_limit)
 
@@ -1412,14 +1446,29 @@ def _a_setting(text: str) -> bool:
         s["kind"] == "set" and not s["nested"] for s in statements)
 
 
-def _text(payload: bytes) -> str | None:
-    """A command's text, as UTF-8 (None when it is not: refused, never guessed). Bytes
-    that are not UTF-8 are taken inside string literals alone (a BLOB sent as
-    `_binary'...'`, PyMySQL's and mysqlclient's way), kept as surrogates (the record
-    keeps the bytes; the policy reads U+FFFD): the server lexes them as single bytes,
-    which never end a literal, so the reading of the SQL around them is the server's."""
+def _escapes(status: int) -> bool:
+    """Whether the server whose status this is reads a backslash in a string as an
+    escape (no NO_BACKSLASH_ESCAPES in its sql_mode)."""
+    return not status & my.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+
+
+def _name(payload: bytes) -> str | None:
+    """A name a command carries (COM_INIT_DB's), as UTF-8 (None when it is not)."""
     with contextlib.suppress(UnicodeDecodeError):
         return payload.decode("utf-8")
+    return None
+
+
+def _sql(payload: bytes, backslashes: bool | None) -> str | None:
+    """A command's SQL text, as UTF-8 (None when it is not: refused, never guessed).
+    Bytes that are not UTF-8, and NUL, are taken inside string literals alone (a BLOB
+    sent as `_binary'...'`, PyMySQL's and mysqlclient's way), as the server lexes the
+    text (`backslashes`: its escaping, None when not known: every way); kept as
+    surrogates (the record keeps the bytes; the policy reads U+FFFD). The server lexes
+    them as single bytes, which never end a literal, so the reading of the SQL around
+    them is the server's."""
     escaped = payload.decode("utf-8", "surrogateescape")
     positions = [found.start() for found in _UNREAD.finditer(escaped)]
-    return escaped if within_strings(escaped, "mysql", positions) else None
+    if not positions or within_strings(escaped, "mysql", positions, backslashes):
+        return escaped
+    return None

@@ -5,10 +5,11 @@ the two).
 - asyncpg 0.32.0: its sdist on PyPI holds its tests/ (and the installed wheel its
   asyncpg._testbase): downloaded once into build/drivers/, pinned by version and sha256.
   CI runs it.
-- psycopg 3.3 and PyMySQL 1.2: their sdists hold no tests, which live only in their
-  repositories. A clone at the release's tag, named by PSYCOPG_SOURCE and PYMYSQL_SOURCE,
-  is read and never written (`make test-drivers PSYCOPG_SOURCE=... PYMYSQL_SOURCE=...`);
-  CI, which reaches PyPI but not the repositories' host, cannot run them.
+- psycopg 3.3, PyMySQL 1.2 and mysqlclient 2.3: their sdists hold no tests, which live
+  only in their repositories. A clone at the release's tag, named by PSYCOPG_SOURCE,
+  PYMYSQL_SOURCE and MYSQLCLIENT_SOURCE, is read and never written (`make test-drivers
+  PSYCOPG_SOURCE=... PYMYSQL_SOURCE=... MYSQLCLIENT_SOURCE=...`); CI, which reaches PyPI
+  but not the repositories' host, cannot run them.
 
 Each suite runs as its own pytest process, in its own folder (its cache, its report,
 its HOME), with its own configuration (never tollgate's), the plugin in plugin/
@@ -227,6 +228,22 @@ def _pymysql(suite: Suite, tree: Path, to: Endpoint, work: Path) -> Prepared:
     return Prepared(copy, ("-c", str(ini)))
 
 
+def _mysqlclient(suite: Suite, tree: Path, to: Endpoint, work: Path) -> Prepared:
+    """mysqlclient's suite reads its server from the option file $TESTDB names (group
+    MySQLdb-tests, read by MariaDB Connector/C, the library under the installed MySQLdb),
+    one of the work folder's here: the clone is never written. Its database,
+    mysqldb_test, as its CI sets it up; TLS through the CA file (the server's name is not
+    checked: Connector/C 3.3 does not by default)."""
+    options = work / "mysqlclient.cnf"
+    password = f"password = {to.password}\n" if to.password else ""
+    options.write_text(
+        f"[MySQLdb-tests]\nhost = {to.host}\nport = {to.port}\nuser = {to.user}\n"
+        f"{password}database = mysqldb_test\ndefault-character-set = utf8mb4\n"
+        f"ssl-ca = {to.ca_file}\n")
+    ini = _ini(work, "--tb=short")
+    return Prepared(tree, ("-c", str(ini)), {"TESTDB": str(options)})
+
+
 ASYNCPG = Suite(
     "asyncpg", Sdist("asyncpg", "0.32.0",
                      "45e64e56714d888330b884aad1dfb363d0bf43fb343e3d1a8968525f3bade478"),
@@ -250,7 +267,12 @@ PYMYSQL = Suite(
                         "pymysql/tests/base.py"),
     "mysql", ("pymysql/tests",), _pymysql)
 
-SUITES = {suite.name: suite for suite in (ASYNCPG, PSYCOPG, PYMYSQL)}
+MYSQLCLIENT = Suite(
+    "mysqlclient", Checkout("MYSQLCLIENT_SOURCE", "https://github.com/PyMySQL/mysqlclient",
+                            "v2.3.1", "tests/configdb.py"),
+    "mysql", ("tests",), _mysqlclient)
+
+SUITES = {suite.name: suite for suite in (ASYNCPG, PSYCOPG, PYMYSQL, MYSQLCLIENT)}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ same database names as the direct one.
 
 `make test` runs the chunks of the suites that CI can have (suites.py says where each
 comes from); `make test-drivers` runs every suite whole (TOLLGATE_DRIVER_SUITES=full),
-psycopg's and PyMySQL's from clones named by PSYCOPG_SOURCE and PYMYSQL_SOURCE.
+psycopg's, PyMySQL's and mysqlclient's from clones named by PSYCOPG_SOURCE,
+PYMYSQL_SOURCE and MYSQLCLIENT_SOURCE.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ UNLIMITED = {"max_sessions_per_identity": 1000, "idle_in_transaction_seconds": 0
 # The databases the suites connect to: their own, and `postgres` (asyncpg's pools);
 # `testdb` and `asyncpg_intro_test` asyncpg's tests make, then connect to.
 PG_DATABASES = ("suite", "postgres", "testdb", "asyncpg_intro_test")
-MY_DATABASES = ("test1", "test2")
+# PyMySQL's test1 and test2, mysqlclient's mysqldb_test (as their CI makes them).
+MY_DATABASES = ("test1", "test2", "mysqldb_test")
 
 
 def _runs() -> list[Any]:

@@ -19,10 +19,12 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import MySQLdb
 import pymysql
 import pytest
 
 from extproc.mysql import packets as my
+from tests.support import tokens
 from tests.support.gateway import Gateway
 from tests.support.mysql_shop import (
     AGENT,
@@ -35,6 +37,9 @@ from tests.support.mysql_shop import (
     unverified_tls,
 )
 from tests.test_telemetry_docs import check_front
+
+DBA_NAME = "dba-my-e2e"
+DBA = tokens.token(DBA_NAME, ["dba"])
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +70,11 @@ def cli(gw: Gateway, *statements: str, token: str = AGENT) -> subprocess.Complet
 
 
 @contextlib.contextmanager
-def pymysql_session(gw: Gateway, token: str = AGENT) -> Iterator[Any]:
-    connection = pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user=AGENT_NAME,
+def pymysql_session(gw: Gateway, token: str = AGENT, user: str = AGENT_NAME,
+                    client_flag: int = 0) -> Iterator[Any]:
+    connection = pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user=user,
                                  password=token, database=DATABASE, ssl=unverified_tls(),
-                                 connect_timeout=10)
+                                 connect_timeout=10, client_flag=client_flag)
     try:
         yield connection
     finally:
@@ -138,6 +144,80 @@ def test_a_blob_is_written_as_its_bytes_and_sql_around_them_stays_read(
                 cursor.execute(text)
     assert as_root("SELECT HEX(b) FROM blobs WHERE id = 1",
                    server_account.database).strip() == value.hex().upper()
+
+
+# Every byte, and what an escaping reads otherwise: quotes, backslashes, NUL, a `--` before
+# a byte that is no UTF-8, a UTF-8 character cut short.
+BLOB = bytes(range(256)) + b"\xff'\\\x80\xc3''\\'--\xff\x00\"'"
+
+
+@pytest.mark.parametrize("sql_mode", ["", "NO_BACKSLASH_ESCAPES"])
+def test_a_blob_mysqlclient_escapes_for_the_servers_sql_mode_is_written_whole(
+        gw: Gateway, server_account: Account, sql_mode: str) -> None:
+    """mysqlclient (MariaDB Connector/C) writes bytes as `_binary'...'`, escaped by
+    backslashes or, once the server's status says NO_BACKSLASH_ESCAPES, by doubling the
+    quote alone (NUL as it is): the front reads the text in the escaping the status
+    said, the bytes a value inside their literal, and the server stores them whole."""
+    as_root("CREATE TABLE IF NOT EXISTS modes (id int PRIMARY KEY, b blob)",
+            server_account.database)
+    row = 2 if sql_mode else 1
+    connection = MySQLdb.connect(host="127.0.0.1", port=gw.ports.mysql, user=DBA_NAME,
+                                 password=DBA, database=DATABASE, ssl=True,
+                                 charset="utf8mb4", connect_timeout=10)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"SET sql_mode = '{sql_mode}'")
+        # The driver escapes as the status relayed to it says.
+        assert connection.escape_string(b"'\\") == (
+            b"''\\" if sql_mode else b"\\'\\\\")
+        assert cursor.execute("INSERT INTO modes VALUES (%s, %s)", (row, BLOB)) == 1
+        connection.commit()
+        cursor.execute("SELECT b FROM modes WHERE id = %s", (row,))
+        assert cursor.fetchone() == (BLOB,)
+    finally:
+        connection.close()
+    assert as_root(f"SELECT HEX(b) FROM modes WHERE id = {row}",
+                   server_account.database).strip() == BLOB.hex().upper()
+
+
+def test_a_stored_programs_sql_mode_is_not_taken_for_the_sessions(
+        gw: Gateway, server_account: Account) -> None:
+    """A procedure that sets sql_mode leaves its mode in the status bit when it ends,
+    though the server puts the caller's back (MariaDB 10.11): after one, a text is
+    lexed in the session's mode, with backslashes as themselves here, and so does the
+    front read it. Read as the status says, the INSERT the server runs would be a string
+    of a SELECT no record shows."""
+    as_root("CREATE PROCEDURE IF NOT EXISTS flip() SET sql_mode = ''",
+            server_account.database)
+    text = "SELECT 'x\\'; INSERT INTO scratch VALUES (57); -- '"
+    with pymysql_session(gw, DBA, DBA_NAME, pymysql.constants.CLIENT.MULTI_STATEMENTS
+                         ) as connection, connection.cursor() as cursor:
+        cursor.execute("SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        cursor.execute("CALL flip()")
+        assert not connection.server_status & my.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+        cursor.execute(text)
+        assert cursor.fetchall() == (("x\\",),)
+        while cursor.nextset():
+            pass
+        connection.commit()
+    assert as_root("SELECT count(*) FROM scratch WHERE id = 57",
+                   server_account.database).strip() == "1"
+    record = gw.record_of(text)
+    assert record["request"]["headers"]["backslash-escapes"] == "off"
+    statements = record["meaning"]["sql"]["statements"]
+    assert [s["kind"] for s in statements] == ["select", "insert"]
+
+
+def test_a_text_that_changes_sql_mode_must_end_with_it(gw: Gateway) -> None:
+    """The server lexes what follows a SET of sql_mode in the new mode: a DROP hidden in a
+    string of the old one would run. Such a text is refused, the dba's too."""
+    with pymysql_session(gw, DBA, DBA_NAME, pymysql.constants.CLIENT.MULTI_STATEMENTS
+                         ) as connection, connection.cursor() as cursor:
+        with pytest.raises(pymysql.err.MySQLError, match="must end its text"):
+            cursor.execute("SET sql_mode = 'NO_BACKSLASH_ESCAPES'; "
+                           "SELECT 'a\\'; DROP TABLE customers; -- '")
+        cursor.execute("SELECT count(*) FROM customers")
+        assert cursor.fetchone() == (2,)
 
 
 def test_a_wrong_token_is_refused_at_login(gw: Gateway) -> None:

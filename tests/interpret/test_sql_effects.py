@@ -208,6 +208,22 @@ def test_mysql_dash_dash_before_a_non_ascii_character_is_refused() -> None:
     assert analyze("SELECT 1 -- x\u00e9\n", "mysql")["error"] is None
 
 
+@pytest.mark.parametrize(("text", "read"), [
+    ("INSERT INTO t VALUES ('a--\u00e9'), (_binary'--\ufffd')", True),  # values
+    ("SELECT 1 --\u00e9", False),
+    ("SELECT `--\u00e9`", False),  # a name: refused as anywhere else
+    ("SELECT '--\u00a0'", False),  # a Unicode space, which a second reading makes one
+    ("PREPARE s FROM 'SELECT 1 --\u00e9 x'", False),  # SQL, in the string it prepares
+])
+def test_mysql_dash_dash_before_a_non_ascii_character_is_a_value_in_a_string(
+        text: str, read: bool) -> None:
+    """A BLOB's bytes hold `--` before any byte: inside a string literal that is a value,
+    which no reading takes for a comment."""
+    for backslashes in (True, False, None):
+        found = analyze(text, "mysql", backslashes=backslashes)
+        assert (found["error"] is None) is read, found["error"]
+
+
 def test_a_savepoint_is_read_as_one_statement_of_its_text() -> None:
     """Beside others, and never a column named savepoint: each statement as it is."""
     statements = analyze("SAVEPOINT s; DROP TABLE t; SELECT savepoint FROM x",

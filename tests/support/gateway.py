@@ -444,6 +444,7 @@ def module_gateway(
 
 
 def request_text(record: dict[str, Any]) -> str | None:
-    """The statement a database front's record carries (its request's body)."""
+    """The statement a database front's record carries (its request's body); None for
+    none, and for one the record keeps by size and hash alone (bytes that are no UTF-8)."""
     body = record["request"]["body"]
-    return None if body is None else str(body["value"])
+    return None if body is None or "value" not in body else str(body["value"])

@@ -61,8 +61,9 @@ fixed shape that the Rego policies are written against:
   the written table's columns, CURRENT OF, an honoured LIMIT: see bounds.py); null otherwise.
 - A text with a backslash is read as the server's escaping settings allow it both ways
   (standard_conforming_strings, NO_BACKSLASH_ESCAPES), and the statements of both readings
-  are listed (see either_lexing); a MySQL text with a `"`, with `"..."` as a string and as
-  a name too (ANSI_QUOTES).
+  are listed (see either_lexing), unless the caller knows the server's (`backslashes`: the
+  MySQL front, from the server's status); a MySQL text with a `"`, with `"..."` as a
+  string and as a name too (ANSI_QUOTES).
 - `columns`: a top-level statement's result columns with their lineage (lineage.py);
   `stores`: what it stores for a later statement to read back (a table's or a view's
   column, a MySQL variable, a PostgreSQL setting), by the name it is stored under, with
@@ -313,6 +314,8 @@ _SPACES = "".join(
 _INVISIBLE = "\u200b\u200c\u200d\u2060"
 _UNICODE_FIX = str.maketrans(dict.fromkeys(_SPACES, " ") | dict.fromkeys(_INVISIBLE))
 _UNICODE_FOUND = re.compile(f"[{re.escape(_SPACES + _INVISIBLE)}]")
+# What read_safely reads a second time as a space, or as nothing.
+UNICODE_SPACE = _UNICODE_FOUND
 _AMBIGUOUS = (
     "the text means different things with and without Unicode spaces read as spaces"
 )
@@ -410,16 +413,19 @@ def _is_utf8_encodable(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _cached(text: str, dialect: str, server_version: str | None) -> bytes:
+def _cached(text: str, dialect: str, server_version: str | None,
+            backslashes: bool | None) -> bytes:
     # Kept as JSON bytes: every hit decodes a fresh copy, so no caller can alter the cache.
-    return orjson.dumps(_analyze(text, dialect, server_version))
+    return orjson.dumps(_analyze(text, dialect, server_version, backslashes))
 
 
-def analyze(text: str, dialect: str = "postgres",
-            server_version: str | None = None) -> Analysis:
+def analyze(text: str, dialect: str = "postgres", server_version: str | None = None,
+            backslashes: bool | None = None) -> Analysis:
     """What the SQL `text` means, in the shape policies match on (see the module docstring).
     `server_version`: the version the server announced, where its reading depends on it
     (MySQL's executable comments, /*!NNNNN ... */); unknown, what depends on it is an error.
+    `backslashes`: whether the MySQL server escapes with a backslash in strings, where its
+    front knows it (no NO_BACKSLASH_ESCAPES in its status); None, both lexings are read.
 
     Never raises for bad SQL — that is `error` — only ValueError for a dialect outside
     DIALECTS, which configuration validates at start.
@@ -427,8 +433,8 @@ def analyze(text: str, dialect: str = "postgres",
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
     if len(text) <= CACHE_MAX_CHARS:
-        return orjson.loads(_cached(text, dialect, server_version))
-    return _analyze(text, dialect, server_version)
+        return orjson.loads(_cached(text, dialect, server_version, backslashes))
+    return _analyze(text, dialect, server_version, backslashes)
 
 
 def load(dialect: str) -> None:
@@ -438,24 +444,25 @@ def load(dialect: str) -> None:
 
 
 @functools.cache
-def _back_end(dialect: str) -> Callable[[str, str, str | None], Reading]:
+def _back_end(dialect: str) -> Callable[[str, str, str | None, bool | None], Reading]:
     if dialect == "postgres":
         from extproc.interpret.sql import pglast_reader
 
-        return lambda text, name, _version: pglast_reader.read(text, name)
+        return lambda text, name, _version, _backslashes: pglast_reader.read(text, name)
     from extproc.interpret.sql import sqlglot_reader
 
     return sqlglot_reader.read
 
 
-def _analyze(text: str, dialect: str, server_version: str | None = None) -> Analysis:
+def _analyze(text: str, dialect: str, server_version: str | None = None,
+             backslashes: bool | None = None) -> Analysis:
     statements: list[Statement] = []
     if "\x00" in text:
         error: str | None = "NUL byte in SQL text"
     elif not text.isascii() and not _is_utf8_encodable(text):
         error = "SQL text is not valid Unicode (lone surrogate)"
     else:
-        statements, error = _back_end(dialect)(text, dialect, server_version)
+        statements, error = _back_end(dialect)(text, dialect, server_version, backslashes)
     return {
         "dialect": dialect,
         "statements": statements,

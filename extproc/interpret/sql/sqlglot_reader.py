@@ -6,6 +6,7 @@ server folds names and lexes strings.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -24,6 +25,7 @@ from sqlglot.tokens import Token, Tokenizer, TokenType
 from extproc.interpret.sql import (
     NO_SCOPE,
     RELATION_OBJECTS,
+    UNICODE_SPACE,
     Collector,
     Entry,
     Reading,
@@ -45,46 +47,77 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)
 _MYSQL_DASHES = re.compile(r"--[^\x00-\x7f]")
 
 
-def read(text: str, dialect: str, server_version: str | None = None) -> Reading:
+def read(text: str, dialect: str, server_version: str | None = None,
+         backslashes: bool | None = None) -> Reading:
     """The statements of `text` in `dialect`; for MySQL, in every lexing its sql_mode can
-    give the text: with and without NO_BACKSLASH_ESCAPES, with and without ANSI_QUOTES
-    (see either_lexing), its executable comments as the server of `server_version` (its
-    handshake's) runs them."""
+    give the text: with and without NO_BACKSLASH_ESCAPES (only the one `backslashes`
+    says, where the server's status told it: True, backslashes escape), with and
+    without ANSI_QUOTES (see either_lexing), its executable comments as the server of
+    `server_version` (its handshake's) runs them."""
     version = server_version_id(server_version)
     setup = _glot_dialect(dialect)
-    if setup.executable_comments and _MYSQL_DASHES.search(text):
+    if setup.executable_comments and not _dashes_in_values(text, dialect, backslashes):
         return [], ("`--` before a non-ASCII character (MySQL reads no comment there) is not "
                     "analysed")
-    default, *others = setup.lexings
+    default, *others = setup.lexing(backslashes)
     statements, error = read_safely(
         functools.partial(_read_sqlglot, name=dialect, tokenizer=default.tokenizer,
                           version=version), text)
     if error is not None:
         return statements, error
     for lexing in others:
-        if all(mark in text for mark in lexing.marks):
+        if all(mark in text for mark in lexing.marks(default)):
             other = functools.partial(_read_sqlglot, name=dialect, tokenizer=lexing.tokenizer,
                                       version=version)
             statements, _ = either_lexing(statements, read_safely(other, text))
     return statements, None
 
 
-def tokenize(text: str, dialect: str) -> list[Token]:
+def _dashes_in_values(text: str, dialect: str, backslashes: bool | None) -> bool:
+    """Whether every `--` before a non-ASCII character (where MySQL reads no comment and
+    sqlglot would) lies in a string literal, a value there (a BLOB's bytes), and before a
+    character read_safely leaves as it is (a space there would open a comment in a
+    PREPARE's string, in the reading that then wins)."""
+    dashes = [found.start() for found in _MYSQL_DASHES.finditer(text)]
+    return not dashes or (
+        not any(UNICODE_SPACE.match(text, at + 2) for at in dashes)
+        and within_strings(text, dialect, dashes, backslashes))
+
+
+def tokenize(text: str, dialect: str, backslashes: bool | None = None) -> list[Token]:
     """`text`'s tokens as the dialect's server lexes it by default (what query_text.py
-    sanitizes)."""
+    sanitizes); for MySQL, in the escaping `backslashes` says, where known."""
     setup = _glot_dialect(dialect)
-    return setup.lexings[0].tokenizer(dialect=setup.dialect).tokenize(text)
+    return setup.lexing(backslashes)[0].tokenizer(dialect=setup.dialect).tokenize(text)
+
+
+def parsed(text: str, dialect: str, backslashes: bool | None = None) -> list[exp.Expr]:
+    """`text`'s statement trees in each lexing its server may use that reads it otherwise
+    (for MySQL, those of `backslashes`), every one that parses: for what reads the tree
+    itself, to miss nothing the server may run (the MySQL front's written tables)."""
+    setup = _glot_dialect(dialect)
+    default, *others = setup.lexing(backslashes)
+    found: list[exp.Expr] = []
+    for lexing in (default, *others):
+        if lexing is default or all(mark in text for mark in lexing.marks(default)):
+            with contextlib.suppress(SqlglotError):
+                found += [n for n in setup.dialect.parser(error_level=ErrorLevel.RAISE).parse(
+                    lexing.tokenizer(dialect=setup.dialect).tokenize(text), text)
+                    if n is not None]
+    return found
 
 
 _STRINGS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING})
 
 
-def within_strings(text: str, dialect: str, positions: list[int]) -> bool:
+def within_strings(text: str, dialect: str, positions: list[int],
+                   backslashes: bool | None = None) -> bool:
     """Whether each of `positions` lies inside a string literal however the server may
-    lex `text` (each of the dialect's lexings): there, and only there, a byte no
-    character set reads (a BLOB's, in `_binary'...'`) is a value, never SQL."""
+    lex `text` (each of the dialect's lexings; for MySQL, those of `backslashes`, as
+    read): there, and only there, a byte no character set reads (a BLOB's, in
+    `_binary'...'`) is a value, never SQL."""
     setup = _glot_dialect(dialect)
-    for lexing in setup.lexings:
+    for lexing in setup.lexing(backslashes):
         try:
             tokens = lexing.tokenizer(dialect=setup.dialect).tokenize(text)
         except SqlglotError:
@@ -444,11 +477,18 @@ class _Folding(Enum):
 
 @dataclass(frozen=True, slots=True)
 class _Lexing:
-    """One way a server may lex a text: its tokenizer, and the characters a text must
-    hold for it to be read otherwise than the default (none for the default itself)."""
+    """One way a server may lex a text: its tokenizer, whether a backslash escapes in a
+    string, whether "..." is a name (MySQL's ANSI_QUOTES)."""
 
     tokenizer: type[Tokenizer]
-    marks: str = ""
+    backslashes: bool = True
+    ansi_quotes: bool = False
+
+    def marks(self, default: _Lexing) -> str:
+        """The characters a text must hold for this lexing to read it otherwise than
+        `default`: a backslash, where they differ on it; a double quote, on "..."."""
+        return ("\\" if self.backslashes != default.backslashes else "") + (
+            '"' if self.ansi_quotes != default.ansi_quotes else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +505,12 @@ class _GlotDialect:
     numeric_strings: bool
     # MySQL and SQLite honour LIMIT on DELETE and UPDATE.
     write_limits: bool
+
+    def lexing(self, backslashes: bool | None) -> tuple[_Lexing, ...]:
+        """The lexings of a server whose backslashes escape or not (None: unknown, all; a
+        dialect of one lexing has it either way)."""
+        found = tuple(lx for lx in self.lexings if lx.backslashes == backslashes)
+        return found if backslashes is not None and found else self.lexings
 
 
 # sqlglot reads `{# ... #}` as a comment in every dialect (a Jinja template's), which no
@@ -484,19 +530,24 @@ def _server_tokenizer(base: type[Tokenizer], name: str,
 
 def _mysql_lexings(base: type[Tokenizer]) -> tuple[_Lexing, ...]:
     """MySQL's four lexings: backslashes as escapes or as themselves (NO_BACKSLASH_ESCAPES),
-    "..." as a string or as a name (ANSI_QUOTES, a name where a backslash escapes nothing)."""
-    literal = {
-        "STRING_ESCAPES": [e for e in base.STRING_ESCAPES if e != "\\"],
-        "BYTE_STRING_ESCAPES": [e for e in base.BYTE_STRING_ESCAPES if e != "\\"],
-    }
-    ansi = {"QUOTES": [q for q in base.QUOTES if q != '"'],
-            "IDENTIFIERS": [*base.IDENTIFIERS, '"']}
-    return (
-        _Lexing(_server_tokenizer(base, "MySQLServer")),
-        _Lexing(_server_tokenizer(base, "MySQLLiteralBackslashes", **literal), "\\"),
-        _Lexing(_server_tokenizer(base, "MySQLAnsiQuotes", **ansi), '"'),
-        _Lexing(_server_tokenizer(base, "MySQLAnsiLiteral", **ansi, **literal), '"\\'),
-    )
+    "..." as a string or as a name (ANSI_QUOTES, a name where a backslash escapes nothing).
+    sqlglot takes `"` for an escape in strings (`""` in "..."), which holds only while
+    `"` quotes strings: under ANSI_QUOTES it would read `"'` in '...' as a quote escaped."""
+
+    def lexing(name: str, backslashes: bool, ansi_quotes: bool) -> _Lexing:
+        dropped = ({"\\"} if not backslashes else set()) | ({'"'} if ansi_quotes else set())
+        overrides: dict[str, object] = {
+            "STRING_ESCAPES": [e for e in base.STRING_ESCAPES if e not in dropped],
+            "BYTE_STRING_ESCAPES": [e for e in base.BYTE_STRING_ESCAPES if e not in dropped]}
+        if ansi_quotes:
+            overrides |= {"QUOTES": [q for q in base.QUOTES if q != '"'],
+                          "IDENTIFIERS": [*base.IDENTIFIERS, '"']}
+        return _Lexing(_server_tokenizer(base, name, **overrides), backslashes, ansi_quotes)
+
+    return (lexing("MySQLServer", True, False),
+            lexing("MySQLLiteralBackslashes", False, False),
+            lexing("MySQLAnsiQuotes", True, True),
+            lexing("MySQLAnsiLiteral", False, True))
 
 
 @functools.cache
@@ -721,9 +772,10 @@ def _glot_error(error: SqlglotError) -> str:
     return one_line(f"{type(error).__name__}: {error}")
 
 
-def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
-                  version: int | None = None) -> list[Entry]:
-    setup = _glot_dialect(name)
+def _glot_parse(text: str, setup: _GlotDialect, tokenizer: type[Tokenizer],
+                version: int | None) -> tuple[str, list[Token], list[exp.Expr | None]]:
+    """`text` as the server runs it (MySQL's executable comments), its tokens and the
+    statements they parse into; Unparsable when it does not parse."""
     if setup.executable_comments:
         text = executable_comments(text, version, "\\" in tokenizer.STRING_ESCAPES,
                                    '"' in tokenizer.IDENTIFIERS)
@@ -734,9 +786,18 @@ def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
         nodes = setup.dialect.parser(error_level=ErrorLevel.RAISE).parse(tokens, text)
     except SqlglotError as error:
         raise Unparsable(_glot_error(error)) from None
+    return text, tokens, nodes
+
+
+def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
+                  version: int | None = None) -> list[Entry]:
+    setup = _glot_dialect(name)
+    text, tokens, nodes = _glot_parse(text, setup, tokenizer, version)
     chunks = _chunks(tokens)
     if len(chunks) != len(nodes):
         raise Unparsable("statements could not be delimited")
+    if setup.executable_comments:
+        _mode_changes_last(nodes)
     walker = _GlotWalker(setup)
     for chunk, node in zip(chunks, nodes, strict=True):
         if node is None or isinstance(node, exp.Semicolon):
@@ -754,6 +815,80 @@ def _read_sqlglot(text: str, name: str, tokenizer: type[Tokenizer],
                      or _mysql_savepoint(walker.out, node, statement))):
             walker.statement(node, statement)
     return walker.out.entries
+
+
+# -- MySQL's sql_mode, which says how the server lexes what follows ---------------------
+#
+# The server lexes each statement in its session's sql_mode of the moment, and reports
+# NO_BACKSLASH_ESCAPES in every OK packet's status. Only a SET of the session's sql_mode
+# changes it for good (an EXECUTE may run one); a stored program (CALL, a function, a
+# trigger) sets its own and puts its caller's back when it ends, without the status bit:
+# MariaDB 10.11 then reports the mode the program last set, not the one it lexes in.
+_MODE_WORDS = re.compile(r"sql_mode|execute", re.IGNORECASE)
+_MODE_NAMES = frozenset({"sql_mode"})
+_SESSION_SCOPES = frozenset({"", "SESSION", "LOCAL"})
+
+
+def _sets_mode(node: exp.Expr | None) -> bool | None:
+    """Whether a statement changes the session's sql_mode: True for a SET of it, False
+    when it cannot, None when the text cannot tell (an EXECUTE, a Command naming it)."""
+    if isinstance(node, exp.Set):
+        return any(_mode_item(item) for item in node.expressions)
+    if isinstance(node, exp.Command):
+        rest = node.args.get("expression")
+        words = f"{node.name} {rest.name if isinstance(rest, exp.Expr) else rest or ''}"
+        return None if _MODE_WORDS.search(words) else False
+    return False
+
+
+def _mode_item(item: exp.Expr) -> bool:
+    """Whether one item of a SET assigns the session's sql_mode."""
+    kind = str(item.args.get("kind") or "").upper()
+    assignment = item.this if isinstance(item, exp.SetItem) else None
+    if not isinstance(assignment, exp.EQ) or kind not in _SESSION_SCOPES:
+        return False
+    target = assignment.this
+    if isinstance(target, exp.SessionParameter):
+        scope = str(target.args.get("kind") or "").upper()
+        return scope in _SESSION_SCOPES and target.name.lower() in _MODE_NAMES
+    return isinstance(target, exp.Column) and not target.table and \
+        target.name.lower() in _MODE_NAMES
+
+
+def _mode_changes_last(nodes: list[exp.Expr | None]) -> None:
+    """Unparsable when a statement that may change sql_mode has others after it: the
+    server lexes those in the new mode, which no whole reading of the text follows
+    (`SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\'; DROP TABLE t; -- '`)."""
+    statements = [n for n in nodes if n is not None and not isinstance(n, exp.Semicolon)]
+    if any(_sets_mode(node) is not False for node in statements[:-1]):
+        raise Unparsable("a statement that may change sql_mode (a SET of it, an EXECUTE) "
+                         "must end its text: the server lexes what follows it in a mode "
+                         "tollgate cannot follow; send the rest as a text of its own")
+
+
+def sql_mode_change(text: str, backslashes: bool | None,
+                    server_version: str | None = None) -> bool | None:
+    """What running the MySQL `text` (read in the lexings of `backslashes`) did to the
+    session's sql_mode: False, nothing (the server's status bit after it may be a stored
+    program's, and is not the session's); True, its last statement set it (the status
+    after it is the session's); None, it cannot be told (an EXECUTE, a text no lexing
+    reads alike)."""
+    if _MODE_WORDS.search(text) is None:
+        return False
+    setup = _glot_dialect("mysql")
+    version = server_version_id(server_version)
+    found: set[bool | None] = set()
+    for lexing in setup.lexing(backslashes):
+        try:
+            _, _, nodes = _glot_parse(text, setup, lexing.tokenizer, version)
+        except Unparsable:
+            return None
+        statements = [n for n in nodes if n is not None and not isinstance(n, exp.Semicolon)]
+        changes = [_sets_mode(node) for node in statements]
+        found.add(False if not any(c is not False for c in changes) else
+                  True if changes[-1] is True and not any(
+                      c is not False for c in changes[:-1]) else None)
+    return found.pop() if len(found) == 1 else None
 
 
 # SAVEPOINT s and RELEASE SAVEPOINT s: MySQL's and MariaDB's, which sqlglot's MySQL parser
