@@ -43,6 +43,10 @@ session's own upstream connection once it is at rest: the front's questions wait
 is measured as it runs (effect.py): a Query's in a savepoint or a transaction of the
 front's, an Execute's inside the client's batch, by extended-protocol messages of the
 front's own between it and the readings.
+
+When the database ends the session (pg_terminate_backend, a shutdown), the FATAL error
+it says why in is the client's last answer, as it would be directly: a driver names the
+error it raises by it. tollgate's own goes only where the database closed without one.
 """
 
 from __future__ import annotations
@@ -327,6 +331,9 @@ class Session:
         # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
         # sends as a session opens (drivers.py).
         self._opening = True
+        # How the database ended the session, if it did: what the exchanges still in
+        # progress end with.
+        self._ended: str | None = None
 
     async def relay(self) -> None:
         """Both directions until either side ends; every exchange still open ends then."""
@@ -344,7 +351,8 @@ class Session:
             # and the server's backend would wait for it until the gateway stops.
             self._upstream.close()
             while self._pending:
-                self._end(self._pending.popleft(), "connection closed before its answer")
+                self._end(self._pending.popleft(),
+                          self._ended or "connection closed before its answer")
 
     # -- the client's messages ---------------------------------------------------------
 
@@ -1199,13 +1207,15 @@ class Session:
                                         f"be relayed: {exc}", severity="FATAL"))
 
     async def _server_loop(self) -> None:
-        framer = pg.Framer(pg.BACKEND_KINDS, self._max)
+        framer = _Answers(pg.BACKEND_KINDS, self._max)
         reader, client = self._upstream.reader, self._writer
         while True:
-            data = await reader.read(_READ_SIZE)
+            try:
+                data = await reader.read(_READ_SIZE)
+            except ConnectionError:
+                data = b""
             if not data:
-                self._client_error(pg.error("08006", "tollgate: the database closed the "
-                                            "connection", severity="FATAL"))
+                self._ended_by_database(framer.last_word)
                 return
             out: list[bytes] = []
             rows: list[list[bytes | None]] = []
@@ -1368,9 +1378,8 @@ class Session:
 
     def _error(self, message: pg.Message, head: Pending | None) -> list[bytes]:
         fields = pg.fields(message.body)
-        fatal = fields.get("S") in ("FATAL", "PANIC")
         out = self._masked_fields(b"E", fields, head)
-        if head is not None and head.refusal is not None and not fatal:
+        if head is not None and head.refusal is not None:
             out = head.refusal  # the stand-in's error: tollgate's refusal in its place
         problem = "refused" if head is not None and head.refusal is not None else (
             f"refused by the database (42501): {fields.get('M', '')}"
@@ -1515,9 +1524,58 @@ class Session:
         with contextlib.suppress(ConnectionError, RuntimeError):
             self._writer.write(message)
 
+    def _ended_by_database(self, last_word: dict[str, str] | None) -> None:
+        """The database closed the session. The FATAL error it said why in (a backend
+        ended by pg_terminate_backend or a shutdown: 57P01; an idle transaction's
+        timeout: 25P03) goes to the client, masked as its errors are, whatever answer it
+        came in place of: a client names the error by it (AdminShutdown), and a later
+        error of tollgate's would replace it. Only a close without a word gets tollgate's
+        own. The exchanges in progress end with it, and a record of its own (END) says
+        how the session ended."""
+        head = self._head()
+        code = None
+        if last_word is None:
+            self._ended = "the database closed the connection"
+            message = pg.error("08006", f"tollgate: {self._ended}", severity="FATAL")
+        else:
+            message = self._masked_fields(b"E", last_word, head)
+            said = pg.fields(message[5:])
+            code = said.get("C", "")
+            self._ended = (f"the database ended the session: "
+                           f"{said.get('V') or said.get('S')} {code}: {said.get('M', '')}")
+            if head is not None and head.run is not None:
+                head.run.exchange.outcome["error.type"] = code
+        self._client_error(message)
+        exchange, admission = self._exchange("END", None)
+        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
+            admission()
+        exchange.outcome["tollgate.outcome"] = self._ended
+        if code is not None:
+            exchange.outcome["error.type"] = code
+        self._pipeline.finished(exchange, admission)
+
 
 class _Fatal(Exception):
     """The session cannot go on (the message goes to the client as a FATAL error)."""
+
+
+class _Answers(pg.Framer):
+    """The database's messages as they complete, less the FATAL error it ends a session
+    with: kept as its last word (`last_word`), relayed when it closes, whatever answer
+    it came in place of (the front's own questions', a measured write's held ones)."""
+
+    last_word: dict[str, str] | None = None
+
+    def feed(self, data: bytes) -> list[pg.Message]:
+        out = []
+        for message in super().feed(data):
+            fields = pg.fields(message.body) if message.kind == b"E" else {}
+            # V: the severity as PostgreSQL names it (lc_messages translates S).
+            if fields.get("V", fields.get("S")) in ("FATAL", "PANIC"):
+                self.last_word = self.last_word or fields
+            else:
+                out.append(message)
+        return out
 
 
 class _NameRefused(Exception):
