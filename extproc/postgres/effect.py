@@ -24,7 +24,9 @@ portal. So the front's own statements there go by the extended protocol too, und
 name of its own (`tollgate_effect`), in one round trip with the client's Execute: its
 BEGIN, when the batch began idle (it makes the implicit transaction explicit, keeping
 what the batch did before), SAVEPOINT, BEFORE, the Execute (its answers held), AFTER,
-and a Sync of its own, which ends no explicit transaction nor its portals. The verdict
+and a Sync of its own, which ends no explicit transaction nor its portals. Each of them
+is closed once it ran (statement and portal), for a client lists what its session holds
+by name (pg_prepared_statements, pg_cursors) and must find only its own. The verdict
 as for a Query: released, or rolled back to the savepoint (held: bound again and run
 again once approved, checked against the effect approved; refused: a stand-in in its
 place draws the database's error, so the batch fails as the refused statement's error

@@ -43,6 +43,10 @@ session's own upstream connection once it is at rest: the front's questions wait
 is measured as it runs (effect.py): a Query's in a savepoint or a transaction of the
 front's, an Execute's inside the client's batch, by extended-protocol messages of the
 front's own between it and the readings.
+
+When the database ends the session (pg_terminate_backend, a shutdown), the FATAL error
+it says why in is the client's last answer, as it would be directly: a driver names the
+error it raises by it. tollgate's own goes only where the database closed without one.
 """
 
 from __future__ import annotations
@@ -105,6 +109,9 @@ _SYNC = pg.encode(b"S", b"")
 # The front's own statement and portal inside a client's batch (a measured Execute's
 # probes): named, for the client's unnamed ones must survive them.
 _OWN = f"{namespace.PREFIX}effect"
+# The answer that completes each of the front's own extended-protocol messages: Parse,
+# Bind, Close, and an Execute run to its end.
+_COMPLETIONS = frozenset({b"1", b"2", b"3", b"C"})
 
 
 def sqlstate_of(status: int) -> str:
@@ -217,14 +224,16 @@ class Pending:
 
 class Probe:
     """The front's own messages upstream: their answers, up to the `cycles`-th
-    ReadyForQuery, collected for the one who asked. `commands`: a part of a batch that
-    goes on after it, done after that many CommandCompletes, an error (the database
-    then skips to the Sync: `then`, the client's message after it, does not run), or the
-    batch's ReadyForQuery (it was skipped whole)."""
+    ReadyForQuery, collected for the one who asked. `messages`: a part of a batch that
+    goes on after it, done once that many of its messages are answered (each by one
+    completion: the closes after its last statement are its own, never the answer to
+    the client's next message), at an error (the database then skips to the Sync:
+    `then`, the client's message after it, does not run), or at the batch's
+    ReadyForQuery (it was skipped whole)."""
 
-    def __init__(self, cycles: int, commands: int = 0) -> None:
+    def __init__(self, cycles: int, messages: int = 0) -> None:
         self.remaining = cycles
-        self.commands = commands
+        self.messages = messages
         self.then: Pending | None = None
         self.answers: list[pg.Message] = []
         self.done: asyncio.Future[list[pg.Message]] = (
@@ -232,15 +241,15 @@ class Probe:
 
     @property
     def partial(self) -> bool:
-        """Still waiting for its part's commands (a ReadyForQuery now: it was skipped)."""
-        return self.commands > 0
+        """Still waiting for its part's answers (a ReadyForQuery now: it was skipped)."""
+        return self.messages > 0
 
     def take(self, message: pg.Message) -> bool:
         """One answer; whether it was the last."""
         self.answers.append(message)
-        if self.commands:
-            self.commands -= message.kind == b"C"
-            done = self.commands == 0 or message.kind in (b"E", b"Z")
+        if self.messages:
+            self.messages -= message.kind in _COMPLETIONS
+            done = self.messages == 0 or message.kind in (b"E", b"Z")
             if message.kind == b"E" and self.then is not None:
                 self.then.run = None  # skipped, its exchange the asker's to end
         else:
@@ -329,6 +338,9 @@ class Session:
         # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
         # sends as a session opens (drivers.py).
         self._opening = True
+        # How the database ended the session, if it did: what the exchanges still in
+        # progress end with.
+        self._ended: str | None = None
 
     async def relay(self) -> None:
         """Both directions until either side ends; every exchange still open ends then."""
@@ -346,7 +358,8 @@ class Session:
             # and the server's backend would wait for it until the gateway stops.
             self._upstream.close()
             while self._pending:
-                self._end(self._pending.popleft(), "connection closed before its answer")
+                self._end(self._pending.popleft(),
+                          self._ended or "connection closed before its answer")
 
     # -- the client's messages ---------------------------------------------------------
 
@@ -1013,10 +1026,11 @@ class Session:
         the client's batch to its Sync, as the database would have."""
         release = self._opened and self._savepoint
         self._savepoint = False
-        enter = [*(["BEGIN"] if begin else []),
-                 *([f"RELEASE SAVEPOINT {effect.SAVEPOINT}"] if release else []),
-                 f"SAVEPOINT {effect.SAVEPOINT}", effect.BEFORE]
-        before, after = Probe(1, commands=len(enter)), Probe(1)
+        enter = _own_statements(*(["BEGIN"] if begin else []),
+                                *([f"RELEASE SAVEPOINT {effect.SAVEPOINT}"] if release
+                                  else []),
+                                f"SAVEPOINT {effect.SAVEPOINT}", effect.BEFORE)
+        before, after = Probe(1, messages=len(enter)), Probe(1)
         buffer: list[bytes] = []
         statement = Pending(b"E", run, buffer=buffer)
         before.then = statement
@@ -1027,7 +1041,7 @@ class Session:
             pending.append(Pending(b"D", portal=portal, own=True))
             out.append(pg.encode_describe(b"P", portal.upstream))
         pending.append(Pending(b"S", probe=before))
-        out += [m for text in enter for m in _own_statement(text)]
+        out += enter
         if rebind:
             if self._statements.get(portal.statement.name) is not portal.statement:
                 raise BadInput(403, "effect_unmeasured", "its prepared statement was "
@@ -1036,7 +1050,7 @@ class Session:
                         Pending(b"B", own=True, buffer=buffer))
             out += (pg.encode_close(b"P", portal.upstream), portal.bind)
         pending += (statement, Pending(b"S", probe=after))
-        out += (pg.encode_execute(portal.upstream, max_rows), *_own_statement(effect.AFTER),
+        out += (pg.encode_execute(portal.upstream, max_rows), *_own_statements(effect.AFTER),
                 _SYNC)
         self._pending += pending
         self._upstream.writer.write(b"".join(out))
@@ -1092,13 +1106,16 @@ class Session:
     async def _own(self, *texts: str) -> list[pg.Message]:
         """The front's own statements inside the client's batch, by the extended protocol,
         ended by a Sync of its own (in an explicit transaction, which it does not end):
-        their answers, to it alone."""
+        their answers, to it alone. None given: only what an error left under the front's
+        name closed."""
         probe = Probe(1)
         self._pending.append(Pending(b"S", probe=probe))
-        self._upstream.writer.write(b"".join(
-            [m for text in texts for m in _own_statement(text)] + [_SYNC]))
+        self._upstream.writer.write(b"".join([*_own_statements(*texts), _SYNC]))
         await self._upstream.writer.drain()
-        return await probe.done
+        answers = await probe.done
+        if texts and _failed(answers):
+            await self._own()  # the error skipped its closes to the Sync
+        return answers
 
     async def _end_opened(self, sync: bytes, relay: bool) -> bool:
         """The end of a batch whose transaction the front opened for a measured write
@@ -1111,14 +1128,17 @@ class Session:
         probe = Probe(1)
         pending = Pending(b"S", probe=probe, cycle=self._cycle_end())
         self._pending.append(pending)
-        self._upstream.writer.write(b"".join((*_own_statement("COMMIT"), sync)))
+        self._upstream.writer.write(b"".join((*_own_statements("COMMIT"), sync)))
         await self._upstream.writer.drain()
+        answers = await probe.done
         # A deferred constraint, a serialization failure: the batch's error at its end.
         out = [self._masked_fields(b"E", pg.fields(m.body), None)
-               for m in await probe.done if m.kind == b"E"]
+               for m in answers if m.kind == b"E"]
         failed = self._status == b"E"
         if failed:
             await self._own_query("ROLLBACK")
+        if _failed(answers):
+            await self._own()  # the COMMIT failed: its closes were skipped
         self._end_portals(pending.cycle)
         if relay:
             out.append(pg.encode_ready(self._status))
@@ -1204,13 +1224,15 @@ class Session:
                                         f"be relayed: {exc}", severity="FATAL"))
 
     async def _server_loop(self) -> None:
-        framer = pg.Framer(pg.BACKEND_KINDS, self._max)
+        framer = _Answers(pg.BACKEND_KINDS, self._max)
         reader, client = self._upstream.reader, self._writer
         while True:
-            data = await reader.read(_READ_SIZE)
+            try:
+                data = await reader.read(_READ_SIZE)
+            except ConnectionError:
+                data = b""
             if not data:
-                self._client_error(pg.error("08006", "tollgate: the database closed the "
-                                            "connection", severity="FATAL"))
+                self._ended_by_database(framer.last_word)
                 return
             out: list[bytes] = []
             rows: list[list[bytes | None]] = []
@@ -1376,9 +1398,8 @@ class Session:
 
     def _error(self, message: pg.Message, head: Pending | None) -> list[bytes]:
         fields = pg.fields(message.body)
-        fatal = fields.get("S") in ("FATAL", "PANIC")
         out = self._masked_fields(b"E", fields, head)
-        if head is not None and head.refusal is not None and not fatal:
+        if head is not None and head.refusal is not None:
             out = head.refusal  # the stand-in's error: tollgate's refusal in its place
         problem = "refused" if head is not None and head.refusal is not None else (
             f"refused by the database (42501): {fields.get('M', '')}"
@@ -1526,9 +1547,58 @@ class Session:
         with contextlib.suppress(ConnectionError, RuntimeError):
             self._writer.write(message)
 
+    def _ended_by_database(self, last_word: dict[str, str] | None) -> None:
+        """The database closed the session. The FATAL error it said why in (a backend
+        ended by pg_terminate_backend or a shutdown: 57P01; an idle transaction's
+        timeout: 25P03) goes to the client, masked as its errors are, whatever answer it
+        came in place of: a client names the error by it (AdminShutdown), and a later
+        error of tollgate's would replace it. Only a close without a word gets tollgate's
+        own. The exchanges in progress end with it, and a record of its own (END) says
+        how the session ended."""
+        head = self._head()
+        code = None
+        if last_word is None:
+            self._ended = "the database closed the connection"
+            message = pg.error("08006", f"tollgate: {self._ended}", severity="FATAL")
+        else:
+            message = self._masked_fields(b"E", last_word, head)
+            said = pg.fields(message[5:])
+            code = said.get("C", "")
+            self._ended = (f"the database ended the session: "
+                           f"{said.get('V') or said.get('S')} {code}: {said.get('M', '')}")
+            if head is not None and head.run is not None:
+                head.run.exchange.outcome["error.type"] = code
+        self._client_error(message)
+        exchange, admission = self._exchange("END", None)
+        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
+            admission()
+        exchange.outcome["tollgate.outcome"] = self._ended
+        if code is not None:
+            exchange.outcome["error.type"] = code
+        self._pipeline.finished(exchange, admission)
+
 
 class _Fatal(Exception):
     """The session cannot go on (the message goes to the client as a FATAL error)."""
+
+
+class _Answers(pg.Framer):
+    """The database's messages as they complete, less the FATAL error it ends a session
+    with: kept as its last word (`last_word`), relayed when it closes, whatever answer
+    it came in place of (the front's own questions', a measured write's held ones)."""
+
+    last_word: dict[str, str] | None = None
+
+    def feed(self, data: bytes) -> list[pg.Message]:
+        out = []
+        for message in super().feed(data):
+            fields = pg.fields(message.body) if message.kind == b"E" else {}
+            # V: the severity as PostgreSQL names it (lc_messages translates S).
+            if fields.get("V", fields.get("S")) in ("FATAL", "PANIC"):
+                self.last_word = self.last_word or fields
+            else:
+                out.append(message)
+        return out
 
 
 class _NameRefused(Exception):
@@ -1569,16 +1639,26 @@ def _unrun(run: Run) -> None:
     run.sample.clear()
 
 
-def _own_statement(text: str) -> list[bytes]:
-    """One statement of the front's inside a client's batch, by the extended protocol
-    under a name of its own (the client's unnamed statement and portal stay as they
-    were); what a failure left under that name closed first."""
-    if not text.startswith(effect.MARK):
-        text = effect.MARK + text
-    return [pg.encode_close(b"S", _OWN), pg.encode_close(b"P", _OWN),
-            pg.encode_parse(_OWN, text),
-            pg.encode_bind(pg.Bind(_OWN, _OWN, (), (), ())),
-            pg.encode_execute(_OWN, 0)]
+def _own_statements(*texts: str) -> list[bytes]:
+    """Statements of the front's inside a client's batch, by the extended protocol under
+    a name of its own (the client's unnamed statement and portal stay as they were),
+    each closed once it ran, for the client lists what its session holds by name
+    (pg_prepared_statements, pg_cursors); what an error left under that name (it skips
+    to the Sync, past the closes) closed first. Each message is answered by one
+    completion (`Probe.messages`)."""
+    out = [pg.encode_close(b"P", _OWN), pg.encode_close(b"S", _OWN)]
+    for text in texts:
+        if not text.startswith(effect.MARK):
+            text = effect.MARK + text
+        out += (pg.encode_parse(_OWN, text), pg.encode_bind(pg.Bind(_OWN, _OWN, (), (), ())),
+                pg.encode_execute(_OWN, 0),
+                pg.encode_close(b"P", _OWN), pg.encode_close(b"S", _OWN))
+    return out
+
+
+def _failed(answers: list[pg.Message]) -> bool:
+    """Whether the front's own messages met an error (the rest skipped to the Sync)."""
+    return any(m.kind == b"E" for m in answers)
 
 
 def _control(meaning: Any, text: str) -> bytes | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +20,10 @@ import asyncpg
 import psycopg
 import pytest
 
+from extproc.postgres import messages as pg
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import DBA, api, approve_pending
-from tests.e2e.test_postgres_e2e import shop, upstream, url
+from tests.e2e.test_postgres_e2e import _Raw, _startup, shop, upstream, url
 from tests.support.databases import throwaway_database
 from tests.support.gateway import Gateway, module_gateway
 
@@ -401,3 +403,153 @@ async def test_an_approved_extended_write_runs_once_and_one_that_grew_is_refused
     with psycopg.connect(upstream_db, autocommit=True) as admin:
         admin.execute("INSERT INTO carts VALUES (1, 'c1')")
         admin.execute("INSERT INTO lines SELECT g, 1 FROM generate_series(1, 4) g")
+
+
+# -- the front's own statements leave nothing in the session ------------------------------
+
+# What a session holds by name, as the client can list it: its prepared statements and
+# its portals (a simple Query's own portal is not listed).
+NAMED = ("SELECT name, statement FROM pg_catalog.pg_prepared_statements UNION ALL "
+         "SELECT name, statement FROM pg_catalog.pg_cursors ORDER BY 1, 2")
+
+
+def named(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """The session's named statements and portals (read by the simple protocol)."""
+    return [(str(n), str(s)) for n, s in conn.execute(NAMED, prepare=False).fetchall()]
+
+
+def the_clients(conn: psycopg.Connection[Any]) -> list[str]:
+    """The texts of what the session holds by name, each held under the name the gateway
+    gives a client's statement (the front's own are named otherwise)."""
+    held = named(conn)
+    assert all(re.fullmatch(r"tollgate_s\d+", name) for name, _ in held), held
+    return [text for _, text in held]
+
+
+@pytest.mark.parametrize("autocommit", [True, False], ids=["idle", "in-transaction"])
+def test_a_measured_write_leaves_only_the_clients_statements_in_the_session(
+        gw: Gateway, upstream_db: str, autocommit: bool) -> None:
+    """The front measures each write with statements of its own (its readings, its
+    savepoint, its transaction's COMMIT) and the planner's with one of its own: none of
+    them is left for the client to see, whatever came of the write. (psycopg's ROLLBACK
+    deallocates its statements: it prepares its own again.)"""
+    update = "UPDATE carts SET note = %s WHERE id = %s"
+    mine = ["UPDATE carts SET note = $1 WHERE id = $2"]
+    with psycopg.connect(url(gw), autocommit=autocommit) as conn:
+        # The simple protocol, then the extended one's unnamed statement.
+        conn.execute("UPDATE carts SET note = 'h' WHERE id = 20", prepare=False)
+        assert the_clients(conn) == []
+        conn.execute(update, ("h", 21), prepare=False)
+        assert the_clients(conn) == []
+        # The client's own prepared statement.
+        conn.execute(update, ("h", 22), prepare=True)
+        assert the_clients(conn) == mine
+        # Refused on its effect, rolled back to the savepoint; then failed in the
+        # database: each followed by the client's statement again.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=re.escape(CASCADE)):
+            conn.execute("DELETE FROM carts WHERE id = %s", (3,))
+        if not autocommit:
+            conn.rollback()
+        assert the_clients(conn) == ([] if not autocommit else mine)
+        conn.execute(update, ("h", 23), prepare=True)
+        assert the_clients(conn) == mine
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("UPDATE carts SET id = %s WHERE id = %s", (6, 7))
+        if not autocommit:
+            conn.rollback()
+        conn.execute(update, ("h", 23), prepare=True)
+        assert the_clients(conn) == mine
+    assert lines_of(upstream_db, 3) == 4 and note_of(upstream_db, 23) == "h"
+    deny(gw, "DELETE FROM carts WHERE id = $1")
+
+
+def test_a_commit_failing_at_the_batchs_end_leaves_nothing_of_the_fronts(
+        gw: Gateway, upstream_db: str) -> None:
+    """The transaction the front opened for a measured write ends at the client's Sync
+    with the front's COMMIT; a deferred constraint fails it, skipping the closes after
+    it: the front closes its statement then."""
+    with psycopg.connect(upstream_db, autocommit=True) as admin:
+        admin.execute("CREATE TABLE pairs (id int PRIMARY KEY, other int REFERENCES pairs "
+                      "DEFERRABLE INITIALLY DEFERRED)")
+        admin.execute("INSERT INTO pairs VALUES (1, 1)")
+    try:
+        with psycopg.connect(url(gw), autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                conn.execute("UPDATE pairs SET other = %s WHERE id = %s", (2, 1))
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert the_clients(conn) == []
+        assert upstream(upstream_db, "SELECT other FROM pairs") == [(1,)]
+    finally:
+        with psycopg.connect(upstream_db, autocommit=True) as admin:
+            admin.execute("DROP TABLE pairs")
+
+
+@pytest.mark.parametrize("write", [
+    "UPDATE carts SET note = 's' WHERE id = 26",  # the simple protocol
+    "UPDATE carts SET note = %s WHERE id = 26",  # the extended one, the planner asked
+])
+@pytest.mark.parametrize("savepoint", ["tollgate_effect", "tollgate_estimate"])
+def test_the_fronts_savepoints_are_gone_once_its_write_stands(
+        gw: Gateway, upstream_db: str, write: str, savepoint: str) -> None:
+    """In the client's transaction, the savepoints the front measured and estimated the
+    write in are released with it: the database holds none of that name after."""
+    with psycopg.connect(url(gw)) as conn:
+        assert conn.execute(write, ("s",) if "%s" in write else None).rowcount == 1
+        with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
+            conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+        conn.rollback()
+    assert note_of(upstream_db, 26) == "c26"
+
+
+class _Direct(_Raw):
+    """A client of raw protocol bytes straight to the database, as the gateway's own
+    role (no TLS, no token)."""
+
+    def __init__(self, database: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", 5432), timeout=10)
+        self.send(_startup(3 << 16, user="postgres", database=database))
+        self.messages_until(b"Z")
+
+
+def _pipelined(client: _Raw, begin: bool, cart: int) -> list[tuple[bytes, bytes]]:
+    """A measured write and what a pipeline sends after it in its batch (a Close of the
+    write's statement, a listing of what the session holds by name), every answer up to
+    the batch's ReadyForQuery; `begin`: inside the client's transaction."""
+    if begin:
+        client.query("BEGIN")
+        client.messages_until(b"Z")
+    write = f"UPDATE carts SET note = 'r' WHERE id = {cart}"
+    client.send(b"".join((
+        pg.encode_parse("w", write), pg.encode_bind(pg.Bind("", "w", (), (), ())),
+        pg.encode_execute("", 0), pg.encode_close(b"S", "w"),
+        pg.encode_parse("", NAMED), pg.encode_bind(pg.Bind("", "", (), (), ())),
+        pg.encode_describe(b"P", ""), pg.encode_execute("", 0), pg.encode(b"S", b""))))
+    answers = client.messages_until(b"Z")
+    if begin:
+        client.query("COMMIT")
+        client.messages_until(b"Z")
+    return answers
+
+
+@pytest.mark.parametrize("begin", [False, True], ids=["idle", "in-transaction"])
+def test_a_pipeline_after_a_measured_write_gets_its_own_answers(
+        gw: Gateway, upstream_db: str, begin: bool) -> None:
+    """The front's closes of its own statement are answered to it alone: every message
+    the client pipelined after the measured write gets the answer the database gives it
+    directly, and the session lists nothing of the front's."""
+    client = _Raw(gw)
+    client.login()
+    try:
+        through = _pipelined(client, begin, 24)
+    finally:
+        client.sock.close()
+    direct = _Direct(upstream_db.rsplit("/", 1)[1])
+    try:
+        straight = _pipelined(direct, begin, 25)
+    finally:
+        direct.sock.close()
+    # The listing's one row is its own unnamed portal, as the database lists it.
+    assert [kind for kind, _ in through] == [
+        b"1", b"2", b"C", b"3", b"1", b"2", b"T", b"D", b"C", b"Z"], through
+    assert through == straight
+    assert note_of(upstream_db, 24) == note_of(upstream_db, 25) == "r"
