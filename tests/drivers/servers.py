@@ -8,6 +8,8 @@ test sees, and two runs side by side (directly, and through tollgate) would trip
 each other's names. Each run gets servers of its own instead, from the same programs
 (Debian's PostgreSQL 15 and MariaDB 10.11), with TLS (tests/support/tls.py's
 certificate): a token travels only over TLS, so the direct run's clients use TLS too.
+For the run through tollgate they log every statement they run, to be held against the
+gateway's record (tests/support/statement_log.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from extproc.quickstart import accounts, stack
+from tests.support import statement_log
 from tests.support.mariadb import MariaDb, private_mariadb
 from tests.support.pg_cluster import BIN, POSTGRES
 from tests.support.tls import write_tls_files
@@ -35,6 +38,17 @@ HBA = """\
 local   all   all                 trust
 host    all   all   127.0.0.1/32  trust
 """
+# The harness's own connections to the cluster name themselves so: its statement log
+# tells them from the sessions that came through tollgate.
+HARNESS = "tollgate-drivers-harness"
+
+
+def _logging(folder: Path) -> tuple[str, ...]:
+    """Every statement logged, into `folder`, as JSON lines (one file for the run)."""
+    return tuple(arg for setting in (
+        "log_statement=all", "logging_collector=on", "log_destination=jsonlog",
+        f"log_directory={folder}", "log_rotation_size=0", "log_rotation_age=0")
+        for arg in ("-c", setting))
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,17 @@ class Postgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
+    def logged(self) -> list[statement_log.PgLogged]:
+        """The statements the cluster has logged so far (started with `log_statements`),
+        but those of the harness's own connections. (A character cut at the end, being
+        written, is no error: that line is left out.)"""
+        (log,) = (self.directory / "log").glob("*.json")  # no rotation: one file
+        logged = statement_log.pg_logged(log.read_text(encoding="utf-8", errors="replace"))
+        return [entry for entry in logged if entry.application != HARNESS]
+
     def create_database(self, name: str) -> None:
-        with psycopg.connect(self.url(), autocommit=True) as admin:
+        with psycopg.connect(self.url(), autocommit=True,
+                             application_name=HARNESS) as admin:
             admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(
                 psycopg.sql.Identifier(name)))
 
@@ -58,7 +81,8 @@ class Postgres:
 def _answers(port: int) -> bool:
     try:
         with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER,
-                             dbname="postgres", connect_timeout=2) as conn:
+                             dbname="postgres", connect_timeout=2,
+                             application_name=HARNESS) as conn:
             conn.execute("SELECT 1")
         return True
     except psycopg.OperationalError:
@@ -66,11 +90,13 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[Postgres]:
+def private_postgres(log_statements: bool = False) -> Iterator[Postgres]:
     """A PostgreSQL 15 cluster of its own, run as `postgres` (the server refuses root)
     in a private folder of that account's (extproc/quickstart/accounts.py), with TLS;
     stopped and removed after. The server is this process's child (no pg_ctl), so what
-    it spent is counted with the rest of the run's."""
+    it spent is counted with the rest of the run's. `log_statements`: every statement
+    logged (`log_statement = all`), as JSON lines, each with its session's
+    application_name (the harness's connections give HARNESS)."""
     with accounts.private_folder(POSTGRES, "drivers-pg") as directory:
         tls = write_tls_files(directory / "tls")
         for path in (directory / "tls", *(directory / "tls").iterdir()):
@@ -87,7 +113,8 @@ def private_postgres() -> Iterator[Postgres]:
             "-k", str(directory), "-c", "ssl=on", "-c", f"ssl_cert_file={tls.cert}",
             "-c", f"ssl_key_file={tls.key}", "-c", "fsync=off", "-c",
             "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
-            "max_connections=200", "-c", "max_prepared_transactions=10"]), directory)
+            "max_connections=200", "-c", "max_prepared_transactions=10",
+            *(_logging(directory / "log") if log_statements else ())]), directory)
         try:
             server.ready_or_fail(lambda: _answers(port), 60, f"queries on port {port}")
             yield Postgres(port, directory, tls.ca)
@@ -118,12 +145,24 @@ class Mariadb:
         if done.returncode:
             raise RuntimeError(f"{sql}: {done.stderr}")
 
+    def logged(self) -> list[tuple[str, str]]:
+        """The entries (command, text) the server's general log has so far (started with
+        `log_statements`) of the suites' account's connections: not root's, the
+        harness's. Bytes that are no UTF-8 are kept (surrogateescape) to be hashed."""
+        log = statement_log.entries(
+            self.server.general_log.read_text(encoding="utf-8", errors="surrogateescape"))
+        threads = statement_log.threads_of(log, self.user)
+        return [(command, text) for thread, command, text in log if thread in threads]
+
 
 @contextlib.contextmanager
-def private_server_mariadb() -> Iterator[Mariadb]:
+def private_server_mariadb(log_statements: bool = False) -> Iterator[Mariadb]:
     """A MariaDB 10.11 of its own (tests/support/mariadb.py), with `local_infile` on as
-    PyMySQL's CI sets it, and the suites' account."""
-    with private_mariadb("--local-infile=1") as server:
+    PyMySQL's CI sets it, and the suites' account. `log_statements`: its general log on
+    (every command of every connection, by thread: the harness's own are root's, over
+    the socket)."""
+    with private_mariadb("--local-infile=1",
+                         *(("--general-log=1",) if log_statements else ())) as server:
         running = Mariadb(server)
         running.root(f"CREATE USER '{running.user}'@'127.0.0.1'; GRANT ALL PRIVILEGES "
                      f"ON *.* TO '{running.user}'@'127.0.0.1' WITH GRANT OPTION")

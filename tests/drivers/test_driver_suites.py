@@ -5,9 +5,15 @@ tests/drivers/refusals.toml says why not.
 The pack lets everything through and masks nothing, and the targets let one identity
 hold as many sessions as the suites open and idle in a transaction as long as they
 like: what is measured is the front's fidelity to the protocol, not a policy. Each run
-gets servers of its own (servers.py), the same programs and settings both times; the
-run through tollgate logs in with a token as the password, as the same user and to the
-same database names as the direct one.
+gets servers of its own (servers.py), the same programs and settings both times (the
+statement log below aside); the run through tollgate logs in with a token as the
+password, as the same user and to the same database names as the direct one.
+
+The run through tollgate proves the record complete too: its server logs every
+statement, and once the run is over every statement the server ran on the sessions
+that came through tollgate must be in the gateway's record, allowed, as often as it
+ran, and nothing the record only refused in the log (tests/support/statement_log.py,
+which the statement-log differentials share, says what differs by design).
 
 `make test` runs the chunks of the suites that CI can have (suites.py says where each
 comes from); `make test-drivers` runs every suite whole (TOLLGATE_DRIVER_SUITES=full),
@@ -19,18 +25,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pymysql
 import pytest
 
 from extproc.quickstart import stack
 from tests.drivers import outcomes, servers, suites
 from tests.standins.otlp_receiver import OtlpReceiver
-from tests.support import tokens
-from tests.support.gateway import GatewayFactory
+from tests.support import statement_log, tokens
+from tests.support.gateway import Gateway, GatewayFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -63,19 +74,36 @@ def _runs() -> list[Any]:
             for s in suites.SUITES.values() for name, selection in s.chunks.items()]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A server of the suites' databases: its port, its CA, the account the suites and
+    the gateway log in as, and what its statement log holds of the sessions that came
+    through tollgate, held against a gateway's record (`log_statements`)."""
+
+    port: int
+    ca_file: Path
+    user: str
+    compared: Callable[[list[dict[str, Any]]], statement_log.Comparison]
+    log_text: Callable[[], str]  # every text of the log, joined: to wait on one
+
+
 @contextlib.contextmanager
-def _servers(database: str) -> Iterator[tuple[int, Path, str]]:
-    """A fresh server of `database`'s kind with the suites' databases: its port, its CA,
-    and the account the suites and the gateway log in as."""
+def _servers(database: str, log_statements: bool = False) -> Iterator[Served]:
+    """A fresh server of `database`'s kind with the suites' databases, logging every
+    statement it runs with `log_statements`."""
     if database == "postgres":
-        with servers.private_postgres() as pg:
+        with servers.private_postgres(log_statements) as pg:
             pg.create_database("suite")
-            yield pg.port, pg.ca_file, servers.SUPERUSER
+            yield Served(pg.port, pg.ca_file, servers.SUPERUSER,
+                         lambda records: statement_log.pg_compare(pg.logged(), records),
+                         lambda: "\n".join(e.text for e in pg.logged()))
     else:
-        with servers.private_server_mariadb() as maria:
+        with servers.private_server_mariadb(log_statements) as maria:
             maria.root("; ".join(f"CREATE DATABASE {name} DEFAULT CHARACTER SET utf8mb4"
                                  for name in MY_DATABASES))
-            yield maria.port, maria.ca_file, maria.user
+            yield Served(maria.port, maria.ca_file, maria.user,
+                         lambda records: statement_log.my_compare(maria.logged(), records),
+                         lambda: "\n".join(text for _, text in maria.logged()))
 
 
 def _targets(database: str, port: int, user: str) -> list[dict[str, Any]]:
@@ -118,9 +146,9 @@ def test_what_passes_directly_passes_through_tollgate(
     if isinstance(tree, str):
         pytest.fail(tree, pytrace=False)
     listed = outcomes.refusals(suite.name)
-    with _servers(suite.database) as (port, ca_file, user):
+    with _servers(suite.database) as server:
         direct = _run(suite, tree, selection, tmp_path / "direct",
-                      suites.Endpoint(port, user, "", ca_file))
+                      suites.Endpoint(server.port, server.user, "", server.ca_file))
     before = outcomes.outcomes(direct.lines)
     assert before, f"the direct run reported no test:\n{direct.output}"
     pack = tmp_path / "pack"
@@ -130,13 +158,14 @@ def test_what_passes_directly_passes_through_tollgate(
     factory = GatewayFactory(tmp_path / "gateway", otlp)
     on_postgres = suite.database == "postgres"
     try:
-        with _servers(suite.database) as (port, ca_file, user):
-            gateway = factory(policy_dir=pack, targets=_targets(suite.database, port, user),
+        with _servers(suite.database, log_statements=True) as server:
+            gateway = factory(policy_dir=pack,
+                              targets=_targets(suite.database, server.port, server.user),
                               postgres={} if on_postgres else None,
                               mysql=None if on_postgres else {})
             listener = gateway.ports.postgres if on_postgres else gateway.ports.mysql
             assert listener is not None
-            endpoint = suites.Endpoint(listener, user, IDENTITY, ca_file)
+            endpoint = suites.Endpoint(listener, server.user, IDENTITY, server.ca_file)
             through = _run(suite, tree, selection, tmp_path / "through", endpoint)
             after = outcomes.outcomes(through.lines)
             # What fails through tollgate and nowhere listed runs once more, alone: a
@@ -152,18 +181,56 @@ def test_what_passes_directly_passes_through_tollgate(
                                if n in again and again[n].passing)
                 after.update({n: again[n] for n in flaky})
             gateway_cpu = cpu_seconds([p.pid for p in gateway.processes])
+            started = time.monotonic()
+            record = record_complete(suite.database, server, gateway, endpoint)
+            compared_in = time.monotonic() - started
     finally:
         factory.stop_all()
     comparison = outcomes.compare(before, after, listed, whole_suite=chunk == "full")
     print(summary(suite.name, chunk, direct, through, before, after, comparison))
     print(f"  the gateway (Envoy, tollgate): {gateway_cpu:.1f} s CPU")
+    print(f"  the server's statement log: {record.logged} statements ran through "
+          f"tollgate ({record.own} the front's own), "
+          + ("each in the record, allowed" if record.holds else
+             f"{len(record.unrecorded) + len(record.refused)} differences from the record")
+          + f"; compared in {compared_in:.1f} s")
     for nodeid in flaky:
         print(f"  failed through tollgate once, passed when run again: {nodeid}")
     for entry, pattern in comparison.fixed:
         warnings.warn(f"refusals.toml [[{suite.name}]] {pattern!r} ({entry.kind}): every "
                       "test it names passes through tollgate now: remove it", stacklevel=1)
-    assert comparison.holds, outcomes.explain(comparison) + \
-        f"\n\nthe run through tollgate said:\n{through.output}"
+    problems = [] if comparison.holds else [
+        outcomes.explain(comparison) + f"\n\nthe run through tollgate said:\n{through.output}"]
+    if not record.holds:
+        problems.insert(0, "the record is not what the server ran "
+                           f"(tests/support/statement_log.py):\n{record.explain()}")
+    assert not problems, "\n\n".join(problems)
+
+
+def record_complete(database: str, server: Served, gateway: Gateway,
+                    endpoint: suites.Endpoint) -> statement_log.Comparison:
+    """What the server's statement log holds of the run through tollgate against the
+    gateway's record, once both hold a last statement sent after the suite's (the log
+    and the record are written as statements run: by then, all of the suite's)."""
+    last = f"SELECT 'the end of the run {uuid.uuid4()}'"
+    if database == "postgres":
+        with psycopg.connect(host=endpoint.host, port=endpoint.port, user=endpoint.user,
+                             password=endpoint.password, dbname="suite", sslmode="require",
+                             autocommit=True) as connection:
+            connection.execute(last)
+    else:
+        connection = pymysql.connect(
+            host=endpoint.host, port=endpoint.port, user=endpoint.user,
+            password=endpoint.password, database=MY_DATABASES[0],
+            ssl={"ca": str(endpoint.ca_file), "check_hostname": False})
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(last)
+        finally:
+            connection.close()
+    stack.wait_until(lambda: last in server.log_text(), 60, "the run's end in the server's log")
+    gateway.record_of(last, timeout=60)
+    return server.compared(gateway.records())
 
 
 def cpu_seconds(pids: list[int]) -> float:

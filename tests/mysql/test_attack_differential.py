@@ -40,11 +40,11 @@ from hypothesis import strategies as st
 from extproc.mysql import effect
 from extproc.mysql import packets as my
 from extproc.quickstart import stack
-from tests.mysql.test_statement_log_differential import entries
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
 from tests.support.mariadb import MariaDb, private_mariadb
 from tests.support.mysql_shop import Account, effect_statements, set_up
+from tests.support.statement_log import entries
 
 pytestmark = pytest.mark.e2e
 

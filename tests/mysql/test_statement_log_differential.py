@@ -11,7 +11,8 @@ prepared statements (prepared, executed, closed by ids tollgate handed out or ne
 MariaDB's "last statement" id), COM_RESET_CONNECTION and COM_CHANGE_USER. Each session's
 part of the server's log is compared with its record: every text the server ran or
 prepared is in the record, allowed, as often as it ran; every statement it executed is
-one the record allowed an execution of; nothing the record refused reaches the server.
+one the record allowed an execution of; nothing the record refused reaches the server
+(tests/support/statement_log.py compares, and reads back what differs by design).
 And as the session ends, tollgate's statement ids and the server's prepared statements
 are the same set: each id tollgate still honours names a statement the server holds, and
 the server holds no other.
@@ -19,11 +20,9 @@ the server holds no other.
 
 from __future__ import annotations
 
-import re
 import ssl
 import struct
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,10 +33,10 @@ from hypothesis import strategies as st
 
 from extproc.mysql import packets as my
 from extproc.quickstart import stack
-from tests.support import tokens
-from tests.support.gateway import Gateway, module_gateway, request_text
+from tests.support import statement_log, tokens
+from tests.support.gateway import Gateway, module_gateway
 from tests.support.mariadb import MariaDb, private_mariadb
-from tests.support.mysql_shop import Account, effect_statements, set_up
+from tests.support.mysql_shop import Account
 
 pytestmark = pytest.mark.e2e
 
@@ -233,86 +232,6 @@ def open_statements(server: MariaDb) -> int:
     return int(done.stdout.split()[1])
 
 
-_ENTRY = re.compile(r"^(?:\d{6}\s+[\d:]+)?\s+(\d+) (Query|Init DB|Connect|Quit|Prepare|"
-                    r"Execute|Field List|Close stmt|Reset stmt|Long Data|Kill|Debug)"
-                    r"(?:\t(.*))?$")
-# A parameter as MariaDB writes it into an executed statement's text in its log.
-_VALUE = r"(?:NULL|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|'(?:[^'\\]|\\.|'')*')"
-
-
-def executes(template: str, text: str) -> bool:
-    """Whether `text` is the prepared statement `template` with its parameters filled."""
-    pattern = "".join(_VALUE if part == "?" else re.escape(part)
-                      for part in re.split(r"(\?)", template))
-    return re.fullmatch(pattern, text) is not None
-
-
-def entries(log: str) -> list[tuple[int, str, str]]:
-    """The general log's entries: (thread id, command, text); a text spanning lines is
-    joined back."""
-    found: list[tuple[int, str, str]] = []
-    for line in log.splitlines():
-        match = _ENTRY.match(line)
-        if match:
-            found.append((int(match[1]), match[2], match[3] or ""))
-        elif found and not line.startswith(("/usr/sbin", "Tcp port", "Time ")):
-            thread, command, text = found[-1]
-            found[-1] = (thread, command, f"{text}\n{line}")
-    return found
-
-
-_SHOW_COLUMNS = re.compile(r"SHOW COLUMNS FROM `((?:[^`]|``)*)`(?: LIKE '(.*)')?", re.S)
-
-
-def logged_as(method: str, statement: str) -> tuple[str, str]:
-    """How the server's general log shows a command the record allowed, by the statement
-    the record decided it as (COM_FIELD_LIST's: `table wildcard`)."""
-    if method == "INIT_DB":
-        return "Init DB", statement[5:-1].replace("``", "`")
-    columns = _SHOW_COLUMNS.fullmatch(statement)
-    if method == "FIELD_LIST" and columns:
-        wildcard = (columns[2] or "").replace("''", "'").replace("\\\\", "\\")
-        return "Field List", f"{columns[1].replace('``', '`')} {wildcard}"
-    return "Query", statement
-
-
-def _denied_database(text: str) -> str:
-    """An `Init DB` entry's database: the server logs a refused one by its error."""
-    denied = re.fullmatch(r"Access denied for user .* to database '(.*)'", text)
-    return denied[1] if denied else text
-
-
-def allowances(records: list[dict[str, Any]], resets: int = 0
-               ) -> tuple[Counter[tuple[str, str]], list[str]]:
-    """What a session's records allow the server to log: its entries, each as often as
-    allowed; and the statements it may execute, once per execution allowed. What the
-    gateway ran to set the session up (its role, its timeouts: the login's record says
-    it) runs again after each of the client's `resets` (COM_RESET_CONNECTION)."""
-    allowed: Counter[tuple[str, str]] = Counter()
-    templates: list[str] = []
-    for r in records:
-        method, text = r["request"]["method"], request_text(r) or ""
-        if r["outcome"]["action"] != "allow":
-            continue
-        for done in set_up(r):
-            allowed[("Query", done)] += 1 + (resets if method == "CONNECT" else 0)
-        if method == "QUERY":
-            allowed[("Query", text)] += 1
-            if text in SQL_PREPARED:
-                allowed[("Prepare", SQL_PREPARED[text])] += 1
-            if text in SQL_EXECUTED:
-                templates.append(SQL_EXECUTED[text])
-        elif method in ("INIT_DB", "FIELD_LIST"):
-            allowed[logged_as(method, text)] += 1
-        elif method == "CHANGE_USER":  # the gateway's COM_INIT_DB after its reset
-            allowed[("Init DB", "shop")] += 1
-        elif method == "PREPARE":
-            allowed[("Prepare", text)] += 1
-        elif method == "EXECUTE":
-            templates.append(text)
-    return allowed, templates
-
-
 @settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=1, max_size=6))
@@ -348,35 +267,17 @@ def test_every_command_the_server_ran_is_in_the_record_allowed(
     log: list[tuple[int, str, str]] = []
 
     def logged_sentinel() -> bool:
-        log[:] = entries(server.general_log.read_text(errors="replace"))
+        log[:] = statement_log.entries(server.general_log.read_text(errors="replace"))
         return any(t == sentinel for _, _, t in log)
 
     stack.wait_until(logged_sentinel, 10, "the server's general log")
     thread = next(n for n, _, t in log if t == sentinel)
-    mine_in_log = [(command, t) for n, command, t in log
-                   if n == thread and command not in ("Connect", "Quit")]
-    # Executions are matched to their statements below; closing, resetting a statement
-    # and its long data carry no text (held_by_both checked what they name).
-    ran = Counter((command, _denied_database(t) if command == "Init DB" else t)
-                  for command, t in mine_in_log
-                  if command not in ("Execute", "Close stmt", "Reset stmt", "Long Data"))
-    records = gw.session_records(sentinel)
-    for own in effect_statements([t for _, t in ran], records):
-        del ran[("Query", own)]
-    allowed, templates = allowances(records, sum(kind == "reset" for kind, _ in steps))
-    missing = ran - allowed
-    assert not missing, f"the server ran what the record does not allow: {missing}"
-    for text in (t for command, t in mine_in_log if command == "Execute"):
-        match = next((t for t in templates if executes(t, text)), None)
-        assert match is not None, f"the server executed {text!r}, which no record allowed"
-        templates.remove(match)
-    refused = {request_text(r) for r in records if r["outcome"]["action"] != "allow"}
-    for statement_text in refused - {t for _, t in allowed}:
-        assert ("Query", statement_text) not in ran, \
-            f"refused, yet the server ran {statement_text!r}"
-        assert ("Prepare", statement_text) not in ran, \
-            f"refused, yet the server prepared {statement_text!r}"
-    assert ran[("Query", sentinel)] == 1
+    mine_in_log = [(command, t) for n, command, t in log if n == thread]
+    comparison = statement_log.my_compare(
+        mine_in_log, gw.session_records(sentinel), sum(kind == "reset" for kind, _ in steps),
+        SQL_PREPARED, SQL_EXECUTED)
+    assert comparison.holds, comparison.explain()
+    assert mine_in_log.count(("Query", sentinel)) == 1
 
 
 def test_a_change_of_user_drops_the_statements_prepared_before_it(

@@ -5,7 +5,7 @@ for the agent's token.
 
 The machine's PostgreSQL 15 binaries run it as the OS user `postgres` (the server
 refuses to run as root), on a free port, with TLS (tests/support/tls.py's
-certificate) and `log_statement = all`.
+certificate) and `log_statement = all`, in text and as JSON lines.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 
 from extproc.quickstart import accounts, stack
+from tests.support import statement_log
 from tests.support.tls import write_client_files, write_tls_files
 
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -47,7 +48,15 @@ class Cluster:
     @property
     def log(self) -> str:
         """Everything the server has logged so far (connections and statements)."""
-        return "".join(p.read_text(errors="replace") for p in (self.directory / "log").glob("*"))
+        return "".join(p.read_text(errors="replace")
+                       for p in sorted((self.directory / "log").glob("*.log")))
+
+    def logged(self) -> list[statement_log.PgLogged]:
+        """The statements client backends ran so far, by session, from the same log
+        written as JSON lines (its texts whole, whatever lines they span)."""
+        return [entry for p in sorted((self.directory / "log").glob("*.json"))
+                for entry in statement_log.pg_logged(
+                    p.read_text(encoding="utf-8", errors="replace"))]
 
     @property
     def admin_url(self) -> str:
@@ -80,6 +89,7 @@ def cluster() -> Iterator[Cluster]:
                        f"ssl_cert_file = '{tls.cert}'\nssl_key_file = '{tls.key}'\n"
                        f"ssl_ca_file = '{tls.ca}'\nlog_statement = 'all'\n"
                        "log_connections = on\nlogging_collector = on\n"
+                       "log_destination = 'stderr,jsonlog'\n"
                        f"log_directory = '{directory / 'log'}'\nfsync = off\n")
         _as_postgres(str(BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "start",
                      "-l", str(directory / "startup.log"))
