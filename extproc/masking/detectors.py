@@ -547,6 +547,8 @@ def _ipv4(t: Text, s: int, _e: int) -> tuple[int, int] | None:
 _IPV6_GATE = re.compile(rb":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)")
 _IPV6_BACK_REVERSED = re.compile(rb"[0-9A-Fa-f:]{0,40}")
 _IPV6_FORWARD = re.compile(rb"[0-9A-Fa-f:.]{0,45}")
+# One group and `::` alone: all zeros but the first, written only as a prefix (`2001::/16`).
+_CAST = re.compile(r"[0-9A-Fa-f]{1,4}::")
 
 
 def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
@@ -567,6 +569,8 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
             continue
         if in_authority(t, s):  # http://[fe80::1]:8080/
             continue
+        if _CAST.fullmatch(candidate) and not t.raw.startswith(b"/", e):
+            continue  # SQL's cast of a number or a parameter, `$1::"char"`: no address
         try:
             ipaddress.IPv6Address(candidate)
         except ValueError:

@@ -41,6 +41,10 @@ from tests.masking.conftest import found
         ("05:10:00", []),
         ("std::vector", []),
         ("a::b", []),
+        # SQL's casts: of a parameter, of a number (a one-group `h::` is only a prefix)
+        ("SELECT $1::\"char\"", []),
+        ("SELECT 7::\"pg_catalog\".\"int4\"", []),
+        ("route 2001::/16", ["2001::"]),
         ("00:1A:2B:3C:4D:5E", []),  # a MAC address
         ("2026-11-23T05:10:00Z", []),
     ],

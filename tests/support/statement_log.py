@@ -14,8 +14,7 @@ read back here, and nowhere else:
 - an empty text (psycopg's `execute("")`), of which the record keeps no body;
 - the record masks every text it keeps with every detector (extproc/recording/
   record.py): a logged text is compared masked so where the record has no other form
-  of it (asyncpg's `SELECT $1::"char"` is `SELECT $[REDACTED:IP_ADDRESS]"char"` there:
-  `1::` is an IPv6 address);
+  of it (a text holding what a detector takes for a protected value);
 - MariaDB's general log shows a Query without its leading whitespace, nor its trailing
   whitespace and semicolons;
 - the PostgreSQL front prepares each named statement under a name of its own
