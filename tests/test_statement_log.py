@@ -52,12 +52,12 @@ def test_texts_kept_by_hash_or_masked_are_compared_as_the_record_keeps_them() ->
     binary = "SELECT '\udcff'"  # a byte that is no UTF-8, as surrogateescape reads it
     digest = hashlib.sha256(binary.encode("utf-8", "surrogateescape")).hexdigest()
     cut = "SELECT '" + "a" * 100 + "'"
-    found = pg_compare(session(binary, cut, 'SELECT $1::"char"'), [
+    found = pg_compare(session(binary, cut, "SELECT 'fe80::1'"), [
         record("QUERY", "", encoding="binary", sha256=digest),
         {**record("QUERY", cut[:20]), "request": {"method": "QUERY", "path": "/", "body": {
             "value": cut[:20], "truncated": True,
             "sha256": hashlib.sha256(cut.encode()).hexdigest()}}},
-        record("EXECUTE", 'SELECT $[REDACTED:IP_ADDRESS]"char"')])
+        record("EXECUTE", "SELECT '[REDACTED:IP_ADDRESS]'")])
     assert found.holds, found.explain()
     assert found.logged == 3
 
