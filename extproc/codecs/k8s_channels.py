@@ -179,6 +179,14 @@ def internal_error(protocol: Subprotocol, cause: str) -> bytes | None:
                               "reason": "InternalError", "details": details, "code": 500})
 
 
+def refused(protocol: Subprotocol, message: str) -> bytes:
+    """A command that ran but did not do all it was asked, by tollgate's refusal: the
+    exit status its client reports (kubectl exits 1 with the message)."""
+    status = {"metadata": {}, "status": "Failure", "message": message,
+              "reason": "Forbidden", "code": 403}
+    return _status(protocol, status) or message.encode()
+
+
 def _status(protocol: Subprotocol, status: dict[str, Any]) -> bytes | None:
     if protocol.status_json:
         return json.dumps(status, separators=(",", ":")).encode()

@@ -95,6 +95,8 @@ class Archive:
         self._held: bytearray | None = None  # a masked file's bytes, read whole first
         self._digest = hashlib.sha256()
         self._sent = 0
+        # What was left out of an upload, said: the command's end then says it failed.
+        self.refused: list[str] = []
 
     async def pump(self, read: Callable[[int], Awaitable[bytes]]) -> None:
         """A download: the pod's stdout read to its end."""
@@ -157,6 +159,8 @@ class Archive:
         if verdict.refusal is not None:
             self._skipping = True
             self._tell(verdict.refusal)
+            if self.direction == "upload":
+                self.refused.append(verdict.refusal)
             self._gate.end(verdict)
             self._verdict = None
             return

@@ -469,6 +469,13 @@ class _Stream:
         if self._status is not None:
             self._exit = _exit_code(self._status)
             status = self._status
+            if self._exit == 0 and self._archive is not None and self._archive.refused:
+                # The pod's tar did its part; tollgate left files out: not a success.
+                count = len(self._archive.refused)
+                status = ch.refused(self._protocol, (
+                    f"tollgate left {count} file{'s' if count > 1 else ''} of the upload "
+                    f"out: {self._archive.refused[0]}"))
+                self._exit = FAILED_STATUS
             if self._mask is not None:
                 status = self._masked_status(status)
             self._to_client.put(ch.encode(self._protocol, ch.ERROR, status))

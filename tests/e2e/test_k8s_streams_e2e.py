@@ -179,6 +179,25 @@ def test_kubectl_cp_upload_is_decided_file_by_file(
     assert (pod(cluster) / "in" / "report.txt").read_text() == "quarterly numbers\n"
 
 
+def test_a_refused_upload_file_fails_the_copy_with_the_reason(
+    sre: Kubectl, cluster: K8sStandIn, tmp_path: Path
+) -> None:
+    """The files allowed land, the refused one does not; kubectl exits non-zero, the
+    reason on its stderr, rather than reporting a whole copy."""
+    (pod(cluster) / "up").mkdir()
+    local = tmp_path / "up"
+    local.mkdir()
+    (local / "report.txt").write_text("quarterly numbers\n")
+    (local / ".env").write_text("TOKEN=x\n")
+    result = sre("cp", str(local), "staging/web-1:up/")
+    assert result.returncode != 0
+    assert "tollgate left 1 file of the upload out: " in result.stderr, result.stderr
+    assert "an environment file" in result.stderr, result.stderr
+    copied = pod(cluster) / "up"
+    assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*")) == [
+        "up", "up/report.txt"]  # no .env
+
+
 def test_a_compressed_archive_is_refused_unread(agent: Kubectl, cluster: K8sStandIn) -> None:
     before = len(cluster.execs)
     result = agent("exec", "web-1", "-n", "staging", "--", "tar", "czf", "-", ".")
