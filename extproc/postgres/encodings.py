@@ -427,6 +427,40 @@ class Wire:
             return self.database
         return readable(value)
 
+    def changes(self, meaning: Any) -> Change:
+        """What a statement (input.sql) may do to the session's encoding; BadInput (403) if
+        it would set one the front does not read (client-only, SQL_ASCII, unknown)."""
+        statements = meaning.get("statements") if isinstance(meaning, dict) else None
+        to: set[Encoding] | None = set()
+        ends = False
+        lone = len(statements or ()) == 1
+        for statement in statements or ():
+            if not isinstance(statement, dict):
+                continue
+            ends = ends or statement.get("kind") == "transaction"
+            for setting in statement.get("settings") or ():
+                if not isinstance(setting, dict):
+                    continue
+                name, value = setting.get("name"), setting.get("value")
+                if setting.get("reset") and name in ("client_encoding", "all"):
+                    target: Encoding | None = self.login
+                elif name == UNNAMED_SETTING or (name == "client_encoding" and
+                                                 not isinstance(value, str)):
+                    target = None
+                elif name == "client_encoding" and isinstance(value, str):
+                    target = self.encoding_of(value)
+                    if target is None:
+                        raise BadInput(403, "session_setting", "changing client_encoding to "
+                                       f"{_why_not(value)}")
+                else:
+                    continue
+                to = None if to is None or target is None else to | {target}
+                lone = lone and statement.get("kind") in ("set", "reset")
+        if to == set() and not ends:
+            return NO_CHANGE
+        sets = next(iter(to)) if lone and to is not None and len(to) == 1 else None
+        return Change(None if to is None else frozenset(to), ends, sets)
+
     def ready(self, cycle: int, status: bytes) -> None:
         """The database's ReadyForQuery ending cycle end `cycle`, with its `status`."""
         if self._until and cycle >= self._until:
@@ -457,15 +491,6 @@ def reading_answers() -> None:
     _ANSWERS.set(True)
 
 
-def following() -> Wire:
-    """The session's Wire, whose changes its tasks follow (one of its own if none)."""
-    current = _WIRE.get()
-    if current is None:
-        current = Wire(UTF8)
-        _WIRE.set(current)
-    return current
-
-
 @contextlib.contextmanager
 def speaking(encoding: Encoding | Wire) -> Iterator[Wire]:
     """The session's messages read and written in `encoding` while it is open (a Wire:
@@ -476,39 +501,3 @@ def speaking(encoding: Encoding | Wire) -> Iterator[Wire]:
         yield current
     finally:
         _WIRE.reset(token)
-
-
-def changes(meaning: Any) -> Change:
-    """What a statement (input.sql) may do to the session's encoding; BadInput (403) if
-    it would set one the front does not read (client-only, SQL_ASCII, unknown)."""
-    statements = meaning.get("statements") if isinstance(meaning, dict) else None
-    to: set[Encoding] | None = set()
-    ends = False
-    wire = following()
-    lone = len(statements or ()) == 1
-    for statement in statements or ():
-        if not isinstance(statement, dict):
-            continue
-        ends = ends or statement.get("kind") == "transaction"
-        for setting in statement.get("settings") or ():
-            if not isinstance(setting, dict):
-                continue
-            name, value = setting.get("name"), setting.get("value")
-            if setting.get("reset") and name in ("client_encoding", "all"):
-                target: Encoding | None = wire.login
-            elif name == UNNAMED_SETTING or (name == "client_encoding" and
-                                             not isinstance(value, str)):
-                target = None
-            elif name == "client_encoding" and isinstance(value, str):
-                target = wire.encoding_of(value)
-                if target is None:
-                    raise BadInput(403, "session_setting", "changing client_encoding to "
-                                   f"{_why_not(value)}")
-            else:
-                continue
-            to = None if to is None or target is None else to | {target}
-            lone = lone and statement.get("kind") in ("set", "reset")
-    if to == set() and not ends:
-        return NO_CHANGE
-    sets = next(iter(to)) if lone and to is not None and len(to) == 1 else None
-    return Change(None if to is None else frozenset(to), ends, sets)

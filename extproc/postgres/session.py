@@ -172,6 +172,8 @@ class Prepared:
     # once it ran (effect.transaction_status; None: not one).
     measure: bool = False
     control: bytes | None = None
+    # What it may do to the session's client_encoding (read once, at its Parse).
+    change: encodings.Change = encodings.NO_CHANGE
 
 
 @dataclass(slots=True)
@@ -609,7 +611,7 @@ class Session:
             return [self._refused_name(b"E", "EXECUTE", portal_name, *problem)]
         run, refusal = self._carried(statement)
         run.sources = self._sources(use)
-        run.change = encodings.changes(statement.meaning)
+        run.change = statement.change
         declared = self._apply(use, statement) if refusal is None else ()
         if refusal is None:
             run.unsettles = self.wire.going(run.change, self._cycles + 1)
@@ -777,7 +779,7 @@ class Session:
             self._request(exchange, what.upper(), text)
             await self._pipeline.interpret(exchange, len(text))
             refuse_owned_change(exchange.meaning, self.context["owned"])
-            run.change = encodings.changes(exchange.meaning)
+            run.change = self.wire.changes(exchange.meaning)
             if opening:
                 shape = drivers.shape(exchange.meaning)
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)
@@ -1701,7 +1703,7 @@ def _prepared(name: str, upstream: str, text: str, run: Run) -> Prepared:
     return Prepared(name, upstream, text, exchange.meaning, exchange.decision,
                     decided.revision, decided.duration_us, run.use,
                     approval=exchange.approval, measure=run.measure,
-                    control=_control(exchange.meaning, text))
+                    control=_control(exchange.meaning, text), change=run.change)
 
 
 def _record_mask(head: Pending | None) -> Any:

@@ -191,8 +191,7 @@ EUC_JP = encodings.for_session("EUC_JP")
 ])
 def test_what_a_statement_may_do_to_the_encoding(
         statement: str, to: set[encodings.Encoding] | None, ends: bool) -> None:
-    with encodings.speaking(LATIN9):
-        change = encodings.changes(analyze(statement))
+    change = encodings.Wire(LATIN9).changes(analyze(statement))
     assert change.to == (None if to is None else frozenset(to))
     assert change.ends_transaction is ends
 
@@ -208,19 +207,17 @@ def test_what_a_statement_may_do_to_the_encoding(
     ("SET client_encoding TO 'mule_internal'", "no codec here reads it"),
 ])
 def test_a_change_to_an_encoding_not_read_is_refused(statement: str, says: str) -> None:
-    with encodings.speaking(encodings.Wire(UTF8, database=None)), \
-            pytest.raises(BadInput) as problem:
-        encodings.changes(analyze(statement))
+    with pytest.raises(BadInput) as problem:
+        encodings.Wire(UTF8, database=None).changes(analyze(statement))
     assert problem.value.status == 403
     assert problem.value.message.startswith("changing client_encoding to ")
     assert says in problem.value.message
 
 
 def test_sql_ascii_is_read_in_the_databases_encoding() -> None:
-    with encodings.speaking(encodings.Wire(LATIN9, database=UTF8)):
-        change = encodings.changes(analyze("SET client_encoding TO 'sql_ascii'"))
-    assert change.to == {UTF8} and change.sets is UTF8
     wire = encodings.Wire(LATIN9, database=UTF8)
+    change = wire.changes(analyze("SET client_encoding TO 'sql_ascii'"))
+    assert change.to == {UTF8} and change.sets is UTF8
     wire.going(change, cycle=1)
     assert wire.report("SQL_ASCII") is None
     wire.ready(1, b"I")
