@@ -89,7 +89,7 @@ destructive_exec contains sprintf("%s (%s)", [concat(" ", o.argv), o.why]) if {
 destructive_exec contains sprintf("output written to %s", [path]) if {
 	some path in array_or_empty(input.k8s.exec.writes)
 	is_string(path)
-	destructive_write(path)
+	destroying_write(path)
 }
 
 # An exec that reads or writes a credential file in the container (credentials.rego): the
@@ -194,6 +194,20 @@ k8s_holds contains {
 	agent
 	some o in opaques(input.k8s.exec.opaque)
 	opaque_held(o)
+}
+
+# A write to a file that steers what later lines run (shell.rego's state_file), as over SSH.
+k8s_holds contains {
+	"rule": "k8s.state_file_write",
+	"reason": sprintf("exec writes a file that changes what later commands run: %s", [path]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	agent
+	some path in array_or_empty(input.k8s.exec.writes)
+	is_string(path)
+	state_file(path)
+	not opaque_allowed
 }
 
 # The exec's commands as the interpreter read them; without that reading (an older

@@ -92,7 +92,7 @@ llm_holds contains {
 	agent
 	some call in tool_calls
 	some o in opaques(call.opaque)
-	opaque_held(o)
+	tool_call_opaque_held(o)
 }
 
 tool_name(call) := call.name if {
@@ -112,7 +112,7 @@ destructive_in(call) := {sprintf("destructive command: %s", [concat(" ", argv)])
 } | {sprintf("output written to %s", [path]) |
 	some path in array_or_empty(call.writes)
 	is_string(path)
-	destructive_write(path)
+	destroying_write(path)
 } | {"SQL that does not parse" |
 	some s in array_or_empty(call.sql)
 	s.kind == "unparsed"

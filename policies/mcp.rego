@@ -103,7 +103,7 @@ mcp_holds contains {
 	not mcp_probe
 	is_object(input.mcp.call)
 	some o in opaques(input.mcp.call.opaque)
-	opaque_held(o)
+	tool_call_opaque_held(o)
 }
 
 # A tool its server declares destructive (annotations.destructiveHint true, and not

@@ -60,7 +60,7 @@ operand_runners_known := {
 	"prlimit", "numactl", "unbuffer", "faketime", "torsocks", "proxychains", "proxychains4",
 	"firejail", "fakeroot", "parallel", "screen", "kubectl", "oc", "docker", "podman",
 	"nerdctl", "tmux", "su", "script", "sg", "sh", "bash", "zsh", "dash", "ksh", "ash", "mksh",
-	"fish", "find",
+	"fish", "yash", "find",
 }
 
 # -- where destroying is destructive (data) ---------------------------------------------
@@ -292,7 +292,15 @@ opaques(list) := [o |
 	every arg in o.argv { is_string(arg) }
 ]
 
-destructive_opaque(o) if destructive_command(array.concat(o.argv, ["/"]))
+destructive_opaque(o) if {
+	not opaque_operands_read(o)
+	destructive_command(array.concat(o.argv, ["/"]))
+}
+
+# Opaque for what its operands expand to on the host, or for what it changes later: its
+# operands are as read (a glob stays in its folder, and one matching every name is read
+# again as `*`; a computed operand is judged as `$x` is), not unknown ones to fill with `/`.
+opaque_operands_read(o) if o.why in {"glob_operands", "computed_operand", "changes_state", "history"}
 
 destructive_opaque(o) if {
 	o.why == "computed_program"
@@ -311,7 +319,29 @@ opaque_held(o) if {
 	not destructive_opaque(o)
 	not operands_read_only(o)
 	not bare_glob(o)
+	not opaque_allowed
 }
+
+# A model's or an MCP server's tool call is held for the classes a text alone hides (a
+# computed program or script, inline code, operands from stdin, a fork bomb). What only a
+# host's own state makes unreadable (a script file, a path not installed, a glob, a
+# variable set elsewhere, a state change) is held where it runs: an SSH host's or a pod's
+# shell (ssh.opaque_command, k8s.opaque_exec); a tool's `bash ./test.sh` is what coding
+# agents run all day, judged as itself.
+tool_call_opaque_held(o) if {
+	opaque_held(o)
+	o.why in {"computed_program", "computed_script", "inline_code", "stdin_operands", "too_deep", "recursive_function"}
+}
+
+# A target whose owners accept what the reader cannot read (its label `shell-opaque:
+# allow`) runs it unheld, outside production: a lab host, a CI runner. Destructive and
+# credential commands stay refused there.
+opaque_allowed if {
+	input.target.labels["shell-opaque"] == "allow"
+	not production_environment(input.target.environment)
+}
+
+production_environment(name) if lower(name) in {"prod", "production", "prd", "live"}
 
 bare_glob(o) if {
 	o.why == "computed_program"
@@ -319,7 +349,7 @@ bare_glob(o) if {
 }
 
 operands_read_only(o) if {
-	o.why == "stdin_operands"
+	o.why in {"stdin_operands", "glob_operands"}
 	o.argv[0] in {
 		"grep", "egrep", "fgrep", "rg", "cat", "head", "tail", "wc", "ls", "file", "stat",
 		"du", "echo", "printf", "md5sum", "sha1sum", "sha256sum", "sha512sum", "basename",
@@ -332,3 +362,31 @@ operands_read_only(o) if {
 destructive_write(path) if regex.match(`^/dev/(sd|hd|vd|xvd|nvme|mmcblk|dm-|md|loop|nbd|sr|mapper/|disk/|mem$|kmem$|port$)`, normal_path(path))
 
 destructive_write(path) if regex.match(`^/(etc|boot|bin|sbin|lib|lib64|usr|sys|proc/sys|proc/sysrq-trigger)(/|$)`, normal_path(path))
+
+# A file a command writes over (the reader's `writes`: redirections, `truncate`, `sed -i`,
+# a copy's destination) that is every file of a folder (`truncate -s0 *`, `cp x *`): the
+# contents go as with `rm -rf *`.
+destroying_write(path) if destructive_write(path)
+
+destroying_write(path) if regex.match(`^(.*/)?\*$`, path)
+
+# Moving, installing or linking over a device node replaces it (`mv x /dev/null`): what
+# every program writing there then writes into is a file.
+destructive_effect(argv) if {
+	argv[0] in {"mv", "install", "ln"}
+	regex.match(`^/dev/`, normal_path(argv[count(argv) - 1]))
+}
+
+# Files whose content steers what later lines or logins run: the shells' startup files,
+# the folders on a login's PATH, git's and SSH's per-user hooks. A write there is held as
+# an opaque line is (ssh.rego, k8s.rego).
+state_file(path) if regex.match(state_files_regex, path)
+
+state_files_regex := `(^|/)(\.(bashrc|bash_profile|bash_login|bash_logout|bash_aliases|profile|inputrc|zshrc|zshenv|zprofile|zlogin|kshrc|mkshrc|shrc|cshrc|tcshrc|gitconfig|pam_environment|curlrc|wgetrc|npmrc|pythonrc)|\.ssh/(rc|environment|config)|\.config/(fish|git)/.+|\.local/bin/[^/]+|(~|\$HOME|\$\{HOME\})/bin/[^/]+)$|^bin/[^/]+$|^/etc/(profile|bash\.bashrc|environment|ld\.so\.preload)`
+
+# The same for a Kubernetes namespace labelled `shell-opaque: allow` (its config's labels).
+opaque_allowed if {
+	input.k8s.namespace_labels["shell-opaque"] == "allow"
+	not production_environment(input.k8s.namespace_labels.environment)
+	not production_environment(input.target.environment)
+}

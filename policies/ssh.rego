@@ -120,7 +120,7 @@ ssh_destructive contains sprintf("output written to %s", [path]) if {
 	input.ssh.request in {"exec", "line"}
 	some path in array_or_empty(input.ssh.writes)
 	is_string(path)
-	destructive_write(path)
+	destroying_write(path)
 }
 
 # A command that reads or writes a credential file (credentials.rego), or reads a folder
@@ -169,6 +169,21 @@ ssh_holds contains {
 } if {
 	some o in ssh_opaque
 	opaque_held(o)
+}
+
+# A write to a file that steers what later lines or logins run (shell.rego's state_file:
+# `.bashrc`, `~/bin/x`, `.gitconfig`) changes the session's state as `alias` does: held.
+ssh_holds contains {
+	"rule": "ssh.state_file_write",
+	"reason": sprintf("writes a file that changes what later commands run: %s", [path]),
+	"approvers": ["group:ops"],
+	"seconds": 300,
+} if {
+	input.ssh.request in {"exec", "line"}
+	some path in array_or_empty(input.ssh.writes)
+	is_string(path)
+	state_file(path)
+	not opaque_allowed
 }
 
 # A line edited with keys tollgate does not follow (tab completion, history, cursor

@@ -45,6 +45,7 @@ the result is that decoded path.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import TYPE_CHECKING, Literal, TypedDict
 from urllib.parse import unquote
@@ -188,7 +189,12 @@ def k8s_request(
     streams: Exec | None = None
     if subresource in ("exec", "attach"):
         command = list(query.get("command", ())) if subresource == "exec" else []
-        reading = argv_read(command)
+        # stdin reaches the command unread, except a terminal's (each line is decided) and
+        # a tar's: the archive the stream front reads file by file (kube/copy.py), as
+        # kubectl cp sends it.
+        unread = _flag(query, "stdin") and not _flag(query, "tty") and not (
+            command and posixpath.basename(command[0]) == "tar")
+        reading = argv_read(command, stdin=unread)
         streams = {
             "command": command,
             "commands": reading.commands,
@@ -434,7 +440,7 @@ def within_stream(call: K8sCall, method: str, body: object) -> K8sCall:
         return _malformed(call["path"], call["dry_run"], f"{method} outside an exec or attach")
     if method == "LINE" and isinstance(part.get("command"), str):
         line = part["command"]
-        reading = read_line(line)
+        reading = read_line(line, interactive=True)
         readable = part.get("readable", True) is not False
         unreadable = part.get("unreadable")
         return {**call, "exec": {

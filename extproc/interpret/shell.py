@@ -67,10 +67,13 @@ for what bash runs (`{rm,-rf,/}`, `a#b c`). It would cost more than it gains.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
+
+from extproc.interpret import shell_programs as programs
 
 _MAX_DEPTH = 16  # nested scripts (`sh -c`, `$(...)`) read; deeper is opaque
 _MAX_LAYERS = 16  # wrapper argvs returned per command (the innermost command always is)
@@ -86,6 +89,7 @@ _UNQUOTED = re.compile(
     | \$'(?P<ansi>(?:[^'\\]|\\.)*)'
     | (?P<double>")
     | (?P<subst>\$\(|`)
+    | (?P<var>\$(?:\{[^{}$`'\"\\]*\}|[A-Za-z_][A-Za-z0-9_]*|[0-9?#$!@*-]))
     | \\(?P<escaped>.)
     | (?P<plain>[^ \t\r\f\v\n'"\\;&|()<>`$\#]+|\$)
     """,
@@ -95,6 +99,7 @@ _DOUBLE = re.compile(
     r"""
       \\(?P<escaped>[$`"\\\n])
     | (?P<subst>\$\(|`)
+    | (?P<var>\$(?:\{[^{}$`'\"\\]*\}|[A-Za-z_][A-Za-z0-9_]*|[0-9?#$!@*-]))
     | (?P<end>")
     | (?P<plain>[^"\\$`]+|\\|\$)
     """,
@@ -116,7 +121,7 @@ _ANSI_SIMPLE = {
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _RESERVED = frozenset({"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done",
                        "while", "until"})
-_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish"})
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish", "yash"})
 # Interpreters and the options whose value is code to run (python* takes -c).
 _INLINE = {
     "perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "-p", "--eval", "--print"),
@@ -268,7 +273,9 @@ class _Unbalanced(ValueError):
 
 
 OpaqueReason = Literal["computed_program", "computed_script", "inline_code", "stdin_operands",
-                       "too_deep", "recursive_function"]
+                       "too_deep", "recursive_function", "unknown_program", "script_file",
+                       "changes_state", "runs_program", "unread_input", "computed_operand",
+                       "glob_operands", "history"]
 
 
 class Opaque(TypedDict):
@@ -342,6 +349,9 @@ class Reading:
     opaque: list[Opaque] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
     where: _Folders = field(default_factory=_Folders, repr=False, compare=False)
+    # The text's own variables: a literal value, or None when only known at run time.
+    assigned: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
+    interactive: bool = field(default=False, repr=False, compare=False)
 
     def mark(self, argv: list[str], why: OpaqueReason) -> None:
         self.opaque.append({"argv": argv, "why": why})
@@ -359,6 +369,22 @@ OPAQUE_REASONS: dict[OpaqueReason, str] = {
                       "`find -exec CMD {}`",
     "too_deep": f"scripts nested deeper than {_MAX_DEPTH} levels",
     "recursive_function": "a function that calls itself (the fork bomb's shape)",
+    "unknown_program": "a program named by a path that is not an installed one: `./zap`, "
+                       "`/tmp/x`, `~/bin/x` (a file a session may have written or copied)",
+    "script_file": "a script file run by a shell, `source` or an interpreter: `sh f`, "
+                   "`. ./f`, `python3 x.py`, `awk -f p` (its lines are not read here)",
+    "changes_state": "changes what later lines run: PROMPT_COMMAND, PATH, IFS, LD_PRELOAD "
+                     "and other steering variables, `trap`, `alias`, a function, `set`, "
+                     "`shopt`, `fc`, `exec` redirections, `at`, `crontab`",
+    "runs_program": "an option that runs another program: `tar --to-command`, `rsync -e`, "
+                    "`git -c core.pager=...`, `ssh -o ProxyCommand`, GNU sed's `e`",
+    "unread_input": "writes files named inside input tollgate does not read: `tar -x` or "
+                    "`cpio -i` fed by the client or a pipe",
+    "computed_operand": "an operand only known when it runs: `$(...)`, backticks, a "
+                        "variable the text did not set",
+    "glob_operands": "a glob the host expands against its own listing: `rm -r *.log`, "
+                     "`[!.]*` (one that matches every name is also judged as `*`)",
+    "history": "history expansion re-runs or edits an earlier line: `!!`, `!rm`, `^a^b`",
 }
 
 
@@ -379,27 +405,46 @@ def commands(text: str) -> list[list[str]]:
     return read(text).commands
 
 
-def read(text: str, stdin: bool = False) -> Reading:
+def read(text: str, stdin: bool = False, interactive: bool = False) -> Reading:
     """The commands `text` would run, those of them that are opaque, and what it writes.
     `stdin`: the text runs with a stdin nobody here reads (an SSH exec's channel, where
     `ssh host sh < script.sh` sends the script): every command of it, at any depth, is
-    read as one fed by a pipe, so a shell or an interpreter without a script is opaque."""
-    reading = Reading()
+    read as one fed by a pipe, so a shell or an interpreter without a script is opaque.
+    `interactive`: a line typed into a shell, where history expansion (`!!`) applies."""
+    reading = Reading(interactive=interactive)
     _read(text, 0, reading, stdin)
-    return reading
+    return _plain(reading)
 
 
-def argv_read(argv: list[str]) -> Reading:
+def argv_read(argv: list[str], stdin: bool = False) -> Reading:
     """`read` of an argv run without a shell (a tool's `["bash", "-lc", "..."]`, kubectl
     exec's `command`): its `commands` are the argv itself, then what it runs when it is a
     wrapper or a shell (`["sudo", "rm", ...]`, `["sh", "-c", "rm -rf /"]`). It is read as
     the command line it would be once joined with quotes, so each item stays one word
     (`["echo", "$(rm -rf /)"]` runs no rm) and argv[0] is reduced to its basename as
-    `commands` does."""
-    reading = read(shlex.join(argv)) if argv else Reading()
+    `commands` does. `stdin`: it runs with a stdin tollgate does not read (`kubectl exec
+    -i`), unless it is a shell session (`-- sh`), whose lines the front reads one by one."""
+    stdin = stdin and not session_shell(argv)
+    reading = read(shlex.join(argv), stdin=stdin) if argv else Reading()
     if argv and not reading.commands:
         reading.commands.append(argv)
     return reading
+
+
+def _plain(reading: Reading) -> Reading:
+    """`reading` with every word a plain `str`: a Word's marks are the reader's own, and
+    encoders that check exact types (OpenTelemetry's, orjson) must not meet one."""
+    for argv in (*reading.commands, *(o["argv"] for o in reading.opaque)):
+        argv[:] = [str(w) for w in argv]
+    reading.writes[:] = [str(w) for w in reading.writes]
+    return reading
+
+
+def session_shell(argv: list[str]) -> bool:
+    """Whether `argv` is a shell with no script: a session reading its lines from stdin."""
+    return bool(argv) and _basename(argv[0]) in _SHELLS and all(
+        (a.startswith("--") and a != "--command" and not a.startswith("--command="))
+        or (a[:1] == "-" and a[1:2] != "-" and "c" not in a) for a in argv[1:])
 
 
 def _read(text: str, depth: int, reading: Reading, session: bool = False,
@@ -469,10 +514,10 @@ def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], l
 
 
 def _lex(text: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """Words (quotes removed) and operators, as sh tokenises; raises _Unbalanced."""
+    """Words (quotes removed, each a Word) and operators, as sh tokenises; raises _Unbalanced."""
     tokens: list[tuple[str, str]] = []
     substitutions: list[str] = []
-    word: list[str] | None = None
+    word: _Parts | None = None
     pos, end = 0, len(text)
     while pos < end:
         m = _UNQUOTED.match(text, pos)
@@ -482,7 +527,7 @@ def _lex(text: str) -> tuple[list[tuple[str, str]], list[str]]:
         pos = m.end()
         if kind in ("blank", "sep", "redir"):
             if word is not None:
-                tokens.append(("word", "".join(word)))
+                tokens.append(("word", word.word()))
                 word = None
             if kind != "blank":
                 tokens.append((kind, m.group()))
@@ -493,20 +538,83 @@ def _lex(text: str) -> tuple[list[tuple[str, str]], list[str]]:
             pos = m.start() + 1
         else:
             if word is None:
-                word = []
+                word = _Parts()
             if kind in _AS_IS:
-                word.append(m.group(kind))
+                word.append(m.group(kind), expands=kind == "plain")
+            elif kind == "var":
+                word.variable(m.group())
             else:
                 pos = _quoted_or_substituted(text, m, word, substitutions)
     if word is not None:
-        tokens.append(("word", "".join(word)))
+        tokens.append(("word", word.word()))
     return tokens, substitutions
 
 
 _AS_IS = frozenset({"plain", "single", "escaped"})  # word parts taken as they match
 
 
-def _quoted_or_substituted(text: str, m: re.Match[str], word: list[str],
+class Word(str):
+    """A word as sh reads it, quotes removed, with what sh will still expand in it: `glob`
+    (an unquoted `*`, `?`, `[` or brace expression), `names` (the variables it reads) and
+    `computed` (a command substitution). A word built otherwise is a plain `str`."""
+
+    glob: bool = False
+    names: tuple[str, ...] = ()
+    computed: bool = False
+    history: bool = False
+
+
+class _Parts:
+    """The parts of the word being lexed, and what in them sh expands."""
+
+    __slots__ = ("computed", "glob", "history", "names", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.glob = False
+        self.names: list[str] = []
+        self.computed = False
+        self.history = False
+
+    def append(self, part: str, expands: bool = False, unquoted: bool = False) -> None:
+        """`expands`: an unquoted part, globbed; `unquoted`: outside single quotes, where
+        an interactive bash expands `!`."""
+        self.parts.append(part)
+        if expands and _GLOB_CHARS.search(part):
+            self.glob = True
+        if (expands or unquoted) and "!" in part and _HISTORY.search(part):
+            self.history = True
+
+    def variable(self, reference: str) -> None:
+        """`$name`, `${name...}`, `$1`, `$?`: the name it reads (with its operators, which
+        only a name of its own leaves known)."""
+        self.parts.append(reference)
+        self.names.append(reference[2:-1] if reference[1:2] == "{" else reference[1:])
+
+    def substitution(self, part: str) -> None:
+        self.parts.append(part)
+        self.computed = True
+
+    def word(self) -> Word:
+        word = Word("".join(self.parts))
+        if self.glob:
+            word.glob = True
+        if self.names:
+            word.names = tuple(self.names)
+        if self.computed:
+            word.computed = True
+        if self.history:
+            word.history = True
+        return word
+
+
+# What bash's history expansion reads: `!` not followed by a blank, `=` or `(`.
+_HISTORY = re.compile(r"!(?![\s=(]|$)")
+# What an unquoted part may expand by: a glob's characters, a brace expression.
+_GLOB_CHARS = re.compile(r"[*?\[]|\{[^{}]*(?:,|\.\.)[^{}]*\}")
+
+
+def _quoted_or_substituted(text: str, m: re.Match[str], word: _Parts,
                            substitutions: list[str]) -> int:
     """Add to `word` the part `m` opens that is more than its match (a double-quoted
     string, a substitution, an ANSI-C string); return where it ends."""
@@ -517,11 +625,11 @@ def _quoted_or_substituted(text: str, m: re.Match[str], word: list[str],
         word.append(_ANSI_ESCAPE.sub(_ansi_char, m.group("ansi")))
         return pos
     pos = _substitution(text, m.start(), pos, m.group(), substitutions)  # $( ` <( >(
-    word.append(text[m.start():pos])
+    word.substitution(text[m.start():pos])
     return pos
 
 
-def _double_quoted(text: str, pos: int, word: list[str], substitutions: list[str]) -> int:
+def _double_quoted(text: str, pos: int, word: _Parts, substitutions: list[str]) -> int:
     """Read a double-quoted string from after its `"`; return where it ends."""
     while True:
         m = _DOUBLE.match(text, pos)
@@ -533,11 +641,13 @@ def _double_quoted(text: str, pos: int, word: list[str], substitutions: list[str
             return pos
         if kind == "subst":
             pos = _substitution(text, m.start(), pos, m.group(), substitutions)
-            word.append(text[m.start():pos])
+            word.substitution(text[m.start():pos])
+        elif kind == "var":
+            word.variable(m.group())
         elif kind == "escaped":
             word.append("" if m.group(kind) == "\n" else m.group(kind))
         else:
-            word.append(m.group(kind))
+            word.append(m.group(kind), unquoted=True)
 
 
 def _substitution(text: str, start: int, pos: int, opener: str, found: list[str]) -> int:
@@ -602,7 +712,9 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
     terminators: list[int] | None = None  # for find -exec, computed when one shows up
     while pending:
         start, stop, fed = pending.pop()
-        start = _command_start(words, start, stop, found)
+        first, start = start, _command_start(words, start, stop, reading)
+        if first < start:
+            _assign(words[first:start], words[start:stop], depth, reading)
         if start == stop:
             continue
         name = _basename(words[start])
@@ -619,6 +731,10 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
         elif why is None and fed:
             why = "stdin_operands"
         if not inner or layers < _MAX_LAYERS:
+            if why is None:  # a wrapper by its own words: what it runs is read on its own
+                own = [name, *words[start + 1:inner[0][0]]] if inner else argv
+                why = _unread(words[start], own, stdin, reading, script is None)
+            _effects(argv, why, depth, reading, session)
             found.append(argv)
             layers += bool(inner)
             if why is not None:
@@ -638,6 +754,143 @@ def _follow(argv: list[str], wraps: bool, reading: Reading) -> None:
         located = reading.where.locate(argv)
         if located is not None:
             reading.commands.append(located)
+
+
+def _effects(argv: list[str], why: OpaqueReason | None, depth: int, reading: Reading,
+             session: bool) -> None:
+    """What `argv` does besides running: the files it writes over, and the command lines a
+    state change will run later (a trap's, an alias's), read now."""
+    reading.writes.extend(programs.writes_of(argv))
+    for later in programs.later_scripts(argv) if why == "changes_state" else ():
+        _read(later, depth + 1, reading, session)
+
+
+def _assign(assignments: list[str], command: list[str], depth: int, reading: Reading) -> None:
+    """Follow the assignments before a command (or alone on it): a steering variable
+    (PROMPT_COMMAND, PATH, LD_PRELOAD, ...) is opaque, it changes what runs; a line's own
+    variable is remembered with its value when that is literal (`f=x; cat $f` reads x)."""
+    for word in assignments:
+        match = _ASSIGNMENT.match(word)
+        if match is None:
+            continue  # a reserved word
+        name = match.group().rstrip("+=")
+        if programs.behaviour_variable(name):
+            reading.mark([word, *command], "changes_state")
+            for later in programs.later_scripts([word]):
+                _read(later, depth + 1, reading)
+        elif not command:
+            value = word[match.end():]
+            literal = not (getattr(word, "names", ()) or getattr(word, "computed", False)
+                           or getattr(word, "glob", False) or "+=" in match.group())
+            reading.assigned[name] = value if literal else None
+
+
+def _unread(word: str, argv: list[str], stdin: bool, reading: Reading,
+            judge_operands: bool = True) -> OpaqueReason | None:
+    """Why a command whose program is named is still not read whole (None: it is): what it
+    runs, changes or touches is only known to the host. `word` is the program as written;
+    `judge_operands`: judge them too (not for a script read on its own: `sh -c "$x"`)."""
+    name = argv[0]
+    if reading.interactive and (word[:1] == "^" or any(
+            getattr(w, "history", False) for w in [word, *argv[1:]])):
+        return "history"
+    if "/" in word and not programs.installed_path(word):
+        return "unknown_program"
+    if programs.changes_state(argv):
+        return "changes_state"
+    if programs.runs_program(argv):
+        return "runs_program"
+    if stdin and programs.unpacks_input(argv):
+        return "unread_input"
+    if not judge_operands:
+        return None
+    operands = argv[1:]
+    if name not in programs.DATA_OPERANDS and any(_computed_operand(w, reading)
+                                                  for w in operands):
+        return "computed_operand"
+    known = _substituted(argv, reading)
+    if known is not None:
+        reading.commands.append(known)
+    globs = [w for w in operands if getattr(w, "glob", False)]
+    if not globs:
+        return None
+    everything = [_everything(w) if w in globs else w for w in operands]
+    if everything != operands:
+        reading.commands.append([name, *everything])
+    # A glob of every name is read: the folder's every entry (`*`, `?*`, `/var/log/*`).
+    partial = any(_everything(w) == w and w.rpartition("/")[2] != "*" for w in globs)
+    return "glob_operands" if partial else None
+
+
+def _computed_operand(word: str, reading: Reading) -> bool:
+    """Whether the value of `word` is only known when it runs: a command substitution, or a
+    variable that is neither the session's own (HOME, PATH, ...) nor set literally earlier
+    in the same text."""
+    if getattr(word, "computed", False):
+        return True
+    return any(n not in programs.ENVIRONMENT and reading.assigned.get(n) is None
+               for n in getattr(word, "names", ()))
+
+
+def _substituted(argv: list[str], reading: Reading) -> list[str] | None:
+    """`argv` with the variables set earlier in the text replaced by their values, or None
+    when it reads none."""
+    out, changed = [argv[0]], False
+    for word in argv[1:]:
+        names = [n for n in getattr(word, "names", ()) if reading.assigned.get(n) is not None]
+        for n in names:
+            value = reading.assigned[n] or ""
+            word = word.replace("${" + n + "}", value).replace("$" + n, value)
+            changed = True
+        out.append(word)
+    return out if changed else None
+
+
+# Names a glob that matches every name of a folder must match (bash's default: names
+# starting with `.` only by a pattern that starts with one).
+_ANY_NAMES = ("a", "Z", "0", "_", "-", "x.y", "a b")
+
+
+def _everything(word: str) -> str:
+    """`word`, a glob, as `folder/*` when its last segment matches every visible name of
+    its folder (`?*`, `[!.]*`, `*[^/]`): the shell passes all of them, as `*` does."""
+    folder, slash, last = word.rpartition("/")
+    if "/" in folder and _GLOB_CHARS.search(folder):
+        return word  # a glob of folders too: judged by what it names (`/*/x`)
+    patterns = [p.replace("[^", "[!") for p in _braces(last)]
+    if all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in _ANY_NAMES):
+        return f"{folder}{slash}*"
+    return word
+
+
+def _braces(segment: str, limit: int = 64) -> list[str]:
+    """Bash's brace expansion of one segment (`{a..z}*`, `{x,y}*`), at most `limit` words."""
+    match = _BRACE.search(segment)
+    if match is None:
+        return [segment]
+    body = match.group(1)
+    span = _RANGE.fullmatch(body)
+    if span is not None:
+        a, b = span.groups()
+        if a.isdigit() and b.isdigit():
+            step = 1 if int(a) <= int(b) else -1
+            items = [str(i) for i in range(int(a), int(b) + step, step)]
+        else:
+            step = 1 if ord(a) <= ord(b) else -1
+            items = [chr(i) for i in range(ord(a), ord(b) + step, step)]
+    else:
+        items = body.split(",")
+    head, tail = segment[:match.start()], segment[match.end():]
+    out: list[str] = []
+    for item in items[:limit]:
+        out.extend(_braces(head + item + tail, limit)[:limit - len(out)])
+        if len(out) >= limit:
+            break
+    return out
+
+
+_BRACE = re.compile(r"\{([^{}]*(?:,|\.\.)[^{}]*)\}")
+_RANGE = re.compile(r"(-?[0-9]+|[A-Za-z])\.\.(-?[0-9]+|[A-Za-z])")
 
 
 def _runs(words: list[str], start: int, stop: int, argv: list[str], fed: bool, stdin: bool
@@ -739,7 +992,7 @@ def _stdin_script(operands: list[str], stdin: bool) -> OpaqueReason | None:
         return "computed_script" if stdin else None
     if script == "-" or _DYNAMIC.search(script) or script.startswith(_STDIN_FILES):
         return "computed_script"
-    return None
+    return "script_file"
 
 
 def _opaque_program(argv: list[str], stdin: bool) -> OpaqueReason | None:
@@ -754,6 +1007,8 @@ def _opaque_program(argv: list[str], stdin: bool) -> OpaqueReason | None:
             return "inline_code"
         return _stdin_script(args, stdin)
     if name in _AWKS:
+        if any(arg == "-f" or arg.startswith("--file") for arg in args):
+            return "script_file"
         return "inline_code" if _AWK_RUNS.search(_code(argv)) else None
     if name in _SQL_CLIENTS and stdin:
         operands = [a for a in args if a[:1] != "-"]
@@ -780,13 +1035,15 @@ def _code(argv: list[str]) -> str:
     return " ".join(argv[1:])
 
 
-def _command_start(words: list[str], start: int, stop: int, found: list[list[str]]) -> int:
+def _command_start(words: list[str], start: int, stop: int, reading: Reading) -> int:
     """Where the program's name is, after reserved words and assignments; a function
-    definition (`function f`) is recorded on the way."""
+    definition (`function f`) is recorded on the way, opaque: it changes what a later
+    line's `f` runs."""
     while start < stop:
         word = words[start]
         if word == "function" and start + 1 < stop:
-            found.append(["function", words[start + 1]])
+            reading.commands.append(["function", words[start + 1]])
+            reading.mark(["function", words[start + 1]], "changes_state")
             start += 2
         elif word in _RESERVED or _ASSIGNMENT.match(word):
             start += 1
@@ -799,8 +1056,24 @@ def _split_word(word: str) -> list[str]:
     """Bash's brace list `{a,b}` as its words; `$IFS` as a blank (what it holds by default)."""
     brace = _BRACE_LIST.fullmatch(word)
     if brace:
-        return brace.group(1).split(",")
-    return [part for part in _IFS.split(word) if part] if "IFS" in word else [word]
+        parts = brace.group(1).split(",")
+    elif "IFS" in word:
+        parts = [part for part in _IFS.split(word) if part]
+    else:
+        return [word]
+    return [_keeping(word, part) for part in parts]
+
+
+def _keeping(word: str, part: str) -> str:
+    """`part` of `word` with what of `word`'s expansions it may still hold."""
+    if not isinstance(word, Word):
+        return part
+    kept = Word(part)
+    kept.glob = word.glob and _GLOB_CHARS.search(part) is not None
+    kept.names = word.names if "$" in part else ()
+    kept.computed = word.computed and ("$" in part or "`" in part)
+    kept.history = word.history and "!" in part
+    return kept
 
 
 def _basename(program: str) -> str:

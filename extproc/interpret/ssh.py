@@ -42,7 +42,8 @@ class Ssh(_Plain):
         command = body.get("command")
         # An exec's channel is its commands' stdin, which tollgate passes unread: a shell
         # or interpreter fed from it (`ssh host sh < script.sh`) runs a script nobody saw.
-        reading = (shell_reader.read(command, stdin=kind == "exec")
+        reading = (shell_reader.read(command, stdin=kind == "exec",
+                                     interactive=kind == "line")
                    if isinstance(command, str) else shell_reader.Reading())
         return {
             **self._static,

@@ -26,7 +26,6 @@ import collections
 import contextlib
 import json
 import logging
-import posixpath
 import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
@@ -38,6 +37,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from extproc.codecs import k8s_channels as ch
+from extproc.interpret.shell import session_shell
 from extproc.kube.copy import Archive, ArchiveRefused, archive_mode
 from extproc.masking import Masker
 from extproc.recording.terminal import TerminalRecordings
@@ -49,9 +49,6 @@ from extproc.terminal.session import RecordingFailed, Session
 log = logging.getLogger("tollgate.kube")
 
 Peer = ServerConnection | ClientConnection
-# Shells that read commands from stdin when run without a script (`kubectl exec -i pod --
-# sh`): their stdin is a session, each line decided.
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "mksh", "yash", "fish"})
 # An outbox holding more than this waits for its peer before taking more.
 _OUTBOX_BYTES = 256 * 1024
 # Resizes a client may send at once beyond its rate.
@@ -262,7 +259,7 @@ class _Stream:
         self._session: Session | None = None
         self._archive: Archive | None = None
         if streams["stdin"] and (tty or meaning.get("verb") == "attach"
-                                 or _reads_commands(argv)):
+                                 or session_shell(argv)):
             self._session = Session(self._agent(), _Host(self._stdin, self._stdout), gate,
                                     verdict, masker, recordings, settings.idle,
                                     ("", 80, 24) if tty else None)
@@ -540,14 +537,6 @@ def _closed_outcome(exc: ConnectionClosed, client: ServerConnection, default: st
     if sent is not None and (exc.rcvd is None or exc.rcvd_then_sent is False):
         return f"ended by tollgate: close {sent.code} {sent.reason}".rstrip()
     return "the client left" if client.close_code is not None else default
-
-
-def _reads_commands(argv: list[str]) -> bool:
-    """A shell run without a script or `-c`: what comes on its stdin are commands."""
-    if not argv or posixpath.basename(argv[0]) not in _SHELLS:
-        return False
-    return all(a.startswith("-") and a != "-c" and "c" not in a.lstrip("-")
-               for a in argv[1:])
 
 
 def _exit_code(status: bytes) -> int | None:

@@ -86,6 +86,9 @@ HOLDS = {
     "mcp.privileged_tool": (["group:dba"], 300),
     "ssh.privileged_command": (["group:ops"], 300),
     "ssh.opaque_command": (["group:ops"], 300),
+    "ssh.state_file_write": (["group:ops"], 300),
+    "k8s.opaque_exec": (["group:dba"], 300),
+    "k8s.state_file_write": (["group:dba"], 300),
     "k8s.production_destroy": (["group:cluster-admins"], 300),
     "k8s.privilege_change": (["group:cluster-admins"], 300),
 }
