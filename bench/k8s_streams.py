@@ -3,7 +3,7 @@ latency and to its output's throughput, against the API server reached directly 
 through Envoy alone (the stream passed unread), in one run.
 
 Run from the repository root: `python -m bench.k8s_streams [--rounds R] [--execs N]
-[--megabytes M] [--warmup N] [--kubectl K] [--json-out PATH]`. Not part of CI;
+[--megabytes M] [--warmup N] [--kubectl K] [--firsts N] [--json-out PATH]`. Not part of CI;
 tests/bench/test_k8s_streams_smoke.py runs a few seconds of it.
 
 The API server is the stand-in (tests/standins/k8s_standin.py, in a process of its own)
@@ -37,6 +37,12 @@ One tollgate (one worker) serves both tollgate paths. Each exec is a WebSocket o
               (a file, not `head -c N /dev/zero`, which writes 4 KB at a time: the pod's
               messages would then be 4 to 64 KB as the scheduler has it, and the figures
               the stand-in's cost per message)
+    first     a command that prints one line (the pod's clock as it writes, spelled in
+              letters: nothing to mask), then waits on its stdin for the client:
+              `--firsts` times, the ms from the pod writing the line to the client
+              reading it (one machine, one clock): how long output waits in the gateway
+              when no more follows (tollgate's masker flushes `idle_release_ms`, 50 ms,
+              after reading it); p50 and p95
 and, once per path after the rounds, `--kubectl` runs of the real `kubectl exec web-1 --
 true` (its GET of the pod, then the stream): the median wall time, for context (kubectl's
 own start-up is most of it). kubectl sends a token over TLS only, so it reaches the
@@ -90,12 +96,16 @@ from tests.standins.k8s_standin import K8sStandIn, Kubectl, write_kubeconfig
 from tests.support.tls import TlsFiles, write_tls_files
 
 PATHS = ("direct", "envoy", "tollgate", "unmasked")
-MEASURES = ("exec", "log", "zeros")
+MEASURES = ("exec", "log", "zeros", "first")
 OUTPUTS = ("log", "zeros")
 CLUSTER_TOKEN = "bench-cluster-token-5d1e"  # what the stand-in takes, and tollgate injects
 NAMESPACE, POD = "staging", "web-1"
 LOG, ZEROS = "app.log", "zeros.bin"
 PROTOCOL = ch.EXEC_PROTOCOLS[ch.V5]
+# The pod's clock in ns as it writes the line, its digits as the letters a-j (digits could
+# be masked: a phone number, a card), then a wait for the client's word.
+FIRST = ["sh", "-c", "date +%s%N | tr 0-9 a-j; read go"]
+_LETTERS = bytes.maketrans(b"abcdefghij", b"0123456789")
 # Each path's Envoy route: its name is the tollgate target's match (x-tollgate-route).
 ROUTES = {"envoy": "k8s", "tollgate": "k8s", "unmasked": "k8s-unmasked"}
 TIMEOUT = 120.0
@@ -261,10 +271,11 @@ def start(work: Path, cleanup: contextlib.ExitStack, cluster: Cluster, otlp_endp
 # ---- The client --------------------------------------------------------------------------
 
 
-def exec_path(argv: list[str]) -> str:
-    """The exec subresource's URL as kubectl asks for it (stdout and stderr, no stdin)."""
+def exec_path(argv: list[str], stdin: bool = False) -> str:
+    """The exec subresource's URL as kubectl asks for it (stdout and stderr, stdin if
+    asked)."""
     query = urlencode([*(("command", a) for a in argv), ("stdout", "true"),
-                       ("stderr", "true")])
+                       ("stderr", "true"), *((("stdin", "true"),) if stdin else ())])
     return f"/api/v1/namespaces/{NAMESPACE}/pods/{POD}/exec?{query}"
 
 
@@ -321,6 +332,43 @@ async def output(path: str, way: Way, argv: list[str], expected: bytes) -> float
     return len(expected) / (await run(path, way, argv, expected))[1] / 1e6
 
 
+async def firsts(path: str, way: Way, count: int) -> list[float]:
+    """`count` execs of FIRST in sequence: ms each from the pod writing its line to the
+    client reading it; the command ends once the line has been read."""
+    try:
+        return [await _first(path, way) for _ in range(count)]
+    except (OSError, WebSocketException, TimeoutError) as exc:
+        raise Failed(f"{path}: first: {type(exc).__name__}: {exc}") from None
+
+
+async def _first(path: str, way: Way) -> float:
+    line, status, read = b"", None, 0
+    async with asyncio.timeout(TIMEOUT), connect(
+            f"ws://127.0.0.1:{way.port}{exec_path(FIRST, stdin=True)}",
+            subprotocols=[Subprotocol(ch.V5)],
+            additional_headers={"Authorization": f"Bearer {way.token}"}, max_size=None,
+            compression=None, ping_interval=None, open_timeout=TIMEOUT,
+            close_timeout=CLOSE_WAIT) as ws:
+        async for message in ws:
+            got = ch.decode(PROTOCOL, message, 5)
+            if not isinstance(got, ch.Data):
+                raise Failed(f"{path}: first: a message the client cannot read: {got}")
+            if got.channel == ch.STDOUT and got.payload and not read:
+                line += got.payload
+                if line.endswith(b"\n"):
+                    read = time.time_ns()
+                    await ws.send(ch.encode(PROTOCOL, ch.STDIN, b"go\n"))
+            elif got.channel == ch.STDERR and got.payload:
+                raise Failed(f"{path}: first: stderr {got.payload[:200]!r}")
+            elif got.channel == ch.ERROR:
+                status = got.payload
+                break
+    written = line.strip().translate(_LETTERS)
+    if not written.isdigit() or status is None or json.loads(status).get("status") != "Success":
+        raise Failed(f"{path}: first: line {line!r}, status {status!r}")
+    return (read - int(written)) / 1e6
+
+
 # ---- Measuring -----------------------------------------------------------------------------
 
 
@@ -332,6 +380,7 @@ async def rounds(ways: dict[str, Way], log: bytes, zeros: bytes,
         "exec": lambda p, w: execs(p, w, args.execs),
         "log": lambda p, w: output(p, w, ["cat", LOG], log),
         "zeros": lambda p, w: output(p, w, ["cat", ZEROS], zeros),
+        "first": lambda p, w: firsts(p, w, args.firsts),
     }
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         m: {p: [] for p in PATHS} for m in MEASURES}
@@ -349,7 +398,10 @@ async def rounds(ways: dict[str, Way], log: bytes, zeros: bytes,
               + ", ".join(f"{p} {percentile(results['exec'][p][-1]['result'], 50):.2f} ms"
                           for p in PATHS)
               + "; log " + ", ".join(f"{p} {results['log'][p][-1]['result']:.0f} MB/s"
-                                     for p in PATHS), file=sys.stderr, flush=True)
+                                     for p in PATHS)
+              + "; first p50 " + ", ".join(
+                  f"{p} {percentile(results['first'][p][-1]['result'], 50):.2f} ms"
+                  for p in PATHS), file=sys.stderr, flush=True)
     return results
 
 
@@ -392,6 +444,11 @@ def figures(results: dict[str, dict[str, list[dict[str, Any]]]], megabytes: floa
             "kubectl_ms": kubectl[path],
             "cpu_us": {role: sum(r["cpu_seconds"][role] for r in runs) / operations * 1e6
                        for role in runs[0]["cpu_seconds"]}}
+    for path, runs in results["first"].items():
+        found["first"][path] = {
+            "rounds": len(runs),
+            **{f"p{q}_ms": statistics.median(percentile(r["result"], q) for r in runs)
+               for q in (50, 95)}}
     for measure in OUTPUTS:
         for path, runs in results[measure].items():
             found[measure][path] = {
@@ -441,6 +498,13 @@ def table(found: dict[str, Any], args: argparse.Namespace) -> str:
                          f"{row['mb_per_s'] / rows['direct']['mb_per_s']:10.2f}"
                          f"{cpu_cell(row, 'cpu_ms_per_mb', 'envoy', '.2f'):>17s}"
                          f"{cpu_cell(row, 'cpu_ms_per_mb', 'tollgate', '.2f'):>20s}")
+    rows = found["first"]
+    lines += ["", "first: the pod writes a line, then waits; from the write to the client "
+              "reading it",
+              f"{'path':10s}{'p50 ms':>8s}{'p95 ms':>8s}{'+p50 vs envoy':>15s}"]
+    for path, row in rows.items():
+        lines.append(f"{path:10s}{row['p50_ms']:8.2f}{row['p95_ms']:8.2f}"
+                     f"{row['p50_ms'] - rows['envoy']['p50_ms']:+15.2f}")
     over, ratios = found["ratios"]["exec_p50_ms_over"]["envoy"], found["ratios"]
     speed = {m: ratios[f"{m}_throughput_x"]["envoy"] for m in OUTPUTS}
     lines += ["", f"over Envoy alone (the stream unread), tollgate adds {over['tollgate']:.2f} "
@@ -454,7 +518,8 @@ def table(found: dict[str, Any], args: argparse.Namespace) -> str:
 
 # ---- Orchestration ---------------------------------------------------------------------------
 
-DEFAULTS = {"rounds": 3, "execs": 100, "megabytes": 64, "warmup": 10, "kubectl": 5}
+DEFAULTS = {"rounds": 3, "execs": 100, "megabytes": 64, "warmup": 10, "kubectl": 5,
+            "firsts": 20}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,12 +529,14 @@ def main(argv: list[str] | None = None) -> int:
                         ("execs", "execs of `true` per path and round"),
                         ("megabytes", "the output's size (10^6 bytes)"),
                         ("warmup", "untimed execs per path first"),
-                        ("kubectl", "timed `kubectl exec` runs per path")):
+                        ("kubectl", "timed `kubectl exec` runs per path"),
+                        ("firsts", "runs of the first-line command per path and round")):
         parser.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
                             help=f"{help_} (default {DEFAULTS[name]})")
     parser.add_argument("--json-out", type=Path, help="also save the figures as JSON here")
     args = parser.parse_args(argv)
-    if min(args.rounds, args.execs, args.megabytes, args.kubectl) < 1 or args.warmup < 0:
+    if (min(args.rounds, args.execs, args.megabytes, args.kubectl, args.firsts) < 1
+            or args.warmup < 0):
         parser.error("counts must be >= 1 (--warmup >= 0)")
     settings = {k: getattr(args, k) for k in DEFAULTS}
 

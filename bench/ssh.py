@@ -3,7 +3,7 @@ output's throughput, against the host reached directly and through Envoy's tcp_p
 alone, in one run.
 
 Run from the repository root: `python -m bench.ssh [--rounds R] [--execs N]
-[--megabytes M] [--warmup N] [--json-out PATH]` (`make bench` does, with the defaults).
+[--megabytes M] [--warmup N] [--firsts N] [--json-out PATH]` (`make bench` does, with the defaults).
 
 The host is Debian's OpenSSH server on a free port (tests/support/sshd.py: the gateway's
 key authorized, a new host key), reached three ways by asyncssh with its default
@@ -27,6 +27,12 @@ opened and warmed up before anything is timed, and measured on it:
     cat       `cat FILE` of a `--megabytes` file of lorem lines read as bytes (tollgate's
               masker reads it all and finds nothing to mask): MB/s (10^6 bytes) from
               asking to the last byte
+    first     a command that prints one line (the host's clock as it writes, spelled in
+              letters: nothing to mask), then waits on its stdin for the client:
+              `--firsts` times, the ms from the host writing the line to the client
+              reading it (one machine, one clock): how long output waits in the gateway
+              when no more follows (tollgate's masker flushes `idle_release_ms`, 50 ms,
+              after reading it); p50 and p95
 Every round measures every path in a rotating order (a shared machine's drift falls on
 all alike); a path's figure is the median of its rounds. Every answer is checked: an exit
 status other than 0, anything on stderr, or output other than the file's bytes stops the
@@ -69,7 +75,11 @@ from extproc.quickstart import dev_tokens, stack
 from tests.support.sshd import SSHD, Sshd, start_sshd
 
 PATHS = ("direct", "envoy", "tollgate")
-MEASURES = ("exec", "cat")
+MEASURES = ("exec", "cat", "first")
+# The host's clock in ns as it writes the line, its digits as the letters a-j (digits could
+# be masked: a phone number, a card), then a wait for the client's word.
+FIRST = "date +%s%N | tr 0-9 a-j; read go"
+_LETTERS = bytes.maketrans(b"abcdefghij", b"0123456789")
 LOGIN = "bench-host"  # the agent's user name on the gateway: the target's match
 FILE = "lorem.txt"
 LOREM = (b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
@@ -202,6 +212,24 @@ async def cat(path: str, conn: asyncssh.SSHClientConnection, name: Path,
     return len(expected) / elapsed / 1e6
 
 
+async def firsts(path: str, conn: asyncssh.SSHClientConnection, count: int) -> list[float]:
+    """`count` runs of FIRST in sequence: ms each from the host writing its line to the
+    client reading it; the command ends once the line has been read."""
+    timings = []
+    for _ in range(count):
+        async with conn.create_process(FIRST, encoding=None) as process:
+            line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
+            read = time.time_ns()
+            process.stdin.write(b"go\n")
+            result = await process.wait(check=False, timeout=TIMEOUT)
+        written = line.strip().translate(_LETTERS)
+        if not written.isdigit() or result.exit_status != 0 or result.stderr:
+            raise Failed(f"{path}: first: line {line!r}, exit {result.exit_status} "
+                         f"(stderr {result.stderr!r})")
+        timings.append((read - int(written)) / 1e6)
+    return timings
+
+
 # ---- Measuring -----------------------------------------------------------------------------
 
 
@@ -213,6 +241,7 @@ async def rounds(ways: dict[str, Way], name: Path, content: bytes,
                              Awaitable[list[float] | float]]] = {
         "exec": lambda p, c: execs(p, c, args.execs),
         "cat": lambda p, c: cat(p, c, name, content),
+        "first": lambda p, c: firsts(p, c, args.firsts),
     }
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         m: {p: [] for p in PATHS} for m in MEASURES}
@@ -232,7 +261,10 @@ async def rounds(ways: dict[str, Way], name: Path, content: bytes,
                   + ", ".join(f"{p} {percentile(results['exec'][p][-1]['result'], 50):.2f} ms"
                               for p in PATHS)
                   + "; cat " + ", ".join(f"{p} {results['cat'][p][-1]['result']:.0f} MB/s"
-                                         for p in PATHS), file=sys.stderr, flush=True)
+                                         for p in PATHS)
+                  + "; first p50 " + ", ".join(
+                      f"{p} {percentile(results['first'][p][-1]['result'], 50):.2f} ms"
+                      for p in PATHS), file=sys.stderr, flush=True)
     return results
 
 
@@ -256,7 +288,12 @@ def figures(results: dict[str, dict[str, list[dict[str, Any]]]],
     """Per measurement and path: the median over rounds of each round's p50 and p95 (or
     MB/s), and each process's CPU per exec or per MB over all rounds (/proc counts 10 ms
     ticks: one round's is too coarse); then what Envoy and tollgate add."""
-    found: dict[str, Any] = {"exec": {}, "cat": {}}
+    found: dict[str, Any] = {"exec": {}, "cat": {}, "first": {}}
+    for path, runs in results["first"].items():
+        found["first"][path] = {
+            "rounds": len(runs),
+            **{f"p{q}_ms": statistics.median(percentile(r["result"], q) for r in runs)
+               for q in (50, 95)}}
     for path, runs in results["exec"].items():
         operations = sum(len(r["result"]) for r in runs)
         found["exec"][path] = {
@@ -306,6 +343,13 @@ def table(found: dict[str, Any], args: argparse.Namespace) -> str:
                      f"{row['mb_per_s'] / rows['direct']['mb_per_s']:10.2f}"
                      f"{cpu_cell(row, 'cpu_ms_per_mb', 'envoy', '.2f'):>17s}"
                      f"{cpu_cell(row, 'cpu_ms_per_mb', 'tollgate', '.2f'):>20s}")
+    rows = found["first"]
+    lines += ["", "first: the host writes a line, then waits; from the write to the client "
+              "reading it",
+              f"{'path':10s}{'p50 ms':>8s}{'p95 ms':>8s}{'+p50 vs envoy':>15s}"]
+    for path, row in rows.items():
+        lines.append(f"{path:10s}{row['p50_ms']:8.2f}{row['p95_ms']:8.2f}"
+                     f"{row['p50_ms'] - rows['envoy']['p50_ms']:+15.2f}")
     added, ratio = found["added_exec_ms"], found["cat_ratio"]
     lines += ["", "tollgate adds per exec: "
               f"{added['tollgate - direct']['p50']:.2f} ms p50 / "
@@ -320,7 +364,7 @@ def table(found: dict[str, Any], args: argparse.Namespace) -> str:
 
 # ---- Orchestration ---------------------------------------------------------------------------
 
-DEFAULTS = {"rounds": 3, "execs": 200, "megabytes": 100, "warmup": 20}
+DEFAULTS = {"rounds": 3, "execs": 200, "megabytes": 100, "warmup": 20, "firsts": 20}
 
 
 def sshd_version() -> str:
@@ -336,12 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, help_ in (("rounds", "rounds, each every measurement on every path"),
                         ("execs", "execs of `true` per path and round"),
                         ("megabytes", "the cat's file size (10^6 bytes)"),
-                        ("warmup", "untimed execs per path first")):
+                        ("warmup", "untimed execs per path first"),
+                        ("firsts", "runs of the first-line command per path and round")):
         parser.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
                             help=f"{help_} (default {DEFAULTS[name]})")
     parser.add_argument("--json-out", type=Path, help="also save the figures as JSON here")
     args = parser.parse_args(argv)
-    if min(args.rounds, args.execs, args.megabytes) < 1 or args.warmup < 0:
+    if min(args.rounds, args.execs, args.megabytes, args.firsts) < 1 or args.warmup < 0:
         parser.error("counts must be >= 1 (--warmup >= 0)")
     settings = {k: getattr(args, k) for k in DEFAULTS}
 

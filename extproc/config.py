@@ -1018,8 +1018,9 @@ class SshFront:
     agent_port: int | None = None
     # How long a client may take from connecting to logging in.
     login_seconds: float = 30.0
-    # An interactive shell's output is held back as the stream masker needs, and released
-    # whole once the host has said nothing more for this long (a prompt must show).
+    # A host's output (exec or shell) held back by the stream masker goes out at most this
+    # long after it was read, but for what could still be a secret's start: a slow
+    # command's lines and a prompt show as they are written (terminal/relay.py).
     idle_release_ms: int = 50
     # The largest file an SFTP download under a mask reads whole to mask (larger: refused).
     sftp_masked_max_bytes: int = 16 * 1024 * 1024
@@ -1050,8 +1051,8 @@ class KubeFront:
 
     # Worker i listens on this port + i; Envoy's `tollgate_k8s` cluster lists each.
     listen: str = "127.0.0.1:10400"
-    # An interactive session's output is held back as the stream masker needs, and
-    # released whole once the pod has said nothing more for this long (a prompt shows).
+    # A pod's output (exec, attach, session) held back by the stream masker goes out at
+    # most this long after it was read, but for what could still be a secret's start.
     idle_release_ms: int = 50
     # The largest file of a `kubectl cp` under a mask read whole to mask (larger: refused).
     copy_masked_max_bytes: int = 16 * 1024 * 1024

@@ -59,7 +59,7 @@ _ENDING_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class StreamSettings:
-    idle: float  # a terminal's output is released after this many quiet seconds
+    idle: float  # output held by the masker goes out after at most this many seconds
     masked_max: int  # the largest file kubectl cp masks whole
     resizes_per_second: int
     client_read_seconds: float
@@ -444,7 +444,7 @@ class _Stream:
     async def _outputs(self) -> None:
         """The pod's output to the client, read as the stream's kind says; once it has
         ended, the Status (masked as text), then the close."""
-        pause = self._settings.idle if self._tty else None
+        pause = self._settings.idle
         pumps: list[Awaitable[None]]
         if self._session is not None:
             session = self._session
@@ -452,7 +452,7 @@ class _Stream:
                                  session.seen)]
             if not self._tty:
                 pumps.append(pump_output(self._stderr.read, self._err, session.err, None,
-                                         None, session.seen))
+                                         pause, session.seen))
         else:
             stdout: Awaitable[None]
             if self._archive is not None and self._archive.direction == "download":
@@ -461,7 +461,7 @@ class _Stream:
                 stdout = pump_output(self._stdout.read, self._out, self._out_masked,
                                      self._capture, pause)
             pumps = [stdout, pump_output(self._stderr.read, self._err, self._err_masked,
-                                         self._capture, None)]
+                                         self._capture, pause)]
         await asyncio.gather(*pumps)
         if self._status is not None:
             self._exit = _exit_code(self._status)

@@ -645,6 +645,7 @@ _PEM_STARTS = re.compile(_PEM_START)
 _PEM_PIECE = re.compile(rb"%s{1,%d}?(?:%s)|%s{1,%d}"
                         % (_PEM_BODY, PEM_MAX, _PEM_END, _PEM_BODY, PEM_MAX))
 _PEM_ENDS = re.compile(rb"(?:%s)\Z" % _PEM_END)
+_PEM_ENDED = re.compile(_PEM_END)
 _B64_LINES = rb"(?:[A-Za-z0-9+/=]|\r?\n|\\r?\\n)"
 _PEM_BASE64 = re.compile(rb"LS0tLS1CRUdJTi%s{0,%d}" % (_B64_LINES, PEM_MAX - 14))
 _PEM_LABEL_START = re.compile(rb"-----BEGIN %s" % _PEM_LABEL)
@@ -708,6 +709,11 @@ def _private_key(t: Text) -> Iterator[tuple[int, int]]:
             head = base64.b64decode(chunk[: len(chunk) // 4 * 4])
             if _PEM_LABEL_START.match(head):
                 yield from _pem_pieces(t, *m.span())
+
+
+def pem_ended(raw: bytes, start: int) -> bool:
+    """Whether the key block whose first line is at `start` has its END line in `raw`."""
+    return _PEM_ENDED.search(raw, start) is not None
 
 
 private_key = Detector(

@@ -17,10 +17,33 @@ The stream releases text only once nothing later can change how it masks:
   byte before a finding), and are not released twice.
 
 So the concatenated output of `feed`s and `finish` is exactly `mask_text` of the
-concatenated input, wherever the chunks were cut. To bound CPU when something is held
-long, a stream re-scans only once the unreleased text has grown by 64 bytes, or by half
-its excess over the hold: nothing open, text is released at most `hold` + 64 bytes
-(plus one chunk) behind; a JWT or key block open, at most 1.5 times its bound (~61 KiB).
+concatenated input, wherever the chunks were cut, as long as no `flush` came between.
+
+`flush` is for a pause in the input (a host's output that stops for a while: a slow
+command, a prompt): what is held goes now, masked, but for what could still be the start
+of a finding, a suffix of what arrived (`_START`): the run of non-space characters it
+ends with, extended back over groups of digits and capitals joined as numbers are
+written (`4111 1111 `, `DE89 3704 `, `+1 (555) `, `-----BEGIN RSA `), `hold` bytes at
+most; and, as `feed` holds them, an open JWT, key block (not one past its END line) or
+run of key characters, up to its detector's bound. So a line that ended waits for
+nothing, unless a key block is open in it.
+
+What a flush guarantees (tests/masking/test_stream_flush.py): a value comes out as
+`mask_text` of the whole masks it if, at each pause inside it, what had arrived of it was
+such a suffix: a value that is a run of non-space characters (a key, a token, a JWT, an
+address, a connection string) or digits and capitals in groups (a card, an IBAN, a
+phone, an SSN), or a key block, within its bound, is masked whole however slowly it is
+written. Otherwise (a space inside it that no group covers: a passphrase, `jo (at)
+example (dot) com`, a lowercase IBAN in groups; a start longer than the bound; a value
+that only words after it make one) a pause inside it releases what had arrived of it as
+it was, unmasked, and the rest is masked when it comes. The other way round, a finding
+complete at a pause that later text would have undone (more digits after a space) is
+masked all the same. Without a pause the output is exactly `mask_text`'s.
+
+To bound CPU when something is held long, a stream re-scans only once the unreleased
+text has grown by 64 bytes, or by half its excess over the hold: nothing open, text is
+released at most `hold` + 64 bytes (plus one chunk) behind; a JWT or key block open, at
+most 1.5 times its bound (~61 KiB).
 
 A PartStream releases only at the cuts between the parts fed, each part whole and
 masked, for text whose pieces must stay pieces (the events of an event stream).
@@ -28,6 +51,7 @@ masked, for text whose pieces must stay pieces (the events of an event stream).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -35,6 +59,7 @@ from extproc.masking.detectors import (
     Detector,
     Text,
     gate_passes,
+    pem_ended,
     pem_starts_at,
     private_key,
     scan,
@@ -46,6 +71,16 @@ if TYPE_CHECKING:
 
 _MIN_STEP = 64
 _CONTEXT = 512  # > the widest look-back of any detector (AWS: 160 + "secret_access_key")
+
+# What a flush keeps back (on the text's fold): a suffix that could be the start of a
+# finding. Groups of up to ten digits or capitals, each maybe after "+", "(" or a key
+# block's dashes and before ")", joined by one to three of the separators numbers are
+# written with (cards, IBANs, phones, SSNs, a key block's BEGIN line), then the run of
+# non-space characters the text ends with (every other detector's findings are such
+# runs, or start as one), from a word's start. Searched from `hold` bytes before the end
+# at most: the leftmost match is the longest suffix.
+_START = re.compile(rb"(?<![0-9A-Za-z])(?:(?:[+(]|-{1,5})?[0-9A-Z]{1,10}\)?[ \t./_-]{1,3})*"
+                    rb"[^\s\x00\x01]*\Z")
 
 
 class MaskingStream:
@@ -77,7 +112,19 @@ class MaskingStream:
         """The end of the body: return the rest, masked."""
         return "".join(self._release(final=True))
 
-    def _release(self, final: bool) -> list[str]:
+    def flush(self) -> str:
+        """A pause in the input: return what is held, masked, but for what could still be
+        the start of a finding (see the module's docstring); the stream goes on."""
+        if not self._pending:
+            return ""
+        return "".join(self._release(final=False, pause=True))
+
+    @property
+    def held(self) -> int:
+        """How many bytes of input are held, not released yet."""
+        return len(self._pending)
+
+    def _release(self, final: bool, pause: bool = False) -> list[str]:
         """The masked text that may be released now: one piece, or a PartStream's parts."""
         text = self._context + self._pending
         base, end = len(self._context), len(text)
@@ -85,7 +132,7 @@ class MaskingStream:
         found = scan(t, self._detectors)
         if found:
             found = unmasked(text, found) if self._spec.keep_masked else unredacted(text, found)
-        cut = end if final else self._safe_cut(t, base, found)
+        cut = end if final else self._safe_cut(t, base, found, pause)
         if not self._parts:
             cuts = [cut]
         else:
@@ -112,17 +159,26 @@ class MaskingStream:
             self._scan_at = max(self._scan_at, floor)
         return out
 
-    def _safe_cut(self, t: Text, base: int, found: list[tuple[int, int, Detector]]) -> int:
-        """How far text can be released: before anything that could still grow or change.
+    def _safe_cut(self, t: Text, base: int, found: list[tuple[int, int, Detector]],
+                  pause: bool) -> int:
+        """How far text can be released: before anything that could still grow or change
+        (at a pause: before what could still start a finding).
 
         Detectors read the text's fold (see shadow.py), so what they may still read is
         measured there, and mapped back."""
         text, end, folded_end = t.source, len(t.source), len(t.raw)
-        cut = t.to_source(max(0, folded_end - self.hold))
+        cut = max(0, folded_end - self.hold)
+        if pause:
+            start = _START.search(t.raw, max(cut, t.to_raw(base)))
+            cut = start.start() if start is not None else folded_end
+        cut = t.to_source(cut)
         for d in self._long:  # a gate (memoised by the scan) spares most texts the search
             m = (d.pending.search(t.raw, t.to_raw(base))
                  if d.pending is not None and gate_passes(d, t) else None)
-            if m is not None and folded_end - m.start() <= d.max_len:
+            if m is None or folded_end - m.start() > d.max_len:
+                continue
+            # At a pause, a key block past its END line is whole: nothing of it is open.
+            if not (pause and d is private_key and pem_ended(t.raw, m.start())):
                 cut = min(cut, t.to_source(m.start()))
         for s, e, _ in reversed(found):
             if s < cut < e or (e >= end and s < cut):

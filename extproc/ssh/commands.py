@@ -75,17 +75,14 @@ async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connec
         return
     verdict, remote = started
     exchange = verdict.exchange
-    term = process.get_terminal_type()
     capture = gate.capture(verdict)
     out = MaskedOutput(masker, exchange.mask)
     err = MaskedOutput(masker, exchange.mask)
-    # A terminal shows what is held once the host pauses; a pipe gets it as masked whole.
-    pause = idle if term else None
     feeding = asyncio.ensure_future(pump_input(process, remote))
     try:
         await asyncio.gather(
-            pump_output(remote.stdout.read, process.stdout, out, capture, pause),
-            pump_output(remote.stderr.read, process.stderr, err, capture, pause))
+            pump_output(remote.stdout.read, process.stdout, out, capture, idle),
+            pump_output(remote.stderr.read, process.stderr, err, capture, idle))
         await remote.wait_closed()
     finally:
         feeding.cancel()

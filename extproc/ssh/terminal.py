@@ -73,10 +73,10 @@ async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, conne
     feeding = asyncio.ensure_future(pump_input(process, remote, take))
     try:
         streams = [pump_output(shell.read_host, process.stdout, shell.out,
-                               None, idle if term else None, shell.seen)]
+                               None, idle, shell.seen)]
         if not term:  # with a terminal, the host's stderr is on the same pty
             streams.append(pump_output(remote.stderr.read, process.stderr,
-                                       shell.err, None, None, shell.seen))
+                                       shell.err, None, idle, shell.seen))
         await asyncio.gather(*streams)
         await remote.wait_closed()
         status = exit_with(process, remote)

@@ -2,8 +2,9 @@
 
 Shared by commands (exec) and interactive sessions of every front. Output is masked with
 the decision's mask as it streams; what the stream masker holds back (a secret may still
-be growing) is released when more comes or the stream ends, or, for a terminal, once the
-host has been quiet for `idle` seconds, so a prompt shows.
+be growing) is released when more comes, when the stream ends, or at the latest `quiet`
+seconds (`idle_release_ms`) after it was read, but for what could still be a secret's
+start: so a slow command's lines, and a prompt, show as they are written.
 """
 
 from __future__ import annotations
@@ -28,28 +29,35 @@ class Sink(Protocol):
 
 async def pump_output(read: Callable[[int], Any], writer: Sink,
                       masked: MaskedOutput, capture: BodyCapture | None,
-                      idle: float | None, seen: Callable[[bytes], None] | None = None
+                      quiet: float, seen: Callable[[bytes], None] | None = None
                       ) -> None:
     """Relay one output stream to its end, no faster than the agent reads it (a host
-    faster than its agent must not pile its output up in the gateway). `seen(shown)`:
-    each piece the agent was shown (a terminal's recording)."""
+    faster than its agent must not pile its output up in the gateway). What the masker
+    holds is flushed `quiet` seconds after the first byte read since the last flush, more
+    read meanwhile or not, so output reaches the agent within `quiet` of the host writing
+    it (but for a secret's possible start: MaskedOutput.flush). `seen(shown)`: each piece
+    the agent was shown (a terminal's recording)."""
+    loop = asyncio.get_running_loop()
     pending: asyncio.Future[Any] | None = None
-    unreleased = False
+    due: float | None = None  # when what was read since the last flush goes out
     try:
         while True:
+            if due is not None and loop.time() >= due:
+                await _out(masked.flush(), writer, capture, seen)
+                due = None
             if pending is None:
                 pending = asyncio.ensure_future(read(READ_SIZE))
-            done, _ = await asyncio.wait({pending}, timeout=idle if unreleased else None)
+            wait = None if due is None else due - loop.time()
+            done, _ = await asyncio.wait({pending}, timeout=wait)
             if not done:
-                await _out(masked.release(), writer, capture, seen)
-                unreleased = False
                 continue
             data = pending.result()
             pending = None
             if not data:
                 break
             await _out(masked.feed(data), writer, capture, seen)
-            unreleased = True
+            if due is None:
+                due = loop.time() + quiet
     finally:
         if pending is not None:
             pending.cancel()

@@ -10,13 +10,16 @@ with what the record says was allowed.
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -275,6 +278,56 @@ def test_attach_with_stdin_is_a_session_whose_lines_are_decided(
     assert "destructive command" in result.stderr + result.stdout
     received = bytes(cluster.execs[-1].transcript.wait().received.get(0, b""))
     assert b"echo hello-attach" in received and b"rm -rf" not in received
+
+
+def read_until(stream: IO[bytes], marker: bytes, timeout: float = 30) -> bytes:
+    """What a pipe gave, up to and including `marker` (a deadline, no sleeps)."""
+    seen, deadline = b"", time.monotonic() + timeout
+    while marker not in seen:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([stream], [], [], remaining)[0]:
+            raise AssertionError(f"no {marker!r} in {seen!r}")
+        data = os.read(stream.fileno(), 4096)
+        if not data:
+            raise AssertionError(f"no {marker!r} in {seen!r}: the stream ended")
+        seen += data
+    return seen
+
+
+def test_a_slow_exec_shows_its_output_before_it_ends(agent: Kubectl) -> None:
+    """`kubectl exec` without a terminal, of a command that prints, then waits for the
+    client: its line arrives while it waits, as does all but a key's possible start,
+    which is masked whole once the rest comes."""
+    command = ("echo first-line; printf 'key AKIAIOSF'; read go; "
+               "printf 'ODNN7EXAMPLE\\n'; echo end-$go")
+    process = subprocess.Popen([*agent.argv("exec", "-i", "web-1", "-n", "staging", "--",
+                                            "sh", "-c", command)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=agent.env())
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        seen = read_until(process.stdout, b"key ")
+        assert seen == b"first-line\nkey "  # the line, and all but a key's possible start
+        process.stdin.write(b"now\n")
+        process.stdin.close()
+        rest = process.stdout.read()
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+    assert rest == b"[REDACTED:AWS_ACCESS_KEY_ID]\nend-now\n"
+
+
+def test_attach_with_a_terminal_shows_the_containers_output(agent: Kubectl) -> None:
+    """`kubectl attach -it` to a container without a terminal of its own (kubectl goes on
+    without one): each line's output shows while the container's shell runs on."""
+    with KubectlTerminal(agent, "attach", "-it", "web-1", "-n", "staging") as terminal:
+        terminal.read_until("If you don't see a command prompt")
+        terminal.write(f"echo attached-$((40+2)) {SECRET}\r")  # kubectl's terminal echoes it
+        terminal.read_until("attached-42")
+        shown = terminal.read_until("\n")
+        terminal.process.kill()
+    assert shown == " [REDACTED:AWS_ACCESS_KEY_ID]\r\n"
 
 
 @dataclass

@@ -301,6 +301,24 @@ async def read_until(stdout: asyncssh.SSHReader[bytes], marker: bytes,
     return seen
 
 
+async def test_a_slow_commands_output_shows_before_it_ends(gw: Gateway) -> None:
+    """A command that prints, then waits for the agent: its line reaches the agent while
+    it waits (the command cannot end before the agent answers), and so does what it
+    printed of a key's start but the start itself, which is masked whole once the rest
+    comes (the stream masker's flush)."""
+    command = ("echo first-line; printf 'key AKIAIOSF'; read go; "
+               "printf 'ODNN7EXAMPLE\\n'; echo end-$go")
+    async with connect(gw) as conn:
+        process = await conn.create_process(command, encoding=None)
+        seen = await read_until(process.stdout, b"key ")
+        assert seen == b"first-line\nkey "  # the line, and all but a key's possible start
+        process.stdin.write(b"now\n")
+        rest = await process.stdout.read()
+        await process.wait_closed()
+    assert process.exit_status == 0
+    assert rest == b"[REDACTED:AWS_ACCESS_KEY_ID]\nend-now\n"
+
+
 def test_an_interactive_shell_decides_each_line_and_is_replayable(
         gw: Gateway, host: Sshd) -> None:
     """With a terminal: keystrokes reach the host's shell as typed, each Enter waits for

@@ -15,14 +15,11 @@ ALL = spec_of([{"detectors": ["all"]}])
 KEY = b"AKIAIOSFODNN7EXAMPLE"
 
 
-def through(data: bytes, cut: int, release_at: int | None = None) -> tuple[bytes, MaskedOutput]:
+def through(data: bytes, cut: int) -> tuple[bytes, MaskedOutput]:
     out = MaskedOutput(MASKER, ALL)
     shown = b""
     for i in range(0, len(data), cut):
         shown += out.feed(data[i:i + cut])
-        if release_at is not None and i >= release_at:
-            shown += out.release()
-            release_at = None
     return shown + out.finish(), out
 
 
@@ -43,13 +40,21 @@ def test_a_key_cut_between_reads_is_masked_whole(cut: int) -> None:
     assert sum(out.counts.values()) == 1
 
 
-def test_release_shows_what_was_held_and_goes_on_masking() -> None:
+def test_flush_shows_what_was_held_and_goes_on_masking() -> None:
     out = MaskedOutput(MASKER, ALL)
     assert out.feed(b"user@host:~$ ") == b""  # held: it could still grow into a secret
-    assert out.release() == b"user@host:~$ "
-    shown = out.feed(b"key " + KEY + b"\n") + out.finish()
-    assert KEY not in shown
+    assert out.flush() == b"user@host:~$ "
+    assert out.feed(b"key " + KEY[:6]) + out.flush() == b"key "  # a key's start waits
+    shown = out.feed(KEY[6:] + b"\n") + out.flush() + out.finish()
+    assert KEY not in shown and shown.endswith(b"]\n")
     assert sum(out.counts.values()) == 1
+
+
+def test_flush_keeps_a_character_cut_by_the_pause_for_its_rest() -> None:
+    out = MaskedOutput(MASKER, ALL)
+    check = "✓".encode()
+    assert out.feed(b"done " + check[:1]) + out.flush() == b"done "
+    assert out.feed(check[1:] + b"\n") + out.flush() == check + b"\n"
 
 
 def test_no_mask_passes_bytes_as_they_come() -> None:

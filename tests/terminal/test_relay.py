@@ -1,0 +1,77 @@
+"""pump_output's timer (extproc/terminal/relay.py): output the masker holds goes out
+`quiet` seconds after it was read, while the host still says nothing more, but for what
+could still start a secret; the rest once the host goes on."""
+
+from __future__ import annotations
+
+import asyncio
+
+from extproc.masking.policy_mask import new_masker, spec_of
+from extproc.terminal.output import MaskedOutput
+from extproc.terminal.relay import pump_output
+
+MASKER = new_masker(None)
+ALL = spec_of([{"detectors": ["all"]}])
+
+
+class Host:
+    """Output the test hands out piece by piece: a read waits for the next piece."""
+
+    def __init__(self) -> None:
+        self.pieces: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read(self, _size: int) -> bytes:
+        return await self.pieces.get()
+
+
+class Agent:
+    """What the agent was shown; `shown` is set at each write."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.shown = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self.shown.set()
+
+    async def drain(self) -> None:
+        return None
+
+    async def until(self, text: bytes) -> bytes:
+        async with asyncio.timeout(10):  # a failure's bound, not a synchronisation
+            while text not in self.data:
+                self.shown.clear()
+                await self.shown.wait()
+        return self.data
+
+
+async def test_held_output_goes_out_while_the_host_waits() -> None:
+    host, agent = Host(), Agent()
+    pump = asyncio.ensure_future(
+        pump_output(host.read, agent, MaskedOutput(MASKER, ALL), None, 0.01))
+    host.pieces.put_nowait(b"first line\nkey AKIAIOSF")
+    assert await agent.until(b"key ") == b"first line\nkey "  # the key's start waits
+    host.pieces.put_nowait(b"ODNN7EXAMPLE\n")
+    assert await agent.until(b"]\n") == b"first line\nkey [REDACTED:AWS_ACCESS_KEY_ID]\n"
+    host.pieces.put_nowait(b"")
+    await pump
+    assert agent.data == b"first line\nkey [REDACTED:AWS_ACCESS_KEY_ID]\n"
+
+
+async def test_a_host_that_never_pauses_is_flushed_all_the_same() -> None:
+    """A byte every few ms never leaves the host quiet: the flush comes `quiet` after the
+    first byte read since the last one, not after a silence."""
+    host, agent = Host(), Agent()
+    pump = asyncio.ensure_future(
+        pump_output(host.read, agent, MaskedOutput(MASKER, ALL), None, 0.05))
+    sent = b""
+    while b"tick 0\n" not in agent.data:  # ends once the first line was shown
+        piece = b"tick %d\n" % (len(sent) // 7 % 10)
+        host.pieces.put_nowait(piece)
+        sent += piece
+        await asyncio.sleep(0.005)  # the host's pace (a line every 5 ms), not a wait for it
+    assert len(sent) < 356  # shown well before the hold would have let it go
+    host.pieces.put_nowait(b"")
+    await pump
+    assert agent.data == sent
