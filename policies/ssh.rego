@@ -477,23 +477,15 @@ ssh_denials contains {
 	"rule": "ssh.ansible_destructive",
 	"reason": sprintf("Ansible module %s removes %s: %s", [m.module, p.path, what]),
 } if {
+	# sftp_destroys: a top-level directory, a home, a system directory's folder (an exec
+	# names no session's root).
 	some pair in ansible_paths
 	[m, p] := pair
 	p.access == "remove"
 	sftp_protected(resolved_path(p.path)) == null
-	what := ansible_destroys(resolved_path(p.path))
+	what := sftp_destroys(resolved_path(p.path))
 	what != null
 }
-
-# sftp_destroys without the session's root (an exec has none): the root, a top-level
-# directory, a home, a system directory's folder.
-ansible_destroys(path) := "the root" if {
-	path == "/"
-} else := what if {
-	what := sftp_destroys(path)
-	what != "the session's root"
-	what != "a folder above the session's root"
-} else := null
 
 # A module that returns a file's content (slurp: base64, which the output's masking cannot
 # read) is refused the host's secrets and credentials, as an SFTP download is.

@@ -86,6 +86,8 @@ HOLDS = {
     "mcp.privileged_tool": (["group:dba"], 300),
     "ssh.privileged_command": (["group:ops"], 300),
     "ssh.opaque_command": (["group:ops"], 300),
+    "ssh.ansible_privileged_module": (["group:ops"], 300),
+    "ssh.ansible_unjudged_path": (["group:ops"], 300),
     "k8s.production_destroy": (["group:cluster-admins"], 300),
     "k8s.privilege_change": (["group:cluster-admins"], 300),
 }
