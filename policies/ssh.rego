@@ -418,3 +418,124 @@ climbed_above(depths, i) if {
 	some j in numbers.range(i, count(depths) - 1)
 	depths[j] < depths[i]
 }
+
+# -- Ansible modules ------------------------------------------------------------------
+
+# An exec that runs a file this session uploaded over SFTP is judged by what the file says
+# (extproc/ssh/uploads.py, extproc/interpret/ansible.py): input.ssh.ansible lists the
+# ansible-core modules it runs with their arguments (`command` and `shell` modules' command
+# lines are in input.ssh.commands already), input.ssh.uploads every such file. A file
+# tollgate cannot read (another release, a collection's module, a program of its own) is
+# opaque (`unread_upload`), held by ssh.opaque_command like any other.
+ssh_ansible := [m |
+	input.ssh.request == "exec"
+	some m in array_or_empty(input.ssh.ansible)
+	is_object(m)
+	is_string(m.module)
+]
+
+# Refused to everyone, whoever approves: what takes the host away from everyone (a
+# reboot), or changes who may log in to it and as whom (accounts, groups): an operator does
+# that by hand, not through an agent's playbook.
+ansible_refused_modules := {
+	"ansible.builtin.reboot": "reboots the host",
+	"ansible.builtin.user": "creates, changes or removes an account (its password, keys, groups)",
+	"ansible.builtin.group": "creates, changes or removes a group (who holds its rights)",
+}
+
+ssh_denials contains {
+	"rule": "ssh.ansible_module",
+	"reason": sprintf("Ansible module %s %s", [m.module, ansible_refused_modules[m.module]]),
+} if {
+	some m in ssh_ansible
+	ansible_refused_modules[m.module]
+}
+
+# Held for group ops, as `sudo` and `systemctl restart` are: what changes the host's
+# services, packages, scheduled jobs, firewall, name, or which hosts it trusts.
+ansible_privileged_modules := {
+	"ansible.builtin.service", "ansible.builtin.systemd", "ansible.builtin.systemd_service",
+	"ansible.builtin.sysvinit", "ansible.builtin.apt", "ansible.builtin.dnf",
+	"ansible.builtin.dnf5", "ansible.builtin.yum", "ansible.builtin.package",
+	"ansible.builtin.pip", "ansible.builtin.apt_repository", "ansible.builtin.apt_key",
+	"ansible.builtin.rpm_key", "ansible.builtin.yum_repository",
+	"ansible.builtin.deb822_repository", "ansible.builtin.debconf", "ansible.builtin.dpkg_selections",
+	"ansible.builtin.cron", "ansible.builtin.iptables", "ansible.builtin.hostname",
+	"ansible.builtin.known_hosts", "ansible.builtin.mount_facts", "ansible.builtin.expect",
+}
+
+ssh_holds contains {
+	"rule": "ssh.ansible_privileged_module",
+	"reason": sprintf("Ansible module %s (services, packages, jobs, firewall, trust)", [m.module]),
+	"approvers": ["group:ops"],
+	"seconds": 300,
+} if {
+	some m in ssh_ansible
+	m.module in ansible_privileged_modules
+}
+
+# The files a module writes, removes or links to are judged as an SFTP upload, removal or
+# link of them is: `copy dest=/etc/passwd`, `file path=/etc state=absent`,
+# `lineinfile path=~/.ssh/authorized_keys`.
+ssh_denials contains {
+	"rule": "ssh.ansible_system_write",
+	"reason": sprintf("Ansible module %s %s %s: %s", [m.module, ansible_verb[p.access], p.path, kind]),
+} if {
+	some pair in ansible_paths
+	[m, p] := pair
+	p.access in {"write", "remove", "link"}
+	kind := sftp_protected(resolved_path(p.path))
+	kind != null
+}
+
+ssh_denials contains {
+	"rule": "ssh.ansible_destructive",
+	"reason": sprintf("Ansible module %s removes %s: %s", [m.module, p.path, what]),
+} if {
+	# sftp_destroys: a top-level directory, a home, a system directory's folder (an exec
+	# names no session's root).
+	some pair in ansible_paths
+	[m, p] := pair
+	p.access == "remove"
+	sftp_protected(resolved_path(p.path)) == null
+	what := sftp_destroys(resolved_path(p.path))
+	what != null
+}
+
+# A module that returns a file's content (slurp: base64, which the output's masking cannot
+# read) is refused the host's secrets and credentials, as an SFTP download is.
+ssh_denials contains {
+	"rule": "ssh.ansible_secret_read",
+	"reason": sprintf("Ansible module %s reads %s: %s", [m.module, p.path, kind]),
+} if {
+	some pair in ansible_paths
+	[m, p] := pair
+	p.access == "read"
+	kind := sftp_protected(resolved_path(p.path))
+	kind != null
+	kind != "a system path"
+}
+
+ansible_verb := {"write": "writes", "remove": "removes", "link": "links to", "read": "reads"}
+
+# Each module's judged paths: absolute (interpret/ssh.py resolves `~` and relative ones
+# from the account's home), at most max_path_segments long.
+ansible_paths contains [m, p] if {
+	some m in ssh_ansible
+	some p in array_or_empty(m.paths)
+	is_object(p)
+	judged_path(p.path)
+}
+
+# A module's path tollgate could not resolve (`~other/x`, a relative path without the
+# session's home) is not judged: held.
+ssh_holds contains {
+	"rule": "ssh.ansible_unjudged_path",
+	"reason": sprintf("Ansible module %s acts on %v, which tollgate cannot resolve", [m.module, p.path]),
+	"approvers": ["group:ops"],
+	"seconds": 300,
+} if {
+	some m in ssh_ansible
+	some p in array_or_empty(m.paths)
+	not judged_path(object.get(p, "path", null))
+}

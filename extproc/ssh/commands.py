@@ -19,10 +19,18 @@ from typing import Any
 
 import asyncssh
 
+from extproc.codecs.refusal import BadInput
 from extproc.masking import Masker
 from extproc.ssh.relay import exit_with, pump_input
+from extproc.ssh.uploads import Uploads, masked_fetch_warning
 from extproc.ssh.upstream import UpstreamError, bounded
-from extproc.terminal.gate import FAILED_STATUS, REFUSED_STATUS, Gate, Verdict
+from extproc.terminal.gate import (
+    FAILED_STATUS,
+    REFUSED_STATUS,
+    Gate,
+    Verdict,
+    refusal_text,
+)
 from extproc.terminal.output import MaskedOutput
 from extproc.terminal.relay import pump_output
 
@@ -38,14 +46,20 @@ def say(process: asyncssh.SSHServerProcess[bytes], text: str) -> None:
 
 async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
                         connect: Connect, method: str, body: dict[str, Any],
-                        command: str | None, what: str
+                        command: str | None, what: str,
+                        ready: Callable[[], Awaitable[str | None]] | None = None
                         ) -> tuple[Verdict, asyncssh.SSHClientProcess[bytes]] | None:
     """The request (`body`: input.ssh's) decided and, allowed, running on the host with
     the agent's terminal, if it has one; None when refused or the host cannot run it
-    (`what` it was to do): the agent was told why, and the channel ended."""
+    (`what` it was to do): the agent was told why, and the channel ended. `ready`: once
+    allowed, why it cannot run after all (what it was decided on changed), or None."""
     term = process.get_terminal_type()
     verdict = await gate.decide(method, {**body, "pty": term is not None},
                                 lambda text: say(process, text))
+    if verdict.refusal is None and ready is not None and (changed := await ready()):
+        verdict.answer = verdict.exchange.refuse(BadInput(409, "upload_changed", changed))
+        verdict.refusal = refusal_text(verdict.answer)
+        verdict.exchange.outcome["tollgate.outcome"] = "refused"
     if verdict.refusal is not None:
         say(process, verdict.refusal)
         process.exit(REFUSED_STATUS)
@@ -66,11 +80,24 @@ async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
 
 
 async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connect: Connect,
-                   masker: Masker, idle: float) -> None:
+                   masker: Masker, idle: float, uploads: Uploads | None = None,
+                   masked_max: int = 16 * 1024 * 1024) -> None:
     command = process.command or ""
-    started = await start_on_host(process, gate, connect, "EXEC",
-                                  {"request": "exec", "command": command}, command,
-                                  "run the command")
+    body: dict[str, Any] = {"request": "exec", "command": command}
+    ready = None
+    if uploads is not None and (named := uploads.for_command(command)):
+        # The files this session uploaded that the command may run, as the host holds
+        # them now; and again once it is allowed (a hold can be long).
+        files = await uploads.still_there(connect, named)
+        body.update(uploads=files, cwd=uploads.cwd)
+
+        async def ready() -> str | None:
+            now = await uploads.still_there(connect, files)
+            gone = sorted(set(files) - set(now))
+            return (f"{', '.join(gone)} changed on the host since this session uploaded it, "
+                    "after the command was decided on what it held") if gone else None
+    started = await start_on_host(process, gate, connect, "EXEC", body, command,
+                                  "run the command", ready)
     if started is None:
         return
     verdict, remote = started
@@ -84,6 +111,13 @@ async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connec
             pump_output(remote.stdout.read, process.stdout, out, capture, idle),
             pump_output(remote.stderr.read, process.stderr, err, capture, idle))
         await remote.wait_closed()
+        if uploads is not None and exchange.mask is not None and (warning := (
+                await masked_fetch_warning(exchange.meaning, exchange.mask, masker, connect,
+                                           uploads.cwd, masked_max))):
+            # After the module's JSON: Ansible shows a line after it as a warning.
+            shown = f"\n{warning}\n".encode()
+            process.stdout.write(shown)
+            capture.add(shown)
     finally:
         feeding.cancel()
         await asyncio.gather(feeding, return_exceptions=True)

@@ -45,6 +45,7 @@ from extproc.ssh.certificates import UserCA, read_certificates
 from extproc.ssh.commands import run_exec, say
 from extproc.ssh.sftp import SftpRelay
 from extproc.ssh.terminal import run_shell
+from extproc.ssh.uploads import Uploads
 from extproc.ssh.upstream import Keys
 from extproc.terminal.gate import REFUSED_STATUS, Door, Gate, Transfers, Verdict
 
@@ -103,7 +104,8 @@ class Front:
         connection = channel.get_connection().get_owner()
         assert isinstance(connection, _Connection) and connection.gate is not None
         return SftpRelay(channel, Transfers(connection.gate, self.masker),
-                         connection.upstream, self._settings.sftp_masked_max_bytes)
+                         connection.upstream, self._settings.sftp_masked_max_bytes,
+                         connection.uploads)
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         """A session channel's request: a command, a shell or a subsystem."""
@@ -120,7 +122,8 @@ class Front:
                 say(process, text)
                 process.exit(REFUSED_STATUS)
             elif process.command is not None:
-                await run_exec(process, gate, connection.upstream, self.masker, self.idle)
+                await run_exec(process, gate, connection.upstream, self.masker, self.idle,
+                               connection.uploads, self._settings.sftp_masked_max_bytes)
             else:
                 await run_shell(process, gate, connection.upstream, self.masker, self.idle,
                                 self.recordings)
@@ -137,6 +140,7 @@ class _Connection(asyncssh.SSHServer):
         self._front = front
         self.session_id = str(uuid.uuid4())
         self.gate: Gate | None = None
+        self.uploads = Uploads()  # what its SFTP sessions uploaded, for its commands
         self.closed = asyncio.Event()
         self._conn: asyncssh.SSHServerConnection | None = None
         self._target: Target | None = None

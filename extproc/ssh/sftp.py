@@ -71,6 +71,8 @@ from asyncssh import (
     SFTPVFSAttrs,
 )
 
+from extproc.interpret.ansible import MAX_BYTES, read_upload
+from extproc.ssh.uploads import Uploads
 from extproc.ssh.upstream import UpstreamError
 from extproc.terminal.files import Unmaskable
 
@@ -205,6 +207,8 @@ class _Handle:
         self.transfer: Transfer | CopyTransfer = Transfer()
         self.error: str | None = None
         self.masked: bytes | None = None  # a masked download's copy, which reads are from
+        # An upload's bytes, while they come in order from 0 (Uploads remembers the file).
+        self.uploaded: bytearray | None = None
         self._read_ahead = read_ahead
         self._next = 0
         self._window_at, self._window = 0, b""
@@ -247,9 +251,11 @@ class SftpRelay(asyncssh.SFTPServer):
     """
 
     def __init__(self, chan: asyncssh.SSHServerChannel[bytes], gate: SftpGate,
-                 connect: Connect, masked_max: int = MASKED_MAX) -> None:
+                 connect: Connect, masked_max: int = MASKED_MAX,
+                 uploads: Uploads | None = None) -> None:
         super().__init__(chan)
         self._gate = gate
+        self._uploads = uploads if uploads is not None else Uploads()
         self._masked_max = masked_max
         self._root = ""  # the host's starting directory, known once the host answered
         self._starting = asyncio.ensure_future(self._start(connect))
@@ -258,6 +264,7 @@ class SftpRelay(asyncssh.SFTPServer):
         host = await (await connect()).start_sftp_client()
         try:
             self._root = (await host.realpath(b".")).decode()
+            self._uploads.cwd = self._root
         except UnicodeDecodeError:
             host.exit()
             raise asyncssh.SFTPFailure("its starting directory is not UTF-8") from None
@@ -312,7 +319,11 @@ class SftpRelay(asyncssh.SFTPServer):
 
     async def _decided(self, operation: str, path: bytes, target: bytes | None,
                        action: Callable[[], Awaitable[object]]) -> None:
-        await self._apply(await self._decide(operation, path, target), action())
+        ticket = await self._decide(operation, path, target)
+        for name in (path, target):  # what it may change is no longer as uploaded
+            if name is not None:
+                self._uploads.forget(name.decode())
+        await self._apply(ticket, action())
 
     # -- files --------------------------------------------------------------------------
 
@@ -334,6 +345,9 @@ class SftpRelay(asyncssh.SFTPServer):
             ticket.finish(Transfer().outcome(None, _reason(exc)))
             raise
         handle = _Handle(file, ticket, real.decode(), direction == "download")
+        if direction != "download":
+            self._uploads.forget(handle.path)
+            handle.uploaded = bytearray() if direction == "upload" else None
         if ticket.mask is not None:
             await self._mask(handle, ticket.mask)
         return handle
@@ -394,6 +408,11 @@ class SftpRelay(asyncssh.SFTPServer):
             handle.failed(exc)
             raise
         handle.transfer.add(offset, data)
+        if handle.uploaded is not None:
+            if offset == len(handle.uploaded) and offset + len(data) <= MAX_BYTES:
+                handle.uploaded += data
+            else:
+                handle.uploaded = None
         return written
 
     async def close(self, file_obj: object) -> None:
@@ -413,8 +432,12 @@ class SftpRelay(asyncssh.SFTPServer):
             if exc.code not in (FX_NO_CONNECTION, FX_CONNECTION_LOST):
                 raise
         finally:
-            handle.ticket.finish(handle.transfer.outcome(end, handle.error,
-                                                         handle.masked is not None))
+            outcome = handle.transfer.outcome(end, handle.error, handle.masked is not None)
+            handle.ticket.finish(outcome)
+        if handle.uploaded is not None and outcome["complete"] and end == len(handle.uploaded):
+            # The whole file as uploaded, read off the event loop (a payload: ~5 ms).
+            self._uploads.remember(handle.path,
+                                   await asyncio.to_thread(read_upload, bytes(handle.uploaded)))
 
     async def fstat(self, file_obj: object) -> SFTPAttrs:
         """The host's attributes; a masked download's size is its copy's."""

@@ -89,6 +89,8 @@ HOLDS = {
     "ssh.state_file_write": (["group:ops"], 300),
     "k8s.opaque_exec": (["group:dba"], 300),
     "k8s.state_file_write": (["group:dba"], 300),
+    "ssh.ansible_privileged_module": (["group:ops"], 300),
+    "ssh.ansible_unjudged_path": (["group:ops"], 300),
     "k8s.production_destroy": (["group:cluster-admins"], 300),
     "k8s.privilege_change": (["group:cluster-admins"], 300),
 }

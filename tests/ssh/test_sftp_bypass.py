@@ -241,3 +241,50 @@ async def test_paramiko_prefetch_of_a_file_rewritten_midway_stays_whole(
     await asyncio.to_thread(get)
     assert (tmp_path / "report.txt").read_bytes() == (
         b"line of the report\n" * 20000 + b"AWS_SECRET_ACCESS_KEY=" + b"*" * 40 + b"\n")
+
+
+# -- content destroyed without a removal: empty uploads and truncations ------------------
+
+
+async def test_truncating_a_protected_file_is_refused_however_asked(relay: Relay) -> None:
+    """An empty upload over an existing file, an open with TRUNC that writes nothing, and
+    a setstat or fsetstat of its size (0 or N) are writes of that file: refused where an
+    upload is. The victim is a credential of the session's own home, so the host could
+    change it: only tollgate stands in the way."""
+    home = relay.host.home
+    make_dir(relay.host, ".aws")
+    victim = relay.host.put(".aws/credentials", SECRET)
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied, match="a credential"):
+            async with sftp.open(str(victim), "wb"):
+                pass  # O_CREAT|O_TRUNC, nothing written
+        with pytest.raises(asyncssh.SFTPPermissionDenied, match="a credential"):
+            await sftp.open(str(victim), asyncssh.FXF_WRITE | asyncssh.FXF_TRUNC)
+        for size in (0, 5):
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="a credential"):
+                await sftp.setstat(str(victim), asyncssh.SFTPAttrs(size=size))
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="a credential"):
+                await sftp.truncate(str(home / ".aws/../.aws/credentials"), size)
+    assert victim.read_bytes() == SECRET
+    assert set(relay.gate.rules()) == {"ssh.sftp_system_write"}
+
+
+async def test_an_fsetstat_truncation_is_decided_on_the_handles_file(relay: Relay) -> None:
+    """A credential cannot be opened to get a handle to truncate (read: served masked,
+    and OpenSSH's ftruncate needs a handle open to write, which is refused); an ordinary
+    file's handle truncates it, decided as a setstat of the file's host path."""
+    make_dir(relay.host, ".aws")
+    victim = relay.host.put(".aws/config", b"[default]\nregion=eu-west-1\n")
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied, match="a credential"):
+            await sftp.open(str(victim), "rb")
+    notes = relay.host.home / "notes.txt"
+    async with relay.asyncssh() as sftp:
+        with pytest.raises(asyncssh.SFTPPermissionDenied, match="a credential"):
+            await sftp.open(str(victim), "r+b")
+        async with sftp.open(str(notes), "ab") as file:  # to write, never to read
+            await file.truncate(2)
+    assert notes.read_bytes() == b"no"
+    assert [(t.sftp["operation"], t.sftp["path"]) for t in relay.gate.tickets][-1] == (
+        "setstat", str(notes))
+    assert victim.read_bytes() == b"[default]\nregion=eu-west-1\n"
