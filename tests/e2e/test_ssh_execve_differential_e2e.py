@@ -55,7 +55,7 @@ from hypothesis import HealthCheck, given, settings
 from extproc.quickstart import stack
 from tests.e2e.test_ssh_e2e import connect, web
 from tests.support.attack_lines import NOTES, NOTES_TEXT, SESSION, Step
-from tests.support.exec_differential import allowed_commands, unexplained
+from tests.support.exec_differential import differences
 from tests.support.execve_log import Exec, ExecveLog, read_log, strace_prefix
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.sshd import Sshd, start_sshd
@@ -226,24 +226,6 @@ def reading(record: dict[str, Any]) -> dict[str, Any]:
     return dict((record.get("meaning") or {}).get("ssh") or {})
 
 
-def differences(steps: list[Step], records: list[dict[str, Any]], ran: list[Exec],
-                others: list[Exec], work: Path) -> str:
-    """'' when every exec is explained, else what ran that no allowed record shows."""
-    readings = [reading(r) for r in records
-                if r["outcome"]["action"] == "allow"
-                and r["request"]["method"] in ("EXEC", "LINE")]
-    bad = unexplained(ran, allowed_commands(readings), work) + others
-    if not bad:
-        return ""
-    shown = [f"  {r['request']['method']} {r['outcome']['action']}: "
-             f"{reading(r).get('command')!r} -> {reading(r).get('commands')}"
-             f" opaque {reading(r).get('opaque')}" for r in records]
-    return "\n".join([
-        "the host executed what no allowed record shows:",
-        *(f"  {e}" for e in bad), "steps:", *(f"  {s.kind}: {s.lines}" for s in steps),
-        "records:", *shown])
-
-
 @pytest.mark.parametrize("shell", SHELLS)
 @EXAMPLES
 @given(steps=SESSION)
@@ -257,7 +239,7 @@ def test_an_exec_runs_only_what_its_record_allowed(
     allowed = [r["meaning"]["ssh"]["command"] for r in records
                if r["request"]["method"] == "EXEC" and r["outcome"]["action"] == "allow"]
     ran, others = session.ran([(*COMMAND[shell], command) for command in allowed])
-    assert not (found := differences(steps, records, ran, others, session.work)), found
+    assert not (found := differences(steps, records, reading, ran, others, session.work)), found
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -272,4 +254,4 @@ def test_a_shell_runs_only_the_lines_its_record_allowed(
     opened = [r for r in records if r["request"]["method"] == "SHELL"]
     assert [r["outcome"]["action"] for r in opened] == ["allow"]
     ran, others = session.ran([launcher.interactive(shell)])
-    assert not (found := differences(steps, records, ran, others, session.work)), found
+    assert not (found := differences(steps, records, reading, ran, others, session.work)), found

@@ -30,10 +30,11 @@ import fnmatch
 import functools
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.attack_lines import Step
 from tests.support.execve_log import Exec
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -90,3 +91,24 @@ def _arguments(words: tuple[str, ...], args: tuple[str, ...]) -> bool:
                 return True
         return False
     return bool(args) and args[0] == word and _arguments(rest, args[1:])
+
+
+def differences(steps: Sequence[Step], records: Sequence[dict[str, Any]],
+                reading: Callable[[dict[str, Any]], dict[str, Any]], ran: Sequence[Exec],
+                others: Sequence[Exec], cwd: Path) -> str:
+    """'' when every exec of `ran` is explained by the allowed `records` of a session (what
+    the pack read of each: `reading`) and `others` (execs that are neither a session's
+    nor its startup) is empty; else what ran that no allowed record shows, the steps
+    and the records."""
+    readings = [reading(r) for r in records if r["outcome"]["action"] == "allow"]
+    bad = [*unexplained(ran, allowed_commands(readings), cwd), *others]
+    if not bad:
+        return ""
+    shown = [f"  {r['request']['method']} {r['outcome']['action']}: "
+             f"{reading(r).get('command')!r} {reading(r).get('line')!r} -> "
+             f"{reading(r).get('commands')} opaque {reading(r).get('opaque')}"
+             for r in records]
+    return "\n".join([
+        "the target executed what no allowed record shows:",
+        *(f"  {e}" for e in bad), "steps:", *(f"  {s.kind}: {s.lines}" for s in steps),
+        "records:", *shown])
