@@ -169,8 +169,11 @@ class Container:
 class Pods:
     """The processes of every pod of one stand-in, each pod rooted in its own folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, wrap: Callable[[], list[str]] | None = None) -> None:
+        """`wrap`: gives the prefix each process starts under (strace, for a test that
+        audits what a pod executed), asked once per process."""
         self.root = root
+        self._wrap = wrap
         self._lock = threading.Lock()
         self._live: set[Process] = set()
         self._containers: dict[tuple[str, str], Container] = {}
@@ -194,6 +197,7 @@ class Pods:
         if not found:
             raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
         env = {"PATH": _PATH, "HOME": str(root), "HOSTNAME": pod}
+        argv = [*self._wrap(), *argv] if self._wrap is not None else list(argv)
         if tty:
             master, slave = pty.openpty()
             # setsid --ctty: the terminal becomes the command's controlling terminal, so

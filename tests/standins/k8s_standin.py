@@ -234,16 +234,18 @@ class K8sStandIn:
     (`<pods>/<namespace>/<pod>`, see `pod_root`) and exec/attach run real processes;
     without it they only echo (`executed: <argv>`). `ports`: pod port -> local TCP port
     that port-forward connects (the same for every pod); other ports are refused.
+    `wrap`: the prefix each pod process starts under (k8s_pods.Pods), asked per process.
     """
 
     def __init__(
         self, token: str, tls: TlsFiles | None = None, *, refuse_exec: bool = False,
         pods: Path | None = None, ports: dict[int, int] | None = None,
+        wrap: Callable[[], list[str]] | None = None,
     ) -> None:
         self.token = token
         self.tls = tls
         self.refuse_exec = refuse_exec
-        self.pods = Pods(pods) if pods is not None else None
+        self.pods = Pods(pods, wrap) if pods is not None else None
         self.ports = dict(ports or {})
         self._state = _State(objects=_seed(datetime.datetime.now(datetime.UTC)))
         self._server: _Server | None = None

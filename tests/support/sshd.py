@@ -19,7 +19,7 @@ import pwd
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +86,12 @@ class Sshd:
 
 
 @contextlib.contextmanager
-def start_sshd(tmp: Path, timeout: float = 10.0, extra: str = "") -> Iterator[Sshd]:
+def start_sshd(tmp: Path, timeout: float = 10.0, extra: str = "",
+               wrap: Sequence[str] = ()) -> Iterator[Sshd]:
     """A running sshd, stopped afterwards with every session it started, its files removed
-    (the gateway's key and the log stay in `tmp`); `extra`: more sshd_config lines."""
+    (the gateway's key and the log stay in `tmp`); `extra`: more sshd_config lines;
+    `wrap`: a prefix sshd runs under (strace: tests/support/execve_log.strace_prefix),
+    as root, before it becomes its account."""
     if not SSHD.exists():
         raise RuntimeError(f"no {SSHD}: install Debian's openssh-server ({SETUP})")
     account = _account()
@@ -111,7 +114,7 @@ def start_sshd(tmp: Path, timeout: float = 10.0, extra: str = "") -> Iterator[Ss
             os.chown(path, account.pw_uid, account.pw_gid)
         log_file = client_side / "sshd.log"  # Process.spawn's: stdout and stderr (-e)
         process = stack.Process.spawn(
-            "sshd", [*_as_account(account), str(SSHD), "-D", "-e", "-f", str(config),
+            "sshd", [*wrap, *_as_account(account), str(SSHD), "-D", "-e", "-f", str(config),
                      "-p", str(port)], client_side)
         try:
             # Its own word rather than a probe connection, which it would log.
