@@ -312,7 +312,9 @@ destructive_opaque(o) if o.why == "recursive_function"
 
 # An opaque command waits for a human (the packs' *.opaque_* holds) unless it is
 # destructive, or it only reads whatever operands it is given (`ls | xargs grep foo`,
-# `find . -print0 | xargs -0 wc -l`): what runs is known, only which files it reads is not.
+# `find . -print0 | xargs -0 wc -l`, `ls *.txt`): what runs is known, only which files it
+# reads is not, even when a file's name looks like an option (`rg` is not one of them:
+# its `--pre=CMD` runs a program).
 # A program that is a bare `*` is none in prose (a Markdown list's `* item`, `count(*)`
 # read as shell): it is held only when destructive, as every opaque command is.
 opaque_held(o) if {
@@ -351,7 +353,7 @@ bare_glob(o) if {
 operands_read_only(o) if {
 	o.why in {"stdin_operands", "glob_operands"}
 	o.argv[0] in {
-		"grep", "egrep", "fgrep", "rg", "cat", "head", "tail", "wc", "ls", "file", "stat",
+		"grep", "egrep", "fgrep", "cat", "head", "tail", "wc", "ls", "file", "stat",
 		"du", "echo", "printf", "md5sum", "sha1sum", "sha256sum", "sha512sum", "basename",
 		"dirname", "realpath", "readlink",
 	}

@@ -44,13 +44,21 @@ script from a pipe, a redirection or a process substitution (`curl ... | sh`,
 another language's inline code (`python -c`, `perl -e`, `node -e`, `php -r`, awk calling
 system(); the strings in the code are read as commands too), operands given at run time
 (`xargs rm -rf`, `find -exec rm {} +`), scripts nested past depth 16, a function that
-calls itself (the fork bomb, whatever its name). A shell with no script and no piped
+calls itself (the fork bomb, whatever its name); and what only the host's own state
+decides (docs/shell.md): a script file (`sh f`, `python3 x.py`), a program by a path that
+is not an installed one (`./zap`), a line that changes what later ones run (steering
+variables, `trap`, `alias`, functions, `set -o vi`), an option that runs a program
+(`tar --to-command`, shell_programs.py), an unpacker fed unread input, an operand computed
+at run time (`$(...)`, a variable the text did not set literally), a glob that does not
+match every name (one that does is given again as `*`: `rm -rf [!.]*` is `rm -rf *`), and
+in a typed line history expansion. Words keep what sh will still expand in them (Word)
+until the reading is returned, as plain strings. A shell with no script and no piped
 stdin is a session (`kubectl exec -it pod -- sh`), not opaque. Of a chain of wrappers, at
 most 16 argvs are returned, and always the innermost command. It errs on the side of
 reporting: a commented-out or unreachable command is still a command here. Text that sh
 itself could not parse (an unclosed quote or substitution) is split on whitespace
-instead. Not followed: variables' values, aliases, functions' later calls, CDPATH,
-`env -C`/`git -C` folders.
+instead. Not followed: variables set by an earlier text, aliases and functions of the
+host, CDPATH, `env -C`/`git -C` folders.
 
 The lexer is a compiled regex rather than `shlex`: shlex loses the quoting a `$(...)`
 stood in (so `echo '$(rm -rf /)'` would read as rm), its comment handling swallows the
@@ -275,7 +283,7 @@ class _Unbalanced(ValueError):
 OpaqueReason = Literal["computed_program", "computed_script", "inline_code", "stdin_operands",
                        "too_deep", "recursive_function", "unknown_program", "script_file",
                        "changes_state", "runs_program", "unread_input", "computed_operand",
-                       "glob_operands", "history"]
+                       "glob_operands", "history", "unread_upload"]
 
 
 class Opaque(TypedDict):
@@ -385,6 +393,8 @@ OPAQUE_REASONS: dict[OpaqueReason, str] = {
     "glob_operands": "a glob the host expands against its own listing: `rm -r *.log`, "
                      "`[!.]*` (one that matches every name is also judged as `*`)",
     "history": "history expansion re-runs or edits an earlier line: `!!`, `!rm`, `^a^b`",
+    "unread_upload": "(SSH) a file this session uploaded that tollgate cannot read "
+                     "(interpret/ssh.py's run_uploads)",
 }
 
 
@@ -591,7 +601,15 @@ class _Parts:
         self.parts.append(reference)
         self.names.append(reference[2:-1] if reference[1:2] == "{" else reference[1:])
 
-    def substitution(self, part: str) -> None:
+    def substitution(self, part: str, quoted: bool = False) -> None:
+        """`$(...)` or a backtick pair: computed, unless, inside double quotes (where its
+        output is neither split nor globbed), it only echoes literal words (Ansible's
+        `` mkdir "` echo /tmp/x `" ``), which stand for what they print."""
+        inner = part[1:-1] if part[:1] == "`" else part[2:-1]
+        echoed = _LITERAL_ECHO.fullmatch(inner) if quoted else None
+        if echoed is not None:
+            self.parts.append(" ".join(echoed.group(1).split()))
+            return
         self.parts.append(part)
         self.computed = True
 
@@ -608,8 +626,11 @@ class _Parts:
         return word
 
 
-# What bash's history expansion reads: `!` not followed by a blank, `=` or `(`.
-_HISTORY = re.compile(r"!(?![\s=(]|$)")
+# A substitution that prints literal words alone: `$(echo /tmp/x)`, `` ` echo a b ` ``.
+_LITERAL_ECHO = re.compile(r"\s*echo((?:\s+[A-Za-z0-9_./=:+,@%-]+)*)\s*")
+# What bash's history expansion reads: `!` not followed by a blank, `=` or `(`, nor
+# opening a glob's negated class (`[!.]*`, which bash leaves alone).
+_HISTORY = re.compile(r"(?<!\[)!(?![\s=(]|$)")
 # What an unquoted part may expand by: a glob's characters, a brace expression.
 _GLOB_CHARS = re.compile(r"[*?\[]|\{[^{}]*(?:,|\.\.)[^{}]*\}")
 
@@ -641,7 +662,7 @@ def _double_quoted(text: str, pos: int, word: _Parts, substitutions: list[str]) 
             return pos
         if kind == "subst":
             pos = _substitution(text, m.start(), pos, m.group(), substitutions)
-            word.substitution(text[m.start():pos])
+            word.substitution(text[m.start():pos], quoted=True)
         elif kind == "var":
             word.variable(m.group())
         elif kind == "escaped":
@@ -817,9 +838,13 @@ def _unread(word: str, argv: list[str], stdin: bool, reading: Reading,
     everything = [_everything(w) if w in globs else w for w in operands]
     if everything != operands:
         reading.commands.append([name, *everything])
-    # A glob of every name is read: the folder's every entry (`*`, `?*`, `/var/log/*`).
+    # A glob of every name is read: the folder's every entry (`*`, `?*`, `/var/log/*`),
+    # unless those entries may be read as the program's options: a name of the folder can
+    # be `--checkpoint-action=exec=...` (`tar cf x *`), before any `--`.
     partial = any(_everything(w) == w and w.rpartition("/")[2] != "*" for w in globs)
-    return "glob_operands" if partial else None
+    end = operands.index("--") if "--" in operands else len(operands)
+    options = any(w[:1] in "*?[" for w in globs if operands.index(w) < end)
+    return "glob_operands" if partial or options else None
 
 
 def _computed_operand(word: str, reading: Reading) -> bool:

@@ -110,8 +110,10 @@ def run_uploads(reading: shell_reader.Reading, uploads: Mapping[str, Any],
     read: dict[tuple[str, str], bool] = {}  # (runner, path) -> its reading completed
     here = cwd if isinstance(cwd, str) and cwd.startswith("/") else None
     resolved: list[shell_reader.Opaque] = []
-    for argv, opaque in [*((c, None) for c in reading.commands),
-                         *((o["argv"], o) for o in reading.opaque)]:
+    # Opaque entries first: one the reader gave (`script_file`) says `unread_upload` when
+    # the file cannot be read, rather than a second entry beside it.
+    for argv, opaque in [*((o["argv"], o) for o in reading.opaque),
+                         *((c, None) for c in reading.commands)]:
         path = _file_run(argv, here)
         upload = uploads.get(path) if path is not None else None
         if path is None or not isinstance(upload, dict):
@@ -120,8 +122,11 @@ def run_uploads(reading: shell_reader.Reading, uploads: Mapping[str, Any],
         key = (_runner(argv[0]), path)
         if key not in read:
             read[key] = _complete(reading, upload, key[0])
-            if not read[key] and opaque is None:
-                reading.mark(argv, "unread_upload")  # type: ignore[arg-type]
+            if not read[key]:
+                if opaque is None:
+                    reading.mark(argv, "unread_upload")
+                else:
+                    opaque["why"] = "unread_upload"
         if read[key] and opaque is not None:
             resolved.append(opaque)
     if resolved:

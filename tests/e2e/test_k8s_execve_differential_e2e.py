@@ -7,7 +7,8 @@ tests/support/execve_log.py), which logs every successful execve of the process 
 everything it forks to a log of its own in the test's tmp_path. The pod processes run as
 the test's account (the stand-in does not isolate them: no container, no other user), in
 the pod's folder, emptied before each session but for notes.txt. The real kubectl goes
-through Envoy (TLS) and the stream front as a member of `sre`:
+through Envoy (TLS) and the stream front as a member of `agents` (whose opaque lines the
+pack holds; a human's exec is judged as typed, k8s.opaque_exec):
 
 - `kubectl exec web-1 -- SHELL -c STEP` for each step (its lines joined with newlines);
 - `kubectl exec -i web-1 -- SHELL`, the lines on stdin, then `exit`;
@@ -108,8 +109,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, tls: TlsFiles,
 
 
 @pytest.fixture(scope="module")
-def sre(gw: Gateway, tls: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return kubectl_as(gw, tls, tmp_path_factory.mktemp("kubectl"), ["sre"])
+def agent(gw: Gateway, tls: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return kubectl_as(gw, tls, tmp_path_factory.mktemp("kubectl"), ["agents"])
 
 
 def reading(record: dict[str, Any]) -> dict[str, Any]:
@@ -172,11 +173,11 @@ def lines(steps: list[Step]) -> list[str]:
 @FEW
 @given(steps=SESSION)
 def test_an_exec_runs_only_what_its_record_allowed(
-        gw: Gateway, cluster: K8sStandIn, traces: Traces, sre: Kubectl, shell: str,
+        gw: Gateway, cluster: K8sStandIn, traces: Traces, agent: Kubectl, shell: str,
         steps: list[Step]) -> None:
     session = Session(gw, cluster, traces)
     for step in steps:
-        sre("exec", *POD, "--", *SHELL[shell], "-c", "\n".join(step.lines))
+        agent("exec", *POD, "--", *SHELL[shell], "-c", "\n".join(step.lines))
     check(session, steps, len(steps))
 
 
@@ -184,10 +185,10 @@ def test_an_exec_runs_only_what_its_record_allowed(
 @FEW
 @given(steps=SESSION)
 def test_an_exec_with_stdin_runs_only_the_lines_its_record_allowed(
-        gw: Gateway, cluster: K8sStandIn, traces: Traces, sre: Kubectl, shell: str,
+        gw: Gateway, cluster: K8sStandIn, traces: Traces, agent: Kubectl, shell: str,
         steps: list[Step]) -> None:
     session = Session(gw, cluster, traces)
-    sre("exec", "-i", *POD, "--", *SHELL[shell], stdin="\n".join([*lines(steps), "exit"]))
+    agent("exec", "-i", *POD, "--", *SHELL[shell], stdin="\n".join([*lines(steps), "exit"]))
     check(session, steps, 1)
 
 
@@ -195,10 +196,10 @@ def test_an_exec_with_stdin_runs_only_the_lines_its_record_allowed(
 @FEW
 @given(steps=SESSION)
 def test_an_exec_with_a_terminal_runs_only_the_lines_its_record_allowed(
-        gw: Gateway, cluster: K8sStandIn, traces: Traces, sre: Kubectl, shell: str,
+        gw: Gateway, cluster: K8sStandIn, traces: Traces, agent: Kubectl, shell: str,
         steps: list[Step]) -> None:
     session = Session(gw, cluster, traces)
-    with KubectlTerminal(sre, "exec", "-it", *POD, "--", *SHELL[shell], "-i") as terminal:
+    with KubectlTerminal(agent, "exec", "-it", *POD, "--", *SHELL[shell], "-i") as terminal:
         for line in [*lines(steps), "exit"]:
             terminal.write(line + "\r")
         terminal.close()
@@ -208,8 +209,8 @@ def test_an_exec_with_a_terminal_runs_only_the_lines_its_record_allowed(
 @FEW
 @given(steps=SESSION)
 def test_an_attach_runs_only_the_lines_its_record_allowed(
-        gw: Gateway, cluster: K8sStandIn, traces: Traces, sre: Kubectl, steps: list[Step]
+        gw: Gateway, cluster: K8sStandIn, traces: Traces, agent: Kubectl, steps: list[Step]
         ) -> None:
     session = Session(gw, cluster, traces)
-    sre("attach", "-i", *POD, stdin="\n".join([*lines(steps), "exit"]) + "\n")
+    agent("attach", "-i", *POD, stdin="\n".join([*lines(steps), "exit"]) + "\n")
     check(session, steps, 1)
