@@ -410,7 +410,7 @@ def test_a_held_line_waits_in_the_session_then_runs(
     marker = pod(cluster) / "held.txt"
     terminal = KubectlTerminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
-    line = 'sh -c "$(echo echo approved)" > held.txt; echo done-$((2+3))'
+    line = 'sh -c "$(printf \'echo approved\')" > held.txt; echo done-$((2+3))'
     try:
         terminal.read_until("pod> ")
         terminal.write(line + "\r")
