@@ -54,7 +54,7 @@ operand_runners_known := {
 	"ls", "cat", "less", "more", "head", "tail", "wc", "file", "stat", "touch", "mkdir",
 	"logger", "test", "[", "true", "false", ":", "function",
 	"sudo", "doas", "env", "nohup", "nice", "timeout", "time", "exec", "command", "xargs",
-	"busybox", "setsid", "stdbuf", "chroot", "eval", "ssh", "watch", "coproc", "flock",
+	"busybox", "builtin", "setsid", "stdbuf", "chroot", "eval", "ssh", "watch", "coproc", "flock",
 	"pkexec", "nsenter", "unshare", "ionice", "taskset", "caffeinate", "strace", "ltrace",
 	"systemd-run", "setpriv", "runuser", "chrt", "setarch", "gosu", "su-exec", "setuidgid",
 	"prlimit", "numactl", "unbuffer", "faketime", "torsocks", "proxychains", "proxychains4",

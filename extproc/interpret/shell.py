@@ -97,7 +97,7 @@ _UNQUOTED = re.compile(
     | \$'(?P<ansi>(?:[^'\\]|\\.)*)'
     | (?P<double>")
     | (?P<subst>\$\(|`)
-    | (?P<var>\$(?:\{[^{}$`'\"\\]*\}|[A-Za-z_][A-Za-z0-9_]*|[0-9?#$!@*-]))
+    | (?P<var>\$(?:\{[^{}$`'\"\\]*\}|\[[^\]]*\]|[A-Za-z_][A-Za-z0-9_]*|[0-9?#$!@*-]))
     | \\(?P<escaped>.)
     | (?P<plain>[^ \t\r\f\v\n'"\\;&|()<>`$\#]+|\$)
     """,
@@ -107,7 +107,7 @@ _DOUBLE = re.compile(
     r"""
       \\(?P<escaped>[$`"\\\n])
     | (?P<subst>\$\(|`)
-    | (?P<var>\$(?:\{[^{}$`'\"\\]*\}|[A-Za-z_][A-Za-z0-9_]*|[0-9?#$!@*-]))
+    | (?P<var>\$(?:\{[^{}$`'\"\\]*\}|\[[^\]]*\]|[A-Za-z_][A-Za-z0-9_]*|[0-9?#$!@*-]))
     | (?P<end>")
     | (?P<plain>[^"\\$`]+|\\|\$)
     """,
@@ -139,7 +139,15 @@ _INLINE = {
 _PYTHON = re.compile(r"(?:python|pypy)[0-9.]*")
 _AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 # What in an awk program runs a command: system(), a pipe to or from one.
-_AWK_RUNS = re.compile(r"system\s*\(|getline|\|&|\bprintf?\b[^;}\n]*\|")
+# What in an awk program runs a command or reads a program file: system(), getline, a
+# pipe (`print ... | "sh"`: any lone `|` once regex literals are set aside), @include.
+_AWK_RUNS = re.compile(r"system\s*\(|getline|\|&|(?<!\|)\|(?!\|)|@include|@load")
+# An awk regex literal (`/a|b/`), where `|` is an alternative: not where `/` divides.
+_AWK_REGEX = re.compile(r"(?:^|(?<=[\s(,!~&|{;]))/(?:\\.|[^/\\\n])*/")
+# Programs that run what arrives on their stdin as commands when it is a pipe or the
+# client's: editors (`!cmd`), dc (`!`), debuggers.
+_STDIN_SCRIPTED = frozenset({"ed", "red", "ex", "vi", "vim", "nvim", "view", "dc", "gdb",
+                             "ftp", "sftp", "telnet"})
 _SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "duckdb", "clickhouse-client",
                           "cockroach"})
 _SQL_SOURCES = ("-c", "--command", "-e", "--execute", "-q", "--query", "-f", "--file")
@@ -179,6 +187,7 @@ _WRAPPERS: dict[str, _Wrapper] = {
     "time": _Wrapper("fo", frozenset({"format", "output"})),
     "exec": _Wrapper("a"),
     "command": _Wrapper(),
+    "builtin": _Wrapper(),
     "xargs": _Wrapper("adEILnPs", frozenset({
         "arg-file", "delimiter", "eof", "replace", "max-lines", "max-args", "max-procs",
         "max-chars", "process-slot-var"})),
@@ -511,6 +520,9 @@ def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], l
             stdin = stdin or (value.lstrip("0123456789")[:1] == "<" and value[-1] != ">")
             continue
         redirect = None
+        if value == "(" and i < len(tokens) and tokens[i] == ("sep", "(") and not words:
+            i = _arithmetic_command(tokens, i + 1, simple)
+            continue
         if value == "(" and i < len(tokens) and tokens[i] == ("sep", ")") and len(words) == 1:
             words.insert(0, "function")  # `name()`: a definition, its body follows
             i += 1
@@ -521,6 +533,20 @@ def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], l
     if words:
         simple.append((words, stdin))
     return simple, substitutions
+
+
+def _arithmetic_command(tokens: list[tuple[str, str]], i: int,
+                        simple: list[tuple[list[str], bool]]) -> int:
+    """bash's `(( expr ))` from after its `((`: a command `((` whose operands are the
+    expression's words; where the tokens after it resume."""
+    expression: list[str] = []
+    while i < len(tokens) and tokens[i][0] == "word":
+        expression.append(tokens[i][1])
+        i += 1
+    while i < len(tokens) and tokens[i] == ("sep", ")"):
+        i += 1
+    simple.append((["((", *expression], False))
+    return i
 
 
 def _lex(text: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -572,12 +598,13 @@ class Word(str):
     names: tuple[str, ...] = ()
     computed: bool = False
     history: bool = False
+    evaluates: bool = False  # bash evaluates a value in it as code: `$((x))`, `${!x}`
 
 
 class _Parts:
     """The parts of the word being lexed, and what in them sh expands."""
 
-    __slots__ = ("computed", "glob", "history", "names", "parts")
+    __slots__ = ("computed", "evaluates", "glob", "history", "names", "parts")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -585,6 +612,7 @@ class _Parts:
         self.names: list[str] = []
         self.computed = False
         self.history = False
+        self.evaluates = False
 
     def append(self, part: str, expands: bool = False, unquoted: bool = False) -> None:
         """`expands`: an unquoted part, globbed; `unquoted`: outside single quotes, where
@@ -599,7 +627,17 @@ class _Parts:
         """`$name`, `${name...}`, `$1`, `$?`: the name it reads (with its operators, which
         only a name of its own leaves known)."""
         self.parts.append(reference)
-        self.names.append(reference[2:-1] if reference[1:2] == "{" else reference[1:])
+        if reference[1:2] == "[":  # `$[x]`: arithmetic, whose names bash evaluates
+            self.computed = True
+            self.evaluates = self.evaluates or _NAME.search(reference) is not None
+        elif reference[1:2] == "{":
+            inner = reference[2:-1]
+            if _PLAIN_BRACED.fullmatch(inner) is None:  # `${!x}`, `${x@P}`, `${x:a[i]}`
+                self.evaluates = True
+            name = _NAME.search(inner)
+            self.names.append(name.group() if name is not None else inner)
+        else:
+            self.names.append(reference[1:])
 
     def substitution(self, part: str, quoted: bool = False) -> None:
         """`$(...)` or a backtick pair: computed, unless, inside double quotes (where its
@@ -611,7 +649,11 @@ class _Parts:
             self.parts.append(" ".join(echoed.group(1).split()))
             return
         self.parts.append(part)
+        if part[:3] == "$((" and _PURE_ARITHMETIC.fullmatch(inner):
+            return  # numbers and operators: runs nothing, reads nothing
         self.computed = True
+        if part[:3] == "$((":
+            self.evaluates = True
 
     def word(self) -> Word:
         word = Word("".join(self.parts))
@@ -623,9 +665,17 @@ class _Parts:
             word.computed = True
         if self.history:
             word.history = True
+        if self.evaluates:
+            word.evaluates = True
         return word
 
 
+# A name, as bash's arithmetic evaluates one (its value, recursively, as an expression).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# `${...}` that expands no value as code: a name, its length, a default or a pattern
+# removal (whose words the lexer saw literal), a substring of numbers.
+_PLAIN_BRACED = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=+?]|##?|%%?|//?)[^{}]*"
+                           r"|:[0-9 ]+(?::[0-9 ]+)?)?|#?[0-9]+|[?#$@*-]")
 # A substitution that prints literal words alone: `$(echo /tmp/x)`, `` ` echo a b ` ``.
 _LITERAL_ECHO = re.compile(r"\s*echo((?:\s+[A-Za-z0-9_./=:+,@%-]+)*)\s*")
 # What bash's history expansion reads: `!` not followed by a blank, `=` or `(`, nor
@@ -811,7 +861,6 @@ def _unread(word: str, argv: list[str], stdin: bool, reading: Reading,
     """Why a command whose program is named is still not read whole (None: it is): what it
     runs, changes or touches is only known to the host. `word` is the program as written;
     `judge_operands`: judge them too (not for a script read on its own: `sh -c "$x"`)."""
-    name = argv[0]
     if reading.interactive and (word[:1] == "^" or any(
             getattr(w, "history", False) for w in [word, *argv[1:]])):
         return "history"
@@ -821,11 +870,20 @@ def _unread(word: str, argv: list[str], stdin: bool, reading: Reading,
         return "changes_state"
     if programs.runs_program(argv):
         return "runs_program"
-    if stdin and programs.unpacks_input(argv):
+    if programs.unpacks_input(argv, stdin):
         return "unread_input"
-    if not judge_operands:
-        return None
-    operands = argv[1:]
+    if programs.script_file(argv):
+        return "script_file"
+    return _operands_unread(argv, reading) if judge_operands else None
+
+
+def _operands_unread(argv: list[str], reading: Reading) -> OpaqueReason | None:
+    """Why `argv`'s operands leave it unread: a value bash evaluates as code, one computed
+    at run time, a glob the host expands (None: they are read). Read ones are given again
+    where they differ from the words (a variable's literal value, a glob of every name)."""
+    name, operands = argv[0], argv[1:]
+    if _evaluates(name, operands):
+        return "computed_operand"
     if name not in programs.DATA_OPERANDS and any(_computed_operand(w, reading)
                                                   for w in operands):
         return "computed_operand"
@@ -845,6 +903,30 @@ def _unread(word: str, argv: list[str], stdin: bool, reading: Reading,
     end = operands.index("--") if "--" in operands else len(operands)
     options = any(w[:1] in "*?[" for w in globs if operands.index(w) < end)
     return "glob_operands" if partial or options else None
+
+
+def _evaluates(name: str, operands: list[str]) -> bool:
+    """Whether bash evaluates a value of `operands` as code: an arithmetic expression
+    naming a variable (`(( x ))`, `let x`, `[[ x -eq 0 ]]`, `$((x))`: the variable's value
+    is evaluated in turn, and `a[$(cmd)]` in it runs cmd), an indirection or a prompt
+    expansion (`${!x}`, `${x@P}`), or a variable name with a subscript given to a builtin
+    that assigns or tests it (`printf -v 'a[$(cmd)]'`, `read`, `test -v`)."""
+    if any(getattr(w, "evaluates", False) for w in operands):
+        return True
+    if name in ("((", "let") or (name == "[[" and any(o in _ARITHMETIC_TESTS
+                                                       for o in operands)):
+        return any(_NAME.search(w) and w not in _ARITHMETIC_TESTS for w in operands
+                   if w not in ("]]", "))"))
+    return name in _NAME_TAKERS and any(_SUBSCRIPT.search(w) for w in operands)
+
+
+# `[[`'s comparisons of arithmetic values; builtins that take variable names; a subscript
+# whose text bash expands (arithmetic, with substitutions).
+_ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+_NAME_TAKERS = frozenset({"printf", "read", "mapfile", "readarray", "test", "[", "[[", "unset",
+                          "getopts", "wait", "declare", "typeset", "local", "export",
+                          "readonly", "let", "((", "compgen"})
+_SUBSCRIPT = re.compile(r"\[[^\]]*[$`(]")
 
 
 def _computed_operand(word: str, reading: Reading) -> bool:
@@ -935,6 +1017,8 @@ def _runs(words: list[str], start: int, stop: int, argv: list[str], fed: bool, s
         wrapper = subcommands.get(words[at]) if at < stop else None
     if wrapper is not None:
         begin = _operands_start(words, at, stop, wrapper)
+        if name == "coproc" and words[begin + 1:begin + 2] == ["{"]:
+            begin += 1  # `coproc NAME { ...; }`: NAME names it, the group runs
         while name == "eval" and begin < stop and words[begin] == "eval":
             begin += 1  # `eval eval X` runs X as `eval X` does: no depth spent on it
         if words[at] in ("send-keys", "send") or (name == "screen" and words[begin:begin + 1]
@@ -1032,9 +1116,12 @@ def _opaque_program(argv: list[str], stdin: bool) -> OpaqueReason | None:
             return "inline_code"
         return _stdin_script(args, stdin)
     if name in _AWKS:
-        if any(arg == "-f" or arg.startswith("--file") for arg in args):
+        if any(arg.startswith(("-f", "--file", "-E", "--exec", "-i", "--include", "-l",
+                               "--load")) for arg in args):
             return "script_file"
-        return "inline_code" if _AWK_RUNS.search(_code(argv)) else None
+        return "inline_code" if _AWK_RUNS.search(_AWK_REGEX.sub("", _code(argv))) else None
+    if name in _STDIN_SCRIPTED and stdin:
+        return "computed_script"
     if name in _SQL_CLIENTS and stdin:
         operands = [a for a in args if a[:1] != "-"]
         if not any(a.startswith(_SQL_SOURCES) for a in args) and (
@@ -1098,6 +1185,7 @@ def _keeping(word: str, part: str) -> str:
     kept.names = word.names if "$" in part else ()
     kept.computed = word.computed and ("$" in part or "`" in part)
     kept.history = word.history and "!" in part
+    kept.evaluates = word.evaluates and "$" in part
     return kept
 
 

@@ -68,56 +68,139 @@ def behaviour_variable(name: str) -> bool:
 
 
 # -- options that run another program -----------------------------------------------------
-# Matched on the program's operands joined by spaces (`-o ProxyCommand=x` is two words).
+# Long options that run a program, per program: GNU getopt_long takes any unambiguous
+# prefix (`--checkpoint-a=exec=...`, `--use-compress=...`), so a prefix of one of these
+# counts too, unless it is itself a whole option of the program (`_WHOLE`: tar's
+# `--checkpoint=N`).
+_LONG = {
+    "tar": ("checkpoint-action", "to-command", "use-compress-program", "info-script",
+            "new-volume-script", "rsh-command", "rmt-command"),
+    "rsync": ("rsh", "rsync-path"),
+    "git": ("upload-pack", "receive-pack", "exec", "config-env", "open-files-in-pager",
+            "extcmd", "tool"),
+    "zip": ("unzip-command",),
+    "man": ("pager", "html"),
+    "sort": ("compress-program",),
+    "split": ("filter",),
+    "install": ("strip-program",),
+    "ncat": ("exec", "sh-exec", "lua-exec"),
+    "gdb": ("eval-command", "command", "init-eval-command", "init-command"),
+    "nmap": ("script",),
+    "wget": ("use-askpass",),
+    "script": ("command",),
+    "mapfile": (), "readarray": (),
+    "vi": ("cmd",),
+}
+_WHOLE = {"tar": frozenset({"checkpoint"}), "git": frozenset({"exec-path"})}
+# Matched on the program's operands joined by spaces (`-o ProxyCommand=x` is two words);
+# a short option may close a cluster of others (`-4oProxyCommand=x`).
+_SSH_COMMANDS = r"(?i:-[A-Za-z0-9]*o ?(?:proxycommand|localcommand|permitlocalcommand|" \
+                r"knownhostscommand|match|proxyusefdpass))|(?:^| )-[A-Za-z0-9]*F"
 _RUNS = {
-    "tar": r"--(?:checkpoint-action=exec|to-command|use-compress-program|info-script|"
-           r"new-volume-script|rsh-command|rmt-command)|(?:^| )-[A-Za-z]*[IF]|^[a-zA-Z]*[IF]",
-    "rsync": r"--(?:rsh|rsync-path)|(?:^| )-[A-Za-z]*e",
-    "git": r"(?:^| )(?:-c|--config-env)(?: |=|$)|--(?:upload-pack|receive-pack|exec)\b|"
+    "tar": r"(?:^| )-[A-Za-z]*[IF]|^[a-zA-Z]*[IF]",
+    "rsync": r"(?:^| )-[A-Za-z]*e",
+    "git": r"(?:^| )-c(?: |=|$)|"
            r"(?:^| )(?:difftool|mergetool|filter-branch|bisect run|submodule foreach)\b|"
+           r"(?:^| )(?:clone|fetch|pull|ls-remote|archive)\b.*(?:^| )-u|"
+           r"(?:^| )rebase\b.*(?:^| )-[A-Za-z]*x|(?:^| )grep\b.*(?:^| )-[A-Za-z]*O|"
            r"(?:^| )config\b.*(?i:\b(?:" + r"|".join((
-               r"core\.(?:pager|editor|sshcommand|fsmonitor|hookspath|askpass)",
+               r"core\.(?:pager|editor|sshcommand|fsmonitor|hookspath|askpass|gitproxy)",
                r"alias\.", r"credential\.", r"diff\..*(?:command|textconv)",
                r"diff\.external", r"merge\..*driver", r"filter\.", r"gpg\..*program",
                r"sequence\.editor", r"pager\.", r"include(?:if)?\.", r"uploadpack\.",
+               r"remote\..*\.(?:uploadpack|receivepack|proxy|vcs)", r"protocol\.",
                r"web\.browser")) + r"))",
-    "ssh": r"(?i:-o ?(?:proxycommand|localcommand|permitlocalcommand|knownhostscommand|"
-           r"match))|(?:^| )-F",
-    "scp": r"(?:^| )-S|(?i:-o ?(?:proxycommand|localcommand|knownhostscommand))|(?:^| )-F",
-    "sftp": r"(?:^| )-[SD]|(?i:-o ?(?:proxycommand|localcommand|knownhostscommand))|(?:^| )-F",
-    "zip": r"(?:^| )-TT|--unzip-command",
-    "man": r"(?:^| )-[PH]|--(?:pager|html)",
-    "sort": r"--compress-program",
-    "split": r"--filter",
-    "install": r"--strip-program",
-    "vi": r"(?:^| )(?:-[cS]|--cmd|\+(?![0-9]*(?: |$)))",
+    "ssh": _SSH_COMMANDS,
+    "scp": r"(?:^| )-[A-Za-z0-9]*S|" + _SSH_COMMANDS,
+    "sftp": r"(?:^| )-[A-Za-z0-9]*[SD]|" + _SSH_COMMANDS,
+    "zip": r"(?:^| )-TT",
+    "man": r"(?:^| )-[A-Za-z]*[PH]",
+    "vi": r"(?:^| )(?:-[A-Za-z]*[cS]|\+(?![0-9]*(?: |$)))",
     "nc": r"(?:^| )-[A-Za-z]*[ec]",
-    "ncat": r"--(?:exec|sh-exec|lua-exec)|(?:^| )-[ec]",
+    "ncat": r"(?:^| )-[A-Za-z]*[ec]",
     "socat": r"(?i:exec|system):",
-    "gdb": r"(?:^| )-(?:ex|x|iex|ix)\b|--(?:eval-command|command)",
-    "nmap": r"--script",
-    "tcpdump": r"(?:^| )-z",
-    "wget": r"--use-askpass",
+    "gdb": r"(?:^| )-(?:ex|x|iex|ix|batch)\b",
+    "tcpdump": r"(?:^| )-[A-Za-z]*z",
     "less": r"(?:^| )\+!",
+    "strace": r"(?:^| )-o ?[|!]|--output=[|!]",
+    "ltrace": r"(?:^| )-o ?[|!]|--output=[|!]",
+    "mapfile": r"(?:^| )-[A-Za-z]*C",
+    "readarray": r"(?:^| )-[A-Za-z]*C",
+    "compgen": r"(?:^| )-[A-Za-z]*[CF]",
+    "ssh-agent": r"(?:^| )[^- ]",  # `ssh-agent CMD`: it runs CMD
+    "run-parts": r".",
 }
 _RUNS.update(dict.fromkeys(("vim", "nvim", "ex", "view", "rvim", "gvim"), _RUNS["vi"]))
 _RUNS.update(dict.fromkeys(("netcat", "nc.openbsd", "nc.traditional"), _RUNS["nc"]))
+for _alias, _of in (("vim", "vi"), ("nvim", "vi"), ("ex", "vi"), ("view", "vi"),
+                    ("gtar", "tar"), ("bsdtar", "tar")):
+    _LONG.setdefault(_alias, _LONG[_of])
+    _RUNS.setdefault(_alias, _RUNS[_of])
 _RUNS_COMPILED = {name: re.compile(pattern) for name, pattern in _RUNS.items()}
+# The dynamic loader run as a program runs the program in its operands.
+_LOADER = re.compile(r"ld(?:-linux.*|-musl.*)?\.so(?:\.[0-9]+)*|ld-linux.*")
+
+# GNU sed: the `e` command at a command's place (after an address: a line, `$`,
+# `first~step`, a regex with escapes), and the `e` flag of `s` (delimiters escaped too).
+_SED_ADDRESS = r"(?:[0-9$]+(?:~[0-9]+)?|/(?:\\.|[^/\\])*/|\\(?P<c>.)(?:\\.|(?!(?P=c)).)*(?P=c))?"
+_SED_RUNS = re.compile(
+    r"(?:^|[;\n{}])\s*" + _SED_ADDRESS + r"(?:,\s*(?:[0-9$+~]+|/(?:\\.|[^/\\])*/))?\s*!?\s*e"
+    r"(?:\s|;|$)|s(?P<d>.)(?:\\.|(?!(?P=d)).)*(?P=d)(?:\\.|(?!(?P=d)).)*(?P=d)[a-zA-Z0-9 ]*e")
 
 
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish", "yash"})
 
-# GNU sed's `e` command (at a command's place, after an address) and the `e` flag of `s`.
-_SED_RUNS = re.compile(r"(?:^|[;\n{}])\s*(?:[0-9$]+|/[^/]*/)?(?:,(?:[0-9$]+|/[^/]*/))?\s*e"
-                       r"(?:\s|;|$)|s(.)(?:(?!\1).)*\1(?:(?!\1).)*\1[a-zA-Z0-9]*e")
+
+def script_file(argv: list[str]) -> bool:
+    """Whether `argv` runs a script from a file an option names: `sed -f F`, `bash
+    --rcfile F -ic ...` (an interactive shell's startup file)."""
+    if argv[0] in _SHELLS:
+        return any(a.startswith(("--rcfile", "--init-file")) for a in argv[1:])
+    return argv[0] == "sed" and any(
+        a.startswith("--file") or (a[:1] == "-" and a[1:2] != "-" and "f" in a[1:])
+        for a in argv[1:])
 
 
 def runs_program(argv: list[str]) -> bool:
     """Whether one of `argv`'s options makes it run a program its words do not name
-    (`tar --to-command=...`, `git -c core.pager=...`, `rsync -e ...`, GNU sed's `e`)."""
-    if argv[0] == "sed":
-        return any(_SED_RUNS.search(a) for a in argv[1:] if a[:1] != "-")
-    pattern = _RUNS_COMPILED.get(argv[0])
+    (`tar --to-command=...`, `git -c core.pager=...`, `rsync -e ...`, GNU sed's `e`),
+    long options abbreviated as getopt allows."""
+    name = argv[0]
+    if name == "sed":
+        return any(_SED_RUNS.search(script) for script in sed_scripts(argv))
+    if _LOADER.fullmatch(name):
+        return True
+    long = _LONG.get(name, ())
+    whole = _WHOLE.get(name, frozenset())
+    for arg in argv[1:]:
+        if arg[:2] == "--" and len(arg) > 3:
+            given = arg[2:].partition("=")[0]
+            if given not in whole and any(o.startswith(given) for o in long):
+                return True
+    pattern = _RUNS_COMPILED.get(name)
     return pattern is not None and pattern.search(" ".join(argv[1:])) is not None
+
+
+def sed_scripts(argv: list[str]) -> list[str]:
+    """The scripts a sed command runs: each `-e`'s (`-e S`, `-eS`, `--expression[=]S`, and
+    their abbreviations), else its first operand."""
+    scripts: list[str] = []
+    operands: list[str] = []
+    args = iter(argv[1:])
+    for arg in args:
+        if arg[:2] == "--" and len(arg) > 2:
+            given, eq, value = arg[2:].partition("=")
+            if "expression".startswith(given) and len(given) > 1:
+                scripts.append(value if eq else next(args, ""))
+        elif arg[:1] == "-" and len(arg) > 1:
+            at = arg.find("e", 1)
+            if at > 0 and all(c in "nrsuzE" for c in arg[1:at]):
+                scripts.append(arg[at + 1:] or next(args, ""))
+            elif arg[-1] in "fl" and len(arg) == 2:
+                next(args, "")
+        else:
+            operands.append(arg)
+    return scripts or operands[:1]
 
 
 # -- lines that change what later lines do -----------------------------------------------
@@ -159,8 +242,14 @@ _STATE_CHANGERS: dict[str, Callable[[list[str]], bool]] = {
     "exec": lambda ops: all(o[:1] == "-" for o in ops),  # no program: the shell's streams
     "hash": lambda ops: "-p" in ops,
     **dict.fromkeys(("export", "declare", "typeset", "local", "readonly"), lambda ops: any(
-        o in ("-f", "-fx", "-xf") for o in ops) or any(
+        o[:1] == "-" and ("f" in o or "i" in o or "n" in o) for o in ops) or any(
         behaviour_variable(o.partition("=")[0]) for o in ops if o[:1] != "-")),
+    # Builtins that set the variables they name: `read PATH`, `printf -v PROMPT_COMMAND`.
+    **dict.fromkeys(("read", "mapfile", "readarray", "getopts", "printf"), lambda ops: any(
+        behaviour_variable(o[2:] if o[:2] == "-v" else o) for o in ops)),
+    # Wrappers that set a variable for what they run: `env PATH=. x`, `sudo LD_PRELOAD=...`.
+    **dict.fromkeys(("env", "sudo", "doas"), lambda ops: any(
+        behaviour_variable(o.partition("=")[0]) for o in ops if "=" in o and o[:1] != "-")),
 }
 
 
@@ -190,24 +279,34 @@ def writes_of(argv: list[str]) -> list[str]:
     """The files `argv` writes over besides its redirections: a copy's, move's, install's
     or link's destination (`install /dev/null f` empties f), `truncate`'s, `tee`'s,
     `shred`'s and the compressors' operands (gzip replaces f by f.gz), `dd`'s `of=`, `sed
-    -i`'s files, `sort -o`'s file."""
+    -i`'s files and its `w` commands', an output option's file (`sort -o`, `shuf -o`,
+    `iconv -o`, `curl -o`, `wget -O`, `find -fprint`), `uniq IN OUT`'s OUT, and the config
+    file `git config` writes."""
     name = argv[0]
     if name == "dd":
         return [a[3:] for a in argv[1:] if a.startswith("of=")]
-    if name == "sort":
-        return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-o"] + [
-            a[2:] for a in argv if a.startswith("-o") and len(a) > 2] + [
-            a[9:] for a in argv if a.startswith("--output=")]
+    output = _OUTPUT_OPTIONS.get(name)
+    if output is not None:
+        return _option_values(argv, *output)
+    if name == "find":
+        return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in _FIND_WRITES]
+    if name == "uniq":
+        operands = _split_operands(argv, "fsw")[0]
+        return operands[1:2]
+    if name == "git":
+        return _git_config_file(argv)
     if name not in _DESTINATION and name not in _OPERANDS_WRITTEN and name != "sed":
         return []
     operands, options = _split_operands(argv, _VALUED.get(name, ""))
     if name == "sed":
+        written = [m.group(1) for script in sed_scripts(argv)
+                   for m in _SED_WRITES.finditer(script)]
         if not any(o == "-i" or (o[:2] == "-i" and o[1:2] != "-") or o.startswith("--in-place")
                    or (o[:1] == "-" and o[1:2] != "-" and "i" in o) for o in options):
-            return []
+            return written
         scripted = any(o in ("-e", "-f") or o.startswith(("--expression", "--file"))
                        for o in options)
-        return operands if scripted else operands[1:]
+        return written + (operands if scripted else operands[1:])
     if name in _OPERANDS_WRITTEN:
         return operands
     target = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-t",
@@ -216,6 +315,51 @@ def writes_of(argv: list[str]) -> list[str]:
     if target is not None:
         return [target]
     return operands[-1:] if len(operands) > 1 else []
+
+
+# Programs whose output goes to the file an option names: (the short option's letter, the
+# long option's name).
+_OUTPUT_OPTIONS = {"sort": ("o", "output"), "shuf": ("o", "output"), "iconv": ("o", "output"),
+                   "curl": ("o", "output"), "wget": ("O", "output-document")}
+_FIND_WRITES = frozenset({"-fprint", "-fprint0", "-fprintf", "-fls"})
+# sed's `w FILE` command and `s///w FILE` flag: the rest of the line is the file.
+_SED_WRITES = re.compile(r"(?:^|[;\n{}]|/[gpiIeE0-9]*)\s*w\s+([^\n;]+)")
+
+
+def _option_values(argv: list[str], short: str, long: str) -> list[str]:
+    """The values of `-X V`, `-XV`, a cluster ending in X (`-so V`), `--long[=]V`."""
+    found: list[str] = []
+    args = iter(argv[1:])
+    for arg in args:
+        if arg[:2] == "--" and len(arg) > 2:
+            given, eq, value = arg[2:].partition("=")
+            if len(given) > 1 and long.startswith(given):
+                found.append(value if eq else next(args, ""))
+        elif arg[:1] == "-" and short and short in arg[1:]:
+            rest = arg[arg.index(short, 1) + 1:]
+            found.append(rest or next(args, ""))
+    return found
+
+
+def _git_config_file(argv: list[str]) -> list[str]:
+    """The file `git config` changes: ~/.gitconfig (`--global`), /etc/gitconfig
+    (`--system`), `--file F`, else the repository's .git/config; none for a read."""
+    if "config" not in argv:
+        return []
+    args = argv[argv.index("config") + 1:]
+    operands = [a for a in args if a[:1] != "-"]
+    changes = len(operands) > 1 or any(a.startswith(("--unset", "--add", "--replace",
+                                                     "--rename", "--remove", "--edit", "-e"))
+                                       for a in args)
+    if not changes or any(a in ("--get", "--get-all", "--list", "-l", "--get-regexp")
+                          for a in args):
+        return []
+    if "--global" in args:
+        return ["~/.gitconfig"]
+    if "--system" in args:
+        return ["/etc/gitconfig"]
+    files = _option_values(["git", *args], "f", "file")
+    return files[:1] or [".git/config"]
 
 
 def _split_operands(argv: list[str], valued: str) -> tuple[list[str], list[str]]:
@@ -244,10 +388,11 @@ _UNPACKERS = re.compile(r"(?:^| )-[A-Za-z]*x[A-Za-z]*(?: |$)|^[A-Za-z]*x[A-Za-z]
                         r"--extract|--get")
 
 
-def unpacks_input(argv: list[str]) -> bool:
-    """Whether `argv` writes files named inside what arrives on its stdin: `tar -x` without
-    an archive file (or `-f -`), `cpio -i`, `unzip /dev/stdin`, `base64 -d`/`xxd -r` into
-    a redirection is a write of known path instead (judged by `writes`)."""
+def unpacks_input(argv: list[str], stdin: bool) -> bool:
+    """Whether `argv` writes files named inside input tollgate does not read: an archive
+    extracted from a file on the host (`tar -xf a.tar`, `unzip a.zip`, `patch < d`), or
+    from its stdin when that is unread (`stdin`: a pipe, the client's): `tar -x`, `cpio
+    -i`. (`base64 -d > f` writes a path read: judged by `writes`.)"""
     name, args = argv[0], argv[1:]
     joined = " ".join(args)
     if name in ("tar", "bsdtar", "gtar"):
@@ -257,10 +402,12 @@ def unpacks_input(argv: list[str]) -> bool:
                         if (a[:1] == "-" or i == 0) and a[1:2] != "-" and a.endswith("f")),
                        None)
         archive = archive or next((a[7:] for a in args if a.startswith("--file=")), None)
-        return archive in (None, "-", "/dev/stdin")
+        return archive not in (None, "-", "/dev/stdin") or stdin
     if name == "cpio":
         return any(a in ("-i", "--extract") or (a[:1] == "-" and a[1:2] != "-" and "i" in a)
                    for a in args)
-    if name in ("unzip", "7z", "busybox"):
-        return "/dev/stdin" in args or "-" in args
+    if name in ("unzip", "patch"):
+        return True
+    if name in ("7z", "7za", "unrar"):
+        return args[:1] in (["x"], ["e"])
     return False

@@ -226,6 +226,7 @@ def test_nested_scripts_are_read_down_to_depth_sixteen_and_deeper_is_opaque() ->
     ("tar -x --to-command=sh -f a.tar", [(["tar", "-x", "--to-command=sh", "-f", "a.tar"],
                                          "runs_program")]),
     ("curl -s x | tar -x", [(["tar", "-x"], "unread_input")]),
+    ("tar -xzf a.tgz", [(["tar", "-xzf", "a.tgz"], "unread_input")]),
     ("cat $f", [(["cat", "$f"], "computed_operand")]),
     ("cat \"$(ls | grep env)\"", [(["cat", "$(ls | grep env)"], "computed_operand")]),
     ("rm -r *.log", [(["rm", "-r", "*.log"], "glob_operands")]),
@@ -243,7 +244,7 @@ def test_what_is_only_known_when_it_runs_is_opaque(
     "find . -name '*.o' -delete", "xargs", "ls | grep x", "echo hi > out.txt",
     "cat <<EOF\nhi\nEOF", "/usr/bin/ls -la", "/usr/local/bin/tool x", "echo $HOME $1",
     "f=notes.txt; cat $f", "cat '$f' \"*\" '*.py'", "set -euo pipefail", "export A=1",
-    "tar -xzf a.tgz", "git log --oneline", "ls -la ~",
+    "tar -czf a.tgz notes", "git log --oneline", "ls -la ~",
 ])
 def test_what_can_be_read_is_not_opaque(text: str) -> None:
     """A shell without a script or a piped stdin is a session (kubectl exec -it -- sh)."""
