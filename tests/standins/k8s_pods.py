@@ -251,6 +251,8 @@ class Pods:
         argv = [*self._wrap(), *argv] if self._wrap is not None else list(argv)
         if tty:
             master, slave = pty.openpty()
+            if self.account is not None:  # the terminal is the command's, as a login's is
+                os.fchown(slave, self.account.uid, self.account.gid)
             # setsid --ctty: the terminal becomes the command's controlling terminal, so
             # resizes reach it as SIGWINCH and job control works, as under runc.
             popen = subprocess.Popen(
