@@ -4,9 +4,12 @@ of test_ssh_execve_differential_e2e through the Kubernetes stream front.
 The cluster is the API stand-in running real processes in the pod's folder
 (tests/standins/k8s_pods.py), each started under its own strace (the stand-in's `wrap`,
 tests/support/execve_log.py), which logs every successful execve of the process and of
-everything it forks to a log of its own in the test's tmp_path. The pod processes run as
-the test's account (the stand-in does not isolate them: no container, no other user), in
-the pod's folder, emptied before each session but for notes.txt. The real kubectl goes
+everything it forks to a log of its own. The pod processes run unprivileged (as nobody
+when the tests run as root; the stand-in does not isolate them further: no container),
+in the pod's folder, emptied before each session but for notes.txt. strace runs as the
+pod's account too (the stand-in switches before the wrap, so each log's first exec is the
+pod's command), and so writes its logs in a folder made for that account: a pod command
+could rewrite them, which the steps, the test's own, do not. The real kubectl goes
 through Envoy (TLS) and the stream front as a member of `agents` (whose opaque lines the
 pack holds; a human's exec is judged as typed, k8s.opaque_exec):
 
@@ -37,8 +40,10 @@ import pytest
 from hypothesis import given, settings
 
 from extproc.quickstart import stack
+from extproc.quickstart.accounts import private_folder, service_account
 from tests.e2e.test_k8s_streams_e2e import kubectl_as
 from tests.e2e.test_ssh_execve_differential_e2e import EXAMPLES
+from tests.standins.k8s_pods import ACCOUNT
 from tests.standins.k8s_standin import K8sStandIn, Kubectl, KubectlTerminal
 from tests.support.attack_lines import NOTES, NOTES_TEXT, SESSION, Step
 from tests.support.echo import upper_echo
@@ -72,8 +77,9 @@ class Traces:
 
 
 @pytest.fixture(scope="module")
-def traces(tmp_path_factory: pytest.TempPathFactory) -> Traces:
-    return Traces(tmp_path_factory.mktemp("pod-execve"))
+def traces() -> Iterator[Traces]:
+    with private_folder(service_account(ACCOUNT), "k8s-execve") as folder:
+        yield Traces(folder)
 
 
 @pytest.fixture(scope="module")

@@ -58,8 +58,8 @@ EXIT = "exit"  # the last line: the shell ends, and the stream with it
 
 @pytest.fixture(scope="module")
 def shells(cluster: K8sStandIn) -> LoggedShell:
-    """The shells' launcher, rcfile and log, in the pod's folder (the stand-in's
-    processes run as the test's own account)."""
+    """The shells' launcher, rcfile and log, in the pod's folder (the stand-in hands
+    them to the pod's account, nobody under root, when the shell starts: k8s_pods.py)."""
     return LoggedShell(cluster.pod_root("staging", "web-1"))
 
 

@@ -24,10 +24,12 @@ from typing import IO, Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from extproc.admin.recordings.api import PLAYER_FILES
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import api
 from tests.e2e.test_approvals_page import WAIT_MS
 from tests.e2e.test_recordings_page import READER, open_page, terminal_of
+from tests.recordings.test_sessions import VENDOR
 from tests.standins.k8s_standin import (
     K8sStandIn,
     Kubectl,
@@ -378,6 +380,9 @@ def test_an_exec_session_plays_in_the_recordings_page(
     (tests/e2e/test_recordings_page.py): checked against its record, labelled as the
     Kubernetes stream it is, a marker per typed line that leads to its decision, played
     to its end with the credential masked."""
+    for name in PLAYER_FILES:  # else the page says the player is missing, and hides Play
+        if not (VENDOR / name).is_file():
+            pytest.fail(f"no {VENDOR / name}: `make` installs it from the npm registry")
     open_page(page, gw, READER, f"#session={exec_session.session}")
     terminal = terminal_of(page)
     expect(page.locator("#session-rule")).to_contain_text(
@@ -410,6 +415,8 @@ def test_a_held_line_waits_in_the_session_then_runs(
     marker = pod(cluster) / "held.txt"
     terminal = KubectlTerminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
                         "env", "PS1=pod> ", "sh", "-i")
+    # A script computed by printf: a double-quoted `$(echo ...)` of literal words is read
+    # as those words (extproc/interpret/shell.py), and would not be held.
     line = 'sh -c "$(printf \'echo approved\')" > held.txt; echo done-$((2+3))'
     try:
         terminal.read_until("pod> ")

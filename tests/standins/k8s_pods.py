@@ -7,6 +7,16 @@ sets it), in a session of their own so that the whole process group can be ended
 isolates them further: an absolute path reaches this machine's files, so tests name pod
 files by relative paths.
 
+They never run as root. When the tests run as root, every pod process runs as `nobody`
+(extproc/quickstart/accounts.py, as the quickstart's demo SSH host does; no supplementary
+groups), and the pods' folders live in a folder made for that account under the system's
+temporary folder (mode 700, owned by it, removed when the stand-in stops), not under the
+root a test gives, which pytest keeps closed to other accounts: a pod may write in its
+own folder and nowhere the tests keep their files. What a test puts in a pod's folder is
+handed to the pod's account when the next process starts in that pod (as kubelet hands a
+volume to a pod's fsGroup). Otherwise they run as whoever runs the tests, under the root
+given.
+
 An exec is a fresh process (pipes, or a pseudo-terminal whose master carries stdin and
 stdout and whose size resize messages set). Attach joins the pod's container process, one
 long-running `sh` reading its stdin, started on first attach and again after it exits (as
@@ -24,6 +34,7 @@ import pty
 import queue
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import termios
@@ -31,10 +42,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from extproc.quickstart.accounts import Account, private_folder, service_account
 
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CONTAINER_COMMAND = ("sh",)
+ACCOUNT = "nobody"  # whom pod processes run as when the tests run as root
 
 
 class StartError(Exception):
@@ -170,8 +184,15 @@ class Pods:
     """The processes of every pod of one stand-in, each pod rooted in its own folder."""
 
     def __init__(self, root: Path, wrap: Callable[[], list[str]] | None = None) -> None:
-        """`wrap`: gives the prefix each process starts under (strace, for a test that
-        audits what a pod executed), asked once per process."""
+        """`root`: where the pods' folders go, unless the tests run as root (then a folder
+        made for the pods' account, see the module's docstring). `wrap`: gives the prefix
+        each process starts under (strace, for a test that audits what a pod executed),
+        asked once per process; it runs as the pod's account too (the switch comes before
+        it, so the wrap's first exec is the pod's command)."""
+        self.account: Account | None = service_account(ACCOUNT)
+        self._folder = contextlib.ExitStack()
+        if self.account is not None:
+            root = self._folder.enter_context(private_folder(self.account, "k8s-pods"))
         self.root = root
         self._wrap = wrap
         self._lock = threading.Lock()
@@ -181,8 +202,37 @@ class Pods:
     def root_of(self, namespace: str, pod: str) -> Path:
         """The pod's filesystem root (created on first use)."""
         path = self.root / namespace / pod
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            if self.account is not None:  # the pod's own; its namespace's folder is not
+                os.chown(path, self.account.uid, self.account.gid)
         return path
+
+    def _hand_over(self, root: Path) -> None:
+        """Give the pod's account what a test put in the pod's folder (under root, what
+        root made there): never following a symbolic link, nor a file with other names
+        (a hard link the pod made to a file elsewhere)."""
+        account = self.account
+        if account is None:
+            return
+        for _, folders, files, fd in os.fwalk(root, follow_symlinks=False):
+            for name in (*folders, *files):
+                with contextlib.suppress(FileNotFoundError):  # the pod removed it
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if info.st_uid == account.uid or (
+                            not stat.S_ISDIR(info.st_mode) and info.st_nlink > 1):
+                        continue
+                    os.chown(name, account.uid, account.gid, dir_fd=fd,
+                             follow_symlinks=False)
+
+    def _as_account(self) -> dict[str, Any]:
+        """Popen's arguments that start a process as the pod's account (none when the
+        tests do not run as root). Popen switches in the child, before exec: setpriv's
+        --pdeathsig would end a pod's container when the connection thread that started
+        it ends."""
+        if self.account is None:
+            return {}
+        return {"user": self.account.uid, "group": self.account.gid, "extra_groups": []}
 
     def spawn(self, namespace: str, pod: str, argv: Sequence[str], *, stdin: bool,
               tty: bool) -> Process:
@@ -196,15 +246,19 @@ class Pods:
             found = shutil.which(argv[0], path=_PATH) is not None
         if not found:
             raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+        self._hand_over(root)
         env = {"PATH": _PATH, "HOME": str(root), "HOSTNAME": pod}
         argv = [*self._wrap(), *argv] if self._wrap is not None else list(argv)
         if tty:
             master, slave = pty.openpty()
+            if self.account is not None:  # the terminal is the command's, as a login's is
+                os.fchown(slave, self.account.uid, self.account.gid)
             # setsid --ctty: the terminal becomes the command's controlling terminal, so
             # resizes reach it as SIGWINCH and job control works, as under runc.
             popen = subprocess.Popen(
                 ["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
-                cwd=root, env={**env, "TERM": "xterm"}, close_fds=True)
+                cwd=root, env={**env, "TERM": "xterm"}, close_fds=True,
+                **self._as_account())
             os.close(slave)
             process = Process(popen, Writer(os.dup(master)) if stdin else None,
                               {1: master}, os.dup(master))
@@ -212,7 +266,7 @@ class Pods:
             popen = subprocess.Popen(
                 list(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env,
-                start_new_session=True)
+                start_new_session=True, **self._as_account())
             assert popen.stdout is not None and popen.stderr is not None
             writer = None
             if popen.stdin is not None:
@@ -261,3 +315,7 @@ class Pods:
             live = list(self._live)
         for process in live:
             process.kill()
+        for process in live:  # gone before their folder goes
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=10)
+        self._folder.close()

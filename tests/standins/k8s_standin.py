@@ -25,7 +25,9 @@ reached "the cluster" and what did not:
 
 Exec, attach and port-forward. Started with `pods=<folder>`, the stand-in runs real
 processes (k8s_pods.py): each pod's filesystem root is `<folder>/<namespace>/<pod>`
-(`pod_root()`), the working directory and HOME of what runs there. An exec runs its argv
+(`pod_root()`), the working directory and HOME of what runs there; under root, pods
+run unprivileged (as nobody) and their folders are in one made for that account instead
+(k8s_pods.py), never under the tests' own folders. An exec runs its argv
 there (stdin, stdout, stderr on channels 0-2; under `tty=true` a pseudo-terminal, stderr
 merged, resize messages on channel 4 applied to it); when it exits, channel 3 carries the
 metav1.Status kube sends (Success, or Failure/NonZeroExitCode with the ExitCode cause),
@@ -52,7 +54,8 @@ Where the stand-in is not kube-apiserver:
 - SPDY (POST with `Upgrade: SPDY/3.1`, kubectl's older exec transport, and its
   port-forward, SPDY tunnelled over WebSocket) is recorded, then refused with a 400
   Status: the framing is not implemented;
-- pod processes are not isolated (no container: an absolute path is this machine's);
+- pod processes are not isolated (no container: an absolute path is this machine's, with
+  an unprivileged account's rights);
   a client that leaves before its command ends gets it killed (kube lets it run on); a
   message after which kube ends the connection gets close 1002 with the reason (kube
   sends 1000); a refused subprotocol offer gets a 403 with a Status body (kube's is empty);
@@ -231,7 +234,8 @@ class K8sStandIn:
     """The Kubernetes API stand-in on 127.0.0.1 (a free port), in a background thread.
 
     `pods`: a folder under which each pod gets its filesystem root
-    (`<pods>/<namespace>/<pod>`, see `pod_root`) and exec/attach run real processes;
+    (`<pods>/<namespace>/<pod>`, see `pod_root`) and exec/attach run real processes
+    (under root, as nobody, in a folder made for that account instead: k8s_pods.py);
     without it they only echo (`executed: <argv>`). `ports`: pod port -> local TCP port
     that port-forward connects (the same for every pod); other ports are refused.
     `wrap`: the prefix each pod process starts under (k8s_pods.Pods), asked per process.

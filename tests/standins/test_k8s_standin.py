@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -338,6 +340,43 @@ def test_exec_runs_in_the_pod_root_with_a_container_environment(
         "HOME": str(root), "HOSTNAME": "web-1", "PWD": str(root),
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     assert pods.execs[-1].transcript.wait().status == {"metadata": {}, "status": "Success"}
+
+
+def test_a_pod_runs_its_commands_unprivileged(pods: K8sStandIn, pod_kubectl: Kubectl) -> None:
+    """Never as root (issue 58): under root, as nobody, with no supplementary groups."""
+    result = pod_kubectl("exec", "web-1", "-n", "prod", "--", "id")
+    assert result.returncode == 0, result.stderr
+    ids = dict(part.split("=", 1) for part in result.stdout.split())
+    assert not ids["uid"].startswith("0(") and not ids["gid"].startswith("0(")
+    if os.geteuid() == 0:
+        assert ids["groups"] == ids["gid"]  # no supplementary groups
+    assert pods.pod_root("prod", "web-1").stat().st_uid == int(ids["uid"].split("(")[0])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pods run as the tests' own user")
+def test_a_pod_writes_in_its_folder_and_nowhere_else(
+    pods: K8sStandIn, pod_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """Its own folder, yes, and what a test put there; the test's folder or the pods'
+    namespace folder, no. The pods' folders are in one made for their account, closed
+    to others (the test's tmp_path is closed to nobody)."""
+    root = pods.pod_root("prod", "web-1")
+    (root / "given").mkdir()
+    (root / "given" / "note.txt").write_text("from the test\n")
+    (tmp_path / "outside.txt").write_text("the test's\n")
+    script = ("echo mine > mine.txt && echo more >> given/note.txt && touch given/new; "
+              f"for target in {tmp_path}/outside.txt {tmp_path}/new.txt ../outside.txt; "
+              "do if (echo x >> $target) 2>/dev/null; then echo wrote $target; fi; done")
+    result = pod_kubectl("exec", "web-1", "-n", "prod", "--", "sh", "-c", script)
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr
+    assert (root / "mine.txt").read_text() == "mine\n"
+    assert (root / "given" / "note.txt").read_text() == "from the test\nmore\n"
+    assert (root / "given" / "new").exists()
+    assert (tmp_path / "outside.txt").read_text() == "the test's\n"
+    assert not (tmp_path / "new.txt").exists()
+    assert not (root.parent / "outside.txt").exists()
+    folder = root.parent.parent.stat()
+    assert (stat.S_IMODE(folder.st_mode), folder.st_uid) == (0o700, root.stat().st_uid)
 
 
 def test_exec_of_a_missing_command_is_an_internal_error(
