@@ -802,7 +802,9 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
         elif why is None and fed:
             why = "stdin_operands"
         if not inner or layers < _MAX_LAYERS:
-            if why is None:  # a wrapper by its own words: what it runs is read on its own
+            if why is None and not (inner and name == "exec"):
+                # a wrapper by its own words: what it runs is read on its own (`exec CMD`
+                # replaces the shell with CMD; only a bare `exec` redirects the shell)
                 own = [name, *words[start + 1:inner[0][0]]] if inner else argv
                 why = _unread(words[start], own, stdin, reading, script is None)
             _effects(argv, why, depth, reading, session)
@@ -845,7 +847,7 @@ def _assign(assignments: list[str], command: list[str], depth: int, reading: Rea
         if match is None:
             continue  # a reserved word
         name = match.group().rstrip("+=")
-        if programs.behaviour_variable(name):
+        if programs.steering(word):
             reading.mark([word, *command], "changes_state")
             for later in programs.later_scripts([word]):
                 _read(later, depth + 1, reading)

@@ -67,6 +67,20 @@ def behaviour_variable(name: str) -> bool:
     return name in BEHAVIOUR_VARIABLES or name.startswith(_BEHAVIOUR_PREFIXES)
 
 
+_PROMPTS = frozenset({"PS0", "PS1", "PS2", "PS3", "PS4"})
+
+
+def steering(assignment: str) -> bool:
+    """Whether `NAME=value` sets a variable that changes what runs: any steering variable,
+    but a prompt only when its value expands something (`PS1='$(cmd)> '`; `PS1='pod> '`
+    is text)."""
+    name, _, value = assignment.partition("=")
+    name = name.rstrip("+")
+    if name in _PROMPTS:
+        return "$" in value or "`" in value
+    return behaviour_variable(name)
+
+
 # -- options that run another program -----------------------------------------------------
 # Long options that run a program, per program: GNU getopt_long takes any unambiguous
 # prefix (`--checkpoint-a=exec=...`, `--use-compress=...`), so a prefix of one of these
@@ -243,13 +257,13 @@ _STATE_CHANGERS: dict[str, Callable[[list[str]], bool]] = {
     "hash": lambda ops: "-p" in ops,
     **dict.fromkeys(("export", "declare", "typeset", "local", "readonly"), lambda ops: any(
         o[:1] == "-" and ("f" in o or "i" in o or "n" in o) for o in ops) or any(
-        behaviour_variable(o.partition("=")[0]) for o in ops if o[:1] != "-")),
+        steering(o) if "=" in o else behaviour_variable(o) for o in ops if o[:1] != "-")),
     # Builtins that set the variables they name: `read PATH`, `printf -v PROMPT_COMMAND`.
     **dict.fromkeys(("read", "mapfile", "readarray", "getopts", "printf"), lambda ops: any(
         behaviour_variable(o[2:] if o[:2] == "-v" else o) for o in ops)),
     # Wrappers that set a variable for what they run: `env PATH=. x`, `sudo LD_PRELOAD=...`.
     **dict.fromkeys(("env", "sudo", "doas"), lambda ops: any(
-        behaviour_variable(o.partition("=")[0]) for o in ops if "=" in o and o[:1] != "-")),
+        steering(o) for o in ops if "=" in o and o[:1] != "-")),
 }
 
 

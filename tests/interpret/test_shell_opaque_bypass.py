@@ -129,7 +129,7 @@ READ: list[str] = [
     "export LANG=C", "tar -czf backup.tgz notes", "git log --oneline", "sed 's/a/b/' notes",
     "/usr/bin/ls -la", "rm -rf ./build", "find . -name '*.pyc' -delete", "echo 'a!b'",
     "cat '$f'", "echo \"*\"", "tar cf x.tar ./*", "ls *",
-    "mkdir -p \"` echo /tmp/a `\"",
+    "mkdir -p \"` echo /tmp/a `\"", "echo started; exec sleep 30",
 ]
 
 
