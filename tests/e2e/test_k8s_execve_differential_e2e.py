@@ -219,4 +219,10 @@ def test_an_attach_runs_only_the_lines_its_record_allowed(
         ) -> None:
     session = Session(gw, cluster, traces)
     agent("attach", "-i", *POD, stdin="\n".join([*lines(steps), "exit"]) + "\n")
+    # Lines typed behind a held one leave with the client (`exit` among them), and the
+    # container outlives an attach: once the records are in, it is restarted, so that
+    # its log ends.
+    session.records(1)
+    assert cluster.pods is not None
+    cluster.pods.restart("staging", "web-1")
     check(session, steps, 1)

@@ -309,6 +309,16 @@ class Pods:
             self._containers[(namespace, pod)] = container
         return container
 
+    def restart(self, namespace: str, pod: str) -> None:
+        """End the pod's container process if it runs (as a container restart does): the
+        next attach joins a new one."""
+        with self._lock:
+            current = self._containers.pop((namespace, pod), None)
+        if current is not None and current.running:
+            current.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                current.process.popen.wait(timeout=10)
+
     def stop(self) -> None:
         """End every process still running (the stand-in is going away)."""
         with self._lock:
