@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Literal
 
 # Variables that change what a later line, or the program they prefix, runs or reads:
 # the shell's hooks and prompts (expanded, so run, at every prompt), its startup files,
@@ -61,6 +62,25 @@ _INSTALLED = re.compile(r"/(?:usr/(?:local/)?)?s?bin/[^/]+|/(?:usr|opt|snap|nix/
 def installed_path(program: str) -> bool:
     """Whether `program`, a word with a `/`, names a program installed on the host."""
     return _INSTALLED.fullmatch(program) is not None and "/../" not in program
+
+
+def why_unread(argv: list[str], stdin: bool) -> Literal[
+        "changes_state", "runs_program", "unread_input", "script_file"] | None:
+    """What in `argv`'s program and options leaves it unread, as the reader's reasons say
+    (`changes_state`, `runs_program`, `unread_input`, `script_file`), or None. Most
+    programs are in no table: they are let through at one set lookup."""
+    name = argv[0]
+    if name not in _CONCERNED and _LOADER.fullmatch(name) is None:
+        return None
+    if changes_state(argv):
+        return "changes_state"
+    if runs_program(argv):
+        return "runs_program"
+    if unpacks_input(argv, stdin):
+        return "unread_input"
+    if script_file(argv):
+        return "script_file"
+    return None
 
 
 def behaviour_variable(name: str) -> bool:
@@ -425,3 +445,8 @@ def unpacks_input(argv: list[str], stdin: bool) -> bool:
     if name in ("7z", "7za", "unrar"):
         return args[:1] in (["x"], ["e"])
     return False
+
+
+# Every program a table above concerns (why_unread's first look).
+_CONCERNED = frozenset({*_STATE_CHANGERS, *_RUNS, *_LONG, *_SHELLS, "sed", "tar", "bsdtar",
+                        "gtar", "cpio", "unzip", "patch", "7z", "7za", "unrar"})
