@@ -42,7 +42,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from extproc.quickstart.accounts import Account, private_folder, service_account
 
@@ -225,14 +225,17 @@ class Pods:
                     os.chown(name, account.uid, account.gid, dir_fd=fd,
                              follow_symlinks=False)
 
-    def _as_account(self) -> dict[str, Any]:
-        """Popen's arguments that start a process as the pod's account (none when the
-        tests do not run as root). Popen switches in the child, before exec: setpriv's
-        --pdeathsig would end a pod's container when the connection thread that started
-        it ends."""
+    def _as_account(self) -> list[str]:
+        """The prefix that runs a command as the pod's account ([] when the tests do not
+        run as root): util-linux's setpriv, exec'd in place. Not Popen's `user=`: that
+        makes Popen fork rather than vfork, and a fork runs the atfork handlers of the
+        gRPC core this process has loaded, which crashed the child (SIGBUS, "epoll_wait
+        error: Bad file descriptor") before it could exec. No --pdeathsig: it would end a
+        pod's container when the connection thread that started it ends."""
         if self.account is None:
-            return {}
-        return {"user": self.account.uid, "group": self.account.gid, "extra_groups": []}
+            return []
+        return ["setpriv", f"--reuid={self.account.uid}", f"--regid={self.account.gid}",
+                "--clear-groups", "--"]
 
     def spawn(self, namespace: str, pod: str, argv: Sequence[str], *, stdin: bool,
               tty: bool) -> Process:
@@ -248,7 +251,7 @@ class Pods:
             raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
         self._hand_over(root)
         env = {"PATH": _PATH, "HOME": str(root), "HOSTNAME": pod}
-        argv = [*self._wrap(), *argv] if self._wrap is not None else list(argv)
+        argv = [*self._as_account(), *(self._wrap() if self._wrap is not None else ()), *argv]
         if tty:
             master, slave = pty.openpty()
             if self.account is not None:  # the terminal is the command's, as a login's is
@@ -257,8 +260,7 @@ class Pods:
             # resizes reach it as SIGWINCH and job control works, as under runc.
             popen = subprocess.Popen(
                 ["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
-                cwd=root, env={**env, "TERM": "xterm"}, close_fds=True,
-                **self._as_account())
+                cwd=root, env={**env, "TERM": "xterm"}, close_fds=True)
             os.close(slave)
             process = Process(popen, Writer(os.dup(master)) if stdin else None,
                               {1: master}, os.dup(master))
@@ -266,7 +268,7 @@ class Pods:
             popen = subprocess.Popen(
                 list(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env,
-                start_new_session=True, **self._as_account())
+                start_new_session=True)
             assert popen.stdout is not None and popen.stderr is not None
             writer = None
             if popen.stdin is not None:
