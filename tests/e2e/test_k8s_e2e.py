@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.standins.k8s_standin import K8sStandIn, Kubectl, write_kubeconfig
+from tests.standins.k8s_standin import K8sStandIn, Kubectl, gateway_options, write_kubeconfig
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.tls import TlsFiles
@@ -42,19 +42,7 @@ def gw(
     cluster: K8sStandIn,
 ) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "k8s",
-            targets=[{
-                "name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
-                "environment": "prod",
-                "k8s": {"namespace_labels": {"prod": {"environment": "production"},
-                                             "staging": {"environment": "staging"}},
-                        "upstream": cluster.url},
-                "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
-            }],
-            routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
-                     "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
-            clusters={"k8s": int(cluster.url.rsplit(":", 1)[1])},
-            tls=(tls.cert, tls.key), kube={},
-            env={"CLUSTER_TOKEN": CLUSTER_TOKEN},
+            **gateway_options(cluster, CLUSTER_TOKEN), tls=(tls.cert, tls.key),
     ) as running:
         yield running
 

@@ -44,7 +44,7 @@ from extproc.quickstart.accounts import private_folder, service_account
 from tests.e2e.test_k8s_streams_e2e import kubectl_as
 from tests.e2e.test_ssh_execve_differential_e2e import EXAMPLES
 from tests.standins.k8s_pods import ACCOUNT
-from tests.standins.k8s_standin import K8sStandIn, Kubectl, KubectlTerminal
+from tests.standins.k8s_standin import K8sStandIn, Kubectl, KubectlTerminal, gateway_options
 from tests.support.attack_lines import NOTES, NOTES_TEXT, SESSION, Step
 from tests.support.echo import upper_echo
 from tests.support.exec_differential import differences
@@ -96,18 +96,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, tls: TlsFiles,
        cluster: K8sStandIn) -> Iterator[Gateway]:
     with module_gateway(
             tmp_path_factory, otlp, "k8s-execve",
-            targets=[{
-                "name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
-                "environment": "prod",
-                "k8s": {"namespace_labels": {"prod": {"environment": "production"},
-                                             "staging": {"environment": "staging"}},
-                        "upstream": cluster.url},
-                "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
-            }],
-            routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
-                     "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
-            clusters={"k8s": int(cluster.url.rsplit(":", 1)[1])},
-            tls=(tls.cert, tls.key), kube={}, env={"CLUSTER_TOKEN": CLUSTER_TOKEN},
+            **gateway_options(cluster, CLUSTER_TOKEN), tls=(tls.cert, tls.key),
             settings={"approvals": {"max_hold_seconds": 1,
                                     "max_pending_per_identity": 10000}},
     ) as running:

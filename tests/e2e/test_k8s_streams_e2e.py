@@ -34,6 +34,7 @@ from tests.standins.k8s_standin import (
     K8sStandIn,
     Kubectl,
     KubectlTerminal,
+    gateway_options,
     write_kubeconfig,
 )
 from tests.support import tokens
@@ -58,19 +59,7 @@ def gw(
     cluster: K8sStandIn,
 ) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "k8s-streams",
-            targets=[{
-                "name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
-                "environment": "prod",
-                "k8s": {"namespace_labels": {"prod": {"environment": "production"},
-                                             "staging": {"environment": "staging"}},
-                        "upstream": cluster.url},
-                "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
-            }],
-            routes=[{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
-                     "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
-            clusters={"k8s": int(cluster.url.rsplit(":", 1)[1])},
-            tls=(tls.cert, tls.key), kube={},
-            env={"CLUSTER_TOKEN": CLUSTER_TOKEN},
+            **gateway_options(cluster, CLUSTER_TOKEN), tls=(tls.cert, tls.key),
     ) as running:
         yield running
 

@@ -639,6 +639,27 @@ class _Handler(BaseHTTPRequestHandler):
 # -- kubectl ------------------------------------------------------------------------
 
 
+def gateway_options(cluster: K8sStandIn, token: str) -> dict[str, Any]:
+    """What a test gateway (tests/support/gateway.py) needs to front `cluster` as the
+    target `cluster` of protocol k8s: its namespaces `prod` (production) and `staging`,
+    Envoy's route and cluster to tollgate's front, and `token` as the target's credential
+    (from the environment, never the agent's). TLS and settings are the caller's."""
+    return {
+        "targets": [{
+            "name": "cluster", "match": {"route": "k8s"}, "protocol": "k8s",
+            "environment": "prod",
+            "k8s": {"namespace_labels": {"prod": {"environment": "production"},
+                                         "staging": {"environment": "staging"}},
+                    "upstream": cluster.url},
+            "credential": {"type": "bearer", "from_env": "CLUSTER_TOKEN"},
+        }],
+        "routes": [{"name": "k8s", "match": {"prefix": "/"}, "route": {"cluster": "k8s"},
+                    "metadata": {"filter_metadata": {"tollgate": {"protocol": "k8s"}}}}],
+        "clusters": {"k8s": int(cluster.url.rsplit(":", 1)[1])},
+        "kube": {}, "env": {"CLUSTER_TOKEN": token},
+    }
+
+
 def write_kubeconfig(path: Path, server: str, token: str, ca: Path | None = None) -> Path:
     """A kubeconfig with one cluster (`server`, trusting `ca`), one user (bearer `token`)."""
     cluster: dict[str, str] = {"server": server}
