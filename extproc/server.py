@@ -34,6 +34,7 @@ from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
 from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.alerts import Alerts
+from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
 from extproc.kube.front import Front as KubeFront
@@ -149,18 +150,19 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         tracker, alerts = await open_activity(config, recorder, holds, opened)
         server = grpc.aio.server()
         egress = open_egress(config, proxy_verifier, recorder, holds, server, opened)
-        servicer = ExtProcServicer(config, engine, telemetry, credentials, masker, recorder,
-                                   holds, StoredPins(holds), tracker, alerts, egress,
+        # The one pipeline every front drives (exchange/act.py): built here, once.
+        pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
+                            StoredPins(holds), tracker, alerts)
+        servicer = ExtProcServicer(config, pipeline, egress,
                                    McpSessions(holds.store.store, alerts))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
         fronts = [f for f in (
-            await start_postgres(config, postgres, worker, servicer, credentials, masker,
+            await start_postgres(config, postgres, worker, pipeline,
                                  SessionKeys(holds.store.store, "postgres")),
-            await start_mysql(config, mysql, worker, servicer, credentials, masker,
+            await start_mysql(config, mysql, worker, pipeline,
                               SessionKeys(holds.store.store, "mysql")),
-            await start_ssh(config, ssh, worker, servicer, masker, holds.store.store),
-            await start_kube(config, kube, worker, servicer, credentials, masker,
-                             holds.store.store),
+            await start_ssh(config, ssh, worker, pipeline, holds.store.store),
+            await start_kube(config, kube, worker, pipeline, holds.store.store),
         ) if f is not None]
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -220,16 +222,14 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
 
 async def start_postgres(
     config: Config, postgres: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
-    servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
-    keys: SessionKeys,
+    pipeline: Pipeline, keys: SessionKeys,
 ) -> PostgresFront | None:
-    """The PostgreSQL front, listening, driving the HTTP front's pipeline, its cancel
-    keys shared through the store (None: no postgres target)."""
+    """The PostgreSQL front, listening, its cancel keys shared through the store (None:
+    no postgres target)."""
     if postgres is None or config.postgres is None:
         return None
-    front = PostgresFront(config.postgres, worker, servicer.pipeline, postgres[0],
-                          credentials, masker, config.targets, postgres[1], config.resolve,
-                          keys)
+    front = PostgresFront(config.postgres, worker, pipeline, postgres[0], config.targets,
+                          postgres[1], config.resolve, keys)
     try:
         await front.start()
     except OSError as exc:
@@ -239,15 +239,14 @@ async def start_postgres(
 
 async def start_mysql(
     config: Config, mysql: tuple[Verifier, ssl.SSLContext | None] | None, worker: int,
-    servicer: ExtProcServicer, credentials: CredentialStore, masker: Masker,
-    keys: SessionKeys,
+    pipeline: Pipeline, keys: SessionKeys,
 ) -> MysqlFront | None:
-    """The MySQL front, listening, driving the HTTP front's pipeline, its connection ids
-    shared through the store (None: no mysql target)."""
+    """The MySQL front, listening, its connection ids shared through the store (None:
+    no mysql target)."""
     if mysql is None or config.mysql is None:
         return None
-    front = MysqlFront(config.mysql, worker, servicer.pipeline, mysql[0], credentials,
-                       masker, config.targets, mysql[1], config.resolve, keys)
+    front = MysqlFront(config.mysql, worker, pipeline, mysql[0], config.targets, mysql[1],
+                       config.resolve, keys)
     try:
         await front.start()
     except OSError as exc:
@@ -256,14 +255,12 @@ async def start_mysql(
 
 
 async def start_ssh(config: Config, ssh: SshSettings | None, worker: int,
-                    servicer: ExtProcServicer, masker: Masker,
-                    store: AsyncStore) -> SshFront | None:
-    """The SSH front, listening, driving the HTTP front's pipeline (None: no ssh target)."""
+                    pipeline: Pipeline, store: AsyncStore) -> SshFront | None:
+    """The SSH front, listening (None: no ssh target)."""
     if ssh is None or config.ssh is None:
         return None
-    front = SshFront(config.ssh, worker, servicer.pipeline, ssh.verifier, masker,
-                     config.targets, ssh.host_key, ssh.keys, ssh.ca,
-                     TerminalRecordings(store))
+    front = SshFront(config.ssh, worker, pipeline, ssh.verifier, config.targets,
+                     ssh.host_key, ssh.keys, ssh.ca, TerminalRecordings(store))
     try:
         await front.start()
     except OSError as exc:
@@ -282,13 +279,12 @@ def kube_verifier(config: Config, verifier: Verifier | None) -> Verifier | None:
 
 
 async def start_kube(config: Config, verifier: Verifier | None, worker: int,
-                     servicer: ExtProcServicer, credentials: CredentialStore,
-                     masker: Masker, store: AsyncStore) -> KubeFront | None:
+                     pipeline: Pipeline, store: AsyncStore) -> KubeFront | None:
     """The Kubernetes stream front, listening (None: nothing to stream)."""
     if verifier is None or config.kube is None:
         return None
-    front = KubeFront(config.kube, worker, servicer.pipeline, verifier, masker,
-                      config.targets, credentials, TerminalRecordings(store), config.resolve)
+    front = KubeFront(config.kube, worker, pipeline, verifier, config.targets,
+                      TerminalRecordings(store), config.resolve)
     try:
         await front.start()
     except OSError as exc:

@@ -53,6 +53,7 @@ from extproc.credentials import CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.egress.seen import Seen
 from extproc.exchange.alerts import Alerts
+from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.masking.catalog import BY_NAME
@@ -685,9 +686,9 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
         recorder.observers.append(tracker.observe)
         alerts = Alerts(cfg.alerts, None, holds.store.store, recorder, tracker)
         seen = Seen(holds.store.store)
-        ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
+        ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(cfg, Pipeline(
             cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder, holds,
-            StoredPins(holds), tracker, alerts, EgressProxy(verifier, cfg.targets, seen),
+            StoredPins(holds), tracker, alerts), EgressProxy(verifier, cfg.targets, seen),
         ), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()

@@ -18,8 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from extproc.codecs.refusal import BadInput
-from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.state import Exchange
+from extproc.exchange.act import Act
 
 # Settings whose change is a change of who runs the session: PostgreSQL's role and
 # session_authorization (SET, RESET, set_config), MySQL's role (SET ROLE, SET DEFAULT
@@ -33,14 +32,13 @@ _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d"
 _NOT_NAMES = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|(?<!@)@[\w$.]+")
 
 
-async def login_role(pipeline: Pipeline, exchange: Exchange,
-                     roles: Sequence[str]) -> str | None:
+async def login_role(act: Act, roles: Sequence[str]) -> str | None:
     """The login's decision and the role it names, one of `roles`; None where the target
     lists none (the session runs as the gateway's account). BadInput when the policy
     refuses or holds the login (a login cannot wait for a human), or names no role, or
     one the target does not list."""
-    exchange.response_mode = "body"  # a login returns nothing to mask
-    decision = await pipeline.decide(exchange, "request")
+    act.exchange.response_mode = "body"  # a login returns nothing to mask
+    decision = await act.decide()
     if decision.action != "allow":
         verb = "holds" if decision.action == "hold" else "refuses"
         reasons = "; ".join(decision.reasons) or "no reason given"

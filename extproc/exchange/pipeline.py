@@ -2,9 +2,9 @@
 
     open ─► admit ─► interpret ─► decide ─► [hold] ─► forward ─► decide the response ─► record
 
-A front (extproc/http/front.py for Envoy's HTTP ext_proc) reads its wire and calls
-these in order; the pipeline decides, holds, injects credentials and records, and
-raises BadInput for anything it will not pass. It fails closed: a policy engine that
+Fronts drive them through an Act (act.py), one per exchange; the pipeline decides,
+holds, injects credentials and records, and raises BadInput for anything it will not
+pass. It fails closed: a policy engine that
 cannot answer denies (unless the target fails open), a mask that cannot be applied
 denies, an approvals store that cannot answer refuses the hold.
 """
@@ -12,23 +12,20 @@ denies, an approvals store that cannot answer refuses the hold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from opentelemetry.trace import Status, StatusCode
-
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
 from extproc.codecs.refusal import BadInput
 from extproc.config import Config, Target
 from extproc.credentials import Injection
+from extproc.exchange.act import Act
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
-from extproc.exchange.recorded import Admission
-from extproc.exchange.state import Answer, Exchange, approved
+from extproc.exchange.state import Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolPins
@@ -37,7 +34,7 @@ from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR
 from extproc.policy.input import InputEncoder
-from extproc.recording import Evidence, RecordingQuota, RecordingUnavailable
+from extproc.recording import Evidence
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
@@ -86,12 +83,13 @@ class Pipeline:
         """The target a request is routed to, by Envoy's route name, else its cluster's."""
         return self._by_route.get(route or "") or self._by_cluster.get(cluster or "")
 
-    def open(self, name: str, headers: dict[str, str], attributes: dict[str, Any],
-             target: Target | None, claims: dict[str, Any] | None,
-             source: str | None = None) -> Exchange:
-        """The exchange's state and span: who acts (from the claims the front verified,
-        from `source`, the client's address when the front knows it), to which target.
-        Nothing is refused yet: `admit` does that, under the span."""
+    def act(self, name: str, headers: dict[str, str], attributes: dict[str, Any],
+            target: Target | None, claims: dict[str, Any] | None,
+            source: str | None = None) -> Act:
+        """A front's act (act.py): its exchange's state and span, who acts (from the
+        claims the front verified, from `source`, the client's address when the front
+        knows it), to which target. Nothing is refused yet: `Act.admit` does that,
+        under the span."""
         identity = identity_of(claims, self._identity)
         span = self._telemetry.start_exchange(name, headers,
                                               {**attributes, **span_attributes(identity)})
@@ -106,7 +104,15 @@ class Pipeline:
             exchange.interpreter = self._interpreters[target.name]
             exchange.encoder = self._encoders[target.name]
             evidence.meaning_key = getattr(exchange.interpreter, "key", None)
-        return exchange
+        return Act(self, exchange)
+
+    @staticmethod
+    def identified(exchange: Exchange, target: str = "(none)", anonymous: bool = False) -> None:
+        """BadInput (401) unless the exchange's claims name an identity (`target`: the
+        target named in the refusal; `anonymous`: whether it lets anyone in)."""
+        unidentified = refusal(exchange.claims, exchange.identity, target, anonymous)
+        if unidentified is not None:
+            raise BadInput(401, "unauthenticated", unidentified)
 
     @staticmethod
     def admit(exchange: Exchange, detail: str) -> Target:
@@ -117,42 +123,8 @@ class Pipeline:
             raise BadInput(404, "unknown_target", f"no target matches {detail}")
         # No token: Envoy's jwt_authn refuses it first, and reaching here means a route
         # without the filter's requirement: refuse rather than trust it.
-        unidentified = refusal(exchange.claims, exchange.identity, target.name,
-                               target.anonymous)
-        if unidentified is not None:
-            raise BadInput(401, "unauthenticated", unidentified)
+        Pipeline.identified(exchange, target.name, target.anonymous)
         return target
-
-    def refuse_recorded(self, exchange: Exchange, admission: Admission,
-                        bad: BadInput) -> Answer:
-        """An exchange refused before any decision (bad input, a login that cannot be
-        identified), recorded when the record admits it: the refusal still goes out."""
-        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            admission()
-        answer = exchange.refuse(bad)
-        exchange.outcome["tollgate.outcome"] = bad.message  # the record's outcome.detail
-        self.finished(exchange, admission)
-        return answer
-
-    def finished(self, exchange: Exchange, admission: Admission) -> None:
-        """The exchange ends: its span, and its record when the record admitted it."""
-        evidence = exchange.finish()
-        if admission.admitted:
-            self.recorder.submit(evidence, exchange.who)
-
-    def command_answered(self, exchange: Exchange, admission: Admission, started: float,
-                         headers: dict[str, str], sample: bytes) -> None:
-        """A database session's command ends, its answer gone by (or refused): what it
-        returned as the record's response (`headers`: its summary; `sample`: its rows as
-        NDJSON, masked as delivered), how long the server took since `started`
-        (perf_counter), then `finished`."""
-        exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
-        exchange.evidence.response = exchange.response = {
-            "status": 0, "headers": headers, "body": None}
-        if sample:
-            exchange.evidence.response_type = "application/x-ndjson"
-            exchange.delivered(sample, exchange.mask)
-        self.finished(exchange, admission)
 
     async def interpret(self, exchange: Exchange, size: int) -> None:
         """What the request means (`size`: the bytes its interpreter reads)."""
@@ -260,6 +232,10 @@ class Pipeline:
         assert target is not None
         if target.record == "strict":
             await self.recorder.commit(exchange.strict_record(), exchange.who)
+        return self.credential(target)
+
+    def credential(self, target: Target) -> Injection:
+        """The target's credential, what its upstream is reached with."""
         return self._credentials.injection(target.name)
 
 
@@ -284,22 +260,6 @@ def approval_refusal(approval: Any, approve_url: str | None) -> BadInput:
     if state == "denied":
         return BadInput(403, "approval_denied", message, details=details)
     return BadInput(403, "approval_required", message, details=details, action="hold")
-
-
-def failure(exchange: Exchange, exc: Exception, what: str) -> Answer:
-    """Any failure of a front's exchange as its refusal, the answer failing closed: the
-    record's queue full or the identity's share spent, bad input, or an error of
-    tollgate's own (logged; `what` the exchange was: "statement", "request")."""
-    if isinstance(exc, RecordingQuota):
-        return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
-    if isinstance(exc, RecordingUnavailable):
-        return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
-    if isinstance(exc, BadInput):
-        return exchange.refuse(exc)
-    log.error("trace %s: %s failed", exchange.trace_id, what, exc_info=exc)
-    exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
-    return exchange.refuse(BadInput(500, "internal_error",
-                                    f"tollgate could not process this {what}"))
 
 
 def _held_again(exchange: Exchange, held: Decision) -> Decision:

@@ -22,7 +22,6 @@ from typing import Any
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
-from opentelemetry.trace import Status, StatusCode
 
 from extproc.codecs.message import (
     check_declared_length,
@@ -33,20 +32,16 @@ from extproc.codecs.message import (
 from extproc.codecs.refusal import BadInput
 from extproc.config import Config
 from extproc.egress.proxy import EgressProxy, Outbound
+from extproc.exchange.act import Act
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
-from extproc.exchange.recorded import recorded
 from extproc.exchange.state import Answer, Exchange
 from extproc.http import wire
 from extproc.http.answers import handler_for
 from extproc.http.mcp_sessions import McpSessions
 from extproc.http.responses import ResponseHandler, ResponseWire
-from extproc.interpret.mcp import ToolPins
-from extproc.masking import Masker
 from extproc.masking.body import mask_body
-from extproc.policy import Decision, PolicyEngine
-from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
-from extproc.telemetry import Telemetry
+from extproc.policy import Decision
+from extproc.recording import BodyCapture
 
 log = logging.getLogger("tollgate.exchange")
 
@@ -74,15 +69,12 @@ _UNRELAYED_STREAM = BadInput(
     "KUBECTL_PORT_FORWARD_WEBSOCKETS)")
 
 class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
-    def __init__(
-        self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
-        credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
-        pins: ToolPins | None = None, activity: Activity | None = None,
-        alerts: Alerts | None = None, egress: EgressProxy | None = None,
-        sessions: McpSessions | None = None,
-    ) -> None:
-        self._pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder,
-                                  holds, pins, activity, alerts)
+    """Envoy's ext_proc service, driving the process's pipeline (built by the server,
+    shared with every other front)."""
+
+    def __init__(self, config: Config, pipeline: Pipeline, egress: EgressProxy | None = None,
+                 sessions: McpSessions | None = None) -> None:
+        self._pipeline = pipeline
         # Who opened each MCP session (None: sessions are not bound, as in unit tests).
         self._sessions = sessions
         # Requests through the egress listener (None: no egress target).
@@ -93,11 +85,6 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             *config.policy.sensitive_headers,
             *(t.credential.header_name for t in config.targets if t.credential),
         ]))
-
-    @property
-    def pipeline(self) -> Pipeline:
-        """The exchange pipeline, which the process's other fronts drive too."""
-        return self._pipeline
 
     async def Process(
         self, requests: AsyncIterator[ProcessingRequest], context: grpc.aio.ServicerContext
@@ -120,28 +107,29 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             # a target of its own.
             outbound = await self._egress.read(target, headers)
             target, claims = outbound.target, outbound.claims
-        exchange = self._pipeline.open(
+        with self._pipeline.act(
             f"tollgate {headers.get(':method', '')} {target.name if target else 'unknown'}",
             headers, _request_attributes(headers, target.name if target else "unknown"),
-            target, claims, wire.source_address(first))
-        with recorded(self._pipeline.recorder, exchange.who, exchange.finish) as admit:
+            target, claims, wire.source_address(first),
+        ) as act:
             try:
                 # A place in the record's queue first: what cannot be recorded does not pass.
-                admit()
+                act.admit()
                 if outbound is not None and self._egress is not None:
-                    await self._egress.read_destination(exchange, outbound)
-                self._pipeline.admit(exchange, f"route {route!r} or cluster {cluster!r}")
-                async for answer in self._exchange(exchange, first, messages, outbound):
+                    await self._egress.read_destination(act.exchange, outbound)
+                act.check(f"route {route!r} or cluster {cluster!r}")
+                async for answer in self._exchange(act, first, messages, outbound):
                     yield answer
             except Exception as exc:  # every failure is answered: fail closed
-                refused = _refusal(exchange, exc)
+                refused = _refusal(act, exc)
                 if refused is not None:
                     yield _refusal_answer(refused, outbound)
 
-    async def _exchange(self, exchange: Exchange, first: ProcessingRequest,
+    async def _exchange(self, act: Act, first: ProcessingRequest,
                         messages: wire.Messages, outbound: Outbound | None
                         ) -> AsyncIterator[ProcessingResponse]:
-        pipeline, headers = self._pipeline, exchange.evidence.headers
+        exchange = act.exchange
+        headers = exchange.evidence.headers
         target = exchange.target
         assert target is not None
         exchange.request = exchange.evidence.request = request_view(headers, self._sensitive)
@@ -165,16 +153,16 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             body = await _body_by_deadline(messages, target.inspect.body_seconds)
             exchange.evidence.request_body = BodyCapture.of(body, exchange.record_limit)
             exchange.request["body"] = decode_request_body(headers, body)
-        unknown = await self._interpret(exchange, len(body) + len(headers.get(":path", "")))
+        unknown = await self._interpret(act, len(body) + len(headers.get(":path", "")))
         if unknown is not None:
             yield unknown
             return
 
-        decision = await self._decide_request(exchange, outbound)
+        decision = await self._decide_request(act, outbound)
         refused: Answer | None = None
         try:
             if decision.action == "hold":  # waits here for a human (or a grant)
-                async for seconds in pipeline.hold(exchange, decision):
+                async for seconds in act.hold(decision):
                     yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
         except BadInput as bad:  # the hold's refusal: not approved (in time)
             refused = exchange.refuse(bad)
@@ -191,10 +179,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         else:
             # Allowed: an LLM's prompt is masked when the policy asks; the record keeps
             # the body as it went upstream.
-            prompt = self._masked_prompt(exchange, body) if wants_body else None
+            prompt = _masked_prompt(act, body) if wants_body else None
             if prompt is not None:
                 exchange.evidence.request_body = BodyCapture.of(prompt, exchange.record_limit)
-        injection = await pipeline.forward(exchange)
+        injection = await act.forward()
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"
         # The upstream continues tollgate's span, not the agent's.
@@ -207,17 +195,18 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         else:
             yield wire.continue_request_headers(exchange.trace_id, mode, injection, reads_body,
                                                 traceparent, metadata)
-        async for answer in self._response(exchange, handler, messages, forwarded):
+        async for answer in self._response(act, handler, messages, forwarded):
             yield answer
 
     def _mcp_sessions(self, exchange: Exchange) -> McpSessions | None:
         target = exchange.target
         return self._sessions if target is not None and target.protocol == "mcp" else None
 
-    async def _interpret(self, exchange: Exchange, size: int) -> ProcessingResponse | None:
+    async def _interpret(self, act: Act, size: int) -> ProcessingResponse | None:
         """Read what the request means; then, on an MCP target, whether it may use the
         session it names: None, else the server's own not-found (before any decision)."""
-        await self._pipeline.interpret(exchange, size)
+        await act.read(size)
+        exchange = act.exchange
         sessions = self._mcp_sessions(exchange)
         unknown = await sessions.check(exchange) if sessions is not None else None
         if unknown is None:
@@ -225,13 +214,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         return wire.immediate_bytes(unknown.status, unknown.body, exchange.trace_id,
                                     unknown.error, unknown.headers)
 
-    async def _response(self, exchange: Exchange, handler: ResponseHandler | None,
+    async def _response(self, act: Act, handler: ResponseHandler | None,
                         messages: wire.Messages, forwarded: float
                         ) -> AsyncIterator[ProcessingResponse]:
         """The upstream's answer, as the request's handler reads it (None: it is not
         read); an MCP session it opens is bound first, before its id goes on."""
         if handler is None:
             return
+        exchange = act.exchange
         sessions = self._mcp_sessions(exchange)
         reply = await messages.expect("response_headers")
         response_headers = wire.headers_of(reply.response_headers)
@@ -244,31 +234,33 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         if sessions is not None:
             await sessions.answered(exchange, status, response_headers)
             response = sessions.watched(exchange, status, response)
-        async for answer in handler.run(self._pipeline, exchange, response):
+        async for answer in handler.run(act, response):
             yield answer
 
-    async def _decide_request(self, exchange: Exchange, outbound: Outbound | None) -> Decision:
+    async def _decide_request(self, act: Act, outbound: Outbound | None) -> Decision:
         """The request's decision. Through the egress proxy, a name is decided on first
         and looked up only if that does not refuse it; then decided on with its
         addresses (both decisions are in the record)."""
-        decision = await self._pipeline.decide(exchange, "request")
+        decision = await act.decide()
         if outbound is not None and self._egress is not None and decision.action != "deny" \
-                and exchange.context["resolution"]["status"] == "pending":
-            await self._egress.resolve(exchange, outbound)
-            decision = await self._pipeline.decide(exchange, "request")
+                and act.exchange.context["resolution"]["status"] == "pending":
+            await self._egress.resolve(act.exchange, outbound)
+            decision = await act.decide()
         return decision
 
-    def _masked_prompt(self, exchange: Exchange, body: bytes) -> bytes | None:
-        """An LLM target's request body masked as the policy asks (None: unchanged)."""
-        target, request, mask = exchange.target, exchange.request, exchange.mask
-        if target is None or target.protocol != "llm" or request is None or mask is None:
-            return None
-        content_type = request["headers"].get("content-type", "")
-        masked, counts = mask_body(self._pipeline.masker, mask, content_type, body)
-        if not counts:
-            return None
-        exchange.record_masking(counts, "request")
-        return masked
+
+def _masked_prompt(act: Act, body: bytes) -> bytes | None:
+    """An LLM target's request body masked as the policy asks (None: unchanged)."""
+    exchange = act.exchange
+    target, request, mask = exchange.target, exchange.request, exchange.mask
+    if target is None or target.protocol != "llm" or request is None or mask is None:
+        return None
+    content_type = request["headers"].get("content-type", "")
+    masked, counts = mask_body(act.masker, mask, content_type, body)
+    if not counts:
+        return None
+    act.counted(counts, "request")
+    return masked
 
 
 async def _body_by_deadline(messages: wire.Messages, seconds: float) -> bytes:
@@ -281,27 +273,17 @@ async def _body_by_deadline(messages: wire.Messages, seconds: float) -> bytes:
                        f"{seconds:g} s of its headers (inspect.body_seconds)") from None
 
 
-def _refusal(exchange: Exchange, exc: Exception) -> Answer | None:
+def _refusal(act: Act, exc: Exception) -> Answer | None:
     """What an exchange that failed answers (None: nobody is left to answer)."""
-    trace_id = exchange.trace_id
+    exchange = act.exchange
     if isinstance(exc, wire.StreamEnded):
         # The client went away, or Envoy refused the body itself (over its buffer limit).
         exchange.outcome["tollgate.outcome"] = "stream_ended"
         return None
-    if isinstance(exc, RecordingQuota):
-        return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
-    if isinstance(exc, RecordingUnavailable):
-        log.error("trace %s: refused: %s", trace_id, exc)
-        return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
-    if isinstance(exc, BadInput):
-        return exchange.refuse(exc)
     if isinstance(exc, wire.OutOfOrder):
-        log.error("trace %s: %s", trace_id, exc)
+        log.error("trace %s: %s", exchange.trace_id, exc)
         return exchange.refuse(BadInput(500, "internal_error", str(exc)))
-    log.error("trace %s: exchange failed", trace_id, exc_info=exc)
-    exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
-    return exchange.refuse(BadInput(500, "internal_error",
-                                    "tollgate could not process this request"))
+    return act.refusal(exc)
 
 
 def _refusal_answer(answer: Answer, outbound: Outbound | None) -> ProcessingResponse:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, cast
 from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, decode_response_body
 from extproc.codecs.refusal import BadInput
-from extproc.exchange.pipeline import Pipeline, off_loop
+from extproc.exchange.act import Act
+from extproc.exchange.pipeline import off_loop
 from extproc.exchange.state import Exchange
 from extproc.http.responses import (
     Mode,
@@ -49,15 +50,14 @@ class ModelAnswer:
 
     mode: Mode = "duplex"
 
-    async def run(self, pipeline: Pipeline, exchange: Exchange,
-                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    async def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
         answered = (self._whole if not is_event_stream(response.headers)
-                    else self._streamed)(pipeline, exchange, response)
+                    else self._streamed)(act, response)
         async for answer in answered:
             yield answer
 
-    async def _whole(self, pipeline: Pipeline, exchange: Exchange,
-                     response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    async def _whole(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        exchange = act.exchange
         target, headers = exchange.target, response.headers
         assert target is not None and exchange.response is not None
         raw = b"" if response.ends else await gathered(response, target.inspect)
@@ -71,13 +71,13 @@ class ModelAnswer:
         exchange.response["body"] = body
         answer_attributes(body, exchange.outcome)
         exchange.interpret(meaning)
-        decision = await pipeline.decide(exchange, "response")
+        decision = await act.decide("response")
         out = raw if content is None else content
         if decision.action != "allow":
             yield response.refuse(exchange.refuse_response(decision, out))
             return
         if content is not None and exchange.mask is not None:
-            out = masked_as_asked(pipeline, exchange, headers, content)
+            out = masked_as_asked(act, headers, content)
         if response.ends:
             yield response.proceed()
             return
@@ -86,14 +86,14 @@ class ModelAnswer:
         for answer in response.send(out, True):
             yield answer
 
-    async def _streamed(self, pipeline: Pipeline, exchange: Exchange,
-                        response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    async def _streamed(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        exchange = act.exchange
         if content_encoding(response.headers) != "identity":
             raise BadInput(502, "unreadable_encoding",
                            "a compressed event stream cannot be read as it flows; it is refused")
         stream = _llm(exchange).stream()
         spec = exchange.mask
-        masking = EventMasking(pipeline.masker, spec) if spec is not None else None
+        masking = EventMasking(act.masker, spec) if spec is not None else None
         held: list[bytes] = []  # from the first tool-call delta on
         headers_sent, ends = False, response.ends
         delivered = exchange.delivering()
@@ -114,7 +114,7 @@ class ModelAnswer:
                 headers_sent = True
         exchange.interpret(await off_loop(received.size, _llm(exchange).streamed, exchange.meaning,
                                           stream))
-        decision = await pipeline.decide(exchange, "response")
+        decision = await act.decide("response")
         if masking is not None:
             exchange.record_masking(masking.counts)
         if decision.action != "allow":

@@ -38,8 +38,7 @@ from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, parse_json
 from extproc.codecs.refusal import BadInput
 from extproc.codecs.sse import EventSplitter, event_of, fields
-from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.state import Exchange
+from extproc.exchange.act import Act
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
 from extproc.interpret import mcp
 
@@ -52,9 +51,8 @@ log = logging.getLogger("tollgate.mcp")
 class McpAnswer:
     mode: Mode = "body"
 
-    def run(self, pipeline: Pipeline, exchange: Exchange,
-            response: ResponseWire[Out]) -> AsyncIterator[Out]:
-        return by_shape(pipeline, exchange, response, _streamed, _whole)
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        return by_shape(act, response, _streamed, _whole)
 
 
 ANSWER = McpAnswer()
@@ -138,8 +136,9 @@ class _Reader:
     """One answer's messages, as the client gets them; what was hidden, changed, refused,
     dropped and masked, for the span and the record once the answer ends."""
 
-    def __init__(self, pipeline: Pipeline, exchange: Exchange) -> None:
-        self._pipeline, self._exchange = pipeline, exchange
+    def __init__(self, act: Act) -> None:
+        exchange = act.exchange
+        self._act, self._exchange = act, act.exchange
         interpreter = exchange.interpreter
         assert interpreter is not None and exchange.target is not None
         self._mcp: Mcp = interpreter  # type: ignore[assignment]
@@ -342,8 +341,8 @@ class _Reader:
             pin = found[name]
             if pin["status"] == "changed":
                 self.changed.append(name)
-            decision = await self._pipeline.probe(
-                exchange, "request", self._mcp.probe(exchange.meaning, name, declared, pin))
+            decision = await self._act.probe(
+                "request", self._mcp.probe(exchange.meaning, name, declared, pin))
             if decision.action == "deny":
                 self.hidden.append(name)
             else:
@@ -359,7 +358,7 @@ class _Reader:
         asked = exchange.meaning or {}
         meaning = mcp.message_reading(message, asked.get("transport", "streamable-http"),
                                       "server", asked.get("session"))
-        decision = await self._pipeline.probe(exchange, "response", meaning)
+        decision = await self._act.probe("response", meaning)
         method = str(message.get("method"))
         exchange.span.add_event("tollgate.mcp.server_request", {
             "tollgate.mcp.method": method, "tollgate.decision.action": decision.action,
@@ -396,7 +395,7 @@ class _Reader:
         decoded, binary = _decoded_blobs(read)
         if binary is not None:
             return self._unmaskable(message, binary)
-        masked, counts = self._pipeline.masker.mask_json(decoded, spec)
+        masked, counts = self._act.masker.mask_json(decoded, spec)
         if not counts and decoded is read:
             return message
         self._masked += counts
@@ -420,13 +419,14 @@ class _Reader:
         spec = self._exchange.mask
         if spec is None:
             return raw
-        text, counts = self._pipeline.masker.mask_text(raw.decode("utf-8", "replace"), spec)
+        text, counts = self._act.masker.mask_text(raw.decode("utf-8", "replace"), spec)
         self._masked += counts
         return text.encode()
 
 
-async def _whole(pipeline: Pipeline, exchange: Exchange,
+async def _whole(act: Act,
                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    exchange = act.exchange
     target, headers = exchange.target, response.headers
     assert target is not None
     yield response.proceed()
@@ -436,7 +436,7 @@ async def _whole(pipeline: Pipeline, exchange: Exchange,
         exchange.delivered(raw)
         yield response.keep_body()
         return
-    reader = _Reader(pipeline, exchange)
+    reader = _Reader(act)
     if (exchange.meaning or {}).get("transport") == "sse":
         reader.expected()  # its answer comes on the session's GET stream
     try:
@@ -455,13 +455,13 @@ async def _whole(pipeline: Pipeline, exchange: Exchange,
     yield response.replace_body(out) if out is not raw else response.keep_body()
 
 
-async def _streamed(pipeline: Pipeline, exchange: Exchange,
-                    response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _streamed(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    exchange = act.exchange
     if content_encoding(response.headers) != "identity":
         raise BadInput(502, "unreadable_encoding",
                        "a compressed event stream cannot be read as it flows; it is refused")
     yield response.stream_through()
-    reader = _Reader(pipeline, exchange)
+    reader = _Reader(act)
     events = EventSplitter()
     delivered = exchange.delivering()
     aside = reader.awaiting()

@@ -16,8 +16,8 @@ from typing import Literal, Protocol, TypeVar
 from extproc.codecs.message import content_encoding, decode_response_body, decoded_content
 from extproc.codecs.refusal import BadInput
 from extproc.config import Inspect, Target
-from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.state import Answer, Exchange
+from extproc.exchange.act import Act
+from extproc.exchange.state import Answer
 from extproc.masking.body import ByteStream, is_event_stream, mask_body
 
 Out = TypeVar("Out")
@@ -81,8 +81,7 @@ class ResponseHandler(Protocol):
     """What the front asks its peer for: the response headers; the body too (buffered,
     or streamed on request); or the body streamed while the headers wait (duplex)."""
 
-    def run(self, pipeline: Pipeline, exchange: Exchange,
-            response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
         ...
 
 
@@ -91,9 +90,9 @@ class Headers:
 
     mode: Mode = "headers"
 
-    async def run(self, pipeline: Pipeline, exchange: Exchange,
-                  response: ResponseWire[Out]) -> AsyncIterator[Out]:
-        decision = await pipeline.decide(exchange, "response")
+    async def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        exchange = act.exchange
+        decision = await act.decide("response")
         if decision.action != "allow":
             yield response.refuse(exchange.refuse_response(decision))
             return
@@ -106,43 +105,42 @@ class Body:
 
     mode: Mode = "body"
 
-    def run(self, pipeline: Pipeline, exchange: Exchange,
-            response: ResponseWire[Out]) -> AsyncIterator[Out]:
-        return by_shape(pipeline, exchange, response, _event_stream, _buffered)
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        return by_shape(act, response, _event_stream, _buffered)
 
 
 HEADERS, BODY = Headers(), Body()
 
-Handle = Callable[[Pipeline, Exchange, ResponseWire[Out]], AsyncIterator[Out]]
+Handle = Callable[[Act, ResponseWire[Out]], AsyncIterator[Out]]
 
 
-def by_shape(pipeline: Pipeline, exchange: Exchange, response: ResponseWire[Out],
+def by_shape(act: Act, response: ResponseWire[Out],
              streamed: Handle[Out], whole: Handle[Out]) -> AsyncIterator[Out]:
     """A body's handling by its shape: the headers alone when there is none, `streamed`
     for an event stream, `whole` for the rest."""
     if response.ends:
-        return HEADERS.run(pipeline, exchange, response)
+        return HEADERS.run(act, response)
     if is_event_stream(response.headers):
-        return streamed(pipeline, exchange, response)
-    return whole(pipeline, exchange, response)
+        return streamed(act, response)
+    return whole(act, response)
 
 
-async def _buffered(pipeline: Pipeline, exchange: Exchange,
-                    response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    exchange = act.exchange
     target, headers = exchange.target, response.headers
     assert target is not None and exchange.response is not None
     yield response.proceed()
     raw = await response.body()
     content = readable(target, headers, raw)
     received = raw if content is None else content  # as read, decompressed if it can be
-    if content is not None and pipeline.decides_responses(exchange):
+    if content is not None and act.decides_responses():
         exchange.response["body"] = decode_response_body(headers, content)
-    decision = await pipeline.decide(exchange, "response")
+    decision = await act.decide("response")
     if decision.action != "allow":
         yield response.refuse(exchange.refuse_response(decision, received))
         return
     if content is not None and exchange.mask is not None:
-        masked = masked_as_asked(pipeline, exchange, headers, content)
+        masked = masked_as_asked(act, headers, content)
         exchange.delivered(masked, exchange.mask)
         yield response.replace_body(masked)
         return
@@ -150,12 +148,12 @@ async def _buffered(pipeline: Pipeline, exchange: Exchange,
     yield response.keep_body()
 
 
-async def _event_stream(pipeline: Pipeline, exchange: Exchange,
-                        response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _event_stream(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
     """A stream, decided on its headers, masked chunk by chunk with a held-back tail (so
     a secret cut between chunks is still caught), released as it comes: no whole-stream
     buffer."""
-    decision = await pipeline.decide(exchange, "response")
+    exchange = act.exchange
+    decision = await act.decide("response")
     if decision.action != "allow":
         yield response.refuse(exchange.refuse_response(decision))
         return
@@ -169,7 +167,7 @@ async def _event_stream(pipeline: Pipeline, exchange: Exchange,
         raise BadInput(502, "unreadable_encoding",
                        "a compressed event stream cannot be masked as it flows; it is refused")
     yield response.stream_through()
-    stream = ByteStream(pipeline.masker, spec, events=True)
+    stream = ByteStream(act.masker, spec, events=True)
     delivered = exchange.delivering()
     ends = False
     while not ends:
@@ -183,13 +181,14 @@ async def _event_stream(pipeline: Pipeline, exchange: Exchange,
             yield answer
 
 
-def masked_as_asked(pipeline: Pipeline, exchange: Exchange, headers: dict[str, str],
+def masked_as_asked(act: Act, headers: dict[str, str],
                     content: bytes) -> bytes:
     """A whole response body masked as the exchange's decisions ask (`exchange.mask`),
     what each detector masked counted in its span and record."""
+    exchange = act.exchange
     assert exchange.mask is not None
     masked, counts = mask_body(
-        pipeline.masker, exchange.mask, headers.get("content-type", ""), content)
+        act.masker, exchange.mask, headers.get("content-type", ""), content)
     exchange.record_masking(counts)
     return masked
 

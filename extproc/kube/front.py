@@ -51,13 +51,11 @@ from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs import k8s_channels as ch
 from extproc.codecs.refusal import BadInput
 from extproc.config import KubeFront, Target
-from extproc.credentials import CredentialStore
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer
 from extproc.interpret import Kubernetes
 from extproc.kube.copy import ArchiveRefused, archive_mode
 from extproc.kube.streams import StreamSettings, relay
-from extproc.masking import Masker
 from extproc.recording.terminal import TerminalRecordings
 from extproc.terminal.gate import Door, Gate, Verdict
 
@@ -103,12 +101,11 @@ class Front:
     """One worker's stream listener and the streams it relays."""
 
     def __init__(self, settings: KubeFront, worker: int, pipeline: Pipeline,
-                 verifier: Verifier, masker: Masker, targets: Sequence[Target],
-                 credentials: CredentialStore, recordings: TerminalRecordings,
-                 resolve: Any) -> None:
+                 verifier: Verifier, targets: Sequence[Target],
+                 recordings: TerminalRecordings, resolve: Any) -> None:
         self._settings, self._worker = settings, worker
-        self.pipeline, self.verifier, self.masker = pipeline, verifier, masker
-        self._credentials, self._recordings = credentials, recordings
+        self.pipeline, self.verifier = pipeline, verifier
+        self._recordings = recordings
         self.targets = {t.match.route: t for t in targets
                         if t.protocol == "k8s" and t.match.route}
         self._tls = {t.name: _upstream_tls(t, resolve) for t in self.targets.values()}
@@ -188,7 +185,7 @@ class Front:
         known = (ch.PORT_FORWARD_PROTOCOLS if verb == "portforward" else ch.EXEC_PROTOCOLS)
         offered = [p for p in offer if p in known or (verb == "portforward"
                                                        and p == PORT_FORWARD_TUNNEL)]
-        injection = self._credentials.injection(target.name)
+        injection = verdict.act.credential()
         extra = {injection.header: injection.value.decode()} if injection.header else {}
         uri = target.k8s.upstream.rstrip("/").replace("http", "ws", 1) + request.path
         try:
@@ -201,8 +198,7 @@ class Front:
         except InvalidStatus as exc:  # the API server's own answer: a Status, passed on
             answer = exc.response
             text = answer.body.decode("utf-8", "replace")
-            masked = self.masker.mask_text(text, verdict.exchange.mask)[0] \
-                if verdict.exchange.mask is not None else text
+            masked = verdict.act.mask_text(text, body=None)
             gate.end(verdict, status=answer.status_code,
                      outcome={"tollgate.outcome": f"the API server answered "
                                                   f"{answer.status_code}"})
@@ -275,7 +271,7 @@ class Front:
         self._streams.add(task)
         try:
             await relay(connection, allowed.upstream, allowed.gate, allowed.verdict,
-                        allowed.protocol, allowed.meaning, self.masker, self._recordings,
+                        allowed.protocol, allowed.meaning, allowed.gate.masker, self._recordings,
                         self.stream_settings)
         except Exception:
             log.exception("Kubernetes stream of %s failed", allowed.gate.session_id)

@@ -40,19 +40,15 @@ from typing import Any
 from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import BadInput
 from extproc.config import MysqlFront, Target
+from extproc.exchange.act import Act
 from extproc.exchange.database_roles import login_role
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.ports import Credentials
-from extproc.exchange.recorded import Admission
 from extproc.exchange.session_limits import SessionLimits
-from extproc.exchange.state import Exchange
-from extproc.identity import refusal
-from extproc.masking import Masker
 from extproc.mysql import packets as my
 from extproc.mysql.auth import NATIVE_PASSWORD
 from extproc.mysql.kills import Connections, Kill, is_handover
-from extproc.mysql.login import DB_SYSTEM, Bound, Logins, Opener
+from extproc.mysql.login import DB_SYSTEM, Bound, Logins, opener
 from extproc.mysql.session import Session, refusal_packet
 from extproc.mysql.upstream import (
     Upstream,
@@ -115,13 +111,12 @@ class Front(StreamListener):
     """One worker's MySQL listener: its TLS, its sessions and their connection ids."""
 
     def __init__(self, settings: MysqlFront, worker: int, pipeline: Pipeline,
-                 verifier: Verifier, credentials: Credentials, masker: Masker,
-                 targets: Sequence[Target], tls: ssl.SSLContext | None,
+                 verifier: Verifier, targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
         super().__init__("MySQL", settings.address_of(worker))
         self._settings, self._worker, self._resolve = settings, worker, resolve
         self._pipeline = pipeline
-        self._credentials, self._masker, self._tls = credentials, masker, tls
+        self._tls = tls
         self._targets = {t.match.database: t for t in targets
                          if t.protocol == "mysql" and t.match.database}
         self._offered = _OFFERED | (my.CLIENT_SSL if tls is not None else 0)
@@ -234,23 +229,23 @@ class Front(StreamListener):
         del token
         bound = Bound(target, claims, response.username, database, str(uuid.uuid4()), tls,
                       response.capabilities & self._offered)
-        opener = Opener(self._pipeline, bound)
-        exchange = opener("CONNECT", {**bound.context(), "command": "connect"})
+        act = opener(self._pipeline, bound)("CONNECT", {**bound.context(),
+                                                        "command": "connect"})
+        exchange = act.exchange
         exchange.request = exchange.evidence.request = {
             "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": {},
             "body": None}
-        admission = Admission(self._pipeline.recorder, exchange.who)
         try:
-            upstream = await self._connect(exchange, admission, target, response, problem,
-                                           seq + 1, connection_id)
+            upstream = await self._connect(act, target, response, problem, seq + 1,
+                                           connection_id)
         finally:
-            self._pipeline.finished(exchange, admission)
+            act.end()
         if upstream is not None:
             bound = _set_up(bound, upstream, exchange.decision)
         writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
             capabilities=bound.capabilities)))
-        return Session(self._pipeline, self._masker, self._logins, bound,
+        return Session(self._pipeline, self._logins, bound,
                        self._connections, connection_id, login.reader, writer,
                        my.Framer(self._settings.max_message_bytes), upstream,
                        None if upstream else functools.partial(self._bind, response,
@@ -263,44 +258,42 @@ class Front(StreamListener):
         session's Bound, or the ERR refusing it (session.py, _bind)."""
         target = self._logins.target(database)
         bound = replace(bound, target=target, database=database)
-        exchange = Opener(self._pipeline, bound)("CONNECT", {**bound.context(),
-                                                             "command": "connect"})
+        act = opener(self._pipeline, bound)("CONNECT", {**bound.context(),
+                                                        "command": "connect"})
+        exchange = act.exchange
         exchange.request = exchange.evidence.request = {
             "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": {},
             "body": None}
-        admission = Admission(self._pipeline.recorder, exchange.who)
         try:
-            upstream = await self._connect(exchange, admission, target,
-                                           replace(response, database=database), None, 1,
-                                           connection_id)
+            upstream = await self._connect(act, target, replace(response, database=database),
+                                           None, 1, connection_id)
         except LoginRefused as refused:
             return refused.packet
         finally:
-            self._pipeline.finished(exchange, admission)
+            act.end()
         assert upstream is not None
         return upstream, _set_up(bound, upstream, exchange.decision)
 
-    async def _connect(self, exchange: Exchange, admission: Admission,
-                       target: Target | None, response: my.HandshakeResponse,
+    async def _connect(self, act: Act, target: Target | None,
+                       response: my.HandshakeResponse,
                        problem: str | None, seq: int, connection_id: int) -> Upstream | None:
         """The login's exchange: the token's verdict, then the server reached as the
         gateway's own account (LoginRefused, recorded, when either fails); no server
         for a login naming no database."""
+        exchange = act.exchange
         try:
-            admission()
+            act.admit()
             if problem is not None:
                 raise BadInput(401, "unauthenticated", problem)
             if target is None:
-                unidentified = refusal(exchange.claims, exchange.identity, "(none)", False)
-                if unidentified is not None:
-                    raise BadInput(401, "unauthenticated", unidentified)
+                act.identified()
                 exchange.outcome.update({
                     "tollgate.outcome": "connected: no database (KILL only)",
                     "tollgate.decision.action": "allow"})
                 return None
-            self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            act.check(f"database {target.match.database!r}")
             assert target.mysql is not None
-            role = await login_role(self._pipeline, exchange, target.mysql.roles)
+            role = await login_role(act, target.mysql.roles)
             release = self._limits.take(target.name, exchange.who,
                                         target.mysql.max_sessions_per_identity)
             self._slots[connection_id] = release
@@ -371,12 +364,10 @@ class Front(StreamListener):
     def _refused_login(self, target: Target | None, status: int, error: str, message: str,
                        seq: int = 2, code: tuple[int, str] = (1045, "28000")) -> bytes:
         """A login refused before anyone is identified: recorded, answered with ERR."""
-        exchange = self._pipeline.open(
+        answer = self._pipeline.act(
             f"tollgate mysql LOGIN {target.name if target else 'unknown'}",
-            {":method": "LOGIN", ":path": ""}, dict(DB_SYSTEM), target, None)
-        answer = self._pipeline.refuse_recorded(
-            exchange, Admission(self._pipeline.recorder, exchange.who),
-            BadInput(status, error, message))
+            {":method": "LOGIN", ":path": ""}, dict(DB_SYSTEM), target, None,
+        ).refuse(BadInput(status, error, message))
         return my.encode(seq, my.encode_err(*code, f"tollgate: {message} (trace id "
                                             f"{answer.trace_id})"))
 
@@ -384,7 +375,7 @@ class Front(StreamListener):
         settings = target.mysql
         assert settings is not None
         host, port = settings.address
-        secret = self._credentials.injection(target.name).value
+        secret = self._pipeline.credential(target).value
 
         def resolve(path: Path | None) -> Path | None:
             return None if path is None else self._resolve(path)

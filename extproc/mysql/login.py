@@ -16,8 +16,8 @@ from typing import Any
 
 from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.config import Target
+from extproc.exchange.act import Opener
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.state import Exchange
 from extproc.mysql import packets as my
 from extproc.mysql.auth import CLEAR_PASSWORD
 
@@ -55,26 +55,12 @@ class Bound:
                 "database_role": self.role}
 
 
-class Opener:
-    """Opens the exchanges of one session: its target, identity and session id."""
-
-    def __init__(self, pipeline: Pipeline, bound: Bound,
-                 target: Target | None = None) -> None:
-        self._pipeline, self._claims = pipeline, bound.claims
-        self.target = target or bound.target
-        self._name = name = self.target.name if self.target is not None else "unknown"
-        self._headers = {":method": "", ":path": f"/{bound.database}",
-                         "x-session-id": bound.session_id}
-        self._attributes = {**DB_SYSTEM, "db.namespace": bound.database,
-                            "db.user": bound.user, "tollgate.target": name,
-                            "tollgate.session_id": bound.session_id}
-
-    def __call__(self, method: str, context: dict[str, Any]) -> Exchange:
-        exchange = self._pipeline.open(f"tollgate mysql {method} {self._name}",
-                                       {**self._headers, ":method": method},
-                                       self._attributes, self.target, self._claims)
-        exchange.context = context
-        return exchange
+def opener(pipeline: Pipeline, bound: Bound, target: Target | None = None) -> Opener:
+    """What opens the acts of one session: its target (`target`, else the bound one),
+    identity and session id."""
+    return Opener(pipeline, "mysql", target or bound.target, bound.claims, bound.session_id,
+                  f"/{bound.database}", attributes={
+                      **DB_SYSTEM, "db.namespace": bound.database, "db.user": bound.user})
 
 
 class Logins:

@@ -69,19 +69,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extproc.codecs.refusal import BadInput
+from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
-from extproc.exchange.pipeline import Pipeline, failure
-from extproc.exchange.recorded import Admission
+from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange
 from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
 from extproc.interpret.sql import analyze
 from extproc.interpret.sql.sqlglot_reader import sql_mode_change, within_strings
-from extproc.masking import Masker
 from extproc.mysql import effect
 from extproc.mysql import packets as my
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
-from extproc.mysql.login import Bound, Logins, Opener
+from extproc.mysql.login import Bound, Logins, opener
 from extproc.mysql.results import ResultMasker, error_message, record_sample, unreadable
 from extproc.mysql.statements import LongData, Prepared, Statements
 from extproc.mysql.upstream import (
@@ -187,16 +186,18 @@ class Run:
     """An exchange in flight: a command and its answer (`kill`: a KILL tollgate does,
     and the session it names)."""
 
-    exchange: Exchange
-    admission: Admission
+    act: Act
     rows: int = 0
     results: list[str] = field(default_factory=list)
     sample: bytearray = field(default_factory=bytearray)
     error: str | None = None
-    started: float = field(default_factory=time.perf_counter)
     kill: tuple[Kill, Victim] | None = None
     # A write whose effect the server is to measure before the verdict (effect.py).
     measure: bool = False
+
+    @property
+    def exchange(self) -> Exchange:
+        return self.act.exchange
 
 
 @dataclass(slots=True)
@@ -222,13 +223,16 @@ class Session:
     """A client's commands, decided, and their answers, relayed and masked. `upstream`
     None: a connection that named no database (KILL only)."""
 
-    def __init__(self, pipeline: Pipeline, masker: Masker, logins: Logins, bound: Bound,
+    def __init__(self, pipeline: Pipeline, logins: Logins, bound: Bound,
                  connections: Connections, connection_id: int,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  framer: my.Framer, upstream: Upstream | None,
                  binder: Binder | None = None) -> None:
-        self._pipeline, self._masker, self._logins = pipeline, masker, logins
-        self._bound, self._open = bound, Opener(pipeline, bound)
+        # The pipeline opens the session's acts (again as it is bound to another
+        # identity or database); the masker masks what it relays beside them.
+        self._pipeline, self._logins = pipeline, logins
+        self._bound, self._open = bound, opener(pipeline, bound)
+        self._masker = self._open.masker
         self._connections, self.connection_id = connections, connection_id
         self._reader, self._framer = reader, framer
         # The client's stream; where answers go (held back while a write is measured).
@@ -408,15 +412,15 @@ class Session:
     def _answered_here(self, text: str, outcome: dict[str, Any]) -> bool:
         """A statement the front answers itself, with OK (nothing reaches the server),
         recorded with `outcome`; False when it cannot be recorded (then refused)."""
-        exchange, admission = self._exchange("QUERY")
+        act = self._act("QUERY")
         try:
-            admission()
+            act.admit()
         except (RecordingQuota, RecordingUnavailable) as exc:
-            self._writer.write(refusal_packet(failure(exchange, exc, "statement")))
+            self._writer.write(refusal_packet(act.refusal(exc, "statement")))
             return False
-        self._request(exchange, "QUERY", text)
-        exchange.outcome.update(outcome)
-        self._pipeline.finished(exchange, admission)
+        self._request(act.exchange, "QUERY", text)
+        act.exchange.outcome.update(outcome)
+        act.end()
         self._writer.write(my.encode(1, my.encode_ok(status=self._status,
                                                      capabilities=self._bound.capabilities)))
         return True
@@ -439,7 +443,7 @@ class Session:
             return
         unbound = self._bound
         upstream, self._bound = bound
-        self._open = Opener(self._pipeline, self._bound)
+        self._open = opener(self._pipeline, self._bound)
         self._upstream, self._capabilities = upstream, upstream.capabilities
         self._status = upstream.status
         self._backslashes = _escapes(self._status)
@@ -449,7 +453,7 @@ class Session:
             if not await self._run_kept(text):
                 await upstream.close()
                 self._upstream, self._bound = None, unbound
-                self._open = Opener(self._pipeline, unbound)
+                self._open = opener(self._pipeline, unbound)
                 self._from_server.clear()
                 return
         await self._connections.bind(self)
@@ -458,7 +462,7 @@ class Session:
     async def _run_kept(self, text: str) -> bool:
         """A kept setting decided on the bound target and run; refused or failed, the
         COM_INIT_DB that bound it is answered so. Whether it ran."""
-        run = Run(*self._exchange("QUERY"))
+        run = Run(self._act("QUERY"))
         refusal = await self._decide(run, "QUERY", text)
         if refusal is not None:
             self._refused(run, refusal)
@@ -506,10 +510,10 @@ class Session:
         """A command refused before any decision, recorded (`named`: the statement it
         names, as its request); answered with ERR (sequence id `seq`) unless the protocol
         has no answer to it (the server answers those with nothing too)."""
-        exchange, admission = self._exchange(method)
+        act = self._act(method)
         if named is not None:
-            self._request(exchange, method, named)
-        answer = self._pipeline.refuse_recorded(exchange, admission, bad)
+            self._request(act.exchange, method, named)
+        answer = act.refuse(bad)
         if answered:
             self._writer.write(refusal_packet(answer, seq))
 
@@ -542,13 +546,13 @@ class Session:
         """A command that carries SQL: decided, then sent on and its answer relayed
         (`answer`: how, a statement's by default), or refused. A KILL goes to no server
         as sent: tollgate does it."""
-        opener = self._open
+        opens = self._open
         if self._upstream is None:
             found = await self._kill_opener(method, text)
             if found is None:
                 return
-            opener = found
-        run = Run(*self._exchange(method, opener))
+            opens = found
+        run = Run(self._act(method, opens))
         refusal = await self._decide(run, method, text)
         if refusal is not None:
             self._refused(run, refusal)
@@ -584,34 +588,33 @@ class Session:
     async def _decide(self, run: Run, method: str, text: str | None) -> Answer | None:
         """A command's SQL text read, decided, held if the policy says, and a KILL done:
         the refusal, if it is refused (every failure is one: fail closed)."""
-        exchange = run.exchange
+        act, exchange = run.act, run.exchange
         try:
-            run.admission()
-            self._pipeline.admit(exchange, f"database {self._bound.database!r}")
+            act.admit(f"database {self._bound.database!r}")
             if text is None:
                 raise BadInput(400, "client_encoding", "the command's text is not UTF-8 "
                                "outside its string literals (or holds a NUL there), the "
                                "character set tollgate reads statements in: connect "
                                "with --default-character-set=utf8mb4")
             self._request(exchange, method, text)
-            await self._pipeline.interpret(exchange, len(text))
+            await act.read(len(text))
             refuse_owned_change(exchange.meaning, self._bound.owned)
             run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
                 raise BadInput(400, "no_database", _NO_DATABASE)
             run.measure = self._measurable(exchange)
-            decision = await self._pipeline.decide(exchange, "request")
+            decision = await act.decide()
             if decision.action == "hold":
-                await self._held(exchange, decision)
+                await self._held(act, decision)
             if exchange.decision.action != "allow":
                 return exchange.deny(exchange.decision)
-            await self._pipeline.forward(exchange)
+            await act.forward()
             if run.kill is not None:
                 kill, victim = run.kill
                 run.results.append(await self._connections.kill(victim, kill.query,
                                                                 self.subject))
         except Exception as exc:
-            return failure(exchange, exc, "statement")
+            return act.refusal(exc, "statement")
         return None
 
     def _follow_sql_mode(self, text: str, ran: bool) -> None:
@@ -626,14 +629,14 @@ class Session:
             return
         self._backslashes = _escapes(self._status) if change and ran else None
 
-    async def _held(self, exchange: Exchange, decision: Decision,
+    async def _held(self, act: Act, decision: Decision,
                     asked: Callable[[], None] | None = None) -> None:
         """The policy's hold, until a human decides or it ends; a KILL QUERY of this
         session ends it sooner, the statement then refused as interrupted (its approval
         stays pending: the same statement sent again waits on it)."""
 
         async def waiting() -> None:
-            async for _ in self._pipeline.hold(exchange, decision):
+            async for _ in act.hold(decision):
                 if asked is not None:  # MySQL has no notice a waiting client would show
                     asked()
 
@@ -670,12 +673,11 @@ class Session:
         write: Measured[Measuring] = Measured(
             lambda: self._run_measured(run, raw, binary),
             lambda pending, keep: self._settle(run, pending, keep),
-            lambda decision, asked: self._held(exchange, decision, asked))
+            lambda decision, asked: self._held(run.act, decision, asked))
         try:
-            refusal = await judged(lambda: self._pipeline.decide(exchange, "request"),
-                                   exchange, write)
+            refusal = await judged(run.act.decide, exchange, write)
         except Exception as exc:  # fail closed: refused, the write undone
-            refusal = failure(exchange, exc, "statement")
+            refusal = run.act.refusal(exc, "statement")
         if refusal is not None:
             self._writer.write(refusal_packet(refusal))
             run.error = run.error or "refused"
@@ -873,7 +875,7 @@ class Session:
         victim = await self._connections.find(kill.connection_id) if kill else None
         target = self._logins.named(victim.target) if victim and victim.target else None
         if target is not None:
-            return Opener(self._pipeline, self._bound, target)
+            return opener(self._pipeline, self._bound, target)
         self._refuse(method, BadInput(400, "no_database", _NO_DATABASE) if kill is None
                      else BadInput(404, "unknown_connection", _unknown(kill.connection_id)))
         return None
@@ -952,7 +954,7 @@ class Session:
         held and denied never exists on the server; prepared, it gets an id of tollgate's
         own (statements.py)."""
         text = _sql(packet.payload[1:], self._backslashes)
-        run = Run(*self._exchange("PREPARE"))
+        run = Run(self._act("PREPARE"))
         refusal = await self._decide(run, "PREPARE", text)
         if refusal is None:
             try:
@@ -1047,12 +1049,12 @@ class Session:
     async def _execute(self, packet: my.Packet, prepared: Prepared) -> None:
         """COM_STMT_EXECUTE: an exchange of its own, under its prepare's decision (the
         parameters in its record); its binary rows masked as text rows are."""
-        exchange, admission = self._exchange("EXECUTE")
-        run = Run(exchange, admission)
+        run = Run(self._act("EXECUTE"))
+        exchange = run.exchange
         execute: my.StmtExecute | None = None
         problem: Exception | None = None
         try:
-            admission()
+            run.act.admit()
         except (RecordingQuota, RecordingUnavailable) as exc:
             problem = exc
         try:
@@ -1076,7 +1078,7 @@ class Session:
             if prepared.refused(execute):
                 await self._reset_quietly(prepared)
             assert problem is not None
-            self._refused(run, failure(exchange, problem, "statement"))
+            self._refused(run, run.act.refusal(problem, "statement"))
             return
         payload = packet.payload
         if prepared.ran(execute):
@@ -1143,17 +1145,17 @@ class Session:
         was = self.subject
         bound = replace(self._bound, claims=claims,
                         user=request.username if request else self._bound.user)
-        opener = Opener(self._pipeline, bound)
-        exchange = opener("CHANGE_USER", {**bound.context(), "command": "change_user"})
+        opens = opener(self._pipeline, bound)
+        act = opens("CHANGE_USER", {**bound.context(), "command": "change_user"})
+        exchange = act.exchange
         exchange.request = exchange.evidence.request = {
             "method": "CHANGE_USER", "path": f"/{bound.database}", "query": {},
             "headers": {}, "body": None}
-        admission = Admission(self._pipeline.recorder, exchange.who)
         try:
-            admission()
+            act.admit()
             if problem is not None:
                 raise problem
-            status, setup = await self._reset(exchange, request.database if request else "")
+            status, setup = await self._reset(act, request.database if request else "")
             decided = exchange.decision
             bound = replace(bound, role=decided.database_role, setup=setup, owned=owned(
                 decided.database_role, setup, decided.statement_timeout_seconds is not None))
@@ -1161,20 +1163,20 @@ class Session:
                                                          + setup_detail(setup),
                                      "tollgate.decision.action": "allow"})
         except Exception as exc:
-            answer = failure(exchange, exc, "change of user")
+            answer = act.refusal(exc, "change of user")
             exchange.outcome["tollgate.outcome"] = answer.body.get("message") or "refused"
             self._writer.write(refusal_packet(answer, (seq + 1) & 0xFF))
             raise Closed("a change of user refused") from None
         finally:
-            self._pipeline.finished(exchange, admission)
+            act.end()
         self._session_reset()
-        self._bound, self._open, self._status = bound, opener, status
+        self._bound, self._open, self._status = bound, opens, status
         self._backslashes = _escapes(status)
         await self._connections.bind(self)
         self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
             status=status, capabilities=bound.capabilities)))
 
-    async def _reset(self, exchange: Exchange, database: str
+    async def _reset(self, act: Act, database: str
                      ) -> tuple[int, tuple[bytes, ...]]:
         """The new identity admitted to the session's target (`database`, if named, must
         be its) and its role decided, and the server's session reset: COM_RESET_CONNECTION,
@@ -1186,8 +1188,9 @@ class Session:
             raise BadInput(403, "database_refused", f"COM_CHANGE_USER keeps the session's "
                            f"target ({target.name}, database {self._bound.database!r}): "
                            f"{database!r} is not its database; connect anew for another")
-        self._pipeline.admit(exchange, f"database {self._bound.database!r}")
-        role = await login_role(self._pipeline, exchange, target.mysql.roles)
+        exchange = act.exchange
+        act.check(f"database {self._bound.database!r}")
+        role = await login_role(act, target.mysql.roles)
         setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
                                self._server.server_version,
                                exchange.decision.statement_timeout_seconds)
@@ -1397,12 +1400,9 @@ class Session:
 
     # -- exchanges ----------------------------------------------------------------------
 
-    def _exchange(self, method: str,
-                  opener: Opener | None = None) -> tuple[Exchange, Admission]:
-        exchange = (opener or self._open)(method, {**self._bound.context(),
-                                                   "command": method.lower()})
-        exchange.response_mode = "body"
-        return exchange, Admission(self._pipeline.recorder, exchange.who)
+    def _act(self, method: str, opens: Opener | None = None) -> Act:
+        return (opens or self._open)(method, {**self._bound.context(),
+                                              "command": method.lower()})
 
     def _request(self, exchange: Exchange, method: str, text: str,
                  query: dict[str, list[str]] | None = None) -> None:
@@ -1424,8 +1424,7 @@ class Session:
         outcome = exchange.outcome
         outcome["tollgate.outcome"] = run.error or "; ".join(run.results) or "done"
         outcome["tollgate.mysql.rows"] = run.rows
-        self._pipeline.command_answered(
-            exchange, run.admission, run.started,
+        run.act.answered(
             {"results": "; ".join(run.results), "rows": str(run.rows)}, bytes(run.sample))
 
 

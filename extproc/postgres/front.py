@@ -37,19 +37,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, PostgresTarget, Target
+from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.ports import Credentials
-from extproc.exchange.recorded import Admission
 from extproc.exchange.session_limits import SessionLimits
-from extproc.exchange.state import Exchange
-from extproc.masking import Masker
 from extproc.policy import Decision
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
@@ -104,20 +100,19 @@ class _Key:
     upstream: UpstreamSettings
     process_id: int
     upstream_secret: bytes
-    exchange_for: Any  # opens an exchange in the session it cancels
+    opener: Opener  # opens an act in the session it cancels
 
 
 class Front(StreamListener):
     """One worker's PostgreSQL listener: its TLS, its sessions and their cancel keys."""
 
     def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
-                 verifier: Verifier, credentials: Credentials, masker: Masker,
-                 targets: Sequence[Target], tls: ssl.SSLContext | None,
+                 verifier: Verifier, targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
         super().__init__("PostgreSQL", settings.address_of(worker))
         self._settings, self._worker, self._resolve = settings, worker, resolve
         self._pipeline, self._verifier = pipeline, verifier
-        self._credentials, self._masker, self._tls = credentials, masker, tls
+        self._tls = tls
         self._targets = {t.match.database: t for t in targets
                          if t.protocol == "postgres" and t.match.database}
         # The cancel keys of this front's sessions; every front's are in the store.
@@ -181,12 +176,10 @@ class Front(StreamListener):
                        message: str, code: str | None = None) -> bytes:
         """A login refused before anyone is identified: recorded (what was tried, and
         why it was refused), and answered with a FATAL error."""
-        exchange = self._pipeline.open(
+        answer = self._pipeline.act(
             f"tollgate postgres LOGIN {target.name if target else 'unknown'}",
-            {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None)
-        answer = self._pipeline.refuse_recorded(exchange,
-                                 Admission(self._pipeline.recorder, exchange.who),
-                                 BadInput(status, error, message))
+            {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None,
+        ).refuse(BadInput(status, error, message))
         return pg.error(code or sqlstate_of(status), f"tollgate: {message}",
                         detail=f"trace id {answer.trace_id}", severity="FATAL")
 
@@ -258,10 +251,12 @@ class Front(StreamListener):
         except AuthError as exc:
             problem = unverified(exc)
         del token
-        opener = _Opener(self._pipeline, target, claims, passed, context, session_id)
-        exchange = opener("CONNECT", {**context, "message": "connect",
-                                      "statement_name": None,
-                                      "transaction_status": "idle"})
+        opener = Opener(self._pipeline, "postgres", target, claims, session_id,
+                        f"/{database}", {"user-agent": parameters.get("application_name", "")},
+                        {**_DB_SYSTEM, "db.namespace": database, "db.user": role})
+        act = opener("CONNECT", {**context, "message": "connect", "statement_name": None,
+                                 "transaction_status": "idle"})
+        exchange = act.exchange
         # The settings named at startup, decided with the login as the SETs they are.
         statements = "; ".join(f"SET {name} TO '{value.replace(chr(39), chr(39) * 2)}'"
                                for name, value in sorted(settings.items()))
@@ -271,16 +266,16 @@ class Front(StreamListener):
         if statements:
             exchange.evidence.request_body = BodyCapture.of(statements.encode(),
                                                             exchange.record_limit)
-        admission = Admission(self._pipeline.recorder, exchange.who)
+        upstream_settings = self._upstream_settings(target, act.credential().value)
         try:
-            upstream, release = await self._connect(exchange, admission, target,
+            upstream, release = await self._connect(act, target, upstream_settings,
                                                     {**passed, **settings}, problem)
         finally:
-            self._pipeline.finished(exchange, admission)
+            act.end()
         # Every later exchange of the session says which role it runs as.
         context["database_role"] = upstream.role
         try:
-            process_id, secret = await self._key(upstream, target, opener, writer)
+            process_id, secret = await self._key(upstream, upstream_settings, opener, writer)
         except BaseException:
             release()
             upstream.close()
@@ -292,7 +287,7 @@ class Front(StreamListener):
             *upstream.notices,
             pg.encode_ready(upstream.transaction_status),
         ]))
-        session = Session(self._pipeline, self._masker, opener, login.reader, writer,
+        session = Session(opener, login.reader, writer,
                           upstream, {"database": database, "parameters": passed,
                                      "policy": context, "encoding": encoding,
                                      "owned": _owned(upstream.role, target.postgres,
@@ -312,7 +307,7 @@ class Front(StreamListener):
             raise LoginRefused(self._refused_login(
                 target, 400, "client_encoding", str(refused), "0A000")) from None
 
-    async def _connect(self, exchange: Exchange, admission: Admission, target: Target,
+    async def _connect(self, act: Act, target: Target, settings: UpstreamSettings,
                        passed: dict[str, str], problem: str | None
                        ) -> tuple[Upstream, Callable[[], None]]:
         """The login's exchange: the token's verdict, then the database reached with
@@ -321,15 +316,16 @@ class Front(StreamListener):
         assert target.postgres is not None
         release: Callable[[], None] | None = None
         connected: Callable[[], None] | None = None
+        exchange = act.exchange
         try:
-            admission()
+            act.admit()
             if problem is not None:
                 raise BadInput(401, "unauthenticated", problem)
-            self._pipeline.admit(exchange, f"database {target.match.database!r}")
+            act.check(f"database {target.match.database!r}")
             statements = exchange.request["body"] if exchange.request else None
             if statements:
-                await self._pipeline.interpret(exchange, len(str(statements)))
-            role = await login_role(self._pipeline, exchange, target.postgres.roles)
+                await act.read(len(str(statements)))
+            role = await login_role(act, target.postgres.roles)
             refuse_owned_change(exchange.meaning,
                                 _owned(role, target.postgres, exchange.decision))
             release = self._limits.take(target.name, exchange.who,
@@ -338,7 +334,7 @@ class Front(StreamListener):
             # The role as a startup parameter, not a SET: it is then the session's reset
             # value too, so RESET ROLE or RESET ALL keep it (the gateway refuses them
             # anyway; this is the database's own line).
-            upstream = await connect(self._upstream_settings(target), {**passed, **_kept(
+            upstream = await connect(settings, {**passed, **_kept(
                 role, target.postgres, exchange.decision.statement_timeout_seconds)})
             upstream.role = role
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
@@ -375,11 +371,11 @@ class Front(StreamListener):
         assert connected is not None
         return upstream, connected
 
-    def _upstream_settings(self, target: Target) -> UpstreamSettings:
+    def _upstream_settings(self, target: Target, secret: bytes | None) -> UpstreamSettings:
+        """How the target's database is reached, with its credential (`secret`)."""
         settings = target.postgres
         assert settings is not None and target.match.database is not None
         host, port = settings.address
-        secret = self._credentials.injection(target.name).value
         def resolve(path: Path | None) -> Path | None:
             return None if path is None else self._resolve(path)
 
@@ -391,7 +387,7 @@ class Front(StreamListener):
             key_file=resolve(settings.key_file), channel_binding=settings.channel_binding,
             connect_timeout=settings.connect_timeout_seconds)
 
-    async def _key(self, upstream: Upstream, target: Target, opener: _Opener,
+    async def _key(self, upstream: Upstream, settings: UpstreamSettings, opener: Opener,
                    writer: asyncio.StreamWriter) -> tuple[int, bytes]:
         """The client's cancel key: the server's pid where no other session holds it (so
         the pid the client holds is the one pg_terminate_backend, NOTIFY and
@@ -399,7 +395,7 @@ class Front(StreamListener):
         registered in the store with the address the client reached this front at."""
         host, port = writer.get_extra_info("sockname")[:2]
         process_id, secret = await self._shared.new(f"{host}:{port}", 4, upstream.process_id)
-        self._keys[process_id] = _Key(secret, self._upstream_settings(target),
+        self._keys[process_id] = _Key(secret, settings,
                                       upstream.process_id, upstream.secret, opener)
         return process_id, secret
 
@@ -422,17 +418,16 @@ class Front(StreamListener):
         if not hmac.compare_digest(key.secret, secret):
             log.warning("a cancel request with a wrong secret (process id %d)", process_id)
             return
-        exchange = key.exchange_for("CANCEL", None)
-        admission = Admission(self._pipeline.recorder, exchange.who)
+        act = key.opener("CANCEL")
         try:
-            admission()
+            act.admit()
             await cancel(key.upstream, key.process_id, key.upstream_secret)
-            exchange.outcome.update({"tollgate.outcome": "cancel sent",
-                                     "tollgate.decision.action": "allow"})
+            act.exchange.outcome.update({"tollgate.outcome": "cancel sent",
+                                         "tollgate.decision.action": "allow"})
         except (RecordingQuota, RecordingUnavailable) as exc:
-            exchange.outcome["tollgate.outcome"] = f"cancel not sent: {exc}"
+            act.exchange.outcome["tollgate.outcome"] = f"cancel not sent: {exc}"
         finally:
-            self._pipeline.finished(exchange, admission)
+            act.end()
 
 
 # Every exchange of the front, its logins too: the conventions' name, and the older one
@@ -466,27 +461,6 @@ def _owned(role: str | None, settings: PostgresTarget,
         timeouts = {name: int(value) for name, value in _kept(
             None, settings, decision.statement_timeout_seconds).items()}
     return owned_settings(role, timeouts)
-
-
-class _Opener:
-    """Opens the exchanges of one session: its target, identity and session id."""
-
-    def __init__(self, pipeline: Pipeline, target: Target, claims: dict[str, Any] | None,
-                 parameters: dict[str, str], context: dict[str, Any], session_id: str) -> None:
-        self._pipeline, self._target, self._claims = pipeline, target, claims
-        self._headers = {":method": "", ":path": f"/{context['database']}",
-                         "x-session-id": session_id,
-                         "user-agent": parameters.get("application_name", "")}
-        self._attributes = {**_DB_SYSTEM, "db.namespace": context["database"],
-                            "db.user": context["role"], "tollgate.target": target.name,
-                            "tollgate.session_id": session_id}
-
-    def __call__(self, method: str, context: dict[str, Any] | None) -> Exchange:
-        headers = {**self._headers, ":method": method}
-        exchange = self._pipeline.open(f"tollgate postgres {method} {self._target.name}",
-                                       headers, self._attributes, self._target, self._claims)
-        exchange.context = context
-        return exchange
 
 
 class _LoginReader:

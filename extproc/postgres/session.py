@@ -55,19 +55,16 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extproc.codecs.refusal import BadInput
+from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
-from extproc.exchange.pipeline import Pipeline, failure
-from extproc.exchange.recorded import Admission
 from extproc.exchange.state import Answer, Exchange
-from extproc.masking import Masker
 from extproc.masking.policy_mask import spec_of
 from extproc.policy import Decision
 from extproc.postgres import drivers, effect, encodings, estimate, namespace
@@ -266,15 +263,13 @@ class Probe:
 class Run:
     """One exchange on the wire: its statement's answers as they come back."""
 
-    exchange: Exchange
-    admission: Admission
+    act: Act
     masker: ResultMasker | None = None
     columns: list[pg.Column] | None = None
     rows: int = 0
     commands: list[str] = field(default_factory=list)
     sample: bytearray = field(default_factory=bytearray)
     error: str | None = None
-    started: float = field(default_factory=time.perf_counter)
     use: namespace.Use = field(default_factory=namespace.Use)
     # A write whose effect the database is to measure before the verdict (effect.py).
     measure: bool = False
@@ -288,16 +283,21 @@ class Run:
     change: encodings.Change = encodings.NO_CHANGE
     unsettles: bool = False
 
+    @property
+    def exchange(self) -> Exchange:
+        return self.act.exchange
+
 
 class Session:
     """One logged-in client and its upstream connection, relayed until either ends."""
 
-    def __init__(self, pipeline: Pipeline, masker: Masker, exchange_for: Callable[..., Exchange],
+    def __init__(self, opener: Opener,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  upstream: Upstream, context: dict[str, Any], max_message: int,
                  first: bytes = b"") -> None:
-        self._pipeline, self._masker = pipeline, masker
-        self._open = exchange_for
+        # The masker of what the session relays beside its statements' rows (a
+        # notification, a server's error): the process's, as every act's.
+        self._open, self._masker = opener, opener.masker
         self._reader, self._writer, self._upstream = reader, writer, upstream
         self.context = context
         # The session's encoding, as the database's changes it (front.py speaks it).
@@ -374,9 +374,8 @@ class Session:
     def _violation(self, problem: str) -> None:
         """Bad input from the client ends the session: recorded as a refused exchange,
         answered with a FATAL protocol_violation naming its trace."""
-        exchange, admission = self._exchange("PROTOCOL", None)
-        answer = self._pipeline.refuse_recorded(exchange, admission,
-                                 BadInput(400, "protocol_violation", problem))
+        answer = self._act("PROTOCOL", None).refuse(
+            BadInput(400, "protocol_violation", problem))
         self._client_error(pg.error("08P01", f"tollgate: {problem}",
                                     detail=f"trace id {answer.trace_id}", severity="FATAL"))
 
@@ -659,10 +658,10 @@ class Session:
         of text that does not parse for a Query, else an Execute of a portal that never
         exists) draws the database's error, and skip to Sync, which the refusal
         replaces."""
-        exchange, admission = self._exchange(method, name)
-        run = Run(exchange, admission)
+        run = Run(self._act(method, name))
+        exchange = run.exchange
         with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            admission()
+            run.act.admit()
         self._request(exchange, method, text)
         refusal = refusal_message(exchange.refuse(problem), code=code)
         stand_in = _REFUSED.format(trace=exchange.trace_id)
@@ -768,16 +767,15 @@ class Session:
         """An exchange for a statement's text: opened, estimated if it writes, decided,
         held if the policy says; and its refusal (None: allowed). `parameter_types`: a
         Parse's (a Query has no parameters)."""
-        exchange, admission = self._exchange(what.upper(), statement_name)
-        run = Run(exchange, admission)
+        act = self._act(what.upper(), statement_name)
+        run, exchange = Run(act), act.exchange
         refusal: Answer | None = None
         shape: str | None = None
         opening = self._opening
         try:
-            admission()
-            self._pipeline.admit(exchange, f"database {self.context['database']!r}")
+            act.admit(f"database {self.context['database']!r}")
             self._request(exchange, what.upper(), text)
-            await self._pipeline.interpret(exchange, len(text))
+            await act.read(len(text))
             refuse_owned_change(exchange.meaning, self.context["owned"])
             run.change = self.wire.changes(exchange.meaning)
             if opening:
@@ -799,18 +797,11 @@ class Session:
                 # A Parse's writes are measured at their Execute: the transaction's
                 # status then, not now, says whether they can be.
                 run.measure = self._measurable(exchange, text, what == "query")
-            decision = await self._pipeline.decide(exchange, "request")
-            if decision.action == "hold":
-                async for seconds in self._pipeline.hold(exchange, decision):
-                    self._notice(exchange, seconds)
-            if exchange.decision.action != "allow":
-                refusal = exchange.deny(exchange.decision)
-            else:
-                await self._pipeline.forward(exchange)  # a strict target's record first
+            refusal = await act.judge(lambda seconds: self._notice(exchange, seconds))
         except _NameRefused as exc:
             return run, self._refusal(run, exc.error, exc.code, exc.message)
         except Exception as exc:  # every failure is a refusal in order: fail closed
-            refusal = failure(exchange, exc, "statement")
+            refusal = act.refusal(exc, "statement")
         if refusal is None:
             return run, None
         shape = shape if opening else drivers.shape(exchange.meaning)
@@ -906,18 +897,18 @@ class Session:
             return await again()
 
         async def hold(decision: Decision, asked: Callable[[], None]) -> None:
-            async for seconds in self._pipeline.hold(exchange, decision):
+            async for seconds in run.act.hold(decision):
                 asked()
                 self._notice(exchange, seconds)
 
         try:
             refusal = await judged(
-                lambda: self._pipeline.decide(exchange, "request"), exchange,
+                run.act.decide, exchange,
                 Measured(first, functools.partial(settle, run), hold, rerun))
         except _Refused as exc:
             return exc.refusal
         except Exception as exc:  # fail closed: refused, in order
-            return refusal_message(failure(exchange, exc, "statement"))
+            return refusal_message(run.act.refusal(exc, "statement"))
         return None if refusal is None else refusal_message(refusal)
 
     async def _run_measured(self, run: Run, message: pg.Message
@@ -1160,13 +1151,13 @@ class Session:
     def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
         """An Execute's exchange: the statement it runs, under its Parse's decision; and
         its refusal, when it cannot be recorded (then it does not run)."""
-        exchange, admission = self._exchange("EXECUTE", None)
-        run = Run(exchange, admission)
+        run = Run(self._act("EXECUTE", None))
+        exchange = run.exchange
         refusal = None
         try:
-            admission()
+            run.act.admit()
         except (RecordingQuota, RecordingUnavailable) as exc:
-            refusal = refusal_message(failure(exchange, exc, "statement"))
+            refusal = refusal_message(run.act.refusal(exc, "statement"))
         self._request(exchange, "EXECUTE", statement.text)
         exchange.interpret(statement.meaning)
         exchange.decided("request", statement.decision, statement.revision,
@@ -1183,14 +1174,11 @@ class Session:
             "headers": dict(self.context["parameters"]), "body": text}
         exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
 
-    def _exchange(self, method: str,
-                  statement_name: str | None) -> tuple[Exchange, Admission]:
-        context = {**self.context["policy"], "message": method.lower(),
-                   "statement_name": statement_name,
-                   "transaction_status": _TRANSACTION.get(self._status, "idle")}
-        exchange = self._open(method, context)
-        exchange.response_mode = "body"
-        return exchange, Admission(self._pipeline.recorder, exchange.who)
+    def _act(self, method: str, statement_name: str | None) -> Act:
+        return self._open(method, {**self.context["policy"], "message": method.lower(),
+                                   "statement_name": statement_name,
+                                   "transaction_status": _TRANSACTION.get(self._status,
+                                                                          "idle")})
 
     def _notice(self, exchange: Exchange, seconds: int) -> None:
         """A held statement's client is told why it waits (a NOTICE, which psql shows)."""
@@ -1541,8 +1529,7 @@ class Session:
         outcome["tollgate.postgres.rows"] = run.rows
         if run.commands:
             outcome["tollgate.postgres.commands"] = tuple(run.commands)
-        self._pipeline.command_answered(
-            exchange, run.admission, run.started,
+        run.act.answered(
             {"command": "; ".join(run.commands), "rows": str(run.rows)}, bytes(run.sample))
 
     def _client_error(self, message: bytes) -> None:
@@ -1571,13 +1558,13 @@ class Session:
             if head is not None and head.run is not None:
                 head.run.exchange.outcome["error.type"] = code
         self._client_error(message)
-        exchange, admission = self._exchange("END", None)
+        act = self._act("END", None)
         with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            admission()
-        exchange.outcome["tollgate.outcome"] = self._ended
+            act.admit()
+        act.exchange.outcome["tollgate.outcome"] = self._ended
         if code is not None:
-            exchange.outcome["error.type"] = code
-        self._pipeline.finished(exchange, admission)
+            act.exchange.outcome["error.type"] = code
+        act.end()
 
 
 class _Fatal(Exception):

@@ -38,7 +38,6 @@ from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
-from extproc.masking import Masker
 from extproc.recording import RecordingQuota, RecordingUnavailable
 from extproc.recording.terminal import TerminalRecordings
 from extproc.ssh.certificates import UserCA, read_certificates
@@ -56,12 +55,12 @@ class Front:
     """One worker's SSH listener and the connections it serves."""
 
     def __init__(self, settings: SshFront, worker: int, pipeline: Pipeline,
-                 verifier: Verifier, masker: Masker, targets: Sequence[Target],
+                 verifier: Verifier, targets: Sequence[Target],
                  host_key: asyncssh.SSHKey, keys: Keys, ca: UserCA | None,
                  recordings: TerminalRecordings) -> None:
         self._settings, self._worker = settings, worker
         self.ca, self.recordings = ca, recordings
-        self.pipeline, self.verifier, self.masker = pipeline, verifier, masker
+        self.pipeline, self.verifier = pipeline, verifier
         self.keys = keys
         self.targets = {t.match.login: t for t in targets
                         if t.protocol == "ssh" and t.match.login}
@@ -103,7 +102,7 @@ class Front:
         """An SFTP session (and legacy scp's): each operation decided and relayed."""
         connection = channel.get_connection().get_owner()
         assert isinstance(connection, _Connection) and connection.gate is not None
-        return SftpRelay(channel, Transfers(connection.gate, self.masker),
+        return SftpRelay(channel, Transfers(connection.gate),
                          connection.upstream, self._settings.sftp_masked_max_bytes,
                          connection.uploads)
 
@@ -122,10 +121,10 @@ class Front:
                 say(process, text)
                 process.exit(REFUSED_STATUS)
             elif process.command is not None:
-                await run_exec(process, gate, connection.upstream, self.masker, self.idle,
+                await run_exec(process, gate, connection.upstream, gate.masker, self.idle,
                                connection.uploads, self._settings.sftp_masked_max_bytes)
             else:
-                await run_shell(process, gate, connection.upstream, self.masker, self.idle,
+                await run_shell(process, gate, connection.upstream, gate.masker, self.idle,
                                 self.recordings)
         except Exception:
             log.exception("SSH session of %s failed", connection.session_id)
@@ -233,7 +232,8 @@ class _Connection(asyncssh.SSHServer):
         assert self._target is not None
         gate = self.gate = Gate(self._front.pipeline, self._target, self._claims,
                                 self.session_id, self._client(), self._door())
-        exchange, admission = gate.open("LOGIN")
+        act = gate.open("LOGIN")
+        exchange = act.exchange
         exchange.request = exchange.evidence.request = {
             "method": "LOGIN", "path": f"/{self._target.name}", "query": {},
             "headers": {"x-session-id": self.session_id}, "body": None}
@@ -242,8 +242,8 @@ class _Connection(asyncssh.SSHServer):
         # A login the record cannot take is let in unrecorded: each request after it is
         # refused until the record takes them again.
         with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            admission()
-        gate.end(Verdict(exchange, admission))
+            act.admit()
+        gate.end(Verdict(act))
 
     def _client(self) -> str:
         version = self._conn.get_extra_info("client_version") if self._conn else None

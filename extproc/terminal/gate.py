@@ -12,8 +12,6 @@ while what was allowed runs, and `end` records what came back.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +19,11 @@ from typing import Any
 from extproc.codecs.message import Request
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
-from extproc.exchange.pipeline import Pipeline, failure
-from extproc.exchange.recorded import Admission
+from extproc.exchange.act import Act, Opener
+from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker, MaskSpec
-from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
+from extproc.recording import BodyCapture
 from extproc.recording.record import covers_record
 from extproc.terminal.files import mask_file
 
@@ -41,15 +39,17 @@ class Verdict:
     """A decided exchange: `refusal` is None when it may proceed, else the text its
     client is shown (reasons, approval, trace id)."""
 
-    exchange: Exchange
-    admission: Admission
+    act: Act
     refusal: str | None = None
     answer: Answer | None = None  # the refusal as tollgate answers it (status, body)
-    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def exchange(self) -> Exchange:
+        return self.act.exchange
 
     @property
     def trace_id(self) -> str:
-        return self.exchange.trace_id
+        return self.act.trace_id
 
 
 def refusal_text(answer: Answer) -> str:
@@ -91,62 +91,47 @@ class Gate:
     def __init__(self, pipeline: Pipeline, target: Target | None,
                  claims: dict[str, Any] | None, session_id: str, client: str,
                  door: Door) -> None:
-        """`target` None: a login naming no target, only ever refused."""
-        self._pipeline, self._target, self._claims = pipeline, target, claims
-        self.session_id = session_id
-        self._name = target.name if target is not None else "unknown"
-        self._door = door
-        self._headers = {":method": "", ":path": door.path,
-                         "x-session-id": session_id, "user-agent": client}
-        self._attributes = {"tollgate.target": self._name, "tollgate.session_id": session_id,
-                            "network.protocol.name": door.protocol, **door.attributes}
+        """`target` None: a login naming no target, only ever refused. The agent's
+        address is not known: the front's peer is Envoy's tcp_proxy (as on the database
+        fronts, input.source stays null rather than name Envoy)."""
+        self.session_id, self._door = session_id, door
+        self.open = Opener(pipeline, door.protocol, target, claims, session_id, door.path,
+                           {"user-agent": client},
+                           {"network.protocol.name": door.protocol, **door.attributes})
 
     @property
     def target(self) -> Target:
-        assert self._target is not None
-        return self._target
+        assert self.open.target is not None
+        return self.open.target
 
-    def open(self, method: str) -> tuple[Exchange, Admission]:
-        exchange = self._pipeline.open(
-            f"tollgate {self._door.protocol} {method} {self._name}",
-            {**self._headers, ":method": method},
-            self._attributes, self._target, self._claims,
-            # The agent's address is not known: the front's peer is Envoy's tcp_proxy (as
-            # on the PostgreSQL front, input.source stays null rather than name Envoy).
-            None)
-        exchange.response_mode = "body"
-        return exchange, Admission(self._pipeline.recorder, exchange.who)
+    @property
+    def masker(self) -> Masker:
+        """The process's masker, for what the session relays (its output, files)."""
+        return self.open.masker
 
     async def decide(self, method: str, body: dict[str, Any],
                      waiting: Callable[[str], None] | None = None) -> Verdict:
         """The exchange for `body` (what the target's interpreter reads), decided; held
         while a human approves (`waiting` is told why and how long). Every failure
         refuses."""
-        exchange, admission = self.open(method)
-        verdict = Verdict(exchange, admission)
+        act = self.open(method)
+        verdict = Verdict(act)
+        exchange = act.exchange
         text = body.get("command") or ""
         exchange.request = exchange.evidence.request = self._request(method, body)
         exchange.evidence.request_body = BodyCapture.of(
             (text if isinstance(text, str) else "").encode("utf-8", "surrogateescape"),
             exchange.record_limit)
         try:
-            admission()
-            self._pipeline.admit(exchange, self._door.detail)
-            await self._pipeline.interpret(exchange, len(text))
-            decision = await self._pipeline.decide(exchange, "request")
-            if decision.action == "hold":
-                async for seconds in self._pipeline.hold(exchange, decision):
-                    if waiting is not None:
-                        waiting(self._waiting(exchange, seconds))
-            if exchange.decision.action != "allow":
-                verdict.answer = exchange.deny(exchange.decision)
-                verdict.refusal = refusal_text(verdict.answer)
-            else:
-                await self._pipeline.forward(exchange)  # a strict target's record first
+            act.admit(self._door.detail)
+            await act.read(len(text))
+            verdict.answer = await act.judge(
+                None if waiting is None
+                else lambda seconds: waiting(self._waiting(exchange, seconds)))
         except Exception as exc:  # every failure is a refusal: fail closed
-            verdict.answer = failure(exchange, exc, "request")
+            verdict.answer = act.refusal(exc)
+        if verdict.answer is not None:
             verdict.refusal = refusal_text(verdict.answer)
-        if verdict.refusal is not None:
             exchange.outcome["tollgate.outcome"] = "refused"
         return verdict
 
@@ -158,14 +143,9 @@ class Gate:
 
     def refuse(self, method: str, bad: BadInput) -> Answer:
         """`refused`, as tollgate's answer (status, body) for a front that answers it."""
-        exchange, admission = self.open(method)
-        exchange.request = exchange.evidence.request = self._request(method, None)
-        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            admission()
-        answer = exchange.refuse(bad)
-        exchange.outcome["tollgate.outcome"] = bad.message
-        self.end(Verdict(exchange, admission, refusal_text(answer), answer))
-        return answer
+        act = self.open(method)
+        act.exchange.request = act.exchange.evidence.request = self._request(method, None)
+        return act.refuse(bad)
 
     def _request(self, method: str, body: dict[str, Any] | None) -> Request:
         door = self._door
@@ -189,17 +169,15 @@ class Gate:
         a transfer's size and SHA-256) and what the span does (`outcome`; its
         `tollgate.outcome` is the record's detail). What the agent was shown is in the
         capture the caller filled (Gate.capture)."""
-        exchange = verdict.exchange
+        act = verdict.act
         if outcome:
-            exchange.outcome.update(outcome)
+            act.exchange.outcome.update(outcome)
         if status is not None:
-            exchange.outcome[f"tollgate.{self._door.protocol}.exit_status"] = status
+            act.exchange.outcome[f"tollgate.{self._door.protocol}.exit_status"] = status
         if verdict.refusal is None:
-            exchange.evidence.upstream_ms = (time.perf_counter() - verdict.started) * 1000
-            exchange.response = exchange.evidence.response = {
-                "status": status if status is not None else -1, "headers": headers or {},
-                "body": None}
-        self._pipeline.finished(exchange, verdict.admission)
+            act.answered(headers or {}, status=status if status is not None else -1)
+        else:
+            act.end()
 
     @staticmethod
     def _waiting(exchange: Exchange, seconds: int) -> str:
@@ -215,8 +193,8 @@ class Transfers:
     A download the decision masks is given the decision's mask, which the relay applies
     to the whole file (sftp.py)."""
 
-    def __init__(self, gate: Gate, masker: Masker) -> None:
-        self._gate, self._masker = gate, masker
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
 
     async def decide(self, sftp: dict[str, Any]) -> _Ticket:
         gate = self._gate
@@ -224,23 +202,24 @@ class Transfers:
         if verdict.refusal is not None:
             gate.end(verdict)
         reads = sftp.get("operation") == "open" and sftp.get("direction") != "upload"
-        return _Ticket(gate, verdict, self._masker if reads else None)
+        return _Ticket(gate, verdict, reads)
 
 
 class _Ticket:
     """An SFTP operation decided: its refusal, or what ends its exchange."""
 
-    def __init__(self, gate: Gate, verdict: Verdict, masker: Masker | None) -> None:
+    def __init__(self, gate: Gate, verdict: Verdict, reads: bool) -> None:
         self._gate, self._verdict = gate, verdict
         self.refusal = verdict.refusal
         spec = verdict.exchange.mask
         self.mask: Callable[[bytes], bytes] | None = None
-        if masker is not None and spec is not None and self.refusal is None:
-            self.mask = lambda data: self._masked(masker, spec, data)
+        if reads and spec is not None and self.refusal is None:
+            self.mask = lambda data: self._masked(spec, data)
 
-    def _masked(self, masker: Masker, spec: MaskSpec, data: bytes) -> bytes:
-        masked, counts = mask_file(masker, spec, data)
-        self._verdict.exchange.record_masking(counts)
+    def _masked(self, spec: MaskSpec, data: bytes) -> bytes:
+        act = self._verdict.act
+        masked, counts = mask_file(act.masker, spec, data)
+        act.counted(counts)
         return masked
 
     def refuse(self, reason: str) -> str:

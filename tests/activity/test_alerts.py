@@ -53,9 +53,9 @@ class Setup:
             self.recorder, MemoryHolds(), activity=self.tracker, alerts=self.alerts)
 
     async def exchange(self, method: str = "DELETE", sub: str = "agent") -> Exchange:
-        exchange = self.pipeline.open(f"tollgate {method} demo", {":method": method},
+        exchange = self.pipeline.act(f"tollgate {method} demo", {":method": method},
                                       {}, self.pipeline.target_for("demo", None),
-                                      {"sub": sub, "groups": ["agents"]}, "10.0.0.7")
+                                      {"sub": sub, "groups": ["agents"]}, "10.0.0.7").exchange
         exchange.request = {"method": method, "path": "/rows", "query": {},
                             "headers": {}, "body": None}
         await self.pipeline.decide(exchange, "request")

@@ -130,8 +130,9 @@ class Gateway:
                    "x-request-id": f"req-{sub}-{method}-{path}"}
         if session:
             headers["x-session-id"] = session
-        exchange = self.pipeline.open(f"tollgate {method} {target}", headers, {},
-                                      self.targets[target], {"sub": sub, "groups": ["agents"]})
+        exchange = self.pipeline.act(f"tollgate {method} {target}", headers, {},
+                                     self.targets[target],
+                                     {"sub": sub, "groups": ["agents"]}).exchange
         exchange.request = exchange.evidence.request = {  # as the HTTP front reads it
             "method": method, "path": path, "query": {}, "headers": {}, "body": None}
         with recorded(self.recorder, exchange.who, exchange.finish) as admit:

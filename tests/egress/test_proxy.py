@@ -79,9 +79,9 @@ class Setup:
         """An exchange through the proxy, its destination read and (a name) resolved, as
         the front does when the decision on the name alone does not refuse it."""
         outbound = await self.read(authority, tokens.token(sub=sub), method, **headers)
-        exchange = self.pipeline.open(f"tollgate {method} egress",
+        exchange = self.pipeline.act(f"tollgate {method} egress",
                                       {":method": method, ":authority": authority, **headers},
-                                      {}, outbound.target, outbound.claims)
+                                      {}, outbound.target, outbound.claims).exchange
         if await self.proxy.read_destination(exchange, outbound):
             await self.proxy.resolve(exchange, outbound)
         return exchange, outbound
@@ -282,8 +282,8 @@ async def test_a_name_is_read_without_being_looked_up(setup: Setup) -> None:
     # A name is decided on before any DNS server hears it (it may carry data to its
     # domain's nameserver): it waits for `resolve`.
     outbound = await setup.read("PYPI.test:443", tokens.token(sub="agent-1"))
-    exchange = setup.pipeline.open("t", {":method": "CONNECT"}, {}, outbound.target,
-                                   outbound.claims)
+    exchange = setup.pipeline.act("t", {":method": "CONNECT"}, {}, outbound.target,
+                                   outbound.claims).exchange
     assert await setup.proxy.read_destination(exchange, outbound) is True
     pending = {
         "scheme": "tunnel", "host": "pypi.test", "port": 443, "destination": "pypi.test:443",
@@ -333,8 +333,8 @@ async def test_a_name_resolved_shows_each_address_and_its_range(setup: Setup) ->
 
 async def test_an_address_literal_is_not_looked_up(setup: Setup) -> None:
     outbound = await setup.read("[2001:DB8::99]:443", tokens.token())
-    exchange = setup.pipeline.open("t", {":method": "CONNECT"}, {}, outbound.target,
-                                   outbound.claims)
+    exchange = setup.pipeline.act("t", {":method": "CONNECT"}, {}, outbound.target,
+                                   outbound.claims).exchange
     assert await setup.proxy.read_destination(exchange, outbound) is False  # nothing to wait
     assert exchange.context["host"] == "2001:db8::99"
     assert exchange.context["destination"] == "[2001:db8::99]:443"
@@ -379,7 +379,7 @@ async def test_a_tunnel_to_a_configured_destination_names_that_target(setup: Set
 
 async def test_reading_the_destination_of_a_refused_token_refuses(setup: Setup) -> None:
     outbound = await setup.read("pypi.test:443", "not-a-token")
-    exchange = setup.pipeline.open("t", {":method": "CONNECT"}, {}, outbound.target, None)
+    exchange = setup.pipeline.act("t", {":method": "CONNECT"}, {}, outbound.target, None).exchange
     with pytest.raises(BadInput) as error:
         await setup.proxy.read_destination(exchange, outbound)
     assert error.value.status == 407

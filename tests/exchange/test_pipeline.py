@@ -50,8 +50,8 @@ def pipeline(policy: str, recorder: MemoryRecorder | None = None,
 
 
 def opened(pipe: Pipeline) -> Exchange:
-    exchange = pipe.open("tollgate GET demo", {":method": "GET", ":path": "/rows"}, {},
-                         pipe.target_for("demo", None), {"sub": "agent", "groups": []})
+    exchange = pipe.act("tollgate GET demo", {":method": "GET", ":path": "/rows"}, {},
+                         pipe.target_for("demo", None), {"sub": "agent", "groups": []}).exchange
     exchange.request = {"method": "GET", "path": "/rows", "query": {}, "headers": {},
                         "body": None}
     return exchange
@@ -150,11 +150,11 @@ def test_an_act_that_cannot_be_admitted_ends_its_span_and_leaves_no_record() -> 
 
 def test_an_unknown_target_and_a_missing_token_are_refused_at_admission() -> None:
     pipe, _ = pipeline('package tollgate\ndecision := {"action": "allow"}')
-    lost = pipe.open("x", {}, {}, pipe.target_for("nowhere", None), {"sub": "agent"})
+    lost = pipe.act("x", {}, {}, pipe.target_for("nowhere", None), {"sub": "agent"}).exchange
     with pytest.raises(BadInput) as refused:
         pipe.admit(lost, "route 'nowhere'")
     assert (refused.value.status, refused.value.error) == (404, "unknown_target")
-    anonymous = pipe.open("x", {}, {}, pipe.target_for("demo", None), None)
+    anonymous = pipe.act("x", {}, {}, pipe.target_for("demo", None), None).exchange
     with pytest.raises(BadInput) as refused:
         pipe.admit(anonymous, "route 'demo'")
     assert (refused.value.status, refused.value.error) == (401, "unauthenticated")

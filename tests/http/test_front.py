@@ -33,6 +33,7 @@ from extproc import config
 from extproc.approvals import ApprovalStore
 from extproc.approvals.hold import Holds
 from extproc.credentials import CredentialStore
+from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.policy import PolicyEngine
@@ -178,10 +179,10 @@ def run(
                       "http://approvals.test", "servicer-test")
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-            ExtProcServicer(
+            ExtProcServicer(cfg, Pipeline(
                 cfg, decider, Telemetry(cfg.telemetry), CredentialStore.from_config(cfg),
                 masker, recorder, holds,
-            ),
+            )),
             server,
         )
         port = server.add_insecure_port("127.0.0.1:0")

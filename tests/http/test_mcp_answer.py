@@ -10,6 +10,7 @@ from typing import Any
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config
+from extproc.exchange.act import Act
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.http.answers import handler_for
@@ -58,8 +59,8 @@ def mcp_pipeline(pins: MemoryPins) -> Pipeline:
 async def answered(pipe: Pipeline, message: Any, response: ListedResponse,
                    method: str = "POST", session: str = "s-1",
                    query: dict[str, list[str]] | None = None) -> tuple[Exchange, list[Any]]:
-    exchange = pipe.open("t", {":method": method, ":path": "/mcp"}, {},
-                         pipe.target_for("mcp", None), {"sub": "agent"})
+    exchange = pipe.act("t", {":method": method, ":path": "/mcp"}, {},
+                         pipe.target_for("mcp", None), {"sub": "agent"}).exchange
     exchange.request = {"method": method, "path": "/mcp", "query": query or {},
                         "headers": {} if query else {"mcp-session-id": session},
                         "body": message}
@@ -68,7 +69,7 @@ async def answered(pipe: Pipeline, message: Any, response: ListedResponse,
     assert handler is ANSWER
     await pipe.decide(exchange, "request")
     exchange.responded(200, response.headers, response.headers.get("content-type", ""), 1.0)
-    return exchange, [answer async for answer in handler.run(pipe, exchange, response)]
+    return exchange, [answer async for answer in handler.run(Act(pipe, exchange), response)]
 
 
 def sent(answers: list[Any]) -> bytes:

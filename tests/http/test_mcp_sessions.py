@@ -61,8 +61,8 @@ class Setup:
                        headers: dict[str, str] | None = None, sub: str = "agent",
                        iss: str = ISSUER, route: str = "mcp", jti: str = "j-1") -> Exchange:
         raw = {":method": method, ":path": path, **(headers or {})}
-        exchange = self.pipeline.open("t", raw, {}, self.pipeline.target_for(route, None),
-                                      {"sub": sub, "iss": iss, "jti": jti})
+        exchange = self.pipeline.act("t", raw, {}, self.pipeline.target_for(route, None),
+                                      {"sub": sub, "iss": iss, "jti": jti}).exchange
         exchange.request = request_view(raw, ())
         await self.pipeline.interpret(exchange, 0)
         return exchange

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from extproc.exchange.act import Act
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange
 from extproc.http.answers import handler_for
@@ -37,13 +38,13 @@ async def answered(pipe: Pipeline, exchange: Exchange, response: ListedResponse,
     assert handler is not None
     await pipe.decide(exchange, "request")
     exchange.responded(200, response.headers, response.headers.get("content-type", ""), 1.0)
-    return [answer async for answer in handler.run(pipe, exchange, response)]
+    return [answer async for answer in handler.run(Act(pipe, exchange), response)]
 
 
 def exchange_of(pipe: Pipeline, method: str = "GET", path: str = "/rows",
                 body: Any = None) -> Exchange:
-    exchange = pipe.open("t", {":method": method, ":path": path}, {},
-                         pipe.target_for("demo", None), {"sub": "agent"})
+    exchange = pipe.act("t", {":method": method, ":path": path}, {},
+                         pipe.target_for("demo", None), {"sub": "agent"}).exchange
     exchange.request = {"method": method, "path": path, "query": {}, "headers": {},
                         "body": body}
     exchange.response_mode = exchange.target.inspect.response  # type: ignore[union-attr]

@@ -35,7 +35,7 @@ async def _greeting() -> bytes:
     """The handshake packet a front writes to a client that connects (and then leaves)."""
     unused = cast(Any, None)  # the login never gets as far as the pipeline, a target or
     # the store (the connection id is given)
-    front = Front(MysqlFront(), 0, unused, unused, unused, unused, [], None, lambda p: p,
+    front = Front(MysqlFront(), 0, unused, unused, [], None, lambda p: p,
                   unused)
     reader, writer = asyncio.StreamReader(), _Written()
     reader.feed_eof()
