@@ -19,14 +19,14 @@ from typing import Any
 
 from extproc.codecs.message import Request
 from extproc.config import Target
-from extproc.interpret import _Plain
 from extproc.interpret import shell as shell_reader
+from extproc.interpret.base import Plain
 
 # What the front may ask about, as input.ssh.request.
 REQUESTS = frozenset({"exec", "shell", "line", "sftp", "forward", "subsystem"})
 
 
-class Ssh(_Plain):
+class Ssh(Plain):
     """input.ssh for one ssh target (its host and account are fixed per target)."""
 
     key = "ssh"

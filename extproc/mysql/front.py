@@ -45,10 +45,37 @@ from extproc.exchange.database_roles import login_role
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.session_limits import SessionLimits
-from extproc.mysql import packets as my
 from extproc.mysql.auth import NATIVE_PASSWORD
+from extproc.mysql.flags import (
+    CLIENT_CONNECT_ATTRS,
+    CLIENT_CONNECT_WITH_DB,
+    CLIENT_FOUND_ROWS,
+    CLIENT_INTERACTIVE,
+    CLIENT_LONG_FLAG,
+    CLIENT_LONG_PASSWORD,
+    CLIENT_MULTI_RESULTS,
+    CLIENT_MULTI_STATEMENTS,
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
+    CLIENT_PROTOCOL_41,
+    CLIENT_PS_MULTI_RESULTS,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SSL,
+    CLIENT_TRANSACTIONS,
+    COM_QUERY,
+    SERVER_STATUS_AUTOCOMMIT,
+)
+from extproc.mysql.framing import MAX_PAYLOAD, Framer, Packet, ProtocolViolation, encode
+from extproc.mysql.handshake import (
+    Handshake,
+    HandshakeResponse,
+    encode_handshake,
+    is_ssl_request,
+    parse_handshake_response,
+)
 from extproc.mysql.kills import Connections, Kill, is_handover
 from extproc.mysql.login import DB_SYSTEM, Bound, Logins, opener
+from extproc.mysql.responses import encode_err, encode_ok, is_err, parse_err
 from extproc.mysql.session import Session, refusal_packet
 from extproc.mysql.upstream import (
     Upstream,
@@ -85,18 +112,18 @@ UTF8MB4 = 45  # utf8mb4_general_ci: what tollgate asks the server for, and reads
 # for a file), CLIENT_COMPRESS (bytes tollgate would have to inflate to read) or
 # CLIENT_DEPRECATE_EOF and CLIENT_SESSION_TRACK (answers framed otherwise than the
 # server's, which tollgate does not translate).
-_OFFERED = (my.CLIENT_LONG_PASSWORD | my.CLIENT_FOUND_ROWS | my.CLIENT_LONG_FLAG
-            | my.CLIENT_CONNECT_WITH_DB | my.CLIENT_PROTOCOL_41 | my.CLIENT_TRANSACTIONS
-            | my.CLIENT_SECURE_CONNECTION | my.CLIENT_MULTI_STATEMENTS
-            | my.CLIENT_MULTI_RESULTS | my.CLIENT_PS_MULTI_RESULTS | my.CLIENT_PLUGIN_AUTH
-            | my.CLIENT_CONNECT_ATTRS | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-            | my.CLIENT_INTERACTIVE)
+_OFFERED = (CLIENT_LONG_PASSWORD | CLIENT_FOUND_ROWS | CLIENT_LONG_FLAG
+            | CLIENT_CONNECT_WITH_DB | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS
+            | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS
+            | CLIENT_MULTI_RESULTS | CLIENT_PS_MULTI_RESULTS | CLIENT_PLUGIN_AUTH
+            | CLIENT_CONNECT_ATTRS | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+            | CLIENT_INTERACTIVE)
 # What a client's choice passes on to the server (how answers count or come).
-_PASSED = (my.CLIENT_FOUND_ROWS | my.CLIENT_MULTI_STATEMENTS | my.CLIENT_MULTI_RESULTS
-           | my.CLIENT_PS_MULTI_RESULTS | my.CLIENT_INTERACTIVE)
-_UPSTREAM = (my.CLIENT_LONG_PASSWORD | my.CLIENT_LONG_FLAG | my.CLIENT_PROTOCOL_41
-             | my.CLIENT_TRANSACTIONS | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH
-             | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | my.CLIENT_CONNECT_WITH_DB)
+_PASSED = (CLIENT_FOUND_ROWS | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS
+           | CLIENT_PS_MULTI_RESULTS | CLIENT_INTERACTIVE)
+_UPSTREAM = (CLIENT_LONG_PASSWORD | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41
+             | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+             | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | CLIENT_CONNECT_WITH_DB)
 
 
 class LoginRefused(Exception):
@@ -119,7 +146,7 @@ class Front(StreamListener):
         self._tls = tls
         self._targets = {t.match.database: t for t in targets
                          if t.protocol == "mysql" and t.match.database}
-        self._offered = _OFFERED | (my.CLIENT_SSL if tls is not None else 0)
+        self._offered = _OFFERED | (CLIENT_SSL if tls is not None else 0)
         self._logins = Logins(verifier, self._targets, tls is not None)
         self._connections = Connections(keys, self._kill_thread)
         # Each session's slot among its identity's (session_limits.py), by connection id.
@@ -162,7 +189,7 @@ class Front(StreamListener):
         return upstream.server_version
 
     def goodbye(self) -> bytes:
-        return my.encode(0, my.encode_err(1053, "08S01", "tollgate is shutting down"))
+        return encode(0, encode_err(1053, "08S01", "tollgate is shutting down"))
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """A connection: an id of tollgate's (KILL names it), the login, the session."""
@@ -182,34 +209,34 @@ class Front(StreamListener):
         login = _LoginReader(reader, self._settings.max_message_bytes,
                              time.monotonic() + self._settings.login_seconds)
         scramble = bytes(0x21 + b % 0x5E for b in os.urandom(20))  # printable, no NUL
-        writer.write(my.encode(0, my.encode_handshake(my.Handshake(
+        writer.write(encode(0, encode_handshake(Handshake(
             server_version=self.greeting_version, connection_id=connection_id,
             scramble=scramble, capabilities=self._offered, charset=UTF8MB4,
-            status=my.SERVER_STATUS_AUTOCOMMIT, auth_plugin=GREETING_PLUGIN))))
+            status=SERVER_STATUS_AUTOCOMMIT, auth_plugin=GREETING_PLUGIN))))
         try:
             packet = await login.next()
             if is_handover(packet.payload):  # a KILL another front hands to this one
-                writer.write(my.encode((packet.seq + 1) & 0xFF,
+                writer.write(encode((packet.seq + 1) & 0xFF,
                                        await self._connections.serve(packet.payload)))
                 return None
             tls = False
-            if my.is_ssl_request(packet.payload):
+            if is_ssl_request(packet.payload):
                 if self._tls is None:
-                    raise my.ProtocolViolation("an SSL request where TLS was not offered")
+                    raise ProtocolViolation("an SSL request where TLS was not offered")
                 async with asyncio.timeout(login.remaining()):
                     await _start_tls(reader, writer, self._tls)
                 tls = True
                 packet = await login.next()
-            response = my.parse_handshake_response(packet.payload)
+            response = parse_handshake_response(packet.payload)
             return await self._logged_in(response, packet.seq, login, writer, tls,
                                          connection_id)
-        except my.ProtocolViolation as exc:
+        except ProtocolViolation as exc:
             writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
         except LoginRefused as refused:
             writer.write(refused.packet)
         return None
 
-    async def _logged_in(self, response: my.HandshakeResponse, seq: int,
+    async def _logged_in(self, response: HandshakeResponse, seq: int,
                          login: _LoginReader, writer: asyncio.StreamWriter,
                          tls: bool, connection_id: int) -> Session:
         """The client's token and target, the server reached: a session, or
@@ -242,16 +269,16 @@ class Front(StreamListener):
             act.end()
         if upstream is not None:
             bound = _set_up(bound, upstream, exchange.decision)
-        writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
-            status=upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT,
+        writer.write(encode((seq + 1) & 0xFF, encode_ok(
+            status=upstream.status if upstream else SERVER_STATUS_AUTOCOMMIT,
             capabilities=bound.capabilities)))
         return Session(self._pipeline, self._logins, bound,
                        self._connections, connection_id, login.reader, writer,
-                       my.Framer(self._settings.max_message_bytes), upstream,
+                       Framer(self._settings.max_message_bytes), upstream,
                        None if upstream else functools.partial(self._bind, response,
                                                                connection_id))
 
-    async def _bind(self, response: my.HandshakeResponse, connection_id: int, bound: Bound,
+    async def _bind(self, response: HandshakeResponse, connection_id: int, bound: Bound,
                     database: str) -> tuple[Upstream, Bound] | bytes:
         """A login that named no database (mysqldump's) bound to `database`'s target once
         it names one: the login's steps then, recorded as a CONNECT; the server and the
@@ -275,7 +302,7 @@ class Front(StreamListener):
         return upstream, _set_up(bound, upstream, exchange.decision)
 
     async def _connect(self, act: Act, target: Target | None,
-                       response: my.HandshakeResponse,
+                       response: HandshakeResponse,
                        problem: str | None, seq: int, connection_id: int) -> Upstream | None:
         """The login's exchange: the token's verdict, then the server reached as the
         gateway's own account (LoginRefused, recorded, when either fails); no server
@@ -325,7 +352,7 @@ class Front(StreamListener):
             exchange.outcome["tollgate.outcome"] = f"upstream refused: {exc.message}"
             log.warning("trace %s: server of target %s refused the gateway: %s",
                         exchange.trace_id, getattr(target, "name", None), exc.message)
-            raise LoginRefused(my.encode(seq, my.encode_err(
+            raise LoginRefused(encode(seq, encode_err(
                 exc.code, exc.sqlstate, f"tollgate could not open the database: "
                 f"{exc.message} (trace id {exchange.trace_id})"))) from None
         exchange.outcome.update({
@@ -345,13 +372,13 @@ class Front(StreamListener):
             self._upstream_settings(target, target.match.database or ""), _UPSTREAM,
             UTF8MB4, self._settings.max_message_bytes)
         try:
-            upstream.writer.write(my.encode(0, bytes((my.COM_QUERY,))
+            upstream.writer.write(encode(0, bytes((COM_QUERY,))
                                             + Kill(thread, query).text().encode()))
             answer = (await upstream.read()).payload
         finally:
             await upstream.close()
-        if my.is_err(answer):
-            err = my.parse_err(answer)
+        if is_err(answer):
+            err = parse_err(answer)
             raise UpstreamError(err.code, err.sqlstate, err.message)
 
     def _refuser(self, target: Target | None, seq: int) -> Callable[..., LoginRefused]:
@@ -368,7 +395,7 @@ class Front(StreamListener):
             f"tollgate mysql LOGIN {target.name if target else 'unknown'}",
             {":method": "LOGIN", ":path": ""}, dict(DB_SYSTEM), target, None,
         ).refuse(BadInput(status, error, message))
-        return my.encode(seq, my.encode_err(*code, f"tollgate: {message} (trace id "
+        return encode(seq, encode_err(*code, f"tollgate: {message} (trace id "
                                             f"{answer.trace_id})"))
 
     def _upstream_settings(self, target: Target, database: str) -> UpstreamSettings:
@@ -440,13 +467,13 @@ class _LoginReader:
     def remaining(self) -> float:
         return max(0.0, self._deadline - time.monotonic())
 
-    async def next(self) -> my.Packet:
+    async def next(self) -> Packet:
         async with asyncio.timeout(self.remaining()):
             header = await self.reader.readexactly(4)
             length = int.from_bytes(header[:3], "little")
-            if length >= min(self._max, my.MAX_PAYLOAD):
-                raise my.ProtocolViolation(f"a login packet of {length} bytes")
-            return my.Packet(header[3], await self.reader.readexactly(length))
+            if length >= min(self._max, MAX_PAYLOAD):
+                raise ProtocolViolation(f"a login packet of {length} bytes")
+            return Packet(header[3], await self.reader.readexactly(length))
 
 
 def _set_up(bound: Bound, upstream: Upstream, decision: Decision) -> Bound:

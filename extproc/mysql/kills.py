@@ -37,7 +37,9 @@ from typing import NamedTuple, Protocol
 
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
-from extproc.mysql import packets as my
+from extproc.mysql.flags import CLIENT_PROTOCOL_41
+from extproc.mysql.framing import Framer, Packet, ProtocolViolation, Reader, encode, lenenc_str
+from extproc.mysql.responses import Err, encode_err, encode_ok, is_err, parse_err, parse_ok
 from extproc.store import StoreError
 from extproc.store.session_keys import SessionKeys
 
@@ -123,11 +125,11 @@ def is_handover(payload: bytes) -> bool:
 def encode_handover(handover: Handover) -> bytes:
     return b"".join([_HANDOVER, bytes((handover.query,)),
                      handover.connection_id.to_bytes(4, "little"),
-                     my.lenenc_str(handover.secret), my.lenenc_str(handover.by.encode())])
+                     lenenc_str(handover.secret), lenenc_str(handover.by.encode())])
 
 
 def parse_handover(payload: bytes) -> Handover:
-    r = my.Reader(payload, len(_HANDOVER))
+    r = Reader(payload, len(_HANDOVER))
     query, connection_id = r.int1(), r.int4()
     secret, by = r.lenenc_str(), r.lenenc_str()
     r.done()
@@ -137,10 +139,10 @@ def parse_handover(payload: bytes) -> Handover:
 def refusal_err(refused: BadInput) -> bytes:
     """A refusal as the ERR a handover answers with (the killer's front reads it back)."""
     code, sqlstate = CODES.get(refused.error, (1105, "HY000"))
-    return my.encode_err(code, sqlstate, refused.message)
+    return encode_err(code, sqlstate, refused.message)
 
 
-def _refusal_of(err: my.Err) -> BadInput:
+def _refusal_of(err: Err) -> BadInput:
     error, status = _ERRORS.get(err.code, ("kill_failed", 502))
     return BadInput(status, error, err.message)
 
@@ -209,18 +211,18 @@ class Connections:
                 try:
                     packets = _Packets(reader)
                     greeting = await packets.next()
-                    writer.write(my.encode((greeting.seq + 1) & 0xFF,
+                    writer.write(encode((greeting.seq + 1) & 0xFF,
                                            encode_handover(request)))
                     reply = (await packets.next()).payload
                 finally:
                     writer.close()
-        except (OSError, TimeoutError, my.ProtocolViolation) as exc:
+        except (OSError, TimeoutError, ProtocolViolation) as exc:
             raise BadInput(502, "kill_failed", f"the front holding connection "
                            f"{victim.connection_id} ({victim.address}) did not answer: "
                            f"{exc or type(exc).__name__}") from None
-        if my.is_err(reply):
-            raise _refusal_of(my.parse_err(reply))
-        return my.parse_ok(reply, my.CLIENT_PROTOCOL_41).info
+        if is_err(reply):
+            raise _refusal_of(parse_err(reply))
+        return parse_ok(reply, CLIENT_PROTOCOL_41).info
 
     async def serve(self, payload: bytes) -> bytes:
         """A KILL handed over by another front: the answer's payload (OK, or ERR)."""
@@ -236,17 +238,17 @@ class Connections:
             done = await session.killed(request.query, request.by)
         except BadInput as refused:
             return refusal_err(refused)
-        return my.encode_ok(info=done)
+        return encode_ok(info=done)
 
 
 class _Packets:
     """A handover's packets, as they complete."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader, self._framer = reader, my.Framer(1 << 16)
-        self._read: list[my.Packet] = []
+        self._reader, self._framer = reader, Framer(1 << 16)
+        self._read: list[Packet] = []
 
-    async def next(self) -> my.Packet:
+    async def next(self) -> Packet:
         while not self._read:
             data = await self._reader.read(4096)
             if not data:

@@ -18,8 +18,9 @@ from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.config import Target
 from extproc.exchange.act import Opener
 from extproc.exchange.pipeline import Pipeline
-from extproc.mysql import packets as my
 from extproc.mysql.auth import CLEAR_PASSWORD
+from extproc.mysql.framing import Packet, encode
+from extproc.mysql.handshake import AuthSwitchRequest, encode_auth_switch
 
 # Every exchange of the front, its logins too: the conventions' name, and the older one
 # (tests/support/semconv.py's LEGACY) that searches written against it still find.
@@ -94,14 +95,14 @@ class Logins:
 
     @staticmethod
     async def token(plugin: str, response: bytes, seq: int, writer: asyncio.StreamWriter,
-                    read: Callable[[], Awaitable[my.Packet]]) -> tuple[bytes, int]:
+                    read: Callable[[], Awaitable[Packet]]) -> tuple[bytes, int]:
         """The client's token: its first auth response when it came as mysql_clear_password,
         else asked for by an AuthSwitchRequest (the packet after `seq`). With the
         sequence id of the packet that carried it: the answer takes the next."""
         if plugin == CLEAR_PASSWORD:
             return response, seq
-        writer.write(my.encode((seq + 1) & 0xFF, my.encode_auth_switch(
-            my.AuthSwitchRequest(CLEAR_PASSWORD, b""))))
+        writer.write(encode((seq + 1) & 0xFF, encode_auth_switch(
+            AuthSwitchRequest(CLEAR_PASSWORD, b""))))
         reply = await read()
         return reply.payload, reply.seq
 

@@ -38,14 +38,9 @@ from extproc.masking import Masker
 from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
 from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
-from extproc.mysql.packets import (
-    STRING_TYPES,
-    UNSIGNED_FLAG,
-    ColumnDefinition,
-    binary_readable,
-    binary_text,
-    type_name,
-)
+from extproc.mysql.binary import binary_readable, binary_text
+from extproc.mysql.flags import STRING_TYPES, UNSIGNED_FLAG, type_name
+from extproc.mysql.resultsets import ColumnDefinition
 
 Rows = list[list[bytes | None]]
 

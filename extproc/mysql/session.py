@@ -78,10 +78,75 @@ from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
 from extproc.interpret.sql import analyze
 from extproc.interpret.sql.sqlglot_reader import sql_mode_change, within_strings
 from extproc.mysql import effect
-from extproc.mysql import packets as my
+from extproc.mysql.commands import parse_change_user, parse_field_list, parse_process_kill
+from extproc.mysql.flags import (
+    CLIENT_DEPRECATE_EOF,
+    CLIENT_PROTOCOL_41,
+    COM_BINLOG_DUMP,
+    COM_BINLOG_DUMP_GTID,
+    COM_CHANGE_USER,
+    COM_FIELD_LIST,
+    COM_INIT_DB,
+    COM_PING,
+    COM_PROCESS_KILL,
+    COM_QUERY,
+    COM_QUIT,
+    COM_REGISTER_SLAVE,
+    COM_RESET_CONNECTION,
+    COM_STMT_BULK_EXECUTE,
+    COM_STMT_CLOSE,
+    COM_STMT_EXECUTE,
+    COM_STMT_FETCH,
+    COM_STMT_PREPARE,
+    COM_STMT_RESET,
+    COM_STMT_SEND_LONG_DATA,
+    COM_TABLE_DUMP,
+    SERVER_MORE_RESULTS_EXISTS,
+    SERVER_STATUS_AUTOCOMMIT,
+    SERVER_STATUS_IN_TRANS,
+    SERVER_STATUS_NO_BACKSLASH_ESCAPES,
+    command_name,
+)
+from extproc.mysql.framing import Framer, Packet, ProtocolViolation, Reader, encode
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
 from extproc.mysql.login import Bound, Logins, opener
+from extproc.mysql.prepared import (
+    CURSOR_TYPE_FOR_UPDATE,
+    CURSOR_TYPE_READ_ONLY,
+    CURSOR_TYPE_SCROLLABLE,
+    StmtExecute,
+    bind_types,
+    encode_prepare_ok,
+    encode_statement_command,
+    parse_long_data,
+    parse_prepare_ok,
+    parse_stmt_execute,
+    statement_id,
+    with_statement_id,
+)
+from extproc.mysql.responses import (
+    Err,
+    encode_err,
+    encode_ok,
+    ends_rows,
+    is_eof,
+    is_err,
+    is_ok,
+    parse_eof,
+    parse_err,
+    parse_ok,
+    without_status,
+)
 from extproc.mysql.results import ResultMasker, error_message, record_sample, unreadable
+from extproc.mysql.resultsets import (
+    ColumnDefinition,
+    encode_binary_row,
+    encode_column_definition,
+    encode_text_row,
+    parse_binary_row,
+    parse_column_definition,
+    parse_text_row,
+)
 from extproc.mysql.statements import LongData, Prepared, Statements
 from extproc.mysql.upstream import (
     Upstream,
@@ -95,8 +160,8 @@ from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
 from extproc.recording.record import RECORD_MASK
 
 _READ_SIZE = 256 * 1024
-_REPLICATION = frozenset({my.COM_BINLOG_DUMP, my.COM_BINLOG_DUMP_GTID,
-                          my.COM_REGISTER_SLAVE, my.COM_TABLE_DUMP})
+_REPLICATION = frozenset({COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID,
+                          COM_REGISTER_SLAVE, COM_TABLE_DUMP})
 # ER_TABLEACCESS_DENIED_ERROR, and ER_SPECIFIC_ACCESS_DENIED_ERROR for what needs a
 # privilege beyond tables (the server's, roles, settings).
 _ACCESS_DENIED, _PRIVILEGE_DENIED = 1142, 1227
@@ -116,15 +181,15 @@ _NO_DATABASE = ("this connection named no database: it takes KILL [QUERY] <conne
                 "run statements (mariadb -D DATABASE)")
 # The commands naming a prepared statement, as the record names them; those the server
 # never answers (a refusal of theirs is answered with nothing either).
-_STATEMENT_METHODS = {my.COM_STMT_EXECUTE: "EXECUTE", my.COM_STMT_SEND_LONG_DATA: "LONG_DATA",
-                      my.COM_STMT_RESET: "RESET", my.COM_STMT_CLOSE: "CLOSE",
-                      my.COM_STMT_FETCH: "FETCH"}
-_UNANSWERED = frozenset({my.COM_STMT_SEND_LONG_DATA, my.COM_STMT_CLOSE})
+_STATEMENT_METHODS = {COM_STMT_EXECUTE: "EXECUTE", COM_STMT_SEND_LONG_DATA: "LONG_DATA",
+                      COM_STMT_RESET: "RESET", COM_STMT_CLOSE: "CLOSE",
+                      COM_STMT_FETCH: "FETCH"}
+_UNANSWERED = frozenset({COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE})
 # Why a command is not relayed, where more can be said than that it is not.
-_UNRELAYED = {my.COM_STMT_BULK_EXECUTE: (
+_UNRELAYED = {COM_STMT_BULK_EXECUTE: (
     "COM_STMT_BULK_EXECUTE (MariaDB's array binding) is not relayed: tollgate offers none "
     "of MariaDB's extended capabilities, so a client executes once per row")}
-_CURSORS = my.CURSOR_TYPE_READ_ONLY | my.CURSOR_TYPE_FOR_UPDATE | my.CURSOR_TYPE_SCROLLABLE
+_CURSORS = CURSOR_TYPE_READ_ONLY | CURSOR_TYPE_FOR_UPDATE | CURSOR_TYPE_SCROLLABLE
 _NO_CURSORS = ("tollgate does not relay server-side cursors (COM_STMT_FETCH, an execute "
                "asking for a cursor): execute without one, and read the rows as they come")
 
@@ -178,7 +243,7 @@ def refusal_packet(answer: Answer, seq: int = 1) -> bytes:
     else:
         code, sqlstate = 1105, "HY000"  # ER_UNKNOWN_ERROR
     message = "tollgate: " + "; ".join(map(str, reasons)) + f" ({'; '.join(notes)})"
-    return my.encode(seq, my.encode_err(code, sqlstate, message))
+    return encode(seq, encode_err(code, sqlstate, message))
 
 
 @dataclass(slots=True)
@@ -226,7 +291,7 @@ class Session:
     def __init__(self, pipeline: Pipeline, logins: Logins, bound: Bound,
                  connections: Connections, connection_id: int,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 framer: my.Framer, upstream: Upstream | None,
+                 framer: Framer, upstream: Upstream | None,
                  binder: Binder | None = None) -> None:
         # The pipeline opens the session's acts (again as it is bound to another
         # identity or database); the masker masks what it relays beside them.
@@ -239,24 +304,24 @@ class Session:
         self._client = writer
         self._writer: asyncio.StreamWriter | Measuring = writer
         self._upstream = upstream
-        self._capabilities = upstream.capabilities if upstream else my.CLIENT_PROTOCOL_41
+        self._capabilities = upstream.capabilities if upstream else CLIENT_PROTOCOL_41
         # The server's status as its last answer gave it (in a transaction or not).
-        self._status = upstream.status if upstream else my.SERVER_STATUS_AUTOCOMMIT
+        self._status = upstream.status if upstream else SERVER_STATUS_AUTOCOMMIT
         # How the server lexes a backslash in a string (True: an escape), as its status
         # said where it is the session's (_follow_sql_mode); None: not known, every text
         # read both ways. A connection that named no database has no server.
         self._backslashes = _escapes(self._status) if upstream else None
         # Packets framed and not yet taken; the server's login may have read past its end.
-        self._from_client: deque[my.Packet] = deque()
-        self._from_server: deque[my.Packet] = deque(upstream.pending if upstream else ())
+        self._from_client: deque[Packet] = deque()
+        self._from_server: deque[Packet] = deque(upstream.pending if upstream else ())
         self._statements = Statements()
         # The commands of a session with a server, beside COM_QUERY and COM_PROCESS_KILL.
-        self._handlers: dict[int, Callable[[my.Packet], Awaitable[None]]] = {
-            my.COM_PING: self._ping, my.COM_INIT_DB: self._init_db,
-            my.COM_FIELD_LIST: self._field_list, my.COM_STMT_PREPARE: self._prepare,
+        self._handlers: dict[int, Callable[[Packet], Awaitable[None]]] = {
+            COM_PING: self._ping, COM_INIT_DB: self._init_db,
+            COM_FIELD_LIST: self._field_list, COM_STMT_PREPARE: self._prepare,
             **dict.fromkeys(_STATEMENT_METHODS, self._statement_command),
-            my.COM_RESET_CONNECTION: self._reset_connection,
-            my.COM_CHANGE_USER: self._change_user}
+            COM_RESET_CONNECTION: self._reset_connection,
+            COM_CHANGE_USER: self._change_user}
         # A statement waiting for approval (a KILL QUERY ends it); a command in flight;
         # a KILL CONNECTION's end, once that command is answered.
         self._hold: asyncio.Future[None] | None = None
@@ -290,7 +355,7 @@ class Session:
                     await self._command(packet)
                 finally:
                     self._busy = False
-        except (Closed, my.ProtocolViolation, ConnectionError, asyncio.IncompleteReadError):
+        except (Closed, ProtocolViolation, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             if self._upstream is not None:
@@ -298,24 +363,24 @@ class Session:
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _client_packet(self) -> my.Packet | None:
+    async def _client_packet(self) -> Packet | None:
         while not self._from_client:
             data = await self._reader.read(_READ_SIZE)
             if not data:
                 return None
             try:
                 self._from_client.extend(self._framer.feed(data))
-            except my.ProtocolViolation as exc:
+            except ProtocolViolation as exc:
                 # Told why before the session ends (ER_NET_PACKET_TOO_LARGE's code).
                 if exc.reply_seq is not None:
-                    self._writer.write(my.encode(exc.reply_seq, my.encode_err(
+                    self._writer.write(encode(exc.reply_seq, encode_err(
                         1153, "08S01", f"tollgate: {exc}; the session ends")))
                     with contextlib.suppress(ConnectionError):
                         await self._writer.drain()
                 raise
         return self._from_client.popleft()
 
-    async def _next_client_packet(self) -> my.Packet:
+    async def _next_client_packet(self) -> Packet:
         """The client's next packet, inside a command (Closed when it left)."""
         packet = await self._client_packet()
         if packet is None:
@@ -327,7 +392,7 @@ class Session:
         assert self._upstream is not None, "a connection naming no database has no server"
         return self._upstream
 
-    async def _server_packet(self) -> my.Packet:
+    async def _server_packet(self) -> Packet:
         while not self._from_server:
             data = await self._server.reader.read(_READ_SIZE)
             if not data:
@@ -337,14 +402,14 @@ class Session:
 
     # -- commands -----------------------------------------------------------------------
 
-    async def _command(self, packet: my.Packet) -> None:
+    async def _command(self, packet: Packet) -> None:
         payload = packet.payload
         command = payload[0] if payload else -1
         if packet.seq != 0:
-            await self._out_of_order(packet.seq, my.command_name(command))
-        if command == my.COM_QUIT:
+            await self._out_of_order(packet.seq, command_name(command))
+        if command == COM_QUIT:
             raise Closed("the client quit")
-        if command == my.COM_QUERY:
+        if command == COM_QUERY:
             text = _sql(payload[1:], self._backslashes)
             if text is not None and (view := _RESULTS_VIEW.fullmatch(text)) is not None \
                     and self._upstream is not None:
@@ -353,9 +418,9 @@ class Session:
                 self._keep(text)
             else:
                 await self._statement(packet, "QUERY", text)
-        elif command == my.COM_PROCESS_KILL:
+        elif command == COM_PROCESS_KILL:
             await self._process_kill(packet)
-        elif self._upstream is None and command == my.COM_INIT_DB and self._binder:
+        elif self._upstream is None and command == COM_INIT_DB and self._binder:
             await self._bind(packet)
         elif self._upstream is None:
             self._without_database(command)
@@ -364,7 +429,7 @@ class Session:
         else:
             self._unrelayed(command)
 
-    async def _ping(self, packet: my.Packet) -> None:
+    async def _ping(self, packet: Packet) -> None:
         self._server.writer.write(packet.raw())
         self._writer.write((await self._server_packet()).raw())
 
@@ -379,14 +444,14 @@ class Session:
             await self._writer.drain()
         raise Closed("a command out of sequence")
 
-    async def _init_db(self, packet: my.Packet) -> None:
+    async def _init_db(self, packet: Packet) -> None:
         """COM_INIT_DB, decided as its USE; the target's own database name (the one the
         client logs in with) sent on as the server's database it stands for."""
         name = _name(packet.payload[1:])
         target = self._bound.target
         if name == self._bound.database and target is not None and target.mysql is not None \
                 and target.mysql.database:
-            packet = my.Packet(packet.seq, bytes((my.COM_INIT_DB,))
+            packet = Packet(packet.seq, bytes((COM_INIT_DB,))
                                + target.mysql.database.encode())
         await self._statement(packet, "INIT_DB", None if name is None
                               else "USE `" + name.replace("`", "``") + "`")
@@ -421,11 +486,11 @@ class Session:
         self._request(act.exchange, "QUERY", text)
         act.exchange.outcome.update(outcome)
         act.end()
-        self._writer.write(my.encode(1, my.encode_ok(status=self._status,
+        self._writer.write(encode(1, encode_ok(status=self._status,
                                                      capabilities=self._bound.capabilities)))
         return True
 
-    async def _bind(self, packet: my.Packet) -> None:
+    async def _bind(self, packet: Packet) -> None:
         """COM_INIT_DB on a connection that named no database: the session bound to the
         target of the database it names, as a login naming it would have been (the
         front's binder), its kept settings decided and run in order, then the
@@ -467,12 +532,12 @@ class Session:
         if refusal is not None:
             self._refused(run, refusal)
             return False
-        self._server.writer.write(my.encode(0, bytes((my.COM_QUERY,))
+        self._server.writer.write(encode(0, bytes((COM_QUERY,))
                                             + text.encode("utf-8", "surrogateescape")))
         try:
             while True:
                 answer = await self._server_packet()
-                if my.is_err(answer.payload):
+                if is_err(answer.payload):
                     self._error(run, answer)
                     return False
                 run.results.append("OK")
@@ -484,7 +549,7 @@ class Session:
 
     def _unrelayed(self, command: int) -> None:
         """A command tollgate does not relay: replication, saying so, and any other."""
-        name = my.command_name(command)
+        name = command_name(command)
         if command in _REPLICATION:
             self._refuse(name, BadInput(
                 403, "replication", f"{name} is replication, which tollgate refuses: a "
@@ -498,11 +563,11 @@ class Session:
     def _without_database(self, command: int) -> None:
         """A connection that named no database: COM_PING answered here; no command but
         KILL reaches anything."""
-        if command == my.COM_PING:
-            self._writer.write(my.encode(1, my.encode_ok(
+        if command == COM_PING:
+            self._writer.write(encode(1, encode_ok(
                 status=self._status, capabilities=self._bound.capabilities)))
         else:
-            self._refuse(my.command_name(command), BadInput(400, "no_database", _NO_DATABASE),
+            self._refuse(command_name(command), BadInput(400, "no_database", _NO_DATABASE),
                          answered=command not in _UNANSWERED)
 
     def _refuse(self, method: str, bad: BadInput, answered: bool = True,
@@ -517,19 +582,19 @@ class Session:
         if answered:
             self._writer.write(refusal_packet(answer, seq))
 
-    async def _process_kill(self, packet: my.Packet) -> None:
+    async def _process_kill(self, packet: Packet) -> None:
         try:
-            connection_id = my.parse_process_kill(packet.payload)
-        except my.ProtocolViolation as exc:
+            connection_id = parse_process_kill(packet.payload)
+        except ProtocolViolation as exc:
             self._refuse("PROCESS_KILL", BadInput(400, "protocol_violation",
                                                   f"COM_PROCESS_KILL: {exc}"))
             return
         await self._statement(packet, "PROCESS_KILL", Kill(connection_id, False).text())
 
-    async def _field_list(self, packet: my.Packet) -> None:
+    async def _field_list(self, packet: Packet) -> None:
         try:
-            request = my.parse_field_list(packet.payload)
-        except my.ProtocolViolation as exc:
+            request = parse_field_list(packet.payload)
+        except ProtocolViolation as exc:
             self._refuse("FIELD_LIST", BadInput(400, "protocol_violation",
                                                 f"COM_FIELD_LIST: {exc}"))
             return
@@ -541,7 +606,7 @@ class Session:
                 text += f" LIKE '{escaped}'"
         await self._statement(packet, "FIELD_LIST", text, self._columns)
 
-    async def _statement(self, packet: my.Packet, method: str, text: str | None,
+    async def _statement(self, packet: Packet, method: str, text: str | None,
                          answer: Callable[[Run], Awaitable[None]] | None = None) -> None:
         """A command that carries SQL: decided, then sent on and its answer relayed
         (`answer`: how, a statement's by default), or refused. A KILL goes to no server
@@ -558,7 +623,7 @@ class Session:
             self._refused(run, refusal)
             return
         if run.kill is not None:
-            self._writer.write(my.encode(1, my.encode_ok(
+            self._writer.write(encode(1, encode_ok(
                 status=self._status, capabilities=self._bound.capabilities)))
             self._end(run)
             return
@@ -688,8 +753,8 @@ class Session:
         a transaction of the front's: its effect, and its answer held back. What cannot
         be measured is not run: its effect says why. None: the write failed (the client
         has the server's error; the front's transaction rolled back)."""
-        mode = ("savepoint" if self._status & my.SERVER_STATUS_IN_TRANS else
-                "commit" if self._status & my.SERVER_STATUS_AUTOCOMMIT else "keep")
+        mode = ("savepoint" if self._status & SERVER_STATUS_IN_TRANS else
+                "commit" if self._status & SERVER_STATUS_AUTOCOMMIT else "keep")
         pending = Measuring(raw, binary, mode)
         run.error, run.results, run.rows = None, [], 0  # a retry's: its own
         await self._own_command(
@@ -703,7 +768,7 @@ class Session:
             written, reached, sizes = plan
             before = await self._effect_reading(reached)
             pending.ran = True
-            self._hidden_status = my.SERVER_STATUS_IN_TRANS if mode == "commit" else 0
+            self._hidden_status = SERVER_STATUS_IN_TRANS if mode == "commit" else 0
             self._writer = pending
             self._server.writer.write(raw)
             await self._answer(run, binary)
@@ -806,7 +871,7 @@ class Session:
             return
         self._writer.write(b"".join(pending.answer))
 
-    async def _leave(self, mode: str, keep: bool) -> my.Packet | None:
+    async def _leave(self, mode: str, keep: bool) -> Packet | None:
         """The front's transaction (or savepoint) ended: kept, or rolled back. The
         server's error, if committing failed; rolling back, a savepoint the server
         already lost with its transaction (a deadlock) is no error."""
@@ -816,25 +881,25 @@ class Session:
                 f"ROLLBACK TO SAVEPOINT {effect.SAVEPOINT}") if not keep else (
             "COMMIT" if mode == "commit" else f"RELEASE SAVEPOINT {effect.SAVEPOINT}")
         answer = await self._own_packet(text)
-        if mode == "savepoint" and not keep and not my.is_err(answer.payload):
+        if mode == "savepoint" and not keep and not is_err(answer.payload):
             answer = await self._own_packet(f"RELEASE SAVEPOINT {effect.SAVEPOINT}")
-        return answer if keep and my.is_err(answer.payload) else None
+        return answer if keep and is_err(answer.payload) else None
 
     async def _own_command(self, text: str) -> None:
         """A statement of the front's own, answered OK, or BadInput with the server's
         reason (the write is then refused)."""
         answer = await self._own_packet(text)
-        if my.is_err(answer.payload):
+        if is_err(answer.payload):
             raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
-                           f"measured: {my.parse_err(answer.payload).message}")
+                           f"measured: {parse_err(answer.payload).message}")
 
-    async def _own_packet(self, text: str) -> my.Packet:
+    async def _own_packet(self, text: str) -> Packet:
         """A statement of the front's own, its OK or ERR (the status kept)."""
-        self._server.writer.write(my.encode(0, bytes((my.COM_QUERY,))
+        self._server.writer.write(encode(0, bytes((COM_QUERY,))
                                             + (effect.MARK + text).encode()))
         answer = await self._server_packet()
-        if my.is_ok(answer.payload, self._capabilities):
-            self._status = my.parse_ok(answer.payload, self._capabilities).status
+        if is_ok(answer.payload, self._capabilities):
+            self._status = parse_ok(answer.payload, self._capabilities).status
         return answer
 
     async def _own_rows(self, text: str) -> list[list[bytes | None]]:
@@ -845,23 +910,23 @@ class Session:
                            f"measured: {failed.message}")
         return rows
 
-    async def _own_query(self, text: str) -> tuple[list[list[bytes | None]], my.Err | None]:
+    async def _own_query(self, text: str) -> tuple[list[list[bytes | None]], Err | None]:
         """A query of the front's own (its text starts with effect.MARK): its rows in
         text, or the server's error."""
         first = await self._own_packet(text)
-        if my.is_err(first.payload):
-            return [], my.parse_err(first.payload)
-        if my.is_ok(first.payload, self._capabilities):
+        if is_err(first.payload):
+            return [], parse_err(first.payload)
+        if is_ok(first.payload, self._capabilities):
             return [], None
-        count = my.Reader(first.payload).lenenc_int()
-        for _ in range(count + (0 if self._capabilities & my.CLIENT_DEPRECATE_EOF else 1)):
+        count = Reader(first.payload).lenenc_int()
+        for _ in range(count + (0 if self._capabilities & CLIENT_DEPRECATE_EOF else 1)):
             await self._server_packet()
         rows = []
-        while not my.ends_rows((packet := await self._server_packet()).payload,
+        while not ends_rows((packet := await self._server_packet()).payload,
                                self._capabilities):
-            rows.append(my.parse_text_row(packet.payload, count))
-        if my.is_err(packet.payload):
-            return [], my.parse_err(packet.payload)
+            rows.append(parse_text_row(packet.payload, count))
+        if is_err(packet.payload):
+            return [], parse_err(packet.payload)
         self._more_results(packet)
         return rows, None
 
@@ -949,7 +1014,7 @@ class Session:
 
     # -- prepared statements -------------------------------------------------------------
 
-    async def _prepare(self, packet: my.Packet) -> None:
+    async def _prepare(self, packet: Packet) -> None:
         """COM_STMT_PREPARE: its text decided as a COM_QUERY's, so a statement refused or
         held and denied never exists on the server; prepared, it gets an id of tollgate's
         own (statements.py)."""
@@ -973,94 +1038,94 @@ class Session:
         """The server's answer to a prepare: an ERR, or its statement under tollgate's id,
         the definitions of its parameters and columns after it as they came."""
         first = await self._server_packet()
-        if my.is_err(first.payload):
+        if is_err(first.payload):
             self._statements.not_prepared()
             self._error(run, first)
             return
-        ok = my.parse_prepare_ok(first.payload)
+        ok = parse_prepare_ok(first.payload)
         exchange = run.exchange
         decided = exchange.evidence.decisions[-1]
         prepared = self._statements.add(Prepared(
             self._statements.next_id(), ok.statement_id, text, ok.num_params, exchange.meaning,
             exchange.decision, decided.revision, decided.duration_us, exchange.approval))
-        out = [my.encode(first.seq, my.encode_prepare_ok(ok._replace(statement_id=prepared.id)))]
+        out = [encode(first.seq, encode_prepare_ok(ok._replace(statement_id=prepared.id)))]
         for count in (ok.num_params, ok.num_columns):
             for _ in range(count):
                 packet = await self._server_packet()
-                my.parse_column_definition(packet.payload)
+                parse_column_definition(packet.payload)
                 out.append(packet.raw())
-            if count and not self._capabilities & my.CLIENT_DEPRECATE_EOF:
+            if count and not self._capabilities & CLIENT_DEPRECATE_EOF:
                 out.append((await self._server_packet()).raw())
         self._writer.write(b"".join(out))
         run.results.append(f"statement {prepared.id}: {ok.num_params} parameters, "
                            f"{ok.num_columns} columns")
 
-    async def _statement_command(self, packet: my.Packet) -> None:
+    async def _statement_command(self, packet: Packet) -> None:
         """A command naming a prepared statement: by an id tollgate handed out, sent on
         under the server's id; by any other, refused (recorded), never sent."""
         command = packet.payload[0]
         method = _STATEMENT_METHODS[command]
         answered = command not in _UNANSWERED
         try:
-            statement_id = my.statement_id(packet.payload)
-        except my.ProtocolViolation as exc:
+            statement = statement_id(packet.payload)
+        except ProtocolViolation as exc:
             self._refuse(method, BadInput(400, "protocol_violation", f"a "
-                                          f"{my.command_name(command)} that cannot be read: "
+                                          f"{command_name(command)} that cannot be read: "
                                           f"{exc}"), answered)
             return
-        prepared = self._statements.get(statement_id)
+        prepared = self._statements.get(statement)
         if prepared is None:
             self._refuse(method, BadInput(
-                400, "unknown_statement", f"statement {statement_id} was not prepared "
+                400, "unknown_statement", f"statement {statement} was not prepared "
                 "through tollgate in this session (or was closed): tollgate runs only "
-                "statements it decided"), answered, named=f"statement {statement_id}")
-        elif command == my.COM_STMT_EXECUTE:
+                "statements it decided"), answered, named=f"statement {statement}")
+        elif command == COM_STMT_EXECUTE:
             await self._execute(packet, prepared)
-        elif command == my.COM_STMT_FETCH:
+        elif command == COM_STMT_FETCH:
             self._refuse(method, BadInput(400, "unsupported_cursor", _NO_CURSORS),
                          named=prepared.text)
-        elif command == my.COM_STMT_SEND_LONG_DATA:
+        elif command == COM_STMT_SEND_LONG_DATA:
             self._long_data(packet, prepared)
         else:
-            if command == my.COM_STMT_CLOSE:
-                self._statements.close(statement_id)
-            self._server.writer.write(my.encode(packet.seq, my.with_statement_id(
+            if command == COM_STMT_CLOSE:
+                self._statements.close(statement)
+            self._server.writer.write(encode(packet.seq, with_statement_id(
                 packet.payload, prepared.server_id)))
-            if command == my.COM_STMT_RESET:
+            if command == COM_STMT_RESET:
                 answer = await self._server_packet()
-                if not my.is_err(answer.payload):
+                if not is_err(answer.payload):
                     prepared.long_data.clear()
                 self._writer.write(answer.raw())
 
-    def _long_data(self, packet: my.Packet, prepared: Prepared) -> None:
+    def _long_data(self, packet: Packet, prepared: Prepared) -> None:
         """A piece of a parameter's value: sent on, and kept (its first bytes) for the
         execute's record."""
         try:
-            piece = my.parse_long_data(packet.payload)
-        except my.ProtocolViolation as exc:
+            piece = parse_long_data(packet.payload)
+        except ProtocolViolation as exc:
             self._refuse("LONG_DATA", BadInput(400, "protocol_violation", "a "
                                                "COM_STMT_SEND_LONG_DATA that cannot be "
                                                f"read: {exc}"), answered=False)
             return
         prepared.long_data.setdefault(piece.parameter, LongData()).add(piece.data)
-        self._server.writer.write(my.encode(packet.seq, my.with_statement_id(
+        self._server.writer.write(encode(packet.seq, with_statement_id(
             packet.payload, prepared.server_id)))
 
-    async def _execute(self, packet: my.Packet, prepared: Prepared) -> None:
+    async def _execute(self, packet: Packet, prepared: Prepared) -> None:
         """COM_STMT_EXECUTE: an exchange of its own, under its prepare's decision (the
         parameters in its record); its binary rows masked as text rows are."""
         run = Run(self._act("EXECUTE"))
         exchange = run.exchange
-        execute: my.StmtExecute | None = None
+        execute: StmtExecute | None = None
         problem: Exception | None = None
         try:
             run.act.admit()
         except (RecordingQuota, RecordingUnavailable) as exc:
             problem = exc
         try:
-            execute = my.parse_stmt_execute(packet.payload, prepared.num_params,
+            execute = parse_stmt_execute(packet.payload, prepared.num_params,
                                             prepared.types, prepared.long_data)
-        except my.ProtocolViolation as exc:
+        except ProtocolViolation as exc:
             problem = problem or BadInput(400, "protocol_violation", "a COM_STMT_EXECUTE "
                                           f"that cannot be read: {exc}")
         self._request(exchange, "EXECUTE", prepared.text, None if execute is None else {
@@ -1083,8 +1148,8 @@ class Session:
         payload = packet.payload
         if prepared.ran(execute):
             assert prepared.types is not None
-            payload = my.bind_types(payload, prepared.num_params, prepared.types)
-        raw = my.encode(packet.seq, my.with_statement_id(payload, prepared.server_id))
+            payload = bind_types(payload, prepared.num_params, prepared.types)
+        raw = encode(packet.seq, with_statement_id(payload, prepared.server_id))
         if self._measurable(exchange):
             await self._answered(run, self._measured(run, raw, binary=True))
         else:
@@ -1095,20 +1160,20 @@ class Session:
     async def _reset_quietly(self, prepared: Prepared) -> None:
         """The long data of an execute tollgate refused, dropped on the server as that
         execute would have (its answer is tollgate's alone)."""
-        self._server.writer.write(my.encode(0, my.encode_statement_command(
-            my.COM_STMT_RESET, prepared.server_id)))
+        self._server.writer.write(encode(0, encode_statement_command(
+            COM_STMT_RESET, prepared.server_id)))
         await self._server_packet()
 
     # -- the server's session reset -----------------------------------------------------
 
-    async def _reset_connection(self, packet: my.Packet) -> None:
+    async def _reset_connection(self, packet: Packet) -> None:
         """COM_RESET_CONNECTION: relayed; once the server reset its session, so does
         tollgate its picture of it (_session_reset)."""
         self._server.writer.write(packet.raw())
         answer = await self._server_packet()
-        if not my.is_err(answer.payload):
+        if not is_err(answer.payload):
             self._session_reset()
-            self._status = my.parse_ok(answer.payload, self._capabilities).status
+            self._status = parse_ok(answer.payload, self._capabilities).status
             # The reset took the session back to the gateway's account's default role
             # and the server's defaults: the session's own are set again first.
             try:
@@ -1120,15 +1185,15 @@ class Session:
             self._backslashes = _escapes(self._status)
         self._writer.write(answer.raw())
 
-    async def _change_user(self, packet: my.Packet) -> None:
+    async def _change_user(self, packet: Packet) -> None:
         """Another identity for the session: its token asked for and verified as at login
         (mysql_clear_password, inside TLS), the same target only, the server's session
         reset by the gateway's own account. Recorded under the new identity; refused, the
         connection ends (Closed), as a failed login's would."""
         request, seq, claims, problem = None, packet.seq, None, None
         try:
-            request = my.parse_change_user(packet.payload, self._bound.capabilities)
-        except my.ProtocolViolation as exc:
+            request = parse_change_user(packet.payload, self._bound.capabilities)
+        except ProtocolViolation as exc:
             problem = BadInput(400, "protocol_violation", f"COM_CHANGE_USER: {exc}")
         if request is not None:
             refused = self._logins.plaintext_refused(self._bound.target, self._bound.tls)
@@ -1173,7 +1238,7 @@ class Session:
         self._bound, self._open, self._status = bound, opens, status
         self._backslashes = _escapes(status)
         await self._connections.bind(self)
-        self._writer.write(my.encode((seq + 1) & 0xFF, my.encode_ok(
+        self._writer.write(encode((seq + 1) & 0xFF, encode_ok(
             status=status, capabilities=bound.capabilities)))
 
     async def _reset(self, act: Act, database: str
@@ -1195,25 +1260,25 @@ class Session:
                                self._server.server_version,
                                exchange.decision.statement_timeout_seconds)
         started = time.perf_counter()
-        status = await self._server_command(bytes((my.COM_RESET_CONNECTION,)))
+        status = await self._server_command(bytes((COM_RESET_CONNECTION,)))
         for command in setup:  # first: the gateway's account alone may use no database
             status = await self._server_command(command)
         if database:
             status = await self._server_command(
-                bytes((my.COM_INIT_DB,)) + (target.mysql.database or database).encode())
+                bytes((COM_INIT_DB,)) + (target.mysql.database or database).encode())
         exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
         return status, setup
 
     async def _server_command(self, payload: bytes) -> int:
         """A command of tollgate's own to the server, answered OK (its status), or
         BadInput with the server's reason."""
-        self._server.writer.write(my.encode(0, payload))
+        self._server.writer.write(encode(0, payload))
         answer = (await self._server_packet()).payload
-        if my.is_err(answer):
-            err = my.parse_err(answer)
+        if is_err(answer):
+            err = parse_err(answer)
             raise BadInput(502, "session_reset", f"the server did not reset the session "
-                           f"({my.command_name(payload[0])}): {err.message}")
-        return my.parse_ok(answer, self._capabilities).status
+                           f"({command_name(payload[0])}): {err.message}")
+        return parse_ok(answer, self._capabilities).status
 
     def _session_reset(self) -> None:
         """What tollgate keeps of the server's session, forgotten once the server reset
@@ -1230,7 +1295,7 @@ class Session:
         while True:
             first = await self._server_packet()
             payload = first.payload
-            if my.is_err(payload):
+            if is_err(payload):
                 self._error(run, first)
                 return
             if payload[:1] == b"\x00":
@@ -1245,19 +1310,19 @@ class Session:
             if not await self._result(run, first, binary):
                 return
 
-    async def _result(self, run: Run, first: my.Packet, binary: bool) -> bool:
+    async def _result(self, run: Run, first: Packet, binary: bool) -> bool:
         """A result set: its columns, its rows masked, its end. Whether another result
         of the same statement follows."""
         out = [first.raw()]
-        count = my.Reader(first.payload).lenenc_int()
+        count = Reader(first.payload).lenenc_int()
         columns = []
         for _ in range(count):
             packet = await self._server_packet()
-            columns.append(column := my.parse_column_definition(packet.payload))
+            columns.append(column := parse_column_definition(packet.payload))
             out.append(packet.raw() if not self._binary_results or column.charset == _BINARY
-                       else my.encode(packet.seq, my.encode_column_definition(column._replace(
+                       else encode(packet.seq, encode_column_definition(column._replace(
                            charset=_BINARY, length=column.length // 4))))
-        if not self._capabilities & my.CLIENT_DEPRECATE_EOF:
+        if not self._capabilities & CLIENT_DEPRECATE_EOF:
             out.append((await self._server_packet()).raw())
         if binary and (problem := unreadable(columns)) is not None:
             await self._skip(await self._skip_rows())
@@ -1267,11 +1332,11 @@ class Session:
             return False
         masker = ResultMasker(self._masker, run.exchange.mask, columns)
         while True:
-            rows: list[my.Packet] = []
-            end: my.Packet | None = None
+            rows: list[Packet] = []
+            end: Packet | None = None
             while end is None and (rows == [] or self._from_server):
                 packet = await self._server_packet()
-                if my.ends_rows(packet.payload, self._capabilities):
+                if ends_rows(packet.payload, self._capabilities):
                     end = packet
                 else:
                     rows.append(packet)
@@ -1281,7 +1346,7 @@ class Session:
             self._writer.write(b"".join(out))
             out = []
             await self._writer.drain()
-        if my.is_err(end.payload):
+        if is_err(end.payload):
             self._writer.write(b"".join(out))
             self._error(run, end)
             return False
@@ -1291,40 +1356,40 @@ class Session:
         run.results.append(f"{count} columns")
         return self._more_results(end)
 
-    def _relayed(self, end: my.Packet) -> bytes:
+    def _relayed(self, end: Packet) -> bytes:
         """An OK or EOF for the client: the status bits it does not see cleared."""
         if not self._hidden_status:
             return end.raw()
-        return my.encode(end.seq, my.without_status(end.payload, self._capabilities,
+        return encode(end.seq, without_status(end.payload, self._capabilities,
                                                      self._hidden_status))
 
-    def _more_results(self, end: my.Packet) -> bool:
+    def _more_results(self, end: Packet) -> bool:
         """Whether another result follows the one this OK or EOF ends; the server's
         status, as it gives it there, kept."""
-        self._status = (my.parse_ok(end.payload, self._capabilities).status
-                        if my.is_ok(end.payload, self._capabilities)
-                        else my.parse_eof(end.payload).status)
-        return bool(self._status & my.SERVER_MORE_RESULTS_EXISTS)
+        self._status = (parse_ok(end.payload, self._capabilities).status
+                        if is_ok(end.payload, self._capabilities)
+                        else parse_eof(end.payload).status)
+        return bool(self._status & SERVER_MORE_RESULTS_EXISTS)
 
     async def _skip_rows(self) -> bool:
         """A result's rows the client will not get, read to their end; whether another
         result follows."""
-        while not my.ends_rows((end := await self._server_packet()).payload,
+        while not ends_rows((end := await self._server_packet()).payload,
                                self._capabilities):
             pass
-        return not my.is_err(end.payload) and self._more_results(end)
+        return not is_err(end.payload) and self._more_results(end)
 
     async def _skip(self, more: bool) -> None:
         """The results left of an answer the client will not get, read to its end."""
         while more:
             first = await self._server_packet()
-            if my.is_err(first.payload):
+            if is_err(first.payload):
                 return
             if first.payload[:1] == b"\x00":
                 more = self._more_results(first)
                 continue
-            count = my.Reader(first.payload).lenenc_int()
-            for _ in range(count + (0 if self._capabilities & my.CLIENT_DEPRECATE_EOF else 1)):
+            count = Reader(first.payload).lenenc_int()
+            for _ in range(count + (0 if self._capabilities & CLIENT_DEPRECATE_EOF else 1)):
                 await self._server_packet()
             more = await self._skip_rows()
 
@@ -1332,30 +1397,30 @@ class Session:
         """COM_FIELD_LIST's answer: a column definition a column (no rows: names, types
         and defaults, relayed as they are), then EOF, or ERR."""
         out: list[bytes] = []
-        columns: list[my.ColumnDefinition] = []
-        while not my.is_eof((packet := await self._server_packet()).payload):
-            if my.is_err(packet.payload):
+        columns: list[ColumnDefinition] = []
+        while not is_eof((packet := await self._server_packet()).payload):
+            if is_err(packet.payload):
                 self._writer.write(b"".join(out))
                 self._error(run, packet)
                 return
-            columns.append(my.parse_column_definition(packet.payload, field_list=True))
+            columns.append(parse_column_definition(packet.payload, field_list=True))
             out.append(packet.raw())
-        self._status = my.parse_eof(packet.payload).status
+        self._status = parse_eof(packet.payload).status
         self._writer.write(b"".join(out) + packet.raw())
         run.results.append(f"{len(columns)} columns")
         run.sample += record_sample(columns, [], run.exchange.record_limit)
 
-    def _rows(self, run: Run, masker: ResultMasker, columns: list[my.ColumnDefinition],
-              packets: list[my.Packet], binary: bool) -> list[bytes]:
+    def _rows(self, run: Run, masker: ResultMasker, columns: list[ColumnDefinition],
+              packets: list[Packet], binary: bool) -> list[bytes]:
         """A result's rows, masked as the exchange's decision says; recorded."""
         if not packets:
             return []
         counts: Counter[str] = Counter()
         if binary:
             sent, rows, counts = masker.binary_rows(
-                [my.parse_binary_row(p.payload, columns) for p in packets])
+                [parse_binary_row(p.payload, columns) for p in packets])
         else:
-            rows = [my.parse_text_row(p.payload, len(columns)) for p in packets]
+            rows = [parse_text_row(p.payload, len(columns)) for p in packets]
             if masker.masks:
                 rows, counts = masker.rows(rows)
             sent = rows
@@ -1367,13 +1432,13 @@ class Session:
             run.sample += b"\n" if run.sample else b""
             run.sample += record_sample(columns, rows, limit)
         if binary:
-            return [my.encode(p.seq, my.encode_binary_row(r, columns))
+            return [encode(p.seq, encode_binary_row(r, columns))
                     for p, r in zip(packets, sent, strict=True)]
-        return [my.encode(p.seq, my.encode_text_row(r)) for p, r in zip(packets, sent, strict=True)]
+        return [encode(p.seq, encode_text_row(r)) for p, r in zip(packets, sent, strict=True)]
 
-    def _error(self, run: Run, packet: my.Packet) -> None:
+    def _error(self, run: Run, packet: Packet) -> None:
         """The server's error, its message masked (a duplicate key quotes the row)."""
-        err = my.parse_err(packet.payload)
+        err = parse_err(packet.payload)
         request = run.exchange.request
         message = error_message(err.message, err.code,
                                 str(request["body"]) if request else "", run.exchange.mask)
@@ -1381,16 +1446,16 @@ class Session:
         run.error = (f"{'refused by the database' if err.code in _PRIVILEGE_ERRORS else 'error'}"
                      f" {err.code} ({err.sqlstate})")
         run.exchange.outcome["error.type"] = str(err.code)
-        self._writer.write(my.encode(packet.seq, my.encode_err(err.code, err.sqlstate,
+        self._writer.write(encode(packet.seq, encode_err(err.code, err.sqlstate,
                                                                str(masked))))
 
-    async def _no_local_file(self, run: Run, request: my.Packet) -> None:
+    async def _no_local_file(self, run: Run, request: Packet) -> None:
         """LOAD DATA LOCAL: the server asks the client for a file. None is sent (an empty
         packet ends it), and the client is told why."""
-        self._server.writer.write(my.encode((request.seq + 1) & 0xFF, b""))
+        self._server.writer.write(encode((request.seq + 1) & 0xFF, b""))
         answer = await self._server_packet()
-        while my.is_ok(answer.payload, self._capabilities) and my.parse_ok(
-                answer.payload, self._capabilities).status & my.SERVER_MORE_RESULTS_EXISTS:
+        while is_ok(answer.payload, self._capabilities) and parse_ok(
+                answer.payload, self._capabilities).status & SERVER_MORE_RESULTS_EXISTS:
             answer = await self._server_packet()  # what followed it in a multi-statement
         refusal = run.exchange.refuse(BadInput(
             403, "local_infile", "the server asked for a local file (LOAD DATA LOCAL): "
@@ -1448,7 +1513,7 @@ def _a_setting(text: str) -> bool:
 def _escapes(status: int) -> bool:
     """Whether the server whose status this is reads a backslash in a string as an
     escape (no NO_BACKSLASH_ESCAPES in its sql_mode)."""
-    return not status & my.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+    return not status & SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 def _name(payload: bytes) -> str | None:

@@ -27,16 +27,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extproc.approvals.model import Approval
-from extproc.mysql import packets as my
+from extproc.mysql.binary import binary_text
+from extproc.mysql.flags import (
+    MYSQL_TYPE_DOUBLE,
+    MYSQL_TYPE_FLOAT,
+    MYSQL_TYPE_INT24,
+    MYSQL_TYPE_LONG,
+    MYSQL_TYPE_LONGLONG,
+    MYSQL_TYPE_SHORT,
+    MYSQL_TYPE_TINY,
+    MYSQL_TYPE_YEAR,
+)
+from extproc.mysql.prepared import LAST_STATEMENT_ID, ParameterType, StmtExecute
 from extproc.policy import Decision
 
 # The most of each long-data parameter kept for the record (the rest is counted).
 LONG_DATA_KEPT = 4096
-_LAST_OWN_ID = my.LAST_STATEMENT_ID - 1
+_LAST_OWN_ID = LAST_STATEMENT_ID - 1
 # Parameter types written as numbers: integers and floats.
-_NUMBERS = frozenset({my.MYSQL_TYPE_TINY, my.MYSQL_TYPE_SHORT, my.MYSQL_TYPE_INT24,
-                      my.MYSQL_TYPE_LONG, my.MYSQL_TYPE_LONGLONG, my.MYSQL_TYPE_YEAR,
-                      my.MYSQL_TYPE_FLOAT, my.MYSQL_TYPE_DOUBLE})
+_NUMBERS = frozenset({MYSQL_TYPE_TINY, MYSQL_TYPE_SHORT, MYSQL_TYPE_INT24,
+                      MYSQL_TYPE_LONG, MYSQL_TYPE_LONGLONG, MYSQL_TYPE_YEAR,
+                      MYSQL_TYPE_FLOAT, MYSQL_TYPE_DOUBLE})
 
 
 @dataclass(slots=True)
@@ -69,11 +80,11 @@ class Prepared:
     approval: Approval | None = None
     # The parameter types the client bound last; whether the server missed them (they
     # came with an execute tollgate refused); the long data sent since the last execute.
-    types: tuple[my.ParameterType, ...] | None = None
+    types: tuple[ParameterType, ...] | None = None
     unbound: bool = False
     long_data: dict[int, LongData] = field(default_factory=dict)
 
-    def parameters(self, execute: my.StmtExecute) -> list[str]:
+    def parameters(self, execute: StmtExecute) -> list[str]:
         """An execute's parameters as the record shows them: SQL literals, long data
         included."""
         types = execute.types if execute.types is not None else self.types
@@ -82,7 +93,7 @@ class Prepared:
         return [_literal(self.long_data.get(i), kind, value)
                 for i, (kind, value) in enumerate(zip(types, execute.values, strict=True))]
 
-    def ran(self, execute: my.StmtExecute) -> bool:
+    def ran(self, execute: StmtExecute) -> bool:
         """The execute goes to the server, which then binds its types (if it carries
         any) and spends the long data; whether its packet must bind the types the
         server missed (`bind_types`)."""
@@ -93,7 +104,7 @@ class Prepared:
         self.long_data.clear()
         return rebind
 
-    def refused(self, execute: my.StmtExecute | None) -> bool:
+    def refused(self, execute: StmtExecute | None) -> bool:
         """tollgate refused the execute: the client takes its types as bound and its
         long data as spent, as after any execute. The types are bound with the next one
         that goes; whether the server holds long data that a COM_STMT_RESET must drop."""
@@ -136,7 +147,7 @@ class Statements:
     def get(self, statement_id: int) -> Prepared | None:
         """The statement a client's id names (None: tollgate handed out no such id, or
         the statement is gone)."""
-        if statement_id == my.LAST_STATEMENT_ID:
+        if statement_id == LAST_STATEMENT_ID:
             return self.last
         return self._by_id.get(statement_id)
 
@@ -159,7 +170,7 @@ class Statements:
         return {i: p.server_id for i, p in self._by_id.items()}
 
 
-def _literal(long_data: LongData | None, kind: my.ParameterType, value: bytes | None) -> str:
+def _literal(long_data: LongData | None, kind: ParameterType, value: bytes | None) -> str:
     """A parameter as SQL would write it: NULL, a number's digits, a quoted string
     (bytes that are not UTF-8 as a hex literal)."""
     if long_data is not None:
@@ -168,7 +179,7 @@ def _literal(long_data: LongData | None, kind: my.ParameterType, value: bytes | 
         return shown + (f" (long data, {cut} more bytes)" if cut else "")
     if value is None:
         return "NULL"
-    text = my.binary_text(kind.type, kind.unsigned, value)
+    text = binary_text(kind.type, kind.unsigned, value)
     return text.decode("ascii") if kind.type in _NUMBERS else _quoted(text)
 
 

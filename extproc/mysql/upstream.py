@@ -22,7 +22,38 @@ from typing import Literal
 
 from extproc.exchange.database_roles import owned_settings
 from extproc.mysql import auth
-from extproc.mysql import packets as my
+from extproc.mysql.flags import (
+    CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS,
+    CLIENT_COMPRESS,
+    CLIENT_CONNECT_ATTRS,
+    CLIENT_CONNECT_WITH_DB,
+    CLIENT_LOCAL_FILES,
+    CLIENT_MULTI_FACTOR_AUTHENTICATION,
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
+    CLIENT_PROTOCOL_41,
+    CLIENT_REMEMBER_OPTIONS,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SSL,
+    CLIENT_SSL_VERIFY_SERVER_CERT,
+    CLIENT_ZSTD_COMPRESSION_ALGORITHM,
+    COM_INIT_DB,
+    COM_QUERY,
+    COM_QUIT,
+)
+from extproc.mysql.framing import Framer, Packet, ProtocolViolation, encode
+from extproc.mysql.handshake import (
+    AuthSwitchRequest,
+    Handshake,
+    HandshakeResponse,
+    SslRequest,
+    encode_handshake_response,
+    encode_ssl_request,
+    parse_auth_more_data,
+    parse_auth_switch,
+    parse_handshake,
+)
+from extproc.mysql.responses import Err, Ok, is_err, parse_err, parse_ok
 
 TlsMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -40,20 +71,20 @@ _LOGIN_MAX = 1 << 16  # the login's packets are small; a bigger one is not the p
 _CLOSE_SECONDS = 5.0  # a server that never acknowledges COM_QUIT is let go after this
 
 # Asked of every server (and refused if it lacks them: MySQL older than 4.1 does).
-_NEEDED = my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION
+_NEEDED = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION
 # Asked whenever offered, whatever the caller passes: plugin names in the login, and
 # an auth response longer than 255 bytes.
-_ALWAYS = _NEEDED | my.CLIENT_PLUGIN_AUTH | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+_ALWAYS = _NEEDED | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
 # Never taken from the caller: compression and LOAD DATA LOCAL (a server asking for the
 # gateway's files), which the session does not speak; attributes and further
 # authentication factors, which the login does not send; an expired password's sandbox
 # (the gateway's credential expired is a refused login, not a session where every
 # statement fails); a client's own options (verify, remember), not the gateway's; TLS
 # and the database, which the settings decide.
-_NEVER = (my.CLIENT_COMPRESS | my.CLIENT_ZSTD_COMPRESSION_ALGORITHM | my.CLIENT_LOCAL_FILES
-          | my.CLIENT_CONNECT_ATTRS | my.CLIENT_MULTI_FACTOR_AUTHENTICATION
-          | my.CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS | my.CLIENT_SSL_VERIFY_SERVER_CERT
-          | my.CLIENT_REMEMBER_OPTIONS | my.CLIENT_SSL | my.CLIENT_CONNECT_WITH_DB)
+_NEVER = (CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION_ALGORITHM | CLIENT_LOCAL_FILES
+          | CLIENT_CONNECT_ATTRS | CLIENT_MULTI_FACTOR_AUTHENTICATION
+          | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS | CLIENT_SSL_VERIFY_SERVER_CERT
+          | CLIENT_REMEMBER_OPTIONS | CLIENT_SSL | CLIENT_CONNECT_WITH_DB)
 # The plugins whose first answer proves the password without revealing it.
 _HASHED = frozenset({auth.NATIVE_PASSWORD, auth.CACHING_SHA2_PASSWORD})
 
@@ -117,8 +148,8 @@ class UpstreamSettings:
         return context
 
 
-async def _next(reader: asyncio.StreamReader, framer: my.Framer,
-                pending: list[my.Packet]) -> my.Packet:
+async def _next(reader: asyncio.StreamReader, framer: Framer,
+                pending: list[Packet]) -> Packet:
     """The next packet: one already framed first, else read until one completes."""
     while not pending:
         data = await reader.read(65536)
@@ -141,13 +172,13 @@ class Upstream:
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    handshake: my.Handshake
+    handshake: Handshake
     capabilities: int
     status: int
     tls: bool
     auth_plugin: str
-    framer: my.Framer
-    pending: list[my.Packet] = field(default_factory=list)
+    framer: Framer
+    pending: list[Packet] = field(default_factory=list)
     # The role the session runs as (None: the gateway's account) and the commands that
     # set it up so (setup_commands), run again after a reset of the session.
     role: str | None = None
@@ -164,7 +195,7 @@ class Upstream:
         replicas), which its clients strip."""
         return self.handshake.server_version
 
-    async def read(self) -> my.Packet:
+    async def read(self) -> Packet:
         """The server's next packet (UpstreamError 2013 if the connection closed)."""
         return await _next(self.reader, self.framer, self.pending)
 
@@ -172,7 +203,7 @@ class Upstream:
         """COM_QUIT, then the connection closed; never raises (a server already gone is
         as good as one that said goodbye)."""
         with contextlib.suppress(Exception):
-            self.writer.write(my.encode(0, bytes((my.COM_QUIT,))))
+            self.writer.write(encode(0, bytes((COM_QUIT,))))
         self.writer.close()
         with contextlib.suppress(OSError):  # TimeoutError too
             async with asyncio.timeout(_CLOSE_SECONDS):
@@ -186,20 +217,20 @@ class _Login:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.framer = my.Framer(_LOGIN_MAX)
-        self.pending: list[my.Packet] = []
+        self.framer = Framer(_LOGIN_MAX)
+        self.pending: list[Packet] = []
         self.seq = 0
 
     async def receive(self) -> bytes:
         packet = await _next(self.reader, self.framer, self.pending)
         if packet.seq != self.seq:
-            raise my.ProtocolViolation(
+            raise ProtocolViolation(
                 f"a packet with sequence id {packet.seq} during the login, not {self.seq}")
         self.seq = (packet.last_seq + 1) & 0xFF
         return packet.payload
 
     def send(self, payload: bytes) -> None:
-        self.writer.write(my.encode(self.seq, payload))
+        self.writer.write(encode(self.seq, payload))
         self.seq = (self.seq + 1) & 0xFF  # a login packet is never 16 MiB
 
     def read_ahead(self) -> bool:
@@ -223,7 +254,7 @@ async def connect(settings: UpstreamSettings, capabilities: int, charset: int,
     except TimeoutError:
         raise _failed(CR_SERVER_LOST, f"no answer from {settings.where} within "
                       f"{settings.connect_timeout:g} s") from None
-    except my.ProtocolViolation as exc:
+    except ProtocolViolation as exc:
         raise _failed(CR_MALFORMED_PACKET, f"{settings.where}: {exc}") from None
     except OSError as exc:
         raise _failed(CR_SERVER_LOST, f"Lost connection to {settings.where} during the "
@@ -241,24 +272,24 @@ async def _connect(settings: UpstreamSettings, capabilities: int, charset: int,
     try:
         login = _Login(reader, writer)
         greeting = await login.receive()
-        if my.is_err(greeting):  # too many connections, a blocked host
-            raise _refused(my.parse_err(greeting))
+        if is_err(greeting):  # too many connections, a blocked host
+            raise _refused(parse_err(greeting))
         if greeting[:1] != b"\x0a":
             raise _failed(CR_VERSION_ERROR, f"{settings.where} speaks protocol version "
                           f"{greeting[0] if greeting else 'none'}; tollgate speaks 10")
-        handshake = my.parse_handshake(greeting)
+        handshake = parse_handshake(greeting)
         caps = _capabilities(settings, handshake, capabilities)
         tls = await _tls(settings, login, handshake, context, caps, charset, max_packet)
         if tls:
-            caps |= my.CLIENT_SSL
+            caps |= CLIENT_SSL
         plugin = handshake.auth_plugin if handshake.auth_plugin in _HASHED else (
             auth.NATIVE_PASSWORD)  # the server switches to the account's if it differs
         password = (settings.password or "").encode()
-        login.send(my.encode_handshake_response(my.HandshakeResponse(
+        login.send(encode_handshake_response(HandshakeResponse(
             caps, max_packet, charset, settings.user,
             auth.auth_response(plugin, password, handshake.scramble),
-            settings.database if caps & my.CLIENT_CONNECT_WITH_DB else "",
-            plugin if caps & my.CLIENT_PLUGIN_AUTH else "")))
+            settings.database if caps & CLIENT_CONNECT_WITH_DB else "",
+            plugin if caps & CLIENT_PLUGIN_AUTH else "")))
         plugin, ok = await _authenticate(login, plugin, password, tls, caps)
         login.framer.max_size = max_packet
         return Upstream(reader, writer, handshake, caps, ok.status, tls, plugin,
@@ -289,7 +320,7 @@ def setup_commands(role: str | None, idle_seconds: float, server_version: str,
     if statement_seconds is not None:
         out.append(f"SET SESSION max_statement_time = {statement_seconds}" if mariadb else
                    f"SET SESSION max_execution_time = {statement_seconds * 1000}")
-    return tuple(bytes((my.COM_QUERY,)) + text.encode() for text in out)
+    return tuple(bytes((COM_QUERY,)) + text.encode() for text in out)
 
 
 def setup_detail(setup: tuple[bytes, ...]) -> str:
@@ -314,13 +345,13 @@ async def set_up(upstream: Upstream, commands: tuple[bytes, ...],
     or UpstreamError with the server's reason: the gateway's account was not granted the
     role, say. A session with a role logs in to no database: the account alone may use
     none."""
-    enter = () if database is None else (bytes((my.COM_INIT_DB,)) + database.encode(),)
+    enter = () if database is None else (bytes((COM_INIT_DB,)) + database.encode(),)
     for command in (*commands, *enter):
-        upstream.writer.write(my.encode(0, command))
+        upstream.writer.write(encode(0, command))
         answer = (await upstream.read()).payload
-        if my.is_err(answer):
-            raise _refused(my.parse_err(answer))
-        upstream.status = my.parse_ok(answer, upstream.capabilities).status
+        if is_err(answer):
+            raise _refused(parse_err(answer))
+        upstream.status = parse_ok(answer, upstream.capabilities).status
 
 
 def _tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:
@@ -333,7 +364,7 @@ def _tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:
                       f"{settings.where}: {exc}") from None
 
 
-def _capabilities(settings: UpstreamSettings, handshake: my.Handshake, wanted: int) -> int:
+def _capabilities(settings: UpstreamSettings, handshake: Handshake, wanted: int) -> int:
     """The flags to send: the caller's and tollgate's own, as far as the server offers."""
     offered = handshake.capabilities
     if missing := _NEEDED & ~offered:
@@ -341,28 +372,28 @@ def _capabilities(settings: UpstreamSettings, handshake: my.Handshake, wanted: i
                       f"lacks capabilities 0x{missing:x}: a server older than 4.1")
     caps = (wanted & ~_NEVER) | _ALWAYS
     if settings.database:
-        if not offered & my.CLIENT_CONNECT_WITH_DB:
+        if not offered & CLIENT_CONNECT_WITH_DB:
             raise _failed(CR_VERSION_ERROR, f"{settings.where} cannot take a database at "
                           "login (no CLIENT_CONNECT_WITH_DB)")
-        caps |= my.CLIENT_CONNECT_WITH_DB
+        caps |= CLIENT_CONNECT_WITH_DB
     return caps & offered
 
 
-async def _tls(settings: UpstreamSettings, login: _Login, handshake: my.Handshake,
+async def _tls(settings: UpstreamSettings, login: _Login, handshake: Handshake,
                context: ssl.SSLContext | None, caps: int, charset: int,
                max_packet: int) -> bool:
     """TLS started if the settings and the server say so; whether it was."""
     if context is None:
         return False
-    if not handshake.capabilities & my.CLIENT_SSL:
+    if not handshake.capabilities & CLIENT_SSL:
         if settings.tls == "prefer":
             return False
         raise _failed(CR_SSL_CONNECTION_ERROR, f"{settings.where} does not offer TLS, and "
                       f"the target's tls is {settings.tls}")
     if login.read_ahead():
-        raise my.ProtocolViolation("the server spoke before it was asked")
-    login.send(my.encode_ssl_request(my.SslRequest(
-        caps | my.CLIENT_SSL, max_packet, charset)))
+        raise ProtocolViolation("the server spoke before it was asked")
+    login.send(encode_ssl_request(SslRequest(
+        caps | CLIENT_SSL, max_packet, charset)))
     try:
         await login.writer.start_tls(context, server_hostname=settings.host)
     except ssl.SSLCertVerificationError as exc:
@@ -375,7 +406,7 @@ async def _tls(settings: UpstreamSettings, login: _Login, handshake: my.Handshak
 
 
 async def _authenticate(login: _Login, plugin: str, password: bytes, tls: bool,
-                        caps: int) -> tuple[str, my.Ok]:
+                        caps: int) -> tuple[str, Ok]:
     """The server's requests answered until its OK: the plugin it ended with, and the OK.
 
     caching_sha2_password's full authentication (the server had no cached hash) wants
@@ -388,19 +419,19 @@ async def _authenticate(login: _Login, plugin: str, password: bytes, tls: bool,
         payload = await login.receive()
         header = payload[:1]
         if header == b"\x00":
-            return plugin, my.parse_ok(payload, caps)
+            return plugin, parse_ok(payload, caps)
         if header == b"\xff":
-            raise _refused(my.parse_err(payload))
+            raise _refused(parse_err(payload))
         if header == b"\xfe" and not switched:  # an AuthSwitchRequest, once
-            switch = my.parse_auth_switch(payload)
+            switch = parse_auth_switch(payload)
             plugin, switched = switch.plugin, True
             login.send(_switched(switch, password, tls))
         elif header == b"\x01" and plugin == auth.CACHING_SHA2_PASSWORD:
-            state = my.parse_auth_more_data(payload)
+            state = parse_auth_more_data(payload)
             if state == bytes((auth.CACHING_SHA2_FAST_AUTH_SUCCESS,)):
                 continue  # the OK follows
             if state != bytes((auth.CACHING_SHA2_PERFORM_FULL_AUTHENTICATION,)):
-                raise my.ProtocolViolation(f"caching_sha2_password's AuthMoreData {state!r}")
+                raise ProtocolViolation(f"caching_sha2_password's AuthMoreData {state!r}")
             if not tls:
                 raise _failed(CR_AUTH_PLUGIN_ERR, "caching_sha2_password asks for the "
                               "password itself (the server has no cached hash of it), "
@@ -408,10 +439,10 @@ async def _authenticate(login: _Login, plugin: str, password: bytes, tls: bool,
             login.send(auth.clear_password(password))
         else:
             what = f"a packet starting with 0x{payload[0]:02x}" if payload else "an empty packet"
-            raise my.ProtocolViolation(f"{what} during {plugin}'s login")
+            raise ProtocolViolation(f"{what} during {plugin}'s login")
 
 
-def _switched(switch: my.AuthSwitchRequest, password: bytes, tls: bool) -> bytes:
+def _switched(switch: AuthSwitchRequest, password: bytes, tls: bool) -> bytes:
     """The answer to an AuthSwitchRequest, if tollgate may give it."""
     if switch.plugin == auth.CLEAR_PASSWORD and not tls:
         raise _failed(CR_AUTH_PLUGIN_CANNOT_LOAD, "the server asks for mysql_clear_password, "
@@ -426,5 +457,5 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
-def _refused(err: my.Err) -> UpstreamError:
+def _refused(err: Err) -> UpstreamError:
     return UpstreamError(err.code, err.sqlstate, err.message)

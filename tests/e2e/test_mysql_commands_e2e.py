@@ -25,7 +25,14 @@ from typing import Any
 import pymysql
 import pytest
 
-from extproc.mysql import packets as my
+from extproc.mysql.flags import (
+    COM_BINLOG_DUMP,
+    COM_BINLOG_DUMP_GTID,
+    COM_PROCESS_KILL,
+    COM_REGISTER_SLAVE,
+    COM_STMT_PREPARE,
+    COM_TABLE_DUMP,
+)
 from extproc.quickstart import stack
 from extproc.store import connect
 from tests.support import tokens
@@ -245,7 +252,7 @@ def test_com_process_kill_ends_the_connection(gw: Gateway, shop: Account) -> Non
         statement = Background(victim, sql)
         stack.wait_until(running(shop, sql), 15, "the statement on the server")
         with session(gw, port=holder_port(gw, connection_id)) as killer:
-            killer._execute_command(my.COM_PROCESS_KILL, struct.pack("<I", connection_id))
+            killer._execute_command(COM_PROCESS_KILL, struct.pack("<I", connection_id))
             killer._read_ok_packet()
         assert statement.join() < 10
         # The connection lost (CR_SERVER_LOST), or the server's ER_CONNECTION_KILLED first.
@@ -316,7 +323,7 @@ def test_a_kill_is_never_prepared(gw: Gateway) -> None:
     both sessions go on."""
     with session(gw) as victim, session(gw) as killer:
         kill = f"KILL QUERY {victim.thread_id()}"
-        killer._execute_command(my.COM_STMT_PREPARE, kill)
+        killer._execute_command(COM_STMT_PREPARE, kill)
         with pytest.raises(pymysql.err.MySQLError) as prepared:
             killer._read_packet()
         with pytest.raises(pymysql.err.MySQLError) as in_sql:
@@ -380,8 +387,8 @@ def test_change_user_to_another_database_is_refused(gw: Gateway) -> None:
 # -- replication --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [my.COM_BINLOG_DUMP, my.COM_BINLOG_DUMP_GTID,
-                                     my.COM_REGISTER_SLAVE, my.COM_TABLE_DUMP])
+@pytest.mark.parametrize("command", [COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID,
+                                     COM_REGISTER_SLAVE, COM_TABLE_DUMP])
 def test_replication_commands_are_refused(gw: Gateway, command: int) -> None:
     with session(gw) as connection:
         connection._execute_command(command, b"")

@@ -23,7 +23,16 @@ import MySQLdb
 import pymysql
 import pytest
 
-from extproc.mysql import packets as my
+from extproc.mysql.flags import (
+    CLIENT_CONNECT_WITH_DB,
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PROTOCOL_41,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SSL,
+    SERVER_STATUS_NO_BACKSLASH_ESCAPES,
+)
+from extproc.mysql.framing import Framer, Packet, encode
+from extproc.mysql.handshake import SslRequest, encode_ssl_request, parse_handshake
 from tests.support import tokens
 from tests.support.gateway import Gateway
 from tests.support.mysql_shop import (
@@ -194,7 +203,7 @@ def test_a_stored_programs_sql_mode_is_not_taken_for_the_sessions(
                          ) as connection, connection.cursor() as cursor:
         cursor.execute("SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
         cursor.execute("CALL flip()")
-        assert not connection.server_status & my.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+        assert not connection.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES
         cursor.execute(text)
         assert cursor.fetchall() == (("x\\",),)
         while cursor.nextset():
@@ -247,13 +256,13 @@ def test_a_client_hello_sent_with_the_ssl_request_is_read_as_tls(gw: Gateway) ->
     tls = unverified_tls().wrap_bio(incoming, outgoing, server_hostname="gateway")
     with socket.create_connection(("127.0.0.1", gw.ports.mysql), timeout=10) as sock:
         greeting = read_packet(sock)
-        assert my.parse_handshake(greeting.payload).capabilities & my.CLIENT_SSL
+        assert parse_handshake(greeting.payload).capabilities & CLIENT_SSL
         with contextlib.suppress(ssl.SSLWantReadError):
             tls.do_handshake()
-        request = my.encode_ssl_request(my.SslRequest(
-            my.CLIENT_PROTOCOL_41 | my.CLIENT_SSL | my.CLIENT_SECURE_CONNECTION
-            | my.CLIENT_PLUGIN_AUTH | my.CLIENT_CONNECT_WITH_DB, 1 << 24, 45))
-        sock.sendall(my.encode(1, request) + outgoing.read())  # one write, one segment
+        request = encode_ssl_request(SslRequest(
+            CLIENT_PROTOCOL_41 | CLIENT_SSL | CLIENT_SECURE_CONNECTION
+            | CLIENT_PLUGIN_AUTH | CLIENT_CONNECT_WITH_DB, 1 << 24, 45))
+        sock.sendall(encode(1, request) + outgoing.read())  # one write, one segment
         while True:
             try:
                 tls.do_handshake()
@@ -268,9 +277,9 @@ def test_a_client_hello_sent_with_the_ssl_request_is_read_as_tls(gw: Gateway) ->
         assert tls.version() is not None  # a TLS session: the login goes on inside it
 
 
-def read_packet(sock: socket.socket) -> my.Packet:
+def read_packet(sock: socket.socket) -> Packet:
     """One packet, read exactly from a plain socket."""
-    framer = my.Framer(1 << 20)
+    framer = Framer(1 << 20)
     while True:
         data = sock.recv(1)
         assert data, "the front closed the connection"

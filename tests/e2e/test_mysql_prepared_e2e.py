@@ -19,7 +19,48 @@ from typing import Any
 import mysql.connector
 import pytest
 
-from extproc.mysql import packets as my
+from extproc.mysql.binary import binary_text
+from extproc.mysql.flags import (
+    CHARSET_UTF8MB4_GENERAL_CI,
+    CLIENT_CONNECT_WITH_DB,
+    CLIENT_MULTI_RESULTS,
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
+    CLIENT_PROTOCOL_41,
+    CLIENT_PS_MULTI_RESULTS,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SSL,
+    CLIENT_TRANSACTIONS,
+    COM_PING,
+    COM_QUIT,
+    COM_RESET_CONNECTION,
+    COM_STMT_CLOSE,
+    COM_STMT_FETCH,
+    COM_STMT_PREPARE,
+    COM_STMT_RESET,
+    COM_STMT_SEND_LONG_DATA,
+    MYSQL_TYPE_LONG,
+    MYSQL_TYPE_LONGLONG,
+    MYSQL_TYPE_STRING,
+)
+from extproc.mysql.framing import Framer, Packet, Reader, encode
+from extproc.mysql.handshake import (
+    HandshakeResponse,
+    SslRequest,
+    encode_handshake_response,
+    encode_ssl_request,
+    parse_handshake,
+)
+from extproc.mysql.prepared import (
+    CURSOR_TYPE_READ_ONLY,
+    LAST_STATEMENT_ID,
+    ParameterType,
+    PrepareOk,
+    encode_stmt_execute,
+    parse_prepare_ok,
+)
+from extproc.mysql.responses import ends_rows, is_err, parse_err
+from extproc.mysql.resultsets import parse_binary_row, parse_column_definition
 from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
@@ -29,10 +70,10 @@ from tests.test_telemetry_docs import check_front
 AGENT = tokens.token("svc-my-prepared", ["agents"])
 DATABASE = "shop"
 CARD = 4111111111111111  # a card number (Luhn-valid): the field rule masks the column
-CAPS = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SSL | my.CLIENT_SECURE_CONNECTION
-        | my.CLIENT_PLUGIN_AUTH | my.CLIENT_CONNECT_WITH_DB | my.CLIENT_TRANSACTIONS
-        | my.CLIENT_MULTI_RESULTS | my.CLIENT_PS_MULTI_RESULTS
-        | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)
+CAPS = (CLIENT_PROTOCOL_41 | CLIENT_SSL | CLIENT_SECURE_CONNECTION
+        | CLIENT_PLUGIN_AUTH | CLIENT_CONNECT_WITH_DB | CLIENT_TRANSACTIONS
+        | CLIENT_MULTI_RESULTS | CLIENT_PS_MULTI_RESULTS
+        | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -169,22 +210,22 @@ class Raw:
 
     def __init__(self, gw: Gateway) -> None:
         self.sock = socket.create_connection(("127.0.0.1", gw.ports.mysql), timeout=10)
-        self.framer = my.Framer(1 << 24)
-        self.queue: list[my.Packet] = []
+        self.framer = Framer(1 << 24)
+        self.queue: list[Packet] = []
         greeting = self.read()
-        assert my.parse_handshake(greeting.payload).capabilities & my.CLIENT_SSL
-        self.sock.sendall(my.encode(1, my.encode_ssl_request(my.SslRequest(
-            CAPS, 1 << 24, my.CHARSET_UTF8MB4_GENERAL_CI))))
+        assert parse_handshake(greeting.payload).capabilities & CLIENT_SSL
+        self.sock.sendall(encode(1, encode_ssl_request(SslRequest(
+            CAPS, 1 << 24, CHARSET_UTF8MB4_GENERAL_CI))))
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         self.sock = context.wrap_socket(self.sock, server_hostname="gateway")
-        self.sock.sendall(my.encode(2, my.encode_handshake_response(my.HandshakeResponse(
-            CAPS, 1 << 24, my.CHARSET_UTF8MB4_GENERAL_CI, "svc-my-prepared",
+        self.sock.sendall(encode(2, encode_handshake_response(HandshakeResponse(
+            CAPS, 1 << 24, CHARSET_UTF8MB4_GENERAL_CI, "svc-my-prepared",
             AGENT.encode() + b"\x00", DATABASE, "mysql_clear_password"))))
         ok = self.read().payload
-        assert ok[:1] == b"\x00", my.parse_err(ok)
+        assert ok[:1] == b"\x00", parse_err(ok)
 
-    def read(self) -> my.Packet:
+    def read(self) -> Packet:
         while not self.queue:
             data = self.sock.recv(65536)
             assert data, "the front closed the connection"
@@ -192,15 +233,15 @@ class Raw:
         return self.queue.pop(0)
 
     def send(self, command: int, body: bytes = b"") -> None:
-        self.sock.sendall(my.encode(0, bytes((command,)) + body))
+        self.sock.sendall(encode(0, bytes((command,)) + body))
 
     def answer(self, command: int, body: bytes = b"") -> bytes:
         self.send(command, body)
         return self.read().payload
 
-    def prepare(self, text: str) -> my.PrepareOk:
+    def prepare(self, text: str) -> PrepareOk:
         """A statement prepared; its parameters' and columns' definitions read past."""
-        ok = my.parse_prepare_ok(self.answer(my.COM_STMT_PREPARE, text.encode()))
+        ok = parse_prepare_ok(self.answer(COM_STMT_PREPARE, text.encode()))
         for count in (ok.num_params, ok.num_columns):
             for _ in range(count + (1 if count else 0)):  # the definitions, their EOF
                 self.read()
@@ -208,8 +249,8 @@ class Raw:
 
     def execute(self, statement: int, *values: int) -> bytes | list[list[bytes | None]]:
         """An execute binding integer parameters: see `run`."""
-        types = [my.ParameterType(my.MYSQL_TYPE_LONGLONG)] * len(values)
-        return self.run(my.encode_stmt_execute(statement, types or None,
+        types = [ParameterType(MYSQL_TYPE_LONGLONG)] * len(values)
+        return self.run(encode_stmt_execute(statement, types or None,
                                                [struct.pack("<q", v) for v in values]))
 
     def run(self, execute: bytes) -> bytes | list[list[bytes | None]]:
@@ -217,23 +258,23 @@ class Raw:
         payload = self.answer(execute[0], execute[1:])
         if payload[:1] in (b"\x00", b"\xff"):
             return payload
-        columns = [my.parse_column_definition(self.read().payload)
-                   for _ in range(my.Reader(payload).lenenc_int())]
+        columns = [parse_column_definition(self.read().payload)
+                   for _ in range(Reader(payload).lenenc_int())]
         self.read()  # their EOF
         rows = []
-        while not my.ends_rows((row := self.read().payload), CAPS):
-            rows.append([None if v is None else my.binary_text(c.type, False, v) for c, v in
-                         zip(columns, my.parse_binary_row(row, columns), strict=True)])
+        while not ends_rows((row := self.read().payload), CAPS):
+            rows.append([None if v is None else binary_text(c.type, False, v) for c, v in
+                         zip(columns, parse_binary_row(row, columns), strict=True)])
         return rows
 
     def close(self) -> None:
-        self.send(my.COM_QUIT)
+        self.send(COM_QUIT)
         self.sock.close()
 
 
 def refused(payload: bytes | list[Any], code: int, words: str) -> None:
-    assert isinstance(payload, bytes) and my.is_err(payload), payload
-    err = my.parse_err(payload)
+    assert isinstance(payload, bytes) and is_err(payload), payload
+    err = parse_err(payload)
     assert err.code == code and words in err.message, err
 
 
@@ -241,28 +282,28 @@ def test_ids_tollgate_never_handed_out_are_refused_never_forwarded(gw: Gateway) 
     raw = Raw(gw)
     try:
         refused(raw.execute(4242), 1243, "statement 4242 was not prepared through tollgate")
-        refused(raw.execute(my.LAST_STATEMENT_ID), 1243, "not prepared through tollgate")
-        raw.send(my.COM_STMT_CLOSE, struct.pack("<I", 4242))  # no answer, as the server's
-        raw.send(my.COM_STMT_SEND_LONG_DATA, struct.pack("<IH", 4242, 0) + b"x")
-        refused(raw.answer(my.COM_STMT_RESET, struct.pack("<I", 4242)), 1243, "4242")
-        assert raw.answer(my.COM_PING)[:1] == b"\x00"  # nothing answered out of turn
+        refused(raw.execute(LAST_STATEMENT_ID), 1243, "not prepared through tollgate")
+        raw.send(COM_STMT_CLOSE, struct.pack("<I", 4242))  # no answer, as the server's
+        raw.send(COM_STMT_SEND_LONG_DATA, struct.pack("<IH", 4242, 0) + b"x")
+        refused(raw.answer(COM_STMT_RESET, struct.pack("<I", 4242)), 1243, "4242")
+        assert raw.answer(COM_PING)[:1] == b"\x00"  # nothing answered out of turn
         ok = raw.prepare("SELECT ? + 1")
         assert raw.execute(ok.statement_id, 41) == [[b"42"]]
         # MariaDB's "the statement prepared last": tollgate's own last one.
-        assert raw.execute(my.LAST_STATEMENT_ID, 1) == [[b"2"]]
-        refused(raw.answer(my.COM_STMT_FETCH, struct.pack("<II", ok.statement_id, 10)),
+        assert raw.execute(LAST_STATEMENT_ID, 1) == [[b"2"]]
+        refused(raw.answer(COM_STMT_FETCH, struct.pack("<II", ok.statement_id, 10)),
                 1235, "does not relay server-side cursors")
         # An execute asking for a cursor is refused; the 4-byte type it binds reaches the
         # server with the next execute, which binds none (as a client sends it then).
-        four = [my.ParameterType(my.MYSQL_TYPE_LONG)]
-        refused(raw.run(my.encode_stmt_execute(
-            ok.statement_id, four, [struct.pack("<i", 1)], flags=my.CURSOR_TYPE_READ_ONLY)),
+        four = [ParameterType(MYSQL_TYPE_LONG)]
+        refused(raw.run(encode_stmt_execute(
+            ok.statement_id, four, [struct.pack("<i", 1)], flags=CURSOR_TYPE_READ_ONLY)),
             1235, "server-side cursors")
-        assert raw.run(my.encode_stmt_execute(ok.statement_id, None, [struct.pack("<i", 6)],
+        assert raw.run(encode_stmt_execute(ok.statement_id, None, [struct.pack("<i", 6)],
                                               bound=four)) == [[b"7"]]
-        raw.send(my.COM_STMT_CLOSE, struct.pack("<I", ok.statement_id))
+        raw.send(COM_STMT_CLOSE, struct.pack("<I", ok.statement_id))
         refused(raw.execute(ok.statement_id, 1), 1243, "(or was closed)")
-        refused(raw.execute(my.LAST_STATEMENT_ID, 1), 1243, "not prepared")
+        refused(raw.execute(LAST_STATEMENT_ID, 1), 1243, "not prepared")
     finally:
         raw.close()
     unknown = recorded(gw, lambda r: r["outcome"].get("refusal") == "unknown_statement"
@@ -275,25 +316,25 @@ def test_ids_tollgate_never_handed_out_are_refused_never_forwarded(gw: Gateway) 
 def test_long_data_goes_with_its_execute_and_a_refused_execute_drops_it(
         gw: Gateway) -> None:
     text = "SELECT CONCAT(?, '!')"
-    string = [my.ParameterType(my.MYSQL_TYPE_STRING)]
+    string = [ParameterType(MYSQL_TYPE_STRING)]
     raw = Raw(gw)
     try:
         ok = raw.prepare(text)
 
         def long_data(data: bytes) -> None:
-            raw.send(my.COM_STMT_SEND_LONG_DATA, struct.pack("<IH", ok.statement_id, 0) + data)
+            raw.send(COM_STMT_SEND_LONG_DATA, struct.pack("<IH", ok.statement_id, 0) + data)
 
         long_data(b"long ")
         long_data(b"data")
         # A parameter sent as long data has no value in the execute.
-        assert raw.run(my.encode_stmt_execute(ok.statement_id, string, [None])) == [
+        assert raw.run(encode_stmt_execute(ok.statement_id, string, [None])) == [
             [b"long data!"]]
         long_data(b"dropped")
-        refused(raw.run(my.encode_stmt_execute(ok.statement_id, string, [None],
-                                               flags=my.CURSOR_TYPE_READ_ONLY)), 1235,
+        refused(raw.run(encode_stmt_execute(ok.statement_id, string, [None],
+                                               flags=CURSOR_TYPE_READ_ONLY)), 1235,
                 "server-side cursors")
         # The client takes that long data as spent: so does the server, reset by tollgate.
-        assert raw.run(my.encode_stmt_execute(ok.statement_id, string, [b"short"])) == [
+        assert raw.run(encode_stmt_execute(ok.statement_id, string, [b"short"])) == [
             [b"short!"]]
     finally:
         raw.close()
@@ -308,10 +349,10 @@ def test_a_reset_connection_empties_the_map_as_the_server_drops_its_statements(
     try:
         first, second = raw.prepare("SELECT ?"), raw.prepare("SELECT ? * 2")
         assert second.statement_id == first.statement_id + 1
-        raw.send(my.COM_STMT_CLOSE, struct.pack("<I", first.statement_id))
+        raw.send(COM_STMT_CLOSE, struct.pack("<I", first.statement_id))
         refused(raw.execute(first.statement_id, 1), 1243, "(or was closed)")
         assert raw.execute(second.statement_id, 4) == [[b"8"]]
-        assert raw.answer(my.COM_RESET_CONNECTION)[:1] == b"\x00"
+        assert raw.answer(COM_RESET_CONNECTION)[:1] == b"\x00"
         refused(raw.execute(second.statement_id, 4), 1243, "not prepared")
         third = raw.prepare("SELECT ? - 1")
         assert third.statement_id > second.statement_id  # ids are never used again

@@ -38,7 +38,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extproc.mysql import effect
-from extproc.mysql import packets as my
+from extproc.mysql.flags import SERVER_MORE_RESULTS_EXISTS
+from extproc.mysql.framing import MAX_PAYLOAD, encode
 from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
@@ -448,7 +449,7 @@ def send(connection: Any, *packets: bytes) -> None:
 
 
 def packet(payload: bytes, seq: int = 0) -> bytes:
-    return my.encode(seq, payload)
+    return encode(seq, payload)
 
 
 def read_packet(connection: Any) -> bytes:
@@ -474,7 +475,7 @@ def answer(connection: Any) -> bytes:
                 pass
             if end[:1] == b"\xff":
                 return first
-        if not int.from_bytes(end[3:5], "little") & my.SERVER_MORE_RESULTS_EXISTS:
+        if not int.from_bytes(end[3:5], "little") & SERVER_MORE_RESULTS_EXISTS:
             return first
         current = read_packet(connection)
     return first
@@ -523,11 +524,11 @@ def test_a_statement_split_over_packets_is_decided_whole(env: Env) -> None:
     """A COM_QUERY of 16 MiB or more travels as several packets: it is read whole, the
     last packet's text with the first's, and refused whole (no SQL target reads that
     much: sql.max_bytes); nothing of it reaches the server, and the session goes on."""
-    filler = "x" * (my.MAX_PAYLOAD - 12)
+    filler = "x" * (MAX_PAYLOAD - 12)
     for tail in (f"; {HIDDEN}", "; SELECT 2"):
         connection, session = raw_session(env)
         payload = f"\x03SELECT '{filler}'{tail}".encode()
-        assert len(payload) > my.MAX_PAYLOAD  # the tail is in the second packet
+        assert len(payload) > MAX_PAYLOAD  # the tail is in the second packet
         send(connection, packet(payload))
         refusal = answer(connection)
         assert refusal[:1] == b"\xff" and f"{len(payload) - 1} characters".encode() in refusal
@@ -538,9 +539,9 @@ def test_a_statement_split_over_packets_is_decided_whole(env: Env) -> None:
 def test_a_statement_over_the_limit_is_answered_then_the_session_ends(env: Env) -> None:
     connection, _ = raw_session(env)
     # A first packet of 16 MiB - 1 (more follows), then the header of a second as long.
-    first = b"\x03SELECT '" + b"x" * (my.MAX_PAYLOAD - 9)
-    send(connection, struct.pack("<I", my.MAX_PAYLOAD) + first,
-         struct.pack("<I", my.MAX_PAYLOAD | (1 << 24)))
+    first = b"\x03SELECT '" + b"x" * (MAX_PAYLOAD - 9)
+    send(connection, struct.pack("<I", MAX_PAYLOAD) + first,
+         struct.pack("<I", MAX_PAYLOAD | (1 << 24)))
     error = read_packet(connection)
     assert error[:1] == b"\xff" and b"tollgate" in error, error
     with pytest.raises(ConnectionError):

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from extproc.mysql import packets as my
+from extproc.mysql.flags import COM_RESET_CONNECTION
 from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
@@ -156,7 +156,7 @@ def test_a_session_reads_as_its_login_and_its_reset_left_the_server(
                     if step == "reset":
                         cursor.execute("SET sql_mode = ''")
                         connection._execute_command(
-                            my.COM_RESET_CONNECTION, b"")
+                            COM_RESET_CONNECTION, b"")
                         connection._read_ok_packet()
                     rows.append(row := next(ROWS))
                     statement = f"INSERT INTO blobs VALUES ({row}, ".encode() + \

@@ -17,8 +17,10 @@ import pytest
 from mysql.connector.connection import MySQLConnection
 
 from extproc.config import MysqlFront
-from extproc.mysql import packets as my
+from extproc.mysql.flags import CLIENT_SSL
+from extproc.mysql.framing import Framer, Packet
 from extproc.mysql.front import UTF8MB4, Front
+from extproc.mysql.handshake import parse_handshake, parse_handshake_response
 
 
 class _Written:
@@ -49,8 +51,8 @@ def test_mysql_connector_python_asks_for_a_collation_every_server_has() -> None:
     the greeting's version: for 8.0 and later utf8mb4_0900_ai_ci, which MariaDB refuses
     (ERROR 1273, the connection lost at its first statement). The front's version gets
     utf8mb4_general_ci, which MySQL and MariaDB both have, and tollgate asks for too."""
-    (packet,) = my.Framer(1 << 16).feed(asyncio.run(_greeting()))
-    handshake = my.parse_handshake(packet.payload)
+    (packet,) = Framer(1 << 16).feed(asyncio.run(_greeting()))
+    handshake = parse_handshake(packet.payload)
     client = MySQLConnection()  # not connected: its choice, made as its handshake makes it
     client._server_version = client._check_server_version(handshake.server_version)
     client._character_set.set_mysql_version(client._server_version)
@@ -75,7 +77,7 @@ def test_a_client_without_tls_answers_the_greeting_without_the_token() -> None:
             connection.settimeout(10)
             with connection:
                 connection.sendall(greeting)
-                framer, packets = my.Framer(1 << 16), list[my.Packet]()
+                framer, packets = Framer(1 << 16), list[Packet]()
                 while not packets and (data := connection.recv(65536)):
                     packets = framer.feed(data)
                 answers.extend(p.payload for p in packets[:1])
@@ -87,7 +89,7 @@ def test_a_client_without_tls_answers_the_greeting_without_the_token() -> None:
                             password=token, database="shop", connect_timeout=10)
         server.join(10)
     (answer,) = answers
-    response = my.parse_handshake_response(answer)
-    assert not response.capabilities & my.CLIENT_SSL
+    response = parse_handshake_response(answer)
+    assert not response.capabilities & CLIENT_SSL
     assert response.auth_plugin == "mysql_native_password"
     assert token.encode() not in answer

@@ -14,7 +14,14 @@ import pytest
 
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
-from extproc.mysql import packets as my
+from extproc.mysql.flags import (
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PROTOCOL_41,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SSL,
+)
+from extproc.mysql.framing import Framer, Packet, ProtocolViolation, encode
+from extproc.mysql.handshake import Handshake, SslRequest, encode_handshake, encode_ssl_request
 from extproc.mysql.kills import (
     Connections,
     Handover,
@@ -55,11 +62,11 @@ def test_a_handover_reads_back_and_is_no_login() -> None:
     handover = Handover(2**31 - 1, True, bytes(range(16)), "svc-ägent")
     payload = encode_handover(handover)
     assert is_handover(payload) and parse_handover(payload) == handover
-    ssl_request = my.encode_ssl_request(my.SslRequest(
-        my.CLIENT_PROTOCOL_41 | my.CLIENT_SSL, 1 << 24, 45))
+    ssl_request = encode_ssl_request(SslRequest(
+        CLIENT_PROTOCOL_41 | CLIENT_SSL, 1 << 24, 45))
     for login in (LIBMARIADB_RESPONSE, ssl_request):
         assert not is_handover(login)
-    with pytest.raises(my.ProtocolViolation):
+    with pytest.raises(ProtocolViolation):
         parse_handover(payload + b"\x00")
 
 
@@ -104,15 +111,15 @@ async def holder(store: AsyncStore) -> AsyncIterator[_Front]:
     connections = Connections(SessionKeys(store, "mysql"), _no_thread_kill)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(my.encode(0, my.encode_handshake(my.Handshake(
-            "8.0.0-tollgate", 1, b"A" * 20, my.CLIENT_PROTOCOL_41
-            | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH, 45, 2,
+        writer.write(encode(0, encode_handshake(Handshake(
+            "8.0.0-tollgate", 1, b"A" * 20, CLIENT_PROTOCOL_41
+            | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH, 45, 2,
             "mysql_clear_password"))))
-        framer, packets = my.Framer(1 << 16), list[my.Packet]()
+        framer, packets = Framer(1 << 16), list[Packet]()
         while not packets:
             packets = framer.feed(await reader.read(4096))
         assert is_handover(packets[0].payload)
-        writer.write(my.encode(packets[0].seq + 1,
+        writer.write(encode(packets[0].seq + 1,
                                await connections.serve(packets[0].payload)))
         writer.close()
 

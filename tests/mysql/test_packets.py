@@ -1,8 +1,9 @@
-"""MySQL's framing and codecs (extproc/mysql/packets.py, auth.py): packets across reads
-and split at 16 MiB, length-encoded values at their boundaries, every message read back
-as it was written, bytes captured from libmariadb and from MariaDB 10.11 read as they
-mean, input that is not the protocol refused; and a login, a query and a prepared
-statement against the real MariaDB (e2e)."""
+"""MySQL's framing and codecs (extproc/mysql/: framing.py, flags.py, handshake.py,
+commands.py, responses.py, resultsets.py, binary.py, prepared.py; auth.py): packets
+across reads and split at 16 MiB, length-encoded values at their boundaries, every
+message read back as it was written, bytes captured from libmariadb and from MariaDB
+10.11 read as they mean, input that is not the protocol refused; and a login, a query
+and a prepared statement against the real MariaDB (e2e)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,134 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mysql.connector.protocol import MySQLProtocol
 
-from extproc.mysql import auth
-from extproc.mysql import packets as my
+from extproc.mysql import auth, flags
+from extproc.mysql.binary import LENGTH_ENCODED_TYPES, binary_text, encode_binary_value
+from extproc.mysql.commands import (
+    ChangeUser,
+    FieldList,
+    encode_change_user,
+    encode_field_list,
+    parse_change_user,
+    parse_field_list,
+    parse_process_kill,
+)
+from extproc.mysql.flags import (
+    CHARSET_UTF8MB4_GENERAL_CI,
+    CLIENT_CONNECT_ATTRS,
+    CLIENT_CONNECT_WITH_DB,
+    CLIENT_DEPRECATE_EOF,
+    CLIENT_LONG_PASSWORD,
+    CLIENT_MULTI_RESULTS,
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
+    CLIENT_PROTOCOL_41,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SESSION_TRACK,
+    CLIENT_SSL,
+    CLIENT_TRANSACTIONS,
+    CLIENT_ZSTD_COMPRESSION_ALGORITHM,
+    COM_QUERY,
+    COM_QUIT,
+    COM_STMT_CLOSE,
+    COM_STMT_EXECUTE,
+    COM_STMT_PREPARE,
+    COMMAND_NAMES,
+    MARIADB_CLIENT_CACHE_METADATA,
+    MARIADB_CLIENT_EXTENDED_METADATA,
+    MARIADB_CLIENT_PROGRESS,
+    MARIADB_CLIENT_STMT_BULK_OPERATIONS,
+    MYSQL_TYPE_BIT,
+    MYSQL_TYPE_BLOB,
+    MYSQL_TYPE_DATE,
+    MYSQL_TYPE_DATETIME,
+    MYSQL_TYPE_DOUBLE,
+    MYSQL_TYPE_FLOAT,
+    MYSQL_TYPE_GEOMETRY,
+    MYSQL_TYPE_INT24,
+    MYSQL_TYPE_JSON,
+    MYSQL_TYPE_LONG,
+    MYSQL_TYPE_LONGLONG,
+    MYSQL_TYPE_NEWDECIMAL,
+    MYSQL_TYPE_NULL,
+    MYSQL_TYPE_SHORT,
+    MYSQL_TYPE_STRING,
+    MYSQL_TYPE_TIME,
+    MYSQL_TYPE_TIMESTAMP,
+    MYSQL_TYPE_TINY,
+    MYSQL_TYPE_VAR_STRING,
+    MYSQL_TYPE_YEAR,
+    NOT_NULL_FLAG,
+    SERVER_SESSION_STATE_CHANGED,
+    SERVER_STATUS_AUTOCOMMIT,
+    STRING_TYPES,
+    command_name,
+    type_name,
+)
+from extproc.mysql.framing import (
+    MAX_PAYLOAD,
+    Framer,
+    Packet,
+    ProtocolViolation,
+    Reader,
+    encode,
+    lenenc_int,
+    lenenc_str,
+)
+from extproc.mysql.handshake import (
+    AuthSwitchRequest,
+    Handshake,
+    HandshakeResponse,
+    SslRequest,
+    encode_auth_more_data,
+    encode_auth_switch,
+    encode_handshake,
+    encode_handshake_response,
+    encode_ssl_request,
+    is_ssl_request,
+    parse_auth_more_data,
+    parse_auth_switch,
+    parse_handshake,
+    parse_handshake_response,
+    parse_ssl_request,
+)
+from extproc.mysql.prepared import (
+    LongData,
+    ParameterType,
+    PrepareOk,
+    StmtExecute,
+    bind_types,
+    encode_long_data,
+    encode_prepare_ok,
+    encode_stmt_execute,
+    parse_long_data,
+    parse_prepare_ok,
+    parse_stmt_execute,
+    statement_id,
+    with_statement_id,
+)
+from extproc.mysql.responses import (
+    Eof,
+    Ok,
+    encode_eof,
+    encode_err,
+    encode_ok,
+    ends_rows,
+    is_eof,
+    is_err,
+    is_ok,
+    parse_eof,
+    parse_err,
+    parse_ok,
+)
+from extproc.mysql.resultsets import (
+    ColumnDefinition,
+    encode_binary_row,
+    encode_column_definition,
+    encode_text_row,
+    parse_binary_row,
+    parse_column_definition,
+    parse_text_row,
+)
 
 # Reproducible examples, none stored (no .hypothesis/ written), no per-example deadline.
 PROPERTIES = settings(derandomize=True, database=None, deadline=None)
@@ -61,7 +188,7 @@ def cut(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     return [data[a:b] for a, b in pairwise(bounds)]
 
 
-def frame(framer: my.Framer, chunks: Sequence[bytes]) -> list[my.Packet]:
+def frame(framer: Framer, chunks: Sequence[bytes]) -> list[Packet]:
     return [packet for chunk in chunks for packet in framer.feed(chunk)]
 
 
@@ -70,43 +197,43 @@ def frame(framer: my.Framer, chunks: Sequence[bytes]) -> list[my.Packet]:
        st.lists(st.integers(0, 2500), max_size=12))
 def test_packets_cut_anywhere_frame_as_they_were_written(
         packets: list[tuple[int, bytes]], cuts: list[int]) -> None:
-    stream = b"".join(my.encode(seq, payload) for seq, payload in packets)
-    framer = my.Framer(1 << 20)
+    stream = b"".join(encode(seq, payload) for seq, payload in packets)
+    framer = Framer(1 << 20)
     got = frame(framer, cut(stream, cuts))
-    assert got == [my.Packet(seq, payload) for seq, payload in packets]
+    assert got == [Packet(seq, payload) for seq, payload in packets]
     assert framer.buffered == 0
     assert b"".join(p.raw() for p in got) == stream
 
 
 @pytest.mark.parametrize(("size", "wire_sizes"), [
-    (my.MAX_PAYLOAD - 1, [my.MAX_PAYLOAD - 1]),
-    (my.MAX_PAYLOAD, [my.MAX_PAYLOAD, 0]),  # an exact multiple ends with an empty packet
-    (my.MAX_PAYLOAD + 1, [my.MAX_PAYLOAD, 1]),
-    (2 * my.MAX_PAYLOAD, [my.MAX_PAYLOAD, my.MAX_PAYLOAD, 0]),
+    (MAX_PAYLOAD - 1, [MAX_PAYLOAD - 1]),
+    (MAX_PAYLOAD, [MAX_PAYLOAD, 0]),  # an exact multiple ends with an empty packet
+    (MAX_PAYLOAD + 1, [MAX_PAYLOAD, 1]),
+    (2 * MAX_PAYLOAD, [MAX_PAYLOAD, MAX_PAYLOAD, 0]),
 ])
 def test_a_payload_of_16_mib_or_more_goes_as_several_packets(
         size: int, wire_sizes: list[int]) -> None:
-    wire = my.encode(254, bytes(size))
+    wire = encode(254, bytes(size))
     headers, pos = [], 0
     while pos < len(wire):
         length, seq = int.from_bytes(wire[pos:pos + 3], "little"), wire[pos + 3]
         headers.append((length, seq))
         pos += 4 + length
     assert headers == [(n, (254 + i) & 0xFF) for i, n in enumerate(wire_sizes)]
-    (packet,) = my.Framer(size).feed(wire)
+    (packet,) = Framer(size).feed(wire)
     assert packet.seq == 254 and len(packet.payload) == size
     assert packet.last_seq == (254 + len(wire_sizes) - 1) & 0xFF
 
 
 @settings(PROPERTIES, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from([my.MAX_PAYLOAD - 1, my.MAX_PAYLOAD, my.MAX_PAYLOAD + 7,
-                        2 * my.MAX_PAYLOAD]),
-       st.integers(0, 255), st.lists(st.integers(0, 2 * my.MAX_PAYLOAD + 20), max_size=4))
+@given(st.sampled_from([MAX_PAYLOAD - 1, MAX_PAYLOAD, MAX_PAYLOAD + 7,
+                        2 * MAX_PAYLOAD]),
+       st.integers(0, 255), st.lists(st.integers(0, 2 * MAX_PAYLOAD + 20), max_size=4))
 def test_a_split_payload_reassembles_whatever_the_cuts(
         size: int, seq: int, cuts: list[int]) -> None:
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    stream = my.encode(seq, payload) + my.encode(0, b"next")
-    framer = my.Framer(2 * my.MAX_PAYLOAD)
+    stream = encode(seq, payload) + encode(0, b"next")
+    framer = Framer(2 * MAX_PAYLOAD)
     got = frame(framer, cut(stream, cuts))
     assert [(p.seq, len(p.payload)) for p in got] == [(seq, size), (0, 4)]
     assert got[0].payload == payload and got[1].payload == b"next"
@@ -114,32 +241,32 @@ def test_a_split_payload_reassembles_whatever_the_cuts(
 
 
 def test_what_is_not_yet_a_packet_stays_buffered() -> None:
-    framer = my.Framer(1024)
-    assert framer.feed(my.encode(3, b"hello")[:6]) == []
+    framer = Framer(1024)
+    assert framer.feed(encode(3, b"hello")[:6]) == []
     assert framer.buffered == 6
-    assert framer.feed(b"llo") == [my.Packet(3, b"hello")]
+    assert framer.feed(b"llo") == [Packet(3, b"hello")]
     assert framer.buffered == 0
 
 
 def test_a_continuation_out_of_sequence_is_refused() -> None:
-    first = my.encode(0, bytes(my.MAX_PAYLOAD))[:4 + my.MAX_PAYLOAD]
-    framer = my.Framer(1 << 25)
+    first = encode(0, bytes(MAX_PAYLOAD))[:4 + MAX_PAYLOAD]
+    framer = Framer(1 << 25)
     assert framer.feed(first) == []
-    with pytest.raises(my.ProtocolViolation, match="sequence id 5, not 1") as refused:
+    with pytest.raises(ProtocolViolation, match="sequence id 5, not 1") as refused:
         framer.feed(b"\x01\x00\x00\x05x")
     assert refused.value.reply_seq == 6  # the sender is answered after what it sent
 
 
 def test_an_oversize_payload_is_refused_from_its_header() -> None:
-    with pytest.raises(my.ProtocolViolation, match="1025 bytes or more, over the 1024") as refused:
-        my.Framer(1024).feed((1025).to_bytes(3, "little") + b"\x00")
+    with pytest.raises(ProtocolViolation, match="1025 bytes or more, over the 1024") as refused:
+        Framer(1024).feed((1025).to_bytes(3, "little") + b"\x00")
     assert refused.value.reply_seq == 1
 
 
 def test_an_oversize_split_payload_is_refused_at_its_continuation() -> None:
-    framer = my.Framer(my.MAX_PAYLOAD + 10)
-    assert framer.feed(my.encode(0, bytes(my.MAX_PAYLOAD))[:4 + my.MAX_PAYLOAD]) == []
-    with pytest.raises(my.ProtocolViolation, match="over the") as refused:
+    framer = Framer(MAX_PAYLOAD + 10)
+    assert framer.feed(encode(0, bytes(MAX_PAYLOAD))[:4 + MAX_PAYLOAD]) == []
+    with pytest.raises(ProtocolViolation, match="over the") as refused:
         framer.feed(b"\x0b\x00\x00\x01")
     assert refused.value.reply_seq == 2
 
@@ -153,8 +280,8 @@ def test_an_oversize_split_payload_is_refused_at_its_continuation() -> None:
     ((1 << 64) - 1, "feffffffffffffffff"),
 ])
 def test_a_length_encoded_integer_takes_its_shortest_form(n: int, wire: str) -> None:
-    assert my.lenenc_int(n).hex() == wire
-    r = my.Reader(bytes.fromhex(wire))
+    assert lenenc_int(n).hex() == wire
+    r = Reader(bytes.fromhex(wire))
     assert r.lenenc_int() == n
     r.done()
 
@@ -166,7 +293,7 @@ BOUNDARY = st.sampled_from([250, 251, 1 << 16, 1 << 24, 1 << 64]).flatmap(
 @PROPERTIES
 @given(st.lists(st.integers(0, (1 << 64) - 1) | BOUNDARY, max_size=10))
 def test_length_encoded_integers_read_back(numbers: list[int]) -> None:
-    r = my.Reader(b"".join(my.lenenc_int(n) for n in numbers))
+    r = Reader(b"".join(lenenc_int(n) for n in numbers))
     assert [r.lenenc_int() for _ in numbers] == numbers
     r.done()
 
@@ -174,46 +301,46 @@ def test_length_encoded_integers_read_back(numbers: list[int]) -> None:
 @pytest.mark.parametrize("n", [-1, 1 << 64])
 def test_a_number_past_what_a_length_encodes_is_refused(n: int) -> None:
     with pytest.raises(ValueError, match="length-encoded integer"):
-        my.lenenc_int(n)
+        lenenc_int(n)
 
 
 def test_0xfb_is_null_in_a_row_and_refused_as_a_number() -> None:
-    assert my.Reader(b"\xfb").nullable_int() is None
-    assert my.Reader(b"\xfb").nullable_str() is None
-    with pytest.raises(my.ProtocolViolation, match="NULL"):
-        my.Reader(b"\xfb").lenenc_int()
-    with pytest.raises(my.ProtocolViolation, match="0xFF"):
-        my.Reader(b"\xff").nullable_int()
+    assert Reader(b"\xfb").nullable_int() is None
+    assert Reader(b"\xfb").nullable_str() is None
+    with pytest.raises(ProtocolViolation, match="NULL"):
+        Reader(b"\xfb").lenenc_int()
+    with pytest.raises(ProtocolViolation, match="0xFF"):
+        Reader(b"\xff").nullable_int()
 
 
 def test_the_readers_fixed_width_integers_are_little_endian() -> None:
-    r = my.Reader(bytes(range(1, 19)) + b"ab\x00rest")
+    r = Reader(bytes(range(1, 19)) + b"ab\x00rest")
     assert (r.int1(), r.int2(), r.int3(), r.int4(), r.int8()) == (
         0x01, 0x0302, 0x060504, 0x0A090807, 0x1211100F0E0D0C0B)
     assert (r.cstring(), r.rest(), r.remaining) == (b"ab", b"rest", 0)
 
 
-READS: list[tuple[bytes, Callable[[my.Reader], object]]] = [
-    (b"", my.Reader.int1), (b"\x01", my.Reader.int2), (b"\x01\x02", my.Reader.int3),
-    (b"\x01\x02\x03", my.Reader.int4), (b"\x01" * 7, my.Reader.int8),
-    (b"", my.Reader.lenenc_int), (b"\xfc\x01", my.Reader.lenenc_int),
-    (b"\xfd\x01\x02", my.Reader.lenenc_int), (b"\xfe" + bytes(7), my.Reader.lenenc_int),
-    (b"\x05abcd", my.Reader.lenenc_str), (b"\xfc\x00\x01" + bytes(255), my.Reader.lenenc_str),
-    (b"\x03ab", my.Reader.nullable_str), (b"no terminator", my.Reader.cstring),
+READS: list[tuple[bytes, Callable[[Reader], object]]] = [
+    (b"", Reader.int1), (b"\x01", Reader.int2), (b"\x01\x02", Reader.int3),
+    (b"\x01\x02\x03", Reader.int4), (b"\x01" * 7, Reader.int8),
+    (b"", Reader.lenenc_int), (b"\xfc\x01", Reader.lenenc_int),
+    (b"\xfd\x01\x02", Reader.lenenc_int), (b"\xfe" + bytes(7), Reader.lenenc_int),
+    (b"\x05abcd", Reader.lenenc_str), (b"\xfc\x00\x01" + bytes(255), Reader.lenenc_str),
+    (b"\x03ab", Reader.nullable_str), (b"no terminator", Reader.cstring),
     (b"abc", lambda r: r.fixed(4)),
 ]
 
 
 @pytest.mark.parametrize(("data", "read"), READS)
-def test_a_read_past_the_end_is_refused(data: bytes, read: Callable[[my.Reader], object]) -> None:
-    with pytest.raises(my.ProtocolViolation):
-        read(my.Reader(data))
+def test_a_read_past_the_end_is_refused(data: bytes, read: Callable[[Reader], object]) -> None:
+    with pytest.raises(ProtocolViolation):
+        read(Reader(data))
 
 
 def test_bytes_left_over_are_refused() -> None:
-    r = my.Reader(b"\x01\x02\x03")
+    r = Reader(b"\x01\x02\x03")
     r.int1()
-    with pytest.raises(my.ProtocolViolation, match="2 bytes past"):
+    with pytest.raises(ProtocolViolation, match="2 bytes past"):
         r.done()
 
 
@@ -223,11 +350,11 @@ def test_bytes_left_over_are_refused() -> None:
 @PROPERTIES
 @given(VALUES)
 def test_text_rows_read_back(values: list[bytes | None]) -> None:
-    assert my.parse_text_row(my.encode_text_row(values), len(values)) == values
+    assert parse_text_row(encode_text_row(values), len(values)) == values
 
 
 def test_a_text_row_is_length_encoded_with_0xfb_for_null() -> None:
-    assert my.encode_text_row([b"1", None, b"x", b"y" * 251]) == (
+    assert encode_text_row([b"1", None, b"x", b"y" * 251]) == (
         b"\x011\xfb\x01x\xfc\xfb\x00" + b"y" * 251)
 
 
@@ -237,16 +364,16 @@ def test_a_text_row_is_length_encoded_with_0xfb_for_null() -> None:
     (b"\x05abc", 1),  # a value's length past the end
 ])
 def test_a_text_row_of_another_shape_is_refused(payload: bytes, count: int) -> None:
-    with pytest.raises(my.ProtocolViolation):
-        my.parse_text_row(payload, count)
+    with pytest.raises(ProtocolViolation):
+        parse_text_row(payload, count)
 
 
 # Each binary type's layout, as the protocol documentation gives it.
-FIXED = {my.MYSQL_TYPE_TINY: 1, my.MYSQL_TYPE_SHORT: 2, my.MYSQL_TYPE_YEAR: 2,
-         my.MYSQL_TYPE_INT24: 4, my.MYSQL_TYPE_LONG: 4, my.MYSQL_TYPE_LONGLONG: 8,
-         my.MYSQL_TYPE_FLOAT: 4, my.MYSQL_TYPE_DOUBLE: 8}
-TEMPORAL = {my.MYSQL_TYPE_DATE: (0, 4, 7, 11), my.MYSQL_TYPE_DATETIME: (0, 4, 7, 11),
-            my.MYSQL_TYPE_TIMESTAMP: (0, 4, 7, 11), my.MYSQL_TYPE_TIME: (0, 8, 12)}
+FIXED = {MYSQL_TYPE_TINY: 1, MYSQL_TYPE_SHORT: 2, MYSQL_TYPE_YEAR: 2,
+         MYSQL_TYPE_INT24: 4, MYSQL_TYPE_LONG: 4, MYSQL_TYPE_LONGLONG: 8,
+         MYSQL_TYPE_FLOAT: 4, MYSQL_TYPE_DOUBLE: 8}
+TEMPORAL = {MYSQL_TYPE_DATE: (0, 4, 7, 11), MYSQL_TYPE_DATETIME: (0, 4, 7, 11),
+            MYSQL_TYPE_TIMESTAMP: (0, 4, 7, 11), MYSQL_TYPE_TIME: (0, 8, 12)}
 
 
 def binary_value(column_type: int) -> st.SearchStrategy[bytes]:
@@ -258,18 +385,18 @@ def binary_value(column_type: int) -> st.SearchStrategy[bytes]:
     return st.binary(max_size=300)
 
 
-TYPED_VALUE = st.sampled_from(sorted({*FIXED, *TEMPORAL, *my.LENGTH_ENCODED_TYPES})).flatmap(
+TYPED_VALUE = st.sampled_from(sorted({*FIXED, *TEMPORAL, *LENGTH_ENCODED_TYPES})).flatmap(
     lambda t: st.tuples(st.just(t), st.none() | binary_value(t)))
 
 
 @PROPERTIES
 @given(st.lists(TYPED_VALUE, max_size=20))
 def test_binary_rows_read_back(typed: list[tuple[int, bytes | None]]) -> None:
-    columns = [my.ColumnDefinition(name=f"c{i}", type=t) for i, (t, _) in enumerate(typed)]
+    columns = [ColumnDefinition(name=f"c{i}", type=t) for i, (t, _) in enumerate(typed)]
     values = [v for _, v in typed]
-    payload = my.encode_binary_row(values, columns)
+    payload = encode_binary_row(values, columns)
     assert payload[:1] == b"\x00" and len(payload) >= 1 + (len(values) + 9) // 8
-    assert my.parse_binary_row(payload, columns) == values
+    assert parse_binary_row(payload, columns) == values
 
 
 # MariaDB 10.11's binary row for SELECT CAST('2024-01-02 03:04:05.678901' AS DATETIME(6)),
@@ -279,9 +406,9 @@ MARIADB_BINARY_ROW = (
     b'\x00\x80\x00\x0b\xe8\x07\x01\x02\x03\x04\x05\xf5[\n\x00\x08\x01"\x00\x00\x00\x16;;'
     b"\x04\xe8\x07\x01\x02\x00\x00\x00\x00\x00\x00\xf8?\x07\x00\x00\x00\xfd\xff\xff\xff"
     b"\x042.50\x07\xe8\x07\x01\x02\x03\x04\x05")
-MARIADB_BINARY_TYPES = [my.MYSQL_TYPE_DATETIME, my.MYSQL_TYPE_TIME, my.MYSQL_TYPE_DATE,
-                        my.MYSQL_TYPE_DOUBLE, my.MYSQL_TYPE_LONG, my.MYSQL_TYPE_NULL,
-                        my.MYSQL_TYPE_LONG, my.MYSQL_TYPE_NEWDECIMAL, my.MYSQL_TYPE_DATETIME]
+MARIADB_BINARY_TYPES = [MYSQL_TYPE_DATETIME, MYSQL_TYPE_TIME, MYSQL_TYPE_DATE,
+                        MYSQL_TYPE_DOUBLE, MYSQL_TYPE_LONG, MYSQL_TYPE_NULL,
+                        MYSQL_TYPE_LONG, MYSQL_TYPE_NEWDECIMAL, MYSQL_TYPE_DATETIME]
 MARIADB_BINARY_VALUES = [
     struct.pack("<HBBBBBI", 2024, 1, 2, 3, 4, 5, 678901),
     struct.pack("<BIBBB", 1, 34, 22, 59, 59),  # negative, 34 days and 22:59:59
@@ -296,53 +423,53 @@ MARIADB_BINARY_VALUES = [
 
 
 def test_mariadbs_binary_row_reads_as_its_types_lay_it_out() -> None:
-    columns = [my.ColumnDefinition(type=t) for t in MARIADB_BINARY_TYPES]
-    assert my.parse_binary_row(MARIADB_BINARY_ROW, columns) == MARIADB_BINARY_VALUES
-    assert my.encode_binary_row(MARIADB_BINARY_VALUES, columns) == MARIADB_BINARY_ROW
+    columns = [ColumnDefinition(type=t) for t in MARIADB_BINARY_TYPES]
+    assert parse_binary_row(MARIADB_BINARY_ROW, columns) == MARIADB_BINARY_VALUES
+    assert encode_binary_row(MARIADB_BINARY_VALUES, columns) == MARIADB_BINARY_ROW
 
 
 @pytest.mark.parametrize(("payload", "types", "problem"), [
-    (b"\x01\x00", [my.MYSQL_TYPE_LONG], "starting with 0x01"),
-    (b"\x00\x00\x05\x01\x02\x03\x04\x05", [my.MYSQL_TYPE_DATE], "DATE value of 5 bytes"),
-    (b"\x00\x00\x07" + bytes(7), [my.MYSQL_TYPE_TIME], "TIME value of 7 bytes"),
-    (b"\x00\x00\x01\x02\x03", [my.MYSQL_TYPE_LONG], "ends inside"),
+    (b"\x01\x00", [MYSQL_TYPE_LONG], "starting with 0x01"),
+    (b"\x00\x00\x05\x01\x02\x03\x04\x05", [MYSQL_TYPE_DATE], "DATE value of 5 bytes"),
+    (b"\x00\x00\x07" + bytes(7), [MYSQL_TYPE_TIME], "TIME value of 7 bytes"),
+    (b"\x00\x00\x01\x02\x03", [MYSQL_TYPE_LONG], "ends inside"),
     (b"\x00\x00\x00", [17], "binary protocol does not carry"),
-    (b"\x00\x00" + bytes(5), [my.MYSQL_TYPE_LONG], "1 bytes past"),
+    (b"\x00\x00" + bytes(5), [MYSQL_TYPE_LONG], "1 bytes past"),
 ])
 def test_a_binary_row_that_is_not_its_columns_is_refused(
         payload: bytes, types: list[int], problem: str) -> None:
-    columns = [my.ColumnDefinition(type=t) for t in types]
-    with pytest.raises(my.ProtocolViolation, match=problem):
-        my.parse_binary_row(payload, columns)
+    columns = [ColumnDefinition(type=t) for t in types]
+    with pytest.raises(ProtocolViolation, match=problem):
+        parse_binary_row(payload, columns)
 
 
 @pytest.mark.parametrize(("column_type", "value"), [
-    (my.MYSQL_TYPE_LONG, b"\x01\x02"), (my.MYSQL_TYPE_DATETIME, bytes(5)), (17, b""),
+    (MYSQL_TYPE_LONG, b"\x01\x02"), (MYSQL_TYPE_DATETIME, bytes(5)), (17, b""),
 ])
 def test_a_value_of_another_size_than_its_type_is_not_written(
         column_type: int, value: bytes) -> None:
-    with pytest.raises(ValueError, match=my.type_name(column_type)):
-        my.encode_binary_value(column_type, value)
+    with pytest.raises(ValueError, match=type_name(column_type)):
+        encode_binary_value(column_type, value)
 
 
 # -- the handshake ----------------------------------------------------------------------------
 
 
 def test_mariadbs_greeting_reads_and_writes_back() -> None:
-    h = my.parse_handshake(MARIADB_HANDSHAKE)
+    h = parse_handshake(MARIADB_HANDSHAKE)
     assert h.server_version == "5.5.5-10.11.19-MariaDB-0+deb12u1"
     assert (h.protocol_version, h.connection_id, h.charset, h.status) == (
-        10, 9, my.CHARSET_UTF8MB4_GENERAL_CI, my.SERVER_STATUS_AUTOCOMMIT)
+        10, 9, CHARSET_UTF8MB4_GENERAL_CI, SERVER_STATUS_AUTOCOMMIT)
     assert h.scramble == b"{W|-hGgSGK$m{E#|izKE" and len(h.scramble) == 20
     assert h.auth_plugin == auth.NATIVE_PASSWORD
     # A MariaDB server clears CLIENT_LONG_PASSWORD (CLIENT_MYSQL): its extended
     # capabilities fill the reserved bytes.
-    assert not h.capabilities & (my.CLIENT_LONG_PASSWORD | my.CLIENT_SSL)
-    assert h.capabilities & my.CLIENT_DEPRECATE_EOF
+    assert not h.capabilities & (CLIENT_LONG_PASSWORD | CLIENT_SSL)
+    assert h.capabilities & CLIENT_DEPRECATE_EOF
     assert h.mariadb_capabilities == (
-        my.MARIADB_CLIENT_PROGRESS | my.MARIADB_CLIENT_STMT_BULK_OPERATIONS
-        | my.MARIADB_CLIENT_EXTENDED_METADATA | my.MARIADB_CLIENT_CACHE_METADATA)
-    assert my.encode_handshake(h) == MARIADB_HANDSHAKE
+        MARIADB_CLIENT_PROGRESS | MARIADB_CLIENT_STMT_BULK_OPERATIONS
+        | MARIADB_CLIENT_EXTENDED_METADATA | MARIADB_CLIENT_CACHE_METADATA)
+    assert encode_handshake(h) == MARIADB_HANDSHAKE
 
 
 @PROPERTIES
@@ -351,142 +478,142 @@ def test_mariadbs_greeting_reads_and_writes_back() -> None:
        st.integers(0, 0xFFFF), NAME, st.integers(0, 2**32 - 1))
 def test_greetings_read_back(version: str, connection_id: int, scramble: bytes, caps: int,
                              charset: int, status: int, plugin: str, mariadb: int) -> None:
-    caps |= my.CLIENT_SECURE_CONNECTION
-    h = my.Handshake(version, connection_id, scramble, caps, charset, status,
-                     plugin if caps & my.CLIENT_PLUGIN_AUTH else "", mariadb)
-    assert my.parse_handshake(my.encode_handshake(h)) == h
+    caps |= CLIENT_SECURE_CONNECTION
+    h = Handshake(version, connection_id, scramble, caps, charset, status,
+                     plugin if caps & CLIENT_PLUGIN_AUTH else "", mariadb)
+    assert parse_handshake(encode_handshake(h)) == h
 
 
 def test_a_greeting_without_secure_connection_has_an_8_byte_scramble() -> None:
-    h = my.Handshake("5.0.0", 1, b"12345678", my.CLIENT_PROTOCOL_41, 8, 0)
-    assert my.parse_handshake(my.encode_handshake(h)) == h
+    h = Handshake("5.0.0", 1, b"12345678", CLIENT_PROTOCOL_41, 8, 0)
+    assert parse_handshake(encode_handshake(h)) == h
     with pytest.raises(ValueError, match="scramble of 8 bytes"):
-        my.encode_handshake(replace(h, capabilities=my.CLIENT_SECURE_CONNECTION))
+        encode_handshake(replace(h, capabilities=CLIENT_SECURE_CONNECTION))
 
 
 def test_a_greeting_of_another_protocol_is_refused() -> None:
-    with pytest.raises(my.ProtocolViolation, match="protocol version 255"):
-        my.parse_handshake(my.encode_err(1040, "08004", "Too many connections"))
-    with pytest.raises(my.ProtocolViolation):
-        my.parse_handshake(MARIADB_HANDSHAKE[:40])
+    with pytest.raises(ProtocolViolation, match="protocol version 255"):
+        parse_handshake(encode_err(1040, "08004", "Too many connections"))
+    with pytest.raises(ProtocolViolation):
+        parse_handshake(MARIADB_HANDSHAKE[:40])
 
 
 def test_an_ssl_request_is_told_from_a_handshake_response() -> None:
-    request = my.SslRequest(my.CLIENT_PROTOCOL_41 | my.CLIENT_SSL, 1 << 24, 45, 0x1D)
-    payload = my.encode_ssl_request(request)
-    assert len(payload) == 32 and my.is_ssl_request(payload)
-    assert my.parse_ssl_request(payload) == request
-    assert not my.is_ssl_request(LIBMARIADB_RESPONSE)
-    with pytest.raises(my.ProtocolViolation, match="SSLRequest where"):
-        my.parse_handshake_response(payload)
-    with pytest.raises(my.ProtocolViolation, match="not an SSLRequest"):
-        my.parse_ssl_request(LIBMARIADB_RESPONSE)
+    request = SslRequest(CLIENT_PROTOCOL_41 | CLIENT_SSL, 1 << 24, 45, 0x1D)
+    payload = encode_ssl_request(request)
+    assert len(payload) == 32 and is_ssl_request(payload)
+    assert parse_ssl_request(payload) == request
+    assert not is_ssl_request(LIBMARIADB_RESPONSE)
+    with pytest.raises(ProtocolViolation, match="SSLRequest where"):
+        parse_handshake_response(payload)
+    with pytest.raises(ProtocolViolation, match="not an SSLRequest"):
+        parse_ssl_request(LIBMARIADB_RESPONSE)
     with pytest.raises(ValueError, match="without CLIENT_SSL"):
-        my.encode_ssl_request(request._replace(capabilities=my.CLIENT_PROTOCOL_41))
+        encode_ssl_request(request._replace(capabilities=CLIENT_PROTOCOL_41))
 
 
 def test_libmariadbs_login_reads_and_writes_back() -> None:
-    r = my.parse_handshake_response(LIBMARIADB_RESPONSE)
+    r = parse_handshake_response(LIBMARIADB_RESPONSE)
     assert (r.username, r.database, r.auth_plugin, r.charset, r.max_packet) == (
         "vec", "", auth.NATIVE_PASSWORD, 33, 1 << 20)
     assert r.auth_response == NATIVE_VECTOR
-    assert r.capabilities & my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+    assert r.capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
     assert r.connect_attrs["_client_name"] == "libmariadb"
     assert r.connect_attrs["program_name"] == "mysql"
-    assert my.encode_handshake_response(r) == LIBMARIADB_RESPONSE
+    assert encode_handshake_response(r) == LIBMARIADB_RESPONSE
 
 
 AUTH_MODES = {
-    my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | my.CLIENT_SECURE_CONNECTION:
+    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | CLIENT_SECURE_CONNECTION:
         st.binary(max_size=400),
-    my.CLIENT_SECURE_CONNECTION: st.binary(max_size=255),
+    CLIENT_SECURE_CONNECTION: st.binary(max_size=255),
     0: st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b"")),
 }
-OPTIONAL = [my.CLIENT_CONNECT_WITH_DB, my.CLIENT_PLUGIN_AUTH, my.CLIENT_CONNECT_ATTRS,
-            my.CLIENT_ZSTD_COMPRESSION_ALGORITHM]
+OPTIONAL = [CLIENT_CONNECT_WITH_DB, CLIENT_PLUGIN_AUTH, CLIENT_CONNECT_ATTRS,
+            CLIENT_ZSTD_COMPRESSION_ALGORITHM]
 
 
 @st.composite
-def responses(draw: st.DrawFn) -> my.HandshakeResponse:
+def responses(draw: st.DrawFn) -> HandshakeResponse:
     mode = draw(st.sampled_from(sorted(AUTH_MODES)))
     optional = draw(st.lists(st.sampled_from(OPTIONAL), unique=True))
-    caps = (my.CLIENT_PROTOCOL_41 | mode | sum(optional)
-            | draw(st.sampled_from([0, my.CLIENT_LONG_PASSWORD, my.CLIENT_SSL])))
-    return my.HandshakeResponse(
+    caps = (CLIENT_PROTOCOL_41 | mode | sum(optional)
+            | draw(st.sampled_from([0, CLIENT_LONG_PASSWORD, CLIENT_SSL])))
+    return HandshakeResponse(
         caps, draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 255)), draw(NAME),
         draw(AUTH_MODES[mode]),
-        draw(NAME) if caps & my.CLIENT_CONNECT_WITH_DB else "",
-        draw(NAME) if caps & my.CLIENT_PLUGIN_AUTH else "",
+        draw(NAME) if caps & CLIENT_CONNECT_WITH_DB else "",
+        draw(NAME) if caps & CLIENT_PLUGIN_AUTH else "",
         draw(st.dictionaries(NAME, NAME, max_size=5))
-        if caps & my.CLIENT_CONNECT_ATTRS else {},
+        if caps & CLIENT_CONNECT_ATTRS else {},
         draw(st.integers(0, 2**32 - 1)),
-        draw(st.integers(1, 22)) if caps & my.CLIENT_ZSTD_COMPRESSION_ALGORITHM else 0)
+        draw(st.integers(1, 22)) if caps & CLIENT_ZSTD_COMPRESSION_ALGORITHM else 0)
 
 
 @PROPERTIES
 @given(responses())
-def test_handshake_responses_read_back(response: my.HandshakeResponse) -> None:
-    payload = my.encode_handshake_response(response)
-    assert not my.is_ssl_request(payload)
-    assert my.parse_handshake_response(payload) == response
+def test_handshake_responses_read_back(response: HandshakeResponse) -> None:
+    payload = encode_handshake_response(response)
+    assert not is_ssl_request(payload)
+    assert parse_handshake_response(payload) == response
 
 
 def test_the_auth_response_is_framed_as_the_capabilities_say() -> None:
     tail = {
-        my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: b"u\x00\x02\x01\x02",
-        my.CLIENT_SECURE_CONNECTION: b"u\x00\x02\x01\x02",
+        CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: b"u\x00\x02\x01\x02",
+        CLIENT_SECURE_CONNECTION: b"u\x00\x02\x01\x02",
         0: b"u\x00\x01\x02\x00",
     }
     for flag, wire in tail.items():
-        response = my.HandshakeResponse(my.CLIENT_PROTOCOL_41 | flag, 0, 45, "u", b"\x01\x02")
-        assert my.encode_handshake_response(response)[32:] == wire
+        response = HandshakeResponse(CLIENT_PROTOCOL_41 | flag, 0, 45, "u", b"\x01\x02")
+        assert encode_handshake_response(response)[32:] == wire
     with pytest.raises(ValueError, match="256 bytes"):
-        my.encode_handshake_response(my.HandshakeResponse(
-            my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION, 0, 45, "u", bytes(256)))
+        encode_handshake_response(HandshakeResponse(
+            CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION, 0, 45, "u", bytes(256)))
 
 
 def test_undecodable_names_keep_their_bytes() -> None:
-    payload = (struct.pack("<IIB", my.CLIENT_PROTOCOL_41, 0, 8) + bytes(23)
+    payload = (struct.pack("<IIB", CLIENT_PROTOCOL_41, 0, 8) + bytes(23)
                + b"caf\xe9\x00" + b"\x00")
-    response = my.parse_handshake_response(payload)
+    response = parse_handshake_response(payload)
     assert response.username == "caf\udce9"
-    assert my.encode_handshake_response(response) == payload
+    assert encode_handshake_response(response) == payload
 
 
 def test_optional_fields_a_client_announces_but_leaves_off_read_as_empty() -> None:
-    caps = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH
-            | my.CLIENT_CONNECT_ATTRS)
+    caps = (CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+            | CLIENT_CONNECT_ATTRS)
     payload = struct.pack("<IIB", caps, 0, 45) + bytes(23) + b"u\x00\x00"
-    response = my.parse_handshake_response(payload)
+    response = parse_handshake_response(payload)
     assert (response.auth_plugin, response.connect_attrs) == ("", {})
 
 
 @pytest.mark.parametrize(("payload", "problem"), [
-    (struct.pack("<IIB", my.CLIENT_SECURE_CONNECTION, 0, 45) + bytes(23) + b"u\x00\x00",
+    (struct.pack("<IIB", CLIENT_SECURE_CONNECTION, 0, 45) + bytes(23) + b"u\x00\x00",
      "pre-4.1"),
-    (struct.pack("<IIB", my.CLIENT_PROTOCOL_41, 0, 45) + bytes(23) + b"u", "terminator"),
-    (struct.pack("<IIB", my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION, 0, 45)
+    (struct.pack("<IIB", CLIENT_PROTOCOL_41, 0, 45) + bytes(23) + b"u", "terminator"),
+    (struct.pack("<IIB", CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION, 0, 45)
      + bytes(23) + b"u\x00\x14abc", "ends inside"),
-    (struct.pack("<IIB", my.CLIENT_PROTOCOL_41 | my.CLIENT_CONNECT_ATTRS, 0, 45)
+    (struct.pack("<IIB", CLIENT_PROTOCOL_41 | CLIENT_CONNECT_ATTRS, 0, 45)
      + bytes(23) + b"u\x00\x00" + b"\x08\x01a\x01b\x01a\x01c", "given twice"),
 ])
 def test_a_handshake_response_that_is_not_one_is_refused(payload: bytes, problem: str) -> None:
-    with pytest.raises(my.ProtocolViolation, match=problem):
-        my.parse_handshake_response(payload)
+    with pytest.raises(ProtocolViolation, match=problem):
+        parse_handshake_response(payload)
 
 
 def test_the_auth_exchange_packets_read_back() -> None:
-    switch = my.AuthSwitchRequest(auth.NATIVE_PASSWORD, SCRAMBLE_VECTOR + b"\x00")
-    payload = my.encode_auth_switch(switch)
+    switch = AuthSwitchRequest(auth.NATIVE_PASSWORD, SCRAMBLE_VECTOR + b"\x00")
+    payload = encode_auth_switch(switch)
     assert payload == b"\xfemysql_native_password\x00" + SCRAMBLE_VECTOR + b"\x00"
-    assert my.parse_auth_switch(payload) == switch
+    assert parse_auth_switch(payload) == switch
     assert switch.scramble == SCRAMBLE_VECTOR
-    assert my.parse_auth_switch(b"\xfe") == ("mysql_old_password", b"")
-    more = my.encode_auth_more_data(bytes((auth.CACHING_SHA2_FAST_AUTH_SUCCESS,)))
+    assert parse_auth_switch(b"\xfe") == ("mysql_old_password", b"")
+    more = encode_auth_more_data(bytes((auth.CACHING_SHA2_FAST_AUTH_SUCCESS,)))
     assert more == b"\x01\x03"
-    assert my.parse_auth_more_data(more) == b"\x03"
-    with pytest.raises(my.ProtocolViolation, match="AuthMoreData starting with 0x00"):
-        my.parse_auth_more_data(b"\x00\x03")
+    assert parse_auth_more_data(more) == b"\x03"
+    with pytest.raises(ProtocolViolation, match="AuthMoreData starting with 0x00"):
+        parse_auth_more_data(b"\x00\x03")
 
 
 # -- commands with arguments ------------------------------------------------------------------
@@ -498,33 +625,33 @@ LIBMARIADB_CHANGE_USER = bytes.fromhex(
     "61746976655f70617373776f7264006c035f6f73054c696e75780c5f636c69656e745f6e616d650a6c"
     "69626d617269616462045f7069640533323639300f5f636c69656e745f76657273696f6e06332e332e"
     "3230095f706c6174666f726d067838365f36340c5f7365727665725f686f7374093132372e302e302e31")
-CHANGE_USER_CAPS = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION
-                    | my.CLIENT_PLUGIN_AUTH | my.CLIENT_CONNECT_ATTRS)
+CHANGE_USER_CAPS = (CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION
+                    | CLIENT_PLUGIN_AUTH | CLIENT_CONNECT_ATTRS)
 
 
 def test_libmariadbs_change_user_reads_as_it_was_sent() -> None:
-    request = my.parse_change_user(LIBMARIADB_CHANGE_USER, CHANGE_USER_CAPS)
+    request = parse_change_user(LIBMARIADB_CHANGE_USER, CHANGE_USER_CAPS)
     assert (request.username, request.auth_response, request.database, request.charset,
             request.auth_plugin) == ("other", NATIVE_VECTOR, "shop", 45,
                                      auth.NATIVE_PASSWORD)
     assert request.connect_attrs["_client_name"] == "libmariadb"
-    assert my.encode_change_user(request, CHANGE_USER_CAPS) == LIBMARIADB_CHANGE_USER
+    assert encode_change_user(request, CHANGE_USER_CAPS) == LIBMARIADB_CHANGE_USER
 
 
 @settings(PROPERTIES, max_examples=40)
-@given(st.sampled_from([my.CLIENT_PROTOCOL_41, CHANGE_USER_CAPS, my.CLIENT_PROTOCOL_41
-                        | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH]),
+@given(st.sampled_from([CLIENT_PROTOCOL_41, CHANGE_USER_CAPS, CLIENT_PROTOCOL_41
+                        | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH]),
        NAME, st.binary(max_size=255), NAME, st.integers(0, 0xFFFF), NAME,
        st.dictionaries(NAME, NAME, max_size=3))
 def test_change_user_requests_read_back(caps: int, user: str, response: bytes, database: str,
                                         charset: int, plugin: str,
                                         attrs: dict[str, str]) -> None:
-    if not caps & my.CLIENT_SECURE_CONNECTION:
+    if not caps & CLIENT_SECURE_CONNECTION:
         response = response.replace(b"\x00", b"")
-    request = my.ChangeUser(user, response, database, charset,
-                            plugin if caps & my.CLIENT_PLUGIN_AUTH else "",
-                            attrs if caps & my.CLIENT_CONNECT_ATTRS else {})
-    assert my.parse_change_user(my.encode_change_user(request, caps), caps) == request
+    request = ChangeUser(user, response, database, charset,
+                            plugin if caps & CLIENT_PLUGIN_AUTH else "",
+                            attrs if caps & CLIENT_CONNECT_ATTRS else {})
+    assert parse_change_user(encode_change_user(request, caps), caps) == request
 
 
 def test_mysql_connectors_change_user_with_a_token_reads_as_it_was_sent() -> None:
@@ -535,152 +662,152 @@ def test_mysql_connectors_change_user_with_a_token_reads_as_it_was_sent() -> Non
     payload, _ = MySQLProtocol.make_auth(
         handshake={"auth_data": SCRAMBLE_VECTOR, "auth_plugin": auth.NATIVE_PASSWORD},
         username="other", password=token, database="shop", charset=45,
-        client_flags=CHANGE_USER_CAPS | my.CLIENT_CONNECT_WITH_DB,
+        client_flags=CHANGE_USER_CAPS | CLIENT_CONNECT_WITH_DB,
         auth_plugin=auth.CLEAR_PASSWORD, conn_attrs={"_client_name": "mysql-connector"},
         is_change_user_request=True, ssl_enabled=True)
-    request = my.parse_change_user(payload, CHANGE_USER_CAPS)
+    request = parse_change_user(payload, CHANGE_USER_CAPS)
     assert (request.username, request.auth_response, request.database, request.charset,
             request.auth_plugin, request.connect_attrs) == (
         "other", token.encode() + b"\x00", "shop", 45, auth.CLEAR_PASSWORD,
         {"_client_name": "mysql-connector"})
-    with pytest.raises(my.ProtocolViolation):  # neither reading takes a request cut short
-        my.parse_change_user(payload[:-3], CHANGE_USER_CAPS)
+    with pytest.raises(ProtocolViolation):  # neither reading takes a request cut short
+        parse_change_user(payload[:-3], CHANGE_USER_CAPS)
 
 
 def test_a_change_user_without_its_tail_reads_as_far_as_it_goes() -> None:
     """An old client stops after the database: no character set, plugin or attributes."""
     payload = b"\x11bob\x00\x00shop\x00"
-    assert my.parse_change_user(payload, CHANGE_USER_CAPS) == my.ChangeUser("bob", b"", "shop")
-    with pytest.raises(my.ProtocolViolation):
-        my.parse_change_user(b"\x11bob\x00\x05ab", CHANGE_USER_CAPS)
+    assert parse_change_user(payload, CHANGE_USER_CAPS) == ChangeUser("bob", b"", "shop")
+    with pytest.raises(ProtocolViolation):
+        parse_change_user(b"\x11bob\x00\x05ab", CHANGE_USER_CAPS)
 
 
 def test_field_list_and_process_kill_read_their_arguments() -> None:
-    assert my.parse_field_list(my.encode_field_list("customers", "e%")) == (
-        my.FieldList("customers", "e%"))
-    assert my.parse_field_list(b"\x04t\x00") == my.FieldList("t", "")
-    assert my.parse_field_list(b"\x04\xff\x00\xfe") == my.FieldList(None, None)
-    with pytest.raises(my.ProtocolViolation):  # the server would read on past the packet
-        my.parse_field_list(b"\x04customers")
-    assert my.parse_process_kill(b"\x0c" + (2**31 - 1).to_bytes(4, "little")) == 2**31 - 1
+    assert parse_field_list(encode_field_list("customers", "e%")) == (
+        FieldList("customers", "e%"))
+    assert parse_field_list(b"\x04t\x00") == FieldList("t", "")
+    assert parse_field_list(b"\x04\xff\x00\xfe") == FieldList(None, None)
+    with pytest.raises(ProtocolViolation):  # the server would read on past the packet
+        parse_field_list(b"\x04customers")
+    assert parse_process_kill(b"\x0c" + (2**31 - 1).to_bytes(4, "little")) == 2**31 - 1
     for short_or_long in (b"\x0c\x01\x00", b"\x0c" + bytes(5)):
-        with pytest.raises(my.ProtocolViolation):
-            my.parse_process_kill(short_or_long)
+        with pytest.raises(ProtocolViolation):
+            parse_process_kill(short_or_long)
 
 
 def test_a_field_lists_column_definition_carries_a_default() -> None:
-    column = my.ColumnDefinition(schema="shop", table="customers", name="email",
-                                 type=my.MYSQL_TYPE_VAR_STRING)
-    plain = my.encode_column_definition(column)
-    for default in (my.lenenc_str(b"nobody@example.com"), b"\xfb"):  # a value, NULL
-        assert my.parse_column_definition(plain + default, field_list=True) == column
-        with pytest.raises(my.ProtocolViolation):
-            my.parse_column_definition(plain + default)
-    assert my.parse_column_definition(plain, field_list=True) == column
+    column = ColumnDefinition(schema="shop", table="customers", name="email",
+                                 type=MYSQL_TYPE_VAR_STRING)
+    plain = encode_column_definition(column)
+    for default in (lenenc_str(b"nobody@example.com"), b"\xfb"):  # a value, NULL
+        assert parse_column_definition(plain + default, field_list=True) == column
+        with pytest.raises(ProtocolViolation):
+            parse_column_definition(plain + default)
+    assert parse_column_definition(plain, field_list=True) == column
 
 
 # -- OK, ERR, EOF -----------------------------------------------------------------------------
 
-CAPS_41 = my.CLIENT_PROTOCOL_41 | my.CLIENT_TRANSACTIONS
-CAPS_TRACKING = CAPS_41 | my.CLIENT_SESSION_TRACK | my.CLIENT_DEPRECATE_EOF
+CAPS_41 = CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS
+CAPS_TRACKING = CAPS_41 | CLIENT_SESSION_TRACK | CLIENT_DEPRECATE_EOF
 
 
 # MariaDB's after a login, after a login to a database with session tracking, and closing
 # a result set with CLIENT_DEPRECATE_EOF; then an UPDATE's, and a pre-4.1 one.
 @pytest.mark.parametrize(("payload", "caps", "ok"), [
-    (b"\x00\x00\x00\x02\x00\x00\x00", CAPS_41, my.Ok(status=2)),
+    (b"\x00\x00\x00\x02\x00\x00\x00", CAPS_41, Ok(status=2)),
     (b"\x00\x00\x00\x02@\x00\x00\x00\x15\x01\x13\x12information_schema", CAPS_TRACKING,
-     my.Ok(status=my.SERVER_SESSION_STATE_CHANGED | my.SERVER_STATUS_AUTOCOMMIT,
+     Ok(status=SERVER_SESSION_STATE_CHANGED | SERVER_STATUS_AUTOCOMMIT,
            session_state=b"\x01\x13\x12information_schema")),
-    (b"\xfe\x00\x00\x02\x00\x00\x00", CAPS_TRACKING, my.Ok(status=2)),
+    (b"\xfe\x00\x00\x02\x00\x00\x00", CAPS_TRACKING, Ok(status=2)),
     (b"\x00\x03\xfc\x00\x01\x02\x00\x01\x00Rows matched: 3", CAPS_41,
-     my.Ok(3, 256, 2, 1, "Rows matched: 3")),
-    (b"\x00\x01\x00\x02\x00", my.CLIENT_TRANSACTIONS, my.Ok(1, 0, 2)),
+     Ok(3, 256, 2, 1, "Rows matched: 3")),
+    (b"\x00\x01\x00\x02\x00", CLIENT_TRANSACTIONS, Ok(1, 0, 2)),
 ])
-def test_oks_read_as_they_mean(payload: bytes, caps: int, ok: my.Ok) -> None:
-    assert my.is_ok(payload, caps)
-    assert my.parse_ok(payload, caps) == ok
-    assert my.encode_ok(*ok[:5], capabilities=caps, session_state=ok.session_state,
+def test_oks_read_as_they_mean(payload: bytes, caps: int, ok: Ok) -> None:
+    assert is_ok(payload, caps)
+    assert parse_ok(payload, caps) == ok
+    assert encode_ok(*ok[:5], capabilities=caps, session_state=ok.session_state,
                         eof=payload[0] == 0xFE) == payload
 
 
 @PROPERTIES
 @given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 0xFFFF),
        st.integers(0, 0xFFFF), NAME, st.binary(max_size=300),
-       st.sampled_from([CAPS_41, CAPS_TRACKING, my.CLIENT_TRANSACTIONS, 0]), st.booleans())
+       st.sampled_from([CAPS_41, CAPS_TRACKING, CLIENT_TRANSACTIONS, 0]), st.booleans())
 def test_oks_read_back(affected: int, last_id: int, status: int, warnings: int, info: str,
                        state: bytes, caps: int, eof: bool) -> None:
-    tracked = bool(caps & my.CLIENT_SESSION_TRACK)
+    tracked = bool(caps & CLIENT_SESSION_TRACK)
     if tracked and state:
-        status |= my.SERVER_SESSION_STATE_CHANGED
+        status |= SERVER_SESSION_STATE_CHANGED
     else:
-        status &= ~my.SERVER_SESSION_STATE_CHANGED
+        status &= ~SERVER_SESSION_STATE_CHANGED
     # What the capabilities leave off the wire reads as zero.
-    ok = my.Ok(affected, last_id, status if caps & CAPS_41 else 0,
-               warnings if caps & my.CLIENT_PROTOCOL_41 else 0, info,
+    ok = Ok(affected, last_id, status if caps & CAPS_41 else 0,
+               warnings if caps & CLIENT_PROTOCOL_41 else 0, info,
                state if tracked else b"")
-    eof = eof and bool(caps & my.CLIENT_DEPRECATE_EOF)
-    payload = my.encode_ok(*ok[:5], capabilities=caps, session_state=ok.session_state,
+    eof = eof and bool(caps & CLIENT_DEPRECATE_EOF)
+    payload = encode_ok(*ok[:5], capabilities=caps, session_state=ok.session_state,
                            eof=eof)
-    assert my.parse_ok(payload, caps) == ok
+    assert parse_ok(payload, caps) == ok
 
 
 def test_an_oks_0xfe_header_needs_deprecate_eof() -> None:
     payload = b"\xfe\x00\x00\x02\x00\x00\x00"
-    assert not my.is_ok(payload, CAPS_41)
-    with pytest.raises(my.ProtocolViolation, match="OK packet starting with 0xfe"):
-        my.parse_ok(payload, CAPS_41)
+    assert not is_ok(payload, CAPS_41)
+    with pytest.raises(ProtocolViolation, match="OK packet starting with 0xfe"):
+        parse_ok(payload, CAPS_41)
 
 
 def test_what_ends_a_result_sets_rows() -> None:
-    eof = my.encode_eof(0, 2)
-    ok_eof = my.encode_ok(0, 0, 2, 0, "x" * 20, capabilities=CAPS_TRACKING, eof=True)
-    long_row = my.encode_text_row([b"y" * (1 << 24)])  # its first byte is 0xFE
-    err = my.encode_err(1317, "70100", "Query execution was interrupted")
-    assert my.is_eof(eof) and not my.is_eof(ok_eof) and not my.is_eof(long_row)
-    assert my.ends_rows(eof, CAPS_41) and my.ends_rows(err, CAPS_41)
-    assert not my.ends_rows(ok_eof, CAPS_41) and my.ends_rows(ok_eof, CAPS_TRACKING)
+    eof = encode_eof(0, 2)
+    ok_eof = encode_ok(0, 0, 2, 0, "x" * 20, capabilities=CAPS_TRACKING, eof=True)
+    long_row = encode_text_row([b"y" * (1 << 24)])  # its first byte is 0xFE
+    err = encode_err(1317, "70100", "Query execution was interrupted")
+    assert is_eof(eof) and not is_eof(ok_eof) and not is_eof(long_row)
+    assert ends_rows(eof, CAPS_41) and ends_rows(err, CAPS_41)
+    assert not ends_rows(ok_eof, CAPS_41) and ends_rows(ok_eof, CAPS_TRACKING)
     assert long_row[0] == 0xFE
-    assert not my.ends_rows(long_row, CAPS_41) and not my.ends_rows(long_row, CAPS_TRACKING)
-    assert not my.ends_rows(my.encode_text_row([b"", None]), CAPS_TRACKING)
+    assert not ends_rows(long_row, CAPS_41) and not ends_rows(long_row, CAPS_TRACKING)
+    assert not ends_rows(encode_text_row([b"", None]), CAPS_TRACKING)
     with pytest.raises(ValueError, match="without CLIENT_DEPRECATE_EOF"):
-        my.encode_ok(eof=True)
+        encode_ok(eof=True)
 
 
 def test_string_like_types_are_a_part_of_those_length_encoded() -> None:
     # A decimal, a BIT, a geometry travel as strings in a binary row but are not text.
-    assert my.STRING_TYPES < my.LENGTH_ENCODED_TYPES
-    assert {my.MYSQL_TYPE_NEWDECIMAL, my.MYSQL_TYPE_BIT, my.MYSQL_TYPE_GEOMETRY}.isdisjoint(
-        my.STRING_TYPES)
-    assert {my.MYSQL_TYPE_VAR_STRING, my.MYSQL_TYPE_BLOB, my.MYSQL_TYPE_JSON} <= (
-        my.STRING_TYPES)
+    assert STRING_TYPES < LENGTH_ENCODED_TYPES
+    assert {MYSQL_TYPE_NEWDECIMAL, MYSQL_TYPE_BIT, MYSQL_TYPE_GEOMETRY}.isdisjoint(
+        STRING_TYPES)
+    assert {MYSQL_TYPE_VAR_STRING, MYSQL_TYPE_BLOB, MYSQL_TYPE_JSON} <= (
+        STRING_TYPES)
 
 
 def test_errs_read_as_they_mean() -> None:
     payload = (b"\xff\x14\x04#42000Access denied for user 'tg_8a95ede7'@'127.0.0.1' to "
                b"database 'mysql'")
-    err = my.parse_err(payload)
+    err = parse_err(payload)
     assert (err.code, err.sqlstate) == (1044, "42000")
     assert err.message.startswith("Access denied for user 'tg_8a95ede7'")
-    assert my.encode_err(*err) == payload
-    assert my.is_err(payload) and not my.is_err(b"\x00")
+    assert encode_err(*err) == payload
+    assert is_err(payload) and not is_err(b"\x00")
     # Before the capabilities are agreed (a refused connection), no SQLSTATE.
-    assert my.parse_err(b"\xff\x10\x04Too many connections") == (
+    assert parse_err(b"\xff\x10\x04Too many connections") == (
         1040, "HY000", "Too many connections")
     with pytest.raises(ValueError, match="SQLSTATE"):
-        my.encode_err(1045, "2800", "short")
-    with pytest.raises(my.ProtocolViolation, match="ERR packet starting with 0x00"):
-        my.parse_err(b"\x00\x00\x00")
+        encode_err(1045, "2800", "short")
+    with pytest.raises(ProtocolViolation, match="ERR packet starting with 0x00"):
+        parse_err(b"\x00\x00\x00")
 
 
 def test_eofs_read_back() -> None:
-    assert my.encode_eof(1, 2) == b"\xfe\x01\x00\x02\x00"
-    assert my.parse_eof(b"\xfe\x00\x00\x02\x00") == my.Eof(0, 2)
-    assert my.parse_eof(b"\xfe") == my.Eof()
-    with pytest.raises(my.ProtocolViolation, match="not an EOF"):
-        my.parse_eof(b"\xfe" + bytes(8))
-    with pytest.raises(my.ProtocolViolation):
-        my.parse_eof(b"\xfe\x00\x00\x02")
+    assert encode_eof(1, 2) == b"\xfe\x01\x00\x02\x00"
+    assert parse_eof(b"\xfe\x00\x00\x02\x00") == Eof(0, 2)
+    assert parse_eof(b"\xfe") == Eof()
+    with pytest.raises(ProtocolViolation, match="not an EOF"):
+        parse_eof(b"\xfe" + bytes(8))
+    with pytest.raises(ProtocolViolation):
+        parse_eof(b"\xfe\x00\x00\x02")
 
 
 # -- result sets and prepared statements ------------------------------------------------------
@@ -688,36 +815,36 @@ def test_eofs_read_back() -> None:
 
 def test_mariadbs_column_definition_reads_and_writes_back() -> None:
     payload = b"\x03def\x00\x00\x00\x01s\x00\x0c-\x00\x04\x00\x00\x00\xfd\x01\x00'\x00\x00"
-    column = my.parse_column_definition(payload)
-    assert column == my.ColumnDefinition(
-        name="s", charset=my.CHARSET_UTF8MB4_GENERAL_CI, length=4,
-        type=my.MYSQL_TYPE_VAR_STRING, flags=my.NOT_NULL_FLAG, decimals=39)
-    assert my.encode_column_definition(column) == payload
+    column = parse_column_definition(payload)
+    assert column == ColumnDefinition(
+        name="s", charset=CHARSET_UTF8MB4_GENERAL_CI, length=4,
+        type=MYSQL_TYPE_VAR_STRING, flags=NOT_NULL_FLAG, decimals=39)
+    assert encode_column_definition(column) == payload
 
 
 @PROPERTIES
-@given(st.builds(my.ColumnDefinition, NAME, NAME, NAME, NAME, NAME, NAME,
+@given(st.builds(ColumnDefinition, NAME, NAME, NAME, NAME, NAME, NAME,
                  st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1), st.integers(0, 255),
                  st.integers(0, 0xFFFF), st.integers(0, 255)))
-def test_column_definitions_read_back(column: my.ColumnDefinition) -> None:
-    assert my.parse_column_definition(my.encode_column_definition(column)) == column
+def test_column_definitions_read_back(column: ColumnDefinition) -> None:
+    assert parse_column_definition(encode_column_definition(column)) == column
 
 
 def test_a_column_definition_with_another_fixed_part_is_refused() -> None:
-    payload = my.encode_column_definition(my.ColumnDefinition(name="x"))
-    with pytest.raises(my.ProtocolViolation, match="fixed part of 13 bytes"):
-        my.parse_column_definition(payload.replace(b"\x0c", b"\x0d", 1) + b"\x00")
-    with pytest.raises(my.ProtocolViolation, match="1 bytes past"):
-        my.parse_column_definition(payload + b"\x00")
+    payload = encode_column_definition(ColumnDefinition(name="x"))
+    with pytest.raises(ProtocolViolation, match="fixed part of 13 bytes"):
+        parse_column_definition(payload.replace(b"\x0c", b"\x0d", 1) + b"\x00")
+    with pytest.raises(ProtocolViolation, match="1 bytes past"):
+        parse_column_definition(payload + b"\x00")
 
 
 def test_prepare_oks_read_back() -> None:
     payload = b"\x00\x02\x00\x00\x00\t\x00\x00\x00\x00\x00\x00"  # MariaDB's, 9 columns
-    assert my.parse_prepare_ok(payload) == my.PrepareOk(2, 9, 0, 0)
-    ok = my.PrepareOk(2**32 - 1, 3, 65535, 7)
-    assert my.parse_prepare_ok(my.encode_prepare_ok(ok)) == ok
-    assert my.encode_prepare_ok(my.PrepareOk(2, 9, 0)) == payload
-    assert my.parse_prepare_ok(payload[:10]) == my.PrepareOk(2, 9, 0)  # pre-4.1: no count
+    assert parse_prepare_ok(payload) == PrepareOk(2, 9, 0, 0)
+    ok = PrepareOk(2**32 - 1, 3, 65535, 7)
+    assert parse_prepare_ok(encode_prepare_ok(ok)) == ok
+    assert encode_prepare_ok(PrepareOk(2, 9, 0)) == payload
+    assert parse_prepare_ok(payload[:10]) == PrepareOk(2, 9, 0)  # pre-4.1: no count
 
 
 # mysql-connector-python 9.7's COM_STMT_EXECUTE of statement 7 with (42, 'ada', None,
@@ -726,52 +853,52 @@ def test_prepare_oks_read_back() -> None:
 CONNECTOR_EXECUTE = (
     b"\x17\x07\x00\x00\x00\x00\x01\x00\x00\x00\x04\x01\x01\x80\xfe\x00\x06\x00\x05\x00"
     b"*\x03ada\x00\x00\x00\x00\x00\x00\xf8?")
-CONNECTOR_TYPES = (my.ParameterType(my.MYSQL_TYPE_TINY, unsigned=True),
-                   my.ParameterType(my.MYSQL_TYPE_STRING), my.ParameterType(my.MYSQL_TYPE_NULL),
-                   my.ParameterType(my.MYSQL_TYPE_DOUBLE))
+CONNECTOR_TYPES = (ParameterType(MYSQL_TYPE_TINY, unsigned=True),
+                   ParameterType(MYSQL_TYPE_STRING), ParameterType(MYSQL_TYPE_NULL),
+                   ParameterType(MYSQL_TYPE_DOUBLE))
 
 
 def test_a_connectors_execute_reads_as_its_parameters() -> None:
-    execute = my.parse_stmt_execute(CONNECTOR_EXECUTE, 4, None)
-    assert execute == my.StmtExecute(7, 0, 1, CONNECTOR_TYPES, (
+    execute = parse_stmt_execute(CONNECTOR_EXECUTE, 4, None)
+    assert execute == StmtExecute(7, 0, 1, CONNECTOR_TYPES, (
         b"*", b"ada", None, struct.pack("<d", 1.5)))
-    assert my.encode_stmt_execute(7, CONNECTOR_TYPES, execute.values) == CONNECTOR_EXECUTE
-    assert my.statement_id(CONNECTOR_EXECUTE) == 7
-    assert my.statement_id(my.with_statement_id(CONNECTOR_EXECUTE, 2**32 - 2)) == 2**32 - 2
-    assert my.with_statement_id(CONNECTOR_EXECUTE, 9)[5:] == CONNECTOR_EXECUTE[5:]
+    assert encode_stmt_execute(7, CONNECTOR_TYPES, execute.values) == CONNECTOR_EXECUTE
+    assert statement_id(CONNECTOR_EXECUTE) == 7
+    assert statement_id(with_statement_id(CONNECTOR_EXECUTE, 2**32 - 2)) == 2**32 - 2
+    assert with_statement_id(CONNECTOR_EXECUTE, 9)[5:] == CONNECTOR_EXECUTE[5:]
 
 
-PARAMETER = st.sampled_from(sorted({*FIXED, *TEMPORAL, *my.LENGTH_ENCODED_TYPES})).flatmap(
-    lambda t: st.tuples(st.builds(my.ParameterType, st.just(t), st.booleans()),
+PARAMETER = st.sampled_from(sorted({*FIXED, *TEMPORAL, *LENGTH_ENCODED_TYPES})).flatmap(
+    lambda t: st.tuples(st.builds(ParameterType, st.just(t), st.booleans()),
                         st.none() | binary_value(t)))
 
 
 @settings(PROPERTIES, max_examples=40)
 @given(st.lists(PARAMETER, max_size=12), st.integers(0, 2**32 - 1), st.booleans())
 def test_executes_read_back_binding_their_types_or_the_last_ones(
-        typed: list[tuple[my.ParameterType, bytes | None]], statement: int,
+        typed: list[tuple[ParameterType, bytes | None]], statement: int,
         again: bool) -> None:
     types = [t for t, _ in typed]
     values = tuple(v for _, v in typed)
-    payload = my.encode_stmt_execute(statement, None if again else types, values,
+    payload = encode_stmt_execute(statement, None if again else types, values,
                                      bound=types)
-    execute = my.parse_stmt_execute(payload, len(types), types if again else None)
+    execute = parse_stmt_execute(payload, len(types), types if again else None)
     assert execute.values == values and execute.statement_id == statement
     assert execute.types == (None if again or not types else tuple(types))
     if again and types:  # the types bound into it: the same execute as if it had sent them
-        assert my.bind_types(payload, len(types), types) == my.encode_stmt_execute(
+        assert bind_types(payload, len(types), types) == encode_stmt_execute(
             statement, types, values)
 
 
 def test_an_executes_long_data_parameters_carry_no_value() -> None:
-    types = [my.ParameterType(my.MYSQL_TYPE_BLOB), my.ParameterType(my.MYSQL_TYPE_LONG)]
+    types = [ParameterType(MYSQL_TYPE_BLOB), ParameterType(MYSQL_TYPE_LONG)]
     # No value for a parameter sent as long data (the server reads none), no NULL bit.
-    payload = (my.encode_stmt_execute(3, types, [None, struct.pack("<i", 5)])[:10]
+    payload = (encode_stmt_execute(3, types, [None, struct.pack("<i", 5)])[:10]
                + b"\x00\x01\xfc\x00\x03\x00" + struct.pack("<i", 5))
-    assert my.parse_stmt_execute(payload, 2, None, long_data={0}).values == (
+    assert parse_stmt_execute(payload, 2, None, long_data={0}).values == (
         None, struct.pack("<i", 5))
-    with pytest.raises(my.ProtocolViolation):
-        my.parse_stmt_execute(payload, 2, None)  # read as a BLOB, the value is short
+    with pytest.raises(ProtocolViolation):
+        parse_stmt_execute(payload, 2, None)  # read as a BLOB, the value is short
 
 
 @pytest.mark.parametrize(("payload", "params", "bound", "problem"), [
@@ -784,45 +911,45 @@ def test_an_executes_long_data_parameters_carry_no_value() -> None:
      "binary protocol does not carry"),
 ])
 def test_an_execute_that_is_not_its_statements_is_refused(
-        payload: bytes, params: int, bound: Sequence[my.ParameterType] | None,
+        payload: bytes, params: int, bound: Sequence[ParameterType] | None,
         problem: str) -> None:
-    with pytest.raises(my.ProtocolViolation, match=problem):
-        my.parse_stmt_execute(payload, params, bound)
+    with pytest.raises(ProtocolViolation, match=problem):
+        parse_stmt_execute(payload, params, bound)
 
 
 def test_long_data_and_statement_ids_read_back() -> None:
-    piece = my.LongData(5, 1, b"\x00some bytes")
-    assert my.parse_long_data(my.encode_long_data(piece)) == piece
-    assert my.statement_id(my.encode_long_data(piece)) == 5
-    with pytest.raises(my.ProtocolViolation):
-        my.parse_long_data(b"\x18\x05\x00\x00\x00\x01")
-    with pytest.raises(my.ProtocolViolation):
-        my.statement_id(b"\x19\x01\x00")
+    piece = LongData(5, 1, b"\x00some bytes")
+    assert parse_long_data(encode_long_data(piece)) == piece
+    assert statement_id(encode_long_data(piece)) == 5
+    with pytest.raises(ProtocolViolation):
+        parse_long_data(b"\x18\x05\x00\x00\x00\x01")
+    with pytest.raises(ProtocolViolation):
+        statement_id(b"\x19\x01\x00")
     with pytest.raises(ValueError, match="binding no types"):
-        my.bind_types(CONNECTOR_EXECUTE, 4, CONNECTOR_TYPES)
+        bind_types(CONNECTOR_EXECUTE, 4, CONNECTOR_TYPES)
 
 
 @pytest.mark.parametrize(("column_type", "unsigned", "value", "text"), [
-    (my.MYSQL_TYPE_TINY, False, b"\xff", b"-1"),
-    (my.MYSQL_TYPE_TINY, True, b"\xff", b"255"),
-    (my.MYSQL_TYPE_YEAR, True, struct.pack("<H", 2024), b"2024"),
-    (my.MYSQL_TYPE_LONGLONG, False, struct.pack("<q", 4111111111111111), b"4111111111111111"),
-    (my.MYSQL_TYPE_LONGLONG, True, b"\xff" * 8, b"18446744073709551615"),
-    (my.MYSQL_TYPE_DOUBLE, False, struct.pack("<d", 4111111111111111.0), b"4111111111111111"),
-    (my.MYSQL_TYPE_DOUBLE, False, struct.pack("<d", 0.1), b"0.1"),
-    (my.MYSQL_TYPE_FLOAT, False, struct.pack("<f", 1.5), b"1.5"),
-    (my.MYSQL_TYPE_DATETIME, False, MARIADB_BINARY_VALUES[0], b"2024-01-02 03:04:05.678901"),
-    (my.MYSQL_TYPE_TIMESTAMP, False, MARIADB_BINARY_VALUES[8], b"2024-01-02 03:04:05"),
-    (my.MYSQL_TYPE_DATETIME, False, b"", b"0000-00-00 00:00:00"),
-    (my.MYSQL_TYPE_DATE, False, MARIADB_BINARY_VALUES[2], b"2024-01-02"),
-    (my.MYSQL_TYPE_TIME, False, MARIADB_BINARY_VALUES[1], b"-838:59:59"),
-    (my.MYSQL_TYPE_TIME, False, struct.pack("<BIBBBI", 0, 0, 1, 2, 3, 4), b"01:02:03.000004"),
-    (my.MYSQL_TYPE_NEWDECIMAL, False, b"2.50", b"2.50"),
-    (my.MYSQL_TYPE_VAR_STRING, False, b"ada@example.com", b"ada@example.com"),
+    (MYSQL_TYPE_TINY, False, b"\xff", b"-1"),
+    (MYSQL_TYPE_TINY, True, b"\xff", b"255"),
+    (MYSQL_TYPE_YEAR, True, struct.pack("<H", 2024), b"2024"),
+    (MYSQL_TYPE_LONGLONG, False, struct.pack("<q", 4111111111111111), b"4111111111111111"),
+    (MYSQL_TYPE_LONGLONG, True, b"\xff" * 8, b"18446744073709551615"),
+    (MYSQL_TYPE_DOUBLE, False, struct.pack("<d", 4111111111111111.0), b"4111111111111111"),
+    (MYSQL_TYPE_DOUBLE, False, struct.pack("<d", 0.1), b"0.1"),
+    (MYSQL_TYPE_FLOAT, False, struct.pack("<f", 1.5), b"1.5"),
+    (MYSQL_TYPE_DATETIME, False, MARIADB_BINARY_VALUES[0], b"2024-01-02 03:04:05.678901"),
+    (MYSQL_TYPE_TIMESTAMP, False, MARIADB_BINARY_VALUES[8], b"2024-01-02 03:04:05"),
+    (MYSQL_TYPE_DATETIME, False, b"", b"0000-00-00 00:00:00"),
+    (MYSQL_TYPE_DATE, False, MARIADB_BINARY_VALUES[2], b"2024-01-02"),
+    (MYSQL_TYPE_TIME, False, MARIADB_BINARY_VALUES[1], b"-838:59:59"),
+    (MYSQL_TYPE_TIME, False, struct.pack("<BIBBBI", 0, 0, 1, 2, 3, 4), b"01:02:03.000004"),
+    (MYSQL_TYPE_NEWDECIMAL, False, b"2.50", b"2.50"),
+    (MYSQL_TYPE_VAR_STRING, False, b"ada@example.com", b"ada@example.com"),
 ])
 def test_binary_values_read_as_the_text_protocol_writes_them(
         column_type: int, unsigned: bool, value: bytes, text: bytes) -> None:
-    assert my.binary_text(column_type, unsigned, value) == text
+    assert binary_text(column_type, unsigned, value) == text
 
 
 def test_every_command_has_its_byte_and_its_name() -> None:
@@ -834,11 +961,11 @@ def test_every_command_has_its_byte_and_its_name() -> None:
                 "COM_BINLOG_DUMP_GTID": 0x1E, "COM_RESET_CONNECTION": 0x1F,
                 "COM_STMT_BULK_EXECUTE": 0xFA}
     for name, byte in expected.items():
-        assert getattr(my, name) == byte and my.command_name(byte) == name
-    assert len(my.COMMAND_NAMES) == len({v for k, v in vars(my).items()
+        assert getattr(flags, name) == byte and command_name(byte) == name
+    assert len(COMMAND_NAMES) == len({v for k, v in vars(flags).items()
                                          if k.startswith("COM_") and isinstance(v, int)})
-    assert my.command_name(0x42) == "COM_0x42"
-    assert my.type_name(my.MYSQL_TYPE_JSON) == "MYSQL_TYPE_JSON"
+    assert command_name(0x42) == "COM_0x42"
+    assert type_name(MYSQL_TYPE_JSON) == "MYSQL_TYPE_JSON"
 
 
 # -- auth -------------------------------------------------------------------------------------
@@ -904,8 +1031,8 @@ class Connection:
 
     def __init__(self) -> None:
         self.sock = socket.create_connection(MARIADB, timeout=10)
-        self.framer = my.Framer(1 << 24)
-        self.queue: list[my.Packet] = []
+        self.framer = Framer(1 << 24)
+        self.queue: list[Packet] = []
         self.seq = 0
 
     def read(self) -> bytes:
@@ -919,7 +1046,7 @@ class Connection:
         return packet.payload
 
     def reply(self, payload: bytes) -> None:
-        self.sock.sendall(my.encode(self.seq, payload))
+        self.sock.sendall(encode(self.seq, payload))
         self.seq = self.seq + 1 & 0xFF
 
     def command(self, command: int, body: bytes = b"") -> None:
@@ -927,22 +1054,22 @@ class Connection:
         self.reply(bytes((command,)) + body)
 
     def close(self) -> None:
-        self.command(my.COM_QUIT)
+        self.command(COM_QUIT)
         self.sock.close()
 
 
 def login(user: str, password: bytes, caps: int, database: str = "") -> tuple[
-        Connection, my.Handshake, bytes]:
+        Connection, Handshake, bytes]:
     """A connection, the server's greeting and its last answer to the login."""
     conn = Connection()
-    greeting = my.parse_handshake(conn.read())
-    conn.reply(my.encode_handshake_response(my.HandshakeResponse(
-        caps, 1 << 24, my.CHARSET_UTF8MB4_GENERAL_CI, user,
+    greeting = parse_handshake(conn.read())
+    conn.reply(encode_handshake_response(HandshakeResponse(
+        caps, 1 << 24, CHARSET_UTF8MB4_GENERAL_CI, user,
         auth.native_password(password, greeting.scramble), database, auth.NATIVE_PASSWORD,
         {"program_name": "tollgate-tests"})))
     answer = conn.read()
     if answer[:1] == b"\xfe":  # a server whose default plugin is another one
-        switch = my.parse_auth_switch(answer)
+        switch = parse_auth_switch(answer)
         conn.reply(auth.auth_response(switch.plugin, password, switch.scramble))
         answer = conn.read()
     return conn, greeting, answer
@@ -952,47 +1079,47 @@ Rows = list[list[bytes | None]]
 
 
 def result(conn: Connection, caps: int, binary: bool = False) -> tuple[
-        list[my.ColumnDefinition], Rows, my.Ok | my.Eof]:
+        list[ColumnDefinition], Rows, Ok | Eof]:
     """A result set: its columns, its rows, what ended it."""
     header = conn.read()
-    assert not my.is_err(header), my.parse_err(header)
-    r = my.Reader(header)
+    assert not is_err(header), parse_err(header)
+    r = Reader(header)
     count = r.lenenc_int()
     r.done()
     columns = definitions(conn, caps, count)
     rows: Rows = []
-    while not my.ends_rows(payload := conn.read(), caps):
-        rows.append(my.parse_binary_row(payload, columns) if binary
-                    else my.parse_text_row(payload, count))
-    assert not my.is_err(payload), my.parse_err(payload)
-    end = my.parse_ok(payload, caps) if caps & my.CLIENT_DEPRECATE_EOF else my.parse_eof(
+    while not ends_rows(payload := conn.read(), caps):
+        rows.append(parse_binary_row(payload, columns) if binary
+                    else parse_text_row(payload, count))
+    assert not is_err(payload), parse_err(payload)
+    end = parse_ok(payload, caps) if caps & CLIENT_DEPRECATE_EOF else parse_eof(
         payload)
     return columns, rows, end
 
 
-def definitions(conn: Connection, caps: int, count: int) -> list[my.ColumnDefinition]:
+def definitions(conn: Connection, caps: int, count: int) -> list[ColumnDefinition]:
     """`count` column (or parameter) definitions, and the EOF after them unless
     CLIENT_DEPRECATE_EOF."""
-    columns = [my.parse_column_definition(conn.read()) for _ in range(count)]
-    if count and not caps & my.CLIENT_DEPRECATE_EOF:
-        my.parse_eof(conn.read())
+    columns = [parse_column_definition(conn.read()) for _ in range(count)]
+    if count and not caps & CLIENT_DEPRECATE_EOF:
+        parse_eof(conn.read())
     return columns
 
 
 def execute(statement_id: int, params: Sequence[tuple[int, bytes]] = ()) -> bytes:
     """COM_STMT_EXECUTE's body: no cursor, one iteration, the parameters' types bound."""
-    return my.encode_stmt_execute(statement_id, [my.ParameterType(t) for t, _ in params] or None,
+    return encode_stmt_execute(statement_id, [ParameterType(t) for t, _ in params] or None,
                                   [v for _, v in params])[1:]
 
 
-BASE_CAPS = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH
-             | my.CLIENT_TRANSACTIONS | my.CLIENT_MULTI_RESULTS)
+BASE_CAPS = (CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+             | CLIENT_TRANSACTIONS | CLIENT_MULTI_RESULTS)
 # A classic client (a 1-byte auth length, EOF packets) and a current one (lenenc auth data,
 # attributes, a database, session tracking, OKs for EOFs).
 CLIENTS = [
     (BASE_CAPS, ""),
-    (BASE_CAPS | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | my.CLIENT_CONNECT_ATTRS
-     | my.CLIENT_CONNECT_WITH_DB | my.CLIENT_SESSION_TRACK | my.CLIENT_DEPRECATE_EOF,
+    (BASE_CAPS | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | CLIENT_CONNECT_ATTRS
+     | CLIENT_CONNECT_WITH_DB | CLIENT_SESSION_TRACK | CLIENT_DEPRECATE_EOF,
      "information_schema"),
 ]
 TEMPORALS = ("SELECT CAST('2024-01-02 03:04:05.678901' AS DATETIME(6)), "
@@ -1002,32 +1129,32 @@ TEMPORALS = ("SELECT CAST('2024-01-02 03:04:05.678901' AS DATETIME(6)), "
 
 
 def query_text_and_prepared(conn: Connection, caps: int) -> None:
-    conn.command(my.COM_QUERY, b"SELECT 1 AS one, NULL AS n, 'x' AS s")
+    conn.command(COM_QUERY, b"SELECT 1 AS one, NULL AS n, 'x' AS s")
     columns, rows, end = result(conn, caps)
     assert [(c.name, c.type) for c in columns] == [
-        ("one", my.MYSQL_TYPE_LONG), ("n", my.MYSQL_TYPE_NULL), ("s", my.MYSQL_TYPE_VAR_STRING)]
+        ("one", MYSQL_TYPE_LONG), ("n", MYSQL_TYPE_NULL), ("s", MYSQL_TYPE_VAR_STRING)]
     assert rows == [[b"1", None, b"x"]]
-    assert end.status & my.SERVER_STATUS_AUTOCOMMIT
+    assert end.status & SERVER_STATUS_AUTOCOMMIT
 
-    conn.command(my.COM_STMT_PREPARE, b"SELECT ? + 1, 'a'")
-    prepared = my.parse_prepare_ok(conn.read())
+    conn.command(COM_STMT_PREPARE, b"SELECT ? + 1, 'a'")
+    prepared = parse_prepare_ok(conn.read())
     assert (prepared.num_params, prepared.num_columns) == (1, 2)
     definitions(conn, caps, prepared.num_params)
     at_prepare = definitions(conn, caps, prepared.num_columns)
-    conn.command(my.COM_STMT_EXECUTE, execute(
-        prepared.statement_id, [(my.MYSQL_TYPE_LONGLONG, struct.pack("<q", 41))]))
+    conn.command(COM_STMT_EXECUTE, execute(
+        prepared.statement_id, [(MYSQL_TYPE_LONGLONG, struct.pack("<q", 41))]))
     columns, rows, _ = result(conn, caps, binary=True)
     # `? + 1` is a DOUBLE when prepared, a LONGLONG once the parameter is bound: a binary
     # row reads by the metadata its execute sent.
-    assert [c.type for c in at_prepare] == [my.MYSQL_TYPE_DOUBLE, my.MYSQL_TYPE_VAR_STRING]
-    assert [c.type for c in columns] == [my.MYSQL_TYPE_LONGLONG, my.MYSQL_TYPE_VAR_STRING]
+    assert [c.type for c in at_prepare] == [MYSQL_TYPE_DOUBLE, MYSQL_TYPE_VAR_STRING]
+    assert [c.type for c in columns] == [MYSQL_TYPE_LONGLONG, MYSQL_TYPE_VAR_STRING]
     assert rows == [[struct.pack("<q", 42), b"a"]]
-    conn.command(my.COM_STMT_CLOSE, struct.pack("<I", prepared.statement_id))  # no answer
+    conn.command(COM_STMT_CLOSE, struct.pack("<I", prepared.statement_id))  # no answer
 
-    conn.command(my.COM_STMT_PREPARE, TEMPORALS.encode())
-    prepared = my.parse_prepare_ok(conn.read())
+    conn.command(COM_STMT_PREPARE, TEMPORALS.encode())
+    prepared = parse_prepare_ok(conn.read())
     definitions(conn, caps, prepared.num_columns)
-    conn.command(my.COM_STMT_EXECUTE, execute(prepared.statement_id))
+    conn.command(COM_STMT_EXECUTE, execute(prepared.statement_id))
     columns, rows, _ = result(conn, caps, binary=True)
     assert [c.type for c in columns] == MARIADB_BINARY_TYPES
     assert rows == [MARIADB_BINARY_VALUES]
@@ -1040,17 +1167,17 @@ def test_a_login_a_query_and_a_prepared_statement_on_mariadb() -> None:
             conn, greeting, answer = login(user, password, caps, database)
             assert greeting.protocol_version == 10 and "MariaDB" in greeting.server_version
             assert len(greeting.scramble) == 20 and b"\x00" not in greeting.scramble
-            assert not my.is_err(answer), my.parse_err(answer)
-            ok = my.parse_ok(answer, caps)
-            assert ok.status & my.SERVER_STATUS_AUTOCOMMIT
+            assert not is_err(answer), parse_err(answer)
+            ok = parse_ok(answer, caps)
+            assert ok.status & SERVER_STATUS_AUTOCOMMIT
             if database:  # the schema, as session tracking reports it
-                assert ok.status & my.SERVER_SESSION_STATE_CHANGED
+                assert ok.status & SERVER_SESSION_STATE_CHANGED
                 assert database.encode() in ok.session_state
             query_text_and_prepared(conn, caps)
             conn.close()
 
         conn, _, answer = login(user, b"not-" + password, CLIENTS[1][0])
-        err = my.parse_err(answer)
+        err = parse_err(answer)
         assert (err.code, err.sqlstate) == (1045, "28000")
         assert user in err.message
         conn.sock.close()

@@ -31,7 +31,28 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from extproc.mysql import packets as my
+from extproc.mysql.commands import ChangeUser, encode_change_user
+from extproc.mysql.flags import (
+    COM_CHANGE_USER,
+    COM_DEBUG,
+    COM_FIELD_LIST,
+    COM_PROCESS_KILL,
+    COM_RESET_CONNECTION,
+    COM_STMT_CLOSE,
+    COM_STMT_EXECUTE,
+    COM_STMT_PREPARE,
+    COM_STMT_RESET,
+    MYSQL_TYPE_LONGLONG,
+)
+from extproc.mysql.framing import Reader
+from extproc.mysql.handshake import parse_auth_switch
+from extproc.mysql.prepared import (
+    LAST_STATEMENT_ID,
+    ParameterType,
+    encode_stmt_execute,
+    parse_prepare_ok,
+)
+from extproc.mysql.responses import is_eof
 from extproc.quickstart import stack
 from tests.support import statement_log, tokens
 from tests.support.gateway import Gateway, module_gateway
@@ -78,13 +99,13 @@ TRICKY = ["SELECT 1 /*!, (SELECT 2) */", "/*!50000 DROP TABLE customers */",
           "SELECT 1 -- \nDROP TABLE customers", "SELECT \"x\"; DROP TABLE customers",
           "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE scratch", "SELECT 1 +"]
 DATABASES = ["shop", "mysql", "nosuch"]
-COMMAND_ARGUMENTS = {my.COM_FIELD_LIST: "customers\0", my.COM_PROCESS_KILL: "\x01\0\0\0"}
+COMMAND_ARGUMENTS = {COM_FIELD_LIST: "customers\0", COM_PROCESS_KILL: "\x01\0\0\0"}
 
 step = st.one_of(
     st.tuples(st.just("query"), st.sampled_from(ALLOWED + REFUSED + TRICKY)),
     st.tuples(st.just("init_db"), st.sampled_from(DATABASES)),
-    st.tuples(st.just("command"), st.sampled_from([my.COM_FIELD_LIST, my.COM_PROCESS_KILL,
-                                                   my.COM_DEBUG])),
+    st.tuples(st.just("command"), st.sampled_from([COM_FIELD_LIST, COM_PROCESS_KILL,
+                                                   COM_DEBUG])),
     st.tuples(st.sampled_from(["prepare", "run"]), st.sampled_from(PREPARED)),
     st.tuples(st.sampled_from(["execute", "close"]), st.sampled_from(NAMED)),
     st.tuples(st.sampled_from(["reset", "change_user"]), st.none()),
@@ -132,7 +153,7 @@ class Prepared:
             return min(self.params, default=1)
         if which == "latest":
             return self.latest or 1
-        return my.LAST_STATEMENT_ID if which == "last-statement id" else 4242
+        return LAST_STATEMENT_ID if which == "last-statement id" else 4242
 
 
 def drive(connection: Any, steps: list[tuple[str, Any]], prepared: Prepared) -> None:
@@ -150,7 +171,7 @@ def drive(connection: Any, steps: list[tuple[str, Any]], prepared: Prepared) -> 
             elif kind == "command":
                 # A command PyMySQL has no method for, with an argument the server takes.
                 connection._execute_command(what, COMMAND_ARGUMENTS.get(what, ""))
-                if what == my.COM_FIELD_LIST:  # column definitions, then EOF (or ERR)
+                if what == COM_FIELD_LIST:  # column definitions, then EOF (or ERR)
                     while not connection._read_packet().is_eof_packet():
                         pass
                 else:
@@ -168,10 +189,10 @@ def change_user(connection: Any) -> None:
     plugin the greeting named, then the token on the front's switch to
     mysql_clear_password (a token is longer than the command's 255 bytes of auth data)."""
     capabilities = connection.client_flag & connection.server_capabilities
-    payload = my.encode_change_user(my.ChangeUser(
+    payload = encode_change_user(ChangeUser(
         "svc-my-differential", bytes(20), "shop", 45, "mysql_native_password"), capabilities)
-    connection._execute_command(my.COM_CHANGE_USER, payload[1:])
-    switch = my.parse_auth_switch(connection._read_packet().get_all_data())
+    connection._execute_command(COM_CHANGE_USER, payload[1:])
+    switch = parse_auth_switch(connection._read_packet().get_all_data())
     assert switch.plugin == "mysql_clear_password"
     connection.write_packet(AGENT.encode() + b"\0")
     connection._read_ok_packet()
@@ -184,29 +205,29 @@ def statement(connection: Any, kind: str, what: Any, prepared: Prepared) -> None
         statement(connection, "prepare", what, prepared)
         statement(connection, "execute", "latest", prepared)
     elif kind == "prepare":
-        connection._execute_command(my.COM_STMT_PREPARE, what)
-        ok = my.parse_prepare_ok(connection._read_packet().get_all_data())
+        connection._execute_command(COM_STMT_PREPARE, what)
+        ok = parse_prepare_ok(connection._read_packet().get_all_data())
         prepared.params[ok.statement_id], prepared.latest = ok.num_params, ok.statement_id
         for count in (ok.num_params, ok.num_columns):
             for _ in range(count + 1 if count else 0):  # the definitions, their EOF
                 connection._read_packet()
     elif kind == "reset":
-        connection._execute_command(my.COM_RESET_CONNECTION, b"")
+        connection._execute_command(COM_RESET_CONNECTION, b"")
         connection._read_packet()
     elif kind == "close":
-        connection._execute_command(my.COM_STMT_CLOSE, struct.pack("<I", prepared.named(what)))
+        connection._execute_command(COM_STMT_CLOSE, struct.pack("<I", prepared.named(what)))
     else:
         named = prepared.named(what)
-        count = prepared.params.get(prepared.latest if named == my.LAST_STATEMENT_ID
+        count = prepared.params.get(prepared.latest if named == LAST_STATEMENT_ID
                                     else named, 0)
-        connection._execute_command(my.COM_STMT_EXECUTE, my.encode_stmt_execute(
-            named, [my.ParameterType(my.MYSQL_TYPE_LONGLONG)] * count or None,
+        connection._execute_command(COM_STMT_EXECUTE, encode_stmt_execute(
+            named, [ParameterType(MYSQL_TYPE_LONGLONG)] * count or None,
             [struct.pack("<q", n + 1) for n in range(count)])[1:])
         header = connection._read_packet().get_all_data()
         if header[:1] != b"\x00":  # a result set: its columns, their EOF, rows to an EOF
-            for _ in range(my.Reader(header).lenenc_int() + 1):
+            for _ in range(Reader(header).lenenc_int() + 1):
                 connection._read_packet()
-            while not my.is_eof(connection._read_packet().get_all_data()):
+            while not is_eof(connection._read_packet().get_all_data()):
                 pass
 
 
@@ -217,7 +238,7 @@ def held_by_both(connection: Any, prepared: Prepared) -> int:
     held = 0
     for named in prepared.params:
         try:
-            connection._execute_command(my.COM_STMT_RESET, struct.pack("<I", named))
+            connection._execute_command(COM_STMT_RESET, struct.pack("<I", named))
             connection._read_packet()
             held += 1
         except pymysql.err.MySQLError as exc:
@@ -245,8 +266,8 @@ def open_statements(server: MariaDb) -> int:
                 ("reset", None), ("run", "SELECT id FROM scratch WHERE id > ?"),
                 ("close", "last-statement id"), ("execute", "latest")])
 @example(steps=[("run", "SELECT email FROM customers WHERE id = ?"),
-                ("command", my.COM_FIELD_LIST), ("change_user", None), ("execute", "first"),
-                ("run", "SELECT ?, ? FROM customers"), ("command", my.COM_PROCESS_KILL)])
+                ("command", COM_FIELD_LIST), ("change_user", None), ("execute", "first"),
+                ("run", "SELECT ?, ? FROM customers"), ("command", COM_PROCESS_KILL)])
 def test_every_command_the_server_ran_is_in_the_record_allowed(
         logged: tuple[Gateway, MariaDb], steps: list[tuple[str, Any]]) -> None:
     gw, server = logged

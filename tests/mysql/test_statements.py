@@ -15,15 +15,32 @@ from hypothesis import strategies as st
 
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
-from extproc.mysql import packets as my
+from extproc.mysql.binary import binary_text
+from extproc.mysql.flags import (
+    MYSQL_TYPE_DATE,
+    MYSQL_TYPE_LONG,
+    MYSQL_TYPE_LONGLONG,
+    MYSQL_TYPE_STRING,
+    MYSQL_TYPE_TINY,
+    MYSQL_TYPE_VAR_STRING,
+    UNSIGNED_FLAG,
+)
+from extproc.mysql.prepared import (
+    LAST_STATEMENT_ID,
+    ParameterType,
+    StmtExecute,
+    encode_stmt_execute,
+    parse_stmt_execute,
+)
 from extproc.mysql.results import ResultMasker, unreadable
+from extproc.mysql.resultsets import ColumnDefinition, encode_binary_row, parse_binary_row
 from extproc.mysql.statements import LONG_DATA_KEPT, LongData, Prepared, Statements
 from extproc.policy import Decision
 
 PROPERTIES = settings(derandomize=True, database=None, deadline=None)
 ALLOW = Decision(action="allow")
-LONGLONG = my.ParameterType(my.MYSQL_TYPE_LONGLONG)
-STRING = my.ParameterType(my.MYSQL_TYPE_STRING)
+LONGLONG = ParameterType(MYSQL_TYPE_LONGLONG)
+STRING = ParameterType(MYSQL_TYPE_STRING)
 
 
 def statement(statements: Statements, server_id: int, num_params: int = 0) -> Prepared:
@@ -39,7 +56,7 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("prepare"), st.integers(1, 2**32 - 1)),
     st.tuples(st.sampled_from(["fail", "reset"]), st.none()),
     st.tuples(st.just("close"), st.one_of(st.integers(0, 8), st.sampled_from(
-        [-1, my.LAST_STATEMENT_ID]))),
+        [-1, LAST_STATEMENT_ID]))),
 ), max_size=40)
 
 
@@ -54,7 +71,7 @@ def test_the_ids_name_what_the_session_prepared_and_has_not_let_go(
     for op, arg in ops:
         if op == "prepare":
             prepared = statement(statements, arg)
-            assert prepared.id not in handed and prepared.id != my.LAST_STATEMENT_ID
+            assert prepared.id not in handed and prepared.id != LAST_STATEMENT_ID
             handed.append(prepared.id)
             open_[prepared.id], last = arg, prepared.id
         elif op == "fail":
@@ -64,9 +81,9 @@ def test_the_ids_name_what_the_session_prepared_and_has_not_let_go(
             statements.clear()
             open_, last = {}, None
         else:
-            named = (arg if arg == my.LAST_STATEMENT_ID else 4242 if arg == -1
+            named = (arg if arg == LAST_STATEMENT_ID else 4242 if arg == -1
                      else handed[arg] if arg < len(handed) else 4242)
-            target = last if named == my.LAST_STATEMENT_ID else named
+            target = last if named == LAST_STATEMENT_ID else named
             closed = statements.close(named)
             assert (closed.id if closed else None) == (target if target in open_ else None)
             if target in open_:
@@ -76,7 +93,7 @@ def test_the_ids_name_what_the_session_prepared_and_has_not_let_go(
         for seen in [*handed, 4242]:
             found = statements.get(seen)
             assert (found.server_id if found else None) == open_.get(seen)
-        found = statements.get(my.LAST_STATEMENT_ID)
+        found = statements.get(LAST_STATEMENT_ID)
         assert (found.id if found else None) == last
     assert handed == list(range(1, len(handed) + 1))  # counted from 1, never reused
 
@@ -85,24 +102,24 @@ def test_ids_run_out_before_the_last_statement_id() -> None:
     statements = Statements()
     with pytest.raises(ValueError, match="not the next"):
         statements.add(Prepared(3, 5, "SELECT 1", 0, None, ALLOW, "rev", 1))
-    statements._next = my.LAST_STATEMENT_ID - 1  # as after 2^32 - 3 prepares
-    assert statement(statements, 5).id == my.LAST_STATEMENT_ID - 1
+    statements._next = LAST_STATEMENT_ID - 1  # as after 2^32 - 3 prepares
+    assert statement(statements, 5).id == LAST_STATEMENT_ID - 1
     with pytest.raises(ValueError, match="reconnect"):
         statements.next_id()
 
 
-def execute(prepared: Prepared, types: list[my.ParameterType] | None,
-            values: list[bytes | None]) -> my.StmtExecute:
+def execute(prepared: Prepared, types: list[ParameterType] | None,
+            values: list[bytes | None]) -> StmtExecute:
     """An execute of `prepared` as the session reads it."""
-    payload = my.encode_stmt_execute(prepared.id, types, values, bound=prepared.types)
-    return my.parse_stmt_execute(payload, prepared.num_params, prepared.types,
+    payload = encode_stmt_execute(prepared.id, types, values, bound=prepared.types)
+    return parse_stmt_execute(payload, prepared.num_params, prepared.types,
                                  prepared.long_data)
 
 
 def test_an_executes_parameters_are_recorded_as_sql_literals() -> None:
     prepared = statement(Statements(), 9, 4)
-    types = [LONGLONG, my.ParameterType(my.MYSQL_TYPE_TINY, unsigned=True), STRING,
-             my.ParameterType(my.MYSQL_TYPE_DATE)]
+    types = [LONGLONG, ParameterType(MYSQL_TYPE_TINY, unsigned=True), STRING,
+             ParameterType(MYSQL_TYPE_DATE)]
     first = execute(prepared, types, [struct.pack("<q", -7), b"\xff", b"it's", None])
     assert prepared.parameters(first) == ["-7", "255", "'it''s'", "NULL"]
     assert not prepared.ran(first)
@@ -138,12 +155,12 @@ def test_a_refused_execute_leaves_the_server_where_the_client_thinks_it_is() -> 
 
 
 MASKER = Masker(b"k" * 32)
-COLUMNS = [my.ColumnDefinition(name="id", type=my.MYSQL_TYPE_LONG),
-           my.ColumnDefinition(name="email", type=my.MYSQL_TYPE_VAR_STRING),
-           my.ColumnDefinition(name="card_number", type=my.MYSQL_TYPE_LONGLONG,
-                               flags=my.UNSIGNED_FLAG),
-           my.ColumnDefinition(name="joined", type=my.MYSQL_TYPE_DATE),
-           my.ColumnDefinition(name="phone", type=my.MYSQL_TYPE_LONGLONG)]
+COLUMNS = [ColumnDefinition(name="id", type=MYSQL_TYPE_LONG),
+           ColumnDefinition(name="email", type=MYSQL_TYPE_VAR_STRING),
+           ColumnDefinition(name="card_number", type=MYSQL_TYPE_LONGLONG,
+                               flags=UNSIGNED_FLAG),
+           ColumnDefinition(name="joined", type=MYSQL_TYPE_DATE),
+           ColumnDefinition(name="phone", type=MYSQL_TYPE_LONGLONG)]
 ROW: list[bytes | None] = [
     struct.pack("<i", 1), b"ada@example.com", struct.pack("<Q", 4111111111111111),
     struct.pack("<HBB", 2024, 1, 2), struct.pack("<q", 4155550123)]
@@ -152,8 +169,8 @@ ROW: list[bytes | None] = [
 def masked(spec: MaskSpec | None) -> tuple[list[bytes | None], list[bytes | None], Counter[str]]:
     """ROW masked as a binary row, written and read back by its columns."""
     sent, shown, counts = ResultMasker(MASKER, spec, COLUMNS).binary_rows([ROW])
-    payload = my.encode_binary_row(sent[0], COLUMNS)
-    return my.parse_binary_row(payload, COLUMNS), shown[0], counts
+    payload = encode_binary_row(sent[0], COLUMNS)
+    return parse_binary_row(payload, COLUMNS), shown[0], counts
 
 
 def test_a_binary_row_is_masked_as_its_text_row_would_be() -> None:
@@ -166,7 +183,7 @@ def test_a_binary_row_is_masked_as_its_text_row_would_be() -> None:
     assert shown[0] == b"1" and shown[3] == b"2024-01-02" and shown[2] is None
     # The same values through the text protocol's masking: the same verdicts.
     texts: list[list[bytes | None]] = [[
-        my.binary_text(c.type, bool(c.flags & my.UNSIGNED_FLAG), v) if v is not None else None
+        binary_text(c.type, bool(c.flags & UNSIGNED_FLAG), v) if v is not None else None
         for c, v in zip(COLUMNS, ROW, strict=True)]]
     text_rows, text_counts = ResultMasker(MASKER, MaskSpec(), COLUMNS).rows(texts)
     assert text_counts == counts
@@ -184,5 +201,5 @@ def test_derived_columns_are_masked_whole_in_their_type() -> None:
 
 def test_a_column_whose_binary_values_cannot_be_read_is_named() -> None:
     assert unreadable(COLUMNS) is None
-    problem = unreadable([*COLUMNS, my.ColumnDefinition(name="v", type=17)])
+    problem = unreadable([*COLUMNS, ColumnDefinition(name="v", type=17)])
     assert problem is not None and "'v'" in problem and "MYSQL_TYPE_17" in problem

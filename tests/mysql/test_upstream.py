@@ -24,7 +24,44 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from extproc.mysql import auth
-from extproc.mysql import packets as my
+from extproc.mysql.flags import (
+    CHARSET_UTF8MB4_GENERAL_CI,
+    CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS,
+    CLIENT_COMPRESS,
+    CLIENT_CONNECT_ATTRS,
+    CLIENT_CONNECT_WITH_DB,
+    CLIENT_DEPRECATE_EOF,
+    CLIENT_LOCAL_FILES,
+    CLIENT_LONG_FLAG,
+    CLIENT_MULTI_FACTOR_AUTHENTICATION,
+    CLIENT_MULTI_RESULTS,
+    CLIENT_MULTI_STATEMENTS,
+    CLIENT_PLUGIN_AUTH,
+    CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
+    CLIENT_PROTOCOL_41,
+    CLIENT_PS_MULTI_RESULTS,
+    CLIENT_SECURE_CONNECTION,
+    CLIENT_SESSION_TRACK,
+    CLIENT_SSL,
+    CLIENT_TRANSACTIONS,
+    CLIENT_ZSTD_COMPRESSION_ALGORITHM,
+    COM_QUERY,
+    COM_QUIT,
+    SERVER_STATUS_AUTOCOMMIT,
+)
+from extproc.mysql.framing import Framer, Packet, Reader, encode
+from extproc.mysql.handshake import (
+    AuthSwitchRequest,
+    Handshake,
+    HandshakeResponse,
+    encode_auth_more_data,
+    encode_auth_switch,
+    encode_handshake,
+    is_ssl_request,
+    parse_handshake_response,
+)
+from extproc.mysql.responses import encode_err, encode_ok, ends_rows, is_err, parse_eof, parse_err
+from extproc.mysql.resultsets import parse_column_definition, parse_text_row
 from extproc.mysql.upstream import TlsMode, Upstream, UpstreamError, UpstreamSettings, connect
 from tests.mysql.test_packets import MARIADB, throwaway_user
 from tests.support.mariadb import private_mariadb
@@ -33,19 +70,19 @@ from tests.support.tls import TlsFiles, write_client_files
 # What a current client asks for, and what the gateway must not pass on (compression,
 # LOAD DATA LOCAL, attributes it does not send, another factor, an expired password's
 # sandbox, TLS it did not start).
-CLIENT_CAPS = (my.CLIENT_LONG_FLAG | my.CLIENT_PROTOCOL_41 | my.CLIENT_TRANSACTIONS
-               | my.CLIENT_MULTI_STATEMENTS | my.CLIENT_MULTI_RESULTS
-               | my.CLIENT_PS_MULTI_RESULTS | my.CLIENT_SESSION_TRACK
-               | my.CLIENT_DEPRECATE_EOF | my.CLIENT_LOCAL_FILES | my.CLIENT_COMPRESS
-               | my.CLIENT_CONNECT_ATTRS | my.CLIENT_ZSTD_COMPRESSION_ALGORITHM
-               | my.CLIENT_MULTI_FACTOR_AUTHENTICATION | my.CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
-               | my.CLIENT_SSL)
-NEVER_SENT = (my.CLIENT_LOCAL_FILES | my.CLIENT_COMPRESS | my.CLIENT_CONNECT_ATTRS
-              | my.CLIENT_ZSTD_COMPRESSION_ALGORITHM | my.CLIENT_MULTI_FACTOR_AUTHENTICATION
-              | my.CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS)
-ALWAYS_SENT = (my.CLIENT_PROTOCOL_41 | my.CLIENT_SECURE_CONNECTION | my.CLIENT_PLUGIN_AUTH
-               | my.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)
-CHARSET = my.CHARSET_UTF8MB4_GENERAL_CI
+CLIENT_CAPS = (CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS
+               | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS
+               | CLIENT_PS_MULTI_RESULTS | CLIENT_SESSION_TRACK
+               | CLIENT_DEPRECATE_EOF | CLIENT_LOCAL_FILES | CLIENT_COMPRESS
+               | CLIENT_CONNECT_ATTRS | CLIENT_ZSTD_COMPRESSION_ALGORITHM
+               | CLIENT_MULTI_FACTOR_AUTHENTICATION | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
+               | CLIENT_SSL)
+NEVER_SENT = (CLIENT_LOCAL_FILES | CLIENT_COMPRESS | CLIENT_CONNECT_ATTRS
+              | CLIENT_ZSTD_COMPRESSION_ALGORITHM | CLIENT_MULTI_FACTOR_AUTHENTICATION
+              | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS)
+ALWAYS_SENT = (CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+               | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)
+CHARSET = CHARSET_UTF8MB4_GENERAL_CI
 MAX_PACKET = 1 << 24
 
 
@@ -71,7 +108,7 @@ async def refusal(settings: UpstreamSettings) -> UpstreamError:
 async def query(upstream: Upstream, sql: str) -> list[list[bytes | None]]:
     """A COM_QUERY's rows, sent on the upstream's writer and read through its framer
     (after what the login read ahead); every packet's sequence id checked."""
-    upstream.writer.write(my.encode(0, bytes((my.COM_QUERY,)) + sql.encode()))
+    upstream.writer.write(encode(0, bytes((COM_QUERY,)) + sql.encode()))
     expected = 1
 
     async def read() -> bytes:
@@ -82,18 +119,18 @@ async def query(upstream: Upstream, sql: str) -> list[list[bytes | None]]:
         return packet.payload
 
     header = await read()
-    assert not my.is_err(header), my.parse_err(header)
-    r = my.Reader(header)
+    assert not is_err(header), parse_err(header)
+    r = Reader(header)
     count = r.lenenc_int()
     r.done()
     for _ in range(count):
-        my.parse_column_definition(await read())
-    if not upstream.capabilities & my.CLIENT_DEPRECATE_EOF:
-        my.parse_eof(await read())
+        parse_column_definition(await read())
+    if not upstream.capabilities & CLIENT_DEPRECATE_EOF:
+        parse_eof(await read())
     rows = []
-    while not my.ends_rows(payload := await read(), upstream.capabilities):
-        rows.append(my.parse_text_row(payload, count))
-    assert not my.is_err(payload), my.parse_err(payload)
+    while not ends_rows(payload := await read(), upstream.capabilities):
+        rows.append(parse_text_row(payload, count))
+    assert not is_err(payload), parse_err(payload)
     return rows
 
 
@@ -120,8 +157,8 @@ def assert_capabilities(upstream: Upstream) -> None:
     assert caps & ~upstream.handshake.capabilities == 0
     assert caps & ALWAYS_SENT == ALWAYS_SENT
     assert caps & NEVER_SENT == 0
-    assert bool(caps & my.CLIENT_SSL) == upstream.tls
-    assert caps & my.CLIENT_DEPRECATE_EOF and caps & my.CLIENT_SESSION_TRACK
+    assert bool(caps & CLIENT_SSL) == upstream.tls
+    assert caps & CLIENT_DEPRECATE_EOF and caps & CLIENT_SESSION_TRACK
 
 
 def write_stranger_ca(path: Path) -> Path:
@@ -159,10 +196,10 @@ async def test_a_native_password_login_without_tls_on_the_machines_server() -> N
         settings = UpstreamSettings(*MARIADB, user, password.decode(), "information_schema",
                                     "prefer")
         async with logged_in(settings) as upstream:
-            assert not upstream.tls and not upstream.handshake.capabilities & my.CLIENT_SSL
+            assert not upstream.tls and not upstream.handshake.capabilities & CLIENT_SSL
             assert upstream.auth_plugin == auth.NATIVE_PASSWORD
             assert "MariaDB" in upstream.server_version
-            assert upstream.status & my.SERVER_STATUS_AUTOCOMMIT
+            assert upstream.status & SERVER_STATUS_AUTOCOMMIT
             assert_capabilities(upstream)
             assert await facts(upstream) == Facts(upstream.connection_id,
                                                   "information_schema", "")
@@ -237,7 +274,7 @@ async def test_tls_as_the_mode_says(mariadb: Server, mode: TlsMode, host: str) -
 @pytest.mark.e2e
 async def test_disable_logs_in_without_tls_where_it_is_offered(mariadb: Server) -> None:
     async with logged_in(private(mariadb, "disable")) as upstream:
-        assert not upstream.tls and upstream.handshake.capabilities & my.CLIENT_SSL
+        assert not upstream.tls and upstream.handshake.capabilities & CLIENT_SSL
         assert_capabilities(upstream)
         assert await facts(upstream) == Facts(upstream.connection_id, "shop", "")
 
@@ -297,21 +334,21 @@ SCRAMBLE = b"0123456789abcdefghij"  # 20 bytes, no NUL, as MySQL makes them
 SWITCH_SCRAMBLE = b"ABCDEFGHIJKLMNOPQRST"
 FAKE_PASSWORD = "fake-s\u00e9cret"
 MYSQL8_CAPS = 0xDFFFFFFF  # MySQL 8.0's greeting: every flag but bit 29
-STATUS = my.SERVER_STATUS_AUTOCOMMIT
-OK = my.encode_ok(status=STATUS, capabilities=my.CLIENT_PROTOCOL_41 | my.CLIENT_SESSION_TRACK)
-FAST_AUTH_SUCCESS = my.encode_auth_more_data(bytes((auth.CACHING_SHA2_FAST_AUTH_SUCCESS,)))
-FULL_AUTHENTICATION = my.encode_auth_more_data(
+STATUS = SERVER_STATUS_AUTOCOMMIT
+OK = encode_ok(status=STATUS, capabilities=CLIENT_PROTOCOL_41 | CLIENT_SESSION_TRACK)
+FAST_AUTH_SUCCESS = encode_auth_more_data(bytes((auth.CACHING_SHA2_FAST_AUTH_SUCCESS,)))
+FULL_AUTHENTICATION = encode_auth_more_data(
     bytes((auth.CACHING_SHA2_PERFORM_FULL_AUTHENTICATION,)))
 
 
 def greeting(plugin: str = auth.CACHING_SHA2_PASSWORD, tls: bool = False) -> bytes:
-    caps = MYSQL8_CAPS if tls else MYSQL8_CAPS & ~my.CLIENT_SSL
-    return my.encode_handshake(my.Handshake("8.0.36", 4242, SCRAMBLE, caps, 255, STATUS,
+    caps = MYSQL8_CAPS if tls else MYSQL8_CAPS & ~CLIENT_SSL
+    return encode_handshake(Handshake("8.0.36", 4242, SCRAMBLE, caps, 255, STATUS,
                                             plugin))
 
 
 def switch(plugin: str, data: bytes = SWITCH_SCRAMBLE + b"\x00") -> bytes:
-    return my.encode_auth_switch(my.AuthSwitchRequest(plugin, data))
+    return encode_auth_switch(AuthSwitchRequest(plugin, data))
 
 
 class Expect(NamedTuple):
@@ -349,7 +386,7 @@ class FakeMySQL:
     def __init__(self, steps: Sequence[Step], greeting: bytes = greeting(),
                  tls: TlsFiles | None = None) -> None:
         self.steps, self.greeting, self.tls = steps, greeting, tls
-        self.response: my.HandshakeResponse | None = None
+        self.response: HandshakeResponse | None = None
         self.received = bytearray()
         self.after = b""
         self.port = 0
@@ -382,17 +419,17 @@ class FakeMySQL:
         loop = asyncio.get_running_loop()
         sock, _ = await loop.sock_accept(self._listener)
         if self.greeting:
-            await loop.sock_sendall(sock, my.encode(0, self.greeting))
+            await loop.sock_sendall(sock, encode(0, self.greeting))
         first = None
         if self.greeting[:1] == b"\x0a":
             # Read off the socket exactly: a TLS ClientHello follows an SSLRequest at
             # once, and must be left for TLS to read.
             header = await self._exactly(sock, 4)
-            [first] = my.Framer(1 << 16).feed(
+            [first] = Framer(1 << 16).feed(
                 header + await self._exactly(sock, int.from_bytes(header[:3], "little")))
             assert first.seq == 1, f"the gateway's first packet is {first.seq}, not 1"
         context = None
-        if first is not None and my.is_ssl_request(first.payload):
+        if first is not None and is_ssl_request(first.payload):
             assert self.tls is not None, "an SSLRequest to a server without TLS"
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.tls.cert, self.tls.key)
@@ -419,8 +456,8 @@ class FakeMySQL:
 
     async def _play(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     first: bytes, tls: bool) -> None:
-        framer = my.Framer(1 << 16)
-        queue: list[my.Packet] = []
+        framer = Framer(1 << 16)
+        queue: list[Packet] = []
 
         async def receive(seq: int) -> bytes:
             while not queue:
@@ -433,7 +470,7 @@ class FakeMySQL:
             return packet.payload
 
         payload, seq = (await receive(2), 3) if tls else (first, 2)
-        self.response = my.parse_handshake_response(payload)
+        self.response = parse_handshake_response(payload)
         for step in self.steps:
             if step is HANG_UP:
                 writer.close()
@@ -447,7 +484,7 @@ class FakeMySQL:
                 await step.wait()
                 continue
             else:
-                writer.write(my.encode(seq, step))
+                writer.write(encode(seq, step))
             seq += 1
         assert not queue and not framer.buffered
 
@@ -461,14 +498,14 @@ async def test_caching_sha2_passwords_fast_path() -> None:
     assert upstream.auth_plugin == auth.CACHING_SHA2_PASSWORD
     assert (upstream.connection_id, upstream.server_version) == (4242, "8.0.36")
     assert upstream.status == STATUS
-    assert fake.response == my.HandshakeResponse(
+    assert fake.response == HandshakeResponse(
         upstream.capabilities, MAX_PACKET, CHARSET, "gw",
         auth.caching_sha2_fast(FAKE_PASSWORD.encode(), SCRAMBLE), "shop",
         auth.CACHING_SHA2_PASSWORD)
     assert upstream.capabilities & ALWAYS_SENT == ALWAYS_SENT
-    assert upstream.capabilities & my.CLIENT_CONNECT_WITH_DB
-    assert upstream.capabilities & (NEVER_SENT | my.CLIENT_SSL) == 0
-    assert fake.after == my.encode(0, bytes((my.COM_QUIT,)))
+    assert upstream.capabilities & CLIENT_CONNECT_WITH_DB
+    assert upstream.capabilities & (NEVER_SENT | CLIENT_SSL) == 0
+    assert fake.after == encode(0, bytes((COM_QUIT,)))
 
 
 async def test_caching_sha2_passwords_full_authentication_sends_the_password_over_tls(
@@ -480,7 +517,7 @@ async def test_caching_sha2_passwords_full_authentication_sends_the_password_ove
         await upstream.close()
         await fake.finished()
     assert upstream.tls and upstream.auth_plugin == auth.CACHING_SHA2_PASSWORD
-    assert fake.response is not None and fake.response.capabilities & my.CLIENT_SSL
+    assert fake.response is not None and fake.response.capabilities & CLIENT_SSL
 
 
 async def test_caching_sha2_passwords_full_authentication_is_refused_without_tls() -> None:
@@ -539,12 +576,12 @@ async def test_mysql_clear_password_is_answered_over_tls(tls: TlsFiles) -> None:
 
 
 @pytest.mark.parametrize(("script", "code", "words"), [
-    ([my.encode_err(1045, "28000", "Access denied for user 'gw'")], 1045, "Access denied"),
+    ([encode_err(1045, "28000", "Access denied for user 'gw'")], 1045, "Access denied"),
     ([switch(auth.NATIVE_PASSWORD), Expect(auth.native_password(
         FAKE_PASSWORD.encode(), SWITCH_SCRAMBLE)), switch(auth.NATIVE_PASSWORD)],
      2027, "0xfe"),  # a second switch
-    ([Raw(my.encode(5, OK))], 2027, "sequence id 5"),
-    ([my.encode_auth_more_data(b"\x02")], 2027, "AuthMoreData"),
+    ([Raw(encode(5, OK))], 2027, "sequence id 5"),
+    ([encode_auth_more_data(b"\x02")], 2027, "AuthMoreData"),
     ([HANG_UP], 2013, "Lost connection"),
 ])
 async def test_what_is_not_a_login_is_refused(
@@ -556,7 +593,7 @@ async def test_what_is_not_a_login_is_refused(
 
 
 @pytest.mark.parametrize(("first", "code", "sqlstate", "words"), [
-    (my.encode_err(1040, "08004", "Too many connections"), 1040, "08004", "Too many"),
+    (encode_err(1040, "08004", "Too many connections"), 1040, "08004", "Too many"),
     (b"\x09" + b"4.0\x00" + bytes(20), 2007, "HY000", "protocol version 9"),
     (b"", 2013, "HY000", "no answer"),  # a server that never greets
 ])
@@ -573,15 +610,15 @@ async def test_the_session_reads_on_where_the_login_stopped() -> None:
     """Bytes that came with the login's OK (a whole packet, part of another) are the
     session's first: the framer and its packets are handed over, nothing dropped."""
     rest = asyncio.Event()
-    second = my.encode(1, b"second")
-    async with FakeMySQL([Raw(my.encode(2, OK) + my.encode(0, b"first") + second[:5]),
+    second = encode(1, b"second")
+    async with FakeMySQL([Raw(encode(2, OK) + encode(0, b"first") + second[:5]),
                           rest, Raw(second[5:])]) as fake:
         upstream = await login(fake.settings())
-        assert upstream.pending == [my.Packet(0, b"first")]
+        assert upstream.pending == [Packet(0, b"first")]
         assert upstream.framer.buffered == 5
         assert upstream.framer.max_size == MAX_PACKET
         rest.set()
-        assert await upstream.read() == my.Packet(0, b"first")
-        assert await upstream.read() == my.Packet(1, b"second")
+        assert await upstream.read() == Packet(0, b"first")
+        assert await upstream.read() == Packet(1, b"second")
         await upstream.close()
         await fake.finished()

@@ -101,7 +101,7 @@ _MOST_SORTED, _FOLDED = 500, 50
 _MOST_CHUNKS = 20_000
 # The page may run the terminal player's WebAssembly (compiled from the player's own
 # script: 'wasm-unsafe-eval', which lets no string be run as script) and use its
-# stylesheet ('self'); everything else as every admin page (extproc/admin/__init__.py).
+# stylesheet ('self'); everything else as every admin page (extproc/admin/server.py).
 _PAGE_POLICY = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
                 "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; "
                 "base-uri 'none'; form-action 'none'")
