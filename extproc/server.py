@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc import admin, metrics
 from extproc.activity import Tracker
+from extproc.activity.seen import Seen
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
@@ -31,8 +32,6 @@ from extproc.approvals.pins import StoredPins
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
-from extproc.egress.seen import Seen
-from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
@@ -50,6 +49,7 @@ from extproc.recording.chain import Signer, SigningKeyError
 from extproc.recording.policy_loads import record_load
 from extproc.recording.retention import rules_of
 from extproc.recording.terminal import TerminalRecordings
+from extproc.recording.tunnels import TunnelLog
 from extproc.recording.writer import default_writer_id
 from extproc.ssh.certificates import KeyFileError, UserCA
 from extproc.ssh.certificates_api import CertificatesApi

@@ -42,6 +42,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from extproc import config, envoy_bootstrap
+from extproc.activity.seen import Seen
 from extproc.activity.tracker import Tracker
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.approvals import ApprovalStore
@@ -51,7 +52,6 @@ from extproc.approvals.model import Approval
 from extproc.approvals.pins import StoredPins
 from extproc.credentials import CredentialStore
 from extproc.egress.proxy import EgressProxy
-from extproc.egress.seen import Seen
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer

@@ -115,6 +115,19 @@ class Verifier:
             raise AuthError(NO_SUBJECT)
         return identity
 
+    async def verdict(self, token: str | None, missing: str = "no token was given"
+                      ) -> tuple[dict[str, Any] | None, str | None]:
+        """The claims of an agent's token, or why it is refused, in the sentence its
+        client is shown (`unverified`'s; `missing`: when there is no token): what every
+        front that reads tokens itself (a database's password, SSH's, a stream's
+        bearer) answers with."""
+        try:
+            if token is None:
+                raise AuthError(missing)
+            return await self.claims(token), None
+        except AuthError as exc:
+            return None, unverified(exc)
+
     async def claims(self, token: str) -> dict[str, Any]:
         """The claims of a token that verifies (AuthError if it does not): an approver's,
         or an agent's that arrived where Envoy cannot read it (PostgreSQL's password)."""

@@ -17,9 +17,10 @@ from extproc.config import Approvals
 from extproc.identity import ANONYMOUS, Who, subject_of
 from extproc.interpret.what import what_of
 from extproc.masking import Masker
+from extproc.masking.record_mask import RECORD_MASK
 from extproc.policy import Decision
 from extproc.policy.decision import DEFAULT_HOLD_SECONDS
-from extproc.recording.record import RECORD_MASK, Evidence
+from extproc.recording.record import Evidence
 
 # What approvers see of a request body (masked): enough to judge, not a copy.
 _EXCERPT_CHARS = 4096

@@ -15,16 +15,18 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extproc.approvals.auth import AuthError, Verifier
 from extproc.codecs import jsonenc
 from extproc.codecs.destination import Destination, parse_authority, range_of
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
 from extproc.egress.resolver import Resolution, Resolver
-from extproc.egress.seen import Seen
 from extproc.exchange.state import Exchange
+
+if TYPE_CHECKING:
+    from extproc.activity.seen import Seen
+    from extproc.approvals.auth import Verifier
 
 # Verified proxy tokens kept per process (a client sends its token with every request
 # of a connection, and opens many): until they expire, at most this many.
@@ -141,7 +143,7 @@ class EgressProxy:
     def pin(self, exchange: Exchange) -> dict[str, str]:
         """The dynamic metadata that sends an allowed request to the address decided on
         (the first the destination resolved to; the policy judged them all), and tells
-        the tunnel's access log who and what it was (egress/tunnels.py). Remembers the
+        the tunnel's access log who and what it was (recording/tunnels.py). Remembers the
         destination as reached."""
         egress = exchange.context
         addresses = egress["addresses"] if isinstance(egress, dict) else []
@@ -185,10 +187,9 @@ class EgressProxy:
         kept = self._tokens.get(token)
         if kept is not None and kept[0] > now:
             return kept[1], None
-        try:
-            claims = await self._verifier.claims(token)
-        except AuthError as exc:
-            return None, f"the proxy token was refused: {exc}"
+        claims, problem = await self._verifier.verdict(token)
+        if claims is None:
+            return None, f"the proxy token was refused: {problem}"
         if len(self._tokens) >= _MOST_TOKENS:
             self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
             if len(self._tokens) >= _MOST_TOKENS:

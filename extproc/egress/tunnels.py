@@ -23,8 +23,8 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 
 from extproc.config import Target
-from extproc.exchange.ports import Recorder
-from extproc.recording import Evidence, RecordingUnavailable
+from extproc.recording.record import Evidence
+from extproc.recording.recorder import Recorder, RecordingUnavailable
 
 log = logging.getLogger("tollgate.egress")
 

@@ -18,7 +18,6 @@ Kubernetes stream): the target, identity and session id all its acts share.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -70,10 +69,21 @@ class Act:
 
     # -- the request -------------------------------------------------------------------
 
-    def admit(self, detail: str | None = None) -> Target | None:
+    def admit(self, detail: str | None = None, *, required: bool = True) -> Target | None:
         """A place in the record's queue: what cannot be recorded does not happen
-        (RecordingUnavailable, RecordingQuota). With `detail`, `check` too."""
-        self._admission()
+        (BadInput: 429 when the identity's share of the queue is spent, 503 when the
+        record cannot take it), unless it is not `required` (a refusal that goes out
+        anyway, a login let in whose every request is refused until the record takes
+        them again): then it goes unrecorded. With `detail`, `check` too."""
+        try:
+            self._admission()
+        except RecordingQuota as exc:
+            if required:
+                raise BadInput(429, "recording_quota", str(exc)) from None
+        except RecordingUnavailable as exc:
+            if required:
+                log.error("trace %s: refused: %s", self.trace_id, exc)
+                raise BadInput(503, "recording_unavailable", str(exc)) from None
         return None if detail is None else self.check(detail)
 
     def check(self, detail: str) -> Target:
@@ -188,8 +198,7 @@ class Act:
         """The act refused before any decision (bad input, a login nobody can be
         identified by) and ended: recorded when the record admits it, the refusal
         going out either way."""
-        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            self.admit()
+        self.admit(required=False)
         answer = self.exchange.refuse(bad)
         self.exchange.outcome["tollgate.outcome"] = bad.message  # the record's detail
         self.end()

@@ -22,7 +22,7 @@ from extproc.codecs.inert import slack
 from extproc.config import Alerts as AlertsSettings
 from extproc.exchange.ports import Recorder
 from extproc.exchange.state import Exchange
-from extproc.policy.decision import Alert
+from extproc.policy.decision import Alert, Severity
 from extproc.recording import Evidence, RecordingUnavailable
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
@@ -58,9 +58,11 @@ class Alerts:
         self._on_span(exchange, alerts)
         await self._claimed(exchange, alerts)
 
-    def raise_soon(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
-        """`raised`, for code that cannot wait for the store: on the span at once, claimed
-        in the background."""
+    def raise_soon(self, exchange: Exchange, rule: str, severity: Severity,
+                   message: str) -> None:
+        """An alert of tollgate's own `raised`, for code that cannot wait for the store:
+        on the span at once, claimed in the background."""
+        alerts = (Alert(rule, severity, message),)
         self._on_span(exchange, alerts)
         self._background.spawn(self._claimed(exchange, alerts))
 

@@ -13,7 +13,7 @@ from extproc.config import Target
 from extproc.credentials import Injection
 from extproc.identity import Who
 from extproc.policy import Decision
-from extproc.policy.decision import Alert
+from extproc.policy.decision import Alert, Severity
 from extproc.recording import Evidence
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ class Alerts(Protocol):
         the webhook in the background."""
         ...
 
-    def raise_soon(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
-        """`raised` in the background, for code that cannot wait."""
+    def raise_soon(self, exchange: Exchange, rule: str, severity: Severity,
+                   message: str) -> None:
+        """One alert of tollgate's own (not the policy's) `raised` in the background,
+        for code that cannot wait."""
         ...

@@ -26,11 +26,11 @@ from extproc.identity import Who, subject_of
 from extproc.interpret import Interpreter
 from extproc.masking import MaskSpec
 from extproc.masking.policy_mask import spec_of
+from extproc.masking.record_mask import covers_record
 from extproc.policy import Decision
 from extproc.policy.decision import APPROVED
 from extproc.policy.input import InputEncoder
 from extproc.recording import BodyCapture, Decided, Evidence
-from extproc.recording.record import covers_record
 from extproc.telemetry import ExchangeSpan
 
 
@@ -192,6 +192,16 @@ class Exchange:
         }
         self.evidence.response_type = content_type
         self.evidence.upstream_ms = upstream_ms
+
+    def kept(self, body: bytes) -> BodyCapture:
+        """`body` as the record keeps it: its first `record_limit` bytes, its size and
+        digest whole."""
+        return BodyCapture.of(body, self.record_limit)
+
+    def capture(self, limit: int | None = None) -> BodyCapture:
+        """A body to be kept for the record as it goes by (`limit`: other than the
+        record's)."""
+        return BodyCapture(self.record_limit if limit is None else limit)
 
     def delivering(self) -> BodyCapture:
         """Where the response body is captured for the record as it goes to the client."""

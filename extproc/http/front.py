@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
@@ -40,8 +40,9 @@ from extproc.http.answers import handler_for
 from extproc.http.mcp_sessions import McpSessions
 from extproc.http.responses import ResponseHandler, ResponseWire
 from extproc.masking.body import mask_body
-from extproc.policy import Decision
-from extproc.recording import BodyCapture
+
+if TYPE_CHECKING:
+    from extproc.policy import Decision
 
 log = logging.getLogger("tollgate.exchange")
 
@@ -151,7 +152,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             check_declared_length(headers, target.inspect.max_body_bytes)
             yield wire.continue_request_headers(exchange.trace_id, mode)
             body = await _body_by_deadline(messages, target.inspect.body_seconds)
-            exchange.evidence.request_body = BodyCapture.of(body, exchange.record_limit)
+            exchange.evidence.request_body = exchange.kept(body)
             exchange.request["body"] = decode_request_body(headers, body)
         unknown = await self._interpret(act, len(body) + len(headers.get(":path", "")))
         if unknown is not None:
@@ -181,7 +182,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             # the body as it went upstream.
             prompt = _masked_prompt(act, body) if wants_body else None
             if prompt is not None:
-                exchange.evidence.request_body = BodyCapture.of(prompt, exchange.record_limit)
+                exchange.evidence.request_body = exchange.kept(prompt)
         injection = await act.forward()
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"

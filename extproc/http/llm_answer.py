@@ -33,11 +33,11 @@ from extproc.http.responses import (
 )
 from extproc.interpret import Llm, answer_attributes
 from extproc.masking.body import EventMasking, is_event_stream
-from extproc.policy import Decision
-from extproc.recording import BodyCapture
 
 if TYPE_CHECKING:
     from extproc.interpret.llm import Event
+    from extproc.policy import Decision
+    from extproc.recording import BodyCapture
 
 
 def _llm(exchange: Exchange) -> Llm:
@@ -97,7 +97,7 @@ class ModelAnswer:
         held: list[bytes] = []  # from the first tool-call delta on
         headers_sent, ends = False, response.ends
         delivered = exchange.delivering()
-        received = BodyCapture(exchange.record_limit)  # for the record, should it be refused
+        received = exchange.capture()  # for the record, should it be refused
         while not ends:
             chunk, ends = await response.chunk()
             received.add(chunk)

@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 from urllib.parse import unquote_plus, urlsplit
 
 from extproc.codecs.refusal import BadInput
@@ -39,11 +39,11 @@ from extproc.codecs.sse import EventSplitter, fields
 from extproc.exchange.ports import Alerts
 from extproc.exchange.state import Exchange
 from extproc.http.responses import Out, ResponseWire
-from extproc.identity import Who
-from extproc.policy.decision import Alert
-from extproc.recording import BodyCapture
 from extproc.store import StoreError
-from extproc.store.aio import AsyncStore, Rows
+
+if TYPE_CHECKING:
+    from extproc.identity import Who
+    from extproc.store.aio import AsyncStore, Rows
 
 log = logging.getLogger("tollgate.mcp")
 
@@ -294,7 +294,7 @@ class McpSessions:
         exchange.outcome.update({
             "http.response.status_code": status, "tollgate.decision.action": "deny",
             "tollgate.refusal": REFUSAL})
-        exchange.evidence.response_body = BodyCapture.of(body, exchange.record_limit)
+        exchange.evidence.response_body = exchange.kept(body)
         exchange.evidence.delivered_type = dict(headers).get("content-type")
         target = _target(exchange)
         if not others:
@@ -302,9 +302,9 @@ class McpSessions:
                      "hold: not found", exchange.trace_id, owner, target)
         elif self._alerts is not None:
             whose = sorted({f"{b.owner} on target {b.target}" for b in others})
-            self._alerts.raise_soon(exchange, (Alert(RULE, "critical", (
+            self._alerts.raise_soon(exchange, RULE, "critical", (
                 f"{owner} named an MCP session of {', '.join(whose)} on target {target}: "
-                "refused as not found (a leaked session id?)")),))
+                "refused as not found (a leaked session id?)"))
         return NotFound(status, body, headers)
 
 

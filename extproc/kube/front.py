@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,7 +47,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs import k8s_channels as ch
 from extproc.codecs.refusal import BadInput
 from extproc.config import KubeFront, Target
@@ -56,8 +55,11 @@ from extproc.exchange.state import Answer
 from extproc.interpret import Kubernetes
 from extproc.kube.copy import ArchiveRefused, archive_mode
 from extproc.kube.streams import StreamSettings, relay
-from extproc.recording.terminal import TerminalRecordings
 from extproc.terminal.gate import Door, Gate, Verdict
+
+if TYPE_CHECKING:
+    from extproc.approvals.auth import Verifier
+    from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.kube")
 
@@ -158,11 +160,11 @@ class Front:
             gate = Gate(self.pipeline, None, None, str(uuid.uuid4()), client, door)
             return self._refused(gate, BadInput(404, "unknown_target",
                                                 f"no k8s target serves route {route!r}"))
-        try:
-            claims = await self.verifier.claims(_bearer(headers))
-        except AuthError as exc:
+        claims, problem = await self.verifier.verdict(_bearer(headers),
+                                                      "no bearer token in Authorization")
+        if problem is not None:
             gate = Gate(self.pipeline, target, None, str(uuid.uuid4()), client, door)
-            return self._refused(gate, BadInput(401, "unauthenticated", unverified(exc)))
+            return self._refused(gate, BadInput(401, "unauthenticated", problem))
         gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door)
         verdict = await gate.decide("GET", {})
         if verdict.refusal is not None:
@@ -305,11 +307,10 @@ def _server_status(body: str, code: int) -> dict[str, Any]:
             "message": f"the API server answered {code}: {body[:500]}", "code": code}
 
 
-def _bearer(headers: dict[str, str]) -> str:
+def _bearer(headers: dict[str, str]) -> str | None:
+    """The bearer token of the stream's Authorization header (None: none)."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("no bearer token in Authorization")
-    return token.strip()
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def _unrelayable(target: Target, meaning: dict[str, Any],

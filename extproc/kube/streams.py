@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
@@ -40,11 +40,13 @@ from extproc.codecs import k8s_channels as ch
 from extproc.interpret.shell import session_shell
 from extproc.kube.copy import Archive, ArchiveRefused, archive_mode
 from extproc.masking import Masker
-from extproc.recording.terminal import TerminalRecordings
 from extproc.terminal.gate import FAILED_STATUS, Gate, Verdict
 from extproc.terminal.output import MaskedOutput
 from extproc.terminal.relay import pump_output
 from extproc.terminal.session import RecordingFailed, Session
+
+if TYPE_CHECKING:
+    from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.kube")
 

@@ -35,9 +35,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import BadInput
 from extproc.config import MysqlFront, Target
 from extproc.exchange.act import Act
@@ -87,9 +86,11 @@ from extproc.mysql.upstream import (
     setup_commands,
     setup_detail,
 )
-from extproc.policy import Decision
-from extproc.recording import RecordingQuota, RecordingUnavailable
-from extproc.store.session_keys import SessionKeys
+
+if TYPE_CHECKING:
+    from extproc.approvals.auth import Verifier
+    from extproc.policy import Decision
+    from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.mysql")
 
@@ -342,10 +343,6 @@ class Front(StreamListener):
                     await upstream.close()
                     raise
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
-        except (RecordingQuota, RecordingUnavailable) as exc:
-            status = 429 if isinstance(exc, RecordingQuota) else 503
-            raise LoginRefused(refusal_packet(exchange.refuse(
-                BadInput(status, "recording_unavailable", str(exc))), seq)) from None
         except BadInput as bad:
             raise LoginRefused(refusal_packet(exchange.refuse(bad), seq)) from None
         except UpstreamError as exc:

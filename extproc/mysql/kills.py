@@ -33,15 +33,16 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
 from extproc.mysql.flags import CLIENT_PROTOCOL_41
 from extproc.mysql.framing import Framer, Packet, ProtocolViolation, Reader, encode, lenenc_str
 from extproc.mysql.responses import Err, encode_err, encode_ok, is_err, parse_err, parse_ok
-from extproc.store import StoreError
-from extproc.store.session_keys import SessionKeys
+
+if TYPE_CHECKING:
+    from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.mysql")
 
@@ -168,13 +169,12 @@ class Connections:
     async def bind(self, session: Killable) -> None:
         """The session its id names, from its login on (again when it changes user)."""
         self._sessions[session.connection_id] = session
-        try:
-            await self._keys.bind(session.connection_id, session.target_name,
-                                  session.subject)
-        except StoreError as exc:
+        unshared = await self._keys.bind(session.connection_id, session.target_name,
+                                         session.subject)
+        if unshared is not None:
             log.warning("connection %d: its identity not shared (%s): a KILL naming it "
                         "from another worker or replica is refused or decided on the one "
-                        "before", session.connection_id, exc)
+                        "before", session.connection_id, unshared)
 
     async def close(self, connection_id: int) -> None:
         self._sessions.pop(connection_id, None)
@@ -189,11 +189,7 @@ class Connections:
             return Victim(connection_id, session.subject, session.target_name, session)
         if connection_id in self._secrets:
             return None  # here, and not logged in
-        try:
-            holder = await self._keys.holder(connection_id)
-        except StoreError as exc:
-            log.warning("connection %d looked for in vain: %s", connection_id, exc)
-            return None
+        holder = await self._keys.holder(connection_id)
         if holder is None or holder.subject is None or self._keys.here(holder.address):
             return None
         return Victim(connection_id, holder.subject, holder.target, None, holder.address,

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.config import Target
 from extproc.exchange.act import Opener
 from extproc.exchange.pipeline import Pipeline
 from extproc.mysql.auth import CLEAR_PASSWORD
 from extproc.mysql.framing import Packet, encode
 from extproc.mysql.handshake import AuthSwitchRequest, encode_auth_switch
+
+if TYPE_CHECKING:
+    from extproc.approvals.auth import Verifier
 
 # Every exchange of the front, its logins too: the conventions' name, and the older one
 # (tests/support/semconv.py's LEGACY) that searches written against it still find.
@@ -109,8 +111,5 @@ class Logins:
     async def identify(self, token: bytes) -> tuple[dict[str, Any] | None, str | None]:
         """The token's claims, or why it is refused (issuer, audience, expiry,
         signature)."""
-        try:
-            return await self._verifier.claims(
-                token.rstrip(b"\x00").decode("utf-8", "replace").strip()), None
-        except AuthError as exc:
-            return None, unverified(exc)
+        return await self._verifier.verdict(
+            token.rstrip(b"\x00").decode("utf-8", "replace").strip())

@@ -66,7 +66,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import BadInput
 from extproc.exchange.act import Act, Opener
@@ -77,6 +77,7 @@ from extproc.exchange.state import Answer, Exchange
 from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
 from extproc.interpret.sql import analyze
 from extproc.interpret.sql.sqlglot_reader import sql_mode_change, within_strings
+from extproc.masking.record_mask import RECORD_MASK
 from extproc.mysql import effect
 from extproc.mysql.commands import parse_change_user, parse_field_list, parse_process_kill
 from extproc.mysql.flags import (
@@ -155,9 +156,9 @@ from extproc.mysql.upstream import (
     setup_commands,
     setup_detail,
 )
-from extproc.policy import Decision
-from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
-from extproc.recording.record import RECORD_MASK
+
+if TYPE_CHECKING:
+    from extproc.policy import Decision
 
 _READ_SIZE = 256 * 1024
 _REPLICATION = frozenset({COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID,
@@ -480,7 +481,7 @@ class Session:
         act = self._act("QUERY")
         try:
             act.admit()
-        except (RecordingQuota, RecordingUnavailable) as exc:
+        except BadInput as exc:  # the record cannot take it
             self._writer.write(refusal_packet(act.refusal(exc, "statement")))
             return False
         self._request(act.exchange, "QUERY", text)
@@ -1120,7 +1121,7 @@ class Session:
         problem: Exception | None = None
         try:
             run.act.admit()
-        except (RecordingQuota, RecordingUnavailable) as exc:
+        except BadInput as exc:  # the record cannot take it
             problem = exc
         try:
             execute = parse_stmt_execute(packet.payload, prepared.num_params,
@@ -1480,8 +1481,8 @@ class Session:
         exchange.request = exchange.evidence.request = {
             "method": method, "path": f"/{self._bound.database}", "query": query or {},
             "headers": headers, "body": _UNREAD.sub("\ufffd", text)}
-        exchange.evidence.request_body = BodyCapture.of(
-            text.encode("utf-8", "surrogateescape"), exchange.record_limit)
+        exchange.evidence.request_body = exchange.kept(
+            text.encode("utf-8", "surrogateescape"))
 
     def _end(self, run: Run) -> None:
         """A command's answer went by (or never will): its record."""

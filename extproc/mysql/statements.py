@@ -24,9 +24,8 @@ bound with the next execute that goes, and long data is dropped (COM_STMT_RESET)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extproc.approvals.model import Approval
 from extproc.mysql.binary import binary_text
 from extproc.mysql.flags import (
     MYSQL_TYPE_DOUBLE,
@@ -39,7 +38,10 @@ from extproc.mysql.flags import (
     MYSQL_TYPE_YEAR,
 )
 from extproc.mysql.prepared import LAST_STATEMENT_ID, ParameterType, StmtExecute
-from extproc.policy import Decision
+
+if TYPE_CHECKING:
+    from extproc.approvals.model import Approval
+    from extproc.policy import Decision
 
 # The most of each long-data parameter kept for the record (the rest is counted).
 LONG_DATA_KEPT = 4096

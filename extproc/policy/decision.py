@@ -13,6 +13,7 @@ from typing import Any, Literal
 import orjson
 
 Action = Literal["allow", "deny", "hold"]
+Severity = Literal["info", "warning", "critical"]
 _ACTIONS = ("allow", "deny", "hold")
 _MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy", "derived"})
 _MASK_LISTS = ("detectors", "actions", "fields", "derived")
@@ -33,7 +34,7 @@ class Alert:
     its severity, and a message for people."""
 
     rule: str
-    severity: Literal["info", "warning", "critical"]
+    severity: Severity
     message: str
     # What else it is about, deduplicated apart ("" for none): a first-seen destination
     # alerts once per destination, not once per identity.

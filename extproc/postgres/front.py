@@ -24,7 +24,6 @@ wrong token leaves a trace though the database never sees it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import math
@@ -37,8 +36,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, PostgresTarget, Target
 from extproc.exchange.act import Act, Opener
@@ -46,7 +45,6 @@ from extproc.exchange.database_roles import login_role, owned_settings, refuse_o
 from extproc.exchange.listener import StreamListener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.session_limits import SessionLimits
-from extproc.policy import Decision
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
@@ -58,9 +56,11 @@ from extproc.postgres.upstream import (
     connect,
     send_cancel,
 )
-from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
-from extproc.store import StoreError
-from extproc.store.session_keys import SessionKeys
+
+if TYPE_CHECKING:
+    from extproc.approvals.auth import Verifier
+    from extproc.policy import Decision
+    from extproc.store.session_keys import SessionKeys
 
 log = logging.getLogger("tollgate.postgres")
 
@@ -244,12 +244,7 @@ class Front(StreamListener):
                    "application_name": parameters.get("application_name"),
                    "session_id": session_id, "tls": tls,
                    "roles": list(target.postgres.roles), "database_role": None}
-        claims = None
-        problem = None
-        try:
-            claims = await self._verifier.claims(token.strip())
-        except AuthError as exc:
-            problem = unverified(exc)
+        claims, problem = await self._verifier.verdict(token.strip())
         del token
         opener = Opener(self._pipeline, "postgres", target, claims, session_id,
                         f"/{database}", {"user-agent": parameters.get("application_name", "")},
@@ -264,8 +259,7 @@ class Front(StreamListener):
             "method": "CONNECT", "path": f"/{database}", "query": {}, "headers": passed,
             "body": statements or None}
         if statements:
-            exchange.evidence.request_body = BodyCapture.of(statements.encode(),
-                                                            exchange.record_limit)
+            exchange.evidence.request_body = exchange.kept(statements.encode())
         upstream_settings = self._upstream_settings(target, act.credential().value)
         try:
             upstream, release = await self._connect(act, target, upstream_settings,
@@ -339,10 +333,6 @@ class Front(StreamListener):
             upstream.role = role
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
             connected = release
-        except (RecordingQuota, RecordingUnavailable) as exc:
-            status = 429 if isinstance(exc, RecordingQuota) else 503
-            raise LoginRefused(refusal_message(exchange.refuse(
-                BadInput(status, "recording_unavailable", str(exc))), "FATAL")) from None
         except BadInput as bad:
             answer = exchange.refuse(bad)
             message = refusal_message(answer, "FATAL")
@@ -404,9 +394,7 @@ class Front(StreamListener):
         front holds it; else handed to the front the store says holds it."""
         key = self._keys.get(process_id)
         if key is None:
-            holder = None
-            with contextlib.suppress(StoreError):
-                holder = await self._shared.holder(process_id)
+            holder = await self._shared.holder(process_id)
             if holder is None or self._shared.here(holder.address) or \
                     not hmac.compare_digest(holder.secret, secret):
                 log.warning("a cancel request with an unknown key (process id %d)",
@@ -424,8 +412,8 @@ class Front(StreamListener):
             await cancel(key.upstream, key.process_id, key.upstream_secret)
             act.exchange.outcome.update({"tollgate.outcome": "cancel sent",
                                          "tollgate.decision.action": "allow"})
-        except (RecordingQuota, RecordingUnavailable) as exc:
-            act.exchange.outcome["tollgate.outcome"] = f"cancel not sent: {exc}"
+        except BadInput as unrecorded:  # the record cannot take it
+            act.exchange.outcome["tollgate.outcome"] = f"cancel not sent: {unrecorded}"
         finally:
             act.end()
 

@@ -58,7 +58,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import BadInput
 from extproc.exchange.act import Act, Opener
@@ -66,14 +66,15 @@ from extproc.exchange.database_roles import refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking.policy_mask import spec_of
-from extproc.policy import Decision
+from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import drivers, effect, encodings, estimate, namespace
 from extproc.postgres import messages as pg
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
 from extproc.postgres.upstream import Upstream
-from extproc.recording import BodyCapture, RecordingQuota, RecordingUnavailable
-from extproc.recording.record import RECORD_MASK
+
+if TYPE_CHECKING:
+    from extproc.policy import Decision
 
 log = logging.getLogger("tollgate.postgres")
 
@@ -660,8 +661,7 @@ class Session:
         replaces."""
         run = Run(self._act(method, name))
         exchange = run.exchange
-        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            run.act.admit()
+        run.act.admit(required=False)
         self._request(exchange, method, text)
         refusal = refusal_message(exchange.refuse(problem), code=code)
         stand_in = _REFUSED.format(trace=exchange.trace_id)
@@ -1156,7 +1156,7 @@ class Session:
         refusal = None
         try:
             run.act.admit()
-        except (RecordingQuota, RecordingUnavailable) as exc:
+        except BadInput as exc:  # the record cannot take it
             refusal = refusal_message(run.act.refusal(exc, "statement"))
         self._request(exchange, "EXECUTE", statement.text)
         exchange.interpret(statement.meaning)
@@ -1172,7 +1172,7 @@ class Session:
         exchange.request = exchange.evidence.request = {
             "method": method, "path": f"/{self.context['database']}", "query": {},
             "headers": dict(self.context["parameters"]), "body": text}
-        exchange.evidence.request_body = BodyCapture.of(text.encode(), exchange.record_limit)
+        exchange.evidence.request_body = exchange.kept(text.encode())
 
     def _act(self, method: str, statement_name: str | None) -> Act:
         return self._open(method, {**self.context["policy"], "message": method.lower(),
@@ -1559,8 +1559,7 @@ class Session:
                 head.run.exchange.outcome["error.type"] = code
         self._client_error(message)
         act = self._act("END", None)
-        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            act.admit()
+        act.admit(required=False)
         act.exchange.outcome["tollgate.outcome"] = self._ended
         if code is not None:
             act.exchange.outcome["error.type"] = code

@@ -16,7 +16,6 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from extproc.codecs.message import Request, Response, is_json, media_type, parse_json
@@ -26,25 +25,13 @@ from extproc.interpret.llm import ChatStream
 from extproc.interpret.what import what_of
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
 from extproc.masking.body import EventMasking
-
-# The record's masking: every detector and the default field rules, redacted; what the
-# gateway already masked is left as the client got it.
-RECORD_MASK = MaskSpec(keep_masked=True)
-
+from extproc.masking.record_mask import RECORD_MASK
 
 # What the record still masks in a body masked with a mask that `covers_record`: a model's
 # tool-call arguments, which the gateway may leave readable for the agent to act on
 # (MaskSpec.actions) and the record does not.
 _ACTIONS_ONLY = MaskSpec(detectors=frozenset(), fields=frozenset(), actions=ALL_DETECTORS,
                          keep_masked=True)
-
-
-@lru_cache(maxsize=64)
-def covers_record(spec: MaskSpec) -> bool:
-    """Whether a body masked with `spec` holds no data the record's masking would still
-    mask: every detector and every default field rule. (What its strategies wrote the
-    record keeps as it is, `keep_masked`; its actions are masked again, `_ACTIONS_ONLY`.)"""
-    return spec.detectors >= RECORD_MASK.detectors and spec.fields >= RECORD_MASK.fields
 
 
 class BodyCapture:

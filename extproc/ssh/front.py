@@ -30,16 +30,13 @@ import logging
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
-from extproc.recording import RecordingQuota, RecordingUnavailable
-from extproc.recording.terminal import TerminalRecordings
 from extproc.ssh.certificates import UserCA, read_certificates
 from extproc.ssh.commands import run_exec, say
 from extproc.ssh.sftp import SftpRelay
@@ -47,6 +44,10 @@ from extproc.ssh.terminal import run_shell
 from extproc.ssh.uploads import Uploads
 from extproc.ssh.upstream import Keys
 from extproc.terminal.gate import REFUSED_STATUS, Door, Gate, Transfers, Verdict
+
+if TYPE_CHECKING:
+    from extproc.approvals.auth import Verifier
+    from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.ssh")
 
@@ -199,10 +200,9 @@ class _Connection(asyncssh.SSHServer):
         """The password is the agent's token."""
         if self._refused_target(username):
             return False
-        try:
-            claims = await self._front.verifier.claims(password.strip())
-        except AuthError as exc:
-            self._refused(username, BadInput(401, "unauthenticated", unverified(exc)))
+        claims, problem = await self._front.verifier.verdict(password.strip())
+        if problem is not None:
+            self._refused(username, BadInput(401, "unauthenticated", problem))
             return False
         self._claims, self._method = claims, "token"
         return True
@@ -241,8 +241,7 @@ class _Connection(asyncssh.SSHServer):
                                  "tollgate.ssh.auth": self._method})
         # A login the record cannot take is let in unrecorded: each request after it is
         # refused until the record takes them again.
-        with contextlib.suppress(RecordingQuota, RecordingUnavailable):
-            act.admit()
+        act.admit(required=False)
         gate.end(Verdict(act))
 
     def _client(self) -> str:

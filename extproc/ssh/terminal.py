@@ -10,16 +10,19 @@ Resizes go to the host as they come, and into the recording.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from extproc.masking import Masker
-from extproc.recording.terminal import TerminalRecordings
 from extproc.ssh.commands import Connect, say, start_on_host
 from extproc.ssh.relay import exit_with, pump_input
 from extproc.terminal.gate import FAILED_STATUS, Gate
 from extproc.terminal.relay import pump_output
 from extproc.terminal.session import RecordingFailed, Session
+
+if TYPE_CHECKING:
+    from extproc.recording.terminal import TerminalRecordings
 
 
 class _Agent:

@@ -255,7 +255,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
     "egress": [
         [
             # Which destinations (host:port) of the egress proxy each identity (its
-            # `sub`; `*` for anyone) was let through to, and since when (egress/seen.py):
+            # `sub`; `*` for anyone) was let through to, and since when (activity/seen.py):
             # input.egress.seen, a first-seen destination's alert.
             """CREATE TABLE egress_destinations (
                 identity TEXT NOT NULL,

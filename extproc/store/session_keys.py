@@ -101,19 +101,28 @@ class SessionKeys:
             if key not in self._live:
                 return key
 
-    async def bind(self, key: int, target: str | None, subject: str) -> None:
-        """Whose session `key` is now (at login, and again when it changes user); a
-        store that cannot say so leaves the last binding (StoreError)."""
-        await self._store.execute(
-            "UPDATE session_keys SET target = ?, subject = ? WHERE front = ? AND id = ?",
-            (target, subject, self._front, key))
+    async def bind(self, key: int, target: str | None, subject: str) -> str | None:
+        """Whose session `key` is now (at login, and again when it changes user): None,
+        or why the store could not say so (it keeps the last binding). Never raises: a
+        front goes on with its session, unshared."""
+        try:
+            await self._store.execute(
+                "UPDATE session_keys SET target = ?, subject = ? WHERE front = ? AND id = ?",
+                (target, subject, self._front, key))
+        except StoreError as exc:
+            return str(exc)
+        return None
 
     async def holder(self, key: int) -> Holder | None:
-        """Who holds the session `key` names (None: no such session). StoreError when the
-        store cannot answer."""
-        found = await self._store.execute(
-            "SELECT address, secret, target, subject FROM session_keys "
-            "WHERE front = ? AND id = ?", (self._front, key))
+        """Who holds the session `key` names (None: no such session, or a store that
+        cannot answer, logged: a front then holds what it holds itself, no more)."""
+        try:
+            found = await self._store.execute(
+                "SELECT address, secret, target, subject FROM session_keys "
+                "WHERE front = ? AND id = ?", (self._front, key))
+        except StoreError as exc:
+            log.warning("%s session id %d looked for in vain: %s", self._front, key, exc)
+            return None
         if not found:
             return None
         address, secret, target, subject = found[0]

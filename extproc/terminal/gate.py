@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.message import Request
 from extproc.codecs.refusal import BadInput
@@ -23,9 +23,11 @@ from extproc.exchange.act import Act, Opener
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker, MaskSpec
-from extproc.recording import BodyCapture
-from extproc.recording.record import covers_record
+from extproc.masking.record_mask import covers_record
 from extproc.terminal.files import mask_file
+
+if TYPE_CHECKING:
+    from extproc.recording import BodyCapture
 
 # The exit status of a command tollgate refused (the shell's "cannot execute"), and of
 # one it could not run (the host unreachable: what ssh itself exits with; kubectl exec
@@ -119,9 +121,8 @@ class Gate:
         exchange = act.exchange
         text = body.get("command") or ""
         exchange.request = exchange.evidence.request = self._request(method, body)
-        exchange.evidence.request_body = BodyCapture.of(
-            (text if isinstance(text, str) else "").encode("utf-8", "surrogateescape"),
-            exchange.record_limit)
+        exchange.evidence.request_body = exchange.kept(
+            (text if isinstance(text, str) else "").encode("utf-8", "surrogateescape"))
         try:
             act.admit(self._door.detail)
             await act.read(len(text))

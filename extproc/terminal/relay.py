@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from extproc.recording import BodyCapture
 from extproc.terminal.output import MaskedOutput
+
+if TYPE_CHECKING:
+    from extproc.recording import BodyCapture
 
 READ_SIZE = 64 * 1024
 

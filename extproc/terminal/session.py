@@ -38,15 +38,17 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.codecs.cast import MEDIA_TYPE, CastWriter
 from extproc.masking import Masker
-from extproc.recording import BodyCapture
-from extproc.recording.terminal import TerminalRecordings
 from extproc.terminal.gate import Gate, Verdict
 from extproc.terminal.lines import Echo, Interrupt, LineEditor, Submitted
 from extproc.terminal.output import MaskedOutput
+
+if TYPE_CHECKING:
+    from extproc.recording import BodyCapture
+    from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.sessions")
 
@@ -118,7 +120,7 @@ class Session:
         self._storing: asyncio.Future[Any] | None = None
         # The record keeps the recording's size and SHA-256 (replay checks the stored
         # recording against them), not its bytes: they are in the store already.
-        self._capture = exchange.evidence.response_body = BodyCapture(0)
+        self._capture = exchange.evidence.response_body = exchange.capture(0)
         exchange.evidence.response_type = MEDIA_TYPE
         exchange.evidence.response_read = True
 

@@ -26,13 +26,12 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingResponse
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config, envoy_bootstrap
+from extproc.activity.seen import Seen
 from extproc.approvals import ApprovalStore
 from extproc.approvals.auth import Verifier
 from extproc.approvals.hold import Holds
 from extproc.credentials import CredentialStore
 from extproc.egress.proxy import EgressProxy
-from extproc.egress.seen import Seen
-from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.alerts import Alerts
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
@@ -40,6 +39,7 @@ from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer
+from extproc.recording.tunnels import TunnelLog
 from extproc.telemetry import Telemetry
 from tests.egress.test_tunnels import access_log_entry
 from tests.http.test_front import Stream, headers

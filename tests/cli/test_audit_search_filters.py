@@ -42,7 +42,6 @@ from extproc.approvals.store import ApprovalStore
 from extproc.cli.audit_looks import reader
 from extproc.codecs.refusal import BadInput
 from extproc.codecs.vocabulary import ACTIONS, KINDS
-from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.recorded import recorded
@@ -52,6 +51,7 @@ from extproc.recording import Recorder
 from extproc.recording.chain import Signer
 from extproc.recording.policy_loads import record_load
 from extproc.recording.store import Row, chain_rows
+from extproc.recording.tunnels import TunnelLog
 from extproc.store import connect
 from extproc.store.aio import AsyncStore, open_store
 from extproc.telemetry import Telemetry

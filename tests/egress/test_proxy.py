@@ -18,17 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config, envoy_bootstrap
+from extproc.activity.seen import Seen
 from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import BadInput
 from extproc.config import Target
 from extproc.egress.proxy import EgressProxy, Outbound
-from extproc.egress.seen import Seen
-from extproc.egress.tunnels import TunnelLog
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.http import wire
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine
+from extproc.recording.tunnels import TunnelLog
 from extproc.store.aio import open_store
 from extproc.telemetry import Telemetry
 from tests.egress.test_tunnels import access_log_entry

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from extproc.egress.seen import Seen
+from extproc.activity.seen import Seen
 from extproc.store.aio import AsyncStore, open_store
 
 PYPI = "pypi.org:443"

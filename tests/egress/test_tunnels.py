@@ -17,10 +17,10 @@ from envoy.data.accesslog.v3.accesslog_pb2 import AccessLogType, HTTPAccessLogEn
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 
 from extproc import config
-from extproc.egress.tunnels import TunnelLog
 from extproc.http import wire
 from extproc.masking import Masker
 from extproc.recording.record import content_of
+from extproc.recording.tunnels import TunnelLog
 from tests.support.fakes import MemoryRecorder
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

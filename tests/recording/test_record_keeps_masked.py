@@ -9,7 +9,8 @@ import pytest
 
 from extproc.masking import ALL_DETECTORS, MaskSpec
 from extproc.masking.masker import DEFAULT_FIELDS
-from extproc.recording.record import content_of, covers_record
+from extproc.masking.record_mask import covers_record
+from extproc.recording.record import content_of
 from tests.recording.conftest import MASKER, evidence
 
 ANSWER = {"customers": [{"name": "Ada", "ssn": "512-34-6789", "card_number": "4111111111111111",

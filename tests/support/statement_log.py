@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from extproc.masking import Masker
+from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import effect as pg_effect
 from extproc.postgres import estimate, namespace
-from extproc.recording.record import RECORD_MASK
 from tests.support.gateway import request_text
 from tests.support.mysql_shop import effect_statements, set_up
 
