@@ -28,7 +28,6 @@ import contextlib
 import hmac
 import logging
 import math
-import os
 import re
 import ssl
 import time
@@ -521,13 +520,3 @@ class _LoginReader:
                 raise ConnectionError("the client left during its login")
             self._read.extend(self.framer.feed(data))
         return self._read.popleft()
-
-
-def tls_context(cert_file: os.PathLike[str] | str, key_file: os.PathLike[str] | str
-                ) -> ssl.SSLContext:
-    """The TLS clients see (sslmode=require verifies nothing; verify-full checks the
-    certificate against the CA the client trusts)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    return context
