@@ -42,11 +42,10 @@ from extproc.approvals.auth import AuthError, Verifier, unverified
 from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, PostgresTarget, Target
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
-from extproc.exchange.listener import StreamListener
+from extproc.exchange.listener import DatabaseFront
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.ports import Credentials
 from extproc.exchange.recorded import Admission
-from extproc.exchange.session_limits import SessionLimits
 from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.policy import Decision
@@ -106,28 +105,21 @@ class _Key:
     exchange_for: Any  # opens an exchange in the session it cancels
 
 
-class Front(StreamListener):
+class Front(DatabaseFront):
     """One worker's PostgreSQL listener: its TLS, its sessions and their cancel keys."""
 
     def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, credentials: Credentials, masker: Masker,
                  targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
-        super().__init__("PostgreSQL", settings.address_of(worker))
-        self._settings, self._worker, self._resolve = settings, worker, resolve
+        super().__init__("PostgreSQL", "postgres", settings.address_of(worker), targets, tls,
+                         credentials, resolve, log)
+        self._settings = settings
         self._pipeline, self._verifier = pipeline, verifier
-        self._credentials, self._masker, self._tls = credentials, masker, tls
-        self._targets = {t.match.database: t for t in targets
-                         if t.protocol == "postgres" and t.match.database}
+        self._masker = masker
         # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
         self._shared = keys
-        self._limits = SessionLimits()
-
-    async def start(self) -> None:
-        await super().start()
-        log.info("serving PostgreSQL clients on %s:%d (%d targets, TLS %s)", *self._address,
-                 len(self._targets), "on" if self._tls else "off: no tls_cert_file")
 
     def goodbye(self) -> bytes:
         return pg.error("57P01", "tollgate is shutting down", severity="FATAL")
@@ -378,16 +370,12 @@ class Front(StreamListener):
         settings = target.postgres
         assert settings is not None and target.match.database is not None
         host, port = settings.address
-        secret = self._credentials.injection(target.name).value
-        def resolve(path: Path | None) -> Path | None:
-            return None if path is None else self._resolve(path)
-
         return UpstreamSettings(
             host=host, port=port, user=settings.user,
             database=settings.database or target.match.database,
-            password=secret.decode("utf-8") if secret else None, sslmode=settings.sslmode,
-            ca_file=resolve(settings.ca_file), cert_file=resolve(settings.cert_file),
-            key_file=resolve(settings.key_file), channel_binding=settings.channel_binding,
+            password=self._password(target), sslmode=settings.sslmode,
+            ca_file=self._path(settings.ca_file), cert_file=self._path(settings.cert_file),
+            key_file=self._path(settings.key_file), channel_binding=settings.channel_binding,
             connect_timeout=settings.connect_timeout_seconds)
 
     async def _key(self, upstream: Upstream, target: Target, opener: _Opener,
