@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import serialization
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.config import Config, Identity, Target
 from extproc.credentials import CredentialError, CredentialStore
+from extproc.exchange.tls import server_context
 from extproc.policy import PolicyLoadError, load_modules
-from extproc.postgres.front import tls_context
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.ssh.certificates import KeyFileError, UserCA
 
@@ -211,7 +211,7 @@ def _pair(cert: Path) -> Callable[[Path], object]:
     def read(key: Path) -> object:
         _private_key(key)
         try:
-            return tls_context(cert, key)
+            return server_context(cert, key)
         except ssl.SSLError as exc:
             raise _Unusable(f"not the key of {cert} ({_ssl_reason(exc)})") from None
 

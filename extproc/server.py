@@ -34,6 +34,7 @@ from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.tls import server_context
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
 from extproc.kube.front import Front as KubeFront
@@ -43,7 +44,6 @@ from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import load_modules, open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.postgres.front import Front as PostgresFront
-from extproc.postgres.front import tls_context
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.recording.policy_loads import record_load
@@ -346,8 +346,8 @@ def database_front_settings(config: Config, verifier: Verifier | None, protocol:
                               "as passwords, which Envoy does not read")
     tls = None
     if front.tls_cert_file is not None and front.tls_key_file is not None:
-        tls = tls_context(config.resolve(front.tls_cert_file),
-                          config.resolve(front.tls_key_file))
+        tls = server_context(config.resolve(front.tls_cert_file),
+                             config.resolve(front.tls_key_file))
     return verifier, tls
 
 

@@ -6,6 +6,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+# A result's rows as they travel: each value its column's bytes in the protocol's format,
+# None for NULL.
+Rows = list[list[bytes | None]]
+
 
 def rows_sample(names: list[str], rows: Iterable[list[Any]], count: int, limit: int) -> bytes:
     """JSON `{"columns", "rows", "rows_left_out"}` within `limit` bytes: the first of the

@@ -1,5 +1,7 @@
 """A database front's listener: one task per client connection, each given a grace at
-stop, and a client told why when tollgate stops under it.
+stop, and a client told why when tollgate stops under it; and what else a database front
+is before its protocol: its targets, the TLS its clients see, and the gateway's own way
+to the targets' servers.
 
 The PostgreSQL and MySQL fronts speak their protocols on asyncio streams behind Envoy's
 tcp_proxy; what differs is the session (`serve`) and the protocol's words for "the
@@ -12,7 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from extproc.config import Target
+from extproc.exchange.session_limits import SessionLimits
+
+if TYPE_CHECKING:
+    from extproc.exchange.pipeline import Pipeline
 
 log = logging.getLogger("tollgate.fronts")
 
@@ -70,3 +82,38 @@ class StreamListener(ABC):
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+class DatabaseFront(StreamListener):
+    """A database front: `protocol`'s clients served on `address`, for the targets of
+    `kind` (each by the database it serves), their acts opened on `pipeline`, with `tls`
+    where clients ask for it (None: no certificate), each identity's sessions counted
+    (session_limits.py); the targets' servers reached with the gateway's credentials,
+    and files their settings name resolved by `resolve`. `front_log`: where the front
+    says what it serves."""
+
+    def __init__(self, protocol: str, kind: str, address: tuple[str, int],
+                 pipeline: Pipeline, targets: Sequence[Target], tls: ssl.SSLContext | None,
+                 resolve: Callable[[Path], Path], front_log: logging.Logger) -> None:
+        super().__init__(protocol, address)
+        self._pipeline = pipeline
+        self._targets = {t.match.database: t for t in targets
+                         if t.protocol == kind and t.match.database}
+        self._tls, self._resolve = tls, resolve
+        self._limits = SessionLimits()
+        self._log = front_log
+
+    async def start(self) -> None:
+        await super().start()
+        self._log.info("serving %s clients on %s:%d (%d targets, TLS %s)", self._protocol,
+                       *self._address, len(self._targets),
+                       "on" if self._tls else "off: no tls_cert_file")
+
+    def _password(self, target: Target) -> str | None:
+        """The gateway's own password on `target`'s server (None: it has none)."""
+        secret = self._pipeline.credential(target).value
+        return secret.decode("utf-8") if secret else None
+
+    def _path(self, path: Path | None) -> Path | None:
+        """A file a target's settings name, where the configuration says it is."""
+        return None if path is None else self._resolve(path)

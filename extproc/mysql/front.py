@@ -41,9 +41,8 @@ from extproc.codecs.refusal import BadInput
 from extproc.config import MysqlFront, Target
 from extproc.exchange.act import Act
 from extproc.exchange.database_roles import login_role
-from extproc.exchange.listener import StreamListener
+from extproc.exchange.listener import DatabaseFront
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.session_limits import SessionLimits
 from extproc.mysql.auth import NATIVE_PASSWORD
 from extproc.mysql.flags import (
     CLIENT_CONNECT_ATTRS,
@@ -135,23 +134,19 @@ class LoginRefused(Exception):
         self.packet = packet
 
 
-class Front(StreamListener):
+class Front(DatabaseFront):
     """One worker's MySQL listener: its TLS, its sessions and their connection ids."""
 
     def __init__(self, settings: MysqlFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
-        super().__init__("MySQL", settings.address_of(worker))
-        self._settings, self._worker, self._resolve = settings, worker, resolve
-        self._pipeline = pipeline
-        self._tls = tls
-        self._targets = {t.match.database: t for t in targets
-                         if t.protocol == "mysql" and t.match.database}
+        super().__init__("MySQL", "mysql", settings.address_of(worker), pipeline, targets,
+                         tls, resolve, log)
+        self._settings = settings
         self._offered = _OFFERED | (CLIENT_SSL if tls is not None else 0)
         self._logins = Logins(verifier, self._targets, tls is not None)
         self._connections = Connections(keys, self._kill_thread)
         # Each session's slot among its identity's (session_limits.py), by connection id.
-        self._limits = SessionLimits()
         self._slots: dict[int, Callable[[], None]] = {}
         # The version each target's server announced (read as the front starts, and at
         # each login since: a server upgraded under it is followed).
@@ -169,8 +164,6 @@ class Front(StreamListener):
         found = await asyncio.gather(*(self._announced(t) for t in targets))
         self._versions = {t.name: v for t, v in zip(targets, found, strict=True)}
         await super().start()
-        log.info("serving MySQL clients on %s:%d (%d targets, TLS %s)", *self._address,
-                 len(self._targets), "on" if self._tls else "off: no tls_cert_file")
 
     async def _announced(self, target: Target) -> str | None:
         """The version `target`'s server announces (None: not reached in time). A whole
@@ -399,17 +392,11 @@ class Front(StreamListener):
         settings = target.mysql
         assert settings is not None
         host, port = settings.address
-        secret = self._pipeline.credential(target).value
-
-        def resolve(path: Path | None) -> Path | None:
-            return None if path is None else self._resolve(path)
-
         return UpstreamSettings(
-            host=host, port=port, user=settings.user,
-            password=secret.decode("utf-8") if secret else None,
+            host=host, port=port, user=settings.user, password=self._password(target),
             database=settings.database or database, tls=settings.tls,
-            ca_file=resolve(settings.ca_file), cert_file=resolve(settings.cert_file),
-            key_file=resolve(settings.key_file),
+            ca_file=self._path(settings.ca_file), cert_file=self._path(settings.cert_file),
+            key_file=self._path(settings.key_file),
             connect_timeout=settings.connect_timeout_seconds)
 
 

@@ -1,5 +1,6 @@
 """A MySQL result's rows masked by column: the policy's detectors on the values, its field
-rules on the column names, as the PostgreSQL front masks its rows.
+rules on the column names, by the rule the PostgreSQL front shares
+(`extproc/masking/rows.py`); here, how MySQL's values are read and written back.
 
 Rows of the text protocol (COM_QUERY's) carry every value as text in the connection's
 character set, which the front fixes to utf8mb4. A masked value of a string type (CHAR,
@@ -30,19 +31,17 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
-from extproc.codecs.rows import rows_sample
+from extproc.codecs.rows import Rows, rows_sample
 from extproc.masking import Masker
-from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
+from extproc.masking.masker import MaskSpec
+from extproc.masking.rows import RowMasker
 from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
 from extproc.mysql.binary import binary_readable, binary_text
 from extproc.mysql.flags import STRING_TYPES, UNSIGNED_FLAG, type_name
 from extproc.mysql.resultsets import ColumnDefinition
-
-Rows = list[list[bytes | None]]
 
 
 def is_text(column: ColumnDefinition) -> bool:
@@ -50,47 +49,14 @@ def is_text(column: ColumnDefinition) -> bool:
     return column.type in STRING_TYPES
 
 
-class ResultMasker:
-    """One result's masking: `rows` of text-protocol values, masked."""
+class ResultMasker(RowMasker[None]):
+    """One result's masking (`extproc/masking/rows.py`): `rows` of text-protocol
+    values, masked."""
 
     def __init__(self, masker: Masker, spec: MaskSpec | None,
                  columns: list[ColumnDefinition]) -> None:
-        self._masker, self._columns = masker, columns
-        derived = spec.derived if spec is not None else frozenset()
-        self._derived = {i: (DERIVED.encode() if is_text(c) else None)
-                         for i, c in enumerate(columns)
-                         if DERIVED_ALL in derived or normalise_field(c.name) in derived}
-        self._spec = replace(spec, derived=frozenset()) if spec and derived else spec
-        self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
-        self._names = [c.name for c in columns]
-
-    def rows(self, rows: Rows) -> tuple[Rows, Counter[str]]:
-        """The rows masked, and what was masked by detector."""
-        if not self.masks or not rows:
-            return rows, Counter()
-        assert self._spec is not None
-        derived = self._derived
-        hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
-        if hidden:
-            rows = [[derived[i] if i in derived and v is not None else v
-                     for i, v in enumerate(row)] for row in rows]
-        read = [[None if v is None or i in derived else v.decode("utf-8", "replace")
-                 for i, v in enumerate(row)] for row in rows]
-        masked, counts = self._masker.mask_json({"columns": self._names, "rows": read},
-                                                self._spec)
-        if hidden:
-            counts["derived"] += hidden
-        if not counts:
-            return rows, counts
-        out: list[list[bytes | None]] = []
-        for row, before, after in zip(rows, read, masked["rows"], strict=True):
-            new = list(row)
-            for i, (old, value) in enumerate(zip(before, after, strict=True)):
-                if old is not None and old != value:
-                    new[i] = (_text(value) if i < len(self._columns)
-                              and is_text(self._columns[i]) else None)
-            out.append(new)
-        return out, counts
+        super().__init__(masker, spec, [c.name for c in columns], _Columns(columns))
+        self._columns = columns
 
     def binary_rows(self, rows: Rows) -> tuple[Rows, Rows, Counter[str]]:
         """Binary-protocol rows masked: as they go to the client, as text (for the
@@ -118,8 +84,24 @@ def unreadable(columns: list[ColumnDefinition]) -> str | None:
     return None
 
 
-def _text(value: Any) -> bytes:
-    return (value if isinstance(value, str) else json.dumps(value)).encode("utf-8")
+class _Columns:
+    """A result's columns as the masker reads and writes their values
+    (`extproc/masking/rows.py`'s ColumnCodec): every value is text in utf8mb4."""
+
+    def __init__(self, columns: list[ColumnDefinition]) -> None:
+        self._columns = columns
+
+    def read(self, _index: int, value: bytes) -> tuple[Any, None]:
+        return value.decode("utf-8", "replace"), None
+
+    def holds_text(self, index: int, _state: None) -> bool:
+        return index < len(self._columns) and is_text(self._columns[index])
+
+    def written(self, _index: int, _state: None, masked: Any) -> bytes:
+        return (masked if isinstance(masked, str) else json.dumps(masked)).encode("utf-8")
+
+    def derived(self, index: int, _value: bytes) -> bytes | None:
+        return DERIVED.encode() if is_text(self._columns[index]) else None
 
 
 def record_sample(columns: list[ColumnDefinition], rows: Rows, limit: int) -> bytes:

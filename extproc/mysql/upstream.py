@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from extproc.exchange.database_roles import owned_settings
+from extproc.exchange.tls import client_context
 from extproc.mysql import auth
 from extproc.mysql.flags import (
     CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS,
@@ -130,22 +131,6 @@ class UpstreamSettings:
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
-
-    def tls_context(self) -> ssl.SSLContext:
-        """The client's TLS context (OSError or ssl.SSLError for unreadable files)."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if self.tls in ("verify-ca", "verify-full"):
-            if self.ca_file is not None:
-                context.load_verify_locations(self.ca_file)
-            else:
-                context.load_default_certs()
-            context.check_hostname = self.tls == "verify-full"
-        else:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cert_file is not None:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        return context
 
 
 async def _next(reader: asyncio.StreamReader, framer: Framer,
@@ -358,7 +343,8 @@ def _tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:
     if settings.tls == "disable":
         return None
     try:
-        return settings.tls_context()
+        return client_context(settings.tls, settings.ca_file, settings.cert_file,
+                              settings.key_file)
     except OSError as exc:  # ssl.SSLError too: a file that is not a key or certificate
         raise _failed(CR_SSL_CONNECTION_ERROR, f"the target's TLS files for "
                       f"{settings.where}: {exc}") from None

@@ -27,7 +27,6 @@ import asyncio
 import hmac
 import logging
 import math
-import os
 import re
 import ssl
 import time
@@ -42,9 +41,8 @@ from extproc.codecs.refusal import BadInput
 from extproc.config import PostgresFront, PostgresTarget, Target
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
-from extproc.exchange.listener import StreamListener
+from extproc.exchange.listener import DatabaseFront
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.session_limits import SessionLimits
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
@@ -103,27 +101,18 @@ class _Key:
     opener: Opener  # opens an act in the session it cancels
 
 
-class Front(StreamListener):
+class Front(DatabaseFront):
     """One worker's PostgreSQL listener: its TLS, its sessions and their cancel keys."""
 
     def __init__(self, settings: PostgresFront, worker: int, pipeline: Pipeline,
                  verifier: Verifier, targets: Sequence[Target], tls: ssl.SSLContext | None,
                  resolve: Callable[[Path], Path], keys: SessionKeys) -> None:
-        super().__init__("PostgreSQL", settings.address_of(worker))
-        self._settings, self._worker, self._resolve = settings, worker, resolve
-        self._pipeline, self._verifier = pipeline, verifier
-        self._tls = tls
-        self._targets = {t.match.database: t for t in targets
-                         if t.protocol == "postgres" and t.match.database}
+        super().__init__("PostgreSQL", "postgres", settings.address_of(worker), pipeline,
+                         targets, tls, resolve, log)
+        self._settings, self._verifier = settings, verifier
         # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
         self._shared = keys
-        self._limits = SessionLimits()
-
-    async def start(self) -> None:
-        await super().start()
-        log.info("serving PostgreSQL clients on %s:%d (%d targets, TLS %s)", *self._address,
-                 len(self._targets), "on" if self._tls else "off: no tls_cert_file")
 
     def goodbye(self) -> bytes:
         return pg.error("57P01", "tollgate is shutting down", severity="FATAL")
@@ -260,7 +249,7 @@ class Front(StreamListener):
             "body": statements or None}
         if statements:
             exchange.evidence.request_body = exchange.kept(statements.encode())
-        upstream_settings = self._upstream_settings(target, act.credential().value)
+        upstream_settings = self._upstream_settings(target)
         try:
             upstream, release = await self._connect(act, target, upstream_settings,
                                                     {**passed, **settings}, problem)
@@ -361,20 +350,17 @@ class Front(StreamListener):
         assert connected is not None
         return upstream, connected
 
-    def _upstream_settings(self, target: Target, secret: bytes | None) -> UpstreamSettings:
-        """How the target's database is reached, with its credential (`secret`)."""
+    def _upstream_settings(self, target: Target) -> UpstreamSettings:
+        """How the target's database is reached, with the gateway's credential."""
         settings = target.postgres
         assert settings is not None and target.match.database is not None
         host, port = settings.address
-        def resolve(path: Path | None) -> Path | None:
-            return None if path is None else self._resolve(path)
-
         return UpstreamSettings(
             host=host, port=port, user=settings.user,
             database=settings.database or target.match.database,
-            password=secret.decode("utf-8") if secret else None, sslmode=settings.sslmode,
-            ca_file=resolve(settings.ca_file), cert_file=resolve(settings.cert_file),
-            key_file=resolve(settings.key_file), channel_binding=settings.channel_binding,
+            password=self._password(target), sslmode=settings.sslmode,
+            ca_file=self._path(settings.ca_file), cert_file=self._path(settings.cert_file),
+            key_file=self._path(settings.key_file), channel_binding=settings.channel_binding,
             connect_timeout=settings.connect_timeout_seconds)
 
     async def _key(self, upstream: Upstream, settings: UpstreamSettings, opener: Opener,
@@ -483,13 +469,3 @@ class _LoginReader:
                 raise ConnectionError("the client left during its login")
             self._read.extend(self.framer.feed(data))
         return self._read.popleft()
-
-
-def tls_context(cert_file: os.PathLike[str] | str, key_file: os.PathLike[str] | str
-                ) -> ssl.SSLContext:
-    """The TLS clients see (sslmode=require verifies nothing; verify-full checks the
-    certificate against the CA the client trusts)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    return context

@@ -1,5 +1,7 @@
 """A result's rows masked by column: the policy's detectors on the values, its field
-rules on the column names (`ssn`, `email` ... as on JSON keys).
+rules on the column names (`ssn`, `email` ... as on JSON keys), by the rule the MySQL
+front shares (`extproc/masking/rows.py`); here, how PostgreSQL's values are read and
+written back.
 
 A value is read in the format its column travels in. Text-format values are text in the
 session's encoding (bytea's hex or escape form is read as the bytes it stands for);
@@ -28,12 +30,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 from extproc.codecs.rows import rows_sample
 from extproc.masking import Masker
-from extproc.masking.masker import DERIVED_ALL, MaskSpec, normalise_field
+from extproc.masking.masker import MaskSpec
+from extproc.masking.rows import RowMasker
 from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
 from extproc.postgres import binary, encodings
@@ -72,24 +74,16 @@ def _bytea(value: bytes) -> bytes:
     return bytes(out)
 
 
-class ResultMasker:
-    """One result's masking: `rows` of values as they travel, masked; their texts in
-    `encoding` (None: the session's)."""
+class ResultMasker(RowMasker[binary.Node | None]):
+    """One result's masking (`extproc/masking/rows.py`): `rows` of values as they
+    travel, masked; their texts in `encoding` (None: the session's)."""
 
     def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column],
                  encoding: Reading | None = None) -> None:
-        self._masker, self._columns = masker, columns
-        self._encoding = encoding or encodings.wire()
-        derived = spec.derived if spec is not None else frozenset()
-        # Masked whole here; the rest by the spec without them (the table's own names
-        # would otherwise fall under a derived `*`).
-        self._derived = {i for i, c in enumerate(columns)
-                         if DERIVED_ALL in derived or normalise_field(c.name) in derived}
-        self._spec = replace(spec, derived=frozenset()) if spec and derived else spec
-        self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
-        self._detects = self.masks and spec is not None and bool(spec.detectors)
-        self._names = [c.name for c in columns]
-        if not self._detects:
+        detects = spec is not None and bool(spec.detectors)
+        super().__init__(masker, spec, [c.name for c in columns],
+                         _Columns(columns, encoding or encodings.wire(), detects))
+        if not detects:
             return
         for column in columns:
             if column.format == 1 and not binary.known(column.type_oid):
@@ -98,8 +92,28 @@ class ResultMasker:
                     "client library asked for it, which tollgate cannot read to mask it: "
                     f"{_as_text(column)}")
 
-    def _read(self, column: Column, value: bytes) -> tuple[Any, binary.Node | None]:
-        """A value as the masker scans it, and its binary tree if it is binary."""
+    def text(self, text: str, delimiter: str | None) -> tuple[str, Counter[str]]:
+        """COPY's text or CSV lines, masked by the detectors (and by the header's column
+        names where `delimiter` says the text is a table)."""
+        if not self.masks:
+            return text, Counter()
+        assert self._spec is not None
+        return self._masker.mask_text(text, self._spec, delimiter)
+
+
+class _Columns:
+    """A RowDescription's columns as the masker reads and writes their values
+    (`extproc/masking/rows.py`'s ColumnCodec): a binary value's tree is what it keeps."""
+
+    def __init__(self, columns: list[Column], encoding: Reading, detects: bool) -> None:
+        self._columns, self._encoding, self._detects = columns, encoding, detects
+
+    def read(self, index: int, value: bytes) -> tuple[Any, binary.Node | None] | None:
+        """A value as the masker scans it, and its binary tree if it is binary (None: a
+        value past the described columns, left unread)."""
+        if index >= len(self._columns):
+            return None
+        column = self._columns[index]
         oid = column.type_oid
         if column.format == 1:
             try:
@@ -135,54 +149,20 @@ class ResultMasker:
                 return text, None
         return text, None
 
-    def rows(self, rows: list[list[bytes | None]]) -> tuple[list[list[bytes | None]],
-                                                            Counter[str]]:
-        """The rows masked, and what was masked by detector."""
-        if not self.masks or not rows:
-            return rows, Counter()
-        assert self._spec is not None
-        derived = self._derived
-        hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
-        columns = self._columns
-        if hidden:
-            rows = [[_derived_value(columns[i], v, self._encoding)
-                     if i in derived and v is not None else v
-                     for i, v in enumerate(row)] for row in rows]
-        cells = [[None if v is None or i >= len(columns) or i in derived
-                  else self._read(columns[i], v)
-                  for i, v in enumerate(row)] for row in rows]
-        read = [[None if c is None else c[0] for c in row] for row in cells]
-        masked, counts = self._masker.mask_json({"columns": self._names, "rows": read},
-                                                self._spec)
-        if hidden:
-            counts["derived"] += hidden
-        if not counts:
-            return rows, counts
-        out: list[list[bytes | None]] = []
-        for row, before, after in zip(rows, cells, masked["rows"], strict=True):
-            new = list(row)
-            for i, (cell, new_value) in enumerate(zip(before, after, strict=True)):
-                if cell is not None and cell[0] != new_value:
-                    new[i] = self._written(columns[i], cell[1], new_value)
-            out.append(new)
-        return out, counts
+    def holds_text(self, index: int, node: binary.Node | None) -> bool:
+        """A binary value's tree says where it holds text (binary.encode); a text-format
+        value holds text where its type is one."""
+        return node is not None or self._columns[index].type_oid in _TEXT
 
-    def _written(self, column: Column, node: binary.Node | None, value: Any) -> bytes | None:
+    def written(self, index: int, node: binary.Node | None, value: Any) -> bytes | None:
         """A masked value in its column's type and format (NULL where it cannot be)."""
         if node is not None:
             return binary.encode(node, value, self._encoding)
-        if column.type_oid not in _TEXT:
-            return None
-        text = binary.masked_text(column.type_oid, value)
+        text = binary.masked_text(self._columns[index].type_oid, value)
         return None if text is None else self._encoding.encode(text, "replace")
 
-    def text(self, text: str, delimiter: str | None) -> tuple[str, Counter[str]]:
-        """COPY's text or CSV lines, masked by the detectors (and by the header's column
-        names where `delimiter` says the text is a table)."""
-        if not self.masks:
-            return text, Counter()
-        assert self._spec is not None
-        return self._masker.mask_text(text, self._spec, delimiter)
+    def derived(self, index: int, value: bytes) -> bytes | None:
+        return _derived_value(self._columns[index], value, self._encoding)
 
 
 def _as_text(column: Column) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extproc.exchange.tls import client_context
 from extproc.postgres import messages as pg
 from extproc.postgres.scram import (
     MECHANISM,
@@ -54,19 +54,6 @@ class UpstreamSettings:
     key_file: Path | None = None
     channel_binding: str = "prefer"  # disable, prefer, require
     connect_timeout: float = 10.0
-
-    def tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        if self.sslmode in ("verify-ca", "verify-full"):
-            if self.ca_file is not None:
-                context.load_verify_locations(self.ca_file)
-            context.check_hostname = self.sslmode == "verify-full"
-        else:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cert_file is not None:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        return context
 
 
 @dataclass(slots=True)
@@ -152,7 +139,11 @@ async def _tls(settings: UpstreamSettings, reader: asyncio.StreamReader,
         if reader._buffer:  # type: ignore[attr-defined]
             # Bytes before the handshake would be read as if TLS had protected them.
             raise pg.ProtocolViolation("data after the database's answer to SSLRequest")
-        await writer.start_tls(settings.tls_context(), server_hostname=(
+        # The system's CAs trusted beside ca_file, as this front always has (MySQL's
+        # trusts ca_file alone).
+        context = client_context(settings.sslmode, settings.ca_file, settings.cert_file,
+                                 settings.key_file, system_cas=True)
+        await writer.start_tls(context, server_hostname=(
             settings.host if settings.sslmode == "verify-full" else None))
         return True
     if answer != b"N":

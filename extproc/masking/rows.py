@@ -1,0 +1,96 @@
+"""A result's rows masked by column, whatever the database's protocol: the policy's
+detectors on the values, its field rules on the column names (`ssn`, `email` ... as on
+JSON keys), its derived columns masked whole.
+
+The rule both database fronts follow (`extproc/postgres/results.py`,
+`extproc/mysql/results.py`). A column the mask names `derived` (computed by the SQL from
+a protected column) is replaced whole, by its name as the result describes it, and never
+read. Every other value is read as its column travels, and all of them masked at once as
+JSON `{"columns": names, "rows": values}`. A value the masker changed is written back in
+its column's type: its masked text where the type can hold one, else NULL, which every
+client decodes where `[REDACTED:...]` in an integer column would break it.
+
+What a value is read as, whether its type holds text, how a masked value is written and
+what a derived column's value becomes are the protocol's: its `ColumnCodec`. The record's
+view of the rows is `extproc/codecs/rows.py`'s.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any, Generic, Protocol, TypeVar
+
+from extproc.codecs.rows import Rows
+from extproc.masking.masker import DERIVED_ALL, Masker, MaskSpec, normalise_field
+
+# What a codec keeps of a value it read, to write it back (None where it needs nothing).
+State = TypeVar("State")
+
+
+class ColumnCodec(Protocol[State]):
+    """How one result's values travel in a protocol, each by its column's index (the
+    arguments are positional: a codec names those it ignores as it likes)."""
+
+    def read(self, index: int, value: bytes, /) -> tuple[Any, State] | None:
+        """The value as the masker scans it (a JSON value), and what writing it back
+        takes; None: left as it is, unread. Raises where the value cannot be read."""
+        ...
+
+    def holds_text(self, index: int, state: State, /) -> bool:
+        """Whether a masked text can stand in for the value (else it becomes NULL)."""
+        ...
+
+    def written(self, index: int, state: State, masked: Any, /) -> bytes | None:
+        """A value that `holds_text` masked as `masked`, in its column's type."""
+        ...
+
+    def derived(self, index: int, value: bytes, /) -> bytes | None:
+        """What a derived column's value becomes (None: NULL)."""
+        ...
+
+
+class RowMasker(Generic[State]):
+    """One result's masking under `spec`: the columns `names`, their values read and
+    written by `codec`."""
+
+    def __init__(self, masker: Masker, spec: MaskSpec | None, names: list[str],
+                 codec: ColumnCodec[State]) -> None:
+        self._masker, self._names, self._codec = masker, names, codec
+        derived = spec.derived if spec is not None else frozenset()
+        # Masked whole here; the rest by the spec without them (the table's own names
+        # would otherwise fall under a derived `*`).
+        self._derived = {i for i, name in enumerate(names)
+                         if DERIVED_ALL in derived or normalise_field(name) in derived}
+        self._spec = replace(spec, derived=frozenset()) if spec and derived else spec
+        self.masks = spec is not None and bool(spec.detectors or spec.fields or self._derived)
+
+    def rows(self, rows: Rows) -> tuple[Rows, Counter[str]]:
+        """The rows masked, and what was masked by detector (`derived`: the values of
+        derived columns)."""
+        if not self.masks or not rows:
+            return rows, Counter()
+        assert self._spec is not None
+        derived, codec = self._derived, self._codec
+        hidden = sum(row[i] is not None for row in rows for i in derived if i < len(row))
+        if hidden:
+            rows = [[codec.derived(i, v) if i in derived and v is not None else v
+                     for i, v in enumerate(row)] for row in rows]
+        cells = [[None if v is None or i in derived else codec.read(i, v)
+                  for i, v in enumerate(row)] for row in rows]
+        read = [[None if c is None else c[0] for c in row] for row in cells]
+        masked, counts = self._masker.mask_json({"columns": self._names, "rows": read},
+                                                self._spec)
+        if hidden:
+            counts["derived"] += hidden
+        if not counts:
+            return rows, counts
+        out: Rows = []
+        for row, before, after in zip(rows, cells, masked["rows"], strict=True):
+            new = list(row)
+            for i, (cell, value) in enumerate(zip(before, after, strict=True)):
+                if cell is not None and cell[0] != value:
+                    new[i] = (codec.written(i, cell[1], value)
+                              if codec.holds_text(i, cell[1]) else None)
+            out.append(new)
+        return out, counts

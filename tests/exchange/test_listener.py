@@ -1,0 +1,81 @@
+"""A database front's common ground (extproc/exchange/listener.py): its targets, the
+line saying what it serves, its sessions told goodbye at stop, and the gateway's own way to
+the targets' servers (credentials, files) — the same for the PostgreSQL and MySQL fronts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from extproc.config import Match, MysqlTarget, PostgresTarget, Target
+from extproc.credentials import Injection
+from extproc.exchange.listener import DatabaseFront
+from extproc.exchange.pipeline import Pipeline
+
+SHOP = Target(name="shop", match=Match(database="shop"), protocol="postgres",
+              postgres=PostgresTarget(upstream="127.0.0.1:5432", user="gateway"))
+BILLING = Target(name="billing", match=Match(database="billing"), protocol="mysql",
+                 mysql=MysqlTarget(upstream="127.0.0.1:3306", user="gateway"))
+WEB = Target(name="web", match=Match(route="web"))
+LOG = logging.getLogger("tollgate.test-front")
+
+
+class _Secrets:
+    """The pipeline as a front asks it for the targets' credentials: a password for
+    `shop`, none for the others (nothing else of it is reached here)."""
+
+    def credential(self, target: Target) -> Injection:
+        return Injection(remove=(), value=b"s\xc3\xa9cret" if target.name == "shop" else b"")
+
+
+class _Echo(DatabaseFront):
+    """Echoes each line back until the client leaves; `bye` at stop."""
+
+    def __init__(self, targets: list[Target]) -> None:
+        super().__init__("Echo", "postgres", ("127.0.0.1", 0), cast(Pipeline, _Secrets()),
+                         targets, None, lambda path: Path("/etc/tollgate") / path, LOG)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+
+    def goodbye(self) -> bytes:
+        return b"bye\n"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+
+def test_a_front_serves_the_targets_of_its_protocol_by_database() -> None:
+    front = _Echo([SHOP, BILLING, WEB])
+    assert front._targets == {"shop": SHOP}
+
+
+async def test_a_front_says_what_it_serves_and_tells_its_sessions_goodbye(
+        caplog: pytest.LogCaptureFixture) -> None:
+    front = _Echo([SHOP])
+    with caplog.at_level(logging.INFO, LOG.name):
+        await front.start()
+    assert caplog.messages == [
+        "serving Echo clients on 127.0.0.1:0 (1 targets, TLS off: no tls_cert_file)"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
+    writer.write(b"hello\n")
+    assert await asyncio.wait_for(reader.readline(), 10) == b"hello\n"
+    await front.stop(0.1)
+    assert await asyncio.wait_for(reader.read(), 10) == b"bye\n"
+    writer.close()
+
+
+def test_the_targets_servers_are_reached_with_the_gateways_own_credential() -> None:
+    front = _Echo([SHOP, BILLING])
+    assert front._password(SHOP) == "s\u00e9cret"
+    assert front._password(BILLING) is None  # no password: a client certificate, say
+    assert front._path(Path("tls/ca.pem")) == Path("/etc/tollgate/tls/ca.pem")
+    assert front._path(None) is None

@@ -1,0 +1,124 @@
+"""One rows masker for both database fronts (extproc/masking/rows.py): the same rows,
+read and written by PostgreSQL's column codec and by MySQL's, come out alike; a masked
+value of a string type becomes its masked text, of any other type NULL; a derived column
+is replaced whole, unread."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from extproc.codecs.rows import Rows
+from extproc.masking import Masker
+from extproc.masking.masker import MaskSpec
+from extproc.masking.rows import RowMasker
+from extproc.mysql.flags import MYSQL_TYPE_LONGLONG, MYSQL_TYPE_VAR_STRING
+from extproc.mysql.results import ResultMasker as MysqlResultMasker
+from extproc.mysql.resultsets import ColumnDefinition
+from extproc.postgres.messages import Column
+from extproc.postgres.results import ResultMasker as PostgresResultMasker
+
+from .conftest import KEY
+
+MASKER = Masker(KEY)
+# A string column, an integer one, and two the SQL derived from a protected column: one
+# of a string type, one of an integer type.
+NAMES = ["email", "card", "initials", "digits"]
+STRING, INTEGER = "string", "integer"
+TYPES = [STRING, INTEGER, STRING, INTEGER]
+ROWS: Rows = [
+    [b"ann@example.com", b"4111111111111111", b"AL", b"7"],
+    [b"nothing here", b"42", None, b"8"],
+    [None, None, b"BK", None],
+]
+DERIVED = MaskSpec(derived=frozenset({"initials", "digits"}))
+
+_PG_TYPES = {STRING: 25, INTEGER: 20}  # text, bigint
+_MY_TYPES = {STRING: MYSQL_TYPE_VAR_STRING, INTEGER: MYSQL_TYPE_LONGLONG}
+
+
+def _postgres(spec: MaskSpec | None) -> RowMasker[Any]:
+    return PostgresResultMasker(MASKER, spec, [
+        Column(name, 16384, i + 1, _PG_TYPES[kind], -1, -1, 0)
+        for i, (name, kind) in enumerate(zip(NAMES, TYPES, strict=True))])
+
+
+def _mysql(spec: MaskSpec | None) -> RowMasker[Any]:
+    return MysqlResultMasker(MASKER, spec, [
+        ColumnDefinition(name=name, type=_MY_TYPES[kind])
+        for name, kind in zip(NAMES, TYPES, strict=True)])
+
+
+FRONTS = pytest.mark.parametrize("front", [_postgres, _mysql], ids=["postgres", "mysql"])
+
+
+@FRONTS
+def test_a_string_is_masked_as_text_and_an_integer_becomes_null(
+        front: Callable[[MaskSpec | None], RowMasker[Any]]) -> None:
+    rows, counts = front(DERIVED).rows(ROWS)
+    email, card, initials, digits = rows[0]
+    assert email is not None and b"ann@example.com" not in email and b"REDACTED" in email
+    assert card is None  # no text can stand in a bigint or a BIGINT
+    assert (initials, digits) == (b"[REDACTED:DERIVED]", None)
+    assert rows[1] == [b"nothing here", b"42", None, None]
+    assert rows[2] == [None, None, b"[REDACTED:DERIVED]", None]
+    assert counts == Counter({"email": 1, "credit_card": 1, "derived": 4})
+
+
+def test_both_fronts_mask_the_same_rows_alike() -> None:
+    for spec in (None, MaskSpec(), DERIVED, MaskSpec(detectors=frozenset())):
+        assert _postgres(spec).rows(ROWS) == _mysql(spec).rows(ROWS)
+
+
+@FRONTS
+def test_rows_without_a_mask_pass_as_they_came(
+        front: Callable[[MaskSpec | None], RowMasker[Any]]) -> None:
+    masker = front(None)
+    assert not masker.masks
+    assert masker.rows(ROWS) == (ROWS, Counter())
+    nothing = MaskSpec(detectors=frozenset(), fields=frozenset())
+    assert not front(nothing).masks and front(nothing).rows(ROWS)[0] is ROWS
+
+
+class _Codec:
+    """A protocol whose values are UTF-8 text; column 2 is never read, column 1 holds
+    no text, a derived value becomes `derived:` and its bytes."""
+
+    def __init__(self) -> None:
+        self.wrote: list[tuple[int, Any]] = []
+
+    def read(self, index: int, value: bytes) -> tuple[Any, str] | None:
+        return None if index == 2 else (value.decode(), f"state {index}")
+
+    def holds_text(self, index: int, state: str) -> bool:
+        assert state == f"state {index}"
+        return index != 1
+
+    def written(self, index: int, _state: str, masked: Any) -> bytes:
+        self.wrote.append((index, masked))
+        return f"<{masked}>".encode()
+
+    def derived(self, _index: int, value: bytes) -> bytes:
+        return b"derived:" + value
+
+
+def test_the_codec_reads_holds_and_writes_back() -> None:
+    codec = _Codec()
+    masker = RowMasker(MASKER, MaskSpec(derived=frozenset({"d"})), ["a", "b", "c", "d"], codec)
+    rows, counts = masker.rows([[b"ann@example.com", b"bob@example.com", b"cy@example.com",
+                                 b"x"], [b"plain", b"plain", None, None]])
+    # Column 2 unread (its secret stays: the codec left it), column 1 NULL, column 0
+    # written by the codec, column 3 derived; the unchanged values as they came.
+    assert rows == [[b"<[REDACTED:EMAIL_ADDRESS]>", None, b"cy@example.com", b"derived:x"],
+                    [b"plain", b"plain", None, None]]
+    assert codec.wrote == [(0, "[REDACTED:EMAIL_ADDRESS]")]
+    assert counts == Counter({"email": 2, "derived": 1})
+
+
+def test_nothing_found_leaves_the_rows_as_they_came() -> None:
+    rows: Rows = [[b"plain", b"1", b"2", b"3"]]
+    out, counts = RowMasker(MASKER, MaskSpec(), ["a", "b", "c", "d"], _Codec()).rows(rows)
+    assert out is rows and not counts
