@@ -30,18 +30,18 @@ def server_context(cert_file: os.PathLike[str] | str, key_file: os.PathLike[str]
 
 
 def client_context(mode: str, ca_file: Path | None = None, cert_file: Path | None = None,
-                   key_file: Path | None = None, *, system_cas: bool = False
-                   ) -> ssl.SSLContext:
+                   key_file: Path | None = None) -> ssl.SSLContext:
     """The TLS the gateway reaches a target's server with, as `mode` says: verified
-    (`VERIFIED`) against `ca_file`, else the system's CAs; `system_cas` trusts the
-    system's beside `ca_file` too; `cert_file` and `key_file` a client certificate.
-    OSError (ssl.SSLError too) for a file that cannot be read or used."""
-    context = (ssl.create_default_context(ssl.Purpose.SERVER_AUTH) if system_cas
-               else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    (`VERIFIED`) against `ca_file` alone, as libpq's sslrootcert is (the system's CAs
+    beside it would let verify-ca, which checks no name, take any server holding a
+    certificate of any public CA), else the system's CAs; `cert_file` and `key_file` a
+    client certificate. OSError (ssl.SSLError too) for a file that cannot be read or
+    used."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if mode in VERIFIED:
         if ca_file is not None:
             context.load_verify_locations(ca_file)
-        elif not system_cas:
+        else:
             context.load_default_certs()
         context.check_hostname = mode == "verify-full"
     else:

@@ -139,10 +139,8 @@ async def _tls(settings: UpstreamSettings, reader: asyncio.StreamReader,
         if reader._buffer:  # type: ignore[attr-defined]
             # Bytes before the handshake would be read as if TLS had protected them.
             raise pg.ProtocolViolation("data after the database's answer to SSLRequest")
-        # The system's CAs trusted beside ca_file, as this front always has (MySQL's
-        # trusts ca_file alone).
         context = client_context(settings.sslmode, settings.ca_file, settings.cert_file,
-                                 settings.key_file, system_cas=True)
+                                 settings.key_file)
         await writer.start_tls(context, server_hostname=(
             settings.host if settings.sslmode == "verify-full" else None))
         return True
