@@ -12,7 +12,7 @@ from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_ur
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
 from extproc.codecs.message import is_json
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import refusal_of
 from extproc.config import Approvals
 from extproc.identity import ANONYMOUS, Who, subject_of
 from extproc.interpret.what import what_of
@@ -50,7 +50,7 @@ class Holds:
     async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
         """The approval this request waits for: the one a retry of it already waits for,
         or a new one (approvers are notified); none beyond `max_pending_per_identity`
-        (BadInput 429: the agent waits for some to be decided)."""
+        (Refusal 429: the agent waits for some to be decided)."""
         requester = requester_of(evidence.identity)
         waiting = await self.store.pending_for(bound, requester)
         if waiting is not None:
@@ -65,7 +65,7 @@ class Holds:
                 rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
                 grant_minutes=decision.grant_minutes, hold_seconds=self.seconds(decision))
         except ApprovalError as refused:
-            raise BadInput(refused.status, "too_many_pending_approvals", str(refused),
+            raise refusal_of(refused.status, "too_many_pending_approvals", str(refused),
                            details={"max_pending": self._settings.max_pending_per_identity},
                            action="hold") from None
 

@@ -26,7 +26,7 @@ import orjson
 
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval, ApprovalError, now
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Unavailable
 from extproc.interpret.mcp import UNKNOWN, Declared, Pin, fingerprint
 from extproc.recording import Evidence
 from extproc.store import StoreError
@@ -174,7 +174,7 @@ def _unavailable() -> Iterator[None]:
     try:
         yield
     except StoreError as exc:
-        raise BadInput(503, "tool_pins_unavailable", "the MCP tool definitions pinned for "
+        raise Unavailable(503, "tool_pins_unavailable", "the MCP tool definitions pinned for "
                        f"this target cannot be read, so nothing is checked against them: "
                        f"{exc}") from None
 

@@ -2,7 +2,7 @@
 
 Built from plain header pairs and body bytes, so nothing here knows Envoy's
 messages. Bodies are decoded for policies (JSON parsed, text as text); what
-cannot be read honestly is refused with a `BadInput`, never guessed.
+cannot be read honestly is refused with a `Refusal`, never guessed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import brotli
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import OverLimit, Refused, Unavailable
 
 
 class Request(TypedDict):
@@ -72,7 +72,7 @@ def check_declared_length(headers: dict[str, str], limit: int) -> None:
     """
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise BadInput(
+        raise OverLimit(
             413, "payload_too_large",
             f"request body of {int(declared)} bytes exceeds this target's limit of {limit}",
         )
@@ -96,12 +96,12 @@ def _is_text(content_type: str) -> bool:
 def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
     """A request body as policy input: JSON parsed, text as str, other bytes as None.
 
-    Raises BadInput for what would let a request pass unread: a compressed body,
+    Raises Refusal for what would let a request pass unread: a compressed body,
     invalid UTF-8 in JSON or text, malformed JSON.
     """
     encoding = content_encoding(headers)
     if encoding != "identity":
-        raise BadInput(
+        raise Refused(
             415, "unsupported_content_encoding",
             f"request bodies encoded with {encoding!r} cannot be inspected; send them uncompressed",
         )
@@ -112,7 +112,7 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         if is_json(content_type) or _is_text(content_type) or not content_type:
-            raise BadInput(
+            raise Refused(
                 400, "invalid_utf8", f"request body is not valid UTF-8 (byte {exc.start})"
             ) from None
         return None  # binary media: the policy sees its size and type, not its bytes
@@ -121,9 +121,9 @@ def decode_request_body(headers: dict[str, str], raw: bytes) -> Any:
     try:
         return parse_json(text)
     except NotJsonText as exc:
-        raise BadInput(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+        raise Refused(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BadInput(
+        raise Refused(
             400, "malformed_json",
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
@@ -189,7 +189,7 @@ def decoded_content(headers: dict[str, str], raw: bytes, limit: int) -> bytes:
         return raw
     decoder = _DECODERS.get(encoding)
     if decoder is None:
-        raise BadInput(
+        raise Unavailable(
             502, "unreadable_encoding",
             f"the upstream answered with content-encoding {encoding!r}, which tollgate cannot "
             "read; it is refused rather than passed unseen",
@@ -197,11 +197,11 @@ def decoded_content(headers: dict[str, str], raw: bytes, limit: int) -> bytes:
     try:
         data = decoder(raw, limit + 1)
     except (OSError, zlib.error, brotli.error, EOFError) as exc:
-        raise BadInput(
+        raise Unavailable(
             502, "unreadable_encoding", f"the upstream's {encoding} body does not decode: {exc}"
         ) from None
     if len(data) > limit:
-        raise BadInput(
+        raise Unavailable(
             502, "response_too_large",
             f"the upstream's {encoding} body decodes to more than {limit} bytes",
         )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from extproc.codecs import jsonenc
 from extproc.codecs.destination import Destination, parse_authority, range_of
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refused, Unavailable
 from extproc.config import Target
 from extproc.egress.resolver import Resolution, Resolver
 from extproc.exchange.state import Exchange
@@ -76,16 +76,16 @@ class EgressProxy:
 
     @staticmethod
     def admit(outbound: Outbound) -> Destination:
-        """The destination of a request whose proxy token verified; else BadInput (407
+        """The destination of a request whose proxy token verified; else Refusal (407
         asks the client for its credentials, as proxies do)."""
         if outbound.claims is None:
             message = outbound.refused_token or (
                 "the proxy needs the agent's token: Proxy-Authorization: Bearer <token>, "
                 "or the token as the password (http://agent:<token>@gateway:port)")
-            raise BadInput(407, "proxy_authentication_required", message,
+            raise Refused(407, "proxy_authentication_required", message,
                            headers=(PROXY_AUTHENTICATE,))
         if outbound.destination is None:
-            raise BadInput(400, "bad_destination", str(outbound.unreadable))
+            raise Refused(400, "bad_destination", str(outbound.unreadable))
         return outbound.destination
 
     async def read_destination(self, exchange: Exchange, outbound: Outbound) -> bool:
@@ -149,7 +149,7 @@ class EgressProxy:
         addresses = egress["addresses"] if isinstance(egress, dict) else []
         if not addresses:
             # Only a policy that allows what does not resolve gets here: nothing to pin.
-            raise BadInput(502, "destination_unresolved",
+            raise Unavailable(502, "destination_unresolved",
                            f"{egress['destination'] if egress else 'the destination'} does "
                            "not resolve: there is no address to connect to")
         address = addresses[0]["address"]

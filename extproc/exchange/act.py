@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Status, StatusCode
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import OverLimit, Refusal, Unavailable
 from extproc.exchange.recorded import Admission
 from extproc.recording import RecordingQuota, RecordingUnavailable
 
@@ -71,7 +71,7 @@ class Act:
 
     def admit(self, detail: str | None = None, *, required: bool = True) -> Target | None:
         """A place in the record's queue: what cannot be recorded does not happen
-        (BadInput: 429 when the identity's share of the queue is spent, 503 when the
+        (Refusal: 429 when the identity's share of the queue is spent, 503 when the
         record cannot take it), unless it is not `required` (a refusal that goes out
         anyway, a login let in whose every request is refused until the record takes
         them again): then it goes unrecorded. With `detail`, `check` too."""
@@ -79,20 +79,20 @@ class Act:
             self._admission()
         except RecordingQuota as exc:
             if required:
-                raise BadInput(429, "recording_quota", str(exc)) from None
+                raise OverLimit(429, "recording_quota", str(exc)) from None
         except RecordingUnavailable as exc:
             if required:
                 log.error("trace %s: refused: %s", self.trace_id, exc)
-                raise BadInput(503, "recording_unavailable", str(exc)) from None
+                raise Unavailable(503, "recording_unavailable", str(exc)) from None
         return None if detail is None else self.check(detail)
 
     def check(self, detail: str) -> Target:
         """The act's target, when it has one and its identity may use it; else
-        BadInput (`detail`: how the front looked for the target)."""
+        Refusal (`detail`: how the front looked for the target)."""
         return self._pipeline.admit(self.exchange, detail)
 
     def identified(self) -> None:
-        """BadInput (401) unless the act's claims name an identity: for an act with no
+        """Refusal (401) unless the act's claims name an identity: for an act with no
         target to `check` against (a MySQL login naming no database)."""
         self._pipeline.identified(self.exchange)
 
@@ -107,7 +107,7 @@ class Act:
 
     def hold(self, decision: Decision) -> AsyncIterator[int]:
         """Wait for a human (Pipeline.hold): yields how long, for the front to tell its
-        client; a refusal is raised as BadInput."""
+        client; a refusal is raised as Refusal."""
         return self._pipeline.hold(self.exchange, decision)
 
     async def forward(self) -> Injection:
@@ -124,7 +124,7 @@ class Act:
     async def judge(self, waiting: Callable[[int], None] | None = None) -> Answer | None:
         """decide ─► hold ─► forward, as most fronts take them: None when the request
         goes on, else the refusal to answer (held: `waiting` is told how long, each
-        time the wait is asked). A hold's refusal is raised as BadInput."""
+        time the wait is asked). A hold's refusal is raised as Refusal."""
         exchange = self.exchange
         decision = await self.decide()
         if decision.action == "hold":
@@ -132,7 +132,7 @@ class Act:
                 if waiting is not None:
                     waiting(seconds)
         if exchange.decision.action != "allow":
-            return exchange.deny(exchange.decision)
+            return exchange.refuse_decided(exchange.decision)
         await self.forward()
         return None
 
@@ -183,18 +183,18 @@ class Act:
         (logged; `what` the act was: "statement", "request")."""
         exchange = self.exchange
         if isinstance(exc, RecordingQuota):
-            return exchange.refuse(BadInput(429, "recording_quota", str(exc)))
+            return exchange.refuse(OverLimit(429, "recording_quota", str(exc)))
         if isinstance(exc, RecordingUnavailable):
             log.error("trace %s: refused: %s", exchange.trace_id, exc)
-            return exchange.refuse(BadInput(503, "recording_unavailable", str(exc)))
-        if isinstance(exc, BadInput):
+            return exchange.refuse(Unavailable(503, "recording_unavailable", str(exc)))
+        if isinstance(exc, Refusal):
             return exchange.refuse(exc)
         log.error("trace %s: %s failed", exchange.trace_id, what, exc_info=exc)
         exchange.span.set_status(Status(StatusCode.ERROR, "exchange failed"))
-        return exchange.refuse(BadInput(500, "internal_error",
+        return exchange.refuse(Unavailable(500, "internal_error",
                                         f"tollgate could not process this {what}"))
 
-    def refuse(self, bad: BadInput) -> Answer:
+    def refuse(self, bad: Refusal) -> Answer:
         """The act refused before any decision (bad input, a login nobody can be
         identified by) and ended: recorded when the record admits it, the refusal
         going out either way."""

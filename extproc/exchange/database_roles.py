@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refused, refusal_of
 from extproc.exchange.act import Act
 
 # Settings whose change is a change of who runs the session: PostgreSQL's role and
@@ -34,7 +34,7 @@ _NOT_NAMES = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|(?<!@)@
 
 async def login_role(act: Act, roles: Sequence[str]) -> str | None:
     """The login's decision and the role it names, one of `roles`; None where the target
-    lists none (the session runs as the gateway's account). BadInput when the policy
+    lists none (the session runs as the gateway's account). Refusal when the policy
     refuses or holds the login (a login cannot wait for a human), or names no role, or
     one the target does not list."""
     act.exchange.response_mode = "body"  # a login returns nothing to mask
@@ -42,21 +42,21 @@ async def login_role(act: Act, roles: Sequence[str]) -> str | None:
     if decision.action != "allow":
         verb = "holds" if decision.action == "hold" else "refuses"
         reasons = "; ".join(decision.reasons) or "no reason given"
-        raise BadInput(decision.status if decision.action == "deny" else 403, "denied",
+        raise refusal_of(decision.status if decision.action == "deny" else 403, "denied",
                        f"the policy {verb} this login: {reasons}",
                        details={"rules": list(decision.rules)})
     role = decision.database_role
     if not roles:
         if role is not None:
-            raise BadInput(403, "database_role", f"the policy names database role "
+            raise Refused(403, "database_role", f"the policy names database role "
                            f"{role!r}, and this target lists no roles (its `roles`)")
         return None
     if role is None:
-        raise BadInput(403, "database_role", "the policy names no database role for "
+        raise Refused(403, "database_role", "the policy names no database role for "
                        "this identity, and this target runs sessions only as one of its "
                        f"roles ({', '.join(roles)})")
     if role not in roles:
-        raise BadInput(403, "database_role", f"the policy names database role {role!r}, "
+        raise Refused(403, "database_role", f"the policy names database role {role!r}, "
                        f"which is not one of this target's roles ({', '.join(roles)})")
     return role
 
@@ -120,7 +120,7 @@ def _lower(value: Any, most_ms: int | None) -> bool:
 
 
 def refuse_owned_change(meaning: Any, owned: Mapping[str, int | None]) -> None:
-    """BadInput (403) when a statement would change a setting of `owned`."""
+    """Refusal (403) when a statement would change a setting of `owned`."""
     reason = owned_change(meaning, owned)
     if reason is not None:
-        raise BadInput(403, "session_setting", reason)
+        raise Refused(403, "session_setting", reason)

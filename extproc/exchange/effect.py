@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypedDict, TypeVar
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refused
 from extproc.exchange.state import Answer, Exchange
 from extproc.policy import Decision
 
@@ -133,7 +133,7 @@ async def judged(decide: Callable[[], Awaitable[Decision]], exchange: Exchange,
         return None
     await write.settle(pending, False)
     if decision.action != "hold":
-        return exchange.deny(decision)
+        return exchange.refuse_decided(decision)
 
     def asked() -> None:
         approval = exchange.evidence.approval or {}
@@ -144,7 +144,7 @@ async def judged(decide: Callable[[], Awaitable[Decision]], exchange: Exchange,
     assert exchange.approval is not None
     approved = APPROVED.get(exchange.approval.id)
     if approved is None:
-        raise BadInput(403, "effect_unknown", (
+        raise Refused(403, "effect_unknown", (
             f"approval {exchange.approval.id} was given for an effect this gateway did "
             "not measure (another replica's, or before a restart): a retry asks anew"))
     again = await write.again()
@@ -155,6 +155,6 @@ async def judged(decide: Callable[[], Awaitable[Decision]], exchange: Exchange,
     grew = within(effect, approved)
     if grew is not None:
         await write.settle(pending, False)
-        raise BadInput(403, "effect_grew", f"run again once approved, {grew}: rolled back")
+        raise Refused(403, "effect_grew", f"run again once approved, {grew}: rolled back")
     await write.settle(pending, True)
     return None

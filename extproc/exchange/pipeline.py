@@ -3,7 +3,7 @@
     open ─► admit ─► interpret ─► decide ─► [hold] ─► forward ─► decide the response ─► record
 
 Fronts drive them through an Act (act.py), one per exchange; the pipeline decides,
-holds, injects credentials and records, and raises BadInput for anything it will not
+holds, injects credentials and records, and raises Refusal for anything it will not
 pass. It fails closed: a policy engine that
 cannot answer denies (unless the target fails open), a mask that cannot be applied
 denies, an approvals store that cannot answer refuses the hold.
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.act import Act
@@ -108,19 +108,19 @@ class Pipeline:
 
     @staticmethod
     def identified(exchange: Exchange, target: str = "(none)", anonymous: bool = False) -> None:
-        """BadInput (401) unless the exchange's claims name an identity (`target`: the
+        """Refusal (401) unless the exchange's claims name an identity (`target`: the
         target named in the refusal; `anonymous`: whether it lets anyone in)."""
         unidentified = refusal(exchange.claims, exchange.identity, target, anonymous)
         if unidentified is not None:
-            raise BadInput(401, "unauthenticated", unidentified)
+            raise Refused(401, "unauthenticated", unidentified)
 
     @staticmethod
     def admit(exchange: Exchange, detail: str) -> Target:
         """The exchange's target, when it has one and a verified identity may use it;
-        else BadInput. `detail` says how the front looked for the target."""
+        else Refusal. `detail` says how the front looked for the target."""
         target = exchange.target
         if target is None:
-            raise BadInput(404, "unknown_target", f"no target matches {detail}")
+            raise Refused(404, "unknown_target", f"no target matches {detail}")
         # No token: Envoy's jwt_authn refuses it first, and reaching here means a route
         # without the filter's requirement: refuse rather than trust it.
         Pipeline.identified(exchange, target.name, target.anonymous)
@@ -205,7 +205,7 @@ class Pipeline:
         """Wait for a human: pass on a grant that covers this request, else wait on its
         approval up to `hold_seconds`, first yielding how long, for the front to tell its
         peer to wait as long. Ends with the settled decision as `exchange.decision`: an
-        allow on approval; else a refusal naming the approval (raised as BadInput)."""
+        allow on approval; else a refusal naming the approval (raised as Refusal)."""
         holds = self._holds
         bound = bound_to(exchange.evidence)
         try:
@@ -218,7 +218,7 @@ class Pipeline:
                 yield seconds
                 approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
         except StoreError as exc:
-            raise BadInput(503, "approvals_unavailable", "this request needs an approval, "
+            raise Unavailable(503, "approvals_unavailable", "this request needs an approval, "
                            f"and the approvals store cannot answer: {exc}") from None
         exchange.approval_event(approval, via)
         if not passes:
@@ -240,7 +240,7 @@ class Pipeline:
 
 
 
-def approval_refusal(approval: Any, approve_url: str | None) -> BadInput:
+def approval_refusal(approval: Any, approve_url: str | None) -> Refusal:
     """A held request's refusal: which approval, where it stands, where to decide it.
     A retry of the same request passes once it is approved."""
     state = approval.state()
@@ -258,8 +258,8 @@ def approval_refusal(approval: Any, approve_url: str | None) -> BadInput:
     details = {"approval_id": approval.id, "status": state, "approve_url": approve_url,
                "reasons": list(approval.reasons), "rules": list(approval.rules)}
     if state == "denied":
-        return BadInput(403, "approval_denied", message, details=details)
-    return BadInput(403, "approval_required", message, details=details, action="hold")
+        return Refused(403, "approval_denied", message, details=details)
+    return Refused(403, "approval_required", message, details=details, action="hold")
 
 
 def _held_again(exchange: Exchange, held: Decision) -> Decision:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import OverLimit
 
 
 class SessionLimits:
@@ -25,10 +25,10 @@ class SessionLimits:
 
     def take(self, target: str, subject: str, most: int) -> Callable[[], None]:
         """A slot for one more session of `subject` on `target`, and what gives it back
-        (idempotent); BadInput (429) when `most` are open already."""
+        (idempotent); Refusal (429) when `most` are open already."""
         key = (target, subject)
         if self._open[key] >= most:
-            raise BadInput(429, "session_limit", f"{subject or 'this identity'} has {most} "
+            raise OverLimit(429, "session_limit", f"{subject or 'this identity'} has {most} "
                            f"sessions open on target {target}, the most one identity may "
                            "(max_sessions_per_identity): close one first")
         self._open[key] += 1

@@ -20,7 +20,7 @@ from typing import Any
 from extproc.approvals.model import Approval
 from extproc.codecs import jsonenc
 from extproc.codecs.message import Request, Response
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.config import Target
 from extproc.identity import Who, subject_of
 from extproc.interpret import Interpreter
@@ -216,14 +216,14 @@ class Exchange:
         self.delivering().add(body)
         self.evidence.response_masked = masked_as is not None and covers_record(masked_as)
 
-    def denial(self, decision: Decision) -> dict[str, Any]:
+    def refusal_body(self, decision: Decision) -> dict[str, Any]:
         """tollgate's own refusal body, before the protocol's shape."""
         return {"error": "denied", "reasons": list(decision.reasons),
                 "rules": list(decision.rules), "trace_id": self.trace_id}
 
-    def deny(self, decision: Decision) -> Answer:
+    def refuse_decided(self, decision: Decision) -> Answer:
         """The answer to a request the policy refused, in the protocol's shape."""
-        status, body = self._shaped(self.denial(decision), decision.status)
+        status, body = self._shaped(self.refusal_body(decision), decision.status)
         self.outcome["http.response.status_code"] = status
         return Answer(status, body, "denied", self.trace_id, self._in_place(body))
 
@@ -232,7 +232,7 @@ class Exchange:
         """A response the policy refused: the deny answer in its place. The record keeps
         both sides: the refusal as what the client got, and what the upstream had sent
         (`received`, when tollgate read it) — the answer an investigation is about."""
-        answer = self.deny(decision)
+        answer = self.refuse_decided(decision)
         evidence = self.evidence
         evidence.response_body = BodyCapture.of(jsonenc.dumps(answer.body).encode(),
                                                 self.record_limit)
@@ -243,7 +243,7 @@ class Exchange:
             evidence.response_read = True
         return answer
 
-    def refuse(self, bad: BadInput) -> Answer:
+    def refuse(self, bad: Refusal) -> Answer:
         """tollgate's answer to what it will not pass (bad input, no token, a record it
         cannot write, an approval still pending ...), in the protocol's shape."""
         status, body = self._shaped({"error": bad.error, "message": bad.message,

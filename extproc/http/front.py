@@ -29,7 +29,7 @@ from extproc.codecs.message import (
     policy_headers,
     request_view,
 )
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.config import Config
 from extproc.egress.proxy import EgressProxy, Outbound
 from extproc.exchange.act import Act
@@ -56,14 +56,14 @@ def _decided_refusal(exchange: Exchange, upgrade: bool) -> Answer | None:
     """The decision's refusal; or, for a Kubernetes stream it allowed, tollgate's own
     (`upgrade`: the request asks to upgrade the connection)."""
     if exchange.decision.action != "allow":
-        return exchange.deny(exchange.decision)
+        return exchange.refuse_decided(exchange.decision)
     target = exchange.target
     if upgrade and target is not None and target.protocol == "k8s":
         return exchange.refuse(_UNRELAYED_STREAM)
     return None
 
 # An allowed Kubernetes stream that reached ext_proc rather than the stream front.
-_UNRELAYED_STREAM = BadInput(
+_UNRELAYED_STREAM = Refused(
     400, "stream_not_relayed", "this Kubernetes stream is not relayed: kubectl's WebSocket "
     "streams go through tollgate's Kubernetes front (Envoy's stream route; "
     "docs/architecture.md), and SPDY is refused (unset KUBECTL_REMOTE_COMMAND_WEBSOCKETS and "
@@ -165,7 +165,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             if decision.action == "hold":  # waits here for a human (or a grant)
                 async for seconds in act.hold(decision):
                     yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
-        except BadInput as bad:  # the hold's refusal: not approved (in time)
+        except Refusal as bad:  # the hold's refusal: not approved (in time)
             refused = exchange.refuse(bad)
         if refused is None:
             refused = _decided_refusal(exchange, tunnel and outbound is None)
@@ -270,7 +270,7 @@ async def _body_by_deadline(messages: wire.Messages, seconds: float) -> bytes:
     try:
         return await asyncio.wait_for(messages.request_body(), seconds)
     except TimeoutError:
-        raise BadInput(408, "request_timeout", "the request body did not arrive within "
+        raise OverLimit(408, "request_timeout", "the request body did not arrive within "
                        f"{seconds:g} s of its headers (inspect.body_seconds)") from None
 
 
@@ -283,7 +283,7 @@ def _refusal(act: Act, exc: Exception) -> Answer | None:
         return None
     if isinstance(exc, wire.OutOfOrder):
         log.error("trace %s: %s", exchange.trace_id, exc)
-        return exchange.refuse(BadInput(500, "internal_error", str(exc)))
+        return exchange.refuse(Unavailable(500, "internal_error", str(exc)))
     return act.refusal(exc)
 
 

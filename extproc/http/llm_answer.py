@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, decode_response_body
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Unavailable
 from extproc.exchange.act import Act
 from extproc.exchange.pipeline import off_loop
 from extproc.exchange.state import Exchange
@@ -89,7 +89,7 @@ class ModelAnswer:
     async def _streamed(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
         exchange = act.exchange
         if content_encoding(response.headers) != "identity":
-            raise BadInput(502, "unreadable_encoding",
+            raise Unavailable(502, "unreadable_encoding",
                            "a compressed event stream cannot be read as it flows; it is refused")
         stream = _llm(exchange).stream()
         spec = exchange.mask
@@ -133,7 +133,7 @@ class ModelAnswer:
     def _error_event(self, exchange: Exchange, decision: Decision) -> bytes:
         """A refusal inside an event stream already under way: an event carrying the
         error, which OpenAI-compatible clients raise as an error; no `[DONE]` follows."""
-        _, refusal = _llm(exchange).refusal(exchange.denial(decision), 200, exchange.meaning)
+        _, refusal = _llm(exchange).refusal(exchange.refusal_body(decision), 200, exchange.meaning)
         return f"data: {jsonenc.dumps(refusal)}\n\n".encode()
 
 

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, parse_json
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Unavailable
 from extproc.codecs.sse import EventSplitter, event_of, fields
 from extproc.exchange.act import Act
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
@@ -368,7 +368,7 @@ class _Reader:
         self.refused.append(method)
         log.warning("trace %s: the server's %s request was refused (%s)", exchange.trace_id,
                     method, ", ".join(decision.rules))
-        body = exchange.denial(decision)
+        body = exchange.refusal_body(decision)
         body["reasons"] = [f"the server asked the client for {method}, which is refused: "
                            f"{'; '.join(decision.reasons) or 'denied'}"]
         if self.call is not None:
@@ -458,7 +458,7 @@ async def _whole(act: Act,
 async def _streamed(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
     exchange = act.exchange
     if content_encoding(response.headers) != "identity":
-        raise BadInput(502, "unreadable_encoding",
+        raise Unavailable(502, "unreadable_encoding",
                        "a compressed event stream cannot be read as it flows; it is refused")
     yield response.stream_through()
     reader = _Reader(act)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic
 from urllib.parse import unquote_plus, urlsplit
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Unavailable
 from extproc.codecs.sse import EventSplitter, fields
 from extproc.exchange.ports import Alerts
 from extproc.exchange.state import Exchange
@@ -249,7 +249,7 @@ class McpSessions:
         existing = [b for b in await self._lookup([_digest(canonical(session_id))])
                     if b.target == target and b.session_hash == exact]
         if not existing or existing[0].owner != owner or existing[0].ended:
-            raise BadInput(502, "mcp_session_conflict", f"the MCP server of target {target} "
+            raise Unavailable(502, "mcp_session_conflict", f"the MCP server of target {target} "
                            "opened a session under an id it had given before; the session "
                            "is refused")
 
@@ -280,7 +280,7 @@ class McpSessions:
         try:
             return await self._store.execute(sql, params)
         except StoreError as exc:
-            raise BadInput(503, "mcp_sessions_unavailable", "the MCP sessions' owners cannot "
+            raise Unavailable(503, "mcp_sessions_unavailable", "the MCP sessions' owners cannot "
                            f"be read or written, so this session cannot be {what}: "
                            f"{exc}") from None
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Literal, Protocol, TypeVar
 
 from extproc.codecs.message import content_encoding, decode_response_body, decoded_content
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Unavailable
 from extproc.config import Inspect, Target
 from extproc.exchange.act import Act
 from extproc.exchange.state import Answer
@@ -164,7 +164,7 @@ async def _event_stream(act: Act, response: ResponseWire[Out]) -> AsyncIterator[
         yield response.pass_unread()  # nothing to mask: it flows past tollgate
         return
     if not readable_encoding:
-        raise BadInput(502, "unreadable_encoding",
+        raise Unavailable(502, "unreadable_encoding",
                        "a compressed event stream cannot be masked as it flows; it is refused")
     yield response.stream_through()
     stream = ByteStream(act.masker, spec, events=True)
@@ -198,7 +198,7 @@ def readable(target: Target, headers: dict[str, str], raw: bytes) -> bytes | Non
     cannot read pass unread (`inspect.unreadable_encoding: pass`)."""
     try:
         return decoded_content(headers, raw, target.inspect.max_body_bytes)
-    except BadInput as bad:
+    except Refusal as bad:
         if bad.error == "unreadable_encoding" and target.inspect.unreadable_encoding == "pass":
             return None
         raise
@@ -212,7 +212,7 @@ async def gathered(response: ResponseWire[Out], inspect: Inspect) -> bytes:
         chunk, ends = await response.chunk()
         size += len(chunk)
         if size > inspect.max_body_bytes:
-            raise BadInput(
+            raise Unavailable(
                 502, "response_too_large",
                 f"the upstream's answer exceeds this target's limit of {inspect.max_body_bytes} "
                 "bytes",

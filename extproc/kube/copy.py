@@ -22,7 +22,7 @@ import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refused
 from extproc.codecs.tar_stream import Data, End, Entry, Event, TarError, TarReader
 from extproc.masking import Masker
 from extproc.terminal.files import Unmaskable, mask_file
@@ -199,7 +199,7 @@ class Archive:
         assert verdict is not None
         exchange = verdict.exchange
         self._skipping, self._held = True, None
-        answer = exchange.refuse(BadInput(403, "unmaskable_transfer",
+        answer = exchange.refuse(Refused(403, "unmaskable_transfer",
                                           f"left out of the copy: {why}"))
         exchange.outcome["tollgate.outcome"] = "refused"
         self._tell(f"tollgate: {answer.body.get('message')} [trace {exchange.trace_id}]")

@@ -48,7 +48,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from extproc.codecs import k8s_channels as ch
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import KubeFront, Target
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer
@@ -158,13 +158,13 @@ class Front:
         client = headers.get("user-agent", "")
         if target is None:
             gate = Gate(self.pipeline, None, None, str(uuid.uuid4()), client, door)
-            return self._refused(gate, BadInput(404, "unknown_target",
+            return self._refused(gate, Refused(404, "unknown_target",
                                                 f"no k8s target serves route {route!r}"))
         claims, problem = await self.verifier.verdict(_bearer(headers),
                                                       "no bearer token in Authorization")
         if problem is not None:
             gate = Gate(self.pipeline, target, None, str(uuid.uuid4()), client, door)
-            return self._refused(gate, BadInput(401, "unauthenticated", problem))
+            return self._refused(gate, Refused(401, "unauthenticated", problem))
         gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door)
         verdict = await gate.decide("GET", {})
         if verdict.refusal is not None:
@@ -207,7 +207,7 @@ class Front:
             self._fail(connection, request, verb, _server_status(masked, answer.status_code))
             return None
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            self._refuse_decided(connection, request, gate, verdict, BadInput(
+            self._refuse_decided(connection, request, gate, verdict, Unavailable(
                 502, "upstream_unavailable",
                 f"the API server could not be reached: {exc or type(exc).__name__}"))
             return None
@@ -218,7 +218,7 @@ class Front:
             protocol = ch.EXEC_PROTOCOLS[chosen]
         else:
             await upstream.close()
-            self._refuse_decided(connection, request, gate, verdict, BadInput(
+            self._refuse_decided(connection, request, gate, verdict, Unavailable(
                 502, "unreadable_stream", f"the API server chose subprotocol {chosen!r}, "
                 "which tollgate cannot read"))
             return None
@@ -236,12 +236,12 @@ class Front:
         chosen = allowed.upstream.subprotocol if allowed is not None else None
         return chosen if chosen in offered else None
 
-    def _refused(self, gate: Gate, bad: BadInput) -> Response:
+    def _refused(self, gate: Gate, bad: Refusal) -> Response:
         """A stream refused before any decision (no target, no identity): recorded."""
         return _status_response(gate.refuse("GET", bad))
 
     def _refuse_decided(self, connection: ServerConnection, request: Request, gate: Gate,
-                        verdict: Verdict, bad: BadInput) -> None:
+                        verdict: Verdict, bad: Refusal) -> None:
         """A stream allowed by the pack that tollgate still cannot relay: refused, in
         the stream (_Failed says why)."""
         exchange = verdict.exchange
@@ -314,22 +314,22 @@ def _bearer(headers: dict[str, str]) -> str | None:
 
 
 def _unrelayable(target: Target, meaning: dict[str, Any],
-                 headers: dict[str, str]) -> BadInput | None:
+                 headers: dict[str, str]) -> Refusal | None:
     """What the pack allowed but this front cannot relay faithfully, or None."""
     streams = meaning.get("exec") or {}
     if meaning.get("verb") not in ("exec", "attach", "portforward"):
-        return BadInput(400, "not_a_stream", "only exec, attach and port-forward are "
+        return Refused(400, "not_a_stream", "only exec, attach and port-forward are "
                         "streamed through tollgate's Kubernetes front")
     if streams.get("transport") == "spdy" or headers.get("upgrade", "").lower() != "websocket":
-        return BadInput(400, "spdy_refused", "SPDY streams are not relayed: kubectl speaks "
+        return Refused(400, "spdy_refused", "SPDY streams are not relayed: kubectl speaks "
                         "WebSocket unless told otherwise (unset "
                         "KUBECTL_REMOTE_COMMAND_WEBSOCKETS and KUBECTL_PORT_FORWARD_WEBSOCKETS)")
     try:
         archive_mode([str(a) for a in streams.get("command") or []])
     except ArchiveRefused as exc:
-        return BadInput(403, "unreadable_archive", str(exc))
+        return Refused(403, "unreadable_archive", str(exc))
     if target.k8s is None or target.k8s.upstream is None:
-        return BadInput(502, "no_upstream", f"target {target.name!r} names no API server "
+        return Unavailable(502, "no_upstream", f"target {target.name!r} names no API server "
                         "for streams (k8s.upstream)")
     return None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from extproc.codecs import jsonenc, sse
 from extproc.codecs.message import is_json, media_type, parse_json
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Unavailable
 from extproc.masking import Masker, MaskingStream, MaskSpec, normalise_field
 from extproc.masking.stream import PartStream
 
@@ -40,7 +40,7 @@ def mask_body(
         return data, Counter()
     media = media_type(content_type)
     if not (media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA):
-        raise BadInput(
+        raise Unavailable(
             502, "unmaskable_body",
             f"the policy asks to mask this body, but a {media or 'untyped'} body cannot be "
             "read as text; it is refused rather than passed unmasked",

@@ -37,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused, refusal_of
 from extproc.config import MysqlFront, Target
 from extproc.exchange.act import Act
 from extproc.exchange.database_roles import login_role
@@ -305,7 +305,7 @@ class Front(DatabaseFront):
         try:
             act.admit()
             if problem is not None:
-                raise BadInput(401, "unauthenticated", problem)
+                raise Refused(401, "unauthenticated", problem)
             if target is None:
                 act.identified()
                 exchange.outcome.update({
@@ -336,7 +336,7 @@ class Front(DatabaseFront):
                     await upstream.close()
                     raise
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
-        except BadInput as bad:
+        except Refusal as bad:
             raise LoginRefused(refusal_packet(exchange.refuse(bad), seq)) from None
         except UpstreamError as exc:
             exchange.outcome["tollgate.outcome"] = f"upstream refused: {exc.message}"
@@ -384,7 +384,7 @@ class Front(DatabaseFront):
         answer = self._pipeline.act(
             f"tollgate mysql LOGIN {target.name if target else 'unknown'}",
             {":method": "LOGIN", ":path": ""}, dict(DB_SYSTEM), target, None,
-        ).refuse(BadInput(status, error, message))
+        ).refuse(refusal_of(status, error, message))
         return encode(seq, encode_err(*code, f"tollgate: {message} (trace id "
                                             f"{answer.trace_id})"))
 

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused, Unavailable, refusal_of
 from extproc.config import Target
 from extproc.mysql.flags import CLIENT_PROTOCOL_41
 from extproc.mysql.framing import Framer, Packet, ProtocolViolation, Reader, encode, lenenc_str
@@ -94,7 +94,7 @@ class Killable(Protocol):
     def target_name(self) -> str | None: ...
 
     async def killed(self, query: bool, by: str) -> str:
-        """What was done (for the killer's record), or BadInput."""
+        """What was done (for the killer's record), or Refusal."""
         ...
 
 
@@ -137,15 +137,15 @@ def parse_handover(payload: bytes) -> Handover:
     return Handover(connection_id, bool(query), secret, by.decode("utf-8", "replace"))
 
 
-def refusal_err(refused: BadInput) -> bytes:
+def refusal_err(refused: Refusal) -> bytes:
     """A refusal as the ERR a handover answers with (the killer's front reads it back)."""
     code, sqlstate = CODES.get(refused.error, (1105, "HY000"))
     return encode_err(code, sqlstate, refused.message)
 
 
-def _refusal_of(err: Err) -> BadInput:
+def _refusal_of(err: Err) -> Refusal:
     error, status = _ERRORS.get(err.code, ("kill_failed", 502))
-    return BadInput(status, error, err.message)
+    return refusal_of(status, error, err.message)
 
 
 class Connections:
@@ -196,7 +196,7 @@ class Connections:
                       holder.secret)
 
     async def kill(self, victim: Victim, query: bool, by: str) -> str:
-        """The KILL done by the session's own front: what was done, or BadInput."""
+        """The KILL done by the session's own front: what was done, or Refusal."""
         if victim.session is not None:
             return await victim.session.killed(query, by)
         host, _, port = victim.address.rpartition(":")
@@ -213,7 +213,7 @@ class Connections:
                 finally:
                     writer.close()
         except (OSError, TimeoutError, ProtocolViolation) as exc:
-            raise BadInput(502, "kill_failed", f"the front holding connection "
+            raise Unavailable(502, "kill_failed", f"the front holding connection "
                            f"{victim.connection_id} ({victim.address}) did not answer: "
                            f"{exc or type(exc).__name__}") from None
         if is_err(reply):
@@ -228,11 +228,11 @@ class Connections:
         if session is None or not hmac.compare_digest(secret, request.secret):
             log.warning("a KILL handed over for connection %d, which no session here "
                         "holds (or with a wrong secret)", request.connection_id)
-            return refusal_err(BadInput(404, "unknown_connection", f"connection "
+            return refusal_err(Refused(404, "unknown_connection", f"connection "
                                         f"{request.connection_id} ended"))
         try:
             done = await session.killed(request.query, request.by)
-        except BadInput as refused:
+        except Refusal as refused:
             return refusal_err(refused)
         return encode_ok(info=done)
 

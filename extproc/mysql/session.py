@@ -68,7 +68,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
@@ -438,7 +438,7 @@ class Session:
         """A command starts a conversation at sequence id 0; the server answers any other
         with ER_NET_PACKETS_OUT_OF_ORDER and hangs up, so the front does, recorded, never
         relaying a command the server would not take."""
-        self._refuse(name, BadInput(400, "packets_out_of_order", f"a command with sequence "
+        self._refuse(name, Refused(400, "packets_out_of_order", f"a command with sequence "
                                     f"id {seq}, not 0: the session ends"),
                      seq=(seq + 1) & 0xFF)
         with contextlib.suppress(ConnectionError):
@@ -481,7 +481,7 @@ class Session:
         act = self._act("QUERY")
         try:
             act.admit()
-        except BadInput as exc:  # the record cannot take it
+        except Refusal as exc:  # the record cannot take it
             self._writer.write(refusal_packet(act.refusal(exc, "statement")))
             return False
         self._request(act.exchange, "QUERY", text)
@@ -500,7 +500,7 @@ class Session:
         assert self._binder is not None
         name = _name(packet.payload[1:]) or ""
         if self._logins.target(name) is None:
-            self._refuse("INIT_DB", BadInput(404, "database_refused", f"no target serves "
+            self._refuse("INIT_DB", Refused(404, "database_refused", f"no target serves "
                                              f"database {name!r}"), named=f"USE `{name}`")
             return
         bound = await self._binder(self._bound, name)
@@ -552,11 +552,11 @@ class Session:
         """A command tollgate does not relay: replication, saying so, and any other."""
         name = command_name(command)
         if command in _REPLICATION:
-            self._refuse(name, BadInput(
+            self._refuse(name, Refused(
                 403, "replication", f"{name} is replication, which tollgate refuses: a "
                 "replica reads every change the server makes, which no decision covers"))
             return
-        self._refuse(name, BadInput(400, "unsupported_command", _UNRELAYED.get(command, (
+        self._refuse(name, Refused(400, "unsupported_command", _UNRELAYED.get(command, (
             f"{name} is not relayed by tollgate's MySQL front (COM_QUERY, COM_INIT_DB, "
             "COM_FIELD_LIST, COM_PROCESS_KILL, prepared statements, COM_RESET_CONNECTION, "
             "COM_CHANGE_USER, COM_PING and COM_QUIT are)"))))
@@ -568,10 +568,10 @@ class Session:
             self._writer.write(encode(1, encode_ok(
                 status=self._status, capabilities=self._bound.capabilities)))
         else:
-            self._refuse(command_name(command), BadInput(400, "no_database", _NO_DATABASE),
+            self._refuse(command_name(command), Refused(400, "no_database", _NO_DATABASE),
                          answered=command not in _UNANSWERED)
 
-    def _refuse(self, method: str, bad: BadInput, answered: bool = True,
+    def _refuse(self, method: str, bad: Refusal, answered: bool = True,
                 named: str | None = None, seq: int = 1) -> None:
         """A command refused before any decision, recorded (`named`: the statement it
         names, as its request); answered with ERR (sequence id `seq`) unless the protocol
@@ -587,7 +587,7 @@ class Session:
         try:
             connection_id = parse_process_kill(packet.payload)
         except ProtocolViolation as exc:
-            self._refuse("PROCESS_KILL", BadInput(400, "protocol_violation",
+            self._refuse("PROCESS_KILL", Refused(400, "protocol_violation",
                                                   f"COM_PROCESS_KILL: {exc}"))
             return
         await self._statement(packet, "PROCESS_KILL", Kill(connection_id, False).text())
@@ -596,7 +596,7 @@ class Session:
         try:
             request = parse_field_list(packet.payload)
         except ProtocolViolation as exc:
-            self._refuse("FIELD_LIST", BadInput(400, "protocol_violation",
+            self._refuse("FIELD_LIST", Refused(400, "protocol_violation",
                                                 f"COM_FIELD_LIST: {exc}"))
             return
         text = None
@@ -658,7 +658,7 @@ class Session:
         try:
             act.admit(f"database {self._bound.database!r}")
             if text is None:
-                raise BadInput(400, "client_encoding", "the command's text is not UTF-8 "
+                raise Refused(400, "client_encoding", "the command's text is not UTF-8 "
                                "outside its string literals (or holds a NUL there), the "
                                "character set tollgate reads statements in: connect "
                                "with --default-character-set=utf8mb4")
@@ -667,13 +667,13 @@ class Session:
             refuse_owned_change(exchange.meaning, self._bound.owned)
             run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
-                raise BadInput(400, "no_database", _NO_DATABASE)
+                raise Refused(400, "no_database", _NO_DATABASE)
             run.measure = self._measurable(exchange)
             decision = await act.decide()
             if decision.action == "hold":
                 await self._held(act, decision)
             if exchange.decision.action != "allow":
-                return exchange.deny(exchange.decision)
+                return exchange.refuse_decided(exchange.decision)
             await act.forward()
             if run.kill is not None:
                 kill, victim = run.kill
@@ -713,7 +713,7 @@ class Session:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # the front is stopping
-            raise BadInput(409, "interrupted", "the statement held for approval was "
+            raise Refused(409, "interrupted", "the statement held for approval was "
                            "interrupted by a KILL; its approval stays pending, and the "
                            "same statement sent again waits on it", action="hold") from None
         finally:
@@ -887,11 +887,11 @@ class Session:
         return answer if keep and is_err(answer.payload) else None
 
     async def _own_command(self, text: str) -> None:
-        """A statement of the front's own, answered OK, or BadInput with the server's
+        """A statement of the front's own, answered OK, or Refusal with the server's
         reason (the write is then refused)."""
         answer = await self._own_packet(text)
         if is_err(answer.payload):
-            raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
                            f"measured: {parse_err(answer.payload).message}")
 
     async def _own_packet(self, text: str) -> Packet:
@@ -904,10 +904,10 @@ class Session:
         return answer
 
     async def _own_rows(self, text: str) -> list[list[bytes | None]]:
-        """A query of the front's own: its rows, or BadInput with the server's reason."""
+        """A query of the front's own: its rows, or Refusal with the server's reason."""
         rows, failed = await self._own_query(text)
         if failed is not None:
-            raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
                            f"measured: {failed.message}")
         return rows
 
@@ -942,39 +942,39 @@ class Session:
         target = self._logins.named(victim.target) if victim and victim.target else None
         if target is not None:
             return opener(self._pipeline, self._bound, target)
-        self._refuse(method, BadInput(400, "no_database", _NO_DATABASE) if kill is None
-                     else BadInput(404, "unknown_connection", _unknown(kill.connection_id)))
+        self._refuse(method, Refused(400, "no_database", _NO_DATABASE) if kill is None
+                     else Refused(404, "unknown_connection", _unknown(kill.connection_id)))
         return None
 
     async def _victim(self, exchange: Exchange, method: str,
                       text: str) -> tuple[Kill, Victim] | None:
         """A KILL, alone in its text, of a session of the same identity and target: what
         it names (input.mysql.kill says so to the policy). None: the text kills
-        nothing; BadInput for any other KILL, and for one prepared (tollgate does a KILL
+        nothing; Refusal for any other KILL, and for one prepared (tollgate does a KILL
         when it comes: a prepared one would reach the server as written)."""
         statements = (exchange.meaning or {}).get("statements") or []
         if not any(s.get("kind") == "kill" for s in statements):
             return None
         kill = read_kill(text)
         if kill is None or len(statements) != 1 or method == "PREPARE":
-            raise BadInput(400, "kill_form", "tollgate does a KILL sent alone, as KILL "
+            raise Refused(400, "kill_form", "tollgate does a KILL sent alone, as KILL "
                            "[QUERY|CONNECTION] <connection id> (the id a connection's "
                            "handshake announced) in a COM_QUERY, or COM_PROCESS_KILL; "
                            "never prepared")
         identity = exchange.identity
         if not identity["authenticated"]:
-            raise BadInput(401, "unauthenticated", "a KILL needs a verified token: it ends "
+            raise Refused(401, "unauthenticated", "a KILL needs a verified token: it ends "
                            "only its identity's own connections' statements")
         n = kill.connection_id
         victim = await self._connections.find(n)
         if victim is None:
-            raise BadInput(404, "unknown_connection", _unknown(n))
+            raise Refused(404, "unknown_connection", _unknown(n))
         if victim.subject != identity["sub"]:
-            raise BadInput(403, "kill_denied", f"connection {n} is another identity's: a "
+            raise Refused(403, "kill_denied", f"connection {n} is another identity's: a "
                            "KILL ends only your own connections' statements")
         target = exchange.target.name if exchange.target is not None else None
         if victim.target != target:
-            raise BadInput(403, "kill_denied", f"connection {n} is a session of "
+            raise Refused(403, "kill_denied", f"connection {n} is a session of "
                            f"{'target ' + victim.target if victim.target else 'no target'}, "
                            f"not of {target}: KILL it from a connection to its target, or "
                            "from one naming no database")
@@ -986,9 +986,9 @@ class Session:
         """A KILL naming this session, from a connection of `by` (here or handed over
         by another front): a statement held for approval ends; else its thread's
         statement (KILL QUERY) or the thread (KILL CONNECTION), by the gateway's own
-        account, and then the session. What was done, or BadInput."""
+        account, and then the session. What was done, or Refusal."""
         if not by or by != self.subject:
-            raise BadInput(403, "kill_denied", f"connection {self.connection_id} is "
+            raise Refused(403, "kill_denied", f"connection {self.connection_id} is "
                            "another identity's: a KILL ends only your own connections' "
                            "statements")
         what = "statement" if query else "connection"
@@ -1001,7 +1001,7 @@ class Session:
                 await self._connections.kill_thread(self._bound.target,
                                                     self._upstream.connection_id, query)
             except UpstreamError as exc:
-                raise BadInput(502, "kill_failed", f"the server did not kill connection "
+                raise Unavailable(502, "kill_failed", f"the server did not kill connection "
                                f"{self.connection_id}'s {what}: {exc.message}") from None
             done = f"connection {self.connection_id}: its {what} killed on the server"
         else:
@@ -1026,7 +1026,7 @@ class Session:
             try:
                 self._statements.next_id()
             except ValueError as exc:
-                refusal = run.exchange.refuse(BadInput(429, "statement_ids", str(exc)))
+                refusal = run.exchange.refuse(OverLimit(429, "statement_ids", str(exc)))
         if refusal is not None:
             self._statements.not_prepared()
             self._refused(run, refusal)
@@ -1070,20 +1070,20 @@ class Session:
         try:
             statement = statement_id(packet.payload)
         except ProtocolViolation as exc:
-            self._refuse(method, BadInput(400, "protocol_violation", f"a "
+            self._refuse(method, Refused(400, "protocol_violation", f"a "
                                           f"{command_name(command)} that cannot be read: "
                                           f"{exc}"), answered)
             return
         prepared = self._statements.get(statement)
         if prepared is None:
-            self._refuse(method, BadInput(
+            self._refuse(method, Refused(
                 400, "unknown_statement", f"statement {statement} was not prepared "
                 "through tollgate in this session (or was closed): tollgate runs only "
                 "statements it decided"), answered, named=f"statement {statement}")
         elif command == COM_STMT_EXECUTE:
             await self._execute(packet, prepared)
         elif command == COM_STMT_FETCH:
-            self._refuse(method, BadInput(400, "unsupported_cursor", _NO_CURSORS),
+            self._refuse(method, Refused(400, "unsupported_cursor", _NO_CURSORS),
                          named=prepared.text)
         elif command == COM_STMT_SEND_LONG_DATA:
             self._long_data(packet, prepared)
@@ -1104,7 +1104,7 @@ class Session:
         try:
             piece = parse_long_data(packet.payload)
         except ProtocolViolation as exc:
-            self._refuse("LONG_DATA", BadInput(400, "protocol_violation", "a "
+            self._refuse("LONG_DATA", Refused(400, "protocol_violation", "a "
                                                "COM_STMT_SEND_LONG_DATA that cannot be "
                                                f"read: {exc}"), answered=False)
             return
@@ -1121,13 +1121,13 @@ class Session:
         problem: Exception | None = None
         try:
             run.act.admit()
-        except BadInput as exc:  # the record cannot take it
+        except Refusal as exc:  # the record cannot take it
             problem = exc
         try:
             execute = parse_stmt_execute(packet.payload, prepared.num_params,
                                             prepared.types, prepared.long_data)
         except ProtocolViolation as exc:
-            problem = problem or BadInput(400, "protocol_violation", "a COM_STMT_EXECUTE "
+            problem = problem or Refused(400, "protocol_violation", "a COM_STMT_EXECUTE "
                                           f"that cannot be read: {exc}")
         self._request(exchange, "EXECUTE", prepared.text, None if execute is None else {
             "parameters": prepared.parameters(execute)})
@@ -1137,7 +1137,7 @@ class Session:
         exchange.decided("request", prepared.decision, prepared.revision, prepared.duration_us)
         exchange.approval = prepared.approval
         if problem is None and execute is not None and execute.flags:
-            problem = BadInput(400, "unsupported_cursor", _NO_CURSORS if (
+            problem = Refused(400, "unsupported_cursor", _NO_CURSORS if (
                 execute.flags & _CURSORS) else f"execute flags 0x{execute.flags:02x}, "
                 "which tollgate does not relay")
         if problem is not None or execute is None:
@@ -1180,7 +1180,7 @@ class Session:
             try:
                 for command in self._bound.setup:
                     self._status = await self._server_command(command)
-            except BadInput as exc:
+            except Refusal as exc:
                 raise Closed(f"the session could not be set up again: {exc.message}"
                              ) from None
             self._backslashes = _escapes(self._status)
@@ -1195,11 +1195,11 @@ class Session:
         try:
             request = parse_change_user(packet.payload, self._bound.capabilities)
         except ProtocolViolation as exc:
-            problem = BadInput(400, "protocol_violation", f"COM_CHANGE_USER: {exc}")
+            problem = Refused(400, "protocol_violation", f"COM_CHANGE_USER: {exc}")
         if request is not None:
             refused = self._logins.plaintext_refused(self._bound.target, self._bound.tls)
             if refused is not None:
-                problem = BadInput(401, "tls_required", refused)
+                problem = Refused(401, "tls_required", refused)
             else:
                 token, seq = await self._logins.token(
                     request.auth_plugin, request.auth_response, seq, self._client,
@@ -1207,7 +1207,7 @@ class Session:
                 claims, unverified = await self._logins.identify(token)
                 del token
                 if unverified is not None:
-                    problem = BadInput(401, "unauthenticated", unverified)
+                    problem = Refused(401, "unauthenticated", unverified)
         was = self.subject
         bound = replace(self._bound, claims=claims,
                         user=request.username if request else self._bound.user)
@@ -1251,7 +1251,7 @@ class Session:
         target = self._bound.target
         assert target is not None and target.mysql is not None
         if database and self._logins.target(database) is not target:
-            raise BadInput(403, "database_refused", f"COM_CHANGE_USER keeps the session's "
+            raise Refused(403, "database_refused", f"COM_CHANGE_USER keeps the session's "
                            f"target ({target.name}, database {self._bound.database!r}): "
                            f"{database!r} is not its database; connect anew for another")
         exchange = act.exchange
@@ -1272,12 +1272,12 @@ class Session:
 
     async def _server_command(self, payload: bytes) -> int:
         """A command of tollgate's own to the server, answered OK (its status), or
-        BadInput with the server's reason."""
+        Refusal with the server's reason."""
         self._server.writer.write(encode(0, payload))
         answer = (await self._server_packet()).payload
         if is_err(answer):
             err = parse_err(answer)
-            raise BadInput(502, "session_reset", f"the server did not reset the session "
+            raise Unavailable(502, "session_reset", f"the server did not reset the session "
                            f"({command_name(payload[0])}): {err.message}")
         return parse_ok(answer, self._capabilities).status
 
@@ -1327,7 +1327,7 @@ class Session:
             out.append((await self._server_packet()).raw())
         if binary and (problem := unreadable(columns)) is not None:
             await self._skip(await self._skip_rows())
-            refusal = run.exchange.refuse(BadInput(403, "unmaskable_result", problem))
+            refusal = run.exchange.refuse(Refused(403, "unmaskable_result", problem))
             self._writer.write(refusal_packet(refusal, first.seq))
             run.error = "refused: unmaskable result"
             return False
@@ -1458,7 +1458,7 @@ class Session:
         while is_ok(answer.payload, self._capabilities) and parse_ok(
                 answer.payload, self._capabilities).status & SERVER_MORE_RESULTS_EXISTS:
             answer = await self._server_packet()  # what followed it in a multi-statement
-        refusal = run.exchange.refuse(BadInput(
+        refusal = run.exchange.refuse(Refused(
             403, "local_infile", "the server asked for a local file (LOAD DATA LOCAL): "
             "tollgate sends none"))
         run.error = "refused: local file"

@@ -52,7 +52,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refused
 from extproc.interpret.sql.effects import UNNAMED_SETTING
 
 # Bytes 0x80-0xFF, which an ASCII-safe encoding never reads as ASCII characters.
@@ -238,7 +238,7 @@ _ALIASES = {
 _NAME_LIMIT = 63  # NAMEDATALEN - 1: a longer name PostgreSQL does not look up
 
 
-class Refused(ValueError):
+class UnreadEncoding(ValueError):
     """A client_encoding the front does not read, and why."""
 
 
@@ -258,13 +258,13 @@ def readable(value: str) -> Encoding | None:
 
 def for_session(value: str | None) -> Encoding:
     """The encoding a session asking for client_encoding `value` (None: none) speaks;
-    Refused, saying why and what is read, when the front does not read it."""
+    UnreadEncoding, saying why and what is read, when the front does not read it."""
     name = UTF8.name if value is None else named(value)
     if name == SQL_ASCII:
         return UTF8
     if name in _READ:
         return _READ[name]
-    raise Refused(f"client_encoding {_why_not(value or '')}. It reads "
+    raise UnreadEncoding(f"client_encoding {_why_not(value or '')}. It reads "
                   f"{', '.join(_READ)} (and SQL_ASCII, as UTF8): connect with "
                   "client_encoding=UTF8 (PGCLIENTENCODING=UTF8)")
 
@@ -428,7 +428,7 @@ class Wire:
         return readable(value)
 
     def changes(self, meaning: Any) -> Change:
-        """What a statement (input.sql) may do to the session's encoding; BadInput (403) if
+        """What a statement (input.sql) may do to the session's encoding; Refusal (403) if
         it would set one the front does not read (client-only, SQL_ASCII, unknown)."""
         statements = meaning.get("statements") if isinstance(meaning, dict) else None
         to: set[Encoding] | None = set()
@@ -450,7 +450,7 @@ class Wire:
                 elif name == "client_encoding" and isinstance(value, str):
                     target = self.encoding_of(value)
                     if target is None:
-                        raise BadInput(403, "session_setting", "changing client_encoding to "
+                        raise Refused(403, "session_setting", "changing client_encoding to "
                                        f"{_why_not(value)}")
                 else:
                     continue

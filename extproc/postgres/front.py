@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused, refusal_of
 from extproc.config import PostgresFront, PostgresTarget, Target
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
@@ -168,7 +168,7 @@ class Front(DatabaseFront):
         answer = self._pipeline.act(
             f"tollgate postgres LOGIN {target.name if target else 'unknown'}",
             {":method": "LOGIN", ":path": ""}, dict(_DB_SYSTEM), target, None,
-        ).refuse(BadInput(status, error, message))
+        ).refuse(refusal_of(status, error, message))
         return pg.error(code or sqlstate_of(status), f"tollgate: {message}",
                         detail=f"trace id {answer.trace_id}", severity="FATAL")
 
@@ -284,9 +284,9 @@ class Front(DatabaseFront):
         database would take the last, a reader here might take another)."""
         try:
             if len(asked) > 1:
-                raise encodings.Refused("client_encoding is given twice")
+                raise encodings.UnreadEncoding("client_encoding is given twice")
             return encodings.for_session(asked[0] if asked else None)
-        except encodings.Refused as refused:
+        except encodings.UnreadEncoding as refused:
             raise LoginRefused(self._refused_login(
                 target, 400, "client_encoding", str(refused), "0A000")) from None
 
@@ -303,7 +303,7 @@ class Front(DatabaseFront):
         try:
             act.admit()
             if problem is not None:
-                raise BadInput(401, "unauthenticated", problem)
+                raise Refused(401, "unauthenticated", problem)
             act.check(f"database {target.match.database!r}")
             statements = exchange.request["body"] if exchange.request else None
             if statements:
@@ -322,7 +322,7 @@ class Front(DatabaseFront):
             upstream.role = role
             exchange.evidence.upstream_ms = (time.perf_counter() - started) * 1000
             connected = release
-        except BadInput as bad:
+        except Refusal as bad:
             answer = exchange.refuse(bad)
             message = refusal_message(answer, "FATAL")
             if bad.status == 401:  # what libpq shows as a wrong password
@@ -398,7 +398,7 @@ class Front(DatabaseFront):
             await cancel(key.upstream, key.process_id, key.upstream_secret)
             act.exchange.outcome.update({"tollgate.outcome": "cancel sent",
                                          "tollgate.decision.action": "allow"})
-        except BadInput as unrecorded:  # the record cannot take it
+        except Refusal as unrecorded:  # the record cannot take it
             act.exchange.outcome["tollgate.outcome"] = f"cancel not sent: {unrecorded}"
         finally:
             act.end()

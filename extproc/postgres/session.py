@@ -60,7 +60,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
@@ -376,7 +376,7 @@ class Session:
         """Bad input from the client ends the session: recorded as a refused exchange,
         answered with a FATAL protocol_violation naming its trace."""
         answer = self._act("PROTOCOL", None).refuse(
-            BadInput(400, "protocol_violation", problem))
+            Refused(400, "protocol_violation", problem))
         self._client_error(pg.error("08P01", f"tollgate: {problem}",
                                     detail=f"trace id {answer.trace_id}", severity="FATAL"))
 
@@ -437,7 +437,7 @@ class Session:
             if kind != b"Q":
                 self._batch.add(kind)
             return [self._stood_in(kind, _METHODS.get(kind, "PROTOCOL"), None, problem.text,
-                                   "22021", BadInput(400, "character_not_in_repertoire",
+                                   "22021", Refused(400, "character_not_in_repertoire",
                                                      str(problem)))]
         except pg.ProtocolViolation as exc:
             # A body that is not what its type says: the database would refuse it too,
@@ -651,10 +651,10 @@ class Session:
                       message: str) -> bytes:
         """A message naming what the gateway did not prepare or bind, refused and
         recorded (`_stood_in`)."""
-        return self._stood_in(kind, method, name, name, code, BadInput(403, error, message))
+        return self._stood_in(kind, method, name, name, code, Refused(403, error, message))
 
     def _stood_in(self, kind: bytes, method: str, name: str | None, text: str, code: str,
-                  problem: BadInput) -> bytes:
+                  problem: Refusal) -> bytes:
         """A message refused as it is read, recorded with `text`; its stand-in (a Query
         of text that does not parse for a Query, else an Execute of a portal that never
         exists) draws the database's error, and skip to Sync, which the refusal
@@ -672,7 +672,7 @@ class Session:
         return pg.encode_execute(stand_in, 0)
 
     def _refusal(self, run: Run, error: str, code: str, message: str) -> bytes:
-        return refusal_message(run.exchange.refuse(BadInput(403, error, message)), code=code)
+        return refusal_message(run.exchange.refuse(Refused(403, error, message)), code=code)
 
     def _apply(self, use: namespace.Use, statement: Prepared) -> tuple[Portal, ...]:
         """What a statement does to the maps, as it goes upstream: what DEALLOCATE ALL,
@@ -783,7 +783,7 @@ class Session:
                 self._opening = shape in (drivers.CATALOG, drivers.SETTING)
             run.use = namespace.read(exchange.meaning)
             if run.use.problem is not None or run.use.owned:
-                raise BadInput(403, "statement_namespace",
+                raise Refused(403, "statement_namespace",
                                run.use.problem or _owned(*run.use.owned))
             if what == "query":  # a Parse's cursors are seen to at each Execute
                 code, error, problem = self._cursor_problem(run.use) or (None, "", "")
@@ -935,7 +935,7 @@ class Session:
         if error is not None or run.error is not None or failed is not None:
             if run.error is None:  # the front's reading failed, the statement not
                 await self._settle(run, statement, commit=False)
-                raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+                raise Refused(403, "effect_unmeasured", "the write's effect could not be "
                                f"read: {pg.error_text(error or failed or {})}")
             # The statement failed: the client's transaction is as the database left
             # it (failed), or the front's is rolled back.
@@ -1037,7 +1037,7 @@ class Session:
         out += enter
         if rebind:
             if self._statements.get(portal.statement.name) is not portal.statement:
-                raise BadInput(403, "effect_unmeasured", "its prepared statement was "
+                raise Refused(403, "effect_unmeasured", "its prepared statement was "
                                "replaced before it could run again")
             pending += (Pending(b"C", own=True, buffer=buffer),
                         Pending(b"B", own=True, buffer=buffer))
@@ -1057,7 +1057,7 @@ class Session:
         rows_before, error = pg.answer_rows(first)
         if error is not None:
             await self._settle_execute(run, None, False)
-            raise BadInput(403, "effect_unmeasured", "the write's effect could not be read: "
+            raise Refused(403, "effect_unmeasured", "the write's effect could not be read: "
                            f"{pg.error_text(error)}")
         rows_after, failed = pg.answer_rows(last)
         if statement.run is None:  # it failed
@@ -1068,7 +1068,7 @@ class Session:
             await self._settle_execute(run, None, False)
             if statement.refusal is not None:  # its rows cannot be masked
                 raise _Refused(statement.refusal)
-            raise BadInput(403, "effect_unmeasured", "the write's effect could not be "
+            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
                            f"read: {pg.error_text(failed or {})}")
         return _difference(run, rows_before, rows_after), statement
 
@@ -1089,7 +1089,7 @@ class Session:
             return
         _, problem = pg.answer_rows(answers)
         if problem is not None:
-            raise BadInput(403, "effect_unmeasured", "the savepoint the write was "
+            raise Refused(403, "effect_unmeasured", "the savepoint the write was "
                            f"measured in could not be released: {pg.error_text(problem)}")
         assert pending.buffer is not None
         self._writer.write(b"".join(pending.buffer))
@@ -1156,7 +1156,7 @@ class Session:
         refusal = None
         try:
             run.act.admit()
-        except BadInput as exc:  # the record cannot take it
+        except Refusal as exc:  # the record cannot take it
             refusal = refusal_message(run.act.refusal(exc, "statement"))
         self._request(exchange, "EXECUTE", statement.text)
         exchange.interpret(statement.meaning)
@@ -1198,7 +1198,7 @@ class Session:
         try:
             run.masker = ResultMasker(self._masker, mask, columns)
         except ResultRefused as exc:
-            answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+            answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
             return refusal_message(answer)
         return None
 
@@ -1285,7 +1285,7 @@ class Session:
             try:
                 rows, counts = run.masker.rows(rows)
             except ResultRefused as exc:  # a binary record's field of a type not known
-                answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+                answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
                 return self._refuse_midway(head, refusal_message(answer))
             self._masked(run, counts)
         if run.columns is not None and len(run.sample) < run.exchange.record_limit:
@@ -1488,7 +1488,7 @@ class Session:
             self._copy_out = rows_of(self._masker, mask, statement, exchange.meaning,
                                      overall == 1, len(formats))
         except ResultRefused as exc:
-            answer = exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+            answer = exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
             return self._refuse_midway(head, refusal_message(answer))
         return [message.raw()]
 
@@ -1500,7 +1500,7 @@ class Session:
         except ResultRefused as exc:  # a line not in its encoding
             if run is None:
                 raise _Fatal(str(exc)) from None
-            answer = run.exchange.refuse(BadInput(403, "unmaskable_result", str(exc)))
+            answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
             return self._refuse_midway(head, refusal_message(answer))
         if run is not None:
             run.rows += 1

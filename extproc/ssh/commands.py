@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncssh
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refused
 from extproc.masking import Masker
 from extproc.ssh.relay import exit_with, pump_input
 from extproc.ssh.uploads import Uploads, masked_fetch_warning
@@ -57,7 +57,7 @@ async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
     verdict = await gate.decide(method, {**body, "pty": term is not None},
                                 lambda text: say(process, text))
     if verdict.refusal is None and ready is not None and (changed := await ready()):
-        verdict.answer = verdict.exchange.refuse(BadInput(409, "upload_changed", changed))
+        verdict.answer = verdict.exchange.refuse(Refused(409, "upload_changed", changed))
         verdict.refusal = refusal_text(verdict.answer)
         verdict.exchange.outcome["tollgate.outcome"] = "refused"
     if verdict.refusal is not None:

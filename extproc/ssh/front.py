@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused
 from extproc.config import SshFront, Target
 from extproc.exchange.pipeline import Pipeline
 from extproc.ssh.certificates import UserCA, read_certificates
@@ -116,7 +116,7 @@ class Front:
             if gate is None:
                 raise RuntimeError("a channel before the login ended")
             if process.subsystem is not None:
-                text = gate.refused("SUBSYSTEM", BadInput(
+                text = gate.refused("SUBSYSTEM", Refused(
                     403, "unsupported_subsystem", f"subsystem {process.subsystem!r} is not "
                     "relayed (sftp is)"))
                 say(process, text)
@@ -161,7 +161,7 @@ class _Connection(asyncssh.SSHServer):
                    problem: str | None) -> bool:
         """A login with a certificate of tollgate's CA (certificates.read_certificates)."""
         if claims is None:
-            self._refused(username, BadInput(401, "unauthenticated",
+            self._refused(username, Refused(401, "unauthenticated",
                                              f"the certificate is refused: {problem}"))
             return False
         if self._refused_target(username):
@@ -202,19 +202,19 @@ class _Connection(asyncssh.SSHServer):
             return False
         claims, problem = await self._front.verifier.verdict(password.strip())
         if problem is not None:
-            self._refused(username, BadInput(401, "unauthenticated", problem))
+            self._refused(username, Refused(401, "unauthenticated", problem))
             return False
         self._claims, self._method = claims, "token"
         return True
 
     def _refused_target(self, username: str) -> bool:
         if self._target is None:
-            self._refused(username, BadInput(404, "unknown_target",
+            self._refused(username, Refused(404, "unknown_target",
                                              f"no target serves login {username!r}"))
             return True
         return False
 
-    def _refused(self, username: str, bad: BadInput) -> None:
+    def _refused(self, username: str, bad: Refusal) -> None:
         """A login refused: recorded under the target it named, if any."""
         gate = Gate(self._front.pipeline, self._target, None, self.session_id,
                     self._client(), self._door())
@@ -269,7 +269,7 @@ class _Connection(asyncssh.SSHServer):
 
     def _forward(self, kind: str, host: str, port: int) -> None:
         if self.gate is not None:
-            self.gate.refused("FORWARD", BadInput(
+            self.gate.refused("FORWARD", Refused(
                 403, "forwarding_refused", f"{kind.replace('_', ' ')} forwarding to "
                 f"{host}{f':{port}' if port else ''} is refused: tollgate relays commands, "
                 "shells and file transfers only"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.message import Request
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused
 from extproc.config import Target
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.pipeline import Pipeline
@@ -136,13 +136,13 @@ class Gate:
             exchange.outcome["tollgate.outcome"] = "refused"
         return verdict
 
-    def refused(self, method: str, bad: BadInput) -> str:
+    def refused(self, method: str, bad: Refusal) -> str:
         """An exchange refused before any decision (a login that cannot be identified, a
         request tollgate cannot serve): recorded when the record admits it; the text its
         client is shown."""
         return refusal_text(self.refuse(method, bad))
 
-    def refuse(self, method: str, bad: BadInput) -> Answer:
+    def refuse(self, method: str, bad: Refusal) -> Answer:
         """`refused`, as tollgate's answer (status, body) for a front that answers it."""
         act = self.open(method)
         act.exchange.request = act.exchange.evidence.request = self._request(method, None)
@@ -227,7 +227,7 @@ class _Ticket:
         """The relay cannot do what was allowed as the decision asks (a file it cannot
         mask): the exchange ends refused, with `reason`."""
         exchange = self._verdict.exchange
-        self.refusal = self._verdict.refusal = refusal_text(exchange.refuse(BadInput(
+        self.refusal = self._verdict.refusal = refusal_text(exchange.refuse(Refused(
             403, "unmaskable_transfer", reason)))
         exchange.outcome["tollgate.outcome"] = "refused"
         self._gate.end(self._verdict)

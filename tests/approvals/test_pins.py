@@ -101,16 +101,16 @@ def test_tools_of_other_targets_are_pinned_apart(sqlite_url: str) -> None:
 def test_a_store_that_cannot_answer_refuses_what_needs_the_pins(store_url: str) -> None:
     """Fail closed: a call or a listing that cannot be checked against its pins does not
     pass (503, the exchange's refusal), on either backend."""
-    from extproc.codecs.refusal import BadInput
+    from extproc.codecs.refusal import Refusal
 
-    async def steps(pins: StoredPins, store: Any) -> list[BadInput]:
+    async def steps(pins: StoredPins, store: Any) -> list[Refusal]:
         await store.store.execute("DROP TABLE mcp_tools")  # every statement on it fails
         refused = []
         for attempt in (pins.declared("tools", "read_file"),
                         pins.listed("tools", APPROVERS, [tool("v1")], ASKER)):
             try:
                 await attempt
-            except BadInput as bad:
+            except Refusal as bad:
                 refused.append(bad)
         return refused
 

@@ -40,7 +40,7 @@ from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.approvals.hold import Holds
 from extproc.approvals.store import ApprovalStore
 from extproc.cli.audit_looks import reader
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.codecs.vocabulary import ACTIONS, KINDS
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
@@ -151,12 +151,12 @@ class Gateway:
                     async for _ in held:
                         pass
                 if exchange.decision.action == "deny":
-                    exchange.deny(exchange.decision)
+                    exchange.refuse_decided(exchange.decision)
                     return exchange.trace_id
                 await self.pipeline.forward(exchange)
                 exchange.responded(200, {"content-type": "application/json"},
                                    "application/json", 1.0)
-            except BadInput as refused:
+            except Refusal as refused:
                 exchange.refuse(refused)
             if unbuildable:
                 exchange.evidence.decisions.append(None)  # type: ignore[arg-type]

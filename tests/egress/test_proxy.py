@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from extproc import config, envoy_bootstrap
 from extproc.activity.seen import Seen
 from extproc.approvals.auth import Verifier
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.config import Target
 from extproc.egress.proxy import EgressProxy, Outbound
 from extproc.exchange.pipeline import Pipeline
@@ -122,8 +122,8 @@ def basic(user_pass: bytes) -> str:
     return "Basic " + base64.b64encode(user_pass).decode()
 
 
-def refused(outbound: Outbound) -> BadInput:
-    with pytest.raises(BadInput) as error:
+def refused(outbound: Outbound) -> Refusal:
+    with pytest.raises(Refusal) as error:
         EgressProxy.admit(outbound)
     return error.value
 
@@ -302,7 +302,7 @@ async def test_a_name_is_read_without_being_looked_up(setup: Setup) -> None:
         "tollgate.egress.scheme": "tunnel",
         "tollgate.egress.first_seen": True,
     }
-    with pytest.raises(BadInput) as error:  # nothing to pin yet
+    with pytest.raises(Refusal) as error:  # nothing to pin yet
         setup.proxy.pin(exchange)
     assert error.value.status == 502
 
@@ -380,7 +380,7 @@ async def test_a_tunnel_to_a_configured_destination_names_that_target(setup: Set
 async def test_reading_the_destination_of_a_refused_token_refuses(setup: Setup) -> None:
     outbound = await setup.read("pypi.test:443", "not-a-token")
     exchange = setup.pipeline.act("t", {":method": "CONNECT"}, {}, outbound.target, None).exchange
-    with pytest.raises(BadInput) as error:
+    with pytest.raises(Refusal) as error:
         await setup.proxy.read_destination(exchange, outbound)
     assert error.value.status == 407
     assert exchange.context is None and setup.dns.queries == []
@@ -432,7 +432,7 @@ async def test_a_pin_remembers_the_destination_as_reached(setup: Setup) -> None:
 
 async def test_nothing_to_pin_when_the_name_does_not_resolve(setup: Setup) -> None:
     exchange, _ = await setup.opened("nowhere.test:443")
-    with pytest.raises(BadInput) as error:
+    with pytest.raises(Refusal) as error:
         setup.proxy.pin(exchange)
     assert (error.value.status, error.value.error) == (502, "destination_unresolved")
     assert "nowhere.test:443 does not resolve" in error.value.message

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from extproc import config
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.pipeline import Pipeline
 from extproc.masking import Masker
@@ -82,7 +82,7 @@ async def test_a_held_act_tells_its_front_how_long_then_goes_on_approved() -> No
 async def test_a_held_act_denied_is_raised_as_the_approvals_refusal() -> None:
     act = opened(pipeline(HOLD, MemoryRecorder(), MemoryHolds(settled=approval("denied"))))
     act.admit("route 'demo'")
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         await act.judge()
     assert refused.value.error == "approval_denied"
     assert act.refusal(refused.value).status == 403
@@ -91,7 +91,7 @@ async def test_a_held_act_denied_is_raised_as_the_approvals_refusal() -> None:
 def test_what_the_record_cannot_take_does_not_happen_unless_not_required() -> None:
     recorder = MemoryRecorder(full=True)
     act = opened(pipeline(ALLOW, recorder))
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         act.admit()
     assert (refused.value.status, refused.value.error) == (503, "recording_unavailable")
     unrecorded = opened(pipeline(ALLOW, recorder))
@@ -103,7 +103,7 @@ def test_what_the_record_cannot_take_does_not_happen_unless_not_required() -> No
 def test_a_refusal_before_any_decision_is_recorded_with_its_reason() -> None:
     recorder = MemoryRecorder()
     act = opened(pipeline(ALLOW, recorder))
-    answer = act.refuse(BadInput(400, "protocol_violation", "a truncated message"))
+    answer = act.refuse(Refused(400, "protocol_violation", "a truncated message"))
     assert (answer.status, answer.error) == (400, "protocol_violation")
     assert recorder.submitted == [act.exchange.evidence]
     assert act.exchange.outcome["tollgate.outcome"] == "a truncated message"
@@ -111,7 +111,7 @@ def test_a_refusal_before_any_decision_is_recorded_with_its_reason() -> None:
 
 def test_an_act_without_an_identity_is_refused_at_its_check() -> None:
     act = opened(pipeline(ALLOW, MemoryRecorder()), claims=None)
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         act.admit("route 'demo'")
     assert (refused.value.status, refused.value.error) == (401, "unauthenticated")
 

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.recorded import recorded
 from extproc.exchange.state import Exchange
@@ -104,7 +104,7 @@ async def test_a_denied_hold_is_refused_naming_who_denied_it() -> None:
     holds = MemoryHolds(settled=approval("denied", decided_by="dba2", reason="not today"))
     pipe, _ = pipeline(HOLD_THEN_NAME_THE_APPROVER, holds=holds)
     exchange = opened(pipe)
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         await held_through(pipe, exchange)
     assert refused.value.error == "approval_denied"
     assert "denied by dba2: not today" in refused.value.message
@@ -151,11 +151,11 @@ def test_an_act_that_cannot_be_admitted_ends_its_span_and_leaves_no_record() -> 
 def test_an_unknown_target_and_a_missing_token_are_refused_at_admission() -> None:
     pipe, _ = pipeline('package tollgate\ndecision := {"action": "allow"}')
     lost = pipe.act("x", {}, {}, pipe.target_for("nowhere", None), {"sub": "agent"}).exchange
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         pipe.admit(lost, "route 'nowhere'")
     assert (refused.value.status, refused.value.error) == (404, "unknown_target")
     anonymous = pipe.act("x", {}, {}, pipe.target_for("demo", None), None).exchange
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         pipe.admit(anonymous, "route 'demo'")
     assert (refused.value.status, refused.value.error) == (401, "unauthenticated")
 

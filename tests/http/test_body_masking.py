@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.interpret.llm import ChatStream
 from extproc.masking import Masker
 from extproc.masking.body import ByteStream, EventMasking, mask_body
@@ -66,7 +66,7 @@ def test_masks_add_up_and_the_last_strategy_wins() -> None:
 @pytest.mark.parametrize("content_type", ["image/png", "application/octet-stream", ""])
 def test_a_body_that_is_not_text_cannot_be_masked(content_type: str) -> None:
     assert SPEC is not None
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         mask_body(MASKER, SPEC, content_type, b"\x89PNG\r\n")
     assert refused.value.error == "unmaskable_body"
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from extproc import config
 from extproc.codecs.message import request_view
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
@@ -232,7 +232,7 @@ async def test_an_id_the_server_gives_again_stays_its_first_openers(
         store: AsyncStore, made: list[Setup]) -> None:
     setup = Setup(store, made)
     await setup.opened()
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         await setup.opened(sub="mallory")
     assert (refused.value.status, refused.value.error) == (502, "mcp_session_conflict")
     assert await setup.check(sub="mallory") is not None
@@ -271,6 +271,6 @@ async def test_a_store_that_cannot_answer_refuses_503(sqlite_url: str,
     setup = Setup(store, made)
     await setup.opened()
     await store.close()
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         await setup.check()
     assert (refused.value.status, refused.value.error) == (503, "mcp_sessions_unavailable")

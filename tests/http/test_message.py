@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from extproc.codecs.message import (
-    BadInput,
     decode_request_body,
     decode_response_body,
     redact,
     request_view,
 )
+from extproc.codecs.refusal import Refusal
 
 JSON = {"content-type": "application/json; charset=utf-8"}
 
@@ -52,7 +52,7 @@ def test_request_bodies_decoded(headers: dict[str, str], raw: bytes, expected: o
 def test_request_bodies_refused(
     headers: dict[str, str], raw: bytes, status: int, error: str
 ) -> None:
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         decode_request_body(headers, raw)
     assert (refused.value.status, refused.value.error) == (status, error)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from extproc.codecs.message import decode_request_body, request_view
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.config import Sql
 from extproc.interpret import SqlHttp
 
@@ -180,7 +180,7 @@ def test_a_json_object_in_another_unicode_encoding_is_read_as_python_reads_it(
         assert kinds(read(body=raw, content_type="text/plain")) == ["drop"]
         assert kinds(read(body=raw)) == ["drop"]
     else:  # a byte order mark invalid in UTF-8: refused before any reading
-        with pytest.raises(BadInput, match="not valid UTF-8"):
+        with pytest.raises(Refusal, match="not valid UTF-8"):
             read(body=raw, content_type="text/plain")
 
 

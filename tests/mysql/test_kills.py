@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal, Refused
 from extproc.config import Target
 from extproc.mysql.flags import (
     CLIENT_PLUGIN_AUTH,
@@ -81,7 +81,7 @@ class _Session:
 
     async def killed(self, query: bool, by: str) -> str:
         if by != self.subject:
-            raise BadInput(403, "kill_denied", f"connection {self.connection_id} is "
+            raise Refused(403, "kill_denied", f"connection {self.connection_id} is "
                            "another identity's")
         self.kills.append((query, by))
         return f"connection {self.connection_id}: killed"
@@ -141,7 +141,7 @@ async def test_a_kill_reaching_another_front_is_done_by_the_one_holding_the_sess
         holder.address, AGENT, "shop-my")
     assert await here.kill(victim, True, AGENT) == f"connection {victim.connection_id}: killed"
     assert session.kills == [(True, AGENT)]
-    with pytest.raises(BadInput) as refused:  # the holder judges, not the sender
+    with pytest.raises(Refusal) as refused:  # the holder judges, not the sender
         await here.kill(victim, False, "svc-stranger")
     assert (refused.value.status, refused.value.error) == (403, "kill_denied")
     assert "another identity's" in refused.value.message and session.kills == [(True, AGENT)]
@@ -153,7 +153,7 @@ async def test_a_handover_without_the_sessions_secret_kills_nothing(
     await holder.connections.bind(session)
     here = Connections(SessionKeys(store, "mysql"), _no_thread_kill)
     forged = Victim(session.connection_id, AGENT, "shop-my", None, holder.address, b"x" * 16)
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(Refusal) as refused:
         await here.kill(forged, True, AGENT)
     assert (refused.value.status, refused.value.error) == (404, "unknown_connection")
     assert session.kills == []
@@ -163,7 +163,7 @@ async def test_a_holder_that_does_not_answer_fails_the_kill(
         store: AsyncStore, closed_port: int) -> None:
     here = Connections(SessionKeys(store, "mysql"), _no_thread_kill)
     gone = Victim(7, AGENT, "shop-my", None, f"127.0.0.1:{closed_port}", b"x" * 16)
-    with pytest.raises(BadInput) as failed:
+    with pytest.raises(Refusal) as failed:
         await here.kill(gone, True, AGENT)
     assert (failed.value.status, failed.value.error) == (502, "kill_failed")
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from extproc.codecs.refusal import BadInput
+from extproc.codecs.refusal import Refusal
 from extproc.interpret.sql import analyze
 from extproc.postgres import encodings
 
@@ -69,7 +69,7 @@ def test_every_encoding_postgresql_knows_is_read_or_refused() -> None:
     assert known == {*SERVER, *CLIENT_ONLY, *NO_CODEC, "SQL_ASCII"}
     assert [e.name for e in READ] == SERVER
     for name in (*CLIENT_ONLY, *NO_CODEC):
-        with pytest.raises(encodings.Refused, match=f"client_encoding '{name}' is not read"):
+        with pytest.raises(encodings.UnreadEncoding, match=f"client_encoding '{name}' is not read"):
             encodings.for_session(name)
 
 
@@ -81,7 +81,7 @@ def test_every_encoding_postgresql_knows_is_read_or_refused() -> None:
                "PostgreSQL knows"),
 ])
 def test_a_refusal_says_why_and_what_is_read(asked: str, says: str) -> None:
-    with pytest.raises(encodings.Refused) as refused:
+    with pytest.raises(encodings.UnreadEncoding) as refused:
         encodings.for_session(asked)
     assert says in str(refused.value)
     assert "It reads UTF8, LATIN1, " in str(refused.value)
@@ -207,7 +207,7 @@ def test_what_a_statement_may_do_to_the_encoding(
     ("SET client_encoding TO 'mule_internal'", "no codec here reads it"),
 ])
 def test_a_change_to_an_encoding_not_read_is_refused(statement: str, says: str) -> None:
-    with pytest.raises(BadInput) as problem:
+    with pytest.raises(Refusal) as problem:
         encodings.Wire(UTF8, database=None).changes(analyze(statement))
     assert problem.value.status == 403
     assert problem.value.message.startswith("changing client_encoding to ")
