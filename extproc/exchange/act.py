@@ -153,20 +153,19 @@ class Act:
         """`value` masked as `spec` asks (None: as the decision asks), what was masked
         counted in the span and record as `body`'s (None: not counted: a reason's
         text, masked as the record masks)."""
-        spec = self.exchange.mask if spec is None else spec
-        if spec is None:
-            return value
-        masked, counts = self.masker.mask_json(value, spec)
-        self.counted(counts, body)
-        return masked
+        return self._masked(self.masker.mask_json, value, spec, body)
 
     def mask_text(self, text: str, spec: MaskSpec | None = None,
                   body: str | None = "response") -> str:
         """`text` masked, as `mask_json` masks a value."""
+        return str(self._masked(self.masker.mask_text, text, spec, body))
+
+    def _masked(self, mask: Callable[[Any, MaskSpec], tuple[Any, Counter[str]]], value: Any,
+                spec: MaskSpec | None, body: str | None) -> Any:
         spec = self.exchange.mask if spec is None else spec
         if spec is None:
-            return text
-        masked, counts = self.masker.mask_text(text, spec)
+            return value
+        masked, counts = mask(value, spec)
         self.counted(counts, body)
         return masked
 

@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from extproc.exchange.tls import VERIFIED, client_context, server_context
-from tests.support.tls import TlsFiles, write_client_files, write_tls_files
+from tests.support.tls import TlsFiles, write_client_files, write_stranger_ca, write_tls_files
 
 
 @pytest.fixture
@@ -30,19 +25,7 @@ def files(tmp_path: Path) -> TlsFiles:
 @pytest.fixture
 def stranger(tmp_path: Path) -> Path:
     """A CA of its own, which signed nothing the server here presents."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the server's CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256()))
-    path = tmp_path / "stranger.pem"
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return path
+    return write_stranger_ca(tmp_path / "stranger.pem")
 
 
 @asynccontextmanager

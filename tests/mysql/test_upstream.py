@@ -7,7 +7,6 @@ MySQL 8 stand-in, caching_sha2_password and the auth switches MariaDB cannot sho
 from __future__ import annotations
 
 import asyncio
-import datetime
 import secrets
 import socket
 import ssl
@@ -18,10 +17,6 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from extproc.mysql import auth
 from extproc.mysql.flags import (
@@ -65,7 +60,7 @@ from extproc.mysql.resultsets import parse_column_definition, parse_text_row
 from extproc.mysql.upstream import TlsMode, Upstream, UpstreamError, UpstreamSettings, connect
 from tests.mysql.test_packets import MARIADB, throwaway_user
 from tests.support.mariadb import private_mariadb
-from tests.support.tls import TlsFiles, write_client_files
+from tests.support.tls import TlsFiles, write_client_files, write_stranger_ca
 
 # What a current client asks for, and what the gateway must not pass on (compression,
 # LOAD DATA LOCAL, attributes it does not send, another factor, an expired password's
@@ -159,22 +154,6 @@ def assert_capabilities(upstream: Upstream) -> None:
     assert caps & NEVER_SENT == 0
     assert bool(caps & CLIENT_SSL) == upstream.tls
     assert caps & CLIENT_DEPRECATE_EOF and caps & CLIENT_SESSION_TRACK
-
-
-def write_stranger_ca(path: Path) -> Path:
-    """A CA of its own, which signed nothing the servers here present."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the target's CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256()))
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return path
 
 
 def test_the_password_is_not_in_the_settings_repr() -> None:
