@@ -33,6 +33,7 @@ from extproc.approvals.hold import Holds
 from extproc.credentials import CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.exchange.alerts import Alerts
+from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine
@@ -158,8 +159,9 @@ def play(tmp: Path) -> Played:
         alerts = Alerts(cfg.alerts, None, holds.store.store, recorder, None)
         server = grpc.aio.server()
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
-            cfg, engine, telemetry, CredentialStore.from_config(cfg), masker, recorder, holds,
-            alerts=alerts, egress=EgressProxy(verifier, cfg.targets, seen)), server)
+            cfg, Pipeline(cfg, engine, telemetry, CredentialStore.from_config(cfg), masker,
+                          recorder, holds, alerts=alerts),
+            egress=EgressProxy(verifier, cfg.targets, seen)), server)
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(
             TunnelLog(recorder, cfg.targets), server)
         port = server.add_insecure_port("127.0.0.1:0")
