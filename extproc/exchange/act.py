@@ -77,13 +77,9 @@ class Act:
         them again): then it goes unrecorded. With `detail`, `check` too."""
         try:
             self._admission()
-        except RecordingQuota as exc:
+        except (RecordingQuota, RecordingUnavailable) as exc:
             if required:
-                raise OverLimit(429, "recording_quota", str(exc)) from None
-        except RecordingUnavailable as exc:
-            if required:
-                log.error("trace %s: refused: %s", self.trace_id, exc)
-                raise Unavailable(503, "recording_unavailable", str(exc)) from None
+                raise _unrecorded(exc, self.trace_id) from None
         return None if detail is None else self.check(detail)
 
     def check(self, detail: str) -> Target:
@@ -181,11 +177,8 @@ class Act:
         full or the identity's share spent, bad input, or an error of tollgate's own
         (logged; `what` the act was: "statement", "request")."""
         exchange = self.exchange
-        if isinstance(exc, RecordingQuota):
-            return exchange.refuse(OverLimit(429, "recording_quota", str(exc)))
-        if isinstance(exc, RecordingUnavailable):
-            log.error("trace %s: refused: %s", exchange.trace_id, exc)
-            return exchange.refuse(Unavailable(503, "recording_unavailable", str(exc)))
+        if isinstance(exc, (RecordingQuota, RecordingUnavailable)):
+            exc = _unrecorded(exc, exchange.trace_id)
         if isinstance(exc, Refusal):
             return exchange.refuse(exc)
         log.error("trace %s: %s failed", exchange.trace_id, what, exc_info=exc)
@@ -230,6 +223,15 @@ class Act:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.end()
+
+
+def _unrecorded(exc: RecordingQuota | RecordingUnavailable, trace_id: str) -> Refusal:
+    """A record that cannot take an act, as the act's refusal: the identity's share of
+    the record's queue spent (429), or the record unable to take it (503, logged)."""
+    if isinstance(exc, RecordingQuota):
+        return OverLimit(429, "recording_quota", str(exc))
+    log.error("trace %s: refused: %s", trace_id, exc)
+    return Unavailable(503, "recording_unavailable", str(exc))
 
 
 class Opener:

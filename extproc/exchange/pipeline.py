@@ -4,9 +4,9 @@
 
 Fronts drive them through an Act (act.py), one per exchange; the pipeline decides,
 holds, injects credentials and records, and raises Refusal for anything it will not
-pass. It fails closed: a policy engine that
-cannot answer denies (unless the target fails open), a mask that cannot be applied
-denies, an approvals store that cannot answer refuses the hold.
+pass. It fails closed: a policy engine that cannot answer denies (unless the target
+fails open), a mask that cannot be applied denies, an approvals store that cannot
+answer refuses the hold.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from typing import Literal
 
 from extproc.codecs.refusal import Refused
 from extproc.codecs.tar_stream import Data, End, Entry, Event, TarError, TarReader
-from extproc.masking import Masker
 from extproc.terminal.files import Unmaskable, mask_file
 from extproc.terminal.gate import Gate, Verdict
 
@@ -82,11 +81,11 @@ class Archive:
     """One archive read as it passes; `emit` sends what was read on (to the client for a
     download, to the pod for an upload); `tell` shows the client a line of tollgate's."""
 
-    def __init__(self, gate: Gate, masker: Masker, direction: Direction, base: str,
+    def __init__(self, gate: Gate, direction: Direction, base: str,
                  masked_max: int, emit: Callable[[bytes], Awaitable[None]],
                  tell: Callable[[str], None]) -> None:
         self.direction = direction
-        self._gate, self._masker, self._base = gate, masker, base
+        self._gate, self._masker, self._base = gate, gate.masker, base
         self._masked_max, self._emit, self._tell = masked_max, emit, tell
         self._reader = TarReader()
         self._entry: Entry | None = None

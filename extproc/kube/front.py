@@ -273,7 +273,7 @@ class Front:
         self._streams.add(task)
         try:
             await relay(connection, allowed.upstream, allowed.gate, allowed.verdict,
-                        allowed.protocol, allowed.meaning, allowed.gate.masker, self._recordings,
+                        allowed.protocol, allowed.meaning, self._recordings,
                         self.stream_settings)
         except Exception:
             log.exception("Kubernetes stream of %s failed", allowed.gate.session_id)

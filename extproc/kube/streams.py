@@ -39,7 +39,6 @@ from websockets.exceptions import ConnectionClosed
 from extproc.codecs import k8s_channels as ch
 from extproc.interpret.shell import session_shell
 from extproc.kube.copy import Archive, ArchiveRefused, archive_mode
-from extproc.masking import Masker
 from extproc.terminal.gate import FAILED_STATUS, Gate, Verdict
 from extproc.terminal.output import MaskedOutput
 from extproc.terminal.relay import pump_output
@@ -219,14 +218,12 @@ class _Resizes:
 
 async def relay(client: ServerConnection, upstream: ClientConnection, gate: Gate,
                 verdict: Verdict, protocol: ch.Subprotocol | None, meaning: dict[str, Any],
-                masker: Masker, recordings: TerminalRecordings,
-                settings: StreamSettings) -> None:
+                recordings: TerminalRecordings, settings: StreamSettings) -> None:
     """The stream, relayed until either side ends it; its exchange ended and recorded."""
     if protocol is None:
         await _port_forward(client, upstream, gate, verdict)
         return
-    stream = _Stream(client, upstream, gate, verdict, protocol, meaning, masker, recordings,
-                     settings)
+    stream = _Stream(client, upstream, gate, verdict, protocol, meaning, recordings, settings)
     await stream.run()
 
 
@@ -235,8 +232,7 @@ class _Stream:
 
     def __init__(self, client: ServerConnection, upstream: ClientConnection, gate: Gate,
                  verdict: Verdict, protocol: ch.Subprotocol, meaning: dict[str, Any],
-                 masker: Masker, recordings: TerminalRecordings,
-                 settings: StreamSettings) -> None:
+                 recordings: TerminalRecordings, settings: StreamSettings) -> None:
         self._client, self._upstream, self._gate = client, upstream, gate
         self._verdict, self._protocol, self._settings = verdict, protocol, settings
         streams = meaning["exec"]
@@ -263,17 +259,17 @@ class _Stream:
         if streams["stdin"] and (tty or meaning.get("verb") == "attach"
                                  or session_shell(argv)):
             self._session = Session(self._agent(), _Host(self._stdin, self._stdout), gate,
-                                    verdict, masker, recordings, settings.idle,
+                                    verdict, recordings, settings.idle,
                                     ("", 80, 24) if tty else None)
         elif mode is not None:
-            self._archive = Archive(gate, masker, mode, base, settings.masked_max,
+            self._archive = Archive(gate, mode, base, settings.masked_max,
                                     self._archive_out if mode == "download" else
                                     self._archive_in, self._tell)
         self._capture = gate.capture(verdict) if self._session is None else None
-        self._masker = masker
+        self._masker = gate.masker
         self._status_counts: Counter[str] = Counter()
-        self._out_masked = MaskedOutput(masker, self._mask)
-        self._err_masked = MaskedOutput(masker, self._mask)
+        self._out_masked = MaskedOutput(self._masker, self._mask)
+        self._err_masked = MaskedOutput(self._masker, self._mask)
 
     def _agent(self) -> _Agent:
         """The client's side of a session: its stdout, and without a terminal its stderr

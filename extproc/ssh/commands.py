@@ -20,7 +20,6 @@ from typing import Any
 import asyncssh
 
 from extproc.codecs.refusal import Refused
-from extproc.masking import Masker
 from extproc.ssh.relay import exit_with, pump_input
 from extproc.ssh.uploads import Uploads, masked_fetch_warning
 from extproc.ssh.upstream import UpstreamError, bounded
@@ -80,7 +79,7 @@ async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
 
 
 async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connect: Connect,
-                   masker: Masker, idle: float, uploads: Uploads | None = None,
+                   idle: float, uploads: Uploads | None = None,
                    masked_max: int = 16 * 1024 * 1024) -> None:
     command = process.command or ""
     body: dict[str, Any] = {"request": "exec", "command": command}
@@ -103,6 +102,7 @@ async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connec
     verdict, remote = started
     exchange = verdict.exchange
     capture = gate.capture(verdict)
+    masker = gate.masker
     out = MaskedOutput(masker, exchange.mask)
     err = MaskedOutput(masker, exchange.mask)
     feeding = asyncio.ensure_future(pump_input(process, remote))

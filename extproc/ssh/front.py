@@ -122,10 +122,10 @@ class Front:
                 say(process, text)
                 process.exit(REFUSED_STATUS)
             elif process.command is not None:
-                await run_exec(process, gate, connection.upstream, gate.masker, self.idle,
+                await run_exec(process, gate, connection.upstream, self.idle,
                                connection.uploads, self._settings.sftp_masked_max_bytes)
             else:
-                await run_shell(process, gate, connection.upstream, gate.masker, self.idle,
+                await run_shell(process, gate, connection.upstream, self.idle,
                                 self.recordings)
         except Exception:
             log.exception("SSH session of %s failed", connection.session_id)

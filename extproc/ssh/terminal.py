@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from extproc.masking import Masker
 from extproc.ssh.commands import Connect, say, start_on_host
 from extproc.ssh.relay import exit_with, pump_input
 from extproc.terminal.gate import FAILED_STATUS, Gate
@@ -55,7 +54,7 @@ class _Host:
 
 
 async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connect: Connect,
-                    masker: Masker, idle: float, recordings: TerminalRecordings) -> None:
+                    idle: float, recordings: TerminalRecordings) -> None:
     started = await start_on_host(process, gate, connect, "SHELL", {"request": "shell"},
                                   None, "open a shell")
     if started is None:
@@ -63,7 +62,7 @@ async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, conne
     verdict, remote = started
     term = process.get_terminal_type()
     width, height = process.get_terminal_size()[:2]
-    shell = Session(_Agent(process), _Host(remote), gate, verdict, masker, recordings, idle,
+    shell = Session(_Agent(process), _Host(remote), gate, verdict, recordings, idle,
                     (term, width, height) if term else None)
 
     async def take(data: bytes | asyncssh.TerminalSizeChanged) -> None:

@@ -41,7 +41,6 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.codecs.cast import MEDIA_TYPE, CastWriter
-from extproc.masking import Masker
 from extproc.terminal.gate import Gate, Verdict
 from extproc.terminal.lines import Echo, Interrupt, LineEditor, Submitted
 from extproc.terminal.output import MaskedOutput
@@ -91,7 +90,7 @@ class Session:
     recording. `terminal`: the agent's terminal type and size, None without one."""
 
     def __init__(self, agent: Agent, host: Host, gate: Gate, verdict: Verdict,
-                 masker: Masker, recordings: TerminalRecordings, idle: float,
+                 recordings: TerminalRecordings, idle: float,
                  terminal: tuple[str, int, int] | None) -> None:
         self._agent, self._host, self._gate = agent, host, gate
         self._idle = idle
@@ -100,6 +99,7 @@ class Session:
         self._heard_at = -math.inf  # never heard: no quiet to wait for
         self._key_sent = False  # a Ctrl-C or Ctrl-D the host may not have answered yet
         self._interrupted = False  # that key was Ctrl-C
+        masker = gate.masker
         self._verdict, self._masker = verdict, masker
         self._pty = terminal is not None
         exchange = verdict.exchange
