@@ -17,16 +17,61 @@
 # decision and where not tracked; with `status: "unknown"` (the store did not answer in
 # time) activity.shared_volume fails closed.
 #
-# Alerts go in `alerts`, objects {"rule", "severity" ("info", "warning" or "critical"),
-# "message"}, which any file of package tollgate extends and tollgate.rego puts in the
-# decision (extproc/exchange/alerts.py delivers them). A rule of `alerts` may read
-# `denials` and `holds`; no rule of `denials` or `holds` may read `alerts` (or `decision`).
+# Every rule here is of the decision's live part (tollgate.rego): it adds to
+# `live_denials`, `live_holds` and `live_alerts`, evaluated on every exchange. Alerts are
+# objects {"rule", "severity" ("info", "warning" or "critical"), "message"}, which
+# tollgate.rego puts in the decision (extproc/exchange/alerts.py delivers them). The
+# outcome is read through `outcome_refused` and `outcome_held`; no rule of the live
+# part's denials or holds may read them, nor `alerts` or `decision`.
 package tollgate
 
 import rego.v1
 
-# Activity is tracked for this exchange (known, or stale: "unknown").
+# Activity is tracked for this exchange (known, or stale: "unknown"). Every rule here is
+# read only then: the live part is evaluated on every exchange.
 activity_tracked if input.activity.status in {"known", "unknown"}
+
+live_denials contains x if {
+	activity_tracked
+	some x in activity_denials
+}
+
+live_holds contains x if {
+	activity_tracked
+	some x in activity_holds
+}
+
+live_alerts contains x if {
+	activity_tracked
+	some x in activity_alerts
+}
+
+# The outcome so far, for the live part's messages (here and egress.rego's): the cached
+# part's answer when tollgate gives it, its rules' otherwise (`decision` alone), and the
+# live part's own. Here, not in tollgate.rego, which no file may read (OPA loads a pack
+# file by file: the files' dependencies go one way).
+outcome_refused_by contains d.rule if some d in live_denials
+
+outcome_refused_by contains rule if {
+	input.cached.action == "deny"
+	some rule in input.cached.rules
+}
+
+outcome_refused_by contains d.rule if {
+	not input.cached
+	some d in denials
+}
+
+outcome_refused if count(outcome_refused_by) > 0
+
+outcome_held if count(live_holds) > 0
+
+outcome_held if input.cached.action == "hold"
+
+outcome_held if {
+	not input.cached
+	count(holds) > 0
+}
 
 # A limit of limits.rego: undefined when it is left out or not a number (its rule is off).
 # Looked up by a name given as a variable, so that OPA's type checker does not refuse a
@@ -43,9 +88,9 @@ activity_who := input.identity.sub if {
 
 # Whether the exchange at hand was refused, held or allowed, for messages.
 activity_outcome := "refused" if {
-	count(denials) > 0
+	outcome_refused
 } else := "held for approval" if {
-	count(holds) > 0
+	outcome_held
 } else := "allowed"
 
 # -- activity.personal_volume ---------------------------------------------------------------
@@ -67,26 +112,26 @@ activity_outcome := "refused" if {
 # While activity is unknown the count cannot be trusted: the same reads are held (fails
 # closed), whatever the count says.
 
-holds contains {
+activity_holds contains {
 	"rule": "activity.personal_volume",
 	"reason": activity_volume_reason(activity_personal_values, activity_limit("personal_values_per_hour")),
 	"approvers": ["group:dba"],
 	"seconds": 300,
 } if {
-	activity_personal_read
-	activity_personal_values > activity_limit("personal_values_per_hour")
 	input.activity.status == "known"
+	activity_personal_values > activity_limit("personal_values_per_hour")
+	activity_personal_read
 }
 
-holds contains {
+activity_holds contains {
 	"rule": "activity.personal_volume",
 	"reason": "activity is unknown (the shared counts are stale): reads wait for approval until it is known again",
 	"approvers": ["group:dba"],
 	"seconds": 300,
 } if {
-	activity_personal_read
 	input.activity.status == "unknown"
 	activity_limit("personal_values_per_hour")
+	activity_personal_read
 }
 
 activity_volume_reason(n, limit) := sprintf(
@@ -132,61 +177,61 @@ activity_read if {
 # exceptions) wait for a dba, and a warning alert per target or group (its `key`). While
 # the live counts are unknown (the store did not answer in time), the same reads are held.
 
-holds contains {
+activity_holds contains {
 	"rule": "activity.shared_volume",
 	"reason": sprintf("%v personal values masked on target %v in the last hour over every identity (the limit is %v): reads wait for approval",
 		[activity_target_values, input.target.name, activity_limit("personal_values_per_hour_per_target")]),
 	"approvers": ["group:dba"],
 	"seconds": 300,
 } if {
-	activity_personal_read
 	activity_target_values > activity_limit("personal_values_per_hour_per_target")
+	activity_personal_read
 }
 
-holds contains {
+activity_holds contains {
 	"rule": "activity.shared_volume",
 	"reason": sprintf("%v personal values masked for group %v in the last hour over every identity (the limit is %v): reads wait for approval",
 		[n, group, activity_limit("personal_values_per_hour_per_group")]),
 	"approvers": ["group:dba"],
 	"seconds": 300,
 } if {
-	activity_personal_read
 	some group, n in activity_group_values
 	n > activity_limit("personal_values_per_hour_per_group")
+	activity_personal_read
 }
 
-holds contains {
+activity_holds contains {
 	"rule": "activity.shared_volume",
 	"reason": "the shared counts of personal values could not be read (the store did not answer in time): reads wait for approval until it answers",
 	"approvers": ["group:dba"],
 	"seconds": 300,
 } if {
-	activity_personal_read
 	input.activity.live.status == "unknown"
 	activity_shared_limits
+	activity_personal_read
 }
 
-alerts contains {
+activity_alerts contains {
 	"rule": "activity.shared_volume",
 	"severity": "warning",
 	"message": sprintf("%v personal values masked on target %v in the last hour over every identity (the limit is %v); a read by %v is held",
 		[activity_target_values, input.target.name, activity_limit("personal_values_per_hour_per_target"), activity_who]),
 	"key": sprintf("target:%v", [input.target.name]),
 } if {
-	activity_personal_read
 	activity_target_values > activity_limit("personal_values_per_hour_per_target")
+	activity_personal_read
 }
 
-alerts contains {
+activity_alerts contains {
 	"rule": "activity.shared_volume",
 	"severity": "warning",
 	"message": sprintf("%v personal values masked for group %v in the last hour over every identity (the limit is %v); a read by %v is held",
 		[n, group, activity_limit("personal_values_per_hour_per_group"), activity_who]),
 	"key": sprintf("group:%v", [group]),
 } if {
-	activity_personal_read
 	some group, n in activity_group_values
 	n > activity_limit("personal_values_per_hour_per_group")
+	activity_personal_read
 }
 
 activity_shared_limits if {
@@ -221,7 +266,7 @@ activity_group_values := {group: activity_personal_sum(counts.hour.masked) |
 # refused it or not. Whatever the counts' status: it is this exchange's. A KILL the MySQL
 # front does for the agent's own connection (input.mysql.kill: its Ctrl-C) is none.
 
-alerts contains {
+activity_alerts contains {
 	"rule": "activity.admin_action",
 	"severity": "warning",
 	"message": sprintf("agent %v made an administrative request on %v (%v): %v",
@@ -244,7 +289,7 @@ alerts contains {
 # addresses in an alert's message, and the alert's trace ids lead to the exchanges.
 # The alert names the environments.
 
-denials contains {
+activity_denials contains {
 	"rule": "activity.token_reuse",
 	"reason": sprintf("this token has been used from %v source addresses within a day (the limit is %v): it may have been copied",
 		[count(activity_token_addresses), activity_limit("token_addresses")]),
@@ -253,7 +298,7 @@ denials contains {
 	count(activity_token_addresses) > activity_limit("token_addresses")
 }
 
-denials contains {
+activity_denials contains {
 	"rule": "activity.token_reuse",
 	"reason": sprintf("this token has been used in %v environments within a day (the limit is %v): it may have been copied",
 		[count(activity_token_environments), activity_limit("token_environments")]),
@@ -262,7 +307,7 @@ denials contains {
 	count(activity_token_environments) > activity_limit("token_environments")
 }
 
-alerts contains {
+activity_alerts contains {
 	"rule": "activity.token_reuse",
 	"severity": "critical",
 	"message": sprintf("token %v of %v used from %v source addresses within a day: it may have been copied",
@@ -272,7 +317,7 @@ alerts contains {
 	count(activity_token_addresses) > activity_limit("token_addresses")
 }
 
-alerts contains {
+activity_alerts contains {
 	"rule": "activity.token_reuse",
 	"severity": "critical",
 	"message": sprintf("token %v of %v used in %v environments (%v) within a day: it may have been copied",
@@ -332,13 +377,13 @@ activity_token_environments contains input.target.environment if is_string(input
 # long past), and not for identities beyond the tracking bound (the count is all of
 # theirs, not this one's).
 
-alerts contains {
+activity_alerts contains {
 	"rule": "activity.refusal_burst",
 	"severity": "warning",
 	"message": sprintf("%v was refused %v times within a minute, this time by %v (the limit is %v)",
-		[activity_who, activity_minute_refusals + 1, concat(", ", sort({d.rule | some d in denials})), activity_limit("refusals_per_minute")]),
+		[activity_who, activity_minute_refusals + 1, concat(", ", sort(outcome_refused_by)), activity_limit("refusals_per_minute")]),
 } if {
-	count(denials) > 0
+	outcome_refused
 	activity_minute_refusals + 1 >= activity_limit("refusals_per_minute")
 }
 

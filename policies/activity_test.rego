@@ -170,7 +170,7 @@ test_targets_with_masking_off_are_not_held if {
 
 test_other_protocols_are_not_held if {
 	k8s := with_fields(http_as("GET", {}, over), {"target": {"name": "cluster", "protocol": "k8s", "environment": "prod", "labels": {}}})
-	held := {h.rule | some h in data.tollgate.holds} with input as k8s
+	held := {h.rule | some h in data.tollgate.live_holds} with input as k8s
 	not "activity.personal_volume" in held
 }
 

@@ -9,8 +9,8 @@
 # Only at the request phase: a decided response (a configured llm target's) has the same
 # destination, and deciding it again would hold an approved request a second time.
 # Every reason names the destination, and says which list of data.tollgate.egress would
-# change the answer. No rule here reads `alerts` or `decision`; the alert reads
-# `denials` and `holds`.
+# change the answer. No rule here reads `alerts` or `decision`; the alert, of the
+# decision's live part (tollgate.rego), reads the outcome.
 package tollgate
 
 import rego.v1
@@ -29,7 +29,7 @@ holds contains x if {
 	some x in egress_holds
 }
 
-alerts contains x if {
+live_alerts contains x if {
 	egress_exchange
 	some x in egress_alerts
 }
@@ -324,8 +324,8 @@ egress_alerts contains {
 	egress_first_time
 	egress_first_seen == 1
 	not input.egress.resolution.status == "pending"
-	count(denials) == 0
-	count(holds) == 0
+	not outcome_refused
+	not outcome_held
 }
 
 # -- egress.tunnel_to_target: a configured target is read, not tunnelled to --------------------

@@ -23,30 +23,135 @@ import rego.v1
 # nothing in either: allowed, masked as `mask` says. A held request, once
 # approved, passes masked as `mask` says too. Each approval lets its one request
 # through (grant `once`, the default).
-decision := with_alerts({
+#
+# The decision comes in two parts (docs/policies.md, "Cached and live"), which
+# tollgate evaluates apart and combines by one rule (the stricter action wins; the
+# winners' reasons and rules together; the holds' approvers together, the shortest
+# wait; the mask and role of what passes):
+# - `cached`: `denials`, `holds` and `data.tollgate.alerts`, which read only the input
+#   paths `reads` lists, and neither activity nor time. Tollgate evaluates it on the
+#   input cut down to those paths and keeps its answer by them.
+# - `live`: `live_denials`, `live_holds` and `live_alerts` (activity.rego's, and the
+#   alerts that name the outcome), on every exchange, with the cached part's answer as
+#   input.cached. Its rules name the outcome through activity.rego's `outcome_refused`
+#   and `outcome_held`, never by reading `denials` or `holds`.
+# `decision` is both in one, as the combination gives it, for an engine or a tool that
+# asks for it alone (OPA with its query, `tollgate policy eval`).
+decision := verdict(denials | live_denials, holds | live_holds, array.concat(cached_alerts, live_alert_list), true)
+
+cached := verdict(denials, holds, cached_alerts, true)
+
+live := verdict(live_denials, live_holds, live_alert_list, false)
+
+# One decision of denials, holds and alerts; `passes`: with the mask and role of what
+# passes (the live part leaves them to the cached part).
+verdict(ds, hs, raised, passes) := with_alerts(raised, {
 	"action": "deny",
-	"reasons": sort([d.reason | some d in denials]),
-	"rules": sort(denied_rules),
+	"reasons": sort([d.reason | some d in ds]),
+	"rules": sort({d.rule | some d in ds}),
 }) if {
-	count(denials) > 0
-}
-
-decision := with_alerts(with_role({
+	count(ds) > 0
+} else := with_alerts(raised, passing(passes, {
 	"action": "hold",
-	"reasons": sort([h.reason | some h in holds]),
-	"rules": sort(held_rules),
-	"approvers": sort(approvers),
-	"hold_seconds": min({h.seconds | some h in holds}),
-	"mask": with_derived(mask),
+	"reasons": sort([h.reason | some h in hs]),
+	"rules": sort({h.rule | some h in hs}),
+	"approvers": sort({a | some h in hs; some a in h.approvers}),
+	"hold_seconds": min({h.seconds | some h in hs}),
 })) if {
-	count(denials) == 0
-	count(holds) > 0
-}
+	count(hs) > 0
+} else := with_alerts(raised, passing(passes, {"action": "allow", "reasons": [], "rules": []}))
 
-decision := with_alerts(with_role({"action": "allow", "reasons": [], "rules": [], "mask": with_derived(mask)})) if {
-	count(denials) == 0
-	count(holds) == 0
-}
+passing(false, d) := d
+
+passing(true, d) := with_role(object.union(d, {"mask": with_derived(mask)}))
+
+# What the cached part reads of the input: every path its rules read, and nothing that
+# changes between two exchanges alike (a statement's text, a request's body, a token's
+# jti). `tollgate policy test` fails naming a path the cached part reads and this
+# misses.
+reads := [
+	"target",
+	"phase",
+	"identity.authenticated",
+	"identity.sub",
+	"identity.groups",
+	"request.method",
+	"request.path",
+	"request.query",
+	"request.headers.impersonate-*",
+	"sql.dialect",
+	"sql.error",
+	"sql.multiple",
+	"sql.unread_write",
+	"sql.statements[*].kind",
+	"sql.statements[*].object",
+	"sql.statements[*].tables",
+	"sql.statements[*].has_where",
+	"sql.statements[*].functions",
+	"sql.statements[*].nested",
+	"sql.statements[*].program",
+	"sql.statements[*].alter_actions",
+	"sql.statements[*].settings",
+	"sql.statements[*].effects",
+	"sql.statements[*].bounded",
+	"sql.statements[*].columns",
+	"sql.statements[*].stores",
+	"sql.statements[*].estimate",
+	"k8s",
+	"llm.api",
+	"llm.error",
+	"llm.finish_reason",
+	"llm.model",
+	"llm.stream",
+	"llm.tool_calls",
+	"llm.tools",
+	"mcp.call",
+	"mcp.error",
+	"mcp.from",
+	"mcp.kind",
+	"mcp.method",
+	"mcp.params",
+	"mcp.probe",
+	"mcp.prompt",
+	"mcp.resource",
+	"mcp.tool",
+	"mcp.transport",
+	"postgres.application_name",
+	"postgres.database",
+	"postgres.database_role",
+	"postgres.message",
+	"postgres.role",
+	"postgres.roles",
+	"postgres.transaction_status",
+	"postgres.tls",
+	"mysql.command",
+	"mysql.database",
+	"mysql.database_role",
+	"mysql.kill",
+	"mysql.roles",
+	"mysql.tls",
+	"mysql.user",
+	"egress",
+	"ssh",
+	"approval",
+	"effect",
+	"response.status",
+]
+
+# What the live part reads, beside input.cached.
+live_reads := [
+	"activity",
+	"target",
+	"phase",
+	"identity",
+	"source",
+	"request.method",
+	"sql.statements[*].kind",
+	"sql.statements[*].text",
+	"sql.statements[*].effects",
+	"mysql.kill",
+	"egress",
+]
 
 # Whether a response can change the decision for the target in `input.target` (the only
 # field set when tollgate asks, once per target and policy revision). Where it is false,
@@ -60,31 +165,24 @@ default decides_responses := false
 
 decides_responses if input.target.protocol == "llm"
 
-denied_rules contains d.rule if some d in denials
-
-# The alerts this exchange raises, whatever the decision: `data.tollgate.alerts`, a set of
-# {"rule", "severity", "message"} any file of the package extends (activity.rego's), in
-# order, in the decision's "alerts" when there are any. Read by its full path, so the pack
-# decides without any file defining it. No rule of `denials` or `holds` may read it (it
-# reads them).
-with_alerts(d) := object.union(d, {"alerts": alert_list}) if {
-	count(alert_list) > 0
+# The alerts this exchange raises, whatever the decision: `data.tollgate.alerts` (the
+# cached part's) and `live_alerts`, sets of {"rule", "severity", "message"} any file of
+# the package extends, in order, in the decision's "alerts" when there are any. Read by
+# their full path, so the pack decides without any file defining them. No rule of
+# `denials` or `holds` may read them (they may read those).
+with_alerts(raised, d) := object.union(d, {"alerts": sort(raised)}) if {
+	count(raised) > 0
 } else := d
 
-alert_list := sort([a | some a in data.tollgate.alerts])
+cached_alerts := [a | some a in data.tollgate.alerts]
+
+live_alert_list := [a | some a in data.tollgate.live_alerts]
 
 # A database session's login carries the role it runs as and how long one of its
 # statements may run (roles.rego).
 with_role(d) := object.union(d, {t[0]: t[1] | some t in login_terms}) if {
 	count(login_terms) > 0
 } else := d
-
-held_rules contains h.rule if some h in holds
-
-approvers contains a if {
-	some h in holds
-	some a in h.approvers
-}
 
 # What a caller may see of what passes. Anyone but the `privileged` group gets
 # every detector (cards, SSNs, IBANs, e-mails, phones, keys, tokens...) and the

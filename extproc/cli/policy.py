@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,14 @@ import regorus
 from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import json_text, terminal
 from extproc.codecs.message import parse_json
-from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests
+from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests, split_check
 from extproc.policy.decision import POLICY_ERROR
-from extproc.policy.embedded import UNDEFINED, EmbeddedEngine, clean_regorus_error
+from extproc.policy.embedded import (
+    UNDEFINED,
+    EmbeddedEngine,
+    clean_regorus_error,
+    declared_split,
+)
 from extproc.policy.sources import read_modules
 
 DEFAULT_QUERY = "data.tollgate.decision"
@@ -52,6 +58,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     test.add_argument(
         "-r", "--run", metavar="REGEX",
         help="run only the tests whose full name (data.pkg.test_x) this regular expression finds",
+    )
+    test.add_argument(
+        "--split-inputs", action="append", default=[], metavar="FILE",
+        help="also check the decision's split (its cached and live parts) on this policy input "
+             "(repeatable), beside the representative inputs tollgate ships",
     )
     test.add_argument("-f", "--format", choices=["pretty", "json"], default="pretty")
 
@@ -105,12 +116,31 @@ def _test(args: argparse.Namespace) -> int:
         if select is not None:
             raise Unusable(f"no test in {args.dir} matches --run {args.run!r}")
         raise Unusable(f"no test_ rules in the *_test.rego files of {args.dir}")
+    if select is None or args.split_inputs:
+        results += _split_result(args.dir, args.split_inputs)
     if args.format == "json":
         print(json_text(json.dumps([_test_json(r) for r in results], indent=2,
                                    ensure_ascii=False)))
     else:
         _print_tests(results)
     return 0 if all(r.passed for r in results) else 1
+
+
+def _split_result(policy_dir: Path, files: list[str]) -> list[rego_tests.RegoTestResult]:
+    """The pack's split checked as one more test (none when the pack has no split): its
+    reads miss nothing and its parts combine to its decision, on the shipped inputs and
+    the user's (split_check.py)."""
+    started = time.perf_counter_ns()
+    modules = read_modules(policy_dir)
+    if declared_split(modules, DEFAULT_QUERY) is None:
+        return []
+    engine = EmbeddedEngine(modules, DEFAULT_QUERY)
+    inputs = split_check.shipped_inputs()
+    inputs += [(name, parse_json(read_input(name))) for name in files]
+    found = split_check.problems(engine, inputs)
+    test = rego_tests.RegoTest(DEFAULT_QUERY.rpartition(".")[0], "split", "(split)", 0)
+    return [rego_tests.RegoTestResult(
+        test, "FAIL" if found else "PASS", "\n".join(found), time.perf_counter_ns() - started)]
 
 
 def _check_dir(policy_dir: Path) -> None:

@@ -11,9 +11,11 @@ import re
 
 import regorus
 
+from extproc.codecs import jsonenc
 from extproc.policy.decision import Decision, MalformedDecision
 from extproc.policy.errors import PolicyError, PolicyLoadError
 from extproc.policy.sources import Modules, revision_of
+from extproc.policy.split import Split, combine, parse_reads
 
 # What regorus returns (as JSON) for a query that has no value (no rule matched and no
 # default): the RVM and the interpreter alike.
@@ -42,17 +44,20 @@ class EmbeddedEngine:
         self._hint_rule = f"{query.rpartition('.')[0]}.decides_responses"
         self._hints: dict[str, bool] = {}
         self._hint_engine: regorus.Engine | None = None
-        self._vm, self.revision = self._compile(modules)
+        self.parts, self.reads = split_rules(query)
+        self._vm, self.split, self.revision = self._compile(modules)
 
-    def _compile(self, modules: Modules) -> tuple[regorus.Rvm, str]:
+    def _compile(self, modules: Modules) -> tuple[regorus.Rvm, Split | None, str]:
         try:
-            program = regorus.Program.compile_from_modules("{}", modules, [self.query])
+            split = declared_split(modules, self.query)
+            entries = [self.query, *(self.parts if split else ())]
+            program = regorus.Program.compile_from_modules("{}", modules, entries)
         except RuntimeError as exc:
             raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
         vm = regorus.Rvm()
         vm.load_program(program)
         self._modules, self._hints, self._hint_engine = modules, {}, None
-        return vm, revision_of(modules)
+        return vm, split, revision_of(modules)
 
     def decides_responses(self, target_json: str) -> bool:
         hint = self._hints.get(target_json)
@@ -75,8 +80,9 @@ class EmbeddedEngine:
             return True
 
     async def load(self, modules: Modules) -> None:
-        # Compiled first, swapped after: a broken version never replaces a working one.
-        self._vm, self.revision = self._compile(modules)
+        # Compiled first, swapped after: a broken version never replaces a working one;
+        # the split comes new, its kept answers with it.
+        self._vm, self.split, self.revision = self._compile(modules)
 
     async def close(self) -> None:
         pass
@@ -86,14 +92,87 @@ class EmbeddedEngine:
 
     def decide_now(self, input_json: str) -> Decision:
         # One VM serves every decision: the event loop runs them one at a time.
-        try:
-            self._vm.set_input_json(input_json)
-            result = self._vm.execute()
-        except RuntimeError as exc:
-            raise PolicyError(f"evaluation failed: {clean_regorus_error(exc)}") from None
-        if result == UNDEFINED:
-            raise PolicyError(f"{self.query} is undefined for this input")
+        split = self.split
+        if split is None:
+            return self._decision(self._run(self.query, input_json))
+        value = jsonenc.loads(input_json)
+        if not isinstance(value, dict):  # a hand-built input: the pack's decision is the same
+            return self._decision(self._run(self.query, input_json))
+        key = split.key(value)
+        answer = split.kept(key)
+        if answer is None:
+            # Compact: the RVM indents, and the answer is in every live part's input.
+            answer = jsonenc.dumps(jsonenc.loads(self._run(self.parts[0], key.decode())))
+            split.keep(key, answer)
+        return combine(answer, self._run(self.parts[1],
+                                         split.live_input(value, input_json, answer)))
+
+    @staticmethod
+    def _decision(result: str) -> Decision:
         try:
             return Decision.from_json(result)
         except MalformedDecision as exc:
             raise PolicyError(f"malformed decision: {exc}") from None
+
+    def answer(self, rule: str, input_json: str) -> str:
+        """One rule's answer on an input, as compiled (the query or a part of the split):
+        for the proofs and `tollgate policy test`, which compare the parts."""
+        return self._run(rule, input_json)
+
+    def _run(self, rule: str, input_json: str) -> str:
+        """The rule's answer as JSON text."""
+        try:
+            self._vm.set_input_json(input_json)
+            result = self._vm.execute_entry_point(rule)
+        except RuntimeError as exc:
+            raise PolicyError(f"evaluation failed: {clean_regorus_error(exc)}") from None
+        if result == UNDEFINED:
+            raise PolicyError(f"{rule} is undefined for this input")
+        return result
+
+
+def split_rules(query: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The split's rules beside the query (data.tollgate.decision: data.tollgate.cached and
+    .live), and their reads lists (.reads, .live_reads)."""
+    base = query.rpartition(".")[0]
+    return (f"{base}.cached", f"{base}.live"), (f"{base}.reads", f"{base}.live_reads")
+
+
+def declared_split(modules: Modules, query: str) -> Split | None:
+    """The split the modules declare beside the query (split.py), or None;
+    PolicyLoadError for half of one (`cached`, `live` and `reads` go together) or a bad
+    reads list."""
+    (cached, live), (reads, live_reads) = split_rules(query)
+    engine = regorus.Engine()
+    for path, source in modules:
+        engine.add_policy(path, source)
+    values = [_rule(engine, rule) for rule in (reads, live_reads)]
+    needed = (cached, live, reads)
+    missing = [rule for rule in needed if not _defines(engine, rule)]
+    if len(missing) == len(needed):
+        if values[1] is not None:
+            raise PolicyLoadError(f"{live_reads} is given without a split: it goes with "
+                                  f"{', '.join(needed)}")
+        return None
+    if missing:
+        raise PolicyLoadError(f"a split decision needs {', '.join(needed)}; "
+                              f"{', '.join(missing)} not defined")
+    return Split(parse_reads(values[0], reads),
+                 None if values[1] is None else parse_reads(values[1], live_reads))
+
+
+def _defines(engine: regorus.Engine, rule: str) -> bool:
+    try:
+        engine.eval_rule(rule)
+    except RuntimeError as exc:
+        if "not a valid rule path" in str(exc):
+            return False
+    return True
+
+
+def _rule(engine: regorus.Engine, rule: str) -> object:
+    """A rule's value with no input (the reads lists are constants); None: not defined."""
+    try:
+        return engine.eval_rule(rule)
+    except RuntimeError:
+        return None

@@ -97,7 +97,9 @@ def test_the_pack_passes_with_one_line_per_test() -> None:
     assert "policies/tollgate_test.rego:" in lines
     for test in tests:
         assert any(re.fullmatch(f"{re.escape(test.rule)}: PASS {DURATION}", ln) for ln in lines)
-    assert lines[-2:] == ["-" * 80, f"PASS: {len(tests)}/{len(tests)}"]
+    # And the decision's split, checked as one more (tests/policy/test_split.py).
+    assert any(re.fullmatch(f"data.tollgate.split: PASS {DURATION}", ln) for ln in lines)
+    assert lines[-2:] == ["-" * 80, f"PASS: {len(tests) + 1}/{len(tests) + 1}"]
     assert result.stderr == ""
 
 
@@ -231,11 +233,12 @@ def test_eval_drop_table_is_denied_and_names_the_rules_that_fired(tmp_path: Path
         r'^  denials +policies/\w+\.rego:\d+  \[\{"reason": "destructive SQL: DROP", '
         r'"rule": "sql\.destructive"\}\]$', result.stdout, re.MULTILINE,
     )
-    assert re.search(r'^  denied_rules +policies/tollgate\.rego:\d+  \["sql\.destructive"\]$',
+    assert re.search(r'^  outcome_refused_by +policies/activity\.rego:\d+  \["sql\.destructive"\]$',
                      result.stdout, re.MULTILINE)
     assert re.search(r'^  sql_statements +policies/sql\.rego:\d+  \[\{.*"kind": "drop", ',
                      result.stdout, re.MULTILINE)
-    assert {"holds", "held_rules", "approvers", "dba", "unmasked"} <= did_not_fire(result.stdout)
+    assert {"holds", "live_holds", "outcome_held", "dba", "unmasked"} <= did_not_fire(
+        result.stdout)
     assert result.stderr == ""
 
 
@@ -245,7 +248,7 @@ def test_eval_lists_rules_that_did_not_fire(tmp_path: Path) -> None:
     assert '"action": "allow"' in result.stdout
     quiet = did_not_fire(result.stdout)
     assert {
-        "denials", "denied_rules", "holds", "held_rules", "approvers", "read_only_target",
+        "denials", "live_denials", "holds", "live_holds", "outcome_refused", "read_only_target",
         "sql_read", "k8s_read", "unmasked",
     } <= quiet
     assert not {"decision", "mask"} & quiet
@@ -265,7 +268,7 @@ def test_eval_json_format_and_stdin() -> None:
     assert fired["data.tollgate.denials"] == [
         {"reason": "destructive SQL: DROP", "rule": "sql.destructive"}
     ]
-    assert fired["data.tollgate.denied_rules"] == ["sql.destructive"]
+    assert fired["data.tollgate.outcome_refused_by"] == ["sql.destructive"]
     assert fired["data.tollgate.sql_statements"] == DROP_INPUT["sql"]["statements"]
 
 
@@ -299,23 +302,24 @@ def test_eval_explain_lists_the_lines_evaluated(tmp_path: Path) -> None:
     # One section per file of the pack with a rule the decision evaluates, each listing its
     # own lines (shell.rego holds only functions, which a GET to an http target never calls;
     # egress_lists.rego only the egress lists, which only an egress exchange reads;
-    # credentials.rego the credential paths, which only a command or a path is matched to).
+    # credentials.rego the credential paths, which only a command or a path is matched to;
+    # limits.rego the limits, which only tracked activity is held to).
     sections = dict(re.findall(r"^(policies/\w+\.rego):\n((?:  .*\n?)*)", explained,
                                re.MULTILINE))
     pack = sorted(f"policies/{p.name}" for p in POLICIES.glob("*.rego")
                   if not p.name.endswith("_test.rego")
-                  and p.name not in ("shell.rego", "egress_lists.rego", "credentials.rego"))
+                  and p.name not in ("shell.rego", "egress_lists.rego", "credentials.rego",
+                                     "limits.rego"))
     assert sorted(sections) == pack
-    # A GET to an http target: the allow was reached; no SQL rule produced a denial.
-    assert re.search(r'^  \+ +\d+  decision := with_alerts\(with_role\(\{"action": "allow"',
+    # A GET to an http target: what passes was decided; no SQL rule produced a denial.
+    assert re.search(r'^  \+ +\d+  passing\(true, d\) := with_role',
                      sections["policies/tollgate.rego"], re.MULTILINE)
     assert re.search(r'^  - +\d+  sql_denials contains \{"rule": "sql\.destructive"',
                      sections["policies/sql.rego"], re.MULTILINE)
     as_json = tollgate("eval", "-i", str(tmp_path / "input.json"), "--explain", "-f", "json")
     coverage = {c["path"]: c for c in json.loads(as_json.stdout)["coverage"]}
     assert sorted(coverage) == pack
-    allow = line_of(POLICIES / "tollgate.rego",
-                    'decision := with_alerts(with_role({"action": "allow"')
+    allow = line_of(POLICIES / "tollgate.rego", "passing(true, d) := with_role")
     assert allow in coverage["policies/tollgate.rego"]["covered"]
     destructive = line_of(POLICIES / "sql.rego", 'sql_denials contains {"rule": "sql.destructive"')
     assert destructive in coverage["policies/sql.rego"]["not_covered"]

@@ -193,6 +193,9 @@ REGISTRY: dict[str, Run] = {
     "tollgate policy test --run 'drop|truncate'": Run(
         "tests/cli/test_policy_cli.py::test_run_selects_tests_by_full_name",
         '"--run"', "another pattern"),
+    "tollgate policy test --split-inputs impersonating.json": Run(
+        "tests/policy/test_split.py::test_policy_test_names_the_path_a_reads_list_misses",
+        '"--split-inputs"', "the pack's reads with a path taken out"),
     "tollgate policy eval --input drop.json": Run(
         "tests/cli/test_policy_cli.py::test_eval_drop_table_is_denied_and_names_the_rules_that_fired",
         'tollgate("eval", "--input"'),

@@ -30,6 +30,7 @@ from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests
 from extproc.policy.decision import MalformedDecision
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules, rego_files
+from extproc.policy.split import combine
 from tests import policy_corpus
 from tests.support.packs import pack_rego_tests
 
@@ -277,13 +278,57 @@ def test_corpus_covers_every_rule_of_the_pack(engines: Engines) -> None:
         # (asked with the target alone, as tollgate asks it).
         targets = [{"target": v["target"]} for v in values
                    if isinstance(v, dict) and isinstance(v.get("target"), dict)]
-        for query, inputs in ((QUERY, values), ("data.tollgate.decides_responses", targets)):
+        # The decision's parts, as tollgate asks them (tests/policy/test_split.py).
+        parts = split_inputs(engines.of(lists)["rvm"], values)
+        lists_of_reads = [("data.tollgate.reads", [{}]), ("data.tollgate.live_reads", [{}])]
+        for query, inputs in ((QUERY, values), ("data.tollgate.decides_responses", targets),
+                              *parts, *lists_of_reads):
             for report in _coverage(engine, query, inputs):
                 for file, spans in report["files"].items():
                     covered |= _spans(file, spans.get("covered", []))
                     missed |= _spans(file, spans.get("not_covered", []))
     assert covered, "no coverage reported"
     assert not missed - covered, f"never produced or evaluated: {sorted(missed - covered)}"
+
+
+def split_inputs(rvm: EmbeddedEngine, values: list[Any]) -> list[tuple[str, list[Any]]]:
+    """The inputs tollgate gives the decision's cached and live parts for these inputs
+    (those that are objects): each projected, the live ones with the cached answer."""
+    split = rvm.split
+    assert split is not None
+    cached, live = [], []
+    for value in values:
+        if isinstance(value, dict):
+            key = split.key(value)
+            answer = rvm.answer(rvm.parts[0], key.decode())
+            cached.append(json.loads(key))
+            live.append(json.loads(split.live_input(value, json.dumps(value), answer)))
+    return [(rvm.parts[0], cached), (rvm.parts[1], live)]
+
+
+def test_opa_combines_the_parts_to_its_decision(engines: Engines) -> None:
+    """On OPA too, the cached and live parts, asked as tollgate asks them, combine to the
+    pack's own decision on every corpus input (what regorus does: test_split.py)."""
+    differing = []
+    for case in CASES:
+        value = json.loads(case.input_json)
+        if not isinstance(value, dict) or len(case.input_json) > 65536:
+            continue
+        these = engines.of(case.egress_lists)
+        opa, rvm = these["opa"], these["rvm"]
+        (cached_rule, cached), (live_rule, live) = split_inputs(rvm, [value])
+        try:
+            answer = opa.eval_document(cached_rule.removeprefix("data."), input=cached[0])
+            live[0]["cached"] = answer
+            combined = combine(json.dumps(answer), json.dumps(
+                opa.eval_document(live_rule.removeprefix("data."), input=live[0])))
+        except (opa_bindings.OpaError, PolicyError) as exc:
+            combined = exc
+        if opa_outcome(opa, case.input_json) != (
+                Outcome(decision_json(combined)) if isinstance(combined, Decision)
+                else Outcome("policy_error", str(combined))):
+            differing.append(case.name)
+    assert differing == []
 
 
 def _coverage(engine: opa_bindings.OpaEngine, query: str,

@@ -57,18 +57,22 @@ def pack_with_egress(where: Path, egress: dict[str, Any]) -> Path:
 
 
 SETS = ("denials", "holds", "alerts")
-# A protocol file's gate: `denials contains x if { k8s_exchange; some x in k8s_denials }`.
-GATE = re.compile(rf"^({'|'.join(SETS)}) contains x if \{{\n\t(\w+_exchange)\n\tsome x in "
-                  rf"\w+_({'|'.join(SETS)})\n\}}\n", re.MULTILINE)
-# A rule behind a gate: `k8s_denials contains {...}`.
-GATED_RULE = re.compile(rf"^\w+?_({'|'.join(SETS)}) contains", re.MULTILINE)
+# A file's gate: `denials contains x if { k8s_exchange; some x in k8s_denials }`, or of
+# the decision's live part: `live_holds contains x if { activity_tracked; ... }`.
+GATE = re.compile(rf"^(live_)?({'|'.join(SETS)}) contains x if \{{\n\t(\w+_exchange|"
+                  rf"activity_tracked)\n\tsome x in \w+_({'|'.join(SETS)})\n\}}\n",
+                  re.MULTILINE)
+# A rule behind a gate: `k8s_denials contains {...}`; activity.rego's, of the live part.
+GATED_RULE = re.compile(rf"^(?!live_)(?!activity_)\w+?_({'|'.join(SETS)}) contains",
+                        re.MULTILINE)
+LIVE_RULE = re.compile(rf"^activity_({'|'.join(SETS)}) contains", re.MULTILINE)
 
 
 def ungated(modules: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The pack as it was before its protocol gates (docs/policies.md, "The default
     pack"): every rule adds to `denials`, `holds` and `alerts` directly."""
-    return [(path, source if path.endswith("_test.rego")
-             else GATED_RULE.sub(r"\1 contains", GATE.sub("", source)))
+    return [(path, source if path.endswith("_test.rego") else LIVE_RULE.sub(
+                 r"live_\1 contains", GATED_RULE.sub(r"\1 contains", GATE.sub("", source))))
             for path, source in modules]
 
 

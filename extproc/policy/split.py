@@ -1,0 +1,248 @@
+"""A decision in two parts: `cached`, on what it declares it reads, kept; `live`, every time.
+
+A pack may split `data.tollgate.decision` (docs/policies.md, "Cached and live"):
+
+- `data.tollgate.cached` decides on the input *projected* onto `data.tollgate.reads` (a
+  list of paths such as `identity.groups` or `sql.statements[*].tables`). It never sees
+  anything else, so its answer cannot depend on anything outside the projection, and the
+  projection is the key its answer is kept under (`Split.cached`: bounded, least recently
+  used first out, a new one for every policy revision).
+- `data.tollgate.live` is evaluated on every exchange, on the input (projected onto
+  `data.tollgate.live_reads` when the pack lists them) with the cached answer as
+  `input.cached`: activity, time, what depends on the outcome.
+
+`combine` is the one rule that makes a decision of the two, and the pack's own
+`decision` must equal it on every input (tests/policy/test_split.py proves it for the
+default pack; `tollgate policy test` checks that `reads` misses nothing on the corpus).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from extproc.codecs import jsonenc
+from extproc.policy.decision import Decision, MalformedDecision
+from extproc.policy.errors import PolicyError, PolicyLoadError
+
+CACHE_ENTRIES = 4096
+"""Cached answers kept per revision: a pack gives few distinct projections in steady
+use (one per identity's groups, target and kind of statement), so this bounds memory
+against inputs crafted to differ, not the hit rate of real traffic."""
+
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\[\*\]|\*)?")
+# The parts of the input the cached part may never read: they change between two
+# exchanges that are otherwise alike, so an answer kept on them would be stale.
+_NEVER_CACHED = ("activity", "cached")
+
+# Reads as a tree: a key maps to what is read under it (None: the whole value); an
+# array's elements (a segment ending in `[*]`) are read alike, under the key "[*]"; a
+# last segment ending in `*` reads every key that begins so, in any case (header names:
+# `request.headers.impersonate-*`), under the key "prefix*".
+Tree = dict[str, "Tree | None"]
+
+
+def parse_reads(paths: Any, rule: str) -> Tree:
+    """The tree of a pack's `reads` (or `live_reads`): a list of dotted paths, a segment
+    ending in `[*]` for every element of an array, a last one ending in `*` for the keys
+    that begin so. PolicyLoadError names a bad path."""
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise PolicyLoadError(f"{rule} must be a list of input paths (strings), "
+                              f"got {orjson.dumps(paths).decode()[:200]}")
+    tree: Tree = {}
+    for path in paths:
+        segments = path.split(".")
+        if not path or not all(_SEGMENT.fullmatch(s) for s in segments) or any(
+                s.endswith("*") and not s.endswith("[*]") for s in segments[:-1]):
+            raise PolicyLoadError(f"{rule}: {path!r} is not an input path (dotted names, "
+                                  "a name ending in [*] for every element of an array, "
+                                  "the last one ending in * for the keys that begin so)")
+        if rule.endswith(".reads") and segments[0].removesuffix("[*]") in _NEVER_CACHED:
+            raise PolicyLoadError(f"{rule}: {path!r}: the cached part reads neither "
+                                  "activity nor the cached answer; the live part does")
+        add_path(tree, segments)
+    return tree
+
+
+def add_path(tree: Tree, segments: list[str]) -> None:
+    """Read what `segments` name as well (a path of `reads`, split at its dots)."""
+    node: Tree | None = tree
+    for i, segment in enumerate(segments):
+        assert node is not None
+        name, each = (segment[:-3], True) if segment.endswith("[*]") else (
+            segment.lower() if segment.endswith("*") else segment, False)
+        last = i == len(segments) - 1
+        if name in node and node[name] is None:
+            return  # read whole already
+        if last and not each:
+            node[name] = None
+            return
+        child = node.setdefault(name, {})
+        assert child is not None
+        if each:
+            if last:
+                child["[*]"] = None
+                return
+            child = child.setdefault("[*]", {})
+            assert child is not None
+        node = child
+
+
+def project(value: Any, tree: Tree) -> Any:
+    """`value` with only what `tree` reads: keys it does not name are left out, arrays
+    read element by element; a value of another shape than the path expects (a string
+    where an object was named, a null) is kept whole, as the policy would see it."""
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in tree.items():
+            if key in value:
+                out[key] = value[key] if sub is None else project(value[key], sub)
+            elif key.endswith("*"):
+                out.update((k, v) for k, v in value.items()
+                           if k.lower().startswith(key[:-1]))
+        return out
+    if isinstance(value, list) and "[*]" in tree:
+        each = tree["[*]"]
+        return value if each is None else [project(v, each) for v in value]
+    return value
+
+
+@dataclass(slots=True)
+class Split:
+    """A pack's split, as loaded with one revision: what each part reads, and the
+    answers of its cached part kept by projection."""
+
+    reads: Tree
+    live_reads: Tree | None
+    _answers: OrderedDict[bytes, str] = field(default_factory=OrderedDict, init=False)
+
+    def key(self, value: dict[str, Any]) -> bytes:
+        """The projected input, as the cached part is asked it and its answer kept."""
+        return jsonenc.dumps(project(value, self.reads)).encode()
+
+    def kept(self, key: bytes) -> str | None:
+        answer = self._answers.get(key)
+        if answer is not None:
+            self._answers.move_to_end(key)
+        return answer
+
+    def keep(self, key: bytes, answer: str) -> None:
+        self._answers[key] = answer
+        if len(self._answers) > CACHE_ENTRIES:
+            self._answers.popitem(last=False)
+
+    def live_input(self, value: dict[str, Any], input_json: str, answer: str) -> str:
+        """What the live part is asked: the input (projected, when the pack says what
+        the live part reads) with the cached answer as `input.cached`."""
+        if self.live_reads is None:
+            return f'{input_json[:-1]},"cached":{answer}}}'
+        projected = jsonenc.dumps(project(value, self.live_reads))
+        return f'{projected[:-1]}{"," if len(projected) > 2 else ""}"cached":{answer}}}'
+
+
+# -- combining -------------------------------------------------------------------------------
+
+_STRICTNESS = {"allow": 0, "hold": 1, "deny": 2}
+
+
+@functools.lru_cache(maxsize=1024)
+def combine(cached: str, live: str) -> Decision:
+    """The decision of a cached and a live answer (JSON texts), by the documented rule:
+
+    - the stricter action wins (deny, then hold, then allow);
+    - reasons and rules are those of the parts that answered with the winning action,
+      together, sorted (a rule named by both, once);
+    - a deny's status is the cached part's when it denies, else the live part's;
+    - a hold's approvers are the union of its parts', sorted; it waits as long as the
+      shortest of theirs; it grants a window only if every part that holds grants one,
+      for the fewest minutes;
+    - what passes (allow or hold) is masked as either part asks (each mask list is the
+      cached part's, then what the live part adds), under the cached part's role and
+      statement timeout unless only the live part names them;
+    - alerts are both parts', sorted as Rego sorts objects.
+
+    Cached by its two texts: a pack gives few distinct answers. A part that is not a
+    decision raises PolicyError, naming the part."""
+    parts = [_part(cached, "cached"), _part(live, "live")]
+    action = max((p["action"] for p in parts), key=_STRICTNESS.__getitem__)
+    winners = [p for p in parts if p["action"] == action]
+    out: dict[str, Any] = {
+        "action": action,
+        "reasons": sorted(x for p in winners for x in _list(p, "reasons")),
+        "rules": sorted({x for p in winners for x in _list(p, "rules")}),
+    }
+    if action == "deny":
+        out.update(_first(winners, "status"))
+    else:
+        if action == "hold":
+            out.update(_hold_terms(winners))
+        masks = [p["mask"] for p in parts if isinstance(p.get("mask"), dict)]
+        if masks:
+            out["mask"] = _masks(masks)
+        out.update(_first(parts, "database_role"), **_first(parts, "statement_timeout_seconds"))
+    alerts = [a for p in parts for a in _list(p, "alerts")]
+    if alerts:
+        out["alerts"] = sorted(alerts, key=_rego_order)
+    try:
+        return Decision.parse(out)
+    except MalformedDecision as exc:
+        raise PolicyError(f"malformed decision: {exc}") from None
+
+
+def _hold_terms(holding: list[dict[str, Any]]) -> dict[str, Any]:
+    terms: dict[str, Any] = {
+        "approvers": sorted({a for p in holding for a in _list(p, "approvers")})}
+    seconds = [p["hold_seconds"] for p in holding if "hold_seconds" in p]
+    if seconds:
+        terms["hold_seconds"] = min(seconds)
+    if all(p.get("grant") == "window" for p in holding):
+        terms.update(grant="window",
+                     grant_minutes=min(p.get("grant_minutes", 0) for p in holding))
+    return terms
+
+
+def _first(parts: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """`key` as the first part that names it gives it (the cached part before the live)."""
+    return next(({key: p[key]} for p in parts if key in p), {})
+
+
+def _part(text: str, name: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict) or value.get("action") not in _STRICTNESS:
+        raise PolicyError(f"malformed decision: the {name} part must be an object with "
+                          f"an action of allow, deny or hold, got {text[:200]}")
+    return value
+
+
+def _list(part: dict[str, Any], key: str) -> list[Any]:
+    value = part.get(key, [])
+    if not isinstance(value, list):
+        raise PolicyError(f"malformed decision: {key} must be a list, got {value!r}")
+    return value
+
+
+def _masks(masks: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mask in masks:
+        for key, value in mask.items():
+            if key not in out:
+                out[key] = list(value) if isinstance(value, list) else value
+            elif isinstance(value, list) and isinstance(out[key], list):
+                out[key] += [v for v in value if v not in out[key]]
+    return out
+
+
+def _rego_order(value: Any) -> Any:
+    """A sort key that orders JSON objects of strings as Rego's `sort` does: by their
+    (key, value) pairs in key order."""
+    if isinstance(value, dict):
+        return sorted((k, _rego_order(v)) for k, v in value.items())
+    return value
