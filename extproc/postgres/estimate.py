@@ -56,6 +56,7 @@ log tells the gateway's questions from the client's statements.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,6 +90,10 @@ _LATER = frozenset({"PrepareStmt", "RuleStmt"})
 # Modified rows by autovacuum's rule (50 rows and a share of the table) past which the
 # statistics are stale; its default share is 10%, stale here is twice that.
 _STALE_ROWS, _STALE_SHARE = 50, 0.2
+# The keywords without which no statement writes, nor runs a prepared one: a text naming
+# none of them is not parsed again (a read, most statements). PostgreSQL matches keywords
+# folding ASCII letters alone; this matches more, which only costs the parse.
+_WRITES = re.compile("insert|update|delete|merge|execute", re.IGNORECASE)
 _UNDEFINED_STATEMENT = "26000"  # invalid_sql_statement_name: no such prepared statement
 
 # Sends the front's own messages upstream; the answers up to the `cycles`-th ReadyForQuery.
@@ -114,6 +119,8 @@ class Planned:
 
 def planned(text: str) -> list[Planned]:
     """The statements of `text` that write rows the planner can count (pure: no I/O)."""
+    if _WRITES.search(text) is None:
+        return []
     try:
         tree = orjson.loads(pg_parser.parse_sql_json(text))
     except (pg_parser.ParseError, orjson.JSONDecodeError):

@@ -498,7 +498,8 @@ class Session:
             if refusal is None:
                 return b""  # ran, its answers relayed with the verdict
             _unrun(run)
-        declared = self._apply(run.use, self._declaring(run, text)) if refusal is None else ()
+        declared = self._apply(run.use, self._declaring(run, text) if run.use.declared
+                               else None) if refusal is None else ()
         self._pending.append(Pending(b"Q", run, refusal, cycle=self._cycle_end(),
                                      declared=declared))
         if refusal is None:
@@ -674,11 +675,12 @@ class Session:
     def _refusal(self, run: Run, error: str, code: str, message: str) -> bytes:
         return refusal_message(run.exchange.refuse(Refused(403, error, message)), code=code)
 
-    def _apply(self, use: namespace.Use, statement: Prepared) -> tuple[Portal, ...]:
+    def _apply(self, use: namespace.Use, statement: Prepared | None) -> tuple[Portal, ...]:
         """What a statement does to the maps, as it goes upstream: what DEALLOCATE ALL,
         CLOSE ALL, DISCARD ALL and CLOSE drop (should it fail, the names are only
-        refused, never misused); the cursors it declares, run under its decision
-        (should it fail, they go again: `_forget`)."""
+        refused, never misused); the cursors it declares, run under its decision as
+        `statement` (None where it declares none: not built for every Query); should it
+        fail, they go again (`_forget`)."""
         if use.drops_statements:  # the unnamed statement is not theirs to drop
             self._statements = {n: s for n, s in self._statements.items() if not n}
         if use.drops_portals:
@@ -687,6 +689,9 @@ class Session:
             self._portals.pop(name, None)
         for name in use.deallocated:
             self._statements.pop(name, None)
+        if not use.declared:
+            return ()
+        assert statement is not None
         declared = tuple(Portal(name, name, statement, (), self._cycles, declared=True,
                                 hold=hold) for name, hold in use.declared)
         self._portals.update((p.name, p) for p in declared)
