@@ -15,9 +15,11 @@ from extproc.masking.detectors import (
     _IBAN,
     _IBAN_COUNTRIES,
     _IBAN_LOWER,
+    _PEM,
     BASE64,
     Text,
     _iban,
+    _pem_blocks,
     iban,
 )
 from extproc.masking.masker import _assignments
@@ -101,6 +103,23 @@ def test_an_iban_in_either_case_is_found_from_the_pass() -> None:
     t = Text(b"to GB82WEST12345698765432 or gb82 west 1234 5698 7654 32.")
     assert [t.raw[s:e] for s, e in iban.find(t)] == [b"GB82WEST12345698765432",
                                                      b"gb82 west 1234 5698 7654 32"]
+
+
+# Openings, ends and bodies of key blocks, near misses of each, and what stops a body.
+_PEMISH = st.lists(st.sampled_from(
+    ["-----BEGIN ", "RSA ", "PRIVATE KEY", "-----", "-----END ", "-----BEGIN PRIVATE KEY-----",
+     "-----END PRIVATE KEY-----", "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----",
+     "---- END SSH2 ENCRYPTED PRIVATE KEY ----", "PuTTY-User-Key-File-", "2: ",
+     "Private-MAC: ", "ab", "MIIE", "\n", "\\n", " ", "-", "\x00", "\x01", "é", "begin "]),
+    max_size=24
+).map("".join)
+
+
+@settings(max_examples=400)
+@given(_PEMISH)
+def test_key_blocks_from_the_pass_are_those_a_search_finds(text: str) -> None:
+    t = Text(text.encode())
+    assert [m.span() for m in _pem_blocks(t)] == [m.span() for m in _PEM.finditer(t.raw)]
 
 
 _SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
