@@ -60,7 +60,7 @@ BUILT_ON_SYSTEM_DEPS = {"mysqlclient"}
 SERVING = {"up", "serve"}
 # What the Makefile reads from the environment: the dry runs show its defaults.
 MAKE_VARIABLES = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "VENV", "AGENTS",
-                  "PYTHON", "ARGS", "DOCS_PORT"}
+                  "LITELLM", "PYTHON", "ARGS", "DOCS_PORT"}
 
 
 # -- what is documented ---------------------------------------------------------------
