@@ -69,6 +69,8 @@ from typing import Any
 import yaml
 
 from bench.load import (
+    EXT_PROC,
+    GENERATOR,
     Measured,
     Phase,
     bench_pack,
@@ -202,7 +204,7 @@ def start_envoy(work: Path, name: str, upstream: int, cleanup: contextlib.ExitSt
                                     bench_pack()), "targets": [llm]}
         config_path = logs / "tollgate.yaml"
         config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        pids["tollgate"] = _stopped_on_exit(stack.start_tollgate(
+        pids[EXT_PROC] = _stopped_on_exit(stack.start_tollgate(
             config_path, ports.ext_proc, logs, workers=WORKERS), cleanup).pid
     elif name == "passthrough":
         floor = _stopped_on_exit(stack.Process.spawn(name, [
@@ -210,7 +212,7 @@ def start_envoy(work: Path, name: str, upstream: int, cleanup: contextlib.ExitSt
             "--listen", f"127.0.0.1:{ports.ext_proc}", "--response-body", str(logs / "count"),
         ], logs), cleanup)
         floor.ready_or_fail(stack.grpc_serving(ports.ext_proc), 20, "gRPC health SERVING")
-        pids["passthrough"] = floor.pid
+        pids[EXT_PROC] = floor.pid
     pids["envoy"] = _stopped_on_exit(stack.start_envoy(envoy_yaml, ports.admin, logs),
                                      cleanup).pid
     return Path_(ports.listener, http_request("POST", CHAT, BODY), pids, access_log)
@@ -393,7 +395,7 @@ def gateway_cpu_us(row: dict[str, Any]) -> float | None:
     """The CPU per request of every process of the path but the upstream and the generator."""
     cpu = row["cpu_us_per_request"]
     mine = [v for role, v in cpu.items()
-            if role not in ("upstream", "generator", "gateway") and v is not None]
+            if role not in ("upstream", GENERATOR, "gateway") and v is not None]
     return sum(mine) if mine else None
 
 
