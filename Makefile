@@ -27,6 +27,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The agent examples' own environment (examples/autogen/requirements.txt says why).
 AGENTS ?= .venv-autogen
+# LiteLLM's proxy, the peer bench/peers.py measures tollgate beside, in an environment of
+# its own (bench/litellm-requirements.txt says why).
+LITELLM ?= .venv-litellm
 # axe-core (Deque's accessibility engine) from the npm registry, for the admin pages' tests
 # (tests/support/axe.py): into build/npm, never committed.
 AXE_CORE = 4.14.1
@@ -130,7 +133,7 @@ DOCS_PORT ?= 8000
 docs-serve: $(VENV)/.docs-deps
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
-bench: $(VENV)/.bench-deps system-deps
+bench: $(VENV)/.bench-deps $(LITELLM)/.deps system-deps
 	$(BIN)/python -m bench.parse_cost
 	$(BIN)/python -m bench.policy_engines
 	$(BIN)/python -m bench.pack_cost
@@ -138,6 +141,7 @@ bench: $(VENV)/.bench-deps system-deps
 	$(BIN)/python -m bench.masking
 	$(BIN)/python -m bench.approvals
 	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.peers --litellm $(LITELLM)/bin/litellm
 	$(BIN)/python -m bench.mcp_calls
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.mysql
@@ -216,5 +220,14 @@ $(AGENTS)/.deps: examples/autogen/requirements.txt
 	$(AGENTS)/bin/$(UV_INSTALL) --python $(AGENTS)/bin/python -r examples/autogen/requirements.txt
 	touch $@
 
+# Compiled once: each of LiteLLM's workers imports ~2,000 modules as it starts, which
+# takes minutes where the environment asks Python not to write bytecode.
+$(LITELLM)/.deps: bench/litellm-requirements.txt
+	$(PYTHON) -m venv $(LITELLM)
+	$(LITELLM)/bin/pip install -q --upgrade pip uv
+	$(LITELLM)/bin/$(UV_INSTALL) --python $(LITELLM)/bin/python -r bench/litellm-requirements.txt
+	$(LITELLM)/bin/python -m compileall -q -j 0 $(LITELLM)/lib > /dev/null
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(AGENTS) *.egg-info .pytest_cache .ruff_cache .mypy_cache build/docs
+	rm -rf $(VENV) $(AGENTS) $(LITELLM) *.egg-info .pytest_cache .ruff_cache .mypy_cache build/docs

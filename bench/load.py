@@ -90,6 +90,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
 TRACE_ID = re.compile(rb"\r\nx-tollgate-trace-id: [0-9a-f]{32}\r\n", re.IGNORECASE)
+CHUNKED = re.compile(rb"\r\ntransfer-encoding: *chunked", re.IGNORECASE)
 GENERATOR = "generator"
 EXT_PROC = "ext_proc"  # the role of tollgate, or of the do-nothing ext_proc, in CPU figures
 GENERATOR_NICE = -10
@@ -100,9 +101,10 @@ GENERATOR_NICE = -10
 TOKEN = dev_tokens.mint(config.load(QUICKSTART_CONFIG), "svc-bench", ["agents"], 4 * 3600)
 
 
-def http_request(method: str, path: str, body: bytes = b"") -> bytes:
-    """One raw HTTP/1.1 keep-alive request, built once and sent as is."""
-    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {TOKEN}\r\n"
+def http_request(method: str, path: str, body: bytes = b"", token: str = TOKEN) -> bytes:
+    """One raw HTTP/1.1 keep-alive request, built once and sent as is (`token`: another
+    gateway's key, for bench/peers.py)."""
+    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n"
     if body:
         head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
     return f"{head}\r\n".encode() + body
@@ -234,9 +236,12 @@ class Connection:
                 self._receive()
             head = self._buffer[:end]
             length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.IGNORECASE)
-            if length is None:
-                raise ConnectionError("response without content-length")
-            total = end + 4 + int(length.group(1))
+            if length is not None:
+                total = end + 4 + int(length.group(1))
+            elif CHUNKED.search(head):
+                total = self._chunked_end(end + 4)
+            else:
+                raise ConnectionError("response without content-length or chunked body")
             while len(self._buffer) < total:
                 self._receive()
             self._buffer = self._buffer[total:]
@@ -244,6 +249,19 @@ class Connection:
         except BaseException:
             self.close()
             raise
+
+    def _chunked_end(self, at: int) -> int:
+        """Where a chunked body starting at `at` in the buffer ends (trailers not expected:
+        the last chunk's blank line ends it), receiving until it is all there."""
+        while True:
+            while (line := self._buffer.find(b"\r\n", at)) < 0:
+                self._receive()
+            size = int(self._buffer[at:line].split(b";")[0], 16)
+            at = line + 2 + size + 2  # the chunk and its CRLF
+            if size == 0:
+                return at
+            while len(self._buffer) < at:
+                self._receive()
 
     def _receive(self) -> None:
         assert self._sock is not None

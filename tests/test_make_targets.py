@@ -60,7 +60,7 @@ BUILT_ON_SYSTEM_DEPS = {"mysqlclient"}
 SERVING = {"up", "serve"}
 # What the Makefile reads from the environment: the dry runs show its defaults.
 MAKE_VARIABLES = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "VENV", "AGENTS",
-                  "PYTHON", "ARGS", "DOCS_PORT"}
+                  "LITELLM", "PYTHON", "ARGS", "DOCS_PORT"}
 
 
 # -- what is documented ---------------------------------------------------------------
@@ -713,13 +713,14 @@ def test_a_documented_target_installs_what_it_needs_on_a_clean_clone(
 
 
 def test_what_the_makefile_makes_is_read_from_its_rules(clone: Path) -> None:
-    """The npm packages and the agents' venv, each named as the code that reads it
-    names it (a test of this file's reading, not of the Makefile)."""
+    """The npm packages and the agents' and LiteLLM's venvs, each named as the code that
+    reads it names it (a test of this file's reading, not of the Makefile)."""
     made = {m.needle: m.target for m in rules(clone).made}
     player = made.get("asciinema-player" + ".min.js", "")
     assert player.startswith("extproc/admin/") and rules(clone).venv == ".venv"
     assert made.get(".venv" + "-autogen") == ".venv" + "-autogen/.deps"
-    assert len(made) == 3, made
+    assert made.get(".venv" + "-litellm") == ".venv" + "-litellm/.deps"
+    assert len(made) == 4, made
 
 
 def test_a_need_a_target_lacks_is_named(tmp_path: Path) -> None:
