@@ -138,12 +138,22 @@ reads := [
 	"response.status",
 ]
 
-# What the live part reads, beside input.cached.
+# What the live part reads, beside input.cached (the cached part's action, reasons and
+# rules): what activity.rego's rules read of the counts, and what their messages name.
 live_reads := [
-	"activity",
+	"activity.status",
+	"activity.aggregated",
+	"activity.exchange.administrative",
+	"activity.identity.hour.masked",
+	"activity.identity.minute.refusals",
+	"activity.token.seen.addresses",
+	"activity.token.seen.environments",
+	"activity.live",
 	"target",
 	"phase",
-	"identity",
+	"identity.sub",
+	"identity.jti",
+	"identity.groups",
 	"source",
 	"request.method",
 	"sql.statements[*].kind",

@@ -15,7 +15,7 @@ from extproc.codecs import jsonenc
 from extproc.policy.decision import Decision, MalformedDecision
 from extproc.policy.errors import PolicyError, PolicyLoadError
 from extproc.policy.sources import Modules, revision_of
-from extproc.policy.split import Split, combine, parse_reads
+from extproc.policy.split import Split, combine, parse_reads, steady
 
 # What regorus returns (as JSON) for a query that has no value (no rule matched and no
 # default): the RVM and the interpreter alike.
@@ -99,13 +99,18 @@ class EmbeddedEngine:
         if not isinstance(value, dict):  # a hand-built input: the pack's decision is the same
             return self._decision(self._run(self.query, input_json))
         key = split.key(value)
-        answer = split.kept(key)
+        answer = split.answers.get(key)
         if answer is None:
             # Compact: the RVM indents, and the answer is in every live part's input.
             answer = jsonenc.dumps(jsonenc.loads(self._run(self.parts[0], key.decode())))
-            split.keep(key, answer)
-        return combine(answer, self._run(self.parts[1],
-                                         split.live_input(value, input_json, answer)))
+            split.answers.put(key, answer)
+        live_input = split.live_input(value, input_json, answer)
+        live = split.lives.get(live_input) if split.steady else None
+        if live is None:
+            live = self._run(self.parts[1], live_input)
+            if split.steady:
+                split.lives.put(live_input, live)
+        return combine(answer, live)
 
     @staticmethod
     def _decision(result: str) -> Decision:
@@ -158,7 +163,8 @@ def declared_split(modules: Modules, query: str) -> Split | None:
         raise PolicyLoadError(f"a split decision needs {', '.join(needed)}; "
                               f"{', '.join(missing)} not defined")
     return Split(parse_reads(values[0], reads),
-                 None if values[1] is None else parse_reads(values[1], live_reads))
+                 None if values[1] is None else parse_reads(values[1], live_reads),
+                 steady(source for _, source in modules))
 
 
 def _defines(engine: regorus.Engine, rule: str) -> bool:

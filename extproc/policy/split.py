@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,37 +113,74 @@ def project(value: Any, tree: Tree) -> Any:
     return value
 
 
-@dataclass(slots=True)
-class Split:
-    """A pack's split, as loaded with one revision: what each part reads, and the
-    answers of its cached part kept by projection."""
+class Kept:
+    """Answers kept by the input they were given, the least recently used first out."""
 
-    reads: Tree
-    live_reads: Tree | None
-    _answers: OrderedDict[bytes, str] = field(default_factory=OrderedDict, init=False)
+    def __init__(self) -> None:
+        self._answers: OrderedDict[str | bytes, str] = OrderedDict()
 
-    def key(self, value: dict[str, Any]) -> bytes:
-        """The projected input, as the cached part is asked it and its answer kept."""
-        return jsonenc.dumps(project(value, self.reads)).encode()
+    def __len__(self) -> int:
+        return len(self._answers)
 
-    def kept(self, key: bytes) -> str | None:
+    def get(self, key: str | bytes) -> str | None:
         answer = self._answers.get(key)
         if answer is not None:
             self._answers.move_to_end(key)
         return answer
 
-    def keep(self, key: bytes, answer: str) -> None:
+    def put(self, key: str | bytes, answer: str) -> None:
         self._answers[key] = answer
         if len(self._answers) > CACHE_ENTRIES:
             self._answers.popitem(last=False)
 
+
+# Builtins whose answer is not a function of their arguments: a pack that calls one
+# anywhere has its live part evaluated every time.
+_UNSTEADY = re.compile(r"\b(?:time\.now_ns|rand\.intn|uuid\.rfc4122|http\.send|opa\.runtime|"
+                       r"net\.lookup_ip_addr|io\.jwt\.decode_verify)\b")
+
+
+def steady(sources: Iterable[str]) -> bool:
+    """Whether no source calls a builtin whose answer changes by itself (time, chance,
+    the network): then the live part's answer is a function of its input, and kept."""
+    return not any(_UNSTEADY.search(source) for source in sources)
+
+
+@dataclass(slots=True)
+class Split:
+    """A pack's split, as loaded with one revision: what each part reads, the answers
+    of its cached part kept by projection, and, where the pack is `steady`, those of its
+    live part kept by their whole input (they are functions of it)."""
+
+    reads: Tree
+    live_reads: Tree | None
+    steady: bool = True
+    answers: Kept = field(default_factory=Kept, init=False)
+    lives: Kept = field(default_factory=Kept, init=False)
+
+    def key(self, value: dict[str, Any]) -> bytes:
+        """The projected input, as the cached part is asked it and its answer kept."""
+        return jsonenc.dumps(project(value, self.reads)).encode()
+
     def live_input(self, value: dict[str, Any], input_json: str, answer: str) -> str:
         """What the live part is asked: the input (projected, when the pack says what
-        the live part reads) with the cached answer as `input.cached`."""
+        the live part reads) with the cached answer's action, reasons and rules as
+        `input.cached` (what the outcome is; its mask and the rest are the cached part's
+        to give)."""
+        cached = outcome_of(answer)
         if self.live_reads is None:
-            return f'{input_json[:-1]},"cached":{answer}}}'
+            return f'{input_json[:-1]},"cached":{cached}}}'
         projected = jsonenc.dumps(project(value, self.live_reads))
-        return f'{projected[:-1]}{"," if len(projected) > 2 else ""}"cached":{answer}}}'
+        return f'{projected[:-1]}{"," if len(projected) > 2 else ""}"cached":{cached}}}'
+
+
+@functools.lru_cache(maxsize=1024)
+def outcome_of(answer: str) -> str:
+    """`input.cached` of a cached answer (JSON text): its action, reasons and rules."""
+    value = jsonenc.loads(answer)
+    if not isinstance(value, dict):
+        return "null"
+    return jsonenc.dumps({k: value[k] for k in ("action", "reasons", "rules") if k in value})
 
 
 # -- combining -------------------------------------------------------------------------------

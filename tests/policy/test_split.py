@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from extproc.policy import PolicyError, PolicyLoadError, split_check
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
-from extproc.policy.split import CACHE_ENTRIES, Split, combine, parse_reads, project
+from extproc.policy.split import CACHE_ENTRIES, Kept, combine, parse_reads, project, steady
 from tests.support import cli
 from tests.support.corpus_inputs import INPUTS, mutated
 from tests.support.packs import POLICIES
@@ -71,23 +71,40 @@ def test_statements_alike_but_for_their_text_share_one_cached_answer() -> None:
         value["identity"]["jti"] = f"token-{n}"
     decisions = [engine.decide_now(json.dumps(v)) for v in (first, second)]
     assert decisions[0] == decisions[1]
-    assert len(engine.split._answers) == 1
+    assert len(engine.split.answers) == 1
 
 
 def test_kept_answers_are_bounded_and_new_with_every_revision() -> None:
-    split = Split(parse_reads(["target"], "data.tollgate.reads"), None)
+    kept = Kept()
     for n in range(CACHE_ENTRIES + 5):
-        split.keep(str(n).encode(), "{}")
-    assert len(split._answers) == CACHE_ENTRIES
-    assert split.kept(b"0") is None and split.kept(b"5") == "{}"
-    split.keep(b"new", "{}")  # the least recently used goes: 6, not 5 (just read)
-    assert split.kept(b"5") == "{}" and split.kept(b"6") is None
+        kept.put(str(n).encode(), "{}")
+    assert len(kept) == CACHE_ENTRIES
+    assert kept.get(b"0") is None and kept.get(b"5") == "{}"
+    kept.put(b"new", "{}")  # the least recently used goes: 6, not 5 (just read)
+    assert kept.get(b"5") == "{}" and kept.get(b"6") is None
 
     engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
     engine.decide_now(json.dumps(SQL_INPUT))
-    assert engine.split is not None and len(engine.split._answers) == 1
+    assert engine.split is not None
+    assert (len(engine.split.answers), len(engine.split.lives)) == (1, 1)
     asyncio.run(engine.load(read_modules(POLICIES)))
-    assert engine.split is not None and len(engine.split._answers) == 0
+    assert engine.split is not None
+    assert (len(engine.split.answers), len(engine.split.lives)) == (0, 0)
+
+
+def test_the_live_part_is_kept_only_where_no_builtin_changes_by_itself() -> None:
+    """Its answer is a function of its input unless the pack asks the clock, chance or
+    the network: then it is evaluated every time."""
+    assert steady(source for _, source in read_modules(POLICIES))
+    for call in ("time.now_ns()", "rand.intn(\"x\", 2)", "http.send(r)", "opa.runtime()"):
+        assert not steady([f"package p\nx := {call}\n"])
+    modules = [*read_modules(POLICIES),
+               ("clock.rego", "package tollgate\nimport rego.v1\nnow := time.now_ns()\n")]
+    engine = EmbeddedEngine(modules, QUERY)
+    assert engine.split is not None and not engine.split.steady
+    for _ in range(2):
+        engine.decide_now(json.dumps(SQL_INPUT))
+    assert (len(engine.split.answers), len(engine.split.lives)) == (1, 0)
 
 
 def test_the_projection_keeps_only_what_reads_name() -> None:
