@@ -71,8 +71,16 @@ credentials := {
 }
 
 # -- the list as regexes ----------------------------------------------------------------
-# Built per decision, so from whole joined strings: in the compiled program each builtin
-# call costs microseconds, and one per path would cost every decision hundreds of them.
+# Built from whole joined strings: in the compiled program each builtin call costs
+# microseconds, and one per path would cost every decision hundreds of them. The tables
+# read no input: tollgate builds them once per policy revision (`tables`) and gives them
+# back as data.tollgate_tables, which each reads first; another engine (OPA) builds them
+# here, once per query. (Read as a condition, then as the value: regorus 0.13's compiled
+# program takes no `else` after a body that assigns an undefined value.)
+tables contains name if some name in [
+	"credential_any", "credential_gate", "credential_text_words", "credential_patterns",
+	"credential_instances", "credential_files_text", "credential_folders_text",
+]
 
 # The files, and the folders, of the list as one alternation each.
 credential_files := glob_regex_body(concat("|", [p | some e in credentials.kinds; some p in e.files]))
@@ -80,12 +88,20 @@ credential_files := glob_regex_body(concat("|", [p | some e in credentials.kinds
 credential_folders := glob_regex_body(concat("|", [p | some e in credentials.kinds; some p in e.folders]))
 
 # Any credential at all: tried before the list is walked for the kind.
-credential_any := sprintf(`(^|/)(%s)$|(^|/)(%s)(/|$)`, [credential_files, credential_folders])
+credential_any := data.tollgate_tables.credential_any if {
+	data.tollgate_tables.credential_any
+} else := credential_any_built
+
+credential_any_built := sprintf(`(^|/)(%s)$|(^|/)(%s)(/|$)`, [credential_files, credential_folders])
 
 # What a lower-case text (argv words joined by newlines, a command line) must hold for its
 # words to be looked at: a path of the list ending a word, or a glob credential_glob may
 # take (a word with a wildcard that starts with `.` or holds a `/`, a brace list).
-credential_gate := sprintf("(^|[^a-z0-9_.+-])(%s)($|[\\s;&|()<>=`@:,'\"])|(^|[^a-z0-9_.+-])(%s)($|[/\\s;&|()<>=`@:,'\"])|%s", [
+credential_gate := data.tollgate_tables.credential_gate if {
+	data.tollgate_tables.credential_gate
+} else := credential_gate_built
+
+credential_gate_built := sprintf("(^|[^a-z0-9_.+-])(%s)($|[\\s;&|()<>=`@:,'\"])|(^|[^a-z0-9_.+-])(%s)($|[/\\s;&|()<>=`@:,'\"])|%s", [
 	credential_files, credential_folders, credential_glob_gate,
 ])
 
@@ -99,7 +115,11 @@ word_chars := sprintf("^%s", [separators])
 
 # A text's words (quotes and backslashes removed) that may name one: those holding a
 # path of the list or a wildcard.
-credential_text_words := sprintf("[^\\s;&|()<>=`@:]*(%s|%s|[*?\\[{])[^\\s;&|()<>=`@:]*", [
+credential_text_words := data.tollgate_tables.credential_text_words if {
+	data.tollgate_tables.credential_text_words
+} else := credential_text_words_built
+
+credential_text_words_built := sprintf("[^\\s;&|()<>=`@:]*(%s|%s|[*?\\[{])[^\\s;&|()<>=`@:]*", [
 	credential_files, credential_folders,
 ])
 
@@ -107,7 +127,11 @@ glob_regex_body(p) := strings.replace_n({".": `\.`, "+": `\+`, "*": `[^/]*`, "?"
 
 # Each path as a regex, with its kind and its exceptions' regexes: walked only for a
 # path that credential_any matched.
-credential_patterns := array.concat([{"kind": e.kind, "regex": sprintf(`(^|/)%s$`, [glob_regex_body(p)]), "except": credential_except(e)} |
+credential_patterns := data.tollgate_tables.credential_patterns if {
+	data.tollgate_tables.credential_patterns
+} else := credential_patterns_built
+
+credential_patterns_built := array.concat([{"kind": e.kind, "regex": sprintf(`(^|/)%s$`, [glob_regex_body(p)]), "except": credential_except(e)} |
 	some e in credentials.kinds
 	some p in e.files
 ], [{"kind": e.kind, "regex": sprintf(`(^|/)%s(/|$)`, [glob_regex_body(p)]), "except": credential_except(e)} |
@@ -121,7 +145,11 @@ credential_except(e) := [sprintf(`^%s$`, [glob_regex_body(x)]) | some x in e.exc
 # against: a file's name (its `*` an `x`), a folder itself; only those of a hidden name
 # or of more than one segment (a glob such as `*.json` names no credential: `cat *.json`
 # passes).
-credential_instances := array.concat([{"kind": e.kind, "path": i, "folder": false, "except": []} |
+credential_instances := data.tollgate_tables.credential_instances if {
+	data.tollgate_tables.credential_instances
+} else := credential_instances_built
+
+credential_instances_built := array.concat([{"kind": e.kind, "path": i, "folder": false, "except": []} |
 	some e in credentials.kinds
 	some p in e.files
 	i := replace(p, "*", "x")
@@ -136,9 +164,17 @@ credential_instance_kept(i) if startswith(i, ".")
 
 credential_instance_kept(i) if contains(i, "/")
 
-credential_files_text := concat("\n", [i.path | some i in credential_instances; not i.folder])
+credential_files_text := data.tollgate_tables.credential_files_text if {
+	data.tollgate_tables.credential_files_text
+} else := credential_files_text_built
 
-credential_folders_text := concat("\n", [i.path | some i in credential_instances; i.folder])
+credential_files_text_built := concat("\n", [i.path | some i in credential_instances; not i.folder])
+
+credential_folders_text := data.tollgate_tables.credential_folders_text if {
+	data.tollgate_tables.credential_folders_text
+} else := credential_folders_text_built
+
+credential_folders_text_built := concat("\n", [i.path | some i in credential_instances; i.folder])
 
 # -- what a request names ---------------------------------------------------------------
 

@@ -13,9 +13,10 @@ import regorus
 
 from extproc.codecs import jsonenc
 from extproc.policy.decision import Decision, MalformedDecision
+from extproc.policy.declared import TABLES, declared, split_rules
 from extproc.policy.errors import PolicyError, PolicyLoadError
 from extproc.policy.sources import Modules, revision_of
-from extproc.policy.split import Split, combine, parse_reads, steady
+from extproc.policy.split import Split, combine
 
 # What regorus returns (as JSON) for a query that has no value (no rule matched and no
 # default): the RVM and the interpreter alike.
@@ -45,17 +46,21 @@ class EmbeddedEngine:
         self._hints: dict[str, bool] = {}
         self._hint_engine: regorus.Engine | None = None
         self.parts, self.reads = split_rules(query)
+        self.tables: tuple[str, ...] = ()  # the pack's tables, built at load (declared.py)
         self._vm, self.split, self.revision = self._compile(modules)
 
     def _compile(self, modules: Modules) -> tuple[regorus.Rvm, Split | None, str]:
         try:
-            split = declared_split(modules, self.query)
+            split, tables = declared(modules, self.query)
             entries = [self.query, *(self.parts if split else ())]
             program = regorus.Program.compile_from_modules("{}", modules, entries)
         except RuntimeError as exc:
             raise PolicyLoadError(f"cannot compile policies: {clean_regorus_error(exc)}") from None
         vm = regorus.Rvm()
         vm.load_program(program)
+        if tables:  # the program reads its data from the VM (compiling with it does not)
+            vm.set_data_json(jsonenc.dumps({TABLES: tables}))
+        self.tables = tuple(tables)
         self._modules, self._hints, self._hint_engine = modules, {}, None
         return vm, split, revision_of(modules)
 
@@ -134,51 +139,3 @@ class EmbeddedEngine:
         if result == UNDEFINED:
             raise PolicyError(f"{rule} is undefined for this input")
         return result
-
-
-def split_rules(query: str) -> tuple[tuple[str, str], tuple[str, str]]:
-    """The split's rules beside the query (data.tollgate.decision: data.tollgate.cached and
-    .live), and their reads lists (.reads, .live_reads)."""
-    base = query.rpartition(".")[0]
-    return (f"{base}.cached", f"{base}.live"), (f"{base}.reads", f"{base}.live_reads")
-
-
-def declared_split(modules: Modules, query: str) -> Split | None:
-    """The split the modules declare beside the query (split.py), or None;
-    PolicyLoadError for half of one (`cached`, `live` and `reads` go together) or a bad
-    reads list."""
-    (cached, live), (reads, live_reads) = split_rules(query)
-    engine = regorus.Engine()
-    for path, source in modules:
-        engine.add_policy(path, source)
-    values = [_rule(engine, rule) for rule in (reads, live_reads)]
-    needed = (cached, live, reads)
-    missing = [rule for rule in needed if not _defines(engine, rule)]
-    if len(missing) == len(needed):
-        if values[1] is not None:
-            raise PolicyLoadError(f"{live_reads} is given without a split: it goes with "
-                                  f"{', '.join(needed)}")
-        return None
-    if missing:
-        raise PolicyLoadError(f"a split decision needs {', '.join(needed)}; "
-                              f"{', '.join(missing)} not defined")
-    return Split(parse_reads(values[0], reads),
-                 None if values[1] is None else parse_reads(values[1], live_reads),
-                 steady(source for _, source in modules))
-
-
-def _defines(engine: regorus.Engine, rule: str) -> bool:
-    try:
-        engine.eval_rule(rule)
-    except RuntimeError as exc:
-        if "not a valid rule path" in str(exc):
-            return False
-    return True
-
-
-def _rule(engine: regorus.Engine, rule: str) -> object:
-    """A rule's value with no input (the reads lists are constants); None: not defined."""
-    try:
-        return engine.eval_rule(rule)
-    except RuntimeError:
-        return None

@@ -5,15 +5,18 @@ A pack may split `data.tollgate.decision` (docs/policies.md, "Cached and live"):
 - `data.tollgate.cached` decides on the input *projected* onto `data.tollgate.reads` (a
   list of paths such as `identity.groups` or `sql.statements[*].tables`). It never sees
   anything else, so its answer cannot depend on anything outside the projection, and the
-  projection is the key its answer is kept under (`Split.cached`: bounded, least recently
-  used first out, a new one for every policy revision).
+  projection is the key its answer is kept under (`Split.answers`: bounded, least
+  recently used first out, a new one for every policy revision).
 - `data.tollgate.live` is evaluated on every exchange, on the input (projected onto
-  `data.tollgate.live_reads` when the pack lists them) with the cached answer as
-  `input.cached`: activity, time, what depends on the outcome.
+  `data.tollgate.live_reads` when the pack lists them) with the cached answer's outcome
+  as `input.cached`: activity, time, what depends on the outcome. Where the pack calls
+  no builtin whose answer changes by itself (`steady`), its answers are kept too, by
+  their whole input.
 
 `combine` is the one rule that makes a decision of the two, and the pack's own
 `decision` must equal it on every input (tests/policy/test_split.py proves it for the
-default pack; `tollgate policy test` checks that `reads` misses nothing on the corpus).
+default pack; `tollgate policy test` checks that `reads` misses nothing on representative
+inputs: split_check.py).
 """
 
 from __future__ import annotations
@@ -96,9 +99,14 @@ def add_path(tree: Tree, segments: list[str]) -> None:
 
 def project(value: Any, tree: Tree) -> Any:
     """`value` with only what `tree` reads: keys it does not name are left out, arrays
-    read element by element; a value of another shape than the path expects (a string
-    where an object was named, a null) is kept whole, as the policy would see it."""
-    if isinstance(value, dict):
+    read element by element; a value of another shape than the path expects (an object
+    where an array's elements were named, which Rego iterates alike, a string, a null)
+    is kept whole, as the policy would see it."""
+    each = "[*]" in tree
+    if isinstance(value, list) and each:
+        elements = tree["[*]"]
+        return value if elements is None else [project(v, elements) for v in value]
+    if isinstance(value, dict) and not each:
         out = {}
         for key, sub in tree.items():
             if key in value:
@@ -107,9 +115,6 @@ def project(value: Any, tree: Tree) -> Any:
                 out.update((k, v) for k, v in value.items()
                            if k.lower().startswith(key[:-1]))
         return out
-    if isinstance(value, list) and "[*]" in tree:
-        each = tree["[*]"]
-        return value if each is None else [project(v, each) for v in value]
     return value
 
 

@@ -113,8 +113,11 @@ def test_the_projection_keeps_only_what_reads_name() -> None:
              "h": {"X-One": 1, "x-two": 2, "y": 3}}
     assert project(value, tree) == {"a": {"b": 1}, "c": [{"d": 1}, {}],
                                     "h": {"X-One": 1, "x-two": 2}}
-    # A value of another shape than the path expects is kept whole.
+    # A value of another shape than the path expects is kept whole: an object where an
+    # array's elements were named (Rego's `some x in` iterates its values alike).
     assert project({"a": "text", "c": None}, tree) == {"a": "text", "c": None}
+    assert project({"c": {"x": {"d": 1, "e": 2}}}, tree) == {"c": {"x": {"d": 1, "e": 2}}}
+    assert project({"a": [{"b": 1}]}, tree) == {"a": [{"b": 1}]}
 
 
 @pytest.mark.parametrize(("reads", "error"), [

@@ -1,0 +1,74 @@
+"""A pack's tables (extproc/policy/declared.py): rules that read no input, built once per
+revision and given back as data. That the default pack decides alike with them and
+without (OPA and regorus's interpreter build them themselves) is the corpus's parity
+(tests/policy/test_opa_parity.py); here, the mechanism."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from extproc.policy import PolicyLoadError
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.sources import read_modules
+from tests import policy_corpus
+from tests.support.packs import POLICIES
+
+QUERY = "data.tollgate.decision"
+CREDENTIAL_TABLES = ("credential_any", "credential_files_text", "credential_folders_text",
+                     "credential_gate", "credential_instances", "credential_patterns",
+                     "credential_text_words")
+PACK = """package tollgate
+import rego.v1
+tables contains "greeting"
+greeting := data.tollgate_tables.greeting if {
+	data.tollgate_tables.greeting
+} else := concat(" ", ["built", "here"])
+decision := {"action": "deny", "reasons": [greeting]}
+"""
+
+
+def test_the_default_pack_builds_its_credential_tables_at_load() -> None:
+    engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
+    assert engine.tables == CREDENTIAL_TABLES
+
+
+def test_a_table_is_read_from_data_once_built() -> None:
+    """The value the program reads is the one built at load: a table whose value the
+    data gives differs from what the rule would build, and the decision shows the data's."""
+    engine = EmbeddedEngine([("p.rego", PACK)], QUERY)
+    assert engine.tables == ("greeting",)
+    assert engine.decide_now("{}").reasons == ("built here",)
+    engine._vm.set_data_json('{"tollgate_tables": {"greeting": "from data"}}')
+    assert engine.decide_now("{}").reasons == ("from data",)
+
+
+def test_a_table_that_reads_the_input_is_refused_at_load() -> None:
+    reading = PACK.replace('concat(" ", ["built", "here"])', "input.name")
+    with pytest.raises(PolicyLoadError, match=re.escape(
+            "data.tollgate.tables names greeting, which has no value without an input")):
+        EmbeddedEngine([("p.rego", reading)], QUERY)
+    with pytest.raises(PolicyLoadError, match="must name rules"):
+        EmbeddedEngine([("p.rego", PACK.replace('tables contains "greeting"',
+                                                "tables := [1]"))], QUERY)
+
+
+@pytest.mark.timing
+def test_built_tables_make_credential_decisions_cheaper() -> None:
+    """What the tables are for: the cached part of a command naming a credential file
+    costs a fraction of what building them every time did (min of 20, same input)."""
+    case = next(c for c in policy_corpus.load() if c.file == "credentials.json")
+    modules = read_modules(POLICIES)
+    plain = [(p, re.sub(r"^tables contains", "unused_tables contains", s, flags=re.M))
+             for p, s in modules]
+    costs = []
+    for engine in (EmbeddedEngine(modules, QUERY), EmbeddedEngine(plain, QUERY)):
+        runs = []
+        for _ in range(20):
+            start = time.perf_counter()
+            engine.answer("data.tollgate.cached", case.input_json)
+            runs.append(time.perf_counter() - start)
+        costs.append(min(runs))
+    assert costs[0] * 3 < costs[1], costs
