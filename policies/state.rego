@@ -30,7 +30,8 @@ state_denials contains {"rule": "sql.state", "reason": state_analyzes} if {
 	s.kind == "analyze"
 }
 
-# VACUUM ANALYZE, VACUUM (ANALYZE): the same statistics written. Seen in the statement's
+# VACUUM ANALYZE, VACUUM (ANALYZE), and ANALYSE, which PostgreSQL's grammar takes alike:
+# the same statistics written. Seen in the statement's
 # text, which the decision's cached part does not read (it differs between statements
 # alike), so decided in the live part (tollgate.rego), for a `vacuum` only.
 live_denials contains {"rule": "sql.state", "reason": sprintf("VACUUM %s", [state_analyzes])} if {
@@ -39,7 +40,7 @@ live_denials contains {"rule": "sql.state", "reason": sprintf("VACUUM %s", [stat
 	some s in sql_statements
 	s.kind == "vacuum"
 	is_string(s.text)
-	regex.match(`(?i)\banalyze\b`, s.text)
+	regex.match(`(?i)\banaly[sz]e\b`, s.text)
 }
 
 state_denials contains {"rule": "sql.state", "reason": sprintf("%s holds the planner's statistics, columns' values unmasked", [t])} if {

@@ -326,6 +326,12 @@ FOUND: list[tuple[str, Spec, str, str]] = [
     ("pg-on-conflict-update-all", sql("INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE "
                                       "SET v = NULL"), H, "ON CONFLICT DO UPDATE, every row"),
     ("pg-delete-where-true", sql("DELETE FROM t WHERE true"), H, "constant-true WHERE"),
+    # ANALYSE is ANALYZE to PostgreSQL's grammar: the planner's statistics written (sql.state)
+    ("pg-vacuum-analyse-british-spelling", sql("VACUUM ANALYSE t"), D, "ANALYSE spelling"),
+    ("pg-vacuum-option-analyse", sql("VACUUM (VERBOSE, ANALYSE true) t"), D,
+     "ANALYSE as an option"),
+    ("pg-vacuum-analyse-after-a-comment", sql("vacuum/**/analyse t"), D,
+     "a comment for the blank"),
     ("pg-plpgsql-function-drops", sql("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS "
                                       "$$BEGIN DROP TABLE t; END$$; SELECT f()"), D,
      "a function body is a string: a DO block by another name"),
