@@ -99,20 +99,20 @@ class EmbeddedEngine:
         # One VM serves every decision: the event loop runs them one at a time.
         split = self.split
         if split is None:
-            return self._decision(self._run(self.query, input_json))
+            return self._decision(self.answer(self.query, input_json))
         value = jsonenc.loads(input_json)
         if not isinstance(value, dict):  # a hand-built input: the pack's decision is the same
-            return self._decision(self._run(self.query, input_json))
+            return self._decision(self.answer(self.query, input_json))
         key = split.key(value)
         answer = split.answers.get(key)
         if answer is None:
             # Compact: the RVM indents, and the answer is in every live part's input.
-            answer = jsonenc.dumps(jsonenc.loads(self._run(self.parts[0], key.decode())))
+            answer = jsonenc.dumps(jsonenc.loads(self.answer(self.parts[0], key)))
             split.answers.put(key, answer)
         live_input = split.live_input(value, input_json, answer)
         live = split.lives.get(live_input) if split.steady else None
         if live is None:
-            live = self._run(self.parts[1], live_input)
+            live = self.answer(self.parts[1], live_input)
             if split.steady:
                 split.lives.put(live_input, live)
         return combine(answer, live)
@@ -125,12 +125,8 @@ class EmbeddedEngine:
             raise PolicyError(f"malformed decision: {exc}") from None
 
     def answer(self, rule: str, input_json: str) -> str:
-        """One rule's answer on an input, as compiled (the query or a part of the split):
-        for the proofs and `tollgate policy test`, which compare the parts."""
-        return self._run(rule, input_json)
-
-    def _run(self, rule: str, input_json: str) -> str:
-        """The rule's answer as JSON text."""
+        """One rule's answer on an input as JSON text, as compiled (the query or a part of
+        the split; the proofs and `tollgate policy test` compare the parts)."""
         try:
             self._vm.set_input_json(input_json)
             result = self._vm.execute_entry_point(rule)

@@ -122,18 +122,18 @@ class Kept:
     """Answers kept by the input they were given, the least recently used first out."""
 
     def __init__(self) -> None:
-        self._answers: OrderedDict[str | bytes, str] = OrderedDict()
+        self._answers: OrderedDict[str, str] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._answers)
 
-    def get(self, key: str | bytes) -> str | None:
+    def get(self, key: str) -> str | None:
         answer = self._answers.get(key)
         if answer is not None:
             self._answers.move_to_end(key)
         return answer
 
-    def put(self, key: str | bytes, answer: str) -> None:
+    def put(self, key: str, answer: str) -> None:
         self._answers[key] = answer
         if len(self._answers) > CACHE_ENTRIES:
             self._answers.popitem(last=False)
@@ -163,9 +163,9 @@ class Split:
     answers: Kept = field(default_factory=Kept, init=False)
     lives: Kept = field(default_factory=Kept, init=False)
 
-    def key(self, value: dict[str, Any]) -> bytes:
+    def key(self, value: dict[str, Any]) -> str:
         """The projected input, as the cached part is asked it and its answer kept."""
-        return jsonenc.dumps(project(value, self.reads)).encode()
+        return jsonenc.dumps(project(value, self.reads))
 
     def live_input(self, value: dict[str, Any], input_json: str, answer: str) -> str:
         """What the live part is asked: the input (projected, when the pack says what

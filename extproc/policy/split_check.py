@@ -42,7 +42,7 @@ def problems(engine: EmbeddedEngine, inputs: Iterable[tuple[str, dict[str, Any]]
     for name, value in inputs:
         full = jsonenc.dumps(value)
         cached = _ask(engine, cached_rule, full)
-        kept = _ask(engine, cached_rule, split.key(value).decode())
+        kept = _ask(engine, cached_rule, split.key(value))
         if cached != kept:
             for path in _read_outside(engine, cached_rule, value, split.reads, kept, {}):
                 found.setdefault(f"{engine.reads[0]} misses input.{path}", name)
@@ -81,7 +81,7 @@ def _combined(engine: EmbeddedEngine, value: dict[str, Any], full: str,
               split: Split) -> Decision | str:
     cached_rule, live_rule = engine.parts
     try:
-        answer = engine.answer(cached_rule, split.key(value).decode())
+        answer = engine.answer(cached_rule, split.key(value))
         return combine(answer, engine.answer(live_rule, split.live_input(value, full, answer)))
     except PolicyError as exc:
         return f"error: {exc}"

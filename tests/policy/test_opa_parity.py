@@ -312,7 +312,7 @@ def split_inputs(rvm: EmbeddedEngine, values: list[Any]) -> list[tuple[str, list
     for value in values:
         if isinstance(value, dict):
             key = split.key(value)
-            answer = rvm.answer(rvm.parts[0], key.decode())
+            answer = rvm.answer(rvm.parts[0], key)
             cached.append(json.loads(key))
             live.append(json.loads(split.live_input(value, json.dumps(value), answer)))
     return [(rvm.parts[0], cached), (rvm.parts[1], live)]

@@ -77,11 +77,11 @@ def test_statements_alike_but_for_their_text_share_one_cached_answer() -> None:
 def test_kept_answers_are_bounded_and_new_with_every_revision() -> None:
     kept = Kept()
     for n in range(CACHE_ENTRIES + 5):
-        kept.put(str(n).encode(), "{}")
+        kept.put(str(n), "{}")
     assert len(kept) == CACHE_ENTRIES
-    assert kept.get(b"0") is None and kept.get(b"5") == "{}"
-    kept.put(b"new", "{}")  # the least recently used goes: 6, not 5 (just read)
-    assert kept.get(b"5") == "{}" and kept.get(b"6") is None
+    assert kept.get("0") is None and kept.get("5") == "{}"
+    kept.put("new", "{}")  # the least recently used goes: 6, not 5 (just read)
+    assert kept.get("5") == "{}" and kept.get("6") is None
 
     engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
     engine.decide_now(json.dumps(SQL_INPUT))
