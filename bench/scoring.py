@@ -12,6 +12,12 @@ overlaps), read from `catalog.DETECTORS` when the finder is made, so that detect
 to the catalog are judged without a change here. Key-name rules (`MaskSpec.fields`) are
 left out: they mask a value by its key, whatever it is, and would make any figure here
 a figure of the key names the set happens to use.
+
+The travel set (bench/travel.py) judges the whole masker instead (`masker_finder`: what
+`Masker.analyze` finds with the default spec, key-name rules included), scored with
+`any_kind`: a label counts as found when findings of any kind cover it, and a sample is
+*masked clean* when every label of it is (`Score.clean`): what leaves the gateway is what
+matters there, not which detector caught it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bench.labelled import SECRET, Sample, Span, category
-from extproc.masking import catalog, detectors, keys, national_ids, phones
+from extproc.masking import Masker, MaskSpec, catalog, detectors, keys, national_ids, phones
 from extproc.masking.detectors import Detector, Text
 
 Finding = tuple[int, int, str]  # start, end (characters), category
@@ -67,10 +73,19 @@ def tollgate_finder(only: Iterable[Detector] | None = None) -> Finder:
     return find
 
 
-def covered(text: str, span: Span, findings: list[Finding]) -> bool:
-    """Whether findings of the label's category cover every letter and digit of it."""
+def masker_finder(spec: MaskSpec | None = None) -> Finder:
+    """The whole masker's findings (`Masker.analyze`, merged, key-name rules included), each
+    as its detector's name (`field` for a key-name rule)."""
+    masker, chosen = Masker(b"x" * 32), MaskSpec() if spec is None else spec
+    return lambda text: masker.analyze(text, chosen)
+
+
+def covered(text: str, span: Span, findings: list[Finding], any_kind: bool = False) -> bool:
+    """Whether findings of the label's category (with `any_kind`, of any) cover every
+    letter and digit of it."""
     want = category(span.kind)
-    mine = [(s, e) for s, e, cat in findings if cat == want and s < span.end and e > span.start]
+    mine = [(s, e) for s, e, cat in findings
+            if (any_kind or cat == want) and s < span.end and e > span.start]
     return all(any(s <= i < e for s, e in mine)
                for i in range(span.start, span.end) if text[i].isalnum())
 
@@ -91,10 +106,13 @@ class Tally:
 
 @dataclass
 class Score:
-    """What one finder did on a set: recall per label kind, hard negatives flagged per
-    kind, findings true (on a label) and false, and the time it took on how many bytes."""
+    """What one finder did on a set: recall per label kind and per origin, samples masked
+    clean (every label found) and hard negatives flagged, both per origin, findings true
+    (on a label) and false, and the time it took on how many bytes."""
 
     recall: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    origin_recall: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    clean: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
     flagged: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
     true_findings: int = 0
     false_findings: int = 0
@@ -103,11 +121,15 @@ class Score:
 
     def category(self, name: str) -> Tally:
         """Recall over every kind of a category (national_id, secret, or a PERSONAL kind)."""
+        return self.total(t for kind, t in self.recall.items() if category(kind) == name)
+
+    @staticmethod
+    def total(tallies: Iterable[Tally]) -> Tally:
+        """Tallies added up: every origin's clean samples, every kind's labels."""
         out = Tally()
-        for kind, tally in self.recall.items():
-            if category(kind) == name:
-                out.hits += tally.hits
-                out.total += tally.total
+        for t in tallies:
+            out.hits += t.hits
+            out.total += t.total
         return out
 
     @property
@@ -125,17 +147,23 @@ class Score:
         return self.size / self.seconds / 1e6 if self.seconds else 0.0
 
 
-def score(samples: Iterable[Sample], finder: Finder, into: Score | None = None) -> Score:
-    """Runs `finder` on each sample and tallies it (into `into`, to add sets together)."""
+def score(samples: Iterable[Sample], finder: Finder, into: Score | None = None,
+          any_kind: bool = False) -> Score:
+    """Runs `finder` on each sample and tallies it (into `into`, to add sets together);
+    with `any_kind`, a finding of any category covers a label (see `covered`)."""
     out = Score() if into is None else into
     for sample in samples:
         start = time.perf_counter()
         findings = finder(sample.text)
         out.seconds += time.perf_counter() - start
         out.size += len(sample.text.encode("utf-8", "surrogatepass"))
-        for span in sample.spans:
-            out.recall[span.kind].add(covered(sample.text, span, findings))
-        if not sample.spans:
+        found = [covered(sample.text, span, findings, any_kind) for span in sample.spans]
+        for span, hit in zip(sample.spans, found, strict=True):
+            out.recall[span.kind].add(hit)
+            out.origin_recall[sample.origin].add(hit)
+        if sample.spans:
+            out.clean[sample.origin].add(all(found))
+        else:
             out.flagged[sample.origin].add(bool(findings))
         true = sum(any(s < span.end and e > span.start for span in sample.spans)
                    for s, e, _ in findings)

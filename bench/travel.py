@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, partial
 from urllib.parse import quote
 
 from faker import Faker
@@ -267,8 +267,8 @@ def _plain_headers(rnd: random.Random, host: str) -> list[Header]:
                ("Accept-Encoding", "gzip, deflate, br"), ("Cache-Control", "no-cache"),
                ("Connection", "keep-alive"), ("X-Request-Id", str(_uuid(rnd))),
                ("Content-Length", str(rnd.randint(2, 4000)))]
-    return [("Host", [(host, None)]),
-            *((k, [(v, None)]) for k, v in rnd.sample(choices, k=rnd.randint(2, 4)))]
+    chosen: list[Header] = [(k, [(v, None)]) for k, v in rnd.sample(choices, k=rnd.randint(2, 4))]
+    return [("Host", [(host, None)]), *chosen]
 
 
 def _uuid(rnd: random.Random) -> uuid.UUID:
@@ -510,7 +510,7 @@ SECRET_KINDS: dict[str, _SecretKind] = {
     "npm_token": _SecretKind(lambda r: vendor_key(r, "npm"), (), ("npmrc",)),
     "pypi_token": _SecretKind(lambda r: "pypi-AgEIcHlwaS5vcmc" + _chars(r, _URLSAFE, 150), (),
                               ("pypirc",)),
-    **{f"vendor_{name}": _SecretKind(lambda r, n=name: vendor_key(r, n), keys, ())
+    **{f"vendor_{name}": _SecretKind(partial(vendor_key, name=name), keys, ())
        for name, keys in (("github", ("github_token", "gh_token")),
                           ("slack", ("slack_bot_token", "slack_token")),
                           ("stripe", ("stripe_secret_key", "stripe_api_key")),
