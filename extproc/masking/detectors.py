@@ -540,6 +540,8 @@ def _ipv4(t: Text, s: int, _e: int) -> tuple[int, int] | None:
     m = _IPV4.match(t.raw, s)
     if m is None or t.at(WORD, m.end()) or _VERSION_BEFORE.search(t.before(s, 16)):
         return None
+    if m[0] == b"0.0.0.0":  # "any address" (`listening on 0.0.0.0:80`): no host
+        return None
     return None if in_authority(t, s) else m.span()
 
 
