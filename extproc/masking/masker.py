@@ -424,7 +424,10 @@ class _Scalars:
             out.update(self._findings_apart(dets, keep_masked))
         self._raw = raw
         index, counted = 0, 0
-        for s, e, d in _scan(Text(raw), dets, keep_masked) if raw else ():
+        text = Text(raw)
+        refs = self.refs  # which scalars share an object, for a phone number's country
+        text.memo[phone_context.CONTAINERS] = lambda: [id(refs[2 * i]) for i in joined]
+        for s, e, d in _scan(text, dets, keep_masked) if raw else ():
             index += raw.count(b"\x00", counted, s)
             counted = s
             if raw.rfind(b"\x01", 0, s) > raw.rfind(b"\x00", 0, s):  # keys are never masked
