@@ -346,12 +346,21 @@ class _Scalars:
             out.update(self._findings_apart(dets, keep_masked))
         self._raw = raw
         index, counted = 0, 0
-        for s, e, d in _scan(Text(raw), dets, keep_masked) if raw else ():
+        for s, e, d in self._scan(raw, joined, dets, keep_masked) if raw else ():
             index += raw.count(b"\x00", counted, s)
             counted = s
             if raw.rfind(b"\x01", 0, s) > raw.rfind(b"\x00", 0, s):  # keys are never masked
                 out.setdefault(joined[index], []).append((s, e, d))
         return out
+
+    def _scan(self, raw: bytes, joined: Sequence[int], dets: tuple[Detector, ...],
+              keep_masked: bool) -> Found:
+        """`_scan` of the joined scalars, telling phone numbers which of them share an
+        object (for the country a record names: phone_context.country)."""
+        text = Text(raw)
+        refs = self.refs
+        text.memo[phone_context.CONTAINERS] = lambda: [id(refs[2 * i]) for i in joined]
+        return _scan(text, dets, keep_masked)
 
     def _findings_apart(self, dets: tuple[Detector, ...], keep_masked: bool
                         ) -> dict[int, Found]:
