@@ -59,16 +59,20 @@ class Text:
     `pem_resume` is where a private key block, cut into pieces by a stream, carries on
     (see `private_key`), in `source`. `hits` is what the detectors look for first, found
     by one pass (prefilter.py). `memo` holds what a family of detectors reads once per
-    text and shares among its detectors, keyed by module.
+    text and shares among its detectors, keyed by module. `head` is the first line of
+    what a stream's text continues (its body's first line, a table's header:
+    national_ids.column_name), when the text no longer begins with it.
     """
 
-    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "hits", "memo", "pem_resume",
-                 "raw", "shape", "source")
+    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "head", "hits", "memo",
+                 "pem_resume", "raw", "shape", "source")
 
-    def __init__(self, source: bytes, pem_resume: int | None = None) -> None:
+    def __init__(self, source: bytes, pem_resume: int | None = None,
+                 head: bytes | None = None) -> None:
         self.source = source
         self._folded = folded = fold(source)
         self.raw = source if folded is None else folded.shadow
+        self.head = head if head is None or (f := fold(head)) is None else f.shadow
         self.shape = self.raw.translate(_SHAPE)
         self.pem_resume = pem_resume if pem_resume is None else self.to_raw(pem_resume)
         self._lower: bytes | None = None

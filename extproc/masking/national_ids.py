@@ -60,13 +60,17 @@ def column_name(t: Text, s: int, e: int) -> bytes | None:
         return None
     top = max(raw.rfind(b"\x00", 0, s), raw.rfind(b"\x01", 0, s)) + 1
     line = raw.rfind(b"\n", top, s) + 1
-    if line == 0:
+    if top == 0 and t.head is not None:  # a stream's text: its body's first line is gone
+        head = t.head
+    elif line == 0:
         return None  # the first line: no header above it
+    else:
+        head = raw[top : raw.index(b"\n", top)]
     sep = chr(delimiter)
     # The cells before this one (csv reads an empty line as no cell at all: the first).
     before_cell = next(csv.reader([raw[line:s].decode("utf-8", "replace")], delimiter=sep))
     column = max(len(before_cell) - 1, 0)
-    header = raw[top : raw.index(b"\n", top)].rstrip(b"\r").decode("utf-8", "replace")
+    header = head.rstrip(b"\r").decode("utf-8", "replace")
     names = next(csv.reader([header], delimiter=sep), [])
     return names[column].lower().encode() if column < len(names) else None
 
@@ -547,7 +551,7 @@ tr_kimlik = national_id("tr_kimlik", "TR_KIMLIK", DigitId(
     id_checks.tr_kimlik, (11,), (), b"", _KIMLIK_CUE))
 
 # Israeli Teudat Zehut: 9 digits and Luhn: a cue.
-_ZEHUT_CUE = Cue(r'teudat[ _-]?zehut|תעודת זהות|מספר זהות|ת\.ז\.?|ת"ז|israeli[ _-]?id'.encode(),
+_ZEHUT_CUE = Cue(r'teudat[ _-]?zehut|(?:תעודת|מספר)[ _-]?זהות|ת\.ז\.?|ת"ז|israeli[ _-]?id'.encode(),
                  (b"teudat", "זהות".encode(), "ת.ז".encode(), 'ת"ז'.encode(), b"israeli"))
 il_id = national_id("il_id", "IL_ID", DigitId(id_checks.il_id, (9,), (), b"", _ZEHUT_CUE))
 
