@@ -415,11 +415,14 @@ iban = Detector("iban", "IBAN_CODE", both(_iban_upper, _iban_lower), max_len=70,
 # Found from the "@": the domain forward by pattern, the local part backward by pattern.
 # Both may hold other scripts' letters (an internationalised address: `jürgen@müller.de`,
 # `用户@例子.中国`), read as any non-ASCII byte and then cut at the first character
-# that is no letter or digit (`。`, a CJK full stop, ends a sentence, not a domain). A
+# that is no letter or digit (`。`, a CJK full stop, ends a sentence, not a domain). An
+# ASCII top-level domain ends where another script begins: Korean and Japanese glue
+# their particles to the word before (`iboram@example.net입니다`). A
 # quoted local part (`"john doe"@example.com`, its quotes escaped in JSON) is read whole.
 _EMAIL_DOMAIN = re.compile(
     rb"@(?:[A-Za-z0-9\x80-\xff](?:[A-Za-z0-9\x80-\xff-]{0,61}[A-Za-z0-9\x80-\xff])?\.){1,4}"
-    rb"(?:[A-Za-z]{2,24}|[\x80-\xff]{4,64})(?![A-Za-z0-9\x80-\xff-]|\.[A-Za-z0-9\x80-\xff])"
+    rb"(?:[A-Za-z]{2,24}(?![A-Za-z0-9-])|[\x80-\xff]{4,64}(?![A-Za-z0-9\x80-\xff-]))"
+    rb"(?!\.[A-Za-z0-9\x80-\xff])"
 )
 # What is left of a non-ASCII domain once cut: still two labels or more, a top-level one
 # of letters.
