@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
 
-from extproc.masking import catalog, phone_context, strategies
+from extproc.masking import catalog, people, phone_context, strategies
 from extproc.masking.detectors import Detector, Text, scan
 from extproc.masking.strategies import Strategy
 from extproc.masking.stream import MaskingStream
@@ -242,8 +242,10 @@ class Masker:
         counts: Counter[str] = Counter()
         raw = _encode(text)
         dets = self.detectors(spec)
-        if delimiter is not None and spec.fields:
-            dets = (*dets, column_rules(spec.fields, delimiter))
+        if delimiter is not None:
+            dets = (*dets, *people.columns(spec.detectors, delimiter))
+            if spec.fields:
+                dets = (*dets, column_rules(spec.fields, delimiter))
         found = _scan(Text(raw), dets, spec.keep_masked)
         if not found:
             return text, counts
@@ -680,12 +682,15 @@ def _part(k: Any, t: type, table: tuple[str, _Names] | None, rows: _Names | None
 def _scanned_text(value: Any, t: type, rule: str | None, key: str) -> str | None:
     """A non-string scalar's text to scan, or None when it passes: any but null under a
     field rule; else a number without a fraction, as its digits, of 9 digits or more, or
-    of 7 or more under a phone key (`{"msisdn": 41141707}`)."""
+    of 7 or more under a phone key (`{"msisdn": 41141707}`), or any positive integer
+    under a postcode's or a birth date's key (`{"zip": 94105}`, `{"dob": 19900512}`)."""
     if rule is not None and value is not None:
         return _scalar_text(value)
-    if (t is not int and t is not float) or -_PHONE_SHORTEST < value < _PHONE_SHORTEST:
-        return None  # most numbers: counts, amounts, ids
-    if -_BIG < value < _BIG and not phone_context.phone_key(key):
+    if t is not int and t is not float:
+        return None
+    if -_PHONE_SHORTEST < value < _PHONE_SHORTEST:  # most numbers: counts, amounts, ids
+        return str(value) if t is int and value > 0 and people.number_key(key) else None
+    if -_BIG < value < _BIG and not (phone_context.phone_key(key) or people.number_key(key)):
         return None
     if t is int:
         return str(value)

@@ -14,7 +14,7 @@ def test_every_detector_has_a_stable_name_and_entity() -> None:
         "openai_key", "jwt", "private_key", "connection_password", "vendor_key",
         "generic_secret", "uk_nino", "in_aadhaar", "de_tax_id", "nl_bsn", "es_nif",
         "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr", "ca_sin", "au_tfn",
-        "fi_hetu", "br_cpf", "ch_ahv",
+        "fi_hetu", "br_cpf", "ch_ahv", "person_name", "postal_address", "date_of_birth",
     }
     assert all(d.entity.isupper() for d in DETECTORS)
 
