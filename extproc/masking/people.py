@@ -481,7 +481,8 @@ def _keyed(words: _Vocabulary, pattern: int) -> Callable[[Text], list[tuple[int,
     """A find function: the values of the keys of `words` the pass found ends of."""
 
     def find(t: Text) -> list[tuple[int, int]]:
-        raw, found = t.raw, []
+        raw = t.raw
+        found: list[tuple[int, int]] = []
         for end in dict.fromkeys(t.hits.get(pattern, ())):
             key = _key_at(raw, end)
             if key is None or (shape := words.shape(key.text, key.how == "line")) is None:
