@@ -323,7 +323,8 @@ class Masker:
         changes: list[tuple[Any, Any, Any]] = []
         renames = [self._masked_keys(keys, part, counts) for keys, part in (
             (doc.data_keys, spec), (doc.action_keys, spec.for_actions))]
-        for scalars, part in ((doc.data, spec), (doc.actions, spec.for_actions)):
+        parts = ((doc.data, spec), (doc.actions, spec.for_actions))
+        for acting, (scalars, part) in enumerate(parts):
             found = scalars.findings(self.detectors(part), part.keep_masked)
             for i, rule in scalars.field_rules.items():
                 text, spans = scalars.text(i), found.pop(i, [])
@@ -334,7 +335,7 @@ class Masker:
                     counts[f"field:{rule}"] += 1
             masked = scalars.masked_texts(found, partial(self.splice, spec=part, counts=counts))
             changes += ((*scalars.ref(i), text) for i, text in masked.items())
-            if part is spec and spec.model:
+            if spec.model and not acting:
                 changes += self._modelled_scalars(scalars, masked, spec, counts)
         return doc.rebuild(changes, *renames), counts
 

@@ -8,9 +8,10 @@ policy's mask asks for it (`MaskSpec.model`), and then bounded:
 - it reads text fields only: JSON string values with a space and a capital letter (a
   name has both; ids, enums, keys and numbers do not), and plain text bodies; never keys,
   tables (CSV) or streams;
-- one body gets `budget_ms` of it: texts are read in pieces of at most `_PIECE`
-  characters, and a piece is read only if what it is expected to cost (the slowest rate
-  seen, per character, plus a call's overhead) fits in what is left. Masking runs on the
+- one body gets `budget_ms` of it: texts are read in batches of about `_PIECE`
+  characters (short ones together, long ones cut after a sentence), and a batch is read
+  only if what it is expected to cost (a call's cost and a character's, measured at load,
+  times how much slower calls are now) fits in what is left. Masking runs on the
   event loop, so the budget is how long one body may keep every other exchange waiting
   for the model. What is left unread is masked by the pattern detectors only, and
   `Masker` counts the body as `model:unfinished`.
@@ -22,6 +23,7 @@ for a model the process did not load fails the request closed (`ModelUnavailable
 
 from __future__ import annotations
 
+import bisect
 import importlib.metadata
 import importlib.util
 import re
@@ -69,37 +71,44 @@ class Model:
     nlp: Any
     name: str
     budget_ms: float
-    # Seconds per character and per call, the slowest seen (decaying slowly): what the
-    # next piece is expected to cost.
-    _per_char: float = 2e-6
-    _per_call: float = 2e-4
+    # What a call costs, measured at load: seconds per call and per character; and how
+    # much slower than that the calls are now (the largest ratio seen, decaying 10% a
+    # call: a busy moment raises the estimate at once, a quiet one lowers it slowly).
+    per_call: float = 1e-3
+    per_char: float = 1e-5
+    _slower: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def find(self, texts: Sequence[str], kinds: frozenset[str]) -> tuple[list[list[Span]], bool]:
         """Each text's findings (character spans) of `kinds`, and whether every text was
-        read within the budget (texts not worth reading count as read)."""
+        read within the budget (texts not worth reading count as read). Short texts are
+        read together, a call's cost being mostly fixed."""
         deadline = time.perf_counter() + self.budget_ms / 1000
         out: list[list[Span]] = [[] for _ in texts]
-        for i, text in enumerate(texts):
-            if not _WORTH_READING.search(text):
-                continue
-            for start, piece in _pieces(text):
-                if time.perf_counter() + self._cost(len(piece)) > deadline:
-                    return out, False
-                out[i] += ((start + s, start + e, d) for s, e, d in self._read(piece, kinds))
+        for batch in _batches(texts):
+            joined = _SEPARATOR.join(piece for _, _, piece in batch)
+            if time.perf_counter() + self._cost(len(joined)) > deadline:
+                return out, False
+            starts, at = [], 0
+            for _, _, piece in batch:
+                starts.append(at)
+                at += len(piece) + len(_SEPARATOR)
+            for s, e, d in self._read(joined, kinds):
+                k = bisect.bisect_right(starts, s) - 1
+                i, offset, piece = batch[k]
+                if e - starts[k] <= len(piece):  # not across two texts
+                    out[i].append((offset + s - starts[k], offset + e - starts[k], d))
         return out, True
 
     def _cost(self, chars: int) -> float:
-        return self._per_call + chars * self._per_char
+        return (self.per_call + chars * self.per_char) * self._slower
 
     def _read(self, text: str, kinds: frozenset[str]) -> list[Span]:
         began = time.perf_counter()
         with self._lock:  # a pipeline is not to be shared by threads
             doc = self.nlp(text)
         took = time.perf_counter() - began
-        # The slowest rate seen, decaying 1% a call: a busy moment raises the estimate
-        # at once, a quiet one lowers it slowly.
-        self._per_char = max(self._per_char * 0.99, (took - self._per_call) / max(len(text), 1))
+        self._slower = max(0.9 * self._slower + 0.1, took / self._cost(len(text)) * self._slower)
         found: list[Span] = []
         if "person" in kinds:
             found += [(e.start_char, e.end_char, PERSON) for e in doc.ents
@@ -107,6 +116,44 @@ class Model:
         if "address" in kinds:
             found += _addresses(doc)
         return found
+
+    def calibrate(self) -> None:
+        """Measure a call's fixed cost and its cost per character (the best of three, on
+        a short and a long text), so that a body's first estimate is a measured one."""
+        times = {}
+        for text in (_WARM_UP, _WARM_UP * 12):
+            best = float("inf")
+            for _ in range(3):
+                began = time.perf_counter()
+                self._read(text, KINDS)
+                best = min(best, time.perf_counter() - began)
+            times[len(text)] = best
+        (short, t_short), (long, t_long) = sorted(times.items())
+        self.per_char = max((t_long - t_short) / (long - short), 1e-7)
+        self.per_call = max(t_short - short * self.per_char, 1e-5)
+        self._slower = 1.0
+
+
+_SEPARATOR = "\n\n"
+_WARM_UP = "Warm-up: Maria Gonzalez lives at 221B Baker Street, London. "
+
+
+def _batches(texts: Sequence[str]) -> Iterator[list[tuple[int, int, str]]]:
+    """The pieces of the texts worth reading, as (text, offset in it, piece), in batches
+    of about `_PIECE` characters."""
+    batch: list[tuple[int, int, str]] = []
+    size = 0
+    for i, text in enumerate(texts):
+        if not _WORTH_READING.search(text):
+            continue
+        for start, piece in _pieces(text):
+            if batch and size + len(piece) > _PIECE:
+                yield batch
+                batch, size = [], 0
+            batch.append((i, start, piece))
+            size += len(piece) + len(_SEPARATOR)
+    if batch:
+        yield batch
 
 
 def _pieces(text: str) -> Iterator[tuple[int, str]]:
@@ -175,6 +222,5 @@ def load(name: str = MODEL, budget_ms: float = DEFAULT_BUDGET_MS) -> Model:
     nlp = spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler",
                                     "senter"])
     model = Model(nlp, name, budget_ms)
-    for _ in range(2):
-        model._read("Warm-up: Maria Gonzalez lives at 221B Baker Street, London.", KINDS)
+    model.calibrate()
     return model

@@ -546,7 +546,7 @@ _DATE = (
     rf"|{_Y}{_SP}?[年년.]{_SP}?{_M}{_SP}?[月월.]{_SP}?{_D}{_SP}?[日일]?"
 )
 # Between a cue and its date: `:`, `on`, `am`, `le`, `el`, `il`, `op`, `em`, `the`, `ב-`.
-_FILLER = r"[\s:=,\-–—\"'*()]{0,6}(?:(?:on|am|le|el|il|op|em|the|den|w|ב-?)[\s:]{1,3})?"  # noqa: RUF001
+_FILLER = r"[\s:=,\-–—\"'*()]{0,6}(?:(?:on|am|le|el|il|op|em|the|den|w)[\s:]{1,3}|ב-?)?"  # noqa: RUF001
 _AFTER_CUE = re.compile(rf"{_FILLER}({_DATE})(?![0-9])", re.IGNORECASE)
 _BEFORE_CUE = re.compile(rf"(?<![0-9])({_DATE}){_SP}?(?:に|에)?{_SP}?\Z", re.IGNORECASE)
 _CUE_WINDOW = 64
