@@ -195,9 +195,11 @@ def _forms(key: str) -> Iterator[str]:
 _SOH, _NUL = 0x01, 0x00
 # After a key word: a line's number, then what ends a key (`:`, `=`, a full-width colon,
 # SOH, a quote, or a header cell's delimiter or line end).
-_KEY_TAIL = (rb"(?:[ _.\-]?line)?[ _.\-]?[0-9]?"
+_KEY_TAIL = (rb"(?:[ _.\-]?line)?(?:[ _.\-]?[0-9])?"
              rb"(?:[\"']?[ \t]{0,4}(?::|=|\xef\xbc\x9a)|\x01|[\"']?(?:[,;\t|]|\r?\n))")
-_KEY_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-. ")
+# What a key is made of (any byte of a non-ASCII letter too), read back with `rstrip`.
+_KEY_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-. " + bytes(
+    range(0x80, 0x100))
 _KEY_MAX = 64
 _FULLWIDTH_COLON = "：".encode()  # noqa: RUF001
 
@@ -232,6 +234,9 @@ def _key_at(raw: bytes, end: int) -> _Key | None:
             end - 1 - start <= _KEY_MAX) else None
     if sep in b",;\t|\n":
         key_end = end - 1
+        if max(raw.rfind(b"\x00", 0, key_end), raw.rfind(b"\x01", 0, key_end)) < raw.rfind(
+                b"\n", 0, key_end):
+            return None  # a header is the first line of its text
         if sep == 0x0A and key_end > 0 and raw[key_end - 1] == 0x0D:
             key_end -= 1
         how = "header"
@@ -244,10 +249,8 @@ def _key_at(raw: bytes, end: int) -> _Key | None:
     if quoted:
         key_end -= 1
         how = "quoted" if how == "line" and raw[key_end] == 0x22 else how
-    start = key_end
-    while start > max(0, key_end - _KEY_MAX) and (raw[start - 1] in _KEY_BYTES
-                                                   or raw[start - 1] >= 0x80):
-        start -= 1
+    before = raw[max(0, key_end - _KEY_MAX) : key_end]
+    start = key_end - len(before) + len(before.rstrip(_KEY_BYTES))
     if quoted and (start == 0 or raw[start - 1] != raw[key_end]):
         return None  # a quote closing no key: `say "hello", name`
     if how == "header" and start > quoted and raw[start - 1 - quoted] not in b",;\t|\n\x01":
