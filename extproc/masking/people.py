@@ -337,12 +337,13 @@ def person_shaped(value: str) -> bool:
     uncased script (Hebrew, Arabic). One word (`Alice`, `Atlas`) is as often a product's,
     a project's or a tool's name, and is left."""
     value = value.strip()
-    if _HAN_KANA.fullmatch(value) or _HANGUL.fullmatch(value):
+    ascii_only = value.isascii()
+    if not ascii_only and (_HAN_KANA.fullmatch(value) or _HANGUL.fullmatch(value)):
         return True
     words = value.split()
     if not 2 <= len(words) <= 4:
         return False
-    if all(_UNCASED.fullmatch(w) for w in words):
+    if not ascii_only and all(_UNCASED.fullmatch(w) for w in words):
         return True
     capitals = 0
     for word in words:
@@ -367,6 +368,8 @@ def _name_word(word: str) -> bool:
 
 
 _ADDRESS_NOT = re.compile(r"://|^/|@|^[\w.-]+:\d+$|^0x[0-9a-f]+$", re.IGNORECASE)
+_SPACE_DIGIT = re.compile(r"\s.*[0-9]|[0-9].*\s", re.DOTALL)  # words, and a number
+_WORD = re.compile(r"[^\W\d_]{3,}")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3]")
 
 
@@ -378,10 +381,9 @@ def address_shaped(value: str) -> bool:
     value = value.strip()
     if _ADDRESS_NOT.search(value):
         return False
-    if _CJK.search(value):
+    if not value.isascii() and _CJK.search(value):
         return True
-    return (len(value.split()) > 1 and any(c.isdigit() for c in value)
-            and re.search(r"[^\W\d_]{3,}", value) is not None)
+    return (_SPACE_DIGIT.search(value) is not None and _WORD.search(value) is not None)
 
 
 _POSTCODE = re.compile(r"(?=[A-Z0-9 -]*[0-9])[A-Z0-9][A-Z0-9 -]{1,8}[A-Z0-9]", re.ASCII)
