@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from extproc.masking import generic_secrets
 from extproc.masking.detectors import Detector, Text
+from extproc.masking.literals import Literals, Positions
 
 # Compared after `normalise_field`, exactly: `token` masks {"token": ...} and
 # {"Token": ...}, not {"tokens": 12} (an LLM usage count) nor {"next_page_token": ...}.
@@ -164,10 +165,11 @@ def _value_after(raw: bytes, at: int, opener: int | None, whole_line: bool
     return (at, at + end) if 0 < end <= MAX_VALUE else None
 
 
-def _key_before(raw: bytes, colon: int) -> tuple[int, int, int | None, bool] | None:
-    """The key whose colon is at `colon`: its start and end, the quote its value is read
-    to (the key stood in an opened quote: `-H 'Name: value'`) and whether it leads its
-    line; None if no key is there, or it is quoted unevenly."""
+def _key_before(raw: bytes, colon: int, fields: frozenset[str]
+                ) -> tuple[int, int, int | None, bool] | None:
+    """The key of `fields` whose colon is at `colon`: its start and end, the quote its
+    value is read to (the key stood in an opened quote: `-H 'Name: value'`) and whether it
+    leads its line; None if no such key is there, or it is quoted unevenly."""
     key_end = colon
     while key_end > 0 and raw[key_end - 1] in _SPACE and colon - key_end < 4:
         key_end -= 1
@@ -177,7 +179,7 @@ def _key_before(raw: bytes, colon: int) -> tuple[int, int, int | None, bool] | N
     start = name_end - (len(before) - len(before.rstrip(_KEY_CHARS)))
     if name_end - start > 1 and raw[start - 1 : start] == b"\\" and raw[start] in b"nrt":
         start += 1  # `\nName:` in a JSON string: an escape, not the key's first letter
-    if not 0 < name_end - start <= MAX_KEY or raw[colon + 1 : colon + 3] == b"//":  # a URL
+    if not 0 < name_end - start <= MAX_KEY or _normalised(raw[start:name_end]) not in fields:
         return None
     opener = raw[start - 1] if start and raw[start - 1] in _QUOTES else None
     if closing is not None:  # `'Name': value`: the value is quoted or one word
@@ -194,7 +196,11 @@ def _key_before(raw: bytes, colon: int) -> tuple[int, int, int | None, bool] | N
     return start, name_end, None, led
 
 
-def colon_pairs(raw: bytes) -> Iterator[tuple[bytes, int, int, bool]]:
+# A colon a value may follow: not a time's (`10:30`), a port's or a URL's (`https://`).
+_COLON = re.compile(rb":(?![0-9/])")
+
+
+def colon_pairs(raw: bytes, fields: frozenset[str]) -> Iterator[tuple[bytes, int, int, bool]]:
     """Each `key: value` in `raw` (they may overlap: `headers: Authorization: …`): key,
     value start, end, and whether the value ran to the end of a line (a header line,
     `-H 'Name: value'`) rather than being quoted or one word.
@@ -203,10 +209,11 @@ def colon_pairs(raw: bytes) -> Iterator[tuple[bytes, int, int, bool]]:
     (`'Authorization': 'Bearer …'`). A bare value runs to the line's end only where the
     key leads its line or a quote (see `_LINE_LED`); elsewhere (`request headers:
     Authorization: Bearer …`, prose) it is one word, and quoted values are read anywhere.
+    Only keys of `fields` are read (the check comes first: most colons are prose's).
     """
-    colon = raw.find(b":")
-    while colon != -1:
-        if (key := _key_before(raw, colon)) is not None:
+    for m in _COLON.finditer(raw):
+        colon = m.start()
+        if (key := _key_before(raw, colon, fields)) is not None:
             start, name_end, opener, line_led = key
             at = colon + 1
             while at < len(raw) and raw[at] in _SPACE and at - colon <= 8:
@@ -214,7 +221,6 @@ def colon_pairs(raw: bytes) -> Iterator[tuple[bytes, int, int, bool]]:
             span = _value_after(raw, at, opener, line_led)
             if span is not None:
                 yield raw[start:name_end], *span, line_led and raw[at] not in _QUOTES
-        colon = raw.find(b":", colon + 1)
 
 
 _NEXT_WORD = re.compile(rb"[ \t]{1,8}([^\s\"'`,;]{1,%d})" % MAX_VALUE)
@@ -256,7 +262,7 @@ def cookie_values(raw: bytes, s: int, e: int, fields: frozenset[str]) -> Iterato
 # Cookies given as curl's `-b`/`--cookie` (a cookie header's value), and the lines of a
 # Netscape cookie file (curl's and wget's jars): domain, subdomains, path, secure,
 # expiry, name, value, tab-separated.
-_COOKIE_FLAG = re.compile(rb"""(?:^|[ \t])(?:-b|--cookie)(?:[ \t]{1,4}|=)(['"]?)([^'"\r\n]{3,%d})"""
+_COOKIE_FLAG = re.compile(rb"""(?:-b|--cookie)(?:[ \t]{1,4}|=)(['"]?)([^'"\r\n]{3,%d})"""
                           % MAX_VALUE)
 _COOKIE_FILE_LINE = re.compile(
     rb"(?m)^[^\t\r\n]{1,255}\t(?:TRUE|FALSE)\t[^\t\r\n]{0,255}\t(?:TRUE|FALSE)\t[0-9]{1,12}"
@@ -271,10 +277,12 @@ _NAMED_VALUE = re.compile(
     rb'((?:[^"\\]|\\.){1,%d})"' % (MAX_KEY, MAX_VALUE))
 
 
-def _named_values(raw: bytes, fields: frozenset[str]) -> Iterator[tuple[int, int]]:
-    if b'"value"' in raw:
-        for m in _NAMED_VALUE.finditer(raw):
-            if named_rule(_normalised(m[1]), fields):
+def _named_values(t: Text, fields: frozenset[str], at: Positions) -> Iterator[tuple[int, int]]:
+    for start in at.get(b'"value"', ()):
+        # The name comes first, within the object: read from at most 256 + 90 bytes back.
+        lo = max(0, t.raw.rfind(b"{", 0, start) + 1, start - 350)
+        for m in _NAMED_VALUE.finditer(t.raw, lo, start + 16 + MAX_VALUE):
+            if m.start(2) > start and named_rule(_normalised(m[1]), fields):
                 yield m.span(2)
 
 
@@ -285,33 +293,44 @@ def named_rule(name: str, fields: frozenset[str]) -> bool:
         name.replace(".", "").encode())
 
 
-def _cookies_elsewhere(raw: bytes, fields: frozenset[str]) -> Iterator[tuple[int, int]]:
-    if b"-b" in raw or b"--cookie" in raw:
-        for m in _COOKIE_FLAG.finditer(raw):
-            end = m.end(2) if not m[1] else raw.find(m[1], m.start(2), m.end(2) + 1)
-            if b"=" in raw[m.start(2) : end]:
-                yield from cookie_values(raw, m.start(2), end, fields)
-    if b"\tTRUE\t" in raw or b"\tFALSE\t" in raw:
+def _cookies_elsewhere(t: Text, fields: frozenset[str], at: Positions
+                       ) -> Iterator[tuple[int, int]]:
+    raw = t.raw
+    for flag in _COOKIE_FLAGS:
+        for pos in at.get(flag, ()):
+            m = _COOKIE_FLAG.match(raw, pos + (flag[0] != 0x2D))
+            if m is not None:
+                end = m.end(2) if not m[1] else raw.find(m[1], m.start(2), m.end(2) + 1)
+                if b"=" in raw[m.start(2) : end]:
+                    yield from cookie_values(raw, m.start(2), end, fields)
+    if b"\ttrue\t" in at or b"\tfalse\t" in at:
         for m in _COOKIE_FILE_LINE.finditer(raw):
             yield from cookie_values(raw, m.start(1), m.end(2), fields)
 
 
-def named_values(raw: bytes, fields: frozenset[str]) -> list[tuple[int, int]]:
+# What the text readers above start from, found by the one Hyperscan pass (literals.py):
+# a `find` each would cost ~2 µs a 2 KB text.
+_COOKIE_FLAGS = (b" -b", b"\t-b", b"--cookie")
+LITERALS = Literals("key_rules", (*_COOKIE_FLAGS, b"\ttrue\t", b"\tfalse\t", b'"value"'))
+
+
+def named_values(t: Text, fields: frozenset[str]) -> list[tuple[int, int]]:
     """The values under a key-name rule in text: quoted pairs, `key=value` and
     `key: value` (header-shaped), an authorization's credential and a cookie header's
     cookies as the module's docstring says."""
+    raw, at = t.raw, LITERALS.positions(t)
     found: list[tuple[int, int]] = []
     # A literal prefilter: most texts hold no quoted pair, and a scan costs more than a find.
     if b'"' in raw:
         found += [m.span(2) for m in _QUOTED_PAIR.finditer(raw)
                   if m.end(2) > m.start(2) and normalise_field(m.group(1).decode()) in fields]
     found += [(s, e) for key, s, e in assignments(raw) if _normalised(key) in fields]
-    found += _cookies_elsewhere(raw, fields)
-    found += _named_values(raw, fields)
-    for key, s, e, line in colon_pairs(raw):
+    if at:
+        found += _cookies_elsewhere(t, fields, at)
+        found += _named_values(t, fields, at)
+    for key, s, e, line in colon_pairs(raw, fields):
         name = _normalised(key)
-        if name not in fields or not (line or raw[s - 1] in _QUOTES or name in HEADERS
-                                      or b"-" in key):
+        if not (line or raw[s - 1] in _QUOTES or name in HEADERS or b"-" in key):
             continue
         if name in COOKIE_HEADERS and line:
             found += cookie_values(raw, s, e, fields)
@@ -326,7 +345,7 @@ def named_values(raw: bytes, fields: frozenset[str]) -> list[tuple[int, int]]:
 def field_in_text(fields: frozenset[str]) -> Detector:
     """The key-name rules as a detector over text (one detector per set of rules)."""
     # Enough hold-back for the key, its separators and the longest value, plus quotes.
-    return Detector("field", "FIELD", lambda t: named_values(t.raw, fields),
+    return Detector("field", "FIELD", lambda t: named_values(t, fields),
                     max_len=MAX_KEY + MAX_VALUE + 24)
 
 
