@@ -25,7 +25,6 @@ with the whole masker judged (key-name rules included) and findings of any kind 
 a label. Per class, and per shape, kind, country or locale: the share of samples masked
 clean (every label found) and of labels found; on hard negatives, the share of samples
 with any finding; and throughput. Columns (`TRAVEL_COLUMNS`, one line each): tollgate;
-tollgate with its local NER model (ner.py) on, for people and the negatives;
 Presidio's default recognizers on the blank pipeline; the same with spaCy's small English
 model for names, places and dates; and, for national ids and personal data, Presidio with
 its country recognizers.
@@ -52,7 +51,6 @@ from bench.scoring import (
     Score,
     Tally,
     masker_finder,
-    model_finder,
     score,
     tollgate_finder,
     vendor,
@@ -234,8 +232,6 @@ class Column:
 
 TRAVEL_COLUMNS: tuple[Column, ...] = (
     Column("tollgate", masker_finder),
-    Column("tollgate+model", model_finder, ("people_structured", "people_text", "csv_locale",
-                                            "negative")),
     Column("Presidio", lambda: presidio_any_finder(presidio())),
     Column("Presidio+spaCy", lambda: presidio_any_finder(presidio(SPACY_MODEL))),
     Column("Presidio+countries", lambda: presidio_any_finder(presidio_countries()),

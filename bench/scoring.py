@@ -80,21 +80,6 @@ def masker_finder(spec: MaskSpec | None = None) -> Finder:
     return lambda text: masker.analyze(text, chosen)
 
 
-def model_finder(budget_ms: float = 10_000.0) -> Finder:
-    """The whole masker with the local NER model on (names and addresses in free text),
-    its findings added to `masker_finder`'s; a budget large enough to read every sample."""
-    from extproc.masking import ner  # loads spaCy: only where this column is asked for
-
-    model, whole = ner.load(budget_ms=budget_ms), masker_finder()
-    kinds = ner.KINDS
-
-    def find(text: str) -> list[Finding]:
-        spans, _ = model.find([text], kinds)
-        return whole(text) + [(s, e, d.name) for s, e, d in spans[0]]
-
-    return find
-
-
 def covered(text: str, span: Span, findings: list[Finding], any_kind: bool = False) -> bool:
     """Whether findings of the label's category (with `any_kind`, of any) cover every
     letter and digit of it."""
