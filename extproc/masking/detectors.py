@@ -79,9 +79,6 @@ class Text:
         self._runs: list[tuple[int, int]] | None = None
         self._key_ids: list[tuple[int, int]] | None = None  # AWS's, for two detectors
         self.hits: Hits = PASS.scan(self.raw, self.shape)  # every text is scanned
-        if self.head:  # what the head holds admits its readers (at no place in the text)
-            for found in PASS.scan(self.head, self.head.translate(_SHAPE)):
-                self.hits.setdefault(found, [])
         self.memo: dict[str, object] = {}
 
     def to_source(self, pos: int) -> int:

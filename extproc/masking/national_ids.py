@@ -128,6 +128,9 @@ class Prefilter:
             ids = self._ids
             keys = {ids[i][0] for i in ids.keys() & t.hits.keys()}
             keys.update(s - e for s, e in t.digit_runs)
+            if t.head:  # a stream's table header (`column_name`) holds cues too
+                keys.update(ids[i][0] for i in ids.keys() & PASS.scan(t.head, b"").keys()
+                            if not ids[i][1])
             routes = self._routes
             passing = t.memo[_PASSING] = frozenset(
                 name for key in keys if key in routes
