@@ -46,7 +46,15 @@ from typing import Any
 from faker import Faker
 
 from bench.labelled import LOCALES, NATIONAL_IDS, PERSONAL, Sample, Span, labelled_set
-from bench.scoring import Finder, Score, Tally, masker_finder, score, tollgate_finder, vendor
+from bench.scoring import (
+    Finder,
+    Score,
+    Tally,
+    masker_finder,
+    score,
+    tollgate_finder,
+    vendor,
+)
 from bench.travel import CLASSES, PHONE_PLANS, travel_set
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
 

@@ -453,7 +453,9 @@ test_the_default_limits if {
 	data.tollgate.limits.personal_detectors == [
 		"credit_card", "email", "iban", "phone", "us_ssn", "uk_nino", "in_aadhaar", "de_tax_id",
 		"nl_bsn", "es_nif", "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr",
-		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv",
+		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv", "us_itin", "mx_curp", "jp_my_number",
+		"kr_rrn", "cn_resident_id", "sg_nric", "za_id", "tr_kimlik", "il_id", "uk_nhs", "br_cnpj",
+		"au_medicare", "au_abn", "in_pan",
 	]
 	data.tollgate.limits.refusals_per_minute == 10
 	data.tollgate.limits.token_addresses == 1

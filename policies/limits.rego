@@ -18,7 +18,9 @@ limits := {
 	"personal_detectors": [
 		"credit_card", "email", "iban", "phone", "us_ssn", "uk_nino", "in_aadhaar", "de_tax_id",
 		"nl_bsn", "es_nif", "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr",
-		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv",
+		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv", "us_itin", "mx_curp", "jp_my_number",
+		"kr_rrn", "cn_resident_id", "sg_nric", "za_id", "tr_kimlik", "il_id", "uk_nhs", "br_cnpj",
+		"au_medicare", "au_abn", "in_pan",
 	],
 	# activity.shared_volume: once more than this many personal values were masked on one
 	# target, or for one group of identities, within the last hour over every identity,

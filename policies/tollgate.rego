@@ -215,13 +215,10 @@ mask := {} if {
 # rule of its own used here keeps the files' dependency one way (a cycle cannot be loaded
 # into OPA in any order).
 
-# JSON keys whose values are masked whole for the privileged: credentials only
-# (everyone else gets tollgate's default key-name rules, ssn and card_number too).
-credential_fields := [
-	"password", "passwd", "pwd", "passphrase", "secret", "client_secret", "token",
-	"access_token", "refresh_token", "id_token", "session_token", "auth_token", "api_key",
-	"x-api-key", "private_key", "authorization", "aws_secret_access_key",
-]
+# JSON keys, headers, query parameters and cookies whose values are masked whole for
+# the privileged: the credentials of tollgate's one table of names (everyone else gets
+# all of it, ssn and card_number too).
+credential_fields := ["@credentials"]
 
 credential_detectors := [
 	"aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token", "slack_token",

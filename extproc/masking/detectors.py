@@ -59,16 +59,20 @@ class Text:
     `pem_resume` is where a private key block, cut into pieces by a stream, carries on
     (see `private_key`), in `source`. `hits` is what the detectors look for first, found
     by one pass (prefilter.py). `memo` holds what a family of detectors reads once per
-    text and shares among its detectors, keyed by module.
+    text and shares among its detectors, keyed by module. `head` is the first line of
+    what a stream's text continues (its body's first line, a table's header:
+    national_ids.column_name), when the text no longer begins with it.
     """
 
-    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "hits", "memo", "pem_resume",
-                 "raw", "shape", "source")
+    __slots__ = ("_folded", "_key_ids", "_lower", "_runs", "head", "hits", "memo",
+                 "pem_resume", "raw", "shape", "source")
 
-    def __init__(self, source: bytes, pem_resume: int | None = None) -> None:
+    def __init__(self, source: bytes, pem_resume: int | None = None,
+                 head: bytes | None = None) -> None:
         self.source = source
         self._folded = folded = fold(source)
         self.raw = source if folded is None else folded.shadow
+        self.head = head if head is None or (f := fold(head)) is None else f.shadow
         self.shape = self.raw.translate(_SHAPE)
         self.pem_resume = pem_resume if pem_resume is None else self.to_raw(pem_resume)
         self._lower: bytes | None = None
@@ -411,11 +415,14 @@ iban = Detector("iban", "IBAN_CODE", both(_iban_upper, _iban_lower), max_len=70,
 # Found from the "@": the domain forward by pattern, the local part backward by pattern.
 # Both may hold other scripts' letters (an internationalised address: `jürgen@müller.de`,
 # `用户@例子.中国`), read as any non-ASCII byte and then cut at the first character
-# that is no letter or digit (`。`, a CJK full stop, ends a sentence, not a domain). A
+# that is no letter or digit (`。`, a CJK full stop, ends a sentence, not a domain). An
+# ASCII top-level domain ends where another script begins: Korean and Japanese glue
+# their particles to the word before (`iboram@example.net입니다`). A
 # quoted local part (`"john doe"@example.com`, its quotes escaped in JSON) is read whole.
 _EMAIL_DOMAIN = re.compile(
     rb"@(?:[A-Za-z0-9\x80-\xff](?:[A-Za-z0-9\x80-\xff-]{0,61}[A-Za-z0-9\x80-\xff])?\.){1,4}"
-    rb"(?:[A-Za-z]{2,24}|[\x80-\xff]{4,64})(?![A-Za-z0-9\x80-\xff-]|\.[A-Za-z0-9\x80-\xff])"
+    rb"(?:[A-Za-z]{2,24}(?![A-Za-z0-9-])|[\x80-\xff]{4,64}(?![A-Za-z0-9\x80-\xff-]))"
+    rb"(?!\.[A-Za-z0-9\x80-\xff])"
 )
 # What is left of a non-ASCII domain once cut: still two labels or more, a top-level one
 # of letters.
@@ -539,6 +546,8 @@ def _ipv4(t: Text, s: int, _e: int) -> tuple[int, int] | None:
         return None
     m = _IPV4.match(t.raw, s)
     if m is None or t.at(WORD, m.end()) or _VERSION_BEFORE.search(t.before(s, 16)):
+        return None
+    if m[0] == b"0.0.0.0":  # "any address" (`listening on 0.0.0.0:80`): no host
         return None
     return None if in_authority(t, s) else m.span()
 

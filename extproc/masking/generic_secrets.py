@@ -16,6 +16,8 @@ masker.DEFAULT_FIELDS (`password`, `token`...) are masked whole before this is a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterator, Mapping
 from typing import cast
@@ -26,12 +28,20 @@ from extproc.masking.vendor_rules import entropy
 # Words one of which a key-like name holds (gate literals; any case).
 NAMES: tuple[bytes, ...] = (
     b"secret", b"token", b"password", b"passwd", b"pwd", b"passphrase", b"apikey", b"api_key",
-    b"api-key", b"auth", b"credential", b"creds", b"private",
+    b"api-key", b"auth", b"credential", b"creds", b"private", b"key", b"cookie", b"basic",
+    b"code", b"session",
 )
 # How a key-like name ends, normalised (lower case, without `_`, `-`, `.`).
 _ENDINGS = (b"secret", b"secretkey", b"token", b"apikey", b"password", b"passwd", b"pwd",
             b"passphrase", b"auth", b"credential", b"credentials", b"creds", b"private",
-            b"privatekey")
+            b"privatekey",
+            # keys named for what they sign, encrypt or open (not `primary_key`, `sort_key`)
+            b"signingkey", b"encryptionkey", b"masterkey", b"hmackey", b"accesskey",
+            b"licensekey", b"sessionkey", b"appkey", b"clientkey", b"cryptokey", b"cipherkey",
+            b"webhookkey", b"subscriptionkey", b"servicekey", b"adminkey", b"rootkey",
+            b"deploykey", b"authkey",
+            # a session cookie, a basic-auth pair, an OAuth authorization code
+            b"cookie", b"sessionid", b"basic", b"code")
 _PASSWORDS = (b"password", b"passwd", b"pwd", b"passphrase")
 # Names that end like a secret's and are not: pagination cursors an agent must pass back.
 _NOT_SECRETS = (b"pagetoken", b"nexttoken", b"continuationtoken", b"synctoken",
@@ -114,11 +124,16 @@ def _name_span(raw: bytes, s: int, e: int) -> tuple[int, int]:
     return s - (back.end() if back else 0), ahead.end() if ahead else e
 
 
+def secret_name(name: bytes) -> bool:
+    """Whether a name, normalised (lower case, without `_`, `-`, `.`), is a secret's."""
+    return name.endswith(_ENDINGS) and not name.endswith(_NOT_SECRETS)
+
+
 def _value(t: Text, start: int, end: int) -> tuple[int, int, bool] | None:
     """The value assigned to the name at `start:end`, if it is a key-like name and a
     value follows it."""
     name = t.raw[start:end].translate(_NORMALISE, b"_-.")
-    if not name.endswith(_ENDINGS) or name.endswith(_NOT_SECRETS):
+    if not secret_name(name):
         return None
     password = name.endswith(_PASSWORDS)
     flag = t.raw.startswith(b"--", start)
@@ -139,6 +154,73 @@ def _value(t: Text, start: int, end: int) -> tuple[int, int, bool] | None:
 
 
 def find(t: Text, positions: Mapping[bytes, list[int]]) -> list[tuple[int, int]]:
-    """The candidates that look generated (see `looks_generated`)."""
-    return [(s, e) for s, e, password in candidates(t, positions)
-            if looks_generated(t.raw[s:e], password)]
+    """The candidates that look generated (see `looks_generated`), and the secrets the
+    words of `CUES` lead to."""
+    found = [(s, e) for s, e, password in candidates(t, positions)
+             if looks_generated(t.raw[s:e], password)]
+    for word, finder in _CUED:
+        for pos in positions.get(word, ()):
+            found += finder(t.raw, pos)
+    return found
+
+
+# --- secrets known by the words around them -----------------------------------------------
+# An authorization scheme's credential wherever it is written (`Bearer <token>` in a log
+# line or a sentence, where no header name precedes it), curl's `-u user:password`, and
+# a .netrc entry's password: the value follows a word that says what it is.
+
+_BEARER = re.compile(rb"(?i)bearer[ \t]{1,4}([A-Za-z0-9._~+/-]{16,%d}=*)" % MAX_VALUE)
+_BASIC = re.compile(rb"(?i)basic[ \t]{1,4}([A-Za-z0-9+/]{4,%d}={0,2})" % MAX_VALUE)
+_USER_FLAG = re.compile(
+    rb"""(?:-u|--user|--proxy-user|-U)(?:[ \t]{1,4}|=)(['"]?)[^\s:'"]{1,64}:([^\s'"]{1,%d})"""
+    % MAX_VALUE)
+# A .netrc entry: `machine <host>` then its tokens in any order, `password` one of them.
+_NETRC_ENTRY = re.compile(
+    rb"machine[ \t\r\n]+\S+((?:[ \t\r\n]+(?:login|account|port|password)[ \t\r\n]+\S+){1,4})")
+_NETRC_PASSWORD = re.compile(rb"password[ \t\r\n]+(\S{1,%d})" % MAX_VALUE)
+
+
+def _word_start(raw: bytes, pos: int) -> bool:
+    return pos == 0 or not (raw[pos - 1 : pos].isalnum() or raw[pos - 1] == 0x5F)
+
+
+def _bearer(raw: bytes, pos: int) -> list[tuple[int, int]]:
+    m = _BEARER.match(raw, pos)
+    if m is None or not _word_start(raw, pos) or not looks_generated(m[1], False):
+        return []
+    return [m.span(1)]
+
+
+def _basic(raw: bytes, pos: int) -> list[tuple[int, int]]:
+    """A basic-auth credential: base64 that decodes to printable `user:password`."""
+    m = _BASIC.match(raw, pos)
+    if m is None or not _word_start(raw, pos) or len(m[1]) % 4:
+        return []
+    try:
+        pair = base64.b64decode(m[1], validate=True)
+    except binascii.Error:
+        return []
+    return [m.span(1)] if b":" in pair and pair.isascii() and pair.decode().isprintable() else []
+
+
+def _user_flag(raw: bytes, pos: int) -> list[tuple[int, int]]:
+    m = _USER_FLAG.match(raw, pos)
+    if m is None or (pos and raw[pos - 1] not in b" \t'\"\n"):
+        return []
+    if m[1] and (end := raw.find(m[1], m.start(2), m.start(2) + MAX_VALUE)) > 0:
+        return [(m.start(2), end)]  # quoted: the password may hold spaces
+    return [m.span(2)]
+
+
+def _netrc(raw: bytes, pos: int) -> list[tuple[int, int]]:
+    m = _NETRC_ENTRY.match(raw, pos)
+    if m is None or not _word_start(raw, pos):
+        return []
+    tokens = m.start(1)
+    return [(tokens + p.start(1), tokens + p.end(1)) for p in _NETRC_PASSWORD.finditer(m[1])]
+
+
+_CUED = ((b"bearer", _bearer), (b"basic", _basic), (b"-u", _user_flag), (b"--user", _user_flag),
+         (b"--proxy-user", _user_flag), (b"machine", _netrc))
+# The words whose positions `find` reads (gate literals, any case; `-u` is `-U` too).
+CUES: tuple[bytes, ...] = tuple(word for word, _ in _CUED)

@@ -248,3 +248,173 @@ def ch_ahv(digits: str) -> bool:
     EAN-13 check digit (weights 1 and 3 from the left)."""
     return (len(digits) == 13 and digits.startswith("756")
             and _weighted(digits, (1, 3) * 6 + (1,)) % 10 == 0)
+
+
+# --- Americas, Asia, Africa, the Middle East, and more of Europe and Oceania --------------
+
+# CURP (RENAPO): the states' two-letter codes, NE born abroad; the check digit reads each
+# character as its place in this alphabet (Ñ between N and O).
+_CURP_STATES = frozenset(("AS", "BC", "BS", "CC", "CL", "CM", "CS", "CH", "DF", "DG", "GT", "GR",
+                          "HG", "JC", "MC", "MN", "MS", "NT", "NL", "OC", "PL", "QT", "QR", "SP",
+                          "SL", "SR", "TC", "TS", "TL", "VZ", "YN", "ZS", "NE"))
+_CURP_ALPHABET = "0123456789ABCDEFGHIJKLMNÑOPQRSTUVWXYZ"
+_CURP_VOWELS = frozenset("AEIOUX")
+_CURP_NOT_CONSONANTS = frozenset("AEIOU")
+
+
+def mx_curp(code: str) -> bool:
+    """Clave Única de Registro de Población: 4 letters of the name (the second a vowel),
+    YYMMDD, sex (H, M, X), state, 3 consonants of the name, a character that is a digit
+    for births before 2000 and a letter since, and a check digit: 10 minus the sum of the
+    17 characters' values weighted 18..2, mod 10."""
+    if len(code) != 18 or not code[:4].isalpha() or code[1] not in _CURP_VOWELS:
+        return False
+    if (not code[4:10].isdigit() or code[10] not in "HMX" or code[11:13] not in _CURP_STATES
+            or not code[13:16].isalpha() or _CURP_NOT_CONSONANTS & set(code[13:16])
+            or not code[16].isalnum() or not code[17].isdigit()):
+        return False
+    century = 1900 if code[16].isdigit() else 2000
+    if not date_ok(century + int(code[4:6]), int(code[6:8]), int(code[8:10])):
+        return False
+    total = sum(_CURP_ALPHABET.index(c) * (18 - i) for i, c in enumerate(code[:17]))
+    return (10 - total % 10) % 10 == int(code[17])
+
+
+def jp_my_number(digits: str) -> bool:
+    """Japan's Individual Number (マイナンバー), 12 digits: the 11 weighted 2..7, 2..6 from
+    the right, the check digit 11 minus the sum mod 11 (0 where that is 10 or 11)."""
+    if len(digits) != 12:
+        return False
+    total = sum(int(d) * (n + 1 if n <= 6 else n - 5)
+                for n, d in enumerate(reversed(digits[:11]), start=1))
+    return (0 if total % 11 <= 1 else 11 - total % 11) == int(digits[11])
+
+
+# The 7th digit of a Korean RRN: the century of birth (and sex, and whether a foreigner).
+_RRN_CENTURY = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000,
+                "8": 2000, "9": 1800, "0": 1800}
+
+
+def kr_rrn_date(digits: str) -> bool:
+    """Korean resident registration number, 13 digits, as issued since October 2020:
+    YYMMDD and the century digit; the other six are random, so no check digit."""
+    return (len(digits) == 13
+            and date_ok(_RRN_CENTURY[digits[6]] + int(digits[:2]), int(digits[2:4]),
+                        int(digits[4:6])))
+
+
+def kr_rrn(digits: str) -> bool:
+    """An RRN issued before October 2020: its last digit 11 minus the 12 weighted 2..9,
+    2..5 mod 11, mod 10."""
+    if not kr_rrn_date(digits):
+        return False
+    total = _weighted(digits[:12], (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5))
+    return (11 - total % 11) % 10 == int(digits[12])
+
+
+def cn_resident_id(code: str) -> bool:
+    """Chinese resident identity card (GB 11643-1999), 18 characters: the region of
+    registration (its first digit 1-8), YYYYMMDD, an order number, and an ISO 7064 MOD
+    11-2 check character (X for 10)."""
+    if len(code) != 18 or not code[:17].isdigit() or code[0] not in "12345678":
+        return False
+    year = int(code[6:10])
+    if not (1880 <= year <= 2099 and date_ok(year, int(code[10:12]), int(code[12:14]))):
+        return False
+    total = sum(int(d) * pow(2, 17 - i, 11) for i, d in enumerate(code[:17]))
+    return "10X98765432"[total % 11] == code[17]
+
+
+# NRIC/FIN check letters by the first letter's series (ICA): S and T for citizens and
+# residents (T from 2000), F and G for foreigners (G from 2000), M from 2022.
+_NRIC_LETTERS = {"S": (0, "JZIHGFEDCBA"), "T": (4, "JZIHGFEDCBA"), "F": (0, "XWUTRQPNMLK"),
+                 "G": (4, "XWUTRQPNMLK"), "M": (3, "XWUTRQPNJLK")}
+
+
+def sg_nric(code: str) -> bool:
+    """Singapore NRIC or FIN: S, T, F, G or M, 7 digits weighted 2, 7, 6, 5, 4, 3, 2, and
+    the check letter of the sum (plus the series' offset) mod 11."""
+    if len(code) != 9 or code[0] not in _NRIC_LETTERS or not code[1:8].isdigit():
+        return False
+    offset, letters = _NRIC_LETTERS[code[0]]
+    return letters[(offset + _weighted(code[1:8], (2, 7, 6, 5, 4, 3, 2))) % 11] == code[8]
+
+
+def za_id(digits: str) -> bool:
+    """South African identity number, 13 digits: YYMMDD, a sequence (sex), citizenship (0
+    citizen, 1 resident, 2 refugee), a digit once for race and now 8 or 9, and Luhn."""
+    return (len(digits) == 13 and digits[10] in "012"
+            and _two_digit_year_date(int(digits[:2]), int(digits[2:4]), int(digits[4:6]))
+            and luhn(digits))
+
+
+def tr_kimlik(digits: str) -> bool:
+    """T.C. Kimlik No (Turkey), 11 digits, the first not 0: the 10th is 7 times the sum
+    of the odd places less the sum of the even ones, mod 10; the 11th the sum of the
+    first ten mod 10."""
+    if len(digits) != 11 or digits[0] == "0":
+        return False
+    d = [int(c) for c in digits]
+    return ((sum(d[0:9:2]) * 7 - sum(d[1:8:2])) % 10 == d[9]
+            and sum(d[:10]) % 10 == d[10])
+
+
+def il_id(digits: str) -> bool:
+    """Israeli Teudat Zehut, 9 digits (shorter ones padded with zeros): digits weighted 1,
+    2 alternately, a two-digit product's digits summed: Luhn; all zeros is none."""
+    return len(digits) == 9 and digits != "000000000" and luhn(digits)
+
+
+def uk_nhs(digits: str) -> bool:
+    """NHS number (England, Wales, Isle of Man), 10 digits: 11 minus the 9 weighted 10..2
+    mod 11 (11 is 0; 10 is never issued)."""
+    if len(digits) != 10:
+        return False
+    check = 11 - _weighted(digits[:9], (10, 9, 8, 7, 6, 5, 4, 3, 2)) % 11
+    return check != 10 and check % 11 == int(digits[9])
+
+
+def _mod_11_cnpj(digits: str, weights: tuple[int, ...]) -> int:
+    rest = _weighted(digits, weights) % 11
+    return 0 if rest < 2 else 11 - rest
+
+
+def br_cnpj(digits: str) -> bool:
+    """Brazilian CNPJ (Receita Federal), 14 digits: the company (8), the branch (4), and
+    two mod-11 check digits weighted 5..2, 9..2 and 6..2, 9..2; one digit repeated is
+    none."""
+    if len(digits) != 14 or len(set(digits)) == 1:
+        return False
+    first = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+    return (_mod_11_cnpj(digits[:12], first) == int(digits[12])
+            and _mod_11_cnpj(digits[:13], (6, *first)) == int(digits[13]))
+
+
+def au_medicare(digits: str) -> bool:
+    """Australian Medicare card number: 8 digits (the first 2-6), a check digit (the 8
+    weighted 1, 3, 7, 9 mod 10), the card's issue number, and the person's place on the
+    card (the individual reference number, 1-9) if written."""
+    return (len(digits) in (10, 11) and digits[0] in "23456"
+            and _weighted(digits[:8], (1, 3, 7, 9) * 2) % 10 == int(digits[8])
+            and digits[10:] != "0")
+
+
+def au_abn(digits: str) -> bool:
+    """Australian Business Number, 11 digits: 1 taken from the first, then weighted 10, 1,
+    3, 5 ... 19, the sum a multiple of 89."""
+    if len(digits) != 11 or digits[0] == "0":
+        return False
+    return _weighted(str(int(digits[0]) - 1) + digits[1:],
+                     (10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)) % 89 == 0
+
+
+# The 4th letter of a PAN: the holder's kind (Person, Company, HUF, Firm, AOP, Trust, BOI,
+# Local authority, Artificial juridical person, Government).
+_PAN_HOLDERS = frozenset("PCHFATBLJG")
+
+
+def in_pan(code: str) -> bool:
+    """Indian Permanent Account Number: 5 letters (the 4th the holder's kind), 4 digits, a
+    letter. Its check letter's algorithm is unpublished: a cue does the rest."""
+    return (len(code) == 10 and code[:5].isalpha() and code[3] in _PAN_HOLDERS
+            and code[5:9].isdigit() and code[9].isalpha())

@@ -53,7 +53,7 @@ def _prefixed(*patterns: bytes, check: Callable[[Text, int, int], tuple[int, int
 
 # The longest finding of each detector (the bound its rules' matches are searched in).
 _MAX_LEN = {"github_token": 268, "gitlab_token": 320, "slack_token": 257, "stripe_key": 257,
-            "openai_key": 266, "vendor_key": 1100}
+            "openai_key": 266, "vendor_key": 2200}
 RULES = vendor_rules.load(_MAX_LEN)
 
 # Every IAM unique-id prefix: access keys (AKIA, and ASIA temporary), users, groups,
@@ -73,6 +73,7 @@ _HAND_WORDS = {
 }
 
 LITERALS = Literals("keys", (*RULES.keywords, *_AWS_PREFIXES, *_AWS_WORDS, *generic_secrets.NAMES,
+                             *generic_secrets.CUES,
                              *(w for words in _HAND_WORDS.values() for w in words)))
 
 
@@ -145,6 +146,7 @@ _BASE64_CLASS = bytes(0x62 if BASE64[b] else 0x20 for b in range(256))
 _FORTY = b"b" * 40
 _AWS_REACH = 160
 _SECRET_NAMES = _words(generic_secrets.NAMES)
+_SECRET_CUES = _words(generic_secrets.NAMES, generic_secrets.CUES)
 _AWS_SECRET_WORDS = _words(_AWS_WORDS) | _AWS_ID_WORDS | _SECRET_NAMES
 
 
@@ -234,7 +236,7 @@ vendor_key = _with_rules(
 generic_secret = Detector(
     "generic_secret", "SECRET",
     lambda t: generic_secrets.find(t, LITERALS.positions(t)),
-    max_len=generic_secrets.MAX_VALUE + 4, gate=LITERALS.gate(_SECRET_NAMES),
+    max_len=generic_secrets.MAX_VALUE + 16, gate=LITERALS.gate(_SECRET_CUES),
 )
 
 DETECTORS: tuple[Detector, ...] = (

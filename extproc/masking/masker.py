@@ -4,38 +4,27 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
 
-from extproc.masking import catalog, phone_context, strategies
+from extproc.masking import catalog, key_rules, phone_context, strategies
 from extproc.masking.detectors import Detector, Text, scan
+from extproc.masking.key_rules import FIELDS, column_rules, field_in_text, normalise_field
 from extproc.masking.strategies import Strategy
 from extproc.masking.stream import MaskingStream
 
 ALL_DETECTORS: frozenset[str] = frozenset(catalog.BY_NAME)
 
-# Keys whose whole value is masked, whatever it looks like. Compared after
-# `normalise_field`, exactly: `token` masks {"token": ...} and {"Token": ...}, not
-# {"tokens": 12} (an LLM usage count) nor {"next_page_token": ...}.
-DEFAULT_FIELDS: frozenset[str] = frozenset({
-    "ssn", "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "xapikey",
-    "accesstoken", "refreshtoken", "idtoken", "sessiontoken", "authtoken", "clientsecret",
-    "cardnumber", "cvv", "cvc", "privatekey", "authorization", "secretaccesskey",
-    "awssecretaccesskey", "socialsecuritynumber",
-})
+# Keys whose whole value is masked, whatever it looks like: key_rules.py's one table.
+DEFAULT_FIELDS = FIELDS
 
 # A derived rule naming every column (an unknown lineage: `SELECT * FROM f()`).
 DERIVED_ALL = "*"
 
 # The kind of a masked field value that no detector recognises as a whole.
 FIELD = Detector("field", "FIELD", lambda _t: (), max_len=0)
-
-
-def normalise_field(name: str) -> str:
-    """A key as field rules compare it: case-insensitive, `-` and `_` ignored."""
-    return name.lower().replace("-", "").replace("_", "")
 
 
 @dataclass(frozen=True)
@@ -101,6 +90,7 @@ class MaskSpec:
         every key optional: detectors named (`"all"` for all); `actions`, when given, the
         detectors of tool-call arguments, else `detectors`; `fields`, when given, are the
         key-name rules (so a policy can leave `ssn` readable for a privileged caller),
+        keys or named sets of the table (`@default`, `@credentials`: key_rules.py),
         else the defaults apply; one strategy.
         """
         unknown = set(mask) - {"detectors", "actions", "fields", "strategy", "derived"}
@@ -112,7 +102,7 @@ class MaskSpec:
         return cls(
             detectors=_named(mask.get("detectors", ())),
             actions=_named(mask["actions"]) if "actions" in mask else None,
-            fields=frozenset(mask["fields"]) if "fields" in mask else DEFAULT_FIELDS,
+            fields=_fields(mask["fields"]) if "fields" in mask else DEFAULT_FIELDS,
             derived=frozenset(mask.get("derived", ())),
             strategy=strategy[0],  # type: ignore[arg-type]  # checked in __post_init__
         )
@@ -122,37 +112,16 @@ def _named(names: Sequence[str]) -> frozenset[str]:
     return ALL_DETECTORS if "all" in names else frozenset(names)
 
 
+def _fields(names: Sequence[str]) -> frozenset[str]:
+    """A policy's field names, each a key or a named set of key_rules.py's table."""
+    unknown = {n for n in names if n.startswith("@") and n not in key_rules.SETS}
+    if unknown:
+        raise ValueError(f"unknown field sets: {', '.join(sorted(unknown))}; "
+                         f"one of {', '.join(sorted(key_rules.SETS))}")
+    return frozenset().union(*(key_rules.SETS.get(n, (n,)) for n in names))
+
+
 Found = list[tuple[int, int, Detector]]
-
-# A key-name rule where the JSON is text: a server-sent event's `data:` line, JSON
-# carried in a string, `password=...` in a form or a log line. Values are bounded so
-# that a stream's hold-back stays bounded too.
-_MAX_KEY, _MAX_VALUE = 64, 512
-_QUOTED_PAIR = re.compile(
-    rb'"([A-Za-z0-9_.\-]{1,%d})"\s{0,8}:\s{0,8}"((?:[^"\\]|\\.){0,%d})"' % (_MAX_KEY, _MAX_VALUE)
-)
-# `key=value`: a key of 1-64 of these, not preceded by another, then `=` and a value.
-# Found from the `=` (a literal `re` skips to), the key read backwards (`rstrip`): a
-# pattern that starts at every key character, with a look-behind, costs ~30x more on prose.
-_ASSIGNMENT_KEY = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
-_ASSIGNMENT_VALUE = re.compile(rb"=([^&\s\"';,]{1,%d})" % _MAX_VALUE)
-
-
-def _assignments(raw: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """Each `key=value` in `raw`, left to right, not overlapping: key, value start, end."""
-    done = 0  # where the last one ends: the next one's key starts here or later
-    eq = raw.find(b"=")
-    while eq != -1:
-        before = raw[max(0, eq - _MAX_KEY - 1) : eq]
-        key = len(before) - len(before.rstrip(_ASSIGNMENT_KEY))  # up to 65: one too many
-        value = _ASSIGNMENT_VALUE.match(raw, eq)
-        if 0 < key <= _MAX_KEY and eq - key >= done and value is not None:
-            yield raw[eq - key : eq], *value.span(1)
-            done = value.end()
-            eq = raw.find(b"=", done)
-        else:
-            eq = raw.find(b"=", eq + 1)
-
 
 @lru_cache(maxsize=256)
 def _detectors(names: frozenset[str], fields: frozenset[str]) -> tuple[Detector, ...]:
@@ -160,53 +129,6 @@ def _detectors(names: frozenset[str], fields: frozenset[str]) -> tuple[Detector,
     masked, the record's included, asks again)."""
     chosen = tuple(d for d in catalog.DETECTORS if d.name in names)
     return (*chosen, field_in_text(fields)) if fields else chosen
-
-
-@lru_cache(maxsize=64)
-def field_in_text(fields: frozenset[str]) -> Detector:
-    """The key-name rules as a detector over text: the value of `"key": "..."` or
-    `key=...` where the key is one of `fields` (one detector per set of rules)."""
-
-    def find(t: Text) -> list[tuple[int, int]]:
-        found = []
-        # A literal prefilter: most texts hold no quoted pair, and a scan costs more than a find.
-        if b'"' in t.raw:
-            found += [m.span(2) for m in _QUOTED_PAIR.finditer(t.raw)
-                      if m.end(2) > m.start(2) and normalise_field(m.group(1).decode()) in fields]
-        found += [(s, e) for key, s, e in _assignments(t.raw)
-                  if key.lower().translate(None, b"-_").decode() in fields]  # normalised
-        return found
-
-    # Enough hold-back for the key, its separators and the longest value, plus quotes.
-    return Detector("field", "FIELD", find, max_len=_MAX_KEY + _MAX_VALUE + 24)
-
-
-@lru_cache(maxsize=64)
-def column_rules(fields: frozenset[str], delimiter: str) -> Detector:
-    """The key-name rules over delimited text (CSV, TSV) as a detector: the cells of the
-    columns whose header (the first record) names one of `fields`. Cells are read as RFC
-    4180 writes them: quoted (`""` inside) or bare up to the next delimiter or line end.
-    """
-    d = re.escape(delimiter.encode())
-    cells = re.compile(rb'(?:"((?:[^"]|"")*)"|([^"%s\r\n]*))(%s|\r?\n|\Z)' % (d, d))
-
-    def find(t: Text) -> list[tuple[int, int]]:
-        found: list[tuple[int, int]] = []
-        ruled: set[int] = set()
-        column, pos, header = 0, 0, True
-        while pos < len(t.raw) and (m := cells.match(t.raw, pos)) and m.end() > pos:
-            cell = 1 if m.start(1) != -1 else 2
-            if header and normalise_field(_decode(m[cell]).strip()) in fields:
-                ruled.add(column)
-            elif not header and column in ruled and m.end(cell) > m.start(cell):
-                found.append(m.span(cell))
-            column += 1
-            if m[3] != delimiter.encode():  # the record ends
-                column, header = 0, False
-            pos = m.end()
-        return found
-
-    return Detector("field", "FIELD", find, max_len=0)
 
 
 class Masker:
@@ -424,12 +346,21 @@ class _Scalars:
             out.update(self._findings_apart(dets, keep_masked))
         self._raw = raw
         index, counted = 0, 0
-        for s, e, d in _scan(Text(raw), dets, keep_masked) if raw else ():
+        for s, e, d in self._scan(raw, joined, dets, keep_masked) if raw else ():
             index += raw.count(b"\x00", counted, s)
             counted = s
             if raw.rfind(b"\x01", 0, s) > raw.rfind(b"\x00", 0, s):  # keys are never masked
                 out.setdefault(joined[index], []).append((s, e, d))
         return out
+
+    def _scan(self, raw: bytes, joined: Sequence[int], dets: tuple[Detector, ...],
+              keep_masked: bool) -> Found:
+        """`_scan` of the joined scalars, telling phone numbers which of them share an
+        object (for the country a record names: phone_context.country)."""
+        text = Text(raw)
+        refs = self.refs
+        text.memo[phone_context.CONTAINERS] = lambda: [id(refs[2 * i]) for i in joined]
+        return _scan(text, dets, keep_masked)
 
     def _findings_apart(self, dets: tuple[Detector, ...], keep_masked: bool
                         ) -> dict[int, Found]:
@@ -462,6 +393,17 @@ class _Scalars:
 
 # A separator byte in a key or a value: that scalar is scanned on its own.
 _SEPARATED = re.compile("[\x00\x01]")
+
+
+def _named_value(node: dict[Any, Any], fields: frozenset[str]) -> str | None:
+    """The field rule over `node["value"]` where `node` names it (`{"name": "DB_PASSWORD",
+    "value": …}`: a Kubernetes env var, a HAR header, a cookie jar's cookie): the name
+    normalised, if it is a key-name rule's, a secret's or a session cookie's."""
+    name = node.get("name")
+    if type(name) is not str or "value" not in node or len(name) > key_rules.MAX_KEY:
+        return None
+    rule = normalise_field(name)
+    return rule if key_rules.named_rule(rule, fields) else None
 
 
 class _Document:
@@ -506,13 +448,14 @@ class _Document:
             is_dict = type(node) is dict
             keys = action_keys if acting else data_keys
             holds, table, rows, row = _frame(node, is_dict, holds, acting, part, fields)
+            named = _named_value(node, fields) if is_dict else None
             k: Any  # a key of a dict, an index of a list
             for k, v in node.items() if is_dict else enumerate(node):
                 if is_dict:
                     if (known := keys.get(k)) is None:
                         known = keys[k] = _key(k, fields)
                     key, inner, _ = known
-                    inner = inner or rule
+                    inner = inner or (named if k == "value" else None) or rule
                 elif row is not None:  # a table's cell: under its column's name
                     key, inner = row[k] if k < len(row) else (own_key, None)
                     inner = inner or rule

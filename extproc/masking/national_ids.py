@@ -60,13 +60,17 @@ def column_name(t: Text, s: int, e: int) -> bytes | None:
         return None
     top = max(raw.rfind(b"\x00", 0, s), raw.rfind(b"\x01", 0, s)) + 1
     line = raw.rfind(b"\n", top, s) + 1
-    if line == 0:
+    if top == 0 and t.head is not None:  # a stream's text: its body's first line is gone
+        head = t.head
+    elif line == 0:
         return None  # the first line: no header above it
+    else:
+        head = raw[top : raw.index(b"\n", top)]
     sep = chr(delimiter)
     # The cells before this one (csv reads an empty line as no cell at all: the first).
     before_cell = next(csv.reader([raw[line:s].decode("utf-8", "replace")], delimiter=sep))
     column = max(len(before_cell) - 1, 0)
-    header = raw[top : raw.index(b"\n", top)].rstrip(b"\r").decode("utf-8", "replace")
+    header = head.rstrip(b"\r").decode("utf-8", "replace")
     names = next(csv.reader([header], delimiter=sep), [])
     return names[column].lower().encode() if column < len(names) else None
 
@@ -124,6 +128,9 @@ class Prefilter:
             ids = self._ids
             keys = {ids[i][0] for i in ids.keys() & t.hits.keys()}
             keys.update(s - e for s, e in t.digit_runs)
+            if t.head:  # a stream's table header (`column_name`) holds cues too
+                keys.update(ids[i][0] for i in ids.keys() & PASS.scan(t.head, b"").keys()
+                            if not ids[i][1])
             routes = self._routes
             passing = t.memo[_PASSING] = frozenset(
                 name for key in keys if key in routes
@@ -307,13 +314,17 @@ def national_id(name: str, entity: str, *forms: DigitId | Shaped,
 # --- US social security numbers ----------------------------------------------------------
 
 # Dashed anywhere. With other separators (spaces, tabs, dots, slashes, underscores), with
-# none, with a letter glued to either end, or in the IRS's ITIN ranges, only with a cue:
-# 9-digit ids (orders, routing numbers, zip+4) and other grouped numbers are far more
-# common than bare SSNs. Its own words only: SSN rules let most 9-digit numbers through,
-# too many for a key as loose as `id_number`.
+# none, or with a letter glued to either end, only with a cue: 9-digit ids (orders,
+# routing numbers, zip+4) and other grouped numbers are far more common than bare SSNs.
+# Its own words only: SSN rules let most 9-digit numbers through, too many for a key as
+# loose as `id_number`. An ITIN (in the IRS's ranges, never an SSN's) is written the same
+# ways and under the same words (forms ask for "SSN or ITIN"), but has no rule an
+# ordinary number breaks often enough: a cue always.
 _SSN_CUE = Cue(
     rb"ssns?|ss#|social[ _-]?sec(?:urity)?|soc\.?[ _-]?sec|tax(?:payer)?[ _-]?id(?:entification)?"
-    rb"|taxpayer|national[ _-]?id|itins?", keys=rb"tins?|social", any_id=False)
+    rb"|taxpayer|national[ _-]?id|itins?|individual[ _-]?taxpayer", keys=rb"tins?|social",
+    stems=(b"ssn", b"ss#", b"soc", b"tax", b"national", b"itin", b"individual",
+           *as_key(b"tin", b"tins")), any_id=False)
 _SSN_SEPS = rb"[ ./_\t]{1,3}"  # on the shape, where "-" is " "
 _SSN_GROUPS = re.compile(rb"000(%s)00(%s)0000" % (_SSN_SEPS, _SSN_SEPS))
 # The last group after its separator: the mark of a text `_ssn_groups` may find one in.
@@ -322,7 +333,7 @@ _SSN_EDGE = b"-./+_"
 _SSN_PUNCT = (b"-", b".", b"/", b"_")
 
 
-def _ssn_at(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
+def _ssn_at(t: Text, s: int, e: int, dashed: bool, itin: bool) -> tuple[int, int] | None:
     if s > 0 and t.raw[s - 1] in _SSN_EDGE:  # first: an id's tail (`ORD-123456789`)
         return None
     glued = False
@@ -334,33 +345,40 @@ def _ssn_at(t: Text, s: int, e: int, dashed: bool) -> tuple[int, int] | None:
     if continues(t, e, _SSN_EDGE):
         return None
     number = digits(t.raw[s:e].decode())
-    ssn = checks.ssn_valid(number)
-    if not ssn and not id_checks.us_itin(number):
+    if not (id_checks.us_itin if itin else checks.ssn_valid)(number):
         return None
-    return (s, e) if (ssn and dashed and not glued) or _SSN_CUE(t, s, e) else None
+    return (s, e) if (dashed and not glued and not itin) or _SSN_CUE(t, s, e) else None
 
 
-def _ssn_groups(t: Text) -> Iterator[tuple[int, int]]:
-    for m in _SSN_GROUPS.finditer(t.shape):
-        first, second = t.raw[m.start(1) : m.end(1)], t.raw[m.start(2) : m.end(2)]
-        spaced = not (first + second).strip(b" \t")
-        if spaced and (continues(t, m.end(), b" \t") or extends_back(t, m.start(), b" \t")):
-            continue  # a longer spaced number
-        if ((spaced or (first == second and first in _SSN_PUNCT))
-                and (span := _ssn_at(t, *m.span(), dashed=first == b"-")) is not None):
-            yield span
+def _ssn_finder(itin: bool) -> Callable[[Text], list[tuple[int, int]]]:
+    """The SSN's finder (`itin`: the ITIN's): its groups, and its runs of 9 digits."""
 
+    def find(t: Text) -> list[tuple[int, int]]:
+        found = []
+        for m in _SSN_GROUPS.finditer(t.shape):
+            first, second = t.raw[m.start(1) : m.end(1)], t.raw[m.start(2) : m.end(2)]
+            spaced = not (first + second).strip(b" \t")
+            if spaced and (continues(t, m.end(), b" \t") or extends_back(t, m.start(), b" \t")):
+                continue  # a longer spaced number
+            if ((spaced or (first == second and first in _SSN_PUNCT))
+                    and (span := _ssn_at(t, *m.span(), first == b"-", itin)) is not None):
+                found.append(span)
+        found.extend(span for s, e in t.digit_runs
+                     if e - s == 9 and (span := _ssn_at(t, s, e, False, itin)) is not None)
+        return found
 
-def _ssn_runs(t: Text) -> Iterator[tuple[int, int]]:
-    for s, e in t.digit_runs:
-        if e - s == 9 and (span := _ssn_at(t, s, e, dashed=False)) is not None:
-            yield span
+    return find
 
 
 PREFILTER.route("us_ssn", [-9, _SSN_GROUPS_END])  # a run of 9, or the groups
 us_ssn = Detector(
-    "us_ssn", "US_SSN", both(_ssn_groups, _ssn_runs),
+    "us_ssn", "US_SSN", _ssn_finder(itin=False),
     max_len=17, reveal=4, canonical=digits, gate=PREFILTER.gate("us_ssn"), family=_FAMILY,
+)
+PREFILTER.route("us_itin", [-9, _SSN_GROUPS_END], _SSN_CUE.stems)
+us_itin = Detector(
+    "us_itin", "US_ITIN", _ssn_finder(itin=True),
+    max_len=17, reveal=4, canonical=digits, gate=PREFILTER.gate("us_itin"), family=_FAMILY,
 )
 
 # --- ids in digits ---------------------------------------------------------------------------
@@ -484,7 +502,100 @@ fi_hetu = national_id(
            b"000000A000A"),
     Shaped(id_checks.fi_hetu, b"000000 0000", cue=_HETU_CUE), canonical=alnum_upper)
 
+# --- more countries: Asia, the Americas, Africa, the Middle East, Oceania -------------------
+
+# Mexican CURP: 18 letters and digits in a fixed pattern (a date, sex, a state's code, a
+# check digit): upper case, anywhere.
+mx_curp = national_id("mx_curp", "MX_CURP", Shaped(
+    id_checks.mx_curp, b"AAAA000000AAAAAA00", b"AAAA000000AAAAAAA0"), canonical=alnum_upper)
+
+# Japanese My Number: 12 digits and a mod-11 digit, which one random number in eleven
+# passes (as do order numbers): a cue always.
+_MY_NUMBER_CUE = Cue("マイナンバー|個人番号|my[ _-]?number|kojin[ _-]?bang(?:ou|o)".encode(),
+                     ("マイナンバー".encode(), "個人番号".encode(), *joined(b"my", b"number"),
+                      b"kojin"))
+jp_my_number = national_id("jp_my_number", "JP_MY_NUMBER", DigitId(
+    id_checks.jp_my_number, (12,), ((4, 4, 4),), b" -", _MY_NUMBER_CUE))
+
+# Korean RRN: `YYMMDD-SXXXXXC`, written with its dash, a date and a check digit, anywhere;
+# 13 bare digits (an EAN-13's length) and numbers issued since October 2020 (random
+# digits after the date and S: no check digit) after a cue.
+_RRN_CUE = Cue("주민등록번호|주민번호|외국인등록번호|rrn|resident[ _-]?registration".encode(),
+               ("주민".encode(), "외국인등록".encode(), b"rrn", *joined(b"resident", b"reg")))
+kr_rrn = national_id(
+    "kr_rrn", "KR_RRN",
+    DigitId(id_checks.kr_rrn, (), ((6, 7),), b"-", None),
+    DigitId(id_checks.kr_rrn_date, (13,), ((6, 7),), b"-", _RRN_CUE))
+
+# Chinese resident identity card: 18 characters, a region whose first digit is 1-8, a
+# birth date in full and a MOD 11-2 check character (X for 10): anywhere.
+cn_resident_id = national_id(
+    "cn_resident_id", "CN_RESIDENT_ID",
+    DigitId(id_checks.cn_resident_id, (18,), (), b"", None),
+    Shaped(id_checks.cn_resident_id, b"00000000000000000A"), canonical=alnum_upper)
+
+# Singapore NRIC/FIN: a series letter, 7 digits and a check letter, upper case, anywhere.
+sg_nric = national_id("sg_nric", "SG_NRIC_FIN", Shaped(id_checks.sg_nric, b"A0000000A"),
+                      canonical=alnum_upper)
+
+# South African identity number: 13 digits with a date and a Luhn digit, as an EAN-13
+# barcode can have: a cue always. Bare, or spaced as printed (`800101 5009 087`).
+_ZA_CUE = Cue(rb"(?:rsa|sa|south[ _-]?african)[ _-]?id|id[ _-]?nommer|identiteitsnommer",
+              (b"rsa", b"south", *joined(b"sa", b"id"), b"nommer"))
+za_id = national_id("za_id", "ZA_ID", DigitId(
+    id_checks.za_id, (13,), ((6, 4, 3),), b" ", _ZA_CUE))
+
+# Turkish T.C. Kimlik No: 11 digits and two check digits (one number in a hundred
+# passes): a cue.
+_KIMLIK_CUE = Cue("t\\.?c\\.?[ _-]?kimlik|kimlik(?:[ _-]?(?:no|numaras(?:\u0131|i)))?|tckn"
+                  "|tc[ _-]?no|vatanda(?:ş|s)l(?:\u0131|i)k".encode(),
+                  (b"kimlik", b"tckn", *joined(b"tc", b"no"), b"vatanda"))
+tr_kimlik = national_id("tr_kimlik", "TR_KIMLIK", DigitId(
+    id_checks.tr_kimlik, (11,), (), b"", _KIMLIK_CUE))
+
+# Israeli Teudat Zehut: 9 digits and Luhn: a cue.
+_ZEHUT_CUE = Cue(r'teudat[ _-]?zehut|(?:תעודת|מספר)[ _-]?זהות|ת\.ז\.?|ת"ז|israeli[ _-]?id'.encode(),
+                 (b"teudat", "זהות".encode(), "ת.ז".encode(), 'ת"ז'.encode(), b"israeli"))
+il_id = national_id("il_id", "IL_ID", DigitId(id_checks.il_id, (9,), (), b"", _ZEHUT_CUE))
+
+# UK NHS number: 10 digits (spaced 3 3 4 as printed, a North American phone number's
+# grouping) and a mod-11 digit: a cue.
+_NHS_CUE = Cue(rb"nhs(?:[ _-]?(?:no|num|number))?|chi[ _-]?(?:no|number)",
+               (b"nhs", *joined(b"chi", b"no", b"num")))
+uk_nhs = national_id("uk_nhs", "UK_NHS", DigitId(
+    id_checks.uk_nhs, (10,), ((3, 3, 4),), b" -", _NHS_CUE))
+
+# Brazilian CNPJ: printed `00.000.000/0000-00` anywhere; 14 bare digits after a cue.
+_CNPJ_CUE = Cue("cnpj|cadastro nacional (?:da|de) pessoas? jur(?:í|i)dicas?".encode(),
+                (b"cnpj", b"cadastro"))
+br_cnpj = national_id(
+    "br_cnpj", "BR_CNPJ",
+    Shaped(lambda code: code[15] == "-" and id_checks.br_cnpj(digits(code)),
+           b"00.000.000/0000 00"),
+    DigitId(id_checks.br_cnpj, (14,), (), b"", _CNPJ_CUE))
+
+# Australian Medicare card number: 10 digits (11 with the person's place on the card), a
+# check digit: a cue. Printed `2123 45670 1`.
+_MEDICARE_CUE = Cue(rb"medicare", (b"medicare",))
+au_medicare = national_id("au_medicare", "AU_MEDICARE", DigitId(
+    id_checks.au_medicare, (10, 11), ((4, 5, 1), (4, 5, 1, 1)), b" ", _MEDICARE_CUE))
+
+# Australian Business Number: 11 digits, mod 89, printed `51 824 753 556`: a cue.
+_ABN_CUE = Cue(rb"abn|australian[ _-]?business[ _-]?(?:number|no)",
+               (b"abn", *joined(b"australian", b"business")))
+au_abn = national_id("au_abn", "AU_ABN", DigitId(
+    id_checks.au_abn, (11,), ((2, 3, 3, 3),), b" ", _ABN_CUE))
+
+# Indian PAN: 5 letters, 4 digits, a letter, the 4th letter the holder's kind; no check
+# letter anyone may compute, and part numbers take the shape: a cue.
+_PAN_CUE = Cue(rb"pan(?:[ _-]?(?:no|num|number|card))?|permanent[ _-]?account[ _-]?(?:number|no)",
+               (b"pan", *joined(b"permanent", b"account")))
+in_pan = national_id("in_pan", "IN_PAN", Shaped(id_checks.in_pan, b"AAAAA0000A", cue=_PAN_CUE),
+                     canonical=alnum_upper)
+
 DETECTORS: tuple[Detector, ...] = (
     us_ssn, uk_nino, in_aadhaar, de_tax_id, nl_bsn, es_nif, it_fiscal_code, fr_nir, pl_pesel,
-    se_personnummer, dk_cpr, ca_sin, au_tfn, fi_hetu, br_cpf, ch_ahv,
+    se_personnummer, dk_cpr, ca_sin, au_tfn, fi_hetu, br_cpf, ch_ahv, us_itin, mx_curp,
+    jp_my_number, kr_rrn, cn_resident_id, sg_nric, za_id, tr_kimlik, il_id, uk_nhs, br_cnpj,
+    au_medicare, au_abn, in_pan,
 )

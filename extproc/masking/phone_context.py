@@ -17,10 +17,15 @@ costs ~4 µs with its calls, a regular expression of ~100 alternatives ~50 µs).
 
 from __future__ import annotations
 
+import bisect
+import json
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import NamedTuple, cast
 
+from extproc.masking import phone_regions
 from extproc.masking.detectors import Text
 from extproc.masking.phone_regions import LIKELY
 
@@ -164,7 +169,12 @@ _NAME_MAX = 40
 _HEADER_MEMO = "phone_context.header"
 _CELLS = {d: re.compile(rb'(?:^|(?<=' + re.escape(d) + rb'))[ ]*(?:"((?:[^"]|"")*)"|([^"'
                         + re.escape(d) + rb'\r\n]*))') for d in (bytes([c]) for c in _DELIMITERS)}
-Header = tuple[bytes, list[Context | None]]
+
+
+class Header(NamedTuple):
+    delimiter: bytes
+    labels: list[Context | None]  # each column's
+    country: int | None  # the column naming the row's country, if one does
 
 
 def _cells(line: bytes, delimiter: bytes) -> list[tuple[int, int]]:
@@ -174,7 +184,8 @@ def _cells(line: bytes, delimiter: bytes) -> list[tuple[int, int]]:
 
 
 def _header(t: Text) -> Header | None:
-    """The delimiter and the labels of the columns, if the text's first line names them."""
+    """The delimiter, the labels of the columns and the country's column, if the text's
+    first line names a column of either."""
     if _HEADER_MEMO in t.memo:
         return cast("Header | None", t.memo[_HEADER_MEMO])
     header: Header | None = None
@@ -182,24 +193,145 @@ def _header(t: Text) -> Header | None:
     line = t.raw[:end].rstrip(b"\r")
     n, delimiter = max((line.count(d), bytes([d])) for d in _DELIMITERS)
     if end != -1 and n and b"\x01" not in line:
-        names = [line[a:b] for a, b in _cells(line, delimiter)]
+        names = [line[a:b].strip() for a, b in _cells(line, delimiter)]
         if all(len(name) <= _NAME_MAX for name in names):
-            labels = [_name_label(name.strip()) for name in names]
-            header = (delimiter, labels) if any(labels) else None
+            labels = [_name_label(name) for name in names]
+            country = next((i for i, name in enumerate(names) if _country_key(name)), None)
+            if any(labels) or country is not None:
+                header = Header(delimiter, labels, country)
     t.memo[_HEADER_MEMO] = header
     return header
 
 
-def _column(t: Text, s: int) -> Context | None:
-    """The label of the column of the cell `s` is in, in a row of as many cells as the
-    header has."""
+def _row(t: Text, s: int) -> tuple[Header, bytes, list[tuple[int, int]], int] | None:
+    """The header, and the line, cells and offset of the row `s` is in, if the row has as
+    many cells as the header."""
     if s >= _HEADER_REACH or (header := _header(t)) is None:
         return None
-    delimiter, labels = header
     start = t.raw.rfind(b"\n", 0, s) + 1
     end = t.raw.find(b"\n", s)
     line = t.raw[start:len(t.raw) if end == -1 else end].rstrip(b"\r")
-    cells = _cells(line, delimiter)
-    if start == 0 or len(cells) != len(labels):
+    cells = _cells(line, header.delimiter)
+    if start == 0 or len(cells) != len(header.labels):
         return None
-    return next((labels[i] for i, (a, b) in enumerate(cells) if a <= s - start <= b), None)
+    return header, line, cells, start
+
+
+def _column(t: Text, s: int) -> Context | None:
+    """The label of the column of the cell `s` is in."""
+    if (row := _row(t, s)) is None:
+        return None
+    header, _, cells, start = row
+    return next((header.labels[i] for i, (a, b) in enumerate(cells) if a <= s - start <= b),
+                None)
+
+
+# --- the country a record names ------------------------------------------------------------
+
+# A national number (`090-1234-5678`) is a valid number of some countries and not others;
+# a record often says which: a `country`, `locale` or `Land` field of its JSON object, a
+# column of its CSV row (`DE`, `de_DE`, `Germany`, `Deutschland`, `+49`). `country` finds
+# it for phones.py, which validates the number against that country first.
+
+CONTAINERS = "phone_context.containers"
+"""The `Text.memo` key under which masker.py leaves, for a JSON document's scalars joined
+into one text (`key SOH value NUL` each), a function giving each scalar's container (its
+object, or a table's row) as an id, in order: the joined text does not say which scalars
+share an object, and only a number's candidates ask (the list is built at most once)."""
+
+_CONTAINER_IDS, _NULS, _OBJECT_COUNTRY = (
+    "phone_context.container_ids", "phone_context.nuls", "phone_context.object_country")
+_OBJECT_REACH = 64  # scalars read each way from a number for its object's country
+# Names of a field holding a country (separators and case aside), and their endings
+# (`billing_country`, `user_locale`, `phone_country_code`).
+_COUNTRY_NAMES = frozenset(
+    "land pays pais país paese kraj ülke ulke maa 国 国家 国家代码 국가 dialcode callingcode "
+    "countrycallingcode".encode().split())
+_COUNTRY_ENDINGS = (b"country", b"countrycode", b"countryiso", b"countryname", b"locale")
+_NAME_NOISE = re.compile(rb"[\s_\-.]+")
+
+
+@lru_cache(maxsize=1024)
+def _country_key(name: bytes) -> bool:
+    """Whether a JSON key or a column's name says its value is a country."""
+    flat = _NAME_NOISE.sub(b"", name.lower())
+    return flat in _COUNTRY_NAMES or flat.endswith(_COUNTRY_ENDINGS)
+
+
+_CALLING_CODE = re.compile(r"(?:\+|00)?([1-9][0-9]{0,2})")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}[_-]([A-Za-z]{2})(?:[.@].*)?")
+# Codes that are not ISO 3166's, as people write them.
+_ALIASES = {"uk": "GB", "usa": "US", "u.s.": "US", "u.s.a.": "US", "türkiye": "TR",
+            "turkiye": "TR", "한국": "KR", "deutschland": "DE"}
+
+
+@cache
+def _country_names() -> dict[str, str]:
+    """Country names (case-folded) in 19 languages, from libphonenumber's geocoding data:
+    data/country_names.json, read the first time a record names a country by name."""
+    return cast("dict[str, str]", json.loads(
+        (Path(__file__).parent / "data" / "country_names.json").read_text("utf-8")))
+
+
+@lru_cache(maxsize=1024)
+def region_named(value: bytes) -> str | None:
+    """The region a country field's value names: an ISO code (`DE`), a locale (`de_DE`,
+    `pt-BR`, `de_DE.UTF-8`), a calling code (`+49`, `0049`, `49`), or a country's name
+    in English or its own language (`Germany`, `Deutschland`)."""
+    text = value.decode("utf-8", "replace").strip()
+    if (code := _CALLING_CODE.fullmatch(text)) is not None:
+        return phone_regions.region_of_calling_code(int(code[1]))
+    if (locale := _LOCALE.fullmatch(text)) is not None:
+        text = locale[1]
+    if len(text) == 2 and text.isascii() and phone_regions.known(text.upper()):
+        return text.upper()
+    folded = text.casefold()
+    return _ALIASES.get(folded) or _country_names().get(folded)
+
+
+def country(t: Text, s: int) -> str | None:
+    """The region the record of the number at `s` names: a field of its JSON object, or
+    a column of its CSV row; None if it names none."""
+    if (containers := t.memo.get(CONTAINERS)) is not None:
+        return _object_country(t, s, cast("Callable[[], list[int]]", containers))
+    if (row := _row(t, s)) is None or row[0].country is None:
+        return None
+    _, line, cells, _ = row
+    a, b = cells[row[0].country]
+    return region_named(line[a:b])
+
+
+def _object_country(t: Text, s: int, containers: Callable[[], list[int]]) -> str | None:
+    """The country a field of the JSON object holding the scalar at `s` names (the
+    scalars of one object are consecutive in the joined text: its own container's)."""
+    memo = t.memo
+    if (ids := cast("list[int] | None", memo.get(_CONTAINER_IDS))) is None:
+        ids = memo[_CONTAINER_IDS] = containers()
+        memo[_NULS] = [m.start() for m in _NUL.finditer(t.raw)]
+        memo[_OBJECT_COUNTRY] = {}
+    nuls = cast("list[int]", memo[_NULS])
+    found = cast("dict[int, str | None]", memo[_OBJECT_COUNTRY])
+    index = bisect.bisect_left(nuls, s)
+    if index >= len(ids):
+        return None
+    own = ids[index]
+    first = index
+    while first > max(0, index - _OBJECT_REACH) and ids[first - 1] == own:
+        first -= 1
+    if first in found:
+        return found[first]
+    region = None
+    last = min(len(ids), index + _OBJECT_REACH)
+    for i in range(first, last):
+        if ids[i] != own:
+            break
+        start = nuls[i - 1] + 1 if i else 0
+        soh = t.raw.find(b"\x01", start, nuls[i])
+        if soh != -1 and _country_key(t.raw[start:soh]) and (
+                region := region_named(t.raw[soh + 1:nuls[i]])) is not None:
+            break
+    found[first] = region
+    return region
+
+
+_NUL = re.compile(b"\x00")

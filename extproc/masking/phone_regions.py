@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberFormat, ValidationResult
@@ -40,7 +40,10 @@ class _Region:
     lengths: frozenset[int]  # of its national numbers, local ones (no area code) included
 
 
+@cache
 def _region(code: str) -> _Region:
+    """A region's metadata, read once: LIKELY's at import, any other the first time a
+    record names it (phone_context.country)."""
     meta = phonenumbers.PhoneMetadata.metadata_for_region(code)
     if meta is None or meta.country_code is None:
         raise ValueError(f"libphonenumber has no metadata for {code}")
@@ -50,8 +53,20 @@ def _region(code: str) -> _Region:
     return _Region(code, meta.country_code, meta.national_prefix or "", lengths)
 
 
-_REGIONS = {code: _region(code) for code in LIKELY}
+for _code in LIKELY:
+    _region(_code)
 _DIGIT_GROUPS = re.compile(r"[0-9]+")
+
+
+def region_of_calling_code(code: int) -> str | None:
+    """The main region of a country calling code (49: DE, 1: US), None if there is none."""
+    region = phonenumbers.region_code_for_country_code(code)
+    return None if region == phonenumbers.UNKNOWN_REGION else region
+
+
+def known(region: str) -> bool:
+    """Whether libphonenumber has `region`'s numbers (an ISO 3166 code, upper case)."""
+    return region in phonenumbers.SUPPORTED_REGIONS
 
 
 def _number(country_code: int, national: str) -> PhoneNumber:
@@ -79,7 +94,7 @@ def valid(digits: str, regions: tuple[str, ...], trunk_required: bool = True) ->
     `trunk_required`: a country with a trunk prefix needs it, unless its numbers are
     commonly written without (see _TRUNK_OPTIONAL)."""
     for code in regions:
-        region = _REGIONS[code]
+        region = _region(code)
         for national in _nationals(digits, region, trunk_required):
             if len(national) in region.lengths and phonenumbers.is_valid_number_for_region(
                     _number(region.country_code, national), code):
@@ -88,15 +103,18 @@ def valid(digits: str, regions: tuple[str, ...], trunk_required: bool = True) ->
 
 
 @lru_cache(maxsize=_CACHED)
-def written_as(digits: str, groups: tuple[int, ...], regions: tuple[str, ...]) -> bool:
+def written_as(digits: str, groups: tuple[int, ...], regions: tuple[str, ...],
+               trunk_required: bool = True) -> bool:
     """Whether `digits`, in groups of these lengths, is a valid number of one of `regions`
     as that country writes it: grouped as libphonenumber formats its national numbers
     (`081 879 73 09`, `(11) 91234-5678`), or with its trunk prefix and three groups or more
     (`030 123 456 78`): how a number is written, not only its digits, tells it from the
-    many other numbers of the same length that happen to be valid somewhere."""
+    many other numbers of the same length that happen to be valid somewhere.
+    `trunk_required` as for `valid`: where a record names the country, its numbers are
+    read with or without their trunk prefix."""
     for code in regions:
-        region = _REGIONS[code]
-        for national in _nationals(digits, region, trunk_required=True):
+        region = _region(code)
+        for national in _nationals(digits, region, trunk_required):
             if len(national) not in region.lengths:
                 continue
             number = _number(region.country_code, national)
@@ -130,7 +148,7 @@ def possible(digits: str, regions: tuple[str, ...]) -> bool:
     """Whether `digits` has a length a number of one of `regions` can have, a local number
     dialled without its area code included (US: 7 digits): enough after a context word."""
     for code in regions:
-        region = _REGIONS[code]
+        region = _region(code)
         for national in _nationals(digits, region, trunk_required=False):
             if len(national) in region.lengths and phonenumbers.is_possible_number_with_reason(
                     _number(region.country_code, national)) in (

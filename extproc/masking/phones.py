@@ -225,7 +225,7 @@ def _validated(t: Text, s: int, e: int) -> bool:
         if len(raw) > 15 or _in_run(t, s, e):
             return False
         label = phone_context.label(t, s)
-        return label is not None and label.phone and _phone_for(raw.decode(), label)
+        return label is not None and label.phone and _phone_for(raw.decode(), label, t, s)
     groups = _GROUP.findall(raw)
     lengths = tuple(map(len, groups))
     number = b"".join(groups).decode()
@@ -242,14 +242,32 @@ def _validated(t: Text, s: int, e: int) -> bool:
             number[:lengths[0]], number[lengths[0]:], lenient=label is not None):
         return not _money(t, s, e)  # "(+358) 294055761", "(351) 912345678"
     if label is not None:
-        return _phone_for(number, label) and not _money(t, s, e)
-    return phone_regions.written_as(number, lengths, phone_regions.LIKELY) and not _money(t, s, e)
+        return _phone_for(number, label, t, s) and not _money(t, s, e)
+    return (phone_regions.written_as(number, lengths, phone_regions.LIKELY)
+            or _of_its_country(number, t, s, lengths)) and not _money(t, s, e)
 
 
-def _phone_for(number: str, label: phone_context.Context) -> bool:
-    """After a phone word: possible for its countries, or valid for any."""
+def _phone_for(number: str, label: phone_context.Context, t: Text, s: int) -> bool:
+    """After a phone word: possible for its countries, valid for any likely one, or
+    valid for the country its record names."""
     return (phone_regions.possible(number, label.regions)
-            or phone_regions.valid(number, phone_regions.LIKELY, trunk_required=False))
+            or phone_regions.valid(number, phone_regions.LIKELY, trunk_required=False)
+            or _of_its_country(number, t, s))
+
+
+def _of_its_country(number: str, t: Text, s: int, groups: tuple[int, ...] | None = None
+                    ) -> bool:
+    """Valid for the country the number's record names (its JSON object's or CSV row's
+    `country`, `locale`, `Land` field), with or without its trunk prefix; and with no
+    phone word, written as that country writes it (`groups`). Asked last, as the
+    likely countries answer from their caches and most numbers are theirs: the answer
+    is the same in either order."""
+    country = phone_context.country(t, s)
+    if country is None:
+        return False
+    if groups is None:
+        return phone_regions.valid(number, (country,), trunk_required=False)
+    return phone_regions.written_as(number, groups, (country,), trunk_required=False)
 
 
 def _start(t: Text, end: int) -> int | None:

@@ -99,6 +99,11 @@ class MaskingStream:
         self._pem_open = False  # the text held begins inside a private key block
         self._parts = False  # a PartStream: its output keeps the cuts between parts
         self._ends: list[int] = []  # where each part held ends (a PartStream's)
+        # The body's first line (a table's header, for the cells of every later row) once
+        # known, and how many bytes were released: past _CONTEXT, the text scanned no
+        # longer begins with that line, and the scan is given it (`Text.head`).
+        self._head: bytes | None = None
+        self._released = 0
         self.counts: Counter[str] = Counter()
 
     def feed(self, chunk: str) -> str:
@@ -128,7 +133,10 @@ class MaskingStream:
         """The masked text that may be released now: one piece, or a PartStream's parts."""
         text = self._context + self._pending
         base, end = len(self._context), len(text)
-        t = Text(text, base if self._pem_open else None)
+        whole = self._released <= _CONTEXT  # the text still begins with the body's start
+        if whole and self._head is None and (line := text.find(b"\n")) != -1:
+            self._head = text[:line]
+        t = Text(text, base if self._pem_open else None, None if whole else self._head)
         found = scan(t, self._detectors)
         if found:
             found = unmasked(text, found) if self._spec.keep_masked else unredacted(text, found)
@@ -152,6 +160,7 @@ class MaskingStream:
         )
         self._context = text[max(0, cut - _CONTEXT) : cut]
         self._pending = text[cut:]
+        self._released += cut - base
         held = len(self._pending)
         floor = self.hold + (self._ends[0] if self._ends else 0)
         self._scan_at = held + max(_MIN_STEP, (held - floor) // 2)

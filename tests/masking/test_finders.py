@@ -8,7 +8,7 @@ import re
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from extproc.masking.masker import _assignments
+from extproc.masking.key_rules import assignments as _assignments
 
 # `key=value` as one pattern, the definition `_assignments` implements faster (from the `=`).
 _ASSIGNMENT_REFERENCE = re.compile(

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from extproc.masking import Masker, MaskSpec, id_checks
 from extproc.masking.catalog import BY_NAME
+from extproc.masking.checks import luhn
 from extproc.masking.detectors import Detector, Text, scan
 from extproc.masking.national_ids import DETECTORS, PREFILTER, column_name
 from tests.masking.conftest import found
@@ -120,6 +121,114 @@ def _ahv(seed: int) -> str:
     return (value, value.replace(".", ""), value.replace(".", " "))[seed % 3]
 
 
+_CURP_ALPHABET = "0123456789ABCDEFGHIJKLMNÑOPQRSTUVWXYZ"
+_CONSONANTS = "BCDFGHJKLMNPQRSTVWXYZ"
+
+
+def _birth(rnd: random.Random) -> datetime.date:
+    return datetime.date(1930, 1, 1) + datetime.timedelta(days=rnd.randrange(33_000))
+
+
+def _curp(seed: int) -> str:
+    """RENAPO's pattern: a consonant and a vowel, two letters, the birth date, sex, a
+    state, three consonants, a digit (born before 2000) or a letter, the check digit."""
+    rnd = random.Random(seed)
+    day = _birth(rnd)
+    body = (rnd.choice(_CONSONANTS) + rnd.choice("AEIOU")
+            + "".join(rnd.choices(string.ascii_uppercase, k=2)) + f"{day:%y%m%d}"
+            + rnd.choice("HM") + rnd.choice(["DF", "JC", "NL", "VZ", "YN", "NE"])
+            + "".join(rnd.choices(_CONSONANTS, k=3))
+            + rnd.choice(string.digits if day.year < 2000 else string.ascii_uppercase))
+    total = sum(_CURP_ALPHABET.index(c) * (18 - i) for i, c in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+def _my_number(seed: int) -> str:
+    """11 digits, and the check digit from weights 2-7, 2-6 read from the right."""
+    body = f"{random.Random(seed).randrange(10**11):011d}"
+    total = sum(int(d) * (n + 1 if n <= 6 else n - 5) for n, d in enumerate(body[::-1], 1))
+    value = body + str(0 if total % 11 <= 1 else 11 - total % 11)
+    return f"{value[:4]} {value[4:8]} {value[8:]}" if seed % 2 else value
+
+
+def _rrn(seed: int) -> str:
+    """Issued before October 2020 (a check digit: dashed, or bare), or since (random
+    digits: written bare here, its last digit one the check would not give)."""
+    rnd = random.Random(seed)
+    day = _birth(rnd)
+    sex = rnd.choice("12" if day.year < 2000 else "34")
+    body = f"{day:%y%m%d}{sex}{rnd.randrange(10**5):05d}"
+    weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
+    check = (11 - sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11) % 10
+    if seed % 3 == 2:
+        return body + str((check + 1) % 10)
+    return f"{body[:6]}-{body[6:]}{check}" if seed % 3 == 0 else f"{body}{check}"
+
+
+_NRIC_SERIES = {"S": (0, "JZIHGFEDCBA"), "T": (4, "JZIHGFEDCBA"), "F": (0, "XWUTRQPNMLK"),
+                "G": (4, "XWUTRQPNMLK"), "M": (3, "XWUTRQPNJLK")}
+
+
+def _nric(seed: int) -> str:
+    rnd = random.Random(seed)
+    series = rnd.choice("STFGM")
+    offset, letters = _NRIC_SERIES[series]
+    body = f"{rnd.randrange(10**7):07d}"
+    total = offset + sum(int(d) * w for d, w in zip(body, (2, 7, 6, 5, 4, 3, 2), strict=True))
+    return series + body + letters[total % 11]
+
+
+def _za_id(seed: int) -> str:
+    """A birth date, a sequence, citizenship, 8, and the Luhn digit (of ten, the one the
+    separately tested Luhn check accepts); bare or spaced as printed."""
+    rnd = random.Random(seed)
+    body = f"{_birth(rnd):%y%m%d}{rnd.randrange(10**4):04d}{rnd.choice('01')}8"
+    value = next(body + d for d in string.digits if luhn(body + d))
+    return f"{value[:6]} {value[6:10]} {value[10:]}" if seed % 2 else value
+
+
+def _nhs(seed: int) -> str:
+    rnd = random.Random(seed)
+    while True:
+        body = f"{rnd.randrange(4 * 10**8, 10**9):09d}"
+        check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(body)) % 11
+        if check != 10:
+            value = body + str(check % 11)
+            return f"{value[:3]} {value[3:6]} {value[6:]}" if seed % 2 else value
+
+
+def _cnpj(seed: int) -> str:
+    """Faker's, printed (`00.000.000/0000-00`) or bare."""
+    value = _fake("pt_BR", seed).cnpj()
+    return value if seed % 2 else value.replace(".", "").replace("/", "").replace("-", "")
+
+
+def _medicare(seed: int) -> str:
+    """8 digits (the first 2-6), the check digit, the issue number; and the person's
+    place on the card (1-9), or not."""
+    rnd = random.Random(seed)
+    body = f"{rnd.randrange(2, 7)}{rnd.randrange(10**7):07d}"
+    check = sum(int(d) * w for d, w in zip(body, (1, 3, 7, 9) * 2, strict=True)) % 10
+    value = f"{body[:4]} {body[4:]}{check} {rnd.randrange(1, 10)}"
+    return value + f" {rnd.randrange(1, 10)}" if seed % 2 else value
+
+
+_ABN_WEIGHTS = (10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)
+
+
+def _abn(seed: int) -> str:
+    """9 random digits after the two (10-99) that make the weighted sum, its first digit
+    less 1, a multiple of 89."""
+    rnd = random.Random(seed)
+    while True:
+        tail = f"{rnd.randrange(10**9):09d}"
+        for head in range(10, 100):
+            value = f"{head}{tail}"
+            reduced = str(int(value[0]) - 1) + value[1:]
+            if sum(int(d) * w for d, w in zip(reduced, _ABN_WEIGHTS, strict=True)) % 89 == 0:
+                return f"{value[:2]} {value[2:5]} {value[5:8]} {value[8:]}" if seed % 2 else value
+
+
 # Detector -> (a valid id as commonly written, from a seed).
 VALID: dict[str, Callable[[int], str]] = {
     "uk_nino": _nino,
@@ -137,6 +246,20 @@ VALID: dict[str, Callable[[int], str]] = {
     "fi_hetu": lambda seed: _fake("fi_FI", seed).ssn(),
     "br_cpf": _cpf,
     "ch_ahv": _ahv,
+    "us_itin": lambda seed: _fake("en_US", seed).itin(),
+    "mx_curp": _curp,
+    "jp_my_number": _my_number,
+    "kr_rrn": _rrn,
+    "cn_resident_id": lambda seed: _fake("zh_CN", seed).ssn(),
+    "sg_nric": _nric,
+    "za_id": _za_id,
+    "tr_kimlik": lambda seed: _fake("tr_TR", seed).ssn(),
+    "il_id": lambda seed: _fake("he_IL", seed).ssn(),
+    "uk_nhs": _nhs,
+    "br_cnpj": _cnpj,
+    "au_medicare": _medicare,
+    "au_abn": _abn,
+    "in_pan": lambda seed: _fake("en_IN", seed).pan(),
 }
 # Detector -> (a word before it, a JSON key, a CSV header).
 CUES: dict[str, tuple[str, str, str]] = {
@@ -155,11 +278,29 @@ CUES: dict[str, tuple[str, str, str]] = {
     "fi_hetu": ("henkilötunnus", "hetu", "Henkilötunnus"),
     "br_cpf": ("CPF:", "cpf", "CPF"),
     "ch_ahv": ("AHV-Nr.", "ahv_nr", "AVS"),
+    "us_itin": ("ITIN:", "itin", "SSN/ITIN"),
+    "mx_curp": ("CURP:", "curp", "CURP"),
+    "jp_my_number": ("マイナンバー：", "myNumber", "個人番号"),  # noqa: RUF001
+    "kr_rrn": ("주민등록번호:", "rrn", "주민등록번호"),
+    "cn_resident_id": ("身份证号码", "id_card", "公民身份号码"),
+    "sg_nric": ("NRIC:", "nric", "NRIC/FIN"),
+    "za_id": ("ID-nommer:", "sa_id", "RSA ID"),
+    "tr_kimlik": ("T.C. Kimlik No:", "tckn", "TC Kimlik No"),
+    "il_id": ("מספר תעודת זהות:", "teudat_zehut", "ת.ז."),
+    "uk_nhs": ("NHS No:", "nhs_number", "NHS Number"),
+    "br_cnpj": ("CNPJ:", "cnpj", "CNPJ"),
+    "au_medicare": ("Medicare card:", "medicare_number", "Medicare No"),
+    "au_abn": ("ABN:", "abn", "ABN"),
+    "in_pan": ("PAN card no.", "pan", "PAN"),
 }
 # Detector -> which of its forms (as VALID writes them) are found with no cue: grouped or
-# lettered ones, printed CPFs, dotted AHV numbers, and HETUs with a letter in them.
+# lettered ones, printed CPFs, dotted AHV numbers, HETUs with a letter in them, printed
+# CNPJs, dashed RRNs (with a check digit: `_rrn` writes the others bare).
 WITHOUT_CUE: dict[str, Callable[[str], bool]] = {
-    **dict.fromkeys(("uk_nino", "es_nif", "it_fiscal_code", "fr_nir"), lambda _v: True),
+    **dict.fromkeys(("uk_nino", "es_nif", "it_fiscal_code", "fr_nir", "mx_curp", "cn_resident_id",
+                     "sg_nric"), lambda _v: True),
+    "kr_rrn": lambda value: "-" in value,
+    "br_cnpj": lambda value: "/" in value,
     "fi_hetu": lambda value: not value.replace("-", "").isdigit(),
     "br_cpf": lambda value: "." in value,
     "ch_ahv": lambda value: "." in value,
@@ -223,6 +364,14 @@ def test_a_wrong_check_character_is_no_id(detector: str, seed: int) -> None:
         value = "32" + value[2:]
     elif detector == "uk_nino":  # no check character: a suffix never issued
         value = value[:-1] + "E"
+    elif detector == "kr_rrn":  # no check digit since 2020: a 13th month
+        value = value[:2] + "13" + value[4:]
+    elif detector == "us_itin":  # no check digit: a group outside the IRS's ranges
+        value = value[:4] + "69" + value[6:]
+    elif detector == "in_pan":  # no check letter: a holder's kind never issued
+        value = value[:3] + "D" + value[4:]
+    elif detector == "au_medicare":  # the check digit is the 9th, then the issue number
+        value = value[:9] + str((int(value[9]) + 1) % 10) + value[10:]
     assert found(detector, f"{CUES[detector][0]} {_wrong(value)}") == []
 
 
@@ -295,10 +444,88 @@ def test_a_wrong_check_character_is_no_id(detector: str, seed: int) -> None:
         ("nl_bsn", "user_id=111222333 order_id: 111222333 id: 111222333", []),  # not `id`
         ("uk_nino", "personal identity number AB123456C", ["AB123456C"]),
         ("pl_pesel", "taxpayer 44051401359", ["44051401359"]),
+        ("mx_curp", "BOXW310820HNERXN09", ["BOXW310820HNERXN09"]),
+        ("mx_curp", "boxw310820hnerxn09", []),  # lower case
+        ("mx_curp", "BOXW310820HNERXN08", []),  # check digit
+        ("mx_curp", "BOXW311320HNERXN09", []),  # no month 13
+        ("mx_curp", "BOXW310820HZZRXN09", []),  # no state ZZ
+        ("mx_curp", "BOXW310820HNERAN09", []),  # a vowel where consonants go
+        ("jp_my_number", "マイナンバー 6214 9832 0257 / 6214-9832-0257",
+         ["6214 9832 0257", "6214-9832-0257"]),
+        ("jp_my_number", "order 621498320257", []),  # a 12-digit order number, no cue
+        ("jp_my_number", "マイナンバー 621498320258", []),
+        ("kr_rrn", "971013-9019902", ["971013-9019902"]),  # dashed, with its check digit
+        ("kr_rrn", "9710139019902", []),  # bare: an EAN-13's length, a cue
+        ("kr_rrn", "971013-9019903", []),  # issued since 2020? only with a cue
+        ("kr_rrn", "주민등록번호: 201015-3123450", ["201015-3123450"]),
+        ("kr_rrn", "주민등록번호: 201315-3123450", []),  # no month 13
+        ("cn_resident_id", "身份证号码：11010519491231002X。", ["11010519491231002X"]),  # noqa: RUF001
+        ("cn_resident_id", "360426199101010071", ["360426199101010071"]),
+        ("cn_resident_id", "360426199113010071", []),  # no month 13
+        ("cn_resident_id", "960426199101010071", []),  # no region 9
+        ("cn_resident_id", "36042619910101007X", []),  # check character
+        ("sg_nric", "S1234567D T1234567J F1234567N G1234567X M1234567K",
+         ["S1234567D", "T1234567J", "F1234567N", "G1234567X", "M1234567K"]),
+        ("sg_nric", "S1234567E", []),
+        ("sg_nric", "A1234567D", []),  # no series A
+        ("sg_nric", "s1234567d", []),
+        ("za_id", "ID number: 8001015009087", ["8001015009087"]),
+        ("za_id", "EAN 8001015009087", []),  # a barcode's length: a cue
+        ("za_id", "SA ID 8013015009083", []),  # no month 13
+        ("tr_kimlik", "TC Kimlik No: 10000000146", ["10000000146"]),
+        ("tr_kimlik", "ref 10000000146", []),
+        ("tr_kimlik", "kimlik no 10000000147", []),
+        ("il_id", 'ת"ז 000000018', ["000000018"]),
+        ("il_id", "order 000000018", []),
+        ("uk_nhs", "NHS number: 943 476 5919", ["943 476 5919"]),
+        ("uk_nhs", "call 943 476 5919", []),  # a phone number's grouping, no cue
+        ("uk_nhs", "NHS number: 943 476 5918", []),
+        ("br_cnpj", "11.222.333/0001-81", ["11.222.333/0001-81"]),
+        ("br_cnpj", "11.222.333/0001.81 11222333000181", []),  # printed with a dash; a cue
+        ("br_cnpj", "CNPJ 11222333000181", ["11222333000181"]),
+        ("br_cnpj", "CNPJ 00.000.000/0000-00", []),  # one digit repeated
+        ("au_medicare", "Medicare 2123 45670 1", ["2123 45670 1"]),
+        ("au_medicare", "Medicare 7123 45670 1", []),  # no card starts with 7
+        ("au_medicare", "ref 2123456701", []),
+        ("au_abn", "ABN 51 824 753 556", ["51 824 753 556"]),
+        ("au_abn", "51 824 753 556", []),  # the grouping of a Steuer-IdNr too: a cue
+        ("au_abn", "ABN 51 824 753 557", []),
+        ("in_pan", "PAN: ABCPE1234F", ["ABCPE1234F"]),
+        ("in_pan", "part ABCPE1234F", []),  # a part number's shape: a cue
+        ("in_pan", "PAN: ABCDE1234F", []),  # D is no holder's kind
+        ("in_pan", "PAN: abcpe1234f", []),
     ],
 )
 def test_rules_and_forms(detector: str, text: str, expected: list[str]) -> None:
     assert found(detector, text) == expected
+
+
+# Detector -> a sentence in its country's language (or English), and a `key=value` line.
+SENTENCES: dict[str, tuple[str, str]] = {
+    "us_itin": ("My ITIN is {} and I file jointly.", "itin={}"),
+    "mx_curp": ("Mi CURP es {}, por favor actualícela.", "curp={}"),
+    "jp_my_number": ("私のマイナンバーは{}です。", "my_number={}"),
+    "kr_rrn": ("제 주민등록번호는 {}입니다.", "rrn={}"),
+    "cn_resident_id": ("我的身份证号码是{}，请核对。", "sfzh={}"),  # noqa: RUF001
+    "sg_nric": ("My NRIC is {}, please update.", "nric={}"),
+    "za_id": ("My ID-nommer is {} en ek woon in Kaapstad.", "said={}"),
+    "tr_kimlik": ("T.C. Kimlik numaram {} olarak kayıtlı.", "tckn={}"),  # noqa: RUF001
+    "il_id": ("מספר תעודת זהות שלי הוא {} תודה", "teudat_zehut={}"),
+    "uk_nhs": ("The patient's NHS number is {} (GP: Dr Smith).", "nhs_no={}"),
+    "br_cnpj": ("O CNPJ da empresa é {} e a razão social está no contrato.", "cnpj={}"),
+    "au_medicare": ("Her Medicare number is {} and she is on the card.", "medicare={}"),
+    "au_abn": ("Our ABN is {} and GST is registered.", "abn={}"),
+    "in_pan": ("Mera PAN number {} hai.", "pan={}"),
+}
+
+
+@pytest.mark.parametrize("detector", list(SENTENCES))
+@pytest.mark.parametrize("form", [0, 1], ids=["sentence", "key=value"])
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS)
+def test_found_in_a_sentence_and_as_key_value(detector: str, form: int, seed: int) -> None:
+    value = VALID[detector](seed)
+    assert found(detector, SENTENCES[detector][form].format(value)) == [value]
 
 
 def _look_alikes() -> dict[str, list[str]]:
@@ -325,6 +552,11 @@ def _look_alikes() -> dict[str, list[str]]:
         "skus": ["".join(rnd.choices(string.ascii_uppercase, k=2)) + f"{rnd.randrange(10**6):06d}"
                  + rnd.choice("ABCD") for _ in range(n)],
         "swiss barcodes": [_ean13(f"76{rnd.randrange(10**10):010d}") for _ in range(n)],
+        "barcodes": [_ean13(f"{rnd.randrange(10**11, 10**12)}") for _ in range(n)],
+        "18-digit snowflake ids": [str(rnd.randrange(10**17, 10**18)) for _ in range(n)],
+        "part numbers": ["".join(rnd.choices(string.ascii_uppercase, k=5))
+                         + f"{rnd.randrange(10**4):04d}" + rnd.choice(string.ascii_uppercase)
+                         for _ in range(n)],
         "dotted numbers": [".".join(f"{rnd.randrange(10**k):0{k}d}" for k in (3, 3, 3))
                            + f"-{rnd.randrange(100):02d}" if i % 2 else
                            f"{rnd.randrange(100, 1000)}.{rnd.randrange(10**4):04d}."
@@ -377,6 +609,24 @@ def test_a_column_header_is_found_only_for_a_whole_cell() -> None:
         (id_checks.br_cpf, ["52998224725", "11144477735"], ["52998224724", "00000000000"]),
         # The Central Compensation Office's example.
         (id_checks.ch_ahv, ["7569217076985"], ["7569217076984", "7579217076985"]),
+        # The examples of python-stdnum's documentation, the ATO's, NHS Digital's, and the
+        # Receita Federal's test CNPJ.
+        (id_checks.mx_curp, ["BOXW310820HNERXN09"], ["BOXW310820HNERXN08"]),
+        (id_checks.jp_my_number, ["621498320257"], ["621498320258"]),
+        (id_checks.kr_rrn, ["9710139019902"], ["9710139019903", "9713139019902"]),
+        (id_checks.kr_rrn_date, ["9710139019903"], ["9713139019902"]),
+        (id_checks.cn_resident_id, ["360426199101010071", "11010519491231002X"],
+         ["360426199101010072"]),
+        (id_checks.sg_nric, ["S1234567D", "T1234567J", "F1234567N", "G1234567X"],
+         ["S1234567J", "F1234567D"]),
+        (id_checks.za_id, ["8001015009087"], ["8001015009088", "8001015039087"]),
+        (id_checks.tr_kimlik, ["10000000146"], ["10000000147", "00000000146"]),
+        (id_checks.il_id, ["000000018", "123456782"], ["000000019", "000000000"]),
+        (id_checks.uk_nhs, ["9434765919"], ["9434765918"]),
+        (id_checks.br_cnpj, ["11222333000181"], ["11222333000182", "11111111111111"]),
+        (id_checks.au_medicare, ["2123456701", "21234567011"], ["2123456801", "21234567010"]),
+        (id_checks.au_abn, ["51824753556"], ["51824753557"]),
+        (id_checks.in_pan, ["ABCPE1234F"], ["ABCDE1234F", "ABCP1E234F"]),
     ],
 )
 def test_published_examples(check: Callable[[str], bool], valid: list[str],
@@ -394,7 +644,12 @@ _PIECES = st.sampled_from([
     "282081939881409", "1 85 05 2A 006 084 35", "henkilötunnus", "HETU", "131052-308T",
     "240115-0935", "CPF", "529.982.247-25", "52998224725", "AHV", "avs:",
     "756.9217.0769.85", "7569217076985", "id_number", "National ID", "Tax-Id", "identity",
-    "taxpayer", "user_id", "SSN", "078-05-1120", "078 05 1120", "078.05.1120", "912-70-1234"])
+    "taxpayer", "user_id", "SSN", "078-05-1120", "078 05 1120", "078.05.1120", "912-70-1234",
+    "ITIN", "CURP", "BOXW310820HNERXN09", "マイナンバー", "6214 9832 0257", "621498320257",
+    "주민등록번호", "971013-9019902", "9710139019902", "360426199101010071", "S1234567D",
+    "ID-nommer", "8001015009087", "T.C. Kimlik No", "10000000146", "תעודת זהות", "000000018",
+    "NHS", "943 476 5919", "CNPJ", "11.222.333/0001-81", "11222333000181", "Medicare",
+    "2123 45670 1", "ABN", "51 824 753 556", "PAN", "ABCPE1234F"])
 
 
 @settings(max_examples=300, deadline=None)

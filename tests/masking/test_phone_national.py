@@ -17,7 +17,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from extproc.masking import Masker, MaskSpec
 from extproc.masking.detectors import Text
-from extproc.masking.phone_context import label
+from extproc.masking.phone_context import label, region_named
 from extproc.masking.phone_regions import LIKELY, possible, valid, written_as
 from tests.masking.conftest import found
 
@@ -347,3 +347,100 @@ def test_an_integer_under_a_phone_key_is_scanned_from_7_digits(masker: Masker, k
                                             ("order_number", 41141707)])
 def test_other_integers_of_under_9_digits_pass(masker: Masker, key: str, value: float) -> None:
     assert masker.mask_json({key: value}, PHONE_ONLY) == ({key: value}, {})
+
+
+# --- the country a record names -------------------------------------------------------------
+
+# (region, kind of number, the country field's name, its value as written): numbers of
+# countries beyond LIKELY, written as they write them, that no likely country's rules
+# accept, under a key that is no phone word (`number`).
+RECORD_COUNTRIES = [
+    ("MX", PhoneNumberType.MOBILE, "country", "Mexico"),
+    ("SG", PhoneNumberType.MOBILE, "countryCode", "SG"),
+    ("HK", PhoneNumberType.FIXED_LINE, "locale", "zh_HK"),
+    ("CO", PhoneNumberType.MOBILE, "país", "Colombia"),
+    ("PE", PhoneNumberType.FIXED_LINE, "pais", "Perú"),
+    ("CR", PhoneNumberType.MOBILE, "country_name", "Costa Rica"),
+    ("EE", PhoneNumberType.MOBILE, "locale", "et-EE"),
+    ("GT", PhoneNumberType.FIXED_LINE, "Land", "Guatemala"),
+    ("QA", PhoneNumberType.MOBILE, "dial_code", "+974"),
+    ("PA", PhoneNumberType.MOBILE, "pays", "Panamá"),
+    ("HN", PhoneNumberType.MOBILE, "locale", "es_HN.UTF-8"),
+    ("MT", PhoneNumberType.MOBILE, "billing_country", "MT"),
+    ("KW", PhoneNumberType.FIXED_LINE, "country_code", "965"),
+    ("UY", PhoneNumberType.FIXED_LINE, "country", "Uruguay"),
+    ("SV", PhoneNumberType.MOBILE, "Country", "El Salvador"),
+]
+
+
+def _json_masks(masker: Masker, record: dict[str, str]) -> bool:
+    masked, _ = masker.mask_json([record], PHONE_ONLY)
+    return bool(masked[0]["number"] != record["number"])
+
+
+def _csv_masks(masker: Masker, record: dict[str, str], sep: str) -> bool:
+    text = sep.join(["name", *record]) + "\n" + sep.join(["Ann", *record.values()]) + "\n"
+    return masker.mask_text(text, PHONE_ONLY, delimiter=sep)[0] != text
+
+
+@pytest.mark.parametrize(("region", "kind", "key", "country"), RECORD_COUNTRIES,
+                         ids=[r[0] for r in RECORD_COUNTRIES])
+def test_a_record_s_country_makes_its_number_valid(masker: Masker, region: str, kind: int,
+                                                   key: str, country: str) -> None:
+    """In a JSON object or a CSV row, the country field is what makes the number one:
+    without it, or with another country, the same number is left alone."""
+    number = national(region, kind)
+    named = {key: country, "number": number}
+    assert _json_masks(masker, named) and _json_masks(masker, dict(reversed(named.items())))
+    assert _csv_masks(masker, named, ",") and _csv_masks(masker, named, ";")
+    for other in ({"number": number}, {key: "FR", "number": number}):
+        assert not _json_masks(masker, other) and not _csv_masks(masker, other, ",")
+
+
+def test_the_country_is_its_own_object_s(masker: Masker) -> None:
+    """Objects in a list, the country after the number: each number is read by its own
+    object's country, not by its neighbour's."""
+    number = national("MX", PhoneNumberType.MOBILE)
+    records = [{"number": number, "country": c} for c in ("MX", "FR", "MX", "FR")]
+    masked, counts = masker.mask_json({"people": records}, PHONE_ONLY)
+    assert [r["number"] == number for r in masked["people"]] == [False, True, False, True]
+    assert counts == {"phone": 2}
+
+
+@pytest.mark.parametrize("record", [
+    {"country": "JP", "phone": "090-1234-5678"},
+    {"locale": "ja_JP", "mobile": "09012345678"},
+    {"country": "KR", "tel": "010-2000-0000"},
+    {"Land": "Deutschland", "Telefon": "030 12345678"},
+    {"pays": "France", "téléphone": "06 12 34 56 78"},
+])
+def test_under_a_phone_key_with_its_country(masker: Masker, record: dict[str, str]) -> None:
+    masked, counts = masker.mask_json(record, PHONE_ONLY)
+    assert counts == {"phone": 1}
+    assert list(masked.values())[1] == "[REDACTED:PHONE_NUMBER]"
+
+
+@pytest.mark.parametrize("record", [
+    {"country": "MX", "total": "222 123 4567"},  # an id word's: never a phone number
+    {"country": "MX", "order_id": "2221234567"},
+    {"country": "SG", "opened": "2024-01-15"},
+    {"country": "SG", "amount": "8123 4567"},
+    {"country": "CZ", "balance": "601 123 456"},  # an amount's grouping
+    {"country": "MX", "ratio": "222 123 4567.5"},
+    {"country": "Atlantis", "number": "222 123 4567"},
+])
+def test_a_country_makes_no_phone_number_of_other_numbers(masker: Masker,
+                                                          record: dict[str, str]) -> None:
+    _, counts = masker.mask_json(record, PHONE_ONLY)
+    assert counts == {}
+
+
+@pytest.mark.parametrize(("value", "region"), [
+    ("DE", "DE"), ("de", "DE"), ("de_DE", "DE"), ("de-DE.UTF-8", "DE"), ("Germany", "DE"),
+    ("Deutschland", "DE"), ("Allemagne", "DE"), ("Alemania", "DE"), ("+49", "DE"),
+    ("0049", "DE"), ("49", "DE"), ("UK", "GB"), ("日本", "JP"), ("대한민국", "KR"),
+    ("México", "MX"), ("pt-BR", "BR"), (" JP ", "JP"), ("XX", None), ("Atlantis", None),
+    ("+999", None), ("", None),
+])
+def test_what_a_country_field_may_hold(value: str, region: str | None) -> None:
+    assert region_named(value.encode()) == region

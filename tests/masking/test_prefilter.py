@@ -22,7 +22,7 @@ from extproc.masking.detectors import (
     _pem_blocks,
     iban,
 )
-from extproc.masking.masker import _assignments
+from extproc.masking.key_rules import assignments as _assignments
 from extproc.masking.prefilter import Pass
 
 # The one pass's database compiles on first use (0.2-0.4 s on a busy machine): here, not

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from extproc.masking import catalog, national_ids, phone_context, phones
 from extproc.masking.detectors import Detector, Text, _runs, context, digits, scan
-from extproc.masking.masker import field_in_text
+from extproc.masking.key_rules import field_in_text
 from extproc.masking.shadow import ASCII_DIGITS
 
 SETTINGS = settings(max_examples=400, derandomize=True, database=None, deadline=None)

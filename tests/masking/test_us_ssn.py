@@ -161,10 +161,13 @@ def test_a_letter_glued_to_either_end(text: str, expected: list[str]) -> None:
         ("912-70-1234", []),  # an ITIN without a cue: SSN-shaped, not SSN-valid
         ("itin: 912-69-1234", []),  # group 69: no ITIN range
         ("itin: 912-93-1234", []),
+        ("SSN or ITIN: 912 70 1234", ["912 70 1234"]),
     ],
 )
 def test_itins_after_a_cue(text: str, expected: list[str]) -> None:
-    assert found("us_ssn", text) == expected
+    """An ITIN is its own detector's (`us_itin`), never an SSN."""
+    assert found("us_itin", text) == expected
+    assert found("us_ssn", text) == []
 
 
 @pytest.mark.parametrize(
