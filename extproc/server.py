@@ -114,6 +114,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         engine = await open_engine(config.policy, config.policy_dir, modules)
         opened.push_async_callback(engine.close)
         masker = new_masker(key)
+        masker.warm()
         where = config.policy.url if config.policy.engine == "opa" else "in process"
         log.info(
             "policies from %s loaded, %s engine %s (revision %s)",

@@ -65,7 +65,7 @@ class Pass:
 
     def scan(self, raw: bytes, shape: bytes) -> Hits:
         """Where each pattern's matches end in `raw` and `shape` (ids of none: absent)."""
-        dbs = self._dbs or self._compile()
+        dbs = self._dbs or self.compile()
         scratches = getattr(self._local, "scratches", None)
         if scratches is None:
             scratches = self._local.scratches = tuple(
@@ -83,7 +83,9 @@ class Pass:
             shape_db.scan(shape, match_event_handler=seen, scratch=scratches[1])
         return hits
 
-    def _compile(self) -> tuple[hyperscan.Database | None, ...]:
+    def compile(self) -> tuple[hyperscan.Database | None, ...]:
+        """Build the databases now (else the first scan does): every pattern is added at
+        import, and the compile takes tenths of a second."""
         with self._lock:
             if self._dbs is None:
                 self._dbs = tuple(_database(patterns) for patterns in self._patterns)

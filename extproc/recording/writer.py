@@ -164,6 +164,7 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     root.handlers[:] = [_Forward(acks, log_level)]
     root.setLevel(log_level)
     writer = ChainWriter(url, settings, signer, masker, acks)
+    masker.warm()  # before "ready": a strict record's commit deadline must not pay for it
     try:
         base = writer.start()
     except StoreError as exc:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.masking import checks, keys, phones
+from extproc.masking import checks, keys, masker, phones, prefilter
 from extproc.masking.detectors import (
     _IBAN,
     _IBAN_COUNTRIES,
@@ -23,6 +23,7 @@ from extproc.masking.detectors import (
     iban,
 )
 from extproc.masking.key_rules import assignments as _assignments
+from extproc.masking.masker import Masker
 from extproc.masking.prefilter import Pass
 
 # The one pass's database compiles on first use (0.2-0.4 s on a busy machine): here, not
@@ -222,3 +223,28 @@ def test_a_run_counts_up_to_its_reach_after_a_context(gap: int, found: bool) -> 
     t = Text(("aws" + "." * gap + _SECRET).encode())
     assert list(keys._aws_secret_near_context(t)) == _aws_reference(t)
     assert bool(_aws_reference(t)) is found
+
+
+def test_a_pass_compiled_ahead_scans_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compile` is what `Masker.warm` runs at a process's start: the first scan after it
+    builds nothing (a strict record's commit deadline does not pay for the compile)."""
+    p = Pass()
+    word = p.literal(b"key")
+    p.compile()
+
+    def compiled_again(_patterns: object) -> None:
+        raise AssertionError("compiled at the first scan")
+
+    monkeypatch.setattr(prefilter, "_database", compiled_again)
+    assert p.scan(b"a key", b"a aaa")[word] == [5]
+    with pytest.raises(RuntimeError, match="never be found"):
+        p.literal(b"late")
+
+
+def test_warming_a_masker_compiles_the_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = Pass()
+    fresh.literal(b"key")
+    monkeypatch.setattr(masker, "PASS", fresh)
+    Masker(b"k" * 16).warm()
+    monkeypatch.setattr(prefilter, "_database", None)  # a compile now would fail
+    assert fresh.scan(b"key", b"aaa")
