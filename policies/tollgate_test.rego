@@ -117,3 +117,21 @@ test_only_model_answers_are_decided if {
 	not data.tollgate.decides_responses with input as {"target": {"protocol": "http"}}
 	not data.tollgate.decides_responses with input as {"target": {"protocol": "k8s"}}
 }
+
+test_a_target_labelled_masking_model_adds_the_model if {
+	d := data.tollgate.decision with input as get_as(["agents"], {"masking_model": "names"})
+	d.mask.model == ["person"]
+	d.mask.detectors == ["all"]
+	d2 := data.tollgate.decision with input as get_as(["agents"], {"masking_model": "names, addresses"})
+	d2.mask.model == ["person", "address"]
+}
+
+test_without_the_label_no_model if {
+	d := data.tollgate.decision with input as get_as(["agents"], {})
+	not d.mask.model
+}
+
+test_the_privileged_get_no_model if {
+	d := data.tollgate.decision with input as get_as(["privileged"], {"masking_model": "names"})
+	not d.mask.model
+}

@@ -12,6 +12,7 @@ layers below it.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
@@ -23,10 +24,20 @@ from extproc.cli import approvals, audit, bootstrap, db, policy, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
+from extproc.masking import ner
 from extproc.quickstart import layout
 
 # Development tokens are for trying things: a week at most.
 _TOKEN_TTL_MOST = 7 * 86400
+
+
+class _Version(argparse.Action):
+    """`--version`: tollgate's, and whether the optional masking model is installed (read
+    only when asked: looking for the model's package costs a file-system walk)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"tollgate {importlib.metadata.version('tollgate')}\n{ner.describe()}")
+        parser.exit()
 
 
 @reader_may_leave  # `tollgate ... | head` ends quietly (common.py)
@@ -36,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
     parser = argparse.ArgumentParser(prog="tollgate", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print tollgate's version and its masking model's, and exit")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the ext_proc service Envoy calls")

@@ -24,7 +24,7 @@ from extproc.codecs.refusal import Refusal
 from extproc.config import Target
 from extproc.identity import Who, subject_of
 from extproc.interpret import Interpreter
-from extproc.masking import MaskSpec
+from extproc.masking import MaskSpec, ner
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import covers_record
 from extproc.policy import Decision
@@ -172,12 +172,12 @@ class Exchange:
         if not counts:
             return
         self.span.add_event("tollgate.masking", {
-            "tollgate.masking.body": body, "tollgate.masked_values": sum(counts.values()),
+            "tollgate.masking.body": body, "tollgate.masked_values": _values(counts),
             **{f"tollgate.masked.{detector}": count for detector, count in counts.items()},
         })
         masked = self.masked
         masked.update(counts)
-        self.outcome["tollgate.masked_values"] = sum(masked.values())
+        self.outcome["tollgate.masked_values"] = _values(masked)
         for detector, count in masked.items():
             self.outcome[f"tollgate.masked.{detector}"] = count
 
@@ -307,3 +307,9 @@ def approved(held: Decision, approval: Approval) -> Decision:
     return replace(held, action="allow", reasons=(f"approved by {approval.decided_by}",
                                                   *held.reasons),
                    rules=(*held.rules, APPROVED))
+
+
+def _values(counts: Counter[str]) -> int:
+    """How many values were masked: the counts but the model's note of a body it did not
+    finish (`tollgate.masked.model:unfinished`), which is no value."""
+    return sum(counts.values()) - counts.get(ner.UNFINISHED, 0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
 
-from extproc.masking import catalog, key_rules, phone_context, strategies
+from extproc.masking import catalog, key_rules, ner, people, phone_context, strategies
 from extproc.masking.detectors import Detector, Text, scan
 from extproc.masking.key_rules import FIELDS, column_rules, field_in_text, normalise_field
 from extproc.masking.prefilter import PASS
@@ -50,6 +50,9 @@ class MaskSpec:
         the SQL computed from a protected column (interpret/sql/lineage.py): masked whole
         as `[REDACTED:DERIVED]`, whatever they look like and whatever the strategy;
         `*` names every column.
+    model: the kinds (`ner.KINDS`: "person", "address") the local NER model finds in
+        free text (JSON string values, plain text bodies; see ner.py), besides the
+        detectors; empty (the default): the model is not run.
     """
 
     detectors: frozenset[str] = ALL_DETECTORS
@@ -59,6 +62,7 @@ class MaskSpec:
     actions: frozenset[str] | None = None
     keep_masked: bool = False
     derived: frozenset[str] = frozenset()
+    model: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = set(self.detectors) - ALL_DETECTORS
@@ -70,6 +74,9 @@ class MaskSpec:
         unknown = set(self.overrides) - ALL_DETECTORS - {FIELD.name}
         if unknown:
             raise ValueError(f"overrides for unknown detectors: {', '.join(sorted(unknown))}")
+        if unknown := set(self.model) - ner.KINDS:
+            raise ValueError(f"unknown model kinds: {', '.join(sorted(unknown))}; "
+                             f"some of {sorted(ner.KINDS)}")
         for strategy in (self.strategy, *self.overrides.values()):
             if strategy not in strategies.STRATEGIES:
                 raise ValueError(f"unknown strategy {strategy!r}; one of {strategies.STRATEGIES}")
@@ -77,6 +84,7 @@ class MaskSpec:
         object.__setattr__(self, "fields", frozenset(normalise_field(f) for f in self.fields))
         object.__setattr__(self, "derived", frozenset(map(normalise_field, self.derived)))
         object.__setattr__(self, "overrides", dict(self.overrides))
+        object.__setattr__(self, "model", frozenset(self.model))
         if self.actions is not None:
             object.__setattr__(self, "actions", frozenset(self.actions))
 
@@ -96,9 +104,10 @@ class MaskSpec:
         detectors of tool-call arguments, else `detectors`; `fields`, when given, are the
         key-name rules (so a policy can leave `ssn` readable for a privileged caller),
         keys or named sets of the table (`@default`, `@credentials`: key_rules.py),
-        else the defaults apply; one strategy.
+        else the defaults apply; one strategy; `model`: the kinds the NER model finds
+        (`["person", "address"]`, `"all"` for both), besides the detectors.
         """
-        unknown = set(mask) - {"detectors", "actions", "fields", "strategy", "derived"}
+        unknown = set(mask) - {"detectors", "actions", "fields", "strategy", "derived", "model"}
         if unknown:
             raise ValueError(f"unknown mask keys: {', '.join(sorted(unknown))}")
         strategy = mask.get("strategy", ("redact",))
@@ -109,6 +118,7 @@ class MaskSpec:
             actions=_named(mask["actions"]) if "actions" in mask else None,
             fields=_fields(mask["fields"]) if "fields" in mask else DEFAULT_FIELDS,
             derived=frozenset(mask.get("derived", ())),
+            model=ner.KINDS if "all" in mask.get("model", ()) else frozenset(mask.get("model", ())),
             strategy=strategy[0],  # type: ignore[arg-type]  # checked in __post_init__
         )
 
@@ -140,13 +150,15 @@ class Masker:
     """Masks text, JSON values and streams; built once, shared by every request.
 
     `hmac_key` keys the `hash` strategy: keep it secret and stable, or hashes no longer
-    join.
+    join. `model`: the NER model a spec's `model` asks for (None: a spec asking for it
+    fails, closed).
     """
 
-    def __init__(self, hmac_key: bytes) -> None:
+    def __init__(self, hmac_key: bytes, model: ner.Model | None = None) -> None:
         if len(hmac_key) < 16:
             raise ValueError("hmac_key must be at least 16 bytes")
         self._key = hmac_key
+        self.model = model
 
     def detectors(self, spec: MaskSpec) -> tuple[Detector, ...]:
         return _detectors(spec.detectors, spec.fields)
@@ -176,12 +188,35 @@ class Masker:
         counts: Counter[str] = Counter()
         raw = _encode(text)
         dets = self.detectors(spec)
-        if delimiter is not None and spec.fields:
-            dets = (*dets, column_rules(spec.fields, delimiter))
+        if delimiter is not None:
+            dets = (*dets, *people.columns(spec.detectors, delimiter))
+            if spec.fields:
+                dets = (*dets, column_rules(spec.fields, delimiter))
         found = _scan(Text(raw), dets, spec.keep_masked)
-        if not found:
-            return text, counts
-        return _decode(self.splice(raw, found, spec, counts)), counts
+        if found:
+            text = _decode(self.splice(raw, found, spec, counts))
+        if spec.model and delimiter is None:
+            text = self._modelled([text], spec, counts)[0] or text
+        return text, counts
+
+    def _modelled(self, texts: list[str], spec: MaskSpec, counts: Counter[str]
+                  ) -> list[str | None]:
+        """`texts` (masked by the detectors) with what the model finds rewritten too
+        (None: a text unchanged); a body it could not finish within its budget counted
+        as `ner.UNFINISHED`."""
+        if self.model is None:
+            raise ner.ModelUnavailable(
+                "the policy's mask asks for the masking model, and tollgate was started "
+                "without one (config masking.model)")
+        found, finished = self.model.find(texts, spec.model)
+        if not finished:
+            counts[ner.UNFINISHED] += 1
+        out: list[str | None] = []
+        for text, spans in zip(texts, found, strict=True):
+            raw = _encode(text)
+            kept = _scan_free(raw, spans, spec.keep_masked)
+            out.append(_decode(self.splice(raw, kept, spec, counts)) if kept else None)
+        return out
 
     def splice(self, raw: bytes, found: Iterable[tuple[int, int, Detector]], spec: MaskSpec,
                counts: Counter[str]) -> bytes:
@@ -222,7 +257,8 @@ class Masker:
         changes: list[tuple[Any, Any, Any]] = []
         renames = [self._masked_keys(keys, part, counts) for keys, part in (
             (doc.data_keys, spec), (doc.action_keys, spec.for_actions))]
-        for scalars, part in ((doc.data, spec), (doc.actions, spec.for_actions)):
+        parts = ((doc.data, spec), (doc.actions, spec.for_actions))
+        for acting, (scalars, part) in enumerate(parts):
             found = scalars.findings(self.detectors(part), part.keep_masked)
             for i, rule in scalars.field_rules.items():
                 text, spans = scalars.text(i), found.pop(i, [])
@@ -233,7 +269,19 @@ class Masker:
                     counts[f"field:{rule}"] += 1
             masked = scalars.masked_texts(found, partial(self.splice, spec=part, counts=counts))
             changes += ((*scalars.ref(i), text) for i, text in masked.items())
+            if spec.model and not acting:
+                changes += self._modelled_scalars(scalars, masked, spec, counts)
         return doc.rebuild(changes, *renames), counts
+
+    def _modelled_scalars(self, scalars: _Scalars, masked: dict[int, str], spec: MaskSpec,
+                          counts: Counter[str]) -> list[tuple[Any, Any, Any]]:
+        """The changes the model makes to the string values of what an agent reads (not
+        to its tool calls' arguments, nor to values a field rule masked whole)."""
+        chosen = [i for i in range(len(scalars.refs) >> 1) if i not in scalars.field_rules
+                  and type(scalars.ref(i)[0][scalars.ref(i)[1]]) is str]
+        texts = [masked.get(i, scalars.text(i)) for i in chosen]
+        return [(*scalars.ref(i), text) for i, text in zip(
+            chosen, self._modelled(texts, spec, counts), strict=True) if text is not None]
 
     def _masked_keys(self, keys: Mapping[Any, _KeyInfo], spec: MaskSpec, counts: Counter[str]
                      ) -> dict[str, str]:
@@ -267,6 +315,29 @@ def _scan(t: Text, dets: tuple[Detector, ...], keep_masked: bool) -> Found:
         return found
     return strategies.unmasked(t.source, found) if keep_masked else strategies.unredacted(
         t.source, found)
+
+
+def _scan_free(raw: bytes, spans: list[ner.Span], keep_masked: bool) -> Found:
+    """The model's findings (character spans in `raw`'s text) as byte spans, in order,
+    merged where they overlap, without what a strategy already wrote."""
+    text = _decode(raw)
+    merged: Found = []
+    for s, e, d in sorted(spans, key=lambda span: span[0]):
+        bs, be = len(_encode(text[:s])), len(_encode(text[:e]))
+        if merged and bs < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(be, merged[-1][1]), merged[-1][2])
+        else:
+            merged.append((bs, be, d))
+    if not merged:
+        return merged
+    return strategies.unmasked(raw, merged) if keep_masked else _without_tokens(raw, merged)
+
+
+def _without_tokens(raw: bytes, found: Found) -> Found:
+    """`found` without findings that touch a redaction token (the model reads
+    `[REDACTED:PERSON]` as words like any other)."""
+    tokens = [m.span() for m in re.finditer(rb"\[(?:REDACTED|HASH):[^\]]*\]", raw)]
+    return [(s, e, d) for s, e, d in found if not any(a < e and s < b for a, b in tokens)]
 
 
 @lru_cache(maxsize=256)
@@ -635,12 +706,15 @@ def _part(k: Any, t: type, table: tuple[str, _Names] | None, rows: _Names | None
 def _scanned_text(value: Any, t: type, rule: str | None, key: str) -> str | None:
     """A non-string scalar's text to scan, or None when it passes: any but null under a
     field rule; else a number without a fraction, as its digits, of 9 digits or more, or
-    of 7 or more under a phone key (`{"msisdn": 41141707}`)."""
+    of 7 or more under a phone key (`{"msisdn": 41141707}`), or any positive integer
+    under a postcode's or a birth date's key (`{"zip": 94105}`, `{"dob": 19900512}`)."""
     if rule is not None and value is not None:
         return _scalar_text(value)
-    if (t is not int and t is not float) or -_PHONE_SHORTEST < value < _PHONE_SHORTEST:
-        return None  # most numbers: counts, amounts, ids
-    if -_BIG < value < _BIG and not phone_context.phone_key(key):
+    if t is not int and t is not float:
+        return None
+    if -_PHONE_SHORTEST < value < _PHONE_SHORTEST:  # most numbers: counts, amounts, ids
+        return str(value) if t is int and value > 0 and people.number_key(key) else None
+    if -_BIG < value < _BIG and not (phone_context.phone_key(key) or people.number_key(key)):
         return None
     if t is int:
         return str(value)

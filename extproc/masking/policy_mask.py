@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+from extproc.masking import ner
 from extproc.masking.masker import Masker, MaskSpec
 
 log = logging.getLogger("tollgate.masking")
@@ -16,13 +17,19 @@ class MaskError(ValueError):
     """A policy's `mask` that names no existing detector or strategy (a policy error)."""
 
 
-def new_masker(hmac_key: bytes | None) -> Masker:
-    """The process's masker. Without a configured key, hashes are keyed per process."""
+def new_masker(hmac_key: bytes | None, model: str | None = None,
+               model_budget_ms: float = ner.DEFAULT_BUDGET_MS) -> Masker:
+    """The process's masker. Without a configured key, hashes are keyed per process.
+    `model` (config `masking.model`) is loaded now, once: not installed, it raises
+    `ner.ModelUnavailable` before anything is served."""
     if hmac_key is None:
         log.warning("masking.hash_key is not set: the `hash` strategy uses a key made for this "
                     "process, so hashed values do not join across restarts or replicas")
         hmac_key = secrets.token_bytes(32)
-    return Masker(hmac_key)
+    loaded = ner.load(model, model_budget_ms) if model is not None else None
+    if loaded is not None:
+        log.info("masking model %s loaded, %.0f ms per body", model, model_budget_ms)
+    return Masker(hmac_key, loaded)
 
 
 def spec_of(masks: Iterable[Mapping[str, Sequence[str]]]) -> MaskSpec | None:
@@ -35,7 +42,7 @@ def spec_of(masks: Iterable[Mapping[str, Sequence[str]]]) -> MaskSpec | None:
     merged: dict[str, tuple[str, ...]] = {}
     for mask in masks:
         if not (mask.get("detectors") or mask.get("fields") or mask.get("actions")
-                or mask.get("derived")):
+                or mask.get("derived") or mask.get("model")):
             continue
         if "actions" not in mask:
             mask = {**mask, "actions": mask.get("detectors", ())}

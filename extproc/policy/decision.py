@@ -15,8 +15,8 @@ import orjson
 Action = Literal["allow", "deny", "hold"]
 Severity = Literal["info", "warning", "critical"]
 _ACTIONS = ("allow", "deny", "hold")
-_MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy", "derived"})
-_MASK_LISTS = ("detectors", "actions", "fields", "derived")
+_MASK_KEYS = frozenset({"detectors", "actions", "fields", "strategy", "derived", "model"})
+_MASK_LISTS = ("detectors", "actions", "fields", "derived", "model")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
     "grant_minutes", "alerts", "database_role", "statement_timeout_seconds",
@@ -58,7 +58,8 @@ class Decision:
     # What to mask in what is let through: {"detectors": [...] (or ["all"]), "actions":
     # [...] (the detectors of a model's tool-call arguments), "fields": [...] (JSON keys
     # masked whole, beyond the default ones), "derived": [...] (result columns the SQL
-    # computed from protected ones, masked whole), "strategy": ("hash",)}.
+    # computed from protected ones, masked whole), "model": [...] (what the local NER
+    # model finds: "person", "address"), "strategy": ("hash",)}.
     mask: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # A hold: who may approve (e.g. "group:dba"), and how long the request waits.
     approvers: tuple[str, ...] = ()

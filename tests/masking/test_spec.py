@@ -16,7 +16,8 @@ def test_every_detector_has_a_stable_name_and_entity() -> None:
         "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr", "ca_sin", "au_tfn",
         "fi_hetu", "br_cpf", "ch_ahv", "us_itin", "mx_curp", "jp_my_number", "kr_rrn",
         "cn_resident_id", "sg_nric", "za_id", "tr_kimlik", "il_id", "uk_nhs", "br_cnpj",
-        "au_medicare", "au_abn", "in_pan",
+        "au_medicare", "au_abn", "in_pan", "person_name", "postal_address",
+        "date_of_birth",
     }
     assert all(d.entity.isupper() for d in DETECTORS)
 
