@@ -97,7 +97,7 @@ _ADDRESSES: dict[str, Shape] = {
         "residential_address", "billing_street", "shipping_street",
         "straße", "strasse", "hausnummer", "anschrift", "wohnadresse", "wohnort_straße",
         "rue", "adresse_postale", "numéro_de_rue", "calle", "domicilio", "dirección_postale",
-        "via_e_numero", "straat", "huisnummer", "ulica", "gatuadress", "gata", "rua",
+        "via", "via_e_numero", "straat", "huisnummer", "ulica", "gatuadress", "gata", "rua",
         "logradouro", "住所", "주소", "地址", "住址", "адрес", "улица", "sokak", "cadde",
         "כתובת", "רחוב",
     ), Shape.ANY),
@@ -330,6 +330,22 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]{2,4}")
 _UNCASED = re.compile(r"[\u0590-\u05ff\u0600-\u06ff]+")  # Hebrew, Arabic: no capitals
 
 
+# Titles and degrees around a name (`Prof. Jens-Peter Geißler B.Sc.`, `Dipl.-Ing. …`):
+# read past, as particles are.
+_TITLES = frozenset((
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "dipl",
+    "dipl-ing", "ing", "mag", "m", "mme", "mlle", "sr", "sra", "srta", "dott", "dssa",
+    "sig", "dhr", "mevr", "pan", "pani", "hr", "fru", "jr", "sen", "jun", "md", "phd",
+    "bsc", "msc", "ba", "ma", "mba", "llm", "dds", "ii", "iii", "iv", "univ", "rer", "nat",
+    "med", "b.sc", "m.sc", "b.a", "m.a", "ph.d",
+))
+
+
+def _title(word: str) -> bool:
+    return word.lower().strip(".,").replace(".-", "-") in _TITLES or word.lower().rstrip(
+        ".,") in _TITLES
+
+
 def person_shaped(value: str) -> bool:
     """Whether a value under a key that may name anything looks like a person's name:
     2-4 words of letters, each capitalised (but particles: `van`, `de`), none a word of a
@@ -340,7 +356,7 @@ def person_shaped(value: str) -> bool:
     ascii_only = value.isascii()
     if not ascii_only and (_HAN_KANA.fullmatch(value) or _HANGUL.fullmatch(value)):
         return True
-    words = value.split()
+    words = [w for w in value.split() if not _title(w)]
     if not 2 <= len(words) <= 4:
         return False
     if not ascii_only and all(_UNCASED.fullmatch(w) for w in words):

@@ -225,6 +225,9 @@ def test_a_policy_names_the_detectors() -> None:
     ("Иван Иванов", True), ("山田太郎", True), ("김민준", True), ("דוד כהן", True),
     ("Alice", False), ("alice smith", False), ("ALICE SMITH", False), ("gpt-4o", False),
     ("Project Phoenix", False), ("Alice Smith Jones Brown Lee", False), ("天", False),
+    # titles and degrees are read past: the name is what is left
+    ("Prof. Jens-Peter Geißler B.Sc.", True), ("Dipl.-Ing. Helene Austermühle", True),
+    ("Dott. Barbara Boito", True), ("Mrs Natalie Manning", True), ("Dr. Who", False),
 ])
 def test_person_shape(value: str, shaped: bool) -> None:
     assert person_shaped(value) is shaped
