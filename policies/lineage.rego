@@ -27,10 +27,14 @@ denials contains x if {
 
 # Protected columns, per target name ("*": every SQL target without an entry of its own):
 # column names, `*` matching any characters (glob.match's patterns, no
-# delimiter). Sources are lower-case, unqualified.
+# delimiter). Sources are lower-case, unqualified. People's (masking/people.py) are here
+# too, `name` included: what a column named `name` holds (a person's or a product's)
+# cannot be told from the SQL, and `upper(name)` of a person's no longer looks like one.
 protected_columns := {"*": [
 	"ssn", "*social_security*", "*email*", "card*", "*card_number*", "cvv", "cvc", "iban",
 	"*phone*", "password*", "passwd", "*secret*", "*token*", "*api_key*", "*private_key*",
+	"name", "*first_name*", "*last_name*", "*full_name*", "*surname*", "*given_name*",
+	"*family_name*", "*birth*", "dob", "*street*",
 ]}
 
 # What the privileged group (who sees personal data, tollgate.rego's mask) still may not

@@ -97,7 +97,7 @@ _ADDRESSES: dict[str, Shape] = {
         "residential_address", "billing_street", "shipping_street",
         "straße", "strasse", "hausnummer", "anschrift", "wohnadresse", "wohnort_straße",
         "rue", "adresse_postale", "numéro_de_rue", "calle", "domicilio", "dirección_postale",
-        "via", "via_e_numero", "straat", "huisnummer", "ulica", "gatuadress", "gata", "rua",
+        "via_e_numero", "straat", "huisnummer", "ulica", "gatuadress", "gata", "rua",
         "logradouro", "住所", "주소", "地址", "住址", "адрес", "улица", "sokak", "cadde",
         "כתובת", "רחוב",
     ), Shape.ANY),
