@@ -25,9 +25,11 @@ from __future__ import annotations
 import csv
 import enum
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from extproc.masking.detectors import Detector, Text
 from extproc.masking.prefilter import PASS, escaped
@@ -76,7 +78,7 @@ _NAMES: dict[str, Shape] = {
         # pt
         "sobrenome", "apelido_de_família", "nome_próprio",
         # ja, ko, zh
-        "氏名", "姓名", "フルネーム", "苗字", "名字", "성명", "성함", "全名",
+        "氏名", "姓名", "フルネーム", "苗字", "名字", "姓", "名", "성명", "성함", "全名",
         # ru
         "фамилия", "отчество", "фио",
         # tr
@@ -98,7 +100,8 @@ _ADDRESSES: dict[str, Shape] = {
         "straße", "strasse", "hausnummer", "anschrift", "wohnadresse", "wohnort_straße",
         "rue", "adresse_postale", "numéro_de_rue", "calle", "domicilio", "dirección_postale",
         "via_e_numero", "straat", "huisnummer", "ulica", "gatuadress", "gata", "rua",
-        "logradouro", "住所", "주소", "地址", "住址", "адрес", "улица", "sokak", "cadde",
+        "logradouro", "住所", "番地", "주소", "도로명주소", "지번주소", "상세주소", "街道",
+        "街道地址", "地址", "住址", "адрес", "улица", "sokak", "cadde",
         "כתובת", "רחוב",
     ), Shape.ANY),
     **dict.fromkeys((
@@ -123,6 +126,29 @@ _BIRTH: dict[str, Shape] = dict.fromkeys((
     "תאריך_לידה",
 ), Shape.ANY)
 
+# Keys that say what they hold only beside a key above of the same kind, in the same
+# record: a city, a town or an Italian `via` is an address's part next to a street or a
+# postcode (alone, a city is a shop's or a server's region as often); `nom`, `nombre`,
+# `name` holding one word is a person's next to a surname (alone, one word is as often a
+# product's). Each with the shape its values must have then.
+_NAME_COMPANIONS: dict[str, Shape] = dict.fromkeys((
+    "name", "display_name", "nom", "nombre", "nome", "naam", "namn", "navn", "名前", "이름",
+    "имя", "ad", "adı", "isim", "שם",  # noqa: RUF001
+), Shape.ANY)
+_ADDRESS_COMPANIONS: dict[str, Shape] = {
+    **dict.fromkeys((
+        "city", "town", "ort", "stadt", "wohnort", "ville", "commune", "ciudad", "localidad",
+        "municipio", "città", "citta", "comune", "località", "via", "plaats", "woonplaats",
+        "stad", "ort_stad", "miasto", "miejscowość", "miejscowosc", "cidade", "município",
+        "bairro", "市区町村", "市", "都道府県", "城市", "市区", "시", "시군구", "город",
+        "населенный_пункт", "şehir", "sehir", "ilçe", "ilce", "עיר", "ישוב", "suburb",
+        "address", "addr", "adresse", "dirección", "direccion", "indirizzo", "adres",
+        "adress", "endereço", "endereco", "adresa",
+    ), Shape.ANY),
+    **dict.fromkeys(("cap", "индекс"), Shape.POSTCODE),
+}
+_COMPANION_REACH = 256  # bytes between a companion's key and its record's other key
+
 # Who a key may be about, before a word of the vocabulary: `customer_name`,
 # `billingAddress`, `patient_dob` (a role keeps its word's shape: `customer_name` is
 # still the name of a company as often as a person's).
@@ -139,10 +165,21 @@ class _Vocabulary:
     """One detector's key words, by their normalised spelling; `whole_line`: a value
     after `key:` runs to the line's end (an address's commas are its own)."""
 
-    def __init__(self, words: dict[str, Shape], whole_line: bool) -> None:
+    def __init__(self, words: dict[str, Shape], whole_line: bool,
+                 companions: dict[str, Shape] | None = None) -> None:
         self.words = {normalise(k): v for k, v in words.items()}
+        self.companions = {normalise(k): v for k, v in (companions or {}).items()}
         self.whole_line = whole_line
         self._known: dict[tuple[str, bool], Shape | None] = {}
+
+    def companion(self, key: str, label: bool = False) -> Shape | None:
+        """The shape a key's values must have beside another key of this vocabulary
+        (`_NAME_COMPANIONS`), or None: not a companion. A label in text is read from its
+        last word (`… 28520 city=`: what reads a key back from `=` takes spaces in)."""
+        if label:
+            key = key.rpartition(" ")[2]
+        return next((found for form in _forms(normalise(key))
+                     if (found := self.companions.get(form)) is not None), None)
 
     def shape(self, key: str, label: bool = False) -> Shape | None:
         """The shape a key's values must have, or None: not one of these keys. A label
@@ -327,7 +364,9 @@ _THINGS = frozenset((
 _KANJI_KANA = r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
 _HAN_KANA = re.compile(rf"{_KANJI_KANA}{{2,4}}|{_KANJI_KANA}{{1,3}}[ \u3000・]{_KANJI_KANA}{{1,3}}")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]{2,4}")
-_UNCASED = re.compile(r"[\u0590-\u05ff\u0600-\u06ff]+")  # Hebrew, Arabic: no capitals
+# Hebrew, Arabic: no capitals (an apostrophe or a geresh inside: `ח'ליל`)
+_UNCASED = re.compile(
+    r"[\u0590-\u05ff\u0600-\u06ff]+(?:['\u05f3\u2019][\u0590-\u05ff\u0600-\u06ff]*)?")
 
 
 # Titles and degrees around a name (`Prof. Jens-Peter Geißler B.Sc.`, `Dipl.-Ing. …`):
@@ -337,7 +376,8 @@ _TITLES = frozenset((
     "dipl-ing", "ing", "mag", "m", "mme", "mlle", "sr", "sra", "srta", "dott", "dssa",
     "sig", "dhr", "mevr", "pan", "pani", "hr", "fru", "jr", "sen", "jun", "md", "phd",
     "bsc", "msc", "ba", "ma", "mba", "llm", "dds", "ii", "iii", "iv", "univ", "rer", "nat",
-    "med", "b.sc", "m.sc", "b.a", "m.a", "ph.d",
+    "med", "b.sc", "m.sc", "b.a", "m.a", "ph.d", "univ.prof", "b.eng", "m.eng", "dr.med",
+    "dr.rer.nat", "dr.-ing",
 ))
 
 
@@ -483,9 +523,14 @@ def _column_cells(t: Text, header: bytes, sep: bytes, start: int, stop: int,
                   words: _Vocabulary) -> Iterator[tuple[int, int]]:
     """The cells, from `start` to `stop`, of the columns `header` names with `words`,
     each of its column's shape."""
-    names = next(csv.reader([_decode(header)], delimiter=sep.decode()), [])
+    names = [name.strip() for name in
+             next(csv.reader([_decode(header)], delimiter=sep.decode()), [])]
     shapes = {i: shape for i, name in enumerate(names)
-              if (shape := words.shape(name.strip())) is not None}
+              if (shape := words.shape(name)) is not None}
+    if any(w.shape(name) is not None and w.companion(name) is None  # a record's other key
+           for _, w in _VOCABULARIES for name in names):
+        shapes |= {i: shape for i, name in enumerate(names)
+                   if (shape := words.companion(name)) is not None}
     if not shapes:
         return
     raw = t.raw
@@ -504,27 +549,69 @@ def _keyed(words: _Vocabulary, pattern: int) -> Callable[[Text], list[tuple[int,
     def find(t: Text) -> list[tuple[int, int]]:
         raw = t.raw
         found: list[tuple[int, int]] = []
-        for end in dict.fromkeys(t.hits.get(pattern, ())):
-            key = _key_at(raw, end)
-            if key is None or (shape := words.shape(key.text, key.how == "line")) is None:
+        for key, shape, companion in _keys(t, pattern, words):
+            if key.how == "header":  # the header's cells decide (`_column_cells`)
+                if shape is not None or companion is not None:
+                    found += _header_cells(t, key, words, _HEADER_REACH)
                 continue
-            if key.how == "header":
-                found += _header_cells(t, key, words, _HEADER_REACH)
-            elif (span := _value(raw, key, shape, words.whole_line)) is not None and _shaped(
-                    shape, _decode(raw[span[0] : span[1]])):
+            if companion is not None and _beside(_solid(t), key):
+                shape = companion
+            if shape is not None and (span := _value(raw, key, shape, words.whole_line)) \
+                    and _shaped(shape, _decode(raw[span[0] : span[1]])):
                 found.append(span)
         return found
 
     return find
 
 
+_Keyed = tuple[_Key, Shape | None, Shape | None]
+# Each detector's pattern and vocabulary, as `_detector` registers them.
+_VOCABULARIES: list[tuple[int, _Vocabulary]] = []
+
+
+def _keys(t: Text, pattern: int, words: _Vocabulary) -> list[_Keyed]:
+    """The keys of `words` the pass found (`pattern`), each with its shape alone and
+    beside another (`_Vocabulary.companion`); read once a text."""
+    memo = t.memo.get(f"people.{pattern}")
+    if memo is None:
+        line = "line"
+        memo = t.memo[f"people.{pattern}"] = [
+            (key, words.shape(key.text, key.how == line),
+             words.companion(key.text, key.how == line))
+            for end in dict.fromkeys(t.hits.get(pattern, ()))
+            if (key := _key_at(t.raw, end)) is not None]
+    return cast("list[_Keyed]", memo)
+
+
+def _solid(t: Text) -> list[int]:
+    """Where the keys that say what they hold alone end, of any of the three kinds: a
+    city beside a person's name or birth date is theirs too."""
+    memo = t.memo.get("people.solid")
+    if memo is None:
+        memo = t.memo["people.solid"] = sorted(
+            key.value for pattern, words in _VOCABULARIES
+            for key, shape, companion in _keys(t, pattern, words)
+            if shape is not None and companion is None)
+    return cast("list[int]", memo)
+
+
+def _beside(solid: list[int], key: _Key) -> bool:
+    """Whether a key that says what it holds alone is within `_COMPANION_REACH` of `key`,
+    before or after it. A stream holds back a detector's `max_len`, which counts the
+    reach after: a finding is released once what decides it has arrived."""
+    i = bisect_left(solid, key.value - _COMPANION_REACH)
+    return i < len(solid) and solid[i] <= key.value + _COMPANION_REACH
+
+
 def _detector(name: str, entity: str, words: dict[str, Shape], *, whole_line: bool = False,
+              companions: dict[str, Shape] | None = None,
               more: tuple[Callable[[Text], Iterable[tuple[int, int]]], tuple[int, ...]] | None
               = None) -> tuple[Detector, _Vocabulary]:
     """A detector of the values of `words`' keys (and what `more` finds where the pass
     found one of its ids)."""
-    vocabulary = _Vocabulary(words, whole_line)
-    pattern = PASS.add(_pattern(words), caseless=True)
+    vocabulary = _Vocabulary(words, whole_line, companions)
+    pattern = PASS.add(_pattern({**words, **(companions or {})}), caseless=True)
+    _VOCABULARIES.append((pattern, vocabulary))
     find = _keyed(vocabulary, pattern)
     ids = frozenset((pattern, *(more[1] if more else ())))
     if more is not None:
@@ -533,7 +620,8 @@ def _detector(name: str, entity: str, words: dict[str, Shape], *, whole_line: bo
         def find(t: Text) -> list[tuple[int, int]]:
             return [*keyed(t), *other(t)]
 
-    return Detector(name, entity, find, max_len=_VALUE_MAX,
+    return Detector(name, entity, find,
+                    max_len=_VALUE_MAX + (_COMPANION_REACH if companions else 0),
                     gate=lambda t: not ids.isdisjoint(t.hits)), vocabulary
 
 
@@ -546,13 +634,15 @@ _BORN_BEFORE = (
     "né(e) le", "né", "née", "date de naissance", "nacido el", "nacida el", "nacido",
     "nacida", "fecha de nacimiento", "nato il", "nata il", "nato", "nata",
     "data di nascita", "geboren op", "geboortedatum", "urodzony", "urodzona",
-    "urodził się", "urodziła się", "data urodzenia", "född", "födelsedatum", "nascido em",
+    "urodził się", "urodziła się", "data urodzenia", "ur.", "urodz.", "född", "födelsedatum",
+    "nascido em",
     "nascida em", "data de nascimento", "出生于", "出生日期", "生年月日", "생년월일",
     "родился", "родилась", "дата рождения", "doğum tarihi", "doğdu", "נולד", "נולדה",
-    "תאריך לידה",
+    "תאריך לידה", "יליד", "ילידת",
 )
 # After it: `1990年5月12日生まれ`, `1990年5月12日出生`, `1990년 5월 12일생`.
-_BORN_AFTER = ("生まれ", "生", "出生", "생", "에 태어", "에 출생", "doğumlu")
+_BORN_AFTER = ("生まれ", "生", "出生", "생", "에 태어", "에 출생", "doğumlu",
+               "г. р.", "г.р.", "года рождения")  # noqa: RUF001
 
 _D = r"(?:0?[1-9]|[12][0-9]|3[01])"
 _M = r"(?:0?[1-9]|1[0-2])"
@@ -607,9 +697,10 @@ def _born(t: Text) -> Iterator[tuple[int, int]]:
 
 _BORN_IDS = (_BORN_BEFORE_ID, *(i for i, _ in _BORN_AFTER_IDS))
 
-person_name, _NAME_WORDS = _detector("person_name", "PERSON", _NAMES)
+person_name, _NAME_WORDS = _detector("person_name", "PERSON", _NAMES,
+                                     companions=_NAME_COMPANIONS)
 postal_address, _ADDRESS_WORDS = _detector("postal_address", "ADDRESS", _ADDRESSES,
-                                           whole_line=True)
+                                           whole_line=True, companions=_ADDRESS_COMPANIONS)
 date_of_birth, _BIRTH_WORDS = _detector("date_of_birth", "DATE_OF_BIRTH", _BIRTH,
                                         more=(_born, _BORN_IDS))
 

@@ -153,6 +153,51 @@ def test_what_names_no_person_passes(masker: Masker, doc: dict[str, object]) -> 
     assert masked == doc and not counts
 
 
+# A key that says what it holds only in a record with a key that says so alone: a city
+# beside a street, a postcode, a person's name or birth date; one word under `name`,
+# `nom`, `nombre` beside a surname; an Italian `via` or `cap` beside the rest.
+COMPANIONS = [
+    ({"street": "Unter den Linden 77", "plz": "10117", "ort": "Berlin"}, "ort", "ADDRESS"),
+    ({"full_name": "Ada Lovelace", "city": "London"}, "city", "ADDRESS"),
+    ({"city": "Lyon", "dob": "1985-03-03"}, "city", "ADDRESS"),  # the other key after it
+    ({"prénom": "Danielle", "nom": "Regnier"}, "nom", "PERSON"),
+    ({"nombre": "Amada", "last_name": "Ibarra"}, "nombre", "PERSON"),
+    ({"nome_completo": "Maria Cimarosa", "via": "Stretto Mennea, 14", "cap": "47922",
+      "città": "Pienza"}, "via", "ADDRESS"),
+    ({"姓": "山崎", "名": "陽子", "番地": "665 小川"}, "名", "PERSON"),
+]
+
+
+@pytest.mark.parametrize(("doc", "key", "entity"), COMPANIONS)
+def test_a_key_beside_another_of_a_person_masks_its_value(
+        masker: Masker, doc: dict[str, str], key: str, entity: str) -> None:
+    """In JSON, in text (either order: a stream holds back the reach), in a table."""
+    value = doc[key]
+    assert masker.mask_json(doc, PEOPLE)[0][key] == _token(entity)
+    for text in ("\n".join(f"{k}: {v}" for k, v in doc.items()),
+                 " ".join(f'{k}="{v}"' for k, v in doc.items()),
+                 json.dumps(doc, ensure_ascii=False)):
+        masked, _ = masker.mask_text(text, PEOPLE)
+        assert value not in masked.replace(_token(entity), ""), text
+    table = ",".join(doc) + "\n" + ",".join(f'"{v}"' for v in doc.values()) + "\n"
+    assert value not in masker.mask_text(table, PEOPLE, ",")[0]
+
+
+@pytest.mark.parametrize("doc", [
+    {"via": "cli", "endpoint": "search"}, {"via": "1.1 envoy", "server": "envoy"},
+    {"city": "Paris", "country": "FR", "currency": "EUR"}, {"cap": 100, "used": 42},
+    {"name": "Atlas", "version": "2.1"}, {"nom": "Widget", "prix": 12},
+])
+def test_a_companion_key_alone_passes(masker: Masker, doc: dict[str, object]) -> None:
+    masked, counts = masker.mask_json(doc, PEOPLE)
+    assert masked == doc and not counts
+
+
+def test_a_companion_far_from_the_record_passes(masker: Masker) -> None:
+    text = "street: Baker Street 221B\n" + "x" * 300 + "\ncity: London\n"
+    assert "London" in masker.mask_text(text, PEOPLE)[0]
+
+
 @pytest.mark.parametrize("text", [
     "The meeting is on 12 May 1990 at noon.", "Released 2024-01-15, see CHANGELOG.",
     "created: 2024-01-15T10:00:00Z", "Deadline: 12.05.2026", "Born to run (1975) by Springsteen",
@@ -244,7 +289,11 @@ def test_address_shape(value: str, shaped: bool) -> None:
 
 def test_a_stream_masks_as_the_whole_text_does(masker: Masker) -> None:
     text = ("log start\nname: Ada Lovelace\ndob=1815-12-10 ok\n" * 20
-            + "born on 10 December 1815\naddress: 12 St James's Square, London\n")
-    stream = masker.stream(ALL)
-    out = "".join(stream.feed(text[i : i + 37]) for i in range(0, len(text), 37))
-    assert out + stream.finish() == masker.mask_text(text, ALL)[0]
+            + "born on 10 December 1815\naddress: 12 St James's Square, London\n"
+            + "city: Leeds\n" + "nom: Curie\n" + "." * 200 + "\nnom_de_famille: Curie\n")
+    for spec in (ALL, PEOPLE):  # PEOPLE's hold-back is its own detectors' alone
+        whole = masker.mask_text(text, spec)[0]
+        assert "Leeds" not in whole and "Curie" not in whole  # beside a key after them
+        stream = masker.stream(spec)
+        out = "".join(stream.feed(text[i : i + 37]) for i in range(0, len(text), 37))
+        assert out + stream.finish() == whole
