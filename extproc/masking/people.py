@@ -370,8 +370,8 @@ _UNCASED = re.compile(
 
 
 # Titles and degrees around a name (`Prof. Jens-Peter Geißler B.Sc.`, `Dipl.-Ing. …`):
-# read past, as particles are.
-_TITLES = frozenset((
+# read past, as particles are (the model's reading, ner.py, takes them in too).
+TITLES = frozenset((
     "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "dipl",
     "dipl-ing", "ing", "mag", "m", "mme", "mlle", "sr", "sra", "srta", "dott", "dssa",
     "sig", "dhr", "mevr", "pan", "pani", "hr", "fru", "jr", "sen", "jun", "md", "phd",
@@ -382,8 +382,8 @@ _TITLES = frozenset((
 
 
 def _title(word: str) -> bool:
-    return word.lower().strip(".,").replace(".-", "-") in _TITLES or word.lower().rstrip(
-        ".,") in _TITLES
+    return word.lower().strip(".,").replace(".-", "-") in TITLES or word.lower().rstrip(
+        ".,") in TITLES
 
 
 def person_shaped(value: str) -> bool:

@@ -91,6 +91,38 @@ def test_street_addresses_with_a_house_number(reading: Masker) -> None:
         "Ship it to [REDACTED:ADDRESS] by Friday; the Baker Street office is shut.")
 
 
+@pytest.mark.parametrize(("text", "address"), [
+    ("Please send it to 8408 Michael Islands Suite 670, Smithshire, NJ 03534 today.",
+     "8408 Michael Islands Suite 670, Smithshire, NJ 03534"),
+    ("We moved to Studio 4, Ellie Summit, Port Roybury, BN2 2EE. Thanks",
+     "Studio 4, Ellie Summit, Port Roybury, BN2 2EE"),
+    ("Deliver to 6800 Tina Street, South Michaelfort, QC B7R 2N8 please",
+     "6800 Tina Street, South Michaelfort, QC B7R 2N8"),
+    ("Moved to 24/24, Rout Circle, Arrah-450777 last week", "24/24, Rout Circle, Arrah-450777"),
+])
+def test_an_address_written_out_to_its_postcode(reading: Masker, text: str,
+                                                address: str) -> None:
+    assert reading.mask_text(text, BOTH)[0] == text.replace(address, "[REDACTED:ADDRESS]")
+
+
+@pytest.mark.parametrize("text", [
+    "Version 2, Release Notes, build 20240115 is out.", "Order 42, Blue Widget, SKU 12345",
+    "See 3 Tips, Best Practices, 2024", "Port 8080, Docker Compose, v2",
+])
+def test_numbers_and_titles_that_end_in_no_postcode_pass(reading: Masker, text: str) -> None:
+    assert "ADDRESS" not in reading.mask_text(text, BOTH)[0]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Minutes: Mrs Josephine Evans opened the meeting.", "Mrs Josephine Evans"),
+    ("The patient saw Tracy Leonard DDS on Monday.", "Tracy Leonard DDS"),
+    ("Hi Debra, your refund has been approved.", "Debra"),
+])
+def test_a_name_with_its_title_and_a_first_name_alone(reading: Masker, text: str,
+                                                      name: str) -> None:
+    assert reading.mask_text(text, NAMES)[0] == text.replace(name, "[REDACTED:PERSON]")
+
+
 def test_a_tiny_budget_leaves_the_text_to_the_detectors(model: ner.Model) -> None:
     hurried = Masker(KEY, dataclasses.replace(model, budget_ms=0.001))
     spec = dataclasses.replace(NAMES, detectors=frozenset({"email"}))
