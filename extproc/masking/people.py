@@ -171,15 +171,21 @@ class _Vocabulary:
         self.companions = {normalise(k): v for k, v in (companions or {}).items()}
         self.whole_line = whole_line
         self._known: dict[tuple[str, bool], Shape | None] = {}
+        self._companion: dict[tuple[str, bool], Shape | None] = {}
 
     def companion(self, key: str, label: bool = False) -> Shape | None:
         """The shape a key's values must have beside another key of this vocabulary
         (`_NAME_COMPANIONS`), or None: not a companion. A label in text is read from its
         last word (`… 28520 city=`: what reads a key back from `=` takes spaces in)."""
-        if label:
-            key = key.rpartition(" ")[2]
-        return next((found for form in _forms(normalise(key))
-                     if (found := self.companions.get(form)) is not None), None)
+        if (known := self._companion.get((key, label), _UNKNOWN)) is not _UNKNOWN:
+            return known  # type: ignore[return-value]
+        if len(self._companion) > 4096:
+            self._companion.clear()
+        word = key.rpartition(" ")[2] if label else key
+        found = self._companion[key, label] = next(
+            (shape for form in _forms(normalise(word))
+             if (shape := self.companions.get(form)) is not None), None)
+        return found
 
     def shape(self, key: str, label: bool = False) -> Shape | None:
         """The shape a key's values must have, or None: not one of these keys. A label
@@ -382,8 +388,8 @@ TITLES = frozenset((
 
 
 def _title(word: str) -> bool:
-    return word.lower().strip(".,").replace(".-", "-") in TITLES or word.lower().rstrip(
-        ".,") in TITLES
+    lower = word.lower()
+    return lower.rstrip(".,") in TITLES or lower.strip(".,").replace(".-", "-") in TITLES
 
 
 def person_shaped(value: str) -> bool:
