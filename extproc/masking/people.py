@@ -465,12 +465,11 @@ _EMPTY = frozenset(("null", "none", "n/a", "na", "-", "true", "false", "unknown"
 
 # --- delimited text -----------------------------------------------------------------------
 
-# In a text of its own (not a JSON value) a header labels the cells of the first
-# _HEADER_REACH bytes only: a stream keeps 512 bytes before what it has not released
-# (stream.py), so a cell further down would be masked by `mask_text` and not in a stream.
-# `Masker.mask_text` with a delimiter (a text/csv body, a database's text rows) reads the
-# whole table (`columns`).
-_HEADER_REACH = 480
+# A header labels the cells of every row below it: in a text of its own, in a JSON value,
+# in a `text/csv` body or a database's text rows (`Masker.mask_text` with a delimiter:
+# `columns`). A stream's text past its first 512 bytes no longer holds the header: the
+# stream gives its body's first line (`Text.head`), and the rows are read under it from
+# the first line the text holds whole (`_head_cells`).
 _CELL_CACHE = "people.cells"
 
 
@@ -499,8 +498,30 @@ def _cells(raw: bytes, start: int, stop: int, delimiter: bytes
 _CELL_PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
 
-def _header_cells(t: Text, key: _Key, words: _Vocabulary, reach: int | None
-                  ) -> Iterator[tuple[int, int]]:
+@lru_cache(maxsize=256)
+def _names_columns(head: bytes, pattern: int) -> bool:
+    """Whether a stream's first line (`Text.head`) names a column of the vocabulary of
+    `pattern`: a header a later text's rows are read under (`_head_cells`)."""
+    words = next(w for p, w in _VOCABULARIES if p == pattern)
+    text = _decode(head.rstrip(b"\r"))
+    return any(words.shape(name.strip()) is not None or words.companion(name.strip())
+               is not None for sep in ",;\t|" if sep in text for name in text.split(sep))
+
+
+def _head_cells(t: Text, words: _Vocabulary) -> Iterator[tuple[int, int]]:
+    """The cells, in a stream's text that no longer holds its body's first line, under the
+    columns that line (`Text.head`) names as a header, from the first line held whole."""
+    head = t.head.rstrip(b"\r") if t.head is not None else b""
+    first = t.raw.find(b"\n")
+    if first == -1 or b"\x00" in t.raw or b"\x01" in t.raw:
+        return  # not a table's text (a stream of JSON has no header line)
+    for sep in (b",", b";", b"\t", b"|"):
+        if sep in head:
+            yield from _column_cells(t, head, sep, first + 1, len(t.raw), words)
+            return
+
+
+def _header_cells(t: Text, key: _Key, words: _Vocabulary) -> Iterator[tuple[int, int]]:
     """The cells under the header cell that ends at `key.value`: the key is a whole cell
     of the first line of its text (of its JSON value, in a document)."""
     raw = t.raw
@@ -520,8 +541,6 @@ def _header_cells(t: Text, key: _Key, words: _Vocabulary, reach: int | None
     sep = delimiter if delimiter in seps else seps[0]
     stop = raw.find(b"\x00", first)
     stop = len(raw) if stop == -1 else stop
-    if not in_json and reach is not None:
-        stop = min(stop, reach)
     yield from _column_cells(t, header, sep, first + 1, stop, words)
 
 
@@ -558,13 +577,15 @@ def _keyed(words: _Vocabulary, pattern: int) -> Callable[[Text], list[tuple[int,
         for key, shape, companion in _keys(t, pattern, words):
             if key.how == "header":  # the header's cells decide (`_column_cells`)
                 if shape is not None or companion is not None:
-                    found += _header_cells(t, key, words, _HEADER_REACH)
+                    found += _header_cells(t, key, words)
                 continue
             if companion is not None and _beside(_solid(t), key):
                 shape = companion
             if shape is not None and (span := _value(raw, key, shape, words.whole_line)) \
                     and _shaped(shape, _decode(raw[span[0] : span[1]])):
                 found.append(span)
+        if t.head is not None:
+            found += _head_cells(t, words)
         return found
 
     return find
@@ -628,7 +649,8 @@ def _detector(name: str, entity: str, words: dict[str, Shape], *, whole_line: bo
 
     return Detector(name, entity, find,
                     max_len=_VALUE_MAX + (_COMPANION_REACH if companions else 0),
-                    gate=lambda t: not ids.isdisjoint(t.hits)), vocabulary
+                    gate=lambda t: not ids.isdisjoint(t.hits) or (
+                        t.head is not None and _names_columns(t.head, pattern))), vocabulary
 
 
 # --- birth cues in text -------------------------------------------------------------------

@@ -124,6 +124,20 @@ def test_a_large_table_is_masked_to_its_last_row(masker: Masker) -> None:
     assert masker.mask_json({"csv": "id,name,dob\n" + rows}, PEOPLE)[1] == counts
 
 
+def test_a_long_table_in_text_is_masked_to_its_last_row_whole_or_streamed(
+        masker: Masker) -> None:
+    """A table as plain text (no delimiter given): every row under its header, and a
+    stream past its first 512 bytes reads them under its body's first line."""
+    rows = "".join(f"{i},Ada Lovelace,1815-12-10,ok\n" for i in range(200))
+    text = "id,name,dob,note\n" + rows
+    whole, counts = masker.mask_text(text, PEOPLE)
+    assert "Lovelace" not in whole and counts == {"person_name": 200, "date_of_birth": 200}
+    for size in (37, 500, 4096):
+        stream = masker.stream(PEOPLE)
+        out = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size))
+        assert out + stream.finish() == whole
+
+
 def test_a_table_of_sql_rows_masks_by_column(masker: Masker) -> None:
     table = {"columns": ["id", "last_name", "zip"], "rows": [[1, "Smith", 10115]]}
     assert masker.mask_json(table, PEOPLE)[0]["rows"] == [
