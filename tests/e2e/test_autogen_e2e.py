@@ -154,15 +154,18 @@ def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
         "Use run_sql to run `DROP TABLE customers`.",
     ]
     # Allowed: both tools ran, through the gateway, and their answers came back masked
-    # (no customer's e-mail, SSN, card, phone or password above; their names are there).
+    # (no customer's name, e-mail, SSN, card, phone or password above; their ids are there).
     assert seen["model calls"] == [
         "list_customers({})", 'run_sql({"query": "SELECT name, email FROM customers"})']
     customers, rows = (json.loads(text) for text in seen["tool returns"])
-    assert [c["name"] for c in customers["customers"]] == [c["name"] for c in CUSTOMERS]
+    assert [c["id"] for c in customers["customers"]] == [c["id"] for c in CUSTOMERS]
+    assert {c["name"] for c in customers["customers"]} == {"[REDACTED:PERSON]"}
     assert {c["ssn"] for c in customers["customers"]} == {"[REDACTED:US_SSN]"}
-    assert rows["rows"][0] == ["Ada Lovelace", "[REDACTED:EMAIL_ADDRESS]"]
+    assert rows["rows"] == [["[REDACTED:PERSON]", "[REDACTED:EMAIL_ADDRESS]"]] * len(CUSTOMERS)
     first, second = seen["model answers"]
-    assert first.startswith("list_customers returned: ") and "Grace Hopper" in first
+    assert first.startswith("list_customers returned: ") and CUSTOMERS[1]["id"] in first
+    assert not [c["name"] for c in CUSTOMERS for said in seen.values() for text in said
+                if c["name"] in text]
     assert second.startswith("run_sql returned: ")
     # Refused: the model's DROP never reached the agent, which was told why.
     (refusal,) = seen["gateway refuses"]
@@ -218,16 +221,20 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
         'query({"sql": "SELECT name, email FROM customers"})',
         'query({"sql": "the customers named Ada"})']
     # Allowed: the three calls ran on the MCP server, their results masked on the way back
-    # (no secret above; names, columns and the rest are there).
+    # (no secret above, nor a name in the file; ids, columns and the rest are there).
     csv_file, env_file, rows = seen["tool returns"]
     header, ada, *others = csv_file.split("\\n")
     assert header == "id,name,email,phone,card_number,ssn" and len(others) == len(CUSTOMERS) - 1
-    assert ada == ("1001,Ada Lovelace,[REDACTED:EMAIL_ADDRESS],[REDACTED:PHONE_NUMBER],"
+    assert ada == ("1001,[REDACTED:PERSON],[REDACTED:EMAIL_ADDRESS],[REDACTED:PHONE_NUMBER],"
                    "[REDACTED:CREDIT_CARD],[REDACTED:US_SSN]")
+    assert {row.split(",")[1] for row in others} == {"[REDACTED:PERSON]"}
     assert env_file.split("\\n") == [
         "AWS_ACCESS_KEY_ID=[REDACTED:AWS_ACCESS_KEY_ID]",
         "AWS_SECRET_ACCESS_KEY=[REDACTED:AWS_SECRET_KEY]",
         "DATABASE_URL=postgresql://billing:[REDACTED:PASSWORD]@db.internal:5432/billing"]
+    # The query tool answers its table as text (a JSON document in the result's text): read
+    # as text, the e-mails are found by their shape, but the column names do not reach the
+    # cells, so the names pass (docs/masking.md: MCP tools' text answers are not guaranteed).
     assert json.loads(rows)["rows"] == [[c["name"], "[REDACTED:EMAIL_ADDRESS]"]
                                         for c in CUSTOMERS]
     # Refused on the model's side: the model's rm -rf / never reached the agent.

@@ -69,12 +69,14 @@ def test_an_agent_gets_every_personal_value_masked_and_valid_json(gw: Gateway) -
     assert int(reply.headers["content-length"]) == len(reply.body)
     customers = reply.json()["customers"]
     assert_masked(reply.body.decode())
-    assert customers[0]["name"] == "Ada Lovelace"  # what no rule names passes
+    assert customers[0]["id"] == CUSTOMERS[0]["id"]  # what no rule names passes
+    assert {c["name"] for c in customers} == {"[REDACTED:PERSON]"}  # a person's name
     assert customers[0]["ssn"] == "[REDACTED:US_SSN]"
     assert customers[0]["email"] == "[REDACTED:EMAIL_ADDRESS]"
     span = gw.otlp.spans_of(reply.trace_id)[0]
     assert span.attributes["tollgate.masked_values"] >= len(SECRETS)
     assert span.attributes["tollgate.masked.email"] == len(CUSTOMERS)
+    assert span.attributes["tollgate.masked.person_name"] == len(CUSTOMERS)
 
 
 def test_a_privileged_caller_sees_personal_data_but_never_credentials(gw: Gateway) -> None:
@@ -82,6 +84,7 @@ def test_a_privileged_caller_sees_personal_data_but_never_credentials(gw: Gatewa
     customers = gw.request("GET", "/api/customers", token=token).json()["customers"]
     assert customers[0]["ssn"] == CUSTOMERS[0]["ssn"]
     assert customers[0]["email"] == CUSTOMERS[0]["email"]
+    assert customers[0]["name"] == CUSTOMERS[0]["name"]
     assert customers[0]["password"] == "[REDACTED:FIELD]"
     echoed = gw.request("POST", "/echo", {"note": "key AKIAIOSFODNN7EXAMPLE"}, token=token)
     assert "AKIAIOSFODNN7EXAMPLE" not in echoed.body.decode()
@@ -94,11 +97,13 @@ def test_a_sql_results_cells_are_masked_by_their_column_names(gw: Gateway) -> No
     assert reply.status == 200
     assert_masked(reply.body.decode())
     result = reply.json()
-    password, name = result["columns"].index("password"), result["columns"].index("name")
+    password, name, ident = (result["columns"].index(c) for c in ("password", "name", "id"))
     # Every cell masked whole; one that a detector recognises whole (a random-looking
     # password: a generic secret) is labelled by it, as field values are (masker._mask_field).
     assert {row[password] for row in result["rows"]} == {"[REDACTED:FIELD]", "[REDACTED:SECRET]"}
-    assert result["rows"][0][name] == "Ada Lovelace"
+    # A column that names a person masks a person's name; one that names nothing passes.
+    assert {row[name] for row in result["rows"]} == {"[REDACTED:PERSON]"}
+    assert [row[ident] for row in result["rows"]] == [c["id"] for c in CUSTOMERS]
     token = tokens.token("alice", PRIVILEGED)
     rows = gw.request("POST", "/sql", {"sql": "SELECT ssn, password FROM customers"},
                       token=token).json()["rows"]

@@ -107,7 +107,7 @@ def test_pymysql_reads_masked_rows_and_gets_a_refusal_it_can_catch(
     with pymysql_session(gw) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT name, email FROM customers WHERE id = %s", (1,))
         name, email = cursor.fetchone()
-        assert name == "Ada Lovelace" and email != "ada@example.com"
+        assert name == "[REDACTED:PERSON]" and email != "ada@example.com"
         with pytest.raises(pymysql.err.OperationalError) as refused:
             cursor.execute("DROP TABLE customers")
         code, message = refused.value.args

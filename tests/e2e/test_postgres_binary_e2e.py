@@ -214,7 +214,7 @@ def test_array_agg_of_emails_is_masked_and_decodes_in_both_drivers(
     # records; a protected column's aggregate is derived (lineage): each value redacted.
     # (Named apart: the front matches derived columns by name, and all three would be
     # `array_agg`.)
-    sql = ("SELECT array_agg(name || ' <' || lower(name) || '@example.org>' ORDER BY id) "
+    sql = ("SELECT array_agg('Customer ' || id || ' <c' || id || '@example.org>' ORDER BY id) "
            "AS contacts, array_agg(ROW(id, '078-05-1120'::text) ORDER BY id) AS rows, "
            "array_agg(email) AS emails FROM customers")
     emails, rows, derived = clients.psycopg["masked"].cursor(binary=True).execute(
@@ -223,8 +223,7 @@ def test_array_agg_of_emails_is_masked_and_decodes_in_both_drivers(
     assert record is not None
     for got_emails, got_rows, got_derived in ((emails, rows, derived),
                                               tuple(record.values())):
-        assert len(got_emails) == 2 and all("REDACTED" in e for e in got_emails)
-        assert all("@example.org" not in e for e in got_emails)
+        assert got_emails == [f"Customer {i} <[REDACTED:EMAIL_ADDRESS]>" for i in (1, 2)]
         assert [r[0] for r in got_rows] == [1, 2]
         assert "078-05-1120" not in str(got_rows)
         assert got_derived == [DERIVED, DERIVED]
@@ -232,14 +231,15 @@ def test_array_agg_of_emails_is_masked_and_decodes_in_both_drivers(
 
 def test_a_domain_inside_a_record_is_refused_and_the_session_goes_on(
         clients: Clients) -> None:
+    # (Of a column no rule protects, the id: a protected one's would be masked whole.)
     conn = clients.psycopg["masked"]
     with pytest.raises(psycopg.errors.InsufficientPrivilege,
                        match="cannot read to mask it") as refused:
         conn.cursor(binary=True).execute(
-            "SELECT ROW(name::email_d) FROM customers").fetchall()
+            "SELECT ROW(id::text::email_d) FROM customers").fetchall()
     assert "trace id" in (refused.value.diag.message_detail or "")
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="type"):
-        conn.cursor(binary=True).execute("SELECT ARRAY[name::email_d] FROM customers")
+        conn.cursor(binary=True).execute("SELECT ARRAY[id::text::email_d] FROM customers")
     assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
 
 

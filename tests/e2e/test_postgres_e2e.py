@@ -117,7 +117,7 @@ def test_psycopg_extended_protocol_masks_refuses_and_keeps_the_transaction_coher
     with psycopg.connect(url(gw)) as conn:
         row = conn.execute("SELECT name, email, card FROM customers WHERE id = %s",
                            (1,)).fetchone()
-        assert row is not None and row[0] == "Ada Lovelace"
+        assert row is not None and row[0] == "[REDACTED:PERSON]"
         assert "ada@example.com" not in row[1] and "4111" not in str(row[2])
         with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
             conn.execute("DROP TABLE customers")

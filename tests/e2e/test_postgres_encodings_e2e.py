@@ -27,9 +27,10 @@ from tests.postgres.test_encodings import READ, SERVER, sequences
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway, request_text
 
+# Their names and e-mail addresses are masked; their notes, of no person, pass.
 PEOPLE = [
     (1, "山田 太郎", "taro@example.jp", "東京の窓口"),
-    (2, "Zoë Gruyère", "zoe@example.com", "prix : 5 €"),
+    (2, "Zoë Gruyère", "zoe@example.com", "café à Genève"),
     # Where PostgreSQL's EUC_JP reads otherwise than Python's euc_jp (which psycopg
     # decodes with, so only a raw client reads them): IBM's 﨑 and 髙, NEC's ①,
     # CP932's fullwidth tilde.
@@ -126,32 +127,39 @@ def test_a_latin9_session_reads_and_writes_the_euro_and_records_it(
 
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 def test_an_euc_jp_session_reads_japanese_and_masks_in_it(gw: Gateway, binary: bool) -> None:
-    """The names come back as the database sent them, the e-mail addresses masked, in
-    text and in binary; the statement is recorded as read."""
-    statement = "SELECT name, email, note FROM people WHERE name = '山田 太郎'"
+    """The notes come back as the database sent them, the names and e-mail addresses
+    masked, in text and in binary; the statement is recorded as read (the name it holds
+    masked, as in any record)."""
+    statement = ("SELECT name, email, note FROM people WHERE name = '山田 太郎' "
+                 "AND note = '東京の窓口'")
     with psycopg.connect(url(gw), client_encoding="EUC_JP", autocommit=True) as conn, \
             conn.cursor(binary=binary) as cur:
         row = cur.execute(statement).fetchone()
-    assert row is not None and row[0] == "山田 太郎" and row[2] == "東京の窓口"
+    assert row is not None and row[0] == "[REDACTED:PERSON]" and row[2] == "東京の窓口"
     assert "taro@example.jp" not in row[1] and "[REDACTED" in row[1]
-    assert request_text(gw.record_of(statement)) == statement
+    recorded = statement.replace("山田 太郎", "[REDACTED:PERSON]")
+    assert request_text(gw.record_of(recorded)) == recorded
 
 
 def test_an_euc_jp_copy_is_masked_in_it(gw: Gateway) -> None:
     with psycopg.connect(url(gw), client_encoding="EUC_JP", autocommit=True) as conn, \
-            conn.cursor() as cur, cur.copy("COPY (SELECT name, email FROM people WHERE "
-                                           "id < 3 ORDER BY id) TO STDOUT") as copy:
+            conn.cursor() as cur, cur.copy("COPY (SELECT name, email, note FROM people "
+                                           "WHERE id < 3 ORDER BY id) TO STDOUT") as copy:
         rows = list(copy.rows())
-    assert [r[0] for r in rows] == ["山田 太郎", "Zoë Gruyère"]
+    assert [r[2] for r in rows] == ["東京の窓口", "café à Genève"]
+    assert [r[0] for r in rows] == ["[REDACTED:PERSON]", "[REDACTED:PERSON]"]
     assert not any("@example" in r[1] for r in rows)
 
 
 def test_euc_jp_reads_as_postgresql_where_python_does_not(gw: Gateway, people_db: str) -> None:
-    """A statement naming 山﨑 髙志 in PostgreSQL's EUC_JP bytes (Python's euc_jp reads
-    neither 﨑 nor 髙) is decided and recorded as the database reads it; the row comes
-    back in the bytes the database sent, its e-mail address masked."""
+    """A statement naming 山﨑 髙志, ① and the fullwidth tilde in PostgreSQL's EUC_JP
+    bytes (Python's euc_jp reads neither 﨑, 髙 nor ①, and the tilde otherwise) is
+    decided and recorded as the database reads it (the name masked, as in any record);
+    the row comes back in the bytes the database sent, its name and e-mail address
+    masked."""
     euc_jp = encodings.for_session("EUC_JP")
-    statement = "SELECT name, email, note FROM people WHERE name = '山﨑 髙志'"
+    statement = ("SELECT name, email, note FROM people WHERE name = '山﨑 髙志' "
+                 "AND note = '①番 \uff5e 東京'")
     client = _Raw(gw)
     client.login(client_encoding="EUC_JP")
     answers = _answers(client, _raw(b"Q", euc_jp.encode(statement)))
@@ -159,11 +167,13 @@ def test_euc_jp_reads_as_postgresql_where_python_does_not(gw: Gateway, people_db
     ((_, row),) = [(kind, body) for kind, body in answers if kind == b"D"]
     name, email, note = pg.data_row(row)
     with psycopg.connect(people_db) as upstream:
-        sent = upstream.execute("SELECT convert_to(name, 'EUC_JP'), convert_to(note, "
-                                "'EUC_JP') FROM people WHERE id = 3").fetchone()
-    assert (name, note) == sent
+        sent = upstream.execute("SELECT convert_to(note, 'EUC_JP') FROM people "
+                                "WHERE id = 3").fetchone()
+    assert (note,) == sent
+    assert name == b"[REDACTED:PERSON]"
     assert email is not None and b"takashi@example.jp" not in email
-    assert request_text(gw.record_of(statement)) == statement
+    recorded = statement.replace("山﨑 髙志", "[REDACTED:PERSON]")
+    assert request_text(gw.record_of(recorded)) == recorded
 
 
 def test_a_change_midway_is_followed_and_a_rollback_takes_it_back(
@@ -173,7 +183,7 @@ def test_a_change_midway_is_followed_and_a_rollback_takes_it_back(
     masked; a change rolled back is followed back (psycopg encodes as the database's
     ParameterStatus says)."""
     euro = "INSERT INTO notes VALUES (21, 'reçu 5 € en UTF8')"
-    japanese = "SELECT name, email FROM people WHERE name = '山田 太郎'"
+    japanese = "SELECT name, email, note FROM people WHERE note = '東京の窓口'"
     with psycopg.connect(url(gw), client_encoding="LATIN9", autocommit=True) as conn:
         conn.execute("SET client_encoding TO 'UTF8'")
         assert conn.info.encoding == "utf-8"
@@ -182,7 +192,8 @@ def test_a_change_midway_is_followed_and_a_rollback_takes_it_back(
             "reçu 5 € en UTF8",)
         conn.execute("SET NAMES 'EUC_JP'")
         row = conn.execute(japanese).fetchone()
-        assert row is not None and row[0] == "山田 太郎" and "taro@" not in row[1]
+        assert row is not None and row[2] == "東京の窓口"
+        assert row[0] == "[REDACTED:PERSON]" and "taro@" not in row[1]
         with conn.transaction(force_rollback=True):
             conn.execute("SET client_encoding TO 'LATIN1'")
             assert conn.info.encoding == "iso8859-1"

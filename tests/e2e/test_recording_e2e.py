@@ -16,6 +16,7 @@ import pytest
 
 from extproc import config
 from extproc.quickstart import stack
+from extproc.quickstart.demo_upstream import CUSTOMERS
 from extproc.recording.chain import Signer
 from extproc.recording.verify import verify
 from extproc.store import connect
@@ -29,7 +30,8 @@ STRICT = {"name": "ledger", "match": {"route": "ledger"}, "protocol": "sql-http"
           "inspect": {"response": "none"}, "labels": {"masking": "off"}}
 LEDGER_ROUTE = {"name": "ledger", "match": {"prefix": "/ledger/"},
                 "route": {"cluster": "demo_upstream", "prefix_rewrite": "/"}}
-CUSTOMER_SECRETS = ("ada.lovelace@example.com", "512-34-6789", "4111 1111 1111 1111")
+CUSTOMER_SECRETS = ("ada.lovelace@example.com", "512-34-6789", "4111 1111 1111 1111",
+                    "Ada Lovelace")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,8 @@ def test_a_refused_response_is_recorded_with_what_the_upstream_sent(
     assert (response["status"], response["body_read"]) == (200, True)
     assert response["body"]["value"] == reply.json()
     customers = response["upstream_body"]["value"]["customers"]
-    assert "Ada Lovelace" in {c["name"] for c in customers}
+    assert [c["id"] for c in customers] == [c["id"] for c in CUSTOMERS]
+    assert {c["name"] for c in customers} == {"[REDACTED:PERSON]"}
     text = json.dumps(record)
     for secret in CUSTOMER_SECRETS:
         assert secret not in text

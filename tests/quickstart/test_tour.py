@@ -38,7 +38,7 @@ pytestmark = pytest.mark.e2e
 
 AGENTS = REPO / ".venv-autogen"
 # The demo's people, as the demo upstream holds them; what the tour may show of them.
-SSN = "512-34-6789"  # Ada Lovelace's
+NAME, SSN = "Ada Lovelace", "512-34-6789"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"  # the demo host's settings.conf
 
 
@@ -99,7 +99,8 @@ def http_part(tour: Tour, tollgate: str) -> dict[str, str]:
     answers = {}
     customers = tour.run(tour.take(r"/api/customers"))
     assert customers.stdout.startswith("HTTP/1.1 200"), customers.stdout
-    assert "Ada Lovelace" in customers.stdout and SSN not in customers.stdout
+    assert '"id":"c-1001","name":"[REDACTED:PERSON]"' in customers.stdout, customers.stdout
+    assert NAME not in customers.stdout and SSN not in customers.stdout
     answers["customers"] = body(customers.stdout)
     echo = tour.run(tour.take(r"/echo -H"))
     assert echo.stdout.startswith("HTTP/1.1 200")
@@ -162,7 +163,9 @@ def mcp_part(tour: Tour) -> str:
     ran = tour.run(snippet)
     assert ran.returncode == 0, ran.stderr[-3000:]
     tools, called = ran.stdout.splitlines()
-    assert "read_file" in tools and "Ada Lovelace" in called and SSN not in called
+    # The query tool answers its rows as text, where the names pass (docs/masking.md: MCP
+    # tools' text answers are not guaranteed); the SSNs are found by their shape.
+    assert "read_file" in tools and NAME in called and SSN not in called
     # The rug pull, then the tools listed again: the changed one is not served as is.
     pull = tour.take(r"/demo/rug-pull")
     assert tour.run(pull).returncode == 0
@@ -173,14 +176,15 @@ def mcp_part(tour: Tour) -> str:
 
 
 def psql_part(tour: Tour) -> str:
-    shown = sql_client(tour, r"^psql ", r"^ Ada Lovelace +\| \[REDACTED:US_SSN\]$")
+    shown = sql_client(tour, r"^psql ", r"^ \[REDACTED:PERSON\] +\| \[REDACTED:US_SSN\]$")
     assert re.search(r"^ +4$", shown, re.MULTILINE), shown  # the session went on
     return shown
 
 
 def mariadb_part(tour: Tour) -> str:
     # Fed by a pipe, the client stops at the first error (interactive, it goes on).
-    return sql_client(tour, r"^MYSQL_PWD=\$TOKEN mariadb ", r"^Ada Lovelace\t\[REDACTED:US_SSN\]$")
+    return sql_client(tour, r"^MYSQL_PWD=\$TOKEN mariadb ",
+                      r"^\[REDACTED:PERSON\]\t\[REDACTED:US_SSN\]$")
 
 
 def sql_client(tour: Tour, line: str, masked_row: str) -> str:
@@ -189,6 +193,7 @@ def sql_client(tour: Tour, line: str, masked_row: str) -> str:
     ran = tour.run(tour.take(line), "SELECT name, ssn FROM customers ORDER BY id;\n"
                                     "DROP TABLE customers;\nSELECT count(*) FROM customers;\n")
     assert re.search(masked_row, ran.stdout, re.MULTILINE) and SSN not in ran.stdout, ran
+    assert NAME not in ran.stdout, ran
     assert "tollgate: destructive SQL: DROP" in ran.stderr
     return ran.stdout
 
