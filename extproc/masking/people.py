@@ -476,11 +476,13 @@ _CELL_CACHE = "people.cells"
 def _cells(raw: bytes, start: int, stop: int, delimiter: bytes
            ) -> Iterator[tuple[int, int, int, int]]:
     """Row, column and span of each cell from `start` (a line's start) to `stop`, read as
-    RFC 4180 writes them (quoted, `""` inside, or bare)."""
+    RFC 4180 writes them (quoted, `""` inside, or bare), a row a line: a quote opens no
+    cell that runs past its line's end, so that a stream, which reads from a line's start
+    (`_head_cells`), reads every row as the whole text does."""
     d = re.escape(delimiter)
     cell = _CELL_PATTERNS.get(delimiter) or _CELL_PATTERNS.setdefault(delimiter, re.compile(
-        rb'[ ]*(?:"((?:[^"\x00\x01]|"")*)"|([^"\x00\x01%s\r\n]*))(%s|\r?\n|(?=[\x00\x01])|\Z)'
-        % (d, d)))
+        rb'[ ]*(?:"((?:[^"\x00\x01\r\n]|"")*)"(?=%s|\r?\n|[\x00\x01]|\Z)'
+        rb'|([^\x00\x01%s\r\n]*))(%s|\r?\n|(?=[\x00\x01])|\Z)' % (d, d, d)))
     row = column = 0
     pos = start
     while pos < stop and (m := cell.match(raw, pos)) is not None and m.end() > pos:
@@ -528,8 +530,9 @@ def _header_cells(t: Text, key: _Key, words: _Vocabulary) -> Iterator[tuple[int,
     cell_end = key.value - 1  # the delimiter or the line's end after the key
     line_start = max(raw.rfind(b"\x00", 0, cell_end), raw.rfind(b"\x01", 0, cell_end)) + 1
     in_json = line_start > 0 and raw[line_start - 1] == _SOH
-    if (not in_json and line_start != 0) or raw.find(b"\n", line_start, cell_end) != -1:
-        return  # not the first line of its text
+    if (not in_json and (line_start != 0 or t.head is not None)) or raw.find(
+            b"\n", line_start, cell_end) != -1:
+        return  # not the first line of its text (a stream's is `Text.head`: `_head_cells`)
     first = raw.find(b"\n", line_start)
     if first == -1:
         return

@@ -44,7 +44,7 @@ _NO_PHONE = Context(False, ())
 _STEMS: dict[str, tuple[str, ...]] = {
     "phone": LIKELY, "telephon": LIKELY, "mobile": LIKELY, "cellphone": LIKELY,
     "whatsapp": LIKELY, "msisdn": LIKELY, "contact": LIKELY, "fax": LIKELY,
-    "telefon": (*_DE, "SE", "NO", "DK", "PL"), "handy": _DE, "rufnummer": _DE,
+    "telefon": (*_DE, "SE", "NO", "DK", "PL", "TR"), "handy": _DE, "rufnummer": _DE,
     "festnetz": _DE, "anruf": _DE, "mobil": (*_DE, "SE", "NO", "DK"),
     "kontakt": (*_DE, "PL", "SE", "NO", "DK"), "telefoon": ("NL", "BE"), "mobiel": ("NL", "BE"),
     "téléphon": _FR, "appel": _FR,
@@ -53,6 +53,9 @@ _STEMS: dict[str, tuple[str, ...]] = {
     "chiam": ("IT", "CH"), "contatto": ("IT", "CH"), "telefone": ("PT", "BR"),
     "telemóvel": ("PT",), "telemovel": ("PT",), "celular": ("BR", "ES", "PT"),
     "contato": ("BR", "PT"), "komórk": ("PL",), "puhelin": ("FI",),
+    "телефон": ("RU",), "мобильн": ("RU",), "电话": ("CN",), "手机": ("CN",), "联系": ("CN",),
+    "電話": ("JP", "TW", "HK"), "携帯": ("JP",), "전화": ("KR",), "휴대": ("KR",),
+    "연락처": ("KR",), "טלפון": ("IL",), "נייד": ("IL",),
 }
 _WORDS: dict[str, tuple[str, ...]] = {
     "tel": LIKELY, "mob": LIKELY, "cell": LIKELY, "sms": LIKELY, "call": LIKELY,
@@ -160,9 +163,9 @@ def label(t: Text, s: int) -> Context | None:
 
 # --- delimited text -----------------------------------------------------------------------
 
-# A CSV header labels its column's cells, read within the first _HEADER_REACH bytes of a
-# text only: a stream keeps 512 bytes before what it has not released (stream.py), so a
-# header further back would label a cell in `mask_text` and not in a stream.
+# A CSV header (a text's first line, of at most _HEADER_REACH bytes) labels its column's
+# cells in every row below it. A stream's text past its first 512 bytes no longer holds
+# that line: the stream gives it (`Text.head`), as the text's header.
 _HEADER_REACH = 480
 _DELIMITERS = b",;\t|"
 _NAME_MAX = 40
@@ -189,8 +192,12 @@ def _header(t: Text) -> Header | None:
     if _HEADER_MEMO in t.memo:
         return cast("Header | None", t.memo[_HEADER_MEMO])
     header: Header | None = None
-    end = t.raw.find(b"\n", 0, _HEADER_REACH)
-    line = t.raw[:end].rstrip(b"\r")
+    if t.head is not None:  # a stream's text, past its body's first line
+        end, line = len(t.head), t.head.rstrip(b"\r")
+        end = end if end <= _HEADER_REACH else -1
+    else:
+        end = t.raw.find(b"\n", 0, _HEADER_REACH)
+        line = t.raw[:end].rstrip(b"\r")
     n, delimiter = max((line.count(d), bytes([d])) for d in _DELIMITERS)
     if end != -1 and n and b"\x01" not in line:
         names = [line[a:b].strip() for a, b in _cells(line, delimiter)]
@@ -206,7 +213,7 @@ def _header(t: Text) -> Header | None:
 def _row(t: Text, s: int) -> tuple[Header, bytes, list[tuple[int, int]], int] | None:
     """The header, and the line, cells and offset of the row `s` is in, if the row has as
     many cells as the header."""
-    if s >= _HEADER_REACH or (header := _header(t)) is None:
+    if (header := _header(t)) is None:
         return None
     start = t.raw.rfind(b"\n", 0, s) + 1
     end = t.raw.find(b"\n", s)

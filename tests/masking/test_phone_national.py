@@ -228,14 +228,27 @@ def test_a_csv_column_s_name_labels_its_cells(masker: Masker) -> None:
     assert "55761698" in masked and "45568151" in masked  # the order column
 
 
-def test_a_header_labels_only_the_rows_a_stream_can_see_it_from(masker: Masker) -> None:
-    """A stream keeps 512 bytes of look-back, so a header labels the first 480 bytes."""
+def test_a_header_labels_every_row_whole_or_streamed(masker: Masker) -> None:
+    """A stream past its first 512 bytes reads a row under its body's first line."""
     far = "name,msisdn\n" + "".join(f"p{i},+44 20 7946 {i:04d}\n" for i in range(40))
     text = far + "q,41141707\n"
-    masked, _ = masker.mask_text(text, PHONE_ONLY)
-    assert "41141707" in masked
-    near, counts = masker.mask_text("name,msisdn\nq,41141707\n", PHONE_ONLY)
-    assert counts == {"phone": 1} and "41141707" not in near
+    masked, counts = masker.mask_text(text, PHONE_ONLY)
+    assert "41141707" not in masked and counts == {"phone": 41}
+    for size in (7, 100, 600):
+        stream = masker.stream(PHONE_ONLY)
+        out = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size))
+        assert out + stream.finish() == masked
+
+
+@pytest.mark.parametrize(("header", "number"), [
+    ("姓名,电话号码", "138 9665 9212"), ("ФИО,телефон", "968 005-64-79"),
+    ("氏名,電話番号", "090-1234-5678"), ("이름,전화번호", "010-1234-5678"),
+    ("שם,טלפון", "052-123-4567"),
+])
+def test_a_phone_word_of_each_script_labels_its_column(masker: Masker, header: str,
+                                                       number: str) -> None:
+    masked, _ = masker.mask_text(f"{header}\nx,{number}\n", PHONE_ONLY)
+    assert number not in masked
 
 
 def test_a_table_cut_anywhere_in_a_stream_masks_as_a_whole(masker: Masker) -> None:
