@@ -55,13 +55,16 @@ VARIANTS = [
     ("window-over-partition", "SELECT max(email) OVER (PARTITION BY id) AS m FROM customers",
      [0]),
     ("credential", "SELECT encode(password_hash::bytea, 'hex') AS h FROM users", [0]),
+    # A person's name (people masking reads its shape; transformed, it has none).
+    ("person-name", "SELECT initcap(lower(name)) AS who FROM customers", [0]),
+    ("birth-date", "SELECT date_of_birth::text AS d FROM customers", [0]),
 ]
 # Queries that carry no protected value in another form: left alone.
 UNTOUCHED = [
     ("plain", "SELECT ssn, email, name FROM customers"),
     ("plain-text-cast", "SELECT ssn::text, email::varchar FROM customers"),
-    ("unprotected-derived", "SELECT upper(name), length(name), count(*) FROM customers "
-                            "GROUP BY name"),
+    ("unprotected-derived", "SELECT upper(status), length(status), count(*) FROM customers "
+                            "GROUP BY status"),
     ("star", "SELECT * FROM customers"),
     ("constants", "SELECT 1, now(), 'ssn'"),
 ]
@@ -212,7 +215,7 @@ KEPT = [
     ("mysql", "CREATE VIEW v AS SELECT ssn, email FROM customers"),
     ("mysql", "INSERT INTO archive (email) SELECT email FROM customers"),
     ("mysql", "INSERT INTO customers SELECT * FROM customers"),
-    ("mysql", "SELECT name INTO @n FROM customers WHERE id = 1"),
+    ("mysql", "SELECT status INTO @n FROM customers WHERE id = 1"),
     ("mysql", "UPDATE customers SET name = 'x' WHERE id = 1"),
     ("postgres", "CREATE TABLE backup AS SELECT * FROM customers"),
     ("postgres", "INSERT INTO customers (id, name) VALUES (1, 'x')"),
