@@ -190,6 +190,9 @@ STORES = [
     ("mysql", "INSERT INTO customers (id) VALUES (1) ON DUPLICATE KEY UPDATE name = ssn"),
     ("mysql", "UPDATE customers SET name = ssn WHERE id = 1"),
     ("mysql", "UPDATE customers SET email = REVERSE(email) WHERE id = 1"),
+    # A person's name is protected too.
+    ("mysql", "SELECT name INTO @n FROM customers WHERE id = 1"),
+    ("mysql", "UPDATE customers SET name = upper(name) WHERE id = 1"),
     ("mysql", "UPDATE scratch s JOIN customers c ON s.id = c.id SET s.note = c.ssn "
               "WHERE s.id = 1"),
     ("mysql", "ALTER TABLE customers ADD COLUMN r text AS (REVERSE(ssn)) VIRTUAL"),
