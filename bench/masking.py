@@ -26,8 +26,9 @@ a label. Per class, and per shape, kind, country or locale: the share of samples
 clean (every label found) and of labels found; on hard negatives, the share of samples
 with any finding; and throughput. Columns (`TRAVEL_COLUMNS`, one line each): tollgate;
 Presidio's default recognizers on the blank pipeline; the same with spaCy's small English
-model for names, places and dates; and, for national ids and personal data, Presidio with
-its country recognizers.
+model for names, places and dates; for national ids and personal data, Presidio with its
+country recognizers; and, for people and the negatives, tollgate with its local NER model
+(ner.py) on.
 """
 
 from __future__ import annotations

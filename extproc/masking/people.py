@@ -170,6 +170,8 @@ class _Vocabulary:
         self.words = {normalise(k): v for k, v in words.items()}
         self.companions = {normalise(k): v for k, v in (companions or {}).items()}
         self.whole_line = whole_line
+        # The pass's id of every key word of both (`Text.hits`).
+        self.pattern = PASS.add(_pattern({**words, **(companions or {})}), caseless=True)
         self._known: dict[tuple[str, bool], Shape | None] = {}
         self._companion: dict[tuple[str, bool], Shape | None] = {}
 
@@ -186,6 +188,11 @@ class _Vocabulary:
             (shape for form in _forms(normalise(word))
              if (shape := self.companions.get(form)) is not None), None)
         return found
+
+    def alone(self, key: str) -> bool:
+        """Whether a key says what its value is without another beside it (`last_name`,
+        `street`; not `city`, nor `name`, a companion as well)."""
+        return self.shape(key) is not None and self.companion(key) is None
 
     def shape(self, key: str, label: bool = False) -> Shape | None:
         """The shape a key's values must have, or None: not one of these keys. A label
@@ -501,10 +508,9 @@ _CELL_PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
 
 @lru_cache(maxsize=256)
-def _names_columns(head: bytes, pattern: int) -> bool:
-    """Whether a stream's first line (`Text.head`) names a column of the vocabulary of
-    `pattern`: a header a later text's rows are read under (`_head_cells`)."""
-    words = next(w for p, w in _VOCABULARIES if p == pattern)
+def _names_columns(head: bytes, words: _Vocabulary) -> bool:
+    """Whether a stream's first line (`Text.head`) names a column of `words`: a header a
+    later text's rows are read under (`_head_cells`)."""
     text = _decode(head.rstrip(b"\r"))
     return any(words.shape(name.strip()) is not None or words.companion(name.strip())
                is not None for sep in ",;\t|" if sep in text for name in text.split(sep))
@@ -513,10 +519,10 @@ def _names_columns(head: bytes, pattern: int) -> bool:
 def _head_cells(t: Text, words: _Vocabulary) -> Iterator[tuple[int, int]]:
     """The cells, in a stream's text that no longer holds its body's first line, under the
     columns that line (`Text.head`) names as a header, from the first line held whole."""
-    head = t.head.rstrip(b"\r") if t.head is not None else b""
     first = t.raw.find(b"\n")
-    if first == -1 or b"\x00" in t.raw or b"\x01" in t.raw:
+    if t.head is None or first == -1 or b"\x00" in t.raw or b"\x01" in t.raw:
         return  # not a table's text (a stream of JSON has no header line)
+    head = t.head.rstrip(b"\r")
     for sep in (b",", b";", b"\t", b"|"):
         if sep in head:
             yield from _column_cells(t, head, sep, first + 1, len(t.raw), words)
@@ -555,8 +561,7 @@ def _column_cells(t: Text, header: bytes, sep: bytes, start: int, stop: int,
              next(csv.reader([_decode(header)], delimiter=sep.decode()), [])]
     shapes = {i: shape for i, name in enumerate(names)
               if (shape := words.shape(name)) is not None}
-    if any(w.shape(name) is not None and w.companion(name) is None  # a record's other key
-           for _, w in _VOCABULARIES for name in names):
+    if any(w.alone(name) for w in _VOCABULARIES for name in names):  # a record's other key
         shapes |= {i: shape for i, name in enumerate(names)
                    if (shape := words.companion(name)) is not None}
     if not shapes:
@@ -571,13 +576,13 @@ def _column_cells(t: Text, header: bytes, sep: bytes, start: int, stop: int,
 # --- the detectors ------------------------------------------------------------------------
 
 
-def _keyed(words: _Vocabulary, pattern: int) -> Callable[[Text], list[tuple[int, int]]]:
+def _keyed(words: _Vocabulary) -> Callable[[Text], list[tuple[int, int]]]:
     """A find function: the values of the keys of `words` the pass found ends of."""
 
     def find(t: Text) -> list[tuple[int, int]]:
         raw = t.raw
         found: list[tuple[int, int]] = []
-        for key, shape, companion in _keys(t, pattern, words):
+        for key, shape, companion in _keys(t, words):
             if key.how == "header":  # the header's cells decide (`_column_cells`)
                 if shape is not None or companion is not None:
                     found += _header_cells(t, key, words)
@@ -596,19 +601,19 @@ def _keyed(words: _Vocabulary, pattern: int) -> Callable[[Text], list[tuple[int,
 
 _Keyed = tuple[_Key, Shape | None, Shape | None]
 # Each detector's pattern and vocabulary, as `_detector` registers them.
-_VOCABULARIES: list[tuple[int, _Vocabulary]] = []
+_VOCABULARIES: list[_Vocabulary] = []
 
 
-def _keys(t: Text, pattern: int, words: _Vocabulary) -> list[_Keyed]:
-    """The keys of `words` the pass found (`pattern`), each with its shape alone and
-    beside another (`_Vocabulary.companion`); read once a text."""
-    memo = t.memo.get(f"people.{pattern}")
+def _keys(t: Text, words: _Vocabulary) -> list[_Keyed]:
+    """The keys of `words` the pass found, each with its shape alone and beside another
+    (`_Vocabulary.companion`); read once a text."""
+    name = f"people.{words.pattern}"
+    memo = t.memo.get(name)
     if memo is None:
-        line = "line"
-        memo = t.memo[f"people.{pattern}"] = [
-            (key, words.shape(key.text, key.how == line),
-             words.companion(key.text, key.how == line))
-            for end in dict.fromkeys(t.hits.get(pattern, ()))
+        memo = t.memo[name] = [
+            (key, words.shape(key.text, key.how == "line"),
+             words.companion(key.text, key.how == "line"))
+            for end in dict.fromkeys(t.hits.get(words.pattern, ()))
             if (key := _key_at(t.raw, end)) is not None]
     return cast("list[_Keyed]", memo)
 
@@ -619,8 +624,7 @@ def _solid(t: Text) -> list[int]:
     memo = t.memo.get("people.solid")
     if memo is None:
         memo = t.memo["people.solid"] = sorted(
-            key.value for pattern, words in _VOCABULARIES
-            for key, shape, companion in _keys(t, pattern, words)
+            key.value for words in _VOCABULARIES for key, shape, companion in _keys(t, words)
             if shape is not None and companion is None)
     return cast("list[int]", memo)
 
@@ -640,10 +644,9 @@ def _detector(name: str, entity: str, words: dict[str, Shape], *, whole_line: bo
     """A detector of the values of `words`' keys (and what `more` finds where the pass
     found one of its ids)."""
     vocabulary = _Vocabulary(words, whole_line, companions)
-    pattern = PASS.add(_pattern({**words, **(companions or {})}), caseless=True)
-    _VOCABULARIES.append((pattern, vocabulary))
-    find = _keyed(vocabulary, pattern)
-    ids = frozenset((pattern, *(more[1] if more else ())))
+    _VOCABULARIES.append(vocabulary)
+    find = _keyed(vocabulary)
+    ids = frozenset((vocabulary.pattern, *(more[1] if more else ())))
     if more is not None:
         keyed, other = find, more[0]
 
@@ -653,7 +656,7 @@ def _detector(name: str, entity: str, words: dict[str, Shape], *, whole_line: bo
     return Detector(name, entity, find,
                     max_len=_VALUE_MAX + (_COMPANION_REACH if companions else 0),
                     gate=lambda t: not ids.isdisjoint(t.hits) or (
-                        t.head is not None and _names_columns(t.head, pattern))), vocabulary
+                        t.head is not None and _names_columns(t.head, vocabulary))), vocabulary
 
 
 # --- birth cues in text -------------------------------------------------------------------

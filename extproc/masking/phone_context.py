@@ -193,8 +193,8 @@ def _header(t: Text) -> Header | None:
         return cast("Header | None", t.memo[_HEADER_MEMO])
     header: Header | None = None
     if t.head is not None:  # a stream's text, past its body's first line
-        end, line = len(t.head), t.head.rstrip(b"\r")
-        end = end if end <= _HEADER_REACH else -1
+        line = t.head.rstrip(b"\r")
+        end = len(t.head) if len(t.head) <= _HEADER_REACH else -1
     else:
         end = t.raw.find(b"\n", 0, _HEADER_REACH)
         line = t.raw[:end].rstrip(b"\r")
