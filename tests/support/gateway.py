@@ -105,12 +105,16 @@ class Gateway:
         finally:
             connection.close()
 
-    def record_of(self, text: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The latest record whose request carries `text`, once it is written."""
+    def record_of(self, text: str, timeout: float = 10.0, *,
+                  method: str | None = None) -> dict[str, Any]:
+        """The latest record whose request carries `text` (sent by `method`, if named),
+        once it is written: records are written apart from the answers, so a test that
+        names the method waits for that one rather than taking an earlier one."""
         found: list[dict[str, Any]] = []
 
         def written() -> bool:
-            found[:] = [r for r in self.records() if request_text(r) == text]
+            found[:] = [r for r in self.records() if request_text(r) == text
+                        and method in (None, r["request"]["method"])]
             return bool(found)
 
         stack.wait_until(written, timeout, f"the record of {text!r}")
