@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import cast
 
-from extproc.masking import checks, id_checks
+from extproc.masking import checks, id_checks, phone_context
 from extproc.masking.detectors import (
     ALNUM,
     DIGIT,
@@ -333,7 +333,8 @@ _SSN_EDGE = b"-./+_"
 _SSN_PUNCT = (b"-", b".", b"/", b"_")
 
 
-def _ssn_at(t: Text, s: int, e: int, dashed: bool, itin: bool) -> tuple[int, int] | None:
+def _ssn_at(t: Text, s: int, e: int, dashed: bool, itin: bool, grouped: bool = True
+            ) -> tuple[int, int] | None:
     if s > 0 and t.raw[s - 1] in _SSN_EDGE:  # first: an id's tail (`ORD-123456789`)
         return None
     glued = False
@@ -347,7 +348,10 @@ def _ssn_at(t: Text, s: int, e: int, dashed: bool, itin: bool) -> tuple[int, int
     number = digits(t.raw[s:e].decode())
     if not (id_checks.us_itin if itin else checks.ssn_valid)(number):
         return None
-    return (s, e) if (dashed and not glued and not itin) or _SSN_CUE(t, s, e) else None
+    if (dashed and not glued and not itin) or _SSN_CUE(t, s, e):
+        return s, e
+    # In groups, in a US record (`Jane Roe (US) — 078 05 1120`, `"country": "US"`).
+    return (s, e) if grouped and not glued and phone_context.country(t, s) == "US" else None
 
 
 def _ssn_finder(itin: bool) -> Callable[[Text], list[tuple[int, int]]]:
@@ -364,7 +368,7 @@ def _ssn_finder(itin: bool) -> Callable[[Text], list[tuple[int, int]]]:
                     and (span := _ssn_at(t, *m.span(), first == b"-", itin)) is not None):
                 found.append(span)
         found.extend(span for s, e in t.digit_runs
-                     if e - s == 9 and (span := _ssn_at(t, s, e, False, itin)) is not None)
+                     if e - s == 9 and (span := _ssn_at(t, s, e, False, itin, False)) is not None)
         return found
 
     return find

@@ -297,15 +297,29 @@ def region_named(value: bytes) -> str | None:
 
 
 def country(t: Text, s: int) -> str | None:
-    """The region the record of the number at `s` names: a field of its JSON object, or
-    a column of its CSV row; None if it names none."""
+    """The region the record of the number at `s` names: a field of its JSON object, a
+    column of its CSV row, or a mark on its own line before it; None if it names none."""
     if (containers := t.memo.get(CONTAINERS)) is not None:
         return _object_country(t, s, cast("Callable[[], list[int]]", containers))
     if (row := _row(t, s)) is None or row[0].country is None:
-        return None
+        return _line_country(t, s)
     _, line, cells, _ = row
     a, b = cells[row[0].country]
     return region_named(line[a:b])
+
+
+_LINE_REACH = 128  # bytes of its line read back from a number for a country mark
+# A country marked on a line: an ISO code in brackets after a name (`Jan Kowalski (PL)`),
+# or a key of a log line or a config (`country=PL`, `locale: pl_PL`).
+_LINE_MARK = re.compile(rb"\(([A-Z]{2})\)|(?<![A-Za-z0-9_])(?i:country|locale)(?i:_?code)?"
+                        rb"[\"']?[=:] ?[\"']?([A-Za-z]{2}(?:[_-][A-Za-z]{2})?)(?![A-Za-z])")
+
+
+def _line_country(t: Text, s: int) -> str | None:
+    """The region the last country mark on the number's line before it names."""
+    start = max(t.raw.rfind(b"\n", max(0, s - _LINE_REACH), s) + 1, s - _LINE_REACH, 0)
+    marks = _LINE_MARK.findall(t.raw, start, s)
+    return region_named(b"".join(marks[-1])) if marks else None
 
 
 def _object_country(t: Text, s: int, containers: Callable[[], list[int]]) -> str | None:

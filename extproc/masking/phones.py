@@ -183,16 +183,18 @@ _GATED: tuple[tuple[int, int, Callable[[Text, int], list[Span]]], ...] = (
 _GROUPS = (rb"(?:(?:\(\+?[0-9]{1,4}\)[ \-]?)?[0-9]{2}(?:[0-9]|[ /\-] ?[0-9]|/ [0-9]| / [0-9]){5,}"
            rb"|0[0-9](?:[0-9]|[./][0-9]){5,})")
 # Registered with the one pass (prefilter.py): where national candidates end.
-_CANDIDATE_ENDS = PASS.add(rb"(?:^|[^0-9A-Za-z_.:+#/\\\-])" + _GROUPS
+_CANDIDATE_ENDS = PASS.add(rb"(?:^|[^0-9A-Za-z_.:+#/\\\-]|[\x80-\xff]:)" + _GROUPS
                            + rb"(?:[^0-9A-Za-z_ ./:\-]|[ ./:\-](?:[^0-9]|$)|$)")
 _CANDIDATE = re.compile(_GROUPS)
-# What a candidate may not follow: a word's byte, or a mark an id's digits follow.
+# What a candidate may not follow: a word's byte, or a mark an id's digits follow. A colon
+# is a time's or a port's, but not after a letter of another script: a label written
+# without a space (`电话` and a full-width colon, folded to ":", then the number).
 _NOT_BEFORE = table(bytes(b for b in range(256) if WORD[b]) + b".:+#/\\-")
 _REACH = 64  # a candidate's longest: 15 digits, 6 separators of 3, a bracketed code
 _BACK = b"0123456789 ./()+-"  # what a candidate is made of, read back from its end
 _LEADING = b" ./)+-"
 _GROUP = re.compile(rb"[0-9]+")
-_CURRENCY = "(?:\\$|£|¥|€|₹|\\b(?:eur|usd|gbp|chf|sek|nok|dkk|pln|brl|inr|kr|zł|rs)\\b|r\\$)"
+_CURRENCY = "(?:\\$|£|¥|€|₹|\\b(?:eur|usd|gbp|chf|sek|nok|dkk|pln|brl|inr|kr|zł|rs)(?![a-z])|r\\$)"
 _MONEY_BEFORE = re.compile(_CURRENCY.encode() + rb"\.? ?\Z", re.IGNORECASE)
 _MONEY_AFTER = re.compile(rb"(?:[.,][0-9]{1,2})? ?" + _CURRENCY.encode(), re.IGNORECASE)
 
@@ -295,7 +297,8 @@ def _national(t: Text, ends: Iterable[int], found: list[Span]) -> Iterator[Span]
         if i < len(found) and found[i][1] == end:
             continue  # a fixed form found it
         s = _start(t, end)
-        if s is None or (s > 0 and _NOT_BEFORE[raw[s - 1]]):
+        if s is None or (s > 0 and _NOT_BEFORE[raw[s - 1]]
+                         and not (raw[s - 1] == 0x3A and s > 1 and raw[s - 2] >= 0x80)):
             continue  # inside a word or an id
         if _validated(t, s, end):
             yield s, end

@@ -457,3 +457,31 @@ def test_a_country_makes_no_phone_number_of_other_numbers(masker: Masker,
 ])
 def test_what_a_country_field_may_hold(value: str, region: str | None) -> None:
     assert region_named(value.encode()) == region
+
+
+@pytest.mark.parametrize(("region", "kind"), [r[:2] for r in RECORD_COUNTRIES],
+                         ids=[r[0] for r in RECORD_COUNTRIES])
+@pytest.mark.parametrize("mark", ["Ann Lee ({code}) — {number}", "country={code}, {number}",
+                                  "locale: xx_{code} | {number}"])
+def test_a_country_marked_on_the_line_makes_its_number_valid(region: str, kind: int, mark: str
+                                                             ) -> None:
+    """A log line or a list of people marks its record's country before the number: read
+    as a record's field is, on that line only."""
+    number = national(region, kind)
+    assert found("phone", mark.format(code=region, number=number)) == [number]
+    assert found("phone", mark.format(code=region, number="").rstrip() + "\n" + number) == []
+    assert found("phone", mark.format(code="FR", number=number)) == []
+
+
+FULL_WIDTH_COLON = "\uff1a"
+
+
+@pytest.mark.parametrize("label", ["电话" + FULL_WIDTH_COLON, "手机" + FULL_WIDTH_COLON,
+                                   "電話番号" + FULL_WIDTH_COLON, "전화:", "телефон:"])
+def test_a_label_of_another_script_may_touch_its_colon_and_number(label: str) -> None:
+    """Chinese and Japanese write a label, a full-width colon (folded to ":") and the
+    number with no space; a time's or a port's colon still starts no number."""
+    assert found("phone", f"{label}189 9341 0083") == ["189 9341 0083"]
+    assert found("phone", f"{label}18993410083") == ["18993410083"]
+    for text in ("10:189 9341 0083", "host:18993410083", "a:189 9341 0083"):
+        assert found("phone", text) == []

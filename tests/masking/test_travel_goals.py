@@ -24,7 +24,7 @@ CLEAN_FLOORS: dict[str, float] = {
     "url": 0.95,  # Presidio 0.841, with spaCy 0.852
     "secret": 0.97,  # Presidio 0.056, with spaCy 0.136
     "national_id": 0.93,  # Presidio with its country recognizers 0.845
-    "personal": 0.96,  # Presidio with its country recognizers 0.993
+    "personal": 0.993,  # Presidio with its country recognizers 0.993
     "people_structured": 0.95,  # Presidio 0.163, with spaCy 0.203
     "csv_locale": 0.80,  # Presidio 0.000, with spaCy 0.008
 }

@@ -100,6 +100,31 @@ def test_other_keys_are_no_cue(key: str) -> None:
     assert found("us_ssn", f"{key}\x01078051120\x00") == []
 
 
+@pytest.mark.parametrize("form", [f for f in FORMS if f not in ("dashes", "none")])
+@pytest.mark.parametrize("record", ["Jane Roe (US) — {}", "country=US ref={}",
+                                    "locale: en_US, ref {}"])
+def test_a_us_record_is_a_cue_of_an_ssn_in_groups(form: str, record: str) -> None:
+    """A line that marks its record as American reads digits in the SSN's groups as one
+    (a US phone number is grouped 3-3-4); a bare run of nine stays an order's."""
+    value, _ = FORMS[form]
+    assert found("us_ssn", record.format(value)) == [value]
+    assert found("us_ssn", record.format("078051120")) == []
+
+
+@pytest.mark.parametrize("record", ["Jan Kowalski (PL) — {}", "country=DE ref={}",
+                                    "(US)\nnext line {}", "(us) {}", "(USA) {}"])
+def test_no_other_mark_is_an_ssn_cue(record: str) -> None:
+    """Another country, a mark on another line, or no ISO code in capitals: no cue."""
+    assert found("us_ssn", record.format("078 05 1120")) == []
+
+
+def test_a_us_object_is_a_cue_of_an_ssn_in_groups(masker: Masker) -> None:
+    masked, counts = masker.mask_json({"country": "US", "ref": "078 05 1120"}, NO_FIELDS)
+    assert masked["ref"] == "[REDACTED:US_SSN]" and counts == {"us_ssn": 1}
+    _, counts = masker.mask_json({"country": "US", "ref": "078051120"}, NO_FIELDS)
+    assert counts == {}
+
+
 @pytest.mark.parametrize("key", ["id_number", "identity", "personal_id", "tax_number"])
 def test_the_other_ids_english_keys_are_no_ssn_cue(key: str) -> None:
     """They are cues of every other id (national_ids._ANY_ID), whose checksums pass one
