@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import cast
+from typing import NamedTuple, cast
 
 from extproc.masking import checks, id_checks, phone_context
 from extproc.masking.detectors import (
@@ -333,8 +333,16 @@ _SSN_EDGE = b"-./+_"
 _SSN_PUNCT = (b"-", b".", b"/", b"_")
 
 
-def _ssn_at(t: Text, s: int, e: int, dashed: bool, itin: bool, grouped: bool = True
-            ) -> tuple[int, int] | None:
+class _SsnCandidate(NamedTuple):
+    s: int
+    e: int
+    number: str  # its nine digits
+    plain: bool  # dashed, with no letter glued to it: an SSN with no cue
+    grouped: bool  # written in groups (a bare run of nine is not)
+
+
+def _ssn_candidate(t: Text, s: int, e: int, dashed: bool, grouped: bool
+                   ) -> _SsnCandidate | None:
     if s > 0 and t.raw[s - 1] in _SSN_EDGE:  # first: an id's tail (`ORD-123456789`)
         return None
     glued = False
@@ -345,31 +353,43 @@ def _ssn_at(t: Text, s: int, e: int, dashed: bool, itin: bool, grouped: bool = T
             glued = True
     if continues(t, e, _SSN_EDGE):
         return None
-    number = digits(t.raw[s:e].decode())
-    if not (id_checks.us_itin if itin else checks.ssn_valid)(number):
-        return None
-    if (dashed and not glued and not itin) or _SSN_CUE(t, s, e):
-        return s, e
-    # In groups, in a US record (`Jane Roe (US) — 078 05 1120`, `"country": "US"`).
-    return (s, e) if grouped and not glued and phone_context.country(t, s) == "US" else None
+    return _SsnCandidate(s, e, digits(t.raw[s:e].decode()), dashed and not glued,
+                         grouped and not glued)
+
+
+def _ssn_candidates(t: Text) -> list[_SsnCandidate]:
+    """Nine digits written as an SSN or an ITIN is (its groups, or a run of nine),
+    standing apart: read once per text for both."""
+    memo = t.memo.get(_SSN_MEMO)
+    if memo is not None:
+        return cast("list[_SsnCandidate]", memo)
+    found = []
+    for m in _SSN_GROUPS.finditer(t.shape):
+        first, second = t.raw[m.start(1) : m.end(1)], t.raw[m.start(2) : m.end(2)]
+        spaced = not (first + second).strip(b" \t")
+        if spaced and (continues(t, m.end(), b" \t") or extends_back(t, m.start(), b" \t")):
+            continue  # a longer spaced number
+        if ((spaced or (first == second and first in _SSN_PUNCT))
+                and (c := _ssn_candidate(t, *m.span(), first == b"-", True)) is not None):
+            found.append(c)
+    found.extend(c for s, e in t.digit_runs
+                 if e - s == 9 and (c := _ssn_candidate(t, s, e, False, False)) is not None)
+    t.memo[_SSN_MEMO] = found
+    return found
+
+
+_SSN_MEMO = f"{__name__}.ssn"
 
 
 def _ssn_finder(itin: bool) -> Callable[[Text], list[tuple[int, int]]]:
-    """The SSN's finder (`itin`: the ITIN's): its groups, and its runs of 9 digits."""
+    """The SSN's finder (`itin`: the ITIN's): valid by its rules, dashed or after a cue,
+    or in groups in a US record (`Jane Roe (US) — 078 05 1120`, `"country": "US"`)."""
+    valid = id_checks.us_itin if itin else checks.ssn_valid
 
     def find(t: Text) -> list[tuple[int, int]]:
-        found = []
-        for m in _SSN_GROUPS.finditer(t.shape):
-            first, second = t.raw[m.start(1) : m.end(1)], t.raw[m.start(2) : m.end(2)]
-            spaced = not (first + second).strip(b" \t")
-            if spaced and (continues(t, m.end(), b" \t") or extends_back(t, m.start(), b" \t")):
-                continue  # a longer spaced number
-            if ((spaced or (first == second and first in _SSN_PUNCT))
-                    and (span := _ssn_at(t, *m.span(), first == b"-", itin)) is not None):
-                found.append(span)
-        found.extend(span for s, e in t.digit_runs
-                     if e - s == 9 and (span := _ssn_at(t, s, e, False, itin, False)) is not None)
-        return found
+        return [(c.s, c.e) for c in _ssn_candidates(t) if valid(c.number) and (
+            (c.plain and not itin) or _SSN_CUE(t, c.s, c.e)
+            or (c.grouped and phone_context.country(t, c.s) == "US"))]
 
     return find
 
