@@ -109,8 +109,10 @@ activity_outcome := "refused" if {
 # so not counted, and the rule could only ever hold its reads while activity is unknown.
 # Identities beyond the tracking bound are counted together (`aggregated`): their common
 # count is compared with the limit, which holds sooner, never later.
-# While activity is unknown the count cannot be trusted: the same reads are held (fails
-# closed), whatever the count says.
+# While activity is unknown the count cannot be trusted: the same reads are refused with
+# 503 (fails closed), whatever the count says. An outage of the store is no question for
+# a person: a hold would leave an approval waiting for a request that has given up, and
+# a 503 tells the client to try again once the store answers.
 
 activity_holds contains {
 	"rule": "activity.personal_volume",
@@ -123,16 +125,19 @@ activity_holds contains {
 	activity_personal_read
 }
 
-activity_holds contains {
+activity_denials contains {
 	"rule": "activity.personal_volume",
-	"reason": "activity is unknown (the shared counts are stale): reads wait for approval until it is known again",
-	"approvers": ["group:dba"],
-	"seconds": 300,
+	"reason": activity_unknown_reason,
+	"status": 503,
 } if {
 	input.activity.status == "unknown"
 	activity_limit("personal_values_per_hour")
 	activity_personal_read
 }
+
+activity_unknown_reason := "activity is unknown (the shared counts are stale: the store does not answer): reads are refused until it answers again; try again later"
+
+activity_live_unknown_reason := "the shared counts of personal values could not be read (the store did not answer in time): reads are refused until it answers; try again later"
 
 activity_volume_reason(n, limit) := sprintf(
 	"%v personal values masked in the last hour for identities beyond the tracking bound, counted together (the limit is %v): reads wait for approval",
@@ -175,7 +180,8 @@ activity_read if {
 # process at this decision): one deployment reading under the identity's limit with many
 # identities. Its further reads (as activity.personal_volume's: same reads, same
 # exceptions) wait for a dba, and a warning alert per target or group (its `key`). While
-# the live counts are unknown (the store did not answer in time), the same reads are held.
+# the live counts are unknown (the store did not answer in time, retried for a second),
+# the same reads are refused with 503.
 
 activity_holds contains {
 	"rule": "activity.shared_volume",
@@ -200,11 +206,10 @@ activity_holds contains {
 	activity_personal_read
 }
 
-activity_holds contains {
+activity_denials contains {
 	"rule": "activity.shared_volume",
-	"reason": "the shared counts of personal values could not be read (the store did not answer in time): reads wait for approval until it answers",
-	"approvers": ["group:dba"],
-	"seconds": 300,
+	"reason": activity_live_unknown_reason,
+	"status": 503,
 } if {
 	input.activity.live.status == "unknown"
 	activity_shared_limits

@@ -86,7 +86,7 @@ at_limit := known(masked({"email": 300, "phone": 200}))
 
 volume_reason := "501 personal values masked in the last hour (the limit is 500): reads wait for approval"
 
-unknown_reason := "activity is unknown (the shared counts are stale): reads wait for approval until it is known again"
+unknown_reason := "activity is unknown (the shared counts are stale: the store does not answer): reads are refused until it answers again; try again later"
 
 # -- activity.personal_volume -----------------------------------------------------------------
 
@@ -196,12 +196,13 @@ test_identities_counted_together_are_held_on_their_common_count if {
 	d.reasons == ["501 personal values masked in the last hour for identities beyond the tracking bound, counted together (the limit is 500): reads wait for approval"]
 }
 
-test_reads_are_held_while_activity_is_unknown if {
+test_reads_are_refused_with_503_while_activity_is_unknown if {
 	d := data.tollgate.decision with input as agent_sql([select], activity("unknown", quiet, quiet))
-	d.action == "hold"
+	d.action == "deny"
+	d.status == 503
 	d.rules == ["activity.personal_volume"]
 	d.reasons == [unknown_reason]
-	d.approvers == ["group:dba"]
+	not d.approvers
 }
 
 test_an_unknown_count_past_the_limit_says_it_is_unknown if {
@@ -558,9 +559,10 @@ test_shared_volume_holds_reads_only if {
 	data.tollgate.decision.action == "hold" with input as http_as("GET", {}, over)
 }
 
-test_reads_are_held_while_the_live_counts_are_unknown if {
+test_reads_are_refused_with_503_while_the_live_counts_are_unknown if {
 	d := data.tollgate.decision with input as agent_sql([select], with_live(live_unknown))
-	d.action == "hold"
+	d.action == "deny"
+	d.status == 503
 	d.rules == ["activity.shared_volume"]
 	contains(d.reasons[0], "could not be read")
 	data.tollgate.decision.action == "allow" with input as agent_sql([insert], with_live(live_unknown))
@@ -580,4 +582,12 @@ test_the_shared_limits_are_data if {
 	d.action == "hold"
 	data.tollgate.decision.action == "allow" with input as agent_sql([select], over)
 		with data.tollgate.limits as {"personal_detectors": ["email"]}
+}
+
+test_a_refusal_on_the_merits_keeps_403_beside_an_unknown_count if {
+	stale := activity("unknown", quiet, token_from(["10.9.9.9"], ["prod"]))
+	d := data.tollgate.decision with input as agent_sql([select], stale)
+	d.action == "deny"
+	d.rules == ["activity.personal_volume", "activity.token_reuse"]
+	not d.status
 }

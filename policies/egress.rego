@@ -268,8 +268,10 @@ egress_holds contains {
 #
 # As the strictest `first_seen` of the identity's groups says: alert, hold or deny. A
 # group without one adds none; any other value counts as deny. When the store of reached
-# destinations cannot answer (seen.status "unknown"), the destination counts as never
-# reached: it fails closed.
+# destinations cannot answer (seen.status "unknown"), a request `hold` or `deny` would
+# stop is refused with 503 (fails closed, and the client may try again): whether it is a
+# first one is unknown, and a store's outage is no question for an approver. An `alert`
+# identity's request passes, and alerts as a first one.
 
 egress_first_seen_ranks := {"alert": 1, "hold": 2, "deny": 3}
 
@@ -285,30 +287,46 @@ egress_first_time if {
 	not input.egress.seen.identity == true
 }
 
-egress_seen_note := " (whether it did is unknown: the store of reached destinations did not answer)" if {
-	input.egress.seen.status == "unknown"
-} else := ""
+egress_seen_unknown if input.egress.seen.status == "unknown"
 
 egress_denials contains {
 	"rule": "egress.first_seen",
-	"reason": sprintf("%s never reached %s before%s, and a first request to a destination is refused (first_seen \"deny\" for its groups: %s, in %s)", [
-		activity_who, egress_destination, egress_seen_note, egress_groups_text, egress_lists_file,
+	"reason": sprintf("whether %s reached %s before is unknown: the store of reached destinations does not answer, and a first request to a destination is %s (first_seen for its groups: %s, in %s); try again later", [
+		activity_who, egress_destination, egress_first_seen_verb, egress_groups_text, egress_lists_file,
+	]),
+	"status": 503,
+} if {
+	egress_first_time
+	egress_first_seen >= 2
+	egress_seen_unknown
+}
+
+egress_first_seen_verb := "refused" if {
+	egress_first_seen == 3
+} else := "held for approval"
+
+egress_denials contains {
+	"rule": "egress.first_seen",
+	"reason": sprintf("%s never reached %s before, and a first request to a destination is refused (first_seen \"deny\" for its groups: %s, in %s)", [
+		activity_who, egress_destination, egress_groups_text, egress_lists_file,
 	]),
 } if {
 	egress_first_time
 	egress_first_seen == 3
+	not egress_seen_unknown
 }
 
 egress_holds contains {
 	"rule": "egress.first_seen",
-	"reason": sprintf("%s never reached %s before%s: a first request to a destination waits for approval (first_seen \"hold\" for its groups: %s, in %s)", [
-		activity_who, egress_destination, egress_seen_note, egress_groups_text, egress_lists_file,
+	"reason": sprintf("%s never reached %s before: a first request to a destination waits for approval (first_seen \"hold\" for its groups: %s, in %s)", [
+		activity_who, egress_destination, egress_groups_text, egress_lists_file,
 	]),
 	"approvers": egress_approvers,
 	"seconds": egress_hold_seconds,
 } if {
 	egress_first_time
 	egress_first_seen == 2
+	not egress_seen_unknown
 }
 
 # Once per destination (`key`): tollgate deduplicates alerts per rule, identity and key.

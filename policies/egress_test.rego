@@ -392,14 +392,27 @@ test_an_unknown_first_seen_counts_as_deny if {
 		with data.tollgate.egress as l
 }
 
-test_an_unknown_seen_status_counts_as_never_reached if {
-	l := lists({"agents": {"allow": ["pypi.org"], "first_seen": "hold"}})
+test_an_unknown_seen_status_is_refused_with_503_not_held if {
 	x := exchange(who(["agents"]), egress("pypi.org", 443, public, {
 		"seen": {"identity": false, "anyone": false, "status": "unknown"},
 	}))
-	d := data.tollgate.decision with input as x with data.tollgate.egress as l
-	d.rules == ["egress.first_seen"]
-	contains(d.reasons[0], "svc-pip never reached pypi.org:443 before (whether it did is unknown: the store of reached destinations did not answer)")
+	every mode in ["hold", "deny"] {
+		l := lists({"agents": {"allow": ["pypi.org"], "first_seen": mode}})
+		d := data.tollgate.decision with input as x with data.tollgate.egress as l
+		d.action == "deny"
+		d.status == 503
+		d.rules == ["egress.first_seen"]
+		contains(d.reasons[0], "whether svc-pip reached pypi.org:443 before is unknown: the store of reached destinations does not answer")
+		endswith(d.reasons[0], "; try again later")
+	}
+}
+
+test_an_unknown_seen_status_lets_an_alerting_identity_through if {
+	l := lists({"agents": {"allow": ["pypi.org"], "first_seen": "alert"}})
+	x := exchange(who(["agents"]), egress("pypi.org", 443, public, {
+		"seen": {"identity": false, "anyone": false, "status": "unknown"},
+	}))
+	data.tollgate.decision.action == "allow" with input as x with data.tollgate.egress as l
 }
 
 test_a_missing_seen_counts_as_never_reached if {

@@ -45,11 +45,11 @@ live := verdict(live_denials, live_holds, live_alert_list, false)
 
 # One decision of denials, holds and alerts; `passes`: with the mask and role of what
 # passes (the live part leaves them to the cached part).
-verdict(ds, hs, raised, passes) := with_alerts(raised, {
+verdict(ds, hs, raised, passes) := with_alerts(raised, with_status(ds, {
 	"action": "deny",
 	"reasons": sort([d.reason | some d in ds]),
 	"rules": sort({d.rule | some d in ds}),
-}) if {
+})) if {
 	count(ds) > 0
 } else := with_alerts(raised, passing(passes, {
 	"action": "hold",
@@ -62,6 +62,15 @@ verdict(ds, hs, raised, passes) := with_alerts(raised, {
 } else := with_alerts(raised, passing(passes, {"action": "allow", "reasons": [], "rules": []}))
 
 passing(false, d) := d
+
+# A denial may name its HTTP status (`"status": 503`: what could not be decided now, as
+# the store of shared counts not answering, may be tried again): the decision's is the
+# lowest of its denials' (403 for one that names none), so that a refusal on the merits
+# is never told as one to retry.
+with_status(ds, d) := object.union(d, {"status": s}) if {
+	s := min({object.get(x, "status", 403) | some x in ds})
+	s != 403
+} else := d
 
 passing(true, d) := with_role(object.union(d, {"mask": with_derived(mask)}))
 

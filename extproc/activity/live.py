@@ -15,9 +15,11 @@ The rules that guard against bursts, copies and volume across identities read th
   the hour, per detector, written as soon as the exchange is counted (`count_masked`,
   off the request path).
 
-A reading the store does not give within `live_timeout_seconds` is `unknown` (for a
-second after a failure, without asking again): the pack fails closed on it where its
-rule needs the count. Deltas the store could not take are kept (bounded) and written
+A reading is tried again through a blip of the store (store/retry.py: for up to
+0.75 s, each try within `live_timeout_seconds`); one the store still does not give is
+`unknown`, and while the store stays out readings are `unknown` at once, but for a
+probe a second: the pack refuses with 503 what its rule cannot decide without the
+count. Deltas the store could not take are kept (bounded) and written
 once it answers. Nothing here holds content: subjects, token ids, target and group
 names, addresses, detector names and counts.
 """
@@ -42,6 +44,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from extproc.store import Connection, StoreError, connect
 from extproc.store.connection import one_line, postgres_sql
+from extproc.store.retry import Retrying
 
 log = logging.getLogger("tollgate.activity")
 
@@ -198,7 +201,7 @@ class Live:
         self._store = _Postgres(url, timeout) \
             if url.startswith(("postgresql://", "postgres://")) else _Sqlite(url)
         self._timeout = timeout
-        self._down_until = 0.0  # monotonic: readings are unknown until then
+        self._retrying = Retrying()  # a reading rides out a blip of the store
         self._failing = False
         # (token key, value) this process upserted within the clock minute `_minute`.
         self._registered: set[tuple[str, str]] = set()
@@ -227,8 +230,6 @@ class Live:
                    environment: str | None) -> bytes:
         """`input.activity.live` as JSON: the sums every process wrote, as of now. The
         token's address and environment are upserted in the same round trip."""
-        if time.monotonic() < self._down_until:
-            return UNKNOWN
         now = time.time()
         minute = int(now // 60)
         groups = sorted(groups)[:GROUPS_MOST]
@@ -241,10 +242,10 @@ class Live:
         params: list[Any] = [minute, minute - 1, minute - _HOUR, *keys]
         if jti is not None:
             params += [jti, minute - _DAY]
+        select = _select(len(keys), jti is not None)
         try:
-            rows = await asyncio.wait_for(
-                self._store.read(_select(len(keys), jti is not None), params, seen),
-                self._timeout)
+            rows = await self._retrying(lambda: asyncio.wait_for(
+                self._store.read(select, params, seen), self._timeout))
         except (StoreError, TimeoutError) as exc:
             self._registered.difference_update((key, value) for key, value, _ in seen)
             self._failed(exc)
@@ -276,6 +277,9 @@ class Live:
         decision for this identity in this process reads afresh."""
         self._fresh.pop(sub, None)
         row = (sub, int(time.time() // 60), "refusals", 1)
+        if self._retrying.out:  # the store is out: written once it is back
+            self._add([row])
+            return None
         try:
             rows = await asyncio.wait_for(
                 self._store.write(f"{_UPSERT} RETURNING value", [row]), self._timeout)
@@ -345,7 +349,6 @@ class Live:
         return True
 
     def _failed(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + _RETRY_SECONDS
         if not self._failing:
             log.error("activity: the store gives no live counts (%s): the rules that need "
                       "them see them unknown", str(exc) or "no answer in time")

@@ -5,8 +5,9 @@ counts as reached once an exchange to it was let through; that is written to the
 (`egress_destinations`), which every worker and replica shares, off the request path.
 What a process learnt (from the store or by letting an exchange through) it keeps: once
 seen, always seen, so the request path asks the store only about pairs it has not met.
-A store that cannot answer gives `status: unknown` (both false): the pack treats the
-destination as new, the fail-closed reading.
+A lookup is tried again through a blip of the store (store/retry.py); a store that
+still cannot answer gives `status: unknown` (both false): the pack refuses with 503 what
+a first visit's rule would stop, the fail-closed reading.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TypedDict
 
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
+from extproc.store.retry import Retrying
 from extproc.webhook import Background
 
 log = logging.getLogger("tollgate.egress")
@@ -37,18 +39,19 @@ class Seen:
         self._store = store
         self._known: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self._background = Background()
+        self._retrying = Retrying()  # a lookup rides out a blip of the store
 
     async def lookup(self, who: str, destination: str) -> SeenInput:
         """Whether `who` (an identity's sub) and anyone were let through before."""
         if (who, destination) in self._known:
             return {"identity": True, "anyone": True, "status": "known"}
         try:
-            rows = await self._store.execute(
+            rows = await self._retrying(lambda: self._store.execute(
                 "SELECT identity FROM egress_destinations WHERE destination = ? "
-                "AND identity IN (?, ?)", (destination, who, ANYONE))
+                "AND identity IN (?, ?)", (destination, who, ANYONE)))
         except StoreError as exc:
             log.error("egress: the store cannot say whether %s reached %s before (%s): "
-                      "taken as new", who, destination, exc)
+                      "the pack decides without knowing", who, destination, exc)
             return {"identity": False, "anyone": False, "status": "unknown"}
         found = {str(row[0]) for row in rows}
         for name in found:

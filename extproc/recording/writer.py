@@ -9,8 +9,9 @@ often signs a checkpoint, appending it to the anchor log once the store has it
 - `("ready", seq)` once it has registered (in the store and the anchor log) and
   continues its chain after record `seq`; `("error", why)` when it cannot start;
 - `("written", seq)` after each batch the store took: every record up to `seq`;
-- `("failed", why)` each time the store (or the anchor log) refused a write: the batch
-  is retried, unchanged, until it is written;
+- `("failed", why)` each time the store (or the anchor log) refused a write for longer
+  than a blip (store/retry.py's budget): the batch is retried, unchanged, until it is
+  written;
 - `("log", level, logger, text)`: its log lines, which the request process logs;
 - `("bye",)` when it has written everything it received before a stop, and closed.
 
@@ -44,6 +45,7 @@ from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, reco
 from extproc.recording.record import Evidence, Session, contents_of, started_us, unbuildable
 from extproc.recording.wire import decode, encode
 from extproc.store import Connection, StoreError, connect
+from extproc.store.retry import BUDGET
 
 log = logging.getLogger("tollgate.recording")
 
@@ -76,6 +78,9 @@ def unbatched(data: bytes) -> list[bytes]:
 
 # A batch the store refused is tried again after these many seconds, then doubling.
 _RETRY_FIRST, _RETRY_MOST = 0.1, 5.0
+# A store that refuses writes for less than this is blinking (a restart, a failover):
+# new requests are still admitted while the write is retried (store/retry.py's budget).
+_BLIP_SECONDS = BUDGET
 # How often, at most, the writer wakes with nothing to write (checkpoints, pruning).
 _IDLE_WAKE = 1.0
 # How often records past `store.retention_days` are pruned.
@@ -342,14 +347,20 @@ class ChainWriter:
         self._acks.send(("written", seq))
 
     def _until_stored(self, attempt: Callable[[bool], _T]) -> _T:
-        """`attempt(retry)` until the store takes it: each refusal is told, and the next
-        try waits longer (doubling, up to _RETRY_MOST)."""
-        delay, retry = _RETRY_FIRST, False
+        """`attempt(retry)` until the store takes it, each try waiting longer (doubling,
+        up to _RETRY_MOST). Refusals within a blip (`_BLIP_SECONDS`: a restart, a
+        connection the server closed) are retried quietly but for a warning; past it each
+        is told, and new requests are refused until a write succeeds. Nothing is lost
+        meanwhile: the request process keeps every record until it is written."""
+        delay, retry, since = _RETRY_FIRST, False, time.monotonic()
         while True:
             try:
                 return attempt(retry)
             except StoreError as exc:
-                self._fail(str(exc))
+                if not retry:
+                    log.warning("recording: the store refused a write (%s); retrying", exc)
+                if time.monotonic() - since >= _BLIP_SECONDS:
+                    self._fail(str(exc))
                 time.sleep(delay)
                 delay, retry = min(delay * 2, _RETRY_MOST), True
 

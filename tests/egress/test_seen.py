@@ -3,6 +3,8 @@ anyone, what a process remembers, what a fresh process reads back, and a store t
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from extproc.activity.seen import Seen
 from extproc.store.aio import AsyncStore, open_store
+from extproc.store.retry import BUDGET
 
 PYPI = "pypi.org:443"
 NEW = {"identity": False, "anyone": False, "status": "known"}
@@ -109,7 +112,11 @@ async def test_a_pair_the_store_did_not_keep_is_asked_for_again(store: AsyncStor
     await store.execute("CREATE TABLE egress_destinations (identity TEXT NOT NULL, "
                         "destination TEXT NOT NULL, first_us BIGINT NOT NULL, "
                         "PRIMARY KEY (identity, destination))")
-    found = await seen.lookup("alice", PYPI)
+    # The store is out for this process until a probe finds it back (store/retry.py).
+    deadline = time.monotonic() + 5 * BUDGET
+    while (found := await seen.lookup("alice", PYPI))["status"] == "unknown":
+        assert time.monotonic() < deadline, "no probe found the store back"
+        await asyncio.sleep(0.05)
     assert (found["identity"], found["status"]) == (False, "known")
 
 
