@@ -15,6 +15,7 @@ filter's `name` is free text).
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 from collections.abc import Iterator
@@ -368,12 +369,31 @@ def stream_route(route: dict[str, Any], cluster: str = KUBE_CLUSTER) -> dict[str
     }
 
 
+# What takes a dead endpoint of tollgate's out of Envoy's balancing: its health checks
+# and its outlier detection.
+GUARDS = ("health_checks", "outlier_detection")
+
+
+def front_guards() -> dict[str, Any]:
+    """The health checks and outlier detection of a cluster of tollgate's protocol fronts,
+    as envoy/quickstart.yaml gives PostgreSQL's (where it says why): for the clusters
+    made here."""
+    return copy.deepcopy(_front_guards())
+
+
+@functools.cache
+def _front_guards() -> dict[str, Any]:
+    cluster = _cluster(load(), POSTGRES_CLUSTER)
+    return {key: cluster[key] for key in GUARDS}
+
+
 def with_stream_front(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
     """A copy with tollgate's Kubernetes stream front as cluster KUBE_CLUSTER (one
-    endpoint per worker on `ports`, plain HTTP/1.1 on 127.0.0.1), and a stream route ahead
-    of every route whose protocol is k8s."""
+    endpoint per worker on `ports`, plain HTTP/1.1 on 127.0.0.1, health-checked as the
+    other fronts), and a stream route ahead of every route whose protocol is k8s."""
     config = with_clusters(bootstrap, {KUBE_CLUSTER: ports[0]})
     _spread(_cluster(config, KUBE_CLUSTER), ports)
+    _cluster(config, KUBE_CLUSTER).update(front_guards())
     for manager in connection_managers(config):
         for host in manager["route_config"]["virtual_hosts"]:
             routes = host["routes"]

@@ -14,6 +14,7 @@ from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG, main
 from extproc.quickstart import layout, stack
 from tests.support.tls import write_tls_files
+from tests.test_envoy_configs import assert_tollgate_clusters_guarded
 
 WORKERS = 3
 
@@ -123,6 +124,9 @@ def test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes(
         assert endpoints(clusters[name]) == [("127.0.0.1", first + i) for i in range(WORKERS)]
     assert envoy_bootstrap.ext_proc_ports(bootstrap) == set(
         config.load(path).listen.worker_ports)
+    # Each of them health-checked, with outlier detection (a dead worker taken out).
+    assert assert_tollgate_clusters_guarded(bootstrap) == \
+        envoy_bootstrap.TOLLGATE_CLUSTERS - {envoy_bootstrap.EGRESS_CLUSTER}
 
     # A route per HTTP target, named as it matches, to a cluster of its own (or of the
     # name it matches); Envoy's answers on llm and k8s routes in their protocols' shape.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,48 @@ def test_tokens_must_expire_and_slow_clients_are_cut_off_but_holds_are_not(
     (monitor,) = loaded["overload_manager"]["resource_monitors"]
     assert monitor["name"] == "envoy.resource_monitors.global_downstream_max_connections"
     assert monitor["typed_config"]["max_active_downstream_connections"] > 0
+
+
+def assert_tollgate_clusters_guarded(bootstrap: dict[str, Any]) -> set[str]:
+    """Every cluster whose endpoints are tollgate's is health-checked every second or two,
+    before any traffic too, a dead endpoint out after at most two failed checks, and has
+    outlier detection ejecting an endpoint that refuses connections. The names checked."""
+    names = set()
+    for cluster in bootstrap["static_resources"]["clusters"]:
+        if cluster["name"] not in envoy_bootstrap.TOLLGATE_CLUSTERS - {
+                envoy_bootstrap.EGRESS_CLUSTER}:
+            continue
+        names.add(cluster["name"])
+        (check,) = cluster.get("health_checks") or [None]
+        assert check is not None, f"{cluster['name']}: no health check"
+        assert _seconds(check["interval"]) <= 2 and _seconds(check["timeout"]) <= 2
+        assert _seconds(check["no_traffic_interval"]) <= 2
+        assert check["unhealthy_threshold"] <= 2 and check["healthy_threshold"] <= 2
+        assert {"tcp_health_check", "grpc_health_check"} & set(check)
+        outliers = cluster.get("outlier_detection")
+        assert outliers is not None, f"{cluster['name']}: no outlier detection"
+        assert outliers["split_external_local_origin_errors"] is True
+        assert outliers["consecutive_local_origin_failure"] <= 3
+        assert outliers["enforcing_consecutive_local_origin_failure"] == 100
+    return names
+
+
+@pytest.mark.parametrize("bootstrap", BOOTSTRAPS, ids=[b.name for b in BOOTSTRAPS])
+def test_every_cluster_of_tollgate_is_health_checked_with_outlier_detection(
+        bootstrap: Path, tmp_path: Path) -> None:
+    """As shipped, and moved to every front (MySQL's made from PostgreSQL's, the
+    Kubernetes stream front's added) as `tollgate up` and the tests run it."""
+    loaded = envoy_bootstrap.load(bootstrap)
+    assert assert_tollgate_clusters_guarded(loaded) == {
+        envoy_bootstrap.EXT_PROC_CLUSTER, envoy_bootstrap.POSTGRES_CLUSTER,
+        envoy_bootstrap.SSH_CLUSTER}
+    moved = envoy_bootstrap.with_stream_front(envoy_bootstrap.with_ports(
+        loaded, envoy_bootstrap.Ports(postgres=15432, mysql=13306, ssh=2222), workers=2),
+        [10400, 10401])
+    assert assert_tollgate_clusters_guarded(moved) == envoy_bootstrap.TOLLGATE_CLUSTERS - {
+        envoy_bootstrap.EGRESS_CLUSTER}
+    result = subprocess.run(
+        [stack.envoy_binary(), "--mode", "validate", "-c",
+         str(envoy_bootstrap.write(moved, tmp_path / "envoy.yaml")), "--disable-hot-restart"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

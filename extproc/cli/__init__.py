@@ -25,6 +25,7 @@ from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
 from extproc.masking import ner
+from extproc.masking.log_lines import LogMasking
 from extproc.quickstart import layout
 
 # Development tokens are for trying things: a week at most.
@@ -105,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return bootstrap.main(args)
     if args.command == "db":
         return db.main(args)
-    # Log messages carry paths, SQL and errors agents caused: none may forge a log line.
+    # Log messages carry paths, SQL and errors agents caused: none may forge a log line,
+    # or carry a secret out (masked, every process's: workers run this too).
     logged = logging.StreamHandler()
+    logged.addFilter(LogMasking())
     # A worker of several (listen.workers) says which: they share the supervisor's output.
     worker = "" if getattr(args, "worker", None) is None else f"[w{args.worker}]"
     logged.setFormatter(LogFormatter(

@@ -39,7 +39,9 @@ from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any, TypeVar
 
+from extproc.codecs.inert import terminal
 from extproc.masking import Masker
+from extproc.masking.log_lines import LogMasking
 from extproc.recording import anchors, retention, sessions, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
 from extproc.recording.record import Evidence, Session, contents_of, started_us, unbuildable
@@ -155,7 +157,7 @@ class _Forward(logging.Handler):
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
         if not self._acks.send(("log", record.levelno, record.name, text)):
-            sys.stderr.write(f"{record.levelname} {record.name}: {text}\n")  # tollgate's
+            sys.stderr.write(f"{record.levelname} {record.name}: {terminal(text)}\n")
 
 
 def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, signer: Signer,
@@ -166,7 +168,9 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
         signal.signal(stop_signal, signal.SIG_IGN)
     acks = _Acks(pipe)
     root = logging.getLogger()
-    root.handlers[:] = [_Forward(acks, log_level)]
+    forward = _Forward(acks, log_level)
+    forward.addFilter(LogMasking(masker))  # masked here too: stderr may be its only way out
+    root.handlers[:] = [forward]
     root.setLevel(log_level)
     writer = ChainWriter(url, settings, signer, masker, acks)
     masker.warm()  # before "ready": a strict record's commit deadline must not pay for it

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.ssh")
+# asyncssh says at INFO what tollgate records itself (each connection, its addresses,
+# its channels): with Envoy's health check connecting every second, lines of noise.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 class Front:
