@@ -50,6 +50,13 @@ class Approval:
     used_trace_id: str | None = None
     notified: dict[str, Any] | None = field(default=None)
     hold_until_us: int | None = None  # the held request waits at most until then
+    waiting_until_us: int | None = None  # the lease of the request waiting on it
+
+    def waiting(self, now_us: int | None = None) -> bool:
+        """Whether a request waits on it now: its waiter renewed the lease in time (a
+        client that left, or a replica that died, renews it no more)."""
+        return self.waiting_until_us is not None and self.waiting_until_us > (
+            now_us if now_us is not None else now())
 
     def state(self, now_us: int | None = None) -> str:
         """The status as it stands now: a pending approval past its expiry has expired."""
@@ -102,6 +109,7 @@ class Approval:
     def as_json(self) -> dict[str, Any]:
         found = asdict(self)
         found["status"] = self.state()
+        found["waiting"] = self.waiting()
         for key in ("approvers", "rules", "reasons"):
             found[key] = list(found[key])
         return found

@@ -6,7 +6,10 @@ exactly one request through. A decision wakes the requests waiting in this proce
 once, and those waiting in every other process sharing the store: on PostgreSQL by NOTIFY
 (committed with the decision), on SQLite by a word to each sibling's socket (wakeup.py: the
 workers of one `tollgate serve`, or any process on the same file). A waiter also looks
-again every few seconds, so a missed notification delays a request, never loses it.
+again every few seconds, so a missed notification delays a request, never loses it; and
+renews, each time, the approval's waiting lease (`waiting_until_us`), so approvers see
+whether a request still waits on it: a client that left, or a replica that died, stops
+renewing it, and two polls later nobody is shown waiting.
 """
 
 from __future__ import annotations
@@ -31,11 +34,15 @@ from extproc.store.aio import AsyncStore, open_store
 log = logging.getLogger("tollgate.approvals")
 
 CHANNEL = "tollgate_approvals"
+# A waiter's lease lasts this many polls: renewed at each, it lapses two polls after the
+# waiter stopped (a replica killed mid-hold), never between two renewals.
+_LEASE_POLLS = 3
 _COLUMNS = (
     "id", "fingerprint", "requester", "identity", "target", "summary", "request",
     "approvers", "rules", "reasons", "grant_mode", "grant_minutes", "status", "created_us",
     "expires_us", "trace_id", "span_id", "held_by", "decided_by", "decided_us", "reason",
     "grant_until_us", "used_us", "used_trace_id", "notified", "hold_until_us",
+    "waiting_until_us",
 )
 _JSON = frozenset({"identity", "request", "notified"})
 _LISTS = frozenset({"approvers", "rules", "reasons"})
@@ -162,7 +169,7 @@ class ApprovalStore:
         self._events[approval_id].add(event)
         try:
             while True:
-                found = await self.get(approval_id)
+                found = await self._renewed(approval_id)
                 left = deadline - asyncio.get_running_loop().time()
                 if found.state() != "pending" or left <= 0 or self._stopping:
                     return found
@@ -173,6 +180,21 @@ class ApprovalStore:
             self._events[approval_id].discard(event)
             if not self._events[approval_id]:
                 del self._events[approval_id]
+                with contextlib.suppress(StoreError):  # else the lease lapses by itself
+                    await self._store.execute(
+                        "UPDATE approvals SET waiting_until_us = NULL WHERE id = ?",
+                        (approval_id,))
+
+    async def _renewed(self, approval_id: str) -> Approval:
+        """The approval, its waiting lease renewed for a few polls more: approvers see
+        whether a request still waits on it (a waiter that stops renewing has left)."""
+        rows = await self._store.execute(
+            f"UPDATE approvals SET waiting_until_us = ? WHERE id = ? "
+            f"RETURNING {', '.join(_COLUMNS)}",
+            (now() + int(_LEASE_POLLS * self._poll * 1_000_000), approval_id))
+        if not rows:
+            raise ApprovalError("not_found", f"no approval {approval_id}", 404)
+        return _approval(rows[0])
 
     def stop_waiting(self) -> None:
         """Shutdown: held requests stop waiting and are answered with their approval as

@@ -215,6 +215,9 @@ class Pipeline:
                 approval = await holds.ask(bound, held, exchange.evidence)
                 via, seconds = "hold", holds.seconds(held)
                 exchange.approval_event(approval, via, seconds)
+                # Held is recorded as held, durably, before the wait: should this replica
+                # die while it waits, the record still shows the request and its approval.
+                await self.recorder.commit(exchange.strict_record(), exchange.who)
                 yield seconds
                 approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
         except StoreError as exc:

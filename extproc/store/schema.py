@@ -152,6 +152,12 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             # tool definition) and on approvals older than this step.
             "ALTER TABLE approvals ADD COLUMN hold_until_us BIGINT",
         ],
+        [
+            # The lease of the request that waits on it, renewed by its waiter every few
+            # seconds while it waits (approvals/store.py): past it nobody waits, as when
+            # the client left or the replica holding it died. NULL: nobody waits.
+            "ALTER TABLE approvals ADD COLUMN waiting_until_us BIGINT",
+        ],
     ],
     "postgres": [
         [

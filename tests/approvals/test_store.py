@@ -531,11 +531,11 @@ async def test_replicas_starting_together_on_a_new_database_all_open(pg_url: str
 
 async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store one step behind (no `hold_until_us`) with a pending approval, as an older
-    tollgate wrote it: opened by this one, it gains the column, the old approval reads as
-    waiting on nothing known, and a new one keeps its hold."""
+    """A store two steps behind (no `hold_until_us`, no waiting lease) with a pending
+    approval, as an older tollgate wrote it: opened by this one, it gains the columns, the
+    old approval reads as waiting on nothing known, and a new one keeps its hold."""
     with monkeypatch.context() as older:
-        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-1])
+        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-2])
         connection = connect(store_url)
     try:
         assert "hold_until_us" not in columns(store_url)
@@ -550,7 +550,39 @@ async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
         connection.close()
     async with opened(store_url) as store:
         old = await store.get("ap-old")
-        assert (old.state(), old.hold_until_us) == ("pending", None)
+        assert (old.state(), old.hold_until_us, old.waiting()) == ("pending", None, False)
         new = await create(store, fingerprint="new", hold_seconds=5)
         assert (await store.get(new.id)).hold_until_us == new.created_us + 5_000_000
     assert "hold_until_us" in columns(store_url)
+
+
+async def test_a_waiter_holds_a_lease_that_ends_with_its_wait(store_url: str) -> None:
+    """While a request waits, the approval shows it waiting (renewed every poll); when
+    the wait ends, it shows nobody."""
+    async with opened(store_url, poll_seconds=0.05) as store:
+        approval = await create(store)
+        assert not (await store.get(approval.id)).waiting()
+        waiting = asyncio.create_task(store.wait(approval.id, 30))
+        await eventually(lambda: _waiting(store, approval.id), "the waiter's lease")
+        await store.decide(approval.id, *DBA, approve=True, reason=None)
+        assert (await waiting).status == "approved"
+        assert not (await store.get(approval.id)).waiting()
+
+
+async def test_a_lease_nobody_renews_lapses(store_url: str) -> None:
+    """A waiter that stops renewing (its replica killed: no `finally` runs) is shown
+    gone once its lease passes, a few polls later, with no one clearing it."""
+    async with opened(store_url, poll_seconds=0.05) as store:
+        approval = await create(store)
+        await store.store.execute("UPDATE approvals SET waiting_until_us = ? WHERE id = ?",
+                                  (now() + 150_000, approval.id))
+        assert (await store.get(approval.id)).waiting()
+        await eventually(lambda: _gone(store, approval.id), "the lease to lapse")
+
+
+async def _waiting(store: ApprovalStore, approval_id: str) -> bool:
+    return (await store.get(approval_id)).waiting()
+
+
+async def _gone(store: ApprovalStore, approval_id: str) -> bool:
+    return not (await store.get(approval_id)).waiting()

@@ -514,6 +514,13 @@ def test_the_wait_says_until_when_or_that_the_agent_gave_up(gw: Gateway, page: P
     assert said(unwaited) == (
         "It was asked 1 min 30 s ago. No request is known to wait on it: approving lets the "
         "next try of exactly this request through, once.")
+    # Its waiter's lease lapsed before its wait's end: the client left, or its replica died.
+    orphaned = {**base, "wait": {**waiting["wait"], "waiting": False, "held_by": "replica-b"}}
+    assert said(orphaned) == (
+        "No request waits on it now: its client left, or replica-b, which held it, stopped "
+        "(asked 1 min 30 s ago). Approving now lets the agent's next try of exactly this "
+        "request through, once, until this approval expires in 50 min.")
+    assert said({**base, "wait": {**waiting["wait"], "waiting": True}}) == said(waiting)
     window = {**waiting, "grant_mode": "window", "grant_minutes": 30}
     assert said(window).endswith(
         "Approving now lets the waiting request through at once and opens a 30-minute "

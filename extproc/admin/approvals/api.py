@@ -138,7 +138,9 @@ class ApprovalsApi:
     async def _wait(self, approval: Approval) -> dict[str, Any]:
         """How the held request waits: since when, until when at most (its policy's hold,
         capped, and never past the approval's expiry; none where nothing waits, as for a
-        changed MCP tool definition), and how it was answered once it was (from its
+        changed MCP tool definition), whether a request still waits on it now (its
+        waiter's lease: none once its client left or its replica died, even before
+        `until`) and on which replica, and how it was answered once it was (from its
         exchange's record: when, the status, the refusal, the approval's status then). A
         request held past its approval's creation by a retry shows the first request's
         answer."""
@@ -161,7 +163,8 @@ class ApprovalsApi:
                 "approval_status": held.get("status"),
             }
             break
-        return {"since_us": approval.created_us, "until_us": until, "answered": answered}
+        return {"since_us": approval.created_us, "until_us": until, "answered": answered,
+                "waiting": approval.waiting(), "held_by": approval.held_by}
 
     # -- deciding ------------------------------------------------------------------------
 

@@ -114,6 +114,10 @@ function waitParts(approval, nowMs) {
     return ["The agent's wait ended ", { us: wait.until_us }, " after ",
             { ms: (wait.until_us - since) / 1000 }, ". ", ...later];
   }
+  if (wait.until_us && wait.waiting === false) {
+    return ["No request waits on it now: its client left, or " + wait.held_by
+            + ", which held it, stopped (asked ", { us: since }, "). ", ...later];
+  }
   const waited = ["The agent has waited ", { ms: nowMs - since / 1000 }];
   const now = window ? "Approving now lets the waiting request through at once and" + opens
     : "Approving now lets the waiting request through at once.";
