@@ -693,6 +693,19 @@ class Identity:
     # verifies approvers' tokens with the same issuer, audiences and keys (inline, a
     # file, or the provider's remote JWKS), so there is one identity setup, not two.
     envoy_bootstrap: Path | None = None
+    # How often that bootstrap and the key files its providers name are checked for
+    # changes (0: only on SIGHUP): a key removed from them stops verifying this soon.
+    keys_watch_seconds: float = 2.0
+    # The least time between two unscheduled fetches of one remote key set (a token
+    # naming a key it lacks, a retry after a failed fetch), so tokens naming made-up
+    # keys cannot make tollgate hammer the identity provider.
+    remote_keys_refetch_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.keys_watch_seconds < 0:
+            raise Invalid("keys_watch_seconds", "must be >= 0")
+        if self.remote_keys_refetch_seconds < 0:
+            raise Invalid("remote_keys_refetch_seconds", "must be >= 0")
 
 
 @dataclass(frozen=True)

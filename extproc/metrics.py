@@ -133,6 +133,10 @@ TUNNEL_BYTES = Counter(
 POLICY_RELOAD_FAILURES = Counter(
     "tollgate_policy_reload_failures",
     "Policy reloads that failed (the previous revision kept serving).")
+KEY_RELOAD_FAILURES = Counter(
+    "tollgate_key_reload_failures",
+    "Signing key reloads that failed: an unreadable bootstrap or key file, a remote key "
+    "set not fetched (the keys already read kept verifying).")
 
 
 class _Values:
@@ -252,6 +256,10 @@ def policy_revision(revision: str) -> None:
 
 def policy_reload_failed() -> None:
     POLICY_RELOAD_FAILURES.inc()
+
+
+def key_reload_failed() -> None:
+    KEY_RELOAD_FAILURES.inc()
 
 
 # -- serving ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from extproc.admin.recordings.report import Reports
 from extproc.approvals import ApprovalStore
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
+from extproc.approvals.key_reload import KeyReloader
 from extproc.approvals.notify import Notifier
 from extproc.approvals.pins import StoredPins
 from extproc.config import Config
@@ -42,7 +43,7 @@ from extproc.masking import Masker
 from extproc.masking.ner import ModelUnavailable
 from extproc.masking.policy_mask import new_masker
 from extproc.mysql.front import Front as MysqlFront
-from extproc.policy import load_modules, open_engine
+from extproc.policy import PolicyEngine, load_modules, open_engine
 from extproc.policy.reload import PolicyReloader
 from extproc.postgres.front import Front as PostgresFront
 from extproc.recording import Recorder, RecorderSettings
@@ -97,17 +98,18 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
     try:
         credentials = CredentialStore.from_config(config)
         key = hash_key(config)
-        verifier = approver_verifier(config) if admin_api else None
-        postgres = database_front_settings(config, verifier, "postgres")
-        mysql = database_front_settings(config, verifier, "mysql")
-        ssh = ssh_settings(config, verifier)
-        kube = kube_verifier(config, verifier)
+        verifiers = Verifiers(config, approver_verifier(config) if admin_api else None)
+        verifier = verifiers.made
+        postgres = database_front_settings(config, verifiers, "postgres")
+        mysql = database_front_settings(config, verifiers, "mysql")
+        ssh = ssh_settings(config, verifiers)
+        kube = kube_verifier(config, verifiers)
         # The egress proxy's agents' tokens, which tollgate verifies itself.
         proxy_verifier = None
         if any(t.protocol == "egress" for t in config.targets):
-            proxy_verifier = agent_verifier(
-                config, verifier, "the egress targets", "in Proxy-Authorization, which Envoy "
-                "does not verify (a Basic password is out of jwt_authn's reach)")
+            proxy_verifier = verifiers.agents(
+                "the egress targets", "in Proxy-Authorization, which Envoy does not verify "
+                "(a Basic password is out of jwt_authn's reach)")
     except (CredentialError, ValueError, VerifierError, OSError) as exc:
         raise ServeError(str(exc)) from None
     async with contextlib.AsyncExitStack() as opened:  # closed in reverse, however we leave
@@ -195,19 +197,12 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         # a full collection no longer walks it (~40-60 ms a time, a latency spike for
         # every exchange in flight, measured with the default pack and masks).
         gc.freeze()
-        reloader = PolicyReloader(
-            engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload,
-            lambda loaded, why: record_load(recorder, engine.revision, config.policy.engine,
-                                            config.policy_dir, loaded, why),
-        )
-        reloading = asyncio.create_task(reloader.run())
-        # Credential files are re-read on change, as often as policies are checked.
-        watching = asyncio.create_task(credentials.watch(config.policy.watch_seconds or 2.0))
+        watchers = start_watching(config, engine, recorder, credentials, verifiers.made)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
+        loop.add_signal_handler(signal.SIGHUP, watchers.reload)
         await stop.wait()
 
         # Health turns NOT_SERVING first so Envoy stops sending new exchanges here;
@@ -217,8 +212,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         # once per front.
         drain = config.listen.drain_seconds
         log.info("draining (up to %gs)", drain)
-        reloading.cancel()
-        watching.cancel()
+        watchers.cancel()
         await health_servicer.enter_graceful_shutdown()
         holds.store.stop_waiting()
         await asyncio.gather(server.stop(drain), *(front.stop(drain) for front in fronts))
@@ -273,14 +267,48 @@ async def start_ssh(config: Config, ssh: SshSettings | None, worker: int,
     return front
 
 
-def kube_verifier(config: Config, verifier: Verifier | None) -> Verifier | None:
+@dataclass(frozen=True)
+class Watchers:
+    """What is read again while tollgate serves: on change, and all of it on SIGHUP."""
+
+    tasks: list[asyncio.Task[None]]
+    requests: list[asyncio.Event]
+
+    def reload(self) -> None:
+        for requested in self.requests:
+            requested.set()
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+
+def start_watching(config: Config, engine: PolicyEngine, recorder: Recorder,
+                   credentials: CredentialStore, verifier: Verifier | None) -> Watchers:
+    """Policies, credential files and the signing keys every door's tokens are checked
+    with (`verifier`: none when no door reads tokens), each kept current."""
+    policies = PolicyReloader(
+        engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload,
+        lambda loaded, why: record_load(recorder, engine.revision, config.policy.engine,
+                                        config.policy_dir, loaded, why),
+    )
+    reloaders: list[PolicyReloader | KeyReloader] = [policies]
+    if verifier is not None:
+        reloaders.append(KeyReloader(verifier, config.identity.keys_watch_seconds))
+    tasks = [asyncio.create_task(reloader.run()) for reloader in reloaders]
+    # Credential files are re-read on change, as often as policies are checked.
+    tasks.append(asyncio.create_task(credentials.watch(config.policy.watch_seconds or 2.0)))
+    return Watchers(tasks, [reloader.requested for reloader in reloaders])
+
+
+def kube_verifier(config: Config, verifiers: Verifiers) -> Verifier | None:
     """The verifier of the agents' tokens the Kubernetes stream front reads itself (None:
     no k8s target has an upstream for streams)."""
     if config.kube is None or not any(t.k8s is not None and t.k8s.upstream
                                       for t in config.targets):
         return None
-    return agent_verifier(config, verifier, "the k8s targets' streams",
-                          "on the stream route, where Envoy's jwt_authn is off")
+    return verifiers.agents("the k8s targets' streams",
+                            "on the stream route, where Envoy's jwt_authn is off")
 
 
 async def start_kube(config: Config, verifier: Verifier | None, worker: int,
@@ -320,7 +348,7 @@ def ssh_certificates_api(config: Config, verifier: Verifier) -> CertificatesApi:
         raise admin.AdminError(str(exc)) from None
 
 
-def ssh_settings(config: Config, verifier: Verifier | None) -> SshSettings | None:
+def ssh_settings(config: Config, verifiers: Verifiers) -> SshSettings | None:
     """What the SSH front needs (None: no ssh target): the verifier of agents' tokens
     (passwords Envoy cannot read), the gateway's host key, and the targets' keys."""
     front = config.ssh
@@ -332,23 +360,21 @@ def ssh_settings(config: Config, verifier: Verifier | None) -> SshSettings | Non
     except KeyFileError as exc:
         raise ValueError(str(exc)) from None
     return SshSettings(
-        agent_verifier(config, verifier, "the ssh targets",
-                       "as SSH passwords, which Envoy does not read"),
+        verifiers.agents("the ssh targets", "as SSH passwords, which Envoy does not read"),
         read_host_key(config.resolve(front.host_key_file)),
         SshKeys(list(config.targets), config.resolve), ca)
 
 
-def database_front_settings(config: Config, verifier: Verifier | None, protocol: str
+def database_front_settings(config: Config, verifiers: Verifiers, protocol: str
                             ) -> tuple[Verifier, ssl.SSLContext | None] | None:
     """What the PostgreSQL or MySQL front needs (None: no target of the protocol): the
-    verifier of agents' tokens, which arrive as passwords where Envoy cannot read them
-    (the approvers' `verifier`, built from the same bootstrap, where there is one), and
-    the TLS clients see."""
+    verifier of agents' tokens, which arrive as passwords where Envoy cannot read them,
+    and the TLS clients see."""
     front = config.postgres if protocol == "postgres" else config.mysql
     if front is None or not any(t.protocol == protocol for t in config.targets):
         return None
-    verifier = agent_verifier(config, verifier, f"the {protocol} targets",
-                              "as passwords, which Envoy does not read")
+    verifier = verifiers.agents(f"the {protocol} targets",
+                                "as passwords, which Envoy does not read")
     tls = None
     if front.tls_cert_file is not None and front.tls_key_file is not None:
         tls = server_context(config.resolve(front.tls_cert_file),
@@ -370,19 +396,26 @@ def open_egress(config: Config, verifier: Verifier | None, recorder: Recorder,
     return EgressProxy(verifier, config.targets, seen)
 
 
-def agent_verifier(config: Config, verifier: Verifier | None, needed_by: str,
-                   where: str) -> Verifier:
-    """The verifier of agents' tokens that arrive `where` Envoy cannot check them (the
-    approvers' `verifier`, built from the same bootstrap, where there is one)."""
-    if verifier is not None:
-        return verifier
-    bootstrap = config.identity.envoy_bootstrap
-    if bootstrap is None:
-        raise VerifierError(
-            f"{config.source}: identity.envoy_bootstrap: needed by {needed_by}, whose "
-            "agents' tokens tollgate verifies with the jwt_authn providers of that Envoy "
-            f"bootstrap (they arrive {where})")
-    return Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
+class Verifiers:
+    """The one verifier of a process, shared by every door that reads tokens, so that
+    one reload of its keys serves them all: the approvers' where the admin API runs
+    (`made`), else made when a door first needs one."""
+
+    def __init__(self, config: Config, approvers: Verifier | None) -> None:
+        self._config, self.made = config, approvers
+
+    def agents(self, needed_by: str, where: str) -> Verifier:
+        """The verifier of agents' tokens that arrive `where` Envoy cannot check them."""
+        if self.made is None:
+            bootstrap = self._config.identity.envoy_bootstrap
+            if bootstrap is None:
+                raise VerifierError(
+                    f"{self._config.source}: identity.envoy_bootstrap: needed by "
+                    f"{needed_by}, whose agents' tokens tollgate verifies with the "
+                    f"jwt_authn providers of that Envoy bootstrap (they arrive {where})")
+            self.made = Verifier.from_bootstrap(self._config.resolve(bootstrap),
+                                                self._config.identity)
+        return self.made
 
 
 def approver_verifier(config: Config) -> Verifier | None:
