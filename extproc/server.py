@@ -43,7 +43,7 @@ from extproc.masking.ner import ModelUnavailable
 from extproc.masking.policy_mask import new_masker
 from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import load_modules, open_engine
-from extproc.policy.reload import PolicyReloader
+from extproc.policy.reload import RELOAD_FAILED, PolicyReloader, vetted_start
 from extproc.postgres.front import Front as PostgresFront
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
@@ -114,6 +114,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         modules = load_modules(config.policy, config.policy_dir)
         engine = await open_engine(config.policy, config.policy_dir, modules)
         opened.push_async_callback(engine.close)
+        # Fail closed: a pack that fails its smoke set (policy/smoke.py) never serves.
+        smoke = asyncio.create_task(vetted_start(engine, config.policy_dir, bool(modules)))
+        opened.callback(smoke.cancel)
         try:
             masker = new_masker(key, config.masking.model, config.masking.model_budget_ms)
         except ModelUnavailable as exc:
@@ -121,8 +124,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         masker.warm()
         where = config.policy.url if config.policy.engine == "opa" else "in process"
         log.info(
-            "policies from %s loaded, %s engine %s (revision %s)",
-            config.policy_dir, config.policy.engine, where, engine.revision,
+            "policies from %s loaded, %s engine %s (revision %s; %s)",
+            config.policy_dir, config.policy.engine, where, engine.revision, await smoke,
         )
         try:
             telemetry = Telemetry(config.telemetry)
@@ -199,6 +202,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload,
             lambda loaded, why: record_load(recorder, engine.revision, config.policy.engine,
                                             config.policy_dir, loaded, why),
+            lambda message, cause: alerts.raise_own(RELOAD_FAILED, "critical", message,
+                                                    key=cause),
         )
         reloading = asyncio.create_task(reloader.run())
         # Credential files are re-read on change, as often as policies are checked.
