@@ -115,8 +115,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         engine = await open_engine(config.policy, config.policy_dir, modules)
         opened.push_async_callback(engine.close)
         # Fail closed: a pack that fails its smoke set (policy/smoke.py) never serves.
-        smoke = asyncio.create_task(vetted_start(engine, config.policy_dir, bool(modules)))
-        opened.callback(smoke.cancel)
+        checked = await vetted_start(engine, config.policy_dir, bool(modules))
         try:
             masker = new_masker(key, config.masking.model, config.masking.model_budget_ms)
         except ModelUnavailable as exc:
@@ -125,7 +124,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         where = config.policy.url if config.policy.engine == "opa" else "in process"
         log.info(
             "policies from %s loaded, %s engine %s (revision %s; %s)",
-            config.policy_dir, config.policy.engine, where, engine.revision, await smoke,
+            config.policy_dir, config.policy.engine, where, engine.revision, checked,
         )
         try:
             telemetry = Telemetry(config.telemetry)

@@ -166,8 +166,8 @@ class Pipeline:
                 spec_of([decision.mask])  # a detector or strategy that exists nowhere
         except (PolicyError, MaskError) as exc:
             fail_open = target.fail_mode == "open"
-            self._policy_failed(exchange, exc, f"on target {target.name} (" + (
-                "failing open" if fail_open else "refused") + ")")
+            self._policy_failed(exchange, exc, f"on target {target.name} "
+                                f"({'failing open' if fail_open else 'refused'})")
             decision = replace(POLICY_ERROR, action="allow") if fail_open else POLICY_ERROR
             exchange.outcome["tollgate.policy.error"] = str(exc)
             if fail_open:
