@@ -44,7 +44,7 @@ from extproc.masking.ner import ModelUnavailable
 from extproc.masking.policy_mask import new_masker
 from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import PolicyEngine, load_modules, open_engine
-from extproc.policy.reload import PolicyReloader
+from extproc.policy.reload import RELOAD_FAILED, PolicyReloader, vetted_start
 from extproc.postgres.front import Front as PostgresFront
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
@@ -116,6 +116,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         modules = load_modules(config.policy, config.policy_dir)
         engine = await open_engine(config.policy, config.policy_dir, modules)
         opened.push_async_callback(engine.close)
+        # Fail closed: a pack that fails its smoke set (policy/smoke.py) never serves.
+        checked = await vetted_start(engine, config.policy_dir, bool(modules))
         try:
             masker = new_masker(key, config.masking.model, config.masking.model_budget_ms)
         except ModelUnavailable as exc:
@@ -123,8 +125,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         masker.warm()
         where = config.policy.url if config.policy.engine == "opa" else "in process"
         log.info(
-            "policies from %s loaded, %s engine %s (revision %s)",
-            config.policy_dir, config.policy.engine, where, engine.revision,
+            "policies from %s loaded, %s engine %s (revision %s; %s)",
+            config.policy_dir, config.policy.engine, where, engine.revision, checked,
         )
         try:
             telemetry = Telemetry(config.telemetry)
@@ -197,7 +199,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         # a full collection no longer walks it (~40-60 ms a time, a latency spike for
         # every exchange in flight, measured with the default pack and masks).
         gc.freeze()
-        watchers = start_watching(config, engine, recorder, credentials, verifiers.made)
+        watchers = start_watching(config, engine, recorder, credentials, verifiers.made,
+                                  alerts)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -284,13 +287,17 @@ class Watchers:
 
 
 def start_watching(config: Config, engine: PolicyEngine, recorder: Recorder,
-                   credentials: CredentialStore, verifier: Verifier | None) -> Watchers:
+                   credentials: CredentialStore, verifier: Verifier | None,
+                   alerts: Alerts) -> Watchers:
     """Policies, credential files and the signing keys every door's tokens are checked
-    with (`verifier`: none when no door reads tokens), each kept current."""
+    with (`verifier`: none when no door reads tokens), each kept current; a revision
+    refused alerts (the old one still serves)."""
     policies = PolicyReloader(
         engine, config.policy_dir, config.policy.watch_seconds, config.policy.upload,
         lambda loaded, why: record_load(recorder, engine.revision, config.policy.engine,
                                         config.policy_dir, loaded, why),
+        lambda message, cause: alerts.raise_own(RELOAD_FAILED, "critical", message,
+                                                key=cause),
     )
     reloaders: list[PolicyReloader | KeyReloader] = [policies]
     if verifier is not None:

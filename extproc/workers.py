@@ -43,7 +43,8 @@ from prometheus_client.multiprocess import mark_process_dead
 from extproc import envoy_bootstrap
 from extproc.config import Config
 from extproc.metrics import MULTIPROC_ENV
-from extproc.policy import PolicyLoadError, open_engine
+from extproc.policy import PolicyLoadError, load_modules, open_engine
+from extproc.policy.reload import vetted_start
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.store import StoreError, connect
 
@@ -100,8 +101,12 @@ class PrepareError(Exception):
 async def prepare(config: Config) -> None:
     """Make what workers must share, and check the policies all of them serve, once (the
     files they read: extproc/preflight.py, before)."""
-    engine = await open_engine(config.policy, config.policy_dir)  # PolicyLoadError
-    await engine.close()
+    modules = load_modules(config.policy, config.policy_dir)
+    engine = await open_engine(config.policy, config.policy_dir, modules)  # PolicyLoadError
+    try:  # a pack failing its smoke set: every worker would refuse it (server.py)
+        await vetted_start(engine, config.policy_dir, bool(modules))
+    finally:
+        await engine.close()
     try:
         Signer.from_file(config.resolve(config.recording.signing_key_file), create=True)
         (await asyncio.to_thread(connect, config.store_url)).close()  # tables made

@@ -31,7 +31,8 @@ from extproc.codecs.message import parse_json
 from extproc.policy import Decision, PolicyError, PolicyLoadError, rego_tests, split_check
 from extproc.policy.decision import POLICY_ERROR
 from extproc.policy.declared import declared_split
-from extproc.policy.embedded import UNDEFINED, EmbeddedEngine, clean_regorus_error
+from extproc.policy.embedded import UNDEFINED, EmbeddedEngine
+from extproc.policy.errors import clean_regorus_error
 from extproc.policy.sources import read_modules
 
 DEFAULT_QUERY = "data.tollgate.decision"

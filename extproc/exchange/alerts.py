@@ -8,20 +8,28 @@ store), into the chained record as a record of its own kind (`tollgate audit sea
 fails for good is recorded too: an `alert` record saying so. A store that cannot say
 whether an alert was raised already lets it be raised again: a repeat is better than
 silence.
+
+tollgate raises alerts of its own the same way: about an exchange (`raise_soon`: a
+policy error), or about no exchange at all (`raise_own`: a policy reload refused), then
+under a trace of their own, with `tollgate` as who.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from extproc import metrics
 from extproc.activity.tracker import Tracker
 from extproc.codecs.inert import slack
 from extproc.config import Alerts as AlertsSettings
+from extproc.config import Target
 from extproc.exchange.ports import Recorder
 from extproc.exchange.state import Exchange
+from extproc.identity import Who
 from extproc.policy.decision import Alert, Severity
 from extproc.recording import Evidence, RecordingUnavailable
 from extproc.store import StoreError
@@ -35,9 +43,34 @@ log = logging.getLogger("tollgate.alerts")
 _MOST_REMEMBERED = 10_000
 
 
+# Who raises an alert of tollgate's own, about no exchange: its record's `identity`.
+OWN = "tollgate"
+
+
 def _deduplicated(who: str, alert: Alert) -> str:
     """What an alert is deduplicated on beside its rule: the identity, and its key."""
     return f"{who} {alert.key}" if alert.key else who
+
+
+@dataclass(frozen=True, slots=True)
+class _About:
+    """What an alert is about, for its record: an exchange, or none (tollgate's own)."""
+
+    who: str
+    trace_id: str
+    span_id: str
+    identity: Who | None = None
+    target: Target | None = None
+
+    @classmethod
+    def of(cls, exchange: Exchange) -> _About:
+        return cls(exchange.who, exchange.trace_id, span_id_of(exchange.span),
+                   exchange.identity, exchange.target)
+
+    @classmethod
+    def own(cls) -> _About:
+        """No exchange: a trace of its own, as a policy load's record has."""
+        return cls(OWN, os.urandom(16).hex(), os.urandom(8).hex())
 
 
 class Alerts:
@@ -56,7 +89,7 @@ class Alerts:
         alert one after the other, the first is the one claimed), then recorded and sent
         in the background."""
         self._on_span(exchange, alerts)
-        await self._claimed(exchange, alerts)
+        await self._claimed(_About.of(exchange), alerts)
 
     def raise_soon(self, exchange: Exchange, rule: str, severity: Severity,
                    message: str) -> None:
@@ -64,7 +97,14 @@ class Alerts:
         on the span at once, claimed in the background."""
         alerts = (Alert(rule, severity, message),)
         self._on_span(exchange, alerts)
-        self._background.spawn(self._claimed(exchange, alerts))
+        self._background.spawn(self._claimed(_About.of(exchange), alerts))
+
+    async def raise_own(self, rule: str, severity: Severity, message: str,
+                        key: str = "") -> None:
+        """An alert of tollgate's own about no exchange (a policy reload refused):
+        claimed as `raised` claims one, deduplicated on its rule and `key` (who is
+        always OWN), then recorded and sent in the background."""
+        await self._claimed(_About.own(), (Alert(rule, severity, message, key),))
 
     def _on_span(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
         for alert in alerts:
@@ -74,9 +114,9 @@ class Alerts:
             })
         exchange.outcome["tollgate.alerts"] = tuple(sorted({a.rule for a in alerts}))
 
-    async def _claimed(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
+    async def _claimed(self, about: _About, alerts: tuple[Alert, ...]) -> None:
         """Each alert not raised within the window claimed, then recorded and sent."""
-        who, now, raised = exchange.who, time.monotonic(), time.time()
+        who, now, raised = about.who, time.monotonic(), time.time()
         for alert in alerts:
             key = (alert.rule, _deduplicated(who, alert))
             if self._until.get(key, 0.0) > now:
@@ -84,24 +124,24 @@ class Alerts:
             if len(self._until) >= _MOST_REMEMBERED:
                 self._until = {k: t for k, t in self._until.items() if t > now}
             self._until[key] = now + self._dedup
-            trace_ids = [exchange.trace_id, *(
-                t for t in (self._tracker.notable(exchange.identity) if self._tracker else [])
-                if t != exchange.trace_id)]
-            if await self._claim(alert, _deduplicated(who, alert), exchange.trace_id):
-                self._background.spawn(self._raise(alert, exchange, trace_ids, raised))
+            notable = self._tracker.notable(about.identity) \
+                if self._tracker and about.identity is not None else []
+            trace_ids = [about.trace_id, *(t for t in notable if t != about.trace_id)]
+            if await self._claim(alert, _deduplicated(who, alert), about.trace_id):
+                self._background.spawn(self._raise(alert, about, trace_ids, raised))
 
-    async def _raise(self, alert: Alert, exchange: Exchange, trace_ids: list[str],
+    async def _raise(self, alert: Alert, about: _About, trace_ids: list[str],
                      raised: float) -> None:
         """A claimed alert recorded and sent; `raised`: when the decision raised it (the
         alert record's time)."""
-        who = exchange.who
+        who = about.who
         metrics.alert_raised(alert.rule, alert.severity)
         found = {"rule": alert.rule, "severity": alert.severity, "message": alert.message,
-                 "identity": who, "target": exchange.target.name if exchange.target else None,
+                 "identity": who, "target": about.target.name if about.target else None,
                  "trace_ids": trace_ids[:11], **({"key": alert.key} if alert.key else {})}
         log.warning("alert %s (%s): %s — %s on %s, trace %s", alert.rule, alert.severity,
-                    alert.message, who, found["target"], exchange.trace_id)
-        self._record(found, exchange, raised, None)
+                    alert.message, who, found["target"], about.trace_id)
+        self._record(found, about, raised, None)
         if self._webhook is None:
             return
         delivery = await self._webhook.deliver(message(found))
@@ -109,7 +149,7 @@ class Alerts:
             return
         log.error("alert %s for %s: the webhook at %s failed %d times (%s)", alert.rule,
                   who, self._webhook.host, delivery.attempts, delivery.error)
-        self._record(found, exchange, raised, delivery)
+        self._record(found, about, raised, delivery)
 
     async def _claim(self, alert: Alert, who: str, trace_id: str) -> bool:
         """Whether this process raises the alert (no other did within the window)."""
@@ -127,14 +167,14 @@ class Alerts:
             return True
         return bool(rows)
 
-    def _record(self, found: dict[str, Any], exchange: Exchange, raised: float,
+    def _record(self, found: dict[str, Any], about: _About, raised: float,
                 delivery: Delivery | None) -> None:
         """The alert as a record of its own (kind `alert`, its fields as `meaning.alert`),
-        on the exchange's trace."""
+        on the trace of what it is about."""
         meaning = found if delivery is None else {**found, "delivery": delivery.as_dict()}
         evidence = Evidence(
-            "alert", raised, exchange.trace_id, span_id_of(exchange.span), {},
-            exchange.identity, exchange.target, meaning_key="alert", meaning=meaning,
+            "alert", raised, about.trace_id, about.span_id, {},
+            about.identity, about.target, meaning_key="alert", meaning=meaning,
             outcome={"tollgate.decision.action": "alert"})
         try:
             self._recorder.admit()

@@ -166,8 +166,8 @@ class Pipeline:
                 spec_of([decision.mask])  # a detector or strategy that exists nowhere
         except (PolicyError, MaskError) as exc:
             fail_open = target.fail_mode == "open"
-            log.error("trace %s: policy error on target %s (%s): %s", exchange.trace_id,
-                      target.name, "failing open" if fail_open else "refused", exc)
+            self._policy_failed(exchange, exc, f"on target {target.name} "
+                                f"({'failing open' if fail_open else 'refused'})")
             decision = replace(POLICY_ERROR, action="allow") if fail_open else POLICY_ERROR
             exchange.outcome["tollgate.policy.error"] = str(exc)
             if fail_open:
@@ -198,8 +198,19 @@ class Pipeline:
             return await self._engine.decide(exchange.encoder.encode(
                 phase, exchange.identity, exchange.request, exchange.response, meaning))
         except PolicyError as exc:
-            log.error("trace %s: policy error on a probe: %s", exchange.trace_id, exc)
+            self._policy_failed(exchange, exc, "on a probe")
             return POLICY_ERROR
+
+    def _policy_failed(self, exchange: Exchange, exc: Exception, where: str) -> None:
+        """A decision the policy could not give: logged with the trace and the rule (when
+        the engine can say which), and alerted (POLICY_ERROR's rule, once per identity
+        within the alerts' window): a pack that fails at evaluation must not be silent."""
+        rule = exc.rule if isinstance(exc, PolicyError) else None
+        in_rule = f" in rule {rule}" if rule else ""
+        log.error("trace %s: policy error%s %s: %s", exchange.trace_id, in_rule, where, exc)
+        if self._alerts is not None:
+            self._alerts.raise_soon(exchange, POLICY_ERROR.rules[0], "critical",
+                                    f"policy error{in_rule} {where}: {exc}")
 
     async def hold(self, exchange: Exchange, held: Decision) -> AsyncIterator[int]:
         """Wait for a human: pass on a grant that covers this request, else wait on its

@@ -7,34 +7,24 @@ the input and runs the program (~6 µs for the default pack, measured against
 
 from __future__ import annotations
 
-import re
+from typing import TYPE_CHECKING
 
 import regorus
 
 from extproc.codecs import jsonenc
 from extproc.policy.decision import Decision, MalformedDecision
 from extproc.policy.declared import TABLES, declared, split_rules
-from extproc.policy.errors import PolicyError, PolicyLoadError
+from extproc.policy.errors import PolicyError, PolicyLoadError, Undefined, clean_regorus_error
+from extproc.policy.explain import Explainer
 from extproc.policy.sources import Modules, revision_of
 from extproc.policy.split import Split, combine
+
+if TYPE_CHECKING:
+    from extproc.policy.engine import Vet
 
 # What regorus returns (as JSON) for a query that has no value (no rule matched and no
 # default): the RVM and the interpreter alike.
 UNDEFINED = '"<undefined>"'
-
-
-def clean_regorus_error(exc: BaseException) -> str:
-    """One line, `FILE:LINE:COL: message` when regorus gives a location.
-
-    regorus reports errors as a multi-line source excerpt, plus a Rust backtrace
-    when RUST_BACKTRACE is set; a log line or an error exit wants one line.
-    """
-    text = str(exc).split("\n\nStack backtrace:", 1)[0].strip()
-    location = re.search(r"-->\s*(\S+)", text)
-    message = re.search(r"^error:\s*(.+)$", text, re.MULTILINE)
-    if location and message:
-        return f"{location.group(1)}: {message.group(1).strip()}"
-    return " ".join(text.split())
 
 
 class EmbeddedEngine:
@@ -44,7 +34,6 @@ class EmbeddedEngine:
         # data.tollgate.decides_responses), read once per target and revision.
         self._hint_rule = f"{query.rpartition('.')[0]}.decides_responses"
         self._hints: dict[str, bool] = {}
-        self._hint_engine: regorus.Engine | None = None
         self.parts, self.reads = split_rules(query)
         self.tables: tuple[str, ...] = ()  # the pack's tables, built at load (declared.py)
         self._vm, self.split, self.revision = self._compile(modules)
@@ -61,7 +50,9 @@ class EmbeddedEngine:
         if tables:  # the program reads its data from the VM (compiling with it does not)
             vm.set_data_json(jsonenc.dumps({TABLES: tables}))
         self.tables = tuple(tables)
-        self._modules, self._hints, self._hint_engine = modules, {}, None
+        # The pack's interpreter, for its hints and to explain what the RVM leaves
+        # undefined (explain.py): built when first needed.
+        self._explainer, self._hints = Explainer(modules), {}
         return vm, split, revision_of(modules)
 
     def decides_responses(self, target_json: str) -> bool:
@@ -74,20 +65,25 @@ class EmbeddedEngine:
         """The pack's word for one target: only an explicit false skips responses; a rule
         that is missing, undefined, not a boolean or failing decides every response."""
         try:
-            if self._hint_engine is None:  # one interpreter of the pack, for every target
-                engine = regorus.Engine()
-                for path, source in self._modules:
-                    engine.add_policy(path, source)
-                self._hint_engine = engine
-            self._hint_engine.set_input_json(target_json)
-            return self._hint_engine.eval_rule(self._hint_rule) is not False
-        except RuntimeError:
+            engine = self._explainer.engine
+            engine.set_input_json(target_json)
+            return engine.eval_rule(self._hint_rule) is not False
+        except (RuntimeError, PolicyLoadError):
             return True
 
-    async def load(self, modules: Modules) -> None:
-        # Compiled first, swapped after: a broken version never replaces a working one;
-        # the split comes new, its kept answers with it.
-        self._vm, self.split, self.revision = self._compile(modules)
+    async def load(self, modules: Modules, vet: Vet | None = None) -> None:
+        # Compiled apart and vetted first, swapped after: a broken version never replaces
+        # a working one; the split comes new, its kept answers with it.
+        candidate = EmbeddedEngine(modules, self.query)
+        if vet is not None:
+            await vet(candidate.decide)
+        self._adopt(candidate)
+
+    def _adopt(self, other: EmbeddedEngine) -> None:
+        """Serve what `other` compiled: every part of a revision's state, in one step."""
+        self._vm, self.split, self.revision, self.tables = (
+            other._vm, other.split, other.revision, other.tables)
+        self._explainer, self._hints = other._explainer, other._hints
 
     async def close(self) -> None:
         pass
@@ -96,6 +92,13 @@ class EmbeddedEngine:
         return self.decide_now(input_json)
 
     def decide_now(self, input_json: str) -> Decision:
+        try:
+            return self._decide(input_json)
+        except Undefined:
+            pass  # explained outside the handler (smoke.py says why)
+        raise self._explainer.undefined(self.query, input_json)
+
+    def _decide(self, input_json: str) -> Decision:
         # One VM serves every decision: the event loop runs them one at a time.
         split = self.split
         if split is None:
@@ -132,6 +135,6 @@ class EmbeddedEngine:
             result = self._vm.execute_entry_point(rule)
         except RuntimeError as exc:
             raise PolicyError(f"evaluation failed: {clean_regorus_error(exc)}") from None
-        if result == UNDEFINED:
-            raise PolicyError(f"{rule} is undefined for this input")
+        if result == UNDEFINED:  # also a conflict or a runtime error: decide_now says which
+            raise Undefined(f"{rule} is undefined for this input")
         return result

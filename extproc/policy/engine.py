@@ -7,6 +7,7 @@ the command line hold is this interface, whichever backend the config names.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,6 +16,13 @@ from extproc.policy.sources import Modules, read_modules
 if TYPE_CHECKING:
     from extproc.config import Policy
     from extproc.policy.decision import Decision
+
+
+Decide = Callable[[str], "Awaitable[Decision]"]
+"""A decision on a JSON-encoded input (`PolicyEngine.decide`, of one revision)."""
+Vet = Callable[[Decide], Awaitable[None]]
+"""A check of a revision before it serves (smoke.py): decides inputs with the revision's
+`Decide`, raises PolicyLoadError to keep the old one."""
 
 
 class PolicyEngine(Protocol):
@@ -34,8 +42,10 @@ class PolicyEngine(Protocol):
         the policy would only decide as it decided the request is then not decided again."""
         ...
 
-    async def load(self, modules: Modules) -> None:
-        """Serve these policies from now on, or raise PolicyLoadError and keep the old ones."""
+    async def load(self, modules: Modules, vet: Vet | None = None) -> None:
+        """Serve these policies from now on, or raise PolicyLoadError and keep the old ones.
+        `vet` is run on the new revision before it serves (a PolicyLoadError from it
+        keeps the old ones too)."""
         ...
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,8 +23,11 @@ from opa_client.opa_async import AsyncOpaClient
 
 from extproc.config import Policy
 from extproc.policy.decision import Decision, MalformedDecision
-from extproc.policy.errors import PolicyError, PolicyLoadError
+from extproc.policy.errors import PolicyError, PolicyLoadError, Undefined
 from extproc.policy.sources import Modules, revision_of
+
+if TYPE_CHECKING:
+    from extproc.policy.engine import Vet
 
 log = logging.getLogger("tollgate.policy.opa")
 
@@ -45,6 +49,7 @@ class OpaEngine:
         self._data_path = "/".join(settings.rule_path)  # POST /v1/data/<this>
         self._package = "/".join(["data", *settings.rule_path[:-1]])
         self._uploaded: dict[str, str] = {}  # policy id -> the source OPA holds
+        self._served: Modules | None = None  # the modules of `revision` (uploaded)
         self._client = AsyncOpaClient(
             host=url.hostname or "", port=url.port or (443 if url.scheme == "https" else 80),
             ssl=url.scheme == "https", retries=0, timeout=LOAD_TIMEOUT_SECONDS,
@@ -70,29 +75,39 @@ class OpaEngine:
         except ValueError as exc:  # a body that is not JSON
             raise PolicyError(f"OPA at {self.url} answered unreadable JSON: {exc}") from None
         if "result" not in reply:
-            raise PolicyError(f"{self.query} is undefined for this input")
+            raise Undefined(f"{self.query} is undefined for this input")
         try:
             return Decision.parse(reply["result"])
         except MalformedDecision as exc:
             raise PolicyError(f"malformed decision: {exc}") from None
 
-    async def load(self, modules: Modules) -> None:
+    async def load(self, modules: Modules, vet: Vet | None = None) -> None:
+        """OPA serves what it holds: a revision is vetted once uploaded, and on a refusal
+        the old one is put back (exchanges decided meanwhile met the new one)."""
         await self._open()
         if not await self._client.check_health():
             raise PolicyLoadError(f"OPA at {self.url} is not healthy (GET /health)")
+        served = self._served
         if self._upload:
             await self._upload_modules(modules)
             revision = revision_of(modules)
         else:
             revision = await self._loaded_revision()
-        packages = await self._packages()
-        if self._package not in packages:
-            have = ", ".join(sorted(p.replace("/", ".") for p in packages)) or "none"
-            raise PolicyLoadError(
-                f"OPA at {self.url} has no policy in package "
-                f"{self._package.replace('/', '.')} (it has: {have})"
-            )
-        self.revision = revision
+        try:
+            packages = await self._packages()
+            if self._package not in packages:
+                have = ", ".join(sorted(p.replace("/", ".") for p in packages)) or "none"
+                raise PolicyLoadError(
+                    f"OPA at {self.url} has no policy in package "
+                    f"{self._package.replace('/', '.')} (it has: {have})"
+                )
+            if vet is not None:
+                await vet(self.decide)
+        except PolicyLoadError:
+            if self._upload and served is not None:
+                await self._upload_modules(served)
+            raise
+        self.revision, self._served = revision, modules
 
     async def close(self) -> None:
         if self._opened:

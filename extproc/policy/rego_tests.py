@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import regorus
 
 from extproc.policy import PolicyLoadError
-from extproc.policy.embedded import clean_regorus_error
+from extproc.policy.errors import clean_regorus_error
 from extproc.policy.sources import Modules, read_source, rego_files
 
 Outcome = Literal["PASS", "FAIL", "ERROR"]
@@ -105,27 +106,29 @@ def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
 def rules_in(engine: regorus.Engine) -> list[RegoRule]:
     """Every rule the engine holds, functions excepted (they need arguments)."""
     found: dict[str, RegoRule] = {}
+    for rule, function in definitions(engine):
+        if not function:
+            found.setdefault(rule.ref, rule)
+    return list(found.values())
+
+
+def definitions(engine: regorus.Engine) -> Iterator[tuple[RegoRule, bool]]:
+    """Each definition of each rule and function (a default, an `else`, an incremental
+    one each: where an error is, explain.py), and whether it is a function's."""
     for module in json.loads(engine.get_ast_as_json()):
         ast = module["ast"]
         package = "data." + ".".join(_ref_names(ast["package"]["refr"]))
         for rule in ast["rules"]:
             (kind, node), = rule.items()
             if kind == "Default":
-                if node["args"]:  # the default of a function
-                    continue
-                ref, multi_value = node["refr"], False
+                ref, multi_value, function = node["refr"], False, bool(node["args"])
             else:
                 (form, head), = node["head"].items()
-                if form == "Func":
-                    continue
-                ref, multi_value = head["refr"], form == "Set"
+                ref, multi_value, function = head["refr"], form == "Set", form == "Func"
             segments, partial_object = _head_path(ref)
             path = "".join(s if s.startswith("[") else f".{s}" for s in segments)[1:]
-            found.setdefault(f"{package}.{path}", RegoRule(
-                package, path, module["source"]["file"], node["span"]["line"],
-                multi_value or partial_object,
-            ))
-    return list(found.values())
+            yield RegoRule(package, path, module["source"]["file"], node["span"]["line"],
+                           multi_value or partial_object), function
 
 
 def _head_path(ref: dict[str, Any]) -> tuple[list[str], bool]:
@@ -163,9 +166,15 @@ def _ref_names(ref: dict[str, Any]) -> list[str]:
 
 def run(policy_dir: Path, select: re.Pattern[str] | None = None) -> list[RegoTestResult]:
     """Run the directory's tests, or those whose full name `select` finds (`opa test --run`)."""
+    return list(each_result(policy_dir, select))
+
+
+def each_result(policy_dir: Path,
+                select: re.Pattern[str] | None = None) -> Iterator[RegoTestResult]:
+    """`run`'s results one at a time, for a caller that must not block long (a reload on
+    the event loop: regorus's engines stay on the thread that made them)."""
     engine, tests = load_engine(policy_dir)
     engine.set_gather_prints(True)
-    results = []
     for test in tests:
         if select is not None and not select.search(test.rule):
             continue
@@ -177,8 +186,7 @@ def run(policy_dir: Path, select: re.Pattern[str] | None = None) -> list[RegoTes
         except RuntimeError as exc:
             outcome, detail = "ERROR", clean_regorus_error(exc)
         elapsed = time.perf_counter_ns() - started
-        results.append(RegoTestResult(test, outcome, detail, elapsed, tuple(engine.take_prints())))
-    return results
+        yield RegoTestResult(test, outcome, detail, elapsed, tuple(engine.take_prints()))
 
 
 def _describe(value: Any) -> str:

@@ -1,8 +1,10 @@
 """Policies change while tollgate serves: on SIGHUP, and when the policy files change.
 
-A new version replaces the old only once it has loaded (compiled, or accepted by
-OPA); a broken one leaves the old serving and says why in the log. Nothing here
-can stop the service: a reload that fails is logged, never raised.
+A new version replaces the old only once it has loaded (compiled, or accepted by OPA)
+and passed its smoke set (smoke.py: its Rego tests, the representative inputs); a
+broken one leaves the old serving, says why in the log (ERROR), counts
+`tollgate_policy_reload_failures_total` and raises an alert (`failed`). Nothing here can
+stop the service: a reload that fails is told, never raised.
 """
 
 from __future__ import annotations
@@ -10,25 +12,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from extproc import metrics
 from extproc.policy import PolicyEngine, PolicyLoadError
+from extproc.policy.smoke import SmokeFailed, decides_inputs, smoke_inputs, tests_pass
 from extproc.policy.sources import Modules, fingerprint, read_modules
 
 log = logging.getLogger("tollgate.policy")
+
+RELOAD_FAILED = "tollgate.policy_reload_failed"
+"""The alert a refused reload raises (an alert of tollgate's own, exchange/alerts.py)."""
+
+
+async def vetted_load(engine: PolicyEngine, policy_dir: Path, modules: Modules,
+                      files: bool = True) -> str:
+    """Load `modules` into the engine once they pass their smoke set, or raise
+    PolicyLoadError and keep the old ones; what was checked, for the log. `files` false:
+    OPA loads its own, and there are no files here to run the Rego tests of."""
+    return await _vetted(policy_dir, files, lambda: engine.load(modules, decides_inputs))
+
+
+async def vetted_start(engine: PolicyEngine, policy_dir: Path, files: bool = True) -> str:
+    """The same smoke set, on what the engine loaded at start, before anything is served
+    (fail closed): SmokeFailed, saying so, when the revision fails it."""
+    try:
+        return await _vetted(policy_dir, files, lambda: decides_inputs(engine.decide))
+    except SmokeFailed as exc:
+        failed = str(exc)  # raised outside the handler (smoke.py says why)
+    raise SmokeFailed(f"the policies of {policy_dir} (revision {engine.revision}) fail "
+                      f"their smoke set, so tollgate does not serve them: {failed}")
+
+
+async def _vetted(policy_dir: Path, files: bool, decide: Callable[[], Awaitable[None]]) -> str:
+    started = time.perf_counter()
+    tests = await tests_pass(policy_dir) if files else 0
+    await decide()
+    return (f"smoke set passed: {tests} Rego tests, {len(smoke_inputs())} representative "
+            f"inputs, {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 class PolicyReloader:
     def __init__(
         self, engine: PolicyEngine, policy_dir: Path, watch_seconds: float, upload: bool = True,
         loaded: Callable[[Modules, str], None] | None = None,
+        failed: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         """`loaded`: told of each reload that serves, with the modules and why (the
-        record keeps each load: recording/policy_loads.py)."""
+        record keeps each load: recording/policy_loads.py); `failed`: told of each one
+        refused, with what happened and its cause, each in one line (it raises the alert
+        RELOAD_FAILED, once per cause: a SIGHUP on the same broken files is no news)."""
         self._engine = engine
         self._loaded = loaded
+        self._failed = failed
         self._dir = policy_dir
         # With OPA loading its own policies, there are no files here to watch.
         self._watch = watch_seconds if upload else 0.0
@@ -54,17 +92,28 @@ class PolicyReloader:
         old = self._engine.revision
         try:
             modules = read_modules(self._dir) if self._upload else []
-            await self._engine.load(modules)
+            checked = await vetted_load(self._engine, self._dir, modules, self._upload)
         except PolicyLoadError as exc:
-            metrics.policy_reload_failed()
             log.error("policies not reloaded (%s); still serving revision %s: %s", why, old, exc)
+            await self._refused(why, old, str(exc))
             return False
-        except Exception:
-            metrics.policy_reload_failed()
+        except Exception as exc:
             log.exception("policies not reloaded (%s); still serving revision %s", why, old)
+            await self._refused(why, old, f"{type(exc).__name__}: {exc}")
             return False
         metrics.policy_revision(self._engine.revision)
-        log.info("policies reloaded (%s): revision %s -> %s", why, old, self._engine.revision)
+        log.info("policies reloaded (%s): revision %s -> %s (%s)", why, old,
+                 self._engine.revision, checked)
         if self._loaded is not None:
             self._loaded(modules, why)
         return True
+
+    async def _refused(self, why: str, old: str, cause: str) -> None:
+        metrics.policy_reload_failed()
+        if self._failed is None:
+            return
+        try:
+            await self._failed(f"policies not reloaded ({why}); still serving revision "
+                               f"{old}: {cause}", cause)
+        except Exception:  # the alert's own failure is logged; the old revision serves
+            log.exception("the alert of a refused policy reload could not be raised")

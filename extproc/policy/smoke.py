@@ -1,0 +1,77 @@
+"""A revision proves itself before it serves: its own Rego tests pass, and it decides
+each of the representative inputs shipped with tollgate.
+
+Compiling is not enough: a conflict between complete rules, a malformed decision (an
+action `permit`), a decision undefined, a runtime error (`to_number` of a word, a
+division by zero) all compile, then refuse every exchange they meet. So at start and at
+each reload the revision decides the inputs of split_inputs.json (one set of exchanges of
+every front: HTTP, SQL over HTTP, LLM, MCP, PostgreSQL, MySQL, SSH, Kubernetes, egress),
+each checked as a real decision is (decision.py); an error or a malformed decision on any
+of them, or a decision undefined on all of them, keeps it out of service. Through the
+engine's `decide` only, so the embedded engine and OPA are checked alike. The Rego tests
+run on the interpreter, from the files, where tollgate reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+
+from extproc.codecs import jsonenc
+from extproc.policy import rego_tests
+from extproc.policy.engine import Decide
+from extproc.policy.errors import PolicyError, PolicyLoadError, Undefined
+from extproc.policy.split_check import shipped_inputs
+
+
+class SmokeFailed(PolicyLoadError):
+    """The revision loads, but fails its smoke set (the message says on what)."""
+
+
+@functools.cache
+def smoke_inputs() -> tuple[tuple[str, str], ...]:
+    """The representative inputs, by name, as the JSON text a decision is asked on."""
+    return tuple((name, jsonenc.dumps(value)) for name, value in shipped_inputs())
+
+
+async def decides_inputs(decide: Decide) -> None:
+    """Each smoke input decided (a `Vet`); SmokeFailed naming the first that fails."""
+    undefined, failed = [], ""
+    for name, input_json in smoke_inputs():
+        try:
+            await decide(input_json)
+        except Undefined:
+            undefined.append(name)
+        except PolicyError as exc:
+            failed = f"smoke input {name!r}: {exc}"
+            break
+    # Raised outside the handlers: an exception raised in one stays in a cycle with its
+    # frame, and the candidate's regorus engines with it, for the collector to free on
+    # whatever thread it next runs on (regorus's engines must be dropped where made:
+    # off_loop's threads run Python too).
+    if failed:
+        raise SmokeFailed(failed)
+    if len(undefined) == len(smoke_inputs()):
+        raise SmokeFailed(f"the decision is undefined on every smoke input ({undefined[0]!r} "
+                          "the first): is the query's rule named as the config says?")
+
+
+async def tests_pass(policy_dir: Path) -> int:
+    """The directory's Rego tests run, giving the event loop a turn after each (on the
+    loop's own thread: regorus's engines must be dropped where they were made, which a
+    worker thread's garbage collection does not promise); how many passed, or
+    SmokeFailed naming the first that did not."""
+    passed, failed = 0, []
+    for result in rego_tests.each_result(policy_dir):
+        passed += result.passed
+        if not result.passed:
+            failed.append(result)
+        await asyncio.sleep(0)
+    if failed:
+        first = failed[0]
+        raise SmokeFailed(
+            f"{len(failed)} of its {passed + len(failed)} Rego tests fail: {first.test.rule} "
+            f"({first.test.file}:{first.test.line}) {first.outcome}"
+            + (f": {first.detail}" if first.detail else ""))
+    return passed
