@@ -121,6 +121,12 @@ class Policy:
     upload: bool = True
     # How often the policy directory is checked for changes (0: only on SIGHUP).
     watch_seconds: float = 2.0
+    # Processes sharing the store serving different revisions for longer than this
+    # raise the alert tollgate.policy_revisions_differ (a rollout takes a few seconds).
+    agreement_seconds: float = 30.0
+    # What a process serving another revision than the newest does past that: serve
+    # (and alert), or refuse every exchange with 503 until it catches up.
+    behind: Literal["serve", "refuse"] = "serve"
     # Request headers whose values reach the policy only as a hash prefix.
     sensitive_headers: tuple[str, ...] = (
         "authorization",
@@ -147,6 +153,10 @@ class Policy:
             raise Invalid("timeout_seconds", "must be > 0 and <= 60")
         if self.watch_seconds < 0:
             raise Invalid("watch_seconds", "must be >= 0")
+        if self.agreement_seconds < 0:
+            raise Invalid("agreement_seconds", "must be >= 0")
+        if self.behind not in ("serve", "refuse"):
+            raise Invalid("behind", f"must be serve or refuse, got {self.behind!r}")
         object.__setattr__(
             self, "sensitive_headers", tuple(h.lower() for h in self.sensitive_headers)
         )

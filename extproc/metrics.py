@@ -133,6 +133,10 @@ TUNNEL_BYTES = Counter(
 POLICY_RELOAD_FAILURES = Counter(
     "tollgate_policy_reload_failures",
     "Policy reloads that failed (the previous revision kept serving).")
+POLICY_REVISIONS_DIFFER = Gauge(
+    "tollgate_policy_revisions_differ",
+    "1 while the processes sharing the store serve different policy revisions for longer "
+    "than policy.agreement_seconds, else 0.", multiprocess_mode="livemax")
 KEY_RELOAD_FAILURES = Counter(
     "tollgate_key_reload_failures",
     "Signing key reloads that failed: an unreadable bootstrap or key file, a remote key "
@@ -256,6 +260,10 @@ def policy_revision(revision: str) -> None:
 
 def policy_reload_failed() -> None:
     POLICY_RELOAD_FAILURES.inc()
+
+
+def policy_revisions_differ(differ: bool) -> None:
+    POLICY_REVISIONS_DIFFER.set(1 if differ else 0)
 
 
 def key_reload_failed() -> None:

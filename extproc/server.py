@@ -35,6 +35,8 @@ from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.revisions import DIFFER as REVISIONS_DIFFER
+from extproc.exchange.revisions import Revisions
 from extproc.exchange.tls import server_context
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
@@ -160,8 +162,12 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         server = grpc.aio.server()
         egress = open_egress(config, proxy_verifier, recorder, holds, server, opened)
         # The one pipeline every front drives (exchange/act.py): built here, once.
+        revisions = Revisions(
+            holds.store.store, recorder.writer, engine, config.policy,
+            lambda message, key: alerts.raise_own(REVISIONS_DIFFER, "critical", message,
+                                                  key=key))
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
-                            StoredPins(holds), tracker, alerts)
+                            StoredPins(holds), tracker, alerts, revisions)
         servicer = ExtProcServicer(config, pipeline, egress,
                                    McpSessions(holds.store.store, alerts))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
@@ -201,6 +207,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         gc.freeze()
         watchers = start_watching(config, engine, recorder, credentials, verifiers.made,
                                   alerts)
+        watchers.tasks.append(asyncio.create_task(revisions.run()))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

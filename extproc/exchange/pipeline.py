@@ -24,7 +24,7 @@ from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.act import Act
-from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder
+from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
 from extproc.exchange.state import Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for
@@ -62,10 +62,12 @@ class Pipeline:
         self, config: Config, engine: PolicyEngine, telemetry: Telemetry,
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
         pins: ToolPins | None = None, activity: Activity | None = None,
-        alerts: Alerts | None = None,
+        alerts: Alerts | None = None, revisions: Revisions | None = None,
     ) -> None:
+        """`revisions`: whether this process serves the newest policy revision of those
+        the processes sharing its store serve (None: not asked)."""
         self.masker, self.recorder = masker, recorder
-        self._activity, self._alerts = activity, alerts
+        self._activity, self._alerts, self._revisions = activity, alerts, revisions
         self.record_limit = config.recording.max_body_bytes
         self._engine, self._telemetry = engine, telemetry
         self._credentials, self._holds = credentials, holds
@@ -149,6 +151,8 @@ class Pipeline:
         assert target is not None
         if phase == "response" and not self.decides_responses(exchange):
             return exchange.decision
+        if self._revisions is not None and (behind := self._revisions.refusal()) is not None:
+            raise Unavailable(503, "policy_behind", behind)
         started = time.perf_counter()
         activity = None
         if self._activity is not None:

@@ -101,3 +101,10 @@ class Alerts(Protocol):
         """One alert of tollgate's own (not the policy's) `raised` in the background,
         for code that cannot wait."""
         ...
+
+
+class Revisions(Protocol):
+    def refusal(self) -> str | None:
+        """Why this process refuses to decide (it serves an older policy revision than
+        the processes it shares a store with), or None."""
+        ...

@@ -1,11 +1,11 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
-Each component (recording, approvals, postgres, session_keys, activity, activity_live,
-sessions, egress, mcp_sessions, terminal) owns a list of steps; the version a store has
-reached is kept in `tollgate_schema`. A step runs once, in a transaction with the
-version bump, so two processes starting together cannot both apply it (the second waits
-for the lock, then finds the version already there). A store newer than this tollgate
-is refused rather than written with an older idea of its tables.
+Each component (recording, approvals, policy, postgres, session_keys, activity,
+activity_live, sessions, egress, mcp_sessions, terminal) owns a list of steps; the
+version a store has reached is kept in `tollgate_schema`. A step runs once, in a
+transaction with the version bump, so two processes starting together cannot both apply
+it (the second waits for the lock, then finds the version already there). A store newer
+than this tollgate is refused rather than written with an older idea of its tables.
 """
 
 from __future__ import annotations
@@ -157,6 +157,22 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             # seconds while it waits (approvals/store.py): past it nobody waits, as when
             # the client left or the replica holding it died. NULL: nobody waits.
             "ALTER TABLE approvals ADD COLUMN waiting_until_us BIGINT",
+        ],
+    ],
+    "policy": [
+        [
+            # The policy revision each process serves (exchange/revisions.py), and when
+            # each revision was first served anywhere: processes sharing the store see
+            # when they disagree, and which revision is the newest.
+            """CREATE TABLE policy_revisions (
+                process TEXT PRIMARY KEY,
+                revision TEXT NOT NULL,
+                seen_us BIGINT NOT NULL
+            )""",
+            """CREATE TABLE policy_revisions_seen (
+                revision TEXT PRIMARY KEY,
+                first_us BIGINT NOT NULL
+            )""",
         ],
     ],
     "postgres": [

@@ -175,3 +175,33 @@ async def test_a_response_the_pack_does_not_decide_keeps_the_requests_decision()
         assert decision.rules == (rules[-1],)
         assert [d.phase for d in exchange.finish().decisions] == rules
         assert exchange.mask is not None and exchange.mask.detectors
+
+
+async def test_a_held_request_is_recorded_as_held_before_it_waits() -> None:
+    """Its decision record is committed before the wait (a replica that dies while it
+    waits leaves it in the record), naming its approval."""
+    recorder = MemoryRecorder()
+    holds = MemoryHolds(settled=approval("used", decided_by="dba1"))
+    pipe, _ = pipeline(HOLD_THEN_NAME_THE_APPROVER, recorder=recorder, holds=holds)
+    exchange = opened(pipe)
+    await held_through(pipe, exchange)
+    (held,) = [e for e in recorder.committed if e.kind == "decision"]
+    assert held.trace_id == exchange.trace_id and held.approval is not None
+    assert held.approval["via"] == "hold"
+
+
+class _Behind:
+    """A process told it serves an older policy revision than its peers (the real one,
+    exchange/revisions.py, reads that from the store: tests/exchange/test_revisions.py)."""
+
+    def refusal(self) -> str:
+        return "this replica serves policy revision a, behind b"
+
+
+async def test_a_process_behind_refuses_with_503_before_asking_the_policy() -> None:
+    pipe, _ = pipeline('package tollgate\ndecision := {"action": "allow"}\n')
+    pipe._revisions = _Behind()
+    with pytest.raises(Refusal) as refused:
+        await pipe.decide(opened(pipe), "request")
+    assert (refused.value.status, refused.value.error) == (503, "policy_behind")
+    assert "behind b" in refused.value.message
