@@ -960,6 +960,14 @@ class Recording:
     # (records cut from a chain's end, a writer deleted whole). Keep it where whoever
     # can write the store cannot. null: none (verify then vouches for nothing it lacks).
     checkpoint_file: Path | None = Path("tollgate-anchors.jsonl")
+    # Where the records of answered exchanges that the store has not taken when tollgate
+    # stops (within close_seconds) are spooled, fsynced, relative to the config file; the
+    # next start writes them into the chain before serving. null: nowhere (lost, counted
+    # in the log).
+    spool_dir: Path | None = Path("tollgate-spool")
+    # How long stopping waits for the store to take what is queued before spooling it.
+    # Keep listen.drain_seconds plus this below what the supervisor allows a stop.
+    close_seconds: float = 30.0
     # This process's name in the record (its chain). Default: host, pid and a random tag.
     writer_id: str | None = None
     # How long a `record: strict` target's request waits for its decision record to be
@@ -974,7 +982,8 @@ class Recording:
         for name in ("max_body_bytes", "queue_size", "batch_size", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
-        for name in ("checkpoint_seconds", "commit_seconds", "session_idle_minutes"):
+        for name in ("checkpoint_seconds", "commit_seconds", "session_idle_minutes",
+                     "close_seconds"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
         if not 0 < self.identity_share <= 1:

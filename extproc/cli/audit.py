@@ -247,6 +247,7 @@ def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | N
                       "the store vouches for them" if chain.last > chain.anchored_to else ""))
     if not report.chains:
         print("\nno records")
+    _show_spooled(report)
     print(f"\ncheckpoints checked: {report.checkpoints}; anchors checked: {report.anchors}")
     if not report.intact:
         print(f"BROKEN: {_problem_count(report)}; the first broken link per chain:")
@@ -266,6 +267,21 @@ def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | N
               "the end of these chains, or whole chains deleted:")
         for writer, why in sorted(unvouched.items()):
             print(terminal(f"  {writer}: {why}"))
+
+
+def _show_spooled(report: Report) -> None:
+    """What was spooled while the store could not take it, and when it was written."""
+    for found in report.spooled():
+        noun = "record was" if found.records == 1 else "records were"
+        listed = ", ".join(found.trace_ids) + (
+            f" and {found.records - len(found.trace_ids)} more"
+            if found.records > len(found.trace_ids) else "")
+        print(terminal(
+            f"\nspooled: {found.records} {noun} spooled while the store could not take "
+            f"them and written on {utc(found.written_us)} UTC (spooled "
+            f"{utc(found.spooled_us)} UTC: {found.reason}), into chain "
+            f"{', '.join(sorted(found.writers))}: exchanges of {utc(found.first_us)} to "
+            f"{utc(found.last_us)} UTC, traces {listed}"))
 
 
 def _show_signed(first: int, last: int, checkpointed_to: int) -> None:
@@ -313,6 +329,12 @@ def _verify_json(report: Report, where: str, key_id: str, logs: list[AnchorLog] 
             "unvouched": unvouched.get(c.writer),
         } for c in sorted(report.chains.values(), key=lambda c: c.writer)],
         "checkpoints": report.checkpoints, "anchors": report.anchors,
+        "spooled": [{
+            "spool": s.spool, "records": s.records, "reason": s.reason,
+            "spooled_us": s.spooled_us, "written_us": s.written_us,
+            "writers": sorted(s.writers), "first_started_us": s.first_us,
+            "last_started_us": s.last_us, "trace_ids": s.trace_ids,
+        } for s in report.spooled()],
         "first_broken": [_problem_json(p) for p in report.first_broken().values()],
         "problems": [_problem_json(p) for p in report.problems],
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,12 @@ class Signer:
             raise SigningKeyError(f"{path}: already exists; a new key would not verify what "
                                   "the old one signed")
         return cls(_create(path))
+
+    def derive(self, purpose: str) -> bytes:
+        """A secret key for `purpose`, derived from the audit key: what only a holder of
+        the audit key can have made (a spool file, spool.py) is told apart by it."""
+        return hmac.digest(self._key.private_bytes_raw(), f"tollgate-{purpose}".encode(),
+                           "sha256")
 
     def sign(self, kind: str, writer: str, seq: int, hash_: str, signed_us: int,
              from_seq: int | None = None) -> Checkpoint:

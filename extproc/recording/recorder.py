@@ -17,7 +17,9 @@ here is synchronous and cheap:
   the writer says its record is in the store;
 - a `strict` target's decision record is committed before its request proceeds
   (`commit`, which waits for the writer's word);
-- `close` has the writer write everything sent before it stops (shutdown drains).
+- `close` has the writer write everything sent before it stops (shutdown drains); what
+  the store has not taken within `close_seconds` is spooled to disk (`spool.py`) and
+  written, chained, by the next start's writer, before anything else.
 
 A thread here reads what the writer says (`writer.py` lists it). When the writer
 process dies, new exchanges are refused at once, a new writer process is started
@@ -48,7 +50,8 @@ from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
 
 from extproc.masking import Masker
-from extproc.recording import wire
+from extproc.masking.log_lines import LogMasking
+from extproc.recording import spool, wire
 from extproc.recording.budget import ByteBudget, recorded_bytes
 from extproc.recording.chain import Signer
 from extproc.recording.record import Evidence
@@ -69,8 +72,6 @@ _START_SECONDS = 60.0
 # A writer process that could not be restarted is tried again after these many seconds,
 # then doubling.
 _RESTART_FIRST, _RESTART_MOST = 0.1, 5.0
-# How long closing waits for the queue to be written.
-_CLOSE_SECONDS = 30.0
 # How long a writer process that said bye (or failed) may take to exit.
 _END_SECONDS = 5.0
 # How often identities whose byte budget is whole again are forgotten (memory, not rules).
@@ -276,9 +277,10 @@ class Recorder:
 
     def start(self) -> None:
         """Start the writer process: it opens the store, continues this writer's chain
-        (or begins it) and registers it; raises StoreError when the store or the anchor
-        log cannot be written: tollgate does not serve unrecorded, nor unanchored."""
-        running, last = self._spawn()
+        (or begins it), registers it and writes what the spool holds; raises StoreError
+        when the store or the anchor log cannot be written: tollgate does not serve
+        unrecorded, nor unanchored."""
+        running, last = self._spawn(drain=True)
         self._running, self._next_seq = running, last + 1
         with contextlib.suppress(RuntimeError):  # started outside an event loop: no deferring
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
@@ -288,30 +290,60 @@ class Recorder:
 
     async def close(self) -> None:
         """Have the writer write what was sent, sign a last checkpoint and stop. Records
-        still unwritten after _CLOSE_SECONDS (the store is down) are counted in the log:
-        nothing vanishes without a trace."""
+        still unwritten after `close_seconds` (the store is down, or full) are spooled,
+        for the next start to write; those that cannot be are counted in the log: nothing
+        vanishes without a trace."""
         listener = self._listener
         if listener is None:
             return
         with self._sending:
             self._stopping = True
             self._write([*self._outbox, STOP])
-        await asyncio.to_thread(listener.join, _CLOSE_SECONDS)
+        await asyncio.to_thread(listener.join, self._settings.close_seconds)
         if listener.is_alive():
-            log.error("recording: %d records could not be written before shutdown (%s)",
-                      len(self._unwritten), self.failure)
             self._abandoned = True
             running = self._running
             if running is not None:
                 running.process.kill()
-            await asyncio.to_thread(listener.join)
+            await asyncio.to_thread(listener.join)  # every word the writer said, heard
+            await asyncio.to_thread(self._spool)
         self._listener = None
+
+    def _spool(self) -> None:
+        """What the writer did not say is written, spooled (spool.py) with why; a record
+        it wrote without saying so is told apart when the spool is written."""
+        unwritten = [spool.Spooled(self.writer, sent.seq, sent.data[1:])
+                     for sent in self._unwritten]
+        if not unwritten:
+            return
+        failure = self.failure or "the store was slow"
+        reason = LogMasking(self._masker).mask(
+            f"not written within {self._settings.close_seconds:g}s of stopping: {failure}")
+        folder = self._settings.spool_dir
+        if folder is None:
+            log.error("recording: %d records could not be written before shutdown (%s), "
+                      "and no spool folder is set (recording.spool_dir): they are lost",
+                      len(unwritten), reason)
+            return
+        started = time.monotonic()
+        try:
+            path = spool.write(folder, unwritten, reason,
+                               self._signer.derive(spool.KEY_PURPOSE))
+        except OSError as exc:
+            log.error("recording: %d records could not be written before shutdown (%s), "
+                      "nor spooled to %s (recording.spool_dir): %s; they are lost",
+                      len(unwritten), reason, folder, exc.strerror or exc)
+            return
+        log.warning("recording: %d records could not be written before shutdown (%s): "
+                    "spooled to %s in %.1f ms; the next start writes them into the chain",
+                    len(unwritten), reason, path, (time.monotonic() - started) * 1000)
 
     # -- the writer process -------------------------------------------------------------
 
-    def _spawn(self) -> tuple[_Writer, int]:
-        """A new writer process, started: it and the chain's last record. Raises
-        StoreError when it cannot start."""
+    def _spawn(self, drain: bool = False) -> tuple[_Writer, int]:
+        """A new writer process, started (`drain`: the spool written first, at the first
+        start only: a restarted one continues what this process numbered): it and the
+        chain's last record. Raises StoreError when it cannot start."""
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["extproc.recording.writer"])
         evidence_in, evidence_out = context.Pipe(duplex=False)
@@ -321,7 +353,7 @@ class Recorder:
         process = context.Process(
             target=serve, name=f"tollgate-recorder-{self.writer}", daemon=True,
             args=(evidence_in, acks_out, self._url, self._settings, self._signer,
-                  self._masker, logging.getLogger("tollgate").getEffectiveLevel()))
+                  self._masker, logging.getLogger("tollgate").getEffectiveLevel(), drain))
         process.start()
         evidence_in.close()
         acks_out.close()

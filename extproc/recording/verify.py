@@ -14,12 +14,17 @@ log has and the store lacks was deleted from the store (a writer, a tail: "short
 statement, a registration); what the store has and the log of a writer registered with
 it lacks, was cut from the log. A chain is vouched for up to its newest anchored
 statement; what comes after, and any writer no given log knows, only the store shows.
+
+Records that were spooled while the store could not take them (spool.py) are ordinary
+links of their chains; verify says how many there are, from which stop, why, and when
+they were written (`Report.spooled`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -36,6 +41,8 @@ _MOST_PER_CHAIN = 20
 _IN_FLIGHT_US = 5_000_000
 # What problems about no one chain are filed under.
 _LOG, _KEY = "anchor log", "audit key"
+# Trace ids listed per spool file (the rest are counted).
+_TRACES_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,29 @@ class Chain:
 
 
 @dataclass
+class Spooled:
+    """The records written from one spool file: one stop the store could not wait for."""
+
+    spool: str  # the spool file's id
+    reason: str  # why they were spooled
+    spooled_us: int
+    written_us: int  # when the first of them was written into the chain
+    records: int = 0
+    writers: set[str] = field(default_factory=set)  # the chains they were written into
+    first_us: int = 0  # the earliest and latest of their exchanges
+    last_us: int = 0
+    trace_ids: list[str] = field(default_factory=list)  # the first _TRACES_LISTED
+
+    def add(self, row: store.Row) -> None:
+        self.records += 1
+        self.writers.add(row.writer)
+        self.first_us = min(self.first_us or row.started_us, row.started_us)
+        self.last_us = max(self.last_us, row.started_us)
+        if len(self.trace_ids) < _TRACES_LISTED:
+            self.trace_ids.append(row.trace_id)
+
+
+@dataclass
 class Report:
     chains: dict[str, Chain] = field(default_factory=dict)
     checkpoints: int = 0
@@ -84,6 +114,11 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     listed_per_chain: int = _MOST_PER_CHAIN
+    # Records written from the spool, by spool file, oldest spooling first (spooled()).
+    spooled_from: dict[str, Spooled] = field(default_factory=dict)
+
+    def spooled(self) -> list[Spooled]:
+        return sorted(self.spooled_from.values(), key=lambda s: (s.spooled_us, s.spool))
 
     @property
     def intact(self) -> bool:
@@ -192,7 +227,9 @@ def _walk(report: Report, connection: Connection, pruned: dict[str, Checkpoint],
         elif row.prev_hash != expected_prev:
             _add(report, Problem(writer, row.seq, "does not link to the record before it "
                                  "(inserted, reordered, or its predecessor replaced)"))
-        edited = _columns_edited(row)
+        content = _content(row)
+        edited = _columns_edited(row, content)
+        _note_spooled(report, row, content)
         if edited:
             verb = "no longer matches" if len(edited) == 1 else "no longer match"
             _add(report, Problem(writer, row.seq,
@@ -366,11 +403,36 @@ def _prune_points(signed: list[Checkpoint]) -> dict[str, Checkpoint]:
     return points
 
 
-def _columns_edited(row: store.Row) -> list[str]:
+def _content(row: store.Row) -> Any:
+    """The row's content parsed (None: not JSON, which `_columns_edited` names)."""
     try:
-        content = orjson.loads(row.content)
+        return orjson.loads(row.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _note_spooled(report: Report, row: store.Row, content: Any) -> None:
+    """A record written from the spool, counted under its spool file."""
+    mark = content.get("spooled") if isinstance(content, dict) else None
+    if not isinstance(mark, dict):
+        return
+    spool_id = str(mark.get("id", "")).partition("/")[0]
+    found = report.spooled_from.get(spool_id)
+    if found is None:
+        found = report.spooled_from[spool_id] = Spooled(
+            spool_id, str(mark.get("reason", "")), _int(mark.get("spooled_us")),
+            _int(mark.get("written_us")))
+    found.add(row)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _columns_edited(row: store.Row, content: Any) -> list[str]:
+    try:
         expected = {**store.projections(content), "id": store.record_id(row.writer, row.seq)}
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return ["content (not a record)"]
     return [name for name, value in expected.items() if getattr(row, name) != value]
 

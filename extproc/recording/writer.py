@@ -6,8 +6,9 @@ thread receives it, and the main thread does the rest in batches: builds each re
 often signs a checkpoint, appending it to the anchor log once the store has it
 (`anchors.py`). What it tells the request process, on a pipe of its own:
 
-- `("ready", seq)` once it has registered (in the store and the anchor log) and
-  continues its chain after record `seq`; `("error", why)` when it cannot start;
+- `("ready", seq)` once it has registered (in the store and the anchor log), written
+  what the spool held when it is told to (spool.py: records a stop could not wait for)
+  and continues its chain after record `seq`; `("error", why)` when it cannot start;
 - `("written", seq)` after each batch the store took: every record up to `seq`;
 - `("failed", why)` each time the store (or the anchor log) refused a write for longer
   than a blip (store/retry.py's budget): the batch is retried, unchanged, until it is
@@ -40,9 +41,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from extproc.codecs.inert import terminal
+from extproc.codecs.text import utc
 from extproc.masking import Masker
 from extproc.masking.log_lines import LogMasking
-from extproc.recording import anchors, retention, sessions, store
+from extproc.recording import anchors, retention, sessions, spool, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
 from extproc.recording.record import Evidence, Session, contents_of, started_us, unbuildable
 from extproc.recording.wire import decode, encode
@@ -112,6 +114,11 @@ class RecorderSettings:
     identity_bytes_per_hour: int | None = None
     # A token's (or identity's) exchanges further apart begin a new session (sessions.py).
     session_idle_minutes: float = 30.0
+    # Where records the store has not taken when stopping gives up on it are spooled
+    # (spool.py), and read back from on start; None: nowhere (they are counted, lost).
+    spool_dir: Path | None = None
+    # How long stopping waits for the store to take what is queued before spooling it.
+    close_seconds: float = 30.0
 
 
 def default_writer_id() -> str:
@@ -125,6 +132,7 @@ def default_writer_id() -> str:
 class _Item:
     data: bytes  # the evidence, encoded (wire.py)
     strict: bool  # someone waits for it: written at once
+    spooled: dict[str, Any] | None = None  # a spooled record's marker (spool.marker)
 
 
 class _Acks:
@@ -161,9 +169,9 @@ class _Forward(logging.Handler):
 
 
 def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, signer: Signer,
-          masker: Masker, log_level: int) -> None:
-    """The writer process's life: start, write what arrives until told to stop (or the
-    request process is gone), say bye."""
+          masker: Masker, log_level: int, drain: bool = False) -> None:
+    """The writer process's life: start (`drain`: writing the spool first), write what
+    arrives until told to stop (or the request process is gone), say bye."""
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, signal.SIG_IGN)
     acks = _Acks(pipe)
@@ -176,6 +184,8 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     masker.warm()  # before "ready": a strict record's commit deadline must not pay for it
     try:
         base = writer.start()
+        if drain:
+            base = writer.drain_spool()
     except StoreError as exc:
         acks.send(("error", str(exc)))
         return
@@ -238,6 +248,7 @@ class ChainWriter:
         self._since_checkpoint, self._checkpoint_at = 0, time.monotonic()
         self._prune_at = 0.0
         self._failing = False
+        self._draining = False  # writing the spool: a store that stays out fails the start
 
     def start(self) -> int:
         """Open the store, continue this writer's chain (or begin it) and register it;
@@ -257,6 +268,48 @@ class ChainWriter:
         self._anchor([start])
         log.info("recording to %s as writer %s", self._connection.where, self.writer)
         return self._seq
+
+    def drain_spool(self) -> int:
+        """Write the spooled records (spool.py) into this chain, oldest first, each
+        once, then delete their files; the chain's last record. Raises StoreError when
+        the store refuses them past a blip (they stay spooled; tollgate does not start).
+        A spool that cannot be read is logged and left: new records are still written."""
+        folder = self._settings.spool_dir
+        if folder is None:
+            return self._seq
+        try:
+            with spool.claimed(folder, self._signer.derive(spool.KEY_PURPOSE)) as found:
+                for spooled in found or ():
+                    self._write_spooled(spooled)
+                    spool.remove(spooled)
+        except OSError as exc:
+            log.error("recording: the spool folder %s (recording.spool_dir) cannot be used: "
+                      "%s; records the store has not taken when tollgate stops will be lost",
+                      folder, exc.strerror or exc)
+        return self._seq
+
+    def _write_spooled(self, spooled: spool.SpoolFile) -> None:
+        """One spool file's records, chained in batches (those the store holds already
+        skipped), the last batch checkpointed and anchored."""
+        if self._connection is None:
+            self._connection = connect(self._url)
+        written_us = started_us(time.time())
+        items = []
+        for index, record in enumerate(spooled.records):
+            evidence, _ = decode(record.data)
+            if not spool.written_before(self._connection, evidence, spooled, index):
+                items.append(_Item(record.data, False, spool.marker(spooled, index,
+                                                                    written_us)))
+        size = self._settings.batch_size
+        self._draining = True
+        try:
+            for start in range(0, len(items), size):
+                self._write(items[start : start + size], final=start + size >= len(items))
+        finally:
+            self._draining = False
+        log.warning("recording: %d records spooled at %s (%s) were written from %s; %d "
+                    "were in the store already", len(items), utc(spooled.spooled_us),
+                    spooled.reason, spooled.path, len(spooled.records) - len(items))
 
     def run(self, items: queue.SimpleQueue[_Item | None]) -> None:
         stopping = False
@@ -348,7 +401,8 @@ class ChainWriter:
         if checkpoints:
             self._checkpoint_at = time.monotonic()
         self._failing = False
-        self._acks.send(("written", seq))
+        if not self._draining:  # spooled records are before "ready", in its seq
+            self._acks.send(("written", seq))
 
     def _until_stored(self, attempt: Callable[[bool], _T]) -> _T:
         """`attempt(retry)` until the store takes it, each try waiting longer (doubling,
@@ -364,6 +418,8 @@ class ChainWriter:
                 if not retry:
                     log.warning("recording: the store refused a write (%s); retrying", exc)
                 if time.monotonic() - since >= _BLIP_SECONDS:
+                    if self._draining:
+                        raise
                     self._fail(str(exc))
                 time.sleep(delay)
                 delay, retry = min(delay * 2, _RETRY_MOST), True
@@ -377,7 +433,7 @@ class ChainWriter:
         # Masked in one scan for the batch (contents_of says why).
         built = iter(contents_of([e for e, _ in ready], self._masker, [s for _, s in ready]))
         rows, seq, prev = [], self._seq, self._hash
-        for (evidence, error), session in zip(decoded, found, strict=True):
+        for item, (evidence, error), session in zip(batch, decoded, found, strict=True):
             seq += 1
             content = next(built) if error is None else TypeError(
                 f"the evidence could not be sent: {error}")
@@ -385,6 +441,8 @@ class ChainWriter:
                 log.error("recording: trace %s: the record could not be built",
                           evidence.trace_id, exc_info=content)
                 content = unbuildable(evidence, content, session)
+            if item.spooled is not None:
+                content["spooled"] = item.spooled
             text = canonical(content)
             digest = record_hash(prev, self.writer, seq, text)
             rows.append(store.Row(
