@@ -381,7 +381,9 @@ def test_each_kind_lists_exactly_its_records(played: Played, kind: str) -> None:
         "exchange": {t[name] for name in ("read", "delete", "strict", "undecided",
                                           "unbuildable", "left waiting", "approved",
                                           "denied")},
-        "decision": {t["strict"]},  # the strict target's, before it went upstream
+        # The strict target's, before it went upstream; each held request's, as it began
+        # to wait (its replica could die while it waits).
+        "decision": {t[name] for name in ("strict", "left waiting", "approved", "denied")},
         "approval": {t["approved"], t["denied"]},  # on the held request's trace
         "alert": {t["delete"]},
         "tunnel": {t["tunnel"]},
@@ -413,8 +415,12 @@ def test_each_action_lists_exactly_its_records(played: Played, action: str) -> N
     kinds = {content(r)["kind"] for r in searched.before if r.id in expected}
     traces = {row.trace_id for row in searched.before if row.id in expected}
     t = played.traces
-    if action == "hold":  # the request whose client left while it waited
-        assert traces == {t["left waiting"]}
+    if action == "hold":  # each held request as it began to wait (its decision record),
+        # and the exchange of the one whose client left while it waited
+        assert traces == {t["left waiting"], t["approved"], t["denied"]}
+        assert {(content(r)["kind"], r.trace_id) for r in searched.before
+                if r.id in expected and content(r)["kind"] == "exchange"} == {
+            ("exchange", t["left waiting"])}
     if action == "approve":  # dana's approval, and ada's attempt at her own (refused)
         assert kinds == {"approval"} and traces == {t["approved"]}
     if action == "deny":  # refused exchanges, a dba's denial, an agent's read refused
@@ -454,15 +460,16 @@ def test_target_lists_exactly_that_targets_records(played: Played, target: str) 
 
 
 def test_session_lists_the_run_and_what_shares_its_traces(played: Played) -> None:
-    """Ada's run: her exchanges naming it and her tunnel (its CONNECT's session), with
-    the alert on her DELETE's trace and the approvers' acts on her held request's."""
+    """Ada's run: her exchanges naming it (a held one's decision record too) and her
+    tunnel (its CONNECT's session), with the alert on her DELETE's trace and the
+    approvers' acts on her held request's."""
     searched = search(played, "--session", SESSION, *ALL)
     traces = {content(r)["trace_id"] for r in searched.before
               if content(r)["session_id"] == SESSION}
     expected = exactly(searched, lambda row: content(row)["trace_id"] in traces,
                        f"session {SESSION}")
     assert {content(r)["kind"] for r in searched.before if r.id in expected} == {
-        "exchange", "alert", "approval", "tunnel"}
+        "exchange", "decision", "alert", "approval", "tunnel"}
     # The other filters apply within it.
     within = search(played, "--session", SESSION, "--kind", "approval", *ALL)
     exactly(within, lambda row: content(row)["trace_id"] in traces

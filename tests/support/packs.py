@@ -27,9 +27,16 @@ def pack_rego_tests() -> tuple[rego_tests.RegoTest, ...]:
     return tuple(rego_tests.load_engine(POLICIES)[1])
 
 
+def _copy(where: Path) -> None:
+    """The default pack copied to `where` without its Rego tests: they test the shipped
+    limits and lists, which the copy edits, and a revision whose own tests fail is not
+    served (policy/smoke.py), as a user's edit without its tests' would not be."""
+    shutil.copytree(POLICIES, where, ignore=shutil.ignore_patterns("*_test.rego"))
+
+
 def pack_with_limits(where: Path, **limits: Any) -> Path:
     """A copy of the default pack at `where`, its limits.rego with these values."""
-    shutil.copytree(POLICIES, where)
+    _copy(where)
     path = where / "limits.rego"
     source = path.read_text()
     for name, value in limits.items():
@@ -44,7 +51,7 @@ def pack_with_limits(where: Path, **limits: Any) -> Path:
 def pack_with_egress(where: Path, egress: dict[str, Any]) -> Path:
     """A copy of the default pack at `where` whose egress_lists.rego holds these lists
     (`data.tollgate.egress`), as a user writes them: a Rego object in JSON syntax."""
-    shutil.copytree(POLICIES, where)
+    _copy(where)
     path = where / "egress_lists.rego"
     source = path.read_text()
     lists = f"egress := {json.dumps(egress, indent=1)}"
