@@ -83,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
                 why = f": {found['reason']}" if found.get("reason") else ""
                 print(terminal(f"{found['id']} {found['status']} by {found['decided_by']}{why} "
                                f"(trace {found['trace_id']})"))
+                if found.get("effect"):
+                    print(terminal(found["effect"]))
     except (Unusable, Refused) as exc:
         return failed("tollgate approvals", exc)
     return 0

@@ -55,3 +55,9 @@ def test_a_killed_replica_leaves_its_hold_recorded_and_shown_unwaited(pair: Gate
     wait = _shown(pair, alive, approval["id"])["wait"]
     assert (wait["held_by"], wait["answered"]) == (approval["held_by"], None)
     held.result()  # the client is answered (by Envoy: its replica is gone), not left hanging
+    # Approving it now says what it does: nobody waits, a retry passes once.
+    status, decided = api(pair, "POST", f"/approvals/{approval['id']}/approve", DBA, {},
+                          replica=alive)
+    assert status == 200, decided
+    assert decided["effect"].startswith("no request waits on it now")
+    assert f"or {approval['held_by']}, which held it, stopped" in decided["effect"]

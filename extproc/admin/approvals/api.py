@@ -232,7 +232,7 @@ class ApprovalsApi:
                                         "tollgate could not process this request", 500)
             if refusal is None and decided is not None:
                 response = _json(200, {**self._shown(decided, caller),
-                                       "trace_id": trace_id})
+                                       "effect": effect(decided), "trace_id": trace_id})
             else:
                 assert refusal is not None
                 outcome["tollgate.refusal"] = refusal.code
@@ -336,3 +336,16 @@ def _error(refused: ApprovalError, trace_id: str | None = None) -> web.Response:
     return _json(refused.status, body)
 
 
+def effect(approval: Approval) -> str:
+    """What a decision does now, for whoever made it: a waiting request passes (or is
+    refused) at once; with nobody waiting (its client left, or its replica died), only a
+    retry of exactly that request is let through, once, while the approval lasts."""
+    if approval.status == "denied":
+        return ("the waiting request is refused now" if approval.waiting()
+                else "no request waits on it now: a retry of it is refused")
+    if approval.waiting():
+        return f"the request waiting on it (on {approval.held_by}) passes now"
+    grant = ("a retry of exactly this request passes, once" if approval.grant_mode == "once"
+             else "the requester's requests on its target pass for the window")
+    return (f"no request waits on it now (its client left, or {approval.held_by}, which "
+            f"held it, stopped): {grant}")
