@@ -61,6 +61,7 @@ _MOST_PENDING = 200_000
 # Keys are dropped from the view a day after they were last used.
 _FORGET_SECONDS = 86_400 + 3_600
 _PRUNE_EVERY = 300.0  # seconds between deletions of rows older than a day
+_CLOSE_SECONDS = 3.0  # the most a stop waits for the last counts to be written
 _IN_CHUNK = 500  # keys per SELECT ... IN (...)
 # A JSON response body up to this size is read for its number of items (rows, a list).
 _ITEMS_BODY_BYTES = 64 * 1024
@@ -435,7 +436,18 @@ class Tracker:
             raise
 
     async def close(self) -> None:
-        """Stop syncing; write what is still pending (nothing counted is lost at a stop)."""
+        """Stop syncing; write what is still pending (nothing counted is lost at a stop
+        the store answers). A store that does not answer within _CLOSE_SECONDS loses the
+        last counts, said at ERROR: the record, closed after, must still have the time to
+        spool what it holds before a supervisor's grace period ends."""
+        try:
+            await asyncio.wait_for(self._close(), _CLOSE_SECONDS)
+        except TimeoutError:
+            log.error("activity: the counts of the last %g s could not be written before "
+                      "shutdown: the store did not answer within %g s",
+                      self._settings.sync_seconds, _CLOSE_SECONDS)
+
+    async def _close(self) -> None:
         self._stopping.set()
         if self._running is not None:
             await self._running  # a sync under way ends, then the last one

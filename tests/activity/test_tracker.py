@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from extproc.activity.tracker import SEEN_MOST, Tracker, counted
+from extproc.activity.tracker import _CLOSE_SECONDS, SEEN_MOST, Tracker, counted
 from extproc.config import Activity, Match, Target
 from extproc.identity import Who
 from extproc.recording import BodyCapture, Decided, Evidence
@@ -216,3 +218,24 @@ async def test_windows_drop_old_minutes(sqlite_url: str, minute_ago: int,
     assert found["minute"]["refusals"] == expected
     assert found["hour"]["refusals"] == found["day"]["refusals"] == 1
     await tracker.close()
+
+
+async def test_a_stop_the_store_cannot_answer_is_bounded_and_says_what_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Another connection holds the SQLite store's write lock (every write waits out
+    its busy timeout): the stop still ends within its bound, and says the last counts
+    were not written, so that the record closed after it has the time to spool."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    tracker = Tracker(Activity(), url)
+    await tracker.start()
+    tracker.observe(evidence())
+    locker = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        await tracker.close()
+        assert time.monotonic() - started < _CLOSE_SECONDS + 1.0
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert "could not be written before shutdown" in caplog.text
