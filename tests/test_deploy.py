@@ -1004,9 +1004,10 @@ def test_deploy_stack_holds_for_approval_and_an_approver_lets_it_through(
     held.join(30)
     ((status, headers),) = replies
     assert status == 200
-    # The trace holds the held exchange and the approver's decision, both recorded.
-    assert sorted(recorded(live, headers["x-tollgate-trace-id"], count=2)) == [
-        ("demo", "allow", 200), ("demo", "approve", 200)]
+    # The trace holds the held exchange (its decision record as it began to wait, and
+    # its exchange's) and the approver's decision, all recorded.
+    assert sorted(recorded(live, headers["x-tollgate-trace-id"], count=3)) == [
+        ("demo", "allow", 200), ("demo", "approve", 200), ("demo", "hold", None)]
 
 
 def test_deploy_publishes_the_admin_port_everywhere() -> None:

@@ -1233,7 +1233,8 @@ def test_a_hold_nobody_decides_ends_in_a_refusal_naming_its_approval(
     assert (body["error"], body["status"]) == ("approval_required", "pending")
     assert body["approval_id"] == attributes["tollgate.approval.id"] == pending[
         "tollgate.approval.id"]
-    (record,) = exchange.records
+    held, record = exchange.records  # held: its decision record, as it began to wait
+    assert (held["kind"], record["kind"]) == ("decision", "exchange")
     assert (record["approval"]["via"], record["approval"]["status"]) == ("hold", "pending")
     assert record["decisions"][0]["hold_seconds"] == 300  # the policy's own
 
@@ -1259,7 +1260,8 @@ def test_a_hold_approved_while_waiting_continues_and_covers_its_response(
     assert (attributes["tollgate.decision.action"], attributes["tollgate.approval.status"],
             attributes["http.response.status_code"]) == ("allow", "used", 200)
     assert "tollgate.refusal" not in attributes
-    (record,) = exchange.records
+    held, record = exchange.records  # held: its decision record, as it began to wait
+    assert (held["kind"], record["kind"]) == ("decision", "exchange")
     assert record["outcome"]["action"] == "allow"
     assert [d["action"] for d in record["decisions"]] == ["hold", "allow"]
     assert (record["approval"]["via"], record["approval"]["decided_by"]) == ("hold", "dana")
@@ -1293,7 +1295,8 @@ def test_a_hold_denied_while_waiting_is_refused_with_who_denied_it(
     assert (attributes["tollgate.decision.action"], attributes["tollgate.refusal"],
             attributes["http.response.status_code"]) == ("deny", "approval_denied", 403)
     assert refusal_body(exchange)["status"] == "denied"
-    (record,) = exchange.records
+    held, record = exchange.records  # held: its decision record, as it began to wait
+    assert (held["kind"], record["kind"]) == ("decision", "exchange")
     assert (record["outcome"]["action"], record["approval"]["status"]) == ("deny", "denied")
 
 
@@ -1306,7 +1309,8 @@ def test_a_window_grant_approved_while_waiting_is_approved_not_used(
     assert approved["tollgate.approval.status"] == "approved"
     assert "tollgate.approval.reason" not in approved  # the approver gave none
     assert exchange.span.attributes["tollgate.decision.action"] == "allow"
-    (record,) = exchange.records
+    held, record = exchange.records  # held: its decision record, as it began to wait
+    assert (held["kind"], record["kind"]) == ("decision", "exchange")
     assert (record["approval"]["grant"], record["approval"]["grant_minutes"]) == ("window", 10)
 
 

@@ -232,7 +232,9 @@ class Pipeline:
                 exchange.approval_event(approval, via, seconds)
                 # Held is recorded as held, durably, before the wait: should this replica
                 # die while it waits, the record still shows the request and its approval.
-                await self.recorder.commit(exchange.strict_record(), exchange.who)
+                # Not charged to the identity's share of the queue: its exchange's place
+                # is taken already, and the approvals it may have pending are bounded.
+                await self.recorder.commit(exchange.strict_record())
                 yield seconds
                 approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
         except StoreError as exc:

@@ -63,7 +63,8 @@ def playbook(gw: Gateway, host: Sshd, tmp_path: Path, tasks: list[dict[str, Any]
 
 
 def exec_records(gw: Gateway) -> list[dict[str, Any]]:
-    return [r for r in gw.records() if r["request"]["method"] == "EXEC"]
+    """The exchanges' records of exec requests (not a held one's decision record)."""
+    return [r for r in gw.records("exchange") if r["request"]["method"] == "EXEC"]
 
 
 def test_modules_run_judged_by_what_they_uploaded(gw: Gateway, host: Sshd,

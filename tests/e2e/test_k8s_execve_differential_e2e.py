@@ -130,11 +130,13 @@ class Session:
         self.started = traces.made
 
     def records(self, streams: int) -> list[dict[str, Any]]:
-        """The session's records once `streams` exec or attach records are in."""
+        """The session's exchange records once `streams` exec or attach records are in
+        (not a held one's decision record, written as it began to wait)."""
         found: list[dict[str, Any]] = []
 
         def written() -> bool:
-            found[:] = [r for r in self.gw.records() if r["session_id"] not in self.known]
+            found[:] = [r for r in self.gw.records("exchange")
+                        if r["session_id"] not in self.known]
             return sum(r["request"]["method"] == "GET" and bool(reading(r))
                        for r in found) >= streams
 

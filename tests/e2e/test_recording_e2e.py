@@ -142,8 +142,10 @@ def test_a_store_that_cannot_be_written_refuses_requests_and_the_upstream_sees_n
     make_gateway: GatewayFactory, pg_url: str,
 ) -> None:
     """The records table taken away under a running gateway: a strict target's request
-    is refused at once (its decision record cannot be committed), and then every target's
-    is, until the table is back; then requests pass and the waiting records are written."""
+    is refused at once (its decision record cannot be committed), and, once the writer
+    has failed for longer than a blip (store/retry.py: what was admitted meanwhile is
+    kept until written), every target's is, until the table is back; the upstream sees
+    none of the refused ones; then requests pass and the waiting records are written."""
     gw = make_gateway(targets=[DEMO, STRICT], routes=[LEDGER_ROUTE],
                       settings={"store": {"url": pg_url},
                                 "recording": {"commit_seconds": 0.5}})
@@ -158,14 +160,22 @@ def test_a_store_that_cannot_be_written_refuses_requests_and_the_upstream_sees_n
         assert strict.json()["error"] == "recording_unavailable"
         stack.wait_until(lambda: gw.request("GET", "/echo").status == 503, 10,
                          "every target refused while the store cannot be written")
+        within_the_blip = len(gw.upstream.requests)
         refused = gw.request("GET", "/echo")
         assert refused.json()["message"].startswith("the audit record cannot be written:")
-        assert len(gw.upstream.requests) == before
+        assert len(gw.upstream.requests) == within_the_blip
+        # The strict request never reached it; those within the blip did, their records
+        # kept until written (checked below).
+        assert all(r.path == "/echo" for r in gw.upstream.requests[before:])
     finally:
         outage.execute("ALTER TABLE records_away RENAME TO records")
         outage.close()
     stack.wait_until(lambda: gw.request("GET", "/echo").status == 200, 15,
                      "requests pass again once the store takes writes")
+    reached = {r.headers["traceparent"].split("-")[1] for r in gw.upstream.requests[before:]
+               if "traceparent" in r.headers}
+    stack.wait_until(lambda: reached <= {r["trace_id"] for r in gw.records()}, 15,
+                     "the records of what reached the upstream within the blip")
 
 
 def test_shutdown_writes_every_record_before_tollgate_exits(make_gateway: GatewayFactory,

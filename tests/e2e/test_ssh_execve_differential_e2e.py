@@ -174,11 +174,13 @@ class Session:
             await asyncio.wait_for(process.wait_closed(), 30)
 
     def records(self, closing: str, count: int) -> list[dict[str, Any]]:
-        """The session's records once `count` records of method `closing` are in."""
+        """The session's exchange records once `count` records of method `closing` are
+        in (not a held line's decision record, written as it began to wait)."""
         found: list[dict[str, Any]] = []
 
         def written() -> bool:
-            found[:] = [r for r in self.gw.records() if r["session_id"] not in self.known]
+            found[:] = [r for r in self.gw.records("exchange")
+                        if r["session_id"] not in self.known]
             return sum(r["request"]["method"] == closing for r in found) >= count
 
         stack.wait_until(written, 20, f"the session's {count} {closing} records")

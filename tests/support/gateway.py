@@ -125,12 +125,13 @@ class Gateway:
         """The LINE records, oldest first, of the terminal session of the latest line
         `first` picks, once it holds `lines` of them and the record of what opened it
         (`opened_by`: SHELL for an SSH shell, GET for a Kubernetes exec): a session's
-        records are written as its lines are decided and as it ends."""
+        records are written as its lines are decided and as it ends (a held line's
+        decision record, written as it began to wait, is not one of them)."""
         found: list[dict[str, Any]] = []
 
         def recorded() -> bool:
             nonlocal found
-            records = self.records()
+            records = self.records("exchange")
             picked = [r for r in records if r["request"]["method"] == "LINE" and first(r)]
             if not picked:
                 return False
