@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
 from extproc.quickstart import stack
 from extproc.recording.chain import Signer
+from extproc.store.aio import AsyncStore, open_store
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import footprint
 from tests.support.databases import throwaway_database
@@ -115,6 +116,14 @@ def store_url(request: pytest.FixtureRequest) -> str:
     """The same test on a SQLite file and on a PostgreSQL database."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[AsyncStore]:
+    """The store at `store_url`, opened for the event loop (tables up to date)."""
+    opened = await open_store(store_url)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ nothing here can stop the service.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from pathlib import Path
 
 from extproc.approvals.auth import Verifier
+from extproc.policy.sources import asked_or_due
 
 Fingerprint = tuple[tuple[Path, str], ...]
 
@@ -41,10 +41,7 @@ class KeyReloader:
     async def run(self) -> None:
         """Reload when asked or when the files change, until cancelled."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.requested.wait(), self._watch or None)
-            asked = self.requested.is_set()
-            self.requested.clear()
+            asked = await asked_or_due(self.requested, self._watch)
             files = self._verifier.files()
             now = fingerprint(files)
             if asked or now != self._seen:

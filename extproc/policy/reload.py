@@ -10,7 +10,6 @@ stop the service: a reload that fails is told, never raised.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 from extproc import metrics
 from extproc.policy import PolicyEngine, PolicyLoadError
 from extproc.policy.smoke import SmokeFailed, decides_inputs, smoke_inputs, tests_pass
-from extproc.policy.sources import Modules, fingerprint, read_modules
+from extproc.policy.sources import Modules, asked_or_due, fingerprint, read_modules
 
 log = logging.getLogger("tollgate.policy")
 
@@ -78,10 +77,7 @@ class PolicyReloader:
     async def run(self) -> None:
         """Reload when asked or when the files change, until cancelled."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.requested.wait(), self._watch or None)
-            asked = self.requested.is_set()
-            self.requested.clear()
+            asked = await asked_or_due(self.requested, self._watch)
             now = fingerprint(self._dir)
             if asked or now != self._seen:
                 self._seen = now

@@ -1,7 +1,10 @@
-"""Policy sources on disk: which files a policy directory holds, and their revision."""
+"""Policy sources on disk: which files a policy directory holds, their revision, and
+the wait between two looks at them (which the signing keys' files share)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -61,3 +64,13 @@ def revision_of(modules: Modules) -> str:
     for name, source in modules:
         digest.update(Path(name).name.encode() + b"\0" + source.encode() + b"\0")
     return digest.hexdigest()[:12]
+
+
+async def asked_or_due(requested: asyncio.Event, seconds: float) -> bool:
+    """Wait until `requested` is set (SIGHUP) or `seconds` pass (0: only when asked);
+    whether it was asked. The event is cleared for the next wait."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(requested.wait(), seconds or None)
+    asked = requested.is_set()
+    requested.clear()
+    return asked

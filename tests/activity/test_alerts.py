@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
@@ -20,7 +18,7 @@ from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.recording import Evidence
-from extproc.store.aio import AsyncStore, open_store
+from extproc.store.aio import AsyncStore
 from extproc.telemetry import Telemetry
 from tests.support.fakes import MemoryHolds, MemoryRecorder, StaticCredentials
 from tests.support.http_server import LocalServer
@@ -65,12 +63,6 @@ class Setup:
     def alerts_recorded(self) -> list[Evidence]:
         return [e for e in self.recorder.submitted if e.kind == "alert"]
 
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[AsyncStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 async def test_an_alert_is_on_the_span_in_the_record_and_sent_once_a_burst(

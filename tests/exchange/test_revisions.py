@@ -4,26 +4,16 @@ PostgreSQL, with real engines and the real store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from extproc import metrics
 from extproc.config import Policy
 from extproc.exchange.revisions import Revisions
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.store.aio import AsyncStore, open_store
+from extproc.store.aio import AsyncStore
 
 QUERY = "data.tollgate.decision"
 OLD = [("p.rego", 'package tollgate\nimport rego.v1\ndecision := {"action": "allow"}\n')]
 NEW = [("p.rego", 'package tollgate\nimport rego.v1\ndecision := {"action": "deny"}\n')]
 
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[AsyncStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 class _Alerts:

@@ -82,12 +82,6 @@ class Setup:
                 if e.kind == "alert" and e.meaning["rule"] == RULE]
 
 
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[AsyncStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
-
 
 @pytest.fixture
 async def made() -> AsyncIterator[list[Setup]]:

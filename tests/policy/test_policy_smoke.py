@@ -19,7 +19,7 @@ from extproc.policy.reload import RELOAD_FAILED, PolicyReloader, vetted_start
 from extproc.policy.smoke import SmokeFailed, smoke_inputs
 from extproc.policy.sources import read_modules
 from extproc.recording import Evidence
-from extproc.store.aio import AsyncStore, open_store
+from extproc.store.aio import AsyncStore
 from tests.policy.test_policy_reload import DENY, INPUT, QUERY, policy_dir
 from tests.support.fakes import MemoryRecorder
 from tests.support.gateway import POLICIES
@@ -55,12 +55,6 @@ BROKEN = {
 def reload_failures() -> float:
     return REGISTRY.get_sample_value("tollgate_policy_reload_failures_total") or 0.0
 
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[AsyncStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
