@@ -3,8 +3,11 @@ receiver and running gateways (their machinery is tests/support/gateway.py)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,6 +31,15 @@ from tests.support.tls import TlsFiles, write_tls_files
 # themselves, or run the `tollgate` command as a process, set `pytestmark`.
 E2E_FOLDER = Path(__file__).parent / "e2e"
 E2E_FIXTURES = frozenset({"gateway", "make_gateway", "otlp", "pg_url", "sshd"})
+
+
+# What tollgate caches for a user (the Rego tests a pack passed: policy/smoke.py) goes to
+# a folder of this run's, never to the user's ~/.cache; set before any process starts,
+# so every xdist worker and every gateway they start share it.
+if "TOLLGATE_CACHE" not in os.environ:
+    _CACHE = os.environ["TOLLGATE_CACHE"] = tempfile.mkdtemp(prefix="tollgate-test-cache-")
+    _OWNER = os.getpid()
+    atexit.register(lambda: os.getpid() == _OWNER and shutil.rmtree(_CACHE, True))
 
 
 # Devices the suite must leave as it found them: a shell run as root once wrote a regular

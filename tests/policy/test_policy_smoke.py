@@ -6,6 +6,7 @@ it. Real parts: regorus (the embedded engine), the store, the alerts, a webhook.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from extproc import config
 from extproc.exchange.alerts import OWN, Alerts
+from extproc.policy import smoke
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.reload import RELOAD_FAILED, PolicyReloader, vetted_start
 from extproc.policy.smoke import SmokeFailed, smoke_inputs
@@ -173,3 +175,20 @@ async def test_an_alert_of_tollgates_own_is_recorded_sent_and_deduplicated(
     finally:
         await raiser.close()
         hook.stop()
+
+
+async def test_rego_tests_passed_once_are_remembered_by_the_files_bytes(
+        tmp_path: Path) -> None:
+    """An unchanged pack is not tested again at the next start (each worker, each
+    restart); a byte changed, a test failing is seen again."""
+    pack = tmp_path / "policies"
+    pack.mkdir()
+    (pack / "p.rego").write_text("package tollgate\nimport rego.v1\nx := 1\n")
+    (pack / "p_test.rego").write_text("package tollgate\nimport rego.v1\n"
+                                      "test_x if { x == 1 }\n")
+    assert await smoke.tests_pass(pack) == 1
+    assert any((Path(os.environ["TOLLGATE_CACHE"]) / "policy-tests").iterdir())
+    assert await smoke.tests_pass(pack) == 1  # remembered
+    (pack / "p.rego").write_text("package tollgate\nimport rego.v1\nx := 2\n")
+    with pytest.raises(SmokeFailed, match="1 of its 1 Rego tests fail"):
+        await smoke.tests_pass(pack)
