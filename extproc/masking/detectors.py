@@ -259,7 +259,9 @@ _SCHEME = PASS.literal(b"://", first=True)  # connection strings
 # never a thousands separator: a thousands group has exactly 3 digits, and no card or
 # group does. A number written with a zero fraction (`….0`) or an exponent
 # (`4.111111111111111e15`: a float printed) is read as its integer. Letters glued to
-# either end (`card4111…`, `…1111x`) do not hide a card; digits do (see `_glued`).
+# either end (`card4111…`, `…1111x`) do not hide a card; digits do (see `_glued`), and
+# so do digits a dash joins to a run (`ansible-tmp-…-3151-378282246310005`: a name a tool
+# made up, which its client reads back).
 _CARD_SEP = rb"[ \t./_]{1,3}"  # on the shape, where a dash is a space
 _CARD_GROUPS = re.compile(
     rb"0000%s(?:0000%s0000(?:%s0{1,4}){0,2}|000000%s0{4,5})" % ((_CARD_SEP,) * 4))
@@ -295,7 +297,7 @@ def _card_run(t: Text, s: int, e: int) -> tuple[int, int] | None:
     # Digits going on past a "." make a decimal number, not a card, unless all zeros.
     if extends_back(t, s, b".") and (exponent := _EXPONENT.match(t.raw, e)) is not None:
         return _card_exponent(t, s - 2, exponent.end())
-    if not _glued(t, s, e) or extends_back(t, s, b"."):
+    if not _glued(t, s, e) or extends_back(t, s, b".-") or continues(t, e, b"-"):
         return None
     end = e
     if continues(t, e, b"."):

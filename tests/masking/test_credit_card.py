@@ -40,6 +40,9 @@ from tests.masking.conftest import found
         ("550e8400-e29b-41d4-a716-446655440000", []),
         ("commit 4111111111111111c0ffee4111111111111111", []),
         ("111111111111", []),  # 12 digits outside Maestro
+        # a dash joining digits to it makes a name a tool made up (Ansible's temp folder)
+        ("ansible-tmp-1795839697.4662185-3151-378282246310005", []),
+        ("378282246310005-3151.log", []),
     ],
 )
 def test_credit_card(text: str, expected: list[str]) -> None:

@@ -108,6 +108,27 @@ def order_number(rnd: random.Random) -> str:
     ))
 
 
+def _luhn_card_like(rnd: random.Random) -> str:
+    """A number a card pattern reads as a card: a network's prefix, Luhn-valid."""
+    while True:
+        value = rnd.choice(("34", "37", "4", "51", "6011")) + _digits(rnd, 14, string.digits)
+        value = value[: rnd.choice((15, 16))]
+        if luhn(value):
+            return value
+
+
+def compound_id(rnd: random.Random) -> str:
+    """Names tools make by joining numbers with dashes, the last one card-like: Ansible's
+    remote temporary folder (`ansible-tmp-<time>-<pid>-<random>`, read back by Ansible
+    from the shell's answer), a job's or a file's name."""
+    number, pid = _luhn_card_like(rnd), rnd.randrange(100, 99999)
+    return rnd.choice((
+        f"ansible-tmp-{rnd.uniform(1.6e9, 1.9e9):.7f}-{pid}-{number}",
+        f"/home/u/.ansible/tmp/ansible-tmp-{rnd.uniform(1.6e9, 1.9e9):.7f}-{pid}-{number}/x.py",
+        f"job-{pid}-{number}", f"{number}-{pid}.log", f"run_{pid}-{number}-{pid}",
+    ))
+
+
 def ups(rnd: random.Random) -> str:
     shipper = "".join(rnd.choices(string.ascii_uppercase + string.digits, k=6))
     return f"1Z{shipper}{rnd.randrange(100):02d}{rnd.randrange(10**8):08d}"
@@ -198,6 +219,7 @@ CLASSES: dict[str, tuple[Make, float]] = {
     "semver": (semver, 0.0),
     "dotted_version": (dotted_version, 0.0),
     "order_number": (order_number, 0.0),
+    "compound_id": (compound_id, 0.0),
     "ups": (ups, 0.0),
     # Ground numbers starting 34/37 that pass Luhn are Amex numbers to a pattern (~0.2%).
     "fedex": (fedex, 0.01),
