@@ -769,9 +769,14 @@ class Approvals:
     # may have pending at once, over every replica; a hold beyond it is refused (429)
     # without asking anyone, so no agent floods approvers or the store.
     max_pending_per_identity: int = 10
+    # A request held on a replica that stopped without answering it (killed, its host
+    # lost): once its replica has not been heard of for this long, its approval is
+    # marked `abandoned` (recorded, no longer decidable) and a retry asks anew, so no
+    # approver grants what nobody waits for.
+    abandon_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("expire_seconds", "poll_seconds"):
+        for name in ("expire_seconds", "poll_seconds", "abandon_seconds"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
         for name in ("max_hold_seconds", "max_window_seconds", "max_pending_per_identity"):
@@ -911,6 +916,9 @@ class Store:
     # Records older than this are pruned (the chain stays verifiable); 0 keeps all. A
     # target's own retention_days overrides it; a legal hold keeps a session's records.
     retention_days: float = 0
+    # How often each process says in the store that it is alive, and which policy
+    # revision it serves; one not heard of for three beats is gone.
+    heartbeat_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         scheme = urlsplit(self.url).scheme
@@ -921,6 +929,8 @@ class Store:
             raise Invalid("url", f"expected sqlite:///PATH (three slashes), got {self.url!r}")
         if self.retention_days < 0:
             raise Invalid("retention_days", "must be >= 0 (0 keeps every record)")
+        if self.heartbeat_seconds <= 0:
+            raise Invalid("heartbeat_seconds", "must be > 0")
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:

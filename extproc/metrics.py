@@ -100,6 +100,9 @@ APPROVALS_CREATED = Counter(
 APPROVALS_DECIDED = Counter(
     "tollgate_approvals_decided", "Approvals decided by an approver, by outcome.",
     ["outcome"])
+APPROVALS_ABANDONED = Counter(
+    "tollgate_approvals_abandoned",
+    "Approvals marked abandoned: the replica whose request waited on them stopped.")
 APPROVALS_PENDING = Gauge(
     "tollgate_approvals_pending",
     "Approvals waiting for a decision now, not expired (in the store: every replica "
@@ -235,6 +238,10 @@ def alert_raised(rule: str, severity: str) -> None:
 
 def approval_created() -> None:
     APPROVALS_CREATED.inc()
+
+
+def approvals_abandoned(count: int) -> None:
+    APPROVALS_ABANDONED.inc(count)
 
 
 def approval_decided(approved: bool) -> None:

@@ -24,7 +24,7 @@ from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
-from extproc.approvals import ApprovalStore
+from extproc.approvals import ApprovalStore, abandon
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
 from extproc.approvals.key_reload import KeyReloader
@@ -165,7 +165,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         revisions = Revisions(
             holds.store.store, recorder.writer, engine, config.policy,
             lambda message, key: alerts.raise_own(REVISIONS_DIFFER, "critical", message,
-                                                  key=key))
+                                                  key=key), config.store.heartbeat_seconds)
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
                             StoredPins(holds), tracker, alerts, revisions)
         servicer = ExtProcServicer(config, pipeline, egress,
@@ -208,6 +208,10 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         watchers = start_watching(config, engine, recorder, credentials, verifiers.made,
                                   alerts)
         watchers.tasks.append(asyncio.create_task(revisions.run()))
+        watchers.tasks.append(asyncio.create_task(abandon.run(
+            holds.store, recorder, {t.name: t for t in config.targets},
+            max(config.approvals.abandon_seconds, revisions.gone_seconds),
+            config.store.heartbeat_seconds)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -36,7 +36,8 @@ class Approval:
     reasons: tuple[str, ...]
     grant_mode: str  # once | window
     grant_minutes: int | None
-    status: str  # pending | approved | denied | used (expired is read from expires_us)
+    # pending | approved | denied | used | abandoned (expired is read from expires_us)
+    status: str
     created_us: int
     expires_us: int
     trace_id: str  # the held request's span: the decision's span is its child

@@ -47,6 +47,8 @@ _COLUMNS = (
 _JSON = frozenset({"identity", "request", "notified"})
 _LISTS = frozenset({"approvers", "rules", "reasons"})
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM approvals"
+ABANDONED = ("the replica holding its request stopped without answering it: nobody waits "
+             "on it, and a retry of the request asks anew")
 
 
 class ApprovalStore:
@@ -196,6 +198,22 @@ class ApprovalStore:
             raise ApprovalError("not_found", f"no approval {approval_id}", 404)
         return _approval(rows[0])
 
+    async def abandon(self, silent_seconds: float) -> list[Approval]:
+        """Mark `abandoned` the pending approvals whose waiter stopped without letting go
+        (its lease lapsed, not cleared: a waiter that ends clears it) on a replica not
+        heard of (`policy_revisions`) for `silent_seconds`: nobody will be answered when
+        they are decided, and a retry of the request asks anew. One conditional UPDATE:
+        of the replicas sweeping at once, each approval is marked by one."""
+        at = now()
+        since = at - int(silent_seconds * 1_000_000)
+        rows = await self._store.execute(
+            f"UPDATE approvals SET status = 'abandoned', decided_us = ?, reason = ? "
+            f"WHERE status = 'pending' AND expires_us > ? AND waiting_until_us < ? "
+            f"AND held_by NOT IN (SELECT process FROM policy_revisions WHERE seen_us > ?) "
+            f"RETURNING {', '.join(_COLUMNS)}",
+            (at, ABANDONED, at, since, since))
+        return [_approval(row) for row in rows]
+
     def stop_waiting(self) -> None:
         """Shutdown: held requests stop waiting and are answered with their approval as
         it stands (a retry passes once it is approved)."""
@@ -248,8 +266,7 @@ class ApprovalStore:
         if refused is not None:
             raise refused
         if found.state() != "pending":
-            raise ApprovalError("not_pending", f"approval {approval_id} is {found.state()}, "
-                                "not pending")
+            raise _not_pending(found)
         at = now()
         grant_until = (at + min(found.grant_minutes * 60, self._max_window) * 1_000_000
                        if approve and found.grant_mode == "window" and found.grant_minutes
@@ -264,9 +281,7 @@ class ApprovalStore:
             if rows:
                 await self._store.notify(execute, CHANNEL, approval_id)
         if not rows:  # decided or expired between the read and the update
-            latest = await self.get(approval_id)
-            raise ApprovalError("not_pending",
-                                f"approval {approval_id} is {latest.state()}, not pending")
+            raise _not_pending(await self.get(approval_id))
         metrics.approval_decided(approve)
         self._wake(approval_id)
         if self._siblings is not None:
@@ -313,3 +328,10 @@ def _approval(row: Sequence[Any]) -> Approval:
         fields[column] = tuple(json.loads(fields[column]))
     return Approval(**fields)
 
+
+
+def _not_pending(approval: Approval) -> ApprovalError:
+    """Why an approval cannot be decided any more (an abandoned one says why it was)."""
+    why = f": {approval.reason}" if approval.state() == "abandoned" else ""
+    return ApprovalError("not_pending",
+                         f"approval {approval.id} is {approval.state()}, not pending{why}")

@@ -22,7 +22,8 @@ from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import json_text, terminal
 from extproc.codecs.text import cut, print_table, utc
 
-STATUSES = ("pending", "approved", "denied", "used", "expired", "decided", "all")
+STATUSES = ("pending", "approved", "denied", "used", "expired", "abandoned", "decided",
+            "all")
 _SUMMARY_CHARS = 60
 
 

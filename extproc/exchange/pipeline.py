@@ -273,6 +273,8 @@ def approval_refusal(approval: Any, approve_url: str | None) -> Refusal:
     elif state == "used":
         message = (f"approval {approval.id} let another request like this one through, "
                    "once; a retry asks anew")
+    elif state == "abandoned":
+        message = f"approval {approval.id} was abandoned ({approval.reason})"
     else:
         message = f"approval {approval.id} expired undecided; a retry asks anew"
     details = {"approval_id": approval.id, "status": state, "approve_url": approve_url,

@@ -60,6 +60,11 @@ class Revisions:
         self._reading: Reading | None = None
         self.differ = False  # past the grace
 
+    @property
+    def gone_seconds(self) -> float:
+        """How long a process goes unheard of before the others take it for gone."""
+        return _ALIVE_BEATS * self._every
+
     def refusal(self) -> str | None:
         """Why this process refuses to decide now (None: it decides): it serves another
         revision than the newest, past the grace, and `policy.behind` is `refuse`."""
@@ -93,7 +98,7 @@ class Revisions:
         rows = await self._store.execute(
             "SELECT p.process, p.revision FROM policy_revisions p JOIN policy_revisions_seen "
             "s ON s.revision = p.revision WHERE p.seen_us > ? ORDER BY s.first_us, p.process",
-            (now - int(_ALIVE_BEATS * self._every * 1e6),))
+            (now - int(self.gone_seconds * 1e6),))
         served: dict[str, list[str]] = {}
         for process, found in rows:
             served.setdefault(str(found), []).append(str(process))

@@ -586,3 +586,38 @@ async def _waiting(store: ApprovalStore, approval_id: str) -> bool:
 
 async def _gone(store: ApprovalStore, approval_id: str) -> bool:
     return not (await store.get(approval_id)).waiting()
+
+
+async def test_only_a_dead_replicas_forsaken_holds_are_abandoned(store_url: str) -> None:
+    """Abandoned: pending, its waiter's lease lapsed uncleared for the bound, on a replica
+    the store has not heard of for as long. A live replica's lapsed lease (its store
+    blinked as the wait ended), a lease cleared (the wait ended) and one lapsed only
+    just stay pending; a second sweep finds nothing more; deciding it says why not."""
+    async with opened(store_url) as store:
+        at = now()
+        await store.store.execute(
+            "INSERT INTO policy_revisions (process, revision, seen_us) VALUES (?, ?, ?), "
+            "(?, ?, ?)", ("replica-live", "r1", at, "replica-dead", "r1", at - 60_000_000))
+        cases = {  # held by, lease (None: cleared)
+            "forsaken": ("replica-dead", at - 10_000_000),
+            "live": ("replica-live", at - 10_000_000),
+            "let_go": ("replica-dead", None),
+            "just_lapsed": ("replica-dead", at - 1_000_000),
+            "never_beat": ("replica-unknown", at - 10_000_000),
+        }
+        made = {}
+        for n, (name, (holder, lease)) in enumerate(cases.items()):
+            made[name] = await create(store, fingerprint=f"{n}" * 64, held_by=holder)
+            await store.store.execute(
+                "UPDATE approvals SET waiting_until_us = ? WHERE id = ?", (lease, made[name].id))
+        abandoned = await store.abandon(5)
+        assert sorted(a.id for a in abandoned) == sorted(
+            made[name].id for name in ("forsaken", "never_beat"))
+        assert {a.state() for a in abandoned} == {"abandoned"}
+        for name in ("live", "let_go", "just_lapsed"):
+            assert (await store.get(made[name].id)).state() == "pending", name
+        assert await store.abandon(5) == []
+        with pytest.raises(ApprovalError, match="abandoned, not pending: the replica holding"):
+            await store.decide(made["forsaken"].id, *DBA, approve=True, reason=None)
+        assert [a.id for a in await store.list("abandoned")] == [
+            made[n].id for n in ("never_beat", "forsaken")]

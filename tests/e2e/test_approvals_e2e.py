@@ -104,12 +104,14 @@ def cli(gw: Gateway, *args: str, token: str | None = DBA) -> subprocess.Complete
         capture_output=True, text=True, timeout=30, check=False)
 
 
-def pending_for(gw: Gateway, sql: str, timeout: float = 15) -> dict[str, Any]:
-    """The pending approval of the request that sent `sql`, once it exists."""
+def pending_for(gw: Gateway, sql: str, timeout: float = 15, replica: int = 0
+                ) -> dict[str, Any]:
+    """The pending approval of the request that sent `sql`, once it exists (as the API
+    of replica `replica` shows it)."""
     found: list[dict[str, Any]] = []
 
     def exists() -> bool:
-        _, answer = api(gw, "GET", "/approvals?status=pending", OTHER_DBA)
+        _, answer = api(gw, "GET", "/approvals?status=pending", OTHER_DBA, replica=replica)
         found[:] = [a for a in answer["approvals"] if a["request"]["body"] == {"sql": sql}]
         return bool(found)
 

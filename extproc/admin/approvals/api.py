@@ -49,7 +49,8 @@ from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
 log = logging.getLogger("tollgate.approvals")
 
-_STATUSES = ("pending", "approved", "denied", "used", "expired", "decided", "all")
+_STATUSES = ("pending", "approved", "denied", "used", "expired", "abandoned", "decided",
+             "all")
 _MOST_LISTED = 500
 _REASON_CHARS = 1000
 _SUBJECT_CHARS = 1000

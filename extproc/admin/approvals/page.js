@@ -345,7 +345,9 @@ function drawDetail(approval, others, recent, me) {
   const actions = made("div", "actions");
   actions.id = "detail-actions";
   if (approval.status === "pending") actions.append(...decideControls(approval, me));
-  else actions.append(made("span", "note", "Decided: " + approval.status + "."));
+  else if (approval.status === "abandoned") {
+    actions.append(made("span", "note", "Abandoned: " + approval.reason + "."));
+  } else actions.append(made("span", "note", "Decided: " + approval.status + "."));
   detail.append(actions);
 
   const wait = made("div", "wait");
@@ -371,6 +373,9 @@ function drawDetail(approval, others, recent, me) {
     fact(facts, "Decided", approval.status + " by " + approval.decided_by + " ",
          AdminTime.element(approval.decided_us),
          approval.reason ? ": " + approval.reason : "");
+  }
+  if (approval.status === "abandoned") {
+    fact(facts, "Abandoned", AdminTime.element(approval.decided_us));
   }
   if (approval.used_us) fact(facts, "Used", AdminTime.element(approval.used_us));
   if (approval.grant_until_us) fact(facts, "Window until", AdminTime.element(approval.grant_until_us));
