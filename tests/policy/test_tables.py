@@ -9,6 +9,7 @@ import re
 import time
 
 import pytest
+import regorus
 
 from extproc.policy import PolicyLoadError
 from extproc.policy.embedded import EmbeddedEngine
@@ -74,3 +75,17 @@ def test_built_tables_make_credential_decisions_cheaper() -> None:
             runs.append(time.perf_counter() - start)
         costs.append(min(runs))
     assert costs[1] - costs[0] > 50e-6, costs
+
+
+@pytest.mark.parametrize(("shipped", "pinned"), [
+    ("data.tollgate.limits", "data.tollgate_activity_test.pinned_limits"),
+    ("data.tollgate.egress", "data.tollgate_egress_test.pinned_lists"),
+])
+def test_the_pack_tests_pin_the_data_it_ships(shipped: str, pinned: str) -> None:
+    """The pack's own tests pin the data tables an operator edits (limits, egress lists)
+    in every decision they take, so an edit changes what the pack does, not whether its
+    tests (tollgate's smoke set) pass; what they pin is what ships, so they test it."""
+    engine = regorus.Engine()
+    for path in sorted(POLICIES.glob("*.rego")):
+        engine.add_policy(str(path), path.read_text())
+    assert engine.eval_rule(shipped) == engine.eval_rule(pinned)

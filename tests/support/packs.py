@@ -28,10 +28,9 @@ def pack_rego_tests() -> tuple[rego_tests.RegoTest, ...]:
 
 
 def _copy(where: Path) -> None:
-    """The default pack copied to `where` without its Rego tests: they test the shipped
-    limits and lists, which the copy edits, and a revision whose own tests fail is not
-    served (policy/smoke.py), as a user's edit without its tests' would not be."""
-    shutil.copytree(POLICIES, where, ignore=shutil.ignore_patterns("*_test.rego"))
+    """The default pack copied to `where`, its Rego tests too: they pin the limits and
+    lists the copy edits, so it serves (policy/smoke.py runs them) as a user's edit does."""
+    shutil.copytree(POLICIES, where)
 
 
 def pack_with_limits(where: Path, **limits: Any) -> Path:
