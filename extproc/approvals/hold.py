@@ -11,7 +11,7 @@ from typing import Any
 from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Notifier
 from extproc.approvals.store import ApprovalStore
-from extproc.codecs.message import is_json
+from extproc.codecs.message import SHELL_LINE, is_json
 from extproc.codecs.refusal import refusal_of
 from extproc.config import Approvals
 from extproc.identity import ANONYMOUS, Who, subject_of
@@ -135,7 +135,10 @@ class Holds:
 def bound_to(evidence: Evidence) -> str:
     """The fingerprint of a request as Envoy gave it: its path with the query (through the
     egress proxy, after its destination: a CONNECT has no path), and a JSON body as its
-    value (key order and spacing aside), any other body as its bytes."""
+    value (key order and spacing aside), any other body as its bytes. A shell's line is
+    bound to its session too: what it does depends on that shell's state (its folder,
+    variables, functions), which no other session shares, so a grant given for it is
+    never used by another."""
     request: Mapping[str, Any] = evidence.request or {}
     captured = evidence.request_body
     body: Any = None
@@ -143,6 +146,8 @@ def bound_to(evidence: Evidence) -> str:
         json_body = is_json(evidence.headers.get("content-type", ""))
         body = request.get("body") if json_body else RawBody(captured.sha256)
     path = evidence.headers.get(":path", "")
+    if evidence.headers.get(":method") == SHELL_LINE:
+        path = f"{path} session={evidence.headers.get('x-session-id', '')}"
     destination = evidence.destination
     if destination is not None:
         path = f"{destination} {path}"

@@ -182,10 +182,13 @@ class ApprovalStore:
             self._events[approval_id].discard(event)
             if not self._events[approval_id]:
                 del self._events[approval_id]
-                with contextlib.suppress(StoreError):  # else the lease lapses by itself
-                    await self._store.execute(
+                # Shielded: a waiter cancelled again as it lets go (its client left, then
+                # its session closed) still lets go; a store that cannot answer leaves
+                # the lease to lapse by itself.
+                with contextlib.suppress(StoreError):
+                    await asyncio.shield(self._store.execute(
                         "UPDATE approvals SET waiting_until_us = NULL WHERE id = ?",
-                        (approval_id,))
+                        (approval_id,)))
 
     async def _renewed(self, approval_id: str) -> Approval:
         """The approval, its waiting lease renewed for a few polls more: approvers see

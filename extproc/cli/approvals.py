@@ -146,6 +146,9 @@ def _waiting(found: dict[str, Any]) -> str:
     """How the held request waits, as the page says it (without the relative times)."""
     wait = found.get("wait") or {}
     answered = wait.get("answered")
+    if answered and answered.get("client_left"):
+        return (f"its client left at {_utc(answered['at_us'])} UTC, while it waited (the "
+                f"approval was {answered['approval_status']} then)")
     if answered:
         why = f" {answered['refusal']}" if answered.get("refusal") else ""
         return (f"answered {answered['status']}{why} at {_utc(answered['at_us'])} UTC "

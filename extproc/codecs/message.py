@@ -17,6 +17,10 @@ import brotli
 
 from extproc.codecs.refusal import OverLimit, Refused, Unavailable
 
+# `input.request.method` of a line typed into a shell (SSH, `kubectl exec -it`): what it
+# does depends on that shell's state, which only its session has.
+SHELL_LINE = "LINE"
+
 
 class Request(TypedDict):
     """`input.request`: headers without pseudo-headers, secrets redacted; `body` decoded

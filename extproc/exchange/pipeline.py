@@ -25,7 +25,7 @@ from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.act import Act
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
-from extproc.exchange.state import Exchange, approved
+from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolPins
@@ -236,7 +236,11 @@ class Pipeline:
                 # is taken already, and the approvals it may have pending are bounded.
                 await self.recorder.commit(exchange.strict_record())
                 yield seconds
-                approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
+                try:
+                    approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
+                except asyncio.CancelledError:  # its client left: the wait ends with it
+                    exchange.outcome["tollgate.outcome"] = CLIENT_LEFT
+                    raise
         except StoreError as exc:
             raise Unavailable(503, "approvals_unavailable", "this request needs an approval, "
                            f"and the approvals store cannot answer: {exc}") from None

@@ -298,6 +298,10 @@ def _error_type(outcome: dict[str, Any]) -> None:
         outcome["error.type"] = outcome["tollgate.outcome"]
 
 
+# tollgate.outcome (the record's detail) of an exchange whose client went away before it
+# ended: while it was decided or held, or before its answer reached it.
+CLIENT_LEFT = "client_left"
+
 # tollgate.outcome of an allowed exchange whose answer the client got an error in place of.
 _REFUSED_IN_PART = frozenset({"server_request_refused", "unmaskable_content"})
 

@@ -41,6 +41,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.codecs.cast import MEDIA_TYPE, CastWriter
+from extproc.codecs.message import SHELL_LINE
 from extproc.terminal.gate import Gate, Verdict
 from extproc.terminal.lines import Echo, Interrupt, LineEditor, Submitted
 from extproc.terminal.output import MaskedOutput
@@ -162,7 +163,7 @@ class Session:
                 "readable": line.readable}
         if line.why is not None:
             body["unreadable"] = line.why
-        verdict = await self._gate.decide("LINE", body, self._say)
+        verdict = await self._gate.decide(SHELL_LINE, body, self._say)
         self._cast.marker(self._now(), f"{verdict.exchange.decision.action} "
                                        f"[trace {verdict.trace_id}]")
         if verdict.refusal is not None:

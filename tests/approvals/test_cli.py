@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from extproc.cli import approvals as approvals_cli
 from tests.approvals.conftest import REQUESTER, create, opened
 from tests.approvals.test_api import BASE, DBA_TOKEN, TRACE_UI, serving
 from tests.support.cli import tollgate
@@ -49,3 +50,18 @@ async def test_list_selects_one_requesters_decided_approvals(sqlite_url: str,
     ids = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
     assert ids == [denied.id]
     assert waiting.id not in listed.stdout and theirs.id not in listed.stdout
+
+
+def test_show_says_how_the_held_request_ended() -> None:
+    """The `wait` line of `tollgate approvals show`: answered, or its client left."""
+    answered = {"at_us": 1_700_000_000_000_000, "status": 403, "refusal": "approval_required",
+                "approval_status": "pending", "client_left": False}
+    shown = {"status": "pending", "wait": {"answered": answered}}
+    assert approvals_cli._waiting(shown) == (
+        "answered 403 approval_required at 2023-11-14 22:13:20 UTC (the approval was "
+        "pending then)")
+    shown["wait"]["answered"] = {**answered, "status": None, "refusal": None,
+                                 "client_left": True}
+    assert approvals_cli._waiting(shown) == (
+        "its client left at 2023-11-14 22:13:20 UTC, while it waited (the approval was "
+        "pending then)")

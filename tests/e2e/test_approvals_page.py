@@ -509,6 +509,12 @@ def test_the_wait_says_until_when_or_that_the_agent_gave_up(gw: Gateway, page: P
         "through, once, until this approval expires in 50 min.")
     assert hovered(gave_up) == [utc(now_us - 60_000_000) + " UTC",
                                 utc(base["expires_us"]) + " UTC"]
+    left = {**gave_up, "wait": {**gave_up["wait"], "answered": {
+        **gave_up["wait"]["answered"], "status": None, "refusal": None, "client_left": True}}}
+    assert said(left) == (
+        "The agent left 1 min ago after 30 s: its client went away while it waited, and "
+        "nothing waits on it now. Approving now lets the agent's next try of exactly this "
+        "request through, once, until this approval expires in 50 min.")
     unwaited = {**base, "wait": {"since_us": base["created_us"], "until_us": None,
                                  "answered": None}}
     assert said(unwaited) == (

@@ -41,6 +41,7 @@ from extproc.approvals.store import ApprovalStore
 from extproc.codecs.message import parse_json, request_view
 from extproc.config import Target
 from extproc.exchange.recorded import recorded
+from extproc.exchange.state import CLIENT_LEFT
 from extproc.identity import Authenticated
 from extproc.recording import BodyCapture, Evidence, Recorder, RecordingUnavailable
 from extproc.recording.store import content_of
@@ -142,7 +143,8 @@ class ApprovalsApi:
         changed MCP tool definition), whether a request still waits on it now (its
         waiter's lease: none once its client left or its replica died, even before
         `until`) and on which replica, and how it was answered once it was (from its
-        exchange's record: when, the status, the refusal, the approval's status then). A
+        exchange's record: when, the status, the refusal, the approval's status then,
+        whether its client left instead of waiting on). A
         request held past its approval's creation by a retry shows the first request's
         answer."""
         until = (None if approval.hold_until_us is None
@@ -162,6 +164,7 @@ class ApprovalsApi:
                 "at_us": started_us + int((found.get("duration_ms") or 0) * 1000),
                 "status": status, "refusal": outcome.get("refusal"),
                 "approval_status": held.get("status"),
+                "client_left": outcome.get("detail") == CLIENT_LEFT,
             }
             break
         return {"since_us": approval.created_us, "until_us": until, "answered": answered,

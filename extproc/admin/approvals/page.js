@@ -104,6 +104,11 @@ function waitParts(approval, nowMs) {
                  + "once, until this approval expires ", { us: approval.expires_us },
                  window ? "; it also" + opens : "."];
   const gaveUp = answered && answered.approval_status === "pending";
+  if (gaveUp && answered.client_left) {
+    return ["The agent left ", { us: answered.at_us }, " after ",
+            { ms: (answered.at_us - since) / 1000 }, ": its client went away while it "
+            + "waited, and nothing waits on it now. ", ...later];
+  }
   if (gaveUp) {
     return ["The agent gave up waiting ", { us: answered.at_us }, " after ",
             { ms: (answered.at_us - since) / 1000 }, ": its request was refused ("

@@ -1,0 +1,108 @@
+"""Holds on the SSH front tell the truth when their client leaves.
+
+Through a real Envoy-less SSH front (tollgate's own, as the quickstart runs it) to a real
+sshd: an agent's held line or command whose connection drops while it waits stops
+waiting at once. The approval shows nobody waiting (its lease cleared, not left to
+lapse), the exchange's record says its client left, the approvals API and CLI say so,
+and a grant given afterwards for a shell's line is never used by another session, whose
+shell state (its folder, its variables) the approver never saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from extproc.quickstart import stack
+from tests.e2e.test_approvals_e2e import api
+from tests.e2e.test_ssh_e2e import OPS, connect, read_until, web
+from tests.support.gateway import Gateway, module_gateway
+from tests.support.sshd import Sshd
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, host: Sshd) -> Iterator[Gateway]:
+    with module_gateway(tmp_path_factory, otlp, "ssh-holds", targets=[web(host)], ssh={},
+                        settings={"approvals": {"max_hold_seconds": 60}}) as running:
+        yield running
+
+
+def _pending(gw: Gateway, command: str, other_than: str | None = None) -> dict[str, Any]:
+    """The pending approval of `command` (not `other_than`), once it exists."""
+    found: list[dict[str, Any]] = []
+
+    def exists() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", OPS)
+        found[:] = [a for a in answer["approvals"] if a["id"] != other_than
+                    and (a["request"]["body"] or {}).get("command") == command]
+        return bool(found)
+
+    stack.wait_until(exists, 15, f"a pending approval of {command!r}")
+    return found[0]
+
+
+def _shown(gw: Gateway, approval_id: str) -> dict[str, Any]:
+    status, answer = api(gw, "GET", f"/approvals/{approval_id}", OPS)
+    assert status == 200, answer
+    return answer
+
+
+def _left(gw: Gateway, approval: dict[str, Any]) -> dict[str, Any]:
+    """Once its client left: the approval, unwaited, answered as left, as the API says."""
+    stack.wait_until(lambda: bool((_shown(gw, approval["id"])["wait"]["answered"] or {})
+                                  .get("client_left")), 10, "the hold's end as left")
+    return _shown(gw, approval["id"])
+
+
+async def test_a_shell_line_held_when_its_client_leaves_ends_and_binds_its_grant(
+        gw: Gateway, host: Sshd) -> None:
+    marker = host.home / "shell-grant.txt"
+    line = f"sudo -n true 2>/dev/null; echo granted > {marker}"
+    conn = await connect(gw)
+    process = await conn.create_process(term_type="xterm", encoding=None)
+    process.stdin.write(f"{line}\r".encode())
+    await read_until(process.stdout, b"waiting up to")
+    approval = await asyncio.to_thread(_pending, gw, line)
+    assert (await asyncio.to_thread(_shown, gw, approval["id"]))["wait"]["waiting"] is True
+    conn.abort()  # the agent's process is killed: no channel close, no word
+    shown = await asyncio.to_thread(_left, gw, approval)
+    assert shown["wait"]["waiting"] is False and shown["status"] == "pending"
+    (record,) = [r for r in gw.records("exchange") if r["trace_id"] == approval["trace_id"]]
+    assert (record["outcome"]["action"], record["outcome"]["detail"]) == ("hold", "client_left")
+    status, decided = await asyncio.to_thread(
+        api, gw, "POST", f"/approvals/{approval['id']}/approve", OPS, {"reason": "ok"})
+    assert status == 200 and decided["effect"].startswith("no request waits on it now")
+    # Another shell typing the same line is held anew: the grant was its session's.
+    async with connect(gw) as other:
+        again = await other.create_process(term_type="xterm", encoding=None)
+        again.stdin.write(f"{line}\r".encode())
+        await read_until(again.stdout, b"waiting up to")
+        fresh = await asyncio.to_thread(_pending, gw, line, approval["id"])
+        assert fresh["id"] != approval["id"]
+        status, _ = await asyncio.to_thread(
+            api, gw, "POST", f"/approvals/{fresh['id']}/deny", OPS, {"reason": "no"})
+        assert status == 200
+        await read_until(again.stdout, b"[trace ")
+        again.stdin.write(b"exit 0\r")
+        await again.wait_closed()
+    assert not marker.exists()
+    assert _shown(gw, approval["id"])["status"] == "approved"  # granted, never used
+
+
+async def test_a_command_held_when_its_client_leaves_is_recorded_as_left(
+        gw: Gateway, host: Sshd) -> None:
+    command = f"sudo -n true 2>/dev/null; echo left > {host.home / 'left.txt'}"
+    conn = await connect(gw)
+    process = await conn.create_process(command, encoding=None)
+    await read_until(process.stderr, b"waiting up to")
+    approval = await asyncio.to_thread(_pending, gw, command)
+    conn.abort()
+    shown = await asyncio.to_thread(_left, gw, approval)
+    assert shown["wait"]["waiting"] is False
+    (record,) = [r for r in gw.records("exchange") if r["trace_id"] == approval["trace_id"]]
+    assert record["outcome"]["detail"] == "client_left"
