@@ -18,6 +18,7 @@ Kubernetes stream): the target, identity and session id all its acts share.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -237,14 +238,17 @@ def _unrecorded(exc: RecordingQuota | RecordingUnavailable, trace_id: str) -> Re
 class Opener:
     """Opens the acts of one session: its target (None: a login naming none, only ever
     refused), identity (the verified claims) and session id, the protocol's name
-    (span names, `network.protocol.name`), the request path its acts carry, and the
-    headers and span attributes all of them share."""
+    (span names, `network.protocol.name`), the request path its acts carry, the
+    headers and span attributes all of them share, and the event set when its client's
+    connection is gone (`gone`)."""
 
     def __init__(self, pipeline: Pipeline, protocol: str, target: Target | None,
                  claims: dict[str, Any] | None, session_id: str, path: str,
                  headers: dict[str, str] | None = None,
-                 attributes: dict[str, Any] | None = None) -> None:
+                 attributes: dict[str, Any] | None = None,
+                 gone: asyncio.Event | None = None) -> None:
         self._pipeline, self.target, self._claims = pipeline, target, claims
+        self._gone = gone
         self._protocol = protocol
         self._name = target.name if target is not None else "unknown"
         self._headers = {":method": "", ":path": path, "x-session-id": session_id,
@@ -265,4 +269,5 @@ class Opener:
                                  self.target, self._claims)
         act.exchange.context = context
         act.exchange.response_mode = "body"
+        act.exchange.gone = self._gone
         return act

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import ssl
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +39,10 @@ class StreamListener(ABC):
 
     async def start(self) -> None:
         host, port = self._address
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(self._accept, host, port)
+            self._server = await loop.create_server(
+                lambda: _Watched(asyncio.StreamReader(), self._accept), host, port)
         except OSError as exc:
             raise OSError(f"cannot listen for {self._protocol} clients on {host}:{port}: "
                           f"{exc.strerror}") from None
@@ -56,20 +58,22 @@ class StreamListener(ABC):
             await asyncio.gather(*running, return_exceptions=True)
 
     @abstractmethod
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One client's connection, from its first byte to its end."""
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    gone: asyncio.Event) -> None:
+        """One client's connection, from its first byte to its end; `gone` is set once
+        the client has closed it (a hold stops waiting then)."""
 
     @abstractmethod
     def goodbye(self) -> bytes:
         """What a client in session is sent when tollgate stops under it."""
 
-    async def _accept(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      gone: asyncio.Event) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
         try:
-            await self.serve(reader, writer)
+            await self.serve(reader, writer, gone)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away, or never logged in in time
         except asyncio.CancelledError:
@@ -82,6 +86,26 @@ class StreamListener(ABC):
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+class _Watched(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, which also tells when the client closed its side
+    (`gone`), whether or not anything reads: a session waiting on a decision reads
+    nothing, and its client may have left meanwhile."""
+
+    def __init__(self, reader: asyncio.StreamReader,
+                 accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter,
+                                   asyncio.Event], Awaitable[None]]) -> None:
+        self.gone = asyncio.Event()
+        super().__init__(reader, lambda r, w: accept(r, w, self.gone))
+
+    def eof_received(self) -> bool:
+        self.gone.set()
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone.set()
+        super().connection_lost(exc)
 
 
 class DatabaseFront(StreamListener):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -237,10 +237,12 @@ class Pipeline:
                 await self.recorder.commit(exchange.strict_record())
                 yield seconds
                 try:
-                    approval, passes = await holds.settle(approval, seconds, exchange.trace_id)
-                except asyncio.CancelledError:  # its client left: the wait ends with it
+                    settled = await _while_here(
+                        holds.settle(approval, seconds, exchange.trace_id), exchange.gone)
+                except (asyncio.CancelledError, ClientLeft):  # the wait ends with its client
                     exchange.outcome["tollgate.outcome"] = CLIENT_LEFT
                     raise
+                approval, passes = settled
         except StoreError as exc:
             raise Unavailable(503, "approvals_unavailable", "this request needs an approval, "
                            f"and the approvals store cannot answer: {exc}") from None
@@ -310,3 +312,31 @@ def _unmaskable(exchange: Exchange) -> str:
                 "Kubernetes front: this one came another way (SPDY, kubectl's fallback "
                 "after a WebSocket attempt failed, or a route that skips the front)")
     return "masking requested, but an upgraded connection (WebSocket, SPDY) cannot be masked"
+
+
+class ClientLeft(Refused):
+    """The client's connection went while its request waited: nobody is left to answer
+    (499, as proxies log a client that closed its request)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, CLIENT_LEFT, "the client went away while its request "
+                         "waited for approval")
+
+
+async def _while_here(work: Coroutine[Any, Any, _T], gone: asyncio.Event | None) -> _T:
+    """`work`'s result, unless the client's connection goes first (`gone` set): then
+    `work` is cancelled (a wait lets go of its approval) and ClientLeft raised."""
+    if gone is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    left = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({task, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise ClientLeft
+    return task.result()

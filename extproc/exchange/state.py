@@ -12,6 +12,7 @@ call into the OpenTelemetry SDK costs tens of µs on the request path.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -86,6 +87,9 @@ class Exchange:
     approval: Approval | None = None
     # The client's address as Envoy saw it (None where the front cannot know it).
     source: str | None = None
+    # Set once the client's connection is gone (None: the front cannot tell, or ends
+    # the exchange's task itself): a hold stops waiting for a client that left.
+    gone: asyncio.Event | None = None
     # The span's closing attributes; the record keeps them as the exchange's outcome.
     outcome: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)

@@ -185,12 +185,13 @@ class Front(DatabaseFront):
     def goodbye(self) -> bytes:
         return encode(0, encode_err(1053, "08S01", "tollgate is shutting down"))
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    gone: asyncio.Event) -> None:
         """A connection: an id of tollgate's (KILL names it), the login, the session."""
         host, port = writer.get_extra_info("sockname")[:2]
         connection_id = await self._connections.open(f"{host}:{port}")
         try:
-            session = await self._login(reader, writer, connection_id)
+            session = await self._login(reader, writer, connection_id, gone)
             if session is not None:
                 await self._connections.bind(session)
                 await session.relay()
@@ -199,7 +200,7 @@ class Front(DatabaseFront):
             await self._connections.close(connection_id)
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     connection_id: int) -> Session | None:
+                     connection_id: int, gone: asyncio.Event) -> Session | None:
         login = _LoginReader(reader, self._settings.max_message_bytes,
                              time.monotonic() + self._settings.login_seconds)
         scramble = bytes(0x21 + b % 0x5E for b in os.urandom(20))  # printable, no NUL
@@ -223,7 +224,7 @@ class Front(DatabaseFront):
                 packet = await login.next()
             response = parse_handshake_response(packet.payload)
             return await self._logged_in(response, packet.seq, login, writer, tls,
-                                         connection_id)
+                                         connection_id, gone)
         except ProtocolViolation as exc:
             writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
         except LoginRefused as refused:
@@ -232,7 +233,7 @@ class Front(DatabaseFront):
 
     async def _logged_in(self, response: HandshakeResponse, seq: int,
                          login: _LoginReader, writer: asyncio.StreamWriter,
-                         tls: bool, connection_id: int) -> Session:
+                         tls: bool, connection_id: int, gone: asyncio.Event) -> Session:
         """The client's token and target, the server reached: a session, or
         LoginRefused. A login naming no database reaches no server (KILL only)."""
         database = response.database
@@ -249,7 +250,7 @@ class Front(DatabaseFront):
         claims, problem = await self._logins.identify(token)
         del token
         bound = Bound(target, claims, response.username, database, str(uuid.uuid4()), tls,
-                      response.capabilities & self._offered)
+                      response.capabilities & self._offered, gone=gone)
         act = opener(self._pipeline, bound)("CONNECT", {**bound.context(),
                                                         "command": "connect"})
         exchange = act.exchange

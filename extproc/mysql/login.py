@@ -49,6 +49,8 @@ class Bound:
     role: str | None = None
     setup: tuple[bytes, ...] = ()
     owned: Mapping[str, int | None] = field(default_factory=dict)
+    # Set once the client's connection is gone (listener.py): a hold stops waiting.
+    gone: asyncio.Event | None = field(default=None, compare=False)
 
     def context(self) -> dict[str, Any]:
         """input.mysql, but its `command`."""
@@ -63,7 +65,8 @@ def opener(pipeline: Pipeline, bound: Bound, target: Target | None = None) -> Op
     identity and session id."""
     return Opener(pipeline, "mysql", target or bound.target, bound.claims, bound.session_id,
                   f"/{bound.database}", attributes={
-                      **DB_SYSTEM, "db.namespace": bound.database, "db.user": bound.user})
+                      **DB_SYSTEM, "db.namespace": bound.database, "db.user": bound.user},
+                  gone=bound.gone)
 
 
 class Logins:

@@ -117,7 +117,8 @@ class Front(DatabaseFront):
     def goodbye(self) -> bytes:
         return pg.error("57P01", "tollgate is shutting down", severity="FATAL")
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    gone: asyncio.Event) -> None:
         login = _LoginReader(reader, pg.Framer(pg.FRONTEND_KINDS,
                                                self._settings.max_message_bytes, untyped=True),
                              time.monotonic() + self._settings.login_seconds)
@@ -146,7 +147,7 @@ class Front(DatabaseFront):
                 else:
                     break
             login.framer.untyped = False
-            session, key, release = await self._login(startup, login, writer, tls)
+            session, key, release = await self._login(startup, login, writer, tls, gone)
         except pg.ProtocolViolation as exc:
             writer.write(self._refused_login(None, 400, "protocol_violation", str(exc)))
             return
@@ -173,7 +174,7 @@ class Front(DatabaseFront):
                         detail=f"trace id {answer.trace_id}", severity="FATAL")
 
     async def _login(self, startup: pg.Startup, login: _LoginReader,
-                     writer: asyncio.StreamWriter, tls: bool
+                     writer: asyncio.StreamWriter, tls: bool, gone: asyncio.Event
                      ) -> tuple[Session, int, Callable[[], None]]:
         """The client's startup, token and upstream: a session, its cancel key's process
         id and what gives its slot back (session_limits.py), or LoginRefused."""
@@ -237,7 +238,7 @@ class Front(DatabaseFront):
         del token
         opener = Opener(self._pipeline, "postgres", target, claims, session_id,
                         f"/{database}", {"user-agent": parameters.get("application_name", "")},
-                        {**_DB_SYSTEM, "db.namespace": database, "db.user": role})
+                        {**_DB_SYSTEM, "db.namespace": database, "db.user": role}, gone)
         act = opener("CONNECT", {**context, "message": "connect", "statement_name": None,
                                  "transaction_status": "idle"})
         exchange = act.exchange

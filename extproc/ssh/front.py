@@ -130,11 +130,6 @@ class Front:
             else:
                 await run_shell(process, gate, connection.upstream, self.idle,
                                 self.recordings)
-        except asyncio.CancelledError:
-            if not connection.closed.is_set():
-                raise
-            # Its client left while a request was decided or held (Gate.client_left):
-            # nobody is left to answer.
         except Exception:
             log.exception("SSH session of %s failed", connection.session_id)
             with contextlib.suppress(OSError, asyncssh.Error):
@@ -179,8 +174,6 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_lost(self, _exc: Exception | None) -> None:
         self._front.connections.discard(self)
-        if self.gate is not None:
-            self.gate.client_left()
         if self._upstream is not None:
             self._upstream.close()
         self.closed.set()
@@ -241,7 +234,7 @@ class _Connection(asyncssh.SSHServer):
         """Logged in: the LOGIN exchange, and the gate every later request goes through."""
         assert self._target is not None
         gate = self.gate = Gate(self._front.pipeline, self._target, self._claims,
-                                self.session_id, self._client(), self._door())
+                                self.session_id, self._client(), self._door(), self.closed)
         act = gate.open("LOGIN")
         exchange = act.exchange
         exchange.request = exchange.evidence.request = {

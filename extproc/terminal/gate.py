@@ -22,7 +22,7 @@ from extproc.codecs.refusal import Refusal, Refused
 from extproc.config import Target
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.state import CLIENT_LEFT, Answer, Exchange
+from extproc.exchange.state import Answer, Exchange
 from extproc.masking import Masker, MaskSpec
 from extproc.masking.record_mask import covers_record
 from extproc.terminal.files import mask_file
@@ -93,15 +93,16 @@ class Gate:
 
     def __init__(self, pipeline: Pipeline, target: Target | None,
                  claims: dict[str, Any] | None, session_id: str, client: str,
-                 door: Door) -> None:
+                 door: Door, gone: asyncio.Event | None = None) -> None:
         """`target` None: a login naming no target, only ever refused. The agent's
         address is not known: the front's peer is Envoy's tcp_proxy (as on the database
-        fronts, input.source stays null rather than name Envoy)."""
+        fronts, input.source stays null rather than name Envoy). `gone`: set once the
+        agent's connection is gone (a hold then stops waiting for it)."""
         self.session_id, self._door = session_id, door
-        self._deciding: set[asyncio.Task[Any]] = set()
         self.open = Opener(pipeline, door.protocol, target, claims, session_id, door.path,
                            {"user-agent": client},
-                           {"network.protocol.name": door.protocol, **door.attributes})
+                           {"network.protocol.name": door.protocol, **door.attributes},
+                           gone)
 
     @property
     def target(self) -> Target:
@@ -121,9 +122,6 @@ class Gate:
         act = self.open(method)
         verdict = Verdict(act)
         exchange = act.exchange
-        deciding = asyncio.current_task()
-        assert deciding is not None
-        self._deciding.add(deciding)
         text = body.get("command") or ""
         exchange.request = exchange.evidence.request = self._request(method, body)
         exchange.evidence.request_body = exchange.kept(
@@ -136,23 +134,13 @@ class Gate:
                 else lambda seconds: waiting(self._waiting(exchange, seconds)))
         except Exception as exc:  # every failure is a refusal: fail closed
             verdict.answer = act.refusal(exc)
-        except asyncio.CancelledError:  # its client left (client_left): recorded so
-            exchange.outcome.setdefault("tollgate.outcome", CLIENT_LEFT)
+        except asyncio.CancelledError:  # its session ends under it: recorded all the same
             act.end()
             raise
-        finally:
-            self._deciding.discard(deciding)
         if verdict.answer is not None:
             verdict.refusal = refusal_text(verdict.answer)
             exchange.outcome["tollgate.outcome"] = "refused"
         return verdict
-
-    def client_left(self) -> None:
-        """The agent's connection is gone: what waits for its decision (a hold for a
-        human) stops waiting, so approvers see nobody waits on it, and its record says
-        the client left."""
-        for task in self._deciding:
-            task.cancel()
 
     def refused(self, method: str, bad: Refusal) -> str:
         """An exchange refused before any decision (a login that cannot be identified, a

@@ -10,6 +10,7 @@ start: so a slow command's lines, and a prompt, show as they are written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,7 +39,15 @@ async def pump_output(read: Callable[[int], Any], writer: Sink,
     holds is flushed `quiet` seconds after the first byte read since the last flush, more
     read meanwhile or not, so output reaches the agent within `quiet` of the host writing
     it (but for a secret's possible start: MaskedOutput.flush). `seen(shown)`: each piece
-    the agent was shown (a terminal's recording)."""
+    the agent was shown (a terminal's recording). An agent gone (its channel or stream
+    closed under the relay) ends it: nobody is left to show anything."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        await _relay(read, writer, masked, capture, quiet, seen)
+
+
+async def _relay(read: Callable[[int], Any], writer: Sink, masked: MaskedOutput,
+                 capture: BodyCapture | None, quiet: float,
+                 seen: Callable[[bytes], None] | None) -> None:
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[Any] | None = None
     due: float | None = None  # when what was read since the last flush goes out

@@ -119,6 +119,22 @@ def pending_for(gw: Gateway, sql: str, timeout: float = 15, replica: int = 0
     return found[0]
 
 
+def left_while_held(gw: Gateway, approval_id: str, token: str) -> dict[str, Any]:
+    """The approval, once the client of the request held on it has left: answered as
+    left (its exchange's record), nobody waiting on it, still pending (a retry asks)."""
+
+    def shown() -> dict[str, Any]:
+        status, answer = api(gw, "GET", f"/approvals/{approval_id}", token)
+        assert status == 200, answer
+        return answer
+
+    stack.wait_until(lambda: bool((shown()["wait"]["answered"] or {}).get("client_left")),
+                     10, "the held request's end as its client left")
+    found = shown()
+    assert (found["wait"]["waiting"], found["status"]) == (False, "pending"), found
+    return found
+
+
 def approve_pending(gw: Gateway, body: Any) -> None:
     """The pending approval of the request whose body was `body` (a database front's
     statement: its text), given by a dba."""

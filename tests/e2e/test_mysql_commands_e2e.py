@@ -35,6 +35,7 @@ from extproc.mysql.flags import (
 )
 from extproc.quickstart import stack
 from extproc.store import connect
+from tests.e2e.test_approvals_e2e import DBA, api, left_while_held
 from tests.support import tokens
 from tests.support.gateway import Gateway, request_text
 from tests.support.libmariadb import Connection, MariaDbError
@@ -315,6 +316,31 @@ def test_kill_query_ends_a_statement_held_for_approval(gw: Gateway, shop: Accoun
         assert "interrupted by a KILL" in str(statement.error)
         assert held()  # the approval stays pending: the statement sent again waits on it
         assert query(victim, "SELECT 3") == ((3,),)
+
+
+def test_a_client_killed_while_its_statement_is_held_ends_the_hold(
+        gw: Gateway, shop: Account) -> None:
+    """The mariadb client killed while its UPDATE waits for a dba: the hold ends with it
+    (nobody left waiting on the approval), the record says the client left."""
+    statement_text = "UPDATE scratch SET id = id + 100"
+    client = subprocess.Popen(mariadb(gw, "-D", DATABASE, "-e", statement_text),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "MYSQL_PWD": AGENT})
+    found: list[dict[str, Any]] = []
+
+    def pending() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+        found[:] = [a for a in answer["approvals"] if a["request"]["body"] == statement_text]
+        return bool(found)
+
+    try:
+        stack.wait_until(pending, 15, "the statement's approval")
+    finally:
+        client.kill()
+        client.wait(10)
+    left_while_held(gw, found[0]["id"], DBA)
+    (record,) = [r for r in gw.records("exchange") if r["trace_id"] == found[0]["trace_id"]]
+    assert record["outcome"]["refusal"] == "client_left", record["outcome"]
 
 
 def test_a_kill_is_never_prepared(gw: Gateway) -> None:

@@ -32,7 +32,7 @@ import pytest
 
 from extproc import config
 from extproc.quickstart import stack
-from tests.e2e.test_approvals_e2e import DBA, Held, api
+from tests.e2e.test_approvals_e2e import DBA, Held, api, left_while_held
 from tests.support import tokens
 from tests.support.databases import PG_ADMIN, throwaway_database
 from tests.support.gateway import Gateway, GatewayFactory, module_gateway
@@ -177,6 +177,37 @@ def test_a_delete_without_where_waits_for_approval_then_runs(
     assert status == 200
     assert held.result() == 2
     assert upstream(upstream_db, "SELECT count(*) FROM scratch") == [(0,)]
+
+
+def test_a_client_killed_while_its_statement_is_held_ends_the_hold(
+        gw: Gateway, upstream_db: str) -> None:
+    """psql killed while its UPDATE waits for a dba: the hold ends with it (nobody left
+    waiting on the approval), the record says the client left, nothing ran."""
+    statement = "UPDATE scratch SET id = id + 100"
+    client = subprocess.Popen(["psql", url(gw), "-c", statement],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        approval = pending_for_body(gw, statement)
+    finally:
+        client.kill()
+        client.wait(10)
+    left_while_held(gw, approval["id"], DBA)
+    (record,) = [r for r in gw.records("exchange") if r["trace_id"] == approval["trace_id"]]
+    assert (record["outcome"]["refusal"], record["outcome"]["status"]) == ("client_left", 499)
+    assert upstream(upstream_db, "SELECT count(*) FROM scratch WHERE id > 99") == [(0,)]
+
+
+def pending_for_body(gw: Gateway, body: str) -> dict[str, Any]:
+    """The pending approval of the statement `body`, once it exists."""
+    found: list[dict[str, Any]] = []
+
+    def pending() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+        found[:] = [a for a in answer["approvals"] if a["request"]["body"] == body]
+        return bool(found)
+
+    stack.wait_until(pending, 15, f"the approval of {body!r}")
+    return found[0]
 
 
 def test_every_statement_is_recorded_in_its_session(gw: Gateway) -> None:

@@ -38,11 +38,19 @@ class _Echo(DatabaseFront):
     def __init__(self, targets: list[Target]) -> None:
         super().__init__("Echo", "postgres", ("127.0.0.1", 0), cast(Pipeline, _Secrets()),
                          targets, None, lambda path: Path("/etc/tollgate") / path, LOG)
+        self.left = asyncio.Event()
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    gone: asyncio.Event) -> None:
+        line = await reader.readline()
+        if line == b"wait\n":  # read no more: as a session waiting on a hold
+            await gone.wait()
+            self.left.set()
+            return
+        while line:
             writer.write(line)
             await writer.drain()
+            line = await reader.readline()
 
     def goodbye(self) -> bytes:
         return b"bye\n"
@@ -71,6 +79,21 @@ async def test_a_front_says_what_it_serves_and_tells_its_sessions_goodbye(
     await front.stop(0.1)
     assert await asyncio.wait_for(reader.read(), 10) == b"bye\n"
     writer.close()
+
+
+async def test_a_session_reading_nothing_is_told_when_its_client_leaves() -> None:
+    """A session waiting on a decision reads nothing; its client's close still reaches
+    it (`gone`), so a hold stops waiting for nobody."""
+    front = _Echo([SHOP])
+    await front.start()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", front.port)
+        writer.write(b"wait\n")
+        await writer.drain()
+        writer.close()
+        await asyncio.wait_for(front.left.wait(), 10)
+    finally:
+        await front.stop(0.1)
 
 
 def test_the_targets_servers_are_reached_with_the_gateways_own_credential() -> None:

@@ -42,7 +42,7 @@ async def _greeting() -> bytes:
     reader, writer = asyncio.StreamReader(), _Written()
     reader.feed_eof()
     with pytest.raises(asyncio.IncompleteReadError):
-        await front._login(reader, cast(Any, writer), 1)
+        await front._login(reader, cast(Any, writer), 1, asyncio.Event())
     return bytes(writer.data)
 
 

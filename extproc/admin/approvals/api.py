@@ -164,7 +164,7 @@ class ApprovalsApi:
                 "at_us": started_us + int((found.get("duration_ms") or 0) * 1000),
                 "status": status, "refusal": outcome.get("refusal"),
                 "approval_status": held.get("status"),
-                "client_left": outcome.get("detail") == CLIENT_LEFT,
+                "client_left": CLIENT_LEFT in (outcome.get("detail"), outcome.get("refusal")),
             }
             break
         return {"since_us": approval.created_us, "until_us": until, "answered": answered,
