@@ -10,7 +10,8 @@
 # the gateway), make ag2 (the same with AG2), make mcp-agent (an AgentChat agent whose
 # tools are the demo MCP server's, through the gateway's /mcp route);
 # and: make bench (benchmarks against Envoy alone), make soak (the audit record under
-# minutes of traffic): neither is part of CI; make bench-smoke (the load benchmark's
+# minutes of traffic), make soak-faults (the same through a store restart and a replica
+# killed): none is part of CI; make bench-smoke (the load benchmark's
 # few seconds that make test runs too, as tests/bench/test_load_smoke.py);
 # make docs (the documentation site, from docs/ into build/docs; make test builds it too,
 # as tests/docs/, with its links and commands checked); make docs-serve (the same site served
@@ -44,7 +45,7 @@ PLAYER_DIST = build/player/node_modules/asciinema-player
 PLAYER = extproc/admin/recordings/vendor/asciinema-player.min.js
 
 .PHONY: run test test-unit test-drivers lint docs docs-serve bench bench-smoke soak clean \
-        system-deps autogen ag2 mcp-agent
+        soak-faults system-deps autogen ag2 mcp-agent
 
 # `tollgate up`'s arguments, for make run.
 ARGS ?=
@@ -156,6 +157,11 @@ bench-smoke: $(VENV)/.test-deps
 # Minutes of mixed traffic, then every record counted and the chain verified (not in CI).
 soak: $(VENV)/.bench-deps
 	$(BIN)/python -m bench.soak --minutes 10 --rate 200
+
+# The same on two replicas, their PostgreSQL store restarted a third of the way in and
+# one replica killed two thirds in (not in CI).
+soak-faults: $(VENV)/.bench-deps
+	$(BIN)/python -m bench.soak_faults --minutes 5 --rate 120
 
 # uv (from PyPI) installs the packages: a clean clone's venvs take seconds, not a minute
 # of pip. It reads pip's find-links from the environment when this machine sets them.

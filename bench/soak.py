@@ -31,6 +31,10 @@ exactly one record with that trace id ("lost" and "extra" must both be 0), and
 action and status, latency by kind and by minute, the recorder's write rate and
 backlog, the store's size on disk, and CPU per request by process (as load.py does).
 Exits 1 when a record is lost or verification fails.
+
+bench/soak_faults.py runs the same soak on two replicas while it restarts their store
+and kills one of them (`run`'s `during`): the pieces here take several replicas and
+chains for it.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +75,7 @@ from extproc.quickstart import stack
 from extproc.recording import store
 from extproc.recording.chain import Signer
 from extproc.recording.verify import Report, verify
+from extproc.store import Connection as StoreConnection
 from extproc.store import StoreError, connect
 from tests.standins.otlp_receiver import OtlpReceiver
 
@@ -135,7 +140,7 @@ class Soak:
     connections: int
     pids: dict[str, int]
     store_url: str
-    writer: str
+    writers: tuple[str, ...]  # the chains of the run (one per replica, and per restart)
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class Driven:
     seconds: float  # from the start until the last answer (longer than asked when overloaded)
     answers: list[Answer]
     samples: list[tuple[float, int, int]]  # (seconds in, requests done, records written)
-    cpu_seconds: dict[str, float]
+    cpu_seconds: dict[str, float]  # by role, of the processes still running at the end
     rss_mb: dict[str, tuple[float, float]]  # resident memory by role, at start and at end
 
 
@@ -185,19 +190,31 @@ def _send_until_over(
     connection.close()
 
 
+def written(connection: StoreConnection, writers: tuple[str, ...]) -> int:
+    """The records the writers' chains hold: each chain's last number (a chain is
+    numbered from 1 without gaps)."""
+    return sum(last[0] for writer in writers if (last := store.last_of(connection, writer)))
+
+
 def _follow_chain(soak: Soak, start: int, answers: list[Answer], stop: threading.Event,
                   samples: list[tuple[float, int, int]]) -> None:
-    """Every second: requests done so far, and the writer's last record number (its count:
-    a chain is numbered from 1 without gaps)."""
-    connection = connect(soak.store_url, migrate=False)
+    """Every second: requests done so far, and records written. A store that went away
+    (bench/soak_faults.py restarts it) is connected to again; its seconds have no sample."""
+    connection: StoreConnection | None = None
     try:
         while not stop.wait(SAMPLE_SECONDS):
-            with contextlib.suppress(StoreError):
-                last = store.last_of(connection, soak.writer)
-                seconds = (time.perf_counter_ns() - start) / 1e9
-                samples.append((seconds, len(answers), last[0] if last else 0))
+            try:
+                connection = connection or connect(soak.store_url, migrate=False)
+                records = written(connection, soak.writers)
+            except StoreError:
+                if connection is not None:
+                    connection.close()
+                connection = None
+                continue
+            samples.append(((time.perf_counter_ns() - start) / 1e9, len(answers), records))
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
 
 
 def drive(soak: Soak) -> Driven:
@@ -220,13 +237,15 @@ def drive(soak: Soak) -> Driven:
         thread.start()
     for thread in senders:
         thread.join()
-    after = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    # A process killed meanwhile (bench/soak_faults.py kills a replica) is left out.
+    running = {role: pid for role, pid in pids.items() if Path(f"/proc/{pid}").exists()}
+    after = {role: cpu_seconds(pid) for role, pid in running.items()}
     seconds = (time.perf_counter_ns() - start) / 1e9
     stop.set()
     follower.join()
     return Driven(start, seconds, answers, samples,
-                  {role: after[role] - before[role] for role in pids},
-                  {role: (memory[role], rss_mb(pid)) for role, pid in pids.items()})
+                  {role: after[role] - before[role] for role in running},
+                  {role: (memory[role], rss_mb(pid)) for role, pid in running.items()})
 
 
 # ---- The processes under test ----------------------------------------------------------------
@@ -273,45 +292,80 @@ def throwaway_store(choice: str | None, work: Path) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class Gateway:
-    port: int  # Envoy's listener
-    tollgate: stack.Process
-    pids: dict[str, int]  # by role, for CPU figures
+class Recording:
+    """What every replica's configuration shares: the work folder (configs, logs,
+    spools), where spans go, the store and the audit key (the first replica makes it)."""
+
+    work: Path
+    otlp_endpoint: str
+    store_url: str
     signing_key: Path
 
 
-def soak_config(grpc_port: int, otlp_endpoint: str, store_url: str, writer: str,
-                signing_key: Path) -> dict[str, Any]:
-    """load.py's tollgate configuration, recording into `store_url` as `writer`."""
-    return {**load.tollgate_config(grpc_port, otlp_endpoint, workers=1),
-            "store": {"url": store_url},
-            "recording": {"writer_id": writer, "signing_key_file": str(signing_key)}}
+@dataclass(frozen=True)
+class Gateway:
+    port: int  # Envoy's listener
+    recording: Recording
+    grpc_ports: list[int]  # each replica's
+    # Every tollgate process started, in order (a replica started again is appended).
+    tollgates: list[stack.Process]
+    pids: dict[str, int]  # by role, for CPU figures
+
+    def start_replica(self, replica: int, writer: str) -> stack.Process:
+        """Replica `replica` (again, once it is gone), recording as `writer`."""
+        process = start_replica(self.recording, self.grpc_ports[replica], writer)
+        self.tollgates.append(process)
+        return process
 
 
-def start_gateway(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
-                  store_url: str, writer: str) -> Gateway:
-    """The demo upstream, tollgate and Envoy, as load.py's tollgate set-up starts them.
+def soak_config(grpc_port: int, recording: Recording, writer: str) -> dict[str, Any]:
+    """load.py's tollgate configuration, recording into the store as `writer`, what it
+    cannot write when stopping spooled to a folder of its own."""
+    return {**load.tollgate_config(grpc_port, recording.otlp_endpoint, workers=1),
+            "store": {"url": recording.store_url},
+            "recording": {"writer_id": writer, "signing_key_file": str(recording.signing_key),
+                          "spool_dir": str(recording.work / "spool" / writer)}}
+
+
+def start_replica(recording: Recording, grpc_port: int, writer: str) -> stack.Process:
+    config = recording.work / f"tollgate-{writer}.yaml"
+    config.write_text(yaml.safe_dump(soak_config(grpc_port, recording, writer)),
+                      encoding="utf-8")
+    return stack.start_tollgate(config, grpc_port, recording.work, name=f"tollgate-{writer}")
+
+
+def start_gateway(recording: Recording, cleanup: contextlib.ExitStack,
+                  writers: list[str]) -> Gateway:
+    """The demo upstream, a tollgate replica per writer and Envoy balancing between them,
+    as load.py's tollgate set-up starts them.
 
     (Not load.start_stacks: its tollgate configuration has no store to choose, and it
     keeps the tollgate process to itself, where this must SIGTERM it and wait.)
     """
+    work = recording.work
+    grpc_ports = [stack.free_port() for _ in writers]
     ports = envoy_bootstrap.Ports(listener=stack.free_port(), admin=stack.free_port(),
-                                  ext_proc=stack.free_port(), upstream=stack.free_port())
+                                  ext_proc=grpc_ports[0], upstream=stack.free_port())
     upstream = stack.start_upstream(ports.upstream, work)
     cleanup.callback(upstream.stop)
-    signing_key = work / "audit-signing.key"
-    config = work / "tollgate.yaml"
-    config.write_text(yaml.safe_dump(soak_config(
-        ports.ext_proc, otlp_endpoint, store_url, writer, signing_key)), encoding="utf-8")
-    tollgate = stack.start_tollgate(config, ports.ext_proc, work)
-    cleanup.callback(tollgate.stop)
-    bootstrap = envoy_bootstrap.with_routes(
-        envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), [load.MASKED_ROUTE])
+    gateway = Gateway(ports.listener, recording, grpc_ports, [], {"upstream": upstream.pid})
+
+    @cleanup.callback
+    def stop_replicas() -> None:
+        for process in gateway.tollgates:
+            process.stop()
+
+    for replica, writer in enumerate(writers):
+        role = load.EXT_PROC if replica == 0 else f"{load.EXT_PROC}-{replica}"
+        gateway.pids[role] = gateway.start_replica(replica, writer).pid
+    bootstrap = envoy_bootstrap.with_ext_proc_ports(envoy_bootstrap.with_routes(
+        envoy_bootstrap.with_ports(envoy_bootstrap.load(), ports), [load.MASKED_ROUTE]),
+        grpc_ports)
     envoy = stack.start_envoy(envoy_bootstrap.write(bootstrap, work / "envoy.yaml"),
                               ports.admin, work)
     cleanup.callback(envoy.stop)
-    pids = {"upstream": upstream.pid, load.EXT_PROC: tollgate.pid, "envoy": envoy.pid}
-    return Gateway(ports.listener, tollgate, pids, signing_key)
+    gateway.pids["envoy"] = envoy.pid
+    return gateway
 
 
 def probe(port: int) -> list[Answer]:
@@ -328,34 +382,35 @@ def probe(port: int) -> list[Answer]:
     return answers
 
 
-def recorded_so_far(store_url: str, writer: str) -> int:
+def recorded_so_far(store_url: str, writers: tuple[str, ...]) -> int:
     connection = connect(store_url, migrate=False)
     try:
-        last = store.last_of(connection, writer)
+        return written(connection, writers)
     finally:
         connection.close()
-    return last[0] if last else 0
 
 
 REFUSED = re.compile(r"trace ([0-9a-f]{32}): refused: (.*)")
 STOPPED = re.compile(r"stopped \((\d+) exchanges recorded\)")
 
 
-def stop_tollgate(tollgate: stack.Process) -> dict[str, Any]:
-    """SIGTERM (tollgate drains: in-flight exchanges, then the record queue); how long it
-    took, how it ended, and what its log says about recording."""
+def stop_tollgates(tollgates: list[stack.Process]) -> dict[str, Any]:
+    """SIGTERM each still running, in turn (tollgate drains: in-flight exchanges, then
+    the record queue); how long it took, how each ended, and what their logs say about
+    recording."""
     started = time.perf_counter()
-    status = tollgate.stop(STOP_TIMEOUT)
-    log = tollgate.log_path.read_text(encoding="utf-8", errors="replace") \
-        if tollgate.log_path else ""
-    stopped = STOPPED.search(log)
+    statuses = {tollgate.name: tollgate.stop(STOP_TIMEOUT) for tollgate in tollgates}
+    logs = [tollgate.log_path.read_text(encoding="utf-8", errors="replace")
+            for tollgate in tollgates if tollgate.log_path]
+    stopped = [int(found.group(1)) for log in logs if (found := STOPPED.search(log))]
     return {
-        "exit_status": status,
+        "exit_status": statuses,
         "stop_seconds": time.perf_counter() - started,
-        "logged_recorded": int(stopped.group(1)) if stopped else None,
+        "logged_recorded": sum(stopped) if stopped else None,
         # Refusals because the record could not be taken (503): by design, never recorded.
-        "refused_unrecorded": dict(REFUSED.findall(log)),
-        "log_errors": [line for line in log.splitlines() if " ERROR " in line][:20],
+        "refused_unrecorded": {trace: why for log in logs for trace, why in REFUSED.findall(log)},
+        "log_errors": [line for log in logs for line in log.splitlines()
+                       if " ERROR " in line][:20],
     }
 
 
@@ -379,29 +434,44 @@ def store_bytes(store_url: str) -> dict[str, int]:
     return {"store": tables, "database": database}
 
 
+class Recorded(NamedTuple):
+    """Of a trace's record: which chain, when its exchange began, what was done."""
+
+    writer: str
+    started_us: int
+    action: str
+    status: int | None
+
+
 @dataclass
 class Stored:
-    """The writer's records: how many per trace id, and by action and status."""
+    """The writers' records: how many per trace id, and by action and status."""
 
     per_trace: Counter[str]
     by_outcome: Counter[tuple[str, int | None]]
     report: Report
+    recorded: dict[str, Recorded]  # by trace id (its last record)
 
 
-def read_store(store_url: str, writer: str, signing_key: Path) -> Stored:
-    """Tally this run's records (its writer's chain), then verify the whole store."""
+def read_store(store_url: str, writers: tuple[str, ...], signing_key: Path) -> Stored:
+    """Tally this run's records (its writers' chains), then verify the whole store."""
     connection = connect(store_url, migrate=False)
     try:
         per_trace: Counter[str] = Counter()
         by_outcome: Counter[tuple[str, int | None]] = Counter()
+        recorded: dict[str, Recorded] = {}
         for row in store.chain_rows(connection):
-            if row.writer == writer and row.kind != "policy":  # not the policy loads
+            if row.writer not in writers or row.kind == "policy":  # not the policy loads
+                continue
+            by_outcome[(row.action, row.status)] += 1
+            if row.kind != "alert":  # an alert is a record of its own, on a trace it is about
                 per_trace[row.trace_id] += 1
-                by_outcome[(row.action, row.status)] += 1
+                recorded[row.trace_id] = Recorded(row.writer, row.started_us, row.action,
+                                                  row.status)
         report = verify(connection, Signer.from_file(signing_key).public)
     finally:
         connection.close()
-    return Stored(per_trace, by_outcome, report)
+    return Stored(per_trace, by_outcome, report, recorded)
 
 
 def accounting(answers: list[Answer], stored: Stored, refused: dict[str, str]) -> dict[str, Any]:
@@ -427,16 +497,20 @@ def accounting(answers: list[Answer], stored: Stored, refused: dict[str, str]) -
     }
 
 
-def verification(report: Report, writer: str) -> dict[str, Any]:
-    chain = report.chains.get(writer)
+def verification(report: Report, writers: tuple[str, ...]) -> dict[str, Any]:
+    chains = [chain for writer in writers if (chain := report.chains.get(writer))]
     return {
         "intact": report.intact,
         "problems": [str(p) for p in report.problems[:10]],
         "chains": len(report.chains),
         "checkpoints": report.checkpoints,
-        "chain_records": chain.records if chain else 0,
-        # The final checkpoint, signed at shutdown, should cover the whole chain.
-        "checkpointed_to_end": bool(chain) and chain.checkpointed_to == chain.last,
+        "chain_records": sum(chain.records for chain in chains),
+        # The final checkpoint, signed at shutdown, should cover the whole chain (not a
+        # killed replica's: nothing signs after SIGKILL).
+        "checkpointed_to_end": {chain.writer: chain.checkpointed_to == chain.last
+                                for chain in chains},
+        # Records a stop could not wait for, written on a later start (spool.py).
+        "spooled": sum(spooled.records for spooled in report.spooled()),
     }
 
 
@@ -545,12 +619,14 @@ def headline(result: dict[str, Any]) -> str:
         ("answered by tollgate / by Envoy alone",
          f"{acc['answered_by_tollgate']} / {acc['answered_by_envoy_alone']}"),
         ("refused unrecorded (503 recording_unavailable)", acc["refused_unrecorded"]),
-        ("records (this run's chain)", acc["records"]),
+        ("records (this run's chains)", acc["records"]),
         ("**lost** (answered, no record)", f"**{acc['lost']}**"),
         ("extra records (no answer, or duplicates)", acc["extra"]),
         ("verify", f"{'intact' if ver['intact'] else 'BROKEN'}: {ver['chains']} chain(s), "
                    f"{ver['checkpoints']} checkpoints, last checkpoint at chain end: "
-                   f"{ver['checkpointed_to_end']}"),
+                   + ", ".join(f"{writer} {'yes' if at_end else 'no'}"
+                               for writer, at_end in ver["checkpointed_to_end"].items())),
+        ("spooled records (written on a later start)", ver["spooled"]),
         ("latency p50 / p99 / max ms", "{p50_ms:.2f} / {p99_ms:.2f} / {max_ms:.1f}".format(
             **result["latency"])),
         ("send lag p99 ms (left late: connections busy, or no core)",
@@ -561,7 +637,8 @@ def headline(result: dict[str, Any]) -> str:
         ("recorder: backlog max / at SIGTERM", f"{rec['backlog_max']} / "
                                                f"{rec['backlog_at_sigterm']}"),
         ("SIGTERM: exit, seconds, written by the drain",
-         f"{stopped['exit_status']}, {stopped['stop_seconds']:.2f} s, "
+         ", ".join(f"{name} {status}" for name, status in stopped["exit_status"].items())
+         + f"; {stopped['stop_seconds']:.2f} s, "
          f"{rec['written_by_the_drain']}"),
         ("tollgate log: recorded / ERROR lines",
          f"{stopped['logged_recorded']} / {len(stopped['log_errors'])}"),
@@ -609,7 +686,7 @@ class Ran:
     """What one soak leaves, before it is summed up."""
 
     store_url: str
-    writer: str
+    writers: tuple[str, ...]
     probes: list[Answer]
     driven: Driven
     recorded_at_stop: int  # the run's records written when the last answer came
@@ -618,25 +695,41 @@ class Ran:
     stored: Stored
 
 
-def run(args: argparse.Namespace, work: Path) -> Ran:
-    """Start the stack, soak it, stop tollgate, read the store back (also on error, stop all)."""
-    writer = f"soak-{secrets.token_hex(3)}"
+# What runs in this process while the generator sends: given the gateway and when the
+# run began (perf_counter ns), it may break things (bench/soak_faults.py).
+During = Callable[[Gateway, int], None]
+
+
+def run(args: argparse.Namespace, work: Path, store_url: str, writers: tuple[str, ...],
+        replicas: int = 1, during: During | None = None) -> Ran:
+    """Start the stack, a replica for each of the first `replicas` of `writers` (the
+    others name the chains of replicas `during` starts), soak it, stop tollgate, read the
+    store back (also on error, stop all)."""
     with contextlib.ExitStack() as cleanup:
-        store_url = cleanup.enter_context(throwaway_store(args.store, work))
         generator = cleanup.enter_context(ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=load.prioritise))
+        # The generator's process started and this module imported there first: the run
+        # begins as it is submitted.
+        generator.submit(rss_mb, os.getpid()).result()
         otlp = cleanup.enter_context(SpanCounter())
-        gateway = start_gateway(work, cleanup, otlp.endpoint, store_url, writer)
+        gateway = start_gateway(Recording(work, otlp.endpoint, store_url,
+                                          work / "audit-signing.key"),
+                                cleanup, list(writers[:replicas]))
         probes = probe(gateway.port)
         print(f"  soaking {args.minutes:g} min at {args.rate:g}/s ...", file=sys.stderr,
               flush=True)
-        driven = without_probes(generator.submit(drive, Soak(
+        start = time.perf_counter_ns()
+        driving = generator.submit(drive, Soak(
             gateway.port, args.minutes * 60, args.rate, args.connections, gateway.pids,
-            store_url, writer)).result(), len(probes))
-        recorded_at_stop = recorded_so_far(store_url, writer) - len(probes)
-        stopped = {**stop_tollgate(gateway.tollgate), "spans_exported": otlp.received}
-        return Ran(store_url, writer, probes, driven, recorded_at_stop, stopped,
-                   store_bytes(store_url), read_store(store_url, writer, gateway.signing_key))
+            store_url, writers))
+        if during is not None:
+            during(gateway, start)
+        driven = without_probes(driving.result(), len(probes))
+        recorded_at_stop = recorded_so_far(store_url, writers) - len(probes)
+        stopped = {**stop_tollgates(gateway.tollgates), "spans_exported": otlp.received}
+        return Ran(store_url, writers, probes, driven, recorded_at_stop, stopped,
+                   store_bytes(store_url),
+                   read_store(store_url, writers, gateway.recording.signing_key))
 
 
 def summary(args: argparse.Namespace, ran: Ran) -> dict[str, Any]:
@@ -645,13 +738,13 @@ def summary(args: argparse.Namespace, ran: Ran) -> dict[str, Any]:
     acc = accounting(ran.probes + answers, ran.stored, ran.stopped["refused_unrecorded"])
     where = "SQLite" if ran.store_url.startswith("sqlite") else "PostgreSQL"
     return {
-        "store": f"{where} ({ran.store_url})", "writer": ran.writer,
+        "store": f"{where} ({ran.store_url})", "writers": ran.writers,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "sent": len(answers), "seconds_run": ran.driven.seconds,
         "statuses": by_status(answers), "unexpected": unexpected(answers),
         "latency": latency(answers), "kinds": per_kind(answers),
         "minutes": per_interval(ran.driven, 60), "seconds": per_interval(ran.driven, 1),
-        "accounting": acc, "verify": verification(ran.stored.report, ran.writer),
+        "accounting": acc, "verify": verification(ran.stored.report, ran.writers),
         "recorder": recorder_figures(ran.driven, ran.recorded_at_stop,
                                      acc["records"] - len(ran.probes), ran.stopped),
         "stopped": ran.stopped, "store_bytes": ran.size, "cpu": cpu_figures(ran.driven),
@@ -678,10 +771,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     started = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="tollgate-soak-") as work:
-        result = summary(args, run(args, Path(work)))
+    with tempfile.TemporaryDirectory(prefix="tollgate-soak-") as work, \
+            throwaway_store(args.store, Path(work)) as store_url:
+        result = summary(args, run(args, Path(work), store_url,
+                                   (f"soak-{secrets.token_hex(3)}",)))
     print(report(result))
-    out = args.json_out or load.RESULTS / f"soak-{started:%Y%m%dT%H%M%SZ}.json"
+    finish(result, args.json_out or load.RESULTS / f"soak-{started:%Y%m%dT%H%M%SZ}.json",
+           started)
+
+
+def finish(result: dict[str, Any], out: Path, started: datetime) -> None:
+    """Write the result as JSON to `out`, and exit 1 when a record is lost or the store
+    does not verify."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "started": started.isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),

@@ -40,10 +40,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from extproc.store import Connection, StoreError, connect
 from extproc.store.connection import one_line, postgres_sql
+from extproc.store.pool import Pool
 from extproc.store.retry import Retrying
 
 log = logging.getLogger("tollgate.activity")
@@ -151,21 +151,19 @@ class _Sqlite:
 
 
 class _Postgres:
-    """A small pool on the event loop: a reading is one statement (its upsert of the
-    token's values a CTE of it), so one round trip."""
+    """A small pool on the event loop (store/pool.py): a reading is one statement (its
+    upsert of the token's values a CTE of it), so one round trip."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self._url = url
         # No connection within the live timeout: the store is as good as down.
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=4, open=False,
-                                         kwargs={"autocommit": True}, timeout=timeout)
+        self._pool = Pool(url, size=4, timeout=timeout)
 
     async def open(self) -> None:
-        """Tables brought up to date, then the pool connects in the background: a store
-        down at the start makes the first readings unknown, not the start fail."""
+        """Tables brought up to date; the first reading connects: a store down at the
+        start makes the first readings unknown, not the start fail."""
         with contextlib.suppress(StoreError):
             (await asyncio.to_thread(connect, self._url)).close()
-        await self._pool.open(wait=False)
 
     async def read(self, select: str, params: Sequence[Any],
                    seen: list[tuple[str, str, int]]) -> Rows:
@@ -177,7 +175,7 @@ class _Postgres:
             async with self._pool.connection() as connection:
                 cursor = await connection.execute(postgres_sql(select), params)
                 return await cursor.fetchall()
-        except (psycopg.Error, OSError) as exc:  # PoolTimeout included
+        except (psycopg.Error, OSError) as exc:  # no connection in time included
             raise StoreError(f"PostgreSQL store: {one_line(exc)}") from None
 
     async def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> Rows:

@@ -1,6 +1,6 @@
 """The store from the event loop: asynchronous, for what waits on it (approvals).
 
-PostgreSQL through psycopg's asynchronous connection pool, with LISTEN/NOTIFY so that
+PostgreSQL through a few connections (pool.py), with LISTEN/NOTIFY so that
 a change made through one replica wakes waiters on another at once; SQLite through one
 connection used from worker threads (a single process owns a SQLite store, so waking
 its own waiters is enough). Both speak the synchronous connection's dialect: `?`
@@ -17,10 +17,10 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from extproc.store.connection import connect, one_line, postgres_sql
 from extproc.store.errors import StoreError
+from extproc.store.pool import Pool
 
 log = logging.getLogger("tollgate.store")
 
@@ -115,16 +115,17 @@ class _Sqlite:
 class _Postgres:
     backend = "postgresql"
 
-    def __init__(self, url: str, where: str, pool: AsyncConnectionPool) -> None:
+    def __init__(self, url: str, where: str, pool: Pool) -> None:
         self._url, self.where, self._pool = url, where, pool
 
     @classmethod
     async def open(cls, url: str, where: str) -> _Postgres:
-        pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False,
-                                   kwargs={"autocommit": True}, timeout=5.0)
+        """Connected once (that connection kept), or StoreError."""
+        pool = Pool(url, size=8, timeout=5.0)
         try:
-            await pool.open(wait=True, timeout=5.0)
-        except psycopg.Error as exc:  # PoolTimeout included
+            async with pool.connection():
+                pass
+        except (psycopg.Error, OSError) as exc:
             await pool.close()
             raise StoreError(f"{where}: cannot connect: {one_line(exc)}") from None
         return cls(url, where, pool)
@@ -134,7 +135,7 @@ class _Postgres:
             async with self._pool.connection() as connection:
                 cursor = await connection.execute(postgres_sql(sql), params)
                 return await cursor.fetchall() if cursor.description else []
-        except (psycopg.Error, OSError) as exc:  # PoolTimeout: no connection in time
+        except (psycopg.Error, OSError) as exc:  # no connection in time included
             raise StoreError(f"{self.where}: {one_line(exc)}") from None
 
     @asynccontextmanager

@@ -25,7 +25,6 @@ from extproc.recording.chain import Signer
 from extproc.recording.wire import decode
 from tests.cli.test_audit_cli import audit
 from tests.e2e.test_activity_e2e import SELECT, sql
-from tests.faults.test_store_blip import _pg_ctl
 from tests.support import pg_cluster, tokens
 from tests.support.gateway import FAST_EXPORT, POLICIES, Gateway, GatewayFactory
 
@@ -45,11 +44,11 @@ def sqlite_outage(url: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def postgres_outage(cluster: pg_cluster.Cluster) -> Iterator[None]:
-    _pg_ctl(cluster, "-m", "fast", "stop")
+    cluster.stop()
     try:
         yield
     finally:
-        _pg_ctl(cluster, "start", "-l", str(cluster.directory / "startup.log"))
+        cluster.start()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -62,6 +62,21 @@ class Cluster:
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    # For real faults (tests/faults/, bench/soak_faults.py): pg_ctl's fast mode ends the
+    # sessions, as a failover or an upgrade does; each returns once the server has.
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._pg_ctl("start", "-l", str(self.directory / "startup.log"))
+
+    def restart(self) -> None:
+        self._pg_ctl("-m", "fast", "restart", "-l", str(self.directory / "startup.log"))
+
+    def _pg_ctl(self, *argv: str) -> None:
+        _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-w", "-t", "60",
+                     *argv)
+
 
 def _as_postgres(*argv: str, check: bool = True) -> None:
     subprocess.run(accounts.run_as(POSTGRES, list(argv)), check=check, capture_output=True,
@@ -69,9 +84,10 @@ def _as_postgres(*argv: str, check: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[Cluster]:
+def cluster(log_statements: bool = True) -> Iterator[Cluster]:
     """A running cluster with the roles of HBA and a `shop` database, in a private folder
-    of `postgres`'s (extproc/quickstart/accounts.py); removed after."""
+    of `postgres`'s (extproc/quickstart/accounts.py); removed after. `log_statements`
+    False: none logged (a soak's thousands a minute would take a share of the cores)."""
     with accounts.private_folder(POSTGRES, "pg") as directory:
         tls = write_tls_files(directory / "tls")
         cert, key = write_client_files(directory / "client", "gateway_cert")
@@ -87,7 +103,8 @@ def cluster() -> Iterator[Cluster]:
             conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\n"
                        f"unix_socket_directories = '{directory}'\nssl = on\n"
                        f"ssl_cert_file = '{tls.cert}'\nssl_key_file = '{tls.key}'\n"
-                       f"ssl_ca_file = '{tls.ca}'\nlog_statement = 'all'\n"
+                       f"ssl_ca_file = '{tls.ca}'\n"
+                       f"log_statement = '{'all' if log_statements else 'none'}'\n"
                        "log_connections = on\nlogging_collector = on\n"
                        "log_destination = 'stderr,jsonlog'\n"
                        f"log_directory = '{directory / 'log'}'\nfsync = off\n")
