@@ -23,7 +23,7 @@ from extproc.masking import (
     phones,
     vendor_rules,
 )
-from extproc.masking.detectors import Detector, Text, _runs, context, digits, scan
+from extproc.masking.detectors import Detector, Text, context, digits, runs_of, scan
 from extproc.masking.key_rules import field_in_text
 from extproc.masking.shadow import ASCII_DIGITS
 
@@ -123,12 +123,12 @@ def test_each_detector_is_asked_once_in_its_order() -> None:
     """`scan` asks a family's members under one verdict and the others alone, in the
     catalog's order; a family split by another detector is still asked once."""
     chosen = (*catalog.DETECTORS, field_in_text(frozenset({"password"})))
-    asked = [i for _, members in _runs(chosen) for i, _ in members]
+    asked = [member[0] for _, members in runs_of(chosen) for member in members]
     assert asked == list(range(len(chosen)))
     ssn, aadhaar = national_ids.us_ssn, national_ids.in_aadhaar
     split: tuple[Detector, ...] = (ssn, phones.phone, aadhaar)
-    runs = _runs(split)
-    assert [[i for i, _ in members] for _, members in runs] == [[0, 2], [1]]
+    runs = runs_of(split)
+    assert [[member[0] for member in members] for _, members in runs] == [[0, 2], [1]]
     assert [family for family, _ in runs] == [ssn.family, None]
 
 
