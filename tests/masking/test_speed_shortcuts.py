@@ -193,3 +193,10 @@ def test_a_value_is_judged_by_its_classes_of_bytes(value: bytes, password: bool)
     assert generic_secrets.looks_generated(value, password) == _plain_looks_generated(
         value, password)
     assert vendor_rules.entropy(value) == _plain_entropy(value)
+
+
+def test_a_letter_before_aws_is_read_without_lowering_the_text() -> None:
+    """keys._aws_contexts asks `isalpha` of the byte before `aws`, where it lowered the
+    whole text and asked for a-z: the same answer for every byte."""
+    for b in range(256):
+        assert bytes([b]).isalpha() == (0x61 <= bytes([b]).lower()[0] <= 0x7A)
