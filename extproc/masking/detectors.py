@@ -133,7 +133,8 @@ class Detector:
     False, `find` cannot find anything, and `scan` does not ask it. Most texts (a header,
     a reason, a short JSON document) hold nothing for most detectors, and a `find` costs
     its regular expressions' calls whatever the text's size (~50 µs for all sixteen);
-    the gates cost ~2 µs. `family` is the same for a family of detectors that share one
+    the gates cost ~2 µs. Most gates are a `HitGate`, which `scan` reads without calling
+    it. `family` is the same for a family of detectors that share one
     reading of a text (national_ids.py's prefilter): it gives the names of the members
     that may find something, and `scan` asks it once per text, so that a member it rules
     out costs a set lookup and no gate call of its own. tests/masking/conftest.py runs
@@ -149,6 +150,19 @@ class Detector:
     canonical: Callable[[str], str] = str
     gate: Callable[[Text], bool] | None = None
     family: Callable[[Text], frozenset[str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HitGate:
+    """A gate that passes where the one pass found one of `ids`, or else where `more`
+    says so. `scan` reads `ids` as a set lookup, with no call: a call per detector and
+    text is most of what the gates cost."""
+
+    ids: frozenset[int]
+    more: Callable[[Text], bool] | None = None
+
+    def __call__(self, t: Text) -> bool:
+        return not self.ids.isdisjoint(t.hits) or (self.more is not None and self.more(t))
 
 
 _NOT_DECIMAL = re.compile(r"[^0-9]", re.ASCII)
@@ -349,7 +363,7 @@ credit_card = Detector(
     "credit_card", "CREDIT_CARD",
     both(runs(12, 19, _card_run), matches(_CARD_GROUPS, _card_groups, shape=True)),
     max_len=26, reveal=4, canonical=digits,
-    gate=lambda t: _GROUP_OF_4 in t.hits,  # 12 digits in a run, or a group of 4
+    gate=HitGate(frozenset({_GROUP_OF_4})),  # 12 digits in a run, or a group of 4
 )
 
 # --- IBAN -------------------------------------------------------------------------------
@@ -410,7 +424,7 @@ def _iban_lower(t: Text) -> Iterator[tuple[int, int]]:
 
 iban = Detector("iban", "IBAN_CODE", both(_iban_upper, _iban_lower), max_len=70, reveal=4,
                 canonical=alnum_upper,
-                gate=lambda t: _IBAN_UPPER_START in t.hits or _IBAN_LOWER_START in t.hits)
+                gate=HitGate(frozenset({_IBAN_UPPER_START, _IBAN_LOWER_START})))
 
 # --- e-mail -----------------------------------------------------------------------------
 
@@ -516,7 +530,7 @@ def _email_spelled(t: Text) -> Iterator[tuple[int, int]]:
 
 email = Detector(
     "email", "EMAIL_ADDRESS", both(_email_at, _email_spelled), max_len=420, reveal=4,
-    canonical=str.lower, gate=lambda t: b"@" in t.raw or _SPELLED_EMAIL in t.hits,
+    canonical=str.lower, gate=HitGate(frozenset({_SPELLED_EMAIL}), lambda t: b"@" in t.raw),
 )
 
 # --- IP addresses -----------------------------------------------------------------------
@@ -590,7 +604,8 @@ def _ipv6(t: Text) -> Iterator[tuple[int, int]]:
 
 ip_address = Detector("ip_address", "IP_ADDRESS",
                       both(matches(_IPV4_SHAPE, _ipv4, shape=True), _ipv6),
-                      max_len=90, reveal=4, gate=lambda t: b":" in t.raw or _DIGIT_DOT in t.hits)
+                      max_len=90, reveal=4,
+                      gate=HitGate(frozenset({_DIGIT_DOT}), lambda t: b":" in t.raw))
 
 # --- JWT --------------------------------------------------------------------------------
 
@@ -623,7 +638,7 @@ def _jwt(t: Text) -> Iterator[tuple[int, int]]:
 
 
 jwt = Detector(
-    "jwt", "JWT", _jwt, max_len=5 * _JWT_PART + 8, gate=lambda t: _JWT_HEADER in t.hits,
+    "jwt", "JWT", _jwt, max_len=5 * _JWT_PART + 8, gate=HitGate(frozenset({_JWT_HEADER})),
     pending=re.compile(rb"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,4}\Z"),
 )
 
@@ -745,7 +760,7 @@ def pem_ended(raw: bytes, start: int) -> bool:
 
 private_key = Detector(
     "private_key", "PRIVATE_KEY", _private_key, max_len=PEM_MAX + 64,
-    gate=lambda t: t.pem_resume is not None or not _KEY_BLOCK_IDS.isdisjoint(t.hits),
+    gate=HitGate(_KEY_BLOCK_IDS, lambda t: t.pem_resume is not None),
     pending=re.compile(rb"(?:(?:%s)%s*|LS0tLS1CRUdJTi%s*)\Z"
                        % (_PEM_START, _PEM_BODY, _B64_LINES)),
 )
@@ -762,7 +777,7 @@ connection_password = Detector(
     "connection_password", "PASSWORD",
     matches(_CONN, lambda t, s, e: (s, e) if t.at(ALNUM, t.raw.rfind(b"://", 0, s) - 1)
              else None, group=1),
-    max_len=200, gate=lambda t: _SCHEME in t.hits,
+    max_len=200, gate=HitGate(frozenset({_SCHEME})),
 )
 
 
@@ -771,33 +786,37 @@ def gate_passes(d: Detector, t: Text) -> bool:
     return d.gate is None or d.gate(t)
 
 
-def admitted(family: Callable[[Text], frozenset[str]], t: Text) -> Container[str]:
-    """The names of the members `family` lets `scan` ask in `t` (tests replace this with
-    a checking one)."""
-    return family(t)
+Family = Callable[[Text], Container[str]]
+# A detector as `scan` asks it: its index, itself, and its gate read apart: the pass's ids
+# one of which passes it (None: no gate), and a call that passes it else (None: none).
+Member = tuple[int, Detector, frozenset[int] | None, Callable[[Text], bool] | None]
+Runs = tuple[tuple[Family | None, tuple[Member, ...]], ...]
 
 
-Family = Callable[[Text], frozenset[str]]
+def _member(i: int, d: Detector) -> Member:
+    if isinstance(d.gate, HitGate):
+        return i, d, d.gate.ids, d.gate.more
+    return i, d, None if d.gate is None else frozenset(), d.gate
 
 
 @lru_cache(maxsize=256)
-def _runs(chosen: tuple[Detector, ...]
-          ) -> tuple[tuple[Family | None, tuple[tuple[int, Detector], ...]], ...]:
-    """`chosen`, each with its index, in runs as `scan` asks them: a family's members
-    under the family's one verdict (where its first member is), and the detectors of no
-    family in between (None), so that a text costs a loop over members, not a family
-    lookup per detector."""
-    runs: list[tuple[Family | None, list[tuple[int, Detector]]]] = []
-    families: dict[Family, list[tuple[int, Detector]]] = {}
+def runs_of(chosen: tuple[Detector, ...]) -> Runs:
+    """`chosen`, each with its index and gate, in runs as `scan` asks them: a family's
+    members under the family's one verdict (where its first member is), and the
+    detectors of no family in between (None), so that a text costs a loop over members,
+    not a family lookup per detector (tests replace this with one whose gates and
+    families check what they refuse)."""
+    runs: list[tuple[Family | None, list[Member]]] = []
+    families: dict[Family, list[Member]] = {}
     for i, d in enumerate(chosen):
         if d.family is None:
             if not runs or runs[-1][0] is not None:
                 runs.append((None, []))
-            runs[-1][1].append((i, d))
+            runs[-1][1].append(_member(i, d))
         elif d.family in families:
-            families[d.family].append((i, d))
+            families[d.family].append(_member(i, d))
         else:
-            runs.append((d.family, families.setdefault(d.family, [(i, d)])))
+            runs.append((d.family, families.setdefault(d.family, [_member(i, d)])))
     return tuple((family, tuple(members)) for family, members in runs)
 
 
@@ -810,11 +829,13 @@ def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detecto
     """
     chosen = tuple(detectors)
     found: list[tuple[int, int, int]] = []
-    add = found.append
-    for family, members in _runs(chosen):
-        names = None if family is None else admitted(family, t)
-        for i, d in members:
-            if (names is None or d.name in names) and gate_passes(d, t):
+    add, hits = found.append, t.hits
+    for family, members in runs_of(chosen):
+        names = None if family is None else family(t)
+        for i, d, ids, more in members:
+            if names is not None and d.name not in names:
+                continue
+            if ids is None or not ids.isdisjoint(hits) or (more is not None and more(t)):
                 for s, e in d.find(t):  # most find nothing: a loop costs less than a generator
                     add((s, -e, i))
     found.sort()

@@ -151,10 +151,11 @@ _AWS_SECRET_WORDS = _words(_AWS_WORDS) | _AWS_ID_WORDS | _SECRET_NAMES
 
 
 def _aws_contexts(t: Text) -> Iterator[int]:
-    positions, lower = LITERALS.positions(t), t.lower
+    positions, raw = LITERALS.positions(t), t.raw
     for word in _AWS_WORDS:
         for pos in positions.get(word, ()):
-            if word != b"aws" or not (pos and 0x61 <= lower[pos - 1] <= 0x7A):
+            # Not a word's tail (`laws`): an ASCII letter before, read without lowering the text.
+            if word != b"aws" or not raw[pos - 1 : pos].isalpha():
                 yield pos + len(word)
     for _, e in _aws_key_ids(t):
         yield e

@@ -10,13 +10,11 @@ generic_secrets.py and the AWS detectors then read instead of looking again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterable
+from typing import cast
 
+from extproc.masking.detectors import HitGate, Text
 from extproc.masking.prefilter import PASS
-
-if TYPE_CHECKING:
-    from extproc.masking.detectors import Text
 
 Positions = dict[bytes, list[int]]
 
@@ -33,11 +31,10 @@ class Literals:
         self.words: tuple[bytes, ...] = tuple(sorted({w.lower() for w in words}))
         self._ids = {PASS.literal(w, caseless=True): w for w in self.words}
 
-    def gate(self, words: frozenset[bytes]) -> Callable[[Text], bool]:
+    def gate(self, words: frozenset[bytes]) -> HitGate:
         """Whether one of `words` (some of this set's) occurs in a text: read from the
         pass's ids, without building `positions`."""
-        ids = frozenset(i for i, word in self._ids.items() if word in words)
-        return lambda t: not ids.isdisjoint(t.hits)
+        return HitGate(frozenset(i for i, word in self._ids.items() if word in words))
 
     def positions(self, t: Text) -> Positions:
         """Each literal occurring in `t` (its ASCII fold; lower case) -> where each of its

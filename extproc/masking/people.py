@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
 
-from extproc.masking.detectors import Detector, Text
+from extproc.masking.detectors import Detector, HitGate, Text
 from extproc.masking.prefilter import PASS, escaped
 
 
@@ -655,8 +655,8 @@ def _detector(name: str, entity: str, words: dict[str, Shape], *, whole_line: bo
 
     return Detector(name, entity, find,
                     max_len=_VALUE_MAX + (_COMPANION_REACH if companions else 0),
-                    gate=lambda t: not ids.isdisjoint(t.hits) or (
-                        t.head is not None and _names_columns(t.head, vocabulary))), vocabulary
+                    gate=HitGate(ids, lambda t: t.head is not None
+                                 and _names_columns(t.head, vocabulary))), vocabulary
 
 
 # --- birth cues in text -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from extproc.masking.detectors import (
     NOT_DIGIT,
     WORD,
     Detector,
+    HitGate,
     Text,
     context,
     continues,
@@ -323,13 +324,9 @@ def _phone_find(t: Text) -> list[Span]:
 _FORM_IDS = frozenset({*_NANP_IDS, *(gated for gated, _, _ in _GATED), _CANDIDATE_ENDS})
 
 
-def _may_find(t: Text) -> bool:
-    return not _FORM_IDS.isdisjoint(t.hits) or any(e - s >= 10 for s, e in t.digit_runs)
-
-
 phone = Detector(
     "phone", "PHONE_NUMBER", _phone_find, max_len=72, reveal=4, canonical=digits,
-    gate=_may_find,
+    gate=HitGate(_FORM_IDS, lambda t: any(e - s >= 10 for s, e in t.digit_runs)),
 )
 
 DETECTORS: tuple[Detector, ...] = (phone,)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
 from extproc.masking import Masker, detectors
 from extproc.masking.catalog import BY_NAME
-from extproc.masking.detectors import Detector, Text, scan
+from extproc.masking.detectors import Detector, Member, Runs, Text, scan
 
 KEY = b"tollgate-test-hmac-key-0123456789"
 
@@ -29,21 +30,41 @@ class _CheckedVerdict:
         return False
 
 
+def _refused(d: Detector, t: Text) -> bool:
+    """False, once `d` is found to find nothing in `t`, which its gate refused."""
+    missed = list(d.find(t))
+    assert not missed, f"{d.name}'s gate refused {t.source!r}, where it finds {missed}"
+    return False
+
+
+def _checked_member(member: Member) -> Member:
+    """A member of `scan`'s runs whose gate, read as `scan` reads it (the pass's ids, then
+    its call), runs the finder where it refuses."""
+    i, d, ids, more = member
+
+    def gate(t: Text) -> bool:
+        passes = ids is None or not ids.isdisjoint(t.hits) or (more is not None and more(t))
+        return passes or _refused(d, t)
+
+    return i, d, frozenset(), gate
+
+
 @pytest.fixture(autouse=True)
 def gates_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every masking test also proves the detectors' gates and families: where a gate or
     a family says a detector cannot find anything, the detector is run all the same and
     must find nothing."""
+    runs_of = detectors.runs_of
+
+    def checked_runs(chosen: tuple[Detector, ...]) -> Runs:
+        return tuple((None if family is None else partial(_CheckedVerdict, family),
+                      tuple(map(_checked_member, members))) for family, members in runs_of(chosen))
 
     def checked(d: Detector, t: Text) -> bool:
-        if d.gate is None or d.gate(t):
-            return True
-        missed = list(d.find(t))
-        assert not missed, f"{d.name}'s gate refused {t.source!r}, where it finds {missed}"
-        return False
+        return d.gate is None or d.gate(t) or _refused(d, t)
 
+    monkeypatch.setattr(detectors, "runs_of", checked_runs)
     monkeypatch.setattr(detectors, "gate_passes", checked)
-    monkeypatch.setattr(detectors, "admitted", _CheckedVerdict)
 
 
 @pytest.fixture(scope="session")

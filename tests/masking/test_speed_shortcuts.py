@@ -8,13 +8,22 @@ generated texts, so that a faster reading never finds more or less.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.masking import catalog, national_ids, phone_context, phones
-from extproc.masking.detectors import Detector, Text, _runs, context, digits, scan
+from extproc.masking import (
+    catalog,
+    generic_secrets,
+    national_ids,
+    phone_context,
+    phones,
+    vendor_rules,
+)
+from extproc.masking.detectors import Detector, Text, context, digits, runs_of, scan
 from extproc.masking.key_rules import field_in_text
 from extproc.masking.shadow import ASCII_DIGITS
 
@@ -114,12 +123,12 @@ def test_each_detector_is_asked_once_in_its_order() -> None:
     """`scan` asks a family's members under one verdict and the others alone, in the
     catalog's order; a family split by another detector is still asked once."""
     chosen = (*catalog.DETECTORS, field_in_text(frozenset({"password"})))
-    asked = [i for _, members in _runs(chosen) for i, _ in members]
+    asked = [member[0] for _, members in runs_of(chosen) for member in members]
     assert asked == list(range(len(chosen)))
     ssn, aadhaar = national_ids.us_ssn, national_ids.in_aadhaar
     split: tuple[Detector, ...] = (ssn, phones.phone, aadhaar)
-    runs = _runs(split)
-    assert [[i for i, _ in members] for _, members in runs] == [[0, 2], [1]]
+    runs = runs_of(split)
+    assert [[member[0] for member in members] for _, members in runs] == [[0, 2], [1]]
     assert [family for family, _ in runs] == [ssn.family, None]
 
 
@@ -129,3 +138,65 @@ def test_a_split_family_finds_what_its_members_find() -> None:
     alone = {(s, e, d.name) for one in members for s, e, d in scan(Text(raw), [one])}
     assert {(s, e, d.name) for s, e, d in scan(Text(raw), members)} == alone
     assert {name for _, _, name in alone} >= {"us_ssn", "phone"}
+
+
+# --- secrets known by their name --------------------------------------------------------
+
+_VALUE_BYTES = st.sampled_from([*b"aZ09&=_.-:/ \t\n\"'`,;{}()<>$*~\\", 0x00, 0x01, 0xC3])
+values = st.lists(_VALUE_BYTES, max_size=300).map(bytes) | st.sampled_from([
+    b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", b"hunter2-Xy9", b"settings.DB_PASSWORD",
+    b"2024-01-01T00:00:00Z", b"C:\\Users\\x", b"${TOKEN}", b"Q9v&page=2", b"aB3$" * 70])
+_PLAIN_BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]|&(?![A-Za-z0-9_.-]{1,64}=)){1,%d}"
+                         % (generic_secrets.MAX_VALUE + 1))
+
+
+@SETTINGS
+@given(raw=values, at=st.integers(0, 300))
+def test_a_bare_value_is_read_in_runs(raw: bytes, at: int) -> None:
+    """`_bare` reads what a pattern of one byte (or `&`) at a time reads, cut as long."""
+    m = _PLAIN_BARE.match(raw, min(at, len(raw)))
+    plain = None if m is None else (m.start(), m.start() + len(m[0].rstrip(b".)]}")))
+    assert generic_secrets._bare(raw, min(at, len(raw))) == plain
+
+
+def _plain_looks_generated(value: bytes, password: bool) -> bool:
+    """`looks_generated` as it read values byte by byte, ignoring case in the pattern."""
+    if not 8 <= len(value) <= generic_secrets.MAX_VALUE or any(c in b" \t\r\n" for c in value):
+        return False
+    if (re.search(b"(?i)" + generic_secrets._PLACEHOLDER.pattern, value)
+            or generic_secrets._DOTTED_NAME.fullmatch(value)
+            or generic_secrets._CODE.search(value)):
+        return False
+    lower, upper = any(0x61 <= c <= 0x7A for c in value), any(0x41 <= c <= 0x5A for c in value)
+    digit = any(0x30 <= c <= 0x39 for c in value)
+    symbol = any(not (0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A or 0x30 <= c <= 0x39) for c in value)
+    letters = lower or upper
+    if password:
+        return letters and (digit or lower + upper + digit + symbol >= 3)
+    if (generic_secrets._TIMESTAMP.match(value)
+            or sum(1 for c in value if 0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A) < 4):
+        return False
+    return len(value) >= 16 and letters and digit and _plain_entropy(value) >= 3.0
+
+
+def _plain_entropy(value: bytes) -> float:
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values()) if n else 0.0
+
+
+@SETTINGS
+@given(value=values, password=st.booleans())
+def test_a_value_is_judged_by_its_classes_of_bytes(value: bytes, password: bool) -> None:
+    """Classes counted by deleting bytes, and placeholders looked for in lower case, judge
+    a value as the byte loops and the pattern ignoring case did; entropy is the same
+    number, bit for bit."""
+    assert generic_secrets.looks_generated(value, password) == _plain_looks_generated(
+        value, password)
+    assert vendor_rules.entropy(value) == _plain_entropy(value)
+
+
+def test_a_letter_before_aws_is_read_without_lowering_the_text() -> None:
+    """keys._aws_contexts asks `isalpha` of the byte before `aws`, where it lowered the
+    whole text and asked for a-z: the same answer for every byte."""
+    for b in range(256):
+        assert bytes([b]).isalpha() == (0x61 <= bytes([b]).lower()[0] <= 0x7A)
