@@ -39,6 +39,7 @@ from tests.e2e.test_approvals_e2e import (
     Held,
     api,
     held_sql,
+    pending_for,
     sql,
 )
 from tests.support import tokens
@@ -319,7 +320,7 @@ def test_a_denial_needs_a_reason_and_then_refuses_the_request(gw: Gateway, page:
     # must outlive it.
     before = status.inner_text()
     expect(status).not_to_have_text(before, timeout=REFRESH_MS)
-    expect(status).to_have_text(re.compile(r"^\d+ pending\. Updated"))
+    expect(status).to_have_text(re.compile(r"^\d+ pending, \d+ with an agent waiting\. Updated"))
     expect(reason).to_have_value("not during the freeze")
     expect(reason).to_be_focused()
 
@@ -533,6 +534,48 @@ def test_the_wait_says_until_when_or_that_the_agent_gave_up(gw: Gateway, page: P
         "window from now for svc-autogen on orders.")
 
 
+# The browser's notifications, recorded instead of shown (a test stands in for the
+# desktop's notification centre, which a headless browser has none of): permission
+# granted, every Notification made kept in `window.notified`.
+NOTIFICATIONS = """
+window.notified = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.notified.push({ title, ...options }); }
+};
+"""
+
+
+def test_live_holds_come_first_count_in_the_title_and_notify(gw: Gateway, page: Page) -> None:
+    """A request an agent waits on is listed as waiting now, first, counted in the
+    tab's title, and the approver is notified of it once; when its agent gives up, the
+    row says nobody waits and the title no longer counts it."""
+    page.add_init_script(NOTIFICATIONS)
+    open_page(page, gw, DBA)
+    expect(page.locator("#status")).to_contain_text("with an agent waiting", timeout=WAIT_MS)
+    text = "UPDATE customers SET name = name"
+    held = Held(lambda: sql(gw, text, timeout=6))  # the agent gives up after 6 s
+    approval = pending_for(gw, text)
+    row = row_of(page, approval)
+    expect(row.locator("td").nth(7)).to_have_text("waiting now", timeout=REFRESH_MS)
+    expect(page.locator("table#approvals tbody tr").first).to_have_attribute(
+        "data-waiting", "true")
+    expect(page).to_have_title(re.compile(r"^\(\d+ waiting\) Tollgate approvals$"))
+    notified = page.evaluate("window.notified")
+    assert [n for n in notified if n["tag"] == approval["id"]] == [{
+        "title": "An agent waits for your approval", "tag": approval["id"],
+        "body": f"svc-autogen on {approval['target']}: {text}"}]
+    with pytest.raises(OSError):  # a timeout: the agent gave up
+        held.result()
+    expect(row.locator("td").nth(7)).to_have_text("not waiting: a retry would pass",
+                                                  timeout=REFRESH_MS)
+    live = [a for a in api(gw, "GET", "/approvals?status=pending", DBA)[1]["approvals"]
+            if a["waiting"]]
+    expect(page).to_have_title(f"({len(live)} waiting) Tollgate approvals" if live
+                               else "Tollgate approvals")
+
+
 def test_the_agents_own_token_never_sees_approve_or_deny(gw: Gateway, page: Page) -> None:
     """An agent's token is valid but names no approver group: the page lists what the
     agent itself asked for, without Approve or Deny, in the list and in its view."""
@@ -675,7 +718,7 @@ def test_control_and_bidi_characters_are_shown_as_escapes(gw: Gateway, page: Pag
     row = row_of(page, approval)
     summary = row.locator("td.summary a")
     expect(summary).to_have_text(shown, timeout=WAIT_MS)
-    assert [raw(cell) for cell in row.locator("td").all_inner_texts()] == [[]] * 8
+    assert [raw(cell) for cell in row.locator("td").all_inner_texts()] == [[]] * 9
     summary.click()
     expect(page.locator("#detail-what")).to_have_text(shown, timeout=WAIT_MS)
     # The request's body, as JSON, shows the statement exactly as sent: JSON's escapes

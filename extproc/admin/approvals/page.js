@@ -218,12 +218,45 @@ function approvalRow(approval) {
 
 function pendingRow(approval, me) {
   const row = approvalRow(approval);
+  row.dataset.waiting = String(approval.waiting);
   labelledCell(row, "Why held").textContent = visible(whyHeld(approval));
   labelledCell(row, "Approving grants").textContent = visible(grantText(approval));
   labelledCell(row, "Asked").append(AdminTime.element(approval.created_us));
   labelledCell(row, "Expires").append(AdminTime.element(approval.expires_us));
+  labelledCell(row, "Agent").append(approval.waiting
+    ? made("span", "agent-waiting", "waiting now")
+    : made("span", "agent-gone", "not waiting: a retry would pass"));
   labelledCell(row, "Decide", "actions").append(...decideControls(approval, me));
   return row;
+}
+
+// -- live holds: the tab's title counts them, and the approver may be notified ---------
+
+const TITLE = document.title;
+let liveSeen = null;  // ids of the live holds last listed (null: none listed yet)
+
+function tellLiveHolds(approvals) {
+  const live = approvals.filter((a) => a.waiting);
+  document.title = (live.length ? "(" + live.length + " waiting) " : "") + TITLE;
+  const fresh = liveSeen === null ? [] : live.filter((a) => !liveSeen.has(a.id));
+  liveSeen = new Set(live.map((a) => a.id));
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  for (const approval of fresh) {
+    new Notification("An agent waits for your approval", {
+      body: approval.requester + " on " + approval.target + ": " + approval.summary,
+      tag: approval.id,
+    });
+  }
+}
+
+function offerNotifications() {
+  const button = document.getElementById("notify");
+  if (!("Notification" in window) || Notification.permission !== "default") return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await Notification.requestPermission();
+    button.hidden = Notification.permission !== "default";
+  });
 }
 
 // Rows already shown stay as they are (focus stays on a button across the periodic
@@ -258,10 +291,19 @@ async function showPending(current) {
   const me = answer.caller && answer.caller.sub;
   signedIn(answer.caller);
   showView("pending");
-  drawRows(pendingRows, answer.approvals, (a) => pendingRow(a, me), 8,
-           "Nothing waits for you.");
-  say(answer.approvals.length + " pending. Updated " + AdminTime.utc(Date.now() * 1000).slice(11)
-      + ".", false);
+  // Holds an agent waits on first: a request nobody waits for any more can wait too.
+  const approvals = [...answer.approvals.filter((a) => a.waiting),
+                     ...answer.approvals.filter((a) => !a.waiting)];
+  // A row whose agent stopped waiting (or came back) is drawn again.
+  for (const row of Array.from(pendingRows.querySelectorAll("tr[data-id]"))) {
+    const now = approvals.find((a) => a.id === row.dataset.id);
+    if (now && row.dataset.waiting !== String(now.waiting)) row.remove();
+  }
+  drawRows(pendingRows, approvals, (a) => pendingRow(a, me), 9, "Nothing waits for you.");
+  tellLiveHolds(approvals);
+  const live = approvals.filter((a) => a.waiting).length;
+  say(approvals.length + " pending, " + live + " with an agent waiting. Updated "
+      + AdminTime.utc(Date.now() * 1000).slice(11) + ".", false);
 }
 
 function historyRow(approval) {
@@ -616,6 +658,8 @@ signIn(() => {
 }, () => {
   pendingRows.replaceChildren();
   historyRows.replaceChildren();
+  document.title = TITLE;
+  liveSeen = null;
   views.detail.replaceChildren();
   delete views.detail.dataset.key;
   for (const section of Object.values(views)) section.hidden = true;
@@ -631,5 +675,6 @@ document.getElementById("switch").addEventListener("click", () => {
   document.getElementById("token").focus();
 });
 
+offerNotifications();
 setInterval(refresh, REFRESH_MS);
 refresh();
