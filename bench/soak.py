@@ -445,10 +445,11 @@ class Recorded(NamedTuple):
 
 @dataclass
 class Stored:
-    """The writers' records: how many per trace id, and by action and status."""
+    """The writers' records: how many per trace id, and by action, status and detail
+    (`stream_ended`: Envoy closed the stream before tollgate's answer reached it)."""
 
     per_trace: Counter[str]
-    by_outcome: Counter[tuple[str, int | None]]
+    by_outcome: Counter[tuple[str, int | None, str | None]]
     report: Report
     recorded: dict[str, Recorded]  # by trace id (its last record)
 
@@ -458,12 +459,12 @@ def read_store(store_url: str, writers: tuple[str, ...], signing_key: Path) -> S
     connection = connect(store_url, migrate=False)
     try:
         per_trace: Counter[str] = Counter()
-        by_outcome: Counter[tuple[str, int | None]] = Counter()
+        by_outcome: Counter[tuple[str, int | None, str | None]] = Counter()
         recorded: dict[str, Recorded] = {}
         for row in store.chain_rows(connection):
             if row.writer not in writers or row.kind == "policy":  # not the policy loads
                 continue
-            by_outcome[(row.action, row.status)] += 1
+            by_outcome[(row.action, row.status, row.document()["outcome"]["detail"])] += 1
             if row.kind != "alert":  # an alert is a record of its own, on a trace it is about
                 per_trace[row.trace_id] += 1
                 recorded[row.trace_id] = Recorded(row.writer, row.started_us, row.action,
@@ -491,9 +492,11 @@ def accounting(answers: list[Answer], stored: Stored, refused: dict[str, str]) -
         "lost": len(expected - matched),
         "extra": records - len(matched),
         "duplicated": sum(n > 1 for n in stored.per_trace.values()),
-        "records_by_outcome": {f"{action} {status if status is not None else '-'}": n
-                               for (action, status), n in sorted(
-                                   stored.by_outcome.items(), key=lambda kv: -kv[1])},
+        "records_by_outcome": {
+            f"{action} {status if status is not None else '-'}"
+            + (f" ({detail})" if detail else ""): n
+            for (action, status, detail), n in sorted(stored.by_outcome.items(),
+                                                      key=lambda kv: -kv[1])},
     }
 
 
@@ -668,7 +671,7 @@ def report(result: dict[str, Any]) -> str:
         headline(result),
         markdown(("kind", "sent", "expected", "statuses", "unexpected", "p50 ms", "p99 ms"),
                  kinds),
-        markdown(("record: action status", "records"), outcomes),
+        markdown(("record: action status (detail)", "records"), outcomes),
         markdown(("from minute", "requests", "unexpected", "p50 ms", "p99 ms", "max ms",
                   "backlog max"), minutes),
     ]

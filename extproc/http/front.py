@@ -120,14 +120,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                     await self._egress.read_destination(act.exchange, outbound)
                 act.check(f"route {route!r} or cluster {cluster!r}")
                 async for answer in self._exchange(act, first, messages, outbound):
-                    try:
-                        yield answer
-                    except GeneratorExit:
-                        # grpc could not send it and dropped this stream: Envoy had
-                        # closed it (the client left, or Envoy's message timeout passed
-                        # and it answered 504 itself; grpc logs an ExecuteBatchError).
-                        act.exchange.outcome["tollgate.outcome"] = "stream_ended"
-                        raise
+                    yield answer
             except Exception as exc:  # every failure is answered: fail closed
                 refused = _refusal(act, exc)
                 if refused is not None:
