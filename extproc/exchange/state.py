@@ -302,6 +302,23 @@ def _error_type(outcome: dict[str, Any]) -> None:
         outcome["error.type"] = outcome["tollgate.outcome"]
 
 
+def refusal_reasons(answer: Answer) -> list[str]:
+    """What a refusal says first, for a front that shows one line: a held request's is
+    its approval's own message (pending, denied by whom and why, expired), the policy's
+    reasons for holding it coming after (`held_because`); else the policy's reasons, or
+    tollgate's message."""
+    body = answer.body
+    if body.get("approval_id") and body.get("message"):
+        return [str(body["message"])]
+    return [str(r) for r in body.get("reasons") or [body.get("message") or answer.error]]
+
+
+def held_because(answer: Answer) -> str:
+    """`, held: <the policy's reasons>` of a held request's refusal ("" without any)."""
+    reasons = answer.body.get("reasons") if answer.body.get("approval_id") else None
+    return f", held: {'; '.join(map(str, reasons))}" if reasons else ""
+
+
 # tollgate.outcome (the record's detail) of an exchange whose client went away before it
 # ended: while it was decided or held, or before its answer reached it.
 CLIENT_LEFT = "client_left"

@@ -73,7 +73,7 @@ from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
 from extproc.exchange.pipeline import Pipeline
-from extproc.exchange.state import Answer, Exchange
+from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
 from extproc.interpret.sql import analyze
 from extproc.interpret.sql.sqlglot_reader import sql_mode_change, within_strings
@@ -223,17 +223,19 @@ class Closed(Exception):
 
 
 def refusal_packet(answer: Answer, seq: int = 1) -> bytes:
-    """tollgate's refusal as an ERR packet: the reasons, the rules, an approval's state
-    and the trace id in its message, which every client shows; its code the server's own
+    """tollgate's refusal as an ERR packet: the reasons (a held statement's: where its
+    approval stands, who denied it and why), the rules, an approval's state, why it was
+    held and the trace id in its message, which every client shows; its code the server's own
     for that refusal where there is one (_CODES), else the one its status stands for."""
     body = answer.body
-    reasons = body.get("reasons") or [body.get("message") or answer.error]
+    reasons = refusal_reasons(answer)
     notes = [f"trace id {answer.trace_id}"]
     rules = body.get("rules") or []
     if rules:
         notes.insert(0, "rules: " + ", ".join(rules))
     if body.get("approval_id"):
-        notes.insert(0, f"approval {body['approval_id']} ({body.get('status')})")
+        notes.insert(0, f"approval {body['approval_id']} ({body.get('status')})"
+                     + held_because(answer))
     if answer.error in _CODES:
         code, sqlstate = _CODES[answer.error]
     elif answer.status == 403:

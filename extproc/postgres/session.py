@@ -64,7 +64,7 @@ from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import refuse_owned_change
 from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
-from extproc.exchange.state import Answer, Exchange
+from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import drivers, effect, encodings, estimate, namespace
@@ -130,16 +130,18 @@ def sqlstate_of(status: int) -> str:
 def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = None,
                     note: str | None = None) -> bytes:
     """tollgate's refusal as an ErrorResponse: SQLSTATE by its status, the reasons as the
-    message (and `note`, whose statement it is: drivers.py), the rules, approval and
+    message (a held statement's: where its approval stands, who denied it and why), and
+    `note`, whose statement it is (drivers.py); the rules, approval, why it was held and
     trace id as the detail, what to do as the hint."""
     body = answer.body
-    reasons = body.get("reasons") or [body.get("message") or answer.error]
+    reasons = refusal_reasons(answer)
     detail = [f"trace id {answer.trace_id}"]
     if body.get("rules"):
         detail.insert(0, "rules: " + ", ".join(body["rules"]))
     hint = None
     if body.get("approval_id"):
-        detail.insert(0, f"approval {body['approval_id']} ({body.get('status')})")
+        detail.insert(0, f"approval {body['approval_id']} ({body.get('status')})"
+                      + held_because(answer))
         if body.get("approve_url") and body.get("status") == "pending":
             # Still undecided: running the statement again passes once it is approved.
             hint = (f"an approver decides it at {body['approve_url']}; run the statement "

@@ -343,6 +343,30 @@ def test_a_client_killed_while_its_statement_is_held_ends_the_hold(
     assert record["outcome"]["refusal"] == "client_left", record["outcome"]
 
 
+def test_a_denied_statement_tells_the_client_who_denied_it_and_why(gw: Gateway) -> None:
+    statement_text = "UPDATE scratch SET id = id + 200"
+    with session(gw) as connection:
+        statement = Background(connection, statement_text)
+        found: list[dict[str, Any]] = []
+
+        def pending() -> bool:
+            _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+            found[:] = [a for a in answer["approvals"]
+                        if a["request"]["body"] == statement_text]
+            return bool(found)
+
+        stack.wait_until(pending, 15, "the statement's approval")
+        status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/deny", DBA,
+                        {"reason": "not during the freeze"})
+        assert status == 200
+        statement.join()
+    assert statement.error is not None
+    message = str(statement.error.args[1])
+    assert message.startswith(f"tollgate: approval {found[0]['id']} was denied by dana: "
+                              "not during the freeze ("), message
+    assert f"approval {found[0]['id']} (denied), held: " in message
+
+
 def test_a_kill_is_never_prepared(gw: Gateway) -> None:
     """tollgate does a KILL as it comes: prepared (COM_STMT_PREPARE, or SQL's PREPARE), it
     would reach the server as written, its id taken for a server thread's. Refused, and

@@ -197,6 +197,26 @@ def test_a_client_killed_while_its_statement_is_held_ends_the_hold(
     assert upstream(upstream_db, "SELECT count(*) FROM scratch WHERE id > 99") == [(0,)]
 
 
+def test_a_denied_statement_tells_the_client_who_denied_it_and_why(gw: Gateway) -> None:
+    statement = "UPDATE scratch SET id = id + 200"
+
+    def update() -> None:
+        with psycopg.connect(url(gw), autocommit=True) as conn:
+            conn.execute(statement)
+
+    held = Held(update)
+    approval = pending_for_body(gw, statement)
+    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA,
+                    {"reason": "not during the freeze"})
+    assert status == 200
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+        held.result()
+    diag = refused.value.diag
+    assert diag.message_primary == (f"tollgate: approval {approval['id']} was denied by "
+                                    "dana: not during the freeze")
+    assert (diag.message_detail or "").startswith(f"approval {approval['id']} (denied), held: ")
+
+
 def pending_for_body(gw: Gateway, body: str) -> dict[str, Any]:
     """The pending approval of the statement `body`, once it exists."""
     found: list[dict[str, Any]] = []

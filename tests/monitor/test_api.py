@@ -6,6 +6,7 @@ refusals come grouped, identical ones together."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -367,6 +368,26 @@ async def test_anonymous_refusals_are_the_anonymous_identity_s(
     async with serving(sqlite_url, tmp_path) as (api, _):
         _, body, _ = await api.read("/monitor/activity?identity=anonymous")
     assert [r["trace_id"] for r in body["refusals"]] == [f"{1:032x}"]
+
+
+async def test_a_denied_hold_shows_who_denied_it_and_why(
+        sqlite_url: str, tmp_path: Path, signer: Signer) -> None:
+    """A held request an approver denied was refused by the approver, not by a rule of
+    the policy: its refusal says who and why, before the reasons it was held for."""
+    found = refusal(1, "svc-a", started=NOW - 5, rules=("sql.unbounded_write",),
+                    reasons=("UPDATE without WHERE",))
+    found.decisions[0] = dataclasses.replace(found.decisions[0], action="hold")
+    found.outcome["tollgate.refusal"] = "approval_denied"
+    found.approval = {"id": "ap-1", "via": "hold", "status": "denied",
+                      "decided_by": "dana", "reason": "not during the freeze"}
+    await record(sqlite_url, signer, [found])
+    async with serving(sqlite_url, tmp_path) as (api, _):
+        _, body, _ = await api.read("/monitor/activity?identity=svc-a")
+    (refused,) = body["refusals"]
+    assert refused["refusal"] == "approval_denied"
+    assert refused["reasons"] == ["approval ap-1 denied by dana: not during the freeze"]
+    (group,) = body["refusal_groups"]["groups"]
+    assert group["reasons"] == ["approval ap-1 denied by dana: not during the freeze"]
 
 
 async def test_the_overview_is_read_at_most_every_few_seconds(

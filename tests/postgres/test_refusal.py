@@ -37,7 +37,19 @@ def test_only_an_undecided_approval_sends_the_client_to_an_approver(
     fields = shown(403, {"error": "approval_required", "reasons": ["DELETE without WHERE"],
                          "rules": ["sql.unbounded_write"], "approval_id": "ap-1",
                          "status": status, "approve_url": "http://gw/approvals/ap-1"})
-    assert fields["D"].startswith(f"approval ap-1 ({status}); ")
+    assert fields["D"].startswith(f"approval ap-1 ({status}), held: DELETE without WHERE; ")
     assert ("H" in fields) == hint
     if hint:
         assert "http://gw/approvals/ap-1" in fields["H"]
+
+
+def test_a_denied_hold_says_who_denied_it_and_why_first() -> None:
+    """psql shows the message first: the approver's name and reason, not only the
+    reason the statement was held (which follows, in the detail)."""
+    fields = shown(403, {
+        "error": "approval_denied", "reasons": ["DELETE without WHERE"],
+        "message": "approval ap-1 was denied by dana: not during the freeze",
+        "rules": ["sql.unbounded_write"], "approval_id": "ap-1", "status": "denied"})
+    assert fields["M"] == "tollgate: approval ap-1 was denied by dana: not during the freeze"
+    assert fields["D"] == ("approval ap-1 (denied), held: DELETE without WHERE; "
+                           f"rules: sql.unbounded_write; trace id {TRACE}")

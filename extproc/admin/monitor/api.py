@@ -359,11 +359,18 @@ def _alert(row: tuple[Any, ...]) -> dict[str, Any]:
 
 def _refusal(row: tuple[Any, ...]) -> dict[str, Any]:
     """A refused exchange as the page lists it: what it did (the record's `what`; for a
-    record from before it, its request line), why it was refused."""
+    record from before it, its request line), why it was refused: the policy's reasons,
+    after who denied its approval and why, when an approver did."""
     record_id, trace_id, started_us, target, status, content = row
     document = content_of(content)
     request = document.get("request") or {}
     decisions = [d for d in document.get("decisions") or [] if d.get("action") == "deny"]
+    reasons = [r for d in decisions for r in d.get("reasons") or []]
+    approval = document.get("approval") or {}
+    if approval.get("status") == "denied":
+        reasons.insert(0, f"approval {approval.get('id')} denied by "
+                          f"{approval.get('decided_by')}"
+                          + (f": {approval['reason']}" if approval.get("reason") else ""))
     what = document.get("what")
     if not isinstance(what, str) or not what:
         what = f"{request.get('method') or ''} {request.get('path') or ''}".strip()
@@ -373,7 +380,7 @@ def _refusal(row: tuple[Any, ...]) -> dict[str, Any]:
         "method": request.get("method"), "path": request.get("path"),
         "refusal": (document.get("outcome") or {}).get("refusal"),
         "rules": [r for d in decisions for r in d.get("rules") or []],
-        "reasons": [r for d in decisions for r in d.get("reasons") or []],
+        "reasons": reasons,
     }
 
 
