@@ -147,7 +147,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     holds.store, verifier, recorder, telemetry,
                     {t.name: t for t in config.targets}, config.approvals_url,
                     config.policy.sensitive_headers, config.recording.max_body_bytes,
-                    trace_url=config.recordings.trace_url)
+                    trace_url=config.recordings.trace_url,
+                    readers=Readers(config.recordings, config.targets))
                 opened.push_async_callback((await admin.start(
                     config.listen.admin,
                     api.routes() + MonitorApi(holds.store.store, verifier,

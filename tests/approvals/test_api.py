@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from extproc.admin.approvals.api import ApprovalsApi
+from extproc.admin.recordings.readers import Readers
 from extproc.approvals.store import ApprovalStore
+from extproc.config import Recordings
 from extproc.recording.chain import Signer
 from tests.approvals.conftest import REQUESTER, create, opened
 from tests.monitor.conftest import verifier
@@ -76,6 +78,21 @@ async def test_each_approval_says_whether_the_caller_may_decide_it_and_where_it_
         # Someone who may not decide it does not see it at all, as before.
         assert (await api.get(f"/approvals/{approval.id}", SRE_TOKEN))[0] == 404
         assert (await api.get("/approvals", SRE_TOKEN))[1]["approvals"] == []
+        # Without readers configured, nobody reads the record from the page.
+        assert shown["reads_record"] is False
+
+
+async def test_each_approval_says_whether_the_caller_reads_the_record(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """The page asks the record for the requester's activity only for its readers: a
+    dba named a reader does, the requester (an agent) never does."""
+    readers = Readers(Recordings(readers=("group:dba",)), ())
+    async with opened(sqlite_url) as store, serving(store, tmp_path,
+                                                    readers=readers) as api:
+        approval = await create(store)
+        assert (await api.get(f"/approvals/{approval.id}", DBA_TOKEN))[1]["reads_record"]
+        own = (await api.get(f"/approvals/{approval.id}", REQUESTER_TOKEN))[1]
+        assert own["reads_record"] is False
 
 
 async def test_without_a_trace_ui_the_trace_is_its_id_alone(sqlite_url: str,

@@ -34,6 +34,7 @@ from aiohttp import web
 from opentelemetry.trace import Span
 
 from extproc import admin
+from extproc.admin.recordings.readers import NotAReader, Readers
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
 from extproc.approvals.notify import page_url
@@ -64,13 +65,16 @@ class ApprovalsApi:
         self, store: ApprovalStore, verifier: Verifier, recorder: Recorder,
         telemetry: Telemetry, targets: dict[str, Target], approvals_url: str,
         sensitive: tuple[str, ...], record_limit: int, trace_url: str | None = None,
+        readers: Readers | None = None,
     ) -> None:
-        """`trace_url`: the trace UI's URL with "{trace_id}" in it (`recordings.trace_url`)."""
+        """`trace_url`: the trace UI's URL with "{trace_id}" in it (`recordings.trace_url`);
+        `readers`: who reads which records (None: nobody), for `reads_record`."""
         self._store, self._verifier = store, verifier
         self._recorder, self._telemetry = recorder, telemetry
         self._targets, self._url, self._sensitive = targets, approvals_url, sensitive
         self._record_limit = record_limit
         self._trace_url = trace_url
+        self._readers = readers
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -292,7 +296,20 @@ class ApprovalsApi:
             "trace_url": (self._trace_url.replace("{trace_id}", approval.trace_id)
                           if self._trace_url else None),
             "may_decide": approval.may_decide(caller["sub"], caller["groups"]) is None,
+            "reads_record": self._reads_record(caller),
         }
+
+    def _reads_record(self, caller: Authenticated) -> bool:
+        """Whether the caller is one of the record's readers (recordings/readers.py): the
+        page asks the record for the requester's activity only then, so a viewer who is
+        none is not counted as a refused read of the record."""
+        if self._readers is None:
+            return False
+        try:
+            self._readers.scope(caller)
+        except NotAReader:
+            return False
+        return True
 
 
 def _reason(raw: bytes, required: bool) -> str | None:

@@ -471,6 +471,11 @@ async function drawActivity(approval) {
   if (activityFor === approval.id) return;
   activityFor = approval.id;
   const box = document.getElementById("detail-activity");
+  if (!approval.reads_record) {  // asked anyway, the record would count a refused read
+    box.replaceChildren(made("p", "note", "Only the record's readers (recordings.readers) "
+                             + "see what the requester did; you are not one of them."));
+    return;
+  }
   let found;
   try {
     found = await call("/recordings/search?since=1d&limit=10&identity="
