@@ -281,6 +281,10 @@ def test_an_identity_s_hour_its_refusals_grouped_and_its_alerts(
     expect(drops.locator("a.record")).to_have_attribute(
         "href", f"/recordings/ui#record={seeded.drops[0]}")
     expect(drops.locator("a.related")).to_have_count(2)
+    # One identity's refusals link to its sessions on that target.
+    target = drops.locator("td").nth(3).inner_text()
+    expect(drops.locator("a.sessions")).to_have_attribute(
+        "href", f"/recordings/ui#identity={SEEDED}&target={target}")
     # First and last seen: relative, the UTC time (as the CLI and the report say it) on hover.
     for seen in (drops.locator("time").nth(0), drops.locator("time").nth(1)):
         expect(seen).to_have_text(re.compile(r" ago$"))
@@ -296,6 +300,7 @@ def test_an_identity_s_hour_its_refusals_grouped_and_its_alerts(
     everyone = group_row(page, "all-groups", DROP)
     expect(everyone.locator("td").nth(0)).to_have_text("4")
     expect(everyone.locator("td").nth(4)).to_have_text(f"{SEEDED}, {OTHER}")
+    expect(everyone.locator("a.sessions")).to_have_count(0)  # whose? two identities
     assert (everyone.get_attribute("data-traces") or "").split() == [
         seeded.drops[0], seeded.other_drop, *seeded.drops[1:]]
 
@@ -312,6 +317,8 @@ def test_an_identity_s_hour_its_refusals_grouped_and_its_alerts(
     # The overview: the seeded identity, its range's totals.
     row = page.locator(f'#identities tr[data-identity="{SEEDED}"]')
     expect(row).to_have_class("selected")
+    expect(row.locator("a.sessions")).to_have_attribute(
+        "href", f"/recordings/ui#identity={SEEDED}")
     expect(row.locator("td").nth(1)).to_have_text(str(total("allowed")))
     expect(row.locator("td").nth(3)).to_have_text(str(total("holds")))
 
@@ -399,7 +406,7 @@ def test_the_time_range_the_page_and_the_api_honour(gw: Gateway, seeded: Seeded,
     expect(drops.locator("td").nth(0)).to_have_text("2")
     expect(group_row(page, "all-groups", DROP).locator("td").nth(0)).to_have_text("3")
     expect(page.locator("#groups tbody tr")).to_have_count(2)  # the GRANT 10 minutes ago
-    expect(page.locator(f'#identities tr[data-identity="{SEEDED}"] a')).to_have_attribute(
+    expect(page.locator(f'#identities tr[data-identity="{SEEDED}"] a.identity')).to_have_attribute(
         "href", re.compile("range=15m"))
 
     page.check("#range input[value='6h']")
@@ -450,7 +457,7 @@ def test_the_keyboard_alone_reaches_and_works_every_control(
     expect(page.locator("#chart")).to_have_attribute("data-step", "300", timeout=WAIT_MS)
     assert "range=6h" in page.evaluate("location.hash")
 
-    tab_to(page, f'#identities tr[data-identity="{SEEDED}"] a')
+    tab_to(page, f'#identities tr[data-identity="{SEEDED}"] a.identity')
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_have_text(SEEDED, timeout=WAIT_MS)
     expect(page.locator(f'#identities tr[data-identity="{SEEDED}"]')).to_have_class("selected")
@@ -490,7 +497,7 @@ def test_at_a_desktop_s_width_and_a_phone_s(gw: Gateway, seeded: Seeded, browser
         expect(page.locator("#who")).to_have_text(SEEDED, timeout=WAIT_MS)
         expect(page.locator("#groups tbody tr")).to_have_count(2)
         for selector in ("#range input[value='15m']", "#range input[value='custom']",
-                         "#chart", f'#identities tr[data-identity="{SEEDED}"] a',
+                         "#chart", f'#identities tr[data-identity="{SEEDED}"] a.identity',
                          "#groups tbody tr", "#all-groups tbody tr", "#chart-data summary",
                          "#legend", "#forget"):
             inside(page, selector, viewport)

@@ -286,6 +286,8 @@ def test_a_session_as_a_timeline_agent_text_inert(gw: Gateway, run: Run, page: P
     expect(page.locator("#timeline li.entry").last).to_have_attribute("data-kind", "alert")
     expect(page.locator("#timeline li.entry").last).to_contain_text("Alert")
     expect(page.locator("#session-id")).to_have_text(run.session)
+    expect(page.locator("#session-name")).to_have_text(re.compile(
+        r"^svc-recorded on \S.*, began "))
     expect(page.locator("#session-rule")).to_have_text(
         "the agent's own x-session-id header, which every exchange here sent (header)")
     # What each exchange does, in one line (the record's `what`).
@@ -381,7 +383,9 @@ def test_the_list_kinds_counts_sorted_paged_and_by_kind(
                           (mcp_run, "MCP"), (runs[0], "SQL")):
         expected = truth[session]
         row = cells(page.locator(f'#session-list tr[data-session="{session}"]'))
-        assert row[1:4] == [session, kind, "svc-recorded"], row
+        # Named by whose and where, its id beside.
+        named = f"svc-recorded on {', '.join(sorted(expected.targets))}"
+        assert row[1:4] == [f"{named}\n{session}", kind, "svc-recorded"], row
         assert row[5:] == [str(n) for n in (expected.exchanges, expected.allowed,
                                              expected.refused, expected.held,
                                              expected.masked)], (session, row)

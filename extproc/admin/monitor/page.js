@@ -102,6 +102,13 @@ function recordHref(trace) {
   return "/recordings/ui#" + new URLSearchParams({ record: trace }).toString();
 }
 
+// The sessions of an identity (and, given, on a target), on the recordings page.
+function sessionsHref(identity, target) {
+  const found = { identity };
+  if (target) found.target = target;
+  return "/recordings/ui#" + new URLSearchParams(found).toString();
+}
+
 let chosen = null;  // the identity shown in detail (the URL's, else the latest active)
 
 // -- the time range --------------------------------------------------------------------------
@@ -177,7 +184,8 @@ function showIdentities(answer, where) {
     }
     const name = each.aggregated ? each.identity + " (beyond the bound, together)"
       : each.identity;
-    row.insertCell().append(link(name, placeHash(each.identity, where)));
+    row.insertCell().append(link(name, placeHash(each.identity, where), "identity"), " ",
+                            link("sessions", sessionsHref(each.identity), "sessions"));
     for (const metric of ["allowed", "refusals", "holds", "masked"]) {
       cell(row, each.totals[metric], "num");
     }
@@ -212,6 +220,10 @@ function showGroups(rows, found, withIdentities, more) {
     records.append(link("latest", recordHref(latest), "record"));
     for (const trace of older) records.append(" ", link(trace.slice(0, 8), recordHref(trace),
                                                         "related"));
+    if (group.identities_count === 1) {  // whose sessions there: one identity's
+      records.append(" ", link("sessions", sessionsHref(group.identities[0], group.target),
+                               "sessions"));
+    }
   }
   if (found.groups.length === 0) {
     empty(rows, "No refusal in this range.", withIdentities ? 8 : 7);

@@ -276,11 +276,21 @@ function summaryText(summary) {
     + " held, " + summary.masked + " masked";
 }
 
+// A session as people name it: whose, where (its id, a UUID, is shown beside).
+function sessionName(identities, targets) {
+  const who = identities.map((i) => i === null ? "(anonymous)" : i).join(", ") || "nobody known";
+  return who + (targets.length ? " on " + targets.join(", ") : "");
+}
+
 let shownSession = 0;  // the session drawn last: a recording arriving late for another is dropped
 
 function showSession(answer) {
   const drawing = ++shownSession;
   document.getElementById("session").hidden = false;
+  const summary = answer.summary;
+  document.getElementById("session-name").textContent = summary ? visible(
+    sessionName(summary.identities, summary.targets) + ", began " + when(summary.first_us))
+    : "Session";
   document.getElementById("session-id").textContent = visible(answer.session_id);
   const grouping = answer.grouping;
   document.getElementById("session-rule").textContent = grouping
@@ -645,8 +655,9 @@ function showSessions(answer, shown) {
     const row = sessionRows.insertRow();
     row.dataset.session = each.session_id;
     row.insertCell().append(AdminTime.element(each.first_us));
-    row.insertCell().append(link(each.session_id, hashOf({ session: each.session_id }),
-                                 "session"));
+    row.insertCell().append(link(sessionName(each.identities, each.targets),
+                                 hashOf({ session: each.session_id }), "session"),
+                            made("span", "id", each.session_id));
     cell(row, each.kinds.map((k) => KIND_NAMES[k] || k).join(" + ") || "-");
     cell(row, each.identities.map((i) => i === null ? "(anonymous)" : i).join(", ") || "-");
     cell(row, lasted(each.duration_ms), "number");
