@@ -114,6 +114,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.add_argument("--session", metavar="ID",
                         help="one agent run's records, and those sharing their traces (as "
                              "`replay --session` shows them)")
+    search.add_argument("--text", metavar="TEXT",
+                        help="records whose content holds TEXT, any case: what was stored, "
+                             "masked (e.g. 'cat .env'); a scan, so bound it with --since")
     search.add_argument("--since", metavar="DURATION",
                         help="records of this last while (a tunnel's is when it ended), "
                              "e.g. 30m, 1h, 7d")
@@ -357,13 +360,15 @@ def _search(args: argparse.Namespace, config: config_module.Config) -> int:
         if args.session is None:
             rows = store.search(connection, identity=args.identity, target=args.target,
                                 action=args.action, kind=args.kind, since_us=since_us,
-                                limit=limit)
+                                text=args.text, limit=limit)
         else:  # store.search takes no session: its other filters, applied here
             wanted = {"identity": args.identity, "target": args.target,
                       "action": args.action, "kind": args.kind}
             rows = [row for row in reversed(store.session(connection, args.session))
                     if all(v is None or getattr(row, k) == v for k, v in wanted.items())
-                    and (since_us is None or row.started_us >= since_us)][:limit]
+                    and (since_us is None or row.started_us >= since_us)
+                    and (args.text is None or args.text.lower() in row.content.lower())
+                    ][:limit]
         look.shown([row.id for row in rows])
     if args.json:
         for row in rows:

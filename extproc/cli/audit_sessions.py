@@ -40,6 +40,9 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser],
                           help="runs that reached a target of this kind then (by its "
                                "protocol: http and egress; llm; mcp; sql-http, postgres and "
                                "mysql; ssh; k8s)")
+    sessions.add_argument("--text", metavar="TEXT",
+                          help="runs with a record holding TEXT, any case, as stored "
+                               "(masked): which run did `cat .env`?")
     sessions.add_argument("--limit", default=str(_DEFAULT_LIMIT), metavar="N",
                           help=f"at most N (default {_DEFAULT_LIMIT}); `--until` the last "
                                "one's start lists those begun before it")
@@ -53,6 +56,7 @@ def sessions(args: argparse.Namespace, config: config_module.Config) -> int:
     with looks.looking(config, args) as (connection, look):
         found = listing(connection, since_us=since_us, until_us=until_us,
                         identity=args.identity, target=args.target, limit=limit,
+                        text=args.text,
                         protocols=None if args.kind is None else SESSION_KINDS[args.kind])
         look.shown([summary.session_id for summary in found])
     if args.json:

@@ -43,7 +43,7 @@ from extproc.recording.record import (
     session_of,
     started_us,
 )
-from extproc.recording.store import content_of
+from extproc.recording.store import containing, content_of
 from extproc.store import Connection
 
 # The mark's session is kept (and widened) unless the run began more than the gap after
@@ -213,17 +213,22 @@ def fold(rows: Iterable[Folded]) -> list[Summary]:
 
 def listing(connection: Connection, *, since_us: int, until_us: int,
             identity: str | None = None, target: str | None = None,
-            protocols: Collection[str] | None = None, limit: int = 50) -> list[Summary]:
+            protocols: Collection[str] | None = None, text: str | None = None,
+            limit: int = 50) -> list[Summary]:
     """The sessions with records in [since_us, until_us) (and of `identity`, `target`, a
-    target of one of `protocols` there), the latest begun first, at most `limit`: the
-    page chosen on the indexed columns, then only its sessions' records read whole. The
-    next page: `until_us` the last one's start."""
+    target of one of `protocols` there, holding `text`: store.containing), the latest
+    begun first, at most `limit`: the page chosen on the indexed columns, then only its
+    sessions' records read whole. The next page: `until_us` the last one's start."""
     where: list[str] = ["started_us >= ?", "started_us < ?"]
     params: list[Any] = [since_us, until_us]
     for column, value in (("identity", identity), ("target", target)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if text is not None:
+        condition, pattern = containing(text)
+        where.append(condition)
+        params.append(pattern)
     if protocols is not None:
         targets = _targets_of(connection, protocols, since_us, until_us)
         if not targets:

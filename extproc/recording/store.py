@@ -153,10 +153,14 @@ def checkpoints(connection: Connection, writers: list[str] | None = None) -> lis
 def search(
     connection: Connection, *, identity: str | None = None, target: str | None = None,
     action: str | None = None, kind: str | None = None, since_us: int | None = None,
-    limit: int = 100,
+    text: str | None = None, limit: int = 100,
 ) -> list[Row]:
-    """Records matching every filter given, newest first."""
+    """Records matching every filter given, newest first (`text`: see `containing`)."""
     where, params = _filters(identity=identity, target=target, action=action, kind=kind)
+    if text is not None:
+        condition, pattern = containing(text)
+        where.append(condition)
+        params.append(pattern)
     if since_us is not None:
         where.append("started_us >= ?")
         params.append(since_us)
@@ -204,6 +208,15 @@ def period(connection: Connection, since_us: int, until_us: int,
             f"{''.join(f' AND {w}' for w in where)} ORDER BY writer, seq",
             (since_us, until_us, *params)):
         yield Row(*values)
+
+
+def containing(text: str) -> tuple[str, str]:
+    """A condition on `records` (and its parameter) keeping those whose content holds
+    `text`, any case: what was stored, so masked (a search for a secret's value finds
+    nothing; one for its mask, `[REDACTED:AWS_ACCESS_KEY]`, finds where it passed). A
+    scan of the records the other conditions leave, not an index: bound it by time."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "lower(content) LIKE ? ESCAPE '\\'", f"%{escaped}%"
 
 
 def _filters(**columns: str | None) -> tuple[list[str], list[Any]]:

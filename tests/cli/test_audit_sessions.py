@@ -274,3 +274,14 @@ def test_replay_of_a_trace_says_no_run_summary(on_sqlite: Runs) -> None:
     assert result.returncode == 0, result
     assert result.stdout.splitlines()[1] == ""
     assert result.stdout.count("\n== writer-a:") == 1
+
+
+def test_text_finds_the_runs_and_records_that_hold_it(runs: Runs) -> None:
+    """Which run sent `select 1`, whatever its case? A wildcard of the store's (`%`, `_`)
+    is a character like any other, never a wildcard."""
+    assert listed(runs, "--text", "SELECT 1") == ["pg-1"]
+    assert listed(runs, "--text", "pods/web/exec") == ["k8s-1"]
+    assert audit(runs.config, "sessions", "--text", "%").stdout == "no sessions match\n"
+    assert audit(runs.config, "sessions", "--text", "sel_ct").stdout == "no sessions match\n"
+    found = audit(runs.config, "search", "--text", "Select 1", "--kind", "exchange", "--json")
+    assert [json.loads(line)["session_id"] for line in found.stdout.splitlines()] == ["pg-1"]

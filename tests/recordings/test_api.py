@@ -129,9 +129,12 @@ async def test_one_record_one_trace_and_searches(store_url: str, tmp_path: Path,
         _, denied = await api.get("/recordings/search?action=deny&limit=10")
         _, autogen = await api.get("/recordings/search?identity=svc-autogen")
         _, runs = await api.get("/recordings/sessions?identity=svc-autogen")
+        _, charged = await api.get("/recordings/search?text=%2FCHARGE&kind=exchange")
+        _, charging = await api.get("/recordings/sessions?text=/charge")
         bad = [(await api.get(path))[1]["error"] for path in (
             "/recordings/search?limit=0", "/recordings/search?since=yesterday",
-            "/recordings/search?action=explode", "/recordings/records/drop%20table")]
+            "/recordings/search?action=explode", "/recordings/records/drop%20table",
+            "/recordings/search?text=%20", "/recordings/sessions?text=" + "x" * 1025)]
     assert [r["kind"] for r in trace["records"]] == ["exchange", "alert"]
     assert trace["trace_url"] == "http://jaeger.test/trace/{trace_id}"
     assert [r["id"] for r in one["records"]] == [one_id]
@@ -140,7 +143,10 @@ async def test_one_record_one_trace_and_searches(store_url: str, tmp_path: Path,
     assert [r["kind"] for r in autogen["records"]] == ["alert", "exchange", "exchange"]
     (run,) = runs["sessions"]
     assert (run["session_id"], run["exchanges"], run["targets"]) == (SESSION, 2, ["orders"])
-    assert bad == ["bad_request"] * 4
+    # The text a record holds, any case: the refused charge, its run.
+    assert [r["trace_id"] for r in charged["records"]] == [f"{3:032x}"]
+    assert [s["targets"] for s in charging["sessions"]] == [["payments"]]
+    assert bad == ["bad_request"] * 6
 
 
 async def test_agents_never_read_even_in_a_reader_group(store_url: str, tmp_path: Path,

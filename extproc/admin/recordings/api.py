@@ -66,7 +66,7 @@ from extproc.identity import Authenticated
 from extproc.recording import Evidence, Recorder, RecordingUnavailable
 from extproc.recording.chain import record_hash
 from extproc.recording.sessions import Summary, fold, page_query, records_query
-from extproc.recording.store import content_of
+from extproc.recording.store import containing, content_of
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -476,7 +476,8 @@ class RecordingsApi:
                    * 1e6)
 
     def _filters(self, request: web.Request, scope: Scope) -> tuple[list[str], list[Any]]:
-        """The conditions every search takes: the scope, identity, target, since."""
+        """The conditions every search takes: the scope, identity, target, since, and
+        `text` the content holds (store.containing)."""
         allowed, scoped = scope.sql()
         where: list[str] = [allowed, "started_us >= ?"]
         params: list[Any] = [*scoped, self._since_us(request)]
@@ -489,6 +490,14 @@ class RecordingsApi:
                                       f"{column} must be 1-{_TEXT_CHARS} characters", 400)
             where.append(f"{column} = ?")
             params.append(value)
+        text = request.query.get("text")
+        if text is not None:
+            if not text.strip() or len(text) > _TEXT_CHARS:
+                raise RecordingsError("bad_request",
+                                      f"text must be 1-{_TEXT_CHARS} characters", 400)
+            condition, pattern = containing(text)
+            where.append(condition)
+            params.append(pattern)
         return where, params
 
     async def _shown(self, rows: list[tuple[Any, ...]],

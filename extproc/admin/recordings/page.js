@@ -624,7 +624,7 @@ function showRecords(answer) {
 
 // -- sessions found --------------------------------------------------------------------------
 
-const LISTED = ["identity", "target", "kind", "since", "limit"];
+const LISTED = ["identity", "target", "text", "kind", "since", "limit"];
 
 // The list's place: its filters, sort, order and page, as the hash says (or the defaults).
 function listing(where) {
