@@ -329,7 +329,17 @@ def test_a_session_as_a_timeline_agent_text_inert(gw: Gateway, run: Run, page: P
     drop.locator("a.record").click()
     article = page.locator("#record article.record")
     expect(article).to_have_count(1, timeout=WAIT_MS)
-    expect(article.locator("pre.content")).to_contain_text("DROP TABLE customers")
+    # Folded by part, what it did and how it ended open; its times also in the viewer's.
+    expect(article.locator('details.part[data-part="what"]')).to_have_attribute("open", "")
+    expect(article.locator('details.part[data-part="request"]')).not_to_have_attribute(
+        "open", "")
+    expect(article.locator('details.part[data-part="what"] pre')).to_contain_text(
+        "DROP TABLE customers")
+    expect(article.locator('details.part[data-part="decisions"] pre')).to_contain_text(
+        "sql.destructive")
+    shown = page.evaluate("withTimes({approval: {decided_us: 1700000000000000}, n_us: 'x'})")
+    assert shown["n_us"] == "x"  # a time is a whole number of microseconds, nothing else
+    assert re.fullmatch(r"1700000000000000 \(.*2023.*\)", shown["approval"]["decided_us"])
     expect(article.locator(".chain").nth(1)).to_contain_text("(matches its content)")
 
     def recorded() -> bool:

@@ -599,6 +599,41 @@ function stopPlayers() {
 
 // -- one record, or one trace's -------------------------------------------------------------
 
+// A record's content, readable: each part folded under its name (what it did, how it
+// ended, its decisions and approval open), every time in microseconds also said in the
+// viewer's own time zone.
+const OPEN_PARTS = new Set(["what", "outcome", "decisions", "approval"]);
+
+function localTime(us) {
+  return new Date(us / 1000).toLocaleString(undefined, { timeZoneName: "short" });
+}
+
+function withTimes(value) {
+  if (Array.isArray(value)) return value.map(withTimes);
+  if (value === null || typeof value !== "object") return value;
+  const out = {};
+  for (const [key, each] of Object.entries(value)) {
+    out[key] = key.endsWith("_us") && Number.isInteger(each)
+      ? each + " (" + localTime(each) + ")" : withTimes(each);
+  }
+  return out;
+}
+
+function contentView(content) {
+  const box = made("div", "content");
+  for (const [key, value] of Object.entries(withTimes(content))) {
+    const part = made("details", "part");
+    part.dataset.part = key;
+    part.open = OPEN_PARTS.has(key);
+    const shown = made("pre");
+    shown.textContent = (typeof value === "string" ? value : JSON.stringify(value, null, 2))
+      .split("\n").map(visible).join("\n");
+    part.append(made("summary", null, key), shown);
+    box.append(part);
+  }
+  return box;
+}
+
 function showRecords(answer) {
   document.getElementById("record").hidden = false;
   document.getElementById("record-key").textContent = visible(answer.key);
@@ -613,10 +648,7 @@ function showRecords(answer) {
     session.append("session ", link(record.session_id, hashOf({ session: record.session_id }),
                                     "session"), " · trace ",
                    traceLink(record.trace_id, answer.trace_url));
-    const content = made("pre", "content");
-    content.textContent = JSON.stringify(record.content, null, 2).split("\n")
-      .map(visible).join("\n");
-    article.append(head, session, chainLine(record), content);
+    article.append(head, session, chainLine(record), contentView(record.content));
     list.append(article);
   }
   if (answer.truncated) list.append("(more records than shown)");
