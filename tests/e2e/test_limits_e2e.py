@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import Held, pending_for
+from tests.e2e.test_metrics_e2e import of, scrape
 from tests.support import tokens
 from tests.support.gateway import Gateway, GatewayFactory, module_gateway
 
@@ -105,6 +107,10 @@ def test_an_identity_holding_its_share_of_the_record_queue_is_refused_429_alone(
     waiting = [Held(lambda t=table: held(gw, t, agent)) for table in ("t1", "t2")]
     for table in ("t1", "t2"):
         pending_for(gw, f"DELETE FROM {table}")
+    # Each held request's decision record is committed as its wait begins, just after its
+    # approval is made: the queue holds the two held exchanges alone once those are in.
+    stack.wait_until(lambda: of(scrape(gw), "tollgate_record_queue_depth") == 2, 10,
+                     "the queue to hold the two held exchanges alone")
     reply = gw.request("GET", "/echo", token=agent)
     answer = reply.json()
     assert (reply.status, answer["error"]) == (429, "recording_quota"), answer
