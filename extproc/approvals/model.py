@@ -116,6 +116,13 @@ class Approval:
         return found
 
 
+def denial(approval_id: str, decided_by: str | None, reason: str | None) -> str:
+    """A denied approval in words, as the agent, psql and the monitor are all told it:
+    which approval, who denied it, and why."""
+    return f"approval {approval_id} was denied by {decided_by}" + (
+        f": {reason}" if reason else "")
+
+
 def approve_url(base: str, approval_id: str) -> str | None:
     """Where an approver decides it (None without an admin API)."""
     return f"{base}/approvals/{approval_id}" if base else None

@@ -332,7 +332,6 @@ def _approval(row: Sequence[Any]) -> Approval:
     return Approval(**fields)
 
 
-
 def _not_pending(approval: Approval) -> ApprovalError:
     """Why an approval cannot be decided any more (an abandoned one says why it was)."""
     why = f": {approval.reason}" if approval.state() == "abandoned" else ""

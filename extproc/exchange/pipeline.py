@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
+from extproc.approvals.model import denial
 from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import Config, Target
 from extproc.credentials import Injection
@@ -271,8 +272,7 @@ def approval_refusal(approval: Any, approve_url: str | None) -> Refusal:
     A retry of the same request passes once it is approved."""
     state = approval.state()
     if state == "denied":
-        message = (f"approval {approval.id} was denied by {approval.decided_by}"
-                   + (f": {approval.reason}" if approval.reason else ""))
+        message = denial(approval.id, approval.decided_by, approval.reason)
     elif state == "pending":
         message = (f"this request needs an approval by {', '.join(approval.approvers)}; "
                    f"approval {approval.id} is pending: retry once it is approved")

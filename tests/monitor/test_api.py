@@ -385,9 +385,9 @@ async def test_a_denied_hold_shows_who_denied_it_and_why(
         _, body, _ = await api.read("/monitor/activity?identity=svc-a")
     (refused,) = body["refusals"]
     assert refused["refusal"] == "approval_denied"
-    assert refused["reasons"] == ["approval ap-1 denied by dana: not during the freeze"]
+    assert refused["reasons"] == ["approval ap-1 was denied by dana: not during the freeze"]
     (group,) = body["refusal_groups"]["groups"]
-    assert group["reasons"] == ["approval ap-1 denied by dana: not during the freeze"]
+    assert group["reasons"] == ["approval ap-1 was denied by dana: not during the freeze"]
 
 
 async def test_the_overview_is_read_at_most_every_few_seconds(

@@ -43,6 +43,7 @@ from aiohttp import web
 
 from extproc import admin
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.approvals.model import denial
 from extproc.identity import Authenticated, principals
 from extproc.recording.store import content_of
 from extproc.store import StoreError
@@ -368,9 +369,8 @@ def _refusal(row: tuple[Any, ...]) -> dict[str, Any]:
     reasons = [r for d in decisions for r in d.get("reasons") or []]
     approval = document.get("approval") or {}
     if approval.get("status") == "denied":
-        reasons.insert(0, f"approval {approval.get('id')} denied by "
-                          f"{approval.get('decided_by')}"
-                          + (f": {approval['reason']}" if approval.get("reason") else ""))
+        reasons.insert(0, denial(str(approval.get("id")), approval.get("decided_by"),
+                                 approval.get("reason")))
     what = document.get("what")
     if not isinstance(what, str) or not what:
         what = f"{request.get('method') or ''} {request.get('path') or ''}".strip()
