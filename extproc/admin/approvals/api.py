@@ -34,6 +34,7 @@ from aiohttp import web
 from opentelemetry.trace import Span
 
 from extproc import admin
+from extproc.admin.caller import caller_of
 from extproc.admin.recordings.readers import NotAReader, Readers
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
@@ -278,7 +279,7 @@ class ApprovalsApi:
 
     async def _caller(self, request: web.Request) -> Authenticated:
         try:
-            return await self._verifier.identity(request.headers.get("Authorization"))
+            return await caller_of(self._verifier, request)
         except AuthError as exc:
             log.warning("approvals API: %s %s refused: %s", request.method, request.path, exc)
             raise ApprovalError("unauthenticated", str(exc), 401) from None

@@ -42,6 +42,7 @@ import orjson
 from aiohttp import web
 
 from extproc import admin
+from extproc.admin.caller import caller_of
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import denial
 from extproc.identity import Authenticated, principals
@@ -325,7 +326,7 @@ class MonitorApi:
 
     async def _caller(self, request: web.Request) -> Authenticated:
         try:
-            caller = await self._verifier.identity(request.headers.get("Authorization"))
+            caller = await caller_of(self._verifier, request)
         except AuthError as exc:
             log.warning("monitor API: %s %s refused: %s", request.method, request.path, exc)
             raise MonitorError("unauthenticated", str(exc), 401) from None

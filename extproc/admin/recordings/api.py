@@ -54,6 +54,7 @@ import orjson
 from aiohttp import web
 
 from extproc import admin
+from extproc.admin.caller import caller_of
 from extproc.admin.recordings.readers import NotAReader, Readers, Scope
 from extproc.admin.recordings.report import FORMATS, ReportError, Reports
 from extproc.approvals.auth import AuthError, Verifier
@@ -231,7 +232,7 @@ class RecordingsApi:
 
     async def _caller(self, request: web.Request) -> Authenticated:
         try:
-            return await self._verifier.identity(request.headers.get("Authorization"))
+            return await caller_of(self._verifier, request)
         except AuthError as exc:
             log.warning("recordings API: %s %s refused: %s", request.method, request.path,
                         exc)
