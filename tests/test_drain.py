@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -71,6 +72,13 @@ def exited_within(process: stack.Process, seconds: float) -> float:
     except subprocess.TimeoutExpired:
         pytest.fail(f"still running {seconds:g}s after SIGTERM\n{process.tail(40)}")
     return time.monotonic() - started
+
+
+def logged_at(log: str, text: str) -> float:
+    """When the log line holding `text` was written (by its stamp, in seconds)."""
+    line = next(line for line in log.splitlines() if text in line)
+    clock = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return clock.timestamp()
 
 
 @pytest.fixture
@@ -144,14 +152,17 @@ def test_the_supervisor_kills_a_worker_that_outlives_its_drain(tmp_path: Path) -
     try:
         os.kill(stuck, signal.SIGSTOP)  # it cannot drain, nor end
         process.signal(signal.SIGTERM)
-        took = exited_within(process, DRAIN + STOP_MARGIN_SECONDS + 10)
+        exited_within(process, DRAIN + STOP_MARGIN_SECONDS + 10)
     finally:
         process.stop()
         with contextlib.suppress(ProcessLookupError):  # left behind by a supervisor
             os.kill(stuck, signal.SIGKILL)
     log = process.tail(60)
     assert process.popen.returncode == 1, log
-    assert DRAIN + STOP_MARGIN_SECONDS - 0.5 < took < DRAIN + STOP_MARGIN_SECONDS + SLACK
-    assert f"(pid {stuck}) still running {DRAIN + STOP_MARGIN_SECONDS:g}s after SIGTERM" \
-        in log and "killed" in log
+    killed = f"(pid {stuck}) still running {DRAIN + STOP_MARGIN_SECONDS:g}s after SIGTERM"
+    assert killed in log and "killed" in log
+    # When the kill came, by the supervisor's own clock: how long the whole process then
+    # takes to exit is a busy machine's scheduling (1.5 s more seen in CI), not the rule.
+    waited = logged_at(log, killed) - logged_at(log, "stopping 2 workers")
+    assert DRAIN + STOP_MARGIN_SECONDS - 0.1 < waited < DRAIN + STOP_MARGIN_SECONDS + 1, log
     assert "stopped (" in log  # the other worker drained
