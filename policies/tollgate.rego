@@ -4,7 +4,8 @@
 # `data.tollgate.decision` with the exchange as `input` and expects
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
 # plus optional "status", "mask", "approvers", "hold_seconds", "grant",
-# "grant_minutes", "alerts", "database_role", "statement_timeout_seconds". Anything else — an undefined result, an error, another
+# "grant_minutes", "approvals_needed", "alerts", "database_role",
+# "statement_timeout_seconds". Anything else — an undefined result, an error, another
 # shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
@@ -51,17 +52,24 @@ verdict(ds, hs, raised, passes) := with_alerts(raised, with_status(ds, {
 	"rules": sort({d.rule | some d in ds}),
 })) if {
 	count(ds) > 0
-} else := with_alerts(raised, passing(passes, {
+} else := with_alerts(raised, passing(passes, with_quorum(hs, {
 	"action": "hold",
 	"reasons": sort([h.reason | some h in hs]),
 	"rules": sort({h.rule | some h in hs}),
 	"approvers": sort({a | some h in hs; some a in h.approvers}),
 	"hold_seconds": min({h.seconds | some h in hs}),
-})) if {
+}))) if {
 	count(hs) > 0
 } else := with_alerts(raised, passing(passes, {"action": "allow", "reasons": [], "rules": []}))
 
 passing(false, d) := d
+
+# A hold that a rule of approvals.rego's table holds needs that many approvers (the most
+# any of its rules needs); others need one, and say nothing.
+with_quorum(hs, d) := object.union(d, {"approvals_needed": n}) if {
+	n := max({object.get(approvals_needed_by_rule, h.rule, 1) | some h in hs})
+	n > 1
+} else := d
 
 # A denial may name its HTTP status (`"status": 503`: what could not be decided now, as
 # the store of shared counts not answering, may be tried again): the decision's is the

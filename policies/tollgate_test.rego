@@ -104,6 +104,20 @@ test_a_hold_names_its_approvers_and_time_and_masks_what_passes if {
 	}
 }
 
+test_a_rule_of_the_approvals_table_needs_two_approvers if {
+	d := data.tollgate.decision with input as sql_input([delete_all])
+		with data.tollgate.approvals_needed_by_rule as {"sql.unbounded_write": 2, "other": 3}
+	d.action == "hold"
+	d.approvals_needed == 2
+}
+
+test_a_hold_no_rule_of_the_table_holds_needs_one_approver_and_says_nothing if {
+	d := data.tollgate.decision with input as sql_input([delete_all])
+		with data.tollgate.approvals_needed_by_rule as {"other": 2}
+	d.action == "hold"
+	not d.approvals_needed
+}
+
 test_a_denial_wins_over_a_hold if {
 	d := data.tollgate.decision with input as sql_input([delete_all, drop_table])
 	d.action == "deny"

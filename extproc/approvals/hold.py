@@ -63,7 +63,8 @@ class Holds:
                                                   evidence.meaning, evidence.destination)),
                 request=self._for_approvers(request), approvers=approvers_of(decision),
                 rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
-                grant_minutes=decision.grant_minutes, hold_seconds=self.seconds(decision))
+                grant_minutes=decision.grant_minutes, hold_seconds=self.seconds(decision),
+                approvals_needed=decision.approvals_needed)
         except ApprovalError as refused:
             raise refusal_of(refused.status, "too_many_pending_approvals", str(refused),
                            details={"max_pending": self._settings.max_pending_per_identity},

@@ -52,6 +52,10 @@ class Approval:
     notified: dict[str, Any] | None = field(default=None)
     hold_until_us: int | None = None  # the held request waits at most until then
     waiting_until_us: int | None = None  # the lease of the request waiting on it
+    # Two-person approval and beyond: how many distinct approvers must approve it, and
+    # who has so far (it stays pending until they are as many; one denial denies it).
+    approvals_needed: int = 1
+    approved_by: tuple[str, ...] = ()
 
     def waiting(self, now_us: int | None = None) -> bool:
         """Whether a request waits on it now: its waiter renewed the lease in time (a
@@ -68,6 +72,19 @@ class Approval:
 
     def may_decide(self, sub: str | None, groups: Sequence[str]) -> ApprovalError | None:
         """Why this approver may not decide it (None: they may)."""
+        refused = self._not_approver(sub, groups)
+        if refused is None and sub in self.approved_by and self.status == "pending":
+            return ApprovalError(
+                "already_approved", f"{sub} approved it already: it needs "
+                f"{self.approvals_needed - len(self.approved_by)} more approver(s), "
+                "another person", 409)
+        return refused
+
+    def visible_to(self, sub: str | None, groups: Sequence[str]) -> bool:
+        """Whether `sub` may see it: its requester, and those who may decide it."""
+        return sub == self.requester or self._not_approver(sub, groups) is None
+
+    def _not_approver(self, sub: str | None, groups: Sequence[str]) -> ApprovalError | None:
         if not sub:
             return ApprovalError("forbidden", "the token names no subject", 403)
         if sub == self.requester:
@@ -82,10 +99,6 @@ class Approval:
                 "approval", 403)
         return None
 
-    def visible_to(self, sub: str | None, groups: Sequence[str]) -> bool:
-        """Whether `sub` may see it: its requester, and those who may decide it."""
-        return sub == self.requester or self.may_decide(sub, groups) is None
-
     def for_record(self, via: str) -> dict[str, Any]:
         """The approval as the audit record keeps it: who asked, who decided, when and
         why. `via`: how the exchange met it (`hold`: it waited; `grant`: an earlier
@@ -95,23 +108,34 @@ class Approval:
             "approvers": list(self.approvers), "grant": self.grant_mode,
             "grant_minutes": self.grant_minutes, "decided_by": self.decided_by,
             "decided_us": self.decided_us, "reason": self.reason, "held_by": self.held_by,
-            "summary": self.summary, "trace_id": self.trace_id,
+            "summary": self.summary, "trace_id": self.trace_id, **self._quorum(),
         }
+
+    def _quorum(self) -> dict[str, Any]:
+        """Who approved it so far, where more than one approver is needed."""
+        if self.approvals_needed == 1:
+            return {}
+        return {"approvals_needed": self.approvals_needed,
+                "approved_by": list(self.approved_by)}
 
     def for_policy(self) -> ApprovalInput:
         """`input.approval` in the decisions after it let the request through: who
         approved, when, and what they granted."""
-        return {
+        found: ApprovalInput = {
             "id": self.id, "status": self.state(), "decided_by": self.decided_by,
             "decided_us": self.decided_us, "reason": self.reason, "grant": self.grant_mode,
             "grant_minutes": self.grant_minutes, "approvers": list(self.approvers),
         }
+        if self.approvals_needed > 1:
+            found["approvals_needed"] = self.approvals_needed
+            found["approved_by"] = list(self.approved_by)
+        return found
 
     def as_json(self) -> dict[str, Any]:
         found = asdict(self)
         found["status"] = self.state()
         found["waiting"] = self.waiting()
-        for key in ("approvers", "rules", "reasons"):
+        for key in ("approvers", "rules", "reasons", "approved_by"):
             found[key] = list(found[key])
         return found
 

@@ -42,10 +42,12 @@ _COLUMNS = (
     "approvers", "rules", "reasons", "grant_mode", "grant_minutes", "status", "created_us",
     "expires_us", "trace_id", "span_id", "held_by", "decided_by", "decided_us", "reason",
     "grant_until_us", "used_us", "used_trace_id", "notified", "hold_until_us",
-    "waiting_until_us",
+    "waiting_until_us", "approvals_needed", "approved_by",
 )
 _JSON = frozenset({"identity", "request", "notified"})
-_LISTS = frozenset({"approvers", "rules", "reasons"})
+_LISTS = frozenset({"approvers", "rules", "reasons", "approved_by"})
+# Approvers racing to approve one approval that needs several: each tries this often.
+_QUORUM_TRIES = 5
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM approvals"
 ABANDONED = ("the replica holding its request stopped without answering it: nobody waits "
              "on it, and a retry of the request asks anew")
@@ -261,34 +263,52 @@ class ApprovalStore:
         return [_approval(row) for row in rows]
 
     async def decide(self, approval_id: str, sub: str, groups: Sequence[str], approve: bool,
-                     reason: str | None) -> Approval:
+                     reason: str | None, grant_minutes: int | None = None) -> Approval:
         """Approve or deny, as `sub` (in `groups`): only a pending approval, only by one of
-        its approvers, never by the requester. Wakes the request if it still waits."""
-        found = await self.get(approval_id)
-        refused = found.may_decide(sub, groups)
-        if refused is not None:
-            raise refused
-        if found.state() != "pending":
-            raise _not_pending(found)
-        at = now()
-        grant_until = (at + min(found.grant_minutes * 60, self._max_window) * 1_000_000
-                       if approve and found.grant_mode == "window" and found.grant_minutes
-                       else None)
-        async with self._store.transaction() as execute:
-            rows = await execute(
-                f"UPDATE approvals SET status = ?, decided_by = ?, decided_us = ?, "
-                f"reason = ?, grant_until_us = ? WHERE id = ? AND status = 'pending' "
-                f"AND expires_us > ? RETURNING {', '.join(_COLUMNS)}",
-                ("approved" if approve else "denied", sub, at, reason, grant_until,
-                 approval_id, at))
+        its approvers, never by the requester. `grant_minutes`: a window grant shorter
+        than the policy's (its bound). An approval that needs several approvers stays
+        pending, with `sub` among its `approved_by`, until they are enough (each may
+        shorten the window; the shortest holds); one denial denies it. Wakes the request
+        once decided, if it still waits."""
+        for _ in range(_QUORUM_TRIES):
+            found = await self.get(approval_id)
+            refused = found.may_decide(sub, groups)
+            if refused is not None:
+                raise refused
+            if found.state() != "pending":
+                raise _not_pending(found)
+            minutes = _minutes(found, grant_minutes if approve else None)
+            approved_by = (*found.approved_by, sub) if approve else found.approved_by
+            final = not approve or len(approved_by) >= found.approvals_needed
+            at = now()
+            grant_until = (at + min(minutes * 60, self._max_window) * 1_000_000
+                           if approve and final and found.grant_mode == "window" and minutes
+                           else None)
+            status = "pending" if not final else "approved" if approve else "denied"
+            # Conditional on who approved so far, too: of two approvers at once, the
+            # second reads again and is counted after the first.
+            async with self._store.transaction() as execute:
+                rows = await execute(
+                    f"UPDATE approvals SET status = ?, decided_by = ?, decided_us = ?, "
+                    f"reason = ?, grant_until_us = ?, grant_minutes = ?, approved_by = ? "
+                    f"WHERE id = ? AND status = 'pending' AND expires_us > ? "
+                    f"AND approved_by = ? RETURNING {', '.join(_COLUMNS)}",
+                    (status, sub if final else None, at if final else None,
+                     reason if final else found.reason, grant_until, minutes,
+                     _json_list(approved_by), approval_id, at,
+                     _json_list(found.approved_by)))
+                if rows:
+                    await self._store.notify(execute, CHANNEL, approval_id)
             if rows:
-                await self._store.notify(execute, CHANNEL, approval_id)
-        if not rows:  # decided or expired between the read and the update
-            raise _not_pending(await self.get(approval_id))
-        metrics.approval_decided(approve)
-        self._wake(approval_id)
-        if self._siblings is not None:
-            self._siblings.send(approval_id)
+                break
+        else:
+            raise ApprovalError("store_busy", f"approval {approval_id} changed under "
+                                f"{_QUORUM_TRIES} tries to decide it: try again", 503)
+        if final:
+            metrics.approval_decided(approve)
+            self._wake(approval_id)
+            if self._siblings is not None:
+                self._siblings.send(approval_id)
         return _approval(rows[0])
 
     # -- waking --------------------------------------------------------------------------
@@ -330,6 +350,21 @@ def _approval(row: Sequence[Any]) -> Approval:
     for column in _LISTS:
         fields[column] = tuple(json.loads(fields[column]))
     return Approval(**fields)
+
+
+def _minutes(approval: Approval, chosen: int | None) -> int | None:
+    """The window an approval grants: the policy's, or one its approver chose within it
+    (ApprovalError 400 for one outside it, or for a grant of one request)."""
+    if chosen is None:
+        return approval.grant_minutes
+    if approval.grant_mode != "window" or approval.grant_minutes is None:
+        raise ApprovalError("bad_request", "grant_minutes is for a window grant: this "
+                            "approval grants exactly one request", 400)
+    if type(chosen) is not int or not 1 <= chosen <= approval.grant_minutes:
+        raise ApprovalError("bad_request", f"grant_minutes must be an integer 1-"
+                            f"{approval.grant_minutes} (the policy's bound), got {chosen!r}",
+                            400)
+    return chosen
 
 
 def _not_pending(approval: Approval) -> ApprovalError:

@@ -51,6 +51,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     approve = actions.add_parser("approve", parents=[common], help="let the request through")
     approve.add_argument("id")
     approve.add_argument("--reason", help="why (kept in the audit record)")
+    approve.add_argument("--grant-minutes", type=int, metavar="N",
+                         help="a window grant shorter than the policy's (1 to its minutes)")
 
     deny = actions.add_parser("deny", parents=[common], help="refuse the request")
     deny.add_argument("id")
@@ -76,13 +78,16 @@ def main(args: argparse.Namespace) -> int:
             else:
                 _print_approval(found, api.url)
         else:
-            body = {"reason": args.reason} if args.reason else {}
+            body: dict[str, Any] = {"reason": args.reason} if args.reason else {}
+            if getattr(args, "grant_minutes", None) is not None:
+                body["grant_minutes"] = args.grant_minutes
             found = api.call("POST", f"/approvals/{quote(args.id, safe='')}/{command}", body)
             if args.json:
                 _print_json(found)
             else:
                 why = f": {found['reason']}" if found.get("reason") else ""
-                print(terminal(f"{found['id']} {found['status']} by {found['decided_by']}{why} "
+                by = found["decided_by"] or ", ".join(found.get("approved_by") or ())
+                print(terminal(f"{found['id']} {found['status']} by {by}{why} "
                                f"(trace {found['trace_id']})"))
                 if found.get("effect"):
                     print(terminal(found["effect"]))
@@ -122,7 +127,7 @@ def _print_approval(found: dict[str, Any], admin: str) -> None:
         ("what", found["summary"]),
         ("why held", "; ".join(found["reasons"]) or ", ".join(found["rules"]) or "-"),
         ("rules", ", ".join(found["rules"]) or "-"),
-        ("approvers", ", ".join(found["approvers"])),
+        ("approvers", ", ".join(found["approvers"]) + _quorum(found)),
         ("grants", _grant(found)),
         ("created", f"{_utc(found['created_us'])} UTC"),
         ("expires", f"{_utc(found['expires_us'])} UTC"),
@@ -151,13 +156,23 @@ def _waiting(found: dict[str, Any]) -> str:
                 f"approval was {answered['approval_status']} then)")
     if answered:
         why = f" {answered['refusal']}" if answered.get("refusal") else ""
+        did = f": {answered['detail']}" if answered.get("detail") else ""
         return (f"answered {answered['status']}{why} at {_utc(answered['at_us'])} UTC "
-                f"(the approval was {answered['approval_status']} then)")
+                f"(the approval was {answered['approval_status']} then){did}")
     if found["status"] != "pending":
         return "-"
     if wait.get("until_us"):
         return f"since {_utc(wait['since_us'])} UTC, at most until {_utc(wait['until_us'])} UTC"
     return f"since {_utc(found['created_us'])} UTC"
+
+
+def _quorum(found: dict[str, Any]) -> str:
+    """Where several approvers must approve: how many, and who has."""
+    needed = found.get("approvals_needed", 1)
+    if needed == 1:
+        return ""
+    approved = ", ".join(found.get("approved_by") or ()) or "nobody yet"
+    return f" ({needed} must approve; approved by {approved})"
 
 
 def _grant(found: dict[str, Any]) -> str:

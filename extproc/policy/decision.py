@@ -20,12 +20,15 @@ _MASK_LISTS = ("detectors", "actions", "fields", "derived", "model")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
     "grant_minutes", "alerts", "database_role", "statement_timeout_seconds",
+    "approvals_needed",
 })
 _SEVERITIES = ("info", "warning", "critical")
 _GRANTS = ("once", "window")
 # How long a hold waits when the policy does not say, and the most a window grant lasts.
 DEFAULT_HOLD_SECONDS = 300
 MOST_GRANT_MINUTES = 24 * 60
+# The most distinct approvers a hold may need (two-person approval and beyond).
+MOST_APPROVALS_NEEDED = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,9 @@ class Decision:
     # approvers, not those it denies).
     grant: Literal["once", "window"] = "once"
     grant_minutes: int | None = None
+    # How many distinct approvers must approve a hold before it passes (two-person
+    # approval: 2); one denial denies it.
+    approvals_needed: int = 1
     # Raised with this decision, whatever its action (exchange/alerts.py delivers them).
     alerts: tuple[Alert, ...] = ()
     # A database session's login (postgres and mysql targets): the role the session runs
@@ -128,6 +134,7 @@ class Decision:
             hold_seconds=hold_seconds,
             grant=grant,
             grant_minutes=minutes,
+            approvals_needed=_needed(value.get("approvals_needed", 1), action),
             alerts=_alerts(value.get("alerts", [])),
             database_role=_role(value.get("database_role")),
             statement_timeout_seconds=_timeout(value.get("statement_timeout_seconds")),
@@ -196,6 +203,15 @@ def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise MalformedDecision(f"{key} must be a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _needed(needed: Any, action: str) -> int:
+    if type(needed) is not int or not 1 <= needed <= MOST_APPROVALS_NEEDED:
+        raise MalformedDecision(f"approvals_needed must be an integer "
+                                f"1-{MOST_APPROVALS_NEEDED}, got {needed!r}")
+    if needed > 1 and action != "hold":
+        raise MalformedDecision("approvals_needed goes with action 'hold', and only with it")
+    return needed
 
 
 def _kind(value: Any) -> str:

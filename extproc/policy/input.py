@@ -7,7 +7,7 @@ response, and what the target's interpreter read them to mean.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from extproc.codecs import jsonenc
 from extproc.codecs.message import Request, Response
@@ -33,6 +33,9 @@ class ApprovalInput(TypedDict):
     grant: str  # once | window
     grant_minutes: int | None
     approvers: list[str]
+    # Where the policy asked for more than one approver: how many, and who approved.
+    approvals_needed: NotRequired[int]
+    approved_by: NotRequired[list[str]]
 
 
 class TargetInput(TypedDict):

@@ -202,8 +202,9 @@ def combine(cached: str, live: str) -> Decision:
       together, sorted (a rule named by both, once);
     - a deny's status is the cached part's when it denies, else the live part's;
     - a hold's approvers are the union of its parts', sorted; it waits as long as the
-      shortest of theirs; it grants a window only if every part that holds grants one,
-      for the fewest minutes;
+      shortest of theirs; it needs as many approvers as the part that needs the most;
+      it grants a window only if every part that holds grants one, for the fewest
+      minutes;
     - what passes (allow or hold) is masked as either part asks (each mask list is the
       cached part's, then what the live part adds), under the cached part's role and
       statement timeout unless only the live part names them;
@@ -243,6 +244,10 @@ def _hold_terms(holding: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = [p["hold_seconds"] for p in holding if "hold_seconds" in p]
     if seconds:
         terms["hold_seconds"] = min(seconds)
+    needed = [p["approvals_needed"] for p in holding if "approvals_needed" in p]
+    if needed:  # the most any part needs; one that is no number is left for parse to refuse
+        odd = [n for n in needed if type(n) is not int]
+        terms["approvals_needed"] = odd[0] if odd else max(needed)
     if all(p.get("grant") == "window" for p in holding):
         terms.update(grant="window",
                      grant_minutes=min(p.get("grant_minutes", 0) for p in holding))

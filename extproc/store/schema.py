@@ -158,6 +158,12 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             # the client left or the replica holding it died. NULL: nobody waits.
             "ALTER TABLE approvals ADD COLUMN waiting_until_us BIGINT",
         ],
+        [
+            # Two-person approval and beyond: how many distinct approvers the policy asked
+            # for, and who approved so far (a JSON list; pending until they are enough).
+            "ALTER TABLE approvals ADD COLUMN approvals_needed INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE approvals ADD COLUMN approved_by TEXT NOT NULL DEFAULT '[]'",
+        ],
     ],
     "policy": [
         [

@@ -130,6 +130,34 @@ async def test_a_listing_of_one_requesters_approvals_and_of_decided_ones(
         assert (status, refused["error"]) == (400, "bad_request")
 
 
+async def test_a_grant_a_retry_used_shows_what_the_retry_did(
+        store_url: str, tmp_path: Path, signer: Signer) -> None:
+    """The held request's client left; the grant was then used by a retry on another
+    trace: approvers are shown the retry's answer and what it did (its front's words,
+    "UPDATE 3"), not the departure."""
+    async with opened(store_url) as store:
+        approval = await create(store, hold_seconds=30)
+        await store.decide(approval.id, "dana", ["dba"], True, None)
+        used = await store.use(approval.id, "f" * 32)
+        assert used is not None
+        async with serving(store, tmp_path) as api:
+            left = evidence(7, action="hold", status=499)
+            left.trace_id = approval.trace_id
+            left.approval = approval.for_record("hold")
+            left.outcome = {"tollgate.decision.action": "hold", "tollgate.refusal": "client_left",
+                            "http.response.status_code": 499}
+            retry = evidence(8, action="allow", status=200)
+            retry.trace_id = "f" * 32
+            retry.approval = used.for_record("grant")
+            retry.outcome = {"tollgate.decision.action": "allow",
+                             "tollgate.outcome": "UPDATE 3", "http.response.status_code": 200}
+            await record(store_url, signer, [left, retry])
+            answered = (await api.get(f"/approvals/{approval.id}", DBA_TOKEN))[1]["wait"][
+                "answered"]
+    assert (answered["status"], answered["detail"], answered["client_left"],
+            answered["approval_status"]) == (200, "UPDATE 3", False, "used")
+
+
 async def test_show_says_how_long_the_held_request_waits_and_how_it_was_answered(
         store_url: str, tmp_path: Path, signer: Signer) -> None:
     """Until when the agent waits at most (its policy's hold); once its exchange is in the
@@ -160,7 +188,7 @@ async def test_show_says_how_long_the_held_request_waits_and_how_it_was_answered
             assert wait["answered"] == {
                 "at_us": int(refused.started * 1_000_000) + 30_000_000, "status": 403,
                 "refusal": "approval_required", "approval_status": "pending",
-                "client_left": False}
+                "client_left": False, "detail": None}
             # An approval no request waits on (a changed MCP tool) says no "until"; nor
             # does a hold longer than the approval lives say it waits past its expiry.
             unwaited = await create(store, fingerprint="tool")

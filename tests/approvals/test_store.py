@@ -336,6 +336,93 @@ async def test_a_pending_approval_expires(store_url: str) -> None:
         assert "expired" in str(refused.value)
 
 
+# -- two-person approval and the grant's length --------------------------------------------
+
+ERIN = ("erin", ["dba"])  # a second approver of the same group
+
+
+async def test_two_person_approval_waits_for_a_second_person(store_url: str) -> None:
+    """One approval of two needed leaves the request waiting; the same person cannot
+    count twice, nor the requester once; the second person's approval lets it through."""
+    async with opened(store_url, poll_seconds=30) as store:
+        approval = await create(store, approvals_needed=2)
+        waiter = asyncio.create_task(store.wait(approval.id, 30))
+        first = await store.decide(approval.id, *DBA, approve=True, reason="looks right")
+        assert (first.state(), first.approved_by, first.decided_by) == (
+            "pending", ("alice",), None)
+        assert await still_waiting(waiter)
+        with pytest.raises(ApprovalError) as again:
+            await store.decide(approval.id, *DBA, approve=True, reason=None)
+        assert (again.value.code, again.value.status) == ("already_approved", 409)
+        with pytest.raises(ApprovalError) as own:
+            await store.decide(approval.id, REQUESTER, ["dba"], approve=True, reason=None)
+        assert own.value.code == "self_approval"
+        second = await store.decide(approval.id, *ERIN, approve=True, reason=None)
+        assert (second.status, second.approved_by, second.decided_by) == (
+            "approved", ("alice", "erin"), "erin")
+        assert (await asyncio.wait_for(waiter, 5)).status == "approved"
+        assert second.for_record("api")["approved_by"] == ["alice", "erin"]
+
+
+async def test_one_denial_denies_what_another_approved(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, approvals_needed=2)
+        await store.decide(approval.id, *DBA, approve=True, reason=None)
+        denied = await store.decide(approval.id, *ERIN, approve=False, reason="not today")
+        assert (denied.status, denied.decided_by, denied.reason) == (
+            "denied", "erin", "not today")
+        assert await grant_of(store, approval.fingerprint) is None
+
+
+async def test_two_approvers_at_once_are_both_counted(store_url: str) -> None:
+    """Neither approval overwrites the other (the update is conditional on who approved
+    so far): the two of them make it approved."""
+    async with opened(store_url) as store, opened(store_url) as other:
+        approval = await create(store, approvals_needed=2)
+        results = await asyncio.gather(
+            store.decide(approval.id, *DBA, approve=True, reason=None),
+            other.decide(approval.id, *ERIN, approve=True, reason=None))
+        found = await store.get(approval.id)
+        assert found.status == "approved" and sorted(found.approved_by) == ["alice", "erin"]
+        assert sorted(r.state() for r in results) == ["approved", "pending"]
+
+
+async def test_an_approver_grants_a_shorter_window_within_the_policys(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, grant_mode="window", grant_minutes=60)
+        for wrong in (61, 0):
+            with pytest.raises(ApprovalError) as refused:
+                await store.decide(approval.id, *DBA, approve=True, reason=None,
+                                   grant_minutes=wrong)
+            assert refused.value.status == 400 and "1-60" in str(refused.value)
+        decided = await store.decide(approval.id, *DBA, approve=True, reason=None,
+                                     grant_minutes=15)
+        assert decided.grant_minutes == 15
+        assert decided.grant_until_us == decided.decided_us + 15 * 60 * 1_000_000
+
+
+async def test_a_once_grant_has_no_length_to_choose(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store)
+        with pytest.raises(ApprovalError) as refused:
+            await store.decide(approval.id, *DBA, approve=True, reason=None, grant_minutes=5)
+        assert refused.value.status == 400 and "exactly one request" in str(refused.value)
+        assert (await store.get(approval.id)).state() == "pending"
+
+
+async def test_of_two_approvers_the_shorter_window_holds(store_url: str) -> None:
+    async with opened(store_url) as store:
+        approval = await create(store, grant_mode="window", grant_minutes=60,
+                                approvals_needed=2)
+        await store.decide(approval.id, *DBA, approve=True, reason=None, grant_minutes=30)
+        with pytest.raises(ApprovalError) as longer:
+            await store.decide(approval.id, *ERIN, approve=True, reason=None,
+                               grant_minutes=45)
+        assert "1-30" in str(longer.value)
+        decided = await store.decide(approval.id, *ERIN, approve=True, reason=None)
+        assert decided.grant_until_us == decided.decided_us + 30 * 60 * 1_000_000
+
+
 # -- waiting -------------------------------------------------------------------------------
 
 
@@ -531,11 +618,12 @@ async def test_replicas_starting_together_on_a_new_database_all_open(pg_url: str
 
 async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store two steps behind (no `hold_until_us`, no waiting lease) with a pending
-    approval, as an older tollgate wrote it: opened by this one, it gains the columns, the
-    old approval reads as waiting on nothing known, and a new one keeps its hold."""
+    """A store three steps behind (no `hold_until_us`, no waiting lease, no quorum) with a
+    pending approval, as an older tollgate wrote it: opened by this one, it gains the
+    columns, the old approval reads as waiting on nothing known and needing one approver,
+    and a new one keeps its hold."""
     with monkeypatch.context() as older:
-        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-2])
+        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-3])
         connection = connect(store_url)
     try:
         assert "hold_until_us" not in columns(store_url)
@@ -551,6 +639,7 @@ async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
     async with opened(store_url) as store:
         old = await store.get("ap-old")
         assert (old.state(), old.hold_until_us, old.waiting()) == ("pending", None, False)
+        assert (old.approvals_needed, old.approved_by) == (1, ())
         new = await create(store, fingerprint="new", hold_seconds=5)
         assert (await store.get(new.id)).hold_until_us == new.created_us + 5_000_000
     assert "hold_until_us" in columns(store_url)

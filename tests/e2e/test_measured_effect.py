@@ -189,6 +189,15 @@ def test_an_approved_write_runs_once_and_one_that_grew_is_refused(
     done = psql(gw, sql)
     assert done.returncode == 0 and done.stdout.strip() == "DELETE 1", done.stderr
     assert count(upstream_db, "items") == 0
+    # Its approver sees what the approved statement did.
+    _, listed = api(gw, "GET", "/approvals?status=used", DBA)
+    newest = next(a for a in listed["approvals"] if a["request"]["body"] == sql)
+
+    def answered() -> Any:
+        return api(gw, "GET", f"/approvals/{newest['id']}", DBA)[1]["wait"]["answered"]
+
+    # The retry's record is written a moment after its answer.
+    stack.wait_until(lambda: answered()["detail"] == "DELETE 1", 10, "the retry's record")
     with psycopg.connect(upstream_db, autocommit=True) as admin:
         admin.execute("INSERT INTO orders VALUES (1, 'o1')")
         admin.execute("INSERT INTO items SELECT g, 1 FROM generate_series(1, 4) g")

@@ -735,6 +735,8 @@ VALID_DECISIONS: list[dict[str, Any]] = [
     {"action": "hold", "approvers": ["group:dba"], "grant": "once"},
     {"action": "hold", "approvers": ["group:sre"], "grant": "window", "grant_minutes": 30},
     {"action": "hold", "approvers": ["group:sre"], "grant": "window", "grant_minutes": 1440},
+    {"action": "hold", "approvers": ["group:dba"], "approvals_needed": 2},
+    {"action": "allow", "approvals_needed": 1},
     {"action": "allow", "mask": {"fields": ["ssn"], "detectors": ["credit_card"]}},
     {"action": "allow", "mask": {}},
     {"action": "allow", "mask": {"detectors": ["all"], "strategy": "hash"}},
@@ -777,6 +779,11 @@ INVALID_DECISIONS: dict[str, Any] = {
     "minutes-zero": {"action": "hold", "grant": "window", "grant_minutes": 0},
     "minutes-over-a-day": {"action": "hold", "grant": "window", "grant_minutes": 1441},
     "minutes-fraction": {"action": "hold", "grant": "window", "grant_minutes": 2.5},
+    "two-approvers-of-an-allow": {"action": "allow", "approvals_needed": 2},
+    "approvals-needed-zero": {"action": "hold", "approvals_needed": 0},
+    "approvals-needed-six": {"action": "hold", "approvals_needed": 6},
+    "approvals-needed-a-string": {"action": "hold", "approvals_needed": "2"},
+    "approvals-needed-bool": {"action": "hold", "approvals_needed": True},
 }
 
 

@@ -134,17 +134,17 @@ def interpreter(modules: list[tuple[str, str]]) -> regorus.Engine:
 
 
 class Engines:
-    """The three engines on the pack, one set per egress lists a case decides with
-    (`egress_lists`, tests/policy_corpus/README.md)."""
+    """The three engines on the pack, one set per pack tables a case decides with
+    (`egress_lists`, `approvals_needed_by_rule`: tests/policy_corpus/README.md)."""
 
     def __init__(self) -> None:
         self._modules = read_modules(POLICIES)
         self._sets: dict[str, dict[str, Any]] = {}
 
-    def of(self, lists: dict[str, Any] | None) -> dict[str, Any]:
-        key = json.dumps(lists, sort_keys=True)
+    def of(self, tables: dict[str, Any]) -> dict[str, Any]:
+        key = json.dumps(tables, sort_keys=True)
         if key not in self._sets:
-            modules = policy_corpus.with_egress_lists(self._modules, lists)
+            modules = policy_corpus.with_tables(self._modules, tables)
             self._sets[key] = {
                 "rvm": EmbeddedEngine(modules, QUERY),
                 "opa": opa_engine(modules),
@@ -251,7 +251,7 @@ def test_corpus_is_large_and_well_formed() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_corpus_case(case: policy_corpus.Case, engines: Engines) -> None:
-    got = outcomes(engines.of(case.egress_lists), case.input_json)
+    got = outcomes(engines.of(case.tables), case.input_json)
     owed = {engine: expected(case.expected_on(engine)) for engine in got}
     wrong = {e: f"got {got[e]!r}, owed {owed[e]!r}" for e in got if got[e] != owed[e]}
     assert not wrong, f"{case.file}: {case.name}: {wrong}"
@@ -261,7 +261,7 @@ def test_corpus_covers_every_rule_of_the_pack(engines: Engines) -> None:
     """OPA's coverage over the corpus: every rule of tollgate.rego produced a value.
 
     OPA marks a rule's head covered only when the rule produced a value, and each
-    expression of a body when it was evaluated. The cases of one set of egress lists are
+    expression of a body when it was evaluated. The cases of one set of pack tables are
     asked in one query (`with input as` each), which covers what asking them one by one
     does, in an eighth of the time: each query costs OPA a compilation.
     """
@@ -271,16 +271,16 @@ def test_corpus_covers_every_rule_of_the_pack(engines: Engines) -> None:
     for case in CASES:
         if len(case.input_json) > 65536:
             continue  # the big cases repeat what small ones cover, and coverage is slow
-        key = json.dumps(case.egress_lists, sort_keys=True)
-        groups.setdefault(key, (case.egress_lists, []))[1].append(json.loads(case.input_json))
-    for lists, values in groups.values():
-        engine: opa_bindings.OpaEngine = engines.of(lists)["opa"]
+        key = json.dumps(case.tables, sort_keys=True)
+        groups.setdefault(key, (case.tables, []))[1].append(json.loads(case.input_json))
+    for tables, values in groups.values():
+        engine: opa_bindings.OpaEngine = engines.of(tables)["opa"]
         # The decision, and the pack's word on whether it decides the target's responses
         # (asked with the target alone, as tollgate asks it).
         targets = [{"target": v["target"]} for v in values
                    if isinstance(v, dict) and isinstance(v.get("target"), dict)]
         # The decision's parts, as tollgate asks them (tests/policy/test_split.py).
-        parts = split_inputs(engines.of(lists)["rvm"], values)
+        parts = split_inputs(engines.of(tables)["rvm"], values)
         lists_of_reads = [("data.tollgate.reads", [{}]), ("data.tollgate.live_reads", [{}])]
         for query, inputs in ((QUERY, values), ("data.tollgate.decides_responses", targets),
                               *parts, *lists_of_reads):
@@ -326,7 +326,7 @@ def test_opa_combines_the_parts_to_its_decision(engines: Engines) -> None:
         value = json.loads(case.input_json)
         if not isinstance(value, dict) or len(case.input_json) > 65536:
             continue
-        these = engines.of(case.egress_lists)
+        these = engines.of(case.tables)
         opa, rvm = these["opa"], these["rvm"]
         (cached_rule, cached), (live_rule, live) = split_inputs(rvm, [value])
         try:

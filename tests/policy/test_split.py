@@ -171,6 +171,13 @@ def test_the_parts_combine_by_the_documented_rule() -> None:
                                                approvers=["x", "y"], hold_seconds=30))
     assert (both.reasons, both.rules, both.approvers, both.hold_seconds) == (
         ("a", "z"), ("r",), ("x", "y"), 30)
+    assert both.approvals_needed == 1
+    two = combine(text(action="hold", approvers=["x"], approvals_needed=2),
+                  text(action="hold", approvers=["x"]))
+    assert two.approvals_needed == 2  # the part that needs the most
+    with pytest.raises(PolicyError, match="approvals_needed"):
+        combine(text(action="hold", approvers=["x"], approvals_needed="2"),
+                text(action="hold", approvers=["x"], approvals_needed=3))
     alerts = combine(text(action="allow", alerts=[{"rule": "b", "severity": "info",
                                                    "message": "m"}]),
                      text(action="allow", alerts=[{"rule": "a", "severity": "info",

@@ -107,6 +107,11 @@ MASK_ALL = {
 }
 
 
+# The pack's tables a case may replace, as a user edits them: the case's key, the file
+# that holds the table, and the table's rule.
+TABLES = {"egress_lists": ("egress_lists.rego", "egress"),
+          "approvals_needed_by_rule": ("approvals.rego", "approvals_needed_by_rule")}
+
 # input.postgres of a case on a postgres target that does not give its own: psql's
 # simple Query, outside a transaction, over TLS.
 DEFAULT_SESSION = {
@@ -136,6 +141,12 @@ class Case:
     @cached_property
     def input_json(self) -> str:
         return policy_input(self.spec)
+
+    @property
+    def tables(self) -> dict[str, Any]:
+        """The pack's tables the case is decided with where they are not the default
+        pack's (`egress_lists`, `approvals_needed_by_rule`: TABLES)."""
+        return {key: self.spec[key] for key in TABLES if key in self.spec}
 
     @property
     def egress_lists(self) -> dict[str, Any] | None:
@@ -423,15 +434,24 @@ def _response_from_http(http: dict[str, Any]) -> tuple[dict[str, Any], Any, byte
     return response, None, content
 
 
+def with_tables(modules: list[tuple[str, str]],
+                tables: dict[str, Any]) -> list[tuple[str, str]]:
+    """The pack's modules, each table of `tables` (a case's `tables`) replacing its file
+    as a user edits it."""
+    replaced = modules
+    for key, value in tables.items():
+        file, rule = TABLES[key]
+        source = f"package tollgate\nimport rego.v1\n{rule} := {json.dumps(value)}\n"
+        edited = [(name, source if Path(name).name == file else text)
+                  for name, text in replaced]
+        if edited == replaced:
+            raise ValueError(f"the pack has no {file}")
+        replaced = edited
+    return replaced
+
+
 def with_egress_lists(modules: list[tuple[str, str]],
                       lists: dict[str, Any] | None) -> list[tuple[str, str]]:
     """The pack's modules, its egress_lists.rego holding `lists` (as a user edits it), or
     as they are when `lists` is None."""
-    if lists is None:
-        return modules
-    source = f"package tollgate\nimport rego.v1\negress := {json.dumps(lists)}\n"
-    replaced = [(name, source if Path(name).name == "egress_lists.rego" else text)
-                for name, text in modules]
-    if replaced == modules:
-        raise ValueError("the pack has no egress_lists.rego")
-    return replaced
+    return with_tables(modules, {} if lists is None else {"egress_lists": lists})

@@ -479,13 +479,14 @@ def test_corpus_case_over_http_matches_what_opa_owes(
 ) -> None:
     """The stand-in's HTTP layer changes nothing: OPA's corpus outcome, over a socket."""
     body = b'{"input":' + case.input_json.encode() + b"}"
-    if case.egress_lists is None:
+    if not case.tables:
         reply = call(shared_opa, "POST", DECISION, body)
-    else:  # the pack with the case's egress lists, put in as a user would
+    else:  # the pack with the case's tables, put in as a user would
         with OpaStandIn(POLICIES) as opa:
-            (_, lists), = policy_corpus.with_egress_lists(
-                [("egress_lists.rego", "")], case.egress_lists)
-            opa.put_policy("egress_lists.rego", lists)
+            files = [(file, "") for file, _ in policy_corpus.TABLES.values()]
+            for name, source in policy_corpus.with_tables(files, case.tables):
+                if source:
+                    opa.put_policy(name, source)
             reply = call(opa, "POST", DECISION, body)
     owed = case.expected_on("opa")
     if owed == "policy_error":

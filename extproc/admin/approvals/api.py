@@ -149,20 +149,23 @@ class ApprovalsApi:
         waiter's lease: none once its client left or its replica died, even before
         `until`) and on which replica, and how it was answered once it was (from its
         exchange's record: when, the status, the refusal, the approval's status then,
-        whether its client left instead of waiting on). A
-        request held past its approval's creation by a retry shows the first request's
-        answer."""
+        whether its client left instead of waiting on, what it did). A request held past
+        its approval's creation by a retry shows the first request's answer; a grant used
+        by a retry after its client left, the retry's."""
         until = (None if approval.hold_until_us is None
                  else min(approval.hold_until_us, approval.expires_us))
         answered = None
+        # The held request's trace, and the retry's that used the grant (its client left).
         rows = await self._store.store.execute(
-            "SELECT started_us, status, content FROM records WHERE trace_id = ? "
+            "SELECT started_us, status, content FROM records WHERE trace_id IN (?, ?) "
             "AND kind = 'exchange' ORDER BY started_us LIMIT ?",
-            (approval.trace_id, _MOST_TRACE_RECORDS))
+            (approval.trace_id, approval.used_trace_id or approval.trace_id,
+             _MOST_TRACE_RECORDS))
         for started_us, status, content in rows:
             found = content_of(content)
             held = found.get("approval") or {}
-            if held.get("id") != approval.id:
+            if held.get("id") != approval.id or (
+                    answered is not None and found.get("trace_id") != approval.used_trace_id):
                 continue
             outcome = found.get("outcome") or {}
             answered = {
@@ -170,8 +173,10 @@ class ApprovalsApi:
                 "status": status, "refusal": outcome.get("refusal"),
                 "approval_status": held.get("status"),
                 "client_left": CLIENT_LEFT in (outcome.get("detail"), outcome.get("refusal")),
+                # What it did, as its front said (a statement's "UPDATE 3" or the
+                # database's error, a command's exit status).
+                "detail": outcome.get("detail"),
             }
-            break
         return {"since_us": approval.created_us, "until_us": until, "answered": answered,
                 "waiting": approval.waiting(), "held_by": approval.held_by}
 
@@ -225,9 +230,9 @@ class ApprovalsApi:
             refusal: ApprovalError | None = None
             try:
                 admit()
+                reason, minutes = _asked(raw, approve)
                 decided = await self._store.decide(approval_id, caller["sub"],
-                                                   caller["groups"], approve,
-                                                   _reason(raw, required=not approve))
+                                                   caller["groups"], approve, reason, minutes)
                 log.info("approval %s %s by %s", approval_id, decided.status, caller["sub"])
             except RecordingUnavailable as exc:
                 refusal = ApprovalError("recording_unavailable", str(exc), 503)
@@ -313,27 +318,35 @@ class ApprovalsApi:
         return True
 
 
-def _reason(raw: bytes, required: bool) -> str | None:
-    """The decision's reason from a JSON body {"reason": "..."} (an empty body: none)."""
+def _asked(raw: bytes, approve: bool) -> tuple[str | None, int | None]:
+    """The decision's reason and, approving a window grant, its length, from a JSON body
+    {"reason": "...", "grant_minutes": N} (an empty body: neither)."""
     body: Any = {}
     if raw.strip():
         try:
             body = parse_json(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise ApprovalError("bad_json", f"the body is not JSON: {exc}", 400) from None
-    if not isinstance(body, dict) or set(body) - {"reason"}:
-        raise ApprovalError("bad_request", 'expected a JSON object {"reason": "..."}', 400)
+    fields = {"reason", "grant_minutes"} if approve else {"reason"}
+    if not isinstance(body, dict) or set(body) - fields:
+        shape = ('{"reason": "...", "grant_minutes": N}' if approve
+                 else '{"reason": "..."}')
+        raise ApprovalError("bad_request", f"expected a JSON object {shape}", 400)
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise ApprovalError("bad_request", "reason must be a string", 400)
     reason = (reason or "").strip() or None
-    if required and reason is None:
+    if not approve and reason is None:
         raise ApprovalError("reason_required", 'a denial needs a reason: {"reason": "..."}',
                             400)
     if reason is not None and len(reason) > _REASON_CHARS:
         raise ApprovalError("bad_request", f"reason is longer than {_REASON_CHARS} characters",
                             400)
-    return reason
+    minutes = body.get("grant_minutes")
+    if minutes is not None and (type(minutes) is not int or minutes < 1):
+        raise ApprovalError("bad_request", f"grant_minutes must be a whole number of "
+                            f"minutes, got {minutes!r}", 400)
+    return reason, minutes
 
 
 def _limit(text: str) -> int:
@@ -361,7 +374,12 @@ def _error(refused: ApprovalError, trace_id: str | None = None) -> web.Response:
 def effect(approval: Approval) -> str:
     """What a decision does now, for whoever made it: a waiting request passes (or is
     refused) at once; with nobody waiting (its client left, or its replica died), only a
-    retry of exactly that request is let through, once, while the approval lasts."""
+    retry of exactly that request is let through, once, while the approval lasts; one
+    approval of several needed does nothing yet."""
+    if approval.status == "pending":
+        more = approval.approvals_needed - len(approval.approved_by)
+        return (f"approved by {', '.join(approval.approved_by)}: it needs {more} more "
+                f"approver{'s' if more > 1 else ''} before the request passes")
     if approval.status == "denied":
         return ("the waiting request is refused now" if approval.waiting()
                 else "no request waits on it now: a retry of it is refused")

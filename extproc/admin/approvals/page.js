@@ -26,6 +26,10 @@ const confirmForm = document.getElementById("confirm-form");
 const confirmReason = document.getElementById("confirm-reason");
 const confirmError = document.getElementById("confirm-error");
 const confirmYes = document.getElementById("confirm-yes");
+const confirmLength = document.getElementById("confirm-length");
+const confirmMinutes = document.getElementById("confirm-minutes");
+// The lengths an approver may choose for a window grant, up to the policy's own.
+const WINDOW_CHOICES = [5, 15, 30, 60, 120, 240, 480, 1440];
 
 let generation = 0;     // the latest drawing asked for: an older answer arriving late is stale
 let shownOnce = false;  // whether anything was drawn with a token (kept if it stops working)
@@ -77,6 +81,15 @@ function grantText(approval) {
     : "this request, once";
 }
 
+// Two-person approval and beyond: how many must approve, and who has so far.
+function quorumText(approval) {
+  const needed = approval.approvals_needed || 1;
+  if (needed === 1) return null;
+  const by = approval.approved_by || [];
+  return needed + " different approvers must approve it; "
+    + (by.length ? "approved so far by " + by.join(", ") : "nobody has yet") + ".";
+}
+
 function whyHeld(approval) {
   return approval.reasons.join("; ") || approval.rules.join(", ") || "held by policy";
 }
@@ -95,7 +108,8 @@ function waitParts(approval, nowMs) {
     if (!answered) return null;
     return ["Its request was answered " + answered.status
             + (answered.refusal ? " (" + answered.refusal + ")" : "") + " ",
-            { us: answered.at_us }, ", the approval being " + answered.approval_status + "."];
+            { us: answered.at_us }, ", the approval being " + answered.approval_status + "."
+            + (answered.detail ? " What it did: " + answered.detail + "." : "")];
   }
   const window = approval.grant_mode === "window";
   const opens = " opens a " + approval.grant_minutes + "-minute window from now for "
@@ -192,9 +206,13 @@ function showView(name) {
 function decideControls(approval, me) {
   if (!approval.may_decide) {
     const who = approval.approvers.join(", ") || "nobody";
+    const more = (approval.approvals_needed || 1) - (approval.approved_by || []).length;
     return [made("span", "note", approval.requester === me
       ? "Your own request: " + who + " decide it."
-      : "Decided by " + who + ".")];
+      : (approval.approved_by || []).includes(me)
+        ? "You approved it: it waits for " + more + " more approver" + (more > 1 ? "s" : "")
+          + " of " + who + "."
+        : "Decided by " + who + ".")];
   }
   return ["approve", "deny"].map((verb) => {
     const button = made("button", verb, verb === "approve" ? "Approve" : "Deny");
@@ -220,7 +238,9 @@ function pendingRow(approval, me) {
   const row = approvalRow(approval);
   row.dataset.waiting = String(approval.waiting);
   labelledCell(row, "Why held").textContent = visible(whyHeld(approval));
-  labelledCell(row, "Approving grants").textContent = visible(grantText(approval));
+  const grants = labelledCell(row, "Approving grants");
+  grants.textContent = visible(grantText(approval));
+  if (quorumText(approval)) grants.append(made("span", "quorum", quorumText(approval)));
   labelledCell(row, "Asked").append(AdminTime.element(approval.created_us));
   labelledCell(row, "Expires").append(AdminTime.element(approval.expires_us));
   labelledCell(row, "Agent").append(approval.waiting
@@ -413,6 +433,7 @@ function drawDetail(approval, others, recent, me) {
   fact(facts, "Who asks", approval.requester);
   fact(facts, "Target", approval.target);
   fact(facts, "Who may decide", approval.approvers.join(", ") || "nobody");
+  if (quorumText(approval)) fact(facts, "Approvals", quorumText(approval)).id = "detail-quorum";
   fact(facts, "Asked", AdminTime.element(approval.created_us));
   fact(facts, approval.status === "pending" ? "Expires" : "Expiry",
        AdminTime.element(approval.expires_us));
@@ -586,11 +607,17 @@ function openConfirm(approval, verb, opener) {
   const grant = document.getElementById("confirm-grant");
   if (approving) {
     grant.replaceChildren("Approving grants " + visible(grantText(approval)) + ".");
-    const parts = approval.wait ? waitParts(approval, Date.now()) : null;
+    const more = (approval.approvals_needed || 1) - (approval.approved_by || []).length;
+    if (more > 1) {
+      grant.append(" Yours is one of " + more + " approvals it still needs: it waits for "
+                   + "the others.");
+    }
+    const parts = approval.wait && more <= 1 ? waitParts(approval, Date.now()) : null;
     if (parts) grant.append(" ", ...sentence(null, parts).childNodes);
   } else {
     grant.replaceChildren("Denying refuses it: the agent is told your reason.");
   }
+  offerLengths(approving && approval.grant_mode === "window" ? approval.grant_minutes : null);
   document.getElementById("confirm-reason-label").textContent = approving
     ? "Reason (optional; kept in the audit record)" : "Reason (needed; the agent is told it)";
   confirmReason.value = "";
@@ -600,6 +627,19 @@ function openConfirm(approval, verb, opener) {
   confirmYes.className = verb;
   dialog.showModal();
   confirmReason.focus();
+}
+
+// A window grant's length, chosen within the policy's (its own first, then shorter ones).
+function offerLengths(bound) {
+  confirmLength.hidden = bound === null;
+  if (bound === null) return;
+  const choices = [bound, ...WINDOW_CHOICES.filter((m) => m < bound).reverse()];
+  confirmMinutes.replaceChildren(...choices.map((minutes) => {
+    const option = made("option", null, minutes >= 60 && minutes % 60 === 0
+      ? (minutes / 60) + " h" : minutes + " min");
+    option.value = String(minutes);
+    return option;
+  }));
 }
 
 confirmForm.noValidate = true;
@@ -616,12 +656,17 @@ confirmForm.addEventListener("submit", async (event) => {
   }
   confirmYes.disabled = true;
   try {
+    const body = reason ? { reason } : {};
+    if (!confirmLength.hidden && Number(confirmMinutes.value) !== approval.grant_minutes) {
+      body.grant_minutes = Number(confirmMinutes.value);
+    }
     const answer = await call("/approvals/" + encodeURIComponent(approval.id) + "/" + verb,
-                              "POST", reason ? { reason } : {});
+                              "POST", body);
     // Redrawn first: closing then finds the decided row gone, and focuses the heading.
     await refresh();
     dialog.close();
-    say(answer.id + " " + answer.status + " by " + answer.decided_by + ".", false);
+    say(answer.id + " " + (answer.status === "pending" ? answer.effect
+      : answer.status + " by " + answer.decided_by) + ".", false);
   } catch (error) {
     if (error.status === 401) {
       dialog.close();
