@@ -114,6 +114,7 @@ class Front:
         self._allowed: dict[ServerConnection, _Allowed | _Failed] = {}
         self._server: Server | None = None
         self._streams: set[asyncio.Task[Any]] = set()
+        self._watchers: set[asyncio.Future[None]] = set()  # each connection's, until it ends
         self.stream_settings = StreamSettings(
             idle=settings.idle_release_ms / 1000, masked_max=settings.copy_masked_max_bytes,
             resizes_per_second=settings.resizes_per_second,
@@ -142,6 +143,8 @@ class Front:
             await asyncio.wait_for(self._server.wait_closed(), grace)
         self._server.close()
         await self._server.wait_closed()
+        for watcher in list(self._watchers):  # a handshake's, cut short with its server
+            watcher.cancel()
 
     # -- the handshake: who, which target, what, decided, opened upstream ---------------
 
@@ -156,6 +159,7 @@ class Front:
                     f"route {route!r}",
                     {"http.request.method": "GET", "url.path": url.path})
         client = headers.get("user-agent", "")
+        gone = self._gone(connection)
         if target is None:
             gate = Gate(self.pipeline, None, None, str(uuid.uuid4()), client, door)
             return self._refused(gate, Refused(404, "unknown_target",
@@ -165,7 +169,7 @@ class Front:
         if problem is not None:
             gate = Gate(self.pipeline, target, None, str(uuid.uuid4()), client, door)
             return self._refused(gate, Refused(401, "unauthenticated", problem))
-        gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door)
+        gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door, gone)
         verdict = await gate.decide("GET", {})
         if verdict.refusal is not None:
             gate.end(verdict)
@@ -224,6 +228,21 @@ class Front:
             return None
         self._allowed[connection] = _Allowed(gate, verdict, upstream, protocol, verb, meaning)
         return None
+
+    def _gone(self, connection: ServerConnection) -> asyncio.Event:
+        """Set once the agent's connection is gone (kubectl killed, its network cut): a
+        hold, of the stream's opening or of a line typed in its session, then stops
+        waiting for it, as on every front."""
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            await connection.wait_closed()
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+        return gone
 
     def _subprotocol(self, connection: ServerConnection,
                      offered: Sequence[Subprotocol]) -> Subprotocol | None:

@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect
 
 from extproc.admin.recordings.api import PLAYER_FILES
 from extproc.quickstart import stack
-from tests.e2e.test_approvals_e2e import api
+from tests.e2e.test_approvals_e2e import api, left_while_held
 from tests.e2e.test_approvals_page import WAIT_MS
 from tests.e2e.test_recordings_page import READER, open_page, terminal_of
 from tests.recordings.test_sessions import VENDOR
@@ -428,3 +428,35 @@ def test_a_held_line_waits_in_the_session_then_runs(
     finally:
         terminal.close()
     assert marker.read_text() == "approved\n"
+
+
+def test_a_held_line_whose_client_leaves_stops_waiting(
+    gw: Gateway, agent: Kubectl, cluster: K8sStandIn
+) -> None:
+    """kubectl killed while its typed line waits for approval: the hold ends at once (the
+    front sees the connection go), the approval shows nobody waiting and its request
+    answered as left, and nothing ran."""
+    marker = pod(cluster) / "left.txt"
+    terminal = KubectlTerminal(agent, "exec", "-it", "web-1", "-n", "staging", "--",
+                               "env", "PS1=pod> ", "sh", "-i")
+    line = 'sh -c "$(printf \'echo never\')" > left.txt'
+    try:
+        terminal.read_until("pod> ")
+        terminal.write(line + "\r")
+        assert "by group:dba" in terminal.read_until("[trace ")
+        found: list[dict[str, Any]] = []
+
+        def pending() -> bool:
+            _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+            found[:] = [a for a in answer["approvals"] if a["request"]["method"] == "LINE"
+                        and (a["request"]["body"] or {}).get("command") == line]
+            return bool(found) and bool(found[0]["waiting"])
+
+        stack.wait_until(pending, 15, "the line's approval, waited on")
+        terminal.process.kill()
+    finally:
+        terminal.close()
+    shown = left_while_held(gw, found[0]["id"], DBA)
+    assert shown["wait"]["answered"]["client_left"] is True
+    assert not marker.exists()
+
