@@ -94,6 +94,7 @@ class Seeded:
     drops: list[str]  # SEEDED's refused DROPs, newest first (the oldest 50 minutes ago)
     other_drop: str  # OTHER's refused DROP, 200 s ago
     grant: str  # SEEDED's refused request with markup, 10 minutes ago
+    at: float  # when it was seeded (Unix seconds)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,8 @@ def seeded(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, written).result()
     return Seeded(minute=minute, alerts=[trace[3], trace[1]],
-                  drops=[trace[5], trace[2], trace[0]], other_drop=trace[4], grant=trace[1])
+                  drops=[trace[5], trace[2], trace[0]], other_drop=trace[4], grant=trace[1],
+                  at=now)
 
 
 @pytest.fixture(scope="module")
@@ -483,6 +485,70 @@ def test_the_keyboard_alone_reaches_and_works_every_control(
     tab_to(page, "#groups a.record")
     assert page.evaluate("document.activeElement.getAttribute('href')").startswith(
         "/recordings/ui#record=")
+
+
+SECURITY = tokens.token("sasha", ["security"])  # views the monitor, reads the record
+
+
+def slot_centre(page: Page, title_start: str) -> tuple[float, float]:
+    """Where, in the page, the chart's bucket whose tooltip begins so is."""
+    slot = page.locator("#chart rect.slot").filter(
+        has=page.locator("title", has_text=re.compile("^" + re.escape(title_start))))
+    box = slot.bounding_box()
+    assert box is not None, title_start
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_minutes_brushed_on_the_chart_lead_to_their_sessions(
+        gw: Gateway, seeded: Seeded, page: Page) -> None:
+    """Dragged across two minutes of the chart: they are marked, and a link names them;
+    it opens the recordings page on the sessions with records in those minutes (the
+    refused GRANT of 10 minutes ago and its alert), no other."""
+    open_page(page, gw, SECURITY, f"#identity={SEEDED}")
+    expect(page.locator("#who")).to_have_text(SEEDED, timeout=WAIT_MS)
+    first = int((seeded.at - 600) // 60 * 60)  # the GRANT's minute, then the next
+    start = slot_centre(page, time.strftime("%H:%M", time.gmtime(first)))
+    end = slot_centre(page, time.strftime("%H:%M", time.gmtime(first + 60)))
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=4)
+    page.mouse.up()
+    expect(page.locator("#chart rect.brush")).to_have_attribute("visibility", "visible")
+    link = page.locator("#brushed-link")
+    expect(link).to_have_text(
+        f"Sessions of {SEEDED} from {time.strftime('%H:%M', time.gmtime(first))} to "
+        f"{time.strftime('%H:%M', time.gmtime(first + 120))} UTC (2 min) →")
+    expect(link).to_have_attribute(
+        "href", f"/recordings/ui#identity={SEEDED}&from={first}&until={first + 120}")
+    link.click()
+    expect(page.locator("#window")).to_contain_text(
+        f"Sessions with records from {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(first))}"
+        " UTC", timeout=WAIT_MS)
+    rows = page.locator("#session-list tbody tr")
+    expect(rows).to_have_count(1, timeout=WAIT_MS)
+    # The GRANT's run (refusal 2 of the seed: its token's jti is j-2), not the DROPs'.
+    expect(rows.first).to_have_attribute("data-session", re.compile(r"^token:j-2@"))
+
+
+def test_the_keyboard_brushes_minutes_and_enter_opens_them(
+        gw: Gateway, seeded: Seeded, page: Page) -> None:
+    """Shift with the arrow keys chooses minutes from the one pointed at; Escape lets
+    them go; Enter opens their sessions."""
+    open_page(page, gw, SECURITY, f"#identity={SEEDED}")
+    expect(page.locator("#who")).to_have_text(SEEDED, timeout=WAIT_MS)
+    tab_to(page, "#chart")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("Shift+ArrowLeft")
+    link = page.locator("#brushed-link")
+    expect(link).to_contain_text("(3 min)")
+    page.keyboard.press("Escape")
+    expect(page.locator("#brushed")).to_be_hidden()
+    page.keyboard.press("Shift+ArrowLeft")
+    expect(link).to_contain_text("(2 min)")
+    href = link.get_attribute("href")
+    page.keyboard.press("Enter")
+    expect(page.locator("#window")).to_be_visible(timeout=WAIT_MS)
+    assert href is not None and page.url.endswith(href)
 
 
 @pytest.mark.parametrize("name, viewport", [("desktop", DESKTOP), ("phone", PHONE)])

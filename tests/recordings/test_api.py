@@ -149,6 +149,30 @@ async def test_one_record_one_trace_and_searches(store_url: str, tmp_path: Path,
     assert bad == ["bad_request"] * 6
 
 
+async def test_a_window_of_unix_seconds_finds_what_started_in_it(
+        store_url: str, tmp_path: Path, signer: Signer) -> None:
+    """`from` and `until` (the monitor chart's brushed minutes): what started in
+    [from, until) only, sessions too; a bad window is a 400 saying why."""
+    await seed(store_url, signer)
+    async with serving(store_url, tmp_path, signer) as api:
+        _, everything = await api.get("/recordings/search?kind=exchange")
+        started = {r["trace_id"]: r["started_us"] for r in everything["records"]}
+        drop = started[f"{2:032x}"] // 1_000_000  # 20 s ago; the read 30 s, the charge 10
+        window = f"from={drop}&until={drop + 5}"
+        _, found = await api.get(f"/recordings/search?kind=exchange&{window}")
+        _, runs = await api.get(f"/recordings/sessions?{window}")
+        bad = [await api.get(path) for path in (
+            f"/recordings/search?from={drop}&since=1h", f"/recordings/search?from={drop}"
+            f"&until={drop}", "/recordings/search?from=yesterday",
+            "/recordings/search?until=-5")]
+    assert [r["trace_id"] for r in found["records"]] == [f"{2:032x}"]
+    assert [s["session_id"] for s in runs["sessions"]] == [SESSION]
+    assert [(status, body["error"]) for status, body in bad] == [(400, "bad_request")] * 4
+    assert "since or from, not both" in bad[0][1]["message"]
+    assert "until must be after" in bad[1][1]["message"]
+    assert "Unix seconds" in bad[2][1]["message"]
+
+
 async def test_agents_never_read_even_in_a_reader_group(store_url: str, tmp_path: Path,
                                                         signer: Signer) -> None:
     """A token of an agent group is refused everywhere, also when it carries a reader

@@ -102,10 +102,12 @@ function recordHref(trace) {
   return "/recordings/ui#" + new URLSearchParams({ record: trace }).toString();
 }
 
-// The sessions of an identity (and, given, on a target), on the recordings page.
-function sessionsHref(identity, target) {
+// The sessions of an identity (and, given, on a target; with records in a window of Unix
+// seconds), on the recordings page.
+function sessionsHref(identity, target, window) {
   const found = { identity };
   if (target) found.target = target;
+  if (window) Object.assign(found, { from: window.from, until: window.until });
   return "/recordings/ui#" + new URLSearchParams(found).toString();
 }
 
@@ -293,7 +295,7 @@ function drawLegend() {
   }
 }
 
-let drawn = null;  // { buckets, range, x }: the chart as drawn, for its tooltips
+let drawn = null;  // { buckets, range, x, slot, left, plotW }: the chart as drawn
 let pointed = null;  // the bucket the tooltip tells, by index
 
 function bucketText(bucket, range) {
@@ -339,6 +341,9 @@ function drawChart(buckets, range) {
                                fill: "transparent", class: "slot", "data-index": i }, slots);
     svg("title", {}, area).textContent = bucketText(bucket, range);
   });
+  svg("rect", { class: "brush", x: 0, y: top, width: 0, height: plotH, fill: "#0b57d0",
+                "fill-opacity": 0.15, stroke: "#0b57d0", visibility: "hidden",
+                "pointer-events": "none" }, chart);
   svg("line", { class: "guide", x1: 0, x2: 0, y1: top, y2: top + plotH, stroke: "#555",
                 "stroke-width": 1, visibility: "hidden", "pointer-events": "none" }, chart);
   for (const series of SERIES) {
@@ -361,8 +366,9 @@ function drawChart(buckets, range) {
         + series.label;
     });
   }
-  drawn = { buckets, range, x };
+  drawn = { buckets, range, x, slot, left, plotW };
   if (pointed !== null) pointAt(Math.min(pointed, buckets.length - 1), !tip.hidden);
+  drawBrush();
 }
 
 // The tooltip and the guide on one bucket (`show`: make the tooltip seen).
@@ -403,12 +409,105 @@ chart.addEventListener("blur", unpoint);
 chart.addEventListener("keydown", (event) => {
   if (drawn === null) return;
   const last = drawn.buckets.length - 1;
+  if (event.key === "Enter") {  // the chosen minutes' sessions, or the pointed minute's
+    const at = pointed ?? last;
+    if (brushWindow() === null) choose(drawn.buckets[at].start, drawn.buckets[at].start);
+    if (brushWindow() !== null && chosen !== null) {
+      event.preventDefault();
+      location.href = document.getElementById("brushed-link").href;
+    }
+    return;
+  }
+  if (event.key === "Escape" && brush !== null) {
+    event.preventDefault();
+    brush = null;
+    drawBrush();
+    return;
+  }
   const moves = { ArrowLeft: (pointed ?? last) - 1, ArrowRight: (pointed ?? last) + 1,
                   Home: 0, End: last };
   if (!(event.key in moves)) return;
   event.preventDefault();
+  const from = pointed ?? last;
   pointAt(moves[event.key]);
+  if (event.shiftKey) {  // the selection grows from where it began (or from here)
+    const anchor = brushWindow() !== null ? brush.anchor : drawn.buckets[from].start;
+    choose(anchor, drawn.buckets[pointed].start);
+  }
 });
+// -- brushing: minutes chosen on the chart, and their sessions ------------------------------
+
+// The buckets chosen, by their start (Unix seconds: a reading later, the range has moved
+// on, and the same minutes are at other places); null: none.
+let brush = null;  // { anchor, end }
+let dragging = false;
+
+function bucketIndex(start) {
+  return drawn ? drawn.buckets.findIndex((b) => b.start === start) : -1;
+}
+
+// The window chosen (Unix seconds), once its buckets are among those drawn.
+function brushWindow() {
+  if (brush === null || drawn === null) return null;
+  const ends = [bucketIndex(brush.anchor), bucketIndex(brush.end)];
+  if (ends.includes(-1)) return null;
+  const first = Math.min(...ends), last = Math.max(...ends);
+  return { first, last, from: drawn.buckets[first].start,
+           until: drawn.buckets[last].start + drawn.range.step };
+}
+
+function drawBrush() {
+  const rect = chart.querySelector("rect.brush");
+  const shown = document.getElementById("brushed");
+  const window = brushWindow();
+  if (rect) rect.setAttribute("visibility", window ? "visible" : "hidden");
+  shown.hidden = window === null || chosen === null;
+  if (shown.hidden) return;
+  const lo = Math.max(drawn.left, drawn.x(window.first) - drawn.slot / 2);
+  const hi = Math.min(drawn.left + drawn.plotW, drawn.x(window.last) + drawn.slot / 2);
+  rect.setAttribute("x", lo);
+  rect.setAttribute("width", Math.max(2, hi - lo));
+  const minutes = Math.round((window.until - window.from) / 60);
+  const anchor = document.getElementById("brushed-link");
+  anchor.href = sessionsHref(chosen, null, window);
+  anchor.textContent = "Sessions of " + visible(chosen) + " from " + clock(window.from)
+    + " to " + clock(window.until) + " UTC (" + minutes + " min) →";
+}
+
+function choose(anchor, end) {
+  brush = { anchor, end };
+  drawBrush();
+}
+
+// The bucket under a pointer's x (in the page), the nearest.
+function indexAt(clientX) {
+  const box = chart.getBoundingClientRect();
+  const x = (clientX - box.left) * chart.viewBox.baseVal.width / box.width;
+  const step = drawn.buckets.length > 1 ? drawn.plotW / (drawn.buckets.length - 1) : 1;
+  return Math.max(0, Math.min(drawn.buckets.length - 1, Math.round((x - drawn.left) / step)));
+}
+
+chart.addEventListener("pointerdown", (event) => {
+  if (drawn === null || event.button !== 0) return;
+  const start = drawn.buckets[indexAt(event.clientX)].start;
+  dragging = true;
+  chart.setPointerCapture(event.pointerId);
+  choose(start, start);
+});
+chart.addEventListener("pointermove", (event) => {
+  if (!dragging || drawn === null || brush === null) return;
+  const at = indexAt(event.clientX);
+  pointAt(at);
+  if (drawn.buckets[at].start !== brush.end) choose(brush.anchor, drawn.buckets[at].start);
+});
+chart.addEventListener("pointerup", () => { dragging = false; });
+chart.addEventListener("pointercancel", () => { dragging = false; });
+document.getElementById("brush-clear").addEventListener("click", () => {
+  brush = null;
+  drawBrush();
+  chart.focus();
+});
+
 // Drawn again at the width it has, so that its text stays legible on a phone.
 new ResizeObserver(() => {
   if (drawn && Math.abs(plot.clientWidth - chart.viewBox.baseVal.width) > 8) {

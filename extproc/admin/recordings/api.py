@@ -3,7 +3,8 @@
     GET /recordings/search?identity=&target=&action=&kind=&since=7d&limit=50
                                         records, newest first (as `tollgate audit search`)
     GET /recordings/sessions?identity=&target=&kind=&since=7d&sort=start&order=desc
-                            &offset=0&limit=50
+                            &offset=0&limit=50  (or from=&until=: Unix seconds, a
+                                        window such as the monitor chart's minutes)
                                         agent runs (recording/sessions.py sums them up:
                                         kind, whose, when, how long, how they ended),
                                         sorted by any of those, a page at a time
@@ -476,12 +477,29 @@ class RecordingsApi:
         return int((self._clock() - _seconds(request.query.get("since", _DEFAULT_SINCE)))
                    * 1e6)
 
+    def _window(self, request: web.Request) -> tuple[int, int | None]:
+        """Records started in [from, until) (Unix seconds: a window of the monitor's
+        chart, brushed), or since a duration ago (`since`, 7 days unless given)."""
+        query = request.query
+        if "from" in query and "since" in query:
+            raise RecordingsError("bad_request", "give since or from, not both", 400)
+        since_us = (_instant(query["from"], "from") if "from" in query
+                    else self._since_us(request))
+        until_us = _instant(query["until"], "until") if "until" in query else None
+        if until_us is not None and until_us <= since_us:
+            raise RecordingsError("bad_request", "until must be after from (or since)", 400)
+        return since_us, until_us
+
     def _filters(self, request: web.Request, scope: Scope) -> tuple[list[str], list[Any]]:
-        """The conditions every search takes: the scope, identity, target, since, and
-        `text` the content holds (store.containing)."""
+        """The conditions every search takes: the scope, identity, target, the window
+        (since, or from and until), and `text` the content holds (store.containing)."""
         allowed, scoped = scope.sql()
+        since_us, until_us = self._window(request)
         where: list[str] = [allowed, "started_us >= ?"]
-        params: list[Any] = [*scoped, self._since_us(request)]
+        params: list[Any] = [*scoped, since_us]
+        if until_us is not None:
+            where.append("started_us < ?")
+            params.append(until_us)
         for column in ("identity", "target"):
             value = request.query.get(column)
             if value is None:
@@ -548,6 +566,14 @@ def _record(row: tuple[Any, ...], checkpoint: tuple[Any, ...] | None,
         return orjson.dumps({**found, "content": None})
     head = orjson.dumps(found)
     return head[:-1] + b',"content":' + content.encode() + b"}"
+
+
+def _instant(text: str, name: str) -> int:
+    """Unix seconds (a whole number, as the monitor's buckets start), in microseconds."""
+    if not text.isdigit() or not 0 < int(text) < 2**40:
+        raise RecordingsError("bad_request", f"{name} must be Unix seconds (a whole number), "
+                              f"got {text[:40]!r}", 400)
+    return int(text) * 1_000_000
 
 
 def _seconds(since: str) -> int:

@@ -729,6 +729,19 @@ document.getElementById("next").addEventListener("click", () => {
   location.hash = listHash({ page: String(listing(place()).page + 1) });
 });
 
+// A window of minutes (`from`, `until`: Unix seconds, as the monitor's chart brushes them)
+// in the place of `since`: said above the list, with the way back to any time.
+function showWindow(where) {
+  const note = document.getElementById("window");
+  const from = where.get("from"), until = where.get("until");
+  note.hidden = !(from && until);
+  if (note.hidden) return null;
+  note.replaceChildren("Sessions with records from " + AdminTime.utc(Number(from) * 1e6)
+                       + " to " + AdminTime.utc(Number(until) * 1e6) + " (the monitor's "
+                       + "chart). ", link("Any time", listHash({ from: null, until: null })));
+  return { from, until };
+}
+
 // -- reading -----------------------------------------------------------------------------------
 
 async function follow() {
@@ -756,6 +769,11 @@ async function follow() {
         const field = document.getElementById(name);
         field.value = value || (name === "since" ? "7d" : name === "limit" ? PER_PAGE : "");
         if (value) query.set(name, value);
+      }
+      const window = showWindow(where);
+      if (window) {
+        query.set("from", window.from);
+        query.set("until", window.until);
       }
       query.set("limit", shown.limit);
       query.set("sort", shown.sort);
