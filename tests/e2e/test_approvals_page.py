@@ -418,12 +418,13 @@ def test_an_approvals_view_shows_what_why_the_grant_the_wait_and_the_links(
     requester's other pending request and recent activity (from the record)."""
     allowed = "SELECT count(*) FROM customers"
     assert sql(gw, allowed).status == 200
+    assert sql(gw, "DROP TABLE customers").status == 403  # what it tried before
 
     def recorded() -> bool:
         code, found = api(gw, "GET", "/recordings/search?identity=svc-autogen&limit=50", DBA)
-        return code == 200 and len(found["records"]) > 0
+        return code == 200 and any(r["action"] == "deny" for r in found["records"])
 
-    stack.wait_until(recorded, 15, "the agent's SELECT in the record")
+    stack.wait_until(recorded, 15, "the agent's SELECT and DROP in the record")
     text, other_text = "DELETE FROM customers", "UPDATE customers SET ssn = ssn"
     held, approval = held_sql(gw, text)
     other_held, other = held_sql(gw, other_text)
@@ -458,6 +459,11 @@ def test_an_approvals_view_shows_what_why_the_grant_the_wait_and_the_links(
     expect(others).to_have_attribute("href", f"#{other['id']}")
     activity = page.locator("#detail-activity li a")
     expect(activity.first).to_be_visible(timeout=WAIT_MS)
+    # Summed up on the approval's target, the refusal before the hold first to see.
+    expect(page.locator("#detail-activity-summary")).to_have_text(re.compile(
+        rf"exchanges on {re.escape(approval['target'])} in the last day: [1-9]\d* refused, "
+        r"\d+ held, [1-9]\d* allowed\. The latest:$"))
+    expect(page.locator("#detail-activity li.refused").first).to_contain_text("deny")
     assert all(href.startswith("/recordings/ui#record=") for href in
                activity.evaluate_all("(links) => links.map((a) => a.getAttribute('href'))"))
     for shown in page.locator("#detail time").all():

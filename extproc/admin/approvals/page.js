@@ -30,6 +30,9 @@ const confirmLength = document.getElementById("confirm-length");
 const confirmMinutes = document.getElementById("confirm-minutes");
 // The lengths an approver may choose for a window grant, up to the policy's own.
 const WINDOW_CHOICES = [5, 15, 30, 60, 120, 240, 480, 1440];
+// The requester's activity on the target: how much of the day is summed up, how much shown.
+const ACTIVITY_READ = 100;
+const ACTIVITY_SHOWN = 10;
 
 let generation = 0;     // the latest drawing asked for: an older answer arriving late is stale
 let shownOnce = false;  // whether anything was drawn with a token (kept if it stops working)
@@ -499,8 +502,9 @@ async function drawActivity(approval) {
   }
   let found;
   try {
-    found = await call("/recordings/search?since=1d&limit=10&identity="
-                       + encodeURIComponent(approval.requester));
+    found = await call("/recordings/search?since=1d&limit=" + ACTIVITY_READ + "&identity="
+                       + encodeURIComponent(approval.requester) + "&target="
+                       + encodeURIComponent(approval.target));
   } catch (error) {
     if (error.status === 401) {
       activityFor = null;
@@ -514,17 +518,27 @@ async function drawActivity(approval) {
   }
   if (!box.isConnected) return;
   const list = made("ul", "related");
-  if (found.records.length === 0) list.append(made("li", "empty", "Nothing in the last day."));
-  for (const record of found.records) {
+  if (found.records.length === 0) {
+    list.append(made("li", "empty", "Nothing on " + approval.target + " in the last day."));
+  }
+  // Summed up first: a refused `rm -rf *` before an innocent-looking line matters.
+  const count = (action) => found.records.filter((r) => r.action === action).length;
+  const summary = made("p", "activity-summary", (found.records.length >= ACTIVITY_READ ? "Its latest "
+    + found.records.length : "All " + found.records.length) + " exchanges on "
+    + approval.target + " in the last day: " + count("deny") + " refused, " + count("hold")
+    + " held, " + count("allow") + " allowed. The latest:");
+  summary.id = "detail-activity-summary";
+  for (const record of found.records.slice(0, ACTIVITY_SHOWN)) {
     const item = made("li");
     item.append(AdminTime.element(record.started_us), " ",
                 link([record.kind, record.action, record.target || "", record.status || ""]
                   .filter((part) => part !== "").join(" "),
                        "/recordings/ui#record=" + encodeURIComponent(record.id)));
     if (record.what) item.append(" ", made("span", "summary", record.what));
+    if (record.action === "deny") item.className = "refused";
     list.append(item);
   }
-  box.replaceChildren(list);
+  box.replaceChildren(...(found.records.length ? [summary] : []), list);
 }
 
 async function showDetail(id, current, moved) {
