@@ -23,6 +23,7 @@ Playwright never downloads a browser here: without /usr/bin/chromium these tests
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import secrets
@@ -38,6 +39,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from extproc.codecs.inert import terminal
 from extproc.quickstart import stack
+from extproc.recording import Evidence
 from extproc.recording.chain import Signer
 from tests.e2e.test_approvals_page import WAIT_MS, foreign_token
 from tests.monitor.conftest import alert, counts, refusal, series
@@ -51,6 +53,7 @@ DBA = tokens.token("dana", ["dba"])
 SEEDED = "svc-monitor"
 OTHER = "svc-monitor-other"
 LIVE = "svc-monitor-live"
+DENIED = "svc-monitor-denied"  # its held UPDATE was denied by an approver
 VIEWPORT = {"width": 1280, "height": 1000}
 DESKTOP, PHONE = VIEWPORT, {"width": 390, "height": 844}
 # The page reads again every 5 s; the gateway's tracker writes its counts every 2 s.
@@ -103,6 +106,18 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp) -> Iterator[Gateway]:  # 
         yield running
 
 
+def denied_hold(n: int, started: float, trace: str) -> Evidence:
+    """DENIED's UPDATE, held, then refused: an approver denied it, saying why."""
+    found = refusal(n, DENIED, path="/sql", statement="UPDATE customers SET tier = 1",
+                    started=started, trace=trace, rules=("sql.unbounded_write",),
+                    reasons=("UPDATE without WHERE",))
+    found.decisions[0] = dataclasses.replace(found.decisions[0], action="hold")
+    found.outcome["tollgate.refusal"] = "approval_denied"
+    found.approval = {"id": "ap-monitor", "via": "hold", "status": "denied",
+                      "decided_by": "dana", "reason": "not during the freeze"}
+    return found
+
+
 @pytest.fixture(scope="module")
 def seeded(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     """SEEDED's hour of counts, its refusals (the same DROP three times, a request with
@@ -129,6 +144,7 @@ def seeded(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
         alert(7, SEEDED, rule="activity.refusal_burst", severity="warning",
               message="5 refusals in a minute", trace_ids=(trace[0], trace[2]),
               started=now - 60, trace=trace[3]),
+        denied_hold(8, started=now - 400, trace=trace[6]),
     ], writer_id="monitor-seed", checkpoint_every=2)
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, written).result()
@@ -485,6 +501,17 @@ def test_the_keyboard_alone_reaches_and_works_every_control(
     tab_to(page, "#groups a.record")
     assert page.evaluate("document.activeElement.getAttribute('href')").startswith(
         "/recordings/ui#record=")
+
+
+def test_a_denied_hold_says_who_denied_it_and_why(gw: Gateway, seeded: Seeded,
+                                                  page: Page) -> None:
+    """A refusal that was an approver's denial names the approval, the approver and the
+    reason, where the refusals are grouped (as the agent itself was told)."""
+    open_page(page, gw, place=f"#identity={DENIED}")
+    expect(page.locator("#who")).to_have_text(DENIED, timeout=WAIT_MS)
+    row = group_row(page, "groups", "UPDATE customers SET tier = 1")
+    expect(row.locator("td").nth(2)).to_contain_text(
+        "approval ap-monitor was denied by dana: not during the freeze", timeout=WAIT_MS)
 
 
 SECURITY = tokens.token("sasha", ["security"])  # views the monitor, reads the record

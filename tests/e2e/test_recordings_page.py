@@ -371,6 +371,23 @@ def test_sessions_found_by_identity_and_agents_refused(gw: Gateway, run: Run,
     expect(status).to_have_text("forbidden: agents never read recordings", timeout=WAIT_MS)
 
 
+def test_the_text_field_finds_the_run_that_sent_it(gw: Gateway, run: Run,
+                                                   page: Page) -> None:
+    """Which run sent "SET phone = phone"? The Text field finds it (any case) and only
+    runs whose masked record holds it; the session is named by whose run on what."""
+    open_page(page, gw, READER, "")
+    page.fill("#text", "set PHONE = phone")
+    page.click("#search button[type=submit]")
+    rows = page.locator("#session-list tbody tr")
+    expect(rows).to_have_count(1, timeout=WAIT_MS)
+    expect(rows.first).to_have_attribute("data-session", run.session)
+    expect(rows.first.locator("td").nth(1)).to_contain_text("svc-recorded on ")
+    assert "text=set+PHONE+%3D+phone" in page.evaluate("location.hash")
+    page.fill("#text", "a text no run ever sent")
+    page.click("#search button[type=submit]")
+    expect(rows).to_have_text(["No session found."], timeout=WAIT_MS)
+
+
 def cells(row: Locator) -> list[str]:
     return [text.strip() for text in row.locator("td").all_inner_texts()]
 
