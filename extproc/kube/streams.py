@@ -291,6 +291,8 @@ class _Stream:
         try:
             if not await _first_of(outputs, from_client, {*senders, *readers, outputs}):
                 outcome = "the client left"
+            elif self._status is None and self._protocol.status_json:
+                outcome = "the API server ended the stream without its status"
         except StreamClosed as exc:
             outcome, close = f"ended by tollgate: {exc.reason}", (exc.code, exc.reason)
             stalled = exc.stalled
@@ -474,6 +476,13 @@ class _Stream:
             if self._mask is not None:
                 status = self._masked_status(status)
             self._to_client.put(ch.encode(self._protocol, ch.ERROR, status))
+        elif self._protocol.status_json:
+            # v4 and later always end with a Status: without it the command's end (and
+            # its last output) is unknown, which a clean close would tell as a success.
+            self._exit = FAILED_STATUS
+            self._to_client.put(ch.encode(self._protocol, ch.ERROR, ch.refused(
+                self._protocol, "tollgate: the API server ended the stream without its "
+                "status: the command's end, and its last output, are unknown")))
         await self._to_client.flushed()
 
     def _masked_status(self, status: bytes) -> bytes:

@@ -309,6 +309,36 @@ def test_a_slow_exec_shows_its_output_before_it_ends(agent: Kubectl) -> None:
     assert rest == b"[REDACTED:AWS_ACCESS_KEY_ID]\nend-now\n"
 
 
+def test_a_stream_the_api_server_drops_is_no_success(
+    gw: Gateway, agent: Kubectl, cluster: K8sStandIn
+) -> None:
+    """The API server's connection cut mid-command (no Status): kubectl is told the end
+    is unknown and exits non-zero, never 0 as if the command had succeeded, and the
+    record says why."""
+    process = subprocess.Popen([*agent.argv("exec", "-i", "web-1", "-n", "staging", "--",
+                                            "sh", "-c", "echo dropped-run; read x")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=agent.env())
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        read_until(process.stdout, b"dropped-run\n")
+        assert cluster.cut_streams() >= 1
+        status = process.wait(timeout=30)
+        told = process.stderr.read().decode()
+    finally:
+        process.kill()
+        process.wait()
+    assert status != 0
+    assert "ended the stream without its status" in told, told
+
+    def recorded() -> list[dict[str, Any]]:
+        return [r for r in gw.records("exchange") if "dropped-run" in str(r["request"])]
+
+    stack.wait_until(lambda: bool(recorded()), 10, "the dropped exec's record")
+    (record,) = recorded()
+    assert record["outcome"]["detail"] == "the API server ended the stream without its status"
+
+
 def test_attach_with_a_terminal_shows_the_containers_output(agent: Kubectl) -> None:
     """`kubectl attach -it` to a container without a terminal of its own (kubectl goes on
     without one): each line's output shows while the container's shell runs on."""

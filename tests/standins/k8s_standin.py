@@ -293,13 +293,19 @@ class K8sStandIn:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        if self.pods is not None:
-            self.pods.stop()
+    def cut_streams(self) -> int:
+        """Cut every exec, attach and port-forward connection open now, as an API server
+        that restarts does (no Status, no close frame); how many there were."""
         with self._state.lock:
             connections = list(self._state.connections)
         for connection in connections:
             connection.shutdown()
+        return len(connections)
+
+    def stop(self) -> None:
+        if self.pods is not None:
+            self.pods.stop()
+        self.cut_streams()
         if self._server is not None and self._thread is not None:
             self._server.shutdown()
             self._server.server_close()
