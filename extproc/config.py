@@ -868,6 +868,23 @@ class Monitor:
 
 
 @dataclass(frozen=True)
+class Sessions:
+    """Who may see the sessions open now on the connection fronts (`viewers`; none
+    given: the monitor's viewers), and who may end them and lock identities
+    (`moderators`): verified tokens of these `group:NAME` or `user:SUB`."""
+
+    viewers: tuple[str, ...] | None = None
+    moderators: tuple[str, ...] = ("group:security",)
+
+    def __post_init__(self) -> None:
+        _check_principals("viewers", self.viewers or ())
+        _check_principals("moderators", self.moderators)
+        if not self.moderators:
+            raise Invalid("moderators", "name at least one group:NAME or user:SUB (nobody "
+                          "could end a session)")
+
+
+@dataclass(frozen=True)
 class Recordings:
     """Who may read the audit record on the admin port (`/recordings`): verified tokens
     of these `group:NAME` or `user:SUB`. Agents never may: a token carrying a group of
@@ -1144,6 +1161,7 @@ class Config:
     activity: Activity = field(default_factory=Activity)
     alerts: Alerts = field(default_factory=Alerts)
     monitor: Monitor = field(default_factory=Monitor)
+    sessions: Sessions = field(default_factory=Sessions)
     recordings: Recordings = field(default_factory=Recordings)
     # The PostgreSQL front; needed when a target speaks protocol postgres.
     postgres: PostgresFront | None = None

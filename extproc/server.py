@@ -24,6 +24,7 @@ from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
+from extproc.admin.sessions import SessionsApi
 from extproc.approvals import ApprovalStore, abandon
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
@@ -34,9 +35,11 @@ from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.exchange.alerts import Alerts
+from extproc.exchange.live import LiveSessions
+from extproc.exchange.live_store import LiveStore, LiveSync
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.revisions import DIFFER as REVISIONS_DIFFER
-from extproc.exchange.revisions import Revisions
+from extproc.exchange.revisions import Revisions, gone_seconds
 from extproc.exchange.tls import server_context
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
@@ -142,6 +145,11 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                         modules, "start")
             holds = await open_holds(config, masker, recorder.writer)
             opened.push_async_callback(holds.close)
+            # The sessions open here, and the identities locked (exchange/live.py); a
+            # replica not heard of as long as approvals take it for gone has none.
+            live = LiveSessions()
+            live_store = LiveStore(holds.store.store, max(
+                config.approvals.abandon_seconds, gone_seconds(config.store.heartbeat_seconds)))
             if verifier is not None and config.listen.admin is not None:  # an admin API
                 api = ApprovalsApi(
                     holds.store, verifier, recorder, telemetry,
@@ -155,6 +163,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                                            config.monitor.viewers).routes()
                     + recordings_api(config, holds.store.store, verifier, recorder).routes()
                     + ssh_certificates_api(config, verifier).routes()
+                    + sessions_api(config, live_store, live, verifier, recorder).routes()
                     + metrics.routes(holds.store.pending_count))).cleanup)
         except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
             raise ServeError(str(exc)) from None
@@ -168,7 +177,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             lambda message, key: alerts.raise_own(REVISIONS_DIFFER, "critical", message,
                                                   key=key), config.store.heartbeat_seconds)
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
-                            StoredPins(holds), tracker, alerts, revisions)
+                            StoredPins(holds), tracker, alerts, revisions, live)
         servicer = ExtProcServicer(config, pipeline, egress,
                                    McpSessions(holds.store.store, alerts))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
@@ -180,6 +189,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             await start_ssh(config, ssh, worker, pipeline, holds.store.store),
             await start_kube(config, kube, worker, pipeline, holds.store.store),
         ) if f is not None]
+        sync = LiveSync(live_store, live, recorder.writer)
+        await sync.start()
+        opened.push_async_callback(sync.stop)  # its rows gone once its sessions are
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -476,6 +488,15 @@ async def open_activity(config: Config, recorder: Recorder, holds: Holds,
                     holds.store.store, recorder, tracker)
     opened.push_async_callback(alerts.close)
     return tracker, alerts
+
+
+def sessions_api(config: Config, store: LiveStore, live: LiveSessions, verifier: Verifier,
+                 recorder: Recorder) -> SessionsApi:
+    """The live sessions API: its viewers (the monitor's unless named) and moderators."""
+    return SessionsApi(store, live, verifier, recorder, {t.name: t for t in config.targets},
+                       config.sessions.viewers or config.monitor.viewers,
+                       config.sessions.moderators, config.policy.sensitive_headers,
+                       config.recording.max_body_bytes)
 
 
 def recordings_api(config: Config, store: AsyncStore, verifier: Verifier,

@@ -5,7 +5,8 @@ the command line's choices and the recordings API's filters (kept here, light, s
 from collections.abc import Collection
 
 ACTIONS = ("allow", "deny", "hold", "approve", "alert", "none", "unknown")
-KINDS = ("exchange", "decision", "approval", "alert", "policy", "access", "tunnel")
+KINDS = ("exchange", "decision", "approval", "alert", "policy", "access", "tunnel",
+         "moderation")
 
 # Session kinds, and the target protocols (config.Target.protocol) each is made of: what
 # `tollgate audit sessions --kind` and the recordings page filter and label sessions by.

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from extproc.config import Target
     from extproc.credentials import Injection
+    from extproc.exchange.live import LiveSession
     from extproc.exchange.pipeline import Pipeline
     from extproc.exchange.state import Answer, Exchange
     from extproc.masking import Masker, MaskSpec
@@ -214,7 +215,12 @@ class Act:
 
     def end(self) -> None:
         """The act ends: its span, and its record when the record admitted it."""
-        evidence = self.exchange.finish()
+        exchange = self.exchange
+        evidence = exchange.finish()
+        if exchange.live is not None:
+            outcome = exchange.outcome
+            exchange.live.counted("tollgate.refusal" in outcome
+                                  or outcome.get("tollgate.decision.action") == "deny")
         if self._admission.admitted:
             self._pipeline.recorder.submit(evidence, self.exchange.who)
 
@@ -249,6 +255,9 @@ class Opener:
                  gone: asyncio.Event | None = None) -> None:
         self._pipeline, self.target, self._claims = pipeline, target, claims
         self._gone = gone
+        # The session as listed once its client is in (live.py): its acts count into
+        # it, and are refused once it is ended.
+        self.live: LiveSession | None = None
         self._protocol = protocol
         self._name = target.name if target is not None else "unknown"
         self._headers = {":method": "", ":path": path, "x-session-id": session_id,
@@ -270,4 +279,13 @@ class Opener:
         act.exchange.context = context
         act.exchange.response_mode = "body"
         act.exchange.gone = self._gone
+        act.exchange.live = self.live
         return act
+
+    def listed(self, front: str) -> LiveSession:
+        """The session, listed among those open (the front closes it at its end):
+        `front` its protocol as the list names it."""
+        self.live = self._pipeline.live.open(
+            self._headers["x-session-id"], front, self._pipeline.subject(self._claims),
+            self.target.name if self.target is not None else None)
+        return self.live

@@ -5,8 +5,10 @@ to the targets' servers.
 
 The PostgreSQL and MySQL fronts speak their protocols on asyncio streams behind Envoy's
 tcp_proxy; what differs is the session (`serve`) and the protocol's words for "the
-server is shutting down" (`goodbye`). The SSH and Kubernetes fronts run on their
-libraries' servers, which keep their own connections.
+server is shutting down" or "an administrator ended this session" (`goodbye`): a
+session ended through the admin API (live.py) stops relaying, its client told why.
+The SSH and Kubernetes fronts run on their libraries' servers, which keep their own
+connections.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import contextlib
 import logging
 import ssl
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from extproc.config import Target
 from extproc.exchange.session_limits import SessionLimits
 
 if TYPE_CHECKING:
+    from extproc.exchange.live import LiveSession
     from extproc.exchange.pipeline import Pipeline
+
+SHUTTING_DOWN = "tollgate is shutting down"
 
 log = logging.getLogger("tollgate.fronts")
 
@@ -64,8 +69,9 @@ class StreamListener(ABC):
         the client has closed it (a hold stops waiting then)."""
 
     @abstractmethod
-    def goodbye(self) -> bytes:
-        """What a client in session is sent when tollgate stops under it."""
+    def goodbye(self, reason: str = SHUTTING_DOWN) -> bytes:
+        """What a client in session is sent when tollgate stops under it, or its session
+        is ended (`reason`), in the protocol's words for an administrator's end."""
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       gone: asyncio.Event) -> None:
@@ -132,6 +138,30 @@ class DatabaseFront(StreamListener):
         self._log.info("serving %s clients on %s:%d (%d targets, TLS %s)", self._protocol,
                        *self._address, len(self._targets),
                        "on" if self._tls else "off: no tls_cert_file")
+
+    async def relay_until_ended(self, relay: Coroutine[Any, Any, None], live: LiveSession,
+                                writer: asyncio.StreamWriter) -> None:
+        """The session's `relay`, until it ends, or until the session is ended (live.py):
+        then the relay stops (its exchanges in progress end), the client is told why
+        (`goodbye`) and the connection closes. The session is unlisted either way."""
+        relaying = asyncio.ensure_future(relay)
+        ended = asyncio.ensure_future(live.ended.wait())
+        try:
+            await asyncio.wait((relaying, ended), return_when=asyncio.FIRST_COMPLETED)
+            if not relaying.done():
+                relaying.cancel()
+                await asyncio.gather(relaying, return_exceptions=True)
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    writer.write(self.goodbye(live.farewell()))
+                    await writer.drain()
+                self._log.info("%s session %s ended by %s: %s", self._protocol,
+                               live.session_id, live.by, live.reason)
+            else:
+                relaying.result()
+        finally:
+            ended.cancel()
+            relaying.cancel()
+            self._pipeline.live.close(live)
 
     def _password(self, target: Target) -> str | None:
         """The gateway's own password on `target`'s server (None: it has none)."""

@@ -25,9 +25,10 @@ from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.act import Act
+from extproc.exchange.live import LiveSessions
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
 from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
-from extproc.identity import identity_of, refusal, span_attributes
+from extproc.identity import identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolPins
 from extproc.masking import Masker
@@ -64,10 +65,13 @@ class Pipeline:
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
         pins: ToolPins | None = None, activity: Activity | None = None,
         alerts: Alerts | None = None, revisions: Revisions | None = None,
+        live: LiveSessions | None = None,
     ) -> None:
         """`revisions`: whether this process serves the newest policy revision of those
-        the processes sharing its store serve (None: not asked)."""
+        the processes sharing its store serve (None: not asked); `live`: the sessions
+        open here and the identities locked (live.py; None: a registry of its own)."""
         self.masker, self.recorder = masker, recorder
+        self.live = live if live is not None else LiveSessions()
         self._activity, self._alerts, self._revisions = activity, alerts, revisions
         self.record_limit = config.recording.max_body_bytes
         self._engine, self._telemetry = engine, telemetry
@@ -109,6 +113,11 @@ class Pipeline:
             evidence.meaning_key = getattr(exchange.interpreter, "key", None)
         return Act(self, exchange)
 
+    def subject(self, claims: dict[str, Any] | None) -> str:
+        """Who acts with these verified claims, as locks and the live sessions name
+        them: the token's subject ("anonymous" without one)."""
+        return subject_of(identity_of(claims, self._identity))
+
     @staticmethod
     def identified(exchange: Exchange, target: str = "(none)", anonymous: bool = False) -> None:
         """Refusal (401) unless the exchange's claims name an identity (`target`: the
@@ -117,16 +126,18 @@ class Pipeline:
         if unidentified is not None:
             raise Refused(401, "unauthenticated", unidentified)
 
-    @staticmethod
-    def admit(exchange: Exchange, detail: str) -> Target:
-        """The exchange's target, when it has one and a verified identity may use it;
-        else Refusal. `detail` says how the front looked for the target."""
+    def admit(self, exchange: Exchange, detail: str) -> Target:
+        """The exchange's target, when it has one and a verified identity may use it,
+        its session not ended and its identity not locked; else Refusal. `detail` says
+        how the front looked for the target."""
         target = exchange.target
         if target is None:
             raise Refused(404, "unknown_target", f"no target matches {detail}")
         # No token: Envoy's jwt_authn refuses it first, and reaching here means a route
         # without the filter's requirement: refuse rather than trust it.
         Pipeline.identified(exchange, target.name, target.anonymous)
+        if (ended := self.live.refusal(exchange.who, exchange.live)) is not None:
+            raise ended
         return target
 
     async def interpret(self, exchange: Exchange, size: int) -> None:
@@ -237,12 +248,18 @@ class Pipeline:
                 # is taken already, and the approvals it may have pending are bounded.
                 await self.recorder.commit(exchange.strict_record())
                 yield seconds
+                live = exchange.live
+                if live is not None:
+                    live.holds += 1
                 try:
                     settled = await _while_here(
                         holds.settle(approval, seconds, exchange.trace_id), exchange.gone)
                 except (asyncio.CancelledError, ClientLeft):  # the wait ends with its client
                     exchange.outcome["tollgate.outcome"] = CLIENT_LEFT
                     raise
+                finally:
+                    if live is not None:
+                        live.holds -= 1
                 approval, passes = settled
         except StoreError as exc:
             raise Unavailable(503, "approvals_unavailable", "this request needs an approval, "

@@ -63,7 +63,7 @@ class Revisions:
     @property
     def gone_seconds(self) -> float:
         """How long a process goes unheard of before the others take it for gone."""
-        return _ALIVE_BEATS * self._every
+        return gone_seconds(self._every)
 
     def refusal(self) -> str | None:
         """Why this process refuses to decide now (None: it decides): it serves another
@@ -127,6 +127,12 @@ class Revisions:
         log.error("%s", message)
         if self._alert is not None:
             await self._alert(message, ",".join(sorted(reading.served)))
+
+
+def gone_seconds(every: float) -> float:
+    """How long a process beating every `every` seconds goes unheard of before the
+    others take it for gone."""
+    return _ALIVE_BEATS * every
 
 
 def _now_us() -> int:

@@ -23,6 +23,7 @@ from extproc.codecs import jsonenc
 from extproc.codecs.message import Request, Response
 from extproc.codecs.refusal import Refusal
 from extproc.config import Target
+from extproc.exchange.live import LiveSession
 from extproc.identity import Who, subject_of
 from extproc.interpret import Interpreter
 from extproc.masking import MaskSpec, ner
@@ -90,6 +91,9 @@ class Exchange:
     # Set once the client's connection is gone (None: the front cannot tell, or ends
     # the exchange's task itself): a hold stops waiting for a client that left.
     gone: asyncio.Event | None = None
+    # The live session the exchange is part of (live.py; None: none, an HTTP request):
+    # counted into it, and refused once it is ended.
+    live: LiveSession | None = None
     # The span's closing attributes; the record keeps them as the exchange's outcome.
     outcome: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)

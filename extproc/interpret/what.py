@@ -128,6 +128,21 @@ def _access(meaning: dict[str, Any]) -> str | None:
     return line if isinstance(line, str) else None
 
 
+def _moderation(meaning: dict[str, Any]) -> str | None:
+    """A moderator's act on the live sessions (admin/sessions/api.py): which session or
+    identity, and why."""
+    why = f": {meaning['reason']}" if meaning.get("reason") else ""
+    action = meaning.get("action")
+    if action == "end":
+        locked = " and lock its identity" if meaning.get("lock_until_us") else ""
+        return (f"end {meaning.get('front') or ''} session {meaning.get('session')} of "
+                f"{meaning.get('identity') or '?'}{locked}{why}")
+    if action in ("lock", "unlock"):
+        return f"{action} {meaning.get('identity') or '?'}{why}"
+    return None
+
+
 _READERS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "sql": _sql, "k8s": _k8s, "llm": _llm, "mcp": _mcp, "ssh": _ssh, "access": _access,
+    "moderation": _moderation,
 }

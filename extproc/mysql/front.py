@@ -41,7 +41,7 @@ from extproc.codecs.refusal import Refusal, Refused, refusal_of
 from extproc.config import MysqlFront, Target
 from extproc.exchange.act import Act
 from extproc.exchange.database_roles import login_role
-from extproc.exchange.listener import DatabaseFront
+from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
 from extproc.exchange.pipeline import Pipeline
 from extproc.mysql.auth import NATIVE_PASSWORD
 from extproc.mysql.flags import (
@@ -182,8 +182,12 @@ class Front(DatabaseFront):
             return None
         return upstream.server_version
 
-    def goodbye(self) -> bytes:
-        return encode(0, encode_err(1053, "08S01", "tollgate is shutting down"))
+    def goodbye(self, reason: str = SHUTTING_DOWN) -> bytes:
+        if reason == SHUTTING_DOWN:  # ER_SERVER_SHUTDOWN
+            return encode(0, encode_err(1053, "08S01", reason))
+        # ER_CONNECTION_KILLED: what the server says of a connection an administrator
+        # killed.
+        return encode(0, encode_err(1927, "70100", reason))
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     gone: asyncio.Event) -> None:
@@ -193,11 +197,15 @@ class Front(DatabaseFront):
         try:
             session = await self._login(reader, writer, connection_id, gone)
             if session is not None:
-                await self._connections.bind(session)
-                await session.relay()
+                await self.relay_until_ended(self._relay(session), session.live, writer)
         finally:
             self._slots.pop(connection_id, _nothing)()
             await self._connections.close(connection_id)
+
+    async def _relay(self, session: Session) -> None:
+        """The session's id bound to it in the store (a KILL finds it), then relayed."""
+        await self._connections.bind(session)
+        await session.relay()
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      connection_id: int, gone: asyncio.Event) -> Session | None:

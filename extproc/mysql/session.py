@@ -158,6 +158,7 @@ from extproc.mysql.upstream import (
 )
 
 if TYPE_CHECKING:
+    from extproc.config import Target
     from extproc.policy import Decision
 
 _READ_SIZE = 256 * 1024
@@ -301,6 +302,9 @@ class Session:
         self._pipeline, self._logins = pipeline, logins
         self._bound, self._open = bound, opener(pipeline, bound)
         self._masker = self._open.masker
+        # The session as listed among those open (live.py): every opener of its acts,
+        # as it is bound again, counts into it.
+        self.live = self._open.listed("mysql")
         self._connections, self.connection_id = connections, connection_id
         self._reader, self._framer = reader, framer
         # The client's stream; where answers go (held back while a write is measured).
@@ -339,6 +343,15 @@ class Session:
         # Status bits the client's answers do not show: the front's transaction around
         # a write it measures, where the client opened none.
         self._hidden_status = 0
+
+    def _opener(self, bound: Bound, target: Target | None = None) -> Opener:
+        """An opener of the session's acts as `bound` (with `target`, else the bound
+        one), counting into its listing, which names who and where it is bound now."""
+        opens = opener(self._pipeline, bound, target)
+        opens.live = self.live
+        self.live.identity = self._pipeline.subject(bound.claims)
+        self.live.target = bound.target.name if bound.target is not None else None
+        return opens
 
     @property
     def subject(self) -> str:
@@ -511,7 +524,7 @@ class Session:
             return
         unbound = self._bound
         upstream, self._bound = bound
-        self._open = opener(self._pipeline, self._bound)
+        self._open = self._opener(self._bound)
         self._upstream, self._capabilities = upstream, upstream.capabilities
         self._status = upstream.status
         self._backslashes = _escapes(self._status)
@@ -521,7 +534,7 @@ class Session:
             if not await self._run_kept(text):
                 await upstream.close()
                 self._upstream, self._bound = None, unbound
-                self._open = opener(self._pipeline, unbound)
+                self._open = self._opener(unbound)
                 self._from_server.clear()
                 return
         await self._connections.bind(self)
@@ -943,7 +956,7 @@ class Session:
         victim = await self._connections.find(kill.connection_id) if kill else None
         target = self._logins.named(victim.target) if victim and victim.target else None
         if target is not None:
-            return opener(self._pipeline, self._bound, target)
+            return self._opener(self._bound, target)
         self._refuse(method, Refused(400, "no_database", _NO_DATABASE) if kill is None
                      else Refused(404, "unknown_connection", _unknown(kill.connection_id)))
         return None
@@ -1213,7 +1226,7 @@ class Session:
         was = self.subject
         bound = replace(self._bound, claims=claims,
                         user=request.username if request else self._bound.user)
-        opens = opener(self._pipeline, bound)
+        opens = self._opener(bound)
         act = opens("CHANGE_USER", {**bound.context(), "command": "change_user"})
         exchange = act.exchange
         exchange.request = exchange.evidence.request = {

@@ -41,7 +41,7 @@ from extproc.codecs.refusal import Refusal, Refused, refusal_of
 from extproc.config import PostgresFront, PostgresTarget, Target
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
-from extproc.exchange.listener import DatabaseFront
+from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
 from extproc.exchange.pipeline import Pipeline
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
@@ -114,8 +114,10 @@ class Front(DatabaseFront):
         self._keys: dict[int, _Key] = {}
         self._shared = keys
 
-    def goodbye(self) -> bytes:
-        return pg.error("57P01", "tollgate is shutting down", severity="FATAL")
+    def goodbye(self, reason: str = SHUTTING_DOWN) -> bytes:
+        # 57P01 admin_shutdown: what pg_terminate_backend's end says (psycopg's
+        # AdminShutdown), the server's own words for an administrator's end.
+        return pg.error("57P01", reason, severity="FATAL")
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     gone: asyncio.Event) -> None:
@@ -156,7 +158,7 @@ class Front(DatabaseFront):
             return
         try:
             with encodings.speaking(session.wire):
-                await session.relay()
+                await self.relay_until_ended(session.relay(), session.live, writer)
         finally:
             release()
             self._keys.pop(key, None)
@@ -271,6 +273,7 @@ class Front(DatabaseFront):
             *upstream.notices,
             pg.encode_ready(upstream.transaction_status),
         ]))
+        opener.listed("postgres")
         session = Session(opener, login.reader, writer,
                           upstream, {"database": database, "parameters": passed,
                                      "policy": context, "encoding": encoding,

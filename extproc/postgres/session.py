@@ -74,6 +74,7 @@ from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, 
 from extproc.postgres.upstream import Upstream
 
 if TYPE_CHECKING:
+    from extproc.exchange.live import LiveSession
     from extproc.policy import Decision
 
 log = logging.getLogger("tollgate.postgres")
@@ -346,6 +347,12 @@ class Session:
         # How the database ended the session, if it did: what the exchanges still in
         # progress end with.
         self._ended: str | None = None
+
+    @property
+    def live(self) -> LiveSession:
+        """The session as listed among those open (the front listed it at login)."""
+        assert self._open.live is not None
+        return self._open.live
 
     async def relay(self) -> None:
         """Both directions until either side ends; every exchange still open ends then."""

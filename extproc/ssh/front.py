@@ -43,10 +43,11 @@ from extproc.ssh.sftp import SftpRelay
 from extproc.ssh.terminal import run_shell
 from extproc.ssh.uploads import Uploads
 from extproc.ssh.upstream import Keys
-from extproc.terminal.gate import REFUSED_STATUS, Door, Gate, Transfers, Verdict
+from extproc.terminal.gate import FAILED_STATUS, REFUSED_STATUS, Door, Gate, Transfers, Verdict
 
 if TYPE_CHECKING:
     from extproc.approvals.auth import Verifier
+    from extproc.exchange.live import LiveSession
     from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.ssh")
@@ -115,6 +116,7 @@ class Front:
         connection = process.get_extra_info("connection").get_owner()
         assert isinstance(connection, _Connection)
         gate = connection.gate
+        connection.processes.add(process)
         try:
             if gate is None:
                 raise RuntimeError("a channel before the login ended")
@@ -133,7 +135,9 @@ class Front:
         except Exception:
             log.exception("SSH session of %s failed", connection.session_id)
             with contextlib.suppress(OSError, asyncssh.Error):
-                process.exit(255)
+                process.exit(FAILED_STATUS)
+        finally:
+            connection.processes.discard(process)
 
 
 class _Connection(asyncssh.SSHServer):
@@ -151,6 +155,11 @@ class _Connection(asyncssh.SSHServer):
         self._method = ""
         self._upstream: asyncssh.SSHClientConnection | None = None
         self._connecting = asyncio.Lock()
+        # Its session channels running a command or a shell: each told, should the
+        # session be ended (live.py), on its stderr.
+        self.processes: set[asyncssh.SSHServerProcess[bytes]] = set()
+        self._live: LiveSession | None = None
+        self._ending: asyncio.Task[None] | None = None
 
     # -- the connection's life ----------------------------------------------------------
 
@@ -174,6 +183,10 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_lost(self, _exc: Exception | None) -> None:
         self._front.connections.discard(self)
+        if self._live is not None:
+            self._front.pipeline.live.close(self._live)
+        if self._ending is not None:
+            self._ending.cancel()
         if self._upstream is not None:
             self._upstream.close()
         self.closed.set()
@@ -246,6 +259,21 @@ class _Connection(asyncssh.SSHServer):
         # refused until the record takes them again.
         act.admit(required=False)
         gate.end(Verdict(act))
+        self._live = gate.open.listed("ssh")
+        self._ending = asyncio.ensure_future(self._end_when_ended(self._live))
+
+    async def _end_when_ended(self, live: LiveSession) -> None:
+        """Once the session is ended (live.py): each channel running a command or a
+        shell is told why on its stderr and exits (255, as ssh does when it loses its
+        connection), then the connection closes. SFTP channels close with it."""
+        await live.ended.wait()
+        farewell = f"{live.farewell()}\r\n".encode()
+        for process in list(self.processes):
+            with contextlib.suppress(OSError, asyncssh.Error):
+                process.stderr.write(farewell)
+                process.exit(FAILED_STATUS)
+        log.info("SSH session %s ended by %s: %s", self.session_id, live.by, live.reason)
+        self.close()
 
     def _client(self) -> str:
         version = self._conn.get_extra_info("client_version") if self._conn else None

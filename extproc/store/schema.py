@@ -1,7 +1,7 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
 Each component (recording, approvals, policy, postgres, session_keys, activity,
-activity_live, sessions, egress, mcp_sessions, terminal) owns a list of steps; the
+activity_live, sessions, egress, mcp_sessions, terminal, live_sessions) owns a list of steps; the
 version a store has reached is kept in `tollgate_schema`. A step runs once, in a
 transaction with the version bump, so two processes starting together cannot both apply
 it (the second waits for the lock, then finds the version already there). A store newer
@@ -332,6 +332,40 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 PRIMARY KEY (recording_id, chunk)
             )""",
             "CREATE INDEX terminal_recordings_session ON terminal_recordings (session_id)",
+        ],
+    ],
+    "live_sessions": [
+        [
+            # The sessions open now on the connection fronts (exchange/live_store.py),
+            # one row each, written by the process (`replica`, its record writer's
+            # name) holding it every few seconds and deleted when it ends; a replica
+            # not heard of (policy_revisions) is not listed. `end_*`: an end asked of
+            # it through the admin API, which its replica carries out.
+            """CREATE TABLE live_sessions (
+                session_id TEXT PRIMARY KEY,
+                front TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                target TEXT,
+                replica TEXT NOT NULL,
+                started_us BIGINT NOT NULL,
+                active_us BIGINT NOT NULL,
+                exchanges BIGINT NOT NULL,
+                refusals BIGINT NOT NULL,
+                holds INTEGER NOT NULL,
+                end_reason TEXT,
+                end_by TEXT,
+                end_us BIGINT
+            )""",
+            "CREATE INDEX live_sessions_replica ON live_sessions (replica)",
+            # Identities (a token's subject) refused on every front and replica until
+            # `until_us` (NULL: until unlocked).
+            """CREATE TABLE identity_locks (
+                identity TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                locked_by TEXT NOT NULL,
+                locked_us BIGINT NOT NULL,
+                until_us BIGINT
+            )""",
         ],
     ],
 }

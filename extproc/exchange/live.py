@@ -1,0 +1,153 @@
+"""The sessions open in this process, and the identities locked everywhere: what a front
+registers when its client logs in, and what the pipeline checks before each exchange.
+
+A connection front (PostgreSQL, MySQL, SSH) opens a `LiveSession` once its client is
+identified and closes it when the connection ends; its acts count into it (exchanges,
+refusals, holds waiting), in memory only. Another part of the process (live_store.py)
+writes the open sessions to the store every few seconds, deletes the closed ones, and
+hands over what the store says: the ends asked of this process's sessions (`end`) and
+the identities locked (`lock_set`). An ended session's `ended` event is what its front
+waits on, to tell its client in its protocol's words and close.
+
+Nothing here does I/O: a lock is checked from the set last read (`refusal`), so the
+exchange's hot path is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from extproc.codecs.refusal import Refused
+
+
+def now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def utc_text(us: int) -> str:
+    """A moment as the messages say it: 2026-11-28T09:00:00Z."""
+    return datetime.datetime.fromtimestamp(us / 1e6, datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """An identity (a token's subject) refused everywhere until `until_us` (None: until
+    unlocked), by whom and why."""
+
+    identity: str
+    reason: str
+    by: str
+    until_us: int | None = None
+
+    def holds(self, at_us: int) -> bool:
+        return self.until_us is None or at_us < self.until_us
+
+    def message(self) -> str:
+        until = ("until unlocked" if self.until_us is None
+                 else f"until {utc_text(self.until_us)}")
+        return f"identity {self.identity} is locked {until} by {self.by}: {self.reason}"
+
+
+@dataclass(slots=True, eq=False)
+class LiveSession:
+    """One client's session on a connection front, while it is open."""
+
+    session_id: str
+    front: str
+    identity: str
+    target: str | None
+    started_us: int = field(default_factory=now_us)
+    active_us: int = 0
+    exchanges: int = 0
+    refusals: int = 0
+    holds: int = 0
+    # Set once the session is to end (asked through the admin API, or its identity
+    # locked): its front tells the client `reason` and closes.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None
+    by: str | None = None
+
+    def counted(self, refused: bool) -> None:
+        """One exchange of the session ended (`refused`: tollgate refused it)."""
+        self.exchanges += 1
+        self.refusals += refused
+        self.active_us = now_us()
+
+    def end(self, reason: str, by: str) -> None:
+        """Ask the session to end (once: the first reason stands)."""
+        if not self.ended.is_set():
+            self.reason, self.by = reason, by
+            self.ended.set()
+
+    def farewell(self) -> str:
+        """What its client is told as it ends."""
+        return f"tollgate: this session was ended by {self.by}: {self.reason}"
+
+
+class LiveSessions:
+    """This process's open sessions, and the locks last read from the store."""
+
+    def __init__(self) -> None:
+        self.open_sessions: dict[str, LiveSession] = {}
+        # Closed since the store last heard: their rows are deleted at the next write.
+        self.closed: set[str] = set()
+        self._locks: dict[str, Lock] = {}
+        # Set when a session opens or closes: the writer writes then, not at its beat.
+        self.changed = asyncio.Event()
+
+    def open(self, session_id: str, front: str, identity: str,
+             target: str | None) -> LiveSession:
+        """A session the front's client opened: listed, counted, endable. Ended at once
+        when its identity is locked (its front then tells the client why)."""
+        session = LiveSession(session_id, front, identity, target)
+        session.active_us = session.started_us
+        self.open_sessions[session_id] = session
+        self.changed.set()
+        if (lock := self.locked(identity)) is not None:
+            session.end(lock.message(), lock.by)
+        return session
+
+    def close(self, session: LiveSession) -> None:
+        """The session's connection ended: its row goes at the next write."""
+        if self.open_sessions.pop(session.session_id, None) is not None:
+            self.closed.add(session.session_id)
+            self.changed.set()
+
+    def end(self, session_id: str, reason: str, by: str) -> bool:
+        """End an open session of this process; whether it was open here."""
+        session = self.open_sessions.get(session_id)
+        if session is None:
+            return False
+        session.end(reason, by)
+        return True
+
+    def lock_set(self, locks: Iterable[Lock]) -> None:
+        """The locks the store holds now: each locked identity's sessions here end."""
+        self._locks = {lock.identity: lock for lock in locks}
+        if not self._locks:
+            return
+        at = now_us()
+        for session in list(self.open_sessions.values()):
+            lock = self._locks.get(session.identity)
+            if lock is not None and lock.holds(at):
+                session.end(lock.message(), lock.by)
+
+    def locked(self, identity: str) -> Lock | None:
+        """The lock that holds `identity` now, if any."""
+        lock = self._locks.get(identity)
+        return lock if lock is not None and lock.holds(now_us()) else None
+
+    def refusal(self, identity: str, session: LiveSession | None) -> Refused | None:
+        """Why an exchange of `identity` (in `session`, if it has one) may not go on:
+        its session ended, or its identity locked; None: it may."""
+        if session is not None and session.ended.is_set():
+            return Refused(403, "session_ended", session.farewell().removeprefix(
+                "tollgate: "))
+        if self._locks and (lock := self.locked(identity)) is not None:
+            return Refused(403, "locked", lock.message())
+        return None
