@@ -57,16 +57,12 @@ def my_account() -> Iterator[Account]:
         yield made
 
 
-def targets(pg_db: str, my_account: Account, host: Sshd | None) -> list[dict[str, Any]]:
-    demo = tollgate_config(POLICIES, "", 0, None)["targets"]
-    ssh = [web(host)] if host is not None else []
-    return [*demo, shop(pg_db), my_account.target(), *ssh]
-
-
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, pg_db: str,
        my_account: Account, host: Sshd) -> Iterator[Gateway]:
-    with module_gateway(tmp_path_factory, otlp, "live", targets=targets(pg_db, my_account, host),
+    with module_gateway(tmp_path_factory, otlp, "live", targets=[
+        *tollgate_config(POLICIES, "", 0, None)["targets"], shop(pg_db), my_account.target(),
+        web(host)],
                         postgres={}, mysql={}, ssh={}, env=my_account.env) as running:
         yield running
 
@@ -179,7 +175,7 @@ def test_list_shows_each_fronts_session_with_its_id_first(gw: Gateway) -> None:
                 ids = {s["front"]: s["session_id"] for s in listed(gw, sub, 3)}
                 for front, line in by_front.items():
                     assert line.split()[0] == ids[front]  # its id first
-                    assert f" {sub} " in line and " on tollgate" not in line
+                    assert f" {sub} " in line
                 assert " shop " in by_front["postgres"] and " shop-my " in by_front["mysql"]
                 assert f" {LOGIN} " in by_front["ssh"]
                 only = sessions_cli(gw, "list", "--identity", sub, "--front", "ssh", "--json")
@@ -260,7 +256,8 @@ def test_openssh_is_told_on_stderr_and_the_connection_closes(
                  f"{LOGIN}@127.0.0.1", "sleep 30"], env=env)
     (session,) = listed(gw, sub)
     asked, answer = end(gw, session["session_id"], "off hours")
-    assert answer["effect"] == f"session {session['session_id']} ended on tollgate", answer
+    assert answer["effect"] == \
+        f"session {session['session_id']} ended on {session['replica']}", answer
     reached("ssh", asked, ssh)
     assert "tollgate: this session was ended by sec-sam: off hours" in ssh.err
     assert ssh.process.returncode == 255
@@ -351,8 +348,8 @@ def test_end_with_lock_ends_the_session_and_locks_its_identity(gw: Gateway) -> N
 
 
 def test_a_session_held_by_one_replica_is_ended_through_the_others_api(
-        make_gateway: GatewayFactory, pg_url: str, pg_db: str, my_account: Account) -> None:
-    pair = make_gateway(POLICIES, targets=targets(pg_db, my_account, None), replicas=2,
+        make_gateway: GatewayFactory, pg_url: str, pg_db: str) -> None:
+    pair = make_gateway(POLICIES, targets=[shop(pg_db)], replicas=2,
                         postgres={}, settings={"store": {"url": pg_url}})
     sub = "svc-live-pair"
     token = tokens.token(sub, ["agents"])
@@ -374,3 +371,37 @@ def test_a_session_held_by_one_replica_is_ended_through_the_others_api(
             client.err
         record = moderation(pair, session["session_id"])
         assert record["meaning"]["moderation"]["replica"] == f"replica-{holder}"
+
+
+def test_a_held_statement_is_listed_as_waiting_and_ending_the_session_ends_the_wait(
+        gw: Gateway) -> None:
+    sub = "svc-live-held"
+    client = Timed(["psql", "-X", psql_url(gw, tokens.token(sub, ["agents"])), "-c",
+                    "DELETE FROM customers"], env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+    stack.wait_until(lambda: [s["holds"] for s in listed(gw, sub)] == [1], 15,
+                     "the held statement listed as waiting")
+    (session,) = listed(gw, sub)
+    asked, _ = end(gw, session["session_id"], "not while I watch")
+    reached("psql waiting on a hold", asked, client)
+    assert "FATAL:  tollgate: this session was ended by sec-sam: not while I watch" in \
+        client.err
+
+
+def test_a_session_of_another_worker_on_sqlite_ends_within_a_poll(
+        make_gateway: GatewayFactory, pg_db: str) -> None:
+    """No NOTIFY on SQLite: the worker holding the session reads its end at its next
+    poll (POLL_SECONDS), the admin API being worker 0's."""
+    pair = make_gateway(POLICIES, targets=[shop(pg_db)], workers=2, postgres={},
+                        settings={"recording": {"writer_id": "solo"}})
+    sub = "svc-live-worker"
+    assert pair.ports.postgres_front is not None
+    url = psql_url(pair, tokens.token(sub, ["agents"])).replace(
+        f":{pair.ports.postgres}/", f":{pair.ports.postgres_front + 1}/")
+    client = Timed(["psql", "-X", url, "-c", "SELECT pg_sleep(30)"],
+                   env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+    (session,) = listed(pair, sub)
+    assert session["replica"] == "solo-w1", session
+    asked, answer = end(pair, session["session_id"], "one poll away")
+    reached("psql on worker 1 of a SQLite store", asked, client)
+    assert answer["ended"] is True, answer
+    assert "ended by sec-sam: one poll away" in client.err
