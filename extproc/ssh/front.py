@@ -54,6 +54,8 @@ log = logging.getLogger("tollgate.ssh")
 # asyncssh says at INFO what tollgate records itself (each connection, its addresses,
 # its channels): with Envoy's health check connecting every second, lines of noise.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
+# How long an ended session's channels may take to close before the connection does.
+_TOLD_SECONDS = 1.0
 
 
 class Front:
@@ -268,10 +270,16 @@ class _Connection(asyncssh.SSHServer):
         connection), then the connection closes. SFTP channels close with it."""
         await live.ended.wait()
         farewell = f"{live.farewell()}\r\n".encode()
-        for process in list(self.processes):
+        told = list(self.processes)
+        for process in told:
             with contextlib.suppress(OSError, asyncssh.Error):
                 process.stderr.write(farewell)
                 process.exit(FAILED_STATUS)
+        # The client's side of each channel closes once it has read the message and the
+        # exit status; the connection is closed then (or after a second at most).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(
+                *(p.wait_closed() for p in told), return_exceptions=True), _TOLD_SECONDS)
         log.info("SSH session %s ended by %s: %s", self.session_id, live.by, live.reason)
         self.close()
 
