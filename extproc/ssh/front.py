@@ -178,7 +178,7 @@ class _Connection(asyncssh.SSHServer):
             self._refused(username, Refused(401, "unauthenticated",
                                              f"the certificate is refused: {problem}"))
             return False
-        if self._refused_target(username):
+        if self._refused_target(username) or self._locked(username, claims):
             return False
         self._claims, self._method = claims, "certificate"
         return True
@@ -222,7 +222,21 @@ class _Connection(asyncssh.SSHServer):
         if problem is not None:
             self._refused(username, Refused(401, "unauthenticated", problem))
             return False
+        if self._locked(username, claims):
+            return False
         self._claims, self._method = claims, "token"
+        return True
+
+    def _locked(self, username: str, claims: dict[str, Any] | None) -> bool:
+        """A login of a locked identity (live.py): refused, recorded, and its client
+        told why in an authentication banner (which ssh prints on stderr)."""
+        pipeline = self._front.pipeline
+        lock = pipeline.live.locked(pipeline.subject(claims))
+        if lock is None:
+            return False
+        self._refused(username, Refused(403, "locked", lock.message()))
+        if self._conn is not None:
+            self._conn.send_auth_banner(f"tollgate: {lock.message()}\r\n")
         return True
 
     def _refused_target(self, username: str) -> bool:

@@ -55,6 +55,7 @@ README_EGRESS = Run("tests/egress/test_readme_egress_e2e.py::"
 BOOTSTRAP = "tests/test_envoy_bootstrap_command.py"
 EVERY_KIND = f"{BOOTSTRAP}::test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes"
 SESSIONS = "tests/cli/test_audit_sessions.py"
+LIVE = "tests/e2e/test_live_sessions_e2e.py"
 DROP = ('curl -i -X POST http://127.0.0.1:10000/sql -H "authorization: Bearer $TOKEN" '
         "-H 'content-type: application/json' -d '{\"sql\": \"DROP TABLE customers\"}'")
 
@@ -199,6 +200,23 @@ REGISTRY: dict[str, Run] = {
     "tollgate policy eval --input drop.json": Run(
         "tests/cli/test_policy_cli.py::test_eval_drop_table_is_denied_and_names_the_rules_that_fired",
         'tollgate("eval", "--input"'),
+    # Live sessions (docs/operators/live-sessions.md), through python -m extproc with the
+    # test's own identities and session ids.
+    "tollgate sessions list --identity svc-etl": Run(
+        f"{LIVE}::test_list_shows_each_fronts_session_with_its_id_first",
+        '"list", "--identity", sub'),
+    'tollgate sessions end 5f0c… --reason "exfiltration" --lock 30m': Run(
+        f"{LIVE}::test_end_with_lock_ends_the_session_and_locks_its_identity",
+        '"--reason", "exfiltration"'),
+    'tollgate sessions lock --identity svc-etl --for 1h --reason "leaked token"': Run(
+        f"{LIVE}::test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocked",
+        '"lock", "--identity", sub, "--for", "1h", "--reason"'),
+    "tollgate sessions locks": Run(
+        f"{LIVE}::test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocked",
+        'sessions_cli(gw, "locks")'),
+    'tollgate sessions unlock --identity svc-etl --reason "rotated"': Run(
+        f"{LIVE}::test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocked",
+        '"unlock", "--identity", sub, "--reason", "rotated"'),
     # Approvals, from the approver's side.
     "export TOLLGATE_TOKEN=...": Run(HELD, 'tour.take(r"^export TOLLGATE_TOKEN=")', PRINTED),
     "tollgate approvals list [--status pending] [--json]": Run(

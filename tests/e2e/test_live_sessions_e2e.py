@@ -315,6 +315,8 @@ def test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocke
                         password=token, database=MY_DATABASE, ssl=unverified_tls(),
                         connect_timeout=10)
     assert "is locked until" in str(mysql_refused.value)
+    with pytest.raises(asyncssh.PermissionDenied):
+        asyncio.run(_ssh_login(gw, token))
     reply = gw.request("GET", "/demo.json?sql=select+1", token=token)
     assert reply.status == 403 and reply.json()["error"] == "locked", reply.body
     locks = sessions_cli(gw, "locks")
@@ -327,6 +329,31 @@ def test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocke
     assert unlocked.returncode == 0, unlocked.stderr
     with psycopg.connect(psql_url(gw, token), autocommit=True) as again:
         assert again.execute("SELECT 3").fetchone() == (3,)
+
+
+async def _ssh_login(gw: Gateway, token: str) -> None:
+    async with asyncssh.connect("127.0.0.1", gw.ports.ssh, username=LOGIN, password=token,
+                                known_hosts=None, client_keys=None, agent_path=None,
+                                config=None):
+        pass
+
+
+def test_a_locked_identitys_ssh_login_is_told_why(gw: Gateway, tmp_path: Path) -> None:
+    sub = "svc-live-locked-ssh"
+    status, answer = api(gw, "POST", "/sessions/locks", SECURITY,
+                         {"identity": sub, "reason": "under review"})
+    assert status == 200, answer
+    env = askpass_env(tmp_path)
+    Path(env["SSH_ASKPASS"]).write_text(f"#!/bin/sh\necho '{tokens.token(sub, ['agents'])}'\n")
+    done = subprocess.run(["ssh", "-p", str(gw.ports.ssh), *openssh_password(tmp_path),
+                           "-o", "NumberOfPasswordPrompts=1", f"{LOGIN}@127.0.0.1", "true"],
+                          env=env, capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 255
+    assert f"tollgate: identity {sub} is locked until unlocked by sec-sam: under review" in \
+        done.stderr, done.stderr
+    status, _ = api(gw, "POST", f"/sessions/locks/{sub}/unlock", SECURITY, {})
+    assert status == 200
 
 
 def test_end_with_lock_ends_the_session_and_locks_its_identity(gw: Gateway) -> None:
