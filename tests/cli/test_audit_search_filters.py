@@ -37,12 +37,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from extproc import config
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.recordings import Readers, RecordingsApi
+from extproc.admin.sessions import SessionsApi
 from extproc.approvals.hold import Holds
 from extproc.approvals.store import ApprovalStore
 from extproc.cli.audit_looks import reader
 from extproc.codecs.refusal import Refusal
 from extproc.codecs.vocabulary import ACTIONS, KINDS
 from extproc.exchange.alerts import Alerts
+from extproc.exchange.live import LiveSessions
+from extproc.exchange.live_store import LiveStore
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.recorded import recorded
 from extproc.policy.embedded import EmbeddedEngine
@@ -86,6 +89,7 @@ SESSION = "run-7"  # ada's agent run: her exchanges name it (x-session-id)
 AUDITOR = tokens.token("aude", ["auditors"])
 DBA = tokens.token("dana", ["dba"])
 ADA = tokens.token("ada", ["agents"])
+SECURITY = tokens.token("sam", ["security"])
 DAY_US = 86_400_000_000
 
 
@@ -179,8 +183,8 @@ async def pending_of(url: str, requester: str) -> str:
 
 @asynccontextmanager
 async def admin(url: str, tmp: Path, gateway: Gateway) -> AsyncIterator[str]:
-    """The approvals and recordings APIs on one admin server, recorded by the gateway's
-    recorder; their URL."""
+    """The approvals, recordings and live sessions APIs on one admin server, recorded by
+    the gateway's recorder; their URL."""
     store = await open_store(url)
     approvals = ApprovalsApi(gateway.approvals, verifier(tmp), gateway.recorder,
                              gateway.telemetry, gateway.targets, "", ("authorization",),
@@ -188,8 +192,12 @@ async def admin(url: str, tmp: Path, gateway: Gateway) -> AsyncIterator[str]:
     recordings = RecordingsApi(store, verifier(tmp), gateway.recorder,
                                Readers(config.Recordings(), list(gateway.targets.values())),
                                config.Recordings(), ("authorization",))
+    sessions = SessionsApi(LiveStore(store, 60.0), LiveSessions(), verifier(tmp),
+                           gateway.recorder, gateway.targets, ["group:dba"],
+                           ["group:security"], ("authorization",), 1024)
     try:
-        async with admin_serving([*approvals.routes(), *recordings.routes()]) as client:
+        async with admin_serving([*approvals.routes(), *recordings.routes(),
+                                  *sessions.routes()]) as client:
             yield client.url
     finally:
         await store.close()
@@ -239,6 +247,10 @@ async def play(url: str, tmp: Path) -> dict[str, str]:
             assert await call(http, "GET", f"{base}/recordings/search?kind=exchange",
                               AUDITOR) == 200
             assert await call(http, "GET", f"{base}/recordings/search", ADA) == 403
+            # A dba may not lock an identity (a refused attempt); security may.
+            lock = {"identity": "ada", "reason": "leaked token"}
+            assert await call(http, "POST", f"{base}/sessions/locks", DBA, lock) == 403
+            assert await call(http, "POST", f"{base}/sessions/locks", SECURITY, lock) == 200
         # A tunnel of ada's that ended two days ago, as Envoy's access log tells it.
         traces["tunnel"] = "7" * 32
         entry = access_log_entry(trace_id=traces["tunnel"], pin={
@@ -397,6 +409,9 @@ def test_each_kind_lists_exactly_its_records(played: Played, kind: str) -> None:
                                                ("dana", "deny", 200)]
     if kind == "policy":
         assert len(expected) == 1
+    if kind == "moderation":  # dana's attempt at a lock, refused; sam's lock
+        assert sorted((identity_of(r), r.action, r.status) for r in searched.before
+                      if r.id in expected) == [("dana", "deny", 403), ("sam", "allow", 200)]
     if kind == "access":  # the recordings API's two reads, and every search before this one
         api = [r for r in searched.before if r.id in expected
                and content(r)["meaning"]["access"].get("via") != "cli"]
@@ -423,8 +438,9 @@ def test_each_action_lists_exactly_its_records(played: Played, action: str) -> N
             ("exchange", t["left waiting"])}
     if action == "approve":  # dana's approval, and ada's attempt at her own (refused)
         assert kinds == {"approval"} and traces == {t["approved"]}
-    if action == "deny":  # refused exchanges, a dba's denial, an agent's read refused
-        assert kinds == {"exchange", "approval", "access"}
+    if action == "deny":  # refused exchanges, a dba's denial, an agent's read refused, a
+        # dba's attempt at a lock
+        assert kinds == {"exchange", "approval", "access", "moderation"}
         assert {t["delete"], t["denied"]} <= traces
     if action == "alert":
         assert kinds == {"alert"} and traces == {t["delete"]}

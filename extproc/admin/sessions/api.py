@@ -195,8 +195,8 @@ class SessionsApi:
         done): the caller checked, the body read, `act` run with them and the record's
         meaning to fill."""
         started = time.time()
-        try:
-            caller = await self._caller(request, self._moderators)
+        try:  # a verified caller's attempt is recorded, allowed or not; nobody's is not
+            caller = await self._caller(request, None)
         except SessionsError as refused:
             return _error(refused)
         raw = await request.read()
@@ -210,6 +210,7 @@ class SessionsApi:
         with recorded(self._recorder, None, finish) as admit:
             try:
                 admit()
+                self._allowed(request, caller, self._moderators)
                 response = _json(200, await act(caller, _body(raw), meaning))
             except RecordingUnavailable as exc:
                 response = _error(SessionsError("recording_unavailable", str(exc), 503))
@@ -268,20 +269,27 @@ class SessionsApi:
         return False
 
     async def _caller(self, request: web.Request,
-                      allowed: frozenset[str]) -> Authenticated:
+                      allowed: frozenset[str] | None) -> Authenticated:
+        """The verified caller, when one of `allowed` (None: whoever it is)."""
         try:
             caller = await caller_of(self._verifier, request)
         except AuthError as exc:
             log.warning("sessions API: %s %s refused: %s", request.method, request.path,
                         exc)
             raise SessionsError("unauthenticated", str(exc), 401) from None
+        if allowed is not None:
+            self._allowed(request, caller, allowed)
+        return caller
+
+    def _allowed(self, request: web.Request, caller: Authenticated,
+                 allowed: frozenset[str]) -> None:
+        """SessionsError (403, naming the config's list) unless the caller is in it."""
         if not principals(caller) & allowed:
             who = ("sessions.moderators" if allowed == self._moderators
                    else "sessions.viewers or sessions.moderators")
             log.warning("sessions API: %s %s refused: %s is not in %s", request.method,
                         request.path, caller["sub"], who)
             raise SessionsError("forbidden", f"{caller['sub']} is not in {who}", 403)
-        return caller
 
 
 async def _answered(answer: Callable[[], Awaitable[dict[str, Any]]]) -> web.Response:
