@@ -84,9 +84,13 @@ class LiveSession:
             self.reason, self.by = reason, by
             self.ended.set()
 
+    def why(self) -> str:
+        """Why it ended: who ended it, and their reason."""
+        return f"this session was ended by {self.by}: {self.reason}"
+
     def farewell(self) -> str:
         """What its client is told as it ends."""
-        return f"tollgate: this session was ended by {self.by}: {self.reason}"
+        return f"tollgate: {self.why()}"
 
 
 class LiveSessions:
@@ -146,8 +150,7 @@ class LiveSessions:
         """Why an exchange of `identity` (in `session`, if it has one) may not go on:
         its session ended, or its identity locked; None: it may."""
         if session is not None and session.ended.is_set():
-            return Refused(403, "session_ended", session.farewell().removeprefix(
-                "tollgate: "))
+            return Refused(403, "session_ended", session.why())
         if self._locks and (lock := self.locked(identity)) is not None:
             return Refused(403, "locked", lock.message())
         return None

@@ -127,18 +127,18 @@ class SessionsApi:
                 raise SessionsError("not_found", f"no live session {session_id}", 404)
             meaning.update({"identity": found.identity, "front": found.front,
                             "target": found.target, "replica": found.replica})
-            lock = None
-            if seconds is not None:
-                lock = Lock(found.identity, reason, caller["sub"],
-                            now_us() + seconds * 1_000_000)
-                meaning["lock_until_us"] = lock.until_us
-                await self._store.lock(lock)
-                self._here.lock_set(await self._store.locks())
             asked = await self._store.ask_end(session_id, reason, caller["sub"])
             if asked is None:
                 raise SessionsError("not_found", f"no live session {session_id} (it "
                                     "ended meanwhile)", 404)
             self._here.end(session_id, reason, caller["sub"])
+            lock = None
+            if seconds is not None:  # after the end: the client is told the end's reason
+                lock = Lock(found.identity, reason, caller["sub"],
+                            now_us() + seconds * 1_000_000)
+                meaning["lock_until_us"] = lock.until_us
+                await self._store.lock(lock)
+                self._here.lock_set(await self._store.locks())
             ended = await self._gone(session_id)
             log.info("session %s (%s of %s on %s) ended by %s: %s", session_id,
                      found.front, found.identity, found.target, caller["sub"], reason)
