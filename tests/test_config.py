@@ -123,6 +123,10 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     ("data", "expected"),
     [
         ({**MINIMAL, "polcy": {}}, "polcy: unknown key"),
+        ({**MINIMAL, "sessions": {"moderators": []}},
+         "sessions.moderators: name at least one group:NAME or user:SUB"),
+        ({**MINIMAL, "sessions": {"viewers": ["security"]}},
+         "sessions.viewers: expected group:NAME or user:SUB, got 'security'"),
         ({**MINIMAL, "policy": {"engin": "embedded"}}, "policy.engin: unknown key"),
         ({**MINIMAL, "policy": {"engine": "regopy"}}, "policy.engine: expected one of 'embedded'"),
         ({**MINIMAL, "listen": {"grpc": "50051"}}, "listen.grpc: expected HOST:PORT"),
