@@ -21,10 +21,10 @@ from extproc import admin, metrics
 from extproc.activity import Tracker
 from extproc.activity.seen import Seen
 from extproc.admin.approvals.api import ApprovalsApi
+from extproc.admin.live import SessionsApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
-from extproc.admin.sessions import SessionsApi
 from extproc.approvals import ApprovalStore, abandon
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds

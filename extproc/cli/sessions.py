@@ -1,7 +1,7 @@
 """`tollgate sessions`: the sessions open now on the connection fronts (PostgreSQL, MySQL,
 SSH) of every replica; end one; lock and unlock an identity.
 
-It drives the admin API's live sessions (extproc/admin/sessions/api.py) with the
+It drives the admin API's live sessions (extproc/admin/live/api.py) with the
 caller's own token, as `tollgate approvals` does (`--token` or TOLLGATE_TOKEN; `--url`
 or the config's admin API).
 

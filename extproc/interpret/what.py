@@ -129,7 +129,7 @@ def _access(meaning: dict[str, Any]) -> str | None:
 
 
 def _moderation(meaning: dict[str, Any]) -> str | None:
-    """A moderator's act on the live sessions (admin/sessions/api.py): which session or
+    """A moderator's act on the live sessions (admin/live/api.py): which session or
     identity, and why."""
     why = f": {meaning['reason']}" if meaning.get("reason") else ""
     action = meaning.get("action")

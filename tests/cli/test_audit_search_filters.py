@@ -36,8 +36,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from extproc import config
 from extproc.admin.approvals.api import ApprovalsApi
+from extproc.admin.live import SessionsApi
 from extproc.admin.recordings import Readers, RecordingsApi
-from extproc.admin.sessions import SessionsApi
 from extproc.approvals.hold import Holds
 from extproc.approvals.store import ApprovalStore
 from extproc.cli.audit_looks import reader
