@@ -52,14 +52,17 @@ def approval_record(n: int, approver: str, status: str, reason: str | None, *,
     return found
 
 
-def access_record(n: int, reader: str, returned: int, refusal: str | None = None) -> Evidence:
-    """A read through the recordings API, as its api.py records it (kind `access`)."""
+def access_record(n: int, reader: str, returned: int, refusal: str | None = None, *,
+                  background: bool = False) -> Evidence:
+    """A read through the recordings API, as its api.py records it (kind `access`);
+    `background`: one a page made on its own."""
     found = evidence(n, sub=reader, method="GET", path="/recordings/search")
     found.kind, found.decisions, found.target = "access", [], None
     found.meaning_key, found.meaning = "access", {
-        "endpoint": "search", "path": "/recordings/search", "query": {},
+        "endpoint": "search", "path": "/recordings/search",
+        "query": {"background": "1"} if background else {},
         "count": returned, "returned": [f"writer-a:{i}" for i in range(returned)],
-        "returned_truncated": False}
+        "returned_truncated": False, "background": background}
     found.outcome = {"tollgate.decision.action": "deny" if refusal else "allow",
                      "http.response.status_code": 403 if refusal else 200,
                      **({"tollgate.refusal": refusal} if refusal else {})}

@@ -42,7 +42,7 @@ def test_a_json_report_verifies_and_one_changed_byte_does_not(
     public.write_bytes(signer.public.public_pem())
     valid = audit(config, "verify-report", str(out), "--public-key", str(public))
     assert valid.returncode == 0, valid
-    assert valid.stdout.startswith(f"valid: {out} was signed")
+    assert valid.stdout.startswith(f"valid: {out} (json) was signed")
 
     text = out.read_bytes()
     at = text.index(b'"sql.write": 2') + len(b'"sql.write": ')
