@@ -135,3 +135,13 @@ async def write_period(url: str, signer: Signer, tmp_path: Path) -> str:
 @pytest.fixture
 async def recorded(store_url: str, signer: Signer, tmp_path: Path) -> str:
     return await write_period(store_url, signer, tmp_path)
+
+
+@pytest.fixture
+async def config(sqlite_url: str, signer: Signer, tmp_path: Path) -> Path:
+    """A config naming a SQLite store of the period, anchored beside it (for the
+    commands)."""
+    from tests.cli.test_audit_cli import write_config
+
+    await write_period(sqlite_url, signer, tmp_path)
+    return write_config(tmp_path, sqlite_url, checkpoint_file=tmp_path / "anchors.jsonl")

@@ -17,13 +17,12 @@ import pytest
 from extproc.recording.chain import Signer
 from extproc.reporting import sealing
 from tests.cli.test_audit_cli import audit, one_line
-from tests.reporting.test_report_cli import config  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
 
 
 @pytest.fixture
-def forms(config: Path, signer: Signer, tmp_path: Path) -> dict[str, Path]:  # noqa: F811
+def forms(config: Path, signer: Signer, tmp_path: Path) -> dict[str, Path]:
     """The three forms of one run, and the public key beside them."""
     (tmp_path / "evidence").mkdir()
     made = audit(config, "report", "--since", "2h", "--format", "json,html,pdf", "--out",
@@ -35,7 +34,7 @@ def forms(config: Path, signer: Signer, tmp_path: Path) -> dict[str, Path]:  # n
     return out
 
 
-def verify(config: Path, file: Path) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def verify(config: Path, file: Path) -> subprocess.CompletedProcess[str]:
     return audit(config, "verify-report", str(file), "--public-key",
                  str(config.parent / "audit.pub"))
 
@@ -45,7 +44,7 @@ def pdf_text(pdf: Path, *flags: str) -> str:
                           text=True, check=True, timeout=60).stdout
 
 
-def test_one_run_writes_three_forms_of_one_report(config: Path,  # noqa: F811
+def test_one_run_writes_three_forms_of_one_report(config: Path,
                                                   forms: dict[str, Path]) -> None:
     """The same signed JSON in each: the file itself, the page's data block, the PDF's
     attachment; its hash shown on the page and on every page of the PDF."""
@@ -84,7 +83,7 @@ def test_every_pdf_page_names_the_period_the_hash_and_its_number(
         assert document["signature"]["hash"] in flat.replace(" ", ""), number
 
 
-def test_each_kind_of_tampering_fails_saying_what(config: Path,  # noqa: F811
+def test_each_kind_of_tampering_fails_saying_what(config: Path,
                                                   forms: dict[str, Path], signer: Signer,
                                                   tmp_path: Path) -> None:
     page, pdf = forms["html"].read_bytes(), forms["pdf"].read_bytes()
@@ -131,7 +130,7 @@ def test_each_kind_of_tampering_fails_saying_what(config: Path,  # noqa: F811
     fails("short.html", page[:len(page) - 100], "the file is cut short")
 
 
-def test_what_is_no_report_exits_2(config: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_what_is_no_report_exits_2(config: Path, tmp_path: Path) -> None:
     plain = tmp_path / "plain.html"
     plain.write_text("<!doctype html><html><body>17</body></html>\n")
     assert "no seal in this HTML" in one_line(audit(config, "verify-report", str(plain)))
