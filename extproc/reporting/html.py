@@ -38,6 +38,7 @@ _REFUSED_BECAUSE = {
     "reason_required": "a denial without a reason",
     "forbidden": "not one of its approvers",
     "not_pending": "no longer pending (decided or expired)",
+    "already_approved": "a second approval by one who had approved it (two-person rule)",
     "not_found": "no such approval",
     "bad_request": "a malformed request",
     "recording_unavailable": "the record could not take it",
