@@ -1,0 +1,323 @@
+"""Approvals in Slack, end to end: a real Envoy and tollgate, the default pack holding
+writes for group:dba, Slack's Web API and its signed interactivity requests played by a
+stand-in (tests/standins/slack_api.py: Slack cannot be installed here).
+
+A held request is posted with Approve and Deny buttons; a click decides only as the
+identity the clicking Slack user linked, signed in, on tollgate's page, through the
+approvals API's own checks; and the message shows every change, whichever replica made it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from extproc.quickstart import stack
+from tests.e2e.test_approvals_e2e import (
+    DBA,
+    NOT_AN_APPROVER,
+    OTHER_DBA,
+    Held,
+    api,
+    held_sql,
+    pending_for,
+    sql,
+)
+from tests.standins.slack_api import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    Message,
+    SlackStandIn,
+    post,
+)
+from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
+
+pytestmark = [pytest.mark.e2e]
+
+CHANNEL = "C0APPROVALS"
+# Slack users, and whom they link to.
+U_DANA, U_DMITRI, U_ANN = "U0DANA", "U0DMITRI", "U0ANN"
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[SlackStandIn]:
+    standin = SlackStandIn().start()
+    yield standin
+    standin.stop()
+
+
+def slack_settings(folder: Path, standin: SlackStandIn) -> dict[str, Any]:
+    """approvals.slack for a gateway: the app's token and secret in files of `folder`."""
+    (folder / "slack-token").write_text(BOT_TOKEN + "\n")
+    (folder / "slack-secret").write_text(SIGNING_SECRET + "\n")
+    return {"bot_token_file": str(folder / "slack-token"),
+            "signing_secret_file": str(folder / "slack-secret"),
+            "channel": "#approvals", "api_url": standin.api_url, "attempts": 2}
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp, slack: SlackStandIn  # type: ignore[no-untyped-def]
+       ) -> Iterator[Gateway]:
+    settings = slack_settings(tmp_path_factory.mktemp("slack-app"), slack)
+    with module_gateway(tmp_path_factory, otlp, "slack", settings={"approvals": {
+            "max_hold_seconds": 30, "poll_seconds": 0.5, "slack": settings}}) as running:
+        yield running
+
+
+def actions_url(gw: Gateway, replica: int = 0) -> str:
+    return f"http://127.0.0.1:{gw.replica_admin_ports[replica]}/slack/actions"
+
+
+def posted(slack: SlackStandIn, approval_id: str) -> Message:
+    """The message posted about `approval_id`, once it is."""
+    stack.wait_until(lambda: slack.message_of(approval_id) is not None, 10,
+                     f"the Slack message of {approval_id}")
+    found = slack.message_of(approval_id)
+    assert found is not None
+    return found
+
+
+def shows(slack: SlackStandIn, approval_id: str, text: str, timeout: float = 15) -> Message:
+    """The message of `approval_id` once it shows `text`."""
+    stack.wait_until(lambda: text in posted(slack, approval_id).shown(), timeout,
+                     f"the Slack message of {approval_id} to show {text!r}")
+    return posted(slack, approval_id)
+
+
+def link_code(slack: SlackStandIn, user: str, seen: int) -> str:
+    """The code in the link tollgate answered `user` with (after the `seen` first answers)."""
+    stack.wait_until(lambda: len(slack.ephemeral_to(user)) > seen, 10,
+                     f"an answer to {user} in Slack")
+    found = re.search(r"/slack/link\?code=([\w-]+)\|", slack.ephemeral_to(user)[seen])
+    assert found, slack.ephemeral_to(user)[seen]
+    return found.group(1)
+
+
+def linked(gw: Gateway, slack: SlackStandIn, user: str, token: str, replica: int = 0) -> None:
+    """`user` linked to `token`'s identity, as a person does: a click without a link (on
+    a message about no approval: nothing is decided), then the link page, signed in. A
+    user linked already (by an earlier test) is answered as one: there is no such
+    approval."""
+    unrelated = Message(CHANNEL, "1.000001", "", [{
+        "type": "actions", "block_id": "x", "elements": [
+            {"type": "button", "action_id": "tollgate_deny", "value": "ap-none",
+             "text": {"type": "plain_text", "text": "Deny"}}]}])
+    seen = len(slack.ephemeral_to(user))
+    status, _ = slack.click(actions_url(gw, replica), unrelated, "tollgate_deny", user)
+    assert status == 200
+    stack.wait_until(lambda: len(slack.ephemeral_to(user)) > seen, 10, f"{user}'s answer")
+    if "no approval ap-none" in slack.ephemeral_to(user)[seen]:
+        return
+    status, made = api(gw, "POST", "/slack/link", token, {"code": link_code(slack, user, seen)},
+                       replica=replica)
+    assert status == 200, made
+
+
+def test_a_held_request_is_posted_with_buttons_and_inert_agent_text(
+        gw: Gateway, slack: SlackStandIn) -> None:
+    text = "UPDATE customers SET name = '<!channel> @here <https://evil.example|ok> \x1b[2K'"
+    held, approval = held_sql(gw, text)
+    message = posted(slack, approval["id"])
+    assert message.channel == CHANNEL
+    buttons = message.buttons()
+    assert (buttons["tollgate_approve"]["value"], buttons["tollgate_deny"]["value"]) == (
+        approval["id"], approval["id"])
+    assert buttons["tollgate_open"]["url"] == approval["page_url"]
+    shown = message.shown()
+    for part in ("Asked by: svc-autogen", "Target: demo", "Approvers: group:dba",
+                 "Approving grants: this one request", "A request waits on it"):
+        assert part in shown, (part, shown)
+    # What the agent wrote: shown, never played (no mention, link or escape sequence).
+    assert "&lt;!channel&gt; \uff20here &lt;https://evil.example|ok&gt; \\x1b[2K" in shown
+    for played in ("<!channel>", "@here", "<https://", "\x1b"):
+        assert played not in shown and played not in message.text
+    assert all(t["type"] == "plain_text" for b in message.blocks
+               for t in [b.get("text"), *b.get("fields", [])] if t)
+    # The call as Slack's API takes it: the bot token, JSON.
+    call = next(c for c in slack.calls if c.method == "chat.postMessage"
+                and c.body["blocks"] == message.versions[0]["blocks"])
+    assert call.headers["Authorization"] == f"Bearer {BOT_TOKEN}"
+    api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA, {"reason": "tidy up"})
+    assert held.result().status == 403
+
+
+def test_an_unlinked_click_gets_a_one_time_link_that_binds(gw: Gateway,
+                                                           slack: SlackStandIn) -> None:
+    held, approval = held_sql(gw, "UPDATE customers SET email = email -- unlinked")
+    message = posted(slack, approval["id"])
+    seen = len(slack.ephemeral_to(U_ANN))
+    status, _ = slack.click(actions_url(gw), message, "tollgate_approve", U_ANN)
+    assert status == 200
+    code = link_code(slack, U_ANN, seen)
+    assert f"{gw.admin_url}/slack/link?code={code}" in slack.ephemeral_to(U_ANN)[seen]
+    assert api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["status"] == "pending"
+    # What the link page's button sends: refused unless signed in.
+    status, made = api(gw, "POST", "/slack/link", None, {"code": code})
+    assert (status, made["error"]) == (401, "unauthenticated")
+    status, made = api(gw, "POST", "/slack/link", NOT_AN_APPROVER, {"code": code})
+    assert status == 200, made
+    assert (made["sub"], made["groups"], made["slack_user"]) == ("ann", ["agents"], U_ANN)
+    # It ends with the sign-in (the token's expiry, sooner than link_minutes' 8 h).
+    token_exp = jwt.decode(NOT_AN_APPROVER, options={"verify_signature": False})["exp"]
+    assert made["expires_us"] == token_exp * 1_000_000
+    status, again = api(gw, "POST", "/slack/link", NOT_AN_APPROVER, {"code": code})
+    assert (status, again["error"]) == (410, "link_unknown")
+    # Linked, ann is still no approver: her click is refused by the approval's own check.
+    seen = len(slack.ephemeral_to(U_ANN))
+    slack.click(actions_url(gw), message, "tollgate_approve", U_ANN)
+    stack.wait_until(lambda: len(slack.ephemeral_to(U_ANN)) > seen, 10, "ann's answer")
+    assert "only group:dba may decide this approval" in slack.ephemeral_to(U_ANN)[seen]
+    assert not held.answered
+    api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA, {"reason": "tidy up"})
+    held.result()
+
+
+def test_the_link_page_is_served(gw: Gateway) -> None:
+    with urllib.request.urlopen(f"{gw.admin_url}/slack/link?code=abc", timeout=10) as reply:
+        assert reply.status == 200
+        assert "Link your Slack user" in reply.read().decode()
+        assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+
+
+def test_a_linked_approvers_click_approves_and_the_request_completes(
+        gw: Gateway, slack: SlackStandIn) -> None:
+    linked(gw, slack, U_DANA, DBA)
+    held, approval = held_sql(gw, "UPDATE customers SET email = email -- by slack")
+    message = posted(slack, approval["id"])
+    status, _ = slack.click(actions_url(gw), message, "tollgate_approve", U_DANA)
+    assert status == 200
+    reply = held.result()
+    assert reply.status == 200, reply.body
+    updated = shows(slack, approval["id"], "Approved by dana")
+    assert "tollgate_approve" not in updated.buttons()
+    assert "tollgate_deny" not in updated.buttons()
+    # The record says it came through Slack, and names the identity and the Slack user.
+    def decision() -> list[dict[str, Any]]:
+        return [r for r in gw.records("approval") if (r["approval"] or {}).get("id")
+                == approval["id"] and r["outcome"]["action"] == "approve"]
+    stack.wait_until(lambda: bool(decision()), 10, "the decision's record")
+    (record,) = decision()
+    assert record["identity"]["sub"] == "dana"
+    assert record["approval"]["via"] == "slack"
+    assert record["approval"]["slack"] == {"user_id": U_DANA, "team_id": "T0TOLLGATE"}
+    assert record["approval"]["decided_by"] == "dana"
+
+
+def test_bad_and_old_signatures_are_refused(gw: Gateway, slack: SlackStandIn) -> None:
+    held, approval = held_sql(gw, "UPDATE customers SET email = email -- forged")
+    message = posted(slack, approval["id"])
+    url = actions_url(gw)
+    status, body = slack.click(url, message, "tollgate_approve", U_DANA, secret="guessed" * 5)
+    assert status == 401 and b"does not match the signing secret" in body
+    status, body = slack.click(url, message, "tollgate_approve", U_DANA,
+                               at=time.time() - 600)
+    assert status == 401 and b"s off (at most 300 s)" in body
+    status, body = post(url, b"payload=%7B%7D", {})
+    assert status == 401 and b"no X-Slack-Request-Timestamp" in body
+    assert api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["status"] == "pending"
+    assert not held.answered
+    api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA, {"reason": "tidy up"})
+    held.result()
+
+
+def test_the_requester_cannot_approve_their_own_in_slack(gw: Gateway,
+                                                         slack: SlackStandIn) -> None:
+    linked(gw, slack, U_DANA, DBA)
+    held, approval = held_sql(gw, "UPDATE customers SET email = email -- mine", token=DBA)
+    assert approval["requester"] == "dana"
+    message = posted(slack, approval["id"])
+    seen = len(slack.ephemeral_to(U_DANA))
+    slack.click(actions_url(gw), message, "tollgate_approve", U_DANA)
+    stack.wait_until(lambda: len(slack.ephemeral_to(U_DANA)) > seen, 10, "dana's answer")
+    assert "nobody approves their own request" in slack.ephemeral_to(U_DANA)[seen]
+    assert not held.answered
+    assert api(gw, "GET", f"/approvals/{approval['id']}", OTHER_DBA)[1]["status"] == "pending"
+    # Nor denies it: the dialog does not even open.
+    views = len(slack.views)
+    slack.click(actions_url(gw), message, "tollgate_deny", U_DANA)
+    stack.wait_until(lambda: len(slack.ephemeral_to(U_DANA)) > seen + 1, 10, "dana's answer")
+    assert len(slack.views) == views
+    api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA, {"reason": "not yours"})
+    held.result()
+
+
+def test_a_denial_in_its_dialog_reaches_the_client_with_its_reason(
+        gw: Gateway, slack: SlackStandIn) -> None:
+    linked(gw, slack, U_DMITRI, OTHER_DBA)
+    held, approval = held_sql(gw, "DELETE FROM customers")
+    message = posted(slack, approval["id"])
+    views = len(slack.views)
+    status, _ = slack.click(actions_url(gw), message, "tollgate_deny", U_DMITRI)
+    assert status == 200 and len(slack.views) == views + 1
+    dialog = slack.views[-1]
+    # A reason that is only blanks is refused in the dialog, by the API's own check.
+    status, body = slack.submit(actions_url(gw), dialog, U_DMITRI, {"reason": "   "})
+    assert status == 200 and b'"response_action":"errors"' in body
+    assert b"a denial needs a reason" in body
+    status, body = slack.submit(actions_url(gw), dialog, U_DMITRI,
+                                {"reason": "not during the freeze"})
+    assert (status, body) == (200, b"")
+    reply = held.result()
+    assert reply.status == 403
+    assert "denied by dmitri: not during the freeze" in reply.json()["message"]
+    updated = shows(slack, approval["id"], "Denied by dmitri")
+    assert "not during the freeze" in updated.shown()
+    assert "tollgate_deny" not in updated.buttons()
+
+
+def test_the_message_shows_that_the_client_left(gw: Gateway, slack: SlackStandIn) -> None:
+    text = "UPDATE customers SET email = email -- leaves"
+    gone = Held(lambda: sql(gw, text, timeout=3))
+    approval = pending_for(gw, text)
+    posted(slack, approval["id"])
+    with pytest.raises(TimeoutError):
+        gone.result()
+    message = shows(slack, approval["id"], "Nobody waits on it any more")
+    # Still pending: approving lets a retry through, so its buttons stay.
+    assert "tollgate_approve" in message.buttons()
+    api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA, {"reason": "tidy up"})
+    shows(slack, approval["id"], "Denied by dana")
+
+
+# -- expiry, and two replicas sharing a PostgreSQL store --------------------------------
+
+
+def test_the_message_shows_an_expiry(make_gateway: GatewayFactory, slack: SlackStandIn,
+                                     tmp_path: Path) -> None:
+    gw = make_gateway(POLICIES, settings={"approvals": {
+        "expire_seconds": 3, "max_hold_seconds": 1, "poll_seconds": 0.5,
+        "slack": slack_settings(tmp_path, slack)}})
+    text = "UPDATE customers SET email = email -- expires"
+    assert sql(gw, text).status == 403  # its hold of 1 s ends
+    (record,) = [r for r in gw.wait_for_records(1) if r["request"]["body"]
+                 and r["request"]["body"].get("value") == {"sql": text}]
+    approval_id = record["approval"]["id"]
+    message = shows(slack, approval_id, "Expired undecided")
+    assert "tollgate_approve" not in message.buttons()
+
+
+def test_a_change_made_through_the_other_replica_reaches_slack(
+        make_gateway: GatewayFactory, pg_url: str, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    gw = make_gateway(POLICIES, replicas=2, settings={
+        "store": {"url": pg_url},
+        "approvals": {"max_hold_seconds": 30, "poll_seconds": 0.5,
+                      "slack": slack_settings(tmp_path, slack)}})
+    text = "UPDATE customers SET email = email -- replicas"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    other = 1 - int(approval["held_by"].rsplit("-", 1)[1])
+    message = posted(slack, approval["id"])
+    # Linked, and clicked, through the replica that does not hold the request.
+    linked(gw, slack, U_DANA, DBA, replica=other)
+    status, _ = slack.click(actions_url(gw, other), message, "tollgate_approve", U_DANA)
+    assert status == 200
+    assert held.result().status == 200
+    shows(slack, approval["id"], "Approved by dana")
