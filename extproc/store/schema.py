@@ -336,7 +336,8 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             # Slack users linked to a signed-in identity (approvals/slack/links.py): a
             # click decides as `identity` (JSON: subject, issuer, groups) until
             # `expires_us`. One-time codes (`code_hash`: their SHA-256) bring a Slack
-            # user to the page where they link.
+            # user to the page where they link (`slack_name` shown there, so a person
+            # sees whose Slack user they are about to speak for).
             """CREATE TABLE slack_links (
                 team_id TEXT NOT NULL,
                 slack_user TEXT NOT NULL,
@@ -350,6 +351,7 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 code_hash TEXT PRIMARY KEY,
                 team_id TEXT NOT NULL,
                 slack_user TEXT NOT NULL,
+                slack_name TEXT NOT NULL,
                 expires_us BIGINT NOT NULL
             )""",
         ],

@@ -18,6 +18,7 @@ from typing import Any
 
 import jwt
 import pytest
+from playwright.sync_api import Browser, expect
 
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import (
@@ -37,6 +38,8 @@ from tests.standins.slack_api import (
     SlackStandIn,
     post,
 )
+from tests.support.axe import serious_violations
+from tests.support.browser import tab
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
 
 pytestmark = [pytest.mark.e2e]
@@ -100,17 +103,22 @@ def link_code(slack: SlackStandIn, user: str, seen: int) -> str:
     return found.group(1)
 
 
+def unrelated_message() -> Message:
+    """A message about no approval: a click on it decides nothing."""
+    return Message(CHANNEL, "1.000001", "", [{
+        "type": "actions", "block_id": "x", "elements": [
+            {"type": "button", "action_id": "tollgate_deny", "value": "ap-none",
+             "text": {"type": "plain_text", "text": "Deny"}}]}])
+
+
 def linked(gw: Gateway, slack: SlackStandIn, user: str, token: str, replica: int = 0) -> None:
     """`user` linked to `token`'s identity, as a person does: a click without a link (on
     a message about no approval: nothing is decided), then the link page, signed in. A
     user linked already (by an earlier test) is answered as one: there is no such
     approval."""
-    unrelated = Message(CHANNEL, "1.000001", "", [{
-        "type": "actions", "block_id": "x", "elements": [
-            {"type": "button", "action_id": "tollgate_deny", "value": "ap-none",
-             "text": {"type": "plain_text", "text": "Deny"}}]}])
     seen = len(slack.ephemeral_to(user))
-    status, _ = slack.click(actions_url(gw, replica), unrelated, "tollgate_deny", user)
+    status, _ = slack.click(actions_url(gw, replica), unrelated_message(), "tollgate_deny",
+                            user)
     assert status == 200
     stack.wait_until(lambda: len(slack.ephemeral_to(user)) > seen, 10, f"{user}'s answer")
     if "no approval ap-none" in slack.ephemeral_to(user)[seen]:
@@ -158,9 +166,15 @@ def test_an_unlinked_click_gets_a_one_time_link_that_binds(gw: Gateway,
     code = link_code(slack, U_ANN, seen)
     assert f"{gw.admin_url}/slack/link?code={code}" in slack.ephemeral_to(U_ANN)[seen]
     assert api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["status"] == "pending"
-    # What the link page's button sends: refused unless signed in.
-    status, made = api(gw, "POST", "/slack/link", None, {"code": code})
-    assert (status, made["error"]) == (401, "unauthenticated")
+    # What the link page sends: refused unless signed in; first, whose Slack user it is
+    # (the code kept), then the link (the code spent).
+    for path in ("/slack/link/check", "/slack/link"):
+        status, made = api(gw, "POST", path, None, {"code": code})
+        assert (status, made["error"]) == (401, "unauthenticated")
+    status, whose = api(gw, "POST", "/slack/link/check", NOT_AN_APPROVER, {"code": code})
+    assert status == 200, whose
+    assert (whose["slack_user"], whose["slack_name"], whose["team_id"], whose["sub"]) == (
+        U_ANN, "u0ann", "T0TOLLGATE", "ann")
     status, made = api(gw, "POST", "/slack/link", NOT_AN_APPROVER, {"code": code})
     assert status == 200, made
     assert (made["sub"], made["groups"], made["slack_user"]) == ("ann", ["agents"], U_ANN)
@@ -179,11 +193,59 @@ def test_an_unlinked_click_gets_a_one_time_link_that_binds(gw: Gateway,
     held.result()
 
 
-def test_the_link_page_is_served(gw: Gateway) -> None:
-    with urllib.request.urlopen(f"{gw.admin_url}/slack/link?code=abc", timeout=10) as reply:
-        assert reply.status == 200
-        assert "Link your Slack user" in reply.read().decode()
+def test_the_link_page_names_the_slack_user_and_links_it(
+        gw: Gateway, slack: SlackStandIn, browser: Browser) -> None:
+    """The page a Slack user opens from tollgate's answer, in Chromium: signed in with a
+    token, it names the Slack user the link speaks for, and links it; axe-core finds no
+    serious violation; the code is spent."""
+    user = "U0DARIA"
+    seen = len(slack.ephemeral_to(user))
+    status, _ = slack.click(actions_url(gw), unrelated_message(), "tollgate_deny", user)
+    assert status == 200
+    code = link_code(slack, user, seen)
+    with urllib.request.urlopen(f"{gw.admin_url}/slack/link?code={code}", timeout=10) as reply:
         assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+    for viewport in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        with tab(browser, viewport=viewport) as page:
+            page.goto(f"{gw.admin_url}/slack/link?code={code}")
+            expect(page.locator("#status")).to_contain_text("Sign in", timeout=10_000)
+            assert serious_violations(page) == [], "signed out"
+            page.fill("#token", OTHER_DBA)
+            page.keyboard.press("Enter")
+            expect(page.locator("#whose")).to_have_text(
+                "Slack user @u0daria (U0DARIA) of Slack workspace T0TOLLGATE asks to decide "
+                "as you, dmitri (groups: dba). Link it only if that Slack user is yours.",
+                timeout=10_000)
+            assert serious_violations(page) == [], "signed in"
+    with tab(browser) as page:
+        page.goto(f"{gw.admin_url}/slack/link?code={code}")
+        page.fill("#token", OTHER_DBA)
+        page.keyboard.press("Enter")
+        page.locator("#link").click()
+        expect(page.locator("#status")).to_contain_text(
+            "Linked: Slack user @u0daria (U0DARIA) of Slack workspace T0TOLLGATE now decides "
+            "as dmitri until", timeout=10_000)
+        assert "code=" not in page.url
+        page.goto(f"{gw.admin_url}/slack/link?code={code}")  # still signed in, this tab
+        expect(page.locator("#status")).to_contain_text("used already", timeout=10_000)
+        expect(page.locator("#link")).to_be_hidden()
+
+
+def test_a_click_on_the_longest_message_fits_the_admin_port(
+        gw: Gateway, slack: SlackStandIn) -> None:
+    """A click's request carries its whole message: an agent's statement of 4,000 ESCs,
+    `<`s and `&`s each (52,000 characters made inert) is cut short in Slack (the page
+    shows it all), so the click still reaches tollgate (not a 413)."""
+    text = "UPDATE customers SET name = '" + "\x1b<&" * 4000 + "'"
+    held, approval = held_sql(gw, text)
+    message = posted(slack, approval["id"])
+    assert message.shown().split("\n")[1].endswith("\u2026")  # the statement, cut
+    seen = len(slack.ephemeral_to(U_ANN + "2"))
+    status, _ = slack.click(actions_url(gw), message, "tollgate_approve", U_ANN + "2")
+    assert status == 200
+    link_code(slack, U_ANN + "2", seen)
+    api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA, {"reason": "tidy up"})
+    held.result()
 
 
 def test_a_linked_approvers_click_approves_and_the_request_completes(

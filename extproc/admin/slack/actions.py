@@ -6,6 +6,8 @@ user to a signed-in identity.
                            `block_actions` (Approve, Deny) and `view_submission` (the
                            denial's dialog)
     GET  /slack/link?code= the page where a Slack user, signed in, links themselves
+    POST /slack/link/check {"code": "..."}: whose Slack user the code would link (the page
+                           shows it first: nobody links a stranger's Slack user unawares)
     POST /slack/link       {"code": "..."}: the link made, as the signed-in caller
 
 A Slack user is nobody to tollgate's identity provider: a click decides only as the
@@ -39,6 +41,7 @@ from extproc.approvals.slack.links import CODE_SECONDS, Link, LinkError, SlackLi
 from extproc.approvals.slack.web_api import SlackApi, SlackError
 from extproc.approvals.store import ApprovalStore
 from extproc.codecs.inert import slack
+from extproc.identity import Authenticated
 from extproc.store import StoreError
 from extproc.webhook import Background
 
@@ -57,6 +60,7 @@ class SlackActions:
     def routes(self) -> list[web.RouteDef]:
         return [
             *admin.page_routes("/slack/link", "extproc.admin.slack"),
+            web.post("/slack/link/check", self._check),
             web.post("/slack/link", self._link),
             web.post("/slack/actions", self._action),
         ]
@@ -77,8 +81,9 @@ class SlackActions:
         try:
             payload = json.loads(parse_qs(raw.decode("utf-8"))["payload"][0])
             kind = payload["type"]
-            user = SlackUser(str((payload.get("team") or {}).get("id")
-                                 or payload["user"]["team_id"]), str(payload["user"]["id"]))
+            who = payload["user"]
+            user = SlackUser(str((payload.get("team") or {}).get("id") or who["team_id"]),
+                             str(who["id"]), str(who.get("username") or who.get("name") or ""))
         except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
             log.warning("slack: an interaction that is no payload Slack sends: %s", exc)
             return _json(400, {"error": "bad_request",
@@ -189,21 +194,26 @@ class SlackActions:
 
     # -- the link page -------------------------------------------------------------------
 
+    async def _check(self, request: web.Request) -> web.Response:
+        """Whose Slack user the code would link to the signed-in caller, the code kept."""
+        asked = await self._asked(request)
+        if isinstance(asked, web.Response):
+            return asked
+        caller, code = asked
+        try:
+            user = await self._links.peek(code)
+        except LinkError as exc:
+            return _json(410, {"error": "link_unknown", "message": str(exc)})
+        except StoreError as exc:
+            return _json(503, {"error": "approvals_unavailable", "message": str(exc)})
+        return _json(200, {"sub": caller["sub"], "groups": caller["groups"], **_shown(user)})
+
     async def _link(self, request: web.Request) -> web.Response:
         """The link made: the code's Slack user decides as the signed-in caller."""
-        try:
-            caller = await caller_of(self._verifier, request)
-        except AuthError as exc:
-            log.warning("slack: %s %s refused: %s", request.method, request.path, exc)
-            return _json(401, {"error": "unauthenticated", "message": str(exc)})
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-            code = body["code"] if isinstance(body, dict) else None
-            if not isinstance(code, str) or not code:
-                raise ValueError
-        except (ValueError, KeyError):
-            return _json(400, {"error": "bad_request",
-                               "message": 'expected a JSON object {"code": "..."}'})
+        asked = await self._asked(request)
+        if isinstance(asked, web.Response):
+            return asked
+        caller, code = asked
         try:
             user = await self._links.claim(code)
             link = await self._links.bind(user, caller, _signed_in_until(request))
@@ -211,10 +221,36 @@ class SlackActions:
             return _json(410, {"error": "link_unknown", "message": str(exc)})
         except StoreError as exc:
             return _json(503, {"error": "approvals_unavailable", "message": str(exc)})
-        log.info("slack: %s linked to %s until %d", user, caller["sub"], link.expires_us)
-        return _json(200, {"sub": caller["sub"], "groups": caller["groups"],
-                           "slack_user": user.user_id, "team_id": user.team_id,
+        log.info("slack: %s (%s) linked to %s until %d", user, user.name, caller["sub"],
+                 link.expires_us)
+        return _json(200, {"sub": caller["sub"], "groups": caller["groups"], **_shown(user),
                            "expires_us": link.expires_us})
+
+    async def _asked(self, request: web.Request) -> tuple[Authenticated, str] | web.Response:
+        """The signed-in caller and the code their JSON body names, or the answer saying
+        what is missing."""
+        try:
+            caller = await caller_of(self._verifier, request)
+        except AuthError as exc:
+            log.warning("slack: %s %s refused: %s", request.method, request.path, exc)
+            return _json(401, {"error": "unauthenticated", "message": str(exc)})
+        wrong = _json(400, {"error": "bad_request",
+                            "message": 'expected a JSON object {"code": "..."} '
+                                       "(Content-Type: application/json)"})
+        if request.content_type != "application/json":
+            return wrong
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError:
+            return wrong
+        code = body.get("code") if isinstance(body, dict) else None
+        if not isinstance(code, str) or not code:
+            return wrong
+        return caller, code
+
+
+def _shown(user: SlackUser) -> dict[str, str]:
+    return {"slack_user": user.user_id, "slack_name": user.name, "team_id": user.team_id}
 
 
 def _decidable(approval: Approval, link: Link) -> None:

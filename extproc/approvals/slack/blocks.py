@@ -23,8 +23,10 @@ REASON = "reason"
 # A new approval's waiter renews its lease a moment after the approval is made: until
 # then it counts as waiting.
 _FIRST_LEASE_US = 5_000_000
-# Slack's limits: a section's text 3000 characters, a field 2000, a header 150.
-_TEXT, _FIELD = 2900, 1900
+# What a message shows of a long text: within Slack's limits (a section's text 3000
+# characters, a field 2000), and short enough that a click's request, which carries the
+# whole message (escaped twice), stays within the admin port's 64 KiB. The page shows all.
+_TEXT, _FIELD = 1500, 500
 
 
 def state_of(approval: Approval, at_us: int | None = None) -> tuple[str, bool]:
@@ -71,9 +73,9 @@ def message(approval: Approval, page_url: str | None,
                         "text": _plain("Open in tollgate")})
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(_HEADERS[state])},
-        {"type": "section", "text": _plain(slack(approval.summary)[:_TEXT])},
-        {"type": "section", "fields": [_plain(field[:_FIELD]) for field in fields]},
-        {"type": "section", "text": _plain(outcome[:_TEXT])},
+        {"type": "section", "text": _plain(_cut(slack(approval.summary), _TEXT))},
+        {"type": "section", "fields": [_plain(_cut(field, _FIELD)) for field in fields]},
+        {"type": "section", "text": _plain(_cut(outcome, _TEXT))},
     ]
     if buttons:
         blocks.append({"type": "actions", "block_id": f"tollgate:{approval.id}",
@@ -81,7 +83,7 @@ def message(approval: Approval, page_url: str | None,
     blocks.append({"type": "context", "elements": [_plain(f"tollgate approval {approval.id}")]})
     text = (f"tollgate: {requester} asks for approval on {target}: "
             f"{slack(approval.summary)[:300]} ({outcome})")
-    return {"text": text[:_TEXT], "blocks": blocks}
+    return {"text": _cut(text, _TEXT), "blocks": blocks}
 
 
 _HEADERS = {"pending": "Approval needed", "approved": "Approved", "used": "Approved",
@@ -135,12 +137,17 @@ def deny_dialog(approval: Approval, channel: str | None) -> dict[str, Any]:
         "title": _plain("Deny approval"), "submit": _plain("Deny"),
         "close": _plain("Cancel"),
         "blocks": [
-            {"type": "section", "text": _plain(slack(approval.summary)[:_TEXT])},
+            {"type": "section", "text": _plain(_cut(slack(approval.summary), _TEXT))},
             {"type": "input", "block_id": REASON, "label": _plain("Why? The agent is told."),
              "element": {"type": "plain_text_input", "action_id": REASON,
                          "multiline": True, "max_length": 1000}},
         ],
     }
+
+
+def _cut(text: str, most: int) -> str:
+    """`text`, or as much of it as fits in `most` characters, saying it goes on."""
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _plain(text: str) -> dict[str, Any]:

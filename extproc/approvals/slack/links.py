@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from extproc.approvals.model import now
@@ -34,6 +34,7 @@ class LinkError(Exception):
 class SlackUser:
     team_id: str
     user_id: str
+    name: str = field(default="", compare=False)  # their Slack username, as Slack said
 
     def __str__(self) -> str:
         return f"{self.user_id} (team {self.team_id})"
@@ -58,21 +59,23 @@ class SlackLinks:
         at = now()
         await self._store.execute("DELETE FROM slack_link_codes WHERE expires_us < ?", (at,))
         await self._store.execute(
-            "INSERT INTO slack_link_codes (code_hash, team_id, slack_user, expires_us) "
-            "VALUES (?, ?, ?, ?)",
-            (_digest(code), user.team_id, user.user_id, at + CODE_SECONDS * 1_000_000))
+            "INSERT INTO slack_link_codes (code_hash, team_id, slack_user, slack_name, "
+            "expires_us) VALUES (?, ?, ?, ?, ?)",
+            (_digest(code), user.team_id, user.user_id, user.name,
+             at + CODE_SECONDS * 1_000_000))
         return code
+
+    async def peek(self, code: str) -> SlackUser:
+        """The Slack user `code` would link, the code kept (LinkError if it cannot be)."""
+        return _user(await self._store.execute(
+            "SELECT team_id, slack_user, slack_name FROM slack_link_codes "
+            "WHERE code_hash = ? AND expires_us > ?", (_digest(code), now())))
 
     async def claim(self, code: str) -> SlackUser:
         """The Slack user `code` links, the code spent (LinkError if it cannot be)."""
-        rows = await self._store.execute(
+        return _user(await self._store.execute(
             "DELETE FROM slack_link_codes WHERE code_hash = ? AND expires_us > ? "
-            "RETURNING team_id, slack_user", (_digest(code), now()))
-        if not rows:
-            raise LinkError("this link is unknown, used already or older than "
-                            f"{CODE_SECONDS // 60} minutes: click a button in Slack again "
-                            "for a new one")
-        return SlackUser(str(rows[0][0]), str(rows[0][1]))
+            "RETURNING team_id, slack_user, slack_name", (_digest(code), now())))
 
     async def bind(self, user: SlackUser, identity: Authenticated,
                    signed_in_until_us: int | None) -> Link:
@@ -100,6 +103,15 @@ class SlackLinks:
             return None
         identity: Authenticated = json.loads(rows[0][0])
         return Link(user, identity, int(rows[0][1]))
+
+
+def _user(rows: list[tuple[Any, ...]]) -> SlackUser:
+    if not rows:
+        raise LinkError("this link is unknown, used already or older than "
+                        f"{CODE_SECONDS // 60} minutes: click a button in Slack again for "
+                        "a new one")
+    team_id, user_id, name = rows[0]
+    return SlackUser(str(team_id), str(user_id), str(name))
 
 
 def _digest(code: str) -> str:
