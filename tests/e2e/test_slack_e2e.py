@@ -270,6 +270,11 @@ def test_a_linked_approvers_click_approves_and_the_request_completes(
     assert record["approval"]["via"] == "slack"
     assert record["approval"]["slack"] == {"user_id": U_DANA, "team_id": "T0TOLLGATE"}
     assert record["approval"]["decided_by"] == "dana"
+    # So does its span, under the held request's trace.
+    spans = gw.otlp.spans_of(record["trace_id"], count=2)
+    decided = next(s for s in spans if s.name == "tollgate approval approve")
+    assert (decided.attributes["enduser.id"], decided.attributes["tollgate.approval.via"],
+            decided.attributes["tollgate.slack.user_id"]) == ("dana", "slack", U_DANA)
 
 
 def test_bad_and_old_signatures_are_refused(gw: Gateway, slack: SlackStandIn) -> None:
