@@ -388,3 +388,27 @@ def test_a_change_made_through_the_other_replica_reaches_slack(
     assert status == 200
     assert held.result().status == 200
     shows(slack, approval["id"], "Approved by dana")
+
+
+def test_a_hold_abandoned_by_a_killed_replica_is_shown_abandoned(
+        make_gateway: GatewayFactory, pg_url: str, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    """The replica holding the request is SIGKILLed: the one still alive abandons its
+    approval, and the message it never posted shows it, its buttons gone."""
+    gw = make_gateway(POLICIES, replicas=2, settings={
+        "store": {"url": pg_url, "heartbeat_seconds": 0.5},
+        "approvals": {"max_hold_seconds": 30, "poll_seconds": 0.5, "abandon_seconds": 1,
+                      "slack": slack_settings(tmp_path, slack)}})
+    text = "UPDATE customers SET email = email -- abandoned"
+    held = Held(lambda: sql(gw, text))
+    approval = pending_for(gw, text)
+    holder = int(approval["held_by"].rsplit("-", 1)[1])
+    posted(slack, approval["id"])
+    stack.wait_until(lambda: api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["wait"][
+        "waiting"], 10, "the held request to wait on its approval")
+    gw.processes[holder].popen.kill()
+    gw.processes[holder].popen.wait(10)
+    held.result()
+    message = shows(slack, approval["id"], "Abandoned at", timeout=30)
+    assert "tollgate_approve" not in message.buttons()
+    assert "stopped without answering it" in message.shown()

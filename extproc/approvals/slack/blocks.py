@@ -113,8 +113,9 @@ def _outcome(approval: Approval, state: str, at_us: int) -> str:
             return (f"A request waits on it, at most until "
                     f"{_utc(min(until, approval.expires_us))}.{quorum}")
         if waiting == "gone":
-            return ("Nobody waits on it any more (the client left, or its hold ended): "
-                    f"approving lets a retry of it through.{quorum}")
+            return ("Nobody waits on it any more (the client left, its hold ended, or the "
+                    "replica holding it stopped): approving lets a retry of it through."
+                    f"{quorum}")
         return f"Waiting for a decision.{quorum}"
     if state == "approved":
         return f"Approved by {by} at {_utc(approval.decided_us)}{because}."
