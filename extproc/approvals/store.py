@@ -334,8 +334,10 @@ class ApprovalStore:
 
     async def _tell(self, approval_id: str) -> None:
         """Word of a change made outside a decision's transaction, to this process and
-        every other sharing the store."""
-        await self._store.notify(self._store.execute, CHANNEL, approval_id)
+        every other sharing the store; a word the store cannot send is lost, never
+        raised (what it would tell is found by the next poll or sweep)."""
+        with contextlib.suppress(StoreError):
+            await self._store.notify(self._store.execute, CHANNEL, approval_id)
         self._wake(approval_id)
         if self._siblings is not None:
             self._siblings.send(approval_id)
