@@ -742,6 +742,41 @@ class Masking:
 
 
 @dataclass(frozen=True)
+class Slack:
+    """Approvers told and deciding in Slack, as a Slack app (approvals/slack/): a message
+    with Approve and Deny buttons in `channel`, updated as the approval changes. A click
+    decides only as the identity its Slack user linked on tollgate's page (signed in),
+    never as a Slack user alone."""
+
+    # The app's bot token (xoxb-..., scope chat:write), in a file (relative to this file).
+    bot_token_file: Path
+    # The app's signing secret, in a file: the interactivity requests Slack sends to
+    # /slack/actions on the admin port are checked with it (refused without it).
+    signing_secret_file: Path
+    # Where approvals are posted: a channel's id (C0123ABC) or #name the app is in.
+    channel: str
+    # Slack's Web API (a stand-in's in tests).
+    api_url: str = "https://slack.com/api"
+    # Each Web API call is tried this often, with backoff (1, 2, 4, 8 s) between tries.
+    attempts: int = 5
+    # How long a Slack user's link to a signed-in identity lasts at most (never longer
+    # than the sign-in it was made with: a token's expiry).
+    link_minutes: float = 480.0
+
+    def __post_init__(self) -> None:
+        if not self.channel.strip():
+            raise Invalid("channel", "must name a channel (its id, C0123ABC, or #name)")
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Invalid("api_url", f"expected http(s)://HOST[:PORT][/PATH], got "
+                          f"{self.api_url!r}")
+        if self.attempts < 1:
+            raise Invalid("attempts", "must be >= 1")
+        if not 1 <= self.link_minutes <= 7 * 24 * 60:
+            raise Invalid("link_minutes", "must be from 1 to 10080 (a week)")
+
+
+@dataclass(frozen=True)
 class Approvals:
     """How requests a policy holds wait for a human."""
 
@@ -762,6 +797,8 @@ class Approvals:
     # with backoff (1, 2, 4, 8 s) up to `webhook_attempts` times.
     webhook_url: str | None = None
     webhook_attempts: int = 5
+    # Approvers told, and deciding, in Slack as an app (beside the webhook, or instead).
+    slack: Slack | None = None
     # Where approvers reach the admin API (the `approve_url` in a refusal). Default:
     # http:// and `listen.admin`.
     public_url: str | None = None
@@ -1168,6 +1205,9 @@ class Config:
             if name not in seen:
                 raise Invalid(f"recordings.target_readers.{name}", "no target of that name")
         self._check_fronts()
+        if self.approvals.slack is not None and self.listen.admin is None:
+            raise Invalid("approvals.slack", "its buttons are answered on the admin port "
+                          "(/slack/actions) and its users linked there: set listen.admin too")
         writer_id, workers = self.recording.writer_id, self.listen.worker_count
         if writer_id is not None and workers > 1 \
                 and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):
