@@ -745,7 +745,7 @@ function showWindow(where) {
 // -- reading -----------------------------------------------------------------------------------
 
 async function follow() {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!hasCaller()) return;
   const where = place();
   recordings.hidden = false;
   for (const id of ["sessions", "session", "record"]) {
@@ -837,4 +837,4 @@ document.getElementById("report").addEventListener("submit", async (event) => {
 });
 window.addEventListener("hashchange", follow);
 setInterval(() => AdminTime.update(sessionRows), 30000);  // "3 min ago" stays true
-if (sessionStorage.getItem(KEY)) follow();
+if (hasCaller()) follow();
