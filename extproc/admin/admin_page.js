@@ -140,12 +140,20 @@ function say(text, isError) {
   statusLine.className = isError ? "error" : "";
 }
 
+// What every request to the admin API carries: the tab's token, else nothing of its own
+// (the session's cookie goes by itself), and the pages' CSRF mark.
+function apiHeaders() {
+  const token = sessionStorage.getItem(KEY);
+  const headers = { ...CSRF };
+  if (token || !cookieSession) headers["authorization"] = "Bearer " + token;
+  return headers;
+}
+
 // The admin API with the viewer's token, or their session; a refusal becomes an Error with
 // its code. A session that ended (401 without a token) signs in at the provider again.
 async function call(path, method = "GET", body = undefined) {
   const token = sessionStorage.getItem(KEY);
-  const headers = { ...CSRF };
-  if (token || !cookieSession) headers["authorization"] = "Bearer " + token;
+  const headers = apiHeaders();
   if (body !== undefined) headers["content-type"] = "application/json";
   const reply = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),

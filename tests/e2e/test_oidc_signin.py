@@ -120,6 +120,25 @@ def test_a_page_without_a_session_signs_in_at_the_provider_and_comes_back(
     assert page.evaluate("document.cookie").find(SESSION_COOKIE) == -1
 
 
+def test_a_signed_in_reader_downloads_the_report_with_the_session(
+        signing: Signing, page: Page) -> None:
+    """The recordings page's export rides on the session too (no token in the tab): the
+    zip arrives, and its read is recorded as the provider's subject's."""
+    signed_in(page, signing, "/recordings/ui")
+    expect(page.locator("#recordings")).to_be_visible(timeout=WAIT_MS)
+    page.fill("#report-since", "1h")
+    with page.expect_download(timeout=60_000) as downloading:
+        page.click("#report button[type=submit]")
+    assert downloading.value.suggested_filename.startswith("tollgate-report-")
+
+    def reads() -> list[dict[str, Any]]:
+        return [r for r in signing.gw.records("access")
+                if r["meaning"]["access"]["endpoint"] == "report"]
+
+    stack.wait_until(lambda: bool(reads()), 10, "the download's access record")
+    assert reads()[-1]["identity"]["sub"] == "dana"
+
+
 def test_a_wrong_password_stays_at_the_provider(signing: Signing, page: Page) -> None:
     page.goto(signing.gw.admin_url + "/monitor/ui")
     sign_in_at_provider(page, DANA, password="not-dana's")

@@ -819,8 +819,8 @@ document.getElementById("report").addEventListener("submit", async (event) => {
   if (since) query.set("since", since);
   if (target) query.set("target", target);
   say("Making the report (the record is verified first)…", false);
-  const reply = await fetch("/recordings/report?" + query.toString(), {
-    headers: { "authorization": "Bearer " + sessionStorage.getItem(KEY) } });
+  const reply = await fetch("/recordings/report?" + query.toString(),
+                            { headers: apiHeaders() });
   if (!reply.ok) {
     const answer = await reply.json().catch(() => ({}));
     say((answer.error || reply.status) + ": " + (answer.message || reply.statusText), true);
