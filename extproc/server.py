@@ -22,9 +22,12 @@ from extproc import admin, metrics
 from extproc.activity import Tracker
 from extproc.activity.seen import Seen
 from extproc.admin.approvals.api import ApprovalsApi
+from extproc.admin.home import HomeApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
+from extproc.admin.sessions import SessionKeyError
+from extproc.admin.signin import open_sign_in
 from extproc.admin.slack import SlackActions
 from extproc.approvals import ApprovalStore, abandon
 from extproc.approvals.auth import Verifier, VerifierError
@@ -162,10 +165,14 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     api.routes() + MonitorApi(holds.store.store, verifier,
                                            config.monitor.viewers).routes()
                     + recordings_api(config, holds.store.store, verifier, recorder).routes()
+                    + HomeApi(verifier, config.monitor.viewers,
+                              Readers(config.recordings, config.targets)).routes()
                     + ssh_certificates_api(config, verifier).routes()
                     + metrics.routes(holds.store.pending_count)
-                    + slack_routes(config, slack, api, holds, verifier, opened))).cleanup)
-        except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
+                    + slack_routes(config, slack, api, holds, verifier, opened),
+                    open_sign_in(config))).cleanup)
+        except (TelemetryError, StoreError, SigningKeyError, admin.AdminError,
+                SessionKeyError) as exc:
             raise ServeError(str(exc)) from None
 
         tracker, alerts = await open_activity(config, recorder, holds, opened)

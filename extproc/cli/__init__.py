@@ -20,7 +20,7 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc import envoy_bootstrap
-from extproc.cli import approvals, audit, bootstrap, db, policy, ssh
+from extproc.cli import approvals, audit, bootstrap, db, login, policy, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_parser(commands)
     approvals.add_parser(commands)
     ssh.add_parser(commands)
+    login.add_parser(commands)
     bootstrap.add_parser(commands)
     db.add_parser(commands)
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return approvals.main(args)
     if args.command == "ssh":
         return ssh.main(args)
+    if args.command in ("login", "logout"):
+        return login.main(args)
     if args.command == "envoy-bootstrap":
         return bootstrap.main(args)
     if args.command == "db":

@@ -589,7 +589,7 @@ async function showDetail(id, current, moved) {
 // -- drawing what the address names ----------------------------------------------------
 
 async function refresh(moved = false) {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!hasCaller()) return;
   const mine = ++generation;
   const current = () => mine === generation;
   const where = route();

@@ -688,10 +688,8 @@ def _checked(data: bytes, rows: list[tuple[Any, ...]]) -> tuple[bool | None, str
 
 def _page_routes() -> list[web.RouteDef]:
     """The page and its script, under the page's own policy (`_PAGE_POLICY`)."""
-    package = resources.files("extproc.admin.recordings")
-    return [web.get(path, _served(package.joinpath(name).read_bytes(), kind, _PAGE_HEADERS))
-            for path, name, kind in (("/recordings/ui", "page.html", "text/html"),
-                                     ("/recordings/ui.js", "page.js", "text/javascript"))]
+    return admin.page_routes("/recordings/ui", "extproc.admin.recordings",
+                             headers=_PAGE_HEADERS)
 
 
 def _player_file(folder: Traversable, name: str, kind: str) -> admin.Handler:
@@ -712,13 +710,6 @@ def _player_file(folder: Traversable, name: str, kind: str) -> admin.Handler:
         return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
 
     return player
-
-
-def _served(body: bytes, kind: str, headers: dict[str, str]) -> admin.Handler:
-    async def serve(_request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
-
-    return serve
 
 
 def _error(refused: RecordingsError) -> web.Response:

@@ -745,7 +745,7 @@ function showWindow(where) {
 // -- reading -----------------------------------------------------------------------------------
 
 async function follow() {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!hasCaller()) return;
   const where = place();
   recordings.hidden = false;
   for (const id of ["sessions", "session", "record"]) {
@@ -819,8 +819,8 @@ document.getElementById("report").addEventListener("submit", async (event) => {
   if (since) query.set("since", since);
   if (target) query.set("target", target);
   say("Making the report (the record is verified first)…", false);
-  const reply = await fetch("/recordings/report?" + query.toString(), {
-    headers: { "authorization": "Bearer " + sessionStorage.getItem(KEY) } });
+  const reply = await fetch("/recordings/report?" + query.toString(),
+                            { headers: apiHeaders() });
   if (!reply.ok) {
     const answer = await reply.json().catch(() => ({}));
     say((answer.error || reply.status) + ": " + (answer.message || reply.statusText), true);
@@ -837,4 +837,4 @@ document.getElementById("report").addEventListener("submit", async (event) => {
 });
 window.addEventListener("hashchange", follow);
 setInterval(() => AdminTime.update(sessionRows), 30000);  // "3 min ago" stays true
-if (sessionStorage.getItem(KEY)) follow();
+if (hasCaller()) follow();

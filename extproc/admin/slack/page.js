@@ -13,7 +13,7 @@ function slackUser(found) {
 }
 
 async function shown() {
-  const token = sessionStorage.getItem(KEY);
+  const token = hasCaller();
   document.getElementById("login").hidden = Boolean(token);
   document.getElementById("session").hidden = !token;
   linkButton.hidden = true;
