@@ -60,7 +60,7 @@ def test_the_export_downloads_three_signed_forms_of_one_run(
     assert download.suggested_filename.startswith("tollgate-report-")
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
-    expect(page.locator("#status")).to_contain_text("each signed", timeout=WAIT_MS)
+    expect(page.locator("#report-status")).to_contain_text("each signed", timeout=WAIT_MS)
 
     with zipfile.ZipFile(saved) as archive:
         archive.extractall(tmp_path / "report")
@@ -94,7 +94,7 @@ def test_a_refused_export_says_why_and_downloads_nothing(gw: Gateway, page: Page
     page.on("download", lambda download: downloads.append(download))
     page.fill("#report-since", "a while")
     page.click("#report button[type=submit]")
-    expect(page.locator("#status")).to_contain_text("bad_request: since", timeout=WAIT_MS)
-    expect(page.locator("#status")).to_have_class("error")
+    expect(page.locator("#report-status")).to_contain_text("bad_request: since", timeout=WAIT_MS)
+    expect(page.locator("#report-status")).to_have_class("error")
     assert downloads == []
     assert serious_violations(page) == []

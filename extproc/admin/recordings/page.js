@@ -818,12 +818,18 @@ document.getElementById("report").addEventListener("submit", async (event) => {
   const target = document.getElementById("report-target").value.trim();
   if (since) query.set("since", since);
   if (target) query.set("target", target);
-  say("Making the report (the record is verified first)…", false);
+  // Its own line: the list's reads, which say so on the page's, never overwrite it.
+  const told = document.getElementById("report-status");
+  const tell = (text, isError) => {
+    told.textContent = visible(text);
+    told.classList.toggle("error", isError);
+  };
+  tell("Making the report (the record is verified first)…", false);
   const reply = await fetch("/recordings/report?" + query.toString(),
                             { headers: apiHeaders() });
   if (!reply.ok) {
     const answer = await reply.json().catch(() => ({}));
-    say((answer.error || reply.status) + ": " + (answer.message || reply.statusText), true);
+    tell((answer.error || reply.status) + ": " + (answer.message || reply.statusText), true);
     return;
   }
   const named = /filename="([^"]+)"/.exec(reply.headers.get("content-disposition") || "");
@@ -832,7 +838,7 @@ document.getElementById("report").addEventListener("submit", async (event) => {
   link.download = named ? named[1] : "tollgate-report.zip";
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-  say("Downloaded " + link.download + ": the report's JSON, HTML and PDF, each signed "
+  tell("Downloaded " + link.download + ": the report's JSON, HTML and PDF, each signed "
       + "(tollgate audit verify-report checks any). This read is recorded.", false);
 });
 window.addEventListener("hashchange", follow);
