@@ -131,10 +131,12 @@ the gateway's back; list the tools again to see what tollgate does with the new 
 
 Read what happened as an auditor (group auditors reads recordings; agents never can):
 each agent run as a timeline on {approvals}/recordings/ui (as ava: see below), and
-the period's compliance report, signed:
+the period's compliance report as JSON, HTML and PDF of one run, each signed (the
+recordings page downloads the same), and each checked:
 
   export AUDITOR_TOKEN={auditor_token}
-  {tollgate} audit report --since 1d --format html --out report.html
+  {tollgate} audit report --since 1d --format json,html,pdf --out report
+  {tollgate} audit verify-report report.pdf
 
 Every look at the record is itself recorded (`tollgate audit search --kind access`).
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/

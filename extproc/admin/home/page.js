@@ -19,6 +19,7 @@ function may(id, allowed, linkText, href, said) {
 function approvalsLine(waiting) {
   const mine = waiting.approvals.filter((approval) => approval.may_decide);
   const targets = [...new Set(mine.map((approval) => approval.target))].sort();
+  if (waiting.approvals.length === 0) return "no request waits for an approval now.";
   if (mine.length === 0) {
     return "none of the " + waiting.approvals.length + " requests waiting now names you or "
       + "a group of yours as its approver (each request's policy rule names who decides).";
