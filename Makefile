@@ -43,6 +43,12 @@ AXE = build/npm/node_modules/axe-core/axe.min.js
 PLAYER_VERSION = 3.18.0
 PLAYER_DIST = build/player/node_modules/asciinema-player
 PLAYER = extproc/admin/recordings/vendor/asciinema-player.min.js
+# oidc-provider (MIT) from the npm registry: the development OpenID provider the quickstart
+# signs its demo users in with and the sign-in tests run against (extproc/quickstart/
+# dev_oidc.mjs, run by Node). Into build/oidc, never committed; `make run` goes on without
+# it where npm is missing (token sign-in only), `make test` needs it.
+OIDC_PROVIDER_VERSION = 9.13.3
+OIDC_PROVIDER = build/oidc/node_modules/oidc-provider/package.json
 
 .PHONY: run test test-unit test-drivers lint docs docs-serve bench bench-smoke soak clean \
         soak-faults system-deps autogen ag2 mcp-agent
@@ -51,6 +57,8 @@ PLAYER = extproc/admin/recordings/vendor/asciinema-player.min.js
 ARGS ?=
 
 run: $(VENV)/.run-deps $(PLAYER)
+	@$(MAKE) -s $(OIDC_PROVIDER) || echo "make run: no development identity provider" \
+		"(npm could not install oidc-provider): the pages take pasted tokens" >&2
 	$(BIN)/tollgate up $(ARGS)
 
 # The suite on four processes: much of an end-to-end test is waiting (on Envoy, tollgate,
@@ -68,7 +76,7 @@ TIMING_TESTS = $$(grep -rlE 'mark\.timing' tests --include='*.py')
 # some machines), each of the suite's hundreds of processes compiled what it imported and
 # each test process rewrote every test module (19 s of CPU each; 9.5 s from bytecode).
 test: export PYTHONDONTWRITEBYTECODE =
-test: $(VENV)/.test-deps $(AGENTS)/.deps $(AXE) $(PLAYER) system-deps
+test: $(VENV)/.test-deps $(AGENTS)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 	@# mypy (~15 s from a clean clone) beside the suite; either failing fails the run.
@@ -206,6 +214,11 @@ $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python system-deps
 
 $(AXE): Makefile
 	npm install -s --no-save --no-audit --no-fund --prefix build/npm "axe-core@$(AXE_CORE)"
+	touch $@
+
+$(OIDC_PROVIDER): Makefile
+	npm install -s --no-save --no-audit --no-fund --prefix build/oidc \
+		"oidc-provider@$(OIDC_PROVIDER_VERSION)"
 	touch $@
 
 $(PLAYER): Makefile

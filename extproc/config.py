@@ -719,6 +719,52 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Oidc:
+    """Sign-in to the admin pages and the CLI with an OpenID Connect provider
+    (authorization code + PKCE; admin/oidc.py). The provider is found at `issuer`'s
+    /.well-known/openid-configuration; its ID token's claims become the caller's identity
+    as a bearer token's do (identity.groups_claim names the groups)."""
+
+    issuer: str
+    client_id: str
+    # The client's secret, in a file (relative to this file). None: a public client,
+    # which PKCE alone protects.
+    client_secret_file: Path | None = None
+    # The client the CLI signs in as (`tollgate login`, a loopback redirect): a public,
+    # native one. None: `client_id`.
+    cli_client_id: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    # The keys sessions' cookies are signed with, one per line (base64 or hex, 32 bytes
+    # or more): the first signs, every one verifies, so a new key is rotated in by adding
+    # it first and the old one dropped a session's length later. Made when missing;
+    # replicas share sessions by sharing the file.
+    session_key_file: Path = Path("tollgate-session.key")
+    # A session lasts this long from sign-in, whatever the provider's tokens say.
+    session_minutes: float = 480.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment:
+            raise Invalid("issuer", f"expected the provider's http(s)://HOST[/PATH] (its "
+                          f"/.well-known/openid-configuration is read), got {self.issuer!r}")
+        if not self.client_id:
+            raise Invalid("client_id", "must not be empty")
+        if "openid" not in self.scopes:
+            raise Invalid("scopes", f"must include openid (OpenID Connect's own scope), got "
+                          f"{list(self.scopes)}")
+        if not 1 <= self.session_minutes <= 7 * 24 * 60:
+            raise Invalid("session_minutes", "must be from 1 to 10080 (a week)")
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The admin pages' sign-in: `oidc` unset, a viewer pastes a token (as scripts do)."""
+
+    oidc: Oidc | None = None
+
+
+@dataclass(frozen=True)
 class Masking:
     """The key of the `hash` masking strategy (HMAC-SHA256, so equal values hash alike
     and joins still work): from an environment variable or a file, at least 16 bytes.
@@ -742,6 +788,41 @@ class Masking:
 
 
 @dataclass(frozen=True)
+class Slack:
+    """Approvers told and deciding in Slack, as a Slack app (approvals/slack/): a message
+    with Approve and Deny buttons in `channel`, updated as the approval changes. A click
+    decides only as the identity its Slack user linked on tollgate's page (signed in),
+    never as a Slack user alone."""
+
+    # The app's bot token (xoxb-..., scope chat:write), in a file (relative to this file).
+    bot_token_file: Path
+    # The app's signing secret, in a file: the interactivity requests Slack sends to
+    # /slack/actions on the admin port are checked with it (refused without it).
+    signing_secret_file: Path
+    # Where approvals are posted: a channel's id (C0123ABC) or #name the app is in.
+    channel: str
+    # Slack's Web API (a stand-in's in tests).
+    api_url: str = "https://slack.com/api"
+    # Each Web API call is tried this often, with backoff (1, 2, 4, 8 s) between tries.
+    attempts: int = 5
+    # How long a Slack user's link to a signed-in identity lasts at most (never longer
+    # than the sign-in it was made with: a token's expiry).
+    link_minutes: float = 480.0
+
+    def __post_init__(self) -> None:
+        if not self.channel.strip():
+            raise Invalid("channel", "must name a channel (its id, C0123ABC, or #name)")
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Invalid("api_url", f"expected http(s)://HOST[:PORT][/PATH], got "
+                          f"{self.api_url!r}")
+        if self.attempts < 1:
+            raise Invalid("attempts", "must be >= 1")
+        if not 1 <= self.link_minutes <= 7 * 24 * 60:
+            raise Invalid("link_minutes", "must be from 1 to 10080 (a week)")
+
+
+@dataclass(frozen=True)
 class Approvals:
     """How requests a policy holds wait for a human."""
 
@@ -762,6 +843,8 @@ class Approvals:
     # with backoff (1, 2, 4, 8 s) up to `webhook_attempts` times.
     webhook_url: str | None = None
     webhook_attempts: int = 5
+    # Approvers told, and deciding, in Slack as an app (beside the webhook, or instead).
+    slack: Slack | None = None
     # Where approvers reach the admin API (the `approve_url` in a refusal). Default:
     # http:// and `listen.admin`.
     public_url: str | None = None
@@ -1163,6 +1246,7 @@ class Config:
     monitor: Monitor = field(default_factory=Monitor)
     sessions: Sessions = field(default_factory=Sessions)
     recordings: Recordings = field(default_factory=Recordings)
+    admin: Admin = field(default_factory=Admin)
     # The PostgreSQL front; needed when a target speaks protocol postgres.
     postgres: PostgresFront | None = None
     # The MySQL front; needed when a target speaks protocol mysql.
@@ -1186,6 +1270,12 @@ class Config:
             if name not in seen:
                 raise Invalid(f"recordings.target_readers.{name}", "no target of that name")
         self._check_fronts()
+        if self.approvals.slack is not None and self.listen.admin is None:
+            raise Invalid("approvals.slack", "its buttons are answered on the admin port "
+                          "(/slack/actions) and its users linked there: set listen.admin too")
+        if self.admin.oidc is not None and self.listen.admin is None:
+            raise Invalid("admin.oidc", "signs in to the admin pages, which listen.admin "
+                          "serves: set listen.admin too")
         writer_id, workers = self.recording.writer_id, self.listen.worker_count
         if writer_id is not None and workers > 1 \
                 and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from aiohttp import web
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -21,16 +22,23 @@ from extproc import admin, metrics
 from extproc.activity import Tracker
 from extproc.activity.seen import Seen
 from extproc.admin.approvals.api import ApprovalsApi
+from extproc.admin.home import HomeApi
 from extproc.admin.live import SessionsApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
+from extproc.admin.sessions import SessionKeyError
+from extproc.admin.signin import open_sign_in
+from extproc.admin.slack import SlackActions
 from extproc.approvals import ApprovalStore, abandon
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.approvals.hold import Holds
 from extproc.approvals.key_reload import KeyReloader
-from extproc.approvals.notify import Notifier
+from extproc.approvals.notify import Everyone, Notifier, Tells
 from extproc.approvals.pins import StoredPins
+from extproc.approvals.slack.links import SlackLinks
+from extproc.approvals.slack.messages import SlackMessages
+from extproc.approvals.slack.web_api import SlackApi, SlackSecrets
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
@@ -109,6 +117,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         mysql = database_front_settings(config, verifiers, "mysql")
         ssh = ssh_settings(config, verifiers)
         kube = kube_verifier(config, verifiers)
+        slack = None if config.approvals.slack is None else SlackSecrets.read(
+            config.resolve(config.approvals.slack.bot_token_file),
+            config.resolve(config.approvals.slack.signing_secret_file))
         # The egress proxy's agents' tokens, which tollgate verifies itself.
         proxy_verifier = None
         if any(t.protocol == "egress" for t in config.targets):
@@ -143,7 +154,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             recorder.observers.append(metrics.observe)
             record_load(recorder, engine.revision, config.policy.engine, config.policy_dir,
                         modules, "start")
-            holds = await open_holds(config, masker, recorder.writer)
+            holds = await open_holds(config, masker, recorder.writer, slack)
             opened.push_async_callback(holds.close)
             # The sessions open here, and the identities locked (exchange/live.py); a
             # replica not heard of as long as approvals take it for gone has none.
@@ -162,10 +173,15 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     api.routes() + MonitorApi(holds.store.store, verifier,
                                            config.monitor.viewers).routes()
                     + recordings_api(config, holds.store.store, verifier, recorder).routes()
+                    + HomeApi(verifier, config.monitor.viewers,
+                              Readers(config.recordings, config.targets)).routes()
                     + ssh_certificates_api(config, verifier).routes()
                     + sessions_api(config, live_store, live, verifier, recorder).routes()
-                    + metrics.routes(holds.store.pending_count))).cleanup)
-        except (TelemetryError, StoreError, SigningKeyError, admin.AdminError) as exc:
+                    + metrics.routes(holds.store.pending_count)
+                    + slack_routes(config, slack, api, holds, verifier, opened),
+                    open_sign_in(config))).cleanup)
+        except (TelemetryError, StoreError, SigningKeyError, admin.AdminError,
+                SessionKeyError) as exc:
             raise ServeError(str(exc)) from None
 
         tracker, alerts = await open_activity(config, recorder, holds, opened)
@@ -463,14 +479,40 @@ def approver_verifier(config: Config) -> Verifier | None:
     return Verifier.from_bootstrap(config.resolve(bootstrap), config.identity)
 
 
-async def open_holds(config: Config, masker: Masker, replica: str) -> Holds:
-    """Approvals: their store (the record's), the webhook that tells approvers."""
+async def open_holds(config: Config, masker: Masker, replica: str,
+                     slack: SlackSecrets | None = None) -> Holds:
+    """Approvals: their store (the record's), and what tells approvers (the webhook,
+    Slack's messages, kept up to date by every process)."""
     settings = config.approvals
     store = await ApprovalStore.open(config.store_url, settings.poll_seconds,
                                      settings.max_window_seconds)
-    notifier = Notifier(settings.webhook_url, settings.webhook_attempts, store) \
-        if settings.webhook_url else None
-    return Holds(store, notifier, masker, settings, config.approvals_url, replica)
+    ways: list[Tells] = []
+    if settings.webhook_url:
+        ways.append(Notifier(settings.webhook_url, settings.webhook_attempts, store))
+    if settings.slack is not None and slack is not None:
+        messages = SlackMessages(
+            SlackApi(settings.slack.api_url, slack.bot_token, settings.slack.attempts),
+            settings.slack.channel, store, config.approvals_url, settings.poll_seconds)
+        messages.start()
+        ways.append(messages)
+    return Holds(store, Everyone(ways) if ways else None, masker, settings,
+                 config.approvals_url, replica)
+
+
+def slack_routes(config: Config, slack: SlackSecrets | None, api: ApprovalsApi,
+                 holds: Holds, verifier: Verifier, opened: contextlib.AsyncExitStack
+                 ) -> list[web.RouteDef]:
+    """Slack's interactivity endpoint and the page that links Slack users (none without
+    approvals.slack), closed with `opened`."""
+    settings = config.approvals.slack
+    if settings is None or slack is None:
+        return []
+    actions = SlackActions(
+        slack.signing_secret, SlackApi(settings.api_url, slack.bot_token, settings.attempts),
+        SlackLinks(holds.store.store, settings.link_minutes), api, holds.store, verifier,
+        config.approvals_url)
+    opened.push_async_callback(actions.close)
+    return actions.routes()
 
 
 async def open_activity(config: Config, recorder: Recorder, holds: Holds,

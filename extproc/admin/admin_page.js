@@ -1,11 +1,31 @@
-// What the admin pages (approvals, monitor, recordings) share: the signed-in token, the API
-// call, and agents' text made visible. Everything these pages show comes from what agents did,
-// so it is set as text, never as markup, with its control and invisible characters
-// shown as escapes (`visible`). Served at /ui/common.js, before each page's own script.
+// What the admin pages (home, approvals, monitor, recordings) share: signing in, the
+// navigation between them, the API call, and agents' text made visible. Everything these pages
+// show comes from what agents did, so it is set as text, never as markup, with its control and
+// invisible characters shown as escapes (`visible`). Served at /ui/common.js, before each
+// page's own script.
 "use strict";
 
 // The token the viewer pasted, kept for this tab only; one sign-in for every page.
 const KEY = "tollgate.approver-token";
+// How this page's viewers sign in, as the server says on the root element: "token" (pasted)
+// or "oidc" (at the identity provider; data-session="cookie" when this page came signed in).
+const SIGN_IN = document.documentElement.dataset.signin || "token";
+let cookieSession = document.documentElement.dataset.session === "cookie";
+// Sent with every call: a request riding on the session cookie needs it (the CSRF check).
+const CSRF = { "x-requested-by": "tollgate" };
+const PAGES = [["Home", "/"], ["Approvals", "/approvals/ui"], ["Monitor", "/monitor/ui"],
+               ["Recordings", "/recordings/ui"]];
+
+// Whether the page may call the API: a token pasted in this tab, or a session.
+function hasCaller() {
+  return cookieSession || Boolean(sessionStorage.getItem(KEY));
+}
+
+// Off to the identity provider, back to this very place (its fragment too) once signed in.
+function providerSignIn() {
+  location.assign("/auth/login?next=" + encodeURIComponent(
+    location.pathname + location.search + location.hash));
+}
 
 // The page's sign-in form (#login, its #token field) and its #forget button: `show` reads
 // and draws with the token just given (and at load, when the tab has one); `clear` takes
@@ -16,13 +36,102 @@ function signIn(show, clear) {
     event.preventDefault();
     sessionStorage.setItem(KEY, tokenInput.value.trim());
     tokenInput.value = "";
+    showWho();
     show();
   });
   document.getElementById("forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
     clear();
+    showWho();
     say("Token forgotten.", false);
   });
+}
+
+// -- the navigation every page has, and who is signed in ----------------------------------
+
+const NAV_STYLE = `
+  nav.site { display: flex; flex-wrap: wrap; align-items: center; gap: .3rem .4rem;
+             margin: 0 0 1rem; padding: 0 0 .5rem; border-bottom: 1px solid #c7c7cc; }
+  nav.site a { display: inline-block; padding: .4rem .7rem; border: 1px solid #c7c7cc;
+               border-radius: 6px; text-decoration: none; color: #0645ad; }
+  nav.site a[aria-current="page"] { background: #1d1d1f; color: #fff; border-color: #1d1d1f; }
+  nav.site .who { margin-left: auto; color: #1d1d1f; overflow-wrap: anywhere; }
+  nav.site button { font: inherit; padding: .35rem .8rem; border: 1px solid #6e6e73;
+                    border-radius: 6px; background: #f5f5f7; color: #1d1d1f; cursor: pointer; }
+  nav.site a:focus-visible, nav.site button:focus-visible {
+    outline: 3px solid #0b57d0; outline-offset: 2px; }
+  html[data-session="cookie"] #login, html[data-session="cookie"] header #session {
+    display: none !important; }
+  /* A phone: the pages in one row, who is signed in and sign out in a second, compact,
+     so the page's own content (an approval's buttons) stays in the first screen. */
+  @media (max-width: 700px) {
+    nav.site { gap: .25rem; margin-bottom: .5rem; padding-bottom: .35rem; font-size: .9rem; }
+    nav.site a { padding: .3rem .45rem; }
+    nav.site button { padding: .2rem .6rem; }
+    nav.site .who { margin-left: 0; flex: 1 1 12rem; }
+  }`;
+
+const nav = document.createElement("nav");
+const whoShown = document.createElement("span");
+const signOutButton = document.createElement("button");
+
+function drawNav() {
+  const style = document.createElement("style");
+  style.textContent = NAV_STYLE;
+  document.head.append(style);
+  nav.className = "site";
+  nav.setAttribute("aria-label", "Tollgate pages");
+  for (const [name, href] of PAGES) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = name;
+    if (location.pathname === href) a.setAttribute("aria-current", "page");
+    nav.append(a);
+  }
+  whoShown.className = "who";
+  whoShown.id = "signed-in-as";
+  signOutButton.type = "button";
+  signOutButton.id = "sign-out";
+  signOutButton.textContent = "Sign out";
+  signOutButton.hidden = true;
+  signOutButton.addEventListener("click", signOut);
+  nav.append(whoShown, signOutButton);
+  document.body.prepend(nav);
+}
+
+// The nav's "Signed in as": asked of the server, which knows the token's or session's owner.
+async function showWho() {
+  if (!hasCaller()) {
+    whoShown.replaceChildren("Not signed in");
+    if (SIGN_IN === "oidc") {
+      const again = document.createElement("a");
+      again.href = "/auth/login?next=" + encodeURIComponent(location.pathname);
+      again.textContent = "Sign in";
+      again.id = "sign-in";
+      whoShown.append(" · ", again);
+    }
+    signOutButton.hidden = true;
+    return;
+  }
+  try {
+    const me = await call("/ui/me");
+    whoShown.textContent = "Signed in as " + visible(me.email ? me.sub + " (" + me.email + ")"
+                                                     : me.sub);
+    signOutButton.hidden = false;
+  } catch (error) {
+    whoShown.textContent = "Not signed in (" + visible(error.message) + ")";
+    signOutButton.hidden = true;
+  }
+}
+
+// Out of the session (the server clears its cookie) and of this tab's token alike.
+async function signOut() {
+  sessionStorage.removeItem(KEY);
+  if (cookieSession) {
+    await fetch("/auth/logout", { method: "POST", headers: CSRF });
+    cookieSession = false;
+  }
+  location.assign(SIGN_IN === "oidc" ? "/?signed-out" : location.pathname);
 }
 
 function say(text, isError) {
@@ -31,10 +140,20 @@ function say(text, isError) {
   statusLine.className = isError ? "error" : "";
 }
 
-// The admin API with the viewer's token; a refusal becomes an Error with its code.
+// What every request to the admin API carries: the tab's token, else nothing of its own
+// (the session's cookie goes by itself), and the pages' CSRF mark.
+function apiHeaders() {
+  const token = sessionStorage.getItem(KEY);
+  const headers = { ...CSRF };
+  if (token || !cookieSession) headers["authorization"] = "Bearer " + token;
+  return headers;
+}
+
+// The admin API with the viewer's token, or their session; a refusal becomes an Error with
+// its code. A session that ended (401 without a token) signs in at the provider again.
 async function call(path, method = "GET", body = undefined) {
   const token = sessionStorage.getItem(KEY);
-  const headers = { "authorization": "Bearer " + token };
+  const headers = apiHeaders();
   if (body !== undefined) headers["content-type"] = "application/json";
   const reply = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -45,6 +164,10 @@ async function call(path, method = "GET", body = undefined) {
                             + (answer.message || reply.statusText));
     error.status = reply.status;  // 401: the token is missing, expired or not trusted
     error.code = answer.error;
+    if (reply.status === 401 && !token && cookieSession) {
+      cookieSession = false;
+      providerSignIn();
+    }
     throw error;
   }
   return answer;
@@ -134,4 +257,13 @@ function link(text, href, className) {
   const a = made("a", className, text);
   a.href = href;
   return a;
+}
+
+drawNav();
+// Signed in at the provider, or sent there: a page opened without a session (and no token in
+// the tab) goes to sign in, unless it asks for the token form (?token) or was just left.
+if (SIGN_IN === "oidc" && !hasCaller() && !/[?&](token|signed-out)\b/.test(location.search)) {
+  providerSignIn();
+} else {
+  showWho();
 }

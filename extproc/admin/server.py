@@ -1,8 +1,11 @@
 """The admin HTTP server itself: its listener, the headers every page is served with, and
 the JSON error shape for whatever it cannot route or fails at.
 
-The surfaces it serves (approvals/, monitor/, recordings/, metrics.py's /metrics) bring
-only their routes: what each of them needs of the server is here, once.
+The surfaces it serves (approvals/, monitor/, recordings/, home/, metrics.py's /metrics)
+bring only their routes: what each of them needs of the server is here, once. With a
+sign-in provider (signin.py), each page is told whether its request came with a session
+(`data-session` on its root element) and how viewers sign in (`data-signin`), and a
+request riding on the session cookie alone must pass the CSRF check first.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from importlib import resources
 
 import orjson
 from aiohttp import web
+
+from extproc.admin.caller import SIGN_IN, signed_in
+from extproc.admin.signin import SignIn, csrf_refusal
 
 log = logging.getLogger("tollgate.admin")
 
@@ -30,23 +36,51 @@ _PAGE_HEADERS = {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Option
 COMMON_SCRIPT = "/ui/common.js"
 
 
-def page_routes(path: str, package: str) -> list[web.RouteDef]:
-    """`path` serving `package`'s page.html, `path`.js its page.js, read once."""
+def page_routes(path: str, package: str, script: str | None = None,
+                headers: dict[str, str] | None = None) -> list[web.RouteDef]:
+    """`path` serving `package`'s page.html, `script` (default `path`.js) its page.js,
+    read once; `headers`: the page's own, if not the pages' usual ones."""
     html, js = (resources.files(package).joinpath(name).read_text(encoding="utf-8")
                 for name in ("page.html", "page.js"))
-    return [web.get(path, _asset(html, "text/html")),
-            web.get(f"{path}.js", _asset(js, "text/javascript"))]
+    headers = headers or _PAGE_HEADERS
+    return [web.get(path, _page(html, headers)),
+            web.get(script or f"{path}.js", _asset(js, "text/javascript", headers))]
 
 
-def _asset(text: str, content_type: str) -> Handler:
+def _page(html: str, headers: dict[str, str]) -> Handler:
+    """The page, its root element saying how its viewer signs in and whether this request
+    came signed in (admin_page.js reads both)."""
+    head, _, rest = html.partition("<html")
+    token, oidc, session = (f"{head}<html {attributes}{rest}" for attributes in (
+        'data-signin="token"', 'data-signin="oidc"',
+        'data-signin="oidc" data-session="cookie"'))
+
+    async def serve(request: web.Request) -> web.Response:
+        text = token if SIGN_IN not in request.app \
+            else session if signed_in(request) else oidc
+        return web.Response(text=text, content_type="text/html", headers=headers)
+
+    return serve
+
+
+def _asset(text: str, content_type: str, headers: dict[str, str] = _PAGE_HEADERS) -> Handler:
     async def serve(_request: web.Request) -> web.Response:
-        return web.Response(text=text, content_type=content_type, headers=_PAGE_HEADERS)
+        return web.Response(text=text, content_type=content_type, headers=headers)
 
     return serve
 
 
 class AdminError(Exception):
     """The admin server cannot start (its address is taken, say)."""
+
+
+@web.middleware
+async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    why = csrf_refusal(request) if SIGN_IN in request.app else None
+    if why is not None:
+        log.warning("admin: %s %s refused: %s", request.method, request.path, why)
+        return _error(403, "csrf", why)
+    return await handler(request)
 
 
 @web.middleware
@@ -69,9 +103,14 @@ def _error(status: int, code: str, message: str) -> web.Response:
                         body=orjson.dumps({"error": code, "message": message}))
 
 
-async def start(address: str, routes: list[web.RouteDef]) -> web.AppRunner:
-    """Serve `routes` on HOST:PORT until the runner is cleaned up."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=_MOST_BODY_BYTES)
+async def start(address: str, routes: list[web.RouteDef],
+                sign_in: SignIn | None = None) -> web.AppRunner:
+    """Serve `routes` on HOST:PORT until the runner is cleaned up; with `sign_in`, its
+    routes and sessions too."""
+    app = web.Application(middlewares=[_json_errors, _csrf], client_max_size=_MOST_BODY_BYTES)
+    if sign_in is not None:
+        app[SIGN_IN] = sign_in
+        routes = [*routes, *sign_in.routes()]
     common = resources.files("extproc.admin").joinpath("admin_page.js").read_text(encoding="utf-8")
     app.add_routes([*routes, web.get(COMMON_SCRIPT, _asset(common, "text/javascript"))])
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
-from extproc.approvals.notify import Notifier
+from extproc.approvals.notify import Tells
 from extproc.approvals.store import ApprovalStore
 from extproc.codecs.message import SHELL_LINE, is_json
 from extproc.codecs.refusal import refusal_of
@@ -28,7 +28,7 @@ _SUMMARY_CHARS = 1000
 
 
 class Holds:
-    def __init__(self, store: ApprovalStore, notifier: Notifier | None, masker: Masker,
+    def __init__(self, store: ApprovalStore, notifier: Tells | None, masker: Masker,
                  settings: Approvals, approvals_url: str, replica: str) -> None:
         self.store = store
         self._notifier, self._masker = notifier, masker

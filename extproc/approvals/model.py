@@ -102,7 +102,8 @@ class Approval:
     def for_record(self, via: str) -> dict[str, Any]:
         """The approval as the audit record keeps it: who asked, who decided, when and
         why. `via`: how the exchange met it (`hold`: it waited; `grant`: an earlier
-        approval let it through; `api`: an approver decided it)."""
+        approval let it through; `api`: an approver decided it; `slack`: an approver
+        decided it in Slack, as the identity their Slack user is linked to)."""
         return {
             "id": self.id, "via": via, "status": self.state(), "requested_by": self.requester,
             "approvers": list(self.approvers), "grant": self.grant_mode,

@@ -3,13 +3,15 @@
 Runs beside the held request, never in its way: a webhook that is down does not stop the
 approval from existing (approvers can still find it with `tollgate approvals list` or the
 page), and how the notification went is kept on the approval (`notified`) and logged.
+`Everyone` tells every way configured: the webhook, and Slack as an app (approvals/slack/).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from extproc.approvals.model import Approval
 from extproc.approvals.store import ApprovalStore
@@ -54,6 +56,29 @@ def message(approval: Approval, approve_url: str | None) -> dict[str, Any]:
         "expires_us": approval.expires_us, "trace_id": approval.trace_id,
         "approve_url": approve_url, "page_url": view,
     }}
+
+
+class Tells(Protocol):
+    """A way of telling approvers of a new approval (the webhook, Slack)."""
+
+    def send(self, approval: Approval, approve_url: str | None) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Everyone:
+    """Every way of telling approvers that is configured, told alike."""
+
+    def __init__(self, ways: Sequence[Tells]) -> None:
+        self._ways = ways
+
+    def send(self, approval: Approval, approve_url: str | None) -> None:
+        for way in self._ways:
+            way.send(approval, approve_url)
+
+    async def close(self) -> None:
+        for way in self._ways:
+            await way.close()
 
 
 class Notifier:

@@ -10,6 +10,10 @@ again every few seconds, so a missed notification delays a request, never loses 
 renews, each time, the approval's waiting lease (`waiting_until_us`), so approvers see
 whether a request still waits on it: a client that left, or a replica that died, stops
 renewing it, and two polls later nobody is shown waiting.
+
+What else shows approvals (the Slack messages, approvals/slack/) hears of every change
+through `watchers`: a decision, an abandonment, a waiter letting go, made by this process
+or any other sharing the store (the same words that wake waiters).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,8 @@ class ApprovalStore:
         self._listening: asyncio.Task[None] | None = None
         self._siblings: Siblings | None = None
         self._stopping = False
+        # Called with an approval's id whenever it may have changed, here or elsewhere.
+        self.watchers: list[Callable[[str], None]] = []
 
     @classmethod
     async def open(cls, url: str, poll_seconds: float = 2.0,
@@ -188,9 +194,14 @@ class ApprovalStore:
                 # its session closed) still lets go; a store that cannot answer leaves
                 # the lease to lapse by itself.
                 with contextlib.suppress(StoreError):
-                    await asyncio.shield(self._store.execute(
-                        "UPDATE approvals SET waiting_until_us = NULL WHERE id = ?",
-                        (approval_id,)))
+                    await asyncio.shield(self._let_go(approval_id))
+
+    async def _let_go(self, approval_id: str) -> None:
+        """Nobody waits on it here any more (its client left, its hold ended, or it was
+        decided): the lease cleared, and whoever shows it told."""
+        await self._store.execute(
+            "UPDATE approvals SET waiting_until_us = NULL WHERE id = ?", (approval_id,))
+        await self._tell(approval_id)
 
     async def _renewed(self, approval_id: str) -> Approval:
         """The approval, its waiting lease renewed for a few polls more: approvers see
@@ -217,6 +228,8 @@ class ApprovalStore:
             f"AND held_by NOT IN (SELECT process FROM policy_revisions WHERE seen_us > ?) "
             f"RETURNING {', '.join(_COLUMNS)}",
             (at, ABANDONED, at, since, since))
+        for row in rows:
+            await self._tell(row[0])
         return [_approval(row) for row in rows]
 
     def stop_waiting(self) -> None:
@@ -316,6 +329,18 @@ class ApprovalStore:
     def _wake(self, approval_id: str) -> None:
         for event in self._events.get(approval_id, ()):
             event.set()
+        for watcher in self.watchers:
+            watcher(approval_id)
+
+    async def _tell(self, approval_id: str) -> None:
+        """Word of a change made outside a decision's transaction, to this process and
+        every other sharing the store; a word the store cannot send is lost, never
+        raised (what it would tell is found by the next poll or sweep)."""
+        with contextlib.suppress(StoreError):
+            await self._store.notify(self._store.execute, CHANNEL, approval_id)
+        self._wake(approval_id)
+        if self._siblings is not None:
+            self._siblings.send(approval_id)
 
     async def _listen(self) -> None:
         """Decisions made through another replica (PostgreSQL NOTIFY)."""

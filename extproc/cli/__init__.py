@@ -20,7 +20,7 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc import envoy_bootstrap
-from extproc.cli import approvals, audit, bootstrap, db, policy, sessions, ssh
+from extproc.cli import approvals, audit, bootstrap, db, login, policy, sessions, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
@@ -89,26 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     approvals.add_parser(commands)
     sessions.add_parser(commands)
     ssh.add_parser(commands)
+    login.add_parser(commands)
     bootstrap.add_parser(commands)
     db.add_parser(commands)
 
     args = parser.parse_args(argv)
     # As typed: what a look at the record recorded ran (extproc/cli/audit_looks.py).
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.command == "policy":
-        return policy.main(args)
-    if args.command == "audit":
-        return audit.main(args)
-    if args.command == "approvals":
-        return approvals.main(args)
-    if args.command == "sessions":
-        return sessions.main(args)
-    if args.command == "ssh":
-        return ssh.main(args)
-    if args.command == "envoy-bootstrap":
-        return bootstrap.main(args)
-    if args.command == "db":
-        return db.main(args)
+    # The commands that load no config of their own here, each its module's main.
+    own = {"policy": policy.main, "audit": audit.main, "approvals": approvals.main,
+           "sessions": sessions.main, "ssh": ssh.main, "login": login.main,
+           "logout": login.main, "envoy-bootstrap": bootstrap.main, "db": db.main}
+    if args.command in own:
+        return own[args.command](args)
     # Log messages carry paths, SQL and errors agents caused: none may forge a log line,
     # or carry a secret out (masked, every process's: workers run this too).
     logged = logging.StreamHandler()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from extproc import config as config_module
+from extproc.cli import saved_login
 from extproc.cli.common import QUICKSTART_CONFIG
 from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import terminal
@@ -48,7 +49,8 @@ class AdminApi:
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """`--token`, `--url` and `--config`: who calls, and where (`token_of`, `admin_url`)."""
-    parser.add_argument("--token", help=f"your own token (default: ${TOKEN_ENV})")
+    parser.add_argument("--token", help=f"your own token (default: ${TOKEN_ENV}, else "
+                                        "the one `tollgate login` kept)")
     parser.add_argument("--url", help="the admin API, e.g. http://127.0.0.1:8081 "
                                       "(default: from --config)")
     parser.add_argument("--config", type=Path, default=QUICKSTART_CONFIG,
@@ -70,12 +72,13 @@ def admin_url(given: str | None, config: Path) -> str:
     return found
 
 
-def token_of(given: str | None) -> str:
-    """`--token`, or the token in $TOLLGATE_TOKEN."""
-    token = (given or os.environ.get(TOKEN_ENV, "")).strip()
+def token_of(given: str | None, url: str) -> str:
+    """`--token`, or the token in $TOLLGATE_TOKEN, or the one `tollgate login` kept for
+    the admin API at `url`."""
+    token = (given or os.environ.get(TOKEN_ENV, "") or saved_login.token(url) or "").strip()
     if not token:
-        raise Unusable(f"no token: give --token or set {TOKEN_ENV} (your own token, "
-                       "e.g. from your identity provider)")
+        raise Unusable(f"no token: run `tollgate login` (where the admin signs in with an "
+                       f"identity provider), give --token or set {TOKEN_ENV} (your own token)")
     return token
 
 

@@ -61,7 +61,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(args: argparse.Namespace) -> int:
     try:
-        api = AdminApi(admin_url(args.url, args.config), token_of(args.token))
+        url = admin_url(args.url, args.config)
+        api = AdminApi(url, token_of(args.token, url))
         command = args.approvals_command
         if command == "list":
             query = urlencode({"status": args.status, "limit": args.limit,

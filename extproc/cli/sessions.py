@@ -2,8 +2,8 @@
 SSH) of every replica; end one; lock and unlock an identity.
 
 It drives the admin API's live sessions (extproc/admin/live/api.py) with the
-caller's own token, as `tollgate approvals` does (`--token` or TOLLGATE_TOKEN; `--url`
-or the config's admin API).
+caller's own token, as `tollgate approvals` does (`--token`, TOLLGATE_TOKEN or the one
+`tollgate login` kept; `--url` or the config's admin API).
 
 Exit status: 0 success; 1 the API refused (not a viewer or moderator, no such live
 session, not locked) or cannot be reached; 2 unusable input, one line on stderr.
@@ -65,7 +65,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(args: argparse.Namespace) -> int:
     try:
-        api = AdminApi(admin_url(args.url, args.config), token_of(args.token))
+        url = admin_url(args.url, args.config)
+        api = AdminApi(url, token_of(args.token, url))
         found = _call(api, args)
         if args.json:
             print(json_text(json.dumps(found, indent=2, ensure_ascii=False)))

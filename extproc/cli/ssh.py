@@ -58,7 +58,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(args: argparse.Namespace) -> int:
     try:
-        api = AdminApi(admin_url(args.url, args.config), token_of(args.token))
+        url = admin_url(args.url, args.config)
+        api = AdminApi(url, token_of(args.token, url))
         host, port = _gateway(args, api.url)
         key = args.key.expanduser()
         public = _public_key(key)

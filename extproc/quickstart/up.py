@@ -5,6 +5,7 @@ run) and the demo SSH host on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import shutil
 import signal
@@ -20,6 +21,7 @@ from extproc.quickstart import (
     demo_mariadb,
     demo_postgres,
     demo_ssh,
+    dev_oidc,
     dev_tokens,
     stack,
 )
@@ -68,7 +70,7 @@ While the DELETE waits, approve (or deny) it as a dba, with a token of the dba's
   {tollgate} approvals list{admin_url}
   {tollgate} approvals approve <ID>{admin_url} --reason "cleanup ticket"
 
-or on the page {approvals}/approvals/ui (paste the dba token there). Approved, the DELETE
+or on the page {approvals}/approvals/ui (as dana: see below). Approved, the DELETE
 empties the demo's customers until the next `tollgate up`, which starts every demo server
 and its data afresh: walk the tour again after a restart.
 
@@ -128,11 +130,13 @@ the gateway's back; list the tools again to see what tollgate does with the new 
   curl -X POST http://127.0.0.1:{mcp}/demo/rug-pull
 
 Read what happened as an auditor (group auditors reads recordings; agents never can):
-each agent run as a timeline on {approvals}/recordings/ui (paste this token there), and
-the period's compliance report, signed:
+each agent run as a timeline on {approvals}/recordings/ui (as ava: see below), and
+the period's compliance report as JSON, HTML and PDF of one run, each signed (the
+recordings page downloads the same), and each checked:
 
   export AUDITOR_TOKEN={auditor_token}
-  {tollgate} audit report --since 1d --format html --out report.html
+  {tollgate} audit report --since 1d --format json,html,pdf --out report
+  {tollgate} audit verify-report report.pdf
 
 Every look at the record is itself recorded (`tollgate audit search --kind access`).
 Every answer carries x-tollgate-trace-id. Envoy admin: http://127.0.0.1:{admin}/
@@ -225,6 +229,7 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
     if taken:
         print(f"tollgate up: {layout.in_use_message(taken)}", file=sys.stderr)
         return 2
+    layout, provider_port, no_provider = _signing_in(layout)
     config, ports = layout.config, layout.envoy
     workers = config.listen.worker_count
     ssh = config.ssh
@@ -261,6 +266,9 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
             demo_host = _demo_host(config, folders) if ssh else None
             if demo_host is not None:
                 processes.append(demo_host)
+            if provider_port is not None:
+                processes.append(dev_oidc.start(provider_port, config.approvals_url,
+                                                Path(tmp)))
             processes.append(stack.start_tollgate(served, ports.ext_proc, log_dir=None,
                                                   workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
@@ -276,6 +284,8 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
                 ssh_snippet=SSH_SNIPPET.format(port=layout.ssh, known_hosts=known_hosts,
                                                python=shlex.quote(sys.executable)),
             ), flush=True)
+            print(dev_oidc.said(provider_port, no_provider, config.approvals_url,
+                                _command("tollgate"), _admin_url(layout)), flush=True)
             # Run until Ctrl-C/SIGTERM, or until a child dies (then say which).
             while not stopping.wait(0.5):
                 dead = [p for p in processes if not p.alive()]
@@ -293,6 +303,17 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
         finally:
             for process in reversed(processes):
                 process.stop()
+
+
+def _signing_in(layout: Layout) -> tuple[Layout, int | None, str | None]:
+    """The layout signing in with the development identity provider where Node and
+    oidc-provider are (dev_oidc.py): its port, or why there is none."""
+    why = dev_oidc.missing()
+    if why is not None:
+        return layout, None, why
+    port = dev_oidc.free_local_port()
+    return dataclasses.replace(layout, config=dev_oidc.signing_in(layout.config, port)), \
+        port, None
 
 
 def _command(name: str) -> str:

@@ -21,6 +21,7 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
     attempts = data["refused_attempts"]["count"]
     approvers, readers = len(data["approvers"]), len(data["readers"])
     reads = sum(r["reads"] for r in data["readers"])
+    refused_reads = sum(r["refused"] for r in (*data["readers"], *data["refused_readers"]))
     alerts, loads = data["alerts"]["count"], data["policy_loads"]["count"]
     masked = sum(data["masked_by_detector"].values())
     whole = "intact" if integrity["intact"] else "BROKEN (see Integrity)"
@@ -73,9 +74,11 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
          "logs); that clocks were synchronised (10.6), which the hosts' NTP shows."),
         ("PCI DSS v4.0", "10.3", "Audit logs protected",
          f"SHA-256 chaining and Ed25519-signed checkpoints (key {integrity['key_id']}); "
-         "anchor logs outside the store; this report is itself signed. Reads of the "
-         "record through the recordings API and tollgate's audit commands are recorded "
-         f"too: {reads} by {readers} readers in the period.",
+         "anchor logs outside the store; this report is signed with the audit key in "
+         "each of its forms (JSON, HTML, PDF: `tollgate audit verify-report` checks any). "
+         "Reads of the record through the recordings API and tollgate's audit commands "
+         f"are recorded too: {reads} by {readers} readers in the period, and "
+         f"{refused_reads} refused.",
          "Who can read the store or the signing key: that is the host's access "
          "control; a read of the store itself, not through tollgate, leaves no record."),
         ("PCI DSS v4.0", "10.5", "Audit log history retained",

@@ -13,7 +13,10 @@ Who appears is counted by what they did: identities that acted through the gatew
 (exchanges, decision records, tunnels, the alerts about them), approvers (`approval`
 records: decisions, and attempts the approvals API refused, such as approving one's own
 request or denying without a reason) and readers of the record (`access` records: reads
-through the recordings API, and looks from `tollgate audit`'s commands), each apart.
+through the recordings API, and looks from `tollgate audit`'s commands), each apart. A
+reader is someone who read something: whoever was only refused is listed apart, and a
+refused read a page made on its own (`background`: the approvals page asking for a
+requester's activity) is counted, never taken for a person's attempt.
 Held exchanges and approvals are listed with what they did (the record's `what`, the
 approval's summary): the line a person decided on.
 """
@@ -177,13 +180,16 @@ class _Tally:
 
     def _access(self, who: str, document: dict[str, Any]) -> None:
         """A read of the record (the recordings API's, or a `tollgate audit` command's),
-        by a reader or refused."""
+        answered or refused; a refused one a page made on its own is no person's."""
         access = (document.get("meaning") or {}).get("access") or {}
-        refused = (document.get("outcome") or {}).get("action") == "deny"
         reader = self.readers[who]
-        reader["reads"] += 1
-        reader["refused"] += int(refused)
-        reader["returned"] += 0 if refused else int(access.get("count") or 0)
+        if (document.get("outcome") or {}).get("action") != "deny":
+            reader["reads"] += 1
+            reader["returned"] += int(access.get("count") or 0)
+        elif access.get("background"):
+            reader["background"] += 1
+        else:
+            reader["refused"] += 1
 
     def _list(self, name: str, event: dict[str, Any]) -> None:
         self.counted[name] += 1
@@ -199,9 +205,7 @@ class _Tally:
             "approvers": [{"approver": name, "decisions": c["decisions"],
                            "refused_attempts": c["refused"]}
                           for name, c in _busiest(self.approvers)],
-            "readers": [{"reader": name, "reads": c["reads"], "refused": c["refused"],
-                         "records_returned": c["returned"]}
-                        for name, c in _busiest(self.readers)],
+            **_readers(self.readers),
             "targets": _rows(self.targets, "target"),
             "activity": {"bucket": "hour" if self.bucket_us == _HOUR_US else "day",
                          "buckets": [{"start_us": start, "records": c["records"],
@@ -250,6 +254,20 @@ def _rows(counts: dict[str, Counter[str]], key: str) -> list[dict[str, Any]]:
                                                                      item[0]))]
 
 
+def _readers(counts: dict[str, Counter[str]]) -> dict[str, Any]:
+    """Who read the record (answered at least once), who was only refused, and the
+    refused reads pages made on their own, by whose page."""
+    busiest = _busiest(counts)
+    return {
+        "readers": [{"reader": name, "reads": c["reads"], "refused": c["refused"],
+                     "records_returned": c["returned"]} for name, c in busiest if c["reads"]],
+        "refused_readers": [{"identity": name, "refused": c["refused"]}
+                            for name, c in busiest if not c["reads"] and c["refused"]],
+        "background_refused": _sorted(Counter(
+            {name: c["background"] for name, c in counts.items() if c["background"]})),
+    }
+
+
 def _in_force_before(connection: Connection, since_us: int) -> list[dict[str, Any]]:
     """Each writer's last policy load before the period: what it served as it began."""
     last: dict[str, dict[str, Any]] = {}
@@ -272,12 +290,36 @@ def _policies(in_force: list[dict[str, Any]], loads: list[dict[str, Any]],
     served = sorted(set(loaded) | set(revisions))
     return {
         "in_force_at_start": in_force,
+        "loads": _folded((*in_force, *loads)),
         "revisions": [{"revision": revision, "loaded_us": sorted(loaded.get(revision, [])),
                        "decisions": sum(revisions[revision].values()),
                        "by_action": _sorted(revisions[revision])}
                       for revision in served],
         "unrecorded": sorted(set(revisions) - set(loaded)),
     }
+
+
+# What makes two loads the same policy: a reload of unchanged files is folded.
+_SAME_POLICY = ("revision", "engine", "directory", "modules", "data_files")
+
+
+def _folded(loads: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """The loads with each run of consecutive identical ones (same revision, modules and
+    data files) as one: how many, the first and the last, and why they loaded."""
+    runs: list[dict[str, Any]] = []
+    for load in loads:
+        same = {key: load.get(key) for key in _SAME_POLICY}
+        last = runs[-1] if runs else None
+        if last is not None and all(last[key] == same[key] for key in _SAME_POLICY):
+            last.update(count=last["count"] + 1, last_us=load["started_us"],
+                        last_id=load["id"])
+            if load.get("why") not in last["why"]:
+                last["why"].append(load.get("why"))
+            continue
+        runs.append({**same, "count": 1, "first_us": load["started_us"],
+                     "last_us": load["started_us"], "first_id": load["id"],
+                     "last_id": load["id"], "why": [load.get("why")]})
+    return runs
 
 
 def _integrity(report: Verification, verifier: Verifier,

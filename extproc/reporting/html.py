@@ -1,6 +1,11 @@
 """A report as one self-contained HTML page (inline CSS and SVG, nothing fetched), and
 as PDF from that page.
 
+The page is made from the same signed JSON as the report's JSON file: it embeds that
+JSON (a data block, never run; the PDF attaches it as a file), shows its hash, and is
+written with a blank seal for sealing.py to fill. On paper every page's margins name
+the period, the report's hash and the page's number of the pages.
+
 Much of what a report shows was written by agents or their callers (identities, reasons,
 summaries, alert messages): every value from the record is escaped here, in one place
 (`_e`), and the page's Content-Security-Policy forbids scripts and fetches besides.
@@ -13,13 +18,14 @@ shares (`widths`), and the sections that hold them are printed on landscape page
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from extproc.codecs.text import utc
-from extproc.reporting import charts
+from extproc.reporting import charts, sealing
 from extproc.reporting.evidence import Report
 
 _TEMPLATE = Template((Path(__file__).parent / "report.html").read_text(encoding="utf-8"))
@@ -32,6 +38,7 @@ _REFUSED_BECAUSE = {
     "reason_required": "a denial without a reason",
     "forbidden": "not one of its approvers",
     "not_pending": "no longer pending (decided or expired)",
+    "already_approved": "a second approval by one who had approved it (two-person rule)",
     "not_found": "no such approval",
     "bad_request": "a malformed request",
     "recording_unavailable": "the record could not take it",
@@ -40,25 +47,40 @@ _REFUSED_BECAUSE = {
 }
 
 
-def render(report: Report) -> str:
-    """The page."""
+def render(report: Report, document: dict[str, Any]) -> str:
+    """The page, with a blank seal; `document`: the report's data signed (signing.py),
+    embedded whole."""
     data = report.data
     period = data["period"]
     scope = f"target {data['target']}" if data["target"] else "all targets"
-    meta = (f"Records started {utc(period['since_us'])} to {utc(period['until_us'])} UTC, "
-            f"{scope}; store {data['store']}; generated {utc(data['generated_us'])} UTC "
-            "from the audit record (nothing in it was entered by hand).")
+    span = f"{utc(period['since_us'])} to {utc(period['until_us'])} UTC, {scope}"
+    meta = (f"Records started {span}; store {data['store']}; generated "
+            f"{utc(data['generated_us'])} UTC from the audit record (nothing in it was "
+            "entered by hand).")
+    digest = sealing.report_hash(document)
+    signed = (f"Report SHA-256 {digest}: the hash of its JSON form, which the audit key "
+              f"{document['signature']['key_id']} signed; that JSON is embedded in this "
+              "file, and this file is sealed with the same key. Check it with "
+              "`tollgate audit verify-report FILE`.")
     sections = [_summary(data), _integrity(data["integrity"]), _activity(data),
                 _privileged(data), _refusals(data), _masking(data), _alerts(data),
                 _policies(data), _retention(data["retention"]), _controls(data["controls"])]
-    return _TEMPLATE.substitute(title=_TITLE, meta=_e(meta), sections="\n".join(sections))
+    embedded = json.dumps(document, ensure_ascii=False, indent=1).replace("<", "\\u003c")
+    return _TEMPLATE.substitute(
+        title=_TITLE, meta=_e(meta), signed=_e(signed), sections="\n".join(sections),
+        seal=sealing.seal_placeholder("html"), embedded=embedded,
+        json_block=sealing.JSON_BLOCK, margin_period=_css_string(f"Records started {span}"),
+        margin_hash=_css_string(f"Report SHA-256 {digest}"))
 
 
-def pdf(report: Report) -> bytes:
-    """The page as PDF (WeasyPrint, which needs Pango from the system)."""
-    from weasyprint import HTML  # heavy, and only a PDF needs it
+def pdf(page: str, attached: bytes) -> bytes:
+    """The page as PDF (WeasyPrint, which needs Pango from the system), the signed JSON
+    `attached` as a file of it; not yet sealed."""
+    from weasyprint import HTML, Attachment  # heavy, and only a PDF needs it
 
-    document: bytes = HTML(string=render(report)).write_pdf()
+    document: bytes = HTML(string=page).write_pdf(attachments=[Attachment(
+        string=attached.decode(), name=sealing.ATTACHMENT,
+        description="This report signed with the audit key (tollgate audit verify-report)")])
     return document
 
 
@@ -124,15 +146,35 @@ def _activity(data: dict[str, Any]) -> str:
                [(r["approver"], r["decisions"], r["refused_attempts"])
                 for r in data["approvers"]], numeric={1, 2}),
         "<h3>Readers of the record</h3>",
-        _p("People who read recordings through the recordings API (each read is itself "
-           "a record), counted apart from the identities acting."),
+        _p("People who read recordings through the recordings API or tollgate's audit "
+           "commands (each read is itself a record), counted apart from the identities "
+           "acting; a reader is someone who was answered at least once."),
         _table(("reader", "reads", "refused", "records returned"),
                [(r["reader"], r["reads"], r["refused"], r["records_returned"])
                 for r in data["readers"]], numeric={1, 2, 3}),
+        _refused_readers(data),
         "<h3>Targets</h3>",
         _table(("target", "records", "refused", "held"),
                [(r["target"], r["records"], r["refused"], r["held"])
                 for r in data["targets"]], numeric={1, 2, 3}))
+
+
+def _refused_readers(data: dict[str, Any]) -> str:
+    """Who asked to read the record and was only refused, and the refused reads admin
+    pages made on their own (no person asked for them)."""
+    parts = []
+    if data["refused_readers"]:
+        parts += [_p("Refused every read they asked for (not readers of the record):"),
+                  _table(("identity", "refused reads"),
+                         [(r["identity"], r["refused"]) for r in data["refused_readers"]],
+                         numeric={1})]
+    background = data["background_refused"]
+    if background:
+        parts.append(_p(f"Refused reads an admin page made on its own, nobody asking: "
+                        f"{sum(background.values())} (the page of "
+                        + ", ".join(f"{who}: {n}" for who, n in background.items())
+                        + "); counted neither as reads nor as attempts."))
+    return "\n".join(parts)
 
 
 def _privileged(data: dict[str, Any]) -> str:
@@ -204,12 +246,17 @@ def _policies(data: dict[str, Any]) -> str:
                         "before loads were recorded, or their record pruned): "
                         + ", ".join(policies["unrecorded"])))
     parts.append(f"<h3>Loads ({loads['count']}{_beyond(loads, data)})</h3>")
-    parts.append(_table(("when (UTC)", "record", "revision", "engine", "why",
+    parts.append(_p("The load in force as the period began, then the period's; loads in a "
+                    "row of the same revision, modules and data files are one line."))
+    parts.append(_table(("when (UTC)", "loads", "records", "revision", "engine", "why",
                          "modules (SHA-256)", "data files"),
-                        [(utc(x["started_us"]), x["id"], x["revision"], x["engine"], x["why"],
+                        [(_span(x["first_us"], x["last_us"]), x["count"],
+                          x["first_id"] if x["count"] == 1
+                          else f"{x['first_id']} .. {x['last_id']}",
+                          x["revision"], x["engine"], ", ".join(map(str, x["why"])),
                           _files(x["modules"]), _files(x["data_files"]))
-                         for x in (*policies["in_force_at_start"], *loads["listed"])],
-                        widths=(11, 10, 12, 8, 8, 31, 20)))
+                         for x in policies["loads"]],
+                        numeric={1}, widths=(12, 6, 11, 11, 8, 8, 26, 18)))
     return _section("Policy revisions in force", *parts, wide=True)
 
 
@@ -238,11 +285,19 @@ def _controls(entries: list[dict[str, str]]) -> str:
         _table(("framework", "control", "this report shows", "it does not show"), [
             (e["framework"], f"{e['control']} {e['title']}", e["shows"], e["does_not_show"])
             for e in entries]),
-        _p("The JSON form of this report is signed with the audit key; check it with "
-           "`tollgate audit verify-report`."))
+        _p("This report is signed with the audit key in each of its forms: its JSON, "
+           "embedded in this page and attached to its PDF, and each file as a whole. "
+           "`tollgate audit verify-report FILE` checks any of them."))
 
 
 # -- pieces ------------------------------------------------------------------------------
+
+
+def _css_string(text: str) -> str:
+    """`text` as a quoted CSS string: every character but letters, digits, spaces and
+    plain punctuation escaped, so nothing closes the string or the style element."""
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;-_()/")
+    return '"' + "".join(c if c in safe else f"\\{ord(c):x} " for c in text) + '"'
 
 
 def _e(value: Any) -> str:
@@ -319,6 +374,10 @@ def _attempted(record: dict[str, Any]) -> tuple[str, str, str, str]:
     because = f"{_REFUSED_BECAUSE[code]} ({code})" if code in _REFUSED_BECAUSE else code
     return (approval.get("id") or "none", because, approval.get("requested_by") or "",
             approval.get("summary") or "")
+
+
+def _span(first_us: int, last_us: int) -> str:
+    return utc(first_us) if first_us == last_us else f"{utc(first_us)} to {utc(last_us)}"
 
 
 def _files(files: list[dict[str, Any]]) -> str:

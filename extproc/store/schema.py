@@ -1,8 +1,8 @@
 """The store's tables, as numbered migrations per component, applied at connect.
 
 Each component (recording, approvals, policy, postgres, session_keys, activity,
-activity_live, sessions, egress, mcp_sessions, terminal, live_sessions) owns a list of steps; the
-version a store has reached is kept in `tollgate_schema`. A step runs once, in a
+activity_live, sessions, egress, mcp_sessions, terminal, slack, live_sessions) owns a list
+of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once, in a
 transaction with the version bump, so two processes starting together cannot both apply
 it (the second waits for the lock, then finds the version already there). A store newer
 than this tollgate is refused rather than written with an older idea of its tables.
@@ -316,6 +316,44 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             )""",
             "CREATE INDEX mcp_sessions_canonical ON mcp_sessions (canonical_hash)",
             "CREATE INDEX mcp_sessions_used ON mcp_sessions (used_us)",
+        ],
+    ],
+    "slack": [
+        [
+            # Each approval's message in Slack (approvals/slack/messages.py): where it is
+            # (`channel`, `ts`), what it shows now (`shown`: the state it was drawn in,
+            # claimed by the process that redraws it), and whether that is its last
+            # state (`final`: nothing changes it any more).
+            """CREATE TABLE slack_messages (
+                approval_id TEXT PRIMARY KEY,
+                channel TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                shown TEXT NOT NULL,
+                final INTEGER NOT NULL,
+                updated_us BIGINT NOT NULL
+            )""",
+            "CREATE INDEX slack_messages_final ON slack_messages (final)",
+            # Slack users linked to a signed-in identity (approvals/slack/links.py): a
+            # click decides as `identity` (JSON: subject, issuer, groups) until
+            # `expires_us`. One-time codes (`code_hash`: their SHA-256) bring a Slack
+            # user to the page where they link (`slack_name` shown there, so a person
+            # sees whose Slack user they are about to speak for).
+            """CREATE TABLE slack_links (
+                team_id TEXT NOT NULL,
+                slack_user TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                linked_us BIGINT NOT NULL,
+                expires_us BIGINT NOT NULL,
+                PRIMARY KEY (team_id, slack_user)
+            )""",
+            """CREATE TABLE slack_link_codes (
+                code_hash TEXT PRIMARY KEY,
+                team_id TEXT NOT NULL,
+                slack_user TEXT NOT NULL,
+                slack_name TEXT NOT NULL,
+                expires_us BIGINT NOT NULL
+            )""",
         ],
     ],
     "terminal": [

@@ -152,8 +152,8 @@ async def test_refusals_exit_with_one_line_and_write_nothing(
         cases = [
             (["--token", tokens.token(ttl=-120)], 1, "401 unauthenticated: the token "
                                                       "does not verify: it expired at "),
-            ([], 2, "no token: give --token or set TOLLGATE_TOKEN (your own token, e.g. "
-                    "from your identity provider)"),
+            ([], 2, "no token: run `tollgate login` (where the admin signs in with an "
+                    "identity provider), give --token or set TOLLGATE_TOKEN (your own token)"),
             (["--token", "t", "--port", "0"], 2, "--port: expected 1-65535, got 0"),
         ]
         for argv, expected, why in cases:

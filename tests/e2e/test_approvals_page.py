@@ -17,6 +17,7 @@ Playwright never downloads a browser here: it launches the distribution's Chromi
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import sys
@@ -45,6 +46,7 @@ from tests.e2e.test_approvals_e2e import (
 from tests.support import tokens
 from tests.support.axe import serious_violations
 from tests.support.browser import tab
+from tests.support.cli import tollgate
 from tests.support.gateway import Gateway, module_gateway
 from tests.test_inert import ERASE, FORGED, raw
 
@@ -607,6 +609,44 @@ def test_the_agents_own_token_never_sees_approve_or_deny(gw: Gateway, page: Page
         "are not one of them.", timeout=WAIT_MS)
     assert not held.answered
     deny_with_api(gw, approval, held)
+
+
+def test_the_pages_own_reads_of_the_record_are_no_persons_attempts(
+        gw: Gateway, page: Page, tmp_path: Path) -> None:
+    """A reader's view of an approval reads the requester's activity, marked as the
+    page's own read (`background`); an agent's view of its own request asks the record
+    nothing. The audit report, written by `tollgate audit report` from the gateway's
+    store, counts the reader and never the agent as a reader or a refused one."""
+    text = "UPDATE customers SET id = ltrim(id)"
+    held, approval = held_sql(gw, text)
+    before = {r["id"] for r in gw.records("access")}
+    open_page(page, gw, DBA, f"#{approval['id']}")
+    expect(page.locator("#detail-activity ul")).to_be_visible(timeout=WAIT_MS)
+    page.evaluate("sessionStorage.clear()")
+    page.goto("about:blank")
+    open_page(page, gw, AGENT, f"#{approval['id']}")
+    expect(page.locator("#detail-activity")).to_contain_text(
+        "you are not one of them.", timeout=WAIT_MS)
+    deny_with_api(gw, approval, held)
+
+    def page_reads() -> list[dict[str, Any]]:
+        return [r for r in gw.records("access") if r["id"] not in before
+                and r["meaning"]["access"]["endpoint"] == "search"]
+
+    stack.wait_until(lambda: len(page_reads()) >= 1, 10, "the page's read recorded")
+    reads = page_reads()
+    assert [(r["identity"]["sub"], r["meaning"]["access"]["background"],
+             r["outcome"]["status"]) for r in reads] == [("dana", True, 200)]
+    out = tmp_path / "report.json"
+    made = tollgate("audit", "report", "--since", "1h", "--format", "json", "--out", out,
+                    "--config", gw.config_path)
+    assert made.returncode == 0, made
+    report = json.loads(out.read_bytes())["report"]
+    assert "dana" in [r["reader"] for r in report["readers"]]
+    everyone = [*(r["reader"] for r in report["readers"]),
+                *(r["identity"] for r in report["refused_readers"]),
+                *report["background_refused"]]
+    assert "svc-autogen" not in everyone
 
 
 # -- a phone, screenshots, accessibility ----------------------------------------------------

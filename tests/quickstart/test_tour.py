@@ -271,6 +271,9 @@ def audit_part(tour: Tour, tollgate: str, work: Path) -> None:
     ran = tour.run(report, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert "<html" in (work / "report.html").read_text()
+    assert (work / "report.json").is_file() and (work / "report.pdf").is_file()
+    checked = tour.run(tour.take(r"verify-report report\.pdf"))
+    assert checked.returncode == 0 and checked.stdout.startswith("valid:"), checked
     # "Every look at the record is itself recorded (`tollgate audit search --kind access`)":
     # the report just made was one.
     said = tour.run(report, text=f"{tollgate} audit search --kind access --json\n")

@@ -5,7 +5,10 @@ Recorder into the same store, where the tests read the access records back."""
 
 from __future__ import annotations
 
+import io
+import re
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +23,7 @@ from extproc.config import Match, Recordings, Target, parse
 from extproc.recording import Recorder
 from extproc.recording.chain import Signer
 from extproc.recording.store import by_id
+from extproc.reporting import sealing
 from extproc.store import connect
 from extproc.store.aio import open_store
 from tests.monitor.conftest import alert, refusal, verifier
@@ -216,20 +220,24 @@ async def test_a_target_s_reader_reads_that_target_only(store_url: str, tmp_path
 async def test_every_read_leaves_an_access_record_refused_ones_too(
         store_url: str, tmp_path: Path, signer: Signer) -> None:
     """Each read is a record of kind `access`, in the chain: who, which endpoint and
-    query, the record ids returned and how many, the answer's status; a 401 names
-    nobody, a 403 names the agent that tried."""
+    query, the record ids returned and how many, the answer's status, whether a page made
+    it on its own; a 401 names nobody, a 403 names the agent that tried."""
     await seed(store_url, signer)
     async with serving(store_url, tmp_path, signer) as api:
         _, found = await api.get(SESSION_PATH)
         await api.get("/recordings/search?identity=svc-pay&since=1h")
         await api.get("/recordings/search", None)
         await api.get(f"/recordings/records/{2:032x}", AGENT_AUDITOR)
-    session, search, anonymous, agent = accesses(store_url)
+        await api.get("/recordings/search?since=1d&background=1", AGENT_AUDITOR)
+    session, search, anonymous, agent, background = accesses(store_url)
     assert session["identity"]["sub"] == "ada"
     assert session["meaning"]["access"] == {
         "endpoint": "session", "path": f"/recordings/sessions/{SESSION}", "query": {},
         "count": 3, "returned": [r["id"] for r in found["records"]],
-        "returned_truncated": False}
+        "returned_truncated": False, "background": False}
+    # A read a page made on its own says so (the report counts it as no person's).
+    assert background["meaning"]["access"]["background"] is True
+    assert background["outcome"]["status"] == 403
     assert (session["outcome"]["action"], session["outcome"]["status"]) == ("allow", 200)
     assert search["meaning"]["access"]["query"] == {"identity": "svc-pay", "since": "1h"}
     assert search["meaning"]["access"]["count"] == 1
@@ -299,15 +307,28 @@ async def test_the_compliance_report_for_readers(store_url: str, tmp_path: Path,
         status, body, _ = await api.fetch("/recordings/report?format=json&since=1d")
         page = await api.fetch("/recordings/report?target=orders", ORDERS_TEAM)
         assert (await api.get("/recordings/report", ORDERS_TEAM))[0] == 403
-        assert (await api.get("/recordings/report?format=pdf"))[1]["error"] == "bad_request"
+        assert (await api.get("/recordings/report?format=xml"))[1]["error"] == "bad_request"
+        zipped = await api.fetch("/recordings/report?format=zip&since=1d")
     assert status == 200
     document = orjson.loads(body)
     assert set(document) == {"report", "signature"}
     assert document["report"]["target"] is None
     assert page[0] == 200 and page[2]["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in page[2]["Content-Security-Policy"]
-    assert b"<script" not in page[1]
+    assert page[1].count(b"<script") == 1  # the signed JSON, a data block never run
+    assert sealing.check(page[1], signer.public).problem is None
+    # The export: the three forms of one run in one archive, each sealed.
+    assert zipped[0] == 200 and zipped[2]["Content-Type"] == "application/zip"
+    name = re.fullmatch(r'attachment; filename="(tollgate-report-\d{8}T\d{4}Z-\d{8}T\d{4}Z)'
+                        r'\.zip"', zipped[2]["Content-Disposition"])
+    assert name is not None
+    with zipfile.ZipFile(io.BytesIO(zipped[1])) as archive:
+        files = {n: archive.read(n) for n in archive.namelist()}
+    assert sorted(files) == [f"{name[1]}.{form}" for form in ("html", "json", "pdf")]
+    checked = [sealing.check(data, signer.public) for data in files.values()]
+    assert [c.problem for c in checked] == [None] * 3
+    assert len({orjson.dumps(c.document) for c in checked}) == 1  # one run, one report
     reports = [a["meaning"]["access"] for a in accesses(store_url)
                if a["meaning"]["access"]["endpoint"] == "report"]
     assert [(r["query"].get("format"), r["count"]) for r in reports] == [
-        ("json", 0), (None, 0), (None, 0), ("pdf", 0)]
+        ("json", 0), (None, 0), (None, 0), ("xml", 0), ("zip", 0)]

@@ -52,14 +52,17 @@ def approval_record(n: int, approver: str, status: str, reason: str | None, *,
     return found
 
 
-def access_record(n: int, reader: str, returned: int, refusal: str | None = None) -> Evidence:
-    """A read through the recordings API, as its api.py records it (kind `access`)."""
+def access_record(n: int, reader: str, returned: int, refusal: str | None = None, *,
+                  background: bool = False) -> Evidence:
+    """A read through the recordings API, as its api.py records it (kind `access`);
+    `background`: one a page made on its own."""
     found = evidence(n, sub=reader, method="GET", path="/recordings/search")
     found.kind, found.decisions, found.target = "access", [], None
     found.meaning_key, found.meaning = "access", {
-        "endpoint": "search", "path": "/recordings/search", "query": {},
+        "endpoint": "search", "path": "/recordings/search",
+        "query": {"background": "1"} if background else {},
         "count": returned, "returned": [f"writer-a:{i}" for i in range(returned)],
-        "returned_truncated": False}
+        "returned_truncated": False, "background": background}
     found.outcome = {"tollgate.decision.action": "deny" if refusal else "allow",
                      "http.response.status_code": 403 if refusal else 200,
                      **({"tollgate.refusal": refusal} if refusal else {})}
@@ -132,3 +135,13 @@ async def write_period(url: str, signer: Signer, tmp_path: Path) -> str:
 @pytest.fixture
 async def recorded(store_url: str, signer: Signer, tmp_path: Path) -> str:
     return await write_period(store_url, signer, tmp_path)
+
+
+@pytest.fixture
+async def config(sqlite_url: str, signer: Signer, tmp_path: Path) -> Path:
+    """A config naming a SQLite store of the period, anchored beside it (for the
+    commands)."""
+    from tests.cli.test_audit_cli import write_config
+
+    await write_period(sqlite_url, signer, tmp_path)
+    return write_config(tmp_path, sqlite_url, checkpoint_file=tmp_path / "anchors.jsonl")

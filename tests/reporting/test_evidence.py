@@ -12,7 +12,7 @@ from pathlib import Path
 from extproc.recording.anchors import read
 from extproc.recording.chain import Signer
 from extproc.recording.retention import Rules
-from extproc.reporting import Report, gather, html, signing
+from extproc.reporting import Report, gather, html, sealing, signing
 from extproc.store import connect
 from tests.reporting.conftest import HELD_WHAT, HOSTILE, LONG_IDENTITY, LONG_WHAT, NOW
 
@@ -28,6 +28,10 @@ def report_of(url: str, signer: Signer, tmp_path: Path, target: str | None = Non
                       retention=Rules(30, {"billing": 7, "orders": 0}))
     finally:
         connection.close()
+
+
+def page_of(report: Report, signer: Signer) -> str:
+    return html.render(report, signing.signed(report.data, signer))
 
 
 def execute(url: str, sql: str) -> None:
@@ -57,9 +61,11 @@ def test_the_figures_are_what_was_recorded(recorded: str, signer: Signer,
         {"approver": "alice", "decisions": 1, "refused_attempts": 0},
         {"approver": "bob", "decisions": 0, "refused_attempts": 1},
         {"approver": "svc-autogen", "decisions": 0, "refused_attempts": 1}]
+    # A reader read something; who was only refused is listed apart.
     assert data["readers"] == [
-        {"reader": "auditor-ann", "reads": 1, "refused": 0, "records_returned": 3},
-        {"reader": "svc-nosy", "reads": 1, "refused": 1, "records_returned": 0}]
+        {"reader": "auditor-ann", "reads": 1, "refused": 0, "records_returned": 3}]
+    assert data["refused_readers"] == [{"identity": "svc-nosy", "refused": 1}]
+    assert data["background_refused"] == {}
     assert [(t["target"], t["records"]) for t in data["targets"]] == [("orders", 9),
                                                                        ("billing", 2)]
     assert data["refusals_by_rule"] == {"sql.write": 2, "k8s.secrets": 1,
@@ -132,14 +138,16 @@ def test_a_broken_chain_shows_as_broken(recorded: str, signer: Signer,
     assert not report.intact and not integrity["vouched"]
     assert integrity["statement"].startswith("BROKEN: 1 problem")
     assert "writer-a:7: its content does not match its hash (edited)" in integrity["problems"]
-    page = html.render(report)
+    page = page_of(report, signer)
     assert 'class="verdict broken"' in page and "writer-a:7: its content" in page
 
 
 def test_the_page_escapes_what_agents_wrote(recorded: str, signer: Signer,
                                             tmp_path: Path) -> None:
-    page = html.render(report_of(recorded, signer, tmp_path))
-    assert "<script" not in page
+    page = page_of(report_of(recorded, signer, tmp_path), signer)
+    # One script element: the signed JSON as a data block, never run, its `<` escaped.
+    assert page.count("<script") == 1 and sealing.JSON_BLOCK in page
+    assert "\\u003cscript>alert" in page
     assert page.count("&lt;script&gt;alert(&#x27;agent&#x27;)&lt;/script&gt;") >= 3
     # Nothing fetched: no link, import or script; the charts' references are their own.
     assert "<link" not in page and "@import" not in page
@@ -154,7 +162,7 @@ def test_the_page_tells_decisions_refused_attempts_and_who_did_what_apart(
     """A held exchange nobody decided yet is "not decided" (never "by None"); refused
     attempts at deciding are listed as such, with why in words; approvers and readers
     have tables of their own, and the summary counts them apart from acting identities."""
-    page = html.render(report_of(recorded, signer, tmp_path))
+    page = page_of(report_of(recorded, signer, tmp_path), signer)
     assert "by None" not in page and ">None<" not in page
     assert "<td>a-22 not decided</td>" in page and "<td>a-21 approved by alice</td>" in page
     attempts = page[page.index("Refused attempts at deciding"):]
@@ -167,7 +175,7 @@ def test_the_page_tells_decisions_refused_attempts_and_who_did_what_apart(
     assert "self_approval" not in decisions and "reason_required" not in decisions
     for row in ("identities acting through the gateway</td><td class=\"n\">4",
                 "approvers (deciding, not acting)</td><td class=\"n\">3",
-                "readers of the record (reading, not acting)</td><td class=\"n\">2"):
+                "readers of the record (reading, not acting)</td><td class=\"n\">1"):
         assert row in page, row
     assert "<h3>Approvers</h3>" in page and "<h3>Readers of the record</h3>" in page
     assert f"<td>{HELD_WHAT}</td>" in page

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from extproc.recording.chain import Signer
-from tests.cli.test_audit_cli import audit, one_line, write_config
-from tests.reporting.conftest import LONG_IDENTITY, LONG_WHAT, write_period
+from tests.cli.test_audit_cli import audit, one_line
+from tests.reporting.conftest import LONG_IDENTITY, LONG_WHAT
 from tests.support import png
 
 pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.e2e  # `tollgate audit` run as a process
 HEADINGS = ("Integrity of the record", "Activity", "Privileged and held actions",
             "Refusals by rule", "Masked values by detector", "Alerts",
             "Policy revisions in force", "Retention", "Controls")
-
-
-@pytest.fixture
-async def config(sqlite_url: str, signer: Signer, tmp_path: Path) -> Path:
-    await write_period(sqlite_url, signer, tmp_path)
-    return write_config(tmp_path, sqlite_url, checkpoint_file=tmp_path / "anchors.jsonl")
 
 
 def test_a_json_report_verifies_and_one_changed_byte_does_not(
@@ -42,7 +36,7 @@ def test_a_json_report_verifies_and_one_changed_byte_does_not(
     public.write_bytes(signer.public.public_pem())
     valid = audit(config, "verify-report", str(out), "--public-key", str(public))
     assert valid.returncode == 0, valid
-    assert valid.stdout.startswith(f"valid: {out} was signed")
+    assert valid.stdout.startswith(f"valid: {out} (json) was signed")
 
     text = out.read_bytes()
     at = text.index(b'"sql.write": 2') + len(b'"sql.write": ')

@@ -189,21 +189,31 @@ class ApprovalsApi:
         return await self._decide(request, approve=False)
 
     async def _decide(self, request: web.Request, approve: bool) -> web.Response:
-        """Decide, as the caller; the attempt is traced and recorded whatever its end."""
-        verb = "approve" if approve else "deny"
+        """Decide, as the caller."""
         try:
             caller = await self._caller(request)
         except ApprovalError as refused:
             return _error(refused)
+        return await self.decide(request, caller, request.match_info["id"], approve,
+                                 await request.read())
+
+    async def decide(self, request: web.Request, caller: Authenticated, approval_id: str,
+                     approve: bool, raw: bytes,
+                     slack: dict[str, str] | None = None) -> web.Response:
+        """Decide `approval_id` as `caller`, as `raw` (the JSON body) asks; the attempt is
+        traced and recorded whatever its end. Every way of deciding comes here: the API
+        and its page, and a click in Slack (`slack`: the Slack user who clicked, as the
+        identity they linked), whose record says so and names both."""
+        verb = "approve" if approve else "deny"
         started = time.time()
-        raw = await request.read()
-        approval_id = request.match_info["id"]
         try:
             found: Approval | None = await self._store.get(approval_id)
         except (ApprovalError, StoreError):
             found = None  # answered below, once the attempt is traced
         attributes = {"enduser.id": caller["sub"] or "", "tollgate.approval.id": approval_id,
-                      "tollgate.approval.action": verb}
+                      "tollgate.approval.action": verb,
+                      **({"tollgate.approval.via": "slack",
+                          "tollgate.slack.user_id": slack["user_id"]} if slack else {})}
         name = f"tollgate approval {verb}"
         span = (self._telemetry.start_in_trace(name, found.trace_id, found.span_id, attributes)
                 if found else self._telemetry.start_span(name, attributes))
@@ -224,7 +234,7 @@ class ApprovalsApi:
             span.set_attributes(outcome)
             span.end()
             return self._evidence(request, raw, caller, started, span, approval, outcome,
-                                  response)
+                                  response, slack)
 
         with recorded(self._recorder, None, finish) as admit:
             refusal: ApprovalError | None = None
@@ -233,7 +243,8 @@ class ApprovalsApi:
                 reason, minutes = _asked(raw, approve)
                 decided = await self._store.decide(approval_id, caller["sub"],
                                                    caller["groups"], approve, reason, minutes)
-                log.info("approval %s %s by %s", approval_id, decided.status, caller["sub"])
+                log.info("approval %s %s by %s%s", approval_id, decided.status, caller["sub"],
+                         f" (in Slack, as Slack user {slack['user_id']})" if slack else "")
             except RecordingUnavailable as exc:
                 refusal = ApprovalError("recording_unavailable", str(exc), 503)
             except ApprovalError as exc:
@@ -257,10 +268,15 @@ class ApprovalsApi:
     def _evidence(
         self, request: web.Request, raw: bytes, caller: Authenticated, started: float,
         span: Span, approval: Approval | None, outcome: dict[str, Any],
-        response: web.Response,
+        response: web.Response, slack: dict[str, str] | None = None,
     ) -> Evidence:
         """The attempt as the audit record keeps it: the approver's request and identity,
-        the approval as it stands after it, the answer."""
+        the approval as it stands after it (`via` slack and the Slack user, for a click
+        there), the answer."""
+        held = None
+        if approval is not None:
+            held = (approval.for_record("api") if slack is None
+                    else {**approval.for_record("slack"), "slack": slack})
         headers = {name.lower(): value for name, value in request.headers.items()}
         headers.update({":method": request.method, ":path": request.path_qs})
         view = request_view(headers, self._sensitive)
@@ -268,7 +284,7 @@ class ApprovalsApi:
             "approval", started, trace_id_of(span), span_id_of(span), headers, caller,
             self._targets.get(approval.target) if approval else None, view,
             BodyCapture.of(raw, self._record_limit),
-            approval=approval.for_record("api") if approval else None,
+            approval=held,
             response={"status": response.status, "headers": {
                 "content-type": response.content_type}, "body": None},
             response_type=response.content_type, outcome=outcome,

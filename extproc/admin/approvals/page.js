@@ -490,7 +490,9 @@ function drawWait(approval) {
 }
 
 // The requester's recent records, read through the recordings API with the viewer's
-// token: once per view (each read is itself recorded), for its readers only.
+// token: once per view (each read is itself recorded), for its readers only, marked as
+// the page's own read (background=1: nobody asked for it, so a refusal of it is no
+// person's attempt in the audit report).
 async function drawActivity(approval) {
   if (activityFor === approval.id) return;
   activityFor = approval.id;
@@ -502,7 +504,8 @@ async function drawActivity(approval) {
   }
   let found;
   try {
-    found = await call("/recordings/search?since=1d&limit=" + ACTIVITY_READ + "&identity="
+    found = await call("/recordings/search?background=1&since=1d&limit=" + ACTIVITY_READ
+                       + "&identity="
                        + encodeURIComponent(approval.requester) + "&target="
                        + encodeURIComponent(approval.target));
   } catch (error) {
@@ -586,7 +589,7 @@ async function showDetail(id, current, moved) {
 // -- drawing what the address names ----------------------------------------------------
 
 async function refresh(moved = false) {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!hasCaller()) return;
   const mine = ++generation;
   const current = () => mine === generation;
   const where = route();

@@ -574,7 +574,7 @@ function changed(what, answer) {
 }
 
 async function refresh() {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!hasCaller()) return;
   const mine = ++reading;
   const where = place();
   showRange(where, null);
@@ -622,4 +622,4 @@ signIn(refresh, () => {
 });
 window.addEventListener("hashchange", refresh);
 setInterval(refresh, EVERY_MS);
-if (sessionStorage.getItem(KEY)) refresh();
+if (hasCaller()) refresh();

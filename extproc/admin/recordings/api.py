@@ -14,8 +14,9 @@
     GET /recordings/terminal/{trace}    one terminal recording (asciicast v2), checked
                                         against the record of its exchange
     GET /recordings/records/{key}       one record (writer:seq), or one trace's records
-    GET /recordings/report?since=30d&target=&format=html|json
-                                        the compliance report (extproc/reporting/)
+    GET /recordings/report?since=30d&target=&format=html|json|pdf|zip
+                                        the compliance report (extproc/reporting/),
+                                        signed; zip: its JSON, HTML and PDF of one run
     GET /recordings/ui                  the page: runs listed, a run as a timeline, its
                                         terminal recordings played
     GET /recordings/player/asciinema-player.min.js, .../asciinema-player.css
@@ -28,7 +29,9 @@ what. Each record is answered with its place in its writer's chain: the hash it 
 its own, whether that hash is its content's, the first signed checkpoint at or after it.
 
 Every read is itself a record, of kind `access`: who asked, for what, and the records it
-was answered with (or why it was refused, 401 and 403 included). It takes its place in the
+was answered with (or why it was refused, 401 and 403 included), and whether a page made
+the read on its own, nobody asking (`background=1`: the report counts such a refused read
+as no person's attempt). It takes its place in the
 record's queue before anything is read: a read that cannot be recorded is refused (503),
 so nobody looks unrecorded. Every query is bounded, by its key or time and by a LIMIT.
 Errors are JSON: {"error": code, "message": ...}.
@@ -57,7 +60,7 @@ from aiohttp import web
 from extproc import admin
 from extproc.admin.caller import caller_of
 from extproc.admin.recordings.readers import NotAReader, Readers, Scope
-from extproc.admin.recordings.report import FORMATS, ReportError, Reports
+from extproc.admin.recordings.report import FORMATS, ReportError, Reports, file_name
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.message import request_view
@@ -221,7 +224,8 @@ class RecordingsApi:
         meaning = {"endpoint": endpoint, "path": request.path,
                    "query": dict(request.query), "count": len(returned),
                    "returned": returned[:_MOST_IDS_KEPT],
-                   "returned_truncated": len(returned) > _MOST_IDS_KEPT}
+                   "returned_truncated": len(returned) > _MOST_IDS_KEPT,
+                   "background": request.query.get("background") == "1"}
         return Evidence(
             "access", started, os.urandom(16).hex(), os.urandom(8).hex(), headers, caller,
             None, request_view(headers, self._sensitive), meaning_key="access",
@@ -469,7 +473,12 @@ class RecordingsApi:
                                            target, format_)
         except ReportError as exc:
             raise RecordingsError("store_unavailable", f"no report now: {exc}", 503) from None
-        return Answer(body, content_type=FORMATS[format_], headers=_REPORT_HEADERS)
+        headers = _REPORT_HEADERS
+        if format_ != "html":
+            name = file_name(since_us, int(now * 1e6), target)
+            headers = {**headers, "Content-Disposition":
+                       f'attachment; filename="{name}.{format_}"'}
+        return Answer(body, content_type=FORMATS[format_], headers=headers)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -679,10 +688,8 @@ def _checked(data: bytes, rows: list[tuple[Any, ...]]) -> tuple[bool | None, str
 
 def _page_routes() -> list[web.RouteDef]:
     """The page and its script, under the page's own policy (`_PAGE_POLICY`)."""
-    package = resources.files("extproc.admin.recordings")
-    return [web.get(path, _served(package.joinpath(name).read_bytes(), kind, _PAGE_HEADERS))
-            for path, name, kind in (("/recordings/ui", "page.html", "text/html"),
-                                     ("/recordings/ui.js", "page.js", "text/javascript"))]
+    return admin.page_routes("/recordings/ui", "extproc.admin.recordings",
+                             headers=_PAGE_HEADERS)
 
 
 def _player_file(folder: Traversable, name: str, kind: str) -> admin.Handler:
@@ -703,13 +710,6 @@ def _player_file(folder: Traversable, name: str, kind: str) -> admin.Handler:
         return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
 
     return player
-
-
-def _served(body: bytes, kind: str, headers: dict[str, str]) -> admin.Handler:
-    async def serve(_request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
-
-    return serve
 
 
 def _error(refused: RecordingsError) -> web.Response:

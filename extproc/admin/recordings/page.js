@@ -745,7 +745,7 @@ function showWindow(where) {
 // -- reading -----------------------------------------------------------------------------------
 
 async function follow() {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!hasCaller()) return;
   const where = place();
   recordings.hidden = false;
   for (const id of ["sessions", "session", "record"]) {
@@ -808,6 +808,39 @@ document.getElementById("search").addEventListener("submit", (event) => {
   if (place().has("order")) values.order = shown.order;
   location.hash = hashOf(values);
 });
+// The compliance report: its JSON, HTML and PDF from one run, each signed, in one zip
+// (GET /recordings/report?format=zip). Downloading it is a read of the record like any
+// other, and recorded.
+document.getElementById("report").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = new URLSearchParams({ format: "zip" });
+  const since = document.getElementById("report-since").value.trim();
+  const target = document.getElementById("report-target").value.trim();
+  if (since) query.set("since", since);
+  if (target) query.set("target", target);
+  // Its own line: the list's reads, which say so on the page's, never overwrite it.
+  const told = document.getElementById("report-status");
+  const tell = (text, isError) => {
+    told.textContent = visible(text);
+    told.classList.toggle("error", isError);
+  };
+  tell("Making the report (the record is verified first)…", false);
+  const reply = await fetch("/recordings/report?" + query.toString(),
+                            { headers: apiHeaders() });
+  if (!reply.ok) {
+    const answer = await reply.json().catch(() => ({}));
+    tell((answer.error || reply.status) + ": " + (answer.message || reply.statusText), true);
+    return;
+  }
+  const named = /filename="([^"]+)"/.exec(reply.headers.get("content-disposition") || "");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await reply.blob());
+  link.download = named ? named[1] : "tollgate-report.zip";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  tell("Downloaded " + link.download + ": the report's JSON, HTML and PDF, each signed "
+      + "(tollgate audit verify-report checks any). This read is recorded.", false);
+});
 window.addEventListener("hashchange", follow);
 setInterval(() => AdminTime.update(sessionRows), 30000);  // "3 min ago" stays true
-if (sessionStorage.getItem(KEY)) follow();
+if (hasCaller()) follow();

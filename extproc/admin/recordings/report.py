@@ -2,13 +2,16 @@
 
 The same report `tollgate audit report` writes (extproc/reporting/): the chain verified
 against the anchor log the config names, the period's figures, the JSON signed with the
-audit key. Gathering reads every record of the period, so it runs in a thread of its own,
-on a connection of its own, never on the event loop.
+audit key, the page and PDF sealed with it. `zip` answers all three forms of one run in
+one archive (what the recordings page's export downloads). Gathering reads every record
+of the period, so it runs in a thread of its own, on a connection of its own, never on
+the event loop.
 """
 
 from __future__ import annotations
 
-import json
+import re
+from datetime import UTC, datetime
 
 from extproc.config import Config
 from extproc.recording.anchors import AnchorLogError, read
@@ -17,7 +20,8 @@ from extproc.recording.retention import rules_of
 from extproc.store import StoreError, connect
 
 # What a report is answered as, by format.
-FORMATS = {"html": "text/html", "json": "application/json"}
+FORMATS = {"html": "text/html", "json": "application/json", "pdf": "application/pdf",
+           "zip": "application/zip"}
 
 
 class ReportError(Exception):
@@ -31,7 +35,7 @@ class Reports:
     def render(self, since_us: int, until_us: int, target: str | None, format_: str) -> bytes:
         """The report on [since_us, until_us) of `target` (None: all), as `format_`.
         Blocking: call it in a thread."""
-        from extproc.reporting import gather, html, signing  # heavy: loaded when asked
+        from extproc.reporting import forms, gather  # heavy: loaded when asked
 
         config = self._config
         anchors = config.recording.checkpoint_file
@@ -47,7 +51,16 @@ class Reports:
             raise ReportError(str(exc)) from None
         finally:
             connection.close()
-        if format_ == "json":
-            return json.dumps(signing.signed(found.data, self._signer),
-                              ensure_ascii=False).encode()
-        return html.render(found).encode()
+        if format_ != "zip":
+            return forms.written(found, self._signer, [format_])[format_]
+        return forms.zipped(forms.written(found, self._signer, forms.FORMATS),
+                            file_name(since_us, until_us, target))
+
+
+def file_name(since_us: int, until_us: int, target: str | None) -> str:
+    """What a report's files are called: its period (and target), to the minute, UTC."""
+    def minute(us: int) -> str:
+        return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y%m%dT%H%MZ")
+
+    return (f"tollgate-report-{minute(since_us)}-{minute(until_us)}"
+            + (f"-{re.sub(r'[^A-Za-z0-9._-]', '_', target)}" if target else ""))

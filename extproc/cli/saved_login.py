@@ -1,0 +1,64 @@
+"""Where `tollgate login` keeps what it signed in with: the provider's ID token per admin
+URL, in the user's config folder ($XDG_CONFIG_HOME/tollgate/login.json, else
+~/.config/tollgate/login.json), readable by its owner alone (0600). The admin client sends
+it when no token is given; `tollgate logout` forgets it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "tollgate" / "login.json"
+
+
+def _all() -> dict[str, Any]:
+    try:
+        found = json.loads(path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _write(logins: dict[str, Any]) -> None:
+    """Written whole into a new 0600 file, then renamed over the old one: never readable by
+    others, not even for a moment, and never half written."""
+    target = path()
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = target.with_name(f".{target.name}.{os.getpid()}")
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump(logins, out, indent=2)
+    os.replace(fresh, target)
+
+
+def save(url: str, token: str, expires_at: float, who: str) -> Path:
+    logins = _all()
+    logins[url.rstrip("/")] = {"id_token": token, "expires_at": expires_at, "sub": who}
+    _write(logins)
+    return path()
+
+
+def token(url: str) -> str | None:
+    """The token kept for the admin API at `url`, unless it has expired."""
+    kept = _all().get(url.rstrip("/"))
+    if not isinstance(kept, dict) or not isinstance(kept.get("id_token"), str):
+        return None
+    expires = kept.get("expires_at")
+    if isinstance(expires, int | float) and expires <= time.time():
+        return None
+    return str(kept["id_token"])
+
+
+def forget(url: str) -> bool:
+    """Whether a login for `url` was kept (and is now gone)."""
+    logins = _all()
+    if logins.pop(url.rstrip("/"), None) is None:
+        return False
+    _write(logins)
+    return True

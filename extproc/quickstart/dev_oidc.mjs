@@ -1,0 +1,139 @@
+// A development OpenID provider (the npm package oidc-provider, run by Node): the quickstart's
+// and the tests' identity provider for signing in to the admin pages and the CLI. Its users,
+// their passwords and groups, and its clients come as one JSON argument (written by
+// extproc/quickstart/dev_oidc.py); its own login form checks the password, and consent is
+// taken as given (both clients are the gateway's own), never asked. Never for production: its signing keys
+// are made at start and its state is in memory.
+//
+//   node dev_oidc.mjs '{"modules": DIR, "issuer": URL, "port": N, "clients": [...],
+//                       "users": [{"id", "password", "name", "email", "groups"}]}'
+import http from "node:http";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import crypto from "node:crypto";
+
+const settings = JSON.parse(process.argv[2]);
+const { default: Provider } = await import(
+  pathToFileURL(path.join(settings.modules, "oidc-provider", "lib", "index.js")).href);
+const users = new Map(settings.users.map((user) => [user.id, user]));
+const SCOPES = "openid profile email groups";
+
+const provider = new Provider(settings.issuer, {
+  clients: settings.clients,
+  // The ID token carries the claims the scopes ask for (groups too), as the gateway reads them.
+  conformIdTokenClaims: false,
+  claims: { openid: ["sub"], profile: ["name"], email: ["email"], groups: ["groups"] },
+  scopes: SCOPES.split(" "),
+  cookies: { keys: [crypto.randomBytes(32).toString("hex")] },
+  features: { devInteractions: { enabled: false } },
+  pkce: { required: () => true },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  async findAccount(ctx, id) {
+    const user = users.get(id);
+    if (!user) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, name: user.name, email: user.email, groups: user.groups };
+      },
+    };
+  },
+  // The gateway's clients are first-party: what they ask for is granted without asking.
+  async loadExistingGrant(ctx) {
+    const found = ctx.oidc.result?.consent?.grantId
+      || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (found) return ctx.oidc.provider.Grant.find(found);
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope(SCOPES);
+    grant.addOIDCClaims(["name", "email", "groups"]);
+    await grant.save();
+    return grant;
+  },
+});
+
+function escape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function loginForm(uid, client, error) {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in: development identity provider</title>
+<style>body { font: 16px system-ui, sans-serif; margin: 1.2rem; max-width: 26rem; }
+label { display: block; margin: .8rem 0 .2rem; } input, button { font: inherit; width: 100%;
+box-sizing: border-box; padding: .5rem; } button { margin-top: 1rem; }
+.error { color: #a40e26; }</style></head>
+<body><main><h1>Sign in to ${escape(client)}</h1>
+<p>Development identity provider: never for production.</p>
+${error ? `<p class="error" role="alert">${escape(error)}</p>` : ""}
+<form method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
+<label for="login">Username</label><input id="login" name="login" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" required>
+<button type="submit">Sign in</button></form></main></body></html>`;
+}
+
+async function form(req) {
+  let body = "";
+  for await (const chunk of req) body += chunk;
+  return new URLSearchParams(body);
+}
+
+async function granted(details) {
+  const grant = details.grantId ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId,
+                           clientId: details.params.client_id });
+  const missing = details.prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(" "));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes || {})) {
+    grant.addResourceScope(indicator, scopes.join(" "));
+  }
+  return grant.save();
+}
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new Error("interaction mismatch");
+  const client = details.params.client_id;
+  if (details.prompt.name === "consent") {
+    // A native client (the CLI's loopback) is asked for consent every time (RFC 8252 8.6):
+    // given at once, both clients being the gateway's own.
+    await provider.interactionFinished(req, res, { consent: { grantId: await granted(details) } },
+                                       { mergeWithLastSubmission: true });
+    return;
+  }
+  if (req.method === "GET") {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(loginForm(uid, client, null));
+    return;
+  }
+  if (action !== "login") throw new Error("unknown interaction step");
+  const sent = await form(req);
+  const user = users.get(sent.get("login"));
+  if (!user || user.password !== sent.get("password")) {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(loginForm(uid, client, "Unknown user or wrong password."));
+    return;
+  }
+  await provider.interactionFinished(req, res, { login: { accountId: user.id } },
+                                     { mergeWithLastSubmission: false });
+}
+
+const handle = provider.callback();
+const server = http.createServer(async (req, res) => {
+  const found = /^\/interaction\/([\w-]+)(?:\/(\w+))?$/.exec(req.url.split("?")[0]);
+  if (!found) return handle(req, res);
+  try {
+    await interaction(req, res, found[1], found[2]);
+  } catch (error) {
+    res.writeHead(400, { "content-type": "text/plain" });
+    res.end(`This sign-in cannot go on (${error.message}): start it again.\n`);
+  }
+});
+server.listen(settings.port, "127.0.0.1", () => {
+  console.log(`development identity provider at ${settings.issuer}`);
+});
+for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(0));
