@@ -426,6 +426,24 @@ def test_an_exec_session_plays_in_the_recordings_page(
 DBA = tokens.token("dora", ["dba"])
 
 
+def held_line(gw: Gateway, terminal: KubectlTerminal, line: str) -> dict[str, Any]:
+    """`line` typed at the session's prompt and held: the client told who decides, and
+    its approval, pending with the line's request waiting on it."""
+    terminal.read_until("pod> ")
+    terminal.write(line + "\r")
+    assert "by group:dba" in terminal.read_until("[trace ")
+    found: list[dict[str, Any]] = []
+
+    def pending() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
+        found[:] = [a for a in answer["approvals"] if a["request"]["method"] == "LINE"
+                    and (a["request"]["body"] or {}).get("command") == line]
+        return bool(found) and bool(found[0]["waiting"])
+
+    stack.wait_until(pending, 15, "the line's approval, waited on")
+    return found[0]
+
+
 def test_a_held_line_waits_in_the_session_then_runs(
     gw: Gateway, agent: Kubectl, cluster: K8sStandIn
 ) -> None:
@@ -438,19 +456,9 @@ def test_a_held_line_waits_in_the_session_then_runs(
     # as those words (extproc/interpret/shell.py), and would not be held.
     line = 'sh -c "$(printf \'echo approved\')" > held.txt; echo done-$((2+3))'
     try:
-        terminal.read_until("pod> ")
-        terminal.write(line + "\r")
-        assert "by group:dba" in terminal.read_until("[trace ")
-        found: list[dict[str, Any]] = []
-
-        def pending() -> bool:
-            _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
-            found[:] = [a for a in answer["approvals"] if a["request"]["method"] == "LINE"]
-            return bool(found)
-
-        stack.wait_until(pending, 15, "the line's approval")
+        approval = held_line(gw, terminal, line)
         assert not marker.exists()  # nothing ran while it waited
-        status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/approve", DBA,
+        status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", DBA,
                         {"reason": "looked at it"})
         assert status == 200
         terminal.read_until("done-5")
@@ -471,22 +479,11 @@ def test_a_held_line_whose_client_leaves_stops_waiting(
                                "env", "PS1=pod> ", "sh", "-i")
     line = 'sh -c "$(printf \'echo never\')" > left.txt'
     try:
-        terminal.read_until("pod> ")
-        terminal.write(line + "\r")
-        assert "by group:dba" in terminal.read_until("[trace ")
-        found: list[dict[str, Any]] = []
-
-        def pending() -> bool:
-            _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
-            found[:] = [a for a in answer["approvals"] if a["request"]["method"] == "LINE"
-                        and (a["request"]["body"] or {}).get("command") == line]
-            return bool(found) and bool(found[0]["waiting"])
-
-        stack.wait_until(pending, 15, "the line's approval, waited on")
+        approval = held_line(gw, terminal, line)
         terminal.process.kill()
     finally:
         terminal.close()
-    shown = left_while_held(gw, found[0]["id"], DBA)
+    shown = left_while_held(gw, approval["id"], DBA)
     assert shown["wait"]["answered"]["client_left"] is True
     assert not marker.exists()
 
