@@ -87,7 +87,7 @@ def measure(batches: int, files: set[str] | None) -> dict[str, Any]:
     rows: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     differing = []
     for case in policy_corpus.load():
-        if (files and case.file not in files) or case.egress_lists or len(case.input_json) > BIG:
+        if (files and case.file not in files) or case.tables or len(case.input_json) > BIG:
             continue
         if decision(gated, case.input_json) != decision(plain, case.input_json):
             differing.append(case.name)

@@ -148,12 +148,6 @@ class Case:
         pack's (`egress_lists`, `approvals_needed_by_rule`: TABLES)."""
         return {key: self.spec[key] for key in TABLES if key in self.spec}
 
-    @property
-    def egress_lists(self) -> dict[str, Any] | None:
-        """The `data.tollgate.egress` the case is decided with (`egress_lists`), when it
-        is not the default pack's."""
-        return self.spec.get("egress_lists")
-
     def expected_on(self, engine: str) -> Any:
         """The outcome owed on `engine` ("rvm", "opa" or "interpreter")."""
         if engine != "rvm" and self.divergence and engine in self.divergence:
@@ -448,10 +442,3 @@ def with_tables(modules: list[tuple[str, str]],
             raise ValueError(f"the pack has no {file}")
         replaced = edited
     return replaced
-
-
-def with_egress_lists(modules: list[tuple[str, str]],
-                      lists: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """The pack's modules, its egress_lists.rego holding `lists` (as a user edits it), or
-    as they are when `lists` is None."""
-    return with_tables(modules, {} if lists is None else {"egress_lists": lists})
