@@ -159,7 +159,6 @@ class Front:
                     f"route {route!r}",
                     {"http.request.method": "GET", "url.path": url.path})
         client = headers.get("user-agent", "")
-        gone = self._gone(connection)
         if target is None:
             gate = Gate(self.pipeline, None, None, str(uuid.uuid4()), client, door)
             return self._refused(gate, Refused(404, "unknown_target",
@@ -169,7 +168,8 @@ class Front:
         if problem is not None:
             gate = Gate(self.pipeline, target, None, str(uuid.uuid4()), client, door)
             return self._refused(gate, Refused(401, "unauthenticated", problem))
-        gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door, gone)
+        gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door,
+                    self._gone(connection))
         verdict = await gate.decide("GET", {})
         if verdict.refusal is not None:
             gate.end(verdict)
