@@ -48,7 +48,7 @@ log = logging.getLogger("tollgate.sessions")
 
 _REASON_CHARS = 1000
 _SUBJECT_CHARS = 1024
-_FRONTS = ("postgres", "mysql", "ssh")
+_FRONTS = ("postgres", "mysql", "ssh", "http", "llm", "mcp", "egress", "kubernetes")
 # How long an end waits to see the session gone before answering (`ended`: false then,
 # and the replica holding it still carries it out).
 _END_WAIT_SECONDS = 5.0
