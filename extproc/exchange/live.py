@@ -162,8 +162,8 @@ class LiveSessions:
     def refusal(self, identity: str, session: LiveSession | None) -> Refused | None:
         """Why an exchange of `identity` (in `session`, if it has one) may not go on:
         its session ended, or its identity locked; None: it may."""
-        if session is not None and session.ended.is_set():
-            return Refused(403, "session_ended", session.why())
         if self._locks and (lock := self.locked(identity)) is not None:
             return Refused(403, "locked", lock.message())
+        if session is not None and session.ended.is_set():
+            return Refused(403, "session_ended", session.why())
         return None
