@@ -4,7 +4,8 @@ exchanges name.
 
     the agent's x-session-id header     ─► that session (as the record groups it)
     else its MCP session (Mcp-Session-Id) ─► that session
-    else its token's id (jti), else its subject ─► "token:JTI" / "identity:SUB"
+    else (HTTP, LLM, egress) its token's id (jti), else its subject
+                                          ─► "token:JTI" / "identity:SUB"
 
 A session opens in this process with its first exchange here, counts every exchange,
 and closes once none is in flight and none came for `idle_seconds` (the record's
@@ -32,20 +33,24 @@ _T = TypeVar("_T")
 # The list names a target's protocol as the operator knows the front.
 FRONTS = {"http": "http", "llm": "llm", "mcp": "mcp", "egress": "egress",
           "k8s": "kubernetes"}
+_NAMED_ONLY = frozenset({"mcp", "k8s"})  # listed only when the exchange names its session
 _SWEEP_SECONDS = 5.0
 _ID_CHARS = 128  # as much of a session id as the record keeps
 
 
 def session_key(exchange: Exchange) -> str | None:
-    """The live session an exchange belongs to (None: it names none, and has no
-    verified identity to be grouped by)."""
+    """The live session an exchange belongs to (None: it names none, and is not grouped
+    by its token: it has no verified identity, or its target's sessions are others: an
+    MCP request before its session (initialize), a Kubernetes API request beside its
+    streams, which the stream front lists)."""
     headers = exchange.evidence.headers
     if named := headers.get("x-session-id", "").strip():
         return named[:_ID_CHARS]
     if named := headers.get("mcp-session-id", "").strip():
         return named[:_ID_CHARS]
-    identity = exchange.identity
-    if identity is None or not identity["authenticated"]:
+    identity, target = exchange.identity, exchange.target
+    if (identity is None or not identity["authenticated"]
+            or (target is not None and target.protocol in _NAMED_ONLY)):
         return None
     if jti := identity["jti"]:
         return f"token:{jti}"[:_ID_CHARS]
