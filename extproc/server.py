@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc import admin, metrics
 from extproc.activity import Tracker
 from extproc.activity.seen import Seen
+from extproc.admin import live_page
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.home import HomeApi
 from extproc.admin.live import SessionsApi
@@ -179,6 +180,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                               Readers(config.recordings, config.targets)).routes()
                     + ssh_certificates_api(config, verifier).routes()
                     + sessions_api(config, live_store, live, verifier, recorder).routes()
+                    + live_page.routes()
                     + metrics.routes(holds.store.pending_count)
                     + slack_routes(config, slack, api, holds, verifier, opened),
                     open_sign_in(config))).cleanup)
