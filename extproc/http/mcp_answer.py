@@ -181,10 +181,11 @@ class _Reader:
 
     async def event(self, raw: bytes) -> bytes:
         """One event as the client gets it (b"": nothing), written anew from what a client
-        reads in it: `data` read as JSON-RPC, masked and re-encoded; `id` masked (a
-        client hands it back as Last-Event-ID); `retry` if digits; `event` if MCP's (else
-        its data is dropped: a client ignores it); a comment emptied (a keep-alive stays
-        one); any other field dropped."""
+        reads in it: `data` read as JSON-RPC, masked and re-encoded (one empty `data`
+        line, a priming event's, as it is); `id` masked (a client hands it back as
+        Last-Event-ID); `retry` if digits; `event` if MCP's (else its data is dropped: a
+        client ignores it); a comment emptied (a keep-alive stays one); any other field
+        dropped."""
         kept: list[tuple[str, str]] = []
         data: list[str] = []
         kind, comment = _MESSAGE, False
@@ -210,6 +211,10 @@ class _Reader:
         elif kind != _MESSAGE:
             self._drop(f"event type {kind[:32]!r}")
             kept = [(n, v) for n, v in kept if n != "event"]
+        elif data == [""]:
+            # A priming event: an id the client may resume from (Last-Event-ID) and one
+            # empty data line, no message; passed as it is, as a client reads it.
+            kept.append(("data", ""))
         elif data:
             out = await self._data("\n".join(data))
             if out is None:

@@ -43,8 +43,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("resources-read-binary", "resources-read-binary"): "binary content is refused",
     ("tools-call-image", "tools-call-image"): "binary content is refused",
     ("tools-call-mixed-content", "tools-call-mixed-content"): "binary content is refused",
-    ("server-sse-polling", "server-sse-priming-event"): "priming events are dropped",
-    ("server-sse-polling", "server-sse-disconnect-resume"): "priming events are dropped",
     ("server-stateless", "sep-2575-server-honors-notification-filter"):
         "subscriptions/listen streams deliver no frame",
     ("server-stateless", "sep-2575-server-sends-prompts-list-changed-on-subscription"):

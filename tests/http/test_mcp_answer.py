@@ -229,6 +229,17 @@ async def test_an_event_no_mcp_client_reads_is_dropped_but_its_id() -> None:
     assert sent(answers) == b"id: 12\n\n"
 
 
+async def test_a_priming_event_passes_with_its_id_and_empty_data() -> None:
+    """A server primes a stream with an id and one empty data line, so that a client can
+    resume it (Last-Event-ID): it passes as a client reads it; its id is masked as any;
+    empty data over two lines is no priming event, and no JSON: dropped."""
+    _, answers = await streamed([b"id: 0\ndata:\n\n", f"id: {CARD}\ndata: \n\n".encode(),
+                                 b"id: 2\ndata:\ndata:\n\n"], method="GET", message=None)
+    out = sent(answers).decode()
+    assert out.startswith("id: 0\ndata: \n\nid: ") and CARD not in out
+    assert out.endswith("\n\nid: 2\n\n") and out.count("data") == 2
+
+
 async def test_an_id_with_a_nul_or_too_long_is_dropped() -> None:
     _, answers = await streamed([b"id: a\x00b\ndata: 1\n\n", b"id: " + b"9" * 300 + b"\n\n"],
                                 method="GET", message=None)
