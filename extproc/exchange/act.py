@@ -258,6 +258,8 @@ class Opener:
         # The session as listed once its client is in (live.py): its acts count into
         # it, and are refused once it is ended.
         self.live: LiveSession | None = None
+        # How the front tells its client why an act waits (Exchange.tell), if it can.
+        self.tell: Callable[[str], None] | None = None
         self._protocol = protocol
         self._name = target.name if target is not None else "unknown"
         self._headers = {":method": "", ":path": path, "x-session-id": session_id,
@@ -280,6 +282,8 @@ class Opener:
         act.exchange.response_mode = "body"
         act.exchange.gone = self._gone
         act.exchange.live = self.live
+        act.exchange.opening = self.live is None
+        act.exchange.tell = self.tell
         return act
 
     def listed(self, front: str) -> LiveSession:

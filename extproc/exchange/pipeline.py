@@ -202,6 +202,9 @@ class Pipeline:
             await self._activity.refused(exchange.identity)
         if decision.alerts and self._alerts is not None:
             await self._alerts.raised(exchange, decision.alerts)
+        if decision.moderated and decision.action != "deny" and phase == "request" \
+                and not exchange.opening:
+            await self.live.attendance.attended(exchange)
         return decision
 
     async def probe(self, exchange: Exchange, phase: str, meaning: Any) -> Decision:
