@@ -22,11 +22,11 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from extproc.codecs.refusal import Refused
+from extproc.codecs.refusal import Refused, Unavailable
 from extproc.store import StoreError
 
 if TYPE_CHECKING:
@@ -41,8 +41,6 @@ BEAT_SECONDS = 1.0
 STALE_SECONDS = 3.5
 POLL_SECONDS = 0.25
 WAIT_SECONDS = 300
-# How long a first moderated exchange waits for the session's attendance to be read.
-_FIRST_READ_SECONDS = 2.0
 _PRUNE_SECONDS = 60.0
 _MOST_ROWS = 10_000
 ROLES = ("watch", "join")
@@ -152,12 +150,16 @@ class AttendanceStore:
 
 class Attendance:
     """What this process knows of the attendance of the sessions it holds, as last read,
-    and the moderated exchanges waiting on it."""
+    and the moderated exchanges waiting on it. A moderated exchange reads its session's
+    attendance from the store as it comes (one query): a moderator who just left is
+    gone for it, whatever the last poll said; the poll wakes those that wait."""
 
     def __init__(self) -> None:
         self._present: dict[str, tuple[Attendee, ...]] = {}
-        self._read: set[str] = set()  # sessions whose attendance was read since flagged
         self._changed: dict[str, asyncio.Event] = {}
+        # How one session's attendance is read from the store now (AttendanceSync's);
+        # None: nobody can attend (no store), and a moderated exchange waits in vain.
+        self.reader: Callable[[str], Awaitable[list[Attendee]]] | None = None
         # Set to have the sync read the attendance now (a session newly moderated).
         self.poke = asyncio.Event()
 
@@ -171,7 +173,6 @@ class Attendance:
             found.setdefault(attendee.session_id, []).append(attendee)
         for session_id in session_ids:
             self._present[session_id] = tuple(found.get(session_id, ()))
-            self._read.add(session_id)
             event = self._changed.get(session_id)
             if event is not None:
                 event.set()
@@ -180,7 +181,7 @@ class Attendance:
         """Sessions no longer held here forgotten."""
         for session_id in set(self._present) - keep:
             self._present.pop(session_id, None)
-            self._read.discard(session_id)
+            self._changed.pop(session_id, None)
 
     async def attended(self, exchange: Exchange, wait_seconds: float = WAIT_SECONDS) -> None:
         """Return once a moderator attends the exchange's session: at once when one does,
@@ -193,12 +194,16 @@ class Attendance:
                           "one can attend")
         session_id = live.session_id
         event = self._changed.setdefault(session_id, asyncio.Event())
-        if not live.moderated or session_id not in self._read:
+        if not live.moderated:  # read at each poll from now on, to wake what waits
             live.moderated = True
             self.poke.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._first_read(session_id, event),
-                                       _FIRST_READ_SECONDS)
+        if self.reader is not None:  # as the store says now: a moderator just gone is
+            try:
+                self.update([session_id], await self.reader(session_id))
+            except StoreError as exc:
+                raise Unavailable(503, "moderation_unavailable", "this session needs a "
+                                  "moderator present, and the store cannot say whether "
+                                  f"one is: {exc}") from None
         if not self.moderators(session_id):
             if exchange.tell is not None:
                 exchange.tell(f"tollgate: this session needs a moderator present; it waits "
@@ -211,11 +216,6 @@ class Attendance:
             finally:
                 live.holds -= 1
         exchange.outcome["tollgate.moderators"] = ", ".join(self.moderators(session_id))
-
-    async def _first_read(self, session_id: str, event: asyncio.Event) -> None:
-        while session_id not in self._read:
-            event.clear()
-            await event.wait()
 
     async def _until_moderated(self, exchange: Exchange, event: asyncio.Event,
                                wait_seconds: float) -> None:
@@ -255,6 +255,7 @@ class AttendanceSync:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        self._attendance.reader = self._store.present
         self._tasks = [asyncio.create_task(self._polling())]
         if self._store.store.backend == "postgresql":
             self._tasks.append(asyncio.create_task(self._listening()))
