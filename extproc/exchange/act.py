@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tollgate.exchange")
 
+# The method of a database session's login act.
+LOGIN = "CONNECT"
+
 
 class Act:
     """One exchange as its front drives it: the steps, in order, and its one end.
@@ -282,7 +285,10 @@ class Opener:
         act.exchange.response_mode = "body"
         act.exchange.gone = self._gone
         act.exchange.live = self.live
-        act.exchange.opening = self.live is None
+        # A database front's login (CONNECT), before its session is listed: a moderated
+        # target's login goes on, its statements wait; any other act without a listed
+        # session has nothing a moderator could attend.
+        act.exchange.opening = self.live is None and method == LOGIN
         act.exchange.tell = self.tell
         return act
 

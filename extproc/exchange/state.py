@@ -98,7 +98,7 @@ class Exchange:
     # How the front tells its client, in its protocol, why the exchange waits (an SSH
     # channel's stderr, a PostgreSQL NOTICE); None: it cannot, the client just waits.
     tell: Callable[[str], None] | None = None
-    # A connection front's login, before its session is listed (`live` None then): a
+    # A database front's login, before its session is listed (`live` None then): a
     # moderated target's login goes on, and the session's exchanges wait.
     opening: bool = False
     # The span's closing attributes; the record keeps them as the exchange's outcome.
