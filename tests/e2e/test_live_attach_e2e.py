@@ -3,7 +3,8 @@ exchanges and a terminal's screen as they happen), moderated targets (a session 
 waits until a moderator attends, and pauses when the last one leaves) and `tollgate
 sessions join` (a moderator's line typed into an SSH session, decided and recorded with
 its typist), with the real clients (psql, OpenSSH's ssh) through the real fronts and
-sshd; a last test runs two replicas on one PostgreSQL store.
+sshd; one test runs two replicas on one PostgreSQL store, and one watches a shell on the
+recordings page (Debian's Chromium, headless) in the asciinema player's live mode.
 
 How long a watch takes to show an exchange, and a waiting session to go on once a
 moderator attends, is measured (printed with -s) and held to a bound.
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import api
+from tests.e2e.test_approvals_page import WAIT_MS
 from tests.e2e.test_live_sessions_e2e import SECURITY, VIEWER, end, listed, psql_url
 from tests.e2e.test_postgres_e2e import DATABASE as PG_DATABASE
 from tests.e2e.test_postgres_e2e import customers_database, shop
@@ -433,3 +436,34 @@ def test_a_moderator_watching_through_one_replica_lets_the_others_session_go_on(
     client.close()
     _, ended = watch.event("ended")
     assert ended["by"] is None, ended
+
+
+# -- the recordings page's live view -------------------------------------------------------
+
+
+def test_the_recordings_page_shows_a_shells_screen_and_lines_as_they_happen(
+        gw: Gateway, tmp_path: Path, page: Page) -> None:
+    sub = "svc-watch-page"
+    client = ssh_tty(gw, sub, tmp_path)
+    client.send("echo ready-$((40+2))\r")
+    client.out.wait(lambda line: "ready-42" in line, "the shell")
+    (session,) = listed(gw, sub)
+    page.goto(f"{gw.admin_url}/recordings/ui#session={session['session_id']}")
+    page.fill("#token", SECURITY)
+    page.click("#login button[type=submit]")
+    page.click("#live-watch")  # offered: the session is open
+    expect(page.locator("#live-status")).to_contain_text(f"Watching ssh of {sub}",
+                                                         timeout=WAIT_MS)
+    expect(page.locator("#live-attending")).to_contain_text("sec-sam (watch, moderator)")
+    screen = page.locator("#live-screens .ap-wrapper")
+    expect(screen).to_contain_text("ready-42", timeout=WAIT_MS)  # the screen so far
+    client.send("echo live-$((6*7))\r")
+    client.out.wait(lambda line: "live-42" in line, "the agent's answer")
+    expect(screen).to_contain_text("live-42", timeout=WAIT_MS)  # in the live player
+    expect(page.locator("#live-records li")).to_contain_text(
+        ["sec-sam watch"], timeout=WAIT_MS)
+    client.send("exit\r")
+    expect(page.locator("#live-status")).to_contain_text("Ended: the session closed",
+                                                         timeout=WAIT_MS)
+    expect(page.locator("#live-records")).to_contain_text("echo live-$((6*7))")
+    client.close()
