@@ -84,6 +84,8 @@ class _Shown:
         kind = event.get("event")
         if self._json:
             print(json_text(json.dumps(event, ensure_ascii=False)), flush=True)
+            if kind == "error":
+                raise Refused(f"{event['error']}: {event['message']}")
             return kind == "ended"
         if kind == "session":
             session = event["session"]
@@ -103,6 +105,8 @@ class _Shown:
         elif kind == "ended":
             self._say(f"tollgate: {event['message']}")
             return True
+        elif kind == "error":
+            raise Refused(f"{event['error']}: {event['message']}")
         return False
 
     def _attending(self, attendees: list[dict[str, Any]]) -> None:

@@ -388,4 +388,4 @@ def _error(refused: SessionsError) -> web.Response:
     return _json(refused.status, {"error": refused.code, "message": str(refused)})
 
 
-error_response = _error
+error_response, unavailable = _error, _unavailable

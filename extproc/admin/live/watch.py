@@ -19,6 +19,8 @@ The events:
     {"event": "attendance", "attendees": [{"who", "role", "moderator", ...}]}
     {"event": "beat"}                        nothing new (a closed watcher is seen)
     {"event": "ended", "by": SUB|null, "reason": TEXT, "message": TEXT}   the last
+    {"event": "error", "error": "store_unavailable", "message": ...}   instead, when the
+                                             store stops answering
 
 While the stream is open its watcher attends the session (presence.py): a row beaten
 every second, deleted as the stream ends, which the replica holding a moderated
@@ -39,11 +41,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from extproc.admin.live.api import SessionsApi, SessionsError, error_response
+from extproc.admin.live.api import SessionsApi, SessionsError, error_response, unavailable
 from extproc.exchange.live_store import Listed, LiveStore
 from extproc.exchange.presence import BEAT_SECONDS, AttendanceStore, Attendee
 from extproc.identity import Authenticated, principals
 from extproc.recording.store import content_of
+from extproc.store import StoreError
 
 if TYPE_CHECKING:
     from extproc.store.aio import AsyncStore
@@ -87,6 +90,8 @@ class WatchApi:
             found = await self._attendance.present(session_id)
         except SessionsError as refused:
             return error_response(refused)
+        except StoreError as exc:
+            return error_response(unavailable(exc))
         return web.json_response({"session": session_id,
                                   "attendees": [a.as_json() for a in found]})
 
@@ -126,6 +131,11 @@ class WatchApi:
                          role, response.write).run()
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the watcher went
+        except StoreError as exc:  # said, and the stream ends: the watcher may open another
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(orjson.dumps({
+                    "event": "error", "error": "store_unavailable",
+                    "message": f"the store cannot answer: {exc}"}) + b"\n")
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._attendance.leave(attendee.attendance_id))
@@ -148,6 +158,8 @@ class WatchApi:
             await self._attendance.type(session_id, caller["sub"], keys)
         except SessionsError as refused:
             return error_response(refused)
+        except StoreError as exc:
+            return error_response(unavailable(exc))
         return web.json_response({"session": session_id, "typed": len(keys)})
 
 
