@@ -278,6 +278,17 @@ def test_watch_is_for_viewers_and_join_for_moderators(gw: Gateway) -> None:
          "--url", gw.admin_url, "--token", agent], capture_output=True, text=True,
         timeout=30, check=False)
     assert refused.returncode == 1 and "403 forbidden" in refused.stderr, refused.stderr
+    # As a person reads it: the session, who attends, each exchange, the end.
+    text = Client([sys.executable, "-m", "extproc", "sessions", "watch",
+                   session["session_id"], "--url", gw.admin_url, "--token", VIEWER])
+    text.out.wait(lambda line: line.startswith(f"watching session {session['session_id']}: "
+                                               f"postgres of {sub} on shop"), "the session")
+    text.out.wait(lambda line: line == "attending: dana (watch)\n", "who attends")
+    client.send("SELECT 'typed-now';\n")
+    text.out.wait(lambda line: "allow" in line and "typed-now" in line, "the statement")
+    end(gw, session["session_id"], "text mode seen")
+    text.out.wait(lambda line: "ended by sec-sam: text mode seen" in line, "the end")
+    assert text.process.wait(WAIT) == 0
     client.close()
 
 
