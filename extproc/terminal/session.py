@@ -8,13 +8,17 @@ the other side (a host's shell over SSH, a pod's process over Kubernetes exec).
                                        host's echo of it is not shown again (HostEcho)
         refused                     →  the agent is told why; the host gets nothing
       keys typed meanwhile          →  wait in the gateway, edited as the next line
+      a peer's keys (joined,        →  edited by a line editor of the peer's own; each
+      admin/live/watch.py)             line decided as the agent's, one line at a time,
+                                       its LINE exchange naming its typist
       Ctrl-C, Ctrl-D on no line     →  to the host (an interrupt, the end of input);
                                        after Ctrl-C an empty Enter, and the next line
                                        once the host answered each
       output                        →  masked (released when the host pauses, so a prompt
                                        shows), recorded as asciicast v2 (codecs/cast.py)
-                                       in the store in chunks; its size and SHA-256 in the
-                                       session exchange's record, which replay checks
+                                       in the store in chunks (within 0.25 s, for those
+                                       watching); its size and SHA-256 in the session
+                                       exchange's record, which replay checks
 
 A program in the foreground (an editor, a pager, `top`, a REPL, a password prompt) gets
 what the shell gets: decided lines, each with its Enter, and Ctrl-C or Ctrl-D alone; a
