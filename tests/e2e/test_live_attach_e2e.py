@@ -2,9 +2,10 @@
 exchanges and a terminal's screen as they happen), moderated targets (a session that
 waits until a moderator attends, and pauses when the last one leaves) and `tollgate
 sessions join` (a moderator's line typed into an SSH session, decided and recorded with
-its typist), with the real clients (psql, OpenSSH's ssh) through the real fronts and
-sshd; one test runs two replicas on one PostgreSQL store, and one watches a shell on the
-recordings page (Debian's Chromium, headless) in the asciinema player's live mode.
+its typist), with the real clients (psql, the mariadb client, OpenSSH's ssh) through the
+real fronts and sshd; one test runs two replicas on one PostgreSQL store, and one watches
+a shell on the recordings page (Debian's Chromium, headless) in the asciinema player's
+live mode.
 
 How long a watch takes to show an exchange, and a waiting session to go on once a
 moderator attends, is measured (printed with -s) and held to a bound.
@@ -34,9 +35,11 @@ from tests.e2e.test_postgres_e2e import customers_database, shop
 from tests.e2e.test_ssh_e2e import LOGIN, askpass_env, openssh_password, web
 from tests.support import tokens
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
+from tests.support.mysql_shop import AGENT_NAME, Account, shop_account
 from tests.support.sshd import Sshd
 
 MODERATED_DB = "shop_moderated"
+MODERATED_MY_DB = "shop_my_moderated"
 MODERATED_LOGIN = "web-mod"
 # What a watch may take to show an exchange (the brief: within a second).
 SHOWN_SECONDS = 1.0
@@ -62,11 +65,19 @@ def pg_db() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def my_account() -> Iterator[Account]:
+    with shop_account("tollgate_attach") as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, pg_db: str,
-       host: Sshd) -> Iterator[Gateway]:
+       host: Sshd, my_account: Account) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "attach", targets=[
-            shop(pg_db), moderated_shop(pg_db), web(host), moderated_web(host)],
-                        postgres={}, ssh={}) as running:
+            shop(pg_db), moderated_shop(pg_db), web(host), moderated_web(host),
+            {**my_account.target("shop-my-moderated", MODERATED_MY_DB),
+             "labels": {"moderated": "true"}}],
+                        postgres={}, ssh={}, mysql={}, env=my_account.env) as running:
         yield running
 
 
@@ -386,6 +397,29 @@ def test_a_moderated_psql_session_s_statements_wait_until_a_moderator_attends(
     (record,) = [r for r in gw.records("exchange") if r["session_id"] ==
                  session["session_id"] and "40 + 2" in str(r["request"]["body"])]
     assert record["outcome"]["moderators"] == "sec-sam"
+
+
+def test_a_moderated_mariadb_session_s_statements_wait_until_a_moderator_attends(
+        gw: Gateway) -> None:
+    """MySQL's protocol has no word for a wait: the client just waits, listed as such."""
+    sub = "svc-moderated-mariadb"
+    client = Client(["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P",
+                     str(gw.ports.mysql), "-u", AGENT_NAME, "--ssl",
+                     "--skip-ssl-verify-server-cert", "-D", MODERATED_MY_DB, "-N", "-B",
+                     "-e", "SELECT 40 + 2"],
+                    env={**os.environ, "MYSQL_PWD": tokens.token(sub, ["agents"])})
+    stack.wait_until(lambda: [s["holds"] for s in listed(gw, sub)] == [1], WAIT,
+                     "the statement listed as waiting")
+    (session,) = listed(gw, sub)
+    assert client.out.lines == []
+    watch = Watch(gw, session["session_id"])
+    answered, _ = client.out.wait(lambda line: line.strip() == "42", "the answer")
+    seconds = answered - attended(watch)
+    print(f"\na moderated mariadb statement went on {seconds * 1000:.0f} ms "
+          "after a moderator attended")
+    assert seconds < PROCEEDS_SECONDS
+    client.close()
+    watch.event("ended")
 
 
 # -- join ----------------------------------------------------------------------------------
