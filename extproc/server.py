@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc import admin, metrics
 from extproc.activity import Tracker
 from extproc.activity.seen import Seen
+from extproc.admin import live_page
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.home import HomeApi
 from extproc.admin.live import SessionsApi
@@ -45,6 +46,7 @@ from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.live import LiveSessions
+from extproc.exchange.live_requests import RequestSessions
 from extproc.exchange.live_store import LiveStore, LiveSync
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.presence import AttendanceStore, AttendanceSync
@@ -162,7 +164,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             # replica not heard of as long as approvals take it for gone has none.
             live = LiveSessions()
             live_store = LiveStore(holds.store.store, max(
-                config.approvals.abandon_seconds, gone_seconds(config.store.heartbeat_seconds)))
+                config.approvals.abandon_seconds, gone_seconds(config.store.heartbeat_seconds)),
+                config.approvals.max_window_seconds)
             if verifier is not None and config.listen.admin is not None:  # an admin API
                 api = ApprovalsApi(
                     holds.store, verifier, recorder, telemetry,
@@ -179,6 +182,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                               Readers(config.recordings, config.targets)).routes()
                     + ssh_certificates_api(config, verifier).routes()
                     + sessions_routes(config, live_store, live, verifier, recorder)
+                    + live_page.routes()
                     + metrics.routes(holds.store.pending_count)
                     + slack_routes(config, slack, api, holds, verifier, opened),
                     open_sign_in(config))).cleanup)
@@ -196,8 +200,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                                                   key=key), config.store.heartbeat_seconds)
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
                             StoredPins(holds), tracker, alerts, revisions, live)
+        requests = RequestSessions(live, config.recording.session_idle_minutes * 60)
         servicer = ExtProcServicer(config, pipeline, egress,
-                                   McpSessions(holds.store.store, alerts))
+                                   McpSessions(holds.store.store, alerts), requests)
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
         fronts = [f for f in (
             await start_postgres(config, postgres, worker, pipeline,
@@ -242,6 +247,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         watchers = start_watching(config, engine, recorder, credentials, verifiers.made,
                                   alerts)
         watchers.tasks.append(asyncio.create_task(revisions.run()))
+        watchers.tasks.append(asyncio.create_task(requests.run()))
         watchers.tasks.append(asyncio.create_task(abandon.run(
             holds.store, recorder, {t.name: t for t in config.targets},
             max(config.approvals.abandon_seconds, revisions.gone_seconds),

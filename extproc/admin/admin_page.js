@@ -1,4 +1,4 @@
-// What the admin pages (home, approvals, monitor, recordings) share: signing in, the
+// What the admin pages (home, approvals, monitor, recordings, sessions) share: signing in, the
 // navigation between them, the API call, and agents' text made visible. Everything these pages
 // show comes from what agents did, so it is set as text, never as markup, with its control and
 // invisible characters shown as escapes (`visible`). Served at /ui/common.js, before each
@@ -14,7 +14,7 @@ let cookieSession = document.documentElement.dataset.session === "cookie";
 // Sent with every call: a request riding on the session cookie needs it (the CSRF check).
 const CSRF = { "x-requested-by": "tollgate" };
 const PAGES = [["Home", "/"], ["Approvals", "/approvals/ui"], ["Monitor", "/monitor/ui"],
-               ["Recordings", "/recordings/ui"]];
+               ["Recordings", "/recordings/ui"], ["Sessions", "/sessions/ui"]];
 
 // Whether the page may call the API: a token pasted in this tab, or a session.
 function hasCaller() {

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -43,9 +42,6 @@ class _Version(argparse.Action):
 
 @reader_may_leave  # `tollgate ... | head` ends quietly (common.py)
 def main(argv: list[str] | None = None) -> int:
-    # regorus errors are shown as one line; with RUST_BACKTRACE set, it would also capture
-    # a backtrace per error (~140 ms for the first) — on the request path, a policy error's.
-    os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
     parser = argparse.ArgumentParser(prog="tollgate", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.add_argument("--version", action=_Version, nargs=0,

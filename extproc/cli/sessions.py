@@ -1,6 +1,6 @@
-"""`tollgate sessions`: the sessions open now on the connection fronts (PostgreSQL, MySQL,
-SSH) of every replica; watch or join one (sessions_watch.py); end one; lock and unlock
-an identity.
+"""`tollgate sessions`: the sessions open now on every front (PostgreSQL, MySQL, SSH,
+HTTP, LLM, MCP, egress, Kubernetes) of every replica; watch or join one
+(sessions_watch.py); end one; lock and unlock an identity.
 
 It drives the admin API's live sessions (extproc/admin/live/api.py) with the
 caller's own token, as `tollgate approvals` does (`--token`, TOLLGATE_TOKEN or the one
@@ -23,7 +23,7 @@ from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import json_text, terminal
 from extproc.codecs.text import utc
 
-FRONTS = ("postgres", "mysql", "ssh")
+FRONTS = ("postgres", "mysql", "ssh", "http", "llm", "mcp", "egress", "kubernetes")
 _DURATIONS = "30m, 1h, 1d"
 
 

@@ -107,6 +107,9 @@ class LiveSessions:
         # Closed since the store last heard: their rows are deleted at the next write.
         self.closed: set[str] = set()
         self._locks: dict[str, Lock] = {}
+        # The sessions ended through the store, refused wherever they come back (a
+        # request front's session is no one connection): id -> (reason, by).
+        self._ended: dict[str, tuple[str, str]] = {}
         # Set when a session opens or closes: the writer writes then, not at its beat.
         self.changed = asyncio.Event()
         # Who attends the sessions here that need it (presence.py).
@@ -122,6 +125,8 @@ class LiveSessions:
         self.changed.set()
         if (lock := self.locked(identity)) is not None:
             session.end(lock.message(), lock.by)
+        elif (ended := self._ended.get(session_id)) is not None:
+            session.end(*ended)
         return session
 
     def close(self, session: LiveSession) -> None:
@@ -132,11 +137,19 @@ class LiveSessions:
 
     def end(self, session_id: str, reason: str, by: str) -> bool:
         """End an open session of this process; whether it was open here."""
+        self._ended.setdefault(session_id, (reason, by))  # should it come back
         session = self.open_sessions.get(session_id)
         if session is None:
             return False
         session.end(reason, by)
         return True
+
+    def ended_set(self, ended: Iterable[tuple[str, str, str]]) -> None:
+        """The sessions the store holds ended now (id, reason, by): each open here ends,
+        and one opened again later is ended as it opens."""
+        self._ended = {session_id: (reason, by) for session_id, reason, by in ended}
+        for session_id, (reason, by) in self._ended.items():
+            self.end(session_id, reason, by)
 
     def lock_set(self, locks: Iterable[Lock]) -> None:
         """The locks the store holds now: each locked identity's sessions here end."""
@@ -157,8 +170,8 @@ class LiveSessions:
     def refusal(self, identity: str, session: LiveSession | None) -> Refused | None:
         """Why an exchange of `identity` (in `session`, if it has one) may not go on:
         its session ended, or its identity locked; None: it may."""
-        if session is not None and session.ended.is_set():
-            return Refused(403, "session_ended", session.why())
         if self._locks and (lock := self.locked(identity)) is not None:
             return Refused(403, "locked", lock.message())
+        if session is not None and session.ended.is_set():
+            return Refused(403, "session_ended", session.why())
         return None

@@ -4,7 +4,10 @@ admin API reaches the replica holding the session, and a lock every replica.
 Each process writes its open sessions (live.py) to `live_sessions` in one transaction
 every `WRITE_SECONDS`, sooner when one opens or closes, never per exchange; a closed
 session's row is deleted then. It reads, every `POLL_SECONDS`, the ends asked of its
-own sessions and the locks (`identity_locks`), and sooner when told: on PostgreSQL by a
+own sessions, the sessions ended (`ended_sessions`: an end is kept there for
+`ended_seconds`, the longest an approval's grant lasts, so a request front's session
+id is refused on every replica for the rest of any grant it held) and the locks
+(`identity_locks`), and sooner when told: on PostgreSQL by a
 NOTIFY the asking replica sends with its change; on SQLite the poll alone (its
 processes share one host). A replica not heard of for the silence approvals take for
 gone (policy_revisions.seen_us, approvals/abandon.py's rule) is not listed: its rows
@@ -30,6 +33,7 @@ CHANNEL = "tollgate_sessions"
 WRITE_SECONDS = 2.0
 POLL_SECONDS = 1.0
 _PRUNE_SECONDS = 60.0
+ENDED_SECONDS = 24 * 3600.0  # approvals.max_window_seconds' default
 _COLUMNS = ("session_id", "front", "identity", "target", "replica", "started_us",
             "active_us", "exchanges", "refusals", "holds", "end_reason", "end_by", "end_us")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM live_sessions"
@@ -70,10 +74,11 @@ class Listed:
 class LiveStore:
     """The store's live sessions and locks, for the processes' writers and the API."""
 
-    def __init__(self, store: AsyncStore, silent_seconds: float) -> None:
+    def __init__(self, store: AsyncStore, silent_seconds: float,
+                 ended_seconds: float = ENDED_SECONDS) -> None:
         """`silent_seconds`: how long a replica goes unheard of before its sessions are
-        taken for gone."""
-        self.store, self._silent = store, silent_seconds
+        taken for gone; `ended_seconds`: how long an ended session's id stays refused."""
+        self.store, self._silent, self._ended_for = store, silent_seconds, ended_seconds
 
     def _alive(self) -> tuple[int, int]:
         since = now_us() - int(self._silent * 1_000_000)
@@ -104,6 +109,13 @@ class LiveStore:
             "WHERE replica = ? AND end_us IS NOT NULL", (replica,))
         return [(str(i), str(reason), str(by)) for i, reason, by in rows]
 
+    async def ended(self) -> list[tuple[str, str, str]]:
+        """The sessions ended and still refused: (session id, reason, by)."""
+        rows = await self.store.execute(
+            "SELECT session_id, reason, ended_by FROM ended_sessions WHERE until_us > ?",
+            (now_us(),))
+        return [(str(i), str(reason), str(by)) for i, reason, by in rows]
+
     async def locks(self) -> list[Lock]:
         """The locks that hold now."""
         rows = await self.store.execute(
@@ -118,6 +130,7 @@ class LiveStore:
         await self.store.execute(f"DELETE FROM live_sessions WHERE NOT {_ALIVE}",
                                  self._alive())
         await self.store.execute("DELETE FROM identity_locks WHERE until_us <= ?", (at,))
+        await self.store.execute("DELETE FROM ended_sessions WHERE until_us <= ?", (at,))
 
     # -- the admin API -------------------------------------------------------------------
 
@@ -140,13 +153,19 @@ class LiveStore:
         return _listed(rows[0]) if rows else None
 
     async def ask_end(self, session_id: str, reason: str, by: str) -> Listed | None:
-        """Ask the replica holding a live session to end it (the first ask stands);
-        the session as it then stands, None when no live session has that id."""
+        """Ask the replica holding a live session to end it (the first ask stands), and
+        every replica to refuse its id from now on; the session as it then stands, None
+        when no live session has that id."""
+        at = now_us()
         async with self.store.transaction() as execute:
             await execute(
                 f"UPDATE live_sessions SET end_reason = ?, end_by = ?, end_us = ? "
                 f"WHERE session_id = ? AND end_us IS NULL AND {_ALIVE}",
-                (reason, by, now_us(), session_id, *self._alive()))
+                (reason, by, at, session_id, *self._alive()))
+            await execute(
+                "INSERT INTO ended_sessions (session_id, reason, ended_by, ended_us, "
+                "until_us) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+                (session_id, reason, by, at, at + int(self._ended_for * 1_000_000)))
             rows = await execute(f"{_SELECT} WHERE session_id = ? AND {_ALIVE}",
                                  (session_id, *self._alive()))
             await self.store.notify(execute, CHANNEL, "end")
@@ -226,9 +245,11 @@ class LiveSync:
             self._written.pop(session_id, None)
 
     async def poll(self) -> None:
-        """The ends asked of this process's sessions, and the locks, carried out."""
+        """The ends asked of this process's sessions, the sessions ended anywhere, and
+        the locks, carried out."""
         for session_id, reason, by in await self._store.ends(self.replica):
             self._sessions.end(session_id, reason, by)
+        self._sessions.ended_set(await self._store.ended())
         self._sessions.lock_set(await self._store.locks())
 
     async def _writing(self) -> None:

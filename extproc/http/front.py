@@ -33,6 +33,7 @@ from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.config import Config
 from extproc.egress.proxy import EgressProxy, Outbound
 from extproc.exchange.act import Act
+from extproc.exchange.live_requests import FRONTS, RequestSessions, until_ended
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange
 from extproc.http import wire
@@ -74,8 +75,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
     shared with every other front)."""
 
     def __init__(self, config: Config, pipeline: Pipeline, egress: EgressProxy | None = None,
-                 sessions: McpSessions | None = None) -> None:
+                 sessions: McpSessions | None = None,
+                 live: RequestSessions | None = None) -> None:
         self._pipeline = pipeline
+        # The live sessions its exchanges name (None: not listed, as in unit tests).
+        self._live = live
         # Who opened each MCP session (None: sessions are not bound, as in unit tests).
         self._sessions = sessions
         # Requests through the egress listener (None: no egress target).
@@ -113,18 +117,28 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             headers, _request_attributes(headers, target.name if target else "unknown"),
             target, claims, wire.source_address(first),
         ) as act:
+            live = None
+            if self._live is not None and target is not None:
+                live = self._live.join(act.exchange, "egress" if outbound is not None
+                                       else FRONTS.get(target.protocol, "http"))
             try:
                 # A place in the record's queue first: what cannot be recorded does not pass.
                 act.admit()
                 if outbound is not None and self._egress is not None:
                     await self._egress.read_destination(act.exchange, outbound)
                 act.check(f"route {route!r} or cluster {cluster!r}")
-                async for answer in self._exchange(act, first, messages, outbound):
+                # Ended (or its identity locked) while in flight: what waits stops, and
+                # the stream closes with the refusal.
+                async for answer in until_ended(
+                        self._exchange(act, first, messages, outbound), act.exchange.live):
                     yield answer
             except Exception as exc:  # every failure is answered: fail closed
                 refused = _refusal(act, exc)
                 if refused is not None:
                     yield _refusal_answer(refused, outbound)
+            finally:
+                if live is not None and self._live is not None:
+                    self._live.leave(live)
 
     async def _exchange(self, act: Act, first: ProcessingRequest,
                         messages: wire.Messages, outbound: Outbound | None

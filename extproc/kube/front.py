@@ -290,13 +290,19 @@ class Front:
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
+        # An exec or attach is a live session, listed until it ends, and endable; a
+        # port-forward is not (its bytes pass unread).
+        live = (allowed.gate.open.listed("kubernetes") if allowed.protocol is not None
+                else None)
         try:
             await relay(connection, allowed.upstream, allowed.gate, allowed.verdict,
                         allowed.protocol, allowed.meaning, self._recordings,
-                        self.stream_settings)
+                        self.stream_settings, live)
         except Exception:
             log.exception("Kubernetes stream of %s failed", allowed.gate.session_id)
         finally:
+            if live is not None:
+                self.pipeline.live.close(live)
             self._streams.discard(task)
             await allowed.upstream.close()
 

@@ -45,6 +45,7 @@ from extproc.terminal.relay import pump_output
 from extproc.terminal.session import RecordingFailed, Session
 
 if TYPE_CHECKING:
+    from extproc.exchange.live import LiveSession
     from extproc.recording.terminal import TerminalRecordings
 
 log = logging.getLogger("tollgate.kube")
@@ -74,6 +75,10 @@ class StreamClosed(Exception):
     def __init__(self, code: int, reason: str, stalled: bool = False) -> None:
         super().__init__(reason)
         self.code, self.reason, self.stalled = code, reason, stalled
+
+
+class SessionEnded(Exception):
+    """A moderator ended the stream's session, or locked its identity (live.py)."""
 
 
 class Outbox:
@@ -218,12 +223,15 @@ class _Resizes:
 
 async def relay(client: ServerConnection, upstream: ClientConnection, gate: Gate,
                 verdict: Verdict, protocol: ch.Subprotocol | None, meaning: dict[str, Any],
-                recordings: TerminalRecordings, settings: StreamSettings) -> None:
-    """The stream, relayed until either side ends it; its exchange ended and recorded."""
+                recordings: TerminalRecordings, settings: StreamSettings,
+                live: LiveSession | None = None) -> None:
+    """The stream, relayed until either side ends it, or its session is ended (`live`:
+    the session listed); its exchange ended and recorded."""
     if protocol is None:
         await _port_forward(client, upstream, gate, verdict)
         return
-    stream = _Stream(client, upstream, gate, verdict, protocol, meaning, recordings, settings)
+    stream = _Stream(client, upstream, gate, verdict, protocol, meaning, recordings, settings,
+                     live)
     await stream.run()
 
 
@@ -232,8 +240,10 @@ class _Stream:
 
     def __init__(self, client: ServerConnection, upstream: ClientConnection, gate: Gate,
                  verdict: Verdict, protocol: ch.Subprotocol, meaning: dict[str, Any],
-                 recordings: TerminalRecordings, settings: StreamSettings) -> None:
+                 recordings: TerminalRecordings, settings: StreamSettings,
+                 live: LiveSession | None = None) -> None:
         self._client, self._upstream, self._gate = client, upstream, gate
+        self._live = live
         self._verdict, self._protocol, self._settings = verdict, protocol, settings
         streams = meaning["exec"]
         self._streams = streams
@@ -287,6 +297,8 @@ class _Stream:
                    asyncio.ensure_future(self._to_pod.run())]
         from_client = asyncio.ensure_future(self._from_client())
         readers = [from_client, asyncio.ensure_future(self._from_pod())]
+        if self._live is not None:
+            readers.append(asyncio.ensure_future(self._until_ended(self._live)))
         outputs = asyncio.ensure_future(self._outputs())
         try:
             if not await _first_of(outputs, from_client, {*senders, *readers, outputs}):
@@ -296,6 +308,10 @@ class _Stream:
         except StreamClosed as exc:
             outcome, close = f"ended by tollgate: {exc.reason}", (exc.code, exc.reason)
             stalled = exc.stalled
+        except SessionEnded:
+            assert self._live is not None
+            outcome = f"ended by {self._live.by}: {self._live.reason}"
+            await self._end_with(ch.refused(self._protocol, self._live.farewell()))
         except ArchiveRefused as exc:
             outcome = f"refused: {exc}"
             await self._end_with(ch.internal_error(self._protocol, str(exc)) or b"")
@@ -310,6 +326,14 @@ class _Stream:
         finally:
             await self._end(senders, [*readers, outputs], close, stalled)
             await self._finish(outcome)
+
+    @staticmethod
+    async def _until_ended(live: LiveSession) -> None:
+        """Raises SessionEnded once the session is ended: its Status (Forbidden, the
+        reason) goes to the client on the error channel, which kubectl prints and exits
+        1 on, and the stream closes."""
+        await live.ended.wait()
+        raise SessionEnded
 
     async def _end(self, senders: Sequence[asyncio.Future[Any]],
                    others: Sequence[asyncio.Future[Any]], close: tuple[int, str],

@@ -11,6 +11,14 @@ below it.
 
 from __future__ import annotations
 
+import os
+
+# regorus's errors are shown as one line (errors.py); where RUST_BACKTRACE is set (some
+# machines set it for every process), each error would also capture a Rust backtrace:
+# ~40 ms apiece, and a pack that declares no split or tables is asked three rules it does
+# not define at every load. Before any engine runs: the setting is read once per process.
+os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
+
 from extproc.policy.decision import Decision, MalformedDecision
 from extproc.policy.engine import PolicyEngine, load_modules, open_engine
 from extproc.policy.errors import PolicyError, PolicyLoadError

@@ -19,6 +19,7 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
     identities, targets = len(data["identities"]), len(data["targets"])
     held, approvals = data["held"]["count"], data["approvals"]["count"]
     attempts = data["refused_attempts"]["count"]
+    moderated = (data.get("moderation") or {"count": 0})["count"]
     approvers, readers = len(data["approvers"]), len(data["readers"])
     reads = sum(r["reads"] for r in data["readers"])
     refused_reads = sum(r["refused"] for r in (*data["readers"], *data["refused_readers"]))
@@ -56,7 +57,9 @@ def controls(data: dict[str, Any]) -> list[dict[str, str]]:
          "That anyone read the alerts or acted on them."),
         ("SOC 2", "CC7.3", "Evaluation of security events",
          f"Held actions and their approvals or denials ({held} held, {approvals} "
-         "decisions), each with its reason.",
+         f"decisions), each with its reason; {moderated} moderators' acts on live "
+         "sessions (sessions ended, identities locked and unlocked), each with who and "
+         "why.",
          "Investigations done outside tollgate, and their conclusions."),
         ("ISO/IEC 27001:2022", "A.8.15", "Logging",
          f"Every exchange left a record; the chain is {whole}: "

@@ -18,7 +18,9 @@ reader is someone who read something: whoever was only refused is listed apart, 
 refused read a page made on its own (`background`: the approvals page asking for a
 requester's activity) is counted, never taken for a person's attempt.
 Held exchanges and approvals are listed with what they did (the record's `what`, the
-approval's summary): the line a person decided on.
+approval's summary): the line a person decided on. Moderators' acts on live sessions
+(`moderation` records: a session ended, an identity locked or unlocked, and attempts
+the sessions API refused) are listed with who, whose session or identity, and why.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
 ANONYMOUS = "(anonymous)"
 NO_TARGET = "(no target)"
 # Records of people looking at or deciding about what agents did, not of agents acting.
-_NOT_ACTING = frozenset({"policy", "approval", "access"})
+_NOT_ACTING = frozenset({"policy", "approval", "access", "moderation"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,9 @@ class _Tally:
         if kind == "access":
             self._access(who, document)
             return
+        if kind == "moderation":
+            self._moderation(record, document)
+            return
         self.identities[who]["records"] += 1
         self.targets[where]["records"] += 1
         if kind == "alert":
@@ -178,6 +183,19 @@ class _Tally:
             self.approvers[who]["refused"] += 1
             self._list("refused_attempts", {**event, "refusal": refusal})
 
+    def _moderation(self, record: dict[str, Any], document: dict[str, Any]) -> None:
+        """A moderator's act on live sessions: an end, a lock, an unlock, done or refused
+        (its code says why: not a moderator, no reason, no such session)."""
+        acted = (document.get("meaning") or {}).get("moderation") or {}
+        refusal = (document.get("outcome") or {}).get("refusal")
+        self._list("moderation", {
+            "id": record["id"], "started_us": record["started_us"],
+            "moderator": record["identity"], "action": acted.get("action"),
+            "session": acted.get("session"), "identity": acted.get("identity"),
+            "front": acted.get("front"), "target": acted.get("target"),
+            "reason": acted.get("reason"), "lock_until_us": acted.get("lock_until_us"),
+            "refusal": refusal})
+
     def _access(self, who: str, document: dict[str, Any]) -> None:
         """A read of the record (the recordings API's, or a `tollgate audit` command's),
         answered or refused; a refused one a page made on its own is no person's."""
@@ -197,7 +215,8 @@ class _Tally:
             self.listed[name].append(event)
 
     def as_json(self, in_force: list[dict[str, Any]]) -> dict[str, Any]:
-        names = ("held", "approvals", "refused_attempts", "alerts", "policy_loads")
+        names = ("held", "approvals", "refused_attempts", "moderation", "alerts",
+                 "policy_loads")
         return {
             "records": {"total": sum(self.kinds.values()), "by_kind": _sorted(self.kinds),
                         "by_action": _sorted(self.actions)},

@@ -63,7 +63,8 @@ def render(report: Report, document: dict[str, Any]) -> str:
               "file, and this file is sealed with the same key. Check it with "
               "`tollgate audit verify-report FILE`.")
     sections = [_summary(data), _integrity(data["integrity"]), _activity(data),
-                _privileged(data), _refusals(data), _masking(data), _alerts(data),
+                _privileged(data), _moderation(data), _refusals(data), _masking(data),
+                _alerts(data),
                 _policies(data), _retention(data["retention"]), _controls(data["controls"])]
     embedded = json.dumps(document, ensure_ascii=False, indent=1).replace("<", "\\u003c")
     return _TEMPLATE.substitute(
@@ -204,6 +205,35 @@ def _privileged(data: dict[str, Any]) -> str:
                  *_attempted(a)) for a in refused["listed"]],
                widths=(9, 10, 11, 7, 9, 19, 11, 24)),
         wide=True)
+
+
+def _moderation(data: dict[str, Any]) -> str:
+    moderation = data.get("moderation") or {"count": 0, "listed": []}
+    return _section(
+        "Live sessions ended and identities locked",
+        _p("Moderators' acts (sessions ended, identities locked and unlocked, and the "
+           f"attempts the sessions API refused): {moderation['count']}"
+           + _beyond(moderation, data)),
+        _table(("record", "when (UTC)", "by", "did", "session", "identity", "front",
+                "target", "reason", "outcome"),
+               [(m["id"], utc(m["started_us"]), m["moderator"], _moderated(m),
+                 m["session"] or "", m["identity"] or "", m["front"] or "",
+                 m["target"] or "", m["reason"] or "",
+                 f"refused ({m['refusal']})" if m["refusal"] else "done")
+                for m in moderation["listed"]],
+               widths=(9, 10, 9, 12, 12, 10, 7, 7, 16, 8))
+        if moderation["listed"] else "",
+        wide=True)
+
+
+def _moderated(act: dict[str, Any]) -> str:
+    """What a moderator did: the action, and a lock's end."""
+    action = str(act["action"] or "")
+    if action in ("lock", "end") and act.get("lock_until_us"):
+        return f"{action}, locked until {utc(act['lock_until_us'])}"
+    if action == "lock":
+        return "lock, until unlocked"
+    return action
 
 
 def _refusals(data: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 Each component (recording, approvals, policy, postgres, session_keys, activity,
 activity_live, sessions, egress, mcp_sessions, terminal, slack, live_sessions,
-live_attendance) owns a list
+ended_sessions, live_attendance) owns a list
 of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once, in a
 transaction with the version bump, so two processes starting together cannot both apply
 it (the second waits for the lock, then finds the version already there). A store newer
@@ -404,6 +404,20 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 locked_by TEXT NOT NULL,
                 locked_us BIGINT NOT NULL,
                 until_us BIGINT
+            )""",
+        ],
+    ],
+    "ended_sessions": [
+        [
+            # The sessions a moderator ended, refused on every replica until `until_us`
+            # (exchange/live_store.py): an HTTP, LLM, MCP or egress session is no
+            # connection one process holds, so its id is refused wherever it comes back.
+            """CREATE TABLE ended_sessions (
+                session_id TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                ended_by TEXT NOT NULL,
+                ended_us BIGINT NOT NULL,
+                until_us BIGINT NOT NULL
             )""",
         ],
     ],

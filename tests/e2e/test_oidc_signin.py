@@ -43,8 +43,8 @@ from tests.support.oidc import (
 )
 
 WAIT_MS = 10_000
-PAGES = ["/", "/approvals/ui", "/monitor/ui", "/recordings/ui"]
-NAV = ["Home", "Approvals", "Monitor", "Recordings"]
+PAGES = ["/", "/approvals/ui", "/monitor/ui", "/recordings/ui", "/sessions/ui"]
+NAV = ["Home", "Approvals", "Monitor", "Recordings", "Sessions"]
 
 
 @dataclass(frozen=True)

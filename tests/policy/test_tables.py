@@ -5,7 +5,10 @@ without (OPA and regorus's interpreter build them themselves) is the corpus's pa
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -89,3 +92,22 @@ def test_the_pack_tests_pin_the_data_it_ships(shipped: str, pinned: str) -> None
     for path in sorted(POLICIES.glob("*.rego")):
         engine.add_policy(str(path), path.read_text())
     assert engine.eval_rule(shipped) == engine.eval_rule(pinned)
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "0"), ("1", "1")])
+def test_engines_capture_no_rust_backtrace_unless_asked(given: str | None, kept: str) -> None:
+    """Where RUST_BACKTRACE is set, each regorus error would capture a backtrace (~40 ms:
+    a pack without a split or tables meets three at every load). Importing the policy
+    package turns that off, leaving an operator's own RUST_LIB_BACKTRACE alone."""
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LIB_BACKTRACE"}
+    env["RUST_BACKTRACE"] = "1"
+    if given is not None:
+        env["RUST_LIB_BACKTRACE"] = given
+    probe = ("import os, regorus, extproc.policy\n"
+             "e = regorus.Engine(); e.add_policy('p.rego', 'package p\\nx := 1')\n"
+             "try: e.eval_rule('data.p.nope')\n"
+             "except RuntimeError as exc: print(os.environ['RUST_LIB_BACKTRACE'],"
+             " 'Stack backtrace' in str(exc))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [kept, str(kept == "1")]

@@ -1,7 +1,9 @@
 """The live sessions API on the admin port: see the sessions open now on every replica,
 end one, lock an identity.
 
-    GET  /sessions/live?identity=SUB&target=T&front=F    the sessions open now (viewers)
+    GET  /sessions/live?identity=SUB&target=T&front=F    the sessions open now, and
+                                                         whether the caller moderates
+                                                         (viewers)
     GET  /sessions/live/{id}                             one of them (viewers)
     POST /sessions/live/{id}/end  {"reason": "...", "lock_seconds": N}
                                   ends it on whichever replica holds it; with
@@ -48,7 +50,7 @@ log = logging.getLogger("tollgate.sessions")
 
 _REASON_CHARS = 1000
 _SUBJECT_CHARS = 1024
-_FRONTS = ("postgres", "mysql", "ssh")
+_FRONTS = ("postgres", "mysql", "ssh", "http", "llm", "mcp", "egress", "kubernetes")
 # How long an end waits to see the session gone before answering (`ended`: false then,
 # and the replica holding it still carries it out).
 _END_WAIT_SECONDS = 5.0
@@ -111,7 +113,7 @@ class SessionsApi:
 
     async def _list(self, request: web.Request) -> web.Response:
         async def answer() -> dict[str, Any]:
-            await self._caller(request, self._viewers | self._moderators)
+            caller = await self._caller(request, self._viewers | self._moderators)
             query = request.query
             front = query.get("front")
             if front is not None and front not in _FRONTS:
@@ -119,7 +121,8 @@ class SessionsApi:
                                     f"{', '.join(_FRONTS)}, got {front!r}", 400)
             found = await self._store.listed(
                 _text(query, "identity"), _text(query, "target"), front)
-            return {"sessions": [s.as_json() for s in found]}
+            return {"sessions": [s.as_json() for s in found],
+                    "moderator": bool(principals(caller) & self._moderators)}
         return await _answered(answer)
 
     async def _show(self, request: web.Request) -> web.Response:

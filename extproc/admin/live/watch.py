@@ -64,6 +64,8 @@ _MOST_KEYS = 4096
 _END_RECORD_SECONDS = 2.0
 _RECORD_COLUMNS = "id, writer, seq, kind, started_us, trace_id, action, status, content"
 _JOINABLE = ("ssh",)
+# The fronts whose sessions have a screen (a terminal recording).
+_SCREENS = ("ssh", "kubernetes")
 # Chunks are read from a little before the last one shown: each is stamped as its
 # process writes it, and the one after it can only be written once it is.
 _OVERLAP_US = 2_000_000
@@ -272,7 +274,7 @@ class _Watch:
 
     async def _screen(self) -> int:
         """A terminal session's recording chunks not shown yet (all of them at first)."""
-        if self._found.front not in _JOINABLE:
+        if self._found.front not in _SCREENS:
             return 0
         rows = await self._store.execute(
             "SELECT recording_id, chunk, data, written_us FROM terminal_recordings WHERE "
