@@ -267,7 +267,10 @@ class _Watch:
         return {"id": record_id, "kind": kind, "started_us": int(started_us),
                 "trace_id": trace_id, "action": action, "status": status,
                 "method": request.get("method"), "what": document.get("what"),
-                "typist": headers.get("x-tollgate-typist"),
+                # Only a terminal's exchanges are tollgate's own requests, which alone
+                # set it: on a request front the header is the client's, and names no one.
+                "typist": (headers.get("x-tollgate-typist")
+                           if self._found.front in _SCREENS else None),
                 "by": identity.get("sub") if kind == "moderation" else None,
                 "detail": (document.get("outcome") or {}).get("detail"),
                 "content": document}
