@@ -322,6 +322,8 @@ class _Stream:
         readers = [from_client, asyncio.ensure_future(self._from_pod())]
         if self._live is not None:
             readers.append(asyncio.ensure_future(self._until_ended(self._live)))
+        if self._session is not None:  # lines a moderator who joined types, as an SSH shell's
+            readers.append(asyncio.ensure_future(self._session.take_joined()))
         outputs = asyncio.ensure_future(self._outputs())
         try:
             if not await _first_of(outputs, from_client, {*senders, *readers, outputs}):

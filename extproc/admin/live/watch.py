@@ -63,7 +63,7 @@ _MOST_KEYS = 4096
 # it (the end's record is written as its API call answers).
 _END_RECORD_SECONDS = 2.0
 _RECORD_COLUMNS = "id, writer, seq, kind, started_us, trace_id, action, status, content"
-_JOINABLE = ("ssh",)
+_JOINABLE = ("ssh", "kubernetes")
 # The fronts whose sessions have a screen (a terminal recording).
 _SCREENS = ("ssh", "kubernetes")
 # Chunks are read from a little before the last one shown: each is stamped as its
@@ -112,7 +112,8 @@ class WatchApi:
                             "replica": found.replica})
             if role == "join" and found.front not in _JOINABLE:
                 raise SessionsError("not_joinable", f"a {found.front} session cannot be "
-                                    "joined (only a terminal: ssh); watch it", 409)
+                                    "joined (only a terminal: ssh, kubernetes); watch it",
+                                    409)
             opened.update(caller=caller, found=found)
             return {}
 
