@@ -4,7 +4,8 @@
 # any replica). Every decision that lets an exchange through there says so
 # (`"moderated": true`): tollgate holds the exchange until a moderator is present, at
 # most 300 s, then refuses it (`moderator_absent`). A database login goes on; its
-# statements wait. docs/operators/live-sessions.md says how it looks to each client.
+# statements wait. On a Kubernetes target the terminals are moderated, not the API's
+# other calls. docs/operators/live-sessions.md says how it looks to each client.
 #
 # For example, in the config:
 #   targets:
@@ -15,7 +16,19 @@ package tollgate
 
 import rego.v1
 
-moderated_target if input.target.labels.moderated == "true"
+moderated_target if {
+	input.target.labels.moderated == "true"
+	session_exchange
+}
+
+# What a moderator attends: on a Kubernetes target, its terminals (an exec or attach
+# stream, and the lines typed in it); the API's other calls (kubectl's discovery, reads,
+# applies) are no session of anyone's and are decided as on any target.
+session_exchange if input.target.protocol != "k8s"
+
+session_exchange if input.k8s.verb in {"exec", "attach"}
+
+session_exchange if is_object(input.k8s.exec)
 
 # A decision that passes, as the target asks: moderated or not.
 with_moderator(d) := object.union(d, {"moderated": true}) if {

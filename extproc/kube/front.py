@@ -87,6 +87,10 @@ class _Failed:
     protocol: ch.Subprotocol | None
 
 
+# The streams that are sessions (their paths' last part): exec and attach.
+_SESSIONS = ("/exec", "/attach")
+
+
 @dataclass
 class _Allowed:
     """A stream decided and opened upstream, waiting for its client's handshake."""
@@ -170,9 +174,16 @@ class Front:
             return self._refused(gate, Refused(401, "unauthenticated", problem))
         gate = Gate(self.pipeline, target, claims, str(uuid.uuid4()), client, door,
                     self._gone(connection))
+        if url.path.rstrip("/").endswith(_SESSIONS):
+            # An exec or attach is a live session from its opening: listed (and endable)
+            # while it is decided, so that on a moderated target a moderator can attend
+            # it for its opening to go on; a port-forward is not one (its bytes pass
+            # unread). The session closes with the stream, or with its refusal.
+            gate.open.listed("kubernetes")
         verdict = await gate.decide("GET", {})
         if verdict.refusal is not None:
             gate.end(verdict)
+            self._unlisted(gate)
             assert verdict.answer is not None
             return _status_response(verdict.answer)
         meaning = verdict.exchange.meaning or {}
@@ -208,6 +219,7 @@ class Front:
             gate.end(verdict, status=answer.status_code,
                      outcome={"tollgate.outcome": f"the API server answered "
                                                   f"{answer.status_code}"})
+            self._unlisted(gate)
             self._fail(connection, request, verb, _server_status(masked, answer.status_code))
             return None
         except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -228,6 +240,11 @@ class Front:
             return None
         self._allowed[connection] = _Allowed(gate, verdict, upstream, protocol, verb, meaning)
         return None
+
+    def _unlisted(self, gate: Gate) -> None:
+        """A stream refused after its session was listed: no longer listed."""
+        if gate.open.live is not None:
+            self.pipeline.live.close(gate.open.live)
 
     def _gone(self, connection: ServerConnection) -> asyncio.Event:
         """Set once the agent's connection is gone (kubectl killed, its network cut): a
@@ -268,6 +285,7 @@ class Front:
         verdict.refusal = f"tollgate: {bad.message} [trace {exchange.trace_id}]"
         exchange.outcome["tollgate.outcome"] = "refused"
         gate.end(verdict)
+        self._unlisted(gate)
         _, status = _as_status(answer)
         self._fail(connection, request, str((exchange.meaning or {}).get("verb")), status)
 
@@ -290,10 +308,7 @@ class Front:
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
-        # An exec or attach is a live session, listed until it ends, and endable; a
-        # port-forward is not (its bytes pass unread).
-        live = (allowed.gate.open.listed("kubernetes") if allowed.protocol is not None
-                else None)
+        live = allowed.gate.open.live  # an exec's or attach's, listed as it was decided
         try:
             await relay(connection, allowed.upstream, allowed.gate, allowed.verdict,
                         allowed.protocol, allowed.meaning, self._recordings,

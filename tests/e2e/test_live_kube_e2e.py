@@ -9,8 +9,12 @@ test_k8s_streams_e2e.py (no API server can run here).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from extproc.quickstart import stack
 from tests.e2e import test_k8s_streams_e2e as k8s
 from tests.e2e.test_approvals_e2e import api
 from tests.e2e.test_live_attach_e2e import Watch
@@ -22,9 +26,14 @@ from tests.e2e.test_live_sessions_e2e import (
     moderation,
     reached,
 )
-from tests.standins.k8s_standin import KubectlTerminal, write_kubeconfig
+from tests.standins.k8s_standin import (
+    K8sStandIn,
+    KubectlTerminal,
+    gateway_options,
+    write_kubeconfig,
+)
 from tests.support import tokens
-from tests.support.gateway import Gateway
+from tests.support.gateway import Gateway, module_gateway
 from tests.support.tls import TlsFiles
 
 # The gateway and cluster stand-in of test_k8s_streams_e2e.py, started for this module.
@@ -104,3 +113,43 @@ def test_a_moderator_joins_a_kubectl_exec_shell_and_types_lines_decided_as_their
     assert lines["echo joined-$((6*7))"]["outcome"]["action"] == "allow"
     assert lines["rm -rf /"]["request"]["headers"]["x-tollgate-typist"] == "sec-sam"
     assert lines["rm -rf /"]["outcome"]["action"] == "deny"
+
+
+@pytest.fixture(scope="module")
+def moderated_gw(tmp_path_factory: pytest.TempPathFactory, otlp,  # type: ignore[no-untyped-def]
+                 tls: TlsFiles, cluster: K8sStandIn) -> Iterator[Gateway]:
+    """The same cluster as a target the pack says is moderated (its label)."""
+    options = gateway_options(cluster, k8s.CLUSTER_TOKEN)
+    options["targets"][0]["labels"] = {"moderated": "true"}
+    with module_gateway(tmp_path_factory, otlp, "k8s-moderated", **options,
+                        tls=(tls.cert, tls.key)) as running:
+        yield running
+
+
+def test_a_moderated_kubectl_exec_shell_waits_for_a_moderator(
+        moderated_gw: Gateway, tls: TlsFiles, tmp_path: Path) -> None:
+    """On a moderated target a `kubectl exec -it` shell waits to open, listed as waiting
+    (kubectl has no channel to be told why before its stream opens), goes on once a
+    moderator watches (through the admin API, as on any replica), and its lines' records
+    name who was present."""
+    gw, sub = moderated_gw, "svc-moderated-kube"
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{gw.tls_port}",
+                                  tokens.token(sub, ["sre"], ttl=600), tls.ca)
+    terminal = KubectlTerminal(k8s.Kubectl(kubeconfig, tmp_path / "cache"), "exec", "-it",
+                               "web-1", "-n", "staging", "--", "env", "PS1=pod> ", "sh", "-i")
+    try:
+        stack.wait_until(lambda: [s["holds"] for s in listed(gw, sub)] == [1], 30,
+                         "the exec listed as waiting")
+        assert "pod> " not in terminal.seen
+        (session,) = listed(gw, sub)
+        watch = Watch(gw, session["session_id"])
+        terminal.read_until("pod> ")
+        terminal.write("echo moderated-$((6*7))\r")
+        terminal.read_until("moderated-42")
+        terminal.write("exit 0\r")
+        watch.event("ended")
+    finally:
+        terminal.close()
+    lines = [r for r in gw.records("exchange") if r["session_id"] == session["session_id"]
+             and r["request"]["method"] == "LINE"]
+    assert lines and {r["outcome"].get("moderators") for r in lines} == {"sec-sam"}, lines
