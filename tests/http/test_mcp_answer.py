@@ -161,7 +161,7 @@ def blob_result(content: list[Any]) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": 5, "result": {"content": content}}).encode()
 
 
-async def test_base64_text_is_masked_as_the_text_it_holds_and_binary_is_refused() -> None:
+async def test_base64_text_is_masked_as_the_text_it_holds_and_a_broken_image_refused() -> None:
     import base64
 
     pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
@@ -181,6 +181,7 @@ async def test_base64_text_is_masked_as_the_text_it_holds_and_binary_is_refused(
             {"type": "image", "data": png, "mimeType": "image/png"}])))
     refused = json.loads(answers[1][1])
     assert refused["id"] == 5 and "image/png" in refused["error"]["message"]
+    assert "cannot be decoded" in refused["error"]["message"]
     assert png not in answers[1][1].decode()
     assert exchange.outcome["tollgate.outcome"] == "unmaskable_content"
 
