@@ -11,7 +11,7 @@ Fail closed: an image that cannot be decoded, holds more than one frame (only th
 would be read), is over the bounds in bytes or pixels, or whose reading takes longer than
 its time bound raises `UnreadableImage` — never passed unread.
 
-OCR takes tenths of a second on a CPU (bench/bench_images.py): it runs in a thread of its
+OCR takes tenths of a second on a CPU (bench/images.py): it runs in a thread of its
 own, off the event loop, and the engine (and its imports) are loaded on the first image
 only, so a process that never sees one pays nothing for it.
 """
@@ -80,6 +80,14 @@ class ImageMasker:
         self._loading = threading.Lock()
         # One image read at a time per process: the ONNX runtime uses every core already.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-ocr")
+
+    def __getstate__(self) -> ImageLimits:
+        """Only the bounds: the masker goes to the record's writer process, which builds
+        an engine of its own if it ever reads an image."""
+        return self.limits
+
+    def __setstate__(self, limits: ImageLimits) -> None:
+        self.__init__(limits)  # type: ignore[misc]
 
     async def mask(self, data: bytes, spec: MaskSpec, masker: Masker
                    ) -> tuple[bytes, Counter[str]]:
