@@ -784,7 +784,7 @@ class Masking:
     model: str | None = None
     model_budget_ms: float = 20.0
     image_max_bytes: int = 8 << 20
-    image_max_pixels: int = 8_300_000  # width × height: a 3840×2160 screen fits
+    image_max_pixels: int = 8_300_000  # width x height: a 3840x2160 screen fits
     image_ocr_ms: float = 10_000.0
 
     def __post_init__(self) -> None:

@@ -93,7 +93,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, server: int) -> Iter
                            "mcp-binary-content": "audio/*"}}]
     with module_gateway(tmp_path_factory, otlp, "mcp-conformance", targets=targets,
                         routes=[mcp_route("mcp", "/mcp", "mcp")],
-                        clusters={"mcp": server}) as running:
+                        clusters={"mcp": server},
+                        # A time bound for images a loaded machine never reaches.
+                        settings={"masking": {"image_ocr_ms": 300_000}}) as running:
         yield running
 
 

@@ -23,8 +23,8 @@ from PIL import ImageDraw, ImageFont
 
 from extproc.masking.images import ImageMasker
 from extproc.quickstart import stack
-from tests.e2e.test_mcp_e2e import mcp_gateway, session
-from tests.support.gateway import Gateway
+from tests.e2e.test_mcp_e2e import mcp_route, session
+from tests.support.gateway import Gateway, module_gateway
 from tests.support.mcp_server import CARD, McpServer
 
 pytestmark = [pytest.mark.e2e]
@@ -69,7 +69,12 @@ def server() -> Iterator[McpServer]:
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, server: McpServer
        ) -> Iterator[Gateway]:
-    with mcp_gateway(tmp_path_factory, otlp, "mcp-images", server.port) as running:
+    # A time bound a loaded test machine never reaches (the bound: tests/masking).
+    with module_gateway(tmp_path_factory, otlp, "mcp-images",
+                        targets=[{"name": "tools", "match": {"route": "mcp"},
+                                  "protocol": "mcp"}],
+                        routes=[mcp_route("mcp", "/mcp", "mcp")], clusters={"mcp": server.port},
+                        settings={"masking": {"image_ocr_ms": 300_000}}) as running:
         yield running
 
 

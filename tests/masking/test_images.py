@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from extproc.masking import Masker, MaskSpec
-from extproc.masking.images import ImageLimits, ImageMasker, UnreadableImage
+from extproc.masking.images import Char, ImageLimits, ImageMasker, UnreadableImage
 
 CARD = "4111 1111 1111 1111"
 MAIL = "alice@example.com"
@@ -93,7 +93,7 @@ class _Stalled(ImageMasker):
         super().__init__(ImageLimits(ocr_ms=50))
         self.go = threading.Event()
 
-    def read(self, image: Image.Image) -> list[list]:  # type: ignore[type-arg]
+    def read(self, image: Image.Image) -> list[list[Char]]:
         self.go.wait(10)
         return []
 

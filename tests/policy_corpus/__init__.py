@@ -40,9 +40,8 @@ from extproc.config import (
     Target,
 )
 from extproc.identity import ANONYMOUS
-from extproc.interpret import Llm, interpreter_for
+from extproc.interpret import Llm, interpreter_for, mcp_content
 from extproc.interpret import mcp as mcp_reading
-from extproc.interpret import mcp_content
 from extproc.masking.body import is_event_stream
 from extproc.policy.input import InputEncoder
 
