@@ -123,7 +123,7 @@ def test_audio_is_refused_and_every_item_is_recorded_with_its_hash(gw: Gateway) 
                 found[answer["content"][0]["kind"]] = answer
         return {"image", "audio"} <= found.keys()
 
-    stack.wait_until(recorded, 10, "the image's and the audio's records")
+    stack.wait_until(recorded, 30, "the image's and the audio's records")
     assert found["image"]["content"] == [{
         "type": "image", "kind": "image", "mime_type": "image/png", "size": len(SECRET),
         "sha256": hashlib.sha256(SECRET).hexdigest()}]
