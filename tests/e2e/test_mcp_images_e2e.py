@@ -48,7 +48,9 @@ WAV = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xff\xfe\x00
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[McpServer]:
-    tools = McpServer()
+    # Answers as JSON: a streamed answer's record may be written before its reader has
+    # said what the answer held (`_Reader.finish` runs once the last event is sent).
+    tools = McpServer(json_response=True)
 
     @tools.mcp.tool(description="A screenshot of the billing page.")
     def billing_screenshot() -> Image:
