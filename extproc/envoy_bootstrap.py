@@ -694,7 +694,7 @@ class _Writer:
             resources["listeners"] = [x for x in resources["listeners"]
                                       if x.get("name") != INGRESS_LISTENER]
             return
-        kept = self._kept_routes({t.match.route for t in targets if t.match.route})
+        kept = self._kept_routes({t.match.route: t for t in targets if t.match.route})
         made = [self._route(t) for t in targets if t.match.route not in {r["name"] for r in kept}]
         (manager,) = [m for name, m in _managers(self.bootstrap) if name == INGRESS_LISTENER]
         (prototype,) = manager["route_config"]["virtual_hosts"]
@@ -731,26 +731,49 @@ class _Writer:
                         f"port-forward), with {KUBE_ROUTE_HEADER}: {route['name']}.")
         self._providers()
 
-    def _kept_routes(self, names: set[str]) -> list[dict[str, Any]]:
-        """The named bootstrap's routes of these names, in its order, with the clusters
-        they send to."""
+    def _kept_routes(self, targets: dict[str, Target]) -> list[dict[str, Any]]:
+        """The named bootstrap's routes of these names (route -> its target), in its
+        order, with the clusters they send to: as that bootstrap has them, or, for a
+        target given --upstream, at that upstream."""
         if self.named is None:
             return []
         kept: list[dict[str, Any]] = []
         for listener, manager in _managers(self.named):
             for host in (manager.get("route_config") or {}).get("virtual_hosts", ()):
                 for route in host.get("routes", ()):
-                    if (listener != EGRESS_LISTENER and route.get("name") in names
+                    if (listener != EGRESS_LISTENER and route.get("name") in targets
                             and route["name"] not in {r["name"] for r in kept}):
                         kept.append(copy.deepcopy(route))
         for route in kept:
             action = route.get("route") or {}
-            for name in [action.get("cluster"),
-                         *(c.get("name") for c in
-                           (action.get("weighted_clusters") or {}).get("clusters", ()))]:
-                if name is not None:
-                    self._keep_cluster(name, f"route {route['name']}")
+            names = [name for name in [action.get("cluster"), *(
+                c.get("name") for c in (action.get("weighted_clusters") or {}).get(
+                    "clusters", ()))] if name is not None]
+            target = targets[route["name"]]
+            if target.name in self.upstreams:
+                self._moved_cluster(names, route, target)
+                continue
+            for name in names:
+                self._keep_cluster(name, f"route {route['name']}")
         return kept
+
+    def _moved_cluster(self, names: list[str], route: dict[str, Any], target: Target) -> None:
+        """The one cluster a kept route sends to, at the upstream --upstream gives its
+        target instead of where identity.envoy_bootstrap has it."""
+        flag = f"--upstream {target.name}"
+        if len(names) != 1:
+            raise BootstrapError(
+                f"{flag}: route {route['name']} (from identity.envoy_bootstrap) sends to "
+                f"{len(names)} clusters; give their addresses in that bootstrap instead")
+        (name,) = names
+        if name in TOLLGATE_CLUSTERS:
+            raise BootstrapError(f"route {route['name']} sends to {name}, tollgate's own cluster")
+        if any(c["name"] == name for c in self.bootstrap["static_resources"]["clusters"]):
+            raise BootstrapError(
+                f"{flag}: cluster {name} of route {route['name']} is another route's too; "
+                "give routes that share a cluster their address in identity.envoy_bootstrap")
+        self._upstream(name, target, self.upstreams[target.name], route["route"],
+                       " (--upstream, in place of identity.envoy_bootstrap's cluster)")
 
     def _keep_cluster(self, name: str, user: str) -> None:
         """The named bootstrap's cluster `name` (a placeholder when it has none)."""
@@ -792,15 +815,22 @@ class _Writer:
             self.todo.append(f"cluster {cluster} (target {target.name}) is a placeholder: set "
                              f"its address, or write this again with --upstream "
                              f"{target.name}=URL")
+            self.bootstrap["static_resources"]["clusters"].append(upstream)
         else:
-            scheme, host, port = _url(url, target.name)
-            upstream = _upstream_cluster(cluster, scheme, host, port, ca_file)
-            self.summary.append(f"Cluster {cluster}: target {target.name}'s upstream, "
-                                f"{scheme}://{host}:{port}.")
-            if scheme == "https" and not _is_ip(host):
-                action["host_rewrite_literal"] = host
-        self.bootstrap["static_resources"]["clusters"].append(upstream)
+            self._upstream(cluster, target, url, action, "", ca_file)
         return route
+
+    def _upstream(self, cluster: str, target: Target, url: str, action: dict[str, Any],
+                  how: str, ca_file: Path | None = None) -> None:
+        """Cluster `cluster` at `target`'s upstream `url`, its route's `action` sending
+        the upstream's name where it is reached by TLS at a name."""
+        scheme, host, port = _url(url, target.name)
+        self.bootstrap["static_resources"]["clusters"].append(
+            _upstream_cluster(cluster, scheme, host, port, ca_file))
+        self.summary.append(f"Cluster {cluster}: target {target.name}'s upstream, "
+                            f"{scheme}://{host}:{port}{how}.")
+        if scheme == "https" and not _is_ip(host):
+            action["host_rewrite_literal"] = host
 
     def _providers(self) -> None:
         """The named bootstrap's token providers (their keys' clusters too), else a

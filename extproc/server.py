@@ -25,6 +25,7 @@ from extproc.admin import live_page
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.home import HomeApi
 from extproc.admin.live import SessionsApi
+from extproc.admin.live.watch import WatchApi
 from extproc.admin.monitor import MonitorApi
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
@@ -48,6 +49,7 @@ from extproc.exchange.live import LiveSessions
 from extproc.exchange.live_requests import RequestSessions
 from extproc.exchange.live_store import LiveStore, LiveSync
 from extproc.exchange.pipeline import Pipeline
+from extproc.exchange.presence import AttendanceStore, AttendanceSync
 from extproc.exchange.revisions import DIFFER as REVISIONS_DIFFER
 from extproc.exchange.revisions import Revisions, gone_seconds
 from extproc.exchange.tls import server_context
@@ -182,7 +184,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     + HomeApi(verifier, config.monitor.viewers,
                               Readers(config.recordings, config.targets)).routes()
                     + ssh_certificates_api(config, verifier).routes()
-                    + sessions_api(config, live_store, live, verifier, recorder).routes()
+                    + sessions_routes(config, live_store, live, verifier, recorder)
                     + live_page.routes()
                     + metrics.routes(holds.store.pending_count)
                     + slack_routes(config, slack, api, holds, verifier, opened),
@@ -216,6 +218,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         sync = LiveSync(live_store, live, recorder.writer)
         await sync.start()
         opened.push_async_callback(sync.stop)  # its rows gone once its sessions are
+        attending = AttendanceSync(AttendanceStore(live_store.store), live)
+        await attending.start()
+        opened.push_async_callback(attending.stop)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -539,6 +544,14 @@ async def open_activity(config: Config, recorder: Recorder, holds: Holds,
                     holds.store.store, recorder, tracker)
     opened.push_async_callback(alerts.close)
     return tracker, alerts
+
+
+def sessions_routes(config: Config, store: LiveStore, live: LiveSessions,
+                    verifier: Verifier, recorder: Recorder) -> list[web.RouteDef]:
+    """The live sessions API's routes, with watching and joining them (watch.py)."""
+    sessions = sessions_api(config, store, live, verifier, recorder)
+    return sessions.routes() + WatchApi(sessions, store, AttendanceStore(store.store),
+                                        recorder.writer).routes()
 
 
 def sessions_api(config: Config, store: LiveStore, live: LiveSessions, verifier: Verifier,

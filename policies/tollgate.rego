@@ -5,8 +5,8 @@
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
 # plus optional "status", "mask", "approvers", "hold_seconds", "grant",
 # "grant_minutes", "approvals_needed", "alerts", "database_role",
-# "statement_timeout_seconds". Anything else — an undefined result, an error, another
-# shape — is refused as "policy error".
+# "statement_timeout_seconds", "moderated". Anything else — an undefined result, an
+# error, another shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
 # llm.rego, mcp.rego, http.rego, egress.rego for the egress proxy; identity.rego names the
@@ -80,7 +80,7 @@ with_status(ds, d) := object.union(d, {"status": s}) if {
 	s != 403
 } else := d
 
-passing(true, d) := with_role(object.union(d, {"mask": with_derived(mask)}))
+passing(true, d) := with_moderator(with_role(object.union(d, {"mask": with_derived(mask)})))
 
 # What the cached part reads of the input: every path its rules read, and nothing that
 # changes between two exchanges alike (a statement's text, a request's body, a token's

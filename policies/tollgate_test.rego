@@ -149,3 +149,26 @@ test_the_privileged_get_no_model if {
 	d := data.tollgate.decision with input as get_as(["privileged"], {"masking_model": "names"})
 	not d.mask.model
 }
+
+moderated_input(statements) := object.union(sql_input(statements), {"target": {
+	"name": "shop", "protocol": "postgres", "environment": "prod", "labels": {"moderated": "true"},
+}})
+
+test_what_passes_on_a_moderated_target_asks_for_a_moderator if {
+	data.tollgate.decision.moderated with input as moderated_input([])
+	held := data.tollgate.decision with input as moderated_input([delete_all])
+	held.action == "hold"
+	held.moderated
+}
+
+test_a_denial_on_a_moderated_target_asks_for_nobody if {
+	d := data.tollgate.decision with input as moderated_input([drop_table])
+	d.action == "deny"
+	not d.moderated
+}
+
+test_a_target_not_labelled_moderated_true_asks_for_nobody if {
+	not data.tollgate.decision.moderated with input as sql_input([])
+	not data.tollgate.decision.moderated with input as object.union(moderated_input([]),
+		{"target": {"labels": {"moderated": "yes"}}})
+}

@@ -189,6 +189,29 @@ def test_the_kept_routes_and_providers_survive_writing_it_again(tmp_path: Path) 
         envoy_bootstrap.IDENTITY_PROVIDER]
 
 
+def test_an_upstream_flag_moves_the_cluster_of_a_route_kept_from_the_named_bootstrap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The quickstart's `tools` route comes from the bootstrap its config names: given
+    --upstream, its cluster is at that upstream (it was left where that bootstrap had it,
+    without a word), and the file's summary says so; a cluster another route shares is
+    not moved under it, said so."""
+    out = tmp_path / "envoy.yaml"
+    assert main(["envoy-bootstrap", "--config", str(QUICKSTART_CONFIG), "--out", str(out),
+                 "--upstream", "tools=http://127.0.0.1:3901"]) == 0
+    bootstrap = envoy_bootstrap.load(out)
+    assert by_name(envoy_bootstrap.routes(bootstrap))["mcp"]["route"]["cluster"] == "demo_mcp"
+    clusters = by_name(bootstrap["static_resources"]["clusters"])
+    assert endpoints(clusters["demo_mcp"]) == [("127.0.0.1", 3901)]
+    assert "Cluster demo_mcp: target tools's upstream, http://127.0.0.1:3901 (--upstream" \
+        in out.read_text()  # the leading comment's summary
+    envoy_validates(out)
+    assert main(["envoy-bootstrap", "--config", str(QUICKSTART_CONFIG), "--out", str(out),
+                 "--upstream", "demo=http://127.0.0.1:3902"]) == 2
+    assert "cluster demo_upstream of route demo is another route's too" \
+        in capsys.readouterr().err
+
+
 def test_addresses_and_ports_come_from_the_flags(tmp_path: Path) -> None:
     path, out = every_kind(tmp_path), tmp_path / "envoy.yaml"
     assert main(["envoy-bootstrap", "--config", str(path), "--out", str(out),

@@ -9,8 +9,9 @@ The rules that guard against bursts, copies and volume across identities read th
   clock minute), incremented before the refusal is answered: whatever exchange starts
   after it, anywhere, counts it;
 - a token's source addresses and environments within the day (`activity_seen`, key
-  `jti:J`), upserted in the same round trip as the decision's read the first time in a
-  clock minute this process sees the value;
+  `jti:J`), upserted the first time in a clock minute this process sees the value: on
+  PostgreSQL in the same round trip as the decision's read, on SQLite just after it, off
+  the request path (a store that cannot write holds no decision);
 - the personal values masked per target (`target:T`) and per group (`group:G`) within
   the hour, per detector, written as soon as the exchange is counted (`count_masked`,
   off the request path).
@@ -44,7 +45,7 @@ import psycopg
 from extproc.store import Connection, StoreError, connect
 from extproc.store.connection import one_line, postgres_sql
 from extproc.store.pool import Pool
-from extproc.store.retry import Retrying
+from extproc.store.retry import BUDGET, Retrying
 
 log = logging.getLogger("tollgate.activity")
 
@@ -95,27 +96,49 @@ def _select(keys: int, token: bool) -> str:
 
 
 class _Sqlite:
-    """One connection on a thread of its own: a call's statements take one hop, in one
-    transaction when they write."""
+    """Two connections, each on a thread of its own: the readings on one, the writes on
+    the other. WAL lets a reading go on while another holds the write lock, but not a
+    statement queued on a thread behind a write that waits out busy_timeout (5 s) for a
+    lock the store does not give (a writer holding it, a full disk): a reading behind a
+    delta's write held its request past Envoy's 2 s for the message (504). So a reading
+    never waits on a write: the token's new values are upserted on the writer's thread
+    once read (a reading is of the store before them, as PostgreSQL's CTE's is), the
+    reading waiting for that at most `wait` seconds, and not at all while the writes
+    fail (the store cannot write: nothing on the request path waits for its lock);
+    `unseen(values)` is told of those the store did not take, to be tried again."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._connection: Connection | None = None
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tollgate-live")
+    def __init__(self, url: str, wait: float,
+                 unseen: Callable[[list[tuple[str, str, int]]], None]) -> None:
+        self._url, self._wait, self._unseen = url, wait, unseen
+        self._writes_fail = False
+        self._connections: dict[str, Connection] = {}
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="tollgate-live-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="tollgate-live-write")
+        self._upserts: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         """Nothing to do: connected at the first call."""
 
     async def read(self, select: str, params: Sequence[Any],
                    seen: list[tuple[str, str, int]]) -> Rows:
+        rows = await self._run(self._reader, "read",
+                               lambda connection: connection.execute(select, params))
+        if seen:
+            upsert = asyncio.create_task(self._upsert(seen))
+            self._upserts.add(upsert)
+            upsert.add_done_callback(self._upserts.discard)
+            if not self._writes_fail:  # shared at decision time while the store writes
+                await asyncio.wait({upsert}, timeout=self._wait)
+        return rows
+
+    async def _upsert(self, seen: list[tuple[str, str, int]]) -> None:
         def work(connection: Connection) -> Rows:
-            if not seen:
-                return connection.execute(select, params)
-            with connection.transaction():  # read as PostgreSQL's CTE does: before
-                found = connection.execute(select, params)
-                connection.executemany(_SEEN.format(rows="(?, ?, ?)"), seen)
-                return found
-        return await self._run(work)
+            connection.executemany(_SEEN.format(rows="(?, ?, ?)"), seen)
+            return []
+        try:
+            await self._run(self._writer, "write", work)
+        except StoreError:
+            self._unseen(seen)
 
     async def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> Rows:
         def work(connection: Connection) -> Rows:
@@ -124,30 +147,39 @@ class _Sqlite:
             with connection.transaction():
                 connection.executemany(sql, rows)
             return []
-        return await self._run(work)
+        return await self._run(self._writer, "write", work)
 
-    async def _run(self, work: Callable[[Connection], Rows]) -> Rows:
+    async def _run(self, thread: ThreadPoolExecutor, role: str,
+                   work: Callable[[Connection], Rows]) -> Rows:
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._on_thread, work)
+            thread, self._on_thread, role, work)
 
-    def _on_thread(self, work: Callable[[Connection], Rows]) -> Rows:
-        if self._connection is None:
-            self._connection = connect(self._url)
+    def _on_thread(self, role: str, work: Callable[[Connection], Rows]) -> Rows:
+        connection = self._connections.get(role)
+        if connection is None:
+            connection = self._connections[role] = connect(self._url)
             # Counts, not records: a power cut may lose the latest, never corrupt them.
-            self._connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
         try:
-            return work(self._connection)
+            found = work(connection)
         except StoreError:
-            self._connection.close()
-            self._connection = None
+            connection.close()
+            del self._connections[role]
+            if role == "write":
+                self._writes_fail = True
             raise
+        if role == "write":
+            self._writes_fail = False
+        return found
 
     async def close(self) -> None:
-        def closing() -> None:
-            if self._connection is not None:
-                self._connection.close()
-        await asyncio.get_running_loop().run_in_executor(self._thread, closing)
-        self._thread.shutdown()
+        await asyncio.gather(*self._upserts)
+        loop = asyncio.get_running_loop()
+        for role, thread in (("read", self._reader), ("write", self._writer)):
+            connection = self._connections.pop(role, None)
+            if connection is not None:
+                await loop.run_in_executor(thread, connection.close)
+            thread.shutdown()
 
 
 class _Postgres:
@@ -197,7 +229,8 @@ class _Postgres:
 class Live:
     def __init__(self, url: str, timeout: float) -> None:
         self._store = _Postgres(url, timeout) \
-            if url.startswith(("postgresql://", "postgres://")) else _Sqlite(url)
+            if url.startswith(("postgresql://", "postgres://")) \
+            else _Sqlite(url, min(timeout, BUDGET), self._unseen)
         self._timeout = timeout
         self._retrying = Retrying()  # a reading rides out a blip of the store
         self._failing = False
@@ -245,7 +278,7 @@ class Live:
             rows = await self._retrying(lambda: asyncio.wait_for(
                 self._store.read(select, params, seen), self._timeout))
         except (StoreError, TimeoutError) as exc:
-            self._registered.difference_update((key, value) for key, value, _ in seen)
+            self._unseen(seen)
             self._failed(exc)
             return UNKNOWN
         self._answered()
@@ -254,6 +287,10 @@ class Live:
             self._fresh.clear()
         self._fresh.setdefault(sub, {})[asked] = (time.monotonic(), reading)
         return reading
+
+    def _unseen(self, seen: list[tuple[str, str, int]]) -> None:
+        """Values the store did not take: the next reading that meets them upserts them."""
+        self._registered.difference_update((key, value) for key, value, _ in seen)
 
     def _first_seen(self, jti: str | None, minute: int, address: str | None,
                     environment: str | None) -> list[tuple[str, str, int]]:

@@ -9,6 +9,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,22 @@ class AdminApi:
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT) as reply:
                 return json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            raise Refused(_problem(exc)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Refused(f"cannot reach the admin API at {self.url}: {reason}") from None
+
+
+    def stream(self, path: str, timeout: float = _TIMEOUT) -> Iterator[bytes]:
+        """The lines of a streamed answer (NDJSON) as they come; `timeout`: the longest
+        silence between two (the API beats meanwhile)."""
+        request = urllib.request.Request(
+            self.url + path, headers={"authorization": f"Bearer {self._token}",
+                                      "accept": "application/x-ndjson"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                yield from reply
         except urllib.error.HTTPError as exc:
             raise Refused(_problem(exc)) from None
         except (urllib.error.URLError, OSError) as exc:

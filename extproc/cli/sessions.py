@@ -1,5 +1,6 @@
 """`tollgate sessions`: the sessions open now on every front (PostgreSQL, MySQL, SSH,
-HTTP, LLM, MCP, egress, Kubernetes) of every replica; end one; lock and unlock an identity.
+HTTP, LLM, MCP, egress, Kubernetes) of every replica; watch or join one
+(sessions_watch.py); end one; lock and unlock an identity.
 
 It drives the admin API's live sessions (extproc/admin/live/api.py) with the
 caller's own token, as `tollgate approvals` does (`--token`, TOLLGATE_TOKEN or the one
@@ -16,6 +17,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from extproc.cli import sessions_watch
 from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, failed, token_of
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import json_text, terminal
@@ -30,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sessions = commands.add_parser(
         "sessions", help="see the sessions open now, end one, lock an identity")
     actions = sessions.add_subparsers(dest="sessions_command", required=True,
-                                      metavar="{list,end,lock,unlock,locks}")
+                                      metavar="{list,watch,join,end,lock,unlock,locks}")
     common = argparse.ArgumentParser(add_help=False)
     add_flags(common)
     common.add_argument("--json", action="store_true", help="the API's JSON instead of text")
@@ -40,6 +42,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--identity", help="only this subject's")
     listing.add_argument("--target", help="only those on this target")
     listing.add_argument("--front", choices=FRONTS, help="only those of this front")
+
+    watching = actions.add_parser("watch", parents=[common], help="a session as it "
+                                  "happens, until it ends (its screen, for a terminal)")
+    watching.add_argument("id")
+    joining = actions.add_parser("join", parents=[common], help="watch a terminal session "
+                                 "as a peer, and type each line of stdin into it")
+    joining.add_argument("id")
 
     end = actions.add_parser("end", parents=[common], help="end a session, wherever it is "
                              "held: its client is told why")
@@ -67,6 +76,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         url = admin_url(args.url, args.config)
         api = AdminApi(url, token_of(args.token, url))
+        if args.sessions_command == "watch":
+            return sessions_watch.watch(api, args)
+        if args.sessions_command == "join":
+            return sessions_watch.join(api, args)
         found = _call(api, args)
         if args.json:
             print(json_text(json.dumps(found, indent=2, ensure_ascii=False)))
@@ -74,6 +87,8 @@ def main(args: argparse.Namespace) -> int:
             _print(args.sessions_command, found)
     except (Unusable, Refused) as exc:
         return failed("tollgate sessions", exc)
+    except KeyboardInterrupt:  # a watch or join left
+        return 130
     return 0
 
 

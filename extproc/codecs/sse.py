@@ -111,6 +111,29 @@ def fields(raw: bytes, *, first: bool = False) -> list[tuple[str, str]]:
 _LINE_END_TEXT = re.compile(r"\r\n|\r|\n")
 
 
+class LineSplitter:
+    """`feed` returns the lines the bytes so far complete, each as received (its LF, or
+    CRLF, included); `finish` what is left at the stream's end: a stream of JSON written
+    one message a line, split as EventSplitter splits events."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        end = chunk.rfind(b"\n")
+        if end == -1:
+            self._buffer += chunk
+            return []
+        whole = bytes(self._buffer) + chunk[: end + 1]
+        self._buffer[:] = chunk[end + 1 :]
+        return whole.splitlines(keepends=True)
+
+    def finish(self) -> list[bytes]:
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return [rest] if rest else []
+
+
 def event_of(lines: list[tuple[str, str]]) -> bytes:
     """An event written from (name, value) pairs as `fields` reads them, LF-ended (`data`
     a line per line of it; other values, read from one line, hold no line end)."""

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tollgate.exchange")
 
+# The method of a database session's login act.
+LOGIN = "CONNECT"
+
 
 class Act:
     """One exchange as its front drives it: the steps, in order, and its one end.
@@ -258,6 +261,8 @@ class Opener:
         # The session as listed once its client is in (live.py): its acts count into
         # it, and are refused once it is ended.
         self.live: LiveSession | None = None
+        # How the front tells its client why an act waits (Exchange.tell), if it can.
+        self.tell: Callable[[str], None] | None = None
         self._protocol = protocol
         self._name = target.name if target is not None else "unknown"
         self._headers = {":method": "", ":path": path, "x-session-id": session_id,
@@ -280,6 +285,11 @@ class Opener:
         act.exchange.response_mode = "body"
         act.exchange.gone = self._gone
         act.exchange.live = self.live
+        # A database front's login (CONNECT), before its session is listed: a moderated
+        # target's login goes on, its statements wait; any other act without a listed
+        # session has nothing a moderator could attend.
+        act.exchange.opening = self.live is None and method == LOGIN
+        act.exchange.tell = self.tell
         return act
 
     def listed(self, front: str) -> LiveSession:

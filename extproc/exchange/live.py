@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from extproc.codecs.refusal import Refused
+from extproc.exchange.presence import Attendance
 
 
 def now_us() -> int:
@@ -71,6 +72,11 @@ class LiveSession:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None
     by: str | None = None
+    # Attendance (presence.py): whether the policy asked for a moderator in this session
+    # (its attendance is then kept up to date here), and, for a terminal session, where
+    # a peer's keys go (typist, keys): into its line editor, decided as the agent's are.
+    moderated: bool = False
+    joined: Callable[[str, bytes], None] | None = None
 
     def counted(self, refused: bool) -> None:
         """One exchange of the session ended (`refused`: tollgate refused it)."""
@@ -106,6 +112,8 @@ class LiveSessions:
         self._ended: dict[str, tuple[str, str]] = {}
         # Set when a session opens or closes: the writer writes then, not at its beat.
         self.changed = asyncio.Event()
+        # Who attends the sessions here that need it (presence.py).
+        self.attendance = Attendance()
 
     def open(self, session_id: str, front: str, identity: str,
              target: str | None) -> LiveSession:

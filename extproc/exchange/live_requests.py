@@ -138,14 +138,12 @@ async def until_ended(answers: AsyncIterator[_T], session: LiveSession | None
             yield answer
         return
     ended = asyncio.ensure_future(session.ended.wait())
+    following: asyncio.Future[_T] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(answers))
             await asyncio.wait({following, ended}, return_when=asyncio.FIRST_COMPLETED)
             if not following.done():
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
                 raise Refused(403, "session_ended", session.why())
             try:
                 answer = following.result()
@@ -154,6 +152,13 @@ async def until_ended(answers: AsyncIterator[_T], session: LiveSession | None
             yield answer
     finally:
         ended.cancel()
+        # The next answer still being read (the session ended, or this stream was
+        # cancelled: the client or Envoy gave up) stops first: a generator cannot be
+        # closed while it runs.
+        if following is not None and not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
         aclose = getattr(answers, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -202,7 +202,16 @@ class Pipeline:
             await self._activity.refused(exchange.identity)
         if decision.alerts and self._alerts is not None:
             await self._alerts.raised(exchange, decision.alerts)
+        await self._attended(exchange, phase, decision)
         return decision
+
+    async def _attended(self, exchange: Exchange, phase: str, decision: Decision) -> None:
+        """A request the policy lets through only while a moderator attends its session
+        (`moderated`): on once one does (exchange/presence.py). A login goes on: its
+        session's exchanges wait."""
+        if decision.moderated and decision.action != "deny" and phase == "request" \
+                and not exchange.opening:
+            await self.live.attendance.attended(exchange)
 
     async def probe(self, exchange: Exchange, phase: str, meaning: Any) -> Decision:
         """The policy's decision on `meaning` in this exchange's place (a tool a tools/list

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -94,6 +95,12 @@ class Exchange:
     # The live session the exchange is part of (live.py; None: none, an HTTP request):
     # counted into it, and refused once it is ended.
     live: LiveSession | None = None
+    # How the front tells its client, in its protocol, why the exchange waits (an SSH
+    # channel's stderr, a PostgreSQL NOTICE); None: it cannot, the client just waits.
+    tell: Callable[[str], None] | None = None
+    # A database front's login, before its session is listed (`live` None then): a
+    # moderated target's login goes on, and the session's exchanges wait.
+    opening: bool = False
     # The span's closing attributes; the record keeps them as the exchange's outcome.
     outcome: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)

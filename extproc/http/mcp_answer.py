@@ -39,10 +39,11 @@ from urllib.parse import parse_qs, urlsplit
 from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, parse_json
 from extproc.codecs.refusal import Unavailable
-from extproc.codecs.sse import EventSplitter, event_of, fields
+from extproc.codecs.sse import EventSplitter, LineSplitter, event_of, fields
 from extproc.exchange.act import Act
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
 from extproc.interpret import mcp, mcp_content
+from extproc.masking.body import is_event_stream
 from extproc.masking.images import UnreadableImage
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ class McpAnswer:
     mode: Mode = "body"
 
     def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+        if (not response.ends and not is_event_stream(response.headers)
+                and (act.exchange.meaning or {}).get("method") in _LISTENS):
+            return _streamed(act, response, lines=True)
         return by_shape(act, response, _streamed, _whole)
 
 
@@ -64,6 +68,10 @@ ANSWER = McpAnswer()
 _MESSAGE, _ENDPOINT = "message", "endpoint"
 _ID_MAX = 256  # an event id a client keeps and sends back (Last-Event-ID): longer, dropped
 _RETRY_MAX = 9  # digits of a reconnection delay in ms (over a day: dropped)
+# Requests whose answer is a stream for as long as the client listens (2026-07-28), which a
+# server may write as JSON, one message a line, rather than as events: read line by line.
+_LISTENS = frozenset({"subscriptions/listen"})
+_LINES_MAX = 16 << 20  # a message over lines no longer than this; longer, dropped
 Refusal = tuple[str, dict[str, Any]]  # a refused server request's method, tollgate's body
 Key = tuple[str, str]  # a target's name, an MCP session
 
@@ -160,6 +168,7 @@ class _Reader:
         session = asked.get("session")
         self.key: Key | None = None if session is None else (exchange.target.name, session)
         self._first = True  # the next event is the stream's first (a BOM may lead it)
+        self._partial = ""  # a JSON-lines stream's message so far, over several lines
         self._aside: list[Any] = []  # refusals of the session's calls, this stream carries
         self._refused_ids: set[bytes] = set()  # calls answered so: their answers dropped
 
@@ -209,25 +218,52 @@ class _Reader:
             else:
                 self._drop(f"event field {name[:32]!r}")
         self._first = False
-        if kind == _ENDPOINT and data:
-            self._endpoint("\n".join(data))
-            kept.append(("data", "\n".join(data)))
-        elif kind != _MESSAGE:
-            self._drop(f"event type {kind[:32]!r}")
+        typed, carried = await self._event_data(kind, data)
+        if not typed:
             kept = [(n, v) for n, v in kept if n != "event"]
-        elif data == [""]:
-            # A priming event: an id the client may resume from (Last-Event-ID) and one
-            # empty data line, no message; passed as it is, as a client reads it.
-            kept.append(("data", ""))
-        elif data:
-            out = await self._data("\n".join(data))
-            if out is None:
-                kept = [(n, v) for n, v in kept if n != "event"]
-            else:
-                kept.append(("data", jsonenc.dumps(out)))
+        if carried is not None:
+            kept.append(("data", carried))
         if not kept:
             return self._carried() if not comment else b":\n\n" + self._carried()
         return event_of(kept) + self._carried()
+
+    async def _event_data(self, kind: str, data: list[str]) -> tuple[bool, str | None]:
+        """Whether an event keeps its type, and the data it carries on (None: none)."""
+        if kind == _ENDPOINT and data:
+            self._endpoint("\n".join(data))
+            return True, "\n".join(data)
+        if kind != _MESSAGE:
+            self._drop(f"event type {kind[:32]!r}")
+            return False, None
+        if data == [""]:
+            # A priming event: an id the client may resume from (Last-Event-ID) and one
+            # empty data line, no message; passed as it is, as a client reads it.
+            return True, ""
+        if not data:
+            return True, None
+        out = await self._data("\n".join(data))
+        return (False, None) if out is None else (True, jsonenc.dumps(out))
+
+    async def line(self, raw: bytes) -> bytes:
+        """One line of a JSON-lines stream as the client gets it (b"": nothing): a message
+        (or a batch) read, masked and written anew, one line; a message written over
+        several lines (pretty-printed) goes out once its last line is read; an empty
+        line between messages passes (a keep-alive)."""
+        text = self._partial + raw.decode("utf-8", "replace")
+        if not text.strip():
+            return raw
+        try:
+            payload = parse_json(text)
+        except ValueError:
+            if len(text) > _LINES_MAX:
+                self._partial = ""
+                self._drop("a line that is no JSON")
+                return b""
+            self._partial = text
+            return b""
+        self._partial = ""
+        out = await self._payload(payload)
+        return b"" if out is None else jsonenc.dumps(out).encode() + b"\n"
 
     def awaiting(self) -> asyncio.Future[Refusal] | None:
         """Where a refusal of a server request on the session's own stream reaches this
@@ -253,6 +289,8 @@ class _Reader:
     def finish(self) -> None:
         """What the answer showed, in the span and (as `meaning.mcp.answer`) the record."""
         exchange = self._exchange
+        if self._partial.strip():
+            self._drop("a line that is no JSON")
         if self.key is not None:
             if self.call is not None and self._asked.get("transport") != "sse":
                 AWAITED.answered(self.key, self.call)
@@ -292,6 +330,10 @@ class _Reader:
             log.warning("trace %s: an MCP server's event data is no JSON; dropped",
                         self._exchange.trace_id)
             return None
+        return await self._payload(payload)
+
+    async def _payload(self, payload: Any) -> Any | None:
+        """A message, or a batch of them, as the client gets it (None: dropped)."""
         if isinstance(payload, list):
             answered = [await self.message(m) for m in payload]
             kept = [m for m in answered if m is not None]
@@ -500,14 +542,18 @@ async def _whole(act: Act,
     yield response.replace_body(out) if out is not raw else response.keep_body()
 
 
-async def _streamed(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _streamed(act: Act, response: ResponseWire[Out],
+                    lines: bool = False) -> AsyncIterator[Out]:
+    """An answer released as it flows: event by event, or (`lines`: a listen stream the
+    server writes as JSON) line by line."""
     exchange = act.exchange
     if content_encoding(response.headers) != "identity":
         raise Unavailable(502, "unreadable_encoding",
                        "a compressed event stream cannot be read as it flows; it is refused")
     yield response.stream_through()
     reader = _Reader(act)
-    events = EventSplitter()
+    events: EventSplitter | LineSplitter = LineSplitter() if lines else EventSplitter()
+    read = reader.line if lines else reader.event
     delivered = exchange.delivering()
     aside = reader.awaiting()
     chunk: asyncio.Future[tuple[bytes, bool]] | None = None
@@ -536,7 +582,7 @@ async def _streamed(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]
             held = b""
             for raw in events.feed(piece) + (events.finish() if ends else []):
                 if not reader.ended:
-                    out.append(await reader.event(raw))
+                    out.append(await read(raw))
             released = b"".join(out)
             delivered.add(released)
             for answer in response.send(released, ends):

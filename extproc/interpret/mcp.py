@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 import orjson
@@ -98,7 +99,66 @@ def read_request(method: str, query: dict[str, list[str]], headers: dict[str, st
         except ValueError:
             return reading(transport, "client", session, kind="request",
                            error="the body is no JSON: an MCP message is a JSON-RPC object")
-    return message_reading(body, transport, "client", session)
+    found = message_reading(body, transport, "client", session)
+    if found["error"] is None and (mismatch := header_mismatch(headers, found)) is not None:
+        found["error"] = HEADERS_DISAGREE + mismatch
+    return found
+
+
+# Protocol revisions whose requests must name their method (and, for a named one, its
+# name) in headers that agree with the body (SEP-2243): what an intermediary routes by.
+_HEADERS_REQUIRED_FROM = "2026-07-28"
+# A method's name, as its `Mcp-Name` header repeats it: the params key it is under.
+_NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+# How a reading's error begins when the headers disagree with the body, which is answered
+# as SEP-2243 asks (400, JSON-RPC's HeaderMismatch code) rather than as other refusals.
+HEADERS_DISAGREE = "the request's headers disagree with its body: "
+HEADER_MISMATCH_CODE = -32020
+
+
+def header_mismatch(headers: dict[str, str], found: McpReading) -> str | None:
+    """Why the request's `Mcp-Method` / `Mcp-Name` headers disagree with its body (None:
+    they agree, or are absent where the protocol revision does not ask for them). A
+    header is compared as sent, past the whitespace around it (values are case-sensitive);
+    a disagreement would let what routes by the headers see another request than the
+    server runs."""
+    if found["kind"] not in ("request", "notification"):
+        return None
+    required = headers.get("mcp-protocol-version", "").strip() >= _HEADERS_REQUIRED_FROM
+    method, named = headers.get("mcp-method"), _NAMED.get(found["method"])
+    if method is None:
+        return "the Mcp-Method header is missing" if required else None
+    if method.strip() != found["method"]:
+        return (f"the Mcp-Method header ({method.strip()[:64]!r}) disagrees with the "
+                f"body's method ({found['method'][:64]!r})")
+    name = headers.get("mcp-name")
+    value = (found["params"] or {}).get(named) if named is not None else None
+    if name is None:
+        return (f"the Mcp-Name header is missing for {found['method']}"
+                if required and named is not None else None)
+    if not isinstance(value, str) or _header_value(name.strip()) != value:
+        return (f"the Mcp-Name header ({name.strip()[:64]!r}) disagrees with the body's "
+                f"{named or 'name'} ({str(value)[:64]!r})")
+    return None
+
+
+_BASE64_HEADER = re.compile(r"=\?base64\?(.*)\?=")
+
+
+def _header_value(value: str) -> str | None:
+    """A header's value as its sender meant it: as written, or, written `=?base64?…?=`
+    (a value a header cannot carry as it is), the UTF-8 it encodes in canonical base64;
+    None for one that does not decode, which matches nothing."""
+    m = _BASE64_HEADER.fullmatch(value)
+    if m is None:
+        return value
+    try:
+        decoded = base64.b64decode(m[1], validate=True)
+        if base64.b64encode(decoded).decode() != m[1]:
+            return None
+        return decoded.decode("utf-8")
+    except ValueError:
+        return None
 
 
 def message_reading(message: Any, transport: Transport, sender: str,
@@ -240,12 +300,12 @@ def server_request(message: Any) -> bool:
     return isinstance(message, dict) and "method" in message and "id" in message
 
 
-def rpc_error(rpc_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+def rpc_error(rpc_id: Any, body: dict[str, Any], code: int = REFUSED_CODE) -> dict[str, Any]:
     """tollgate's refusal as a JSON-RPC error, which MCP clients raise with its message;
     tollgate's own keys (reasons, rules, trace id, approval) are its `data`."""
     why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
     return {"jsonrpc": "2.0", "id": rpc_id, "error": {
-        "code": REFUSED_CODE,
+        "code": code,
         "message": f"tollgate refused: {why} (trace {body['trace_id']})",
         "data": body,
     }}

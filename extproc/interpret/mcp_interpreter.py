@@ -57,10 +57,14 @@ class Mcp(Plain):
         """A JSON-RPC error answering the request's id, which MCP clients raise with its
         message: over HTTP 200, as a server's own error (a 4xx makes the SDKs' transports
         fail rather than answer the call). A notification or a stream has no id to
-        answer: the HTTP status stays."""
-        from extproc.interpret.mcp import rpc_error
+        answer: the HTTP status stays. Headers that disagree with the body: 400 and
+        -32020, as the protocol asks."""
+        from extproc.interpret.mcp import HEADER_MISMATCH_CODE, HEADERS_DISAGREE, rpc_error
 
         rpc_id = meaning["id"] if meaning is not None and meaning["kind"] == "request" else None
+        if meaning is not None and (meaning["error"] or "").startswith(HEADERS_DISAGREE):
+            # SEP-2243: what routes by the headers must see the request the server runs.
+            return 400, rpc_error(rpc_id, body, HEADER_MISMATCH_CODE)
         return (200 if rpc_id is not None else status), rpc_error(rpc_id, body)
 
     @staticmethod

@@ -84,10 +84,17 @@ class SessionEnded(Exception):
 class Outbox:
     """What goes to one peer, in order, at the peer's pace. `put` queues (sync: a session
     echoes keys from a callback); `drain` waits while much is queued; a peer that takes
-    nothing for `patience` seconds ends the stream (a client that never reads)."""
+    nothing for `patience` seconds ends the stream (a client that never reads).
 
-    def __init__(self, peer: Peer, patience: float, who: str = "the client") -> None:
+    `outlived`: the peer may close before all is sent (the pod, whose command can end
+    before the client's stdin does): what is left for it is dropped, for its own close,
+    read with its output and Status, ends the stream; failing here would end it before
+    that output went out."""
+
+    def __init__(self, peer: Peer, patience: float, who: str = "the client",
+                 outlived: bool = False) -> None:
         self._peer, self._patience, self._who = peer, patience, who
+        self._outlived, self._gone = outlived, False
         self._queue: collections.deque[bytes | str] = collections.deque()
         self._bytes = 0
         self._ready = asyncio.Event()
@@ -97,6 +104,8 @@ class Outbox:
         self._empty.set()
 
     def put(self, message: bytes | str) -> None:
+        if self._gone:
+            return
         self._queue.append(message)
         self._bytes += len(message)
         self._ready.set()
@@ -118,6 +127,14 @@ class Outbox:
     async def flushed(self) -> None:
         await self._empty.wait()
 
+    def _closed(self) -> None:
+        """The peer closed: nothing more goes to it, and nobody waits to send it more."""
+        self._gone = True
+        self._queue.clear()
+        self._bytes = 0
+        self._room.set()
+        self._empty.set()
+
     async def run(self) -> None:
         while True:
             await self._ready.wait()
@@ -130,6 +147,11 @@ class Outbox:
                         await self._peer.send(message)
                 except TimeoutError:
                     raise self._stalled() from None
+                except ConnectionClosed:
+                    if not self._outlived:
+                        raise
+                    self._closed()
+                    return
                 self._queue.popleft()
                 self._bytes -= len(message)
                 if self._bytes <= _OUTBOX_BYTES:
@@ -249,7 +271,8 @@ class _Stream:
         self._streams = streams
         argv = [str(a) for a in streams["command"]]
         self._to_client = Outbox(client, settings.client_read_seconds)
-        self._to_pod = Outbox(upstream, settings.client_read_seconds, "the pod")
+        self._to_pod = Outbox(upstream, settings.client_read_seconds, "the pod",
+                              outlived=True)
         self._stdout, self._stderr = Pipe(), Pipe()
         self._stdin = Channel(self._to_pod, protocol, ch.STDIN)
         self._out = Channel(self._to_client, protocol, ch.STDOUT)
@@ -299,6 +322,8 @@ class _Stream:
         readers = [from_client, asyncio.ensure_future(self._from_pod())]
         if self._live is not None:
             readers.append(asyncio.ensure_future(self._until_ended(self._live)))
+        if self._session is not None:  # lines a moderator who joined types, as an SSH shell's
+            readers.append(asyncio.ensure_future(self._session.take_joined()))
         outputs = asyncio.ensure_future(self._outputs())
         try:
             if not await _first_of(outputs, from_client, {*senders, *readers, outputs}):

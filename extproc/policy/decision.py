@@ -20,7 +20,7 @@ _MASK_LISTS = ("detectors", "actions", "fields", "derived", "model")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
     "grant_minutes", "alerts", "database_role", "statement_timeout_seconds",
-    "approvals_needed",
+    "approvals_needed", "moderated",
 })
 _SEVERITIES = ("info", "warning", "critical")
 _GRANTS = ("once", "window")
@@ -83,6 +83,10 @@ class Decision:
     # With it: how long one statement of the session may run before the server cancels
     # it (None: the server's own setting).
     statement_timeout_seconds: int | None = None
+    # The exchange goes on only while a moderator attends its session (a person of
+    # `sessions.moderators` watching or joined, through any replica): it waits until
+    # one does (exchange/presence.py). Only with allow or hold.
+    moderated: bool = False
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -138,6 +142,7 @@ class Decision:
             alerts=_alerts(value.get("alerts", [])),
             database_role=_role(value.get("database_role")),
             statement_timeout_seconds=_timeout(value.get("statement_timeout_seconds")),
+            moderated=_moderated(value.get("moderated", False), action),
         )
 
     @staticmethod
@@ -212,6 +217,14 @@ def _needed(needed: Any, action: str) -> int:
     if needed > 1 and action != "hold":
         raise MalformedDecision("approvals_needed goes with action 'hold', and only with it")
     return needed
+
+
+def _moderated(moderated: Any, action: str) -> bool:
+    if type(moderated) is not bool:
+        raise MalformedDecision(f"moderated must be true or false, got {moderated!r}")
+    if moderated and action == "deny":
+        raise MalformedDecision("moderated goes with action 'allow' or 'hold', not 'deny'")
+    return moderated
 
 
 def _kind(value: Any) -> str:

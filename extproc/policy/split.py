@@ -207,7 +207,8 @@ def combine(cached: str, live: str) -> Decision:
       minutes;
     - what passes (allow or hold) is masked as either part asks (each mask list is the
       cached part's, then what the live part adds), under the cached part's role and
-      statement timeout unless only the live part names them;
+      statement timeout unless only the live part names them; it is moderated when
+      either part asks for a moderator;
     - alerts are both parts', sorted as Rego sorts objects.
 
     Cached by its two texts: a pack gives few distinct answers. A part that is not a
@@ -229,6 +230,10 @@ def combine(cached: str, live: str) -> Decision:
         if masks:
             out["mask"] = _masks(masks)
         out.update(_first(parts, "database_role"), **_first(parts, "statement_timeout_seconds"))
+        moderated = [p["moderated"] for p in parts if "moderated" in p]
+        if moderated:  # either part's asking; one that is no boolean is left for parse
+            odd = [m for m in moderated if type(m) is not bool]
+            out["moderated"] = odd[0] if odd else any(moderated)
     alerts = [a for p in parts for a in _list(p, "alerts")]
     if alerts:
         out["alerts"] = sorted(alerts, key=_rego_order)

@@ -303,6 +303,8 @@ class Session:
         # notification, a server's error): the process's, as every act's.
         self._open, self._masker = opener, opener.masker
         self._reader, self._writer, self._upstream = reader, writer, upstream
+        # A statement waiting (for a moderator) is told why in a NOTICE, which psql shows.
+        opener.tell = lambda text: writer.write(pg.notice(text))
         self.context = context
         # The session's encoding, as the database's changes it (front.py speaks it).
         self.wire = encodings.Wire(context["encoding"], encodings.readable(

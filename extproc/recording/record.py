@@ -403,7 +403,7 @@ def _outcome(evidence: Evidence) -> dict[str, Any]:
     elif action is None:
         action = "none"  # the client went away before anything was decided
     status = outcome.get("http.response.status_code")
-    return {
+    found = {
         "action": action,
         "status": status if isinstance(status, int) else None,
         "refusal": refusal,
@@ -411,6 +411,10 @@ def _outcome(evidence: Evidence) -> dict[str, Any]:
         "fail_open": bool(outcome.get("tollgate.fail_open")),
         "policy_error": outcome.get("tollgate.policy.error"),
     }
+    # A moderated exchange (exchange/presence.py): the moderators it went on before.
+    if (moderators := outcome.get("tollgate.moderators")) is not None:
+        found["moderators"] = moderators
+    return found
 
 
 def _decision(decided: Decided, evidence: Evidence) -> dict[str, Any]:

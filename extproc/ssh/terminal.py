@@ -73,6 +73,7 @@ async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, conne
 
     status: int | None = FAILED_STATUS
     feeding = asyncio.ensure_future(pump_input(process, remote, take))
+    joined = asyncio.ensure_future(shell.take_joined())
     try:
         streams = [pump_output(shell.read_host, process.stdout, shell.out,
                                None, idle, shell.seen)]
@@ -88,5 +89,6 @@ async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, conne
         process.exit(FAILED_STATUS)
     finally:
         feeding.cancel()
-        await asyncio.gather(feeding, return_exceptions=True)
+        joined.cancel()
+        await asyncio.gather(feeding, joined, return_exceptions=True)
         await shell.close(status)

@@ -2,7 +2,7 @@
 
 Each component (recording, approvals, policy, postgres, session_keys, activity,
 activity_live, sessions, egress, mcp_sessions, terminal, slack, live_sessions,
-ended_sessions) owns a list
+ended_sessions, live_attendance) owns a list
 of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once, in a
 transaction with the version bump, so two processes starting together cannot both apply
 it (the second waits for the lock, then finds the version already there). A store newer
@@ -419,6 +419,36 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 ended_us BIGINT NOT NULL,
                 until_us BIGINT NOT NULL
             )""",
+        ],
+    ],
+    "live_attendance": [
+        [
+            # Who attends a live session now (exchange/presence.py): a watcher or a
+            # peer who joined, through the admin API of any replica, which beats
+            # `seen_us` while they stay and deletes the row as they go; the replica
+            # holding a moderated session reads it to know a moderator is there.
+            """CREATE TABLE live_attendance (
+                attendance_id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                who TEXT NOT NULL,
+                role TEXT NOT NULL,
+                moderator INTEGER NOT NULL,
+                replica TEXT NOT NULL,
+                since_us BIGINT NOT NULL,
+                seen_us BIGINT NOT NULL
+            )""",
+            "CREATE INDEX live_attendance_session ON live_attendance (session_id)",
+            # Lines a peer typed into a terminal session, waiting for the replica
+            # holding it, which takes them (deleting them) into the session's line
+            # editor in the order asked.
+            """CREATE TABLE live_input (
+                input_id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                typist TEXT NOT NULL,
+                data TEXT NOT NULL,
+                asked_us BIGINT NOT NULL
+            )""",
+            "CREATE INDEX live_input_session ON live_input (session_id)",
         ],
     ],
 }

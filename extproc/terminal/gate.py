@@ -115,15 +115,20 @@ class Gate:
         return self.open.masker
 
     async def decide(self, method: str, body: dict[str, Any],
-                     waiting: Callable[[str], None] | None = None) -> Verdict:
+                     waiting: Callable[[str], None] | None = None,
+                     typist: str | None = None) -> Verdict:
         """The exchange for `body` (what the target's interpreter reads), decided; held
-        while a human approves (`waiting` is told why and how long). Every failure
-        refuses."""
+        while a human approves or a moderator is awaited (`waiting` is told why and how
+        long). `typist`: a peer who joined the session typed it (the request's
+        `x-tollgate-typist` header, which the policy reads and the record keeps). Every
+        failure refuses."""
         act = self.open(method)
         verdict = Verdict(act)
         exchange = act.exchange
+        if waiting is not None:  # why it waits for a moderator, where it waits
+            exchange.tell = waiting
         text = body.get("command") or ""
-        exchange.request = exchange.evidence.request = self._request(method, body)
+        exchange.request = exchange.evidence.request = self._request(method, body, typist)
         exchange.evidence.request_body = exchange.kept(
             (text if isinstance(text, str) else "").encode("utf-8", "surrogateescape"))
         try:
@@ -154,10 +159,14 @@ class Gate:
         act.exchange.request = act.exchange.evidence.request = self._request(method, None)
         return act.refuse(bad)
 
-    def _request(self, method: str, body: dict[str, Any] | None) -> Request:
+    def _request(self, method: str, body: dict[str, Any] | None,
+                 typist: str | None = None) -> Request:
         door = self._door
+        headers = {**door.headers, "x-session-id": self.session_id}
+        if typist is not None:
+            headers["x-tollgate-typist"] = typist
         return {"method": method, "path": door.path, "query": door.query,
-                "headers": {**door.headers, "x-session-id": self.session_id}, "body": body}
+                "headers": headers, "body": body}
 
     @staticmethod
     def capture(verdict: Verdict) -> BodyCapture:

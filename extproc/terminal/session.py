@@ -8,13 +8,17 @@ the other side (a host's shell over SSH, a pod's process over Kubernetes exec).
                                        host's echo of it is not shown again (HostEcho)
         refused                     →  the agent is told why; the host gets nothing
       keys typed meanwhile          →  wait in the gateway, edited as the next line
+      a peer's keys (joined,        →  edited by a line editor of the peer's own; each
+      admin/live/watch.py)             line decided as the agent's, one line at a time,
+                                       its LINE exchange naming its typist
       Ctrl-C, Ctrl-D on no line     →  to the host (an interrupt, the end of input);
                                        after Ctrl-C an empty Enter, and the next line
                                        once the host answered each
       output                        →  masked (released when the host pauses, so a prompt
                                        shows), recorded as asciicast v2 (codecs/cast.py)
-                                       in the store in chunks; its size and SHA-256 in the
-                                       session exchange's record, which replay checks
+                                       in the store in chunks (within 0.25 s, for those
+                                       watching); its size and SHA-256 in the session
+                                       exchange's record, which replay checks
 
 A program in the foreground (an editor, a pager, `top`, a REPL, a password prompt) gets
 what the shell gets: decided lines, each with its Enter, and Ctrl-C or Ctrl-D alone; a
@@ -43,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from extproc.codecs.cast import MEDIA_TYPE, CastWriter
 from extproc.codecs.message import SHELL_LINE
 from extproc.terminal.gate import Gate, Verdict
-from extproc.terminal.lines import Echo, Interrupt, LineEditor, Submitted
+from extproc.terminal.lines import Echo, EndOfInput, Interrupt, LineEditor, Submitted
 from extproc.terminal.output import MaskedOutput
 
 if TYPE_CHECKING:
@@ -55,6 +59,8 @@ log = logging.getLogger("tollgate.sessions")
 # The recording goes to the store in chunks of about this size, or this often.
 _CHUNK_BYTES = 16 * 1024
 _CHUNK_SECONDS = 1.0
+# What waits for more output goes at the latest this long after it was written.
+_LIVE_SECONDS = 0.25
 _CTRL_C, _CTRL_D = b"\x03", b"\x04"
 # After Ctrl-C or Ctrl-D went to the host, the next line waits for the host's answer (its
 # output, then a pause), at most this long: bash's readline, interrupted, drops the keys
@@ -107,6 +113,14 @@ class Session:
         self.out = MaskedOutput(masker, exchange.mask)
         self.err = MaskedOutput(masker, exchange.mask)
         self._lines = LineEditor(terminal=self._pty)
+        # One line decided at a time, the agent's or a peer's; a peer's keys come from
+        # the replica they joined through (exchange/presence.py), edited apart.
+        self._turn = asyncio.Lock()
+        self._peers: dict[str, LineEditor] = {}
+        self._joined: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._live = gate.open.live
+        if self._live is not None:
+            self._live.joined = lambda typist, keys: self._joined.put_nowait((typist, keys))
         self._echo = HostEcho()
         self._line: Verdict | None = None  # the line whose output is showing
         self._line_output: BodyCapture | None = None
@@ -119,6 +133,7 @@ class Session:
         self._seq = 0
         self._flushed = time.monotonic()
         self._storing: asyncio.Future[Any] | None = None
+        self._live_flush: asyncio.TimerHandle | None = None
         # The record keeps the recording's size and SHA-256 (replay checks the stored
         # recording against them), not its bytes: they are in the store already.
         self._capture = exchange.evidence.response_body = exchange.capture(0)
@@ -130,32 +145,57 @@ class Session:
     def resize(self, width: int, height: int) -> None:
         """The agent's terminal changed size (the host was told by the front)."""
         self._cast.resize(self._now(), width, height)
+        self._soon()
 
     async def take(self, data: bytes) -> None:
         """The agent's keys, as they come (b\"\": its input ended)."""
-        if not data:  # the agent's input ended: a last line without a newline is one too
-            last = self._lines.finish()
-            if last is not None:
-                await self._submitted(last, b"")
-            return
-        for piece in self._lines.feed(data):
-            if isinstance(piece, Echo):
-                self._show(piece.shown)
-            elif isinstance(piece, Submitted):
-                await self._submitted(piece, b"\r" if self._pty else b"\n")
-            elif self._pty:
-                key = _CTRL_C if isinstance(piece, Interrupt) else _CTRL_D
-                self._cast.marker(self._now(), "Ctrl-C to the host" if key == _CTRL_C
-                                  else "Ctrl-D to the host")
-                await self._answered()
-                self._host.write(key)
-                self._key_sent, self._interrupted = True, key == _CTRL_C
-                self._key_echo = _KEY_ECHO
-                self._heard.clear()
-        await self._host.drain()
+        async with self._turn:
+            if not data:  # the agent's input ended: a last line without a newline is one
+                last = self._lines.finish()
+                if last is not None:
+                    await self._submitted(last, b"")
+                return
+            for piece in self._lines.feed(data):
+                if isinstance(piece, Echo):
+                    self._show(piece.shown)
+                else:
+                    await self._piece(piece, None)
+            await self._host.drain()
 
-    async def _submitted(self, line: Submitted, enter: bytes) -> None:
+    async def take_joined(self) -> None:
+        """The keys peers who joined the session type (LiveSession.joined), for as long
+        as it lasts: each peer's through a line editor of their own, and each line they
+        enter decided as the agent's are, one line at a time, naming its typist."""
+        while True:
+            typist, data = await self._joined.get()
+            async with self._turn:
+                editor = self._peers.setdefault(typist, LineEditor(terminal=self._pty))
+                for piece in editor.feed(data):
+                    if not isinstance(piece, Echo):  # their echo is their own terminal's
+                        await self._piece(piece, typist)
+                await self._host.drain()
+
+    async def _piece(self, piece: Submitted | Interrupt | EndOfInput,
+                     typist: str | None) -> None:
+        if isinstance(piece, Submitted):
+            await self._submitted(piece, b"\r" if self._pty else b"\n", typist)
+        elif self._pty:
+            key = _CTRL_C if isinstance(piece, Interrupt) else _CTRL_D
+            by = f" (typed by {typist})" if typist is not None else ""
+            self._cast.marker(self._now(), ("Ctrl-C to the host" if key == _CTRL_C
+                                            else "Ctrl-D to the host") + by)
+            self._soon()
+            await self._answered()
+            self._host.write(key)
+            self._key_sent, self._interrupted = True, key == _CTRL_C
+            self._key_echo = _KEY_ECHO
+            self._heard.clear()
+
+    async def _submitted(self, line: Submitted, enter: bytes,
+                         typist: str | None = None) -> None:
         self._end_line()
+        if typist is not None:  # the agent sees what a peer entered, and who did
+            self._say(f"tollgate: {typist} typed: {line.line}")
         if not line.line.strip() and line.readable:
             await self._send(line, enter)
             return
@@ -163,9 +203,11 @@ class Session:
                 "readable": line.readable}
         if line.why is not None:
             body["unreadable"] = line.why
-        verdict = await self._gate.decide(SHELL_LINE, body, self._say)
+        verdict = await self._gate.decide(SHELL_LINE, body, self._say, typist=typist)
         self._cast.marker(self._now(), f"{verdict.exchange.decision.action} "
-                                       f"[trace {verdict.trace_id}]")
+                                       f"[trace {verdict.trace_id}]"
+                                       + (f" typed by {typist}" if typist else ""))
+        self._soon()
         if verdict.refusal is not None:
             self._say(verdict.refusal if line.why is None
                       else f"{verdict.refusal} (the line: {line.why})")
@@ -221,6 +263,7 @@ class Session:
         """The editor's echo, on the agent's terminal and in the recording."""
         self._agent.write(shown)
         self._cast.output(self._now(), shown)
+        self._soon()
 
     def _say(self, text: str) -> None:
         """A line of tollgate's own: on the terminal, or on stderr without one."""
@@ -231,6 +274,7 @@ class Session:
             shown = f"{text}\n"
             self._agent.write_error(shown.encode())
         self._cast.output(self._now(), shown)
+        self._soon()
 
     def _end_line(self) -> None:
         if self._line is not None:
@@ -255,6 +299,21 @@ class Session:
         self._cast.output(self._now(), shown)
         if (len(self._cast.pending) >= _CHUNK_BYTES
                 or time.monotonic() - self._flushed >= _CHUNK_SECONDS):
+            self._store()
+        else:
+            self._soon()
+
+    def _soon(self) -> None:
+        """What the recording holds goes to the store within _LIVE_SECONDS, more written
+        or not: a watcher sees the screen as it is (admin/live/watch.py)."""
+        if self._live_flush is None:
+            self._live_flush = asyncio.get_running_loop().call_later(
+                _LIVE_SECONDS, self._flush_live)
+
+    def _flush_live(self) -> None:
+        self._live_flush = None
+        # A store that failed is said at the next output (seen), which ends the session.
+        with contextlib.suppress(RecordingFailed):
             self._store()
 
     def _store(self) -> None:
@@ -283,6 +342,10 @@ class Session:
         """The session's end: the last line's record, the rest of the recording, and the
         SHELL exchange's record with the recording's size and SHA-256."""
         self._end_line()
+        if self._live is not None:
+            self._live.joined = None
+        if self._live_flush is not None:
+            self._live_flush.cancel()
         outcome: dict[str, Any] = {"tollgate.outcome": "closed"}
         try:
             self._cast.finish(self._now())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
@@ -219,3 +220,46 @@ async def test_the_tracker_puts_live_counts_in_the_input_for_a_request(
     assert rows(sqlite_url, "SELECT key, metric, value FROM activity_live ORDER BY key") == [
         ("group:agents", "masked:email", 2), ("sub:agent-1", "refusals", 1),
         ("target:shop", "masked:email", 2)]
+
+
+async def test_a_store_that_cannot_write_holds_no_reading_behind_a_write(
+        sqlite_url: str) -> None:
+    """SQLite: while another holds the write lock (a `tollgate audit`, a stuck writer),
+    a write of the counts waits out busy_timeout (5 s); a decision's reading, queued on
+    the same thread behind it, waited as long, past Envoy's 2 s (a 504). A reading only
+    reads: it is answered at once, and the token's new address it would upsert is kept
+    and upserted once the store writes again."""
+    live, other = Live(sqlite_url, TIMEOUT), Live(sqlite_url, TIMEOUT)
+    await live.start()
+    await other.start()
+    assert (await reading(live, address="10.0.0.7"))["status"] == "known"
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        live.count_masked("shop", [], {"email": 1})
+        flushing = asyncio.create_task(live.flush())
+        await asyncio.sleep(0)  # a yield: the flush's write is on its thread first
+        started = time.monotonic()
+        found = await reading(live, address="10.0.0.8")
+        assert time.monotonic() - started < BUDGET + 0.5, "the reading waited on a write"
+        assert found["status"] == "known"
+        assert found["token"]["seen"]["addresses"] == ["10.0.0.7"]
+        assert not await flushing  # the store did not take the counts: they are kept
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    try:
+        assert await live.flush()
+        # The address the store could not take is upserted by the next reading meeting it.
+        await reading(live, address="10.0.0.8")
+
+        async def both() -> bool:
+            found = await reading(other, jti="jti:t-1", address=None, environment=None)
+            return found["token"]["seen"]["addresses"] == ["10.0.0.7", "10.0.0.8"]
+
+        await until(both, "the address upserted once the store writes")
+        assert (await reading(other, sub="sub:x", groups=()))["target"]["hour"]["masked"] \
+            == {"email": 1}
+    finally:
+        await live.close()
+        await other.close()

@@ -313,14 +313,14 @@ def test_eval_explain_lists_the_lines_evaluated(tmp_path: Path) -> None:
                                      "limits.rego", "approvals.rego"))
     assert sorted(sections) == pack
     # A GET to an http target: what passes was decided; no SQL rule produced a denial.
-    assert re.search(r'^  \+ +\d+  passing\(true, d\) := with_role',
+    assert re.search(r'^  \+ +\d+  passing\(true, d\) := with_moderator\(with_role',
                      sections["policies/tollgate.rego"], re.MULTILINE)
     assert re.search(r'^  - +\d+  sql_denials contains \{"rule": "sql\.destructive"',
                      sections["policies/sql.rego"], re.MULTILINE)
     as_json = tollgate("eval", "-i", str(tmp_path / "input.json"), "--explain", "-f", "json")
     coverage = {c["path"]: c for c in json.loads(as_json.stdout)["coverage"]}
     assert sorted(coverage) == pack
-    allow = line_of(POLICIES / "tollgate.rego", "passing(true, d) := with_role")
+    allow = line_of(POLICIES / "tollgate.rego", "passing(true, d) := with_moderator")
     assert allow in coverage["policies/tollgate.rego"]["covered"]
     destructive = line_of(POLICIES / "sql.rego", 'sql_denials contains {"rule": "sql.destructive"')
     assert destructive in coverage["policies/sql.rego"]["not_covered"]

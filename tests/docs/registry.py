@@ -56,6 +56,7 @@ BOOTSTRAP = "tests/test_envoy_bootstrap_command.py"
 EVERY_KIND = f"{BOOTSTRAP}::test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes"
 SESSIONS = "tests/cli/test_audit_sessions.py"
 LIVE = "tests/e2e/test_live_sessions_e2e.py"
+ATTACH = "tests/e2e/test_live_attach_e2e.py"
 DROP = ('curl -i -X POST http://127.0.0.1:10000/sql -H "authorization: Bearer $TOKEN" '
         "-H 'content-type: application/json' -d '{\"sql\": \"DROP TABLE customers\"}'")
 
@@ -217,6 +218,12 @@ REGISTRY: dict[str, Run] = {
     'tollgate sessions unlock --identity svc-etl --reason "rotated"': Run(
         f"{LIVE}::test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocked",
         '"unlock", "--identity", sub, "--reason", "rotated"'),
+    "tollgate sessions watch 5f0c…": Run(
+        f"{ATTACH}::test_watch_shows_psql_statements_within_a_second_masked_as_recorded",
+        'Watch(gw, session["session_id"], token=VIEWER)'),
+    "tollgate sessions join 9a31…": Run(
+        f"{ATTACH}::test_a_joined_moderator_types_lines_decided_and_recorded_with_the_typist",
+        'command="join"'),
     # Approvals, from the approver's side.
     "export TOLLGATE_TOKEN=...": Run(HELD, 'tour.take(r"^export TOLLGATE_TOKEN=")', PRINTED),
     "tollgate approvals list [--status pending] [--json]": Run(

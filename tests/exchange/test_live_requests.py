@@ -165,6 +165,33 @@ async def test_an_answer_in_flight_stops_when_its_session_ends() -> None:
         == [0, 1]
 
 
+async def test_a_stream_cancelled_while_it_waits_closes_what_it_read_cleanly() -> None:
+    """Envoy cancels a request whose client left while its next answer is awaited: the
+    answers' generator is stopped, then closed, with no error (closing it while its
+    next answer was still being read raised 'aclose(): … already running')."""
+    session = LiveSessions().open("s", "mcp", "ada", "tools")
+    waiting, closed = asyncio.Event(), asyncio.Event()
+
+    async def answers() -> AsyncIterator[int]:
+        try:
+            yield 1
+            waiting.set()
+            await asyncio.Event().wait()
+            yield 2
+        finally:
+            closed.set()
+
+    async def read() -> list[int]:
+        return [answer async for answer in until_ended(answers(), session)]
+
+    reading = asyncio.ensure_future(read())
+    await asyncio.wait_for(waiting.wait(), 5)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert closed.is_set()
+
+
 async def _count(n: int) -> AsyncIterator[int]:
     for i in range(n):
         yield i

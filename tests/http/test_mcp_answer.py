@@ -241,6 +241,41 @@ async def test_a_priming_event_passes_with_its_id_and_empty_data() -> None:
     assert out.endswith("\n\nid: 2\n\n") and out.count("data") == 2
 
 
+async def test_a_listen_stream_written_as_json_lines_is_released_line_by_line() -> None:
+    """A server may write a `subscriptions/listen` stream as JSON, a message a line: each
+    message reaches the client as its line ends (the acknowledgement at once, though
+    the stream stays open), masked, a line cut between chunks read whole."""
+    ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+           "params": {"notifications": {"toolsListChanged": True}}}
+    note = json.dumps({"jsonrpc": "2.0", "method": "notifications/message",
+                       "params": {"data": f"card {CARD}"}}).encode()
+    listen = {"jsonrpc": "2.0", "id": 3, "method": "subscriptions/listen", "params": {}}
+    pipe = mcp_pipeline(MemoryPins({}))
+    _, answers = await answered(pipe, listen, ListedResponse(
+        {"content-type": "application/json"},
+        [json.dumps(ack).encode() + b"\n" + note[:20], note[20:] + b"\n\n"]))
+    sends = [a[1] for a in answers if a[0] == "send"]
+    assert json.loads(sends[0]) == ack  # the first piece's whole line, before the rest
+    masked = json.loads(sends[1].splitlines()[0])
+    assert masked["method"] == "notifications/message" and CARD not in sends[1].decode()
+    assert sends[1].endswith(b"\n\n")  # the keep-alive's empty line passes
+
+
+async def test_a_listen_answer_over_several_lines_or_no_json_is_read_so() -> None:
+    """A JSON answer written over lines (a pretty-printed error) is one message, sent once
+    read whole; what never parses is dropped, not passed."""
+    error = {"jsonrpc": "2.0", "id": 3, "error": {"code": -32601, "message": "no listen"}}
+    listen = {"jsonrpc": "2.0", "id": 3, "method": "subscriptions/listen", "params": {}}
+    for pieces, expected in (([json.dumps(error, indent=2).encode()], [error]),
+                             ([b'{"jsonrpc": "2.0",\n', f'"x": "{CARD}"\n'.encode()], [])):
+        pipe = mcp_pipeline(MemoryPins({}))
+        _, answers = await answered(pipe, listen, ListedResponse(
+            {"content-type": "application/json"}, pieces))
+        out = sent(answers)
+        assert [json.loads(line) for line in out.splitlines() if line] == expected
+        assert CARD not in out.decode()
+
+
 async def test_an_id_with_a_nul_or_too_long_is_dropped() -> None:
     _, answers = await streamed([b"id: a\x00b\ndata: 1\n\n", b"id: " + b"9" * 300 + b"\n\n"],
                                 method="GET", message=None)

@@ -3,6 +3,7 @@ error."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from extproc.config import Mcp as McpSettings
 from extproc.interpret import Mcp
 from extproc.interpret.mcp import (
+    HEADERS_DISAGREE,
     REFUSED_CODE,
     UNKNOWN,
     declared_of,
@@ -186,3 +188,58 @@ def test_a_refusal_on_the_http_sse_transport_goes_upstream_as_a_ping_carrying_it
     assert Mcp.in_place(shaped, read_request("GET", {"session_id": ["s"]}, {}, None)) is None
     for forged in ("tollgate-refused:!!", "tollgate-refused:" + "e30=", 7, "other"):
         assert refusal_carried({"jsonrpc": "2.0", "id": forged, "result": {}}) is None
+
+
+CALL_READ = {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+             "params": {"name": "read_file", "arguments": {}}}
+NEW = {"mcp-protocol-version": "2026-07-28"}
+ODD_NAME = "résumé/導出"
+ENCODED = "=?base64?" + base64.b64encode(ODD_NAME.encode()).decode() + "?="
+
+
+@pytest.mark.parametrize(("headers", "body", "why"), [
+    ({**NEW, "mcp-method": "tools/list"}, CALL_READ, "Mcp-Method header ('tools/list')"),
+    ({**NEW, "mcp-method": "TOOLS/CALL", "mcp-name": "read_file"}, CALL_READ, "Mcp-Method"),
+    (NEW, CALL_READ, "the Mcp-Method header is missing"),
+    ({**NEW, "mcp-method": "tools/call"}, CALL_READ, "the Mcp-Name header is missing"),
+    ({**NEW, "mcp-method": "tools/call", "mcp-name": "write_file"}, CALL_READ, "Mcp-Name"),
+    ({"mcp-method": "tools/call", "mcp-name": "write_file"}, CALL_READ, "Mcp-Name"),
+    ({"mcp-method": "tools/list", "mcp-name": "x"}, {"jsonrpc": "2.0", "id": 1,
+                                                   "method": "tools/list"}, "Mcp-Name"),
+    ({**NEW, "mcp-method": "resources/read", "mcp-name": "file:///a"},
+     {"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "file:///b"}},
+     "body's uri"),
+    ({**NEW, "mcp-method": "tools/call", "mcp-name": "=?base64?cmVhZF9maWxl?="},  # canonical
+     {**CALL_READ, "params": {"name": "other"}}, "Mcp-Name"),
+    ({**NEW, "mcp-method": "tools/call", "mcp-name": "=?base64?cmVhZF9maWxl==?="},  # bad pad
+     CALL_READ, "Mcp-Name"),
+    ({**NEW, "mcp-method": "tools/call", "mcp-name": "=?base64?YWJ=?="},  # "ab", bits left
+     {**CALL_READ, "params": {"name": "ab"}}, "Mcp-Name"),
+], ids=["method", "method-case", "method-missing", "name-missing", "name", "name-old-protocol",
+        "name-on-unnamed", "uri", "base64-other", "base64-padding", "base64-noncanonical"])
+def test_headers_that_disagree_with_the_body_are_not_read(
+        headers: dict[str, str], body: dict[str, Any], why: str) -> None:
+    """What routes by Mcp-Method / Mcp-Name must see what the server runs (SEP-2243): a
+    disagreement, or a header the 2026-07-28 revision asks for and lacks, is an error
+    the pack refuses; tollgate answers it 400 with JSON-RPC's HeaderMismatch code."""
+    found = read_request("POST", {}, headers, body)
+    assert found["error"] is not None and found["error"].startswith(HEADERS_DISAGREE)
+    assert why in found["error"]
+    status, answer = Mcp.refusal({"error": "denied", "reasons": [found["error"]],
+                                  "trace_id": "t"}, 403, found)
+    assert status == 400 and answer["error"]["code"] == -32020 and answer["id"] == body["id"]
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"mcp-protocol-version": "2025-11-25"},
+    {**NEW, "mcp-method": "  tools/call ", "mcp-name": " read_file\t"},
+    {**NEW, "mcp-method": "tools/call", "mcp-name": "=?base64?cmVhZF9maWxl?="},
+], ids=["none", "session-protocol", "whitespace", "base64"])
+def test_headers_that_agree_or_are_not_asked_for_are_read(headers: dict[str, str]) -> None:
+    assert read_request("POST", {}, headers, CALL_READ)["error"] is None
+
+
+def test_a_name_no_header_can_carry_is_compared_as_its_base64_decodes() -> None:
+    body = {**CALL_READ, "params": {"name": ODD_NAME}}
+    assert read_request("POST", {}, {**NEW, "mcp-method": "tools/call", "mcp-name": ENCODED},
+                        body)["error"] is None

@@ -737,6 +737,9 @@ VALID_DECISIONS: list[dict[str, Any]] = [
     {"action": "hold", "approvers": ["group:sre"], "grant": "window", "grant_minutes": 1440},
     {"action": "hold", "approvers": ["group:dba"], "approvals_needed": 2},
     {"action": "allow", "approvals_needed": 1},
+    {"action": "allow", "moderated": True},
+    {"action": "hold", "approvers": ["group:dba"], "moderated": True},
+    {"action": "deny", "moderated": False},
     {"action": "allow", "mask": {"fields": ["ssn"], "detectors": ["credit_card"]}},
     {"action": "allow", "mask": {}},
     {"action": "allow", "mask": {"detectors": ["all"], "strategy": "hash"}},
@@ -784,6 +787,9 @@ INVALID_DECISIONS: dict[str, Any] = {
     "approvals-needed-six": {"action": "hold", "approvals_needed": 6},
     "approvals-needed-a-string": {"action": "hold", "approvals_needed": "2"},
     "approvals-needed-bool": {"action": "hold", "approvals_needed": True},
+    "a-moderated-deny": {"action": "deny", "moderated": True},
+    "moderated-a-string": {"action": "allow", "moderated": "true"},
+    "moderated-a-number": {"action": "allow", "moderated": 1},
 }
 
 

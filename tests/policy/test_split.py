@@ -178,6 +178,14 @@ def test_the_parts_combine_by_the_documented_rule() -> None:
     with pytest.raises(PolicyError, match="approvals_needed"):
         combine(text(action="hold", approvers=["x"], approvals_needed="2"),
                 text(action="hold", approvers=["x"], approvals_needed=3))
+    # Moderated when either part asks; a deny is nobody's to moderate.
+    assert combine(text(action="allow", moderated=True), text(action="allow")).moderated
+    assert combine(text(action="allow"), text(action="hold", approvers=["x"],
+                                              moderated=True)).moderated
+    assert not combine(text(action="allow"), text(action="allow")).moderated
+    assert not combine(text(action="allow", moderated=True), text(action="deny")).moderated
+    with pytest.raises(PolicyError, match="moderated"):
+        combine(text(action="allow", moderated="yes"), text(action="allow"))
     alerts = combine(text(action="allow", alerts=[{"rule": "b", "severity": "info",
                                                    "message": "m"}]),
                      text(action="allow", alerts=[{"rule": "a", "severity": "info",

@@ -87,6 +87,28 @@ class SessionsApi:
             web.post("/sessions/locks/{identity}/unlock", self._unlock),
         ]
 
+    # -- for the watch and the join (watch.py) ---------------------------------------------
+
+    @property
+    def viewers(self) -> frozenset[str]:
+        return self._viewers
+
+    @property
+    def moderators(self) -> frozenset[str]:
+        return self._moderators
+
+    async def caller(self, request: web.Request, allowed: frozenset[str]) -> Authenticated:
+        """The verified caller, when one of `allowed`; else SessionsError."""
+        return await self._caller(request, allowed)
+
+    async def acted(self, request: web.Request, action: str,
+                    act: Callable[[Authenticated, dict[str, Any], dict[str, Any]],
+                                  Awaitable[dict[str, Any]]],
+                    session_id: str, allowed: frozenset[str]) -> web.Response:
+        """A person's act on a session, recorded as the moderators' are (`_acted`), by
+        one of `allowed`."""
+        return await self._acted(request, action, act, session_id, allowed)
+
     # -- reading -------------------------------------------------------------------------
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -193,10 +215,11 @@ class SessionsApi:
     async def _acted(self, request: web.Request, action: str,
                      act: Callable[[Authenticated, dict[str, Any], dict[str, Any]],
                                    Awaitable[dict[str, Any]]],
-                     session_id: str | None = None) -> web.Response:
-        """A moderator's act, recorded whatever its end (what cannot be recorded is not
-        done): the caller checked, the body read, `act` run with them and the record's
-        meaning to fill."""
+                     session_id: str | None = None,
+                     allowed: frozenset[str] | None = None) -> web.Response:
+        """A moderator's act (by one of `allowed`: the moderators unless given), recorded
+        whatever its end (what cannot be recorded is not done): the caller checked, the
+        body read, `act` run with them and the record's meaning to fill."""
         started = time.time()
         try:  # a verified caller's attempt is recorded, allowed or not; nobody's is not
             caller = await self._caller(request, None)
@@ -213,7 +236,7 @@ class SessionsApi:
         with recorded(self._recorder, None, finish) as admit:
             try:
                 admit()
-                self._allowed(request, caller, self._moderators)
+                self._allowed(request, caller, allowed or self._moderators)
                 response = _json(200, await act(caller, _body(raw), meaning))
             except RecordingUnavailable as exc:
                 response = _error(SessionsError("recording_unavailable", str(exc), 503))
@@ -366,3 +389,6 @@ def _json(status: int, body: dict[str, Any]) -> web.Response:
 
 def _error(refused: SessionsError) -> web.Response:
     return _json(refused.status, {"error": refused.code, "message": str(refused)})
+
+
+error_response, unavailable = _error, _unavailable

@@ -75,7 +75,7 @@ function part(label, texts, className) {
   return section;
 }
 
-// -- where the page is: #session=<id> | #record=<id or trace> | #identity=&target=&since= --
+// -- where the page is: #session=<id> | #live=<id> | #record=<id> | #identity=&since= --
 
 function place() {
   return new URLSearchParams(location.hash.slice(1));
@@ -744,19 +744,136 @@ function showWindow(where) {
 
 // -- reading -----------------------------------------------------------------------------------
 
+// -- a live session, watched as it happens -------------------------------------------------
+// GET /sessions/live/{id}/watch (admin/live/watch.py): one JSON event a line, read as the
+// stream comes. A terminal's screen plays in the player in live mode: a driver of the
+// page's own that writes each chunk's output as it arrives.
+
+let liveWatch = null;  // the open watch's AbortController
+
+function stopLive() {
+  if (liveWatch) liveWatch.abort();
+  liveWatch = null;
+}
+
+function liveScreen(header) {
+  const block = made("div", "terminal", "");
+  const source = { out: null, queue: [] };
+  source.write = (text) => (source.out ? source.out(text) : source.queue.push(text));
+  const driver = ({ dispatch }) => ({
+    init() { dispatch("reset", { size: { cols: header.width, rows: header.height } }); },
+    play() {
+      dispatch("play");
+      dispatch("playing");
+      source.out = (text) => dispatch("output", text);
+      for (const text of source.queue.splice(0)) source.out(text);
+      return true;
+    },
+    stop() { source.out = null; },
+  });
+  document.getElementById("live-screens").append(block);
+  loadPlayer().then((player) => {
+    player.create(driver, block, { autoPlay: true, cols: header.width, rows: header.height,
+                                   fit: "width", terminalFontSize: "small" });
+  }).catch(() => { block.textContent = "(the terminal player is not installed)"; });
+  return source;
+}
+
+function liveEvent(event, screens) {
+  const status = document.getElementById("live-status");
+  if (event.event === "session") {
+    const s = event.session;
+    status.textContent = visible("Watching " + s.front + " of " + s.identity + " on "
+                                 + (s.target || "-") + ", held by " + s.replica
+                                 + ", since " + AdminTime.utc(s.started_us));
+  }
+  if (event.event === "session" || event.event === "attendance") {
+    const people = event.attendees.map((a) => a.who + " (" + a.role
+                                       + (a.moderator ? ", moderator" : "") + ")");
+    document.getElementById("live-attending").textContent =
+      visible("Attending: " + (people.join(", ") || "nobody"));
+  } else if (event.event === "record") {
+    const r = event.record;
+    const line = AdminTime.utc(r.started_us).slice(11) + "  " + r.action + "  "
+      + (r.kind === "moderation" ? r.by + " " + ((r.content.meaning || {}).moderation || {}).action
+        : (r.what || r.method)) + (r.typist ? "  (typed by " + r.typist + ")" : "");
+    document.getElementById("live-records").append(made("li", "live-" + r.action,
+                                                        visible(line)));
+  } else if (event.event === "screen") {
+    for (const text of event.cast.split("\n")) {
+      if (!text.trim()) continue;
+      const cast = JSON.parse(text);
+      if (!Array.isArray(cast)) screens.set(event.recording_id, liveScreen(cast));
+      else if (cast[1] === "o" && screens.has(event.recording_id)) {
+        screens.get(event.recording_id).write(cast[2]);
+      }
+    }
+  } else if (event.event === "ended") {
+    status.textContent = visible("Ended: " + event.message);
+  }
+}
+
+async function watchLive(sessionId) {
+  stopLive();
+  const watch = new AbortController();
+  liveWatch = watch;
+  document.getElementById("live").hidden = false;
+  document.getElementById("live-id").textContent = visible(sessionId);
+  for (const id of ["live-records", "live-screens"]) {
+    document.getElementById(id).replaceChildren();
+  }
+  const reply = await fetch("/sessions/live/" + encodeURIComponent(sessionId) + "/watch",
+                            { headers: apiHeaders(), signal: watch.signal });
+  if (!reply.ok) {
+    const answer = await reply.json().catch(() => ({}));
+    throw new Error((answer.error || reply.status) + ": " + (answer.message || reply.statusText));
+  }
+  const reader = reply.body.getReader();
+  const decoder = new TextDecoder();
+  const screens = new Map();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let at;
+    while ((at = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + 1);
+      if (line.trim()) liveEvent(JSON.parse(line), screens);
+    }
+  }
+}
+
+// A session open now gets a link to its live view (for the live sessions' viewers).
+async function offerLive(sessionId) {
+  const link = document.getElementById("live-link");
+  link.hidden = true;
+  const reply = await fetch("/sessions/live/" + encodeURIComponent(sessionId),
+                            { headers: apiHeaders() }).catch(() => null);
+  if (reply && reply.ok && place().get("session") === sessionId) {
+    document.getElementById("live-watch").href = hashOf({ live: sessionId });
+    link.hidden = false;
+  }
+}
+
 async function follow() {
   if (!hasCaller()) return;
   const where = place();
   recordings.hidden = false;
-  for (const id of ["sessions", "session", "record"]) {
+  for (const id of ["sessions", "session", "record", "live"]) {
     document.getElementById(id).hidden = true;
   }
   if (!where.has("session")) {
     stopPlayers();
     terminals.replaceChildren();
   }
+  stopLive();
   try {
-    if (where.has("session")) {
+    if (where.has("live")) {
+      await watchLive(where.get("live"));
+    } else if (where.has("session")) {
+      offerLive(where.get("session"));
       showSession(await call("/recordings/sessions/"
                              + encodeURIComponent(where.get("session"))));
     } else if (where.has("record")) {
@@ -784,6 +901,7 @@ async function follow() {
     say("Read at " + AdminTime.utc(Date.now() * 1000).slice(11) + " (this read is recorded).",
         false);
   } catch (error) {
+    if (error.name === "AbortError") return;  // a live view left for another place
     say(String(error.message), true);
   }
 }
