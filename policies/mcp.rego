@@ -187,6 +187,46 @@ mcp_server_requests := {trim_space(m) |
 	is_string(input.target.labels["mcp-server-requests"])
 } else := set()
 
+# Binary content in a server's message (input.mcp.content, at the response phase: each
+# base64 item that is not text, with its kind, mime type, size and sha256). Images pass
+# here: tollgate reads their text by OCR and masks it in the image (or refuses an image
+# it cannot read). Audio and other binary content cannot be read, so they are refused
+# unless the target's label `mcp-binary-content` names the mime type
+# ("audio/wav, application/pdf"), its type ("audio/*") or "*" (comma-separated).
+mcp_denials contains {
+	"rule": "mcp.binary_content",
+	"reason": sprintf("binary content %s: the target's label mcp-binary-content does not allow it", [mime]),
+} if {
+	some mime in mcp_binary_types
+	not mime in mcp_binary_allowed
+}
+
+# The mime types of the content no OCR reads (none given: application/octet-stream).
+mcp_binary_types contains lower(item.mime_type) if {
+	some item in input.mcp.content
+	item.kind != "image"
+	is_string(item.mime_type)
+}
+
+mcp_binary_types contains "application/octet-stream" if {
+	some item in input.mcp.content
+	item.kind != "image"
+	not is_string(item.mime_type)
+}
+
+mcp_binary_allowed contains mime if {
+	some mime in mcp_binary_types
+	some allowed in mcp_binary_labels
+	allowed in {"*", mime, concat("", [split(mime, "/")[0], "/*"])}
+}
+
+mcp_binary_labels := {lower(trim_space(m)) |
+	some m in split(input.target.labels["mcp-binary-content"], ",")
+	trim_space(m) != ""
+} if {
+	is_string(input.target.labels["mcp-binary-content"])
+} else := set()
+
 # An agent reading a file:// resource at the root, a home, a system directory or below
 # /etc, /root, /boot, /dev, /proc or /sys (shell.rego's system_path; `..` climbing
 # there too).

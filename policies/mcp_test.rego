@@ -259,6 +259,32 @@ test_the_same_request_from_the_client_is_no_server_request if {
 	decide(["agents"], message({"method": "sampling/createMessage"})).action == "allow"
 }
 
+# -- mcp.binary_content ------------------------------------------------------------------
+
+answer_holding(items) := message({"from": "server", "kind": "response", "method": null, "content": items})
+
+item(kind, mime) := {"type": kind, "kind": kind, "mime_type": mime, "size": 3, "sha256": concat("", ["ab" | some _ in numbers.range(1, 32)])}
+
+test_audio_and_binary_content_are_refused_and_images_pass if {
+	d := decide(["agents"], answer_holding([item("audio", "audio/wav"), item("binary", null)]))
+	d.rules == ["mcp.binary_content"]
+	d.reasons == [
+		"binary content application/octet-stream: the target's label mcp-binary-content does not allow it",
+		"binary content audio/wav: the target's label mcp-binary-content does not allow it",
+	]
+	decide(["agents"], answer_holding([item("image", "image/png")])).action == "allow"
+}
+
+test_the_label_lets_the_binary_types_it_names_through if {
+	labels := {"mcp-binary-content": "AUDIO/*, application/pdf"}
+	wav := answer_holding([item("audio", "audio/wav"), item("binary", "application/pdf")])
+	data.tollgate.decision.action == "allow" with input as exchange(["agents"], labels, wav)
+	zip := answer_holding([item("binary", "application/zip")])
+	d := data.tollgate.decision with input as exchange(["agents"], labels, zip)
+	d.rules == ["mcp.binary_content"]
+	data.tollgate.decision.action == "allow" with input as exchange(["agents"], {"mcp-binary-content": "*"}, zip)
+}
+
 # -- mcp.resource_path -------------------------------------------------------------------
 
 read(uri) := message({"method": "resources/read", "params": {"uri": uri}, "resource": {"uri": uri}})

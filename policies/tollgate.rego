@@ -123,6 +123,7 @@ reads := [
 	"llm.tool_calls",
 	"llm.tools",
 	"mcp.call",
+	"mcp.content",
 	"mcp.error",
 	"mcp.from",
 	"mcp.kind",

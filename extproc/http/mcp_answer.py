@@ -13,9 +13,11 @@ What the server sends reaches the client only as the policy lets it:
   it, or, asked on a stream of its own, the session's calls pending in this process;
 - every message is masked whole as the request's decision asks — result, error, params,
   method, id, keys a client ignores — except the id of the client's own request, which
-  the client matches answers by (it sent it). A JSON value that is no message (an
-  array: a batch; a string) is read element by element, every string masked; an answer
-  on a call's stream to any other id is refused.
+  the client matches answers by (it sent it). Binary content (mcp_content.py) is shown
+  to the policy first (`input.mcp.content`), which may refuse it; an image's text is
+  read by OCR and what must be masked is drawn over (masking/images.py). A JSON value
+  that is no message (an array: a batch; a string) is read element by element, every
+  string masked; an answer on a call's stream to any other id is refused.
 
 An event stream is released event by event as it comes (an MCP event is one whole
 message), on the POST's answer as on a GET stream or the HTTP+SSE transport's, and each
@@ -40,8 +42,9 @@ from extproc.codecs.refusal import Unavailable
 from extproc.codecs.sse import EventSplitter, LineSplitter, event_of, fields
 from extproc.exchange.act import Act
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
-from extproc.interpret import mcp
+from extproc.interpret import mcp, mcp_content
 from extproc.masking.body import is_event_stream
+from extproc.masking.images import UnreadableImage
 
 if TYPE_CHECKING:
     from extproc.interpret import Mcp
@@ -156,6 +159,7 @@ class _Reader:
         self.refused: list[str] = []
         self.dropped: Counter[str] = Counter()  # what of the server's was not passed
         self.unmaskable: list[str] = []  # what binary content answers were refused for
+        self.content: list[dict[str, Any]] = []  # each binary item, described and hashed
         # A refused server request answered the client's request: nothing more follows.
         self.ended = False
         asked = self._asked = exchange.meaning or {}
@@ -171,12 +175,12 @@ class _Reader:
     async def message(self, message: Any) -> Any | None:
         """A server's message as the client gets it (None: dropped)."""
         if not isinstance(message, dict):
-            return self._masked_message(message)  # no message: every string masked
+            return await self._masked_message(message)  # no message: every string masked
         if mcp.server_request(message):
             return await self._server_request(message)
         refused = mcp.refusal_carried(message)
         if refused is not None:  # a refused HTTP+SSE request, answered on this stream
-            return self._answer(refused)
+            return await self._answer(refused)
         if "id" in message and ("result" in message or "error" in message):
             if self.call is not None and not _same_id(message["id"], self.call):
                 return self._wrong_id(message["id"])
@@ -186,7 +190,7 @@ class _Reader:
         tools = mcp.listed_tools(message)
         if tools is not None:
             message = await self._listing(message, tools)
-        return self._answer(message)
+        return await self._answer(message)
 
     async def event(self, raw: bytes) -> bytes:
         """One event as the client gets it (b"": nothing), written anew from what a client
@@ -296,9 +300,9 @@ class _Reader:
         shown = {key: names for key, names in (
             ("hidden_tools", self.hidden), ("changed_tools", self.changed),
             ("refused_server_requests", self.refused), ("dropped", self.dropped),
-            ("unmaskable", self.unmaskable)) if names}
+            ("unmaskable", self.unmaskable), ("content", self.content)) if names}
         for key, names in shown.items():
-            if key not in ("unmaskable", "dropped"):
+            if key not in ("unmaskable", "dropped", "content"):
                 exchange.outcome[f"tollgate.mcp.{key}"] = tuple(names)
         if self.dropped:
             exchange.span.add_event("tollgate.mcp.dropped", {
@@ -349,13 +353,13 @@ class _Reader:
         self._aside.clear()
         return out
 
-    def _answer(self, message: dict[str, Any]) -> Any | None:
+    async def _answer(self, message: dict[str, Any]) -> Any | None:
         """A message masked; an answer passing on the session's stream is no longer
         awaited."""
         if self.call is None and self.key is not None and "id" in message \
                 and "method" not in message:
             AWAITED.answered(self.key, message["id"])
-        return self._masked_message(message)
+        return await self._masked_message(message)
 
     def _wrong_id(self, rpc_id: Any) -> dict[str, Any]:
         """An answer on this call's stream to an id the client did not send here: refused,
@@ -411,7 +415,7 @@ class _Reader:
             "tollgate.mcp.method": method, "tollgate.decision.action": decision.action,
             "tollgate.decision.rules": decision.rules})
         if decision.action == "allow":
-            return self._masked_message(message)
+            return await self._masked_message(message)
         self.refused.append(method)
         log.warning("trace %s: the server's %s request was refused (%s)", exchange.trace_id,
                     method, ", ".join(decision.rules))
@@ -427,33 +431,69 @@ class _Reader:
             self._refused_ids |= {_id_key(rpc_id) for rpc_id in carried}
         return None
 
-    def _masked_message(self, message: Any) -> Any:
+    async def _masked_message(self, message: Any) -> Any:
         """A message masked whole as the decision asks: method, keys and ids too, but the
         id of the client's own request (it sent it, and matches the answer by it). Base64
-        content (an image, audio, a resource's `blob`) is masked as the text it decodes
-        to; binary content cannot be masked, and a message holding some is refused rather
-        than passed unmasked (as an HTTP body is)."""
+        content that decodes to text is masked as that text; binary content goes to the
+        policy, and an image's text is masked in the image (`_binary`)."""
         spec = self._exchange.mask
-        if spec is None:
-            return message
         own = (isinstance(message, dict) and self.call is not None and "id" in message
                and _same_id(message["id"], self.call))
         read = {k: v for k, v in message.items() if k != "id"} if own else message
-        decoded, binary = _decoded_blobs(read)
-        if binary is not None:
-            return self._unmaskable(message, binary)
-        masked, counts = self._act.masker.mask_json(decoded, spec)
-        if not counts and decoded is read:
+        items = mcp_content.binary_items(read)
+        imaged = await self._binary(message, items) if items else {}
+        if isinstance(imaged, tuple):
+            return self._unmaskable(message, *imaged)
+        if spec is None:  # nothing to mask: no image was changed either
             return message
+        shown = mcp_content.replaced(read, imaged)
+        decoded = _decoded_blobs(shown)
+        masked, counts = self._act.masker.mask_json(decoded, spec)
+        if not counts and decoded is shown:
+            if shown is read:
+                return message
+            masked = decoded
         self._masked += counts
         out = _encoded_blobs(masked)
         return {"id": message["id"], **out} if own else out
 
-    def _unmaskable(self, message: dict[str, Any], what: str) -> Any:
+    async def _binary(self, message: Any, items: list[mcp_content.Item]
+                      ) -> dict[int, tuple[str, bytes]] | tuple[str, str]:
+        """The policy's word on a message's binary content (each item recorded with its
+        hash), then each image's text masked in it: the images masked anew, by where they
+        are; or what is refused, and why."""
+        described = [item.described() for item in items]
+        self.content += described
+        asked = self._exchange.meaning or {}
+        reading = mcp.message_reading(message, asked.get("transport", "streamable-http"),
+                                      "server", asked.get("session"))
+        decision = await self._act.probe("response", {**reading, "content": described})
+        if decision.action != "allow":
+            kinds = ", ".join(sorted({f"{d['kind']} {d['mime_type'] or d['type']}"
+                                      for d in described}))
+            return kinds, (f"the server's answer holds {kinds}, which the policy refuses: "
+                           f"{'; '.join(decision.reasons) or decision.action}")
+        spec = self._exchange.mask
+        new: dict[int, tuple[str, bytes]] = {}
+        for item in items:
+            if spec is None or item.kind != "image":
+                continue  # the policy passed it; nothing in it can be masked
+            try:
+                data, counts = await self._act.masker.images.mask(item.data, spec,
+                                                                  self._act.masker)
+            except UnreadableImage as exc:
+                return f"image {item.mime_type or ''}".strip(), (
+                    f"the server's answer holds an image ({item.mime_type}) that cannot be "
+                    f"read: {exc}; it is refused rather than passed unread")
+            if data is not item.data:
+                self._masked += counts
+                new[id(item.node)] = (item.key, data)
+        return new
+
+    def _unmaskable(self, message: dict[str, Any], what: str, reason: str) -> Any:
+        """A message refused for its binary content: the call answered with the reason."""
         exchange = self._exchange
         self.unmaskable.append(what)
-        reason = (f"the server's answer holds {what}, which cannot be masked: it is "
-                  "refused rather than passed unmasked")
         body = {"error": "unmaskable_body", "reasons": [reason], "rules": [],
                 "trace_id": exchange.trace_id}
         if not isinstance(message, dict) or "id" not in message:
@@ -557,31 +597,27 @@ async def _streamed(act: Act, response: ResponseWire[Out],
 _BLOB = "\x00tollgate-blob:"
 
 
-def _decoded_blobs(value: Any) -> tuple[Any, str | None]:
-    """`value` with each base64 payload replaced by the text it decodes to (marked, to be
-    encoded again after masking); and what binary payload there is, if any (None)."""
+def _decoded_blobs(value: Any) -> Any:
+    """`value` with each base64 payload that decodes to text replaced by that text (marked,
+    to be encoded again after masking); binary payloads (read by `_binary`) as they are."""
     if isinstance(value, list):
         items = [_decoded_blobs(v) for v in value]
-        binary = next((b for _, b in items if b is not None), None)
-        changed = any(d is not v for (d, _), v in zip(items, value, strict=True))
-        return ([d for d, _ in items] if changed else value), binary
+        changed = any(d is not v for d, v in zip(items, value, strict=True))
+        return items if changed else value
     if not isinstance(value, dict):
-        return value, None
+        return value
     out = value
     for key, item in value.items():
         payload = key == "blob" or (key == "data" and value.get("type") in ("image", "audio"))
         if payload and isinstance(item, str):
             text = _text_of(item)
-            if text is None:
-                return value, f"binary {value.get('mimeType') or value.get('type') or 'content'}"
-            out = {**out, key: _BLOB + text}
+            if text is not None:
+                out = {**out, key: _BLOB + text}
         elif isinstance(item, dict | list):
-            decoded, binary = _decoded_blobs(item)
-            if binary is not None:
-                return value, binary
+            decoded = _decoded_blobs(item)
             if decoded is not item:
                 out = {**out, key: decoded}
-    return out, None
+    return out
 
 
 def _encoded_blobs(value: Any) -> Any:

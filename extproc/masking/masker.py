@@ -11,6 +11,7 @@ from typing import Any
 
 from extproc.masking import catalog, key_rules, ner, people, phone_context, strategies
 from extproc.masking.detectors import Detector, Text, scan
+from extproc.masking.images import ImageMasker
 from extproc.masking.key_rules import FIELDS, column_rules, field_in_text, normalise_field
 from extproc.masking.prefilter import PASS
 from extproc.masking.strategies import Strategy
@@ -151,14 +152,16 @@ class Masker:
 
     `hmac_key` keys the `hash` strategy: keep it secret and stable, or hashes no longer
     join. `model`: the NER model a spec's `model` asks for (None: a spec asking for it
-    fails, closed).
+    fails, closed). `images`: what masks the text in images (images.py), within its bounds.
     """
 
-    def __init__(self, hmac_key: bytes, model: ner.Model | None = None) -> None:
+    def __init__(self, hmac_key: bytes, model: ner.Model | None = None,
+                 images: ImageMasker | None = None) -> None:
         if len(hmac_key) < 16:
             raise ValueError("hmac_key must be at least 16 bytes")
         self._key = hmac_key
         self.model = model
+        self.images = images or ImageMasker()
 
     def detectors(self, spec: MaskSpec) -> tuple[Detector, ...]:
         return _detectors(spec.detectors, spec.fields)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from extproc.masking import ner
+from extproc.masking.images import ImageLimits, ImageMasker
 from extproc.masking.masker import Masker, MaskSpec
 
 log = logging.getLogger("tollgate.masking")
@@ -18,10 +19,12 @@ class MaskError(ValueError):
 
 
 def new_masker(hmac_key: bytes | None, model: str | None = None,
-               model_budget_ms: float = ner.DEFAULT_BUDGET_MS) -> Masker:
+               model_budget_ms: float = ner.DEFAULT_BUDGET_MS,
+               images: ImageLimits | None = None) -> Masker:
     """The process's masker. Without a configured key, hashes are keyed per process.
     `model` (config `masking.model`) is loaded now, once: not installed, it raises
-    `ner.ModelUnavailable` before anything is served."""
+    `ner.ModelUnavailable` before anything is served. `images`: the bounds an image's text
+    is read within (config `masking.image_*`)."""
     if hmac_key is None:
         log.warning("masking.hash_key is not set: the `hash` strategy uses a key made for this "
                     "process, so hashed values do not join across restarts or replicas")
@@ -29,7 +32,7 @@ def new_masker(hmac_key: bytes | None, model: str | None = None,
     loaded = ner.load(model, model_budget_ms) if model is not None else None
     if loaded is not None:
         log.info("masking model %s loaded, %.0f ms per body", model, model_budget_ms)
-    return Masker(hmac_key, loaded)
+    return Masker(hmac_key, loaded, ImageMasker(images))
 
 
 def spec_of(masks: Iterable[Mapping[str, Sequence[str]]]) -> MaskSpec | None:

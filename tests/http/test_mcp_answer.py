@@ -161,7 +161,7 @@ def blob_result(content: list[Any]) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": 5, "result": {"content": content}}).encode()
 
 
-async def test_base64_text_is_masked_as_the_text_it_holds_and_binary_is_refused() -> None:
+async def test_base64_text_is_masked_as_the_text_it_holds_and_a_broken_image_refused() -> None:
     import base64
 
     pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
@@ -181,6 +181,7 @@ async def test_base64_text_is_masked_as_the_text_it_holds_and_binary_is_refused(
             {"type": "image", "data": png, "mimeType": "image/png"}])))
     refused = json.loads(answers[1][1])
     assert refused["id"] == 5 and "image/png" in refused["error"]["message"]
+    assert "cannot be decoded" in refused["error"]["message"]
     assert png not in answers[1][1].decode()
     assert exchange.outcome["tollgate.outcome"] == "unmaskable_content"
 
@@ -399,3 +400,38 @@ async def test_a_refusal_before_any_of_the_calls_body_goes_with_its_first_bytes(
     assert [a[0] for a in answers] == ["stream_through", "send"]
     [refused] = events(answers)
     assert refused["id"] == 7 and "sampling/createMessage" in refused["error"]["message"]
+
+
+async def test_an_image_is_masked_where_it_shows_a_card_and_recorded_with_its_hash() -> None:
+    import base64
+    import hashlib
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    from extproc.masking.images import ImageLimits, ImageMasker
+
+    image = Image.new("RGB", (420, 120), "white")
+    ImageDraw.Draw(image).text((12, 16), f"Card {CARD}", fill="black",
+                               font=ImageFont.load_default(size=20))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    png = out.getvalue()
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    # A bound no loaded test machine reaches (the bound itself: tests/masking).
+    pipe.masker.images = ImageMasker(ImageLimits(ocr_ms=300_000))
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "read_file", "arguments": {"path": "a"}}}
+    exchange, answers = await answered(pipe, call, ListedResponse(
+        {"content-type": "application/json"}, buffered=blob_result([
+            {"type": "text", "text": "the page"},
+            {"type": "image", "data": base64.b64encode(png).decode(),
+             "mimeType": "image/png"}])))
+    shown = json.loads(answers[1][1])
+    assert shown["id"] == 5 and shown["result"]["content"][0]["text"] == "the page"
+    masked = base64.b64decode(shown["result"]["content"][1]["data"])
+    assert masked != png and Image.open(io.BytesIO(masked)).size == (420, 120)
+    assert exchange.masked["credit_card"] == 1
+    assert exchange.evidence.meaning["answer"]["content"] == [{
+        "type": "image", "kind": "image", "mime_type": "image/png", "size": len(png),
+        "sha256": hashlib.sha256(png).hexdigest()}]

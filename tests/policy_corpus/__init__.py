@@ -40,7 +40,7 @@ from extproc.config import (
     Target,
 )
 from extproc.identity import ANONYMOUS
-from extproc.interpret import Llm, interpreter_for
+from extproc.interpret import Llm, interpreter_for, mcp_content
 from extproc.interpret import mcp as mcp_reading
 from extproc.masking.body import is_event_stream
 from extproc.policy.input import InputEncoder
@@ -75,6 +75,8 @@ REASONS = {
                         "it is refused until someone approves the new definition",
     "mcp.tool_unknown": "tool {} is unknown: the gateway never saw the server declare it "
                         "(list the server's tools first)",
+    "mcp.binary_content": "binary content {}: the target's label mcp-binary-content does "
+                          "not allow it",
     "mcp.server_request": "server request {}: the target's label mcp-server-requests does "
                           "not list it",
 }
@@ -358,10 +360,14 @@ class _Pins:
 def _mcp_meaning(interpreter: Any, meaning: Any, spec: dict[str, Any]) -> Any:
     """input.mcp as the servicer builds it: the request's message completed with what the
     server declared; or (`mcp_probe`: a tool name) the probe of a tool a tools/list shows;
-    or (`mcp_server_message`) a message the server sends the client."""
+    or (`mcp_server_message`) a message the server sends the client, with its binary
+    content (`content`) as the answer's reader lists it."""
     if "mcp_server_message" in spec:
-        return mcp_reading.message_reading(spec["mcp_server_message"], meaning["transport"],
-                                           "server", meaning["session"])
+        message = spec["mcp_server_message"]
+        read = mcp_reading.message_reading(message, meaning["transport"], "server",
+                                           meaning["session"])
+        items = mcp_content.binary_items(message)
+        return {**read, "content": [i.described() for i in items]} if items else read
     if "mcp_probe" in spec:
         name = spec["mcp_probe"]
         declared, pin = _Pins(spec).pin(name)
