@@ -585,12 +585,15 @@ async def _streamed(act: Act, response: ResponseWire[Out],
                     out.append(await read(raw))
             released = b"".join(out)
             delivered.add(released)
+            if ends:  # what the answer held goes in its record, written as its end is sent
+                reader.finish()
             for answer in response.send(released, ends):
                 yield answer
     finally:
         if chunk is not None:
             chunk.cancel()
-        reader.finish()
+        if not ends:
+            reader.finish()
 
 
 # Where MCP content carries base64: an image's or audio's `data`, a resource's `blob`.

@@ -276,6 +276,26 @@ async def test_a_listen_answer_over_several_lines_or_no_json_is_read_so() -> Non
         assert CARD not in out.decode()
 
 
+async def test_what_a_streamed_answer_held_is_in_its_record_when_its_end_is_sent() -> None:
+    """The front writes the record as the answer's last piece goes: what the reader found
+    (a dropped field here) must be in the exchange's meaning by then, not after."""
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    exchange = pipe.act("t", {":method": "GET", ":path": "/mcp"}, {},
+                        pipe.target_for("mcp", None), {"sub": "agent"}).exchange
+    exchange.request = {"method": "GET", "path": "/mcp", "query": {},
+                        "headers": {"mcp-session-id": "s-1"}, "body": None}
+    await pipe.interpret(exchange, 0)
+    await pipe.decide(exchange, "request")
+    response = ListedResponse({"content-type": "text/event-stream"},
+                              [b"foo: 1\ndata: {}\n\n", b"id: 2\n\n"])
+    exchange.responded(200, response.headers, "text/event-stream", 1.0)
+    held_at_end = None
+    async for answer in handler_for(exchange).run(Act(pipe, exchange), response):
+        if answer[0] == "send" and answer[2]:
+            held_at_end = (exchange.evidence.meaning or {}).get("answer")
+    assert held_at_end == {"dropped": {"event field 'foo'": 1}}, held_at_end
+
+
 async def test_an_id_with_a_nul_or_too_long_is_dropped() -> None:
     _, answers = await streamed([b"id: a\x00b\ndata: 1\n\n", b"id: " + b"9" * 300 + b"\n\n"],
                                 method="GET", message=None)
