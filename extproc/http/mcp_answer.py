@@ -32,7 +32,7 @@ import base64
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -578,12 +578,8 @@ async def _streamed(act: Act, response: ResponseWire[Out],
                     continue
             piece, ends = await chunk
             chunk, started = None, True
-            out = [held]
+            released = held + await _read_piece(reader, events, read, piece, ends)
             held = b""
-            for raw in events.feed(piece) + (events.finish() if ends else []):
-                if not reader.ended:
-                    out.append(await read(raw))
-            released = b"".join(out)
             delivered.add(released)
             if ends:  # what the answer held goes in its record, written as its end is sent
                 reader.finish()
@@ -594,6 +590,18 @@ async def _streamed(act: Act, response: ResponseWire[Out],
             chunk.cancel()
         if not ends:
             reader.finish()
+
+
+async def _read_piece(reader: _Reader, events: EventSplitter | LineSplitter,
+                     read: Callable[[bytes], Awaitable[bytes]], piece: bytes,
+                     ends: bool) -> bytes:
+    """What a piece of the stream completes (its events or lines; at the end, the rest),
+    each read as the client gets it; nothing once the reader has ended the answer."""
+    out = []
+    for raw in events.feed(piece) + (events.finish() if ends else []):
+        if not reader.ended:
+            out.append(await read(raw))
+    return b"".join(out)
 
 
 # Where MCP content carries base64: an image's or audio's `data`, a resource's `blob`.
