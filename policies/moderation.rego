@@ -22,13 +22,12 @@ moderated_target if {
 }
 
 # What a moderator attends: on a Kubernetes target, its terminals (an exec or attach
-# stream, and the lines typed in it); the API's other calls (kubectl's discovery, reads,
-# applies) are no session of anyone's and are decided as on any target.
+# stream, and the lines typed in it, read with the stream's verb); the API's other calls
+# (kubectl's discovery, reads, applies) are no session of anyone's and are decided as on
+# any target.
 session_exchange if input.target.protocol != "k8s"
 
 session_exchange if input.k8s.verb in {"exec", "attach"}
-
-session_exchange if is_object(input.k8s.exec)
 
 # A decision that passes, as the target asks: moderated or not.
 with_moderator(d) := object.union(d, {"moderated": true}) if {
