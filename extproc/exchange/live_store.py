@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from extproc.exchange.live import LiveSession, LiveSessions, Lock, now_us
+from extproc.exchange.polling import polling
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 
@@ -32,7 +33,6 @@ log = logging.getLogger("tollgate.sessions")
 CHANNEL = "tollgate_sessions"
 WRITE_SECONDS = 2.0
 POLL_SECONDS = 1.0
-_PRUNE_SECONDS = 60.0
 ENDED_SECONDS = 24 * 3600.0  # approvals.max_window_seconds' default
 _COLUMNS = ("session_id", "front", "identity", "target", "replica", "started_us",
             "active_us", "exchanges", "refusals", "holds", "end_reason", "end_by", "end_us")
@@ -264,19 +264,8 @@ class LiveSync:
                 log.warning("live sessions: cannot write to the store: %s", exc)
 
     async def _polling(self) -> None:
-        pruned = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await self.poll()
-                if loop.time() - pruned > _PRUNE_SECONDS:
-                    await self._store.prune()
-                    pruned = loop.time()
-            except StoreError as exc:
-                log.warning("live sessions: cannot read ends and locks: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._told.wait(), self._poll_every)
-            self._told.clear()
+        await polling(self.poll, self._store.prune, self._told, self._poll_every,
+                      "ends and locks")
 
     async def _listening(self) -> None:
         async for _ in self._store.store.listen(CHANNEL):

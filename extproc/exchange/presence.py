@@ -18,7 +18,6 @@ moderator, then is refused (`moderator_absent`): nothing runs unattended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import Refused, Unavailable
+from extproc.exchange.polling import polling
 from extproc.store import StoreError
 
 if TYPE_CHECKING:
@@ -282,20 +282,8 @@ class AttendanceSync:
             feeders[session_id](typist, data)
 
     async def _polling(self) -> None:
-        pruned = 0.0
-        loop = asyncio.get_running_loop()
-        poke = self._attendance.poke
-        while True:
-            try:
-                await self.poll()
-                if loop.time() - pruned > _PRUNE_SECONDS:
-                    await self._store.prune()
-                    pruned = loop.time()
-            except StoreError as exc:
-                log.warning("live sessions: cannot read their attendance: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(poke.wait(), self._poll_every)
-            poke.clear()
+        await polling(self.poll, self._store.prune, self._attendance.poke,
+                      self._poll_every, "their attendance")
 
     async def _listening(self) -> None:
         async for _ in self._store.store.listen(CHANNEL):
