@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,6 +73,8 @@ _RETRY_MAX = 9  # digits of a reconnection delay in ms (over a day: dropped)
 # server may write as JSON, one message a line, rather than as events: read line by line.
 _LISTENS = frozenset({"subscriptions/listen"})
 _LINES_MAX = 16 << 20  # a message over lines no longer than this; longer, dropped
+# Seconds Envoy is asked to wait beyond an answer's images (its policy probes, the rest).
+_READING_MARGIN = 5
 Refusal = tuple[str, dict[str, Any]]  # a refused server request's method, tollgate's body
 Key = tuple[str, str]  # a target's name, an MCP session
 
@@ -500,6 +503,15 @@ class _Reader:
             return None
         return mcp.rpc_error(self.call if self.call is not None else message["id"], body)
 
+    def image_seconds(self, messages: list[Any]) -> int:
+        """The longest reading `messages`' images may take, each within its own bound
+        (0: none is read, for none is there or nothing is masked)."""
+        if self._exchange.mask is None:
+            return 0
+        images = sum(item.kind == "image" for message in messages
+                     for item in mcp_content.binary_items(message))
+        return math.ceil(images * self._act.masker.images.limits.ocr_ms / 1000)
+
     def masked_text(self, raw: bytes) -> bytes:
         """What is no JSON-RPC message (an event's id, the HTTP+SSE transport's
         `Accepted`), masked as the text it is."""
@@ -532,6 +544,9 @@ async def _whole(act: Act,
         out = reader.masked_text(content)
     else:
         messages = payload if isinstance(payload, list) else [payload]
+        seconds = reader.image_seconds(messages)
+        if seconds:  # Envoy's own deadline for this answer (2 s) must not cut OCR short
+            yield response.more_time(seconds + _READING_MARGIN)
         answered = [await reader.message(m) for m in messages]
         kept = [m for m in answered if m is not None]
         changed = any(a is not m for a, m in zip(answered, messages, strict=True))

@@ -358,6 +358,9 @@ class _EndpointWatch(Generic[Out]):
     def refuse(self, answer: Any) -> Out:
         return self._response.refuse(answer)
 
+    def more_time(self, seconds: int) -> Out:
+        return self._response.more_time(seconds)
+
 
 def _target(exchange: Exchange) -> str:
     assert exchange.target is not None

@@ -72,6 +72,11 @@ class ResponseWire(Protocol[Out_co]):
         """tollgate's answer instead of the response."""
         ...
 
+    def more_time(self, seconds: int) -> Out_co:
+        """The peer waits up to `seconds` for the answer to what it sent last: slow
+        reading ahead (an image's OCR) must not be cut by the peer's own deadline."""
+        ...
+
 
 Mode = Literal["headers", "body", "duplex"]
 

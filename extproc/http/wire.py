@@ -337,7 +337,8 @@ def _header(name: str, value: str | bytes) -> HeaderValueOption:
 
 def override_message_timeout(seconds: int) -> ProcessingResponse:
     """Tell Envoy to wait up to `seconds` for tollgate's answer to the current message (a
-    request held for approval); Envoy's `max_message_timeout` bounds it."""
+    request held for approval, an answer's images read); Envoy's `max_message_timeout`
+    bounds it, and takes one such word per message."""
     response = ProcessingResponse()
     response.override_message_timeout.seconds = seconds
     return response
@@ -435,6 +436,10 @@ class EnvoyResponse:
     @staticmethod
     def send_headers(length: int | None) -> ProcessingResponse:
         return streamed_response_headers(length)
+
+    @staticmethod
+    def more_time(seconds: int) -> ProcessingResponse:
+        return override_message_timeout(seconds)
 
     def send(self, data: bytes, last: bool) -> tuple[ProcessingResponse, ...]:
         """A piece of the body the client gets; the last one, when trailers ended the

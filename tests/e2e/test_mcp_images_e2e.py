@@ -85,7 +85,12 @@ def read_back(data: bytes) -> str:
     return "\n".join("".join(c.text for c in line if not c.text.isspace()) for line in lines)
 
 
+OVERRIDES = "http.ingress.ext_proc.override_message_timeout_"
+
+
 def test_a_screenshot_reaches_the_agent_with_the_card_number_covered(gw: Gateway) -> None:
+    asked = gw.envoy_stat(OVERRIDES + "received")
+
     async def main() -> tuple[bytes, bytes]:
         async with session(gw) as agent:
             await agent.list_tools()
@@ -101,6 +106,10 @@ def test_a_screenshot_reaches_the_agent_with_the_card_number_covered(gw: Gateway
     assert CARD.replace(" ", "") in read_back(SECRET).replace(" ", "")
     after = read_back(shown)
     assert "4111" not in after and "Deployfinished" in after
+    # Each image's answer asked Envoy to wait for its reading, and Envoy took the word:
+    # a slow OCR is not cut short by Envoy's 2 s deadline for the answer (a 504).
+    assert gw.envoy_stat(OVERRIDES + "received") == asked + 2
+    assert gw.envoy_stat(OVERRIDES + "ignored") == 0
 
 
 def test_audio_is_refused_and_every_item_is_recorded_with_its_hash(gw: Gateway) -> None:

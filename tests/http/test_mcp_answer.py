@@ -179,10 +179,12 @@ async def test_base64_text_is_masked_as_the_text_it_holds_and_a_broken_image_ref
     exchange, answers = await answered(pipe, call, ListedResponse(
         {"content-type": "application/json"}, buffered=blob_result([
             {"type": "image", "data": png, "mimeType": "image/png"}])))
-    refused = json.loads(answers[1][1])
+    # Envoy is asked to wait for the image's reading: its bound (10 s) and a margin.
+    assert answers[1] == ("more_time", 15)
+    refused = json.loads(answers[2][1])
     assert refused["id"] == 5 and "image/png" in refused["error"]["message"]
     assert "cannot be decoded" in refused["error"]["message"]
-    assert png not in answers[1][1].decode()
+    assert png not in answers[2][1].decode()
     assert exchange.outcome["tollgate.outcome"] == "unmaskable_content"
 
 
@@ -447,7 +449,11 @@ async def test_an_image_is_masked_where_it_shows_a_card_and_recorded_with_its_ha
             {"type": "text", "text": "the page"},
             {"type": "image", "data": base64.b64encode(png).decode(),
              "mimeType": "image/png"}])))
-    shown = json.loads(answers[1][1])
+    # Before the reading begins, Envoy is asked to wait as long as it may take: its own
+    # deadline for the answer (2 s) would otherwise cut a slow OCR short with a 504.
+    assert [a[0] for a in answers] == ["proceed", "more_time", "replace_body"]
+    assert answers[1] == ("more_time", 300 + 5)
+    shown = json.loads(answers[2][1])
     assert shown["id"] == 5 and shown["result"]["content"][0]["text"] == "the page"
     masked = base64.b64decode(shown["result"]["content"][1]["data"])
     assert masked != png and Image.open(io.BytesIO(masked)).size == (420, 120)

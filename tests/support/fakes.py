@@ -137,6 +137,9 @@ class ListedResponse:
     def refuse(self, answer: Answer) -> tuple[str, Answer]:
         return ("refuse", answer)
 
+    def more_time(self, seconds: int) -> tuple[str, int]:
+        return ("more_time", seconds)
+
 
 class MemoryPins:
     """Tool pins as scripted (interpret/mcp.py's ToolPins): each tool's pin by name,
