@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from extproc.codecs.destination import parse_authority
+from extproc.codecs.durations import Unusable, parse_duration
 
 
 class ConfigError(Exception):
@@ -917,6 +918,93 @@ class Activity:
             raise Invalid("max_identities", "must be >= 1")
 
 
+_BUDGET_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# What a budget counts each of its entries by (`per`).
+BudgetPer = Literal["identity", "group", "target", "tool"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget: how many calls, LLM tokens or how much cost (the prices' currency)
+    each key (`per`: the identity, each of its groups, the target, the MCP tool, or a
+    combination) may use in a fixed `window` (60s to 31d, aligned to the UTC epoch),
+    on the `targets`, `tools` and `groups` named (none: all)."""
+
+    name: str
+    window: str
+    per: tuple[BudgetPer, ...] = ("identity",)
+    targets: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    calls: int | None = None
+    tokens: int | None = None
+    cost: float | None = None
+
+    def __post_init__(self) -> None:
+        if not _BUDGET_NAME.fullmatch(self.name):
+            raise Invalid("name", "expected 1-64 letters, digits, '.', '_' or '-'")
+        try:
+            seconds = parse_duration(self.window, "window", "1h, 1d or 30d")
+        except Unusable as exc:
+            raise Invalid("window", str(exc).removeprefix("window: ")) from None
+        if not 60 <= seconds <= 31 * 86400:
+            raise Invalid("window", "must be from 60s to 31d")
+        if not self.per or len(set(self.per)) != len(self.per):
+            raise Invalid("per", "expected one or more of identity, group, target, tool, "
+                          "each once")
+        if self.calls is None and self.tokens is None and self.cost is None:
+            raise Invalid(None, "a budget limits calls, tokens or cost (at least one)")
+        for limit in ("calls", "tokens", "cost"):
+            value = getattr(self, limit)
+            if value is not None and value < 0:
+                raise Invalid(limit, "must be >= 0")
+
+    @property
+    def window_seconds(self) -> int:
+        return parse_duration(self.window, "window", "1h")
+
+
+@dataclass(frozen=True)
+class Price:
+    """What a model's tokens cost, per million, in the budgets' one currency."""
+
+    input: float
+    output: float
+
+    def __post_init__(self) -> None:
+        if self.input < 0 or self.output < 0:
+            raise Invalid(None, "prices must be >= 0")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Budgets (activity/budgets.py): what each identity, group, target or tool may
+    use, shared by every worker and replica through the store, as input.budget."""
+
+    limits: tuple[Budget, ...] = ()
+    # Per model as the request names it (a name ending in `*`: every model it begins);
+    # a model with no price costs nothing, and a budget with a cost says so at start.
+    prices: dict[str, Price] = field(default_factory=dict)
+    # The output tokens an LLM call reserves when its request sets no max_tokens.
+    reserve_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        names = [b.name for b in self.limits]
+        if len(set(names)) != len(names):
+            raise Invalid("limits", "two budgets have the same name")
+        if self.reserve_tokens < 1:
+            raise Invalid("reserve_tokens", "must be >= 1")
+
+    def price(self, model: str | None) -> Price | None:
+        """The model's price: its own, else the longest `*` prefix that matches."""
+        if not model:
+            return None
+        if model in self.prices:
+            return self.prices[model]
+        matches = [k for k in self.prices if k.endswith("*") and model.startswith(k[:-1])]
+        return self.prices[max(matches, key=len)] if matches else None
+
+
 @dataclass(frozen=True)
 class Alerts:
     """Where the policy's alerts (`data.tollgate.alerts`) go besides the span and record."""
@@ -1253,6 +1341,7 @@ class Config:
     approvals: Approvals = field(default_factory=Approvals)
     activity: Activity = field(default_factory=Activity)
     alerts: Alerts = field(default_factory=Alerts)
+    budgets: Budgets = field(default_factory=Budgets)
     monitor: Monitor = field(default_factory=Monitor)
     sessions: Sessions = field(default_factory=Sessions)
     recordings: Recordings = field(default_factory=Recordings)
@@ -1280,6 +1369,10 @@ class Config:
             if name not in seen:
                 raise Invalid(f"recordings.target_readers.{name}", "no target of that name")
         self._check_fronts()
+        for i, budget in enumerate(self.budgets.limits):
+            for name in budget.targets:
+                if name not in seen:
+                    raise Invalid(f"budgets.limits[{i}].targets", f"no target {name!r}")
         if self.approvals.slack is not None and self.listen.admin is None:
             raise Invalid("approvals.slack", "its buttons are answered on the admin port "
                           "(/slack/actions) and its users linked there: set listen.admin too")

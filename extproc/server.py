@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc import admin, metrics
 from extproc.activity import Tracker
+from extproc.activity.budgets import BudgetBook
 from extproc.activity.seen import Seen
 from extproc.admin import live_page
 from extproc.admin.approvals.api import ApprovalsApi
@@ -45,6 +46,7 @@ from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
 from extproc.egress.proxy import EgressProxy
 from extproc.exchange.alerts import Alerts
+from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.live_requests import RequestSessions
 from extproc.exchange.live_store import LiveStore, LiveSync
@@ -201,8 +203,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             holds.store.store, recorder.writer, engine, config.policy,
             lambda message, key: alerts.raise_own(REVISIONS_DIFFER, "critical", message,
                                                   key=key), config.store.heartbeat_seconds)
+        budgets = Budgeting(config.budgets, BudgetBook(holds.store.store))
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
-                            StoredPins(holds), tracker, alerts, revisions, live)
+                            StoredPins(holds), tracker, alerts, revisions, live, budgets)
         requests = RequestSessions(live, config.recording.session_idle_minutes * 60)
         servicer = ExtProcServicer(config, pipeline, egress,
                                    McpSessions(holds.store.store, alerts), requests)
@@ -273,6 +276,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         await health_servicer.enter_graceful_shutdown()
         holds.store.stop_waiting()
         await asyncio.gather(server.stop(drain), *(front.stop(drain) for front in fronts))
+        await budgets.drain()  # what the last exchanges used, settled before the store goes
     log.info("stopped (%d exchanges recorded)", recorder.written)
 
 

@@ -167,6 +167,7 @@ live_reads := [
 	"activity.token.seen.addresses",
 	"activity.token.seen.environments",
 	"activity.live",
+	"budget",
 	"target",
 	"phase",
 	"identity.sub",

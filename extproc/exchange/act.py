@@ -220,6 +220,8 @@ class Act:
         """The act ends: its span, and its record when the record admitted it."""
         exchange = self.exchange
         evidence = exchange.finish()
+        if exchange.budget is not None and self._pipeline.budgets is not None:
+            self._pipeline.budgets.settle_soon(exchange)
         if exchange.live is not None:
             outcome = exchange.outcome
             exchange.live.counted("tollgate.refusal" in outcome

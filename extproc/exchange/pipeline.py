@@ -25,6 +25,7 @@ from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import Config, Target
 from extproc.credentials import Injection
 from extproc.exchange.act import Act
+from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
 from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
@@ -65,12 +66,14 @@ class Pipeline:
         credentials: Credentials, masker: Masker, recorder: Recorder, holds: Holds,
         pins: ToolPins | None = None, activity: Activity | None = None,
         alerts: Alerts | None = None, revisions: Revisions | None = None,
-        live: LiveSessions | None = None,
+        live: LiveSessions | None = None, budgets: Budgeting | None = None,
     ) -> None:
         """`revisions`: whether this process serves the newest policy revision of those
         the processes sharing its store serve (None: not asked); `live`: the sessions
-        open here and the identities locked (live.py; None: a registry of its own)."""
+        open here and the identities locked (live.py; None: a registry of its own);
+        `budgets`: what reserves and settles the budgets (None: none is configured)."""
         self.masker, self.recorder = masker, recorder
+        self.budgets = budgets
         self.live = live if live is not None else LiveSessions()
         self._activity, self._alerts, self._revisions = activity, alerts, revisions
         self.record_limit = config.recording.max_body_bytes
@@ -166,16 +169,7 @@ class Pipeline:
         if self._revisions is not None and (behind := self._revisions.refusal()) is not None:
             raise Unavailable(503, "policy_behind", behind)
         started = time.perf_counter()
-        activity = None
-        if self._activity is not None:
-            acts = administrative(exchange.evidence.meaning_key, exchange.meaning)
-            if acts:
-                exchange.outcome["tollgate.activity.administrative"] = True
-            # The live counts are read for the request's decision (the response's is
-            # on the same exchange).
-            activity = await self._activity.input_json(
-                exchange.identity, acts, target if phase == "request" else None,
-                exchange.source)
+        activity = await self._counted(exchange, phase)
         try:
             decision = await self._engine.decide(exchange.policy_input(phase, activity))
             if decision.action == "allow" and decision.masks_anything:
@@ -204,6 +198,23 @@ class Pipeline:
             await self._alerts.raised(exchange, decision.alerts)
         await self._attended(exchange, phase, decision)
         return decision
+
+    async def _counted(self, exchange: Exchange, phase: str) -> str | None:
+        """input.activity (JSON text; None: not tracked), and the exchange's budgets
+        reserved for its request's decision: taken before it, not checked then counted
+        (activity/budgets.py)."""
+        if self.budgets is not None and phase == "request":
+            await self.budgets.reserve(exchange)
+        if self._activity is None:
+            return None
+        acts = administrative(exchange.evidence.meaning_key, exchange.meaning)
+        if acts:
+            exchange.outcome["tollgate.activity.administrative"] = True
+        # The live counts are read for the request's decision (the response's is on the
+        # same exchange).
+        return await self._activity.input_json(
+            exchange.identity, acts, exchange.target if phase == "request" else None,
+            exchange.source)
 
     async def _attended(self, exchange: Exchange, phase: str, decision: Decision) -> None:
         """A request the policy lets through only while a moderator attends its session
@@ -285,6 +296,7 @@ class Pipeline:
         assert target is not None
         if target.record == "strict":
             await self.recorder.commit(exchange.strict_record(), exchange.who)
+        exchange.forwarded = True
         return self.credential(target)
 
     def credential(self, target: Target) -> Injection:

@@ -24,6 +24,7 @@ from extproc.codecs import jsonenc
 from extproc.codecs.message import Request, Response
 from extproc.codecs.refusal import Refusal
 from extproc.config import Target
+from extproc.exchange.budgeted import Reserved
 from extproc.exchange.live import LiveSession
 from extproc.identity import Who, subject_of
 from extproc.interpret import Interpreter
@@ -101,6 +102,10 @@ class Exchange:
     # A database front's login, before its session is listed (`live` None then): a
     # moderated target's login goes on, and the session's exchanges wait.
     opening: bool = False
+    # The budgets' reservation (budgeted.py; None: no budget counts this exchange).
+    budget: Reserved | None = None
+    # Whether the request went upstream (what its budgets are settled by).
+    forwarded: bool = False
     # The span's closing attributes; the record keeps them as the exchange's outcome.
     outcome: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)
@@ -130,9 +135,10 @@ class Exchange:
         assert self.encoder is not None, "a decision needs a target"
         assert self.request is not None, "a decision needs the request"
         approval = self.approval.for_policy() if self.approval is not None else None
+        budget = self.budget.input_json if self.budget is not None else None
         return self.encoder.encode(phase, self.identity, self.request, self.response,
                                    self.meaning, approval, self.context, self.source,
-                                   activity, self.effect)
+                                   activity, self.effect, budget)
 
     def decided(self, phase: str, decision: Decision, revision: str, duration_us: int) -> None:
         """A decision: in the span (an event, the closing attributes) and in the record."""

@@ -76,6 +76,7 @@ class InputEncoder:
         meaning: Any = None,
         approval: ApprovalInput | None = None, context: Any = None,
         source: str | None = None, activity: str | None = None, effect: Any = None,
+        budget: str | None = None,
     ) -> str:
         """`approval`: the approval that let a held request through (null before one did,
         so always null in the request phase's first decision); `context`: the front's
@@ -83,7 +84,8 @@ class InputEncoder:
         (None where the front cannot know it); `activity`: input.activity as JSON text
         (activity/tracker.py; None: null, as in a what-if replay of an old record);
         `effect`: input.effect, what a write did as the database measured it (None:
-        absent)."""
+        absent); `budget`: input.budget as JSON text (activity/budgets.py; None:
+        null, no budget counts the exchange)."""
         meaning_json = f"{self._meaning}{jsonenc.dumps(meaning)}" if self._meaning else ""
         if self._context:
             meaning_json += f"{self._context}{jsonenc.dumps(context)}"
@@ -94,5 +96,5 @@ class InputEncoder:
             f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)},'
             f'"approval":{jsonenc.dumps(approval)},'
             f'"source":{jsonenc.dumps({"address": source}) if source else "null"},'
-            f'"activity":{activity or "null"}{meaning_json}}}'
+            f'"activity":{activity or "null"},"budget":{budget or "null"}{meaning_json}}}'
         )

@@ -2,7 +2,7 @@
 
 Each component (recording, approvals, policy, postgres, session_keys, activity,
 activity_live, sessions, egress, mcp_sessions, terminal, slack, live_sessions,
-ended_sessions, live_attendance) owns a list
+ended_sessions, live_attendance, budgets) owns a list
 of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once, in a
 transaction with the version bump, so two processes starting together cannot both apply
 it (the second waits for the lock, then finds the version already there). A store newer
@@ -449,6 +449,35 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 asked_us BIGINT NOT NULL
             )""",
             "CREATE INDEX live_input_session ON live_input (session_id)",
+        ],
+    ],
+    "budgets": [
+        [
+            # What each budget's key has used in a window (activity/budgets.py): taken
+            # by a conditional UPDATE before each decision, corrected as it is settled.
+            """CREATE TABLE budget_usage (
+                budget TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                window_seconds BIGINT NOT NULL,
+                calls BIGINT NOT NULL,
+                tokens BIGINT NOT NULL,
+                cost_micros BIGINT NOT NULL,
+                PRIMARY KEY (budget, subject, window_start)
+            )""",
+            # What each exchange reserved, per budget entry, until it is settled once.
+            """CREATE TABLE budget_reservations (
+                exchange_id TEXT NOT NULL,
+                budget TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                calls BIGINT NOT NULL,
+                tokens BIGINT NOT NULL,
+                cost_micros BIGINT NOT NULL,
+                settled INTEGER NOT NULL,
+                reserved_s BIGINT NOT NULL,
+                PRIMARY KEY (exchange_id, budget, subject)
+            )""",
         ],
     ],
 }
