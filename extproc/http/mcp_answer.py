@@ -383,9 +383,11 @@ class _Reader:
         entries = [mcp.declared_of(tool) for tool in tools]
         named = [entry for entry in entries if entry is not None]
         pins = self._mcp.pins
+        # A page asked for with a cursor: the rest of a listing (its first may be trusted).
+        continued = "cursor" in ((exchange.meaning or {}).get("params") or {})
         found = ({name: mcp.UNKNOWN for name, _ in named} if pins is None else
                  await pins.listed(target.name, target.mcp.pin_approvers, named,
-                                   exchange.evidence))
+                                   exchange.evidence, continued))
         kept = []
         for tool, entry in zip(tools, entries, strict=True):
             if entry is None:
