@@ -134,6 +134,28 @@ mcp_denials contains {
 	input.mcp.tool.pin.status == "changed"
 }
 
+# A tool first listed after the target's first listing (whose tools were trusted on
+# sight): a server that renames a trusted tool while redefining it, or adds one later,
+# is not trusted on its word. Refused, and hidden, until someone approves it.
+mcp_denials contains {
+	"rule": "mcp.tool_new",
+	"reason": sprintf("tool %s was first listed after this server's tools were pinned; it is refused until someone approves it", [mcp_tool_name]),
+} if {
+	mcp_tool_call
+	input.mcp.tool.pin.status == "new"
+}
+
+# A tool first listed later that declares what another tool of the target declared (all
+# but the name): a rename, or a definition moved under a name this pack (or its
+# mcp_tool_groups) treats more leniently. Refused, and hidden, until someone approves it.
+mcp_denials contains {
+	"rule": "mcp.tool_renamed",
+	"reason": sprintf("tool %s declares what tool %s declared (renamed, or moved under another name?); it is refused until someone approves it", [mcp_tool_name, mcp_renamed_from]),
+} if {
+	mcp_tool_call
+	input.mcp.tool.pin.status == "renamed"
+}
+
 # A call to a tool tollgate never saw this target's server declare (in a tools/list):
 # nothing was pinned for it, so nothing says what it is.
 mcp_denials contains {
@@ -142,7 +164,7 @@ mcp_denials contains {
 } if {
 	mcp_tool_call
 	not mcp_probe
-	not mcp_pin_status in {"pinned", "changed"}
+	not mcp_pin_status in {"pinned", "changed", "new", "renamed"}
 }
 
 # A tool kept to some groups (mcp_tool_groups, above): refused to, and hidden from, a
@@ -269,6 +291,10 @@ mcp_tool_name := input.mcp.tool.name if {
 mcp_method := input.mcp.method if {
 	is_string(input.mcp.method)
 } else := "(no method)"
+
+mcp_renamed_from := input.mcp.tool.pin.renamed_from if {
+	is_string(input.mcp.tool.pin.renamed_from)
+} else := "(unnamed)"
 
 mcp_pin_status := input.mcp.tool.pin.status if {
 	is_string(input.mcp.tool.pin.status)

@@ -17,11 +17,15 @@ message(fields) := object.union({
 
 declared(annotations) := {"title": null, "description": "Runs things", "input_schema": {"type": "object"}, "annotations": annotations}
 
-pin(status) := {"status": status, "fingerprint": "aa", "pinned": "aa"} if {
+pin(status) := {"status": status, "fingerprint": "aa", "pinned": "aa", "renamed_from": null} if {
 	status == "pinned"
-} else := {"status": status, "fingerprint": "bb", "pinned": "aa"} if {
+} else := {"status": status, "fingerprint": "bb", "pinned": "aa", "renamed_from": null} if {
 	status == "changed"
-} else := {"status": status, "fingerprint": null, "pinned": null}
+} else := {"status": status, "fingerprint": "bb", "pinned": null, "renamed_from": null} if {
+	status == "new"
+} else := {"status": status, "fingerprint": "bb", "pinned": null, "renamed_from": "rotate_keys"} if {
+	status == "renamed"
+} else := {"status": status, "fingerprint": null, "pinned": null, "renamed_from": null}
 
 # A tools/call of `name`, its definition `status` against the pin, its arguments read
 # as `read` says (commands, sql, opaque, writes, error).
@@ -175,6 +179,32 @@ test_a_tool_whose_definition_changed_is_hidden if {
 	d := decide(["agents"], probe("run_shell", "changed"))
 	d.action == "deny"
 	d.rules == ["mcp.tool_changed"]
+}
+
+# -- mcp.tool_new, mcp.tool_renamed --------------------------------------------------------
+
+test_a_tool_listed_late_is_refused_and_hidden_until_approved if {
+	every groups in [["agents"], ["admins", "dba"]] {
+		d := decide(groups, tools_call("read_files", "new", {}))
+		d.rules == ["mcp.tool_new"]
+		d.reasons == ["tool read_files was first listed after this server's tools were pinned; it is refused until someone approves it"]
+		decide(groups, probe("read_files", "new")).rules == ["mcp.tool_new"]
+	}
+}
+
+# rotate_keys is kept to admins (mcp_tool_groups): its definition under another name is
+# refused to its members too, and hidden, until approved; the pack names the old tool.
+test_a_definition_moved_to_another_name_is_refused_and_hidden if {
+	every groups in [["agents"], ["admins"]] {
+		d := decide(groups, tools_call("list_keys", "renamed", {}))
+		d.rules == ["mcp.tool_renamed"]
+		d.reasons == ["tool list_keys declares what tool rotate_keys declared (renamed, or moved under another name?); it is refused until someone approves it"]
+		decide(groups, probe("list_keys", "renamed")).rules == ["mcp.tool_renamed"]
+	}
+}
+
+test_a_tool_once_new_approved_is_called_as_any_pinned_one if {
+	decide(["agents"], tools_call("list_keys", "pinned", {})).action == "allow"
 }
 
 # -- mcp.tool_unknown --------------------------------------------------------------------

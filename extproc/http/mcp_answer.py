@@ -383,9 +383,11 @@ class _Reader:
         entries = [mcp.declared_of(tool) for tool in tools]
         named = [entry for entry in entries if entry is not None]
         pins = self._mcp.pins
+        # A page asked for with a cursor: the rest of a listing (its first may be trusted).
+        continued = "cursor" in ((exchange.meaning or {}).get("params") or {})
         found = ({name: mcp.UNKNOWN for name, _ in named} if pins is None else
                  await pins.listed(target.name, target.mcp.pin_approvers, named,
-                                   exchange.evidence))
+                                   exchange.evidence, continued))
         kept = []
         for tool, entry in zip(tools, entries, strict=True):
             if entry is None:
@@ -437,8 +439,9 @@ class _Reader:
     async def _masked_message(self, message: Any) -> Any:
         """A message masked whole as the decision asks: method, keys and ids too, but the
         id of the client's own request (it sent it, and matches the answer by it). Base64
-        content that decodes to text is masked as that text; binary content goes to the
-        policy, and an image's text is masked in the image (`_binary`)."""
+        content that decodes to text is masked as that text, and so is a word of base64
+        holding text in any string (mcp_content.base64_texts_masked); binary content
+        goes to the policy, and an image's text is masked in the image (`_binary`)."""
         spec = self._exchange.mask
         own = (isinstance(message, dict) and self.call is not None and "id" in message
                and _same_id(message["id"], self.call))
@@ -452,6 +455,13 @@ class _Reader:
         shown = mcp_content.replaced(read, imaged)
         decoded = _decoded_blobs(shown)
         masked, counts = self._act.masker.mask_json(decoded, spec)
+
+        def mask(text: str) -> str:
+            out, found = self._act.masker.mask_text(text, spec)
+            counts.update(found)
+            return out
+
+        masked = mcp_content.base64_texts_masked(masked, mask)
         if not counts and decoded is shown:
             if shown is read:
                 return message

@@ -32,11 +32,14 @@ Transport = Literal["streamable-http", "sse"]
 
 
 class Pin(TypedDict):
-    """Where a tool's definition stands against the one pinned for it."""
+    """Where a tool's definition stands against the one pinned for it (approvals/pins.py)."""
 
-    status: Literal["pinned", "changed", "unknown"]
+    status: Literal["pinned", "changed", "new", "renamed", "unknown"]
     fingerprint: str | None  # of what the server declares now
     pinned: str | None  # of the definition approved (first seen, or approved since)
+    # Another name this target declared the same definition under (a rename, a move, a
+    # swap, a copy): what a pack keyed by tool names would otherwise not see.
+    renamed_from: str | None
 
 
 class Declared(TypedDict):
@@ -68,16 +71,18 @@ class ToolPins(Protocol):
         ...
 
     async def listed(self, target: str, approvers: tuple[str, ...],
-                     tools: list[tuple[str, Declared]], asker: Any) -> dict[str, Pin]:
-        """Each listed tool's pin; a change asks `approvers` to approve the new definition
-        (`asker`: the evidence of the exchange that saw it)."""
+                     tools: list[tuple[str, Declared]], asker: Any,
+                     continued: bool = False) -> dict[str, Pin]:
+        """Each listed tool's pin; a change, or a tool new since the target's first
+        listing, asks `approvers` to approve it (`asker`: the evidence of the exchange
+        that saw it; `continued`: the listing is a page asked for with a cursor)."""
         ...
 
 
 # `from` is a keyword: the reading is built as a plain dict of this shape.
 McpReading = dict[str, Any]
 
-UNKNOWN: Pin = {"status": "unknown", "fingerprint": None, "pinned": None}
+UNKNOWN: Pin = {"status": "unknown", "fingerprint": None, "pinned": None, "renamed_from": None}
 # Property names that make a tool's string arguments shell command lines, or SQL.
 _SHELL_PROPERTIES = frozenset({"command", "cmd", "script", "shell", "commandline"})
 _SQL_PROPERTIES = frozenset({"sql", "query", "statement", "sql_query"})
@@ -283,6 +288,12 @@ def fingerprint(name: str, declared: Declared) -> str:
     definition (description, schemas, annotations, `_meta`...) is a new definition."""
     text = orjson.dumps({"name": name, **declared}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(text).hexdigest()
+
+
+def definition_fingerprint(declared: Declared) -> str:
+    """SHA-256 over a tool's declaration without its name: the same definition under
+    another name (a renamed, moved or copied tool) fingerprints alike."""
+    return hashlib.sha256(orjson.dumps(declared, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def listed_tools(message: Any) -> list[Any] | None:

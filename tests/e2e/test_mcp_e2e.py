@@ -5,9 +5,9 @@ default pack.
 The client changes nothing but the URL and its token. What it may not use it does not
 see; a destructive call is refused as a JSON-RPC error the SDK raises, naming the reason
 and the trace, and the session goes on; a destructive tool's call waits for a dba; a tool
-redefined after it was pinned (a rug pull) is hidden and refused until approved; the
-server's own request for a model's answer (sampling) never reaches the client; results
-are masked; every exchange is recorded in the MCP session.
+redefined after it was pinned (a rug pull), or moved to another name, is hidden and
+refused until approved; the server's own request for a model's answer (sampling) never
+reaches the client; results are masked; every exchange is recorded in the MCP session.
 """
 
 from __future__ import annotations
@@ -225,6 +225,41 @@ def test_a_rug_pull_hides_and_refuses_the_tool_until_approved(gw: Gateway,
                {"reason": "reviewed"})[0] == 200
     approved, refused_again = asyncio.run(listed_and_called())
     assert "read_file" in approved and refused_again is None
+
+
+def test_a_tool_moved_to_another_name_is_hidden_and_refused_until_approved(
+        gw: Gateway, json_server: McpServer) -> None:
+    """rotate_keys is kept to admins by name (the pack's mcp_tool_groups); its server lists
+    it as list_keys instead, a name the pack keeps to no one: the definition is known by
+    its old name, not trusted under the new one, until a dba approves it."""
+    async def listed_and_called(token: str) -> tuple[list[str], str | None]:
+        async with session(gw, token, path="/json/mcp") as client:
+            shown = names(await client.list_tools())
+            try:
+                await client.call_tool("list_keys", {})
+            except McpError as refused:
+                return shown, str(refused)
+            return shown, None
+
+    before, _ = asyncio.run(listed_and_called(ADMIN_AGENT))
+    assert "rotate_keys" in before and "list_keys" not in before
+    with json_server.renamed("rotate_keys", "list_keys"):
+        hidden, refused = asyncio.run(listed_and_called(AGENT))
+        admin_hidden, _ = asyncio.run(listed_and_called(ADMIN_AGENT))
+        assert "list_keys" not in hidden and "list_keys" not in admin_hidden
+        assert "read_file" in hidden  # the rest of the listing is as it was
+        assert refused is not None and "declares what tool rotate_keys declared" in refused
+        assert ("rotate_keys", {}) not in json_server.calls
+        _, found = api(gw, "GET", "/approvals?status=pending", DBA)
+        [asked] = [a for a in found["approvals"]
+                   if "mcp.tool_definition_renamed" in a["rules"]]
+        assert asked["request"]["body"]["tool"] == "list_keys"
+        assert asked["request"]["body"]["renamed_from"] == "rotate_keys"
+        assert api(gw, "POST", f"/approvals/{asked['id']}/approve", DBA,
+                   {"reason": "a rename we made"})[0] == 200
+        shown, refused_again = asyncio.run(listed_and_called(AGENT))
+    assert "list_keys" in shown and refused_again is None
+    assert ("rotate_keys", {}) in json_server.calls  # list_keys ran the moved definition
 
 
 def never_asked(asked: list[Any]) -> Callable[[Any, Any], Awaitable[Any]]:

@@ -188,6 +188,61 @@ async def test_base64_text_is_masked_as_the_text_it_holds_and_a_broken_image_ref
     assert exchange.outcome["tollgate.outcome"] == "unmaskable_content"
 
 
+async def test_base64_of_text_in_a_results_strings_is_masked_and_encoded_again() -> None:
+    """A text content that is base64, a structuredContent value that is, and one within
+    JSON written as text (as FastMCP writes a structured result): each decoded, masked as
+    the text it holds, and encoded again, the rest of its string as it was."""
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "read_file", "arguments": {"path": "a"}}}
+    within = json.dumps({"note": b64(f"pay with {CARD}"), "n": 1}, indent=2)
+    exchange, answers = await answered(pipe, call, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps({
+            "jsonrpc": "2.0", "id": 5, "result": {
+                "content": [{"type": "text", "text": b64(f"card {CARD}")},
+                            {"type": "text", "text": within}],
+                "structuredContent": {"note": b64(f"pay with {CARD}")}}}).encode()))
+    result = json.loads(answers[1][1])["result"]
+    shown = [base64.b64decode(result["content"][0]["text"]).decode(),
+             base64.b64decode(json.loads(result["content"][1]["text"])["note"]).decode(),
+             base64.b64decode(result["structuredContent"]["note"]).decode()]
+    assert shown[0].startswith("card ") and shown[1].startswith("pay with ")
+    assert shown[1] == shown[2] and not any(CARD in text for text in shown)
+    assert result["content"][1]["text"].startswith('{\n  "note": "')  # written as it was
+    assert exchange.masked["credit_card"] == 3
+
+
+async def test_base64_that_is_no_text_or_holds_nothing_to_mask_passes_as_it_is() -> None:
+    """Not read as text (each would be masked if it were): base64 of bytes that are no
+    UTF-8, of control characters, a word shorter than 16 characters, base64 not written
+    canonically (a padding bit set), a word within a longer run of base64; and base64 of
+    text with nothing to mask passes byte for byte."""
+    import base64
+
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    card = CARD.replace(" ", "").encode()
+    canonical = base64.b64encode(b"card " + card + b"!").decode()  # ends "IQ=="
+    texts = [base64.b64encode(b"\xff\xfe" + card).decode(),
+             base64.b64encode(b"\x01\x02 " + card).decode(),
+             base64.b64encode(b"a@b.io x").decode(),  # an address, in 12 characters
+             canonical[:-3] + "R==",  # "!" with a padding bit set: decodes alike
+             "A" + canonical,  # no whole word of base64
+             base64.b64encode(b"nothing to see in here, just words").decode()]
+    assert base64.b64decode(texts[3]) == base64.b64decode(canonical)
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "result": {
+        "content": [{"type": "text", "text": t} for t in texts]}}).encode()
+    exchange, answers = await answered(pipe, {
+        "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "read_file", "arguments": {"path": "a"}}}, ListedResponse(
+        {"content-type": "application/json"}, buffered=body))
+    assert answers[1] == ("keep_body",) and not exchange.masked
+
+
 async def test_the_http_sse_endpoint_event_passes_as_it_is_however_spelled() -> None:
     """Its data is a path with a session id, no message: passed as it is (a session id
     that looks like a key, masked, would break the transport), written anew."""

@@ -73,6 +73,8 @@ REASONS = {
     "mcp.privileged_tool": "tool {} is declared destructive by its server (destructiveHint)",
     "mcp.tool_changed": "tool {} changed its definition since it was pinned (a rug pull?); "
                         "it is refused until someone approves the new definition",
+    "mcp.tool_new": "tool {} was first listed after this server's tools were pinned; it is "
+                    "refused until someone approves it",
     "mcp.tool_unknown": "tool {} is unknown: the gateway never saw the server declare it "
                         "(list the server's tools first)",
     "mcp.binary_content": "binary content {}: the target's label mcp-binary-content does "
@@ -333,27 +335,36 @@ def policy_input(spec: dict[str, Any]) -> str:
 
 class _Pins:
     """The tool definitions an MCP case's server declared (`mcp_tools`, as a tools/list
-    lists them), each pinned as declared unless named in `mcp_changed`."""
+    lists them), each pinned as declared unless named in `mcp_changed`, `mcp_new` or
+    `mcp_renamed` (a name: the name its definition had, or null)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self._declared = dict(filter(None, map(mcp_reading.declared_of,
                                                spec.get("mcp_tools", []))))
         self._changed = set(spec.get("mcp_changed", []))
+        self._new = set(spec.get("mcp_new", []))
+        self._renamed: dict[str, str | None] = spec.get("mcp_renamed", {})
 
     def pin(self, name: str) -> tuple[Any, Any]:
         declared = self._declared.get(name)
         if declared is None:
             return None, mcp_reading.UNKNOWN
         now = mcp_reading.fingerprint(name, declared)
+        if name in self._new or name in self._renamed:
+            return declared, {"status": "renamed" if name in self._renamed else "new",
+                              "fingerprint": now, "pinned": None,
+                              "renamed_from": self._renamed.get(name)}
         pinned = "0" * 64 if name in self._changed else now
         status = "changed" if name in self._changed else "pinned"
-        return declared, {"status": status, "fingerprint": now, "pinned": pinned}
+        return declared, {"status": status, "fingerprint": now, "pinned": pinned,
+                          "renamed_from": None}
 
     async def declared(self, _target: str, name: str) -> tuple[Any, Any]:
         return self.pin(name)
 
     async def listed(self, _target: str, _approvers: tuple[str, ...],
-                     tools: list[tuple[str, Any]], _asker: Any) -> dict[str, Any]:
+                     tools: list[tuple[str, Any]], _asker: Any,
+                     _continued: bool = False) -> dict[str, Any]:
         return {name: self.pin(name)[1] for name, _ in tools}
 
 

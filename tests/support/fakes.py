@@ -153,12 +153,14 @@ class MemoryPins:
     def _pin(self, name: str) -> Any:
         status = self._pins.get(name, "unknown")
         return {"status": status, "fingerprint": None if status == "unknown" else "f2",
-                "pinned": None if status == "unknown" else "f1"}
+                "pinned": "f1" if status in ("pinned", "changed") else None,
+                "renamed_from": "old_name" if status == "renamed" else None}
 
     async def declared(self, target: str, name: str) -> tuple[Any, Any]:
         return self._declared.get(name), self._pin(name)
 
     async def listed(self, target: str, approvers: tuple[str, ...],
-                     tools: list[tuple[str, Any]], asker: Any) -> dict[str, Any]:
+                     tools: list[tuple[str, Any]], asker: Any,
+                     continued: bool = False) -> dict[str, Any]:
         self.listings.append([name for name, _ in tools])
         return {name: self._pin(name) for name, _ in tools}
