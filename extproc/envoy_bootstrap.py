@@ -428,16 +428,20 @@ def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict
     (RFC 8707), of any of the listener's providers, so a token got for another resource
     is refused; and Envoy's refusal of a token on it names the metadata
     (WWW-Authenticate), which is how an MCP client finds where to get one. Routes that
-    configure jwt_authn themselves (anonymous ones, streams) are left as they are."""
+    configure jwt_authn otherwise (anonymous ones, streams) are left as they are.
+
+    What an earlier call wrote is written anew (a bootstrap written again from one that
+    had it: its MCP routes kept, with their requirement; the metadata routes and the
+    mapper made again), so that the result is the same however often it is applied."""
     config = copy.deepcopy(bootstrap)
     for listener, manager in _managers(config):
         if listener == EGRESS_LISTENER:
             continue
-        protected = [(host, route)
-                     for host in (manager.get("route_config") or {}).get("virtual_hosts", ())
-                     for route in host.get("routes", ())
-                     if route_protocol(route) == "mcp" and JWT_AUTHN_FILTER not in (
-                         route.get("typed_per_filter_config") or {})]
+        hosts = (manager.get("route_config") or {}).get("virtual_hosts", ())
+        for host in hosts:
+            host["routes"] = [r for r in host.get("routes", ()) if not _metadata_served(r)]
+        protected = [(host, route) for host in hosts for route in host["routes"]
+                     if _protectable(route)]
         if not protected:
             continue
         authns = [f["typed_config"] for f in manager.get("http_filters", ())
@@ -459,7 +463,7 @@ def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict
                                   for each in sorted(at, reverse=True)]
             route["metadata"]["filter_metadata"]["tollgate"][RESOURCE_METADATA_KEY] = \
                 oauth.gateway_url + metadata_path
-            requirement = f"oauth_resource:{route['name']}"
+            requirement = _requirement(route)
             bound = [{"provider_and_audiences": {"provider_name": name, "audiences": [resource]}}
                      for name in dict.fromkeys(providers)]
             for authn in authns:
@@ -469,6 +473,26 @@ def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict
                 "@type": _JWT_PER_ROUTE, "requirement_name": requirement}
         _with_challenge(manager)
     return config
+
+
+def _requirement(route: dict[str, Any]) -> str:
+    """The name of the jwt_authn requirement binding a protected MCP route's tokens."""
+    return f"oauth_resource:{route['name']}"
+
+
+def _protectable(route: dict[str, Any]) -> bool:
+    """An MCP route whose token jwt_authn's rules require (it has no jwt_authn config of
+    its own), or one with_oauth_resource bound to its resource before."""
+    if route_protocol(route) != "mcp":
+        return False
+    own = (route.get("typed_per_filter_config") or {}).get(JWT_AUTHN_FILTER)
+    return own is None or own.get("requirement_name") == _requirement(route)
+
+
+def _metadata_served(route: dict[str, Any]) -> bool:
+    """A route answering protected resource metadata (with_oauth_resource's)."""
+    return "direct_response" in route and str(
+        (route.get("match") or {}).get("path", "")).startswith(OAUTH_METADATA_PATH)
 
 
 def _route_path(route: dict[str, Any]) -> str:
@@ -510,6 +534,9 @@ def _with_challenge(manager: dict[str, Any]) -> None:
     has one. It goes ahead of every mapper but those that leave replies as they are
     (tollgate's own refusals)."""
     mappers = manager.setdefault("local_reply_config", {}).setdefault("mappers", [])
+    mappers[:] = [m for m in mappers if not any(
+        added.get("header", {}).get("value") == OAUTH_CHALLENGE
+        for added in m.get("headers_to_add", ()))]
     shaped: dict[str, Any] = next((m for m in mappers if m.get("status_code") == 401
                                    and "== 'mcp'" in json.dumps(m.get("filter"))), {})
     mapper = {

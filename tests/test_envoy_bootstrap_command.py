@@ -289,6 +289,23 @@ def test_mcp_routes_become_oauth_protected_resources(
     assert [r["name"] for r in hosts["mcp-docs"]] == ["mcp-docs"]
     assert [r["name"] for r in hosts["llm"]] == ["llm"]
     assert "placeholder" in capsys.readouterr().err  # the token provider's
+    # Written again from itself (its routes and providers kept), the route is protected
+    # as before, once; and protecting it once more changes nothing.
+    settings = yaml.safe_load(path.read_text())
+    settings["identity"]["envoy_bootstrap"] = str(out)
+    path.write_text(yaml.safe_dump(settings))
+    again = envoy_bootstrap.for_config(config.load(path)).bootstrap
+    assert [r["name"] for r in envoy_bootstrap.routes(again)][:2] == [metadata["name"], "mcp"]
+    assert by_name(envoy_bootstrap.routes(again))["mcp"] == mcp
+    (manager,) = [m for m in envoy_bootstrap.connection_managers(again)
+                  if m["stat_prefix"] == "ingress"]
+    assert [m.get("headers_to_add") for m in manager["local_reply_config"]["mappers"]
+            if m.get("headers_to_add")] == [[{
+                "header": {"key": "www-authenticate", "value": envoy_bootstrap.OAUTH_CHALLENGE},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]]
+    oauth = config.load(path).identity.oauth_resource
+    assert oauth is not None
+    assert envoy_bootstrap.with_oauth_resource(again, oauth) == again
 
 
 @pytest.mark.parametrize(("argv", "said"), [
