@@ -450,6 +450,7 @@ def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict
         if not providers:
             raise BootstrapError(f"listener {listener} has MCP routes but no jwt_authn "
                                  "provider to bind their tokens to the resource")
+        _distinct_resources(protected)
         served: dict[int, set[str]] = {}  # virtual host (id) -> the metadata paths it serves
         for host, route in protected:
             path = _route_path(route)
@@ -473,6 +474,19 @@ def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict
                 "@type": _JWT_PER_ROUTE, "requirement_name": requirement}
         _with_challenge(manager)
     return config
+
+
+def _distinct_resources(protected: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Two MCP routes at one path (told apart by Host) would be one resource: a token got
+    for one would be taken by the other. Refused, naming them."""
+    by_path: dict[str, str] = {}
+    for _, route in protected:
+        first = by_path.setdefault(_route_path(route), route["name"])
+        if first != route["name"]:
+            raise BootstrapError(
+                f"MCP routes {first} and {route['name']} serve the same path "
+                f"({_route_path(route) or '/'}), so they would be one OAuth resource: give "
+                "each a path of its own (match: {prefix: /NAME}) in identity.envoy_bootstrap")
 
 
 def _requirement(route: dict[str, Any]) -> str:

@@ -211,3 +211,12 @@ def test_an_mcp_route_without_a_path_or_a_provider_is_named() -> None:
                                                 "jwt_authn provider"):
         eb.with_oauth_resource(eb.without_http_filters(two_listeners(), eb.JWT_AUTHN_TYPE),
                                OAUTH)
+
+
+def test_two_mcp_routes_at_one_path_would_be_one_resource() -> None:
+    twin = eb.with_routes(two_listeners(), [{
+        "name": "tools", "match": {"prefix": "/mcp/"}, "route": {"cluster": "x"},
+        "metadata": {"filter_metadata": {"tollgate": {"protocol": "mcp"}}}}])
+    with pytest.raises(eb.BootstrapError, match="MCP routes tools and mcp serve the same path "
+                                                r"\(/mcp\)"):
+        eb.with_oauth_resource(twin, OAUTH)

@@ -308,6 +308,20 @@ def test_mcp_routes_become_oauth_protected_resources(
     assert envoy_bootstrap.with_oauth_resource(again, oauth) == again
 
 
+def test_two_mcp_targets_told_apart_by_host_are_not_one_resource(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "tollgate.yaml"
+    path.write_text(yaml.safe_dump({
+        "identity": {"oauth_resource": {"gateway_url": "https://gw.example.com",
+                                        "authorization_servers": ["https://login.example"]}},
+        "targets": [{"name": name, "match": {"route": name}, "protocol": "mcp"}
+                    for name in ("tools", "docs")]}))
+    assert main(["envoy-bootstrap", "--config", str(path)]) == 2
+    assert "MCP routes tools and docs serve the same path (/), so they would be one OAuth " \
+        "resource" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("argv", "said"), [
     (["--upstream", "nobody=http://x"], "--upstream nobody: the config has no such target"),
     (["--upstream", "wiki=ftp://x"], "target wiki: upstream 'ftp://x': expected "
