@@ -29,8 +29,6 @@ from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.mcp_server import McpServer
 
-PORT = stack.free_port()
-RESOURCE = f"http://127.0.0.1:{PORT}/mcp"
 SCOPE = "mcp:tools"
 AGENT = DemoUser("ada", "ada-agent-pass", "Ada (agent)", "ada@example.test", ("agents",))
 # Where the provider sends the browser back: never served, the sign-in below reads the
@@ -39,13 +37,24 @@ CALLBACK = "http://127.0.0.1:1/callback"
 
 
 @pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def listener() -> int:
+    """Envoy's port, chosen ahead: the resource's URL (the provider's, the config's) has it."""
+    return stack.free_port()
+
+
+@pytest.fixture(scope="module")
+def resource(listener: int) -> str:
+    return f"http://127.0.0.1:{listener}/mcp"
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory, resource: str) -> Iterator[str]:
     port = stack.free_port()
     why = dev_oidc.missing()
     if why is not None:
         pytest.fail(f"no development OpenID provider: {why}; `make test` installs it")
     process = dev_oidc.start(port, "http://127.0.0.1:1", tmp_path_factory.mktemp("oidc"),
-                             users=[AGENT], resources={RESOURCE: [SCOPE]})
+                             users=[AGENT], resources={resource: [SCOPE]})
     try:
         yield dev_oidc.issuer(port)
     finally:
@@ -60,16 +69,16 @@ def server() -> Iterator[McpServer]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp, server: McpServer,  # type: ignore[no-untyped-def]
-       issuer: str) -> Iterator[Gateway]:
+       issuer: str, listener: int) -> Iterator[Gateway]:
     """The gateway trusting the provider's tokens (its keys, made as it started, inline)."""
     with urllib.request.urlopen(f"{issuer}/jwks", timeout=5) as reply:
         keys = reply.read().decode()
     with module_gateway(
-            tmp_path_factory, otlp, "mcp-oauth-client", listener=PORT,
+            tmp_path_factory, otlp, "mcp-oauth-client", listener=listener,
             targets=[{"name": "tools", "match": {"route": "mcp"}, "protocol": "mcp"}],
             routes=[mcp_route("mcp", "/mcp", "mcp")], clusters={"mcp": server.port},
             settings={"identity": {"oauth_resource": {
-                "gateway_url": f"http://127.0.0.1:{PORT}", "authorization_servers": [issuer],
+                "gateway_url": f"http://127.0.0.1:{listener}", "authorization_servers": [issuer],
                 "scopes": [SCOPE]}}},
             envoy=lambda bootstrap: envoy_bootstrap.with_jwt_issuer(
                 bootstrap, issuer, [tokens.AUDIENCE], keys)) as running:
@@ -128,10 +137,10 @@ class Browser:
 
 
 def test_the_sdk_discovers_signs_in_and_reaches_the_server(
-        gw: Gateway, issuer: str) -> None:
+        gw: Gateway, issuer: str, resource: str) -> None:
     storage, browser = Memory(), Browser(AGENT)
     auth = OAuthClientProvider(
-        RESOURCE, OAuthClientMetadata(
+        resource, OAuthClientMetadata(
             client_name="tollgate-test-agent", redirect_uris=[CALLBACK],  # type: ignore[list-item]
             grant_types=["authorization_code"], response_types=["code"],
             token_endpoint_auth_method="none"),
@@ -139,7 +148,7 @@ def test_the_sdk_discovers_signs_in_and_reaches_the_server(
 
     async def main() -> list[str]:
         http = httpx.AsyncClient(auth=auth, timeout=30)
-        async with http, streamable_http_client(RESOURCE, http_client=http) as (
+        async with http, streamable_http_client(resource, http_client=http) as (
                 read, write, _), ClientSession(read, write) as client:
             await client.initialize()
             return [tool.name for tool in (await client.list_tools()).tools]
@@ -151,9 +160,9 @@ def test_the_sdk_discovers_signs_in_and_reaches_the_server(
     (authorization,) = browser.visited
     asked = parse_qs(urlsplit(authorization).query)
     assert authorization.startswith(issuer)
-    assert asked["resource"] == [RESOURCE] and asked["scope"] == [SCOPE]
+    assert asked["resource"] == [resource] and asked["scope"] == [SCOPE]
     claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})
-    assert claims["iss"] == issuer and claims["aud"] == RESOURCE
+    assert claims["iss"] == issuer and claims["aud"] == resource
     assert claims["groups"] == ["agents"] and claims["client_id"] == storage.client.client_id
     # The gateway took it for this route only.
     assert gw.request("GET", "/api/customers",

@@ -14,14 +14,14 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from extproc.quickstart import stack
 from tests.e2e.test_mcp_e2e import mcp_route
 from tests.support import tokens
 from tests.support.gateway import Gateway, Reply, module_gateway
 from tests.support.mcp_server import McpServer
 
-PORT = stack.free_port()
-GATEWAY = f"http://127.0.0.1:{PORT}"
+# The gateway as its clients address it (behind a load balancer, say): a name, whatever
+# port Envoy listens on here.
+GATEWAY = "https://gateway.example.test"
 RESOURCE = f"{GATEWAY}/mcp"
 METADATA_URL = f"{GATEWAY}/.well-known/oauth-protected-resource/mcp"
 AUTHORIZATION_SERVER = "https://login.example.com/realms/agents"
@@ -43,7 +43,7 @@ def server() -> Iterator[McpServer]:
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp, server: McpServer  # type: ignore[no-untyped-def]
        ) -> Iterator[Gateway]:
     with module_gateway(
-            tmp_path_factory, otlp, "mcp-oauth", listener=PORT,
+            tmp_path_factory, otlp, "mcp-oauth",
             targets=[{"name": "tools", "match": {"route": "mcp"}, "protocol": "mcp"},
                      {"name": "demo", "match": {"route": "demo"}, "protocol": "sql-http",
                       "sql": {"dialect": "sqlite"}}],
@@ -103,7 +103,8 @@ def test_a_token_bound_to_the_resource_reaches_the_server(gw: Gateway) -> None:
     async def main() -> list[str]:
         http = httpx.AsyncClient(
             headers={"authorization": f"Bearer {tokens.token(aud=RESOURCE)}"}, timeout=30)
-        async with http, streamable_http_client(RESOURCE, http_client=http) as (
+        url = f"http://127.0.0.1:{gw.ports.listener}/mcp"
+        async with http, streamable_http_client(url, http_client=http) as (
                 read, write, _), ClientSession(read, write) as client:
             await client.initialize()
             return [tool.name for tool in (await client.list_tools()).tools]
