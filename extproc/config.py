@@ -687,6 +687,60 @@ class Target:
                           "masked): body")
 
 
+# The hosts a development gateway or identity provider may be reached on over plain
+# HTTP: OAuth 2.1 (which MCP's authorization builds on) requires TLS for anything else.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# An OAuth scope token (RFC 6749 section 3.3): printable ASCII but space, " and a backslash.
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def _check_oauth_url(value: str, key: str, what: str, *, path: bool) -> None:
+    """`value` is an https URL (http on a loopback host), with a path only if `path`."""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - read for its check of the port
+    except ValueError:
+        parts = parts._replace(scheme="")
+    plain_ok = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+    shape = "https://HOST[:PORT]" + ("[/PATH]" if path else "")
+    if (parts.scheme != "https" and not plain_ok) or not parts.hostname or parts.query \
+            or parts.fragment or (not path and parts.path not in ("", "/")):
+        raise Invalid(key, f"expected {what} as {shape} (http only on localhost, 127.0.0.1 "
+                      f"or ::1), got {value!r}")
+
+
+@dataclass(frozen=True)
+class OAuthResource:
+    """The gateway's MCP routes as OAuth protected resources (MCP's authorization: RFC
+    9728's metadata, RFC 8707's audience), so that an MCP client told 401 finds the
+    authorization server on its own and asks it for a token bound to the route. Envoy
+    serves all of it (envoy_bootstrap.with_oauth_resource writes it into the bootstrap)."""
+
+    # The gateway's URL as MCP clients address it (https://HOST[:PORT]): an MCP route's
+    # resource is this URL and the route's path (https://gateway.example.com/mcp), the
+    # audience its tokens must name.
+    gateway_url: str
+    # The OAuth authorization servers (issuers) MCP clients get tokens from.
+    authorization_servers: tuple[str, ...]
+    # The scopes the metadata advertises (scopes_supported); none: left out.
+    scopes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_oauth_url(self.gateway_url, "gateway_url",
+                         "the gateway's URL as MCP clients use it", path=False)
+        # Without its trailing slash: resources are compared character for character.
+        object.__setattr__(self, "gateway_url", self.gateway_url.rstrip("/"))
+        if not self.authorization_servers:
+            raise Invalid("authorization_servers", "name at least one authorization server "
+                          "(its issuer URL), where MCP clients get their tokens")
+        for i, url in enumerate(self.authorization_servers):
+            _check_oauth_url(url, f"authorization_servers[{i}]", "an issuer", path=True)
+        for i, scope in enumerate(self.scopes):
+            if not _SCOPE.fullmatch(scope):
+                raise Invalid(f"scopes[{i}]", f"expected an OAuth scope (printable ASCII, "
+                              f"no space, quote or backslash), got {scope!r}")
+
+
 @dataclass(frozen=True)
 class Identity:
     """Where the verified token's claims are, and which claims mean what."""
@@ -711,6 +765,9 @@ class Identity:
     # naming a key it lacks, a retry after a failed fetch), so tokens naming made-up
     # keys cannot make tollgate hammer the identity provider.
     remote_keys_refetch_seconds: float = 30.0
+    # MCP clients' OAuth discovery and audience-bound tokens (None: off; Envoy's 401s
+    # then say nothing of where to get a token).
+    oauth_resource: OAuthResource | None = None
 
     def __post_init__(self) -> None:
         if self.keys_watch_seconds < 0:

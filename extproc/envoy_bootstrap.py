@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from extproc.config import Config, Target
+from extproc.config import Config, OAuthResource, Target
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
 # Envoy's PostgreSQL listener, and the cluster of tollgate's PostgreSQL front behind it.
@@ -403,6 +403,175 @@ def with_stream_front(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, 
     return config
 
 
+# RFC 9728's well-known path: a resource's metadata is served at it followed by the
+# resource's own path (/.well-known/oauth-protected-resource/mcp for .../mcp).
+OAUTH_METADATA_PATH = "/.well-known/oauth-protected-resource"
+# The key of a protected MCP route's tollgate metadata naming its metadata's URL, which
+# Envoy's 401 on it reads.
+RESOURCE_METADATA_KEY = "resource_metadata"
+# Envoy's 401 on a protected MCP route (RFC 9728 section 5.1), with RFC 6750's
+# invalid_token when a token came and was refused (none came: no error code).
+OAUTH_CHALLENGE = (
+    f'Bearer resource_metadata="%METADATA(ROUTE:tollgate:{RESOURCE_METADATA_KEY})%"'
+    "%CEL(response.code_details.endsWith('{Jwt_is_missing}') ? ''"
+    " : ', error=\"invalid_token\"')%")
+_EXT_PROC_PER_ROUTE = f"{_TYPE}http.ext_proc.v3.ExtProcPerRoute"
+
+
+def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict[str, Any]:
+    """A copy whose MCP routes are OAuth protected resources, as MCP's authorization asks.
+
+    Each route's resource is `oauth.gateway_url` and its path. Envoy serves its metadata
+    (RFC 9728) at the well-known path with that path after it, and at the bare one too
+    when the route is its virtual host's only MCP route; without a token, as clients read
+    it before they have one. The route takes only tokens whose audience is its resource
+    (RFC 8707), of any of the listener's providers, so a token got for another resource
+    is refused; and Envoy's refusal of a token on it names the metadata
+    (WWW-Authenticate), which is how an MCP client finds where to get one. Routes that
+    configure jwt_authn otherwise (anonymous ones, streams) are left as they are.
+
+    What an earlier call wrote is written anew (a bootstrap written again from one that
+    had it: its MCP routes kept, with their requirement; the metadata routes and the
+    mapper made again), so that the result is the same however often it is applied."""
+    config = copy.deepcopy(bootstrap)
+    for listener, manager in _managers(config):
+        if listener == EGRESS_LISTENER:
+            continue
+        hosts = (manager.get("route_config") or {}).get("virtual_hosts", ())
+        for host in hosts:
+            host["routes"] = [r for r in host.get("routes", ()) if not _metadata_served(r)]
+        protected = [(host, route) for host in hosts for route in host["routes"]
+                     if _protectable(route)]
+        if not protected:
+            continue
+        authns = [f["typed_config"] for f in manager.get("http_filters", ())
+                  if (f.get("typed_config") or {}).get("@type") == JWT_AUTHN_TYPE]
+        providers = [name for authn in authns for name in authn.get("providers") or {}]
+        if not providers:
+            raise BootstrapError(f"listener {listener} has MCP routes but no jwt_authn "
+                                 "provider to bind their tokens to the resource")
+        _distinct_resources(protected)
+        served: dict[int, set[str]] = {}  # virtual host (id) -> the metadata paths it serves
+        for host, route in protected:
+            path = _route_path(route)
+            resource = oauth.gateway_url + path
+            metadata_path = OAUTH_METADATA_PATH + path
+            paths = {_route_path(r) for h, r in protected if h is host}
+            at = {metadata_path, *([OAUTH_METADATA_PATH] if len(paths) == 1 else [])}
+            at -= served.setdefault(id(host), set())
+            served[id(host)] |= at
+            host["routes"][:0] = [_metadata_route(route["name"], each, resource, oauth)
+                                  for each in sorted(at, reverse=True)]
+            route["metadata"]["filter_metadata"]["tollgate"][RESOURCE_METADATA_KEY] = \
+                oauth.gateway_url + metadata_path
+            requirement = _requirement(route)
+            bound = [{"provider_and_audiences": {"provider_name": name, "audiences": [resource]}}
+                     for name in dict.fromkeys(providers)]
+            for authn in authns:
+                authn.setdefault("requirement_map", {})[requirement] = (
+                    bound[0] if len(bound) == 1 else {"requires_any": {"requirements": bound}})
+            route.setdefault("typed_per_filter_config", {})[JWT_AUTHN_FILTER] = {
+                "@type": _JWT_PER_ROUTE, "requirement_name": requirement}
+        _with_challenge(manager)
+    return config
+
+
+def _distinct_resources(protected: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Two MCP routes at one path (told apart by Host) would be one resource: a token got
+    for one would be taken by the other. Refused, naming them."""
+    by_path: dict[str, str] = {}
+    for _, route in protected:
+        first = by_path.setdefault(_route_path(route), route["name"])
+        if first != route["name"]:
+            raise BootstrapError(
+                f"MCP routes {first} and {route['name']} serve the same path "
+                f"({_route_path(route) or '/'}), so they would be one OAuth resource: give "
+                "each a path of its own (match: {prefix: /NAME}) in identity.envoy_bootstrap")
+
+
+def _requirement(route: dict[str, Any]) -> str:
+    """The name of the jwt_authn requirement binding a protected MCP route's tokens."""
+    return f"oauth_resource:{route['name']}"
+
+
+def _protectable(route: dict[str, Any]) -> bool:
+    """An MCP route whose token jwt_authn's rules require (it has no jwt_authn config of
+    its own), or one with_oauth_resource bound to its resource before."""
+    if route_protocol(route) != "mcp":
+        return False
+    own = (route.get("typed_per_filter_config") or {}).get(JWT_AUTHN_FILTER)
+    return own is None or own.get("requirement_name") == _requirement(route)
+
+
+def _metadata_served(route: dict[str, Any]) -> bool:
+    """A route answering protected resource metadata (with_oauth_resource's)."""
+    return "direct_response" in route and str(
+        (route.get("match") or {}).get("path", "")).startswith(OAUTH_METADATA_PATH)
+
+
+def _route_path(route: dict[str, Any]) -> str:
+    """The path an MCP route serves (its prefix or path, no trailing slash): its
+    resource's path."""
+    match = route.get("match") or {}
+    path = match.get("prefix", match.get("path", match.get("path_separated_prefix")))
+    if path is None:
+        raise BootstrapError(f"MCP route {route.get('name')} is matched by neither prefix nor "
+                             "path: its resource URL (the gateway's and its path) is unknown")
+    return str(path).rstrip("/")
+
+
+def _metadata_route(name: str, path: str, resource: str, oauth: OAuthResource
+                    ) -> dict[str, Any]:
+    """The route answering an MCP route's protected resource metadata (RFC 9728) at
+    `path`: Envoy's own answer, read by anyone (no token, tollgate not asked)."""
+    document = {"resource": resource, "authorization_servers": list(oauth.authorization_servers),
+                **({"scopes_supported": list(oauth.scopes)} if oauth.scopes else {}),
+                "bearer_methods_supported": ["header"]}
+    return {
+        "name": f"{name}_oauth_resource", "match": {"path": path},
+        "direct_response": {"status": 200, "body": {"inline_string": json.dumps(document)}},
+        # Public, and read by browser-based clients too.
+        "response_headers_to_add": [
+            {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for key, value in (("content-type", "application/json"),
+                               ("access-control-allow-origin", "*"))],
+        "typed_per_filter_config": {
+            EXT_PROC_FILTER: {"@type": _EXT_PROC_PER_ROUTE, "disabled": True},
+            JWT_AUTHN_FILTER: {"@type": _JWT_PER_ROUTE, "disabled": True}},
+    }
+
+
+def _with_challenge(manager: dict[str, Any]) -> None:
+    """A local reply mapper giving jwt_authn's refusals on protected MCP routes (401, or
+    403 for another audience) status 401 and the WWW-Authenticate header naming the
+    route's metadata; in the body of the manager's mapper for an MCP route's 401, when it
+    has one. It goes ahead of every mapper but those that leave replies as they are
+    (tollgate's own refusals)."""
+    mappers = manager.setdefault("local_reply_config", {}).setdefault("mappers", [])
+    mappers[:] = [m for m in mappers if not any(
+        added.get("header", {}).get("value") == OAUTH_CHALLENGE
+        for added in m.get("headers_to_add", ()))]
+    shaped: dict[str, Any] = next((m for m in mappers if m.get("status_code") == 401
+                                   and "== 'mcp'" in json.dumps(m.get("filter"))), {})
+    mapper = {
+        "filter": {"extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3."
+                         "ExpressionFilter",
+                "expression": (f"xds.route_metadata.filter_metadata['tollgate']"
+                               f"['{RESOURCE_METADATA_KEY}'] != '' && response.code_details"
+                               ".startsWith('jwt_authn_access_denied')")}}},
+        "status_code": 401,
+        "headers_to_add": [{"header": {"key": "www-authenticate", "value": OAUTH_CHALLENGE},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        **({"body_format_override": copy.deepcopy(shaped["body_format_override"])}
+           if "body_format_override" in shaped else {}),
+    }
+    first = next((i for i, m in enumerate(mappers) if set(m) != {"filter"}), len(mappers))
+    mappers.insert(first, mapper)
+
+
 # How long a client of a TLS listener `with_tls` adds may take over its handshake.
 TLS_HANDSHAKE_TIMEOUT = "10s"
 
@@ -730,6 +899,15 @@ class _Writer:
                         f"{route['name']}'s WebSocket upgrades (exec, attach, cp, "
                         f"port-forward), with {KUBE_ROUTE_HEADER}: {route['name']}.")
         self._providers()
+        oauth = self.config.identity.oauth_resource
+        if oauth is not None:
+            self.bootstrap = with_oauth_resource(self.bootstrap, oauth)
+            self.summary += [
+                f"Route {route['name']}: OAuth protected resource "
+                f"{oauth.gateway_url}{_route_path(route)}, its metadata at "
+                f"{route['metadata']['filter_metadata']['tollgate'][RESOURCE_METADATA_KEY]}."
+                for route in routes(self.bootstrap) if route_protocol(route) == "mcp"
+                and RESOURCE_METADATA_KEY in route["metadata"]["filter_metadata"]["tollgate"]]
 
     def _kept_routes(self, targets: dict[str, Target]) -> list[dict[str, Any]]:
         """The named bootstrap's routes of these names (route -> its target), in its

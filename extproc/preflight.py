@@ -29,9 +29,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncssh
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from extproc import envoy_bootstrap
 from extproc.approvals.auth import Verifier, VerifierError
 from extproc.config import Config, Identity, Target
 from extproc.credentials import CredentialError, CredentialStore
@@ -75,6 +77,7 @@ def problems(config: Config) -> list[str]:
 def _problems(config: Config) -> Iterator[str]:
     yield from _policies(config)
     yield from _bootstrap(config)
+    yield from _oauth_resource(config)
     yield from _hash_key(config)
     yield from _model(config)
     yield from _made_by_serve(config)
@@ -274,6 +277,32 @@ def _bootstrap(config: Config) -> Iterator[str]:
             raise _Unusable(_without_path(path, str(exc))) from None
 
     yield from _check("identity.envoy_bootstrap", config.resolve(named), remedy, read)
+
+
+def _oauth_resource(config: Config) -> Iterator[str]:
+    """identity.oauth_resource is Envoy's to serve: the bootstrap the config names must
+    protect its MCP routes as `tollgate envoy-bootstrap` writes them. One that does not
+    answers MCP clients a 401 that says nowhere to get a token, and takes tokens of any
+    audience its providers allow: better not to start than to run so unnoticed. (Without a
+    named bootstrap there is nothing to compare.)"""
+    oauth, named = config.identity.oauth_resource, config.identity.envoy_bootstrap
+    if oauth is None or named is None:
+        return
+
+    def read(path: Path) -> object:
+        try:
+            bootstrap = envoy_bootstrap.load(path)
+            protected = envoy_bootstrap.with_oauth_resource(bootstrap, oauth)
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise _Unusable(f"cannot read its MCP routes ({exc})") from None
+        if protected != bootstrap:
+            raise _Unusable("its MCP routes are not OAuth protected resources as this key "
+                            "says (metadata, tokens bound to their resource, the 401's "
+                            "WWW-Authenticate)")
+        return bootstrap
+
+    yield from _check("identity.oauth_resource", config.resolve(named),
+                      "write it with `tollgate envoy-bootstrap` from this config", read)
 
 
 def _model(config: Config) -> Iterator[str]:

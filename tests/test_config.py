@@ -111,6 +111,14 @@ def test_the_record_byte_budget_can_be_turned_off(tmp_path: Path) -> None:
     assert cfg.recording.identity_bytes_per_hour is None
 
 
+def test_the_oauth_resource_s_gateway_url_loses_its_trailing_slash(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, {**MINIMAL, "identity": {"oauth_resource": {
+        "gateway_url": "http://127.0.0.1:10000/",
+        "authorization_servers": ["https://login.example.com/realms/agents"]}}}))
+    assert loaded.identity.oauth_resource == config.OAuthResource(
+        "http://127.0.0.1:10000", ("https://login.example.com/realms/agents",))
+
+
 def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
     cfg = config.load(QUICKSTART_CONFIG)
     assert cfg.policy_dir == (Path(__file__).parent.parent / "policies").resolve()
@@ -225,6 +233,26 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
          "recording.identity_bytes_per_hour: must be > 0, or null for no budget"),
         ({**MINIMAL, "recording": {"identity_bytes_per_hour": "1GiB"}},
          "recording.identity_bytes_per_hour: expected an integer"),
+        ({**MINIMAL, "identity": {"oauth_resource": {"gateway_url": "https://gw.example"}}},
+         "identity.oauth_resource.authorization_servers: required key is missing"),
+        ({**MINIMAL, "identity": {"oauth_resource": {
+            "gateway_url": "https://gw.example", "authorization_servers": []}}},
+         "identity.oauth_resource.authorization_servers: name at least one"),
+        ({**MINIMAL, "identity": {"oauth_resource": {
+            "gateway_url": "http://gw.example", "authorization_servers": ["https://a"]}}},
+         "identity.oauth_resource.gateway_url: expected the gateway's URL as MCP clients "
+         "use it as https://HOST[:PORT] (http only on localhost"),
+        ({**MINIMAL, "identity": {"oauth_resource": {
+            "gateway_url": "https://gw.example/mcp", "authorization_servers": ["https://a"]}}},
+         "identity.oauth_resource.gateway_url: expected the gateway's URL"),
+        ({**MINIMAL, "identity": {"oauth_resource": {
+            "gateway_url": "https://gw.example", "authorization_servers": ["login.example"]}}},
+         "identity.oauth_resource.authorization_servers[0]: expected an issuer as "
+         "https://HOST[:PORT][/PATH]"),
+        ({**MINIMAL, "identity": {"oauth_resource": {
+            "gateway_url": "https://gw.example", "authorization_servers": ["https://a"],
+            "scopes": ["mcp tools"]}}},
+         "identity.oauth_resource.scopes[0]: expected an OAuth scope"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, data: dict, expected: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from extproc import envoy_bootstrap as eb
+from extproc.config import OAuthResource
 
 CERT, KEY = Path("/etc/tls/server.pem"), Path("/etc/tls/server-key.pem")
 
@@ -161,3 +162,61 @@ def test_with_ports_serves_postgresql_only_when_asked() -> None:
     unserved = eb.with_ports(eb.load(), eb.Ports())
     assert [x["name"] for x in eb.listeners(unserved)] == ["ingress"]
     assert eb.POSTGRES_CLUSTER not in {c["name"] for c in unserved["static_resources"]["clusters"]}
+
+
+OAUTH = OAuthResource("https://gw.example.com", ("https://login.example",))
+
+
+def test_an_mcp_route_is_protected_in_every_listener_with_envoy_s_mcp_body() -> None:
+    """The quickstart's /mcp route, in its listener and the TLS twin: metadata routes first,
+    the route bound to its resource, and the challenge mapper after the one that leaves
+    tollgate's refusals alone, in the body of the MCP routes' 401 mapper."""
+    config = eb.with_oauth_resource(two_listeners(), OAUTH)
+    for manager in eb.connection_managers(config):
+        (host,) = manager["route_config"]["virtual_hosts"]
+        assert [(r["name"], r["match"]) for r in host["routes"][:3]] == [
+            ("mcp_oauth_resource", {"path": "/.well-known/oauth-protected-resource/mcp"}),
+            ("mcp_oauth_resource", {"path": "/.well-known/oauth-protected-resource"}),
+            ("llm", {"prefix": "/v1/"})]
+        mcp = next(r for r in host["routes"] if r["name"] == "mcp")
+        assert mcp["metadata"]["filter_metadata"]["tollgate"][eb.RESOURCE_METADATA_KEY] == \
+            "https://gw.example.com/.well-known/oauth-protected-resource/mcp"
+        mappers = manager["local_reply_config"]["mappers"]
+        assert set(mappers[0]) == {"filter"} and "headers_to_add" in mappers[1]
+        shaped = next(m for m in mappers[2:] if m.get("status_code") == 401
+                      and "== 'mcp'" in str(m["filter"]))
+        assert mappers[1]["body_format_override"] == shaped["body_format_override"]
+
+
+def test_each_provider_may_sign_a_protected_route_s_token() -> None:
+    config = copy.deepcopy(two_listeners())
+    for authn in eb.http_filters(config, eb.JWT_AUTHN_TYPE):
+        providers = authn["typed_config"]["providers"]
+        providers["second"] = copy.deepcopy(providers["tollgate-dev"])
+    for authn in eb.http_filters(eb.with_oauth_resource(config, OAUTH), eb.JWT_AUTHN_TYPE):
+        assert authn["typed_config"]["requirement_map"]["oauth_resource:mcp"] == {
+            "requires_any": {"requirements": [
+                {"provider_and_audiences": {"provider_name": name,
+                                            "audiences": ["https://gw.example.com/mcp"]}}
+                for name in ("tollgate-dev", "second")]}}
+
+
+def test_an_mcp_route_without_a_path_or_a_provider_is_named() -> None:
+    regex = eb.with_routes(two_listeners(), [{
+        "name": "tools", "match": {"safe_regex": {"regex": "/t.*"}}, "route": {"cluster": "x"},
+        "metadata": {"filter_metadata": {"tollgate": {"protocol": "mcp"}}}}])
+    with pytest.raises(eb.BootstrapError, match="MCP route tools is matched by neither"):
+        eb.with_oauth_resource(regex, OAUTH)
+    with pytest.raises(eb.BootstrapError, match="listener ingress has MCP routes but no "
+                                                "jwt_authn provider"):
+        eb.with_oauth_resource(eb.without_http_filters(two_listeners(), eb.JWT_AUTHN_TYPE),
+                               OAUTH)
+
+
+def test_two_mcp_routes_at_one_path_would_be_one_resource() -> None:
+    twin = eb.with_routes(two_listeners(), [{
+        "name": "tools", "match": {"prefix": "/mcp/"}, "route": {"cluster": "x"},
+        "metadata": {"filter_metadata": {"tollgate": {"protocol": "mcp"}}}}])
+    with pytest.raises(eb.BootstrapError, match="MCP routes tools and mcp serve the same path "
+                                                r"\(/mcp\)"):
+        eb.with_oauth_resource(twin, OAUTH)

@@ -3,6 +3,7 @@ valid for the pinned Envoy (`envoy --mode validate`), its names the ones tollgat
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,77 @@ def test_a_config_without_http_targets_has_no_http_listener(
     assert [x["name"] for x in envoy_bootstrap.listeners(bootstrap)] == ["postgres"]
     assert sorted(c["name"] for c in bootstrap["static_resources"]["clusters"]) == [
         "tollgate_extproc", "tollgate_postgres"]
+
+
+def test_mcp_routes_become_oauth_protected_resources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """identity.oauth_resource: each MCP route (told apart by Host here: prefix /) is the
+    gateway's URL as a resource, its metadata served by Envoy without a token, its tokens
+    bound to that audience; an anonymous MCP route and other routes are left alone."""
+    path, out = tmp_path / "tollgate.yaml", tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump({
+        "listen": {"workers": 1},
+        "identity": {"oauth_resource": {"gateway_url": "https://gw.example.com",
+                                        "authorization_servers": ["https://login.example"]}},
+        "targets": [
+            {"name": "tools", "match": {"route": "mcp"}, "protocol": "mcp"},
+            {"name": "docs", "match": {"route": "mcp-docs"}, "protocol": "mcp",
+             "anonymous": True},
+            {"name": "model", "match": {"route": "llm"}, "protocol": "llm"}]}))
+    assert main(["envoy-bootstrap", "--config", str(path), "--out", str(out)]) == 0
+    envoy_validates(out)
+    assert ("Route mcp: OAuth protected resource https://gw.example.com, its metadata at "
+            "https://gw.example.com/.well-known/oauth-protected-resource.") in out.read_text()
+    bootstrap = envoy_bootstrap.load(out)
+    hosts = {host["name"]: host["routes"] for manager in
+             envoy_bootstrap.connection_managers(bootstrap) if manager["stat_prefix"] == "ingress"
+             for host in manager["route_config"]["virtual_hosts"]}
+    metadata, mcp = hosts["mcp"]
+    assert metadata["match"] == {"path": envoy_bootstrap.OAUTH_METADATA_PATH}
+    assert json.loads(metadata["direct_response"]["body"]["inline_string"]) == {
+        "resource": "https://gw.example.com", "authorization_servers": ["https://login.example"],
+        "bearer_methods_supported": ["header"]}
+    requirement = mcp["typed_per_filter_config"][envoy_bootstrap.JWT_AUTHN_FILTER][
+        "requirement_name"]
+    (authn,) = envoy_bootstrap.http_filters(bootstrap, envoy_bootstrap.JWT_AUTHN_TYPE)
+    assert authn["typed_config"]["requirement_map"][requirement] == {"provider_and_audiences": {
+        "provider_name": envoy_bootstrap.IDENTITY_PROVIDER,
+        "audiences": ["https://gw.example.com"]}}
+    assert [r["name"] for r in hosts["mcp-docs"]] == ["mcp-docs"]
+    assert [r["name"] for r in hosts["llm"]] == ["llm"]
+    assert "placeholder" in capsys.readouterr().err  # the token provider's
+    # Written again from itself (its routes and providers kept), the route is protected
+    # as before, once; and protecting it once more changes nothing.
+    settings = yaml.safe_load(path.read_text())
+    settings["identity"]["envoy_bootstrap"] = str(out)
+    path.write_text(yaml.safe_dump(settings))
+    again = envoy_bootstrap.for_config(config.load(path)).bootstrap
+    assert [r["name"] for r in envoy_bootstrap.routes(again)][:2] == [metadata["name"], "mcp"]
+    assert by_name(envoy_bootstrap.routes(again))["mcp"] == mcp
+    (manager,) = [m for m in envoy_bootstrap.connection_managers(again)
+                  if m["stat_prefix"] == "ingress"]
+    assert [m.get("headers_to_add") for m in manager["local_reply_config"]["mappers"]
+            if m.get("headers_to_add")] == [[{
+                "header": {"key": "www-authenticate", "value": envoy_bootstrap.OAUTH_CHALLENGE},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]]
+    oauth = config.load(path).identity.oauth_resource
+    assert oauth is not None
+    assert envoy_bootstrap.with_oauth_resource(again, oauth) == again
+
+
+def test_two_mcp_targets_told_apart_by_host_are_not_one_resource(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "tollgate.yaml"
+    path.write_text(yaml.safe_dump({
+        "identity": {"oauth_resource": {"gateway_url": "https://gw.example.com",
+                                        "authorization_servers": ["https://login.example"]}},
+        "targets": [{"name": name, "match": {"route": name}, "protocol": "mcp"}
+                    for name in ("tools", "docs")]}))
+    assert main(["envoy-bootstrap", "--config", str(path)]) == 2
+    assert "MCP routes tools and docs serve the same path (/), so they would be one OAuth " \
+        "resource" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "said"), [

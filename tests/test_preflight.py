@@ -226,6 +226,28 @@ def test_one_problem_one_line(tmp_path: Path, data: dict[str, Any], line: str) -
     assert len(found) == 1 and found[0].startswith(line.replace("{tmp}", str(tmp_path))), found
 
 
+OAUTH = {"gateway_url": "https://gw.example.com", "authorization_servers": ["https://a.example"]}
+
+
+def test_a_bootstrap_that_does_not_serve_the_oauth_resource_stops_serve(
+        tmp_path: Path) -> None:
+    """The quickstart's bootstrap has an MCP route and no OAuth resource: named with
+    identity.oauth_resource, it is refused; the same written with it, taken."""
+    unprotected = _problems_of(tmp_path, _minimal(tmp_path, identity={
+        "envoy_bootstrap": str(envoy_bootstrap.QUICKSTART), "oauth_resource": OAUTH}))
+    assert unprotected == [
+        f"identity.oauth_resource: {envoy_bootstrap.QUICKSTART}: its MCP routes are not OAuth "
+        "protected resources as this key says (metadata, tokens bound to their resource, "
+        "the 401's WWW-Authenticate); write it with `tollgate envoy-bootstrap` from this "
+        "config"]
+    protected = envoy_bootstrap.write(envoy_bootstrap.with_oauth_resource(
+        envoy_bootstrap.load(), config_module.OAuthResource(
+            OAUTH["gateway_url"], tuple(OAUTH["authorization_servers"]))),
+        tmp_path / "envoy.yaml")
+    assert _problems_of(tmp_path, _minimal(tmp_path, identity={
+        "envoy_bootstrap": str(protected), "oauth_resource": OAUTH})) == []
+
+
 def test_what_serve_makes_or_does_not_read_is_not_asked_for(tmp_path: Path) -> None:
     """The signing key, anchor log and store are made on first start; the SSH front's keys
     are read only once a target speaks ssh (as deploy/tollgate.yaml's front waits)."""

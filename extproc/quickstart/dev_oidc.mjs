@@ -5,27 +5,55 @@
 // taken as given (both clients are the gateway's own), never asked. Never for production: its signing keys
 // are made at start and its state is in memory.
 //
+// It is also an OAuth authorization server for protected resources (the gateway's MCP
+// routes, identity.oauth_resource): a client registers itself (RFC 7591, as MCP clients
+// do), asks for a token for one resource (RFC 8707), and gets a JWT bound to it (`aud`),
+// with the user's groups, which the gateway verifies with the provider's keys.
+//
 //   node dev_oidc.mjs '{"modules": DIR, "issuer": URL, "port": N, "clients": [...],
-//                       "users": [{"id", "password", "name", "email", "groups"}]}'
+//                       "users": [{"id", "password", "name", "email", "groups"}],
+//                       "resources": {URL: [scope, ...]}}'
 import http from "node:http";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import crypto from "node:crypto";
 
 const settings = JSON.parse(process.argv[2]);
-const { default: Provider } = await import(
+const { default: Provider, errors } = await import(
   pathToFileURL(path.join(settings.modules, "oidc-provider", "lib", "index.js")).href);
 const users = new Map(settings.users.map((user) => [user.id, user]));
 const SCOPES = "openid profile email groups";
+const resources = new Map(Object.entries(settings.resources || {}));
 
 const provider = new Provider(settings.issuer, {
   clients: settings.clients,
   // The ID token carries the claims the scopes ask for (groups too), as the gateway reads them.
   conformIdTokenClaims: false,
   claims: { openid: ["sub"], profile: ["name"], email: ["email"], groups: ["groups"] },
-  scopes: SCOPES.split(" "),
+  // The resources' scopes too: a client registers with the scopes it will ask for.
+  scopes: [...SCOPES.split(" "), ...[...resources.values()].flat()],
   cookies: { keys: [crypto.randomBytes(32).toString("hex")] },
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    registration: { enabled: resources.size > 0 },
+    resourceIndicators: {
+      enabled: true,
+      // A request that names no resource gets what it got before: an opaque token.
+      defaultResource: () => undefined,
+      useGrantedResource: () => true,
+      getResourceServerInfo(ctx, indicator) {
+        const scopes = resources.get(indicator);
+        if (!scopes) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+        return { scope: scopes.join(" "), audience: indicator, accessTokenFormat: "jwt",
+                 accessTokenTTL: 600, jwt: { sign: { alg: "RS256" } } };
+      },
+    },
+  },
+  // A resource's token carries the user's groups, as the gateway's policy reads them.
+  async extraTokenClaims(ctx, token) {
+    const user = token.accountId && users.get(token.accountId);
+    return token.aud && user ? { groups: user.groups } : undefined;
+  },
   pkce: { required: () => true },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, id) {

@@ -327,6 +327,7 @@ class GatewayFactory:
         egress: dict[str, Any] | None = None, ssh: dict[str, Any] | None = None,
         kube: dict[str, Any] | None = None,
         envoy: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        listener: int | None = None,
     ) -> Gateway:
         """A running gateway; `policy` overrides keys of the config's policy section,
         `routes` are Envoy routes added ahead of the demo route, `env` is tollgate's,
@@ -344,9 +345,11 @@ class GatewayFactory:
         `ssh`: the SSH front's settings, as `postgres` (a host key is made for it).
         `kube`: the Kubernetes stream front's settings (its listen addresses are filled
         in; Envoy gets its cluster and a stream route ahead of each k8s route).
-        `envoy`: a last change to Envoy's bootstrap (shorter timeouts, say)."""
+        `envoy`: a last change to Envoy's bootstrap (shorter timeouts, say). `listener`:
+        the port of Envoy's HTTP listener, for a config that names the gateway's URL (a
+        free one by default)."""
         ports = envoy_bootstrap.Ports(
-            listener=stack.free_port(), admin=stack.free_port(),
+            listener=listener or stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
             egress=stack.free_port() if egress is not None else None,
         )
@@ -380,9 +383,7 @@ class GatewayFactory:
         if tls is not None:
             tls_port = stack.free_port()
             bootstrap = envoy_bootstrap.with_tls(bootstrap, *tls, tls_port)
-        if envoy is not None:
-            bootstrap = envoy(bootstrap)
-        envoy_path = envoy_bootstrap.write(bootstrap, work / "envoy.yaml")
+        envoy_path = work / "envoy.yaml"
         admin_ports = [stack.free_port() for _ in grpc_ports]
         base = tollgate_config(policy_dir, self._otlp.endpoint, ports.ext_proc, targets, policy,
                                workers)
@@ -395,6 +396,15 @@ class GatewayFactory:
         settings = dict(settings or {})
         for key in ("listen", "identity", "activity"):
             base[key].update(settings.pop(key, {}))
+        # Envoy serves the MCP routes' OAuth discovery as the config asks (as `tollgate
+        # envoy-bootstrap` writes it).
+        if "oauth_resource" in base["identity"]:
+            oauth = config.parse({**base, **settings}).identity.oauth_resource
+            assert oauth is not None
+            bootstrap = envoy_bootstrap.with_oauth_resource(bootstrap, oauth)
+        if envoy is not None:
+            bootstrap = envoy(bootstrap)
+        envoy_bootstrap.write(bootstrap, envoy_path)
         config_paths = []
         for n, (grpc_port, admin_port) in enumerate(zip(grpc_ports, admin_ports, strict=True)):
             replica = {**base, **settings, "listen": {
