@@ -200,7 +200,8 @@ def combine(cached: str, live: str) -> Decision:
     - the stricter action wins (deny, then hold, then allow);
     - reasons and rules are those of the parts that answered with the winning action,
       together, sorted (a rule named by both, once);
-    - a deny's status is the cached part's when it denies, else the live part's;
+    - a deny's status is the lowest of the denying parts' (403 for one that names
+      none, and then not named): a refusal on the merits is never told as one to retry;
     - a hold's approvers are the union of its parts', sorted; it waits as long as the
       shortest of theirs; it needs as many approvers as the part that needs the most;
       it grants a window only if every part that holds grants one, for the fewest
@@ -222,7 +223,12 @@ def combine(cached: str, live: str) -> Decision:
         "rules": sorted({x for p in winners for x in _list(p, "rules")}),
     }
     if action == "deny":
-        out.update(_first(winners, "status"))
+        statuses = [p.get("status", _DENIED) for p in winners]
+        # One that is no number is left for the decision's parse to refuse.
+        status = min(statuses) if all(type(s) is int for s in statuses) else next(
+            s for s in statuses if type(s) is not int)
+        if status != _DENIED:
+            out["status"] = status
     else:
         if action == "hold":
             out.update(_hold_terms(winners))
@@ -257,6 +263,9 @@ def _hold_terms(holding: list[dict[str, Any]]) -> dict[str, Any]:
         terms.update(grant="window",
                      grant_minutes=min(p.get("grant_minutes", 0) for p in holding))
     return terms
+
+
+_DENIED = 403  # a deny's status when it names none (tollgate.rego's with_status)
 
 
 def _first(parts: list[dict[str, Any]], key: str) -> dict[str, Any]:

@@ -166,6 +166,12 @@ def test_the_parts_combine_by_the_documented_rule() -> None:
     assert (denied.action, denied.reasons, denied.rules, denied.status) == (
         "deny", ("a",), ("r.a",), 429)
     assert denied.mask == {} and denied.approvers == ()
+    # Both deny: the lowest status (a cached 403 on the merits over a live 429 or 503).
+    merits = text(action="deny", reasons=["m"], rules=["r.m"])
+    assert combine(merits, deny).status == 403
+    assert combine(text(action="deny", status=503), deny).status == 429
+    with pytest.raises(PolicyError, match="status"):
+        combine(text(action="deny", status="429"), deny)
     both = combine(text(action="hold", reasons=["z"], rules=["r"], approvers=["y"],
                         hold_seconds=60), text(action="hold", reasons=["a"], rules=["r"],
                                                approvers=["x", "y"], hold_seconds=30))
