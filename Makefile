@@ -28,6 +28,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The agent examples' own environment (examples/autogen/requirements.txt says why).
 AGENTS ?= .venv-autogen
+# The MCP SDK's 2.x generation, for the tests of both protocol generations (tests/mcp2/).
+MCP2 ?= .venv-mcp2
 # LiteLLM's proxy, the peer bench/peers.py measures tollgate beside, in an environment of
 # its own (bench/litellm-requirements.txt says why).
 LITELLM ?= .venv-litellm
@@ -85,7 +87,7 @@ TIMING_TESTS = $$(grep -rlE 'mark\.timing' tests --include='*.py')
 # some machines), each of the suite's hundreds of processes compiled what it imported and
 # each test process rewrote every test module (19 s of CPU each; 9.5 s from bytecode).
 test: export PYTHONDONTWRITEBYTECODE =
-test: $(VENV)/.test-deps $(AGENTS)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) $(MCP_CONFORMANCE) \
+test: $(VENV)/.test-deps $(AGENTS)/.deps $(MCP2)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) $(MCP_CONFORMANCE) \
 		system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
@@ -256,6 +258,12 @@ $(AGENTS)/.deps: examples/autogen/requirements.txt
 	$(AGENTS)/bin/$(UV_INSTALL) --python $(AGENTS)/bin/python -r examples/autogen/requirements.txt
 	touch $@
 
+$(MCP2)/.deps: tests/mcp2/requirements.txt
+	$(PYTHON) -m venv $(MCP2)
+	$(MCP2)/bin/pip install -q --upgrade pip uv
+	$(MCP2)/bin/$(UV_INSTALL) --python $(MCP2)/bin/python -r tests/mcp2/requirements.txt
+	touch $@
+
 # Compiled once: each of LiteLLM's workers imports ~2,000 modules as it starts, which
 # takes minutes where the environment asks Python not to write bytecode.
 $(LITELLM)/.deps: bench/litellm-requirements.txt
@@ -266,4 +274,4 @@ $(LITELLM)/.deps: bench/litellm-requirements.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(AGENTS) $(LITELLM) *.egg-info .pytest_cache .ruff_cache .mypy_cache build/docs
+	rm -rf $(VENV) $(AGENTS) $(MCP2) $(LITELLM) *.egg-info .pytest_cache .ruff_cache .mypy_cache build/docs

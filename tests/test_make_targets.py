@@ -713,18 +713,20 @@ def test_a_documented_target_installs_what_it_needs_on_a_clean_clone(
 
 
 def test_what_the_makefile_makes_is_read_from_its_rules(clone: Path) -> None:
-    """The npm packages and the agents' and LiteLLM's venvs, each named as the code that
+    """The npm packages and the agents', LiteLLM's and MCP 2.x's venvs, each named as the code that
     reads it names it (a test of this file's reading, not of the Makefile)."""
     made = {m.needle: m.target for m in rules(clone).made}
     player = made.get("asciinema-player" + ".min.js", "")
     assert player.startswith("extproc/admin/") and rules(clone).venv == ".venv"
     assert made.get(".venv" + "-autogen") == ".venv" + "-autogen/.deps"
     assert made.get(".venv" + "-litellm") == ".venv" + "-litellm/.deps"
+    # The MCP SDK's 2.x generation: tests/e2e/test_mcp_generations_e2e.py runs its Python.
+    assert made.get(".venv" + "-mcp2") == ".venv" + "-mcp2/.deps"
     # The development OpenID provider: extproc/quickstart/dev_oidc.py names its package.json.
     assert made.get("package" + ".json") == "build/oidc/node_modules/oidc-provider/package.json"
     # The MCP conformance suite and its reference server: the test runs tsx's CLI.
     assert made.get("cli" + ".mjs") == "build/mcp-conformance/node_modules/tsx/dist/cli.mjs"
-    assert len(made) == 6, made
+    assert len(made) == 7, made
 
 
 def test_a_need_a_target_lacks_is_named(tmp_path: Path) -> None:
