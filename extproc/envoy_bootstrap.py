@@ -1039,8 +1039,14 @@ class _Writer:
                              f"audiences and JWKS, and cluster {IDENTITY_PROVIDER}'s address; "
                              "until then every token is refused")
         providers = copy.deepcopy(providers)
+        # Token exchange trades the agent's token itself, so jwt_authn keeps the header for
+        # tollgate (which removes it from every request going upstream, always).
+        exchanges = any(t.credential is not None and t.credential.type == "token_exchange"
+                        for t in self.config.targets)
         for provider in providers.values():
             provider["payload_in_metadata"] = self.config.identity.payload_key
+            if exchanges:
+                provider["forward"] = True
             jwks = (provider.get("remote_jwks") or {}).get("http_uri") or {}
             if "cluster" in jwks:
                 self._keep_cluster(jwks["cluster"], "the token provider's keys")
