@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from extproc import config
+from extproc import config, envoy_bootstrap
 from extproc.credentials import CredentialStore
 from extproc.token_exchange import TOKEN_EXCHANGE_GRANT, TokenUnavailable
 from tests.support.http_server import LocalServer, refusing_port
@@ -213,3 +213,15 @@ def test_an_endpoint_down_or_without_a_subject_gives_no_token(
             asyncio.run(credentials.upstream("orders", AGENT_TOKEN))
     with pytest.raises(TokenUnavailable, match="this request carries none"):
         asyncio.run(credentials.upstream("orders", None))
+
+
+@pytest.mark.parametrize(("kind", "kept"), [("token_exchange", True),
+                                            ("client_credentials", False), (None, False)])
+def test_the_bootstrap_keeps_the_agents_token_only_for_token_exchange(
+        kind: str | None, kept: bool) -> None:
+    """jwt_authn leaves the verified token in its header only when tollgate trades it."""
+    credential = {**exchanged("https://as.example/token"), "type": kind} if kind else None
+    target = {"name": "orders", "match": {"route": "orders"}, "credential": credential}
+    written = envoy_bootstrap.for_config(config.parse({"targets": [target]}))
+    providers = envoy_bootstrap.jwt_providers(written.bootstrap).values()
+    assert providers and all(p.get("forward", False) is kept for p in providers)
