@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from extproc import envoy_bootstrap
-from extproc.quickstart import dev_oidc
+from extproc.quickstart import dev_oidc, stack
 from tests.support import tokens
 from tests.support.gateway import GatewayFactory
 from tests.support.http_server import refusing_port
@@ -82,10 +82,11 @@ def test_the_upstream_gets_an_exchanged_token_for_it_cached_per_agent_token(
 
 
 def test_a_provider_down_refuses_with_a_clear_503(make_gateway: GatewayFactory) -> None:
+    secret = f"client-secret-{secrets.token_hex(8)}"
     with refusing_port() as port:
         gw = make_gateway(targets=[target(f"http://127.0.0.1:{port}/token",
                                           "http://127.0.0.1:9/orders")],
-                          env={"TG_CLIENT_SECRET": "unused"},
+                          env={"TG_CLIENT_SECRET": secret},
                           envoy=envoy_bootstrap.with_verified_token_kept)
         before = len(gw.upstream.requests)
         reply = gw.request("GET", "/echo", token=tokens.token(sub="agent-7"))
@@ -93,3 +94,12 @@ def test_a_provider_down_refuses_with_a_clear_503(make_gateway: GatewayFactory) 
     body = reply.body.decode()
     assert "credential cannot be obtained" in body and "cannot be reached" in body, body
     assert len(gw.upstream.requests) == before  # nothing went upstream
+    refused: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        refused[:] = [r for r in gw.records("exchange")
+                      if "credential_unavailable" in json.dumps(r)]
+        return bool(refused)
+
+    stack.wait_until(recorded, 10, "the refusal's record")
+    assert secret not in json.dumps(refused)
