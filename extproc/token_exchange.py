@@ -15,7 +15,7 @@ Bounded: each call to the token endpoint has a timeout, one exchange per key run
 time (concurrent requests wait for it), the cache holds at most MAX_CACHED tokens. Any
 failure raises TokenUnavailable with a one-line reason for the agent's 503 and the
 record; the request is never forwarded without the exchanged token. Neither the client
-secret nor a token ever appears in a message or a log line (`redacted` for those).
+secret nor a token ever appears in a message (credentials.py logs them `redacted`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ from urllib.parse import quote
 import aiohttp
 
 from extproc.config import Credential
-
-log = logging.getLogger("tollgate.token_exchange")
 
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -80,7 +77,6 @@ class TokenSource:
         self.clock = clock  # the cache's time (tests move it)
         self._cache: dict[str, _Cached] = {}
         self._pending: dict[str, asyncio.Future[str]] = {}
-        self.requests = 0  # calls to the token endpoint, for the logs and tests
 
     def __repr__(self) -> str:
         return f"TokenSource({self._target!r}, {self._credential.type}, {len(self._cache)} cached)"
@@ -111,9 +107,14 @@ class TokenSource:
             self._keep(key, token, lifetime, subject_exp)
             future.set_result(token)
             return token
-        except BaseException as exc:
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, none is required
+            raise
+        except BaseException:  # this request was cancelled: its waiters fail too
+            future.set_exception(TokenUnavailable(f"target {self._target!r}: the token "
+                                                  "request was cancelled"))
+            future.exception()
             raise
         finally:
             del self._pending[key]
@@ -151,7 +152,6 @@ class TokenSource:
         # client_secret_basic: both form-urlencoded first (RFC 6749 section 2.3.1).
         pair = f"{quote(credential.client_id, safe='')}:{quote(client_secret, safe='')}"
         authorization = "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
-        self.requests += 1
         where = f"target {self._target!r}: token endpoint {credential.token_url}"
         try:
             async with asyncio.timeout(credential.timeout):
