@@ -252,12 +252,29 @@ class Credential:
     # password: a postgres or mysql target's: the gateway's own password for
     # `postgres.user` (SCRAM-SHA-256, md5 or cleartext, as the database asks) or
     # `mysql.user` (mysql_native_password or caching_sha2_password).
-    type: Literal["bearer", "basic", "header", "password"]
+    # token_exchange / client_credentials: no stored secret goes upstream; tollgate asks
+    # `token_url` (an OAuth authorization server) for an access token per agent (RFC 8693,
+    # the agent's verified token as the subject) or per target (client credentials),
+    # authenticating as `client_id` with the secret in from_env/from_file
+    # (client_secret_basic), and sends `authorization: Bearer <that token>`.
+    type: Literal["bearer", "basic", "header", "password", "token_exchange",
+                  "client_credentials"]
     # Where the secret is read from: an environment variable, or a file (relative to the
-    # config file; re-read when it changes). Exactly one.
+    # config file; re-read when it changes). Exactly one. For an exchanged credential:
+    # the client secret.
     from_env: str | None = None
     from_file: Path | None = None
     header: str | None = None
+    # Exchanged credentials only: the token endpoint, the client tollgate is there, and
+    # what the token is asked for (RFC 8693's audience and RFC 8707's resource, space-
+    # separated scopes); at least one of audience or resource.
+    token_url: str | None = None
+    client_id: str | None = None
+    audience: str | None = None
+    resource: str | None = None
+    scope: str | None = None
+    # How long the token endpoint may take before the request is refused (503).
+    timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if (self.from_env is None) == (self.from_file is None):
@@ -272,6 +289,38 @@ class Credential:
             raise Invalid(
                 "header", f"only used with type 'header' ({self.type} uses authorization)"
             )
+        if self.exchanged:
+            self._check_exchanged()
+        else:
+            for key in ("token_url", "client_id", "audience", "resource", "scope"):
+                if getattr(self, key) is not None:
+                    raise Invalid(key, "only used with type 'token_exchange' or "
+                                  "'client_credentials'")
+
+    def _check_exchanged(self) -> None:
+        if self.token_url is None:
+            raise Invalid("token_url", f"required for type {self.type!r} (the "
+                          "authorization server's token endpoint)")
+        _check_oauth_url(self.token_url, "token_url", "the token endpoint", path=True)
+        if not self.client_id:
+            raise Invalid("client_id", f"required for type {self.type!r} (tollgate's "
+                          "client at the authorization server)")
+        if self.audience is None and self.resource is None:
+            raise Invalid(None, "needs 'audience' or 'resource': the upstream the token "
+                          "is for")
+        if self.resource is not None:
+            _check_oauth_url(self.resource, "resource", "the upstream's resource URL",
+                             path=True)
+        if self.scope is not None and not all(
+                _SCOPE.fullmatch(s) for s in self.scope.split(" ")):
+            raise Invalid("scope", f"space-separated OAuth scopes, got {self.scope!r}")
+        if not 0 < self.timeout <= 60:
+            raise Invalid("timeout", "seconds, more than 0 and at most 60")
+
+    @property
+    def exchanged(self) -> bool:
+        """Whether the upstream's token is asked of an authorization server per request."""
+        return self.type in ("token_exchange", "client_credentials")
 
     @property
     def header_name(self) -> str:
@@ -542,6 +591,9 @@ _PROTOCOL_SETTINGS = {"sql": "sql-http", "k8s": "k8s", "mcp": "mcp", "postgres":
                       "mysql": "mysql", "egress": "egress", "ssh": "ssh"}
 # The protocols whose targets a client names by database as it logs in.
 DATABASE_PROTOCOLS = ("postgres", "mysql")
+# The protocols whose requests pass the HTTP front (Envoy and ext_proc), where a token
+# asked of an authorization server per request can be put in.
+HTTP_FRONT_PROTOCOLS = ("http", "sql-http", "llm", "mcp")
 
 
 @dataclass(frozen=True)
@@ -613,6 +665,11 @@ class Target:
         if self.protocol == "egress" and self.egress is None:
             object.__setattr__(self, "egress", Egress())
         self._check_database()
+        if self.credential is not None and self.credential.exchanged \
+                and self.protocol not in HTTP_FRONT_PROTOCOLS:
+            raise Invalid("credential.type", f"{self.credential.type} is for targets "
+                          "reached through the HTTP front (http, llm, mcp, sql-http); a "
+                          f"{self.protocol} target's upstream takes no bearer token from it")
         self._check_egress()
         self._check_ssh()
         if self.protocol == "mcp" and self.inspect.response != "body":

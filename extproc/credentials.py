@@ -39,6 +39,11 @@ symlinks every time and never resolved once at start. A file that changes into
 something unusable keeps the previous credential serving and logs why.
 Environment variables cannot change under a running process, so env-backed
 credentials are fixed for its lifetime (restart to rotate them).
+
+Exchanged credentials (token_exchange, client_credentials): the secret loaded here is
+tollgate's client secret at an authorization server, which never goes upstream;
+`upstream` asks that server for the target's token (token_exchange.py) and sets it as
+`authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extproc.config import Config, Credential, Target
+from extproc.token_exchange import TokenSource
 
 log = logging.getLogger("tollgate.credentials")
 
@@ -139,11 +145,14 @@ class _Refused(Exception):
 class CredentialStore:
     """Every target's injection, kept current; `injection(name)` is the request path."""
 
-    def __init__(self, injections: dict[str, Injection], watched: list[_Watched]) -> None:
+    def __init__(self, injections: dict[str, Injection], watched: list[_Watched],
+                 sources: dict[str, TokenSource] | None = None) -> None:
         # Replaced whole on reload, never mutated: a request reads either the old
         # dict or the new one, from any thread.
         self._injections = injections
         self._watched = watched
+        # The targets whose upstream token is asked of an authorization server.
+        self.sources = sources or {}
         self._lock = threading.Lock()  # one refresh at a time (watch and SIGHUP)
 
     def __repr__(self) -> str:
@@ -154,12 +163,15 @@ class CredentialStore:
         """Load every target's credential, or raise CredentialError for the first that fails."""
         injections: dict[str, Injection] = {}
         watched: list[_Watched] = []
+        sources: dict[str, TokenSource] = {}
         for target in config.targets:
             _check_header_names(target)
             credential = target.credential
             if credential is None:
                 injections[target.name] = _injection(target, None, None)
                 continue
+            if credential.exchanged:
+                sources[target.name] = TokenSource(target.name, credential)
             if credential.from_env is not None:
                 where = f"environment variable {credential.from_env}"
                 try:
@@ -181,11 +193,28 @@ class CredentialStore:
                 "credential for target %s loaded from %s (%s %s)",
                 target.name, where, credential.type, redacted(secret),
             )
-        return cls(injections, watched)
+        return cls(injections, watched, sources)
 
     def injection(self, target: str) -> Injection:
-        """The header mutation for a configured target's requests (KeyError for another)."""
+        """The header mutation for a configured target's requests (KeyError for another).
+
+        For an exchanged credential: the removals alone, and the client secret as `value`
+        (`upstream` gives the header to set)."""
         return self._injections[target]
+
+    async def upstream(self, target: str, subject_token: str | None,
+                       subject_exp: float | None = None) -> Injection:
+        """The header mutation for a request going upstream now: `injection`, or for a
+        target whose token is asked of an authorization server, that token
+        (TokenUnavailable when there is none: the request does not go on)."""
+        injection = self._injections[target]
+        source = self.sources.get(target)
+        if source is None:
+            return injection
+        token = await source.token(injection.value.decode("utf-8"), subject_token,
+                                   subject_exp)
+        return Injection(injection.remove, "authorization", b"Bearer " + token.encode("ascii"),
+                         redacted(token))
 
     @property
     def watches_files(self) -> bool:
@@ -377,9 +406,10 @@ def _injection(target: Target, credential: Credential | None, secret: str | None
         remove += K8S_IMPERSONATION
     if credential is None or secret is None:
         return Injection(tuple(dict.fromkeys(remove)))
-    _check(secret, credential.type)
-    if credential.type == "password":
-        # A database password, for the PostgreSQL front to log in with: no header.
+    _check(secret, "password" if credential.exchanged else credential.type)
+    if credential.type == "password" or credential.exchanged:
+        # A database password, for the PostgreSQL front to log in with, or a client
+        # secret, for the authorization server: no header.
         return Injection(tuple(dict.fromkeys(remove)), None, secret.encode("utf-8"),
                          redacted(secret))
     if credential.type == "bearer":

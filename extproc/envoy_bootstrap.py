@@ -129,6 +129,22 @@ def _filters(bootstrap: dict[str, Any], type_url: str) -> Iterator[tuple[str, di
                 yield listener, http_filter
 
 
+def keep_verified_token(provider: dict[str, Any]) -> None:
+    """A jwt_authn provider that leaves the verified token in its header (`forward`), for
+    tollgate to exchange (RFC 8693) for a target's own; tollgate removes `authorization`
+    from every request going upstream, so the agent's token still never reaches one."""
+    provider["forward"] = True
+
+
+def with_verified_token_kept(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """A copy whose every jwt_authn provider keeps the verified token (keep_verified_token)."""
+    bootstrap = copy.deepcopy(bootstrap)
+    for authn in http_filters(bootstrap, JWT_AUTHN_TYPE):
+        for provider in authn["typed_config"].get("providers", {}).values():
+            keep_verified_token(provider)
+    return bootstrap
+
+
 def http_filters(bootstrap: dict[str, Any], type_url: str) -> list[dict[str, Any]]:
     """Every HTTP filter whose config is of `type_url`, in every connection manager."""
     return [http_filter for _, http_filter in _filters(bootstrap, type_url)]
@@ -1039,8 +1055,12 @@ class _Writer:
                              f"audiences and JWKS, and cluster {IDENTITY_PROVIDER}'s address; "
                              "until then every token is refused")
         providers = copy.deepcopy(providers)
+        exchanges = any(t.credential is not None and t.credential.type == "token_exchange"
+                        for t in self.config.targets)
         for provider in providers.values():
             provider["payload_in_metadata"] = self.config.identity.payload_key
+            if exchanges:
+                keep_verified_token(provider)
             jwks = (provider.get("remote_jwks") or {}).get("http_uri") or {}
             if "cluster" in jwks:
                 self._keep_cluster(jwks["cluster"], "the token provider's keys")

@@ -23,7 +23,7 @@ CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["import
 LAYERS: list[str] = CONTRACTS["contracts"][0]["layers"]
 # What each of the contract's layers is called in the docs and in packages' docstrings.
 LABELS = (["entry points"] * 4 + ["fronts and surfaces"] * 3 + ["the exchange pipeline"]
-          + ["services"] * 3 + ["foundation"] * 3)
+          + ["services"] * 3 + ["foundation"] * 4)
 LINT = Path(sys.executable).with_name("lint-imports")
 
 

@@ -40,6 +40,7 @@ from extproc.policy.input import InputEncoder
 from extproc.recording import Evidence
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
+from extproc.token_exchange import TokenUnavailable
 
 log = logging.getLogger("tollgate.exchange")
 
@@ -289,15 +290,27 @@ class Pipeline:
             raise approval_refusal(approval, holds.approve_url(approval))
         exchange.approved(approval)
 
-    async def forward(self, exchange: Exchange) -> Injection:
+    async def forward(self, exchange: Exchange, subject_token: str | None = None) -> Injection:
         """An allowed request goes upstream: with the target's credential, never the
-        client's; a strict target's decision is durable in the record first."""
+        client's; a strict target's decision is durable in the record first.
+
+        A target whose token is asked of an authorization server gets it here, before
+        anything says the request went on (`subject_token`: the agent's verified token,
+        what token exchange trades for the upstream's); none is a 503 naming why."""
         target = exchange.target
         assert target is not None
+        try:
+            exp = (exchange.claims or {}).get("exp")
+            injection = await self._credentials.upstream(
+                target.name, subject_token,
+                exp if isinstance(exp, int | float) and not isinstance(exp, bool) else None)
+        except TokenUnavailable as exc:
+            raise Unavailable(503, "credential_unavailable", "the upstream's credential "
+                              f"cannot be obtained: {exc}") from None
         if target.record == "strict":
             await self.recorder.commit(exchange.strict_record(), exchange.who)
         exchange.forwarded = True
-        return self.credential(target)
+        return injection
 
     def credential(self, target: Target) -> Injection:
         """The target's credential, what its upstream is reached with."""

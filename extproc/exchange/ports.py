@@ -71,6 +71,12 @@ class Credentials(Protocol):
         """What an allowed request to `target` goes upstream with."""
         ...
 
+    async def upstream(self, target: str, subject_token: str | None,
+                       subject_exp: float | None = None) -> Injection:
+        """What an allowed request to `target` goes upstream with now: a token asked of
+        an authorization server for it, when its credential says so."""
+        ...
+
 
 class Activity(Protocol):
     """What each identity has been doing (activity/tracker.py)."""

@@ -197,7 +197,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             prompt = _masked_prompt(act, body) if wants_body else None
             if prompt is not None:
                 exchange.evidence.request_body = exchange.kept(prompt)
-        injection = await act.forward()
+        injection = await act.forward(_verified_token(exchange.claims, headers))
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"
         # The upstream continues tollgate's span, not the agent's.
@@ -327,3 +327,13 @@ def _request_attributes(headers: dict[str, str], target: str) -> dict[str, Any]:
         "tollgate.request_id": headers.get("x-request-id", ""),
         "tollgate.target": target,
     }
+
+
+def _verified_token(claims: dict[str, Any] | None, headers: dict[str, str]) -> str | None:
+    """The agent's bearer token, when Envoy's jwt_authn verified it (its claims are here)
+    and kept the header (`forward: true`, which the bootstrap sets when a target exchanges
+    tokens): what token exchange trades for the upstream's. It never goes upstream."""
+    value = headers.get("authorization", "")
+    if claims is None or value[:7].lower() != "bearer ":
+        return None
+    return value[7:].strip() or None

@@ -10,6 +10,13 @@
 // do), asks for a token for one resource (RFC 8707), and gets a JWT bound to it (`aud`),
 // with the user's groups, which the gateway verifies with the provider's keys.
 //
+// Optionally (off unless "token_exchange" is given) it exchanges tokens (RFC 8693) for the
+// gateway's exchanged upstream credentials: a confidential client trades an agent's JWT
+// (verified with "subject_jwks", from "subject_issuer") for a JWT for one resource, with
+// the agent's `sub` and an `act` claim naming the client; GET /dev/exchanges counts them.
+//
+//   "token_exchange": {"client_id", "client_secret", "subject_issuer", "subject_jwks"}
+//
 //   node dev_oidc.mjs '{"modules": DIR, "issuer": URL, "port": N, "clients": [...],
 //                       "users": [{"id", "password", "name", "email", "groups"}],
 //                       "resources": {URL: [scope, ...]}}'
@@ -25,8 +32,25 @@ const users = new Map(settings.users.map((user) => [user.id, user]));
 const SCOPES = "openid profile email groups";
 const resources = new Map(Object.entries(settings.resources || {}));
 
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+const exchange = settings.token_exchange;
+const exchangeClients = exchange ? [{
+  client_id: exchange.client_id, client_secret: exchange.client_secret,
+  token_endpoint_auth_method: "client_secret_basic", redirect_uris: [],
+  response_types: [], grant_types: [TOKEN_EXCHANGE, "client_credentials"] }] : [];
+let exchanges = 0;
+
+function resourceServer(indicator) {
+  const scopes = resources.get(indicator);
+  if (!scopes) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+  return { scope: scopes.join(" "), audience: indicator, accessTokenFormat: "jwt",
+           accessTokenTTL: 600, jwt: { sign: { alg: "RS256" } } };
+}
+
 const provider = new Provider(settings.issuer, {
-  clients: settings.clients,
+  clients: [...settings.clients, ...exchangeClients],
   // The ID token carries the claims the scopes ask for (groups too), as the gateway reads them.
   conformIdTokenClaims: false,
   claims: { openid: ["sub"], profile: ["name"], email: ["email"], groups: ["groups"] },
@@ -36,21 +60,19 @@ const provider = new Provider(settings.issuer, {
   features: {
     devInteractions: { enabled: false },
     registration: { enabled: resources.size > 0 },
+    clientCredentials: { enabled: Boolean(exchange) },
     resourceIndicators: {
       enabled: true,
       // A request that names no resource gets what it got before: an opaque token.
       defaultResource: () => undefined,
       useGrantedResource: () => true,
-      getResourceServerInfo(ctx, indicator) {
-        const scopes = resources.get(indicator);
-        if (!scopes) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
-        return { scope: scopes.join(" "), audience: indicator, accessTokenFormat: "jwt",
-                 accessTokenTTL: 600, jwt: { sign: { alg: "RS256" } } };
-      },
+      getResourceServerInfo: (ctx, indicator) => resourceServer(indicator),
     },
   },
   // A resource's token carries the user's groups, as the gateway's policy reads them.
+  // An exchanged token says who acts for its subject (RFC 8693 section 4.1).
   async extraTokenClaims(ctx, token) {
+    if (token.gty === "token_exchange") return { act: { sub: token.clientId } };
     const user = token.accountId && users.get(token.accountId);
     return token.aud && user ? { groups: user.groups } : undefined;
   },
@@ -79,6 +101,36 @@ const provider = new Provider(settings.issuer, {
     return grant;
   },
 });
+
+if (exchange) {
+  const { createLocalJWKSet, jwtVerify } = await import(
+    pathToFileURL(path.join(settings.modules, "jose", "dist", "webapi", "index.js")).href);
+  const subjectKeys = createLocalJWKSet(exchange.subject_jwks);
+  provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
+    const { params, client } = ctx.oidc;
+    if (![JWT_TYPE, ACCESS_TOKEN_TYPE].includes(params.subject_token_type)) {
+      throw new errors.InvalidRequest("subject_token_type must be a JWT or an access token");
+    }
+    if (!params.subject_token) throw new errors.InvalidRequest("subject_token is missing");
+    let subject;
+    try {
+      ({ payload: subject } = await jwtVerify(params.subject_token, subjectKeys,
+                                              { issuer: exchange.subject_issuer }));
+    } catch (error) {
+      throw new errors.InvalidGrant(`subject_token not verified (${error.code || error.name})`);
+    }
+    const server = resourceServer(params.resource || params.audience);
+    const token = new provider.AccessToken({ accountId: subject.sub, client,
+                                             gty: "token_exchange", scope: server.scope });
+    token.resourceServer = server;
+    ctx.oidc.entity("AccessToken", token);
+    const value = await token.save();
+    exchanges += 1;
+    ctx.body = { access_token: value, issued_token_type: ACCESS_TOKEN_TYPE,
+                 token_type: "Bearer", expires_in: token.expiration, scope: token.scope };
+  }, ["subject_token", "subject_token_type", "requested_token_type", "audience", "resource",
+      "scope"]);
+}
 
 function escape(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -152,6 +204,10 @@ async function interaction(req, res, uid, action) {
 
 const handle = provider.callback();
 const server = http.createServer(async (req, res) => {
+  if (exchange && req.url === "/dev/exchanges") {
+    res.writeHead(200, { "content-type": "application/json" });
+    return res.end(JSON.stringify({ exchanges }));
+  }
   const found = /^\/interaction\/([\w-]+)(?:\/(\w+))?$/.exec(req.url.split("?")[0]);
   if (!found) return handle(req, res);
   try {

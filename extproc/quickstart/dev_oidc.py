@@ -87,12 +87,14 @@ def missing() -> str | None:
 
 
 def settings(port: int, admin_url: str, users: Iterable[DemoUser] = DEMO_USERS,
-             secret: str | None = None, resources: Mapping[str, Iterable[str]] | None = None
-             ) -> dict[str, Any]:
+             secret: str | None = None, resources: Mapping[str, Iterable[str]] | None = None,
+             token_exchange: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What dev_oidc.mjs is started with: a web client redirecting to the admin port's
     callback (public, or confidential with `secret`), a native one for the CLI's loopback,
     `users`, and the protected resources (URL -> its scopes) it issues JWT access tokens
-    for: MCP routes' (identity.oauth_resource), whose clients register themselves."""
+    for: MCP routes' (identity.oauth_resource), whose clients register themselves.
+    `token_exchange` (client_id, client_secret, subject_issuer, subject_jwks) turns on
+    RFC 8693 for the gateway's exchanged upstream credentials (off by default)."""
     web = ({"token_endpoint_auth_method": "none"} if secret is None else
            {"token_endpoint_auth_method": "client_secret_basic", "client_secret": secret})
     return {
@@ -108,6 +110,7 @@ def settings(port: int, admin_url: str, users: Iterable[DemoUser] = DEMO_USERS,
         "users": [{"id": u.id, "password": u.password, "name": u.name, "email": u.email,
                    "groups": list(u.groups)} for u in users],
         "resources": {url: list(scopes) for url, scopes in (resources or {}).items()},
+        **({"token_exchange": dict(token_exchange)} if token_exchange else {}),
     }
 
 
@@ -163,12 +166,12 @@ def discovery_served(port: int) -> Callable[[], bool]:
 
 def start(port: int, admin_url: str, log_dir: Path | None,
           users: Iterable[DemoUser] = DEMO_USERS, timeout: float = 30.0,
-          secret: str | None = None, resources: Mapping[str, Iterable[str]] | None = None
-          ) -> stack.Process:
+          secret: str | None = None, resources: Mapping[str, Iterable[str]] | None = None,
+          token_exchange: Mapping[str, Any] | None = None) -> stack.Process:
     """The provider on 127.0.0.1:`port`, once it serves its discovery document."""
     node = shutil.which("node") or "node"
     proc = stack.Process.spawn(
         "dev-oidc", [node, str(SCRIPT), json.dumps(
-            settings(port, admin_url, users, secret, resources))], log_dir)
+            settings(port, admin_url, users, secret, resources, token_exchange))], log_dir)
     proc.ready_or_fail(discovery_served(port), timeout, "serving its discovery document")
     return proc
