@@ -225,3 +225,25 @@ def test_the_bootstrap_keeps_the_agents_token_only_for_token_exchange(
     written = envoy_bootstrap.for_config(config.parse({"targets": [target]}))
     providers = envoy_bootstrap.jwt_providers(written.bootstrap).values()
     assert providers and all(p.get("forward", False) is kept for p in providers)
+
+
+def test_only_the_token_whose_claims_envoy_verified_is_exchanged() -> None:
+    """jwt_authn may verify a token from the query (`access_token`) while the header
+    carries another: that other is never traded for an upstream token."""
+    from extproc.http.front import _verified_token
+    from tests.support import tokens
+
+    mine, other = tokens.token("svc-a", ["agents"]), tokens.token("svc-b", ["agents"])
+    claims = _claims(mine)
+    assert _verified_token(claims, {"authorization": f"Bearer {mine}"}) == mine
+    assert _verified_token(claims, {"authorization": f"Bearer {other}"}) is None
+    assert _verified_token(claims, {"authorization": "Bearer not-a-jwt"}) is None
+    assert _verified_token(None, {"authorization": f"Bearer {mine}"}) is None
+    # As Envoy hands the claims over (a protobuf Struct): numbers as floats.
+    floated = {k: float(v) if isinstance(v, int) else v for k, v in claims.items()}
+    assert _verified_token(floated, {"authorization": f"Bearer {mine}"}) == mine
+
+
+def _claims(token: str) -> dict[str, Any]:
+    body = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))

@@ -13,6 +13,7 @@ plain values, and every refusal is an answer in the protocol's shape, with the t
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import orjson
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
@@ -336,4 +338,26 @@ def _verified_token(claims: dict[str, Any] | None, headers: dict[str, str]) -> s
     value = headers.get("authorization", "")
     if claims is None or value[:7].lower() != "bearer ":
         return None
-    return value[7:].strip() or None
+    token = value[7:].strip()
+    # The header's token must be the one whose claims Envoy verified (jwt_authn also
+    # reads `access_token` from the query): another would be traded for another's.
+    payload = _payload(token)
+    if not isinstance(payload, dict) or any(payload.get(k) != claims.get(k) for k in _SAME):
+        return None
+    return token
+
+
+# The claims that tell one token from another (Envoy hands the verified ones over as a
+# protobuf Struct: numbers as floats, which compare equal to the payload's integers).
+_SAME = ("iss", "sub", "aud", "jti", "iat", "exp")
+
+
+def _payload(token: str) -> Any:
+    """A JWT's payload, decoded (None: it is no JWT)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
