@@ -94,6 +94,10 @@ class StaticCredentials:
     def injection(self, target: str) -> Injection:
         return self.injected
 
+    async def upstream(self, target: str, subject_token: str | None,
+                       subject_exp: float | None = None) -> Injection:
+        return self.injected
+
 
 class ListedResponse:
     """A response as a handler reads it (http/responses.py's ResponseWire), from a list
