@@ -31,6 +31,7 @@ from extproc.quickstart import stack
 from tests.e2e.test_mcp_e2e import mcp_route
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
+from tests.support.processes import listening
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = REPO / "tests" / "mcp_conformance"
@@ -64,20 +65,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.fail("the conformance suite is not installed: make "
                     "build/mcp-conformance/node_modules/tsx/dist/cli.mjs (make test does)")
     port = stack.free_port()
-    log = tmp_path_factory.mktemp("everything") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(NODE), str(TSX), str(HERE / "everything-server.ts")],
-            env={**os.environ, "PORT": str(port), "NODE_PATH": str(MODULES)},
-            cwd=MODULES.parent, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        stack.wait_until(lambda: stack.tcp_accepts(port)() or process.poll() is not None,
-                         60, "the reference server")
-        assert process.poll() is None, log.read_text(errors="replace")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
+    with listening([str(NODE), str(TSX), str(HERE / "everything-server.ts")], port,
+                   tmp_path_factory.mktemp("everything") / "server.log",
+                   "the reference server", 60,
+                   env={**os.environ, "PORT": str(port), "NODE_PATH": str(MODULES)},
+                   cwd=MODULES.parent) as listening_port:
+        yield listening_port
 
 
 @pytest.fixture(scope="module")

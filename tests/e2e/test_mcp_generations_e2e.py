@@ -26,6 +26,7 @@ from extproc.quickstart import stack
 from tests.e2e.test_mcp_e2e import mcp_route, session
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
+from tests.support.processes import listening
 
 pytestmark = [pytest.mark.e2e]
 
@@ -40,18 +41,10 @@ CARD = "4111 1111 1111 1111"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     assert PYTHON.exists(), f"{PYTHON} is missing: `make test` makes .venv-mcp2"
     port = stack.free_port()
-    log = tmp_path_factory.mktemp("mcp2") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(PYTHON), str(SCRIPTS / "server.py"), str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        stack.wait_until(lambda: stack.tcp_accepts(port)() or process.poll() is not None, 30,
-                         "the 2.x MCP server listening")
-        assert process.poll() is None, log.read_text(errors="replace")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
+    with listening([str(PYTHON), str(SCRIPTS / "server.py"), str(port)], port,
+                   tmp_path_factory.mktemp("mcp2") / "server.log",
+                   "the 2.x MCP server listening") as listening_port:
+        yield listening_port
 
 
 @pytest.fixture(scope="module")
