@@ -199,7 +199,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             prompt = _masked_prompt(act, body) if wants_body else None
             if prompt is not None:
                 exchange.evidence.request_body = exchange.kept(prompt)
-        injection = await act.forward(_verified_token(exchange.claims, headers))
+        # Read only for a target that trades it for its own (config `token_exchange`).
+        exchanges = target.credential is not None \
+            and target.credential.type == "token_exchange"
+        injection = await act.forward(
+            _verified_token(exchange.claims, headers) if exchanges else None)
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"
         # The upstream continues tollgate's span, not the agent's.
