@@ -29,10 +29,14 @@ from tests.bench import run
 # set-up: (throughput at max at least, CPU per request at most), as ratios to its floor.
 # The masked answer's bound rose from 6.5 to 7.5 when masking grew from 16 detectors to 31
 # (national phones and ids, gitleaks' rules, generic secrets): 6.1-6.5x measured since.
+# By 2026-11-28 it measured 7.3-8.4x on a quiet machine, alike at that day's first commit
+# and its last (8.11x at the first; 7.84, 7.93 and 8.39x at the last), so 7.5 failed
+# runs that changed nothing: 10.0 keeps the ~1.2x room the others have over their
+# spread, and a doubling of CPU per request still crosses it.
 THRESHOLDS = {
     "tollgate-headers": (0.3, 5.0),
     "tollgate-body": (0.22, 5.0),
-    "tollgate-masked": (0.16, 7.5),
+    "tollgate-masked": (0.16, 10.0),
 }
 
 
