@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import types
@@ -1073,8 +1074,9 @@ class Budget:
             if value is not None and value < 0:
                 raise Invalid(limit, "must be >= 0")
 
-    @property
+    @functools.cached_property
     def window_seconds(self) -> int:
+        """`window` in seconds, read once (every exchange a budget counts asks for it)."""
         return parse_duration(self.window, "window", "1h")
 
 

@@ -26,13 +26,13 @@ and numbers.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from extproc.codecs.durations import utc_text
 from extproc.store import StoreError
 from extproc.store.retry import Retrying
 
@@ -203,10 +203,6 @@ async def _prune(execute: Execute, now: int) -> None:
                   (now - _KEEP_SECONDS,))
 
 
-def _utc(seconds: int) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _input(status: str, entries: Sequence[Entry], asked: Amounts,
            used: dict[tuple[str, str, int], Amounts] | None, fits: bool) -> dict[str, Any]:
     """input.budget: the exchange's budgets, what each has used (this exchange's
@@ -227,7 +223,7 @@ def _input(status: str, entries: Sequence[Entry], asked: Amounts,
         listed.append({
             "name": b.name, "key": entry.key, "window": b.window,
             "window_start": entry.window_start,
-            "renews": _utc(entry.window_start + b.window_seconds),
+            "renews": utc_text(entry.window_start + b.window_seconds),
             "limit": {"calls": b.calls, "tokens": b.tokens, "cost": b.cost},
             "used": now.as_json() if now is not None else None,
             "exceeded": exceeded,

@@ -38,3 +38,9 @@ def moment_us(text: str, flag: str, now_us: int) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return int(moment.timestamp() * 1_000_000)
+
+
+def utc_text(seconds: float) -> str:
+    """A moment as messages say it: 2026-11-28T09:00:00Z."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")

@@ -16,11 +16,11 @@ exchange's hot path is a dictionary lookup.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from extproc.codecs import durations
 from extproc.codecs.refusal import Refused
 from extproc.exchange.presence import Attendance
 
@@ -30,9 +30,8 @@ def now_us() -> int:
 
 
 def utc_text(us: int) -> str:
-    """A moment as the messages say it: 2026-11-28T09:00:00Z."""
-    return datetime.datetime.fromtimestamp(us / 1e6, datetime.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    """A moment (µs since the epoch) as the messages say it: 2026-11-28T09:00:00Z."""
+    return durations.utc_text(us / 1e6)
 
 
 @dataclass(frozen=True, slots=True)
