@@ -1,9 +1,11 @@
 # The two commands of a fresh machine:
-#   make run    create .venv, install, run `tollgate up` (Envoy + tollgate + demo upstream);
+#   make run    create .venv, install, compile the masking modules (Cython; plain Python
+#               where that fails), run `tollgate up` (Envoy + tollgate + demo upstream);
 #               ARGS are `tollgate up`'s: make run ARGS="--base-port 20000" moves every port
 #               (`tollgate up --help` lists the flags that move them one by one)
 #   make test   create .venv (and .venv-autogen for the agent examples), install with test
-#               extras, install Debian's Chromium if missing, run ruff, mypy and the whole suite
+#               extras, install Debian's Chromium if missing, compile the masking modules,
+#               run ruff, mypy and the whole suite (compiled; the masking tests plain too)
 # and while working: make test-unit (the tests not marked e2e, slow or timing: no Envoy,
 # tollgate process, browser, PostgreSQL or agents' venv; on every core);
 # with `make run` up, in another shell: make autogen (an AutoGen AgentChat agent through
@@ -28,6 +30,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The agent examples' own environment (examples/autogen/requirements.txt says why).
 AGENTS ?= .venv-autogen
+# The masking modules' compiled form (extproc/masking/compiled.py), never committed.
+COMPILED = extproc/masking/_compiled/manifest.json
 # The MCP SDK's 2.x generation, for the tests of both protocol generations (tests/mcp2/).
 MCP2 ?= .venv-mcp2
 # LiteLLM's proxy, the peer bench/peers.py measures tollgate beside, in an environment of
@@ -68,6 +72,8 @@ MCP_CONFORMANCE = build/mcp-conformance/node_modules/tsx/dist/cli.mjs
 ARGS ?=
 
 run: $(VENV)/.run-deps $(PLAYER)
+	@$(MAKE) -s $(COMPILED) || echo "make run: the masking modules run as plain Python" \
+		"(they could not be compiled: see above)" >&2
 	@$(MAKE) -s $(OIDC_PROVIDER) || echo "make run: no development identity provider" \
 		"(npm could not install oidc-provider): the pages take pasted tokens" >&2
 	$(BIN)/tollgate up $(ARGS)
@@ -88,7 +94,7 @@ TIMING_TESTS = $$(grep -rlE 'mark\.timing' tests --include='*.py')
 # each test process rewrote every test module (19 s of CPU each; 9.5 s from bytecode).
 test: export PYTHONDONTWRITEBYTECODE =
 test: $(VENV)/.test-deps $(AGENTS)/.deps $(MCP2)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) $(MCP_CONFORMANCE) \
-		system-deps
+		$(COMPILED) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 	@# mypy (~15 s from a clean clone) beside the suite; either failing fails the run.
@@ -96,13 +102,15 @@ test: $(VENV)/.test-deps $(AGENTS)/.deps $(MCP2)/.deps $(AXE) $(PLAYER) $(OIDC_P
 	@# which the four test processes then read instead of each rewriting it.
 	$(BIN)/mypy & checking=$$!; \
 	$(BIN)/pytest --collect-only -q > /dev/null; \
-	$(BIN)/pytest -n 4 --dist worksteal -m "not timing"; tested=$$?; \
-	wait $$checking && exit $$tested
-	$(BIN)/pytest -m timing $(TIMING_TESTS)
+	TOLLGATE_MASKING=compiled $(BIN)/pytest -n 4 --dist worksteal -m "not timing"; \
+	tested=$$?; wait $$checking && exit $$tested
+	TOLLGATE_MASKING=compiled $(BIN)/pytest -m timing $(TIMING_TESTS)
+	@# The masking modules' other form: their own tests on the plain source.
+	TOLLGATE_MASKING=plain $(BIN)/pytest -q -n 4 -m "not slow and not timing" tests/masking
 
 # pyproject.toml says what the markers mean; tests/conftest.py marks most e2e tests. The
 # recordings page's tests read the player (on SQLite they are not e2e).
-test-unit: $(VENV)/.test-deps $(PLAYER)
+test-unit: $(VENV)/.test-deps $(COMPILED) $(PLAYER)
 	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto
 
 # The drivers' suites whole (tests/drivers/test_driver_suites.py), one process each:
@@ -154,7 +162,7 @@ DOCS_PORT ?= 8000
 docs-serve: $(VENV)/.docs-deps
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
-bench: $(VENV)/.bench-deps $(LITELLM)/.deps system-deps
+bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(COMPILED) system-deps
 	$(BIN)/python -m bench.parse_cost
 	$(BIN)/python -m bench.policy_engines
 	$(BIN)/python -m bench.pack_cost
@@ -224,6 +232,17 @@ $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python system-deps
 	$(call install,[test])
 	$(BIN)/pip install -q --ignore-requires-python "$(OPA_BINDINGS)"
 	touch $@
+
+# The masking modules compiled by Cython from their source (extproc/masking/compiled.py
+# says why and when they run), again whenever one changes; ~1 min on two cores from a
+# clean clone, seconds for one module.
+# Cython and setuptools go to a folder of their own, not into .venv (a build tool, never
+# run by tollgate; and `make -j` installs the test extra into .venv meanwhile).
+CYTHON = Cython==3.3.1 setuptools==84.2.1
+COMPILE_TOOLS = build/compiled/tools
+$(COMPILED): $(wildcard extproc/masking/*.py) native/compile.py | $(VENV)/bin/python
+	$(BIN)/$(UV_INSTALL) --python $(BIN)/python --target $(COMPILE_TOOLS) $(CYTHON)
+	PYTHONPATH=$(COMPILE_TOOLS) $(BIN)/python native/compile.py
 
 $(AXE): Makefile
 	npm install -s --no-save --no-audit --no-fund --prefix build/npm "axe-core@$(AXE_CORE)"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from extproc import config as config_module
-from extproc import envoy_bootstrap
+from extproc import envoy_bootstrap, masking
 from extproc.cli import approvals, audit, bootstrap, db, login, policy, sessions, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
@@ -32,11 +32,13 @@ _TOKEN_TTL_MOST = 7 * 86400
 
 
 class _Version(argparse.Action):
-    """`--version`: tollgate's, and whether the optional masking model is installed (read
-    only when asked: looking for the model's package costs a file-system walk)."""
+    """`--version`: tollgate's, which form of the masking modules runs (compiled or plain),
+    and whether the optional masking model is installed (read only when asked: looking
+    for the model's package costs a file-system walk)."""
 
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        print(f"tollgate {importlib.metadata.version('tollgate')}\n{ner.describe()}")
+        print(f"tollgate {importlib.metadata.version('tollgate')}\nmasking: {masking.FORM}\n"
+              f"{ner.describe()}")
         parser.exit()
 
 

@@ -7,7 +7,14 @@ carry), which JSON fields and which strategy; a `Masker` applies a spec to text
 
 Layer: services (pyproject.toml's import contract): imports its own package and the layers
 below it.
+
+Its modules run compiled where `make` built them from their current source (compiled.py);
+`FORM` says which form runs.
 """
+
+from extproc.masking import compiled
+
+FORM = compiled.choose(__path__)
 
 from extproc.masking.catalog import DETECTORS
 from extproc.masking.detectors import PEM_MAX
@@ -25,6 +32,7 @@ __all__ = [
     "ALL_DETECTORS",
     "DEFAULT_FIELDS",
     "DETECTORS",
+    "FORM",
     "PEM_MAX",
     "STRATEGIES",
     "MaskSpec",

@@ -67,7 +67,7 @@ _AWS_WORDS = (b"aws", b"secretaccesskey", b"secret_access_key")
 _HAND_WORDS = {
     "github_token": (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
     "gitlab_token": (b"glpat-",),
-    "slack_token": tuple(b"xox%c-" % c for c in b"abposr"),
+    "slack_token": (b"xoxa-", b"xoxb-", b"xoxp-", b"xoxo-", b"xoxs-", b"xoxr-"),
     "stripe_key": (b"sk_live_", b"sk_test_", b"rk_live_", b"rk_test_"),
     "openai_key": (b"sk-",),
 }

@@ -190,7 +190,8 @@ def joined(first: bytes, *then: bytes) -> list[bytes]:
     return [first + sep + word for word in then for sep in (b"", b" ", b"_", b"-")]
 
 
-_KEY_ENDS = [bytes([c]) for c in b"\"'\x01:=\t\r\n,;|"]  # `_KEY_END`, or a CSV cell's end
+# `_KEY_END`, or a CSV cell's end.
+_KEY_ENDS = [b'"', b"'", b"\x01", b":", b"=", b"\t", b"\r", b"\n", b",", b";", b"|"]
 
 
 def as_key(*words: bytes) -> list[bytes]:
@@ -270,7 +271,7 @@ class DigitId:
         # Where its candidates are in `PREFILTER.places`: runs by -length, groups by shape.
         self.keys = frozenset([-n for n in lengths]
                               + ([PREFILTER.shapes(*sorted(forms))] if forms else []))
-        self.longest = max([*lengths, *map(len, forms)])
+        self.longest = max(lengths + tuple(map(len, forms)))
 
     def find(self, t: Text) -> Iterator[tuple[int, int]]:
         for key in self.keys:
@@ -328,7 +329,7 @@ _SSN_CUE = Cue(
 _SSN_SEPS = rb"[ ./_\t]{1,3}"  # on the shape, where "-" is " "
 _SSN_GROUPS = re.compile(rb"000(%s)00(%s)0000" % (_SSN_SEPS, _SSN_SEPS))
 # The last group after its separator: the mark of a text `_ssn_groups` may find one in.
-_SSN_GROUPS_END = PREFILTER.stems(*(b"%s0000" % bytes([c]) for c in b" ./_\t"))
+_SSN_GROUPS_END = PREFILTER.stems(b" 0000", b".0000", b"/0000", b"_0000", b"\t0000")
 _SSN_EDGE = b"-./+_"
 _SSN_PUNCT = (b"-", b".", b"/", b"_")
 
@@ -509,9 +510,10 @@ es_nif = national_id("es_nif", "ES_NIF", Shaped(
 # in the 7th place: a code with all seven replaced is not found.
 # Omocodia replaces digits right to left: the shapes with 0 to 6 of them replaced.
 _CF_REPLACED_FIRST = (14, 13, 12, 10, 9, 7)
+_CF_SHAPE = b"AAAAAA00A00A000A"
 it_fiscal_code = national_id("it_fiscal_code", "IT_FISCAL_CODE", Shaped(
     id_checks.it_fiscal_code, *(bytes(0x41 if i in _CF_REPLACED_FIRST[:n] else c
-                                      for i, c in enumerate(b"AAAAAA00A00A000A"))
+                                      for i, c in enumerate(_CF_SHAPE))
                                 for n in range(7))), canonical=alnum_upper)
 
 # Finnish HETU: a date, the century sign, an individual number and a check character mod

@@ -315,6 +315,9 @@ def _decode(raw: bytes) -> str:
 # --- values -------------------------------------------------------------------------------
 
 _VALUE_MAX = 256
+# A table's cell delimiters, in the order they are tried (named: see masking/compiled.py
+# on bytes literals iterated in place).
+_SEPARATORS = (b",", b";", b"\t", b"|")
 _LINE_END = re.compile(rb"[\r\n\x00\x01]")
 # Where a value written after a key on a line stops: a run of spaces, or what lists fields.
 _FIELD_END = re.compile(rb"[,;|\t(\[{<]|  |\"")
@@ -523,7 +526,7 @@ def _head_cells(t: Text, words: _Vocabulary) -> Iterator[tuple[int, int]]:
     if t.head is None or first == -1 or b"\x00" in t.raw or b"\x01" in t.raw:
         return  # not a table's text (a stream of JSON has no header line)
     head = t.head.rstrip(b"\r")
-    for sep in (b",", b";", b"\t", b"|"):
+    for sep in _SEPARATORS:
         if sep in head:
             yield from _column_cells(t, head, sep, first + 1, len(t.raw), words)
             return
@@ -544,7 +547,7 @@ def _header_cells(t: Text, key: _Key, words: _Vocabulary) -> Iterator[tuple[int,
         return
     header = raw[line_start:first].rstrip(b"\r")
     delimiter = raw[cell_end : cell_end + 1]
-    seps = [d for d in (b",", b";", b"\t", b"|") if d in header]
+    seps = [d for d in _SEPARATORS if d in header]
     if not seps:
         return
     sep = delimiter if delimiter in seps else seps[0]

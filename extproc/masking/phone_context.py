@@ -22,10 +22,9 @@ import json
 import re
 from collections.abc import Callable
 from functools import cache, lru_cache
-from pathlib import Path
 from typing import NamedTuple, cast
 
-from extproc.masking import phone_regions
+from extproc.masking import compiled, phone_regions
 from extproc.masking.detectors import Text
 from extproc.masking.phone_regions import LIKELY
 
@@ -277,7 +276,7 @@ def _country_names() -> dict[str, str]:
     """Country names (case-folded) in 19 languages, from libphonenumber's geocoding data:
     data/country_names.json, read the first time a record names a country by name."""
     return cast("dict[str, str]", json.loads(
-        (Path(__file__).parent / "data" / "country_names.json").read_text("utf-8")))
+        (compiled.DATA / "country_names.json").read_text("utf-8")))
 
 
 @lru_cache(maxsize=1024)

@@ -34,9 +34,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from extproc.masking import compiled
 from extproc.masking.detectors import Text
 
-DATA = Path(__file__).with_name("data") / "gitleaks.toml"
+DATA = compiled.DATA / "gitleaks.toml"
 # Formats gitleaks lacks (Azure storage, Docker Hub, Google OAuth, Stripe webhooks).
 EXTRA = DATA.with_name("tollgate_rules.toml")
 
