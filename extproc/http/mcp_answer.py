@@ -137,6 +137,19 @@ _DROPPED_KINDS = 16
 AWAITED = Awaited()
 
 
+def _scoped_private(message: dict[str, Any]) -> dict[str, Any]:
+    """A result the server marked `cacheScope: public` (2026-07-28: any cache may serve it
+    across tokens) marked private: what passes tollgate is what this identity's decision
+    let through (a listing without the tools it may not call, values masked, or all of
+    it where another identity is refused), which a cache shared across tokens would serve
+    to another identity past its own decision. `ttlMs` passes: tollgate itself keeps no
+    result."""
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("cacheScope") == "public":
+        return {**message, "result": {**result, "cacheScope": "private"}}
+    return message
+
+
 def _id_key(rpc_id: Any) -> bytes:
     """A JSON-RPC id as a key: 1 and "1" are two ids."""
     return jsonenc.dumps(rpc_id).encode()
@@ -362,7 +375,7 @@ class _Reader:
         if self.call is None and self.key is not None and "id" in message \
                 and "method" not in message:
             AWAITED.answered(self.key, message["id"])
-        return await self._masked_message(message)
+        return await self._masked_message(_scoped_private(message))
 
     def _wrong_id(self, rpc_id: Any) -> dict[str, Any]:
         """An answer on this call's stream to an id the client did not send here: refused,

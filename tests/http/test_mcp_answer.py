@@ -516,3 +516,18 @@ async def test_an_image_is_masked_where_it_shows_a_card_and_recorded_with_its_ha
     assert exchange.evidence.meaning["answer"]["content"] == [{
         "type": "image", "kind": "image", "mime_type": "image/png", "size": len(png),
         "sha256": hashlib.sha256(png).hexdigest()}]
+
+
+async def test_a_result_any_cache_may_share_is_passed_as_this_identitys_own() -> None:
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned", "secret": "pinned"}))
+    listed = {"jsonrpc": "2.0", "id": 2, "result": {
+        "tools": TOOLS[:2], "ttlMs": 300000, "cacheScope": "public"}}
+    _, answers = await answered(pipe, LIST, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps(listed).encode()))
+    shown = json.loads(answers[1][1])["result"]
+    assert [t["name"] for t in shown["tools"]] == ["read_file"]
+    assert (shown["cacheScope"], shown["ttlMs"]) == ("private", 300000)
+    private = {"jsonrpc": "2.0", "id": 2, "result": {"tools": [], "cacheScope": "private"}}
+    _, answers = await answered(pipe, LIST, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps(private).encode()))
+    assert json.loads(answers[1][1])["result"]["cacheScope"] == "private"
