@@ -162,7 +162,7 @@ DOCS_PORT ?= 8000
 docs-serve: $(VENV)/.docs-deps
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
-bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(COMPILED) system-deps
+bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(MCP2)/.deps $(COMPILED) system-deps
 	$(BIN)/python -m bench.parse_cost
 	$(BIN)/python -m bench.policy_engines
 	$(BIN)/python -m bench.pack_cost
@@ -172,6 +172,7 @@ bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(COMPILED) system-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.peers --litellm $(LITELLM)/bin/litellm
 	$(BIN)/python -m bench.mcp_calls
+	$(BIN)/python -m bench.mcp_generations
 	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.mysql

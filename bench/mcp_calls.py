@@ -184,14 +184,21 @@ def tollgate_config(grpc_port: int, otlp_endpoint: str) -> dict[str, Any]:
 def start(json_response: bool, work: Path, cleanup: contextlib.ExitStack,
           otlp_endpoint: str) -> dict[str, str]:
     """The server, Envoy alone and Envoy with tollgate: the MCP URL of each path."""
+    server_port = stack.free_port()
+    cleanup.callback(stack.start_demo_mcp(server_port, work / "mcp-files", work,
+                                          json_response).stop)
+    return gateway_paths(server_port, work, cleanup, otlp_endpoint)
+
+
+def gateway_paths(server_port: int, work: Path, cleanup: contextlib.ExitStack,
+                  otlp_endpoint: str) -> dict[str, str]:
+    """The three paths to the MCP server on `server_port` (its endpoint at MCP_PATH):
+    direct, through Envoy alone, and through Envoy and tollgate, started here."""
 
     def stopped_on_exit(process: stack.Process) -> stack.Process:
         cleanup.callback(process.stop)
         return process
 
-    server_port = stack.free_port()
-    stopped_on_exit(stack.start_demo_mcp(server_port, work / "mcp-files", work,
-                                         json_response))
     urls = {"direct": f"http://127.0.0.1:{server_port}{MCP_PATH}"}
     for path in ("envoy", GATEWAY):
         ports = envoy_bootstrap.Ports(
