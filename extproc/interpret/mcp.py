@@ -311,6 +311,13 @@ def server_request(message: Any) -> bool:
     return isinstance(message, dict) and "method" in message and "id" in message
 
 
+def input_required(message: Any) -> bool:
+    """Whether a server's answer is an input-required result (2026-07-28): the server
+    asks the client for input (its `inputRequests`) in place of requests of its own."""
+    result = message.get("result") if isinstance(message, dict) else None
+    return isinstance(result, dict) and result.get("resultType") == "input_required"
+
+
 def rpc_error(rpc_id: Any, body: dict[str, Any], code: int = REFUSED_CODE) -> dict[str, Any]:
     """tollgate's refusal as a JSON-RPC error, which MCP clients raise with its message;
     tollgate's own keys (reasons, rules, trace id, approval) are its `data`."""
