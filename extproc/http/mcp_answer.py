@@ -11,6 +11,9 @@ What the server sends reaches the client only as the policy lets it:
   request whose answer is awaited is answered with the refusal instead (the client
   would otherwise wait for an answer that cannot come): the call whose answer carried
   it, or, asked on a stream of its own, the session's calls pending in this process;
+  an input-required result (2026-07-28) is decided the same way, each of its input
+  requests as the server request it replaces, and refused (or unreadable) answers the
+  call with the refusal;
 - every message is masked whole as the request's decision asks — result, error, params,
   method, id, keys a client ignores — except the id of the client's own request, which
   the client matches answers by (it sent it). Binary content (mcp_content.py) is shown
@@ -76,6 +79,8 @@ _LINES_MAX = 16 << 20  # a message over lines no longer than this; longer, dropp
 # Seconds Envoy is asked to wait beyond an answer's images (its policy probes, the rest).
 _READING_MARGIN = 5
 Refusal = tuple[str, dict[str, Any]]  # a refused server request's method, tollgate's body
+_INPUTS_MAX = 64  # input requests one input-required result may hold (each is a probe)
+_UNREADABLE = "(unreadable input request)"  # what a refused malformed one is recorded as
 Key = tuple[str, str]  # a target's name, an MCP session
 
 
@@ -159,6 +164,19 @@ def _same_id(a: Any, b: Any) -> bool:
     return _id_key(a) == _id_key(b)
 
 
+def _as_server_request(key: Any, entry: Any) -> dict[str, Any] | str:
+    """The server request an input request stands for, keyed by its key as by an id; or
+    why it reads as none (its method no string, its params no object)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("method"), str):
+        return f"its input request {str(key)[:64]!r} names no method"
+    message = {"jsonrpc": "2.0", "id": key, "method": entry["method"]}
+    if "params" not in entry:
+        return message
+    if not isinstance(entry["params"], dict):
+        return f"the params of its input request {str(key)[:64]!r} are no object"
+    return {**message, "params": entry["params"]}
+
+
 class _Reader:
     """One answer's messages, as the client gets them; what was hidden, changed, refused,
     dropped and masked, for the span and the record once the answer ends."""
@@ -203,6 +221,8 @@ class _Reader:
             if _id_key(message["id"]) in self._refused_ids:
                 self._drop("an answer to a call already refused")
                 return None
+            if mcp.input_required(message):
+                return await self._input_required(message)
         tools = mcp.listed_tools(message)
         if tools is not None:
             message = await self._listing(message, tools)
@@ -423,6 +443,21 @@ class _Reader:
         return {**message, "result": {**message["result"], "tools": kept}}
 
     async def _server_request(self, message: dict[str, Any]) -> Any | None:
+        refusal = await self._judged(message)
+        if refusal is None:
+            return await self._masked_message(message)
+        if self.call is not None:
+            self.ended = True
+            return mcp.rpc_error(self.call, refusal[1])
+        if self.key is not None:  # on a stream of its own: the session's calls answered
+            carried = AWAITED.refuse(self.key, refusal)
+            self._aside += [mcp.rpc_error(rpc_id, refusal[1]) for rpc_id in carried]
+            self._refused_ids |= {_id_key(rpc_id) for rpc_id in carried}
+        return None
+
+    async def _judged(self, message: dict[str, Any]) -> Refusal | None:
+        """A request the server sends the client, decided (None: allowed); refused, it is
+        counted and its refusal's reason names the method."""
         exchange = self._exchange
         asked = exchange.meaning or {}
         meaning = mcp.message_reading(message, asked.get("transport", "streamable-http"),
@@ -433,21 +468,50 @@ class _Reader:
             "tollgate.mcp.method": method, "tollgate.decision.action": decision.action,
             "tollgate.decision.rules": decision.rules})
         if decision.action == "allow":
-            return await self._masked_message(message)
+            return None
         self.refused.append(method)
         log.warning("trace %s: the server's %s request was refused (%s)", exchange.trace_id,
                     method, ", ".join(decision.rules))
         body = exchange.refusal_body(decision)
         body["reasons"] = [f"the server asked the client for {method}, which is refused: "
                            f"{'; '.join(decision.reasons) or 'denied'}"]
-        if self.call is not None:
-            self.ended = True
-            return mcp.rpc_error(self.call, body)
-        if self.key is not None:  # on a stream of its own: the session's calls answered
-            carried = AWAITED.refuse(self.key, (method, body))
-            self._aside += [mcp.rpc_error(rpc_id, body) for rpc_id in carried]
-            self._refused_ids |= {_id_key(rpc_id) for rpc_id in carried}
-        return None
+        return method, body
+
+    async def _input_required(self, message: dict[str, Any]) -> Any | None:
+        """An input-required result (2026-07-28): each input request stands for the server
+        request of the session form it replaces, and is decided as that one. One refused
+        (or unreadable: never passed unread), the call is answered with the refusal, as
+        the client would otherwise ask its user or model what the policy refuses."""
+        asked = message["result"].get("inputRequests")
+        refusals: list[Refusal | None]
+        if not isinstance(asked, dict) or len(asked) > _INPUTS_MAX:
+            refusals = [self._unreadable_inputs(
+                "its inputRequests are no object" if not isinstance(asked, dict) else
+                f"it holds over {_INPUTS_MAX} input requests")]
+        else:
+            read = [_as_server_request(key, entry) for key, entry in asked.items()]
+            refusals = [self._unreadable_inputs(request) if isinstance(request, str)
+                        else await self._judged(request) for request in read]
+        found = [refusal for refusal in refusals if refusal is not None]
+        if not found:
+            return await self._answer(message)
+        body = {**found[0][1], "rules": sorted({r for _, b in found for r in b["rules"]}),
+                "reasons": [reason for _, b in found for reason in b["reasons"]]}
+        if self.call is None:  # an answer on the session's stream (HTTP+SSE)
+            return await self._answer(mcp.rpc_error(message["id"], body))
+        self.ended = True
+        return mcp.rpc_error(self.call, body)
+
+    def _unreadable_inputs(self, why: str) -> Refusal:
+        """An input-required result tollgate cannot read as server requests: refused."""
+        exchange = self._exchange
+        self.refused.append(_UNREADABLE)
+        log.warning("trace %s: the server's input-required result is refused: %s",
+                    exchange.trace_id, why)
+        return _UNREADABLE, {
+            "error": "denied", "rules": [], "trace_id": exchange.trace_id,
+            "reasons": [f"the server asked the client for input tollgate cannot read ({why}); "
+                        "it is refused rather than passed unread"]}
 
     async def _masked_message(self, message: Any) -> Any:
         """A message masked whole as the decision asks: method, keys and ids too, but the

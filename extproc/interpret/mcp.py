@@ -311,6 +311,16 @@ def server_request(message: Any) -> bool:
     return isinstance(message, dict) and "method" in message and "id" in message
 
 
+def input_required(message: Any) -> bool:
+    """Whether a server's answer asks the client for input (2026-07-28) in place of
+    requests of its own: an input-required result, or any result carrying
+    `inputRequests` (a task's `tasks/get` status, a shape to come: a client that reads
+    them would answer them all the same)."""
+    result = message.get("result") if isinstance(message, dict) else None
+    return isinstance(result, dict) and (result.get("resultType") == "input_required"
+                                         or "inputRequests" in result)
+
+
 def rpc_error(rpc_id: Any, body: dict[str, Any], code: int = REFUSED_CODE) -> dict[str, Any]:
     """tollgate's refusal as a JSON-RPC error, which MCP clients raise with its message;
     tollgate's own keys (reasons, rules, trace id, approval) are its `data`."""

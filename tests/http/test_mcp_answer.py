@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from extproc import config
@@ -35,6 +36,9 @@ decision := {"action": "deny", "reasons": sort([r | some r in refused]), "rules"
 }
 refused contains "secret is for admins" if input.mcp.tool.name == "secret"
 refused contains "changed" if input.mcp.tool.pin.status == "changed"
+refused contains "root may not answer" if {
+    input.mcp.params.inputResponses.who.content.name == "root"
+}
 refused contains "no sampling" if {
     input.mcp.from == "server"
     input.mcp.method == "sampling/createMessage"
@@ -47,12 +51,12 @@ TOOLS = [{"name": "read_file", "description": "reads", "inputSchema": {"type": "
          {"description": "no name"}]
 
 
-def mcp_pipeline(pins: MemoryPins) -> Pipeline:
+def mcp_pipeline(pins: MemoryPins, spans: InMemorySpanExporter | None = None) -> Pipeline:
     cfg = config.parse({"targets": [{"name": "tools", "match": {"route": "mcp"},
                                      "protocol": "mcp"}]})
     return Pipeline(
         cfg, EmbeddedEngine([("p.rego", POLICY)], "data.tollgate.decision"),
-        Telemetry(cfg.telemetry, InMemorySpanExporter()), StaticCredentials(),
+        Telemetry(cfg.telemetry, spans or InMemorySpanExporter()), StaticCredentials(),
         Masker(b"k" * 32), MemoryRecorder(), MemoryHolds(), pins)
 
 
@@ -531,3 +535,132 @@ async def test_a_result_any_cache_may_share_is_passed_as_this_identitys_own() ->
     _, answers = await answered(pipe, LIST, ListedResponse(
         {"content-type": "application/json"}, buffered=json.dumps(private).encode()))
     assert json.loads(answers[1][1])["result"]["cacheScope"] == "private"
+
+
+# An input-required result (2026-07-28): the server's requests asked in the call's answer.
+ELICIT = {"method": "elicitation/create", "params": {
+    "message": f"Your card? {CARD}", "requestedSchema": {"type": "object"}}}
+SAMPLE = {"method": "sampling/createMessage", "params": {"messages": [], "maxTokens": 9}}
+ROOTS = {"method": "roots/list", "params": {}}
+
+
+def input_required(requests: Any, rpc_id: int = 7) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rpc_id, "result": {
+        "resultType": "input_required", "inputRequests": requests, "requestState": "s"}}
+
+
+def server_request_events(exchange: Exchange, spans: InMemorySpanExporter
+                          ) -> list[tuple[str, str]]:
+    """Each server request decided in the exchange's span: its method and action."""
+    exchange.finish()
+    [span] = spans.get_finished_spans()
+    return [(str(e.attributes["tollgate.mcp.method"]),
+             str(e.attributes["tollgate.decision.action"]))
+            for e in span.events if e.name == "tollgate.mcp.server_request" and e.attributes]
+
+
+async def test_input_requests_all_allowed_pass_masked_as_any_message() -> None:
+    spans = InMemorySpanExporter()
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}), spans)
+    exchange, answers = await answered(pipe, CALL, ListedResponse(
+        {"content-type": "application/json"},
+        buffered=json.dumps(input_required({"who": ELICIT, "where": ROOTS})).encode()))
+    shown = json.loads(answers[1][1])
+    assert shown["id"] == 7 and shown["result"]["resultType"] == "input_required"
+    assert set(shown["result"]["inputRequests"]) == {"who", "where"}
+    assert CARD not in json.dumps(shown) and exchange.masked["credit_card"] == 1
+    assert "tollgate.mcp.refused_server_requests" not in exchange.outcome
+    assert "tollgate.outcome" not in exchange.outcome
+    assert server_request_events(exchange, spans) == [("elicitation/create", "allow"),
+                                                      ("roots/list", "allow")]
+
+
+async def test_one_refused_input_request_refuses_the_whole_answer_at_once() -> None:
+    """On an event stream, the refusal answers the call and nothing after it passes."""
+    spans = InMemorySpanExporter()
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}), spans)
+    asked = input_required({"who": ELICIT, "llm": SAMPLE, "where": ROOTS})
+    later = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
+    exchange, answers = await answered(pipe, CALL, ListedResponse(
+        {"content-type": "text/event-stream"}, [f"data: {json.dumps(asked)}\n\n".encode(),
+                                                f"data: {json.dumps(later)}\n\n".encode()]))
+    [out] = events(answers)
+    assert out["id"] == 7 and "result" not in out
+    assert out["error"]["data"]["reasons"] == [
+        "the server asked the client for sampling/createMessage, which is refused: "
+        "no sampling"]
+    assert out["error"]["data"]["rules"] == ["t.mcp"]
+    assert exchange.trace_id in out["error"]["message"]
+    assert answers[-1][2] is True  # the stream still ends for the client
+    assert exchange.outcome["tollgate.mcp.refused_server_requests"] == (
+        "sampling/createMessage",)
+    assert exchange.outcome["tollgate.outcome"] == "server_request_refused"
+    assert exchange.evidence.meaning["answer"] == {
+        "refused_server_requests": ["sampling/createMessage"]}
+    assert server_request_events(exchange, spans) == [("elicitation/create", "allow"),
+                                                      ("sampling/createMessage", "deny"),
+                                                      ("roots/list", "allow")]
+
+
+@pytest.mark.parametrize(("requests", "why"), [
+    ([ELICIT], "its inputRequests are no object"),
+    ({"who": ELICIT, "bad": {"params": {}}}, "its input request 'bad' names no method"),
+    ({"bad": {"method": 3}}, "its input request 'bad' names no method"),
+    ({"bad": "roots/list"}, "its input request 'bad' names no method"),
+    ({"bad": {"method": "roots/list", "params": []}},
+     "the params of its input request 'bad' are no object"),
+    ({f"k{i}": ROOTS for i in range(65)}, "it holds over 64 input requests"),
+])
+async def test_input_requests_that_read_as_no_server_request_are_refused(
+        requests: Any, why: str) -> None:
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    exchange, answers = await answered(pipe, CALL, ListedResponse(
+        {"content-type": "application/json"},
+        buffered=json.dumps(input_required(requests)).encode()))
+    shown = json.loads(answers[1][1])
+    assert shown["id"] == 7 and "result" not in shown
+    assert shown["error"]["data"]["reasons"] == [
+        f"the server asked the client for input tollgate cannot read ({why}); it is "
+        "refused rather than passed unread"]
+    assert exchange.outcome["tollgate.mcp.refused_server_requests"] == (
+        "(unreadable input request)",)
+    assert exchange.outcome["tollgate.outcome"] == "server_request_refused"
+
+
+async def test_input_requests_in_a_result_of_any_type_are_judged_all_the_same() -> None:
+    """A task's status (`tasks/get`) or a type to come may carry `inputRequests` too: a
+    client that reads them would answer them, so they are judged wherever they are."""
+    spans = InMemorySpanExporter()
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}), spans)
+    task = {"jsonrpc": "2.0", "id": 7, "result": {
+        "resultType": "complete", "status": "input_required",
+        "inputRequests": {"llm": SAMPLE}, "content": []}}
+    exchange, answers = await answered(pipe, CALL, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps(task).encode()))
+    shown = json.loads(answers[1][1])
+    assert "result" not in shown and "sampling/createMessage" in json.dumps(shown["error"])
+    assert server_request_events(exchange, spans) == [("sampling/createMessage", "deny")]
+    spans = InMemorySpanExporter()
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}), spans)
+    done = {"jsonrpc": "2.0", "id": 7, "result": {"resultType": "complete", "content": []}}
+    exchange, answers = await answered(pipe, CALL, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps(done).encode()))
+    assert answers[1] == ("keep_body",)
+    assert server_request_events(exchange, spans) == []
+
+
+async def test_the_repeated_request_s_input_responses_are_read_by_the_policy() -> None:
+    """The client's answers to input requests (`inputResponses`) are its request's params:
+    the policy reads them as the rest (here: refuses an answer)."""
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    repeated = {**CALL, "params": {**CALL["params"], "requestState": "s", "inputResponses": {
+        "who": {"action": "accept", "content": {"name": "root", "card": CARD}}}}}
+    exchange = pipe.act("t", {":method": "POST", ":path": "/mcp"}, {},
+                        pipe.target_for("mcp", None), {"sub": "agent"}).exchange
+    exchange.request = {"method": "POST", "path": "/mcp", "query": {},
+                        "headers": {"mcp-session-id": "s-1"}, "body": repeated}
+    await pipe.interpret(exchange, 0)
+    assert exchange.meaning["params"]["inputResponses"] == repeated["params"][
+        "inputResponses"]
+    decision = await pipe.decide(exchange, "request")
+    assert decision.action == "deny" and decision.reasons == ("root may not answer",)
