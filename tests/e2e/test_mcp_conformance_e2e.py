@@ -124,6 +124,35 @@ def test_every_check_that_passes_directly_passes_through_tollgate(
           f"{sum(through.values())} through tollgate")
     assert lost - EXCEPTIONS.keys() == set(), "checks that pass only directly"
     assert EXCEPTIONS.keys() - lost == set(), "exceptions that now pass: take them out"
+    table = scenario_table(direct, through)
+    assert table == documented_table(), (
+        "docs/getting-started/mcp.md's table of scenarios is not this run's:\n"
+        + "\n".join(table))
+
+
+DOCS = REPO / "docs" / "getting-started" / "mcp.md"
+TABLE_HEAD = "| scenario | checks | pass directly | pass through tollgate |"
+
+
+def scenario_table(direct: dict[tuple[str, str], bool],
+                   through: dict[tuple[str, str], bool]) -> list[str]:
+    """The suite's checks per scenario, as docs/getting-started/mcp.md tabulates them."""
+    rows = [TABLE_HEAD, "|---|---:|---:|---:|"]
+    for scenario in sorted({s for s, _ in direct}):
+        checks = [key for key in direct if key[0] == scenario]
+        rows.append(f"| `{scenario}` | {len(checks)} | {sum(direct[k] for k in checks)} | "
+                    f"{sum(through.get(k, False) for k in checks)} |")
+    rows.append(f"| all | {len(direct)} | {sum(direct.values())} | "
+                f"{sum(through.get(k, False) for k in direct)} |")
+    return rows
+
+
+def documented_table() -> list[str]:
+    """The table as the docs have it."""
+    lines = DOCS.read_text(encoding="utf-8").splitlines()
+    start = lines.index(TABLE_HEAD)
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
 
 
 def stateless(gw: Gateway, path: str, rpc_id: int, method: str,
