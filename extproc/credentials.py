@@ -216,6 +216,12 @@ class CredentialStore:
         return Injection(injection.remove, "authorization", b"Bearer " + token.encode("ascii"),
                          redacted(token))
 
+    def rejected(self, target: str, token: str) -> None:
+        """The upstream of `target` refused the token `upstream` gave it (a 401)."""
+        source = self.sources.get(target)
+        if source is not None:
+            source.rejected(token)
+
     @property
     def watches_files(self) -> bool:
         """Whether any credential comes from a file (else `watch` has nothing to do)."""

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ EXPIRY_MARGIN = 30.0
 MAX_CACHED = 10_000
 # At most this much of a refusing token endpoint's answer is read.
 _MAX_ANSWER = 64 * 1024
+log = logging.getLogger("tollgate.credentials")
 
 
 class TokenUnavailable(Exception):
@@ -118,6 +120,18 @@ class TokenSource:
             raise
         finally:
             del self._pending[key]
+
+    def rejected(self, token: str) -> bool:
+        """The upstream refused `token` (401: revoked, or its grant changed before its
+        expiry): it is no longer served from the cache, so the next request asks anew
+        rather than failing until it expires. Whether it was cached."""
+        stale = [key for key, cached in self._cache.items() if cached.token == token]
+        for key in stale:
+            del self._cache[key]
+        if stale:
+            log.info("the upstream of target %r refused its token (401): asked anew next "
+                     "time", self._target)
+        return bool(stale)
 
     def _keep(self, key: str, token: str, lifetime: float | None,
               subject_exp: float | None) -> None:

@@ -142,6 +142,26 @@ def test_token_exchange_sends_the_agents_token_and_caches_to_expiry(
     assert base64.b64decode(auth.removeprefix("Basic ")).decode() == f"tollgate:{SECRET}"
 
 
+def test_a_token_the_upstream_refused_is_dropped_and_no_other(
+        tmp_path: Path, secret: None) -> None:
+    endpoint = TokenEndpoint(*((200, {"access_token": f"upstream-{i}", "token_type": "Bearer",
+                                      "expires_in": 300}) for i in (1, 2)))
+    with endpoint.server:
+        credentials = store(tmp_path, exchanged(endpoint.url))
+
+        async def run() -> list[bytes]:
+            first = await credentials.upstream("orders", AGENT_TOKEN)
+            credentials.rejected("orders", "upstream-0")  # not one it gave: nothing goes
+            kept = await credentials.upstream("orders", AGENT_TOKEN)
+            credentials.rejected("orders", "upstream-1")
+            return [first.value, kept.value, (await credentials.upstream(
+                "orders", AGENT_TOKEN)).value]
+
+        values = asyncio.run(run())
+    assert values == [b"Bearer upstream-1", b"Bearer upstream-1", b"Bearer upstream-2"]
+    assert len(endpoint.server.received) == 2
+
+
 def test_each_agent_token_has_its_own_exchange_and_none_outlives_it(
         tmp_path: Path, secret: None) -> None:
     clock = Clock()

@@ -117,6 +117,11 @@ class Act:
         a target that exchanges it for its own)."""
         return await self._pipeline.forward(self.exchange, subject_token)
 
+    def responded(self, status: int, headers: dict[str, str], content_type: str,
+                  upstream_ms: float) -> None:
+        """The upstream's response headers (as the policy sees them) arrived."""
+        self._pipeline.responded(self.exchange, status, headers, content_type, upstream_ms)
+
     def credential(self) -> Injection:
         """The target's credential, for a front that reaches the upstream itself (a
         database login, a Kubernetes stream), never the client's."""

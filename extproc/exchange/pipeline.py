@@ -310,7 +310,18 @@ class Pipeline:
         if target.record == "strict":
             await self.recorder.commit(exchange.strict_record(), exchange.who)
         exchange.forwarded = True
+        if target.credential is not None and target.credential.exchanged:
+            exchange.exchanged_token = injection.value.decode("ascii").removeprefix("Bearer ")
         return injection
+
+    def responded(self, exchange: Exchange, status: int, headers: dict[str, str],
+                  content_type: str, upstream_ms: float) -> None:
+        """The upstream's response headers arrived; a 401 to a token tollgate asked an
+        authorization server for drops that token from the cache."""
+        exchange.responded(status, headers, content_type, upstream_ms)
+        if status == 401 and exchange.exchanged_token is not None:
+            assert exchange.target is not None
+            self._credentials.rejected(exchange.target.name, exchange.exchanged_token)
 
     def credential(self, target: Target) -> Injection:
         """The target's credential, what its upstream is reached with."""

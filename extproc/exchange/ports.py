@@ -77,6 +77,11 @@ class Credentials(Protocol):
         an authorization server for it, when its credential says so."""
         ...
 
+    def rejected(self, target: str, token: str) -> None:
+        """The upstream refused (401) the token `upstream` asked an authorization server
+        for: not to be served again."""
+        ...
+
 
 class Activity(Protocol):
     """What each identity has been doing (activity/tracker.py)."""

@@ -106,6 +106,9 @@ class Exchange:
     budget: Reserved | None = None
     # Whether the request went upstream (what its budgets are settled by).
     forwarded: bool = False
+    # The token tollgate asked an authorization server for this request's upstream (never
+    # recorded): an upstream that refuses it (401) has it dropped from the cache.
+    exchanged_token: str | None = field(default=None, repr=False)
     # The span's closing attributes; the record keeps them as the exchange's outcome.
     outcome: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)

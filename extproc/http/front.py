@@ -247,9 +247,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         reply = await messages.expect("response_headers")
         response_headers = wire.headers_of(reply.response_headers)
         status = int(response_headers.get(":status", "0") or 0)
-        exchange.responded(status, policy_headers(response_headers, self._sensitive),
-                           response_headers.get("content-type", ""),
-                           (time.perf_counter() - forwarded) * 1000)
+        act.responded(status, policy_headers(response_headers, self._sensitive),
+                      response_headers.get("content-type", ""),
+                      (time.perf_counter() - forwarded) * 1000)
         response: ResponseWire[ProcessingResponse] = wire.EnvoyResponse(
             messages, response_headers, reply.response_headers.end_of_stream)
         if sessions is not None:

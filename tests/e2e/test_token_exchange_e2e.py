@@ -17,7 +17,7 @@ from extproc import envoy_bootstrap
 from extproc.quickstart import dev_oidc, stack
 from tests.support import tokens
 from tests.support.gateway import GatewayFactory
-from tests.support.http_server import refusing_port
+from tests.support.http_server import LocalServer, refusing_port
 from tests.support.oidc import free_port
 
 CLIENT = "tollgate-upstream"
@@ -103,3 +103,31 @@ def test_a_provider_down_refuses_with_a_clear_503(make_gateway: GatewayFactory) 
 
     stack.wait_until(recorded, 10, "the refusal's record")
     assert secret not in json.dumps(refused)
+
+
+def test_a_token_the_upstream_refuses_is_asked_for_anew(
+        make_gateway: GatewayFactory, provider: tuple[int, str, str]) -> None:
+    """A 401 from the upstream (the token revoked before its expiry) drops it from the
+    cache: the next request goes with a new token, not with the refused one until it
+    expires."""
+    port, resource, secret = provider
+    statuses = iter([401, 200, 200])
+
+    def answer(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        return next(statuses), b"{}"
+
+    upstream = LocalServer(answer)
+    with upstream:
+        gw = make_gateway(
+            targets=[{**target(f"http://127.0.0.1:{port}/token", resource),
+                      "match": {"route": "revoking"}}],
+            routes=[{"name": "revoking", "match": {"prefix": "/revoking"},
+                     "route": {"cluster": "revoking"}}],
+            clusters={"revoking": upstream.port}, env={"TG_CLIENT_SECRET": secret},
+            envoy=envoy_bootstrap.with_verified_token_kept)
+        agent = tokens.token(sub="agent-7")
+        seen = [gw.request("GET", "/revoking", token=agent).status for _ in range(3)]
+    assert seen == [401, 200, 200]
+    first, second, third = (r.headers["authorization"] for r in upstream.received)
+    assert first != second == third  # the refused token never went again
+    assert exchanges(port) == 2

@@ -98,6 +98,9 @@ class StaticCredentials:
                        subject_exp: float | None = None) -> Injection:
         return self.injected
 
+    def rejected(self, target: str, token: str) -> None:
+        raise AssertionError(f"no token of {target!r} was asked of an authorization server")
+
 
 class ListedResponse:
     """A response as a handler reads it (http/responses.py's ResponseWire), from a list
