@@ -145,6 +145,24 @@ def with_verified_token_kept(bootstrap: dict[str, Any]) -> dict[str, Any]:
     return bootstrap
 
 
+def exchanges_tokens(config: Config) -> bool:
+    """Whether a target trades the agent's verified token for its own (token_exchange):
+    jwt_authn must then leave that token in its header."""
+    return any(t.credential is not None and t.credential.type == "token_exchange"
+               for t in config.targets)
+
+
+def with_identity_of(bootstrap: dict[str, Any], config: Config) -> dict[str, Any]:
+    """A copy with what `config` asks of Envoy's token checks beyond its ports (what `tollgate
+    up` serves the quickstart's bootstrap with): the verified token kept for a target
+    that exchanges it, and MCP routes' OAuth discovery and audience (identity.
+    oauth_resource). Left out, either would be configured and silently not served."""
+    if exchanges_tokens(config):
+        bootstrap = with_verified_token_kept(bootstrap)
+    oauth = config.identity.oauth_resource
+    return bootstrap if oauth is None else with_oauth_resource(bootstrap, oauth)
+
+
 def http_filters(bootstrap: dict[str, Any], type_url: str) -> list[dict[str, Any]]:
     """Every HTTP filter whose config is of `type_url`, in every connection manager."""
     return [http_filter for _, http_filter in _filters(bootstrap, type_url)]
@@ -1055,8 +1073,7 @@ class _Writer:
                              f"audiences and JWKS, and cluster {IDENTITY_PROVIDER}'s address; "
                              "until then every token is refused")
         providers = copy.deepcopy(providers)
-        exchanges = any(t.credential is not None and t.credential.type == "token_exchange"
-                        for t in self.config.targets)
+        exchanges = exchanges_tokens(self.config)
         for provider in providers.values():
             provider["payload_in_metadata"] = self.config.identity.payload_key
             if exchanges:

@@ -113,9 +113,9 @@ class Layout:
         """Envoy's bootstrap and, when moved, tollgate's config, written into `folder`:
         the config to serve and the bootstrap."""
         workers = self.config.listen.worker_count
-        bootstrap = envoy_bootstrap.write(
+        bootstrap = envoy_bootstrap.write(envoy_bootstrap.with_identity_of(
             envoy_bootstrap.with_ports(envoy_bootstrap.load(), self.envoy, workers),
-            folder / "envoy.yaml")
+            self.config), folder / "envoy.yaml")
         if self.config == self.given:
             return self.given.source, bootstrap
         path = folder / "tollgate.yaml"

@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from extproc import config as config_module
 from extproc import envoy_bootstrap
+from extproc.cli import QUICKSTART_CONFIG
+from extproc.quickstart import layout
 
 # `tollgate up` run as a process.
 pytestmark = pytest.mark.e2e
@@ -37,7 +41,6 @@ def test_up_names_the_port_that_is_taken() -> None:
 def test_up_moves_a_key_kept_beside_the_store_to_its_own_place(tmp_path: Path) -> None:
     """An earlier quickstart kept its signing key beside the store; `tollgate up` moves it
     (once, never over a key already there) so the checkpoints it signed still verify."""
-    from extproc import config as config_module
     from extproc.quickstart.up import move_legacy_key
 
     key = tmp_path / "config" / "audit-signing.key"
@@ -54,3 +57,30 @@ def test_up_moves_a_key_kept_beside_the_store_to_its_own_place(tmp_path: Path) -
     legacy.write_bytes(b"another")
     assert move_legacy_key(cfg, legacy) is None  # a key is there: left alone
     assert key.read_bytes() == b"the old key" and legacy.exists()
+
+
+def test_up_serves_what_the_config_asks_of_envoy_s_token_checks(tmp_path: Path) -> None:
+    """A quickstart config given OAuth discovery and a target that exchanges the agent's
+    token: the bootstrap `tollgate up` writes serves both (left out, both would be
+    configured and silently not served)."""
+    for folder in ("plain", "asked"):
+        (tmp_path / folder).mkdir()
+    raw = yaml.safe_load(QUICKSTART_CONFIG.read_text(encoding="utf-8"))
+    plain = layout.plan(config_module.parse(raw, source=QUICKSTART_CONFIG))
+    assert "oauth-protected-resource" not in plain.write(tmp_path / "plain")[1].read_text()
+    raw.setdefault("identity", {})["oauth_resource"] = {
+        "gateway_url": "https://gw.example.com",
+        "authorization_servers": ["https://login.example.com"]}
+    (tools,) = [t for t in raw["targets"] if t["name"] == "tools"]
+    tools["credential"] = {"type": "token_exchange", "from_env": "TG_SECRET",
+                           "token_url": "https://login.example.com/token",
+                           "client_id": "tollgate", "resource": "https://tools.example.com"}
+    asked = layout.plan(config_module.parse(raw, source=QUICKSTART_CONFIG))
+    bootstrap = yaml.safe_load(asked.write(tmp_path / "asked")[1].read_text())
+    paths = {r["match"].get("path") for manager in envoy_bootstrap.connection_managers(bootstrap)
+             for host in manager["route_config"]["virtual_hosts"] for r in host["routes"]}
+    assert "/.well-known/oauth-protected-resource/mcp" in paths
+    providers = [p for authn in envoy_bootstrap.http_filters(bootstrap,
+                                                            envoy_bootstrap.JWT_AUTHN_TYPE)
+                 for p in authn["typed_config"]["providers"].values()]
+    assert providers and all(p["forward"] for p in providers)
