@@ -533,6 +533,39 @@ class MysqlTarget(_DatabaseUpstream):
 
 
 @dataclass(frozen=True)
+class EgressCa:
+    """The egress CA: what agents' clients trust for destinations tollgate would read
+    inside HTTPS (extproc/egress/ca.py; `tollgate egress ca` prints it). Made on first
+    use in `dir`; rotated by `tollgate egress ca --rotate`."""
+
+    # The folder of its files (0700): ca.pem (key and certificate, 0600), the previous
+    # CA's certificate while it is still trusted, and the bundle clients trust.
+    dir: Path
+    days: float = 365.0  # how long a CA made here is valid
+    leaf_hours: float = 24.0  # how long a certificate minted for a destination is valid
+    # How long the previous CA stays trusted after a rotation: None is leaf_hours plus
+    # an hour, so every leaf it signed has expired before it goes.
+    overlap_hours: float | None = None
+    leaf_cache_size: int = 1024  # destinations whose leaves are kept (least recent goes)
+
+    def __post_init__(self) -> None:
+        if self.days <= 0:
+            raise Invalid("days", "must be > 0")
+        if not 0 < self.leaf_hours < self.days * 24:
+            raise Invalid("leaf_hours", "must be > 0 and shorter than the CA's days")
+        if self.overlap_hours is not None and self.overlap_hours < self.leaf_hours:
+            raise Invalid("overlap_hours", "must be at least leaf_hours: a leaf the previous "
+                          "CA signed is served that long, and must stay trusted")
+        if self.leaf_cache_size < 1:
+            raise Invalid("leaf_cache_size", "must be >= 1")
+
+    @property
+    def overlap_seconds(self) -> float:
+        hours = self.leaf_hours + 1 if self.overlap_hours is None else self.overlap_hours
+        return hours * 3600
+
+
+@dataclass(frozen=True)
 class Egress:
     """How an `egress` target (the forward proxy agents go out through) finds where a
     destination is: tollgate resolves it, decides on every address, and pins the one
@@ -544,6 +577,9 @@ class Egress:
     # How long an answer is reused: the DNS server's TTL, at most this (the system
     # resolver gives no TTL: this). A pinned address cannot be rebound meanwhile.
     dns_cache_seconds: float = 30.0
+    # The CA of the certificates tollgate would show for destinations it reads inside
+    # HTTPS (not yet: tunnels are not read); None: no CA.
+    ca: EgressCa | None = None
 
     def __post_init__(self) -> None:
         for server in self.nameservers:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from extproc import config as config_module
 from extproc import envoy_bootstrap, masking
-from extproc.cli import approvals, audit, bootstrap, db, login, policy, sessions, ssh
+from extproc.cli import approvals, audit, bootstrap, db, egress, login, policy, sessions, ssh
 from extproc.cli.common import QUICKSTART_CONFIG, reader_may_leave
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import LogFormatter
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     login.add_parser(commands)
     bootstrap.add_parser(commands)
     db.add_parser(commands)
+    egress.add_parser(commands)
 
     args = parser.parse_args(argv)
     # As typed: what a look at the record recorded ran (extproc/cli/audit_looks.py).
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     # The commands that load no config of their own here, each its module's main.
     own = {"policy": policy.main, "audit": audit.main, "approvals": approvals.main,
            "sessions": sessions.main, "ssh": ssh.main, "login": login.main,
-           "logout": login.main, "envoy-bootstrap": bootstrap.main, "db": db.main}
+           "logout": login.main, "envoy-bootstrap": bootstrap.main, "db": db.main,
+           "egress": egress.main}
     if args.command in own:
         return own[args.command](args)
     # Log messages carry paths, SQL and errors agents caused: none may forge a log line,

@@ -86,6 +86,15 @@ def parse_authority(authority: str, default_port: int | None) -> Destination:
     return Destination(name, port, literal)
 
 
+def parse_host(host: str) -> tuple[str, bool]:
+    """A host alone (an IPv6 address with or without brackets), read as in an authority:
+    normalised, and whether it is an IP literal (ValueError saying what is wrong)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ":" not in bare and host != bare:
+        raise ValueError(f"brackets hold an IPv6 address only: {host!r}")
+    return _host(bare, host)
+
+
 def _host(host: str, authority: str) -> tuple[str, bool]:
     """The host, normalised, and whether it is an IP literal."""
     if ":" in host:  # from brackets

@@ -265,4 +265,17 @@ REGISTRY: dict[str, Run] = {
         f"{BOOTSTRAP}::test_addresses_and_ports_come_from_the_flags",
         '"--listen-address", "0.0.0.0", "--tollgate-host", "tollgate"',
         "with the listeners' ports moved too"),
+    # The egress CA (docs/getting-started/egress.md).
+    "tollgate egress ca": Run(
+        "tests/cli/test_egress_ca.py::test_the_quickstart_s_ca_is_made_in_the_home_folder_and_printed",
+        "egress_ca(tmp_path)", "as `python -m extproc egress ca`, HOME a folder of the test's"),
+    "tollgate egress ca --install-hint": Run(
+        "tests/cli/test_egress_ca.py::test_the_quickstart_s_ca_is_made_in_the_home_folder_and_printed",
+        'egress_ca(tmp_path, "--install-hint")',
+        "as `python -m extproc egress ca`, HOME a folder of the test's"),
+    "tollgate egress ca --rotate": Run(
+        "tests/cli/test_egress_ca.py::"
+        "test_a_rotation_prints_both_cas_and_a_second_one_waits_for_the_overlap",
+        'egress_ca(tmp_path, "--rotate")',
+        "as `python -m extproc egress ca`, HOME a folder of the test's"),
 }
