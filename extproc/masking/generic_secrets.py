@@ -58,7 +58,11 @@ _QUOTED = {q: re.compile(rb"%s([^%s\n\x00]{1,%d})%s" % (q, q, MAX_VALUE, q))
 # next parameter (`&page=2`; any other `&` is part of a password). Read in runs (an
 # alternation tried per byte costs ~3x), within reach of its longest and the look-ahead
 # of an `&` at its end, then cut to that longest (`_bare`).
-_BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]++|&(?![A-Za-z0-9_.-]{1,64}=))++")
+# The group's repetition is greedy, not possessive: the `re` of some 3.11 releases
+# (Debian 12's 3.11.2; 3.11.7 reads it right) lets a possessive repetition of a group
+# holding a lookahead skip the lookahead (`a&b=1` read whole), and tollgate runs on any
+# 3.11.
+_BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]++|&(?![A-Za-z0-9_.-]{1,64}=))+")
 _BARE_LONGEST = MAX_VALUE + 1
 _BARE_REACH = _BARE_LONGEST + 65
 _JSON_VALUE = re.compile(rb"[^\x00]{1,%d}" % (MAX_VALUE + 1))

@@ -120,7 +120,7 @@ class Sdist:
                       if m.name.startswith(f"{top}/{self.folder}/")]
             for member in wanted:
                 member.name = member.name.removeprefix(f"{top}/")
-            sdist.extractall(self.tree, members=wanted, filter="data")
+            _extract(sdist, self.tree, wanted)
         (self.tree / ".complete").write_text(self.sha256)
 
 
@@ -321,3 +321,17 @@ def run(prepared: Prepared, selection: tuple[str, ...], work: Path,
 
 def _text(output: str | bytes | None) -> str:
     return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+def _extract(archive: tarfile.TarFile, into: Path, members: list[tarfile.TarInfo]) -> None:
+    """`members` extracted as data only: regular files and folders inside `into`. Python
+    3.11.4 and later check it themselves (`filter="data"`); before, it is checked here."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(into, members=members, filter="data")
+        return
+    for member in members:
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") \
+                or ".." in parts:
+            raise SuiteUnavailable(f"{member.name}: no plain file or folder of the sdist's")
+    archive.extractall(into, members=members)
