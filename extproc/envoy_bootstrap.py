@@ -183,6 +183,85 @@ def route_protocol(route: dict[str, Any]) -> str | None:
     return (tollgate or {}).get("protocol")
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where Envoy sends a route's requests, as its bootstrap says: what tollgate reaches
+    itself when it must ask a target's server something (an MCP server's tools)."""
+
+    scheme: str  # http, or https (the cluster's transport socket is TLS)
+    host: str  # the first endpoint's address or DNS name
+    port: int
+    # The name the server's certificate must carry (the TLS context's `sni`, else `host`),
+    # and the CA file it must chain to (None: the system's CAs).
+    server_name: str | None = None
+    ca_file: str | None = None
+    # The Host the route sets (host_rewrite_literal, or the endpoint's name with
+    # auto_host_rewrite); None: the client's, as Envoy forwards it.
+    authority: str | None = None
+
+
+# What a route may do to a request that tollgate, reaching the cluster itself, would not.
+_REWRITES = ("prefix_rewrite", "regex_rewrite", "path_rewrite_policy", "host_rewrite_header",
+             "host_rewrite_path_regex", "weighted_clusters", "cluster_header",
+             "cluster_specifier_plugin", "inline_cluster_specifier_plugin")
+
+
+def upstream_of(bootstrap: dict[str, Any], route: str | None, cluster: str | None
+                ) -> Upstream:
+    """The upstream of the route named `route` (else of the cluster named `cluster`):
+    its cluster's first endpoint, plain or TLS as its transport socket says. Only what
+    the bootstrap holds inline is read (no RDS, CDS, EDS or SDS); a route or cluster
+    tollgate could not reproduce (a path rewrite, weighted clusters, a client
+    certificate, a validation context other than a CA file or the system's) is a
+    BootstrapError naming it, never a guess."""
+    authority = None
+    if route is not None:
+        found = [r for r in routes(bootstrap) if r.get("name") == route]
+        action = _one(found, f"route {route}", [route] * len(found)).get("route")
+        if not isinstance(action, dict) or not isinstance(action.get("cluster"), str):
+            raise BootstrapError(f"route {route} sends to no single cluster")
+        if rewrites := [key for key in _REWRITES if key in action]:
+            raise BootstrapError(f"route {route} has {', '.join(rewrites)}, which tollgate "
+                                 "does not reproduce")
+        cluster, authority = action["cluster"], action.get("host_rewrite_literal")
+        auto_host = action.get("auto_host_rewrite") is True
+    elif cluster is None:
+        raise BootstrapError("the target names neither a route nor a cluster")
+    else:
+        auto_host = False
+    found = [c for c in bootstrap.get("static_resources", {}).get("clusters") or []
+             if c.get("name") == cluster]
+    config = _one(found, f"cluster {cluster}", [cluster] * len(found))
+    endpoints = [lb["endpoint"]["address"]["socket_address"]
+                 for group in (config.get("load_assignment") or {}).get("endpoints") or []
+                 for lb in group.get("lb_endpoints") or []
+                 if "socket_address" in ((lb.get("endpoint") or {}).get("address") or {})]
+    if not endpoints:
+        raise BootstrapError(f"cluster {cluster} lists no endpoint address inline "
+                             "(load_assignment)")
+    host, port = str(endpoints[0]["address"]), int(endpoints[0]["port_value"])
+    if auto_host:
+        authority = host
+    socket = config.get("transport_socket")
+    if socket is None:
+        return Upstream("http", host, port, authority=authority)
+    tls = socket.get("typed_config") or {}
+    if tls.get("@type") != _TLS:
+        raise BootstrapError(f"cluster {cluster}'s transport socket is no TLS context")
+    common = tls.get("common_tls_context") or {}
+    if extra := sorted(set(common) - {"validation_context", "alpn_protocols", "tls_params"}):
+        raise BootstrapError(f"cluster {cluster}'s TLS context has {', '.join(extra)}, "
+                             "which tollgate does not reproduce (a CA file or the system's "
+                             "CAs only)")
+    trust = common.get("validation_context") or {}
+    if set(trust) - {"trusted_ca", "system_root_certs", "match_typed_subject_alt_names"} \
+            or set(trust.get("trusted_ca") or {}) - {"filename"}:
+        raise BootstrapError(f"cluster {cluster}'s TLS validation context is neither a CA "
+                             "file (trusted_ca.filename) nor the system's CAs")
+    ca_file = (trust.get("trusted_ca") or {}).get("filename")
+    return Upstream("https", host, port, tls.get("sni") or host, ca_file, authority)
+
+
 def _one(found: list[Any], what: str, names: list[str]) -> Any:
     """The single item of `found`; else a BootstrapError naming every one."""
     if len(found) != 1:
