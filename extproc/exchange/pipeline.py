@@ -28,6 +28,7 @@ from extproc.exchange.act import Act
 from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
+from extproc.exchange.self_listing import SelfLister
 from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
@@ -83,8 +84,12 @@ class Pipeline:
         self._identity = config.identity
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
+        # A call to an MCP tool with no pin has the server's tools listed by tollgate
+        # first, from where the bootstrap Envoy serves sends the call (self_listing.py).
+        lister = SelfLister(config, credentials, pins) \
+            if pins is not None and config.identity.envoy_bootstrap is not None else None
         self._interpreters: dict[str, Interpreter | None] = {
-            t.name: interpreter_for(t, pins) for t in config.targets}
+            t.name: interpreter_for(t, pins, lister) for t in config.targets}
         self._encoders = {
             t.name: InputEncoder(t, getattr(self._interpreters[t.name], "key", None))
             for t in config.targets
@@ -150,9 +155,11 @@ class Pipeline:
         if interpreter is not None:
             meaning = await off_loop(size, interpreter.request, exchange.request)
             # What the upstream declared that the meaning depends on (an MCP tool's
-            # pinned definition), from a store: asked once the request is read.
+            # pinned definition), from a store: asked once the request is read (with the
+            # request's headers and evidence, should the upstream have to be asked).
             complete = getattr(interpreter, "complete", None)
-            exchange.interpret(meaning if complete is None else await complete(meaning))
+            exchange.interpret(meaning if complete is None else await complete(
+                meaning, exchange.evidence.headers, exchange.evidence))
 
     def decides_responses(self, exchange: Exchange) -> bool:
         """Whether the policy decides this exchange's response (else the request's decision
