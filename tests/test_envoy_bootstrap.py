@@ -246,6 +246,28 @@ def test_a_routes_upstream_is_its_clusters_endpoint_plain_or_tls_as_written() ->
     assert by_cluster == plain
 
 
+def test_a_prefix_rewrite_is_applied_as_envoy_applies_it() -> None:
+    bootstrap = mcp_bootstrap("http://127.0.0.1:8931")
+    (route,) = [r for r in eb.routes(bootstrap) if r.get("name") == "mcp"]
+    route["match"], route["route"]["prefix_rewrite"] = {"prefix": "/tools/"}, "/mcp/"
+    assert eb.upstream_of(bootstrap, "mcp", None).path("/tools/x?a=1") == "/mcp/x?a=1"
+    route["match"] = {"path": "/tools"}
+    assert eb.upstream_of(bootstrap, "mcp", None).path("/tools?a=1") == "/mcp/?a=1"
+    assert eb.upstream_of(mcp_bootstrap("http://127.0.0.1:8931"), "mcp", None).path(
+        "/tools/x") == "/tools/x"
+
+
+def test_of_routes_sharing_a_name_the_first_matching_the_path_is_taken() -> None:
+    bootstrap = mcp_bootstrap("http://127.0.0.1:8931")
+    bootstrap = eb.with_clusters(bootstrap, {"other": 9000, "shadowing": 9001})
+    shadowing = {"name": "mcp", "match": {"prefix": "/tools"}, "route": {"cluster": "other"}}
+    first = {"name": "mcp", "match": {"path": "/mcp"}, "route": {"cluster": "shadowing"}}
+    bootstrap = eb.with_routes(bootstrap, [shadowing, first])
+    assert eb.upstream_of(bootstrap, "mcp", None, "/tools/x").port == 9000
+    assert eb.upstream_of(bootstrap, "mcp", None, "/mcp?x=1").port == 9001
+    assert eb.upstream_of(bootstrap, "mcp", None, "/mcp/x").port == 8931
+
+
 def test_a_tls_clusters_ca_file_is_what_the_certificate_must_chain_to() -> None:
     bootstrap = mcp_bootstrap("https://mcp.example.com:8443")
     (cluster,) = [c for c in bootstrap["static_resources"]["clusters"]
@@ -263,7 +285,7 @@ def broken(how: str) -> dict[str, Any]:
     clusters = bootstrap["static_resources"]["clusters"]
     (cluster,) = [c for c in clusters if c["name"] == "target_tools"]
     if how == "rewrite":
-        route["route"]["prefix_rewrite"] = "/v2/"
+        route["route"]["regex_rewrite"] = {"pattern": {"regex": ".*"}, "substitution": "/"}
     elif how == "weighted":
         route["route"]["weighted_clusters"] = {"clusters": []}
         del route["route"]["cluster"]
@@ -280,7 +302,7 @@ def broken(how: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("how", "reason"), [
-    ("rewrite", "route mcp has prefix_rewrite, which tollgate does not reproduce"),
+    ("rewrite", "route mcp has regex_rewrite, which tollgate does not reproduce"),
     ("weighted", "route mcp sends to no single cluster"),
     ("eds", "cluster target_tools lists no endpoint address inline"),
     ("gone", "expected one cluster target_tools, the bootstrap has 0"),

@@ -19,12 +19,13 @@ through Envoy instead would need the agent's token (jwt_authn removes it before
 tollgate sees it), Envoy's listener address as tollgate reaches it (a second
 picture), and would come back to tollgate as an exchange of the agent's, decided,
 counted and recorded as if the agent had asked. The limits: only what the bootstrap
-holds inline (no RDS, CDS, EDS or SDS); a route that rewrites the path or spreads
-over several clusters, and a TLS cluster with a client certificate or a validation
-context other than a CA file or the system's CAs, are not listed (the reason says
-which); of a cluster's endpoints the first is asked; route-level headers Envoy adds
-are not added; a credential traded for each agent's token (token_exchange) is not
-used; the HTTP+SSE transport answers on the client's stream, so it is not listed.
+holds inline (no RDS, CDS, EDS or SDS); a route that rewrites the path otherwise than
+by prefix_rewrite, or spreads over several clusters, and a TLS cluster with a client
+certificate or a validation context other than a CA file or the system's CAs, are not
+listed (the reason says which); of a cluster's endpoints the first is asked;
+route-level headers Envoy adds are not added; a credential traded for each agent's
+token (token_exchange) is not used; the HTTP+SSE transport answers on the client's
+stream, so it is not listed.
 
 Bounded: at most MAX_PAGES pages (`nextCursor`), all within SECONDS; the calls that
 wait for one target share one listing. A listing that fails lists nothing: the call
@@ -50,8 +51,6 @@ from extproc.interpret.mcp import ListingFailed
 from extproc.token_exchange import TokenUnavailable
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from extproc.config import Config, Target
     from extproc.credentials import Injection
     from extproc.exchange.ports import Credentials
@@ -123,13 +122,14 @@ class SelfLister:
             raise ListingFailed(f"target {target.name}'s credential is traded for each "
                                 "agent's token (token_exchange): the gateway lists with a "
                                 "static credential only")
-        upstream = await self._upstream(target)
+        upstream = await self._upstream(target, headers.get(":path") or "/")
         try:
             injection = await self._credentials.upstream(target.name, None)
         except TokenUnavailable as exc:
             raise ListingFailed(f"the upstream's credential cannot be obtained: {exc}") from None
         host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
-        url = f"{upstream.scheme}://{host}:{upstream.port}{headers.get(':path') or '/'}"
+        url = (f"{upstream.scheme}://{host}:{upstream.port}"
+               f"{upstream.path(headers.get(':path') or '/')}")
         asking = _request_headers(headers, injection, upstream.authority)
         envelope = {key: value for key, value in
                     (((call.get("params") or {}).get("_meta")) or {}).items() if key in _ENVELOPE}
@@ -146,18 +146,18 @@ class SelfLister:
             raise ListingFailed(f"the server at {url} cannot be reached: "
                                 f"{str(exc) or type(exc).__name__}") from None
 
-    async def _upstream(self, target: Target) -> envoy_bootstrap.Upstream:
-        """Where Envoy sends the target's requests, as the bootstrap says now."""
-        path: Path | None = self._bootstrap
-        if path is None:
+    async def _upstream(self, target: Target, path: str) -> envoy_bootstrap.Upstream:
+        """Where Envoy sends the target's requests to `path`, as the bootstrap says now."""
+        source = self._bootstrap
+        if source is None:
             raise ListingFailed(mcp.NO_LISTER)
         try:
-            bootstrap = await asyncio.to_thread(envoy_bootstrap.load, path)
+            bootstrap = await asyncio.to_thread(envoy_bootstrap.load, source)
             return envoy_bootstrap.upstream_of(bootstrap, target.match.route,
-                                               target.match.cluster)
+                                               target.match.cluster, path)
         except (OSError, yaml.YAMLError, ValueError, LookupError, TypeError,
                 AttributeError) as exc:
-            raise ListingFailed(f"the Envoy bootstrap {path} does not say where target "
+            raise ListingFailed(f"the Envoy bootstrap {source} does not say where target "
                                 f"{target.name}'s server is: {exc}") from None
 
 

@@ -309,9 +309,9 @@ async def test_without_a_bootstrap_or_with_what_it_cannot_follow_nothing_is_aske
     path = tmp_path / "envoy.yaml"
     bootstrap = envoy_bootstrap.load(path)
     (route,) = [r for r in envoy_bootstrap.routes(bootstrap) if r.get("name") == "mcp"]
-    route["route"]["prefix_rewrite"] = "/v2/"
+    route["route"]["regex_rewrite"] = {"pattern": {"regex": ".*"}, "substitution": "/"}
     envoy_bootstrap.write(bootstrap, path)
-    with pytest.raises(ListingFailed, match="route mcp has prefix_rewrite"):
+    with pytest.raises(ListingFailed, match="route mcp has regex_rewrite"):
         await lister(cfg, MemoryPins()).listed("tools", call(), STATELESS_HEADERS, ASKER)
     legacy = mcp.message_reading({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                   "params": {"name": "read_file"}}, "sse", "client", "s")
