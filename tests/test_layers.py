@@ -60,9 +60,9 @@ def test_the_code_obeys_the_contract() -> None:
      "The readers of meaning (interpret)"),
     # A cycle inside a package.
     ("masking/checks.py", "from extproc.masking import masker", "No import cycle inside"),
-    # The MCP interpreter reaching for the lister it is given (exchange/self_listing.py).
-    ("interpret/mcp_interpreter.py", "from extproc.exchange import self_listing",
-     "The readers of meaning (interpret)"),
+    # The MCP interpreter reaching for the lister it is given (approvals/self_listing.py).
+    ("interpret/mcp_interpreter.py", "from extproc.approvals import self_listing",
+     "Layers:"),
 ])
 def test_a_wrong_import_fails_naming_its_rule(tmp_path: Path, module: str, line: str,
                                               rule: str) -> None:
@@ -86,7 +86,7 @@ _NETWORK = {"aiohttp", "asyncio.streams", "http.client", "httpx", "socket", "ssl
 
 def test_the_readers_of_meaning_reach_no_network() -> None:
     """An interpreter that needs an upstream asked (an MCP server's tools) is given what
-    asks it (exchange/self_listing.py), as it is given the pins."""
+    asks it (approvals/self_listing.py), as it is given the pins."""
     found = []
     for path in (ROOT / "extproc" / "interpret").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

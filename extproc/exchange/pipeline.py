@@ -28,11 +28,10 @@ from extproc.exchange.act import Act
 from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
-from extproc.exchange.self_listing import SelfLister
 from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
-from extproc.interpret.mcp import ToolPins
+from extproc.interpret.mcp import ToolLister, ToolPins
 from extproc.masking import Masker
 from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
@@ -69,11 +68,14 @@ class Pipeline:
         pins: ToolPins | None = None, activity: Activity | None = None,
         alerts: Alerts | None = None, revisions: Revisions | None = None,
         live: LiveSessions | None = None, budgets: Budgeting | None = None,
+        lister: ToolLister | None = None,
     ) -> None:
         """`revisions`: whether this process serves the newest policy revision of those
         the processes sharing its store serve (None: not asked); `live`: the sessions
         open here and the identities locked (live.py; None: a registry of its own);
-        `budgets`: what reserves and settles the budgets (None: none is configured)."""
+        `budgets`: what reserves and settles the budgets (None: none is configured);
+        `lister`: what lists an MCP server's tools when a call names one with no pin
+        (approvals/self_listing.py; None: nothing does)."""
         self.masker, self.recorder = masker, recorder
         self.budgets = budgets
         self.live = live if live is not None else LiveSessions()
@@ -84,10 +86,6 @@ class Pipeline:
         self._identity = config.identity
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
-        # A call to an MCP tool with no pin has the server's tools listed by tollgate
-        # first, from where the bootstrap Envoy serves sends the call (self_listing.py).
-        lister = SelfLister(config, credentials, pins) \
-            if pins is not None and config.identity.envoy_bootstrap is not None else None
         self._interpreters: dict[str, Interpreter | None] = {
             t.name: interpreter_for(t, pins, lister) for t in config.targets}
         self._encoders = {

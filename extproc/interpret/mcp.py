@@ -94,7 +94,7 @@ class ListingFailed(Exception):
 
 class ToolLister(Protocol):
     """Lists a target's tools from its server, as the call would reach it, and pins them
-    as a client's first listing would be (extproc/exchange/self_listing.py): what lets a
+    as a client's first listing would be (extproc/approvals/self_listing.py): what lets a
     stateless client call a tool it listed elsewhere, or never."""
 
     async def listed(self, target: str, call: McpReading, headers: dict[str, str],

@@ -1,4 +1,4 @@
-"""tollgate's own tools/list of an MCP server (exchange/self_listing.py), against a real
+"""tollgate's own tools/list of an MCP server (approvals/self_listing.py), against a real
 HTTP server in this process: the pages it asks for and how (the call's protocol
 revision, envelope and session, the target's credential, the Host the route sets), where
 (the Envoy bootstrap's route, cluster and endpoint), one listing for concurrent calls,
@@ -18,8 +18,8 @@ from aiohttp import web
 from extproc import config, envoy_bootstrap
 from extproc.approvals.hold import Holds
 from extproc.approvals.pins import StoredPins
+from extproc.approvals.self_listing import SelfLister, self_lister
 from extproc.credentials import CredentialStore
-from extproc.exchange.self_listing import SelfLister
 from extproc.interpret import mcp
 from extproc.interpret.mcp import ListingFailed
 from extproc.masking import Masker
@@ -297,6 +297,15 @@ async def test_an_unreachable_server_fails_the_listing(tmp_path: Path) -> None:
     with pytest.raises(ListingFailed, match=r"the server at http://127\.0\.0\.1:\d+/mcp "
                                             "cannot be reached"):
         await lister(cfg, MemoryPins()).listed("tools", call(), STATELESS_HEADERS, ASKER)
+
+
+def test_a_lister_is_made_only_with_the_pins_and_the_bootstrap(tmp_path: Path) -> None:
+    cfg = configured(tmp_path, 8931)
+    credentials = CredentialStore.from_config(cfg)
+    assert isinstance(self_lister(cfg, credentials, MemoryPins()), SelfLister)
+    assert self_lister(cfg, credentials, None) is None
+    assert self_lister(configured(tmp_path, 8931, bootstrap=False), credentials,
+                       MemoryPins()) is None
 
 
 async def test_without_a_bootstrap_or_with_what_it_cannot_follow_nothing_is_asked(

@@ -52,8 +52,7 @@ from extproc.token_exchange import TokenUnavailable
 
 if TYPE_CHECKING:
     from extproc.config import Config, Target
-    from extproc.credentials import Injection
-    from extproc.exchange.ports import Credentials
+    from extproc.credentials import CredentialStore, Injection
     from extproc.interpret.mcp import McpReading, ToolPins
 
 log = logging.getLogger("tollgate.mcp")
@@ -68,11 +67,20 @@ _ENVELOPE = ("io.modelcontextprotocol/protocolVersion",
 _METHOD_HEADER_FROM = "2026-07-28"  # the revision whose requests name their method
 
 
+def self_lister(config: Config, credentials: CredentialStore, pins: ToolPins | None
+                ) -> SelfLister | None:
+    """What lists MCP servers' tools for the pipeline's interpreters: None without the
+    pins, or without the Envoy bootstrap that says where the servers are."""
+    if pins is None or config.identity.envoy_bootstrap is None:
+        return None
+    return SelfLister(config, credentials, pins)
+
+
 class SelfLister:
     """Lists MCP targets' tools from their servers and pins them (interpret.mcp's
     ToolLister), one listing at a time per target."""
 
-    def __init__(self, config: Config, credentials: Credentials, pins: ToolPins,
+    def __init__(self, config: Config, credentials: CredentialStore, pins: ToolPins,
                  pages: int = MAX_PAGES, seconds: float = SECONDS) -> None:
         self._targets = {t.name: t for t in config.targets if t.mcp is not None}
         bootstrap = config.identity.envoy_bootstrap
