@@ -111,15 +111,18 @@ class SelfLister:
                       asker: Any) -> int:
         target = self._targets[name]
         assert target.mcp is not None
-        tools = await self.tools(target, call, headers)
+        # The upstream continues the call's span, as the call itself does.
+        trace = getattr(asker, "trace_id", None), getattr(asker, "span_id", None)
+        traceparent = f"00-{trace[0]}-{trace[1]}-01" if all(trace) else None
+        tools = await self._tools(target, call, headers, traceparent)
         named = [entry for tool in tools if (entry := mcp.declared_of(tool)) is not None]
         await self._pins.listed(name, target.mcp.pin_approvers, named, asker)
         log.info("trace %s: MCP target %s: the gateway listed the server's %d tools itself",
                  getattr(asker, "trace_id", "-"), name, len(tools))
         return len(tools)
 
-    async def tools(self, target: Target, call: McpReading, headers: dict[str, str]
-                    ) -> list[Any]:
+    async def _tools(self, target: Target, call: McpReading, headers: dict[str, str],
+                     traceparent: str | None) -> list[Any]:
         """The tools the target's server lists to a request like `call` (its pages
         joined); ListingFailed with why there is no list."""
         if call["transport"] == "sse":
@@ -139,6 +142,8 @@ class SelfLister:
         url = (f"{upstream.scheme}://{host}:{upstream.port}"
                f"{upstream.path(headers.get(':path') or '/')}")
         asking = _request_headers(headers, injection, upstream.authority)
+        if traceparent is not None:
+            asking["traceparent"] = traceparent
         envelope = {key: value for key, value in
                     (((call.get("params") or {}).get("_meta")) or {}).items() if key in _ENVELOPE}
         tls = _tls(upstream) if upstream.scheme == "https" else None

@@ -7,6 +7,8 @@ the tools pinned as a first listing in the store, and why a listing fails."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from extproc.quickstart import stack
 from extproc.recording import Evidence
 from tests.approvals.conftest import IDENTITY, opened
 from tests.support.fakes import MemoryPins
+from tests.support.tls import write_stranger_ca, write_tls_files
 
 ASKER = Evidence("exchange", 0.0, "ab" * 16, "cd" * 8, {}, IDENTITY)  # type: ignore[arg-type]
 STATELESS = "2026-07-28"
@@ -77,31 +80,45 @@ class Server:
         return stream
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
+@contextlib.asynccontextmanager
+async def serving(tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
+    """A Server on a free port of 127.0.0.1, over TLS with `tls`."""
     found = Server()
     app = web.Application()
     app.router.add_post("/mcp", found.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     found.port = runner.addresses[0][1]
-    yield found
-    await runner.cleanup()
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    async with serving() as found:
+        yield found
 
 
 def configured(tmp_path: Path, port: int, credential: dict[str, Any] | None = None,
-               bootstrap: bool = True) -> config.Config:
+               bootstrap: bool = True, ca_file: Path | None = None) -> config.Config:
     """A config with one MCP target whose route Envoy's bootstrap (written as `tollgate
-    envoy-bootstrap` writes it) sends to 127.0.0.1:`port`."""
+    envoy-bootstrap` writes it) sends to 127.0.0.1:`port`; with `ca_file`, to
+    https://localhost:`port`, whose certificate must chain to it."""
     target: dict[str, Any] = {"name": "tools", "protocol": "mcp", "match": {"route": "mcp"}}
     if credential is not None:
         target["credential"] = credential
     data = {"policy": {"dir": "."}, "targets": [target]}
     path = tmp_path / "envoy.yaml"
-    written = envoy_bootstrap.for_config(config.parse(data),
-                                         upstreams={"tools": f"http://127.0.0.1:{port}"})
+    url = f"https://localhost:{port}" if ca_file else f"http://127.0.0.1:{port}"
+    written = envoy_bootstrap.for_config(config.parse(data), upstreams={"tools": url})
+    for cluster in written.bootstrap["static_resources"]["clusters"]:
+        if ca_file is not None and cluster["name"] == "target_tools":
+            cluster["transport_socket"]["typed_config"]["common_tls_context"][
+                "validation_context"] = {"trusted_ca": {"filename": str(ca_file)}}
     envoy_bootstrap.write(written.bootstrap, path)
     if bootstrap:
         data["identity"] = {"envoy_bootstrap": str(path)}
@@ -142,6 +159,8 @@ async def test_a_stateless_calls_listing_repeats_its_revision_with_the_targets_c
     # The target's credential, never the agent's; the Host Envoy forwards.
     assert headers["Authorization"] == "Bearer upstream-secret"
     assert headers["Host"] == "gateway.test"
+    # The server continues the call's span.
+    assert headers["traceparent"] == f"00-{ASKER.trace_id}-{ASKER.span_id}-01"
 
 
 async def test_a_session_calls_listing_names_its_session_and_no_method_header(
@@ -290,6 +309,25 @@ async def test_a_server_that_does_not_answer_in_time_fails_the_listing(
         await lister(configured(tmp_path, server.port), MemoryPins(), seconds=0.2).listed(
             "tools", call(), STATELESS_HEADERS, ASKER)
     given_up.set()
+
+
+async def test_a_tls_cluster_is_listed_only_from_a_server_its_ca_vouches_for(
+        tmp_path: Path) -> None:
+    files = write_tls_files(tmp_path / "tls")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(files.cert, files.key)
+    async with serving(tls) as found:
+        trusted = configured(tmp_path, found.port, ca_file=files.ca)
+        assert await lister(trusted, MemoryPins()).listed(
+            "tools", call(), STATELESS_HEADERS, ASKER) == 2
+        [(headers, _)] = found.requests
+        assert headers["Host"] == "localhost"  # the route's Host rewrite, as Envoy sends
+        stranger = configured(tmp_path, found.port,
+                              ca_file=write_stranger_ca(tmp_path / "stranger.pem"))
+        with pytest.raises(ListingFailed, match="certificate verify failed"):
+            await lister(stranger, MemoryPins()).listed("tools", call(), STATELESS_HEADERS,
+                                                        ASKER)
+        assert len(found.requests) == 1
 
 
 async def test_an_unreachable_server_fails_the_listing(tmp_path: Path) -> None:

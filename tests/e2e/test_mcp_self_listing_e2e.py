@@ -78,18 +78,21 @@ def test_a_tool_never_listed_is_listed_by_tollgate_then_called_and_masked(
     assert "delete_everything is unknown" in refused, seen
     assert "the gateway's own listing of the server's tools (2) does not name it" in refused
     assert ("tools/call", "delete_everything") not in order
-    # The record says tollgate listed the tools for the call.
-    stack.wait_until(lambda: self_listed(gw, "read_file") is not None, 15,
+    # The record and the span say tollgate listed the tools for the call.
+    stack.wait_until(lambda: call_record(gw, "read_file") is not None, 15,
                      "the call recorded")
-    assert self_listed(gw, "read_file") == {"tools": 2}
+    record = call_record(gw, "read_file")
+    assert record is not None
+    assert record["meaning"]["mcp"]["tool"]["self_listing"] == {"tools": 2}
+    (span,) = gw.otlp.spans_of(record["trace_id"])
+    assert span.attributes["tollgate.mcp.self_listed"] == 2
 
 
-def self_listed(gw: Gateway, tool: str) -> Any:
-    """What the record of the call to `tool` says of tollgate's own listing (None: no
-    such record yet)."""
+def call_record(gw: Gateway, tool: str) -> dict[str, Any] | None:
+    """The record of the call to `tool` (None: not recorded yet)."""
     for record in gw.records():
         meaning = ((record.get("meaning") or {}).get("mcp") or {})
         if meaning.get("method") == "tools/call" and (meaning.get("tool") or {}).get(
                 "name") == tool:
-            return meaning["tool"].get("self_listing", {})
+            return record
     return None
