@@ -183,6 +183,138 @@ def route_protocol(route: dict[str, Any]) -> str | None:
     return (tollgate or {}).get("protocol")
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where Envoy sends a route's requests, as its bootstrap says: what tollgate reaches
+    itself when it must ask a target's server something (an MCP server's tools)."""
+
+    scheme: str  # http, or https (the cluster's transport socket is TLS)
+    host: str  # the first endpoint's address or DNS name
+    port: int
+    # The name the server's certificate must carry (the TLS context's `sni`, else `host`),
+    # and the CA file it must chain to (None: the system's CAs).
+    server_name: str | None = None
+    ca_file: str | None = None
+    # The Host the route sets (host_rewrite_literal, or the endpoint's name with
+    # auto_host_rewrite); None: the client's, as Envoy forwards it.
+    authority: str | None = None
+    # The route's prefix_rewrite: what its match's prefix (or whole path) becomes.
+    rewrite: tuple[str, str] | None = None
+
+    def path(self, path: str) -> str:
+        """A request's path as the route sends it upstream."""
+        if self.rewrite is None:
+            return path
+        matched, replacement = self.rewrite
+        if not matched:  # a `path` match: the whole path, the query kept
+            return replacement + path[len(path.partition("?")[0]):]
+        return replacement + path[len(matched):] if path.startswith(matched) else path
+
+
+# What a route may do to a request that tollgate, reaching the cluster itself, would not.
+_REWRITES = ("regex_rewrite", "path_rewrite_policy", "host_rewrite_header",
+             "host_rewrite_path_regex", "weighted_clusters", "cluster_header",
+             "cluster_specifier_plugin", "inline_cluster_specifier_plugin")
+
+
+def upstream_of(bootstrap: dict[str, Any], route: str | None, cluster: str | None,
+                path: str = "/") -> Upstream:
+    """The upstream of the route named `route` (else of the cluster named `cluster`):
+    its cluster's first endpoint, plain or TLS as its transport socket says. Of several
+    routes of that name, the first in the bootstrap's order whose prefix or path matches
+    `path` (the request's), as Envoy's router picks within a virtual host. Only what
+    the bootstrap holds inline is read (no RDS, CDS, EDS or SDS); a route or cluster
+    tollgate could not reproduce (a regex rewrite, weighted clusters, a client
+    certificate, a validation context other than a CA file or the system's) is a
+    BootstrapError naming it, never a guess."""
+    authority, rewrite, auto_host = None, None, False
+    if route is not None:
+        cluster, authority, rewrite, auto_host = _route_action(bootstrap, route, path)
+    elif cluster is None:
+        raise BootstrapError("the target names neither a route nor a cluster")
+    found = [c for c in bootstrap.get("static_resources", {}).get("clusters") or []
+             if c.get("name") == cluster]
+    config = _one(found, f"cluster {cluster}", [cluster] * len(found))
+    endpoints = [lb["endpoint"]["address"]["socket_address"]
+                 for group in (config.get("load_assignment") or {}).get("endpoints") or []
+                 for lb in group.get("lb_endpoints") or []
+                 if "socket_address" in ((lb.get("endpoint") or {}).get("address") or {})]
+    if not endpoints:
+        raise BootstrapError(f"cluster {cluster} lists no endpoint address inline "
+                             "(load_assignment)")
+    host, port = str(endpoints[0]["address"]), int(endpoints[0]["port_value"])
+    if auto_host:
+        authority = host
+    socket = config.get("transport_socket")
+    if socket is None:
+        return Upstream("http", host, port, authority=authority, rewrite=rewrite)
+    server_name, ca_file = _tls_trust(cluster, socket.get("typed_config") or {})
+    return Upstream("https", host, port, server_name or host, ca_file, authority, rewrite)
+
+
+def _route_action(bootstrap: dict[str, Any], route: str, path: str
+                  ) -> tuple[str, str | None, tuple[str, str] | None, bool]:
+    """The cluster a route sends `path` to, the Host it sets, its prefix rewrite, and
+    whether it sets the Host to the endpoint's name."""
+    found = [r for r in routes(bootstrap) if r.get("name") == route]
+    if len(found) > 1:
+        found = [r for r in found if _matches(r.get("match") or {}, path)][:1]
+    config = _one(found, f"route {route}", [route] * len(found))
+    action = config.get("route")
+    if not isinstance(action, dict) or not isinstance(action.get("cluster"), str):
+        raise BootstrapError(f"route {route} sends to no single cluster")
+    if rewrites := [key for key in _REWRITES if key in action]:
+        raise BootstrapError(f"route {route} has {', '.join(rewrites)}, which tollgate "
+                             "does not reproduce")
+    rewrite = (_prefix_rewrite(route, config.get("match") or {}, action)
+               if "prefix_rewrite" in action else None)
+    return (action["cluster"], action.get("host_rewrite_literal"), rewrite,
+            action.get("auto_host_rewrite") is True)
+
+
+def _tls_trust(cluster: str, tls: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The name a TLS cluster's server must be (its `sni`; None: the host), and the CA
+    file its certificate must chain to (None: the system's CAs)."""
+    if tls.get("@type") != _TLS:
+        raise BootstrapError(f"cluster {cluster}'s transport socket is no TLS context")
+    common = tls.get("common_tls_context") or {}
+    if extra := sorted(set(common) - {"validation_context", "alpn_protocols", "tls_params"}):
+        raise BootstrapError(f"cluster {cluster}'s TLS context has {', '.join(extra)}, "
+                             "which tollgate does not reproduce (a CA file or the system's "
+                             "CAs only)")
+    trust = common.get("validation_context") or {}
+    if set(trust) - {"trusted_ca", "system_root_certs", "match_typed_subject_alt_names"} \
+            or set(trust.get("trusted_ca") or {}) - {"filename"}:
+        raise BootstrapError(f"cluster {cluster}'s TLS validation context is neither a CA "
+                             "file (trusted_ca.filename) nor the system's CAs")
+    return tls.get("sni"), (trust.get("trusted_ca") or {}).get("filename")
+
+
+def _matches(match: dict[str, Any], path: str) -> bool:
+    """Whether a route's match takes `path` (by prefix or whole path; other matchers:
+    not judged here, so not taken)."""
+    bare = path.partition("?")[0]
+    if isinstance(match.get("prefix"), str):
+        return bare.startswith(match["prefix"])
+    if isinstance(match.get("path_separated_prefix"), str):
+        prefix = match["path_separated_prefix"]
+        return bare == prefix or bare.startswith(prefix + "/")
+    return isinstance(match.get("path"), str) and bare == match["path"]
+
+
+def _prefix_rewrite(route: str, match: dict[str, Any], action: dict[str, Any]
+                    ) -> tuple[str, str]:
+    """(the prefix a route's prefix_rewrite replaces, "" for its whole path; what
+    replaces it), as Envoy rewrites a prefix or path match."""
+    for key in ("prefix", "path_separated_prefix"):
+        if isinstance(match.get(key), str):
+            return match[key], str(action["prefix_rewrite"])
+    if isinstance(match.get("path"), str):
+        return "", str(action["prefix_rewrite"])
+    raise BootstrapError(f"route {route} rewrites a path it matches neither by prefix nor "
+                         "whole, which tollgate does not reproduce")
+
+
 def _one(found: list[Any], what: str, names: list[str]) -> Any:
     """The single item of `found`; else a BootstrapError naming every one."""
     if len(found) != 1:

@@ -39,6 +39,7 @@ from extproc.approvals.hold import Holds
 from extproc.approvals.key_reload import KeyReloader
 from extproc.approvals.notify import Everyone, Notifier, Tells
 from extproc.approvals.pins import StoredPins
+from extproc.approvals.self_listing import self_lister
 from extproc.approvals.slack.links import SlackLinks
 from extproc.approvals.slack.messages import SlackMessages
 from extproc.approvals.slack.web_api import SlackApi, SlackSecrets
@@ -204,8 +205,10 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             lambda message, key: alerts.raise_own(REVISIONS_DIFFER, "critical", message,
                                                   key=key), config.store.heartbeat_seconds)
         budgets = Budgeting(config.budgets, BudgetBook(holds.store.store))
+        pins = StoredPins(holds)
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
-                            StoredPins(holds), tracker, alerts, revisions, live, budgets)
+                            pins, tracker, alerts, revisions, live, budgets,
+                            self_lister(config, credentials, pins))
         requests = RequestSessions(live, config.recording.session_idle_minutes * 60)
         servicer = ExtProcServicer(config, pipeline, egress,
                                    McpSessions(holds.store.store, alerts), requests)

@@ -157,15 +157,22 @@ mcp_denials contains {
 }
 
 # A call to a tool tollgate never saw this target's server declare (in a tools/list):
-# nothing was pinned for it, so nothing says what it is.
+# nothing was pinned for it, so nothing says what it is. tollgate lists the server's
+# tools itself before (input.mcp.tool.self_listing): the reason says what that found.
 mcp_denials contains {
 	"rule": "mcp.tool_unknown",
-	"reason": sprintf("tool %s is unknown: the gateway never saw the server declare it (list the server's tools first)", [mcp_tool_name]),
+	"reason": sprintf("tool %s is unknown: the gateway never saw the server declare it (list the server's tools first)%s", [mcp_tool_name, mcp_self_listing]),
 } if {
 	mcp_tool_call
 	not mcp_probe
 	not mcp_pin_status in {"pinned", "changed", "new", "renamed"}
 }
+
+mcp_self_listing := sprintf("; the gateway's own listing failed: %s", [input.mcp.tool.self_listing.error]) if {
+	is_string(input.mcp.tool.self_listing.error)
+} else := sprintf("; the gateway's own listing of the server's tools (%d) does not name it", [input.mcp.tool.self_listing.tools]) if {
+	is_number(input.mcp.tool.self_listing.tools)
+} else := ""
 
 # A tool kept to some groups (mcp_tool_groups, above): refused to, and hidden from, a
 # caller in none of them.

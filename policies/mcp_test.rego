@@ -215,6 +215,19 @@ test_a_tool_never_declared_is_refused if {
 	d.reasons == ["tool exfiltrate is unknown: the gateway never saw the server declare it (list the server's tools first)"]
 }
 
+test_the_gateways_own_listing_says_why_a_tool_stays_unknown if {
+	failed := decide(["agents"], with_tool(tools_call("exfiltrate", "unknown", {}), {"self_listing": {"error": "the server answered HTTP 503"}}))
+	failed.rules == ["mcp.tool_unknown"]
+	failed.reasons == ["tool exfiltrate is unknown: the gateway never saw the server declare it (list the server's tools first); the gateway's own listing failed: the server answered HTTP 503"]
+	absent := decide(["agents"], with_tool(tools_call("exfiltrate", "unknown", {}), {"self_listing": {"tools": 2}}))
+	absent.rules == ["mcp.tool_unknown"]
+	absent.reasons == ["tool exfiltrate is unknown: the gateway never saw the server declare it (list the server's tools first); the gateway's own listing of the server's tools (2) does not name it"]
+}
+
+test_a_tool_the_gateway_listed_itself_is_called_as_any_pinned_one if {
+	decide(["agents"], with_tool(tools_call("read_file", "pinned", {}), {"self_listing": {"tools": 2}})).action == "allow"
+}
+
 test_a_tool_without_a_pin_is_unknown if {
 	m := tools_call("exfiltrate", "pinned", {})
 	every patch in [{"op": "remove", "path": "/tool/pin"}, {"op": "replace", "path": "/tool/pin", "value": {"status": "approved"}}] {

@@ -220,3 +220,100 @@ def test_two_mcp_routes_at_one_path_would_be_one_resource() -> None:
     with pytest.raises(eb.BootstrapError, match="MCP routes tools and mcp serve the same path "
                                                 r"\(/mcp\)"):
         eb.with_oauth_resource(twin, OAUTH)
+
+
+# -- where a route's requests go (upstream_of) ------------------------------------------
+
+
+def mcp_bootstrap(upstream: str) -> dict[str, Any]:
+    """The bootstrap `tollgate envoy-bootstrap` writes for an MCP target at `upstream`."""
+    from extproc import config
+
+    parsed = config.parse({"policy": {"dir": "."}, "targets": [
+        {"name": "tools", "protocol": "mcp", "match": {"route": "mcp"}}]})
+    return eb.for_config(parsed, upstreams={"tools": upstream}).bootstrap
+
+
+def test_a_routes_upstream_is_its_clusters_endpoint_plain_or_tls_as_written() -> None:
+    plain = eb.upstream_of(mcp_bootstrap("http://127.0.0.1:8931"), "mcp", None)
+    assert plain == eb.Upstream("http", "127.0.0.1", 8931)
+    tls = eb.upstream_of(mcp_bootstrap("https://mcp.example.com"), "mcp", None)
+    # The route sends the server's name as Host; its certificate must name it, by the
+    # system's CAs.
+    assert tls == eb.Upstream("https", "mcp.example.com", 443, "mcp.example.com", None,
+                              "mcp.example.com")
+    by_cluster = eb.upstream_of(mcp_bootstrap("http://127.0.0.1:8931"), None, "target_tools")
+    assert by_cluster == plain
+
+
+def test_a_prefix_rewrite_is_applied_as_envoy_applies_it() -> None:
+    bootstrap = mcp_bootstrap("http://127.0.0.1:8931")
+    (route,) = [r for r in eb.routes(bootstrap) if r.get("name") == "mcp"]
+    route["match"], route["route"]["prefix_rewrite"] = {"prefix": "/tools/"}, "/mcp/"
+    assert eb.upstream_of(bootstrap, "mcp", None).path("/tools/x?a=1") == "/mcp/x?a=1"
+    route["match"] = {"path": "/tools"}
+    assert eb.upstream_of(bootstrap, "mcp", None).path("/tools?a=1") == "/mcp/?a=1"
+    assert eb.upstream_of(mcp_bootstrap("http://127.0.0.1:8931"), "mcp", None).path(
+        "/tools/x") == "/tools/x"
+
+
+def test_of_routes_sharing_a_name_the_first_matching_the_path_is_taken() -> None:
+    bootstrap = mcp_bootstrap("http://127.0.0.1:8931")
+    bootstrap = eb.with_clusters(bootstrap, {"other": 9000, "shadowing": 9001})
+    shadowing = {"name": "mcp", "match": {"prefix": "/tools"}, "route": {"cluster": "other"}}
+    first = {"name": "mcp", "match": {"path": "/mcp"}, "route": {"cluster": "shadowing"}}
+    bootstrap = eb.with_routes(bootstrap, [shadowing, first])
+    assert eb.upstream_of(bootstrap, "mcp", None, "/tools/x").port == 9000
+    assert eb.upstream_of(bootstrap, "mcp", None, "/mcp?x=1").port == 9001
+    assert eb.upstream_of(bootstrap, "mcp", None, "/mcp/x").port == 8931
+
+
+def test_a_tls_clusters_ca_file_is_what_the_certificate_must_chain_to() -> None:
+    bootstrap = mcp_bootstrap("https://mcp.example.com:8443")
+    (cluster,) = [c for c in bootstrap["static_resources"]["clusters"]
+                  if c["name"] == "target_tools"]
+    context = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+    context["validation_context"] = {"trusted_ca": {"filename": "/etc/mcp/ca.pem"}}
+    found = eb.upstream_of(bootstrap, "mcp", None)
+    assert (found.scheme, found.port, found.ca_file) == ("https", 8443, "/etc/mcp/ca.pem")
+
+
+def broken(how: str) -> dict[str, Any]:
+    """An MCP target's bootstrap changed `how` into one tollgate cannot follow."""
+    bootstrap = mcp_bootstrap("http://127.0.0.1:8931")
+    (route,) = [r for r in eb.routes(bootstrap) if r.get("name") == "mcp"]
+    clusters = bootstrap["static_resources"]["clusters"]
+    (cluster,) = [c for c in clusters if c["name"] == "target_tools"]
+    if how == "rewrite":
+        route["route"]["regex_rewrite"] = {"pattern": {"regex": ".*"}, "substitution": "/"}
+    elif how == "weighted":
+        route["route"]["weighted_clusters"] = {"clusters": []}
+        del route["route"]["cluster"]
+    elif how == "eds":
+        cluster["load_assignment"]["endpoints"] = []
+    elif how == "gone":
+        clusters.remove(cluster)
+    else:
+        common = {"client certificate": {"tls_certificates": [{}]},
+                  "inline CA": {"validation_context": {"trusted_ca": {"inline_string": "P"}}}}
+        cluster["transport_socket"] = {"typed_config": {"@type": eb._TLS,
+                                                        "common_tls_context": common[how]}}
+    return bootstrap
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("rewrite", "route mcp has regex_rewrite, which tollgate does not reproduce"),
+    ("weighted", "route mcp sends to no single cluster"),
+    ("eds", "cluster target_tools lists no endpoint address inline"),
+    ("gone", "expected one cluster target_tools, the bootstrap has 0"),
+    ("client certificate", "cluster target_tools's TLS context has tls_certificates"),
+    ("inline CA", "neither a CA file (trusted_ca.filename) nor the system's CAs"),
+])
+def test_an_upstream_tollgate_could_not_reach_as_envoy_does_is_refused(
+        how: str, reason: str) -> None:
+    bootstrap = broken(how)
+    with pytest.raises(eb.BootstrapError) as refused:
+        eb.upstream_of(bootstrap, "mcp", None)
+    assert reason in str(refused.value)
+    with pytest.raises(eb.BootstrapError, match="expected one route absent"):
+        eb.upstream_of(bootstrap, "absent", None)

@@ -60,6 +60,9 @@ def test_the_code_obeys_the_contract() -> None:
      "The readers of meaning (interpret)"),
     # A cycle inside a package.
     ("masking/checks.py", "from extproc.masking import masker", "No import cycle inside"),
+    # The MCP interpreter reaching for the lister it is given (approvals/self_listing.py).
+    ("interpret/mcp_interpreter.py", "from extproc.approvals import self_listing",
+     "Layers:"),
 ])
 def test_a_wrong_import_fails_naming_its_rule(tmp_path: Path, module: str, line: str,
                                               rule: str) -> None:
@@ -74,6 +77,24 @@ def test_a_wrong_import_fails_naming_its_rule(tmp_path: Path, module: str, line:
     assert rule in broken, result.stdout
     # The chain names the module (in full, or relative to its package for a cycle).
     assert "." + module.removesuffix(".py").rsplit("/", 1)[-1] + " -> " in broken
+
+
+# Modules that reach the network: what a reader of meaning is given, never imports.
+_NETWORK = {"aiohttp", "asyncio.streams", "http.client", "httpx", "socket", "ssl",
+            "urllib.request"}
+
+
+def test_the_readers_of_meaning_reach_no_network() -> None:
+    """An interpreter that needs an upstream asked (an MCP server's tools) is given what
+    asks it (approvals/self_listing.py), as it is given the pins."""
+    found = []
+    for path in (ROOT / "extproc" / "interpret").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names
+                      if n in _NETWORK or n.split(".")[0] in _NETWORK]
+    assert found == []
 
 
 @pytest.mark.parametrize(("index", "package"), _packages())

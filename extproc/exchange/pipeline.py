@@ -31,7 +31,7 @@ from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorde
 from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
 from extproc.identity import identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
-from extproc.interpret.mcp import ToolPins
+from extproc.interpret.mcp import ToolLister, ToolPins
 from extproc.masking import Masker
 from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
@@ -68,11 +68,14 @@ class Pipeline:
         pins: ToolPins | None = None, activity: Activity | None = None,
         alerts: Alerts | None = None, revisions: Revisions | None = None,
         live: LiveSessions | None = None, budgets: Budgeting | None = None,
+        lister: ToolLister | None = None,
     ) -> None:
         """`revisions`: whether this process serves the newest policy revision of those
         the processes sharing its store serve (None: not asked); `live`: the sessions
         open here and the identities locked (live.py; None: a registry of its own);
-        `budgets`: what reserves and settles the budgets (None: none is configured)."""
+        `budgets`: what reserves and settles the budgets (None: none is configured);
+        `lister`: what lists an MCP server's tools when a call names one with no pin
+        (approvals/self_listing.py; None: nothing does)."""
         self.masker, self.recorder = masker, recorder
         self.budgets = budgets
         self.live = live if live is not None else LiveSessions()
@@ -84,7 +87,7 @@ class Pipeline:
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
         self._by_cluster = {t.match.cluster: t for t in config.targets if t.match.cluster}
         self._interpreters: dict[str, Interpreter | None] = {
-            t.name: interpreter_for(t, pins) for t in config.targets}
+            t.name: interpreter_for(t, pins, lister) for t in config.targets}
         self._encoders = {
             t.name: InputEncoder(t, getattr(self._interpreters[t.name], "key", None))
             for t in config.targets
@@ -150,9 +153,11 @@ class Pipeline:
         if interpreter is not None:
             meaning = await off_loop(size, interpreter.request, exchange.request)
             # What the upstream declared that the meaning depends on (an MCP tool's
-            # pinned definition), from a store: asked once the request is read.
+            # pinned definition), from a store: asked once the request is read (with the
+            # request's headers and evidence, should the upstream have to be asked).
             complete = getattr(interpreter, "complete", None)
-            exchange.interpret(meaning if complete is None else await complete(meaning))
+            exchange.interpret(meaning if complete is None else await complete(
+                meaning, exchange.evidence.headers, exchange.evidence))
 
     def decides_responses(self, exchange: Exchange) -> bool:
         """Whether the policy decides this exchange's response (else the request's decision

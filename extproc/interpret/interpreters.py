@@ -14,11 +14,13 @@ from extproc.interpret.sql_interpreter import SqlHttp, WireSql
 
 if TYPE_CHECKING:
     from extproc.interpret.base import Interpreter
-    from extproc.interpret.mcp import ToolPins
+    from extproc.interpret.mcp import ToolLister, ToolPins
 
 
-def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter | None:
-    """The target's interpreter, built once per process (parsers and tables load here)."""
+def interpreter_for(target: Target, pins: ToolPins | None = None,
+                    lister: ToolLister | None = None) -> Interpreter | None:
+    """The target's interpreter, built once per process (parsers and tables load here);
+    `pins` and `lister`: an MCP target's tool pins, and what lists its tools itself."""
     if target.protocol == "sql-http" and target.sql is not None:
         return SqlHttp(target.sql)
     if target.protocol == "k8s" and target.k8s is not None:
@@ -26,7 +28,7 @@ def interpreter_for(target: Target, pins: ToolPins | None = None) -> Interpreter
     if target.protocol == "llm":
         return Llm()
     if target.protocol == "mcp" and target.mcp is not None:
-        return Mcp(target.mcp, target.name, pins)
+        return Mcp(target.mcp, target.name, pins, lister)
     if target.protocol == "postgres":
         return WireSql(Sql())
     if target.protocol == "mysql":

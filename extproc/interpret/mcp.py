@@ -54,12 +54,21 @@ class Declared(TypedDict):
     more: NotRequired[dict[str, Any]]
 
 
+class SelfListing(TypedDict, total=False):
+    """The listing tollgate made itself for a call to a tool it had no pin for: how many
+    tools the server listed, or why there is no listing."""
+
+    tools: int
+    error: str
+
+
 class ToolInput(TypedDict):
     name: str
     arguments: Any
     kind: str | None  # shell | sql: how its arguments are read
     declared: Declared | None
     pin: Pin
+    self_listing: NotRequired[SelfListing]
 
 
 class ToolPins(Protocol):
@@ -78,6 +87,27 @@ class ToolPins(Protocol):
         that saw it; `continued`: the listing is a page asked for with a cursor)."""
         ...
 
+
+class ListingFailed(Exception):
+    """tollgate's own tools/list of a target's server gave no list; the message says why."""
+
+
+class ToolLister(Protocol):
+    """Lists a target's tools from its server, as the call would reach it, and pins them
+    as a client's first listing would be (extproc/approvals/self_listing.py): what lets a
+    stateless client call a tool it listed elsewhere, or never."""
+
+    async def listed(self, target: str, call: McpReading, headers: dict[str, str],
+                     asker: Any) -> int:
+        """How many tools the server listed (all given to the pins); ListingFailed with
+        why there is no list. `call`, `headers`: the tools/call and its request's headers
+        (the protocol revision, session and envelope the listing repeats)."""
+        ...
+
+
+# Why a call to a tool with no pin went without tollgate's own listing of the tools.
+NO_LISTER = ("the gateway lists a server's tools itself only when its config names the "
+             "Envoy bootstrap it serves (identity.envoy_bootstrap)")
 
 # `from` is a keyword: the reading is built as a plain dict of this shape.
 McpReading = dict[str, Any]

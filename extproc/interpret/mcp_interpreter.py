@@ -12,7 +12,7 @@ from extproc.interpret.base import Plain
 
 if TYPE_CHECKING:
     from extproc.codecs.message import Request
-    from extproc.interpret.mcp import McpReading, ToolPins
+    from extproc.interpret.mcp import McpReading, SelfListing, ToolLister, ToolPins
 
 
 class Mcp(Plain):
@@ -22,25 +22,54 @@ class Mcp(Plain):
 
     key = "mcp"
 
-    def __init__(self, settings: McpSettings, target: str, pins: ToolPins | None) -> None:
+    def __init__(self, settings: McpSettings, target: str, pins: ToolPins | None,
+                 lister: ToolLister | None = None) -> None:
+        """`lister`: what lists the target's tools from its server when a call names one
+        without a pin (None: nothing does, and such a call stays unknown)."""
         from extproc.interpret import mcp
 
         self._mcp = mcp
         self._settings, self._target, self._pins = settings, target, pins
+        self._lister = lister
 
     def request(self, request: Request) -> McpReading:
         return self._mcp.read_request(request["method"], request["query"],
                                       request["headers"], request["body"])
 
-    async def complete(self, meaning: McpReading) -> McpReading:
+    async def complete(self, meaning: McpReading, headers: dict[str, str] | None = None,
+                       asker: Any = None) -> McpReading:
         """A tools/call with what the server declared about its tool (none known without
-        pins: `unknown`), its arguments read as the tool's kind says."""
+        pins: `unknown`), its arguments read as the tool's kind says. A tool with no pin
+        (a stateless client may call one it listed elsewhere, or never) has the server's
+        tools listed by tollgate first, pinned as a client's listing is, when `headers`
+        (the request's) and `asker` (its evidence) say on whose behalf."""
         if meaning["tool"] is None:
             return meaning
-        declared, pin = (None, self._mcp.UNKNOWN) if self._pins is None else (
-            await self._pins.declared(self._target, meaning["tool"]["name"]))
-        return self._mcp.with_tool(meaning, declared, pin, self._settings.shell_tools,
-                                   self._settings.sql_tools)
+        if self._pins is None:
+            return self._mcp.with_tool(meaning, None, self._mcp.UNKNOWN,
+                                       self._settings.shell_tools, self._settings.sql_tools)
+        name = meaning["tool"]["name"]
+        declared, pin = await self._pins.declared(self._target, name)
+        listing: SelfListing | None = None
+        if pin["status"] == "unknown" and headers is not None and meaning["error"] is None:
+            listing = await self._self_listed(meaning, headers, asker)
+            if "tools" in listing:
+                declared, pin = await self._pins.declared(self._target, name)
+        found = self._mcp.with_tool(meaning, declared, pin, self._settings.shell_tools,
+                                    self._settings.sql_tools)
+        if listing is not None:
+            found["tool"]["self_listing"] = listing
+        return found
+
+    async def _self_listed(self, meaning: McpReading, headers: dict[str, str],
+                           asker: Any) -> SelfListing:
+        """tollgate's own listing of the target's tools: how many, or why none."""
+        if self._lister is None:
+            return {"error": self._mcp.NO_LISTER}
+        try:
+            return {"tools": await self._lister.listed(self._target, meaning, headers, asker)}
+        except self._mcp.ListingFailed as exc:
+            return {"error": str(exc)}
 
     def probe(self, meaning: McpReading, name: str, declared: Any, pin: Any) -> McpReading:
         """A call with no arguments to a listed tool: whether it may be shown."""
@@ -100,6 +129,11 @@ class Mcp(Plain):
         if meaning["tool"] is not None:
             found["tollgate.mcp.tool"] = found["gen_ai.tool.name"] = meaning["tool"]["name"]
             found["gen_ai.operation.name"] = "execute_tool"
+            listing = meaning["tool"].get("self_listing") or {}
+            if "tools" in listing:
+                found["tollgate.mcp.self_listed"] = listing["tools"]
+            if "error" in listing:
+                found["tollgate.mcp.self_listing_error"] = listing["error"]
         prompt = meaning["prompt"]
         if prompt is not None and isinstance(prompt["name"], str):
             found["gen_ai.prompt.name"] = prompt["name"][:128]

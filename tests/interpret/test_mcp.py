@@ -172,6 +172,76 @@ def test_the_interpreter_fills_in_what_the_pins_know() -> None:
     assert done["tool"]["kind"] == "shell" and ["ls"] in done["call"]["commands"]
 
 
+class PinningLister:
+    """Lists the server's tools as `tools` (a name: what it declares), pinning each in
+    `pins` as a first listing would; or, given `failure`, fails with it. Counts its
+    listings."""
+
+    def __init__(self, pins: Any, tools: dict[str, Any], failure: str | None = None) -> None:
+        self._pins, self._tools, self._failure = pins, tools, failure
+        self.asked: list[tuple[str, dict[str, str], Any]] = []
+
+    async def listed(self, target: str, call: Any, headers: dict[str, str],
+                     asker: Any) -> int:
+        from extproc.interpret.mcp import ListingFailed
+
+        self.asked.append((target, headers, asker))
+        if self._failure is not None:
+            raise ListingFailed(self._failure)
+        self._pins.pinned(self._tools)
+        return len(self._tools)
+
+
+def completed(lister: Any, pins: Any, name: str, headers: dict[str, str] | None) -> Any:
+    import asyncio
+
+    interpreter = Mcp(McpSettings(), "tools", pins, lister)
+    meaning = interpreter.request({"method": "POST", "path": "/mcp", "query": {},
+                                   "headers": {}, "body": call(name, {"command": "ls"})})
+    return interpreter, asyncio.run(interpreter.complete(meaning, headers, "evidence"))
+
+
+def test_a_tool_with_no_pin_has_the_servers_tools_listed_then_its_pin_read() -> None:
+    from tests.support.fakes import MemoryPins
+
+    pins = MemoryPins()
+    lister = PinningLister(pins, {"exec": declared(SHELL_SCHEMA, "runs"), "other": None})
+    interpreter, done = completed(lister, pins, "exec", NEW)
+    assert lister.asked == [("tools", NEW, "evidence")]
+    assert done["tool"]["pin"]["status"] == "pinned"
+    assert done["tool"]["declared"]["description"] == "runs"
+    assert done["tool"]["kind"] == "shell" and ["ls"] in done["call"]["commands"]
+    assert done["tool"]["self_listing"] == {"tools": 2}
+    assert interpreter.attributes(done, None)["tollgate.mcp.self_listed"] == 2
+
+
+def test_a_tool_pinned_already_or_a_call_with_no_headers_lists_nothing() -> None:
+    from tests.support.fakes import MemoryPins
+
+    pins = MemoryPins({"exec": "pinned"})
+    lister = PinningLister(pins, {})
+    _, pinned = completed(lister, pins, "exec", NEW)
+    _, unasked = completed(lister, pins, "never", None)
+    assert lister.asked == []
+    assert "self_listing" not in pinned["tool"] and "self_listing" not in unasked["tool"]
+
+
+@pytest.mark.parametrize(("failure", "reason"), [
+    ("the server answered HTTP 503", "the server answered HTTP 503"),
+    (None, "its config names the Envoy bootstrap it serves (identity.envoy_bootstrap)"),
+])
+def test_a_listing_that_fails_or_cannot_be_made_leaves_the_tool_unknown_saying_why(
+        failure: str | None, reason: str) -> None:
+    from tests.support.fakes import MemoryPins
+
+    pins = MemoryPins()
+    lister = PinningLister(pins, {}, failure) if failure is not None else None
+    interpreter, done = completed(lister, pins, "exec", NEW)
+    assert done["tool"]["pin"]["status"] == "unknown"
+    assert reason in done["tool"]["self_listing"]["error"]
+    assert reason in interpreter.attributes(done, None)["tollgate.mcp.self_listing_error"]
+
+
 def test_a_refusal_on_the_http_sse_transport_goes_upstream_as_a_ping_carrying_it() -> None:
     from extproc.interpret.mcp import refusal_carried
 

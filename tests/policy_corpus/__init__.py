@@ -299,8 +299,9 @@ def policy_input(spec: dict[str, Any]) -> str:
     if "raw_input" in spec:
         return json.dumps(spec["raw_input"], ensure_ascii=False)
     target = target_of(spec)
-    interpreter = (interpreter_for(target, _Pins(spec)) if target.protocol == "mcp"
-                   else interpreter_for(target))
+    pins = _Pins(spec)
+    interpreter = (interpreter_for(target, pins, _Lister(pins, spec))
+                   if target.protocol == "mcp" else interpreter_for(target))
     phase = spec.get("phase", "request")
     stream = content = None
     if "http" in spec:
@@ -345,6 +346,10 @@ class _Pins:
         self._new = set(spec.get("mcp_new", []))
         self._renamed: dict[str, str | None] = spec.get("mcp_renamed", {})
 
+    def pinned(self, tools: list[Any]) -> None:
+        """Tools a listing declared, pinned as declared from now on."""
+        self._declared.update(filter(None, map(mcp_reading.declared_of, tools)))
+
     def pin(self, name: str) -> tuple[Any, Any]:
         declared = self._declared.get(name)
         if declared is None:
@@ -383,7 +388,26 @@ def _mcp_meaning(interpreter: Any, meaning: Any, spec: dict[str, Any]) -> Any:
         name = spec["mcp_probe"]
         declared, pin = _Pins(spec).pin(name)
         return interpreter.probe(meaning, name, declared, pin)
+    if "mcp_self_listed" in spec or "mcp_self_listing_error" in spec:
+        # The call's tool has no pin: the gateway lists the server's tools itself.
+        return _awaited(interpreter.complete(meaning, {}, None))
     return _awaited(interpreter.complete(meaning))
+
+
+class _Lister:
+    """The gateway's own listing of an MCP case's server: `mcp_self_listed`, the tools it
+    lists (pinned as declared from then on), or `mcp_self_listing_error`, why it fails."""
+
+    def __init__(self, pins: _Pins, spec: dict[str, Any]) -> None:
+        self._pins, self._spec = pins, spec
+
+    async def listed(self, _target: str, _call: Any, _headers: dict[str, str],
+                     _asker: Any) -> int:
+        if "mcp_self_listing_error" in self._spec:
+            raise mcp_reading.ListingFailed(self._spec["mcp_self_listing_error"])
+        tools = self._spec.get("mcp_self_listed", [])
+        self._pins.pinned(tools)
+        return len(tools)
 
 
 def _awaited(coroutine: Coroutine[Any, Any, Any]) -> Any:

@@ -163,6 +163,11 @@ class MemoryPins:
                 "pinned": "f1" if status in ("pinned", "changed") else None,
                 "renamed_from": "old_name" if status == "renamed" else None}
 
+    def pinned(self, tools: dict[str, Any]) -> None:
+        """Tools (name: what it declares) pinned as a first listing pins them."""
+        self._pins.update(dict.fromkeys(tools, "pinned"))
+        self._declared.update(tools)
+
     async def declared(self, target: str, name: str) -> tuple[Any, Any]:
         return self._declared.get(name), self._pin(name)
 
