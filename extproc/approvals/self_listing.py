@@ -28,7 +28,9 @@ token (token_exchange) is not used; the HTTP+SSE transport answers on the client
 stream, so it is not listed.
 
 Bounded: at most MAX_PAGES pages (`nextCursor`), all within SECONDS; the calls that
-wait for one target share one listing. A listing that fails lists nothing: the call
+wait for one target share one listing, and for AGAIN_AFTER seconds after it ends its
+outcome answers the target's next calls too (an agent calling made-up tool names would
+otherwise have the server listed once per call). A listing that fails lists nothing: the call
 stays unknown, its refusal saying why.
 """
 
@@ -38,6 +40,8 @@ import asyncio
 import functools
 import logging
 import ssl
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -59,6 +63,7 @@ log = logging.getLogger("tollgate.mcp")
 
 MAX_PAGES = 10
 SECONDS = 5.0
+AGAIN_AFTER = 10.0
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 # The `_meta` keys of a 2026-07-28 request that say who asks in which revision (its
 # envelope): a listing repeats the call's.
@@ -81,19 +86,28 @@ class SelfLister:
     ToolLister), one listing at a time per target."""
 
     def __init__(self, config: Config, credentials: CredentialStore, pins: ToolPins,
-                 pages: int = MAX_PAGES, seconds: float = SECONDS) -> None:
+                 pages: int = MAX_PAGES, seconds: float = SECONDS,
+                 again_after: float = AGAIN_AFTER,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._targets = {t.name: t for t in config.targets if t.mcp is not None}
         bootstrap = config.identity.envoy_bootstrap
         self._bootstrap = config.resolve(bootstrap) if bootstrap is not None else None
         self._credentials, self._pins = credentials, pins
         self._pages, self._seconds = pages, seconds
         self._flights: dict[str, asyncio.Future[int]] = {}
+        # Each target's last listing, ended: when, and its outcome (a done future).
+        self._landed_at: dict[str, tuple[float, asyncio.Future[int]]] = {}
+        self._again_after, self._clock = again_after, clock
 
     async def listed(self, target: str, call: McpReading, headers: dict[str, str],
                      asker: Any) -> int:
         """How many tools the server listed, all given to the pins; ListingFailed with
         why not. A listing under way for `target` is waited for, not asked again (a
-        caller that leaves does not end it for the others)."""
+        caller that leaves does not end it for the others); one that ended less than
+        `again_after` seconds ago answers as it did."""
+        landed = self._landed_at.get(target)
+        if landed is not None and self._clock() - landed[0] < self._again_after:
+            return await landed[1]
         flight = self._flights.get(target)
         if flight is None:
             flight = asyncio.ensure_future(self._listed(target, call, headers, asker))
@@ -106,6 +120,7 @@ class SelfLister:
             del self._flights[target]
         if not flight.cancelled():
             flight.exception()  # retrieved, should every caller have left
+            self._landed_at[target] = (self._clock(), flight)
 
     async def _listed(self, name: str, call: McpReading, headers: dict[str, str],
                       asker: Any) -> int:

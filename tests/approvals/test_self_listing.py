@@ -20,7 +20,7 @@ from aiohttp import web
 from extproc import config, envoy_bootstrap
 from extproc.approvals.hold import Holds
 from extproc.approvals.pins import StoredPins
-from extproc.approvals.self_listing import SelfLister, self_lister
+from extproc.approvals.self_listing import AGAIN_AFTER, SelfLister, self_lister
 from extproc.credentials import CredentialStore
 from extproc.interpret import mcp
 from extproc.interpret.mcp import ListingFailed
@@ -125,8 +125,18 @@ def configured(tmp_path: Path, port: int, credential: dict[str, Any] | None = No
     return config.parse(data, source=tmp_path / "tollgate.yaml")
 
 
-def lister(cfg: config.Config, pins: Any, seconds: float = 5.0) -> SelfLister:
-    return SelfLister(cfg, CredentialStore.from_config(cfg), pins, seconds=seconds)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lister(cfg: config.Config, pins: Any, seconds: float = 5.0,
+           clock: Clock | None = None) -> SelfLister:
+    return SelfLister(cfg, CredentialStore.from_config(cfg), pins, seconds=seconds,
+                      clock=clock or Clock())
 
 
 def call(name: str = "read_file", envelope: dict[str, Any] | None = None) -> Any:
@@ -209,8 +219,8 @@ async def test_concurrent_calls_share_one_listing(tmp_path: Path, server: Server
                                   "result": {"tools": [tool("read_file")]}})
 
     server.answer = held
-    pins = MemoryPins()
-    listing = lister(configured(tmp_path, server.port), pins)
+    pins, clock = MemoryPins(), Clock()
+    listing = lister(configured(tmp_path, server.port), pins, clock=clock)
     first = asyncio.ensure_future(listing.listed("tools", call(), STATELESS_HEADERS, ASKER))
     await arrived.wait()
     # Joins the listing under way (its first step runs before the server is released).
@@ -219,7 +229,12 @@ async def test_concurrent_calls_share_one_listing(tmp_path: Path, server: Server
     release.set()
     assert await asyncio.gather(first, second) == [1, 1]
     assert len(server.requests) == 1 and pins.listings == [["read_file"]]
-    # Once done, a later call lists anew.
+    # Once done, its outcome answers the target's calls for a while (a made-up tool name
+    # per call cannot have the server listed per call); after that, a call lists anew.
+    clock.now += AGAIN_AFTER - 0.5
+    assert await listing.listed("tools", call("made_up"), STATELESS_HEADERS, ASKER) == 1
+    assert len(server.requests) == 1
+    clock.now += 1
     await listing.listed("tools", call(), STATELESS_HEADERS, ASKER)
     assert len(server.requests) == 2
 
@@ -251,11 +266,12 @@ async def test_what_the_gateway_lists_is_pinned_only_as_the_targets_first_listin
     async with opened(store_url) as store:
         holds = Holds(store, None, Masker(b"k" * 32), config.Approvals(),
                       "http://approvals.test", "self-listing-test")
-        pins = StoredPins(holds)
-        listing = lister(configured(tmp_path, server.port), pins)
+        pins, clock = StoredPins(holds), Clock()
+        listing = lister(configured(tmp_path, server.port), pins, clock=clock)
         await listing.listed("tools", call(), STATELESS_HEADERS, ASKER)
         _, first = await pins.declared("tools", "read_file")
         server.pages = [[tool("read_file"), tool("run_shell"), tool("exfiltrate")]]
+        clock.now += AGAIN_AFTER
         await listing.listed("tools", call("exfiltrate"), STATELESS_HEADERS, ASKER)
         _, later = await pins.declared("tools", "exfiltrate")
         pending = await store.list("pending")
