@@ -351,19 +351,32 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return client.submit(measure, urls, args.calls, args.warmup).result()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def rounds_parser(description: str, results: str) -> argparse.ArgumentParser:
+    """The arguments of an MCP benchmark's rounds (bench/mcp_generations.py's too), and
+    where its results go (`results`: the file name's start in bench/results/)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--calls", type=int, default=200, metavar="N",
                         help="measured calls of each operation on each path (default 200)")
     parser.add_argument("--warmup", type=int, default=20, metavar="N",
                         help="unmeasured rounds first (default 20)")
-    parser.add_argument("--json", action="store_true",
-                        help="the server answers JSON, not an event stream")
     parser.add_argument("--json-out", type=Path,
-                        help="default: bench/results/mcp-<timestamp>.json")
+                        help=f"default: bench/results/{results}-<timestamp>.json")
+    return parser
+
+
+def parsed_rounds(parser: argparse.ArgumentParser, argv: list[str] | None
+                  ) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.calls < 1 or args.warmup < 0:
         parser.error("--calls must be >= 1 and --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = rounds_parser(__doc__.splitlines()[0], "mcp")
+    parser.add_argument("--json", action="store_true",
+                        help="the server answers JSON, not an event stream")
+    args = parsed_rounds(parser, argv)
 
     started, load_at_start = datetime.now(UTC), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-mcp-") as work:

@@ -20,7 +20,6 @@ pins them), then measuring rounds of every operation on every path in rotating o
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -33,7 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import TOKEN
-from bench.mcp_calls import GATEWAY, REPO, RESULTS, figures, gateway_paths, machine, table
+from bench.mcp_calls import (
+    GATEWAY,
+    REPO,
+    RESULTS,
+    figures,
+    gateway_paths,
+    machine,
+    parsed_rounds,
+    rounds_parser,
+    table,
+)
 from extproc.quickstart import stack
 from tests.standins.otlp_receiver import OtlpReceiver
 
@@ -66,16 +75,7 @@ def check(revision: str, measured: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, metavar="N",
-                        help="measured calls of each operation on each path (default 200)")
-    parser.add_argument("--warmup", type=int, default=20, metavar="N",
-                        help="unmeasured rounds first (default 20)")
-    parser.add_argument("--json-out", type=Path,
-                        help="default: bench/results/mcp-generations-<timestamp>.json")
-    args = parser.parse_args(argv)
-    if args.calls < 1 or args.warmup < 0:
-        parser.error("--calls must be >= 1 and --warmup >= 0")
+    args = parsed_rounds(rounds_parser(__doc__.splitlines()[0], "mcp-generations"), argv)
     if not MCP2_PYTHON.exists():
         raise SystemExit("bench.mcp_generations: no .venv-mcp2 (make .venv-mcp2/.deps)")
     started, load_at_start = datetime.now(UTC), os.getloadavg()[0]

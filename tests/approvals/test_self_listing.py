@@ -209,7 +209,9 @@ async def test_a_listing_past_its_pages_fails_and_pins_nothing(
     assert pins.listings == [] and len(server.requests) == 2
 
 
-async def test_concurrent_calls_share_one_listing(tmp_path: Path, server: Server) -> None:
+def held_listing(server: Server) -> tuple[asyncio.Event, asyncio.Event]:
+    """The server answers a listing (read_file alone) only once released: whether one
+    arrived, and what releases it."""
     arrived, release = asyncio.Event(), asyncio.Event()
 
     async def held(_request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
@@ -219,6 +221,11 @@ async def test_concurrent_calls_share_one_listing(tmp_path: Path, server: Server
                                   "result": {"tools": [tool("read_file")]}})
 
     server.answer = held
+    return arrived, release
+
+
+async def test_concurrent_calls_share_one_listing(tmp_path: Path, server: Server) -> None:
+    arrived, release = held_listing(server)
     pins, clock = MemoryPins(), Clock()
     listing = lister(configured(tmp_path, server.port), pins, clock=clock)
     first = asyncio.ensure_future(listing.listed("tools", call(), STATELESS_HEADERS, ASKER))
@@ -241,15 +248,7 @@ async def test_concurrent_calls_share_one_listing(tmp_path: Path, server: Server
 
 async def test_a_caller_that_leaves_does_not_end_the_listing_for_the_others(
         tmp_path: Path, server: Server) -> None:
-    arrived, release = asyncio.Event(), asyncio.Event()
-
-    async def held(_request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
-        arrived.set()
-        await release.wait()
-        return web.json_response({"jsonrpc": "2.0", "id": message["id"],
-                                  "result": {"tools": [tool("read_file")]}})
-
-    server.answer = held
+    arrived, release = held_listing(server)
     pins = MemoryPins()
     listing = lister(configured(tmp_path, server.port), pins)
     leaving = asyncio.ensure_future(listing.listed("tools", call(), STATELESS_HEADERS, ASKER))

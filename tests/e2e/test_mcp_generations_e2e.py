@@ -5,8 +5,10 @@ stateless 2026-07-28 revision (no initialize, no session; each request names its
 and tool in `Mcp-Method`/`Mcp-Name`) and, asked to, the 2025 session form; 1.x (tollgate's
 own .venv) only the session form. Each client generation against each server
 generation where the protocol lets them meet: a 2.x agent and server in 2026-07-28 and in
-2025, a 1.x agent against the 2.x server. Every time the tools are listed, a file's card
-number reaches the agent masked, and `rm -rf /` is refused before the server.
+2025, a 1.x agent (the SDK's client, and AutoGen AgentChat's McpWorkbench, in
+.venv-autogen) against the 2.x server; each server built twice, on the SDK's MCPServer
+and on FastMCP 4 (the standalone framework). Every time the tools are listed, a file's
+card number reaches the agent masked, and `rm -rf /` is refused before the server.
 """
 
 from __future__ import annotations
@@ -33,17 +35,21 @@ pytestmark = [pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "tests" / "mcp2"
 PYTHON = Path(os.environ.get("TOLLGATE_MCP2_VENV", REPO / ".venv-mcp2")) / "bin" / "python"
+AUTOGEN_PYTHON = REPO / ".venv-autogen" / "bin" / "python"
 AGENT = "svc-generations"
 CARD = "4111 1111 1111 1111"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+@pytest.fixture(scope="module", params=["server.py", "fastmcp_server.py"],
+                ids=["sdk-server", "fastmcp-server"])
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A 2.x server, built on the SDK's MCPServer or on FastMCP (the same tools)."""
     assert PYTHON.exists(), f"{PYTHON} is missing: `make test` makes .venv-mcp2"
     port = stack.free_port()
-    with listening([str(PYTHON), str(SCRIPTS / "server.py"), str(port)], port,
+    with listening([str(PYTHON), str(SCRIPTS / request.param), str(port)], port,
                    tmp_path_factory.mktemp("mcp2") / "server.log",
-                   "the 2.x MCP server listening") as listening_port:
+                   f"{request.param} listening") as listening_port:
         yield listening_port
 
 
@@ -102,3 +108,19 @@ def test_a_1x_agent_reaches_the_2x_server_through_tollgate(gw: Gateway) -> None:
     assert listed == ["read_file", "run_shell"]
     assert read.startswith("contents of notes.txt: card ") and CARD not in read
     assert "rm -rf /" in refused
+
+
+def test_mcp_workbench_reaches_the_2x_server_through_tollgate(gw: Gateway) -> None:
+    assert AUTOGEN_PYTHON.exists(), f"{AUTOGEN_PYTHON} is missing: `make test` makes it"
+    run = subprocess.run([str(AUTOGEN_PYTHON), str(SCRIPTS / "workbench_client.py"),
+                          f"http://127.0.0.1:{gw.ports.listener}/mcp",
+                          tokens.token(AGENT, ["agents"])],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["tools"] == ["read_file", "run_shell"]
+    assert not seen["read_error"]
+    assert seen["read"].startswith("contents of notes.txt: card ") and CARD not in seen["read"]
+    # Refused: McpWorkbench hands the agent the gateway's JSON-RPC error as a failed result.
+    assert seen["shell_error"] and "tollgate refused" in seen["shell"]
+    assert "rm -rf /" in seen["shell"] and "ran rm -rf /" not in seen["shell"]

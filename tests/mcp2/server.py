@@ -1,26 +1,19 @@
 """An MCP server of the SDK's 2.x generation (MCPServer, streamable HTTP at /mcp), for
 tests/e2e/test_mcp_generations_e2e.py: run by .venv-mcp2's Python, `server.py PORT
-[LOG]`. Its tools answer with what they were given, a card number in what read_file
-reads. With LOG, each message POSTed is written there as it arrives, one JSON line
-({"method", "id", "name"}), so a test sees what reached the server and in which order."""
+[LOG]`. Its tools are served_tools.py's. With LOG, each message POSTed is written there
+as it arrives, one JSON line ({"method", "id", "name"}), so a test sees what reached the
+server and in which order."""
 
 import json
 import sys
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from served_tools import TOOLS
 
 server = MCPServer("generations")
-
-
-@server.tool(description="Reads a file.")
-def read_file(path: str) -> str:
-    return f"contents of {path}: card 4111 1111 1111 1111"
-
-
-@server.tool(description="Runs a shell command.")
-def run_shell(command: str) -> str:
-    return f"ran {command}"
+for tool, description in TOOLS:
+    server.tool(description=description)(tool)
 
 
 class Logged:

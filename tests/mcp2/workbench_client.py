@@ -1,5 +1,5 @@
 """AutoGen AgentChat's McpWorkbench as an MCP client (the SDK's 1.x generation: the 2025
-session form), for tests/e2e/test_mcp_frameworks_e2e.py: run by .venv-autogen's Python,
+session form), for tests/e2e/test_mcp_generations_e2e.py: run by .venv-autogen's Python,
 `workbench_client.py URL TOKEN`. It lists the tools, reads a file, asks for `rm -rf /`,
 and prints what it saw as one JSON line (a refused call is a result marked as an error,
 as McpWorkbench hands it to an agent)."""
