@@ -85,6 +85,12 @@ class Leaf:
     chain_pem: bytes  # the leaf, then the CA that signed it
     key_pem: bytes = field(repr=False)
 
+    @property
+    def renew_at(self) -> datetime:
+        """When `EgressCA.leaf` stops handing this one out and mints the next: whoever
+        keeps serving it (Envoy's SDS secrets) is sent the next by then."""
+        return _renew_at(self.certificate)
+
     def server_context(self) -> ssl.SSLContext:
         """A TLS server context showing this leaf. Python's ssl loads a key from a file
         only: it is written into a private temporary folder (0700) and removed at once."""
@@ -185,7 +191,7 @@ class EgressCA:
         now = _moment(self._clock)
         with self._lock:
             kept = self._leaves.get(name)
-            if kept is not None and now < _renew_at(kept.certificate):
+            if kept is not None and now < kept.renew_at:
                 self._leaves.move_to_end(name)
                 return kept
             made = self._mint(name, literal, now)
