@@ -534,7 +534,7 @@ class MysqlTarget(_DatabaseUpstream):
 
 @dataclass(frozen=True)
 class EgressCa:
-    """The egress CA: what agents' clients trust for destinations tollgate would read
+    """The egress CA: what agents' clients trust for destinations tollgate reads
     inside HTTPS (extproc/egress/ca.py; `tollgate egress ca` prints it). Made on first
     use in `dir`; rotated by `tollgate egress ca --rotate`."""
 
@@ -565,6 +565,12 @@ class EgressCa:
         return hours * 3600
 
 
+# What Envoy's egress inspect listener names its routes: the egress target's route and
+# this. A request matched there is one inside a tunnel tollgate reads, carrying its
+# CONNECT's ticket (egress/proxy.py); envoy_bootstrap.py writes the names.
+INSPECTED_ROUTE_SUFFIX = "~inspected"
+
+
 @dataclass(frozen=True)
 class Egress:
     """How an `egress` target (the forward proxy agents go out through) finds where a
@@ -577,9 +583,12 @@ class Egress:
     # How long an answer is reused: the DNS server's TTL, at most this (the system
     # resolver gives no TTL: this). A pinned address cannot be rebound meanwhile.
     dns_cache_seconds: float = 30.0
-    # The CA of the certificates tollgate would show for destinations it reads inside
-    # HTTPS (not yet: tunnels are not read); None: no CA.
+    # The CA of the certificates tollgate shows for destinations it reads inside HTTPS
+    # (the policy's `inspect`); None: no CA, and a tunnel the policy would read is refused.
     ca: EgressCa | None = None
+    # The roots a destination read inside HTTPS must chain to, as a PEM bundle; None: the
+    # system's. Tollgate reaches it over TLS of its own, verified against these.
+    trusted_ca: Path | None = None
 
     def __post_init__(self) -> None:
         for server in self.nameservers:

@@ -18,6 +18,7 @@ import copy
 import functools
 import ipaddress
 import json
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from extproc.config import Config, OAuthResource, Target
+from extproc.config import INSPECTED_ROUTE_SUFFIX, Config, OAuthResource, Target
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
 # Envoy's PostgreSQL listener, and the cluster of tollgate's PostgreSQL front behind it.
@@ -35,6 +36,15 @@ POSTGRES_LISTENER = "postgres"
 # (the addresses tollgate pins).
 EGRESS_LISTENER = "egress"
 EGRESS_CLUSTER = "egress_destinations"
+# The internal listener that ends inspected tunnels' TLS, the cluster the egress listener
+# reaches it by, and the cluster of what is read there (TLS to the destination).
+EGRESS_INSPECT_LISTENER = EGRESS_INSPECT_CLUSTER = "egress_inspect"
+EGRESS_TLS_CLUSTER = "egress_tls_destinations"
+# The listeners of agents' way out, which verify no token and serve no target's route,
+# and their clusters (to destinations and to Envoy's own inspect listener: none of them
+# tollgate's processes).
+EGRESS_LISTENERS = (EGRESS_LISTENER, EGRESS_INSPECT_LISTENER)
+EGRESS_CLUSTERS = frozenset({EGRESS_CLUSTER, EGRESS_INSPECT_CLUSTER, EGRESS_TLS_CLUSTER})
 POSTGRES_CLUSTER = "tollgate_postgres"
 MYSQL_LISTENER = "mysql"
 MYSQL_CLUSTER = "tollgate_mysql"
@@ -94,6 +104,12 @@ def load(path: Path = QUICKSTART) -> dict[str, Any]:
 
 def listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
     return bootstrap["static_resources"].get("listeners") or []
+
+
+def socket_listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """The listeners on a network address (not the internal ones: the egress inspect
+    listener is reached from the egress listener only)."""
+    return [x for x in listeners(bootstrap) if "internal_listener" not in x]
 
 
 def http_listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
@@ -161,6 +177,12 @@ def with_identity_of(bootstrap: dict[str, Any], config: Config) -> dict[str, Any
         bootstrap = with_verified_token_kept(bootstrap)
     oauth = config.identity.oauth_resource
     return bootstrap if oauth is None else with_oauth_resource(bootstrap, oauth)
+
+
+def with_settings_of(bootstrap: dict[str, Any], config: Config) -> dict[str, Any]:
+    """A copy with everything `config` asks of Envoy beyond its ports: its token checks
+    (with_identity_of) and the roots inspected destinations are verified against."""
+    return with_egress_trust(with_identity_of(bootstrap, config), egress_trust(config))
 
 
 def http_filters(bootstrap: dict[str, Any], type_url: str) -> list[dict[str, Any]]:
@@ -325,8 +347,8 @@ def _one(found: list[Any], what: str, names: list[str]) -> Any:
 
 def _the_listener(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """The HTTP listener targets are reached on: the only one with an HTTP connection
-    manager, the egress listener (agents' way out) aside."""
-    found = [x for x in http_listeners(bootstrap) if x.get("name") != EGRESS_LISTENER]
+    manager, the egress listeners (agents' way out) aside."""
+    found = [x for x in http_listeners(bootstrap) if x.get("name") not in EGRESS_LISTENERS]
     return _one(found, "listener", [x.get("name", "(unnamed)") for x in found])
 
 
@@ -417,7 +439,35 @@ def _front(config: dict[str, Any], listener: str, cluster: str, port: int | None
 
 
 def _egress(config: dict[str, Any], port: int | None) -> None:
-    _optional(config, EGRESS_LISTENER, EGRESS_CLUSTER, port)
+    """The egress listener on `port`; or, with None, neither it nor the inspect listener
+    and their clusters."""
+    if not _optional(config, EGRESS_LISTENER, EGRESS_CLUSTER, port):
+        resources = config["static_resources"]
+        resources["listeners"] = [x for x in resources["listeners"]
+                                  if x.get("name") != EGRESS_INSPECT_LISTENER]
+        resources["clusters"] = [c for c in resources["clusters"]
+                                 if c.get("name") not in EGRESS_CLUSTERS]
+
+
+def egress_trust(config: Config) -> Path:
+    """The roots an inspected destination's certificate must chain to: the (first)
+    egress target's `egress.trusted_ca`, else the system's bundle."""
+    for target in config.targets:
+        if target.egress is not None and target.egress.trusted_ca is not None:
+            return config.resolve(target.egress.trusted_ca)
+    paths = ssl.get_default_verify_paths()
+    return Path(paths.cafile or paths.openssl_cafile)
+
+
+def with_egress_trust(bootstrap: dict[str, Any], roots: Path) -> dict[str, Any]:
+    """A copy whose inspected destinations must show certificates chaining to `roots`
+    (a PEM bundle); unchanged without an egress listener."""
+    config = copy.deepcopy(bootstrap)
+    for cluster in config["static_resources"].get("clusters") or []:
+        if cluster.get("name") == EGRESS_TLS_CLUSTER:
+            context = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+            context["validation_context"]["trusted_ca"] = {"filename": str(roots)}
+    return config
 
 
 def _optional(config: dict[str, Any], listener: str, cluster: str, port: int | None) -> bool:
@@ -601,7 +651,7 @@ def with_oauth_resource(bootstrap: dict[str, Any], oauth: OAuthResource) -> dict
     mapper made again), so that the result is the same however often it is applied."""
     config = copy.deepcopy(bootstrap)
     for listener, manager in _managers(config):
-        if listener == EGRESS_LISTENER:
+        if listener in EGRESS_LISTENERS:
             continue
         hosts = (manager.get("route_config") or {}).get("virtual_hosts", ())
         for host in hosts:
@@ -830,7 +880,7 @@ PLACEHOLDER_HOST = "placeholder.invalid"
 # tollgate's own clusters and the egress proxy's: written from the config, never a
 # target's.
 TOLLGATE_CLUSTERS = frozenset({EXT_PROC_CLUSTER, POSTGRES_CLUSTER, MYSQL_CLUSTER, SSH_CLUSTER,
-                               KUBE_CLUSTER, EGRESS_CLUSTER})
+                               KUBE_CLUSTER}) | EGRESS_CLUSTERS
 # Routes of these protocols keep a request open as long as it lasts (an event stream, a
 # watch): no route timeout. A model's answer may take minutes: the OpenAI client's 10.
 _ROUTE_TIMEOUTS = {"llm": "600s", "mcp": "0s", "k8s": "0s"}
@@ -999,8 +1049,7 @@ class _Writer:
     def _egress(self) -> None:
         """The egress listener, its routes named as the (first) egress target matches."""
         proxies = [t for t in self.config.targets if t.protocol == "egress"]
-        _optional(self.bootstrap, EGRESS_LISTENER, EGRESS_CLUSTER,
-                  self.listeners.egress if proxies else None)
+        _egress(self.bootstrap, self.listeners.egress if proxies else None)
         if not proxies:
             return
         if proxies[0].match.route is None:
@@ -1011,10 +1060,12 @@ class _Writer:
             self.todo.append(f"{len(proxies)} egress targets: the egress listener's routes "
                              f"are named {route}, target {proxies[0].name}'s")
         for listener, manager in _managers(self.bootstrap):
-            if listener == EGRESS_LISTENER:
+            if listener in (EGRESS_LISTENER, EGRESS_INSPECT_LISTENER):
+                suffix = INSPECTED_ROUTE_SUFFIX if listener == EGRESS_INSPECT_LISTENER else ""
                 for host in manager["route_config"]["virtual_hosts"]:
                     for each in host["routes"]:
-                        each["name"] = route
+                        each["name"] = route + suffix
+        self.bootstrap = with_egress_trust(self.bootstrap, egress_trust(self.config))
         self._listener(EGRESS_LISTENER, self.listeners.egress,
                        f"agents' forward proxy (routes {route}, cluster {EGRESS_CLUSTER})")
 
@@ -1085,7 +1136,7 @@ class _Writer:
         for listener, manager in _managers(self.named):
             for host in (manager.get("route_config") or {}).get("virtual_hosts", ()):
                 for route in host.get("routes", ()):
-                    if (listener != EGRESS_LISTENER and route.get("name") in targets
+                    if (listener not in EGRESS_LISTENERS and route.get("name") in targets
                             and route["name"] not in {r["name"] for r in kept}):
                         kept.append(copy.deepcopy(route))
         for route in kept:

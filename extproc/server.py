@@ -16,6 +16,7 @@ import grpc
 from aiohttp import web
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
+from envoy.service.secret.v3 import sds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc import admin, metrics
@@ -45,7 +46,9 @@ from extproc.approvals.slack.messages import SlackMessages
 from extproc.approvals.slack.web_api import SlackApi, SlackSecrets
 from extproc.config import Config
 from extproc.credentials import CredentialError, CredentialStore
+from extproc.egress.ca import CAError
 from extproc.egress.proxy import EgressProxy
+from extproc.egress.sds import CurrentCA, LeafSecrets
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
@@ -198,7 +201,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
 
         tracker, alerts = await open_activity(config, recorder, holds, opened)
         server = grpc.aio.server()
-        egress = open_egress(config, proxy_verifier, recorder, holds, server, opened)
+        egress = open_egress(config, proxy_verifier, recorder, holds, alerts, server, opened)
         # The one pipeline every front drives (exchange/act.py): built here, once.
         revisions = Revisions(
             holds.store.store, recorder.writer, engine, config.policy,
@@ -450,17 +453,35 @@ def database_front_settings(config: Config, verifiers: Verifiers, protocol: str
     return verifier, tls
 
 
+# tollgate's own alert: a client refused the certificate of a tunnel tollgate reads.
+CERTIFICATE_REFUSED = "tollgate.egress_certificate_refused"
+
+
 def open_egress(config: Config, verifier: Verifier | None, recorder: Recorder,
-                holds: Holds, server: grpc.aio.Server, opened: contextlib.AsyncExitStack
-                ) -> EgressProxy | None:
+                holds: Holds, alerts: Alerts, server: grpc.aio.Server,
+                opened: contextlib.AsyncExitStack) -> EgressProxy | None:
     """The egress proxy (None: no egress target, no `verifier`), and the access log of
     its tunnels served by `server`; what it stores is written before `opened` closes."""
     if verifier is None:
         return None
     seen = Seen(holds.store.store)
     opened.push_async_callback(seen.close)
-    als_pb2_grpc.add_AccessLogServiceServicer_to_server(TunnelLog(recorder, config.targets),
-                                                         server)
+
+    async def certificate_refused(destination: str, message: str) -> None:
+        await alerts.raise_own(CERTIFICATE_REFUSED, "warning", message, key=destination)
+
+    als_pb2_grpc.add_AccessLogServiceServicer_to_server(
+        TunnelLog(recorder, config.targets, certificate_refused), server)
+    # The certificates Envoy shows for tunnels tollgate reads, from the (first) egress
+    # target's CA, made on first use: a CA that cannot be used stops the start.
+    settings = next((t.egress.ca for t in config.targets
+                     if t.egress is not None and t.egress.ca is not None), None)
+    if settings is not None:
+        try:
+            ca = CurrentCA.open(config.resolve(settings.dir), settings)
+        except CAError as exc:
+            raise ServeError(f"{config.source}: egress.ca: {exc}") from None
+        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(LeafSecrets(ca), server)
     return EgressProxy(verifier, config.targets, seen)
 
 

@@ -86,9 +86,24 @@ egress_listed if egress_allowed
 
 egress_listed if egress_on_hold
 
+egress_listed if egress_inspected
+
+# On an inspect list: reached like an allowed destination, and an HTTPS tunnel to it is
+# read (TLS ended with the egress CA's certificate, each request inside decided and its
+# answer masked) rather than passed unread.
+egress_inspected if {
+	some entry in egress_entries("inspect")
+	egress_matches(entry)
+}
+
+egress_refused if {
+	some entry in egress_entries("deny")
+	egress_matches(entry)
+}
+
 # Listed by an entry naming the destination exactly: what lets an internal address through.
 egress_named if {
-	some entry in egress_entries("allow") | egress_entries("hold")
+	some entry in (egress_entries("allow") | egress_entries("hold")) | egress_entries("inspect")
 	entry in egress_names
 }
 
@@ -262,6 +277,7 @@ egress_holds contains {
 	egress_decided
 	egress_on_hold
 	not egress_allowed
+	not egress_inspected_tunnel
 }
 
 # -- egress.first_seen: a listed destination this identity never reached -----------------------
@@ -350,15 +366,63 @@ egress_alerts contains {
 
 egress_denials contains {
 	"rule": "egress.tunnel_to_target",
-	"reason": sprintf("a CONNECT tunnel to %s is refused: it is the configured target %s, whose requests tollgate reads; send plain HTTP through the proxy (http://%s/...) so it can be read", [
+	"reason": sprintf("a CONNECT tunnel to %s is refused: it is the configured target %s, whose requests tollgate reads; send plain HTTP through the proxy (http://%s/...), or put it on an inspect list, so it can be read", [
 		egress_destination, egress_target_name, egress_destination,
 	]),
 } if {
 	egress_decided
 	input.egress.scheme == "tunnel"
 	input.egress.target != null
+	not egress_inspected
 }
 
 egress_target_name := input.egress.target if {
 	is_string(input.egress.target)
 } else := "(unnamed)"
+
+# -- egress.denied: on a deny list ----------------------------------------------------------
+#
+# Whatever else lists it: a wildcard or "*" that allows a domain does not reach what a
+# group's deny list names below it.
+
+egress_denials contains {
+	"rule": "egress.denied",
+	"reason": sprintf("%s%s is on a deny list for this identity (its groups: %s) in %s", [
+		egress_destination, egress_at, egress_groups_text, egress_lists_file,
+	]),
+} if {
+	egress_decided
+	egress_refused
+}
+
+# -- Inspection: an HTTPS tunnel to a destination on an inspect list is read ------------------
+#
+# The CONNECT's decision carries "inspect": true (the terms of what passes, tollgate.rego):
+# Envoy ends the tunnel's TLS with a certificate of tollgate's egress CA for the name the
+# client asked for, and each request inside comes back to the policy as an exchange of
+# its own (input.egress.scheme "https", input.egress.inspected true), decided and masked
+# like any HTTP request. A hold list holds those requests, each seen by the approver,
+# not the CONNECT, which shows nothing but a name.
+
+egress_inspected_tunnel if {
+	input.egress.scheme == "tunnel"
+	egress_inspected
+}
+
+passing_terms contains ["inspect", true] if {
+	egress_decided
+	egress_inspected_tunnel
+}
+
+# A certificate is made for the name the client asks for (SNI); a client reaching an IP
+# address asks for none.
+egress_denials contains {
+	"rule": "egress.inspect_address",
+	"reason": sprintf("%s is on an inspect list, but it is an IP address: tollgate reads inside HTTPS only for a destination reached by its name (the certificate it shows names it); reach it by name, or list it on an allow list to tunnel it unread in %s", [
+		egress_destination, egress_lists_file,
+	]),
+} if {
+	egress_decided
+	egress_inspected_tunnel
+	input.egress.literal == true
+}

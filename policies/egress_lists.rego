@@ -13,7 +13,16 @@
 #   an IP literal ("203.0.113.7", "203.0.113.7:443", "2001:db8::7", "[2001:db8::7]:443"),
 #   or "*" (any public destination). Lower-case, no trailing dot.
 # - "hold": destinations whose every request waits for an approver instead (an entry of
-#   "allow" wins over one of "hold").
+#   "allow" wins over one of "hold"). For a destination also on "inspect", the requests
+#   inside its HTTPS tunnels are held, each seen by the approver, not the tunnel.
+# - "inspect": destinations reached as if allowed, whose HTTPS tunnels tollgate reads:
+#   it ends their TLS with a certificate of its egress CA (which the agents' clients
+#   trust: `tollgate egress ca`), decides each request inside, masks each answer, and
+#   reaches the destination over TLS verified against the system's roots. An entry here
+#   wins over one of "allow" (reading is the stricter). Names only: an IP address is
+#   refused, as no certificate can be asked for it.
+# - "deny": destinations refused whatever the other lists say ("*" on "allow" but a
+#   paste site on "deny").
 # - "first_seen": what happens the first time an identity reaches a destination it never
 #   reached before: "alert" (let through, with an alert), "hold" (wait for an approver)
 #   or "deny". The strictest of the identity's groups applies; a group without it adds
@@ -32,6 +41,8 @@ egress := {
 		"agents": {
 			"allow": ["pypi.org:443", "files.pythonhosted.org:443"],
 			"hold": [],
+			"inspect": [],
+			"deny": [],
 			"first_seen": "alert",
 		},
 	},

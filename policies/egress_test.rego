@@ -9,7 +9,7 @@ import rego.v1
 pinned_lists := {
 	"groups": {"agents": {
 		"allow": ["pypi.org:443", "files.pythonhosted.org:443"],
-		"hold": [], "first_seen": "alert",
+		"hold": [], "inspect": [], "deny": [], "first_seen": "alert",
 	}},
 	"approvers": ["group:security"],
 	"hold_seconds": 300,
@@ -448,7 +448,7 @@ test_a_tunnel_to_a_configured_target_is_refused if {
 	d.reasons == [concat("", [
 		"a CONNECT tunnel to shop.internal.test:8080 is refused: it is the configured target ",
 		"shop-api, whose requests tollgate reads; send plain HTTP through the proxy ",
-		"(http://shop.internal.test:8080/...) so it can be read",
+		"(http://shop.internal.test:8080/...), or put it on an inspect list, so it can be read",
 	])]
 }
 
@@ -537,4 +537,82 @@ test_a_name_not_yet_looked_up_raises_no_first_seen_alert if {
 		with data.tollgate.egress as agents_allow(["pypi.org:443"])
 	d.action == "allow"
 	not d.alerts
+}
+
+# -- inspect and deny lists -------------------------------------------------------------------
+
+connect_to(host, groups) := d if {
+	d := data.tollgate.decision with input as exchange(who(["agents"]), egress(host, 443, public, {}))
+		with data.tollgate.egress as lists(groups)
+}
+
+# A request read inside an inspected tunnel to `host`.
+inside_tunnel(host) := object.union(exchange(who(["agents"]), egress(host, 443, public, {
+	"scheme": "https", "inspected": true, "resolution": {"status": "tunnel", "error": null},
+})), {"request": {"method": "POST", "path": "/paste", "query": {}, "headers": {}, "body": null}})
+
+test_a_tunnel_to_a_destination_on_an_inspect_list_is_read if {
+	d := connect_to("paste.example.com", {"agents": {"inspect": ["paste.example.com"]}})
+	d.action == "allow"
+	d.inspect == true
+}
+
+test_an_inspect_entry_wins_over_an_allow_entry if {
+	d := connect_to("api.example.com", {"agents": {"allow": ["*"], "inspect": ["*.example.com"]}})
+	d.inspect == true
+}
+
+test_a_tunnel_only_allowed_is_not_read if {
+	d := connect_to("pypi.org", {"agents": {"allow": ["pypi.org"], "inspect": ["paste.example.com"]}})
+	d.action == "allow"
+	not d.inspect
+}
+
+test_inspection_is_per_group if {
+	d := connect_to("paste.example.com", {"agents": {"allow": ["*"]}, "auditors": {"inspect": ["*"]}})
+	not d.inspect
+}
+
+test_a_deny_entry_wins_over_every_list if {
+	d := connect_to("paste.example.com", {
+		"agents": {"allow": ["*"], "inspect": ["*.example.com"], "deny": ["paste.example.com"]},
+	})
+	d.action == "deny"
+	d.rules == ["egress.denied"]
+	contains(d.reasons[0], "paste.example.com")
+	contains(d.reasons[0], "deny list")
+}
+
+test_an_ip_address_on_an_inspect_list_is_refused_not_tunnelled if {
+	d := data.tollgate.decision with input as exchange(who(["agents"]), egress("203.0.113.7", 443, [addr("203.0.113.7", "public")], {"literal": true}))
+		with data.tollgate.egress as lists({"agents": {"inspect": ["203.0.113.7"]}})
+	d.rules == ["egress.inspect_address"]
+}
+
+test_a_request_inside_a_read_tunnel_is_decided_on_the_lists_again if {
+	allowed := data.tollgate.decision with input as inside_tunnel("paste.example.com")
+		with data.tollgate.egress as lists({"agents": {"inspect": ["paste.example.com"]}})
+	allowed.action == "allow"
+	not allowed.inspect # only a tunnel is read or not
+	denied := data.tollgate.decision with input as inside_tunnel("paste.example.com")
+		with data.tollgate.egress as lists({"agents": {"inspect": ["*.example.com"], "deny": ["paste.example.com"]}})
+	denied.rules == ["egress.denied"]
+}
+
+test_a_hold_list_holds_the_requests_of_a_read_tunnel_not_the_tunnel if {
+	groups := {"agents": {"hold": ["paste.example.com"], "inspect": ["paste.example.com"]}}
+	tunnel := connect_to("paste.example.com", groups)
+	tunnel.action == "allow"
+	tunnel.inspect == true
+	request := data.tollgate.decision with input as inside_tunnel("paste.example.com")
+		with data.tollgate.egress as lists(groups)
+	request.action == "hold"
+	request.rules == ["egress.held"]
+}
+
+test_a_configured_target_on_an_inspect_list_is_read_not_refused if {
+	d := data.tollgate.decision with input as shop("tunnel")
+		with data.tollgate.egress as lists({"agents": {"inspect": ["shop.internal.test:8080"]}})
+	not "egress.tunnel_to_target" in d.rules
+	d.inspect == true
 }

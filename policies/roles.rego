@@ -52,9 +52,9 @@ login_groups := concat(", ", groups) if count(groups) > 0 else := "none"
 # server lets them.
 agent_statement_timeout_seconds := 300
 
-login_terms contains ["database_role", database_role] if database_role
+passing_terms contains ["database_role", database_role] if database_role
 
-login_terms contains ["statement_timeout_seconds", agent_statement_timeout_seconds] if {
+passing_terms contains ["statement_timeout_seconds", agent_statement_timeout_seconds] if {
 	database_login
 	agent
 	not dba

@@ -5,7 +5,7 @@
 #   {"action": "allow" | "deny" | "hold", "reasons": [...], "rules": [...]}
 # plus optional "status", "mask", "approvers", "hold_seconds", "grant",
 # "grant_minutes", "approvals_needed", "alerts", "database_role",
-# "statement_timeout_seconds", "moderated". Anything else — an undefined result, an
+# "statement_timeout_seconds", "moderated", "inspect". Anything else — an undefined result, an
 # error, another shape — is refused as "policy error".
 #
 # The rules live beside this file, one file per protocol (sql.rego, k8s.rego,
@@ -80,7 +80,7 @@ with_status(ds, d) := object.union(d, {"status": s}) if {
 	s != 403
 } else := d
 
-passing(true, d) := with_moderator(with_role(object.union(d, {"mask": with_derived(mask)})))
+passing(true, d) := with_moderator(with_terms(object.union(d, {"mask": with_derived(mask)})))
 
 # What the cached part reads of the input: every path its rules read, and nothing that
 # changes between two exchanges alike (a statement's text, a request's body, a token's
@@ -207,10 +207,11 @@ cached_alerts := [a | some a in data.tollgate.alerts]
 
 live_alert_list := [a | some a in data.tollgate.live_alerts]
 
-# A database session's login carries the role it runs as and how long one of its
-# statements may run (roles.rego).
-with_role(d) := object.union(d, {t[0]: t[1] | some t in login_terms}) if {
-	count(login_terms) > 0
+# The terms of what passes: a database session's login carries the role it runs as and
+# how long one of its statements may run (roles.rego); a tunnel through the egress proxy,
+# whether tollgate reads inside it (egress.rego).
+with_terms(d) := object.union(d, {t[0]: t[1] | some t in passing_terms}) if {
+	count(passing_terms) > 0
 } else := d
 
 # What a caller may see of what passes. Anyone but the `privileged` group gets

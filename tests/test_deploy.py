@@ -110,8 +110,9 @@ def endpoints() -> dict[str, tuple[str, list[int]]]:
     wherever tollgate pinned."""
     found = {}
     for cluster in load_yaml(BOOTSTRAP)["static_resources"]["clusters"]:
-        if cluster["name"] == envoy_bootstrap.EGRESS_CLUSTER:
-            continue
+        if cluster["name"] in (envoy_bootstrap.EGRESS_CLUSTER, envoy_bootstrap.EGRESS_TLS_CLUSTER,
+                               envoy_bootstrap.EGRESS_INSPECT_CLUSTER):
+            continue  # the address tollgate pinned; Envoy's own internal listener
         (group,) = cluster["load_assignment"]["endpoints"]
         addresses = [e["endpoint"]["address"]["socket_address"] for e in group["lb_endpoints"]]
         (host,) = {a["address"] for a in addresses}
@@ -183,7 +184,7 @@ def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
     """The bootstrap less what deploy.yaml may change: addresses, discovery, which and
     how many tollgate workers' ports it lists, and the port PostgreSQL clients use."""
     bootstrap["admin"]["address"]["socket_address"]["address"] = "*"
-    for listener in bootstrap["static_resources"]["listeners"]:
+    for listener in envoy_bootstrap.socket_listeners(bootstrap):
         listener["address"]["socket_address"]["address"] = "*"
         if listener["name"] == "postgres":  # PostgreSQL's own port where nothing else is
             listener["address"]["socket_address"]["port_value"] = "*"
@@ -194,6 +195,8 @@ def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
         for group in cluster.get("load_assignment", {}).get("endpoints", ()):
             group["lb_endpoints"] = group["lb_endpoints"][:1]
             for endpoint in group["lb_endpoints"]:
+                if "socket_address" not in endpoint["endpoint"]["address"]:
+                    continue  # the egress inspect listener, inside Envoy
                 address = endpoint["endpoint"]["address"]["socket_address"]
                 address["address"] = "*"
                 if cluster["name"] in ("tollgate_extproc", "tollgate_postgres"):
@@ -213,16 +216,22 @@ def test_deploy_bootstrap_addresses() -> None:
     assert bootstrap["admin"]["address"]["socket_address"] == {
         "address": "0.0.0.0", "port_value": 9901}
     listeners = {x["name"]: x["address"]["socket_address"]
-                 for x in bootstrap["static_resources"]["listeners"]}
+                 for x in envoy_bootstrap.socket_listeners(bootstrap)}
     assert listeners == {"ingress": {"address": "0.0.0.0", "port_value": 10000},
                          "egress": {"address": "0.0.0.0", "port_value": EGRESS_PORT},
                          "postgres": {"address": "0.0.0.0", "port_value": 5432},
                          "ssh": {"address": "0.0.0.0", "port_value": 2222}}
     by_name = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
     # The egress proxy's cluster resolves nothing itself: tollgate pins an address.
-    egress = by_name.pop(envoy_bootstrap.EGRESS_CLUSTER)
-    assert egress["cluster_type"]["name"] == "envoy.clusters.dynamic_forward_proxy"
-    assert "load_assignment" not in egress
+    for name in (envoy_bootstrap.EGRESS_CLUSTER, envoy_bootstrap.EGRESS_TLS_CLUSTER):
+        egress = by_name.pop(name)
+        assert egress["cluster_type"]["name"] == "envoy.clusters.dynamic_forward_proxy"
+        assert "load_assignment" not in egress
+    # Tunnels tollgate reads go to Envoy's own internal listener, by no address.
+    inspect = by_name.pop(envoy_bootstrap.EGRESS_INSPECT_CLUSTER)
+    (group,) = inspect["load_assignment"]["endpoints"]
+    assert [e["endpoint"]["address"] for e in group["lb_endpoints"]] == [
+        {"envoy_internal_address": {"server_listener_name": "egress_inspect"}}]
     assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
                            "demo_upstream": ("demo-upstream", [10080]),
                            "demo_mcp": ("demo-mcp", [10081]),
@@ -439,7 +448,7 @@ def test_compose_names_and_ports_agree_with_the_bootstrap() -> None:
     assert published == {
         bootstrap["admin"]["address"]["socket_address"]["port_value"],
         *(x["address"]["socket_address"]["port_value"]
-          for x in bootstrap["static_resources"]["listeners"]),
+          for x in envoy_bootstrap.socket_listeners(bootstrap)),
     }
     postgres_host, postgres_ports = endpoints()["tollgate_postgres"]
     assert postgres_host == tollgate_host
@@ -910,12 +919,13 @@ def _live(tmp: Path, database_url: str) -> Iterator[LiveStack]:
     (tmp / "tollgate.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     bootstrap = envoy_bootstrap.with_ports(envoy_bootstrap.load(BOOTSTRAP), ports, workers)
     bootstrap["admin"]["address"]["socket_address"]["address"] = "127.0.0.1"
-    for listener in bootstrap["static_resources"]["listeners"]:
+    for listener in envoy_bootstrap.socket_listeners(bootstrap):
         listener["address"]["socket_address"]["address"] = "127.0.0.1"
     for cluster in bootstrap["static_resources"]["clusters"]:
         for group in cluster.get("load_assignment", {}).get("endpoints", ()):  # egress: none
             for endpoint in group["lb_endpoints"]:
-                endpoint["endpoint"]["address"]["socket_address"]["address"] = "localhost"
+                if "socket_address" in endpoint["endpoint"]["address"]:  # not an internal one
+                    endpoint["endpoint"]["address"]["socket_address"]["address"] = "localhost"
     envoy_bootstrap.write(bootstrap, tmp / "envoy.yaml")
     processes: list[stack.Process] = []
     try:
@@ -1089,7 +1099,7 @@ def test_k8s_envoy_service_serves_every_listener(rendered: list[dict[str, Any]])
     """The envoy Service and container name a port for each of envoy/deploy.yaml's
     listeners: HTTP, the egress proxy, and PostgreSQL's tcp_proxy."""
     listening = sorted(x["address"]["socket_address"]["port_value"]
-                       for x in load_yaml(BOOTSTRAP)["static_resources"]["listeners"])
+                       for x in envoy_bootstrap.socket_listeners(load_yaml(BOOTSTRAP)))
     service = find(rendered, "Service", "envoy")
     (container,) = [c for c in pod_spec(rendered, "envoy")["containers"] if c["name"] == "envoy"]
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -1180,7 +1190,7 @@ def test_k8s_agent_policy_allows_only_the_gateway_and_dns(
     assert sorted((p["protocol"], p["port"]) for p in gateway["ports"]) == sorted(
         ("TCP", port) for port in served.values())
     listening = {x["address"]["socket_address"]["port_value"]
-                 for x in load_yaml(BOOTSTRAP)["static_resources"]["listeners"]}
+                 for x in envoy_bootstrap.socket_listeners(load_yaml(BOOTSTRAP))}
     assert set(served.values()) == listening and EGRESS_PORT in listening
     (dns_peer,) = dns["to"]
     assert dns_peer == {

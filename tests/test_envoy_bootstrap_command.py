@@ -107,7 +107,9 @@ def test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes(
                  "--upstream", "model=https://api.openai.example"]) == 0
     envoy_validates(out)
     bootstrap = envoy_bootstrap.load(out)
-    listeners = by_name(envoy_bootstrap.listeners(bootstrap))
+    listeners = by_name(envoy_bootstrap.socket_listeners(bootstrap))
+    assert {x["name"] for x in envoy_bootstrap.listeners(bootstrap)} - set(listeners) == {
+        envoy_bootstrap.EGRESS_INSPECT_LISTENER}
     assert {name: port_of(x) for name, x in listeners.items()} == {
         envoy_bootstrap.INGRESS_LISTENER: ("127.0.0.1", 10000),
         envoy_bootstrap.EGRESS_LISTENER: ("127.0.0.1", 3128),
@@ -127,7 +129,7 @@ def test_a_config_of_every_kind_gets_its_listeners_clusters_and_routes(
         config.load(path).listen.worker_ports)
     # Each of them health-checked, with outlier detection (a dead worker taken out).
     assert assert_tollgate_clusters_guarded(bootstrap) == \
-        envoy_bootstrap.TOLLGATE_CLUSTERS - {envoy_bootstrap.EGRESS_CLUSTER}
+        envoy_bootstrap.TOLLGATE_CLUSTERS - envoy_bootstrap.EGRESS_CLUSTERS
 
     # A route per HTTP target, named as it matches, to a cluster of its own (or of the
     # name it matches); Envoy's answers on llm and k8s routes in their protocols' shape.
@@ -221,7 +223,7 @@ def test_addresses_and_ports_come_from_the_flags(tmp_path: Path) -> None:
                  "--mysql-port", "3306", "--ssh-port", "22", "--admin-port", "8002"]) == 0
     envoy_validates(out)
     bootstrap = envoy_bootstrap.load(out)
-    assert {x["name"]: port_of(x) for x in envoy_bootstrap.listeners(bootstrap)} == {
+    assert {x["name"]: port_of(x) for x in envoy_bootstrap.socket_listeners(bootstrap)} == {
         "ingress": ("0.0.0.0", 8000), "egress": ("0.0.0.0", 8001),
         "postgres": ("0.0.0.0", 5432), "mysql": ("0.0.0.0", 3306), "ssh": ("0.0.0.0", 22)}
     assert bootstrap["admin"]["address"]["socket_address"] == {

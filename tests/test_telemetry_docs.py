@@ -37,6 +37,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingRequest,
     ProcessingResponse,
 )
+from google.protobuf.struct_pb2 import Struct
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
@@ -50,8 +51,10 @@ from extproc.approvals.auth import Verifier
 from extproc.approvals.hold import Holds
 from extproc.approvals.model import Approval
 from extproc.approvals.pins import StoredPins
+from extproc.codecs.ticket import Ticket
+from extproc.config import INSPECTED_ROUTE_SUFFIX
 from extproc.credentials import CredentialStore
-from extproc.egress.proxy import EgressProxy
+from extproc.egress.proxy import TICKET_HEADER, TLS_FAILURE_HEADER, EgressProxy
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
@@ -178,6 +181,12 @@ mcp_refused contains {"rule": "mcp.unreadable", "reason": "an unreadable MCP mes
 }
 
 decision := {"action": "maybe"} if startswith(input.target.name, "broken")
+
+# The egress proxy: tunnels to read.test are read.
+decision := {"action": "allow", "inspect": true} if {
+    input.egress.scheme == "tunnel"
+    input.egress.host == "read.test"
+}
 """
 
 TARGETS: list[dict[str, Any]] = [
@@ -205,7 +214,7 @@ EMAIL, SSN, AGENT_KEY = "ada.lovelace@example.com", "078-05-1120", "sk-agent-4f1
 SQL_TEXT = "SELECT id, total FROM orders WHERE id = 7"
 # The egress proxy's agent token (in Proxy-Authorization), and where its names point.
 PROXY_TOKEN = tokens.token("svc-autogen", ["agents"])
-EGRESS_NAMES = {"pypi.test": ["10.1.2.3", "10.1.2.4"]}
+EGRESS_NAMES = {"pypi.test": ["10.1.2.3", "10.1.2.4"], "read.test": ["10.1.2.5"]}
 
 
 class Envoy(Stream):
@@ -587,6 +596,56 @@ async def egress_tunnel(envoy: Envoy) -> None:
     await envoy.closed()
 
 
+async def egress_inspected_tunnel(envoy: Envoy) -> None:
+    """A CONNECT whose decision reads the tunnel: pinned, with the ticket Envoy hands the
+    requests inside."""
+    await envoy.send(headers({":method": "CONNECT", ":authority": "read.test:443",
+                              "user-agent": "curl/8", "x-request-id": "req-inspect",
+                              "proxy-authorization": f"Bearer {PROXY_TOKEN}"},
+                             False, "egress", None))
+    await envoy.closed()
+
+
+def inside_tunnel(path: str) -> ProcessingRequest:
+    """A request Envoy's inspect listener matched, with its tunnel's ticket."""
+    ticket = Ticket({**CLAIMS, "sub": "svc-autogen"}, "read.test:443", "10.1.2.5",
+                    AGENT_TRACE, AGENT_SPAN, "10.0.0.7")
+    return headers({":method": "GET", ":path": path, ":scheme": "https",
+                    ":authority": "read.test", "user-agent": "curl/8",
+                    TICKET_HEADER: ticket.header()}, True, f"egress{INSPECTED_ROUTE_SUFFIX}",
+                   None)
+
+
+def answered_over_tls(pairs: dict[str, str], end_of_stream: bool) -> ProcessingRequest:
+    """The destination's answer with what Envoy verified of its certificate."""
+    message = upstream_headers(pairs, end_of_stream)
+    attrs = Struct()
+    attrs.update({"upstream.tls_version": "TLSv1.3",
+                  "upstream.subject_peer_certificate": "CN=read.test",
+                  "upstream.dns_san_peer_certificate": "read.test",
+                  "upstream.sha256_peer_certificate_digest": "ab" * 32})
+    message.attributes["envoy.filters.http.ext_proc"].CopyFrom(attrs)
+    return message
+
+
+async def egress_inside_download(envoy: Envoy) -> None:
+    """A download inside a read tunnel: a body that is no text passes unread."""
+    await envoy.send(inside_tunnel("/file.whl"))
+    await envoy.send(answered_over_tls({":status": "200",
+                                        "content-type": "application/octet-stream"}, False))
+    await envoy.closed()
+
+
+async def egress_inside_tls_failure(envoy: Envoy) -> None:
+    """Envoy's refusal of a destination whose certificate did not verify."""
+    await envoy.send(inside_tunnel("/"))
+    await envoy.send(upstream_headers({
+        ":status": "503", "content-type": "text/plain",
+        TLS_FAILURE_HEADER: "TLS_error:|268435581:SSL routines:OPENSSL_internal:"
+                            "CERTIFICATE_VERIFY_FAILED"}, True))
+    await envoy.closed()
+
+
 async def unsampled_parent(envoy: Envoy) -> None:
     await envoy.send(request("GET", "/orders", "web",
                              traceparent=f"00-{UNSAMPLED_TRACE}-{AGENT_SPAN}-00"))
@@ -624,6 +683,9 @@ SCENARIOS: dict[str, Scenario] = {
     "mcp-unreadable": mcp_unreadable,
     "client-went-away": client_went_away,
     "egress-tunnel": egress_tunnel,
+    "egress-inspected-tunnel": egress_inspected_tunnel,
+    "egress-inside-download": egress_inside_download,
+    "egress-inside-tls-failure": egress_inside_tls_failure,
     "unsampled-parent": unsampled_parent,
 }
 
@@ -662,7 +724,10 @@ def play(scenarios: dict[str, Scenario]) -> dict[str, Exchange]:
     dns = DnsServer(EGRESS_NAMES, ttl=30).start()
     cfg = config.parse({"targets": [*TARGETS, {
         "name": "egress", "protocol": "egress", "match": {"route": "egress"},
-        "inspect": {"response": "none"}, "egress": {"nameservers": [dns.address]}}],
+        "inspect": {"response": "none"}, "egress": {
+            "nameservers": [dns.address],
+            # Named only: the CA is Envoy's secret service's, which no scenario runs.
+            "ca": {"dir": "unused-egress-ca"}}}],
         "approvals": {"max_hold_seconds": 1}})
     engine = EmbeddedEngine([("p.rego", POLICY)], "data.tollgate.decision")
     masker = Masker(b"k" * 32)
@@ -1006,6 +1071,9 @@ def test_a_refusal_says_its_error_type(emitted: dict[str, Exchange]) -> None:
             assert attributes["error.type"] == refusal, name
         elif attributes.get("tollgate.decision.action") == "deny":
             assert attributes["error.type"] == "denied", name
+        elif int(attributes.get("http.response.status_code") or 0) >= 500:
+            # The upstream failed (Envoy's refusal of a destination's TLS, say).
+            assert attributes["error.type"] == str(attributes["http.response.status_code"])
         elif name != "mcp-sampling":
             assert "error.type" not in attributes, name
     assert emitted["hold"].span.attributes["error.type"] == "approval_required"
@@ -1138,6 +1206,11 @@ def egress_destination(attributes: Any) -> dict[str, Any] | None:
             attributes.get("tollgate.egress.ranges", ()), strict=True)],
         "address": attributes.get("tollgate.egress.address"),
         "first_seen": attributes["tollgate.egress.first_seen"],
+        **{key: attributes[f"tollgate.egress.{key}"] for key in (
+            "inspected", "tunnel", "tls_failure") if f"tollgate.egress.{key}" in attributes},
+        **({"certificate": {key: attributes[f"tollgate.egress.certificate.{key}"] for key in (
+            "tls_version", "subject", "dns_names", "sha256")}}
+           if "tollgate.egress.certificate.subject" in attributes else {}),
     }
 
 

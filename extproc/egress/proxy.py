@@ -7,6 +7,14 @@ request in absolute form (read whole, as on any target: a destination configured
 target of its own is read as that target). Everything it finds goes to the policy as
 `input.egress`; the address decided on goes back to Envoy as dynamic metadata, which
 the listener's routes require, so nothing leaves unpinned.
+
+A CONNECT the policy decides to `inspect` gets a ticket with its pin: what was decided
+(the verified claims, the destination, the address). Envoy sends that tunnel to its
+internal inspect listener, which ends the TLS with a certificate of the egress CA
+(egress/sds.py) and sets the ticket as a header on every request inside; those requests
+come back here as exchanges of their own (`Outbound.inspected`), read as plain HTTP is,
+with the tunnel's identity and address: the gateway keeps no second picture of who
+opened the tunnel or where it leads.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from extproc.codecs import jsonenc
 from extproc.codecs.destination import Destination, parse_authority, range_of
 from extproc.codecs.refusal import Refused, Unavailable
+from extproc.codecs.ticket import Ticket
 from extproc.config import Target
 from extproc.egress.resolver import Resolution, Resolver
 from extproc.exchange.state import Exchange
@@ -32,6 +41,13 @@ if TYPE_CHECKING:
 # of a connection, and opens many): until they expire, at most this many.
 _MOST_TOKENS = 10_000
 PROXY_AUTHENTICATE = ("proxy-authenticate", 'Basic realm="tollgate", charset="UTF-8"')
+# The header Envoy's inspect listener sets on each request inside an inspected tunnel,
+# from the CONNECT's ticket (its filter state), over whatever the client sent; the
+# listener's routes remove it before the request goes on.
+TICKET_HEADER = "x-tollgate-inspect"
+# What Envoy's inspect listener answers with when a destination's TLS did not verify:
+# TLS's reason (its local_reply_config).
+TLS_FAILURE_HEADER = "x-tollgate-upstream-failure"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +61,12 @@ class Outbound:
     unreadable: str | None
     claims: dict[str, Any] | None  # the verified proxy token's (None: none, or refused)
     refused_token: str | None  # why the token sent was refused
+    # A request inside an inspected tunnel: the tunnel's CONNECT's ticket (None: not one).
+    ticket: Ticket | None = None
+
+    @property
+    def inspected(self) -> bool:
+        return self.ticket is not None
 
 
 class EgressProxy:
@@ -54,10 +76,16 @@ class EgressProxy:
         self._by_destination = {t.match.destination: t for t in targets
                                 if t.match.destination}
         self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
+        # Whether an egress target has a CA, so that a tunnel can be read.
+        self._inspects = any(t.egress.ca is not None for t in targets if t.egress)
 
-    async def read(self, proxy: Target, headers: dict[str, str]) -> Outbound:
+    async def read(self, proxy: Target, headers: dict[str, str],
+                   inspected: bool = False) -> Outbound:
         """What the request headers say; nothing is refused yet (`admit` does that, once
-        the exchange is open and can answer with its trace id)."""
+        the exchange is open and can answer with its trace id). `inspected`: Envoy's
+        inspect listener matched it (a request inside an inspected tunnel)."""
+        if inspected:
+            return self._inside(proxy, headers)
         tunnel = headers.get(":method") == "CONNECT"
         destination, unreadable = None, None
         try:
@@ -73,6 +101,33 @@ class EgressProxy:
             target = self._by_destination.get(destination.authority, proxy)
         claims, refused = await self._claims(headers.get("proxy-authorization"))
         return Outbound(proxy, target, tunnel, destination, unreadable, claims, refused)
+
+    def _inside(self, proxy: Target, headers: dict[str, str]) -> Outbound:
+        """A request inside an inspected tunnel: who and where are the CONNECT's. The
+        name it asks for must be the tunnel's: a tunnel to one name carrying requests for
+        another (domain fronting) would reach a host nobody decided on."""
+        try:
+            ticket = Ticket.read(headers.get(TICKET_HEADER, ""))
+        except ValueError as exc:
+            return Outbound(proxy, proxy, False, None, str(exc), None, str(exc))
+        destination, unreadable, refused = None, None, None
+        try:
+            destination = parse_authority(ticket.destination, None)
+            asked = parse_authority(headers.get(":authority", ""), destination.port)
+            if asked.authority != destination.authority:
+                raise ValueError(f"a request for {asked.authority} inside a tunnel to "
+                                 f"{destination.authority}: a tunnel carries requests for "
+                                 "its own destination only")
+        except ValueError as exc:
+            destination, unreadable = None, str(exc)
+        if float(ticket.claims.get("exp", 0)) <= time.time():
+            refused = ("the proxy token this tunnel was opened with has expired: open a new "
+                       "connection")
+        target = proxy
+        if destination is not None:
+            target = self._by_destination.get(destination.authority, proxy)
+        return Outbound(proxy, target, False, destination, unreadable,
+                        None if refused else ticket.claims, refused, ticket)
 
     @staticmethod
     def admit(outbound: Outbound) -> Destination:
@@ -99,7 +154,9 @@ class EgressProxy:
         seen = await self._seen.lookup(exchange.who, destination.authority)
         linked = self._by_destination.get(destination.authority)
         egress: dict[str, Any] = {
-            "scheme": "tunnel" if outbound.tunnel else "http",
+            "scheme": "tunnel" if outbound.tunnel else "https" if outbound.inspected
+            else "http",
+            "inspected": outbound.inspected,
             "host": destination.host,
             "port": destination.port,
             "destination": destination.authority,
@@ -119,6 +176,11 @@ class EgressProxy:
             "tollgate.egress.scheme": egress["scheme"],
             "tollgate.egress.first_seen": not seen["identity"],
         })
+        if outbound.ticket is not None:
+            exchange.outcome["tollgate.egress.tunnel"] = \
+                f"{outbound.ticket.trace_id}/{outbound.ticket.span_id}"
+            self._resolved(exchange, Resolution((outbound.ticket.address,)), "tunnel")
+            return False
         if destination.literal:
             self._resolved(exchange, Resolution((destination.host,)), "literal")
             return False
@@ -162,7 +224,24 @@ class EgressProxy:
                        destination=egress["destination"],
                        identity=jsonenc.dumps(exchange.identity),
                        session=exchange.evidence.headers.get("x-session-id", ""))
+            if exchange.decisions and exchange.decision.inspect:
+                pin.update(inspect="1", ticket=self._ticket(exchange, address).header())
+                exchange.outcome["tollgate.egress.inspected"] = True
         return pin
+
+    def _ticket(self, exchange: Exchange, address: str) -> Ticket:
+        """An inspected tunnel's ticket; refused when there is no CA to show certificates
+        of (a tunnel the policy wants read never passes unread)."""
+        if not self._inspects:
+            raise Refused(403, "inspection_unavailable",
+                          f"the policy reads inside tunnels to {exchange.context['destination']}"
+                          ", but the egress target has no CA to show certificates with "
+                          "(egress.ca in its config): configure one, or list the destination "
+                          "on an allow list to tunnel it unread")
+        source = exchange.outcome.get("client.address")
+        return Ticket(exchange.claims or {}, exchange.context["destination"], address,
+                      exchange.trace_id, exchange.evidence.span_id,
+                      source if isinstance(source, str) else None)
 
     async def _claims(self, header: str | None) -> tuple[dict[str, Any] | None, str | None]:
         """The proxy token's verified claims, or why there are none."""

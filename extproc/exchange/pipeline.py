@@ -189,7 +189,7 @@ class Pipeline:
             if fail_open:
                 exchange.outcome["tollgate.fail_open"] = True
         if (decision.action in ("allow", "hold") and decision.masks_anything
-                and exchange.response_mode != "body"):
+                and exchange.response_mode not in ("body", "text")):
             # Nothing would be masked: letting the data through would leak what the
             # policy asked to hide (a hold too: nobody need be asked to approve it).
             decision = Decision(action="deny", reasons=(_unmaskable(exchange),),
@@ -371,7 +371,8 @@ def _held_again(exchange: Exchange, held: Decision) -> Decision:
 def _unmaskable(exchange: Exchange) -> str:
     target = exchange.target
     assert target is not None
-    if exchange.response_mode != "none" or target.inspect.response != "body":
+    upgraded = "upgrade" in exchange.evidence.headers
+    if not upgraded and (exchange.response_mode != "none" or target.inspect.response != "body"):
         return (f"masking requested, but target {target.name} does not inspect "
                 "response bodies (inspect.response: body)")
     if target.protocol == "k8s":  # SPDY, or a bootstrap without the stream route

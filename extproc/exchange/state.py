@@ -81,7 +81,9 @@ class Exchange:
     # What a write did, as the database measured it (input.effect; the PostgreSQL
     # front's, postgres/effect.py); None: not measured, and input.effect absent.
     effect: Any = None
-    # How much of the response tollgate reads: none, headers, body.
+    # How much of the response tollgate reads: none, headers, body; or `text`: a body of
+    # text read (and masked), any other passed unread (the answers inside a tunnel the
+    # policy reads: a download is no data of ours, and no mask can read it).
     response_mode: str = "body"
     decisions: list[Decision] = field(default_factory=list)
     # What the decisions so far ask to mask, merged (None: nothing).

@@ -32,8 +32,8 @@ from extproc.codecs.message import (
     request_view,
 )
 from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
-from extproc.config import Config
-from extproc.egress.proxy import EgressProxy, Outbound
+from extproc.config import INSPECTED_ROUTE_SUFFIX, Config
+from extproc.egress.proxy import TLS_FAILURE_HEADER, EgressProxy, Outbound
 from extproc.exchange.act import Act
 from extproc.exchange.live_requests import FRONTS, RequestSessions, until_ended
 from extproc.exchange.pipeline import Pipeline
@@ -106,18 +106,27 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         headers = wire.headers_of(first.request_headers)
         route = wire.attribute(first, "xds.route_name")
         cluster = wire.attribute(first, "xds.cluster_name")
+        # Envoy's inspect listener: a request inside an inspected tunnel, of the egress
+        # target whose route the name extends.
+        inspected = route is not None and route.endswith(INSPECTED_ROUTE_SUFFIX)
+        if route is not None and inspected:
+            route = route.removesuffix(INSPECTED_ROUTE_SUFFIX)
         target = self._pipeline.target_for(route, cluster)
         claims = wire.jwt_claims(first, self._payload_key)
         outbound = None
+        source = wire.source_address(first)
         if target is not None and target.protocol == "egress" and self._egress is not None:
             # Through the egress proxy: its own token, and a destination maybe read as
-            # a target of its own.
-            outbound = await self._egress.read(target, headers)
+            # a target of its own. Inside a read tunnel, Envoy is the peer: the client
+            # is the one its CONNECT came from.
+            outbound = await self._egress.read(target, headers, inspected)
             target, claims = outbound.target, outbound.claims
+            if outbound.ticket is not None:
+                source = outbound.ticket.source
         with self._pipeline.act(
             f"tollgate {headers.get(':method', '')} {target.name if target else 'unknown'}",
             headers, _request_attributes(headers, target.name if target else "unknown"),
-            target, claims, wire.source_address(first),
+            target, claims, source,
         ) as act:
             live = None
             if self._live is not None and target is not None:
@@ -159,7 +168,11 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         tunnel = "upgrade" in headers or (outbound is not None and outbound.tunnel)
         has_body = not first.request_headers.end_of_stream
         wants_body = target.inspect.request_body and has_body and not tunnel
-        exchange.response_mode = "none" if tunnel else target.inspect.response
+        # Inside a tunnel the policy chose to read, an answer of text is read and masked
+        # too, whatever the egress target's setting for plain HTTP (a linked target has
+        # its own).
+        exchange.response_mode = "none" if tunnel else "text" if outbound is not None \
+            and outbound.inspected and target is outbound.proxy else target.inspect.response
         handler = handler_for(exchange)
         mode = wire.processing_mode(wants_body if has_body else None,
                                     handler.mode if handler else "none")
@@ -196,7 +209,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         else:
             # Allowed: an LLM's prompt is masked when the policy asks; the record keeps
             # the body as it went upstream.
-            prompt = _masked_prompt(act, body) if wants_body else None
+            prompt = _masked_prompt(act, body, outbound is not None) if wants_body else None
             if prompt is not None:
                 exchange.evidence.request_body = exchange.kept(prompt)
         # Read only for a target that trades it for its own (config `token_exchange`).
@@ -245,7 +258,13 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         exchange = act.exchange
         sessions = self._mcp_sessions(exchange)
         reply = await messages.expect("response_headers")
+        for name, value in (wire.peer_certificate(reply) or {}).items():
+            exchange.outcome[f"tollgate.egress.certificate.{name}"] = value
         response_headers = wire.headers_of(reply.response_headers)
+        # Envoy's refusal of a destination whose TLS did not verify (the inspect
+        # listener's local reply): TLS's reason, for the record.
+        if failure := response_headers.get(TLS_FAILURE_HEADER):
+            exchange.outcome["tollgate.egress.tls_failure"] = failure
         status = int(response_headers.get(":status", "0") or 0)
         act.responded(status, policy_headers(response_headers, self._sensitive),
                       response_headers.get("content-type", ""),
@@ -270,11 +289,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         return decision
 
 
-def _masked_prompt(act: Act, body: bytes) -> bytes | None:
-    """An LLM target's request body masked as the policy asks (None: unchanged)."""
+def _masked_prompt(act: Act, body: bytes, outbound: bool) -> bytes | None:
+    """An LLM target's request body, or one leaving through the egress proxy (plain or
+    inside an inspected tunnel), masked as the policy asks (None: unchanged): what an
+    agent posts to a destination is data leaving, as what a model is sent is."""
     exchange = act.exchange
     target, request, mask = exchange.target, exchange.request, exchange.mask
-    if target is None or target.protocol != "llm" or request is None or mask is None:
+    if target is None or not (outbound or target.protocol == "llm") or request is None \
+            or mask is None:
         return None
     content_type = request["headers"].get("content-type", "")
     masked, counts = mask_body(act.masker, mask, content_type, body)

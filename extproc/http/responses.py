@@ -13,12 +13,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Literal, Protocol, TypeVar
 
-from extproc.codecs.message import content_encoding, decode_response_body, decoded_content
+from extproc.codecs.message import (
+    content_encoding,
+    decode_response_body,
+    decoded_content,
+    media_type,
+)
 from extproc.codecs.refusal import Refusal, Unavailable
 from extproc.config import Inspect, Target
 from extproc.exchange.act import Act
 from extproc.exchange.state import Answer
-from extproc.masking.body import ByteStream, is_event_stream, mask_body
+from extproc.masking.body import ByteStream, is_event_stream, is_text, mask_body
 
 Out = TypeVar("Out")
 Out_co = TypeVar("Out_co", covariant=True)
@@ -127,7 +132,23 @@ def by_shape(act: Act, response: ResponseWire[Out],
         return HEADERS.run(act, response)
     if is_event_stream(response.headers):
         return streamed(act, response)
+    if act.exchange.response_mode == "text" \
+            and not is_text(response.headers.get("content-type", "")):
+        return _unread(act, response)
     return whole(act, response)
+
+
+async def _unread(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    """A body that is no text, where only text is read: decided on its headers, then
+    passed unread (not buffered, whatever its size)."""
+    exchange = act.exchange
+    decision = await act.decide("response")
+    if decision.action != "allow":
+        yield response.refuse(exchange.refuse_response(decision))
+        return
+    exchange.outcome["tollgate.response.unread"] = media_type(
+        response.headers.get("content-type", "")) or "untyped"
+    yield response.pass_unread()
 
 
 async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:

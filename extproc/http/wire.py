@@ -58,11 +58,28 @@ def headers_of(headers: HttpHeaders) -> dict[str, str]:
 
 
 def attribute(request: ProcessingRequest, name: str) -> str | None:
-    """A string attribute Envoy sent with the request headers (`request_attributes`)."""
+    """A string attribute Envoy sent with a message (`request_attributes` with the request
+    headers, `response_attributes` with the response headers)."""
     attrs = request.attributes.get(ATTRIBUTES_KEY)
     if attrs is None or name not in attrs.fields:
         return None
     return attrs.fields[name].string_value or None
+
+
+# What Envoy verified of an upstream's certificate (the egress listeners'
+# `response_attributes`), as the record names each.
+_PEER_ATTRIBUTES = {"upstream.tls_version": "tls_version",
+                    "upstream.subject_peer_certificate": "subject",
+                    "upstream.dns_san_peer_certificate": "dns_names",
+                    "upstream.sha256_peer_certificate_digest": "sha256"}
+
+
+def peer_certificate(reply: ProcessingRequest) -> dict[str, str] | None:
+    """The upstream's certificate as Envoy sent it with the response headers (None:
+    not over TLS, or not asked for)."""
+    facts = {name: value for key, name in _PEER_ATTRIBUTES.items()
+             if (value := attribute(reply, key))}
+    return facts if "subject" in facts else None
 
 
 def source_address(request: ProcessingRequest) -> str | None:
@@ -252,8 +269,12 @@ _STALE_WITH_BODY = ("content-encoding", "content-md5", "etag", "digest")
 def stream_response_headers() -> ProcessingResponse:
     """Let the response headers through and have the body streamed to tollgate chunk by
     chunk (FULL_DUPLEX_STREAMED, which needs the trailer phase too), so a masked stream
-    starts flowing at once instead of after the whole body."""
+    starts flowing at once instead of after the whole body. Masking may change its
+    length: a length the upstream announced goes (HTTP/2 resets a stream whose body
+    differs from it)."""
     response = ProcessingResponse(response_headers=HeadersResponse(response=CommonResponse()))
+    response.response_headers.response.header_mutation.remove_headers.extend(
+        ("content-length", *_STALE_WITH_BODY))
     response.mode_override.CopyFrom(ProcessingMode(
         response_header_mode=_SEND, response_body_mode=ProcessingMode.FULL_DUPLEX_STREAMED,
         response_trailer_mode=_SEND,

@@ -32,6 +32,12 @@ def is_event_stream(headers: Mapping[str, str]) -> bool:
     return media_type(headers.get("content-type", "")) == "text/event-stream"
 
 
+def is_text(content_type: str) -> bool:
+    """Whether a body of this type is text masking can read."""
+    media = media_type(content_type)
+    return media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA
+
+
 def mask_body(
     masker: Masker, spec: MaskSpec, content_type: str, data: bytes
 ) -> tuple[bytes, Counter[str]]:
@@ -39,7 +45,7 @@ def mask_body(
     if not data:
         return data, Counter()
     media = media_type(content_type)
-    if not (media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA):
+    if not is_text(content_type):
         raise Unavailable(
             502, "unmaskable_body",
             f"the policy asks to mask this body, but a {media or 'untyped'} body cannot be "

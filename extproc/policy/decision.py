@@ -20,7 +20,7 @@ _MASK_LISTS = ("detectors", "actions", "fields", "derived", "model")
 _KNOWN_KEYS = frozenset({
     "action", "reasons", "rules", "status", "mask", "approvers", "hold_seconds", "grant",
     "grant_minutes", "alerts", "database_role", "statement_timeout_seconds",
-    "approvals_needed", "moderated",
+    "approvals_needed", "moderated", "inspect",
 })
 _SEVERITIES = ("info", "warning", "critical")
 _GRANTS = ("once", "window")
@@ -87,6 +87,9 @@ class Decision:
     # `sessions.moderators` watching or joined, through any replica): it waits until
     # one does (exchange/presence.py). Only with allow or hold.
     moderated: bool = False
+    # A CONNECT through the egress proxy whose tunnel tollgate reads (egress.rego's inspect
+    # lists): its TLS ended with the egress CA's certificate, each request inside decided.
+    inspect: bool = False
 
     @classmethod
     def parse(cls, value: Any) -> Decision:
@@ -143,6 +146,7 @@ class Decision:
             database_role=_role(value.get("database_role")),
             statement_timeout_seconds=_timeout(value.get("statement_timeout_seconds")),
             moderated=_moderated(value.get("moderated", False), action),
+            inspect=_inspect(value.get("inspect", False), action),
         )
 
     @staticmethod
@@ -217,6 +221,14 @@ def _needed(needed: Any, action: str) -> int:
     if needed > 1 and action != "hold":
         raise MalformedDecision("approvals_needed goes with action 'hold', and only with it")
     return needed
+
+
+def _inspect(inspect: Any, action: str) -> bool:
+    if type(inspect) is not bool:
+        raise MalformedDecision(f"inspect must be true or false, got {inspect!r}")
+    if inspect and action == "deny":
+        raise MalformedDecision("inspect goes with action 'allow' or 'hold', not 'deny'")
+    return inspect
 
 
 def _moderated(moderated: Any, action: str) -> bool:

@@ -235,7 +235,8 @@ def combine(cached: str, live: str) -> Decision:
         masks = [p["mask"] for p in parts if isinstance(p.get("mask"), dict)]
         if masks:
             out["mask"] = _masks(masks)
-        out.update(_first(parts, "database_role"), **_first(parts, "statement_timeout_seconds"))
+        out.update(_first(parts, "database_role"), **_first(parts, "statement_timeout_seconds"),
+                   **_first(parts, "inspect"))
         moderated = [p["moderated"] for p in parts if "moderated" in p]
         if moderated:  # either part's asking; one that is no boolean is left for parse
             odd = [m for m in moderated if type(m) is not bool]

@@ -113,7 +113,7 @@ class Layout:
         """Envoy's bootstrap and, when moved, tollgate's config, written into `folder`:
         the config to serve and the bootstrap."""
         workers = self.config.listen.worker_count
-        bootstrap = envoy_bootstrap.write(envoy_bootstrap.with_identity_of(
+        bootstrap = envoy_bootstrap.write(envoy_bootstrap.with_settings_of(
             envoy_bootstrap.with_ports(envoy_bootstrap.load(), self.envoy, workers),
             self.config), folder / "envoy.yaml")
         if self.config == self.given:

@@ -335,7 +335,7 @@ def _destination(evidence: Evidence) -> dict[str, Any] | None:
         return None
     addresses = outcome.get("tollgate.egress.addresses") or ()
     ranges = outcome.get("tollgate.egress.ranges") or ()
-    return {
+    found = {
         "destination": name,
         "scheme": outcome.get("tollgate.egress.scheme"),
         "addresses": [{"address": a, "range": r}
@@ -343,6 +343,17 @@ def _destination(evidence: Evidence) -> dict[str, Any] | None:
         "address": outcome.get("tollgate.egress.address"),
         "first_seen": outcome.get("tollgate.egress.first_seen"),
     }
+    # A tunnel tollgate reads: the CONNECT says so; a request read inside names its
+    # tunnel (the CONNECT's trace/span) and what the destination's certificate showed,
+    # or why its TLS failed.
+    for key in ("inspected", "tunnel", "tls_failure"):
+        if (value := outcome.get(f"tollgate.egress.{key}")) is not None:
+            found[key] = value
+    prefix = "tollgate.egress.certificate."
+    certificate = {k.removeprefix(prefix): v for k, v in outcome.items() if k.startswith(prefix)}
+    if certificate:
+        found["certificate"] = certificate
+    return found
 
 
 def session_of(evidence: Evidence) -> Session:

@@ -9,24 +9,38 @@ gRPC service (envoy.access_loggers.http_grpc), and each entry becomes a record o
 the decision and the tunnel together. The entry carries what the decision left in the
 stream's dynamic metadata (trace, identity, session, destination); Envoy adds the
 bytes, the duration, the address it connected to and why the stream ended.
+
+A tunnel tollgate reads has its TLS ended by Envoy's inspect listener, with a
+certificate of the egress CA. A client that pins its certificates, or does not trust
+that CA, ends the connection in the handshake, and nothing inside reaches ext_proc: the
+inspect listener's own access log (`tollgate_inspect`) tells of it, with the tunnel's
+ticket, and tollgate raises an alert per destination with the advice to tunnel it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
+from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry, TCPAccessLogEntry
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+from google.protobuf.wrappers_pb2 import StringValue
 
+from extproc.codecs.ticket import Ticket
 from extproc.config import Target
 from extproc.recording.record import Evidence
 from extproc.recording.recorder import Recorder, RecordingUnavailable
 
 log = logging.getLogger("tollgate.egress")
+
+# The inspect listener's access log, and the filter state that carries a tunnel's ticket.
+INSPECT_LOG = "tollgate_inspect"
+TICKET_STATE = "tollgate.inspect"
+# Told of a client that refused the gateway's certificate: (destination, message).
+CertificateRefused = Callable[[str, str], Awaitable[None]]
 
 # Envoy's response code details (RESPONSE_CODE_DETAILS), read as how a tunnel ended.
 _ENDINGS = (
@@ -77,19 +91,53 @@ def meaning(entry: HTTPAccessLogEntry, left: dict[str, str]) -> dict[str, Any]:
 
 
 class TunnelLog(als_pb2_grpc.AccessLogServiceServicer):
-    def __init__(self, recorder: Recorder, targets: tuple[Target, ...]) -> None:
-        self._recorder = recorder
+    def __init__(self, recorder: Recorder, targets: tuple[Target, ...],
+                 refused: CertificateRefused | None = None) -> None:
+        self._recorder, self._refused = recorder, refused
         self._targets = {t.name: t for t in targets}
 
     async def StreamAccessLogs(
         self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage],
         _context: grpc.aio.ServicerContext,
     ) -> als_pb2.StreamAccessLogsResponse:
+        name = ""  # a stream names its log in its first message only
         async for message in request_iterator:
+            name = message.identifier.log_name or name
             for entry in message.http_logs.log_entry:
                 if not entry.common_properties.intermediate_log_entry:
                     self.record(entry)
+            if name == INSPECT_LOG:
+                for tcp in message.tcp_logs.log_entry:
+                    await self.handshake(tcp)
         return als_pb2.StreamAccessLogsResponse()
+
+    async def handshake(self, entry: TCPAccessLogEntry) -> None:
+        """A connection to the inspect listener: one whose TLS handshake failed is a
+        client that refused the gateway's certificate, told per destination."""
+        common = entry.common_properties
+        reason = common.downstream_transport_failure_reason
+        if not reason:
+            return
+        state = common.filter_state_objects.get(TICKET_STATE)
+        text = StringValue()
+        try:
+            if state is None or not state.Unpack(text):
+                raise ValueError("no ticket")
+            ticket = Ticket.read(text.value)
+        except ValueError:
+            log.warning("egress: a TLS handshake with the inspect listener failed, of no "
+                        "tunnel's ticket: %s", reason)
+            return
+        who = ticket.claims.get("sub") or "an agent"
+        message = (
+            f"{who} opened a tunnel to {ticket.destination} that tollgate reads, and its "
+            f"client refused the gateway's certificate (TLS: {reason}): the client pins its "
+            "certificates, or does not trust the egress CA. Put "
+            f"{ticket.destination} on an allow list to tunnel it unread, or have the client "
+            "trust the CA (tollgate egress ca --install-hint)")
+        log.warning("egress: %s (trace %s)", message, ticket.trace_id)
+        if self._refused is not None:
+            await self._refused(ticket.destination, message)
 
     def record(self, entry: HTTPAccessLogEntry) -> None:
         """The tunnel as a record of its own (only those tollgate pinned are logged)."""

@@ -282,7 +282,7 @@ def two_listeners(tls: TlsFiles) -> tuple[dict[str, Any], dict[str, dict[str, An
 def ingress_listeners(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The HTTP listeners with token providers (the egress listener verifies none)."""
     return [x for x in envoy_bootstrap.http_listeners(config)
-            if x["name"] != envoy_bootstrap.EGRESS_LISTENER]
+            if x["name"] not in envoy_bootstrap.EGRESS_LISTENERS]
 
 
 async def test_a_provider_every_listener_repeats_is_one_provider(tmp_path: Path,

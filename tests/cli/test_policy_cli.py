@@ -313,7 +313,7 @@ def test_eval_explain_lists_the_lines_evaluated(tmp_path: Path) -> None:
                                      "limits.rego", "approvals.rego"))
     assert sorted(sections) == pack
     # A GET to an http target: what passes was decided; no SQL rule produced a denial.
-    assert re.search(r'^  \+ +\d+  passing\(true, d\) := with_moderator\(with_role',
+    assert re.search(r'^  \+ +\d+  passing\(true, d\) := with_moderator\(with_terms',
                      sections["policies/tollgate.rego"], re.MULTILINE)
     assert re.search(r'^  - +\d+  sql_denials contains \{"rule": "sql\.destructive"',
                      sections["policies/sql.rego"], re.MULTILINE)

@@ -82,7 +82,7 @@ def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
     envoy_validates(bootstrap_path)
     bootstrap = envoy_bootstrap.load(bootstrap_path)
     assert {x["name"]: x["address"]["socket_address"]["port_value"]
-            for x in envoy_bootstrap.listeners(bootstrap)} == {
+            for x in envoy_bootstrap.socket_listeners(bootstrap)} == {
         "ingress": n, "egress": n + 2, "postgres": n + 3, "ssh": n + 4, "mysql": n + 10}
     assert bootstrap["admin"]["address"]["socket_address"]["port_value"] == n + 1
     clusters = by_name(bootstrap["static_resources"]["clusters"])

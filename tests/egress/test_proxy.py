@@ -21,8 +21,9 @@ from extproc import config, envoy_bootstrap
 from extproc.activity.seen import Seen
 from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import Refusal
+from extproc.codecs.ticket import Ticket
 from extproc.config import Target
-from extproc.egress.proxy import EgressProxy, Outbound
+from extproc.egress.proxy import TICKET_HEADER, EgressProxy, Outbound
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.http import wire
@@ -286,7 +287,8 @@ async def test_a_name_is_read_without_being_looked_up(setup: Setup) -> None:
                                    outbound.claims).exchange
     assert await setup.proxy.read_destination(exchange, outbound) is True
     pending = {
-        "scheme": "tunnel", "host": "pypi.test", "port": 443, "destination": "pypi.test:443",
+        "scheme": "tunnel", "inspected": False, "host": "pypi.test", "port": 443,
+        "destination": "pypi.test:443",
         "literal": False, "addresses": [], "resolution": {"status": "pending", "error": None},
         "target": None, "seen": {"identity": False, "anyone": False, "status": "known"},
     }
@@ -310,7 +312,8 @@ async def test_a_name_is_read_without_being_looked_up(setup: Setup) -> None:
 async def test_a_name_resolved_shows_each_address_and_its_range(setup: Setup) -> None:
     exchange, _ = await setup.opened("PYPI.test:443")
     expected = {
-        "scheme": "tunnel", "host": "pypi.test", "port": 443, "destination": "pypi.test:443",
+        "scheme": "tunnel", "inspected": False, "host": "pypi.test", "port": 443,
+        "destination": "pypi.test:443",
         "literal": False,
         "addresses": [{"address": "10.1.2.3", "range": "private"},
                       {"address": "10.1.2.4", "range": "private"},
@@ -458,3 +461,72 @@ async def test_the_tunnels_access_log_entry_is_recorded_on_the_connects_trace(
     assert tunnel.target is exchange.target is setup.egress
     assert tunnel.headers == {"x-session-id": "run-7"}
     assert tunnel.meaning["destination"] == "pypi.test:443"
+
+
+# -- requests inside a tunnel tollgate reads: the CONNECT's ticket ---------------------------
+
+
+def ticket(destination: str = "pypi.test:443", **claims: Any) -> Ticket:
+    return Ticket({"sub": "agent-1", "exp": time.time() + 600, **claims}, destination,
+                  "10.1.2.3", "a" * 32, "b" * 16, "192.0.2.10")
+
+
+async def inside(setup: Setup, authority: str, value: str) -> Outbound:
+    """A request Envoy's inspect listener matched, with this ticket header."""
+    assert setup.egress is not None
+    return await setup.proxy.read(setup.egress, {
+        ":method": "GET", ":scheme": "https", ":authority": authority, ":path": "/x",
+        TICKET_HEADER: value}, inspected=True)
+
+
+async def test_a_request_inside_is_the_tunnels_identity_and_destination(setup: Setup) -> None:
+    outbound = await inside(setup, "pypi.test", ticket().header())
+    assert outbound.inspected and not outbound.tunnel
+    assert outbound.claims is not None and outbound.claims["sub"] == "agent-1"
+    assert outbound.destination is not None
+    assert outbound.destination.authority == "pypi.test:443"
+    # A proxy token it carries is not read: who opened the tunnel is who asks.
+    assert EgressProxy.admit(outbound).authority == "pypi.test:443"
+
+
+@pytest.mark.parametrize("value", ["", "-", "not base64!", base64.urlsafe_b64encode(
+    b'{"claims": {}}').decode(), base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    "A" * 20_000])
+async def test_a_request_inside_without_a_readable_ticket_is_refused(
+        setup: Setup, value: str) -> None:
+    outbound = await inside(setup, "pypi.test", value)
+    assert outbound.claims is None
+    with pytest.raises(Refusal) as refused:
+        EgressProxy.admit(outbound)
+    assert refused.value.status == 407
+    assert "ticket" in str(refused.value)  # why: not a token the client could send
+
+
+@pytest.mark.parametrize("authority", ["other.test", "pypi.test:8443", "PYPI.test.evil:443"])
+async def test_a_request_for_another_host_inside_a_tunnel_is_refused(
+        setup: Setup, authority: str) -> None:
+    outbound = await inside(setup, authority, ticket().header())
+    with pytest.raises(Refusal) as refused:
+        EgressProxy.admit(outbound)
+    assert refused.value.status == 400
+    assert "inside a tunnel to pypi.test:443" in str(refused.value)
+
+
+async def test_the_host_may_be_named_in_any_case_or_with_its_port(setup: Setup) -> None:
+    for authority in ("PyPI.test", "pypi.test:443"):
+        outbound = await inside(setup, authority, ticket().header())
+        assert EgressProxy.admit(outbound).authority == "pypi.test:443"
+
+
+async def test_a_request_inside_a_tunnel_whose_token_expired_is_refused(setup: Setup) -> None:
+    outbound = await inside(setup, "pypi.test", ticket(exp=time.time() - 1).header())
+    with pytest.raises(Refusal) as refused:
+        EgressProxy.admit(outbound)
+    assert "has expired" in str(refused.value)
+
+
+async def test_a_ticket_is_read_only_where_envoy_s_inspect_listener_matched(
+        setup: Setup) -> None:
+    # The same header on the egress listener itself is the client's: never read.
+    outbound = await setup.read("pypi.test:443", None, **{TICKET_HEADER: ticket().header()})
+    assert not outbound.inspected and outbound.claims is None

@@ -70,7 +70,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "mask": {k: list(v) for k, v in decision.mask.items()},
         "approvers": list(decision.approvers), "hold_seconds": decision.hold_seconds,
         "alerts": [dataclasses.asdict(a) for a in decision.alerts],
-        "moderated": decision.moderated,
+        "moderated": decision.moderated, "inspect": decision.inspect,
     }
 
 

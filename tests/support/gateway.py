@@ -253,6 +253,15 @@ def with_egress(targets: list[dict[str, Any]] | None, egress: dict[str, Any] | N
              "inspect": {"response": "none"}, "egress": egress}]
 
 
+def with_egress_trust(bootstrap: dict[str, Any], egress: dict[str, Any] | None
+                      ) -> dict[str, Any]:
+    """Inspected destinations verified against the egress target's roots, as `tollgate
+    envoy-bootstrap` writes them (the system's where the settings name none)."""
+    if egress is None or "trusted_ca" not in egress:
+        return bootstrap
+    return envoy_bootstrap.with_egress_trust(bootstrap, Path(egress["trusted_ca"]))
+
+
 JWT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
 UNMAPPED_ROUTE = {"name": "unmapped", "match": {"prefix": "/unmapped"},
                   "route": {"cluster": "demo_upstream"}}
@@ -402,6 +411,7 @@ class GatewayFactory:
             oauth = config.parse({**base, **settings}).identity.oauth_resource
             assert oauth is not None
             bootstrap = envoy_bootstrap.with_oauth_resource(bootstrap, oauth)
+        bootstrap = with_egress_trust(bootstrap, egress)
         if envoy is not None:
             bootstrap = envoy(bootstrap)
         envoy_bootstrap.write(bootstrap, envoy_path)
