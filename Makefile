@@ -177,6 +177,7 @@ bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(MCP2)/.deps $(COMPILED) system-dep
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.mysql
 	$(BIN)/python -m bench.egress
+	$(BIN)/python -m bench.egress_inspect
 	$(BIN)/python -m bench.ssh
 	$(BIN)/python -m bench.k8s_streams
 

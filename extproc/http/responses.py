@@ -116,7 +116,7 @@ class Body:
     mode: Mode = "body"
 
     def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
-        return by_shape(act, response, _event_stream, _buffered)
+        return by_shape(act, response, _stream, _buffered)
 
 
 HEADERS, BODY = Headers(), Body()
@@ -127,14 +127,18 @@ Handle = Callable[[Act, ResponseWire[Out]], AsyncIterator[Out]]
 def by_shape(act: Act, response: ResponseWire[Out],
              streamed: Handle[Out], whole: Handle[Out]) -> AsyncIterator[Out]:
     """A body's handling by its shape: the headers alone when there is none, `streamed`
-    for an event stream, `whole` for the rest."""
+    for an event stream, `whole` for the rest. Where only text is read (inside a read
+    tunnel), a body that is no text passes unread, and one of text whose length is not
+    announced (a chunked stream: NDJSON, a log being tailed) is streamed too."""
     if response.ends:
         return HEADERS.run(act, response)
     if is_event_stream(response.headers):
         return streamed(act, response)
-    if act.exchange.response_mode == "text" \
-            and not is_text(response.headers.get("content-type", "")):
-        return _unread(act, response)
+    if act.exchange.response_mode == "text":
+        if not is_text(response.headers.get("content-type", "")):
+            return _unread(act, response)
+        if "content-length" not in response.headers:
+            return streamed(act, response)
     return whole(act, response)
 
 
@@ -174,10 +178,10 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]
     yield response.keep_body()
 
 
-async def _event_stream(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
-    """A stream, decided on its headers, masked chunk by chunk with a held-back tail (so
-    a secret cut between chunks is still caught), released as it comes: no whole-stream
-    buffer."""
+async def _stream(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    """A stream (of events, or of text), decided on its headers, masked chunk by chunk
+    with a held-back tail (so a secret cut between chunks is still caught), released as
+    it comes: no whole-stream buffer."""
     exchange = act.exchange
     decision = await act.decide("response")
     if decision.action != "allow":
@@ -191,9 +195,9 @@ async def _event_stream(act: Act, response: ResponseWire[Out]) -> AsyncIterator[
         return
     if not readable_encoding:
         raise Unavailable(502, "unreadable_encoding",
-                       "a compressed event stream cannot be masked as it flows; it is refused")
+                       "a compressed stream cannot be masked as it flows; it is refused")
     yield response.stream_through()
-    stream = ByteStream(act.masker, spec, events=True)
+    stream = ByteStream(act.masker, spec, events=is_event_stream(response.headers))
     delivered = exchange.delivering()
     ends = False
     while not ends:

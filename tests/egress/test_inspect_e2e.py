@@ -35,7 +35,7 @@ from tests.support import tokens
 from tests.support.dns import DnsServer
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.git_server import bare_repository, git_server
-from tests.support.http_server import LocalServer
+from tests.support.http_server import LocalServer, Streamed
 from tests.support.https_server import https_server
 from tests.support.package_index import package_index, probe_wheel
 from tests.support.packs import pack_with_egress
@@ -49,9 +49,13 @@ SSN = "123-45-6789"
 CARD = "4111 1111 1111 1111"
 
 
-def _answer(method: str, path: str, body: bytes) -> tuple[int, bytes, str]:
+def _answer(method: str, path: str, body: bytes) -> tuple[int, bytes | Streamed, str]:
     """What the read destination answers: what it received, and an SSN of its own; an
     event stream carrying a card number at /events."""
+    if path.startswith("/tail"):
+        # Text whose length is not announced, an SSN cut between two chunks.
+        return 200, Streamed(None, iter([b"line 1: ok\nline 2: ssn 123-4", b"5-6789\n",
+                                         b"line 3: done\n"])), "text/plain"
     if path.startswith("/events"):
         events = b"".join(b"id: %d\ndata: {\"card\": \"%s\"}\n\n" % (n, CARD.encode())
                           for n in range(3))
@@ -234,7 +238,8 @@ def test_requests_and_httpx_read_through_the_gateway_ca(
                             timeout=TIMEOUT)
     assert reply.status_code == 200, reply.text
     assert reply.json()["customer"]["ssn"] != SSN
-    with httpx.Client(proxy=proxy, verify=str(bundle), trust_env=False) as client:
+    context = ssl.create_default_context(cafile=str(bundle))
+    with httpx.Client(proxy=proxy, verify=context, trust_env=False) as client:
         answer = client.get(url, timeout=TIMEOUT)
     assert answer.status_code == 200, answer.text
     assert answer.json()["path"] == "/lib"
@@ -259,6 +264,16 @@ def test_an_event_stream_inside_is_masked_as_it_flows(
     assert result.stdout.count("data: ") == 3
     assert "id: 2" in result.stdout  # every SSE field passes
     assert CARD not in result.stdout
+
+
+def test_a_text_stream_of_unannounced_length_is_masked_as_it_flows(
+        gw: Gateway, places: Destinations, bundle: Path) -> None:
+    result = curl(gw, "--cacert", str(bundle), "-N",
+                  f"https://read.test:{places.read.port}/tail")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("line 1: ok\nline 2: ssn ")
+    assert result.stdout.endswith("line 3: done\n")
+    assert SSN not in result.stdout  # caught across the chunks' cut
 
 
 def test_pip_installs_from_an_index_it_reaches_through_a_read_tunnel(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,12 +23,13 @@ from extproc.activity.seen import Seen
 from extproc.approvals.auth import Verifier
 from extproc.codecs.refusal import Refusal
 from extproc.codecs.ticket import Ticket
-from extproc.config import Target
+from extproc.config import EgressCa, Target
 from extproc.egress.proxy import TICKET_HEADER, EgressProxy, Outbound
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Exchange
 from extproc.http import wire
 from extproc.masking import Masker
+from extproc.policy.decision import Decision
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.recording.tunnels import TunnelLog
 from extproc.store.aio import open_store
@@ -530,3 +532,30 @@ async def test_a_ticket_is_read_only_where_envoy_s_inspect_listener_matched(
     # The same header on the egress listener itself is the client's: never read.
     outbound = await setup.read("pypi.test:443", None, **{TICKET_HEADER: ticket().header()})
     assert not outbound.inspected and outbound.claims is None
+
+
+async def test_a_tunnel_the_policy_reads_carries_its_ticket_in_the_pin(
+        setup: Setup, tmp_path: Path) -> None:
+    """Who, where to and from where, as decided: what the requests inside are read with."""
+    proxy = EgressProxy(setup.verifier, tuple(
+        dataclasses.replace(t, egress=dataclasses.replace(t.egress, ca=EgressCa(tmp_path)))
+        if t.egress is not None else t for t in setup.targets), setup.seen)
+    exchange, _ = await setup.opened("pypi.test:443")
+    exchange.decisions.append(Decision(action="allow", inspect=True))
+    pin = proxy.pin(exchange)
+    assert pin["inspect"] == "1"
+    ticket = Ticket.read(pin["ticket"])
+    assert (ticket.destination, ticket.address, ticket.claims["sub"]) == (
+        "pypi.test:443", "10.1.2.3", "agent-1")
+    assert (ticket.trace_id, ticket.span_id) == (exchange.trace_id, exchange.evidence.span_id)
+    assert exchange.outcome["tollgate.egress.inspected"] is True
+
+
+async def test_a_tunnel_the_policy_reads_is_refused_without_a_ca(setup: Setup) -> None:
+    """Never passed unread: a tunnel the policy wants read needs certificates to show."""
+    exchange, _ = await setup.opened("pypi.test:443")
+    exchange.decisions.append(Decision(action="allow", inspect=True))
+    with pytest.raises(Refusal) as refused:
+        setup.proxy.pin(exchange)
+    assert refused.value.status == 403
+    assert "no CA to show certificates with" in str(refused.value)
