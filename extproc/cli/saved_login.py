@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from extproc.codecs import private_file
+
 
 def path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -26,15 +28,8 @@ def _all() -> dict[str, Any]:
 
 
 def _write(logins: dict[str, Any]) -> None:
-    """Written whole into a new 0600 file, then renamed over the old one: never readable by
-    others, not even for a moment, and never half written."""
-    target = path()
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fresh = target.with_name(f".{target.name}.{os.getpid()}")
-    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        json.dump(logins, out, indent=2)
-    os.replace(fresh, target)
+    """Never readable by others, not even for a moment, and never half written."""
+    private_file.write(path(), json.dumps(logins, indent=2).encode())
 
 
 def save(url: str, token: str, expires_at: float, who: str) -> Path:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, failed, token_of
+from extproc.codecs import private_file
 from extproc.codecs.durations import Unusable
 from extproc.codecs.inert import terminal
 
@@ -120,9 +121,7 @@ def _make_key(key: Path, public: Path) -> None:
     line = made.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                           serialization.PublicFormat.OpenSSH)
     try:
-        key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-            out.write(private)
+        private_file.write(key, private, exclusive=True)
         public.write_bytes(line + b" tollgate ssh login\n")
     except OSError as exc:
         raise Unusable(f"{key}: cannot make a key there ({exc.strerror})") from None

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from extproc import grants
+from extproc.codecs import private_file
 from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_upstream import CUSTOMERS
 
@@ -140,8 +141,7 @@ def certificate(cert: Path, key: Path) -> None:
                  x509.DNSName("localhost"), x509.IPAddress(ip_address("127.0.0.1"))]),
                  critical=False)
              .sign(private, hashes.SHA256()))
-    with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(private.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+    private_file.write(key, private.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
     cert.write_bytes(built.public_bytes(serialization.Encoding.PEM))

@@ -39,6 +39,7 @@ from typing import Any
 
 import asyncssh
 
+from extproc.codecs import private_file
 from extproc.quickstart import accounts, stack
 from extproc.quickstart.demo_mcp import DemoFolder
 
@@ -54,11 +55,11 @@ def private_key(path: Path) -> asyncssh.SSHKey:
     try:
         if path.exists():
             return asyncssh.read_private_key(path)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = asyncssh.generate_private_key("ssh-ed25519", comment=path.name)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
-                       "wb") as out:
-            out.write(key.export_private_key())
+        try:
+            private_file.write(path, key.export_private_key(), exclusive=True)
+        except FileExistsError:  # another process made it first: its key is the one
+            return asyncssh.read_private_key(path)
         return key
     except (OSError, asyncssh.KeyImportError) as exc:
         raise stack.StackError(f"SSH key {path}: {exc}") from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from extproc.codecs import private_file
 
 GENESIS = "0" * 64
 """The predecessor hash of a writer's first record."""
@@ -182,13 +183,11 @@ def _create(path: Path) -> Ed25519PrivateKey:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two processes starting at once do not each write a key of their own.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Exclusive: of two processes starting at once, the first one's key stays, and
+        # the other never reads it half written.
+        private_file.write(path, pem, exclusive=True)
     except FileExistsError:
         return Signer.from_file(path)._key
     except OSError as exc:
         raise SigningKeyError(f"{path}: cannot create: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
     return key
