@@ -39,7 +39,7 @@ from tests.support.http_server import LocalServer, Streamed
 from tests.support.https_server import https_server
 from tests.support.package_index import package_index, probe_wheel
 from tests.support.packs import pack_with_egress
-from tests.support.tls import TlsFiles, write_server_files, write_tls_files
+from tests.support.tls import TlsFiles, write_faulty_server_files, write_server_files
 
 pytestmark = pytest.mark.e2e
 
@@ -83,12 +83,13 @@ class Destinations:
         self.tls: TlsFiles = write_server_files(
             tmp / "tls", ["read.test", "plain.test", "pypi.test", "blocked.test", "git.test",
                           "gitread.test"])
-        # A server whose certificate is its own CA's, which tollgate does not trust.
-        self.stranger: TlsFiles = write_tls_files(tmp / "stranger")
+        # Servers whose certificates tollgate refuses though they name the host.
+        self.faulty = {fault: LocalServer(_answer, tls=write_faulty_server_files(
+            tmp / fault, f"{fault.replace('_', '')}.test", fault))
+            for fault in ("expired", "self_signed")}
         self.read = https_server(self.tls, _answer)
         self.plain = https_server(self.tls, _answer)
         self.pypi = package_index(self.tls, [probe_wheel()])
-        self.untrusted = LocalServer(_answer, tls=self.stranger)
         (tmp / "repos").mkdir()
         bare_repository(tmp / "repos", "tools.git", {"README": "tools\n"})
         self.git = git_server(self.tls, tmp / "repos")
@@ -103,11 +104,11 @@ class Destinations:
         self.socket_port = self.socket.socket.getsockname()[1]
         threading.Thread(target=self.socket.serve_forever, daemon=True).start()
         self.dns = DnsServer({name: ["127.0.0.1"] for name in (
-            "read.test", "plain.test", "pypi.test", "wrong.test", "untrusted.test",
-            "blocked.test", "git.test", "gitread.test")}, ttl=0).start()
+            "read.test", "plain.test", "pypi.test", "wrong.test", "expired.test",
+            "selfsigned.test", "blocked.test", "git.test", "gitread.test")}, ttl=0).start()
 
     def stop(self) -> None:
-        for server in (self.read, self.plain, self.pypi, self.untrusted, self.git):
+        for server in (self.read, self.plain, self.pypi, self.git, *self.faulty.values()):
             server.stop()
         self.socket.shutdown()
         self.dns.stop()
@@ -129,8 +130,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp, places: Destinations  # t
         "groups": {
             "agents": {
                 "allow": ["plain.test", "git.test", "*.test"],
-                "inspect": ["read.test", "pypi.test", "wrong.test", "untrusted.test",
-                            "gitread.test"],
+                "inspect": ["read.test", "pypi.test", "wrong.test", "expired.test",
+                            "selfsigned.test", "gitread.test"],
                 "deny": ["blocked.test"],
                 "hold": [],
                 "first_seen": "alert",
@@ -323,14 +324,17 @@ def test_a_destination_whose_certificate_names_another_host_is_refused(
     assert "CERTIFICATE_VERIFY_FAILED" in request["destination"]["tls_failure"]
 
 
-def test_a_destination_with_a_certificate_of_an_untrusted_ca_is_refused(
-        gw: Gateway, places: Destinations, bundle: Path) -> None:
-    before = len(places.untrusted.received)
+@pytest.mark.parametrize("fault", ["expired", "self_signed"])
+def test_a_destination_whose_certificate_fails_is_refused_never_reached_unverified(
+        gw: Gateway, places: Destinations, bundle: Path, fault: str) -> None:
+    server = places.faulty[fault]
+    before = len(server.received)
     result = curl(gw, "--cacert", str(bundle),
-                  f"https://untrusted.test:{places.untrusted.port}/secret")
-    assert result.returncode == 0, result.stderr
-    assert "CERTIFICATE_VERIFY_FAILED" in result.stdout
-    assert len(places.untrusted.received) == before  # nothing reached it
+                  f"https://{fault.replace('_', '')}.test:{server.port}/secret")
+    assert result.returncode == 0, result.stderr  # the client's TLS is the gateway's
+    assert "< HTTP/2 503" in result.stderr
+    assert "over verified TLS" in result.stdout and "CERTIFICATE_VERIFY_FAILED" in result.stdout
+    assert len(server.received) == before  # nothing reached it
 
 
 def test_a_request_for_another_host_inside_a_tunnel_is_refused(

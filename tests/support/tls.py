@@ -59,6 +59,37 @@ def write_server_files(directory: Path, names: list[str]) -> TlsFiles:
     return files
 
 
+def write_faulty_server_files(directory: Path, name: str, fault: str) -> TlsFiles:
+    """A server certificate for `name` that a client trusting the test CA refuses, for
+    `fault`: `expired` (the CA's, its validity over a day ago) or `self_signed` (its own
+    issuer); written as ca.pem (the test CA), <name>.pem and <name>-key.pem."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert, validity = _ca()
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    if fault == "expired":
+        over = (validity[0] - datetime.timedelta(days=30), validity[0] - datetime.timedelta(days=1))
+        issuer, signer, when = ca_cert.subject, ca_key, over
+    elif fault == "self_signed":
+        issuer, signer, when = subject, key, validity
+    else:
+        raise ValueError(f"no such fault: {fault!r}")
+    cert = (_builder(subject, issuer, key.public_key(), when)
+            .add_extension(x509.SubjectAlternativeName([_alt_name(name)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(signer, hashes.SHA256()))
+    files = TlsFiles(directory / "ca.pem", directory / f"{name}.pem",
+                     directory / f"{name}-key.pem")
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    files.key.chmod(0o600)
+    return files
+
+
 def write_client_files(directory: Path, common_name: str) -> tuple[Path, Path]:
     """A client certificate for `common_name` (a PostgreSQL role, for `cert` auth)
     signed by the test CA, and its key: written as <name>.pem and <name>-key.pem."""
