@@ -55,7 +55,7 @@ from typing import Any
 
 import yaml
 
-from bench.egress import child, otlp
+from bench.egress import _read_head, child, otlp
 from bench.load import cpu_seconds, percentile, prioritise, recorded_config
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
@@ -76,17 +76,6 @@ TIMEOUT = 30.0
 
 
 # ---- The destination: a process of its own ----------------------------------------------
-
-
-def _read_head(sock: ssl.SSLSocket | socket.socket, pending: bytearray) -> bytes | None:
-    while (end := pending.find(b"\r\n\r\n")) < 0:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None
-        pending += chunk
-    head = bytes(pending[:end])
-    del pending[:end + 4]
-    return head
 
 
 def destination(pipe: Connection, tls: TlsFiles, names: list[str]) -> None:

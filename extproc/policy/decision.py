@@ -145,8 +145,8 @@ class Decision:
             alerts=_alerts(value.get("alerts", [])),
             database_role=_role(value.get("database_role")),
             statement_timeout_seconds=_timeout(value.get("statement_timeout_seconds")),
-            moderated=_moderated(value.get("moderated", False), action),
-            inspect=_inspect(value.get("inspect", False), action),
+            moderated=_passing("moderated", value.get("moderated", False), action),
+            inspect=_passing("inspect", value.get("inspect", False), action),
         )
 
     @staticmethod
@@ -223,20 +223,13 @@ def _needed(needed: Any, action: str) -> int:
     return needed
 
 
-def _inspect(inspect: Any, action: str) -> bool:
-    if type(inspect) is not bool:
-        raise MalformedDecision(f"inspect must be true or false, got {inspect!r}")
-    if inspect and action == "deny":
-        raise MalformedDecision("inspect goes with action 'allow' or 'hold', not 'deny'")
-    return inspect
-
-
-def _moderated(moderated: Any, action: str) -> bool:
-    if type(moderated) is not bool:
-        raise MalformedDecision(f"moderated must be true or false, got {moderated!r}")
-    if moderated and action == "deny":
-        raise MalformedDecision("moderated goes with action 'allow' or 'hold', not 'deny'")
-    return moderated
+def _passing(name: str, value: Any, action: str) -> bool:
+    """A term of what passes (moderated, inspect): a boolean, never true on a denial."""
+    if type(value) is not bool:
+        raise MalformedDecision(f"{name} must be true or false, got {value!r}")
+    if value and action == "deny":
+        raise MalformedDecision(f"{name} goes with action 'allow' or 'hold', not 'deny'")
+    return value
 
 
 def _kind(value: Any) -> str:
