@@ -44,7 +44,6 @@ import ssl
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from typing import Any
 
 import yaml
 
-from bench.egress import _read_head, child, otlp
+from bench.egress import _listen, _read_head, child, otlp
 from bench.load import cpu_seconds, percentile, prioritise, recorded_config
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
@@ -84,7 +83,6 @@ def destination(pipe: Connection, tls: TlsFiles, names: list[str]) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls.cert, tls.key)
     context.set_alpn_protocols(["http/1.1"])
-    server = socket.create_server(("127.0.0.1", 0), backlog=512)
 
     def serve(raw: socket.socket) -> None:
         with contextlib.suppress(OSError, ssl.SSLError), \
@@ -93,15 +91,9 @@ def destination(pipe: Connection, tls: TlsFiles, names: list[str]) -> None:
             while _read_head(sock, pending) is not None:
                 sock.sendall(ANSWER)
 
-    def accept() -> None:
-        while True:
-            sock, _ = server.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=serve, args=(sock,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    port = _listen(serve)
     with DnsServer({name: ["127.0.0.1"] for name in names}, ttl=3600) as dns:
-        pipe.send({"port": server.getsockname()[1], "dns": dns.address})
+        pipe.send({"port": port, "dns": dns.address})
         with contextlib.suppress(EOFError):
             pipe.recv()
 
