@@ -16,9 +16,11 @@ import asyncio
 import base64
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 import grpc
 import orjson
@@ -33,7 +35,7 @@ from extproc.codecs.message import (
 )
 from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.config import INSPECTED_ROUTE_SUFFIX, Config
-from extproc.egress.proxy import TLS_FAILURE_HEADER, EgressProxy, Outbound
+from extproc.egress.proxy import TICKET_HEADER, TLS_FAILURE_HEADER, EgressProxy, Outbound
 from extproc.exchange.act import Act
 from extproc.exchange.live_requests import FRONTS, RequestSessions, until_ended
 from extproc.exchange.pipeline import Pipeline
@@ -212,6 +214,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             prompt = _masked_prompt(act, body, outbound is not None) if wants_body else None
             if prompt is not None:
                 exchange.evidence.request_body = exchange.kept(prompt)
+        # Leaving through the proxy, what the URL and headers carry is data leaving too.
+        replaced = _masked_request_line(act) \
+            if outbound is not None and not tunnel and refused is None else None
         # Read only for a target that trades it for its own (config `token_exchange`).
         exchanges = target.credential is not None \
             and target.credential.type == "token_exchange"
@@ -225,10 +230,10 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         metadata = self._egress.pin(exchange) if outbound and self._egress else None
         if wants_body:
             yield wire.continue_request_body(injection, prompt, reads_body, traceparent,
-                                             exchange.trace_id, metadata)
+                                             exchange.trace_id, metadata, replaced)
         else:
             yield wire.continue_request_headers(exchange.trace_id, mode, injection, reads_body,
-                                                traceparent, metadata)
+                                                traceparent, metadata, replaced)
         async for answer in self._response(act, handler, messages, forwarded):
             yield answer
 
@@ -304,6 +309,47 @@ def _masked_prompt(act: Act, body: bytes, outbound: bool) -> bytes | None:
         return None
     act.counted(counts, "request")
     return masked
+
+
+# What a request leaving through the proxy keeps unmasked: how the request is framed and
+# routed, and what the client, not the agent's data, sets. Any other header's value (a
+# custom one, a cookie, Authorization) is masked as a body is.
+_FRAMING_HEADERS = frozenset({
+    "host", "content-type", "content-length", "content-encoding", "transfer-encoding",
+    "accept", "accept-encoding", "accept-language", "user-agent", "connection", "te",
+    "upgrade", "expect", "cache-control", "pragma", "if-none-match", "if-match",
+    "if-modified-since", "if-unmodified-since", "range", "x-request-id", "traceparent",
+    "tracestate", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+    "sec-websocket-protocol", "proxy-authorization", TICKET_HEADER,
+})
+
+
+def _masked_request_line(act: Act) -> dict[str, str] | None:
+    """A request's URL and header values masked as its policy asks, for a request leaving
+    through the egress proxy (None: nothing masked). The URL is read percent-decoded, so
+    an SSN written `123%2D45%2D6789` is found too; once something is masked it is
+    written back percent-encoded."""
+    exchange = act.exchange
+    if exchange.mask is None:
+        return None
+    headers, replaced = exchange.evidence.headers, {}
+    counts: Counter[str] = Counter()
+    path = headers.get(":path", "")
+    masked, found = act.masker.mask_text(unquote(path), exchange.mask)
+    if found:
+        replaced[":path"] = quote(masked, safe="/?&=:;,+@!$'()*~-._")
+        counts += found
+    for name, value in headers.items():
+        if name.startswith(":") or name in _FRAMING_HEADERS or name.startswith("x-envoy-"):
+            continue
+        masked, found = act.masker.mask_text(value, exchange.mask)
+        if found:
+            replaced[name] = masked
+            counts += found
+    if not counts:
+        return None
+    act.counted(counts, "request")
+    return replaced
 
 
 async def _body_by_deadline(messages: wire.Messages, seconds: float) -> bytes:

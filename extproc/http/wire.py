@@ -188,14 +188,15 @@ def traceparent(trace_id: str, span_id: str) -> str:
 def continue_request_headers(
     trace_id: str, mode: ProcessingMode | None, injection: Injection | None = None,
     plain_response: bool = False, traceparent: str | None = None,
-    metadata: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None, replaced: dict[str, str] | None = None,
 ) -> ProcessingResponse:
     """Let the request headers through, hand Envoy the trace id, ask for later phases.
 
     With an `injection` (an allowed request), the headers go upstream changed: the
     client's credentials removed, the target's own set, `traceparent` naming tollgate's
     span, and with `plain_response` Accept-Encoding narrowed to identity, so a response
-    to be read comes uncompressed.
+    to be read comes uncompressed. `replaced`: headers (`:path` among them) set to these
+    values (masked).
     """
     response = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
     _set_metadata(response, trace_id, more=metadata)
@@ -204,13 +205,19 @@ def continue_request_headers(
     if injection is not None:
         _forwarded(response.request_headers.response.header_mutation, injection,
                    plain_response, traceparent)
+    _replaced(response.request_headers.response.header_mutation, replaced)
     return response
+
+
+def _replaced(mutation: HeaderMutation, replaced: dict[str, str] | None) -> None:
+    for name, value in (replaced or {}).items():
+        mutation.set_headers.append(_header(name, value))
 
 
 def continue_request_body(
     injection: Injection, body: bytes | None = None, plain_response: bool = False,
     traceparent: str | None = None, trace_id: str | None = None,
-    metadata: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None, replaced: dict[str, str] | None = None,
 ) -> ProcessingResponse:
     """Let a buffered request body through (replaced by `body` when given, e.g. masked);
     Envoy applies the header mutation with it. `metadata` (with the `trace_id`): what
@@ -220,6 +227,7 @@ def continue_request_body(
         _set_metadata(response, trace_id, more=metadata)
     common = response.request_body.response
     _forwarded(common.header_mutation, injection, plain_response, traceparent)
+    _replaced(common.header_mutation, replaced)
     if body is not None:
         common.body_mutation.body = body
         common.header_mutation.set_headers.append(_header("content-length", str(len(body))))

@@ -51,7 +51,8 @@ def mask_body(
             f"the policy asks to mask this body, but a {media or 'untyped'} body cannot be "
             "read as text; it is refused rather than passed unmasked",
         )
-    text = data.decode("utf-8", "replace")
+    encoding = charset_of(content_type)
+    text = data.decode(encoding, "replace")
     if is_json(content_type):
         try:
             value: Any = parse_json(text)
@@ -59,9 +60,28 @@ def mask_body(
             pass  # not JSON after all: masked as the text it is
         else:
             masked, counts = masker.mask_json(value, spec)
-            return jsonenc.dumps(masked).encode(), counts
+            return jsonenc.dumps(masked).encode(encoding), counts
     masked_text, counts = masker.mask_text(text, spec, _DELIMITERS.get(media))
-    return masked_text.encode(), counts
+    return masked_text.encode(encoding, "replace"), counts
+
+
+def charset_of(content_type: str) -> str:
+    """The text encoding a body's type declares (`charset=`), UTF-8 when it declares none.
+    Read in any other, UTF-16's say, an SSN would be no digits to a detector: a charset
+    Python does not know is refused rather than read as UTF-8."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').strip()
+            try:
+                return codecs.lookup(charset).name
+            except LookupError:
+                raise Unavailable(
+                    502, "unmaskable_body",
+                    f"the policy asks to mask this body, but its charset {charset[:40]!r} is "
+                    "one tollgate cannot read; it is refused rather than passed unmasked",
+                ) from None
+    return "utf-8"
 
 
 # Tables as text, whose header row names the columns (key-name rules follow the names).

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import httpx
@@ -204,6 +205,36 @@ def test_curl_gets_the_answer_masked_and_the_destination_gets_the_request_masked
     # The certificate curl accepted was tollgate's, for the name it asked for.
     assert "issuer: O=tollgate" in result.stderr
     assert 'host "read.test" matched' in result.stderr
+
+
+def test_what_the_url_and_headers_carry_leaves_masked(
+        gw: Gateway, places: Destinations, bundle: Path) -> None:
+    """Data leaves in a query string, a path, a custom header or a cookie as well as in a
+    body: each is masked on its way out; the request still goes where it was sent."""
+    result = curl(gw, "--cacert", str(bundle), "-H", f"X-Note: my ssn is {SSN}",
+                  "-H", f"Cookie: card={CARD.replace(' ', '')}",
+                  f"https://read.test:{places.read.port}/paste/4111%201111%201111%201111"
+                  f"?ssn={SSN}")
+    assert result.returncode == 0, result.stderr
+    received = places.read.received[-1]
+    assert received.path.startswith("/paste/")
+    leaked = unquote(received.path) + json.dumps(received.headers)
+    assert SSN not in leaked and CARD not in leaked  # percent-encoded, read decoded
+    assert CARD.replace(" ", "") not in leaked
+    assert received.headers["user-agent"].startswith("curl/")  # framing left alone
+
+
+def test_a_body_in_another_charset_is_read_in_it_and_masked(
+        gw: Gateway, places: Destinations, bundle: Path, tmp_path: Path) -> None:
+    body = tmp_path / "utf16.txt"
+    body.write_bytes(f"my ssn is {SSN}".encode("utf-16le"))
+    result = curl(gw, "--cacert", str(bundle), "-H", "content-type: text/plain; charset=utf-16le",
+                  "--data-binary", f"@{body}", f"https://read.test:{places.read.port}/utf16")
+    assert result.returncode == 0, result.stderr
+    received = places.read.received[-1]
+    assert received.path == "/utf16"
+    assert SSN not in received.body.decode("utf-16le")
+    assert received.body.decode("utf-16le").startswith("my ssn is ")
 
 
 def test_the_record_of_a_request_inside_names_its_tunnel_identity_and_address(

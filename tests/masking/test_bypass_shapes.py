@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from extproc.codecs.refusal import Unavailable
 from extproc.masking import Masker, MaskSpec, shadow
 from extproc.masking.body import ByteStream, EventMasking, mask_body
 from extproc.masking.policy_mask import spec_of
@@ -301,3 +302,23 @@ def test_what_is_held_goes_out_before_done(masker: Masker) -> None:
     out = stream.feed(data) + stream.finish()
     assert out.endswith(b"data: [DONE]\n\n")
     assert text_of(out, "generic") == "card [REDACTED:CREDIT_CARD] ok"
+
+
+@pytest.mark.parametrize("charset", ["utf-16le", "utf-16", "utf-32", "latin-1", "UTF-8"])
+@pytest.mark.parametrize("media", ["text/plain", "application/json"])
+def test_a_body_is_read_and_written_back_in_its_declared_charset(
+        masker: Masker, charset: str, media: str) -> None:
+    """Read as UTF-8, a UTF-16 body's SSN is no run of digits to a detector."""
+    text = json.dumps({"note": "ssn 078-05-1120"}) if media == "application/json" \
+        else "my ssn is 078-05-1120"
+    masked, counts = mask_body(masker, SPEC, f"{media}; charset={charset}",
+                               text.encode(charset))
+    assert "078-05-1120" not in masked.decode(charset)
+    assert counts
+
+
+def test_a_body_in_a_charset_tollgate_cannot_read_is_refused(masker: Masker) -> None:
+    with pytest.raises(Unavailable) as refused:
+        mask_body(masker, SPEC, "text/plain; charset=x-made-up", b"my ssn is 078-05-1120")
+    assert refused.value.error == "unmaskable_body"
+    assert "x-made-up" in str(refused.value)
