@@ -66,6 +66,10 @@ EXT_PROC_TYPE = f"{_TYPE}http.ext_proc.v3.ExternalProcessor"
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 # The clusters `with_ports` moves, by name: the rest are left as they are.
 EXT_PROC_CLUSTER = "tollgate_extproc"
+# tollgate's secret service for the egress inspect listener: the same processes as
+# EXT_PROC_CLUSTER, on a cluster of its own (its streams, one per certificate name a
+# client asks for, must not use up the ext_proc cluster's concurrent requests).
+SDS_CLUSTER = "tollgate_sds"
 DEMO_CLUSTER = "demo_upstream"
 DEMO_MCP_CLUSTER = "demo_mcp"
 
@@ -446,7 +450,7 @@ def _egress(config: dict[str, Any], port: int | None) -> None:
         resources["listeners"] = [x for x in resources["listeners"]
                                   if x.get("name") != EGRESS_INSPECT_LISTENER]
         resources["clusters"] = [c for c in resources["clusters"]
-                                 if c.get("name") not in EGRESS_CLUSTERS]
+                                 if c.get("name") not in EGRESS_CLUSTERS | {SDS_CLUSTER}]
 
 
 def egress_trust(config: Config) -> Path:
@@ -484,10 +488,14 @@ def _optional(config: dict[str, Any], listener: str, cluster: str, port: int | N
 
 
 def with_ext_proc_ports(bootstrap: dict[str, Any], ports: list[int]) -> dict[str, Any]:
-    """A copy whose ext_proc cluster balances between tollgate processes (workers or
-    replicas) on `ports` of its first endpoint's address: one endpoint each, as
-    SO_REUSEPORT would pin Envoy's few long-lived HTTP/2 connections to one process."""
-    return with_cluster_ports(bootstrap, EXT_PROC_CLUSTER, ports)
+    """A copy whose ext_proc cluster (and secret service's, when it has one) balances
+    between tollgate processes (workers or replicas) on `ports` of its first endpoint's
+    address: one endpoint each, as SO_REUSEPORT would pin Envoy's few long-lived HTTP/2
+    connections to one process."""
+    config = with_cluster_ports(bootstrap, EXT_PROC_CLUSTER, ports)
+    if any(c.get("name") == SDS_CLUSTER for c in config["static_resources"]["clusters"]):
+        _spread(_cluster(config, SDS_CLUSTER), ports)
+    return config
 
 
 def with_cluster_ports(bootstrap: dict[str, Any], name: str, ports: list[int]) -> dict[str, Any]:
@@ -855,7 +863,10 @@ def egress_alone(bootstrap: dict[str, Any]) -> dict[str, Any]:
             if (f.get("typed_config") or {}).get("@type") not in removed]
         for host in (manager.get("route_config") or {}).get("virtual_hosts", ()):
             host.pop("response_headers_to_add", None)
-            host["routes"] = [route for route in host.get("routes", ()) if "route" in route]
+            # The routes that answer (not a direct response), but for tunnels tollgate
+            # reads: without ext_proc none is read.
+            host["routes"] = [route for route in host.get("routes", ()) if "route" in route
+                              and route["route"].get("cluster") != EGRESS_INSPECT_CLUSTER]
             for route in host["routes"]:
                 route["match"].pop("dynamic_metadata", None)
     return config
@@ -879,8 +890,8 @@ IDENTITY_PROVIDER = "identity_provider"
 PLACEHOLDER_HOST = "placeholder.invalid"
 # tollgate's own clusters and the egress proxy's: written from the config, never a
 # target's.
-TOLLGATE_CLUSTERS = frozenset({EXT_PROC_CLUSTER, POSTGRES_CLUSTER, MYSQL_CLUSTER, SSH_CLUSTER,
-                               KUBE_CLUSTER}) | EGRESS_CLUSTERS
+TOLLGATE_CLUSTERS = frozenset({EXT_PROC_CLUSTER, SDS_CLUSTER, POSTGRES_CLUSTER, MYSQL_CLUSTER,
+                               SSH_CLUSTER, KUBE_CLUSTER}) | EGRESS_CLUSTERS
 # Routes of these protocols keep a request open as long as it lasts (an event stream, a
 # watch): no route timeout. A model's answer may take minutes: the OpenAI client's 10.
 _ROUTE_TIMEOUTS = {"llm": "600s", "mcp": "0s", "k8s": "0s"}
@@ -1066,6 +1077,8 @@ class _Writer:
                     for each in host["routes"]:
                         each["name"] = route + suffix
         self.bootstrap = with_egress_trust(self.bootstrap, egress_trust(self.config))
+        self._tollgate(SDS_CLUSTER, self.config.listen.grpc, self.config.listen.worker_count,
+                       "secret service of the egress inspect listener (listen.grpc)")
         self._listener(EGRESS_LISTENER, self.listeners.egress,
                        f"agents' forward proxy (routes {route}, cluster {EGRESS_CLUSTER})")
 

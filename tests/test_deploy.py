@@ -199,7 +199,7 @@ def _normalised(bootstrap: dict[str, Any]) -> dict[str, Any]:
                     continue  # the egress inspect listener, inside Envoy
                 address = endpoint["endpoint"]["address"]["socket_address"]
                 address["address"] = "*"
-                if cluster["name"] in ("tollgate_extproc", "tollgate_postgres"):
+                if cluster["name"] in ("tollgate_extproc", "tollgate_sds", "tollgate_postgres"):
                     address["port_value"] = "*"
     return bootstrap
 
@@ -233,6 +233,7 @@ def test_deploy_bootstrap_addresses() -> None:
     assert [e["endpoint"]["address"] for e in group["lb_endpoints"]] == [
         {"envoy_internal_address": {"server_listener_name": "egress_inspect"}}]
     assert endpoints() == {"tollgate_extproc": ("tollgate", [50051, 50052]),
+                           "tollgate_sds": ("tollgate", [50051, 50052]),
                            "demo_upstream": ("demo-upstream", [10080]),
                            "demo_mcp": ("demo-mcp", [10081]),
                            "tollgate_postgres": ("tollgate", [10200, 10201]),

@@ -112,13 +112,16 @@ def test_every_cluster_of_tollgate_is_health_checked_with_outlier_detection(
     Kubernetes stream front's added) as `tollgate up` and the tests run it."""
     loaded = envoy_bootstrap.load(bootstrap)
     assert assert_tollgate_clusters_guarded(loaded) == {
-        envoy_bootstrap.EXT_PROC_CLUSTER, envoy_bootstrap.POSTGRES_CLUSTER,
+        envoy_bootstrap.EXT_PROC_CLUSTER, envoy_bootstrap.SDS_CLUSTER,
+        envoy_bootstrap.POSTGRES_CLUSTER,
         envoy_bootstrap.SSH_CLUSTER}
     moved = envoy_bootstrap.with_stream_front(envoy_bootstrap.with_ports(
         loaded, envoy_bootstrap.Ports(postgres=15432, mysql=13306, ssh=2222), workers=2),
         [10400, 10401])
+    # No egress listener here: nor its secret service's cluster.
     assert assert_tollgate_clusters_guarded(moved) == \
-        envoy_bootstrap.TOLLGATE_CLUSTERS - envoy_bootstrap.EGRESS_CLUSTERS
+        envoy_bootstrap.TOLLGATE_CLUSTERS - envoy_bootstrap.EGRESS_CLUSTERS \
+        - {envoy_bootstrap.SDS_CLUSTER}
     result = subprocess.run(
         [stack.envoy_binary(), "--mode", "validate", "-c",
          str(envoy_bootstrap.write(moved, tmp_path / "envoy.yaml")), "--disable-hot-restart"],

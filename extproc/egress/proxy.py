@@ -113,7 +113,8 @@ class EgressProxy:
         destination, unreadable, refused = None, None, None
         try:
             destination = parse_authority(ticket.destination, None)
-            asked = parse_authority(headers.get(":authority", ""), destination.port)
+            # A host named without its port is at HTTPS's, as the destination reads it.
+            asked = parse_authority(headers.get(":authority", ""), 443)
             if asked.authority != destination.authority:
                 raise ValueError(f"a request for {asked.authority} inside a tunnel to "
                                  f"{destination.authority}: a tunnel carries requests for "

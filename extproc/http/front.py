@@ -125,6 +125,8 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
             target, claims = outbound.target, outbound.claims
             if outbound.ticket is not None:
                 source = outbound.ticket.source
+            # Read: the ticket (claims, a token's jti) stays out of the record.
+            headers.pop(TICKET_HEADER, None)
         with self._pipeline.act(
             f"tollgate {headers.get(':method', '')} {target.name if target else 'unknown'}",
             headers, _request_attributes(headers, target.name if target else "unknown"),

@@ -12,8 +12,10 @@ CONNECT's identity and pinned address.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -258,6 +260,49 @@ def test_the_record_of_a_request_inside_names_its_tunnel_identity_and_address(
     certificate = request["destination"]["certificate"]
     assert "read.test" in certificate["dns_names"]
     assert len(certificate["sha256"]) == 64
+
+
+def open_tunnel(gw: Gateway, token: str, bundle: Path, port: int) -> tuple[ssl.SSLSocket, str]:
+    """A tunnel to read.test, its TLS with the gateway's certificate, left open; and the
+    trace id of its CONNECT."""
+    sock = socket.create_connection(("127.0.0.1", gw.ports.egress or 0), timeout=TIMEOUT)
+    credentials = base64.b64encode(f"agent:{token}".encode()).decode()
+    sock.sendall(f"CONNECT read.test:{port} HTTP/1.1\r\nhost: read.test:{port}\r\n"
+                 f"proxy-authorization: Basic {credentials}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    trace = next(line.split(b": ", 1)[1].decode() for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"x-tollgate-trace-id"))
+    context = ssl.create_default_context(cafile=str(bundle))
+    return context.wrap_socket(sock, server_hostname="read.test"), trace
+
+
+def ask(tunnel: ssl.SSLSocket, port: int, path: str) -> bytes:
+    tunnel.sendall(f"GET {path} HTTP/1.1\r\nhost: read.test:{port}\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += tunnel.recv(65536)
+    return answer
+
+
+def test_each_tunnel_is_read_with_its_own_identity(
+        gw: Gateway, places: Destinations, bundle: Path) -> None:
+    """Tunnels open at once, by two identities: each request is read with its own
+    tunnel's ticket (Envoy keys its connections to the inspect listener by it), never
+    with the one of a tunnel opened before."""
+    port = places.read.port
+    first, first_trace = open_tunnel(gw, AGENT, bundle, port)
+    second, second_trace = open_tunnel(gw, tokens.token("bea", ["agents"]), bundle, port)
+    with first, second:
+        assert ask(second, port, "/whoami-bea").startswith(b"HTTP/1.1 200")
+        assert ask(first, port, "/whoami-ada").startswith(b"HTTP/1.1 200")
+    for who, trace in (("ada", first_trace), ("bea", second_trace)):
+        (request,) = inside(gw, trace)
+        assert request["request"]["path"] == f"/whoami-{who}"
+        assert request["identity"]["sub"] == who
+        assert "x-tollgate-inspect" not in request["request"]["headers"]
 
 
 def test_requests_and_httpx_read_through_the_gateway_ca(

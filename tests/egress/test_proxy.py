@@ -559,3 +559,11 @@ async def test_a_tunnel_the_policy_reads_is_refused_without_a_ca(setup: Setup) -
         setup.proxy.pin(exchange)
     assert refused.value.status == 403
     assert "no CA to show certificates with" in str(refused.value)
+
+
+async def test_a_host_without_its_port_inside_a_tunnel_on_another_port_is_refused(
+        setup: Setup) -> None:
+    """`Host: pypi.test` is port 443 to the destination: not the tunnel's 8443."""
+    outbound = await inside(setup, "pypi.test", ticket("pypi.test:8443").header())
+    with pytest.raises(Refusal):
+        EgressProxy.admit(outbound)
