@@ -96,6 +96,16 @@ egress_inspected if {
 	egress_matches(entry)
 }
 
+# What tollgate reads of this destination is masked like any target's data: a request
+# inside a read tunnel, and plain HTTP to a destination on an inspect list (the same
+# data, sent without TLS, is no less data leaving). lineage.rego's `unmasked` reads it.
+egress_read if input.egress.inspected == true
+
+egress_read if {
+	input.egress.scheme == "http"
+	egress_inspected
+}
+
 egress_refused if {
 	some entry in egress_entries("deny")
 	egress_matches(entry)

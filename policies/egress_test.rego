@@ -616,3 +616,13 @@ test_a_configured_target_on_an_inspect_list_is_read_not_refused if {
 	not "egress.tunnel_to_target" in d.rules
 	d.inspect == true
 }
+
+test_plain_http_to_a_destination_on_an_inspect_list_is_masked if {
+	d := data.tollgate.decision with input as object.union(inside_tunnel("paste.example.com"), {"egress": {"scheme": "http", "inspected": false}})
+		with data.tollgate.egress as lists({"agents": {"inspect": ["paste.example.com"]}})
+	d.action == "allow"
+	count(d.mask) > 0
+	allowed_only := data.tollgate.decision with input as object.union(inside_tunnel("pypi.org"), {"egress": {"scheme": "http", "inspected": false}})
+		with data.tollgate.egress as lists({"agents": {"allow": ["pypi.org"]}})
+	allowed_only.mask == {}
+}

@@ -57,11 +57,12 @@ unmasked if input.k8s.verb == "portforward"
 # The egress proxy's own target (a destination no target is configured for): a tunnel's
 # bytes cannot be read, and an unknown site's pages are not data of ours to mask. A
 # destination configured as a target is decided under that target, and keeps its mask;
-# so does a request read inside a tunnel the policy chose to read (an inspect list's):
-# what the agent sends there is masked on its way out, what comes back on its way in.
+# so does what the policy chose to read (egress.rego's `egress_read`: an inspect list's
+# destination): what the agent sends there is masked on its way out, what comes back on
+# its way in.
 unmasked if {
 	input.target.protocol == "egress"
-	not input.egress.inspected == true
+	not egress_read
 }
 
 active_protected := [] if {

@@ -91,6 +91,7 @@ class Destinations:
             tmp / fault, f"{fault.replace('_', '')}.test", fault))
             for fault in ("expired", "self_signed")}
         self.read = https_server(self.tls, _answer)
+        self.plain_http = LocalServer(_answer)
         self.plain = https_server(self.tls, _answer)
         self.pypi = package_index(self.tls, [probe_wheel()])
         (tmp / "repos").mkdir()
@@ -111,7 +112,8 @@ class Destinations:
             "selfsigned.test", "blocked.test", "git.test", "gitread.test")}, ttl=0).start()
 
     def stop(self) -> None:
-        for server in (self.read, self.plain, self.pypi, self.git, *self.faulty.values()):
+        for server in (self.read, self.plain, self.pypi, self.git, self.plain_http,
+                       *self.faulty.values()):
             server.stop()
         self.socket.shutdown()
         self.dns.stop()
@@ -224,6 +226,21 @@ def test_what_the_url_and_headers_carry_leaves_masked(
     assert SSN not in leaked and CARD not in leaked  # percent-encoded, read decoded
     assert CARD.replace(" ", "") not in leaked
     assert received.headers["user-agent"].startswith("curl/")  # framing left alone
+
+
+def test_plain_http_to_a_destination_on_an_inspect_list_is_not_passed_unmasked(
+        gw: Gateway, places: Destinations) -> None:
+    """Dropping TLS does not drop the reading: the pack masks it as it would the tunnel's
+    requests, and where the egress target does not read answers (inspect.response:
+    none, as here and in the quickstart) the request is refused, never passed unread."""
+    before = len(places.plain_http.received)
+    result = curl(gw, "-d", f'{{"note": "my ssn is {SSN}"}}', "-H",
+                  "content-type: application/json",
+                  f"http://read.test:{places.plain_http.port}/plain?ssn={SSN}")
+    assert result.returncode == 0, result.stderr
+    assert "< HTTP/1.1 403" in result.stderr
+    assert "does not inspect response bodies" in result.stdout
+    assert len(places.plain_http.received) == before
 
 
 def test_a_body_in_another_charset_is_read_in_it_and_masked(
