@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -111,7 +112,7 @@ class Destinations:
             "read.test", "plain.test", "pypi.test", "wrong.test", "expired.test",
             "selfsigned.test", "blocked.test", "git.test", "gitread.test")}, ttl=0).start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         for server in (self.read, self.plain, self.pypi, self.git, self.plain_http,
                        *self.faulty.values()):
             server.stop()
@@ -121,11 +122,8 @@ class Destinations:
 
 @pytest.fixture(scope="module")
 def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Destinations]:
-    found = Destinations(tmp_path_factory.mktemp("destinations"))
-    try:
+    with contextlib.closing(Destinations(tmp_path_factory.mktemp("destinations"))) as found:
         yield found
-    finally:
-        found.stop()
 
 
 @pytest.fixture(scope="module")
