@@ -61,7 +61,9 @@ def test_a_fresh_checkout_in_a_closed_folder_runs_and_its_tour_does_what_it_says
     env = {**os.environ, "HOME": str(home), "TMPDIR": str(temporary), "AGENTS": str(AGENTS)}
     span = layout.plan(config.load(QUICKSTART_CONFIG)).span
     base = stack.free_ports(span)
-    with started_up(["make", "run", f"ARGS=--base-port {base}"], clone, env, 300) as up:
+    # A fresh checkout builds its venv and compiles the masking modules first: on two
+    # cores shared with the rest of the suite, that alone has taken 300 s.
+    with started_up(["make", "run", f"ARGS=--base-port {base}"], clone, env, 600) as up:
         first = walk(up, clone, env, work, base)
         # make waits for `tollgate up` to end, then ends by the signal, as Ctrl-C ends it.
         assert up.stop() == -signal.SIGINT
