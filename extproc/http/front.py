@@ -313,17 +313,16 @@ def _masked_prompt(act: Act, body: bytes, outbound: bool) -> bytes | None:
     return masked
 
 
-# What a request leaving through the proxy keeps unmasked: how the request is framed and
-# routed, and what the client, not the agent's data, sets. Any other header's value (a
-# custom one, a cookie, Authorization) is masked as a body is.
-_FRAMING_HEADERS = frozenset({
-    "host", "content-type", "content-length", "content-encoding", "transfer-encoding",
-    "accept", "accept-encoding", "accept-language", "user-agent", "connection", "te",
-    "upgrade", "expect", "cache-control", "pragma", "if-none-match", "if-match",
-    "if-modified-since", "if-unmodified-since", "range", "x-request-id", "traceparent",
-    "tracestate", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-    "sec-websocket-protocol", "proxy-authorization", TICKET_HEADER,
+# What a request leaving through the proxy keeps whole: what frames and routes it (Envoy
+# checks those, and tollgate checked the host against the tunnel's) and what tollgate
+# replaces (traceparent) or removes (the proxy's own credential). Any other header's value,
+# whoever usually sets it, is masked as a body is: a User-Agent, an If-None-Match or an
+# x-envoy- header carries an agent's data out as well as a cookie does.
+_KEPT_WHOLE = frozenset({
+    "host", "content-length", "transfer-encoding", "traceparent", "proxy-authorization",
 })
+# Envoy's own headers, which its mutation rules keep an ext_proc from changing.
+_UNCHANGEABLE = "x-envoy-"
 
 
 def _masked_request_line(act: Act) -> dict[str, str] | None:
@@ -342,9 +341,14 @@ def _masked_request_line(act: Act) -> dict[str, str] | None:
         replaced[":path"] = quote(masked, safe="/?&=:;,+@!$'()*~-._")
         counts += found
     for name, value in headers.items():
-        if name.startswith(":") or name in _FRAMING_HEADERS or name.startswith("x-envoy-"):
+        if name.startswith(":") or name in _KEPT_WHOLE:
             continue
         masked, found = act.masker.mask_text(value, exchange.mask)
+        if found and name.startswith(_UNCHANGEABLE):
+            raise Refused(403, "unmaskable_header",
+                          f"header {name} carries what the policy masks, and Envoy lets "
+                          f"tollgate change no {_UNCHANGEABLE} header: it is refused rather "
+                          "than passed unmasked")
         if found:
             replaced[name] = masked
             counts += found

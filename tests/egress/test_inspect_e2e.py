@@ -211,10 +211,14 @@ def test_curl_gets_the_answer_masked_and_the_destination_gets_the_request_masked
 
 def test_what_the_url_and_headers_carry_leaves_masked(
         gw: Gateway, places: Destinations, bundle: Path) -> None:
-    """Data leaves in a query string, a path, a custom header or a cookie as well as in a
-    body: each is masked on its way out; the request still goes where it was sent."""
-    result = curl(gw, "--cacert", str(bundle), "-H", f"X-Note: my ssn is {SSN}",
-                  "-H", f"Cookie: card={CARD.replace(' ', '')}",
+    """Data leaves in a query string, a path, a custom header, a cookie or a header a
+    client usually sets (User-Agent, If-None-Match, tracestate) as well as in a body: each
+    is masked on its way out; the request still goes where it was sent."""
+    carriers = {"X-Note": f"my ssn is {SSN}", "Cookie": f"card={CARD.replace(' ', '')}",
+                "User-Agent": f"agent/1.0 (ssn {SSN})", "If-None-Match": f'"{SSN}"',
+                "Accept-Language": f"en, {SSN}", "tracestate": f"vendor={SSN}"}
+    result = curl(gw, "--cacert", str(bundle),
+                  *(arg for name, value in carriers.items() for arg in ("-H", f"{name}: {value}")),
                   f"https://read.test:{places.read.port}/paste/4111%201111%201111%201111"
                   f"?ssn={SSN}")
     assert result.returncode == 0, result.stderr
@@ -223,7 +227,26 @@ def test_what_the_url_and_headers_carry_leaves_masked(
     leaked = unquote(received.path) + json.dumps(received.headers)
     assert SSN not in leaked and CARD not in leaked  # percent-encoded, read decoded
     assert CARD.replace(" ", "") not in leaked
-    assert received.headers["user-agent"].startswith("curl/")  # framing left alone
+    for name in carriers:
+        assert "[REDACTED" in received.headers[name.lower()], (name, received.headers)
+    assert received.headers["user-agent"].startswith("agent/1.0")  # masked, not dropped
+
+
+def test_a_header_tollgate_may_not_change_is_refused_rather_than_left_unmasked(
+        gw: Gateway, places: Destinations, bundle: Path) -> None:
+    """Envoy lets no ext_proc change an x-envoy- header: one that carries what the policy
+    masks is refused with the reason, and nothing reaches the destination."""
+    before = len(places.read.received)
+    result = curl(gw, "--cacert", str(bundle), "-H", f"X-Envoy-Note: my ssn is {SSN}",
+                  f"https://read.test:{places.read.port}/note")
+    assert result.returncode == 0, result.stderr
+    assert "< HTTP/2 403" in result.stderr
+    assert "header x-envoy-note carries what the policy masks" in result.stdout
+    assert len(places.read.received) == before
+    # A plain one passes: only a value to be masked is refused.
+    assert curl(gw, "--cacert", str(bundle), "-H", "X-Envoy-Note: plain",
+                f"https://read.test:{places.read.port}/note").returncode == 0
+    assert places.read.received[-1].headers.get("x-envoy-note") == "plain"
 
 
 def test_plain_http_to_a_destination_on_an_inspect_list_is_not_passed_unmasked(
