@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extproc.config import Config, Credential, Target
-from extproc.token_exchange import TokenSource
+from extproc.token_exchange import Subject, TokenSource
 
 log = logging.getLogger("tollgate.credentials")
 
@@ -202,17 +202,18 @@ class CredentialStore:
         (`upstream` gives the header to set)."""
         return self._injections[target]
 
-    async def upstream(self, target: str, subject_token: str | None,
-                       subject_exp: float | None = None) -> Injection:
+    async def upstream(self, target: str, subject: Subject | None) -> Injection:
         """The header mutation for a request going upstream now: `injection`, or for a
-        target whose token is asked of an authorization server, that token
-        (TokenUnavailable when there is none: the request does not go on)."""
+        target whose token is asked of an authorization server, that token (traded for
+        `subject`, the agent's verified token, by token exchange; TokenUnavailable when
+        there is none: the request does not go on)."""
         injection = self._injections[target]
         source = self.sources.get(target)
         if source is None:
             return injection
-        token = await source.token(injection.value.decode("utf-8"), subject_token,
-                                   subject_exp)
+        token = await source.token(injection.value.decode("utf-8"),
+                                   subject.token if subject else None,
+                                   subject.exp if subject else None)
         return Injection(injection.remove, "authorization", b"Bearer " + token.encode("ascii"),
                          redacted(token))
 

@@ -28,10 +28,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from extproc.config import Credential
 
@@ -49,6 +50,49 @@ log = logging.getLogger("tollgate.credentials")
 
 class TokenUnavailable(Exception):
     """No token for the upstream: a one-line reason, without secret or token."""
+
+
+class Subject(NamedTuple):
+    """What token exchange trades for the upstream's token: the agent's verified token,
+    and when it expires (`exp`; None: it names none)."""
+
+    token: str
+    exp: float | None
+
+
+def verified_subject(claims: dict[str, Any] | None, headers: dict[str, str]
+                     ) -> Subject | None:
+    """The agent's bearer token, when Envoy's jwt_authn verified it (its claims are here)
+    and kept the header (`forward: true`, which the bootstrap sets when a target exchanges
+    tokens). It never goes upstream."""
+    value = headers.get("authorization", "")
+    if claims is None or value[:7].lower() != "bearer ":
+        return None
+    token = value[7:].strip()
+    # The header's token must be the one whose claims Envoy verified (jwt_authn also
+    # reads `access_token` from the query): another would be traded for another's.
+    payload = _payload(token)
+    if not isinstance(payload, dict) or any(payload.get(k) != claims.get(k) for k in _SAME):
+        return None
+    exp = claims.get("exp")
+    return Subject(token, exp if isinstance(exp, int | float) and not isinstance(exp, bool)
+                   else None)
+
+
+# The claims that tell one token from another (Envoy hands the verified ones over as a
+# protobuf Struct: numbers as floats, which compare equal to the payload's integers).
+_SAME = ("iss", "sub", "aud", "jti", "iat", "exp")
+
+
+def _payload(token: str) -> Any:
+    """A JWT's payload, decoded (None: it is no JWT)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import pytest
 
 from extproc import config, envoy_bootstrap
 from extproc.credentials import CredentialStore
-from extproc.token_exchange import TOKEN_EXCHANGE_GRANT, TokenUnavailable
+from extproc.token_exchange import TOKEN_EXCHANGE_GRANT, Subject, TokenUnavailable, verified_subject
 from tests.support.http_server import LocalServer, refusing_port
 
 SECRET = "client-secret-LEAKED-IF-SHOWN"
@@ -122,7 +122,7 @@ def test_token_exchange_sends_the_agents_token_and_caches_to_expiry(
             values = []
             for advance in (0, 200, 70):  # 270 s: within the margin of the 300 s lifetime
                 clock.now += advance
-                injection = await credentials.upstream("orders", AGENT_TOKEN)
+                injection = await credentials.upstream("orders", Subject(AGENT_TOKEN, None))
                 values.append(injection.value)
                 assert injection.header == "authorization"
                 assert "authorization" in injection.remove
@@ -150,12 +150,12 @@ def test_a_token_the_upstream_refused_is_dropped_and_no_other(
         credentials = store(tmp_path, exchanged(endpoint.url))
 
         async def run() -> list[bytes]:
-            first = await credentials.upstream("orders", AGENT_TOKEN)
+            first = await credentials.upstream("orders", Subject(AGENT_TOKEN, None))
             credentials.rejected("orders", "upstream-0")  # not one it gave: nothing goes
-            kept = await credentials.upstream("orders", AGENT_TOKEN)
+            kept = await credentials.upstream("orders", Subject(AGENT_TOKEN, None))
             credentials.rejected("orders", "upstream-1")
             return [first.value, kept.value, (await credentials.upstream(
-                "orders", AGENT_TOKEN)).value]
+                "orders", Subject(AGENT_TOKEN, None))).value]
 
         values = asyncio.run(run())
     assert values == [b"Bearer upstream-1", b"Bearer upstream-1", b"Bearer upstream-2"]
@@ -172,11 +172,11 @@ def test_each_agent_token_has_its_own_exchange_and_none_outlives_it(
         credentials.sources["orders"].clock = clock
 
         async def run() -> None:
-            await credentials.upstream("orders", "agent-a", clock.now + 60)
-            await credentials.upstream("orders", "agent-b", clock.now + 60)
-            await credentials.upstream("orders", "agent-a", clock.now + 60)  # cached
+            await credentials.upstream("orders", Subject("agent-a", clock.now + 60))
+            await credentials.upstream("orders", Subject("agent-b", clock.now + 60))
+            await credentials.upstream("orders", Subject("agent-a", clock.now + 60))  # cached
             clock.now += 61  # agent-a's token expired: its exchange is not kept
-            await credentials.upstream("orders", "agent-a", clock.now + 60)
+            await credentials.upstream("orders", Subject("agent-a", clock.now + 60))
 
         asyncio.run(run())
         subjects = [parse_qs(r.body.decode())["subject_token"][0]
@@ -192,7 +192,7 @@ def test_client_credentials_are_shared_by_every_agent(tmp_path: Path, secret: No
                                        "resource": None, "audience": "orders-api"})
 
         async def run() -> None:
-            await asyncio.gather(*(credentials.upstream("orders", f"agent-{i}")
+            await asyncio.gather(*(credentials.upstream("orders", Subject(f"agent-{i}", None))
                                    for i in range(5)))
             await credentials.upstream("orders", None)
 
@@ -219,7 +219,7 @@ def test_a_refusing_endpoint_gives_no_token_and_says_why(
     with endpoint.server:
         credentials = store(tmp_path, exchanged(endpoint.url))
         with pytest.raises(TokenUnavailable) as err:
-            asyncio.run(credentials.upstream("orders", AGENT_TOKEN))
+            asyncio.run(credentials.upstream("orders", Subject(AGENT_TOKEN, None)))
     assert reason in str(err.value)
     for text in (str(err.value), caplog.text):
         assert SECRET not in text and AGENT_TOKEN not in text
@@ -230,7 +230,7 @@ def test_an_endpoint_down_or_without_a_subject_gives_no_token(
     with refusing_port() as port:
         credentials = store(tmp_path, exchanged(f"http://127.0.0.1:{port}/token"))
         with pytest.raises(TokenUnavailable, match="cannot be reached"):
-            asyncio.run(credentials.upstream("orders", AGENT_TOKEN))
+            asyncio.run(credentials.upstream("orders", Subject(AGENT_TOKEN, None)))
     with pytest.raises(TokenUnavailable, match="this request carries none"):
         asyncio.run(credentials.upstream("orders", None))
 
@@ -250,18 +250,19 @@ def test_the_bootstrap_keeps_the_agents_token_only_for_token_exchange(
 def test_only_the_token_whose_claims_envoy_verified_is_exchanged() -> None:
     """jwt_authn may verify a token from the query (`access_token`) while the header
     carries another: that other is never traded for an upstream token."""
-    from extproc.http.front import _verified_token
     from tests.support import tokens
 
     mine, other = tokens.token("svc-a", ["agents"]), tokens.token("svc-b", ["agents"])
     claims = _claims(mine)
-    assert _verified_token(claims, {"authorization": f"Bearer {mine}"}) == mine
-    assert _verified_token(claims, {"authorization": f"Bearer {other}"}) is None
-    assert _verified_token(claims, {"authorization": "Bearer not-a-jwt"}) is None
-    assert _verified_token(None, {"authorization": f"Bearer {mine}"}) is None
+    assert verified_subject(claims, {"authorization": f"Bearer {mine}"}) == Subject(
+        mine, claims["exp"])
+    assert verified_subject(claims, {"authorization": f"Bearer {other}"}) is None
+    assert verified_subject(claims, {"authorization": "Bearer not-a-jwt"}) is None
+    assert verified_subject(None, {"authorization": f"Bearer {mine}"}) is None
     # As Envoy hands the claims over (a protobuf Struct): numbers as floats.
     floated = {k: float(v) if isinstance(v, int) else v for k, v in claims.items()}
-    assert _verified_token(floated, {"authorization": f"Bearer {mine}"}) == mine
+    assert verified_subject(floated, {"authorization": f"Bearer {mine}"}) == Subject(
+        mine, float(claims["exp"]))
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -23,15 +23,16 @@ holds inline (no RDS, CDS, EDS or SDS); a route that rewrites the path otherwise
 by prefix_rewrite, or spreads over several clusters, and a TLS cluster with a client
 certificate or a validation context other than a CA file or the system's CAs, are not
 listed (the reason says which); of a cluster's endpoints the first is asked;
-route-level headers Envoy adds are not added; a credential traded for each agent's
-token (token_exchange) is not used; the HTTP+SSE transport answers on the client's
-stream, so it is not listed.
+route-level headers Envoy adds are not added; the HTTP+SSE transport answers on the
+client's stream, so it is not listed. A target whose credential is traded for each
+agent's token (token_exchange) is listed with the token the call's own token is traded
+for: the server shows that agent the tools it shows it, and nobody's listing is another's.
 
 Bounded: at most MAX_PAGES pages (`nextCursor`), all within SECONDS; the calls that
-wait for one target share one listing, and for AGAIN_AFTER seconds after it ends its
-outcome answers the target's next calls too (an agent calling made-up tool names would
-otherwise have the server listed once per call). A listing that fails lists nothing: the call
-stays unknown, its refusal saying why.
+wait for one target (for token_exchange, one target and agent token) share one listing,
+and for AGAIN_AFTER seconds after it ends its outcome answers the same calls too (an
+agent calling made-up tool names would otherwise have the server listed once per call).
+A listing that fails lists nothing: the call stays unknown, its refusal saying why.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from extproc.config import Config, Target
     from extproc.credentials import CredentialStore, Injection
     from extproc.interpret.mcp import McpReading, ToolPins
+    from extproc.token_exchange import Subject
 
 log = logging.getLogger("tollgate.mcp")
 
@@ -94,42 +96,50 @@ class SelfLister:
         self._bootstrap = config.resolve(bootstrap) if bootstrap is not None else None
         self._credentials, self._pins = credentials, pins
         self._pages, self._seconds = pages, seconds
-        self._flights: dict[str, asyncio.Future[int]] = {}
-        # Each target's last listing, ended: when, and its outcome (a done future).
-        self._landed_at: dict[str, tuple[float, asyncio.Future[int]]] = {}
+        self._flights: dict[tuple[str, str], asyncio.Future[int]] = {}
+        # Each target's (and agent token's) last listing, ended: when, and its outcome
+        # (a done future).
+        self._landed_at: dict[tuple[str, str], tuple[float, asyncio.Future[int]]] = {}
         self._again_after, self._clock = again_after, clock
 
     async def listed(self, target: str, call: McpReading, headers: dict[str, str],
-                     asker: Any) -> int:
+                     asker: Any, subject: Subject | None = None) -> int:
         """How many tools the server listed, all given to the pins; ListingFailed with
-        why not. A listing under way for `target` is waited for, not asked again (a
-        caller that leaves does not end it for the others); one that ended less than
-        `again_after` seconds ago answers as it did."""
-        landed = self._landed_at.get(target)
+        why not (`subject`: the agent's verified token, traded for the server's on a
+        token_exchange target). A listing under way for `target` (and `subject`) is
+        waited for, not asked again (a caller that leaves does not end it for the
+        others); one that ended less than `again_after` seconds ago answers as it did."""
+        key = (target, subject.token if subject is not None else "")
+        landed = self._landed_at.get(key)
         if landed is not None and self._clock() - landed[0] < self._again_after:
             return await landed[1]
-        flight = self._flights.get(target)
+        flight = self._flights.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._listed(target, call, headers, asker))
-            self._flights[target] = flight
-            flight.add_done_callback(functools.partial(self._landed, target))
+            flight = asyncio.ensure_future(self._listed(target, call, headers, asker, subject))
+            self._flights[key] = flight
+            flight.add_done_callback(functools.partial(self._landed, key))
         return await asyncio.shield(flight)
 
-    def _landed(self, target: str, flight: asyncio.Future[int]) -> None:
-        if self._flights.get(target) is flight:
-            del self._flights[target]
+    def _landed(self, key: tuple[str, str], flight: asyncio.Future[int]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
         if not flight.cancelled():
             flight.exception()  # retrieved, should every caller have left
-            self._landed_at[target] = (self._clock(), flight)
+            now = self._clock()
+            # Outcomes past answering go (one per agent token on a token_exchange target).
+            for old in [k for k, (at, _) in self._landed_at.items()
+                        if now - at >= self._again_after]:
+                del self._landed_at[old]
+            self._landed_at[key] = (now, flight)
 
     async def _listed(self, name: str, call: McpReading, headers: dict[str, str],
-                      asker: Any) -> int:
+                      asker: Any, subject: Subject | None) -> int:
         target = self._targets[name]
         assert target.mcp is not None
         # The upstream continues the call's span, as the call itself does.
         trace = getattr(asker, "trace_id", None), getattr(asker, "span_id", None)
         traceparent = f"00-{trace[0]}-{trace[1]}-01" if all(trace) else None
-        tools = await self._tools(target, call, headers, traceparent)
+        tools = await self._tools(target, call, headers, traceparent, subject)
         named = [entry for tool in tools if (entry := mcp.declared_of(tool)) is not None]
         await self._pins.listed(name, target.mcp.pin_approvers, named, asker)
         log.info("trace %s: MCP target %s: the gateway listed the server's %d tools itself",
@@ -137,20 +147,15 @@ class SelfLister:
         return len(tools)
 
     async def _tools(self, target: Target, call: McpReading, headers: dict[str, str],
-                     traceparent: str | None) -> list[Any]:
+                     traceparent: str | None, subject: Subject | None) -> list[Any]:
         """The tools the target's server lists to a request like `call` (its pages
         joined); ListingFailed with why there is no list."""
         if call["transport"] == "sse":
             raise ListingFailed("the HTTP+SSE transport answers on the client's event "
                                 "stream, where the gateway cannot ask")
-        credential = target.credential
-        if credential is not None and credential.type == "token_exchange":
-            raise ListingFailed(f"target {target.name}'s credential is traded for each "
-                                "agent's token (token_exchange): the gateway lists with a "
-                                "static credential only")
         upstream = await self._upstream(target, headers.get(":path") or "/")
         try:
-            injection = await self._credentials.upstream(target.name, None)
+            injection = await self._credentials.upstream(target.name, subject)
         except TokenUnavailable as exc:
             raise ListingFailed(f"the upstream's credential cannot be obtained: {exc}") from None
         host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host

@@ -111,11 +111,10 @@ class Act:
         client; a refusal is raised as Refusal."""
         return self._pipeline.hold(self.exchange, decision)
 
-    async def forward(self, subject_token: str | None = None) -> Injection:
+    async def forward(self) -> Injection:
         """The allowed request goes on: a strict target's record is durable first; the
-        target's credential to put in (`subject_token`: the agent's verified token, for
-        a target that exchanges it for its own)."""
-        return await self._pipeline.forward(self.exchange, subject_token)
+        target's credential to put in."""
+        return await self._pipeline.forward(self.exchange)
 
     def responded(self, status: int, headers: dict[str, str], content_type: str,
                   upstream_ms: float) -> None:

@@ -40,7 +40,7 @@ from extproc.policy.input import InputEncoder
 from extproc.recording import Evidence
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
-from extproc.token_exchange import TokenUnavailable
+from extproc.token_exchange import TokenUnavailable, verified_subject
 
 log = logging.getLogger("tollgate.exchange")
 
@@ -112,6 +112,11 @@ class Pipeline:
                             identity, target)
         exchange = Exchange(span, trace_id, evidence, self.record_limit, identity, target,
                             claims=claims, source=source)
+        if target is not None and target.credential is not None \
+                and target.credential.type == "token_exchange":
+            # Kept for the exchange's trades (its request's, a listing of its target's
+            # tools): what it is traded for acts for this agent alone.
+            exchange.subject = verified_subject(claims, headers)
         if source is not None:
             exchange.outcome["client.address"] = source
         if target is not None:
@@ -157,7 +162,7 @@ class Pipeline:
             # request's headers and evidence, should the upstream have to be asked).
             complete = getattr(interpreter, "complete", None)
             exchange.interpret(meaning if complete is None else await complete(
-                meaning, exchange.evidence.headers, exchange.evidence))
+                meaning, exchange.evidence.headers, exchange.evidence, exchange.subject))
 
     def decides_responses(self, exchange: Exchange) -> bool:
         """Whether the policy decides this exchange's response (else the request's decision
@@ -295,20 +300,17 @@ class Pipeline:
             raise approval_refusal(approval, holds.approve_url(approval))
         exchange.approved(approval)
 
-    async def forward(self, exchange: Exchange, subject_token: str | None = None) -> Injection:
+    async def forward(self, exchange: Exchange) -> Injection:
         """An allowed request goes upstream: with the target's credential, never the
         client's; a strict target's decision is durable in the record first.
 
         A target whose token is asked of an authorization server gets it here, before
-        anything says the request went on (`subject_token`: the agent's verified token,
-        what token exchange trades for the upstream's); none is a 503 naming why."""
+        anything says the request went on (token exchange trades the exchange's
+        `subject`); none is a 503 naming why."""
         target = exchange.target
         assert target is not None
         try:
-            exp = (exchange.claims or {}).get("exp")
-            injection = await self._credentials.upstream(
-                target.name, subject_token,
-                exp if isinstance(exp, int | float) and not isinstance(exp, bool) else None)
+            injection = await self._credentials.upstream(target.name, exchange.subject)
         except TokenUnavailable as exc:
             raise Unavailable(503, "credential_unavailable", "the upstream's credential "
                               f"cannot be obtained: {exc}") from None

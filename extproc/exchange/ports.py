@@ -15,6 +15,7 @@ from extproc.identity import Who
 from extproc.policy import Decision
 from extproc.policy.decision import Alert, Severity
 from extproc.recording import Evidence
+from extproc.token_exchange import Subject
 
 if TYPE_CHECKING:
     from extproc.exchange.state import Exchange
@@ -71,8 +72,7 @@ class Credentials(Protocol):
         """What an allowed request to `target` goes upstream with."""
         ...
 
-    async def upstream(self, target: str, subject_token: str | None,
-                       subject_exp: float | None = None) -> Injection:
+    async def upstream(self, target: str, subject: Subject | None) -> Injection:
         """What an allowed request to `target` goes upstream with now: a token asked of
         an authorization server for it, when its credential says so."""
         ...

@@ -36,6 +36,7 @@ from extproc.policy.decision import APPROVED
 from extproc.policy.input import InputEncoder
 from extproc.recording import BodyCapture, Decided, Evidence
 from extproc.telemetry import ExchangeSpan
+from extproc.token_exchange import Subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class Exchange:
     encoder: InputEncoder | None = None
     # The verified token's claims (None: no token was verified).
     claims: dict[str, Any] | None = None
+    # The verified token itself, for a target that trades it for its own (config
+    # `token_exchange`; None: any other target, or no token kept).
+    subject: Subject | None = None
     # The request as the policy sees it (None until the front has read its headers).
     request: Request | None = None
     response: Response | None = None

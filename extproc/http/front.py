@@ -13,7 +13,6 @@ plain values, and every refusal is an answer in the protocol's shape, with the t
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections import Counter
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import grpc
-import orjson
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
@@ -219,11 +217,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         # Leaving through the proxy, what the URL and headers carry is data leaving too.
         replaced = _masked_request_line(act) \
             if outbound is not None and not tunnel and refused is None else None
-        # Read only for a target that trades it for its own (config `token_exchange`).
-        exchanges = target.credential is not None \
-            and target.credential.type == "token_exchange"
-        injection = await act.forward(
-            _verified_token(exchange.claims, headers) if exchanges else None)
+        injection = await act.forward()
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"
         # The upstream continues tollgate's span, not the agent's.
@@ -408,34 +402,3 @@ def _request_attributes(headers: dict[str, str], target: str) -> dict[str, Any]:
         "tollgate.target": target,
     }
 
-
-def _verified_token(claims: dict[str, Any] | None, headers: dict[str, str]) -> str | None:
-    """The agent's bearer token, when Envoy's jwt_authn verified it (its claims are here)
-    and kept the header (`forward: true`, which the bootstrap sets when a target exchanges
-    tokens): what token exchange trades for the upstream's. It never goes upstream."""
-    value = headers.get("authorization", "")
-    if claims is None or value[:7].lower() != "bearer ":
-        return None
-    token = value[7:].strip()
-    # The header's token must be the one whose claims Envoy verified (jwt_authn also
-    # reads `access_token` from the query): another would be traded for another's.
-    payload = _payload(token)
-    if not isinstance(payload, dict) or any(payload.get(k) != claims.get(k) for k in _SAME):
-        return None
-    return token
-
-
-# The claims that tell one token from another (Envoy hands the verified ones over as a
-# protobuf Struct: numbers as floats, which compare equal to the payload's integers).
-_SAME = ("iss", "sub", "aud", "jti", "iat", "exp")
-
-
-def _payload(token: str) -> Any:
-    """A JWT's payload, decoded (None: it is no JWT)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        return orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        return None

@@ -22,11 +22,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Any, Literal, NotRequired, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, Protocol, TypedDict
 
 import orjson
 
 from extproc.interpret.llm import ToolCall, loads, tool_call
+
+if TYPE_CHECKING:
+    from extproc.token_exchange import Subject
 
 Transport = Literal["streamable-http", "sse"]
 
@@ -98,10 +101,11 @@ class ToolLister(Protocol):
     stateless client call a tool it listed elsewhere, or never."""
 
     async def listed(self, target: str, call: McpReading, headers: dict[str, str],
-                     asker: Any) -> int:
+                     asker: Any, subject: Subject | None = None) -> int:
         """How many tools the server listed (all given to the pins); ListingFailed with
         why there is no list. `call`, `headers`: the tools/call and its request's headers
-        (the protocol revision, session and envelope the listing repeats)."""
+        (the protocol revision, session and envelope the listing repeats); `subject`:
+        the agent's verified token, for a target that trades it for its own."""
         ...
 
 

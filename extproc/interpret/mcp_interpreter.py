@@ -13,6 +13,7 @@ from extproc.interpret.base import Plain
 if TYPE_CHECKING:
     from extproc.codecs.message import Request
     from extproc.interpret.mcp import McpReading, SelfListing, ToolLister, ToolPins
+    from extproc.token_exchange import Subject
 
 
 class Mcp(Plain):
@@ -37,12 +38,13 @@ class Mcp(Plain):
                                       request["headers"], request["body"])
 
     async def complete(self, meaning: McpReading, headers: dict[str, str] | None = None,
-                       asker: Any = None) -> McpReading:
+                       asker: Any = None, subject: Subject | None = None) -> McpReading:
         """A tools/call with what the server declared about its tool (none known without
         pins: `unknown`), its arguments read as the tool's kind says. A tool with no pin
         (a stateless client may call one it listed elsewhere, or never) has the server's
         tools listed by tollgate first, pinned as a client's listing is, when `headers`
-        (the request's) and `asker` (its evidence) say on whose behalf."""
+        (the request's) and `asker` (its evidence) say on whose behalf (`subject`: the
+        agent's verified token, for a target that trades it for its own)."""
         if meaning["tool"] is None:
             return meaning
         if self._pins is None:
@@ -52,7 +54,7 @@ class Mcp(Plain):
         declared, pin = await self._pins.declared(self._target, name)
         listing: SelfListing | None = None
         if pin["status"] == "unknown" and headers is not None and meaning["error"] is None:
-            listing = await self._self_listed(meaning, headers, asker)
+            listing = await self._self_listed(meaning, headers, asker, subject)
             if "tools" in listing:
                 declared, pin = await self._pins.declared(self._target, name)
         found = self._mcp.with_tool(meaning, declared, pin, self._settings.shell_tools,
@@ -62,12 +64,13 @@ class Mcp(Plain):
         return found
 
     async def _self_listed(self, meaning: McpReading, headers: dict[str, str],
-                           asker: Any) -> SelfListing:
+                           asker: Any, subject: Subject | None) -> SelfListing:
         """tollgate's own listing of the target's tools: how many, or why none."""
         if self._lister is None:
             return {"error": self._mcp.NO_LISTER}
         try:
-            return {"tools": await self._lister.listed(self._target, meaning, headers, asker)}
+            return {"tools": await self._lister.listed(self._target, meaning, headers, asker,
+                                                       subject)}
         except self._mcp.ListingFailed as exc:
             return {"error": str(exc)}
 

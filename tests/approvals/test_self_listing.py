@@ -27,6 +27,7 @@ from extproc.interpret.mcp import ListingFailed
 from extproc.masking import Masker
 from extproc.quickstart import stack
 from extproc.recording import Evidence
+from extproc.token_exchange import Subject
 from tests.approvals.conftest import IDENTITY, opened
 from tests.support.fakes import MemoryPins
 from tests.support.tls import write_stranger_ca, write_tls_files
@@ -55,7 +56,15 @@ class Server:
         self.streamed = False
         self.answer: Answer | None = None
         self.requests: list[tuple[Mapping[str, str], dict[str, Any]]] = []
+        self.traded: list[str] = []  # the subject tokens its token endpoint was sent
         self.port = 0
+
+    async def token(self, request: web.Request) -> web.Response:
+        """An RFC 8693 token endpoint: each subject token traded for one naming it."""
+        subject = str((await request.post())["subject_token"])
+        self.traded.append(subject)
+        return web.json_response({"access_token": f"traded-{subject}",
+                                  "token_type": "Bearer", "expires_in": 300})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         message = orjson.loads(await request.read())
@@ -86,6 +95,7 @@ async def serving(tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
     found = Server()
     app = web.Application()
     app.router.add_post("/mcp", found.handle)
+    app.router.add_post("/token", found.token)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
@@ -382,13 +392,24 @@ async def test_without_a_bootstrap_or_with_what_it_cannot_follow_nothing_is_aske
     assert server.requests == []
 
 
-async def test_a_token_exchange_target_is_not_listed(tmp_path: Path, server: Server,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_token_exchange_target_is_listed_with_the_token_the_calls_is_traded_for(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each agent's listing goes with the token its own is traded for (the server shows
+    that agent its tools), never with the agent's token; one agent's outcome answers
+    that agent's next calls, not another's; a call with no verified token lists nothing."""
     monkeypatch.setenv("CLIENT_SECRET", "s3cret")
     cfg = configured(tmp_path, server.port, {
         "type": "token_exchange", "from_env": "CLIENT_SECRET",
-        "token_url": "https://as.example.com/token", "client_id": "tollgate",
+        "token_url": f"http://127.0.0.1:{server.port}/token", "client_id": "tollgate",
         "audience": "tools"})
-    with pytest.raises(ListingFailed, match="static credential only"):
-        await lister(cfg, MemoryPins()).listed("tools", call(), STATELESS_HEADERS, ASKER)
-    assert server.requests == []
+    listing = lister(cfg, MemoryPins())
+    for agent in ("agent-a", "agent-b", "agent-a"):
+        assert await listing.listed("tools", call(), STATELESS_HEADERS, ASKER,
+                                    Subject(agent, None)) == 2
+    assert server.traded == ["agent-a", "agent-b"]
+    assert [h["Authorization"] for h, _ in server.requests] == [
+        "Bearer traded-agent-a", "Bearer traded-agent-b"]
+    with pytest.raises(ListingFailed, match="exchanges the agent's token for its own, "
+                                            "and this request carries none"):
+        await listing.listed("tools", call(), STATELESS_HEADERS, ASKER)
+    assert len(server.requests) == 2

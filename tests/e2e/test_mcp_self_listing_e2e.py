@@ -1,7 +1,9 @@
 """A stateless MCP agent (2026-07-28) that calls a tool it never listed, through a real
 Envoy and tollgate: tollgate lists the server's tools itself first (from where the
 Envoy bootstrap it serves sends the route), pins them, and judges the call as any other;
-a tool the server does not list stays unknown, refused before the server.
+a tool the server does not list stays unknown, refused before the server. On a target
+whose credential is traded for each agent's token (token_exchange, with the development
+OpenID provider), the listing goes with the token the caller's own is traded for.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from extproc import envoy_bootstrap
 from extproc.quickstart import stack
 from tests.e2e.test_mcp_e2e import mcp_route
 from tests.e2e.test_mcp_generations_e2e import CARD, PYTHON, SCRIPTS
+from tests.e2e.test_token_exchange_e2e import CLIENT, claims_of, exchanging_provider, target
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.processes import listening
@@ -38,13 +42,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
-       server: tuple[int, Path]) -> Iterator[Gateway]:
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, str]]:
+    with exchanging_provider(tmp_path_factory.mktemp("exchanging-provider")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, server: tuple[int, Path],
+       provider: tuple[int, str, str]) -> Iterator[Gateway]:
+    """`tools` at /mcp, and `traded` (the same server, at /traded) reached with a token
+    the provider trades each agent's for."""
+    port, resource, secret = provider
+    traded = {**target(f"http://127.0.0.1:{port}/token", resource),
+              "name": "traded", "match": {"route": "traded"}, "protocol": "mcp"}
     with module_gateway(tmp_path_factory, otlp, "mcp-self-listing",
                         targets=[{"name": "tools", "match": {"route": "mcp"},
-                                  "protocol": "mcp", "mcp": {"shell_tools": ["run_shell"]}}],
-                        routes=[mcp_route("mcp", "/mcp", "mcp")],
-                        clusters={"mcp": server[0]}) as running:
+                                  "protocol": "mcp", "mcp": {"shell_tools": ["run_shell"]}},
+                                 traded],
+                        routes=[mcp_route("mcp", "/mcp", "mcp"),
+                                mcp_route("traded", "/traded", "mcp")],
+                        clusters={"mcp": server[0]}, env={"TG_CLIENT_SECRET": secret},
+                        envoy=envoy_bootstrap.with_verified_token_kept) as running:
         yield running
 
 
@@ -96,3 +114,28 @@ def call_record(gw: Gateway, tool: str) -> dict[str, Any] | None:
                 "name") == tool:
             return record
     return None
+
+
+def test_a_traded_targets_listing_goes_with_the_token_the_callers_is_traded_for(
+        gw: Gateway, server: tuple[int, Path], provider: tuple[int, str, str]) -> None:
+    _, log = server
+    _, resource, _ = provider
+    before = len(received(log))
+    agent = tokens.token("svc-traded", ["agents"])
+    run = subprocess.run([str(PYTHON), str(SCRIPTS / "call_unlisted.py"),
+                          f"http://127.0.0.1:{gw.ports.listener}/traded", agent, "read_file"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "refused" not in seen["read_file"], seen
+    messages = received(log)[before:]
+    listing = next(m for m in messages if str(m["id"]).startswith("tollgate-listing-"))
+    called = next(m for m in messages if m["method"] == "tools/call")
+    # tollgate's listing and the agent's call went with the same traded token: made for
+    # the server, acting for this agent, never the agent's own.
+    assert listing["authorization"] == called["authorization"]
+    traded = listing["authorization"].removeprefix("Bearer ")
+    assert traded != agent and agent not in json.dumps(messages)
+    claims = claims_of(traded)
+    assert claims["sub"] == "svc-traded" and claims["aud"] == resource
+    assert claims["act"] == {"sub": CLIENT}

@@ -4,6 +4,7 @@ OpenID provider: the upstream gets a token made for it (RFC 8693), never the age
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import urllib.request
@@ -28,8 +29,8 @@ def claims_of(jwt: str) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-@pytest.fixture
-def provider(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
+@contextlib.contextmanager
+def exchanging_provider(folder: Path) -> Iterator[tuple[int, str, str]]:
     """The development provider exchanging the test tokens for the upstream's: its port,
     the upstream's resource URL and the gateway's client secret."""
     why = dev_oidc.missing()
@@ -37,7 +38,7 @@ def provider(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
         pytest.fail(f"no development OpenID provider: {why}; `make test` installs it")
     port, secret = free_port(), secrets.token_hex(16)
     resource = "http://127.0.0.1:9/orders"
-    process = dev_oidc.start(port, "http://127.0.0.1:1", tmp_path, resources={resource: ["orders"]},
+    process = dev_oidc.start(port, "http://127.0.0.1:1", folder, resources={resource: ["orders"]},
                              token_exchange={"client_id": CLIENT, "client_secret": secret,
                                              "subject_issuer": tokens.ISSUER,
                                              "subject_jwks": json.loads(tokens.jwks())})
@@ -45,6 +46,12 @@ def provider(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
         yield port, resource, secret
     finally:
         process.stop()
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
+    with exchanging_provider(tmp_path) as running:
+        yield running
 
 
 def exchanges(port: int) -> int:

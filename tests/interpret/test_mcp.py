@@ -182,7 +182,7 @@ class PinningLister:
         self.asked: list[tuple[str, dict[str, str], Any]] = []
 
     async def listed(self, target: str, call: Any, headers: dict[str, str],
-                     asker: Any) -> int:
+                     asker: Any, subject: Any = None) -> int:
         from extproc.interpret.mcp import ListingFailed
 
         self.asked.append((target, headers, asker))

@@ -1,8 +1,8 @@
 """An MCP server of the SDK's 2.x generation (MCPServer, streamable HTTP at /mcp), for
 tests/e2e/test_mcp_generations_e2e.py: run by .venv-mcp2's Python, `server.py PORT
 [LOG]`. Its tools are served_tools.py's. With LOG, each message POSTed is written there
-as it arrives, one JSON line ({"method", "id", "name"}), so a test sees what reached the
-server and in which order."""
+as it arrives, one JSON line ({"method", "id", "name", "authorization"}), so a test sees
+what reached the server, in which order, and with which credential."""
 
 import json
 import sys
@@ -35,6 +35,7 @@ class Logged:
                     "name": (message.get("params") or {}).get("name")}
         except (ValueError, AttributeError):
             line = {"method": None, "id": None, "name": None}
+        line["authorization"] = dict(scope["headers"]).get(b"authorization", b"").decode()
         self.write(line)
 
         async def replayed():

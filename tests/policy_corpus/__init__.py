@@ -402,7 +402,7 @@ class _Lister:
         self._pins, self._spec = pins, spec
 
     async def listed(self, _target: str, _call: Any, _headers: dict[str, str],
-                     _asker: Any) -> int:
+                     _asker: Any, _subject: Any = None) -> int:
         if "mcp_self_listing_error" in self._spec:
             raise mcp_reading.ListingFailed(self._spec["mcp_self_listing_error"])
         tools = self._spec.get("mcp_self_listed", [])

@@ -17,6 +17,7 @@ from extproc.credentials import Injection
 from extproc.exchange.state import Answer
 from extproc.policy import Decision
 from extproc.recording import Evidence, RecordingUnavailable
+from extproc.token_exchange import Subject
 
 
 class MemoryRecorder:
@@ -94,8 +95,7 @@ class StaticCredentials:
     def injection(self, target: str) -> Injection:
         return self.injected
 
-    async def upstream(self, target: str, subject_token: str | None,
-                       subject_exp: float | None = None) -> Injection:
+    async def upstream(self, target: str, subject: Subject | None) -> Injection:
         return self.injected
 
     def rejected(self, target: str, token: str) -> None:
