@@ -30,11 +30,10 @@ import requests
 from extproc.quickstart import stack
 from tests.support import tokens
 from tests.support.dns import DnsServer
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import Gateway, egress_gateway
 from tests.support.http_server import LocalServer
 from tests.support.https_server import https_server, with_bytes
 from tests.support.package_index import package_index, probe_wheel
-from tests.support.packs import pack_with_egress
 from tests.support.tls import TlsFiles, write_server_files
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +86,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Destinations]:
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp, places: Destinations  # type: ignore[no-untyped-def]
        ) -> Iterator[Gateway]:
-    pack = pack_with_egress(tmp_path_factory.mktemp("pack") / "policies", {
+    lists = {
         "groups": {
             "agents": {
                 "allow": ["app.test", "secure.test", "pypi.test", "shop.test", "flip.test",
@@ -99,10 +98,10 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp, places: Destinations  # t
         },
         "approvers": ["group:security"],
         "hold_seconds": 30,
-    })
+    }
     shop = {"name": "shop", "protocol": "sql-http", "sql": {"dialect": "sqlite"},
             "match": {"destination": f"shop.test:{places.shop.port}"}}
-    with module_gateway(tmp_path_factory, otlp, "egress", policy_dir=pack,
+    with egress_gateway(tmp_path_factory, otlp, "egress", lists,
                         targets=[shop], egress={"nameservers": [places.dns.address]},
                         settings={"approvals": {"max_hold_seconds": 30}}) as running:
         yield running

@@ -37,12 +37,11 @@ from extproc.quickstart import stack
 from tests.egress.test_egress_e2e import client_env, proxy_headers
 from tests.support import tokens
 from tests.support.dns import DnsServer
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import Gateway, egress_gateway
 from tests.support.git_server import bare_repository, git_server
 from tests.support.http_server import LocalServer, Streamed
 from tests.support.https_server import https_server
 from tests.support.package_index import package_index, probe_wheel
-from tests.support.packs import pack_with_egress
 from tests.support.tls import TlsFiles, write_faulty_server_files, write_server_files
 
 pytestmark = pytest.mark.e2e
@@ -126,26 +125,28 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Destinations]:
         yield found
 
 
+# The pack's egress lists: what the agents read, tunnel and may not reach.
+LISTS = {
+    "groups": {
+        "agents": {
+            "allow": ["plain.test", "git.test", "*.test"],
+            "inspect": ["read.test", "pypi.test", "wrong.test", "expired.test",
+                        "selfsigned.test", "gitread.test"],
+            "deny": ["blocked.test"],
+            "hold": [],
+            "first_seen": "alert",
+        },
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp, places: Destinations  # type: ignore[no-untyped-def]
        ) -> Iterator[Gateway]:
-    pack = pack_with_egress(tmp_path_factory.mktemp("pack") / "policies", {
-        "groups": {
-            "agents": {
-                "allow": ["plain.test", "git.test", "*.test"],
-                "inspect": ["read.test", "pypi.test", "wrong.test", "expired.test",
-                            "selfsigned.test", "gitread.test"],
-                "deny": ["blocked.test"],
-                "hold": [],
-                "first_seen": "alert",
-            },
-        },
-    })
     egress = {"nameservers": [places.dns.address],
               "ca": {"dir": str(tmp_path_factory.mktemp("egress-ca"))},
               "trusted_ca": str(places.tls.ca)}
-    with module_gateway(tmp_path_factory, otlp, "inspect", policy_dir=pack,
-                        egress=egress) as running:
+    with egress_gateway(tmp_path_factory, otlp, "inspect", LISTS, egress=egress) as running:
         yield running
 
 

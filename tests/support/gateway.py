@@ -468,6 +468,18 @@ def module_gateway(
         factory.stop_all()
 
 
+@contextlib.contextmanager
+def egress_gateway(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver, name: str,
+                   lists: dict[str, Any], **options: Any) -> Iterator[Gateway]:
+    """A module's gateway whose pack's egress lists are `lists` (egress_lists.rego's
+    object), `options` as GatewayFactory takes them."""
+    from tests.support.packs import pack_with_egress
+
+    pack = pack_with_egress(tmp_path_factory.mktemp("pack") / "policies", lists)
+    with module_gateway(tmp_path_factory, otlp, name, policy_dir=pack, **options) as running:
+        yield running
+
+
 def request_text(record: dict[str, Any]) -> str | None:
     """The statement a database front's record carries (its request's body); None for
     none, and for one the record keeps by size and hash alone (bytes that are no UTF-8)."""
