@@ -69,19 +69,23 @@ def charset_of(content_type: str) -> str:
     """The text encoding a body's type declares (`charset=`), UTF-8 when it declares none.
     Read in any other, UTF-16's say, an SSN would be no digits to a detector: a charset
     Python does not know is refused rather than read as UTF-8."""
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.strip().partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').strip()
-            try:
-                return codecs.lookup(charset).name
-            except LookupError:
-                raise Unavailable(
-                    502, "unmaskable_body",
-                    f"the policy asks to mask this body, but its charset {charset[:40]!r} is "
-                    "one tollgate cannot read; it is refused rather than passed unmasked",
-                ) from None
-    return "utf-8"
+    named = [value.strip().strip('"').strip() for name, _, value in
+             (parameter.strip().partition("=") for parameter in content_type.split(";")[1:])
+             if name.strip().lower() == "charset"]
+    if not named:
+        return "utf-8"
+    try:
+        found = {codecs.lookup(charset).name for charset in named}
+    except LookupError:
+        found = set()
+    if len(found) != 1:
+        # Unknown, or named twice and differently: a reader that honours the other one
+        # (the last, as some do) would read what tollgate did not.
+        raise Unavailable(
+            502, "unmaskable_body",
+            f"the policy asks to mask this body, but its charset ({', '.join(named)[:60]!r}) "
+            "is not one tollgate can read; it is refused rather than passed unmasked")
+    return found.pop()
 
 
 # Tables as text, whose header row names the columns (key-name rules follow the names).

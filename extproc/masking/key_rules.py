@@ -103,7 +103,9 @@ _QUOTED_PAIR = re.compile(
 # Found from the `=` (a literal `re` skips to), the key read backwards (`rstrip`): a
 # pattern that starts at every key character, with a look-behind, costs ~30x more on prose.
 _KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
-_ASSIGNMENT_VALUE = re.compile(rb"=([^&\s\"';,]{1,%d})" % MAX_VALUE)
+# A value ends at a JSON scalar's end too (the NUL and SOH that part the scalars a masker
+# scans joined): read on, it took the next string's text for its own.
+_ASSIGNMENT_VALUE = re.compile(rb"=([^&\s\"';,\x00\x01]{1,%d})" % MAX_VALUE)
 
 
 def assignments(raw: bytes) -> Iterator[tuple[bytes, int, int]]:

@@ -429,14 +429,29 @@ class _Scalars:
             joined = [i for i in range(n) if i not in self._apart]
             self._position = {i: position for position, i in enumerate(joined)}
             raw = _encode("".join(pieces[4 * i + k] for i in joined for k in range(4)))
-            out.update(self._findings_apart(dets, keep_masked))
+            out.update(self._findings_apart(dets, keep_masked, self._apart))
         self._raw = raw
         index, counted = 0, 0
+        crossing: set[int] = set()
         for s, e, d in self._scan(raw, joined, dets, keep_masked) if raw else ():
             index += raw.count(b"\x00", counted, s)
             counted = s
-            if raw.rfind(b"\x01", 0, s) > raw.rfind(b"\x00", 0, s):  # keys are never masked
-                out.setdefault(joined[index], []).append((s, e, d))
+            if raw.rfind(b"\x01", 0, s) <= raw.rfind(b"\x00", 0, s):
+                continue  # keys are never masked
+            if (ends := raw.count(b"\x00", s, e)) > 0:
+                # A finding that runs on past its scalar's end (a field rule's value
+                # read into the next): spliced whole, it would move every later scalar's
+                # text into another's place. It ends where its scalar does; the scalars
+                # it ran over are read on their own.
+                out.setdefault(joined[index], []).append((s, raw.index(b"\x00", s), d))
+                crossing.update(joined[index + 1:index + ends + 1])
+                continue
+            out.setdefault(joined[index], []).append((s, e, d))
+        if crossing:
+            for i in crossing:
+                out.pop(i, None)
+            self._apart |= crossing
+            out.update(self._findings_apart(dets, keep_masked, crossing))
         return out
 
     def _scan(self, raw: bytes, joined: Sequence[int], dets: tuple[Detector, ...],
@@ -448,12 +463,12 @@ class _Scalars:
         text.memo[phone_context.CONTAINERS] = lambda: [id(refs[2 * i]) for i in joined]
         return _scan(text, dets, keep_masked)
 
-    def _findings_apart(self, dets: tuple[Detector, ...], keep_masked: bool
-                        ) -> dict[int, Found]:
-        """Findings of the scalars scanned on their own, offsets in each one's own text,
-        each scanned after its key."""
+    def _findings_apart(self, dets: tuple[Detector, ...], keep_masked: bool,
+                        which: Iterable[int]) -> dict[int, Found]:
+        """Findings of the scalars `which`, each scanned on its own after its key, offsets
+        in its own text."""
         out: dict[int, Found] = {}
-        for i in sorted(self._apart):
+        for i in sorted(which):
             head = len(_encode(self.pieces[4 * i])) + 1
             raw = _encode(self.pieces[4 * i]) + b"\x01" + _encode(self.text(i))
             spans = [(s - head, e - head, d) for s, e, d in _scan(Text(raw), dets, keep_masked)

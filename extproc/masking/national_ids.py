@@ -344,7 +344,9 @@ class _SsnCandidate(NamedTuple):
 
 def _ssn_candidate(t: Text, s: int, e: int, dashed: bool, grouped: bool
                    ) -> _SsnCandidate | None:
-    if s > 0 and t.raw[s - 1] in _SSN_EDGE:  # first: an id's tail (`ORD-123456789`)
+    # First: an id's tail (`ORD-123456789`). A slash before a dashed SSN is a path's
+    # segment (`/files/123-45-6789`), where a URL carries one out.
+    if s > 0 and t.raw[s - 1] in _SSN_EDGE and not (dashed and t.raw[s - 1] == 0x2F):
         return None
     glued = False
     for letter, beyond in ((s - 1, s - 2), (e, e + 1)):

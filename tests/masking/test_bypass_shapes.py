@@ -322,3 +322,28 @@ def test_a_body_in_a_charset_tollgate_cannot_read_is_refused(masker: Masker) -> 
         mask_body(masker, SPEC, "text/plain; charset=x-made-up", b"my ssn is 078-05-1120")
     assert refused.value.error == "unmaskable_body"
     assert "x-made-up" in str(refused.value)
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain; charset=utf-8; charset=utf-16le",
+    'text/plain; charset="utf-16le"; CHARSET=latin-1',
+])
+def test_a_body_whose_charset_is_named_twice_differently_is_refused(
+        masker: Masker, content_type: str) -> None:
+    """A reader that honours the other name (the last, as some do) would read what
+    tollgate did not: UTF-16 digits are no digits to a detector reading UTF-8."""
+    with pytest.raises(Unavailable) as refused:
+        mask_body(masker, SPEC, content_type, "my ssn is 078-05-1120".encode("utf-16le"))
+    assert refused.value.error == "unmaskable_body"
+
+
+def test_the_same_charset_named_twice_is_read_in_it(masker: Masker) -> None:
+    masked, _ = mask_body(masker, SPEC, "text/plain; charset=UTF-8; charset=utf8",
+                          b"my ssn is 078-05-1120")
+    assert b"078-05-1120" not in masked
+
+
+@pytest.mark.parametrize("text", ["/files/078-05-1120", "/078-05-1120.txt",
+                                  "see /u/078-05-1120/profile"])
+def test_a_dashed_ssn_in_a_path_segment_is_found(masker: Masker, text: str) -> None:
+    assert "078-05-1120" not in masker.mask_text(text, SPEC)[0]
