@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
@@ -321,35 +321,70 @@ _UNCHANGEABLE = "x-envoy-"
 
 def _masked_request_line(act: Act) -> dict[str, str] | None:
     """A request's URL and header values masked as its policy asks, for a request leaving
-    through the egress proxy (None: nothing masked). The URL is read percent-decoded, so
-    an SSN written `123%2D45%2D6789` is found too; once something is masked it is
-    written back percent-encoded."""
+    through the egress proxy (None: nothing masked); the record then keeps them as they
+    left. What cannot be masked in place (a header's name, the method, an x-envoy-
+    header) is refused rather than passed."""
     exchange = act.exchange
     if exchange.mask is None:
         return None
     headers, replaced = exchange.evidence.headers, {}
     counts: Counter[str] = Counter()
-    path = headers.get(":path", "")
-    masked, found = act.masker.mask_text(unquote(path), exchange.mask)
-    if found:
-        replaced[":path"] = quote(masked, safe="/?&=:;,+@!$'()*~-._")
+    path, found = _masked_url(act, headers.get(":path", ""))
+    if path is not None:
+        replaced[":path"] = path
         counts += found
     for name, value in headers.items():
-        if name.startswith(":") or name in _KEPT_WHOLE:
+        if name in _KEPT_WHOLE or (name.startswith(":") and name != ":method"):
             continue
+        if _named_data(act, name):
+            raise _unmaskable(f"a header's name ({len(name)} characters)",
+                              "a name cannot be masked")
         masked, found = act.masker.mask_text(value, exchange.mask)
-        if found and name.startswith(_UNCHANGEABLE):
-            raise Refused(403, "unmaskable_header",
-                          f"header {name} carries what the policy masks, and Envoy lets "
-                          f"tollgate change no {_UNCHANGEABLE} header: it is refused rather "
-                          "than passed unmasked")
+        if found and (name == ":method" or name.startswith(_UNCHANGEABLE)):
+            raise _unmaskable(name, "Envoy lets tollgate change no method or "
+                              f"{_UNCHANGEABLE} header")
         if found:
             replaced[name] = masked
             counts += found
     if not counts:
         return None
     act.counted(counts, "request")
+    headers.update(replaced)
     return replaced
+
+
+def _named_data(act: Act, name: str) -> bool:
+    """Whether a header's name carries what the policy masks: read whole, and from after
+    each of its first separators (`x-123-45-6789`: a dash glued before a number reads as
+    an id's tail, not an SSN)."""
+    assert act.exchange.mask is not None
+    starts = [0, *(i + 1 for i, c in enumerate(name) if c in "-_")][:9]
+    return any(act.masker.mask_text(name[at:], act.exchange.mask)[1] for at in starts)
+
+
+def _masked_url(act: Act, path: str) -> tuple[str | None, Counter[str]]:
+    """The URL's path and query masked, each read percent-decoded (the query's `+` as a
+    space), so that `123%2D45%2D6789` is found too, and written back encoded as what it
+    was (None: nothing found): a `%3F` in the path stays one, never a query's start."""
+    assert act.exchange.mask is not None
+    mask, masker = act.exchange.mask, act.masker
+    raw_path, question, raw_query = path.partition("?")
+    masked_path, found = masker.mask_text(unquote(raw_path), mask)
+    masked_query, in_query = masker.mask_text(unquote_plus(raw_query), mask) if question \
+        else ("", Counter[str]())
+    if not (found or in_query):
+        return None, found
+    written = quote(masked_path, safe="/:@!$&'()*+,;=~-._") if found else raw_path
+    if question:
+        written += "?" + (quote_plus(masked_query, safe="/?:@!$&'()*,;=~-._") if in_query
+                          else raw_query)
+    return written, found + in_query
+
+
+def _unmaskable(what: str, why: str) -> Refused:
+    return Refused(403, "unmaskable_header",
+                   f"{what} carries what the policy masks, and {why}: the request is "
+                   "refused rather than passed unmasked")
 
 
 async def _body_by_deadline(messages: wire.Messages, seconds: float) -> bytes:

@@ -242,12 +242,31 @@ def test_a_header_tollgate_may_not_change_is_refused_rather_than_left_unmasked(
                   f"https://read.test:{places.read.port}/note")
     assert result.returncode == 0, result.stderr
     assert "< HTTP/2 403" in result.stderr
-    assert "header x-envoy-note carries what the policy masks" in result.stdout
+    assert "x-envoy-note carries what the policy masks" in result.stdout
     assert len(places.read.received) == before
     # A plain one passes: only a value to be masked is refused.
     assert curl(gw, "--cacert", str(bundle), "-H", "X-Envoy-Note: plain",
                 f"https://read.test:{places.read.port}/note").returncode == 0
     assert places.read.received[-1].headers.get("x-envoy-note") == "plain"
+
+
+def test_what_cannot_be_masked_in_place_is_refused_and_the_record_keeps_what_left(
+        gw: Gateway, places: Destinations, bundle: Path) -> None:
+    """A header's name cannot be masked: one that carries an SSN is refused, nothing
+    sent. A masked URL is recorded as it left, and a `%3F` in its path stays one."""
+    before = len(places.read.received)
+    refused = curl(gw, "--cacert", str(bundle), "-H", f"X-{SSN}: 1",
+                   f"https://read.test:{places.read.port}/named")
+    assert "unmaskable_header" in refused.stdout, refused.stdout + refused.stderr[-400:]
+    assert len(places.read.received) == before
+    result = curl(gw, "--cacert", str(bundle),
+                  f"https://read.test:{places.read.port}/files/{SSN}%3Fx?q=a+{SSN}")
+    assert result.returncode == 0, result.stderr
+    sent = places.read.received[-1].path
+    assert SSN not in unquote(sent) and sent.startswith("/files/") and "%3F" in sent
+    stack.wait_until(lambda: any(sent in json.dumps(r) for r in gw.records("exchange")),
+                     15, f"the record of {sent}")
+    assert not any(f"/files/{SSN}" in json.dumps(r) for r in gw.records("exchange"))
 
 
 def test_plain_http_to_a_destination_on_an_inspect_list_is_not_passed_unmasked(
