@@ -308,17 +308,23 @@ def _tunnel_raw(gw: Gateway, bundle: Path, port: int, request: bytes) -> bytes: 
         return answer
 
 
+def _raw_leaks(gw: Gateway, bundle: Path, raw: RawDestination, request: bytes  # noqa: F811
+               ) -> list[str]:
+    """What `request`, sent as is inside a read tunnel, got to the destination in clear."""
+    before = len(raw.requests)
+    _tunnel_raw(gw, bundle, raw.port, request)
+    return leaked(raw.since(before))
+
+
 @pytest.mark.parametrize("target", [
     f"/frag#{SSN}", "https://read.test:{port}/abs?ssn=" + SSN,
     "http://read.test:{port}/abs?ssn=" + SSN, f"/sp ssn {SSN}",
 ])
 def test_raw_request_targets_inside_the_tunnel_leave_masked_or_are_refused(
         gw: Gateway, bundle: Path, raw: RawDestination, target: str) -> None:  # noqa: F811
-    before = len(raw.requests)
     line = target.format(port=raw.port)
-    _tunnel_raw(gw, bundle, raw.port, f"GET {line} HTTP/1.1\r\nhost: read.test:{raw.port}"
-                "\r\nconnection: close\r\n\r\n".encode())
-    assert leaked(raw.since(before)) == []
+    assert _raw_leaks(gw, bundle, raw, f"GET {line} HTTP/1.1\r\nhost: read.test:{raw.port}"
+                      "\r\nconnection: close\r\n\r\n".encode()) == []
 
 
 # -- bodies -------------------------------------------------------------------------------
@@ -420,11 +426,9 @@ def test_an_http11_method_does_not_carry_data_out(
 
 def test_a_header_value_with_bytes_not_utf8_leaves_masked(
         gw: Gateway, bundle: Path, raw: RawDestination) -> None:  # noqa: F811
-    before = len(raw.requests)
-    _tunnel_raw(gw, bundle, raw.port,
-                f"GET /bytes HTTP/1.1\r\nhost: read.test:{raw.port}\r\nconnection: close\r\n"
-                .encode() + b"x-note: \xff\xfe " + SSN.encode() + b" \xc3(\r\n\r\n")
-    assert leaked(raw.since(before)) == []
+    request = (f"GET /bytes HTTP/1.1\r\nhost: read.test:{raw.port}\r\nconnection: close\r\n"
+               .encode() + b"x-note: \xff\xfe " + SSN.encode() + b" \xc3(\r\n\r\n")
+    assert _raw_leaks(gw, bundle, raw, request) == []
 
 
 @pytest.mark.parametrize("header", ["X-Request-Id", "X-Forwarded-For", "Accept-Encoding",
@@ -437,12 +441,10 @@ def test_headers_envoy_or_tollgate_set_leave_masked(
 
 def test_a_connect_inside_the_tunnel_carries_nothing_out(
         gw: Gateway, bundle: Path, raw: RawDestination) -> None:  # noqa: F811
-    before = len(raw.requests)
-    _tunnel_raw(gw, bundle, raw.port,
-                f"CONNECT read.test:{raw.port} HTTP/1.1\r\nhost: read.test:{raw.port}\r\n"
-                f"x-note: {SSN}\r\n\r\nGET /in?ssn={SSN} HTTP/1.1\r\n"
-                f"host: read.test:{raw.port}\r\n\r\n".encode())
-    assert leaked(raw.since(before)) == []
+    request = (f"CONNECT read.test:{raw.port} HTTP/1.1\r\nhost: read.test:{raw.port}\r\n"
+               f"x-note: {SSN}\r\n\r\nGET /in?ssn={SSN} HTTP/1.1\r\n"
+               f"host: read.test:{raw.port}\r\n\r\n").encode()
+    assert _raw_leaks(gw, bundle, raw, request) == []
 
 
 def test_a_refused_request_reaches_nothing_and_its_record_says_refused(
@@ -498,10 +500,8 @@ def test_the_record_of_a_masked_request_has_the_url_and_body_the_destination_got
 ])
 def test_malformed_http11_inside_the_tunnel_carries_nothing_out(
         gw: Gateway, bundle: Path, raw: RawDestination, head: str) -> None:  # noqa: F811
-    before = len(raw.requests)
-    _tunnel_raw(gw, bundle, raw.port,
-                head.format(host=f"read.test:{raw.port}", ssn=SSN).encode())
-    assert leaked(raw.since(before)) == []
+    request = head.format(host=f"read.test:{raw.port}", ssn=SSN).encode()
+    assert _raw_leaks(gw, bundle, raw, request) == []
 
 
 def test_a_body_over_the_buffer_is_refused_whole(
