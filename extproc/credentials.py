@@ -211,9 +211,7 @@ class CredentialStore:
         source = self.sources.get(target)
         if source is None:
             return injection
-        token = await source.token(injection.value.decode("utf-8"),
-                                   subject.token if subject else None,
-                                   subject.exp if subject else None)
+        token = await source.token(injection.value.decode("utf-8"), subject)
         return Injection(injection.remove, "authorization", b"Bearer " + token.encode("ascii"),
                          redacted(token))
 

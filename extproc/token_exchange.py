@@ -127,19 +127,18 @@ class TokenSource:
     def __repr__(self) -> str:
         return f"TokenSource({self._target!r}, {self._credential.type}, {len(self._cache)} cached)"
 
-    async def token(self, client_secret: str, subject_token: str | None,
-                    subject_exp: float | None = None) -> str:
+    async def token(self, client_secret: str, subject: Subject | None) -> str:
         """The access token for the upstream: cached, or asked for now (TokenUnavailable).
 
-        `subject_token` is the agent's verified token (token_exchange needs it), and
-        `subject_exp` its `exp`, past which its exchanged token is not kept.
+        `subject` is the agent's verified token (token_exchange needs it) and its `exp`,
+        past which its exchanged token is not kept.
         """
-        exchange = self._credential.type == "token_exchange"
-        if exchange and not subject_token:
+        # client_credentials: the gateway's own token, whoever asks.
+        traded = subject if self._credential.type == "token_exchange" else None
+        if self._credential.type == "token_exchange" and (traded is None or not traded.token):
             raise TokenUnavailable(f"target {self._target!r} exchanges the agent's token "
                                    "for its own, and this request carries none")
-        key = hashlib.sha256(subject_token.encode()).hexdigest() if exchange and \
-            subject_token else ""
+        key = hashlib.sha256(traded.token.encode()).hexdigest() if traded else ""
         cached = self._cache.get(key)
         if cached is not None and cached.until > self.clock():
             return cached.token
@@ -149,8 +148,8 @@ class TokenSource:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            token, lifetime = await self._ask(client_secret, subject_token if exchange else None)
-            self._keep(key, token, lifetime, subject_exp)
+            token, lifetime = await self._ask(client_secret, traded.token if traded else None)
+            self._keep(key, token, lifetime, traded.exp if traded else None)
             future.set_result(token)
             return token
         except Exception as exc:
