@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from extproc.codecs import yaml_text
 from extproc.codecs.destination import parse_authority
 from extproc.codecs.durations import Unusable, parse_duration
 
@@ -1618,7 +1619,7 @@ def load(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_text.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

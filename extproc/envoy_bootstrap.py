@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from extproc.codecs import yaml_text
 from extproc.config import INSPECTED_ROUTE_SUFFIX, Config, OAuthResource, Target
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "envoy" / "quickstart.yaml"
@@ -103,7 +104,7 @@ class Ports:
 
 
 def load(path: Path = QUICKSTART) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml_text.load(path.read_text(encoding="utf-8"))
 
 
 def listeners(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
@@ -873,7 +874,7 @@ def egress_alone(bootstrap: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(bootstrap: dict[str, Any], path: Path) -> Path:
-    path.write_text(yaml.safe_dump(bootstrap, sort_keys=False), encoding="utf-8")
+    path.write_text(yaml_text.dump(bootstrap, sort_keys=False), encoding="utf-8")
     return path
 
 

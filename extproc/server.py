@@ -10,7 +10,7 @@ import os
 import signal
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from aiohttp import web
@@ -61,15 +61,12 @@ from extproc.exchange.revisions import Revisions, gone_seconds
 from extproc.exchange.tls import server_context
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
-from extproc.kube.front import Front as KubeFront
 from extproc.masking import Masker
 from extproc.masking.images import ImageLimits
 from extproc.masking.ner import ModelUnavailable
 from extproc.masking.policy_mask import new_masker
-from extproc.mysql.front import Front as MysqlFront
 from extproc.policy import PolicyEngine, load_modules, open_engine
 from extproc.policy.reload import RELOAD_FAILED, PolicyReloader, vetted_start
-from extproc.postgres.front import Front as PostgresFront
 from extproc.recording import Recorder, RecorderSettings
 from extproc.recording.chain import Signer, SigningKeyError
 from extproc.recording.policy_loads import record_load
@@ -77,15 +74,23 @@ from extproc.recording.retention import rules_of
 from extproc.recording.terminal import TerminalRecordings
 from extproc.recording.tunnels import TunnelLog
 from extproc.recording.writer import default_writer_id
-from extproc.ssh.certificates import KeyFileError, UserCA
 from extproc.ssh.certificates_api import CertificatesApi
-from extproc.ssh.front import Front as SshFront
-from extproc.ssh.front import read_host_key
-from extproc.ssh.upstream import Keys as SshKeys
 from extproc.store import StoreError
 from extproc.store.aio import AsyncStore
 from extproc.store.session_keys import SessionKeys
 from extproc.telemetry import Telemetry, TelemetryError
+
+if TYPE_CHECKING:
+    # The protocol fronts are imported where they are started, for a config that serves
+    # them: each costs tenths of a second of CPU to import (its protocol's codecs, the SQL
+    # readers, asyncssh), which a tollgate serving HTTP alone, and each of its
+    # restarts, would pay for nothing.
+    from extproc.kube.front import Front as KubeFront
+    from extproc.mysql.front import Front as MysqlFront
+    from extproc.postgres.front import Front as PostgresFront
+    from extproc.ssh.certificates import UserCA
+    from extproc.ssh.front import Front as SshFront
+    from extproc.ssh.upstream import Keys as SshKeys
 
 log = logging.getLogger("tollgate.server")
 
@@ -158,12 +163,14 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             config.policy_dir, config.policy.engine, where, engine.revision, checked,
         )
         try:
-            telemetry = Telemetry(config.telemetry)
-            opened.callback(telemetry.shutdown)
             # Every exchange has handed its record over once the server has stopped;
-            # closing writes them all before leaving.
+            # closing writes them all before leaving. Opened before anything starts a
+            # thread (the telemetry's exporter does): its writer is then forked from
+            # this process (recording/recorder.py says why).
             recorder = open_recorder(config, masker)
             opened.push_async_callback(recorder.close)
+            telemetry = Telemetry(config.telemetry)
+            opened.callback(telemetry.shutdown)
             recorder.observers.append(metrics.observe)
             record_load(recorder, engine.revision, config.policy.engine, config.policy_dir,
                         modules, "start")
@@ -294,6 +301,8 @@ async def start_postgres(
     no postgres target)."""
     if postgres is None or config.postgres is None:
         return None
+    from extproc.postgres.front import Front as PostgresFront
+
     front = PostgresFront(config.postgres, worker, pipeline, postgres[0], config.targets,
                           postgres[1], config.resolve, keys)
     try:
@@ -311,6 +320,8 @@ async def start_mysql(
     no mysql target)."""
     if mysql is None or config.mysql is None:
         return None
+    from extproc.mysql.front import Front as MysqlFront
+
     front = MysqlFront(config.mysql, worker, pipeline, mysql[0], config.targets, mysql[1],
                        config.resolve, keys)
     try:
@@ -325,6 +336,8 @@ async def start_ssh(config: Config, ssh: SshSettings | None, worker: int,
     """The SSH front, listening (None: no ssh target)."""
     if ssh is None or config.ssh is None:
         return None
+    from extproc.ssh.front import Front as SshFront
+
     front = SshFront(config.ssh, worker, pipeline, ssh.verifier, config.targets,
                      ssh.host_key, ssh.keys, ssh.ca, TerminalRecordings(store))
     try:
@@ -387,6 +400,8 @@ async def start_kube(config: Config, verifier: Verifier | None, worker: int,
     """The Kubernetes stream front, listening (None: nothing to stream)."""
     if verifier is None or config.kube is None:
         return None
+    from extproc.kube.front import Front as KubeFront
+
     front = KubeFront(config.kube, worker, pipeline, verifier, config.targets,
                       TerminalRecordings(store), config.resolve)
     try:
@@ -412,6 +427,8 @@ def ssh_certificates_api(config: Config, verifier: Verifier) -> CertificatesApi:
     whose file is read only where a target speaks ssh)."""
     if not any(t.protocol == "ssh" for t in config.targets):
         return CertificatesApi(verifier, config.identity, None, None, 0, None)
+    from extproc.ssh.certificates import KeyFileError
+
     try:
         return CertificatesApi.of(config, verifier,
                                   config.ssh.agent_port if config.ssh is not None else None)
@@ -425,6 +442,10 @@ def ssh_settings(config: Config, verifiers: Verifiers) -> SshSettings | None:
     front = config.ssh
     if front is None or not any(t.protocol == "ssh" for t in config.targets):
         return None
+    from extproc.ssh.certificates import KeyFileError, UserCA
+    from extproc.ssh.front import read_host_key
+    from extproc.ssh.upstream import Keys as SshKeys
+
     try:
         ca = (None if front.user_ca_key_file is None
               else UserCA.from_file(config.resolve(front.user_ca_key_file), config.identity))

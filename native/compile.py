@@ -7,22 +7,37 @@ and the Python they were built for; the package runs them only while both still 
 (compiled.py). Cython's C and the objects stay in build/compiled, so that a later run
 compiles only the modules whose source changed.
 
+A build is also kept in the user's cache (`$TOLLGATE_CACHE/compiled`, else
+`${XDG_CACHE_HOME:-~/.cache}/tollgate/compiled`), under a key made of everything that
+shapes it: the sources' digests, this script, Cython's version, the Python and the
+machine. A second checkout of the same sources (a clean clone, `make clean`, the suite's
+newcomer tour) then takes its modules from there in a second instead of compiling 27 MB
+of C for minutes. A cached folder is used only when it holds every module and is the
+user's own, written by no one else.
+
 Where Cython or a C compiler is missing, this says so and exits 2, leaving the plain
 form to run; `make run` goes on without it, `make test` and CI fail.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import platform
 import shutil
+import stat
 import sys
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "compiled"
+# Builds kept in the cache: the newest few (a build is ~10 MB).
+CACHE_KEPT = 4
+# No debug symbols (a tenth the size), and no warnings: they are about Cython's C.
+C_FLAGS = ["-g0", "-w"]
 
 
 def _compiled_module() -> ModuleType:
@@ -35,9 +50,118 @@ def _compiled_module() -> ModuleType:
     return module
 
 
+def cache_folder() -> Path:
+    """Where builds are kept across checkouts (the policy smoke set's cache's parent)."""
+    if base := os.environ.get("TOLLGATE_CACHE"):
+        return Path(base) / "compiled"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "tollgate" / "compiled"
+
+
+def cache_key(digests: dict[str, str], cython_version: str) -> str:
+    """Everything a build depends on, hashed: the same key, the same modules."""
+    shaping = {"modules": digests, "cython": cython_version, "flags": C_FLAGS,
+               "python": sys.implementation.cache_tag, "abi": sys.abiflags,
+               "machine": platform.machine(), "libc": platform.libc_ver(),
+               "script": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _trusted(path: Path) -> bool:
+    """The user's own, and writable by no one else: a cache another account could write
+    would let it choose the code masking runs."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def from_cache(key: str, names: tuple[str, ...]) -> list[Path] | None:
+    """The cached build of `key`, when it holds a module for every name; else None."""
+    folder = cache_folder() / key
+    if not (_trusted(folder.parent) and _trusted(folder)):
+        return None
+    found = [next(iter(sorted(folder.glob(f"{name}.*.so"))), None) for name in names]
+    if any(path is None or not _trusted(path) for path in found):
+        return None
+    return [path for path in found if path is not None]
+
+
+def keep(key: str, built: list[Path]) -> None:
+    """Best effort: a build the cache cannot take only costs the next checkout its
+    compile. Written beside, then renamed into place whole; the oldest builds go."""
+    root = cache_folder()
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if (root / key).exists():
+            return
+        partial = root / f".{key}.{os.getpid()}"
+        partial.mkdir(mode=0o700)
+        for path in built:
+            shutil.copy2(path, partial / path.name)
+        partial.rename(root / key)
+        builds = sorted((p for p in root.iterdir() if not p.name.startswith(".")),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in builds[CACHE_KEPT:]:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        print(f"native/compile.py: the build was not kept in {root}: {exc}", file=sys.stderr)
+
+
+def install(compiled: ModuleType, built: list[Path], digests: dict[str, str],
+            cython_version: str) -> None:
+    """The modules into the package's _compiled/, with the manifest that lets them run."""
+    shutil.rmtree(compiled.FOLDER, ignore_errors=True)
+    compiled.FOLDER.mkdir()
+    for path in built:
+        shutil.copy2(path, compiled.FOLDER / path.name)
+    compiled.MANIFEST.write_text(json.dumps({
+        "python": sys.implementation.cache_tag, "cython": cython_version,
+        "modules": digests}, indent=1) + "\n")
+
+
+def keep_installed() -> int:
+    """`--keep`: the build this checkout runs, kept in the cache as a compile keeps its
+    own (a second checkout on this machine then takes it: the suite's newcomer tour);
+    nothing is compiled. Refused where that build is not of the current sources."""
+    compiled = _compiled_module()
+    digests = compiled.source_digests()
+    try:
+        manifest = json.loads(compiled.MANIFEST.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    if (manifest.get("modules") != digests
+            or manifest.get("python") != sys.implementation.cache_tag):
+        print("native/compile.py --keep: the compiled modules are not those of the current "
+              "sources: run `make` first", file=sys.stderr)
+        return 1
+    built = [next(iter(sorted(compiled.FOLDER.glob(f"{name}.*.so")))) for name in
+             compiled.MODULES]
+    keep(cache_key(digests, manifest["cython"]), built)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--keep"]:
+        return keep_installed()
     try:
         import Cython
+    except ImportError as exc:
+        print(f"native/compile.py: {exc}: the masking modules run as plain Python",
+              file=sys.stderr)
+        return 2
+    os.chdir(ROOT)
+    compiled = _compiled_module()
+    digests = compiled.source_digests()  # before compiling: a file edited meanwhile is stale
+    key = cache_key(digests, Cython.__version__)
+    cached = from_cache(key, compiled.MODULES)
+    if cached is not None:
+        install(compiled, cached, digests, Cython.__version__)
+        print(f"native/compile.py: {len(cached)} masking modules, compiled from these "
+              f"sources before, taken from {cached[0].parent}")
+        return 0
+    try:
         from Cython.Build import cythonize
         from setuptools import Extension
         from setuptools.dist import Distribution
@@ -45,13 +169,9 @@ def main() -> int:
         print(f"native/compile.py: {exc}: the masking modules run as plain Python",
               file=sys.stderr)
         return 2
-    os.chdir(ROOT)
     WORK.mkdir(parents=True, exist_ok=True)
-    compiled = _compiled_module()
-    digests = compiled.source_digests()  # before compiling: a file edited meanwhile is stale
-    # No debug symbols (a tenth the size), and no warnings: they are about Cython's C.
     extensions = [Extension(f"extproc.masking.{name}", [f"extproc/masking/{name}.py"],
-                            extra_compile_args=["-g0", "-w"]) for name in compiled.MODULES]
+                            extra_compile_args=C_FLAGS) for name in compiled.MODULES]
     directives = {"language_level": 3, "binding": True}
     try:
         modules = cythonize(extensions, build_dir=str(WORK / "c"),
@@ -73,13 +193,8 @@ def main() -> int:
         return 2
     built = [next((WORK / "lib" / "extproc" / "masking").glob(f"{name}.*.so"))
              for name in compiled.MODULES]
-    shutil.rmtree(compiled.FOLDER, ignore_errors=True)
-    compiled.FOLDER.mkdir()
-    for path in built:
-        shutil.copy2(path, compiled.FOLDER / path.name)
-    compiled.MANIFEST.write_text(json.dumps({
-        "python": sys.implementation.cache_tag, "cython": Cython.__version__,
-        "modules": digests}, indent=1) + "\n")
+    install(compiled, built, digests, Cython.__version__)
+    keep(key, built)
     print(f"native/compile.py: {len(built)} masking modules compiled into "
           f"{compiled.FOLDER.relative_to(ROOT)}")
     return 0

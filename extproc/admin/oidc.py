@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
-from joserfc.jws import extract_compact
 
 from extproc.config import Oidc
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
+
+# authlib and joserfc (~0.4 s of CPU to import, cryptography's JOSE) are imported where a
+# sign-in needs them: every tollgate process imports this module, few sign anyone in.
 
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 _REFETCH_SECONDS = 30.0
@@ -51,6 +49,8 @@ class Attempt:
 
     @classmethod
     def new(cls, next_path: str) -> Attempt:
+        from authlib.common.security import generate_token
+
         return cls(generate_token(32), generate_token(32), generate_token(64), next_path)
 
 
@@ -79,6 +79,9 @@ class Provider:
 
     async def authorize_url(self, attempt: Attempt, redirect_uri: str, client_id: str) -> str:
         """Where the browser is sent to sign in."""
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
         found = await self.metadata()
         url: str = prepare_grant_uri(
             found["authorization_endpoint"], client_id, "code", redirect_uri,
@@ -116,6 +119,10 @@ class Provider:
                      nonce: str | None = None) -> dict[str, Any]:
         """The claims of an ID token of this provider for one of `audiences` (OidcError
         saying why it is refused)."""
+        from authlib.oidc.core import CodeIDToken
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
         found = await self.metadata()
         try:
             token = jwt.decode(id_token, await self._key_set(id_token), algorithms=_ALGORITHMS)
@@ -140,6 +147,9 @@ class Provider:
 
     async def _key_set(self, id_token: str) -> KeySet:
         """The provider's keys, fetched again when the token names one they lack."""
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
         kid = _kid(id_token)
         async with self._lock:
             known = self._keys is not None and (
@@ -158,6 +168,9 @@ class Provider:
 
 
 def _kid(id_token: str) -> str | None:
+    from joserfc.errors import JoseError
+    from joserfc.jws import extract_compact
+
     try:
         header = extract_compact(id_token.encode()).headers()
     except (JoseError, ValueError):

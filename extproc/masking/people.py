@@ -704,7 +704,7 @@ _CUE_WINDOW = 64
 def _cue(word: str) -> bytes:
     """`word` as the pass looks for it: a word of its own where it starts or ends with
     an ASCII letter (`born`, not `newborn`), in its three cases where it has others."""
-    forms = b"|".join(escaped(f.encode()) for f in {word, word.capitalize(), word.upper()})
+    forms = b"|".join(escaped(f.encode()) for f in sorted({word, word.capitalize(), word.upper()}))
     return b"%s(?:%s)%s" % (rb"\b" if word[0].isascii() else b"", forms,
                            rb"\b" if word[-1].isascii() and word[-1].isalnum() else b"")
 

@@ -14,15 +14,27 @@ A pattern on the shape is a set of literals: on the raw bytes the same shapes wo
 classes of characters (`[0-9]{3}[ -]...`), which Hyperscan matches ~3x slower than
 literals. Patterns are compiled on the first scan, once every module has registered its
 own: registering one later is an error.
+
+Compiling the databases takes ~0.9 s of CPU, and every process that masks compiles them:
+each worker, each recording writer, each command that reads the record. The databases
+are kept in the user's cache (codecs/user_cache.py) under a digest of every pattern, id
+and flag and of Hyperscan's version, and a process whose patterns are those loads them in
+a fraction of a millisecond; a changed pattern is a new key. Hyperscan checks what it
+loads (its own CRC, version and platform): a cached database it refuses is compiled anew.
 """
 
 from __future__ import annotations
 
+import hashlib
+import platform
 import threading
 
 import hyperscan
 
+from extproc.codecs import user_cache
+
 Hits = dict[int, list[int]]  # pattern id -> where its matches end, in order
+CACHE = "hyperscan"  # the user cache's folder of compiled databases
 
 
 def escaped(literal: bytes) -> bytes:
@@ -93,12 +105,30 @@ class Pass:
 
 
 def _database(patterns: list[tuple[bytes, int, int]]) -> hyperscan.Database | None:
+    """The database of `patterns`: from the user's cache where it was compiled before."""
     if not patterns:
         return None
+    key = _key(patterns)
+    if (kept := user_cache.read(CACHE, key)) is not None:
+        try:
+            return hyperscan.loadb(kept, hyperscan.HS_MODE_BLOCK)
+        except hyperscan.error:  # another build's, or damaged: compiled anew
+            pass
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(expressions=[p for p, _, _ in patterns], ids=[i for _, i, _ in patterns],
                elements=len(patterns), flags=[f for _, _, f in patterns])
+    user_cache.write(CACHE, key, hyperscan.dumpb(db))
     return db
+
+
+def _key(patterns: list[tuple[bytes, int, int]]) -> str:
+    """Everything a compiled database depends on: its patterns, ids and flags, the mode,
+    Hyperscan's version and the machine it runs on."""
+    version = getattr(hyperscan, "__version__", "")  # the stubs do not name it
+    digest = hashlib.sha256(f"{version} {platform.machine()} block".encode())
+    for expression, pattern_id, flags in patterns:
+        digest.update(b"%d %d %d\0" % (pattern_id, flags, len(expression)) + expression)
+    return digest.hexdigest()
 
 
 PASS = Pass()

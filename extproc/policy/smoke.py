@@ -15,21 +15,21 @@ run on the interpreter, from the files, where tollgate reads them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
-import os
 from pathlib import Path
 
 import regorus
 
 from extproc import __version__
-from extproc.codecs import jsonenc
+from extproc.codecs import jsonenc, user_cache
 from extproc.policy import rego_tests
 from extproc.policy.engine import Decide
 from extproc.policy.errors import PolicyError, PolicyLoadError, Undefined
 from extproc.policy.sources import rego_files
 from extproc.policy.split_check import shipped_inputs
+
+CACHE = "policy-tests"  # the user cache's folder of packs whose Rego tests passed
 
 
 class SmokeFailed(PolicyLoadError):
@@ -70,7 +70,8 @@ async def tests_pass(policy_dir: Path) -> int:
     worker thread's garbage collection does not promise); how many passed, or
     SmokeFailed naming the first that did not. Files that passed once, to the byte, with
     this tollgate and this regorus, pass again: that is remembered (`_passed_before`),
-    so that each worker and each restart of an unchanged pack does not pay ~1 s again."""
+    so that each worker and each restart of an unchanged pack does not pay ~1 s again
+    (codecs/user_cache.py says where, and why only the user's own files are read)."""
     key = _key(policy_dir)
     if (remembered := _passed_before(key)) is not None:
         return remembered
@@ -101,27 +102,12 @@ def _key(policy_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def _cache() -> Path:
-    """Where passes are remembered: $TOLLGATE_CACHE, else the user's cache
-    ($XDG_CACHE_HOME, else ~/.cache) under tollgate/."""
-    if base := os.environ.get("TOLLGATE_CACHE"):
-        return Path(base) / "policy-tests"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "tollgate" / "policy-tests"
-
-
 def _passed_before(key: str) -> int | None:
     try:
-        return int((_cache() / key).read_text())
-    except (OSError, ValueError):
+        return int(user_cache.read(CACHE, key) or b"")
+    except ValueError:
         return None
 
 
 def _remember(key: str, passed: int) -> None:
-    """Best effort: a cache that cannot be written only costs the next start its run."""
-    with contextlib.suppress(OSError):
-        folder = _cache()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = folder / f".{key}.{os.getpid()}"
-        partial.write_text(str(passed))
-        partial.replace(folder / key)
+    user_cache.write(CACHE, key, str(passed).encode())

@@ -174,6 +174,9 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     arrives until told to stop (or the request process is gone), say bye."""
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, signal.SIG_IGN)
+    # Forked from the request process (recorder.py), a signal would otherwise wake that
+    # process's event loop through the descriptor they now share.
+    signal.set_wakeup_fd(-1)
     acks = _Acks(pipe)
     root = logging.getLogger()
     forward = _Forward(acks, log_level)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -30,7 +30,9 @@ from extproc.approvals.auth import AuthError, Verifier
 from extproc.codecs.message import parse_json
 from extproc.config import Config, Identity
 from extproc.identity import NO_SUBJECT, identity_of
-from extproc.ssh.certificates import CertificateError, UserCA, host_key_line
+
+if TYPE_CHECKING:  # imported with a CA: the CA's module (asyncssh) costs ~0.2 s to import
+    from extproc.ssh.certificates import UserCA
 
 log = logging.getLogger("tollgate.ssh")
 
@@ -58,6 +60,8 @@ class CertificatesApi:
         front = config.ssh
         if front is None or front.user_ca_key_file is None:
             return cls(verifier, config.identity, None, None, 0, ssh_port)
+        from extproc.ssh.certificates import UserCA, host_key_line
+
         logins = tuple(t.match.login for t in config.targets if t.match.login is not None)
         return cls(verifier, config.identity,
                    UserCA.from_file(config.resolve(front.user_ca_key_file), config.identity),
@@ -73,11 +77,15 @@ class CertificatesApi:
             if self._ca is None:
                 raise _Refused("not_found", "this gateway issues no SSH certificates (no "
                                "ssh.user_ca_key_file): log in with the token as password", 404)
-            issued = self._ca.issue(_public_key(await request.read()), claims, self._minutes)
+            from extproc.ssh.certificates import CertificateError  # imported with the CA
+
+            try:
+                issued = self._ca.issue(_public_key(await request.read()), claims,
+                                        self._minutes)
+            except CertificateError as exc:
+                return _json(400, {"error": "bad_key", "message": str(exc)})
         except _Refused as refused:
             return _json(refused.status, {"error": refused.code, "message": str(refused)})
-        except CertificateError as exc:
-            return _json(400, {"error": "bad_key", "message": str(exc)})
         valid_before = datetime.datetime.fromtimestamp(issued.valid_before, datetime.UTC)
         shown = valid_before.isoformat().replace("+00:00", "Z")
         log.info("SSH certificate %d issued to %s for key %s, valid until %s",

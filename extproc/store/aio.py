@@ -16,11 +16,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
 
-import psycopg
-
-from extproc.store.connection import connect, one_line, postgres_sql
+from extproc.store.connection import connect
 from extproc.store.errors import StoreError
-from extproc.store.pool import Pool
 
 log = logging.getLogger("tollgate.store")
 
@@ -61,7 +58,10 @@ async def open_store(url: str) -> AsyncStore:
         return _Sqlite(connection)
     where = connection.where
     connection.close()
-    return await _Postgres.open(url, where)
+    # Only a PostgreSQL store imports psycopg (store/connection.py says why).
+    from extproc.store.aio_postgres import AsyncPostgres
+
+    return await AsyncPostgres.open(url, where)
 
 
 class _Sqlite:
@@ -110,71 +110,3 @@ class _Sqlite:
 
     async def close(self) -> None:
         self._connection.close()
-
-
-class _Postgres:
-    backend = "postgresql"
-
-    def __init__(self, url: str, where: str, pool: Pool) -> None:
-        self._url, self.where, self._pool = url, where, pool
-
-    @classmethod
-    async def open(cls, url: str, where: str) -> _Postgres:
-        """Connected once (that connection kept), or StoreError."""
-        pool = Pool(url, size=8, timeout=5.0)
-        try:
-            async with pool.connection():
-                pass
-        except (psycopg.Error, OSError) as exc:
-            await pool.close()
-            raise StoreError(f"{where}: cannot connect: {one_line(exc)}") from None
-        return cls(url, where, pool)
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        try:
-            async with self._pool.connection() as connection:
-                cursor = await connection.execute(postgres_sql(sql), params)
-                return await cursor.fetchall() if cursor.description else []
-        except (psycopg.Error, OSError) as exc:  # no connection in time included
-            raise StoreError(f"{self.where}: {one_line(exc)}") from None
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Execute]:
-        try:
-            async with self._pool.connection() as connection, connection.transaction():
-                async def execute(sql: str, params: Sequence[Any] = ()) -> Rows:
-                    cursor = await connection.execute(postgres_sql(sql), params)
-                    return await cursor.fetchall() if cursor.description else []
-
-                yield execute
-        except (psycopg.Error, OSError) as exc:
-            raise StoreError(f"{self.where}: {one_line(exc)}") from None
-
-    async def notify(self, execute: Execute, channel: str, payload: str) -> None:
-        """Sent when the transaction commits: a waiter woken before the change is visible
-        would read the old state."""
-        await execute("SELECT pg_notify(?, ?)", (channel, payload))
-
-    async def serialise(self, execute: Execute, key: str) -> None:
-        """A transaction-scoped advisory lock on the key's hash (two keys sharing a hash
-        only wait for each other)."""
-        await execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
-
-    async def listen(self, channel: str) -> AsyncIterator[str]:
-        """Payloads NOTIFYed on `channel`, from a connection of its own; reconnects after a
-        failure (a change missed meanwhile is found by the waiters' own polling)."""
-        while True:
-            try:
-                connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-                async with connection:
-                    await connection.execute(f"LISTEN {channel}")
-                    async for notice in connection.notifies():
-                        yield notice.payload
-            except (psycopg.Error, OSError) as exc:
-                log.error("store: listening on %s failed (%s); again in 1 s", self.where,
-                          one_line(exc))
-                await asyncio.sleep(1.0)
-
-    async def close(self) -> None:
-        await self._pool.close()
-

@@ -9,8 +9,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from extproc.store import schema
 from extproc.store.errors import StoreError
 
@@ -25,9 +23,11 @@ class Connection:
     StoreError with a one-line message, so callers handle one exception.
     """
 
-    def __init__(self, url: str, raw: Any, backend: str) -> None:
+    def __init__(self, url: str, raw: Any, backend: str,
+                 errors: tuple[type[Exception], ...] = (sqlite3.Error,)) -> None:
         self.url, self.backend = url, backend
         self._raw = raw
+        self._backend_errors = errors  # what the backend raises, to be said as StoreError
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors():
@@ -80,7 +80,7 @@ class Connection:
             self._raw.execute("COMMIT")
 
     def close(self) -> None:
-        with suppress(sqlite3.Error, psycopg.Error):
+        with suppress(*self._backend_errors):
             self._raw.close()
 
     def _sql(self, sql: str) -> str:
@@ -90,7 +90,7 @@ class Connection:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except self._backend_errors as exc:
             raise StoreError(f"{self.where}: {one_line(exc)}") from None
 
     @property
@@ -153,12 +153,16 @@ def _wal(raw: sqlite3.Connection) -> None:
 
 
 def _postgres(url: str) -> Connection:
+    # Imported here: psycopg takes ~0.45 s of CPU to import, which every process on a
+    # SQLite store (a worker, its recording writer, a command) would pay for nothing.
+    import psycopg
+
     try:
         raw = psycopg.connect(url, connect_timeout=5, autocommit=True)
     except psycopg.Error as exc:
         # psycopg's message names host and port, never the password.
         raise StoreError(f"PostgreSQL store: {one_line(exc)}") from None
-    return Connection(url, raw, "postgresql")
+    return Connection(url, raw, "postgresql", (psycopg.Error,))
 
 
 def postgres_sql(sql: str) -> str:

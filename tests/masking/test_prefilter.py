@@ -4,7 +4,11 @@ simple way, with `re` and `bytes.find`), on texts built to hold near misses."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -248,3 +252,52 @@ def test_warming_a_masker_compiles_the_one_pass(monkeypatch: pytest.MonkeyPatch)
     Masker(b"k" * 16).warm()
     monkeypatch.setattr(prefilter, "_database", None)  # a compile now would fail
     assert fresh.scan(b"key", b"aaa")
+
+
+# -- the compiled databases kept in the user's cache ----------------------------------
+
+
+def test_a_database_compiled_once_is_loaded_from_the_cache_by_the_next_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOLLGATE_CACHE", str(tmp_path))
+    first = Pass()
+    word = first.literal(b"secret", caseless=True)
+    first.compile()
+    kept = list((tmp_path / prefilter.CACHE).iterdir())
+    assert len(kept) == 1
+    again = Pass()
+    assert again.literal(b"secret", caseless=True) == word
+    compiled: list[object] = []
+    monkeypatch.setattr(prefilter.hyperscan, "Database",
+                        lambda **kw: compiled.append(kw))  # any compile would be seen
+    assert again.scan(b"a SECRET here", b"")[word] == [8]
+    assert compiled == []
+
+
+def test_another_pattern_is_another_entry_and_a_damaged_one_is_compiled_anew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOLLGATE_CACHE", str(tmp_path))
+    one = Pass()
+    one.literal(b"secret")
+    one.compile()
+    other = Pass()
+    found = other.literal(b"token")
+    other.compile()
+    entries = sorted((tmp_path / prefilter.CACHE).iterdir())
+    assert len(entries) == 2
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:100])  # cut short: Hyperscan refuses it
+    damaged = Pass()
+    damaged.literal(b"token")
+    assert damaged.scan(b"a token", b"")[found] == [7]
+
+
+def test_every_process_registers_the_same_patterns_in_the_same_order() -> None:
+    """The cache's key is the patterns with their ids: a registration that followed a set's
+    order (a string hash, random per process) would miss it in every new process."""
+    dump = ("import extproc.masking\nfrom extproc.masking.prefilter import PASS\n"
+            "print(repr(PASS._patterns))")
+    seen = {subprocess.run([sys.executable, "-c", dump], capture_output=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}, timeout=60).stdout
+            for seed in ("1", "2")}
+    assert len(seen) == 1

@@ -197,3 +197,37 @@ def test_a_writer_whose_request_process_is_gone_writes_what_it_was_sent_then_end
     pid = int(result.stdout)
     wait_until(lambda: not running(pid), "the writer process ends")
     assert count(sqlite_url) == 50
+
+
+FORKING = """
+import os, sys, threading
+from pathlib import Path
+from extproc.recording import Recorder
+from extproc.recording.chain import Signer
+from tests.recording.conftest import MASKER, settings
+
+if sys.argv[3] == "threaded":  # a thread running, as the tests' own processes run many
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+recorder = Recorder(sys.argv[1], settings(), Signer.from_file(Path(sys.argv[2])), MASKER)
+recorder.start()
+writer = recorder.writer_process
+parent = int(Path(f"/proc/{writer}/stat").read_text().rpartition(")")[2].split()[1])
+print(writer, parent, os.getpid(), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("threads", ["alone", "threaded"])
+def test_a_process_running_one_thread_forks_its_writer_itself(
+    sqlite_url: str, signer: Signer, tmp_path: Path, threads: str,
+) -> None:
+    """`tollgate serve` opens its recorder before any thread starts: the writer is its
+    own child, forked at once. A process already running a thread has it forked by the
+    fork server instead (a fork could copy a lock another thread holds)."""
+    result = subprocess.run([sys.executable, "-c", FORKING, sqlite_url,
+                             str(tmp_path / "audit.key"), threads],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    writer, parent, request = map(int, result.stdout.split())
+    assert (parent == request) == (threads == "alone")
+    wait_until(lambda: not running(writer), "the writer process ends")
