@@ -7,7 +7,10 @@
 #               extras, install Debian's Chromium if missing, compile the masking modules,
 #               run ruff, mypy and the whole suite (compiled; the masking tests plain too)
 # and while working: make test-unit (the tests not marked e2e, slow or timing: no Envoy,
-# tollgate process, browser, PostgreSQL or agents' venv; on every core);
+# tollgate process, browser, PostgreSQL or agents' venv; on every core); make test-e2e
+# (those marked e2e, but for the timing ones: what make test runs on top); make test-report
+# (where the last make test spent its time: each module, the costliest fixtures, the 50
+# slowest tests and why; build/test-report/report.md);
 # with `make run` up, in another shell: make autogen (an AutoGen AgentChat agent through
 # the gateway), make ag2 (the same with AG2), make mcp-agent (an AgentChat agent whose
 # tools are the demo MCP server's, through the gateway's /mcp route);
@@ -65,7 +68,7 @@ MCP_CONFORMANCE_VERSION = 0.2.0-alpha.12
 # names each of these: tests/test_make_targets.py matches them by name.
 MCP_CONFORMANCE = build/mcp-conformance/node_modules/tsx/dist/cli.mjs
 
-.PHONY: run test test-unit test-drivers lint docs docs-serve bench bench-smoke soak clean \
+.PHONY: run test test-unit test-e2e test-report test-drivers lint docs docs-serve bench bench-smoke soak clean \
         soak-faults system-deps autogen ag2 mcp-agent
 
 # `tollgate up`'s arguments, for make run.
@@ -88,11 +91,26 @@ run: $(VENV)/.run-deps $(PLAYER)
 # (worksteal: a long test late in one's share does not leave the others idle); then alone
 # the tests that time the code, which another process would fail, collected from the files
 # that mark them (collecting the whole suite for them took 12 s).
+# The masking tests the plain form's pass leaves out, each proven on both forms already:
+# tests/masking/test_compiled.py masks the labelled and travel sets (bench/labelled.py,
+# bench/travel.py) on the plain form and on the compiled one, text by text, as text, JSON,
+# CSV and a stream in 7-byte chunks, and requires the same output: so the scores of those
+# sets (test_accuracy, test_travel_goals) and their streams cut anywhere
+# (test_travel_streams) are the compiled pass's on the plain form too; test_labelled_set
+# and test_travel_set check the sets' generators (bench/), which neither form compiles;
+# and the model and images (test_ner, test_images) run modules that are never compiled,
+# which the main pass ran as they are.
+PLAIN_PROVEN = test_accuracy test_travel_goals test_travel_streams test_labelled_set \
+	test_travel_set test_ner test_images
+# What `make test` measured of its own run (make test-report).
+REPORT = build/test-report
 TIMING_TESTS = $$(grep -rlE 'mark\.timing' tests --include='*.py')
 # Where the environment asks Python not to write bytecode (PYTHONDONTWRITEBYTECODE, set on
 # some machines), each of the suite's hundreds of processes compiled what it imported and
 # each test process rewrote every test module (19 s of CPU each; 9.5 s from bytecode).
 test: export PYTHONDONTWRITEBYTECODE =
+# Hypothesis draws the same examples every run (tests/conftest.py's `ci` profile).
+test: export TOLLGATE_HYPOTHESIS = ci
 test: $(VENV)/.test-deps $(AGENTS)/.deps $(MCP2)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) $(MCP_CONFORMANCE) \
 		$(COMPILED) system-deps
 	$(BIN)/ruff check .
@@ -102,16 +120,35 @@ test: $(VENV)/.test-deps $(AGENTS)/.deps $(MCP2)/.deps $(AXE) $(PLAYER) $(OIDC_P
 	@# which the four test processes then read instead of each rewriting it.
 	$(BIN)/mypy & checking=$$!; \
 	$(BIN)/pytest --collect-only -q > /dev/null; \
-	TOLLGATE_MASKING=compiled $(BIN)/pytest -n 4 --dist worksteal -m "not timing"; \
+	TOLLGATE_MASKING=compiled $(BIN)/pytest -n 4 --dist worksteal -m "not timing" \
+		--suite-report=$(REPORT); \
 	tested=$$?; wait $$checking && exit $$tested
-	TOLLGATE_MASKING=compiled $(BIN)/pytest -m timing $(TIMING_TESTS)
-	@# The masking modules' other form: their own tests on the plain source.
-	TOLLGATE_MASKING=plain $(BIN)/pytest -q -n 4 -m "not slow and not timing" tests/masking
+	TOLLGATE_MASKING=compiled $(BIN)/pytest -m timing $(TIMING_TESTS) \
+		--suite-report=$(REPORT) --suite-report-run timing
+	@# The masking modules' other form: their own tests on the plain source, but for
+	@# those PLAIN_PROVEN names.
+	TOLLGATE_MASKING=plain $(BIN)/pytest -q -n 4 -m "not slow and not timing" tests/masking \
+		$(PLAIN_PROVEN:%=--ignore=tests/masking/%.py) \
+		--suite-report=$(REPORT) --suite-report-run plain-masking
+	@echo "make test: where the time went: $(REPORT)/report.md (make test-report)"
+
+# Where the last `make test` spent its time (tests/support/suite_report.py): each module,
+# the costliest fixtures, the 50 slowest tests and why, the share spent starting servers.
+test-report: $(VENV)/.test-deps
+	$(BIN)/python -m tests.support.suite_report $(REPORT)
 
 # pyproject.toml says what the markers mean; tests/conftest.py marks most e2e tests. The
 # recordings page's tests read the player (on SQLite they are not e2e).
 test-unit: $(VENV)/.test-deps $(COMPILED) $(PLAYER)
 	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto
+
+# The tests that need more than their own process (real Envoy, tollgate, databases,
+# browsers, the agents' venvs): what make test runs beside test-unit's, but for the
+# timing tests and the slow ones that stay in their process.
+test-e2e: export TOLLGATE_HYPOTHESIS = ci
+test-e2e: $(VENV)/.test-deps $(AGENTS)/.deps $(MCP2)/.deps $(AXE) $(PLAYER) $(OIDC_PROVIDER) \
+		$(MCP_CONFORMANCE) $(COMPILED) system-deps
+	TOLLGATE_MASKING=compiled $(BIN)/pytest -n 4 --dist worksteal -m "e2e and not timing"
 
 # The drivers' suites whole (tests/drivers/test_driver_suites.py), one process each:
 # ~10 CPU-minutes, 7 of them psycopg's, ~10 minutes on two cores (2026-11-27). psycopg's,

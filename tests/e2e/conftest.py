@@ -1,6 +1,11 @@
 """What the e2e modules share: one headless Chromium per module and a fresh tab per test
 (of the module's VIEWPORT when it sets one), for the admin pages' browser tests; a real
-sshd per module, for the SSH ones."""
+sshd per module, for the SSH ones.
+
+Not one Chromium per test process: Playwright's synchronous API keeps its event loop
+marked running on the thread for as long as it is started, and every `async def` test
+after it, in any module, then fails (`Runner.run() cannot be called from a running event
+loop`)."""
 
 from __future__ import annotations
 

@@ -364,8 +364,8 @@ def test_approving_x_lets_x_through_once_and_never_y(short: Gateway) -> None:
     status, shown = api(short, "GET", f"/approvals/{approval_id}", DBA)
     assert (shown["status"], shown["decided_by"]) == ("used", "dana")
     # The record of the retry says which approval let it through.
-    (record,) = [r for r in short.wait_for_records(1)
-                 if r["trace_id"] == retry.trace_id and r["kind"] == "exchange"]
+    record = short.the_record(lambda r: r["trace_id"] == retry.trace_id, "the retry's",
+                              kind="exchange")
     assert record["approval"]["id"] == approval_id
     assert record["approval"]["via"] == "grant"
     assert (record["approval"]["requested_by"], record["approval"]["decided_by"]) == (

@@ -64,6 +64,6 @@ def test_a_store_that_cannot_answer_refuses_held_requests_and_nothing_else(
     finally:
         outage.execute("ALTER TABLE approvals_away RENAME TO approvals")
         outage.close()
-    (record,) = [r for r in gw.wait_for_records(2) if r["trace_id"] == reply.trace_id]
+    record = gw.the_record(lambda r: r["trace_id"] == reply.trace_id, "the refusal's")
     assert (record["outcome"]["action"], record["outcome"]["refusal"]) == (
         "deny", "approvals_unavailable")

@@ -363,8 +363,9 @@ def test_the_message_shows_an_expiry(make_gateway: GatewayFactory, slack: SlackS
         "slack": slack_settings(tmp_path, slack)}})
     text = "UPDATE customers SET email = email -- expires"
     assert sql(gw, text).status == 403  # its hold of 1 s ends
-    (record,) = [r for r in gw.wait_for_records(1) if r["request"]["body"]
-                 and r["request"]["body"].get("value") == {"sql": text}]
+    record = gw.the_record(lambda r: r["request"]["body"] is not None
+                           and r["request"]["body"].get("value") == {"sql": text},
+                           "the exchange held until it expired", kind="exchange")
     approval_id = record["approval"]["id"]
     message = shows(slack, approval_id, "Expired undecided")
     assert "tollgate_approve" not in message.buttons()

@@ -88,8 +88,8 @@ def test_two_dbas_must_approve_and_the_first_chooses_a_shorter_window(
     assert shown["grant_minutes"] == 15
     assert shown["grant_until_us"] - shown["decided_us"] == 15 * 60 * 1_000_000
     # The held exchange's record names both approvers.
-    (record,) = [r for r in gw.wait_for_records(1)
-                 if r["trace_id"] == reply.trace_id and r["kind"] == "exchange"]
+    record = gw.the_record(lambda r: r["trace_id"] == reply.trace_id,
+                           "the held exchange's", kind="exchange")
     assert (record["approval"]["approvals_needed"], record["approval"]["approved_by"]) == (
         2, ["dana", "dmitri"])
 

@@ -3,7 +3,8 @@ where it is built from the current source, and masks exactly as the plain source
 
 `make test` builds the compiled form and runs the suite on it (TOLLGATE_MASKING=compiled:
 the package refuses to import without it), and the masking tests again on the plain form
-(TOLLGATE_MASKING=plain)."""
+(TOLLGATE_MASKING=plain), but for those whose proof on the plain form is this module's
+differential below (the Makefile's PLAIN_PROVEN)."""
 
 from __future__ import annotations
 

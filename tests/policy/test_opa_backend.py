@@ -101,8 +101,16 @@ async def test_uploads_the_policy_dir_and_decides_as_the_embedded_engine(
         assert (await decide(engine, DROP)).rules == ("sql.destructive",)
 
 
-async def test_one_connection_serves_every_decision(opa: OpaStandIn) -> None:
-    async with engine_on(opa) as engine:
+@pytest.fixture
+def allowing(tmp_path: Path) -> Path:
+    """A pack of one decision: for the tests of the client, not of what OPA decides (the
+    whole pack costs OPA seconds of CPU to take in; the first test here decides on it)."""
+    return write_policy(tmp_path / "allowing", 'package tollgate\nimport rego.v1\n'
+                        'decision := {"action": "allow", "reasons": [], "rules": []}\n')
+
+
+async def test_one_connection_serves_every_decision(opa: OpaStandIn, allowing: Path) -> None:
+    async with engine_on(opa, allowing) as engine:
         opa.clear_requests()
         for _ in range(5):
             await decide(engine, SELECT)
@@ -122,9 +130,9 @@ async def test_one_connection_serves_every_decision(opa: OpaStandIn) -> None:
     ids=["down", "503", "500", "timeout", "connection-dropped"],
 )
 async def test_opa_failures_are_policy_errors(
-    opa: OpaStandIn, fault: Callable[[OpaStandIn], None], reason: str
+    opa: OpaStandIn, fault: Callable[[OpaStandIn], None], reason: str, allowing: Path,
 ) -> None:
-    async with engine_on(opa, timeout_seconds=0.3) as engine:
+    async with engine_on(opa, allowing, timeout_seconds=0.3) as engine:
         fault(opa)
         with pytest.raises(PolicyError, match=reason):
             await decide(engine, SELECT)

@@ -159,14 +159,6 @@ def engines() -> Engines:
     return Engines()
 
 
-def outcomes(engines: dict[str, Any], input_json: str) -> dict[str, Outcome]:
-    return {
-        "rvm": rvm_outcome(engines["rvm"], input_json),
-        "opa": opa_outcome(engines["opa"], input_json),
-        "interpreter": interpreter_outcome(engines["interpreter"], input_json),
-    }
-
-
 # -- the Rego unit tests, on both engines ----------------------------------------------
 
 
@@ -177,21 +169,31 @@ def regorus_results() -> dict[str, rego_tests.RegoTestResult]:
 
 @pytest.fixture(scope="module")
 def opa_test_values() -> dict[str, Any]:
-    """Each Rego unit test's value on OPA: a package's tests in one query (each query
-    costs OPA a compilation: one per test took a minute), or, where the package's query
-    errs, each test alone, so the error is its own test's."""
+    """Each Rego unit test's value on OPA: every package's tests in one query (each query
+    costs OPA a compilation: one per test took a minute, one per package 15 s), or, where
+    that errs, each package's in one, and where a package's errs, each test alone, so the
+    error is its own test's."""
     engine = opa_engine([(str(p), p.read_text(encoding="utf-8")) for p in rego_files(POLICIES)])
     packages: dict[str, list[str]] = {}
     for test in PACK_TESTS:
         packages.setdefault(test.rule.rsplit(".", 1)[0], []).append(test.rule)
+    # Every package in one query first: OPA prepares each query text anew.
+    named = {f"p{n}": package for n, package in enumerate(packages)}
+    try:
+        found = engine.eval_query("; ".join(f"{name} := {package}"
+                                            for name, package in named.items()))
+        documents = {package: found[0][name] for name, package in named.items()}
+    except (opa_bindings.OpaError, IndexError, KeyError):
+        documents = {}
     values: dict[str, Any] = {}
     for package, rules in packages.items():
-        try:
-            document = engine.eval_document(package.removeprefix("data."))
-        except opa_bindings.OpaError:
-            values.update({rule: _opa_test_value(engine, rule) for rule in rules})
-            continue
-        values.update({rule: document.get(rule.rsplit(".", 1)[1], "undefined")
+        if package not in documents:
+            try:
+                documents[package] = engine.eval_document(package.removeprefix("data."))
+            except opa_bindings.OpaError:
+                values.update({rule: _opa_test_value(engine, rule) for rule in rules})
+                continue
+        values.update({rule: documents[package].get(rule.rsplit(".", 1)[1], "undefined")
                        for rule in rules})
     return values
 
@@ -251,44 +253,27 @@ def test_corpus_is_large_and_well_formed() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_corpus_case(case: policy_corpus.Case, engines: Engines) -> None:
-    got = outcomes(engines.of(case.tables), case.input_json)
+def test_corpus_case(case: policy_corpus.Case, engines: Engines, on_opa: OpaAnswers) -> None:
+    these = engines.of(case.tables)
+    got = {"rvm": rvm_outcome(these["rvm"], case.input_json),
+           "opa": on_opa.decision(case, these["opa"]),
+           "interpreter": interpreter_outcome(these["interpreter"], case.input_json)}
     owed = {engine: expected(case.expected_on(engine)) for engine in got}
     wrong = {e: f"got {got[e]!r}, owed {owed[e]!r}" for e in got if got[e] != owed[e]}
     assert not wrong, f"{case.file}: {case.name}: {wrong}"
 
 
-def test_corpus_covers_every_rule_of_the_pack(engines: Engines) -> None:
+def test_corpus_covers_every_rule_of_the_pack(on_opa: OpaAnswers) -> None:
     """OPA's coverage over the corpus: every rule of tollgate.rego produced a value.
 
     OPA marks a rule's head covered only when the rule produced a value, and each
-    expression of a body when it was evaluated. The cases of one set of pack tables are
-    asked in one query (`with input as` each), which covers what asking them one by one
-    does, in an eighth of the time: each query costs OPA a compilation.
+    expression of a body when it was evaluated. The reports are those of the queries
+    OpaAnswers asked every case with: the decision, whether the pack decides the
+    target's responses, and the decision's cached and live parts as tollgate asks them.
     """
     covered: set[tuple[Any, ...]] = set()
     missed: set[tuple[Any, ...]] = set()
-    groups: dict[str, tuple[dict[str, Any] | None, list[Any]]] = {}
-    for case in CASES:
-        if len(case.input_json) > 65536:
-            continue  # the big cases repeat what small ones cover, and coverage is slow
-        key = json.dumps(case.tables, sort_keys=True)
-        groups.setdefault(key, (case.tables, []))[1].append(json.loads(case.input_json))
-    for tables, values in groups.values():
-        engine: opa_bindings.OpaEngine = engines.of(tables)["opa"]
-        # The decision, and the pack's word on whether it decides the target's responses
-        # (asked with the target alone, as tollgate asks it).
-        targets = [{"target": v["target"]} for v in values
-                   if isinstance(v, dict) and isinstance(v.get("target"), dict)]
-        # The decision's parts, as tollgate asks them (tests/policy/test_split.py).
-        parts = split_inputs(engines.of(tables)["rvm"], values)
-        lists_of_reads = [("data.tollgate.reads", [{}]), ("data.tollgate.live_reads", [{}])]
-        for query, inputs in ((QUERY, values), ("data.tollgate.decides_responses", targets),
-                              *parts, *lists_of_reads):
-            for report in _coverage(engine, query, inputs):
-                for file, spans in report["files"].items():
-                    covered |= _spans(file, spans.get("covered", []))
-                    missed |= _spans(file, spans.get("not_covered", []))
+    reports = list(on_opa.coverage)
     # The tables' branches (credentials.rego): OPA given the values tollgate builds at load.
     modules = read_modules(POLICIES)
     tabled = opa_engine(modules)
@@ -296,71 +281,159 @@ def test_corpus_covers_every_rule_of_the_pack(engines: Engines) -> None:
     values = [json.loads(c.input_json) for c in CASES
               if c.file == "credentials.json" and not c.tables]
     for query, inputs in ((QUERY, values), ("data.tollgate.tables", [{}])):
-        for report in _coverage(tabled, query, inputs):
-            for file, spans in report["files"].items():
-                covered |= _spans(file, spans.get("covered", []))
-                missed |= _spans(file, spans.get("not_covered", []))
+        reports += _coverage(tabled, query, inputs)[1]
+    for report in reports:
+        for file, spans in report["files"].items():
+            covered |= _spans(file, spans.get("covered", []))
+            missed |= _spans(file, spans.get("not_covered", []))
     assert covered, "no coverage reported"
     assert not missed - covered, f"never produced or evaluated: {sorted(missed - covered)}"
 
 
-def split_inputs(rvm: EmbeddedEngine, values: list[Any]) -> list[tuple[str, list[Any]]]:
-    """The inputs tollgate gives the decision's cached and live parts for these inputs
-    (those that are objects): each projected, the live ones with the cached answer."""
-    split = rvm.split
-    assert split is not None
-    cached, live = [], []
-    for value in values:
-        if isinstance(value, dict):
-            key = split.key(value)
-            answer = rvm.answer(rvm.parts[0], key)
-            cached.append(json.loads(key))
-            live.append(json.loads(split.live_input(value, json.dumps(value), answer)))
-    return [(rvm.parts[0], cached), (rvm.parts[1], live)]
-
-
-def test_opa_combines_the_parts_to_its_decision(engines: Engines) -> None:
+def test_opa_combines_the_parts_to_its_decision(on_opa: OpaAnswers) -> None:
     """On OPA too, the cached and live parts, asked as tollgate asks them, combine to the
     pack's own decision on every corpus input (what regorus does: test_split.py)."""
     differing = []
-    for case in CASES:
-        value = json.loads(case.input_json)
-        if not isinstance(value, dict) or len(case.input_json) > 65536:
-            continue
-        these = engines.of(case.tables)
-        opa, rvm = these["opa"], these["rvm"]
-        (cached_rule, cached), (live_rule, live) = split_inputs(rvm, [value])
+    for case, (cached, live) in on_opa.parts.items():
         try:
-            answer = opa.eval_document(cached_rule.removeprefix("data."), input=cached[0])
-            live[0]["cached"] = answer
-            combined = combine(json.dumps(answer), json.dumps(
-                opa.eval_document(live_rule.removeprefix("data."), input=live[0])))
+            if isinstance(cached, Exception) or isinstance(live, Exception):
+                raise cached if isinstance(cached, Exception) else live  # type: ignore[misc]
+            combined: Decision | Exception = combine(json.dumps(cached), json.dumps(live))
         except (opa_bindings.OpaError, PolicyError) as exc:
             combined = exc
-        if opa_outcome(opa, case.input_json) != (
+        if on_opa.decisions[case] != (
                 Outcome(decision_json(combined)) if isinstance(combined, Decision)
                 else Outcome("policy_error", str(combined))):
-            differing.append(case.name)
+            differing.append(case)
     assert differing == []
 
 
-def _coverage(engine: opa_bindings.OpaEngine, query: str,
-              inputs: list[Any]) -> list[dict[str, Any]]:
-    """OPA's coverage reports of `query` on every input: one query for all, or where one
-    input errs (the corpus test holds whether an error was owed), one query each."""
+def _coverage(engine: opa_bindings.OpaEngine, query: str, inputs: list[Any]
+              ) -> tuple[list[Any], list[dict[str, Any]]]:
+    """`query`'s value on every input, each an exception where OPA refused it (undefined
+    included), and OPA's coverage reports of asking them all: one query for all, or where
+    one input errs, one query each (an input that errs covers nothing)."""
     try:
-        engine.eval_query(f"_ = [x | some one in input.all; x := {query} with input as one]",
-                          input={"all": inputs}, coverage=True)
-        return [engine.last_coverage or {"files": {}}]
+        found = engine.eval_query(
+            f"xs := {{i: x | some i, one in input.all; x := {query} with input as one}}",
+            input={"all": inputs}, coverage=True)
     except opa_bindings.OpaError:
-        reports = []
+        values, reports = [], []
         for value in inputs:
             try:
-                engine.eval_document(query.removeprefix("data."), input=value, coverage=True)
-            except opa_bindings.OpaError:
+                values.append(engine.eval_document(query.removeprefix("data."), input=value,
+                                                   coverage=True))
+            except opa_bindings.OpaError as exc:
+                values.append(exc)
                 continue
             reports.append(engine.last_coverage or {"files": {}})
-        return reports
+        return values, reports
+    answers = found[0]["xs"] if found else {}
+    undefined = opa_bindings.OpaUndefinedError(query)
+    return ([answers.get(str(i), answers.get(i, undefined)) for i in range(len(inputs))],
+            [engine.last_coverage or {"files": {}}])
+
+
+def _asked_together(engine: opa_bindings.OpaEngine, asked: dict[str, tuple[str, list[Any]]]
+                    ) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    """_coverage of several queries (name -> query, inputs) in one evaluation: OPA
+    prepares each query text anew (~0.5-1 s of CPU), so the queries of a set of tables are
+    one text, and one coverage report. Where one errs, each is asked as _coverage asks."""
+    parts = [f"{name} := {{i: x | some i, one in input.{name}; x := {query} with input as one}}"
+             for name, (query, _) in asked.items()]
+    try:
+        found = engine.eval_query("; ".join(parts), coverage=True,
+                                  input={name: inputs for name, (_, inputs) in asked.items()})
+    except opa_bindings.OpaError:
+        values, reports = {}, []
+        for name, (query, inputs) in asked.items():
+            values[name], more = _coverage(engine, query, inputs)
+            reports += more
+        return values, reports
+    bound = found[0] if found else {}
+    values = {}
+    for name, (query, inputs) in asked.items():
+        answers, undefined = bound.get(name, {}), opa_bindings.OpaUndefinedError(query)
+        values[name] = [answers.get(str(i), answers.get(i, undefined))
+                        for i in range(len(inputs))]
+    return values, [engine.last_coverage or {"files": {}}]
+
+
+def _opa_outcome_of(value: Any, query: str = QUERY) -> Outcome:
+    """opa_outcome's answer, from a value _coverage gave."""
+    if isinstance(value, opa_bindings.OpaUndefinedError):
+        return Outcome("policy_error", f"{query} is undefined")
+    if isinstance(value, opa_bindings.OpaError):
+        return Outcome("policy_error", f"{value.code}: {value.message}")
+    return _parsed(value)
+
+
+class OpaAnswers:
+    """OPA's answers on the whole corpus, asked once for every test of this module that
+    reads them: per set of pack tables, every case's decision, and the decision's cached
+    and live parts as tollgate asks them, each query asked of all the cases at once
+    (`with input as` each), coverage on. Asking each case alone, once per test, cost
+    three times the evaluations: OPA's evaluation is the cost, not the call."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.decisions: dict[str, Outcome] = {}
+        self.parts: dict[str, tuple[Any, Any]] = {}
+        self.coverage: list[dict[str, Any]] = []
+        groups: dict[str, list[policy_corpus.Case]] = {}
+        for case in CASES:
+            if len(case.input_json) <= 65536:  # the big ones repeat small ones, slowly
+                groups.setdefault(json.dumps(case.tables, sort_keys=True), []).append(case)
+        for cases in groups.values():
+            self._ask(engines.of(cases[0].tables), cases)
+
+    def _ask(self, these: dict[str, Any], cases: list[policy_corpus.Case]) -> None:
+        opa, rvm = these["opa"], these["rvm"]
+        values = [json.loads(c.input_json) for c in cases]
+        split = rvm.split
+        assert split is not None
+        objects = [(c, v) for c, v in zip(cases, values, strict=True) if isinstance(v, dict)]
+        cached_rule, live_rule = rvm.parts
+        keys = [split.key(v) for _, v in objects]
+        # The live part is asked as tollgate asks it: the input with the cached part's
+        # answer. Built here with regorus's answer, so that all is asked in one text;
+        # where OPA's own cached answer differs, its live part is asked again with it.
+        ours = [rvm.answer(cached_rule, key) for key in keys]
+        lives_in = [json.loads(split.live_input(value, json.dumps(value), answer))
+                    for (_, value), answer in zip(objects, ours, strict=True)]
+        # The decision; the pack's word on whether it decides the target's responses,
+        # asked with the target alone, as tollgate asks it; the lists of what the parts
+        # read; and the two parts.
+        targets = [{"target": v["target"]} for v in values
+                   if isinstance(v, dict) and isinstance(v.get("target"), dict)]
+        found, reports = _asked_together(opa, {
+            "decision": (QUERY, values),
+            "responses": ("data.tollgate.decides_responses", targets),
+            "reads": ("data.tollgate.reads", [{}]),
+            "live_reads": ("data.tollgate.live_reads", [{}]),
+            "cached": (cached_rule, [json.loads(k) for k in keys]),
+            "live": (live_rule, lives_in)})
+        self.coverage += reports
+        self.decisions.update((c.name, _opa_outcome_of(v))
+                              for c, v in zip(cases, found["decision"], strict=True))
+        for (case, _), answer, mine, live_in, live in zip(
+                objects, found["cached"], ours, lives_in, found["live"], strict=True):
+            if not isinstance(answer, Exception) and answer != json.loads(mine):
+                live_in["cached"] = answer
+                try:
+                    live = opa.eval_document(live_rule.removeprefix("data."), input=live_in)
+                except opa_bindings.OpaError as exc:
+                    live = exc
+            self.parts[case.name] = (answer, live)
+
+    def decision(self, case: policy_corpus.Case, opa: opa_bindings.OpaEngine) -> Outcome:
+        """OPA's outcome on the case (asked alone where it was not asked with the rest)."""
+        found = self.decisions.get(case.name)
+        return found if found is not None else opa_outcome(opa, case.input_json)
+
+
+@pytest.fixture(scope="module")
+def on_opa(engines: Engines) -> OpaAnswers:
+    return OpaAnswers(engines)
 
 
 def _spans(file: str, ranges: list[dict[str, Any]]) -> set[tuple[Any, ...]]:

@@ -27,19 +27,23 @@ from extproc.policy.embedded import EmbeddedEngine
 from extproc.policy.sources import read_modules
 from extproc.policy.split import CACHE_ENTRIES, Kept, combine, parse_reads, project, steady
 from tests.support import cli
-from tests.support.corpus_inputs import INPUTS, mutated
+from tests.support.corpus_inputs import inputs, mutated
 from tests.support.packs import POLICIES
 
 QUERY = "data.tollgate.decision"
 ENGINE = EmbeddedEngine(read_modules(POLICIES), QUERY)
-SQL_INPUT = next(i for i in INPUTS if isinstance(i, dict) and i.get("sql")
-                 and (i.get("target") or {}).get("protocol") == "postgres"
-                 and i["sql"].get("statements"))
+
+
+def sql_input() -> dict[str, Any]:
+    """A corpus input of a PostgreSQL target's statements."""
+    return next(i for i in inputs() if isinstance(i, dict) and i.get("sql")
+                and (i.get("target") or {}).get("protocol") == "postgres"
+                and i["sql"].get("statements"))
 
 
 @pytest.mark.slow
 def test_every_corpus_input_is_split_without_loss() -> None:
-    cases = [(str(n), i) for n, i in enumerate(INPUTS) if isinstance(i, dict)]
+    cases = [(str(n), i) for n, i in enumerate(inputs()) if isinstance(i, dict)]
     assert len(cases) > 800
     assert split_check.problems(ENGINE, cases) == []
 
@@ -63,8 +67,8 @@ def test_the_shipped_inputs_cover_every_protocol_and_pass() -> None:
 def test_statements_alike_but_for_their_text_share_one_cached_answer() -> None:
     engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
     assert engine.split is not None
-    first = json.loads(json.dumps(SQL_INPUT))
-    second = json.loads(json.dumps(SQL_INPUT))
+    first = json.loads(json.dumps(sql_input()))
+    second = json.loads(json.dumps(sql_input()))
     for value, n in ((first, 1), (second, 2)):
         value["sql"]["statements"][0]["text"] += f" -- {n}"
         value["request"]["body"] = f"another body {n}"
@@ -84,7 +88,7 @@ def test_kept_answers_are_bounded_and_new_with_every_revision() -> None:
     assert kept.get("5") == "{}" and kept.get("6") is None
 
     engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
-    engine.decide_now(json.dumps(SQL_INPUT))
+    engine.decide_now(json.dumps(sql_input()))
     assert engine.split is not None
     assert (len(engine.split.answers), len(engine.split.lives)) == (1, 1)
     asyncio.run(engine.load(read_modules(POLICIES)))
@@ -103,7 +107,7 @@ def test_the_live_part_is_kept_only_where_no_builtin_changes_by_itself() -> None
     engine = EmbeddedEngine(modules, QUERY)
     assert engine.split is not None and not engine.split.steady
     for _ in range(2):
-        engine.decide_now(json.dumps(SQL_INPUT))
+        engine.decide_now(json.dumps(sql_input()))
     assert (len(engine.split.answers), len(engine.split.lives)) == (1, 0)
 
 
@@ -208,7 +212,7 @@ def test_policy_test_names_the_path_a_reads_list_misses(tmp_path: Path) -> None:
     assert '\t"request.headers.impersonate-*",\n' in source
     (pack / "tollgate.rego").write_text(
         source.replace('\t"request.headers.impersonate-*",\n', ""))
-    impersonating = next(i for i in INPUTS if isinstance(i, dict) and any(
+    impersonating = next(i for i in inputs() if isinstance(i, dict) and any(
         h.lower().startswith("impersonate-")
         for h in ((i.get("request") or {}).get("headers") or {})))
     given = tmp_path / "impersonating.json"

@@ -7,10 +7,12 @@ process so tests can assert what it did (and did not) receive.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import http.client
 import json
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from extproc.store import connect
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
 from tests.support.tls import write_tls_files
+from tests.support.zygote import Zygote
 
 # The batch span processor exports every 5 s by default; tests wait on spans.
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
@@ -119,6 +122,22 @@ class Gateway:
 
         stack.wait_until(written, timeout, f"the record of {text!r}")
         return found[-1]
+
+    def the_record(self, matches: Callable[[dict[str, Any]], bool], what: str,
+                   kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        """The one record (of `kind`, if named) that `matches`, once it is written:
+        records are written apart from the answers, in no order a test can count on, so
+        one awaited by its own description never reads another written first, or ahead of
+        it (a hold's `decision` record and its exchange's, say)."""
+        found: list[dict[str, Any]] = []
+
+        def written() -> bool:
+            found[:] = [r for r in self.records(kind) if matches(r)]
+            return bool(found)
+
+        stack.wait_until(written, timeout, what)
+        assert len(found) == 1, f"{len(found)} records are {what}: {found}"
+        return found[0]
 
     def terminal_lines(self, first: Callable[[dict[str, Any]], bool], lines: int,
                        opened_by: str, timeout: float = 15.0) -> list[dict[str, Any]]:
@@ -218,6 +237,29 @@ class Gateway:
 
     def upstream_paths(self) -> list[str]:
         return [r.path for r in self.upstream.requests]
+
+
+_zygote: Zygote | None = None
+
+
+def start_tollgate(config_path: Path, grpc_port: int, work: Path, env: dict[str, str],
+                   name: str, workers: int, forked: bool) -> stack.Process:
+    """`tollgate serve --config CONFIG_PATH`, once its gRPC health says SERVING: forked
+    from the zygote, or (not `forked`) run as stack.start_tollgate runs it."""
+    if not forked:
+        return stack.start_tollgate(config_path, grpc_port, work, env=env, name=name,
+                                    workers=workers)
+    global _zygote
+    if _zygote is None:
+        _zygote = Zygote()
+        atexit.register(_zygote.close)
+    log = work / f"{name}.log"
+    popen = _zygote.fork(["serve", "--config", str(config_path)], {**os.environ, **env},
+                         log, Path.cwd())
+    process = stack.Process(name, popen, log)  # type: ignore[arg-type]  # a Popen's likeness
+    process.ready_or_fail(stack.grpc_serving(grpc_port), 60.0,
+                          f"gRPC health SERVING on {grpc_port}")
+    return process
 
 
 def tollgate_config(
@@ -356,7 +398,9 @@ class GatewayFactory:
         in; Envoy gets its cluster and a stream route ahead of each k8s route).
         `envoy`: a last change to Envoy's bootstrap (shorter timeouts, say). `listener`:
         the port of Envoy's HTTP listener, for a config that names the gateway's URL (a
-        free one by default)."""
+        free one by default). Each tollgate is forked from the test process's zygote
+        (tests/support/zygote.py: `tollgate serve` without its ~2 s of imports), but with
+        several `workers`: then it is `python -m extproc serve`, as their supervisor runs."""
         ports = envoy_bootstrap.Ports(
             listener=listener or stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
@@ -435,9 +479,10 @@ class GatewayFactory:
         processes: list[stack.Process] = []
         try:
             for n, (path, grpc_port) in enumerate(zip(config_paths, grpc_ports, strict=True)):
-                processes.append(stack.start_tollgate(
+                processes.append(start_tollgate(
                     path, grpc_port, work, env={**FAST_EXPORT, **(env or {})},
-                    name="tollgate" if n == 0 else f"tollgate-{n}", workers=workers))
+                    name="tollgate" if n == 0 else f"tollgate-{n}", workers=workers,
+                    forked=workers == 1))
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:
             for process in processes:

@@ -9,6 +9,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+# A shell starts a foreground job with Ctrl-C's signal at its default action, whatever its
+# own parent ignored: a suite run in the background (`make test &`) ignores SIGINT, every
+# process it starts inherits that, and `make` then outlived the Ctrl-C this stops it with.
+AS_A_TERMINAL_STARTS_IT = [
+    sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, "
+    "signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"]
 
 
 @dataclass
@@ -36,8 +44,9 @@ def started_up(argv: list[str], cwd: Path | None, env: dict[str, str] | None,
     """`argv` (`tollgate up`, or `make run`) in a terminal session of its own, once it
     printed that it is up, within `timeout` s. However the block ends, it is stopped as
     Ctrl-C stops it (SIGINT to its process group), killed only after 30 s."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, cwd=cwd, env=env, start_new_session=True)
+    process = subprocess.Popen([*AS_A_TERMINAL_STARTS_IT, *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env,
+                               start_new_session=True)
     lines: queue.Queue[str | None] = queue.Queue()
     assert process.stdout is not None
     threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
