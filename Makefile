@@ -139,8 +139,9 @@ test-report: $(VENV)/.test-deps
 
 # pyproject.toml says what the markers mean; tests/conftest.py marks most e2e tests. The
 # recordings page's tests read the player (on SQLite they are not e2e).
+# tests/e2e/ is not even collected: its modules import the clients they drive.
 test-unit: $(VENV)/.test-deps $(COMPILED) $(PLAYER)
-	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto
+	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto --ignore=tests/e2e
 
 # The tests that need more than their own process (real Envoy, tollgate, databases,
 # browsers, the agents' venvs): what make test runs beside test-unit's, but for the

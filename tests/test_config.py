@@ -286,6 +286,7 @@ def test_cli_missing_file_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"tollgate: {tmp_path / 'nope.yaml'}: no such file"
 
 
+@pytest.mark.slow
 def test_cli_bad_key_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, {**MINIMAL, "telemetry": {"otlp": "x"}})
     result = run_cli("serve", "--config", str(path))
@@ -294,6 +295,7 @@ def test_cli_bad_key_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     assert f"{path}: telemetry.otlp: unknown key" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_policy_syntax_error_refuses_to_start_naming_file_and_line(tmp_path: Path) -> None:
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -304,6 +306,7 @@ def test_cli_policy_syntax_error_refuses_to_start_naming_file_and_line(tmp_path:
     assert "Stack backtrace" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_policy_dir_refuses_to_start(tmp_path: Path) -> None:
     result = run_cli("serve", "--config", str(write(tmp_path, MINIMAL)))
     assert result.returncode == 2

@@ -403,6 +403,7 @@ def test_compose_has_every_service() -> None:
     assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
 
 
+@pytest.mark.slow
 def test_compose_matches_the_compose_spec() -> None:
     result = run([tool("check-jsonschema", "check-jsonschema"),
                   "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
@@ -584,6 +585,7 @@ def test_k8s_manifests_are_listed_and_well_formed() -> None:
             assert doc.get("metadata", {}).get("name"), f"{name}: a {doc['kind']} has no name"
 
 
+@pytest.mark.slow
 def test_k8s_rendered_objects_match_the_kubernetes_schema(
     rendered: list[dict[str, Any]],
 ) -> None:
@@ -1069,6 +1071,7 @@ def test_compose_health_checks_pass_on_the_running_services(live: LiveStack) -> 
     assert healthcheck("demo-mcp", {f", {mcp_port})": f", {live.ports.mcp})"}) == 0
 
 
+@pytest.mark.slow
 def test_compose_health_checks_fail_when_nothing_serves() -> None:
     admin_port = load_yaml(BOOTSTRAP)["admin"]["address"]["socket_address"]["port_value"]
     upstream_port = clusters()["demo_upstream"][1]

@@ -30,6 +30,7 @@ def raw(text: str) -> list[str]:
     return [c for c in text if c != "\n" and unicodedata.category(c) in UNSAFE_CATEGORIES]
 
 
+@pytest.mark.slow
 def test_the_unsafe_class_is_unicodes_controls_format_characters_and_separators() -> None:
     """UNSAFE holds exactly what this Python's Unicode table files as Cc, Cf, Cs, Zl or Zp
     (plus format characters of later Unicode versions, for the terminals that know them)."""

@@ -50,6 +50,7 @@ def test_the_code_obeys_the_contract() -> None:
     assert "broken" in result.stdout and " 0 broken" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("module", "line", "rule"), [
     # The foundation importing a service: the layers.
     ("codecs/jsonenc.py", "from extproc import masking", "Layers:"),

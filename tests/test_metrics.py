@@ -338,6 +338,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_several_worker_processes_are_added_up(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tmp_path / "metrics"

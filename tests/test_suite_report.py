@@ -56,6 +56,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_run_leaves_each_test_s_cost_and_a_report_naming_why_it_was_slow(
         measured: Path) -> None:
     folder = measured

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from extproc.admin.approvals.api import ApprovalsApi
 from extproc.admin.recordings.readers import Readers
 from extproc.approvals.store import ApprovalStore
@@ -130,6 +132,7 @@ async def test_a_listing_of_one_requesters_approvals_and_of_decided_ones(
         assert (status, refused["error"]) == (400, "bad_request")
 
 
+@pytest.mark.slow
 async def test_a_grant_a_retry_used_shows_what_the_retry_did(
         store_url: str, tmp_path: Path, signer: Signer) -> None:
     """The held request's client left; the grant was then used by a retry on another

@@ -271,6 +271,7 @@ MEMBER = st.tuples(NAME, st.sampled_from(["file", "file", "dir", "symlink", "har
 FORMAT = st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 
 
+@pytest.mark.slow
 @settings(derandomize=True, database=None, max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(MEMBER, min_size=0, max_size=6), FORMAT, st.data())

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.docs.pages import DOCS, REPO
 
 
@@ -21,6 +23,7 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
         check=False)
 
 
+@pytest.mark.slow
 def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
     result = build(REPO / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr
@@ -37,6 +40,7 @@ def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
     assert not (tmp_path / "site" / "hooks").exists()
 
 
+@pytest.mark.slow
 def test_a_broken_anchor_fails_the_build(tmp_path: Path) -> None:
     shutil.copytree(DOCS, tmp_path / "docs")
     shutil.copy(REPO / "mkdocs.yml", tmp_path / "mkdocs.yml")

@@ -128,6 +128,7 @@ def test_skipped():
 """
 
 
+@pytest.mark.slow
 def test_the_plugin_reports_each_test_and_fails_one_past_its_deadline(
         tmp_path: Path) -> None:
     (tmp_path / "test_suite.py").write_text(SUITE)

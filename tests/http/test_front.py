@@ -221,6 +221,7 @@ def immediate_json(reply: ProcessingResponse) -> tuple[int, dict[str, Any]]:
     return reply.immediate_response.status.code, json.loads(reply.immediate_response.body)
 
 
+@pytest.mark.slow
 def test_headers_only_request_is_one_message_each_way_then_the_stream_ends() -> None:
     async def scenario(stream: Stream) -> None:
         reply = await stream.send(get())

@@ -89,6 +89,7 @@ STREAM = (f": {CARD}\r\nid: {KEY}\revent: message\ndata: {NOTE}\r\n\r\n"
           f"data: {json.dumps({'jsonrpc': '2.0', 'id': 7, 'result': {'t': CARD}})}\n\n").encode()
 
 
+@pytest.mark.slow
 async def test_an_event_cut_between_chunks_at_every_byte_reads_the_same() -> None:
     _, whole = await streamed([STREAM])
     out = sent(whole)

@@ -35,6 +35,7 @@ def payload(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return found.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_payload_is_read_for_its_module_and_arguments(payload: bytes) -> None:
     upload = read_upload(payload)
     assert upload["kind"] == "ansible", upload

@@ -229,6 +229,7 @@ LOOK_ALIKE = st.sampled_from(["x-impersonate-user", "impersonate", "impersonate_
                               "x-impersonate-extra-a"])
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(name=IMPERSONATING, value=st.text(min_size=1, max_size=20))
 def test_an_impersonation_header_in_any_case_is_refused(

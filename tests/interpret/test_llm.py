@@ -168,6 +168,7 @@ def test_odd_members_are_read_as_far_as_they_go() -> None:
                                                               (None, "n", None, [])]
 
 
+@pytest.mark.slow
 @given(JSON)
 def test_any_json_reads_as_a_request_without_raising(body: Any) -> None:
     error = chat_request(body)["error"]
@@ -425,6 +426,7 @@ VARIANTS = [STREAM, STREAM.replace(b"\r\n", b"\n").replace(b"\r", b"\n"), STREAM
             STREAM[:-2] + b"\r"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", VARIANTS, ids=["whole", "lf-only", "no-blank", "cr"])
 def test_a_stream_split_at_any_byte_reads_the_same(data: bytes) -> None:
     whole = results(*read([data]))

@@ -144,6 +144,7 @@ def test_a_writes_columns_are_read_as_the_server_lexes_it() -> None:
     assert len(parsed('SELECT "a"', "mysql", True)) == 2  # "..." a string, and a name
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(value=st.binary(max_size=64) | st.lists(st.sampled_from(
     [b"'", b"\\", b"\x00", b'"', b"\xff", b"\xc3", b"\xa9", b"\n", b"\x1a", b"%", b"_",

@@ -114,6 +114,7 @@ def test_a_destructive_command_is_found_and_its_look_alike_is_not(
     assert not refused(commands(harmless)), commands(harmless)
 
 
+@pytest.mark.slow
 def test_a_long_chain_of_wrappers_gives_some_layers_and_always_the_command() -> None:
     found = commands("nohup " * 20_000 + "rm -rf /")
     assert len(found) == 17 and found[-1] == ["rm", "-rf", "/"]

@@ -473,6 +473,7 @@ def test_sqlglot_fallbacks_do_not_log(caplog: pytest.LogCaptureFixture) -> None:
     assert [r for r in caplog.records if r.name.startswith("sqlglot")] == []
 
 
+@pytest.mark.slow
 def test_checking_a_dialect_name_loads_no_parser() -> None:
     """A command that reads a config but no SQL (`tollgate token`, `audit`) stays fast."""
     code = ("import sys; from extproc import config; from extproc.cli import QUICKSTART_CONFIG; "

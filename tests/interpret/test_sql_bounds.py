@@ -296,6 +296,7 @@ conditions = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(conditions)
 def test_generated_conditions_bound_as_the_rule_says(cond: Cond) -> None:

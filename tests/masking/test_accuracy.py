@@ -80,6 +80,7 @@ def _recall(kind: str) -> tuple[float, int, int]:
     return tally.rate, tally.hits, tally.total
 
 
+@pytest.mark.slow
 def test_floors_name_every_type_of_the_set() -> None:
     """A type the set gains (or a vendor, or a hard negative kind) gets a floor here."""
     personal, secrets = scores()["personal"], scores()["secrets"]

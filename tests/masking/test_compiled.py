@@ -99,6 +99,7 @@ def _form_of(copy: Path, **env: str) -> subprocess.CompletedProcess[str]:
         text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_a_module_changed_since_it_was_compiled_runs_the_package_plain(tmp_path: Path) -> None:
     copy = _package_copy(tmp_path)
     fresh = _form_of(copy)

@@ -39,6 +39,7 @@ def cut_at(text: str, cuts: list[int]) -> list[str]:
 
 # -- PartStream: the mechanism -----------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [LONG, CLEAN], ids=["secrets", "clean"])
 def test_parts_cut_in_two_anywhere_join_as_the_whole(masker: Masker, text: str) -> None:
     expected, _ = masker.mask_text(text, SPEC)

@@ -71,6 +71,7 @@ _FRAGMENTS = ["ssn=", "password=", "x?", "&", " ", "123-45-6789", "hunter2", "ok
               "4111 1111 1111 1111", "=", "/"]
 
 
+@pytest.mark.slow
 @given(st.lists(st.lists(st.sampled_from(_FRAGMENTS), max_size=5).map("".join),
                 min_size=1, max_size=6))
 @settings(max_examples=300, deadline=None)

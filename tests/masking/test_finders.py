@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ _ASSIGNMENT_TEXT = st.lists(
 ).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, derandomize=True, database=None, deadline=None)
 @given(text=_ASSIGNMENT_TEXT)
 @example(text="a=" + "x" * 510 + "/kk=v")  # a key would start inside a capped value

@@ -260,6 +260,7 @@ def test_no_false_positives_in_a_class(name: str) -> None:
     assert len(hits) <= bound * PER_CLASS, list(hits.items())[:5]
 
 
+@pytest.mark.slow
 def test_the_false_positive_rate_over_all_classes_is_below_half_a_percent() -> None:
     texts = [text for name, (make, _) in CLASSES.items() for text in samples(name, make)]
     assert sum(1 for text in texts if flagged(text)) < 0.005 * len(texts)

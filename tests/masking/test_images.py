@@ -37,6 +37,7 @@ def text_in(data: bytes) -> str:
     return "\n".join("".join(c.text for c in line if not c.text.isspace()) for line in lines)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["PNG", "JPEG"])
 def test_a_card_number_and_an_address_are_covered_and_nothing_else(kind: str) -> None:
     data = drawn([f"Card {CARD}", f"Mail: {MAIL}", "Invoice total"], kind=kind)

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from functools import cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,7 @@ def _all() -> list[Sample]:
     return s.personal + s.secrets + s.negatives
 
 
+@pytest.mark.slow
 def test_same_seed_same_set_other_seed_other_set() -> None:
     """Whatever the process's global `random` holds (some Faker providers draw from it)."""
     state = random.getstate()

@@ -652,6 +652,7 @@ _PIECES = st.sampled_from([
     "2123 45670 1", "ABN", "51 824 753 556", "PAN", "ABCPE1234F"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(pieces=st.lists(_PIECES, max_size=12))
 def test_gates_hold_for_any_mix_of_cues_and_numbers(pieces: list[str]) -> None:

@@ -39,6 +39,7 @@ def test_a_policy_asks_for_the_model_by_kind() -> None:
         spec_of([{"detectors": ["all"], "model": ["faces"]}])
 
 
+@pytest.mark.slow
 def test_the_model_is_in_no_default(reading: Masker) -> None:
     """`all` detectors, the record's mask: the model does not run."""
     assert MaskSpec().model == frozenset()

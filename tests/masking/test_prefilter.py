@@ -124,6 +124,7 @@ _PEMISH = st.lists(st.sampled_from(
 ).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=400)
 @given(_PEMISH)
 def test_key_blocks_from_the_pass_are_those_a_search_finds(text: str) -> None:
@@ -292,6 +293,7 @@ def test_another_pattern_is_another_entry_and_a_damaged_one_is_compiled_anew(
     assert damaged.scan(b"a token", b"")[found] == [7]
 
 
+@pytest.mark.slow
 def test_every_process_registers_the_same_patterns_in_the_same_order() -> None:
     """The cache's key is the patterns with their ids: a registration that followed a set's
     order (a string hash, random per process) would miss it in every new process."""

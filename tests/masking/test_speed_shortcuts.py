@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def _plain_in_text(window: bytes) -> phone_context.Context | None:
     return best[2] if len(filler) <= 24 and not re.search(rb"[0-9]", filler) else None
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(window=windows)
 def test_a_label_is_read_from_the_words_before_the_number(window: bytes) -> None:
@@ -76,6 +78,7 @@ def test_a_label_is_read_from_the_words_before_the_number(window: bytes) -> None
 _CONTEXT_WORDS = (b"phone", b"tel", b"telephone", b"cell", b"sms")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(before=st.lists(st.sampled_from(
     [*(w.decode() for w in _CONTEXT_WORDS), "s", "x", "é", "TEL", " ", "\x00", "1", "_"]),
@@ -107,6 +110,7 @@ digit_texts = st.lists(st.one_of(
                      b"\n", b"+"])), max_size=8).map(b"".join)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(raw=digit_texts)
 def test_the_trunk_form_is_read_from_the_first_place_the_pass_found(raw: bytes) -> None:
@@ -150,6 +154,7 @@ _PLAIN_BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]|&(?![A-Za-z0-9_.-]{1,64}=)){
                          % (generic_secrets.MAX_VALUE + 1))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(raw=values, at=st.integers(0, 300))
 def test_a_bare_value_is_read_in_runs(raw: bytes, at: int) -> None:
@@ -184,6 +189,7 @@ def _plain_entropy(value: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values()) if n else 0.0
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(value=values, password=st.booleans())
 def test_a_value_is_judged_by_its_classes_of_bytes(value: bytes, password: bool) -> None:

@@ -45,6 +45,7 @@ def stream_out(masker: Masker, chunks: list[str], spec: MaskSpec = SPEC) -> str:
     return "".join(stream.feed(c) for c in chunks) + stream.finish()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [TEXT, UNICODE], ids=["secrets", "unicode"])
 def test_cut_in_two_at_every_position(masker: Masker, text: str) -> None:
     expected, _ = masker.mask_text(text, SPEC)

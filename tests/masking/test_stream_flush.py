@@ -10,6 +10,7 @@ clear, whatever the text around it and wherever the pauses fall.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +58,7 @@ prose = st.lists(st.one_of(st.sampled_from(WORDS), st.sampled_from(VALUES)), min
                          lambda seps: "".join(p + s for p, s in zip(parts, seps, strict=True))))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(cut_up(prose))
 def test_values_written_with_pauses_are_masked_as_whole(case: tuple[str, list[int], set[int]]
@@ -74,6 +76,7 @@ on_its_line = st.tuples(anything, st.sampled_from(VALUES), anything).map(
     lambda t: f"{t[0]}\n{t[1]}\n{t[2]}")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(cut_up(on_its_line))
 def test_a_value_on_its_line_never_shows_whatever_the_pauses(
@@ -85,6 +88,7 @@ def test_a_value_on_its_line_never_shows_whatever_the_pauses(
         assert value not in out
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(cut_up(anything))
 def test_without_a_pause_the_output_is_mask_text(case: tuple[str, list[int], set[int]]) -> None:

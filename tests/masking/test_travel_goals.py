@@ -42,6 +42,7 @@ def clean(s: Score) -> float:
     return Score.total(s.clean.values()).rate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cls", "floor"), sorted(CLEAN_FLOORS.items()))
 def test_each_class_is_masked_clean_at_least_as_often_as_its_floor(cls: str, floor: float
                                                                    ) -> None:

@@ -153,6 +153,7 @@ CHECKS = {
 }
 
 
+@pytest.mark.slow
 def test_same_seed_same_set_other_seed_other_set() -> None:
     """Byte for byte, whatever the process's global `random` holds."""
     state = random.getstate()

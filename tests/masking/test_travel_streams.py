@@ -51,6 +51,7 @@ def cut(text: str, at: list[int]) -> list[str]:
     return [text[a:b] for a, b in pairwise(bounds)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", CLASSES)
 def test_a_short_text_of_each_class_cut_in_two_anywhere(cls: str) -> None:
     text = texts()[cls][0][:700]
@@ -59,6 +60,7 @@ def test_a_short_text_of_each_class_cut_in_two_anywhere(cls: str) -> None:
         assert streamed(cut(text, [at]), parts=False) == (whole, dict(counts)), (cls, at)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_every_class_cut_into_chunks_or_parts_masks_as_whole(data: st.DataObject) -> None:

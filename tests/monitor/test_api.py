@@ -198,6 +198,7 @@ async def test_a_range_it_cannot_show_is_a_400(sqlite_url: str, tmp_path: Path) 
                 assert says in body["message"], (query, body)
 
 
+@pytest.mark.slow
 async def test_one_identity_per_minute_with_its_latest_alerts_and_refusals(
         store_url: str, tmp_path: Path, signer: Signer) -> None:
     """An identity's hour is 60 minutes, oldest first, the minutes without counts at

@@ -225,6 +225,7 @@ def test_a_payload_of_16_mib_or_more_goes_as_several_packets(
     assert packet.last_seq == (254 + len(wire_sizes) - 1) & 0xFF
 
 
+@pytest.mark.slow
 @settings(PROPERTIES, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([MAX_PAYLOAD - 1, MAX_PAYLOAD, MAX_PAYLOAD + 7,
                         2 * MAX_PAYLOAD]),
@@ -389,6 +390,7 @@ TYPED_VALUE = st.sampled_from(sorted({*FIXED, *TEMPORAL, *LENGTH_ENCODED_TYPES})
     lambda t: st.tuples(st.just(t), st.none() | binary_value(t)))
 
 
+@pytest.mark.slow
 @PROPERTIES
 @given(st.lists(TYPED_VALUE, max_size=20))
 def test_binary_rows_read_back(typed: list[tuple[int, bytes | None]]) -> None:
@@ -873,6 +875,7 @@ PARAMETER = st.sampled_from(sorted({*FIXED, *TEMPORAL, *LENGTH_ENCODED_TYPES})).
                         st.none() | binary_value(t)))
 
 
+@pytest.mark.slow
 @settings(PROPERTIES, max_examples=40)
 @given(st.lists(PARAMETER, max_size=12), st.integers(0, 2**32 - 1), st.booleans())
 def test_executes_read_back_binding_their_types_or_the_last_ones(

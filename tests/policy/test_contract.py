@@ -302,6 +302,7 @@ def captured() -> dict[str, list[dict[str, Any]]]:
     return inputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_inputs_the_servicer_sends_match_the_schema(
     scenario: str, captured: dict[str, list[dict[str, Any]]]

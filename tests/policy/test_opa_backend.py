@@ -84,6 +84,7 @@ def write_policy(directory: Path, source: str, name: str = "policy.rego") -> Pat
     return directory
 
 
+@pytest.mark.slow
 async def test_uploads_the_policy_dir_and_decides_as_the_embedded_engine(
         opa: OpaStandIn) -> None:
     embedded = EmbeddedEngine(read_modules(POLICIES), "data.tollgate.decision")
@@ -182,6 +183,7 @@ async def test_refuses_to_start_without_the_querys_package(
             pass
 
 
+@pytest.mark.slow
 async def test_without_upload_it_uses_what_opa_holds(tmp_path: Path) -> None:
     with OpaStandIn(POLICIES) as opa:
         before = dict(opa.policies)
@@ -228,6 +230,7 @@ async def test_reload_keeps_the_old_version_in_opa_when_the_new_one_breaks(
         assert (await decide(engine, SELECT)).rules == ("v2",)
 
 
+@pytest.mark.slow
 def test_serve_refuses_to_start_when_opa_is_down(opa: OpaStandIn, tmp_path: Path) -> None:
     opa.stop()
     path = tmp_path / "tollgate.yaml"

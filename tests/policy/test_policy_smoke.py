@@ -146,6 +146,7 @@ async def test_at_start_a_pack_failing_its_smoke_set_is_not_served(
     assert BROKEN[breakage][1].format(file=directory / "policy.rego") in str(refused.value)
 
 
+@pytest.mark.slow
 async def test_the_default_pack_passes_its_smoke_set() -> None:
     engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
     checked = await vetted_start(engine, POLICIES)

@@ -57,6 +57,7 @@ def test_a_rule_that_is_not_false_decides_every_response() -> None:
 UNDECIDED = [c for c in load() if "http" in c.spec and not hint(target_of(c.spec))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", UNDECIDED, ids=[c.name for c in UNDECIDED])
 def test_no_response_moves_a_decision_the_pack_does_not_take_again(case: Case) -> None:
     request = {k: v for k, v in case.spec.items() if k not in ("phase", "response_http")}

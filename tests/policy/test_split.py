@@ -205,6 +205,7 @@ def test_the_parts_combine_by_the_documented_rule() -> None:
         combine(allow, text(action="permit"))
 
 
+@pytest.mark.slow
 def test_policy_test_names_the_path_a_reads_list_misses(tmp_path: Path) -> None:
     pack = tmp_path / "policies"
     shutil.copytree(POLICIES, pack)

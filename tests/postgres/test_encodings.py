@@ -106,6 +106,7 @@ def sequences(encoding: encodings.Encoding) -> Iterator[bytes]:
                     for c in range(0x100))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", READ, ids=SERVER)
 def test_ascii_bytes_are_ascii_characters_and_nothing_else_is(
         encoding: encodings.Encoding) -> None:
@@ -123,6 +124,7 @@ def test_ascii_bytes_are_ascii_characters_and_nothing_else_is(
         assert encoding.decode(encoding.encode(text)) == text, sequence.hex()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", READ, ids=SERVER)
 def test_no_character_is_written_as_bytes_that_read_otherwise(
         encoding: encodings.Encoding) -> None:

@@ -19,6 +19,7 @@ from tests.support.folders import passable_folder
 from tests.support.processes import process_uid
 
 
+@pytest.mark.slow
 def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
     """A password with a quote and a backslash is the account's, as given: the seed's
     literals are escaped as the server reads them. The account alone may use nothing;
@@ -54,6 +55,7 @@ def test_the_server_is_seeded_and_the_gateway_account_logs_in() -> None:
             assert server.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_temporary_folder_its_account_cannot_write_is_no_matter(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """$TMPDIR passable but not writable for `mysql` (as a user's own): the server and

@@ -184,6 +184,7 @@ def running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("leaving", ["os._exit(0)", "raise SystemExit(1)"])
 def test_a_writer_whose_request_process_is_gone_writes_what_it_was_sent_then_ends(
     sqlite_url: str, signer: Signer, tmp_path: Path, leaving: str,
@@ -217,6 +218,7 @@ os._exit(0)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", ["alone", "threaded"])
 def test_a_process_running_one_thread_forks_its_writer_itself(
     sqlite_url: str, signer: Signer, tmp_path: Path, threads: str,

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+import pytest
 
 from extproc.admin.recordings import Readers, RecordingsApi
 from extproc.admin.recordings.report import Reports
@@ -293,6 +294,7 @@ async def test_a_trace_s_records_as_stored_masked(store_url: str, tmp_path: Path
     assert "DROP TABLE customers" in text and "jane.doe@example.com" not in text
 
 
+@pytest.mark.slow
 async def test_the_compliance_report_for_readers(store_url: str, tmp_path: Path,
                                                  signer: Signer) -> None:
     """`/recordings/report`: the period's report as signed JSON or as a page (under a

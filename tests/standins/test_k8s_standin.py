@@ -34,6 +34,9 @@ from tests.support.echo import upper_echo
 from tests.support.tls import TlsFiles
 from tests.support.websocket import WebSocket
 
+# The real kubectl, run as a command.
+pytestmark = pytest.mark.e2e
+
 TOKEN = "standin-token-7f3a"
 DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 LOGIN = "error: You must be logged in to the server"

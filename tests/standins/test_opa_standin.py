@@ -28,6 +28,9 @@ import pytest
 from tests import policy_corpus
 from tests.standins.opa_standin import OpaStandIn, PolicyRejected
 
+# Each stand-in compiles the whole pack on the real OPA engine (~0.3 s of CPU).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
 DECISION = "/v1/data/tollgate/decision"

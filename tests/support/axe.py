@@ -7,6 +7,7 @@ content security policy does not govern: nothing is added to what the page itsel
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,19 @@ AXE = REPO / "build" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
 
 
+@functools.cache
+def _engine() -> str:
+    return AXE.read_text(encoding="utf-8")
+
+
 def serious_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's violations of impact serious or critical on the page as it stands, each
     as {id, impact, help, targets}."""
     if not AXE.exists():
         pytest.fail(f"no {AXE}: `make test` installs axe-core there (npm install --prefix "
                     "build/npm axe-core)")
-    page.evaluate(AXE.read_text(encoding="utf-8"))
+    if not page.evaluate("typeof axe !== 'undefined'"):  # once per document, not per check
+        page.evaluate(_engine())
     found = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
