@@ -15,6 +15,8 @@ import pytest
 from tests.support import suite_report
 
 REPO = Path(__file__).resolve().parents[1]
+# Each test reads a pytest run of its own (~7 s of CPU).
+pytestmark = pytest.mark.slow
 
 MEASURED = '''
 import subprocess
@@ -39,6 +41,11 @@ def test_waits_on_a_command():
 
 def test_fails():
     assert False
+
+
+@pytest.mark.xfail(strict=True)
+def test_expected_to_fail():
+    assert False
 '''
 
 
@@ -56,18 +63,19 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.slow
 def test_a_run_leaves_each_test_s_cost_and_a_report_naming_why_it_was_slow(
         measured: Path) -> None:
     folder = measured
     lines = [json.loads(line) for path in folder.glob("*.jsonl")
              for line in path.read_text().splitlines()]
     tests = {line["id"].split("::")[1]: line for line in lines if line["kind"] == "test"}
-    assert set(tests) == {"test_sleeps", "test_waits_on_a_command", "test_fails"}
+    assert set(tests) == {"test_sleeps", "test_waits_on_a_command", "test_fails",
+                          "test_expected_to_fail"}
     assert tests["test_sleeps"]["sleeping"] >= 0.85  # the fixture's 0.3 s and its own 0.6 s
     assert tests["test_sleeps"]["phases"]["setup"] >= 0.3
     assert tests["test_waits_on_a_command"]["commands"] >= 0.6
     assert tests["test_fails"]["outcome"] == "failed in call"
+    assert tests["test_expected_to_fail"]["outcome"] == "xfailed in call"
     fixtures = [line for line in lines if line["kind"] == "fixture"]
     assert any(f["name"] == "slow_set_up" and f["wall"] >= 0.3 for f in fixtures)
     report = (folder / "report.md").read_text()  # written though a test failed

@@ -236,8 +236,11 @@ class Recorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._phases[report.when] = round(report.duration, 4)
-        if report.outcome != "passed" and self._outcome == "passed":
-            self._outcome = f"{report.outcome} in {report.when}"
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):  # an expected failure, as pytest's summary names it
+            outcome = "xfailed" if report.skipped else "xpassed"
+        if outcome != "passed" and self._outcome == "passed":
+            self._outcome = f"{outcome} in {report.when}"
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any],
