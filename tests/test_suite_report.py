@@ -73,14 +73,15 @@ def test_a_run_leaves_each_test_s_cost_and_a_report_naming_why_it_was_slow(
                           "test_expected_to_fail"}
     assert tests["test_sleeps"]["sleeping"] >= 0.85  # the fixture's 0.3 s and its own 0.6 s
     assert tests["test_sleeps"]["phases"]["setup"] >= 0.3
-    assert tests["test_waits_on_a_command"]["commands"] >= 0.6
+    waited = tests["test_waits_on_a_command"]
+    assert 0.6 <= waited["commands"] <= waited["wall"]  # subprocess.run's wait counted once
     assert tests["test_fails"]["outcome"] == "failed in call"
     assert tests["test_expected_to_fail"]["outcome"] == "xfailed in call"
     fixtures = [line for line in lines if line["kind"] == "fixture"]
     assert any(f["name"] == "slow_set_up" and f["wall"] >= 0.3 for f in fixtures)
     report = (folder / "report.md").read_text()  # written though a test failed
     rows = [row for row in report.splitlines() if row.startswith("| test_measured.py::")]
-    assert "test_sleeps" in rows[0] and "sleeping" in rows[0]
+    assert any("test_sleeps" in row and "sleeping" in row for row in rows)
     assert any("test_waits_on_a_command" in row and "waiting on commands" in row for row in rows)
     assert "runs (wall): main" in report
 

@@ -29,6 +29,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator
@@ -112,13 +113,23 @@ def _timed_context(kind: str, function: Callable[..., Any]) -> Callable[..., Any
     return wrapper
 
 
+# The meters a thread is inside: Popen.communicate waits with Popen.wait, and the time
+# is counted once, by the outer call.
+_INSIDE = threading.local()
+
+
 def _accumulating(attribute: str, function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        inside: set[str] = _INSIDE.__dict__.setdefault("meters", set())
+        if attribute in inside:
+            return function(*args, **kwargs)
+        inside.add(attribute)
         began = time.monotonic()
         try:
             return function(*args, **kwargs)
         finally:
+            inside.discard(attribute)
             setattr(METER, attribute, getattr(METER, attribute) + time.monotonic() - began)
     return wrapper
 
