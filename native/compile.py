@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import stat
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +37,10 @@ WORK = ROOT / "build" / "compiled"
 CACHE_KEPT = 4
 # No debug symbols (a tenth the size), and no warnings: they are about Cython's C.
 C_FLAGS = ["-g0", "-w"]
+
+# The user's cache, as tollgate keeps it (this runs before the package is installed).
+sys.path.insert(0, str(ROOT))
+from extproc.codecs import user_cache  # noqa: E402
 
 
 def _compiled_module() -> ModuleType:
@@ -51,11 +54,8 @@ def _compiled_module() -> ModuleType:
 
 
 def cache_folder() -> Path:
-    """Where builds are kept across checkouts (the policy smoke set's cache's parent)."""
-    if base := os.environ.get("TOLLGATE_CACHE"):
-        return Path(base) / "compiled"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "tollgate" / "compiled"
+    """Where builds are kept across checkouts (codecs/user_cache.py's folder for them)."""
+    return user_cache.folder("compiled")
 
 
 def cache_key(digests: dict[str, str], cython_version: str) -> str:
@@ -67,23 +67,15 @@ def cache_key(digests: dict[str, str], cython_version: str) -> str:
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _trusted(path: Path) -> bool:
-    """The user's own, and writable by no one else: a cache another account could write
-    would let it choose the code masking runs."""
-    try:
-        info = path.lstat()
-    except OSError:
-        return False
-    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
 def from_cache(key: str, names: tuple[str, ...]) -> list[Path] | None:
     """The cached build of `key`, when it holds a module for every name; else None."""
     folder = cache_folder() / key
-    if not (_trusted(folder.parent) and _trusted(folder)):
+    # Only the user's own, writable by no one else: a cache another account could write
+    # would let it choose the code masking runs.
+    if not (user_cache.owned(folder.parent) and user_cache.owned(folder)):
         return None
     found = [next(iter(sorted(folder.glob(f"{name}.*.so"))), None) for name in names]
-    if any(path is None or not _trusted(path) for path in found):
+    if any(path is None or not user_cache.owned(path) for path in found):
         return None
     return [path for path in found if path is not None]
 

@@ -31,12 +31,20 @@ def _own(info: os.stat_result) -> bool:
     return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
+def owned(path: Path) -> bool:
+    """`path` (not followed if a link) is the user's own and writable by no one else."""
+    try:
+        return _own(path.lstat())
+    except OSError:
+        return False
+
+
 def read(kind: str, key: str) -> bytes | None:
     """The entry `key` of `kind`; None when there is none, or it is not the user's own."""
     where = folder(kind)
     try:
         with open(where / key, "rb") as entry:
-            if not (_own(os.fstat(entry.fileno())) and _own(where.lstat())):
+            if not (_own(os.fstat(entry.fileno())) and owned(where)):
                 return None
             return entry.read()
     except OSError:
