@@ -11,6 +11,7 @@ import stat
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -47,12 +48,15 @@ hypothesis_settings.load_profile(os.environ.get("TOLLGATE_HYPOTHESIS", "default"
 
 
 # What tollgate caches for a user (the Rego tests a pack passed: policy/smoke.py) goes to
-# a folder of this run's, never to the user's ~/.cache; set before any process starts,
-# so every xdist worker and every gateway they start share it.
+# a folder of this run's, never to the user's ~/.cache, and what other tools keep in the
+# user's ~/.config (Chromium's crash reports, matplotlib's font list) to another; set
+# before any process starts, so every xdist worker and every process they start share them.
 if "TOLLGATE_CACHE" not in os.environ:
-    _CACHE = os.environ["TOLLGATE_CACHE"] = tempfile.mkdtemp(prefix="tollgate-test-cache-")
+    _RUN = tempfile.mkdtemp(prefix="tollgate-test-run-")
+    os.environ["TOLLGATE_CACHE"] = os.path.join(_RUN, "cache")
+    os.environ["XDG_CONFIG_HOME"] = os.path.join(_RUN, "config")
     _OWNER = os.getpid()
-    atexit.register(lambda: os.getpid() == _OWNER and shutil.rmtree(_CACHE, True))
+    atexit.register(lambda: os.getpid() == _OWNER and shutil.rmtree(_RUN, True))
 
 
 # Devices the suite must leave as it found them: a shell run as root once wrote a regular
@@ -111,6 +115,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for line in said:
             if reporter is not None:
                 reporter.write_line(f"FAILED: {line}", red=True)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist worksteal` with a module's tests kept in one process where it can be
+    (tests/support/scheduling.py): its shared set-up made once, not once per process."""
+    if config.getvalue("dist") == "worksteal":
+        from tests.support.scheduling import ModuleStealing
+
+        return ModuleStealing(config, log)
+    return None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# What the test suite needs from the system, beyond what pip installs: Debian's Chromium,
-# which tests/e2e/test_approvals_page.py drives through Playwright (Playwright never downloads
-# a browser here, and those tests fail, not skip, without it), and Debian's
+# What the test suite needs from the system, beyond what pip installs: Debian's Chromium as
+# its headless shell (the same build, without a browser's window, the renderer of its own
+# interface and its compositor: a third of the CPU per page of the full browser run
+# headless), which the admin pages' tests drive through Playwright (Playwright never
+# downloads a browser here, and those tests fail, not skip, without it), and Debian's
 # postgresql-client, whose psql the PostgreSQL front's tests use as agents do; Pango
 # (with HarfBuzz's subsetter), which `tollgate audit report --format pdf` needs at run time
 # through WeasyPrint, and poppler-utils, whose pdftoppm and pdftotext read the PDF back in
@@ -27,9 +29,9 @@ if [ "$(id -u)" -eq 0 ] && ! getent passwd "$ACCOUNT" >/dev/null; then
     say "created the account $ACCOUNT, which the SSH tests' sshd runs as"
 fi
 
-CHROMIUM=/usr/bin/chromium
+CHROMIUM=/usr/bin/chromium-headless-shell
 missing=()
-[ -x "$CHROMIUM" ] || missing+=(chromium)
+[ -x "$CHROMIUM" ] || missing+=(chromium-headless-shell)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)

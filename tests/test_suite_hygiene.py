@@ -28,7 +28,8 @@ def test_a_regular_file_where_a_device_should_be_is_named(
 def test_a_name_left_in_the_home_folder_or_a_file_changed_in_etc_is_named(
         tmp_path: Path) -> None:
     """The suite's footprint outside its temporary folders (tests/support/footprint.py):
-    a new dotfile in the home folder, a key in ~/.ssh, a file under /etc changed or made;
+    a new dotfile in the home folder, a key in ~/.ssh, a tool's folder in ~/.config, a
+    file under /etc changed or made;
     ~/.tollgate, the quickstart's documented place, is allowed."""
     home, etc = tmp_path / "home", tmp_path / "etc"
     (home / ".ssh").mkdir(parents=True)
@@ -40,10 +41,12 @@ def test_a_name_left_in_the_home_folder_or_a_file_changed_in_etc_is_named(
     (home / ".tollgate").mkdir()
     (home / ".bash_history").write_text("rm -rf *\n")
     (home / ".ssh" / "known_hosts").write_text("[127.0.0.1]:2222 ssh-ed25519 AAAA\n")
+    (home / ".config" / "chromium").mkdir(parents=True)
     (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\nextra:x:1:1::/:/bin/sh\n")
     os.utime(etc / "passwd", ns=(1, 1))  # a rewrite, whatever its time
     (etc / "ssh" / "sshd_config").unlink()
     (etc / "hosts").write_text("127.0.0.1 example.com\n")
     assert footprint.changes(before, footprint.take(home, etc), home) == [
-        f"{home}/.bash_history appeared", f"{home}/.ssh/known_hosts appeared",
+        f"{home}/.bash_history appeared", f"{home}/.config appeared",
+        f"{home}/.ssh/known_hosts appeared", f"{home}/.config/chromium appeared",
         f"{etc}/hosts appeared", f"{etc}/passwd changed", f"{etc}/ssh/sshd_config went"]

@@ -79,11 +79,13 @@ async def test_concurrent_refusals_over_two_processes_are_each_counted_once(
 
 async def test_a_tokens_addresses_and_environments_are_shared_at_decision_time(
         two: tuple[Live, Live], monkeypatch: pytest.MonkeyPatch) -> None:
-    # The readings' own clock, moved by the test: how long a reading is reused is what
-    # is tested, not how fast the store answers.
-    now = [1000.0]
+    # The readings' own clocks, moved by the test: how long a reading is reused is what
+    # is tested, not how fast the store answers. The wall clock stands still: a token's
+    # values are upserted again in each clock minute, and a minute that turned between
+    # two readings made the second one fresh (the suite once ran it across one).
+    now, wall = [1000.0], time.time()
     monkeypatch.setattr(live_counts, "time",
-                        SimpleNamespace(time=time.time, monotonic=lambda: now[0]))
+                        SimpleNamespace(time=lambda: wall, monotonic=lambda: now[0]))
     first, second = two
     # A reading shows what was written before it: this exchange's own values are the
     # pack's to add.

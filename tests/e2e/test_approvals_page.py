@@ -1,4 +1,4 @@
-"""The approvals page in a real browser: Debian's Chromium (/usr/bin/chromium, headless),
+"""The approvals page in a real browser: Debian's Chromium (its headless shell),
 driven by Playwright's sync API, against a real Envoy, tollgate and the demo's SQL upstream.
 
 An agent's unbounded write is held (the default pack holds an UPDATE or DELETE without
@@ -12,7 +12,7 @@ serious violation, loads nothing from outside the gateway, is served under a
 Content-Security-Policy, and shows what agents sent as text, never as markup.
 
 Playwright never downloads a browser here: it launches the distribution's Chromium
-(`apt-get install chromium`); without it these tests fail, they do not skip.
+(`apt-get install chromium-headless-shell`); without it these tests fail, they do not skip.
 """
 
 from __future__ import annotations

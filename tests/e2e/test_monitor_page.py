@@ -1,4 +1,4 @@
-"""The monitor page in a real browser: Debian's Chromium (/usr/bin/chromium, headless),
+"""The monitor page in a real browser: Debian's Chromium (its headless shell),
 driven by Playwright, against a real Envoy and tollgate.
 
 The gateway's store holds what tollgate writes there: two identities' activity counts
@@ -17,7 +17,8 @@ for, not blank, the chart's four series drawn in their colours, the controls ins
 viewport. They are kept in the test's temporary folder, and copied to
 $TOLLGATE_SCREENSHOTS when it names a folder.
 
-Playwright never downloads a browser here: without /usr/bin/chromium these tests fail.
+Playwright never downloads a browser here: without Debian's Chromium
+(tests/support/browser.py) these tests fail.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ everything; screenshots at a desktop and a phone width keep the controls in view
 axe-core finds no serious violation; the browser asks nothing of any host but the
 gateway's.
 
-Playwright never downloads a browser here: without /usr/bin/chromium these tests fail.
+Playwright never downloads a browser here: without Debian's Chromium
+(tests/support/browser.py) these tests fail.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ half. The download is a read of the record, recorded as an `access` of the reade
 A refusal (a period that is no duration) is said on the page, nothing downloaded; the
 page with its export form has no serious axe-core violation.
 
-Playwright never downloads a browser here: without /usr/bin/chromium these tests fail.
+Playwright never downloads a browser here: without Debian's Chromium
+(tests/support/browser.py) these tests fail.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Headless Chromium for the admin pages' tests: Debian's, never one Playwright downloads,
-and each tab failing its test on any script error."""
+"""Headless Chromium for the admin pages' tests: Debian's headless shell (tests/system-deps.sh
+says why that build), never one Playwright downloads, and each tab failing its test on
+any script error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path("/usr/bin/chromium-headless-shell")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -22,8 +23,8 @@ def chromium(what: str) -> Iterator[Browser]:
     """One headless Chromium; `what` names the tests that need it, for the failure."""
     if not CHROMIUM.exists():
         pytest.fail(f"no {CHROMIUM}: {what} drive Debian's Chromium; install it with `sudo "
-                    "DEBIAN_FRONTEND=noninteractive apt-get install -y chromium` (never "
-                    "`playwright install`)")
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y chromium-headless-shell` "
+                    "(never `playwright install`)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -1,7 +1,7 @@
 """What the suite may not change on the machine it runs on, beyond its own temporary
-folders: the names in the home folder and in ~/.ssh (a test that forgot to give the code
-under test a home of its own leaves a dotfile there; ~/.tollgate, the quickstart's
-documented place, aside), and the files under /etc (a test that ran a command as root
+folders: the names in the home folder, in ~/.ssh and in ~/.config (a test that forgot to
+give the code under test a home of its own leaves a dotfile there; ~/.tollgate, the
+quickstart's documented place, aside), and the files under /etc (a test that ran a command as root
 where it meant a demo host's). tests/conftest.py takes one before the run and compares
 after it; the devices are its own check."""
 
@@ -14,12 +14,16 @@ from pathlib import Path
 
 # The quickstart's documented place in the home folder.
 ALLOWED_IN_HOME = frozenset({".tollgate"})
+# The home's folders whose names are watched as the home's own are (Chromium's crash
+# reports and matplotlib's font cache went to ~/.config before the suite gave its run a
+# config home of its own: tests/conftest.py).
+WATCHED = (".ssh", ".config")
 
 
 @dataclass(frozen=True)
 class Footprint:
     home: frozenset[str]  # the names at the top of the home folder
-    ssh: frozenset[str]  # the names in ~/.ssh
+    inside: dict[str, frozenset[str]]  # the names in each WATCHED folder
     etc: dict[str, tuple[int, int]]  # every file under /etc: (inode, mtime in ns)
 
 
@@ -44,15 +48,18 @@ def _files(top: Path) -> dict[str, tuple[int, int]]:
 
 
 def take(home: Path, etc: Path = Path("/etc")) -> Footprint:
-    return Footprint(_names(home), _names(home / ".ssh"), _files(etc))
+    return Footprint(_names(home), {name: _names(home / name) for name in WATCHED},
+                     _files(etc))
 
 
 def changes(before: Footprint, after: Footprint, home: Path) -> list[str]:
     """What differs, a line each, naming the path."""
     said = [f"{home / name} {_how(name, before.home, after.home)}"
             for name in sorted((before.home ^ after.home) - ALLOWED_IN_HOME)]
-    said += [f"{home / '.ssh' / name} {_how(name, before.ssh, after.ssh)}"
-             for name in sorted(before.ssh ^ after.ssh)]
+    for folder in WATCHED:
+        was, now = before.inside[folder], after.inside[folder]
+        said += [f"{home / folder / name} {_how(name, was, now)}"
+                 for name in sorted(was ^ now)]
     said += [f"{path} {_how(path, before.etc, after.etc)}"
              for path in sorted(before.etc.keys() | after.etc.keys())
              if before.etc.get(path) != after.etc.get(path)]
