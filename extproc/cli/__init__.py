@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from extproc import config as config_module
@@ -110,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = "" if getattr(args, "worker", None) is None else f"[w{args.worker}]"
     logged.setFormatter(LogFormatter(
         f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s"))
-    logging.basicConfig(level=args.log_level, handlers=[logged])
+    # Forced: a worker forked from its supervisor has the supervisor's handler (and says
+    # which worker it is in its own).
+    logging.basicConfig(level=args.log_level, handlers=[logged], force=True)
     try:
         config = config_module.load(args.config)
     except config_module.ConfigError as exc:
@@ -142,8 +147,28 @@ def _token(config: config_module.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# prometheus-client's variable: the folder where each process of a multi-process server
+# keeps its counts for a scrape to add up (extproc/metrics.py).
+_METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def _serve(config: config_module.Config, args: argparse.Namespace) -> int:
-    """One process, the supervisor of several (listen.workers), or one worker of them."""
+    """One process, the supervisor of several (listen.workers), or one worker of them.
+
+    A supervisor names its workers' metrics folder first: prometheus-client reads the
+    variable as it is imported, and the workers it forks count as it chose then."""
+    if args.worker is None and config.listen.worker_count > 1 \
+            and _METRICS_FOLDER not in os.environ:
+        folder = os.environ[_METRICS_FOLDER] = tempfile.mkdtemp(prefix="tollgate-metrics-")
+        try:
+            return _serve_imported(config, args)
+        finally:
+            del os.environ[_METRICS_FOLDER]
+            shutil.rmtree(folder, ignore_errors=True)
+    return _serve_imported(config, args)
+
+
+def _serve_imported(config: config_module.Config, args: argparse.Namespace) -> int:
     import uvloop
 
     from extproc import workers
@@ -161,7 +186,7 @@ def _serve(config: config_module.Config, args: argparse.Namespace) -> int:
             return 2
         workers.warn_unlisted_ports(config)
         if config.listen.worker_count > 1:
-            return workers.supervise(config, args.config, args.log_level)
+            return workers.supervise(config, args.config, args.log_level, main)
     else:
         workers.end_with_supervisor()
         config = workers.worker_config(config, worker)

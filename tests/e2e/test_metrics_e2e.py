@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from extproc import config, metrics
+from extproc import config
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import AGENT, DBA, Held, api, sql
 from tests.e2e.test_workers_e2e import pending, worker_pids, writers_of
@@ -188,16 +189,21 @@ def test_two_workers_are_added_up_and_a_restarted_one_keeps_its_counts(
     assert of(found, "tollgate_record_queue_capacity") == 2 * queue
     # The workers' directory is the supervisor's for this run, and goes with it.
     after = worker_pids(gw.tollgate)
-    directories = {environment(pid)[metrics.MULTIPROC_ENV] for pid in after.values()}
+    directories = {folder for pid in after.values() for folder in counting_in(pid)}
     (directory,) = directories
-    # Only workers keep files there (not their record writers, nor the fork server).
+    # Only workers count there (not their record writers): the supervisor's files hold
+    # the families it made as it imported them, all zero, before it forked the workers.
     owners = {int(f.stem.rsplit("_", 1)[1]) for f in Path(directory).glob("*.db")}
-    assert owners and owners <= {*before.values(), *after.values()}
+    supervisor = gw.tollgate.popen.pid
+    assert owners - {supervisor} and owners <= {*before.values(), *after.values(), supervisor}
+    assert {value for f in Path(directory).glob(f"*_{supervisor}.db")
+            for _, value, *_ in MmapedDict.read_all_values_from_file(str(f))} <= {0.0}
     assert gw.tollgate.stop(30) == 0
     assert not Path(directory).exists()
 
 
-def environment(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/environ", "rb") as found:
-        pairs = [item.decode().partition("=") for item in found.read().split(b"\0") if item]
-    return {name: value for name, _, value in pairs}
+def counting_in(pid: int) -> set[Path]:
+    """The folders of the metrics files a process has mapped (prometheus-client's
+    multi-process mode counts in memory-mapped files)."""
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as maps:
+        return {Path(line.split()[-1]).parent for line in maps if line.rstrip().endswith(".db")}

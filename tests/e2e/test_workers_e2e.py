@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from extproc import workers
 from extproc.quickstart import stack
 from extproc.recording import anchors
 from extproc.recording.chain import Checkpoint
@@ -54,13 +55,15 @@ def writers_of(gw: Gateway) -> dict[str, str]:
 
 
 def worker_pids(supervisor: stack.Process) -> dict[int, int]:
-    """Worker number -> pid, of the supervisor's children now."""
+    """Worker number -> pid, of the supervisor's children now, by their process names
+    (workers.worker_name: a forked worker's command line is its supervisor's)."""
     found = {}
     for pid in supervisor.children():
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            argv = cmdline.read().split(b"\0")
-        if b"--worker" in argv:
-            found[int(argv[argv.index(b"--worker") + 1])] = pid
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as comm:
+            name = comm.read().strip()
+        for worker in range(8):
+            if name == workers.worker_name(worker):
+                found[worker] = pid
     return found
 
 

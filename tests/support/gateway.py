@@ -243,10 +243,12 @@ _zygote: Zygote | None = None
 
 
 def start_tollgate(config_path: Path, grpc_port: int, work: Path, env: dict[str, str],
-                   name: str, workers: int, forked: bool) -> stack.Process:
+                   name: str, workers: int) -> stack.Process:
     """`tollgate serve --config CONFIG_PATH`, once its gRPC health says SERVING: forked
-    from the zygote, or (not `forked`) run as stack.start_tollgate runs it."""
-    if not forked:
+    from the zygote, or, with several `workers`, run as stack.start_tollgate runs it (a
+    supervisor names its workers' metrics folder before prometheus-client is imported,
+    which the zygote has done: extproc/cli)."""
+    if workers > 1:
         return stack.start_tollgate(config_path, grpc_port, work, env=env, name=name,
                                     workers=workers)
     global _zygote
@@ -400,7 +402,7 @@ class GatewayFactory:
         the port of Envoy's HTTP listener, for a config that names the gateway's URL (a
         free one by default). Each tollgate is forked from the test process's zygote
         (tests/support/zygote.py: `tollgate serve` without its ~2 s of imports), but with
-        several `workers`: then it is `python -m extproc serve`, as their supervisor runs."""
+        several `workers`: then it is `python -m extproc serve`, which forks them."""
         ports = envoy_bootstrap.Ports(
             listener=listener or stack.free_port(), admin=stack.free_port(),
             ext_proc=stack.free_ports(workers), upstream=0,
@@ -481,8 +483,7 @@ class GatewayFactory:
             for n, (path, grpc_port) in enumerate(zip(config_paths, grpc_ports, strict=True)):
                 processes.append(start_tollgate(
                     path, grpc_port, work, env={**FAST_EXPORT, **(env or {})},
-                    name="tollgate" if n == 0 else f"tollgate-{n}", workers=workers,
-                    forked=workers == 1))
+                    name="tollgate" if n == 0 else f"tollgate-{n}", workers=workers))
             processes.append(stack.start_envoy(envoy_path, ports.admin, work))
         except BaseException:
             for process in processes:

@@ -6,10 +6,11 @@ the same modules again. This process (one per test process, started on first nee
 imports them once, then forks a child for each gateway, which runs the command's own
 entry point (`extproc.cli.main(["serve", "--config", ...])`) in its own process, with its
 own environment, output file and exit status, exactly as `python -m extproc serve` does
-after its imports. What a fork cannot give (the interpreter's own start: its argv, what
-is read from the environment at import; several workers under their supervisor) the
-tests of those run as users do, through stack.start_tollgate: GatewayFactory forks only
-one-worker gateways.
+after its imports (as a supervisor of several workers forks each: extproc/workers.py's
+`run_forked`, which both use). What a fork cannot give (the interpreter's own start: its
+argv, what is read from the environment at import, such as a supervisor's metrics
+folder) the tests of those run as users do, through stack.start_tollgate: GatewayFactory
+forks only one-worker gateways.
 
 The protocol (lines of JSON): the test process writes {"argv", "env", "log", "cwd"}; this
 process answers {"pid"} for each, and {"exit": pid, "status": n} as each child ends
@@ -32,7 +33,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
+
+from extproc.cli import main
+from extproc.workers import run_forked
 
 REPO = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
@@ -43,36 +47,15 @@ PRELOAD = ("extproc.cli", "extproc.server", "extproc.postgres.front", "extproc.m
 
 # -- the zygote process ------------------------------------------------------------------
 
-def _child(request: dict[str, Any]) -> int:
-    """In the forked child: the request's environment, output and directory, then the
-    command, as its process would run it."""
+def _child(request: dict[str, Any]) -> NoReturn:
+    """In the forked child: the command, with the request's environment, output and
+    folder, ending with the zygote."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:  # the zygote already gone
-        return 1
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.set_wakeup_fd(-1)
-    os.environ.clear()
-    os.environ.update(request["env"])
+        os._exit(1)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.close(null)
-    os.chdir(request["cwd"])
-    sys.argv = ["tollgate", *request["argv"]]
-    from extproc.cli import main
-
-    try:
-        return main(request["argv"])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+    run_forked(main, request["argv"], request["env"], output=log, cwd=Path(request["cwd"]))
 
 
 def serve_requests() -> None:
@@ -108,7 +91,7 @@ def serve_requests() -> None:
                 if pid == 0:
                     os.close(wake_read)
                     os.close(wake_write)
-                    os._exit(_child(json.loads(line)))
+                    _child(json.loads(line))
                 out.write(json.dumps({"pid": pid}) + "\n")
                 out.flush()
         _reap(out)
