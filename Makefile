@@ -7,7 +7,7 @@
 #               extras, install Debian's Chromium if missing, compile the masking modules,
 #               run ruff, mypy and the whole suite (compiled; the masking tests plain too)
 # and while working: make test-unit (the tests not marked e2e, slow or timing: no Envoy,
-# tollgate process, browser, PostgreSQL or agents' venv; on every core); make test-e2e
+# tollgate process, browser, PostgreSQL or agents' venv; on four processes); make test-e2e
 # (those marked e2e, but for the timing ones: what make test runs on top); make test-report
 # (where the last make test spent its time: each module, the costliest fixtures, the 50
 # slowest tests and why; build/test-report/report.md);
@@ -139,9 +139,13 @@ test-report: $(VENV)/.test-deps
 
 # pyproject.toml says what the markers mean; tests/conftest.py marks most e2e tests. The
 # recordings page's tests read the player (on SQLite they are not e2e).
-# tests/e2e/ is not even collected: its modules import the clients they drive.
+# tests/e2e/ is not even collected: its modules import the clients they drive. On four
+# processes, as make test: a unit test waits too (in-process servers, sockets, threads),
+# and on two cores two processes left them idle (9,759 tests: 133 s on two, 98-102 s on
+# four, 107 s on six; 2026-11-29).
 test-unit: $(VENV)/.test-deps $(COMPILED) $(PLAYER)
-	$(BIN)/pytest -m "not e2e and not slow and not timing" -n auto --ignore=tests/e2e
+	$(BIN)/pytest -m "not e2e and not slow and not timing" -n 4 --dist worksteal \
+		--ignore=tests/e2e
 
 # The tests that need more than their own process (real Envoy, tollgate, databases,
 # browsers, the agents' venvs): what make test runs beside test-unit's, but for the
