@@ -19,10 +19,9 @@ write their records; one still running then is killed, so that stopping ends), a
 restarts a worker that dies (with backoff; Envoy's health check skips it meanwhile).
 Workers count their metrics in a directory made for the run before prometheus-client is
 imported (extproc/cli: PROMETHEUS_MULTIPROC_DIR, extproc/metrics.py) and removed at its
-end, which worker 0 serves. A
-worker that exits 2 found the config unusable (its port taken, say): restarting it
-would not help, so all stop. The supervisor exits 0 when every worker drained cleanly,
-else 1 (2: unusable).
+end, which worker 0 serves. A worker that exits 2 found the config unusable (its port
+taken, say): restarting it would not help, so all stop. The supervisor exits 0 when
+every worker drained cleanly, else 1 (2: unusable).
 """
 
 from __future__ import annotations
@@ -200,12 +199,13 @@ class Worker:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._fd = os.pidfd_open(pid)
-        self._ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().add_reader(self._fd, self._end)
+        self._loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[int] = self._loop.create_future()
+        self._loop.add_reader(self._fd, self._end)
 
     def _end(self) -> None:
         """Its pidfd is readable: it has exited, and is reaped without waiting."""
-        asyncio.get_running_loop().remove_reader(self._fd)
+        self._loop.remove_reader(self._fd)
         os.close(self._fd)
         self._ended.set_result(os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1]))
 

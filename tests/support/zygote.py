@@ -40,8 +40,9 @@ from extproc.workers import run_forked
 
 REPO = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
-# What `tollgate serve` imports, and the fronts it imports when a config has them.
-PRELOAD = ("extproc.cli", "extproc.server", "extproc.postgres.front", "extproc.mysql.front",
+# What `tollgate serve` imports beyond its entry point (imported above), and the fronts it
+# imports when a config has them.
+PRELOAD = ("extproc.server", "extproc.postgres.front", "extproc.mysql.front",
            "extproc.ssh.front", "extproc.kube.front", "extproc.ssh.certificates")
 
 
