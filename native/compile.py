@@ -35,8 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "compiled"
 # Builds kept in the cache: the newest few (a build is ~10 MB).
 CACHE_KEPT = 4
-# No debug symbols (a tenth the size), and no warnings: they are about Cython's C.
-C_FLAGS = ["-g0", "-w"]
+# No debug symbols (a tenth the size), and no warnings: they are about Cython's C. -O2,
+# not the -O3 Python was built with: a quarter less compiling (101 s of CPU, not 130, on
+# 2026-11-29's two cores) and the same speed (1 MB of JSON masked in 26-27 ms either way,
+# a 2 KB text in 162-169 us).
+C_FLAGS = ["-g0", "-w", "-O2"]
 
 # The user's cache, as tollgate keeps it (this runs before the package is installed).
 sys.path.insert(0, str(ROOT))
