@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,11 @@ def test_a_run_leaves_each_test_s_cost_and_a_report_naming_why_it_was_slow(
     assert any("test_sleeps" in row and "sleeping" in row for row in rows)
     assert any("test_waits_on_a_command" in row and "waiting on commands" in row for row in rows)
     assert "runs (wall): main" in report
+    # The machine's speed read as the run began and as it ended.
+    (run,) = [line for line in lines if line["kind"] == "run"]
+    assert all(0 < speed < 5 for speed in run["speed"])
+    assert re.search(r"speed .*: main \d\.\d{3} s at its start, \d\.\d{3} s at its end",
+                     report)
 
 
 def test_the_command_writes_the_report_of_a_folder_and_says_when_it_holds_none(

@@ -202,6 +202,22 @@ def descendants_cpu() -> float:
     return total + reaped.ru_utime + reaped.ru_stime
 
 
+def machine_speed(rounds: int = 3) -> float:
+    """CPU seconds of one fixed pure-Python workload, the fastest of `rounds` (~0.1 s
+    each): how fast this machine ran as the run measured it. One machine of this kind
+    ran the same suite a third slower in one hour than in the hour before, every
+    module alike, so two runs' times compare only at like readings."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.process_time()
+        table = {str(n): n * 3 for n in range(60_000)}
+        text = json.dumps(table)
+        sum(int(value) for value in json.loads(text).values())
+        sorted(table.items(), key=lambda item: -item[1])
+        best = min(best, time.process_time() - began)
+    return round(best, 3)
+
+
 class Recorder:
     """The plugin in one test process: one JSON line per test and per fixture set-up."""
 
@@ -278,6 +294,7 @@ class Controller:
 
     def __init__(self, folder: Path, run: str) -> None:
         self._folder, self._run = folder, run
+        self._speed = machine_speed()
         self._began = time.monotonic()
         if run == FIRST_RUN:  # a new measurement: the last one's files go
             for old in [*folder.glob("*.jsonl"), folder / "report.md"]:
@@ -291,7 +308,8 @@ class Controller:
         self._folder.mkdir(parents=True, exist_ok=True)
         with open(self._folder / f"{self._run}-run.jsonl", "a", encoding="utf-8") as out:
             out.write(json.dumps({"kind": "run", "run": self._run,
-                                  "wall": round(time.monotonic() - self._began, 2)}) + "\n")
+                                  "wall": round(time.monotonic() - self._began, 2),
+                                  "speed": [self._speed, machine_speed()]}) + "\n")
         (self._folder / "report.md").write_text(render(self._folder), encoding="utf-8")
 
 
@@ -380,6 +398,13 @@ def render(folder: Path, modules: int = 40, fixtures: int = 25) -> str:
     for test in tests:
         for kind, count in test["started"].items():
             started[kind] += count
+    speeds = {line["run"]: line["speed"] for line in lines
+              if line["kind"] == "run" and "speed" in line}
+    if speeds:
+        out += ["The machine's speed (a fixed pure-Python workload's CPU, lower is faster; "
+                "compare runs only at like readings): "
+                + ", ".join(f"{run} {first:.3f} s at its start, {last:.3f} s at its end"
+                            for run, (first, last) in speeds.items()) + ".", ""]
     out += ["Servers started: " + ", ".join(f"{kind} {n}" for kind, n in
                                             sorted(started.items(), key=lambda x: -x[1])), ""]
     by_module: dict[str, list[dict[str, Any]]] = defaultdict(list)
