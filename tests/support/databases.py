@@ -26,10 +26,9 @@ def throwaway_database(prefix: str = "tollgate_test") -> Iterator[str]:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# This process's connection, once opened, and the process it was opened in (a forked
-# child opens its own rather than share the socket).
-_ADMIN: list[psycopg.Connection[tuple[object, ...]]] = []
-_ADMIN_PID = [0]
+# Each process's connection, by the process that opened it: a forked child opens its own
+# and leaves its parent's alone (dropping that object would close the shared socket).
+_ADMIN: dict[int, psycopg.Connection[tuple[object, ...]]] = {}
 _ADMIN_LOCK = threading.Lock()
 
 
@@ -38,15 +37,13 @@ def _admin(statement: str) -> None:
     is a server process started and warmed (~15 ms of CPU), and the suite makes and drops
     hundreds of databases. One the server has closed is opened again."""
     with _ADMIN_LOCK:
-        if _ADMIN and (_ADMIN[0].closed or _ADMIN_PID[0] != os.getpid()):
-            _ADMIN.clear()
-        if not _ADMIN:
-            _ADMIN.append(psycopg.connect(PG_ADMIN, autocommit=True))
-            _ADMIN_PID[0] = os.getpid()
-        try:
-            _ADMIN[0].execute(statement)
-        except psycopg.OperationalError:
-            if not _ADMIN[0].closed:
-                raise
-            _ADMIN[:] = [psycopg.connect(PG_ADMIN, autocommit=True)]
-            _ADMIN[0].execute(statement)
+        for last in (False, True):
+            admin = _ADMIN.get(os.getpid())
+            if admin is None or admin.closed:
+                admin = _ADMIN[os.getpid()] = psycopg.connect(PG_ADMIN, autocommit=True)
+            try:
+                admin.execute(statement)
+                return
+            except psycopg.OperationalError:
+                if last or not admin.closed:
+                    raise
