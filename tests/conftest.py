@@ -22,7 +22,7 @@ from extproc.quickstart import stack
 from extproc.recording.chain import Signer
 from extproc.store.aio import AsyncStore, open_store
 from tests.standins.otlp_receiver import OtlpReceiver
-from tests.support import footprint
+from tests.support import databases, footprint
 from tests.support.databases import throwaway_database
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
 from tests.support.http_server import refusing_port
@@ -99,8 +99,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Fail the run if a test left a device other than it found it, or changed the
     machine outside its temporary folders (a name in the home folder or ~/.ssh, a file
-    under /etc)."""
+    under /etc, a throwaway database that could not be dropped)."""
     said = []
+    try:
+        databases.wait_for_drops()
+    except RuntimeError as exc:
+        said.append(str(exc))
     if broken := broken_devices():
         said.append(f"{', '.join(broken)} is no longer a character device: a test wrote "
                     "over it")
