@@ -35,11 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "compiled"
 # Builds kept in the cache: the newest few (a build is ~10 MB).
 CACHE_KEPT = 4
-# No debug symbols (a tenth the size), and no warnings: they are about Cython's C. -O2,
-# not the -O3 Python was built with: a quarter less compiling (101 s of CPU, not 130, on
-# 2026-11-29's two cores) and the same speed (1 MB of JSON masked in 26-27 ms either way,
-# a 2 KB text in 162-169 us).
-C_FLAGS = ["-g0", "-w", "-O2"]
+# No debug symbols (a tenth the size), and no warnings: they are about Cython's C. -O1,
+# not the -O3 Python was built with: gcc's time on Cython's C is mostly in the passes
+# -O2 adds, and the generated code spends its time in CPython's API, which they do not
+# speed up. On 2026-11-29's two cores: 97 s of CPU (53 s) at -O1, 163 s (87 s) at -O2;
+# a megabyte of JSON masked in 184-236 ms at -O1, 199-239 ms at -O2, a 2 KB text in
+# 269-403 us and 253-415 us (interleaved runs); -O0 compiled in 44 s but masked a third
+# slower (241-286 ms, 524-670 us).
+C_FLAGS = ["-g0", "-w", "-O1"]
 
 # The user's cache, as tollgate keeps it (this runs before the package is installed).
 sys.path.insert(0, str(ROOT))
