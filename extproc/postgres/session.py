@@ -975,10 +975,10 @@ class Session:
             return
         problem = next((m for m in answers if m.kind == b"E"), None)
         if problem is not None:  # a deferred constraint, a serialization failure
-            fields = pg.fields(problem.body)
+            fields = self._mask_fields(pg.fields(problem.body), pending)
             run.error = f"error {fields.get('C', '')}: {fields.get('M', '')}"
             assert pending.buffer is not None
-            pending.buffer.append(self._masked_fields(b"E", fields, pending))
+            pending.buffer.append(pg.encode_fields(b"E", fields))
         self._relay(run, pending, answers[-1])
 
     def _relay(self, run: Run, pending: Pending, ready: pg.Message) -> None:
@@ -1403,8 +1403,8 @@ class Session:
         return [message.raw()]
 
     def _error(self, message: pg.Message, head: Pending | None) -> list[bytes]:
-        fields = pg.fields(message.body)
-        out = self._masked_fields(b"E", fields, head)
+        fields = self._mask_fields(pg.fields(message.body), head)
+        out = pg.encode_fields(b"E", fields)
         if head is not None and head.refusal is not None:
             out = head.refusal  # the stand-in's error: tollgate's refusal in its place
         problem = "refused" if head is not None and head.refusal is not None else (
@@ -1478,9 +1478,15 @@ class Session:
 
     def _masked_fields(self, kind: bytes, fields: dict[str, str],
                        head: Pending | None) -> bytes:
-        """An error or notice with its texts masked: a unique violation's detail quotes
-        the row (`Key (ssn)=(078-05-1120) already exists`), a cast's message the value
-        (`ssn::int`), which may be derived: kept only as the statement's text holds it."""
+        return pg.encode_fields(kind, self._mask_fields(fields, head))
+
+    def _mask_fields(self, fields: dict[str, str], head: Pending | None) -> dict[str, str]:
+        """An error's or notice's fields with their texts masked: a unique violation's
+        detail quotes the row (`Key (ssn)=(078-05-1120) already exists`), a cast's
+        message the value (`ssn::int`), which may be derived: kept only as the
+        statement's text holds it. What the record says of an error comes from these,
+        never from the database's own: the record is never less masked than the client's
+        answer."""
         run = head.run if head is not None else None
         if run is not None:
             request = run.exchange.request
@@ -1488,7 +1494,7 @@ class Session:
                                   run.exchange.mask)
         texts = {k: v for k, v in fields.items() if k in "MDHWqp"}
         masked, _ = self._masker.mask_json(texts, _record_mask(head))
-        return pg.encode_fields(kind, {**fields, **masked})
+        return {**fields, **masked}
 
     def _copy_out_begins(self, message: pg.Message, head: Pending) -> list[bytes]:
         """COPY ... TO STDOUT: its rows come as CopyData, masked by the columns its

@@ -9,6 +9,7 @@ the rest whole (extproc/postgres/results.py `error_fields`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,11 +43,15 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
 
 
 def _error(gw: Gateway, sql: str) -> psycopg.Error:
-    """The error `sql` draws, as the agent reads it; the session goes on after it."""
+    """The error `sql` draws, as the agent reads it; the session goes on after it. Its
+    record says the error as the agent read it: never less masked."""
     with psycopg.connect(url(gw), autocommit=True) as conn:
         with pytest.raises(psycopg.Error) as failed:
             conn.execute(sql)
         assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+    recorded = json.dumps(gw.record_of(sql))
+    assert json.dumps(failed.value.diag.message_primary)[1:-1] in recorded, recorded
+    assert not [f for f in FORMS if f in recorded], recorded
     return failed.value
 
 
