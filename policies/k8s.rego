@@ -269,6 +269,56 @@ k8s_denials contains {
 	input.k8s.namespace_labels.environment == "production"
 }
 
+# A pod that reaches the node or more than its own container — a privileged container, a
+# host path, the host's network, processes or IPC, a capability a runtime does not give
+# every container, a service account of its own (whose token may hold any role: the
+# gateway cannot read what it is bound to) — is a way out of the namespace: an agent's
+# waits for a cluster admin, in every namespace. A target labelled
+# `k8s-privileged-pods: allow` lets them through; `k8s-service-accounts: "ci,builder"`
+# names the service accounts a pod of an agent may run as there.
+k8s_holds contains {
+	"rule": "k8s.privileged_pod",
+	"reason": sprintf("%s of %s %s%s: %s", [
+		input.k8s.verb, input.k8s.object.kind, object_name, k8s_where,
+		concat(", ", sort(pod_privileges)),
+	]),
+	"approvers": ["group:cluster-admins"],
+	"seconds": 300,
+} if {
+	agent
+	not cluster_admin
+	count(pod_privileges) > 0
+	not input.target.labels["k8s-privileged-pods"] == "allow"
+	not input.k8s.dry_run == true
+}
+
+pod_privileges contains "a privileged container" if input.k8s.object.pod.privileged == true
+
+pod_privileges contains sprintf("host path %s", [path]) if {
+	some path in input.k8s.object.pod.host_paths
+}
+
+pod_privileges contains "the host's network" if input.k8s.object.pod.host_network == true
+
+pod_privileges contains "the host's processes" if input.k8s.object.pod.host_pid == true
+
+pod_privileges contains "the host's IPC" if input.k8s.object.pod.host_ipc == true
+
+pod_privileges contains sprintf("capability %s", [name]) if {
+	some name in input.k8s.object.pod.capabilities
+}
+
+pod_privileges contains sprintf("service account %s", [account]) if {
+	account := input.k8s.object.pod.service_account
+	is_string(account)
+	account != "default"
+	not account in allowed_service_accounts
+}
+
+allowed_service_accounts contains trim_space(name) if {
+	some name in split(input.target.labels["k8s-service-accounts"], ",")
+}
+
 # The written object's name, from the path, else the body; "(unnamed)" when neither has it
 # (generateName).
 object_name := input.k8s.name if {

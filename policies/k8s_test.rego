@@ -172,7 +172,7 @@ test_an_interactive_shell_is_a_session_not_a_destructive_command if {
 
 pod(spec) := object.union({"containers": [{"name": "x", "image": "busybox", "command": ["sh"], "args": null}],
 	"secrets": [], "service_account": null, "host_network": false, "host_pid": false,
-	"host_ipc": false, "host_paths": [], "privileged": false}, spec)
+	"host_ipc": false, "host_paths": [], "privileged": false, "capabilities": []}, spec)
 
 write(verb, labels, pod_spec) := {"verb": verb, "namespace": "prod", "namespace_labels": labels,
 	"object": {"kind": "Pod", "namespace": null, "name": "x", "patch": null, "pod": pod_spec}}
@@ -193,6 +193,50 @@ test_a_write_that_leaves_the_pod_spec_alone_is_allowed_in_production if {
 test_workloads_may_be_written_elsewhere_and_by_others if {
 	data.tollgate.decision.action == "allow" with input as call(["agents"], write("create", {}, pod({})))
 	data.tollgate.decision.action == "allow" with input as call(["sre"], write("create", production, pod({})))
+}
+
+test_an_agents_pod_that_reaches_past_its_container_waits_for_a_cluster_admin_anywhere if {
+	every case in [
+		[{"privileged": true}, "a privileged container"],
+		[{"host_paths": ["/"]}, "host path /"],
+		[{"host_network": true}, "the host's network"],
+		[{"host_pid": true}, "the host's processes"],
+		[{"host_ipc": true}, "the host's IPC"],
+		[{"capabilities": ["SYS_ADMIN"]}, "capability SYS_ADMIN"],
+		[{"service_account": "deployer"}, "service account deployer"],
+	] {
+		every labels in [{}, {"environment": "staging"}] {
+			d := data.tollgate.decision with input as call(["agents"], write("create", labels, pod(case[0])))
+			d.action == "hold"
+			d.rules == ["k8s.privileged_pod"]
+			d.approvers == ["group:cluster-admins"]
+			d.reasons == [sprintf("create of Pod x in namespace prod: %s", [case[1]])]
+		}
+	}
+}
+
+test_every_way_out_of_a_pod_is_named_in_its_reason if {
+	spec := {"privileged": true, "host_paths": ["/var/run", "/"], "capabilities": ["ALL"]}
+	d := data.tollgate.decision with input as call(["agents"], write("patch", {}, pod(spec)))
+	d.reasons == ["patch of Pod x in namespace prod: a privileged container, capability ALL, host path /, host path /var/run"]
+}
+
+test_a_pod_of_the_default_account_or_one_the_target_names_passes if {
+	labelled := object.union(call(["agents"], write("create", {}, pod({"service_account": "ci"}))),
+		{"target": {"labels": {"k8s-service-accounts": "builder, ci"}}})
+	data.tollgate.decision.action == "allow" with input as labelled
+	data.tollgate.decision.action == "allow" with input as call(["agents"], write("create", {}, pod({"service_account": "default"})))
+}
+
+test_a_target_may_allow_privileged_pods if {
+	labelled := object.union(call(["agents"], write("create", {}, pod({"privileged": true}))),
+		{"target": {"labels": {"k8s-privileged-pods": "allow"}}})
+	data.tollgate.decision.action == "allow" with input as labelled
+}
+
+test_privileged_pods_are_for_people_and_cluster_admins if {
+	data.tollgate.decision.action == "allow" with input as call(["sre"], write("create", {}, pod({"privileged": true})))
+	data.tollgate.decision.action == "allow" with input as call(["agents", "cluster-admins"], write("create", {}, pod({"privileged": true})))
 }
 
 test_a_pod_mounting_a_secret_is_a_secret_read_in_every_namespace if {

@@ -55,13 +55,21 @@ class Kubernetes(Plain):
     @staticmethod
     def refusal(body: dict[str, Any], status: int, _meaning: Any) -> tuple[int, dict[str, Any]]:
         """A Kubernetes Status, whose message kubectl prints (`Error from server
-        (Forbidden): ...`); tollgate's own keys stay beside it."""
-        why = "; ".join(body.get("reasons") or [body.get("message") or body["error"]])
+        (Forbidden): ...`); tollgate's own keys stay beside it, but never over the
+        Status's own: a `status` other than Failure makes kubectl print "unknown". A
+        held call's message says which approval it waits on, and why."""
+        said = body.get("message") or body["error"]
+        why = "; ".join(body.get("reasons") or [said])
+        message = f"tollgate refused: {why}"
+        if body.get("approval_id") and body.get("error") == "approval_required":
+            message = f"tollgate: {said} ({why})"
+        ours = {k: v for k, v in body.items() if k not in ("message", "status")}
+        if "status" in body:
+            ours["approval_status"] = body["status"]
         return status, {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": f"tollgate refused: {why} (trace {body['trace_id']})",
+            **ours, "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": f"{message} (trace {body['trace_id']})",
             "reason": _STATUS_REASONS.get(status, "Forbidden"), "code": status,
-            **{k: v for k, v in body.items() if k != "message"},  # it is in Status's own
         }
 
     def attributes(self, meaning: K8sReading, _request: Request | None) -> dict[str, Any]:

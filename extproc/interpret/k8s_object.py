@@ -62,6 +62,11 @@ _PATCHES: dict[str, Patch] = {
 }
 _OBJECTS = frozenset({"application/json", "application/yaml", ""})  # "": kube assumes JSON
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+# What containerd and CRI-O give every container unless it drops them: adding one of these
+# grants nothing a container does not have already.
+RUNTIME_CAPABILITIES = frozenset({
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+    "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
 
 
 class Container(TypedDict):
@@ -82,6 +87,9 @@ class Pod(TypedDict):
     host_ipc: bool
     host_paths: list[str]
     privileged: bool
+    # Linux capabilities its containers add beyond a container runtime's defaults
+    # (upper case, `CAP_` dropped): SYS_ADMIN, NET_ADMIN, ALL ...
+    capabilities: list[str]
 
 
 class K8sObject(TypedDict):
@@ -176,12 +184,19 @@ def pod_summary(spec: dict[str, Any]) -> Pod:
                         "command": _texts(c.get("command")), "args": _texts(c.get("args"))}
                        for c in containers],
         "secrets": sorted({s for s in secrets if s is not None}),
-        "service_account": _text(spec.get("serviceAccountName")),
+        # `serviceAccount` is the field's deprecated name, which the API server still
+        # takes where `serviceAccountName` is absent.
+        "service_account": _text(spec.get("serviceAccountName"))
+        or _text(spec.get("serviceAccount")),
         "host_network": spec.get("hostNetwork") is True,
         "host_pid": spec.get("hostPID") is True,
         "host_ipc": spec.get("hostIPC") is True,
         "host_paths": [p for v in volumes if isinstance(p := _dig(v, "hostPath", "path"), str)],
         "privileged": any(_dig(c, "securityContext", "privileged") is True for c in containers),
+        "capabilities": sorted({
+            name for c in containers
+            for added in _texts(_dig(c, "securityContext", "capabilities", "add")) or ()
+            if (name := added.upper().removeprefix("CAP_")) not in RUNTIME_CAPABILITIES}),
     }
 
 

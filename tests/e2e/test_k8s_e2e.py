@@ -43,6 +43,7 @@ def gw(
 ) -> Iterator[Gateway]:
     with module_gateway(tmp_path_factory, otlp, "k8s",
             **gateway_options(cluster, CLUSTER_TOKEN), tls=(tls.cert, tls.key),
+            settings={"approvals": {"max_hold_seconds": 1}},  # a held call waits 1 s
     ) as running:
         yield running
 
@@ -204,6 +205,47 @@ def test_an_agent_cannot_apply_a_pod_mounting_a_secret(
             in result.stderr), result.stderr
     assert not any(r.method == "POST" for r in cluster.requests[before:])
     assert cluster.object("pods", "staging", "reader") is None
+
+
+# Ways out of a pod onto its node, or into what its service account may do, outside
+# production: each waits for a cluster admin.
+ESCAPES = {
+    "host-root": ("volumes: [{name: root, hostPath: {path: /}}]\n", "host path /"),
+    "privileged": ("", "a privileged container"),
+    "host-pid": ("hostPID: true\n", "the host's processes"),
+    "admin-account": ("serviceAccount: cluster-admin-sa\n",
+                      "service account cluster-admin-sa"),
+}
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+def test_an_agent_s_pod_reaching_its_node_waits_for_a_cluster_admin(
+    agent: Kubectl, gw: Gateway, cluster: K8sStandIn, tmp_path: Path, escape: str
+) -> None:
+    spec, reason = ESCAPES[escape]
+    context = "true" if escape == "privileged" else "false"
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {escape}, namespace: staging}}\n"
+        f"spec:\n  containers:\n  - {{name: c, image: busybox, "
+        f"securityContext: {{privileged: {context}}}}}\n"
+        + "".join(f"  {line}\n" for line in spec.splitlines()))
+    before = len(cluster.requests)
+    result = agent("apply", "-f", str(manifest), "--validate=false")
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error from server (Forbidden): "), result.stderr
+    assert ("tollgate: this request needs an approval by group:cluster-admins; approval "
+            "ap-") in result.stderr, result.stderr
+    assert f"is pending: retry once it is approved (create of Pod {escape} in namespace " \
+           f"staging: {reason}) (trace " in result.stderr, result.stderr
+    assert not any(r.method == "POST" for r in cluster.requests[before:])
+    assert cluster.object("pods", "staging", escape) is None
+    request = urllib.request.Request(f"{gw.admin_url}/approvals?status=pending", headers={
+        "authorization": f"Bearer {tokens.token('carol', ['cluster-admins'])}"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        pending = json.loads(reply.read())["approvals"]
+    assert any(a["rules"] == ["k8s.privileged_pod"] and a["reasons"] == [
+        f"create of Pod {escape} in namespace staging: {reason}"] for a in pending), pending
 
 
 def test_an_agent_may_create_a_configmap(agent: Kubectl, cluster: K8sStandIn) -> None:

@@ -103,15 +103,33 @@ def test_every_way_a_pod_reads_a_secret(spec: dict[str, Any], secrets: list[str]
 def test_a_pod_spec_is_summarised() -> None:
     spec = {"hostNetwork": True, "hostPID": True, "serviceAccountName": "builder",
             "containers": [{"name": "a", "image": "busybox", "command": ["sh"],
-                            "securityContext": {"privileged": True}}],
+                            "securityContext": {"privileged": True, "capabilities": {
+                                "add": ["cap_sys_admin", "NET_BIND_SERVICE"]}}}],
             "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}
     obj = read("jobs", "create", "application/json",
                as_json({"kind": "Job", "spec": {"template": {"spec": spec}}}))
     assert obj == {"kind": "Job", "namespace": None, "name": None, "patch": None, "pod": {
         "containers": [{"name": "a", "image": "busybox", "command": ["sh"], "args": None}],
         "secrets": [], "service_account": "builder", "host_network": True, "host_pid": True,
-        "host_ipc": False, "host_paths": ["/"], "privileged": True},
+        "host_ipc": False, "host_paths": ["/"], "privileged": True,
+        "capabilities": ["SYS_ADMIN"]},
         "effects": ["runs_code"], "grants": None}
+
+
+@pytest.mark.parametrize(("spec", "account", "capabilities"), [
+    # The field's deprecated name, which the API server still takes.
+    ({"serviceAccount": "admin", "containers": [{}]}, "admin", []),
+    ({"serviceAccountName": "ci", "serviceAccount": "admin", "containers": [{}]}, "ci", []),
+    # Every kind of container; what a runtime grants anyway is left out.
+    ({"initContainers": [{"securityContext": {"capabilities": {"add": ["ALL"]}}}],
+      "ephemeralContainers": [{"securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}],
+      "containers": [{"securityContext": {"capabilities": {"add": ["CHOWN", "KILL"]}}}]},
+     None, ["ALL", "SYS_PTRACE"]),
+])
+def test_the_service_account_and_capabilities_of_every_container(
+        spec: dict[str, Any], account: str | None, capabilities: list[str]) -> None:
+    pod = read("pods", "create", "application/json", as_json({"spec": spec}))["pod"]
+    assert (pod["service_account"], pod["capabilities"]) == (account, capabilities)
 
 
 @pytest.mark.parametrize(("resource", "patch"), [

@@ -581,7 +581,7 @@ K8S_OBJECT = {"kind": "Pod", "namespace": None, "name": "x", "patch": None,
               "effects": ["runs_code"], "grants": None, "pod": {
     "containers": [{"name": "x", "image": "busybox", "command": None, "args": ["sh"]}],
     "secrets": ["db"], "service_account": None, "host_network": False, "host_pid": False,
-    "host_ipc": False, "host_paths": [], "privileged": False}}
+    "host_ipc": False, "host_paths": [], "privileged": False, "capabilities": []}}
 TOOL_CALL = {
     "id": "call_1", "name": "run_shell", "arguments": {"command": "ls"},
     "arguments_text": '{"command": "ls"}', "texts": ["ls"], "commands": [["ls"]], "opaque": [],
