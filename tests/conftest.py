@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import os
 import shutil
 import stat
@@ -147,6 +148,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if (item.path.is_relative_to(E2E_FOLDER) or on_postgresql
                 or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Each test leaves the root logger as it found it. The command line run in this
+    process (`extproc.cli.main`) sets it up as the program does (`basicConfig(force=True)`,
+    at INFO): a later test in the same process then caught INFO records it did not make
+    (a credential store's "loaded from", in a test asserting it logged nothing)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture

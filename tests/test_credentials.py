@@ -420,6 +420,7 @@ def test_a_deleted_file_keeps_the_old_value_until_it_returns(
 ) -> None:
     store = file_store(tmp_path, TOKEN + "\n")
     path = tmp_path / "token"
+    caplog.clear()  # what the refreshes log, not the store's load before them
     with caplog.at_level(logging.ERROR, logger="tollgate.credentials"):
         path.unlink()
         assert store.refresh() == []
@@ -437,6 +438,7 @@ def test_a_file_rewritten_with_the_same_value_is_not_a_change(
 ) -> None:
     store = file_store(tmp_path, TOKEN + "\n")
     serving = store.injection("orders")
+    caplog.clear()  # what the refresh logs, not the store's load before it
     with caplog.at_level(logging.INFO, logger="tollgate.credentials"):
         replace_atomically(tmp_path / "token", TOKEN + "\r\n")
         assert store.refresh() == []
