@@ -97,6 +97,7 @@ HOLDS = {
     "ssh.ansible_unjudged_path": (["group:ops"], 300),
     "k8s.production_destroy": (["group:cluster-admins"], 300),
     "k8s.privilege_change": (["group:cluster-admins"], 300),
+    "k8s.privileged_pod": (["group:cluster-admins"], 300),
 }
 # The pack's masks (policies/tollgate.rego): everything for callers outside the
 # `privileged` group (in a model's tool-call arguments, credentials, cards, SSNs and
