@@ -2,12 +2,19 @@
 keys it falls under, what it asks to reserve before its decision, and what it used once
 it ends.
 
-A call is one call. An LLM call also asks for tokens: its prompt's characters over four
-(a rough count, in the reservation only) plus the output its request allows
-(`max_tokens`, `max_completion_tokens`, `max_output_tokens`; else `reserve_tokens`),
-and their cost at the request's model's price. It is settled at what the model reports
-(`usage`), or at the reservation where the answer reported none. An exchange that never
-went upstream used nothing.
+A call is one call. An LLM call also asks for tokens: its prompt's UTF-8 bytes over
+BYTES_PER_TOKEN, plus the output its request allows (`max_tokens`,
+`max_completion_tokens`, `max_output_tokens`; else `reserve_tokens`) times the answers it
+asks for (`n`), and their cost at the request's model's price.
+
+It is settled at what it used, which tollgate counts for itself rather than take the
+model's word: the output is the bytes of what the answer relayed as written by the model
+(its texts, tool calls and reasoning, not its metadata: `interpret.output_bytes`) over
+BYTES_PER_TOKEN, the input the prompt's count, and each settles at the larger of that
+count and what the model reported (`usage`). A model (or a proxy in front of one) that
+reports 1 token for pages of output, or nothing, spends the budget all the same. Where
+the answer reported no usage the reservation stands if it is larger. An exchange that
+never went upstream used nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +38,15 @@ log = logging.getLogger("tollgate.budgets")
 
 # The most groups of one identity a `per: group` budget counts it under (sorted first).
 GROUPS_MOST = 8
-_CHARS_PER_TOKEN = 4
+# A bound on the bytes of one token, low so that a count errs towards more tokens: the
+# BPE vocabularies of OpenAI's models (cl100k, o200k) average about four bytes a token in
+# English prose and fewer in code, numbers and other scripts (a CJK character, three
+# bytes, is about one token); three keeps within their spread, and needs no model's
+# vocabulary, which no package here ships for offline use.
+BYTES_PER_TOKEN = 3
+# The most answers one request may ask for (`n`) that the reservation counts: the
+# upstream refuses more (OpenAI's limit is 128).
+_MOST_ANSWERS = 128
 _OUTPUT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _USAGE = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
 
@@ -126,23 +141,29 @@ class Budgeting:
         request: dict[str, Any] = dict(exchange.request or {})
         body = request.get("body")
         body = body if isinstance(body, dict) else {}
-        prompt = sum(len(m.get("text") or "") for m in meaning.get("messages") or ()
-                     if isinstance(m, dict))
-        inputs = math.ceil(prompt / _CHARS_PER_TOKEN)
-        outputs = next((body[k] for k in _OUTPUT_KEYS
-                        if type(body.get(k)) is int and body[k] > 0),
-                       self._settings.reserve_tokens)
+        inputs = _prompt_tokens(meaning)
+        answers = body.get("n")
+        answers = min(answers, _MOST_ANSWERS) if type(answers) is int and answers > 1 else 1
+        outputs = answers * next((body[k] for k in _OUTPUT_KEYS
+                                  if type(body.get(k)) is int and body[k] > 0),
+                                 self._settings.reserve_tokens)
         return Amounts(1, inputs + outputs, self._cost(meaning.get("model"), inputs, outputs))
 
     def _used(self, exchange: Exchange, asked: Amounts) -> Amounts:
         if not exchange.forwarded:
             return Amounts()
-        outcome = exchange.outcome
-        if not asked.tokens or not any(k in outcome for k in _USAGE):
+        if not asked.tokens:
             return asked
-        inputs, outputs = (int(outcome.get(k) or 0) for k in _USAGE)
-        model = (exchange.meaning or {}).get("model") if isinstance(exchange.meaning,
-                                                                     dict) else None
+        meaning = exchange.meaning if isinstance(exchange.meaning, dict) else {}
+        model = meaning.get("model")
+        outcome = exchange.outcome
+        inputs = _prompt_tokens(meaning)
+        outputs = math.ceil(exchange.output_bytes / BYTES_PER_TOKEN)
+        if any(k in outcome for k in _USAGE):
+            told_in, told_out = (int(outcome.get(k) or 0) for k in _USAGE)
+            inputs, outputs = max(inputs, told_in), max(outputs, told_out)
+        elif asked.tokens >= inputs + outputs:
+            return asked  # no word from the model: the reservation stands
         return Amounts(1, inputs + outputs, self._cost(model, inputs, outputs))
 
     def _cost(self, model: Any, inputs: int, outputs: int) -> int:
@@ -151,6 +172,14 @@ class Budgeting:
         if price is None:
             return 0
         return round(inputs * price.input + outputs * price.output)
+
+
+def _prompt_tokens(meaning: dict[str, Any]) -> int:
+    """The prompt's tokens as tollgate counts them: its messages' UTF-8 bytes over
+    BYTES_PER_TOKEN."""
+    size = sum(len((m.get("text") or "").encode("utf-8", "surrogatepass"))
+               for m in meaning.get("messages") or () if isinstance(m, dict))
+    return math.ceil(size / BYTES_PER_TOKEN)
 
 
 def _tool(exchange: Exchange) -> str | None:

@@ -112,6 +112,10 @@ class Exchange:
     budget: Reserved | None = None
     # Whether the request went upstream (what its budgets are settled by).
     forwarded: bool = False
+    # The UTF-8 bytes of what a model's answer relayed as its output (texts, tool calls,
+    # reasoning): tollgate's own count, which a budget settles by where the model
+    # reports less (budgeted.py).
+    output_bytes: int = 0
     # The token tollgate asked an authorization server for this request's upstream (never
     # recorded): an upstream that refuses it (401) has it dropped from the cache.
     exchanged_token: str | None = field(default=None, repr=False)

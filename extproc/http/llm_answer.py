@@ -15,7 +15,7 @@ error event, which OpenAI-compatible clients raise as an error.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from extproc.codecs import jsonenc
 from extproc.codecs.message import content_encoding, decode_response_body
@@ -31,7 +31,7 @@ from extproc.http.responses import (
     masked_as_asked,
     readable,
 )
-from extproc.interpret import Llm, answer_attributes
+from extproc.interpret import Llm, answer_attributes, output_bytes
 from extproc.masking.body import EventMasking, is_event_stream
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class ModelAnswer:
             body = decode_response_body(headers, content)
         exchange.response["body"] = body
         answer_attributes(body, exchange.outcome)
+        exchange.output_bytes = output_bytes(body)
         exchange.interpret(meaning)
         decision = await act.decide("response")
         out = raw if content is None else content
@@ -104,7 +105,7 @@ class ModelAnswer:
             events = stream.feed(chunk)
             if ends:
                 events += stream.finish()
-            _told(events, exchange.outcome)
+            _told(events, exchange)
             flowing = _flowing(events, masking, held)
             if masking is not None and ends:
                 held.append(masking.finish())
@@ -137,10 +138,12 @@ class ModelAnswer:
         return f"data: {jsonenc.dumps(refusal)}\n\n".encode()
 
 
-def _told(events: list[Event], outcome: dict[str, Any]) -> None:
-    """What the events say of the answer (its model, id, token usage), for the span."""
+def _told(events: list[Event], exchange: Exchange) -> None:
+    """What the events say of the answer (its model, id, token usage), for the span; and
+    the output they carry, counted."""
     for event in events:
-        answer_attributes(event.payload, outcome)
+        answer_attributes(event.payload, exchange.outcome)
+        exchange.output_bytes += output_bytes(event.payload)
 
 
 def _flowing(events: list[Event], masking: EventMasking | None, held: list[bytes]

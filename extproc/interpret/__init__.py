@@ -21,7 +21,12 @@ from __future__ import annotations
 from extproc.interpret.base import Interpreter
 from extproc.interpret.interpreters import interpreter_for
 from extproc.interpret.k8s_interpreter import Kubernetes
-from extproc.interpret.llm_interpreter import GEN_AI_PROVIDER, Llm, answer_attributes
+from extproc.interpret.llm_interpreter import (
+    GEN_AI_PROVIDER,
+    Llm,
+    answer_attributes,
+    output_bytes,
+)
 from extproc.interpret.mcp_interpreter import Mcp
 from extproc.interpret.sql_interpreter import (
     BACKSLASH_ESCAPES,
@@ -44,6 +49,7 @@ __all__ = [
     "WireSql",
     "answer_attributes",
     "interpreter_for",
+    "output_bytes",
     "read_sql",
     "sql_attributes",
 ]

@@ -165,6 +165,43 @@ def answer_attributes(payload: Any, found: dict[str, Any]) -> None:
                 found[key] = count
 
 
+# What an answer says of itself rather than as its output: ids, roles, kinds, states.
+_NOT_OUTPUT = frozenset({"id", "call_id", "role", "type", "object", "status", "finish_reason",
+                         "index", "created", "model", "system_fingerprint", "usage",
+                         "logprobs", "item_id", "output_index", "content_index",
+                         "sequence_number", "annotations"})
+
+
+def output_bytes(payload: Any) -> int:
+    """The UTF-8 bytes of a model's output in `payload`: a whole answer (a chat completion's
+    choices, a Responses API `output`) or one event of a stream (a chunk's `choices[].delta`,
+    a Responses `...delta` event's `delta`), every text the model wrote there counted (its
+    content, tool calls' names and arguments, refusals, reasoning), not the answer's own
+    metadata. A Responses stream's `.done` events and its final `response` repeat what
+    the deltas carried, and are not counted again."""
+    if type(payload) is not dict:
+        return 0
+    choices = payload.get("choices")
+    if isinstance(choices, list):
+        return sum(_written(c.get(k)) for c in choices if isinstance(c, dict)
+                   for k in ("message", "delta", "text"))
+    kind = payload.get("type")
+    if isinstance(kind, str) and kind.startswith("response."):
+        return _written(payload.get("delta")) if kind.endswith(".delta") else 0
+    output = payload.get("output")
+    return _written(output) if isinstance(output, list) else 0
+
+
+def _written(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, list):
+        return sum(_written(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_written(v) for k, v in value.items() if k not in _NOT_OUTPUT)
+    return 0
+
+
 # The longest model name or answer id kept: the upstream's words, not tollgate's.
 _ANSWER_CHARS = 256
 # Token counts, as chat completions and the Responses API name them.

@@ -69,7 +69,9 @@ class Reply:
     refusal not in OpenAI's shape, as a gateway may answer in its place). Otherwise the
     model's text and/or tool calls; with `error` too, a stream sends it as an error event
     (`data: {"error": ...}`) after the text and ends without `[DONE]`, as the API does
-    when a stream fails midway (a non-streamed answer carries it as its body).
+    when a stream fails midway (a non-streamed answer carries it as its body). `usage`:
+    the token counts the answer reports (`prompt_tokens`, `completion_tokens`) in place
+    of its own, as a model or a proxy in front of one may misreport them.
     """
 
     text: str | None = None
@@ -77,6 +79,7 @@ class Reply:
     status: int = 200
     error: dict[str, Any] | None = None
     body: dict[str, Any] | None = None
+    usage: tuple[int, int] | None = None
 
 
 def api_error(message: str, type_: str = "invalid_request_error", *, param: str | None = None,
@@ -184,6 +187,8 @@ class Completion:
                                  request.get("messages") or () if isinstance(m, dict))
         self.completion_tokens = len(_PIECES.findall(reply.text or "")) + sum(
             len(_PIECES.findall(c.arguments_text)) for c in reply.tool_calls)
+        if reply.usage is not None:
+            self.prompt_tokens, self.completion_tokens = reply.usage
         self.finish_reason = "tool_calls" if reply.tool_calls else "stop"
 
     def _usage(self) -> dict[str, Any]:

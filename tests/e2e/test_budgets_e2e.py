@@ -26,7 +26,7 @@ from mcp import McpError
 from extproc.quickstart import stack
 from extproc.store import connect
 from tests.e2e.test_mcp_e2e import mcp_route, session
-from tests.standins.openai_standin import OpenAIStandIn
+from tests.standins.openai_standin import OpenAIStandIn, Reply
 from tests.support import tokens
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway
 from tests.support.mcp_server import McpServer
@@ -103,21 +103,32 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, model: OpenAIStandIn
         yield running
 
 
-def test_an_llm_call_is_settled_at_the_tokens_the_model_reported(gw: Gateway) -> None:
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gw.ports.listener}/v1",
-                           api_key=tokens.token("svc-spender", ["agents"]), max_retries=0,
-                           timeout=10)
+def client_of(gw: Gateway, who: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{gw.ports.listener}/v1",
+                         api_key=tokens.token(who, ["agents"]), max_retries=0, timeout=10)
+
+
+def counted(text: str) -> int:
+    """Tokens as tollgate counts them: UTF-8 bytes over three (budgeted.py)."""
+    return math.ceil(len(text.encode()) / 3)
+
+
+def test_an_llm_call_is_settled_at_the_tokens_it_used(gw: Gateway) -> None:
+    """Each of input and output at the larger of the model's report and tollgate's own
+    count of what was relayed."""
+    client = client_of(gw, "svc-spender")
     ask = [{"role": "user", "content": "Summarise the incident in one line"}]
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=ask, max_tokens=60)
-    assert answer.usage is not None
-    spent = answer.usage.prompt_tokens, answer.usage.completion_tokens
+    assert answer.usage is not None and answer.choices[0].message.content
+    spent = (max(answer.usage.prompt_tokens, counted(ask[0]["content"])),
+             max(answer.usage.completion_tokens, counted(answer.choices[0].message.content)))
     cost = round(spent[0] * 2.5 + spent[1] * 10.0)
     expected = [("identity=svc-spender", 1, sum(spent), cost)]
     stack.wait_until(lambda: usage(gw, "model-spend") == expected, WAIT,
-                     "the call settled at its usage")
-    # An estimate past what is left (the prompt's characters over four, plus the output
-    # it allows) is refused before it reaches the model, saying which budget.
-    asked = math.ceil(len(ask[0]["content"]) / 4) + 500
+                     "the call settled at what it used")
+    # An estimate past what is left (the prompt's count, plus the output it allows) is
+    # refused before it reaches the model, saying which budget.
+    asked = counted(ask[0]["content"]) + 500
     assert sum(spent) + asked > 400
     with pytest.raises(openai.RateLimitError) as refused:
         client.chat.completions.create(model="gpt-4o-mini", messages=ask, max_tokens=500)
@@ -125,6 +136,40 @@ def test_an_llm_call_is_settled_at_the_tokens_the_model_reported(gw: Gateway) ->
     assert "budget model-spend (identity=svc-spender) is spent: tokens" in message
     assert f"{asked} more asked in the 1d window" in message
     assert usage(gw, "model-spend") == expected  # the refused call took nothing
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_model_that_under_reports_spends_the_budget_all_the_same(
+        gw: Gateway, model: OpenAIStandIn, stream: bool) -> None:
+    """An upstream reporting 1 + 1 tokens for a long answer: the answer relayed is
+    counted, and the next call no longer fits."""
+    who = f"svc-liar-{'streamed' if stream else 'whole'}"
+    client = client_of(gw, who)
+    page = "incident summary line, " * 40  # 920 bytes: ~307 tokens counted
+    model.script(Reply(text=page, usage=(1, 1)))
+    ask = [{"role": "user", "content": "go"}]
+    if stream:
+        chunks = client.chat.completions.create(model="gpt-4o-mini", messages=ask,
+                                                max_tokens=30, stream=True)
+        said = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        said = client.chat.completions.create(model="gpt-4o-mini", messages=ask,
+                                              max_tokens=30).choices[0].message.content
+    assert said == page
+    spent = counted("go") + counted(page)
+    stack.wait_until(lambda: [row[:3] for row in usage(gw, "model-spend")
+                              if row[0] == f"identity={who}"]
+                     == [(f"identity={who}", 1, spent)], WAIT, "the call settled as counted")
+    with pytest.raises(openai.RateLimitError, match="budget model-spend"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=ask, max_tokens=100)
+
+
+def test_every_answer_asked_for_is_reserved(gw: Gateway) -> None:
+    """`n` answers of `max_tokens` each: 4 x 120 does not fit a budget of 400."""
+    with pytest.raises(openai.RateLimitError, match=r"481 more asked in the 1d window"):
+        client_of(gw, "svc-many").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "go"}],
+            max_tokens=120, n=4)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from extproc.interpret.llm import (
     read_answer,
     responses_request,
 )
+from extproc.interpret.llm_interpreter import output_bytes
 from extproc.interpret.sql import analyze
 
 # Any JSON, its keys mostly the names a chat body uses, so odd values land where they are read.
@@ -728,3 +729,29 @@ def test_a_responses_error_event_is_reported() -> None:
     _, stream = read([responses_events({"type": "response.failed", "response": {
         "status": "failed", "error": {"message": "server error"}, "output": []}})])
     assert stream.error == "upstream error: server error"
+
+
+@pytest.mark.parametrize(("payload", "written"), [
+    # A whole chat completion: content, tool calls' names and arguments, every choice.
+    ({"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                          "content": "héllo"}},
+        {"index": 1, "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "run", "arguments": "{\"a\":1}"}}]}}],
+      "usage": {"prompt_tokens": 1, "completion_tokens": 1}}, 6 + 3 + 7),
+    # A stream's chunk: its delta only; reasoning is output too.
+    ({"id": "c", "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": "ab", "reasoning_content": "cd"}}]}, 4),
+    ({"choices": [], "usage": {"completion_tokens": 9}}, 0),
+    # The Responses API: an output item whole; in a stream, deltas but not what repeats them.
+    ({"object": "response", "status": "completed", "output": [
+        {"type": "message", "id": "msg_1", "role": "assistant", "content": [
+            {"type": "output_text", "text": "xyz", "annotations": []}]}]}, 3),
+    ({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "xy"}, 2),
+    ({"type": "response.output_text.done", "text": "xyz"}, 0),
+    ({"type": "response.completed", "response": {"output": [{"content": [{"text": "x"}]}]}}, 0),
+    ("not an answer", 0),
+])
+def test_the_output_an_answer_carries_is_counted_in_bytes(payload: Any, written: int) -> None:
+    assert output_bytes(payload) == written
