@@ -154,6 +154,16 @@ def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
      ["dynamic", "schema"], None),
     ("postgres", "SELECT query_to_xml('DELETE FROM t', true, false, '')", ["dynamic", "read"],
      None),
+    # A table, a cursor, a schema or the database read by a name in a string.
+    ("postgres", "SELECT table_to_xml('customers', true, false, '')", ["dynamic", "read"],
+     None),
+    ("postgres", "SELECT pg_catalog.cursor_to_xml('c', 10, true, false, '')",
+     ["dynamic", "read"], None),
+    ("postgres", "SELECT schema_to_xml_and_xmlschema('public', true, false, '')",
+     ["dynamic", "read"], None),
+    ("postgres", "SELECT database_to_xml(true, false, '')", ["dynamic", "read"], None),
+    ("postgres", "SELECT ts_rewrite('a'::tsquery, 'SELECT ssn::tsquery, ''b''::tsquery "
+     "FROM customers')", ["dynamic", "read"], None),
     ("postgres", "SELECT * FROM dblink('x', 'DROP TABLE t') AS r(s text)",
      ["dynamic", "read", "server"], None),
     ("tsql", "EXEC('DROP TABLE t')", ["dynamic"], None),

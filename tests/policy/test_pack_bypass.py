@@ -343,6 +343,14 @@ FOUND: list[tuple[str, Spec, str, str]] = [
                                 "AS r(s text)"), D, "dblink() runs any SQL"),
     ("pg-query-to-xml-admin-fn", sql("SELECT query_to_xml('SELECT pg_read_file(''/etc/passwd'')',"
                                      " true, false, '')"), D, "SQL in a string runs"),
+    ("pg-table-to-xml-reads-whole", sql("SELECT table_to_xml('customers', true, false, '')"),
+     D, "a table named in a string, read whole: its columns unseen"),
+    ("pg-cursor-to-xml", sql("SELECT pg_catalog.cursor_to_xml('c', 100, true, false, '')"), D,
+     "a cursor's rows as one text, past its columns' masks"),
+    ("pg-database-to-xml", sql("SELECT database_to_xml(true, false, '')"), D,
+     "every table read whole"),
+    ("pg-ts-rewrite-query", sql("SELECT ts_rewrite('a'::tsquery, 'SELECT ssn::tsquery, "
+                                "''b''::tsquery FROM customers')"), D, "SQL in a string runs"),
     ("pg-operator-over-admin-fn", sql("CREATE OPERATOR ### (RIGHTARG = text, FUNCTION = "
                                       "pg_read_file); SELECT ### '/etc/passwd'"), D,
      "an operator calls pg_read_file without a FuncCall"),

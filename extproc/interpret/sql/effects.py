@@ -170,8 +170,15 @@ _FUNCTION_EFFECTS: dict[str, tuple[str, ...]] = {
         "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query",
         "dblink_open",
     ), ("server", "dynamic")),
-    **dict.fromkeys(("query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
-                     "ts_stat"), ("dynamic",)),
+    # SQL in a string, or a table, schema, database or cursor named in one, read whole
+    # (its columns unknown to the statement's reader: lineage and masking see none).
+    **dict.fromkeys((
+        "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "ts_stat",
+        "ts_rewrite", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+        "cursor_to_xml", "cursor_to_xmlschema", "schema_to_xml", "schema_to_xmlschema",
+        "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema",
+        "database_to_xml_and_xmlschema",
+    ), ("dynamic",)),
     **dict.fromkeys(("lo_unlink",), ("destroy",)),
     **dict.fromkeys((
         "nextval", "setval", "lo_create", "lo_creat", "lo_put", "lo_from_bytea", "lo_truncate",
