@@ -53,10 +53,12 @@ _USAGE = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
 
 @dataclass(frozen=True, slots=True)
 class Reserved:
-    """An exchange's reservation: input.budget (JSON text) and what it asked for."""
+    """An exchange's reservation: input.budget (JSON text), what it asked for, and its
+    prompt's tokens as counted then (what its settle counts the input at)."""
 
     input_json: str
     asked: Amounts
+    prompt_tokens: int = 0
 
 
 class Budgeting:
@@ -75,9 +77,9 @@ class Budgeting:
         entries = self._entries(exchange)
         if not entries:
             return
-        asked = self._asked(exchange)
+        asked, prompt = self._asked(exchange)
         found = await self._book.reserve(exchange.trace_id, entries, asked)
-        exchange.budget = Reserved(jsonenc.dumps(found), asked)
+        exchange.budget = Reserved(jsonenc.dumps(found), asked, prompt)
         exchange.outcome["tollgate.budget.status"] = found["status"]
         if found["status"] != "reserved":
             exchange.outcome["tollgate.budget.names"] = tuple(
@@ -88,7 +90,7 @@ class Budgeting:
         reserved = exchange.budget
         if reserved is None or exchange.outcome.get("tollgate.budget.status") != "reserved":
             return
-        used = self._used(exchange, reserved.asked)
+        used = self._used(exchange, reserved)
         task = asyncio.get_running_loop().create_task(self._settle(exchange.trace_id, used))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
@@ -134,9 +136,10 @@ class Budgeting:
                 entries.append(Entry(budget, key, start))
         return entries
 
-    def _asked(self, exchange: Exchange) -> Amounts:
+    def _asked(self, exchange: Exchange) -> tuple[Amounts, int]:
+        """What the exchange asks to reserve, and its prompt's tokens (0: no LLM call)."""
         if exchange.target is None or exchange.target.protocol != "llm":
-            return Amounts(calls=1)
+            return Amounts(calls=1), 0
         meaning = exchange.meaning if isinstance(exchange.meaning, dict) else {}
         request: dict[str, Any] = dict(exchange.request or {})
         body = request.get("body")
@@ -147,9 +150,11 @@ class Budgeting:
         outputs = answers * next((body[k] for k in _OUTPUT_KEYS
                                   if type(body.get(k)) is int and body[k] > 0),
                                  self._settings.reserve_tokens)
-        return Amounts(1, inputs + outputs, self._cost(meaning.get("model"), inputs, outputs))
+        return (Amounts(1, inputs + outputs, self._cost(meaning.get("model"), inputs, outputs)),
+                inputs)
 
-    def _used(self, exchange: Exchange, asked: Amounts) -> Amounts:
+    def _used(self, exchange: Exchange, reserved: Reserved) -> Amounts:
+        asked = reserved.asked
         if not exchange.forwarded:
             return Amounts()
         if not asked.tokens:
@@ -157,7 +162,7 @@ class Budgeting:
         meaning = exchange.meaning if isinstance(exchange.meaning, dict) else {}
         model = meaning.get("model")
         outcome = exchange.outcome
-        inputs = _prompt_tokens(meaning)
+        inputs = reserved.prompt_tokens
         outputs = math.ceil(exchange.output_bytes / BYTES_PER_TOKEN)
         if any(k in outcome for k in _USAGE):
             told_in, told_out = (int(outcome.get(k) or 0) for k in _USAGE)
