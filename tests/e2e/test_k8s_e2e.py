@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_approvals_e2e import api
 from tests.standins.k8s_standin import K8sStandIn, Kubectl, gateway_options, write_kubeconfig
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
@@ -240,10 +241,9 @@ def test_an_agent_s_pod_reaching_its_node_waits_for_a_cluster_admin(
            f"staging: {reason}) (trace " in result.stderr, result.stderr
     assert not any(r.method == "POST" for r in cluster.requests[before:])
     assert cluster.object("pods", "staging", escape) is None
-    request = urllib.request.Request(f"{gw.admin_url}/approvals?status=pending", headers={
-        "authorization": f"Bearer {tokens.token('carol', ['cluster-admins'])}"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        pending = json.loads(reply.read())["approvals"]
+    _, listed = api(gw, "GET", "/approvals?status=pending",
+                    tokens.token("carol", ["cluster-admins"]))
+    pending = listed["approvals"]
     assert any(a["rules"] == ["k8s.privileged_pod"] and a["reasons"] == [
         f"create of Pod {escape} in namespace staging: {reason}"] for a in pending), pending
 
