@@ -50,12 +50,14 @@ hypothesis_settings.load_profile(os.environ.get("TOLLGATE_HYPOTHESIS", "default"
 
 # What tollgate caches for a user (the Rego tests a pack passed: policy/smoke.py) goes to
 # a folder of this run's, never to the user's ~/.cache, and what other tools keep in the
-# user's ~/.config (Chromium's crash reports, matplotlib's font list) to another; set
-# before any process starts, so every xdist worker and every process they start share them.
+# user's ~/.config and ~/.cache (Chromium's crash reports, matplotlib's font list,
+# onnxruntime's id file) to others; set before any process starts, so every xdist worker
+# and every process they start share them.
 if "TOLLGATE_CACHE" not in os.environ:
     _RUN = tempfile.mkdtemp(prefix="tollgate-test-run-")
     os.environ["TOLLGATE_CACHE"] = os.path.join(_RUN, "cache")
     os.environ["XDG_CONFIG_HOME"] = os.path.join(_RUN, "config")
+    os.environ["XDG_CACHE_HOME"] = os.path.join(_RUN, "tools-cache")
     _OWNER = os.getpid()
     atexit.register(lambda: os.getpid() == _OWNER and shutil.rmtree(_RUN, True))
 

@@ -1,5 +1,5 @@
 """What the suite may not change on the machine it runs on, beyond its own temporary
-folders: the names in the home folder, in ~/.ssh and in ~/.config (a test that forgot to
+folders: the names in the home folder, in ~/.ssh, ~/.config and ~/.cache (a test that forgot to
 give the code under test a home of its own leaves a dotfile there; ~/.tollgate, the
 quickstart's documented place, aside), and the files under /etc (a test that ran a command as root
 where it meant a demo host's). tests/conftest.py takes one before the run and compares
@@ -16,8 +16,9 @@ from pathlib import Path
 ALLOWED_IN_HOME = frozenset({".tollgate"})
 # The home's folders whose names are watched as the home's own are (Chromium's crash
 # reports and matplotlib's font cache went to ~/.config before the suite gave its run a
-# config home of its own: tests/conftest.py).
-WATCHED = (".ssh", ".config")
+# config home of its own, onnxruntime's id file and matplotlib's font list to ~/.cache
+# before it gave it a cache home: tests/conftest.py).
+WATCHED = (".ssh", ".config", ".cache")
 
 
 @dataclass(frozen=True)
