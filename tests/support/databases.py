@@ -10,6 +10,7 @@ import queue
 import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg
@@ -25,14 +26,26 @@ def throwaway_database(prefix: str = "tollgate_test") -> Iterator[str]:
     database itself, so every client of it, tollgate's included, has it): a commit waited
     ~1.4 ms for the WAL's flush on a quiet machine, many times that on a busy one, and a
     throwaway database need not outlive a crash of the server. The drop is a checkpoint
-    (50-100 ms): it is left to a thread of this process (`_Dropper`), not waited for."""
+    (50-100 ms): it is left to a thread of this process (`_Dropper`), not waited for.
+    Nor is the making (30-270 ms, most of it the server's writes): the next database of
+    the prefix is made ahead on another (`_Maker`) while the test that took this one runs.
+    """
+    name = _maker().take(prefix)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _dropper().drop(name)
+
+
+def _make(prefix: str) -> str:
     name = f"{prefix}_{secrets.token_hex(4)}"
     _admin(f'CREATE DATABASE "{name}"')
     try:
         _admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _dropper().drop(name)
+    except BaseException:
+        _admin(f'DROP DATABASE "{name}"')
+        raise
+    return name
 
 
 # Each process's connections, by the process that opened them (a forked child opens its
@@ -63,11 +76,54 @@ def _admin(statement: str, use: str = "make") -> None:
 
 
 def wait_for_drops() -> None:
-    """Wait until every database this process asked to drop is dropped (the suite's end
-    calls it; a process's exit waits too): raises naming any that could not be."""
+    """Drop the databases made ahead and not taken, and wait until every database this
+    process asked to drop is dropped (the suite's end calls it; a process's exit waits
+    too): raises naming any that could not be."""
+    maker = _MAKERS.pop(os.getpid(), None)
+    if maker is not None:
+        maker.finish()
     dropper = _DROPPERS.get(os.getpid())
     if dropper is not None:
         dropper.finish()
+
+
+def _maker() -> _Maker:
+    """This process's maker (a forked child starts its own), started at its first take."""
+    with _DROPPERS_LOCK:
+        maker = _MAKERS.get(os.getpid())
+        if maker is None:
+            maker = _MAKERS[os.getpid()] = _Maker()
+        return maker
+
+
+class _Maker:
+    """Makes the next database of each prefix asked for on a thread of its own, while the
+    test holding the last one runs: a test's set-up then waits for none of the server's
+    writes. What was made ahead and never taken is dropped at the end (wait_for_drops,
+    or the process's exit)."""
+
+    def __init__(self) -> None:
+        self._ahead: dict[str, Future[str]] = {}
+        self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="database-maker")
+        atexit.register(self.finish)
+
+    def take(self, prefix: str) -> str:
+        with self._lock:
+            ahead = self._ahead.pop(prefix, None)
+        name = ahead.result() if ahead is not None else _make(prefix)
+        with self._lock:
+            if prefix not in self._ahead:
+                self._ahead[prefix] = self._thread.submit(_make, prefix)
+        return name
+
+    def finish(self) -> None:
+        with self._lock:
+            ahead, self._ahead = list(self._ahead.values()), {}
+        self._thread.shutdown()
+        for future in ahead:
+            if future.exception() is None:
+                _admin(f'DROP DATABASE IF EXISTS "{future.result()}" WITH (FORCE)', "drop")
 
 
 def _dropper() -> _Dropper:
@@ -117,4 +173,5 @@ class _Dropper:
 
 
 _DROPPERS: dict[int, _Dropper] = {}
+_MAKERS: dict[int, _Maker] = {}
 _DROPPERS_LOCK = threading.Lock()
