@@ -280,10 +280,7 @@ async def estimates(ask: Ask, writes: list[Planned], parameter_types: tuple[int,
     if status == b"E":
         return [(p, missing("the transaction has failed: the database runs nothing until "
                             "it ends")) for p in writes]
-    enter, leave = ((f"SAVEPOINT {NAME}; {_SETTINGS}",
-                     f"ROLLBACK TO SAVEPOINT {NAME}; RELEASE SAVEPOINT {NAME}")
-                    if status == b"T" else
-                    (f"BEGIN; SAVEPOINT {NAME}; {_SETTINGS}", "ROLLBACK"))
+    enter, leave = fences(status)
     try:
         tables, functions = await _catalog(ask, enter, leave, writes)
     except _CatalogError as exc:
@@ -297,6 +294,17 @@ async def estimates(ask: Ask, writes: list[Planned], parameter_types: tuple[int,
     if askable:
         found |= await _plans(ask, enter, leave, askable, tables, parameter_types)
     return [(p, found[p.index]) for p in writes]
+
+
+def fences(status: bytes) -> tuple[str, str]:
+    """What the front's questions begin and end with in a session whose transaction
+    status is `status`: the session is left as it was found (a savepoint rolled back to
+    and released in a transaction, a transaction rolled back outside one), read-only and
+    with short timeouts meanwhile."""
+    if status == b"T":
+        return (f"SAVEPOINT {NAME}; {_SETTINGS}",
+                f"ROLLBACK TO SAVEPOINT {NAME}; RELEASE SAVEPOINT {NAME}")
+    return f"BEGIN; SAVEPOINT {NAME}; {_SETTINGS}", "ROLLBACK"
 
 
 def _unplannable(p: Planned, tables: dict[str, _Table], functions: set[str]) -> str | None:
@@ -319,8 +327,8 @@ async def _catalog(ask: Ask, enter: str, leave: str, writes: list[Planned]
     asked = orjson.dumps({"tables": sorted({r for p in writes for r in p.relations}),
                           "functions": sorted({f for p in writes for f in p.functions})}
                          ).decode()
-    questions = _Questions(enter)
-    catalog = questions.query(_CATALOG.format(tag=_dollar_tag(asked), asked=asked))
+    questions = Questions(enter)
+    catalog = questions.query(_CATALOG.format(tag=dollar_tag(asked), asked=asked))
     questions.query(leave)
     await questions.ask(ask)
     rows, error = questions.result(catalog)
@@ -339,7 +347,7 @@ async def _catalog(ask: Ask, enter: str, leave: str, writes: list[Planned]
     return tables, functions
 
 
-def _dollar_tag(text: str) -> str:
+def dollar_tag(text: str) -> str:
     """A dollar quote's tag that `text` cannot close: random, so no name chosen in a
     statement can guess it."""
     while True:
@@ -348,7 +356,7 @@ def _dollar_tag(text: str) -> str:
             return tag
 
 
-class _Questions:
+class Questions:
     """The front's messages of one round trip, pipelined; each answer found by the
     message whose cycle it ends (a Query's, or a Sync's after a Parse or Close)."""
 
@@ -387,7 +395,7 @@ async def _plans(ask: Ask, enter: str, leave: str, writes: list[Planned],
                  tables: dict[str, _Table], parameter_types: tuple[int, ...] | None
                  ) -> dict[int, Estimate]:
     """The planner's answer for each write, and the counts of the small tables."""
-    questions = _Questions(enter)
+    questions = Questions(enter)
     counted = list({t.name: t for t in tables.values() if t.countable}.values())
     counting = None
     if counted:

@@ -67,7 +67,7 @@ from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasure
 from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
-from extproc.postgres import drivers, effect, encodings, estimate, namespace
+from extproc.postgres import drivers, effect, encodings, estimate, namespace, reach
 from extproc.postgres import messages as pg
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
@@ -343,6 +343,8 @@ class Session:
         # A measured write kept in the front's transaction leaves its savepoint to the
         # transaction's end (or the next measured write's readings): one round trip less.
         self._savepoint = False
+        # What the catalog said of the tables and functions statements named (reach.py).
+        self._known = reach.Known()
         # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
         # sends as a session opens (drivers.py).
         self._opening = True
@@ -807,8 +809,10 @@ class Session:
                     raise _NameRefused(code, error, problem)
                 run.sources = self._sources(run.use)
             run.upstream_text = self._renamed(run.use, exchange.meaning, text)
-            writes = what != "function_call" and await self._estimate(
+            self._known.forget_after(exchange.meaning)
+            writes = what != "function_call" and (await self._estimate(
                 exchange, run.upstream_text or text, parameter_types)
+                or await self._reaches(exchange, run.upstream_text or text))
             if what in ("query", "parse") and writes:
                 # A Parse's writes are measured at their Execute: the transaction's
                 # status then, not now, says whether they can be.
@@ -854,6 +858,19 @@ class Session:
         unavailable = next((e["unavailable"] for _, e in found if e["unavailable"]), None)
         if unavailable:
             exchange.outcome["tollgate.sql.estimate_unavailable"] = unavailable
+        return True
+
+    async def _reaches(self, exchange: Exchange, text: str) -> bool:
+        """Whether the text may write through the database's code (reach.py): then it is
+        measured as a write is, and the record says why (`tollgate.sql.reaches`)."""
+        found = reach.names(text)
+        if found is None:
+            return False
+        why = await reach.reaches(self._ask, self._at_rest, lambda: self._status, found,
+                                  self._known)
+        if why is None:
+            return False
+        exchange.outcome["tollgate.sql.reaches"] = why
         return True
 
     async def _at_rest(self) -> str | None:

@@ -27,6 +27,8 @@ from tests.e2e.test_postgres_e2e import _Raw, _startup, shop, upstream, url
 from tests.support.databases import throwaway_database
 from tests.support.gateway import Gateway, module_gateway
 
+# The tables a write no text names empties (reach.py), each its own.
+REACHED = ("outbox", "notes", "scratch", "vault", "ledger_copy", "swept", "outbox_copy")
 SETUP = (
     # orders 1..100; items: four per order 1, cascading from it.
     "CREATE TABLE orders (id int PRIMARY KEY, note text)",
@@ -63,6 +65,23 @@ SETUP = (
     "INSERT INTO lines SELECT g, (g - 1) / 4 + 1 FROM generate_series(1, 12) g",
     "INSERT INTO lines SELECT g, g - 9 FROM generate_series(13, 18) g",
     "ANALYZE carts, lines",
+    # Writes no text names (reach.py): each empties a table of four rows of its own.
+    *(f"CREATE TABLE {t} (id int PRIMARY KEY)" for t in REACHED),
+    *(f"INSERT INTO {t} SELECT g FROM generate_series(1, 4) g" for t in REACHED),
+    "CREATE TABLE inbox (id int PRIMARY KEY)",
+    "CREATE FUNCTION clear_outbox() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN DELETE FROM outbox; RETURN NEW; END $$",
+    "CREATE TRIGGER clear_outbox AFTER INSERT ON inbox FOR EACH ROW "
+    "EXECUTE FUNCTION clear_outbox()",
+    "CREATE TABLE drafts (id int PRIMARY KEY)",
+    "CREATE RULE clear_notes AS ON INSERT TO drafts DO ALSO DELETE FROM notes",
+    "CREATE FUNCTION purge() RETURNS int LANGUAGE sql AS "
+    "$$ DELETE FROM scratch; SELECT 1 $$",
+    "CREATE FUNCTION \"Purge_Quietly\"() RETURNS int LANGUAGE sql SECURITY DEFINER AS "
+    "$$ DELETE FROM vault; SELECT 1 $$",
+    "CREATE FUNCTION matches(n int) RETURNS bool LANGUAGE plpgsql AS "
+    "$$ BEGIN DELETE FROM ledger_copy; RETURN n = 1; END $$",
+    "CREATE PROCEDURE sweep() LANGUAGE sql AS $$ DELETE FROM swept $$",
 )
 
 
@@ -215,6 +234,73 @@ def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
     psql(gw, sql)
     text = str(gw.record_of(sql))
     assert "blast.effect" in text and "would delete 4 rows of public.audit" in text
+
+
+@pytest.mark.parametrize(("sql", "table", "why"), [
+    ("INSERT INTO inbox VALUES (1)", "outbox", "has a trigger"),
+    ("INSERT INTO drafts VALUES (1)", "notes", "has a rule"),
+    ("SELECT purge()", "scratch", "it calls public.purge"),
+    ('SELECT "Purge_Quietly"()', "vault", "it calls public.Purge_Quietly"),
+    ("SELECT id FROM small WHERE matches(id)", "ledger_copy", "it calls public.matches"),
+])
+def test_a_write_no_text_names_is_measured_and_held_on_what_it_did(
+        gw: Gateway, upstream_db: str, sql: str, table: str, why: str) -> None:
+    """A trigger or a rule on the table an INSERT fills, a function a SELECT calls
+    (SECURITY DEFINER, inside a WHERE): measured as the write it is, held, undone."""
+    done = psql(gw, sql)
+    assert f"would delete 4 rows of public.{table}" in done.stderr, done.stderr
+    assert "blast.effect" in done.stderr
+    assert count(upstream_db, table) == 4
+    deny(gw, sql)
+    assert why in reaches(gw, sql)
+
+
+def reaches(gw: Gateway, sql: str) -> str:
+    """Why the front measured `sql` though its text writes nothing (its span says)."""
+    spans = gw.otlp.spans_of(gw.record_of(sql)["trace_id"])
+    return "".join(str(s.attributes.get("tollgate.sql.reaches", "")) for s in spans)
+
+
+def test_a_copy_or_call_that_runs_the_databases_code_waits_saying_why(
+        gw: Gateway, upstream_db: str) -> None:
+    """COPY ... FROM into a table with a trigger, and CALL, cannot be measured: held."""
+    copied = subprocess.run([shutil.which("psql") or "psql", "-X", url(gw), "-c",
+                             "COPY inbox FROM STDIN"], input="7\n", capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert "blast.effect_unknown" in copied.stderr, copied.stderr
+    assert "COPY ... FROM takes its rows from the client" in copied.stderr
+    called = psql(gw, "CALL sweep()")
+    assert "blast.effect_unknown" in called.stderr, called.stderr
+    assert count(upstream_db, "outbox") == count(upstream_db, "swept") == 4
+    assert upstream(upstream_db, "SELECT count(*) FROM inbox") == [(0,)]
+    deny(gw, "COPY inbox FROM STDIN", "CALL sweep()")
+
+
+async def test_the_extended_protocol_measures_a_write_no_text_names(
+        gw: Gateway, upstream_db: str) -> None:
+    with psycopg.connect(url(gw), autocommit=True) as conn, pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match=re.escape("would delete 4 rows of public.outbox")):
+        conn.execute("INSERT INTO inbox VALUES (%s)", (2,))
+    aconn = await asyncpg.connect(url(gw), ssl="require")
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError,
+                           match=re.escape("would delete 4 rows of public.scratch")):
+            await aconn.fetchval("SELECT purge() + $1", 0)
+    finally:
+        await aconn.close()
+    assert count(upstream_db, "outbox") == count(upstream_db, "scratch") == 4
+    deny(gw, "INSERT INTO inbox VALUES ($1)", "SELECT purge() + $1")
+
+
+def test_reads_and_inserts_that_reach_no_code_pass_unmeasured(gw: Gateway) -> None:
+    sql = "SELECT count(*), max(id) FROM small WHERE id > 99 AND lower(name) = name"
+    done = psql(gw, sql, "INSERT INTO outbox_copy VALUES (5)",
+                "DELETE FROM outbox_copy WHERE id = 5")
+    assert done.stdout.splitlines() == ["1|100", "INSERT 0 1", "DELETE 1"], done.stderr
+    for text in (sql, "INSERT INTO outbox_copy VALUES (5)"):
+        assert [d["phase"] for d in gw.record_of(text)["decisions"]] == ["request"]
+        assert reaches(gw, text) == ""
 
 
 # -- the extended protocol ----------------------------------------------------------------

@@ -198,13 +198,16 @@ _EXPLAIN = "EXPLAIN (FORMAT JSON, VERBOSE) "
 
 
 def _writes(record: dict[str, Any]) -> bool:
-    """Whether a record is of a statement that may write (a write, or an EXECUTE of what
-    SQL's PREPARE made), its first decision allowing it: the front measures such a
-    statement's effect before the policy decides on it."""
+    """Whether a record is of a statement that may write (a write, an EXECUTE of what
+    SQL's PREPARE made, or one decided again on its measured effect: a read that may run
+    the database's code, extproc/postgres/reach.py), its first decision allowing it: the
+    front measures such a statement's effect before the policy decides on it."""
     sql = (record.get("meaning") or {}).get("sql") or {}
-    return bool(record["decisions"]) and record["decisions"][0]["action"] == "allow" and \
+    decisions = record["decisions"]
+    return bool(decisions) and decisions[0]["action"] == "allow" and (
         any("write" in s.get("effects", ()) or s.get("kind") == "execute"
             for s in sql.get("statements") or ())
+        or [d.get("phase") for d in decisions].count("request") > 1)
 
 
 def pg_compare(logged: list[PgLogged], records: list[dict[str, Any]]) -> Comparison:

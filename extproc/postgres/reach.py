@@ -1,0 +1,208 @@
+"""What a statement may write besides the rows its text writes: the database's code.
+
+The planner's estimate and the measured effect (estimate.py, effect.py) start from a
+text that names a write (UPDATE, DELETE, MERGE, INSERT from a query). The database's
+owners can make other texts write: a trigger or a rule on the table an `INSERT ...
+VALUES` or a `COPY ... FROM` fills (it may delete from another table), a function a
+`SELECT` calls (`SELECT purge()`, one inside a `WHERE`, a SECURITY DEFINER one that
+writes what the caller's role may not), a procedure a `CALL` runs, a `DO` block. Such a
+text is as much a write as a DELETE, and it is measured as one: its effect, counted by
+the database, is what the policy decides on (`input.effect`), or it waits for a person
+where it cannot be measured (COPY ... FROM, CALL and DO: effect.unmeasurable).
+
+What can write is read from the catalog, in the client's own upstream session at rest
+(as estimate.py asks it: read-only, under a savepoint, with short timeouts), for the
+names the text holds: each table an INSERT or a COPY ... FROM fills — a trigger of its
+own (not a foreign key's) that is enabled, a rule, a view (its rules or INSTEAD OF
+triggers write elsewhere), on it or on a partition — and each function it calls by a
+name defined outside pg_catalog (any such function, whatever its volatility: a stable one
+may call a volatile one). PostgreSQL's catalog is readable by every role, so the agent's
+role reads what the owner's would. A text whose catalog cannot be read (a pipeline, a
+failed transaction, a timeout) is measured: not knowing is treated as reaching.
+
+What was read is kept for the session (`Known`) for KEEP_SECONDS, and forgotten at once
+after a statement the session ran that changes the schema (its `effects` say so): a
+trigger another session's owner adds is seen within KEEP_SECONDS.
+
+Not read here: code the owners attached to what a plain SELECT reads — a view whose
+definition calls a function, a column's type's input function, an operator, a row
+security policy's expression — which a read-only statement runs without naming it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pglast import parser as pg_parser
+
+from extproc.postgres import messages as pg
+from extproc.postgres.estimate import Ask, Questions, dollar_tag, fences
+
+# How long what the catalog said is kept for a session.
+KEEP_SECONDS = 10.0
+# No text without one of these calls a function, fills a table or runs a block (a
+# prefilter: what matches is parsed; PostgreSQL folds ASCII letters alone, this more).
+_MAY_REACH = re.compile(r"\(|insert|copy|\bdo\b", re.IGNORECASE)
+# The statements that change what the catalog says (their `effects`, interpret/sql).
+_SCHEMA_EFFECTS = frozenset({"schema", "destroy", "privilege", "dynamic"})
+
+# Each table asked about ($1: {"tables": [...], "functions": [...]}) that has code of its
+# owners' that a row written to it runs; each function name defined outside pg_catalog.
+_CATALOG = """WITH asked AS (SELECT CAST({tag}{asked}{tag} AS pg_catalog.jsonb) AS j)
+SELECT 'table', r.name, CASE WHEN c.relkind = 'v' THEN 'a view'
+    WHEN EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class = ANY (tree.oids)
+        AND w.rulename <> '_RETURN') THEN 'a rule'
+    WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = ANY (tree.oids)
+        AND NOT g.tgisinternal AND g.tgenabled <> 'D') THEN 'a trigger'
+    END
+FROM asked CROSS JOIN pg_catalog.jsonb_array_elements_text(asked.j -> 'tables') AS r(name)
+JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(r.name)
+-- the table and its partitions (pg_partition_tree has no rows for a plain table)
+CROSS JOIN LATERAL (SELECT pg_catalog.array_append(pg_catalog.array_agg(t.relid::oid),
+    c.oid) AS oids FROM pg_catalog.pg_partition_tree(c.oid) t) tree
+UNION ALL
+SELECT DISTINCT 'function', p.proname, n.nspname || '.' || p.proname
+FROM asked CROSS JOIN pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.proname IN (SELECT pg_catalog.jsonb_array_elements_text(asked.j -> 'functions'))
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """What a text may reach the database's code through."""
+
+    tables: frozenset[str]  # filled by INSERT or COPY ... FROM, in SQL syntax (quoted)
+    functions: frozenset[str]  # called, by name, but those qualified with pg_catalog
+    runs: str | None  # a DO block or a procedure it runs, said
+
+
+def names(text: str) -> Names | None:
+    """What `text` may reach (pure: no I/O); None: nothing (most reads)."""
+    if _MAY_REACH.search(text) is None:
+        return None
+    try:
+        tree = orjson.loads(pg_parser.parse_sql_json(text))
+    except (pg_parser.ParseError, orjson.JSONDecodeError):
+        return None  # the interpreter's reading has the error, which the pack refuses
+    found = _Walk()
+    found.walk(tree.get("stmts", ()))
+    if not (found.tables or found.functions or found.runs):
+        return None
+    return Names(frozenset(found.tables), frozenset(found.functions), found.runs)
+
+
+@dataclass(slots=True)
+class _Walk:
+    tables: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)
+    runs: str | None = None
+
+    def walk(self, node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                self.walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            if key == "InsertStmt" or (key == "CopyStmt" and value.get("is_from")
+                                       and "relation" in value):
+                self.tables.add(_quoted(value["relation"]))
+            elif key == "FuncCall":
+                parts = [p["String"]["sval"] for p in value["funcname"]]
+                if parts[:-1] != ["pg_catalog"]:
+                    self.functions.add(parts[-1])
+            elif key == "DoStmt":
+                self.runs = "it runs a DO block"
+            elif key == "CallStmt":
+                called = ".".join(p["String"]["sval"] for p in value["funccall"]["funcname"])
+                self.runs = f"it calls procedure {called}"
+            self.walk(value)
+
+
+def _quoted(relation: dict[str, Any]) -> str:
+    parts = [relation[k] for k in ("schemaname", "relname") if k in relation]
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+@dataclass(slots=True)
+class Known:
+    """What the catalog said of each name, for one session: (what, until when)."""
+
+    tables: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    functions: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+
+    def forget_after(self, meaning: Any) -> None:
+        """Forget it all if the statements just read change the schema."""
+        statements = meaning.get("statements", ()) if isinstance(meaning, dict) else ()
+        if any(_SCHEMA_EFFECTS.intersection(s.get("effects", ())) for s in statements):
+            self.tables.clear()
+            self.functions.clear()
+
+
+async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
+                  status: Callable[[], bytes], found: Names, known: Known) -> str | None:
+    """Why the text whose names are `found` may write through the database's code (a
+    reason for the record), or None: it cannot. `at_rest` waits until the session can be
+    asked (None) or says why it cannot (then the text may write); `status` is then its
+    transaction's (ReadyForQuery's byte)."""
+    if found.runs is not None:
+        return found.runs
+    now = time.monotonic()
+    tables = {t: known.tables[t][0] for t in found.tables
+              if t in known.tables and known.tables[t][1] > now}
+    functions = {f: known.functions[f][0] for f in found.functions
+                 if f in known.functions and known.functions[f][1] > now}
+    asked = (found.tables - tables.keys(), found.functions - functions.keys())
+    if any(asked):
+        problem = await at_rest()
+        if problem is None and status() == b"E":
+            problem = "the transaction has failed: the database runs nothing until it ends"
+        if problem is not None:
+            return f"what it may run of the database's code is not known: {problem}"
+        read = await _catalog(ask, status(), *asked)
+        if isinstance(read, str):
+            return f"what it may run of the database's code is not known: {read}"
+        until = now + KEEP_SECONDS
+        for table in asked[0]:
+            tables[table] = read[0].get(table)
+            known.tables[table] = (tables[table], until)
+        for function in asked[1]:
+            functions[function] = read[1].get(function)
+            known.functions[function] = (functions[function], until)
+    said = [f"{t} has {how}" for t, how in sorted(tables.items()) if how] + [
+        f"it calls {defined}, defined in the database"
+        for _, defined in sorted(functions.items()) if defined]
+    return "; ".join(said) or None
+
+
+async def _catalog(ask: Ask, status: bytes, tables: frozenset[str] | set[str],
+                   functions: frozenset[str] | set[str]
+                   ) -> tuple[dict[str, str], dict[str, str]] | str:
+    """For the tables, what of the owners' code a row written to each runs; for the
+    function names, one defined outside pg_catalog; or why the catalog could not be read."""
+    asked = orjson.dumps({"tables": sorted(tables), "functions": sorted(functions)}).decode()
+    enter, leave = fences(status)
+    questions = Questions(enter)
+    catalog = questions.query(_CATALOG.format(tag=dollar_tag(asked), asked=asked))
+    questions.query(leave)
+    try:
+        await questions.ask(ask)
+    except TimeoutError:
+        return "the database did not answer in time"
+    rows, error = questions.result(catalog)
+    if error is not None:
+        return f"the catalog could not be read: {pg.error_text(error)}"
+    read: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    for row in rows:
+        kind, name, how = ("" if v is None else pg.value_text(v) for v in row)
+        if how:
+            read[kind == "function"][name] = how
+    return read

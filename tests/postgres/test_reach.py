@@ -1,0 +1,88 @@
+"""Which names of a text the PostgreSQL front asks the catalog about before deciding
+whether it may write through the database's code (extproc/postgres/reach.py); the
+answers, end to end, are tests/e2e/test_measured_effect.py's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from extproc.postgres import messages as pg
+from extproc.postgres import reach
+from extproc.postgres.reach import Known, Names
+
+
+@pytest.mark.parametrize(("text", "tables", "functions", "runs"), [
+    ("INSERT INTO inbox VALUES (1)", {'"inbox"'}, set(), None),
+    ('insert into "S"."Mixed" (id) values (1), (2)', {'"S"."Mixed"'}, set(), None),
+    ("COPY inbox FROM STDIN", {'"inbox"'}, set(), None),
+    ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", {'"t"'}, set(), None),
+    ("SELECT purge()", set(), {"purge"}, None),
+    ('SELECT "Purge_Quietly"()', set(), {"Purge_Quietly"}, None),
+    ("SELECT id FROM small WHERE public.matches(id)", set(), {"matches"}, None),
+    ("SELECT count(*), lower(name) FROM t", set(), {"count", "lower"}, None),
+    ("CALL app.sweep(1)", set(), set(), "it calls procedure app.sweep"),
+    ("DO $$ BEGIN DELETE FROM t; END $$", set(), set(), "it runs a DO block"),
+    ("SELECT 1; INSERT INTO a VALUES (f())", {'"a"'}, {"f"}, None),
+])
+def test_the_names_a_text_may_reach_the_databases_code_through(
+        text: str, tables: set[str], functions: set[str], runs: str | None) -> None:
+    assert reach.names(text) == Names(frozenset(tables), frozenset(functions), runs)
+
+
+@pytest.mark.parametrize("text", [
+    "SELECT * FROM t WHERE id = 1",  # no call, no insert: not even parsed
+    "COPY t TO STDOUT",  # a COPY out writes nothing
+    "SELECT pg_catalog.now(), pg_catalog.lower('A')",  # named in pg_catalog: its own
+    "SELECT (",  # unreadable: the interpreter's error, which the pack refuses
+    "UPDATE t SET a = 1",  # its write is the estimate's and the effect's already
+])
+def test_texts_that_reach_nothing(text: str) -> None:
+    assert reach.names(text) is None
+
+
+def test_what_the_catalog_said_is_kept_then_forgotten_after_a_schema_change() -> None:
+    asked: list[bytes] = []
+
+    async def ask(messages: list[bytes], cycles: int) -> list[pg.Message]:
+        asked.extend(messages)
+        raise TimeoutError  # no database here: the question is what is counted
+
+    async def at_rest() -> None:
+        return None
+
+    known = Known()
+    found = reach.names("SELECT purge()")
+    assert found is not None
+    why = asyncio.run(reach.reaches(ask, at_rest, lambda: b"I", found, known))
+    assert why == ("what it may run of the database's code is not known: the database "
+                   "did not answer in time")
+    assert len(asked) == 3  # BEGIN ..., the catalog, ROLLBACK: one round trip
+    known.functions["purge"] = ("public.purge", float("inf"))
+    assert asyncio.run(reach.reaches(ask, at_rest, lambda: b"I", found, known)) == (
+        "it calls public.purge, defined in the database")
+    assert len(asked) == 3  # kept: not asked again
+    known.forget_after({"statements": [{"effects": ["read"]}]})
+    assert known.functions
+    known.forget_after({"statements": [{"effects": ["schema"]}]})
+    assert not known.functions and not known.tables
+
+
+def test_a_session_that_cannot_be_asked_is_taken_to_reach() -> None:
+    async def ask(messages: list[bytes], cycles: int) -> list[pg.Message]:
+        raise AssertionError("not asked")
+
+    async def busy() -> str:
+        return "it came in a pipeline"
+
+    found = reach.names("INSERT INTO inbox VALUES (1)")
+    assert found is not None
+    assert asyncio.run(reach.reaches(ask, busy, lambda: b"I", found, Known())) == (
+        "what it may run of the database's code is not known: it came in a pipeline")
+
+    async def at_rest() -> None:
+        return None
+
+    assert "the transaction has failed" in str(asyncio.run(
+        reach.reaches(ask, at_rest, lambda: b"E", found, Known())))
