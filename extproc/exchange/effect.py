@@ -59,6 +59,36 @@ def measured(tables: list[TableEffect], written: list[str]) -> Effect:
             "written": written, "unavailable": None}
 
 
+# How long a session keeps what the catalog said of a name (a trigger on a table, a
+# function defined in the database): another session's DDL is seen within this.
+REMEMBER_SECONDS = 10.0
+# The statements that change what the catalog says (their `effects`, interpret/sql).
+_SCHEMA_EFFECTS = frozenset({"schema", "destroy", "privilege", "dynamic"})
+
+
+class Remembered:
+    """What the catalog said of each name for one session (None: nothing of note), for
+    REMEMBER_SECONDS, and forgotten at once after the session changes the schema: a
+    front asks the database what a text may run once per name, not per statement."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, tuple[str | None, float]] = {}
+
+    def get(self, name: str, now: float) -> tuple[bool, str | None]:
+        """Whether `name` is remembered at `now` (time.monotonic), and what was said."""
+        said, until = self._said.get(name, (None, 0.0))
+        return until > now, said
+
+    def remember(self, name: str, said: str | None, now: float) -> None:
+        self._said[name] = (said, now + REMEMBER_SECONDS)
+
+    def forget_after(self, meaning: object) -> None:
+        """Forget it all if the statements just read change the schema."""
+        statements = meaning.get("statements", ()) if isinstance(meaning, dict) else ()
+        if any(_SCHEMA_EFFECTS.intersection(s.get("effects", ())) for s in statements):
+            self._said.clear()
+
+
 def within(effect: Effect, approved: Effect) -> str | None:
     """Why `effect` is more than the `approved` one (None: it is not): a table changed
     that was not, or more rows of one."""

@@ -19,6 +19,12 @@ rolled back otherwise. A written table's size (`table_rows`) is its count as the
 session's role sees it, up to COUNT_CAP rows; past the cap, or where the role cannot
 read it, the catalog's `TABLE_ROWS`.
 
+A text that names no write but calls a stored function (`SELECT f()`, a function in a
+`WHERE`, `SET @x = f()`) may write as much (the function's statements count in the same
+handler counters): it is measured the same way, its rows charged to the function
+(`shop.purge()`: which tables it writes, a role that may only execute it cannot read), or
+held where its kind cannot be measured (SET, DO).
+
 Not measured, and said why (`measured` false: the pack holds it):
 
 - a text with anything but SELECT, INSERT, UPDATE and DELETE in it: transaction control
@@ -62,6 +68,19 @@ _PLAIN = re.compile(r"[A-Za-z0-9_$ .-]+")
 def writes(statements: list[dict[str, Any]]) -> bool:
     """Whether the interpreted text writes rows (what the front measures)."""
     return any("write" in (s.get("effects") or ()) for s in statements)
+
+
+def called(statements: list[dict[str, Any]]) -> list[str]:
+    """The names of the functions the text calls (lowercase: MySQL's function names are
+    not case-sensitive), builtin ones too: the catalog says which are stored."""
+    return sorted({str(f).lower() for s in statements for f in s.get("functions") or ()})
+
+
+def routines_query(names: list[str]) -> str:
+    """The stored functions of these names the session may run (schema, name)."""
+    return ("SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES WHERE "
+            "ROUTINE_TYPE = 'FUNCTION' AND LOWER(ROUTINE_NAME) IN ("
+            + ", ".join(literal(n) for n in names) + ")")
 
 
 def unmeasurable(statements: list[dict[str, Any]]) -> str | None:

@@ -71,7 +71,14 @@ from typing import TYPE_CHECKING, Any
 from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, refuse_owned_change
-from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
+from extproc.exchange.effect import (
+    Effect,
+    Measured,
+    Remembered,
+    judged,
+    to_come,
+    unmeasured,
+)
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
@@ -263,6 +270,8 @@ class Run:
     kill: tuple[Kill, Victim] | None = None
     # A write whose effect the server is to measure before the verdict (effect.py).
     measure: bool = False
+    # The stored functions a text that names no write calls (effect.py: measured too).
+    routines: list[effect.Target] = field(default_factory=list)
 
     @property
     def exchange(self) -> Exchange:
@@ -318,6 +327,8 @@ class Session:
         # said where it is the session's (_follow_sql_mode); None: not known, every text
         # read both ways. A connection that named no database has no server.
         self._backslashes = _escapes(self._status) if upstream else None
+        # What the catalog said of the stored functions statements called (_routines).
+        self._remembered = Remembered()
         # Packets framed and not yet taken; the server's login may have read past its end.
         self._from_client: deque[Packet] = deque()
         self._from_server: deque[Packet] = deque(upstream.pending if upstream else ())
@@ -683,7 +694,8 @@ class Session:
             run.kill = await self._victim(exchange, method, text)
             if run.kill is None and self._upstream is None:
                 raise Refused(400, "no_database", _NO_DATABASE)
-            run.measure = self._measurable(exchange)
+            self._remembered.forget_after(exchange.meaning)
+            run.measure = await self._measurable(run)
             decision = await act.decide()
             if decision.action == "hold":
                 await self._held(act, decision)
@@ -736,13 +748,22 @@ class Session:
 
     # -- measured effect ----------------------------------------------------------------
 
-    def _measurable(self, exchange: Exchange) -> bool:
+    async def _measurable(self, run: Run) -> bool:
         """Whether a write's effect is to be measured (effect.py): its decisions are told
         so (`input.effect`, `measured` null), or why it cannot be (false: what it allows
-        runs unmeasured). Not a write: not measured, no input.effect."""
+        runs unmeasured). A text that names no write but calls a stored function is one
+        (the record says so: `tollgate.sql.reaches`). Neither: not measured, no
+        input.effect."""
+        exchange = run.exchange
         statements = (exchange.meaning or {}).get("statements") or []
-        if self._upstream is None or not effect.writes(statements):
+        if self._upstream is None:
             return False
+        if not effect.writes(statements):
+            run.routines = await self._routines(effect.called(statements))
+            if not run.routines:
+                return False
+            exchange.outcome["tollgate.sql.reaches"] = (
+                f"it calls {', '.join(map(str, run.routines))}, defined in the database")
         problem = effect.unmeasurable(statements)
         exchange.effect = to_come() if problem is None else unmeasured(problem)
         return problem is None
@@ -778,7 +799,7 @@ class Session:
         try:
             assert run.exchange.request is not None
             plan = await self._effect_plan(str(run.exchange.request["body"]), (
-                run.exchange.meaning or {}).get("statements") or [])
+                run.exchange.meaning or {}).get("statements") or [], run.routines)
             if isinstance(plan, str):
                 return unmeasured(plan), pending
             written, reached, sizes = plan
@@ -804,16 +825,21 @@ class Session:
             raise
         return effect.difference(before, after, written, reached, sizes), pending
 
-    async def _effect_plan(self, text: str, statements: list[dict[str, Any]]) -> tuple[
+    async def _effect_plan(self, text: str, statements: list[dict[str, Any]],
+                           routines: list[effect.Target]) -> tuple[
             list[effect.Target], list[effect.Reached], dict[effect.Target, int | None]] | str:
         """What the write's tables are, as the catalog has them: the tables written, the
         tables their triggers and cascades reach, each written one's size; or why its
-        effect cannot be measured."""
+        effect cannot be measured. A text that writes through stored functions alone
+        (`routines`) has its rows charged to them: which tables they write, a role that
+        may only execute them cannot read."""
         ((current,),) = await self._own_rows("SELECT DATABASE()")
         write = effect.written(text, None if current is None else current.decode(),
                                statements, self._backslashes)
         if isinstance(write, str):
             return write
+        if not write.tables and routines:  # what they wrote, no catalog names
+            return [effect.Target(r.schema, f"{r.table}()") for r in routines], [], {}
         if not write.tables:
             return "which tables it writes could not be read"
         catalog = effect.read_catalog(await self._own_rows(effect.catalog_query(write.tables)))
@@ -863,6 +889,22 @@ class Session:
         for r in reached:
             sizes.setdefault(r.target, catalog.sizes.get(r.target))
         return write.tables, reached, sizes
+
+    async def _routines(self, names: list[str]) -> list[effect.Target]:
+        """The stored functions of these names the session can call (information_schema
+        shows a role the routines it may execute), as the catalog said within
+        REMEMBER_SECONDS."""
+        now = time.monotonic()
+        said = {name: self._remembered.get(name, now) for name in names}
+        unknown = [name for name, (known, _) in said.items() if not known]
+        if unknown:
+            found = {(name or b"").decode().lower(): f"{(schema or b'').decode()}."
+                     f"{(name or b'').decode()}" for schema, name in await self._own_rows(
+                         effect.routines_query(unknown))}
+            for name in unknown:
+                said[name] = (True, found.get(name))
+                self._remembered.remember(name, found.get(name), now)
+        return [effect.Target(*where.split(".", 1)) for _, where in said.values() if where]
 
     async def _effect_reading(self, reached: list[effect.Reached]) -> list[int]:
         return effect.reading(await self._own_rows(effect.reading_query(reached)))
@@ -1166,7 +1208,12 @@ class Session:
             assert prepared.types is not None
             payload = bind_types(payload, prepared.num_params, prepared.types)
         raw = encode(packet.seq, with_statement_id(payload, prepared.server_id))
-        if self._measurable(exchange):
+        try:
+            measure = await self._measurable(run)
+        except Exception as exc:  # the catalog could not be read: fail closed
+            self._refused(run, run.act.refusal(exc, "statement"))
+            return
+        if measure:
             await self._answered(run, self._measured(run, raw, binary=True))
         else:
             self._server.writer.write(raw)

@@ -20,9 +20,10 @@ may call a volatile one). PostgreSQL's catalog is readable by every role, so the
 role reads what the owner's would. A text whose catalog cannot be read (a pipeline, a
 failed transaction, a timeout) is measured: not knowing is treated as reaching.
 
-What was read is kept for the session (`Known`) for KEEP_SECONDS, and forgotten at once
-after a statement the session ran that changes the schema (its `effects` say so): a
-trigger another session's owner adds is seen within KEEP_SECONDS.
+What was read is kept for the session (exchange/effect.py's `Remembered`) for
+REMEMBER_SECONDS, and forgotten at once after a statement the session ran that changes the
+schema (its `effects` say so): a trigger another session's owner adds is seen within
+REMEMBER_SECONDS.
 
 Not read here: code the owners attached to what a plain SELECT reads — a view whose
 definition calls a function, a column's type's input function, an operator, a row
@@ -40,16 +41,13 @@ from typing import Any
 import orjson
 from pglast import parser as pg_parser
 
+from extproc.exchange.effect import Remembered
 from extproc.postgres import messages as pg
 from extproc.postgres.estimate import Ask, Questions, dollar_tag, fences
 
-# How long what the catalog said is kept for a session.
-KEEP_SECONDS = 10.0
 # No text without one of these calls a function, fills a table or runs a block (a
 # prefilter: what matches is parsed; PostgreSQL folds ASCII letters alone, this more).
 _MAY_REACH = re.compile(r"\(|insert|copy|\bdo\b", re.IGNORECASE)
-# The statements that change what the catalog says (their `effects`, interpret/sql).
-_SCHEMA_EFFECTS = frozenset({"schema", "destroy", "privilege", "dynamic"})
 
 # Each table asked about ($1: {"tables": [...], "functions": [...]}) that has code of its
 # owners' that a row written to it runs; each function name defined outside pg_catalog.
@@ -132,23 +130,9 @@ def _quoted(relation: dict[str, Any]) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
-@dataclass(slots=True)
-class Known:
-    """What the catalog said of each name, for one session: (what, until when)."""
-
-    tables: dict[str, tuple[str | None, float]] = field(default_factory=dict)
-    functions: dict[str, tuple[str | None, float]] = field(default_factory=dict)
-
-    def forget_after(self, meaning: Any) -> None:
-        """Forget it all if the statements just read change the schema."""
-        statements = meaning.get("statements", ()) if isinstance(meaning, dict) else ()
-        if any(_SCHEMA_EFFECTS.intersection(s.get("effects", ())) for s in statements):
-            self.tables.clear()
-            self.functions.clear()
-
-
 async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
-                  status: Callable[[], bytes], found: Names, known: Known) -> str | None:
+                  status: Callable[[], bytes], found: Names, remembered: Remembered
+                  ) -> str | None:
     """Why the text whose names are `found` may write through the database's code (a
     reason for the record), or None: it cannot. `at_rest` waits until the session can be
     asked (None) or says why it cannot (then the text may write); `status` is then its
@@ -156,11 +140,16 @@ async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
     if found.runs is not None:
         return found.runs
     now = time.monotonic()
-    tables = {t: known.tables[t][0] for t in found.tables
-              if t in known.tables and known.tables[t][1] > now}
-    functions = {f: known.functions[f][0] for f in found.functions
-                 if f in known.functions and known.functions[f][1] > now}
-    asked = (found.tables - tables.keys(), found.functions - functions.keys())
+    said: dict[str, str | None] = {}
+    asked: tuple[set[str], set[str]] = (set(), set())
+    for names_of, kind, ask_for in ((found.tables, "table", asked[0]),
+                                    (found.functions, "function", asked[1])):
+        for name in names_of:
+            known, what = remembered.get(f"{kind} {name}", now)
+            if known:
+                said[f"{kind} {name}"] = what
+            else:
+                ask_for.add(name)
     if any(asked):
         problem = await at_rest()
         if problem is None and status() == b"E":
@@ -170,21 +159,18 @@ async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
         read = await _catalog(ask, status(), *asked)
         if isinstance(read, str):
             return f"what it may run of the database's code is not known: {read}"
-        until = now + KEEP_SECONDS
-        for table in asked[0]:
-            tables[table] = read[0].get(table)
-            known.tables[table] = (tables[table], until)
-        for function in asked[1]:
-            functions[function] = read[1].get(function)
-            known.functions[function] = (functions[function], until)
-    said = [f"{t} has {how}" for t, how in sorted(tables.items()) if how] + [
-        f"it calls {defined}, defined in the database"
-        for _, defined in sorted(functions.items()) if defined]
-    return "; ".join(said) or None
+        for kind, sent, answers in (("table", asked[0], read[0]),
+                                    ("function", asked[1], read[1])):
+            for name in sent:
+                said[f"{kind} {name}"] = answers.get(name)
+                remembered.remember(f"{kind} {name}", answers.get(name), now)
+    return "; ".join(
+        f"{key.removeprefix('table ')} has {what}" if key.startswith("table ") else
+        f"it calls {what}, defined in the database"
+        for key, what in sorted(said.items()) if what) or None
 
 
-async def _catalog(ask: Ask, status: bytes, tables: frozenset[str] | set[str],
-                   functions: frozenset[str] | set[str]
+async def _catalog(ask: Ask, status: bytes, tables: set[str], functions: set[str]
                    ) -> tuple[dict[str, str], dict[str, str]] | str:
     """For the tables, what of the owners' code a row written to each runs; for the
     function names, one defined outside pg_catalog; or why the catalog could not be read."""

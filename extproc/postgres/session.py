@@ -63,7 +63,14 @@ from typing import TYPE_CHECKING, Any
 from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import refuse_owned_change
-from extproc.exchange.effect import Effect, Measured, judged, to_come, unmeasured
+from extproc.exchange.effect import (
+    Effect,
+    Measured,
+    Remembered,
+    judged,
+    to_come,
+    unmeasured,
+)
 from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
@@ -344,7 +351,7 @@ class Session:
         # transaction's end (or the next measured write's readings): one round trip less.
         self._savepoint = False
         # What the catalog said of the tables and functions statements named (reach.py).
-        self._known = reach.Known()
+        self._remembered = Remembered()
         # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
         # sends as a session opens (drivers.py).
         self._opening = True
@@ -809,7 +816,7 @@ class Session:
                     raise _NameRefused(code, error, problem)
                 run.sources = self._sources(run.use)
             run.upstream_text = self._renamed(run.use, exchange.meaning, text)
-            self._known.forget_after(exchange.meaning)
+            self._remembered.forget_after(exchange.meaning)
             writes = what != "function_call" and (await self._estimate(
                 exchange, run.upstream_text or text, parameter_types)
                 or await self._reaches(exchange, run.upstream_text or text))
@@ -867,7 +874,7 @@ class Session:
         if found is None:
             return False
         why = await reach.reaches(self._ask, self._at_rest, lambda: self._status, found,
-                                  self._known)
+                                  self._remembered)
         if why is None:
             return False
         exchange.outcome["tollgate.sql.reaches"] = why

@@ -60,6 +60,18 @@ SETUP = (
     # A table no rollback undoes.
     "CREATE TABLE flat (id int PRIMARY KEY) ENGINE=MyISAM",
     "INSERT INTO flat SELECT seq FROM seq_1_to_10",
+    # Stored functions that empty a table of 1200 rows each (ROUTINES: made apart).
+    "CREATE TABLE bulk (id int PRIMARY KEY) ENGINE=InnoDB",
+    "INSERT INTO bulk SELECT seq FROM seq_1_to_1200",
+    "CREATE TABLE heap (id int PRIMARY KEY) ENGINE=InnoDB",
+    "INSERT INTO heap SELECT seq FROM seq_1_to_1200",
+)
+# Their bodies hold semicolons: one statement each, not through the client's splitting.
+ROUTINES = (
+    "CREATE FUNCTION drain_bulk() RETURNS int MODIFIES SQL DATA "
+    "BEGIN DELETE FROM bulk; RETURN 1; END",
+    "CREATE FUNCTION Matches(n int) RETURNS bool MODIFIES SQL DATA "
+    "BEGIN DELETE FROM heap; RETURN n = 1; END",
 )
 
 
@@ -67,6 +79,10 @@ SETUP = (
 def account() -> Iterator[Account]:
     with shop_account("tollgate_fx") as made:
         as_root("; ".join(SETUP), made.database)
+        with pymysql.connect(host="127.0.0.1", port=3306, user="root",
+                             database=made.database) as root, root.cursor() as cursor:
+            for sql in ROUTINES:
+                cursor.execute(sql)
         yield made
 
 
@@ -268,3 +284,36 @@ def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
     cli(gw, sql)
     text = str(gw.record_of(sql))
     assert "blast.effect" in text and "would delete 4 rows of" in text and ".audit" in text
+
+
+@pytest.mark.parametrize(("sql", "why"), [
+    ("SELECT drain_bulk()", "would delete 1200 rows of {db}.drain_bulk()"),
+    ("SELECT id FROM small WHERE id = 1 AND MATCHES(id)", "would delete 1200 rows of "
+     "{db}.Matches()"),
+])
+def test_a_read_that_calls_a_stored_function_is_measured_and_held(
+        gw: Gateway, account: Account, sql: str, why: str) -> None:
+    """The function's deletes count in the session's handler counters; charged to it
+    (which tables it writes, a role that may only execute it cannot read)."""
+    done = cli(gw, sql)
+    assert why.format(db=account.database) in done.stderr, done.stderr
+    assert "blast.effect" in done.stderr
+    assert count(account, "bulk") == count(account, "heap") == 1200
+    spans = gw.otlp.spans_of(gw.record_of(sql)["trace_id"])
+    assert any("defined in the database" in str(s.attributes.get("tollgate.sql.reaches"))
+               for s in spans)
+
+
+def test_a_setting_that_calls_a_stored_function_waits_saying_why(
+        gw: Gateway, account: Account) -> None:
+    done = cli(gw, "SET @x = drain_bulk()")
+    assert "blast.effect_unknown" in done.stderr, done.stderr
+    assert "it runs SET with the write" in done.stderr
+    assert count(account, "bulk") == 1200
+
+
+def test_reads_that_call_only_builtin_functions_pass_unmeasured(gw: Gateway) -> None:
+    sql = "SELECT count(*), upper('n') FROM small"
+    done = cli(gw, sql)
+    assert done.stdout == "100\tN\n", done.stderr
+    assert [d["phase"] for d in gw.record_of(sql)["decisions"]] == ["request"]

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+from extproc.interpret.sql import analyze
 from extproc.mysql.effect import (
     Reached,
     Target,
     Written,
+    called,
     cascades,
     difference,
     keys,
     literal,
+    routines_query,
     trigger_tables,
     written,
 )
@@ -125,3 +128,19 @@ def test_a_write_that_changed_nothing_has_no_tables() -> None:
     effect = difference([3, 3, 3], [3, 3, 3], [t("orders")], [], {})
     assert effect == {"measured": True, "tables": [], "rows": 0, "written": ["shop.orders"],
                       "unavailable": None}
+
+
+def test_the_functions_a_text_calls_are_asked_about_by_name_in_any_case() -> None:
+    statements = analyze("SELECT Purge(), count(*) FROM t WHERE x = shop.f(1)",
+                         "mysql")["statements"]
+    assert called(statements) == ["count", "f", "purge"]
+    query = routines_query(["purge", "it's"])
+    assert "ROUTINE_TYPE = 'FUNCTION'" in query
+    assert "LOWER(ROUTINE_NAME) IN ('purge', CONVERT(X'69742773' USING utf8mb4))" in query
+
+
+def test_rows_a_stored_function_wrote_are_charged_to_it() -> None:
+    purge = t("purge()")
+    effect = difference([10, 0, 0], [10, 0, 1200], [purge], [], {})
+    assert effect["tables"] == [{"table": "shop.purge()", "inserted": 0, "updated": 0,
+                                 "deleted": 1200, "table_rows": None}]

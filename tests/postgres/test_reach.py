@@ -5,12 +5,14 @@ answers, end to end, are tests/e2e/test_measured_effect.py's."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from extproc.exchange.effect import Remembered
 from extproc.postgres import messages as pg
 from extproc.postgres import reach
-from extproc.postgres.reach import Known, Names
+from extproc.postgres.reach import Names
 
 
 @pytest.mark.parametrize(("text", "tables", "functions", "runs"), [
@@ -42,7 +44,7 @@ def test_texts_that_reach_nothing(text: str) -> None:
     assert reach.names(text) is None
 
 
-def test_what_the_catalog_said_is_kept_then_forgotten_after_a_schema_change() -> None:
+def test_what_the_catalog_said_is_remembered_then_forgotten_after_a_schema_change() -> None:
     asked: list[bytes] = []
 
     async def ask(messages: list[bytes], cycles: int) -> list[pg.Message]:
@@ -52,21 +54,21 @@ def test_what_the_catalog_said_is_kept_then_forgotten_after_a_schema_change() ->
     async def at_rest() -> None:
         return None
 
-    known = Known()
+    remembered = Remembered()
     found = reach.names("SELECT purge()")
     assert found is not None
-    why = asyncio.run(reach.reaches(ask, at_rest, lambda: b"I", found, known))
+    why = asyncio.run(reach.reaches(ask, at_rest, lambda: b"I", found, remembered))
     assert why == ("what it may run of the database's code is not known: the database "
                    "did not answer in time")
     assert len(asked) == 3  # BEGIN ..., the catalog, ROLLBACK: one round trip
-    known.functions["purge"] = ("public.purge", float("inf"))
-    assert asyncio.run(reach.reaches(ask, at_rest, lambda: b"I", found, known)) == (
+    remembered.remember("function purge", "public.purge", time.monotonic())
+    assert asyncio.run(reach.reaches(ask, at_rest, lambda: b"I", found, remembered)) == (
         "it calls public.purge, defined in the database")
-    assert len(asked) == 3  # kept: not asked again
-    known.forget_after({"statements": [{"effects": ["read"]}]})
-    assert known.functions
-    known.forget_after({"statements": [{"effects": ["schema"]}]})
-    assert not known.functions and not known.tables
+    assert len(asked) == 3  # remembered: not asked again
+    remembered.forget_after({"statements": [{"effects": ["read"]}]})
+    assert remembered.get("function purge", time.monotonic())[0]
+    remembered.forget_after({"statements": [{"effects": ["schema"]}]})
+    assert remembered.get("function purge", time.monotonic()) == (False, None)
 
 
 def test_a_session_that_cannot_be_asked_is_taken_to_reach() -> None:
@@ -78,11 +80,11 @@ def test_a_session_that_cannot_be_asked_is_taken_to_reach() -> None:
 
     found = reach.names("INSERT INTO inbox VALUES (1)")
     assert found is not None
-    assert asyncio.run(reach.reaches(ask, busy, lambda: b"I", found, Known())) == (
+    assert asyncio.run(reach.reaches(ask, busy, lambda: b"I", found, Remembered())) == (
         "what it may run of the database's code is not known: it came in a pipeline")
 
     async def at_rest() -> None:
         return None
 
     assert "the transaction has failed" in str(asyncio.run(
-        reach.reaches(ask, at_rest, lambda: b"E", found, Known())))
+        reach.reaches(ask, at_rest, lambda: b"E", found, Remembered())))

@@ -132,16 +132,29 @@ _OWN_READINGS = tuple(query.split(" FROM ")[0] + " FROM " for query in (
     effect.size_query(effect.Target("", ""))))
 
 
+# What the front asks before it decides a text that calls functions: which are stored
+# (a text calling one is measured as a write).
+_ROUTINES = effect.routines_query([]).split(" IN (")[0] + " IN ("
+
+
 def effect_statements(texts: list[str], records: list[dict[str, Any]]) -> list[str]:
-    """The texts of a session's log the front ran to measure a write's effect: each
-    marked and of the front's forms, and only in a session where a write's first
-    decision allowed it to be measured (a statement-log differential leaves these out
-    of what the server ran)."""
+    """The texts of a session's log the front ran itself: its questions about stored
+    functions, in any session; and those that measure a write's effect, each marked and
+    of the front's forms, only in a session where a write's first decision allowed it to
+    be measured, or a text was decided again on its measured effect (a stored function
+    it calls). A statement-log differential leaves these out of what the server ran."""
+    asked = [t for t in texts if t.startswith(effect.MARK + _ROUTINES)]
     own = [t for t in texts if t.startswith(effect.MARK) and (
         (rest := t.removeprefix(effect.MARK)) in _OWN or rest.startswith(_OWN_READINGS))]
     if own:
-        assert any("write" in s.get("effects", ()) for r in records
+        assert any(_measured(r) for r in records
                    if r["decisions"] and r["decisions"][0]["action"] == "allow"
-                   for s in ((r.get("meaning") or {}).get("sql") or {}).get("statements", ())
                    ), f"the front measured an effect where no write was allowed: {own}"
-    return own
+    return asked + own
+
+
+def _measured(record: dict[str, Any]) -> bool:
+    """A record of a write, or of a text decided again on its measured effect."""
+    statements = ((record.get("meaning") or {}).get("sql") or {}).get("statements", ())
+    return any("write" in s.get("effects", ()) for s in statements) or [
+        d.get("phase") for d in record["decisions"]].count("request") > 1
