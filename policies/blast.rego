@@ -136,6 +136,54 @@ blast_holds contains {
 	is_string(input.effect.unavailable)
 }
 
+# A table emptied a little at a time: the rows this identity's measured writes that
+# stood without an approval deleted of it within the hour (input.activity's `deleted`,
+# by "target:table"), with this write's, over the same limits: their rows, or their share
+# of the table as it was before the first of them (this write's size plus what they
+# deleted). Updates are not summed (one row updated twice would count twice). Counted
+# as each write is recorded: a write decided before the last one's record is counted is
+# judged without it. A rule of the decision's live part (tollgate.rego): it reads the
+# activity, which the cached part may not.
+live_holds contains x if {
+	activity_tracked
+	some x in blast_split_holds
+}
+
+blast_split_holds contains {
+	"rule": "blast.split",
+	"reason": sprintf("would delete %d rows of %s, after %d rows of it this identity deleted within the hour%s", [t.deleted, t.table, blast_deleted_before(t), blast_split_of(t)]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	input.effect.measured == true
+	some t in input.effect.tables
+	is_object(t)
+	t.deleted > 0
+	not blast_effect_over(t)
+	blast_split_over(t)
+}
+
+blast_deleted_before(t) := object.get(input, ["activity", "identity", "hour", "deleted", sprintf("%s:%s", [input.target.name, t.table])], 0)
+
+blast_split_over(t) if {
+	before := blast_deleted_before(t)
+	before > 0
+	before + t.deleted > blast_limit.rows
+}
+
+blast_split_over(t) if {
+	before := blast_deleted_before(t)
+	before > 0
+	total := before + t.deleted
+	total > blast_limit.floor
+	is_number(t.table_rows)
+	total * 100 > blast_limit.percent * (t.table_rows + before)
+}
+
+blast_split_of(t) := sprintf(" (a table of about %d rows)", [t.table_rows + blast_deleted_before(t)]) if {
+	is_number(t.table_rows)
+} else := ""
+
 blast_effect_over(t) if t.inserted + t.updated + t.deleted > blast_limit.rows
 
 blast_effect_over(t) if {

@@ -152,3 +152,47 @@ test_an_effect_of_the_wrong_shape_holds_nothing_and_errs_nowhere if {
 	d := data.tollgate.decision with input as object.union(base, {"effect": {"measured": true, "tables": ["x", 3]}})
 	d.action == "allow"
 }
+
+# Split writes: the hour's rows this identity changed of the table (input.activity).
+
+split(before, deleted, table_rows) := d if {
+	one := write({"rows": 1, "table_rows": table_rows})
+	base := on_postgres([statement("delete", {"writes": [one], "unavailable": null})], "pg")
+	d := data.tollgate.decision with input as object.union(base, {
+		"effect": {
+			"measured": true, "tables": [changed("public.customers", deleted, table_rows)],
+			"written": ["public.customers"], "unavailable": null, "rows": deleted,
+		},
+		"activity": {"status": "known", "identity": {"hour": {"deleted": {
+			"pg:public.customers": before, "pg:public.other": 50,
+			"other-db:public.customers": 50,
+		}}}},
+	})
+}
+
+test_a_table_emptied_one_row_at_a_time_is_held_on_the_sum if {
+	d := split(2, 1, 2)
+	d.action == "hold"
+	d.rules == ["blast.split"]
+	d.reasons == ["would delete 1 rows of public.customers, after 2 rows of it this identity deleted within the hour (a table of about 4 rows)"]
+}
+
+test_a_first_small_write_and_a_large_tables_trickle_pass if {
+	split(0, 1, 4).action == "allow"
+	split(1, 1, 100).action == "allow"
+}
+
+test_rows_summed_over_the_limit_are_held if {
+	d := split(1000, 1, 100000)
+	d.rules == ["blast.split"]
+}
+
+test_without_activity_a_write_is_judged_alone if {
+	one := write({"rows": 1, "table_rows": 4})
+	base := on_postgres([statement("delete", {"writes": [one], "unavailable": null})], "pg")
+	d := data.tollgate.decision with input as object.union(base, {"effect": {
+		"measured": true, "tables": [changed("public.customers", 1, 4)],
+		"written": ["public.customers"], "unavailable": null, "rows": 1,
+	}})
+	d.action == "allow"
+}

@@ -157,11 +157,13 @@ reads := [
 ]
 
 # What the live part reads, beside input.cached (the cached part's action, reasons and
-# rules): what activity.rego's rules read of the counts, and what their messages name.
+# rules): what activity.rego's rules (and blast.rego's blast.split) read of the counts,
+# and what their messages name.
 live_reads := [
 	"activity.status",
 	"activity.aggregated",
 	"activity.exchange.administrative",
+	"activity.identity.hour.deleted",
 	"activity.identity.hour.masked",
 	"activity.identity.minute.refusals",
 	"activity.token.seen.addresses",
@@ -180,6 +182,7 @@ live_reads := [
 	"sql.statements[*].effects",
 	"mysql.kill",
 	"egress",
+	"effect",
 ]
 
 # Whether a response can change the decision for the target in `input.target` (the only

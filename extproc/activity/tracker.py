@@ -20,6 +20,9 @@ identity's refusals within the minute, a token's addresses, personal values per 
 and group) are read from the store at each request's decision instead (`live.py`, one
 round trip), and put beside the view as `live`.
 
+A measured write that stood also counts the rows it deleted of each table
+(`deleted:target:table`, policies/blast.rego's blast.split sums them over the hour).
+
 Memory is bounded: at most `max_identities` identities (and as many tokens) are counted
 apart; those beyond are counted together under one key and the input says
 `aggregated`. A store that cannot be reached for `stale_seconds` makes the counts
@@ -70,11 +73,12 @@ _NOTABLE_METRICS = ("refusals", "holds", "administrative", "masked_total")
 
 
 class _Window:
-    __slots__ = ("counts", "distinct", "masked")
+    __slots__ = ("counts", "deleted", "distinct", "masked")
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
         self.masked: dict[str, int] = {}
+        self.deleted: dict[str, int] = {}
         self.distinct: dict[str, set[str]] = {name: set() for name in DISTINCT}
 
     def add(self, metric: str, value: int) -> None:
@@ -82,6 +86,8 @@ class _Window:
         if kind == "masked":
             self.masked[name] = self.masked.get(name, 0) + value
             self.counts["masked_total"] += value
+        elif kind == "deleted":
+            self.deleted[name] = self.deleted.get(name, 0) + value
         elif kind in DISTINCT:
             self.distinct[kind].add(name)
         else:
@@ -89,9 +95,12 @@ class _Window:
 
     def view(self) -> dict[str, Any]:
         distinct = self.distinct
-        return {**self.counts, "masked": self.masked, "targets": len(distinct["target"]),
+        view = {**self.counts, "masked": self.masked, "targets": len(distinct["target"]),
                 "environments": len(distinct["environment"]),
                 "addresses": len(distinct["address"])}
+        if self.deleted:
+            view["deleted"] = self.deleted
+        return view
 
 
 class _Entry:
@@ -173,11 +182,21 @@ def counted(evidence: Evidence) -> Counter[str]:
     items = _items(evidence)
     if items:
         metrics["items"] = items
+    metrics.update(_where(evidence))
+    return metrics
+
+
+def _where(evidence: Evidence) -> Counter[str]:
+    """Where the exchange went (its target, environment, source address), and the rows a
+    measured write that stood deleted in each of its target's tables."""
+    metrics: Counter[str] = Counter()
     target = evidence.target
     if target is not None:
         metrics[f"target:{target.name}"] = 1
         metrics[f"environment:{target.environment}"] = 1
-    address = outcome.get("client.address")
+        for table, rows in evidence.deleted.items():
+            metrics[f"deleted:{target.name}:{table}"] = rows
+    address = evidence.outcome.get("client.address")
     if isinstance(address, str) and address:
         metrics[f"address:{address}"] = 1
     return metrics

@@ -89,6 +89,14 @@ class Remembered:
             self._said.clear()
 
 
+def deleted(effect: Effect) -> dict[str, int]:
+    """The rows of each table a measured write that stood deleted: what the activity
+    counts sum per identity and table (a table emptied one row at a time is held on the
+    sum: policies/blast.rego's blast.split). Updates are not summed: one row updated
+    twice would count as two."""
+    return {t["table"]: t["deleted"] for t in effect.get("tables", ()) if t["deleted"]}
+
+
 def within(effect: Effect, approved: Effect) -> str | None:
     """Why `effect` is more than the `approved` one (None: it is not): a table changed
     that was not, or more rows of one."""
@@ -159,6 +167,8 @@ async def judged(decide: Callable[[], Awaitable[Decision]], exchange: Exchange,
     if decision.action == "hold" and exchange.approval is not None:
         decision = exchange.approved(exchange.approval)
     if decision.action == "allow":
+        if exchange.approval is None:  # before the answer, which may end the exchange
+            exchange.evidence.deleted = deleted(effect)
         await write.settle(pending, True)
         return None
     await write.settle(pending, False)

@@ -151,6 +151,9 @@ class Evidence:
     duration_ms: float = 0.0
     # Through the egress proxy: where to (host:port), which binds an approval too.
     destination: str | None = None
+    # A measured write that stood without an approval: the rows it deleted in each table
+    # (exchange/effect.py's `deleted`), which the activity counts sum.
+    deleted: dict[str, int] = field(default_factory=dict)
 
 
 class Session(NamedTuple):
