@@ -514,11 +514,18 @@ class PostgresTarget(_DatabaseUpstream):
     # SCRAM channel binding (SCRAM-SHA-256-PLUS) over TLS, as libpq's: prefer, require,
     # disable.
     channel_binding: Literal["disable", "prefer", "require"] = "prefer"
+    # How long an agent's session (its login's decision restricts it: a statement
+    # timeout) may sit idle inside a transaction once a statement of it locked rows (a
+    # write, SELECT ... FOR UPDATE/SHARE, LOCK): every other session waiting on those
+    # rows waits for it. Shorter than idle_in_transaction_seconds; 0: no shorter bound.
+    lock_idle_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         self._check(self.sslmode, "sslmode")
         if self.channel_binding == "require" and self.sslmode == "disable":
             raise Invalid("channel_binding", "require needs TLS (sslmode is disable)")
+        if self.lock_idle_seconds < 0:
+            raise Invalid("lock_idle_seconds", "must be >= 0 (0: no shorter bound)")
 
 
 @dataclass(frozen=True)

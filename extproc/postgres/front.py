@@ -278,7 +278,9 @@ class Front(DatabaseFront):
                           upstream, {"database": database, "parameters": passed,
                                      "policy": context, "encoding": encoding,
                                      "owned": _owned(upstream.role, target.postgres,
-                                                     exchange.decision)},
+                                                     exchange.decision),
+                                     "lock_idle_ms": _lock_idle_ms(target.postgres,
+                                                                   exchange.decision)},
                           self._settings.max_message_bytes, login.rest())
         return session, process_id, release
 
@@ -439,6 +441,15 @@ def _owned(role: str | None, settings: PostgresTarget,
         timeouts = {name: int(value) for name, value in _kept(
             None, settings, decision.statement_timeout_seconds).items()}
     return owned_settings(role, timeouts)
+
+
+def _lock_idle_ms(settings: PostgresTarget, decision: Decision) -> int | None:
+    """How long an agent's transaction may sit idle once it locked rows (locks.py), in
+    milliseconds; None: as long as any (not an agent's session, or no shorter bound)."""
+    bound, idle = settings.lock_idle_seconds, settings.idle_in_transaction_seconds
+    if decision.statement_timeout_seconds is None or not bound or (idle and bound >= idle):
+        return None
+    return math.ceil(bound * 1000)
 
 
 class _LoginReader:

@@ -74,7 +74,7 @@ from extproc.exchange.effect import (
 from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
-from extproc.postgres import drivers, effect, encodings, estimate, namespace, reach
+from extproc.postgres import drivers, effect, encodings, estimate, locks, namespace, reach
 from extproc.postgres import messages as pg
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
@@ -352,6 +352,11 @@ class Session:
         self._savepoint = False
         # What the catalog said of the tables and functions statements named (reach.py).
         self._remembered = Remembered()
+        # An agent's bound on idling in a transaction that locked rows (locks.py): in ms
+        # (None: none); whether a statement of this transaction may have locked rows, and
+        # whether the bound is set in it.
+        self._lock_idle_ms: int | None = context.get("lock_idle_ms")
+        self._locked = self._bounded = False
         # Nothing but settings, SHOWs and catalog reads sent yet: what a client library
         # sends as a session opens (drivers.py).
         self._opening = True
@@ -825,6 +830,9 @@ class Session:
                 # status then, not now, says whether they can be.
                 run.measure = self._measurable(exchange, text, what == "query")
             refusal = await act.judge(lambda seconds: self._notice(exchange, seconds))
+            if refusal is None and self._lock_idle_ms is not None and what != "function_call" \
+                    and locks.locks(text, exchange.meaning):
+                await self._bound_before()
         except _NameRefused as exc:
             return run, self._refusal(run, exc.error, exc.code, exc.message)
         except Exception as exc:  # every failure is a refusal in order: fail closed
@@ -1305,6 +1313,7 @@ class Session:
                 return [self._ready(message)]
             if message.kind == b"Z":
                 self._status = pg.ready_for_query(message.body)
+                self._locks_end()
                 self._batch_status = None
                 self.wire.ready(done.cycle, self._status)
         return []
@@ -1454,6 +1463,7 @@ class Session:
     def _ready(self, message: pg.Message) -> bytes:
         """ReadyForQuery: the cycle in progress ends, every exchange in it with it."""
         self._status = pg.ready_for_query(message.body)
+        self._locks_end()
         self._batch_failed = False
         self._swallowing = False
         self._copy_out = None
@@ -1480,10 +1490,38 @@ class Session:
                     self._end_portals(pending.cycle)
                 self._end(pending, None, "; ".join(pending.run.commands) if pending.run
                           else None)
+                self._bound_after()
                 break
             self._forget(pending)
             self._end(pending, "not run: an earlier message of its batch failed")
         return message.raw()
+
+    async def _bound_before(self) -> None:
+        """A statement that may lock rows, allowed: inside an open transaction, the
+        front's SET LOCAL bounds how long the session may idle in it (locks.py) before
+        the statement goes; outside one, or in a pipeline, its transaction is bounded
+        once the statement leaves it open (_bound_after)."""
+        self._locked = True
+        if self._bounded or self._status != b"T" or await self._at_rest() is not None:
+            return
+        self._bounded = True
+        await self._ask([pg.encode_query(locks.setting(self._lock_idle_ms or 0))], 1)
+
+    def _bound_after(self) -> None:
+        """The client's cycle ended in a transaction a statement of which may have locked
+        rows and that is not bounded yet (it began with them: `BEGIN; SELECT ... FOR
+        UPDATE`): the front's SET LOCAL now, answered to it alone, after whatever the
+        client sent meanwhile; it re-arms the server's idle timer."""
+        if self._locked and not self._bounded and self._status == b"T":
+            self._bounded = True
+            self._pending.append(Pending(b"Q", probe=Probe(1)))
+            self._upstream.writer.write(pg.encode_query(locks.setting(
+                self._lock_idle_ms or 0)))
+
+    def _locks_end(self) -> None:
+        """Its transaction over, the session's locks and bound go with it."""
+        if self._status == b"I":
+            self._locked = self._bounded = False
 
     def _asynchronous(self, message: pg.Message) -> bytes:
         """A notice, a notification or a parameter's new value: they come at any time;

@@ -50,15 +50,23 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
              "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
                           "database": url.rsplit("/", 1)[1], "sslmode": "disable",
                           **limits}},
-            {**my, "match": {"database": "shop-my"}, "mysql": {**my["mysql"], **limits}}]
+            {**my, "match": {"database": "shop-my"}, "mysql": {**my["mysql"], **limits}},
+            # The same database, where only a transaction that locked rows is bounded
+            # short (lock_idle_seconds), the others by the default minute.
+            {"name": "shop-pg-locks", "protocol": "postgres",
+             "match": {"database": "shop-locks"}, "environment": "test",
+             "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
+                          "database": url.rsplit("/", 1)[1], "sslmode": "disable",
+                          "lock_idle_seconds": IDLE}}]
         with module_gateway(tmp_path_factory, otlp, "sessions", targets=targets,
                             postgres={}, mysql={}, env=maria.env) as running:
             yield running
 
 
-def pg(gw: Gateway, token: str = AGENT) -> psycopg.Connection[Any]:
-    return psycopg.connect(f"postgresql://agent:{token}@127.0.0.1:{gw.ports.postgres}/shop"
-                           "?sslmode=require", autocommit=True, connect_timeout=10)
+def pg(gw: Gateway, token: str = AGENT, database: str = "shop") -> psycopg.Connection[Any]:
+    return psycopg.connect(f"postgresql://agent:{token}@127.0.0.1:{gw.ports.postgres}/"
+                           f"{database}?sslmode=require", autocommit=True,
+                           connect_timeout=10)
 
 
 def maria_session(gw: Gateway, token: str = AGENT) -> pymysql.Connection[Any]:
@@ -157,3 +165,35 @@ def test_an_idle_mariadb_transaction_is_ended_and_the_client_cannot_stop_it(
             "the idle transaction ended by the server")
         with pytest.raises(pymysql.err.OperationalError):
             cursor.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("texts", [
+    ("BEGIN", "SELECT email FROM customers FOR UPDATE"),
+    ("BEGIN; SELECT email FROM customers FOR NO KEY UPDATE",),
+    ("BEGIN", "INSERT INTO customers VALUES (7, 'x')"),
+], ids=["for-update", "one-text", "write"])
+def test_an_agents_transaction_that_locked_rows_is_ended_sooner(
+        gw: Gateway, texts: tuple[str, ...]) -> None:
+    """Once a statement may have locked rows, the transaction may idle lock_idle_seconds
+    (the front's SET LOCAL), not the minute every other one may: a dba's UPDATE of those
+    rows waits that long at most."""
+    conn = pg(gw, database="shop-locks")
+    try:
+        conn.execute("BEGIN")
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (
+            "1min",)  # a transaction that locked nothing keeps the target's bound
+        conn.execute("ROLLBACK")
+        for text in texts:
+            conn.execute(text)
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (
+            f"{IDLE}s",)
+        (backend,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+        stack.wait_until(lambda: not backend_alive(backend), 10,
+                         "the idle transaction that locked rows ended by the server")
+    finally:
+        conn.close()
+    with pg(gw, database="shop-locks") as again:  # the next transaction starts unbounded
+        again.execute("BEGIN")
+        assert again.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (
+            "1min",)
+        again.execute("ROLLBACK")

@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 from extproc.masking import Masker
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import effect as pg_effect
-from extproc.postgres import estimate, namespace
+from extproc.postgres import estimate, locks, namespace
 from tests.support.gateway import request_text
 from tests.support.mysql_shop import effect_statements, set_up
 
@@ -195,6 +195,8 @@ _EFFECT_PARTS = frozenset({
     f"RELEASE SAVEPOINT {pg_effect.SAVEPOINT}", f"ROLLBACK TO SAVEPOINT {pg_effect.SAVEPOINT}",
     pg_effect.BEFORE.removeprefix(pg_effect.MARK), pg_effect.AFTER.removeprefix(pg_effect.MARK)})
 _EXPLAIN = "EXPLAIN (FORMAT JSON, VERBOSE) "
+# The front's bound on an agent's transaction once it locked rows (postgres/locks.py).
+_LOCK_BOUND = re.compile(re.escape(locks.setting(0)).replace("0", r"\d+"))
 
 
 def _writes(record: dict[str, Any]) -> bool:
@@ -234,8 +236,9 @@ def pg_compare(logged: list[PgLogged], records: list[dict[str, Any]]) -> Compari
                 if pg_effect.BEFORE.removeprefix(pg_effect.MARK) in parts:
                     measuring.add(entry.session)
                 continue
-        elif text.startswith(estimate.MARK) and _estimates(
-                text.removeprefix(estimate.MARK), texts, renamings):
+        elif (text.startswith(estimate.MARK) and _estimates(
+                text.removeprefix(estimate.MARK), texts, renamings)) or (
+                _LOCK_BOUND.fullmatch(text)):
             own += 1
             continue
         key = logged_as_recorded(renamings.get(_renamed_key(text), text), known)
