@@ -32,7 +32,8 @@ Not measured, and said why (`measured` false: the pack holds it):
 - a table written, or reached by a cascade, whose engine cannot roll back (MyISAM,
   Aria, MEMORY ...): the measurement would be the write itself;
 - a cascade `ON UPDATE CASCADE` or `SET DEFAULT` reached (which rows it changes, no count
-  shows), or a table a cascade reaches the session cannot count.
+  shows), or a table a cascade reaches the session cannot count;
+- a trigger whose body the session's role may not read (NULL in the catalog).
 
 What a rollback cannot undo is no effect this reading sees either: an AUTO_INCREMENT
 consumed, a trigger's write to a non-transactional table, a sequence's NEXTVAL.
@@ -336,7 +337,7 @@ def cascades(rows: list[list[str]], roots: list[Root],
 def triggers_query(tables: list[Target]) -> str:
     """The bodies of the triggers on `tables` (those the session may see)."""
     pairs = ", ".join(f"({literal(t.schema)}, {literal(t.table)})" for t in tables)
-    return (f"SELECT EVENT_OBJECT_SCHEMA, ACTION_STATEMENT FROM "
+    return (f"SELECT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, ACTION_STATEMENT FROM "
             "information_schema.TRIGGERS WHERE (EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE) "
             f"IN ({pairs})")
 
@@ -347,15 +348,22 @@ _WRITING = frozenset({TokenType.INTO, TokenType.UPDATE, TokenType.FROM, TokenTyp
 _NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 
 
-def trigger_tables(rows: list[list[bytes | None]]) -> list[Target]:
+def trigger_tables(rows: list[list[bytes | None]]) -> list[Target] | str:
     """The tables the triggers' bodies name after INTO, UPDATE, FROM, JOIN (read ones
-    too: counting a table that does not change costs a count, missing one an effect)."""
+    too: counting a table that does not change costs a count, missing one an effect); or
+    why a trigger's body cannot be read (a role without the TRIGGER privilege sees its
+    trigger, its body NULL: where it writes, a cascade from there, is not known)."""
     found: list[Target] = []
-    for schema, body in ([("" if v is None else v.decode()) for v in row] for row in rows):
+    for schema_name, table, body in rows:
+        schema = (schema_name or b"").decode()
+        where = f"{schema}.{(table or b'').decode()}"
+        if body is None:
+            return (f"a trigger on {where} runs a body the session's role may not read: "
+                    "what it writes is not known")
         try:
-            tokens = _DIALECT.tokenize(body)
+            tokens = _DIALECT.tokenize(body.decode())
         except SqlglotError:
-            continue
+            return f"a trigger on {where} has a body that could not be read"
         for at, token in enumerate(tokens[:-1]):
             if token.token_type not in _WRITING or tokens[at + 1].token_type not in _NAMES:
                 continue

@@ -853,9 +853,11 @@ class Session:
                 views)) if views else []) for b in effect.view_bases((definition or b"").decode())]
             ask = [t for t in dict.fromkeys(frontier + found) if t not in asked]
             asked.update(ask)
-            fired = [t for t in effect.trigger_tables(await self._own_rows(
-                effect.triggers_query(ask))) if t not in bases and t not in triggered
-                     ] if ask else []
+            bodies = effect.trigger_tables(await self._own_rows(
+                effect.triggers_query(ask))) if ask else []
+            if isinstance(bodies, str):
+                return bodies
+            fired = [t for t in bodies if t not in bases and t not in triggered]
             more = effect.read_catalog(await self._own_rows(effect.catalog_query(
                 found + fired))) if found or fired else effect.Catalog()
             catalog.add(more)

@@ -144,8 +144,10 @@ def _gateway(factory: GatewayFactory, tmp: Path, pg: Cluster, maria: Account,
         (folder / "tollgate.rego").write_text(PERMISSIVE)
     else:
         _pack(folder, maria)
+    # A hold (a write whose effect cannot be measured) waits 1 s here, not 300.
     return factory(policy_dir=folder, targets=_targets(pg, maria, roles), postgres={},
-                   mysql={}, env={**maria.env, "GATEWAY_MD5_PASSWORD": PASSWORD})
+                   mysql={}, env={**maria.env, "GATEWAY_MD5_PASSWORD": PASSWORD},
+                   settings={"approvals": {"max_hold_seconds": 1}})
 
 
 @pytest.fixture(scope="module")
@@ -497,3 +499,24 @@ def test_the_pack_alone_refuses_what_the_agents_role_may_not(pack_only: Gateway,
             psycopg.errors.InsufficientPrivilege, match="tollgate") as refused:
         conn.execute(statement)
     assert "trace id" in str(refused.value)
+
+
+def test_a_write_that_fires_a_trigger_the_agents_role_cannot_read_waits_for_a_dba(
+        gw: Gateway, maria: Account) -> None:
+    """MariaDB shows the agent's role a trigger on a table it may write, its body NULL
+    (no TRIGGER privilege): where the trigger writes, and what cascades from there, is
+    not known, so the write is held, not guessed (rolled back: nothing ran)."""
+    as_root("CREATE TABLE trail (id int) ENGINE=InnoDB; INSERT INTO trail VALUES (1); "
+            "CREATE TRIGGER forget AFTER DELETE ON customers FOR EACH ROW DELETE FROM trail",
+            maria.database)
+    statement = "DELETE FROM customers WHERE id = 2"
+    try:
+        with maria_session(gw) as session, pytest.raises(
+                MariaDbError, match=r"blast\.effect_unknown") as held:
+            session.query(statement)
+        assert (f"a trigger on {maria.database}.customers runs a body the session's role "
+                "may not read") in held.value.message
+        assert as_root("SELECT count(*) FROM customers WHERE id = 2; "
+                       "SELECT count(*) FROM trail", maria.database).split() == ["1", "1"]
+    finally:
+        as_root("DROP TRIGGER forget; DROP TABLE trail", maria.database)
