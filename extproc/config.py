@@ -477,6 +477,13 @@ class _DatabaseUpstream:
     # tollgate ends it (its transaction rolled back): an idle agent holding a lock stalls
     # every other session. 0: never.
     idle_in_transaction_seconds: float = 60.0
+    # How long an agent's session (its login's decision restricts it: a statement
+    # timeout) may sit idle inside a transaction once it may hold row locks, which every
+    # other session needing those rows waits on: PostgreSQL, once a statement of it
+    # locked rows (a write, SELECT ... FOR UPDATE/SHARE, LOCK); MariaDB, once it wrote
+    # (idle_write_transaction_timeout); MySQL has no such setting. Shorter than
+    # idle_in_transaction_seconds; 0: no shorter bound.
+    lock_idle_seconds: float = 10.0
 
     def _check(self, tls_mode: str, key: str) -> None:
         _host_port(self.upstream, "upstream")
@@ -489,6 +496,8 @@ class _DatabaseUpstream:
             raise Invalid("max_sessions_per_identity", "must be >= 1")
         if self.idle_in_transaction_seconds < 0:
             raise Invalid("idle_in_transaction_seconds", "must be >= 0 (0: never)")
+        if self.lock_idle_seconds < 0:
+            raise Invalid("lock_idle_seconds", "must be >= 0 (0: no shorter bound)")
         if self.user in self.roles:
             raise Invalid("roles", f"{self.user!r} is the gateway's own account: a role "
                           "the sessions take must be another")
@@ -514,18 +523,11 @@ class PostgresTarget(_DatabaseUpstream):
     # SCRAM channel binding (SCRAM-SHA-256-PLUS) over TLS, as libpq's: prefer, require,
     # disable.
     channel_binding: Literal["disable", "prefer", "require"] = "prefer"
-    # How long an agent's session (its login's decision restricts it: a statement
-    # timeout) may sit idle inside a transaction once a statement of it locked rows (a
-    # write, SELECT ... FOR UPDATE/SHARE, LOCK): every other session waiting on those
-    # rows waits for it. Shorter than idle_in_transaction_seconds; 0: no shorter bound.
-    lock_idle_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         self._check(self.sslmode, "sslmode")
         if self.channel_binding == "require" and self.sslmode == "disable":
             raise Invalid("channel_binding", "require needs TLS (sslmode is disable)")
-        if self.lock_idle_seconds < 0:
-            raise Invalid("lock_idle_seconds", "must be >= 0 (0: no shorter bound)")
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,8 @@ class Front(DatabaseFront):
             self._versions[target.name] = upstream.server_version
             upstream.setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
                                             upstream.server_version,
-                                            exchange.decision.statement_timeout_seconds)
+                                            exchange.decision.statement_timeout_seconds,
+                                            target.mysql.lock_idle_seconds)
             if upstream.setup:
                 try:
                     await set_up(upstream, upstream.setup,

@@ -1323,7 +1323,8 @@ class Session:
         role = await login_role(act, target.mysql.roles)
         setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
                                self._server.server_version,
-                               exchange.decision.statement_timeout_seconds)
+                               exchange.decision.statement_timeout_seconds,
+                               target.mysql.lock_idle_seconds)
         started = time.perf_counter()
         status = await self._server_command(bytes((COM_RESET_CONNECTION,)))
         for command in setup:  # first: the gateway's account alone may use no database

@@ -287,21 +287,29 @@ async def _connect(settings: UpstreamSettings, capabilities: int, charset: int,
 # MariaDB's: how long a session may sit idle inside a transaction (MySQL has none).
 IDLE_SETTING = "idle_transaction_timeout"
 # The timeouts setup_commands may give a session.
-_TIMEOUTS = (IDLE_SETTING, "max_statement_time", "max_execution_time")
+# MariaDB's bound on a session idle in a transaction that wrote (lock_idle_seconds).
+WRITE_IDLE_SETTING = "idle_write_transaction_timeout"
+_TIMEOUTS = (IDLE_SETTING, WRITE_IDLE_SETTING, "max_statement_time", "max_execution_time")
 
 
 def setup_commands(role: str | None, idle_seconds: float, server_version: str,
-                   statement_seconds: int | None = None) -> tuple[bytes, ...]:
+                   statement_seconds: int | None = None,
+                   lock_seconds: float = 0.0) -> tuple[bytes, ...]:
     """The COM_QUERYs that set a session up as the gateway keeps it: its role; (on
-    MariaDB, which has the setting; MySQL has none) how long it may sit idle inside a
-    transaction before the server ends it; how long one statement may run (the login's
-    decision: MariaDB's max_statement_time, MySQL's max_execution_time, its SELECTs')."""
+    MariaDB, which has the settings; MySQL has none) how long it may sit idle inside a
+    transaction before the server ends it, and, an agent's (its login's decision gives a
+    statement timeout), inside one that wrote (`lock_seconds`, where shorter); how long
+    one statement may run (the login's decision: MariaDB's max_statement_time, MySQL's
+    max_execution_time, its SELECTs')."""
     mariadb = "mariadb" in server_version.lower()
     out = []
     if role is not None:
         out.append(f"SET ROLE `{role.replace('`', '``')}`")
     if idle_seconds and mariadb:
         out.append(f"SET SESSION {IDLE_SETTING} = {math.ceil(idle_seconds)}")
+    if mariadb and statement_seconds is not None and lock_seconds and (
+            not idle_seconds or lock_seconds < idle_seconds):
+        out.append(f"SET SESSION {WRITE_IDLE_SETTING} = {math.ceil(lock_seconds)}")
     if statement_seconds is not None:
         out.append(f"SET SESSION max_statement_time = {statement_seconds}" if mariadb else
                    f"SET SESSION max_execution_time = {statement_seconds * 1000}")

@@ -57,7 +57,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any,
              "match": {"database": "shop-locks"}, "environment": "test",
              "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
                           "database": url.rsplit("/", 1)[1], "sslmode": "disable",
-                          "lock_idle_seconds": IDLE}}]
+                          "lock_idle_seconds": IDLE}},
+            {**my, "name": "shop-my-locks", "match": {"database": "shop-my-locks"},
+             "mysql": {**my["mysql"], "lock_idle_seconds": IDLE}}]
         with module_gateway(tmp_path_factory, otlp, "sessions", targets=targets,
                             postgres={}, mysql={}, env=maria.env) as running:
             yield running
@@ -69,10 +71,11 @@ def pg(gw: Gateway, token: str = AGENT, database: str = "shop") -> psycopg.Conne
                            connect_timeout=10)
 
 
-def maria_session(gw: Gateway, token: str = AGENT) -> pymysql.Connection[Any]:
+def maria_session(gw: Gateway, token: str = AGENT,
+                  database: str = "shop-my") -> pymysql.Connection[Any]:
     assert gw.ports.mysql is not None
     return pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user="agent",
-                           password=token, database="shop-my", ssl=unverified_tls(),
+                           password=token, database=database, ssl=unverified_tls(),
                            connect_timeout=10)
 
 
@@ -197,3 +200,23 @@ def test_an_agents_transaction_that_locked_rows_is_ended_sooner(
         assert again.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (
             "1min",)
         again.execute("ROLLBACK")
+
+
+def test_an_agents_mariadb_transaction_that_wrote_is_ended_sooner(
+        gw: Gateway, maria: Account) -> None:
+    """MariaDB's idle_write_transaction_timeout, lock_idle_seconds, for an agent's session:
+    a transaction that only read keeps the minute."""
+    with maria_session(gw, database="shop-my-locks") as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT @@idle_transaction_timeout, @@idle_write_transaction_timeout")
+        assert cursor.fetchone() == (60, IDLE)
+        with pytest.raises(pymysql.err.OperationalError,
+                           match="the gateway sets it for every session"):
+            cursor.execute("SET SESSION idle_write_transaction_timeout = 0")
+        cursor.execute("BEGIN")
+        cursor.execute("INSERT INTO customers (id, name) VALUES (7, 'x')")
+        stack.wait_until(lambda: as_root(
+            "SELECT COUNT(*) FROM information_schema.processlist "
+            f"WHERE USER = '{maria.user}'").strip() == "0", 10,
+            "the idle transaction that wrote ended by the server")
+    assert as_root("SELECT COUNT(*) FROM customers WHERE id = 7",
+                   maria.database).strip() == "0"  # rolled back

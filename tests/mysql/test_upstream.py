@@ -57,7 +57,14 @@ from extproc.mysql.handshake import (
 )
 from extproc.mysql.responses import encode_err, encode_ok, ends_rows, is_err, parse_eof, parse_err
 from extproc.mysql.resultsets import parse_column_definition, parse_text_row
-from extproc.mysql.upstream import TlsMode, Upstream, UpstreamError, UpstreamSettings, connect
+from extproc.mysql.upstream import (
+    TlsMode,
+    Upstream,
+    UpstreamError,
+    UpstreamSettings,
+    connect,
+    setup_commands,
+)
 from tests.mysql.test_packets import MARIADB, throwaway_user
 from tests.support.mariadb import private_mariadb
 from tests.support.tls import TlsFiles, write_client_files, write_stranger_ca
@@ -601,3 +608,17 @@ async def test_the_session_reads_on_where_the_login_stopped() -> None:
         assert await upstream.read() == Packet(1, b"second")
         await upstream.close()
         await fake.finished()
+
+
+@pytest.mark.parametrize(("statement_seconds", "lock_seconds", "version", "bound"), [
+    (300, 10.0, "10.11.19-MariaDB", True),  # an agent's session on MariaDB
+    (None, 10.0, "10.11.19-MariaDB", False),  # a dba's: no shorter bound
+    (300, 0.0, "10.11.19-MariaDB", False),  # switched off
+    (300, 90.0, "10.11.19-MariaDB", False),  # not shorter than the minute
+    (300, 10.0, "8.0.36", False),  # MySQL has no such setting
+])
+def test_an_agents_mariadb_session_that_wrote_idles_lock_idle_seconds(
+        statement_seconds: int | None, lock_seconds: float, version: str,
+        bound: bool) -> None:
+    commands = setup_commands(None, 60.0, version, statement_seconds, lock_seconds)
+    assert (b"\x03SET SESSION idle_write_transaction_timeout = 10" in commands) is bound
