@@ -173,14 +173,8 @@ class _Found:
     functions: set[str] = field(default_factory=set)
     parameters: int = 0
 
-    def walk(self, node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                self.walk(item)
-            return
-        if not isinstance(node, dict):
-            return
-        for key, value in node.items():
+    def walk(self, tree: Any) -> None:
+        for key, value in parse_nodes(tree):
             if key in ("UpdateStmt", "DeleteStmt", "MergeStmt") or (
                     key == "InsertStmt" and not _values_only(value)):
                 self._relation(value["relation"], written=True)
@@ -190,16 +184,32 @@ class _Found:
                 self.functions.add(value["funcname"][-1]["String"]["sval"])
             elif key == "ParamRef":
                 self.parameters = max(self.parameters, value.get("number", 0))
-            self.walk(value)
 
     def _relation(self, relation: dict[str, Any], written: bool) -> None:
-        parts = [relation[k] for k in ("catalogname", "schemaname", "relname") if k in relation]
-        name = ".".join('"' + p.replace('"', '""') + '"' for p in parts)
-        if len(parts) == 3:
+        if "catalogname" in relation:
             return  # another database's: PostgreSQL refuses it, the catalog cannot size it
+        name = quoted(relation)
         self.relations.append(name)
         if written:
             self.targets.append(name)
+
+
+def parse_nodes(tree: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of a parse tree (parse_sql_json's, loaded), each before what
+    its value holds."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from parse_nodes(item)
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield key, value
+            yield from parse_nodes(value)
+
+
+def quoted(relation: dict[str, Any]) -> str:
+    """A RangeVar's name (schema and relation) in SQL syntax."""
+    parts = [relation[k] for k in ("schemaname", "relname") if k in relation]
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
 def _values_only(insert: dict[str, Any]) -> bool:

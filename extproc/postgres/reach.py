@@ -43,7 +43,7 @@ from pglast import parser as pg_parser
 
 from extproc.exchange.effect import Remembered
 from extproc.postgres import messages as pg
-from extproc.postgres.estimate import Ask, Questions, dollar_tag, fences
+from extproc.postgres.estimate import Ask, Questions, dollar_tag, fences, parse_nodes, quoted
 
 # No text without one of these calls a function, fills a table or runs a block (a
 # prefilter: what matches is parsed; PostgreSQL folds ASCII letters alone, this more).
@@ -102,17 +102,11 @@ class _Walk:
     functions: set[str] = field(default_factory=set)
     runs: str | None = None
 
-    def walk(self, node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                self.walk(item)
-            return
-        if not isinstance(node, dict):
-            return
-        for key, value in node.items():
+    def walk(self, tree: Any) -> None:
+        for key, value in parse_nodes(tree):
             if key == "InsertStmt" or (key == "CopyStmt" and value.get("is_from")
                                        and "relation" in value):
-                self.tables.add(_quoted(value["relation"]))
+                self.tables.add(quoted(value["relation"]))
             elif key == "FuncCall":
                 parts = [p["String"]["sval"] for p in value["funcname"]]
                 if parts[:-1] != ["pg_catalog"]:
@@ -122,16 +116,10 @@ class _Walk:
             elif key == "CallStmt":
                 called = ".".join(p["String"]["sval"] for p in value["funccall"]["funcname"])
                 self.runs = f"it calls procedure {called}"
-            self.walk(value)
-
-
-def _quoted(relation: dict[str, Any]) -> str:
-    parts = [relation[k] for k in ("schemaname", "relname") if k in relation]
-    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
 async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
-                  status: Callable[[], bytes], found: Names, remembered: Remembered
+                  status: Callable[[], bytes], found: Names, remembered: Remembered[str]
                   ) -> str | None:
     """Why the text whose names are `found` may write through the database's code (a
     reason for the record), or None: it cannot. `at_rest` waits until the session can be
