@@ -66,20 +66,23 @@ REMEMBER_SECONDS = 10.0
 _SCHEMA_EFFECTS = frozenset({"schema", "destroy", "privilege", "dynamic"})
 
 
-class Remembered:
+Said = TypeVar("Said")
+
+
+class Remembered(Generic[Said]):
     """What the catalog said of each name for one session (None: nothing of note), for
     REMEMBER_SECONDS, and forgotten at once after the session changes the schema: a
     front asks the database what a text may run once per name, not per statement."""
 
     def __init__(self) -> None:
-        self._said: dict[str, tuple[str | None, float]] = {}
+        self._said: dict[str, tuple[Said | None, float]] = {}
 
-    def get(self, name: str, now: float) -> tuple[bool, str | None]:
+    def get(self, name: str, now: float) -> tuple[bool, Said | None]:
         """Whether `name` is remembered at `now` (time.monotonic), and what was said."""
         said, until = self._said.get(name, (None, 0.0))
         return until > now, said
 
-    def remember(self, name: str, said: str | None, now: float) -> None:
+    def remember(self, name: str, said: Said | None, now: float) -> None:
         self._said[name] = (said, now + REMEMBER_SECONDS)
 
     def forget_after(self, meaning: object) -> None:

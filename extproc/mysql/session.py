@@ -328,7 +328,7 @@ class Session:
         # read both ways. A connection that named no database has no server.
         self._backslashes = _escapes(self._status) if upstream else None
         # What the catalog said of the stored functions statements called (_routines).
-        self._remembered = Remembered()
+        self._remembered: Remembered[effect.Target] = Remembered()
         # Packets framed and not yet taken; the server's login may have read past its end.
         self._from_client: deque[Packet] = deque()
         self._from_server: deque[Packet] = deque(upstream.pending if upstream else ())
@@ -900,13 +900,13 @@ class Session:
         said = {name: self._remembered.get(name, now) for name in names}
         unknown = [name for name, (known, _) in said.items() if not known]
         if unknown:
-            found = {(name or b"").decode().lower(): f"{(schema or b'').decode()}."
-                     f"{(name or b'').decode()}" for schema, name in await self._own_rows(
-                         effect.routines_query(unknown))}
+            found = {(name or b"").decode().lower(): effect.Target(
+                (schema or b"").decode(), (name or b"").decode())
+                for schema, name in await self._own_rows(effect.routines_query(unknown))}
             for name in unknown:
                 said[name] = (True, found.get(name))
                 self._remembered.remember(name, found.get(name), now)
-        return [effect.Target(*where.split(".", 1)) for _, where in said.values() if where]
+        return [routine for _, routine in said.values() if routine is not None]
 
     async def _effect_reading(self, reached: list[effect.Reached]) -> list[int]:
         return effect.reading(await self._own_rows(effect.reading_query(reached)))

@@ -351,7 +351,7 @@ class Session:
         # transaction's end (or the next measured write's readings): one round trip less.
         self._savepoint = False
         # What the catalog said of the tables and functions statements named (reach.py).
-        self._remembered = Remembered()
+        self._remembered: Remembered[str] = Remembered()
         # An agent's bound on idling in a transaction that locked rows (locks.py): in ms
         # (None: none); whether a statement of this transaction may have locked rows, and
         # whether the bound is set in it.
