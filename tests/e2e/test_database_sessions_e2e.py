@@ -79,6 +79,14 @@ def maria_session(gw: Gateway, token: str = AGENT,
                            connect_timeout=10)
 
 
+def maria_sessions_end(maria: Account, what: str) -> None:
+    """Wait until the gateway's account has no session on MariaDB: MariaDB closes an
+    idle session without a word, so its process list is where it is seen gone."""
+    stack.wait_until(lambda: as_root(
+        "SELECT COUNT(*) FROM information_schema.processlist "
+        f"WHERE USER = '{maria.user}'").strip() == "0", 10, what)
+
+
 def backend_alive(pid: int) -> bool:
     """Whether the machine's PostgreSQL still runs the session of backend `pid`."""
     with psycopg.connect(PG_ADMIN) as admin:
@@ -160,12 +168,7 @@ def test_an_idle_mariadb_transaction_is_ended_and_the_client_cannot_stop_it(
         assert cursor.fetchone() == (IDLE,)
         cursor.execute("BEGIN")
         cursor.execute("SELECT email FROM customers FOR UPDATE")
-        # MariaDB closes the idle session without a word: seen in its process list, the
-        # gateway's account's only session there gone.
-        stack.wait_until(lambda: as_root(
-            "SELECT COUNT(*) FROM information_schema.processlist "
-            f"WHERE USER = '{maria.user}'").strip() == "0", 10,
-            "the idle transaction ended by the server")
+        maria_sessions_end(maria, "the idle transaction ended by the server")
         with pytest.raises(pymysql.err.OperationalError):
             cursor.execute("SELECT 1")
 
@@ -214,9 +217,6 @@ def test_an_agents_mariadb_transaction_that_wrote_is_ended_sooner(
             cursor.execute("SET SESSION idle_write_transaction_timeout = 0")
         cursor.execute("BEGIN")
         cursor.execute("INSERT INTO customers (id, name) VALUES (7, 'x')")
-        stack.wait_until(lambda: as_root(
-            "SELECT COUNT(*) FROM information_schema.processlist "
-            f"WHERE USER = '{maria.user}'").strip() == "0", 10,
-            "the idle transaction that wrote ended by the server")
+        maria_sessions_end(maria, "the idle transaction that wrote ended by the server")
     assert as_root("SELECT COUNT(*) FROM customers WHERE id = 7",
                    maria.database).strip() == "0"  # rolled back

@@ -196,7 +196,7 @@ _EFFECT_PARTS = frozenset({
     pg_effect.BEFORE.removeprefix(pg_effect.MARK), pg_effect.AFTER.removeprefix(pg_effect.MARK)})
 _EXPLAIN = "EXPLAIN (FORMAT JSON, VERBOSE) "
 # The front's bound on an agent's transaction once it locked rows (postgres/locks.py).
-_LOCK_BOUND = re.compile(re.escape(locks.setting(0)).replace("0", r"\d+"))
+_LOCK_BOUND = re.compile(re.escape(locks.setting(0).removesuffix("0")) + r"\d+")
 
 
 def _writes(record: dict[str, Any]) -> bool:
