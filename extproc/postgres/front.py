@@ -24,6 +24,7 @@ wrong token leaves a trace though the database never sees it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import math
@@ -43,7 +44,7 @@ from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
 from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
 from extproc.exchange.pipeline import Pipeline
-from extproc.postgres import encodings
+from extproc.postgres import cancels, encodings
 from extproc.postgres import messages as pg
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (
@@ -99,6 +100,8 @@ class _Key:
     process_id: int
     upstream_secret: bytes
     opener: Opener  # opens an act in the session it cancels
+    # The session, once it relays: it says when the database's cancel may go.
+    session: Session | None = None
 
 
 class Front(DatabaseFront):
@@ -282,6 +285,7 @@ class Front(DatabaseFront):
                                      "lock_idle_ms": _lock_idle_ms(target.postgres,
                                                                    exchange.decision)},
                           self._settings.max_message_bytes, login.rest())
+        self._keys[process_id].session = session
         return session, process_id, release
 
     def _encoding(self, target: Target, asked: list[str]) -> encodings.Encoding:
@@ -401,8 +405,14 @@ class Front(DatabaseFront):
         act = key.opener("CANCEL")
         try:
             act.admit()
-            await cancel(key.upstream, key.process_id, key.upstream_secret)
-            act.exchange.outcome.update({"tollgate.outcome": "cancel sent",
+            send = functools.partial(cancel, key.upstream, key.process_id,
+                                     key.upstream_secret)
+            if key.session is None:  # the session not relaying yet: nothing of its own runs
+                await send()
+                outcome = cancels.SENT
+            else:
+                outcome = await key.session.cancel(send)
+            act.exchange.outcome.update({"tollgate.outcome": outcome,
                                          "tollgate.decision.action": "allow"})
         except Refusal as unrecorded:  # the record cannot take it
             act.exchange.outcome["tollgate.outcome"] = f"cancel not sent: {unrecorded}"

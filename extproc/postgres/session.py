@@ -76,6 +76,7 @@ from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import drivers, effect, encodings, estimate, locks, namespace, reach
 from extproc.postgres import messages as pg
+from extproc.postgres.cancels import CancelGate
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
 from extproc.postgres.upstream import Upstream
@@ -241,8 +242,11 @@ class Probe:
     `then`, the client's message after it, does not run), or at the batch's
     ReadyForQuery (it was skipped whole)."""
 
-    def __init__(self, cycles: int, messages: int = 0) -> None:
+    def __init__(self, cycles: int, messages: int = 0, cancellable: bool = False) -> None:
         self.remaining = cycles
+        # The readings around a measured write, which a client's cancel may interrupt
+        # (cancels.py): the write is then refused and rolled back.
+        self.cancellable = cancellable
         self.messages = messages
         self.then: Pending | None = None
         self.answers: list[pg.Message] = []
@@ -363,6 +367,17 @@ class Session:
         # How the database ended the session, if it did: what the exchanges still in
         # progress end with.
         self._ended: str | None = None
+        # The client's cancels, never landing on the gateway's own statements.
+        self._cancels = CancelGate()
+
+    async def cancel(self, send: Callable[[], Awaitable[None]]) -> str:
+        """The client's CancelRequest: the database's (`send`) goes only while what the
+        backend runs is the client's (cancels.py); what became of it."""
+        return await self._cancels.cancel(
+            lambda: [p.probe.done for p in self._pending
+                     if p.probe is not None and not p.probe.cancellable],
+            lambda: any(p.probe is None and not p.own for p in self._pending),
+            send, _ESTIMATE_SECONDS)
 
     @property
     def live(self) -> LiveSession:
@@ -424,7 +439,11 @@ class Session:
                     # A decision may wait (a hold): what came before it goes first.
                     upstream.write(b"".join(out))
                     out.clear()
-                out += await self._client_message(message)
+                self._cancels.deciding(True)
+                try:
+                    out += await self._client_message(message)
+                finally:
+                    self._cancels.deciding(False)
             if out:
                 upstream.write(b"".join(out))
             await upstream.drain()
@@ -830,6 +849,9 @@ class Session:
                 # status then, not now, says whether they can be.
                 run.measure = self._measurable(exchange, text, what == "query")
             refusal = await act.judge(lambda seconds: self._notice(exchange, seconds))
+            if refusal is None and self._cancels.take():
+                return run, self._refusal(run, "query_canceled", "57014",
+                                          "canceling statement due to user request")
             if refusal is None and self._lock_idle_ms is not None and what != "function_call" \
                     and locks.locks(text, exchange.meaning):
                 await self._bound_before()
@@ -909,6 +931,7 @@ class Session:
 
     async def _ask(self, messages: list[bytes], cycles: int) -> list[pg.Message]:
         """The front's own messages upstream, answered to it alone (estimate.Ask)."""
+        await self._cancels.turn()
         probe = Probe(cycles)
         self._pending.append(Pending(b"Q", probe=probe))
         self._upstream.writer.write(b"".join(messages))
@@ -965,8 +988,9 @@ class Session:
         transaction (or a transaction of the front's): the effect, and the statement's
         pending answers (buffered); None when it failed (its answers relayed, as the
         database left the transaction: rolled back if the front had opened it)."""
+        await self._cancels.turn()
         opened = self._status == b"I"
-        before, after = Probe(1), Probe(1)
+        before, after = Probe(1, cancellable=True), Probe(1, cancellable=True)
         answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         statement = Pending(b"Q", run, cycle=self._cycle_end(), buffer=[], measured=answered,
                             opened=opened)
@@ -1065,13 +1089,15 @@ class Session:
         when it did not run (an earlier message of the batch failed) or failed (its
         error relayed): the front's Sync ended the database's skip, so the front skips
         the client's batch to its Sync, as the database would have."""
+        await self._cancels.turn()
         release = self._opened and self._savepoint
         self._savepoint = False
         enter = _own_statements(*(["BEGIN"] if begin else []),
                                 *([f"RELEASE SAVEPOINT {effect.SAVEPOINT}"] if release
                                   else []),
                                 f"SAVEPOINT {effect.SAVEPOINT}", effect.BEFORE)
-        before, after = Probe(1, messages=len(enter)), Probe(1)
+        before = Probe(1, messages=len(enter), cancellable=True)
+        after = Probe(1, cancellable=True)
         buffer: list[bytes] = []
         statement = Pending(b"E", run, buffer=buffer)
         before.then = statement
@@ -1149,6 +1175,7 @@ class Session:
         ended by a Sync of its own (in an explicit transaction, which it does not end):
         their answers, to it alone. None given: only what an error left under the front's
         name closed."""
+        await self._cancels.turn()
         probe = Probe(1)
         self._pending.append(Pending(b"S", probe=probe))
         self._upstream.writer.write(b"".join([*_own_statements(*texts), _SYNC]))
@@ -1165,6 +1192,7 @@ class Session:
         the batch's implicit one would have: committed, or rolled back if the batch
         failed (the COMMIT skipped); the client is told its status (`relay`). Whether
         the batch had failed."""
+        await self._cancels.turn()
         self._opened = self._savepoint = False
         probe = Probe(1)
         pending = Pending(b"S", probe=probe, cycle=self._cycle_end())
@@ -1190,6 +1218,7 @@ class Session:
     async def _own_query(self, text: str) -> list[pg.Message]:
         """A simple Query of the front's between the client's cycles, without the
         estimate's time limit (a COMMIT may wait for the disk)."""
+        await self._cancels.turn()
         probe = Probe(1)
         self._pending.append(Pending(b"Q", probe=probe))
         self._upstream.writer.write(pg.encode_query(effect.MARK + text))
@@ -1512,7 +1541,8 @@ class Session:
         rows and that is not bounded yet (it began with them: `BEGIN; SELECT ... FOR
         UPDATE`): the front's SET LOCAL now, answered to it alone, after whatever the
         client sent meanwhile; it re-arms the server's idle timer."""
-        if self._locked and not self._bounded and self._status == b"T":
+        if self._locked and not self._bounded and self._status == b"T" \
+                and not self._cancels.sending:  # else at the next cycle's end
             self._bounded = True
             self._pending.append(Pending(b"Q", probe=Probe(1)))
             self._upstream.writer.write(pg.encode_query(locks.setting(

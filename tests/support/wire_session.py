@@ -244,6 +244,10 @@ class Database(MemoryWriter):
         self.reader = asyncio.StreamReader()
         super().__init__(self.reader)
         self.received: list[Any] = []
+        # Set at every write: what a test waits on to see what the session sent.
+        self.wrote = asyncio.Event()
+        # Answers kept back, in order, while `hold` is in force (a busy backend).
+        self._held: list[bytes] | None = None
 
     def write(self, data: bytes) -> None:
         if self.closed:
@@ -251,8 +255,26 @@ class Database(MemoryWriter):
         for message in self.frame(data):
             self.received.append(message)
             answer = self.answer(message)
-            if answer:
+            if answer and self._held is not None:
+                self._held.append(answer)
+            elif answer:
                 self.reader.feed_data(answer)
+        self.wrote.set()
+
+    def hold(self) -> None:
+        """The answers wait, as a busy backend's do, until `release`."""
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        self.reader.feed_data(b"".join(held))
+
+    async def sent(self, predicate: Callable[[list[Any]], bool]) -> None:
+        """Once what the session sent (`received`) satisfies `predicate`."""
+        async with asyncio.timeout(DEADLINE):
+            while not predicate(self.received):
+                self.wrote.clear()
+                await self.wrote.wait()
 
     def frame(self, data: bytes) -> list[Any]:
         raise NotImplementedError
