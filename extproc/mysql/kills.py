@@ -16,7 +16,9 @@ cancel keys):
       held here: done here; else handed over to B (its address, the session's secret)
     the session's front (B)
       a statement held for approval: ends, refused as interrupted (ER_QUERY_INTERRUPTED)
-      else KILL [QUERY] <its thread id>, on a connection of the gateway's own account;
+      else KILL [QUERY] <its thread id>, on a connection of the gateway's own account
+        (a KILL QUERY only while what the server runs is the client's, never the
+        front's own statements: exchange/cancels.py);
       KILL CONNECTION then ends the session
 
 The handover is a connection to B's listener, sending in its login's place a packet no

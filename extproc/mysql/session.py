@@ -64,12 +64,13 @@ import contextlib
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.exchange.act import Act, Opener
+from extproc.exchange.cancels import SENT, CancelGate
 from extproc.exchange.database_roles import login_role, refuse_owned_change
 from extproc.exchange.effect import (
     Effect,
@@ -169,6 +170,8 @@ if TYPE_CHECKING:
     from extproc.policy import Decision
 
 _READ_SIZE = 256 * 1024
+# How long a KILL QUERY waits for the front's own statements to end.
+_KILL_WAIT_SECONDS = 10.0
 _REPLICATION = frozenset({COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID,
                           COM_REGISTER_SLAVE, COM_TABLE_DUMP})
 # ER_TABLEACCESS_DENIED_ERROR, and ER_SPECIFIC_ACCESS_DENIED_ERROR for what needs a
@@ -344,6 +347,11 @@ class Session:
         # a KILL CONNECTION's end, once that command is answered.
         self._hold: asyncio.Future[None] | None = None
         self._busy = self._ending = False
+        # A KILL QUERY never lands on the front's own statements (exchange/cancels.py):
+        # how many of them are running, and a future that ends with the last.
+        self._cancels = CancelGate()
+        self._owning = 0
+        self._own_done: asyncio.Future[None] | None = None
         # A connection that named no database: its settings kept until it names one,
         # and how it is bound then.
         self._kept: list[str] = []
@@ -953,11 +961,28 @@ class Session:
             raise Refused(403, "effect_unmeasured", "the write's effect could not be "
                            f"measured: {parse_err(answer.payload).message}")
 
+    @contextlib.asynccontextmanager
+    async def _own(self) -> AsyncIterator[None]:
+        """The front's own statements run inside: never while a KILL QUERY is on its way,
+        and none goes while they run."""
+        if self._owning == 0:
+            await self._cancels.turn()
+            self._own_done = asyncio.get_running_loop().create_future()
+        self._owning += 1
+        try:
+            yield
+        finally:
+            self._owning -= 1
+            if self._owning == 0 and self._own_done is not None:
+                self._own_done.set_result(None)
+                self._own_done = None
+
     async def _own_packet(self, text: str) -> Packet:
         """A statement of the front's own, its OK or ERR (the status kept)."""
-        self._server.writer.write(encode(0, bytes((COM_QUERY,))
-                                            + (effect.MARK + text).encode()))
-        answer = await self._server_packet()
+        async with self._own():
+            self._server.writer.write(encode(0, bytes((COM_QUERY,))
+                                                + (effect.MARK + text).encode()))
+            answer = await self._server_packet()
         if is_ok(answer.payload, self._capabilities):
             self._status = parse_ok(answer.payload, self._capabilities).status
         return answer
@@ -973,18 +998,19 @@ class Session:
     async def _own_query(self, text: str) -> tuple[list[list[bytes | None]], Err | None]:
         """A query of the front's own (its text starts with effect.MARK): its rows in
         text, or the server's error."""
-        first = await self._own_packet(text)
-        if is_err(first.payload):
-            return [], parse_err(first.payload)
-        if is_ok(first.payload, self._capabilities):
-            return [], None
-        count = Reader(first.payload).lenenc_int()
-        for _ in range(count + (0 if self._capabilities & CLIENT_DEPRECATE_EOF else 1)):
-            await self._server_packet()
-        rows = []
-        while not ends_rows((packet := await self._server_packet()).payload,
-                               self._capabilities):
-            rows.append(parse_text_row(packet.payload, count))
+        async with self._own():
+            first = await self._own_packet(text)
+            if is_err(first.payload):
+                return [], parse_err(first.payload)
+            if is_ok(first.payload, self._capabilities):
+                return [], None
+            count = Reader(first.payload).lenenc_int()
+            for _ in range(count + (0 if self._capabilities & CLIENT_DEPRECATE_EOF else 1)):
+                await self._server_packet()
+            rows = []
+            while not ends_rows((packet := await self._server_packet()).payload,
+                                   self._capabilities):
+                rows.append(parse_text_row(packet.payload, count))
         if is_err(packet.payload):
             return [], parse_err(packet.payload)
         self._more_results(packet)
@@ -1056,13 +1082,25 @@ class Session:
             done = f"connection {self.connection_id}: its statement held for approval " \
                    "refused as interrupted"
         elif self._upstream is not None and self._bound.target is not None:
+            target, thread = self._bound.target, self._upstream.connection_id
+
+            async def kill() -> None:
+                await self._connections.kill_thread(target, thread, query)
+
             try:
-                await self._connections.kill_thread(self._bound.target,
-                                                    self._upstream.connection_id, query)
+                if query:  # only while what runs is the client's (exchange/cancels.py)
+                    outcome = await self._cancels.cancel(
+                        lambda: [] if self._own_done is None else [self._own_done],
+                        lambda: self._busy, kill, _KILL_WAIT_SECONDS)
+                else:
+                    await kill()
+                    outcome = SENT
             except UpstreamError as exc:
                 raise Unavailable(502, "kill_failed", f"the server did not kill connection "
                                f"{self.connection_id}'s {what}: {exc.message}") from None
-            done = f"connection {self.connection_id}: its {what} killed on the server"
+            done = f"connection {self.connection_id}: " + (
+                f"its {what} killed on the server" if outcome == SENT else
+                outcome.replace("cancel", "KILL QUERY", 1))
         else:
             done = f"connection {self.connection_id}: nothing to kill"
         if not query:

@@ -40,11 +40,12 @@ from typing import TYPE_CHECKING
 
 from extproc.codecs.refusal import Refusal, Refused, refusal_of
 from extproc.config import PostgresFront, PostgresTarget, Target
+from extproc.exchange import cancels
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
 from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
 from extproc.exchange.pipeline import Pipeline
-from extproc.postgres import cancels, encodings
+from extproc.postgres import encodings
 from extproc.postgres import messages as pg
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (

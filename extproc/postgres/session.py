@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Act, Opener
+from extproc.exchange.cancels import CancelGate
 from extproc.exchange.database_roles import refuse_owned_change
 from extproc.exchange.effect import (
     Effect,
@@ -76,7 +77,6 @@ from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import drivers, effect, encodings, estimate, locks, namespace, reach
 from extproc.postgres import messages as pg
-from extproc.postgres.cancels import CancelGate
 from extproc.postgres.copy_rows import CopyRows, rows_of
 from extproc.postgres.results import ResultMasker, ResultRefused, error_fields, record_sample
 from extproc.postgres.upstream import Upstream

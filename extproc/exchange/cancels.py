@@ -1,29 +1,30 @@
 """A client's cancel and the gateway's own statements, kept apart.
 
-A CancelRequest makes the database interrupt whatever its backend runs at that instant.
-Through tollgate the backend also runs the gateway's own statements: the estimate's and
-reach's questions and the transaction or savepoint around them, the release of a
-measured write's savepoint, the COMMIT of a transaction the front opened. A cancel that
+A cancel (PostgreSQL's CancelRequest, MySQL's KILL QUERY) makes the database interrupt
+whatever the session's backend runs at that instant. Through tollgate the backend also
+runs the gateway's own statements: the estimate's and reach's questions and the
+transaction or savepoint around them, the readings of a measured write, the release or
+rollback of its savepoint, the COMMIT of a transaction the front opened. A cancel that
 lands on one of those leaves the session other than the gateway pictures it: its own
-ROLLBACK interrupted before it ran leaves the transaction failed, and every statement
-the client sends next fails with 25P02 (asyncpg's COPY, which sends its cancel right
-behind its CopyFail while the gateway is still asking the catalog about the table, met
-exactly that under load).
+ROLLBACK interrupted before it ran leaves the transaction failed (every later statement
+fails with PostgreSQL's 25P02: asyncpg's COPY, which sends its cancel right behind its
+CopyFail while the gateway is still asking the catalog about the table, met exactly that
+under load), and a refused write whose rollback is interrupted would stay in the
+client's transaction.
 
 So the database's cancel goes only while nothing of the gateway's that a cancel could
-break is outstanding there, and only if something of the client's is; and the gateway
-sends nothing of its own while a cancel is on its way. A cancel that comes while the
-gateway is still deciding the client's statement (asking the catalog, waiting for a
-person) is the gateway's to carry out: the statement is answered as cancelled (57014)
-and never runs. One that comes while nothing of the client's is being decided or run has
-nothing to interrupt, as at an idle backend. The readings around a measured
-write are the exception: a cancel landing on them fails the reading, and the write is
-then refused and rolled back, which is what the client asked for.
+break is outstanding, and only if something of the client's is; the gateway sends
+nothing of its own while a cancel is on its way. A cancel that comes while the gateway
+is still deciding the client's statement (asking the catalog) is the gateway's to carry
+out, where the front says so (`deciding`): the statement is answered as cancelled and
+never runs. One that comes while nothing of the client's is decided or run has nothing
+to interrupt, as at an idle backend. The readings around a measured write may be
+interrupted: the reading fails, and the write is refused and rolled back, which is what
+the client asked for.
 
-PostgreSQL's postmaster signals the backend before it closes the cancel's connection,
-and a backend reading its next message drops a cancel that came while it was idle: once
-the database has closed the connection the cancel came in, what the gateway sends next
-is safe from it.
+Both databases let the cancel's connection end only once the backend is told, and drop
+a cancel that reaches a backend waiting for its next statement: once the cancel is done,
+what the gateway sends next is safe from it.
 """
 
 from __future__ import annotations
