@@ -46,11 +46,13 @@ def record_of(gw: Gateway, trace_id: str | None) -> dict[str, Any]:
     assert trace_id
     gw.wait_for_records(1)
 
-    def written() -> bool:
-        return any(r["trace_id"] == trace_id for r in gw.records())
+    def exchanges() -> list[dict[str, Any]]:
+        # Other kinds of record may share the trace (and be written first).
+        return [r for r in gw.records() if r["trace_id"] == trace_id
+                and r["kind"] == "exchange"]
 
-    stack.wait_until(written, 10, f"the record of trace {trace_id}")
-    (found,) = [r for r in gw.records() if r["trace_id"] == trace_id and r["kind"] == "exchange"]
+    stack.wait_until(lambda: bool(exchanges()), 10, f"the record of trace {trace_id}")
+    (found,) = exchanges()
     return found
 
 
