@@ -537,9 +537,23 @@ class MysqlTarget(_DatabaseUpstream):
     # TLS to the server, as libpq's sslmode: disable, prefer (TLS when offered), require
     # (TLS, unverified), verify-ca, verify-full (the host name checked too).
     tls: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    # A role the gateway's account holds that reads the catalog a write's measurement
+    # needs (foreign keys, triggers, views) on every table an agent may reach, on a
+    # connection of the gateway's own that runs nothing else: the sessions' roles see
+    # only the tables they were given, so a cascade into an owner's table, or a
+    # trigger's body, is invisible to them (`tollgate db grants` writes it: REFERENCES,
+    # TRIGGER, SHOW VIEW). Never one of `roles`. None: the session's own role reads it.
+    catalog_role: str | None = None
 
     def __post_init__(self) -> None:
         self._check(self.tls, "tls")
+        if self.catalog_role is not None:
+            if not self.catalog_role or "\0" in self.catalog_role:
+                raise Invalid("catalog_role", f"{self.catalog_role!r} is not a role name")
+            if self.catalog_role in self.roles or self.catalog_role == self.user:
+                raise Invalid("catalog_role", f"{self.catalog_role!r} is a role sessions "
+                              "run as: the catalog's may write triggers, and must be the "
+                              "gateway's alone")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ _PG_LOCKS = tuple(
 _PG_STATISTICS = ("pg_catalog.pg_stats", "pg_catalog.pg_stats_ext",
                   "pg_catalog.pg_stats_ext_exprs")
 _WRITES = "INSERT, UPDATE, DELETE"
+# What makes information_schema show a MariaDB or MySQL role every foreign key (any
+# privilege on the child table), trigger body (TRIGGER) and view (SHOW VIEW) of a table.
+_CATALOG = "REFERENCES, TRIGGER, SHOW VIEW"
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,12 @@ def _mysql_table(database: str, name: str) -> str:
 
 
 def mysql(gateway: str, host: str, database: str, roles: Sequence[RoleGrants],
-          password: str | None = None) -> list[str]:
+          password: str | None = None, catalog_role: str | None = None) -> list[str]:
     """The statements, in order, for an administrator of a MariaDB (10.0.5 and later)
     or MySQL 8 server: the gateway's account `gateway`@`host` (created with `password`
-    if given, holding no privilege of its own), its roles and their grants."""
+    if given, holding no privilege of its own), its roles and their grants; and the
+    catalog role its measurement reads foreign keys, triggers and views as
+    (mysql/catalog.py), which sees every table of `database` and reads no row."""
     account = f"{mysql_literal(gateway)}@{mysql_literal(host)}"
     out = []
     if password is not None:
@@ -115,4 +120,8 @@ def mysql(gateway: str, host: str, database: str, roles: Sequence[RoleGrants],
                 for t in grants.read]
         out += [f"GRANT {_WRITES} ON {_mysql_table(database, t)} TO {role}"
                 for t in grants.write]
+    if catalog_role is not None:
+        role = mysql_identifier(catalog_role)
+        out += [f"CREATE ROLE {role}", f"GRANT {role} TO {account}",
+                f"GRANT {_CATALOG} ON {mysql_identifier(database)}.* TO {role}"]
     return out

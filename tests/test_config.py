@@ -233,6 +233,11 @@ def test_quickstart_config_loads_and_points_at_the_policy_pack() -> None:
                        "postgres": {"upstream": "127.0.0.1:5432", "user": "gateway",
                                     "lock_idle_seconds": -1}}]},
          "targets[0].postgres.lock_idle_seconds: must be >= 0 (0: no shorter bound)"),
+        ({"targets": [{"name": "a", "match": {"database": "a"}, "protocol": "mysql",
+                       "mysql": {"upstream": "127.0.0.1:3306", "user": "gateway",
+                                 "roles": ["agent"], "catalog_role": "agent"}}]},
+         "targets[0].mysql.catalog_role: 'agent' is a role sessions run as: the catalog's "
+         "may write triggers, and must be the gateway's alone"),
         ({**MINIMAL, "recording": {"identity_bytes_per_hour": 0}},
          "recording.identity_bytes_per_hour: must be > 0, or null for no budget"),
         ({**MINIMAL, "recording": {"identity_bytes_per_hour": "1GiB"}},

@@ -77,8 +77,12 @@ def _statements(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     if target.postgres is not None:
         return ([*header, f"run in database {name} as a superuser (psql -d {name} -f FILE)"],
                 grants.postgres(database.user, name, roles))
+    catalog = target.mysql.catalog_role if target.mysql is not None else None
+    if catalog is not None:
+        header.append(f"the measurement reads the catalog as {catalog}, on a connection "
+                      "of the gateway's own")
     return ([*header, "run as an administrator of the server (mariadb < FILE)"],
-            grants.mysql(database.user, args.host, name, roles))
+            grants.mysql(database.user, args.host, name, roles, catalog_role=catalog))
 
 
 def _tables(values: list[str], flag: str) -> dict[str, list[str]]:

@@ -33,7 +33,8 @@ Not measured, and said why (`measured` false: the pack holds it):
   Aria, MEMORY ...): the measurement would be the write itself;
 - a cascade `ON UPDATE CASCADE` or `SET DEFAULT` reached (which rows it changes, no count
   shows), or a table a cascade reaches the session cannot count;
-- a trigger whose body the session's role may not read (NULL in the catalog).
+- a trigger whose body the catalog's reader may not read (NULL in the catalog), a view
+  whose definition it may not read (empty), or names no table.
 
 What a rollback cannot undo is no effect this reading sees either: an AUTO_INCREMENT
 consumed, a trigger's write to a non-transactional table, a sequence's NEXTVAL.
@@ -197,8 +198,15 @@ def catalog_query(targets: list[Target]) -> str:
 
 
 def views_query(views: list[Target]) -> str:
-    return ("SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE "
-            + _where("TABLE_SCHEMA", "TABLE_NAME", views))
+    return ("SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+            "WHERE " + _where("TABLE_SCHEMA", "TABLE_NAME", views))
+
+
+def view_definitions(rows: list[list[bytes | None]]) -> dict[Target, str]:
+    """The definitions a views_query read (a role without SHOW VIEW and SELECT on a view
+    reads it empty: left out)."""
+    return {Target(schema, table): definition
+            for schema, table, definition in _text(rows) if definition}
 
 
 def rules_query(schemas: set[str]) -> str:
@@ -266,7 +274,8 @@ def read_catalog(rows: list[list[bytes | None]]) -> Catalog:
 
 
 def view_bases(definition: str) -> list[Target]:
-    """The tables a view's stored definition reads (MariaDB stores them qualified)."""
+    """The tables a view's stored definition reads (MariaDB stores them qualified); none
+    where it cannot be read."""
     try:
         nodes = sqlglot.parse(definition, read="mysql")
     except SqlglotError:

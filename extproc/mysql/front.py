@@ -44,6 +44,7 @@ from extproc.exchange.database_roles import login_role
 from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
 from extproc.exchange.pipeline import Pipeline
 from extproc.mysql.auth import NATIVE_PASSWORD
+from extproc.mysql.catalog import Catalog
 from extproc.mysql.flags import (
     CLIENT_CONNECT_ATTRS,
     CLIENT_CONNECT_WITH_DB,
@@ -146,6 +147,12 @@ class Front(DatabaseFront):
         self._offered = _OFFERED | (CLIENT_SSL if tls is not None else 0)
         self._logins = Logins(verifier, self._targets, tls is not None)
         self._connections = Connections(keys, self._kill_thread)
+        # The catalogs a write's measurement reads, as each target's catalog_role.
+        self._catalogs = {
+            t.name: Catalog(functools.partial(self._own_connection, t), t.mysql.catalog_role,
+                            t.mysql.connect_timeout_seconds)
+            for t in self._targets.values()
+            if t.mysql is not None and t.mysql.catalog_role is not None}
         # Each session's slot among its identity's (session_limits.py), by connection id.
         self._slots: dict[int, Callable[[], None]] = {}
         # The version each target's server announced (read as the front starts, and at
@@ -279,7 +286,8 @@ class Front(DatabaseFront):
                        self._connections, connection_id, login.reader, writer,
                        Framer(self._settings.max_message_bytes), upstream,
                        None if upstream else functools.partial(self._bind, response,
-                                                               connection_id))
+                                                               connection_id),
+                       self._catalogs)
 
     async def _bind(self, response: HandshakeResponse, connection_id: int, bound: Bound,
                     database: str) -> tuple[Upstream, Bound] | bytes:
@@ -364,13 +372,17 @@ class Front(DatabaseFront):
         })
         return upstream
 
+    async def _own_connection(self, target: Target) -> Upstream:
+        """A connection of the gateway's own account to the target's server, no database
+        entered (UpstreamError when it cannot be had)."""
+        return await connect(replace(self._upstream_settings(target, ""), database=""),
+                             _UPSTREAM, UTF8MB4, self._settings.max_message_bytes)
+
     async def _kill_thread(self, target: Target, thread: int, query: bool) -> None:
         """KILL [QUERY] of a session's thread on its target's server, on a connection of
         the gateway's own account (the session's own is busy with the statement);
         UpstreamError when the server refuses."""
-        upstream = await connect(
-            self._upstream_settings(target, target.match.database or ""), _UPSTREAM,
-            UTF8MB4, self._settings.max_message_bytes)
+        upstream = await self._own_connection(target)
         try:
             upstream.writer.write(encode(0, bytes((COM_QUERY,))
                                             + Kill(thread, query).text().encode()))

@@ -8,12 +8,18 @@ laid out as binary.py says.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from extproc.mysql.binary import encode_binary_value, read_binary_value
-from extproc.mysql.flags import CHARSET_BINARY, MYSQL_TYPE_VAR_STRING, OK_HEADER
+from extproc.mysql.flags import (
+    CHARSET_BINARY,
+    CLIENT_DEPRECATE_EOF,
+    MYSQL_TYPE_VAR_STRING,
+    OK_HEADER,
+)
 from extproc.mysql.framing import (
+    Packet,
     ProtocolViolation,
     Reader,
     as_bytes,
@@ -21,6 +27,13 @@ from extproc.mysql.framing import (
     expect_header,
     lenenc_int,
     lenenc_str,
+)
+from extproc.mysql.responses import (
+    Err,
+    ends_rows,
+    is_err,
+    is_ok,
+    parse_err,
 )
 
 _COLUMN_FIXED = struct.Struct("<HIBHBxx")  # charset, length, type, flags, decimals
@@ -122,3 +135,23 @@ def encode_binary_row(values: Sequence[bytes | None],
         else:
             parts.append(encode_binary_value(column.type, value))
     return bytes((OK_HEADER,)) + bytes(bitmap) + b"".join(parts)
+
+
+async def text_rows(first: Packet, read: Callable[[], Awaitable[Packet]], capabilities: int
+                    ) -> tuple[list[list[bytes | None]], Err | None, Packet]:
+    """A COM_QUERY's answer read to its end from its first packet (`read` gives the
+    next): its rows in text, or the server's error; and the packet that ended it (the
+    first, an OK, where it has no rows)."""
+    if is_err(first.payload):
+        return [], parse_err(first.payload), first
+    if is_ok(first.payload, capabilities):
+        return [], None, first
+    count = Reader(first.payload).lenenc_int()
+    for _ in range(count + (0 if capabilities & CLIENT_DEPRECATE_EOF else 1)):
+        await read()
+    rows = []
+    while not ends_rows((packet := await read()).payload, capabilities):
+        rows.append(parse_text_row(packet.payload, count))
+    if is_err(packet.payload):
+        return [], parse_err(packet.payload), packet
+    return rows, None, packet

@@ -64,7 +64,7 @@ import contextlib
 import re
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,7 @@ from extproc.interpret.sql import analyze
 from extproc.interpret.sql.sqlglot_reader import sql_mode_change, within_strings
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.mysql import effect
+from extproc.mysql.catalog import Catalog, CatalogUnavailable
 from extproc.mysql.commands import parse_change_user, parse_field_list, parse_process_kill
 from extproc.mysql.flags import (
     CLIENT_DEPRECATE_EOF,
@@ -155,6 +156,7 @@ from extproc.mysql.resultsets import (
     parse_binary_row,
     parse_column_definition,
     parse_text_row,
+    text_rows,
 )
 from extproc.mysql.statements import LongData, Prepared, Statements
 from extproc.mysql.upstream import (
@@ -308,7 +310,8 @@ class Session:
                  connections: Connections, connection_id: int,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  framer: Framer, upstream: Upstream | None,
-                 binder: Binder | None = None) -> None:
+                 binder: Binder | None = None,
+                 catalogs: Mapping[str, Catalog] | None = None) -> None:
         # The pipeline opens the session's acts (again as it is bound to another
         # identity or database); the masker masks what it relays beside them.
         self._pipeline, self._logins = pipeline, logins
@@ -350,6 +353,9 @@ class Session:
         # A KILL QUERY never lands on the front's own statements (exchange/cancels.py):
         # how many of them are running, and a future that ends with the last.
         self._cancels = CancelGate()
+        # The catalog a write's measurement reads, by target, where it has a catalog
+        # role (catalog.py); elsewhere the session's own role reads it.
+        self._catalogs = catalogs or {}
         self._owning = 0
         self._own_done: asyncio.Future[None] | None = None
         # A connection that named no database: its settings kept until it names one,
@@ -811,7 +817,11 @@ class Session:
             if isinstance(plan, str):
                 return unmeasured(plan), pending
             written, reached, sizes = plan
-            before = await self._effect_reading(reached)
+            counted, failed = await self._own_query(effect.reading_query(reached))
+            if failed is not None:  # a table it reaches the session's role cannot count
+                return unmeasured("what it reaches could not be counted by the session's "
+                                  f"role: {failed.message}"), pending
+            before = effect.reading(counted)
             pending.ran = True
             self._hidden_status = SERVER_STATUS_IN_TRANS if mode == "commit" else 0
             self._writer = pending
@@ -850,23 +860,24 @@ class Session:
             return [effect.Target(r.schema, f"{r.table}()") for r in routines], [], {}
         if not write.tables:
             return "which tables it writes could not be read"
-        catalog = effect.read_catalog(await self._own_rows(effect.catalog_query(write.tables)))
+        catalog = effect.read_catalog(await self._catalog_rows(effect.catalog_query(write.tables)))
         direct = [t for t in write.tables if t in catalog.engines]
         bases, triggered = list(direct), list[effect.Target]()
         views, frontier, asked = list(catalog.views), list(direct), set()
         for _ in range(effect.DEPTH):  # views over views; triggers writing with triggers
             if not views and not frontier:
                 break
-            found = [b for (definition,) in (await self._own_rows(effect.views_query(
-                views)) if views else []) for b in effect.view_bases((definition or b"").decode())]
+            found = await self._view_bases(views) if views else []
+            if isinstance(found, str):
+                return found
             ask = [t for t in dict.fromkeys(frontier + found) if t not in asked]
             asked.update(ask)
-            bodies = effect.trigger_tables(await self._own_rows(
+            bodies = effect.trigger_tables(await self._catalog_rows(
                 effect.triggers_query(ask))) if ask else []
             if isinstance(bodies, str):
                 return bodies
             fired = [t for t in bodies if t not in bases and t not in triggered]
-            more = effect.read_catalog(await self._own_rows(effect.catalog_query(
+            more = effect.read_catalog(await self._catalog_rows(effect.catalog_query(
                 found + fired))) if found or fired else effect.Catalog()
             catalog.add(more)
             frontier = [t for t in dict.fromkeys(found + fired) if t in more.engines
@@ -875,8 +886,8 @@ class Session:
             triggered += [t for t in frontier if t not in found]
             views = list(more.views)
         schemas = {t.schema for t in bases + triggered}
-        rules = await self._own_rows(effect.rules_query(schemas)) if schemas else []
-        keys = effect.keys(rules, await self._own_rows(effect.columns_query(
+        rules = await self._catalog_rows(effect.rules_query(schemas)) if schemas else []
+        keys = effect.keys(rules, await self._catalog_rows(effect.columns_query(
             {(r[0] or b"").decode() for r in rules}))) if rules else []
         # Through a view, which of its base's columns an UPDATE sets is not read: any.
         reached = effect.cascades(keys, [
@@ -886,19 +897,24 @@ class Session:
             return reached
         unknown = [r.target for r in reached if r.target not in catalog.engines]
         if unknown:
-            catalog.add(effect.read_catalog(await self._own_rows(
+            catalog.add(effect.read_catalog(await self._catalog_rows(
                 effect.catalog_query(unknown))))
         problem = effect.not_transactional(catalog, bases + [r.target for r in reached])
         if problem is not None:
             return problem
+        return write.tables, reached, await self._sizes(write.tables, reached, catalog)
+
+    async def _sizes(self, written: list[effect.Target], reached: list[effect.Reached],
+                     catalog: effect.Catalog) -> dict[effect.Target, int | None]:
+        """Each table's size: a written one's counted (to a cap), else the statistics'."""
         sizes: dict[effect.Target, int | None] = {}
-        for target in write.tables:
+        for target in written:
             counted, failed = await self._own_query(effect.size_query(target))
             sizes[target] = (int(counted[0][0] or 0) if failed is None and counted
                              else catalog.sizes.get(target))
         for r in reached:
             sizes.setdefault(r.target, catalog.sizes.get(r.target))
-        return write.tables, reached, sizes
+        return sizes
 
     async def _routines(self, names: list[str]) -> list[effect.Target]:
         """The stored functions of these names the session can call (information_schema
@@ -987,6 +1003,44 @@ class Session:
             self._status = parse_ok(answer.payload, self._capabilities).status
         return answer
 
+    async def _view_bases(self, views: list[effect.Target]) -> list[effect.Target] | str:
+        """The tables `views` read, by their definitions (the catalog role's reading, else
+        the session's); or why one cannot be followed (a write through it is then not
+        measured: what it changes beneath is not known)."""
+        said = effect.view_definitions(await self._catalog_rows(effect.views_query(views)))
+        missing = [v for v in views if v not in said]
+        if missing and self._catalog() is not None:
+            said.update(effect.view_definitions(
+                await self._own_rows(effect.views_query(missing))))
+        bases: list[effect.Target] = []
+        for view in views:
+            found = effect.view_bases(said.get(view, ""))
+            if not found:
+                return (f"the definition of view {view.schema}.{view.table} could not be "
+                        "read (SHOW VIEW and SELECT on it), or names no table")
+            bases += found
+        return bases
+
+    def _catalog(self) -> Catalog | None:
+        target = self._bound.target
+        return self._catalogs.get(target.name) if target is not None else None
+
+    async def _catalog_rows(self, text: str) -> list[list[bytes | None]]:
+        """A catalog question of the measurement: as the target's catalog role where it
+        has one (catalog.py), else in the session; Refusal when it cannot be read."""
+        catalog = self._catalog()
+        if catalog is None:
+            return await self._own_rows(text)
+        try:
+            rows, failed = await catalog.rows(effect.MARK + text)
+        except CatalogUnavailable as exc:
+            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
+                           f"measured: {exc}") from None
+        if failed is not None:
+            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
+                           f"measured: {failed.message}")
+        return rows
+
     async def _own_rows(self, text: str) -> list[list[bytes | None]]:
         """A query of the front's own: its rows, or Refusal with the server's reason."""
         rows, failed = await self._own_query(text)
@@ -1000,21 +1054,11 @@ class Session:
         text, or the server's error."""
         async with self._own():
             first = await self._own_packet(text)
-            if is_err(first.payload):
-                return [], parse_err(first.payload)
-            if is_ok(first.payload, self._capabilities):
-                return [], None
-            count = Reader(first.payload).lenenc_int()
-            for _ in range(count + (0 if self._capabilities & CLIENT_DEPRECATE_EOF else 1)):
-                await self._server_packet()
-            rows = []
-            while not ends_rows((packet := await self._server_packet()).payload,
-                                   self._capabilities):
-                rows.append(parse_text_row(packet.payload, count))
-        if is_err(packet.payload):
-            return [], parse_err(packet.payload)
-        self._more_results(packet)
-        return rows, None
+            rows, failed, end = await text_rows(first, self._server_packet,
+                                                self._capabilities)
+        if failed is None and end is not first:
+            self._more_results(end)
+        return rows, failed
 
     # -- KILL ---------------------------------------------------------------------------
 

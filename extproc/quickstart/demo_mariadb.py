@@ -33,6 +33,8 @@ ACCOUNT = "tollgate_demo"  # the gateway's own account on the demo server
 ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",))
               for role in ("tollgate_agent", "tollgate_dba"))
 DATABASE = "shop"
+# The role the measurement reads the catalog as (the target's `catalog_role`).
+CATALOG_ROLE = "tollgate_catalog"
 COLUMNS = ("id", "name", "email", "ssn", "card_number", "phone")
 # The server's programs: Debian installs mariadbd in /usr/sbin, which a user's PATH may
 # leave out.
@@ -109,7 +111,8 @@ def start(port: int, folder: Path, account: accounts.Account | None, password: s
 
 def seed_sql(password: str) -> str:
     """The shop database with the demo's customers; the gateway's account, which holds
-    no privilege of its own, and the roles its sessions run as (grants.py)."""
+    no privilege of its own, the roles its sessions run as and its catalog role
+    (grants.py)."""
     rows = ", ".join("(" + ", ".join(grants.mysql_literal(str(c[k])) for k in COLUMNS) + ")"
                      for c in CUSTOMERS)
     return "; ".join([
@@ -117,7 +120,7 @@ def seed_sql(password: str) -> str:
         f"CREATE TABLE {DATABASE}.customers (id varchar(16) PRIMARY KEY, name text, "
         "email text, ssn text, card_number text, phone text) CHARACTER SET utf8mb4",
         f"INSERT INTO {DATABASE}.customers VALUES {rows}",
-        *grants.mysql(ACCOUNT, "127.0.0.1", DATABASE, ROLES, password)])
+        *grants.mysql(ACCOUNT, "127.0.0.1", DATABASE, ROLES, password, CATALOG_ROLE)])
 
 
 def _need(name: str) -> str:

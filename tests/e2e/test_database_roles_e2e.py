@@ -129,15 +129,16 @@ def pg_target(pg: Cluster, roles: bool) -> dict[str, Any]:
             "credential": {"type": "password", "from_env": "GATEWAY_MD5_PASSWORD"}}
 
 
-def _targets(pg: Cluster, maria: Account, roles: bool) -> list[dict[str, Any]]:
-    my = maria.target()
+def _targets(pg: Cluster, maria: Account, roles: bool, catalog: bool = False
+             ) -> list[dict[str, Any]]:
+    my = maria.target(catalog=catalog)
     if not roles:
         my["mysql"] = {**my["mysql"], "roles": []}
     return [pg_target(pg, roles), {**my, "match": {"database": "shop-my"}}]
 
 
 def _gateway(factory: GatewayFactory, tmp: Path, pg: Cluster, maria: Account,
-             permissive: bool = False, roles: bool = True) -> Gateway:
+             permissive: bool = False, roles: bool = True, catalog: bool = False) -> Gateway:
     folder = tmp / ("permissive" if permissive else "pack")
     if permissive:
         folder.mkdir()
@@ -145,7 +146,8 @@ def _gateway(factory: GatewayFactory, tmp: Path, pg: Cluster, maria: Account,
     else:
         _pack(folder, maria)
     # A hold (a write whose effect cannot be measured) waits 1 s here, not 300.
-    return factory(policy_dir=folder, targets=_targets(pg, maria, roles), postgres={},
+    return factory(policy_dir=folder, targets=_targets(pg, maria, roles, catalog),
+                   postgres={},
                    mysql={}, env={**maria.env, "GATEWAY_MD5_PASSWORD": PASSWORD},
                    settings={"approvals": {"max_hold_seconds": 1}})
 
@@ -154,6 +156,13 @@ def _gateway(factory: GatewayFactory, tmp: Path, pg: Cluster, maria: Account,
 def gw(factory: GatewayFactory, tmp_path_factory: pytest.TempPathFactory, pg: Cluster,
        maria: Account) -> Gateway:
     return _gateway(factory, tmp_path_factory.mktemp("pack"), pg, maria)
+
+
+@pytest.fixture(scope="module")
+def catalog_gw(factory: GatewayFactory, tmp_path_factory: pytest.TempPathFactory,
+               pg: Cluster, maria: Account) -> Gateway:
+    """The MariaDB target reads the measurement's catalog as its catalog_role."""
+    return _gateway(factory, tmp_path_factory.mktemp("catalog"), pg, maria, catalog=True)
 
 
 @pytest.fixture(scope="module")
@@ -386,10 +395,12 @@ def test_mariadb_refuses_what_the_agents_role_may_not(open_gw: Gateway,
 def test_tollgate_db_grants_sets_a_mariadb_server_up(tmp_path: Path) -> None:
     """What `tollgate db grants` prints for a mysql target, run by the server's root as
     the docs show (`mariadb -u root < grants.sql`): the gateway's account, created
-    first, then logs in to no database, takes its role and reads what it was given."""
+    first, then logs in to no database, takes its role and reads what it was given; as
+    its catalog role it sees the tables' catalog and reads no row."""
     suffix = secrets.token_hex(4)
     database, user, role = (f"tollgate_grants_{suffix}", f"tollgate_gw_{suffix}",
                             f"tollgate_reader_{suffix}")
+    catalog = f"tollgate_catalog_{suffix}"
     as_root(f"CREATE DATABASE {database}; CREATE TABLE {database}.customers (id int); "
             f"INSERT INTO {database}.customers VALUES (7); "
             f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'gateway-secret'")
@@ -398,7 +409,8 @@ def test_tollgate_db_grants_sets_a_mariadb_server_up(tmp_path: Path) -> None:
         config.write_text(yaml.safe_dump({**tollgate_config(POLICIES, "", 1, [
             {"name": "shop-db", "protocol": "mysql", "match": {"database": "shop"},
              "mysql": {"upstream": "127.0.0.1:3306", "user": user, "database": database,
-                       "roles": [role]}}]), "mysql": {"listen": "127.0.0.1:2"}}))
+                       "roles": [role], "catalog_role": catalog}}]),
+            "mysql": {"listen": "127.0.0.1:2"}}))
         printed = subprocess.run(
             [sys.executable, "-m", "extproc", "db", "grants", "shop-db", "--config",
              str(config), "--host", "127.0.0.1", "--read", f"{role}=customers"],
@@ -414,9 +426,19 @@ def test_tollgate_db_grants_sets_a_mariadb_server_up(tmp_path: Path) -> None:
             [*as_user, f"SET ROLE {role}; SELECT id FROM {database}.customers"],
             capture_output=True, text=True, timeout=30, check=True)
         assert done.stdout.split() == ["7"]
+        seen = subprocess.run(
+            [*as_user, f"SET ROLE {catalog}; SELECT TABLE_NAME FROM information_schema.TABLES "
+             f"WHERE TABLE_SCHEMA = '{database}'"],
+            capture_output=True, text=True, timeout=30, check=True)
+        assert seen.stdout.split() == ["customers"]
+        rows = subprocess.run(
+            [*as_user, f"SET ROLE {catalog}; SELECT id FROM {database}.customers"],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert rows.returncode != 0 and "denied" in rows.stderr
     finally:
         as_root(f"DROP DATABASE IF EXISTS {database}; "
-                f"DROP USER IF EXISTS '{user}'@'127.0.0.1'; DROP ROLE IF EXISTS {role}")
+                f"DROP USER IF EXISTS '{user}'@'127.0.0.1'; DROP ROLE IF EXISTS {role}; "
+                f"DROP ROLE IF EXISTS {catalog}")
 
 
 def test_tollgate_db_grants_says_what_is_wrong(tmp_path: Path) -> None:
@@ -520,3 +542,35 @@ def test_a_write_that_fires_a_trigger_the_agents_role_cannot_read_waits_for_a_db
                        "SELECT count(*) FROM trail", maria.database).split() == ["1", "1"]
     finally:
         as_root("DROP TRIGGER forget; DROP TABLE trail", maria.database)
+
+
+def _owners_children(maria: Account) -> None:
+    """An owner's table the agent's role holds no privilege on, whose rows cascade from
+    the customers it may delete (ON DELETE CASCADE, ON UPDATE CASCADE)."""
+    rows = ", ".join(f"({i}, 2)" for i in range(1, 51))
+    as_root("CREATE TABLE orders (id int PRIMARY KEY, customer int, FOREIGN KEY (customer) "
+            "REFERENCES customers (id) ON DELETE CASCADE ON UPDATE CASCADE) ENGINE=InnoDB; "
+            f"INSERT INTO orders VALUES {rows}", maria.database)
+
+
+@pytest.mark.parametrize("statement", [
+    "DELETE FROM customers WHERE id = 2",
+    "UPDATE customers SET id = 98 WHERE id = 2",
+    "INSERT INTO customers (id) VALUES (2) ON DUPLICATE KEY UPDATE id = 99",
+])
+def test_a_write_cascading_into_a_table_the_agents_role_cannot_see_waits_for_a_dba(
+        catalog_gw: Gateway, maria: Account, statement: str) -> None:
+    """Under the agent's role information_schema shows no foreign key of a table it holds
+    no privilege on: the catalog is read as the target's catalog_role, which sees the
+    cascade into the owner's orders; the agent's role cannot count them, so the write
+    waits for a dba instead of running (rolled back: nothing changed)."""
+    _owners_children(maria)
+    try:
+        with maria_session(catalog_gw) as session, pytest.raises(
+                MariaDbError, match=r"blast\.effect_unknown") as held:
+            session.query(statement)
+        assert "orders" in held.value.message  # what it reaches, named
+        assert as_root("SELECT count(*) FROM customers WHERE id = 2; SELECT count(*) FROM "
+                       "orders WHERE customer = 2", maria.database).split() == ["1", "50"]
+    finally:
+        as_root("DROP TABLE orders", maria.database)

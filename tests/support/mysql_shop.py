@@ -50,16 +50,20 @@ class Account:
     # The roles sessions run as (the target's `roles`), where the account holds none of
     # its own: the agents' first, the dbas' second.
     roles: tuple[str, ...] = ()
+    # With roles, the role the measurement reads the catalog as (grants.py's).
+    catalog_role: str | None = None
 
     def target(self, name: str = "shop-my", match: str = DATABASE,
-               upstream: str = "127.0.0.1:3306", tls: str = "disable") -> dict[str, Any]:
+               upstream: str = "127.0.0.1:3306", tls: str = "disable",
+               catalog: bool = False) -> dict[str, Any]:
         """A mysql target clients reach as database `match`: the account's database on the
         server at `upstream`, over plain TCP by default (the gateway's password from
-        `env`)."""
+        `env`); with `catalog`, its catalog_role."""
         return {"name": name, "protocol": "mysql", "match": {"database": match},
                 "environment": "test",
                 "mysql": {"upstream": upstream, "user": self.user,
-                          "database": self.database, "tls": tls, "roles": list(self.roles)},
+                          "database": self.database, "tls": tls, "roles": list(self.roles),
+                          **({"catalog_role": self.catalog_role} if catalog else {})},
                 "credential": {"type": "password", "from_env": "SHOP_MY_PASSWORD"}}
 
     @property
@@ -73,11 +77,12 @@ def shop_account(prefix: str = "tollgate_my", roles: bool = False) -> Iterator[A
     """A throwaway database holding CUSTOMERS (id, name, email, ssn) and an empty
     `scratch` (id), and the gateway's account on it (ALL on the database; with `roles`,
     nothing of its own and two roles, tollgate_agent_* and tollgate_dba_*, that read and
-    write the customers, as grants.py sets them up), all dropped on leaving."""
+    write the customers, and the catalog's, tollgate_catalog_*, as grants.py sets them
+    up), all dropped on leaving."""
     suffix = secrets.token_hex(4)
     names = (f"tollgate_agent_{suffix}", f"tollgate_dba_{suffix}") if roles else ()
     account = Account(f"{prefix}_{suffix}", f"tollgate_gw_{suffix}", secrets.token_hex(12),
-                      names)
+                      names, f"tollgate_catalog_{suffix}" if roles else None)
     rows = ", ".join(f"({i}, '{n}', '{e}', '{s}')" for i, n, e, s in CUSTOMERS)
     try:
         as_root(f"CREATE DATABASE {account.database}; USE {account.database}; "
@@ -86,14 +91,15 @@ def shop_account(prefix: str = "tollgate_my", roles: bool = False) -> Iterator[A
                 "CREATE TABLE scratch (id int); " + "; ".join(grants.mysql(
                     account.user, "127.0.0.1", account.database,
                     [grants.RoleGrants(n, read=("customers",), write=("customers",))
-                     for n in names], account.password))
+                     for n in names], account.password, account.catalog_role))
                 + ("" if roles else f"; GRANT ALL ON {account.database}.* TO "
                                     f"'{account.user}'@'127.0.0.1'"))
         yield account
     finally:
         as_root(f"DROP DATABASE IF EXISTS {account.database}; "
                 f"DROP USER IF EXISTS '{account.user}'@'127.0.0.1'"
-                + "".join(f"; DROP ROLE IF EXISTS {name}" for name in names))
+                + "".join(f"; DROP ROLE IF EXISTS {name}" for name in names)
+                + (f"; DROP ROLE IF EXISTS {account.catalog_role}" if roles else ""))
 
 
 @contextlib.contextmanager
