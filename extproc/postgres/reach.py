@@ -25,13 +25,18 @@ REMEMBER_SECONDS, and forgotten at once after a statement the session ran that c
 schema (its `effects` say so): a trigger another session's owner adds is seen within
 REMEMBER_SECONDS.
 
-Not read here: code the owners attached to what a plain SELECT reads — a view whose
-definition calls a function, a column's type's input function, an operator, a row
-security policy's expression — which a read-only statement runs without naming it.
+A plain read runs the owners' code too where what it reads is a view whose definition
+calls a function, or a table whose row security policy's expression does: each relation
+a text names is asked about, through the views beneath it (to DEPTH), for a function
+outside pg_catalog that a view's SELECT rule or a policy depends on (pg_depend).
+
+Not read here: a column's type's input function, an operator, a cast, which any text
+may run without naming them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -45,14 +50,17 @@ from extproc.exchange.effect import Remembered
 from extproc.postgres import messages as pg
 from extproc.postgres.estimate import Ask, Questions, dollar_tag, fences, parse_nodes, quoted
 
-# No text without one of these calls a function, fills a table or runs a block (a
-# prefilter: what matches is parsed; PostgreSQL folds ASCII letters alone, this more).
-_MAY_REACH = re.compile(r"\(|insert|copy|\bdo\b", re.IGNORECASE)
+# No text without one of these calls a function, fills or reads a relation or runs a
+# block (a prefilter: what matches is parsed; PostgreSQL folds ASCII letters alone, this
+# more).
+_MAY_REACH = re.compile(r"\(|insert|copy|\bdo\b|from|join|table", re.IGNORECASE)
+# How deep views over views are followed.
+DEPTH = 8
 
 # Each table asked about ($1: {"tables": [...], "functions": [...]}) that has code of its
 # owners' that a row written to it runs; each function name defined outside pg_catalog.
-_CATALOG = """WITH asked AS (SELECT CAST({tag}{asked}{tag} AS pg_catalog.jsonb) AS j)
-SELECT 'table', r.name, CASE WHEN c.relkind = 'v' THEN 'a view'
+_CATALOG = """WITH RECURSIVE asked AS (SELECT CAST({tag}{asked}{tag} AS pg_catalog.jsonb) AS j),
+{reads}SELECT 'table', r.name, CASE WHEN c.relkind = 'v' THEN 'a view'
     WHEN EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class = ANY (tree.oids)
         AND w.rulename <> '_RETURN') THEN 'a rule'
     WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = ANY (tree.oids)
@@ -69,6 +77,36 @@ FROM asked CROSS JOIN pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE p.proname IN (SELECT pg_catalog.jsonb_array_elements_text(asked.j -> 'functions'))
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT DISTINCT 'relation', reached.root, n.nspname || '.' || p.proname
+FROM reached JOIN code ON code.rel = reached.oid
+JOIN pg_catalog.pg_depend d ON d.classid = code.cls AND d.objid = code.obj
+  AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+# What reading a relation runs of its owners' code: a view's SELECT rule, a table's row
+# security policies (each a pg_depend object); and each relation asked about with the
+# relations its views read, followed DEPTH deep.
+_READS = """code(obj, rel, cls) AS (
+    SELECT w.oid, w.ev_class, 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+    FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_class c ON c.oid = w.ev_class
+    WHERE w.ev_type = '1' AND c.relkind = 'v'
+    UNION ALL
+    SELECT po.oid, po.polrelid, 'pg_catalog.pg_policy'::pg_catalog.regclass
+    FROM pg_catalog.pg_policy po),
+reached(root, oid, depth) AS (
+    SELECT r.name, pg_catalog.to_regclass(r.name)::pg_catalog.oid, 0
+    FROM asked CROSS JOIN pg_catalog.jsonb_array_elements_text(asked.j -> 'relations') r(name)
+    WHERE pg_catalog.to_regclass(r.name) IS NOT NULL
+    UNION
+    SELECT reached.root, d.refobjid, reached.depth + 1
+    FROM reached JOIN code ON code.rel = reached.oid
+    JOIN pg_catalog.pg_depend d ON d.classid = code.cls AND d.objid = code.obj
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refobjid <> reached.oid
+    WHERE reached.depth < {depth})
 """
 
 
@@ -79,10 +117,17 @@ class Names:
     tables: frozenset[str]  # filled by INSERT or COPY ... FROM, in SQL syntax (quoted)
     functions: frozenset[str]  # called, by name, but those qualified with pg_catalog
     runs: str | None  # a DO block or a procedure it runs, said
+    # Every relation it names (read or written), in SQL syntax: a view's or a policy's
+    # functions run as it is read.
+    relations: frozenset[str] = frozenset()
+    # It holds transaction control (a ROLLBACK TO SAVEPOINT ends a failed state).
+    controls: bool = False
 
 
+@functools.lru_cache(maxsize=1024)
 def names(text: str) -> Names | None:
-    """What `text` may reach (pure: no I/O); None: nothing (most reads)."""
+    """What `text` may reach (pure: no I/O; a statement's text repeats, its reading is
+    kept); None: nothing."""
     if _MAY_REACH.search(text) is None:
         return None
     try:
@@ -91,9 +136,10 @@ def names(text: str) -> Names | None:
         return None  # the interpreter's reading has the error, which the pack refuses
     found = _Walk()
     found.walk(tree.get("stmts", ()))
-    if not (found.tables or found.functions or found.runs):
+    if not (found.tables or found.functions or found.runs or found.relations):
         return None
-    return Names(frozenset(found.tables), frozenset(found.functions), found.runs)
+    return Names(frozenset(found.tables), frozenset(found.functions), found.runs,
+                 frozenset(found.relations), found.controls)
 
 
 @dataclass(slots=True)
@@ -101,9 +147,15 @@ class _Walk:
     tables: set[str] = field(default_factory=set)
     functions: set[str] = field(default_factory=set)
     runs: str | None = None
+    relations: set[str] = field(default_factory=set)
+    controls: bool = False
 
     def walk(self, tree: Any) -> None:
         for key, value in parse_nodes(tree):
+            if key == "RangeVar":
+                self.relations.add(quoted(value))
+            elif key == "TransactionStmt":
+                self.controls = True
             if key == "InsertStmt" or (key == "CopyStmt" and value.get("is_from")
                                        and "relation" in value):
                 self.tables.add(quoted(value["relation"]))
@@ -129,9 +181,10 @@ async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
         return found.runs
     now = time.monotonic()
     said: dict[str, str | None] = {}
-    asked: tuple[set[str], set[str]] = (set(), set())
+    asked: tuple[set[str], set[str], set[str]] = (set(), set(), set())
     for names_of, kind, ask_for in ((found.tables, "table", asked[0]),
-                                    (found.functions, "function", asked[1])):
+                                    (found.functions, "function", asked[1]),
+                                    (found.relations, "relation", asked[2])):
         for name in names_of:
             known, what = remembered.get(f"{kind} {name}", now)
             if known:
@@ -141,31 +194,43 @@ async def reaches(ask: Ask, at_rest: Callable[[], Awaitable[str | None]],
     if any(asked):
         problem = await at_rest()
         if problem is None and status() == b"E":
+            if not found.controls:
+                return None  # a failed transaction runs nothing until it ends: no code
             problem = "the transaction has failed: the database runs nothing until it ends"
         if problem is not None:
             return f"what it may run of the database's code is not known: {problem}"
         read = await _catalog(ask, status(), *asked)
         if isinstance(read, str):
             return f"what it may run of the database's code is not known: {read}"
-        for kind, sent, answers in (("table", asked[0], read[0]),
-                                    ("function", asked[1], read[1])):
+        for kind, sent, answers in zip(("table", "function", "relation"), asked, read,
+                                       strict=True):
             for name in sent:
                 said[f"{kind} {name}"] = answers.get(name)
                 remembered.remember(f"{kind} {name}", answers.get(name), now)
-    return "; ".join(
-        f"{key.removeprefix('table ')} has {what}" if key.startswith("table ") else
-        f"it calls {what}, defined in the database"
-        for key, what in sorted(said.items()) if what) or None
+    return "; ".join(_said(key, what) for key, what in sorted(said.items()) if what) or None
 
 
-async def _catalog(ask: Ask, status: bytes, tables: set[str], functions: set[str]
-                   ) -> tuple[dict[str, str], dict[str, str]] | str:
+def _said(key: str, what: str) -> str:
+    kind, _, name = key.partition(" ")
+    if kind == "table":
+        return f"{name} has {what}"
+    if kind == "relation":
+        return f"reading {name} runs {what}, defined in the database"
+    return f"it calls {what}, defined in the database"
+
+
+async def _catalog(ask: Ask, status: bytes, tables: set[str], functions: set[str],
+                   relations: set[str]
+                   ) -> tuple[dict[str, str], dict[str, str], dict[str, str]] | str:
     """For the tables, what of the owners' code a row written to each runs; for the
-    function names, one defined outside pg_catalog; or why the catalog could not be read."""
-    asked = orjson.dumps({"tables": sorted(tables), "functions": sorted(functions)}).decode()
+    function names, one defined outside pg_catalog; for the relations, the functions
+    reading each runs; or why the catalog could not be read."""
+    asked = orjson.dumps({"tables": sorted(tables), "functions": sorted(functions),
+                          "relations": sorted(relations)}).decode()
     enter, leave = fences(status)
     questions = Questions(enter)
-    catalog = questions.query(_CATALOG.format(tag=dollar_tag(asked), asked=asked))
+    catalog = questions.query(_CATALOG.format(tag=dollar_tag(asked), asked=asked,
+                                              reads=_READS.format(depth=DEPTH)))
     questions.query(leave)
     try:
         await questions.ask(ask)
@@ -174,9 +239,11 @@ async def _catalog(ask: Ask, status: bytes, tables: set[str], functions: set[str
     rows, error = questions.result(catalog)
     if error is not None:
         return f"the catalog could not be read: {pg.error_text(error)}"
-    read: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    read: tuple[dict[str, str], dict[str, str], dict[str, str]] = ({}, {}, {})
+    index = {"table": 0, "function": 1, "relation": 2}
     for row in rows:
         kind, name, how = ("" if v is None else pg.value_text(v) for v in row)
         if how:
-            read[kind == "function"][name] = how
+            found = read[index[kind]]
+            found[name] = f"{found[name]}, {how}" if name in found else how
     return read

@@ -340,6 +340,9 @@ class Session:
         # the Sync); `_drained`: set whenever nothing waits for an answer any more.
         self._batch: set[bytes] = set()
         self._batch_failed = False
+        # A batch's message went upstream with no Flush or Sync after it: the database
+        # answers nothing of it until one comes (it buffers its answers).
+        self._unflushed = False
         self._drained = asyncio.Event()
         # Set whenever the database's answers have been read.
         self._progress = asyncio.Event()
@@ -467,13 +470,9 @@ class Session:
             if kind == b"F":
                 return [await self._function_call(message)]
             if kind == b"S":
-                self._batch.clear()
-                self._batch_status = None
-                self._skipping = False
-                if self._opened:
-                    await self._end_opened(message.raw(), relay=True)
-                    return []
-                self._pending.append(Pending(kind, cycle=self._cycle_end()))
+                return await self._sync(message)
+            if kind == b"H":
+                self._unflushed = False
             # Flush, and COPY's data, done and fail: no answer of their own.
         except pg.Undecodable as problem:
             # Bytes the session's encoding does not read: refused as PostgreSQL refuses
@@ -487,6 +486,17 @@ class Session:
             # A body that is not what its type says: the database would refuse it too,
             # but it must not be passed on unread.
             raise _Fatal(f"a {kind.decode()} message that cannot be read: {exc}") from None
+        return [message.raw()]
+
+    async def _sync(self, message: pg.Message) -> list[bytes]:
+        """The end of the client's batch (and of the front's transaction in it)."""
+        self._batch.clear()
+        self._batch_status = None
+        self._skipping = self._unflushed = False
+        if self._opened:
+            await self._end_opened(message.raw(), relay=True)
+            return []
+        self._pending.append(Pending(b"S", cycle=self._cycle_end()))
         return [message.raw()]
 
     async def _batched(self, message: pg.Message) -> list[bytes]:
@@ -503,6 +513,7 @@ class Session:
         else:
             out = [self._close(*pg.close(body))]
         self._batch.add(kind)
+        self._unflushed = True
         return out
 
     def _waits(self, message: pg.Message) -> bool:
@@ -913,9 +924,10 @@ class Session:
     async def _at_rest(self) -> str | None:
         """Once every answer the client awaits has come back: None, or why the session
         cannot be asked (estimate.py says why it must be at rest)."""
-        if self._batch - _PREPARING:
+        if self._batch - _PREPARING or self._unflushed:
             return ("it came in a pipeline (an extended-protocol batch not ended by a "
-                    "Sync): the planner is asked only between the client's batches")
+                    "Sync, or not flushed): the planner is asked only between the client's "
+                    "batches")
         try:
             async with asyncio.timeout(_REST_SECONDS):
                 while self._pending:

@@ -28,7 +28,8 @@ from tests.support.databases import throwaway_database
 from tests.support.gateway import Gateway, module_gateway
 
 # The tables a write no text names empties (reach.py), each its own.
-REACHED = ("outbox", "notes", "scratch", "vault", "ledger_copy", "swept", "outbox_copy")
+REACHED = ("outbox", "notes", "scratch", "vault", "ledger_copy", "swept", "outbox_copy",
+           "viewed", "policed")
 SETUP = (
     # orders 1..100; items: four per order 1, cascading from it.
     "CREATE TABLE orders (id int PRIMARY KEY, note text)",
@@ -82,6 +83,17 @@ SETUP = (
     "CREATE FUNCTION matches(n int) RETURNS bool LANGUAGE plpgsql AS "
     "$$ BEGIN DELETE FROM ledger_copy; RETURN n = 1; END $$",
     "CREATE PROCEDURE sweep() LANGUAGE sql AS $$ DELETE FROM swept $$",
+    # Code that runs as a relation is read: a view's (beneath another view), a policy's.
+    "CREATE FUNCTION seen(n int) RETURNS bool LANGUAGE plpgsql AS "
+    "$$ BEGIN DELETE FROM viewed; RETURN n > 0; END $$",
+    "CREATE VIEW visible AS SELECT id FROM small WHERE seen(id)",
+    "CREATE VIEW visible_too AS SELECT id FROM visible",
+    "CREATE FUNCTION allowed(n int) RETURNS bool LANGUAGE plpgsql AS "
+    "$$ BEGIN DELETE FROM policed; RETURN true; END $$",
+    "CREATE TABLE fenced (id int PRIMARY KEY)",
+    "INSERT INTO fenced SELECT g FROM generate_series(1, 4) g",
+    "ALTER TABLE fenced ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY fence ON fenced USING (allowed(id))",
     # The pipeline tests' own, apart from the writes the module's other tests sum to
     # (blast.split).
     "CREATE TABLE shelves (id int PRIMARY KEY, note text)",
@@ -249,6 +261,8 @@ def test_the_record_carries_the_effect_it_was_held_on(gw: Gateway) -> None:
     ("SELECT purge()", "scratch", "it calls public.purge"),
     ('SELECT "Purge_Quietly"()', "vault", "it calls public.Purge_Quietly"),
     ("SELECT id FROM small WHERE matches(id)", "ledger_copy", "it calls public.matches"),
+    ("SELECT count(*) FROM visible", "viewed", 'reading "visible" runs public.seen'),
+    ("SELECT * FROM visible_too LIMIT 1", "viewed", 'reading "visible_too" runs public.seen'),
 ])
 def test_a_write_no_text_names_is_measured_and_held_on_what_it_did(
         gw: Gateway, upstream_db: str, sql: str, table: str, why: str) -> None:
@@ -260,6 +274,15 @@ def test_a_write_no_text_names_is_measured_and_held_on_what_it_did(
     assert count(upstream_db, table) == 4
     deny(gw, sql)
     assert why in reaches(gw, sql)
+
+
+def test_a_read_through_a_row_security_policy_is_measured(gw: Gateway) -> None:
+    """A policy's expression runs as its table is read (for roles it applies to: the
+    gateway's account here owns the table, which the policy spares, so nothing is
+    deleted): the read is measured, saying why."""
+    sql = "SELECT count(*) FROM fenced"
+    assert psql(gw, sql).stdout == "4\n"
+    assert 'reading "fenced" runs public.allowed' in reaches(gw, sql)
 
 
 def reaches(gw: Gateway, sql: str) -> str:

@@ -12,7 +12,6 @@ import pytest
 from extproc.exchange.effect import Remembered
 from extproc.postgres import messages as pg
 from extproc.postgres import reach
-from extproc.postgres.reach import Names
 
 
 @pytest.mark.parametrize(("text", "tables", "functions", "runs"), [
@@ -30,15 +29,32 @@ from extproc.postgres.reach import Names
 ])
 def test_the_names_a_text_may_reach_the_databases_code_through(
         text: str, tables: set[str], functions: set[str], runs: str | None) -> None:
-    assert reach.names(text) == Names(frozenset(tables), frozenset(functions), runs)
+    found = reach.names(text)
+    assert found is not None
+    assert (found.tables, found.functions, found.runs) == (tables, functions, runs)
+
+
+@pytest.mark.parametrize(("text", "relations", "controls"), [
+    ("SELECT * FROM t WHERE id = 1", {'"t"'}, False),
+    ('select a.x from "S".v a join w on true', {'"S"."v"', '"w"'}, False),
+    ("WITH x AS (SELECT 1) SELECT * FROM x, y", {'"x"', '"y"'}, False),
+    ("ROLLBACK TO SAVEPOINT s; SELECT * FROM v", {'"v"'}, True),
+    ("TABLE v", {'"v"'}, False),
+])
+def test_every_relation_a_text_reads_is_named(text: str, relations: set[str],
+                                             controls: bool) -> None:
+    """A view's definition, a table's row security policy, may call a function as the
+    relation is read: each relation is asked about."""
+    found = reach.names(text)
+    assert found is not None
+    assert (found.relations, found.controls) == (relations, controls)
 
 
 @pytest.mark.parametrize("text", [
-    "SELECT * FROM t WHERE id = 1",  # no call, no insert: not even parsed
+    "SELECT 1 + 1",  # no call, no relation: not even parsed
     "COPY t TO STDOUT",  # a COPY out writes nothing
     "SELECT pg_catalog.now(), pg_catalog.lower('A')",  # named in pg_catalog: its own
     "SELECT (",  # unreadable: the interpreter's error, which the pack refuses
-    "UPDATE t SET a = 1",  # its write is the estimate's and the effect's already
 ])
 def test_texts_that_reach_nothing(text: str) -> None:
     assert reach.names(text) is None
@@ -86,5 +102,9 @@ def test_a_session_that_cannot_be_asked_is_taken_to_reach() -> None:
     async def at_rest() -> None:
         return None
 
+    # A failed transaction runs nothing until it ends; a text that may end it, anything.
+    assert asyncio.run(reach.reaches(ask, at_rest, lambda: b"E", found, Remembered())) is None
+    restores = reach.names("ROLLBACK TO SAVEPOINT s; INSERT INTO inbox VALUES (1)")
+    assert restores is not None
     assert "the transaction has failed" in str(asyncio.run(
-        reach.reaches(ask, at_rest, lambda: b"E", found, Remembered())))
+        reach.reaches(ask, at_rest, lambda: b"E", restores, Remembered())))

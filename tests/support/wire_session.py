@@ -92,7 +92,7 @@ from extproc.mysql.resultsets import (
 )
 from extproc.policy import Decision
 from extproc.policy.embedded import EmbeddedEngine
-from extproc.postgres import encodings
+from extproc.postgres import encodings, estimate
 from extproc.postgres import messages as pg
 from extproc.postgres import session as pg_session
 from extproc.postgres import upstream as pg_upstream
@@ -354,7 +354,9 @@ _SIZES = {INT4: 4}
 class PgDatabase(Database):
     """A stand-in for a PostgreSQL 18 backend, once logged in, faithful to protocol 3.0's
     wire format: it answers what the front sends, message by message, as the backend
-    would. It runs no SQL: each text's answer is scripted in `results`.
+    would. It runs no SQL: each text's answer is scripted in `results`; the front's own
+    questions (their texts marked `/* tollgate: estimate */`) find nothing in the catalog
+    (no rows).
 
     A text in `results`: a simple Query answers RowDescription (where it has columns),
     DataRows, CommandComplete and ReadyForQuery; the extended protocol ParseComplete,
@@ -378,7 +380,12 @@ class PgDatabase(Database):
 
     @property
     def texts(self) -> list[str]:
-        """The SQL texts the database was sent (a Query's, a Parse's), in order."""
+        """The SQL texts the database was sent (a Query's, a Parse's), in order, but the
+        front's own questions."""
+        return [text for text in self.all_texts if not text.startswith(_ASKED)]
+
+    @property
+    def all_texts(self) -> list[str]:
         return [pg.query(m.body) if m.kind == b"Q" else pg.parse(m.body).text
                 for m in self.received if m.kind in (b"Q", b"P")]
 
@@ -392,6 +399,8 @@ class PgDatabase(Database):
             return pg.encode_ready(b"I")
         if self._skipping or kind in (b"H", b"X"):
             return b""  # skipped to the Sync; Flush and Terminate have no answer
+        if kind == b"Q" and pg.query(body).startswith(_ASKED):
+            return pg.encode_command_complete("SELECT 0") + pg.encode_ready(b"I")
         if kind == b"Q":
             result = self.results.get(pg.query(body))
             self._statements.pop("", None)
@@ -444,6 +453,10 @@ class PgDatabase(Database):
         if name not in self._portals:
             raise _Refused(pg.error("34000", f'portal "{name}" does not exist'))
         return self._portals[name]
+
+
+# The mark of the front's own questions.
+_ASKED = estimate.MARK
 
 
 class _Refused(Exception):
