@@ -186,6 +186,62 @@ ssh_holds contains {
 	not opaque_allowed
 }
 
+# Destroying data on a production host waits for an operator: a file removed (`rm`,
+# `unlink`, `shred`, SFTP's remove), emptied or written over from its start (a `>`
+# redirection, `truncate -s0`, `install /dev/null f`, `cp /dev/null f`, `sed -i`: the
+# reader's `overwrites`; SFTP's open that truncates, an empty upload over a file, a
+# setstat of its size). No rollback brings it back. Scratch places are spared: the
+# temporary folders (for commands), the devices that keep nothing, Ansible's own
+# temporary folder.
+ssh_holds contains {
+	"rule": "ssh.data_destroyed",
+	"reason": sprintf("destroys data on a production host: %s", [concat("; ", sort([w | some w in ssh_data_destroyed]))]),
+	"approvers": ["group:ops"],
+	"seconds": 300,
+} if {
+	production_environment(input.target.environment)
+	count(ssh_data_destroyed) > 0
+}
+
+ssh_data_destroyed contains sprintf("%s removed (%s)", [path, argv[0]]) if {
+	input.ssh.request in {"exec", "line"}
+	some argv in ssh_commands
+	argv[0] in {"rm", "unlink", "shred"}
+	some path in array.slice(argv, 1, count(argv))
+	not startswith(path, "-")
+	not scratch_path(path)
+}
+
+ssh_data_destroyed contains sprintf("%s written over", [path]) if {
+	input.ssh.request in {"exec", "line"}
+	some path in array_or_empty(input.ssh.overwrites)
+	is_string(path)
+	not scratch_path(path)
+}
+
+ssh_data_destroyed contains sprintf("%s removed (SFTP)", [ssh_sftp.path]) if {
+	ssh_sftp.operation == "remove"
+	not sftp_scratch(ssh_sftp.path)
+}
+
+ssh_data_destroyed contains sprintf("%s truncated (SFTP %s)", [ssh_sftp.path, ssh_sftp.operation]) if {
+	ssh_sftp.truncates == true
+	not sftp_scratch(ssh_sftp.path)
+}
+
+# An SFTP operation names its file deliberately: only the devices and Ansible's own
+# folder are spared, not the temporary folders a command's build writes in.
+sftp_scratch(path) if kept_nothing(path)
+
+scratch_path(path) if regex.match(`^/(tmp|var/tmp|dev/shm)(/|$)`, normal_path(path))
+
+scratch_path(path) if kept_nothing(path)
+
+# Devices that keep nothing, and Ansible's own temporary folder (its modules' files).
+kept_nothing(path) if regex.match(`^/dev/(null|zero|stdout|stderr|tty|fd/[0-9]+)$`, normal_path(path))
+
+kept_nothing(path) if regex.match(`(^|/)\.ansible/tmp(/|$)`, path)
+
 # A line edited with keys tollgate does not follow (tab completion, history, cursor
 # movement) may run something other than what tollgate read: only a line read whole passes.
 ssh_denials contains {

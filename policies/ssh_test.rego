@@ -192,7 +192,8 @@ test_writes_elsewhere_are_allowed if {
 		sftp("rename", "none", "/home/deploy/a", "/home/deploy/b"), sftp("remove", "none", "/var/www/old.html", null),
 		sftp("symlink", "none", "/srv/app/current", "/srv/app/releases/7"),
 	] {
-		decide(["agents"], ssh).action == "allow"
+		# In production a removal also waits (ssh.data_destroyed).
+		in_env("staging", ssh).action == "allow"
 	}
 }
 
@@ -252,7 +253,8 @@ test_ordinary_removals_and_renames_are_allowed if {
 		# Without a root (an input built by hand) only the root's own rules are left out.
 		sftp("rename", "none", "/data/agents/bob", "/data/agents/bob2"),
 	] {
-		decide(["agents"], ssh).action == "allow"
+		# In production a removal also waits (ssh.data_destroyed).
+		in_env("staging", ssh).action == "allow"
 	}
 }
 
@@ -378,4 +380,54 @@ test_sftp_of_look_alikes_passes if {
 	every ssh in [sftp("open", "download", "/home/deploy/.ssh/id_rsa.pub", null), sftp("open", "download", "/srv/app/.env.example", null), sftp("list", "none", "/home/deploy/.aws", null)] {
 		decide(["agents"], ssh).action == "allow"
 	}
+}
+
+# -- data destroyed on a production host ---------------------------------------------------
+
+in_env(environment, ssh) := d if {
+	given := object.union(on_ssh(["agents"], ssh), {"target": {"environment": environment}})
+	d := data.tollgate.decision with input as given
+}
+
+test_destroying_data_on_a_production_host_waits_for_ops if {
+	destroyed := {
+		"customers.csv removed (rm)": exec([["rm", "-f", "customers.csv"]]),
+		"data/x removed (unlink)": line([["unlink", "data/x"]]),
+		"customers.csv written over": object.union(exec([["install", "-m", "644", "/dev/null", "customers.csv"]]), {"overwrites": ["customers.csv"]}),
+		"report.txt written over": object.union(line([["true"]]), {"overwrites": ["report.txt"]}),
+		"/srv/app/settings.conf removed (SFTP)": sftp("remove", "none", "/srv/app/settings.conf", null),
+		"/srv/app/settings.conf truncated (SFTP open)": {"request": "sftp", "sftp": {"operation": "open", "direction": "upload", "path": "/srv/app/settings.conf", "target_path": null, "truncates": true}},
+		"/srv/app/c.csv truncated (SFTP setstat)": {"request": "sftp", "sftp": {"operation": "setstat", "direction": "none", "path": "/srv/app/c.csv", "target_path": null, "truncates": true}},
+	}
+	every what, ssh in destroyed {
+		d := in_env("prod", ssh)
+		d.action == "hold"
+		d.rules == ["ssh.data_destroyed"]
+		d.reasons == [sprintf("destroys data on a production host: %s", [what])]
+		d.approvers == ["group:ops"]
+	}
+}
+
+test_destroying_data_elsewhere_or_scratch_is_no_hold if {
+	every ssh in [exec([["rm", "-f", "customers.csv"]]), object.union(line([["true"]]), {"overwrites": ["report.txt"]})] {
+		in_env("staging", ssh).action == "allow"
+	}
+	scratch := [
+		exec([["rm", "-rf", "/tmp/build"]]),
+		exec([["rm", "-f", "-r", "/home/deploy/.ansible/tmp/ansible-tmp-1/"]]),
+		object.union(exec([["ls"]]), {"overwrites": ["/dev/null"], "writes": ["/dev/null"]}),
+		object.union(exec([["sort", "-o", "/var/tmp/x"]]), {"overwrites": ["/var/tmp/x"]}),
+		object.union(exec([["echo", "x"]]), {"writes": ["notes.log"], "overwrites": []}),
+		{"request": "sftp", "sftp": {"operation": "open", "direction": "upload", "path": "/srv/app/new.txt", "target_path": null, "truncates": false}},
+	]
+	every ssh in scratch {
+		in_env("prod", ssh).action == "allow"
+	}
+}
+
+test_an_sftp_operation_on_a_temporary_file_is_no_scratch if {
+	ssh := {"request": "sftp", "sftp": {"operation": "remove", "direction": "none", "path": "/tmp/work/customers.csv", "target_path": null}}
+	in_env("prod", ssh).rules == ["ssh.data_destroyed"]
+	ansible := {"request": "sftp", "sftp": {"operation": "open", "direction": "upload", "path": "/home/deploy/.ansible/tmp/ansible-tmp-1/AnsiballZ_ping.py", "target_path": null, "truncates": true}}
+	in_env("prod", ansible).action == "allow"
 }

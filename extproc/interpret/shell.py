@@ -359,7 +359,9 @@ class _Folders:
 class Reading:
     """What a command line runs: `commands` (argvs), `opaque` (the commands whose program,
     script or operands are only known when they run, `why` explained in OPAQUE_REASONS)
-    and `writes` (the files its output redirections write). A command whose path operands
+    and `writes` (the files its output redirections write, and the files programs write
+    over: `programs.writes_of`), of which `overwrites` are those written from their start
+    (all but `>>` and `tee -a`: what was in them is gone). A command whose path operands
     land elsewhere than they read, after a `cd` or through `..` (`cd /etc && rm -rf *`,
     `rm -rf x/../..`), is in `commands` twice: as written, then with them resolved
     (`rm -rf /etc/*`, `rm -rf ..`)."""
@@ -367,6 +369,7 @@ class Reading:
     commands: list[list[str]] = field(default_factory=list)
     opaque: list[Opaque] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
+    overwrites: list[str] = field(default_factory=list)
     where: _Folders = field(default_factory=_Folders, repr=False, compare=False)
     # The text's own variables: a literal value, or None when only known at run time.
     assigned: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
@@ -455,7 +458,8 @@ def argv_read(argv: list[str], stdin: bool = False) -> Reading:
 def _plain(reading: Reading) -> Reading:
     """`reading` with every word a plain `str`: a Word's marks are the reader's own, and
     encoders that check exact types (OpenTelemetry's, orjson) must not meet one."""
-    for argv in (*reading.commands, *(o["argv"] for o in reading.opaque), reading.writes):
+    for argv in (*reading.commands, *(o["argv"] for o in reading.opaque), reading.writes,
+                 reading.overwrites):
         if any(type(w) is not str for w in argv):
             argv[:] = [str(w) for w in argv]
     return reading
@@ -515,6 +519,8 @@ def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], l
                 words.append(value)
             elif ">" in redirect and not value.isdigit() and value != "-":
                 reading.writes.append(value)
+                if ">>" not in redirect:
+                    reading.overwrites.append(value)
             redirect = None
             continue
         if kind == "redir":
@@ -838,7 +844,10 @@ def _effects(argv: list[str], why: OpaqueReason | None, depth: int, reading: Rea
              session: bool) -> None:
     """What `argv` does besides running: the files it writes over, and the command lines a
     state change will run later (a trap's, an alias's), read now."""
-    reading.writes.extend(programs.writes_of(argv))
+    written = programs.writes_of(argv)
+    reading.writes.extend(written)
+    if not programs.appends(argv):
+        reading.overwrites.extend(written)
     for later in programs.later_scripts(argv) if why == "changes_state" else ():
         _read(later, depth + 1, reading, session)
 

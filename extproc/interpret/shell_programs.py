@@ -351,6 +351,13 @@ def writes_of(argv: list[str]) -> list[str]:
     return operands[-1:] if len(operands) > 1 else []
 
 
+def appends(argv: list[str]) -> bool:
+    """Whether what `argv` writes (writes_of) it only adds to: `tee -a`."""
+    return argv[0] == "tee" and any(
+        a == "--append" or (a[:1] == "-" and a[1:2] != "-" and "a" in a) for a in argv[1:]
+        if a != "--")
+
+
 # Programs whose output goes to the file an option names: (the short option's letter, the
 # long option's name).
 _OUTPUT_OPTIONS = {"sort": ("o", "output"), "shuf": ("o", "output"), "iconv": ("o", "output"),

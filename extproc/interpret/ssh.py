@@ -63,6 +63,7 @@ class Ssh(Plain):
             "commands": reading.commands,
             "opaque": reading.opaque,
             "writes": reading.writes,
+            "overwrites": reading.overwrites,
             "ansible": [{**{k: v for k, v in u.items() if k in _ANSIBLE_KEYS},
                          "paths": module_paths(u, body.get("cwd"))}
                         for u in ran if u.get("kind") == "ansible"],
@@ -191,6 +192,7 @@ def _merge(reading: shell_reader.Reading, other: shell_reader.Reading) -> None:
     reading.commands.extend(other.commands)
     reading.opaque.extend(other.opaque)
     reading.writes.extend(other.writes)
+    reading.overwrites.extend(other.overwrites)
 
 
 def _file_run(argv: list[str], here: str | None) -> str | None:

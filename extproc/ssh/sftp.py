@@ -286,13 +286,14 @@ class SftpRelay(asyncssh.SFTPServer):
         return SFTPError(code, text)
 
     async def _decide(self, operation: str, path: bytes, target: bytes | None = None,
-                      direction: str = "none") -> Ticket:
-        """The gate's ticket for an allowed operation; a refusal raised as the client's
-        error. A failure to decide refuses."""
+                      direction: str = "none", truncates: bool = False) -> Ticket:
+        """The gate's ticket for an allowed operation (`truncates`: it empties or cuts the
+        file: an open that truncates, a setstat of its size); a refusal raised as the
+        client's error. A failure to decide refuses."""
         try:
             sftp = {"operation": operation, "path": path.decode(),
                     "target_path": target.decode() if target is not None else None,
-                    "direction": direction, "root": self._root}
+                    "direction": direction, "truncates": truncates, "root": self._root}
         except UnicodeDecodeError:
             raise self._refused(FX_PERMISSION_DENIED, "tollgate: refused: a path that is "
                                 "not UTF-8 cannot be decided") from None
@@ -318,8 +319,9 @@ class SftpRelay(asyncssh.SFTPServer):
             ticket.finish({"error": error})
 
     async def _decided(self, operation: str, path: bytes, target: bytes | None,
-                       action: Callable[[], Awaitable[object]]) -> None:
-        ticket = await self._decide(operation, path, target)
+                       action: Callable[[], Awaitable[object]], truncates: bool = False
+                       ) -> None:
+        ticket = await self._decide(operation, path, target, truncates=truncates)
         for name in (path, target):  # what it may change is no longer as uploaded
             if name is not None:
                 self._uploads.forget(name.decode())
@@ -333,7 +335,8 @@ class SftpRelay(asyncssh.SFTPServer):
         exclusive = bool(pflags & FXF_CREAT and pflags & FXF_EXCL)
         real = await _resolve(host, path, follow=not exclusive)
         direction = _direction(pflags)
-        ticket = await self._decide("open", real, direction=direction)
+        ticket = await self._decide("open", real, direction=direction,
+                                    truncates=bool(pflags & FXF_TRUNC))
         if ticket.mask is not None and direction != "download":
             # Before the host opens it: an open to write may create or truncate.
             raise self._refused(FX_PERMISSION_DENIED, ticket.refuse(
@@ -450,7 +453,7 @@ class SftpRelay(asyncssh.SFTPServer):
     async def fsetstat(self, file_obj: object, attrs: SFTPAttrs) -> None:
         handle = cast(_Handle, file_obj)
         await self._decided("setstat", handle.path.encode(), None,
-                            lambda: handle.file.setstat(attrs))
+                            lambda: handle.file.setstat(attrs), attrs.size is not None)
 
     async def fstatvfs(self, file_obj: object) -> SFTPVFSAttrs:
         return await cast(_Handle, file_obj).file.statvfs()
@@ -484,7 +487,8 @@ class SftpRelay(asyncssh.SFTPServer):
         host = await self._host()
         real = await _resolve(host, path, follow=follow)
         await self._decided("setstat", real, None,
-                            lambda: host.setstat(real, attrs, follow_symlinks=follow))
+                            lambda: host.setstat(real, attrs, follow_symlinks=follow),
+                            attrs.size is not None)
 
     async def remove(self, path: bytes) -> None:
         host = await self._host()

@@ -34,8 +34,12 @@ from tests.test_telemetry_docs import check_front
 
 AGENT = tokens.token("svc-ssh-agent", ["agents"])
 OPS = tokens.token("olga", ["ops"])
+# An agent of the production host's own: one token in two environments is refused
+# (activity.token_reuse).
+PROD_AGENT = tokens.token("svc-ssh-prod-agent", ["agents"])
 LOGIN = "web-1"
 FILES = "files-1"
+PROD = "prod-1"
 
 
 def web(host: Sshd) -> dict[str, Any]:
@@ -52,12 +56,18 @@ def files(host: Sshd) -> dict[str, Any]:
             "labels": {"masking": "off"}}
 
 
+def prod(host: Sshd) -> dict[str, Any]:
+    """The same host as a production target, its data unmasked (SFTP writes)."""
+    return {**files(host), "name": PROD, "match": {"login": PROD}, "environment": "prod"}
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, host: Sshd) -> Iterator[Gateway]:
     """The gateway, with a user CA for `tollgate ssh login`'s certificates."""
     ca = tmp_path_factory.mktemp("ssh-ca") / "user_ca"
     write_key(ca)
-    with module_gateway(tmp_path_factory, otlp, "ssh", targets=[web(host), files(host)],
+    with module_gateway(tmp_path_factory, otlp, "ssh",
+                        targets=[web(host), files(host), prod(host)],
                         ssh={"user_ca_key_file": str(ca)},
                         settings={"approvals": {"max_hold_seconds": 30}}) as running:
         yield running
@@ -413,3 +423,69 @@ async def test_the_fronts_spans_are_the_documented_ones(
                 ("tollgate.ssh.", "network."),
                 # A failure on the host, and a masked download (test_sftp_rules_e2e.py).
                 exempt=("tollgate.ssh.transfer.error", "tollgate.ssh.transfer.masked"))
+
+
+def _denied_once_pending(gw: Gateway, asked: Any, held: Held) -> str:
+    """Deny the pending approval `asked(approval)` picks, once it exists: its reason."""
+    found: list[dict[str, Any]] = []
+
+    def pending() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", OPS)
+        found[:] = [a for a in answer["approvals"] if asked(a)]
+        return bool(found)
+
+    stack.wait_until(pending, 15, "the approval")
+    status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/deny", OPS,
+                    {"reason": "not during business hours"})
+    assert status == 200
+    held.result()
+    return " ".join(found[0]["reasons"])
+
+
+@pytest.mark.parametrize("command", [
+    "install -m 644 /dev/null customers.csv", "truncate -s 0 customers.csv",
+    "cp /dev/null customers.csv", ": > customers.csv", "rm customers.csv",
+])
+def test_emptying_or_removing_a_file_on_a_production_host_waits_for_ops(
+        gw: Gateway, host: Sshd, command: str) -> None:
+    """Denied, it never runs: the file keeps its rows."""
+    data = host.put("customers.csv", b"id,name\n1,Ada\n")
+    held = Held(lambda: asyncio.run(run_on(gw, PROD, command)))
+    reasons = _denied_once_pending(
+        gw, lambda a: (a["request"]["body"] or {}).get("command") == command, held)
+    assert "destroys data on a production host: customers.csv" in reasons
+    assert data.read_bytes() == b"id,name\n1,Ada\n"
+
+
+def test_sftp_truncating_a_file_on_a_production_host_waits_for_ops(
+        gw: Gateway, host: Sshd) -> None:
+    """An empty upload over a file, and a setstat of its size, empty it: held, denied,
+    the file intact."""
+    settings = host.put("settings.conf", b"region = eu-west-1\n")
+
+    async def upload_empty() -> bool:
+        async with connect(gw, PROD, PROD_AGENT) as conn, conn.start_sftp_client() as sftp:
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                async with sftp.open(str(settings), "w"):
+                    pass
+        return True
+
+    async def cut() -> bool:
+        async with connect(gw, PROD, PROD_AGENT) as conn, conn.start_sftp_client() as sftp:
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await sftp.truncate(str(settings), 0)
+        return True
+
+    for act, operation in ((upload_empty, "open"), (cut, "setstat")):
+        held = Held(lambda act=act: asyncio.run(act()))
+        reasons = _denied_once_pending(
+            gw, lambda a, operation=operation: (
+                ((a["request"]["body"] or {}).get("sftp") or {}).get("operation") == operation
+                and a["request"]["body"]["sftp"]["path"] == str(settings)), held)
+        assert f"{settings} truncated (SFTP {operation})" in reasons
+        assert settings.read_bytes() == b"region = eu-west-1\n"
+
+
+async def run_on(gw: Gateway, login: str, command: str) -> asyncssh.SSHCompletedProcess:
+    async with connect(gw, login, PROD_AGENT) as conn:
+        return await conn.run(command, check=False)

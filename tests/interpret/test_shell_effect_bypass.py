@@ -27,9 +27,11 @@ HELD = "llm.opaque_tool_call"
 
 
 def ssh(command: str, request: str = "exec") -> Spec:
-    """An SSH exec (or a shell's line) of an agent, as the SSH front's gate asks it."""
+    """An SSH exec (or a shell's line) of an agent, as the SSH front's gate asks it, on a
+    staging host: what a production one holds besides (ssh.data_destroyed: a file removed
+    or written over) is policies/ssh_test.rego's and the corpus's."""
     return {"identity": {"authenticated": True, "sub": "agent-1", "groups": ["agents"]},
-            "target": {"protocol": "ssh", "name": "web-1"},
+            "target": {"protocol": "ssh", "name": "web-1", "environment": "staging"},
             "request": {"method": request.upper(), "path": "/web-1", "query": {},
                         "headers": {"x-session-id": "s-1"},
                         "body": {"request": request, "command": command,

@@ -91,6 +91,7 @@ HOLDS = {
     "ssh.privileged_command": (["group:ops"], 300),
     "ssh.opaque_command": (["group:ops"], 300),
     "ssh.state_file_write": (["group:ops"], 300),
+    "ssh.data_destroyed": (["group:ops"], 300),
     "k8s.opaque_exec": (["group:dba"], 300),
     "k8s.state_file_write": (["group:dba"], 300),
     "ssh.ansible_privileged_module": (["group:ops"], 300),

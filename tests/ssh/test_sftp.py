@@ -240,7 +240,7 @@ async def test_asyncssh_uploads_and_downloads(relay: Relay, tmp_path: Path) -> N
     upload = relay.gate.only("open", "upload")
     assert upload.sftp == {"operation": "open", "path": str(home / "up.bin"),
                            "target_path": None, "direction": "upload",
-                           "root": root_of(relay.host)}
+                           "truncates": True, "root": root_of(relay.host)}
     assert_transferred(upload, data)
     assert_transferred(relay.gate.only("open", "download"), data[::-1])
 
@@ -390,7 +390,7 @@ async def test_a_rename_into_a_refused_path_is_refused(relay: Relay) -> None:
     assert [t.sftp for t in relay.gate.asked("rename")] == 2 * [
         {"operation": "rename", "path": str(home / "notes.txt"),
          "target_path": str(home / "secret/notes.txt"), "direction": "none",
-         "root": root_of(relay.host)}]
+         "truncates": False, "root": root_of(relay.host)}]
 
 
 async def test_a_symlink_to_a_refused_path_is_decided_where_it_leads(relay: Relay) -> None:

@@ -36,15 +36,18 @@ SECRET = b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
 
 
 class PackGate:
-    """The default pack's decision on each operation, as the front asks it; a download
-    the decision masks gets its mask, through the real masker (as gate.Transfers)."""
+    """The default pack's decision on each operation, as the front asks it, on a staging
+    host (a production one also holds every removal and truncation: ssh.data_destroyed,
+    tests/e2e/test_ssh_e2e.py); a download the decision masks gets its mask, through the
+    real masker (as gate.Transfers)."""
 
     def __init__(self) -> None:
         self.tickets: list[Ticket] = []
 
     async def decide(self, sftp: dict[str, Any]) -> Ticket:
         decision = ENGINE.decide_now(policy_input({
-            "identity": AGENT, "target": {"protocol": "ssh", "name": "web-1"},
+            "identity": AGENT,
+            "target": {"protocol": "ssh", "name": "web-1", "environment": "staging"},
             "request": {"method": "SFTP", "path": "/web-1", "query": {},
                         "headers": {"x-session-id": "bypass"},
                         "body": {"request": "sftp", "sftp": sftp}}}))
