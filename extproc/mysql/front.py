@@ -81,6 +81,7 @@ from extproc.mysql.upstream import (
     UpstreamError,
     UpstreamSettings,
     connect,
+    lock_bound,
     owned,
     set_up,
     setup_commands,
@@ -342,10 +343,11 @@ class Front(DatabaseFront):
                                      UTF8MB4, self._settings.max_message_bytes)
             upstream.role = role
             self._versions[target.name] = upstream.server_version
-            upstream.setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
-                                            upstream.server_version,
-                                            exchange.decision.statement_timeout_seconds,
-                                            target.mysql.lock_idle_seconds)
+            bounds = (target.mysql.idle_in_transaction_seconds, upstream.server_version,
+                      exchange.decision.statement_timeout_seconds,
+                      target.mysql.lock_idle_seconds)
+            upstream.setup = setup_commands(role, *bounds)
+            upstream.lock_bound = lock_bound(*bounds)
             if upstream.setup:
                 try:
                     await set_up(upstream, upstream.setup,

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections import Counter, deque
@@ -119,6 +120,7 @@ from extproc.mysql.flags import (
 )
 from extproc.mysql.framing import Framer, Packet, ProtocolViolation, Reader, encode
 from extproc.mysql.kills import CODES, Connections, Kill, Victim, read_kill
+from extproc.mysql.locks import locking_read
 from extproc.mysql.login import Bound, Logins, opener
 from extproc.mysql.prepared import (
     CURSOR_TYPE_FOR_UPDATE,
@@ -160,8 +162,10 @@ from extproc.mysql.resultsets import (
 )
 from extproc.mysql.statements import LongData, Prepared, Statements
 from extproc.mysql.upstream import (
+    IDLE_SETTING,
     Upstream,
     UpstreamError,
+    lock_bound,
     owned,
     setup_commands,
     setup_detail,
@@ -170,6 +174,8 @@ from extproc.mysql.upstream import (
 if TYPE_CHECKING:
     from extproc.config import Target
     from extproc.policy import Decision
+
+log = logging.getLogger("tollgate.mysql")
 
 _READ_SIZE = 256 * 1024
 # How long a KILL QUERY waits for the front's own statements to end.
@@ -353,6 +359,10 @@ class Session:
         # A KILL QUERY never lands on the front's own statements (exchange/cancels.py):
         # how many of them are running, and a future that ends with the last.
         self._cancels = CancelGate()
+        # The text of the client's last statement, and whether the front has lowered
+        # the session's idle bound for the transaction it locked rows in (_bound_locks).
+        self._last_text: str | None = None
+        self._locks_bounded = False
         # The catalog a write's measurement reads, by target, where it has a catalog
         # role (catalog.py); elsewhere the session's own role reads it.
         self._catalogs = catalogs or {}
@@ -392,8 +402,10 @@ class Session:
         try:
             while not self._ending and (packet := await self._client_packet()) is not None:
                 self._busy = True
+                self._last_text = None
                 try:
                     await self._command(packet)
+                    await self._bound_locks()
                 finally:
                     self._busy = False
         except (Closed, ProtocolViolation, ConnectionError, asyncio.IncompleteReadError):
@@ -469,6 +481,29 @@ class Session:
             await handler(packet)
         else:
             self._unrelayed(command)
+
+    async def _bound_locks(self) -> None:
+        """On MariaDB, an agent's transaction that wrote idles lock_idle_seconds at most
+        (idle_write_transaction_timeout, set with the session); one that only locked rows
+        by reading (`SELECT ... FOR UPDATE`, `LOCK IN SHARE MODE`) would idle the minute
+        every transaction may, every other session needing those rows waiting: after such
+        a read the front lowers idle_transaction_timeout for its transaction, and sets it
+        back once the transaction has ended."""
+        bound = self._upstream.lock_bound if self._upstream is not None else None
+        if bound is None:
+            return
+        open_ = bool(self._status & SERVER_STATUS_IN_TRANS)
+        if open_ and not self._locks_bounded and self._last_text is not None \
+                and locking_read(self._last_text):
+            seconds, self._locks_bounded = bound[0], True
+        elif not open_ and self._locks_bounded:
+            seconds, self._locks_bounded = bound[1], False
+        else:
+            return
+        answer = await self._own_packet(f"SET SESSION {IDLE_SETTING} = {seconds}")
+        if is_err(answer.payload):
+            log.warning("the session's idle bound could not be set: %s",
+                        parse_err(answer.payload).message)
 
     async def _ping(self, packet: Packet) -> None:
         self._server.writer.write(packet.raw())
@@ -652,6 +687,7 @@ class Session:
         """A command that carries SQL: decided, then sent on and its answer relayed
         (`answer`: how, a statement's by default), or refused. A KILL goes to no server
         as sent: tollgate does it."""
+        self._last_text = text
         opens = self._open
         if self._upstream is None:
             found = await self._kill_opener(method, text)
@@ -1270,6 +1306,7 @@ class Session:
         except ProtocolViolation as exc:
             problem = problem or Refused(400, "protocol_violation", "a COM_STMT_EXECUTE "
                                           f"that cannot be read: {exc}")
+        self._last_text = prepared.text
         self._request(exchange, "EXECUTE", prepared.text, None if execute is None else {
             "parameters": prepared.parameters(execute)})
         exchange.interpret(prepared.meaning)
@@ -1403,10 +1440,10 @@ class Session:
         exchange = act.exchange
         act.check(f"database {self._bound.database!r}")
         role = await login_role(act, target.mysql.roles)
-        setup = setup_commands(role, target.mysql.idle_in_transaction_seconds,
-                               self._server.server_version,
-                               exchange.decision.statement_timeout_seconds,
-                               target.mysql.lock_idle_seconds)
+        bounds = (target.mysql.idle_in_transaction_seconds, self._server.server_version,
+                  exchange.decision.statement_timeout_seconds, target.mysql.lock_idle_seconds)
+        setup = setup_commands(role, *bounds)
+        self._server.lock_bound = lock_bound(*bounds)
         started = time.perf_counter()
         status = await self._server_command(bytes((COM_RESET_CONNECTION,)))
         for command in setup:  # first: the gateway's account alone may use no database
@@ -1434,6 +1471,7 @@ class Session:
         server dropped, and their ids with them (the status comes with the reset's OK)."""
         self._statements.clear()
         self._binary_results = False
+        self._locks_bounded = False
 
     # -- answers ------------------------------------------------------------------------
 

@@ -168,6 +168,9 @@ class Upstream:
     # set it up so (setup_commands), run again after a reset of the session.
     role: str | None = None
     setup: tuple[bytes, ...] = ()
+    # An agent's MariaDB session's bound on idling while it holds row locks, and the
+    # idle bound to return to (lock_bound).
+    lock_bound: tuple[int, int] | None = None
 
     @property
     def connection_id(self) -> int:
@@ -292,6 +295,17 @@ WRITE_IDLE_SETTING = "idle_write_transaction_timeout"
 _TIMEOUTS = (IDLE_SETTING, WRITE_IDLE_SETTING, "max_statement_time", "max_execution_time")
 
 
+def lock_bound(idle_seconds: float, server_version: str, statement_seconds: int | None,
+               lock_seconds: float) -> tuple[int, int] | None:
+    """(seconds a transaction holding row locks may idle, seconds any may) for an agent's
+    session (its login's decision gives a statement timeout) on MariaDB, where the first
+    is shorter; None elsewhere: MySQL has no such settings."""
+    if "mariadb" not in server_version.lower() or statement_seconds is None or \
+            not lock_seconds or (idle_seconds and lock_seconds >= idle_seconds):
+        return None
+    return math.ceil(lock_seconds), math.ceil(idle_seconds)
+
+
 def setup_commands(role: str | None, idle_seconds: float, server_version: str,
                    statement_seconds: int | None = None,
                    lock_seconds: float = 0.0) -> tuple[bytes, ...]:
@@ -307,9 +321,9 @@ def setup_commands(role: str | None, idle_seconds: float, server_version: str,
         out.append(f"SET ROLE `{role.replace('`', '``')}`")
     if idle_seconds and mariadb:
         out.append(f"SET SESSION {IDLE_SETTING} = {math.ceil(idle_seconds)}")
-    if mariadb and statement_seconds is not None and lock_seconds and (
-            not idle_seconds or lock_seconds < idle_seconds):
-        out.append(f"SET SESSION {WRITE_IDLE_SETTING} = {math.ceil(lock_seconds)}")
+    bound = lock_bound(idle_seconds, server_version, statement_seconds, lock_seconds)
+    if bound is not None:
+        out.append(f"SET SESSION {WRITE_IDLE_SETTING} = {bound[0]}")
     if statement_seconds is not None:
         out.append(f"SET SESSION max_statement_time = {statement_seconds}" if mariadb else
                    f"SET SESSION max_execution_time = {statement_seconds * 1000}")

@@ -220,3 +220,30 @@ def test_an_agents_mariadb_transaction_that_wrote_is_ended_sooner(
         maria_sessions_end(maria, "the idle transaction that wrote ended by the server")
     assert as_root("SELECT COUNT(*) FROM customers WHERE id = 7",
                    maria.database).strip() == "0"  # rolled back
+
+
+def test_an_agents_mariadb_transaction_that_locked_rows_by_reading_is_ended_sooner(
+        gw: Gateway, maria: Account) -> None:
+    """`SELECT ... FOR UPDATE` locks as a write does: for its transaction the front lowers
+    idle_transaction_timeout to lock_idle_seconds, and sets it back once it has ended; a
+    dba's UPDATE of the locked row waits that long at most, then runs."""
+    with maria_session(gw, database="shop-my-locks") as conn, conn.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT name FROM customers WHERE id = 1")
+        cursor.execute("SELECT @@idle_transaction_timeout")
+        assert cursor.fetchone() == (60,)  # a plain read locks nothing
+        cursor.execute("COMMIT")
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT name FROM customers WHERE id = 1 FOR UPDATE")
+        cursor.execute("SELECT @@idle_transaction_timeout")
+        assert cursor.fetchone() == (IDLE,)
+        cursor.execute("COMMIT")
+        cursor.execute("SELECT @@idle_transaction_timeout")
+        assert cursor.fetchone() == (60,)  # the next transaction starts unbounded
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT name FROM customers WHERE id = 1 LOCK IN SHARE MODE")
+        # Blocks on the agent's lock until the server ends the idle session.
+        as_root("SET SESSION innodb_lock_wait_timeout = 20; "
+                "UPDATE customers SET name = 'dba' WHERE id = 1", maria.database)
+        maria_sessions_end(maria, "the idle transaction that locked rows ended by the server")
+    assert as_root("SELECT name FROM customers WHERE id = 1", maria.database).strip() == "dba"
