@@ -64,6 +64,8 @@ def measured(tables: list[TableEffect], written: list[str]) -> Effect:
 REMEMBER_SECONDS = 10.0
 # The statements that change what the catalog says (their `effects`, interpret/sql).
 _SCHEMA_EFFECTS = frozenset({"schema", "destroy", "privilege", "dynamic"})
+# The settings that change what an unqualified name names (interpret/sql `settings`).
+_NAMING = frozenset({"search_path", "all", "session_authorization"})
 
 
 Said = TypeVar("Said")
@@ -85,11 +87,19 @@ class Remembered(Generic[Said]):
     def remember(self, name: str, said: Said | None, now: float) -> None:
         self._said[name] = (said, now + REMEMBER_SECONDS)
 
-    def forget_after(self, meaning: object) -> None:
-        """Forget it all if the statements just read change the schema."""
+    def forget_after(self, meaning: object) -> bool:
+        """Forget it all if the statements just read change the schema, or what a name
+        names (search_path, RESET ALL, DISCARD ALL): whether they change the latter (a
+        SET LOCAL of it is undone when its transaction ends: forget then too)."""
         statements = meaning.get("statements", ()) if isinstance(meaning, dict) else ()
-        if any(_SCHEMA_EFFECTS.intersection(s.get("effects", ())) for s in statements):
+        path = any(setting.get("name") in _NAMING for s in statements
+                   for setting in s.get("settings") or ())
+        if path or any(_SCHEMA_EFFECTS.intersection(s.get("effects", ())) for s in statements):
             self._said.clear()
+        return path
+
+    def forget(self) -> None:
+        self._said.clear()
 
 
 def deleted(effect: Effect) -> dict[str, int]:

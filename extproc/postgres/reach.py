@@ -138,8 +138,16 @@ def names(text: str) -> Names | None:
     found.walk(tree.get("stmts", ()))
     if not (found.tables or found.functions or found.runs or found.relations):
         return None
+    if found.path and found.runs is None:
+        found.runs = _PATH_CHANGED
     return Names(frozenset(found.tables), frozenset(found.functions), found.runs,
                  frozenset(found.relations), found.controls)
+
+
+# What a text that also names relations or functions says when it changes search_path:
+# the catalog is asked before it runs, under the search_path it leaves behind.
+_PATH_CHANGED = ("it changes search_path before names it holds are resolved: what they "
+                 "name is not known before it runs")
 
 
 @dataclass(slots=True)
@@ -149,6 +157,7 @@ class _Walk:
     runs: str | None = None
     relations: set[str] = field(default_factory=set)
     controls: bool = False
+    path: bool = False  # it changes search_path (SET, RESET ALL, DISCARD, set_config)
 
     def walk(self, tree: Any) -> None:
         for key, value in parse_nodes(tree):
@@ -156,11 +165,15 @@ class _Walk:
                 self.relations.add(quoted(value))
             elif key == "TransactionStmt":
                 self.controls = True
+            elif key == "DiscardStmt" or (key == "VariableSetStmt" and (
+                    value.get("name") == "search_path" or value.get("kind") == "VAR_RESET_ALL")):
+                self.path = True
             if key == "InsertStmt" or (key == "CopyStmt" and value.get("is_from")
                                        and "relation" in value):
                 self.tables.add(quoted(value["relation"]))
             elif key == "FuncCall":
                 parts = [p["String"]["sval"] for p in value["funcname"]]
+                self.path = self.path or parts[-1] == "set_config"
                 if parts[:-1] != ["pg_catalog"]:
                     self.functions.add(parts[-1])
             elif key == "DoStmt":

@@ -359,6 +359,8 @@ class Session:
         self._savepoint = False
         # What the catalog said of the tables and functions statements named (reach.py).
         self._remembered: Remembered[str] = Remembered()
+        # A statement changed search_path (forgotten again when the transaction ends).
+        self._path_set = False
         # An agent's bound on idling in a transaction that locked rows (locks.py): in ms
         # (None: none); whether a statement of this transaction may have locked rows, and
         # whether the bound is set in it.
@@ -851,7 +853,8 @@ class Session:
                     raise _NameRefused(code, error, problem)
                 run.sources = self._sources(run.use)
             run.upstream_text = self._renamed(run.use, exchange.meaning, text)
-            self._remembered.forget_after(exchange.meaning)
+            if self._remembered.forget_after(exchange.meaning):
+                self._path_set = True  # a SET LOCAL ends with its transaction
             writes = what != "function_call" and (await self._estimate(
                 exchange, run.upstream_text or text, parameter_types)
                 or await self._reaches(exchange, run.upstream_text or text))
@@ -1564,6 +1567,9 @@ class Session:
         """Its transaction over, the session's locks and bound go with it."""
         if self._status == b"I":
             self._locked = self._bounded = False
+            if self._path_set:  # search_path may be back to what it was
+                self._remembered.forget()
+                self._path_set = False
 
     def _asynchronous(self, message: pg.Message) -> bytes:
         """A notice, a notification or a parameter's new value: they come at any time;

@@ -39,6 +39,7 @@ def test_the_names_a_text_may_reach_the_databases_code_through(
     ('select a.x from "S".v a join w on true', {'"S"."v"', '"w"'}, False),
     ("WITH x AS (SELECT 1) SELECT * FROM x, y", {'"x"', '"y"'}, False),
     ("ROLLBACK TO SAVEPOINT s; SELECT * FROM v", {'"v"'}, True),
+    ("SET search_path = a; SELECT * FROM v", {'"v"'}, False),
     ("TABLE v", {'"v"'}, False),
 ])
 def test_every_relation_a_text_reads_is_named(text: str, relations: set[str],
@@ -108,3 +109,24 @@ def test_a_session_that_cannot_be_asked_is_taken_to_reach() -> None:
     assert restores is not None
     assert "the transaction has failed" in str(asyncio.run(
         reach.reaches(ask, at_rest, lambda: b"E", restores, Remembered())))
+
+
+@pytest.mark.parametrize("text", [
+    "SET search_path = shadow, public; INSERT INTO letters VALUES (1)",
+    "RESET ALL; SELECT * FROM v",
+    "DISCARD ALL; SELECT purge()",
+    "SELECT set_config('search_path', 'shadow', false); SELECT * FROM v",
+])
+def test_a_text_that_changes_search_path_cannot_be_asked_about_ahead(text: str) -> None:
+    found = reach.names(text)
+    assert found is not None and found.runs is not None
+    assert "search_path" in found.runs
+
+
+def test_a_search_path_alone_names_nothing_and_forgets_what_was_said() -> None:
+    assert reach.names("SET search_path = shadow, public") is None
+    remembered: Remembered[str] = Remembered()
+    remembered.remember("table letters", None, time.monotonic())
+    assert remembered.forget_after({"statements": [{"effects": ["session"], "settings": [
+        {"name": "search_path", "value": "shadow", "reset": False}]}]})
+    assert remembered.get("table letters", time.monotonic()) == (False, None)
