@@ -104,19 +104,27 @@ def cli(gw: Gateway, *args: str, token: str | None = DBA) -> subprocess.Complete
         capture_output=True, text=True, timeout=30, check=False)
 
 
+def pending_where(gw: Gateway, matches: Callable[[dict[str, Any]], bool], token: str,
+                  what: str, timeout: float = 15, replica: int = 0) -> dict[str, Any]:
+    """The first pending approval `matches` picks, once it exists (as `token` sees it on
+    the API of replica `replica`); `what` names it in a timeout's message."""
+    found: list[dict[str, Any]] = []
+
+    def exists() -> bool:
+        _, answer = api(gw, "GET", "/approvals?status=pending", token, replica=replica)
+        found[:] = [a for a in answer["approvals"] if matches(a)]
+        return bool(found)
+
+    stack.wait_until(exists, timeout, what)
+    return found[0]
+
+
 def pending_for(gw: Gateway, sql: str, timeout: float = 15, replica: int = 0
                 ) -> dict[str, Any]:
     """The pending approval of the request that sent `sql`, once it exists (as the API
     of replica `replica` shows it)."""
-    found: list[dict[str, Any]] = []
-
-    def exists() -> bool:
-        _, answer = api(gw, "GET", "/approvals?status=pending", OTHER_DBA, replica=replica)
-        found[:] = [a for a in answer["approvals"] if a["request"]["body"] == {"sql": sql}]
-        return bool(found)
-
-    stack.wait_until(exists, timeout, f"a pending approval for {sql!r}")
-    return found[0]
+    return pending_where(gw, lambda a: a["request"]["body"] == {"sql": sql}, OTHER_DBA,
+                         f"a pending approval for {sql!r}", timeout, replica)
 
 
 def left_while_held(gw: Gateway, approval_id: str, token: str) -> dict[str, Any]:

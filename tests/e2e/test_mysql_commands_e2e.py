@@ -35,7 +35,7 @@ from extproc.mysql.flags import (
 )
 from extproc.quickstart import stack
 from extproc.store import connect
-from tests.e2e.test_approvals_e2e import DBA, api, left_while_held
+from tests.e2e.test_approvals_e2e import DBA, api, left_while_held, pending_where
 from tests.support import tokens
 from tests.support.gateway import Gateway, request_text
 from tests.support.libmariadb import Connection, MariaDbError
@@ -326,20 +326,14 @@ def test_a_client_killed_while_its_statement_is_held_ends_the_hold(
     client = subprocess.Popen(mariadb(gw, "-D", DATABASE, "-e", statement_text),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "MYSQL_PWD": AGENT})
-    found: list[dict[str, Any]] = []
-
-    def pending() -> bool:
-        _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
-        found[:] = [a for a in answer["approvals"] if a["request"]["body"] == statement_text]
-        return bool(found)
-
     try:
-        stack.wait_until(pending, 15, "the statement's approval")
+        approval = pending_where(gw, lambda a: a["request"]["body"] == statement_text, DBA,
+                                 "the statement's approval")
     finally:
         client.kill()
         client.wait(10)
-    left_while_held(gw, found[0]["id"], DBA)
-    (record,) = [r for r in gw.records("exchange") if r["trace_id"] == found[0]["trace_id"]]
+    left_while_held(gw, approval["id"], DBA)
+    (record,) = [r for r in gw.records("exchange") if r["trace_id"] == approval["trace_id"]]
     assert record["outcome"]["refusal"] == "client_left", record["outcome"]
 
 
@@ -347,24 +341,17 @@ def test_a_denied_statement_tells_the_client_who_denied_it_and_why(gw: Gateway) 
     statement_text = "UPDATE scratch SET id = id + 200"
     with session(gw) as connection:
         statement = Background(connection, statement_text)
-        found: list[dict[str, Any]] = []
-
-        def pending() -> bool:
-            _, answer = api(gw, "GET", "/approvals?status=pending", DBA)
-            found[:] = [a for a in answer["approvals"]
-                        if a["request"]["body"] == statement_text]
-            return bool(found)
-
-        stack.wait_until(pending, 15, "the statement's approval")
-        status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/deny", DBA,
+        approval = pending_where(gw, lambda a: a["request"]["body"] == statement_text, DBA,
+                                 "the statement's approval")
+        status, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA,
                         {"reason": "not during the freeze"})
         assert status == 200
         statement.join()
     assert statement.error is not None
     message = str(statement.error.args[1])
-    assert message.startswith(f"tollgate: approval {found[0]['id']} was denied by dana: "
+    assert message.startswith(f"tollgate: approval {approval['id']} was denied by dana: "
                               "not during the freeze ("), message
-    assert f"approval {found[0]['id']} (denied), held: " in message
+    assert f"approval {approval['id']} (denied), held: " in message
 
 
 def test_a_kill_is_never_prepared(gw: Gateway) -> None:

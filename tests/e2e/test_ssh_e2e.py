@@ -15,7 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 
 from extproc.quickstart import stack
 from extproc.terminal.gate import REFUSED_STATUS
-from tests.e2e.test_approvals_e2e import Held, api
+from tests.e2e.test_approvals_e2e import Held, api, pending_where
 from tests.support import tokens
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.ssh_certificates import write_key
@@ -134,17 +134,11 @@ def test_sudo_waits_for_an_approval_then_runs(gw: Gateway, host: Sshd) -> None:
     marker = host.home / "approved.txt"
     command = f"sudo -n true 2>/dev/null; echo approved > {marker}; echo done"
     held = Held(lambda: asyncio.run(run(gw, command)))
-    found: list[dict[str, Any]] = []
-
-    def pending() -> bool:
-        _, answer = api(gw, "GET", "/approvals?status=pending", OPS)
-        found[:] = [a for a in answer["approvals"]
-                    if (a["request"]["body"] or {}).get("command") == command]
-        return bool(found)
-
-    stack.wait_until(pending, 15, "the sudo's approval")
+    approval = pending_where(
+        gw, lambda a: (a["request"]["body"] or {}).get("command") == command, OPS,
+        "the sudo's approval")
     assert not marker.exists()  # nothing ran while it waited
-    status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/approve", OPS,
+    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/approve", OPS,
                     {"reason": "restart window"})
     assert status == 200
     result = held.result()
@@ -425,21 +419,15 @@ async def test_the_fronts_spans_are_the_documented_ones(
                 exempt=("tollgate.ssh.transfer.error", "tollgate.ssh.transfer.masked"))
 
 
-def _denied_once_pending(gw: Gateway, asked: Any, held: Held) -> str:
+def _denied_once_pending(gw: Gateway, asked: Callable[[dict[str, Any]], bool],
+                         held: Held[Any]) -> str:
     """Deny the pending approval `asked(approval)` picks, once it exists: its reason."""
-    found: list[dict[str, Any]] = []
-
-    def pending() -> bool:
-        _, answer = api(gw, "GET", "/approvals?status=pending", OPS)
-        found[:] = [a for a in answer["approvals"] if asked(a)]
-        return bool(found)
-
-    stack.wait_until(pending, 15, "the approval")
-    status, _ = api(gw, "POST", f"/approvals/{found[0]['id']}/deny", OPS,
+    approval = pending_where(gw, asked, OPS, "the approval")
+    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OPS,
                     {"reason": "not during business hours"})
     assert status == 200
     held.result()
-    return " ".join(found[0]["reasons"])
+    return " ".join(approval["reasons"])
 
 
 @pytest.mark.parametrize("command", [

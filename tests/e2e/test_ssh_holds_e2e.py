@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from extproc.quickstart import stack
-from tests.e2e.test_approvals_e2e import api
+from tests.e2e.test_approvals_e2e import api, pending_where
 from tests.e2e.test_ssh_e2e import OPS, connect, read_until, web
 from tests.support.gateway import Gateway, module_gateway
 from tests.support.sshd import Sshd
@@ -34,16 +34,10 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, host: Sshd) -> Itera
 
 def _pending(gw: Gateway, command: str, other_than: str | None = None) -> dict[str, Any]:
     """The pending approval of `command` (not `other_than`), once it exists."""
-    found: list[dict[str, Any]] = []
-
-    def exists() -> bool:
-        _, answer = api(gw, "GET", "/approvals?status=pending", OPS)
-        found[:] = [a for a in answer["approvals"] if a["id"] != other_than
-                    and (a["request"]["body"] or {}).get("command") == command]
-        return bool(found)
-
-    stack.wait_until(exists, 15, f"a pending approval of {command!r}")
-    return found[0]
+    return pending_where(
+        gw, lambda a: a["id"] != other_than
+        and (a["request"]["body"] or {}).get("command") == command, OPS,
+        f"a pending approval of {command!r}")
 
 
 def _shown(gw: Gateway, approval_id: str) -> dict[str, Any]:
