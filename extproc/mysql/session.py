@@ -359,6 +359,8 @@ class Session:
         # A KILL QUERY never lands on the front's own statements (exchange/cancels.py):
         # how many of them are running, and a future that ends with the last.
         self._cancels = CancelGate()
+        self._owning = 0
+        self._own_done: asyncio.Future[None] | None = None
         # The text of the client's last statement, and whether the front has lowered
         # the session's idle bound for the transaction it locked rows in (_bound_locks).
         self._last_text: str | None = None
@@ -366,8 +368,6 @@ class Session:
         # The catalog a write's measurement reads, by target, where it has a catalog
         # role (catalog.py); elsewhere the session's own role reads it.
         self._catalogs = catalogs or {}
-        self._owning = 0
-        self._own_done: asyncio.Future[None] | None = None
         # A connection that named no database: its settings kept until it names one,
         # and how it is bound then.
         self._kept: list[str] = []
@@ -1010,8 +1010,7 @@ class Session:
         reason (the write is then refused)."""
         answer = await self._own_packet(text)
         if is_err(answer.payload):
-            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
-                           f"measured: {parse_err(answer.payload).message}")
+            raise _unmeasured(parse_err(answer.payload).message)
 
     @contextlib.asynccontextmanager
     async def _own(self) -> AsyncIterator[None]:
@@ -1068,22 +1067,13 @@ class Session:
         if catalog is None:
             return await self._own_rows(text)
         try:
-            rows, failed = await catalog.rows(effect.MARK + text)
+            return _rows(*await catalog.rows(effect.MARK + text))
         except CatalogUnavailable as exc:
-            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
-                           f"measured: {exc}") from None
-        if failed is not None:
-            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
-                           f"measured: {failed.message}")
-        return rows
+            raise _unmeasured(str(exc)) from None
 
     async def _own_rows(self, text: str) -> list[list[bytes | None]]:
         """A query of the front's own: its rows, or Refusal with the server's reason."""
-        rows, failed = await self._own_query(text)
-        if failed is not None:
-            raise Refused(403, "effect_unmeasured", "the write's effect could not be "
-                           f"measured: {failed.message}")
-        return rows
+        return _rows(*await self._own_query(text))
 
     async def _own_query(self, text: str) -> tuple[list[list[bytes | None]], Err | None]:
         """A query of the front's own (its text starts with effect.MARK): its rows in
@@ -1722,3 +1712,14 @@ def _sql(payload: bytes, backslashes: bool | None) -> str | None:
     if not positions or within_strings(escaped, "mysql", positions, backslashes):
         return escaped
     return None
+
+
+def _unmeasured(why: str) -> Refused:
+    return Refused(403, "effect_unmeasured", f"the write's effect could not be measured: {why}")
+
+
+def _rows(rows: list[list[bytes | None]], failed: Err | None) -> list[list[bytes | None]]:
+    """A measurement's question's rows, or its refusal with the server's reason."""
+    if failed is not None:
+        raise _unmeasured(failed.message)
+    return rows

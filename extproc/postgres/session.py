@@ -1564,7 +1564,8 @@ class Session:
                 self._lock_idle_ms or 0)))
 
     def _locks_end(self) -> None:
-        """Its transaction over, the session's locks and bound go with it."""
+        """Its transaction over, what the session kept for it goes with it: its locks and
+        bound, and what the catalog said under a search_path it may have set locally."""
         if self._status == b"I":
             self._locked = self._bounded = False
             if self._path_set:  # search_path may be back to what it was
