@@ -542,7 +542,8 @@ class MysqlTarget(_DatabaseUpstream):
     # connection of the gateway's own that runs nothing else: the sessions' roles see
     # only the tables they were given, so a cascade into an owner's table, or a
     # trigger's body, is invisible to them (`tollgate db grants` writes it: REFERENCES,
-    # TRIGGER, SHOW VIEW). Never one of `roles`. None: the session's own role reads it.
+    # TRIGGER, SHOW VIEW; and PROCESS, for the lock waits on agents' sessions:
+    # exchange/lock_waits.py). Never one of `roles`. None: the session's own role reads it.
     catalog_role: str | None = None
 
     def __post_init__(self) -> None:

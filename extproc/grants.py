@@ -32,6 +32,8 @@ _PG_STATISTICS = ("pg_catalog.pg_stats", "pg_catalog.pg_stats_ext",
 _WRITES = "INSERT, UPDATE, DELETE"
 # What makes information_schema show a MariaDB or MySQL role every foreign key (any
 # privilege on the child table), trigger body (TRIGGER) and view (SHOW VIEW) of a table.
+# The role also holds PROCESS (InnoDB's lock waits: mysql/lock_waits.py), which shows
+# every session's statement and no row.
 _CATALOG = "REFERENCES, TRIGGER, SHOW VIEW"
 
 
@@ -108,7 +110,8 @@ def mysql(gateway: str, host: str, database: str, roles: Sequence[RoleGrants],
     or MySQL 8 server: the gateway's account `gateway`@`host` (created with `password`
     if given, holding no privilege of its own), its roles and their grants; and the
     catalog role its measurement reads foreign keys, triggers and views as
-    (mysql/catalog.py), which sees every table of `database` and reads no row."""
+    (mysql/catalog.py), which sees every table of `database` and reads no row, and
+    reads the lock waits on the agents' sessions (mysql/lock_waits.py)."""
     account = f"{mysql_literal(gateway)}@{mysql_literal(host)}"
     out = []
     if password is not None:
@@ -123,5 +126,6 @@ def mysql(gateway: str, host: str, database: str, roles: Sequence[RoleGrants],
     if catalog_role is not None:
         role = mysql_identifier(catalog_role)
         out += [f"CREATE ROLE {role}", f"GRANT {role} TO {account}",
-                f"GRANT {_CATALOG} ON {mysql_identifier(database)}.* TO {role}"]
+                f"GRANT {_CATALOG} ON {mysql_identifier(database)}.* TO {role}",
+                f"GRANT PROCESS ON *.* TO {role}"]
     return out

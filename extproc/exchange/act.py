@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from extproc.exchange.live import LiveSession
     from extproc.exchange.pipeline import Pipeline
     from extproc.exchange.state import Answer, Exchange
+    from extproc.identity import Who
     from extproc.masking import Masker, MaskSpec
     from extproc.policy import Decision
 
@@ -276,6 +277,11 @@ class Opener:
                          **(headers or {})}
         self._attributes = {"tollgate.target": self._name,
                             "tollgate.session_id": session_id, **(attributes or {})}
+
+    @property
+    def identity(self) -> Who:
+        """`input.identity` of the session's acts."""
+        return self._pipeline.identity(self._claims)
 
     @property
     def masker(self) -> Masker:

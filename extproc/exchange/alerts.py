@@ -10,8 +10,9 @@ whether an alert was raised already lets it be raised again: a repeat is better 
 silence.
 
 tollgate raises alerts of its own the same way: about an exchange (`raise_soon`: a
-policy error), or about no exchange at all (`raise_own`: a policy reload refused), then
-under a trace of their own, with `tollgate` as who.
+policy error), about an identity outside any one exchange (`raise_about`: someone waits
+on its session's lock), or about no exchange at all (`raise_own`: a policy reload
+refused, with `tollgate` as who); the last two under a trace of their own.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from extproc.config import Alerts as AlertsSettings
 from extproc.config import Target
 from extproc.exchange.ports import Recorder
 from extproc.exchange.state import Exchange
-from extproc.identity import Who
+from extproc.identity import Who, subject_of
 from extproc.policy.decision import Alert, Severity
 from extproc.recording import Evidence, RecordingUnavailable
 from extproc.store import StoreError
@@ -105,6 +106,15 @@ class Alerts:
         claimed as `raised` claims one, deduplicated on its rule and `key` (who is
         always OWN), then recorded and sent in the background."""
         await self._claimed(_About.own(), (Alert(rule, severity, message, key),))
+
+    async def raise_about(self, identity: Who, target: Target, rule: str, severity: Severity,
+                          message: str, key: str = "") -> None:
+        """An alert of tollgate's own about an identity's doing on a target outside any
+        one exchange (a lock its session holds: exchange/lock_waits.py), under a trace
+        of its own, recorded under that identity."""
+        about = _About(subject_of(identity), os.urandom(16).hex(), os.urandom(8).hex(),
+                       identity, target)
+        await self._claimed(about, (Alert(rule, severity, message, key),))
 
     def _on_span(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
         for alert in alerts:

@@ -18,11 +18,12 @@ import contextlib
 import logging
 import ssl
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extproc.config import Target
+from extproc.exchange import lock_waits
 from extproc.exchange.session_limits import SessionLimits
 
 if TYPE_CHECKING:
@@ -132,12 +133,30 @@ class DatabaseFront(StreamListener):
         self._tls, self._resolve = tls, resolve
         self._limits = SessionLimits()
         self._log = front_log
+        # Who waits on the locks its sessions hold (lock_waits.py), asked while any
+        # session is in a transaction.
+        self._watch = lock_waits.watch(self.holdings, self.lock_waits, pipeline)
+
+    @abstractmethod
+    def holdings(self) -> Iterable[lock_waits.Holding]:
+        """This front's sessions in an open transaction now."""
+
+    @abstractmethod
+    async def lock_waits(self, target: Target,
+                         upstream_ids: Sequence[int]) -> list[lock_waits.Waiter]:
+        """The sessions of `target`'s server that wait on a lock one of these of its
+        connections holds, asked on a connection of the gateway's own."""
 
     async def start(self) -> None:
         await super().start()
+        self._watch.start()
         self._log.info("serving %s clients on %s:%d (%d targets, TLS %s)", self._protocol,
                        *self._address, len(self._targets),
                        "on" if self._tls else "off: no tls_cert_file")
+
+    async def stop(self, grace: float) -> None:
+        await self._watch.close()
+        await super().stop(grace)
 
     async def relay_until_ended(self, relay: Coroutine[Any, Any, None], live: LiveSession,
                                 writer: asyncio.StreamWriter) -> None:

@@ -29,13 +29,13 @@ from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
 from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
-from extproc.identity import identity_of, refusal, span_attributes, subject_of
+from extproc.identity import Who, identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolLister, ToolPins
 from extproc.masking import Masker
 from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
-from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR
+from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR, Severity
 from extproc.policy.input import InputEncoder
 from extproc.recording import Evidence
 from extproc.store import StoreError
@@ -129,6 +129,17 @@ class Pipeline:
         """Who acts with these verified claims, as locks and the live sessions name
         them: the token's subject ("anonymous" without one)."""
         return subject_of(identity_of(claims, self._identity))
+
+    def identity(self, claims: dict[str, Any] | None) -> Who:
+        """`input.identity` of whoever acts with these verified claims."""
+        return identity_of(claims, self._identity)
+
+    async def raise_about(self, identity: Who, target: Target, rule: str, severity: Severity,
+                          message: str, key: str) -> None:
+        """An alert of tollgate's own about an identity's doing on a target (alerts.py;
+        nothing where this process raises none)."""
+        if self._alerts is not None:
+            await self._alerts.raise_about(identity, target, rule, severity, message, key)
 
     @staticmethod
     def identified(exchange: Exchange, target: str = "(none)", anonymous: bool = False) -> None:

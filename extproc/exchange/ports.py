@@ -113,6 +113,11 @@ class Alerts(Protocol):
         for code that cannot wait."""
         ...
 
+    async def raise_about(self, identity: Who, target: Target, rule: str, severity: Severity,
+                          message: str, key: str = "") -> None:
+        """One alert of tollgate's own about an identity, outside any one exchange."""
+        ...
+
 
 class Revisions(Protocol):
     def refusal(self) -> str | None:

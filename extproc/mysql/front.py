@@ -32,7 +32,7 @@ import os
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from extproc.config import MysqlFront, Target
 from extproc.exchange.act import Act
 from extproc.exchange.database_roles import login_role
 from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
+from extproc.exchange.lock_waits import Holding, Waiter
 from extproc.exchange.pipeline import Pipeline
 from extproc.mysql.auth import NATIVE_PASSWORD
 from extproc.mysql.catalog import Catalog
@@ -73,6 +74,7 @@ from extproc.mysql.handshake import (
     parse_handshake_response,
 )
 from extproc.mysql.kills import Connections, Kill, is_handover
+from extproc.mysql.lock_waits import waiters
 from extproc.mysql.login import DB_SYSTEM, Bound, Logins, opener
 from extproc.mysql.responses import encode_err, encode_ok, is_err, parse_err
 from extproc.mysql.session import Session, refusal_packet
@@ -156,6 +158,8 @@ class Front(DatabaseFront):
             if t.mysql is not None and t.mysql.catalog_role is not None}
         # Each session's slot among its identity's (session_limits.py), by connection id.
         self._slots: dict[int, Callable[[], None]] = {}
+        # The sessions relaying, by connection id.
+        self._relaying: dict[int, Session] = {}
         # The version each target's server announced (read as the front starts, and at
         # each login since: a server upgraded under it is followed).
         self._versions: dict[str, str | None] = {}
@@ -190,6 +194,14 @@ class Front(DatabaseFront):
             return None
         return upstream.server_version
 
+    def holdings(self) -> Iterator[Holding]:
+        for session in self._relaying.values():
+            if (holding := session.holding()) is not None:
+                yield holding
+
+    async def lock_waits(self, target: Target, upstream_ids: Sequence[int]) -> list[Waiter]:
+        return await waiters(self._catalogs.get(target.name), upstream_ids)
+
     def goodbye(self, reason: str = SHUTTING_DOWN) -> bytes:
         if reason == SHUTTING_DOWN:  # ER_SERVER_SHUTDOWN
             return encode(0, encode_err(1053, "08S01", reason))
@@ -205,8 +217,10 @@ class Front(DatabaseFront):
         try:
             session = await self._login(reader, writer, connection_id, gone)
             if session is not None:
+                self._relaying[connection_id] = session
                 await self.relay_until_ended(self._relay(session), session.live, writer)
         finally:
+            self._relaying.pop(connection_id, None)
             self._slots.pop(connection_id, _nothing)()
             await self._connections.close(connection_id)
 

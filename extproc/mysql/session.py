@@ -81,6 +81,7 @@ from extproc.exchange.effect import (
     to_come,
     unmeasured,
 )
+from extproc.exchange.lock_waits import Holding
 from extproc.exchange.pipeline import Pipeline
 from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
@@ -387,6 +388,15 @@ class Session:
         self.live.identity = self._pipeline.subject(bound.claims)
         self.live.target = bound.target.name if bound.target is not None else None
         return opens
+
+    def holding(self) -> Holding | None:
+        """The session, while its transaction is open (the locks its statements took
+        are held till it ends: exchange/lock_waits.py asks who waits on them)."""
+        if self._upstream is None or self._bound.target is None \
+                or not self._status & SERVER_STATUS_IN_TRANS:
+            return None
+        return Holding(self.live.session_id, self._open.identity, self._bound.target,
+                       self._upstream.connection_id)
 
     @property
     def subject(self) -> str:

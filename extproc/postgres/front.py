@@ -33,7 +33,7 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,9 +44,11 @@ from extproc.exchange import cancels
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.database_roles import login_role, owned_settings, refuse_owned_change
 from extproc.exchange.listener import SHUTTING_DOWN, DatabaseFront
+from extproc.exchange.lock_waits import Holding, Waiter
 from extproc.exchange.pipeline import Pipeline
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
+from extproc.postgres.lock_waits import waiters
 from extproc.postgres.session import Session, refusal_message, sqlstate_of
 from extproc.postgres.upstream import (
     Upstream,
@@ -117,6 +119,14 @@ class Front(DatabaseFront):
         # The cancel keys of this front's sessions; every front's are in the store.
         self._keys: dict[int, _Key] = {}
         self._shared = keys
+
+    def holdings(self) -> Iterator[Holding]:
+        for key in self._keys.values():
+            if key.session is not None and (holding := key.session.holding()) is not None:
+                yield holding
+
+    async def lock_waits(self, target: Target, upstream_ids: Sequence[int]) -> list[Waiter]:
+        return await waiters(self._upstream_settings(target), upstream_ids)
 
     def goodbye(self, reason: str = SHUTTING_DOWN) -> bytes:
         # 57P01 admin_shutdown: what pg_terminate_backend's end says (psycopg's

@@ -72,6 +72,7 @@ from extproc.exchange.effect import (
     to_come,
     unmeasured,
 )
+from extproc.exchange.lock_waits import Holding
 from extproc.exchange.state import Answer, Exchange, held_because, refusal_reasons
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
@@ -389,6 +390,14 @@ class Session:
         """The session as listed among those open (the front listed it at login)."""
         assert self._open.live is not None
         return self._open.live
+
+    def holding(self) -> Holding | None:
+        """The session, while its transaction is open (the locks its statements took
+        are held till it ends: exchange/lock_waits.py asks who waits on them)."""
+        if self._status == b"I" or self._open.target is None or self._open.live is None:
+            return None
+        return Holding(self._open.live.session_id, self._open.identity, self._open.target,
+                       self._upstream.process_id)
 
     async def relay(self) -> None:
         """Both directions until either side ends; every exchange still open ends then."""

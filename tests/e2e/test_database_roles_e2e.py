@@ -17,7 +17,8 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -574,3 +575,67 @@ def test_a_write_cascading_into_a_table_the_agents_role_cannot_see_waits_for_a_d
                        "orders WHERE customer = 2", maria.database).split() == ["1", "50"]
     finally:
         as_root("DROP TABLE orders", maria.database)
+
+
+# -- who waits on an agent's lock --------------------------------------------------------
+
+
+def _lock_wait_alert(gw: Gateway, target: str, keep_busy: Callable[[], object]
+                     ) -> dict[str, Any]:
+    """The alert saying someone waits on the agent's lock on `target`, once raised;
+    `keep_busy` runs in the agent's transaction meanwhile, so the gateway's bound on an
+    idle one (lock_idle_seconds) does not end it first."""
+    found: list[dict[str, Any]] = []
+
+    def raised() -> bool:
+        keep_busy()
+        found[:] = [r for r in gw.records("alert")
+                    if r["meaning"]["alert"]["rule"] == "tollgate.lock_wait"
+                    and r["meaning"]["alert"]["target"] == target]
+        return bool(found)
+
+    stack.wait_until(raised, 20, f"the lock wait alert on {target}")
+    return found[-1]
+
+
+def test_a_dba_waiting_on_a_postgres_agents_lock_is_told(catalog_gw: Gateway,
+                                                         pg: Cluster) -> None:
+    """An agent's transaction that locked a row, and a dba's UPDATE of that row waiting
+    on it: the front sees the wait (pg_blocking_pids) and raises tollgate.lock_wait
+    under the agent's identity, naming the waiting session; it runs once the agent's
+    transaction ends."""
+    with psycopg.connect(pg_url(catalog_gw), autocommit=True) as agent, \
+            ThreadPoolExecutor(1) as dba:
+        agent.execute("BEGIN")
+        agent.execute("SELECT id FROM customers WHERE id = 1 FOR UPDATE")
+        with psycopg.connect(pg.admin_url.rsplit("/", 1)[0] + "/shop") as admin:
+            waiter = admin.info.backend_pid
+            admin.execute("SET lock_timeout = '30s'")
+            update = dba.submit(admin.execute, "UPDATE customers SET ssn = ssn WHERE id = 1")
+            alert = _lock_wait_alert(catalog_gw, "shop-pg", lambda: agent.execute("SELECT 1"))
+            assert not update.done()
+            agent.execute("ROLLBACK")
+            assert update.result(timeout=20).rowcount == 1
+            admin.commit()
+    assert alert["identity"]["sub"] == "svc-roles-agent"
+    message = alert["meaning"]["alert"]["message"]
+    assert f"session {waiter} " in message and "svc-roles-agent's session" in message
+
+
+def test_a_dba_waiting_on_a_mariadb_agents_lock_is_told(catalog_gw: Gateway,
+                                                        maria: Account) -> None:
+    """The same on MariaDB, asked as the target's catalog_role (PROCESS: InnoDB's lock
+    waits), which also names what the waiting session runs, by its first word."""
+    with maria_session(catalog_gw) as agent, ThreadPoolExecutor(1) as dba:
+        agent.query("BEGIN")
+        agent.query("SELECT id FROM customers WHERE id = 1 FOR UPDATE")
+        update = dba.submit(as_root, "SET SESSION innodb_lock_wait_timeout = 30; "
+                            "UPDATE customers SET name = name WHERE id = 1", maria.database)
+        alert = _lock_wait_alert(catalog_gw, "shop-my", lambda: agent.query("SELECT 1"))
+        assert not update.done()
+        agent.query("ROLLBACK")
+        update.result(timeout=20)
+    assert alert["identity"]["sub"] == "svc-roles-agent"
+    assert "root's session" in alert["meaning"]["alert"]["message"]
+    assert "(UPDATE) waits on a lock held by svc-roles-agent's session" in \
+        alert["meaning"]["alert"]["message"]

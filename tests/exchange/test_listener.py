@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -14,6 +15,7 @@ import pytest
 from extproc.config import Match, MysqlTarget, PostgresTarget, Target
 from extproc.credentials import Injection
 from extproc.exchange.listener import DatabaseFront
+from extproc.exchange.lock_waits import Holding, Waiter
 from extproc.exchange.pipeline import Pipeline
 
 SHOP = Target(name="shop", match=Match(database="shop"), protocol="postgres",
@@ -54,6 +56,12 @@ class _Echo(DatabaseFront):
 
     def goodbye(self) -> bytes:
         return b"bye\n"
+
+    def holdings(self) -> list[Holding]:
+        return []  # no transactions here
+
+    async def lock_waits(self, target: Target, upstream_ids: Sequence[int]) -> list[Waiter]:
+        raise AssertionError("never asked: nothing is held")
 
     @property
     def port(self) -> int:

@@ -19,6 +19,7 @@ import pytest
 
 from extproc import grants
 from extproc.mysql import effect
+from extproc.mysql import lock_waits as my_lock_waits
 from extproc.mysql.upstream import IDLE_SETTING
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import tokens
@@ -145,17 +146,20 @@ _LOCK_BOUND = f"SET SESSION {IDLE_SETTING} = "
 # What the front asks before it decides a text that calls functions: which are stored
 # (a text calling one is measured as a write).
 _ROUTINES = effect.routines_query([]).split(" IN (")[0] + " IN ("
+# Who waits on the agents' locks (mysql/lock_waits.py), on the catalog's connection.
+_LOCK_WAITS = my_lock_waits.QUESTION.split("{}")[0]
 
 
 def effect_statements(texts: list[str], records: list[dict[str, Any]]) -> list[str]:
     """The texts of a session's log the front ran itself: its questions about stored
-    functions and its idle bounds around a read that locked rows, in any session; and
+    functions, its idle bounds around a read that locked rows and its questions of who
+    waits on its sessions' locks, in any session; and
     those that measure a write's effect, each marked and of the front's forms, only in a
     session where a write's first decision allowed it to be measured, or a text was
     decided again on its measured effect (a stored function it calls). A statement-log
     differential leaves these out of what the server ran."""
     asked = [t for t in texts if t.startswith(effect.MARK + _ROUTINES)
-             or t.startswith(effect.MARK + _LOCK_BOUND)]
+             or t.startswith(effect.MARK + _LOCK_BOUND) or t.startswith(_LOCK_WAITS)]
     own = [t for t in texts if t.startswith(effect.MARK) and (
         (rest := t.removeprefix(effect.MARK)) in _OWN or rest.startswith(_OWN_READINGS))]
     if own:

@@ -46,6 +46,7 @@ from extproc.masking import Masker
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import effect as pg_effect
 from extproc.postgres import estimate, locks, namespace
+from extproc.postgres import lock_waits as pg_lock_waits
 from tests.support.gateway import request_text
 from tests.support.mysql_shop import effect_statements, set_up
 
@@ -197,6 +198,9 @@ _EFFECT_PARTS = frozenset({
 _EXPLAIN = "EXPLAIN (FORMAT JSON, VERBOSE) "
 # The front's bound on an agent's transaction once it locked rows (postgres/locks.py).
 _LOCK_BOUND = re.compile(re.escape(locks.setting(0).removesuffix("0")) + r"\d+")
+# The front's question of who waits on its sessions' locks (postgres/lock_waits.py), on a
+# connection of the gateway's own: its backend pids alone vary.
+_LOCK_WAITS = re.compile(re.escape(pg_lock_waits.QUESTION.split("{}")[0]) + r"[\d, ]+\)")
 
 
 def _writes(record: dict[str, Any]) -> bool:
@@ -238,7 +242,7 @@ def pg_compare(logged: list[PgLogged], records: list[dict[str, Any]]) -> Compari
                 continue
         elif (text.startswith(estimate.MARK) and _estimates(
                 text.removeprefix(estimate.MARK), texts, renamings)) or (
-                _LOCK_BOUND.fullmatch(text)):
+                _LOCK_BOUND.fullmatch(text) or _LOCK_WAITS.fullmatch(text)):
             own += 1
             continue
         key = logged_as_recorded(renamings.get(_renamed_key(text), text), known)
