@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from extproc import envoy_bootstrap
+from extproc import envoy_bootstrap, ledger
 from extproc.quickstart import stack
 
 Protocol = Literal["postgres", "mysql"]
@@ -61,11 +61,19 @@ def start_tollgate(cleanup: contextlib.ExitStack, config: dict[str, Any],
                    ports: envoy_bootstrap.Ports, workers: int, logs: Path,
                    env: dict[str, str] | None = None) -> stack.Process:
     """tollgate with `config`, written to `logs`, its workers on `ports.ext_proc` on;
-    `env` added to its environment (a target's credential)."""
+    `env` added to its environment (a target's credential); its cost ledger kept in
+    `ledger_folder(logs)` (bench/ledger.py)."""
     path = logs / "tollgate.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return stopped_on_exit(cleanup, stack.start_tollgate(path, ports.ext_proc, logs,
-                                                         env=env, workers=workers))
+    ledger_folder(logs).mkdir(exist_ok=True)
+    return stopped_on_exit(cleanup, stack.start_tollgate(
+        path, ports.ext_proc, logs, env={**(env or {}), ledger.ENV: str(ledger_folder(logs))},
+        workers=workers))
+
+
+def ledger_folder(logs: Path) -> Path:
+    """Where a tollgate started by start_tollgate in `logs` keeps its cost ledger."""
+    return logs / "ledger"
 
 
 def in_rounds(paths: Sequence[str], rounds: int, run: Callable[[str], dict[str, float]],

@@ -72,15 +72,19 @@ import threading
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench.ledger import Ledger
+from bench.ledger import median as ledger_median
+from bench.ledger import settle as ledger_settle
+from bench.ledger import table as ledger_table
 from bench.passthrough_extproc import read_count
-from extproc import config, envoy_bootstrap
+from extproc import config, envoy_bootstrap, ledger
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens, stack
 from tests.standins.otlp_receiver import OtlpReceiver
@@ -201,6 +205,8 @@ class Measured:
     latencies_ms: list[float]
     send_lag_ms: list[float]  # how late each request left: all connections busy, or no core
     cpu_seconds: dict[str, float]
+    # tollgate's cost ledger over the phase, warm-up included (bench/ledger.py).
+    ledger: Ledger | None = None
 
     @staticmethod
     def pooled(rounds: list[Measured]) -> Measured:
@@ -213,6 +219,8 @@ class Measured:
             send_lag_ms=[v for m in rounds for v in m.send_lag_ms],
             cpu_seconds={role: sum(m.cpu_seconds[role] for m in rounds)
                          for role in rounds[0].cpu_seconds},
+            ledger=ledger_median([m.ledger for m in rounds if m.ledger is not None]
+                                 ) if rounds[0].ledger is not None else None,
         )
 
 
@@ -432,6 +440,7 @@ class Endpoint:
     port: int
     pids: dict[str, int]
     response_bodies: Path | None = None
+    ledger: Path | None = None  # tollgate's cost ledger (bench/ledger.py)
 
 
 def tollgate_stack(workers: int) -> str:
@@ -473,7 +482,10 @@ def start_stacks(
             tollgate_yaml.write_text(yaml.safe_dump(
                 tollgate_config(ports.ext_proc, otlp_endpoint, workers, activity)),
                 encoding="utf-8")
-            tollgate = stack.start_tollgate(tollgate_yaml, ports.ext_proc, logs, workers=workers)
+            ledger_folder = logs / "ledger"
+            ledger_folder.mkdir()
+            tollgate = stack.start_tollgate(tollgate_yaml, ports.ext_proc, logs, workers=workers,
+                                            env={ledger.ENV: str(ledger_folder)})
             pids[EXT_PROC] = _stop_on_exit(tollgate, cleanup).pid
         else:
             argv = [sys.executable, str(REPO / "bench" / "passthrough_extproc.py"),
@@ -489,7 +501,8 @@ def start_stacks(
         envoy_path = envoy_bootstrap.write(bootstrap, logs / "envoy.yaml")
         envoy = stack.start_envoy(envoy_path, ports.admin, logs, concurrency=envoy_threads)
         pids["envoy"] = _stop_on_exit(envoy, cleanup).pid
-        endpoints[kind] = Endpoint(ports.listener, pids, response_bodies)
+        endpoints[kind] = Endpoint(ports.listener, pids, response_bodies,
+                                   ledger_folder if kind.startswith("tollgate-") else None)
     return endpoints
 
 
@@ -587,6 +600,7 @@ def figures(measured: Measured) -> dict[str, Any]:
         "send_lag_p99_ms": percentile(measured.send_lag_ms, 99),
         "cpu_us_per_request": {**cpu_us, "gateway": sum(gateway) if gateway else None},
         "cpu_core_share": {r: s / measured.seconds for r, s in measured.cpu_seconds.items()},
+        **({"ledger": measured.ledger.as_json()} if measured.ledger else {}),
     }
 
 
@@ -826,10 +840,15 @@ def measure(run_: Run, endpoint: Endpoint, phase: str, args: argparse.Namespace,
     """One phase of one set-up; the do-nothing ext_proc asked for response bodies must
     have been sent one for each request (else its floor would be the headers' one)."""
     counted = read_count(endpoint.response_bodies) if endpoint.response_bodies else 0
+    before = ledger_settle(endpoint.ledger) if endpoint.ledger else None
     measured = generator.submit(drive, Phase(
         endpoint.port, run_.setup.request, args.connections, args.warmup, args.seconds,
         args.rate if phase == "fixed_rate" else None, endpoint.pids,
     )).result()
+    if endpoint.ledger and before is not None:
+        cpu = measured.cpu_seconds[EXT_PROC] * 1e6 / max(measured.requests, 1)
+        measured = replace(measured, ledger=Ledger.between(
+            before, ledger_settle(endpoint.ledger), None, cpu))
     if endpoint.response_bodies:
         bodies = read_count(endpoint.response_bodies) - counted
         if not 0 < measured.requests <= bodies:
@@ -891,6 +910,13 @@ def report(results: dict[str, dict[str, dict[str, Any]]], verdicts: list[dict[st
             "  " + ", ".join(f"{n} {r['fixed_rate']['send_lag_p99_ms']:.2f} ms"
                              for n, r in results.items() if "fixed_rate" in r),
         ]
+    for label, phases in results.items():
+        for phase, row in phases.items():
+            if "ledger" in row and not args.smoke:
+                floor_us = results.get(FLOOR, {}).get(phase, {}).get(
+                    "cpu_us_per_request", {}).get(EXT_PROC)
+                lines += ["", f"{label} {phase}: "
+                          + ledger_table(Ledger(**row["ledger"]), floor_us)]
     if "envoy" in results and FLOOR in results:
         envoy, floor = results["envoy"]["fixed_rate"], results[FLOOR]["fixed_rate"]
         lines.append(

@@ -62,6 +62,9 @@ from typing import Any
 import pymysql
 
 from bench import fronts
+from bench.ledger import Ledger, median
+from bench.ledger import settle as ledger_settle
+from bench.ledger import table as ledger_table
 from bench.load import TOKEN, cpu_seconds, recorded_config, settle
 from extproc.quickstart import stack
 from tests.standins.otlp_receiver import OtlpReceiver
@@ -101,6 +104,7 @@ class Way:
     password: str
     database: str
     process: stack.Process | None = None
+    ledger: Path | None = None  # tollgate's cost ledger (bench/ledger.py)
 
 
 @contextlib.contextmanager
@@ -176,7 +180,8 @@ def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str, workers
                                             env={"BENCH_MYSQL_PASSWORD": made.password})
         fronts.start_envoy(cleanup, ports, bootstrap, logs)
         assert ports.mysql is not None
-        paths[path] = (Way(ports.mysql, "svc-bench", TOKEN, AGENT_DATABASE, process)
+        paths[path] = (Way(ports.mysql, "svc-bench", TOKEN, AGENT_DATABASE, process,
+                           fronts.ledger_folder(logs))
                        if path == "tollgate"
                        else Way(ports.mysql, made.user, made.password, made.database))
     return paths
@@ -262,9 +267,10 @@ class Clients:
 
 
 def run(clients: Clients, way: Way, workload: str, rows: int,
-        seconds: float) -> dict[str, float]:
+        seconds: float, ledgers: dict[str, list[Ledger]]) -> dict[str, float]:
     """One run of `workload` by every client: statements a second, and the gateway's CPU
-    per statement (NaN without a gateway)."""
+    per statement (NaN without a gateway); its cost ledger added to `ledgers`."""
+    counted = ledger_settle(way.ledger) if way.ledger else None
     clients.start(way, workload, rows, seconds)
     before = cpu_seconds(way.process.pid) if way.process else 0.0
     reports = clients.reports(seconds, f"{workload} on port {way.port}")
@@ -273,14 +279,18 @@ def run(clients: Clients, way: Way, workload: str, rows: int,
     if way.process is not None:
         settle({"tollgate": way.process})
         cpu = (cpu_seconds(way.process.pid) - before) / statements * 1e6
+    if way.ledger and counted is not None:
+        ledgers.setdefault(workload, []).append(
+            Ledger.between(counted, ledger_settle(way.ledger), "mysql", cpu))
     return {"qps": sum(count / taken for count, taken in reports),
             "statements": statements, "cpu_us_per_statement": cpu}
 
 
-def run_path(clients: Clients, way: Way, rows: int, seconds: float) -> dict[str, float]:
+def run_path(clients: Clients, way: Way, rows: int, seconds: float,
+             ledgers: dict[str, list[Ledger]]) -> dict[str, float]:
     """Each workload once on one path: its figures, prefixed by the workload's name."""
     return {f"{workload}_{key}": value for workload in WORKLOADS
-            for key, value in run(clients, way, workload, rows, seconds).items()}
+            for key, value in run(clients, way, workload, rows, seconds, ledgers).items()}
 
 
 def check(path: str, way: Way) -> None:
@@ -365,12 +375,17 @@ def main(argv: list[str] | None = None) -> int:
             check(path, paths[path])
         clients = Clients(args.clients)
         cleanup.callback(clients.close)
+        ledgers: dict[str, list[Ledger]] = {}
         found = figures(fronts.in_rounds(
             PATHS, args.rounds,
-            lambda path: run_path(clients, paths[path], args.rows, args.seconds),
+            lambda path: run_path(clients, paths[path], args.rows, args.seconds, ledgers),
             [f"{workload}_qps" for workload in WORKLOADS]), args.clients)
+    medians = {workload: median(found_) for workload, found_ in ledgers.items()}
+    found["ledger"] = {workload: m.as_json() for workload, m in medians.items()}
     fronts.save("mysql", settings, found, args.json_out)
     print(table(found, settings))
+    for workload, m in medians.items():
+        print(f"{workload}: {ledger_table(m)}")
     return 0
 
 

@@ -54,6 +54,8 @@ from typing import Any
 import psycopg
 
 from bench import fronts
+from bench.ledger import Ledger, Snapshot, median, settle
+from bench.ledger import table as ledger_table
 from bench.load import TOKEN, cpu_seconds, recorded_config
 from extproc.quickstart import stack
 from tests.standins.otlp_receiver import OtlpReceiver
@@ -84,6 +86,7 @@ class Way:
     database: str
     password: str | None
     process: stack.Process | None = None
+    ledger: Path | None = None  # tollgate's cost ledger (bench/ledger.py)
 
 
 def prepare(scale: int) -> None:
@@ -137,7 +140,8 @@ def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
             process = fronts.stopped_on_exit(cleanup, start_relay(front, workers, logs))
         fronts.start_envoy(cleanup, ports, bootstrap, logs)
         assert ports.postgres is not None
-        paths[path] = (Way(ports.postgres, "svc-bench", AGENT_DATABASE, TOKEN, process)
+        paths[path] = (Way(ports.postgres, "svc-bench", AGENT_DATABASE, TOKEN, process,
+                           fronts.ledger_folder(logs))
                        if path == "tollgate" else Way(ports.postgres, "postgres", DATABASE,
                                                         None, process))
     return paths
@@ -158,14 +162,15 @@ WRITE = ("\\set aid random(1, 100000 * :scale)\n"
          "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n")
 
 
-def run(path: Way, seconds: int, clients: int,
-        script: tuple[str, ...] = ("-S",)) -> dict[str, float]:
+def run(path: Way, seconds: int, clients: int, script: tuple[str, ...] = ("-S",),
+        ledgers: list[Ledger] | None = None) -> dict[str, float]:
     """One pgbench run (`script`: -S, the select-only one, or -f FILE): tps, mean
-    latency, statements, and the gateway's CPU."""
+    latency, statements, and the gateway's CPU; its cost ledger added to `ledgers`."""
     env = {**os.environ, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
     if path.password is not None:
         env["PGPASSWORD"] = path.password
     before = cpu_seconds(path.process.pid) if path.process else 0.0
+    counted = settle(path.ledger) if path.ledger else None
     done = subprocess.run(
         [pgbench(), *script, "-n", "-T", str(seconds), "-c", str(clients),
          "-j", str(min(clients, 2)), "-h", "127.0.0.1", "-p", str(path.port), "-U", path.user,
@@ -183,6 +188,10 @@ def run(path: Way, seconds: int, clients: int,
         return float(found.group(1))
 
     statements = number(r"number of transactions actually processed: (\d+)")
+    if path.ledger and counted is not None and ledgers is not None:
+        settle(path.ledger)
+        ledgers.append(Ledger.between(counted, Snapshot.of(path.ledger), "postgres",
+                                      cpu / statements * 1e6))
     return {"tps": number(r"tps = ([\d.]+) \(without initial connection time\)"),
             "latency_ms": number(r"latency average = ([\d.]+) ms"),
             "statements": statements,
@@ -252,20 +261,28 @@ def main(argv: list[str] | None = None) -> int:
             paths = start(Path(tmp), cleanup, otlp.endpoint, args.workers)
             for path in PATHS:  # every path answers before anything is timed
                 run(paths[path], 1, 1)
+            reads: list[Ledger] = []
             found = figures(fronts.in_rounds(
-                PATHS, args.rounds, lambda path: run(paths[path], args.seconds, args.clients),
+                PATHS, args.rounds,
+                lambda path: run(paths[path], args.seconds, args.clients, ledgers=reads),
                 ["tps"]))
             script = Path(tmp) / "write.sql"
             script.write_text(WRITE)
             writes = ("-f", str(script), "-D", f"scale={args.scale}")
+            written: list[Ledger] = []
             found["writes"] = figures(fronts.in_rounds(
                 PATHS, args.rounds,
-                lambda path: run(paths[path], args.seconds, args.clients, writes), ["tps"]))
+                lambda path: run(paths[path], args.seconds, args.clients, writes, written),
+                ["tps"]))
     finally:
         drop()
+    ledgers = {"reads": median(reads), "writes": median(written)}
+    found["ledger"] = {k: v.as_json() for k, v in ledgers.items()}
     fronts.save("postgres", settings, found, args.json_out)
     print(table(found, settings))
+    print(ledger_table(ledgers["reads"], found["relay_cpu_us_per_statement"]))
     print(table(found["writes"], settings, "an UPDATE of one account (the effect measured)"))
+    print(ledger_table(ledgers["writes"], found["writes"]["relay_cpu_us_per_statement"]))
     return 0
 
 

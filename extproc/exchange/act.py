@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Status, StatusCode
 
+from extproc import ledger
 from extproc.codecs.refusal import OverLimit, Refusal, Unavailable
 from extproc.exchange.recorded import Admission
 from extproc.recording import RecordingQuota, RecordingUnavailable
@@ -172,7 +173,8 @@ class Act:
         spec = self.exchange.mask if spec is None else spec
         if spec is None:
             return value
-        masked, counts = mask(value, spec)
+        with ledger.stage(self.exchange.front, "mask"):
+            masked, counts = mask(value, spec)
         self.counted(counts, body)
         return masked
 
@@ -225,7 +227,9 @@ class Act:
     def end(self) -> None:
         """The act ends: its span, and its record when the record admitted it."""
         exchange = self.exchange
-        evidence = exchange.finish()
+        front = exchange.front
+        with ledger.stage(front, "span"):
+            evidence = exchange.finish()
         if exchange.budget is not None and self._pipeline.budgets is not None:
             self._pipeline.budgets.settle_soon(exchange)
         if exchange.live is not None:
@@ -234,6 +238,7 @@ class Act:
                                   or outcome.get("tollgate.decision.action") == "deny")
         if self._admission.admitted:
             self._pipeline.recorder.submit(evidence, self.exchange.who)
+        ledger.exchange(front)
 
     def __enter__(self) -> Act:
         return self

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from extproc import ledger
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
 from extproc.approvals.model import denial
@@ -104,6 +105,12 @@ class Pipeline:
         claims the front verified, from `source`, the client's address when the front
         knows it), to which target. Nothing is refused yet: `Act.admit` does that,
         under the span."""
+        with ledger.stage(target.protocol if target is not None else "none", "open"):
+            return self._act(name, headers, attributes, target, claims, source)
+
+    def _act(self, name: str, headers: dict[str, str], attributes: dict[str, Any],
+             target: Target | None, claims: dict[str, Any] | None,
+             source: str | None) -> Act:
         identity = identity_of(claims, self._identity)
         span = self._telemetry.start_exchange(name, headers,
                                               {**attributes, **span_attributes(identity)})
@@ -167,7 +174,8 @@ class Pipeline:
         """What the request means (`size`: the bytes its interpreter reads)."""
         interpreter = exchange.interpreter
         if interpreter is not None:
-            meaning = await off_loop(size, interpreter.request, exchange.request)
+            with ledger.stage(exchange.front, "interpret"):
+                meaning = await off_loop(size, interpreter.request, exchange.request)
             # What the upstream declared that the meaning depends on (an MCP tool's
             # pinned definition), from a store: asked once the request is read (with the
             # request's headers and evidence, should the upstream have to be asked).
@@ -191,9 +199,11 @@ class Pipeline:
         if self._revisions is not None and (behind := self._revisions.refusal()) is not None:
             raise Unavailable(503, "policy_behind", behind)
         started = time.perf_counter()
-        activity = await self._counted(exchange, phase)
+        with ledger.stage(exchange.front, "activity"):
+            activity = await self._counted(exchange, phase)
         try:
-            decision = await self._engine.decide(exchange.policy_input(phase, activity))
+            with ledger.stage(exchange.front, "decide"):
+                decision = await self._engine.decide(exchange.policy_input(phase, activity))
             if decision.action == "allow" and decision.masks_anything:
                 spec_of([decision.mask])  # a detector or strategy that exists nowhere
         except (PolicyError, MaskError) as exc:

@@ -129,6 +129,11 @@ class Exchange:
         return self.decisions[-1]
 
     @property
+    def front(self) -> str:
+        """The cost ledger's name for the exchange's front: its target's protocol."""
+        return self.target.protocol if self.target is not None else "none"
+
+    @property
     def who(self) -> str:
         """Whose share of the record's queue the exchange takes."""
         return subject_of(self.identity)

@@ -69,6 +69,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from extproc import ledger
 from extproc.codecs.refusal import OverLimit, Refusal, Refused, Unavailable
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.cancels import SENT, CancelGate
@@ -1603,12 +1604,14 @@ class Session:
             return []
         counts: Counter[str] = Counter()
         if binary:
-            sent, rows, counts = masker.binary_rows(
-                [parse_binary_row(p.payload, columns) for p in packets])
+            with ledger.stage("mysql", "mask"):
+                sent, rows, counts = masker.binary_rows(
+                    [parse_binary_row(p.payload, columns) for p in packets])
         else:
             rows = [parse_text_row(p.payload, len(columns)) for p in packets]
             if masker.masks:
-                rows, counts = masker.rows(rows)
+                with ledger.stage("mysql", "mask"):
+                    rows, counts = masker.rows(rows)
             sent = rows
         run.rows += len(rows)
         if counts:

@@ -60,6 +60,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from extproc import ledger
 from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Act, Opener
 from extproc.exchange.cancels import CancelGate
@@ -1385,7 +1386,8 @@ class Session:
         run.rows += len(rows)
         if run.masker is not None and run.masker.masks:
             try:
-                rows, counts = run.masker.rows(rows)
+                with ledger.stage("postgres", "mask"):
+                    rows, counts = run.masker.rows(rows)
             except ResultRefused as exc:  # a binary record's field of a type not known
                 answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
                 return self._refuse_midway(head, refusal_message(answer))

@@ -56,6 +56,7 @@ from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from extproc import ledger
 from extproc.masking import Masker
 from extproc.masking.log_lines import LogMasking
 from extproc.recording import spool, wire
@@ -190,14 +191,17 @@ class Recorder:
 
     def submit(self, evidence: Evidence, who: str | None = None) -> None:
         """Hand over an admitted exchange's evidence; its record is written soon."""
-        self._charge(evidence, who)
-        self._send(EVIDENCE + wire.encode(evidence), who, None, defer=True)
-        for observe in self.observers:
-            try:
-                observe(evidence)
-            except Exception:
-                log.exception("an observer of the record failed on trace %s",
-                              evidence.trace_id)
+        front = evidence.target.protocol if evidence.target is not None else "none"
+        with ledger.stage(front, "record"):
+            self._charge(evidence, who)
+            self._send(EVIDENCE + wire.encode(evidence), who, None, defer=True)
+        with ledger.stage(front, "observe"):
+            for observe in self.observers:
+                try:
+                    observe(evidence)
+                except Exception:
+                    log.exception("an observer of the record failed on trace %s",
+                                  evidence.trace_id)
 
     def _charge(self, evidence: Evidence, who: str | None) -> None:
         """`who`'s byte budget pays for the bodies this record holds."""

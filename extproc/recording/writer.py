@@ -34,12 +34,13 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any, TypeVar
 
+from extproc import ledger
 from extproc.codecs.inert import terminal
 from extproc.codecs.text import utc
 from extproc.masking import Masker
@@ -57,6 +58,9 @@ log = logging.getLogger("tollgate.recording")
 # or several messages in one (`batched`).
 EVIDENCE, STRICT, STOP, BATCH = b"e", b"s", b"q", b"m"
 _LENGTH = struct.Struct("<I")
+
+# The ledger's front for the writer process's stages (extproc/ledger.py).
+WRITER = "writer"
 
 
 def batched(messages: list[bytes]) -> bytes:
@@ -398,7 +402,8 @@ class ChainWriter:
             time.monotonic() - self._checkpoint_at >= self._settings.checkpoint_seconds)
         checkpoints = [self._signer.sign("checkpoint", self.writer, seq, last_hash,
                                          started_us(time.time()))] if due and seq else []
-        self._until_stored(lambda retry: self._store(rows, checkpoints, retry))
+        with ledger.stage(WRITER, "store"):
+            self._until_stored(lambda retry: self._store(rows, checkpoints, retry))
         self._seq, self._hash = seq, last_hash
         self._since_checkpoint = 0 if checkpoints else pending_checkpoints
         if checkpoints:
@@ -428,13 +433,23 @@ class ChainWriter:
                 delay, retry = min(delay * 2, _RETRY_MOST), True
 
     def _rows(self, batch: list[_Item]) -> list[store.Row]:
-        decoded = [decode(item.data) for item in batch]
+        with ledger.stage(WRITER, "decode"):
+            decoded = [decode(item.data) for item in batch]
         # Sessions first: what they resolve to is in the records' hashes, so a failure
         # retries them, and the rows are built once.
         found = self._until_stored(lambda _: self._sessions([e for e, _ in decoded]))
         ready = [(e, s) for (e, error), s in zip(decoded, found, strict=True) if error is None]
         # Masked in one scan for the batch (contents_of says why).
-        built = iter(contents_of([e for e, _ in ready], self._masker, [s for _, s in ready]))
+        with ledger.stage(WRITER, "mask"):
+            built = iter(contents_of([e for e, _ in ready], self._masker,
+                                     [s for _, s in ready]))
+        with ledger.stage(WRITER, "chain"):
+            return self._chained(batch, decoded, found, built)
+
+    def _chained(self, batch: list[_Item], decoded: list[tuple[Evidence, Any]],
+                 found: list[Session], built: Iterator[dict[str, Any] | Exception]
+                 ) -> list[store.Row]:
+        """The batch's rows, each content hashed onto the one before."""
         rows, seq, prev = [], self._seq, self._hash
         for item, (evidence, error), session in zip(batch, decoded, found, strict=True):
             seq += 1

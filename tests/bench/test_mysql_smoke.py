@@ -34,3 +34,10 @@ def test_the_read_loops_run_on_the_three_paths(tmp_path: Path) -> None:
         cpu = saved[workload]["tollgate_cpu_us_per_statement"]
         assert math.isfinite(cpu) and cpu > 0
     assert "tollgate CPU per statement" in printed
+    # The cost ledger of each workload (bench/ledger.py), the rows' masking among it.
+    for workload in ("point", "rows", "write"):
+        found = saved["ledger"][workload]
+        assert found["front"] == "mysql" and found["exchanges"] > 0
+        assert found["stages"]["decide"] > 0 and found["stages"]["record"] > 0, found
+    assert saved["ledger"]["rows"]["stages"]["mask"] > 0
+    assert printed.count("cost ledger, mysql: µs per exchange") == 3

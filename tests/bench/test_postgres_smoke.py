@@ -38,3 +38,12 @@ def test_pgbench_runs_on_the_four_paths(tmp_path: Path) -> None:
         assert row["statements"] > 0 and row["tps"] > 0, f"writes, {path}: {row}"
     assert math.isfinite(writes["tollgate_cpu_us_per_statement"])
     assert "an UPDATE of one account (the effect measured)" in printed
+    # The cost ledger (bench/ledger.py) of each: every stage of an act timed, and the
+    # writer's share, beside the CPU.
+    for kind in ("reads", "writes"):
+        found = saved["ledger"][kind]
+        assert found["front"] == "postgres" and found["exchanges"] > 0
+        assert all(found["stages"][s] > 0 for s in ("open", "interpret", "decide", "span",
+                                                     "record")), found
+        assert found["writer"]["chain"] > 0 and found["cpu_us"] > 0
+    assert printed.count("cost ledger, postgres: µs per exchange") == 2
