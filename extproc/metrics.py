@@ -6,10 +6,15 @@ Why it is shaped so:
   that docs/telemetry.md lists and deploy/grafana/tollgate.json queries live in one place.
 - **Counted where it already happens, off the request path.** Exchanges, decisions,
   latencies and masked values come from the finished exchange's evidence, as a record
-  observer (`observe`, in `Recorder.observers`): a few counter increments and histogram
-  observations per exchange, after the exchange has answered. The record's queue depth is
-  set when the recorder writes to its writer or hears back (per batch, not per request);
-  approvals pending is one count in the store per scrape.
+  observer (`observe`, in `Recorder.observers`), after the exchange has answered, into
+  plain dictionaries of this process (`_Pending`): no lock, no file. They reach the
+  families every FLUSH_SECONDS (`flushing`, one task per process) and before a scrape
+  (`flush`): each series touched once per flush, however many exchanges it counted — in
+  multi-process mode each touch is a write to a memory-mapped file under a lock, about
+  seven per exchange before. A scrape sees the other workers' counts up to
+  FLUSH_SECONDS late. The record's queue depth is set when the recorder writes to its
+  writer or hears back (per batch, not per request); approvals pending is one count in
+  the store per scrape.
 - **Several worker processes** (listen.workers > 1): the supervisor gives each worker
   the same fresh `PROMETHEUS_MULTIPROC_DIR`; prometheus-client's multi-process mode keeps
   each worker's samples in memory-mapped files there, and worker 0, which serves the
@@ -28,6 +33,7 @@ Why it is shaped so:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -60,6 +66,8 @@ OTHER = "other"
 NONE = "none"
 # How long a scrape waits for the store's count of pending approvals.
 _COUNT_SECONDS = 5.0
+# How often the exchanges' counts reach the families (and, with workers, their files).
+FLUSH_SECONDS = 1.0
 
 # No `_created` series beside each counter and histogram (the multi-process mode has
 # none either): half the series, and nothing on the dashboard reads them.
@@ -188,6 +196,64 @@ _rule_values, _detector_values, _alert_values = _Values(), _Values(), _Values()
 _tunnels, _ending_values = _Children(TUNNELS), _Values()
 
 
+class _Pending:
+    """The exchanges' counts since the last flush: per counter child, its increment; per
+    histogram child, its sum and its observations per bucket (as prometheus-client keeps
+    them: each in the first bucket whose bound holds it, summed when served)."""
+
+    __slots__ = ("counts", "observed")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[_Children, tuple[str, ...]], float] = {}
+        self.observed: dict[tuple[_Children, tuple[str, ...]], list[float]] = {}
+
+    def inc(self, family: _Children, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        key = (family, labels)
+        self.counts[key] = self.counts.get(key, 0.0) + amount
+
+    def observe(self, family: _Children, labels: tuple[str, ...], value: float,
+                bounds: tuple[float, ...]) -> None:
+        key = (family, labels)
+        found = self.observed.get(key)
+        if found is None:  # the sum, then one count per bucket (+Inf last)
+            found = self.observed[key] = [0.0] * (len(bounds) + 2)
+        found[0] += value
+        found[1 + bisect.bisect_left(bounds, value)] += 1
+
+    def flush(self) -> None:
+        counts, self.counts = self.counts, {}
+        observed, self.observed = self.observed, {}
+        for (family, labels), amount in counts.items():
+            family(*labels).inc(amount)
+        for (family, labels), (total, *buckets) in observed.items():
+            # Histogram.observe's own writes, once for the lot: the sum, then each
+            # bucket's count (prometheus-client keeps them per bucket, not cumulated).
+            child = family(*labels)
+            child._sum.inc(total)
+            for bucket, count in zip(child._buckets, buckets, strict=True):
+                if count:
+                    bucket.inc(count)
+
+
+_pending = _Pending()
+_DECISION_BOUNDS, _EXCHANGE_BOUNDS = _DECISION_BUCKETS, _EXCHANGE_BUCKETS
+
+
+def flush() -> None:
+    """The exchanges counted since the last flush, into the families."""
+    _pending.flush()
+
+
+async def flushing() -> None:
+    """`flush` every FLUSH_SECONDS, and once more when cancelled (the process stops)."""
+    try:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            flush()
+    finally:
+        flush()
+
+
 def observe(evidence: Evidence) -> None:
     """Count one finished exchange, or an egress tunnel's end (a record observer:
     `Recorder.observers`)."""
@@ -199,16 +265,18 @@ def observe(evidence: Evidence) -> None:
     target = evidence.target.name if evidence.target is not None else NONE
     outcome = evidence.outcome
     action = _action(evidence)
-    _exchanges(target, action).inc()
+    pending = _pending
+    pending.inc(_exchanges, (target, action))
     rules = outcome.get("tollgate.decision.rules") or (NONE,)
     for rule in rules:
-        _rules(target, action, _rule_values(rule)).inc()
+        pending.inc(_rules, (target, action, _rule_values(rule)))
     for decided in evidence.decisions:
-        _decisions(target, decided.phase).observe(decided.duration_us / 1e6)
-    _durations(target).observe(evidence.duration_ms / 1e3)
+        pending.observe(_decisions, (target, decided.phase), decided.duration_us / 1e6,
+                        _DECISION_BOUNDS)
+    pending.observe(_durations, (target,), evidence.duration_ms / 1e3, _EXCHANGE_BOUNDS)
     for detector, count in evidence.masked.items():
         if count:
-            _masked(target, _detector_values(detector)).inc(count)
+            pending.inc(_masked, (target, _detector_values(detector)), count)
 
 
 def _action(evidence: Evidence) -> str:
@@ -316,6 +384,7 @@ def routes(pending: Callable[[], Awaitable[int]] | None = None) -> list[web.Rout
     served = registry()
 
     async def metrics(_request: web.Request) -> web.Response:
+        flush()  # this process's own, at once; the other workers' within FLUSH_SECONDS
         if pending is not None:
             try:
                 APPROVALS_PENDING.set(await asyncio.wait_for(pending(), _COUNT_SECONDS))

@@ -271,6 +271,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             holds.store, recorder, {t.name: t for t in config.targets},
             max(config.approvals.abandon_seconds, revisions.gone_seconds),
             config.store.heartbeat_seconds)))
+        # The exchanges' counts reach the metrics every second (metrics.py says why),
+        # the last ones once every front has stopped.
+        counting = asyncio.create_task(metrics.flushing())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -289,6 +292,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         await health_servicer.enter_graceful_shutdown()
         holds.store.stop_waiting()
         await asyncio.gather(server.stop(drain), *(front.stop(drain) for front in fronts))
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)
         await budgets.drain()  # what the last exchanges used, settled before the store goes
     log.info("stopped (%d exchanges recorded)", recorder.written)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,6 +38,7 @@ from extproc.policy.sources import read_modules
 from extproc.quickstart import stack
 from extproc.recording import Decided, Evidence, Recorder
 from extproc.recording.chain import Signer
+from extproc.recording.record import RecordedTarget
 from extproc.store import StoreError
 from tests.approvals.conftest import create, opened
 from tests.recording.conftest import MASKER, TARGET, evidence, settings
@@ -48,7 +49,9 @@ DOC = REPO / "docs" / "telemetry.md"
 
 
 def value(name: str, **labels: str) -> float:
-    """A sample of this process's registry (0 when it has none yet)."""
+    """A sample of this process's registry (0 when it has none yet), the exchanges
+    observed so far flushed into it first."""
+    metrics.flush()
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
@@ -96,8 +99,60 @@ def test_an_exchange_is_counted_by_target_action_rule_latency_and_masking() -> N
         "fast": 1,  # the request decision took 40 µs
         "response": 1, "duration": pytest.approx(0.0125), "email": 3}
     # A detector that masked nothing adds no series.
+    metrics.flush()
     assert REGISTRY.get_sample_value("tollgate_masked_values_total",
                                      {"target": target, "detector": "us_ssn"}) is None
+
+
+def test_an_exchange_is_counted_in_memory_and_reaches_the_families_at_a_flush() -> None:
+    """Off the path: observing touches no family (in multi-process mode, no file and no
+    lock); a flush adds what was observed since the last, each series once."""
+    metrics.flush()
+    before = REGISTRY.get_sample_value("tollgate_exchanges_total",
+                                       {"target": TARGET.name, "action": "allow"}) or 0.0
+    for _ in range(3):
+        metrics.observe(exchange("allow"))
+    assert (REGISTRY.get_sample_value("tollgate_exchanges_total",
+                                      {"target": TARGET.name, "action": "allow"}) or 0.0
+            ) == before
+    metrics.flush()
+    assert REGISTRY.get_sample_value("tollgate_exchanges_total",
+                                     {"target": TARGET.name, "action": "allow"}) == before + 3
+
+
+def test_a_flushed_histogram_is_the_one_its_observations_would_have_made() -> None:
+    """The batched buckets and sum equal prometheus-client's own observe, value by value,
+    bounds included (a value on a bound is in that bound's bucket)."""
+    own = Histogram("tollgate_test_reference_seconds", "reference",
+                    buckets=metrics._EXCHANGE_BOUNDS, registry=CollectorRegistry())
+    target = "histogram-check"
+    values = [0.0, 0.001, 0.0011, 0.0025, 0.03, 0.25, 7.0, 300.0, 301.0, 12_000.0]
+    for seconds in values:
+        found = exchange("allow")
+        found.target = RecordedTarget(target, "http", "prod", {})
+        found.duration_ms = seconds * 1000
+        metrics.observe(found)
+        own.observe(seconds)
+    metrics.flush()
+    served = {(s.labels.get("le"), s.name): s.value for m in REGISTRY.collect()
+              if m.name == "tollgate_exchange_duration_seconds" for s in m.samples
+              if s.labels.get("target") == target}
+    reference = {(s.labels.get("le"), s.name.replace("tollgate_test_reference_seconds",
+                                                     "tollgate_exchange_duration_seconds")):
+                 s.value for m in own.collect() for s in m.samples}
+    assert served == pytest.approx(reference)
+
+
+async def test_counts_not_yet_flushed_are_flushed_when_the_process_stops() -> None:
+    metrics.flush()
+    before = value("tollgate_exchanges_total", target=TARGET.name, action="allow")
+    counting = asyncio.create_task(metrics.flushing())
+    await asyncio.sleep(0)  # running, asleep until its first beat
+    metrics.observe(exchange("allow"))
+    counting.cancel()
+    await asyncio.gather(counting, return_exceptions=True)
+    assert REGISTRY.get_sample_value("tollgate_exchanges_total", {
+        "target": TARGET.name, "action": "allow"}) == before + 1
 
 
 def test_an_exchange_no_rule_settled_counts_under_rule_none() -> None:
@@ -277,6 +332,7 @@ async def serving(pending: Callable[[], Awaitable[int]] | None = None,
 
 def exposition() -> str:
     from prometheus_client import generate_latest
+    metrics.flush()
     return generate_latest(REGISTRY).decode()
 
 
@@ -334,6 +390,7 @@ WORKER = textwrap.dedent("""
     for revision in revisions:
         metrics.policy_revision(revision)
     metrics.RECORD_QUEUE_SIZE.set(100)
+    metrics.flush()
     print("done", flush=True)
 """)
 
