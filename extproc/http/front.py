@@ -25,6 +25,7 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
 
+from extproc import ledger
 from extproc.codecs.message import (
     check_declared_length,
     decode_request_body,
@@ -300,7 +301,8 @@ def _masked_prompt(act: Act, body: bytes, outbound: bool) -> bytes | None:
             or mask is None:
         return None
     content_type = request["headers"].get("content-type", "")
-    masked, counts = mask_body(act.masker, mask, content_type, body)
+    with ledger.stage(exchange.front, "mask"):
+        masked, counts = mask_body(act.masker, mask, content_type, body)
     if not counts:
         return None
     act.counted(counts, "request")

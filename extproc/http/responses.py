@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Literal, Protocol, TypeVar
 
+from extproc import ledger
 from extproc.codecs.message import (
     content_encoding,
     decode_response_body,
@@ -217,8 +218,9 @@ def masked_as_asked(act: Act, headers: dict[str, str],
     what each detector masked counted in its span and record."""
     exchange = act.exchange
     assert exchange.mask is not None
-    masked, counts = mask_body(
-        act.masker, exchange.mask, headers.get("content-type", ""), content)
+    with ledger.stage(exchange.front, "mask"):
+        masked, counts = mask_body(
+            act.masker, exchange.mask, headers.get("content-type", ""), content)
     exchange.record_masking(counts)
     return masked
 
