@@ -178,7 +178,6 @@ live_reads := [
 	"source",
 	"request.method",
 	"sql.statements[*].kind",
-	"sql.statements[*].text",
 	"sql.statements[*].effects",
 	"mysql.kill",
 	"egress",

@@ -150,6 +150,23 @@ def test_postgres_kind_and_object(text: str, kind: str, obj: str | None) -> None
     assert (found["kind"], found["object"]) == (kind, obj)
 
 
+@pytest.mark.parametrize(("text", "read"), [
+    ("VACUUM ANALYZE t", [("vacuum", False), ("analyze", True)]),
+    ("vacuum (verbose, /* x */ analyse true) t, u", [("vacuum", False), ("analyze", True)]),
+    ("VACUUM (FULL false, ANALYZE) t", [("vacuum", False), ("analyze", True)]),
+    ("VACUUM (ANALYZE false) t", [("vacuum", False)]),
+    ("VACUUM t", [("vacuum", False)]),
+])
+def test_a_vacuum_that_analyzes_holds_the_analyze(text: str, read: list[tuple[str, bool]]
+                                                  ) -> None:
+    """The statistics a VACUUM ANALYZE writes are ANALYZE's: it is read as a vacuum with
+    an analyze of the same tables nested in it, which the pack's cached part judges as
+    any ANALYZE (policies/state.rego); the option turned off writes none."""
+    statements = analyze(text, "postgres")["statements"]
+    assert [(s["kind"], s["nested"]) for s in statements] == read
+    assert {tuple(s["tables"]) for s in statements} == {tuple(statements[0]["tables"])}
+
+
 @pytest.mark.parametrize(
     ("dialect", "text", "kind", "obj"),
     [

@@ -78,6 +78,22 @@ def test_statements_alike_but_for_their_text_share_one_cached_answer() -> None:
     assert len(engine.split.answers) == 1
 
 
+def test_statements_alike_but_for_their_text_share_one_live_answer_too() -> None:
+    """Nothing of the live part reads a statement's text (VACUUM ANALYZE is the reader's
+    nested analyze, judged by the cached part): the same identity's statements that
+    differ by a literal, with the counts standing still, are decided by one evaluation of
+    each part."""
+    engine = EmbeddedEngine(read_modules(POLICIES), QUERY)
+    assert engine.split is not None
+    texts = ("SELECT abalance FROM pgbench_accounts WHERE aid = 4123",
+             "SELECT abalance FROM pgbench_accounts WHERE aid = 77")
+    for text in texts:
+        value = json.loads(json.dumps(sql_input()))
+        value["sql"]["statements"][0]["text"] = value["request"]["body"] = text
+        engine.decide_now(json.dumps(value))
+    assert (len(engine.split.answers), len(engine.split.lives)) == (1, 1)
+
+
 def test_kept_answers_are_bounded_and_new_with_every_revision() -> None:
     kept = Kept()
     for n in range(CACHE_ENTRIES + 5):

@@ -293,6 +293,12 @@ class _PgWalker:
         if force or (typ in _PG_STATEMENTS and not part):
             self._describe(self.out.open(*_pg_kind(typ, fields), self._text), typ, fields)
             self._fields(typ, fields, scope)
+            if typ == "VacuumStmt" and _pg_vacuum_analyzes(fields):
+                # VACUUM ANALYZE writes the statistics ANALYZE writes: it holds an ANALYZE
+                # of the same tables, read as the statement nested in it.
+                self.out.open("analyze", None, self._text)
+                self._fields(typ, fields, scope)
+                self.out.close()
             self.out.close()
         else:
             self._fields(typ, fields, scope)
@@ -396,6 +402,13 @@ def _pg_withdraws(typ: str, fields: dict[str, Any]) -> bool:
     if typ == "CreatePolicyStmt":
         return not fields.get("permissive")
     return typ == "AlterPolicyStmt"
+
+
+def _pg_vacuum_analyzes(fields: dict[str, Any]) -> bool:
+    """A VACUUM that also analyzes: `VACUUM ANALYZE`, `VACUUM (ANALYZE)`, `ANALYSE` (the
+    grammar names the option `analyze` either way), not `(ANALYZE false)`."""
+    return bool(fields.get("is_vacuumcmd")) and any(
+        _pg_option_on(o.get("DefElem", {}), "analyze") for o in fields.get("options", ()))
 
 
 def _pg_option_on(option: dict[str, Any], name: str) -> bool:
