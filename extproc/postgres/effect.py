@@ -72,6 +72,7 @@ import orjson
 from pglast import parser as pg_parser
 
 from extproc.exchange.effect import COUNT_CAP, Effect, TableEffect, measured, unmeasured
+from extproc.interpret.sql.pg_parse import parse_json
 from extproc.postgres import messages as pg
 
 SAVEPOINT = "tollgate_effect"
@@ -105,7 +106,7 @@ def transaction_status(text: str) -> bytes | None:
     (it begins one, or chains one), b"I" (it ends one), b"" (it leaves the block as it
     was: SAVEPOINT, RELEASE, ROLLBACK TO); None for any other text."""
     try:
-        tree = orjson.loads(pg_parser.parse_sql_json(text))
+        tree = orjson.loads(parse_json(text))
     except (pg_parser.ParseError, orjson.JSONDecodeError):
         return None
     status: bytes | None = None
@@ -126,7 +127,7 @@ def transaction_status(text: str) -> bytes | None:
 def unmeasurable(text: str) -> str | None:
     """Why this Query's text cannot be measured in a transaction the front controls."""
     try:
-        tree = orjson.loads(pg_parser.parse_sql_json(text))
+        tree = orjson.loads(parse_json(text))
     except (pg_parser.ParseError, orjson.JSONDecodeError):
         return "its text does not parse"
     for raw in tree.get("stmts", ()):

@@ -66,6 +66,7 @@ import orjson
 from pglast import parser as pg_parser
 
 from extproc.interpret.sql import MAX_TEXT, Estimate, EstimatedWrite
+from extproc.interpret.sql.pg_parse import parse_json
 from extproc.postgres import messages as pg
 
 COUNT_BELOW = 1000
@@ -122,7 +123,7 @@ def planned(text: str) -> list[Planned]:
     if _WRITES.search(text) is None:
         return []
     try:
-        tree = orjson.loads(pg_parser.parse_sql_json(text))
+        tree = orjson.loads(parse_json(text))
     except (pg_parser.ParseError, orjson.JSONDecodeError):
         return []  # the interpreter's reading has the error, which the pack refuses
     source = text.encode()

@@ -24,6 +24,8 @@ from typing import Any
 
 from pglast import parser as pg_parser
 
+from extproc.interpret.sql.pg_parse import parse_json
+
 # What begins the front's statement (the server's log tells it from the client's).
 MARK = "/* tollgate: locks */ "
 _SETTING = "SET LOCAL idle_in_transaction_session_timeout = {ms}"
@@ -45,6 +47,6 @@ def locks(text: str, meaning: Any) -> bool:
     if _FOR.search(text) is None:
         return False
     try:
-        return '"LockingClause"' in pg_parser.parse_sql_json(text)
+        return '"LockingClause"' in parse_json(text)
     except pg_parser.ParseError:
         return False

@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 from pglast import parser as pg_parser
 
+from extproc.interpret.sql.pg_parse import parse_json
+
 # The prefix of every name the front gives the database; names compared case-blind,
 # which refuses more than the database's own comparison, never less.
 PREFIX = "tollgate_"
@@ -68,7 +70,7 @@ def read(meaning: Any) -> Use:
     drops_statements = drops_portals = False
     for text in sorted(texts):
         try:
-            tree = orjson.loads(pg_parser.parse_sql_json(text))
+            tree = orjson.loads(parse_json(text))
         except (pg_parser.ParseError, orjson.JSONDecodeError):
             return Use(problem=f"which prepared statement or cursor {text[:60]!r} names "
                        "cannot be read")

@@ -47,6 +47,7 @@ import orjson
 from pglast import parser as pg_parser
 
 from extproc.exchange.effect import Remembered
+from extproc.interpret.sql.pg_parse import parse_json
 from extproc.postgres import messages as pg
 from extproc.postgres.estimate import Ask, Questions, dollar_tag, fences, parse_nodes, quoted
 
@@ -131,7 +132,7 @@ def names(text: str) -> Names | None:
     if _MAY_REACH.search(text) is None:
         return None
     try:
-        tree = orjson.loads(pg_parser.parse_sql_json(text))
+        tree = orjson.loads(parse_json(text))
     except (pg_parser.ParseError, orjson.JSONDecodeError):
         return None  # the interpreter's reading has the error, which the pack refuses
     found = _Walk()

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from pglast import parser as pg_parser
 
+from extproc.interpret.sql.pg_parse import parse_json
+
 
 @dataclass(frozen=True, slots=True)
 class CopyOut:
@@ -37,7 +39,7 @@ def copy_out(text: str) -> CopyOut | None:
     """The line format of `text` when it is one COPY ... TO STDOUT (None otherwise: other
     statements, several, or text that does not parse)."""
     try:
-        statements = orjson.loads(pg_parser.parse_sql_json(text)).get("stmts", [])
+        statements = orjson.loads(parse_json(text)).get("stmts", [])
     except (pg_parser.ParseError, ValueError):
         return None
     if len(statements) != 1:

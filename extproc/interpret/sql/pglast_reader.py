@@ -33,6 +33,7 @@ from extproc.interpret.sql import (
     snake,
 )
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, UNNAMED_SETTING
+from extproc.interpret.sql.pg_parse import parse_json
 
 # Objects that belong to a table named before them: DROP TRIGGER t ON tbl, COMMENT ON COLUMN.
 _TABLE_MEMBER_OBJECTS = frozenset({"column", "trigger", "policy", "rule", "constraint"})
@@ -636,7 +637,7 @@ def _pg_literal(fields: dict[str, Any]) -> bounds.Const:
 def _read_postgres(text: str) -> list[Entry]:
     source = text.encode()
     try:
-        tree = orjson.loads(pg_parser.parse_sql_json(text))
+        tree = orjson.loads(parse_json(text))
     except pg_parser.ParseError as error:
         raise Unparsable(one_line(str(error))) from None
     except orjson.JSONDecodeError:
