@@ -35,10 +35,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -83,15 +85,22 @@ class _Window:
 
     def add(self, metric: str, value: int) -> None:
         kind, _, name = metric.partition(":")
-        if kind == "masked":
-            self.masked[name] = self.masked.get(name, 0) + value
-            self.counts["masked_total"] += value
-        elif kind == "deleted":
-            self.deleted[name] = self.deleted.get(name, 0) + value
-        elif kind in DISTINCT:
-            self.distinct[kind].add(name)
-        else:
-            self.counts[kind] = self.counts.get(kind, 0) + value
+        self.add_parts(((kind, name, value),))
+
+    def add_parts(self, parts: Iterable[tuple[str, str, int]]) -> None:
+        """Metrics already split into their kind and name (`split`): one call for an
+        exchange's, whose every metric goes into every window."""
+        counts = self.counts
+        for kind, name, value in parts:
+            if kind == "masked":
+                self.masked[name] = self.masked.get(name, 0) + value
+                counts["masked_total"] += value
+            elif kind == "deleted":
+                self.deleted[name] = self.deleted.get(name, 0) + value
+            elif kind in DISTINCT:
+                self.distinct[kind].add(name)
+            else:
+                counts[kind] = counts.get(kind, 0) + value
 
     def view(self) -> dict[str, Any]:
         distinct = self.distinct
@@ -125,11 +134,14 @@ class _Entry:
         # administrative or masked: what an alert on this key points to.
         self.notable: collections.deque[str] = collections.deque(maxlen=_NOTABLE)
 
-    def add(self, metric: str, value: int) -> None:
-        self.local[metric] += value
+    def add(self, metrics: Mapping[str, int], parts: Sequence[tuple[str, str, int]]) -> None:
+        """One exchange's metrics (each non-zero), and the same split (`split`)."""
+        local = self.local
+        for metric, value in metrics.items():
+            local[metric] += value
         if self.windows is not None:
             for window in self.windows.values():
-                window.add(metric, value)
+                window.add_parts(parts)
         self.json = None
 
     def synced(self, stored: list[tuple[str, int, int, int]]) -> None:
@@ -157,6 +169,17 @@ class _Entry:
             self.json = orjson.dumps({name: w.view() for name, w in windows.items()})[:-1] \
                 + b',"seen":' + self.seen[1] + b"}"
         return self.json
+
+
+def split(metrics: Mapping[str, int]) -> list[tuple[str, str, int]]:
+    """Each metric as (kind, name, value): `masked:email` is ("masked", "email", n)."""
+    return [(*_parts(metric), value) for metric, value in metrics.items()]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parts(metric: str) -> tuple[str, str]:
+    kind, _, name = metric.partition(":")
+    return kind, name
 
 
 def counted(evidence: Evidence) -> Counter[str]:
@@ -323,6 +346,9 @@ class Tracker:
         metrics = counted(evidence)
         notable = any(m in metrics for m in _NOTABLE_METRICS)
         sub, jti = keys_of(evidence.identity)
+        nonzero = {metric: value for metric, value in metrics.items() if value}
+        parts = split(nonzero)
+        pending = self._pending
         for key in (sub, jti):
             if key is None:
                 continue
@@ -330,10 +356,9 @@ class Tracker:
             entry = self._entries[key]
             if notable:
                 entry.notable.appendleft(evidence.trace_id)
-            for metric, value in metrics.items():
-                if value:
-                    entry.add(metric, value)
-                    self._pending[(key, minute, metric)] += value
+            entry.add(nonzero, parts)
+            for metric, value in nonzero.items():
+                pending[(key, minute, metric)] += value
         if self.live is not None and evidence.masked:
             identity = evidence.identity
             self.live.count_masked(

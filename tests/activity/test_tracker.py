@@ -74,6 +74,25 @@ def test_one_exchange_counts_what_the_issue_lists() -> None:
     assert counted(evidence(body=b"[1, 2]"))["items"] == 2
 
 
+def test_the_windows_kept_up_to_date_are_the_ones_built_afresh() -> None:
+    """Each exchange's metrics go into the windows already built, all of them at once
+    (`_Entry.add`): the same windows as those built from the counts when first read."""
+    tracker = Tracker(Activity(live=False), "sqlite:///unused")
+    tracker.observe(evidence())
+    view(tracker)  # the windows built
+    for exchange in (evidence(masked={"email": 2, "us_ssn": 1}), evidence(action="deny"),
+                     evidence(target=STAGING, address="10.0.0.9"),
+                     evidence(**{"tollgate.postgres.rows": 40}),
+                     evidence(body=b"[1, 2, 3]")):
+        tracker.observe(exchange)
+    kept = view(tracker)
+    for entry in tracker._entries.values():
+        entry.windows = entry.json = None  # built afresh from the counts
+    assert view(tracker) == kept
+    assert kept["identity"]["minute"]["exchanges"] == 6
+    assert kept["identity"]["minute"]["masked"] == {"email": 2, "us_ssn": 1}
+
+
 async def test_the_view_counts_the_process_own_exchanges_at_once(sqlite_url: str) -> None:
     tracker = Tracker(Activity(), sqlite_url)
     await tracker.start()
