@@ -154,11 +154,15 @@ async def until_ended(answers: AsyncIterator[_T], session: LiveSession | None
         ended.cancel()
         # The next answer still being read (the session ended, or this stream was
         # cancelled: the client or Envoy gave up) stops first: a generator cannot be
-        # closed while it runs.
+        # closed while it runs. One read already (the answers ended as Envoy closed the
+        # stream, the usual end of a headers-only exchange) is taken as read: left, its
+        # StopAsyncIteration would be logged with a traceback when collected.
         if following is not None and not following.done():
             following.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await following
+        elif following is not None and not following.cancelled():
+            following.exception()
         aclose = getattr(answers, "aclose", None)
         if aclose is not None:
             await aclose()

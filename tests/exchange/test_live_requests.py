@@ -7,6 +7,7 @@ answer in flight stopped by an end."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -190,6 +191,34 @@ async def test_a_stream_cancelled_while_it_waits_closes_what_it_read_cleanly() -
     with pytest.raises(asyncio.CancelledError):
         await reading
     assert closed.is_set()
+
+
+async def test_a_stream_cancelled_as_its_answers_end_leaves_no_error_to_log() -> None:
+    """The usual end of a headers-only exchange: its answers end (their last read done)
+    as Envoy closes the stream, which cancels the front while it waits. That read's end
+    is taken: left unread, each such exchange logged 'Task exception was never
+    retrieved' with a traceback (a fifth of the HTTP front's CPU, profiled)."""
+    loop = asyncio.get_running_loop()
+    logged: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: logged.append(context))
+    try:
+        session = LiveSessions().open("s", "http", "ada", "web")
+        stream = until_ended(_count(1), session)
+        assert await anext(stream) == 0
+        reading = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # it asks the answers for the next: a task of its own
+        await asyncio.sleep(0)  # which ends (there are no more) before it is told
+        assert not reading.done()
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        await stream.aclose()
+        del stream, reading
+        gc.collect()
+        await asyncio.sleep(0)  # what the collection found is told on the loop's turn
+    finally:
+        loop.set_exception_handler(None)
+    assert logged == []
 
 
 async def _count(n: int) -> AsyncIterator[int]:
