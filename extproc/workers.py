@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
+import multiprocessing.util
 import os
 import secrets
 import signal
@@ -157,9 +158,14 @@ def run_forked(command: Command, argv: list[str], env: Mapping[str, str], *,
 
     What the parent was running is not the child's: its signal handlers go back to the
     defaults, its loop's wake-up descriptor is let go, and no event loop is running (as
-    Python 3.12's fork hook does), so the command starts its own."""
+    Python 3.12's fork hook does), so the command starts its own. It ends as
+    multiprocessing ends the processes it forks: the parent's exit handlers never run
+    here, multiprocessing's own do (the folder its forkserver made in the temporary
+    directory goes with the worker; left, each worker's stop left a `pymp-*` there)."""
     code = 1
     try:
+        # What the parent's multiprocessing would finalize is the parent's.
+        multiprocessing.util._finalizer_registry.clear()  # type: ignore[attr-defined]
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
@@ -187,6 +193,8 @@ def run_forked(command: Command, argv: list[str], env: Mapping[str, str], *,
         traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
+            # As multiprocessing's Process ends (neither is in typeshed: private).
+            multiprocessing.util._exit_function()  # type: ignore[attr-defined]
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
