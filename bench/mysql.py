@@ -367,9 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rows: at least {RANGE}")
     settings = {k: getattr(args, k) for k in ("seconds", "clients", "rounds", "rows",
                                               "workers")}
+    # The processes stop (cleanup) before their folder goes: a writer's last anchor would
+    # make it again.
     with (server(args.rows) as made, OtlpReceiver() as otlp,
-          contextlib.ExitStack() as cleanup,
-          tempfile.TemporaryDirectory(prefix="tollgate-bench-my-") as tmp):
+          tempfile.TemporaryDirectory(prefix="tollgate-bench-my-") as tmp,
+          contextlib.ExitStack() as cleanup):
         paths = start(Path(tmp), cleanup, otlp.endpoint, args.workers, made)
         for path in PATHS:  # every path answers, and masks as it should, before timing
             check(path, paths[path])

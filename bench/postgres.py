@@ -256,8 +256,11 @@ def main(argv: list[str] | None = None) -> int:
                                               "workers")}
     prepare(args.scale)
     try:
-        with (OtlpReceiver() as otlp, contextlib.ExitStack() as cleanup,
-              tempfile.TemporaryDirectory(prefix="tollgate-bench-pg-") as tmp):
+        # The processes stop (cleanup) before their folder goes: a writer's last anchor
+        # would make it again.
+        with (OtlpReceiver() as otlp,
+              tempfile.TemporaryDirectory(prefix="tollgate-bench-pg-") as tmp,
+              contextlib.ExitStack() as cleanup):
             paths = start(Path(tmp), cleanup, otlp.endpoint, args.workers)
             for path in PATHS:  # every path answers before anything is timed
                 run(paths[path], 1, 1)
