@@ -25,6 +25,7 @@ import ipaddress
 import os
 import ssl
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,6 +86,28 @@ def _problems(config: Config) -> Iterator[str]:
     yield from _postgres(config)
     yield from _ssh(config)
     yield from _kube(config)
+    yield from _temporary()
+
+
+# The longest Unix socket path tollgate's processes make in the temporary folder, past
+# the folder itself: multiprocessing's forkserver's (its writer processes are forked by
+# one), `/pymp-XXXXXXXX/listener-XXXXXXXX`; the approvals' wake-up sockets' are shorter.
+_SOCKET_SUFFIX = 32
+# A socket's path holds 108 bytes on Linux, its terminating NUL included.
+_SOCKET_PATH_MOST = 107
+
+
+def _temporary() -> Iterator[str]:
+    """A temporary folder whose path leaves no room for the sockets made in it: every
+    worker would fail at its start ("AF_UNIX path too long") and be restarted in vain."""
+    folder = tempfile.gettempdir()
+    size = len(os.fsencode(folder))
+    if size + _SOCKET_SUFFIX > _SOCKET_PATH_MOST:
+        yield (f"TMPDIR: {folder}: the temporary folder's path is {size} bytes long, and "
+               f"the Unix sockets tollgate's processes make in it would be "
+               f"{size + _SOCKET_SUFFIX}, past the {_SOCKET_PATH_MOST} a socket's path may "
+               f"have; set TMPDIR to a folder of at most "
+               f"{_SOCKET_PATH_MOST - _SOCKET_SUFFIX} bytes (/tmp, say)")
 
 
 # -- reading one file ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,22 @@ def test_what_serve_makes_or_does_not_read_is_not_asked_for(tmp_path: Path) -> N
                          "checkpoint_file": str(tmp_path / "new/anchors.jsonl")}
     data["store"] = {"url": f"sqlite:///{tmp_path}/new/tollgate.db"}
     assert _problems_of(tmp_path, data) == []
+
+
+def test_a_temporary_folder_too_long_for_a_socket_is_said_before_any_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """multiprocessing's forkserver makes a Unix socket in the temporary folder: past 107
+    bytes a path cannot be bound, and every worker would fail at its start, restarted
+    every 30 s saying "AF_UNIX path too long"."""
+    data = _minimal(tmp_path)
+    fits = "/t" + "x" * 73  # 75 bytes: the socket's path 107
+    monkeypatch.setattr(tempfile, "tempdir", fits)
+    assert _problems_of(tmp_path, data) == []
+    monkeypatch.setattr(tempfile, "tempdir", fits + "x")
+    assert _problems_of(tmp_path, data) == [
+        f"TMPDIR: {fits}x: the temporary folder's path is 76 bytes long, and the Unix "
+        "sockets tollgate's processes make in it would be 108, past the 107 a socket's "
+        "path may have; set TMPDIR to a folder of at most 75 bytes (/tmp, say)"]
 
 
 # -- the shipped configurations say which files `tollgate serve` makes --------------------
