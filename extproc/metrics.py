@@ -236,7 +236,6 @@ class _Pending:
 
 
 _pending = _Pending()
-_DECISION_BOUNDS, _EXCHANGE_BOUNDS = _DECISION_BUCKETS, _EXCHANGE_BUCKETS
 
 
 def flush() -> None:
@@ -272,8 +271,8 @@ def observe(evidence: Evidence) -> None:
         pending.inc(_rules, (target, action, _rule_values(rule)))
     for decided in evidence.decisions:
         pending.observe(_decisions, (target, decided.phase), decided.duration_us / 1e6,
-                        _DECISION_BOUNDS)
-    pending.observe(_durations, (target,), evidence.duration_ms / 1e3, _EXCHANGE_BOUNDS)
+                        _DECISION_BUCKETS)
+    pending.observe(_durations, (target,), evidence.duration_ms / 1e3, _EXCHANGE_BUCKETS)
     for detector, count in evidence.masked.items():
         if count:
             pending.inc(_masked, (target, _detector_values(detector)), count)

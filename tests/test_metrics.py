@@ -124,7 +124,7 @@ def test_a_flushed_histogram_is_the_one_its_observations_would_have_made() -> No
     """The batched buckets and sum equal prometheus-client's own observe, value by value,
     bounds included (a value on a bound is in that bound's bucket)."""
     own = Histogram("tollgate_test_reference_seconds", "reference",
-                    buckets=metrics._EXCHANGE_BOUNDS, registry=CollectorRegistry())
+                    buckets=metrics._EXCHANGE_BUCKETS, registry=CollectorRegistry())
     target = "histogram-check"
     values = [0.0, 0.001, 0.0011, 0.0025, 0.03, 0.25, 7.0, 300.0, 301.0, 12_000.0]
     for seconds in values:
