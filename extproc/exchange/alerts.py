@@ -69,9 +69,11 @@ class _About:
                    exchange.identity, exchange.target)
 
     @classmethod
-    def own(cls) -> _About:
-        """No exchange: a trace of its own, as a policy load's record has."""
-        return cls(OWN, os.urandom(16).hex(), os.urandom(8).hex())
+    def outside(cls, who: str = OWN, identity: Who | None = None,
+                target: Target | None = None) -> _About:
+        """No one exchange: a trace of its own, as a policy load's record has (`who`:
+        tollgate's own, unless it is about an identity)."""
+        return cls(who, os.urandom(16).hex(), os.urandom(8).hex(), identity, target)
 
 
 class Alerts:
@@ -105,16 +107,15 @@ class Alerts:
         """An alert of tollgate's own about no exchange (a policy reload refused):
         claimed as `raised` claims one, deduplicated on its rule and `key` (who is
         always OWN), then recorded and sent in the background."""
-        await self._claimed(_About.own(), (Alert(rule, severity, message, key),))
+        await self._claimed(_About.outside(), (Alert(rule, severity, message, key),))
 
     async def raise_about(self, identity: Who, target: Target, rule: str, severity: Severity,
                           message: str, key: str = "") -> None:
         """An alert of tollgate's own about an identity's doing on a target outside any
         one exchange (a lock its session holds: exchange/lock_waits.py), under a trace
         of its own, recorded under that identity."""
-        about = _About(subject_of(identity), os.urandom(16).hex(), os.urandom(8).hex(),
-                       identity, target)
-        await self._claimed(about, (Alert(rule, severity, message, key),))
+        await self._claimed(_About.outside(subject_of(identity), identity, target),
+                            (Alert(rule, severity, message, key),))
 
     def _on_span(self, exchange: Exchange, alerts: tuple[Alert, ...]) -> None:
         for alert in alerts:
