@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -58,6 +59,12 @@ class _Stage:
 
 
 _OFF = contextlib.nullcontext()
+
+
+def front_of(target: Any) -> str:
+    """The ledger's name for the front of an exchange to `target` (a config Target or
+    the record's copy of one): its protocol, "none" without a target."""
+    return target.protocol if target is not None else "none"
 
 
 def stage(front: str, name: str) -> contextlib.AbstractContextManager[None]:

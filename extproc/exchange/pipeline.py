@@ -105,7 +105,7 @@ class Pipeline:
         claims the front verified, from `source`, the client's address when the front
         knows it), to which target. Nothing is refused yet: `Act.admit` does that,
         under the span."""
-        with ledger.stage(target.protocol if target is not None else "none", "open"):
+        with ledger.stage(ledger.front_of(target), "open"):
             return self._act(name, headers, attributes, target, claims, source)
 
     def _act(self, name: str, headers: dict[str, str], attributes: dict[str, Any],

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from extproc import ledger
 from extproc.approvals.model import Approval
 from extproc.codecs import jsonenc
 from extproc.codecs.message import Request, Response
@@ -131,7 +132,7 @@ class Exchange:
     @property
     def front(self) -> str:
         """The cost ledger's name for the exchange's front: its target's protocol."""
-        return self.target.protocol if self.target is not None else "none"
+        return ledger.front_of(self.target)
 
     @property
     def who(self) -> str:

@@ -1604,13 +1604,13 @@ class Session:
             return []
         counts: Counter[str] = Counter()
         if binary:
-            with ledger.stage("mysql", "mask"):
+            with ledger.stage(run.exchange.front, "mask"):
                 sent, rows, counts = masker.binary_rows(
                     [parse_binary_row(p.payload, columns) for p in packets])
         else:
             rows = [parse_text_row(p.payload, len(columns)) for p in packets]
             if masker.masks:
-                with ledger.stage("mysql", "mask"):
+                with ledger.stage(run.exchange.front, "mask"):
                     rows, counts = masker.rows(rows)
             sent = rows
         run.rows += len(rows)

@@ -1386,7 +1386,7 @@ class Session:
         run.rows += len(rows)
         if run.masker is not None and run.masker.masks:
             try:
-                with ledger.stage("postgres", "mask"):
+                with ledger.stage(run.exchange.front, "mask"):
                     rows, counts = run.masker.rows(rows)
             except ResultRefused as exc:  # a binary record's field of a type not known
                 answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))

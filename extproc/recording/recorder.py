@@ -191,7 +191,7 @@ class Recorder:
 
     def submit(self, evidence: Evidence, who: str | None = None) -> None:
         """Hand over an admitted exchange's evidence; its record is written soon."""
-        front = evidence.target.protocol if evidence.target is not None else "none"
+        front = ledger.front_of(evidence.target)
         with ledger.stage(front, "record"):
             self._charge(evidence, who)
             self._send(EVIDENCE + wire.encode(evidence), who, None, defer=True)
