@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 import yaml
 
-from extproc import envoy_bootstrap, ledger
+from bench.ledger import kept_in
+from extproc import envoy_bootstrap
 from extproc.quickstart import stack
 
 Protocol = Literal["postgres", "mysql"]
@@ -62,18 +63,13 @@ def start_tollgate(cleanup: contextlib.ExitStack, config: dict[str, Any],
                    env: dict[str, str] | None = None) -> stack.Process:
     """tollgate with `config`, written to `logs`, its workers on `ports.ext_proc` on;
     `env` added to its environment (a target's credential); its cost ledger kept in
-    `ledger_folder(logs)` (bench/ledger.py)."""
+    `logs`' `ledger` folder (bench/ledger.py's kept_in)."""
     path = logs / "tollgate.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    ledger_folder(logs).mkdir(exist_ok=True)
+    _, counting = kept_in(logs)
     return stopped_on_exit(cleanup, stack.start_tollgate(
-        path, ports.ext_proc, logs, env={**(env or {}), ledger.ENV: str(ledger_folder(logs))},
-        workers=workers))
+        path, ports.ext_proc, logs, env={**(env or {}), **counting}, workers=workers))
 
-
-def ledger_folder(logs: Path) -> Path:
-    """Where a tollgate started by start_tollgate in `logs` keeps its cost ledger."""
-    return logs / "ledger"
 
 
 def in_rounds(paths: Sequence[str], rounds: int, run: Callable[[str], dict[str, float]],

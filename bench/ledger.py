@@ -69,6 +69,14 @@ class Ledger:
                 "writer": self.writer, "cpu_us": self.cpu_us}
 
 
+def kept_in(logs: Path) -> tuple[Path, dict[str, str]]:
+    """The folder a tollgate whose files are in `logs` keeps its ledger in, made, and
+    the environment that tells it so."""
+    folder = logs / "ledger"
+    folder.mkdir(exist_ok=True)
+    return folder, {ledger.ENV: str(folder)}
+
+
 def settle(folder: Path) -> Snapshot:
     """The ledger once every process has written what it counted: two readings a flush
     apart that agree."""

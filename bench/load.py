@@ -79,12 +79,12 @@ from typing import Any
 
 import yaml
 
-from bench.ledger import Ledger
+from bench.ledger import Ledger, kept_in
 from bench.ledger import median as ledger_median
 from bench.ledger import settle as ledger_settle
 from bench.ledger import table as ledger_table
 from bench.passthrough_extproc import read_count
-from extproc import config, envoy_bootstrap, ledger
+from extproc import config, envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
 from extproc.quickstart import dev_tokens, stack
 from tests.standins.otlp_receiver import OtlpReceiver
@@ -482,10 +482,9 @@ def start_stacks(
             tollgate_yaml.write_text(yaml.safe_dump(
                 tollgate_config(ports.ext_proc, otlp_endpoint, workers, activity)),
                 encoding="utf-8")
-            ledger_folder = logs / "ledger"
-            ledger_folder.mkdir()
+            ledger_folder, counting = kept_in(logs)
             tollgate = stack.start_tollgate(tollgate_yaml, ports.ext_proc, logs, workers=workers,
-                                            env={ledger.ENV: str(ledger_folder)})
+                                            env=counting)
             pids[EXT_PROC] = _stop_on_exit(tollgate, cleanup).pid
         else:
             argv = [sys.executable, str(REPO / "bench" / "passthrough_extproc.py"),

@@ -62,7 +62,7 @@ from typing import Any
 import pymysql
 
 from bench import fronts
-from bench.ledger import Ledger, median
+from bench.ledger import Ledger, kept_in, median
 from bench.ledger import settle as ledger_settle
 from bench.ledger import table as ledger_table
 from bench.load import TOKEN, cpu_seconds, recorded_config, settle
@@ -181,7 +181,7 @@ def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str, workers
         fronts.start_envoy(cleanup, ports, bootstrap, logs)
         assert ports.mysql is not None
         paths[path] = (Way(ports.mysql, "svc-bench", TOKEN, AGENT_DATABASE, process,
-                           fronts.ledger_folder(logs))
+                           kept_in(logs)[0])
                        if path == "tollgate"
                        else Way(ports.mysql, made.user, made.password, made.database))
     return paths

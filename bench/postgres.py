@@ -54,7 +54,7 @@ from typing import Any
 import psycopg
 
 from bench import fronts
-from bench.ledger import Ledger, Snapshot, median, settle
+from bench.ledger import Ledger, kept_in, median, settle
 from bench.ledger import table as ledger_table
 from bench.load import TOKEN, cpu_seconds, recorded_config
 from extproc.quickstart import stack
@@ -141,7 +141,7 @@ def start(work: Path, cleanup: contextlib.ExitStack, otlp_endpoint: str,
         fronts.start_envoy(cleanup, ports, bootstrap, logs)
         assert ports.postgres is not None
         paths[path] = (Way(ports.postgres, "svc-bench", AGENT_DATABASE, TOKEN, process,
-                           fronts.ledger_folder(logs))
+                           kept_in(logs)[0])
                        if path == "tollgate" else Way(ports.postgres, "postgres", DATABASE,
                                                         None, process))
     return paths
@@ -189,8 +189,7 @@ def run(path: Way, seconds: int, clients: int, script: tuple[str, ...] = ("-S",)
 
     statements = number(r"number of transactions actually processed: (\d+)")
     if path.ledger and counted is not None and ledgers is not None:
-        settle(path.ledger)
-        ledgers.append(Ledger.between(counted, Snapshot.of(path.ledger), "postgres",
+        ledgers.append(Ledger.between(counted, settle(path.ledger), "postgres",
                                       cpu / statements * 1e6))
     return {"tps": number(r"tps = ([\d.]+) \(without initial connection time\)"),
             "latency_ms": number(r"latency average = ([\d.]+) ms"),
