@@ -87,7 +87,9 @@ parsed in the bodies of DO blocks and of functions given as strings: kind "do" a
 function" are what a policy has to judge there.
 
 Speed: PostgreSQL is parsed in C and walked as JSON (~30 µs a typical statement); sqlglot is
-pure Python (~400 µs). Texts up to CACHE_MAX_CHARS are cached per (text, dialect).
+pure Python (~400 µs). Texts up to CACHE_MAX_CHARS are cached per (text, dialect); a
+PostgreSQL statement's reading also per shape, for the same statement with other literals
+(shapes.py).
 
 Two back-ends read the text: pglast_reader.py for postgres, sqlglot_reader.py for every other
 dialect. Each is imported when its dialect is first read (or `load`ed, as an interpreter does
@@ -110,6 +112,7 @@ import orjson
 from extproc.codecs.sql_dialects import DIALECTS
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, classify, setting_effects
 from extproc.interpret.sql.lineage import Column
+from extproc.interpret.sql.shapes import Shapes
 
 __all__ = ["DIALECTS", "MAX_TEXT", "Estimate", "EstimatedWrite", "analyze", "load"]
 
@@ -118,6 +121,8 @@ MAX_TEXT = 2000
 CACHE_MAX_CHARS = 4096
 CACHE_SIZE = 1024
 _PAUSE_GC_CHARS = 65536
+# PostgreSQL's readings, also by their statement's shape (shapes.py).
+SHAPES = Shapes()
 
 # Relations (pg_class entries): DROP/COMMENT/CREATE/ALTER of these name tables.
 RELATION_OBJECTS = frozenset(
@@ -432,9 +437,19 @@ def analyze(text: str, dialect: str = "postgres", server_version: str | None = N
     """
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
-    if len(text) <= CACHE_MAX_CHARS:
-        return orjson.loads(_cached(text, dialect, server_version, backslashes))
-    return _analyze(text, dialect, server_version, backslashes)
+    if len(text) > CACHE_MAX_CHARS:
+        return _analyze(text, dialect, server_version, backslashes)
+    if dialect == "postgres":  # which reads neither the version nor the escaping
+        return SHAPES.analysis(text, _read_postgres, _exact_postgres)
+    return orjson.loads(_cached(text, dialect, server_version, backslashes))
+
+
+def _read_postgres(text: str) -> Analysis:
+    return _analyze(text, "postgres")
+
+
+def _exact_postgres(text: str) -> Analysis:
+    return orjson.loads(_cached(text, "postgres", None, None))
 
 
 def load(dialect: str) -> None:

@@ -45,6 +45,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from extproc.interpret.sql.shapes import value_read
+
 ALL_COLUMNS = "*"
 
 
@@ -690,5 +692,6 @@ def _stored_argument(fields: dict[str, Any], scope: Scope, stored: Stored) -> No
         return
     setting = None
     if name == "set_config":
+        value_read()
         setting = ((args[0].get("A_Const") or {}).get("sval") or {}).get("sval")
     stored.append((setting, _expr(args[position], scope)))

@@ -34,6 +34,7 @@ from extproc.interpret.sql import (
 )
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, UNNAMED_SETTING
 from extproc.interpret.sql.pg_parse import parse_json
+from extproc.interpret.sql.shapes import value_read
 
 # Objects that belong to a table named before them: DROP TRIGGER t ON tbl, COMMENT ON COLUMN.
 _TABLE_MEMBER_OBJECTS = frozenset({"column", "trigger", "policy", "rule", "constraint"})
@@ -434,6 +435,7 @@ def _pg_constant(node: Any) -> str | None:
     const = node.get("A_Const") if isinstance(node, dict) else None
     if not isinstance(const, dict):
         return None
+    value_read()
     if "sval" in const:
         return str(const["sval"].get("sval", ""))
     if "ival" in const:
@@ -621,6 +623,7 @@ def _pg_arithmetic(fields: dict[str, Any], target: bounds.Target) -> bounds.Term
 
 def _pg_literal(fields: dict[str, Any]) -> bounds.Const:
     # In pglast's JSON a zero, false or empty value is an empty object: {"ival": {}} is 0.
+    value_read()
     if fields.get("isnull"):
         return bounds.Const(None)
     if "ival" in fields:

@@ -1,0 +1,137 @@
+"""A PostgreSQL statement read once per shape (extproc/interpret/sql/shapes.py): whatever
+its literals, a text's reading is the one a fresh reading of that text gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from extproc.interpret.sql import SHAPES, Analysis, _analyze, analyze
+from extproc.interpret.sql.pg_parse import parse_json
+from extproc.interpret.sql.shapes import Shapes, shape_of
+
+# Statements whose literals are `{}`: reads, writes whose bounds compare them, settings,
+# set_config's name, COPY's program, a cast, an IN list, a LIMIT, a CTE that writes.
+TEMPLATES = (
+    "SELECT abalance FROM pgbench_accounts WHERE aid = {}",
+    "select a, {} AS b FROM t WHERE c IN ({}, {}) LIMIT {} -- note 42",
+    "SELECT * FROM t WHERE name = {} OR {} = {}",
+    "UPDATE accounts SET balance = balance + {} WHERE id = {}",
+    "DELETE FROM accounts WHERE id = {} OR {} = {}",
+    "DELETE FROM accounts WHERE {} = {}",
+    "UPDATE accounts SET n = {} WHERE id IN ({}, {})",
+    "INSERT INTO t (a, b) VALUES ({}, {}) RETURNING id",
+    "SELECT set_config({}, {}, false)",
+    "SELECT current_setting({}), pg_sleep({})",
+    "SET statement_timeout = {}",
+    "COPY (SELECT {}) TO PROGRAM {}",
+    "WITH gone AS (DELETE FROM t WHERE id = {} RETURNING *) SELECT {}::int FROM gone",
+    "SELECT {}::regclass, nextval({})",
+    "SELECT x FROM t /* {} */ WHERE y = {}; ",
+    "SELECT 1; SELECT {}",
+)
+_PLAIN = st.text(st.characters(min_codepoint=32, max_codepoint=126, exclude_characters="\\"),
+                 max_size=12)
+LITERALS = st.one_of(
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda f: repr(abs(f))),
+    _PLAIN.map(lambda s: "'" + s.replace("'", "''") + "'"),
+    st.sampled_from(["TRUE", "FALSE", "NULL", "B'0101'", "X'1F'", "$$a'b$$",
+                     "E'x\\'y'", "'caf\u00e9'", "'a\u00a0b'", "0", "1", "''",
+                     "'search_path'", "'ls -l'", "'accounts'"]),
+)
+
+
+def fill(template: str, literals: list[str]) -> str:
+    return template.format(*literals[: template.count("{}")])
+
+
+@given(template=st.sampled_from(TEMPLATES),
+       first=st.lists(LITERALS, min_size=4, max_size=4),
+       then=st.lists(LITERALS, min_size=4, max_size=4))
+def test_a_reading_is_a_fresh_readings_whatever_its_literals(
+        template: str, first: list[str], then: list[str]) -> None:
+    for text in (fill(template, first), fill(template, then)):
+        assert analyze(text, "postgres") == _analyze(text, "postgres")
+
+
+def test_the_same_statement_with_other_literals_is_not_read_again() -> None:
+    shapes = Shapes()
+    reads: list[str] = []
+
+    def read(text: str) -> Analysis:
+        reads.append(text)
+        return _analyze(text, "postgres")
+
+    for aid in (17, 4711, 2147483647):  # (one more is a numeric: another shape)
+        text = f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid};"
+        reading = shapes.analysis(text, read, read)
+        assert reading == _analyze(text, "postgres")
+        assert reading["statements"][0]["text"] == text[:-1]
+    assert reads == ["SELECT abalance FROM pgbench_accounts WHERE aid = 17;"]
+    assert shapes.hits == 2
+
+
+@pytest.mark.parametrize("texts", [
+    # A write's bounds compare its literals: 1 = 2 is false, 1 = 1 true.
+    ("DELETE FROM t WHERE id = 5 OR 1 = 2", "DELETE FROM t WHERE id = 5 OR 1 = 1"),
+    ("SET search_path = app", "SET search_path = public"),
+    ("SELECT set_config('search_path', 'app', false)",
+     "SELECT set_config('role', 'app', false)"),
+])
+def test_a_reading_that_looks_at_a_value_is_its_texts_own(texts: tuple[str, str]) -> None:
+    shapes = Shapes()
+    reads: list[str] = []
+
+    def read(text: str) -> Analysis:
+        reads.append(text)
+        return _analyze(text, "postgres")
+
+    for text in texts:
+        assert shapes.analysis(text, read, read) == _analyze(text, "postgres")
+    assert reads == list(texts)
+    assert shapes.hits == 0
+
+
+@pytest.mark.parametrize("text", [
+    "SELECT 1; SELECT 2",  # statements cut from the text by position
+    "SELECT 'caf\u00e9'",  # read two ways where a Unicode space could be one
+    "SELECT E'a\\'b'",  # a backslash: read with either escaping
+    "COPY t TO PROGRAM 'ls'",  # a string of the tree, not a constant
+])
+def test_what_reads_otherwise_is_never_shaped(text: str) -> None:
+    shapes = Shapes()
+    shapes.analysis(text, lambda t: _analyze(t, "postgres"), lambda t: _analyze(t, "postgres"))
+    again = text.replace("2", "3").replace("ls", "rm").replace("caf", "cab")
+    shapes.analysis(again, lambda t: _analyze(t, "postgres"),
+                    lambda t: _analyze(t, "postgres"))
+    assert shapes.hits == 0
+
+
+def test_a_shape_keeps_kinds_and_drops_values_and_positions() -> None:
+    one = shape_of(parse_json("SELECT a FROM t WHERE b = 1 AND c = 'x'"))
+    assert one == shape_of(parse_json("SELECT a FROM t WHERE b = 12345 AND c = 'it''s'"))
+    assert one != shape_of(parse_json("SELECT a FROM t WHERE b = 'x' AND c = 1"))
+    assert one != shape_of(parse_json("SELECT a FROM u WHERE b = 1 AND c = 'x'"))
+    assert "12345" not in shape_of(parse_json("SELECT 12345"))
+
+
+def test_the_shapes_kept_are_bounded() -> None:
+    shapes = Shapes(kept=2)
+    for table in ("a", "b", "c"):
+        shapes.analysis(f"SELECT x FROM {table} WHERE y = 1",
+                        lambda t: _analyze(t, "postgres"), lambda t: _analyze(t, "postgres"))
+    shapes.analysis("SELECT x FROM a WHERE y = 2", lambda t: _analyze(t, "postgres"),
+                    lambda t: _analyze(t, "postgres"))
+    assert shapes.hits == 0  # `a`'s shape went first
+    shapes.analysis("SELECT x FROM c WHERE y = 2", lambda t: _analyze(t, "postgres"),
+                    lambda t: _analyze(t, "postgres"))
+    assert shapes.hits == 1
+
+
+def test_the_process_reads_postgres_by_shape() -> None:
+    before = SHAPES.hits
+    analyze("SELECT x FROM shaped_here WHERE y = 1")
+    analyze("SELECT x FROM shaped_here WHERE y = 2")
+    assert SHAPES.hits == before + 1
