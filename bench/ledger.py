@@ -21,7 +21,7 @@ from extproc import ledger
 
 # The order stages are printed in: an exchange's path through the act, then the writer.
 STAGES = ("open", "interpret", "activity", "decide", "mask", "span", "record", "observe")
-WRITER_STAGES = ("decode", "mask", "chain", "store")
+WRITER_STAGES = ("decode", "mask", "chain", "store", "span")
 # Stages timed around an await: the thread's CPU meanwhile, other tasks' included.
 WALL = {"activity"}
 

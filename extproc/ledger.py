@@ -18,7 +18,8 @@ Stages (docs/performance/ledger.md): open (the exchange's state and span), inter
 activity (live counts and budgets read for the decision), decide (the policy), mask
 (answers, rows and records masked by the act), span (the exchange's span ended), record
 (the evidence encoded and handed to the writer), observe (metrics and activity counted
-from the record), and in the writer process: write (decode, mask, chain, store).
+from the record), and in the writer process: write (decode, mask, chain, store) and
+span (the exchanges' spans exported once their records are stored).
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
-"""The exchange's span: plain values while the exchange runs, a ReadableSpan for the SDK's
-processors at the end, the agent's trace continued."""
+"""The exchange's span: plain values while the exchange runs, ended as `SpanData` that the
+record's writer exports (a ReadableSpan for the SDK's processors), the agent's trace
+continued; exported here only when no record carries it."""
 
 from __future__ import annotations
 
 import logging
+import pickle
 
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from extproc import config
-from extproc.telemetry import SCHEMA_URL, Telemetry, span_id_of, trace_id_of
+from extproc import telemetry as telemetry_module
+from extproc.telemetry import SCHEMA_URL, SCOPE, Telemetry, readable, span_id_of, trace_id_of
 
 AGENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 AGENT_SPAN = "00f067aa0ba902b7"
@@ -80,3 +84,38 @@ def test_values_otlp_cannot_carry_are_dropped_with_a_warning(
     assert sorted(r.getMessage().split(":")[0] for r in caplog.records) == [
         "span attribute mixed dropped", "span attribute none dropped",
         "span attribute object dropped"]
+
+
+def test_an_ended_span_crosses_to_the_writer_as_plain_values() -> None:
+    tel, spans = telemetry()
+    span = tel.start_exchange(
+        "tollgate GET demo", {"traceparent": f"00-{AGENT_TRACE}-{AGENT_SPAN}-01",
+                              "tracestate": "vendor=1"}, {"tollgate.target": "demo"})
+    span.add_event("tollgate.masking", {"tollgate.masking.count": 2})
+    span.set_status(Status(StatusCode.ERROR, "exchange failed"))
+    data = span.end()
+    assert data is not None
+    [here] = spans.get_finished_spans()
+    # What the writer process rebuilds from the pickle is the span this process saw.
+    there = readable(pickle.loads(pickle.dumps(data)), tel.resource, SCOPE)
+    assert there.to_json() == here.to_json()
+    assert there.parent is not None and there.parent.trace_state.get("vendor") == "1"
+
+
+def test_a_span_nothing_exports_is_not_built() -> None:
+    tel = Telemetry(config.Telemetry())
+    assert tel.start_exchange("tollgate GET demo", {}, {}).end() is None
+
+
+def test_an_unrecorded_exchanges_span_is_exported_from_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exchange the record refused carries its span nowhere: this process's OTLP
+    processor exports it (the writer exports every other)."""
+    otlp = InMemorySpanExporter()
+    monkeypatch.setattr(telemetry_module, "_batched", lambda _endpoint: SimpleSpanProcessor(otlp))
+    tel = Telemetry(config.Telemetry(otlp_endpoint="http://127.0.0.1:4317"))
+    data = tel.start_exchange("tollgate GET demo", {}, {}).end()
+    assert otlp.get_finished_spans() == ()  # ended: left to the writer
+    tel.exported(data)
+    [done] = otlp.get_finished_spans()
+    assert done.name == "tollgate GET demo"

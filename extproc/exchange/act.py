@@ -238,6 +238,8 @@ class Act:
                                   or outcome.get("tollgate.decision.action") == "deny")
         if self._admission.admitted:
             self._pipeline.recorder.submit(evidence, self.exchange.who)
+        else:
+            self._pipeline.telemetry.exported(evidence.span)
         ledger.exchange(front)
 
     def __enter__(self) -> Act:

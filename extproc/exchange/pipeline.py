@@ -82,7 +82,7 @@ class Pipeline:
         self.live = live if live is not None else LiveSessions()
         self._activity, self._alerts, self._revisions = activity, alerts, revisions
         self.record_limit = config.recording.max_body_bytes
-        self._engine, self._telemetry = engine, telemetry
+        self._engine, self.telemetry = engine, telemetry
         self._credentials, self._holds = credentials, holds
         self._identity = config.identity
         self._by_route = {t.match.route: t for t in config.targets if t.match.route}
@@ -112,7 +112,7 @@ class Pipeline:
              target: Target | None, claims: dict[str, Any] | None,
              source: str | None) -> Act:
         identity = identity_of(claims, self._identity)
-        span = self._telemetry.start_exchange(name, headers,
+        span = self.telemetry.start_exchange(name, headers,
                                               {**attributes, **span_attributes(identity)})
         trace_id = trace_id_of(span)
         evidence = Evidence("exchange", time.time(), trace_id, span_id_of(span), headers,

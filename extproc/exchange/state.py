@@ -318,7 +318,7 @@ class Exchange:
         """End the span with the outcome; the evidence, complete, for the record."""
         _error_type(self.outcome)
         self.span.set_attributes(self.outcome)
-        self.span.end()
+        self.evidence.span = self.span.end()
         self.evidence.outcome = self.outcome
         self.evidence.duration_ms = (time.perf_counter() - self.clock) * 1000
         return self.evidence

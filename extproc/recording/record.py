@@ -154,6 +154,9 @@ class Evidence:
     # A measured write that stood without an approval: the rows it deleted in each table
     # (exchange/effect.py's `deleted`), which the activity counts sum.
     deleted: dict[str, int] = field(default_factory=dict)
+    # The exchange's span, ended (telemetry.SpanData): the writer exports it with the
+    # record; None where no span is exported.
+    span: Any = None
 
 
 class Session(NamedTuple):

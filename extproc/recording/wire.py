@@ -36,7 +36,7 @@ def encode(evidence: Evidence) -> bytes:
         [_decided(d) for d in e.decisions],
         e.approval, e.response, e.response_type, _capture(e.response_body), e.delivered_type,
         _capture(e.upstream_body), e.response_read, e.response_masked, e.outcome,
-        dict(e.masked), e.upstream_ms, e.duration_ms, e.destination, e.deleted,
+        dict(e.masked), e.upstream_ms, e.duration_ms, e.destination, e.deleted, e.span,
     )
     try:
         return pickle.dumps((values, None), pickle.HIGHEST_PROTOCOL)
@@ -56,14 +56,14 @@ def decode(data: bytes | memoryview) -> tuple[Evidence, str | None]:
     (kind, started, trace_id, span_id, headers, identity, target, request, request_body,
      meaning_key, meaning, decisions, approval, response, response_type, response_body,
      delivered_type, upstream_body, response_read, response_masked, outcome, masked,
-     upstream_ms, duration_ms, destination, deleted) = values
+     upstream_ms, duration_ms, destination, deleted, span) = values
     return Evidence(
         kind, started, trace_id, span_id, headers, identity,
         target and RecordedTarget(*target), request, _captured(request_body), meaning_key,
         meaning, [Decided(*d) if type(d) is tuple else d for d in decisions], approval,
         response, response_type, _captured(response_body), delivered_type,
         _captured(upstream_body), response_read, response_masked, outcome, Counter(masked),
-        upstream_ms, duration_ms, destination, deleted,
+        upstream_ms, duration_ms, destination, deleted, span,
     ), None
 
 

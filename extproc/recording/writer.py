@@ -40,7 +40,7 @@ from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any, TypeVar
 
-from extproc import ledger
+from extproc import config, ledger
 from extproc.codecs.inert import terminal
 from extproc.codecs.text import utc
 from extproc.masking import Masker
@@ -51,6 +51,7 @@ from extproc.recording.record import Evidence, Session, contents_of, started_us,
 from extproc.recording.wire import decode, encode
 from extproc.store import Connection, StoreError, connect
 from extproc.store.retry import BUDGET
+from extproc.telemetry import SpanData, SpanExport
 
 log = logging.getLogger("tollgate.recording")
 
@@ -93,6 +94,8 @@ _BLIP_SECONDS = BUDGET
 _IDLE_WAKE = 1.0
 # How often records past `store.retention_days` are pruned.
 _PRUNE_EVERY = 3600.0
+# How long a stopping writer waits for the collector to take the last spans.
+_SPAN_FLUSH_SECONDS = 4.0
 # How long a writer whose request process is gone keeps trying to write what it has.
 _ORPHAN_SECONDS = 30.0
 
@@ -123,6 +126,8 @@ class RecorderSettings:
     spool_dir: Path | None = None
     # How long stopping waits for the store to take what is queued before spooling it.
     close_seconds: float = 30.0
+    # Where the exchanges' spans go (telemetry.py; None: they are not exported here).
+    telemetry: config.Telemetry | None = None
 
 
 def default_writer_id() -> str:
@@ -188,6 +193,8 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     root.handlers[:] = [forward]
     root.setLevel(log_level)
     writer = ChainWriter(url, settings, signer, masker, acks)
+    if settings.telemetry is not None and settings.telemetry.otlp_endpoint:
+        writer.spans = SpanExport(settings.telemetry)
     masker.warm()  # before "ready": a strict record's commit deadline must not pay for it
     try:
         base = writer.start()
@@ -209,6 +216,8 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
         raise
     finished.set()
     acks.send(("bye",))
+    if writer.spans is not None:  # the request process waits _END_SECONDS for this one
+        writer.spans.flush(_SPAN_FLUSH_SECONDS)
 
 
 def _receive(evidence: Pipe, items: queue.SimpleQueue[_Item | None],
@@ -256,6 +265,9 @@ class ChainWriter:
         self._prune_at = 0.0
         self._failing = False
         self._draining = False  # writing the spool: a store that stays out fails the start
+        # Where the exchanges' spans are exported once their records are stored (None:
+        # nowhere; telemetry.py).
+        self.spans: SpanExport | None = None
 
     def start(self) -> int:
         """Open the store, continue this writer's chain (or begin it) and register it;
@@ -395,7 +407,7 @@ class ChainWriter:
 
     def _write(self, batch: list[_Item], final: bool = False) -> None:
         """Build, chain and write one batch, retrying until the store takes it."""
-        rows = self._rows(batch)
+        rows, spans = self._rows(batch)
         seq, last_hash = (rows[-1].seq, rows[-1].hash) if rows else (self._seq, self._hash)
         pending_checkpoints = self._since_checkpoint + len(rows)
         due = final or pending_checkpoints >= self._settings.checkpoint_every or (
@@ -411,6 +423,10 @@ class ChainWriter:
         self._failing = False
         if not self._draining:  # spooled records are before "ready", in its seq
             self._acks.send(("written", seq))
+        if self.spans is not None:
+            with ledger.stage(WRITER, "span"):
+                for span in spans:
+                    self.spans.export(span)
 
     def _until_stored(self, attempt: Callable[[bool], _T]) -> _T:
         """`attempt(retry)` until the store takes it, each try waiting longer (doubling,
@@ -432,7 +448,8 @@ class ChainWriter:
                 time.sleep(delay)
                 delay, retry = min(delay * 2, _RETRY_MOST), True
 
-    def _rows(self, batch: list[_Item]) -> list[store.Row]:
+    def _rows(self, batch: list[_Item]) -> tuple[list[store.Row], list[SpanData]]:
+        """The batch's rows, and the spans its exchanges ended (exported once stored)."""
         with ledger.stage(WRITER, "decode"):
             decoded = [decode(item.data) for item in batch]
         # Sessions first: what they resolve to is in the records' hashes, so a failure
@@ -444,7 +461,8 @@ class ChainWriter:
             built = iter(contents_of([e for e, _ in ready], self._masker,
                                      [s for _, s in ready]))
         with ledger.stage(WRITER, "chain"):
-            return self._chained(batch, decoded, found, built)
+            rows = self._chained(batch, decoded, found, built)
+        return rows, [e.span for e, _ in decoded if e.span is not None]
 
     def _chained(self, batch: list[_Item], decoded: list[tuple[Evidence, Any]],
                  found: list[Session], built: Iterator[dict[str, Any] | Exception]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncIterator
+from multiprocessing import Pipe
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +20,10 @@ from extproc.recording import retention, store
 from extproc.recording.anchors import read
 from extproc.recording.chain import GENESIS, Signer, canonical, record_hash
 from extproc.recording.verify import Report, verify
+from extproc.recording.wire import encode
+from extproc.recording.writer import ChainWriter, _Acks, _Item
 from extproc.store import Connection, connect
-from tests.recording.conftest import evidence, record
+from tests.recording.conftest import MASKER, evidence, record, settings
 
 RECORDS = 6
 
@@ -227,3 +231,32 @@ def test_a_report_names_the_first_broken_link_per_chain() -> None:
 
     report = Report(problems=[Problem("a", 3, "x"), Problem("a", 5, "y"), Problem("b", 1, "z")])
     assert {w: str(p) for w, p in report.first_broken().items()} == {"a": "a:3: x", "b": "b:1: z"}
+
+
+def test_the_writer_exports_the_spans_of_the_records_it_stored(store_url: str,
+                                                               signer: Signer) -> None:
+    """Spans from the record (telemetry.py): each exchange's span goes out once its
+    record is in the store, not before, and a record without one adds none."""
+    exported: list[Any] = []
+
+    class Export:
+        def export(self, data: Any) -> None:
+            exported.append((data, stored(data[0])))
+
+    def stored(_name: str) -> int:
+        """How many of the writer's records the store holds."""
+        connection = connect(store_url)
+        try:
+            last = store.last_of(connection, "writer-spans")
+            return 0 if last is None else last[0]
+        finally:
+            connection.close()
+
+    writer = ChainWriter(store_url, settings(writer_id="writer-spans"), signer, MASKER,
+                         _Acks(Pipe()[0]))
+    writer.start()
+    writer.spans = Export()  # type: ignore[assignment]
+    traced = evidence(1)
+    traced.span = ("tollgate GET orders", 1, 2, None, {}, (), (0, None), 10, 20)
+    writer._write([_Item(encode(traced), False), _Item(encode(evidence(2)), False)])
+    assert [(data[0], count) for data, count in exported] == [("tollgate GET orders", 2)]
