@@ -76,8 +76,9 @@ from extproc.mysql.handshake import (
 from extproc.mysql.kills import Connections, Kill, is_handover
 from extproc.mysql.lock_waits import waiters
 from extproc.mysql.login import DB_SYSTEM, Bound, Logins, opener
+from extproc.mysql.refusals import refusal_packet
 from extproc.mysql.responses import encode_err, encode_ok, is_err, parse_err
-from extproc.mysql.session import Session, refusal_packet
+from extproc.mysql.session import Session
 from extproc.mysql.upstream import (
     Upstream,
     UpstreamError,
@@ -308,7 +309,7 @@ class Front(DatabaseFront):
                     database: str) -> tuple[Upstream, Bound] | bytes:
         """A login that named no database (mysqldump's) bound to `database`'s target once
         it names one: the login's steps then, recorded as a CONNECT; the server and the
-        session's Bound, or the ERR refusing it (session.py, _bind)."""
+        session's Bound, or the ERR refusing it (session_commands.py, bind)."""
         target = self._logins.target(database)
         bound = replace(bound, target=target, database=database)
         act = opener(self._pipeline, bound)("CONNECT", {**bound.context(),

@@ -18,20 +18,20 @@ async def test_a_kill_query_waits_out_the_fronts_own_statement() -> None:
 
         async def kill_thread(_target: Target, _thread: int, query: bool) -> None:
             assert query
-            owning.append(session._owning)
+            owning.append(session.own.owning)
 
-        session._connections.kill_thread = kill_thread
+        session.state.connections.kill_thread = kill_thread
         database.hold()
-        own = asyncio.ensure_future(session._own_packet("SELECT 1"))
+        own = asyncio.ensure_future(session.own.packet("SELECT 1"))
         await database.sent(lambda received: len(received) == 1)
-        session._busy = True  # as while a client's command is in flight
+        session.state.busy = True  # as while a client's command is in flight
         kill = asyncio.ensure_future(session.killed(True, session.subject))
         assert await pending(kill) and owning == []
         database.release()
         await own
         assert (await kill).endswith("its statement killed on the server")
         assert owning == [0]
-        session._busy = False
+        session.state.busy = False
 
 
 async def test_a_kill_query_with_nothing_of_the_clients_running_is_not_sent() -> None:
@@ -41,6 +41,6 @@ async def test_a_kill_query_with_nothing_of_the_clients_running_is_not_sent() ->
         async def kill_thread(_target: Target, _thread: int, _query: bool) -> None:
             raise AssertionError("nothing runs: no KILL reaches the server")
 
-        session._connections.kill_thread = kill_thread
+        session.state.connections.kill_thread = kill_thread
         assert (await session.killed(True, session.subject)).endswith(
             "KILL QUERY not sent: nothing of the client's was running")
