@@ -49,7 +49,8 @@ from extproc.exchange.pipeline import Pipeline
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
 from extproc.postgres.lock_waits import waiters
-from extproc.postgres.session import Session, refusal_message, sqlstate_of
+from extproc.postgres.refusals import refusal_message, sqlstate_of
+from extproc.postgres.session import Session
 from extproc.postgres.upstream import (
     Upstream,
     UpstreamError,

@@ -29,7 +29,7 @@ async def test_a_cancel_in_a_session_waits_out_the_gateways_question() -> None:
 
         async def send() -> None:
             outstanding.append(sum(
-                p.probe is not None and not p.probe.cancellable for p in session._pending))
+                p.probe is not None and not p.probe.cancellable for p in session.state.pending))
 
         task = asyncio.ensure_future(session.cancel(send))
         assert await pending(task) and outstanding == []

@@ -14,7 +14,7 @@ from extproc.exchange.state import Answer
 from extproc.interpret.sql import analyze
 from extproc.postgres import drivers
 from extproc.postgres import messages as pg
-from extproc.postgres.session import refusal_message
+from extproc.postgres.refusals import refusal_message
 
 CORPUS = Path(__file__).resolve().parents[1] / "interpret" / "driver_statements"
 SENT = [text for path in sorted(CORPUS.glob("*.json"))

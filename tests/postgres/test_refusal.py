@@ -8,7 +8,7 @@ import pytest
 
 from extproc.exchange.state import Answer
 from extproc.postgres import messages as pg
-from extproc.postgres.session import refusal_message
+from extproc.postgres.refusals import refusal_message
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

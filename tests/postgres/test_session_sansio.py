@@ -1,4 +1,4 @@
-"""The PostgreSQL session's state machine (extproc/postgres/session.py) without a
+"""The PostgreSQL session (extproc/postgres/session.py, and the parts it drives) without a
 database: the client's wire messages fed in, what the session sends either way read
 back, the database a stand-in answering in its wire format (tests/support/wire_session.py).
 The same behaviour is tested against a real PostgreSQL and real drivers in tests/e2e/."""
