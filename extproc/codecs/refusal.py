@@ -2,7 +2,7 @@
 
 A front answers each in its protocol's shape, with the trace id (`Exchange.refuse`), and
 maps it to the protocol's own code in one place: the HTTP status it carries as it is, a
-PostgreSQL SQLSTATE (`postgres/session.py`'s `sqlstate_of`), a MySQL error
+PostgreSQL SQLSTATE (`postgres/refusals.py`'s `sqlstate_of`), a MySQL error
 (`mysql/refusals.py`'s `refusal_packet`), a terminal's line (`terminal/gate.py`'s
 `refusal_text`), a JSON-RPC error (`interpret/mcp_interpreter.py`). Three kinds, so that
 a client, an operator and the record tell them apart:
