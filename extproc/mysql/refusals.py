@@ -9,7 +9,8 @@ in its message. The front's login (front.py) answers with it as every command do
 
 from __future__ import annotations
 
-from extproc.exchange.state import Answer, held_because, refusal_reasons
+from extproc.exchange.state import Answer, refusal_reasons
+from extproc.exchange.statement import refusal_notes
 from extproc.mysql.framing import encode
 from extproc.mysql.kills import CODES
 from extproc.mysql.responses import encode_err
@@ -41,15 +42,9 @@ def refusal_packet(answer: Answer, seq: int = 1) -> bytes:
     approval stands, who denied it and why), the rules, an approval's state, why it was
     held and the trace id in its message, which every client shows; its code the server's own
     for that refusal where there is one (_CODES), else the one its status stands for."""
-    body = answer.body
     reasons = refusal_reasons(answer)
-    notes = [f"trace id {answer.trace_id}"]
-    rules = body.get("rules") or []
-    if rules:
-        notes.insert(0, "rules: " + ", ".join(rules))
-    if body.get("approval_id"):
-        notes.insert(0, f"approval {body['approval_id']} ({body.get('status')})"
-                     + held_because(answer))
+    notes = refusal_notes(answer)
+    rules = answer.body.get("rules") or []
     if answer.error in _CODES:
         code, sqlstate = _CODES[answer.error]
     elif answer.status == 403:

@@ -26,13 +26,13 @@ server's request for a local file, which needs the server's stream.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import TYPE_CHECKING
 
-from extproc import ledger
 from extproc.codecs.refusal import Refused
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.mysql.flags import CLIENT_DEPRECATE_EOF, SERVER_MORE_RESULTS_EXISTS
@@ -61,6 +61,7 @@ from extproc.mysql.resultsets import (
 )
 
 if TYPE_CHECKING:
+    from extproc.codecs.rows import Rows
     from extproc.masking import Masker
     from extproc.mysql.runs import Run
 
@@ -309,24 +310,21 @@ class Relay:
             return []
         run, columns, masker = self._run, self._columns, self._row_masker
         assert masker is not None
-        counts: Counter[str] = Counter()
         if self._binary:
-            with ledger.stage(run.exchange.front, "mask"):
-                sent, rows, counts = masker.binary_rows(
-                    [parse_binary_row(p.payload, columns) for p in packets])
+            parsed = [parse_binary_row(p.payload, columns) for p in packets]
+
+            def binary() -> tuple[tuple[Rows, Rows], Counter[str]]:
+                sent, rows, counts = masker.binary_rows(parsed)
+                return (sent, rows), counts
+
+            sent, rows = run.masked(binary)
         else:
             rows = [parse_text_row(p.payload, len(columns)) for p in packets]
             if masker.masks:
-                with ledger.stage(run.exchange.front, "mask"):
-                    rows, counts = masker.rows(rows)
+                rows = run.masked(functools.partial(masker.rows, rows))
             sent = rows
         run.rows += len(rows)
-        if counts:
-            run.exchange.record_masking(counts)
-        limit = run.exchange.record_limit
-        if len(run.sample) < limit:
-            run.sample += b"\n" if run.sample else b""
-            run.sample += record_sample(columns, rows, limit)
+        run.kept(functools.partial(record_sample, columns, rows))
         if self._binary:
             return [encode(p.seq, encode_binary_row(r, columns))
                     for p, r in zip(packets, sent, strict=True)]

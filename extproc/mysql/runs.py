@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from extproc.codecs.refusal import Refusal, Refused
+from extproc.exchange.statement import Statement
 from extproc.mysql.flags import SERVER_MORE_RESULTS_EXISTS
 from extproc.mysql.framing import Packet, encode
 from extproc.mysql.refusals import refusal_packet
@@ -25,7 +26,7 @@ from extproc.mysql.wire import Closed
 
 if TYPE_CHECKING:
     from extproc.exchange.act import Act
-    from extproc.exchange.state import Answer, Exchange
+    from extproc.exchange.state import Answer
     from extproc.mysql import effect
     from extproc.mysql.kills import Kill, Victim
     from extproc.mysql.state import SessionState
@@ -34,32 +35,20 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class Run:
+class Run(Statement):
     """An exchange in flight: a command and its answer (`kill`: a KILL tollgate does,
-    and the session it names)."""
+    and the session it names); the steps every database front shares are
+    exchange/statement.py's."""
 
-    act: Act
-    rows: int = 0
     results: list[str] = field(default_factory=list)
-    sample: bytearray = field(default_factory=bytearray)
-    error: str | None = None
     kill: tuple[Kill, Victim] | None = None
-    # A write whose effect the server is to measure before the verdict (effect.py).
-    measure: bool = False
     # The stored functions a text that names no write calls (effect.py: measured too).
     routines: list[effect.Target] = field(default_factory=list)
 
-    @property
-    def exchange(self) -> Exchange:
-        return self.act.exchange
-
     def end(self) -> None:
         """A command's answer went by (or never will): its record."""
-        outcome = self.exchange.outcome
-        outcome["tollgate.outcome"] = self.error or "; ".join(self.results) or "done"
-        outcome["tollgate.mysql.rows"] = self.rows
-        self.act.answered(
-            {"results": "; ".join(self.results), "rows": str(self.rows)}, bytes(self.sample))
+        self.answered("mysql", self.error or "; ".join(self.results) or "done",
+                      ("results", self.results))
 
 
 class Runs:

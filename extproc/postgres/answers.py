@@ -20,9 +20,9 @@ without one.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from extproc import ledger
 from extproc.codecs.refusal import Refused
 from extproc.postgres import locks
 from extproc.postgres import messages as pg
@@ -35,7 +35,6 @@ from extproc.postgres.state import (
     Probe,
     State,
     end,
-    masked,
     record_mask,
 )
 
@@ -146,17 +145,15 @@ class Answers:
         if head is not None and head.buffer is not None and head.refusal is not None:
             return []  # a measured write's rows, refused: it is rolled back
         run.rows += len(rows)
-        if run.masker is not None and run.masker.masks:
+        masker, columns = run.masker, run.columns
+        if masker is not None and masker.masks:
             try:
-                with ledger.stage(run.exchange.front, "mask"):
-                    rows, counts = run.masker.rows(rows)
+                rows = run.masked(functools.partial(masker.rows, rows))
             except ResultRefused as exc:  # a binary record's field of a type not known
                 answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
                 return self._refuse_midway(head, refusal_message(answer))
-            masked(run, counts)
-        if run.columns is not None and len(run.sample) < run.exchange.record_limit:
-            run.sample += b"\n" if run.sample else b""
-            run.sample += record_sample(run.columns, rows, run.exchange.record_limit)
+        if columns is not None:
+            run.kept(functools.partial(record_sample, columns, rows))
         return [pg.encode_data_row(r) for r in rows]
 
     def _message(self, message: pg.Message) -> list[bytes]:
@@ -368,7 +365,8 @@ class Answers:
         assert copy_out is not None
         run = head.run
         try:
-            masked_line, counts = copy_out.line(message.body)
+            masked_line = (copy_out.line(message.body)[0] if run is None
+                           else run.masked(functools.partial(copy_out.line, message.body)))
         except ResultRefused as exc:  # a line not in its encoding
             if run is None:
                 raise Fatal(str(exc)) from None
@@ -376,7 +374,6 @@ class Answers:
             return self._refuse_midway(head, refusal_message(answer))
         if run is not None:
             run.rows += 1
-            masked(run, counts)
         return [pg.encode(b"d", masked_line)]
 
 

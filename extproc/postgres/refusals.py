@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from extproc.exchange.state import Answer, held_because, refusal_reasons
+from extproc.exchange.state import Answer, refusal_reasons
+from extproc.exchange.statement import refusal_notes
 from extproc.postgres import messages as pg
 from extproc.postgres import namespace
 
@@ -55,17 +56,12 @@ def refusal_message(answer: Answer, severity: str = "ERROR", code: str | None = 
     trace id as the detail, what to do as the hint."""
     body = answer.body
     reasons = refusal_reasons(answer)
-    detail = [f"trace id {answer.trace_id}"]
-    if body.get("rules"):
-        detail.insert(0, "rules: " + ", ".join(body["rules"]))
+    detail = refusal_notes(answer)
     hint = None
-    if body.get("approval_id"):
-        detail.insert(0, f"approval {body['approval_id']} ({body.get('status')})"
-                      + held_because(answer))
-        if body.get("approve_url") and body.get("status") == "pending":
-            # Still undecided: running the statement again passes once it is approved.
-            hint = (f"an approver decides it at {body['approve_url']}; run the statement "
-                    "again once it is approved")
+    if body.get("approval_id") and body.get("approve_url") and body.get("status") == "pending":
+        # Still undecided: running the statement again passes once it is approved.
+        hint = (f"an approver decides it at {body['approve_url']}; run the statement "
+                "again once it is approved")
     message = "tollgate: " + "; ".join(map(str, reasons))
     return pg.error(code or sqlstate_of(answer.status),
                     message if note is None else f"{message} ({note})",

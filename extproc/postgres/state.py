@@ -15,13 +15,14 @@ reach.py, a measured write's readings: questions.py, measured.py) wait there too
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import Refused
 from extproc.exchange.cancels import CancelGate
 from extproc.exchange.effect import Remembered
+from extproc.exchange.statement import Statement
 from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import encodings, namespace
@@ -46,19 +47,14 @@ COMPLETIONS = frozenset({b"1", b"2", b"3", b"C"})
 
 
 @dataclass(slots=True)
-class Run:
-    """One exchange on the wire: its statement's answers as they come back."""
+class Run(Statement):
+    """One exchange on the wire: its statement's answers as they come back (the steps
+    every database front shares are exchange/statement.py's)."""
 
-    act: Act
     masker: ResultMasker | None = None
     columns: list[pg.Column] | None = None
-    rows: int = 0
     commands: list[str] = field(default_factory=list)
-    sample: bytearray = field(default_factory=bytearray)
-    error: str | None = None
     use: namespace.Use = field(default_factory=namespace.Use)
-    # A write whose effect the database is to measure before the verdict (effect.py).
-    measure: bool = False
     # Its text as it goes upstream, where it differs from the client's (Names.renamed).
     upstream_text: str | None = None
     # The statements whose rows it returns (of the cursors it fetches from, of the
@@ -68,10 +64,6 @@ class Run:
     # whether it went upstream so (its answers are then read as the Wire says).
     change: encodings.Change = encodings.NO_CHANGE
     unsettles: bool = False
-
-    @property
-    def exchange(self) -> Exchange:
-        return self.act.exchange
 
 
 @dataclass(slots=True)
@@ -255,18 +247,10 @@ def end(pending: Pending, problem: str | None, command: str | None = None) -> No
     if run is None:
         return
     pending.run = None
-    exchange = run.exchange
-    outcome = exchange.outcome
-    error = problem or run.error
-    if error is not None:
-        outcome["tollgate.outcome"] = error
-    elif command:
-        outcome["tollgate.outcome"] = command
-    outcome["tollgate.postgres.rows"] = run.rows
     if run.commands:
-        outcome["tollgate.postgres.commands"] = tuple(run.commands)
-    run.act.answered(
-        {"command": "; ".join(run.commands), "rows": str(run.rows)}, bytes(run.sample))
+        run.exchange.outcome["tollgate.postgres.commands"] = tuple(run.commands)
+    run.answered("postgres", problem or run.error or command or None,
+                 ("command", run.commands))
 
 
 def unrun(run: Run) -> None:
@@ -274,11 +258,6 @@ def unrun(run: Run) -> None:
     run.rows, run.commands, run.error = 0, [], None
     run.sample.clear()
 
-
-def masked(run: Run, counts: Counter[str]) -> None:
-    """What masking changed in a run's answers, in its record."""
-    if counts:
-        run.exchange.record_masking(counts)
 
 
 def record_mask(head: Pending | None) -> Any:

@@ -103,6 +103,14 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         spans = self.wait_for(lambda all_: sum(s.trace_id == trace_id for s in all_) >= count)
         return [s for s in spans if s.trace_id == trace_id]
 
+    def span_of(self, record: dict[str, Any]) -> Span:
+        """A recorded exchange's own span, once it has arrived (the writer exports it
+        after storing the record; an approval's span in its trace may come first)."""
+        wanted = (record["trace_id"], record["span_id"])
+        spans = self.wait_for(lambda all_: any((s.trace_id, s.span_id) == wanted
+                                               for s in all_))
+        return next(s for s in spans if (s.trace_id, s.span_id) == wanted)
+
     def __enter__(self) -> OtlpReceiver:
         self._server.start()
         return self
