@@ -88,8 +88,8 @@ function" are what a policy has to judge there.
 
 Speed: PostgreSQL is parsed in C and walked as JSON (~30 µs a typical statement); sqlglot is
 pure Python (~400 µs). Texts up to CACHE_MAX_CHARS are cached per (text, dialect); a
-PostgreSQL statement's reading also per shape, for the same statement with other literals
-(shapes.py).
+PostgreSQL or MySQL statement's reading also per shape, for the same statement with other
+literals (shapes.py).
 
 Two back-ends read the text: pglast_reader.py for postgres, sqlglot_reader.py for every other
 dialect. Each is imported when its dialect is first read (or `load`ed, as an interpreter does
@@ -112,7 +112,7 @@ import orjson
 from extproc.codecs.sql_dialects import DIALECTS
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, classify, setting_effects
 from extproc.interpret.sql.lineage import Column
-from extproc.interpret.sql.shapes import Shapes
+from extproc.interpret.sql.shapes import Shaper, Shapes
 
 __all__ = ["DIALECTS", "MAX_TEXT", "Estimate", "EstimatedWrite", "analyze", "load"]
 
@@ -439,17 +439,29 @@ def analyze(text: str, dialect: str = "postgres", server_version: str | None = N
         raise ValueError(f"unknown SQL dialect {dialect!r}")
     if len(text) > CACHE_MAX_CHARS:
         return _analyze(text, dialect, server_version, backslashes)
+    if dialect not in _SHAPED_DIALECTS:
+        return orjson.loads(_cached(text, dialect, server_version, backslashes))
+    return SHAPES.analysis(
+        text, _shaper(dialect, server_version, backslashes),
+        lambda t: _analyze(t, dialect, server_version, backslashes),
+        lambda t: orjson.loads(_cached(t, dialect, server_version, backslashes)))
+
+
+# The dialects whose readings are also kept by shape (shapes.py).
+_SHAPED_DIALECTS = frozenset({"postgres", "mysql"})
+
+
+def _shaper(dialect: str, server_version: str | None,
+            backslashes: bool | None) -> Shaper:
+    """The dialect's reader's shape of a text (its back-end is loaded already)."""
     if dialect == "postgres":  # which reads neither the version nor the escaping
-        return SHAPES.analysis(text, _read_postgres, _exact_postgres)
-    return orjson.loads(_cached(text, dialect, server_version, backslashes))
+        from extproc.interpret.sql import pglast_reader
 
+        return pglast_reader.shape
+    from extproc.interpret.sql import sqlglot_reader
 
-def _read_postgres(text: str) -> Analysis:
-    return _analyze(text, "postgres")
-
-
-def _exact_postgres(text: str) -> Analysis:
-    return orjson.loads(_cached(text, "postgres", None, None))
+    return functools.partial(sqlglot_reader.shape, dialect=dialect,
+                             server_version=server_version, backslashes=backslashes)
 
 
 def load(dialect: str) -> None:

@@ -9,6 +9,7 @@ field is read once from pglast.ast's slot declarations.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import orjson
@@ -635,6 +636,44 @@ def _pg_literal(fields: dict[str, Any]) -> bounds.Const:
     if "boolval" in fields:
         return bounds.Const(bool(fields["boolval"].get("boolval", False)))
     return bounds.UNKNOWN_VALUE  # a bit string
+
+
+# What a shape (shapes.py) has none of: a constant's value (zero, false and '' are an
+# empty object), whose kind stays; and a position in the text (a position this misses
+# makes texts of one shape two: never two shapes one).
+_VALUES = re.compile(
+    r'("A_Const":\{"(ival|fval|sval|boolval|bsval)":\{)'
+    r'(?:"\2":(?:"(?:[^"\\]|\\.)*"|-?[0-9]+|true|false))?\}')
+_POSITIONS = re.compile(
+    r'"(?:location|stmt_location|stmt_len|rexpr_list_start|rexpr_list_end)":-?[0-9]+')
+# Where the one statement of a tree is in its text (a quote inside a JSON string is
+# escaped: only the tree's own keys match; RawStmt alone has a `stmt`).
+_START = re.compile(r'"stmt_location":([0-9]+)')
+_LENGTH = re.compile(r'"stmt_len":([0-9]+)')
+
+
+def shape_of(tree: str) -> str:
+    """A parse tree's JSON without its constants' values and its positions."""
+    return _POSITIONS.sub("", _VALUES.sub(r"\1}", tree))
+
+
+def shape(text: str) -> tuple[str, str] | None:
+    """`text`'s shape (shapes.py) and its one statement as `_read_postgres` cuts it;
+    None for a text of several statements, one that does not parse, or one a reading
+    may lex two ways (a backslash, a character beyond ASCII: `read`, `read_safely`)."""
+    if not (text.isascii() and "\\" not in text and "\x00" not in text):
+        return None
+    try:
+        tree = parse_json(text)
+    except pg_parser.ParseError:
+        return None
+    if tree.count('"stmt":') != 1:
+        return None
+    found = _START.search(tree)
+    start = int(found[1]) if found else 0
+    found = _LENGTH.search(tree)
+    length = int(found[1]) if found else len(text) - start
+    return shape_of(tree), text[start:start + length].strip()
 
 
 def _read_postgres(text: str) -> list[Entry]:

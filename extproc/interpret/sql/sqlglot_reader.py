@@ -39,6 +39,7 @@ from extproc.interpret.sql import (
     snake,
 )
 from extproc.interpret.sql.effects import setting_effects
+from extproc.interpret.sql.shapes import value_read
 
 # sqlglot logs a warning for every statement it falls back to reading as a Command; those
 # become kind "other" here, so the warning is noise on the request path.
@@ -82,6 +83,59 @@ def _dashes_in_values(text: str, dialect: str, backslashes: bool | None) -> bool
     return not dashes or (
         not any(UNICODE_SPACE.match(text, at + 2) for at in dashes)
         and within_strings(text, dialect, dashes, backslashes))
+
+
+# A shape (shapes.py) leaves out the text of these literals where they are operands: of a
+# comparison, or items of an IN list or a VALUES row (a number after `-` is not one, nor
+# anything after INTERVAL, DATE or LIMIT, which the parser or a bound reads).
+_SHAPED_LITERALS = frozenset({TokenType.NUMBER, TokenType.STRING})
+_COMPARISONS = frozenset({TokenType.EQ, TokenType.NEQ, TokenType.LT, TokenType.GT,
+                          TokenType.LTE, TokenType.GTE, TokenType.NULLSAFE_EQ})
+_LISTS = frozenset({TokenType.IN, TokenType.VALUES})
+_ITEMS = frozenset({TokenType.L_PAREN, TokenType.COMMA})
+# What a shaped text holds none of: what another lexing reads otherwise (a backslash, a
+# double quote), what the server may run that sqlglot reads as a comment (`/*!`, `#`
+# beyond a `{`), comments at all, a NUL.
+_UNSHAPED = ("\\", '"', "/*", "#", "--", "{", "\x00")
+
+
+def shape(text: str, dialect: str, server_version: str | None = None,
+          backslashes: bool | None = None) -> tuple[str, str] | None:
+    """`text`'s shape (shapes.py): its tokens, the literals that are operands without
+    their text, in the server's version and escaping; and its one statement as
+    `_read_sqlglot` cuts it. None for what may read otherwise (`_UNSHAPED`, beyond
+    ASCII), several statements, or a text that does not lex."""
+    if not text.isascii() or any(mark in text for mark in _UNSHAPED):
+        return None
+    setup = _glot_dialect(dialect)
+    try:
+        tokens = setup.lexing(backslashes)[0].tokenizer(dialect=setup.dialect).tokenize(text)
+    except SqlglotError:
+        return None
+    if tokens and tokens[-1].token_type is TokenType.SEMICOLON:
+        tokens = tokens[:-1]
+    if not tokens:
+        return None
+    parts = [dialect, server_version or "", str(backslashes)]
+    lists: list[bool] = []  # each open parenthesis: whether it opens a list of operands
+    previous, closed_row = None, False
+    for token in tokens:
+        kind = token.token_type
+        if kind is TokenType.SEMICOLON or token.comments:
+            return None
+        in_list = previous in _ITEMS and bool(lists) and lists[-1]
+        if kind in _SHAPED_LITERALS and (previous in _COMPARISONS or in_list):
+            parts.append(kind.name)
+        else:
+            parts.append(f"{kind.name} {token.text}")
+        if kind is TokenType.L_PAREN:
+            lists.append(previous in _LISTS or (previous is TokenType.COMMA and closed_row))
+        elif kind is TokenType.R_PAREN and lists:
+            closed_row = lists.pop()
+        if kind is not TokenType.R_PAREN and kind is not TokenType.COMMA:
+            closed_row = False
+        previous = kind
+    return "\n".join(parts), text[tokens[0].start:tokens[-1].end + 1].strip()
 
 
 def tokenize(text: str, dialect: str, backslashes: bool | None = None) -> list[Token]:
@@ -264,6 +318,7 @@ def _glot_constant(node: exp.Expr | None) -> str | None:
     """A setting's value when it is one constant: a string, a number, a bare word (`gbk`,
     `` `gbk` ``, DEFAULT); None for anything computed."""
     if isinstance(node, (exp.Literal, exp.Var, exp.Identifier)):
+        value_read()
         return node.name
     if isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier):
         return node.name
@@ -423,6 +478,7 @@ class _GlotCondition:
     def term(self, node: exp.Expr) -> bounds.Term:
         node = node.unnest()
         if isinstance(node, exp.Literal):
+            value_read()
             return bounds.Const(node.name) if node.is_string else bounds.number(node.name)
         if isinstance(node, exp.Boolean):
             return bounds.Const(bool(node.this))
@@ -680,6 +736,8 @@ class _GlotWalker:
             self._fold, bounds.Target(_glot_table_names(table, self._fold), alone))
         where, limit = node.args.get("where"), node.args.get("limit")
         rows = limit.expression if isinstance(limit, exp.Limit) else None
+        if isinstance(rows, exp.Literal):
+            value_read()
         honoured = (self._setup.write_limits and isinstance(rows, exp.Literal)
                     and rows.is_int)
         return bounds.write_bounded(
