@@ -206,3 +206,24 @@ def test_a_mysql_literal_keeps_its_text_where_it_is_no_operand(text: str) -> Non
     other = sqlglot_reader.shape(text.replace("1", "2").replace("5", "6"), "mysql", MARIADB,
                                  True)
     assert shaped is None or other is None or shaped[0] != other[0]
+
+
+@pytest.mark.parametrize(("dialect", "primer", "attack"), [
+    # A literal that would end its string early on another lexing, or hide a statement.
+    ("postgres", "SELECT a FROM t WHERE b = 'x'", "SELECT a FROM t WHERE b = 'x'' OR ''1''=''1'"),
+    ("postgres", "SELECT a FROM t WHERE b = 'x'", "SELECT a FROM t WHERE b = E'x\\' OR 1=1 --'"),
+    ("postgres", "SELECT a FROM t WHERE b = 1", "SELECT a FROM t WHERE b = 1; DROP TABLE t"),
+    ("postgres", "DELETE FROM t WHERE id = 1", "DELETE FROM t WHERE id = 1 OR 1 = 1"),
+    ("postgres", "SELECT a FROM t WHERE b = $$x$$", "SELECT a FROM t WHERE b = $$x$$; DROP t"),
+    ("mysql", "SELECT a FROM t WHERE b = 'x'", "SELECT a FROM t WHERE b = 'x\\' OR 1=1 -- '"),
+    ("mysql", "SELECT a FROM t WHERE b = 'x'", 'SELECT a FROM t WHERE b = "x" OR "1"'),
+    ("mysql", "SELECT a FROM t WHERE b = 1", "SELECT a FROM t WHERE b = 1 /*!50000 OR 1=1 */"),
+    ("mysql", "SELECT a FROM t WHERE b = 1", "SELECT a FROM t WHERE b = 1 # \nOR 1=1"),
+    ("mysql", "DELETE FROM t WHERE id = 1 LIMIT 1", "DELETE FROM t WHERE id = 1 LIMIT 0"),
+    ("mysql", "DELETE FROM t WHERE id = 1", "DELETE FROM t WHERE id = 1 OR 1 = 1"),
+])
+def test_a_primed_shape_reads_an_attackers_variant_as_a_fresh_reading_does(
+        dialect: str, primer: str, attack: str) -> None:
+    version = MARIADB if dialect == "mysql" else None
+    for text in (primer, primer, attack):
+        assert analyze(text, dialect, version) == _analyze(text, dialect, version)
