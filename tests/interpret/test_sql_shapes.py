@@ -144,6 +144,8 @@ def test_the_process_reads_postgres_by_shape() -> None:
 MARIADB = "10.11.6-MariaDB-0+deb12u1"
 MYSQL_TEMPLATES = (
     "SELECT c FROM sbtest1 WHERE id = {}",
+    "SELECT id, name FROM customers WHERE id BETWEEN {} AND {} AND k BETWEEN 1 AND {}",
+    "UPDATE t SET a = 1 WHERE id BETWEEN {} AND {}",
     "SELECT id, name FROM t WHERE a IN ({}, {}) AND b <> {} ORDER BY id LIMIT {}",
     "SELECT * FROM t WHERE created > NOW() - INTERVAL {} DAY AND k >= {}",
     "UPDATE accounts SET balance = balance + {} WHERE id = {}",

@@ -86,8 +86,8 @@ def _dashes_in_values(text: str, dialect: str, backslashes: bool | None) -> bool
 
 
 # A shape (shapes.py) leaves out the text of these literals where they are operands: of a
-# comparison, or items of an IN list or a VALUES row (a number after `-` is not one, nor
-# anything after INTERVAL, DATE or LIMIT, which the parser or a bound reads).
+# comparison or a BETWEEN, or items of an IN list or a VALUES row (a number after `-` is
+# not one, nor anything after INTERVAL, DATE or LIMIT, which the parser or a bound reads).
 _SHAPED_LITERALS = frozenset({TokenType.NUMBER, TokenType.STRING})
 _COMPARISONS = frozenset({TokenType.EQ, TokenType.NEQ, TokenType.LT, TokenType.GT,
                           TokenType.LTE, TokenType.GTE, TokenType.NULLSAFE_EQ})
@@ -119,15 +119,20 @@ def shape(text: str, dialect: str, server_version: str | None = None,
     parts = [dialect, server_version or "", str(backslashes)]
     lists: list[bool] = []  # each open parenthesis: whether it opens a list of operands
     previous, closed_row = None, False
+    between = 0  # 1: after BETWEEN, 2: after its low literal, 3: after that one's AND
     for token in tokens:
         kind = token.token_type
         if kind is TokenType.SEMICOLON or token.comments:
             return None
         in_list = previous in _ITEMS and bool(lists) and lists[-1]
-        if kind in _SHAPED_LITERALS and (previous in _COMPARISONS or in_list):
+        operand = previous in _COMPARISONS or in_list or between in (1, 3)
+        if kind in _SHAPED_LITERALS and operand:
             parts.append(kind.name)
         else:
             parts.append(f"{kind.name} {token.text}")
+        between = (1 if kind is TokenType.BETWEEN
+                   else 2 if between == 1 and kind in _SHAPED_LITERALS
+                   else 3 if between == 2 and kind is TokenType.AND else 0)
         if kind is TokenType.L_PAREN:
             lists.append(previous in _LISTS or (previous is TokenType.COMMA and closed_row))
         elif kind is TokenType.R_PAREN and lists:
