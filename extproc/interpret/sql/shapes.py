@@ -130,7 +130,3 @@ class Shapes:
             self._kept[key] = found
             while len(self._kept) > self._most:
                 self._kept.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
