@@ -164,7 +164,6 @@ class Telemetry:
         # given in this process as it ends (the tests' exporter).
         self._processors: list[SpanProcessor] = []
         self._here: list[SpanProcessor] = []
-        self.settings = settings
         if settings.otlp_endpoint:
             self._add(_batched(settings.otlp_endpoint))
         if exporter is not None:
