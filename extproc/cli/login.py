@@ -142,7 +142,8 @@ class _Catcher:
 
         self._server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # Its shutdown waits a poll interval (0.5 s by default) before the command ends.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
 
     def wait(self, seconds: float) -> dict[str, str]:
         try:

@@ -278,7 +278,10 @@ class DemoUpstream:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _Server((host, port))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # stop() waits for the loop to notice, which it does once per poll interval:
+        # socketserver's 0.5 s default kept every test's gateway half a second in its stop.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True)
 
     @property
     def port(self) -> int:
