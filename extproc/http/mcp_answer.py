@@ -516,8 +516,8 @@ class _Reader:
     async def _masked_message(self, message: Any) -> Any:
         """A message masked whole as the decision asks: method, keys and ids too, but the
         id of the client's own request (it sent it, and matches the answer by it). Base64
-        content that decodes to text is masked as that text, and so is a word of base64
-        holding text in any string (mcp_content.base64_texts_masked); binary content
+        content that decodes to text is masked as that text, and so is any encoded text in a
+        string (the masker reads it decoded: masking/decoding.py); binary content
         goes to the policy, and an image's text is masked in the image (`_binary`)."""
         spec = self._exchange.mask
         own = (isinstance(message, dict) and self.call is not None and "id" in message
@@ -532,13 +532,6 @@ class _Reader:
         shown = mcp_content.replaced(read, imaged)
         decoded = _decoded_blobs(shown)
         masked, counts = self._act.masker.mask_json(decoded, spec)
-
-        def mask(text: str) -> str:
-            out, found = self._act.masker.mask_text(text, spec)
-            counts.update(found)
-            return out
-
-        masked = mcp_content.base64_texts_masked(masked, mask)
         if not counts and decoded is shown:
             if shown is read:
                 return message

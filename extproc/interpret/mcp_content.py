@@ -6,10 +6,9 @@ decodes to UTF-8 text is text, masked as any text is; every other is an item her
 image (its text read by OCR and masked: masking/images.py), audio, or other binary
 content, which cannot be masked and which the pack passes or refuses by its type.
 
-A server may also put base64 where text goes: a text content's `text`, a value of its
-`structuredContent`, a string within JSON written as text. Such a word of base64 that
-holds text is masked as that text and encoded again (`base64_texts_masked`), so that
-encoding a card number does not carry it past the masker.
+A server may also put base64 (or hex, or entities...) where text goes: a text content's
+`text`, a value of its `structuredContent`. The masker reads every string decoded as
+well (masking/decoding.py), so encoding a card number does not carry it past it.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,50 +103,3 @@ def _is_text(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-# A word of base64 (standard alphabet, padded) long enough to hold text worth masking (12
-# bytes: an SSN's 11 written out): a whole run of the alphabet, from the start of a string
-# or a character base64 does not use (a JSON string's quote, a space) to the next.
-_BASE64_WORD = re.compile(r"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{4}){4,}"
-                          r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![A-Za-z0-9+/=])")
-_WORD_MIN = 16
-_CONTROLS_READ = frozenset("\t\n\r")
-
-
-def base64_texts_masked(value: Any, mask: Callable[[str], str]) -> Any:
-    """`value` (JSON as parsed) with each word of base64 in its strings that holds text
-    masked as that text by `mask` and encoded again; what does not change is shared, not
-    copied (a value with nothing to mask is returned as it is)."""
-    if isinstance(value, str):
-        return _BASE64_WORD.sub(lambda m: _masked_word(m[0], mask), value) \
-            if len(value) >= _WORD_MIN else value
-    if isinstance(value, list):
-        items = [base64_texts_masked(v, mask) for v in value]
-        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
-    if isinstance(value, dict):
-        out = {k: base64_texts_masked(v, mask) for k, v in value.items()}
-        return out if any(out[k] is not v for k, v in value.items()) else value
-    return value
-
-
-def _masked_word(word: str, mask: Callable[[str], str]) -> str:
-    text = held_text(word)
-    if text is None:
-        return word
-    masked = mask(text)
-    return word if masked == text else base64.b64encode(masked.encode()).decode()
-
-
-def held_text(word: str) -> str | None:
-    """The text a word of base64 holds: None unless it is canonical (written as encoding
-    its bytes writes them, which is how it is written again) and they are UTF-8 of
-    printable characters, tabs and line breaks (what is not text is not read as text)."""
-    data = base64.b64decode(word)
-    if base64.b64encode(data).decode() != word:
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if all(c.isprintable() or c in _CONTROLS_READ for c in text) else None

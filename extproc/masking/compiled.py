@@ -35,10 +35,10 @@ from pathlib import Path
 # images (images.py, all in ONNX Runtime and Pillow) and the package's entry points gain
 # nothing.
 MODULES = (
-    "body", "catalog", "checks", "detectors", "generic_secrets", "id_checks", "key_rules",
-    "keys", "literals", "log_lines", "masker", "national_ids", "people", "phone_context",
-    "phone_regions", "phones", "policy_mask", "prefilter", "record_mask", "rows",
-    "server_text", "shadow", "strategies", "stream", "vendor_rules",
+    "body", "catalog", "checks", "decoding", "detectors", "generic_secrets", "id_checks",
+    "key_rules", "keys", "literals", "log_lines", "masker", "national_ids", "people",
+    "phone_context", "phone_regions", "phones", "policy_mask", "prefilter", "record_mask",
+    "rows", "server_text", "shadow", "strategies", "stream", "vendor_rules",
 )
 HERE = Path(__file__).parent
 # The modules' data files: beside their source, wherever their code runs from (a compiled

@@ -820,6 +820,39 @@ def runs_of(chosen: tuple[Detector, ...]) -> Runs:
     return tuple((family, tuple(members)) for family, members in runs)
 
 
+# Text.memo's key of the findings of decoding.py's detector, by their span of `Text.raw`:
+# each is a detector of its own (a `Recoded`), which `scan` puts in its detector's place.
+RECODED = "recoded"
+
+
+def _with_recoded(found: list[tuple[int, int, int]], chosen: tuple[Detector, ...],
+                  recoded: dict[tuple[int, int], Detector]) -> tuple[Detector, ...]:
+    """`chosen` and the recoded findings, each at a new index that `found` (the scan's
+    findings, start, minus end, index) now names in place of the decoding detector's."""
+    extra = list(chosen)
+    for k, (s, neg_e, i) in enumerate(found):
+        if (r := recoded.get((s, -neg_e))) is not None and chosen[i].entity == "DECODED":
+            found[k] = (s, neg_e, len(extra))
+            extra.append(r)
+    return tuple(extra)
+
+
+def _whole_characters(source: bytes, found: list[tuple[int, int, int]]
+                      ) -> list[tuple[int, int, int]]:
+    """`found` with each span widened to whole UTF-8 characters: a pattern's bound in
+    bytes (a value's longest) can end inside a letter of another script, and a span cut
+    there would be no text to rewrite."""
+    out = []
+    for s, neg_e, i in found:
+        e = -neg_e
+        while s > 0 and source[s] & 0xC0 == 0x80:
+            s -= 1
+        while e < len(source) and source[e] & 0xC0 == 0x80:
+            e += 1
+        out.append((s, -e, i))
+    return out
+
+
 def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detector]]:
     """Findings of `detectors` in `t`, overlapping ones merged, in order, in `t.source`.
 
@@ -839,8 +872,12 @@ def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detecto
                 for s, e in d.find(t):  # most find nothing: a loop costs less than a generator
                     add((s, -e, i))
     found.sort()
+    if recoded := t.memo.get(RECODED):  # findings in the text's decoded views
+        chosen = _with_recoded(found, chosen, recoded)  # type: ignore[arg-type]
     if t.raw is not t.source:
         found = [(t.to_source(s), -t.to_source(-neg_e), i) for s, neg_e, i in found]
+    if found and not t.source.isascii():
+        found = _whole_characters(t.source, found)
     merged: list[list[int]] = []  # start, end, detector index, its finding's length
     for s, neg_e, i in found:
         e = -neg_e

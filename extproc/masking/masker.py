@@ -9,7 +9,16 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
 
-from extproc.masking import catalog, key_rules, ner, people, phone_context, strategies
+from extproc.masking import (
+    catalog,
+    decoding,
+    key_rules,
+    ner,
+    people,
+    phone_context,
+    strategies,
+)
+from extproc.masking.decoding import Recoded
 from extproc.masking.detectors import Detector, Text, scan
 from extproc.masking.images import ImageMasker
 from extproc.masking.key_rules import FIELDS, column_rules, field_in_text, normalise_field
@@ -144,7 +153,10 @@ def _detectors(names: frozenset[str], fields: frozenset[str]) -> tuple[Detector,
     """The detectors a spec names, in scanning order (chosen once per spec: every body
     masked, the record's included, asks again)."""
     chosen = tuple(d for d in catalog.DETECTORS if d.name in names)
-    return (*chosen, field_in_text(fields)) if fields else chosen
+    if fields:
+        chosen = (*chosen, field_in_text(fields))
+    # Last: the same detectors on the text's decoded forms (decoding.py).
+    return (*chosen, decoding.detector(chosen)) if chosen else chosen
 
 
 class Masker:
@@ -229,6 +241,12 @@ class Masker:
         overrides, default = spec.overrides, spec.strategy
         pos = 0
         for s, e, d in found:
+            if type(d) is Recoded:  # masked as decoded, written back in its encoding
+                assert d.codec is not None
+                out += (raw[pos:s], d.codec.encode(
+                    self.splice(d.decoded, d.found, spec, counts), raw[s:e]))
+                pos = e
+                continue
             strategy = overrides.get(d.name, default) if overrides else default
             out += (raw[pos:s], _redaction(d) if strategy == "redact" else _encode(
                 strategies.rewrite(strategy, _decode(raw[s:e]), d, self._key)))

@@ -223,9 +223,8 @@ async def test_base64_of_text_in_a_results_strings_is_masked_and_encoded_again()
 
 async def test_base64_that_is_no_text_or_holds_nothing_to_mask_passes_as_it_is() -> None:
     """Not read as text (each would be masked if it were): base64 of bytes that are no
-    UTF-8, of control characters, a word shorter than 16 characters, base64 not written
-    canonically (a padding bit set), a word within a longer run of base64; and base64 of
-    text with nothing to mask passes byte for byte."""
+    UTF-8, of control characters, a word shorter than 16 characters, a word within a
+    longer run of base64; and base64 of text with nothing to mask passes byte for byte."""
     import base64
 
     pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
@@ -234,10 +233,8 @@ async def test_base64_that_is_no_text_or_holds_nothing_to_mask_passes_as_it_is()
     texts = [base64.b64encode(b"\xff\xfe" + card).decode(),
              base64.b64encode(b"\x01\x02 " + card).decode(),
              base64.b64encode(b"a@b.io x").decode(),  # an address, in 12 characters
-             canonical[:-3] + "R==",  # "!" with a padding bit set: decodes alike
              "A" + canonical,  # no whole word of base64
              base64.b64encode(b"nothing to see in here, just words").decode()]
-    assert base64.b64decode(texts[3]) == base64.b64decode(canonical)
     body = json.dumps({"jsonrpc": "2.0", "id": 5, "result": {
         "content": [{"type": "text", "text": t} for t in texts]}}).encode()
     exchange, answers = await answered(pipe, {

@@ -1,0 +1,416 @@
+"""Encoded values read as they decode: what the detectors find in a text's decoded forms
+is masked over its encoded span, and written back in the same encoding.
+
+Values leave real systems encoded: percent-encoded in URLs and forms (twice, in a URL
+that is itself a parameter), as HTML entities and XML character references, as `\\u`
+escapes in logs and NDJSON, quoted-printable and MIME encoded-words in mail, base64,
+base32 and hex in configs, tokens and API fields. A detector written for the value misses
+each such spelling. So a text that holds a codec's mark (found by the detectors' one
+Hyperscan pass, prefilter.py) is also read as that codec's *view*: the text with each
+encoded unit replaced by what it decodes to, and the map back. The detectors (this
+module's among them, one level less deep) scan the view; each finding is widened to whole
+units and becomes a `Recoded` finding over its span in the text: the decoded text and the
+findings in it. The masker's splice masks that decoded text as any other, then encodes it
+as the span was (a redaction inside a base64 run is base64, inside a form parameter
+percent-encoded), so the text stays valid in its own syntax and a strategy sees the value
+itself (a hash of an SSN is the same however the SSN was spelled).
+
+Bounds: views nest `MAX_DEPTH` deep (`%252D` needs two); a block (a base64, base32 or hex
+run) is decoded only up to `MAX_BLOCK` bytes and only where it decodes to text (UTF-8,
+no control characters but tabs and line breaks); a view that is not UTF-8 is not read.
+A stream (stream.py) holds back from a unit near its end and from an open block run, so
+that it masks as the whole text does (`pending`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import html
+import json
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+from urllib.parse import quote, quote_plus
+
+from extproc.masking.detectors import RECODED, Detector, HitGate, Text, scan
+from extproc.masking.prefilter import PASS
+
+if TYPE_CHECKING:
+    from extproc.masking.detectors import Found
+
+MAX_DEPTH = 3  # views of views: a value encoded twice, then wrapped in base64
+MAX_BLOCK = 16 * 1024  # the longest block run decoded (a key file in base64 is ~3 KiB)
+_MIN_BLOCK = 16  # shorter runs are words and ids, not encoded text
+# How far back from a text's end a unit may begin a finding still growing: a finding of
+# the detectors' longest (~350 characters) written as entities of up to 10 bytes each.
+WINDOW = 4096
+_LEAD = 400  # how far before such a unit the finding may begin (plain characters)
+
+_HEX = b"0123456789abcdefABCDEF"
+_TEXT_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """One encoding: `unit` matches an encoded unit, `decode` gives its bytes (None: the
+    match is not one, after all), `encode` writes masked text as the span was written
+    (its second argument: the span as it was). `units` finds the units of a text whose
+    one pass found the codec's mark (`trigger`)."""
+
+    name: str
+    unit: re.Pattern[bytes]
+    decode: Callable[[re.Match[bytes]], bytes | None]
+    encode: Callable[[bytes, bytes], bytes]
+    trigger: int
+    units: Callable[[Text], Iterator[re.Match[bytes]]]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Recoded(Detector):
+    """A finding in a view, over its span of the text: `decoded` is what the span decodes
+    to and `found` the findings in it, which the masker's splice masks before `codec`
+    writes the span again."""
+
+    decoded: bytes = b""
+    found: tuple[tuple[int, int, Detector], ...] = ()
+    codec: Codec | None = None
+
+
+# --- the codecs -----------------------------------------------------------------------
+
+def _percent(m: re.Match[bytes]) -> bytes:
+    return bytes([int(m[0][1:], 16)])
+
+
+def _form(m: re.Match[bytes]) -> bytes:
+    return b" " if m[0] == b"+" else _percent(m)
+
+
+def _percent_encode(masked: bytes, _span: bytes) -> bytes:
+    return quote(masked, safe="").encode()
+
+
+def _form_encode(masked: bytes, _span: bytes) -> bytes:
+    return quote_plus(masked, safe="").encode()
+
+
+def _entity(m: re.Match[bytes]) -> bytes | None:
+    text = m[0].decode("ascii")
+    decoded = html.unescape(text)
+    return None if decoded == text else decoded.encode("utf-8", "surrogatepass")
+
+
+def _entity_encode(masked: bytes, _span: bytes) -> bytes:
+    return html.escape(masked.decode("utf-8", "surrogatepass")).encode()
+
+
+_SIMPLE_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b'"': b'"', b"\\": b"\\",
+                   b"/": b"/", b"'": b"'"}
+
+
+def _escape(m: re.Match[bytes]) -> bytes | None:
+    unit = m[0]
+    kind = unit[1:2]
+    if kind in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[kind]
+    if kind == b"x":
+        return bytes([int(unit[2:], 16)])
+    if kind == b"u" and len(unit) == 12:  # a surrogate pair, as JSON writes one
+        pair = (unit[2:6] + unit[8:12]).decode()
+        text = (chr(int(pair[:4], 16)) + chr(int(pair[4:], 16))).encode(
+            "utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return text.encode()
+    code = int(unit[2:], 16)
+    if 0xD800 <= code < 0xE000 or code > 0x10FFFF:
+        return None
+    return chr(code).encode()
+
+
+def _escape_encode(masked: bytes, _span: bytes) -> bytes:
+    return json.dumps(masked.decode("utf-8", "surrogatepass"))[1:-1].encode()
+
+
+def _quoted_printable(m: re.Match[bytes]) -> bytes:
+    return b"" if m[0][1:2] in b"\r\n" else bytes([int(m[0][1:], 16)])
+
+
+def _qp_encode(masked: bytes, _span: bytes) -> bytes:
+    return b"".join(bytes([c]) if (0x21 <= c <= 0x7E and c != 0x3D) or c == 0x20
+                    else b"=%02X" % c for c in masked)
+
+
+_WORD = re.compile(rb"=\?([^?\s]{1,40})\?([BbQq])\?([^?\s]*)\?=")
+
+
+def _mime_word(m: re.Match[bytes]) -> bytes | None:
+    charset, kind, payload = m[1].decode("ascii", "replace"), m[2].upper(), m[3]
+    try:
+        data = (base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
+                if kind == b"B" else _q_decode(payload))
+        return data.decode(charset).encode()
+    except (binascii.Error, LookupError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _q_decode(payload: bytes) -> bytes:
+    return re.sub(rb"=([0-9A-Fa-f]{2})", lambda q: bytes([int(q[1], 16)]),
+                  payload.replace(b"_", b" "))
+
+
+def _mime_encode(masked: bytes, _span: bytes) -> bytes:
+    return b"=?UTF-8?B?" + base64.b64encode(masked) + b"?="
+
+
+def _texty(data: bytes) -> bytes | None:
+    """`data` when it reads as text: UTF-8, six bytes or more, without control characters
+    but tabs and line breaks (None otherwise: binary, an image, a hash's bytes)."""
+    if len(data) < 6 or _TEXT_CONTROLS.search(data):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return data
+
+
+def _block(m: re.Match[bytes]) -> bytes | None:
+    """A run of base64, base64url, base32 or hex characters, decoded if it decodes to text."""
+    run = m[0]
+    if len(run) > MAX_BLOCK:
+        return None
+    body = run.rstrip(b"=")
+    if len(body) % 2 == 0 and not body.strip(_HEX):
+        return _texty(bytes.fromhex(body.decode()))
+    with contextlib.suppress(binascii.Error, ValueError):
+        if not body.strip(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") and len(run) % 8 == 0:
+            return _texty(base64.b32decode(run))
+        if len(body) % 4 != 1:
+            padded = body + b"=" * (-len(body) % 4)
+            if b"-" in body or b"_" in body:
+                return _texty(base64.urlsafe_b64decode(padded))
+            return _texty(base64.b64decode(padded, validate=True))
+    return None
+
+
+def _block_encode(masked: bytes, span: bytes) -> bytes:
+    """`masked` written as `span` was: hex (in its case), base32, base64url or base64,
+    padded where the span was."""
+    body = span.rstrip(b"=")
+    if len(body) % 2 == 0 and not body.strip(_HEX):
+        digits = masked.hex()
+        return (digits.upper() if body.upper() == body else digits).encode()
+    if not body.strip(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") and len(span) % 8 == 0:
+        return base64.b32encode(masked)
+    urlsafe = b"-" in body or b"_" in body
+    out = base64.urlsafe_b64encode(masked) if urlsafe else base64.b64encode(masked)
+    return out if span.endswith(b"=") or len(span) % 4 == 0 else out.rstrip(b"=")
+
+
+def _codec(name: str, unit: bytes, decode: Callable[[re.Match[bytes]], bytes | None],
+           encode: Callable[[bytes, bytes], bytes], mark: bytes) -> Codec:
+    pattern = re.compile(unit)
+    return Codec(name, pattern, decode, encode, PASS.add(mark, first=True),
+                 lambda t: pattern.finditer(t.raw))
+
+
+# A block run is found where the one pass saw its first 16 characters after a byte that
+# is none of them (a search with a leading class, `re`'s, costs ~40 ns a byte of any
+# text), and read from there.
+_RUN_CLASS = rb"A-Za-z0-9+/_-"
+_BLOCK_START = PASS.add(rb"(?:^|[^%s])[%s]{%d}" % (_RUN_CLASS, _RUN_CLASS, _MIN_BLOCK))
+_BLOCK_RUN = re.compile(rb"[%s]{%d,}={0,6}" % (_RUN_CLASS, _MIN_BLOCK))
+
+
+def _block_runs(t: Text) -> Iterator[re.Match[bytes]]:
+    for end in t.hits.get(_BLOCK_START, ()):
+        if (m := _BLOCK_RUN.match(t.raw, end - _MIN_BLOCK)) is not None:
+            yield m
+
+
+CODECS: tuple[Codec, ...] = (
+    _codec("percent", rb"%[0-9A-Fa-f]{2}", _percent, _percent_encode, rb"%[0-9A-Fa-f]{2}"),
+    _codec("form", rb"%[0-9A-Fa-f]{2}|\+", _form, _form_encode,
+           rb"=[^\s&=]*[0-9A-Za-z%]\+[0-9A-Za-z%]"),
+    _codec("entity", rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});",
+           _entity, _entity_encode, rb"&#?[0-9A-Za-z]{1,32};"),
+    _codec("escape", rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+           rb"|\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\[nrt\"\\/']", _escape, _escape_encode,
+           rb"\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2})"),
+    _codec("quoted-printable", rb"=[0-9A-F]{2}|=\r?\n", _quoted_printable, _qp_encode,
+           rb"=[0-9A-F]{2}[^=\s]{0,8}=[0-9A-F]{2}|=\r?\n"),
+    _codec("mime-word", _WORD.pattern + rb"(?:[ \t]*\r?\n?[ \t]+(?==\?))?", _mime_word,
+           _mime_encode, rb"=\?[^?\s]{1,40}\?[BbQq]\?"),
+    Codec("block", _BLOCK_RUN, _block, _block_encode, _BLOCK_START, _block_runs),
+)
+
+
+# --- views ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """A window of a text with one codec's units decoded: `starts[k]` is where unit k
+    begins in `text`, `units[k]` its (view end, source start, source end); `lo` is where
+    the window begins in the source."""
+
+    text: bytes
+    lo: int
+    starts: list[int]
+    units: list[tuple[int, int, int]]
+
+    def source(self, s: int, e: int, nested: bool) -> tuple[int, int, int, int] | None:
+        """The span `s:e` of the view widened to whole units: (view start, view end,
+        source start, source end); None where no unit is in it or next to it (the
+        text as it is has that finding: a unit next to it may have hidden its edge),
+        unless the finding is `nested` (a view's of the view: it needs this one)."""
+        k = bisect_right(self.starts, s) - 1
+        if k >= 0 and s < self.units[k][0]:
+            vs, ss = self.starts[k], self.units[k][1]
+        else:
+            vs, ss = s, (self.lo + s if k < 0 else self.units[k][2] + s - self.units[k][0])
+        j = bisect_right(self.starts, e - 1) - 1
+        if j >= 0 and e - 1 < self.units[j][0]:
+            ve, se = self.units[j][0], self.units[j][2]
+        elif j == k and vs == s and not nested and not (  # no unit in the span or next to it
+                (k >= 0 and self.units[k][0] == s) or self.starts[k + 1:k + 2] == [e]):
+            return None
+        else:
+            ve, se = e, (self.lo + e if j < 0 else self.units[j][2] + e - self.units[j][0])
+        return vs, ve, ss, se
+
+
+def view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: int
+         ) -> _View | None:
+    """`raw[lo:hi]` with `units` (each a match and what it decodes to, within the window,
+    in order) decoded, or None where the view is no UTF-8."""
+    pieces: list[bytes] = []
+    starts: list[int] = []
+    spans: list[tuple[int, int, int]] = []
+    pos, length = lo, 0
+    for m, decoded in units:
+        s, e = m.span()
+        pieces += (raw[pos:s], decoded)
+        length += s - pos
+        starts.append(length)
+        length += len(decoded)
+        spans.append((length, s, e))
+        pos = e
+    pieces.append(raw[pos:hi])
+    text = b"".join(pieces)
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return _View(text, lo, starts, spans)
+
+
+def _windows(t: Text, codec: Codec
+             ) -> Iterator[tuple[list[tuple[re.Match[bytes], bytes]], int, int]]:
+    """The codec's units in `raw` that decode, with what they decode to, in windows
+    reaching `_LEAD` bytes either side of each (the context a detector reads), windows
+    that overlap joined."""
+    group: list[tuple[re.Match[bytes], bytes]] = []
+    lo = hi = 0
+    size = len(t.raw)
+    for m in codec.units(t):
+        if (decoded := codec.decode(m)) is None:
+            continue
+        s, e = max(0, m.start() - _LEAD), min(size, m.end() + _LEAD)
+        if group and s <= hi:
+            hi = max(hi, e)
+        else:
+            if group:
+                yield group, lo, hi
+            group, lo, hi = [], s, e
+        group.append((m, decoded))
+    if group:
+        yield group, lo, hi
+
+
+def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, Recoded]]:
+    """Each finding of `inner` in the views of `t` that its marks call for, over its span
+    of `t.raw`, but for those the text as it is has."""
+    raw, hits = t.raw, t.hits
+    line = raw.find(b"\n")
+    for codec in CODECS:
+        if codec.trigger not in hits:
+            continue
+        for units, lo, hi in _windows(t, codec):
+            decoded = view(raw, units, lo, hi)
+            if decoded is None:
+                continue
+            head = t.head if t.head is not None else raw[:line] if 0 <= line < lo else None
+            group: list[tuple[int, int, Detector]] = []  # findings in one run of units
+            vs = ve = ss = se = 0
+            for s, e, d in scan(Text(decoded.text, head=head), inner):
+                if (widened := decoded.source(s, e, type(d) is Recoded)) is None:
+                    continue
+                ws, we, wss, wse = widened
+                if group and ws < ve:  # in a unit the last finding is in too: one span
+                    ve, se = max(ve, we), max(se, wse)
+                else:
+                    if group:
+                        yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
+                    group, vs, ve, ss, se = [], ws, we, wss, wse
+                group.append((s, e, d))
+            if group:
+                yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
+
+
+def _recoded(text: bytes, vs: int, ve: int, group: list[tuple[int, int, Detector]],
+             codec: Codec) -> Recoded:
+    """The findings `group` of a view's `text`, within its span `vs:ve`, as one finding."""
+    first = group[0][2]
+    return Recoded(first.name, first.entity, _nothing, max_len=0, reveal=first.reveal,
+                   canonical=first.canonical, decoded=text[vs:ve],
+                   found=tuple((s - vs, e - vs, d) for s, e, d in group), codec=codec)
+
+
+def _nothing(_t: Text) -> Found:
+    return ()
+
+
+class _Open:
+    """What a stream must hold back from (stream.py asks `pending.search`): an open block
+    run at the text's end, or a unit near it, from `_LEAD` bytes before it."""
+
+    _UNIT = re.compile(b"|".join(codec.unit.pattern for codec in CODECS[:-1]))
+    _RUN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-="
+
+    def search(self, raw: bytes, pos: int = 0) -> _Start | None:
+        end = len(raw)
+        run = len(raw.rstrip(self._RUN_CHARS))
+        start = run if end - run > 64 else end
+        if (unit := self._UNIT.search(raw, max(pos, end - WINDOW))) is not None:
+            start = min(start, unit.start() - _LEAD)
+        return None if start >= end else _Start(max(pos, start))
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    at: int
+
+    def start(self) -> int:
+        return self.at
+
+
+_TRIGGERS = frozenset(codec.trigger for codec in CODECS)
+_PENDING = _Open()
+
+
+@lru_cache(maxsize=64)
+def detector(inner: tuple[Detector, ...], depth: int = MAX_DEPTH) -> Detector:
+    """The detector of `inner`'s findings in the views of a text (`depth` views deep)."""
+    nested = (*inner, detector(inner, depth - 1)) if depth > 1 else inner
+
+    def find(t: Text) -> list[tuple[int, int]]:
+        found = t.memo[RECODED] = {(s, e): r for s, e, r in _findings(t, nested)}
+        return sorted(found)
+
+    return Detector("decoded", "DECODED", find, max_len=MAX_BLOCK,
+                    pending=_PENDING,  # type: ignore[arg-type]  # what stream.py asks of it
+                    gate=HitGate(_TRIGGERS))
