@@ -65,6 +65,9 @@ TRANSFORMED = {
     "union": "SELECT name FROM customers WHERE id = 2 UNION ALL "
              "SELECT ssn FROM customers WHERE id = 1",
     "returning": "UPDATE customers SET name = name WHERE id = 1 RETURNING reverse(ssn)",
+    # Three characters a row, beside a function in FROM whose columns are not known.
+    "pieces-across-rows": "SELECT substr(ssn, g, 3) FROM customers, generate_series(1, 11, 3) g "
+                          "WHERE id = 1",
     # A person's name is protected too.
     "upper-name": "SELECT upper(name) FROM customers WHERE id = 1",
     "concat-name": "SELECT name || 'x' AS tag FROM customers WHERE id = 1",

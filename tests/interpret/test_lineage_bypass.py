@@ -58,6 +58,38 @@ VARIANTS = [
     # A person's name (people masking reads its shape; transformed, it has none).
     ("person-name", "SELECT initcap(lower(name)) AS who FROM customers", [0]),
     ("birth-date", "SELECT date_of_birth::text AS d FROM customers", [0]),
+    # A function in FROM beside the table: its columns are not known, so it does not hide
+    # the table's (three characters a row, one character's code a row, aggregated).
+    ("pieces-across-rows", "SELECT substr(ssn, g, 3) AS p, g FROM customers, "
+                           "generate_series(1, 11, 3) g", [0]),
+    ("codes-aggregated", "SELECT string_agg(ascii(substr(ssn, g, 1))::text, ',') AS a "
+                         "FROM customers, generate_series(1, 11) g", [0]),
+    ("rows-from-ordinality", "SELECT substr(ssn, n, 1) AS c FROM customers CROSS JOIN "
+                             "ROWS FROM (generate_series(1, 11)) WITH ORDINALITY AS t(n, o)",
+     [0]),
+    ("function-under-a-star", "SELECT substr(ssn, g, 1) AS c FROM (SELECT * FROM customers) "
+                              "s, generate_series(1, 11) g", [0]),
+    ("correlated-under-a-function", "SELECT (SELECT ssn FROM generate_series(1, 1) g) AS v "
+                                    "FROM customers", [0]),
+    # A table in a subquery may not have the column: the outer query's may.
+    ("correlated-under-a-table", "SELECT (SELECT x FROM orders LIMIT 1) AS v "
+                                 "FROM (SELECT ssn AS x FROM customers) s", [0]),
+    # An alias's list names a composite function's first columns only.
+    ("function-partly-renamed", "SELECT value FROM customers, "
+                                "json_each_text(json_build_object('s', ssn)) AS j(k)", [0]),
+    # A star renamed by position: which column lands under which name is not known.
+    ("star-renamed", "SELECT b FROM (SELECT * FROM customers) s(a, b)", [0]),
+    ("cte-star-renamed", "WITH t(a, b) AS (SELECT * FROM customers) SELECT b FROM t", [0]),
+    ("characters-as-rows", "SELECT x FROM customers, regexp_split_to_table(ssn, '') x", [0]),
+    ("unnest-characters", "SELECT unnest(string_to_array(ssn, NULL)) AS ch FROM customers",
+     [0]),
+    ("digits-translated", "SELECT translate(ssn, '0123456789', 'abcdefghij') AS t "
+                          "FROM customers", [0]),
+    ("digit-arithmetic", "SELECT to_hex(substr(ssn, 1, 3)::int + 0) AS h FROM customers",
+     [0]),
+    ("one-character-inferred", "SELECT CASE WHEN substr(ssn, 1, 1) = '5' THEN 1 ELSE 0 END "
+                               "AS guess FROM customers", [0]),
+    ("json-agg-window", "SELECT json_agg(ssn) OVER (ORDER BY id) AS j FROM customers", [0]),
 ]
 # Queries that carry no protected value in another form: left alone.
 UNTOUCHED = [
@@ -67,6 +99,7 @@ UNTOUCHED = [
                             "GROUP BY status"),
     ("star", "SELECT * FROM customers"),
     ("constants", "SELECT 1, now(), 'ssn'"),
+    ("a-functions-own-column", "SELECT g, id FROM customers, generate_series(1, 3) g"),
 ]
 
 
@@ -136,6 +169,19 @@ MYSQL_VARIANTS = [
     ("if", "SELECT IF(id > 0, ssn, '') AS v, name FROM customers", [0]),
     # With ANSI_QUOTES (a server's sql_mode) "ssn" is the column, not a string.
     ("ansi-quotes", 'SELECT REVERSE("ssn") AS r, name FROM customers', [0]),
+    # A table function or a lateral subquery beside the table does not hide its columns.
+    ("json-table-beside", "SELECT SUBSTRING(ssn, n, 3) AS p FROM customers, JSON_TABLE("
+                          "'[1, 4, 7]', '$[*]' COLUMNS (n INT PATH '$')) g", [0]),
+    ("lateral-beside", "SELECT SUBSTRING(ssn, n, 3) AS p FROM customers "
+                       "JOIN LATERAL (SELECT 1 AS n) l", [0]),
+    ("correlated-under-json-table", "SELECT (SELECT ssn FROM JSON_TABLE('[1]', '$[*]' "
+                                    "COLUMNS (n INT PATH '$')) g) AS v FROM customers", [0]),
+    ("derived-star-renamed", "SELECT b FROM (SELECT * FROM customers) AS s (a, b)", [0]),
+    ("codes-across-rows", "SELECT GROUP_CONCAT(ORD(SUBSTRING(ssn, n, 1))) AS g FROM "
+                          "customers, (SELECT 1 AS n UNION ALL SELECT 2) d", [0]),
+    ("conv", "SELECT CONV(SUBSTRING(ssn, 1, 3), 10, 16) AS c FROM customers", [0]),
+    ("one-character-inferred", "SELECT CASE WHEN SUBSTRING(ssn, 1, 1) = '5' THEN 1 ELSE 0 "
+                               "END AS guess FROM customers", [0]),
 ]
 
 

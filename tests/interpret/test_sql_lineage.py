@@ -55,14 +55,38 @@ def columns(text: str, dialect: str = "postgres") -> list[tuple[Any, ...]]:
     ("SELECT * FROM unnest(ARRAY(SELECT ssn FROM customers))", [("*", ["ssn"], False, True)]),
     ("UPDATE customers SET name = name RETURNING reverse(ssn), id",
      [("reverse", ["ssn"], False, True), ("id", ["id"], True, True)]),
+    # a name a relation may or may not have: what each that may holds
+    ("SELECT substr(ssn, g, 3), g FROM customers, generate_series(1, 11, 3) g",
+     [("substr", ["ssn"], False, True), ("g", [], False, True)]),
+    ("SELECT ssn FROM customers, generate_series(1, 2) g", [("ssn", ["ssn"], False, True)]),
+    ("SELECT value FROM customers, json_each_text(json_build_object('s', ssn)) AS j(k)",
+     [("value", ["ssn", "value"], False, True)]),
+    ("SELECT (SELECT x FROM orders LIMIT 1) FROM (SELECT ssn AS x FROM customers) s",
+     [("x", ["ssn", "x"], False, True)]),
+    ("SELECT (SELECT total FROM orders o WHERE o.id = c.id) FROM customers c",
+     [("total", ["total"], True, True)]),
+    ("SELECT ssn FROM customers JOIN orders USING (id)", [("ssn", ["ssn"], True, True)]),
     # not known
     ("SELECT get_ssn(id) FROM customers", [("get_ssn", ["id"], False, False)]),
     ("SELECT * FROM my_function()", [("*", [], False, False)]),
     ("SELECT a FROM customers AS c(a)", [("a", [], False, False)]),
+    ("SELECT b FROM (SELECT * FROM customers) s(a, b)", [("b", ["*"], False, False)]),
     ("EXECUTE p", [("*", [], False, False)]),
 ])
 def test_postgres_lineage(text: str, expected: list[tuple[Any, ...]]) -> None:
     assert columns(text) == expected
+
+
+@pytest.mark.parametrize(("dialect", "text"), [
+    ("postgres", "SELECT substr(ssn, g, 3) AS p FROM customers, generate_series(1, 11, 3) g"),
+    ("postgres", "SELECT (SELECT ssn FROM unnest(ARRAY[1]) u) AS p FROM customers"),
+    ("mysql", "SELECT SUBSTRING(ssn, n, 3) AS p FROM customers, "
+              "JSON_TABLE('[1, 4, 7]', '$[*]' COLUMNS (n INT PATH '$')) g"),
+    ("mysql", "SELECT SUBSTRING(ssn, n, 3) AS p FROM customers JOIN LATERAL (SELECT 1 AS n) l"),
+])
+def test_a_function_in_from_does_not_hide_a_tables_column(dialect: str, text: str) -> None:
+    ((_, sources, plain, _),) = columns(text, dialect)
+    assert "ssn" in sources and not plain
 
 
 @pytest.mark.parametrize("text", ["INSERT INTO t VALUES (1)", "SET search_path = app",

@@ -24,6 +24,7 @@ from extproc.interpret.sql.lineage import (
     Scope,
     column,
     merged,
+    produced,
     renamed,
     resolve,
     star,
@@ -141,10 +142,7 @@ def _from(node: exp.Expr, scope: Scope) -> list[Relation]:
     if isinstance(node, exp.Subquery):
         return [Relation(alias, renamed(_named(_query(node.this, scope)), renames))]
     # A function, UNNEST, a LATERAL view: its columns derive from its arguments.
-    lineage = _expr(node, scope).derived()
-    if renames:
-        return [Relation(alias, [(n, lineage) for n in renames])]
-    return [Relation(alias, every=lineage)]
+    return [produced(alias, renames, _expr(node, scope).derived())]
 
 
 def _expr(node: exp.Expr, scope: Scope) -> Lineage:

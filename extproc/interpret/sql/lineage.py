@@ -17,6 +17,9 @@ COPY ... TO STDOUT sends) is described from the parse tree as
 - `sources`: the columns it reads (names, lower-case as folded, unqualified), through
   CTEs, subqueries, set operations and scalar subqueries; "*" for every column of a
   table (a star, a whole-row reference such as `to_jsonb(customers)` or `row_to_json(c)`).
+  A name that a FROM item whose columns are not all named (a table, a star, a function's
+  result) may or may not have reads what each such item, here or in an outer query,
+  would hold: `substr(ssn, g, 3) FROM customers, generate_series(1, 11, 3) g` reads ssn.
 - `plain`: its values are a source column's, unchanged: a reference, possibly renamed by
   AS or by an alias's column list, possibly cast to `text` or to `varchar` without a
   length (which only spell the same value). Anything else is derived: a function, an
@@ -24,8 +27,9 @@ COPY ... TO STDOUT sends) is described from the parse tree as
   from it.
 - `known`: false where the lineage cannot be computed: a function this module does not
   know (a user's, which may read any table), a function in FROM that is not one, a
-  table's column renamed by an alias's column list (`customers AS c(a, b)`), EXECUTE,
-  CALL, FETCH. Treat such a column as derived from anything.
+  table's or a star's column renamed by an alias's column list (`customers AS c(a, b)`,
+  `(SELECT * FROM customers) s(a, b)`), EXECUTE, CALL, FETCH. Treat such a column as
+  derived from anything.
 
 Statements that return no rows (or none of a table's data: SHOW, EXPLAIN) have null.
 What the WHERE, JOIN or ORDER BY of a query let one infer from which rows come back is
@@ -85,6 +89,12 @@ def merged(parts: Any, plain: bool = False) -> Lineage:
         known = known and part.known
         plain = plain and part.plain
     return Lineage(frozenset(sources), plain, known)
+
+
+def _either(found: list[Lineage]) -> Lineage:
+    """The lineage of a value that is one of `found`'s, which one not known (plain if
+    they are all the same plain one)."""
+    return merged(found, plain=len(set(found)) == 1)
 
 
 def column(name: str | None, lineage: Lineage) -> Column:
@@ -149,12 +159,22 @@ KNOWN_FUNCTIONS = frozenset(_KNOWN_FUNCTION_NAMES.split())
 _SAME_VALUE_TYPES = frozenset({"text", "varchar"})
 
 
+# A table's star: each of its columns, under its own name, unchanged.
+_TABLE_STAR = Lineage(frozenset({ALL_COLUMNS}), True)
+
+
+def _starred(lineage: Lineage, name: str) -> Lineage:
+    """The column `name` a star of `lineage` may bring: a table's own, or any of a
+    derived star's (every one of which has its lineage)."""
+    return Lineage(frozenset({name}), True) if lineage == _TABLE_STAR else lineage
+
+
 @dataclass(slots=True)
 class Relation:
     """What FROM names: a table (any column, read plainly), or a relation whose columns
-    are known (a CTE, a subquery), or one whose every column has one lineage (a
-    function); `renamed`: a table's columns an alias's list renames (which ones is not
-    known)."""
+    are known (a CTE, a subquery; a star among them: any of a table's), or one whose
+    every column has one lineage (a function); `renamed`: a table's columns an alias's
+    list renames (which ones is not known)."""
 
     alias: str
     columns: list[tuple[str, Lineage]] | None = None
@@ -163,20 +183,26 @@ class Relation:
     parts: list[Relation] = field(default_factory=list)  # an aliased join's relations
 
     @property
-    def table(self) -> bool:
-        return self.columns is None and self.every is None and not self.parts
+    def listed(self) -> bool:
+        """Whether its columns are all named: a name it does not list is not its. A table's,
+        a star's or a function's may be any name, and may not be theirs at all."""
+        if self.parts:
+            return all(part.listed for part in self.parts)
+        return self.columns is not None and all(n != ALL_COLUMNS for n, _ in self.columns)
 
     def find(self, name: str) -> Lineage | None:
         """The column `name` of this relation, if it can have one."""
         if self.parts:
             found = [f for part in self.parts if (f := part.find(name)) is not None]
-            return merged(found, plain=len(found) == 1) if found else None
+            return _either(found) if found else None
         if self.every is not None:
             return self.every
         if self.columns is None:
             return UNKNOWN if name in self.renamed else Lineage(frozenset({name}), True)
-        found = [lineage for column_name, lineage in self.columns if column_name == name]
-        return merged(found, plain=len(found) == 1) if found else None
+        found = [lineage for column_name, lineage in self.columns if column_name == name] or [
+            _starred(lineage, name) for column_name, lineage in self.columns
+            if column_name == ALL_COLUMNS]
+        return _either(found) if found else None
 
     def star(self) -> list[tuple[str, Lineage]]:
         """What `alias.*` expands to."""
@@ -291,9 +317,15 @@ def _names(items: Any) -> list[str]:
 
 
 def renamed(columns: list[tuple[str, Lineage]], names: list[str]) -> list[tuple[str, Lineage]]:
-    """Columns renamed in order by an alias's column list (the rest keep their names)."""
-    return [(names[i] if i < len(names) else n, lineage)
-            for i, (n, lineage) in enumerate(columns)]
+    """Columns renamed in order by an alias's column list (the rest keep their names).
+    A star's columns have no known positions: a name given from its position on may be
+    any of its or the later columns' (`(SELECT * FROM customers) s(a, b)`), its lineage
+    not known."""
+    at = next((i for i, (n, _) in enumerate(columns) if n == ALL_COLUMNS), len(columns))
+    head = [(names[i] if i < len(names) else n, lineage)
+            for i, (n, lineage) in enumerate(columns[:at])]
+    rest = merged(lineage for _, lineage in columns[at:])
+    return head + [(n, Lineage(rest.sources, False, False)) for n in names[at:]] + columns[at:]
 
 
 def _select(fields: dict[str, Any], outer: Scope) -> list[tuple[str, Lineage]]:
@@ -374,11 +406,18 @@ def _from(node: Any, scope: Scope) -> list[Relation]:
         return _from(fields.get("relation"), scope)
     if typ == "RangeFunction":
         lineage = merged(_expr(f, scope) for f in fields.get("functions", ())).derived()
-        if not renames:
-            return [Relation(name or _function_alias(fields), every=lineage)]
-        return [Relation(name or "", [(n, lineage) for n in renames])]
+        return [produced(name or _function_alias(fields), renames, lineage)]
     # XMLTABLE, JSON_TABLE: their columns derive from their documents.
     return [Relation(name or "", every=_expr(fields, scope).derived())]
+
+
+def produced(alias: str, renames: list[str], lineage: Lineage) -> Relation:
+    """A function's relation in FROM, each column of `lineage`. An alias's column list
+    names its first columns only: a composite result's others keep names the text does
+    not show (`json_each(...) AS j(k)` has `value` too)."""
+    if not renames:
+        return Relation(alias, every=lineage)
+    return Relation(alias, [*((n, lineage) for n in renames), (ALL_COLUMNS, lineage)])
 
 
 def _function_alias(fields: dict[str, Any]) -> str:
@@ -441,7 +480,11 @@ def _reference(parts: list[Any], scope: Scope) -> Lineage:
 
 def resolve(names: list[str], scope: Scope) -> Lineage:
     """A column reference's lineage, found as PostgreSQL finds it: a column of the
-    innermost query that has it, else a whole-row reference to a relation so named."""
+    innermost query that has it, else a whole-row reference to a relation so named. A
+    relation that does not list its columns (a table, a star, a function in FROM) may or
+    may not have it, so it does not end the search: what each such one would hold is
+    merged with what an outer query's holds (`substr(ssn, g, 1) FROM customers,
+    generate_series(1, 11) g` reads ssn, though g's columns are not known)."""
     if not names:
         return UNKNOWN
     if len(names) > 1:
@@ -451,20 +494,20 @@ def resolve(names: list[str], scope: Scope) -> Lineage:
         column_lineage = relation.find(names[-1])
         return column_lineage if column_lineage is not None else UNKNOWN
     name = names[0]
+    maybe: list[Lineage] = []
     level: Scope | None = scope
     while level is not None:
-        found = [f for relation in level.relations if (f := relation.find(name)) is not None
-                 and not relation.table]
-        if found:
-            return merged(found, plain=len(found) == 1)
+        found = [f for relation in level.relations
+                 if relation.listed and (f := relation.find(name)) is not None]
         row = next((r for r in level.relations if r.alias == name), None)
-        if row is not None:
-            return row.whole_row().derived()
-        table = next((r for r in level.relations if r.table), None)
-        if table is not None:
-            return table.find(name) or UNKNOWN
+        if not found and row is not None:
+            found = [row.whole_row().derived()]
+        if found:
+            return _either(maybe + found)
+        maybe += [f for relation in level.relations
+                  if not relation.listed and (f := relation.find(name)) is not None]
         level = level.outer
-    return Lineage(frozenset({name}), True)
+    return _either(maybe) if maybe else Lineage(frozenset({name}), True)
 
 
 # --- names: PostgreSQL's FigureColname (parse_target.c) ---------------------------------
