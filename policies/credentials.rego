@@ -96,18 +96,21 @@ credential_any_built := sprintf(`(^|/)(%s)$|(^|/)(%s)(/|$)`, [credential_files, 
 
 # What a lower-case text (argv words joined by newlines, a command line) must hold for its
 # words to be looked at: a path of the list ending a word, or a glob credential_glob may
-# take (a word with a wildcard that starts with `.` or holds a `/`, a brace list).
+# take (a word with a wildcard that starts with `.` or holds a `/`, a brace list); a path
+# may follow short options it is the value of (`-f.env`).
 credential_gate := data.tollgate_tables.credential_gate if {
 	data.tollgate_tables.credential_gate
 } else := credential_gate_built
 
-credential_gate_built := sprintf("(^|[^a-z0-9_.+-])(%s)($|[\\s;&|()<>=`@:,'\"])|(^|[^a-z0-9_.+-])(%s)($|[/\\s;&|()<>=`@:,'\"])|%s", [
-	credential_files, credential_folders, credential_glob_gate,
+credential_gate_built := sprintf("(^|[^a-z0-9_.+-]|%s)(%s)($|[\\s;&|()<>=`@:,'\"])|(^|[^a-z0-9_.+-]|%s)(%s)($|[/\\s;&|()<>=`@:,'\"])|%s", [
+	short_options_gate, credential_files, short_options_gate, credential_folders, credential_glob_gate,
 ])
 
 credential_glob_gate := sprintf("(^|[%s])\\.[%s]*[*?\\[]|[%s]*(/[%s]*[*?\\[{]|[*?\\[{][%s]*/)|\\{[%s]*,", [
 	separators, word_chars, word_chars, word_chars, word_chars, word_chars,
 ])
+
+short_options_gate := sprintf("(^|[%s])-[a-z0-9]+", [separators])
 
 separators := "\\s;&|()<>=`@:,'\""
 
@@ -181,7 +184,7 @@ credential_folders_text_built := concat("\n", [i.path | some i in credential_ins
 # The credentials a command names: {"path", "kind"} each. `groups` are lists of words:
 # each argv, and the files written, as the shell reader gives them; an option's value
 # counts, or each piece of a word when the whole names none (`--env-file=.env`,
-# `-d@.env`, `h:~/.ssh/id_rsa`) or holds blanks (an argv item that is a script:
+# `-d@.env`, `h:~/.ssh/id_rsa`, `-f.env`) or holds blanks (an argv item that is a script:
 # `["sh", "-c", "cat .env"]`). `texts` are the raw command lines: the shell reader's
 # argv holds neither an assignment's value (`F=~/.aws/credentials; cat $F`) nor an
 # input redirection's file (`base64 < .env`), so when the words name none, the texts'
@@ -216,7 +219,16 @@ credential_word_hits(word) := hits if {
 	count(hits) > 0
 } else := {hit |
 	some piece in regex.split(`[\s=@:,]+`, word)
-	some hit in credential_hits(piece)
+	some hit in credential_hits(piece) | option_value_hits(piece)
+}
+
+# A value written against short options (`grep -f.env`, `xargs -a.env`) names a path as
+# written: the shell expands no glob in it (`-f.e*` matches files named `-f.e…`).
+option_value_hits(piece) := {{"path": value, "kind": concat(", ", sort(kinds))} |
+	value := regex.replace(piece, `^-[A-Za-z0-9]+`, "")
+	value != piece
+	kinds := credential_kinds(replace(lower(value), `\`, "/"))
+	count(kinds) > 0
 }
 
 # The credential a path names (an MCP resource's, an SFTP operation's): {"path", "kind"}.
@@ -358,10 +370,12 @@ some_recursive_reader(commands) if {
 	recursive_reader(argv)
 }
 
-recursive_reader(argv) if argv[0] in {"tar", "bsdtar", "gtar", "zip", "7z", "7za", "rsync", "rclone", "rg", "ag", "ack", "restic", "borg"}
+recursive_reader(argv) if argv[0] in {"tar", "bsdtar", "gtar", "pax", "zip", "7z", "7za", "rar", "jar", "rsync", "rclone", "rg", "ag", "ack", "restic", "borg"}
 
+# Recursive copies and searches, and what prints a folder's files through, compressed
+# (`gzip -rc ~`, `zstd -r -c .`) or as a difference from nothing (`diff -rN /empty ~`).
 recursive_reader(argv) if {
-	argv[0] in {"cp", "scp", "grep", "egrep", "fgrep", "zgrep"}
+	argv[0] in {"cp", "scp", "grep", "egrep", "fgrep", "zgrep", "gzip", "pigz", "zstd", "lz4", "diff"}
 	some flag in argv
 	recursive_flag(argv[0], flag)
 }

@@ -46,6 +46,18 @@ test_spellings_of_one_path_are_one_path if {
 	}
 }
 
+# A value written against short options is a path too: `grep -f.env`, `xargs -a.env`.
+test_a_short_options_value_names_a_path if {
+	every word in ["-f.env", "-qa.env", "-f.aws/credentials", "-fconfig/.env"] {
+		count(kinds_of(word)) > 0
+	}
+	tollgate.credentials_named([["grep", "-f.env"]], []) == {{"path": ".env", "kind": "an environment file"}}
+	tollgate.credentials_named([["grep"]], ["xargs -a.ENV echo"]) == {{"path": ".env", "kind": "an environment file"}}
+	every word in ["--x.env", "-x.env.example", "my-app.env", "-fenv", "-f.e*", "-e.*"] {
+		kinds_of(word) == set()
+	}
+}
+
 test_globs_that_may_expand_to_one_are_refused if {
 	every glob in ["~/.aws/cred*", "~/.a?s/*", "~/.a*", "/home/*/.ssh/id_*", ".e[n]v", ".e{n,}v", "~/.ssh/{a,b}"] {
 		count(kinds_of(glob)) > 0
@@ -76,11 +88,11 @@ test_the_raw_text_is_read_when_the_words_name_nothing if {
 }
 
 test_folders_holding_credentials_read_whole if {
-	every argv in [["tar", "czf", "-", "~"], ["cp", "-r", "/home/bob", "x"], ["grep", "-R", "k", "/"], ["rsync", "-a", "/root/", "h:x"], ["zip", "-r", "z", "~/.config"]] {
+	every argv in [["tar", "czf", "-", "~"], ["cp", "-r", "/home/bob", "x"], ["grep", "-R", "k", "/"], ["rsync", "-a", "/root/", "h:x"], ["zip", "-r", "z", "~/.config"], ["gzip", "-rc", "~"], ["zstd", "-r", "-c", "/home"], ["diff", "-rN", "/tmp/e", "~"], ["pax", "-w", "/root"]] {
 		count(tollgate.credential_folders_read(argv, false)) == 1
 	}
 	tollgate.credential_folders_read(["tar", "cf", "-", "."], true) == {"."}
-	every argv in [["tar", "cf", "-", "."], ["grep", "k", "~"], ["ls", "-R", "~"], ["cp", "~", "x"], ["tar", "cf", "-", "./src"]] {
+	every argv in [["tar", "cf", "-", "."], ["grep", "k", "~"], ["ls", "-R", "~"], ["cp", "~", "x"], ["tar", "cf", "-", "./src"], ["gzip", "-c", "~"], ["diff", "~", "/tmp/e"]] {
 		tollgate.credential_folders_read(argv, false) == set()
 	}
 }

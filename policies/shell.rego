@@ -357,6 +357,24 @@ operands_read_only(o) if {
 		"du", "echo", "printf", "md5sum", "sha1sum", "sha256sum", "sha512sum", "basename",
 		"dirname", "realpath", "readlink",
 	}
+	not reshaped_output(o.argv)
+}
+
+# Options with which a reader prints a file otherwise than as it is written: a few bytes
+# at a time (`head -c 5`, `tail --bytes=3`), one match a line (`grep -o .` prints a
+# character a line), colours inside a match (`grep --color=always`). What is read is as
+# unknown as with any other program, and what it prints hides a secret from the output's
+# masking as `base64` does: held as any other program is.
+reshaped_output(argv) if {
+	argv[0] in {"head", "tail"}
+	some arg in argv
+	regex.match(`^(-[A-Za-z0-9]*c|\+[0-9]*c|--b(y(t(es?)?)?)?(=|$))`, arg)
+}
+
+reshaped_output(argv) if {
+	argv[0] in {"grep", "egrep", "fgrep"}
+	some arg in argv
+	regex.match(`^(-[^-efmABCdD]*o|--o|--col[a-z]*=always$)`, arg)
 }
 
 # Output redirected into a disk, the kernel's memory or a system directory's files

@@ -103,6 +103,19 @@ test_an_opaque_command_waits_for_ops if {
 	d.reasons == ["runs what cannot be read (computed_script): sh"]
 }
 
+# A reader given its files at run time passes (its output is the files as written, which
+# the masking reads), unless its options print them cut up or re-encoded.
+test_a_reader_of_unknown_files_passes_unless_it_reshapes_them if {
+	every argv in [["cat"], ["head", "-n", "5"], ["tail", "-f"], ["grep", "-n", "x"], ["grep", "-e", "o"], ["wc", "-c"]] {
+		ssh := object.union(exec([["ls"], ["xargs", argv[0]], argv]), {"opaque": [{"argv": argv, "why": "stdin_operands"}]})
+		decide(["agents"], ssh).action == "allow"
+	}
+	every argv in [["head", "-c", "5"], ["head", "-qc5"], ["tail", "--bytes=3"], ["tail", "-5c"], ["grep", "-o", "."], ["grep", "-ho", "x"], ["grep", "--only", "."], ["grep", "--color=always", "x"], ["base32"]] {
+		ssh := object.union(exec([["ls"], ["xargs", argv[0]], argv]), {"opaque": [{"argv": argv, "why": "stdin_operands"}]})
+		decide(["agents"], ssh).rules == ["ssh.opaque_command"]
+	}
+}
+
 test_a_refusal_wins_over_a_hold if {
 	ssh := exec([["sudo", "rm", "-rf", "/"], ["rm", "-rf", "/"]])
 	d := decide(["agents"], ssh)

@@ -28,6 +28,8 @@ command is returned as its argv. What hides a command from a plain split is unwr
   `["function", "f"]` followed by its body's commands (a fork bomb is visible as such);
 - redirections and their targets are not argv; output redirections' targets are
   `writes` (`> /dev/sda`); a heredoc's body is read as commands (what `sh <<EOF` would run);
+  a file read that the words do not name (an input redirection's that a variable of the
+  text or a `cd` makes, sed's `r F`) is given as a command `< path CMD...`;
 - `cd`, `pushd` and `popd` are followed (a nested script's end with it, eval's do not):
   a command whose path operands land elsewhere than they read, after a `cd` or through
   `..`, is returned again with them resolved (`cd /etc && rm -rf *` also gives `rm -rf
@@ -43,8 +45,8 @@ script from a pipe, a redirection or a process substitution (`curl ... | sh`,
 `source <(...)`, `cat q.sql | psql`),
 another language's inline code (`python -c`, `perl -e`, `node -e`, `php -r`, awk calling
 system(); the strings in the code are read as commands too), operands given at run time
-(`xargs rm -rf`, `find -exec rm {} +`), scripts nested past depth 16, a function that
-calls itself (the fork bomb, whatever its name); and what only the host's own state
+(`xargs rm -rf`, `find -exec rm {} +`, `tar -T list`), scripts nested past depth 16, a
+function that calls itself (the fork bomb, whatever its name); and what only the host's own state
 decides (docs/shell.md): a script file (`sh f`, `python3 x.py`), a program by a path that
 is not an installed one (`./zap`), a line that changes what later ones run (steering
 variables, `trap`, `alias`, functions, `set -o vi`), an option that runs a program
@@ -140,12 +142,18 @@ _INLINE = {
 }
 _PYTHON = re.compile(r"(?:python|pypy)[0-9.]*")
 _AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
-# What in an awk program runs a command: system(), a pipe to or from one.
-# What in an awk program runs a command or reads a program file: system(), getline, a
-# pipe (`print ... | "sh"`: any lone `|` once regex literals are set aside), @include.
-_AWK_RUNS = re.compile(r"system\s*\(|getline|\|&|(?<!\|)\|(?!\|)|@include|@load")
+# What in an awk program runs a command, reads a program file or a file its words do not
+# name: system(), getline, a pipe (`print ... | "sh"`: any lone `|` once regex literals are
+# set aside), @include, ARGV (`ARGV[1] = ".e" "nv"` reads the file the program makes up).
+_AWK_RUNS = re.compile(r"system\s*\(|getline|\|&|(?<!\|)\|(?!\|)|@include|@load|ARGV")
 # An awk regex literal (`/a|b/`), where `|` is an alternative: not where `/` divides.
 _AWK_REGEX = re.compile(r"(?:^|(?<=[\s(,!~&|{;]))/(?:\\.|[^/\\\n])*/")
+# Database engines that run in the shell's own process, whose SQL reads host files or runs
+# programs (sqlite3's readfile() and dot-commands, DuckDB's read_text()): code, as awk's.
+_LOCAL_SQL = frozenset({"sqlite3", "duckdb"})
+_LOCAL_SQL_FILES = re.compile(
+    r"(?i)\b(?:readfile|edit|load_extension|read_(?:text|blob|csv|json|ndjson|parquet)\w*)"
+    r"\s*\(|(?:^|[\s;])\.(?:read|import|load|shell|system|once|output)\b")
 # Programs that run what arrives on their stdin as commands when it is a pipe or the
 # client's: editors (`!cmd`), dc (`!`), debuggers.
 _STDIN_SCRIPTED = frozenset({"ed", "red", "ex", "vi", "vim", "nvim", "view", "dc", "gdb",
@@ -155,7 +163,7 @@ _SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "duckdb", "clic
 _SQL_SOURCES = ("-c", "--command", "-e", "--execute", "-q", "--query", "-f", "--file")
 _STDIN_FILES = ("/dev/stdin", "/dev/fd/", "/proc/self/fd/")
 # The programs `_opaque_program` looks at even when their stdin is no pipe (python* too).
-_MAYBE_OPAQUE = frozenset({"source", ".", *_INLINE, *_AWKS})
+_MAYBE_OPAQUE = frozenset({"source", ".", *_INLINE, *_AWKS, *_LOCAL_SQL})
 # A word whose value is only known when it runs: a substitution or a variable.
 _DYNAMIC = re.compile(r"[$`]|\A[<>]\(")
 # A string literal of another language's code (quotes of Python, Perl, Ruby, JS, PHP).
@@ -291,6 +299,11 @@ class _Unbalanced(ValueError):
     """sh would refuse the text: an unclosed quote or substitution."""
 
 
+# A simple command as parsed: its words, whether its stdin is a pipe or a redirection, the
+# files its input redirections read.
+_Simple = tuple[list[str], bool, list[str]]
+
+
 OpaqueReason = Literal["computed_program", "computed_script", "inline_code", "stdin_operands",
                        "too_deep", "recursive_function", "unknown_program", "script_file",
                        "changes_state", "runs_program", "unread_input", "computed_operand",
@@ -364,7 +377,8 @@ class Reading:
     (all but `>>` and `tee -a`: what was in them is gone). A command whose path operands
     land elsewhere than they read, after a `cd` or through `..` (`cd /etc && rm -rf *`,
     `rm -rf x/../..`), is in `commands` twice: as written, then with them resolved
-    (`rm -rf /etc/*`, `rm -rf ..`)."""
+    (`rm -rf /etc/*`, `rm -rf ..`); one that reads a file its words do not name is given
+    again after it as `< path CMD...` (`_reads`)."""
 
     commands: list[list[str]] = field(default_factory=list)
     opaque: list[Opaque] = field(default_factory=list)
@@ -386,9 +400,11 @@ OPAQUE_REASONS: dict[OpaqueReason, str] = {
                        "`bash \"$x\"`, a shell or a database client fed by a pipe, `<` or "
                        "a here-document, `parallel` without a command",
     "inline_code": "another language's code: `python -c`, `perl -e`, `node -e`, `php -r`, "
-                   "`awk` calling system() or a pipe",
+                   "`awk` calling system() or a pipe or naming its files (ARGV), sqlite3's "
+                   "readfile() or `.shell`",
     "stdin_operands": "operands read at run time: `xargs CMD`, `parallel CMD`, "
-                      "`find -exec CMD {}`",
+                      "`find -exec CMD {}`, a list of files `tar -T`, `cpio -o` or `sort "
+                      "--files0-from` reads",
     "too_deep": f"scripts nested deeper than {_MAX_DEPTH} levels",
     "recursive_function": "a function that calls itself (the fork bomb's shape)",
     "unknown_program": "a program named by a path that is not an installed one: `./zap`, "
@@ -402,8 +418,8 @@ OPAQUE_REASONS: dict[OpaqueReason, str] = {
                     "`git -c core.pager=...`, `ssh -o ProxyCommand`, GNU sed's `e`",
     "unread_input": "writes files named inside input tollgate does not read: `tar -x` or "
                     "`cpio -i` fed by the client or a pipe",
-    "computed_operand": "an operand only known when it runs: `$(...)`, backticks, a "
-                        "variable the text did not set",
+    "computed_operand": "an operand, or a file redirected in, only known when it runs: "
+                        "`$(...)`, backticks, a variable the text did not set (`< \"$f\"`)",
     "glob_operands": "a glob the host expands against its own listing: `rm -r *.log`, "
                      "`[!.]*` (one that matches every name is also judged as `*`)",
     "history": "history expansion re-runs or edits an earlier line: `!!`, `!rm`, `^a^b`",
@@ -482,11 +498,12 @@ def _read(text: str, depth: int, reading: Reading, session: bool = False,
     try:
         simple, substitutions = _parse(text, reading)
     except _Unbalanced:
-        simple, substitutions = [(text.split(), False)], []
+        simple, substitutions = [(text.split(), False, [])], []
     defining: str | None = None  # the function whose body is being read
     braces = 0
-    for words, stdin in simple:
+    for words, stdin, inputs in simple:
         _expand(words, stdin or session, depth, reading, session)
+        _redirected_in(inputs, words, reading)
         if words[:1] == ["function"] and len(words) > 1:
             defining, braces = words[1], 0
         elif defining is not None and words:
@@ -502,12 +519,14 @@ def _read(text: str, depth: int, reading: Reading, session: bool = False,
         reading.where = outer
 
 
-def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], list[str]]:
-    """Simple commands (their words, and whether their stdin is a pipe or a redirection)
-    and the texts of command substitutions; output redirections' targets go to `reading`."""
+def _parse(text: str, reading: Reading) -> tuple[list[_Simple], list[str]]:
+    """Simple commands (their words, whether their stdin is a pipe or a redirection, the
+    files their input redirections read) and the texts of command substitutions; output
+    redirections' targets go to `reading`."""
     tokens, substitutions = _lex(text)
-    simple: list[tuple[list[str], bool]] = []
+    simple: list[_Simple] = []
     words: list[str] = []
+    inputs: list[str] = []
     redirect: str | None = None  # the operator whose target comes next
     stdin = False
     i = 0
@@ -517,10 +536,13 @@ def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], l
         if kind == "word":
             if redirect is None:
                 words.append(value)
-            elif ">" in redirect and not value.isdigit() and value != "-":
-                reading.writes.append(value)
-                if ">>" not in redirect:
-                    reading.overwrites.append(value)
+            else:
+                if ">" in redirect and not value.isdigit() and value != "-":
+                    reading.writes.append(value)
+                    if ">>" not in redirect:
+                        reading.overwrites.append(value)
+                if redirect.lstrip("0123456789") in ("<", "<>"):
+                    inputs.append(value)
             redirect = None
             continue
         if kind == "redir":
@@ -534,17 +556,16 @@ def _parse(text: str, reading: Reading) -> tuple[list[tuple[list[str], bool]], l
         if value == "(" and i < len(tokens) and tokens[i] == ("sep", ")") and len(words) == 1:
             words.insert(0, "function")  # `name()`: a definition, its body follows
             i += 1
-        if words:
-            simple.append((words, stdin))
-            words = []
+        if words or inputs:
+            simple.append((words, stdin, inputs))
+            words, inputs = [], []
         stdin = value in ("|", "|&")
-    if words:
-        simple.append((words, stdin))
+    if words or inputs:
+        simple.append((words, stdin, inputs))
     return simple, substitutions
 
 
-def _arithmetic_command(tokens: list[tuple[str, str]], i: int,
-                        simple: list[tuple[list[str], bool]]) -> int:
+def _arithmetic_command(tokens: list[tuple[str, str]], i: int, simple: list[_Simple]) -> int:
     """bash's `(( expr ))` from after its `((`: a command `((` whose operands are the
     expression's words; where the tokens after it resume."""
     expression: list[str] = []
@@ -553,7 +574,7 @@ def _arithmetic_command(tokens: list[tuple[str, str]], i: int,
         i += 1
     while i < len(tokens) and tokens[i] == ("sep", ")"):
         i += 1
-    simple.append((["((", *expression], False))
+    simple.append((["((", *expression], False, []))
     return i
 
 
@@ -829,15 +850,44 @@ def _expand(words: list[str], stdin: bool, depth: int, reading: Reading,
         pending.extend(reversed(inner))
 
 
+def _redirected_in(files: list[str], words: list[str], reading: Reading) -> None:
+    """Judge the files a command's input redirections read (`base32 < f`) as its operands
+    are: one only known when it runs (`< "$f"`, `< $(...)`, `$(< $f)`) makes it opaque
+    (computed_operand); one that a variable of the text or a `cd` makes another path is
+    given as read (`f=.e; base32 < ${f}nv` gives `< .env base32`). A literal one is in
+    the text, which the policy reads too; a process substitution (`done < <(ls)`) is the
+    output of commands read here."""
+    for file in files:
+        if file[:2] == "<(":
+            continue
+        if _computed_operand(file, reading):
+            reading.mark(["<", file, *words], "computed_operand")
+            continue
+        named = (_substituted(["<", file], reading) or ["<", file])[1]
+        if named != file or reading.where.locate(["<", named]) is not None:
+            _reads(named, words, reading)
+
+
+def _reads(path: str, argv: list[str], reading: Reading) -> None:
+    """Give `argv` again as reading `path`, where that lands, as `< path argv` (no operand:
+    `tee log < /etc/hosts` writes no /etc/hosts): a file read is judged by its path,
+    whichever program reads it and however it names it."""
+    read = ["<", path]
+    reading.commands.append([*(reading.where.locate(read) or read), *argv])
+
+
 def _follow(argv: list[str], wraps: bool, reading: Reading) -> None:
     """Follow `argv` when it changes the folder; else, unless it only wraps another command
-    (judged itself), give it again where its paths land."""
+    (judged itself), give it again where its paths land, and as reading the files its
+    script names (sed's `r F`)."""
     if argv[0] in _FOLDER_CHANGERS:
         reading.where.change(argv)
     elif not wraps:
         located = reading.where.locate(argv)
         if located is not None:
             reading.commands.append(located)
+        for path in programs.reads_of(argv):
+            _reads(path, argv, reading)
 
 
 def _effects(argv: list[str], why: OpaqueReason | None, depth: int, reading: Reading,
@@ -1135,6 +1185,8 @@ def _opaque_program(argv: list[str], stdin: bool) -> OpaqueReason | None:
                                "--load")) for arg in args):
             return "script_file"
         return "inline_code" if _AWK_RUNS.search(_AWK_REGEX.sub("", _code(argv))) else None
+    if name in _LOCAL_SQL and _LOCAL_SQL_FILES.search(_code(argv)):
+        return "inline_code"
     if name in _STDIN_SCRIPTED and stdin:
         return "computed_script"
     if name in _SQL_CLIENTS and stdin:

@@ -65,10 +65,11 @@ def installed_path(program: str) -> bool:
 
 
 def why_unread(argv: list[str], stdin: bool) -> Literal[
-        "changes_state", "runs_program", "unread_input", "script_file"] | None:
+        "changes_state", "runs_program", "unread_input", "script_file",
+        "stdin_operands"] | None:
     """What in `argv`'s program and options leaves it unread, as the reader's reasons say
-    (`changes_state`, `runs_program`, `unread_input`, `script_file`), or None. Most
-    programs are in no table: they are let through at one set lookup."""
+    (`changes_state`, `runs_program`, `unread_input`, `script_file`, `stdin_operands`), or
+    None. Most programs are in no table: they are let through at one set lookup."""
     name = argv[0]
     if name not in _CONCERNED and _LOADER.fullmatch(name) is None:
         return None
@@ -80,6 +81,8 @@ def why_unread(argv: list[str], stdin: bool) -> Literal[
         return "unread_input"
     if script_file(argv):
         return "script_file"
+    if names_at_run_time(argv):
+        return "stdin_operands"
     return None
 
 
@@ -174,12 +177,14 @@ _RUNS_COMPILED = {name: re.compile(pattern) for name, pattern in _RUNS.items()}
 # The dynamic loader run as a program runs the program in its operands.
 _LOADER = re.compile(r"ld(?:-linux.*|-musl.*)?\.so(?:\.[0-9]+)*|ld-linux.*")
 
-# GNU sed: the `e` command at a command's place (after an address: a line, `$`,
-# `first~step`, a regex with escapes), and the `e` flag of `s` (delimiters escaped too).
+# GNU sed: where a command starts (after an address: a line, `$`, `first~step`, a regex
+# with escapes, a range, `!`); the `e` command there, and the `e` flag of `s` (delimiters
+# escaped too).
 _SED_ADDRESS = r"(?:[0-9$]+(?:~[0-9]+)?|/(?:\\.|[^/\\])*/|\\(?P<c>.)(?:\\.|(?!(?P=c)).)*(?P=c))?"
-_SED_RUNS = re.compile(
-    r"(?:^|[;\n{}])\s*" + _SED_ADDRESS + r"(?:,\s*(?:[0-9$+~]+|/(?:\\.|[^/\\])*/))?\s*!?\s*e"
-    r"(?:\s|;|$)|s(?P<d>.)(?:\\.|(?!(?P=d)).)*(?P=d)(?:\\.|(?!(?P=d)).)*(?P=d)[a-zA-Z0-9 ]*e")
+_SED_COMMAND = (r"(?:^|[;\n{}])\s*" + _SED_ADDRESS
+                + r"(?:,\s*(?:[0-9$+~]+|/(?:\\.|[^/\\])*/))?\s*!?\s*")
+_SED_S = r"s(?P<d>.)(?:\\.|(?!(?P=d)).)*(?P=d)(?:\\.|(?!(?P=d)).)*(?P=d)"
+_SED_RUNS = re.compile(_SED_COMMAND + r"e(?:\s|;|$)|" + _SED_S + r"[a-zA-Z0-9 ]*e")
 
 
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish", "yash"})
@@ -333,8 +338,7 @@ def writes_of(argv: list[str]) -> list[str]:
         return []
     operands, options = _split_operands(argv, _VALUED.get(name, ""))
     if name == "sed":
-        written = [m.group(1) for script in sed_scripts(argv)
-                   for m in _SED_WRITES.finditer(script)]
+        written = _sed_files(argv, "wW")
         if not any(o == "-i" or (o[:2] == "-i" and o[1:2] != "-") or o.startswith("--in-place")
                    or (o[:1] == "-" and o[1:2] != "-" and "i" in o) for o in options):
             return written
@@ -363,8 +367,24 @@ def appends(argv: list[str]) -> bool:
 _OUTPUT_OPTIONS = {"sort": ("o", "output"), "shuf": ("o", "output"), "iconv": ("o", "output"),
                    "curl": ("o", "output"), "wget": ("O", "output-document")}
 _FIND_WRITES = frozenset({"-fprint", "-fprint0", "-fprintf", "-fls"})
-# sed's `w FILE` command and `s///w FILE` flag: the rest of the line is the file.
-_SED_WRITES = re.compile(r"(?:^|[;\n{}]|/[gpiIeE0-9]*)\s*w\s+([^\n;]+)")
+# sed's commands that name a file, the rest of their line (a blank before it optional, an
+# address before them: `1w.ssh/x`, `$r.env`): `r` and `R` read it, `w` and `W` and the
+# `w` flag of `s` write it.
+_SED_FILES = re.compile(_SED_COMMAND + r"(?P<command>[rRwW])\s*(?P<file>[^\n]+)|"
+                        + _SED_S + r"[gpiImMeE0-9]*w\s*(?P<written>[^\n]+)")
+
+
+def _sed_files(argv: list[str], commands: str) -> list[str]:
+    """The files the sed commands `commands` (of `rRwW`; `s///w` is a `w`) name in
+    `argv`'s scripts."""
+    return [m.group("file") or m.group("written") for script in sed_scripts(argv)
+            for m in _SED_FILES.finditer(script) if (m.group("command") or "w") in commands]
+
+
+def reads_of(argv: list[str]) -> list[str]:
+    """The files `argv` reads that are none of its operands, named inside its script:
+    sed's `r` and `R` files (`sed '1r.env' x` prints .env after line 1)."""
+    return _sed_files(argv, "rR") if argv[0] == "sed" else []
 
 
 def _option_values(argv: list[str], short: str, long: str) -> list[str]:
@@ -424,6 +444,30 @@ def _split_operands(argv: list[str], valued: str) -> tuple[list[str], list[str]]
     return operands, options
 
 
+# -- files named at run time ---------------------------------------------------------------
+# Programs that read files whose names they take when they run, from a list an option
+# names (its short letter, its long name; `-` for stdin): `tar -T l`, `rsync
+# --files-from=l`, `sort --files0-from=l`, `zstd --filelist l`.
+_NAMES_FROM = {"tar": ("T", "files-from"), "bsdtar": ("T", "files-from"),
+               "gtar": ("T", "files-from"), "rsync": ("", "files-from"),
+               "sort": ("", "files0-from"), "zstd": ("", "filelist"), "xz": ("", "files0")}
+
+
+def names_at_run_time(argv: list[str]) -> bool:
+    """Whether `argv` reads files named only when it runs: in a list an option names
+    (_NAMES_FROM), or on its stdin (`cpio -o` and `-p`, `zip -@`): its operands are given
+    at run time, as `xargs CMD`'s are."""
+    name, args = argv[0], argv[1:]
+    if name == "cpio":
+        return any(a in ("--create", "--pass-through") or (
+            a[:1] == "-" and a[1:2] != "-" and ("o" in a or "p" in a)) for a in args)
+    if name == "zip":
+        return any(a == "--names-stdin" or (a[:1] == "-" and a[1:2] != "-" and "@" in a)
+                   for a in args)
+    listed = _NAMES_FROM.get(name)
+    return listed is not None and bool(_option_values(argv, *listed))
+
+
 # -- input from the client written as files -----------------------------------------------
 _UNPACKERS = re.compile(r"(?:^| )-[A-Za-z]*x[A-Za-z]*(?: |$)|^[A-Za-z]*x[A-Za-z]*(?: |$)|"
                         r"--extract|--get")
@@ -455,5 +499,5 @@ def unpacks_input(argv: list[str], stdin: bool) -> bool:
 
 
 # Every program a table above concerns (why_unread's first look).
-_CONCERNED = frozenset({*_STATE_CHANGERS, *_RUNS, *_LONG, *_SHELLS, "sed", "tar", "bsdtar",
-                        "gtar", "cpio", "unzip", "patch", "7z", "7za", "unrar"})
+_CONCERNED = frozenset({*_STATE_CHANGERS, *_RUNS, *_LONG, *_SHELLS, *_NAMES_FROM, "sed", "tar",
+                        "bsdtar", "gtar", "cpio", "unzip", "patch", "7z", "7za", "unrar"})

@@ -231,6 +231,27 @@ def test_nested_scripts_are_read_down_to_depth_sixteen_and_deeper_is_opaque() ->
     ("cat $f", [(["cat", "$f"], "computed_operand")]),
     ("cat \"$(ls | grep env)\"", [(["cat", "$(ls | grep env)"], "computed_operand")]),
     ("rm -r *.log", [(["rm", "-r", "*.log"], "glob_operands")]),
+    # a file redirected in, named only when it runs
+    ('base32 < "$F"', [(["<", "$F", "base32"], "computed_operand")]),
+    ("xxd -p 0<$(ls | grep env)", [(["<", "$(ls | grep env)", "xxd", "-p"],
+                                    "computed_operand")]),
+    ('echo "$(< $F)"', [(["<", "$F"], "computed_operand")]),
+    ('while read l; do echo "$l"; done < "$f"', [(["<", "$f", "done"], "computed_operand")]),
+    # files named at run time, by a list or a pipe
+    ("ls | cpio -o", [(["cpio", "-o"], "stdin_operands")]),
+    ("find . | cpio -pdm /x", [(["cpio", "-pdm", "/x"], "stdin_operands")]),
+    ("tar -cf - -T list", [(["tar", "-cf", "-", "-T", "list"], "stdin_operands")]),
+    ("sort --files0=l", [(["sort", "--files0=l"], "stdin_operands")]),
+    ("zip -@ x.zip", [(["zip", "-@", "x.zip"], "stdin_operands")]),
+    ("rsync -a --files-from=l . h:x", [(["rsync", "-a", "--files-from=l", ".", "h:x"],
+                                        "stdin_operands")]),
+    # code that opens files it makes up
+    ("awk 'BEGIN { ARGV[1] = x }1'", [(["awk", "BEGIN { ARGV[1] = x }1"], "inline_code")]),
+    ("sqlite3 :memory: \"select readfile('x')\"",
+     [(["sqlite3", ":memory:", "select readfile('x')"], "inline_code")]),
+    ("sqlite3 db .shell id", [(["sqlite3", "db", ".shell", "id"], "inline_code")]),
+    ("duckdb -c \"from read_text('x')\"", [(["duckdb", "-c", "from read_text('x')"],
+                                             "inline_code")]),
 ])
 def test_what_is_only_known_when_it_runs_is_opaque(
     text: str, opaque: list[tuple[list[str], str]]
@@ -245,7 +266,10 @@ def test_what_is_only_known_when_it_runs_is_opaque(
     "find . -name '*.o' -delete", "xargs", "ls | grep x", "echo hi > out.txt",
     "cat <<EOF\nhi\nEOF", "/usr/bin/ls -la", "/usr/local/bin/tool x", "echo $HOME $1",
     "f=notes.txt; cat $f", "cat '$f' \"*\" '*.py'", "set -euo pipefail", "export A=1",
-    "tar -czf a.tgz notes", "git log --oneline", "ls -la ~",
+    "tar -czf a.tgz notes", "git log --oneline", "ls -la ~", "sort < in.txt",
+    "f=in.txt; base64 < $f", "base32 < $HOME/x", "cpio --version", "tar -cf - --totals src",
+    "awk '{ print FILENAME }' f", "sqlite3 app.db 'select count(*) from t'",
+    "while read -r l; do echo \"$l\"; done < <(ls)",
 ])
 def test_what_can_be_read_is_not_opaque(text: str) -> None:
     """A shell without a script or a piped stdin is a session (kubectl exec -it -- sh)."""
@@ -274,6 +298,38 @@ def test_the_strings_of_inline_code_are_read_as_commands() -> None:
 ])
 def test_output_redirections_are_writes(text: str, writes: list[str]) -> None:
     assert read(text).writes == writes
+
+
+@pytest.mark.parametrize(("text", "writes"), [
+    ("sed -n '1w.ssh/authorized_keys' k", [".ssh/authorized_keys"]),
+    ("sed -n '$w out' x", ["out"]),
+    ("sed -n '/a/,/b/ W out' x", ["out"]),
+    ("sed 's/a/b/gw out' x", ["out"]),
+    ("sed -n 'p;w out; p' x", ["out; p"]),  # GNU sed: the rest of the line is the name
+    ("sed s/r/w/ x", []),
+])
+def test_the_files_seds_script_writes_are_writes(text: str, writes: list[str]) -> None:
+    assert read(text).writes == writes
+
+
+# A file a command reads that its words do not give as an operand, when a variable, a `cd`
+# or a script names it: the command is given again, after it, as `< path CMD...`.
+@pytest.mark.parametrize(("text", "given"), [
+    ("f=.e; base32 < ${f}nv", ["<", ".env", "base32"]),
+    ("cd /etc && base64 < shadow", ["<", "/etc/shadow", "base64"]),
+    ("xxd -p < x/../.env", ["<", ".env", "xxd", "-p"]),
+    ("sed '1r.env' x", ["<", ".env", "sed", "1r.env", "x"]),
+    ("sed -n '$R /etc/shadow' x", ["<", "/etc/shadow", "sed", "-n", "$R /etc/shadow", "x"]),
+    ("cd /etc; sed 'r shadow' x", ["<", "/etc/shadow", "sed", "r shadow", "x"]),
+])
+def test_a_file_read_is_given_by_its_path(text: str, given: list[str]) -> None:
+    found = read(text).commands
+    assert given in found and found.index(given) > 0
+
+
+@pytest.mark.parametrize("text", ["base32 < .env", "sort < in.txt > out", "sed 's/r/w/' x"])
+def test_a_file_the_text_names_as_read_is_not_given_again(text: str) -> None:
+    assert not any(argv[0] == "<" for argv in read(text).commands)
 
 
 @pytest.mark.parametrize("text", [

@@ -7,10 +7,17 @@ written every way the reader can see through: `~`, `$HOME` and any user's home, 
 paths, `..`, `//` and `/./`, case, quotes and backslashes, globs and brace lists, option
 values, assignments and redirections, percent-escapes and backslashes in file URIs.
 `PASSES` are the look-alikes that must stay allowed (false positives kept low).
+
+A program that prints a file re-encoded or cut up (`base32`, `xxd -p`, `rev`, `gzip -c`,
+`head -c 5`) hides the secret from the output's masking (issue 84): `REENCODED` must be
+judged exactly as `cat` of the file, however the file reaches the program;
+`COMPUTED_NAMES` and `RUN_TIME_NAMES`, whose file only the host can name, must be held as
+`cat "$F"` is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -177,7 +184,130 @@ PASSES: list[tuple[str, Spec]] = [
     ("ssh-sftp-list-aws", sftp("list", "/home/deploy/.aws")),
     ("mcp-resource-notes", resource("file:///home/ada/notes/environment.md")),
     ("mcp-resource-example", resource("file:///srv/app/.env.example")),
+    # re-encoding, and reading names given at run time, of what holds no credential
+    ("xxd-notes", shell("xxd -p notes.bin | fold -w8")),
+    ("gzip-stdout", shell("gzip -c notes.txt > notes.gz")),
+    ("redirected-variable", shell("f=notes.txt; base64 < $f")),
+    ("redirected-after-cd", ssh("cd /tmp && sort < in.txt")),
+    ("sed-reads-header", shell("sed '1r header.txt' notes")),
+    ("grep-patterns-file", shell("grep -f patterns.txt notes")),
+    ("xargs-head-lines", ssh("ls *.log | xargs head -n 3")),
+    ("xargs-grep-lines", ssh("ls | xargs grep -n TODO")),
+    ("awk-filename", ssh("awk '{ print FILENAME \": \" $0 }' notes")),
+    ("sqlite-count", ssh("sqlite3 app.db 'select count(*) from t'")),
+    ("gzip-recursive-project", shell("gzip -rc logs | wc -c")),
+    ("diff-recursive-project", shell("diff -r src build")),
 ]
+
+
+# (line, the path it reads): each judged as `cat PATH` is, on every front.
+REENCODED: list[tuple[str, str]] = [
+    # coreutils filters and encoders, options in any order
+    ("base32 .env", ".env"),
+    ("base64 -w0 -- .env", ".env"),
+    ("basenc --base16 .env", ".env"),
+    ("rev .env", ".env"),
+    ("fold -w5 .env", ".env"),
+    ("fold -b -w 5 .env", ".env"),
+    ("tr 0-9 a-j < .env", ".env"),
+    ("cut -c1-5 .env", ".env"),
+    ("cut -b 6- .env", ".env"),
+    ("sort -r .env", ".env"),
+    ("paste -s -d, .env", ".env"),
+    ("tac .env", ".env"),
+    ("nl -ba .env", ".env"),
+    ("head -c 5 .env", ".env"),
+    ("tail -c +6 .env", ".env"),
+    ("fmt -w1 .env", ".env"),
+    ("shuf .env", ".env"),
+    ("strings -n1 .env", ".env"),
+    # dumps
+    ("od -c .env", ".env"),
+    ("od -An -tx1 -w4 .env", ".env"),
+    ("xxd -p .env", ".env"),
+    ("xxd -p -c 4 .env", ".env"),
+    ("xxd -c4 -p ~/.aws/credentials", "~/.aws/credentials"),
+    ("hexdump -C .env", ".env"),
+    ("hexdump -v -e '1/1 \"%02x\"' .netrc", ".netrc"),
+    # compressors and converters to stdout
+    ("gzip -c .env", ".env"),
+    ("bzip2 -kc .env", ".env"),
+    ("xz -c ~/.pgpass", "~/.pgpass"),
+    ("zstd -c .env", ".env"),
+    ("openssl enc -base64 -in .env", ".env"),
+    ("openssl base64 -A -in $HOME/.ssh/id_rsa", "$HOME/.ssh/id_rsa"),
+    ("iconv -f utf-8 -t utf-16 .env", ".env"),
+    ("dd if=.env bs=1 skip=4 count=5", ".env"),
+    # where the file reaches the program
+    ("< .env base32", ".env"),
+    ("rev 0<.env", ".env"),
+    ("cat .env | rev", ".env"),
+    ("cat -- .env | xxd -p | fold -w8", ".env"),
+    ("echo $(base64 .env)", ".env"),
+    ("echo \"`xxd -p .env`\"", ".env"),
+    ("base32 <(cat .env)", ".env"),
+    ("echo .env | xargs base32", ".env"),
+    ("echo .env | xargs -n1 fold -w 5", ".env"),
+    ("f=.env; xxd -p < $f", ".env"),
+    ("f=.e; base32 < ${f}nv", ".env"),
+    ("cd ~/.config && base64 < gh/hosts.yml", "~/.config/gh/hosts.yml"),
+    ("bash -c 'base32 < .env'", ".env"),
+    # a file named inside a script or against an option
+    ("sed -n '1r.env' /etc/hostname | rev", ".env"),
+    ("sed '$R .env' notes | base64", ".env"),
+    ("grep -f.env notes", ".env"),
+    ("xargs -a.env -n1 echo | base32", ".env"),
+    # interpreters
+    ("python3 -c 'import base64; print(base64.b64encode(open(\".env\", \"rb\").read()))'",
+     ".env"),
+    ("perl -pe 'tr/a-z/n-za-m/' .env", ".env"),
+    ("awk '{ print toupper($0) }' .env", ".env"),
+    ("ruby -e 'puts File.read(\".env\").reverse'", ".env"),
+]
+
+# A file named only when the line runs: held for a human on an SSH host and in a pod, as
+# `cat "$F"` is, never guessed. Its name computed (a variable set elsewhere, a
+# substitution): a model's tool call judges it as `cat "$F"` too (TOOL_CALL_LIKE_CAT).
+COMPUTED_NAMES: list[str] = [
+    'base32 < "$F"',
+    "xxd -p < $(ls -a | grep env)",
+    'echo "$(< $F)" | rev',
+    'while read -r l; do echo "$l"; done < "$F" | base64',
+    'rev 0<"$1"',
+    'openssl base64 -in "$F"',
+    "dd if=$F bs=1 skip=4",
+]
+# Names given at run time (a pipe or a list of names) or made up by code: held in a
+# model's tool call too (which refuses the SQL engines' file functions as SQL).
+RUN_TIME_NAMES: list[str] = [
+    "ls -A | xargs base32",
+    "ls -A | xargs -n1 fold -w5",
+    "find . -maxdepth 1 -type f -exec xxd -p {} +",
+    "ls -A | xargs head -c 5",
+    "ls -A | xargs tail -c 7",
+    "find . -type f -exec grep -o . {} +",
+    "ls -A | xargs grep -h --color=always .",
+    "ls -A | cpio -o | base64",
+    "tar -cf - -T list | xxd -p",
+    "sort --files0-from=list | rev",
+    "zip -@ - < list | base64",
+    "awk 'BEGIN { ARGV[1] = \".e\" \"nv\"; ARGC = 2 } { print toupper($0) }'",
+    "python3 -c 'import os; print(open(\".e\" + \"nv\").read()[::-1])'",
+    "sqlite3 :memory: \"select hex(readfile('.e' || 'nv'))\"",
+    "duckdb -c \"select * from read_text('.e' || 'nv')\"",
+]
+TOOL_CALL_LIKE_CAT: list[tuple[str, str]] = [
+    ('base32 < "$F"', 'cat "$F"'),
+    ("xxd -p < $(ls -a | grep env)", "cat $(ls -a | grep env)"),
+    ('openssl base64 -in "$F"', 'cat "$F"'),
+]
+
+FRONTS: dict[str, Callable[[str], Spec]] = {
+    "tool call": shell,
+    "ssh exec": ssh,
+    "ssh line": lambda line: ssh(line, "line"),
+    "kubectl exec": lambda line: k8s_exec("sh", "-c", line),
+}
 
 
 @pytest.mark.parametrize(("spec", "expected"), [pytest.param(s, e, id=i) for i, s, e in CAUGHT])
@@ -203,6 +333,39 @@ def test_the_reason_names_the_path_and_its_kind(engine: EmbeddedEngine) -> None:
     assert engine.decide_now(policy_input(resource(uri))).reasons == (
         f"resources/read of {uri}: a credential (a Kubernetes service-account token, "
         "a container secret)",)
+
+
+@pytest.mark.parametrize(("line", "path"), [pytest.param(n, p, id=n) for n, p in REENCODED])
+def test_a_reencoding_read_is_judged_as_cat_of_the_file(
+        engine: EmbeddedEngine, line: str, path: str) -> None:
+    for front, spec in FRONTS.items():
+        decision = engine.decide_now(policy_input(spec(line)))
+        cat = engine.decide_now(policy_input(spec(f"cat {path}")))
+        assert decision.action == "deny", (front, decision.reasons)
+        assert (decision.rules, decision.reasons) == (cat.rules, cat.reasons), front
+
+
+@pytest.mark.parametrize("line", COMPUTED_NAMES + RUN_TIME_NAMES)
+def test_a_read_of_a_file_only_the_host_names_is_held(engine: EmbeddedEngine,
+                                                      line: str) -> None:
+    for front in ("ssh exec", "ssh line", "kubectl exec"):
+        decision = engine.decide_now(policy_input(FRONTS[front](line)))
+        assert decision.action == "hold", (front, decision.reasons)
+
+
+@pytest.mark.parametrize("line", RUN_TIME_NAMES)
+def test_a_tool_call_reading_names_given_at_run_time_or_by_code_is_not_allowed(
+        engine: EmbeddedEngine, line: str) -> None:
+    decision = engine.decide_now(policy_input(shell(line)))
+    assert decision.action in ("hold", "deny"), decision.reasons
+
+
+@pytest.mark.parametrize(("line", "cat"), TOOL_CALL_LIKE_CAT)
+def test_a_tool_call_redirecting_in_a_computed_file_is_judged_as_cat_of_it(
+        engine: EmbeddedEngine, line: str, cat: str) -> None:
+    decision = engine.decide_now(policy_input(shell(line)))
+    like = engine.decide_now(policy_input(shell(cat)))
+    assert (decision.action, decision.rules) == (like.action, like.rules)
 
 
 def test_ids_are_unique() -> None:
