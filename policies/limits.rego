@@ -20,7 +20,9 @@ limits := {
 		"nl_bsn", "es_nif", "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr",
 		"ca_sin", "au_tfn", "fi_hetu", "br_cpf", "ch_ahv", "us_itin", "mx_curp", "jp_my_number",
 		"kr_rrn", "cn_resident_id", "sg_nric", "za_id", "tr_kimlik", "il_id", "uk_nhs", "br_cnpj",
-		"au_medicare", "au_abn", "in_pan",
+		"au_medicare", "au_abn", "in_pan", "au_acn", "th_tnin", "it_vat", "sg_uen", "ng_nin",
+		"us_passport", "in_passport", "it_passport", "it_identity_card", "in_voter",
+		"us_driver_license", "it_driver_license", "us_bank_number", "in_vehicle_registration",
 	],
 	# activity.shared_volume: once more than this many personal values were masked on one
 	# target, or for one group of identities, within the last hour over every identity,

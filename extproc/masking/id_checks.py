@@ -58,8 +58,10 @@ def mod_11_10(digits: str) -> bool:
 
 
 def in_aadhaar(digits: str) -> bool:
-    """UIDAI: 12 digits, the first 2-9, Verhoeff check digit last."""
-    return len(digits) == 12 and digits[0] not in "01" and verhoeff(digits)
+    """UIDAI: 12 digits, the first 2-9, never a palindrome (UIDAI's numbering scheme),
+    Verhoeff check digit last."""
+    return (len(digits) == 12 and digits[0] not in "01" and digits != digits[::-1]
+            and verhoeff(digits))
 
 
 def de_tax_id(digits: str) -> bool:
@@ -172,11 +174,27 @@ def se_personnummer(digits: str) -> bool:
             and luhn(digits))
 
 
+def _cpr_century(yy: int, seventh: str) -> int:
+    """The century of a CPR's birth year, from its 7th digit (the CPR Office's table)."""
+    if seventh in "0123" or (seventh in "49" and yy >= 37):
+        return 1900
+    return 1800 if seventh in "5678" and yy >= 58 else 2000
+
+
 def dk_cpr(digits: str) -> bool:
-    """Danish CPR: DDMMYY and 4 digits. Numbers issued since 2007 carry no modulus-11
-    check, so only the date is checked: the context word does the rest."""
-    return (len(digits) == 10
-            and _two_digit_year_date(int(digits[4:6]), int(digits[2:4]), int(digits[:2])))
+    """Danish CPR: DDMMYY and 4 digits, the first of them giving the century: a real
+    day of that year. Numbers issued since 2007 carry no modulus-11 check, so only the
+    date is checked here (`dk_cpr_mod11` for the others)."""
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    yy = int(digits[4:6])
+    return date_ok(_cpr_century(yy, digits[6]) + yy, int(digits[2:4]), int(digits[:2]))
+
+
+def dk_cpr_mod11(digits: str) -> bool:
+    """A CPR issued before 2007: its date, and digits weighted 4, 3, 2, 7, 6, 5, 4, 3, 2,
+    1 sum to a multiple of 11."""
+    return dk_cpr(digits) and _weighted(digits, (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)) % 11 == 0
 
 
 def ca_sin(digits: str) -> bool:
@@ -408,6 +426,13 @@ def au_abn(digits: str) -> bool:
                      (10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)) % 89 == 0
 
 
+def au_acn(digits: str) -> bool:
+    """Australian Company Number (ASIC), 9 digits: the 8 weighted 8..1, the check digit
+    their sum's complement mod 10."""
+    return len(digits) == 9 and (-_weighted(digits[:8], (8, 7, 6, 5, 4, 3, 2, 1))) % 10 == int(
+        digits[8])
+
+
 # The 4th letter of a PAN: the holder's kind (Person, Company, HUF, Firm, AOP, Trust, BOI,
 # Local authority, Artificial juridical person, Government).
 _PAN_HOLDERS = frozenset("PCHFATBLJG")
@@ -418,3 +443,50 @@ def in_pan(code: str) -> bool:
     letter. Its check letter's algorithm is unpublished: a cue does the rest."""
     return (len(code) == 10 and code[:5].isalpha() and code[3] in _PAN_HOLDERS
             and code[5:9].isdigit() and code[9].isalpha())
+
+
+# --- more of Europe and Asia --------------------------------------------------------------
+
+
+def it_vat(digits: str) -> bool:
+    """Partita IVA (Agenzia delle Entrate), 11 digits: the taxpayer (7, not all 0), the
+    provincial office (001-100, or 120, 121, 888, 999), and a Luhn digit."""
+    return (len(digits) == 11 and digits[:7] != "0000000"
+            and ("001" <= digits[7:10] <= "100" or digits[7:10] in ("120", "121", "888", "999"))
+            and luhn(digits))
+
+
+# UEN (ACRA): each format's weights and check letters; the entity kinds of the `T08LL0001B`
+# format (R, S, T for the 1800s, 1900s and 2000s, the year, the kind, 4 digits).
+_UEN_BUSINESS = ((10, 4, 9, 3, 8, 2, 7, 1), "XMKECAWLJDB")
+_UEN_COMPANY = ((10, 8, 6, 4, 9, 7, 5, 3, 1), "ZKCMDNERGWH")
+_UEN_OTHER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWX0123456789"
+_UEN_KINDS = frozenset((
+    "CC", "CD", "CH", "CL", "CM", "CP", "CS", "CX", "DP", "FB", "FC", "FM", "FN", "GA", "GB", "GS",
+    "HS", "LL", "LP", "MB", "MC", "MD", "MH", "MM", "MQ", "NB", "NR", "PA", "PB", "PF", "RF", "RP",
+    "SM", "SS", "TC", "TU", "VH", "XL"))
+
+
+def sg_uen(code: str) -> bool:
+    """Singapore Unique Entity Number: a business's (8 digits), a local company's (the
+    year of issue and 5 digits) or another entity's (`T08LL0001`), and its check letter."""
+    body, check = code[:-1], code[-1:]
+    if len(code) in (9, 10) and body.isdigit():
+        if len(code) == 10 and not "1800" <= body[:4] <= "2099":
+            return False  # a local company's year of issue
+        weights, letters = _UEN_BUSINESS if len(code) == 9 else _UEN_COMPANY
+        return letters[_weighted(body, weights) % 11] == check
+    if (len(code) != 10 or code[0] not in "RST" or not (body[1:3] + body[5:]).isdigit()
+            or body[3:5] not in _UEN_KINDS):
+        return False
+    total = sum(_UEN_OTHER_ALPHABET.index(c) * w
+                for c, w in zip(body, (4, 3, 5, 3, 10, 2, 2, 5, 7), strict=True))
+    return _UEN_OTHER_ALPHABET[(total - 5) % 11] == check
+
+
+def th_tnin(digits: str) -> bool:
+    """Thai national identification number (Department of Provincial Administration), 13
+    digits, the first (the holder's kind) 1-8: the 12 weighted 13..2, the check digit 11
+    minus their sum mod 11, mod 10."""
+    return (len(digits) == 13 and digits[0] not in "09"
+            and (11 - _weighted(digits[:12], tuple(range(13, 1, -1))) % 11) % 10 == int(digits[12]))

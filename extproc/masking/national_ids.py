@@ -1,4 +1,5 @@
-"""National identity numbers: US social security numbers and fifteen other countries' ids.
+"""National identity numbers: US social security numbers and the ids of 30-odd other
+countries (`DETECTORS`).
 
 Each is found by its shape and kept only if its issuing rules and checksum hold
 (id_checks.py). Where they still let too many ordinary numbers through (an 11-test
@@ -8,13 +9,18 @@ of its JSON key, or in the header of its CSV column (however far above). Besides
 id's own words, the English ones a document in any language may use for any id
 (`id_number`, `national_id`, `tax_id`: `_ANY_ID`) are cues of every id that needs one.
 Forms no ordinary number takes (letters, a printed CPF, a dotted AHV number) need none.
+An id printed in its own groups (`046 454 286`, `2345 6789 0124`, `1234.56.782`) needs
+none either, unless something says it is another thing (a phone word, an order's, a
+currency: `Printed`); bare, it needs its cue. Ids with no check character (passports,
+driving licences, bank accounts) are found by their strict format, after a cue.
 
 Shapes other than the SSN's are fixed strings on `Text.shape` (`0000 0000 0000`) or
 runs of digits (`Text.digit_runs`). The one Hyperscan pass per text (prefilter.py) finds
 the strings and the cues' stems, from which `Prefilter` decides which detectors of the
 family may find anything (`Detector.family`: `scan` asks it once per text, and no gate of
 a detector it rules out); a find reads only its own candidates, however many detectors
-and however long the text. The cue itself is read last, before a candidate whose checksum holds.
+and however long the text, and a form with no fixed shape (`Matched`) only the text near
+its cue's stems. The cue itself is read last, before a candidate whose checksum holds.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ class Prefilter:
     its own, so that where it starts is where it ends less its length."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[bytes, ...], int] = {}
+        self._keys: dict[tuple[str, tuple[bytes, ...]], int] = {}
         # Pass id -> key and length (0: a stem's, whose places are not kept).
         self._ids: dict[int, tuple[int, int]] = {}
         self._routes: dict[int, list[tuple[str, int | None]]] = {}
@@ -96,7 +102,7 @@ class Prefilter:
     def stems(self, *literals: bytes) -> int:
         """The key `read(t)` has (with no places) where any of `literals` occurs, any case
         (a literal of digits and separators only: where its shape occurs)."""
-        key = self._key(literals)
+        key = self._key("stems", literals)
         if (key, 0) not in self._ids.values():
             shaped = not any(c.isalpha() for c in b"".join(literals).decode())
             self._ids[PASS.add(b"|".join(map(escaped, literals)), shape=shaped,
@@ -105,14 +111,24 @@ class Prefilter:
 
     def shapes(self, *literals: bytes) -> int:
         """The key under which `read(t)` has the places of `literals` in a text's shape."""
-        key = self._key(literals)
+        return self._placed("shapes", literals)
+
+    def words(self, *literals: bytes) -> int:
+        """The key under which `read(t)` has the places of `literals` (any case) in a text:
+        stems whose every occurrence counts (`Matched` reads the text near them only)."""
+        return self._placed("words", literals)
+
+    def _placed(self, kind: str, literals: tuple[bytes, ...]) -> int:
+        key = self._key(kind, literals)
         if key not in {k for k, _ in self._ids.values()}:
             for literal in literals:
-                self._ids[PASS.literal(literal, shape=True)] = key, len(literal)
+                pattern_id = (PASS.literal(literal, shape=True) if kind == "shapes"
+                              else PASS.literal(literal, caseless=True))
+                self._ids[pattern_id] = key, len(literal)
         return key
 
-    def _key(self, literals: tuple[bytes, ...]) -> int:
-        return self._keys.setdefault(literals, len(self._keys))
+    def _key(self, kind: str, literals: tuple[bytes, ...]) -> int:
+        return self._keys.setdefault((kind, literals), len(self._keys))
 
     def route(self, name: str, keys: Iterable[int], stem: int | None = None) -> None:
         """Detector `name` may find something in a text that has one of `keys` (a shape's,
@@ -129,8 +145,7 @@ class Prefilter:
             keys = {ids[i][0] for i in ids.keys() & t.hits.keys()}
             keys.update(s - e for s, e in t.digit_runs)
             if t.head:  # a stream's table header (`column_name`) holds cues too
-                keys.update(ids[i][0] for i in ids.keys() & PASS.scan(t.head, b"").keys()
-                            if not ids[i][1])
+                keys.update(ids[i][0] for i in ids.keys() & PASS.scan(t.head, b"").keys())
             routes = self._routes
             passing = t.memo[_PASSING] = frozenset(
                 name for key in keys if key in routes
@@ -221,18 +236,21 @@ class Cue:
     ("tin", "social"): they count only as a key or a label, followed by `:`, `=` or the
     key's end. Unless `any_id` is False, the words that name an id of any country
     (`_ANY_ID`) count too. Every word and key contains one of `stems` (if given): a text
-    with none of them has no cue (for a gate)."""
+    with none of them has no cue (for a gate). `placed`: every place of a stem is kept
+    (`PREFILTER.words`), for a form read only near them (`Matched`)."""
 
     def __init__(self, words: bytes, stems: tuple[bytes, ...] = (), keys: bytes = b"",
-                 width: int = 48, *, any_id: bool = True) -> None:
+                 width: int = 48, *, any_id: bool = True, placed: bool = False) -> None:
         either = words + (b"|" + _ANY_ID if any_id else b"") + (
             rb"|(?:%s)(?=%s)" % (keys, _KEY_END) if keys else b"")
         self._words = re.compile(rb"(?<![a-z0-9])(?:%s)(?![a-z])" % either)
-        self.stems = PREFILTER.stems(*stems, *(_ANY_ID_STEMS if any_id else ())) if stems else None
-        self._width = width
+        literals = (*stems, *(_ANY_ID_STEMS if any_id else ()))
+        self.stems = ((PREFILTER.words if placed else PREFILTER.stems)(*literals) if stems
+                      else None)
+        self.placed, self.width = placed, width
 
     def __call__(self, t: Text, s: int, e: int) -> bool:
-        if self._words.search(t.before(s, self._width)):
+        if self._words.search(t.before(s, self.width)):
             return True
         name = column_name(t, s, e)
         return name is not None and self._words.search(name + b"\x01") is not None
@@ -258,13 +276,59 @@ def _one_separator(t: Text, s: int, e: int, seps: bytes) -> bool:
     return len(used) == 1 and used <= set(seps)
 
 
+_ALNUM_BYTES = bytes(b for b in range(256) if ALNUM[b])
+_BRACKETED = re.compile(rb"\([+0-9]{1,5}\) ?\Z")  # a phone number's area or country code
+
+
+class Printed:
+    """What makes a form written as its id is printed (`123 456 782`, `1234.56.782`: its
+    own separators) an id of that kind: its `cue`, or else nothing saying it is another
+    thing. A checksum passes one number in ten or so written alike (a phone number, an
+    amount, an order's), so with no cue a candidate counts only where `alone` holds on
+    its digits (a rule a cue may spare: a CPR's modulus 11, no compact timestamp), no word
+    labels it (a phone's, an order's, another id's: `phone_context.label`), no currency
+    stands beside it, and no digits carry its grouping on (`+34 612 345 678`) or lead to
+    it in brackets (`(351) 924 789 046`)."""
+
+    stems = None  # no cue needed: routed by its shape alone
+    after = 7  # bytes read past a candidate (`,00 zł`): a stream holds them back too
+
+    def __init__(self, cue: Cue, alone: Callable[[str], bool] | None = None) -> None:
+        self.cue, self._alone = cue, alone
+
+    def __call__(self, t: Text, s: int, e: int) -> bool:
+        if self.cue(t, s, e):
+            return True
+        code = t.raw[s:e]
+        seps = code.translate(None, _ALNUM_BYTES)
+        return ((self._alone is None or self._alone(digits(code.decode())))
+                and not (seps and (extends_back(t, s, seps) or continues(t, e, seps)))
+                and not _BRACKETED.search(t.raw, max(0, s - 8), s)
+                and phone_context.label(t, s) is None and not phone_context.money(t, s, e))
+
+
+def _no_timestamp(number: str) -> bool:
+    """The digits of a date-led id (Swedish, Danish, Finnish: printed with a dash, as
+    compact timestamps are) do not read as a timestamp of this century, `yymmdd-hhmm` or
+    `yyyymmdd-hhmm`: a day since 2000 and a time of day."""
+    day, time = number[:-4], number[-4:]
+    if len(day) == 8 and day.startswith("20"):
+        day = day[2:]
+    return not (len(day) == 6 and int(day[:2]) < 40 and int(time[:2]) < 24
+                and int(time[2:]) < 60
+                and id_checks.date_ok(2000 + int(day[:2]), int(day[2:4]), int(day[4:])))
+
+
+Accept = Cue | Printed | None  # a form's cue: needed, needed unless printed, or none
+
+
 class DigitId:
     """A form of an id written in digits: bare (`lengths`, 9 digits or more:
     `Text.digit_runs`) or in groups (`groups`, joined by one of `seps` throughout), valid
     by `valid` (on its digits), and after `cue` if there is one."""
 
     def __init__(self, valid: Callable[[str], bool], lengths: tuple[int, ...],
-                 groups: tuple[tuple[int, ...], ...], seps: bytes, cue: Cue | None) -> None:
+                 groups: tuple[tuple[int, ...], ...], seps: bytes, cue: Accept) -> None:
         self.valid, self.seps, self.cue = valid, seps, cue
         shaped = {b" " if c == 0x2D else bytes([c]) for c in seps}  # "-" is " " in a shape
         forms = [sep.join(b"0" * n for n in sizes) for sizes in groups for sep in shaped]
@@ -288,7 +352,7 @@ class Shaped:
     `Text.shape`, where a digit is `0`, a capital `A` and a dash a space), valid by
     `valid` (on the text as written, separators kept), after `cue` if there is one."""
 
-    def __init__(self, valid: Callable[[str], bool], *forms: bytes, cue: Cue | None = None
+    def __init__(self, valid: Callable[[str], bool], *forms: bytes, cue: Accept = None
                  ) -> None:
         self.valid, self.cue = valid, cue
         self._key = PREFILTER.shapes(*forms)
@@ -302,13 +366,51 @@ class Shaped:
                 yield s, e
 
 
-def national_id(name: str, entity: str, *forms: DigitId | Shaped,
+class Matched:
+    """A form of an id with no one shape but a strict pattern (`pattern`, on the text as
+    written: a US state's driving licence, an Indian registration plate), at most
+    `longest` bytes long, always after `cue`, whose stems' places are kept. `re` reads
+    only the text just after each stem (where a word or a JSON key is a cue), or, after
+    a stem in the first line of a text or of a JSON value (a CSV header, whose column's
+    cells are below however far), the rest of it; the family routes it by them alone."""
+
+    def __init__(self, pattern: bytes, cue: Cue, longest: int) -> None:
+        if cue.stems is None or not cue.placed:
+            raise ValueError("a matched form is read only near its cue's stems: placed")
+        self._pattern = re.compile(rb"(?<![0-9A-Za-z])(?:%s)(?![0-9A-Za-z])" % pattern)
+        self.cue, self.longest, self._stems = cue, longest, cue.stems
+        self.keys = frozenset([cue.stems])
+
+    def _windows(self, t: Text) -> list[tuple[int, int]]:
+        """Where candidates may start and end: after each stem, merged, in order."""
+        raw, reach = t.raw, self.cue.width + self.longest + 1
+        windows: list[tuple[int, int]] = []
+        for s, e in places(t, self._stems):
+            soh, nul = raw.rfind(b"\x01", 0, s), raw.rfind(b"\x00", 0, s)
+            if t.head is not None or (soh >= nul and raw.rfind(b"\n", soh + 1, s) == -1):
+                end = raw.find(b"\x00", e)  # a header: its text's or JSON value's end
+                e = len(raw) - reach if end == -1 else end - reach
+            if windows and s <= windows[-1][1]:
+                windows[-1] = windows[-1][0], max(windows[-1][1], e + reach)
+            else:
+                windows.append((s, e + reach))
+        return windows
+
+    def find(self, t: Text) -> Iterator[tuple[int, int]]:
+        for lo, hi in self._windows(t):
+            for m in self._pattern.finditer(t.raw, lo, hi):
+                if _apart(t, *m.span()) and self.cue(t, *m.span()):
+                    yield m.span()
+
+
+def national_id(name: str, entity: str, *forms: DigitId | Shaped | Matched,
                 canonical: Callable[[str], str] = digits) -> Detector:
     """A Detector finding any of `forms`, routed through the family's prefilter."""
     for form in forms:
         PREFILTER.route(name, form.keys, form.cue.stems if form.cue is not None else None)
+    longest = max(f.longest + (f.cue.after if isinstance(f.cue, Printed) else 0) for f in forms)
     return Detector(name, entity, both(*(f.find for f in forms)) if len(forms) > 1
-                    else forms[0].find, max_len=max(f.longest for f in forms) + 2, reveal=4,
+                    else forms[0].find, max_len=longest + 2, reveal=4,
                     canonical=canonical, gate=PREFILTER.gate(name), family=_FAMILY)
 
 
@@ -410,46 +512,79 @@ us_itin = Detector(
 
 # --- ids in digits ---------------------------------------------------------------------------
 
-# Aadhaar: a Verhoeff digit passes one random number in ten, grouped `1234 5678 9012` too.
+
+def printed(valid: Callable[[str], bool], lengths: tuple[int, ...],
+            groups: tuple[tuple[int, ...], ...], seps: bytes, cue: Cue,
+            alone: Callable[[str], bool] | None = None) -> tuple[DigitId, DigitId]:
+    """The two forms of an id written in digits whose checksum alone is weak: printed in
+    its own `groups` (found with no cue unless something says it is another thing:
+    `Printed`), and bare (`lengths`: after `cue`, as a bare run of digits is any number)."""
+    return (DigitId(valid, (), groups, seps, Printed(cue, alone)),
+            DigitId(valid, lengths, (), b"", cue))
+
+
+# Aadhaar: a Verhoeff digit passes one random number in ten. Printed `2345 6789 0124`.
 _AADHAAR_CUE = Cue(rb"aadhaa?r|aadhar|uidai|uid[ _-]?(?:no|number)",
                    (b"aadha", b"uidai", *joined(b"uid", b"no", b"num")))
-in_aadhaar = national_id("in_aadhaar", "IN_AADHAAR", DigitId(
+in_aadhaar = national_id("in_aadhaar", "IN_AADHAAR", *printed(
     id_checks.in_aadhaar, (12,), ((4, 4, 4),), b" -", _AADHAAR_CUE))
 
+# Steuer-IdNr: printed `86 095 742 719`; with slashes (a Steuernummer's mark) or bare, a cue.
 _DE_CUE = Cue(rb"steuer[ _-]?id(?:nr)?|steuer[ _-]?identifikationsnummer|idnr"
               rb"|identifikationsnummer|steuerliche identifikationsnummer",
               (b"steuer", b"idnr", b"identifikation", *as_key(b"tin")), keys=rb"tin")
-de_tax_id = national_id("de_tax_id", "DE_TAX_ID", DigitId(
-    id_checks.de_tax_id, (11,), ((2, 3, 3, 3),), b" /", _DE_CUE))
+de_tax_id = national_id(
+    "de_tax_id", "DE_TAX_ID", *printed(id_checks.de_tax_id, (11,), ((2, 3, 3, 3),), b" ", _DE_CUE),
+    DigitId(id_checks.de_tax_id, (), ((2, 3, 3, 3),), b"/", _DE_CUE))
 
+
+def _no_calendar_version(number: str) -> bool:
+    """A dotted BSN does not start with a year and a month, as a calendar version or a
+    dated reference does (`2024.10.123`)."""
+    return not ("1900" <= number[:4] <= "2099" and "01" <= number[4:6] <= "12")
+
+
+# BSN: printed `1234.56.782` (as on a Dutch passport); in groups of three or bare, a cue.
 _BSN_CUE = Cue(rb"bsn|burger[ _-]?service[ _-]?nummer|sofi[ _-]?(?:nummer|nr)",
                (b"bsn", *joined(b"burger", b"service"), *joined(b"sofi", b"n")))
-nl_bsn = national_id("nl_bsn", "NL_BSN", DigitId(
-    id_checks.nl_bsn, (9,), ((3, 3, 3), (4, 2, 3)), b" .", _BSN_CUE))
+nl_bsn = national_id(
+    "nl_bsn", "NL_BSN",
+    *printed(id_checks.nl_bsn, (9,), ((4, 2, 3),), b".", _BSN_CUE, _no_calendar_version),
+    DigitId(id_checks.nl_bsn, (), ((3, 3, 3),), b" .", _BSN_CUE))
 
+# PESEL: 11 bare digits, its date and check digit passing about one such number in fifty.
 _PESEL_CUE = Cue(rb"pesel", (b"pesel",))
 pl_pesel = national_id("pl_pesel", "PL_PESEL", DigitId(
     id_checks.pl_pesel, (11,), (), b"", _PESEL_CUE))
 
-# Swedish and Danish numbers start with a date, and so do compact timestamps
-# (`240115-0930`): a cue always.
+# Swedish, Danish and Finnish numbers start with a date and are printed with a dash, as
+# compact timestamps are (`240115-0930`): with no cue, a number that reads as one of
+# this century's is none (`_no_timestamp`), and a CPR needs the modulus 11 of the numbers
+# issued before 2007.
 _SE_CUE = Cue(rb"person[ _-]?(?:nummer|nr)|pnr|samordningsnummer",
               (*joined(b"person", b"num", b"nr"), b"pnr", b"samordning"))
-se_personnummer = national_id("se_personnummer", "SE_PERSONNUMMER", DigitId(
-    id_checks.se_personnummer, (10, 12), ((6, 4), (8, 4)), b"-+", _SE_CUE))
+se_personnummer = national_id("se_personnummer", "SE_PERSONNUMMER", *printed(
+    id_checks.se_personnummer, (10, 12), ((6, 4), (8, 4)), b"-+", _SE_CUE, _no_timestamp))
+
+
+def _cpr_alone(number: str) -> bool:
+    """A CPR with no cue: issued before 2007 (its modulus 11), and no timestamp."""
+    return id_checks.dk_cpr_mod11(number) and _no_timestamp(number)
+
 
 _CPR_CUE = Cue(rb"cpr(?:[ _-]?(?:nr|nummer|number|no))?|person[ _-]?nummer",
                (b"cpr", *joined(b"person", b"num")))
-dk_cpr = national_id("dk_cpr", "DK_CPR", DigitId(
-    id_checks.dk_cpr, (10,), ((6, 4),), b"-", _CPR_CUE))
+dk_cpr = national_id("dk_cpr", "DK_CPR", *printed(
+    id_checks.dk_cpr, (10,), ((6, 4),), b"-", _CPR_CUE, _cpr_alone))
 
+# SIN and TFN: printed `046 454 286` (or dashed), a Luhn or a mod-11 digit.
 _SIN_CUE = Cue(rb"social[ _-]?insurance|assurance[ _-]sociale",
                (b"insurance", b"assurance", *as_key(b"sin", b"nas")), keys=rb"sin|nas")
-ca_sin = national_id("ca_sin", "CA_SIN", DigitId(
+ca_sin = national_id("ca_sin", "CA_SIN", *printed(
     id_checks.ca_sin, (9,), ((3, 3, 3),), b" -", _SIN_CUE))
 
 _TFN_CUE = Cue(rb"tfn|tax[ _-]?file(?:[ _-]?(?:number|no))?", (b"tfn", *joined(b"tax", b"file")))
-au_tfn = national_id("au_tfn", "AU_TFN", DigitId(
+au_tfn = national_id("au_tfn", "AU_TFN", *printed(
     id_checks.au_tfn, (9,), ((3, 3, 3),), b" -", _TFN_CUE))
 
 # Brazilian CPF: printed `000.000.000-00` (two check digits and that mix of separators)
@@ -461,14 +596,14 @@ br_cpf = national_id(
     DigitId(id_checks.br_cpf, (11,), ((9, 2),), b"-", _CPF_CUE))
 
 # Swiss AHV/AVS number: dotted `756.0000.0000.00` anywhere (the country prefix and an
-# EAN-13 digit); 13 bare digits or spaced groups after a cue, as 756 starts Swiss
+# EAN-13 digit), spaced as printed; 13 bare digits after a cue, as 756 starts Swiss
 # products' barcodes too.
 _AHV_CUE = Cue(rb"ahv(?:n13|13)?|avs|sozialversicherungsnummer|assicurazione vecchiaia",
                (b"ahv", b"avs", b"sozialversicherung", b"vecchiaia"))
 ch_ahv = national_id(
     "ch_ahv", "CH_AHV",
     Shaped(lambda code: id_checks.ch_ahv(code.replace(".", "")), b"000.0000.0000.00"),
-    DigitId(id_checks.ch_ahv, (13,), ((3, 4, 4, 2),), b" ", _AHV_CUE))
+    *printed(id_checks.ch_ahv, (13,), ((3, 4, 4, 2),), b" ", _AHV_CUE))
 
 # French NIR: 15 digits, a mod-97 key of two; Corsican numbers carry 2A or 2B, spaced
 # `1 85 05 2A 006 084 36` or not.
@@ -520,15 +655,16 @@ it_fiscal_code = national_id("it_fiscal_code", "IT_FISCAL_CODE", Shaped(
 
 # Finnish HETU: a date, the century sign, an individual number and a check character mod
 # 31. Written with a letter (the check character, or the sign of a birth since 2000) or
-# with `+`, it is masked anywhere; in digits with a dash (`131052-3081`) it reads as a
-# compact timestamp (`yymmdd-hhmm`) just as well, so there a cue is needed.
+# with `+`, it is masked anywhere; in digits with a dash (`131052-3081`) unless it reads
+# as a compact timestamp (`yymmdd-hhmm`), or after a cue.
 _HETU_CUE = Cue("henkil(?:ö|o)tunnus|hetu|personbeteckning|sotu".encode(),
                 (b"henkil", b"hetu", b"personbeteckning", b"sotu"))
 fi_hetu = national_id(
     "fi_hetu", "FI_HETU",
     Shaped(id_checks.fi_hetu, b"000000 000A", b"000000+0000", b"000000+000A", b"000000A0000",
            b"000000A000A"),
-    Shaped(id_checks.fi_hetu, b"000000 0000", cue=_HETU_CUE), canonical=alnum_upper)
+    Shaped(id_checks.fi_hetu, b"000000 0000", cue=Printed(_HETU_CUE, _no_timestamp)),
+    canonical=alnum_upper)
 
 # --- more countries: Asia, the Americas, Africa, the Middle East, Oceania -------------------
 
@@ -538,11 +674,11 @@ mx_curp = national_id("mx_curp", "MX_CURP", Shaped(
     id_checks.mx_curp, b"AAAA000000AAAAAA00", b"AAAA000000AAAAAAA0"), canonical=alnum_upper)
 
 # Japanese My Number: 12 digits and a mod-11 digit, which one random number in eleven
-# passes (as do order numbers): a cue always.
+# passes (as do order numbers): printed `0000 0000 0000`, or after a cue.
 _MY_NUMBER_CUE = Cue("マイナンバー|個人番号|my[ _-]?number|kojin[ _-]?bang(?:ou|o)".encode(),
                      ("マイナンバー".encode(), "個人番号".encode(), *joined(b"my", b"number"),
                       b"kojin"))
-jp_my_number = national_id("jp_my_number", "JP_MY_NUMBER", DigitId(
+jp_my_number = national_id("jp_my_number", "JP_MY_NUMBER", *printed(
     id_checks.jp_my_number, (12,), ((4, 4, 4),), b" -", _MY_NUMBER_CUE))
 
 # Korean RRN: `YYMMDD-SXXXXXC`, written with its dash, a date and a check digit, anywhere;
@@ -567,10 +703,10 @@ sg_nric = national_id("sg_nric", "SG_NRIC_FIN", Shaped(id_checks.sg_nric, b"A000
                       canonical=alnum_upper)
 
 # South African identity number: 13 digits with a date and a Luhn digit, as an EAN-13
-# barcode can have: a cue always. Bare, or spaced as printed (`800101 5009 087`).
+# barcode can have: printed `800101 5009 087`, or after a cue.
 _ZA_CUE = Cue(rb"(?:rsa|sa|south[ _-]?african)[ _-]?id|id[ _-]?nommer|identiteitsnommer",
               (b"rsa", b"south", *joined(b"sa", b"id"), b"nommer"))
-za_id = national_id("za_id", "ZA_ID", DigitId(
+za_id = national_id("za_id", "ZA_ID", *printed(
     id_checks.za_id, (13,), ((6, 4, 3),), b" ", _ZA_CUE))
 
 # Turkish T.C. Kimlik No: 11 digits and two check digits (one number in a hundred
@@ -587,7 +723,7 @@ _ZEHUT_CUE = Cue(r'teudat[ _-]?zehut|(?:תעודת|מספר)[ _-]?זהות|ת\.�
 il_id = national_id("il_id", "IL_ID", DigitId(id_checks.il_id, (9,), (), b"", _ZEHUT_CUE))
 
 # UK NHS number: 10 digits (spaced 3 3 4 as printed, a North American phone number's
-# grouping) and a mod-11 digit: a cue.
+# grouping: one such number in eleven passes) and a mod-11 digit: a cue.
 _NHS_CUE = Cue(rb"nhs(?:[ _-]?(?:no|num|number))?|chi[ _-]?(?:no|number)",
                (b"nhs", *joined(b"chi", b"no", b"num")))
 uk_nhs = national_id("uk_nhs", "UK_NHS", DigitId(
@@ -603,16 +739,24 @@ br_cnpj = national_id(
     DigitId(id_checks.br_cnpj, (14,), (), b"", _CNPJ_CUE))
 
 # Australian Medicare card number: 10 digits (11 with the person's place on the card), a
-# check digit: a cue. Printed `2123 45670 1`.
+# check digit: printed `2123 45670 1`, or after a cue.
 _MEDICARE_CUE = Cue(rb"medicare", (b"medicare",))
-au_medicare = national_id("au_medicare", "AU_MEDICARE", DigitId(
+au_medicare = national_id("au_medicare", "AU_MEDICARE", *printed(
     id_checks.au_medicare, (10, 11), ((4, 5, 1), (4, 5, 1, 1)), b" ", _MEDICARE_CUE))
 
-# Australian Business Number: 11 digits, mod 89, printed `51 824 753 556`: a cue.
+# Australian Business Number: 11 digits, mod 89 (one number in 89 passes): printed
+# `51 824 753 556`, or after a cue.
 _ABN_CUE = Cue(rb"abn|australian[ _-]?business[ _-]?(?:number|no)",
                (b"abn", *joined(b"australian", b"business")))
-au_abn = national_id("au_abn", "AU_ABN", DigitId(
+au_abn = national_id("au_abn", "AU_ABN", *printed(
     id_checks.au_abn, (11,), ((2, 3, 3, 3),), b" ", _ABN_CUE))
+
+# Australian Company Number: 9 digits and a mod-10 digit, printed `004 085 616` as SINs
+# and TFNs are: a cue always.
+_ACN_CUE = Cue(rb"acn(?:[ _-]?(?:no|num|number))?|australian[ _-]?company[ _-]?(?:number|no)",
+               (b"acn", *joined(b"australian", b"company")))
+au_acn = national_id("au_acn", "AU_ACN", DigitId(
+    id_checks.au_acn, (9,), ((3, 3, 3),), b" ", _ACN_CUE))
 
 # Indian PAN: 5 letters, 4 digits, a letter, the 4th letter the holder's kind; no check
 # letter anyone may compute, and part numbers take the shape: a cue.
@@ -621,9 +765,131 @@ _PAN_CUE = Cue(rb"pan(?:[ _-]?(?:no|num|number|card))?|permanent[ _-]?account[ _
 in_pan = national_id("in_pan", "IN_PAN", Shaped(id_checks.in_pan, b"AAAAA0000A", cue=_PAN_CUE),
                      canonical=alnum_upper)
 
+# Thai national id: 13 digits, the first 1-8, a mod-11 digit: printed `1-2345-67890-12-1`,
+# or after a cue.
+# The Thai words end "ประชาชน" (citizen: `เลขประจำตัวประชาชน`) or are "ปชช" (its
+# abbreviation); three bytes a letter, read twice as far back as other cues.
+_TNIN_CUE = Cue("thai[ _-]?(?:national[ _-]?)?id|tnin|ประชาชน|ปชช".encode(),
+                (b"thai", b"tnin", "ประชาชน".encode(), "ปชช".encode()), width=96)
+th_tnin = national_id("th_tnin", "TH_TNIN", *printed(
+    id_checks.th_tnin, (13,), ((1, 4, 5, 2, 1),), b"- ", _TNIN_CUE))
+
+# Partita IVA: 11 digits, a provincial office and a Luhn digit. With Italy's VAT prefix
+# (`IT 00743110157`) as printed on invoices; bare, after a cue.
+_IVA_CUE = Cue(rb"partita[ _-]?iva|p\.? ?iva|numero[ _-]?iva|vat(?:[ _-]?(?:number|no|id|reg))?",
+               (b"iva", b"vat"))
+it_vat = national_id(
+    "it_vat", "IT_VAT_CODE",
+    Shaped(lambda code: code.startswith("IT") and id_checks.it_vat(code[-11:]),
+           b"AA00000000000", b"AA 00000000000", cue=Printed(_IVA_CUE)),
+    DigitId(id_checks.it_vat, (11,), (), b"", _IVA_CUE))
+
+# Singapore UEN: another entity's (`T08LL0001B`: the century's letter, the year, a kind
+# of entity, its check letter) anywhere; a local company's (`197401143C`: the year of
+# issue) as printed; a business's (8 digits and a letter, one such code in 26 passes)
+# after a cue.
+_UEN_CUE = Cue(rb"uen(?:[ _-]?(?:no|num|number))?|unique[ _-]?entity[ _-]?(?:number|no)|acra"
+               rb"|(?:business|company)[ _-]?registration(?:[ _-]?(?:number|no))?",
+               (b"uen", b"unique", b"acra", b"registration"))
+sg_uen = national_id(
+    "sg_uen", "SG_UEN", Shaped(id_checks.sg_uen, b"A00AA0000A"),
+    Shaped(id_checks.sg_uen, b"000000000A", cue=Printed(_UEN_CUE)),
+    Shaped(id_checks.sg_uen, b"00000000A", cue=_UEN_CUE), canonical=alnum_upper)
+
+# --- ids with no check character: their strict format, after a cue -------------------------
+
+
+def _shape_only(_code: str) -> bool:
+    """A form whose shape is all its rule: no check character, so a cue does the rest."""
+    return True
+
+
+# Nigerian NIN: 11 digits, not one repeated; NIMC publishes no check digit.
+_NIN_CUE = Cue(rb"nin(?:[ _-]?(?:no|num|number))?|nimc|nigerian?[ _-]?(?:national[ _-]?)?id",
+               (b"nin", b"nimc", b"nigeria"))
+ng_nin = national_id("ng_nin", "NG_NIN", DigitId(
+    lambda number: len(set(number)) > 1, (11,), (), b"", _NIN_CUE))
+
+# Passports: the cue names a passport, the shape the country: the US's 9 digits or a
+# letter and 8 (since 2021), India's letter and 7 digits, Italy's 2 letters and 7 digits.
+_PASSPORT_CUE = Cue(rb"passport(?:[ _-]?(?:no|num|number|nr))?|passaporto|passeport|pasaporte"
+                    rb"|reisepass|paspoort|paszport",
+                    (b"passport", b"passaporto", b"passeport", b"pasaporte", b"reisepass",
+                     b"paspoort", b"paszport"), any_id=False)
+us_passport = national_id(
+    "us_passport", "US_PASSPORT", Shaped(_shape_only, b"A00000000", cue=_PASSPORT_CUE),
+    DigitId(_shape_only, (9,), (), b"", _PASSPORT_CUE), canonical=alnum_upper)
+in_passport = national_id("in_passport", "IN_PASSPORT", Shaped(
+    _shape_only, b"A0000000", cue=_PASSPORT_CUE), canonical=alnum_upper)
+it_passport = national_id("it_passport", "IT_PASSPORT", Shaped(
+    _shape_only, b"AA0000000", cue=_PASSPORT_CUE), canonical=alnum_upper)
+
+# Italian identity card: the electronic one's `CA00000AA` (3.0) or `0000000AA` (2.0), the
+# paper one's `AA 0000000`.
+_CIE_CUE = Cue("(?:carta|documento)[ _-]?(?:d'|d\u2019|di[ _-]?|d[ _-])?identit(?:a|à)"
+               "|(?:numero[ _-]?)?cie".encode(), (b"identit", b"cie"))
+it_identity_card = national_id("it_identity_card", "IT_IDENTITY_CARD", Shaped(
+    _shape_only, b"AA00000AA", b"0000000AA", b"AA0000000", b"AA 0000000", cue=_CIE_CUE),
+    canonical=alnum_upper)
+
+# Indian voter id (EPIC): the constituency's 3 letters and 7 digits.
+_EPIC_CUE = Cue(rb"voter(?:[ _-]?(?:id|card))?|epic(?:[ _-]?(?:no|number))?|electors?'? photo",
+                (b"voter", b"epic", b"elector"))
+in_voter = national_id("in_voter", "IN_VOTER", Shaped(
+    _shape_only, b"AAA0000000", cue=_EPIC_CUE), canonical=alnum_upper)
+
+# Driving licences: a US state's (AAMVA's formats: a letter or two and 4-14 digits, 5-13
+# digits, and the few mixed ones), Italy's (`U1` and 7 letters or digits and a letter, or
+# 2 letters, 7 digits and a letter).
+_DRIVING = rb"driv(?:er'?s?|ing)[ _-]?licen[cs]e"
+_DL_CUE = Cue(_DRIVING + rb"|licen[cs]e[ _-]?(?:no|num|number|#)|dl[ _-]?(?:no|num|number|#)"
+              rb"|dln|lic[ _-]?(?:no|#)",
+              (b"driv", *joined(b"license", b"no", b"num", b"#"),
+               *joined(b"licence", b"no", b"num", b"#"), *joined(b"dl", b"no", b"num", b"#"),
+               b"dln", *joined(b"lic", b"no", b"#")), any_id=False, placed=True)
+us_driver_license = national_id("us_driver_license", "US_DRIVER_LICENSE", Matched(
+    rb"[A-Z]{1,2}[0-9]{4,14}|[0-9]{5,13}|[0-9]{3}[A-Z]{2}[0-9]{4}|[0-9]{2}[A-Z]{3}[0-9]{5}"
+    rb"|[A-Z]{2}[0-9]{6}[A-Z]|[0-9]{7,8}[A-Z]|[A-Z]{3}[0-9]{6}|[A-Z][0-9]{18}"
+    rb"|WDL[A-Z0-9]{9}|[A-Z]{7}[0-9]{3}[A-Z0-9]{2}", _DL_CUE, 19), canonical=alnum_upper)
+_PATENTE_CUE = Cue(rb"(?:numero[ _-]?)?patente(?:[ _-]?di[ _-]?guida)?"
+                   rb"|licenza[ _-]?di[ _-]?guida|" + _DRIVING,
+                   (b"patente", b"licenza", b"driv"), any_id=False, placed=True)
+it_driver_license = national_id("it_driver_license", "IT_DRIVER_LICENSE", Matched(
+    rb"U1[A-Z0-9]{7}[A-Z]|[A-Z]{2}[0-9]{7}[A-Z]", _PATENTE_CUE, 10), canonical=alnum_upper)
+
+# US bank account numbers: 8-17 digits after an account's word.
+_BANK_CUE = Cue(rb"(?:bank|checking|chequing|savings)[ _-]?(?:account|acct|a/c)"
+                rb"|account[ _-]?(?:no|num|number|nr|#)|acct(?:[ _-]?(?:no|num|number|nr|#))?|a/c",
+                (*joined(b"account", b"no", b"num", b"nr", b"#"), b"acct", b"a/c",
+                 *(stem for kind in (b"bank", b"checking", b"chequing", b"savings")
+                   for stem in joined(kind, b"acc"))), any_id=False, placed=True)
+us_bank_number = national_id("us_bank_number", "US_BANK_NUMBER", Matched(
+    rb"[0-9]{8,17}", _BANK_CUE, 17))
+
+# Indian vehicle registration: a state's code, the district's number, a series of letters
+# and 4 digits (`MH 12 AB 1234`, Delhi's `DL 3C AB 1234`), or the Bharat series
+# (`22 BH 1234 AA`).
+_IN_STATES = (rb"AN|AP|AR|AS|BR|CG|CH|DD|DL|DN|GA|GJ|HP|HR|JH|JK|KA|KL|LA|LD|MH|ML|MN|MP|MZ"
+              rb"|NL|OD|OR|PB|PY|RJ|SK|TN|TR|TS|UK|UP|WB")
+_VEHICLE_CUE = Cue(rb"vehicle(?:[ _-]?(?:no|num|number|reg|registration))?"
+                   rb"|registration(?:[ _-]?(?:no|num|number))?|reg[ _-]?(?:no|num|number)|rto"
+                   rb"|(?:number|licen[cs]e|registration)[ _-]?plate|plate[ _-]?(?:no|num|number)"
+                   rb"|vahan",
+                   (b"vehicle", b"registration", *joined(b"reg", b"no", b"num"), b"rto",
+                    *(stem for word in (b"number", b"license", b"licence")
+                      for stem in joined(word, b"plate")), *joined(b"plate", b"no", b"num"),
+                    b"vahan"), any_id=False, placed=True)
+in_vehicle_registration = national_id(
+    "in_vehicle_registration", "IN_VEHICLE_REGISTRATION",
+    Matched(rb"(?:%s)[ -]?[0-9]{1,2}[ -]?(?:[A-Z]{1,3}[ -]?){0,2}[0-9]{4}"
+            rb"|[0-9]{2}[ -]?BH[ -]?[0-9]{4}[ -]?[A-HJ-NP-Z]{1,2}" % _IN_STATES, _VEHICLE_CUE, 18),
+    canonical=alnum_upper)
+
 DETECTORS: tuple[Detector, ...] = (
     us_ssn, uk_nino, in_aadhaar, de_tax_id, nl_bsn, es_nif, it_fiscal_code, fr_nir, pl_pesel,
     se_personnummer, dk_cpr, ca_sin, au_tfn, fi_hetu, br_cpf, ch_ahv, us_itin, mx_curp,
     jp_my_number, kr_rrn, cn_resident_id, sg_nric, za_id, tr_kimlik, il_id, uk_nhs, br_cnpj,
-    au_medicare, au_abn, in_pan,
+    au_medicare, au_abn, in_pan, au_acn, th_tnin, it_vat, sg_uen, ng_nin, us_passport,
+    in_passport, it_passport, it_identity_card, in_voter, us_driver_license,
+    it_driver_license, us_bank_number, in_vehicle_registration,
 )

@@ -6,7 +6,7 @@ JSON key its value is under (`msisdn`, `mobilePhone`, `telefono`), or the CSV he
 its column. A word also says which countries to read it by: `Handy` the German-speaking
 ones, `gsm` Belgium and the Netherlands; English words all of phone_regions.LIKELY. An id
 word (`order`, `invoice`, `Kundennummer`...) closer to the number than any phone word
-says it is not one, whatever its shape.
+says it is not one, whatever its shape; a currency beside it, that it is an amount.
 
 Every word of the vocabulary is made of letters (a-z, or a byte of a non-ASCII one) and
 stands at a word's start, so a word is read, not searched for: the text is split into
@@ -158,6 +158,17 @@ def label(t: Text, s: int) -> Context | None:
     key_end = s - len(window) + soh
     key_start = t.raw.rfind(b"\x00", max(0, key_end - _KEY_MAX), key_end) + 1
     return _name_label(t.raw[max(key_start, key_end - _KEY_MAX):key_end])
+
+
+_CURRENCY = "(?:\\$|£|¥|€|₹|\\b(?:eur|usd|gbp|chf|sek|nok|dkk|pln|brl|inr|kr|zł|rs)(?![a-z])|r\\$)"
+_MONEY_BEFORE = re.compile(_CURRENCY.encode() + rb"\.? ?\Z", re.IGNORECASE)
+_MONEY_AFTER = re.compile(rb"(?:[.,][0-9]{1,2})? ?" + _CURRENCY.encode(), re.IGNORECASE)
+
+
+def money(t: Text, s: int, e: int) -> bool:
+    """A currency sign or code just before the number at `s:e`, or after it (past a
+    decimal part): an amount, whatever its digits (phones.py, national_ids.py)."""
+    return bool(_MONEY_BEFORE.search(t.raw[max(0, s - 6):s]) or _MONEY_AFTER.match(t.raw, e))
 
 
 # --- delimited text -----------------------------------------------------------------------

@@ -195,9 +195,6 @@ _REACH = 64  # a candidate's longest: 15 digits, 6 separators of 3, a bracketed 
 _BACK = b"0123456789 ./()+-"  # what a candidate is made of, read back from its end
 _LEADING = b" ./)+-"
 _GROUP = re.compile(rb"[0-9]+")
-_CURRENCY = "(?:\\$|£|¥|€|₹|\\b(?:eur|usd|gbp|chf|sek|nok|dkk|pln|brl|inr|kr|zł|rs)(?![a-z])|r\\$)"
-_MONEY_BEFORE = re.compile(_CURRENCY.encode() + rb"\.? ?\Z", re.IGNORECASE)
-_MONEY_AFTER = re.compile(rb"(?:[.,][0-9]{1,2})? ?" + _CURRENCY.encode(), re.IGNORECASE)
 
 
 def _date(groups: list[bytes]) -> bool:
@@ -213,11 +210,6 @@ def _date(groups: list[bytes]) -> bool:
 def _thousands(lengths: tuple[int, ...]) -> bool:
     """Grouped like an amount or a count: 1-3 digits, then groups of exactly 3."""
     return lengths[0] <= 3 and all(n == 3 for n in lengths[1:])
-
-
-def _money(t: Text, s: int, e: int) -> bool:
-    """A currency sign or code just before, or after (past a decimal part)."""
-    return bool(_MONEY_BEFORE.search(t.raw[max(0, s - 6):s]) or _MONEY_AFTER.match(t.raw, e))
 
 
 def _validated(t: Text, s: int, e: int) -> bool:
@@ -243,11 +235,11 @@ def _validated(t: Text, s: int, e: int) -> bool:
         return False
     if bracket and number[0] != "0" and phone_regions.valid_international(
             number[:lengths[0]], number[lengths[0]:], lenient=label is not None):
-        return not _money(t, s, e)  # "(+358) 294055761", "(351) 912345678"
+        return not phone_context.money(t, s, e)  # "(+358) 294055761", "(351) 912345678"
     if label is not None:
-        return _phone_for(number, label, t, s) and not _money(t, s, e)
+        return _phone_for(number, label, t, s) and not phone_context.money(t, s, e)
     return (phone_regions.written_as(number, lengths, phone_regions.LIKELY)
-            or _of_its_country(number, t, s, lengths)) and not _money(t, s, e)
+            or _of_its_country(number, t, s, lengths)) and not phone_context.money(t, s, e)
 
 
 def _phone_for(number: str, label: phone_context.Context, t: Text, s: int) -> bool:

@@ -1,18 +1,22 @@
 """National ids beyond the SSN: found where their checksum holds, and, where a checksum
 alone would let too many ordinary numbers through, only after a cue (a word before the
-number, its JSON key or its CSV column's header).
+number, its JSON key or its CSV column's header) or printed as the id is (its own
+separators) with nothing saying it is something else; ids with no check character by
+their strict format, after a cue.
 
 Valid numbers come from Faker where it has them (codice fiscale, NIR, PESEL,
-personnummer, SIN, BSN, DNI/NIE, HETU, CPF, AHV: independent implementations of the
-checksums) and otherwise from the issuing rules (NINO, Steuer-IdNr, TFN, CPR, Aadhaar:
-Faker's are mostly not Verhoeff-valid). Each is also tried with its check character
-changed, which no checksum here accepts.
+personnummer, SIN, BSN, DNI/NIE, HETU, CPF, AHV, Thai ids, partite IVA, Italian and US
+passports, CIE: independent implementations of the checksums and formats) and otherwise
+from the issuing rules (NINO, Steuer-IdNr, TFN, CPR, Aadhaar: Faker's are mostly not
+Verhoeff-valid). Each with a check character is also tried with it changed, which no
+checksum here accepts; each with none, malformed or with no cue.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import random
 import string
 import uuid
@@ -21,13 +25,13 @@ from functools import cache
 
 import pytest
 from faker import Faker
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from extproc.masking import Masker, MaskSpec, id_checks
 from extproc.masking.catalog import BY_NAME
 from extproc.masking.checks import luhn
-from extproc.masking.detectors import Detector, Text, scan
+from extproc.masking.detectors import Detector, Text, digits, scan
 from extproc.masking.national_ids import DETECTORS, PREFILTER, column_name
 from tests.masking.conftest import found
 
@@ -67,15 +71,22 @@ def _mod_11_10_check(body: str) -> str:
     return str((11 - product) % 10)
 
 
+def _grouped(value: str, sizes: tuple[int, ...], sep: str = " ") -> str:
+    """`value` in groups of `sizes`, as its id is printed."""
+    ends = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    return sep.join(value[a:b] for a, b in itertools.pairwise(ends))
+
+
 def _de_tax_id(seed: int) -> str:
     """Ten digits with one of them twice and one missing (the rule since 2016), then the
-    ISO 7064 MOD 11,10 check digit."""
+    ISO 7064 MOD 11,10 check digit; bare, or printed `86 095 742 719`."""
     rnd = random.Random(seed)
     while True:
         body = rnd.sample(string.digits, 9)
         body.insert(rnd.randrange(10), rnd.choice(body))
         if body[0] != "0":
-            return "".join(body) + _mod_11_10_check("".join(body))
+            value = "".join(body) + _mod_11_10_check("".join(body))
+            return _grouped(value, (2, 3, 3, 3)) if seed % 2 else value
 
 
 def _tfn(seed: int) -> str:
@@ -84,22 +95,31 @@ def _tfn(seed: int) -> str:
         body = f"{rnd.randrange(10**8):08d}"
         check = sum(int(d) * w for d, w in zip(body, (1, 4, 3, 7, 5, 8, 6, 9), strict=True)) % 11
         if check < 10:  # 10 x check == -sum (mod 11), and 10 == -1
-            return f"{body[:3]} {body[3:6]} {body[6:]}{check}"
+            return _grouped(f"{body}{check}", (3, 3, 3)) if seed % 2 else f"{body}{check}"
 
 
 def _cpr(seed: int) -> str:
+    """A birth date and 4 digits, the first giving the century (0-3: the 1900s, 4: 2000
+    to 2036); for odd seeds one issued before 2007, its digits weighted 4, 3, 2, 7, 6, 5,
+    4, 3, 2, 1 a multiple of 11."""
     rnd = random.Random(seed)
-    day = datetime.date(1940, 1, 1) + datetime.timedelta(days=rnd.randrange(30_000))
-    return f"{day:%d%m%y}-{rnd.randrange(10**4):04d}"
+    while True:
+        day = datetime.date(1940, 1, 1) + datetime.timedelta(days=rnd.randrange(30_000))
+        century = rnd.choice("0123" if day.year < 2000 else "4")
+        body = f"{day:%d%m%y}{century}{rnd.randrange(100):02d}"
+        check = -sum(int(d) * w for d, w in zip(body, (4, 3, 2, 7, 6, 5, 4, 3, 2), strict=True))
+        check %= 11
+        if check < 10:
+            return f"{body[:6]}-{body[6:]}{check if seed % 2 else rnd.randrange(10)}"
 
 
 def _aadhaar(seed: int) -> str:
     """Faker's `aadhaar_id` is mostly not Verhoeff-valid: the check digit is the one of ten
-    that the (separately tested) Verhoeff check accepts."""
+    that the (separately tested) Verhoeff check accepts. Printed in groups, or bare."""
     rnd = random.Random(seed)
     body = f"{rnd.randrange(2 * 10**10, 10**11)}"
     value = next(body + d for d in string.digits if id_checks.verhoeff(body + d))
-    return f"{value[:4]} {value[4:8]} {value[8:]}"
+    return _grouped(value, (4, 4, 4)) if seed % 2 else value
 
 
 def _personnummer(seed: int) -> str:
@@ -205,12 +225,13 @@ def _cnpj(seed: int) -> str:
 
 def _medicare(seed: int) -> str:
     """8 digits (the first 2-6), the check digit, the issue number; and the person's
-    place on the card (1-9), or not."""
+    place on the card (1-9), or not; printed in groups, or bare."""
     rnd = random.Random(seed)
     body = f"{rnd.randrange(2, 7)}{rnd.randrange(10**7):07d}"
     check = sum(int(d) * w for d, w in zip(body, (1, 3, 7, 9) * 2, strict=True)) % 10
     value = f"{body[:4]} {body[4:]}{check} {rnd.randrange(1, 10)}"
-    return value + f" {rnd.randrange(1, 10)}" if seed % 2 else value
+    value = value + f" {rnd.randrange(1, 10)}" if seed % 2 else value
+    return value if seed % 3 else value.replace(" ", "")
 
 
 _ABN_WEIGHTS = (10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)
@@ -229,12 +250,75 @@ def _abn(seed: int) -> str:
                 return f"{value[:2]} {value[2:5]} {value[5:8]} {value[8:]}" if seed % 2 else value
 
 
+def _acn(seed: int) -> str:
+    body = f"{random.Random(seed).randrange(10**8):08d}"
+    value = body + str(-sum(int(d) * w for d, w in zip(body, range(8, 0, -1), strict=True)) % 10)
+    return _grouped(value, (3, 3, 3)) if seed % 2 else value
+
+
+_UEN_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWX0123456789"
+
+
+def _uen(seed: int) -> str:
+    """A business's (8 digits), a local company's (the year and 5 digits) or another
+    entity's (`T08LL0001`), with ACRA's check letter."""
+    rnd = random.Random(seed)
+    kind = seed % 3
+    if kind == 2:
+        body = f"{rnd.choice('ST')}{rnd.randrange(100):02d}{rnd.choice(['LL', 'LP', 'FC', 'CC'])}"
+        body += f"{rnd.randrange(10**4):04d}"
+        total = sum(_UEN_ALPHABET.index(c) * w
+                    for c, w in zip(body, (4, 3, 5, 3, 10, 2, 2, 5, 7), strict=True))
+        return body + _UEN_ALPHABET[(total - 5) % 11]
+    body = (f"{rnd.randrange(10**8):08d}" if kind == 0
+            else f"{rnd.randrange(1970, 2025)}{rnd.randrange(10**5):05d}")
+    weights, letters = (((10, 4, 9, 3, 8, 2, 7, 1), "XMKECAWLJDB") if kind == 0
+                        else ((10, 8, 6, 4, 9, 7, 5, 3, 1), "ZKCMDNERGWH"))
+    return body + letters[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+def _bsn(seed: int) -> str:
+    """Faker's, bare or printed `1234.56.782`."""
+    value = _fake("nl_NL", seed).ssn()
+    return _grouped(value, (4, 2, 3), ".") if seed % 2 else value
+
+
+def _it_vat(seed: int) -> str:
+    """Faker's, with Italy's VAT prefix (`IT00743110157`) or bare."""
+    value = _fake("it_IT", seed).vat_id()
+    return value if seed % 2 else value[2:]
+
+
+def _letters(rnd: random.Random, n: int) -> str:
+    return "".join(rnd.choices(string.ascii_uppercase, k=n))
+
+
+def _number(rnd: random.Random, n: int) -> str:
+    return "".join(rnd.choices(string.digits, k=n))
+
+
+def _us_driver_license(seed: int) -> str:
+    """Some states' formats (California's, New York's, Texas's, Florida's, Illinois's,
+    Washington's)."""
+    rnd = random.Random(seed)
+    return rnd.choice([_letters(rnd, 1) + _number(rnd, 7), _number(rnd, 9), _number(rnd, 8),
+                       _letters(rnd, 1) + _number(rnd, 12), _letters(rnd, 1) + _number(rnd, 11),
+                       "WDL" + _letters(rnd, 3) + _number(rnd, 6)])
+
+
+def _vehicle(seed: int) -> str:
+    rnd = random.Random(seed)
+    state, series = rnd.choice(["MH", "DL", "KA", "TN", "UP", "WB"]), _letters(rnd, seed % 2 + 1)
+    parts = [state, f"{rnd.randrange(1, 100):02d}", series, _number(rnd, 4)]
+    return ("", " ", "-")[seed % 3].join(parts)
+
+
 # Detector -> (a valid id as commonly written, from a seed).
 VALID: dict[str, Callable[[int], str]] = {
     "uk_nino": _nino,
     "in_aadhaar": _aadhaar,
     "de_tax_id": _de_tax_id,
-    "nl_bsn": lambda seed: _fake("nl_NL", seed).ssn(),
+    "nl_bsn": _bsn,
     "es_nif": lambda seed: (_fake("es_ES", seed).nie() if seed % 2 else _fake("es_ES", seed).nif()),
     "it_fiscal_code": lambda seed: _fake("it_IT", seed).ssn(),
     "fr_nir": lambda seed: _fake("fr_FR", seed).ssn(),
@@ -260,7 +344,25 @@ VALID: dict[str, Callable[[int], str]] = {
     "au_medicare": _medicare,
     "au_abn": _abn,
     "in_pan": lambda seed: _fake("en_IN", seed).pan(),
+    "au_acn": _acn,
+    "th_tnin": lambda seed: _fake("th_TH", seed).ssn().replace("-", "-" if seed % 2 else ""),
+    "it_vat": _it_vat,
+    "sg_uen": _uen,
+    "ng_nin": lambda seed: _number(random.Random(seed), 11),
+    "us_passport": lambda seed: _fake("en_US", seed).passport_number(),
+    "in_passport": lambda seed: _letters(random.Random(seed), 1) + _number(random.Random(seed), 7),
+    "it_passport": lambda seed: _fake("it_IT", seed).passport_number(),
+    "it_identity_card": lambda seed: _fake("it_IT", seed).cie(),
+    "in_voter": lambda seed: _letters(random.Random(seed), 3) + _number(random.Random(seed), 7),
+    "us_driver_license": _us_driver_license,
+    "it_driver_license": lambda seed: "U1" + _number(random.Random(seed), 7) + "A",
+    "us_bank_number": lambda seed: _number(random.Random(seed), 8 + seed % 10),
+    "in_vehicle_registration": _vehicle,
 }
+# Detectors whose ids have no check character: found by their format, after a cue.
+SHAPE_ONLY = frozenset({"ng_nin", "us_passport", "in_passport", "it_passport",
+                        "it_identity_card", "in_voter", "us_driver_license",
+                        "it_driver_license", "us_bank_number", "in_vehicle_registration"})
 # Detector -> (a word before it, a JSON key, a CSV header).
 CUES: dict[str, tuple[str, str, str]] = {
     "uk_nino": ("National Insurance number:", "nino", "NI Number"),
@@ -292,18 +394,55 @@ CUES: dict[str, tuple[str, str, str]] = {
     "au_medicare": ("Medicare card:", "medicare_number", "Medicare No"),
     "au_abn": ("ABN:", "abn", "ABN"),
     "in_pan": ("PAN card no.", "pan", "PAN"),
+    "au_acn": ("ACN", "acn", "Australian Company Number"),
+    "th_tnin": ("เลขประจำตัวประชาชน", "thai_id", "Thai ID"),
+    "it_vat": ("Partita IVA", "partita_iva", "P.IVA"),
+    "sg_uen": ("UEN:", "uen", "UEN"),
+    "ng_nin": ("NIN:", "nin", "NIN"),
+    "us_passport": ("Passport No.", "passport_number", "Passport"),
+    "in_passport": ("Passport number", "passport", "Passport No"),
+    "it_passport": ("passaporto n.", "passaporto", "Passaporto"),
+    "it_identity_card": ("carta d'identità", "numero_cie", "Carta di identità"),
+    "in_voter": ("Voter ID", "voter_id", "EPIC No"),
+    "us_driver_license": ("Driver's license #", "drivers_license", "Driver License"),
+    "it_driver_license": ("patente di guida", "patente", "Patente"),
+    "us_bank_number": ("Account number:", "account_number", "Bank Account"),
+    "in_vehicle_registration": ("Vehicle registration:", "vehicle_number", "Vehicle No"),
 }
+def _a_timestamp(number: str) -> bool:
+    """`yymmdd-hhmm` or `20yymmdd-hhmm` of this century, as a compact timestamp reads."""
+    stamp = number[2:] if len(number) == 12 and number.startswith("20") else number
+    return (len(stamp) == 10 and stamp[:2] < "40" and stamp[6:8] < "24" and stamp[8:] < "60"
+            and id_checks.date_ok(2000 + int(stamp[:2]), int(stamp[2:4]), int(stamp[4:6])))
+
+
+def _printed(value: str) -> bool:
+    return not value.isdigit()
+
+
 # Detector -> which of its forms (as VALID writes them) are found with no cue: grouped or
 # lettered ones, printed CPFs, dotted AHV numbers, HETUs with a letter in them, printed
-# CNPJs, dashed RRNs (with a check digit: `_rrn` writes the others bare).
+# CNPJs, dashed RRNs (with a check digit: `_rrn` writes the others bare); and printed as
+# the id is (its groups), unless it reads as a compact timestamp, or a CPR issued since
+# 2007 (no modulus 11); and UENs of the two formats that are not 8 digits and a letter.
 WITHOUT_CUE: dict[str, Callable[[str], bool]] = {
     **dict.fromkeys(("uk_nino", "es_nif", "it_fiscal_code", "fr_nir", "mx_curp", "cn_resident_id",
                      "sg_nric"), lambda _v: True),
+    **dict.fromkeys(("in_aadhaar", "de_tax_id", "ca_sin", "au_tfn", "jp_my_number",
+                     "za_id", "au_medicare", "au_abn", "th_tnin", "it_vat"), _printed),
     "kr_rrn": lambda value: "-" in value,
     "br_cnpj": lambda value: "/" in value,
-    "fi_hetu": lambda value: not value.replace("-", "").isdigit(),
+    "fi_hetu": lambda value: not value.replace("-", "").isdigit() or not _a_timestamp(
+        value.replace("-", "")),
     "br_cpf": lambda value: "." in value,
-    "ch_ahv": lambda value: "." in value,
+    "ch_ahv": lambda value: not value.isdigit(),
+    "se_personnummer": lambda value: _printed(value) and not _a_timestamp(digits(value)),
+    "dk_cpr": lambda value: (id_checks.dk_cpr_mod11(digits(value))
+                             and not _a_timestamp(digits(value))),
+    "sg_uen": lambda value: len(value) == 10,
+    # Not a year and a month first, as a calendar version is (`2024.10.123`).
+    "nl_bsn": lambda value: _printed(value) and not ("1900" <= value[:4] <= "2099"
+                                                     and "01" <= value[5:7] <= "12"),
 }
 SEEDS = st.integers(0, 2**32 - 1)
 FAKER_SETTINGS = settings(max_examples=30, deadline=None)  # a locale's first Faker takes ~1 s
@@ -352,10 +491,29 @@ def test_found_in_a_csv_column(masker: Masker, detector: str, sep: str) -> None:
 def test_a_cue_is_needed_where_the_checksum_is_weak(detector: str, seed: int) -> None:
     value = VALID[detector](seed)
     expected = [value] if WITHOUT_CUE.get(detector, lambda _v: False)(value) else []
-    assert found(detector, f"ref {value} ok") == expected
+    assert found(detector, f"Anna gave {value} yesterday.") == expected
 
 
-@pytest.mark.parametrize("detector", list(VALID))
+# Words and marks that say a number is something else: an order's, a phone's, an amount.
+_SOMETHING_ELSE = ("ref {} ok", "Order {} shipped", "Tel. {}", "call me on {}", "Handy: {}",
+                   "{} €", "USD {}", "(351) {}", '{{"phone": "{}"}}', "Rechnung {}")
+PRINTED = (*(name for name, free in WITHOUT_CUE.items() if free is _printed), "nl_bsn")
+
+
+@pytest.mark.parametrize("detector", PRINTED)
+@pytest.mark.parametrize("frame", _SOMETHING_ELSE)
+@settings(max_examples=5, deadline=None)
+@given(seed=SEEDS)
+def test_a_printed_id_said_to_be_something_else_is_none(detector: str, frame: str,
+                                                         seed: int) -> None:
+    """A printed id with no cue of its own is none where a word labels it as another
+    thing, a currency stands beside it, or a phone number's code leads to it."""
+    value = VALID[detector](seed)
+    assume(_printed(value))
+    assert found(detector, frame.format(value)) == []
+
+
+@pytest.mark.parametrize("detector", sorted(set(VALID) - SHAPE_ONLY))
 @FAKER_SETTINGS
 @given(seed=SEEDS)
 def test_a_wrong_check_character_is_no_id(detector: str, seed: int) -> None:
@@ -371,7 +529,8 @@ def test_a_wrong_check_character_is_no_id(detector: str, seed: int) -> None:
     elif detector == "in_pan":  # no check letter: a holder's kind never issued
         value = value[:3] + "D" + value[4:]
     elif detector == "au_medicare":  # the check digit is the 9th, then the issue number
-        value = value[:9] + str((int(value[9]) + 1) % 10) + value[10:]
+        i = [i for i, c in enumerate(value) if c.isdigit()][8]
+        value = value[:i] + str((int(value[i]) + 1) % 10) + value[i + 1:]
     assert found(detector, f"{CUES[detector][0]} {_wrong(value)}") == []
 
 
@@ -414,7 +573,9 @@ def test_a_wrong_check_character_is_no_id(detector: str, seed: int) -> None:
         ("se_personnummer", "personnummer 811278-9873", ["811278-9873"]),  # samordningsnummer
         ("se_personnummer", "personnummer 811218 9876", []),
         ("ca_sin", "SIN: 046 454 286", []),  # 0 first: fictitious
-        ("ca_sin", "using 130 692 544", []),  # "sin" inside a word
+        ("ca_sin", "using 130692544", []),  # "sin" inside a word; bare: a cue
+        ("ca_sin", "130 692 544 and 130-692-544", ["130 692 544", "130-692-544"]),  # printed
+        ("ca_sin", "+1 130 692 544, 130 692 544 12", []),  # groups of a longer number
         ("ca_sin", "sin: 130-692-544", ["130-692-544"]),
         ("au_tfn", "TFN: 123456782 and 876 543 210", ["123456782", "876 543 210"]),
         ("pl_pesel", "PESEL: 44051401359", ["44051401359"]),
@@ -488,12 +649,76 @@ def test_a_wrong_check_character_is_no_id(detector: str, seed: int) -> None:
         ("au_medicare", "Medicare 7123 45670 1", []),  # no card starts with 7
         ("au_medicare", "ref 2123456701", []),
         ("au_abn", "ABN 51 824 753 556", ["51 824 753 556"]),
-        ("au_abn", "51 824 753 556", []),  # the grouping of a Steuer-IdNr too: a cue
+        ("au_abn", "51 824 753 556", ["51 824 753 556"]),  # printed: mod 89
+        ("au_abn", "51824753556", []),
         ("au_abn", "ABN 51 824 753 557", []),
         ("in_pan", "PAN: ABCPE1234F", ["ABCPE1234F"]),
         ("in_pan", "part ABCPE1234F", []),  # a part number's shape: a cue
         ("in_pan", "PAN: ABCDE1234F", []),  # D is no holder's kind
         ("in_pan", "PAN: abcpe1234f", []),
+        # Printed as the id is, with no cue; and what says it is something else.
+        ("au_tfn", "123 456 782", ["123 456 782"]),
+        ("au_tfn", "Tel. 123 456 782, (02) 123 456 782, € 123 456 782, Order 123 456 782", []),
+        ("in_aadhaar", "2345 6789 0124 / 2345-6789-0124", ["2345 6789 0124", "2345-6789-0124"]),
+        ("in_aadhaar", "invoice 2345 6789 0124, 2345 6789 0124 8", []),
+        ("in_aadhaar", "Aadhaar 2000 0990 0002", []),  # a palindrome: never issued
+        ("de_tax_id", "86 095 742 719", ["86 095 742 719"]),
+        ("de_tax_id", "86/095/742/719 86095742719", []),  # slashes: a Steuernummer's mark
+        ("nl_bsn", "1112.22.333", ["1112.22.333"]),
+        ("nl_bsn", "111 222 333 111.222.333", []),  # in threes: an amount's grouping too
+        ("nl_bsn", "2024.10.018", []),  # a year and a month first: a calendar version
+        ("nl_bsn", "BSN 2024.10.018", ["2024.10.018"]),
+        ("dk_cpr", "150375-2405", ["150375-2405"]),  # issued before 2007: modulus 11
+        ("dk_cpr", "010190-1234", []),  # since 2007 (no modulus 11): a cue
+        ("dk_cpr", "built 240115-0903", []),  # modulus 11, and a compact timestamp
+        ("dk_cpr", "CPR 240115-0903", ["240115-0903"]),
+        ("dk_cpr", "CPR 290200-4000 290200-1000", ["290200-4000"]),  # 2000 leap, 1900 not
+        ("se_personnummer", "811218-9876 and 19811218-9876", ["811218-9876", "19811218-9876"]),
+        ("se_personnummer", "240115-0905 20240115-0905", []),  # compact timestamps
+        ("se_personnummer", "811218 9876", []),
+        ("fi_hetu", "131052-1003", ["131052-1003"]),
+        ("za_id", "800101 5009 087", ["800101 5009 087"]),
+        ("jp_my_number", "6214 9832 0257", ["6214 9832 0257"]),
+        ("au_medicare", "2123 45670 1", ["2123 45670 1"]),
+        ("ch_ahv", "756 9217 0769 85", ["756 9217 0769 85"]),
+        # More countries: checked, and printed or after a cue.
+        ("au_acn", "ACN 004 085 616, ACN: 010499966", ["004 085 616", "010499966"]),
+        ("au_acn", "004 085 616", []),  # printed as SINs and TFNs are: a cue
+        ("au_acn", "ACN 004 085 617", []),
+        ("th_tnin", "1-2345-45678-78-1", ["1-2345-45678-78-1"]),
+        ("th_tnin", "บัตรประชาชน 1234545678781", ["1234545678781"]),
+        ("th_tnin", "ref 1234545678781, 1-2345-45678-78-9", []),
+        ("th_tnin", "Thai ID 9234545678787", []),  # no holder's kind 9
+        ("it_vat", "IT00743110157, IT 00743110157", ["IT00743110157", "IT 00743110157"]),
+        ("it_vat", "P.IVA 00743110157", ["00743110157"]),
+        ("it_vat", "ref 00743110157", []),
+        ("it_vat", "partita IVA 00743111155", []),  # no provincial office 111
+        ("sg_uen", "S16FC0121D T01FC6132D 197401143C", ["S16FC0121D", "T01FC6132D", "197401143C"]),
+        ("sg_uen", "UEN 00192200M", ["00192200M"]),
+        ("sg_uen", "00192200M S16ZZ0121D 197401143D", []),  # a cue; no kind ZZ; check letter
+        # No check character: their format, after a cue.
+        ("ng_nin", "NIN: 12345678901", ["12345678901"]),
+        ("ng_nin", "12345678901, NIN: 11111111111", []),
+        ("us_passport", "passport A12345678 / 123456789", ["A12345678", "123456789"]),
+        ("us_passport", "ref A12345678", []),
+        ("in_passport", "Passport No: J8369854", ["J8369854"]),
+        ("it_passport", "passaporto YA1234567", ["YA1234567"]),
+        ("it_passport", "YA1234567 ya1234567", []),
+        ("it_identity_card", "carta d'identità CA12345AB, CIE: 1234567AB",
+         ["CA12345AB", "1234567AB"]),
+        ("it_identity_card", "CA12345AB", []),
+        ("in_voter", "Voter ID ABC1234567", ["ABC1234567"]),
+        ("in_voter", "ABC1234567, voter id abc1234567", []),
+        ("us_driver_license", "Driver's license: D1234567, DL# 123456789",
+         ["D1234567", "123456789"]),
+        ("us_driver_license", "D1234567, license: MIT 2024", []),
+        ("it_driver_license", "patente U1H34567XA", ["U1H34567XA"]),
+        ("it_driver_license", "U1H34567XA", []),
+        ("us_bank_number", "Account number: 12345678901", ["12345678901"]),
+        ("us_bank_number", "account 12345678901, acct 1234567", []),  # a word; too short
+        ("in_vehicle_registration", "vehicle MH 12 AB 1234, reg no DL 3C AB 1234",
+         ["MH 12 AB 1234", "DL 3C AB 1234"]),
+        ("in_vehicle_registration", "MH 12 AB 1234, vehicle XX 12 AB 1234", []),  # no state XX
     ],
 )
 def test_rules_and_forms(detector: str, text: str, expected: list[str]) -> None:
@@ -516,6 +741,21 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "au_medicare": ("Her Medicare number is {} and she is on the card.", "medicare={}"),
     "au_abn": ("Our ABN is {} and GST is registered.", "abn={}"),
     "in_pan": ("Mera PAN number {} hai.", "pan={}"),
+    "au_acn": ("The company's ACN is {} and it trades as Acme.", "acnNumber={}"),
+    "th_tnin": ("เลขประจำตัวประชาชนของฉันคือ {} ครับ", "thaiNationalId={}"),
+    "it_vat": ("La nostra partita IVA è {} (sede di Milano).", "piva={}"),
+    "sg_uen": ("Our UEN is {} and we are registered with ACRA.", "uenNumber={}"),
+    "ng_nin": ("My NIN is {} and my BVN is pending.", "ninNumber={}"),
+    "us_passport": ("My passport number is {} and it expires in 2031.", "passportNumber={}"),
+    "in_passport": ("Mera passport number {} hai.", "passport_no={}"),
+    "it_passport": ("Il numero del mio passaporto è {}, rilasciato a Roma.", "passaporto={}"),
+    "it_identity_card": ("Il numero della mia carta di identita è {}.", "numeroCie={}"),
+    "in_voter": ("Mera voter ID card number {} hai.", "epicNo={}"),
+    "us_driver_license": ("My driver's license number is {}, issued in Ohio.", "driverLicense={}"),
+    "it_driver_license": ("La mia patente di guida è {}.", "numeroPatente={}"),
+    "us_bank_number": ("Please wire it to checking account {} today.", "acctNo={}"),
+    "in_vehicle_registration": ("Vehicle registration number {} was seen at the toll.",
+                                "vehicleNumber={}"),
 }
 
 
@@ -528,6 +768,7 @@ def test_found_in_a_sentence_and_as_key_value(detector: str, form: int, seed: in
     assert found(detector, SENTENCES[detector][form].format(value)) == [value]
 
 
+@cache
 def _look_alikes() -> dict[str, list[str]]:
     """Numbers that are none of these ids, as they come, with no cue."""
     rnd = random.Random(2026)
@@ -541,11 +782,14 @@ def _look_alikes() -> dict[str, list[str]]:
                                for i, s in enumerate(stamps)],
         "dates and times": [f"{s:%Y-%m-%d %H:%M:%S}" for s in stamps],
         "order ids": [str(rnd.randrange(10 ** (k - 1), 10**k)) for k in (9, 10, 11, 12) * (n // 4)],
-        "grouped numbers": [" ".join(str(rnd.randrange(100, 1000)) for _ in range(3))
-                            if i % 2 else " ".join(f"{rnd.randrange(10**4):04d}" for _ in range(3))
-                            for i in range(n)],
         "phone numbers": [rnd.choice(["+91 ", "0", "+86 1", "+44 7", "+46 70"])
                           + f"{rnd.randrange(10**9):09d}" for _ in range(n)],
+        "mobiles grouped in threes": [rnd.choice(["+34 6", "+48 5", "+351 9", "(0) 6", "Tel. 7"])
+                                      + _grouped(f"{rnd.randrange(10**8):08d}", (2, 3, 3))
+                                      for _ in range(n)],
+        "amounts": [rnd.choice(["€ {}", "{} €", "USD {}", "{} kr", "$ {}", "{},00 zł"]).format(
+            _grouped(f"{rnd.randrange(10**8, 10**9)}", (3, 3, 3))) for _ in range(n)],
+        "calendar versions": [f"{s:%Y.%m}.{rnd.randrange(1000):03d}" for s in stamps],
         "15 digits": [str(rnd.randrange(10**14, 10**15)) for _ in range(n)],
         "uuids and hex": [str(uuid.UUID(int=rnd.getrandbits(128))).upper() if i % 2
                           else f"{rnd.getrandbits(64):016X}" for i in range(n)],
@@ -569,12 +813,28 @@ def _ean13(body: str) -> str:
     return body + str(-sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(body)) % 10)
 
 
-@pytest.mark.parametrize("kind", list(_look_alikes()))
-def test_look_alikes_are_left_alone(kind: str) -> None:
+def _flagged(values: list[str], frame: str) -> list[str]:
     detectors = [BY_NAME[name] for name in NEW]
+    return [v for v in values if scan(Text(frame.format(v).encode()), detectors)]
+
+
+@pytest.mark.parametrize("frame", ["ref {} ok", "Anna gave {} yesterday."])
+@pytest.mark.parametrize("kind", list(_look_alikes()))
+def test_look_alikes_are_left_alone(kind: str, frame: str) -> None:
     values = _look_alikes()[kind]
-    flagged = [v for v in values if scan(Text(f"ref {v} ok".encode()), detectors)]
+    flagged = _flagged(values, frame)
     assert len(flagged) <= len(values) // 100, flagged
+
+
+def test_grouped_numbers_are_printed_ids_only_by_chance_and_with_no_other_word() -> None:
+    """Random numbers grouped 3 3 3 and 4 4 4, as SINs, TFNs, Aadhaar and My Numbers are
+    printed: after a word saying what they are, none is an id; with none, those that pass
+    one of the checksums are (one in six: the cost of finding printed ids with no cue)."""
+    rnd = random.Random(2026)
+    values = [_grouped(f"{rnd.randrange(10**12):012d}", (4, 4, 4)) if i % 2
+              else _grouped(f"{rnd.randrange(10**8, 10**9)}", (3, 3, 3)) for i in range(600)]
+    assert len(_flagged(values, "ref {} ok")) <= len(values) // 100
+    assert len(_flagged(values, "Anna gave {} yesterday.")) <= len(values) // 5
 
 
 def test_a_column_header_is_found_only_for_a_whole_cell() -> None:
@@ -627,6 +887,17 @@ def test_a_column_header_is_found_only_for_a_whole_cell() -> None:
         (id_checks.au_medicare, ["2123456701", "21234567011"], ["2123456801", "21234567010"]),
         (id_checks.au_abn, ["51824753556"], ["51824753557"]),
         (id_checks.in_pan, ["ABCPE1234F"], ["ABCDE1234F", "ABCP1E234F"]),
+        # python-stdnum's examples (ACN, UEN, Thai id, partita IVA), the CPR Office's test
+        # number, UIDAI's scheme (no palindrome).
+        (id_checks.au_acn, ["004085616", "010499966"], ["004085617"]),
+        (id_checks.sg_uen, ["00192200M", "197401143C", "S16FC0121D", "T01FC6132D"],
+         ["00192200N", "197401143D", "S16FC0121E", "S16ZZ0121D", "A16FC0121D"]),
+        (id_checks.th_tnin, ["3100600445635", "1234545678781"], ["1234545678789",
+                                                                 "9234545678787"]),
+        (id_checks.it_vat, ["00743110157"], ["00743110158", "00743111155", "00000000000"]),
+        (id_checks.dk_cpr_mod11, ["1111111118"], ["1111111119", "3213111118"]),
+        (id_checks.dk_cpr, ["2902004000", "0101901234"], ["2902001000", "3202901234"]),
+        (id_checks.in_aadhaar, ["234123412346"], ["234123412347", "200009900002"]),
     ],
 )
 def test_published_examples(check: Callable[[str], bool], valid: list[str],
@@ -649,7 +920,13 @@ _PIECES = st.sampled_from([
     "주민등록번호", "971013-9019902", "9710139019902", "360426199101010071", "S1234567D",
     "ID-nommer", "8001015009087", "T.C. Kimlik No", "10000000146", "תעודת זהות", "000000018",
     "NHS", "943 476 5919", "CNPJ", "11.222.333/0001-81", "11222333000181", "Medicare",
-    "2123 45670 1", "ABN", "51 824 753 556", "PAN", "ABCPE1234F"])
+    "2123 45670 1", "ABN", "51 824 753 556", "PAN", "ABCPE1234F", "ACN", "004 085 616",
+    "เลขประจำตัวประชาชน", "1-2345-45678-78-1", "1234545678781", "Partita IVA", "IT 00743110157",
+    "00743110157", "UEN", "S16FC0121D", "197401143C", "00192200M", "NIN", "12345678901",
+    "passport", "passaporto", "A12345678", "J8369854", "YA1234567", "carta d'identità",
+    "CA12345AB", "CIE", "voter id", "ABC1234567", "Driver's license", "DL#", "D1234567",
+    "patente", "U1H34567XA", "Account number", "acct", "vehicle", "MH 12 AB 1234",
+    "1112.22.333", "150375-2405", "Tel.", "€", "(351)"])
 
 
 @pytest.mark.slow

@@ -16,8 +16,10 @@ def test_every_detector_has_a_stable_name_and_entity() -> None:
         "it_fiscal_code", "fr_nir", "pl_pesel", "se_personnummer", "dk_cpr", "ca_sin", "au_tfn",
         "fi_hetu", "br_cpf", "ch_ahv", "us_itin", "mx_curp", "jp_my_number", "kr_rrn",
         "cn_resident_id", "sg_nric", "za_id", "tr_kimlik", "il_id", "uk_nhs", "br_cnpj",
-        "au_medicare", "au_abn", "in_pan", "person_name", "postal_address",
-        "date_of_birth",
+        "au_medicare", "au_abn", "in_pan", "au_acn", "th_tnin", "it_vat", "sg_uen", "ng_nin",
+        "us_passport", "in_passport", "it_passport", "it_identity_card", "in_voter",
+        "us_driver_license", "it_driver_license", "us_bank_number", "in_vehicle_registration",
+        "person_name", "postal_address", "date_of_birth",
     }
     assert all(d.entity.isupper() for d in DETECTORS)
 
