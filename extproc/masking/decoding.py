@@ -4,8 +4,9 @@ is masked over its encoded span, and written back in the same encoding.
 Values leave real systems encoded: percent-encoded in URLs and forms (twice, in a URL
 that is itself a parameter), as HTML entities and XML character references, as `\\u`
 escapes in logs and NDJSON, quoted-printable and MIME encoded-words in mail, base64,
-base32 and hex in configs, tokens and API fields. A detector written for the value misses
-each such spelling. So a text that holds a codec's mark (found by the detectors' one
+base32 and hex in configs, tokens and API fields; or spelled with letters of another
+script that read as Latin ones. A detector written for the value misses each such
+spelling. So a text that holds a codec's mark (found by the detectors' one
 Hyperscan pass, prefilter.py) is also read as that codec's *view*: the text with each
 encoded unit replaced by what it decodes to, and the map back. The detectors (this
 module's among them, one level less deep) scan the view; each finding is widened to whole
@@ -232,6 +233,42 @@ def _block_runs(t: Text) -> Iterator[re.Match[bytes]]:
             yield m
 
 
+# Letters of other scripts that read as Latin ones (the strong pairs of Unicode's
+# confusables: Cyrillic, Greek, Latin's dotless i), written as escapes so that this
+# source shows what each is. Read as Latin only inside a word that mixes them with
+# Latin letters or digits (an address with a Cyrillic a and e): a word all in one script
+# is that script's, and stays as it is.
+_LOOKALIKES = dict(zip(
+    "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0456\u0458\u0455\u0501\u051b\u051d\u04bb"
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u04ae\u051a\u051c"
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf\u03bd"
+    "\u0131",
+    "aeopcxyijsdqwh" "ABEKMHOPCTXIJSYQW" "ABEZHIKMNOPTYXov" "i", strict=True))
+_LOOKALIKE = re.compile(b"|".join(re.escape(c.encode()) for c in _LOOKALIKES))
+_LATIN = rb"[A-Za-z0-9@]"
+_LOOKALIKE_BYTES = b"(?:" + _LOOKALIKE.pattern + b")"
+# A word: what is between spaces, quotes and brackets.
+_WORD_RUN = re.compile(rb"[^\s\"'<>()\[\]{},;]+")
+
+
+def _lookalike(m: re.Match[bytes]) -> bytes:
+    return _LOOKALIKES[m[0].decode()].encode()
+
+
+def _mixed_words(t: Text) -> Iterator[re.Match[bytes]]:
+    """The look-alike letters of the words that mix them with Latin letters or digits."""
+    raw = t.raw
+    for word in _WORD_RUN.finditer(raw):
+        s, e = word.span()
+        if word[0].isascii() or not re.search(_LATIN, word[0]):
+            continue
+        yield from _LOOKALIKE.finditer(raw, s, e)
+
+
+def _as_written(masked: bytes, _span: bytes) -> bytes:
+    return masked
+
+
 CODECS: tuple[Codec, ...] = (
     _codec("percent", rb"%[0-9A-Fa-f]{2}", _percent, _percent_encode, rb"%[0-9A-Fa-f]{2}"),
     _codec("form", rb"%[0-9A-Fa-f]{2}|\+", _form, _form_encode,
@@ -245,6 +282,9 @@ CODECS: tuple[Codec, ...] = (
            rb"=[0-9A-F]{2}[^=\s]{0,8}=[0-9A-F]{2}|=\r?\n"),
     _codec("mime-word", _WORD.pattern + rb"(?:[ \t]*\r?\n?[ \t]+(?==\?))?", _mime_word,
            _mime_encode, rb"=\?[^?\s]{1,40}\?[BbQq]\?"),
+    Codec("look-alikes", _LOOKALIKE, _lookalike, _as_written, PASS.add(
+        rb"%s%s|%s%s" % (_LATIN, _LOOKALIKE_BYTES, _LOOKALIKE_BYTES, _LATIN), first=True),
+        _mixed_words),
     Codec("block", _BLOCK_RUN, _block, _block_encode, _BLOCK_START, _block_runs),
 )
 

@@ -117,6 +117,32 @@ def _fully_decoded(text: str) -> str:
     return text
 
 
+CYRILLIC_A, CYRILLIC_E, CYRILLIC_O, GREEK_O = "\u0430", "\u0435", "\u043e", "\u03bf"
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    (f"mail {CYRILLIC_A}nn.l{CYRILLIC_E}{CYRILLIC_E}@{CYRILLIC_E}x{CYRILLIC_A}mple.com", "email"),
+    ("key \u0410\u041a\u0406\u0410IOSFODNN7EXAMPLE", "aws_access_key_id"),
+    (f"token ghp_16C7e42F292c6912E7710c838347Ae178B4{GREEK_O}", "github_token"),
+    (f"https://db.example/x?url=postgres://app:s3cr{CYRILLIC_E}t@db{CYRILLIC_O}:5432", None),
+])
+def test_letters_of_other_scripts_that_read_as_latin_hide_no_value(
+        masker: Masker, text: str, kind: str | None) -> None:
+    out, counts = masker.mask_text(text, SPEC)
+    assert out != text and "[REDACTED:" in out
+    if kind is not None:
+        assert counts[kind] == 1
+
+
+@pytest.mark.parametrize("text", [
+    "\u041f\u0440\u0438\u0432\u0435\u0442, \u0421\u0435\u0440\u0433\u0435\u0439",
+    "\u039a\u03b1\u03bb\u03b7\u03bc\u03ad\u03c1\u03b1 \u03ba\u03cc\u03c3\u03bc\u03b5",
+    "version 1.2 \u0432\u0435\u0440\u0441\u0438\u044f, ok",
+])
+def test_words_all_in_another_script_are_left_as_they_are(masker: Masker, text: str) -> None:
+    assert masker.mask_text(text, SPEC) == (text, {})
+
+
 def test_base64_written_with_padding_bits_set_is_read_as_it_decodes(masker: Masker) -> None:
     """A padding bit set changes no decoded byte: a way past a reader that only reads
     base64 written canonically, not past this one."""
