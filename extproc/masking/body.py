@@ -23,9 +23,13 @@ from extproc.masking.stream import PartStream
 
 log = logging.getLogger("tollgate.masking")
 
-# Media types whose bodies are text that masking can read (beyond text/* and JSON).
+# Media types whose bodies are text that masking can read (beyond text/* and JSON), and
+# the structured suffixes of text formats (RFC 6839's +xml, RFC 9512's +yaml: SOAP, Atom,
+# SVG, XHTML, OpenAPI documents).
 _TEXT_MEDIA = ("application/xml", "application/x-www-form-urlencoded", "application/x-ndjson",
-               "application/javascript", "application/graphql")
+               "application/javascript", "application/graphql", "application/yaml",
+               "application/x-yaml", "application/toml", "application/sql")
+_TEXT_SUFFIXES = ("+xml", "+yaml")
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:
@@ -35,7 +39,8 @@ def is_event_stream(headers: Mapping[str, str]) -> bool:
 def is_text(content_type: str) -> bool:
     """Whether a body of this type is text masking can read."""
     media = media_type(content_type)
-    return media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA
+    return (media.startswith("text/") or is_json(content_type) or media in _TEXT_MEDIA
+            or media.endswith(_TEXT_SUFFIXES))
 
 
 def mask_body(

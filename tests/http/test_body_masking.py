@@ -71,6 +71,17 @@ def test_a_body_that_is_not_text_cannot_be_masked(content_type: str) -> None:
     assert refused.value.error == "unmaskable_body"
 
 
+@pytest.mark.parametrize("content_type", [
+    "application/yaml", "application/x-yaml", "application/soap+xml; charset=utf-8",
+    "application/atom+xml", "image/svg+xml", "application/openapi+yaml", "application/toml",
+])
+def test_text_formats_named_by_their_type_or_suffix_are_read_and_masked(
+        content_type: str) -> None:
+    assert SPEC is not None
+    masked, counts = mask_body(MASKER, SPEC, content_type, b"<note>mail ada@example.com</note>")
+    assert masked == b"<note>mail [REDACTED:EMAIL_ADDRESS]</note>" and counts == {"email": 1}
+
+
 def test_json_stays_json_and_text_stays_text() -> None:
     assert SPEC is not None
     masked, counts = mask_body(MASKER, SPEC, "application/json", b'{"ssn": "512-34-6789"}')
