@@ -269,6 +269,26 @@ def _as_written(masked: bytes, _span: bytes) -> bytes:
     return masked
 
 
+# Two JSON strings one after the other in a text (`["4111 1111", "1111 1111"]`, a key
+# file as a list of lines in a log): read joined, a value cut between them is one.
+_BETWEEN_STRINGS = re.compile(rb'"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?"')
+
+
+_STRING_END = re.compile(rb'(?:[^"\\]|\\.)*"[ \t]*(:)?')
+
+
+def _nothing_between(m: re.Match[bytes]) -> bytes | None:
+    """Nothing, where the string after is an item (of a list), not an object's key."""
+    after = _STRING_END.match(m.string, m.end())
+    return None if after is None or after[1] is not None else b""
+
+
+def _each_piece(masked: bytes, span: bytes) -> bytes:
+    """The masked value in each string it was cut into, the strings kept apart."""
+    return b"".join(part if k % 2 else masked if part else part
+                    for k, part in enumerate(re.split(b"(%s)" % _BETWEEN_STRINGS.pattern, span)))
+
+
 CODECS: tuple[Codec, ...] = (
     _codec("percent", rb"%[0-9A-Fa-f]{2}", _percent, _percent_encode, rb"%[0-9A-Fa-f]{2}"),
     _codec("form", rb"%[0-9A-Fa-f]{2}|\+", _form, _form_encode,
@@ -282,6 +302,8 @@ CODECS: tuple[Codec, ...] = (
            rb"=[0-9A-F]{2}[^=\s]{0,8}=[0-9A-F]{2}|=\r?\n"),
     _codec("mime-word", _WORD.pattern + rb"(?:[ \t]*\r?\n?[ \t]+(?==\?))?", _mime_word,
            _mime_encode, rb"=\?[^?\s]{1,40}\?[BbQq]\?"),
+    _codec("joined", _BETWEEN_STRINGS.pattern, _nothing_between, _each_piece,
+           _BETWEEN_STRINGS.pattern),
     Codec("look-alikes", _LOOKALIKE, _lookalike, _as_written, PASS.add(
         rb"%s%s|%s%s" % (_LATIN, _LOOKALIKE_BYTES, _LOOKALIKE_BYTES, _LATIN), first=True),
         _mixed_words),

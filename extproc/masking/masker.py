@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
 from typing import Any
@@ -470,7 +471,43 @@ class _Scalars:
                 out.pop(i, None)
             self._apart |= crossing
             out.update(self._findings_apart(dets, keep_masked, crossing))
+        if self._position is None and n > 1:  # every scalar joined: where each is is known
+            self._split_values(raw, dets, keep_masked, out)
         return out
+
+    def _split_values(self, raw: bytes, dets: tuple[Detector, ...], keep_masked: bool,
+                      out: dict[int, Found]) -> None:
+        """Findings of values split across the strings of a list (a key file kept as a
+        notebook's list of lines, a card cut in two items): each list's string items
+        read joined, in one scan for all lists, and each finding that crosses from one
+        item into the next masked in every item it covers, as that item's finding."""
+        runs = list(_list_runs(self.pieces, self.refs, self.field_rules))
+        if not runs:
+            return
+        ends = [m.start() for m in _NUL.finditer(raw)]  # where each scalar ends in `raw`
+        parts: list[bytes] = []
+        places: list[tuple[int, int, int, int]] = []  # joined at, scalar, raw at, length
+        at = 0
+        for run in runs:
+            for i in run:
+                begins = raw.index(b"\x01", ends[i - 1] + 1 if i else 0) + 1
+                places.append((at, i, begins, ends[i] - begins))
+                parts.append(raw[begins:ends[i]])
+                at += ends[i] - begins
+            parts.append(b"\x00")
+            at += 1
+        offsets = [place[0] for place in places]
+        joined = b"".join(parts)
+        for s, e, d in _scan(Text(joined), dets, keep_masked):
+            first, last = bisect_right(offsets, s) - 1, bisect_right(offsets, e - 1) - 1
+            if first == last or b"\x00" in joined[s:e]:
+                continue  # within one item (found there already), or across two lists
+            while type(d) is Recoded:  # each piece is masked as what the value is
+                d = d.found[0][2]
+            for joined_at, i, raw_at, length in places[first:last + 1]:
+                a, b = max(s, joined_at) - joined_at, min(e, joined_at + length) - joined_at
+                if b > a:
+                    out[i] = _merged([*out.get(i, []), (raw_at + a, raw_at + b, d)])
 
     def _scan(self, raw: bytes, joined: Sequence[int], dets: tuple[Detector, ...],
               keep_masked: bool) -> Found:
@@ -510,6 +547,42 @@ class _Scalars:
         return out
 
 
+def _list_runs(pieces: list[str], refs: list[Any], rules: Mapping[int, str]
+               ) -> Iterator[list[int]]:
+    """Runs of two or more scalars that are items of one list of strings only (pieces of
+    a text, not a record's fields), one after the other, under one key (not a table's
+    row, whose cells are under their columns' names; none under a field rule: those are
+    masked whole)."""
+    run: list[int] = []
+    texts: dict[int, bool] = {}  # id of a list -> whether it holds strings only
+    for i in range(len(refs) >> 1):
+        node, at = refs[2 * i], refs[2 * i + 1]
+        item = type(node) is list and i not in rules and texts.setdefault(
+            id(node), all(type(x) is str for x in node))
+        if (item and run and refs[2 * run[-1]] is node and refs[2 * run[-1] + 1] + 1 == at
+                and pieces[4 * run[-1]] == pieces[4 * i]):
+            run.append(i)
+            continue
+        if len(run) > 1:
+            yield run
+        run = [i] if item else []
+    if len(run) > 1:
+        yield run
+
+
+def _merged(spans: Found) -> Found:
+    """`spans` in order, those that overlap as one (the longer one's detector)."""
+    out: Found = []
+    for s, e, d in sorted(spans, key=lambda span: span[0]):
+        if out and s < out[-1][1]:
+            ps, pe, pd = out[-1]
+            out[-1] = (ps, max(pe, e), d if e - s > pe - ps else pd)
+        else:
+            out.append((s, e, d))
+    return out
+
+
+_NUL = re.compile(b"\x00")
 # A separator byte in a key or a value: that scalar is scanned on its own.
 _SEPARATED = re.compile("[\x00\x01]")
 

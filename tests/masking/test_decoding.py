@@ -143,6 +143,60 @@ def test_words_all_in_another_script_are_left_as_they_are(masker: Masker, text: 
     assert masker.mask_text(text, SPEC) == (text, {})
 
 
+KEY_LINES = ["-----BEGIN RSA PRIVATE KEY-----\n",
+             "MIICXAIBAAKBgQCqGKukO1De7zhZjbFBKBvkwkRbsGh1D2sfQ8aMRn4tNzPTzzpH\n",
+             "ZXhhbXBsZWtleWV4YW1wbGVrZXlleGFtcGxla2V5ZXhhbXBsZWtleWV4YW1wbGVr\n",
+             "-----END RSA PRIVATE KEY-----\n"]
+
+
+def test_a_key_kept_as_a_list_of_lines_is_masked_in_every_line(masker: Masker) -> None:
+    """A notebook's output keeps a printed file as a list of its lines: the key is the
+    lines read joined, and no line of it passes (the BEGIN line alone was masked)."""
+    doc = {"cells": [{"outputs": [{"name": "stdout", "text": ["$ cat id_rsa\n", *KEY_LINES]}]}]}
+    out, counts = masker.mask_json(doc, SPEC)
+    lines = out["cells"][0]["outputs"][0]["text"]
+    assert lines[0] == "$ cat id_rsa\n" and len(lines) == 5
+    assert all(line.startswith("[REDACTED:PRIVATE_KEY]") for line in lines[1:])
+    assert counts["private_key"] == 4
+
+
+@pytest.mark.parametrize(("items", "kind"), [
+    (["4111 1111", " 1111 1111"], "credit_card"),
+    (["ann.lee", "@example.com"], "email"),
+    (["AKIAIOSF", "ODNN7EXAMPLE"], "aws_access_key_id"),
+])
+def test_a_value_cut_between_strings_is_masked_in_each(
+        masker: Masker, items: list[str], kind: str) -> None:
+    out, counts = masker.mask_json({"parts": items, "other": ["a", "b"]}, SPEC)
+    assert all(part.startswith("[REDACTED:") for part in out["parts"]) and counts[kind] == 2
+    assert out["other"] == ["a", "b"]
+    text = f"log: {json.dumps(items)} done"
+    masked, counts = masker.mask_text(text, SPEC)
+    assert json.loads(masked[5:-5]) == [f"[REDACTED:{_entity_of(kind)}]"] * 2
+
+
+def _entity_of(kind: str) -> str:
+    return {"credit_card": "CREDIT_CARD", "email": "EMAIL_ADDRESS",
+            "aws_access_key_id": "AWS_ACCESS_KEY_ID"}[kind]
+
+
+def test_a_record_s_fields_in_a_list_are_not_read_joined(masker: Masker) -> None:
+    """A list that holds more than strings is a record's fields, not pieces of a text: a
+    number before an address is not the address's start."""
+    out, counts = masker.mask_json({"row": ["7", MAIL, [MAIL]]}, SPEC)
+    assert out["row"][0] == "7" and counts["email"] == 2
+
+
+@pytest.mark.parametrize("doc", [
+    {"tags": ["prod", "eu-west-1", "db"], "years": ["2021", "2022", "2023", "2024"]},
+    {"name": "ann", "domain": "example.com", "lines": ["hello", "world"]},
+])
+def test_lists_whose_items_joined_hold_nothing_are_left_as_they_are(
+        masker: Masker, doc: dict[str, object]) -> None:
+    assert masker.mask_json(doc, SPEC) == (doc, {})
+    assert masker.mask_text(json.dumps(doc), SPEC) == (json.dumps(doc), {})
+
+
 def test_base64_written_with_padding_bits_set_is_read_as_it_decodes(masker: Masker) -> None:
     """A padding bit set changes no decoded byte: a way past a reader that only reads
     base64 written canonically, not past this one."""
