@@ -53,6 +53,7 @@ WINDOW = 4096
 _LEAD = 400  # how far before such a unit the finding may begin (plain characters)
 
 _HEX = b"0123456789abcdefABCDEF"
+_NO_TEXT_START = frozenset(b"ghijklmnopqrstuv+/-_")  # base64 digits 32-47, 62, 63
 _TEXT_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -190,7 +191,10 @@ def _block(m: re.Match[bytes]) -> bytes | None:
     with contextlib.suppress(binascii.Error, ValueError):
         if not body.strip(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") and len(run) % 8 == 0:
             return _texty(base64.b32decode(run))
-        if len(body) % 4 != 1:
+        # Base64 of text begins with the top six bits of a character's first byte: never
+        # a UTF-8 continuation byte's (`g` to `v`) nor 0xF8 and up (`+/`, `-_`), which
+        # refuses a quarter of identifiers and words before any decoding.
+        if len(body) % 4 != 1 and body[0] not in _NO_TEXT_START:
             padded = body + b"=" * (-len(body) % 4)
             if b"-" in body or b"_" in body:
                 return _texty(base64.urlsafe_b64decode(padded))
