@@ -51,6 +51,7 @@ _MIN_BLOCK = 16  # shorter runs are words and ids, not encoded text
 # the detectors' longest (~350 characters) written as entities of up to 10 bytes each.
 WINDOW = 4096
 _LEAD = 400  # how far before such a unit the finding may begin (plain characters)
+_TAIL = 64  # units this close to the text's end, or to each other, may still make one
 
 _HEX = b"0123456789abcdefABCDEF"
 _NO_TEXT_START = frozenset(b"ghijklmnopqrstuv+/-_")  # base64 digits 32-47, 62, 63
@@ -185,6 +186,8 @@ def _block(m: re.Match[bytes]) -> bytes | None:
     run = m[0]
     if len(run) > MAX_BLOCK:
         return None
+    if b"\n" in run:  # wrapped in lines, as mail and PEM write base64
+        run = run.replace(b"\r", b"").replace(b"\n", b"")
     body = run.rstrip(b"=")
     if len(body) % 2 == 0 and not body.strip(_HEX):
         return _texty(bytes.fromhex(body.decode()))
@@ -204,7 +207,16 @@ def _block(m: re.Match[bytes]) -> bytes | None:
 
 def _block_encode(masked: bytes, span: bytes) -> bytes:
     """`masked` written as `span` was: hex (in its case), base32, base64url or base64,
-    padded where the span was."""
+    padded where the span was, wrapped at its first line's width where it was wrapped."""
+    if b"\n" not in span:
+        return _run_encode(masked, span)
+    line = span[:span.index(b"\n")]
+    out = _run_encode(masked, span.replace(b"\r", b"").replace(b"\n", b""))
+    width, end = len(line.rstrip(b"\r")), b"\r\n" if line.endswith(b"\r") else b"\n"
+    return end.join(out[k:k + width] for k in range(0, len(out), width))
+
+
+def _run_encode(masked: bytes, span: bytes) -> bytes:
     body = span.rstrip(b"=")
     if len(body) % 2 == 0 and not body.strip(_HEX):
         digits = masked.hex()
@@ -231,9 +243,23 @@ _BLOCK_START = PASS.add(rb"(?:^|[^%s])[%s]{%d}" % (_RUN_CLASS, _RUN_CLASS, _MIN_
 _BLOCK_RUN = re.compile(rb"[%s]{%d,}={0,6}" % (_RUN_CLASS, _MIN_BLOCK))
 
 
+# Base64 wrapped in lines (mail's 76 characters, PEM's 64): lines of 40 or more, then the
+# last one.
+_WRAP = 40
+_WRAPPED_RUN = re.compile(rb"(?:[A-Za-z0-9+/]{%d,}\r?\n)+[A-Za-z0-9+/]{4,}={0,2}" % _WRAP)
+
+
 def _block_runs(t: Text) -> Iterator[re.Match[bytes]]:
+    """Each block run where the one pass saw one start, a wrapped one whole (its later
+    lines are not runs of their own)."""
+    done = 0
     for end in t.hits.get(_BLOCK_START, ()):
-        if (m := _BLOCK_RUN.match(t.raw, end - _MIN_BLOCK)) is not None:
+        start = end - _MIN_BLOCK
+        if start < done:
+            continue
+        m = _WRAPPED_RUN.match(t.raw, start) or _BLOCK_RUN.match(t.raw, start)
+        if m is not None:
+            done = m.end()
             yield m
 
 
@@ -442,7 +468,10 @@ def _nothing(_t: Text) -> Found:
 
 class _Open:
     """What a stream must hold back from (stream.py asks `pending.search`): an open block
-    run at the text's end, or a unit near it, from `_LEAD` bytes before it."""
+    run at the text's end (or lines of one), or units reaching up to its end with no line
+    break after them (what later text can still make a finding of), from `_LEAD` bytes
+    before the first of them. A line that ended waits for nothing: a `+` or an `&amp;`
+    a shell printed earlier must not hold back its output."""
 
     _UNIT = re.compile(b"|".join(codec.unit.pattern for codec in CODECS[:-1]))
     _RUN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-="
@@ -451,8 +480,22 @@ class _Open:
         end = len(raw)
         run = len(raw.rstrip(self._RUN_CHARS))
         start = run if end - run > 64 else end
-        if (unit := self._UNIT.search(raw, max(pos, end - WINDOW))) is not None:
-            start = min(start, unit.start() - _LEAD)
+        # Lines of base64 before it (or before the end): a wrapped block still open.
+        line = run
+        while line > max(pos, end - MAX_BLOCK) and raw[line - 1] == 0x0A:
+            previous = raw.rfind(b"\n", 0, line - 1) + 1
+            text = raw[previous:line - 1].rstrip(b"\r")
+            if len(text) < _WRAP or text.strip(self._RUN_CHARS):
+                break
+            start = line = previous
+        units = [m.span() for m in self._UNIT.finditer(raw, max(pos, end - WINDOW))]
+        if units and end - units[-1][1] <= _TAIL and b"\n" not in raw[units[-1][0]:]:
+            first = units[-1][0]
+            for s, e in reversed(units[:-1]):  # back through the units that run together
+                if first - e > _TAIL:
+                    break
+                first = s
+            start = min(start, first - _LEAD)
         return None if start >= end else _Start(max(pos, start))
 
 

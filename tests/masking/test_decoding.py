@@ -219,6 +219,19 @@ def test_encoded_text_with_nothing_in_it_is_left_as_it_is(masker: Masker, text: 
     assert masker.mask_text(text, SPEC) == (text, {})
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_base64_wrapped_in_lines_is_read_whole_and_wrapped_again(
+        masker: Masker, end: str) -> None:
+    """Mail writes base64 in lines of 76, PEM in 64: a value cut by a line end is one."""
+    coded = base64.b64encode(("note: " + "x" * 60 + f" ssn {SSN} done").encode()).decode()
+    wrapped = end.join(coded[k:k + 64] for k in range(0, len(coded), 64))
+    out, counts = masker.mask_text(f"body:\n{wrapped}\n-- end", SPEC)
+    assert counts["us_ssn"] == 1
+    block = out.removeprefix("body:\n").removesuffix("\n-- end")
+    assert all(len(line.rstrip("\r")) == 64 for line in block.split("\n")[:-1])
+    assert SSN not in base64.b64decode(block.replace(end, "")).decode()
+
+
 def test_a_block_longer_than_the_bound_is_not_decoded(masker: Masker) -> None:
     filler = "lorem ipsum " * (MAX_BLOCK // 8)
     big = base64.b64encode(f"{filler} ssn {SSN}".encode()).decode()
@@ -249,8 +262,23 @@ def test_letters_of_other_scripts_next_to_a_bounded_value_do_not_break_masking(
     out.encode("utf-8")  # whole letters only
 
 
+@pytest.mark.parametrize("line", [
+    "$ echo ready-$((40+2))\r\nready-42\r\n", "a &amp; b, x=1+2, 50%25 off\n",
+    "[\"a\", \"b\"] and \u0430b\n", "SGVsbG8gd29ybGQsIHRoaXMgaXMgYmFzZTY0IHRleHQ=\n$ ",
+])
+def test_a_line_that_ended_is_released_at_a_pause_however_encoded(
+        masker: Masker, line: str) -> None:
+    """A shell's output waits at a pause only for what could still grow: a `+`, an
+    entity, a list or a base64 line printed and ended holds nothing back."""
+    stream = masker.stream(SPEC)
+    assert stream.feed(line) + stream.flush() == line
+    assert stream.held <= len("$ ")
+
+
 _CUTS = st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60)
+_WRAPPED = base64.b64encode(("y" * 200 + f" ssn {SSN} " + "z" * 100).encode()).decode()
 _STREAMED = [
+    "mail\n" + "\n".join(_WRAPPED[k:k + 76] for k in range(0, len(_WRAPPED), 76)) + "\nend",
     "before " * 80 + "card=" + quote_plus(CARD) + "&x=1 then " + _entities(SSN) + " after" * 90,
     "log " * 30 + base64.b64encode(("x" * 500 + f" ssn {SSN}").encode()).decode() + " end",
     "=?UTF-8?B?" + base64.b64encode(f"mail {MAIL}".encode()).decode() + "?= " * 3,
