@@ -468,26 +468,23 @@ def _nothing(_t: Text) -> Found:
 
 class _Open:
     """What a stream must hold back from (stream.py asks `pending.search`): an open block
-    run at the text's end (or lines of one), or units reaching up to its end with no line
-    break after them (what later text can still make a finding of), from `_LEAD` bytes
-    before the first of them. A line that ended waits for nothing: a `+` or an `&amp;`
-    a shell printed earlier must not hold back its output."""
+    run at the text's end (or lines of one), or an encoded unit in its last `WINDOW`
+    bytes, from `_LEAD` bytes before it. At a pause in the input (`at_pause`), only
+    units reaching up to the end with no line break after them hold anything back: a
+    line that ended waits for nothing, and a `+` or an `&amp;` a shell printed must not
+    hold back its output."""
 
     _UNIT = re.compile(b"|".join(codec.unit.pattern for codec in CODECS[:-1]))
     _RUN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-="
 
     def search(self, raw: bytes, pos: int = 0) -> _Start | None:
-        end = len(raw)
-        run = len(raw.rstrip(self._RUN_CHARS))
-        start = run if end - run > 64 else end
-        # Lines of base64 before it (or before the end): a wrapped block still open.
-        line = run
-        while line > max(pos, end - MAX_BLOCK) and raw[line - 1] == 0x0A:
-            previous = raw.rfind(b"\n", 0, line - 1) + 1
-            text = raw[previous:line - 1].rstrip(b"\r")
-            if len(text) < _WRAP or text.strip(self._RUN_CHARS):
-                break
-            start = line = previous
+        start = self._open_run(raw, pos)
+        if (unit := self._UNIT.search(raw, max(pos, len(raw) - WINDOW))) is not None:
+            start = min(start, unit.start() - _LEAD)
+        return None if start >= len(raw) else _Start(max(pos, start))
+
+    def at_pause(self, raw: bytes, pos: int = 0) -> _Start | None:
+        end, start = len(raw), self._open_run(raw, pos)
         units = [m.span() for m in self._UNIT.finditer(raw, max(pos, end - WINDOW))]
         if units and end - units[-1][1] <= _TAIL and b"\n" not in raw[units[-1][0]:]:
             first = units[-1][0]
@@ -497,6 +494,21 @@ class _Open:
                 first = s
             start = min(start, first - _LEAD)
         return None if start >= end else _Start(max(pos, start))
+
+    def _open_run(self, raw: bytes, pos: int) -> int:
+        """Where a block run still open at the end begins (the end: none), with the lines
+        of base64 before it, a wrapped block."""
+        end = len(raw)
+        run = len(raw.rstrip(self._RUN_CHARS))
+        start = run if end - run > 64 else end
+        line = run
+        while line > max(pos, end - MAX_BLOCK) and raw[line - 1] == 0x0A:
+            previous = raw.rfind(b"\n", 0, line - 1) + 1
+            text = raw[previous:line - 1].rstrip(b"\r")
+            if len(text) < _WRAP or text.strip(self._RUN_CHARS):
+                break
+            start = line = previous
+        return start
 
 
 @dataclass(frozen=True, slots=True)

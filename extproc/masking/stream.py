@@ -182,8 +182,12 @@ class MaskingStream:
             cut = start.start() if start is not None else folded_end
         cut = t.to_source(cut)
         for d in self._long:  # a gate (memoised by the scan) spares most texts the search
-            m = (d.pending.search(t.raw, t.to_raw(base))
-                 if d.pending is not None and gate_passes(d, t) else None)
+            # At a pause, a pattern may hold back less (decoding.py's: only what reaches
+            # the end).
+            if d.pending is None or not gate_passes(d, t):
+                continue
+            search = (pause and getattr(d.pending, "at_pause", None)) or d.pending.search
+            m = search(t.raw, t.to_raw(base))
             if m is None or folded_end - m.start() > d.max_len:
                 continue
             # At a pause, a key block past its END line is whole: nothing of it is open.
