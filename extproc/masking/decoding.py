@@ -339,6 +339,7 @@ CODECS: tuple[Codec, ...] = (
         _mixed_words),
     Codec("block", _BLOCK_RUN, _block, _block_encode, _BLOCK_START, _block_runs),
 )
+JOINED = next(codec for codec in CODECS if codec.name == "joined")
 
 
 # --- views ----------------------------------------------------------------------------
@@ -439,7 +440,8 @@ def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, 
             group: list[tuple[int, int, Detector]] = []  # findings in one run of units
             vs = ve = ss = se = 0
             for s, e, d in scan(Text(decoded.text, head=head), inner):
-                if (widened := decoded.source(s, e, type(d) is Recoded)) is None:
+                if (widened := decoded.source(s, e, type(d) is Recoded)) is None or (
+                        codec is JOINED and not _joined_needed(decoded, s, e, d, inner)):
                     continue
                 ws, we, wss, wse = widened
                 if group and ws < ve:  # in a unit the last finding is in too: one span
@@ -451,6 +453,28 @@ def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, 
                 group.append((s, e, d))
             if group:
                 yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
+
+
+def _joined_needed(decoded: _View, s: int, e: int, d: Detector,
+                   inner: tuple[Detector, ...]) -> bool:
+    """Whether a finding across joined strings is a value cut between them, not one
+    string's value that took in its neighbour (`"Ada Lovelace", "ada@x.io"` reads
+    `Lovelaceada@x.io`): it is not where a string it covers holds a finding of its kind
+    on its own, and it covers a string in part or that string is not the first (a key
+    block's BEGIN line is one on its own, and the lines after it are the block's)."""
+    text = decoded.text
+    cuts = [p for p in decoded.starts if s < p < e]
+    first, last = text.rfind(b'"', 0, s) + 1, text.find(b'"', e)
+    last = len(text) if last < 0 else last
+    items = list(zip([first, *cuts], [*cuts, last], strict=True))
+    own = [k for k, (a, b) in enumerate(items)
+           if any(found.name == d.name for _, _, found in scan(Text(text[a:b]), inner))]
+    return not own or (own == [0] and not _blank(text[first:s]) and not _blank(text[e:last]))
+
+
+def _blank(text: bytes) -> bytes:
+    """What `text` holds but spaces and line ends (escaped as JSON writes them, too)."""
+    return text.replace(b"\\n", b"").replace(b"\\r", b"").strip()
 
 
 def _recoded(text: bytes, vs: int, ve: int, group: list[tuple[int, int, Detector]],

@@ -180,6 +180,16 @@ def _entity_of(kind: str) -> str:
             "aws_access_key_id": "AWS_ACCESS_KEY_ID"}[kind]
 
 
+def test_a_string_beside_a_value_is_not_taken_into_it(masker: Masker) -> None:
+    """A table's rows as lists of strings (an MCP tool's JSON answer): an address read
+    joined with the name before it (`Lovelaceada@...`) is still only the address."""
+    rows = [["Ada Lovelace", "ada@example.com"], ["Bob", "bob@example.com"]]
+    masked = [[name, "[REDACTED:EMAIL_ADDRESS]"] for name, _ in rows]
+    assert masker.mask_json({"rows": rows}, SPEC)[0] == {"rows": masked}
+    out, _ = masker.mask_text(json.dumps({"rows": rows}), SPEC)
+    assert json.loads(out) == {"rows": masked}
+
+
 def test_a_record_s_fields_in_a_list_are_not_read_joined(masker: Masker) -> None:
     """A list that holds more than strings is a record's fields, not pieces of a text: a
     number before an address is not the address's start."""
