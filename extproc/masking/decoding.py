@@ -244,9 +244,10 @@ _BLOCK_RUN = re.compile(rb"[%s]{%d,}={0,6}" % (_RUN_CLASS, _MIN_BLOCK))
 
 
 # Base64 wrapped in lines (mail's 76 characters, PEM's 64): lines of 40 or more, then the
-# last one.
+# last one, which ends there (a line going on as `NEXT_KEY=...` is no part of it).
 _WRAP = 40
-_WRAPPED_RUN = re.compile(rb"(?:[A-Za-z0-9+/]{%d,}\r?\n)+[A-Za-z0-9+/]{4,}={0,2}" % _WRAP)
+_WRAPPED_RUN = re.compile(rb"(?:[A-Za-z0-9+/]{%d,}\r?\n)+[A-Za-z0-9+/]{4,}={0,2}"
+                          rb"(?![A-Za-z0-9+/_=-])" % _WRAP)
 
 
 def _block_runs(t: Text) -> Iterator[re.Match[bytes]]:
