@@ -470,7 +470,14 @@ def _joined_needed(decoded: _View, s: int, e: int, d: Detector,
     items = list(zip([first, *cuts], [*cuts, last], strict=True))
     own = [k for k, (a, b) in enumerate(items)
            if any(found.name == d.name for _, _, found in scan(Text(text[a:b]), inner))]
-    return not own or (own == [0] and not _blank(text[first:s]) and not _blank(text[e:last]))
+    return cut_between(own, not _blank(text[first:s]) and not _blank(text[e:last]))
+
+
+def cut_between(own: list[int], whole: bool) -> bool:
+    """Whether a finding across strings is a value cut between them, given which of the
+    strings it covers (by order) hold a finding of its kind alone and whether it covers
+    them whole: none does, or only the first and every one whole (a key block's lines)."""
+    return not own or (whole and own == [0])
 
 
 def _blank(text: bytes) -> bytes:

@@ -503,12 +503,12 @@ class _Scalars:
             if first == last or b"\x00" in joined[s:e]:
                 continue  # within one item (found there already), or across two lists
             # One item's value that took in its neighbour ("Ada Lovelace", "ada@x.io"),
-            # not a value cut between them (decoding._joined_needed says when).
+            # not a value cut between them: the rule of strings joined in a text too.
             whole = not (joined[places[first][0]:s].strip()
                          or joined[e:places[last][0] + places[last][3]].strip())
             own = [k for k, (_, i, _, _) in enumerate(places[first:last + 1])
                    if any(found.name == d.name for _, _, found in out.get(i, ()))]
-            if own and not (whole and own == [0]):
+            if not decoding.cut_between(own, whole):
                 continue
             while type(d) is Recoded:  # each piece is masked as what the value is
                 d = d.found[0][2]
