@@ -331,6 +331,9 @@ CODECS: tuple[Codec, ...] = (
            rb"\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2})"),
     _codec("quoted-printable", rb"=[0-9A-F]{2}|=\r?\n", _quoted_printable, _qp_encode,
            rb"=[0-9A-F]{2}[^=\s]{0,8}=[0-9A-F]{2}|=\r?\n"),
+    # Soft line breaks alone, read in a view of their own too: a text of `key=value`
+    # lines (`steuer_id=26=<break>…`) read as quoted-printable is mangled (`=26` is `&`).
+    _codec("soft-break", rb"=\r?\n", _quoted_printable, _qp_encode, rb"=\r?\n"),
     _codec("mime-word", _WORD.pattern + rb"(?:[ \t]*\r?\n?[ \t]+(?==\?))?", _mime_word,
            _mime_encode, rb"=\?[^?\s]{1,40}\?[BbQq]\?"),
     _codec("joined", _BETWEEN_STRINGS.pattern, _nothing_between, _each_piece,
@@ -340,7 +343,8 @@ CODECS: tuple[Codec, ...] = (
         _mixed_words),
     Codec("block", _BLOCK_RUN, _block, _block_encode, _BLOCK_START, _block_runs),
 )
-JOINED = next(codec for codec in CODECS if codec.name == "joined")
+JOINED, QUOTED_PRINTABLE, SOFT_BREAK = (next(codec for codec in CODECS if codec.name == name)
+                                       for name in ("joined", "quoted-printable", "soft-break"))
 
 
 # --- views ----------------------------------------------------------------------------
@@ -380,7 +384,19 @@ class _View:
 def view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: int
          ) -> _View | None:
     """`raw[lo:hi]` with `units` (each a match and what it decodes to, within the window,
-    in order) decoded, or None where the view is no UTF-8."""
+    in order) decoded; a unit whose bytes are no UTF-8 where they land (`%DE` alone, a
+    `country=DE` read as quoted-printable) is left as written. None if none is left."""
+    while units:
+        made = _view(raw, units, lo, hi)
+        if isinstance(made, _View):
+            return made
+        units = [u for k, u in enumerate(units) if k != made]
+    return None
+
+
+def _view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: int
+          ) -> _View | int:
+    """The view, or the index of a unit whose bytes make it no UTF-8."""
     pieces: list[bytes] = []
     starts: list[int] = []
     spans: list[tuple[int, int, int]] = []
@@ -397,8 +413,9 @@ def view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: in
     text = b"".join(pieces)
     try:
         text.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    except UnicodeDecodeError as error:
+        # The unit the bad byte is in, or the last one before it (a lead byte waiting).
+        return max(0, bisect_right(starts, error.start) - 1)
     return _View(text, lo, starts, spans)
 
 
@@ -430,7 +447,8 @@ def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, 
     of `t.raw`, but for those the text as it is has."""
     raw, hits = t.raw, t.hits
     line = raw.find(b"\n")
-    for codec in CODECS:
+    quoted: list[tuple[int, int]] = []  # what the quoted-printable view found, whose
+    for codec in CODECS:                # soft breaks the soft-break view then leaves
         if codec.trigger not in hits:
             continue
         for units, lo, hi in _windows(t, codec):
@@ -445,6 +463,10 @@ def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, 
                         codec is JOINED and not _joined_needed(decoded, s, e, d, inner)):
                     continue
                 ws, we, wss, wse = widened
+                if codec is QUOTED_PRINTABLE:
+                    quoted.append((wss, wse))
+                elif codec is SOFT_BREAK and any(a < wse and wss < b for a, b in quoted):
+                    continue
                 if group and ws < ve:  # in a unit the last finding is in too: one span
                     ve, se = max(ve, we), max(se, wse)
                 else:

@@ -50,6 +50,21 @@ BASE64 = table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+
 TOKEN = table(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
 
 _DIGIT_RUN = re.compile(rb"000000000+")
+# How far a value that words or a key name say is a credential (`Bearer …`,
+# `access_token=…`) is followed and masked whole: what runs on further is a document.
+# What decides it is read near its start, so a stream holds back only that much; a value
+# still open at the end of what a stream holds is a finding to that end, held until it
+# ends (key_rules.py).
+LONGEST_VALUE = 64 * 1024
+# A URL or a form carrying a value (`Text.carrier_start`): how far back its start is
+# looked for; what starts a token (the last such run before a parameter's name); what
+# the token holds before the name (after a key it may be the value of: `id=https://…`): a
+# URL's start to a `?` or `&` (URLs carried in others too), or a form's earlier
+# parameters (none for its first).
+_CARRIER_REACH = 2048
+_TOKEN_ENDS = bytes(0 if b in b" \t\r\n\f\v\"'<>,;|\x00\x01(" else 1 for b in range(256))
+_CARRIER = re.compile(rb"(?:[A-Za-z0-9_.\-\[\]]{1,64}=)?([A-Za-z][A-Za-z0-9+.-]{0,15}://\S*[?&]"
+                      rb"|(?:[A-Za-z0-9_.\-\[\]]{1,64}=[^\s&]*&)*)")
 
 
 class Text:
@@ -111,6 +126,22 @@ class Text:
         """
         window = self.raw[max(0, pos - width) : pos].lower()
         return window[window.rfind(b"\x00") + 1 :]
+
+    def carrier_start(self, pos: int) -> int:
+        """Where the URL or form starts whose parameter's value starts at `pos`, else
+        `pos`: a value a URL or a form carries stands in its carrier's place, where its
+        context is (`?id=` says nothing; "social security number: https://…?id=…", or a
+        CSV column of `v=…&submit=Send` cells, does)."""
+        raw = self.raw
+        if pos == 0 or raw[pos - 1] != 0x3D:  # `=`
+            return pos
+        name = pos - 1
+        while name > 0 and WORD[raw[name - 1]] | (raw[name - 1] in b".-[]") and pos - name < 66:
+            name -= 1
+        lo = max(0, name - _CARRIER_REACH)
+        start = lo + raw[lo:name].translate(_TOKEN_ENDS).rfind(b"\x00") + 1
+        carrier = _CARRIER.fullmatch(raw, start, name) if name < pos - 1 else None
+        return carrier.start(1) if carrier is not None else pos
 
     def at(self, table: bytes, pos: int) -> bool:
         """Whether the byte at `pos` is in `table` (False outside the text)."""

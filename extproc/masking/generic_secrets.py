@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import cast
 
-from extproc.masking.detectors import Text
+from extproc.masking.detectors import LONGEST_VALUE, Text
 from extproc.masking.vendor_rules import entropy
 
 # Words one of which a key-like name holds (gate literals; any case).
@@ -134,7 +134,24 @@ def _candidates(t: Text, positions: Mapping[bytes, list[int]]) -> Iterator[tuple
                 seen.add(end)
                 found = _value(t, start, end)
                 if found is not None:
-                    yield found
+                    s, e, password = found
+                    for vs, ve in _carried(t.raw, s, e):
+                        yield vs, ve, password
+
+
+# A URL with a query (`https://app/cb?token=…`) as a secret's value: its parameters'
+# values stand in its place (a URL is no secret, what it carries may be).
+_QUERY_URL = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]{0,15}://[^?#\s]*\?")
+_PARAM_VALUE = re.compile(rb"[A-Za-z0-9_.\-\[\]]{1,64}=([^&#]+)")
+
+
+def _carried(raw: bytes, s: int, e: int, depth: int = 3) -> list[tuple[int, int]]:
+    """A value's span, or, if it is a URL with a query, its parameters' values (read so
+    in turn, to `depth` URLs deep: `?redirect_uri=https://…?key=…`)."""
+    if not depth or (url := _QUERY_URL.match(raw, s, e)) is None:
+        return [(s, e)]
+    return [span for m in _PARAM_VALUE.finditer(raw, url.end(), e)
+            for span in _carried(raw, *m.span(1), depth - 1)]
 
 
 def _name_span(raw: bytes, s: int, e: int) -> tuple[int, int]:
@@ -197,15 +214,15 @@ def find(t: Text, positions: Mapping[bytes, list[int]]) -> list[tuple[int, int]]
 # line or a sentence, where no header name precedes it), curl's `-u user:password`, and
 # a .netrc entry's password: the value follows a word that says what it is.
 
-_BEARER = re.compile(rb"(?i)bearer[ \t]{1,4}([A-Za-z0-9._~+/-]{16,%d}=*)" % MAX_VALUE)
-_BASIC = re.compile(rb"(?i)basic[ \t]{1,4}([A-Za-z0-9+/]{4,%d}={0,2})" % MAX_VALUE)
+_BEARER = re.compile(rb"(?i)bearer[ \t]{1,4}([A-Za-z0-9._~+/-]{16,%d}=*)" % LONGEST_VALUE)
+_BASIC = re.compile(rb"(?i)basic[ \t]{1,4}([A-Za-z0-9+/]{4,%d}={0,2})" % LONGEST_VALUE)
 _USER_FLAG = re.compile(
     rb"""(?:-u|--user|--proxy-user|-U)(?:[ \t]{1,4}|=)(['"]?)[^\s:'"]{1,64}:([^\s'"]{1,%d})"""
-    % MAX_VALUE)
+    % LONGEST_VALUE)
 # A .netrc entry: `machine <host>` then its tokens in any order, `password` one of them.
 _NETRC_ENTRY = re.compile(
     rb"machine[ \t\r\n]+\S+((?:[ \t\r\n]+(?:login|account|port|password)[ \t\r\n]+\S+){1,4})")
-_NETRC_PASSWORD = re.compile(rb"password[ \t\r\n]+(\S{1,%d})" % MAX_VALUE)
+_NETRC_PASSWORD = re.compile(rb"password[ \t\r\n]+(\S{1,%d})" % LONGEST_VALUE)
 
 
 def _word_start(raw: bytes, pos: int) -> bool:
@@ -214,7 +231,8 @@ def _word_start(raw: bytes, pos: int) -> bool:
 
 def _bearer(raw: bytes, pos: int) -> list[tuple[int, int]]:
     m = _BEARER.match(raw, pos)
-    if m is None or not _word_start(raw, pos) or not looks_generated(m[1], False):
+    # Judged on its start: a token of kilobytes is masked whole.
+    if m is None or not _word_start(raw, pos) or not looks_generated(m[1][:MAX_VALUE], False):
         return []
     return [m.span(1)]
 
@@ -235,7 +253,7 @@ def _user_flag(raw: bytes, pos: int) -> list[tuple[int, int]]:
     m = _USER_FLAG.match(raw, pos)
     if m is None or (pos and raw[pos - 1] not in b" \t'\"\n"):
         return []
-    if m[1] and (end := raw.find(m[1], m.start(2), m.start(2) + MAX_VALUE)) > 0:
+    if m[1] and (end := raw.find(m[1], m.start(2), m.start(2) + LONGEST_VALUE)) > 0:
         return [(m.start(2), end)]  # quoted: the password may hold spaces
     return [m.span(2)]
 

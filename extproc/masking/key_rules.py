@@ -16,7 +16,9 @@ authenticated), and a cookie header's attributes and harmless cookies stay
 (`theme=dark; Path=/`): a cookie's value is masked if its name is in the table or names
 a session (`SESSION_COOKIE_ENDINGS`), or if it is 16 characters or more.
 
-Values are bounded (`MAX_VALUE`) so that a stream's hold-back stays bounded too.
+A value is masked whole however long it is, up to `LONGEST_VALUE` (a 2 KB token under
+`access_token=` masked in its first 512 bytes leaked the rest); its key decides it, so a
+stream holds back a key's reach (`MAX_KEY`, `MAX_VALUE`) and a value still open.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from extproc.masking import generic_secrets
-from extproc.masking.detectors import Detector, Text
+from extproc.masking.detectors import LONGEST_VALUE, Detector, Text
 from extproc.masking.literals import Literals, Positions
 
 # Compared after `normalise_field`, exactly: `token` masks {"token": ...} and
@@ -96,8 +98,11 @@ def _normalised(key: bytes) -> str:
 
 # `"key": "value"` where the JSON is text: a server-sent event's `data:` line, JSON carried
 # in a string.
+# A value still open where the text ends (a stream's, cut) runs to that end, an escape's
+# backslash too.
 _QUOTED_PAIR = re.compile(
-    rb'"([A-Za-z0-9_.\-]{1,%d})"\s{0,8}:\s{0,8}"((?:[^"\\]|\\.){0,%d})"' % (MAX_KEY, MAX_VALUE)
+    rb'"([A-Za-z0-9_.\-]{1,%d})"\s{0,8}:\s{0,8}"((?:[^"\\]|\\.){0,%d})(?:"|\\?\Z)'
+    % (MAX_KEY, LONGEST_VALUE)
 )
 # `key=value`: a key of 1-64 of these, not preceded by another, then `=` and a value.
 # Found from the `=` (a literal `re` skips to), the key read backwards (`rstrip`): a
@@ -105,7 +110,7 @@ _QUOTED_PAIR = re.compile(
 _KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 # A value ends at a JSON scalar's end too (the NUL and SOH that part the scalars a masker
 # scans joined): read on, it took the next string's text for its own.
-_ASSIGNMENT_VALUE = re.compile(rb"=([^&\s\"';,\x00\x01]{1,%d})" % MAX_VALUE)
+_ASSIGNMENT_VALUE = re.compile(rb"=([^&\s\"';,\x00\x01]{1,%d})" % LONGEST_VALUE)
 
 
 def assignments(raw: bytes) -> Iterator[tuple[bytes, int, int]]:
@@ -145,7 +150,7 @@ def _value_after(raw: bytes, at: int, opener: int | None, whole_line: bool
     first = raw[at]
     if first in _QUOTES and opener is None:
         end = at + 1
-        while end < len(raw) and end - at <= MAX_VALUE + 1:
+        while end < len(raw) and end - at <= LONGEST_VALUE + 1:
             c = raw[end]
             if c == first:
                 return (at + 1, end) if end > at + 1 else None
@@ -154,9 +159,9 @@ def _value_after(raw: bytes, at: int, opener: int | None, whole_line: bool
             elif c in b"\r\n\x00":
                 return None
             end += 1
-        return None
+        return (at + 1, end) if end == len(raw) > at + 1 else None  # open to the end
     stop = len(raw)
-    if (m := _LINE_END.search(raw, at, min(len(raw), at + MAX_VALUE + 2))) is not None:
+    if (m := _LINE_END.search(raw, at, min(len(raw), at + LONGEST_VALUE + 2))) is not None:
         stop = m.start()
     if opener is not None and (q := raw.find(bytes([opener]), at, stop)) != -1:
         stop = q
@@ -164,7 +169,7 @@ def _value_after(raw: bytes, at: int, opener: int | None, whole_line: bool
         space = raw.find(b" ", at, stop)
         stop = space if space != -1 else stop
     end = len(raw[at:stop].rstrip(b" \t,;"))
-    return (at, at + end) if 0 < end <= MAX_VALUE else None
+    return (at, at + end) if 0 < end <= LONGEST_VALUE else None
 
 
 def _key_before(raw: bytes, colon: int, fields: frozenset[str]
@@ -225,7 +230,7 @@ def colon_pairs(raw: bytes, fields: frozenset[str]) -> Iterator[tuple[bytes, int
                 yield raw[start:name_end], *span, line_led and raw[at] not in _QUOTES
 
 
-_NEXT_WORD = re.compile(rb"[ \t]{1,8}([^\s\"'`,;]{1,%d})" % MAX_VALUE)
+_NEXT_WORD = re.compile(rb"[ \t]{1,8}([^\s\"'`,;]{1,%d})" % LONGEST_VALUE)
 
 
 def _auth_credential(raw: bytes, s: int, e: int, line: bool) -> tuple[int, int]:
@@ -245,7 +250,7 @@ def _auth_credential(raw: bytes, s: int, e: int, line: bool) -> tuple[int, int]:
     return s, e
 
 
-_COOKIE = re.compile(rb"[ \t]*([^=;, \t]{1,%d})=([^;\r\n]{0,%d})" % (MAX_KEY, MAX_VALUE))
+_COOKIE = re.compile(rb"[ \t]*([^=;, \t]{1,%d})=([^;\r\n]{0,%d})" % (MAX_KEY, LONGEST_VALUE))
 
 
 def cookie_values(raw: bytes, s: int, e: int, fields: frozenset[str]) -> Iterator[tuple[int, int]]:
@@ -265,10 +270,10 @@ def cookie_values(raw: bytes, s: int, e: int, fields: frozenset[str]) -> Iterato
 # Netscape cookie file (curl's and wget's jars): domain, subdomains, path, secure,
 # expiry, name, value, tab-separated.
 _COOKIE_FLAG = re.compile(rb"""(?:-b|--cookie)(?:[ \t]{1,4}|=)(['"]?)([^'"\r\n]{3,%d})"""
-                          % MAX_VALUE)
+                          % LONGEST_VALUE)
 _COOKIE_FILE_LINE = re.compile(
     rb"(?m)^[^\t\r\n]{1,255}\t(?:TRUE|FALSE)\t[^\t\r\n]{0,255}\t(?:TRUE|FALSE)\t[0-9]{1,12}"
-    rb"\t([^\t\r\n]{1,%d})\t([^\t\r\n]{1,%d})$" % (MAX_KEY, MAX_VALUE))
+    rb"\t([^\t\r\n]{1,%d})\t([^\t\r\n]{1,%d})$" % (MAX_KEY, LONGEST_VALUE))
 
 
 # `{"name": "PHPSESSID", …, "value": "…"}` where JSON is text: a value an object names (a
@@ -276,14 +281,14 @@ _COOKIE_FILE_LINE = re.compile(
 # written), within one object.
 _NAMED_VALUE = re.compile(
     rb'"name"\s{0,8}:\s{0,8}"([A-Za-z0-9_.\-]{1,%d})"[^{}]{0,256}?"value"\s{0,8}:\s{0,8}"'
-    rb'((?:[^"\\]|\\.){1,%d})"' % (MAX_KEY, MAX_VALUE))
+    rb'((?:[^"\\]|\\.){1,%d})(?:"|\\?\Z)' % (MAX_KEY, LONGEST_VALUE))
 
 
 def _named_values(t: Text, fields: frozenset[str], at: Positions) -> Iterator[tuple[int, int]]:
     for start in at.get(b'"value"', ()):
         # The name comes first, within the object: read from at most 256 + 90 bytes back.
         lo = max(0, t.raw.rfind(b"{", 0, start) + 1, start - 350)
-        for m in _NAMED_VALUE.finditer(t.raw, lo, start + 16 + MAX_VALUE):
+        for m in _NAMED_VALUE.finditer(t.raw, lo, start + 16 + LONGEST_VALUE):
             if m.start(2) > start and named_rule(_normalised(m[1]), fields):
                 yield m.span(2)
 

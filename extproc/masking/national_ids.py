@@ -252,8 +252,16 @@ class Cue:
     def __call__(self, t: Text, s: int, e: int) -> bool:
         if self._words.search(t.before(s, self.width)):
             return True
-        name = column_name(t, s, e)
+        if (carrier := t.carrier_start(s)) != s:  # a URL's or a form's: its context
+            if self._words.search(t.before(carrier, self.width)):
+                return True
+            end = _TOKEN_END.search(t.raw, e)
+            e = end.start() if end is not None else len(t.raw)
+        name = column_name(t, carrier, e)
         return name is not None and self._words.search(name + b"\x01") is not None
+
+
+_TOKEN_END = re.compile(rb"[\s\"'<>\x00\x01,;|]")
 
 
 # --- forms --------------------------------------------------------------------------------

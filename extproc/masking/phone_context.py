@@ -146,7 +146,15 @@ def _in_text(window: bytes) -> Context | None:
 
 def label(t: Text, s: int) -> Context | None:
     """What labels the number starting at `s`: a word before it in its text, else its
-    JSON key, else its CSV column's name; None when nothing does."""
+    JSON key, else its CSV column's name; None when nothing does. A number a URL or a
+    form carries is labelled so, else as its carrier is (`Text.carrier_start`)."""
+    found = _label(t, s)
+    if found is None and (carrier := t.carrier_start(s)) != s:
+        found = _label(t, carrier)
+    return found
+
+
+def _label(t: Text, s: int) -> Context | None:
     window = t.before(s, _WINDOW)
     soh = window.rfind(b"\x01")
     if soh == -1:

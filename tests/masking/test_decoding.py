@@ -285,6 +285,27 @@ def test_a_line_that_ended_is_released_at_a_pause_however_encoded(
     assert stream.held <= len("$ ")
 
 
+@pytest.mark.parametrize("line", [
+    "kyc.submitted country=DE steuer_id=26=\n310541199 step=2\n",
+    "kyc.submitted country=TR tckn=36281=\r\n529220 step=2\n",
+])
+def test_a_soft_break_in_key_value_lines_is_read_without_the_rest_as_escapes(
+        masker: Masker, line: str) -> None:
+    """Read as quoted-printable whole, `country=DE` is a byte no UTF-8 holds and `id=26`
+    an `&`: the soft breaks are read in a view of their own too."""
+    masked = masker.mask_text(line, SPEC)[0]
+    assert "[REDACTED:" in masked
+    assert not any(digits in masked for digits in ("310541199", "529220"))
+    assert masked.startswith("kyc.submitted country=")
+
+
+def test_a_unit_that_decodes_to_no_utf8_is_left_and_the_rest_still_read(
+        masker: Masker) -> None:
+    text = "x=%DE&card=" + quote(CARD, safe="") + " ok"
+    masked = masker.mask_text(text, SPEC)[0]
+    assert masked.startswith("x=%DE&card=") and "1111" not in masked
+
+
 _CUTS = st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60)
 _WRAPPED = base64.b64encode(("y" * 200 + f" ssn {SSN} " + "z" * 100).encode()).decode()
 _STREAMED = [
@@ -293,6 +314,8 @@ _STREAMED = [
     "log " * 30 + base64.b64encode(("x" * 500 + f" ssn {SSN}").encode()).decode() + " end",
     "=?UTF-8?B?" + base64.b64encode(f"mail {MAIL}".encode()).decode() + "?= " * 3,
     "a" * 300 + _escapes(f"ssn {SSN}") + " " + quote(quote(MAIL, safe=""), safe=""),
+    "log " * 40 + "country=DE steuer_id=26=\n310541199 step=2 " + "tail " * 40,
+    "x " * 200 + "social insurance number: https://app.example.com/cb?id=130692544 end",
 ]
 
 
