@@ -258,10 +258,11 @@ model_kinds := {"names": "person", "addresses": "address"}
 # all of it, ssn and card_number too).
 credential_fields := ["@credentials"]
 
+# `undecoded`: what the masker could not decode within its bounds may hold credentials too.
 credential_detectors := [
 	"aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token", "slack_token",
 	"stripe_key", "openai_key", "jwt", "private_key", "connection_password", "vendor_key",
-	"generic_secret",
+	"generic_secret", "undecoded",
 ]
 
 action_detectors := array.concat(credential_detectors, ["credit_card", "us_ssn", "iban"])

@@ -18,7 +18,11 @@ itself (a hash of an SSN is the same however the SSN was spelled).
 
 Bounds: views nest `MAX_DEPTH` deep (`%252D` needs two); a block (a base64, base32 or hex
 run) is decoded only up to `MAX_BLOCK` bytes and only where it decodes to text (UTF-8,
-no control characters but tabs and line breaks); a view that is not UTF-8 is not read.
+no control characters but tabs and line breaks); a unit whose bytes are no UTF-8 where
+they land is left as written. What the bounds leave encoded is no way around the
+detectors: a block run past `MAX_BLOCK` that begins as text, and what the deepest view
+still holds encoded, are findings of their own (`UNDECODED`), masked whole and counted
+unless a policy's mask leaves `undecoded` out.
 A stream (stream.py) holds back from a unit near its end and from an open block run, so
 that it masks as the whole text does (`pending`).
 """
@@ -45,7 +49,10 @@ if TYPE_CHECKING:
     from extproc.masking.detectors import Found
 
 MAX_DEPTH = 3  # views of views: a value encoded twice, then wrapped in base64
-MAX_BLOCK = 16 * 1024  # the longest block run decoded (a key file in base64 is ~3 KiB)
+# The longest block run decoded: a file's contents as an API gives them in base64 (GitHub's
+# reach 1 MB), a dump piped through `base64`. A stream holds an open run back up to it.
+MAX_BLOCK = 1024 * 1024
+_START_READ = 4096  # how much of a longer run is read to tell whether it is text
 _MIN_BLOCK = 16  # shorter runs are words and ids, not encoded text
 # How far back from a text's end a unit may begin a finding still growing: a finding of
 # the detectors' longest (~350 characters) written as entities of up to 10 bytes each.
@@ -169,15 +176,17 @@ def _mime_encode(masked: bytes, _span: bytes) -> bytes:
     return b"=?UTF-8?B?" + base64.b64encode(masked) + b"?="
 
 
-def _texty(data: bytes) -> bytes | None:
+def _texty(data: bytes, cut: bool = False) -> bytes | None:
     """`data` when it reads as text: UTF-8, six bytes or more, without control characters
-    but tabs and line breaks (None otherwise: binary, an image, a hash's bytes)."""
+    but tabs and line breaks (None otherwise: binary, an image, a hash's bytes). `cut`:
+    `data` is a run's start, which may end inside a character."""
     if len(data) < 6 or _TEXT_CONTROLS.search(data):
         return None
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    except UnicodeDecodeError as error:
+        if not (cut and error.start >= len(data) - 3 and error.reason == "unexpected end of data"):
+            return None
     return data
 
 
@@ -186,22 +195,34 @@ def _block(m: re.Match[bytes]) -> bytes | None:
     run = m[0]
     if len(run) > MAX_BLOCK:
         return None
+    return _decoded_run(run)
+
+
+def _starts_as_text(run: bytes) -> bool:
+    """Whether a run too long to decode begins as text (its first `_START_READ` bytes,
+    cut where its encoding's groups end)."""
+    start = run[:_START_READ].replace(b"\r", b"").replace(b"\n", b"").rstrip(b"=")
+    return _decoded_run(start[:len(start) // 8 * 8], cut=True) is not None
+
+
+def _decoded_run(run: bytes, cut: bool = False) -> bytes | None:
+    """A block run's text (None: it is none); `cut`: the run's start only."""
     if b"\n" in run:  # wrapped in lines, as mail and PEM write base64
         run = run.replace(b"\r", b"").replace(b"\n", b"")
     body = run.rstrip(b"=")
     if len(body) % 2 == 0 and not body.strip(_HEX):
-        return _texty(bytes.fromhex(body.decode()))
+        return _texty(bytes.fromhex(body.decode()), cut)
     with contextlib.suppress(binascii.Error, ValueError):
         if not body.strip(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") and len(run) % 8 == 0:
-            return _texty(base64.b32decode(run))
+            return _texty(base64.b32decode(run), cut)
         # Base64 of text begins with the top six bits of a character's first byte: never
         # a UTF-8 continuation byte's (`g` to `v`) nor 0xF8 and up (`+/`, `-_`), which
         # refuses a quarter of identifiers and words before any decoding.
         if len(body) % 4 != 1 and body[0] not in _NO_TEXT_START:
             padded = body + b"=" * (-len(body) % 4)
             if b"-" in body or b"_" in body:
-                return _texty(base64.urlsafe_b64decode(padded))
-            return _texty(base64.b64decode(padded, validate=True))
+                return _texty(base64.urlsafe_b64decode(padded), cut)
+            return _texty(base64.b64decode(padded, validate=True), cut)
     return None
 
 
@@ -343,8 +364,9 @@ CODECS: tuple[Codec, ...] = (
         _mixed_words),
     Codec("block", _BLOCK_RUN, _block, _block_encode, _BLOCK_START, _block_runs),
 )
-JOINED, QUOTED_PRINTABLE, SOFT_BREAK = (next(codec for codec in CODECS if codec.name == name)
-                                       for name in ("joined", "quoted-printable", "soft-break"))
+JOINED, QUOTED_PRINTABLE, SOFT_BREAK, BLOCK = (
+    next(codec for codec in CODECS if codec.name == name)
+    for name in ("joined", "quoted-printable", "soft-break", "block"))
 
 
 # --- views ----------------------------------------------------------------------------
@@ -419,16 +441,20 @@ def _view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: i
     return _View(text, lo, starts, spans)
 
 
-def _windows(t: Text, codec: Codec
+def _windows(t: Text, codec: Codec, oversized: list[re.Match[bytes]] | None = None
              ) -> Iterator[tuple[list[tuple[re.Match[bytes], bytes]], int, int]]:
     """The codec's units in `raw` that decode, with what they decode to, in windows
     reaching `_LEAD` bytes either side of each (the context a detector reads), windows
-    that overlap joined."""
+    that overlap joined; block runs too long to decode that begin as text go to
+    `oversized`."""
     group: list[tuple[re.Match[bytes], bytes]] = []
     lo = hi = 0
     size = len(t.raw)
     for m in codec.units(t):
         if (decoded := codec.decode(m)) is None:
+            if (oversized is not None and codec is BLOCK and len(m[0]) > MAX_BLOCK
+                    and _starts_as_text(m[0])):
+                oversized.append(m)
             continue
         s, e = max(0, m.start() - _LEAD), min(size, m.end() + _LEAD)
         if group and s <= hi:
@@ -442,40 +468,76 @@ def _windows(t: Text, codec: Codec
         yield group, lo, hi
 
 
-def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, Recoded]]:
+def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, Detector]]:
     """Each finding of `inner` in the views of `t` that its marks call for, over its span
-    of `t.raw`, but for those the text as it is has."""
+    of `t.raw`, but for those the text as it is has; and, if `inner` has `UNDECODED`,
+    each block run too long to decode that begins as text."""
     raw, hits = t.raw, t.hits
+    oversized: list[re.Match[bytes]] | None = [] if UNDECODED in inner else None
     line = raw.find(b"\n")
     quoted: list[tuple[int, int]] = []  # what the quoted-printable view found, whose
     for codec in CODECS:                # soft breaks the soft-break view then leaves
         if codec.trigger not in hits:
             continue
-        for units, lo, hi in _windows(t, codec):
+        for units, lo, hi in _windows(t, codec, oversized):
             decoded = view(raw, units, lo, hi)
-            if decoded is None:
-                continue
-            head = t.head if t.head is not None else raw[:line] if 0 <= line < lo else None
-            group: list[tuple[int, int, Detector]] = []  # findings in one run of units
-            vs = ve = ss = se = 0
-            for s, e, d in scan(Text(decoded.text, head=head), inner):
-                if (widened := decoded.source(s, e, type(d) is Recoded)) is None or (
-                        codec is JOINED and not _joined_needed(decoded, s, e, d, inner)):
-                    continue
-                ws, we, wss, wse = widened
-                if codec is QUOTED_PRINTABLE:
-                    quoted.append((wss, wse))
-                elif codec is SOFT_BREAK and any(a < wse and wss < b for a, b in quoted):
-                    continue
-                if group and ws < ve:  # in a unit the last finding is in too: one span
-                    ve, se = max(ve, we), max(se, wse)
-                else:
-                    if group:
-                        yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
-                    group, vs, ve, ss, se = [], ws, we, wss, wse
-                group.append((s, e, d))
+            if decoded is not None:
+                head = t.head if t.head is not None else raw[:line] if 0 <= line < lo else None
+                yield from _in_view(decoded, head, codec, inner, quoted)
+    for m in oversized or ():
+        yield *m.span(), UNDECODED
+
+
+def _in_view(decoded: _View, head: bytes | None, codec: Codec, inner: tuple[Detector, ...],
+             quoted: list[tuple[int, int]]) -> Iterator[tuple[int, int, Recoded]]:
+    """The findings of `inner` in one view, over their spans of the text it is of: those
+    in a run of units together as one."""
+    group: list[tuple[int, int, Detector]] = []  # findings in one run of units
+    vs = ve = ss = se = 0
+    for s, e, d in scan(Text(decoded.text, head=head), inner):
+        nested = type(d) is Recoded or d.name == UNDECODED.name  # a deeper view's
+        if (widened := decoded.source(s, e, nested)) is None or (
+                codec is JOINED and not _joined_needed(decoded, s, e, d, inner)):
+            continue
+        ws, we, wss, wse = widened
+        if codec is QUOTED_PRINTABLE:
+            quoted.append((wss, wse))
+        elif codec is SOFT_BREAK and any(a < wse and wss < b for a, b in quoted):
+            continue
+        if group and ws < ve:  # in a unit the last finding is in too: one span
+            ve, se = max(ve, we), max(se, wse)
+        else:
             if group:
                 yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
+            group, vs, ve, ss, se = [], ws, we, wss, wse
+        group.append((s, e, d))
+    if group:
+        yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
+
+
+def _leftover(t: Text) -> list[tuple[int, int]]:
+    """What the deepest view still holds encoded (`UNDECODED`'s findings there): the
+    words its units that decode are in, units `_TAIL` bytes apart or less in one span
+    (`4111%201111%20…`: the value is between the units)."""
+    raw = t.raw
+    units = sorted(m.span() for codec in CODECS if codec.trigger in t.hits
+                   for group, _, _ in _windows(t, codec) for m, _ in group)
+    spans: list[tuple[int, int]] = []
+    for s, e in units:
+        lo = max(0, s - _WORD_REACH)
+        s = lo + len(raw[lo:s].rstrip(_WORD_BYTES))
+        e += len(raw[e:e + _WORD_REACH]) - len(raw[e:e + _WORD_REACH].lstrip(_WORD_BYTES))
+        if spans and s <= spans[-1][1] + _TAIL:
+            spans[-1] = (spans[-1][0], max(e, spans[-1][1]))
+        else:
+            spans.append((s, e))
+    return spans
+
+
+# What a word is made of, for `_leftover` (all but spaces, quotes, a parameter's marks
+# and the bytes that part JSON scalars), and how far it is read either side of a unit.
+_WORD_BYTES = bytes(b for b in range(256) if b not in b" \t\r\n\"'=&\x00\x01")
+_WORD_REACH = 256
 
 
 def _joined_needed(decoded: _View, s: int, e: int, d: Detector,
@@ -576,11 +638,21 @@ class _Start:
 _TRIGGERS = frozenset(codec.trigger for codec in CODECS)
 _PENDING = _Open()
 
+# What the bounds leave encoded (the module's docstring): a detector of the catalog, so
+# that a policy's mask may leave it out, whose findings come from the decoding detector.
+UNDECODED = Detector("undecoded", "UNDECODED", _nothing, max_len=0, gate=HitGate(frozenset()))
+# In the deepest view, its finder.
+_LEFTOVER = Detector(UNDECODED.name, UNDECODED.entity, _leftover, max_len=0,
+                     gate=HitGate(_TRIGGERS))
+
 
 @lru_cache(maxsize=64)
 def detector(inner: tuple[Detector, ...], depth: int = MAX_DEPTH) -> Detector:
     """The detector of `inner`'s findings in the views of a text (`depth` views deep)."""
-    nested = (*inner, detector(inner, depth - 1)) if depth > 1 else inner
+    if depth > 1:
+        nested: tuple[Detector, ...] = (*inner, detector(inner, depth - 1))
+    else:
+        nested = (*inner, _LEFTOVER) if UNDECODED in inner else inner
 
     def find(t: Text) -> list[tuple[int, int]]:
         found = t.memo[RECODED] = {(s, e): r for s, e, r in _findings(t, nested)}

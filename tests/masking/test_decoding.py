@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.masking import Masker, MaskSpec
+from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
 from extproc.masking.decoding import MAX_BLOCK
 
 SPEC = MaskSpec()
@@ -242,13 +242,52 @@ def test_base64_wrapped_in_lines_is_read_whole_and_wrapped_again(
     assert SSN not in base64.b64decode(block.replace(end, "")).decode()
 
 
-def test_a_block_longer_than_the_bound_is_not_decoded(masker: Masker) -> None:
+def test_a_file_as_an_api_gives_it_in_base64_is_read_whole(masker: Masker) -> None:
+    """A 60 KB file in base64 (GitHub's contents API, `base64 big.env`): decoded, its
+    value masked, the rest left."""
+    filler = "lorem ipsum " * 5000
+    coded = base64.b64encode(f"{filler} ssn {SSN} {filler}".encode()).decode()
+    masked, counts = masker.mask_text(f'{{"content": "{coded}"}}', SPEC)
+    assert counts == {"us_ssn": 1}
+    inner = base64.b64decode(json.loads(masked)["content"]).decode()
+    assert SSN not in inner and inner.startswith("lorem ipsum")
+
+
+def test_a_text_block_longer_than_the_bound_is_masked_whole_and_counted(
+        masker: Masker) -> None:
+    """Past `MAX_BLOCK` nothing is decoded: a run that begins as text is what the bounds
+    could not read, and no way around the detectors."""
     filler = "lorem ipsum " * (MAX_BLOCK // 8)
     big = base64.b64encode(f"{filler} ssn {SSN}".encode()).decode()
     assert len(big) > MAX_BLOCK
-    assert masker.mask_text(big, SPEC)[0] == big
-    small = base64.b64encode(f"ssn {SSN}".encode()).decode()
-    assert masker.mask_text(small, SPEC)[0] != small
+    masked, counts = masker.mask_text(f"file: {big} end", SPEC)
+    assert (masked, counts) == ("file: [REDACTED:UNDECODED] end", {"undecoded": 1})
+    binary = base64.b64encode(bytes(range(256)) * (MAX_BLOCK // 128)).decode()
+    assert masker.mask_text(binary, SPEC)[0] == binary  # an image's bytes: no text
+    left_out = MaskSpec(detectors=ALL_DETECTORS - {"undecoded"})
+    assert masker.mask_text(big, left_out) == (big, {})  # a policy may leave it
+
+
+@pytest.mark.parametrize("step", [4096, 65536, 300_000])
+def test_a_stream_masks_a_text_block_past_the_bound_as_the_whole_text_does(
+        masker: Masker, step: int) -> None:
+    """Held while it is open, however long: released masked whole once it ends."""
+    filler = "lorem ipsum " * (MAX_BLOCK // 8)
+    text = "head " * 100 + base64.b64encode(f"{filler} ssn {SSN}".encode()).decode() + " tail"
+    stream = masker.stream(SPEC)
+    out = "".join(stream.feed(text[i:i + step]) for i in range(0, len(text), step))
+    assert out + stream.finish() == masker.mask_text(text, SPEC)[0]
+
+
+def test_what_the_deepest_view_still_holds_encoded_is_masked_whole(masker: Masker) -> None:
+    """A value encoded four times, one more than the views nest: the word it is in."""
+    four = "u=" + quote(quote(quote(quote(CARD, safe=""), safe=""), safe=""), safe="")
+    masked, counts = masker.mask_text(four + " ok", SPEC)
+    assert counts == {"undecoded": 1}
+    assert "1111" not in unquote(unquote(unquote(unquote(masked))))
+    assert masked.startswith("u=") and masked.endswith(" ok")
+    three = "u=" + quote(quote(quote(CARD, safe=""), safe=""), safe="")
+    assert masker.mask_text(three, SPEC)[1] == {"credit_card": 1}
 
 
 def test_values_in_json_strings_are_read_decoded(masker: Masker) -> None:
@@ -316,6 +355,8 @@ _STREAMED = [
     "a" * 300 + _escapes(f"ssn {SSN}") + " " + quote(quote(MAIL, safe=""), safe=""),
     "log " * 40 + "country=DE steuer_id=26=\n310541199 step=2 " + "tail " * 40,
     "x " * 200 + "social insurance number: https://app.example.com/cb?id=130692544 end",
+    "y " * 100 + "u=" + quote(quote(quote(quote(CARD, safe=""), safe=""), safe=""), safe="")
+    + " z" * 100,
 ]
 
 

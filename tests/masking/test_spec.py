@@ -19,7 +19,7 @@ def test_every_detector_has_a_stable_name_and_entity() -> None:
         "au_medicare", "au_abn", "in_pan", "au_acn", "th_tnin", "it_vat", "sg_uen", "ng_nin",
         "us_passport", "in_passport", "it_passport", "it_identity_card", "in_voter",
         "us_driver_license", "it_driver_license", "us_bank_number", "in_vehicle_registration",
-        "person_name", "postal_address", "date_of_birth",
+        "person_name", "postal_address", "date_of_birth", "undecoded",
     }
     assert all(d.entity.isupper() for d in DETECTORS)
 

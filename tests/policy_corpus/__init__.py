@@ -107,8 +107,8 @@ MASK_ALL = {
     "detectors": ["all"],
     "actions": ["aws_access_key_id", "aws_secret_key", "github_token", "gitlab_token",
                 "slack_token", "stripe_key", "openai_key", "jwt", "private_key",
-                "connection_password", "vendor_key", "generic_secret", "credit_card", "us_ssn",
-                "iban"],
+                "connection_password", "vendor_key", "generic_secret", "undecoded",
+                "credit_card", "us_ssn", "iban"],
     "strategy": "redact",
 }
 
