@@ -238,7 +238,8 @@ TRAVEL_COLUMNS: tuple[Column, ...] = (
     Column("Presidio+spaCy", lambda: presidio_any_finder(presidio(SPACY_MODEL))),
     Column("Presidio+countries", lambda: presidio_any_finder(presidio_countries()),
            ("national_id", "personal", "negative")),
-    Column("tollgate+model", model_finder, ("people_text", "people_structured", "negative")),
+    Column("tollgate+model", model_finder,
+           ("people_text", "people_world", "people_structured", "negative")),
 )
 
 

@@ -19,6 +19,8 @@ Classes (`CLASSES`), each a list of `Sample` whose `origin` is the row it is rep
   cue in text; origin: locale.
 - people_text: English prose naming people and addresses, with no key: what only a
   named-entity model can find; origin: template.
+- people_world: prose in ten other languages naming people (names of that language's
+  Faker locale), with no key; origin: locale.
 - csv_locale: CSV tables of people in the 20 locales under local headers; origin: locale.
 - negative: hard negatives, no label (trace ids, hashes, UUIDs, versions, timestamps,
   order numbers, URLs and headers with nothing secret, products, places, `name` keys that
@@ -63,7 +65,7 @@ from bench.labelled import (
 
 SEED = 4117
 CLASSES = ("header", "url", "secret", "national_id", "personal", "people_structured",
-           "people_text", "csv_locale", "negative")
+           "people_text", "csv_locale", "negative", "people_world")
 
 _ALNUM = string.ascii_letters + string.digits
 _URLSAFE = _ALNUM + "-_"
@@ -1275,6 +1277,43 @@ def _text_sample(rnd: random.Random, kind: str, fake: Faker) -> Sample:
     return b.sample("prose", kind)
 
 
+# Sentences of ten languages that name people, as a support ticket, a note or a chat
+# says it: {A} and {B} full names, {a} a first name.
+_WORLD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "de_DE": ("Laut {A} ist das Paket nie angekommen; {B} ruft morgen zurück.",
+              "Hallo {a}, danke für die Geduld. Gruß, {B}"),
+    "fr_FR": ("Selon {A}, le colis n'est jamais arrivé ; {B} rappellera demain.",
+              "Bonjour {a}, merci de votre patience. Cordialement, {B}"),
+    "es_ES": ("Según {A}, el paquete nunca llegó; {B} le llamará mañana.",
+              "Hola {a}, gracias por su paciencia. Saludos, {B}"),
+    "it_IT": ("Secondo {A} il pacco non è mai arrivato; {B} richiamerà domani.",
+              "Ciao {a}, grazie per la pazienza. Saluti, {B}"),
+    "nl_NL": ("Volgens {A} is het pakket nooit aangekomen; {B} belt morgen terug.",
+              "Hoi {a}, bedankt voor je geduld. Groet, {B}"),
+    "pl_PL": ("Według {A} paczka nigdy nie dotarła; {B} oddzwoni jutro.",
+              "Dzień dobry {a}, dziękujemy za cierpliwość. Pozdrawiam, {B}"),
+    "pt_BR": ("Segundo {A}, o pacote nunca chegou; {B} ligará amanhã.",
+              "Olá {a}, obrigado pela paciência. Abraços, {B}"),
+    "sv_SE": ("Enligt {A} kom paketet aldrig fram; {B} ringer tillbaka i morgon.",
+              "Hej {a}, tack för ditt tålamod. Hälsningar, {B}"),
+    "tr_TR": ("{A} paketin hiç gelmediğini söylüyor; {B} yarın geri arayacak.",
+              "Merhaba {a}, sabrınız için teşekkürler. Saygılarımla, {B}"),
+    "ru_RU": ("По словам {A}, посылка так и не пришла; {B} перезвонит завтра.",
+              "Здравствуйте, {a}! Спасибо за терпение. С уважением, {B}"),
+}
+
+
+def _world_sample(rnd: random.Random, code: str, fake: Faker) -> Sample:
+    frame = rnd.choice(_WORLD_TEMPLATES[code])
+    values = {"A": str(fake.name()), "B": str(fake.name()), "a": str(fake.first_name())}
+    b = _Builder()
+    for literal, field, _, _ in string.Formatter().parse(frame):
+        b.text(literal)
+        if field:
+            _put(b, [(values[field], "person_name")])
+    return b.sample("prose", code)
+
+
 def _csv_locale_sample(rnd: random.Random, loc: Locale, fake: Faker) -> Sample:
     fields = ["full_name", "phone", "email", "address", "dob"]
     country = BY_COUNTRY.get(loc.country)
@@ -1465,6 +1504,12 @@ def _csv_locale_class(rnd: random.Random, fakers: dict[str, Faker]) -> Iterator[
             yield _csv_locale_sample(rnd, loc, fakers[loc.code])
 
 
+def _people_world_class(rnd: random.Random, fakers: dict[str, Faker]) -> Iterator[Sample]:
+    for code in _WORLD_TEMPLATES:
+        for _ in range(12):
+            yield _world_sample(rnd, code, fakers[code])
+
+
 def _negative_class(rnd: random.Random, _f: dict[str, Faker]) -> Iterator[Sample]:
     for _ in range(48):
         for kind, make in NEGATIVES.items():
@@ -1476,6 +1521,7 @@ _MAKERS: dict[str, Callable[[random.Random, dict[str, Faker]], Iterator[Sample]]
     "national_id": _national_id_class, "personal": _personal_class,
     "people_structured": _people_structured_class, "people_text": _people_text_class,
     "csv_locale": _csv_locale_class, "negative": _negative_class,
+    "people_world": _people_world_class,
 }
 
 

