@@ -406,19 +406,41 @@ class _View:
 def view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: int
          ) -> _View | None:
     """`raw[lo:hi]` with `units` (each a match and what it decodes to, within the window,
-    in order) decoded; a unit whose bytes are no UTF-8 where they land (`%DE` alone, a
-    `country=DE` read as quoted-printable) is left as written. None if none is left."""
-    while units:
-        made = _view(raw, units, lo, hi)
-        if isinstance(made, _View):
-            return made
-        units = [u for k, u in enumerate(units) if k != made]
-    return None
+    in order) decoded; units whose bytes are no UTF-8 where they land (`%DE` alone, a
+    `country=DE` read as quoted-printable) are left as written. None if none is left."""
+    units = _utf8_units(units)
+    return _view(raw, units, lo, hi) if units else None
+
+
+def _utf8_units(units: list[tuple[re.Match[bytes], bytes]]
+                ) -> list[tuple[re.Match[bytes], bytes]]:
+    """`units` but for each run of adjacent ones decoding to more than ASCII whose bytes
+    together are no UTF-8 (a character's bytes are written one unit each): in one pass,
+    as a window of binary written as `%XX` may hold thousands."""
+    kept: list[tuple[re.Match[bytes], bytes]] = []
+    run: list[tuple[re.Match[bytes], bytes]] = []
+
+    def close() -> None:
+        with contextlib.suppress(UnicodeDecodeError):
+            b"".join(decoded for _, decoded in run).decode("utf-8")
+            kept.extend(run)
+        run.clear()
+
+    for unit in units:
+        if unit[1].isascii():
+            close()
+            kept.append(unit)
+            continue
+        if run and run[-1][0].end() != unit[0].start():
+            close()
+        run.append(unit)
+    close()
+    return kept
 
 
 def _view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: int
-          ) -> _View | int:
-    """The view, or the index of a unit whose bytes make it no UTF-8."""
+          ) -> _View:
+    """The view of valid units (`_utf8_units`)."""
     pieces: list[bytes] = []
     starts: list[int] = []
     spans: list[tuple[int, int, int]] = []
@@ -432,13 +454,7 @@ def _view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: i
         spans.append((length, s, e))
         pos = e
     pieces.append(raw[pos:hi])
-    text = b"".join(pieces)
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError as error:
-        # The unit the bad byte is in, or the last one before it (a lead byte waiting).
-        return max(0, bisect_right(starts, error.start) - 1)
-    return _View(text, lo, starts, spans)
+    return _View(b"".join(pieces), lo, starts, spans)
 
 
 def _windows(t: Text, codec: Codec, oversized: list[re.Match[bytes]] | None = None
@@ -517,11 +533,11 @@ def _in_view(decoded: _View, head: bytes | None, codec: Codec, inner: tuple[Dete
 
 def _leftover(t: Text) -> list[tuple[int, int]]:
     """What the deepest view still holds encoded (`UNDECODED`'s findings there): the
-    words its units that decode are in, units `_TAIL` bytes apart or less in one span
+    words its units that a view would decode are in, units `_TAIL` bytes apart or less in one span
     (`4111%201111%20…`: the value is between the units)."""
     raw = t.raw
     units = sorted(m.span() for codec in CODECS if codec.trigger in t.hits
-                   for group, _, _ in _windows(t, codec) for m, _ in group)
+                   for group, _, _ in _windows(t, codec) for m, _ in _utf8_units(group))
     spans: list[tuple[int, int]] = []
     for s, e in units:
         lo = max(0, s - _WORD_REACH)
