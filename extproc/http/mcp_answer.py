@@ -531,7 +531,7 @@ class _Reader:
             return message
         shown = mcp_content.replaced(read, imaged)
         decoded = _decoded_blobs(shown)
-        masked, counts = self._act.masker.mask_json(decoded, spec)
+        masked, counts = self._act.masker.mask_json(decoded, spec.for_server_answers)
         if not counts and decoded is shown:
             if shown is read:
                 return message
@@ -598,7 +598,8 @@ class _Reader:
         spec = self._exchange.mask
         if spec is None:
             return raw
-        text, counts = self._act.masker.mask_text(raw.decode("utf-8", "replace"), spec)
+        text, counts = self._act.masker.mask_text(raw.decode("utf-8", "replace"),
+                                                  spec.for_server_answers)
         self._masked += counts
         return text.encode()
 

@@ -25,6 +25,10 @@ still holds encoded, are findings of their own (`UNDECODED`), masked whole and c
 unless a policy's mask leaves `undecoded` out.
 A stream (stream.py) holds back from a unit near its end and from an open block run, so
 that it masks as the whole text does (`pending`).
+
+Spellings no mark gives away (rot13, lines written backwards: `TRANSFORMS`) are read
+only where a spec asks (`MaskSpec.transforms`: the MCP front's, on servers' answers),
+whole texts and JSON only.
 """
 
 from __future__ import annotations
@@ -364,6 +368,43 @@ CODECS: tuple[Codec, ...] = (
         _mixed_words),
     Codec("block", _BLOCK_RUN, _block, _block_encode, _BLOCK_START, _block_runs),
 )
+# Transforms no mark gives away, read only where a mask asks (`MaskSpec.transforms`: an MCP
+# server's answers, which a hostile server may spell so): rot13, each word's letters
+# rotated (a view of them all, positions kept); each line written backwards (a finding
+# in it masks the line, written backwards again).
+_ROT13 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                         b"NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
+_LETTERS = re.compile(rb"[A-Za-z]+")
+_LINE = re.compile(rb"[^\r\n\x00\x01]+")
+_ANY_TEXT = -1  # a transform's trigger: no mark, every text
+
+
+def _rot13(m: re.Match[bytes]) -> bytes:
+    return m[0].translate(_ROT13)
+
+
+def _rot13_encode(masked: bytes, _span: bytes) -> bytes:
+    return masked.translate(_ROT13)
+
+
+def _backwards(m: re.Match[bytes]) -> bytes:
+    return _backwards_encode(m[0], m[0])
+
+
+def _backwards_encode(masked: bytes, _span: bytes) -> bytes:
+    return masked.decode("utf-8", "surrogatepass")[::-1].encode("utf-8", "surrogatepass")
+
+
+TRANSFORMS: dict[str, Codec] = {
+    "rot13": Codec("rot13", _LETTERS, _rot13, _rot13_encode, _ANY_TEXT,
+                   lambda t: _LETTERS.finditer(t.raw)),
+    "reversed": Codec("reversed", _LINE, _backwards, _backwards_encode, _ANY_TEXT,
+                      lambda t: _LINE.finditer(t.raw)),
+}
+REVERSED = TRANSFORMS["reversed"]
+_HAS_LETTER = re.compile(rb"[A-Za-z]")
+_READ_AS_THEY_ARE = frozenset({"email"})
+
 JOINED, QUOTED_PRINTABLE, SOFT_BREAK, BLOCK = (
     next(codec for codec in CODECS if codec.name == name)
     for name in ("joined", "quoted-printable", "soft-break", "block"))
@@ -484,36 +525,49 @@ def _windows(t: Text, codec: Codec, oversized: list[re.Match[bytes]] | None = No
         yield group, lo, hi
 
 
-def _findings(t: Text, inner: tuple[Detector, ...]) -> Iterator[tuple[int, int, Detector]]:
-    """Each finding of `inner` in the views of `t` that its marks call for, over its span
-    of `t.raw`, but for those the text as it is has; and, if `inner` has `UNDECODED`,
-    each block run too long to decode that begins as text."""
+def _findings(t: Text, inner: tuple[Detector, ...], transforms: tuple[Codec, ...] = ()
+              ) -> Iterator[tuple[int, int, Detector]]:
+    """Each finding of `inner` in the views of `t` that its marks (and `transforms`) call
+    for, over its span of `t.raw`, but for those the text as it is has; and, if `inner`
+    has `UNDECODED`, each block run too long to decode that begins as text."""
     raw, hits = t.raw, t.hits
     oversized: list[re.Match[bytes]] | None = [] if UNDECODED in inner else None
     line = raw.find(b"\n")
     quoted: list[tuple[int, int]] = []  # what the quoted-printable view found, whose
-    for codec in CODECS:                # soft breaks the soft-break view then leaves
-        if codec.trigger not in hits:
+    for codec in (*CODECS, *transforms):  # soft breaks the soft-break view then leaves
+        if codec.trigger not in hits and codec.trigger != _ANY_TEXT:
             continue
         for units, lo, hi in _windows(t, codec, oversized):
             decoded = view(raw, units, lo, hi)
             if decoded is not None:
                 head = t.head if t.head is not None else raw[:line] if 0 <= line < lo else None
-                yield from _in_view(decoded, head, codec, inner, quoted)
+                yield from _in_view(decoded, head, codec, inner, quoted, t)
     for m in oversized or ():
         yield *m.span(), UNDECODED
 
 
 def _in_view(decoded: _View, head: bytes | None, codec: Codec, inner: tuple[Detector, ...],
-             quoted: list[tuple[int, int]]) -> Iterator[tuple[int, int, Recoded]]:
-    """The findings of `inner` in one view, over their spans of the text it is of: those
-    in a run of units together as one."""
+             quoted: list[tuple[int, int]], t: Text) -> Iterator[tuple[int, int, Recoded]]:
+    """The findings of `inner` in one view of `t`, over their spans of `t`: those in a
+    run of units together as one. A line read backwards is masked only for what the line
+    as it is does not show (a card's digits read both ways): else the line is left to
+    the detectors as it is."""
+    plain: dict[str, list[tuple[int, int, Detector]]] = {}  # in `t` as it is (`REVERSED`)
     group: list[tuple[int, int, Detector]] = []  # findings in one run of units
     vs = ve = ss = se = 0
+    own = False  # the group holds a finding the text as it is does not
     for s, e, d in scan(Text(decoded.text, head=head), inner):
-        nested = type(d) is Recoded or d.name == UNDECODED.name  # a deeper view's
+        # A deeper view's, or a transform's (its units are words or lines).
+        nested = type(d) is Recoded or d.name == UNDECODED.name or codec.trigger == _ANY_TEXT
         if (widened := decoded.source(s, e, nested)) is None or (
-                codec is JOINED and not _joined_needed(decoded, s, e, d, inner)):
+                codec is JOINED and not _joined_needed(decoded, s, e, d, inner)) or (
+                codec.trigger == _ANY_TEXT and not _HAS_LETTER.search(decoded.text, s, e)) or (
+                codec is REVERSED and d.name in _READ_AS_THEY_ARE):
+            # Digits a transform left (rot13) or turned (backwards) are read as they are:
+            # backwards, any number passes a checksum as often; rot13'd, the words that
+            # say a number is no id (`tracking`) are gone. An address written backwards
+            # still reads as one (`moc.elpmaxe@eel.nna`), and JSON read backwards makes
+            # addresses of its strings' ends and starts.
             continue
         ws, we, wss, wse = widened
         if codec is QUOTED_PRINTABLE:
@@ -523,11 +577,14 @@ def _in_view(decoded: _View, head: bytes | None, codec: Codec, inner: tuple[Dete
         if group and ws < ve:  # in a unit the last finding is in too: one span
             ve, se = max(ve, we), max(se, wse)
         else:
-            if group:
+            if group and own:
                 yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
-            group, vs, ve, ss, se = [], ws, we, wss, wse
+            group, vs, ve, ss, se, own = [], ws, we, wss, wse, False
         group.append((s, e, d))
-    if group:
+        own = own or codec is not REVERSED or not any(
+            a < wss + we - s and wss + we - e < b  # its span in the line as it is
+            for a, b, _ in plain.setdefault(d.name, scan(t, (d,))))
+    if group and own:
         yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
 
 
@@ -663,17 +720,20 @@ _LEFTOVER = Detector(UNDECODED.name, UNDECODED.entity, _leftover, max_len=0,
 
 
 @lru_cache(maxsize=64)
-def detector(inner: tuple[Detector, ...], depth: int = MAX_DEPTH) -> Detector:
-    """The detector of `inner`'s findings in the views of a text (`depth` views deep)."""
+def detector(inner: tuple[Detector, ...], depth: int = MAX_DEPTH,
+             transforms: frozenset[str] = frozenset()) -> Detector:
+    """The detector of `inner`'s findings in the views of a text (`depth` views deep),
+    and in the views `transforms` names (`TRANSFORMS`), at the top only."""
     if depth > 1:
         nested: tuple[Detector, ...] = (*inner, detector(inner, depth - 1))
     else:
         nested = (*inner, _LEFTOVER) if UNDECODED in inner else inner
+    views = tuple(TRANSFORMS[name] for name in sorted(transforms))
 
     def find(t: Text) -> list[tuple[int, int]]:
-        found = t.memo[RECODED] = {(s, e): r for s, e, r in _findings(t, nested)}
+        found = t.memo[RECODED] = {(s, e): r for s, e, r in _findings(t, nested, views)}
         return sorted(found)
 
     return Detector("decoded", "DECODED", find, max_len=MAX_BLOCK,
                     pending=_PENDING,  # type: ignore[arg-type]  # what stream.py asks of it
-                    gate=HitGate(_TRIGGERS))
+                    gate=None if views else HitGate(_TRIGGERS))

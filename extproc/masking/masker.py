@@ -64,6 +64,9 @@ class MaskSpec:
     model: the kinds (`ner.KINDS`: "person", "address") the local NER model finds in
         free text (JSON string values, plain text bodies; see ner.py), besides the
         detectors; empty (the default): the model is not run.
+    transforms: the spellings no mark gives away that text is also read in
+        (`decoding.TRANSFORMS`: "rot13", "reversed"), for whole texts and JSON (not
+        streams); the MCP front asks for them on servers' answers.
     """
 
     detectors: frozenset[str] = ALL_DETECTORS
@@ -74,6 +77,7 @@ class MaskSpec:
     keep_masked: bool = False
     derived: frozenset[str] = frozenset()
     model: frozenset[str] = frozenset()
+    transforms: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = set(self.detectors) - ALL_DETECTORS
@@ -85,6 +89,9 @@ class MaskSpec:
         unknown = set(self.overrides) - ALL_DETECTORS - {FIELD.name}
         if unknown:
             raise ValueError(f"overrides for unknown detectors: {', '.join(sorted(unknown))}")
+        if unknown := set(self.transforms) - decoding.TRANSFORMS.keys():
+            raise ValueError(f"unknown transforms: {', '.join(sorted(unknown))}; "
+                             f"some of {sorted(decoding.TRANSFORMS)}")
         if unknown := set(self.model) - ner.KINDS:
             raise ValueError(f"unknown model kinds: {', '.join(sorted(unknown))}; "
                              f"some of {sorted(ner.KINDS)}")
@@ -96,6 +103,7 @@ class MaskSpec:
         object.__setattr__(self, "derived", frozenset(map(normalise_field, self.derived)))
         object.__setattr__(self, "overrides", dict(self.overrides))
         object.__setattr__(self, "model", frozenset(self.model))
+        object.__setattr__(self, "transforms", frozenset(self.transforms))
         if self.actions is not None:
             object.__setattr__(self, "actions", frozenset(self.actions))
 
@@ -105,6 +113,12 @@ class MaskSpec:
         if self.actions is None or self.actions == self.detectors:
             return self
         return replace(self, detectors=self.actions, actions=None)
+
+    @cached_property
+    def for_server_answers(self) -> MaskSpec:
+        """The spec of an MCP server's answers: read rot13 and backwards too, as a hostile
+        server may spell a value so to carry it past the detectors."""
+        return replace(self, transforms=frozenset(decoding.TRANSFORMS))
 
     @classmethod
     def from_policy(cls, mask: Mapping[str, Sequence[str]]) -> MaskSpec:
@@ -150,14 +164,15 @@ def _fields(names: Sequence[str]) -> frozenset[str]:
 Found = list[tuple[int, int, Detector]]
 
 @lru_cache(maxsize=256)
-def _detectors(names: frozenset[str], fields: frozenset[str]) -> tuple[Detector, ...]:
+def _detectors(names: frozenset[str], fields: frozenset[str],
+               transforms: frozenset[str] = frozenset()) -> tuple[Detector, ...]:
     """The detectors a spec names, in scanning order (chosen once per spec: every body
     masked, the record's included, asks again)."""
     chosen = tuple(d for d in catalog.DETECTORS if d.name in names)
     if fields:
         chosen = (*chosen, field_in_text(fields))
-    # Last: the same detectors on the text's decoded forms (decoding.py).
-    return (*chosen, decoding.detector(chosen)) if chosen else chosen
+    # Last: the same detectors on the text's decoded (and transformed) forms (decoding.py).
+    return (*chosen, decoding.detector(chosen, transforms=transforms)) if chosen else chosen
 
 
 class Masker:
@@ -177,7 +192,7 @@ class Masker:
         self.images = images or ImageMasker()
 
     def detectors(self, spec: MaskSpec) -> tuple[Detector, ...]:
-        return _detectors(spec.detectors, spec.fields)
+        return _detectors(spec.detectors, spec.fields, spec.transforms)
 
     def warm(self) -> None:
         """Build now what masking otherwise builds on first use (the one pass's

@@ -221,6 +221,28 @@ async def test_base64_of_text_in_a_results_strings_is_masked_and_encoded_again()
     assert exchange.masked["credit_card"] == 3
 
 
+async def test_a_result_spelled_rot13_or_backwards_is_masked_as_it_reads() -> None:
+    """A hostile server's spellings no mark gives away: an AWS key in rot13, and one
+    written backwards. Each masked in its own spelling; the plain line beside them kept."""
+    import codecs
+
+    pipe = mcp_pipeline(MemoryPins({"read_file": "pinned"}))
+    call = {"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+            "params": {"name": "read_file", "arguments": {"path": "a"}}}
+    rot = codecs.encode("key AKIAIOSFODNN7EXAMPLE here", "rot13")
+    back = "use AKIAIOSFODNN7EXAMPLE today"[::-1]
+    exchange, answers = await answered(pipe, call, ListedResponse(
+        {"content-type": "application/json"}, buffered=json.dumps({
+            "jsonrpc": "2.0", "id": 6, "result": {"content": [
+                {"type": "text", "text": f"{rot}\nplain line\n{back}"}]}}).encode()))
+    text = json.loads(answers[1][1])["result"]["content"][0]["text"]
+    first, middle, last = text.split("\n")
+    assert codecs.decode(first, "rot13").startswith("key [") and "NXVN" not in first
+    assert middle == "plain line"
+    assert last[::-1].startswith("use [") and "ELPMAXE" not in last
+    assert exchange.masked == {"aws_access_key_id": 2}
+
+
 async def test_base64_that_is_no_text_or_holds_nothing_to_mask_passes_as_it_is() -> None:
     """Not read as text (each would be masked if it were): base64 of bytes that are no
     UTF-8, of control characters, a word shorter than 16 characters, a word within a

@@ -5,6 +5,7 @@ look-alikes that must stay, and streams that mask as the whole text does."""
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import html
 import json
@@ -356,6 +357,48 @@ def test_binary_written_as_units_beside_a_value_leaves_the_value_read(
     masked = masker.mask_text(text, SPEC)[0]
     assert masked.startswith(f"blob={junk}&card=%5BREDACTED%3ACREDIT_CARD%5D")
     assert masked.endswith("&name=Ren%C3%A9e")
+
+
+_TRANSFORMED = MaskSpec(transforms=frozenset({"rot13", "reversed"}))
+
+
+def _rot13(text: str) -> str:
+    return codecs.encode(text, "rot13")
+
+
+@pytest.mark.parametrize(("text", "kind", "spelled"), [
+    (_rot13(f"the key {AWS} works"), "aws_access_key_id", _rot13(AWS)),
+    (_rot13("password: hunter2hunter2"), "generic_secret", _rot13("hunter2hunter2")),
+    (f"mail {MAIL} now"[::-1], "email", MAIL[::-1]),
+    (f"first line\nAWS key {AWS}"[::-1], "aws_access_key_id", AWS[::-1]),
+], ids=["rot13-key", "rot13-field", "backwards-mail", "backwards-lines"])
+def test_rot13_and_backwards_are_read_where_the_spec_asks(
+        masker: Masker, text: str, kind: str, spelled: str) -> None:
+    """No mark gives these away, so only a spec's `transforms` reads them (an MCP
+    server's answers): masked in their own spelling. A backwards address still reads as
+    one to the detectors, so it is masked either way."""
+    masked, counts = masker.mask_text(text, _TRANSFORMED)
+    assert counts[kind] == 1 and spelled not in masked
+    assert (spelled in masker.mask_text(text, SPEC)[0]) == (kind != "email")
+
+
+@pytest.mark.parametrize("text", [
+    "tracking,status\n6168 3954 4884,ok\n",  # read backwards, a checksum passes
+    "Meeting moved to 2025-01-30 at 14:00.",
+    "ffa gur gbby naq 512346789 sbe gur yrt",  # rot13 makes a cue of a word
+    json.dumps({"rows": [["Ada Lovelace", "ada.lovelace@example.com", "+1 415 555 0100"],
+                         ["Katherine Johnson", "k.johnson@example.com", "078-05-1120"]]}),
+])
+def test_digits_a_transform_leaves_or_turns_are_read_only_as_they_are(
+        masker: Masker, text: str) -> None:
+    """And JSON read backwards, whose strings' ends and starts made an address of a
+    name (`"k.johnson@…", "Katherine Johnson"` backwards): masked as it is, no more."""
+    assert masker.mask_text(text, _TRANSFORMED) == masker.mask_text(text, SPEC)
+
+
+def test_a_transform_no_one_wrote_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown transforms: base58"):
+        MaskSpec(transforms=frozenset({"base58"}))
 
 
 _CUTS = st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60)
