@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from extproc import config
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import AGENT, DBA, Held, api, sql
-from tests.e2e.test_workers_e2e import pending, worker_pids, writers_of
+from tests.e2e.test_workers_e2e import pending, scratch_delete, worker_pids, writers_of
 from tests.support.gateway import Gateway, GatewayFactory, module_gateway
 from tests.test_metrics import dashboard_queries, metric_names, served_names
 
@@ -117,7 +116,7 @@ def test_real_exchanges_are_counted_as_their_records_say(gw: Gateway) -> None:
 
 def test_a_hold_an_approver_decides_is_counted(gw: Gateway) -> None:
     before = scrape(gw)
-    text = f"DELETE FROM scratch_{time.monotonic_ns()}"
+    text = scratch_delete()
     held = Held(lambda: sql(gw, text, AGENT))
     approval = pending(gw, text)
     waiting = scrape(gw)
