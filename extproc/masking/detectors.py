@@ -61,7 +61,10 @@ LONGEST_VALUE = 64 * 1024
 # the token holds before the name (after a key it may be the value of: `id=https://…`): a
 # URL's start to a `?` or `&` (URLs carried in others too), or a form's earlier
 # parameters (none for its first).
-_CARRIER_REACH = 2048
+# The reach and the widest cue before it (96 bytes) stay within what a stream keeps of
+# the text it released (stream.py's _CONTEXT, 512), so that a stream reads a carried
+# value's context as the whole text does.
+_CARRIER_REACH = 400
 _TOKEN_ENDS = bytes(0 if b in b" \t\r\n\f\v\"'<>,;|\x00\x01(" else 1 for b in range(256))
 _CARRIER = re.compile(rb"(?:[A-Za-z0-9_.\-\[\]]{1,64}=)?([A-Za-z][A-Za-z0-9+.-]{0,15}://\S*[?&]"
                       rb"|(?:[A-Za-z0-9_.\-\[\]]{1,64}=[^\s&]*&)*)")

@@ -70,7 +70,8 @@ if TYPE_CHECKING:
     from extproc.masking.masker import Masker, MaskSpec
 
 _MIN_STEP = 64
-_CONTEXT = 512  # > the widest look-back of any detector (AWS: 160 + "secret_access_key")
+_CONTEXT = 512  # > the widest look-back of any detector (AWS: 160 + "secret_access_key";
+# a value a URL carries: the URL's 400 bytes and a cue's 96, detectors.Text.carrier_start)
 
 # What a flush keeps back (on the text's fold): a suffix that could be the start of a
 # finding. Groups of up to ten digits or capitals, each maybe after "+", "(" or a key

@@ -411,6 +411,8 @@ _STREAMED = [
     "a" * 300 + _escapes(f"ssn {SSN}") + " " + quote(quote(MAIL, safe=""), safe=""),
     "log " * 40 + "country=DE steuer_id=26=\n310541199 step=2 " + "tail " * 40,
     "x " * 200 + "social insurance number: https://app.example.com/cb?id=130692544 end",
+    "y " * 300 + "social insurance number: https://app.example.com/" + "p/" * 700
+    + "cb?id=130692544 end" + " z" * 100,
     "y " * 100 + "u=" + quote(quote(quote(quote(CARD, safe=""), safe=""), safe=""), safe="")
     + " z" * 100,
 ]
