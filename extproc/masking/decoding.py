@@ -20,9 +20,9 @@ Bounds: views nest `MAX_DEPTH` deep (`%252D` needs two); a block (a base64, base
 run) is decoded only up to `MAX_BLOCK` bytes and only where it decodes to text (UTF-8,
 no control characters but tabs and line breaks); a unit whose bytes are no UTF-8 where
 they land is left as written. What the bounds leave encoded is no way around the
-detectors: a block run past `MAX_BLOCK` that begins as text, and what the deepest view
-still holds encoded, are findings of their own (`UNDECODED`), masked whole and counted
-unless a policy's mask leaves `undecoded` out.
+detectors: a block run past `MAX_BLOCK` (to `MAX_UNDECODED`) that begins as text, and what
+the deepest view still holds encoded, are findings of their own (`UNDECODED`), masked
+whole and counted unless a policy's mask leaves `undecoded` out.
 A stream (stream.py) holds back from a unit near its end and from an open block run, so
 that it masks as the whole text does (`pending`).
 
@@ -57,6 +57,9 @@ MAX_DEPTH = 3  # views of views: a value encoded twice, then wrapped in base64
 # reach 1 MB), a dump piped through `base64`. A stream holds an open run back up to it.
 MAX_BLOCK = 1024 * 1024
 _START_READ = 4096  # how much of a longer run is read to tell whether it is text
+# The longest run masked whole as `UNDECODED`: a stream holds one back while it is open,
+# so this bounds what it holds. A longer run is a document, and passes as it is.
+MAX_UNDECODED = 8 * MAX_BLOCK
 _MIN_BLOCK = 16  # shorter runs are words and ids, not encoded text
 # How far back from a text's end a unit may begin a finding still growing: a finding of
 # the detectors' longest (~350 characters) written as entities of up to 10 bytes each.
@@ -509,8 +512,8 @@ def _windows(t: Text, codec: Codec, oversized: list[re.Match[bytes]] | None = No
     size = len(t.raw)
     for m in codec.units(t):
         if (decoded := codec.decode(m)) is None:
-            if (oversized is not None and codec is BLOCK and len(m[0]) > MAX_BLOCK
-                    and _starts_as_text(m[0])):
+            if (oversized is not None and codec is BLOCK
+                    and MAX_BLOCK < len(m[0]) <= MAX_UNDECODED and _starts_as_text(m[0])):
                 oversized.append(m)
             continue
         s, e = max(0, m.start() - _LEAD), min(size, m.end() + _LEAD)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
-from extproc.masking.decoding import MAX_BLOCK
+from extproc.masking.decoding import MAX_BLOCK, MAX_UNDECODED
 
 SPEC = MaskSpec()
 SSN, CARD, MAIL = "512-34-6789", "4111 1111 1111 1111", "ann.lee@example.com"
@@ -278,6 +278,21 @@ def test_a_stream_masks_a_text_block_past_the_bound_as_the_whole_text_does(
     stream = masker.stream(SPEC)
     out = "".join(stream.feed(text[i:i + step]) for i in range(0, len(text), step))
     assert out + stream.finish() == masker.mask_text(text, SPEC)[0]
+
+
+def test_a_run_past_the_undecoded_bound_passes_and_a_stream_holds_it_no_longer(
+        masker: Masker) -> None:
+    """A stream holds an open run back to mask it whole: past `MAX_UNDECODED` it is a
+    document, released as it comes (the stream's memory is bounded) and passed whole."""
+    line = base64.b64encode(b"lorem ipsum dolor " * 4).decode()
+    run = line * ((MAX_UNDECODED // len(line)) + 2)
+    stream = masker.stream(SPEC)
+    most = 0
+    for i in range(0, len(run), 1 << 18):
+        stream.feed(run[i:i + (1 << 18)])
+        most = max(most, stream.held)
+    assert most < MAX_UNDECODED + (1 << 19)
+    assert masker.mask_text(run, SPEC) == (run, {})
 
 
 def test_what_the_deepest_view_still_holds_encoded_is_masked_whole(masker: Masker) -> None:
