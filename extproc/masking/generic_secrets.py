@@ -52,7 +52,9 @@ MAX_VALUE = 256
 _NAME = re.compile(rb"[A-Za-z0-9_.-]{0,64}")  # read forward, or backward on a reversed slice
 _SEPARATOR = re.compile(rb"[\"']?[ \t]{0,4}(?:\x01|=>|:=|==?|:)[ \t]{0,4}")
 _FLAG_SEPARATOR = re.compile(rb"(?:=|[ \t]{1,4})")
-_QUOTED = {q: re.compile(rb"%s([^%s\n\x00]{1,%d})%s" % (q, q, MAX_VALUE, q))
+# A value is read to `LONGEST_VALUE` and judged on its first `MAX_VALUE` bytes: a 2 KB
+# token under `signing_key` is masked whole (it was left whole, as too long to judge).
+_QUOTED = {q: re.compile(rb"%s([^%s\n\x00]{1,%d})%s" % (q, q, LONGEST_VALUE, q))
            for q in (b'"', b"'", b"`")}
 # A bare value ends at a space, a quote, `,` `;`, or an `&` that starts a URL query's
 # next parameter (`&page=2`; any other `&` is part of a password). Read in runs (an
@@ -63,9 +65,9 @@ _QUOTED = {q: re.compile(rb"%s([^%s\n\x00]{1,%d})%s" % (q, q, MAX_VALUE, q))
 # holding a lookahead skip the lookahead (`a&b=1` read whole), and tollgate runs on any
 # 3.11.
 _BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]++|&(?![A-Za-z0-9_.-]{1,64}=))+")
-_BARE_LONGEST = MAX_VALUE + 1
+_BARE_LONGEST = LONGEST_VALUE
 _BARE_REACH = _BARE_LONGEST + 65
-_JSON_VALUE = re.compile(rb"[^\x00]{1,%d}" % (MAX_VALUE + 1))
+_JSON_VALUE = re.compile(rb"[^\x00]{1,%d}" % LONGEST_VALUE)
 _TRAILING = b".)]}"
 
 # Values that are not secrets whatever their characters.
@@ -186,7 +188,7 @@ def _value(t: Text, start: int, end: int) -> tuple[int, int, bool] | None:
         span = m.span(1) if m else None
     else:
         span = _bare(t.raw, at)
-    return (*span, password) if span and span[1] - span[0] <= MAX_VALUE else None
+    return (*span, password) if span else None
 
 
 def _bare(raw: bytes, at: int) -> tuple[int, int] | None:
@@ -202,7 +204,7 @@ def find(t: Text, positions: Mapping[bytes, list[int]]) -> list[tuple[int, int]]
     """The candidates that look generated (see `looks_generated`), and the secrets the
     words of `CUES` lead to."""
     found = [(s, e) for s, e, password in candidates(t, positions)
-             if looks_generated(t.raw[s:e], password)]
+             if looks_generated(t.raw[s:min(e, s + MAX_VALUE)], password)]
     for word, finder in _CUED:
         for pos in positions.get(word, ()):
             found += finder(t.raw, pos)

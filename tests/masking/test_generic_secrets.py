@@ -3,6 +3,7 @@ key-like name that looks generated, in text and in JSON, and what must stay read
 
 from __future__ import annotations
 
+import random
 import string
 
 import pytest
@@ -108,3 +109,31 @@ def test_an_aws_secret_next_to_a_key_like_name_is_an_aws_secret() -> None:
     assert found("aws_secret_key", f"secret: {aws}") == [aws]
     assert found("aws_secret_key", f'{{"token": "{aws}"}}') == [aws]
     assert found("aws_secret_key", f"secret: {aws}Z") == []  # 41 characters
+
+
+# A kilobyte of a generated secret: judged on its first 256 bytes, masked whole (longer
+# than 256 bytes, it was left whole, as too long to judge, in text and in JSON alike).
+_LONG_SECRET = "".join(random.Random(3).choices(
+    string.ascii_letters + string.digits, k=1000))
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    (f"signing_key: {_LONG_SECRET}\nnext: 1", "signing_key: [REDACTED:SECRET]\nnext: 1"),
+    (f'{{"webhook_secret": "{_LONG_SECRET}"}}', '{"webhook_secret": "[REDACTED:SECRET]"}'),
+    (f"export APP_SECRET={_LONG_SECRET} ok", "export APP_SECRET=[REDACTED:SECRET] ok"),
+], ids=["config-line", "json-in-text", "env"])
+def test_a_long_generated_value_under_a_secret_s_name_is_masked_whole(
+        text: str, masked: str) -> None:
+    assert Masker(b"k" * 32).mask_text(text, MaskSpec())[0] == masked
+
+
+def test_a_long_value_judged_on_its_start_stays_when_it_is_prose() -> None:
+    text = "api_key_help: " + "use the key you were given at sign-up " * 20
+    assert Masker(b"k" * 32).mask_text(text, MaskSpec()) == (text, {})
+
+
+def test_a_long_generated_value_in_json_is_masked_whole() -> None:
+    masked, counts = Masker(b"k" * 32).mask_json(
+        {"webhook_secret": _LONG_SECRET, "note": "x"}, MaskSpec())
+    assert masked == {"webhook_secret": "[REDACTED:SECRET]", "note": "x"}
+    assert counts == {"generic_secret": 1}

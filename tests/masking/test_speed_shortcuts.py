@@ -151,7 +151,7 @@ values = st.lists(_VALUE_BYTES, max_size=300).map(bytes) | st.sampled_from([
     b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", b"hunter2-Xy9", b"settings.DB_PASSWORD",
     b"2024-01-01T00:00:00Z", b"C:\\Users\\x", b"${TOKEN}", b"Q9v&page=2", b"aB3$" * 70])
 _PLAIN_BARE = re.compile(rb"(?:[^\s\"'`,;&\x00\x01]|&(?![A-Za-z0-9_.-]{1,64}=)){1,%d}"
-                         % (generic_secrets.MAX_VALUE + 1))
+                         % generic_secrets.LONGEST_VALUE)
 
 
 @pytest.mark.slow
