@@ -13,6 +13,7 @@ Its ports are a run the suite's own range hands out, so it runs beside a quickst
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -316,9 +317,16 @@ def assert_nothing_left(base: int, span: int, temporary: Path) -> None:
     runs) and the installer's locks (uv's, made by `make run`'s install)."""
     for port in range(base, base + span):
         stack.wait_until(partial(free, port), 10, f"port {port} free")
-    left = [p.name for p in temporary.iterdir()
-            if not re.fullmatch(r"tollgate-\d+|uv-[\w-]+\.lock", p.name)]
-    assert left == []
+
+    def left() -> list[str]:
+        return [p.name for p in temporary.iterdir()
+                if not re.fullmatch(r"tollgate-\d+|uv-[\w-]+\.lock", p.name)]
+
+    # A supervisor frees its ports before it removes its workers' metrics folder (its last
+    # step, as it exits): a check made between the two found the folder (seen in CI).
+    with contextlib.suppress(stack.StackError):
+        stack.wait_until(lambda: not left(), 10, "the stack's folders removed")
+    assert left() == []
 
 
 def free(port: int) -> bool:
