@@ -537,25 +537,31 @@ def _findings(t: Text, inner: tuple[Detector, ...], transforms: tuple[Codec, ...
     oversized: list[re.Match[bytes]] | None = [] if UNDECODED in inner else None
     line = raw.find(b"\n")
     quoted: list[tuple[int, int]] = []  # what the quoted-printable view found, whose
-    for codec in (*CODECS, *transforms):  # soft breaks the soft-break view then leaves
+    plain: _Plain = {}                   # soft breaks the soft-break view then leaves
+    for codec in (*CODECS, *transforms):
         if codec.trigger not in hits and codec.trigger != _ANY_TEXT:
             continue
         for units, lo, hi in _windows(t, codec, oversized):
             decoded = view(raw, units, lo, hi)
             if decoded is not None:
                 head = t.head if t.head is not None else raw[:line] if 0 <= line < lo else None
-                yield from _in_view(decoded, head, codec, inner, quoted, t)
+                yield from _in_view(decoded, head, codec, inner, quoted, t, plain)
     for m in oversized or ():
         yield *m.span(), UNDECODED
 
 
+# A detector's findings in a text as it is, by name, read once per text where the lines
+# read backwards need them (`_in_view`).
+_Plain = dict[str, list[tuple[int, int, Detector]]]
+
+
 def _in_view(decoded: _View, head: bytes | None, codec: Codec, inner: tuple[Detector, ...],
-             quoted: list[tuple[int, int]], t: Text) -> Iterator[tuple[int, int, Recoded]]:
+             quoted: list[tuple[int, int]], t: Text, plain: _Plain
+             ) -> Iterator[tuple[int, int, Recoded]]:
     """The findings of `inner` in one view of `t`, over their spans of `t`: those in a
     run of units together as one. A line read backwards is masked only for what the line
     as it is does not show (a card's digits read both ways): else the line is left to
     the detectors as it is."""
-    plain: dict[str, list[tuple[int, int, Detector]]] = {}  # in `t` as it is (`REVERSED`)
     group: list[tuple[int, int, Detector]] = []  # findings in one run of units
     vs = ve = ss = se = 0
     own = False  # the group holds a finding the text as it is does not
@@ -584,9 +590,11 @@ def _in_view(decoded: _View, head: bytes | None, codec: Codec, inner: tuple[Dete
                 yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
             group, vs, ve, ss, se, own = [], ws, we, wss, wse, False
         group.append((s, e, d))
+        if not own and codec is REVERSED and d.name not in plain:
+            plain[d.name] = scan(t, (d,))
         own = own or codec is not REVERSED or not any(
             a < wss + we - s and wss + we - e < b  # its span in the line as it is
-            for a, b, _ in plain.setdefault(d.name, scan(t, (d,))))
+            for a, b, _ in plain[d.name])
     if group and own:
         yield ss, se, _recoded(decoded.text, vs, ve, group, codec)
 
