@@ -66,8 +66,11 @@ LONGEST_VALUE = 64 * 1024
 # value's context as the whole text does.
 _CARRIER_REACH = 400
 _TOKEN_ENDS = bytes(0 if b in b" \t\r\n\f\v\"'<>,;|\x00\x01(" else 1 for b in range(256))
-_CARRIER = re.compile(rb"(?:[A-Za-z0-9_.\-\[\]]{1,64}=)?([A-Za-z][A-Za-z0-9+.-]{0,15}://\S*[?&]"
-                      rb"|(?:[A-Za-z0-9_.\-\[\]]{1,64}=[^\s&]*&)*)")
+# A URL's scheme and a query parameter's name, as patterns (generic_secrets.py's too).
+URL_SCHEME = rb"[A-Za-z][A-Za-z0-9+.-]{0,15}://"
+PARAM_NAME = rb"[A-Za-z0-9_.\-\[\]]{1,64}"
+_CARRIER = re.compile(rb"(?:%s=)?(%s\S*[?&]|(?:%s=[^\s&]*&)*)"
+                      % (PARAM_NAME, URL_SCHEME, PARAM_NAME))
 
 
 class Text:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import cast
 
-from extproc.masking.detectors import LONGEST_VALUE, Text
+from extproc.masking.detectors import LONGEST_VALUE, PARAM_NAME, URL_SCHEME, Text
 from extproc.masking.vendor_rules import entropy
 
 # Words one of which a key-like name holds (gate literals; any case).
@@ -143,8 +143,8 @@ def _candidates(t: Text, positions: Mapping[bytes, list[int]]) -> Iterator[tuple
 
 # A URL with a query (`https://app/cb?token=…`) as a secret's value: its parameters'
 # values stand in its place (a URL is no secret, what it carries may be).
-_QUERY_URL = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]{0,15}://[^?#\s]*\?")
-_PARAM_VALUE = re.compile(rb"[A-Za-z0-9_.\-\[\]]{1,64}=([^&#]+)")
+_QUERY_URL = re.compile(rb"%s[^?#\s]*\?" % URL_SCHEME)
+_PARAM_VALUE = re.compile(rb"%s=([^&#]+)" % PARAM_NAME)
 
 
 def _carried(raw: bytes, s: int, e: int, depth: int = 3) -> list[tuple[int, int]]:
