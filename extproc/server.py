@@ -193,7 +193,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     config.listen.admin,
                     api.routes() + MonitorApi(holds.store.store, verifier,
                                            config.monitor.viewers).routes()
-                    + recordings_api(config, holds.store.store, verifier, recorder).routes()
+                    + recordings_api(config, holds.store, verifier, recorder).routes()
                     + HomeApi(verifier, config.monitor.viewers,
                               Readers(config.recordings, config.targets)).routes()
                     + ssh_certificates_api(config, verifier).routes()
@@ -617,15 +617,18 @@ def sessions_api(config: Config, store: LiveStore, live: LiveSessions, verifier:
                        config.recording.max_body_bytes)
 
 
-def recordings_api(config: Config, store: AsyncStore, verifier: Verifier,
+def recordings_api(config: Config, approvals: ApprovalStore, verifier: Verifier,
                    recorder: Recorder) -> RecordingsApi:
-    """The record, read by its readers on the admin port, each read recorded by `recorder`;
-    its reports signed with the record's own key."""
+    """The record, read by its readers on the admin port (and by an approval's approvers,
+    its requester's), each read recorded by `recorder`; its reports signed with the
+    record's own key."""
     player = config.recordings.player_dir
-    return RecordingsApi(store, verifier, recorder, Readers(config.recordings, config.targets),
+    return RecordingsApi(approvals.store, verifier, recorder,
+                         Readers(config.recordings, config.targets),
                          config.recordings, config.policy.sensitive_headers,
                          Reports(config, recorder.signer),
-                         player=None if player is None else config.resolve(player))
+                         player=None if player is None else config.resolve(player),
+                         approvals=approvals)
 
 
 def open_recorder(config: Config, masker: Masker) -> Recorder:

@@ -80,6 +80,10 @@ class Approval:
                 "another person", 409)
         return refused
 
+    def is_approver(self, sub: str | None, groups: Sequence[str]) -> bool:
+        """Whether `sub` is one of its approvers (never its requester)."""
+        return self._not_approver(sub, groups) is None
+
     def visible_to(self, sub: str | None, groups: Sequence[str]) -> bool:
         """Whether `sub` may see it: its requester, and those who may decide it."""
         return sub == self.requester or self._not_approver(sub, groups) is None

@@ -131,7 +131,7 @@ def _print_approval(found: dict[str, Any], admin: str) -> None:
         ("approvers", ", ".join(found["approvers"]) + _quorum(found)),
         ("grants", _grant(found)),
         ("created", f"{_utc(found['created_us'])} UTC"),
-        ("expires", f"{_utc(found['expires_us'])} UTC"),
+        ("expires", _expiry(found)),
         ("decided", f"{found['decided_by']} at {_utc(found['decided_us'])} UTC"
                     + (f": {found['reason']}" if found["reason"] else "")
          if found["decided_by"] else "-"),
@@ -152,19 +152,23 @@ def _waiting(found: dict[str, Any]) -> str:
     """How the held request waits, as the page says it (without the relative times)."""
     wait = found.get("wait") or {}
     answered = wait.get("answered")
-    if answered and answered.get("client_left"):
-        return (f"its client left at {_utc(answered['at_us'])} UTC, while it waited (the "
-                f"approval was {answered['approval_status']} then)")
     if answered:
-        why = f" {answered['refusal']}" if answered.get("refusal") else ""
-        did = f": {answered['detail']}" if answered.get("detail") else ""
-        return (f"answered {answered['status']}{why} at {_utc(answered['at_us'])} UTC "
-                f"(the approval was {answered['approval_status']} then){did}")
+        return (f"answered at {_utc(answered['at_us'])} UTC (the approval "
+                f"{answered['approval_status']} then): {answered['said']}")
     if found["status"] != "pending":
         return "-"
     if wait.get("until_us"):
         return f"since {_utc(wait['since_us'])} UTC, at most until {_utc(wait['until_us'])} UTC"
     return f"since {_utc(found['created_us'])} UTC"
+
+
+def _expiry(found: dict[str, Any]) -> str:
+    """When it expires, while that can still come (as the page says it): a pending
+    approval's expiry, an approved once grant's (usable until then), an expired one's."""
+    at = f"{_utc(found['expires_us'])} UTC"
+    if found["status"] == "approved" and found["grant_mode"] == "once":
+        return f"{at} (usable until then)"
+    return at if found["status"] in ("pending", "expired") else "-"
 
 
 def _quorum(found: dict[str, Any]) -> str:

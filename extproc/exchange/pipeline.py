@@ -29,7 +29,7 @@ from extproc.exchange.act import Act
 from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
-from extproc.exchange.state import CLIENT_LEFT, Exchange, approved
+from extproc.exchange.state import Exchange, approved
 from extproc.identity import Who, identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolLister, ToolPins
@@ -39,6 +39,7 @@ from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR, Severity
 from extproc.policy.input import InputEncoder
 from extproc.recording import Evidence
+from extproc.recording.record import CLIENT_LEFT
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 from extproc.token_exchange import TokenUnavailable, verified_subject

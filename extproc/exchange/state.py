@@ -355,10 +355,6 @@ def held_because(answer: Answer) -> str:
     return f", held: {'; '.join(map(str, reasons))}" if reasons else ""
 
 
-# tollgate.outcome (the record's detail) of an exchange whose client went away before it
-# ended: while it was decided or held, or before its answer reached it.
-CLIENT_LEFT = "client_left"
-
 # tollgate.outcome of an allowed exchange whose answer the client got an error in place of.
 _REFUSED_IN_PART = frozenset({"server_request_refused", "unmaskable_content"})
 

@@ -174,6 +174,10 @@ class Session(NamedTuple):
 _GROUPED_KINDS = frozenset({"exchange", "decision", "tunnel"})
 _SESSION_MOST = 128  # characters of a session id kept
 
+# The outcome's detail (`tollgate.outcome`) of an exchange whose client went away before
+# it ended: while it was decided or held, or before its answer reached it.
+CLIENT_LEFT = "client_left"
+
 
 def content_of(evidence: Evidence, masker: Masker,
                session: Session | None = None) -> dict[str, Any]:

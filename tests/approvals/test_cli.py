@@ -5,8 +5,12 @@ waits) and what `list` selects."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from extproc.approvals.answered import Answered
 from extproc.cli import approvals as approvals_cli
 from tests.approvals.conftest import REQUESTER, create, opened
 from tests.approvals.test_api import BASE, DBA_TOKEN, TRACE_UI, serving
@@ -53,15 +57,36 @@ async def test_list_selects_one_requesters_decided_approvals(sqlite_url: str,
 
 
 def test_show_says_how_the_held_request_ended() -> None:
-    """The `wait` line of `tollgate approvals show`: answered, or its client left."""
-    answered = {"at_us": 1_700_000_000_000_000, "status": 403, "refusal": "approval_required",
-                "approval_status": "pending", "client_left": False}
-    shown = {"status": "pending", "wait": {"answered": answered}}
+    """The `wait` line of `tollgate approvals show`: answered (in the words every surface
+    uses, answered.py), or its client left."""
+    answered = Answered(at_us=1_700_000_000_000_000, status=403, action="hold",
+                        refusal="approval_required", approval_status="pending",
+                        client_left=False, detail=None)
+    shown = {"status": "pending", "wait": {"answered": answered.as_json()}}
     assert approvals_cli._waiting(shown) == (
-        "answered 403 approval_required at 2023-11-14 22:13:20 UTC (the approval was "
-        "pending then)")
-    shown["wait"]["answered"] = {**answered, "status": None, "refusal": None,
-                                 "client_left": True}
+        "answered at 2023-11-14 22:13:20 UTC (the approval pending then): tollgate "
+        "refused it (403 approval_required)")
+    left = replace(answered, status=None, refusal=None, client_left=True)
+    shown["wait"]["answered"] = left.as_json()
     assert approvals_cli._waiting(shown) == (
-        "its client left at 2023-11-14 22:13:20 UTC, while it waited (the approval was "
-        "pending then)")
+        "answered at 2023-11-14 22:13:20 UTC (the approval pending then): its client left "
+        "before it was answered")
+    ran = replace(answered, status=200, action="allow", refusal=None,
+                  approval_status="used", detail="DELETE 3")
+    shown = {"status": "used", "wait": {"answered": ran.as_json()}}
+    assert approvals_cli._waiting(shown) == (
+        "answered at 2023-11-14 22:13:20 UTC (the approval used then): it ran: DELETE 3")
+
+
+@pytest.mark.parametrize(("status", "grant_mode", "shown"), [
+    ("pending", "once", "2023-11-14 22:13:20 UTC"),
+    ("approved", "once", "2023-11-14 22:13:20 UTC (usable until then)"),
+    ("approved", "window", "-"),
+    ("expired", "once", "2023-11-14 22:13:20 UTC"),
+    ("used", "once", "-"), ("denied", "once", "-"), ("abandoned", "once", "-"),
+])
+def test_show_gives_an_expiry_only_while_it_can_come(status: str, grant_mode: str,
+                                                     shown: str) -> None:
+    found = {"status": status, "grant_mode": grant_mode,
+             "expires_us": 1_700_000_000_000_000}
+    assert approvals_cli._expiry(found) == shown

@@ -11,6 +11,7 @@ import pytest
 
 from extproc import config
 from extproc.admin.slack.signature import refused, sign
+from extproc.approvals.answered import Answered
 from extproc.approvals.slack.blocks import message, state_of
 from extproc.approvals.slack.web_api import SlackSecrets
 from tests.approvals.test_model import APPROVAL
@@ -141,12 +142,67 @@ def buttons(approval: Any, at: int = NOW) -> list[str]:
     (replace(HELD, status="approved"), "approved", False),  # a once grant, used later
     (replace(HELD, status="approved", expires_us=NOW), "approved", True),
     (replace(HELD, status="approved", grant_mode="window"), "approved", True),
-    (replace(HELD, status="used"), "used", True),
+    (replace(HELD, status="used", used_us=NOW), "used:untold", False),
+    (replace(HELD, status="used", used_us=NOW - 601_000_000), "used:untold", True),
     (replace(HELD, status="denied"), "denied", True),
     (replace(HELD, status="abandoned"), "abandoned", True),
 ])
 def test_each_state_is_told_apart(approval: Any, state: str, final: bool) -> None:
-    assert state_of(approval, NOW) == (state, final)
+    assert state_of(approval, at_us=NOW) == (state, final)
+
+
+# How a used approval's request was answered, as its record says (answered.py).
+RAN = Answered(at_us=NOW, status=200, action="allow", refusal=None, approval_status="used",
+               client_left=False, detail="DELETE 3")
+REFUSED = replace(RAN, status=403, action="deny", refusal="effect_unmeasured", detail=None)
+USED = replace(HELD, status="used", used_us=NOW, decided_by="dana", decided_us=NOW,
+               approved_by=("dana",))
+
+
+def outcome(shown: dict[str, Any]) -> str:
+    return str(shown["blocks"][3]["text"]["text"])
+
+
+def test_a_used_approval_says_what_its_request_did_as_its_record_says() -> None:
+    """Never "it went through" of a request refused afterwards: the record decides."""
+    assert state_of(USED, RAN, NOW) == ("used:told", True)
+    ran = message(USED, None, NOW, RAN)
+    assert outcome(ran) == "Approved by dana at 2026-11-18 11:06:40 UTC; it ran: DELETE 3."
+    assert ran["blocks"][0]["text"]["text"] == "Approved"
+    refused = message(USED, None, NOW, REFUSED)
+    assert outcome(refused) == ("Approved by dana at 2026-11-18 11:06:40 UTC; tollgate "
+                                "refused it (403 effect_unmeasured).")
+    assert refused["blocks"][0]["text"]["text"] == "Approved, then refused"
+    assert "went through" not in str(refused)
+    # An earlier try's answer (it gave up while the approval was pending) is not the
+    # used request's: the message waits for the record of the one that used it.
+    gave_up = replace(REFUSED, approval_status="pending", refusal="approval_required")
+    assert state_of(USED, gave_up, NOW) == ("used:untold", False)
+    assert outcome(message(USED, None, NOW, gave_up)).endswith(
+        "; its answer is not in the record yet.")
+    assert outcome(message(USED, None, NOW + 601_000_000)).endswith(
+        "; its answer is missing from the record.")
+
+
+def test_a_two_person_approval_says_so_from_the_first_message_to_the_last() -> None:
+    two = replace(HELD, approvals_needed=2)
+    first = str(message(two, None, NOW))
+    assert "Needs: 2 different approvers" in first
+    assert "It needs 2 different approvers; nobody has approved it yet." in first
+    half = str(message(replace(two, approved_by=("dana",)), None, NOW))
+    assert "Approved so far by dana: 1 more approver needed." in half
+    done = replace(USED, approvals_needed=2, approved_by=("dana", "ops-olga"),
+                   decided_by="ops-olga")
+    assert outcome(message(done, None, NOW, RAN)).startswith(
+        "Approved by dana, ops-olga at ")
+
+
+def test_a_decided_message_shows_no_expiry_that_cannot_come() -> None:
+    assert "Expires:" in str(message(HELD, None, NOW))
+    assert "Expires:" in str(message(replace(HELD, status="approved"), None, NOW))
+    for decided in (USED, replace(HELD, status="denied", decided_by="dana", decided_us=NOW),
+                    replace(HELD, status="approved", grant_mode="window")):
+        assert "Expires:" not in str(message(decided, None, NOW, RAN))
 
 
 def test_a_pending_message_has_buttons_and_a_decided_one_its_outcome() -> None:

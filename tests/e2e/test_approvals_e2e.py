@@ -575,3 +575,46 @@ def test_expiry_and_a_webhook_that_is_down(make_gateway: GatewayFactory,
     again = sql(gw, "DELETE FROM customers")
     assert again.json()["approval_id"] != approval_id
     assert len(names(gw)) == 4
+
+
+def test_an_approver_who_reads_no_record_still_sees_the_requesters_refusals(
+        gw: Gateway) -> None:
+    """dana decides for group:dba but is no reader of the record (recordings.readers is
+    security and auditors here): by the approval, she reads its requester's records on
+    its target, refusals first to see, and nothing else; each read is recorded."""
+    assert sql(gw, "DROP TABLE customers").status == 403  # what the agent tried before
+    text = "UPDATE customers SET email = email -- what else did it do?"
+    held, approval = held_sql(gw, text)
+    code, shown = api(gw, "GET", f"/approvals/{approval['id']}", DBA)
+    assert code == 200 and (shown["reads_record"], shown["reads_requester"]) == (False, True)
+    query = (f"/recordings/search?since=1d&identity=svc-autogen&target="
+             f"{approval['target']}")
+
+    def found() -> list[dict[str, Any]]:
+        code, answer = api(gw, "GET", f"{query}&approval={approval['id']}", DBA)
+        assert code == 200, answer
+        return list(answer["records"])
+
+    stack.wait_until(lambda: any(r["action"] == "deny" for r in found()), 15,
+                     "the agent's refused DROP, read by the approval's approver")
+    assert {(r["identity"], r["target"]) for r in found()} == {
+        ("svc-autogen", approval["target"])}
+    # Someone else's records are not hers to read by it, nor is the record without it.
+    code, answer = api(gw, "GET", f"/recordings/search?since=1d&identity=dmitri"
+                       f"&approval={approval['id']}", DBA)
+    assert code == 200 and answer["records"] == []
+    assert api(gw, "GET", query, DBA)[0] == 403
+    assert api(gw, "GET", f"{query}&approval={approval['id']}", NOT_AN_APPROVER)[0] == 403
+    assert api(gw, "GET", f"{query}&approval={approval['id']}", AGENT)[0] == 403
+    assert api(gw, "GET", f"{query}&approval=ap-none", DBA)[0] == 403
+    code, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", OTHER_DBA,
+                  {"reason": "the test is over"})
+    assert code == 200 and held.result().status == 403
+
+    def reads() -> list[dict[str, Any]]:
+        return [r for r in gw.records("access")
+                if r["meaning"]["access"]["query"].get("approval") == approval["id"]
+                and r["identity"]["sub"] == "dana"]
+
+    stack.wait_until(lambda: any(r["outcome"]["status"] == 200 for r in reads()), 10,
+                     "dana's reads by the approval, in the record")

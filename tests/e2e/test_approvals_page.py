@@ -281,11 +281,23 @@ def test_an_approver_approves_a_held_request_and_it_completes(gw: Gateway, page:
     expect(row).to_have_count(0)
     reply = held.result()
     assert reply.status == 200, reply.body
+    # What it then did, as its record says, stays in view after the status line moves on.
+    expect(page.locator("#decided")).to_have_text(
+        f"{approval['id']} approved by dana. Then it ran: its target answered 200 OK.",
+        timeout=WAIT_MS)
 
     code, shown = api(gw, "GET", f"/approvals/{approval['id']}", DBA)
     assert code == 200
     assert shown["status"] in ("approved", "used")
     assert (shown["decided_by"], shown["reason"]) == ("dana", "ticket 42: phones normalised")
+
+    # Its view says what it did, and shows no expiry that can no longer come.
+    page.goto(approval["page_url"])
+    expect(page.locator("#detail-wait")).to_have_text(re.compile(
+        r"^Its request was answered .+ \(the approval used then\): it ran: its target "
+        r"answered 200 OK\.$"), timeout=WAIT_MS)
+    expect(page.locator("#detail-expiry")).to_have_count(0)
+    page.goto(f"{gw.admin_url}/approvals/ui#pending")
 
     # The history tab lists it, decided by the approver with the reason.
     page.click("#tab-history")
@@ -605,8 +617,8 @@ def test_the_agents_own_token_never_sees_approve_or_deny(gw: Gateway, page: Page
     # (its refusal would count as a read refused that nobody tried: the approval says
     # `reads_record` false, and the page takes its word).
     expect(page.locator("#detail-activity")).to_have_text(
-        "Only the record's readers (recordings.readers) see what the requester did; you "
-        "are not one of them.", timeout=WAIT_MS)
+        "Only the record's readers (recordings.readers) and this approval's approvers see "
+        "what the requester did; you are neither.", timeout=WAIT_MS)
     assert not held.answered
     deny_with_api(gw, approval, held)
 
@@ -626,7 +638,7 @@ def test_the_pages_own_reads_of_the_record_are_no_persons_attempts(
     page.goto("about:blank")
     open_page(page, gw, AGENT, f"#{approval['id']}")
     expect(page.locator("#detail-activity")).to_contain_text(
-        "you are not one of them.", timeout=WAIT_MS)
+        "you are neither.", timeout=WAIT_MS)
     deny_with_api(gw, approval, held)
 
     def page_reads() -> list[dict[str, Any]]:

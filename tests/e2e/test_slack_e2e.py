@@ -258,6 +258,8 @@ def test_a_linked_approvers_click_approves_and_the_request_completes(
     reply = held.result()
     assert reply.status == 200, reply.body
     updated = shows(slack, approval["id"], "Approved by dana")
+    # Then what the request did, as its record says (never assumed from the approval).
+    updated = shows(slack, approval["id"], "; it ran: its target answered 200 OK.")
     assert "tollgate_approve" not in updated.buttons()
     assert "tollgate_deny" not in updated.buttons()
     # The record says it came through Slack, and names the identity and the Slack user.

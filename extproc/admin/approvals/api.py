@@ -36,6 +36,7 @@ from opentelemetry.trace import Span
 from extproc import admin
 from extproc.admin.caller import caller_of
 from extproc.admin.recordings.readers import NotAReader, Readers
+from extproc.approvals.answered import answered
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError, approve_url
 from extproc.approvals.notify import page_url
@@ -43,10 +44,8 @@ from extproc.approvals.store import ApprovalStore
 from extproc.codecs.message import parse_json, request_view
 from extproc.config import Target
 from extproc.exchange.recorded import recorded
-from extproc.exchange.state import CLIENT_LEFT
 from extproc.identity import Authenticated
 from extproc.recording import BodyCapture, Evidence, Recorder, RecordingUnavailable
-from extproc.recording.store import content_of
 from extproc.store import StoreError
 from extproc.telemetry import Telemetry, span_id_of, trace_id_of
 
@@ -57,8 +56,6 @@ _STATUSES = ("pending", "approved", "denied", "used", "expired", "abandoned", "d
 _MOST_LISTED = 500
 _REASON_CHARS = 1000
 _SUBJECT_CHARS = 1000
-# Exchange records one trace holds at most: the held request's own, its strict decision.
-_MOST_TRACE_RECORDS = 10
 
 
 class ApprovalsApi:
@@ -147,37 +144,13 @@ class ApprovalsApi:
         capped, and never past the approval's expiry; none where nothing waits, as for a
         changed MCP tool definition), whether a request still waits on it now (its
         waiter's lease: none once its client left or its replica died, even before
-        `until`) and on which replica, and how it was answered once it was (from its
-        exchange's record: when, the status, the refusal, the approval's status then,
-        whether its client left instead of waiting on, what it did). A request held past
-        its approval's creation by a retry shows the first request's answer; a grant used
-        by a retry after its client left, the retry's."""
+        `until`) and on which replica, and how it was answered once it was (answered.py:
+        what every surface says of it)."""
         until = (None if approval.hold_until_us is None
                  else min(approval.hold_until_us, approval.expires_us))
-        answered = None
-        # The held request's trace, and the retry's that used the grant (its client left).
-        rows = await self._store.store.execute(
-            "SELECT started_us, status, content FROM records WHERE trace_id IN (?, ?) "
-            "AND kind = 'exchange' ORDER BY started_us LIMIT ?",
-            (approval.trace_id, approval.used_trace_id or approval.trace_id,
-             _MOST_TRACE_RECORDS))
-        for started_us, status, content in rows:
-            found = content_of(content)
-            held = found.get("approval") or {}
-            if held.get("id") != approval.id or (
-                    answered is not None and found.get("trace_id") != approval.used_trace_id):
-                continue
-            outcome = found.get("outcome") or {}
-            answered = {
-                "at_us": started_us + int((found.get("duration_ms") or 0) * 1000),
-                "status": status, "refusal": outcome.get("refusal"),
-                "approval_status": held.get("status"),
-                "client_left": CLIENT_LEFT in (outcome.get("detail"), outcome.get("refusal")),
-                # What it did, as its front said (a statement's "UPDATE 3" or the
-                # database's error, a command's exit status).
-                "detail": outcome.get("detail"),
-            }
-        return {"since_us": approval.created_us, "until_us": until, "answered": answered,
+        found = await answered(self._store.store, approval)
+        return {"since_us": approval.created_us, "until_us": until,
+                "answered": found.as_json() if found else None,
                 "waiting": approval.waiting(), "held_by": approval.held_by}
 
     # -- deciding ------------------------------------------------------------------------
@@ -319,6 +292,9 @@ class ApprovalsApi:
                           if self._trace_url else None),
             "may_decide": approval.may_decide(caller["sub"], caller["groups"]) is None,
             "reads_record": self._reads_record(caller),
+            # An approver who is no reader still reads the requester's records on its
+            # target (recordings/api.py: search by approval), to decide knowing them.
+            "reads_requester": approval.is_approver(caller["sub"], caller["groups"]),
         }
 
     def _reads_record(self, caller: Authenticated) -> bool:

@@ -33,6 +33,9 @@ const WINDOW_CHOICES = [5, 15, 30, 60, 120, 240, 480, 1440];
 // The requester's activity on the target: how much of the day is summed up, how much shown.
 const ACTIVITY_READ = 100;
 const ACTIVITY_SHOWN = 10;
+// How long, and how often, the page looks for what an approved request then did.
+const TELL_MS = 20000;
+const TELL_EVERY_MS = 1000;
 
 let generation = 0;     // the latest drawing asked for: an older answer arriving late is stale
 let shownOnce = false;  // whether anything was drawn with a token (kept if it stops working)
@@ -109,10 +112,8 @@ function waitParts(approval, nowMs) {
   const answered = wait.answered;
   if (approval.status !== "pending") {
     if (!answered) return null;
-    return ["Its request was answered " + answered.status
-            + (answered.refusal ? " (" + answered.refusal + ")" : "") + " ",
-            { us: answered.at_us }, ", the approval being " + answered.approval_status + "."
-            + (answered.detail ? " What it did: " + answered.detail + "." : "")];
+    return ["Its request was answered ", { us: answered.at_us }, " (the approval "
+            + answered.approval_status + " then): " + answered.said + "."];
   }
   const window = approval.grant_mode === "window";
   const opens = " opens a " + approval.grant_minutes + "-minute window from now for "
@@ -438,8 +439,13 @@ function drawDetail(approval, others, recent, me) {
   fact(facts, "Who may decide", approval.approvers.join(", ") || "nobody");
   if (quorumText(approval)) fact(facts, "Approvals", quorumText(approval)).id = "detail-quorum";
   fact(facts, "Asked", AdminTime.element(approval.created_us));
-  fact(facts, approval.status === "pending" ? "Expires" : "Expiry",
-       AdminTime.element(approval.expires_us));
+  // An expiry matters while it can still come: a pending approval's, and an approved
+  // once grant's, usable until then; once decided otherwise, it is no fact any more.
+  const expiry = { pending: "Expires", approved: "Usable until", expired: "Expired" }[
+    approval.status];
+  if (expiry && !(approval.status === "approved" && approval.grant_mode === "window")) {
+    fact(facts, expiry, AdminTime.element(approval.expires_us)).id = "detail-expiry";
+  }
   if (approval.decided_by) {
     fact(facts, "Decided", approval.status + " by " + approval.decided_by + " ",
          AdminTime.element(approval.decided_us),
@@ -497,17 +503,22 @@ async function drawActivity(approval) {
   if (activityFor === approval.id) return;
   activityFor = approval.id;
   const box = document.getElementById("detail-activity");
-  if (!approval.reads_record) {  // asked anyway, the record would count a refused read
+  if (!approval.reads_record && !approval.reads_requester) {
+    // Asked anyway, the record would count a refused read.
     box.replaceChildren(made("p", "note", "Only the record's readers (recordings.readers) "
-                             + "see what the requester did; you are not one of them."));
+                             + "and this approval's approvers see what the requester did; "
+                             + "you are neither."));
     return;
   }
   let found;
   try {
+    // An approver who is no reader reads by the approval: its requester's, on its target.
     found = await call("/recordings/search?background=1&since=1d&limit=" + ACTIVITY_READ
                        + "&identity="
                        + encodeURIComponent(approval.requester) + "&target="
-                       + encodeURIComponent(approval.target));
+                       + encodeURIComponent(approval.target)
+                       + (approval.reads_record ? ""
+                         : "&approval=" + encodeURIComponent(approval.id)));
   } catch (error) {
     if (error.status === 401) {
       activityFor = null;
@@ -533,10 +544,12 @@ async function drawActivity(approval) {
   summary.id = "detail-activity-summary";
   for (const record of found.records.slice(0, ACTIVITY_SHOWN)) {
     const item = made("li");
-    item.append(AdminTime.element(record.started_us), " ",
-                link([record.kind, record.action, record.target || "", record.status || ""]
-                  .filter((part) => part !== "").join(" "),
-                       "/recordings/ui#record=" + encodeURIComponent(record.id)));
+    const said = [record.kind, record.action, record.target || "", record.status || ""]
+      .filter((part) => part !== "").join(" ");
+    // The record's own page is its readers'; an approver who is none sees the line.
+    item.append(AdminTime.element(record.started_us), " ", approval.reads_record
+      ? link(said, "/recordings/ui#record=" + encodeURIComponent(record.id))
+      : made("span", "record", said));
     if (record.what) item.append(" ", made("span", "summary", record.what));
     if (record.action === "deny") item.className = "refused";
     list.append(item);
@@ -682,8 +695,11 @@ confirmForm.addEventListener("submit", async (event) => {
     // Redrawn first: closing then finds the decided row gone, and focuses the heading.
     await refresh();
     dialog.close();
-    say(answer.id + " " + (answer.status === "pending" ? answer.effect
-      : answer.status + " by " + answer.decided_by) + ".", false);
+    const decided = answer.id + " " + (answer.status === "pending" ? answer.effect
+      : answer.status + " by " + answer.decided_by) + ".";
+    say(decided, false);
+    tell(decided, false);
+    if (verb === "approve" && answer.status !== "pending") tellWhatItDid(answer.id, decided);
   } catch (error) {
     if (error.status === 401) {
       dialog.close();
@@ -695,6 +711,37 @@ confirmForm.addEventListener("submit", async (event) => {
     confirmYes.disabled = false;
   }
 });
+
+// The last decision made on this page, and what it led to: kept in view (the status line
+// is redrawn with every refresh) until the next decision.
+function tell(text, isError) {
+  const line = document.getElementById("decided");
+  line.textContent = visible(text);
+  line.className = isError ? "error" : "";
+  line.hidden = false;
+}
+
+// After approving, what the request then did, as its record says (the same words the
+// CLI and Slack use): it ran, and what its target answered, or tollgate refused it after
+// all. Looked for a while; a request nobody waits on any more is told of when retried.
+async function tellWhatItDid(id, decided) {
+  const until = Date.now() + TELL_MS;
+  while (Date.now() < until) {
+    await new Promise((done) => setTimeout(done, TELL_EVERY_MS));
+    let approval;
+    try {
+      approval = await call("/approvals/" + encodeURIComponent(id));
+    } catch (error) {
+      return;
+    }
+    const answered = approval.wait && approval.wait.answered;
+    if (answered && answered.approval_status !== "pending") {
+      tell(decided + " Then " + answered.said + ".", Boolean(answered.refusal));
+      return;
+    }
+    if (!approval.waiting && approval.status === "approved") return;
+  }
+}
 
 document.getElementById("confirm-no").addEventListener("click", () => dialog.close());
 

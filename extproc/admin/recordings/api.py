@@ -1,7 +1,9 @@
 """The recordings API on the admin port: the audit record, read by its readers.
 
     GET /recordings/search?identity=&target=&action=&kind=&since=7d&limit=50
-                                        records, newest first (as `tollgate audit search`)
+                                        records, newest first (as `tollgate audit search`);
+                                        with approval=ID, an approver of that approval who
+                                        is no reader reads its requester's on its target
     GET /recordings/sessions?identity=&target=&kind=&since=7d&sort=start&order=desc
                             &offset=0&limit=50  (or from=&until=: Unix seconds, a
                                         window such as the monitor chart's minutes)
@@ -59,9 +61,11 @@ from aiohttp import web
 
 from extproc import admin
 from extproc.admin.caller import caller_of
-from extproc.admin.recordings.readers import NotAReader, Readers, Scope
+from extproc.admin.recordings.readers import NotAReader, Readers, Scope, approvers_scope
 from extproc.admin.recordings.report import FORMATS, ReportError, Reports, file_name
 from extproc.approvals.auth import AuthError, Verifier
+from extproc.approvals.model import ApprovalError
+from extproc.approvals.store import ApprovalStore
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.message import request_view
 from extproc.codecs.vocabulary import ACTIONS, KINDS, SESSION_KINDS, session_kinds
@@ -143,10 +147,13 @@ class RecordingsApi:
                  readers: Readers, settings: Recordings, sensitive: tuple[str, ...],
                  reports: Reports | None = None,
                  clock: Callable[[], float] = time.time,
-                 player: Traversable | None = None) -> None:
+                 player: Traversable | None = None,
+                 approvals: ApprovalStore | None = None) -> None:
         """`player`: the folder of the player's files (default: this package's vendor/,
-        which an install without npm lacks)."""
+        which an install without npm lacks); `approvals`: where an approver's search by
+        an approval (`approval=`) finds it."""
         self._store, self._verifier, self._recorder = store, verifier, recorder
+        self._approvals = approvals
         self._readers, self._settings, self._sensitive = readers, settings, sensitive
         self._reports, self._clock = reports, clock
         self._player = player or resources.files("extproc.admin.recordings").joinpath("vendor")
@@ -189,7 +196,7 @@ class RecordingsApi:
             try:
                 admit()
                 caller = await self._caller(request)
-                answer = await read(request, self._scope(request, caller))
+                answer = await read(request, await self._scope(request, endpoint, caller))
                 returned = answer.returned
                 response = web.Response(status=200, body=answer.body,
                                         content_type=answer.content_type,
@@ -243,10 +250,22 @@ class RecordingsApi:
                         exc)
             raise RecordingsError("unauthenticated", str(exc), 401) from None
 
-    def _scope(self, request: web.Request, caller: Authenticated) -> Scope:
+    async def _scope(self, request: web.Request, endpoint: str,
+                     caller: Authenticated) -> Scope:
+        """The caller's scope as a reader; else, searching by an approval they may decide
+        (`approval=`), its requester's records on its target."""
         try:
             return self._readers.scope(caller)
         except NotAReader as exc:
+            approval_id = request.query.get("approval")
+            if endpoint == "search" and approval_id and self._approvals is not None:
+                try:
+                    approval = await self._approvals.get(approval_id)
+                except ApprovalError:
+                    approval = None
+                if approval is not None and approval.is_approver(caller["sub"],
+                                                                 caller["groups"]):
+                    return approvers_scope(approval.requester, approval.target)
             log.warning("recordings API: %s %s refused: %s: %s", request.method,
                         request.path, caller["sub"], exc)
             raise RecordingsError("forbidden", str(exc), 403) from None

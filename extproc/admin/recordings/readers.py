@@ -21,15 +21,28 @@ class NotAReader(Exception):
 
 @dataclass(frozen=True)
 class Scope:
-    """What one caller may read: every record (`targets` None), or those of `targets`."""
+    """What one caller may read: every record (`targets` None), or those of `targets`;
+    of `identity` only, where given (an approver reading a requester's records)."""
 
     targets: frozenset[str] | None
+    identity: str | None = None
 
     def sql(self) -> tuple[str, tuple[str, ...]]:
         """A condition on `records` (with its parameters) keeping what the scope allows."""
+        whose = ("identity = ?", (self.identity,)) if self.identity is not None else None
         if self.targets is None:
-            return "1 = 1", ()
-        return f"target IN ({', '.join('?' * len(self.targets))})", tuple(sorted(self.targets))
+            return whose or ("1 = 1", ())
+        condition = f"target IN ({', '.join('?' * len(self.targets))})"
+        params = tuple(sorted(self.targets))
+        if whose is not None:
+            return f"{condition} AND {whose[0]}", (*params, *whose[1])
+        return condition, params
+
+
+def approvers_scope(requester: str, target: str) -> Scope:
+    """What an approval's approver reads without being a reader: its requester's records
+    on its target, what they need to decide (earlier refusals, what else it did)."""
+    return Scope(frozenset({target}), requester)
 
 
 class Readers:

@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any
 
+from extproc.approvals.answered import Answered
 from extproc.approvals.model import Approval, now
 from extproc.codecs.inert import slack
 
@@ -23,22 +24,37 @@ REASON = "reason"
 # A new approval's waiter renews its lease a moment after the approval is made: until
 # then it counts as waiting.
 _FIRST_LEASE_US = 5_000_000
+# A used approval's message waits this long for its request's record (the writer stores
+# it within seconds), then says the record is missing and is redrawn no more.
+_RECORD_WAIT_US = 600_000_000
 # What a message shows of a long text: within Slack's limits (a section's text 3000
 # characters, a field 2000), and short enough that a click's request, which carries the
 # whole message (escaped twice), stays within the admin port's 64 KiB. The page shows all.
 _TEXT, _FIELD = 1500, 500
 
 
-def state_of(approval: Approval, at_us: int | None = None) -> tuple[str, bool]:
-    """What its message shows (`pending:1:waits`, `denied` ...), and whether that is its
-    last state (nothing changes it any more)."""
+def state_of(approval: Approval, answered: Answered | None = None,
+             at_us: int | None = None) -> tuple[str, bool]:
+    """What its message shows (`pending:1:waits`, `used:told`, `denied` ...), and whether
+    that is its last state (nothing changes it any more). `answered`: how its request was
+    answered, as its record says (answered.py), for a used approval."""
     at_us = now() if at_us is None else at_us
     state = approval.state(at_us)
     if state == "pending":
         return f"pending:{len(approval.approved_by)}:{_waiting(approval, at_us)}", False
     if state == "approved":  # a once grant is used later, or expires unused
         return state, approval.grant_mode == "window" or at_us >= approval.expires_us
+    if state == "used":
+        if _told(answered):
+            return "used:told", True
+        return "used:untold", at_us >= (approval.used_us or at_us) + _RECORD_WAIT_US
     return state, True
+
+
+def _told(answered: Answered | None) -> bool:
+    """Whether `answered` is the answer of the request that used the approval (not that
+    of an earlier try, answered while it was still pending)."""
+    return answered is not None and answered.approval_status not in (None, "pending")
 
 
 def _waiting(approval: Approval, at_us: int) -> str:
@@ -48,10 +64,10 @@ def _waiting(approval: Approval, at_us: int) -> str:
     return "waits" if approval.waiting(at_us) or fresh else "gone"
 
 
-def message(approval: Approval, page_url: str | None,
-            at_us: int | None = None) -> dict[str, Any]:
+def message(approval: Approval, page_url: str | None, at_us: int | None = None,
+            answered: Answered | None = None) -> dict[str, Any]:
     """chat.postMessage's and chat.update's `text` and `blocks` for `approval` as it
-    stands at `at_us`."""
+    stands at `at_us` (`answered`: as in `state_of`)."""
     at_us = now() if at_us is None else at_us
     state = approval.state(at_us)
     requester, target = slack(approval.requester), slack(approval.target)
@@ -60,9 +76,12 @@ def message(approval: Approval, page_url: str | None,
         f"Asked by: {requester}", f"Target: {target}", f"Why: {slack(why)}",
         f"Approving grants: {_grant(approval)}",
         f"Approvers: {slack(', '.join(approval.approvers))}",
-        f"Expires: {_utc(approval.expires_us)}",
     ]
-    outcome = _outcome(approval, state, at_us)
+    if approval.approvals_needed > 1:
+        fields.append(f"Needs: {approval.approvals_needed} different approvers")
+    if state == "pending" or (state == "approved" and approval.grant_mode == "once"):
+        fields.append(f"Expires: {_utc(approval.expires_us)}")
+    outcome = _outcome(approval, state, at_us, answered)
     buttons = [] if state != "pending" else [
         {"type": "button", "action_id": APPROVE, "value": approval.id, "style": "primary",
          "text": _plain("Approve")},
@@ -72,7 +91,9 @@ def message(approval: Approval, page_url: str | None,
         buttons.append({"type": "button", "action_id": OPEN, "url": page_url,
                         "text": _plain("Open in tollgate")})
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain(_HEADERS[state])},
+        {"type": "header", "text": _plain(
+            "Approved, then refused" if state == "used" and _told(answered)
+            and answered is not None and answered.refusal is not None else _HEADERS[state])},
         {"type": "section", "text": _plain(_cut(slack(approval.summary), _TEXT))},
         {"type": "section", "fields": [_plain(_cut(field, _FIELD)) for field in fields]},
         {"type": "section", "text": _plain(_cut(outcome, _TEXT))},
@@ -97,9 +118,12 @@ def _grant(approval: Approval) -> str:
             f"{approval.grant_minutes} min")
 
 
-def _outcome(approval: Approval, state: str, at_us: int) -> str:
-    """What stands now, in one sentence or two."""
-    by = slack(approval.decided_by or "")
+def _outcome(approval: Approval, state: str, at_us: int, answered: Answered | None) -> str:
+    """What stands now, in one sentence or two: of a used approval, what its request did,
+    as its record says."""
+    # Every approver of an approval that needed several, in the order they approved.
+    by = slack(", ".join(approval.approved_by) if state in ("approved", "used")
+               and approval.approved_by else approval.decided_by or "")
     because = f": {slack(approval.reason)}" if approval.reason else ""
     if state == "pending":
         quorum = ""
@@ -107,6 +131,9 @@ def _outcome(approval: Approval, state: str, at_us: int) -> str:
             more = approval.approvals_needed - len(approval.approved_by)
             quorum = (f" Approved so far by {slack(', '.join(approval.approved_by))}: "
                       f"{more} more approver{'s' if more > 1 else ''} needed.")
+        elif approval.approvals_needed > 1:
+            quorum = (f" It needs {approval.approvals_needed} different approvers; nobody "
+                      "has approved it yet.")
         waiting = _waiting(approval, at_us)
         if waiting == "waits":
             until = approval.hold_until_us or approval.expires_us
@@ -120,8 +147,11 @@ def _outcome(approval: Approval, state: str, at_us: int) -> str:
     if state == "approved":
         return f"Approved by {by} at {_utc(approval.decided_us)}{because}."
     if state == "used":
-        return (f"Approved by {by} at {_utc(approval.decided_us)}{because}; the request "
-                "went through.")
+        then = (f"{slack(answered.said())}." if answered is not None and _told(answered)
+                else "its answer is not in the record yet."
+                if at_us < (approval.used_us or at_us) + _RECORD_WAIT_US
+                else "its answer is missing from the record.")
+        return f"Approved by {by} at {_utc(approval.decided_us)}{because}; {then}"
     if state == "denied":
         return f"Denied by {by} at {_utc(approval.decided_us)}{because}."
     if state == "expired":

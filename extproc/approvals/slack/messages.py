@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 
+from extproc.approvals.answered import Answered, answered
 from extproc.approvals.model import Approval, ApprovalError, approve_url, now
 from extproc.approvals.notify import page_url
 from extproc.approvals.slack.blocks import message, state_of
@@ -94,12 +95,13 @@ class SlackMessages:
                 return
             channel, ts, shown, _ = rows[0]
             approval = await self._store.get(approval_id)
-            state, final = state_of(approval)
+            found = await self._answered(approval)
+            state, final = state_of(approval, found)
             if state == shown or not await self._claim(approval_id, shown, state, final):
                 return
             try:
                 await self._api.call("chat.update", {"channel": channel, "ts": ts,
-                                                     **self._drawn(approval)})
+                                                     **self._drawn(approval, found)})
             except SlackError as exc:
                 log.error("approval %s: its Slack message could not be updated to %s (%s); "
                           "tried again at the next sweep", approval_id, state, exc)
@@ -121,8 +123,9 @@ class SlackMessages:
             "SELECT shown FROM slack_messages WHERE approval_id = ?", (approval_id,))
         if rows and rows[0][0] != sent:
             with contextlib.suppress(SlackError):
-                await self._api.call("chat.update", {"channel": channel, "ts": ts,
-                                                     **self._drawn(approval)})
+                await self._api.call("chat.update", {
+                    "channel": channel, "ts": ts,
+                    **self._drawn(approval, await self._answered(approval))})
 
     async def _claim(self, approval_id: str, shown: str, state: str, final: bool) -> bool:
         rows = await self._store.store.execute(
@@ -143,5 +146,12 @@ class SlackMessages:
             for (approval_id,) in rows:
                 await self._redraw(approval_id)
 
-    def _drawn(self, approval: Approval) -> dict[str, object]:
-        return message(approval, page_url(approve_url(self._url, approval.id), approval.id))
+    async def _answered(self, approval: Approval) -> Answered | None:
+        """How a used approval's request was answered, as its record says (the message
+        tells what it did, never assumes it went through)."""
+        return (await answered(self._store.store, approval) if approval.state() == "used"
+                else None)
+
+    def _drawn(self, approval: Approval, found: Answered | None = None) -> dict[str, object]:
+        return message(approval, page_url(approve_url(self._url, approval.id), approval.id),
+                       answered=found)
