@@ -26,8 +26,10 @@ holds contains x if {
 # `rows` rows, or — an UPDATE, DELETE or MERGE of more than `floor` rows — more than
 # `percent` percent of its table. A table too big to count whose statistics are stale or
 # missing (`statistics`: the estimate may be far off) counts as touched for at least
-# `stale_percent` percent of its rows. E.g. {"*": {...}, "orders-db": {"rows": 50000}}.
-blast_limits := {"*": {"rows": 1000, "percent": 20, "floor": 1, "stale_percent": 1}}
+# `stale_percent` percent of its rows. A write the database measured changing more than
+# `large_rows` rows of a table is held by `blast.large_effect` too, which approvals.rego
+# gives to two different approvers. E.g. {"*": {...}, "orders-db": {"rows": 50000}}.
+blast_limits := {"*": {"rows": 1000, "percent": 20, "floor": 1, "stale_percent": 1, "large_rows": 10000}}
 
 blast_limit := object.union(blast_limits["*"], object.get(blast_limits, input.target.name, {}))
 
@@ -124,6 +126,20 @@ blast_holds contains {
 	some t in input.effect.tables
 	is_object(t)
 	blast_effect_over(t)
+}
+
+# A write this large is one no single person should let through alone: approvals.rego
+# needs two approvers for what this rule holds.
+blast_holds contains {
+	"rule": "blast.large_effect",
+	"reason": sprintf("would change %d rows of %s: a write this large needs two approvers", [t.inserted + t.updated + t.deleted, t.table]),
+	"approvers": ["group:dba"],
+	"seconds": 300,
+} if {
+	input.effect.measured == true
+	some t in input.effect.tables
+	is_object(t)
+	t.inserted + t.updated + t.deleted > blast_limit.large_rows
 }
 
 blast_holds contains {

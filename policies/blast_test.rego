@@ -130,6 +130,20 @@ test_rows_over_the_limit_are_held_whatever_the_table_size if {
 	d.reasons == ["would insert 1001 rows of public.log"]
 }
 
+test_a_write_over_the_large_limit_needs_two_approvers if {
+	d := measured([changed("public.ledger", 19990, 20000)], ["public.ledger"])
+	d.action == "hold"
+	d.rules == ["blast.effect", "blast.large_effect"]
+	d.approvals_needed == 2
+	"would change 19990 rows of public.ledger: a write this large needs two approvers" in d.reasons
+}
+
+test_a_write_at_the_large_limit_needs_one_approver if {
+	d := measured([{"table": "public.log", "inserted": 10000, "updated": 0, "deleted": 0, "table_rows": null}], [])
+	d.rules == ["blast.effect"]
+	not d.approvals_needed
+}
+
 test_an_update_and_a_delete_are_both_named if {
 	t := {"table": "public.t", "inserted": 0, "updated": 3, "deleted": 2, "table_rows": 10}
 	d := measured([t], ["public.t"])

@@ -52,13 +52,13 @@ verdict(ds, hs, raised, passes) := with_alerts(raised, with_status(ds, {
 	"rules": sort({d.rule | some d in ds}),
 })) if {
 	count(ds) > 0
-} else := with_alerts(raised, passing(passes, with_quorum(hs, {
+} else := with_alerts(raised, passing(passes, with_grant(hs, with_quorum(hs, {
 	"action": "hold",
 	"reasons": sort([h.reason | some h in hs]),
 	"rules": sort({h.rule | some h in hs}),
 	"approvers": sort({a | some h in hs; some a in h.approvers}),
 	"hold_seconds": min({h.seconds | some h in hs}),
-}))) if {
+})))) if {
 	count(hs) > 0
 } else := with_alerts(raised, passing(passes, {"action": "allow", "reasons": [], "rules": []}))
 
@@ -69,6 +69,14 @@ passing(false, d) := d
 with_quorum(hs, d) := object.union(d, {"approvals_needed": n}) if {
 	n := max({object.get(approvals_needed_by_rule, h.rule, 1) | some h in hs})
 	n > 1
+} else := d
+
+# A hold all of whose rules approvals.rego's `grant_minutes_by_rule` names opens a window
+# once approved (grant `window`), for the fewest minutes any of them gives; any other
+# rule among them keeps it to this one request (`once`, said by saying nothing).
+with_grant(hs, d) := object.union(d, {"grant": "window", "grant_minutes": m}) if {
+	count({h | some h in hs; not grant_minutes_by_rule[h.rule]}) == 0
+	m := min({grant_minutes_by_rule[h.rule] | some h in hs})
 } else := d
 
 # A denial may name its HTTP status (`"status": 503`: what could not be decided now, as

@@ -45,7 +45,8 @@ class Holds:
         """A grant that lets this request through now (a `once` grant is used up)."""
         return await self.store.grant_for(bound, requester_of(evidence.identity),
                                           _target(evidence), approvers_of(decision),
-                                          evidence.trace_id)
+                                          evidence.trace_id, decision.rules,
+                                          shell_session(evidence))
 
     async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
         """The approval this request waits for: the one a retry of it already waits for,
@@ -61,7 +62,8 @@ class Holds:
                 self._settings.max_pending_per_identity, bound, evidence,
                 summary=self._masked_text(what_of(request, evidence.meaning_key,
                                                   evidence.meaning, evidence.destination)),
-                request=self._for_approvers(request), approvers=approvers_of(decision),
+                request=self._for_approvers(request, shell_session(evidence)),
+                approvers=approvers_of(decision),
                 rules=decision.rules, reasons=decision.reasons, grant_mode=decision.grant,
                 grant_minutes=decision.grant_minutes, hold_seconds=self.seconds(decision),
                 approvals_needed=decision.approvals_needed)
@@ -119,7 +121,10 @@ class Holds:
     def approve_url(self, approval: Approval) -> str | None:
         return approve_url(self._url, approval.id)
 
-    def _for_approvers(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _for_approvers(self, request: Mapping[str, Any],
+                       session: str | None = None) -> dict[str, Any]:
+        """The request as approvers see it, masked; a shell line's with its session,
+        which binds a window its approval grants (store.grant_for)."""
         body = request.get("body")
         if isinstance(body, str):
             body = self._masked_text(body[:_EXCERPT_CHARS])
@@ -127,7 +132,7 @@ class Holds:
             body = self._masker.mask_json(body, RECORD_MASK)[0]
         return {"method": request["method"], "path": request["path"],
                 "query": self._masker.mask_json(request["query"], RECORD_MASK)[0],
-                "body": body}
+                "body": body, **({"session": session} if session is not None else {})}
 
     def _masked_text(self, text: str) -> str:
         return self._masker.mask_text(text, RECORD_MASK)[0]
@@ -147,13 +152,21 @@ def bound_to(evidence: Evidence) -> str:
         json_body = is_json(evidence.headers.get("content-type", ""))
         body = request.get("body") if json_body else RawBody(captured.sha256)
     path = evidence.headers.get(":path", "")
-    if evidence.headers.get(":method") == SHELL_LINE:
-        path = f"{path} session={evidence.headers.get('x-session-id', '')}"
+    if (session := shell_session(evidence)) is not None:
+        path = f"{path} session={session}"
     destination = evidence.destination
     if destination is not None:
         path = f"{destination} {path}"
     return fingerprint(evidence.headers.get(":method", ""), path,
                        body, evidence.identity or ANONYMOUS, _target(evidence))
+
+
+def shell_session(evidence: Evidence) -> str | None:
+    """The session of a shell's line (None for any other request): what it does depends
+    on that shell's state, so its grants are that session's."""
+    if evidence.headers.get(":method") != SHELL_LINE:
+        return None
+    return evidence.headers.get("x-session-id", "")
 
 
 def approvers_of(decision: Decision) -> tuple[str, ...]:

@@ -57,6 +57,11 @@ ABANDONED = ("the replica holding its request stopped without answering it: nobo
              "on it, and a retry of the request asks anew")
 
 
+# Open windows of one requester on one target looked at for a held request, newest end
+# first: more are never open at once but by a policy granting one per rule.
+_MOST_WINDOWS = 20
+
+
 class ApprovalStore:
     def __init__(self, store: AsyncStore, poll_seconds: float = 2.0,
                  max_window_seconds: int = MOST_GRANT_MINUTES * 60) -> None:
@@ -100,19 +105,26 @@ class ApprovalStore:
     # -- a held request ------------------------------------------------------------------
 
     async def grant_for(self, fingerprint: str, requester: str, target: str,
-                        approvers: Sequence[str], trace_id: str) -> Approval | None:
+                        approvers: Sequence[str], trace_id: str, rules: Sequence[str] = (),
+                        session: str | None = None) -> Approval | None:
         """An approval that lets this request through now: a `window` grant still open
         of this identity on this target, from the same approvers (an SRE's window does
-        not open what a dba must decide), or a `once` grant of this very request, which
-        is used up by it."""
+        not open what a dba must decide), given for holds of the same rules (a window
+        opened for `sudo` does not open a command held as destructive) and, for a
+        shell's line, in the same session (`session`: a shell's state is its own, as
+        sudo's own timestamps are a terminal's); or a `once` grant of this very request,
+        which is used up by it."""
         at = now()
-        window = await self._store.execute(
+        windows = await self._store.execute(
             f"{_SELECT} WHERE requester = ? AND target = ? AND approvers = ? "
             "AND grant_mode = 'window' AND status = 'approved' AND grant_until_us > ? "
-            "ORDER BY grant_until_us DESC LIMIT 1",
-            (requester, target, _json_list(approvers), at))
-        if window:
-            return _approval(window[0])
+            "ORDER BY grant_until_us DESC LIMIT ?",
+            (requester, target, _json_list(approvers), at, _MOST_WINDOWS))
+        for row in windows:
+            window = _approval(row)
+            if (set(rules) <= set(window.rules)
+                    and window.request.get("session") == session):
+                return window
         # One statement: of two retries racing for one grant, the second finds the row
         # no longer 'approved' (PostgreSQL re-checks the outer WHERE after the wait).
         used = await self._store.execute(

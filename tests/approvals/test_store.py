@@ -26,9 +26,11 @@ APPROVERS = ("group:dba",)  # whom create()'s approvals name
 
 async def grant_of(store: ApprovalStore, fingerprint: str, *, requester: str = REQUESTER,
                    target: str = "orders", approvers: tuple[str, ...] = APPROVERS,
-                   trace: str = "t") -> Approval | None:
+                   trace: str = "t", rules: tuple[str, ...] = (),
+                   session: str | None = None) -> Approval | None:
     """store.grant_for, for create()'s requester, target and approvers unless told."""
-    return await store.grant_for(fingerprint, requester, target, approvers, trace)
+    return await store.grant_for(fingerprint, requester, target, approvers, trace, rules,
+                                 session)
 
 
 def database_of(url: str) -> str:
@@ -288,6 +290,26 @@ async def test_a_window_grant_lets_any_request_of_its_requester_on_its_target_th
         for others in (("group:sre",), ("group:dba", "group:sre")):
             assert await grant_of(store, "x" * 64, approvers=others) is None
         assert (await store.get(approval.id)).status == "approved"
+
+
+async def test_a_window_opens_only_holds_of_its_rules_and_a_shells_only_in_its_session(
+        store_url: str) -> None:
+    """A window opened for `sudo` (ssh.privileged_command) lets that shell's next sudo
+    through, never a line held for another rule too, nor another session's line."""
+    sudo = ("ssh.privileged_command",)
+    async with opened(store_url) as store:
+        approval = await create(store, grant_mode="window", grant_minutes=15, rules=sudo,
+                                request={"method": "LINE", "path": "/host", "query": {},
+                                         "body": "sudo true", "session": "tty-1"})
+        await store.decide(approval.id, *DBA, approve=True, reason=None)
+        granted = await grant_of(store, "a" * 64, rules=sudo, session="tty-1")
+        assert granted is not None and granted.id == approval.id
+        assert await grant_of(store, "b" * 64, rules=sudo, session="tty-2") is None
+        assert await grant_of(store, "c" * 64, rules=sudo) is None  # no shell line
+        wider = ("ssh.data_destroyed", "ssh.privileged_command")
+        assert await grant_of(store, "d" * 64, rules=wider, session="tty-1") is None
+        assert await grant_of(store, "e" * 64, rules=("ssh.opaque_command",),
+                              session="tty-1") is None
 
 
 async def test_a_denied_window_grants_nothing(store_url: str) -> None:

@@ -303,14 +303,14 @@ def test_eval_explain_lists_the_lines_evaluated(tmp_path: Path) -> None:
     # own lines (shell.rego holds only functions, which a GET to an http target never calls;
     # egress_lists.rego only the egress lists, which only an egress exchange reads;
     # credentials.rego the credential paths, which only a command or a path is matched to;
-    # limits.rego the limits, which only tracked activity is held to; approvals.rego the
-    # approvers each rule needs, which only a hold reads).
+    # limits.rego the limits, which only tracked activity is held to; approvals.rego and
+    # grants.rego the approvers and windows of each rule, which only a hold reads).
     sections = dict(re.findall(r"^(policies/\w+\.rego):\n((?:  .*\n?)*)", explained,
                                re.MULTILINE))
     pack = sorted(f"policies/{p.name}" for p in POLICIES.glob("*.rego")
                   if not p.name.endswith("_test.rego")
                   and p.name not in ("shell.rego", "egress_lists.rego", "credentials.rego",
-                                     "limits.rego", "approvals.rego"))
+                                     "limits.rego", "approvals.rego", "grants.rego"))
     assert sorted(sections) == pack
     # A GET to an http target: what passes was decided; no SQL rule produced a denial.
     assert re.search(r'^  \+ +\d+  passing\(true, d\) := with_moderator\(with_terms',

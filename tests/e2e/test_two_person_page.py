@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.test_approvals_e2e import AGENT, DBA, OTHER_DBA, Held, api, pending_for_case
-from tests.e2e.test_approvals_page import WAIT_MS, confirm, open_page
+from tests.e2e.test_approvals_page import WAIT_MS, confirm, open_page, tab_to
 from tests.support import tokens
 from tests.support.browser import tab
 from tests.support.gateway import Gateway, module_gateway
@@ -107,3 +107,35 @@ def test_a_window_longer_than_the_policys_is_refused(gw: Gateway) -> None:
                     {"reason": "not this one"})
     assert status == 200
     assert held.result().status == 403
+
+
+def test_the_windows_length_is_chosen_by_keyboard_and_the_text_follows_it(
+        gw: Gateway, page: Page) -> None:
+    """The confirmation opens on the length (the first thing to choose), Tab and
+    Shift+Tab go round the dialog's own controls and never leave it, and the sentence of
+    what approving grants names the length chosen, not the policy's."""
+    agent = tokens.token("svc-keyboard", ["agents"])
+    held = Held(lambda: gw.request("PUT", "/echo?case=release-9", token=agent, timeout=70))
+    approval = pending_for_case(gw, "release-9", DBA)
+    open_page(page, gw, DBA, f"#{approval['id']}")
+    expect(page.locator("#detail-actions button.approve")).to_be_visible(timeout=WAIT_MS)
+    tab_to(page, "#detail-actions button.approve")
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#confirm-minutes")).to_be_focused()
+    grant = page.locator("#confirm-grant")
+    expect(grant).to_contain_text("a window of 60 min from the approval")
+    page.keyboard.press("ArrowDown")  # 1 h -> 30 min, as a keyboard user chooses
+    expect(page.locator("#confirm-minutes")).to_have_value("30")
+    expect(grant).to_contain_text("a window of 30 min from the approval")
+    expect(grant).not_to_contain_text("60 min")
+    inside = "() => document.querySelector('dialog#confirm').contains(document.activeElement)"
+    for key in ["Tab"] * 6 + ["Shift+Tab"] * 6:
+        page.keyboard.press(key)
+        assert page.evaluate(inside), f"{key} left the dialog"
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    status, _ = api(gw, "POST", f"/approvals/{approval['id']}/deny", DBA,
+                    {"reason": "the test is over"})
+    assert status == 200 and held.result().status == 403

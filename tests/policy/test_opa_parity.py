@@ -71,6 +71,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "approvers": list(decision.approvers), "hold_seconds": decision.hold_seconds,
         "alerts": [dataclasses.asdict(a) for a in decision.alerts],
         "moderated": decision.moderated, "inspect": decision.inspect,
+        "grant": decision.grant, "grant_minutes": decision.grant_minutes,
+        "approvals_needed": decision.approvals_needed,
     }
 
 

@@ -100,6 +100,9 @@ HOLDS = {
     "k8s.privilege_change": (["group:cluster-admins"], 300),
     "k8s.privileged_pod": (["group:cluster-admins"], 300),
 }
+# The holds the pack's grants.rego opens a window for once approved, and for how many
+# minutes (a case with a `grant_minutes_by_rule` of its own writes its decision out).
+GRANTS = {"ssh.privileged_command": 15}
 # The pack's masks (policies/tollgate.rego): everything for callers outside the
 # `privileged` group (in a model's tool-call arguments, credentials, cards, SSNs and
 # IBANs), nothing on a target labelled `masking: off` or a k8s session.
@@ -116,7 +119,8 @@ MASK_ALL = {
 # The pack's tables a case may replace, as a user edits them: the case's key, the file
 # that holds the table, and the table's rule.
 TABLES = {"egress_lists": ("egress_lists.rego", "egress"),
-          "approvals_needed_by_rule": ("approvals.rego", "approvals_needed_by_rule")}
+          "approvals_needed_by_rule": ("approvals.rego", "approvals_needed_by_rule"),
+          "grant_minutes_by_rule": ("grants.rego", "grant_minutes_by_rule")}
 
 # input.postgres of a case on a postgres target that does not give its own: psql's
 # simple Query, outside a transaction, over TLS.
@@ -151,7 +155,7 @@ class Case:
     @property
     def tables(self) -> dict[str, Any]:
         """The pack's tables the case is decided with where they are not the default
-        pack's (`egress_lists`, `approvals_needed_by_rule`: TABLES)."""
+        pack's (`egress_lists`, `approvals_needed_by_rule`, `grant_minutes_by_rule`: TABLES)."""
         return {key: self.spec[key] for key in TABLES if key in self.spec}
 
     def expected_on(self, engine: str) -> Any:
@@ -224,6 +228,9 @@ def outcome_of(expected: Any) -> Any:
         decision["approvers"] = sorted({a for r in rules for a in HOLDS[r][0]})
         decision["hold_seconds"] = min(HOLDS[r][1] for r in rules)
         decision["mask"] = MASK_ALL
+        if rules <= GRANTS.keys():  # a window, as the pack's grants.rego gives one
+            decision["grant"] = "window"
+            decision["grant_minutes"] = min(GRANTS[r] for r in rules)
     return decision
 
 

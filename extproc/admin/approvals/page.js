@@ -634,20 +634,13 @@ function openConfirm(approval, verb, opener) {
   document.getElementById("confirm-title").textContent =
     (approving ? "Approve " : "Deny ") + "this request of " + visible(approval.requester) + "?";
   document.getElementById("confirm-what").textContent = visible(approval.summary);
-  const grant = document.getElementById("confirm-grant");
-  if (approving) {
-    grant.replaceChildren("Approving grants " + visible(grantText(approval)) + ".");
-    const more = (approval.approvals_needed || 1) - (approval.approved_by || []).length;
-    if (more > 1) {
-      grant.append(" Yours is one of " + more + " approvals it still needs: it waits for "
-                   + "the others.");
-    }
-    const parts = approval.wait && more <= 1 ? waitParts(approval, Date.now()) : null;
-    if (parts) grant.append(" ", ...sentence(null, parts).childNodes);
-  } else {
-    grant.replaceChildren("Denying refuses it: the agent is told your reason.");
-  }
   offerLengths(approving && approval.grant_mode === "window" ? approval.grant_minutes : null);
+  if (approving) {
+    drawGrant(approval);
+  } else {
+    document.getElementById("confirm-grant").replaceChildren(
+      "Denying refuses it: the agent is told your reason.");
+  }
   document.getElementById("confirm-reason-label").textContent = approving
     ? "Reason (optional; kept in the audit record)" : "Reason (needed; the agent is told it)";
   confirmReason.value = "";
@@ -656,8 +649,47 @@ function openConfirm(approval, verb, opener) {
   confirmYes.textContent = approving ? "Approve" : "Deny";
   confirmYes.className = verb;
   dialog.showModal();
-  confirmReason.focus();
+  // The first thing to choose gets the focus: the window's length where there is one.
+  (confirmLength.hidden ? confirmReason : confirmMinutes).focus();
 }
+
+// What approving grants, for the window's length as chosen now: the sentence follows
+// the choice, so it never names a length other than the one approved.
+function drawGrant(approval) {
+  const chosen = confirmLength.hidden ? approval
+    : { ...approval, grant_minutes: Number(confirmMinutes.value) };
+  const grant = document.getElementById("confirm-grant");
+  grant.replaceChildren("Approving grants " + visible(grantText(chosen)) + ".");
+  const more = (approval.approvals_needed || 1) - (approval.approved_by || []).length;
+  if (more > 1) {
+    grant.append(" Yours is one of " + more + " approvals it still needs: it waits for "
+                 + "the others.");
+  }
+  const parts = approval.wait && more <= 1 ? waitParts(chosen, Date.now()) : null;
+  if (parts) grant.append(" ", ...sentence(null, parts).childNodes);
+}
+
+confirmMinutes.addEventListener("change", () => {
+  if (deciding !== null && deciding.verb === "approve") drawGrant(deciding.approval);
+});
+
+// Tab and Shift+Tab go round the dialog's own controls: a modal dialog keeps the
+// keyboard until it is closed (Escape or Cancel), as it keeps the pointer.
+dialog.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab") return;
+  const controls = Array.from(dialog.querySelectorAll("select, textarea, button"))
+    .filter((control) => !control.disabled && control.offsetParent !== null);
+  if (controls.length === 0) return;
+  const first = controls[0];
+  const last = controls[controls.length - 1];
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
+});
 
 // A window grant's length, chosen within the policy's (its own first, then shorter ones).
 function offerLengths(bound) {
