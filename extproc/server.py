@@ -195,7 +195,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                                            config.monitor.viewers).routes()
                     + recordings_api(config, holds.store, verifier, recorder).routes()
                     + HomeApi(verifier, config.monitor.viewers,
-                              Readers(config.recordings, config.targets)).routes()
+                              Readers(config.recordings, config.targets),
+                              config.sessions.viewers or config.monitor.viewers,
+                              config.sessions.moderators).routes()
                     + ssh_certificates_api(config, verifier).routes()
                     + sessions_routes(config, live_store, live, verifier, recorder)
                     + live_page.routes()

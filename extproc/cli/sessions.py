@@ -22,6 +22,7 @@ from extproc.cli.admin_client import AdminApi, Refused, add_flags, admin_url, fa
 from extproc.codecs.durations import Unusable, parse_duration
 from extproc.codecs.inert import json_text, terminal
 from extproc.codecs.text import utc
+from extproc.exchange.live import END_LOCK_SECONDS
 
 FRONTS = ("postgres", "mysql", "ssh", "http", "llm", "mcp", "egress", "kubernetes")
 _DURATIONS = "30m, 1h, 1d"
@@ -50,12 +51,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                  "as a peer, and type each line of stdin into it")
     joining.add_argument("id")
 
-    end = actions.add_parser("end", parents=[common], help="end a session, wherever it is "
-                             "held: its client is told why")
+    end = actions.add_parser(
+        "end", parents=[common], help="end a session, wherever it is held, and lock its "
+        f"identity out for {END_LOCK_SECONDS // 60} minutes: its client is told why",
+        description="End a session wherever it is held; its client is told why. Its "
+        "identity is locked out too, so that the client cannot just reconnect: for "
+        f"{END_LOCK_SECONDS // 60} minutes unless --lock says how long, not at all with "
+        "--no-lock (its client may then reconnect at once). A lock refuses the identity "
+        "on every front and replica and ends its other open sessions.")
     end.add_argument("id")
     end.add_argument("--reason", required=True, help="why (the client is told; recorded)")
-    end.add_argument("--lock", metavar="DURATION",
-                     help=f"lock its identity too, for this long ({_DURATIONS})")
+    locking = end.add_mutually_exclusive_group()
+    locking.add_argument("--lock", metavar="DURATION",
+                         help=f"lock its identity out for this long ({_DURATIONS}; "
+                         f"default: {END_LOCK_SECONDS // 60}m)")
+    locking.add_argument("--no-lock", action="store_true",
+                         help="do not lock its identity: its client may reconnect at once")
 
     lock = actions.add_parser("lock", parents=[common], help="refuse an identity on every "
                               "front and replica, and end its sessions")
@@ -99,9 +110,9 @@ def _call(api: AdminApi, args: argparse.Namespace) -> dict[str, Any]:
                  if (value := getattr(args, name)) is not None}
         return api.call("GET", "/sessions/live" + (f"?{urlencode(query)}" if query else ""))
     if command == "end":
-        body: dict[str, Any] = {"reason": args.reason}
-        if args.lock is not None:
-            body["lock_seconds"] = parse_duration(args.lock, "--lock", _DURATIONS)
+        body: dict[str, Any] = {"reason": args.reason, "lock_seconds": (
+            0 if args.no_lock else END_LOCK_SECONDS if args.lock is None
+            else parse_duration(args.lock, "--lock", _DURATIONS))}
         return api.call("POST", f"/sessions/live/{quote(args.id, safe='')}/end", body)
     if command == "lock":
         body = {"identity": args.identity, "reason": args.reason}
@@ -127,8 +138,6 @@ def _print(command: str, found: dict[str, Any]) -> None:
             print("no identity is locked")
     else:
         print(terminal(found["effect"]))
-        if command == "end" and found.get("lock"):
-            print(terminal(found["lock"]["message"]))
 
 
 def _line(session: dict[str, Any]) -> str:

@@ -119,12 +119,11 @@ class _Shown:
 
 
 def _record_line(record: dict[str, Any]) -> str:
-    """One exchange: when, the decision, what it did (masked as recorded), who typed it."""
+    """One exchange: when, the decision, what it did (masked as recorded), who typed it;
+    any other record in the words the stream gives it."""
     when = utc(record["started_us"])[11:]
-    if record["kind"] == "moderation":
-        meaning = ((record.get("content") or {}).get("meaning") or {}).get("moderation") or {}
-        reason = f": {meaning['reason']}" if meaning.get("reason") else ""
-        return f"{when}  {record['by']} {meaning.get('action', '?')}{reason}"
+    if record.get("said") is not None:  # no decision: someone watching, an end, an alert
+        return f"{when}  {record['said']}"
     typed = f"  (typed by {record['typist']})" if record.get("typist") else ""
     detail = f"  [{record['detail']}]" if record.get("detail") else ""
     return (f"{when}  {record['action']:<5}  {record.get('what') or record.get('method')}"

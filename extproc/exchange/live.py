@@ -34,6 +34,12 @@ def utc_text(us: int) -> str:
     return durations.utc_text(us / 1e6)
 
 
+# How long ending a session locks its identity out unless the moderator says otherwise
+# (the API, the page and `tollgate sessions end` alike): an ended client that reconnects
+# at once has not been stopped.
+END_LOCK_SECONDS = 15 * 60
+
+
 @dataclass(frozen=True, slots=True)
 class Lock:
     """An identity (a token's subject) refused everywhere until `until_us` (None: until

@@ -209,6 +209,9 @@ REGISTRY: dict[str, Run] = {
     'tollgate sessions end 5f0c… --reason "exfiltration" --lock 30m': Run(
         f"{LIVE}::test_end_with_lock_ends_the_session_and_locks_its_identity",
         '"--reason", "exfiltration"'),
+    'tollgate sessions end 9a31… --reason "too busy" --no-lock': Run(
+        f"{LIVE}::test_the_cli_locks_out_by_default_and_no_lock_lets_the_client_reconnect",
+        '"--reason", "too busy",'),
     'tollgate sessions lock --identity svc-etl --for 1h --reason "leaked token"': Run(
         f"{LIVE}::test_a_lock_ends_open_sessions_refuses_new_ones_on_every_front_until_unlocked",
         '"lock", "--identity", sub, "--for", "1h", "--reason"'),

@@ -506,7 +506,7 @@ def test_the_recordings_page_shows_a_shells_screen_and_lines_as_they_happen(
     client.out.wait(lambda line: "live-42" in line, "the agent's answer")
     expect(screen).to_contain_text("live-42", timeout=WAIT_MS)  # in the live player
     expect(page.locator("#live-records li")).to_contain_text(
-        ["sec-sam watch"], timeout=WAIT_MS)
+        ["sec-sam started watching"], timeout=WAIT_MS)
     client.send("exit\r")
     expect(page.locator("#live-status")).to_contain_text("Ended: the session closed",
                                                          timeout=WAIT_MS)

@@ -28,6 +28,7 @@ import psycopg
 import pymysql
 import pytest
 
+from extproc.exchange.live import END_LOCK_SECONDS, utc_text
 from extproc.quickstart import stack
 from tests.e2e.test_approvals_e2e import api
 from tests.e2e.test_postgres_e2e import DATABASE as PG_DATABASE
@@ -35,6 +36,7 @@ from tests.e2e.test_postgres_e2e import customers_database, shop
 from tests.e2e.test_ssh_e2e import LOGIN, askpass_env, openssh_password, web
 from tests.support import tokens
 from tests.support.gateway import POLICIES, Gateway, GatewayFactory, module_gateway, tollgate_config
+from tests.support.line_shells import Pty
 from tests.support.mysql_shop import AGENT_NAME, Account, shop_account, unverified_tls
 from tests.support.mysql_shop import DATABASE as MY_DATABASE
 from tests.support.sshd import Sshd
@@ -119,11 +121,12 @@ class Timed:
 
 def end(gw: Gateway, session_id: str, reason: str, replica: int = 0,
         **more: Any) -> tuple[float, dict[str, Any]]:
-    """End a session through replica `replica`'s API: when it was asked (monotonic),
-    and the answer."""
+    """End a session through replica `replica`'s API, its identity not locked unless
+    `more` asks (`lock_seconds`: the API's default locks it out): when it was asked
+    (monotonic), and the answer."""
     asked = time.monotonic()
     status, answer = api(gw, "POST", f"/sessions/live/{session_id}/end", SECURITY,
-                         {"reason": reason, **more}, replica=replica)
+                         {"reason": reason, "lock_seconds": 0, **more}, replica=replica)
     assert status == 200, answer
     return asked, answer
 
@@ -256,8 +259,10 @@ def test_openssh_is_told_on_stderr_and_the_connection_closes(
                  f"{LOGIN}@127.0.0.1", "sleep 30"], env=env)
     (session,) = listed(gw, sub)
     asked, answer = end(gw, session["session_id"], "off hours")
-    assert answer["effect"] == \
-        f"session {session['session_id']} ended on {session['replica']}", answer
+    assert answer["effect"] == (
+        f"session {session['session_id']} ended on {session['replica']}; not locked: its "
+        "client may reconnect at once"), answer
+    assert answer["lock"] is None
     reached("ssh", asked, ssh)
     assert "tollgate: this session was ended by sec-sam: off hours" in ssh.err
     assert ssh.process.returncode == 255
@@ -365,9 +370,102 @@ def test_end_with_lock_ends_the_session_and_locks_its_identity(gw: Gateway) -> N
         done = sessions_cli(gw, "end", session["session_id"], "--reason", "exfiltration",
                             "--lock", "30m")
         assert done.returncode == 0, done.stderr
-        assert f"identity {sub} is locked until" in done.stdout
+        until = _locked_until(gw, sub)
+        assert until - time.time() == pytest.approx(30 * 60, abs=30)
+        assert done.stdout == (f"session {session['session_id']} ended on "
+                               f"{session['replica']}; {sub} is locked out until "
+                               f"{utc_text(int(until * 1e6))}\n")
     refused = gw.request("GET", "/demo.json?sql=select+1", token=token)
     assert refused.status == 403 and "exfiltration" in refused.json()["message"]
+    assert sessions_cli(gw, "unlock", "--identity", sub).returncode == 0
+
+
+def _locked_until(gw: Gateway, identity: str) -> float:
+    """When the lock of `identity` ends (seconds since the epoch), as the API lists it."""
+    status, answer = api(gw, "GET", "/sessions/locks", VIEWER)
+    assert status == 200, answer
+    (lock,) = [lock for lock in answer["locks"] if lock["identity"] == identity]
+    assert lock["until_us"] is not None, lock
+    return int(lock["until_us"]) / 1e6
+
+
+def test_psql_ended_with_the_defaults_cannot_reconnect_on_any_front(
+        gw: Gateway, tmp_path: Path) -> None:
+    """An interactive psql (on a terminal, as a person runs it) resets a lost connection
+    by itself: an end with the API's defaults locks its identity out for 15 minutes, so
+    the reset fails, and a new login on each front is refused, saying until when."""
+    sub = "svc-live-reconnect"
+    token = tokens.token(sub, ["agents"])
+    client = Pty(["psql", "-X", "-n", "-P", "pager=off", psql_url(gw, token)],
+                 {"HOME": str(tmp_path), "PGCONNECT_TIMEOUT": "10"})
+    try:
+        client.type(b"SELECT 40 + 2 AS answer;\n")
+        client.shown("42")
+        (session,) = listed(gw, sub)
+        status, answer = api(gw, "POST", f"/sessions/live/{session['session_id']}/end",
+                             SECURITY, {"reason": "runaway agent"})
+        assert status == 200, answer
+        # psql learns of the end at its next statement, and tries to reset the session.
+        client.type(b"SELECT 6 * 7 AS again;\n")
+        client.shown("Attempting reset: ")
+        client.wait(lambda: b"Failed." in client.output or b"Succeeded." in client.output,
+                    "the reset's outcome")
+        assert b"Attempting reset: Failed." in client.output, client.output[-600:]
+        client.type(b"SELECT 'still here' AS after;\n")
+        client.shown("You are currently not connected to a database.")
+    finally:
+        client.close()
+    assert answer["ended"] is True, answer
+    until = answer["lock"]["until_us"] / 1e6
+    assert until - time.time() == pytest.approx(END_LOCK_SECONDS, abs=30)
+    assert answer["effect"] == (
+        f"session {session['session_id']} ended on {session['replica']}; {sub} is "
+        f"locked out until {answer['lock']['until']}"), answer
+    told = f"identity {sub} is locked until {answer['lock']['until']} by sec-sam: runaway agent"
+    done = subprocess.run(["psql", "-X", psql_url(gw, token), "-c", "SELECT 1"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode != 0 and told in done.stderr, done.stderr
+    with pytest.raises(pymysql.err.OperationalError) as mysql_refused:
+        pymysql.connect(host="127.0.0.1", port=gw.ports.mysql, user=AGENT_NAME,
+                        password=token, database=MY_DATABASE, ssl=unverified_tls(),
+                        connect_timeout=10)
+    assert told in str(mysql_refused.value)
+    with pytest.raises(asyncssh.PermissionDenied):
+        asyncio.run(_ssh_login(gw, token))
+    reply = gw.request("GET", "/demo.json?sql=select+1", token=token)
+    assert reply.status == 403 and reply.json()["message"] == told, reply.body
+    assert moderation(gw, session["session_id"])["meaning"]["moderation"][
+        "lock_until_us"] == answer["lock"]["until_us"]
+    assert sessions_cli(gw, "unlock", "--identity", sub).returncode == 0
+
+
+def test_the_cli_locks_out_by_default_and_no_lock_lets_the_client_reconnect(
+        gw: Gateway) -> None:
+    sub = "svc-live-cli-end"
+    token = tokens.token(sub, ["agents"])
+    with psycopg.connect(psql_url(gw, token), autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        (session,) = listed(gw, sub)
+        done = sessions_cli(gw, "end", session["session_id"], "--reason", "too busy",
+                            "--no-lock")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (f"session {session['session_id']} ended on "
+                               f"{session['replica']}; not locked: its client may "
+                               "reconnect at once\n")
+    with psycopg.connect(psql_url(gw, token), autocommit=True) as again:
+        assert again.execute("SELECT 2").fetchone() == (2,)
+        (session,) = listed(gw, sub)
+        done = sessions_cli(gw, "end", session["session_id"], "--reason", "too busy")
+        assert done.returncode == 0, done.stderr
+        until = _locked_until(gw, sub)
+        assert until - time.time() == pytest.approx(END_LOCK_SECONDS, abs=30)
+        assert done.stdout == (f"session {session['session_id']} ended on "
+                               f"{session['replica']}; {sub} is locked out until "
+                               f"{utc_text(int(until * 1e6))}\n")
+    with pytest.raises(psycopg.OperationalError, match=f"identity {sub} is locked until"):
+        psycopg.connect(psql_url(gw, token), autocommit=True)
+    both = sessions_cli(gw, "end", "x", "--reason", "r", "--lock", "1h", "--no-lock")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
     assert sessions_cli(gw, "unlock", "--identity", sub).returncode == 0
 
 

@@ -78,18 +78,17 @@ class LoggedShell:
         return ran[:ran.index(command)]
 
 
-class PtyShell:
-    """A LoggedShell's shell run here, on a pseudo-terminal of its own (its controlling
-    terminal), typed into as a host's terminal is."""
+class Pty:
+    """A program run here on a pseudo-terminal of its own (its controlling terminal),
+    typed into as a person's terminal is: an interactive client (psql) behaves as it
+    does for a person."""
 
-    def __init__(self, logged: LoggedShell) -> None:
-        self.logged = logged
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         self._master, slave = pty.openpty()
-        env = {"PATH": os.environ["PATH"], "TERM": "xterm", "LANG": "C.UTF-8",
-               "HOME": str(logged.folder)}
         self._process = subprocess.Popen(
-            ["setsid", "--ctty", "sh", str(logged.launch)], stdin=slave, stdout=slave,
-            stderr=slave, env=env, cwd=logged.folder)
+            ["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
+            env={"PATH": os.environ["PATH"], "TERM": "xterm", "LANG": "C.UTF-8", **env},
+            cwd=cwd)
         os.close(slave)
         self.output = b""
 
@@ -128,11 +127,9 @@ class PtyShell:
                     return
                 heard = time.monotonic()
 
-    def ran_until(self, sentinel: str) -> list[str]:
-        """What ran before `sentinel`, typed last, ran."""
-        self.wait(lambda: sentinel in self.logged.ran(), f"{sentinel!r} running")
-        ran = self.logged.ran()
-        return ran[:ran.index(sentinel)]
+    def shown(self, text: str, seconds: float = 10.0) -> None:
+        """Until the terminal showed `text`."""
+        self.wait(lambda: text.encode() in self.output, f"{text!r} shown", seconds)
 
     def wait_exit(self, seconds: float = 10.0) -> int:
         return self._process.wait(seconds)
@@ -142,3 +139,18 @@ class PtyShell:
             self._process.kill()
             self._process.wait()
         os.close(self._master)
+
+
+class PtyShell(Pty):
+    """A LoggedShell's shell run here, on a pseudo-terminal of its own."""
+
+    def __init__(self, logged: LoggedShell) -> None:
+        super().__init__(["sh", str(logged.launch)], {"HOME": str(logged.folder)},
+                         logged.folder)
+        self.logged = logged
+
+    def ran_until(self, sentinel: str) -> list[str]:
+        """What ran before `sentinel`, typed last, ran."""
+        self.wait(lambda: sentinel in self.logged.ran(), f"{sentinel!r} running")
+        ran = self.logged.ran()
+        return ran[:ran.index(sentinel)]

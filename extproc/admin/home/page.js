@@ -1,6 +1,6 @@
 // The landing page: who the viewer is and what they may do, by the rules the APIs apply
-// (/ui/me for the monitor and the record; the approvals API's own `may_decide` for what
-// waits), each with its link. The navigation and signing in are admin_page.js's.
+// (/ui/me for the monitor, the record and the live sessions; the approvals API's own
+// `may_decide` for what waits), each with its link. The navigation and signing in are admin_page.js's.
 "use strict";
 
 const home = document.getElementById("home");
@@ -48,6 +48,12 @@ async function show() {
       : read.targets === null ? "you may read every target's records (each read is recorded)."
         : "you may read the records of " + read.targets.join(", ")
           + " (each read is recorded).");
+    const live = me.sessions;
+    may("may-sessions", live.may, "Sessions", "/sessions/ui", live.moderator
+      ? "you may see the sessions open now, watch them, end them and lock identities out."
+      : live.may ? "you may see the sessions open now and watch them."
+        : "they are for their viewers (" + live.viewers.join(", ") + ") and moderators ("
+          + live.moderators.join(", ") + "), and you are neither.");
     home.hidden = false;
     say("", false);
   } catch (error) {

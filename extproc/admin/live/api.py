@@ -6,8 +6,9 @@ end one, lock an identity.
                                                          (viewers)
     GET  /sessions/live/{id}                             one of them (viewers)
     POST /sessions/live/{id}/end  {"reason": "...", "lock_seconds": N}
-                                  ends it on whichever replica holds it; with
-                                  lock_seconds, its identity is locked too (moderators)
+                                  ends it on whichever replica holds it and locks its
+                                  identity out for N seconds (none given: 900; 0: no
+                                  lock, its client may reconnect at once) (moderators)
     GET  /sessions/locks                                 the locks that hold (viewers)
     POST /sessions/locks  {"identity": "SUB", "reason": "...", "seconds": N}
                           refuses the identity everywhere, for N seconds or until
@@ -39,7 +40,7 @@ from extproc.admin.caller import caller_of
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.codecs.message import parse_json, request_view
 from extproc.config import Target
-from extproc.exchange.live import LiveSessions, Lock, now_us, utc_text
+from extproc.exchange.live import END_LOCK_SECONDS, LiveSessions, Lock, now_us, utc_text
 from extproc.exchange.live_store import Listed, LiveStore
 from extproc.exchange.recorded import recorded
 from extproc.identity import Authenticated, principals
@@ -145,7 +146,7 @@ class SessionsApi:
         async def act(caller: Authenticated, body: dict[str, Any],
                       meaning: dict[str, Any]) -> dict[str, Any]:
             reason = _reason(body, required=True)
-            seconds = _seconds(body, "lock_seconds")
+            seconds = _end_lock(body)
             meaning.update({"session": session_id, "reason": reason})
             found = await self._store.get(session_id)
             if found is None:
@@ -158,7 +159,7 @@ class SessionsApi:
                                     "ended meanwhile)", 404)
             self._here.end(session_id, reason, caller["sub"])
             lock = None
-            if seconds is not None:  # after the end: the client is told the end's reason
+            if seconds:  # after the end: the client is told the end's reason
                 lock = Lock(found.identity, reason, caller["sub"],
                             now_us() + seconds * 1_000_000)
                 meaning["lock_until_us"] = lock.until_us
@@ -167,11 +168,12 @@ class SessionsApi:
             ended = await self._gone(session_id)
             log.info("session %s (%s of %s on %s) ended by %s: %s", session_id,
                      found.front, found.identity, found.target, caller["sub"], reason)
+            done = (f"session {session_id} ended on {found.replica}" if ended
+                    else f"{found.replica}, which holds session {session_id}, is asked "
+                    "to end it (it has not yet)")
             return {"session": found.as_json(), "ended": ended,
                     "lock": _lock_json(lock) if lock else None,
-                    "effect": (f"session {session_id} ended on {found.replica}" if ended
-                               else f"{found.replica}, which holds session {session_id}, "
-                               "is asked to end it (it has not yet)")}
+                    "effect": done + "; " + _locked_out(found.identity, lock)}
         return await self._acted(request, "end", act, session_id)
 
     async def _lock(self, request: web.Request) -> web.Response:
@@ -369,6 +371,25 @@ def _seconds(body: dict[str, Any], name: str) -> int | None:
         raise SessionsError("bad_request", f"{name} must be a whole number of seconds, "
                             f"1 to {_MOST_LOCK_SECONDS}, got {seconds!r}", 400)
     return seconds
+
+
+def _end_lock(body: dict[str, Any]) -> int:
+    """How long an end locks its session's identity out: `lock_seconds`, else the
+    default; 0 is no lock, said so."""
+    seconds = body.get("lock_seconds", END_LOCK_SECONDS)
+    if type(seconds) is not int or not 0 <= seconds <= _MOST_LOCK_SECONDS:
+        raise SessionsError("bad_request", "lock_seconds must be a whole number of "
+                            f"seconds, 1 to {_MOST_LOCK_SECONDS}, or 0 for no lock (none "
+                            f"given: {END_LOCK_SECONDS}), got {seconds!r}", 400)
+    return seconds
+
+
+def _locked_out(identity: str, lock: Lock | None) -> str:
+    """What an end means for its client's coming back."""
+    if lock is None:
+        return "not locked: its client may reconnect at once"
+    until = "until unlocked" if lock.until_us is None else f"until {utc_text(lock.until_us)}"
+    return f"{identity} is locked out {until}"
 
 
 def _lock_json(lock: Lock) -> dict[str, Any]:

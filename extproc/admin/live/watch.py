@@ -13,11 +13,22 @@ screen, the asciicast chunks the session writes (terminal/session.py), as they c
 The events:
 
     {"event": "session", "session": {...}, "attendees": [...], "role": "watch"|"join"}
-    {"event": "record", "record": {"id", "kind", "started_us", "action", "status",
-                                   "what", "typist", "trace_id", "content"}}
+    {"event": "record", "record": {"id", "writer", "seq", "kind", "started_us", "action",
+                                   "status", "what", "said", "typist", "trace_id",
+                                   "content"}}
     {"event": "screen", "recording_id": T, "chunk": N, "cast": "<asciicast lines>"}
     {"event": "attendance", "attendees": [{"who", "role", "moderator", ...}]}
+    {"event": "activity", "exchanges": N, "refusals": N, "holds": N}
+                                             the session's counts, when they change
     {"event": "beat"}                        nothing new (a closed watcher is seen)
+
+The records are the session's and those sharing a trace with them (an alert, an
+approval), as the recordings page shows the session; they come as they are stored,
+which is not the order they began in (an exchange is stored as it ends, a shell's line
+when the next is entered): a reader places each by (started_us, writer, seq), the
+record's own order. `said` words a record that is no decision (wording.py). While the
+stream is open its watcher's attendance row is beaten every BEAT_SECONDS: the
+attendance the stream, the CLI and the attendance API show is that one row.
     {"event": "ended", "by": SUB|null, "reason": TEXT, "message": TEXT}   the last
     {"event": "error", "error": "store_unavailable", "message": ...}   instead, when the
                                              store stops answering
@@ -42,6 +53,7 @@ import orjson
 from aiohttp import web
 
 from extproc.admin.live.api import SessionsApi, SessionsError, error_response, unavailable
+from extproc.admin.live.wording import said
 from extproc.exchange.live_store import Listed, LiveStore
 from extproc.exchange.presence import BEAT_SECONDS, AttendanceStore, Attendee
 from extproc.identity import Authenticated, principals
@@ -54,9 +66,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollgate.sessions")
 
 POLL_SECONDS = 0.2
-# Records a watch shows of what happened before it began; a terminal's screen is shown
-# whole (the player needs all of it), up to this many chunks.
-_BACKLOG = 50
+# Records a watch shows of what happened before it began, as many as the recordings
+# page shows of a session; a terminal's screen is shown whole (the player needs all of
+# it), up to this many chunks.
+_BACKLOG = 500
 _MOST_CHUNKS = 20_000
 _MOST_KEYS = 4096
 # After its session's row went: how long the watch looks for the record saying who ended
@@ -131,7 +144,7 @@ class WatchApi:
         await response.prepare(request)
         try:
             await _Watch(self._store, self._live, self._attendance, opened["found"],
-                         role, response.write).run()
+                         role, response.write, attendee.attendance_id).run()
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the watcher went
         except StoreError as exc:  # said, and the stream ends: the watcher may open another
@@ -183,11 +196,15 @@ class _Watch:
     session's row goes."""
 
     def __init__(self, store: AsyncStore, live: LiveStore, attendance: AttendanceStore,
-                 found: Listed, role: str,
-                 write: Callable[[bytes], Any]) -> None:
+                 found: Listed, role: str, write: Callable[[bytes], Any],
+                 attendance_id: str) -> None:
         self._store, self._live, self._attendance = store, live, attendance
         self._found, self._role, self._write = found, role, write
+        self._attendance_id = attendance_id  # the watcher's own row, beaten while open
         self._seqs: dict[str, int] = {}  # the last record shown of each writer
+        # The records of other sessions sharing a trace with this one's, shown already.
+        self._traced: set[str] = set()
+        self._counts = (found.exchanges, found.refusals, found.holds)
         self._chunks: dict[str, int] = {}  # the next chunk of each terminal recording
         self._written = 0  # when the last chunk shown was written (µs)
         self._attendees: list[dict[str, Any]] = []
@@ -200,10 +217,19 @@ class _Watch:
                           "role": self._role, "attendees": self._attendees})
         await self._records(backlog=True)
         await self._screen()
-        beat = time.monotonic()
+        beat = attended = time.monotonic()
         while True:
+            if time.monotonic() - attended >= BEAT_SECONDS:
+                await self._attendance.beat(self._attendance_id)
+                attended = time.monotonic()
             found = await self._live.get(session_id)
             sent = await self._records() + await self._screen()
+            if found is not None and (
+                    counts := (found.exchanges, found.refusals, found.holds)) != self._counts:
+                self._counts = counts
+                await self._send({"event": "activity", "exchanges": counts[0],
+                                  "refusals": counts[1], "holds": counts[2]})
+                sent += 1
             if (now := await self._present()) != self._attendees:
                 self._attendees = now
                 await self._send({"event": "attendance", "attendees": now})
@@ -227,17 +253,21 @@ class _Watch:
         return [a.as_json() for a in found]
 
     async def _records(self, backlog: bool = False) -> int:
-        """The session's records not shown yet (the last _BACKLOG at first)."""
+        """The session's records not shown yet (the last _BACKLOG at first), then those
+        of other sessions sharing a trace with them."""
         session_id = self._found.session_id
         if backlog:
             rows = list(reversed(await self._store.execute(
                 f"SELECT {_RECORD_COLUMNS} FROM records WHERE session_id = ? "
                 f"ORDER BY started_us DESC, writer, seq DESC LIMIT {_BACKLOG}",
                 (session_id,))))
-            for row in await self._store.execute(
-                    "SELECT writer, MAX(seq) FROM records WHERE session_id = ? "
-                    "GROUP BY writer", (session_id,)):
-                self._seqs[str(row[0])] = int(row[1])
+            if len(rows) == _BACKLOG:  # older records left out: not shown later either
+                for row in await self._store.execute(
+                        "SELECT writer, MAX(seq) FROM records WHERE session_id = ? "
+                        "GROUP BY writer", (session_id,)):
+                    self._seqs[str(row[0])] = int(row[1])
+            # Else every record of the session is in `rows`, the high-water marks below
+            # come from them alone: one written since is the next poll's, never skipped.
         else:
             newer = " OR ".join(["(writer = ? AND seq > ?)"] * len(self._seqs))
             known = ", ".join("?" * len(self._seqs))
@@ -253,10 +283,29 @@ class _Watch:
             writer, seq = str(row[1]), int(row[2])
             self._seqs[writer] = max(self._seqs.get(writer, -1), seq)
             await self._send({"event": "record", "record": self._record(row)})
-        return len(rows)
+        return len(rows) + await self._traced_records()
+
+    async def _traced_records(self) -> int:
+        """The records of other sessions in this one's traces (an approver's decision, an
+        alert) not shown yet: read whole each time (they are few), as one may be stored
+        before the exchange whose trace names it."""
+        if len(self._traced) >= _BACKLOG:
+            return 0
+        rows = await self._store.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE session_id <> ? AND trace_id IN "
+            "(SELECT trace_id FROM records WHERE session_id = ?) "
+            f"ORDER BY started_us, writer, seq LIMIT {_BACKLOG}",
+            (self._found.session_id, self._found.session_id))
+        sent = 0
+        for row in rows:
+            if str(row[0]) not in self._traced:
+                self._traced.add(str(row[0]))
+                await self._send({"event": "record", "record": self._record(row)})
+                sent += 1
+        return sent
 
     def _record(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        record_id, _, _, kind, started_us, trace_id, action, status, content = row
+        record_id, writer, seq, kind, started_us, trace_id, action, status, content = row
         document = content_of(str(content))
         request = document.get("request") or {}
         headers = request.get("headers") or {}
@@ -265,9 +314,10 @@ class _Watch:
             meaning = (document.get("meaning") or {}).get("moderation") or {}
             if meaning.get("action") == "end" and action == "allow":
                 self._ended = (str(identity.get("sub")), str(meaning.get("reason") or ""))
-        return {"id": record_id, "kind": kind, "started_us": int(started_us),
-                "trace_id": trace_id, "action": action, "status": status,
-                "method": request.get("method"), "what": document.get("what"),
+        return {"id": record_id, "writer": writer, "seq": int(seq), "kind": kind,
+                "started_us": int(started_us), "trace_id": trace_id, "action": action,
+                "status": status, "method": request.get("method"),
+                "what": document.get("what"), "said": said(str(kind), str(action), document),
                 # Only a terminal's exchanges are tollgate's own requests, which alone
                 # set it: on a request front the header is the client's, and names no one.
                 "typist": (headers.get("x-tollgate-typist")

@@ -779,6 +779,42 @@ function liveScreen(header) {
   return source;
 }
 
+// A record's place in the session, as the record orders it (admin/recordings/api.py):
+// when it began, then its writer's chain. Records are stored as they end, not as they
+// begin, so each is placed rather than appended.
+function recordOrder(a, b) {
+  if (a.started_us !== b.started_us) return a.started_us < b.started_us ? -1 : 1;
+  if (a.writer !== b.writer) return a.writer < b.writer ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+// The words a decision is shown with (as the session's timeline and the CLI name them).
+const DECIDED = { allow: "allowed", deny: "refused", hold: "held", none: "not decided" };
+
+// One record as a line of the live view: an exchange by its decision and what it did; any
+// other record (someone starting to watch, an end, an alert, an approval) by its words
+// (`said`), never by an action it has as a record.
+function liveRecord(r) {
+  const item = made("li", r.said === null ? "live-" + r.action : "live-note");
+  item.dataset.started = String(r.started_us);
+  item.dataset.writer = r.writer;
+  item.dataset.seq = String(r.seq);
+  item.append(made("span", "when", AdminTime.utc(r.started_us).slice(11)), " ");
+  if (r.said === null) {
+    item.append(made("span", "decision", DECIDED[r.action] || r.action), " ",
+                made("span", "what", r.what || r.method),
+                r.typist ? made("span", "typist", " (typed by " + r.typist + ")") : "");
+  } else {
+    item.append(made("span", "said", r.said));
+  }
+  const list = document.getElementById("live-records");
+  const key = { started_us: r.started_us, writer: r.writer, seq: r.seq };
+  const after = [...list.children].find((shown) => recordOrder(key, {
+    started_us: Number(shown.dataset.started), writer: shown.dataset.writer,
+    seq: Number(shown.dataset.seq) }) < 0);
+  list.insertBefore(item, after || null);
+}
+
 function liveEvent(event, screens) {
   const status = document.getElementById("live-status");
   if (event.event === "session") {
@@ -786,19 +822,17 @@ function liveEvent(event, screens) {
     status.textContent = visible("Watching " + s.front + " of " + s.identity + " on "
                                  + (s.target || "-") + ", held by " + s.replica
                                  + ", since " + AdminTime.utc(s.started_us));
+    liveHolds(s.holds);
   }
   if (event.event === "session" || event.event === "attendance") {
     const people = event.attendees.map((a) => a.who + " (" + a.role
                                        + (a.moderator ? ", moderator" : "") + ")");
     document.getElementById("live-attending").textContent =
       visible("Attending: " + (people.join(", ") || "nobody"));
+  } else if (event.event === "activity") {
+    liveHolds(event.holds);
   } else if (event.event === "record") {
-    const r = event.record;
-    const line = AdminTime.utc(r.started_us).slice(11) + "  " + r.action + "  "
-      + (r.kind === "moderation" ? r.by + " " + ((r.content.meaning || {}).moderation || {}).action
-        : (r.what || r.method)) + (r.typist ? "  (typed by " + r.typist + ")" : "");
-    document.getElementById("live-records").append(made("li", "live-" + r.action,
-                                                        visible(line)));
+    liveRecord(event.record);
   } else if (event.event === "screen") {
     for (const text of event.cast.split("\n")) {
       if (!text.trim()) continue;
@@ -810,7 +844,16 @@ function liveEvent(event, screens) {
     }
   } else if (event.event === "ended") {
     status.textContent = visible("Ended: " + event.message);
+    liveHolds(0);
   }
+}
+
+// What waits now (held for an approval or a moderator): not in the record until decided.
+function liveHolds(holds) {
+  const held = document.getElementById("live-holds");
+  held.hidden = !holds;
+  held.textContent = holds ? holds + (holds === 1 ? " exchange waits" : " exchanges wait")
+    + " now, held for an approval or a moderator (recorded once decided)." : "";
 }
 
 async function watchLive(sessionId) {
@@ -828,6 +871,8 @@ async function watchLive(sessionId) {
     const answer = await reply.json().catch(() => ({}));
     throw new Error((answer.error || reply.status) + ": " + (answer.message || reply.statusText));
   }
+  say("Watching live since " + AdminTime.utc(Date.now() * 1000).slice(11)
+      + " (this watch is recorded).", false);
   const reader = reply.body.getReader();
   const decoder = new TextDecoder();
   const screens = new Map();
