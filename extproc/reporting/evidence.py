@@ -40,6 +40,7 @@ from extproc.recording.chain import Verifier
 from extproc.recording.retention import Rules
 from extproc.recording.verify import Report as Verification
 from extproc.recording.verify import verify
+from extproc.reporting import stories
 from extproc.reporting.controls import controls
 from extproc.store import Connection, StoreError
 
@@ -102,6 +103,7 @@ class _Tally:
         self.bucket_us = _HOUR_US if until_us - since_us <= _HOURLY_UP_TO_US else _DAY_US
         self.kinds: Counter[str] = Counter()
         self.actions: Counter[str] = Counter()
+        self.exchange_actions: Counter[str] = Counter()
         self.identities: dict[str, Counter[str]] = defaultdict(Counter)
         self.approvers: dict[str, Counter[str]] = defaultdict(Counter)
         self.readers: dict[str, Counter[str]] = defaultdict(Counter)
@@ -112,6 +114,10 @@ class _Tally:
         self.revisions: dict[str, Counter[str]] = defaultdict(Counter)
         self.listed: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.counted: Counter[str] = Counter()
+        # Per approval id: the held exchanges that met it, and the decisions on it, in
+        # the order they started (stories.py joins them).
+        self.met: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.decided: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     def add(self, writer: str, seq: int, kind: str, started_us: int, identity: str | None,
             target: str | None, action: str, content: str) -> None:
@@ -144,6 +150,7 @@ class _Tally:
 
     def _exchange(self, record: dict[str, Any], who: str, where: str, action: str,
                   bucket: Counter[str], document: dict[str, Any]) -> None:
+        self.exchange_actions[action] += 1
         for name, count in (document.get("masked") or {}).items():
             self.masked[name] += count
         decisions = document.get("decisions") or []
@@ -160,10 +167,17 @@ class _Tally:
         if held:
             for counts in (self.identities[who], self.targets[where]):
                 counts["held"] += 1
-            self._list("held", {**record, "what": _what(document),
-                                "rules": sorted({r for d in held for r in d["rules"]}),
-                                "approvers": sorted({a for d in held for a in d["approvers"]}),
-                                "approval": document.get("approval"), "outcome": action})
+            approval = document.get("approval")
+            event = {**record, "what": _what(document),
+                     "rules": sorted({r for d in held for r in d["rules"]}),
+                     "approvers": sorted({a for d in held for a in d["approvers"]}),
+                     "approval": approval, "outcome": action,
+                     "ended": _ended(document, decisions),
+                     "ended_us": record["started_us"]
+                     + int((document.get("duration_ms") or 0) * 1000)}
+            self._list("held", event)
+            if approval and approval.get("id"):
+                self.met[str(approval["id"])].append(event)
 
     def _approval(self, record: dict[str, Any], who: str, document: dict[str, Any]) -> None:
         """An approver's attempt at deciding: a decision made, or an attempt the approvals
@@ -178,7 +192,10 @@ class _Tally:
                  "tried": outcome.get("action")}
         if refusal is None:
             self.approvers[who]["decisions"] += 1
+            event |= _decided(who, approval, document)
             self._list("approvals", event)
+            if approval and approval.get("id"):
+                self.decided[str(approval["id"])].append(event)
         else:
             self.approvers[who]["refused"] += 1
             self._list("refused_attempts", {**event, "refusal": refusal})
@@ -214,12 +231,31 @@ class _Tally:
         if len(self.listed[name]) < _MOST_LISTED:
             self.listed[name].append(event)
 
+    def _told(self) -> None:
+        """Each listed held exchange and decision with what became of it, in words
+        (`happened`, `decision`, `then`), from what the period holds of its approval."""
+        for event in self.listed["held"]:
+            key = str((event["approval"] or {}).get("id"))
+            later = [e for e in self.met.get(key, ()) if e["started_us"] > event["started_us"]]
+            after = [d for d in self.decided.get(key, ())
+                     if d["started_us"] > event["started_us"]]
+            event["happened"] = stories.held(event, after, later[-1] if later else None)
+        for event in self.listed["approvals"]:
+            key = str(event["approval"]["id"])
+            used = [e for e in self.met.get(key, ()) if e["ended_us"] > event["started_us"]]
+            others = [d for d in self.decided.get(key, ())
+                      if d["started_us"] > event["started_us"]]
+            event["decision"] = stories.decision_words(event)
+            event["then"] = stories.then(event, others, used[-1] if used else None)
+
     def as_json(self, in_force: list[dict[str, Any]]) -> dict[str, Any]:
+        self._told()
         names = ("held", "approvals", "refused_attempts", "moderation", "alerts",
                  "policy_loads")
         return {
             "records": {"total": sum(self.kinds.values()), "by_kind": _sorted(self.kinds),
-                        "by_action": _sorted(self.actions)},
+                        "by_action": _sorted(self.actions),
+                        "exchanges_by_action": _sorted(self.exchange_actions)},
             "identities": _rows(self.identities, "identity"),
             "approvers": [{"approver": name, "decisions": c["decisions"],
                            "refused_attempts": c["refused"]}
@@ -261,6 +297,36 @@ def _what(document: dict[str, Any]) -> str:
         return what
     request = document.get("request") or {}
     return f"{request.get('method') or ''} {request.get('path') or ''}".strip()
+
+
+def _ended(document: dict[str, Any], decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    """How an exchange ended, beside its action: tollgate's refusal code, what its front
+    said it did (`DELETE 3`, the database's error), the status its client got, and the
+    policy's denial (its reasons and rules) where the policy refused it."""
+    outcome = document.get("outcome") or {}
+    denied = [d for d in decisions if d["action"] == "deny"]
+    return {"refusal": outcome.get("refusal"), "detail": outcome.get("detail"),
+            "status": outcome.get("status"),
+            "denied_by": {"reasons": [r for d in denied for r in d.get("reasons") or []],
+                          "rules": sorted({r for d in denied for r in d["rules"]})}
+            if denied else None}
+
+
+def _decided(who: str, approval: dict[str, Any] | None,
+             document: dict[str, Any]) -> dict[str, Any]:
+    """One approver's decision as they made it, whatever the approval's status after it
+    (a first approval of two leaves it pending): who, how many approvals it needed and
+    which one this was, and their own reason (the approval keeps only the last
+    approver's; theirs is in their request's body)."""
+    approval = approval or {}
+    needed = int(approval.get("approvals_needed") or 1)
+    approved_by = list(approval.get("approved_by") or [])
+    body = ((document.get("request") or {}).get("body") or {}).get("value")
+    own = body.get("reason") if isinstance(body, dict) else None
+    return {"by": who, "needed": needed,
+            "place": approved_by.index(who) + 1 if who in approved_by else None,
+            "reason": own if isinstance(own, str) and own.strip()
+            else approval.get("reason") if approval.get("decided_by") == who else None}
 
 
 def _busiest(counts: dict[str, Counter[str]]) -> list[tuple[str, Counter[str]]]:

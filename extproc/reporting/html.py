@@ -10,15 +10,18 @@ Much of what a report shows was written by agents or their callers (identities, 
 summaries, alert messages): every value from the record is escaped here, in one place
 (`_e`), and the page's Content-Security-Policy forbids scripts and fetches besides.
 
-Nothing is cut off on paper: every cell wraps, anywhere when a word is longer than its
-column (an identity, a statement); tables of many columns are laid out with fixed column
-shares (`widths`), and the sections that hold them are printed on landscape pages.
+Nothing is cut off, and no word is broken: cells wrap at spaces and hyphens, and only a
+word too long for any column (an identity, an id, a hash, a table's name) wraps anywhere;
+on paper, tables of many columns are laid out with fixed column shares (`widths`), and
+the sections that hold them are printed on landscape pages; on a screen narrower than a
+table, the table scrolls in its own box.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from string import Template
@@ -68,7 +71,7 @@ def render(report: Report, document: dict[str, Any]) -> str:
                 _policies(data), _retention(data["retention"]), _controls(data["controls"])]
     embedded = json.dumps(document, ensure_ascii=False, indent=1).replace("<", "\\u003c")
     return _TEMPLATE.substitute(
-        title=_TITLE, meta=_e(meta), signed=_e(signed), sections="\n".join(sections),
+        title=_TITLE, meta=_text(meta), signed=_text(signed), sections="\n".join(sections),
         seal=sealing.seal_placeholder("html"), embedded=embedded,
         json_block=sealing.JSON_BLOCK, margin_period=_css_string(f"Records started {span}"),
         margin_hash=_css_string(f"Report SHA-256 {digest}"))
@@ -88,11 +91,22 @@ def pdf(page: str, attached: bytes) -> bytes:
 # -- sections ----------------------------------------------------------------------------
 
 
+# How the period's exchanges ended, in words, by the action that settled each.
+_EXCHANGES_ENDED = {
+    "allow": "exchanges allowed",
+    "deny": "exchanges refused",
+    "hold": "exchanges held and still undecided when they ended (their clients were told "
+            "to retry)",
+    "none": "exchanges whose client went away before anything was decided",
+}
+
+
 def _summary(data: dict[str, Any]) -> str:
     records = data["records"]
     rows = [("records in the period", records["total"]),
             *((f"kind {kind}", n) for kind, n in records["by_kind"].items()),
-            *((f"ended {action}", n) for action, n in records["by_action"].items()),
+            *((_EXCHANGES_ENDED.get(action, f"exchanges that ended {action}"), n)
+              for action, n in records["exchanges_by_action"].items()),
             ("identities acting through the gateway", len(data["identities"])),
             ("approvers (deciding, not acting)", len(data["approvers"])),
             ("readers of the record (reading, not acting)", len(data["readers"])),
@@ -185,18 +199,19 @@ def _privileged(data: dict[str, Any]) -> str:
         _p(f"Exchanges a policy held for a person: {held['count']}"
            + _beyond(held, data)),
         _table(("record", "when (UTC)", "identity", "target", "what", "rules", "approvers",
-                "approval", "ended"),
+                "approval", "what happened"),
                [(h["id"], utc(h["started_us"]), h["identity"], h["target"], h["what"],
-                 ", ".join(h["rules"]), ", ".join(h["approvers"]), _approval(h["approval"]),
-                 h["outcome"]) for h in held["listed"]],
-               widths=(9, 10, 12, 8, 23, 10, 9, 12, 7)),
-        _p(f"Approval decisions (who approved or denied, when, why): {approvals['count']}"
-           + _beyond(approvals, data)),
+                 ", ".join(h["rules"]), ", ".join(h["approvers"]),
+                 (h["approval"] or {}).get("id") or "none", h["happened"])
+                for h in held["listed"]],
+               widths=(8, 9, 11, 7, 20, 9, 8, 8, 20)),
+        _p(f"Approval decisions (who approved or denied, when, why, and what came of it): "
+           f"{approvals['count']}" + _beyond(approvals, data)),
         _table(("record", "when (UTC)", "by", "approval", "decision", "asked by", "reason",
-                "what"),
+                "what", "then"),
                [(a["id"], utc(a["started_us"]), a["identity"], *_decided(a))
                 for a in approvals["listed"]],
-               widths=(9, 10, 11, 9, 9, 11, 17, 24)),
+               widths=(8, 9, 9, 8, 10, 9, 13, 16, 18)),
         _p("Refused attempts at deciding (the approvals API refused them; nothing was "
            f"decided): {refused['count']}" + _beyond(refused, data)),
         _table(("record", "when (UTC)", "by", "tried to", "approval", "refused because",
@@ -335,7 +350,7 @@ def _e(value: Any) -> str:
 
 
 def _p(text: str, css: str | None = None) -> str:
-    return f'<p class="{css}">{_e(text)}</p>' if css else f"<p>{_e(text)}</p>"
+    return f'<p class="{css}">{_text(text)}</p>' if css else f"<p>{_text(text)}</p>"
 
 
 def _section(title: str, *parts: str, wide: bool = False) -> str:
@@ -352,18 +367,40 @@ def _table(heads: Sequence[str], rows: Iterable[Sequence[Any]],
     many columns, so that a long value wraps in its own column rather than squeezing the
     others."""
     body = "".join(
-        "<tr>" + "".join(f'<td class="n">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
+        "<tr>" + "".join(f'<td class="n">{_e(v)}</td>' if i in numeric else f"<td>{_text(v)}</td>"
                          for i, v in enumerate(row)) + "</tr>" for row in rows)
     if not body:
         return _p("None.", "empty")
     head = "".join(f'<th class="n">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
                    for i, h in enumerate(heads))
     if widths is None:
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    assert len(widths) == len(heads) and sum(widths) == 100, widths
-    columns = "".join(f'<col style="width: {w}%">' for w in widths)
-    return (f'<table class="fixed"><colgroup>{columns}</colgroup><thead><tr>{head}</tr>'
-            f"</thead><tbody>{body}</tbody></table>")
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    else:
+        assert len(widths) == len(heads) and sum(widths) == 100, widths
+        columns = "".join(f'<col style="width: {w}%">' for w in widths)
+        table = (f'<table class="fixed"><colgroup>{columns}</colgroup><thead><tr>{head}'
+                 f"</tr></thead><tbody>{body}</tbody></table>")
+    # A table wider than a phone scrolls in its own box (a keyboard scrolls it too once
+    # it has the focus), rather than squeezing its columns until words break.
+    return (f'<div class="scroll" tabindex="0" role="region" '
+            f'aria-label="{_e(", ".join(h for h in heads if h) or "table")}">{table}</div>')
+
+
+# A word this long (an identity, an id, a hash, a table's name) may wrap anywhere; shorter
+# ones wrap only at spaces and hyphens.
+_LONG_WORD = 24
+
+
+def _text(value: Any) -> str:
+    """A cell's or a paragraph's text, escaped; its long words marked to wrap anywhere
+    (CSS `.id`), so that they never widen a column or the page, and the others never
+    break."""
+    text = str(value)
+    if len(text) <= _LONG_WORD:
+        return _e(text)
+    return "".join(f'<span class="id">{_e(part)}</span>'
+                   if len(part) > _LONG_WORD and not part.isspace() else _e(part)
+                   for part in re.split(r"(\s+)", text) if part)
 
 
 def _chart(svg: str) -> str:
@@ -377,23 +414,14 @@ def _beyond(listed: dict[str, Any], data: dict[str, Any]) -> str:
     return f" (the first {data['listed_at_most']} are listed)"
 
 
-def _approval(approval: dict[str, Any] | None) -> str:
-    """A held exchange's approval: its id, and who decided it, or that nobody has."""
-    if not approval:
-        return "none"
-    status = approval.get("status")
-    if not approval.get("decided_by"):
-        return f"{approval.get('id')} {'' if status == 'pending' else f'{status}, '}not decided"
-    return f"{approval.get('id')} {status} by {approval['decided_by']}"
-
-
-def _decided(record: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """An approver's decision: the approval's id, the status they left it in, who asked,
-    why, what the held exchange does."""
+def _decided(record: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """An approver's decision: the approval's id, the decision as they made it (never the
+    status they left it in: a first approval of two leaves it pending), who asked, their
+    reason, what the held exchange does, and what came of it."""
     approval = record["approval"] or {}
-    return (approval.get("id") or "none", approval.get("status") or "",
-            approval.get("requested_by") or "", approval.get("reason") or "",
-            approval.get("summary") or "")
+    return (approval.get("id") or "none", record["decision"],
+            approval.get("requested_by") or "", record.get("reason") or "",
+            approval.get("summary") or "", record["then"])
 
 
 def _attempted(record: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -14,7 +14,14 @@ from extproc.recording.chain import Signer
 from extproc.recording.retention import Rules
 from extproc.reporting import Report, gather, html, sealing, signing
 from extproc.store import connect
-from tests.reporting.conftest import HELD_WHAT, HOSTILE, LONG_IDENTITY, LONG_WHAT, NOW
+from tests.reporting.conftest import (
+    HELD_WHAT,
+    HOSTILE,
+    LONG_IDENTITY,
+    LONG_TABLE,
+    LONG_WHAT,
+    NOW,
+)
 
 HOUR_AGO_US, NOW_US = int((NOW - 3600) * 1e6), int((time.time() + 60) * 1e6)
 
@@ -50,7 +57,8 @@ def test_the_figures_are_what_was_recorded(recorded: str, signer: Signer,
     assert data["records"] == {
         "total": 17, "by_kind": {"exchange": 10, "approval": 3, "access": 2, "alert": 1,
                                  "policy": 1},
-        "by_action": {"allow": 6, "deny": 5, "approve": 2, "hold": 2, "alert": 1}}
+        "by_action": {"allow": 6, "deny": 5, "approve": 2, "hold": 2, "alert": 1},
+        "exchanges_by_action": {"allow": 5, "deny": 3, "hold": 2}}
     # Identities acting through the gateway; approvers and readers apart.
     assert data["identities"] == [
         {"identity": "svc-autogen", "records": 8, "refused": 2, "held": 1},
@@ -159,18 +167,21 @@ def test_the_page_escapes_what_agents_wrote(recorded: str, signer: Signer,
 
 def test_the_page_tells_decisions_refused_attempts_and_who_did_what_apart(
         recorded: str, signer: Signer, tmp_path: Path) -> None:
-    """A held exchange nobody decided yet is "not decided" (never "by None"); refused
+    """A held exchange nobody decided yet is undecided (never "by None"); refused
     attempts at deciding are listed as such, with why in words; approvers and readers
     have tables of their own, and the summary counts them apart from acting identities."""
     page = page_of(report_of(recorded, signer, tmp_path), signer)
     assert "by None" not in page and ">None<" not in page
-    assert "<td>a-22 not decided</td>" in page and "<td>a-21 approved by alice</td>" in page
+    assert ("<td>a-22</td><td>held; still undecided when its wait ended (the client was "
+            "told to retry)</td>") in page
+    assert ("<td>a-21</td><td>held; approved by alice after its wait ended (the client was "
+            "told to retry)</td>") in page
     attempts = page[page.index("Refused attempts at deciding"):]
     attempts = attempts[:attempts.index("</table>")]
     assert "decided): 2" in attempts
     assert "their own request: nobody decides their own (self_approval)" in attempts
     assert "a denial without a reason (reason_required)" in attempts
-    assert f"<td>{LONG_WHAT}</td>" in attempts
+    assert f'<td>DELETE FROM <span class="id">{LONG_TABLE}</span> WHERE id = 7</td>' in attempts
     decisions = page[page.index("Approval decisions"):page.index("Refused attempts")]
     assert "self_approval" not in decisions and "reason_required" not in decisions
     for row in ("identities acting through the gateway</td><td class=\"n\">4",

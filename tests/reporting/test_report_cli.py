@@ -101,7 +101,7 @@ def test_no_column_of_the_pdf_is_cut_off(config: Path, tmp_path: Path) -> None:
     """A long identity and a long statement, neither with a place to break a line, in
     tables of many columns: every word is inside its page, and each is there whole
     (read in the order it was drawn); held actions and approvals are on landscape pages;
-    a held action nobody decided is "not decided", refused attempts at deciding are
+    a held action nobody decided is "still undecided", refused attempts at deciding are
     listed, approvers and readers counted apart."""
     out = tmp_path / "report.pdf"
     made = audit(config, "report", "--since", "2h", "--format", "pdf", "--out", str(out))
@@ -112,7 +112,7 @@ def test_no_column_of_the_pdf_is_cut_off(config: Path, tmp_path: Path) -> None:
     flat = "".join(drawn.split())
     assert flat.count(LONG_IDENTITY) >= 3  # acting identities, held, asked by
     assert flat.count("".join(LONG_WHAT.split())) == 2  # held, refused attempt
-    assert "a-22notdecided" in flat and "None" not in flat
+    assert "held;stillundecidedwhenitswaitended" in flat and "None" not in flat
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True,
                           check=True, timeout=60).stdout
     assert "Refused attempts at deciding" in text and "reason_required" in text
