@@ -12,12 +12,12 @@ refused afterwards.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from http import HTTPStatus
 from typing import Any
 
 from extproc.approvals.model import Approval
 from extproc.recording.record import CLIENT_LEFT
 from extproc.recording.store import content_of
+from extproc.recording.told import did, refused_because
 from extproc.store.aio import AsyncStore
 
 # Exchange records one trace holds at most: the held request's own, its strict decision.
@@ -44,23 +44,10 @@ class Answered:
         if self.client_left:
             return "its client left before it was answered"
         if self.refusal is not None:
-            status = f"{self.status} " if self.status is not None else ""
-            return f"tollgate refused it ({status}{self.refusal})"
+            return f"tollgate refused it: {refused_because(self.refusal, self.detail)}"
         if self.action == "hold":
             return "it was answered as held, waiting for the approval"
-        if self.detail:
-            return f"it ran: {self.detail}"
-        if self.status is not None:
-            return f"it ran: its target answered {_status(self.status)}"
-        return "it ran"
-
-
-def _status(status: int) -> str:
-    """An HTTP status with its phrase ("200 OK"), as a person reads it."""
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
+        return f"it ran: {did(self.detail, self.status)}"
 
 
 async def answered(store: AsyncStore, approval: Approval) -> Answered | None:

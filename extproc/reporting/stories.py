@@ -15,31 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-# Why the gateway refused an exchange, in words, by its refusal code (its code follows).
-_REFUSED_BECAUSE = {
-    "effect_unmeasured": "its effect could not be measured",
-    "effect_grew": "run again once approved, it did more than the run that was approved",
-    "effect_unknown": "the approved effect was measured by another gateway or before a "
-                      "restart",
-    "approval_required": "it needed an approval",
-    "approvals_unavailable": "the approvals store could not answer",
-    "recording_unavailable": "the record could not take it",
-    "unauthenticated": "no valid token",
-    "internal_error": "an error in tollgate",
-    "client_left": "its client went away",
-}
-
-
-def refused_because(code: str | None, detail: str | None = None) -> str:
-    """A refusal's reason in words, its code after it; `detail`, the message the record
-    kept, where it says more."""
-    words = _REFUSED_BECAUSE.get(code or "", "")
-    said = detail if detail and detail != code else ""
-    if words and said:
-        return f"{words} ({code}): {said}"
-    if words or said:
-        return f"{words or said} ({code})" if code else (words or said)
-    return code or "refused"
+from extproc.recording.told import did, refused_because
 
 
 def names(approval: dict[str, Any]) -> str:
@@ -146,11 +122,8 @@ def then(decision: dict[str, Any], others: Sequence[dict[str, Any]],
 
 
 def _did(ended: dict[str, Any]) -> str:
-    """What an exchange that ran did: its front's words (`DELETE 3`), else its answer's
-    status."""
-    if ended.get("detail"):
-        return str(ended["detail"])
-    return f"answered {ended['status']}" if ended.get("status") else "answered"
+    """What an exchange that ran did (told.py: as every surface says it)."""
+    return did(ended.get("detail"), ended.get("status"))
 
 
 def _why(ended: dict[str, Any]) -> str:

@@ -192,7 +192,7 @@ async def test_show_says_how_long_the_held_request_waits_and_how_it_was_answered
                 "at_us": int(refused.started * 1_000_000) + 30_000_000, "status": 403,
                 "refusal": "approval_required", "approval_status": "pending",
                 "client_left": False, "detail": None, "action": "hold",
-                "said": "tollgate refused it (403 approval_required)"}
+                "said": "tollgate refused it: it needed an approval (approval_required)"}
             # An approval no request waits on (a changed MCP tool) says no "until"; nor
             # does a hold longer than the approval lives say it waits past its expiry.
             unwaited = await create(store, fingerprint="tool")

@@ -65,7 +65,7 @@ def test_show_says_how_the_held_request_ended() -> None:
     shown = {"status": "pending", "wait": {"answered": answered.as_json()}}
     assert approvals_cli._waiting(shown) == (
         "answered at 2023-11-14 22:13:20 UTC (the approval pending then): tollgate "
-        "refused it (403 approval_required)")
+        "refused it: it needed an approval (approval_required)")
     left = replace(answered, status=None, refusal=None, client_left=True)
     shown["wait"]["answered"] = left.as_json()
     assert approvals_cli._waiting(shown) == (

@@ -171,7 +171,8 @@ def test_a_used_approval_says_what_its_request_did_as_its_record_says() -> None:
     assert ran["blocks"][0]["text"]["text"] == "Approved"
     refused = message(USED, None, NOW, REFUSED)
     assert outcome(refused) == ("Approved by dana at 2026-11-18 11:06:40 UTC; tollgate "
-                                "refused it (403 effect_unmeasured).")
+                                "refused it: its effect could not be measured "
+                                "(effect_unmeasured).")
     assert refused["blocks"][0]["text"]["text"] == "Approved, then refused"
     assert "went through" not in str(refused)
     # An earlier try's answer (it gave up while the approval was pending) is not the
