@@ -101,7 +101,7 @@ def start(port: int, folder: Path, account: accounts.Account | None, password: s
     server = stack.Process.spawn("demo-mariadb", accounts.run_as(account, server_argv(
         data, user, port, unix_socket, folder)), log_dir)
     server.ready_or_fail(lambda: root(unix_socket, "SELECT 1").returncode == 0, timeout,
-                         f"logins on port {port}")
+                         "taking logins", "the demo MariaDB", f"127.0.0.1:{port}")
     done = root(unix_socket, seed_sql(password))
     if done.returncode != 0:
         server.stop()

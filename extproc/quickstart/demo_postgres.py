@@ -87,7 +87,8 @@ def start(port: int, folder: Path, account: accounts.Account | None, password: s
         str(programs / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
         "-k", str(sockets), "-c", "fsync=off"]), log_dir)
     admin = f"host={sockets} port={port} user=postgres dbname=postgres connect_timeout=2"
-    server.ready_or_fail(lambda: _answers(admin), timeout, f"queries on port {port}")
+    server.ready_or_fail(lambda: _answers(admin), timeout, "answering queries",
+                         "the demo PostgreSQL database", f"127.0.0.1:{port}")
     _seed(admin, password)
     return server
 

@@ -227,7 +227,8 @@ def start(port: int, folder: Path, account: accounts.Account | None, host_key_fi
          "--authorized-key", authorized_key, *user],
         log_dir,
     )
-    proc.ready_or_fail(stack.tcp_accepts(port), timeout, f"accepting on port {port}")
+    proc.ready_or_fail(stack.tcp_accepts(port), timeout, "accepting connections",
+                       "the demo SSH host", f"127.0.0.1:{port}")
     return proc
 
 

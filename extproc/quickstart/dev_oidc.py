@@ -173,5 +173,6 @@ def start(port: int, admin_url: str, log_dir: Path | None,
     proc = stack.Process.spawn(
         "dev-oidc", [node, str(SCRIPT), json.dumps(
             settings(port, admin_url, users, secret, resources, token_exchange))], log_dir)
-    proc.ready_or_fail(discovery_served(port), timeout, "serving its discovery document")
+    proc.ready_or_fail(discovery_served(port), timeout, "serving its discovery document",
+                       "the development OpenID provider", issuer(port))
     return proc

@@ -8,11 +8,12 @@
     N+3    Envoy's PostgreSQL listener       N+8    the demo PostgreSQL database
     N+4    Envoy's SSH listener              N+9    the demo SSH host
     N+10   Envoy's MySQL listener            N+11   the demo MariaDB
-    N+12 + i          tollgate's ext_proc worker i (listen.grpc)
-    N+12 + W + i      tollgate's PostgreSQL front, worker i (postgres.listen)
-    N+12 + 2W + i     tollgate's SSH front, worker i (ssh.listen)
-    N+12 + 3W + i     tollgate's Kubernetes stream front, worker i (kube.listen)
-    N+12 + 4W + i     tollgate's MySQL front, worker i (mysql.listen)
+    N+12   the development OpenID provider (admin.oidc's issuer; unmoved, a free port)
+    N+13 + i          tollgate's ext_proc worker i (listen.grpc)
+    N+13 + W + i      tollgate's PostgreSQL front, worker i (postgres.listen)
+    N+13 + 2W + i     tollgate's SSH front, worker i (ssh.listen)
+    N+13 + 3W + i     tollgate's Kubernetes stream front, worker i (kube.listen)
+    N+13 + 4W + i     tollgate's MySQL front, worker i (mysql.listen)
 
 and `--http-port`, `--postgres-port`, `--mysql-port`, `--ssh-port`, `--egress-port` move
 the listeners agents use, alone or after `--base-port`. tollgate's own ports are in its config, so a
@@ -50,7 +51,7 @@ DEMO_HOST_TARGET = "demo-host"
 # The ports at fixed places from --base-port's N (the module's docstring), then one run of
 # listen.workers ports for each of tollgate's listeners.
 _FIXED = ("http", "admin", "egress", "postgres", "ssh", "approvals", "upstream", "mcp",
-          "demo_postgres", "demo_ssh", "mysql", "demo_mysql")
+          "demo_postgres", "demo_ssh", "mysql", "demo_mysql", "oidc")
 _RUNS = 5
 BASE_FLAG = "--base-port"
 
@@ -94,6 +95,9 @@ class Layout:
     egress: int
     demo_postgres: int
     demo_mysql: int
+    # The development OpenID provider's (dev_oidc.py), where --base-port moved the stack;
+    # None: a port the kernel finds free when it starts.
+    oidc: int | None
     ports: tuple[Port, ...]
     span: int  # how many ports from --base-port's N the layout takes
 
@@ -157,9 +161,10 @@ def plan(config: Config, moves: Moves = Moves()) -> Layout:
         ssh_front=ssh_front.address_of(0)[1] if ssh_front is not None else 0)
     demo_postgres = at.get("demo_postgres", DEMO_POSTGRES_PORT)
     demo_mysql = at.get("demo_mysql", DEMO_MYSQL_PORT)
-    ports = _ports(served, envoy, demo_postgres, demo_mysql)
+    oidc = at.get("oidc")
+    ports = _ports(served, envoy, demo_postgres, demo_mysql, oidc)
     return Layout(config, served, envoy, postgres, mysql, ssh, egress, demo_postgres,
-                  demo_mysql, ports, span)
+                  demo_mysql, oidc, ports, span)
 
 
 def _moved_config(config: Config, run: list[int], at: dict[str, int],
@@ -213,7 +218,7 @@ def demo_host_target(config: Config) -> SshTarget | None:
 
 
 def _ports(config: Config, envoy: envoy_bootstrap.Ports, demo_postgres: int,
-           demo_mysql: int) -> tuple[Port, ...]:
+           demo_mysql: int, oidc: int | None) -> tuple[Port, ...]:
     """Every port the stack listens on, what for and the flag that moves it; two roles on
     one port are an error naming both."""
     workers = range(config.listen.worker_count)
@@ -250,6 +255,8 @@ def _ports(config: Config, envoy: envoy_bootstrap.Ports, demo_postgres: int,
         ports.append(Port(envoy.egress, "Envoy's egress proxy", "--egress-port"))
     if config.listen.admin_port is not None:
         ports.append(Port(config.listen.admin_port, "tollgate's admin API (approvals)"))
+    if oidc is not None:
+        ports.append(Port(oidc, "the development OpenID provider"))
     seen: dict[int, Port] = {}
     for port in ports:
         other = seen.setdefault(port.number, port)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -146,6 +146,40 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+# How long a start may take, past its own timeout, on a slow or loaded machine
+# (Process.ready_or_fail): a process that still works gets STALL_SECONDS more at a time,
+# up to STRETCH times its timeout; TOLLGATE_START_SECONDS raises every timeout.
+START_VARIABLE = "TOLLGATE_START_SECONDS"
+STALL_SECONDS = 10.0
+STRETCH = 8
+# A slow start says what it waits for after SAY_AFTER s, then every SAY_EVERY s.
+SAY_AFTER = 5.0
+SAY_EVERY = 5.0
+_POLL = 0.1
+# Where a slow start is told (None: nowhere); `telling` sets it.
+progress: Callable[[str], None] | None = None
+
+
+def start_seconds() -> float:
+    """The least time any start is given: $TOLLGATE_START_SECONDS (0 unset)."""
+    value = os.environ.get(START_VARIABLE, "").strip()
+    try:
+        return max(float(value), 0.0) if value else 0.0
+    except ValueError:
+        raise StackError(f"{START_VARIABLE}={value}: expected a number of seconds") from None
+
+
+@contextlib.contextmanager
+def telling(say: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, a slow start says what it waits for through `say`."""
+    global progress
+    before, progress = progress, say
+    try:
+        yield
+    finally:
+        progress = before
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll `check` until it holds, with a deadline; raise StackError naming `what`."""
     deadline = time.monotonic() + timeout
@@ -224,23 +258,65 @@ class Process:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def ready_or_fail(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        """Wait for `check`; fail early, with the log tail, if the process exits instead."""
+    def ready_or_fail(self, check: Callable[[], bool], timeout: float, what: str,
+                      title: str | None = None, where: str | None = None) -> None:
+        """Wait for `check`; fail early, with the log tail, if the process exits instead.
 
-        def ready() -> bool:
+        `timeout` is the wait a process that does nothing gets (at least
+        $TOLLGATE_START_SECONDS): past it, the wait goes on while the process (with its
+        children) uses CPU or does I/O, STALL_SECONDS at a time, up to STRETCH times the
+        timeout, so a loaded machine is given the time its work takes. While `progress`
+        (a `telling` block) is set, a slow start says what it waits for every few seconds;
+        a failure names what did not start (`title`, `where`) and where its log is."""
+        started = time.monotonic()
+        base = max(timeout, start_seconds())
+        awaited = f"{title or self.name}" + (f" ({where})" if where else "")
+        work, worked_at, told_at = self.work(), started, started + SAY_AFTER - SAY_EVERY
+        while True:
             if not self.alive():
                 raise StackError(
-                    f"{self.name} exited with status {self.popen.returncode} before {what}\n"
-                    + self.tail()
-                )
-            return check()
+                    f"{awaited} exited with status {self.popen.returncode} before {what}; "
+                    f"{self.log_said()}\n{self.tail()}")
+            if check():
+                return
+            now = time.monotonic()
+            done = self.work()
+            if done != work:
+                work, worked_at = done, now
+            waited = now - started
+            if waited >= base and (now - worked_at >= STALL_SECONDS
+                                   or waited >= base * STRETCH):
+                idle = (f"it did nothing for the last {now - worked_at:.0f} s"
+                        if now - worked_at >= STALL_SECONDS else "it was still working")
+                raise StackError(
+                    f"{awaited} did not start: not {what} after {waited:.0f} s ({idle}; "
+                    f"{START_VARIABLE}=SECONDS waits longer); {self.log_said()}\n"
+                    f"{self.tail()}")
+            if progress is not None and now - told_at >= SAY_EVERY and waited >= SAY_AFTER:
+                told_at = now
+                progress(f"waiting for {awaited} ... {waited:.0f} s")
+            time.sleep(_POLL)
 
-        try:
-            wait_until(ready, timeout, f"{self.name}: {what}")
-        except StackError as exc:
-            if self.alive():
-                raise StackError(f"{exc}\n{self.tail()}") from None
-            raise
+    def work(self) -> tuple[int, int]:
+        """What the process and its descendants have done so far: CPU ticks (their own
+        and their ended children's) and bytes read and written, where /proc shows them."""
+        stats = process_stats()
+        tree, ticks, moved = {self.pid}, 0, 0
+        for pid, fields in sorted(stats.items()):
+            if pid in tree or int(fields[1]) in tree:
+                tree.add(pid)
+                ticks += sum(int(n) for n in fields[11:15])
+                with contextlib.suppress(OSError, ValueError):
+                    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text(
+                        encoding="ascii").splitlines())
+                    moved += int(io["rchar"]) + int(io["wchar"])
+        return ticks, moved
+
+    def log_said(self) -> str:
+        """Where its log is, in words."""
+        if self.log_path is not None:
+            return f"its log: {self.log_path}"
+        return "its output is above"
 
     def signal(self, sig: int) -> None:
         if self.alive():
@@ -301,7 +377,8 @@ def start_upstream(port: int, log_dir: Path | None, timeout: float = 30.0) -> Pr
          "--host", "127.0.0.1", "--port", str(port)],
         log_dir,
     )
-    proc.ready_or_fail(tcp_accepts(port), timeout, f"accepting on port {port}")
+    proc.ready_or_fail(tcp_accepts(port), timeout, "accepting connections",
+                       "the demo upstream", f"127.0.0.1:{port}")
     return proc
 
 
@@ -314,7 +391,8 @@ def start_demo_mcp(port: int, folder: Path, log_dir: Path | None, json_response:
          "--port", str(port), "--dir", str(folder), *(["--json"] if json_response else [])],
         log_dir,
     )
-    proc.ready_or_fail(tcp_accepts(port), timeout, f"accepting on port {port}")
+    proc.ready_or_fail(tcp_accepts(port), timeout, "accepting connections",
+                       "the demo MCP server", f"127.0.0.1:{port}")
     return proc
 
 
@@ -331,7 +409,8 @@ def start_tollgate(
         log_dir, env,
     )
     for port in range(grpc_port, grpc_port + workers):
-        proc.ready_or_fail(grpc_serving(port), timeout, f"gRPC health SERVING on {port}")
+        proc.ready_or_fail(grpc_serving(port), timeout, "gRPC health SERVING", name,
+                           f"127.0.0.1:{port}")
     return proc
 
 
@@ -349,5 +428,6 @@ def start_envoy(
         ],
         log_dir,
     )
-    proc.ready_or_fail(envoy_ready(admin_port), timeout, f"/ready on admin port {admin_port}")
+    proc.ready_or_fail(envoy_ready(admin_port), timeout, "ready (its admin /ready)", "Envoy",
+                       f"admin 127.0.0.1:{admin_port}")
     return proc

@@ -201,6 +201,11 @@ AUDITOR = ("ava", ["auditors"])
 TOKEN_TTL_SECONDS = 8 * 3600
 
 
+# Where the demo servers' logs are kept (each start's replaces the last's), so that a
+# server that did not start can be read about after `up` has stopped.
+LOG_DIR = Path("~/.tollgate/logs")
+
+
 # Where earlier quickstarts kept the audit record's signing key: beside the store, where
 # whoever could rewrite the record could also re-sign it.
 LEGACY_KEY = Path("~/.tollgate/audit-signing.key")
@@ -252,23 +257,24 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
         signal.signal(sig, lambda *_: stopping.set())
 
     processes: list[stack.Process] = []
+    logs = LOG_DIR.expanduser()
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     # The demo servers' private folders (accounts.py) go once the servers have stopped.
     with tempfile.TemporaryDirectory(prefix="tollgate-up-") as tmp, \
-            contextlib.ExitStack() as folders:
+            contextlib.ExitStack() as folders, stack.telling(_say):
         served, bootstrap = layout.write(Path(tmp))
         try:
             processes.append(stack.start_upstream(ports.upstream, log_dir=None))
             processes.append(stack.start_demo_mcp(ports.mcp, Path(tmp) / "mcp-files",
                                                   log_dir=None))
-            databases, mysql_lines = _demo_databases(config, Path(tmp), folders, layout)
+            databases, mysql_lines = _demo_databases(config, logs, folders, layout)
             processes += databases
             known_hosts = _ssh_keys(config, ssh, layout.ssh) if ssh else None
-            demo_host = _demo_host(config, folders) if ssh else None
+            demo_host = _demo_host(config, folders, logs) if ssh else None
             if demo_host is not None:
                 processes.append(demo_host)
             if provider_port is not None:
-                processes.append(dev_oidc.start(provider_port, config.approvals_url,
-                                                Path(tmp)))
+                processes.append(dev_oidc.start(provider_port, config.approvals_url, logs))
             processes.append(stack.start_tollgate(served, ports.ext_proc, log_dir=None,
                                                   workers=workers))
             processes.append(stack.start_envoy(bootstrap, ports.admin, log_dir=None))
@@ -307,13 +313,19 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
 
 def _signing_in(layout: Layout) -> tuple[Layout, int | None, str | None]:
     """The layout signing in with the development identity provider where Node and
-    oidc-provider are (dev_oidc.py): its port, or why there is none."""
+    oidc-provider are (dev_oidc.py): its port (the layout's, where --base-port moved the
+    stack; else one free now), or why there is none."""
     why = dev_oidc.missing()
     if why is not None:
         return layout, None, why
-    port = dev_oidc.free_local_port()
+    port = layout.oidc if layout.oidc is not None else dev_oidc.free_local_port()
     return dataclasses.replace(layout, config=dev_oidc.signing_in(layout.config, port)), \
         port, None
+
+
+def _say(line: str) -> None:
+    """A line on how the start goes (what it waits for), on standard error."""
+    print(f"tollgate up: {line}", file=sys.stderr, flush=True)
 
 
 def _command(name: str) -> str:
@@ -349,21 +361,21 @@ def _private(folders: contextlib.ExitStack, names: tuple[str, ...], server: str
     return account, folders.enter_context(accounts.private_folder(account, server))
 
 
-def _demo_databases(config: Config, tmp: Path, folders: contextlib.ExitStack, layout: Layout
+def _demo_databases(config: Config, logs: Path, folders: contextlib.ExitStack, layout: Layout
                     ) -> tuple[list[stack.Process], str]:
     """The demo databases the config's fronts and targets call for, each in a private
-    folder of its account's that `folders` removes, their logs in `tmp`; and what to
+    folder of its account's that `folders` removes, their logs in `logs`; and what to
     print of the MariaDB."""
     started = []
     if config.postgres is not None:
-        started.append(_demo_database(config, config.postgres, tmp, folders,
+        started.append(_demo_database(config, config.postgres, logs, folders,
                                       layout.demo_postgres))
-    mariadb, mysql_lines = _demo_mysql(config, config.mysql, tmp, folders, layout)
+    mariadb, mysql_lines = _demo_mysql(config, config.mysql, logs, folders, layout)
     started.append(mariadb)
     return [p for p in started if p is not None], mysql_lines
 
 
-def _demo_database(config: Config, front: PostgresFront, tmp: Path,
+def _demo_database(config: Config, front: PostgresFront, logs: Path,
                    folders: contextlib.ExitStack, port: int) -> stack.Process | None:
     """The demo database of the config's demo-db target (none without one), with the
     target's password for the gateway's role, on `port`; and the certificate the gateway
@@ -376,11 +388,11 @@ def _demo_database(config: Config, front: PostgresFront, tmp: Path,
         return None
     password = config.resolve(target.credential.from_file).read_text().strip()
     account, folder = _private(folders, demo_postgres.ACCOUNTS, "demo-postgres")
-    # Its log stays in the temporary folder: the terminal shows the gateway's lines.
-    return demo_postgres.start(port, folder, account, password, log_dir=tmp)
+    # Its log in `logs`: the terminal shows the gateway's lines.
+    return demo_postgres.start(port, folder, account, password, log_dir=logs)
 
 
-def _demo_mysql(config: Config, front: MysqlFront | None, tmp: Path,
+def _demo_mysql(config: Config, front: MysqlFront | None, logs: Path,
                 folders: contextlib.ExitStack, layout: Layout
                 ) -> tuple[stack.Process | None, str]:
     """The demo MariaDB of the config's demo-mysql target, with the target's password
@@ -399,7 +411,7 @@ def _demo_mysql(config: Config, front: MysqlFront | None, tmp: Path,
         return None, NO_MYSQL_LINES.format(why=why)
     password = config.resolve(target.credential.from_file).read_text().strip()
     account, folder = _private(folders, demo_mariadb.ACCOUNTS, "demo-mariadb")
-    server = demo_mariadb.start(layout.demo_mysql, folder, account, password, log_dir=tmp)
+    server = demo_mariadb.start(layout.demo_mysql, folder, account, password, log_dir=logs)
     return server, MYSQL_LINES.format(mysql=layout.mysql, certificate=certificate)
 
 
@@ -416,7 +428,8 @@ def _ssh_keys(config: Config, front: SshFront, port: int) -> Path:
     return known_hosts
 
 
-def _demo_host(config: Config, folders: contextlib.ExitStack) -> stack.Process | None:
+def _demo_host(config: Config, folders: contextlib.ExitStack, logs: Path
+               ) -> stack.Process | None:
     """The demo SSH host of the config's demo-host target, letting in the gateway's key
     for it (made on first start), with a key of its own made beside that one and pinned
     in the target's host_keys_file, its home a private folder of its account's that
@@ -433,4 +446,4 @@ def _demo_host(config: Config, folders: contextlib.ExitStack) -> stack.Process |
     demo_ssh.write_known_hosts(config.resolve(settings.host_keys_file), own_key, host, port)
     account, home = _private(folders, demo_ssh.ACCOUNTS, "demo-host")
     return demo_ssh.start(port, home, account, own_key_file,
-                          demo_ssh.public_line(gateway_key), log_dir=None)
+                          demo_ssh.public_line(gateway_key), log_dir=logs)

@@ -42,12 +42,14 @@ def test_base_port_moves_every_port_in_the_documented_order() -> None:
         "the demo upstream": n + 6, "the demo MCP server": n + 7,
         "the demo PostgreSQL database": n + 8, "the demo SSH host": n + 9,
         "Envoy's MySQL listener": n + 10, "the demo MariaDB": n + 11,
-        **{f"tollgate's ext_proc service (worker {i})": n + 12 + i for i in range(w)},
-        **{f"tollgate's PostgreSQL front (worker {i})": n + 12 + w + i for i in range(w)},
-        **{f"tollgate's SSH front (worker {i})": n + 12 + 2 * w + i for i in range(w)},
-        **{f"tollgate's MySQL front (worker {i})": n + 12 + 4 * w + i for i in range(w)},
+        "the development OpenID provider": n + 12,
+        **{f"tollgate's ext_proc service (worker {i})": n + 13 + i for i in range(w)},
+        **{f"tollgate's PostgreSQL front (worker {i})": n + 13 + w + i for i in range(w)},
+        **{f"tollgate's SSH front (worker {i})": n + 13 + 2 * w + i for i in range(w)},
+        **{f"tollgate's MySQL front (worker {i})": n + 13 + 4 * w + i for i in range(w)},
     }
-    assert moved.span == 12 + 5 * w  # the Kubernetes stream front's run (none here), MySQL's
+    assert moved.span == 13 + 5 * w  # the Kubernetes stream front's run (none here), MySQL's
+    assert moved.oidc == n + 12
 
 
 def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
@@ -59,11 +61,11 @@ def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
     served_path, bootstrap_path = moved.write(tmp_path)
     assert served_path.parent == tmp_path
     served = config.load(served_path)
-    assert (served.listen.grpc, served.listen.admin) == ("127.0.0.1:21012", "127.0.0.1:21005")
-    assert served.listen.worker_ports == [n + 12 + i for i in range(w)]
-    assert served.postgres is not None and served.postgres.listen == f"127.0.0.1:{n + 12 + w}"
-    assert served.ssh is not None and served.ssh.listen == f"127.0.0.1:{n + 12 + 2 * w}"
-    assert served.mysql is not None and served.mysql.listen == f"127.0.0.1:{n + 12 + 4 * w}"
+    assert (served.listen.grpc, served.listen.admin) == ("127.0.0.1:21013", "127.0.0.1:21005")
+    assert served.listen.worker_ports == [n + 13 + i for i in range(w)]
+    assert served.postgres is not None and served.postgres.listen == f"127.0.0.1:{n + 13 + w}"
+    assert served.ssh is not None and served.ssh.listen == f"127.0.0.1:{n + 13 + 2 * w}"
+    assert served.mysql is not None and served.mysql.listen == f"127.0.0.1:{n + 13 + 4 * w}"
     assert served.ssh.agent_port == n + 4  # what `tollgate ssh login` prints
     targets = {t.name: t for t in served.targets}
     demo_db = targets[layout.DEMO_DB_TARGET].postgres
@@ -90,9 +92,9 @@ def test_the_moved_stack_runs_configs_that_agree(tmp_path: Path) -> None:
         "tollgate_extproc", "tollgate_postgres", "tollgate_ssh", "tollgate_mysql",
         "demo_upstream", "demo_mcp")
     } == {"tollgate_extproc": served.listen.worker_ports,
-          "tollgate_postgres": [n + 12 + w + i for i in range(w)],
-          "tollgate_ssh": [n + 12 + 2 * w + i for i in range(w)],
-          "tollgate_mysql": [n + 12 + 4 * w + i for i in range(w)],
+          "tollgate_postgres": [n + 13 + w + i for i in range(w)],
+          "tollgate_ssh": [n + 13 + 2 * w + i for i in range(w)],
+          "tollgate_mysql": [n + 13 + 4 * w + i for i in range(w)],
           "demo_upstream": [n + 6], "demo_mcp": [n + 7]}
 
 
@@ -147,8 +149,8 @@ def test_a_listener_flag_moves_that_listener_alone(tmp_path: Path) -> None:
                               "the Envoy admin interface (--base-port): move one"),
     (layout.Moves(base=20000, egress=20000), "port 20000 is both the Envoy listener "
                                              "(--http-port) and Envoy's egress proxy"),
-    (layout.Moves(base=65530), "--base-port 65530: the stack takes 27 ports from it "
-                               "(3 workers): at most 65509"),
+    (layout.Moves(base=65530), "--base-port 65530: the stack takes 28 ports from it "
+                               "(3 workers): at most 65508"),
 ])
 def test_ports_that_cannot_all_be_had_are_named(moves: layout.Moves, said: str) -> None:
     with pytest.raises(layout.LayoutError) as error:
@@ -191,3 +193,22 @@ def test_a_port_flag_takes_a_port(argv: list[str], capsys: pytest.CaptureFixture
         main(["up", *argv])
     assert exited.value.code == 2
     assert "expected a port (1-65535)" in capsys.readouterr().err
+
+
+def test_the_development_provider_moves_with_the_base_port(tmp_path: Path) -> None:
+    """The sign-in `up` serves where --base-port moved the stack: the provider's port is
+    N+12, and the config tollgate runs names it as admin.oidc's issuer, where the admin
+    pages send people to sign in."""
+    from extproc.quickstart import dev_oidc, up
+
+    n = 22000
+    moved = layout.plan(quickstart(), layout.Moves(base=n))
+    if dev_oidc.missing() is not None:
+        pytest.fail(f"the development provider cannot run here: {dev_oidc.missing()}")
+    signing_in, port, why = up._signing_in(moved)
+    assert (port, why) == (n + 12, None)
+    served = config.load(signing_in.write(tmp_path)[0])
+    assert served.admin.oidc is not None
+    assert served.admin.oidc.issuer == f"http://127.0.0.1:{n + 12}"
+    # Unmoved, the provider takes a port free now, as before.
+    assert layout.plan(quickstart()).oidc is None

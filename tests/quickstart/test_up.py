@@ -1,9 +1,11 @@
 """`tollgate up`, the README's first command: what it says when a quickstart port is taken,
-and the signing key it moves. The whole tour, from a fresh checkout with every port moved,
-is tests/quickstart/test_tour.py."""
+the signing key it moves, and the development OpenID provider moved with --base-port. The
+whole tour, from a fresh checkout with every port moved, is tests/quickstart/test_tour.py."""
 
 from __future__ import annotations
 
+import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -15,7 +17,9 @@ import yaml
 from extproc import config as config_module
 from extproc import envoy_bootstrap
 from extproc.cli import QUICKSTART_CONFIG
-from extproc.quickstart import layout
+from extproc.quickstart import dev_oidc, layout, stack
+from tests.support.folders import passable_folder
+from tests.support.quickstart import started_up
 
 # `tollgate up` run as a process.
 pytestmark = pytest.mark.e2e
@@ -84,3 +88,24 @@ def test_up_serves_what_the_config_asks_of_envoy_s_token_checks(tmp_path: Path) 
                                                             envoy_bootstrap.JWT_AUTHN_TYPE)
                  for p in authn["typed_config"]["providers"].values()]
     assert providers and all(p["forward"] for p in providers)
+
+
+def test_up_with_a_base_port_moves_the_development_provider_too(tmp_path: Path) -> None:
+    """`tollgate up --base-port N` serves the provider at N+12, and the admin pages send
+    whoever signs in there: no port of the stack stays where it was."""
+    if dev_oidc.missing() is not None:
+        pytest.fail(f"the development provider cannot run here: {dev_oidc.missing()}")
+    span = layout.plan(config_module.load(QUICKSTART_CONFIG)).span
+    base = stack.free_ports(span)
+    with passable_folder("tollgate-up-") as temporary:
+        env = {**os.environ, "HOME": str(tmp_path), "TMPDIR": str(temporary)}
+        command = [sys.executable, "-m", "extproc", "up", "--base-port", str(base)]
+        with started_up(command, None, env, 300) as up:
+            assert dev_oidc.discovery_served(base + 12)()
+            admin = http.client.HTTPConnection("127.0.0.1", base + 5, timeout=10)
+            admin.request("GET", "/auth/login")
+            answer = admin.getresponse()
+            assert answer.status in (302, 303), answer.status
+            assert (answer.getheader("location") or "").startswith(
+                f"http://127.0.0.1:{base + 12}/"), answer.getheader("location")
+            assert up.stop() == 0
