@@ -46,9 +46,10 @@ def spawned(tmp_path: Path) -> Iterator[list[stack.Process]]:
 
 @pytest.fixture
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stack's patience on a second's scale, so a test takes seconds: a second of
-    nothing done is a stall; progress is told from the first second, every second."""
-    monkeypatch.setattr(stack, "STALL_SECONDS", 1.0)
+    """The stack's patience on a second's scale, so a test takes seconds: three seconds
+    of nothing done is a stall (a busy process on a loaded machine may be given no CPU
+    for a second); progress is told from the first second, every second."""
+    monkeypatch.setattr(stack, "STALL_SECONDS", 3.0)
     monkeypatch.setattr(stack, "SAY_AFTER", 1.0)
     monkeypatch.setattr(stack, "SAY_EVERY", 1.0)
     monkeypatch.delenv(stack.START_VARIABLE, raising=False)
