@@ -1004,6 +1004,11 @@ class Slack:
     # How long a Slack user's link to a signed-in identity lasts at most (never longer
     # than the sign-in it was made with: a token's expiry).
     link_minutes: float = 480.0
+    # A click of a Slack user without a link links them at once to the identity that
+    # signed in to the admin pages (admin.oidc) with the e-mail Slack has confirmed for
+    # them, when the provider said it verified it (email_verified); else, the one-time
+    # link. Needs the app's scopes users:read and users:read.email.
+    link_by_email: bool = False
 
     def __post_init__(self) -> None:
         if not self.channel.strip():
@@ -1559,9 +1564,7 @@ class Config:
             for name in budget.targets:
                 if name not in seen:
                     raise Invalid(f"budgets.limits[{i}].targets", f"no target {name!r}")
-        if self.approvals.slack is not None and self.listen.admin is None:
-            raise Invalid("approvals.slack", "its buttons are answered on the admin port "
-                          "(/slack/actions) and its users linked there: set listen.admin too")
+        self._check_slack()
         if self.admin.oidc is not None and self.listen.admin is None:
             raise Invalid("admin.oidc", "signs in to the admin pages, which listen.admin "
                           "serves: set listen.admin too")
@@ -1570,6 +1573,24 @@ class Config:
                 and not _WRITER_ID.fullmatch(f"{writer_id}-w{workers - 1}"):
             raise Invalid("recording.writer_id", f"with {workers} workers (listen.workers), "
                           f"each writes as {writer_id}-w<worker>: at most 64 characters")
+
+    def _check_slack(self) -> None:
+        """approvals.slack has the admin port, and the sign-in link_by_email reads."""
+        slack = self.approvals.slack
+        if slack is None:
+            return
+        if self.listen.admin is None:
+            raise Invalid("approvals.slack", "its buttons are answered on the admin port "
+                          "(/slack/actions) and its users linked there: set listen.admin too")
+        if not slack.link_by_email:
+            return
+        if self.admin.oidc is None:
+            raise Invalid("approvals.slack.link_by_email", "links a Slack user to whoever "
+                          "signed in to the admin pages with the same verified e-mail: set "
+                          "admin.oidc too")
+        if "email" not in self.admin.oidc.scopes:
+            raise Invalid("approvals.slack.link_by_email", "needs the provider's e-mail "
+                          "claims (email, email_verified): add email to admin.oidc.scopes")
 
     def _check_fronts(self) -> None:
         """Each front its targets need is configured, and no two targets match alike."""

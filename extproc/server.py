@@ -41,6 +41,7 @@ from extproc.approvals.key_reload import KeyReloader
 from extproc.approvals.notify import Everyone, Notifier, Tells
 from extproc.approvals.pins import StoredPins
 from extproc.approvals.self_listing import self_lister
+from extproc.approvals.slack.emails import EmailLinker, SignedInEmails
 from extproc.approvals.slack.links import SlackLinks
 from extproc.approvals.slack.messages import SlackMessages
 from extproc.approvals.slack.web_api import SlackApi, SlackSecrets
@@ -203,7 +204,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                     + live_page.routes()
                     + metrics.routes(holds.store.pending_count)
                     + slack_routes(config, slack, api, holds, verifier, opened),
-                    open_sign_in(config))).cleanup)
+                    open_sign_in(config, signed_in_emails(config, holds)))).cleanup)
         except (TelemetryError, StoreError, SigningKeyError, admin.AdminError,
                 SessionKeyError) as exc:
             raise ServeError(str(exc)) from None
@@ -577,12 +578,23 @@ def slack_routes(config: Config, slack: SlackSecrets | None, api: ApprovalsApi,
     settings = config.approvals.slack
     if settings is None or slack is None:
         return []
+    web_api = SlackApi(settings.api_url, slack.bot_token, settings.attempts)
+    links = SlackLinks(holds.store.store, settings.link_minutes)
+    emails = signed_in_emails(config, holds)
     actions = SlackActions(
-        slack.signing_secret, SlackApi(settings.api_url, slack.bot_token, settings.attempts),
-        SlackLinks(holds.store.store, settings.link_minutes), api, holds.store, verifier,
-        config.approvals_url)
+        slack.signing_secret, web_api, links, api, holds.store, verifier,
+        config.approvals_url, EmailLinker(web_api, links, emails) if emails else None)
     opened.push_async_callback(actions.close)
     return actions.routes()
+
+
+def signed_in_emails(config: Config, holds: Holds) -> SignedInEmails | None:
+    """Where sign-ins' verified e-mails are kept, with approvals.slack.link_by_email
+    (None: they are not)."""
+    settings = config.approvals.slack
+    if settings is None or not settings.link_by_email:
+        return None
+    return SignedInEmails(holds.store.store)
 
 
 async def open_activity(config: Config, recorder: Recorder, holds: Holds,

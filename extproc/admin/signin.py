@@ -9,12 +9,17 @@ when sent, is this server's, and it carries the header only the pages' script se
 another site cannot decide an approval in a signed-in approver's name. SameSite=Lax keeps
 the cookie off other sites' requests as well, and on the links to a page that the webhook
 and chat messages give.
+
+With `emails` (approvals.slack.link_by_email), a sign-in whose ID token carries an
+e-mail the provider verified is remembered under that e-mail until the session's end, and
+forgotten at sign-out: a Slack user Slack confirmed that e-mail for is then linked to it
+(approvals/slack/emails.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -27,8 +32,13 @@ from extproc.admin.sessions import (
     SessionRefused,
     read_keys,
 )
+from extproc.approvals.model import now
 from extproc.config import Config, Identity, Oidc
 from extproc.identity import Authenticated, identity_of
+from extproc.store import StoreError
+
+if TYPE_CHECKING:
+    from extproc.approvals.slack.emails import SignedInEmails
 
 log = logging.getLogger("tollgate.admin")
 
@@ -42,9 +52,9 @@ _ATTEMPT_SECONDS = 600
 _ATTEMPT_PURPOSE, _SESSION_PURPOSE = "signin", "session"
 
 
-def open_sign_in(config: Config) -> SignIn | None:
+def open_sign_in(config: Config, emails: SignedInEmails | None = None) -> SignIn | None:
     """The sign-in `admin.oidc` configures (None: none; SessionKeyError when its key or
-    secret file cannot be read)."""
+    secret file cannot be read), remembering verified e-mails in `emails` if given."""
     settings = config.admin.oidc
     if settings is None:
         return None
@@ -60,16 +70,18 @@ def open_sign_in(config: Config) -> SignIn | None:
             raise SessionKeyError(f"admin.oidc.client_secret_file {path}: it is empty")
     keys = read_keys(config.resolve(settings.session_key_file))
     return SignIn(settings, Provider(settings, secret), Sealer(keys), config.identity,
-                  config.approvals_url)
+                  config.approvals_url, emails)
 
 
 class SignIn:
     """The provider, the session keys and the identity settings of one admin server."""
 
     def __init__(self, settings: Oidc, provider: Provider, sealer: Sealer,
-                 identity: Identity, public_url: str) -> None:
+                 identity: Identity, public_url: str,
+                 emails: SignedInEmails | None = None) -> None:
         self.settings, self.provider, self._sealer = settings, provider, sealer
         self._identity, self._public_url = identity, public_url.rstrip("/")
+        self._emails = emails
         self._secure = self._public_url.startswith("https://")
 
     @property
@@ -147,11 +159,27 @@ class SignIn:
             log.warning("admin: sign-in refused: %s", exc)
             return _refused(403, f"Signing in failed: {exc}.")
         log.info("admin: %s signed in (groups %s)", identity["sub"], identity["groups"])
+        await self._remember(claims, identity)
         answer = web.HTTPSeeOther(attempt.next)
         answer.del_cookie(_attempt_cookie(state), path="/auth/callback")
         answer.set_cookie(SESSION_COOKIE, sealed, path="/", httponly=True, samesite="Lax",
                           secure=self._secure, max_age=int(self.settings.session_minutes * 60))
         return answer
+
+    async def _remember(self, claims: dict[str, Any], identity: Authenticated) -> None:
+        """Its verified e-mail kept until the session's end (with `emails`); a store that
+        cannot answer costs the link by e-mail, never the sign-in."""
+        if self._emails is None:
+            return
+        until = now() + int(self.settings.session_minutes * 60 * 1_000_000)
+        try:
+            email = await self._emails.remember(claims, identity, until)
+        except StoreError as exc:
+            log.error("admin: the verified e-mail of %s not kept: %s", identity["sub"], exc)
+            return
+        if email is None:
+            log.info("admin: %s signed in without a verified e-mail: no Slack user is "
+                     "linked by e-mail to it", identity["sub"])
 
     def _kept(self, claims: dict[str, Any]) -> dict[str, Any]:
         """What of the ID token makes the identity (and a name to show)."""
@@ -165,6 +193,12 @@ class SignIn:
         who = self.session_of(request)
         if who is not None:
             log.info("admin: %s signed out", who["sub"])
+            if self._emails is not None:
+                try:
+                    await self._emails.forget(who["sub"])
+                except StoreError as exc:
+                    log.error("admin: the verified e-mail of %s not forgotten: %s",
+                              who["sub"], exc)
         return answer
 
     async def _about(self, _request: web.Request) -> web.Response:

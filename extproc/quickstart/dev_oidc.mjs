@@ -18,7 +18,8 @@
 //   "token_exchange": {"client_id", "client_secret", "subject_issuer", "subject_jwks"}
 //
 //   node dev_oidc.mjs '{"modules": DIR, "issuer": URL, "port": N, "clients": [...],
-//                       "users": [{"id", "password", "name", "email", "groups"}],
+//                       "users": [{"id", "password", "name", "email", "email_verified",
+//                                  "groups"}],
 //                       "resources": {URL: [scope, ...]}}'
 import http from "node:http";
 import path from "node:path";
@@ -53,7 +54,8 @@ const provider = new Provider(settings.issuer, {
   clients: [...settings.clients, ...exchangeClients],
   // The ID token carries the claims the scopes ask for (groups too), as the gateway reads them.
   conformIdTokenClaims: false,
-  claims: { openid: ["sub"], profile: ["name"], email: ["email"], groups: ["groups"] },
+  claims: { openid: ["sub"], profile: ["name"], email: ["email", "email_verified"],
+            groups: ["groups"] },
   // The resources' scopes too: a client registers with the scopes it will ask for.
   scopes: [...SCOPES.split(" "), ...[...resources.values()].flat()],
   cookies: { keys: [crypto.randomBytes(32).toString("hex")] },
@@ -84,7 +86,8 @@ const provider = new Provider(settings.issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, name: user.name, email: user.email, groups: user.groups };
+        return { sub: id, name: user.name, email: user.email,
+                 email_verified: user.email_verified === true, groups: user.groups };
       },
     };
   },
@@ -96,7 +99,7 @@ const provider = new Provider(settings.issuer, {
     const grant = new ctx.oidc.provider.Grant({
       clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
     grant.addOIDCScope(SCOPES);
-    grant.addOIDCClaims(["name", "email", "groups"]);
+    grant.addOIDCClaims(["name", "email", "email_verified", "groups"]);
     await grant.save();
     return grant;
   },

@@ -58,6 +58,9 @@ class DemoUser:
 
     # What the quickstart's rules let them do, as `tollgate up` says it.
     role: str = ""
+    # Whether the provider vouches for the e-mail (`email_verified`), as real providers
+    # say of an address they checked: what linking a Slack user by e-mail trusts.
+    email_verified: bool = True
 
 
 # The quickstart's people (as its printed tokens name them): an approver of the default
@@ -108,7 +111,8 @@ def settings(port: int, admin_url: str, users: Iterable[DemoUser] = DEMO_USERS,
              "grant_types": ["authorization_code"], "response_types": ["code"]},
         ],
         "users": [{"id": u.id, "password": u.password, "name": u.name, "email": u.email,
-                   "groups": list(u.groups)} for u in users],
+                   "email_verified": u.email_verified, "groups": list(u.groups)}
+                  for u in users],
         "resources": {url: list(scopes) for url, scopes in (resources or {}).items()},
         **({"token_exchange": dict(token_exchange)} if token_exchange else {}),
     }

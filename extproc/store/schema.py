@@ -356,6 +356,24 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 expires_us BIGINT NOT NULL
             )""",
         ],
+        [
+            # How each link was made: `code` (the one-time link, signed in on the page)
+            # or `email` (the e-mail Slack confirmed for the Slack user, the one an
+            # identity signed in with, verified by the provider).
+            "ALTER TABLE slack_links ADD COLUMN linked_by TEXT NOT NULL DEFAULT 'code'",
+            # Who signed in to the admin pages (admin.oidc) with which verified e-mail
+            # (lower-cased), kept only with approvals.slack.link_by_email
+            # (approvals/slack/emails.py): `identity` (JSON, as slack_links keeps it)
+            # until their session's end, `expires_us`; forgotten as they sign out.
+            """CREATE TABLE verified_emails (
+                email TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                signed_in_us BIGINT NOT NULL,
+                expires_us BIGINT NOT NULL,
+                PRIMARY KEY (email, subject)
+            )""",
+        ],
     ],
     "terminal": [
         [

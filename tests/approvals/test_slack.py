@@ -19,6 +19,8 @@ from tests.test_config import MINIMAL, write
 
 SLACK = {"bot_token_file": "t", "signing_secret_file": "s", "channel": "#approvals"}
 ADMIN = {"listen": {"admin": "127.0.0.1:8081"}}
+OIDC = {"issuer": "https://login.example.test", "client_id": "tollgate-admin"}
+BY_EMAIL = {"approvals": {"slack": {**SLACK, "link_by_email": True}}}
 
 
 @pytest.mark.parametrize(("data", "expected"), [
@@ -35,6 +37,14 @@ ADMIN = {"listen": {"admin": "127.0.0.1:8081"}}
      "approvals.slack.link_minutes: must be from 1 to 10080"),
     ({**MINIMAL, **ADMIN, "approvals": {"slack": {"channel": "#a"}}},
      "approvals.slack.bot_token_file: required key is missing"),
+    ({**MINIMAL, **ADMIN, "approvals": {"slack": {**SLACK, "link_by_email": "yes"}}},
+     "approvals.slack.link_by_email: expected true or false, got str 'yes'"),
+    ({**MINIMAL, **ADMIN, **BY_EMAIL},
+     "approvals.slack.link_by_email: links a Slack user to whoever signed in to the admin "
+     "pages with the same verified e-mail: set admin.oidc too"),
+    ({**MINIMAL, **ADMIN, **BY_EMAIL, "admin": {"oidc": {**OIDC, "scopes": ["openid"]}}},
+     "approvals.slack.link_by_email: needs the provider's e-mail claims (email, "
+     "email_verified): add email to admin.oidc.scopes"),
 ])
 def test_slack_settings_mistakes_name_the_key(tmp_path: Path, data: dict[str, Any],
                                               expected: str) -> None:
@@ -48,8 +58,10 @@ def test_slack_settings_take_their_defaults(tmp_path: Path) -> None:
     loaded = config.load(write(tmp_path, {**MINIMAL, **ADMIN, "approvals": {"slack": SLACK}}))
     slack = loaded.approvals.slack
     assert slack is not None
-    assert (slack.api_url, slack.attempts, slack.link_minutes) == (
-        "https://slack.com/api", 5, 480.0)
+    assert (slack.api_url, slack.attempts, slack.link_minutes, slack.link_by_email) == (
+        "https://slack.com/api", 5, 480.0, False)
+    on = config.load(write(tmp_path, {**MINIMAL, **ADMIN, **BY_EMAIL, "admin": {"oidc": OIDC}}))
+    assert on.approvals.slack is not None and on.approvals.slack.link_by_email is True
 
 
 @pytest.mark.parametrize(("token", "secret", "expected"), [

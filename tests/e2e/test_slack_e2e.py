@@ -103,6 +103,17 @@ def link_code(slack: SlackStandIn, user: str, seen: int) -> str:
     return found.group(1)
 
 
+def decision_record(gw: Gateway, approval_id: str, action: str) -> dict[str, Any]:
+    """The record (kind `approval`) of the decision `action` (approve, deny) made on
+    `approval_id`, once it is written."""
+    def found() -> list[dict[str, Any]]:
+        return [r for r in gw.records("approval") if (r["approval"] or {}).get("id")
+                == approval_id and r["outcome"]["action"] == action]
+    stack.wait_until(lambda: bool(found()), 10, "the decision's record")
+    (record,) = found()
+    return record
+
+
 def unrelated_message() -> Message:
     """A message about no approval: a click on it decides nothing."""
     return Message(CHANNEL, "1.000001", "", [{
@@ -161,10 +172,13 @@ def test_an_unlinked_click_gets_a_one_time_link_that_binds(gw: Gateway,
     held, approval = held_sql(gw, "UPDATE customers SET email = email -- unlinked")
     message = posted(slack, approval["id"])
     seen = len(slack.ephemeral_to(U_ANN))
+    slack.add_person(U_ANN, "ann@example.test")  # confirmed, but link_by_email is off
     status, _ = slack.click(actions_url(gw), message, "tollgate_approve", U_ANN)
     assert status == 200
     code = link_code(slack, U_ANN, seen)
+    assert slack.ephemeral_to(U_ANN)[seen].startswith("To decide in Slack, first link")
     assert f"{gw.admin_url}/slack/link?code={code}" in slack.ephemeral_to(U_ANN)[seen]
+    assert "users.info" not in {c.method for c in slack.calls}  # nobody's e-mail asked
     assert api(gw, "GET", f"/approvals/{approval['id']}", DBA)[1]["status"] == "pending"
     # What the link page sends: refused unless signed in; first, whose Slack user it is
     # (the code kept), then the link (the code spent).
@@ -262,15 +276,13 @@ def test_a_linked_approvers_click_approves_and_the_request_completes(
     updated = shows(slack, approval["id"], "; it ran: its target answered 200 OK.")
     assert "tollgate_approve" not in updated.buttons()
     assert "tollgate_deny" not in updated.buttons()
-    # The record says it came through Slack, and names the identity and the Slack user.
-    def decision() -> list[dict[str, Any]]:
-        return [r for r in gw.records("approval") if (r["approval"] or {}).get("id")
-                == approval["id"] and r["outcome"]["action"] == "approve"]
-    stack.wait_until(lambda: bool(decision()), 10, "the decision's record")
-    (record,) = decision()
+    # The record says it came through Slack, and names the identity, the Slack user and
+    # how it was linked to it (the one-time link).
+    record = decision_record(gw, approval["id"], "approve")
     assert record["identity"]["sub"] == "dana"
     assert record["approval"]["via"] == "slack"
-    assert record["approval"]["slack"] == {"user_id": U_DANA, "team_id": "T0TOLLGATE"}
+    assert record["approval"]["slack"] == {"user_id": U_DANA, "team_id": "T0TOLLGATE",
+                                           "linked_by": "code"}
     assert record["approval"]["decided_by"] == "dana"
     # So does its span, under the held request's trace.
     spans = gw.otlp.spans_of(record["trace_id"], count=2)

@@ -11,11 +11,17 @@ always HTTP 200 with `{"ok": true, ...}` or `{"ok": false, "error": "<code>"}`:
     chat.update        channel, ts of a message it posted -> channel, ts, text
     chat.postEphemeral channel, user, text or blocks -> message_ts
     views.open         trigger_id (one it issued, within 3 s) and a modal view -> view
+    users.info         user (a form only: like Slack's older read methods, it sees no
+                       arguments in a JSON body) -> user, the object Slack documents:
+                       `profile.email` only with the scope users:read.email, and
+                       `is_email_confirmed`; the scope users:read needed at all
 
 with Slack's errors for what it checks: not_authed, invalid_auth, channel_not_found,
 no_text, message_not_found, user_not_in_channel, invalid_trigger_id,
 expired_trigger_id, invalid_blocks (a text object that is no plain_text or mrkdwn, or
-over Slack's lengths; a header that is not plain_text), invalid_arguments, unknown_method.
+over Slack's lengths; a header that is not plain_text), invalid_arguments,
+user_not_found, missing_scope (with `needed` and `provided`), unknown_method. The app's
+scopes are `scopes`; the workspace's people, `people` (`add_person`).
 
 The app side is what Slack does when a person clicks: `click` and `submit` build
 `block_actions` and `view_submission` payloads as Slack's documentation shows them, sign
@@ -47,6 +53,9 @@ TEAM = "T0TOLLGATE"
 # Slack's documented lengths: a section's text 3000, a field 2000, a header 150.
 _MOST = {"section": 3000, "field": 2000, "header": 150, "button": 75}
 _TRIGGER_SECONDS = 3.0
+# Methods that read their arguments from a form only (Slack documents no JSON for them).
+_FORM_ONLY = frozenset({"users.info"})
+_FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass
@@ -81,6 +90,8 @@ class SlackStandIn:
 
     def __init__(self, channels: dict[str, str] | None = None) -> None:
         self.channels = channels or {"C0APPROVALS": "approvals"}
+        self.scopes = {"chat:write", "users:read", "users:read.email"}
+        self.people: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Message] = {}
         self.ephemeral: list[dict[str, Any]] = []
@@ -123,6 +134,8 @@ class SlackStandIn:
         body = await _body(request)
         with self._lock:
             self.calls.append(Call(method, dict(request.headers), body))
+            if method in _FORM_ONLY and request.content_type != _FORM:
+                body = {}  # what Slack's older read methods see of a JSON body
             answer = self._answer(method, request.headers.get("Authorization"), body)
         return web.json_response(answer)
 
@@ -134,7 +147,7 @@ class SlackStandIn:
             return _error("invalid_auth")
         handler = {"chat.postMessage": self._post, "chat.update": self._update,
                    "chat.postEphemeral": self._ephemeral,
-                   "views.open": self._open}.get(method)
+                   "views.open": self._open, "users.info": self._user}.get(method)
         if handler is None:
             return _error("unknown_method")
         return handler(body)
@@ -203,6 +216,39 @@ class SlackStandIn:
             return _error("invalid_blocks")
         self.views.append(view)
         return {"ok": True, "view": {"id": f"V{len(self.views):08d}", **view}}
+
+    def _user(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "users:read" not in self.scopes:
+            return {**_error("missing_scope"), "needed": "users:read",
+                    "provided": ",".join(sorted(self.scopes))}
+        person = self.people.get(str(body.get("user")))
+        if person is None:
+            return _error("user_not_found")
+        if "users:read.email" not in self.scopes:
+            person = {**person, "profile": {k: v for k, v in person["profile"].items()
+                                            if k != "email"}}
+        return {"ok": True, "user": person}
+
+    def add_person(self, user_id: str, email: str | None, confirmed: bool = True) -> None:
+        """A person of the workspace, Slack user `user_id`, whose profile shows `email`
+        (None: none), which Slack has `confirmed` or not; as users.info returns them."""
+        name = user_id.lower()
+        profile: dict[str, Any] = {
+            "avatar_hash": "ge3b51ca72de", "status_text": "", "status_emoji": "",
+            "real_name": name, "display_name": name, "real_name_normalized": name,
+            "display_name_normalized": name, "team": TEAM,
+            "image_24": "https://avatars.example/24.jpg"}
+        if email is not None:
+            profile["email"] = email
+        with self._lock:
+            self.people[user_id] = {
+                "id": user_id, "team_id": TEAM, "name": name, "deleted": False,
+                "color": "9f69e7", "real_name": name, "tz": "Europe/Paris",
+                "tz_label": "Central European Time", "tz_offset": 3600, "profile": profile,
+                "is_admin": False, "is_owner": False, "is_primary_owner": False,
+                "is_restricted": False, "is_ultra_restricted": False, "is_bot": False,
+                "is_app_user": False, "updated": 1_700_000_000,
+                "is_email_confirmed": confirmed, "has_2fa": False}
 
     # -- what tests read -----------------------------------------------------------------
 

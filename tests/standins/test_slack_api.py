@@ -81,3 +81,33 @@ def test_the_bot_token_is_checked_and_forms_are_read(standin: SlackStandIn) -> N
     answer = form_call(standin, "chat.postMessage", {"channel": "C0APPROVALS",
                                                      "blocks": json.dumps(blocks)})
     assert answer["ok"] is True and answer["message"]["blocks"] == blocks
+
+
+async def test_users_info_reads_a_form_and_shows_the_email_its_scope_allows(
+        standin: SlackStandIn) -> None:
+    """As Slack documents users.info: a form's `user` (a JSON body's arguments go unseen,
+    so the user is not found), the e-mail in `profile` only with users:read.email, and
+    users:read needed at all."""
+    standin.add_person("U0DANA", "Dana@Example.test", confirmed=False)
+    api = SlackApi(standin.api_url, BOT_TOKEN, 1)
+    try:
+        found = (await api.call("users.info", {"user": "U0DANA"}, form=True))["user"]
+        assert (found["id"], found["team_id"], found["deleted"], found["is_bot"]) == (
+            "U0DANA", "T0TOLLGATE", False, False)
+        assert (found["profile"]["email"], found["is_email_confirmed"]) == (
+            "Dana@Example.test", False)
+        with pytest.raises(SlackError) as unseen:
+            await api.call("users.info", {"user": "U0DANA"})
+        assert unseen.value.error == "user_not_found"
+        with pytest.raises(SlackError) as nobody:
+            await api.call("users.info", {"user": "U0NOBODY"}, form=True)
+        assert nobody.value.error == "user_not_found"
+        standin.scopes.discard("users:read.email")
+        found = (await api.call("users.info", {"user": "U0DANA"}, form=True))["user"]
+        assert "email" not in found["profile"] and found["profile"]["display_name"] == "u0dana"
+    finally:
+        await api.close()
+    standin.scopes.discard("users:read")
+    assert form_call(standin, "users.info", {"user": "U0DANA"}) == {
+        "ok": False, "error": "missing_scope", "needed": "users:read",
+        "provided": "chat:write"}

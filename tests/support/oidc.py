@@ -4,7 +4,7 @@ signing in through its own login form, driven in Chromium."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,15 @@ def oidc_settings(port: int, folder: Path) -> dict[str, Any]:
 
 
 @contextmanager
-def dev_provider(port: int, admin_url: str, log_dir: Path, secret: str | None = None
-                 ) -> Iterator[str]:
+def dev_provider(port: int, admin_url: str, log_dir: Path, secret: str | None = None,
+                 users: Iterable[DemoUser] = DEMO_USERS) -> Iterator[str]:
     """The development provider on `port`, its web client returning to `admin_url` (a
-    confidential one with `secret`), until the block ends; yields its issuer once it
-    serves its discovery document."""
+    confidential one with `secret`), signing `users` in, until the block ends; yields its
+    issuer once it serves its discovery document."""
     why = dev_oidc.missing()
     if why is not None:
         pytest.fail(f"no development OpenID provider: {why}; `make test` installs it")
-    process = dev_oidc.start(port, admin_url, log_dir, secret=secret)
+    process = dev_oidc.start(port, admin_url, log_dir, users, secret=secret)
     try:
         yield dev_oidc.issuer(port)
     finally:

@@ -14,9 +14,12 @@ A Slack user is nobody to tollgate's identity provider: a click decides only as 
 identity that Slack user linked, signed in, on the page (links.py), and goes through the
 approvals API's own decision (`ApprovalsApi.decide`: approvers only, never the
 requester, a denial needs its reason; traced and recorded, the record naming the Slack
-user beside the identity). A click from a Slack user without a link is answered, to them
-alone, with a one-time link to the page. What a click changes reaches the message by the
-store's word of it (approvals/slack/messages.py), as a change made on the page does.
+user beside the identity and how the link was made). A click from a Slack user without a
+link is answered, to them alone, with a one-time link to the page; with
+`approvals.slack.link_by_email`, it first links them by the e-mail Slack confirmed for
+them, where an identity signed in with it (approvals/slack/emails.py), and acts at once.
+What a click changes reaches the message by the store's word of it
+(approvals/slack/messages.py), as a change made on the page does.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from extproc.admin.slack.signature import refused
 from extproc.approvals.auth import AuthError, Verifier
 from extproc.approvals.model import Approval, ApprovalError
 from extproc.approvals.slack.blocks import APPROVE, DENY, DENY_DIALOG, REASON, deny_dialog
+from extproc.approvals.slack.emails import EmailLinker, NotLinked
 from extproc.approvals.slack.links import CODE_SECONDS, Link, LinkError, SlackLinks, SlackUser
 from extproc.approvals.slack.web_api import SlackApi, SlackError
 from extproc.approvals.store import ApprovalStore
@@ -51,10 +55,10 @@ log = logging.getLogger("tollgate.slack")
 class SlackActions:
     def __init__(self, secret: bytes, api: SlackApi, links: SlackLinks,
                  approvals: ApprovalsApi, store: ApprovalStore, verifier: Verifier,
-                 approvals_url: str) -> None:
+                 approvals_url: str, by_email: EmailLinker | None = None) -> None:
         self._secret, self._api, self._links = secret, api, links
         self._approvals, self._store, self._verifier = approvals, store, verifier
-        self._url = approvals_url
+        self._url, self._by_email = approvals_url, by_email
         self._background = Background()
 
     def routes(self) -> list[web.RouteDef]:
@@ -105,25 +109,28 @@ class SlackActions:
     async def _clicked(self, request: web.Request, payload: dict[str, Any],
                        user: SlackUser) -> web.Response:
         """Approve: decided at once. Deny: the dialog asking why. Either only as the
-        identity the clicking Slack user linked."""
+        identity the clicking Slack user linked (just now by e-mail, where allowed)."""
         action = payload["actions"][0]
         action_id, approval_id = action["action_id"], str(action.get("value") or "")
         if action_id not in (APPROVE, DENY):
             return web.Response(status=200)
         channel = _channel(payload)
-        link = await self._links.link_of(user)
+        link, said = await self._links.link_of(user), ""
         if link is None:
-            await self._offer_link(user, channel)
+            link, said = await self._link_by_email(user)
+        if link is None:
+            await self._offer_link(user, channel, said)
             return web.Response(status=200)
         if action_id == APPROVE:
             _, answer = await self._decide(request, link, approval_id, True, None)
-            self._tell(user, channel, answer)
+            self._tell(user, channel, said + answer)
             return web.Response(status=200)
         try:
             approval = await self._store.get(approval_id)
             _decidable(approval, link)
         except ApprovalError as exc:
-            self._tell(user, channel, f"You cannot deny {slack(approval_id)}: {slack(str(exc))}")
+            self._tell(user, channel, f"{said}You cannot deny {slack(approval_id)}: "
+                       f"{slack(str(exc))}")
             return web.Response(status=200)
         try:
             await self._api.call("views.open", {"trigger_id": payload["trigger_id"],
@@ -131,8 +138,10 @@ class SlackActions:
         except SlackError as exc:
             log.error("slack: the denial dialog of %s could not be opened for %s: %s",
                       approval_id, user, exc)
-            self._tell(user, channel, "The dialog asking why could not be opened: deny it "
-                       "on tollgate's page instead.")
+            said += ("The dialog asking why could not be opened: deny it on tollgate's "
+                     "page instead.")
+        if said:
+            self._tell(user, channel, said.strip())
         return web.Response(status=200)
 
     async def _denied(self, request: web.Request, payload: dict[str, Any],
@@ -160,7 +169,8 @@ class SlackActions:
         raw = orjson.dumps({"reason": reason} if reason is not None else {})
         response = await self._approvals.decide(
             request, link.identity, approval_id, approve, raw,
-            slack={"user_id": link.user.user_id, "team_id": link.user.team_id})
+            slack={"user_id": link.user.user_id, "team_id": link.user.team_id,
+                   "linked_by": link.linked_by})
         assert isinstance(response.body, bytes)
         answer = orjson.loads(response.body)
         who = slack(link.identity["sub"])
@@ -170,11 +180,26 @@ class SlackActions:
         return False, (f"You ({who}) cannot {'approve' if approve else 'deny'} "
                        f"{slack(approval_id)}: {slack(answer['message'])}")
 
-    async def _offer_link(self, user: SlackUser, channel: str | None) -> None:
+    async def _link_by_email(self, user: SlackUser) -> tuple[Link | None, str]:
+        """`user` linked by their verified e-mail (None without link_by_email, or when
+        they cannot be), and the sentence telling them so, or why not."""
+        if self._by_email is None:
+            return None, ""
+        try:
+            link = await self._by_email.link(user)
+        except NotLinked as exc:
+            log.info("slack: %s not linked by e-mail: %s", user, exc)
+            return None, f"Not linked by e-mail: {slack(str(exc))}. "
+        log.info("slack: %s linked by verified e-mail to %s until %d", user,
+                 link.identity["sub"], link.expires_us)
+        return link, (f"Linked by your verified e-mail as {slack(link.identity['sub'])}, "
+                      "as you signed in on tollgate. ")
+
+    async def _offer_link(self, user: SlackUser, channel: str | None, said: str) -> None:
         code = await self._links.code_for(user)
         url = f"{self._url}/slack/link?code={code}"
         log.info("slack: %s clicked without a link to a sign-in: offered one", user)
-        self._tell(user, channel, (
+        self._tell(user, channel, said + (
             f"To decide in Slack, first link your Slack user to your tollgate sign-in: "
             f"<{url}|sign in and link>. The link works once, within "
             f"{CODE_SECONDS // 60} minutes; then click again."))

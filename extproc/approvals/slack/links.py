@@ -6,7 +6,8 @@ page, to an identity of the provider. A click without a link is answered with a 
 code (`code_for`) in a link to that page; signed in there, they spend it (`claim`) and
 are bound (`bind`) to who they signed in as, with that identity's groups, until the
 link's end (`approvals.slack.link_minutes`, never past their sign-in's). Codes are kept
-as their SHA-256: the store never holds one that could be spent.
+as their SHA-256: the store never holds one that could be spent. A link can also be made
+by e-mail (emails.py, approvals.slack.link_by_email); each says how it was made.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from extproc.store.aio import AsyncStore
 
 # A code is spent within this long of the click that asked for it.
 CODE_SECONDS = 600
+# How a link was made: the one-time link spent on the page, or the verified e-mail.
+CODE, EMAIL = "code", "email"
 
 
 class LinkError(Exception):
@@ -47,6 +50,7 @@ class Link:
     user: SlackUser
     identity: Authenticated
     expires_us: int
+    linked_by: str = CODE
 
 
 class SlackLinks:
@@ -78,9 +82,9 @@ class SlackLinks:
             "RETURNING team_id, slack_user, slack_name", (_digest(code), now())))
 
     async def bind(self, user: SlackUser, identity: Authenticated,
-                   signed_in_until_us: int | None) -> Link:
+                   signed_in_until_us: int | None, linked_by: str = CODE) -> Link:
         """`user` decides as `identity` from now until the link's end, at most until
-        `signed_in_until_us` (the sign-in's end, when known)."""
+        `signed_in_until_us` (the sign-in's end, when known); `linked_by` says how."""
         at = now()
         until = at + self._link_us
         if signed_in_until_us is not None:
@@ -88,21 +92,23 @@ class SlackLinks:
         saved: dict[str, Any] = dict(identity)
         await self._store.execute(
             "INSERT INTO slack_links (team_id, slack_user, subject, identity, linked_us, "
-            "expires_us) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (team_id, slack_user) DO "
-            "UPDATE SET subject = excluded.subject, identity = excluded.identity, "
-            "linked_us = excluded.linked_us, expires_us = excluded.expires_us",
-            (user.team_id, user.user_id, identity["sub"], json.dumps(saved), at, until))
-        return Link(user, identity, until)
+            "expires_us, linked_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (team_id, "
+            "slack_user) DO UPDATE SET subject = excluded.subject, identity = "
+            "excluded.identity, linked_us = excluded.linked_us, expires_us = "
+            "excluded.expires_us, linked_by = excluded.linked_by",
+            (user.team_id, user.user_id, identity["sub"], json.dumps(saved), at, until,
+             linked_by))
+        return Link(user, identity, until, linked_by)
 
     async def link_of(self, user: SlackUser) -> Link | None:
         """Who `user` decides as now (None: not linked, or the link ended)."""
         rows = await self._store.execute(
-            "SELECT identity, expires_us FROM slack_links WHERE team_id = ? AND "
+            "SELECT identity, expires_us, linked_by FROM slack_links WHERE team_id = ? AND "
             "slack_user = ? AND expires_us > ?", (user.team_id, user.user_id, now()))
         if not rows:
             return None
         identity: Authenticated = json.loads(rows[0][0])
-        return Link(user, identity, int(rows[0][1]))
+        return Link(user, identity, int(rows[0][1]), str(rows[0][2]))
 
 
 def _user(rows: list[tuple[Any, ...]]) -> SlackUser:

@@ -1,7 +1,8 @@
 """Slack's Web API as tollgate calls it: a POST of JSON with the bot token, retried.
 
 Slack answers HTTP 200 with `{"ok": false, "error": "..."}` for a call it refuses, so a
-call is judged by `ok`, not its status. Refusals (a bad token, an unknown channel) are
+call is judged by `ok`, not its status. Its older read methods (users.info) take only a
+form: sent JSON, they see no arguments (`form=True`). Refusals (a bad token, an unknown channel) are
 not retried, they would fail alike; a network error, a 5xx or a rate limit (429, after
 its Retry-After) is, with webhook.py's backoff.
 """
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -39,18 +41,20 @@ class SlackApi:
         self._url, self._token, self._attempts = api_url.rstrip("/"), token, attempts
         self._session: aiohttp.ClientSession | None = None
 
-    async def call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, method: str, body: dict[str, Any], *, form: bool = False,
+                   attempts: int | None = None) -> dict[str, Any]:
         """Slack's answer to `method` (chat.postMessage ...), once `ok`; SlackError after
-        a refusal or `attempts` failed tries."""
-        for attempt in range(1, self._attempts + 1):
+        a refusal or `attempts` (default: the configured number) failed tries. `form`:
+        `body` sent form-encoded (strings), not as JSON."""
+        tries = self._attempts if attempts is None else attempts
+        for attempt in range(1, tries + 1):
             try:
-                return await self._once(method, body)
+                return await self._once(method, body, form)
             except SlackError as exc:
-                if not exc.retryable or attempt == self._attempts:
+                if not exc.retryable or attempt == tries:
                     raise
                 wait = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
-                log.warning("%s (try %d of %d); again in %g s", exc, attempt,
-                            self._attempts, wait)
+                log.warning("%s (try %d of %d); again in %g s", exc, attempt, tries, wait)
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -58,13 +62,15 @@ class SlackApi:
         if self._session is not None:
             await self._session.close()
 
-    async def _once(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _once(self, method: str, body: dict[str, Any], form: bool) -> dict[str, Any]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
-        headers = {"Authorization": f"Bearer {self._token}",
-                   "Content-Type": "application/json; charset=utf-8"}
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": (
+            "application/x-www-form-urlencoded" if form
+            else "application/json; charset=utf-8")}
+        data = urlencode(body).encode() if form else orjson.dumps(body)
         try:
-            async with self._session.post(f"{self._url}/{method}", data=orjson.dumps(body),
+            async with self._session.post(f"{self._url}/{method}", data=data,
                                           headers=headers) as reply:
                 if reply.status == 429:
                     after = float(reply.headers.get("Retry-After", "1") or 1)
