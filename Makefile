@@ -25,6 +25,10 @@
 # and through tollgate, compared test by test: asyncpg's from its sdist, psycopg's,
 # PyMySQL's and mysqlclient's from clones named by PSYCOPG_SOURCE, PYMYSQL_SOURCE and
 # MYSQLCLIENT_SOURCE; not in CI, where make test runs a chunk of asyncpg's, tests/drivers/);
+# make walkthroughs (the docs' walkthroughs of the admin pages, docs/walkthroughs/, played
+# in Chromium on a real gateway: each step checked by axe-core at 1280 and 390 px wide and
+# its screenshots written again into docs/walkthroughs/img; make test plays them too, as
+# tests/e2e/test_walkthroughs_e2e.py, without writing images);
 # make clean (removes the venvs, the site and the tools' caches).
 # Each target installs what it needs first, on a fresh clone too (tests/test_make_targets.py).
 
@@ -69,7 +73,7 @@ MCP_CONFORMANCE_VERSION = 0.2.0-alpha.12
 MCP_CONFORMANCE = build/mcp-conformance/node_modules/tsx/dist/cli.mjs
 
 .PHONY: run test test-unit test-e2e test-report test-drivers lint docs docs-serve bench bench-smoke soak clean \
-        soak-faults system-deps autogen ag2 mcp-agent
+        soak-faults system-deps autogen ag2 mcp-agent walkthroughs
 
 # `tollgate up`'s arguments, for make run.
 ARGS ?=
@@ -205,6 +209,11 @@ docs: $(VENV)/.docs-deps
 DOCS_PORT ?= 8000
 docs-serve: $(VENV)/.docs-deps
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+# The walkthroughs' screenshots (tests/support/walkthroughs.py): Envoy, tollgate, Debian's
+# sshd and Chromium, axe-core on every step; the recordings page plays with the player.
+walkthroughs: $(VENV)/.test-deps $(AXE) $(PLAYER) system-deps
+	$(BIN)/python -m tests.support.walkthroughs docs/walkthroughs/img
 
 bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(MCP2)/.deps $(COMPILED) system-deps
 	$(BIN)/python -m bench.parse_cost
