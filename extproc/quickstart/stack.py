@@ -155,7 +155,9 @@ STRETCH = 8
 # A slow start says what it waits for after SAY_AFTER s, then every SAY_EVERY s.
 SAY_AFTER = 5.0
 SAY_EVERY = 5.0
-_POLL = 0.1
+# A start is looked at after 10 ms, then ever less often, at most every _POLL s.
+_POLL = 0.2
+_SAMPLE_EVERY = 1.0
 # Where a slow start is told (None: nowhere); `telling` sets it.
 progress: Callable[[str], None] | None = None
 
@@ -271,7 +273,12 @@ class Process:
         started = time.monotonic()
         base = max(timeout, start_seconds())
         awaited = f"{title or self.name}" + (f" ({where})" if where else "")
-        work, worked_at, told_at = self.work(), started, started + SAY_AFTER - SAY_EVERY
+        told_at = started + SAY_AFTER - SAY_EVERY
+        # What it has done, read (a walk of /proc) only once its own timeout has passed,
+        # and then once a second: every start of the suite's servers waits here.
+        work: tuple[int, int] | None = None
+        worked_at = sampled_at = started + base
+        delay = 0.01
         while True:
             if not self.alive():
                 raise StackError(
@@ -280,10 +287,12 @@ class Process:
             if check():
                 return
             now = time.monotonic()
-            done = self.work()
-            if done != work:
-                work, worked_at = done, now
             waited = now - started
+            if waited >= base and (work is None or now - sampled_at >= _SAMPLE_EVERY):
+                done, sampled_at = self.work(), now
+                if work is not None and done != work:
+                    worked_at = now
+                work = done
             if waited >= base and (now - worked_at >= STALL_SECONDS
                                    or waited >= base * STRETCH):
                 idle = (f"it did nothing for the last {now - worked_at:.0f} s"
@@ -295,7 +304,8 @@ class Process:
             if progress is not None and now - told_at >= SAY_EVERY and waited >= SAY_AFTER:
                 told_at = now
                 progress(f"waiting for {awaited} ... {waited:.0f} s")
-            time.sleep(_POLL)
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL)
 
     def work(self) -> tuple[int, int]:
         """What the process and its descendants have done so far: CPU ticks (their own
