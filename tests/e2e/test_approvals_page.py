@@ -297,6 +297,8 @@ def test_an_approver_approves_a_held_request_and_it_completes(gw: Gateway, page:
         r"^Its request was answered .+ \(the approval used then\): it ran: its target "
         r"answered 200 OK\.$"), timeout=WAIT_MS)
     expect(page.locator("#detail-expiry")).to_have_count(0)
+    expect(page.locator("#detail-actions")).to_have_text(
+        "Approved by dana; a request of it was let through.")
     page.goto(f"{gw.admin_url}/approvals/ui#pending")
 
     # The history tab lists it, decided by the approver with the reason.

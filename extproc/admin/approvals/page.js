@@ -100,6 +100,24 @@ function whyHeld(approval) {
   return approval.reasons.join("; ") || approval.rules.join(", ") || "held by policy";
 }
 
+// A decided approval in words: who decided, and whether a request has used it (what
+// that request then did is the wait's sentence, from its record).
+function decidedText(approval) {
+  const by = (approval.approved_by || []).length ? approval.approved_by.join(", ")
+    : approval.decided_by;
+  if (approval.status === "used") {
+    return "Approved by " + by + "; a request of it was let through.";
+  }
+  if (approval.status === "approved") {
+    return "Approved by " + by + (approval.grant_mode === "window"
+      ? "; its window lets the requester's held requests through."
+      : "; no request has used it yet.");
+  }
+  if (approval.status === "denied") return "Denied by " + approval.decided_by + ".";
+  if (approval.status === "expired") return "Expired undecided.";
+  return "Decided: " + approval.status + ".";
+}
+
 function stateBadge(approval) {
   return made("span", "state state-" + approval.status, approval.status);
 }
@@ -418,7 +436,7 @@ function drawDetail(approval, others, recent, me) {
   if (approval.status === "pending") actions.append(...decideControls(approval, me));
   else if (approval.status === "abandoned") {
     actions.append(made("span", "note", "Abandoned: " + approval.reason + "."));
-  } else actions.append(made("span", "note", "Decided: " + approval.status + "."));
+  } else actions.append(made("span", "note", decidedText(approval)));
   detail.append(actions);
 
   const wait = made("div", "wait");
