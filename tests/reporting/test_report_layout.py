@@ -17,33 +17,12 @@ from tests.reporting.conftest import write_period
 from tests.reporting.test_evidence import page_of, report_of
 from tests.support.axe import serious_violations
 from tests.support.browser import chromium, tab
+from tests.support.layout import broken_words
 
 pytestmark = pytest.mark.e2e  # a real Chromium
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-
-# Every word of the page outside the long words marked to wrap anywhere (.id), with the
-# hyphen after it (a line may end after one), whose glyphs lie on more than one line.
-BROKEN_WORDS = """() => {
-  const broken = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const parent = node.parentElement;
-    if (!parent || parent.closest('.id, script, style, svg')) continue;
-    const word = /[^\\s-]+-?/g;
-    for (let found = word.exec(node.data); found; found = word.exec(node.data)) {
-      const range = document.createRange();
-      range.setStart(node, found.index);
-      range.setEnd(node, found.index + found[0].length);
-      const lines = new Set([...range.getClientRects()].filter(r => r.width > 0)
-                            .map(r => Math.round(r.bottom)));
-      if (lines.size > 1) broken.push(found[0]);
-    }
-  }
-  return broken;
-}"""
-
 
 @pytest.fixture
 async def page_file(sqlite_url: str, signer: Signer, tmp_path: Path) -> Path:
@@ -69,7 +48,9 @@ def test_no_word_is_broken_nothing_sticks_out_and_axe_is_clean(
         # A phone lays the page out at its own width only where the page asks it to.
         assert laid["inner"] == viewport["width"], laid
         assert laid["wide"] <= viewport["width"], laid
-        assert page.evaluate(BROKEN_WORDS) == []
+        # No word cut between lines, outside the long words marked to wrap anywhere
+        # (.id) and what draws no words (scripts, styles, the charts' SVG).
+        assert broken_words(page, "body", unless=".id, script, style, svg") == []
         assert page.locator(".id").count() > 0  # the long identity and table name
         assert serious_violations(page) == []
         # A table wider than the phone scrolls in its box, and the keyboard gets there.
