@@ -20,11 +20,13 @@ import gateway
 
 def main() -> None:
     gateway.require_gateway()
+    gateway.announce_trace()
     llm_config = {"config_list": [{
         "model": gateway.MODEL, "base_url": f"{gateway.URL}/v1",
         "api_key": gateway.token(),  # the gateway's token, never a model provider's key
         "price": [0, 0],  # not one of OpenAI's models: no cost table, no warning
         "max_retries": 0,  # a refusal is an answer, not an outage to retry
+        "default_headers": gateway.trace_headers(),  # each call in the run's trace
     }], "cache_seed": None}
     assistant = ConversableAgent("analyst", llm_config=llm_config)
     user = ConversableAgent("user", llm_config=False, human_input_mode="NEVER")

@@ -55,6 +55,7 @@ def model_client(token: str) -> OpenAIChatCompletionClient:
         model=gateway.MODEL, base_url=f"{gateway.URL}/v1",
         api_key=token,  # the gateway's token, never a model provider's key
         max_retries=0,  # a refusal is an answer, not an outage to retry
+        default_headers=gateway.trace_headers(),  # each call in the run's trace
         # Not one of OpenAI's model names, so AutoGen is told what it can do.
         model_info={"vision": False, "function_calling": True, "json_output": False,
                     "structured_output": False, "family": "unknown"},
@@ -84,6 +85,7 @@ async def run_tasks(client: OpenAIChatCompletionClient, tasks: tuple[str, ...],
 
 async def main() -> None:
     gateway.require_gateway()
+    gateway.announce_trace()
     client = model_client(gateway.token())
     try:
         await run_tasks(client, gateway.TASKS,

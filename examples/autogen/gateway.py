@@ -7,12 +7,20 @@ upstream behind it. The agent never holds a credential of the systems it reaches
 
 A tool returns what the gateway answered, a refusal included: an agent that reads why it
 was refused can say so, where an exception would end its run.
+
+One run is one trace: every request of the run, the model's and the tools', carries a W3C
+`traceparent` naming the run's trace, so the gateway's spans and records of the run share
+its id. It is sent as a plain header (the clients' `default_headers`, the MCP transport's
+headers) rather than by an HTTP library's instrumentation, which works whatever library a
+client sends with (openai 3.x sends with `httpx2`, which OpenTelemetry's httpx
+instrumentation does not patch).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sys
 import urllib.error
@@ -22,6 +30,10 @@ import urllib.request
 # The quickstart's listener (`make run`); TOLLGATE_URL for another.
 URL = os.environ.get("TOLLGATE_URL", "http://127.0.0.1:10000").rstrip("/")
 MODEL = "tollgate-demo"  # the demo upstream's scripted model
+
+# This run's trace, and the span every request of it names as its parent: the run's.
+TRACE_ID = secrets.token_hex(16)
+RUN_SPAN_ID = secrets.token_hex(8)
 
 # What the agent is asked: the demo model calls the tool each names (with the `quoted`
 # text as its argument).
@@ -53,6 +65,16 @@ def token() -> str:
     return found
 
 
+def trace_headers() -> dict[str, str]:
+    """The header that puts a request in this run's trace (sampled: `-01`)."""
+    return {"traceparent": f"00-{TRACE_ID}-{RUN_SPAN_ID}-01"}
+
+
+def announce_trace() -> None:
+    """Say where the run's record is: every exchange of it is under one trace id."""
+    say("trace", f"{TRACE_ID} (its record: tollgate audit replay {TRACE_ID})")
+
+
 def say(what: str, text: str) -> None:
     """One line of what the agent saw; both examples print the same way."""
     print(f"{what:>16}: {text}", flush=True)
@@ -72,7 +94,8 @@ def refusal(error: Exception) -> str:
 def _call(method: str, path: str, body: dict[str, str] | None = None) -> str:
     request = urllib.request.Request(
         URL + path, method=method, data=json.dumps(body).encode() if body else None,
-        headers={"authorization": f"Bearer {token()}", "content-type": "application/json"},
+        headers={"authorization": f"Bearer {token()}", "content-type": "application/json",
+                 **trace_headers()},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:

@@ -50,12 +50,15 @@ START_SECONDS = 30
 
 async def main() -> None:
     gateway.require_gateway()
+    gateway.announce_trace()
     token = gateway.token()
     client = agent.model_client(token)
     server = StreamableHttpServerParams(
         url=f"{gateway.URL}/mcp",
-        headers={"Authorization": f"Bearer {token}"},  # the same token: the MCP server's
-    )                                                  # credentials stay with the gateway
+        # The same token (the MCP server's credentials stay with the gateway), and the
+        # run's trace for every message of the session.
+        headers={"Authorization": f"Bearer {token}", **gateway.trace_headers()},
+    )
     try:
         async with McpWorkbench(server) as workbench:
             try:

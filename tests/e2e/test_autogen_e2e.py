@@ -185,16 +185,21 @@ def test_the_agent_sees_masked_data_and_the_reason_of_a_refusal(
     assert alert["meaning"]["alert"]["rule"] == "activity.admin_action"
     assert {r.document()["decisions"][0]["meaning"]["llm"]["stream"]
             for r in records if r.target == "llm" and r.kind == "exchange"} == {streams}
-    # The framework sends no session and a trace per call: the run's exchanges are one
-    # session all the same, its token's (the alert is in its exchange's trace).
-    assert_one_token_session([r for r in records if r.kind == "exchange"], token)
+    # The example sends the run's trace with every call, and no session: the run's
+    # exchanges are one trace, the one it printed, and one session, its token's (the
+    # alert is in its exchange's trace).
+    assert_one_run([r for r in records if r.kind == "exchange"], token, seen)
     assert (alert["session_id"], alert["session_rule"]) == (alert["trace_id"], "trace")
 
 
-def assert_one_token_session(records: list[Row], token: str) -> None:
-    """The records are one session, grouped by the token's id (its jti)."""
+def assert_one_run(records: list[Row], token: str, seen: dict[str, list[str]]) -> None:
+    """The records are the run's: one trace, the one the example printed, and one
+    session, grouped by the token's id (its jti)."""
+    (printed,) = seen["trace"]
+    trace_id = printed.split()[0]
+    assert printed == f"{trace_id} (its record: tollgate audit replay {trace_id})"
+    assert {r.trace_id for r in records} == {trace_id}
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-    assert len({r.trace_id for r in records}) > 1  # nothing else joins them
     sessions = {(r.session_id, r.document()["session_rule"]) for r in records}
     assert len(sessions) == 1, sessions
     ((session, rule),) = sessions
@@ -259,7 +264,7 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
     assert sorted((r.action, r.status) for r in llm) == [("allow", 200)] * 8 + [("deny", 403)]
     (denied,) = [r for r in llm if r.action == "deny"]
     assert refusal.endswith(f"(trace {denied.trace_id})")
-    assert_one_token_session(llm, token)
+    assert_one_run(llm, token, seen)
     tools = [r for r in records if r.target == "tools"]
     assert len(tools) == len(records) - len(llm) == 18
     documents = [r.document() for r in tools]
@@ -278,6 +283,8 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
         ("query", "allow", 200), ("query", "deny", 200),  # a JSON-RPC error, over HTTP 200
         ("read_file", "allow", 200), ("read_file", "allow", 200)]
     assert error.endswith(f"(trace {calls[1][3]})")
-    # One MCP session, initialize included (its answer named the session).
+    # One MCP session, initialize included (its answer named the session), in the run's
+    # one trace with the model's calls.
     assert len({r.session_id for r in tools}) == 1
+    assert {r.trace_id for r in tools} == {r.trace_id for r in llm}
     assert {r.document()["session_rule"] for r in tools} == {"mcp"}
