@@ -107,7 +107,8 @@ export NODE_EXTRA_CA_CERTS={b}
 # git
 git config --global http.sslCAInfo {t}
 export GIT_SSL_CAINFO={t}
-# pip
+# pip: its own requests prefers REQUESTS_CA_BUNDLE (then CURL_CA_BUNDLE) to --cert and
+# PIP_CERT, so where the machine exports another bundle, that one wins: name this one
 export PIP_CERT={t}
-pip install --cert {t} requests
+REQUESTS_CA_BUNDLE={t} pip install --cert {t} requests
 """

@@ -3,7 +3,10 @@ home folder (a folder of the test's own), its PEM printed, install hints, rotati
 
 from __future__ import annotations
 
+import ensurepip
 import os
+import shlex
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +14,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from extproc.egress.ca import BUNDLE_FILE
+from extproc.config import EgressCa
+from extproc.egress.ca import BUNDLE_FILE, EgressCA
+from tests.support.http_server import LocalServer
+from tests.support.tls import TlsFiles
 
 pytestmark = pytest.mark.e2e  # the command line as users run it
 
@@ -37,12 +43,58 @@ def test_the_quickstart_s_ca_is_made_in_the_home_folder_and_printed(tmp_path: Pa
     for line in (f"export REQUESTS_CA_BUNDLE={both}", f"export SSL_CERT_FILE={both}",
                  f"export NODE_EXTRA_CA_CERTS={folder / BUNDLE_FILE}",
                  f"git config --global http.sslCAInfo {both}", f"export PIP_CERT={both}",
+                 f"REQUESTS_CA_BUNDLE={both} pip install --cert {both} requests",
                  f"curl --cacert {both} https://example.com/"):
         assert line in hint.stdout.splitlines(), line
     # The hint's first command makes the file the others name: run it as printed.
     [cat] = [line for line in hint.stdout.splitlines() if line.startswith("cat ")]
     subprocess.run(cat, shell=True, check=True, timeout=30)
     assert made.stdout in both.read_text()
+
+
+def test_pip_as_the_hint_says_trusts_the_ca_where_another_bundle_is_exported(
+        tmp_path: Path) -> None:
+    """A real pip, a package index over HTTPS with a certificate of the egress CA's, and
+    the machine exporting REQUESTS_CA_BUNDLE as the system's roots: `--cert` alone fails
+    to verify (pip's requests prefers the variable), the hint's pip line reaches the index.
+    The pip is the one a new `python -m venv` gets (ensurepip's wheel, 23.x here, run
+    from the wheel itself): pip 24.2 and later verify through the system's store and the
+    bundle together (truststore), and are not fooled."""
+    [wheel] = (Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl")
+    assert egress_ca(tmp_path).returncode == 0
+    hint = egress_ca(tmp_path, "--install-hint").stdout.splitlines()
+    [cat] = [line for line in hint if line.startswith("cat ")]
+    subprocess.run(cat, shell=True, check=True, timeout=30)
+    folder = tmp_path / ".tollgate" / "egress"
+    leaf = EgressCA.open(folder, EgressCa(dir=folder)).leaf("127.0.0.1")
+    (tmp_path / "leaf.pem").write_bytes(leaf.chain_pem)
+    (tmp_path / "leaf-key.pem").write_bytes(leaf.key_pem)
+    tls = TlsFiles(folder / BUNDLE_FILE, tmp_path / "leaf.pem", tmp_path / "leaf-key.pem")
+    [pip_line] = [line for line in hint if " pip install " in line]
+    environment = {name: value for name, value in os.environ.items()
+                   if "proxy" not in name.lower()}
+    paths = ssl.get_default_verify_paths()
+    environment.update(
+        HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), PIP_NO_CACHE_DIR="1",
+        PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_RETRIES="0",
+        PIP_TIMEOUT="20", REQUESTS_CA_BUNDLE=str(paths.cafile or paths.openssl_cafile))
+    with LocalServer(lambda *_: (200, b"<html><body></body></html>", "text/html"),
+                     "/simple/", tls) as index:
+        pip = (f"{shlex.quote(sys.executable)} {shlex.quote(str(wheel / 'pip'))} download "
+               f"--no-deps -d {shlex.quote(str(tmp_path / 'got'))} --index-url {index.url}")
+        bundle = folder / "system-and-egress-ca.pem"
+        alone = subprocess.run(f"{pip} --cert {shlex.quote(str(bundle))} tollgate-probe",
+                               shell=True, env=environment, capture_output=True, text=True,
+                               timeout=120)
+        read_alone = len(index.received)
+        hinted = subprocess.run(pip_line.replace("pip install", pip).replace(
+            " requests", " tollgate-probe"), shell=True, env=environment,
+            capture_output=True, text=True, timeout=120)
+    # Alone: no request reached the index (the handshake failed to verify).
+    assert read_alone == 0, alone.stderr
+    # As the hint says: verified and read; the index lists no such package.
+    assert [r.path for r in index.received] == ["/simple/tollgate-probe/"]
+    assert "No matching distribution found for tollgate-probe" in hinted.stderr, hinted.stderr
 
 
 def test_a_rotation_prints_both_cas_and_a_second_one_waits_for_the_overlap(
