@@ -16,7 +16,8 @@ What the server sends reaches the client only as the policy lets it:
   call with the refusal;
 - every message is masked whole as the request's decision asks — result, error, params,
   method, id, keys a client ignores — except the id of the client's own request, which
-  the client matches answers by (it sent it). Binary content (mcp_content.py) is shown
+  the client matches answers by (it sent it); a string holding a JSON document (a tool's
+  rows or records as text) as that document. Binary content (mcp_content.py) is shown
   to the policy first (`input.mcp.content`), which may refuse it; an image's text is
   read by OCR and what must be masked is drawn over (masking/images.py). A JSON value
   that is no message (an array: a batch; a string) is read element by element, every
@@ -48,6 +49,7 @@ from extproc.exchange.act import Act
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
 from extproc.interpret import mcp, mcp_content
 from extproc.masking.body import is_event_stream
+from extproc.masking.documents import Documents
 from extproc.masking.images import UnreadableImage
 
 if TYPE_CHECKING:
@@ -517,8 +519,10 @@ class _Reader:
         """A message masked whole as the decision asks: method, keys and ids too, but the
         id of the client's own request (it sent it, and matches the answer by it). Base64
         content that decodes to text is masked as that text, and so is any encoded text in a
-        string (the masker reads it decoded: masking/decoding.py); binary content
-        goes to the policy, and an image's text is masked in the image (`_binary`)."""
+        string (the masker reads it decoded: masking/decoding.py); a string that holds a
+        JSON document (a tool's rows as text) is masked as that document, by key and by
+        column (masking/documents.py); binary content goes to the policy, and an image's
+        text is masked in the image (`_binary`)."""
         spec = self._exchange.mask
         own = (isinstance(message, dict) and self.call is not None and "id" in message
                and _same_id(message["id"], self.call))
@@ -531,13 +535,14 @@ class _Reader:
             return message
         shown = mcp_content.replaced(read, imaged)
         decoded = _decoded_blobs(shown)
-        masked, counts = self._act.masker.mask_json(decoded, spec.for_server_answers)
+        documents = Documents(decoded)
+        masked, counts = self._act.masker.mask_json(documents.value, spec.for_server_answers)
         if not counts and decoded is shown:
             if shown is read:
                 return message
-            masked = decoded
+            masked = documents.value
         self._masked += counts
-        out = _encoded_blobs(masked)
+        out = _encoded_blobs(documents.written(masked))
         return {"id": message["id"], **out} if own else out
 
     async def _binary(self, message: Any, items: list[mcp_content.Item]

@@ -238,10 +238,9 @@ def test_the_mcp_agent_sees_masked_tools_and_the_refusals_of_either_side(
         "AWS_SECRET_ACCESS_KEY=[REDACTED:AWS_SECRET_KEY]",
         "DATABASE_URL=postgresql://billing:[REDACTED:PASSWORD]@db.internal:5432/billing"]
     # The query tool answers its table as text (a JSON document in the result's text): read
-    # as text, the e-mails are found by their shape, but the column names do not reach the
-    # cells, so the names pass (docs/masking.md: MCP tools' text answers are not guaranteed).
-    assert json.loads(rows)["rows"] == [[c["name"], "[REDACTED:EMAIL_ADDRESS]"]
-                                        for c in CUSTOMERS]
+    # as that document, by column, as a database front reads rows.
+    assert json.loads(rows)["rows"] == [["[REDACTED:PERSON]", "[REDACTED:EMAIL_ADDRESS]"]
+                                        for _ in CUSTOMERS]
     # Refused on the model's side: the model's rm -rf / never reached the agent.
     (refusal,) = seen["gateway refuses"]
     assert refusal.startswith(

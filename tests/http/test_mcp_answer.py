@@ -129,6 +129,27 @@ async def test_a_tool_result_is_masked_and_its_id_is_not() -> None:
     assert exchange.masked["credit_card"] == 2
 
 
+async def test_rows_a_tool_gives_as_json_text_are_masked_by_column() -> None:
+    """A query tool's rows as JSON text, in its content and in the structuredContent the
+    SDK wraps a returned string in: the names under `name` masked, as a database front
+    masks them; a text that only looks like JSON is read as text, and passes as it was."""
+    pipe = mcp_pipeline(MemoryPins({"query": "pinned"}))
+    rows = json.dumps({"columns": ["id", "name"], "rows": [[1, "Ada Lovelace"]]})
+    result = {"jsonrpc": "2.0", "id": 7, "result": {
+        "content": [{"type": "text", "text": rows}, {"type": "text", "text": "{1 row}"}],
+        "structuredContent": {"result": rows}, "isError": False}}
+    exchange, answers = await answered(
+        pipe, {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": "query", "arguments": {"sql": "SELECT id, name FROM t"}}},
+        ListedResponse({"content-type": "application/json"},
+                       buffered=json.dumps(result).encode()))
+    out = json.loads(answers[1][1])["result"]
+    masked = '{"columns": ["id", "name"], "rows": [[1, "[REDACTED:PERSON]"]]}'
+    assert [c["text"] for c in out["content"]] == [masked, "{1 row}"]
+    assert out["structuredContent"] == {"result": masked}
+    assert exchange.masked["person_name"] == 2
+
+
 async def test_a_refused_server_request_answers_the_clients_call_and_ends_the_answer() -> None:
     pipe = mcp_pipeline(MemoryPins({"ask": "pinned"}))
     sampling = {"jsonrpc": "2.0", "id": 0, "method": "sampling/createMessage",

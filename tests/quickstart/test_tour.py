@@ -172,9 +172,9 @@ def mcp_part(tour: Tour) -> str:
     ran = tour.run(snippet)
     assert ran.returncode == 0, ran.stderr[-3000:]
     tools, called = ran.stdout.splitlines()
-    # The query tool answers its rows as text, where the names pass (docs/masking.md: MCP
-    # tools' text answers are not guaranteed); the SSNs are found by their shape.
-    assert "read_file" in tools and NAME in called and SSN not in called
+    # The query tool answers its rows as JSON text, read by column as psql's are.
+    assert "read_file" in tools and NAME not in called and SSN not in called
+    assert "[REDACTED:PERSON]" in called and "[REDACTED:US_SSN]" in called
     # The rug pull, then the tools listed again: the changed one is not served as is.
     pull = tour.take(r"/demo/rug-pull")
     assert tour.run(pull).returncode == 0
