@@ -6,9 +6,11 @@ interpreter's own work between them, which Cython's compilation of the same sour
 removes (~30%: bench/masking.py). The source stays the one truth: `make` compiles the
 modules of `MODULES` into `_compiled/` (native/compile.py), with a manifest naming each
 source's SHA-256 and the Python it was built for, and the package puts that folder first
-on its `__path__` only while every one of those sources is unchanged. A module edited
-since it was compiled would otherwise run its old code, and what the tests pass would not
-be what runs; stale, the whole package runs plain until `make` compiles it again.
+on its `__path__` only while every one of those sources is unchanged and every module is
+there. A module edited since it was compiled would otherwise run its old code, and what
+the tests pass would not be what runs; stale, the whole package runs plain until `make`
+compiles it again. native/compile.py writes the manifest last, so a build under way (or
+cut short) has none and runs plain; one missing a module runs plain too, never a mix.
 
 Cython compiles the source as Python runs it but for one thing the modules avoid: a bytes
 literal, or a tuple of one-byte literals, iterated in place (`for c in b"ab"`) is read as
@@ -29,6 +31,7 @@ import json
 import logging
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 # The modules compiled: those that run per text or per JSON value. The model (ner.py),
@@ -85,6 +88,12 @@ def choose(path: list[str]) -> str:
 _NOT_BUILT = "they are not built"
 
 
+def built() -> dict[str, object] | None:
+    """The manifest of the build in `FOLDER` where it may run; None where it may not."""
+    manifest = _manifest()
+    return manifest if _why_not(manifest) is None else None
+
+
 def _manifest() -> dict[str, object]:
     """The build's manifest ({}: none; a manifest that cannot be read: `_BROKEN`)."""
     try:
@@ -109,4 +118,17 @@ def _why_not(manifest: dict[str, object]) -> str | None:
         return f"compiled for {manifest.get('python')}, this is {sys.implementation.cache_tag}"
     if manifest.get("modules") != source_digests():
         return "the modules changed since they were compiled (stale)"
+    missing = _missing()
+    if missing:
+        return f"their build lacks {', '.join(missing)}"
     return None
+
+
+def _missing() -> list[str]:
+    """The modules of `MODULES` with no compiled file in `FOLDER` for this Python."""
+    try:
+        present = set(os.listdir(FOLDER))
+    except OSError:
+        present = set()
+    return [name for name in MODULES
+            if not any(name + suffix in present for suffix in EXTENSION_SUFFIXES)]

@@ -117,6 +117,22 @@ def test_a_module_changed_since_it_was_compiled_runs_the_package_plain(tmp_path:
     assert "stale" in required.stderr
 
 
+@pytest.mark.slow
+def test_a_build_missing_a_module_runs_the_package_plain(tmp_path: Path) -> None:
+    """A build one module of which is gone (a compile cut short, a file removed): the whole
+    package runs plain, never that module's source beside the others compiled."""
+    copy = _package_copy(tmp_path)
+    (phones,) = (copy / "extproc" / "masking" / "_compiled").glob("phones.*")
+    phones.unlink()
+    partial = _form_of(copy)
+    assert partial.stdout.splitlines() == [
+        f"{compiled.PLAIN} (their build lacks phones)",
+        str(copy / "extproc" / "masking" / "detectors.py")], partial.stderr
+    required = _form_of(copy, TOLLGATE_MASKING="compiled")
+    assert required.returncode != 0
+    assert "their build lacks phones" in required.stderr
+
+
 def test_compiled_required_without_a_build_fails_saying_how_to_build_it(tmp_path: Path) -> None:
     copy = _package_copy(tmp_path)
     shutil.rmtree(copy / "extproc" / "masking" / "_compiled", ignore_errors=True)
