@@ -325,6 +325,16 @@ ssh_denials contains {
 	judged_path(path)
 	kind := sftp_protected(resolved_path(path))
 	kind != null
+	not session_scratch(resolved_path(path), kind)
+}
+
+# Ansible's own temporary folder in the session's home is the session's scratch wherever
+# the home is (a service account's under /var/lib too): the modules' files it uploads
+# there are run only as what they say is judged. Only the system-path reason is waived
+# there (a secret's name, which sftp_protected checks first, stays refused).
+session_scratch(path, "a system path") if {
+	sftp_root != ""
+	startswith(path, concat("", [sftp_root, "/.ansible/tmp/"]))
 }
 
 sftp_verb := "upload" if {

@@ -105,3 +105,22 @@ test_the_commands_of_the_command_module_are_judged if {
 	rm := object.union(module("ansible.builtin.command", {"_raw_params": "rm -rf /"}, []), {"commands": [["python3", "/home/deploy/.ansible/tmp/t/AnsiballZ.py"], ["rm", "-rf", "/"]]})
 	decide(["ops"], rm).rules == ["ssh.destructive_command"]
 }
+
+# A session whose home is a system path (a service account's, /var/lib/app) uploads
+# Ansible's modules to its own .ansible/tmp; nothing else there, nor to another home's.
+upload_in(root, path) := {"request": "sftp", "sftp": {
+	"operation": "open", "direction": "upload", "path": path, "target_path": null, "root": root,
+}}
+
+test_ansible_temporary_folder_in_a_system_home_takes_uploads if {
+	d := decide(["agents"], upload_in("/var/lib/app", "/var/lib/app/.ansible/tmp/ansible-tmp-1/AnsiballZ_ping.py"))
+	d.action == "allow"
+	every ssh in [
+		upload_in("/var/lib/app", "/var/lib/app/app.conf"),
+		upload_in("/var/lib/app", "/var/lib/app/.ansible/tmp/../../db/x"),
+		upload_in("/var/lib/app", "/var/lib/other/.ansible/tmp/x"),
+		upload_in("", "/var/lib/app/.ansible/tmp/x"),
+	] {
+		decide(["agents"], ssh).rules == ["ssh.sftp_system_write"]
+	}
+}

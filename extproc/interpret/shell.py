@@ -633,10 +633,11 @@ class Word(str):
 class _Parts:
     """The parts of the word being lexed, and what in them sh expands."""
 
-    __slots__ = ("computed", "evaluates", "glob", "history", "names", "parts")
+    __slots__ = ("computed", "evaluates", "glob", "history", "names", "parts", "tilde")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.tilde = False  # opened by an echoed tilde word: nothing may follow it
         self.glob = False
         self.names: list[str] = []
         self.computed = False
@@ -646,6 +647,7 @@ class _Parts:
     def append(self, part: str, expands: bool = False, unquoted: bool = False) -> None:
         """`expands`: an unquoted part, globbed; `unquoted`: outside single quotes, where
         an interactive bash expands `!`."""
+        self._after_tilde()
         self.parts.append(part)
         if expands and _GLOB_CHARS.search(part):
             self.glob = True
@@ -655,6 +657,7 @@ class _Parts:
     def variable(self, reference: str) -> None:
         """`$name`, `${name...}`, `$1`, `$?`: the name it reads (with its operators, which
         only a name of its own leaves known)."""
+        self._after_tilde()
         self.parts.append(reference)
         if reference[1:2] == "[":  # `$[x]`: arithmetic, whose names bash evaluates
             self.computed = True
@@ -671,11 +674,20 @@ class _Parts:
     def substitution(self, part: str, quoted: bool = False) -> None:
         """`$(...)` or a backtick pair: computed, unless, inside double quotes (where its
         output is neither split nor globbed), it only echoes literal words (Ansible's
-        `` mkdir "` echo /tmp/x `" ``), which stand for what they print."""
+        `` mkdir "` echo /tmp/x `" ``), which stand for what they print; or, opening the
+        word, echoes one word that opens with a tilde prefix (`` "` echo ~/.ansible/tmp
+        `" ``), which stands for that word unquoted: the same path the reader gives `~/x`
+        (what would follow it, `~` + `x` read as `~x`, is computed)."""
+        self._after_tilde()
         inner = part[1:-1] if part[:1] == "`" else part[2:-1]
         echoed = _LITERAL_ECHO.fullmatch(inner) if quoted else None
         if echoed is not None:
             self.parts.append(" ".join(echoed.group(1).split()))
+            return
+        tilde = _TILDE_ECHO.fullmatch(inner) if quoted else None
+        if tilde is not None and not "".join(self.parts):
+            self.parts[:] = [tilde.group(1)]
+            self.tilde = True
             return
         self.parts.append(part)
         if part[:3] == "$((" and _PURE_ARITHMETIC.fullmatch(inner):
@@ -683,6 +695,10 @@ class _Parts:
         self.computed = True
         if part[:3] == "$((":
             self.evaluates = True
+
+    def _after_tilde(self) -> None:
+        if self.tilde:
+            self.computed = True
 
     def word(self) -> str:
         """The word: a Word when sh still expands something in it, else a plain str."""
@@ -710,6 +726,8 @@ _PLAIN_BRACED = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=+?]|##?|%%?|//?)
                            r"|:[0-9 ]+(?::[0-9 ]+)?)?|#?[0-9]+|[?#$@*-]")
 # A substitution that prints literal words alone: `$(echo /tmp/x)`, `` ` echo a b ` ``.
 _LITERAL_ECHO = re.compile(r"\s*echo((?:\s+[A-Za-z0-9_./=:+,@%-]+)*)\s*")
+# One word opening with a tilde prefix (`~`, `~user`: POSIX's portable user names) echoed.
+_TILDE_ECHO = re.compile(r"\s*echo\s+(~[A-Za-z0-9_.-]*(?:/[A-Za-z0-9_./=:+,@%-]*)?)\s*")
 # What bash's history expansion reads: `!` not followed by a blank, `=` or `(`, nor
 # opening a glob's negated class (`[!.]*`, which bash leaves alone).
 _HISTORY = re.compile(r"(?<!\[)!(?![\s=(]|$)")

@@ -49,10 +49,12 @@ class Ssh(Plain):
         reading = (shell_reader.read(command, stdin=kind == "exec",
                                      interactive=kind == "line")
                    if isinstance(command, str) else shell_reader.Reading())
-        uploads = body.get("uploads")
+        uploads, fed = body.get("uploads"), body.get("stdin")
+        plain = isinstance(command, str) and not loads_other_code(command)
         ran = (run_uploads(reading, uploads, body.get("cwd"))
-               if isinstance(uploads, dict) and uploads and isinstance(command, str)
-               and not loads_other_code(command) else [])
+               if plain and isinstance(uploads, dict) and uploads else [])
+        if plain and isinstance(fed, dict) and isinstance(command, str):
+            ran += run_stdin(reading, fed, command)
         return {
             **self._static,
             "request": kind,
@@ -133,6 +135,44 @@ def run_uploads(reading: shell_reader.Reading, uploads: Mapping[str, Any],
     if resolved:
         reading.opaque[:] = [o for o in reading.opaque if not any(o is r for r in resolved)]
     return list(ran.values())
+
+
+def run_stdin(reading: shell_reader.Reading, fed: Mapping[str, Any],
+              command: str) -> list[dict[str, Any]]:
+    """What the channel's stdin sent, read whole before the decision (`fed`, as
+    ansible.read_upload reads a file), when `command` runs it as the program of a Python
+    interpreter (Ansible's pipelining: `/bin/sh -c '/usr/bin/python3 && sleep 0'`, the
+    module's payload on stdin): `reading` completed as for an uploaded file run, its path
+    `-`. Returned: that file, or nothing when no such interpreter reads it."""
+    fed_to = stdin_program(reading, command)
+    if fed_to is None:
+        return []
+    if _complete(reading, fed, "python"):
+        reading.opaque[:] = [o for o in reading.opaque if o is not fed_to]
+    else:
+        fed_to["why"] = "unread_upload"
+    return [{**fed, "path": "-"}]
+
+
+def stdin_program(reading: shell_reader.Reading, command: str) -> shell_reader.Opaque | None:
+    """The opaque entry of `reading` (`command` read with the channel as its stdin) that
+    is a Python interpreter running what the channel sends as its program, when it is
+    the only command the channel feeds (read again without it: the one entry that
+    goes); None otherwise (a pipe or a redirection feeds it, a second command shares
+    the channel, an option does more than Python's harmless ones)."""
+    unfed = [o["argv"] for o in shell_reader.read(command).opaque]
+    fed = []
+    for entry in reading.opaque:
+        if entry["argv"] in unfed:
+            unfed.remove(entry["argv"])
+        else:
+            fed.append(entry)
+    if len(fed) != 1 or fed[0]["why"] != "computed_script":
+        return None
+    name, *options = fed[0]["argv"]
+    if not _PYTHON.fullmatch(name) or any(o not in _PYTHON_OPTIONS for o in options):
+        return None
+    return fed[0]
 
 
 def _runner(program: str) -> str:

@@ -7,7 +7,9 @@
                  stream; the host's exit status (or signal) is the agent's
 
 The record keeps the command, the decision, the exit status and what the agent was shown
-(both streams, masked, as they were interleaved), with its size and SHA-256.
+(both streams, masked, as they were interleaved), with its size and SHA-256. What Ansible's
+defaults ask of an exec (its home, a pipelined module, a fetch's checksum) is
+ansible_exec.py's.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ from typing import Any
 
 import asyncssh
 
-from extproc.codecs.refusal import Refused
+from extproc.codecs.refusal import Refusal, Refused
+from extproc.interpret.ansible import read_upload
+from extproc.ssh.ansible_exec import (
+    MaskedFetch,
+    fed_program,
+    home_probe,
+    masked_fetch,
+    read_program,
+)
 from extproc.ssh.relay import exit_with, pump_input
-from extproc.ssh.uploads import Uploads, masked_fetch_warning
+from extproc.ssh.uploads import Uploads, carried
 from extproc.ssh.upstream import UpstreamError, bounded
 from extproc.terminal.gate import (
     FAILED_STATUS,
@@ -46,7 +56,7 @@ def say(process: asyncssh.SSHServerProcess[bytes], text: str) -> None:
 async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
                         connect: Connect, method: str, body: dict[str, Any],
                         command: str | None, what: str,
-                        ready: Callable[[], Awaitable[str | None]] | None = None
+                        ready: Callable[[Verdict], Awaitable[Refusal | None]] | None = None
                         ) -> tuple[Verdict, asyncssh.SSHClientProcess[bytes]] | None:
     """The request (`body`: input.ssh's) decided and, allowed, running on the host with
     the agent's terminal, if it has one; None when refused or the host cannot run it
@@ -55,8 +65,8 @@ async def start_on_host(process: asyncssh.SSHServerProcess[bytes], gate: Gate,
     term = process.get_terminal_type()
     verdict = await gate.decide(method, {**body, "pty": term is not None},
                                 lambda text: say(process, text))
-    if verdict.refusal is None and ready is not None and (changed := await ready()):
-        verdict.answer = verdict.exchange.refuse(Refused(409, "upload_changed", changed))
+    if verdict.refusal is None and ready is not None and (bad := await ready(verdict)):
+        verdict.answer = verdict.exchange.refuse(bad)
         verdict.refusal = refusal_text(verdict.answer)
         verdict.exchange.outcome["tollgate.outcome"] = "refused"
     if verdict.refusal is not None:
@@ -83,44 +93,88 @@ async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connec
                    masked_max: int = 16 * 1024 * 1024) -> None:
     command = process.command or ""
     body: dict[str, Any] = {"request": "exec", "command": command}
-    ready = None
+    cwd = uploads.cwd if uploads is not None else None
+    runs = home_probe(command, gate.target.match.login)
+    files = {}
     if uploads is not None and (named := uploads.for_command(command)):
         # The files this session uploaded that the command may run, as the host holds
         # them now; and again once it is allowed (a hold can be long).
         files = await uploads.still_there(connect, named)
-        body.update(uploads=files, cwd=uploads.cwd)
+        body.update(uploads=files, cwd=cwd)
+    program, whole = (await read_program(process)) if (
+        fed_program(command) and process.get_terminal_type() is None) else (b"", False)
+    if whole:  # the program, read as an uploaded file is; paths from the account's home
+        body.update(stdin=carried(await asyncio.to_thread(read_upload, program)), cwd=cwd)
+    fetch: MaskedFetch | None = None
 
-        async def ready() -> str | None:
-            now = await uploads.still_there(connect, files)
-            gone = sorted(set(files) - set(now))
-            return (f"{', '.join(gone)} changed on the host since this session uploaded it, "
-                    "after the command was decided on what it held") if gone else None
-    started = await start_on_host(process, gate, connect, "EXEC", body, command,
+    async def ready(verdict: Verdict) -> Refusal | None:
+        nonlocal fetch
+        if uploads is not None and files:
+            gone = sorted(set(files) - set(await uploads.still_there(connect, files)))
+            if gone:
+                return Refused(409, "upload_changed", (
+                    f"{', '.join(gone)} changed on the host since this session uploaded it, "
+                    "after the command was decided on what it held"))
+        if (mask := verdict.exchange.mask) is not None:
+            fetch = await masked_fetch(verdict.exchange.meaning, mask, gate.masker, connect,
+                                       cwd, masked_max)
+            if fetch is not None and fetch.masked is None:
+                return Refused(403, "unmaskable_transfer", fetch.note)
+        return None
+
+    started = await start_on_host(process, gate, connect, "EXEC", body, runs or command,
                                   "run the command", ready)
     if started is None:
         return
     verdict, remote = started
+    if program:
+        remote.stdin.write(program)
+    if whole:
+        remote.stdin.write_eof()
+    await _relay(process, remote, gate, verdict, idle, fetch, feed=not whole)
+    gate.end(verdict, status=exit_with(process, remote), outcome={"tollgate.outcome": (
+        f"ran as {runs!r}: ~{gate.target.match.login} is the home of the host's account"
+        if runs else "ran")})
+
+
+async def _relay(process: asyncssh.SSHServerProcess[bytes],
+                 remote: asyncssh.SSHClientProcess[bytes], gate: Gate, verdict: Verdict,
+                 idle: float, fetch: MaskedFetch | None, feed: bool) -> None:
+    """The command's output to the agent, masked, until it ends; the agent's stdin to it
+    meanwhile (`feed`: unless the front sent it whole). Of a fetch's stat (`fetch`), the
+    answer is kept whole to give it the masked copy's checksum, and the note follows."""
     exchange = verdict.exchange
     capture = gate.capture(verdict)
-    masker = gate.masker
-    out = MaskedOutput(masker, exchange.mask)
-    err = MaskedOutput(masker, exchange.mask)
-    feeding = asyncio.ensure_future(pump_input(process, remote))
+    out = MaskedOutput(gate.masker, exchange.mask)
+    err = MaskedOutput(gate.masker, exchange.mask)
+    held = Held() if fetch is not None else None
+    feeding = asyncio.ensure_future(pump_input(process, remote)) if feed else None
     try:
         await asyncio.gather(
-            pump_output(remote.stdout.read, process.stdout, out, capture, idle),
+            pump_output(remote.stdout.read, held or process.stdout, out,
+                        None if held else capture, idle),
             pump_output(remote.stderr.read, process.stderr, err, capture, idle))
         await remote.wait_closed()
-        if uploads is not None and exchange.mask is not None and (warning := (
-                await masked_fetch_warning(exchange.meaning, exchange.mask, masker, connect,
-                                           uploads.cwd, masked_max))):
+        if fetch is not None and held is not None:
             # After the module's JSON: Ansible shows a line after it as a warning.
-            shown = f"\n{warning}\n".encode()
+            shown = fetch.answer(bytes(held.data)) + f"\n{fetch.note}\n".encode()
             process.stdout.write(shown)
             capture.add(shown)
     finally:
-        feeding.cancel()
-        await asyncio.gather(feeding, return_exceptions=True)
+        if feeding is not None:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
     exchange.record_masking(out.counts + err.counts)
-    gate.end(verdict, status=exit_with(process, remote),
-             outcome={"tollgate.outcome": "ran"})
+
+
+class Held:
+    """An output stream kept whole rather than shown as it comes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        return None

@@ -18,18 +18,14 @@ of at most ansible.MAX_BYTES.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import posixpath
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncssh
 
 from extproc.interpret.ansible import MAX_BYTES, Upload
-from extproc.masking import Masker, MaskSpec
-from extproc.terminal.files import Unmaskable, mask_file
 
 MAX_FILES = 64
 # A shell script's text rides in the exec's request (and its record) up to this size;
@@ -47,11 +43,8 @@ class Uploads:
         self.cwd: str | None = None  # the SFTP session's starting directory (an exec's)
 
     def remember(self, path: str, upload: Upload) -> None:
-        if upload.get("kind") == "shell" and len(upload.get("text", "")) > MAX_SCRIPT:
-            upload = {"sha256": upload["sha256"], "size": upload["size"],
-                      "kind": "unreadable", "why": f"a script of more than {MAX_SCRIPT} bytes"}
         self._files.pop(path, None)
-        self._files[path] = upload
+        self._files[path] = carried(upload)
         while len(self._files) > MAX_FILES:
             self._files.popitem(last=False)
 
@@ -85,6 +78,15 @@ class Uploads:
         return kept
 
 
+def carried(upload: Upload) -> Upload:
+    """`upload` as an exec's request carries it: a shell script's text only up to
+    MAX_SCRIPT bytes, beyond which the script is unreadable."""
+    if upload.get("kind") == "shell" and len(upload.get("text", "")) > MAX_SCRIPT:
+        return {"sha256": upload["sha256"], "size": upload["size"], "kind": "unreadable",
+                "why": f"a script of more than {MAX_SCRIPT} bytes"}
+    return upload
+
+
 async def _digest(host: asyncssh.SFTPClient, path: str) -> str | None:
     try:
         async with host.open(path, "rb", encoding=None) as file:
@@ -93,46 +95,3 @@ async def _digest(host: asyncssh.SFTPClient, path: str) -> str | None:
         return None
     assert isinstance(data, bytes)
     return hashlib.sha256(data).hexdigest()
-
-
-
-async def masked_fetch_warning(meaning: Any, spec: MaskSpec, masker: Masker, connect: Connect,
-                               cwd: str | None, masked_max: int) -> str | None:
-    """What Ansible's `fetch` is to be told when the file it is about to download would
-    reach it masked: fetch first runs the stat module (`follow`, `get_checksum`) for the
-    host's checksum, then compares the downloaded copy's with it, and a masked copy fails
-    with "checksum mismatch" alone. The file is read here (by the gateway, for itself:
-    nothing of it goes to the agent) and masked as the SFTP download would mask it."""
-    modules = meaning.get("ansible") if isinstance(meaning, dict) else None
-    stat = next((m["args"] for m in modules or () if m.get("module") == "ansible.builtin.stat"
-                 and m["args"].get("follow") is True and m["args"].get("get_checksum")
-                 and isinstance(m["args"].get("path"), str)), None)
-    if stat is None:
-        return None
-    path = stat["path"]
-    if path.startswith("~/") and cwd is not None:
-        path = posixpath.join(cwd, path[2:])
-    elif not path.startswith("/") and cwd is not None:
-        path = posixpath.join(cwd, path)
-    try:
-        async with (await connect()).start_sftp_client() as host:
-            attrs = await host.stat(path)
-            if attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
-                return None
-            if (attrs.size or 0) > masked_max:
-                raise Unmaskable(f"{attrs.size} bytes, more than the {masked_max} a masked "
-                                 "download reads (ssh.sftp_masked_max_bytes)")
-            async with host.open(path, "rb", encoding=None) as file:
-                data = await file.read(masked_max)
-        assert isinstance(data, bytes)
-        masked, _ = await asyncio.to_thread(mask_file, masker, spec, data)
-    except Unmaskable as exc:
-        return (f"tollgate: refuses to download {stat['path']}: the policy masks what this "
-                f"host sends, and this file cannot be served masked ({exc})")
-    except (OSError, asyncssh.Error):
-        return None
-    if masked == data:
-        return None
-    return (f"tollgate: masks secrets in {stat['path']} when it is downloaded: a copy "
-            "fetched through tollgate has them as `*` and differs from the host's file "
-            "(fetch then reports a checksum mismatch)")

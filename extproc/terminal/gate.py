@@ -60,6 +60,8 @@ def refusal_text(answer: Answer) -> str:
     body = answer.body
     if body.get("approval_id"):
         why = str(body.get("message"))
+        if body.get("reasons"):  # what it waits for, on the line a client keeps
+            why += f" ({'; '.join(map(str, body['reasons']))})"
         if body.get("approve_url") and body.get("status") == "pending":
             why += f" (an approver decides it at {body['approve_url']})"
     elif body.get("reasons"):

@@ -193,17 +193,23 @@ def test_openssh_client_with_the_token_from_askpass(gw: Gateway, tmp_path: Path)
     assert "tollgate: refused" in refused.stderr
 
 
+def ssh_login(gw: Gateway, home: Path) -> subprocess.CompletedProcess[str]:
+    """`tollgate ssh login` for the agent's token, its key `home`/id_ed25519 (the
+    certificate and the gateway's pinned host key beside it)."""
+    login = subprocess.run(
+        [sys.executable, "-m", "extproc", "ssh", "login", "--token", AGENT, "--key",
+         str(home / "id_ed25519"), "--url", f"http://127.0.0.1:{gw.replica_admin_ports[0]}",
+         "--port", str(gw.ports.ssh)], capture_output=True, text=True, timeout=30,
+        env={**os.environ, "HOME": str(home)})
+    assert login.returncode == 0, login.stderr
+    return login
+
+
 def test_openssh_client_with_a_certificate_from_tollgate_ssh_login(
         gw: Gateway, tmp_path: Path) -> None:
     """`tollgate ssh login` trades the token for a certificate and prints the ssh command;
     the OpenSSH client logs in with it, the gateway's host key pinned, no password."""
-    key = tmp_path / "id_ed25519"
-    login = subprocess.run(
-        [sys.executable, "-m", "extproc", "ssh", "login", "--token", AGENT, "--key", str(key),
-         "--url", f"http://127.0.0.1:{gw.replica_admin_ports[0]}", "--port",
-         str(gw.ports.ssh)], capture_output=True, text=True, timeout=30,
-        env={**os.environ, "HOME": str(tmp_path)})
-    assert login.returncode == 0, login.stderr
+    login = ssh_login(gw, tmp_path)
     command = shlex.split(login.stdout.splitlines()[-1])
     assert command[-1] == "TARGET@127.0.0.1"
     ran = subprocess.run(

@@ -16,7 +16,7 @@ import pytest
 
 from extproc.interpret.ansible import read_upload
 from extproc.interpret.shell import read
-from extproc.interpret.ssh import run_uploads
+from extproc.interpret.ssh import run_stdin, run_uploads
 
 ANSIBLE = Path(sys.executable).with_name("ansible")
 
@@ -45,6 +45,38 @@ def test_a_payload_is_read_for_its_module_and_arguments(payload: bytes) -> None:
     ran = run_uploads(reading, {"/h/AnsiballZ_command.py": upload}, "/h")
     assert [u["path"] for u in ran] == ["/h/AnsiballZ_command.py"]
     assert ["touch", "/tmp/never-run-here"] in reading.commands
+
+
+PIPELINED = ["/bin/sh -c '/usr/bin/python3 && sleep 0'", "python3 -u",
+             "sudo -H -S -n -u root /bin/sh -c 'echo BECOME-SUCCESS-x ; /usr/bin/python3'"]
+
+
+@pytest.mark.slow
+def test_a_payload_on_stdin_is_read_when_python_runs_it_alone(payload: bytes) -> None:
+    """Pipelining: the payload is the program of the one Python the channel feeds."""
+    upload = read_upload(payload)
+    for command in PIPELINED:
+        reading = read(command, stdin=True)
+        assert [u["path"] for u in run_stdin(reading, upload, command)] == ["-"]
+        assert reading.opaque == [], command
+        assert ["touch", "/tmp/never-run-here"] in reading.commands
+    changed = read_upload(payload.replace(b"import os", b"import os;os.system('id')", 1))
+    reading = read(PIPELINED[0], stdin=True)
+    run_stdin(reading, changed, PIPELINED[0])
+    assert reading.opaque == [{"argv": ["python3"], "why": "unread_upload"}]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [
+    "curl -s x | python3", "cat | python3", "python3 < f", "python3; python3",
+    "python3 -i", "python3 -X dev", "python3 x.py", "python3 -", "sh",
+])
+def test_stdin_is_no_program_where_python_does_not_run_it_alone(payload: bytes,
+                                                                command: str) -> None:
+    reading = read(command, stdin=True)
+    before = [dict(o) for o in reading.opaque]
+    assert run_stdin(reading, read_upload(payload), command) == []
+    assert reading.opaque == before
 
 
 def _rezip(payload: bytes, change: bytes) -> bytes:

@@ -276,6 +276,32 @@ def test_what_can_be_read_is_not_opaque(text: str) -> None:
     assert read(text).opaque == []
 
 
+# Ansible's temporary-folder line: a double-quoted substitution echoing one tilde word is
+# that word, as the reader gives it unquoted; any other shape stays computed.
+ANSIBLE_TMP = ('( umask 77 && mkdir -p "` echo ~/.ansible/tmp `"&& mkdir "` echo '
+               '~web-1/.ansible/tmp/ansible-tmp-1-2 `" && echo ansible-tmp-1-2="` echo '
+               '~/.ansible/tmp/ansible-tmp-1-2 `" )')
+
+
+def test_an_echoed_tilde_word_is_that_word() -> None:
+    reading = read(ANSIBLE_TMP)
+    assert reading.opaque == []
+    assert ["mkdir", "-p", "~/.ansible/tmp"] in reading.commands
+    assert ["mkdir", "~web-1/.ansible/tmp/ansible-tmp-1-2"] in reading.commands
+    assert read('mkdir "$(echo ~/x)"').commands == [["mkdir", "~/x"], ["echo", "~/x"]]
+
+
+@pytest.mark.parametrize("text", [
+    'mkdir "` echo ~ `"x', 'mkdir "` echo ~ `/x"', 'mkdir "$(echo ~/x)"$Y',
+    'mkdir "a$(echo ~/x)"', 'mkdir $(echo ~/x)', 'mkdir "$(echo ~/x ~/y)"',
+    'mkdir "$(echo -e ~/x)"', 'mkdir "$(printf ~/x)"', 'mkdir "$(echo ~/*)"',
+    'mkdir "$(echo ~$(id -un)/x)"', 'mkdir "$(echo ~/x; touch y)"',
+    'mkdir "$(echo ~/x > y)"', 'mkdir "$(echo ~/x | tee y)"', 'mkdir "$(eval echo ~/x)"',
+])
+def test_a_look_alike_of_an_echoed_tilde_word_is_computed(text: str) -> None:
+    assert [o["why"] for o in read(text).opaque] == ["computed_operand"], read(text)
+
+
 def test_argv_read_of_a_bare_shell_is_a_session() -> None:
     assert argv_read(["sh"]).opaque == [] and argv_read(["sh"]).commands == [["sh"]]
 

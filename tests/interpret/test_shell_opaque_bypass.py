@@ -111,6 +111,16 @@ CLASSES: list[tuple[str, str]] = [
     ("unpack", "curl -s https://x.test/a.tar | tar -x"),
     ("unpack", "base64 -d < a.b64 | tar -xv"),
     ("unpack", "cat a.cpio | cpio -idm"),
+    # look-alikes of Ansible's temporary-folder line that run, or name, something else
+    ("substitution", 'mkdir -p "$(echo ~/x; touch y)"'),
+    ("substitution", 'mkdir -p "` echo ~/.ansible/tmp `"x'),
+    ("substitution", 'mkdir -p "` echo ~$(id -un)/.ansible/tmp `"'),
+    ("substitution", 'mkdir -p "` printf ~/.ansible/tmp `"'),
+    ("substitution", 'mkdir -p ` echo ~/.ansible/tmp `'),
+    ("substitution", 'mkdir -p "` echo ~/x ~/y `"'),
+    ("substitution", 'mkdir -p "` echo ~/* `"'),
+    ("substitution", 'mkdir -p "` eval echo ~/x `"'),
+    ("substitution", 'mkdir -p "` echo ~/x `"$D'),
 ]
 # Destroying content without deleting, and globs that match every name: refused.
 REFUSED: list[str] = [
@@ -121,6 +131,7 @@ REFUSED: list[str] = [
     "ln -sf x /dev/null", "tee /etc/motd < x", "truncate -s0 .env", "sed -i d .env",
     "PROMPT_COMMAND='rm -rf /'", "trap 'rm -rf ~' EXIT", "alias ls='rm -rf *'",
     "X=/; rm -rf $X",
+    'rm -rf "` echo ~ `"', 'rm -rf "$(echo ~/.ssh)"', 'cat "` echo ~/.aws/credentials `"',
 ]
 # Read whole: pass.
 READ: list[str] = [
@@ -130,6 +141,12 @@ READ: list[str] = [
     "/usr/bin/ls -la", "rm -rf ./build", "find . -name '*.pyc' -delete", "echo 'a!b'",
     "cat '$f'", "echo \"*\"", "tar cf x.tar ./*", "ls *",
     "mkdir -p \"` echo /tmp/a `\"", "echo started; exec sleep 30",
+    # Ansible's temporary-folder line, as Ansible 2.19 sends it (its home: `~`, or the
+    # login's, which the SSH front answers as the account's)
+    '( umask 77 && mkdir -p "` echo ~/.ansible/tmp `"&& mkdir "` echo '
+    '~/.ansible/tmp/ansible-tmp-1-2 `" && echo ansible-tmp-1-2="` echo '
+    '~/.ansible/tmp/ansible-tmp-1-2 `" ) && sleep 0',
+    "echo ~web-1 && sleep 0",
 ]
 
 
