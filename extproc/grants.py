@@ -11,6 +11,12 @@ every column a role may read (pg_stats: histograms and most common values are th
 column's values, unmasked), and session-level advisory locks (held across transactions,
 one agent can stall every other). MariaDB and MySQL give an account nothing by default;
 their advisory locks (GET_LOCK) cannot be revoked, which the docs say.
+
+A role that dumps (a dba's: `mysqldump`, `pg_dump`) reads every table of the database,
+whatever tables it was given: a dump reads them all, and one it cannot read fails it.
+On MariaDB and MySQL it also locks them (mysqldump's default --lock-tables), and sees
+views' definitions (SHOW VIEW), triggers (TRIGGER) and events (EVENT), which a dump
+holds; on PostgreSQL it reads the sequences (their values are in a dump).
 """
 
 from __future__ import annotations
@@ -35,16 +41,21 @@ _WRITES = "INSERT, UPDATE, DELETE"
 # The role also holds PROCESS (InnoDB's lock waits: mysql/lock_waits.py), which shows
 # every session's statement and no row.
 _CATALOG = "REFERENCES, TRIGGER, SHOW VIEW"
+# What mysqldump (mariadb-dump) needs of a database it dumps whole: each table read and
+# locked (--lock-tables, its default), each view's definition, each trigger and event.
+_MYSQL_DUMP = "SELECT, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT"
 
 
 @dataclass(frozen=True)
 class RoleGrants:
     """A role the gateway may take, and the tables it reads and writes (`schema.table`
-    or `table`: PostgreSQL's schema public, MySQL's the target's database)."""
+    or `table`: PostgreSQL's schema public, MySQL's the target's database); `dump`:
+    what a dump of the database needs besides (every table read: see above)."""
 
     role: str
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
+    dump: bool = False
 
 
 def pg_identifier(name: str) -> str:
@@ -85,6 +96,9 @@ def postgres(gateway: str, database: str, roles: Sequence[RoleGrants],
                 f"GRANT USAGE ON SCHEMA public TO {role}"]
         out += [f"GRANT SELECT ON {_pg_table(t)} TO {role}" for t in grants.read]
         out += [f"GRANT {_WRITES} ON {_pg_table(t)} TO {role}" for t in grants.write]
+        if grants.dump:  # pg_dump reads each table, and each sequence's value
+            out += [f"GRANT SELECT ON ALL {what} IN SCHEMA public TO {role}"
+                    for what in ("TABLES", "SEQUENCES")]
     return out
 
 
@@ -123,6 +137,8 @@ def mysql(gateway: str, host: str, database: str, roles: Sequence[RoleGrants],
                 for t in grants.read]
         out += [f"GRANT {_WRITES} ON {_mysql_table(database, t)} TO {role}"
                 for t in grants.write]
+        if grants.dump:
+            out.append(f"GRANT {_MYSQL_DUMP} ON {mysql_identifier(database)}.* TO {role}")
     if catalog_role is not None:
         role = mysql_identifier(catalog_role)
         out += [f"CREATE ROLE {role}", f"GRANT {role} TO {account}",

@@ -4,8 +4,10 @@ The target's `roles` become roles on the server, each granted to the gateway's o
 account (its `user`), which keeps no privilege of its own; `--read` and `--write` give
 each role its tables. What PostgreSQL gives every role by default and an agent needs
 none of (creating objects, temporary tables, the planner's statistics views, advisory
-locks) is taken back from PUBLIC. The SQL goes to stdout, for an administrator to read
-and run (`| psql -d DATABASE`, `| mariadb`); nothing is run here.
+locks) is taken back from PUBLIC. The role the pack gives the dba group (roles.rego's
+`database_roles`; `--dump` names others) gets what a dump needs (grants.py). The SQL goes
+to stdout, for an administrator to read and run (`| psql -d DATABASE`, `| mariadb`);
+nothing is run here.
 
 Exit status: 0 the SQL printed; 2 unusable input (the config, no such database target,
 a target without roles, a role it does not list), one line on stderr.
@@ -20,6 +22,14 @@ from pathlib import Path
 from extproc import config as config_module
 from extproc import grants
 from extproc.cli.common import QUICKSTART_CONFIG
+from extproc.policy import PolicyLoadError
+from extproc.policy.rego_tests import interpreter
+from extproc.policy.sources import read_modules
+
+# The pack's rule naming each group's role per target (policies/roles.rego), and the
+# group that dumps.
+_DATABASE_ROLES = "data.tollgate.database_roles"
+_DUMPING_GROUP = "dba"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +46,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             flag, action="append", default=[], metavar="ROLE=TABLE[,TABLE]",
             help=f"{what} on these tables for the role (schema.table or table); repeat "
                  "for each role")
+    grants_parser.add_argument(
+        "--dump", action="append", default=[], metavar="ROLE",
+        help="give the role what a dump of the database needs (every table read; mysql: "
+             "LOCK TABLES, SHOW VIEW, TRIGGER, EVENT; postgres: the sequences read); "
+             "default: the role the policy pack gives the dba group")
     grants_parser.add_argument(
         "--host", default="%", help="mysql targets: the host part of the gateway's account "
                                     "(default %%, any)")
@@ -65,15 +80,20 @@ def _statements(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise ValueError(f"target {target.name!r} lists no roles: add `roles: [ROLE, ...]` "
                          f"to its {target.protocol} section first")
     read, write = _tables(args.read, "--read"), _tables(args.write, "--write")
-    unknown = sorted((read.keys() | write.keys()) - set(database.roles))
+    unknown = sorted((read.keys() | write.keys() | set(args.dump)) - set(database.roles))
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not a role target {target.name!r} lists "
                          f"({', '.join(database.roles)})")
-    roles = [grants.RoleGrants(role, tuple(read.get(role, ())), tuple(write.get(role, ())))
-             for role in database.roles]
-    name = database.database or target.match.database or ""
     header = [f"{target.name}: the gateway's account {database.user} holds no privilege of "
               f"its own; its sessions run as {', '.join(database.roles)}"]
+    dump, said = (args.dump, "--dump") if args.dump else _dba_role(
+        config, target.name, database.roles)
+    header.append(f"{', '.join(dump)} may dump the database ({said}): it reads every table"
+                  if dump else f"no role dumps the database ({said})")
+    roles = [grants.RoleGrants(role, tuple(read.get(role, ())), tuple(write.get(role, ())),
+                               role in dump)
+             for role in database.roles]
+    name = database.database or target.match.database or ""
     if target.postgres is not None:
         return ([*header, f"run in database {name} as a superuser (psql -d {name} -f FILE)"],
                 grants.postgres(database.user, name, roles))
@@ -83,6 +103,23 @@ def _statements(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                       "of the gateway's own")
     return ([*header, "run as an administrator of the server (mariadb < FILE)"],
             grants.mysql(database.user, args.host, name, roles, catalog_role=catalog))
+
+
+def _dba_role(config: config_module.Config, target: str, roles: tuple[str, ...]
+              ) -> tuple[list[str], str]:
+    """The role the config's policy pack gives the dba group on `target` (its first
+    entry for the group whose role the target lists, as a login takes it), and where
+    that was read; none where the pack names none or cannot be read."""
+    where = f"the pack's {_DATABASE_ROLES} for group {_DUMPING_GROUP}"
+    try:
+        engine = interpreter(read_modules(config.policy_dir))
+        named = engine.eval_rule(_DATABASE_ROLES)
+    except (PolicyLoadError, RuntimeError) as exc:
+        return [], f"{where} could not be read: {exc}; --dump ROLE names one"
+    entries = named.get(target, named.get("*")) if isinstance(named, dict) else None
+    found = [str(e["role"]) for e in entries or () if isinstance(e, dict)
+             and e.get("group") == _DUMPING_GROUP and e.get("role") in roles]
+    return found[:1], where
 
 
 def _tables(values: list[str], flag: str) -> dict[str, list[str]]:

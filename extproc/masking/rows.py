@@ -7,12 +7,14 @@ The rule both database fronts follow (`extproc/postgres/results.py`,
 a protected column) is replaced whole, by its name as the result describes it, and never
 read. Every other value is read as its column travels, and all of them masked at once as
 JSON `{"columns": names, "rows": values}`. A value the masker changed is written back in
-its column's type: its masked text where the type can hold one, else NULL, which every
-client decodes where `[REDACTED:...]` in an integer column would break it.
+its column's type (fitting.py): its masked text fitted to the column's length where the
+type holds text, else NULL, or where the column holds no NULL the type's stand-in (`0`,
+`2000-01-01`, the nil UUID ...), which every client decodes and the column takes back,
+where `[REDACTED:...]` in an integer column or 17 characters in a `varchar(16)` would not.
 
-What a value is read as, whether its type holds text, how a masked value is written and
-what a derived column's value becomes are the protocol's: its `ColumnCodec`. The record's
-view of the rows is `extproc/codecs/rows.py`'s.
+What a value is read as, what its column holds (a `Slot`), how a masked value is written
+and what a derived column's value becomes are the protocol's: its `ColumnCodec`. The
+record's view of the rows is `extproc/codecs/rows.py`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from extproc.codecs.rows import Rows
+from extproc.masking.fitting import Slot
 from extproc.masking.masker import DERIVED_ALL, Masker, MaskSpec, normalise_field
 
 # What a codec keeps of a value it read, to write it back (None where it needs nothing).
@@ -37,12 +40,13 @@ class ColumnCodec(Protocol[State]):
         takes; None: left as it is, unread. Raises where the value cannot be read."""
         ...
 
-    def holds_text(self, index: int, state: State, /) -> bool:
-        """Whether a masked text can stand in for the value (else it becomes NULL)."""
+    def slot(self, index: int, state: State, /) -> Slot:
+        """What the value's column holds in place of a masked value."""
         ...
 
-    def written(self, index: int, state: State, masked: Any, /) -> bytes | None:
-        """A value that `holds_text` masked as `masked`, in its column's type."""
+    def written(self, index: int, state: State, read: Any, masked: Any, /) -> bytes | None:
+        """A value read as `read` and masked as `masked`, whose slot holds text, in its
+        column's type, fitted to it (`fitting.fit`)."""
         ...
 
     def derived(self, index: int, value: bytes, /) -> bytes | None:
@@ -90,7 +94,8 @@ class RowMasker(Generic[State]):
             new = list(row)
             for i, (cell, value) in enumerate(zip(before, after, strict=True)):
                 if cell is not None and cell[0] != value:
-                    new[i] = (codec.written(i, cell[1], value)
-                              if codec.holds_text(i, cell[1]) else None)
+                    slot = codec.slot(i, cell[1])
+                    new[i] = (codec.written(i, cell[1], cell[0], value) if slot.text
+                              else slot.stand_in)
             out.append(new)
         return out, counts

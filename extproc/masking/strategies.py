@@ -33,8 +33,10 @@ _REVEAL = 4  # the most `partial` shows
 # value, "DERIVED": a derived column's).
 _ENTITIES = sorted({d.entity for d in DETECTORS} | {"FIELD", "DERIVED"})
 _KINDS = "(?:" + "|".join(_ENTITIES) + ")"
-_TOKEN = rf"\[(?:REDACTED:{_KINDS}|HASH:{_KINDS}:[0-9a-f]{{16}})\]"
-_TOKEN_STR = re.compile(_TOKEN)
+_TOKEN = (rf"\[(?:REDACTED:(?P<kind>{_KINDS})|HASH:(?P<hashed>{_KINDS}):"
+          rf"(?P<digest>[0-9a-f]{{16}}))\]")
+# In a text: `kind` (a redaction's), or `hashed` and `digest` (a hash's).
+TOKEN = re.compile(_TOKEN)
 _REDACTION = re.compile(rf"\[REDACTED:{_KINDS}\]".encode())
 _TOKEN_BYTES = re.compile(_TOKEN.encode())
 TOKEN_MAX = len("[HASH::]") + max(map(len, _ENTITIES)) + 16  # the longest, in bytes
@@ -80,7 +82,7 @@ def rewrite(strategy: Strategy, value: str, kind: Detector, key: bytes) -> str:
 def is_masked(value: str) -> bool:
     """Whether `value` is a strategy's output: a token, or stars with at most the last 4
     letters and digits shown (then after 4 stars at least), as `partial` writes them."""
-    if _TOKEN_STR.fullmatch(value):
+    if TOKEN.fullmatch(value):
         return True
     last = value.rfind("*")
     if last == -1 or any(c.isalnum() for c in value[:last]):

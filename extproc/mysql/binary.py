@@ -94,6 +94,25 @@ def binary_readable(column_type: int) -> bool:
 _INTEGERS = {MYSQL_TYPE_TINY: "b", MYSQL_TYPE_SHORT: "h", MYSQL_TYPE_YEAR: "h",
              MYSQL_TYPE_INT24: "i", MYSQL_TYPE_LONG: "i", MYSQL_TYPE_LONGLONG: "q"}
 _DATES = frozenset({MYSQL_TYPE_DATE, MYSQL_TYPE_NEWDATE})
+# The numeric types whose binary value is fixed-size (a YEAR is a number of its own).
+NUMBERS = frozenset(_FIXED_SIZES) - {MYSQL_TYPE_YEAR, MYSQL_TYPE_NULL}
+
+
+def binary_stand_in(column_type: int, text: bytes) -> bytes:
+    """A masked value's stand-in (`2000-01-01`, `0`: results.py's), of a type that holds
+    no string, laid out as the binary protocol carries it: `binary_text`'s inverse, for
+    stand-ins only (a date or a time without its fraction, a number that is zero)."""
+    if column_type == MYSQL_TYPE_YEAR:
+        return struct.pack("<h", int(text))
+    if column_type in _FIXED_SIZES:
+        return bytes(_FIXED_SIZES[column_type])  # zero, as an integer and as a float
+    if column_type == MYSQL_TYPE_TIME:
+        return bytes(8)
+    if column_type in _TEMPORAL_LENGTHS:
+        year, month, day = (int(part) for part in text[:10].split(b"-"))
+        return struct.pack("<HBB", year, month, day) + (
+            b"" if column_type in _DATES else bytes(3))
+    return text
 
 
 def binary_text(column_type: int, unsigned: bool, value: bytes) -> bytes:

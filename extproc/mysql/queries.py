@@ -11,8 +11,10 @@ tollgate, never sent; a write the policy judges by its effect is run measured
 
 Two statements the front answers itself, recorded all the same: mysqldump's `SET
 character_set_results = binary` (and back), the server's results staying utf8mb4, which
-the front reads and masks (`results_view`); and a SET on a connection that named no
-database, kept until it names one (`keep`, run by session_commands.py's `bind`).
+the front reads and masks (`results_view`); and, on a connection that named no database,
+what mysqldump sends before it names one (its settings; with --single-transaction, its
+transaction's start and UNLOCK TABLES), kept until it names one (`keep`, decided and
+run in order by session_commands.py's `bind`).
 """
 
 from __future__ import annotations
@@ -46,9 +48,14 @@ if TYPE_CHECKING:
 _RESULTS_VIEW = re.compile(
     r"\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?character_set_results\s*=\s*"
     r"(?P<q>'?)(?P<set>binary|utf8mb4)(?P=q)\s*;?\s*", re.IGNORECASE)
-# Where a connection that named no database may keep a setting until it names one.
-_KEPT = ("kept: a connection that named no database runs its settings once it names "
-         "one (COM_INIT_DB), each decided then on that database's target")
+# Where a connection that named no database may keep a statement until it names one.
+_KEPT = ("kept: a connection that named no database runs its settings and transaction "
+         "control once it names one (COM_INIT_DB), each decided then on that database's "
+         "target")
+# What such a connection may keep: statements the server answers with a bare OK, which
+# read no table (a setting, transaction control, UNLOCK TABLES).
+_KEPT_KINDS = frozenset({"set", "transaction"})
+_UNLOCK = re.compile(r"UNLOCK\s+TABLES", re.IGNORECASE)
 
 
 class Queries:
@@ -66,7 +73,7 @@ class Queries:
         if text is not None and (view := _RESULTS_VIEW.fullmatch(text)) is not None \
                 and state.upstream is not None:
             self._results_view(text, view.group("set").lower() == "binary")
-        elif state.upstream is None and text is not None and _a_setting(text):
+        elif state.upstream is None and text is not None and _keepable(text):
             self._keep(text)
         else:
             await self.statement(packet, "QUERY", text)
@@ -158,9 +165,9 @@ class Queries:
             self._state.binary_results = binary
 
     def _keep(self, text: str) -> None:
-        """A setting on a connection that named no database (mysqldump's, before its
-        COM_INIT_DB): answered OK, recorded as kept, run once the connection names its
-        database, decided then (session_commands.py, bind)."""
+        """A setting or transaction control on a connection that named no database
+        (mysqldump's, before its COM_INIT_DB): answered OK, recorded as kept, run once
+        the connection names its database, decided then (session_commands.py, bind)."""
         if self._answered_here(text, {"tollgate.outcome": _KEPT}):
             self._state.kept.append(text)
 
@@ -182,11 +189,13 @@ class Queries:
         return True
 
 
-def _a_setting(text: str) -> bool:
+def _keepable(text: str) -> bool:
     """Whether a connection that named no database may keep `text` until it names one:
-    SET statements alone, read with every versioned comment that could run running (the
-    reading that decides them comes once the server's version is known)."""
+    SET statements, transaction control and UNLOCK TABLES alone (mysqldump's before its
+    COM_INIT_DB), read with every versioned comment that could run running (the reading
+    that decides them comes once the server's version is known)."""
     reading = analyze(text, "mysql", "999.99.99-MariaDB")
     statements = reading["statements"]
     return reading["error"] is None and bool(statements) and all(
-        s["kind"] == "set" and not s["nested"] for s in statements)
+        not s["nested"] and (s["kind"] in _KEPT_KINDS or _UNLOCK.fullmatch(s["text"]))
+        for s in statements)

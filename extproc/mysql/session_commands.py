@@ -2,7 +2,7 @@
 
     COM_INIT_DB           decided as the `USE` it stands for; on a connection that named
                           no database, it binds the session to that database's target
-                          first (`bind`), its kept settings run there
+                          first (`bind`), its kept statements run there
     COM_FIELD_LIST        decided as the `SHOW COLUMNS FROM t [LIKE 'w']` it stands for;
                           its column definitions relayed
     COM_RESET_CONNECTION  relayed: it carries nothing; the statement ids go with it
@@ -88,9 +88,9 @@ class SessionCommands:
     async def bind(self, packet: Packet) -> None:
         """COM_INIT_DB on a connection that named no database: the session bound to the
         target of the database it names, as a login naming it would have been (the
-        front's binder), its kept settings decided and run in order, then the
-        COM_INIT_DB itself. Any refused: the COM_INIT_DB answered with that refusal, and
-        the connection names no database still."""
+        front's binder), its kept statements (settings, transaction control) decided
+        and run in order, then the COM_INIT_DB itself. Any refused: the COM_INIT_DB
+        answered with that refusal, and the connection names no database still."""
         state, wire = self._state, self._wire
         assert state.binder is not None
         name = read_name(packet.payload[1:]) or ""
@@ -122,7 +122,7 @@ class SessionCommands:
         await self.init_db(packet)
 
     async def _run_kept(self, text: str) -> bool:
-        """A kept setting decided on the bound target and run; refused or failed, the
+        """A kept statement decided on the bound target and run; refused or failed, the
         COM_INIT_DB that bound it is answered so. Whether it ran."""
         state, wire = self._state, self._wire
         run = Run(state.act("QUERY"))

@@ -92,8 +92,8 @@ class SessionState:
         # The catalog a write's measurement reads, by target, where it has a catalog
         # role (catalog.py); elsewhere the session's own role reads it.
         self.catalogs = catalogs or {}
-        # A connection that named no database: its settings kept until it names one,
-        # and how it is bound then.
+        # A connection that named no database: its settings and transaction control
+        # kept until it names one, and how it is bound then.
         self.kept: list[str] = []
         self.binder = binder
         # The client's view of character_set_results: binary (mysqldump's, around SHOW

@@ -354,7 +354,8 @@ class Answers:
         try:
             statement = str(exchange.request["body"]) if exchange.request else ""
             self.state.copy_out = rows_of(self.state.masker, mask, statement,
-                                          exchange.meaning, overall == 1, len(formats))
+                                          exchange.meaning, overall == 1, len(formats),
+                                          run.copy_types)
         except ResultRefused as exc:
             answer = exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
             return self._refuse_midway(head, refusal_message(answer))

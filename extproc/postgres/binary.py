@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from extproc.masking import fitting
+from extproc.masking.fitting import Slot
 from extproc.postgres.encodings import UTF8, Reading
 
 JSON, JSONB, JSONPATH, RECORD, RECORD_ARRAY = 114, 3802, 4072, 2249, 2287
 # Types whose binary value is their text: text, varchar, bpchar, name, unknown, xml,
 # cstring, json; jsonb and jsonpath after a version byte.
-_TEXT = frozenset({25, 1043, 1042, 19, 705, 142, 2275, JSON, JSONB, JSONPATH})
+TEXT_TYPES = frozenset({25, 1043, 1042, 19, 705, 142, 2275, JSON, JSONB, JSONPATH})
 _VERSIONED = frozenset({JSONB, JSONPATH})
 # Ranges and multiranges: their OID -> their subtype's.
 _RANGES = {3904: 23, 3906: 1700, 3908: 1114, 3910: 1184, 3912: 1082, 3926: 20}
@@ -170,7 +172,7 @@ ARRAYS: dict[int, int] = {a: e for e, a in {
 
 def known(oid: int) -> bool:
     """Whether tollgate reads binary values of type `oid`."""
-    return (oid in _TEXT or oid in _READERS or oid in _NO_TEXT or oid in ARRAYS
+    return (oid in TEXT_TYPES or oid in _READERS or oid in _NO_TEXT or oid in ARRAYS
             or oid in _RANGES or oid in _MULTIRANGES or oid == RECORD)
 
 
@@ -184,7 +186,7 @@ def decode(oid: int, raw: bytes, encoding: Reading = UTF8) -> Node:
 
 
 def _decode(oid: int, raw: bytes, encoding: Reading) -> Node:
-    if oid in _TEXT:
+    if oid in TEXT_TYPES:
         if oid in _VERSIONED:
             if raw[:1] != b"\x01":
                 raise Unreadable(f"type {oid}'s binary version {raw[:1]!r} is not 1")
@@ -313,19 +315,21 @@ def opaque(node: Node | None) -> int | None:
     return next((oid for i in inner if (oid := opaque(i)) is not None), None)
 
 
-def encode(node: Node, masked: Any, encoding: Reading = UTF8) -> bytes | None:
+def encode(node: Node, masked: Any, encoding: Reading = UTF8,
+           slot: Slot = fitting.TEXT) -> bytes | None:
     """`node` written with its masked view: unchanged parts as they came, masked texts
-    as their new text in `encoding`, anything else masked as NULL (None)."""
+    as their new text in `encoding` (fitted to `slot`, the column's: an array's texts
+    too), anything else masked as NULL (None)."""
     if masked == view(node):
         return node.raw
     if isinstance(node, Text):
         text = masked_text(node.oid, masked)
         if text is None:
             return None
-        raw = encoding.encode(text, "replace")
+        raw = encoding.encode(fitting.fit(text, node.text, slot), "replace")
         return b"\x01" + raw if node.oid in _VERSIONED else raw
     if isinstance(node, Array):
-        items = [None if i is None else encode(i, m, encoding)
+        items = [None if i is None else encode(i, m, encoding, slot)
                  for i, m in zip(node.items, masked, strict=True)]
         head = struct.pack(f"!iiI{2 * len(node.dimensions)}i", len(node.dimensions),
                            int(None in items), node.oid,

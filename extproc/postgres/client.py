@@ -19,6 +19,7 @@ from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.database_roles import refuse_owned_change
 from extproc.postgres import drivers, encodings, locks, namespace
 from extproc.postgres import messages as pg
+from extproc.postgres.copy_rows import copies_table
 from extproc.postgres.names import NOBODY, Portal, Prepared, declaring, prepared, with_formats
 from extproc.postgres.refusals import (
     Fatal,
@@ -154,8 +155,11 @@ class Client:
         declared = state.names.apply(
             run.use, declaring(run, text) if run.use.declared else None,
             state.cycles) if refusal is None else ()
+        query = run.query if refusal is None else None
+        if query is not None:
+            state.names.queries[query.name] = query
         state.pending.append(Pending(b"Q", run, refusal, cycle=state.cycle_end(),
-                                     declared=declared))
+                                     declared=declared, query=query))
         if refusal is None:
             run.unsettles = state.wire.going(run.change, state.cycles)
             return message.raw()
@@ -385,12 +389,8 @@ class Client:
                 raise Refused(403, "statement_namespace",
                                run.use.problem or owned(*run.use.owned))
             if what == "query":  # a Parse's cursors are seen to at each Execute
-                code, error, problem = names.cursor_problem(run.use, state.cycles) or (
-                    None, "", "")
-                if code is not None:
-                    raise NameRefused(code, error, problem)
-                run.sources = names.sources(run.use)
-            run.upstream_text = names.renamed(run.use, exchange.meaning, text)
+                self._query_names(run)
+            run.upstream_text = names.renamed(run.use, exchange.meaning, text, run.query)
             if state.remembered.forget_after(exchange.meaning):
                 state.path_set = True  # a SET LOCAL ends with its transaction
             writes = what != "function_call" and (await questions.estimate(
@@ -405,9 +405,8 @@ class Client:
             if refusal is None and state.cancels.take():
                 return run, self._refusal(run, "query_canceled", "57014",
                                           "canceling statement due to user request")
-            if refusal is None and state.lock_idle_ms is not None \
-                    and what != "function_call" and locks.locks(text, exchange.meaning):
-                await questions.bound_before()
+            if refusal is None:
+                await self._before_running(run, what, text)
         except NameRefused as exc:
             return run, self._refusal(run, exc.error, exc.code, exc.message)
         except Exception as exc:  # every failure is a refusal in order: fail closed
@@ -416,6 +415,30 @@ class Client:
             return run, None
         shape = shape if opening else drivers.shape(exchange.meaning)
         return run, refusal_message(refusal, note=drivers.note(shape, opening, text))
+
+    def _query_names(self, run: Run) -> None:
+        """What a Query's names say: a cursor it cannot use refused (NameRefused); the
+        statements whose rows it returns besides its own; the statement its PREPARE
+        makes; an EXECUTE of one SQL prepared read as returning what that returns."""
+        state, names, exchange = self.state, self.state.names, run.exchange
+        code, error, problem = names.cursor_problem(run.use, state.cycles) or (None, "", "")
+        if code is not None:
+            raise NameRefused(code, error, problem)
+        run.sources = names.sources(run.use)
+        run.query = names.query(run.use, exchange.meaning)
+        if (read := names.executes(run.use, exchange.meaning)) is not exchange.meaning:
+            exchange.interpret(read)
+
+    async def _before_running(self, run: Run, what: str, text: str) -> None:
+        """What the front asks the database before an allowed statement goes: the bound
+        on idling in a transaction that locks rows (locks.py); the types of the columns
+        a table's COPY writes, masked (copy_rows.py)."""
+        exchange, questions = run.exchange, self._questions
+        if self.state.lock_idle_ms is not None and what != "function_call" \
+                and locks.locks(text, exchange.meaning):
+            await questions.bound_before()
+        if what == "query" and exchange.mask is not None and copies_table(exchange.meaning):
+            run.copy_types = await questions.copy_types(run.upstream_text or text)
 
     def _carried(self, statement: Prepared) -> tuple[Run, bytes | None]:
         """An Execute's exchange: the statement it runs, under its Parse's decision; and

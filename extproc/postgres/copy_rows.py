@@ -18,18 +18,28 @@ What cannot be read so is refused when a mask has column rules or derived column
 COPY whose columns have no names (a table's every column, `*`), one among other
 statements of a Query, a binary one. With detectors only the lines are masked as
 text, as before.
+
+A COPY of a table's columns (pg_dump's) writes values of their types, which a restore
+reads back into them: before it runs, the front asks the catalog for those types and
+which columns are NOT NULL (`column_types`, in a savepoint of its own, as the planner's
+estimate is asked), and each masked value is written as a result's would be in a column
+of its type: fitted to its length, or NULL, or in a NOT NULL column its type's stand-in
+(slots.py). A query's COPY, or one whose types could not be read, has its values masked
+as text.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from extproc.interpret.sql.copy_out import CopyOut, copy_out
 from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
-from extproc.postgres import encodings
+from extproc.postgres import encodings, estimate
+from extproc.postgres import messages as pg
 from extproc.postgres.encodings import Reading
 from extproc.postgres.messages import Column
 from extproc.postgres.results import ResultMasker, ResultRefused
@@ -83,9 +93,49 @@ class CopyRows:
         return encoding.encode("".join(out), "replace"), counts
 
 
+# A table's columns' types, by name: type OID, typmod, NOT NULL.
+Types = dict[str, tuple[int, int, bool]]
+_TYPES = """SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = pg_catalog.to_regclass({name}) AND a.attnum > 0 AND NOT a.attisdropped"""
+
+
+def copies_table(meaning: Any) -> bool:
+    """Whether a statement's reading is one COPY (whose text `column_types` reads)."""
+    statements = meaning.get("statements") if isinstance(meaning, dict) else None
+    return isinstance(statements, list) and [s.get("kind") for s in statements] == ["copy"]
+
+
+async def column_types(ask: estimate.Ask, at_rest: Callable[[], Awaitable[str | None]],
+                       status: Callable[[], bytes], statement: str) -> Types:
+    """The types of the columns of the table `statement`, a COPY ... TO STDOUT, reads;
+    asked through `ask` once the session is `at_rest`, in its transaction (`status`),
+    which it leaves as it found it ({}: not a table's COPY, or not asked)."""
+    layout = copy_out(statement)
+    if layout is None or layout.relation is None or await at_rest() is not None \
+            or status() == b"E":
+        return {}
+    enter, leave = estimate.fences(status())
+    questions = estimate.Questions(enter)
+    tag = estimate.dollar_tag(layout.relation)
+    asked = questions.query(_TYPES.format(name=f"{tag}{layout.relation}{tag}"))
+    questions.query(leave)
+    try:
+        await questions.ask(ask)
+    except TimeoutError:
+        return {}
+    rows, error = questions.result(asked)
+    if error is not None:
+        return {}
+    return {pg.value_text(name): (int(oid), int(typmod), required == b"t")
+            for name, oid, typmod, required in rows
+            if name is not None and oid is not None and typmod is not None}
+
+
 def rows_of(masker: Masker, mask: MaskSpec, statement: str, meaning: Any, binary: bool,
-            width: int) -> CopyRows:
-    """How a COPY's rows are masked (ResultRefused when they cannot be)."""
+            width: int, types: Types | None = None) -> CopyRows:
+    """How a COPY's rows are masked (ResultRefused when they cannot be); `types`: its
+    table's columns' (`column_types`)."""
     by_columns = bool(mask.fields or mask.derived)
     if binary:
         raise ResultRefused("a binary COPY cannot be read to mask it: COPY it as text or "
@@ -112,8 +162,11 @@ def rows_of(masker: Masker, mask: MaskSpec, statement: str, meaning: Any, binary
                    f"in its statement: {_NAME_THEM}")
     if problem is None:
         assert names is not None
-        columns = [Column(name, 0, 0, _TEXT_OID, -1, -1, 0) for name in names]
-        return CopyRows(ResultMasker(masker, mask, columns, encoding), layout, encoding)
+        typed = [(types or {}).get(name, (_TEXT_OID, -1, False)) for name in names]
+        columns = [Column(name, 0, 0, oid, -1, typmod, 0)
+                   for name, (oid, typmod, _) in zip(names, typed, strict=True)]
+        return CopyRows(ResultMasker(masker, mask, columns, encoding, not_null={
+            i for i, (*_, required) in enumerate(typed) if required}), layout, encoding)
     if by_columns:
         raise ResultRefused(problem)
     # Detectors only (no column rules): the rows are text, whatever their format.

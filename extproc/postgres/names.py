@@ -10,9 +10,13 @@ its DECLARE's. A Bind, Describe or Execute of a name the map lacks, and SQL's FE
 MOVE of one, are refused (recorded, SQLSTATE 26000 or 34000) rather than passed, so
 nothing runs upstream under a name the gateway did not decide: not a statement SQL's
 PREPARE made, not a cursor a function opened. A cursor's rows are masked as its DECLARE
-or statement asked, besides what the FETCH's own decision asks. SQL that names one of
-the gateway's own names is refused (namespace.py reads them); DEALLOCATE ALL, CLOSE ALL
-and DISCARD ALL drop the maps; portals end with their transaction (a cursor WITH HOLD
+or statement asked, besides what the FETCH's own decision asks. A statement SQL's
+PREPARE makes, alone in its text, goes under a name of the gateway's own too, and the
+front keeps what its result columns are read from (`Query`): an EXECUTE of it, alone in
+its text, is read so (its columns' lineage, input.sql's), where an EXECUTE of anything
+else returns what no reading knows, masked whole. SQL that names one of the gateway's
+own names is refused (namespace.py reads them); DEALLOCATE ALL, CLOSE ALL and DISCARD
+ALL drop the maps; portals end with their transaction (a cursor WITH HOLD
 with its CLOSE), a failed Parse, Bind or DECLARE leaves no name behind; a refused Parse
 under a name in use drops the old statement on both sides.
 
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from extproc.postgres import effect, encodings, namespace
 from extproc.postgres import messages as pg
-from extproc.postgres.refusals import unknown
+from extproc.postgres.refusals import NameRefused, unknown
 
 if TYPE_CHECKING:
     from extproc.policy import Decision
@@ -83,12 +87,24 @@ class Portal:
     hold: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A statement SQL's PREPARE made under the gateway's name (`upstream`), and its
+    result columns as its PREPARE was read (input.sql's `columns`)."""
+
+    name: str
+    upstream: str
+    columns: Any
+
+
 class Names:
     """The client's prepared statements and portals by the names it gave them."""
 
     def __init__(self) -> None:
         self.statements: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
+        # The statements SQL's PREPARE made, alone in their text.
+        self.queries: dict[str, Query] = {}
         # The serial of the gateway's upstream names.
         self._serial = 0
 
@@ -109,12 +125,14 @@ class Names:
         fail, they go again (`forget`)."""
         if use.drops_statements:  # the unnamed statement is not theirs to drop
             self.statements = {n: s for n, s in self.statements.items() if not n}
+            self.queries.clear()
         if use.drops_portals:
             self.portals.clear()
         for name in use.closed:
             self.portals.pop(name, None)
         for name in use.deallocated:
             self.statements.pop(name, None)
+            self.queries.pop(name, None)
         if not use.declared:
             return ()
         assert statement is not None
@@ -132,18 +150,48 @@ class Names:
         portal = self.portals.get(name)
         return portal is not None and (portal.cycle == cycle or portal.hold)
 
-    def renamed(self, use: namespace.Use, meaning: Any, text: str) -> str | None:
+    def renamed(self, use: namespace.Use, meaning: Any, text: str,
+                query: Query | None = None) -> str | None:
         """The text as it goes upstream, where it differs: SQL's EXECUTE or DEALLOCATE
-        of a statement the protocol prepared, the text's only statement, names it by
-        the gateway's name (asyncpg lets a client name its statements and EXECUTE them
-        in SQL; psycopg on a libpq before 17 evicts them with DEALLOCATE). Elsewhere the
+        of a statement the protocol or SQL's PREPARE (`query`, the text's) prepared, the
+        text's only statement, names it by the gateway's name (asyncpg lets a client
+        name its statements and EXECUTE them in SQL; psycopg on a libpq before 17
+        evicts them with DEALLOCATE; pg_dump prepares its catalog reads). Elsewhere the
         database answers for the name the client gave."""
+        if query is not None:
+            return namespace.renamed(text, query.upstream)
         names = use.deallocated | use.executed
-        if len(names) != 1 or not isinstance(meaning, dict):
+        if len(names) != 1 or len(_top(meaning)) != 1:
             return None  # every other text: nothing more to read
-        top = [s for s in meaning.get("statements") or () if not s.get("nested")]
-        statement = self.statements.get(next(iter(names))) if len(top) == 1 else None
+        name = next(iter(names))
+        statement = self.statements.get(name) or self.queries.get(name)
         return None if statement is None else namespace.renamed(text, statement.upstream)
+
+    def query(self, use: namespace.Use, meaning: Any) -> Query | None:
+        """The statement a text that is one PREPARE makes, under a name of the
+        gateway's own (None for any other text: the database answers for the name it
+        gives). NameRefused where the client's name is in use, as the database would."""
+        top = _top(meaning)
+        if len(use.prepared) != 1 or len(top) != 1 or top[0].get("kind") != "prepare":
+            return None
+        name = next(iter(use.prepared))
+        if name in self.queries or name in self.statements:
+            raise NameRefused("42P05", "duplicate_prepared_statement",
+                              f'prepared statement "{name}" already exists')
+        return Query(name, self.upstream_name(name), top[0].get("columns"))
+
+    def executes(self, use: namespace.Use, meaning: Any) -> Any:
+        """A text that is one EXECUTE of a statement SQL's PREPARE made, read as returning
+        what that statement returns (its columns); `meaning` as it was for any other."""
+        top = _top(meaning)
+        name = next(iter(use.executed), None) if len(use.executed) == 1 else None
+        query = self.queries.get(name) if name is not None and name not in self.statements \
+            and len(top) == 1 and top[0].get("kind") == "execute" else None
+        if query is None:  # a protocol statement's rows are masked as it asked (sources)
+            return meaning
+        return {**meaning, "statements": [
+            {**s, "columns": query.columns} if s is top[0] else s
+            for s in meaning["statements"]]}
 
     def cursor_problem(self, use: namespace.Use, cycle: int) -> tuple[str, str, str] | None:
         """Why a statement's cursors cannot be used (SQLSTATE, error, message): a cursor
@@ -167,9 +215,12 @@ class Names:
                         if n in self.statements])
 
     def forget(self, pending: Pending) -> None:
-        """A Parse, Bind or DECLARE that failed or was skipped created nothing: its
-        names go."""
+        """A Parse, Bind, DECLARE or SQL's PREPARE that failed or was skipped created
+        nothing: its names go."""
         statement, portal = pending.statement, pending.portal
+        if pending.query is not None \
+                and self.queries.get(pending.query.name) is pending.query:
+            del self.queries[pending.query.name]
         if pending.kind == b"P" and statement is not None \
                 and self.statements.get(statement.name) is statement:
             del self.statements[statement.name]
@@ -195,6 +246,12 @@ def prepared(name: str, upstream: str, text: str, run: Run) -> Prepared:
                     decided.revision, decided.duration_us, run.use,
                     approval=exchange.approval, measure=run.measure,
                     control=_control(exchange.meaning, text), change=run.change)
+
+
+def _top(meaning: Any) -> list[dict[str, Any]]:
+    """A reading's top-level statements."""
+    statements = meaning.get("statements") if isinstance(meaning, dict) else None
+    return [s for s in statements or () if isinstance(s, dict) and not s.get("nested")]
 
 
 def declaring(run: Run, text: str) -> Prepared:

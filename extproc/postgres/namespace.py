@@ -42,7 +42,8 @@ class Use:
     """The names a text uses, and whether it drops every prepared statement or portal.
     `declared`: the cursors it declares, in order, and whether each is WITH HOLD;
     `fetched`: those it fetches from or moves; `closed`: those it closes;
-    `deallocated`, `executed`: the prepared statements it deallocates, executes, by name.
+    `deallocated`, `executed`, `prepared`: the prepared statements it deallocates,
+    executes, prepares (SQL's PREPARE), by name.
     `problem`: a statement whose names cannot be read (the caller refuses it)."""
 
     names: frozenset[str] = frozenset()
@@ -54,6 +55,7 @@ class Use:
     closed: frozenset[str] = frozenset()
     deallocated: frozenset[str] = frozenset()
     executed: frozenset[str] = frozenset()
+    prepared: frozenset[str] = frozenset()
 
     @property
     def owned(self) -> list[str]:
@@ -90,7 +92,8 @@ def read(meaning: Any) -> Use:
                fetched=frozenset(named["FetchStmt"]),
                closed=frozenset(named["ClosePortalStmt"]),
                deallocated=frozenset(named["DeallocateStmt"]),
-               executed=frozenset(named["ExecuteStmt"]))
+               executed=frozenset(named["ExecuteStmt"]),
+               prepared=frozenset(named["PrepareStmt"]))
 
 
 def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -108,17 +111,18 @@ def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def renamed(text: str, upstream: str) -> str | None:
-    """A text that is one `EXECUTE name ...` or `DEALLOCATE [PREPARE] name` statement
-    (the caller knows it is one), with the name replaced by `upstream` (quoted) and
-    every other character kept; None for any other. The name is the token after the
-    keywords, by PostgreSQL's scanner (its offsets count characters)."""
+    """A text that is one `EXECUTE name ...`, `DEALLOCATE [PREPARE] name` or `PREPARE
+    name ...` statement (the caller knows it is one), with the name replaced by
+    `upstream` (quoted) and every other character kept; None for any other. The name is
+    the token after the keywords, by PostgreSQL's scanner (its offsets count
+    characters)."""
     try:
         tokens = [t for t in pg_parser.scan(text) if not t.name.endswith("_COMMENT")]
     except pg_parser.ParseError:
         return None
     words = [t.name for t in tokens[:2]]
     at = 2 if words == ["DEALLOCATE", "PREPARE"] else 1 if words[:1] in (
-        ["EXECUTE"], ["DEALLOCATE"]) else 0
+        ["EXECUTE"], ["DEALLOCATE"], ["PREPARE"]) else 0
     if not at or len(tokens) <= at:
         return None
     name = tokens[at]

@@ -1,7 +1,8 @@
 """The front's own questions to the database, in the session's own upstream connection:
 what a write touches, by the planner (estimate.py); whether a statement writes through
 the database's code (reach.py); the bound on idling in a transaction that locked rows
-(locks.py); and the primitives a measured write's readings go by (measured.py).
+(locks.py); the types of the columns a table's COPY writes, masked (copy_rows.py); and
+the primitives a measured write's readings go by (measured.py).
 
 They go once the session is at rest (the answers to what the client sent before are in:
 `at_rest`), and wait in `State.pending` as a `Probe`, whose answers never reach the
@@ -15,7 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from extproc.masking.record_mask import RECORD_MASK
-from extproc.postgres import effect, estimate, locks, namespace, reach
+from extproc.postgres import copy_rows, effect, estimate, locks, namespace, reach
 from extproc.postgres import messages as pg
 from extproc.postgres.state import CYCLE_ENDS, Pending, Probe, State
 
@@ -165,6 +166,12 @@ class Questions:
             return False
         exchange.outcome["tollgate.sql.reaches"] = why
         return True
+
+    async def copy_types(self, text: str) -> copy_rows.Types:
+        """The types of the columns a COPY of a table writes (copy_rows.column_types),
+        for its masked values to keep them; {} where the session cannot be asked."""
+        return await copy_rows.column_types(self.ask, self.at_rest, lambda: self.state.status,
+                                            text)
 
     async def bound_before(self) -> None:
         """A statement that may lock rows, allowed: inside an open transaction, the

@@ -11,13 +11,15 @@ and records of them, each masked where it sits and written back with its new len
 type tollgate does not know (an extension's, an enum, a composite, a domain inside an
 array or a record) cannot be read under detectors, so its result is refused
 (`ResultRefused`), as an unreadable body is on HTTP. A masked value of a text type
-becomes its masked text; of any other type NULL, which every client can decode where
-`[REDACTED:...]` in an integer column would break it. A column the mask names `derived`
-(computed by the SQL from a protected column) is masked whole, by its name as the
-RowDescription gives it: `[REDACTED:DERIVED]` in a text column (a JSON string in a json
-one), NULL in any other; an array of a built-in type (`array_agg(email)`, which asyncpg
-asks for in binary) stays an array, each value so replaced, its NULLs, dimensions and
-bounds kept, its values never read.
+becomes its masked text, fitted to the column's declared length; of any other type
+NULL (in a column `not_null`, a table's COPY's, its type's stand-in), which every client
+can decode where `[REDACTED:...]` in an integer column would break it (slots.py says
+what each column holds). A column the mask names `derived` (computed by the SQL from a
+protected column) is masked whole, by its name as the RowDescription gives it:
+`[REDACTED:DERIVED]` in a text column (fitted; a JSON string in a json one), NULL (or
+the stand-in) in any other; an array of a built-in type (`array_agg(email)`, which asyncpg
+asks for in binary) stays an array, each value so replaced (NULL where not text), its
+NULLs, dimensions and bounds kept, its values never read.
 
 The server's errors and notices quote values (a cast's input, a unique key, a failing
 row), derived ones too: `error_fields` keeps what the statement's text or the error's
@@ -30,21 +32,20 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from extproc.codecs.rows import rows_sample
-from extproc.masking import Masker
+from extproc.masking import Masker, fitting
+from extproc.masking.fitting import Slot
 from extproc.masking.masker import MaskSpec
 from extproc.masking.rows import RowMasker
 from extproc.masking.server_text import WITHHELD, kept, masks
 from extproc.masking.strategies import DERIVED
-from extproc.postgres import binary, encodings
+from extproc.postgres import binary, encodings, slots
 from extproc.postgres.encodings import Reading
 from extproc.postgres.messages import Column
 
-# Type OIDs whose text-format values a masked text can replace (text, varchar, bpchar,
-# name, "char", unknown, xml, json, jsonb, text[], varchar[], cstring).
-_TEXT = frozenset({25, 1043, 1042, 19, 18, 705, 142, 114, 3802, 1009, 1015, 2275})
 _JSON, _JSONB, _BYTEA = 114, 3802, 17
 # Scalar text types, whose values `[REDACTED:DERIVED]` can replace in either format.
 _SCALAR_TEXT = frozenset({25, 1043, 1042, 19, 705, 142, 2275})
@@ -79,10 +80,10 @@ class ResultMasker(RowMasker[binary.Node | None]):
     travel, masked; their texts in `encoding` (None: the session's)."""
 
     def __init__(self, masker: Masker, spec: MaskSpec | None, columns: list[Column],
-                 encoding: Reading | None = None) -> None:
+                 encoding: Reading | None = None, not_null: Collection[int] = ()) -> None:
         detects = spec is not None and bool(spec.detectors)
         super().__init__(masker, spec, [c.name for c in columns],
-                         _Columns(columns, encoding or encodings.wire(), detects))
+                         _Columns(columns, encoding or encodings.wire(), detects, not_null))
         if not detects:
             return
         for column in columns:
@@ -105,8 +106,10 @@ class _Columns:
     """A RowDescription's columns as the masker reads and writes their values
     (`extproc/masking/rows.py`'s ColumnCodec): a binary value's tree is what it keeps."""
 
-    def __init__(self, columns: list[Column], encoding: Reading, detects: bool) -> None:
+    def __init__(self, columns: list[Column], encoding: Reading, detects: bool,
+                 not_null: Collection[int]) -> None:
         self._columns, self._encoding, self._detects = columns, encoding, detects
+        self._slots = [slots.slot(c, i not in not_null) for i, c in enumerate(columns)]
 
     def read(self, index: int, value: bytes) -> tuple[Any, binary.Node | None] | None:
         """A value as the masker scans it, and its binary tree if it is binary (None: a
@@ -149,20 +152,25 @@ class _Columns:
                 return text, None
         return text, None
 
-    def holds_text(self, index: int, node: binary.Node | None) -> bool:
-        """A binary value's tree says where it holds text (binary.encode); a text-format
-        value holds text where its type is one."""
-        return node is not None or self._columns[index].type_oid in _TEXT
+    def slot(self, index: int, _node: binary.Node | None) -> Slot:
+        return self._slots[index]
 
-    def written(self, index: int, node: binary.Node | None, value: Any) -> bytes | None:
-        """A masked value in its column's type and format (NULL where it cannot be)."""
+    def written(self, index: int, node: binary.Node | None, read: Any, value: Any
+                ) -> bytes | None:
+        """A masked value in its column's type and format, fitted to the column (NULL
+        where it cannot be)."""
+        slot = self._slots[index]
         if node is not None:
-            return binary.encode(node, value, self._encoding)
+            return binary.encode(node, value, self._encoding, slot)
         text = binary.masked_text(self._columns[index].type_oid, value)
-        return None if text is None else self._encoding.encode(text, "replace")
+        if text is None:
+            return None
+        return self._encoding.encode(
+            fitting.fit(text, read if isinstance(read, str) else None, slot), "replace")
 
     def derived(self, index: int, value: bytes) -> bytes | None:
-        return _derived_value(self._columns[index], value, self._encoding)
+        return _derived_value(self._columns[index], self._slots[index], value,
+                              self._encoding)
 
 
 def _as_text(column: Column) -> str:
@@ -172,31 +180,36 @@ def _as_text(column: Column) -> str:
             "receives as text")
 
 
-def _derived_value(column: Column, value: bytes, encoding: Reading) -> bytes | None:
-    """What a derived column's value becomes: the token where its type is text (a JSON
-    string in json; jsonb's binary form has a version byte); an array of the built-in
-    types the same array, each value so replaced (NULL where not text, or where the
-    array's text does not read in `encoding`); else NULL."""
+def _derived_value(column: Column, slot: Slot, value: bytes, encoding: Reading
+                   ) -> bytes | None:
+    """What a derived column's value becomes: the token where its type is text, fitted
+    to `slot` (a JSON string in json; jsonb's binary form has a version byte); an array
+    of the built-in types the same array, each value so replaced (NULL where not text,
+    or where the array's text does not read in `encoding`); else the type's stand-in."""
     oid, binary_format = column.type_oid, column.format == 1
     if oid not in binary.ARRAYS:
-        return _derived_item(oid, binary_format)
+        item = _derived_item(oid, binary_format, slot)
+        return slot.stand_in if item is None else item
+    element = binary.ARRAYS[oid]
+    item = _derived_item(element, binary_format,
+                         slots.slot(column._replace(type_oid=element)))
     if binary_format:
         try:
-            return binary.each_replaced(oid, value, lambda e: _derived_item(e, True))
+            return binary.each_replaced(oid, value, lambda _: item)
         except binary.Unreadable:
             return None
     try:
         text = encoding.decode(value)
     except UnicodeDecodeError:
         return None
-    return _text_array_replaced(text, _derived_item(binary.ARRAYS[oid], False),
-                                ";" if oid == _BOX_ARRAY else ",")
+    return _text_array_replaced(text, item, ";" if oid == _BOX_ARRAY else ",")
 
 
-def _derived_item(oid: int, binary_format: bool) -> bytes | None:
-    """A derived value of type `oid`, as a text type holds it (else NULL)."""
+def _derived_item(oid: int, binary_format: bool, slot: Slot) -> bytes | None:
+    """A derived value of type `oid`, as a text type holds it, fitted to `slot` (else
+    NULL)."""
     if oid in _SCALAR_TEXT:
-        return DERIVED.encode()
+        return fitting.fit(DERIVED, None, slot).encode()
     if oid in (_JSON, _JSONB):
         text = json.dumps(DERIVED).encode()
         return b"\x01" + text if binary_format and oid == _JSONB else text

@@ -27,7 +27,7 @@ from extproc.masking.policy_mask import spec_of
 from extproc.masking.record_mask import RECORD_MASK
 from extproc.postgres import encodings, namespace
 from extproc.postgres import messages as pg
-from extproc.postgres.names import Names, Portal, Prepared
+from extproc.postgres.names import Names, Portal, Prepared, Query
 from extproc.postgres.refusals import refusal_message
 from extproc.postgres.results import ResultMasker, ResultRefused
 
@@ -55,8 +55,10 @@ class Run(Statement):
     columns: list[pg.Column] | None = None
     commands: list[str] = field(default_factory=list)
     use: namespace.Use = field(default_factory=namespace.Use)
-    # Its text as it goes upstream, where it differs from the client's (Names.renamed).
+    # Its text as it goes upstream, where it differs from the client's (Names.renamed);
+    # the statement it prepares, as SQL's PREPARE alone in its text (Names.query).
     upstream_text: str | None = None
+    query: Query | None = None
     # The statements whose rows it returns (of the cursors it fetches from, of the
     # protocol's statements SQL's EXECUTE runs): their masks apply to its rows too.
     sources: tuple[Prepared, ...] = ()
@@ -64,6 +66,8 @@ class Run(Statement):
     # whether it went upstream so (its answers are then read as the Wire says).
     change: encodings.Change = encodings.NO_CHANGE
     unsettles: bool = False
+    # A COPY of a table's: its columns' types, as the catalog gave them (copy_rows.py).
+    copy_types: dict[str, tuple[int, int, bool]] | None = None
 
 
 @dataclass(slots=True)
@@ -89,8 +93,10 @@ class Pending:
     buffer: list[bytes] | None = None
     measured: asyncio.Future[None] | None = None
     opened: bool = False  # its transaction is the front's, opened for it
-    # The cursors its statement declared: gone again if it fails.
+    # The cursors its statement declared, the statement SQL's PREPARE made: gone again
+    # if it fails.
     declared: tuple[Portal, ...] = ()
+    query: Query | None = None
 
 
 class Probe:

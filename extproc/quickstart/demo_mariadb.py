@@ -30,7 +30,8 @@ from extproc.quickstart.demo_upstream import CUSTOMERS
 
 ACCOUNT = "tollgate_demo"  # the gateway's own account on the demo server
 # The roles the quickstart's demo-mysql sessions run as (its `roles`), as on demo-db.
-ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",))
+ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",),
+                                dump=role == "tollgate_dba")  # a dba's dump reads all
               for role in ("tollgate_agent", "tollgate_dba"))
 DATABASE = "shop"
 # The role the measurement reads the catalog as (the target's `catalog_role`).

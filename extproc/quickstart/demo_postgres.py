@@ -37,7 +37,8 @@ from extproc.quickstart.demo_upstream import CUSTOMERS
 ROLE = "tollgate_demo"  # the gateway's own login on the demo database
 # The roles the quickstart's demo-db sessions run as (its `roles`; the pack's roles.rego
 # names one per identity): agents and dbas read and write the customers, nothing else.
-ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",))
+ROLES = tuple(grants.RoleGrants(role, read=("customers",), write=("customers",),
+                                dump=role == "tollgate_dba")  # a dba's dump reads all
               for role in ("tollgate_agent", "tollgate_dba"))
 DATABASE = "shop"
 COLUMNS = ("id", "name", "email", "ssn", "card_number", "phone")

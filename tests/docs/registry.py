@@ -129,7 +129,7 @@ REGISTRY: dict[str, Run] = {
     "MYSQL_PWD=$TOKEN mariadb-dump -h 127.0.0.1 -P 13306 -u you --ssl "
     "--skip-ssl-verify-server-cert --no-tablespaces shop > shop.sql": Run(
         "tests/e2e/test_mysql_dump_e2e.py::test_a_dbas_dump_is_whole_masked_and_recorded",
-        'dump(gw, "dba-mydump", DBA)',
+        'dump(gw, shop, "dba-mydump", DBA)',
         "mariadb-dump with the token in MYSQL_PWD, to a test gateway"),
     "mariadb -u root < grants.sql": Run(
         f"{ROLES}::test_tollgate_db_grants_sets_a_mariadb_server_up",

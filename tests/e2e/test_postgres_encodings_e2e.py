@@ -254,9 +254,24 @@ def test_a_change_to_an_encoding_not_read_is_refused(gw: Gateway) -> None:
         assert conn.execute("SHOW client_encoding").fetchone() == ("LATIN9",)
 
 
+def test_pg_dumps_set_config_of_a_named_row_is_read_and_refused_before_it_runs(
+        gw: Gateway) -> None:
+    """pg_dump's shape, `set_config(name, …) FROM pg_settings WHERE name = '…'`, names its
+    setting (interpret/sql/settings_row.py): an encoding tollgate cannot read is refused
+    before the database runs it, and the session goes on in its own."""
+    dba = tokens.token("dba-encoding", ["dba"])
+    with psycopg.connect(url(gw, token=dba), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="changing client_encoding to 'SJIS' is not read by tollgate"):
+            conn.execute("SELECT set_config(name, 'SJIS', false) FROM pg_settings WHERE "
+                         "name = 'client_encoding'")
+        assert conn.execute("SHOW client_encoding").fetchone() == ("UTF8",)
+
+
 @pytest.mark.parametrize(("statement", "says"), [
-    # set_config of a name only known when it runs is the dba group's (pg_dump sends one).
-    ("SELECT set_config(name, 'SJIS', false) FROM pg_settings WHERE name = "
+    # set_config of a name only known when it runs is the dba group's (pg_dump sends one
+    # of pg_settings' row named by `=`, which is read: the test below).
+    ("SELECT set_config(name, 'SJIS', false) FROM pg_settings WHERE name LIKE "
      "'client_encoding'", "the database now speaks SJIS to this session, which tollgate "
                           "does not read"),
     # A function's own set_config: nothing in the statement says it changes the encoding.

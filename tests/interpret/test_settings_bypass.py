@@ -64,8 +64,15 @@ def decide(engine: EmbeddedEngine, text: str, method: str = "QUERY",
     ("SELECT set_config('sea' || 'rch_path', 'evil', false)", UNNAMED),
     ("SELECT set_config('search_path'::text, 'evil', false)", UNNAMED),
     ("SELECT set_config((SELECT 'role'), 'postgres', false)", UNNAMED),
+    # pg_dump's shape (one row of pg_settings, named): read as the setting it names.
     ("SELECT set_config(name, 'evil', false) FROM pg_settings WHERE name = 'search_path'",
-     UNNAMED),
+     SEARCH_PATH),
+    ("SELECT set_config(name, 'postgres', false) FROM pg_catalog.pg_settings "
+     "WHERE name = 'ROLE'", ROLE),
+    ("SELECT set_config(name, 'evil', false) FROM pg_settings WHERE name = 'search_path' "
+     "OR true", UNNAMED),
+    ("SELECT set_config(name, 'evil', false) FROM pg_settings, customers "
+     "WHERE name = 'jit'", UNNAMED),
     # Named, an encoding is followed by the front (or refused there if it does not
     # read it: tests/postgres/test_encodings.py); only known when it runs, the pack's.
     ("SELECT set_config('client_encoding', $1, false)", "changing client_encoding is "

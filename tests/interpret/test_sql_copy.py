@@ -79,17 +79,23 @@ def test_copy_of_a_query_reads_its_tables() -> None:
         ("copy", ["customers", "orders"], False), ("select", ["customers", "orders"], True)]
 
 
+T = '"t"'  # the table a COPY reads, quoted
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("COPY (SELECT 1) TO STDOUT", CopyOut()),
-    ("COPY t TO STDOUT CSV HEADER", CopyOut(csv=True, delimiter=",", null="", header=True)),
+    ("COPY t TO STDOUT CSV HEADER",
+     CopyOut(csv=True, delimiter=",", null="", header=True, relation=T)),
     ("COPY t TO STDOUT WITH (FORMAT csv, HEADER true, DELIMITER ';', NULL 'NA', "
      "QUOTE '''', ESCAPE '\\')",
-     CopyOut(csv=True, delimiter=";", null="NA", quote="'", escape="\\", header=True)),
+     CopyOut(csv=True, delimiter=";", null="NA", quote="'", escape="\\", header=True,
+             relation=T)),
     ("COPY t TO STDOUT WITH (FORMAT csv, QUOTE '|')",
-     CopyOut(csv=True, delimiter=",", null="", quote="|", escape="|")),
-    ("COPY t TO STDOUT DELIMITER '|' NULL ''", CopyOut(delimiter="|", null="")),
-    ("COPY t TO STDOUT WITH (HEADER off)", CopyOut()),
-    ("COPY t TO STDOUT WITH (ENCODING 'LATIN1')", CopyOut(encoding="LATIN1")),
+     CopyOut(csv=True, delimiter=",", null="", quote="|", escape="|", relation=T)),
+    ("COPY t TO STDOUT DELIMITER '|' NULL ''", CopyOut(delimiter="|", null="", relation=T)),
+    ("COPY t TO STDOUT WITH (HEADER off)", CopyOut(relation=T)),
+    ("COPY s.\"T\"\"x\" TO STDOUT", CopyOut(relation='"s"."T""x"')),
+    ("COPY t TO STDOUT WITH (ENCODING 'LATIN1')", CopyOut(encoding="LATIN1", relation=T)),
 ])
 def test_how_copy_writes_its_lines(text: str, expected: CopyOut) -> None:
     assert copy_out(text) == expected

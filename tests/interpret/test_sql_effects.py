@@ -180,6 +180,10 @@ def top(text: str, dialect: str = "postgres") -> tuple[list[str], bool | None]:
     ("mysql", "savepoint `a b`", ["session"], None),
     ("mysql", "RELEASE SAVEPOINT sp1", ["session"], None),
     ("mysql", "ROLLBACK TO SAVEPOINT sp1", ["session"], None),
+    # mysqldump --single-transaction's (its characteristics in any order, comma-separated)
+    ("mysql", "START TRANSACTION WITH CONSISTENT SNAPSHOT", ["session"], None),
+    ("mysql", "start transaction read only, with consistent snapshot", ["session"], None),
+    ("mysql", "START TRANSACTION WITH CONSISTENT SNAPSHOT, DROP", ["unknown"], None),
     # unknown
     ("mysql", "EXECUTE s USING (SELECT ssn FROM t)", ["unknown"], None),
     ("postgres", "CHECKPOINT", ["unknown"], None),

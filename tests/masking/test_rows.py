@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from extproc.codecs.rows import Rows
-from extproc.masking import Masker
+from extproc.masking import Masker, fitting
+from extproc.masking.fitting import Slot
 from extproc.masking.masker import MaskSpec
 from extproc.masking.rows import RowMasker
-from extproc.mysql.flags import MYSQL_TYPE_LONGLONG, MYSQL_TYPE_VAR_STRING
+from extproc.mysql.flags import CHARSET_UTF8MB4_GENERAL_CI as UTF8MB4
+from extproc.mysql.flags import MYSQL_TYPE_BLOB, MYSQL_TYPE_LONGLONG
 from extproc.mysql.results import ResultMasker as MysqlResultMasker
 from extproc.mysql.resultsets import ColumnDefinition
 from extproc.postgres.messages import Column
@@ -37,7 +39,7 @@ ROWS: Rows = [
 DERIVED = MaskSpec(derived=frozenset({"initials", "digits"}))
 
 _PG_TYPES = {STRING: 25, INTEGER: 20}  # text, bigint
-_MY_TYPES = {STRING: MYSQL_TYPE_VAR_STRING, INTEGER: MYSQL_TYPE_LONGLONG}
+_MY_TYPES = {STRING: MYSQL_TYPE_BLOB, INTEGER: MYSQL_TYPE_LONGLONG}
 
 
 def _postgres(spec: MaskSpec | None) -> RowMasker[Any]:
@@ -47,8 +49,8 @@ def _postgres(spec: MaskSpec | None) -> RowMasker[Any]:
 
 
 def _mysql(spec: MaskSpec | None) -> RowMasker[Any]:
-    return MysqlResultMasker(MASKER, spec, [
-        ColumnDefinition(name=name, type=_MY_TYPES[kind])
+    return MysqlResultMasker(MASKER, spec, [  # a TEXT in utf8mb4; a BIGINT
+        ColumnDefinition(name=name, type=_MY_TYPES[kind], charset=UTF8MB4, length=262140)
         for name, kind in zip(NAMES, TYPES, strict=True)])
 
 
@@ -88,17 +90,17 @@ class _Codec:
     no text, a derived value becomes `derived:` and its bytes."""
 
     def __init__(self) -> None:
-        self.wrote: list[tuple[int, Any]] = []
+        self.wrote: list[tuple[int, Any, Any]] = []
 
     def read(self, index: int, value: bytes) -> tuple[Any, str] | None:
         return None if index == 2 else (value.decode(), f"state {index}")
 
-    def holds_text(self, index: int, state: str) -> bool:
+    def slot(self, index: int, state: str) -> Slot:
         assert state == f"state {index}"
-        return index != 1
+        return fitting.typed(None) if index == 1 else fitting.TEXT
 
-    def written(self, index: int, _state: str, masked: Any) -> bytes:
-        self.wrote.append((index, masked))
+    def written(self, index: int, _state: str, read: Any, masked: Any) -> bytes:
+        self.wrote.append((index, read, masked))
         return f"<{masked}>".encode()
 
     def derived(self, _index: int, value: bytes) -> bytes:
@@ -114,7 +116,7 @@ def test_the_codec_reads_holds_and_writes_back() -> None:
     # written by the codec, column 3 derived; the unchanged values as they came.
     assert rows == [[b"<[REDACTED:EMAIL_ADDRESS]>", None, b"cy@example.com", b"derived:x"],
                     [b"plain", b"plain", None, None]]
-    assert codec.wrote == [(0, "[REDACTED:EMAIL_ADDRESS]")]
+    assert codec.wrote == [(0, "ann@example.com", "[REDACTED:EMAIL_ADDRESS]")]
     assert counts == Counter({"email": 2, "derived": 1})
 
 

@@ -17,12 +17,19 @@ from extproc.masking import Masker
 from extproc.masking.masker import MaskSpec
 from extproc.mysql.binary import binary_text
 from extproc.mysql.flags import (
+    CHARSET_UTF8MB4_GENERAL_CI,
     MYSQL_TYPE_DATE,
+    MYSQL_TYPE_DATETIME,
+    MYSQL_TYPE_DOUBLE,
     MYSQL_TYPE_LONG,
     MYSQL_TYPE_LONGLONG,
+    MYSQL_TYPE_NEWDECIMAL,
     MYSQL_TYPE_STRING,
+    MYSQL_TYPE_TIME,
     MYSQL_TYPE_TINY,
     MYSQL_TYPE_VAR_STRING,
+    MYSQL_TYPE_YEAR,
+    NOT_NULL_FLAG,
     UNSIGNED_FLAG,
 )
 from extproc.mysql.prepared import (
@@ -156,7 +163,8 @@ def test_a_refused_execute_leaves_the_server_where_the_client_thinks_it_is() -> 
 
 MASKER = Masker(b"k" * 32)
 COLUMNS = [ColumnDefinition(name="id", type=MYSQL_TYPE_LONG),
-           ColumnDefinition(name="email", type=MYSQL_TYPE_VAR_STRING),
+           ColumnDefinition(name="email", type=MYSQL_TYPE_VAR_STRING,  # VARCHAR(255)
+                            charset=CHARSET_UTF8MB4_GENERAL_CI, length=1020),
            ColumnDefinition(name="card_number", type=MYSQL_TYPE_LONGLONG,
                                flags=UNSIGNED_FLAG),
            ColumnDefinition(name="joined", type=MYSQL_TYPE_DATE),
@@ -197,6 +205,29 @@ def test_derived_columns_are_masked_whole_in_their_type() -> None:
     assert sent[1] == b"[REDACTED:DERIVED]" and sent[3] is None
     assert sent[0] == ROW[0] and sent[2] == ROW[2] and counts["derived"] == 2
     assert masked(None)[0] == ROW  # no mask: the row as it came
+
+
+def test_a_not_null_column_masked_has_its_stand_in_laid_out_in_binary() -> None:
+    # Columns named by field rules (cvv, cvc, ...), NOT NULL: a DOUBLE, a YEAR, a TIME, a
+    # DATETIME(3), a DECIMAL(10,2), a DATE.
+    kinds = [(MYSQL_TYPE_DOUBLE, 31, struct.pack("<d", 1.5), b"0"),
+             (MYSQL_TYPE_YEAR, 0, struct.pack("<h", 1999), b"2000"),
+             (MYSQL_TYPE_TIME, 0, struct.pack("<BIBBB", 0, 0, 1, 2, 3), b"00:00:00"),
+             (MYSQL_TYPE_DATETIME, 3, struct.pack("<HBBBBB", 1985, 3, 12, 1, 2, 3),
+              b"2000-01-01 00:00:00.000"),
+             (MYSQL_TYPE_NEWDECIMAL, 2, b"12.50", b"0.00"),
+             (MYSQL_TYPE_DATE, 0, struct.pack("<HBB", 1985, 3, 12), b"2000-01-01")]
+    names = ["cvv", "cvc", "secret", "password", "pwd", "token"]
+    columns = [ColumnDefinition(name=name, org_table="people", type=kind, flags=NOT_NULL_FLAG,
+                                decimals=decimals)
+               for name, (kind, decimals, _, _) in zip(names, kinds, strict=True)]
+    row: list[bytes | None] = [value for _, _, value, _ in kinds]
+    sent, shown, _ = ResultMasker(MASKER, MaskSpec(), columns).binary_rows([row])
+    read = parse_binary_row(encode_binary_row(sent[0], columns), columns)
+    assert shown[0] == [text for *_, text in kinds]  # what the text protocol would send
+    assert [binary_text(c.type, False, v) for c, v in zip(columns, read, strict=True)
+            if v is not None] == [b"0", b"2000", b"00:00:00", b"2000-01-01 00:00:00",
+                                  b"0.00", b"2000-01-01"]
 
 
 def test_a_column_whose_binary_values_cannot_be_read_is_named() -> None:

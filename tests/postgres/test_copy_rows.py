@@ -144,3 +144,19 @@ def test_what_the_front_cannot_read_is_refused_under_any_mask(mask: MaskSpec) ->
     copy = rows("COPY customers (id, ssn, note) TO STDOUT", mask)
     with pytest.raises(ResultRefused, match="a line of the COPY is not UTF8 text"):
         copy.line(b"1\t078-05-1120\t\xff\n")
+
+
+def test_a_tables_copy_writes_each_masked_value_as_its_column_takes_it() -> None:
+    """With its table's types (copy_rows.column_types: the catalog's), a `varchar(16)`'s
+    and a `char(11)`'s values are fitted, a NOT NULL bigint gets its stand-in, a nullable
+    one NULL, in CSV as in text; a column the catalog did not name stays text."""
+    statement = "COPY people (ssn, ssn_fixed, card_number, cvv, note) TO STDOUT"
+    types = {"ssn": (1043, 20, True), "ssn_fixed": (1042, 15, False),
+             "card_number": (20, -1, True), "cvv": (21, -1, False)}
+    copy = rows_of(MASKER, MaskSpec(), statement, analyze(statement), False, 5, types)
+    out, _ = line(copy, f"{SSN}\t{SSN}\t4111111111111111\t123\t{SSN}\n")
+    assert out == "[US_SSN]\t[US_SSN]   \t0\t\\N\t[REDACTED:US_SSN]\n"
+    csv = statement.replace("STDOUT", "STDOUT CSV")
+    copy = rows_of(MASKER, MaskSpec(), csv, analyze(csv), False, 5, types)
+    assert line(copy, f"{SSN},{SSN},4111111111111111,123,x\n")[0] == \
+        '"[US_SSN]","[US_SSN]   ","0",,x\n'

@@ -4,9 +4,15 @@ session, no socket, no event loop."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from extproc.interpret.sql import analyze
 from extproc.policy import Decision
 from extproc.postgres import namespace
 from extproc.postgres.names import Names, Portal, Prepared
+from extproc.postgres.refusals import NameRefused
 from extproc.postgres.state import Pending
 
 
@@ -64,3 +70,44 @@ def test_what_failed_is_forgotten_only_if_it_is_still_the_one_named() -> None:
     names.portals["c"] = cursor
     names.forget(Pending(b"Q", declared=(cursor,)))
     assert names.portals == {}
+
+
+def read(text: str) -> tuple[namespace.Use, dict[str, Any]]:
+    meaning = analyze(text, "postgres")
+    return namespace.read(meaning), meaning
+
+
+def test_sqls_prepare_goes_under_a_name_of_the_gateways_and_its_execute_is_read_as_it() -> None:
+    """pg_dump's catalog reads (PREPARE dumpFunc ... ; EXECUTE dumpFunc('1')): the
+    EXECUTE returns what its PREPARE's statement returns, so its columns are those; a
+    name in use is refused as the database would; what failed, or DEALLOCATE, drops it."""
+    names = Names()
+    prepare = "PREPARE q(int) AS SELECT id, md5(ssn) AS h FROM customers WHERE id = $1"
+    use, meaning = read(prepare)
+    query = names.query(use, meaning)
+    assert query is not None and query.upstream == f"{namespace.PREFIX}s1"
+    assert names.renamed(use, meaning, prepare, query) == \
+        f'PREPARE "{namespace.PREFIX}s1"(int) AS SELECT id, md5(ssn) AS h FROM ' \
+        "customers WHERE id = $1"
+    names.queries[query.name] = query
+    with pytest.raises(NameRefused) as again:
+        names.query(use, meaning)
+    assert again.value.code == "42P05"
+    use, meaning = read("EXECUTE q(1)")
+    [top] = names.executes(use, meaning)["statements"]
+    assert top["columns"] == [
+        {"name": "id", "sources": ["id"], "plain": True, "known": True},
+        {"name": "h", "sources": ["ssn"], "plain": False, "known": True}]
+    assert meaning["statements"][0]["columns"][0]["known"] is False  # read, not changed
+    assert names.renamed(use, meaning, "EXECUTE q(1)") == f'EXECUTE "{namespace.PREFIX}s1"(1)'
+    # Anything but one EXECUTE of it returns what no reading knows.
+    for other in ("EXECUTE q(1); SELECT 1", "EXECUTE other(1)", "EXPLAIN EXECUTE q(1)"):
+        use, meaning = read(other)
+        assert names.executes(use, meaning) is meaning, other
+    names.forget(Pending(b"Q", query=query))
+    assert names.queries == {}
+    names.queries[query.name] = query
+    names.apply(read("DEALLOCATE q")[0], None, 0)
+    assert names.queries == {}
+    for text in ("PREPARE a AS SELECT 1; SELECT 2", "SELECT 1"):
+        assert names.query(*read(text)) is None, text

@@ -59,13 +59,14 @@ def test_the_gateways_own_names_are_found_in_cursor_statements() -> None:
     ('execute "Q"(1, $$;$$);', 'execute "tollgate_s9"(1, $$;$$);'),
     ("/* é */ DEALLOCATE PREPARE q", '/* é */ DEALLOCATE PREPARE "tollgate_s9"'),
     ("DEALLOCATE\n  q ;", 'DEALLOCATE\n  "tollgate_s9" ;'),
+    ("PREPARE q(oid) AS SELECT $1", 'PREPARE "tollgate_s9"(oid) AS SELECT $1'),
 ])
-def test_a_lone_execute_or_deallocate_is_sent_under_the_gateways_name(
+def test_a_lone_execute_deallocate_or_prepare_is_sent_under_the_gateways_name(
         text: str, sent: str) -> None:
     assert namespace.renamed(text, "tollgate_s9") == sent
 
 
-@pytest.mark.parametrize("text", ["SELECT 1", "EXPLAIN EXECUTE q", "PREPARE q AS SELECT 1"])
+@pytest.mark.parametrize("text", ["SELECT 1", "EXPLAIN EXECUTE q", "CREATE TABLE t AS EXECUTE q"])
 def test_any_other_text_is_not_renamed(text: str) -> None:
     assert namespace.renamed(text, "tollgate_s9") is None
 

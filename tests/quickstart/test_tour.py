@@ -325,7 +325,7 @@ def assert_nothing_left(base: int, span: int, temporary: Path) -> None:
     # A supervisor frees its ports before it removes its workers' metrics folder (its last
     # step, as it exits): a check made between the two found the folder (seen in CI).
     with contextlib.suppress(stack.StackError):
-        stack.wait_until(lambda: not left(), 10, "the stack's folders removed")
+        stack.wait_until(lambda: not left(), 60, "the stack's folders removed")
     assert left() == []
 
 

@@ -11,7 +11,7 @@ import contextlib
 import secrets
 import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,12 +75,15 @@ class Account:
 
 
 @contextlib.contextmanager
-def shop_account(prefix: str = "tollgate_my", roles: bool = False) -> Iterator[Account]:
+def shop_account(prefix: str = "tollgate_my", roles: bool = False,
+                 granted: Callable[[Account], str] | None = None) -> Iterator[Account]:
     """A throwaway database holding CUSTOMERS (id, name, email, ssn) and an empty
     `scratch` (id), and the gateway's account on it (ALL on the database; with `roles`,
     nothing of its own and two roles, tollgate_agent_* and tollgate_dba_*, that read and
     write the customers, and the catalog's, tollgate_catalog_*, as grants.py sets them
-    up), all dropped on leaving."""
+    up; with `granted` too, the account created and its roles set up by the SQL it
+    gives, `tollgate db grants`'s), all dropped on leaving."""
+    roles = roles or granted is not None
     suffix = secrets.token_hex(4)
     names = (f"tollgate_agent_{suffix}", f"tollgate_dba_{suffix}") if roles else ()
     account = Account(f"{prefix}_{suffix}", f"tollgate_gw_{suffix}", secrets.token_hex(12),
@@ -90,12 +93,15 @@ def shop_account(prefix: str = "tollgate_my", roles: bool = False) -> Iterator[A
         as_root(f"CREATE DATABASE {account.database}; USE {account.database}; "
                 "CREATE TABLE customers (id int PRIMARY KEY, name text, email text, "
                 f"ssn text); INSERT INTO customers VALUES {rows}; "
-                "CREATE TABLE scratch (id int); " + "; ".join(grants.mysql(
-                    account.user, "127.0.0.1", account.database,
-                    [grants.RoleGrants(n, read=("customers",), write=("customers",))
-                     for n in names], account.password, account.catalog_role))
-                + ("" if roles else f"; GRANT ALL ON {account.database}.* TO "
-                                    f"'{account.user}'@'127.0.0.1'"))
+                "CREATE TABLE scratch (id int); " + (
+                    f"CREATE USER '{account.user}'@'127.0.0.1' IDENTIFIED BY "
+                    f"'{account.password}';\n{granted(account)}" if granted else
+                    "; ".join(grants.mysql(
+                        account.user, "127.0.0.1", account.database,
+                        [grants.RoleGrants(n, read=("customers",), write=("customers",))
+                         for n in names], account.password, account.catalog_role))
+                    + ("" if roles else f"; GRANT ALL ON {account.database}.* TO "
+                                        f"'{account.user}'@'127.0.0.1'")))
         yield account
     finally:
         as_root(f"DROP DATABASE IF EXISTS {account.database}; "

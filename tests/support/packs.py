@@ -62,6 +62,22 @@ def pack_with_egress(where: Path, egress: dict[str, Any]) -> Path:
     return where
 
 
+def pack_with_roles(where: Path, roles: dict[str, str]) -> Path:
+    """A copy of the default pack at `where` whose roles.rego gives each group of
+    `roles` its role too (after the pack's own entries: a target listing only these
+    takes them), as a user adds a database's roles of other names."""
+    _copy(where)
+    path = where / "roles.rego"
+    entries = "".join(f'\t{{"group": {json.dumps(group)}, "role": {json.dumps(role)}}},\n'
+                      for group, role in roles.items())
+    source, added = re.subn(r'(database_roles := \{"\*": \[\n(?:\t.*\n)*?)(\]\})',
+                            lambda found: found[1] + entries + found[2], path.read_text())
+    if added != 1:
+        raise ValueError(f"{path}: no `database_roles := {{\"*\": [...]}}`")
+    path.write_text(source)
+    return where
+
+
 SETS = ("denials", "holds", "alerts")
 # A file's gate: `denials contains x if { k8s_exchange; some x in k8s_denials }`, or of
 # the decision's live part: `live_holds contains x if { activity_tracked; ... }`.

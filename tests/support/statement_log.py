@@ -19,8 +19,9 @@ read back here, and nowhere else:
   whitespace and semicolons;
 - the PostgreSQL front prepares each named statement under a name of its own
   (`tollgate_s<N>`, which the server logs with each Execute: the text is the client's),
-  and names it so in SQL's EXECUTE or DEALLOCATE of it (the server logs the text
-  renamed: it is attributed to the client's text the record holds);
+  and names it so in SQL's EXECUTE or DEALLOCATE of it, as it names a statement SQL's
+  PREPARE makes alone in its text (the server logs the text renamed: it is attributed to
+  the client's text the record holds);
 - the fronts' own statements, each marked: the PostgreSQL front's questions to the
   planner before a write (an EXPLAIN only of a statement the record holds), the readings
   that measure a write's effect (PostgreSQL: each followed, in its session, by the write
@@ -257,16 +258,17 @@ def pg_compare(logged: list[PgLogged], records: list[dict[str, Any]]) -> Compari
 
 def _renamed_key(text: str) -> str:
     """A text with the front's statement name in it (SQL's EXECUTE or DEALLOCATE of a
-    statement the protocol prepared, as the front sends it) with that name made one."""
+    statement the protocol or SQL prepared, a lone PREPARE, as the front sends it) with
+    that name made one."""
     return _OWNED.sub(f'"{namespace.PREFIX}s0"', text, count=1)
 
 
 def _renamings(texts: Iterable[str]) -> dict[str, str]:
-    """The client's EXECUTE and DEALLOCATE texts the record allowed, by what the front
-    sends for each (_renamed_key's form)."""
+    """The client's EXECUTE, DEALLOCATE and PREPARE texts the record allowed, by what
+    the front sends for each (_renamed_key's form)."""
     found = {}
     for text in texts:
-        if text.lstrip().upper().startswith(("EXECUTE", "DEALLOCATE")):
+        if text.lstrip().upper().startswith(("EXECUTE", "DEALLOCATE", "PREPARE")):
             renamed = namespace.renamed(text, f"{namespace.PREFIX}s0")
             if renamed is not None:
                 found[renamed] = text

@@ -33,6 +33,9 @@ class CopyOut:
     escape: str = '"'
     header: bool = False
     encoding: str | None = None
+    # The table it reads, as a quoted name (`"public"."customers"`): None for a query's
+    # rows. The PostgreSQL front asks the catalog for its columns' types (copy_rows.py).
+    relation: str | None = None
 
 
 def copy_out(text: str) -> CopyOut | None:
@@ -58,7 +61,16 @@ def copy_out(text: str) -> CopyOut | None:
             "" if csv else "\\N"),
         quote=quote, escape=str(options.get("escape") or quote),
         header=_on(options.get("header", False)),
-        encoding=None if options.get("encoding") is None else str(options["encoding"]))
+        encoding=None if options.get("encoding") is None else str(options["encoding"]),
+        relation=_quoted(copy.get("relation")))
+
+
+def _quoted(relation: dict[str, Any] | None) -> str | None:
+    """A RangeVar's name, each part quoted as an identifier."""
+    if relation is None:
+        return None
+    parts = [relation.get(k) for k in ("catalogname", "schemaname", "relname")]
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts if p)
 
 
 def _value(arg: Any) -> Any:

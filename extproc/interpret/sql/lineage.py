@@ -141,7 +141,8 @@ transaction_timestamp translate trim trim_array trunc unistr unnest upper varian
 var_pop var_samp width_bucket
 current_setting set_config version pg_backend_pid txid_current pg_typeof format_type
 pg_get_constraintdef pg_get_expr pg_get_functiondef pg_get_function_arguments
-pg_get_function_result pg_get_indexdef pg_get_keywords pg_get_partkeydef
+pg_get_function_identity_arguments pg_get_function_result pg_get_function_sqlbody
+pg_get_indexdef pg_get_keywords pg_get_partkeydef
 pg_get_serial_sequence pg_get_triggerdef pg_get_userbyid pg_get_viewdef
 has_column_privilege has_database_privilege has_function_privilege has_schema_privilege
 has_sequence_privilege has_table_privilege obj_description col_description
@@ -152,6 +153,7 @@ pg_relation_size pg_total_relation_size pg_size_pretty pg_cancel_backend
 pg_terminate_backend nextval currval setval lastval pg_advisory_lock pg_advisory_unlock
 pg_advisory_unlock_all pg_advisory_xact_lock pg_try_advisory_lock
 pg_try_advisory_xact_lock pg_sleep pg_notify
+acldefault pg_get_ruledef pg_get_statisticsobjdef pg_options_to_table ts_token_type
 """
 KNOWN_FUNCTIONS = frozenset(_KNOWN_FUNCTION_NAMES.split())
 
@@ -233,8 +235,11 @@ NO_SCOPE = Scope([], {})
 
 def result_columns(node: dict[str, Any]) -> list[Column] | None:
     """The result columns of a top-level statement (pglast's JSON, wrapped: {"SelectStmt":
-    {...}}); None when it returns none of a table's data."""
+    {...}}); None when it returns none of a table's data. A PREPARE has its statement's:
+    what an EXECUTE of it returns (the PostgreSQL front carries them to it)."""
     ((typ, fields),) = node.items()
+    if typ == "PrepareStmt":
+        return result_columns(fields["query"])
     if typ == "SelectStmt":
         if "intoClause" in fields:
             return None

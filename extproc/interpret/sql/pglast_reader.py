@@ -35,6 +35,7 @@ from extproc.interpret.sql import (
 )
 from extproc.interpret.sql.effects import SETTING_FUNCTIONS, UNNAMED_SETTING
 from extproc.interpret.sql.pg_parse import parse_json
+from extproc.interpret.sql.settings_row import names_column, row_setting
 from extproc.interpret.sql.shapes import value_read
 
 # Objects that belong to a table named before them: DROP TRIGGER t ON tbl, COMMENT ON COLUMN.
@@ -241,14 +242,18 @@ _STORING_KINDS = frozenset({"create", "insert", "update", "merge", "alter"})
 class _PgWalker:
     """Walks pglast's JSON statements, filling a Collector."""
 
-    __slots__ = ("_text", "out")
+    __slots__ = ("_named", "_text", "out")
 
     def __init__(self) -> None:
         self.out = Collector()
         self._text = ""
+        # The setting pg_settings' `name` holds in every row of the statement, where it
+        # is pg_dump's one set_config of a row of pg_settings (settings_row.py).
+        self._named: str | None = None
 
     def statement(self, node: dict[str, Any], text: str) -> None:
         self._text = text
+        self._named = row_setting(node)
         first = len(self.out.entries)
         self._wrapped(node, NO_SCOPE, force=True)
         if len(self.out.entries) > first:
@@ -284,7 +289,8 @@ class _PgWalker:
             name = fields["funcname"][-1]["String"]["sval"].lower()
             self.out.current.functions.add(name)
             if name in SETTING_FUNCTIONS:
-                self.out.current.settings.append(_pg_set_config(fields.get("args", [])))
+                self.out.current.settings.append(
+                    _pg_set_config(fields.get("args", []), self._named))
         elif typ == "SelectStmt" and "intoClause" in fields:
             # SELECT ... INTO creates a table: report it as the CREATE TABLE AS it is.
             self.out.open("create", "table", self._text)
@@ -466,11 +472,14 @@ def _pg_set(fields: dict[str, Any]) -> list[Setting]:
     return [{"name": name.lower(), "value": value, "reset": reset}]
 
 
-def _pg_set_config(args: list[Any]) -> Setting:
+def _pg_set_config(args: list[Any], named: str | None = None) -> Setting:
     """The setting a set_config(name, value, is_local) call changes: "*" when its name is
-    not a string literal, since only the running statement knows it."""
+    not a string literal, since only the running statement knows it; but `named`, where
+    the name is pg_settings' column and the statement's one row names that setting."""
     literal = bool(args) and "sval" in (args[0].get("A_Const") or {})
     name = _pg_constant(args[0]) if literal else None
+    if name is None and named is not None and args and names_column(args[0]):
+        name = named
     value = _pg_constant(args[1]) if len(args) > 1 else None
     return {"name": UNNAMED_SETTING if name is None else name.lower(), "value": value,
             "reset": False}

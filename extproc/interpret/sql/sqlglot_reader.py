@@ -954,26 +954,36 @@ def sql_mode_change(text: str, backslashes: bool | None,
     return found.pop() if len(found) == 1 else None
 
 
-# SAVEPOINT s and RELEASE SAVEPOINT s: MySQL's and MariaDB's, which sqlglot's MySQL parser
-# does not know (ROLLBACK TO SAVEPOINT it does). Alone in their statement, their first
-# token is made a Command's, and the Command read as the transaction statement it is.
+# SAVEPOINT s, RELEASE SAVEPOINT s and START TRANSACTION WITH CONSISTENT SNAPSHOT (what
+# mysqldump --single-transaction sends): MySQL's and MariaDB's, which sqlglot's MySQL
+# parser does not know (ROLLBACK TO SAVEPOINT and START TRANSACTION READ ONLY it does).
+# Alone in their statement, their first token is made a Command's, and the Command read
+# as the transaction statement it is.
 _NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
-_MYSQL_SAVEPOINT = re.compile(r"(?:RELEASE\s+)?SAVEPOINT\s+(?:\w+|`(?:[^`]|``)+`)",
-                              re.IGNORECASE)
+_NAME = r"(?:\w+|`(?:[^`]|``)+`)"
+_CHARACTERISTIC = r"(?:WITH\s+CONSISTENT\s+SNAPSHOT|READ\s+(?:ONLY|WRITE))"
+_MYSQL_TRANSACTION = re.compile(
+    rf"(?:RELEASE\s+)?SAVEPOINT\s+{_NAME}"
+    rf"|START\s+TRANSACTION\s+{_CHARACTERISTIC}(?:\s*,\s*{_CHARACTERISTIC})*",
+    re.IGNORECASE)
+_SNAPSHOT = ["WITH", "CONSISTENT", "SNAPSHOT"]
 
 
 def _mysql_savepoints(tokens: list[Token]) -> list[Token]:
-    """`tokens`, each savepoint statement's as a Command's: its keyword, then the rest of
-    it as one string (what sqlglot's tokenizer makes of a Command's words)."""
+    """`tokens`, each savepoint statement's (and each START TRANSACTION WITH CONSISTENT
+    SNAPSHOT's) as a Command's: its keyword, then the rest of it as one string (what
+    sqlglot's tokenizer makes of a Command's words)."""
     out: list[Token] = []
     statement: list[Token] = []
     for token in [*tokens, None]:
         if token is not None and token.token_type is not TokenType.SEMICOLON:
             statement.append(token)
             continue
-        words = [t.text.upper() for t in statement[:-1]]
-        if (words in (["SAVEPOINT"], ["RELEASE", "SAVEPOINT"])
-                and statement[-1].token_type in _NAMES):
+        words = [t.text.upper() for t in statement]
+        if (words[:-1] in (["SAVEPOINT"], ["RELEASE", "SAVEPOINT"])
+                and statement[-1].token_type in _NAMES) or (
+                words[:2] == ["START", "TRANSACTION"] and any(
+                    words[i:i + 3] == _SNAPSHOT for i in range(2, len(words)))):
             first, rest = statement[0], statement[1:]
             statement = [
                 Token(TokenType.COMMAND, first.text, first.line, first.col, first.start,
@@ -988,10 +998,11 @@ def _mysql_savepoints(tokens: list[Token]) -> list[Token]:
 
 
 def _mysql_savepoint(out: Collector, node: exp.Command, statement: str) -> bool:
-    """A SAVEPOINT or RELEASE SAVEPOINT (a Command by _mysql_savepoints) described as a
-    transaction statement; False for any other Command."""
-    if node.name.upper() not in ("SAVEPOINT", "RELEASE") or not _MYSQL_SAVEPOINT.fullmatch(
-            statement.rstrip(";").strip()):
+    """A SAVEPOINT, RELEASE SAVEPOINT or START TRANSACTION WITH CONSISTENT SNAPSHOT (a
+    Command by _mysql_savepoints) described as a transaction statement; False for any
+    other Command."""
+    if node.name.upper() not in ("SAVEPOINT", "RELEASE", "START") \
+            or not _MYSQL_TRANSACTION.fullmatch(statement.rstrip(";").strip()):
         return False
     out.open("transaction", None, statement)
     out.close()
