@@ -19,7 +19,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from envoy.service.secret.v3 import sds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from extproc import admin, metrics
+from extproc import admin, hangups, metrics
 from extproc.activity import Tracker
 from extproc.activity.budgets import BudgetBook
 from extproc.activity.seen import Seen
@@ -281,7 +281,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, watchers.reload)
+        hangups.handle(loop, watchers.reload)  # once now if asked while starting
         await stop.wait()
 
         # Health turns NOT_SERVING first so Envoy stops sending new exchanges here;

@@ -44,7 +44,7 @@ from typing import NoReturn
 import yaml
 from prometheus_client.multiprocess import mark_process_dead
 
-from extproc import envoy_bootstrap
+from extproc import envoy_bootstrap, hangups
 from extproc.config import Config
 from extproc.metrics import MULTIPROC_ENV
 from extproc.policy import PolicyLoadError, load_modules, open_engine
@@ -166,8 +166,9 @@ def run_forked(command: Command, argv: list[str], env: Mapping[str, str], *,
     try:
         # What the parent's multiprocessing would finalize is the parent's.
         multiprocessing.util._finalizer_registry.clear()  # type: ignore[attr-defined]
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
+        hangups.defer()  # a reload forwarded while it starts is kept for its loop
         signal.set_wakeup_fd(-1)
         asyncio.events._set_running_loop(None)
         if new_session:
@@ -249,7 +250,9 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        # One asked while preparing reaches no worker: none has started yet, and each
+        # loads the files as they are when it starts.
+        hangups.handle(loop, lambda: self._forward(signal.SIGHUP))
         statuses = await asyncio.gather(*(self._keep(i) for i in range(self._count)))
         if self._deadline is not None:
             self._deadline.cancel()

@@ -171,12 +171,13 @@ def _serve(config: config_module.Config, args: argparse.Namespace) -> int:
 def _serve_imported(config: config_module.Config, args: argparse.Namespace) -> int:
     import uvloop
 
-    from extproc import workers
+    from extproc import hangups, workers
     from extproc.policy import PolicyLoadError
     from extproc.preflight import PreflightError, preflight
     from extproc.server import ServeError, serve
 
     worker: int | None = args.worker
+    hangups.defer()  # a reload asked while starting is kept, not fatal
     if worker is None:  # one process, or the supervisor: before any worker starts
         try:
             preflight(config)
