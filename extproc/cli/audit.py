@@ -279,8 +279,9 @@ def _show_spooled(report: Report) -> None:
         listed = ", ".join(found.trace_ids) + (
             f" and {found.records - len(found.trace_ids)} more"
             if found.records > len(found.trace_ids) else "")
+        print()  # a blank line before each (terminal() would show a newline as `\n`)
         print(terminal(
-            f"\nspooled: {found.records} {noun} spooled while the store could not take "
+            f"spooled: {found.records} {noun} spooled while the store could not take "
             f"them and written on {utc(found.written_us)} UTC (spooled "
             f"{utc(found.spooled_us)} UTC: {found.reason}), into chain "
             f"{', '.join(sorted(found.writers))}: exchanges of {utc(found.first_us)} to "

@@ -105,7 +105,8 @@ def test_records_of_exchanges_answered_while_the_store_cannot_write_are_spooled(
     assert {r["trace_id"] for r in marked} == spooled
     result = audit(gateway.config_path, "verify")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"spooled: {len(spooled)} records were spooled while the store could not take " \
-        "them and written on" in result.stdout, result.stdout
+    assert f"\n\nspooled: {len(spooled)} records were spooled while the store could not " \
+        "take them and written on" in result.stdout, result.stdout
+    assert "\\n" not in result.stdout  # a blank line before it, not a `\n` shown as text
     for trace in answered:
         assert trace in result.stdout
