@@ -59,6 +59,11 @@ class Packet(NamedTuple):
         """The packet as it goes on the wire."""
         return encode(self.seq, self.payload)
 
+    @property
+    def size(self) -> int:
+        """Its bytes on the wire: the payload and a header per wire packet (encode's)."""
+        return len(self.payload) + 4 * (len(self.payload) // MAX_PAYLOAD + 1)
+
 
 def encode(seq: int, payload: bytes) -> bytes:
     """`payload` framed, split at 0xFFFFFF bytes; one that is an exact multiple of that

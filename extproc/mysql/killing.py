@@ -9,6 +9,12 @@ statement held for approval refused as interrupted, else the server thread's sta
 (KILL QUERY, never while the front's own statements run: own.py) or the thread itself
 (KILL CONNECTION), and then the session.
 
+A KILL QUERY goes to the server only once the client's command is there (MariaDB drops
+one that reaches an idle thread, and the command sent next runs whole): one that comes
+while the command's bytes are still unread, or while it is decided, waits for it, and
+the command sent meanwhile meets it on the server, or one decided takes it and is
+refused as interrupted (queries.py), as the server would have interrupted it.
+
 A connection that named no database (the mariadb client's Ctrl-C opens one to send its
 KILL) decides its KILL on the target of the session it names (`opener`).
 """
@@ -115,9 +121,10 @@ class Kills:
 
             try:
                 if query:  # only while what runs is the client's (exchange/cancels.py)
-                    outcome = await own.cancels.cancel(
+                    outcome = await state.cancels.cancel(
                         lambda: [] if own.done is None else [own.done],
-                        lambda: state.busy, kill, _KILL_WAIT_SECONDS)
+                        lambda: state.running, kill, _KILL_WAIT_SECONDS,
+                        self._wire.arrived)
                 else:
                     await kill()
                     outcome = SENT

@@ -15,7 +15,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from extproc.exchange.cancels import CancelGate
 from extproc.mysql import effect
 from extproc.mysql.flags import COM_QUERY
 from extproc.mysql.framing import Packet, encode
@@ -32,9 +31,9 @@ class Own:
 
     def __init__(self, state: SessionState, wire: Wire) -> None:
         self._state, self._wire = state, wire
-        # A KILL QUERY never lands on the front's own statements (exchange/cancels.py):
-        # how many of them are running, and a future that ends with the last.
-        self.cancels = CancelGate()
+        # A KILL QUERY never lands on the front's own statements (exchange/cancels.py,
+        # the session's gate: state.cancels): how many of them are running, and a future
+        # that ends with the last.
         self.owning = 0
         self.done: asyncio.Future[None] | None = None
 
@@ -43,7 +42,7 @@ class Own:
         """The front's own statements run inside: never while a KILL QUERY is on its way,
         and none goes while they run."""
         if self.owning == 0:
-            await self.cancels.turn()
+            await self._state.cancels.turn()
             self.done = asyncio.get_running_loop().create_future()
         self.owning += 1
         try:
@@ -58,7 +57,8 @@ class Own:
         """A statement of the front's own, its OK or ERR (the status kept)."""
         state = self._state
         async with self.running():
-            self._wire.send(encode(0, bytes((COM_QUERY,)) + (effect.MARK + text).encode()))
+            self._wire.send_own(encode(0, bytes((COM_QUERY,))
+                                       + (effect.MARK + text).encode()))
             answer = await self._wire.server_packet()
         if is_ok(answer.payload, state.capabilities):
             state.status = parse_ok(answer.payload, state.capabilities).status

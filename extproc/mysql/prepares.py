@@ -234,6 +234,6 @@ class Prepares:
     async def _reset_quietly(self, prepared: Prepared) -> None:
         """The long data of an execute tollgate refused, dropped on the server as that
         execute would have (its answer is tollgate's alone)."""
-        self._wire.send(encode(0, encode_statement_command(
+        self._wire.send_own(encode(0, encode_statement_command(
             COM_STMT_RESET, prepared.server_id)))
         await self._wire.server_packet()

@@ -124,6 +124,7 @@ class Queries:
         the refusal, if it is refused (every failure is one: fail closed)."""
         state = self._state
         act, exchange = run.act, run.exchange
+        state.cancels.deciding(True)
         try:
             act.admit(f"database {state.bound.database!r}")
             if text is None:
@@ -145,12 +146,21 @@ class Queries:
             if exchange.decision.action != "allow":
                 return exchange.refuse_decided(exchange.decision)
             await act.forward()
-            if run.kill is not None:
+            # A KILL QUERY that came before it ran (its bytes unread, or as it was decided)
+            # interrupts it, as the server would; a KILL QUERY of its own session too.
+            interrupted = state.cancels.take()
+            if run.kill is not None and not interrupted:
                 kill, victim = run.kill
                 run.results.append(await state.connections.kill(victim, kill.query,
                                                                 state.subject))
+                interrupted = state.cancels.take()
+            if interrupted:
+                raise Refused(409, "interrupted", "the statement was interrupted by a KILL "
+                               "QUERY that came before it ran: it did not run")
         except Exception as exc:
             return act.refusal(exc, "statement")
+        finally:
+            state.cancels.deciding(False)
         return None
 
     def _results_view(self, text: str, binary: bool) -> None:

@@ -164,10 +164,12 @@ class Session:
                     await self._command(packet)
                     await self._bound_locks()
                 finally:
-                    state.busy = False
+                    state.busy = state.running = False
+                    self.wire.passed()  # a KILL QUERY still waiting finds it ended
         except (Closed, ProtocolViolation, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            state.cancels.ended()
             if state.upstream is not None:
                 await state.upstream.close()
 

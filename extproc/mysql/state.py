@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from extproc.exchange.cancels import CancelGate
 from extproc.exchange.effect import Remembered
 from extproc.exchange.lock_waits import Holding
 from extproc.interpret import BACKSLASH_ESCAPES, SERVER_VERSION
@@ -85,6 +86,12 @@ class SessionState:
         # a KILL CONNECTION's end, once that command is answered.
         self.hold: asyncio.Future[None] | None = None
         self.busy = self.ending = False
+        # A KILL QUERY goes to the server only while the client's command is there
+        # (`running`: sent, not yet ended), never onto the front's own statements (own.py);
+        # one that comes while the command is unread or decided is the front's to carry
+        # out (exchange/cancels.py): the command is refused as interrupted (queries.py).
+        self.cancels = CancelGate()
+        self.running = False
         # The text of the client's last statement, and whether the front has lowered
         # the session's idle bound for the transaction it locked rows in (session.py).
         self.last_text: str | None = None

@@ -8,6 +8,13 @@ and the server's login may have read past its end (`Upstream.pending`).
 Where the client's answers go can change: while a write's effect is measured its answer
 is held back (measured.py's `Measuring` takes the writes) until the verdict, so every
 answer is written through `writer`, never to the client's stream directly.
+
+The wire counts the client's bytes for a KILL QUERY (exchange/cancels.py): those that
+had arrived when it came (`arrived`, read or not), and those of the packets taken that
+the session has passed on (`passed`: sent to the server, refused or answered). A KILL
+waits for what had arrived before it; the client's command sent meanwhile meets it on
+the server (`send`, which marks the command running), one refused before it runs takes
+it. The front's own statements go by `send_own`, which marks nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import contextlib
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
+from extproc.exchange.cancels import unread
 from extproc.mysql.framing import Framer, Packet, ProtocolViolation, encode
 from extproc.mysql.responses import encode_err
 
@@ -48,6 +56,9 @@ class Wire:
                  writer: asyncio.StreamWriter, framer: Framer) -> None:
         self._state = state
         self._reader, self._framer = reader, framer
+        # The client's bytes read; those of its packets taken; how many of these the
+        # session's cancel gate was told are passed on.
+        self._read = self._taken = self._passed = 0
         # The client's stream; where answers go (held back while a write is measured).
         self.client = writer
         self.writer: Sink = writer
@@ -70,8 +81,26 @@ class Wire:
         await self.writer.drain()
 
     def send(self, data: bytes) -> None:
-        """Bytes for the server."""
+        """The client's command (or what it stands for) for the server: from here a KILL
+        QUERY meets it there. Written before the session next waits, so before any KILL
+        that this wakes reaches the server."""
         self.server.writer.write(data)
+        self._state.running = True
+        self.passed()
+
+    def send_own(self, data: bytes) -> None:
+        """A statement of the front's own for the server (own.py): no KILL goes for it."""
+        self.server.writer.write(data)
+
+    def passed(self) -> None:
+        """The client's packets taken so far are passed on (sent, refused or answered)."""
+        self._state.cancels.passed(self._taken - self._passed)
+        self._passed = self._taken
+
+    def arrived(self) -> int:
+        """The client's bytes that reached this host, read or not, counted as `passed`
+        counts them."""
+        return self._read + unread(self._reader, self.client)
 
     async def client_packet(self) -> Packet | None:
         """The client's next packet; None once it left."""
@@ -79,6 +108,7 @@ class Wire:
             data = await self._reader.read(_READ_SIZE)
             if not data:
                 return None
+            self._read += len(data)
             try:
                 self.from_client.extend(self._framer.feed(data))
             except ProtocolViolation as exc:
@@ -89,7 +119,9 @@ class Wire:
                     with contextlib.suppress(ConnectionError):
                         await self.writer.drain()
                 raise
-        return self.from_client.popleft()
+        packet = self.from_client.popleft()
+        self._taken += packet.size
+        return packet
 
     async def next_client_packet(self) -> Packet:
         """The client's next packet, inside a command (Closed when it left)."""

@@ -66,6 +66,11 @@ class Message(NamedTuple):
         """The message as it goes on the wire."""
         return self.kind + _LENGTH.pack(len(self.body) + 4) + self.body
 
+    @property
+    def size(self) -> int:
+        """Its bytes on the wire."""
+        return len(self.kind) + 4 + len(self.body)
+
 
 class Framer:
     """Messages out of a byte stream, as they complete.

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from extproc.codecs.refusal import Refused
 from extproc.exchange.act import Opener
+from extproc.exchange.cancels import unread
 from extproc.exchange.lock_waits import Holding
 from extproc.postgres import encodings
 from extproc.postgres import messages as pg
@@ -58,8 +59,9 @@ class Session:
         opener.tell = lambda text: writer.write(pg.notice(text))
         self.context = context
         self._max = max_message
-        # What the client sent before its login ended (the session's first bytes).
-        self._first = first
+        # What the client sent before its login ended (the session's first bytes), and
+        # how many bytes of the client's the session has read, those with them.
+        self._first, self._read = first, len(first)
         self.state = State(opener, context, encodings.Wire(
             context["encoding"], encodings.readable(
                 upstream.parameters.get("server_encoding", ""))),
@@ -82,7 +84,8 @@ class Session:
             lambda: [p.probe.done for p in pending
                      if p.probe is not None and not p.probe.cancellable],
             lambda: any(p.probe is None and not p.own for p in pending),
-            send, ESTIMATE_SECONDS)
+            send, ESTIMATE_SECONDS,
+            lambda: self._read + unread(self._reader, self._writer))
 
     @property
     def live(self) -> LiveSession:
@@ -110,6 +113,7 @@ class Session:
             for task in (client, server):
                 task.cancel()
             await asyncio.gather(client, server, return_exceptions=True)
+            self.state.cancels.ended()
             # Closed here, not left to the collector: over TLS nothing else closes it,
             # and the server's backend would wait for it until the gateway stops.
             self._upstream.close()
@@ -138,7 +142,9 @@ class Session:
         upstream, client, cancels = self._upstream.writer, self._client, self.state.cancels
         data = self._first
         while True:
-            data = data or await self._reader.read(_READ_SIZE)
+            if not data:
+                data = await self._reader.read(_READ_SIZE)
+                self._read += len(data)
             if not data:
                 if framer.buffered:
                     raise Fatal(f"the connection closed {framer.buffered} bytes into a "
@@ -157,6 +163,9 @@ class Session:
                     out += await client.message(message)
                 finally:
                     cancels.deciding(False)
+                # Upstream before the session next waits: a cancel that came after these
+                # bytes arrived finds what they became there (exchange/cancels.py).
+                cancels.passed(message.size)
             if out:
                 upstream.write(b"".join(out))
             await upstream.drain()

@@ -24,14 +24,14 @@ async def test_a_kill_query_waits_out_the_fronts_own_statement() -> None:
         database.hold()
         own = asyncio.ensure_future(session.own.packet("SELECT 1"))
         await database.sent(lambda received: len(received) == 1)
-        session.state.busy = True  # as while a client's command is in flight
+        session.state.running = True  # as while a client's command is on the server
         kill = asyncio.ensure_future(session.killed(True, session.subject))
         assert await pending(kill) and owning == []
         database.release()
         await own
         assert (await kill).endswith("its statement killed on the server")
         assert owning == [0]
-        session.state.busy = False
+        session.state.running = False
 
 
 async def test_a_kill_query_with_nothing_of_the_clients_running_is_not_sent() -> None:
