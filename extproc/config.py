@@ -1359,6 +1359,10 @@ class Recording:
     # (records cut from a chain's end, a writer deleted whole). Keep it where whoever
     # can write the store cannot. null: none (verify then vouches for nothing it lacks).
     checkpoint_file: Path | None = Path("tollgate-anchors.jsonl")
+    # Whether checkpoint_file may be another store's too (two configs naming one log):
+    # each store's verify then skips the other's anchors. Off, a writer does not start
+    # on a log another store's writers append to (a copied config that kept the file).
+    shared_anchor_log: bool = False
     # Where the records of answered exchanges that the store has not taken when tollgate
     # stops (within close_seconds) are spooled, fsynced, relative to the config file; the
     # next start writes them into the chain before serving. null: nowhere (lost, counted

@@ -655,6 +655,7 @@ def open_recorder(config: Config, masker: Masker) -> Recorder:
         checkpoint_seconds=settings.checkpoint_seconds,
         checkpoint_file=config.resolve(settings.checkpoint_file)
         if settings.checkpoint_file else None,
+        shared_anchor_log=settings.shared_anchor_log,
         retention_days=config.store.retention_days,
         target_retention_days=rules_of(config).target_days,
         commit_seconds=settings.commit_seconds,

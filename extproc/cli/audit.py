@@ -226,7 +226,8 @@ def _key_file_replaced(args: argparse.Namespace, config: config_module.Config,
 
 def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | None,
                  ) -> None:
-    print(f"audit record: {where}")
+    print(f"audit record: {where}" + (f" (store id {report.store_id})"
+                                      if report.store_id else ""))
     print(f"key: {key}")
     print(terminal("anchor logs: " + (", ".join(
         f"{log.path} ({len(log.statements)} statements)" if log.exists
@@ -252,6 +253,10 @@ def _show_verify(report: Report, where: str, key: str, logs: list[AnchorLog] | N
         print("\nno records")
     _show_spooled(report)
     print(f"\ncheckpoints checked: {report.checkpoints}; anchors checked: {report.anchors}")
+    for store_id, count in sorted(report.skipped.items()):
+        noun = "anchor" if count == 1 else "anchors"
+        print(terminal(f"skipped {count} {noun} of another store (id {store_id}): the "
+                       "anchor log is shared, and this store is held to its own"))
     if not report.intact:
         print(f"BROKEN: {_problem_count(report)}; the first broken link per chain:")
         for problem in report.first_broken().values():
@@ -317,7 +322,8 @@ def _verify_json(report: Report, where: str, key_id: str, logs: list[AnchorLog] 
                  status: int) -> dict[str, Any]:
     unvouched = report.unvouched()
     return {
-        "store": where, "key_id": key_id, "intact": report.intact, "status": status,
+        "store": where, "store_id": report.store_id, "key_id": key_id,
+        "intact": report.intact, "status": status,
         "anchor_logs": [{"path": str(log.path), "identity": log.identity,
                          "exists": log.exists, "statements": len(log.statements)}
                         for log in logs or ()],
@@ -333,6 +339,8 @@ def _verify_json(report: Report, where: str, key_id: str, logs: list[AnchorLog] 
             "unvouched": unvouched.get(c.writer),
         } for c in sorted(report.chains.values(), key=lambda c: c.writer)],
         "checkpoints": report.checkpoints, "anchors": report.anchors,
+        "skipped_anchors": [{"store_id": store_id, "anchors": count}
+                            for store_id, count in sorted(report.skipped.items())],
         "spooled": [{
             "spool": s.spool, "records": s.records, "reason": s.reason,
             "spooled_us": s.spooled_us, "written_us": s.written_us,

@@ -137,6 +137,7 @@ def looking(config: config_module.Config, args: argparse.Namespace,
     settings = RecorderSettings(
         queue_size=1, batch_size=1, checkpoint_every=1, checkpoint_seconds=3600.0,
         checkpoint_file=config.resolve(anchor) if anchor else None,
+        shared_anchor_log=config.recording.shared_anchor_log,
         writer_id=f"cli-{default_writer_id()}")
     with access.store(config) as connection:
         # The record masks by redacting (recording/record.py's RECORD_MASK): no value is

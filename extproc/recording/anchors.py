@@ -8,12 +8,18 @@ store cannot write (another folder, volume or host). `verify` compares the two: 
 log has and the store lacks was deleted from the store; a writer the store says anchors
 to this log, but whose registration or newest checkpoint the log lacks, means the log was
 cut short. The store names a log by `identity` (host and absolute path).
+
+Each statement names the store it is about (its id, signed with it): two stores whose
+configs name one log (a copied config keeps the file) each verify against their own
+anchors only. A writer does not start on a log another store's writers append to
+unless told it is shared (`recording.shared_anchor_log`): `stores_named`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,6 +30,11 @@ import orjson
 from extproc.recording.chain import Checkpoint
 
 _TEXT_FIELDS = ("writer", "kind", "hash", "key_id", "signature")
+# How much of a log's beginning and of its end `stores_named` reads: the store it was
+# first written for, and those writing to it now, without reading a long log whole.
+_SCANNED_BYTES = 1 << 20
+# A statement's store id as `append` writes it (orjson: no spaces), found in one pass.
+_STORE_ID = re.compile(rb'"store_id":"([0-9a-zA-Z_-]{1,64})"')
 
 
 class AnchorLogError(Exception):
@@ -86,9 +97,30 @@ def read(path: Path) -> AnchorLog:
     return log
 
 
+def stores_named(path: Path) -> set[str]:
+    """The store ids the statements of the log's first and last MiB name: the store it
+    was first written for, and those whose writers append to it now (a log of several
+    GiB is not read whole at each start). A log not there names none (its first append
+    makes it, or says why it cannot); what is not a statement is passed over (verify
+    names it)."""
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(0)
+            head = log.read(_SCANNED_BYTES)
+            tail = b""
+            if size > _SCANNED_BYTES:
+                log.seek(max(_SCANNED_BYTES, size - _SCANNED_BYTES))
+                tail = log.read(_SCANNED_BYTES).partition(b"\n")[2]  # from a whole line
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    return {found.decode() for found in _STORE_ID.findall(head + b"\n" + tail)}
+
+
 def _statement(line: str) -> Checkpoint:
     statement = Checkpoint(**json.loads(line))
     if not (isinstance(statement.seq, int) and isinstance(statement.signed_us, int)
-            and all(isinstance(getattr(statement, name), str) for name in _TEXT_FIELDS)):
+            and all(isinstance(getattr(statement, name), str) for name in _TEXT_FIELDS)
+            and isinstance(statement.store_id, str | None)):
         raise TypeError("a field has the wrong type")
     return statement

@@ -10,6 +10,10 @@ Pruning old records leaves a signed `prune` statement naming the last pruned has
 the first remaining record links to; a range pruned from among kept records (a legal hold,
 a target kept longer) leaves a signed `cut` statement naming its first and last record and
 the last one's hash, which the next remaining record links to.
+
+A writer's statements name the store they are about (its id, made with the store): an
+anchor log shared by two stores holds each store to its own anchors only, and a store's
+id cannot be changed without its signed statements saying which it was.
 """
 
 from __future__ import annotations
@@ -65,25 +69,36 @@ class Checkpoint:
     key_id: str
     signature: str
     from_seq: int | None = None  # a cut's first record; None for every other kind
+    # The store the statement is about (store.store_id); None: signed before stores had
+    # ids, or not by a writer (a prune, a cut).
+    store_id: str | None = None
 
     def message(self) -> bytes:
         return statement(self.kind, self.writer, self.seq, self.hash, self.signed_us,
-                         self.from_seq)
+                         self.from_seq, self.store_id)
 
     def as_json(self) -> dict[str, Any]:
-        found = {"writer": self.writer, "seq": self.seq, "kind": self.kind, "hash": self.hash,
-                 "signed_us": self.signed_us, "key_id": self.key_id,
-                 "signature": self.signature}
-        return found if self.from_seq is None else {**found, "from_seq": self.from_seq}
+        found: dict[str, Any] = {
+            "writer": self.writer, "seq": self.seq, "kind": self.kind, "hash": self.hash,
+            "signed_us": self.signed_us, "key_id": self.key_id, "signature": self.signature}
+        if self.from_seq is not None:
+            found["from_seq"] = self.from_seq
+        if self.store_id is not None:
+            found["store_id"] = self.store_id
+        return found
 
 
 def statement(kind: str, writer: str, seq: int, hash_: str, signed_us: int,
-              from_seq: int | None = None) -> bytes:
+              from_seq: int | None = None, store_id: str | None = None) -> bytes:
     """What is signed. A cut's first record is in it; the other kinds' message is as it
-    was before cuts existed, so the statements signed then still verify."""
+    was before cuts existed, so the statements signed then still verify. A store id, when
+    there is one, is a line of its own after the kind (one line more than any message
+    without it), so it cannot be taken off or changed without the signature failing."""
+    store = "" if store_id is None else f"store:{store_id}\n"
     if kind == "cut":
-        return f"tollgate-cut\n{writer}\n{from_seq}\n{seq}\n{hash_}\n{signed_us}".encode()
-    return f"tollgate-{kind}\n{writer}\n{seq}\n{hash_}\n{signed_us}".encode()
+        return (f"tollgate-cut\n{store}{writer}\n{from_seq}\n{seq}\n{hash_}\n"
+                f"{signed_us}").encode()
+    return f"tollgate-{kind}\n{store}{writer}\n{seq}\n{hash_}\n{signed_us}".encode()
 
 
 class SigningKeyError(Exception):
@@ -136,10 +151,11 @@ class Signer:
                            "sha256")
 
     def sign(self, kind: str, writer: str, seq: int, hash_: str, signed_us: int,
-             from_seq: int | None = None) -> Checkpoint:
-        signature = self._key.sign(statement(kind, writer, seq, hash_, signed_us, from_seq))
+             from_seq: int | None = None, store_id: str | None = None) -> Checkpoint:
+        signature = self._key.sign(statement(kind, writer, seq, hash_, signed_us, from_seq,
+                                             store_id))
         return Checkpoint(writer, seq, kind, hash_, signed_us, self.public.key_id,
-                          base64.b64encode(signature).decode(), from_seq)
+                          base64.b64encode(signature).decode(), from_seq, store_id)
 
 
 def _signer_of(raw: bytes) -> Signer:

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from extproc.recording.chain import Checkpoint
-from extproc.store import Connection
+from extproc.store import Connection, StoreError
 
 _COLUMNS = ("writer", "seq", "id", "kind", "started_us", "trace_id", "session_id", "identity",
             "target", "action", "status", "content", "prev_hash", "hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM records"
 _CHECKPOINT_COLUMNS = ("writer", "seq", "kind", "hash", "signed_us", "key_id", "signature",
-                       "from_seq")
+                       "from_seq", "store_id")
 # The recording tables' version from which checkpoints have `from_seq` (cut statements).
 CUTS = 4
+# The version from which the store has an id, and checkpoints name it (`store_id`).
+STORE_IDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +91,14 @@ def insert(connection: Connection, rows: list[Row], checkpoints: list[Checkpoint
 
 
 def add_checkpoints(connection: Connection, checkpoints: list[Checkpoint]) -> None:
+    """Statements naming no store (a prune, a cut) are written without the column, so a
+    store whose tables predate store ids (`audit prune` does not migrate) takes them."""
+    columns = _CHECKPOINT_COLUMNS if any(c.store_id for c in checkpoints) \
+        else _CHECKPOINT_COLUMNS[:-1]
     connection.executemany(
-        f"INSERT INTO checkpoints ({', '.join(_CHECKPOINT_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(_CHECKPOINT_COLUMNS))}) ON CONFLICT DO NOTHING",
-        [tuple(getattr(c, name) for name in _CHECKPOINT_COLUMNS) for c in checkpoints])
+        f"INSERT INTO checkpoints ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING",
+        [tuple(getattr(c, name) for name in columns) for c in checkpoints])
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,27 @@ def version(connection: Connection) -> int:
     return int(found)
 
 
+def store_ids(connection: Connection) -> list[str] | None:
+    """What the store's id table holds: its one id (made with the store, or on its first
+    start since ids came), or anything else its writer made of it; None: its tables
+    predate store ids (the audit commands read stores without migrating them)."""
+    if version(connection) < STORE_IDS:
+        return None
+    return [found for (found,) in connection.execute("SELECT id FROM store_id ORDER BY id")]
+
+
+def store_id(connection: Connection) -> str | None:
+    """The store's id (None: its tables predate ids). Raises StoreError when the table
+    holds none, or several: it was edited, and the writer signs nothing for it."""
+    found = store_ids(connection)
+    if found is None or len(found) == 1:
+        return found[0] if found else None
+    raise StoreError(f"{connection.where}: its store_id table holds "
+                     f"{', '.join(found) or 'no id'}, where it holds one id, made with the "
+                     "store and never changed: it was edited (tollgate audit verify names "
+                     "what that hides)")
+
+
 def last_of(connection: Connection, writer: str) -> tuple[int, str] | None:
     """The newest record of `writer`'s chain: (seq, hash)."""
     found = connection.execute(
@@ -143,7 +170,10 @@ def chain_rows(connection: Connection) -> Iterator[Row]:
 
 def checkpoints(connection: Connection, writers: list[str] | None = None) -> list[Checkpoint]:
     """Every signed statement (or those about `writers`), by writer, seq and kind."""
-    columns = _CHECKPOINT_COLUMNS if version(connection) >= CUTS else _CHECKPOINT_COLUMNS[:-1]
+    found = version(connection)
+    columns: tuple[str, ...] = _CHECKPOINT_COLUMNS
+    columns = columns[:-1] if found < STORE_IDS else columns
+    columns = columns[:-1] if found < CUTS else columns
     where = f" WHERE writer IN ({', '.join('?' * len(writers))})" if writers else ""
     return [Checkpoint(*values) for values in connection.execute(
         f"SELECT {', '.join(columns)} FROM checkpoints{where} ORDER BY writer, seq, kind",

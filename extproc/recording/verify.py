@@ -15,6 +15,14 @@ statement, a registration); what the store has and the log of a writer registere
 it lacks, was cut from the log. A chain is vouched for up to its newest anchored
 statement; what comes after, and any writer no given log knows, only the store shows.
 
+An anchor log may be shared by stores (two configs naming one file): each statement names
+its store's id, signed with it, and a store is held only to the anchors that name it (or
+name none: written before stores had ids); the others are counted as skipped. What
+names the store's id is signed: a store whose id was changed (to skip its own anchors)
+has statements naming the old one, which is named; one whose id no signed statement
+names (nothing started on it, or everything naming the old id was deleted with it) is
+held to every anchor, as before ids.
+
 Records that were spooled while the store could not take them (spool.py) are ordinary
 links of their chains; verify says how many there are, from which stop, why, and when
 they were written (`Report.spooled`).
@@ -40,7 +48,7 @@ _MOST_PER_CHAIN = 20
 # commit and the log's append: not yet anchored, rather than cut from the log.
 _IN_FLIGHT_US = 5_000_000
 # What problems about no one chain are filed under.
-_LOG, _KEY = "anchor log", "audit key"
+_LOG, _KEY, _STORE = "anchor log", "audit key", "store id"
 # Trace ids listed per spool file (the rest are counted).
 _TRACES_LISTED = 20
 
@@ -116,6 +124,10 @@ class Report:
     listed_per_chain: int = _MOST_PER_CHAIN
     # Records written from the spool, by spool file, oldest spooling first (spooled()).
     spooled_from: dict[str, Spooled] = field(default_factory=dict)
+    # The store's id (None: its tables predate ids), and the anchors of other stores the
+    # logs hold, which it is not held to: how many, by store id.
+    store_id: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def spooled(self) -> list[Spooled]:
         return sorted(self.spooled_from.values(), key=lambda s: (s.spooled_us, s.spool))
@@ -153,7 +165,8 @@ def verify(connection: Connection, verifier: Verifier,
     for checkpoint in signed:
         if checkpoint.kind == "checkpoint":
             named[(checkpoint.writer, checkpoint.seq)].append(checkpoint)
-    anchored = _anchored(report, verifier, logs or [])
+    mine = _own_ids(report, connection, verifier, signed, logs or [])
+    anchored = _anchored(report, verifier, logs or [], mine)
     for statement in (s for found in anchored.values() for s in found):
         if statement.kind == "checkpoint" and _key(statement) not in {
                 _key(c) for c in named[(statement.writer, statement.seq)]}:
@@ -253,14 +266,56 @@ def _unlinked_cuts(report: Report, cuts: dict[tuple[str, int | None], Checkpoint
                                  "or records around it deleted or restored)"))
 
 
+def _own_ids(report: Report, connection: Connection, verifier: Verifier,
+             signed: list[Checkpoint], logs: list[AnchorLog]) -> set[str] | None:
+    """The store ids whose anchors this store is held to: its own, and any its signed
+    statements name (a changed id is named, and changes nothing). None: every anchor
+    (the store predates ids, or no signed statement names its id, so nothing shows
+    that the anchors naming another are not its own)."""
+    ids = store.store_ids(connection)
+    report.store_id = ids[0] if ids and len(ids) == 1 else None
+    if ids is None:
+        return None
+    if len(ids) != 1:
+        _add(report, Problem(_STORE, None, f"the store's id table holds "
+                             f"{', '.join(ids) or 'no id'}, where it holds one id, made with "
+                             "the store and never changed (edited)"))
+    named = {c.store_id for c in signed if c.store_id is not None}
+    for other in sorted(named - set(ids)):
+        _add(report, Problem(_STORE, None, f"signed statements in the store name store "
+                             f"{other}, but the store says it is {' or '.join(ids) or 'none'}: "
+                             "its id was changed (an id is made with the store and never "
+                             "changes), or statements of another store were copied in"))
+    vouched = bool(named & set(ids)) or any(
+        s.store_id in ids and verifier.valid(s) for log in logs for s in log.statements)
+    if not vouched:
+        others = {s.store_id for log in logs for s in log.statements
+                  if s.store_id is not None and s.store_id not in ids}
+        if others:
+            _add(report, Problem(_STORE, None, f"no signed statement names the store's id "
+                                 f"({' or '.join(ids) or 'none'}), while the anchor logs "
+                                 f"hold anchors of store {', '.join(sorted(others))}: no "
+                                 "writer has started on this store, or its id was changed "
+                                 "and what named the old one deleted; it is held to every "
+                                 "anchor"))
+        return None
+    return named | set(ids)
+
+
 def _anchored(report: Report, verifier: Verifier, logs: list[AnchorLog],
-              ) -> dict[str, list[Checkpoint]]:
-    """The validly signed statements of each log (by identity), each once."""
+              mine: set[str] | None) -> dict[str, list[Checkpoint]]:
+    """The validly signed statements of each log (by identity), each once: those naming
+    a store in `mine` or none (None: every one). Another store's are counted, unchecked:
+    they may be signed with that store's key."""
     anchored: dict[str, list[Checkpoint]] = {}
     keys: set[str] = set()
     for log in logs:
         found: dict[tuple[str, int, str, str, int], Checkpoint] = {}
         for statement in log.statements:
+            other = statement.store_id
+            if mine is not None and other is not None and other not in mine:
+                report.skipped[other] = report.skipped.get(other, 0) + 1
+                continue
             report.anchors += 1
             keys.add(statement.key_id)
             if not verifier.valid(statement):

@@ -109,6 +109,9 @@ class RecorderSettings:
     checkpoint_every: int
     checkpoint_seconds: float
     checkpoint_file: Path | None = None
+    # Whether checkpoint_file may hold another store's anchors (recording.
+    # shared_anchor_log); else a writer does not start on a log another store writes.
+    shared_anchor_log: bool = False
     retention_days: float = 0
     # The targets that set their own retention_days (retention.py): theirs, in days.
     target_retention_days: dict[str, float] = field(default_factory=dict)
@@ -261,6 +264,7 @@ class ChainWriter:
         self._acks = acks
         self._connection: Connection | None = None
         self._seq, self._hash = 0, GENESIS
+        self._store_id: str | None = None  # what its statements name (store.store_id)
         self._since_checkpoint, self._checkpoint_at = 0, time.monotonic()
         self._prune_at = 0.0
         self._failing = False
@@ -278,9 +282,12 @@ class ChainWriter:
         last = store.last_of(self._connection, self.writer)
         if last is not None:  # a configured writer_id, or a restarted writer process
             self._seq, self._hash = last
+        self._store_id = store.store_id(self._connection)
         path = self._settings.checkpoint_file
+        if path is not None and not self._settings.shared_anchor_log:
+            self._refuse_shared(path, self._connection)
         start = self._signer.sign("start", self.writer, self._seq, self._hash,
-                                  started_us(time.time()))
+                                  started_us(time.time()), store_id=self._store_id)
         store.register(self._connection, store.Registration(
             self.writer, start.signed_us, start.seq,
             anchors.identity(path) if path else None))
@@ -413,7 +420,8 @@ class ChainWriter:
         due = final or pending_checkpoints >= self._settings.checkpoint_every or (
             time.monotonic() - self._checkpoint_at >= self._settings.checkpoint_seconds)
         checkpoints = [self._signer.sign("checkpoint", self.writer, seq, last_hash,
-                                         started_us(time.time()))] if due and seq else []
+                                         started_us(time.time()), store_id=self._store_id)
+                       ] if due and seq else []
         with ledger.stage(WRITER, "store"):
             self._until_stored(lambda retry: self._store(rows, checkpoints, retry))
         self._seq, self._hash = seq, last_hash
@@ -530,6 +538,24 @@ class ChainWriter:
                       "until it accepts one again", message)
         self._failing = True
         self._acks.send(("failed", message))
+
+    def _refuse_shared(self, path: Path, connection: Connection) -> None:
+        """Raise StoreError when the anchor log holds another store's anchors: a copied
+        config that kept checkpoint_file. Shared unawares, a log makes each store's
+        verify reckon with the other's writers; shared knowingly, it is set so."""
+        try:
+            others = anchors.stores_named(path) - {self._store_id}
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read the anchor log "
+                             f"(recording.checkpoint_file): {exc.strerror}") from None
+        if others:
+            raise StoreError(
+                f"{path}: the anchor log (recording.checkpoint_file) holds the anchors of "
+                f"another store ({', '.join(sorted(others))}), not of this one "
+                f"({self._store_id or 'a store without an id'}, {connection.where}): "
+                "give this store an anchor log of its own, or set "
+                "recording.shared_anchor_log: true to share it (verify holds each store "
+                "to its own anchors)")
 
     def _anchor(self, statements: list[Checkpoint]) -> None:
         """Append signed statements to the anchor log, when one is configured; raises

@@ -11,6 +11,9 @@ than this tollgate is refused rather than written with an older idea of its tabl
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from extproc.store.errors import StoreError
@@ -18,8 +21,20 @@ from extproc.store.errors import StoreError
 if TYPE_CHECKING:
     from extproc.store.connection import Connection
 
+# A step's statement: SQL, or (where SQL alone cannot: a random value) a function run
+# on the connection, in the step's transaction.
+Statement = str | Callable[["Connection"], None]
+
+
+def _make_store_id(connection: Connection) -> None:
+    """The store's id, made once (with the store, or on its first start after this step
+    came): random, so that two stores never share one, whatever they were copied from."""
+    connection.execute("INSERT INTO store_id (id, made_us) VALUES (?, ?)",
+                       (secrets.token_hex(8), int(time.time() * 1_000_000)))
+
+
 # Standard SQL that SQLite and PostgreSQL both take: TEXT, BIGINT, INTEGER.
-MIGRATIONS: dict[str, list[list[str]]] = {
+MIGRATIONS: dict[str, list[list[Statement]]] = {
     "recording": [
         [
             # One row per record. `content` is the record's canonical JSON, exactly as
@@ -89,6 +104,20 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             # A `cut` statement's first record: records `from_seq`..`seq` were pruned from
             # among kept ones, the last with `hash` (NULL for every other kind).
             "ALTER TABLE checkpoints ADD COLUMN from_seq BIGINT",
+        ],
+        [
+            # The store's id (one row): what a writer's signed statements name, in the
+            # store and in the anchor log, so that a log two stores share holds each to
+            # its own anchors (recording/verify.py). Never changed: a store whose id
+            # differs from what its statements name is named by verify.
+            """CREATE TABLE store_id (
+                id TEXT PRIMARY KEY,
+                made_us BIGINT NOT NULL
+            )""",
+            _make_store_id,
+            # The store a statement names (NULL: signed before stores had ids, or a
+            # prune or cut statement).
+            "ALTER TABLE checkpoints ADD COLUMN store_id TEXT",
         ],
     ],
     "approvals": [
@@ -530,7 +559,10 @@ def migrate(connection: Connection) -> None:
                     f"newer than this tollgate knows ({len(steps)}); upgrade tollgate")
             for statements in steps[version:]:
                 for statement in statements:
-                    connection.execute(statement)
+                    if isinstance(statement, str):
+                        connection.execute(statement)
+                    else:
+                        statement(connection)
             if version < len(steps):
                 connection.execute(
                     "DELETE FROM tollgate_schema WHERE component = ?", (component,))
