@@ -62,12 +62,21 @@ class OpaEngine:
         return True
 
     async def decide(self, input_json: str) -> Decision:
+        return await self._decide(input_json, self._timeout)
+
+    async def vetting(self, input_json: str) -> Decision:
+        """A smoke input decided: nothing waits on it (a start, a reload checking its
+        revision), so OPA is given the load's time, not a request's (a busy machine's
+        OPA answering in 2 s is slow, not broken)."""
+        return await self._decide(input_json, LOAD_TIMEOUT_SECONDS)
+
+    async def _decide(self, input_json: str, seconds: float) -> Decision:
         await self._open()
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(seconds):
                 reply = await self._client.query_rule(json.loads(input_json), self._data_path)
         except TimeoutError:
-            raise PolicyError(f"OPA at {self.url} did not answer within {self._timeout}s") from None
+            raise PolicyError(f"OPA at {self.url} did not answer within {seconds}s") from None
         except aiohttp.ClientResponseError as exc:
             raise PolicyError(f"OPA at {self.url} answered HTTP {exc.status}") from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -102,7 +111,7 @@ class OpaEngine:
                     f"{self._package.replace('/', '.')} (it has: {have})"
                 )
             if vet is not None:
-                await vet(self.decide)
+                await vet(self.vetting)
         except PolicyLoadError:
             if self._upload and served is not None:
                 await self._upload_modules(served)

@@ -93,7 +93,12 @@ def load_engine(policy_dir: Path) -> tuple[regorus.Engine, list[RegoTest]]:
     files = rego_files(policy_dir) if policy_dir.is_dir() else []
     if not files:
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
-    engine = interpreter([(str(path), read_source(path)) for path in files])
+    return engine_of([(str(path), read_source(path)) for path in files])
+
+
+def engine_of(files: Modules) -> tuple[regorus.Engine, list[RegoTest]]:
+    """An engine with these .rego files (tests too, as read already), and its tests."""
+    engine = interpreter(files)
     tests = [
         RegoTest(rule.package, rule.path, rule.file, rule.line)
         for rule in rules_in(engine)
@@ -171,9 +176,18 @@ def run(policy_dir: Path, select: re.Pattern[str] | None = None) -> list[RegoTes
 
 def each_result(policy_dir: Path,
                 select: re.Pattern[str] | None = None) -> Iterator[RegoTestResult]:
-    """`run`'s results one at a time, for a caller that must not block long (a reload on
+    """`run`'s results one at a time, for a caller that must not block long (a start on
     the event loop: regorus's engines stay on the thread that made them)."""
-    engine, tests = load_engine(policy_dir)
+    return _results(*load_engine(policy_dir), select)
+
+
+def each_result_of(files: Modules) -> Iterator[RegoTestResult]:
+    """The results of the tests among these .rego files (a reload's, as read already)."""
+    return _results(*engine_of(files), None)
+
+
+def _results(engine: regorus.Engine, tests: list[RegoTest],
+             select: re.Pattern[str] | None) -> Iterator[RegoTestResult]:
     engine.set_gather_prints(True)
     for test in tests:
         if select is not None and not select.search(test.rule):

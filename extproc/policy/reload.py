@@ -4,7 +4,9 @@ A new version replaces the old only once it has loaded (compiled, or accepted by
 and passed its smoke set (smoke.py: its Rego tests, the representative inputs); a
 broken one leaves the old serving, says why in the log (ERROR), counts
 `tollgate_policy_reload_failures_total` and raises an alert (`failed`). Nothing here can
-stop the service: a reload that fails is told, never raised.
+stop the service: a reload that fails is told, never raised. The smoke set of a reload
+runs apart (apart.py: once for every worker, in a process of low priority), while the
+old revision keeps deciding; at start, nothing is served yet, and it runs here.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from extproc import metrics
-from extproc.policy import PolicyEngine, PolicyLoadError
-from extproc.policy.smoke import SmokeFailed, decides_inputs, smoke_inputs, tests_pass
-from extproc.policy.sources import Modules, asked_or_due, fingerprint, read_modules
+from extproc.policy import PolicyEngine, PolicyLoadError, apart
+from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.opa import OpaEngine
+from extproc.policy.smoke import SmokeFailed, decides_inputs, summary, tests_pass
+from extproc.policy.sources import Modules, asked_or_due, fingerprint, modules_of, read_pack
 
 log = logging.getLogger("tollgate.policy")
 
@@ -26,31 +30,39 @@ RELOAD_FAILED = "tollgate.policy_reload_failed"
 """The alert a refused reload raises (an alert of tollgate's own, exchange/alerts.py)."""
 
 
-async def vetted_load(engine: PolicyEngine, policy_dir: Path, modules: Modules,
-                      files: bool = True) -> str:
-    """Load `modules` into the engine once they pass their smoke set, or raise
-    PolicyLoadError and keep the old ones; what was checked, for the log. `files` false:
-    OPA loads its own, and there are no files here to run the Rego tests of."""
-    return await _vetted(policy_dir, files, lambda: engine.load(modules, decides_inputs))
+async def vetted_load(engine: PolicyEngine, policy_dir: Path, pack: Modules | None) -> str:
+    """Load `pack` (the directory's .rego files, as read: sources.read_pack) into the
+    engine once it passes its smoke set, or raise PolicyLoadError and keep the old one;
+    what was checked, for the log. The set runs apart (apart.py): all of it for the
+    embedded engine, which then compiles the revision that passed, the same bytes; the
+    Rego tests for OPA, then asked the inputs once the revision is uploaded. `pack` None:
+    OPA loads its own files, and there are no files here to run the Rego tests of."""
+    started = time.perf_counter()
+    if pack is None:
+        await engine.load([], decides_inputs)
+        return summary(0, (time.perf_counter() - started) * 1000)
+    if isinstance(engine, EmbeddedEngine):
+        verdict = await apart.check(policy_dir, pack, engine.query)
+        await engine.load(modules_of(pack))
+        return verdict.passed()
+    verdict = await apart.check(policy_dir, pack, None)
+    await engine.load(modules_of(pack), decides_inputs)
+    return (f"{summary(verdict.tests, (time.perf_counter() - started) * 1000)}, its Rego "
+            f"tests apart in process {verdict.checked_by}")
 
 
 async def vetted_start(engine: PolicyEngine, policy_dir: Path, files: bool = True) -> str:
     """The same smoke set, on what the engine loaded at start, before anything is served
     (fail closed): SmokeFailed, saying so, when the revision fails it."""
     try:
-        return await _vetted(policy_dir, files, lambda: decides_inputs(engine.decide))
+        started = time.perf_counter()
+        tests = await tests_pass(policy_dir) if files else 0
+        await decides_inputs(engine.vetting if isinstance(engine, OpaEngine) else engine.decide)
+        return summary(tests, (time.perf_counter() - started) * 1000)
     except SmokeFailed as exc:
         failed = str(exc)  # raised outside the handler (smoke.py says why)
     raise SmokeFailed(f"the policies of {policy_dir} (revision {engine.revision}) fail "
                       f"their smoke set, so tollgate does not serve them: {failed}")
-
-
-async def _vetted(policy_dir: Path, files: bool, decide: Callable[[], Awaitable[None]]) -> str:
-    started = time.perf_counter()
-    tests = await tests_pass(policy_dir) if files else 0
-    await decide()
-    return (f"smoke set passed: {tests} Rego tests, {len(smoke_inputs())} representative "
-            f"inputs, {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 class PolicyReloader:
@@ -87,8 +99,9 @@ class PolicyReloader:
         """Load the directory's policies now; True when the engine serves them."""
         old = self._engine.revision
         try:
-            modules = read_modules(self._dir) if self._upload else []
-            checked = await vetted_load(self._engine, self._dir, modules, self._upload)
+            pack = read_pack(self._dir) if self._upload else None
+            modules = [] if pack is None else modules_of(pack)
+            checked = await vetted_load(self._engine, self._dir, pack)
         except PolicyLoadError as exc:
             log.error("policies not reloaded (%s); still serving revision %s: %s", why, old, exc)
             await self._refused(why, old, str(exc))

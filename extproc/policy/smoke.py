@@ -26,7 +26,7 @@ from extproc.codecs import jsonenc, user_cache
 from extproc.policy import rego_tests
 from extproc.policy.engine import Decide
 from extproc.policy.errors import PolicyError, PolicyLoadError, Undefined
-from extproc.policy.sources import rego_files
+from extproc.policy.sources import Modules, rego_files
 from extproc.policy.split_check import shipped_inputs
 
 CACHE = "policy-tests"  # the user cache's folder of packs whose Rego tests passed
@@ -64,19 +64,28 @@ async def decides_inputs(decide: Decide) -> None:
                           "the first): is the query's rule named as the config says?")
 
 
-async def tests_pass(policy_dir: Path) -> int:
+def summary(tests: int, milliseconds: float) -> str:
+    """What a revision that passed its smoke set was checked on, for the log."""
+    return (f"smoke set passed: {tests} Rego tests, {len(smoke_inputs())} representative "
+            f"inputs, {milliseconds:.0f} ms")
+
+
+async def tests_pass(policy_dir: Path, pack: Modules | None = None) -> int:
     """The directory's Rego tests run, giving the event loop a turn after each (on the
     loop's own thread: regorus's engines must be dropped where they were made, which a
     worker thread's garbage collection does not promise); how many passed, or
-    SmokeFailed naming the first that did not. Files that passed once, to the byte, with
+    SmokeFailed naming the first that did not. `pack`: its .rego files as read already
+    (sources.read_pack), run as read. Files that passed once, to the byte, with
     this tollgate and this regorus, pass again: that is remembered (`_passed_before`),
     so that each worker and each restart of an unchanged pack does not pay ~1 s again
     (codecs/user_cache.py says where, and why only the user's own files are read)."""
-    key = _key(policy_dir)
+    key = files_key(policy_dir, pack)
     if (remembered := _passed_before(key)) is not None:
         return remembered
     passed, failed = 0, []
-    for result in rego_tests.each_result(policy_dir):
+    results = (rego_tests.each_result(policy_dir) if pack is None
+               else rego_tests.each_result_of(pack))
+    for result in results:
         passed += result.passed
         if not result.passed:
             failed.append(result)
@@ -91,14 +100,20 @@ async def tests_pass(policy_dir: Path) -> int:
     return passed
 
 
-def _key(policy_dir: Path) -> str:
-    """What the Rego tests' outcome depends on: every .rego file (tests too) and its
-    path, this tollgate's version and the regorus build installed."""
+def files_key(policy_dir: Path, pack: Modules | None = None) -> str:
+    """What the Rego tests' outcome depends on: every .rego file (tests too, as `pack`
+    holds them, else as the directory does) and its path, this tollgate's version and
+    the regorus build installed."""
     engine = Path(str(regorus.__file__)).stat()
     digest = hashlib.sha256(f"{__version__} {engine.st_size} {engine.st_mtime_ns}".encode())
-    for path in (rego_files(policy_dir) if policy_dir.is_dir() else []):
+    if pack is None:
+        files = [(path, path.read_bytes())
+                 for path in (rego_files(policy_dir) if policy_dir.is_dir() else [])]
+    else:
+        files = [(Path(name), source.encode()) for name, source in pack]
+    for path, data in files:
         digest.update(b"\0" + str(path.relative_to(policy_dir)).encode() + b"\0")
-        digest.update(path.read_bytes())
+        digest.update(data)
     return digest.hexdigest()
 
 

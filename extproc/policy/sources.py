@@ -28,12 +28,32 @@ def rego_files(policy_dir: Path) -> list[Path]:
 
 def read_modules(policy_dir: Path) -> Modules:
     """The policy modules of a directory, test files (`*_test.rego`) excluded."""
+    return _read(policy_dir, tests=False)
+
+
+def read_pack(policy_dir: Path) -> Modules:
+    """Every .rego file of a directory, its tests too, each read once: what a reload
+    checks and then serves, whatever the directory holds by then. `modules_of` tells
+    its policy modules; PolicyLoadError as read_modules."""
+    return _read(policy_dir, tests=True)
+
+
+def modules_of(pack: Modules) -> Modules:
+    """The policy modules of a pack (`read_pack`), its tests left out."""
+    return [(name, source) for name, source in pack if not _is_test(Path(name))]
+
+
+def _read(policy_dir: Path, tests: bool) -> Modules:
     if not policy_dir.is_dir():
         raise PolicyLoadError(f"policy directory {policy_dir} does not exist")
-    files = [p for p in rego_files(policy_dir) if not p.name.endswith("_test.rego")]
-    if not files:
+    files = rego_files(policy_dir)
+    if not any(not _is_test(p) for p in files):
         raise PolicyLoadError(f"no .rego files in {policy_dir}")
-    return [(str(p), read_source(p)) for p in files]
+    return [(str(p), read_source(p)) for p in files if tests or not _is_test(p)]
+
+
+def _is_test(path: Path) -> bool:
+    return path.name.endswith("_test.rego")
 
 
 def read_source(path: Path) -> str:

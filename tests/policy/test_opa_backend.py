@@ -22,6 +22,7 @@ from extproc import config
 from extproc.interpret import SqlHttp
 from extproc.policy import Decision, PolicyEngine, PolicyError, PolicyLoadError, open_engine
 from extproc.policy.embedded import EmbeddedEngine
+from extproc.policy.opa import OpaEngine
 from extproc.policy.reload import PolicyReloader
 from extproc.policy.sources import read_modules
 from tests.standins.opa_standin import OpaStandIn
@@ -263,3 +264,16 @@ def test_gateway_with_opa_engine_end_to_end(opa: OpaStandIn, make_gateway: Gatew
     assert len(gw.upstream.requests) == before
     span = gw.otlp.spans_of(refused.trace_id)[0]
     assert "unreachable" in span.attributes["tollgate.policy.error"]
+
+
+async def test_a_smoke_input_waits_for_a_slow_opa_that_a_request_would_not(
+        opa: OpaStandIn, allowing: Path) -> None:
+    """A start's or reload's check is not a request: OPA answering in 1 s on a busy
+    machine vets the revision, where a request's 0.3 s deadline refuses."""
+    async with engine_on(opa, allowing, timeout_seconds=0.3) as engine:
+        opa.delay(1.0, path_prefix="/v1/data")
+        with pytest.raises(PolicyError, match=r"did not answer within 0\.3s"):
+            await decide(engine, SELECT)
+        assert isinstance(engine, OpaEngine)
+        decision = await engine.vetting(json.dumps(SELECT))
+        assert decision.action == "allow"
