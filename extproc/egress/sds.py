@@ -39,6 +39,7 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 
 from extproc.config import EgressCa
 from extproc.egress.ca import CA_FILE, CAError, EgressCA, Leaf
+from extproc.exchange.reads import Ended, let_go, read_next
 
 log = logging.getLogger("tollgate.egress")
 
@@ -150,15 +151,15 @@ class LeafSecrets(sds_pb2_grpc.SecretDiscoveryServiceServicer):
     ) -> AsyncIterator[DiscoveryResponse]:
         stream = _Stream(self._ca, self._clock)
         requests = aiter(request_iterator)
-        reading: asyncio.Task[DiscoveryRequest | None] | None = None
+        reading: asyncio.Task[DiscoveryRequest | Ended] | None = None
         try:
             while True:
                 if reading is None:
-                    reading = asyncio.create_task(_next(requests))
+                    reading = read_next(requests)
                 await _first(reading, self._clock, stream.wake_at())
                 if reading.done():
                     request, reading = reading.result(), None
-                    if request is None:  # Envoy closed its side
+                    if isinstance(request, Ended):  # Envoy closed its side
                         return
                     answer = stream.on_request(request)
                 else:
@@ -167,14 +168,10 @@ class LeafSecrets(sds_pb2_grpc.SecretDiscoveryServiceServicer):
                     yield answer
         finally:
             if reading is not None:
-                reading.cancel()
+                let_go(reading)
 
 
-async def _next(requests: AsyncIterator[DiscoveryRequest]) -> DiscoveryRequest | None:
-    return await anext(requests, None)
-
-
-async def _first(reading: asyncio.Task[DiscoveryRequest | None], clock: Clock,
+async def _first(reading: asyncio.Task[DiscoveryRequest | Ended], clock: Clock,
                  moment: float | None) -> None:
     """Until the next request is read, or `moment` comes (None: no moment)."""
     if moment is None:

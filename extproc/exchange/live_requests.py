@@ -20,13 +20,13 @@ end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from extproc.codecs.refusal import Refused
 from extproc.exchange.live import LiveSession, LiveSessions
+from extproc.exchange.reads import Ended, read_next, stopped
 from extproc.exchange.state import Exchange
 
 _T = TypeVar("_T")
@@ -138,31 +138,24 @@ async def until_ended(answers: AsyncIterator[_T], session: LiveSession | None
             yield answer
         return
     ended = asyncio.ensure_future(session.ended.wait())
-    following: asyncio.Future[_T] | None = None
+    following: asyncio.Task[_T | Ended] | None = None
     try:
         while True:
-            following = asyncio.ensure_future(anext(answers))
+            following = read_next(answers)
             await asyncio.wait({following, ended}, return_when=asyncio.FIRST_COMPLETED)
             if not following.done():
                 raise Refused(403, "session_ended", session.why())
-            try:
-                answer = following.result()
-            except StopAsyncIteration:
+            read = following.result()
+            if isinstance(read, Ended):
                 return
-            yield answer
+            yield read
     finally:
         ended.cancel()
         # The next answer still being read (the session ended, or this stream was
-        # cancelled: the client or Envoy gave up) stops first: a generator cannot be
-        # closed while it runs. One read already (the answers ended as Envoy closed the
-        # stream, the usual end of a headers-only exchange) is taken as read: left, its
-        # StopAsyncIteration would be logged with a traceback when collected.
-        if following is not None and not following.done():
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await following
-        elif following is not None and not following.cancelled():
-            following.exception()
+        # cancelled: the client or Envoy gave up) stops first, and what it ended with is
+        # taken (reads.py): the answers' generator is closed next.
+        if following is not None:
+            await stopped(following)
         aclose = getattr(answers, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -21,7 +21,9 @@ What the server sends reaches the client only as the policy lets it:
   to the policy first (`input.mcp.content`), which may refuse it; an image's text is
   read by OCR and what must be masked is drawn over (masking/images.py). A JSON value
   that is no message (an array: a batch; a string) is read element by element, every
-  string masked; an answer on a call's stream to any other id is refused.
+  string masked; an answer on a call's stream to any other id is refused, but for an
+  error of id null while the call is unanswered (`_unidentified`: the server's answer
+  to a request whose id it could not read).
 
 An event stream is released event by event as it comes (an MCP event is one whole
 message), on the POST's answer as on a GET stream or the HTTP+SSE transport's, and each
@@ -46,6 +48,7 @@ from extproc.codecs.message import content_encoding, parse_json
 from extproc.codecs.refusal import Unavailable
 from extproc.codecs.sse import EventSplitter, LineSplitter, event_of, fields
 from extproc.exchange.act import Act
+from extproc.exchange.reads import let_go
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
 from extproc.interpret import mcp, mcp_content
 from extproc.masking.body import is_event_stream
@@ -207,6 +210,9 @@ class _Reader:
         self._partial = ""  # a JSON-lines stream's message so far, over several lines
         self._aside: list[Any] = []  # refusals of the session's calls, this stream carries
         self._refused_ids: set[bytes] = set()  # calls answered so: their answers dropped
+        self._answered = False  # the call's answer has passed on this stream
+        # The codes of errors of id null passed as the call's answer (`_unidentified`).
+        self.unidentified: list[int] = []
 
     async def message(self, message: Any) -> Any | None:
         """A server's message as the client gets it (None: dropped)."""
@@ -219,7 +225,11 @@ class _Reader:
             return await self._answer(refused)
         if "id" in message and ("result" in message or "error" in message):
             if self.call is not None and not _same_id(message["id"], self.call):
-                return self._wrong_id(message["id"])
+                if not self._unidentified(message):
+                    return self._wrong_id(message["id"])
+                message = self._as_the_calls(message)
+            if self.call is not None:
+                self._answered = True
             if _id_key(message["id"]) in self._refused_ids:
                 self._drop("an answer to a call already refused")
                 return None
@@ -338,9 +348,10 @@ class _Reader:
         shown = {key: names for key, names in (
             ("hidden_tools", self.hidden), ("changed_tools", self.changed),
             ("refused_server_requests", self.refused), ("dropped", self.dropped),
-            ("unmaskable", self.unmaskable), ("content", self.content)) if names}
+            ("unmaskable", self.unmaskable), ("content", self.content),
+            ("unidentified_errors", self.unidentified)) if names}
         for key, names in shown.items():
-            if key not in ("unmaskable", "dropped", "content"):
+            if key not in ("unmaskable", "dropped", "content", "unidentified_errors"):
                 exchange.outcome[f"tollgate.mcp.{key}"] = tuple(names)
         if self.dropped:
             exchange.span.add_event("tollgate.mcp.dropped", {
@@ -398,6 +409,30 @@ class _Reader:
                 and "method" not in message:
             AWAITED.answered(self.key, message["id"])
         return await self._masked_message(_scoped_private(message))
+
+    def _unidentified(self, message: dict[str, Any]) -> bool:
+        """Whether an answer to another id on this call's stream is the server's answer
+        to the call all the same: an error of id null (JSON-RPC 2.0 has a server answer
+        so when it could not read the request's id: a parse error, an invalid request),
+        while the call is unanswered here. Not a result of id null (a result answers a
+        request the server read, by its id), nor a second answer once the call has one
+        (no request of this stream is in flight then), nor what is no error object (an
+        integer code, a string message)."""
+        error = message.get("error")
+        return (message["id"] is None and "result" not in message and not self._answered
+                and isinstance(error, dict) and type(error.get("code")) is int
+                and isinstance(error.get("message"), str))
+
+    def _as_the_calls(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An error of id null, passed as the call's answer: the call's id in place of
+        null (a client matches answers by id, and this stream carries its call's alone;
+        left null, a client may take it for no call's, or for another's), the error as
+        the server wrote it; counted for the record."""
+        self.unidentified.append(message["error"]["code"])
+        log.info("trace %s: the MCP server answered the call %.64s with an error of id "
+                 "null (it could not read the request's id); passed as the call's answer",
+                 self._exchange.trace_id, jsonenc.dumps(self.call))
+        return {**message, "id": self.call}
 
     def _wrong_id(self, rpc_id: Any) -> dict[str, Any]:
         """An answer on this call's stream to an id the client did not send here: refused,
@@ -688,7 +723,7 @@ async def _streamed(act: Act, response: ResponseWire[Out],
                 yield answer
     finally:
         if chunk is not None:
-            chunk.cancel()
+            let_go(chunk)
         if not ends:
             reader.finish()
 
